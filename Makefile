@@ -1,0 +1,35 @@
+# The two set-up commands: `make run` and `make test`. Both work on a fresh
+# machine that has only python3 and pip.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= ./var
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-sqlite test-postgres lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+## make run: install, initialise ./var, start the platform with two sandbox
+## partners, run one sample exchange, then keep serving until Ctrl-C.
+run: $(STAMP)
+	$(BIN)/payerbridge demo --data-dir $(DATA_DIR)
+
+## make test: the whole suite on SQLite, then again on PostgreSQL when
+## PAYERBRIDGE_TEST_DATABASE_URL is set (CI sets it).
+test: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest tests
+	@if [ -n "$$PAYERBRIDGE_TEST_DATABASE_URL" ]; then \
+		echo "== again on PostgreSQL"; \
+		PAYERBRIDGE_TEST_BACKEND=postgres $(BIN)/python -m pytest tests; \
+	fi
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,56 @@
+"""The FastAPI application: routes, error handlers, middleware, and the worker lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from payerbridge import __version__
+from payerbridge.api.errors import install_error_handlers
+from payerbridge.api.middleware import RequestContextMiddleware
+from payerbridge.api.responses import JsonResponse
+from payerbridge.api.routers import exchanges, fhir, partners
+from payerbridge.bootstrap import Platform, launch_workflows, shutdown_workflows
+
+__all__ = ["create_app"]
+
+
+def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
+    """One instance: API and, with ``run_workers``, the durable workflow workers."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_workers:
+            launch_workflows(platform)
+        try:
+            yield
+        finally:
+            if run_workers:
+                shutdown_workflows()
+            platform.close()
+
+    app = FastAPI(
+        title="payerbridge",
+        version=__version__,
+        lifespan=lifespan,
+        default_response_class=JsonResponse,
+    )
+    app.state.platform = platform
+    install_error_handlers(app)
+    app.include_router(fhir.router)
+    app.include_router(exchanges.router)
+    app.include_router(partners.router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        with platform.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    app.add_middleware(
+        RequestContextMiddleware, max_request_bytes=platform.settings.max_request_bytes
+    )
+    return app

@@ -1,0 +1,73 @@
+"""One handler per error family, each answering with an OperationOutcome (fhir/outcome.py)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from payerbridge.api.responses import FhirResponse
+from payerbridge.errors import Issue, PayerBridgeError
+from payerbridge.fhir.outcome import operation_outcome, outcome_for
+from payerbridge.logging import current_request_id
+
+__all__ = ["install_error_handlers"]
+
+_HTTP_CODES = {404: "not-found", 405: "not-supported", 401: "login", 403: "forbidden"}
+
+
+async def _on_payerbridge_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PayerBridgeError)
+    status, body = outcome_for(exc, current_request_id())
+    return FhirResponse(body, status_code=status)
+
+
+def _location(loc: tuple[object, ...]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) or "body"
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        body = operation_outcome(
+            [Issue("the request body is not valid JSON")],
+            severity="error",
+            code="structure",
+            request_id=current_request_id(),
+        )
+        return FhirResponse(body, status_code=400)
+    issues = [
+        Issue(
+            f"{_location(tuple(e.get('loc', ())))}: {e.get('msg')}",
+            _location(tuple(e.get("loc", ()))),
+            "required" if e.get("type") == "missing" else None,
+        )
+        for e in errors
+    ]
+    body = operation_outcome(
+        issues, severity="error", code="invalid", request_id=current_request_id()
+    )
+    return FhirResponse(body, status_code=400)
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    text = str(exc.detail) if exc.detail else "request failed"
+    if exc.status_code == 404 and text == "Not Found":
+        text = "no such endpoint; see GET /fhir/metadata for what this server implements"
+    body = operation_outcome(
+        [Issue(text)],
+        severity="error",
+        code=_HTTP_CODES.get(exc.status_code, "processing"),
+        request_id=current_request_id(),
+    )
+    return FhirResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PayerBridgeError, _on_payerbridge_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -1,0 +1,133 @@
+"""ASGI middleware: correlation id, request size limit, one log line per request, and the
+last-resort 500 (an OperationOutcome with the request id, never a stack trace)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from payerbridge.errors import Issue, PayloadTooLarge
+from payerbridge.fhir.outcome import operation_outcome
+from payerbridge.logging import request_id_var
+
+__all__ = ["RequestContextMiddleware"]
+
+logger = logging.getLogger("payerbridge.api.request")
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_request_bytes: int) -> None:
+        self.app = app
+        self.max_request_bytes = max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming = headers.get("x-request-id", "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        request_id_var.set(request_id)
+        started = time.perf_counter()
+        state: dict[str, Any] = {"status": None}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            declared = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            declared = 0
+        try:
+            if declared > self.max_request_bytes:
+                await self._reject_too_large(send_with_id, request_id)
+            else:
+                await self.app(scope, self._limited(receive), send_with_id)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            logger.error(
+                "unhandled error", extra={"error_type": type(exc).__name__}, exc_info=False
+            )
+            if state["status"] is None:
+                await self._send_outcome(
+                    send_with_id,
+                    500,
+                    operation_outcome(
+                        [Issue("internal server error; quote the request id to support")],
+                        severity="fatal",
+                        code="exception",
+                        request_id=request_id,
+                    ),
+                )
+        finally:
+            route = scope.get("route")
+            logger.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": getattr(route, "path", None) or "unmatched",
+                    "status": state["status"],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+        limit = self.max_request_bytes
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(self._too_large_text())
+            return message
+
+        return limited
+
+    def _too_large_text(self) -> str:
+        return (
+            f"request body exceeds the limit of {self.max_request_bytes} bytes "
+            "(PAYERBRIDGE_MAX_REQUEST_BYTES)"
+        )
+
+    async def _reject_too_large(self, send: Send, request_id: str) -> None:
+        await self._send_outcome(
+            send,
+            413,
+            operation_outcome(
+                [Issue(self._too_large_text())],
+                severity="error",
+                code="too-long",
+                request_id=request_id,
+            ),
+        )
+
+    @staticmethod
+    async def _send_outcome(send: Send, status: int, body: dict[str, Any]) -> None:
+        content = orjson.dumps(body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/fhir+json"),
+                    (b"content-length", str(len(content)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})

@@ -1,0 +1,1 @@
+"""Route modules: fhir (old-payer FHIR API), exchanges (new-payer API), partners, health."""

@@ -1,0 +1,1 @@
+"""The ``payerbridge`` command line."""

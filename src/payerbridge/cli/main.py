@@ -1,0 +1,220 @@
+"""``payerbridge``: serve, import, partners, config, sandbox, demo and bench commands.
+
+Errors from the payerbridge tree become a one-line message on stderr and an exit
+code (2 invalid input, 3 not found, 4 conflict or unprocessable, 5 partner, 1 other).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from payerbridge import errors
+from payerbridge.config import Settings, load_settings, redacted
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="payerbridge: payer-to-payer exchange platform (HRex / PDex).",
+)
+partners_app = typer.Typer(no_args_is_help=True, help="Register and list partner payers.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective configuration.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(partners_app, name="partners")
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default ./var or PAYERBRIDGE_DATA_DIR)."),
+]
+
+_EXIT_CODES: tuple[tuple[type[errors.PayerBridgeError], int], ...] = (
+    (errors.InvalidInput, 2),
+    (errors.NotFound, 3),
+    (errors.Conflict, 4),
+    (errors.UnprocessableRequest, 4),
+    (errors.PartnerError, 5),
+)
+
+
+def fail(error: errors.PayerBridgeError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {error.text}")
+    for issue in error.issues:
+        if issue.text != error.text:
+            where = f" ({issue.expression})" if issue.expression else ""
+            err.print(f"  - {issue.text}{where}")
+    code = next((c for cls, c in _EXIT_CODES if isinstance(error, cls)), 1)
+    return typer.Exit(code)
+
+
+def settings_for(data_dir: Path | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(data_dir=data_dir, **overrides)
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+) -> None:
+    """Run one instance: the FHIR and exchange APIs and the workflow workers."""
+    import uvicorn
+
+    from payerbridge.api.app import create_app
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.logging import configure_logging
+
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = settings_for(data_dir, **overrides)
+    configure_logging(settings.log_level, settings.log_format)
+    platform = build_platform(settings)
+    uvicorn.run(
+        create_app(platform),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Create or migrate the database schema to the newest version."""
+    from payerbridge.bootstrap import build_platform
+
+    platform = build_platform(settings_for(data_dir))
+    platform.close()
+    out.print("database schema is up to date")
+
+
+@app.command("import")
+def import_files(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="FHIR NDJSON files or .json Bundles.", exists=True, dir_okay=False, readable=True
+        ),
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Load member data; each file is all-or-nothing, invalid lines reported by number."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.store.importer import import_file
+
+    platform = build_platform(settings_for(data_dir))
+    rejected = 0
+    totals: dict[str, int] = {}
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            for path in files:
+                task = progress.add_task(path.name, total=path.stat().st_size)
+                report = import_file(
+                    platform.engine, path, progress=lambda n, t=task: progress.advance(t, n)
+                )
+                progress.remove_task(task)
+                if report.accepted:
+                    for resource_type, count in report.counts.items():
+                        totals[resource_type] = totals.get(resource_type, 0) + count
+                    err.print(f"[green]imported[/green] {path}: {report.resources} resources")
+                    continue
+                rejected += 1
+                err.print(
+                    f"[red]rejected[/red] {path}: {report.error_count} invalid line(s); "
+                    "nothing from this file was stored"
+                )
+                for line_error in report.errors:
+                    err.print(f"  line {line_error.line}: {line_error.text}")
+                if report.error_count > len(report.errors):
+                    err.print(f"  ... and {report.error_count - len(report.errors)} more")
+    finally:
+        platform.close()
+    table = Table("resource type", "imported", title="Import")
+    for resource_type in sorted(totals):
+        table.add_row(resource_type, str(totals[resource_type]))
+    table.add_row("[bold]total[/bold]", f"[bold]{sum(totals.values())}[/bold]")
+    out.print(table)
+    if rejected:
+        raise typer.Exit(2)
+
+
+@partners_app.command("add")
+def partners_add(
+    partner_id: Annotated[str, typer.Option("--id", help="Short id, e.g. 'acme-health'.")],
+    name: Annotated[str, typer.Option(help="Organization name.")],
+    npi: Annotated[str, typer.Option(help="The partner's NPI.")],
+    base_url: Annotated[str, typer.Option(help="The partner's FHIR base URL.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Register (or update) a partner payer."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.routing.model import Partner, validate_partner
+
+    partner = Partner(partner_id, name, npi, base_url)
+    try:
+        validate_partner(partner)
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    platform = build_platform(settings_for(data_dir))
+    try:
+        created = platform.partners.register(partner, actor="cli")
+    finally:
+        platform.close()
+    out.print(f"partner '{partner_id}' {'registered' if created else 'updated'}")
+
+
+@partners_app.command("list")
+def partners_list(data_dir: DataDir = None) -> None:
+    """List registered partners."""
+    from payerbridge.bootstrap import build_platform
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        table = Table("id", "name", "npi", "base_url", title="Partners")
+        for partner in platform.partners.list():
+            table.add_row(partner.id, partner.name, partner.npi, partner.base_url)
+    finally:
+        platform.close()
+    out.print(table)
+
+
+@config_app.command("show")
+def config_show(data_dir: DataDir = None) -> None:
+    """Print the effective configuration (secrets redacted) as JSON."""
+    sys.stdout.write(
+        orjson.dumps(redacted(settings_for(data_dir)), option=orjson.OPT_INDENT_2).decode() + "\n"
+    )
+
+
+def main() -> None:  # pragma: no cover - console script entry point
+    app()
+
+
+from payerbridge.cli import bench as _bench  # noqa: E402
+from payerbridge.cli import sandbox as _sandbox  # noqa: E402
+
+app.add_typer(_sandbox.sandbox_app, name="sandbox")
+app.add_typer(_bench.bench_app, name="bench")
+app.command("demo")(_sandbox.demo)

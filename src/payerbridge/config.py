@@ -1,0 +1,116 @@
+"""All configuration in one place: ``PAYERBRIDGE_*`` environment variables and a TOML file.
+
+Precedence, highest first: explicit arguments (CLI flags), environment variables,
+the config file (``PAYERBRIDGE_CONFIG_FILE``, else ``<data dir>/payerbridge.toml``
+when it exists), defaults. Read once in ``bootstrap`` and passed down; the core
+never imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from payerbridge.npi import is_valid_npi
+
+__all__ = ["Settings", "load_settings", "redacted"]
+
+_config_file: ContextVar[Path | None] = ContextVar("payerbridge_config_file", default=None)
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one payerbridge instance."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYERBRIDGE_", extra="forbid")
+
+    data_dir: Path = Field(default=Path("./var"), description="Embedded database and files.")
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of PostgreSQL for production; SQLite in data_dir when unset.",
+    )
+    org_name: str = Field(default="PayerBridge Demo Health Plan", min_length=1)
+    org_npi: str = Field(default="1234567893", description="NPI by which partners name us.")
+    public_base_url: str | None = Field(
+        default=None, description="External base URL (no trailing /fhir); else the request's."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    partner_timeout_seconds: float = Field(default=30.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    environment: Literal["dev", "test", "prod"] = "dev"
+
+    @field_validator("org_npi")
+    @classmethod
+    def _npi_is_valid(cls, value: str) -> str:
+        if not is_valid_npi(value):
+            raise ValueError("org_npi must be a 10-digit NPI with a valid check digit")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with a driver SQLAlchemy knows (psycopg 3 for PostgreSQL)."""
+        if self.database_url is None:
+            return f"sqlite:///{(self.data_dir / 'payerbridge.db').resolve()}"
+        url = self.database_url.get_secret_value()
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+
+def load_settings(
+    *, data_dir: Path | None = None, config_file: Path | None = None, **overrides: Any
+) -> Settings:
+    """Build the effective settings; ``data_dir`` and ``overrides`` beat env and file."""
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    env_dir = os.environ.get("PAYERBRIDGE_DATA_DIR")
+    effective_dir = Path(data_dir or env_dir or "./var")
+    if config_file is None:
+        env_file = os.environ.get("PAYERBRIDGE_CONFIG_FILE")
+        candidate = Path(env_file) if env_file else effective_dir / "payerbridge.toml"
+        config_file = candidate if (env_file or candidate.exists()) else None
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**overrides)
+    finally:
+        _config_file.reset(token)
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective config as plain data, secrets shown as ``**********``."""
+    data = settings.model_dump(mode="json")
+    if settings.database_url is not None:
+        data["database_url"] = "**********"
+    return data

@@ -1,0 +1,108 @@
+"""``Patient/{id}/$everything``: the compartment, what it references, and our Provenance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from payerbridge.errors import NotFound
+from payerbridge.exchange.normalize import Organization
+from payerbridge.fhir import codes
+from payerbridge.fhir.resources import COMPARTMENT_FIELD, iter_references
+from payerbridge.timestamps import utc_iso
+
+__all__ = ["MemberRecords", "member_everything"]
+
+
+class MemberRecords(Protocol):
+    def compartment(self, patient_id: str) -> list[dict[str, Any]]: ...
+
+    def read_many(self, refs: list[str]) -> list[dict[str, Any]]: ...
+
+
+# Types outside any compartment that a member's record points at and that PDex lists.
+_SHARED_TYPES = frozenset(t for t, f in COMPARTMENT_FIELD.items() if f is None) - {"Patient"}
+
+
+def member_everything(
+    patient_id: str,
+    records: MemberRecords,
+    *,
+    us: Organization,
+    fhir_base: str,
+    provenance_id: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """A searchset Bundle with exactly one Patient (PDex), the member's data first."""
+    compartment = records.compartment(patient_id)
+    if not compartment or compartment[0]["resourceType"] != "Patient":
+        raise NotFound(f"Patient/{patient_id} does not exist")
+    own = {f"{r['resourceType']}/{r['id']}" for r in compartment}
+    shared = sorted(
+        {
+            ref
+            for resource in compartment
+            for ref in iter_references(resource)
+            if ref not in own and ref.split("/", 1)[0] in _SHARED_TYPES and ref.count("/") == 1
+        }
+    )
+    included = records.read_many(shared)
+    transmitter = _transmitter_provenance(
+        provenance_id, [r for r in compartment if r["resourceType"] != "Provenance"], us=us, now=now
+    )
+    entries = [_entry(r, fhir_base, "match") for r in compartment]
+    entries += [_entry(r, fhir_base, "include") for r in included]
+    entries.append(_entry(transmitter, fhir_base, "include"))
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "timestamp": utc_iso(now),
+        "total": len(compartment),
+        "link": [{"relation": "self", "url": f"{fhir_base}/Patient/{patient_id}/$everything"}],
+        "entry": entries,
+    }
+
+
+def _entry(resource: dict[str, Any], fhir_base: str, mode: str) -> dict[str, Any]:
+    return {
+        "fullUrl": f"{fhir_base}/{resource['resourceType']}/{resource['id']}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }
+
+
+def _transmitter_provenance(
+    provenance_id: str, targets: list[dict[str, Any]], *, us: Organization, now: datetime
+) -> dict[str, Any]:
+    """PDex: a payer SHALL say it is the Transmitter of data it shares."""
+    return {
+        "resourceType": "Provenance",
+        "id": provenance_id,
+        "meta": {"profile": [codes.PDEX_PROVENANCE_PROFILE]},
+        "target": [{"reference": f"{r['resourceType']}/{r['id']}"} for r in targets],
+        "recorded": utc_iso(now),
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": codes.US_CORE_PROVENANCE_PARTICIPANT,
+                            "code": "transmitter",
+                            "display": "Transmitter",
+                        }
+                    ]
+                },
+                "role": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/contractsignertypecodes",
+                                "code": "TRANS",
+                            }
+                        ]
+                    }
+                ],
+                "who": us.reference(),
+            }
+        ],
+    }

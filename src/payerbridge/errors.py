@@ -1,0 +1,153 @@
+"""The one error tree of payerbridge.
+
+    PayerBridgeError
+    ├── InvalidInput           the request or file is not acceptable as sent
+    │   ├── MalformedContent   not parseable at all (bad JSON, wrong shape)
+    │   └── PayloadTooLarge
+    ├── NotAcceptable          the client asked for a format we do not produce
+    ├── UnsupportedMediaType   the client sent a format we do not read
+    ├── NotFound
+    ├── Conflict
+    ├── UnprocessableRequest   well-formed, but it names something we cannot act on
+    ├── MatchError
+    │   ├── NoMatch
+    │   └── AmbiguousMatch
+    ├── ConsentError
+    │   └── ConsentDenied
+    ├── PartnerError
+    │   ├── PartnerUnavailable
+    │   └── PartnerRejected
+    ├── IllegalTransition      a workflow state change the state machine forbids
+    └── MappingError
+
+The core raises these; only ``fhir/outcome.py`` decides how each one looks on
+the wire (HTTP status, OperationOutcome issue code) and ``cli`` picks exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "AmbiguousMatch",
+    "Conflict",
+    "ConsentDenied",
+    "ConsentError",
+    "IllegalTransition",
+    "InvalidInput",
+    "Issue",
+    "MalformedContent",
+    "MappingError",
+    "MatchError",
+    "NoMatch",
+    "NotAcceptable",
+    "NotFound",
+    "PartnerError",
+    "PartnerRejected",
+    "PartnerUnavailable",
+    "PayerBridgeError",
+    "PayloadTooLarge",
+    "UnprocessableRequest",
+    "UnsupportedMediaType",
+]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem, told so that a person can act on it.
+
+    ``expression`` is a FHIRPath-like location (``Parameters.parameter[0]``) or a
+    JSON field path; ``code`` overrides the issue code of the error class.
+    Never put member demographics or identifiers in ``text``.
+    """
+
+    text: str
+    expression: str | None = None
+    code: str | None = None
+
+
+class PayerBridgeError(Exception):
+    """Base of every error payerbridge raises on purpose."""
+
+    def __init__(self, text: str, *, issues: list[Issue] | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.issues: list[Issue] = issues if issues else [Issue(text)]
+
+
+class InvalidInput(PayerBridgeError):
+    pass
+
+
+class MalformedContent(InvalidInput):
+    pass
+
+
+class PayloadTooLarge(InvalidInput):
+    pass
+
+
+class NotAcceptable(PayerBridgeError):
+    pass
+
+
+class UnsupportedMediaType(PayerBridgeError):
+    pass
+
+
+class NotFound(PayerBridgeError):
+    pass
+
+
+class Conflict(PayerBridgeError):
+    pass
+
+
+class UnprocessableRequest(PayerBridgeError):
+    pass
+
+
+class MatchError(PayerBridgeError):
+    pass
+
+
+class NoMatch(MatchError):
+    pass
+
+
+class AmbiguousMatch(MatchError):
+    pass
+
+
+class ConsentError(PayerBridgeError):
+    pass
+
+
+class ConsentDenied(ConsentError):
+    pass
+
+
+class PartnerError(PayerBridgeError):
+    """A partner payer did not give us what we asked for."""
+
+    def __init__(
+        self, text: str, *, status: int | None = None, issues: list[Issue] | None = None
+    ) -> None:
+        super().__init__(text, issues=issues)
+        self.status = status
+
+
+class PartnerUnavailable(PartnerError):
+    pass
+
+
+class PartnerRejected(PartnerError):
+    pass
+
+
+class IllegalTransition(PayerBridgeError):
+    pass
+
+
+class MappingError(PayerBridgeError):
+    pass

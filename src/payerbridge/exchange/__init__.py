@@ -1,0 +1,21 @@
+"""Outbound exchanges (new-payer role): the request, its lifecycle and its use cases."""
+
+from payerbridge.exchange.model import (
+    TERMINAL_STATES,
+    ConsentGrant,
+    CoverageCard,
+    ExchangeRequest,
+    ExchangeState,
+    MemberDemographics,
+    check_transition,
+)
+
+__all__ = [
+    "TERMINAL_STATES",
+    "ConsentGrant",
+    "CoverageCard",
+    "ExchangeRequest",
+    "ExchangeState",
+    "MemberDemographics",
+    "check_transition",
+]

@@ -1,0 +1,131 @@
+"""The exchange request and its state machine (pure: no I/O, no clock).
+
+    submitted → validated → consent_verified → route_selected → member_matched
+              → retrieving → received → normalized → completed
+
+Any non-terminal state may also go to ``failed`` (terminal, with a reason code);
+``blocked`` (consent, policy), ``manual_review`` (identity) and ``dead_lettered``
+are reserved for the orchestration and consent issues and already legal here so
+that stored histories stay valid as those land.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from payerbridge.errors import IllegalTransition
+
+__all__ = [
+    "Address",
+    "TERMINAL_STATES",
+    "ConsentGrant",
+    "CoverageCard",
+    "ExchangeRequest",
+    "ExchangeState",
+    "MemberDemographics",
+    "check_transition",
+]
+
+
+class ExchangeState(StrEnum):
+    SUBMITTED = "submitted"
+    VALIDATED = "validated"
+    CONSENT_VERIFIED = "consent_verified"
+    ROUTE_SELECTED = "route_selected"
+    MEMBER_MATCHED = "member_matched"
+    RETRIEVING = "retrieving"
+    RECEIVED = "received"
+    NORMALIZED = "normalized"
+    COMPLETED = "completed"
+    BLOCKED = "blocked"
+    MANUAL_REVIEW = "manual_review"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+
+
+S = ExchangeState
+_HAPPY_PATH = (
+    S.SUBMITTED,
+    S.VALIDATED,
+    S.CONSENT_VERIFIED,
+    S.ROUTE_SELECTED,
+    S.MEMBER_MATCHED,
+    S.RETRIEVING,
+    S.RECEIVED,
+    S.NORMALIZED,
+    S.COMPLETED,
+)
+TERMINAL_STATES = frozenset({S.COMPLETED, S.FAILED})
+
+_ALLOWED: dict[ExchangeState, frozenset[ExchangeState]] = {
+    state: frozenset({following, S.FAILED, S.DEAD_LETTERED, S.BLOCKED})
+    for state, following in zip(_HAPPY_PATH, _HAPPY_PATH[1:], strict=False)
+}
+_ALLOWED[S.ROUTE_SELECTED] = _ALLOWED[S.ROUTE_SELECTED] | {S.MANUAL_REVIEW}
+_ALLOWED[S.MANUAL_REVIEW] = frozenset({S.MEMBER_MATCHED, S.FAILED})
+_ALLOWED[S.BLOCKED] = frozenset({S.FAILED})
+_ALLOWED[S.DEAD_LETTERED] = frozenset({S.FAILED})
+_ALLOWED[S.COMPLETED] = frozenset()
+_ALLOWED[S.FAILED] = frozenset()
+
+
+def check_transition(current: ExchangeState | None, target: ExchangeState) -> None:
+    """Raise ``IllegalTransition`` unless ``current → target`` is an edge of the machine.
+
+    ``current`` is None only for the creation of an exchange, which must start ``submitted``.
+    """
+    if current is None:
+        if target is not S.SUBMITTED:
+            raise IllegalTransition(f"an exchange starts in 'submitted', not '{target}'")
+        return
+    if target not in _ALLOWED[current]:
+        raise IllegalTransition(f"an exchange cannot go from '{current}' to '{target}'")
+
+
+@dataclass(frozen=True)
+class Address:
+    lines: tuple[str, ...]
+    city: str | None
+    state: str | None
+    postal_code: str | None
+
+
+@dataclass(frozen=True)
+class MemberDemographics:
+    given: tuple[str, ...]
+    family: str
+    birth_date: date
+    gender: str
+    address: Address | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class CoverageCard:
+    """What a member's insurance card says: member id and/or subscriber id."""
+
+    member_id: str | None
+    subscriber_id: str | None
+    relationship: str
+    start: date | None = None
+
+
+@dataclass(frozen=True)
+class ConsentGrant:
+    """The member's opt-in, as captured by the new payer."""
+
+    policy: str  # "regular" (non-sensitive data only) or "sensitive" (all data)
+    start: date
+    end: date
+    source_reference: str
+
+
+@dataclass(frozen=True)
+class ExchangeRequest:
+    old_payer: str
+    member: MemberDemographics
+    old_coverage: CoverageCard
+    new_coverage: CoverageCard
+    consent: ConsentGrant

@@ -1,0 +1,222 @@
+"""Turning a Bundle received from an old payer into resources of our own (pure).
+
+Every resource gets a new id and every reference among them is rewritten; the old
+payer's Provenance is kept (re-targeted) and we add ours, recording that the data
+was received from the old payer (the transmitter) and is now in our custody.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from payerbridge.errors import PartnerRejected
+from payerbridge.fhir import codes
+from payerbridge.fhir.resources import (
+    ID_PATTERN,
+    SUPPORTED_TYPES,
+    compartment_patient,
+    rewrite_references,
+)
+from payerbridge.timestamps import utc_iso
+
+__all__ = ["NormalizedBundle", "Organization", "normalize_everything_bundle"]
+
+
+@dataclass(frozen=True)
+class Organization:
+    name: str
+    npi: str
+    fhir_base: str | None = None
+
+    def reference(self) -> dict[str, Any]:
+        return {"identifier": {"system": codes.NPI_SYSTEM, "value": self.npi}, "display": self.name}
+
+
+@dataclass(frozen=True)
+class NormalizedBundle:
+    resources: list[tuple[dict[str, Any], str | None]]  # (resource, compartment patient id)
+    patient_id: str
+    counts: Counter[str]
+    skipped: Counter[str]
+    unresolved_references: int
+
+
+def _entries(bundle: Any) -> list[dict[str, Any]]:
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise PartnerRejected("the partner's $everything response is not a Bundle")
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise PartnerRejected("the partner's Bundle.entry is not an array")
+    resources = []
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            raise PartnerRejected("a Bundle entry from the partner carries no resource")
+        resources.append(resource)
+    return resources
+
+
+def normalize_everything_bundle(
+    bundle: Any,
+    *,
+    new_id: Callable[[], str],
+    received_at: datetime,
+    us: Organization,
+    old_payer: Organization,
+    exchange_id: str,
+) -> NormalizedBundle:
+    resources = _entries(bundle)
+    skipped: Counter[str] = Counter()
+    id_map: dict[str, str] = {}
+    kept = []
+    for resource in resources:
+        resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+        if (
+            resource_type not in SUPPORTED_TYPES
+            or not isinstance(resource_id, str)
+            or not ID_PATTERN.match(resource_id)
+        ):
+            skipped[str(resource_type)] += 1
+            continue
+        old_ref = f"{resource_type}/{resource_id}"
+        if old_ref in id_map:
+            continue  # the same resource twice (match and include): keep one
+        id_map[old_ref] = f"{resource_type}/{new_id()}"
+        kept.append(resource)
+    patients = [r for r in kept if r["resourceType"] == "Patient"]
+    if len(patients) != 1:
+        raise PartnerRejected(
+            f"the partner's $everything Bundle holds {len(patients)} Patients; exactly one expected"
+        )
+
+    unresolved = 0
+
+    def rewrite(reference: str) -> str:
+        nonlocal unresolved
+        if reference in id_map:
+            return id_map[reference]
+        if not reference.startswith("#"):
+            unresolved += 1
+        return reference
+
+    normalized: list[dict[str, Any]] = []
+    for resource in kept:
+        old_ref = f"{resource['resourceType']}/{resource['id']}"
+        copy = rewrite_references(resource, rewrite)
+        copy["id"] = id_map[old_ref].split("/", 1)[1]
+        meta = {
+            k: v
+            for k, v in (copy.get("meta") or {}).items()
+            if k not in ("versionId", "lastUpdated", "source")
+        }
+        if old_payer.fhir_base:
+            meta["source"] = f"{old_payer.fhir_base}/{old_ref}"
+        copy["meta"] = meta
+        normalized.append(copy)
+
+    patient_id = id_map[f"Patient/{patients[0]['id']}"].split("/", 1)[1]
+    normalized.append(
+        _receipt_provenance(
+            new_id(),
+            [r for r in normalized if r["resourceType"] != "Provenance"],
+            received_at=received_at,
+            us=us,
+            old_payer=old_payer,
+            exchange_id=exchange_id,
+        )
+    )
+    counts = Counter(r["resourceType"] for r in normalized)
+    return NormalizedBundle(
+        resources=[(r, compartment_patient(r) or patient_id) for r in normalized],
+        patient_id=patient_id,
+        counts=counts,
+        skipped=skipped,
+        unresolved_references=unresolved,
+    )
+
+
+def _receipt_provenance(
+    provenance_id: str,
+    targets: list[dict[str, Any]],
+    *,
+    received_at: datetime,
+    us: Organization,
+    old_payer: Organization,
+    exchange_id: str,
+) -> dict[str, Any]:
+    """Our Provenance: received from the old payer (transmitter), now in our custody."""
+    return {
+        "resourceType": "Provenance",
+        "id": provenance_id,
+        "meta": {"profile": [codes.PDEX_PROVENANCE_PROFILE]},
+        "target": [{"reference": f"{r['resourceType']}/{r['id']}"} for r in targets],
+        "recorded": utc_iso(received_at),
+        "activity": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                    "code": "CREATE",
+                    "display": "create",
+                }
+            ]
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": codes.US_CORE_PROVENANCE_PARTICIPANT,
+                            "code": "transmitter",
+                            "display": "Transmitter",
+                        }
+                    ]
+                },
+                "role": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/contractsignertypecodes",
+                                "code": "TRANS",
+                            }
+                        ]
+                    }
+                ],
+                "who": old_payer.reference(),
+            },
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": codes.PROVENANCE_PARTICIPANT,
+                            "code": "custodian",
+                            "display": "Custodian",
+                        }
+                    ]
+                },
+                "who": us.reference(),
+            },
+        ],
+        "entity": [
+            {
+                "role": "source",
+                "what": {
+                    "identifier": {"system": "urn:payerbridge:exchange", "value": exchange_id},
+                    "display": f"payer-to-payer exchange from {old_payer.name}",
+                },
+                "extension": [
+                    {
+                        "url": codes.PROVENANCE_SOURCE_FORMAT,
+                        "valueCodeableConcept": {
+                            "coding": [
+                                {"system": codes.PROVENANCE_PAYER_DATA_SOURCE, "code": "hl7fhirr4"}
+                            ]
+                        },
+                    }
+                ],
+            }
+        ],
+    }

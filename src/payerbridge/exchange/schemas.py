@@ -1,0 +1,115 @@
+"""The JSON body of ``POST /exchanges`` (pydantic), turned into the domain ``ExchangeRequest``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from payerbridge.exchange.model import (
+    Address,
+    ConsentGrant,
+    CoverageCard,
+    ExchangeRequest,
+    MemberDemographics,
+)
+
+__all__ = ["ExchangeCreate"]
+
+_Relationship = Literal[
+    "self", "spouse", "child", "parent", "common", "injured", "other", "unknown"
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class AddressIn(_Strict):
+    line: list[str] = Field(default_factory=list, max_length=4)
+    city: str | None = Field(default=None, max_length=100)
+    state: str | None = Field(default=None, max_length=50)
+    postal_code: str | None = Field(default=None, max_length=10)
+
+
+class MemberIn(_Strict):
+    given: list[str] = Field(min_length=1, max_length=5)
+    family: str = Field(min_length=1, max_length=100)
+    birth_date: date
+    gender: Literal["male", "female", "other", "unknown"]
+    address: AddressIn | None = None
+    phone: str | None = Field(default=None, max_length=30)
+
+
+class CoverageIn(_Strict):
+    member_id: str | None = Field(default=None, min_length=1, max_length=64)
+    subscriber_id: str | None = Field(default=None, min_length=1, max_length=64)
+    relationship: _Relationship = "self"
+    start: date | None = None
+
+    @model_validator(mode="after")
+    def _has_an_id(self) -> CoverageIn:
+        # HRex us-core-15: a member id or a subscriber id is on every card we send.
+        if not self.member_id and not self.subscriber_id:
+            raise ValueError("give member_id or subscriber_id (as printed on the card)")
+        return self
+
+
+class ConsentIn(_Strict):
+    policy: Literal["regular", "sensitive"]
+    start: date
+    end: date
+    source_reference: str = Field(
+        min_length=3, max_length=500, description="Reference to the signed opt-in document."
+    )
+
+    @model_validator(mode="after")
+    def _period_is_ordered(self) -> ConsentIn:
+        if self.end < self.start:
+            raise ValueError("consent end is before its start")
+        return self
+
+
+class ExchangeCreate(_Strict):
+    old_payer: str = Field(min_length=1, max_length=64, description="Registered partner id.")
+    member: MemberIn
+    old_coverage: CoverageIn
+    new_coverage: CoverageIn
+    consent: ConsentIn
+
+    def to_domain(self) -> ExchangeRequest:
+        member = self.member
+        address = None
+        if member.address is not None:
+            address = Address(
+                tuple(member.address.line),
+                member.address.city,
+                member.address.state,
+                member.address.postal_code,
+            )
+        return ExchangeRequest(
+            old_payer=self.old_payer,
+            member=MemberDemographics(
+                tuple(member.given),
+                member.family,
+                member.birth_date,
+                member.gender,
+                address,
+                member.phone,
+            ),
+            old_coverage=_card(self.old_coverage),
+            new_coverage=_card(self.new_coverage),
+            consent=ConsentGrant(
+                self.consent.policy,
+                self.consent.start,
+                self.consent.end,
+                self.consent.source_reference,
+            ),
+        )
+
+
+def _card(coverage: CoverageIn) -> CoverageCard:
+    return CoverageCard(
+        coverage.member_id, coverage.subscriber_id, coverage.relationship, coverage.start
+    )

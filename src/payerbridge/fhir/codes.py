@@ -1,0 +1,40 @@
+"""Canonical URLs and code systems payerbridge speaks (HRex 1.1 / PDex 2.1 on FHIR R4 4.0.1)."""
+
+__all__ = [
+    "CONSENT_POLICY",
+    "FHIR_VERSION",
+    "HREX_TEMP",
+    "MEMBER_MATCH_OPERATION",
+    "NPI_SYSTEM",
+    "PATIENT_EVERYTHING_OPERATION",
+    "V2_0203",
+]
+
+FHIR_VERSION = "4.0.1"
+NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+HREX_TEMP = "http://hl7.org/fhir/us/davinci-hrex/CodeSystem/hrex-temp"
+MEMBER_MATCH_OPERATION = "http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match"
+PATIENT_EVERYTHING_OPERATION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+HREX_CONSENT_PROFILE = "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition/hrex-consent"
+HREX_COVERAGE_PROFILE = "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition/hrex-coverage"
+HREX_PATIENT_PROFILE = (
+    "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition/hrex-patient-demographics"
+)
+MEMBER_MATCH_IN_PROFILE = (
+    "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition/hrex-parameters-member-match-in"
+)
+_POLICY_BASE = "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition-hrex-consent.html"
+# HRex consent policy URIs by our short names.
+CONSENT_POLICY = {"regular": f"{_POLICY_BASE}#regular", "sensitive": f"{_POLICY_BASE}#sensitive"}
+PDEX_PROVENANCE_PROFILE = "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provenance"
+PROVENANCE_SOURCE_FORMAT = (
+    "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/ProvenanceSourceFrom"
+)
+PROVENANCE_PAYER_DATA_SOURCE = (
+    "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/ProvenancePayerDataSource"
+)
+US_CORE_PROVENANCE_PARTICIPANT = (
+    "http://hl7.org/fhir/us/core/CodeSystem/us-core-provenance-participant-type"
+)
+PROVENANCE_PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"

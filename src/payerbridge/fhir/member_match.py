@@ -1,0 +1,383 @@
+"""HRex ``$member-match`` Parameters: reading a request, writing one, and the response shape.
+
+Request: MemberPatient, CoverageToMatch, optional CoverageToLink and Consent (HRex 1.1,
+closed slicing). Response: ``MemberIdentifier`` whose type carries both
+``hrex-temp#UMB`` (HRex 1.1+) and ``v2-0203#MB`` (HRex 1.0.0 validators), and
+``MemberId`` (PDex 2.2 SHOULD) unless switched off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from payerbridge.errors import InvalidInput, Issue, PartnerRejected
+from payerbridge.exchange.model import CoverageCard, ExchangeRequest
+from payerbridge.fhir import codes
+
+__all__ = [
+    "MemberMatchInput",
+    "MemberMatchResult",
+    "build_member_match_request",
+    "build_member_match_response",
+    "parse_member_match_request",
+    "parse_member_match_response",
+]
+
+_ALLOWED = {
+    "MemberPatient": "Patient",
+    "CoverageToMatch": "Coverage",
+    "CoverageToLink": "Coverage",
+    "Consent": "Consent",
+}
+_REQUIRED = ("MemberPatient", "CoverageToMatch")
+
+
+@dataclass(frozen=True)
+class MemberMatchInput:
+    patient: dict[str, Any]
+    coverage_to_match: dict[str, Any]
+    coverage_to_link: dict[str, Any] | None
+    consent: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class MemberMatchResult:
+    """What the old payer answered: the UMB and, when sent, the Patient id."""
+
+    identifier_system: str | None
+    identifier_value: str
+    member_ref: str | None
+
+
+def parse_member_match_request(body: Any) -> MemberMatchInput:
+    """Check the structure and mm-6 references; one InvalidInput carries every issue."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        found = body.get("resourceType") if isinstance(body, dict) else type(body).__name__
+        raise InvalidInput(
+            f"$member-match expects a Parameters resource, got '{found}'",
+            issues=[Issue(f"expected resourceType 'Parameters', got '{found}'", "resourceType")],
+        )
+    parameters = body.get("parameter")
+    if not isinstance(parameters, list):
+        raise InvalidInput(
+            "Parameters.parameter is required",
+            issues=[Issue("Parameters.parameter is required", "Parameters.parameter", "required")],
+        )
+    issues: list[Issue] = []
+    found_resources: dict[str, dict[str, Any]] = {}
+    for index, parameter in enumerate(parameters):
+        where = f"Parameters.parameter[{index}]"
+        name = parameter.get("name") if isinstance(parameter, dict) else None
+        if name not in _ALLOWED:
+            issues.append(
+                Issue(
+                    f"unknown parameter '{name}'; $member-match accepts " + ", ".join(_ALLOWED),
+                    f"{where}.name",
+                )
+            )
+            continue
+        if name in found_resources:
+            issues.append(Issue(f"parameter '{name}' appears more than once", where))
+            continue
+        resource = parameter.get("resource")
+        expected = _ALLOWED[name]
+        if not isinstance(resource, dict) or resource.get("resourceType") != expected:
+            issues.append(
+                Issue(f"parameter '{name}' must carry a {expected} resource", f"{where}.resource")
+            )
+            continue
+        found_resources[name] = resource
+    for name in _REQUIRED:
+        if name not in found_resources and not any(name in i.text for i in issues):
+            issues.append(
+                Issue(f"parameter '{name}' is required", "Parameters.parameter", "required")
+            )
+    if "MemberPatient" in found_resources:
+        issues.extend(_patient_issues(found_resources["MemberPatient"]))
+        issues.extend(_reference_issues(found_resources))
+    if issues:
+        raise InvalidInput("the $member-match request is not valid", issues=issues)
+    return MemberMatchInput(
+        patient=found_resources["MemberPatient"],
+        coverage_to_match=found_resources["CoverageToMatch"],
+        coverage_to_link=found_resources.get("CoverageToLink"),
+        consent=found_resources.get("Consent"),
+    )
+
+
+def _patient_issues(patient: dict[str, Any]) -> list[Issue]:
+    issues = []
+    names = patient.get("name")
+    if not isinstance(names, list) or not any(
+        isinstance(n, dict) and n.get("family") and n.get("given") for n in names
+    ):
+        issues.append(
+            Issue(
+                "MemberPatient needs a name with family and given", "MemberPatient.name", "required"
+            )
+        )
+    if not isinstance(patient.get("birthDate"), str):
+        issues.append(
+            Issue("MemberPatient.birthDate is required", "MemberPatient.birthDate", "required")
+        )
+    if not isinstance(patient.get("id"), str):
+        issues.append(
+            Issue(
+                "MemberPatient.id is required so that the coverages can reference it (HRex mm-6)",
+                "MemberPatient.id",
+                "required",
+            )
+        )
+    return issues
+
+
+def _reference_issues(found: dict[str, dict[str, Any]]) -> list[Issue]:
+    """HRex mm-6: Coverage and Consent references are local and point at MemberPatient."""
+    expected = f"Patient/{found['MemberPatient'].get('id')}"
+    issues = []
+    for name, element in (
+        ("CoverageToMatch", "beneficiary"),
+        ("CoverageToLink", "beneficiary"),
+        ("Consent", "patient"),
+    ):
+        resource = found.get(name)
+        if resource is None:
+            continue
+        reference = (resource.get(element) or {}).get("reference")
+        if reference != expected:
+            issues.append(
+                Issue(
+                    f"{name}.{element} must be the local reference '{expected}' to "
+                    "MemberPatient (HRex mm-6)",
+                    f"{name}.{element}.reference",
+                )
+            )
+    return issues
+
+
+def card_from_coverage(coverage: dict[str, Any]) -> CoverageCard:
+    """The card data in a Coverage: the MB-typed identifier and the subscriber id."""
+    member_id = None
+    for identifier in coverage.get("identifier") or []:
+        codings = ((identifier.get("type") or {}).get("coding")) or []
+        if any(c.get("system") == codes.V2_0203 and c.get("code") == "MB" for c in codings):
+            member_id = identifier.get("value")
+            break
+    relationship = "unknown"
+    for coding in (coverage.get("relationship") or {}).get("coding") or []:
+        relationship = coding.get("code") or relationship
+    return CoverageCard(
+        member_id=member_id, subscriber_id=coverage.get("subscriberId"), relationship=relationship
+    )
+
+
+def _coverage(
+    card: CoverageCard,
+    *,
+    resource_id: str,
+    payer_name: str,
+    payer_npi: str,
+    member_system: str | None,
+    with_period: bool,
+) -> dict[str, Any]:
+    coverage: dict[str, Any] = {
+        "resourceType": "Coverage",
+        "id": resource_id,
+        "meta": {"profile": [codes.HREX_COVERAGE_PROFILE]},
+        "status": "active",
+        "beneficiary": {"reference": "Patient/1"},
+        "relationship": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/subscriber-relationship",
+                    "code": card.relationship,
+                }
+            ]
+        },
+        "payor": [
+            {"identifier": {"system": codes.NPI_SYSTEM, "value": payer_npi}, "display": payer_name}
+        ],
+    }
+    if card.member_id:
+        identifier: dict[str, Any] = {
+            "type": {"coding": [{"system": codes.V2_0203, "code": "MB"}]},
+            "value": card.member_id,
+        }
+        if member_system:
+            identifier["system"] = member_system
+        coverage["identifier"] = [identifier]
+    if card.subscriber_id:
+        coverage["subscriberId"] = card.subscriber_id
+    if with_period and card.start:
+        coverage["period"] = {"start": card.start.isoformat()}
+    return coverage
+
+
+def build_member_match_request(
+    request: ExchangeRequest,
+    *,
+    our_name: str,
+    our_npi: str,
+    partner_name: str,
+    partner_npi: str,
+) -> dict[str, Any]:
+    """The HRex Parameters the new payer sends: always with Consent (HRex 1.0.0 needs it)."""
+    member = request.member
+    patient: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": "1",
+        "meta": {"profile": [codes.HREX_PATIENT_PROFILE]},
+        "name": [{"family": member.family, "given": list(member.given)}],
+        "gender": member.gender,
+        "birthDate": member.birth_date.isoformat(),
+    }
+    if member.address is not None:
+        address: dict[str, Any] = {"line": list(member.address.lines)}
+        for key, value in (
+            ("city", member.address.city),
+            ("state", member.address.state),
+            ("postalCode", member.address.postal_code),
+        ):
+            if value:
+                address[key] = value
+        patient["address"] = [address]
+    if member.phone:
+        patient["telecom"] = [{"system": "phone", "value": member.phone}]
+    consent = request.consent
+    consent_resource = {
+        "resourceType": "Consent",
+        "id": "1",
+        "meta": {"profile": [codes.HREX_CONSENT_PROFILE]},
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IDSCL"}
+                ]
+            }
+        ],
+        "patient": {"reference": "Patient/1"},
+        "performer": [{"reference": "Patient/1"}],
+        "sourceReference": {"reference": consent.source_reference},
+        "policy": [{"uri": codes.CONSENT_POLICY[consent.policy]}],
+        "provision": {
+            "type": "permit",
+            "period": {"start": consent.start.isoformat(), "end": consent.end.isoformat()},
+            "actor": [
+                {
+                    "role": {
+                        "coding": [{"system": codes.PROVENANCE_PARTICIPANT, "code": "performer"}]
+                    },
+                    "reference": {
+                        "identifier": {"system": codes.NPI_SYSTEM, "value": partner_npi},
+                        "display": partner_name,
+                    },
+                },
+                {
+                    "role": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                "code": "IRCP",
+                            }
+                        ]
+                    },
+                    "reference": {
+                        "identifier": {"system": codes.NPI_SYSTEM, "value": our_npi},
+                        "display": our_name,
+                    },
+                },
+            ],
+            "action": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                            "code": "disclose",
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    to_match = _coverage(
+        request.old_coverage,
+        resource_id="coverage-to-match",
+        payer_name=partner_name,
+        payer_npi=partner_npi,
+        member_system=None,
+        with_period=False,
+    )
+    # mm-5: CoverageToLink carries mustSupport elements only.
+    to_link = _coverage(
+        request.new_coverage,
+        resource_id="coverage-to-link",
+        payer_name=our_name,
+        payer_npi=our_npi,
+        member_system=None,
+        with_period=True,
+    )
+    return {
+        "resourceType": "Parameters",
+        "meta": {"profile": [codes.MEMBER_MATCH_IN_PROFILE]},
+        "parameter": [
+            {"name": "MemberPatient", "resource": patient},
+            {"name": "CoverageToMatch", "resource": to_match},
+            {"name": "CoverageToLink", "resource": to_link},
+            {"name": "Consent", "resource": consent_resource},
+        ],
+    }
+
+
+def build_member_match_response(
+    *, identifier_system: str, identifier_value: str, member_id: str | None
+) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {
+            "name": "MemberIdentifier",
+            "valueIdentifier": {
+                "type": {
+                    "coding": [
+                        {
+                            "system": codes.HREX_TEMP,
+                            "code": "UMB",
+                            "display": "Unique Product-independent Payer Person Identifier",
+                        },
+                        {"system": codes.V2_0203, "code": "MB", "display": "Member Number"},
+                    ]
+                },
+                "system": identifier_system,
+                "value": identifier_value,
+            },
+        }
+    ]
+    if member_id is not None:
+        parameters.append(
+            {"name": "MemberId", "valueReference": {"reference": f"Patient/{member_id}"}}
+        )
+    return {"resourceType": "Parameters", "parameter": parameters}
+
+
+def parse_member_match_response(body: Any) -> MemberMatchResult:
+    """Read either response form (HRex 1.0.0 MemberIdentifier only, or 1.1+ with MemberId)."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise PartnerRejected("the partner's $member-match response is not a Parameters resource")
+    identifier: dict[str, Any] | None = None
+    member_ref: str | None = None
+    for parameter in body.get("parameter") or []:
+        if parameter.get("name") == "MemberIdentifier":
+            identifier = parameter.get("valueIdentifier")
+        elif parameter.get("name") == "MemberId":
+            member_ref = (parameter.get("valueReference") or {}).get("reference")
+    if not isinstance(identifier, dict) or not isinstance(identifier.get("value"), str):
+        raise PartnerRejected("the partner's $member-match response has no MemberIdentifier value")
+    return MemberMatchResult(identifier.get("system"), identifier["value"], member_ref)

@@ -1,0 +1,80 @@
+"""How each payerbridge error looks on the wire: HTTP status, severity, OperationOutcome issue code.
+
+This table is the single place that decides it; the API handler and the CLI read it.
+HRex requires 422 for no match, multiple matches and consent that cannot be honoured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from payerbridge import errors
+
+__all__ = ["ErrorRendering", "operation_outcome", "outcome_for", "rendering_for"]
+
+
+@dataclass(frozen=True)
+class ErrorRendering:
+    status: int
+    severity: str
+    code: str
+
+
+# Most specific first: the first class an error is an instance of wins.
+_TABLE: tuple[tuple[type[errors.PayerBridgeError], ErrorRendering], ...] = (
+    (errors.PayloadTooLarge, ErrorRendering(413, "error", "too-long")),
+    (errors.MalformedContent, ErrorRendering(400, "error", "structure")),
+    (errors.InvalidInput, ErrorRendering(400, "error", "invalid")),
+    (errors.NotAcceptable, ErrorRendering(406, "error", "not-supported")),
+    (errors.UnsupportedMediaType, ErrorRendering(415, "error", "not-supported")),
+    (errors.NotFound, ErrorRendering(404, "error", "not-found")),
+    (errors.Conflict, ErrorRendering(409, "error", "conflict")),
+    (errors.UnprocessableRequest, ErrorRendering(422, "error", "business-rule")),
+    (errors.NoMatch, ErrorRendering(422, "error", "not-found")),
+    (errors.AmbiguousMatch, ErrorRendering(422, "error", "multiple-matches")),
+    (errors.ConsentDenied, ErrorRendering(422, "error", "business-rule")),
+    (errors.ConsentError, ErrorRendering(422, "error", "business-rule")),
+    (errors.PartnerUnavailable, ErrorRendering(503, "error", "transient")),
+    (errors.PartnerRejected, ErrorRendering(502, "error", "exception")),
+    (errors.PartnerError, ErrorRendering(502, "error", "exception")),
+    (errors.IllegalTransition, ErrorRendering(409, "error", "business-rule")),
+    (errors.MappingError, ErrorRendering(500, "error", "exception")),
+)
+_DEFAULT = ErrorRendering(500, "fatal", "exception")
+
+
+def rendering_for(error: errors.PayerBridgeError) -> ErrorRendering:
+    for cls, rendering in _TABLE:
+        if isinstance(error, cls):
+            return rendering
+    return _DEFAULT
+
+
+def operation_outcome(
+    issues: list[errors.Issue], *, severity: str, code: str, request_id: str | None = None
+) -> dict[str, Any]:
+    """An OperationOutcome with one issue per problem; the request id lets support find the logs."""
+    rendered = []
+    for issue in issues:
+        entry: dict[str, Any] = {
+            "severity": severity,
+            "code": issue.code or code,
+            "details": {"text": issue.text},
+        }
+        if issue.expression:
+            entry["expression"] = [issue.expression]
+        if request_id:
+            entry["diagnostics"] = f"request-id: {request_id}"
+        rendered.append(entry)
+    return {"resourceType": "OperationOutcome", "issue": rendered}
+
+
+def outcome_for(
+    error: errors.PayerBridgeError, request_id: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    rendering = rendering_for(error)
+    body = operation_outcome(
+        error.issues, severity=rendering.severity, code=rendering.code, request_id=request_id
+    )
+    return rendering.status, body

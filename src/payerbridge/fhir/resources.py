@@ -1,0 +1,126 @@
+"""Light, fast traversal of FHIR R4 JSON resources (plain dicts).
+
+The import hot path and the exchange use these instead of full model parsing: they
+check what the store relies on (type, id, compartment link, identifiers) and leave
+profile validation to the operations that need it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = [
+    "COMPARTMENT_FIELD",
+    "SUPPORTED_TYPES",
+    "ID_PATTERN",
+    "compartment_patient",
+    "iter_references",
+    "rewrite_references",
+    "token_entries",
+]
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+# The element that puts a resource in a member's Patient compartment (spec digest §2.4 types).
+# None: the type lives outside any compartment (shared reference data).
+COMPARTMENT_FIELD: dict[str, str | None] = {
+    "Patient": None,
+    "AllergyIntolerance": "patient",
+    "CarePlan": "subject",
+    "CareTeam": "subject",
+    "Condition": "subject",
+    "Coverage": "beneficiary",
+    "Device": "patient",
+    "DiagnosticReport": "subject",
+    "DocumentReference": "subject",
+    "Encounter": "subject",
+    "ExplanationOfBenefit": "patient",
+    "Goal": "subject",
+    "Immunization": "patient",
+    "Location": None,
+    "Medication": None,
+    "MedicationDispense": "subject",
+    "MedicationRequest": "subject",
+    "Observation": "subject",
+    "Organization": None,
+    "Practitioner": None,
+    "PractitionerRole": None,
+    "Procedure": "subject",
+    "Provenance": "target",
+}
+SUPPORTED_TYPES = frozenset(COMPARTMENT_FIELD)
+
+
+def _patient_id_of(reference: Any) -> str | None:
+    if isinstance(reference, dict):
+        ref = reference.get("reference")
+        if isinstance(ref, str) and ref.startswith("Patient/"):
+            return ref[8:]
+    return None
+
+
+def compartment_patient(resource: dict[str, Any]) -> str | None:
+    """The id of the Patient whose compartment holds this resource, if it names one locally."""
+    resource_type = resource["resourceType"]
+    if resource_type == "Patient":
+        return resource.get("id")
+    field = COMPARTMENT_FIELD.get(resource_type)
+    if field is None:
+        return None
+    value = resource.get(field)
+    if isinstance(value, list):
+        for item in value:
+            patient_id = _patient_id_of(item)
+            if patient_id:
+                return patient_id
+        return None
+    return _patient_id_of(value)
+
+
+def iter_references(node: Any) -> Iterator[str]:
+    """Every ``Reference.reference`` string anywhere in the resource."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            for key, value in current.items():
+                if key == "reference" and isinstance(value, str):
+                    yield value
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(current, list):
+            stack.extend(item for item in current if isinstance(item, (dict, list)))
+
+
+def rewrite_references(node: Any, rewrite: Callable[[str], str]) -> Any:
+    """A copy of the resource with every ``Reference.reference`` passed through ``rewrite``."""
+    if isinstance(node, dict):
+        return {
+            key: rewrite(value)
+            if key == "reference" and isinstance(value, str)
+            else rewrite_references(value, rewrite)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [rewrite_references(item, rewrite) for item in node]
+    return node
+
+
+def token_entries(resource: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(param, system, value) search tokens: every identifier, and Coverage.subscriberId."""
+    identifiers = resource.get("identifier")
+    if isinstance(identifiers, dict):  # Organization-like single identifiers do not exist in R4,
+        identifiers = [identifiers]  # but tolerate them rather than index nothing.
+    if isinstance(identifiers, list):
+        for identifier in identifiers:
+            if isinstance(identifier, dict):
+                value = identifier.get("value")
+                if isinstance(value, str) and value:
+                    system = identifier.get("system")
+                    yield "identifier", system if isinstance(system, str) else "", value
+    if resource["resourceType"] == "Coverage":
+        subscriber_id = resource.get("subscriberId")
+        if isinstance(subscriber_id, str) and subscriber_id:
+            yield "subscriber-id", "", subscriber_id

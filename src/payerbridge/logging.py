@@ -1,0 +1,97 @@
+"""Log configuration: one JSON object per line, carrying the correlation ids of the work in hand.
+
+Only edges (the server, the CLI) call ``configure_logging``. Modules log with
+``logging.getLogger(__name__)`` and pass our internal ids as ``extra``; they never
+log names, birth dates, member or subscriber ids, or resource bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+
+__all__ = ["bind_context", "configure_logging", "current_request_id", "request_id_var"]
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+exchange_id_var: ContextVar[str | None] = ContextVar("exchange_id", default=None)
+partner_id_var: ContextVar[str | None] = ContextVar("partner_id", default=None)
+
+# Attributes every LogRecord has; anything else was passed through ``extra``.
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# Keys that would carry member data; dropped even if a caller passes them by mistake.
+_FORBIDDEN_KEYS = frozenset(
+    {
+        "name_family",
+        "family",
+        "given",
+        "birth_date",
+        "birthDate",
+        "member_id",
+        "subscriber_id",
+        "ssn",
+        "address",
+        "phone",
+        "body",
+        "resource",
+    }
+)
+
+
+def current_request_id() -> str | None:
+    return request_id_var.get()
+
+
+def bind_context(*, exchange_id: str | None = None, partner_id: str | None = None) -> None:
+    """Attach workflow ids to every log line of the current context."""
+    if exchange_id is not None:
+        exchange_id_var.set(exchange_id)
+    if partner_id is not None:
+        partner_id_var.set(partner_id)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, var in (
+            ("request_id", request_id_var),
+            ("exchange_id", exchange_id_var),
+            ("partner_id", partner_id_var),
+        ):
+            value = var.get()
+            if value is not None:
+                entry[key] = value
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and key not in _FORBIDDEN_KEYS and key not in entry:
+                entry[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception type only: messages of library errors may quote payloads.
+            entry["error_type"] = record.exc_info[0].__name__
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn's access log prints query strings, which can carry identifiers; we log requests
+    # ourselves (api/middleware.py) with the path template only.
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

@@ -1,0 +1,5 @@
+"""Outbound HTTP to partner payers."""
+
+from payerbridge.partners.client import HttpxPartnerClient
+
+__all__ = ["HttpxPartnerClient"]

@@ -1,0 +1,56 @@
+"""The append-only audit table: the only code that writes audit events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, select
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.store.tables import audit_events
+
+__all__ = ["SqlAuditLog", "append_audit"]
+
+
+def append_audit(connection: Connection, event: AuditEvent) -> None:
+    """Write the event inside the caller's transaction, so it commits with the change it records."""
+    connection.execute(
+        audit_events.insert().values(
+            at=event.at,
+            actor=event.actor,
+            action=event.action,
+            entity_type=event.entity_type,
+            entity_id=event.entity_id,
+            outcome=event.outcome,
+            request_id=event.request_id,
+            detail=orjson.dumps(event.detail).decode() if event.detail else None,
+        )
+    )
+
+
+class SqlAuditLog:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def record(self, event: AuditEvent) -> None:
+        with self._engine.begin() as connection:
+            append_audit(connection, event)
+
+    def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
+        with self._engine.connect() as connection:
+            rows = (
+                connection.execute(
+                    select(audit_events)
+                    .where(
+                        audit_events.c.entity_type == entity_type,
+                        audit_events.c.entity_id == entity_id,
+                    )
+                    .order_by(audit_events.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        return [
+            {**row, "detail": orjson.loads(row["detail"]) if row["detail"] else {}} for row in rows
+        ]

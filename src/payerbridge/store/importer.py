@@ -1,0 +1,176 @@
+"""Streaming import of FHIR NDJSON files and Bundles into the member store.
+
+The hot path parses each line with orjson and checks only what the store relies on
+(resource type, id, compartment link); it never builds a full model. Each file is
+one transaction: a file with any invalid line is rejected whole, every bad line
+reported by number, and nothing of it is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from payerbridge.fhir.resources import (
+    COMPARTMENT_FIELD,
+    ID_PATTERN,
+    SUPPORTED_TYPES,
+    compartment_patient,
+)
+from payerbridge.store.members import ResourceRow, resolve_compartments, write_batch
+
+__all__ = ["FileReport", "LineError", "import_file", "parse_line"]
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+MAX_REPORTED_ERRORS = 100
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int
+    text: str
+
+
+@dataclass
+class FileReport:
+    path: Path
+    counts: Counter[str] = field(default_factory=Counter)
+    errors: list[LineError] = field(default_factory=list)
+    error_count: int = 0
+    lines: int = 0
+
+    @property
+    def accepted(self) -> bool:
+        return self.error_count == 0
+
+    @property
+    def resources(self) -> int:
+        return sum(self.counts.values())
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _check(resource: Any) -> tuple[dict[str, Any], str | None, str | None]:
+    """Validate one resource; return it with its compartment patient and, for resources
+    whose compartment comes through another resource, that resource's ref."""
+    if not isinstance(resource, dict):
+        raise _Invalid("expected a JSON object (a FHIR resource)")
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str):
+        raise _Invalid("missing resourceType")
+    if resource_type not in SUPPORTED_TYPES:
+        raise _Invalid(f"unsupported resourceType '{resource_type[:64]}'")
+    resource_id = resource.get("id")
+    if not isinstance(resource_id, str) or not ID_PATTERN.match(resource_id):
+        raise _Invalid(f"{resource_type}.id is missing or not a valid FHIR id")
+    patient_id = compartment_patient(resource)
+    via: str | None = None
+    if patient_id is None and resource_type == "Provenance":
+        targets = resource.get("target")
+        if not isinstance(targets, list) or not targets:
+            raise _Invalid("Provenance.target is required")
+        first = targets[0].get("reference") if isinstance(targets[0], dict) else None
+        via = first if isinstance(first, str) else None
+    elif patient_id is None and COMPARTMENT_FIELD[resource_type] is not None:
+        field_name = COMPARTMENT_FIELD[resource_type]
+        raise _Invalid(f"{resource_type}.{field_name} must reference a Patient (Patient/<id>)")
+    elif patient_id is not None and not ID_PATTERN.match(patient_id):
+        raise _Invalid(f"{resource_type} references an invalid Patient id")
+    return resource, patient_id, via
+
+
+def parse_line(raw: bytes) -> list[tuple[dict[str, Any], str | None, str | None]]:
+    """One NDJSON line → its resources (a Bundle line expands to its entries)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _Invalid(f"not valid JSON ({exc.args[0].split(':')[0]})") from exc
+    if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+        entries = value.get("entry") or []
+        if not isinstance(entries, list):
+            raise _Invalid("Bundle.entry must be an array")
+        checked = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or "resource" not in entry:
+                raise _Invalid(f"Bundle.entry[{index}] has no resource")
+            try:
+                checked.append(_check(entry["resource"]))
+            except _Invalid as exc:
+                raise _Invalid(f"Bundle.entry[{index}]: {exc}") from exc
+        return checked
+    return [_check(value)]
+
+
+def _units(path: Path) -> Iterator[tuple[int, bytes, int]]:
+    """(line number, content, bytes consumed): one unit per line for NDJSON, one for a
+    ``.json`` file (a Bundle or a single resource)."""
+    with path.open("rb") as handle:
+        if path.suffix.lower() == ".json":
+            data = handle.read()
+            yield 1, data, len(data)
+            return
+        for number, line in enumerate(handle, start=1):
+            yield number, line, len(line)
+
+
+def import_file(
+    engine: Engine,
+    path: Path,
+    *,
+    source: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> FileReport:
+    """Import one file atomically; ``progress`` receives bytes consumed."""
+    report = FileReport(path=path)
+    source = source or f"import:{path.name}"
+    at = datetime.now(UTC)
+    batch: list[ResourceRow] = []
+    pending: dict[str, str] = {}
+    with engine.begin() as connection:
+        for number, raw, size in _units(path):
+            report.lines = number
+            if progress is not None:
+                progress(size)
+            if not raw.strip():
+                continue
+            try:
+                checked = parse_line(raw)
+            except _Invalid as exc:
+                report.error_count += 1
+                if len(report.errors) < MAX_REPORTED_ERRORS:
+                    report.errors.append(LineError(number, str(exc)))
+                continue
+            if report.error_count:
+                continue  # the file is rejected; keep reading only to report every bad line
+            for resource, patient_id, via in checked:
+                row = ResourceRow.from_resource(resource, patient_id)
+                batch.append(row)
+                report.counts[row.resource_type] += 1
+                if via is not None:
+                    pending[row.ref] = via
+            if len(batch) >= BATCH_SIZE:
+                write_batch(connection, batch, source=source, at=at)
+                batch.clear()
+        if report.error_count:
+            connection.rollback()
+            report.counts.clear()
+            logger.warning(
+                "import rejected", extra={"file": path.name, "invalid_lines": report.error_count}
+            )
+            return report
+        write_batch(connection, batch, source=source, at=at)
+        resolve_compartments(connection, pending)
+    logger.info("import accepted", extra={"file": path.name, "resources": report.resources})
+    return report

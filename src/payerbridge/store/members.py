@@ -1,0 +1,243 @@
+"""The member data store: FHIR resources as JSON rows plus their search tokens.
+
+One adapter among the future backend adapters (roadmap: backends); callers see
+plain FHIR dicts, never rows. Writes go through ``write_batch`` so the importer and
+the exchange share one upsert path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from payerbridge.fhir.resources import token_entries
+from payerbridge.store.tables import fhir_resources, fhir_tokens
+from payerbridge.timestamps import utc_iso
+
+__all__ = ["ResourceRow", "SqlMemberStore", "resolve_compartments", "write_batch"]
+
+
+@dataclass(frozen=True)
+class ResourceRow:
+    """A resource ready to store: ``body`` is its JSON text as it should be kept."""
+
+    resource_type: str
+    resource_id: str
+    patient_id: str | None
+    body: str
+    tokens: tuple[tuple[str, str, str], ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.resource_type}/{self.resource_id}"
+
+    @classmethod
+    def from_resource(cls, resource: dict[str, Any], patient_id: str | None) -> ResourceRow:
+        return cls(
+            resource_type=resource["resourceType"],
+            resource_id=resource["id"],
+            patient_id=patient_id,
+            body=orjson.dumps(resource).decode(),
+            tokens=tuple(token_entries(resource)),
+        )
+
+
+def _upsert(connection: Connection) -> Any:
+    dialect = connection.dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(fhir_resources)
+    return statement.on_conflict_do_update(
+        index_elements=[fhir_resources.c.ref],
+        set_={
+            "patient_id": statement.excluded.patient_id,
+            "version_id": fhir_resources.c.version_id + 1,
+            "last_updated": statement.excluded.last_updated,
+            "source": statement.excluded.source,
+            "body": statement.excluded.body,
+        },
+    )
+
+
+def write_batch(
+    connection: Connection, rows: Sequence[ResourceRow], *, source: str, at: datetime
+) -> None:
+    """Insert or replace resources and re-index their tokens, inside the caller's transaction."""
+    if not rows:
+        return
+    unique = {row.ref: row for row in rows}  # last one wins, as a sequence of PUTs would
+    refs = list(unique)
+    connection.execute(
+        _upsert(connection),
+        [
+            {
+                "ref": row.ref,
+                "resource_type": row.resource_type,
+                "resource_id": row.resource_id,
+                "patient_id": row.patient_id,
+                "version_id": 1,
+                "last_updated": at,
+                "source": source,
+                "body": row.body,
+            }
+            for row in unique.values()
+        ],
+    )
+    connection.execute(delete(fhir_tokens).where(fhir_tokens.c.ref.in_(refs)))
+    token_rows = [
+        {
+            "ref": row.ref,
+            "resource_type": row.resource_type,
+            "param": param,
+            "system": system,
+            "value": value,
+        }
+        for row in unique.values()
+        for param, system, value in row.tokens
+    ]
+    if token_rows:
+        connection.execute(fhir_tokens.insert(), token_rows)
+
+
+def _with_meta(row: Any) -> dict[str, Any]:
+    resource: dict[str, Any] = orjson.loads(row.body)
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(row.version_id)
+    meta["lastUpdated"] = utc_iso(row.last_updated)
+    resource["meta"] = meta
+    return resource
+
+
+_COLUMNS = (fhir_resources.c.body, fhir_resources.c.version_id, fhir_resources.c.last_updated)
+
+
+class SqlMemberStore:
+    """Reads and writes member data in the SQL database (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(*_COLUMNS).where(fhir_resources.c.ref == f"{resource_type}/{resource_id}")
+            ).first()
+        return _with_meta(row) if row else None
+
+    def read_many(self, refs: Iterable[str]) -> list[dict[str, Any]]:
+        wanted = sorted(set(refs))
+        found: list[dict[str, Any]] = []
+        with self._engine.connect() as connection:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = connection.execute(
+                    select(*_COLUMNS).where(fhir_resources.c.ref.in_(chunk))
+                ).all()
+                found.extend(_with_meta(row) for row in rows)
+        return found
+
+    def compartment(self, patient_id: str) -> list[dict[str, Any]]:
+        """Every resource in the member's Patient compartment, the Patient first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(*_COLUMNS, fhir_resources.c.resource_type)
+                .where(fhir_resources.c.patient_id == patient_id)
+                .order_by(
+                    (fhir_resources.c.resource_type != "Patient"),
+                    fhir_resources.c.resource_type,
+                    fhir_resources.c.ref,
+                )
+            ).all()
+        return [_with_meta(row) for row in rows]
+
+    def find_refs_by_token(
+        self, resource_type: str, param: str, value: str, system: str | None = None
+    ) -> list[str]:
+        """Refs of resources whose token matches; ``system=None`` matches any system."""
+        condition = and_(
+            fhir_tokens.c.resource_type == resource_type,
+            fhir_tokens.c.param == param,
+            fhir_tokens.c.value == value,
+        )
+        if system is not None:
+            condition = and_(condition, fhir_tokens.c.system == system)
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(fhir_tokens.c.ref).where(condition).distinct().order_by(fhir_tokens.c.ref)
+            ).all()
+        return [row.ref for row in rows]
+
+    def assign_identifier(self, patient_id: str, identifier: dict[str, Any]) -> None:
+        """Add an identifier (the UMB we hand out) to a stored Patient and index it."""
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                select(fhir_resources.c.body, fhir_resources.c.source).where(
+                    fhir_resources.c.ref == f"Patient/{patient_id}"
+                )
+            ).one()
+            resource = orjson.loads(row.body)
+            resource.setdefault("identifier", []).append(identifier)
+            write_batch(
+                connection,
+                [ResourceRow.from_resource(resource, patient_id)],
+                source=row.source,
+                at=datetime.now(UTC),
+            )
+
+    def write_with(
+        self, resources: list[tuple[dict[str, Any], str | None]], *, source: str, at: datetime
+    ) -> Callable[[Connection], None]:
+        """A transaction part that stores ``(resource, compartment patient)`` pairs."""
+        rows = [
+            ResourceRow.from_resource(resource, patient_id) for resource, patient_id in resources
+        ]
+
+        def write(connection: Connection) -> None:
+            for start in range(0, len(rows), 1000):
+                write_batch(connection, rows[start : start + 1000], source=source, at=at)
+
+        return write
+
+    def replace(
+        self, resource: dict[str, Any], *, patient_id: str | None, source: str, at: datetime
+    ) -> None:
+        with self._engine.begin() as connection:
+            write_batch(
+                connection, [ResourceRow.from_resource(resource, patient_id)], source=source, at=at
+            )
+
+    def count(self, source_prefix: str | None = None) -> int:
+        query = select(func.count()).select_from(fhir_resources)
+        if source_prefix is not None:
+            query = query.where(fhir_resources.c.source.startswith(source_prefix))
+        with self._engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
+
+def resolve_compartments(connection: Connection, pending: dict[str, str]) -> None:
+    """Give resources whose compartment is only known through another resource (Provenance
+    targeting an Observation, say) the compartment of that resource."""
+    if not pending:
+        return
+    targets = sorted(set(pending.values()))
+    owners: dict[str, str] = {}
+    for start in range(0, len(targets), 500):
+        chunk = targets[start : start + 500]
+        for row in connection.execute(
+            select(fhir_resources.c.ref, fhir_resources.c.patient_id).where(
+                fhir_resources.c.ref.in_(chunk)
+            )
+        ):
+            if row.patient_id:
+                owners[row.ref] = row.patient_id
+    for ref, target in pending.items():
+        owner = owners.get(target)
+        if owner:
+            connection.execute(
+                update(fhir_resources).where(fhir_resources.c.ref == ref).values(patient_id=owner)
+            )

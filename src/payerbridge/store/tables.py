@@ -1,0 +1,151 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations create them; nothing else does.
+
+Member data is kept as FHIR JSON with the few search columns the exchange needs;
+everything an exchange does is kept as rows that only ever grow (transitions, audit).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "audit_events",
+    "exchange_payloads",
+    "exchange_transitions",
+    "exchanges",
+    "fhir_resources",
+    "fhir_tokens",
+    "metadata",
+    "partners",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# One row per FHIR resource. ``ref`` is "Type/id"; ``patient_id`` is the Patient
+# compartment the resource belongs to (the Patient's own id for a Patient), which
+# is what $everything and later bulk export stream by.
+fhir_resources = Table(
+    "fhir_resources",
+    metadata,
+    Column("ref", String(200), primary_key=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("patient_id", String(64), nullable=True),
+    Column("version_id", Integer, nullable=False, default=1),
+    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_fhir_resources_patient", "patient_id", "resource_type"),
+    Index("ix_fhir_resources_source", "source"),
+)
+
+# Token search index: identifiers (any type) and Coverage.subscriberId.
+# ``system`` is '' when the identifier has none, so value-only searches use the index.
+fhir_tokens = Table(
+    "fhir_tokens",
+    metadata,
+    Column("ref", String(200), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("system", String(500), nullable=False),
+    Column("value", String(200), nullable=False),
+    Index("ix_fhir_tokens_lookup", "resource_type", "param", "value"),
+    Index("ix_fhir_tokens_ref", "ref"),
+)
+
+partners = Table(
+    "partners",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("npi", String(10), nullable=False),
+    Column("base_url", String(500), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+exchanges = Table(
+    "exchanges",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("state", String(32), nullable=False),
+    Column("partner_id", String(64), ForeignKey("partners.id"), nullable=False),
+    Column("client_id", String(200), nullable=False),
+    # The submitted request (demographics, cards, consent): stored, never logged.
+    Column("request", Text, nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("matched_member_ref", String(200), nullable=True),
+    Column("member_identifier", String(200), nullable=True),
+    Column("imported_patient_id", String(64), nullable=True),
+    Column("resource_count", Integer, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_text", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_exchanges_state", "state", "created_at"),
+)
+
+exchange_transitions = Table(
+    "exchange_transitions",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("exchange_id", String(64), ForeignKey("exchanges.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("from_state", String(32), nullable=True),
+    Column("to_state", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("reason_code", String(64), nullable=True),
+    Column("detail", Text, nullable=True),
+    Index("ix_exchange_transitions_exchange", "exchange_id", "seq", unique=True),
+)
+
+# The raw Bundle received from the old payer, kept until (and after) it is normalized,
+# so a crash between receiving and storing never needs a second partner call.
+exchange_payloads = Table(
+    "exchange_payloads",
+    metadata,
+    Column("exchange_id", String(64), ForeignKey("exchanges.id"), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+# Append-only. Written only through store/audit.py, in the same transaction as the
+# change it records. No member demographics or identifiers in ``detail``.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("entity_type", String(64), nullable=False),
+    Column("entity_id", String(200), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("request_id", String(128), nullable=True),
+    Column("detail", Text, nullable=True),
+    Index("ix_audit_events_entity", "entity_type", "entity_id"),
+)

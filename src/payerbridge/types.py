@@ -1,0 +1,22 @@
+"""The vocabulary of ids: each kind of id has its own type, never a bare ``str`` in a signature."""
+
+from typing import NewType
+
+__all__ = [
+    "ClientId",
+    "ExchangeId",
+    "MemberId",
+    "PartnerId",
+    "RequestId",
+    "ResourceId",
+    "ResourceType",
+]
+
+ResourceType = NewType("ResourceType", str)
+ResourceId = NewType("ResourceId", str)
+# The FHIR id of a member's Patient resource in our own store.
+MemberId = NewType("MemberId", str)
+PartnerId = NewType("PartnerId", str)
+ExchangeId = NewType("ExchangeId", str)
+RequestId = NewType("RequestId", str)
+ClientId = NewType("ClientId", str)

@@ -1,0 +1,1 @@
+"""Durable workflows on DBOS Transact: orchestration only, every side effect a step."""
