@@ -92,6 +92,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     # uvicorn's access log prints query strings, which can carry identifiers; we log requests
     # ourselves (api/middleware.py) with the path template only.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every URL at INFO; search URLs can carry identifiers.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -66,6 +66,7 @@ def parse_member_match_request(body: Any) -> MemberMatchInput:
         )
     issues: list[Issue] = []
     found_resources: dict[str, dict[str, Any]] = {}
+    malformed: set[str] = set()
     for index, parameter in enumerate(parameters):
         where = f"Parameters.parameter[{index}]"
         name = parameter.get("name") if isinstance(parameter, dict) else None
@@ -83,13 +84,14 @@ def parse_member_match_request(body: Any) -> MemberMatchInput:
         resource = parameter.get("resource")
         expected = _ALLOWED[name]
         if not isinstance(resource, dict) or resource.get("resourceType") != expected:
+            malformed.add(name)
             issues.append(
                 Issue(f"parameter '{name}' must carry a {expected} resource", f"{where}.resource")
             )
             continue
         found_resources[name] = resource
     for name in _REQUIRED:
-        if name not in found_resources and not any(name in i.text for i in issues):
+        if name not in found_resources and name not in malformed:
             issues.append(
                 Issue(f"parameter '{name}' is required", "Parameters.parameter", "required")
             )

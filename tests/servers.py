@@ -1,0 +1,91 @@
+"""Real payerbridge server processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["ServerProcess", "free_port", "run_cli", "start_server"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_cli(args: list[str], *, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "payerbridge", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=timeout,
+                          check=False)
+
+
+@dataclass
+class ServerProcess:
+    data_dir: Path
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def fhir_base(self) -> str:
+        return f"{self.base_url}/fhir"
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli([*args, "--data-dir", str(self.data_dir)], env=self.env)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(data_dir: Path, *, env: dict[str, str], import_files: list[Path]
+                 ) -> ServerProcess:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, "PAYERBRIDGE_ENVIRONMENT": "test", **env}
+    for path in import_files:
+        result = run_cli(["import", "--data-dir", str(data_dir), str(path)], env=full_env)
+        assert result.returncode == 0, result.stderr
+    port = free_port()
+    log_path = data_dir / "server.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
+         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=full_env)
+    server = ServerProcess(data_dir, port, full_env, process, log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"server did not become healthy:\n{server.log()}")

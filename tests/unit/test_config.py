@@ -1,0 +1,37 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from payerbridge.config import load_settings, redacted
+from payerbridge.npi import is_valid_npi
+
+
+def test_npi_check_digit() -> None:
+    assert is_valid_npi("1234567893")
+    assert not is_valid_npi("1234567890")
+    assert not is_valid_npi("12345")
+
+
+def test_env_beats_file_and_arguments_beat_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    (tmp_path / "payerbridge.toml").write_text('org_name = "From File"\nport = 9000\n')
+    monkeypatch.setenv("PAYERBRIDGE_ORG_NAME", "From Env")
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.org_name == "From Env"
+    assert settings.port == 9000
+    assert load_settings(data_dir=tmp_path, port=9100).port == 9100
+
+
+def test_invalid_npi_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PAYERBRIDGE_ORG_NPI", "1234567890")
+    with pytest.raises(ValidationError, match="NPI"):
+        load_settings(data_dir=tmp_path)
+
+
+def test_database_url_is_redacted_and_gets_the_psycopg_driver(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path,
+                             database_url="postgresql://u:secret@db/payer")
+    assert settings.sqlalchemy_url == "postgresql+psycopg://u:secret@db/payer"
+    assert "secret" not in str(redacted(settings))
+    assert load_settings(data_dir=tmp_path).sqlalchemy_url.startswith("sqlite:///")
