@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -35,6 +36,7 @@ class ServerProcess:
     env: dict[str, str]
     process: subprocess.Popen[bytes]
     log_path: Path
+    log_file: BinaryIO
 
     @property
     def base_url(self) -> str:
@@ -61,6 +63,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.log_file.close()
 
 
 def start_server(data_dir: Path, *, env: dict[str, str], import_files: list[Path]
@@ -76,7 +79,7 @@ def start_server(data_dir: Path, *, env: dict[str, str], import_files: list[Path
     process = subprocess.Popen(
         [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
          "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=full_env)
-    server = ServerProcess(data_dir, port, full_env, process, log_path)
+    server = ServerProcess(data_dir, port, full_env, process, log_path, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -222,6 +222,20 @@ class SqlExchangeStore:
             ),
         )
 
+    def list_ids(self, *, state: ExchangeState | None, limit: int, offset: int
+                 ) -> tuple[int, list[str]]:
+        """(total, ids of one page), newest first."""
+        condition = exchanges.c.state == state.value if state is not None else None
+        with self._engine.connect() as connection:
+            count = select(func.count()).select_from(exchanges)
+            page = select(exchanges.c.id).order_by(exchanges.c.created_at.desc(),
+                                                   exchanges.c.id)
+            if condition is not None:
+                count, page = count.where(condition), page.where(condition)
+            total = connection.execute(count).scalar_one()
+            ids = connection.execute(page.limit(limit).offset(offset)).scalars().all()
+        return int(total), list(ids)
+
     def save_payload_with(
         self, exchange_id: str, body: str, sha256: str, at: datetime
     ) -> Callable[[Connection], None]:

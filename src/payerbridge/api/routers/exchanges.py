@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from payerbridge.api.deps import CallerDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
+from payerbridge.exchange.model import ExchangeState
 from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.exchange.service import submit_exchange
 from payerbridge.logging import current_request_id
@@ -68,6 +69,19 @@ def create_exchange(
     start_exchange(exchange_id)
     response.headers["Location"] = str(request.url_for("get_exchange", exchange_id=exchange_id))
     return exchange_public(platform.exchanges.get(exchange_id))
+
+
+@router.get("")
+def list_exchanges(
+    platform: PlatformDep, _caller: CallerDep,
+    state: Annotated[ExchangeState | None, Query(description="Only exchanges in this state.")]
+    = None,
+    count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
+) -> dict[str, Any]:
+    total, ids = platform.exchanges.list_ids(state=state, limit=count, offset=offset)
+    return {"total": total, "offset": offset,
+            "items": [exchange_public(platform.exchanges.get(i)) for i in ids]}
 
 
 @router.get("/{exchange_id}", name="get_exchange")

@@ -1,0 +1,149 @@
+"""Bad input over real HTTP: each gets a clear OperationOutcome and nothing is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.builders import a_coverage, a_patient, an_exchange_request
+from tests.servers import ServerProcess
+
+FHIR = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+
+
+@pytest.fixture
+def payer(server: Callable[..., ServerProcess], tmp_path) -> ServerProcess:  # type: ignore[no-untyped-def]
+    data = tmp_path / "members.ndjson"
+    import orjson
+
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in (
+        a_patient(), a_coverage(),
+        a_patient("twin", given="Ana"), a_coverage("c2", patient="twin", member_id="M124"))))
+    return server("payer", env={"PAYERBRIDGE_MAX_REQUEST_BYTES": "20000"}, import_files=[data])
+
+
+def outcome(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["code"] == code, body
+    assert response.headers["x-request-id"] in body["issue"][0]["diagnostics"]
+    return " ".join(i["details"]["text"] for i in body["issue"])
+
+
+def test_malformed_json_is_a_structure_error(payer: ServerProcess) -> None:
+    with payer.client() as client:
+        text = outcome(client.post("/fhir/Patient/$member-match", content=b"{oops",
+                                   headers=FHIR), 400, "structure")
+        assert "not valid JSON" in text
+        outcome(client.post("/exchanges", content=b"{oops",
+                            headers={"Content-Type": "application/json"}), 400, "structure")
+
+
+def test_wrong_resource_type_is_invalid(payer: ServerProcess) -> None:
+    with payer.client() as client:
+        text = outcome(client.post("/fhir/Patient/$member-match", json=a_patient(),
+                                   headers=FHIR), 400, "invalid")
+        assert "expected resourceType 'Parameters', got 'Patient'" in text
+
+
+def test_oversize_bodies_get_413_whether_declared_or_streamed(payer: ServerProcess) -> None:
+    big = b'{"resourceType":"Parameters","parameter":[],"pad":"' + b"x" * 30000 + b'"}'
+    with payer.client() as client:
+        text = outcome(client.post("/fhir/Patient/$member-match", content=big, headers=FHIR),
+                       413, "too-long")
+        assert "20000 bytes" in text
+
+        def chunks():  # no Content-Length: the limit is enforced while reading
+            for start in range(0, len(big), 4096):
+                yield big[start:start + 4096]
+
+        outcome(client.post("/fhir/Patient/$member-match", content=chunks(), headers=FHIR),
+                413, "too-long")
+
+
+def test_unknown_partner_is_refused_and_no_exchange_is_stored(payer: ServerProcess) -> None:
+    with payer.client() as client:
+        text = outcome(client.post("/exchanges", json=an_exchange_request("nobody")), 422,
+                       "not-found")
+        assert "no partner is registered with id 'nobody'" in text
+        assert client.get("/exchanges").json()["total"] == 0
+        assert client.get("/partners").json() == []
+
+
+def test_invalid_exchange_fields_are_named(payer: ServerProcess) -> None:
+    request = an_exchange_request()
+    request["member"]["birth_date"] = "1980-13-45"
+    del request["consent"]
+    with payer.client() as client:
+        response = client.post("/exchanges", json=request)
+        assert client.get("/exchanges").json()["total"] == 0
+    body = response.json()
+    assert response.status_code == 400
+    expressions = {i["expression"][0] for i in body["issue"]}
+    assert {"member.birth_date", "consent"} <= expressions
+    assert any(i["code"] == "required" for i in body["issue"])
+
+
+def test_content_negotiation(payer: ServerProcess) -> None:
+    with payer.client() as client:
+        outcome(client.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"}), 406,
+                "not-supported")
+        outcome(client.get("/fhir/metadata?_format=xml"), 406, "not-supported")
+        assert client.get("/fhir/metadata?_format=json").status_code == 200
+        outcome(client.post("/fhir/Patient/$member-match", content=b"<Parameters/>",
+                            headers={"Content-Type": "application/fhir+xml"}), 415,
+                "not-supported")
+        outcome(client.get("/fhir/Nope/1"), 404, "not-supported")
+        outcome(client.get("/fhir/Patient/unknown"), 404, "not-found")
+        outcome(client.get("/no/such/route"), 404, "not-found")
+
+
+def test_request_id_is_echoed_or_generated(payer: ServerProcess) -> None:
+    with payer.client() as client:
+        assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers[
+            "x-request-id"] == "abc-123"
+        generated = client.get("/healthz", headers={"X-Request-ID": "bad id <script>"})
+        assert generated.headers["x-request-id"] != "bad id"
+        assert len(generated.headers["x-request-id"]) == 36
+    assert '"request_id":"abc-123"' in payer.log()
+
+
+def test_member_match_outcomes_are_422_with_hrex_codes(payer: ServerProcess) -> None:
+    from payerbridge.exchange.schemas import ExchangeCreate
+    from payerbridge.fhir.member_match import build_member_match_request
+
+    def parameters(**member: str) -> dict:
+        request = ExchangeCreate.model_validate(an_exchange_request(**member)).to_domain()
+        return build_member_match_request(request, our_name="New", our_npi="1234567893",
+                                          partner_name="Old", partner_npi="1245319599")
+
+    with payer.client() as client:
+        matched = client.post("/fhir/Patient/$member-match", json=parameters(), headers=FHIR)
+        assert matched.status_code == 200, matched.text
+        names = [p["name"] for p in matched.json()["parameter"]]
+        assert names == ["MemberIdentifier", "MemberId"]
+        umb = matched.json()["parameter"][0]["valueIdentifier"]["value"]
+        # The identifier handed out finds the member, with or without its system.
+        found = client.get("/fhir/Patient", params={"identifier": umb}).json()
+        assert [e["resource"]["id"] for e in found["entry"]] == ["p1"]
+        again = client.post("/fhir/Patient/$member-match", json=parameters(), headers=FHIR)
+        assert again.json()["parameter"][0]["valueIdentifier"]["value"] == umb
+
+        outcome(client.post("/fhir/Patient/$member-match", json=parameters(family="Other"),
+                            headers=FHIR), 422, "not-found")
+        twins = parameters()
+        coverage = twins["parameter"][1]["resource"]
+        del coverage["identifier"]  # subscriber id only: both twins share it
+        outcome(client.post("/fhir/Patient/$member-match", json=twins, headers=FHIR), 422,
+                "multiple-matches")
+
+
+def test_logs_never_carry_member_demographics(payer: ServerProcess) -> None:
+    test_member_match_outcomes_are_422_with_hrex_codes(payer)
+    log = payer.log()
+    for secret in ("Garcia", "1980-02-03", "M123", "S1\""):
+        assert secret not in log
