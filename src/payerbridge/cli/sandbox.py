@@ -1,9 +1,274 @@
-"""``payerbridge sandbox`` and ``payerbridge demo``."""
+"""``payerbridge sandbox generate|up`` and ``payerbridge demo`` (what ``make run`` runs).
 
+The sandbox is a synthetic payer network: partner payers, each a payerbridge instance
+with its own data directory, port and organization, loaded with generated members.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import orjson
 import typer
+from rich.console import Console
+from rich.table import Table
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="Synthetic payer network.")
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+_TERMINAL = {"completed", "failed", "blocked", "dead_lettered"}
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="The platform's data directory.")]
+AsOf = Annotated[str | None, typer.Option(help="Reference date (ISO) of the generated data; "
+                                          "default today.")]
 
 
-def demo() -> None:
-    """Run the demo."""
+@dataclass
+class Instance:
+    name: str
+    data_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _network_dir(data_dir: Path) -> Path:
+    return data_dir / "sandbox" / "network"
+
+
+def _generate(out_dir: Path, payers: int, members: int, seed: int, as_of: date) -> None:
+    from rich.progress import Progress
+
+    from payerbridge.sandbox.generator import write_network
+
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("generating", total=None)
+        files = write_network(out_dir, payers, members, seed, as_of,
+                              progress=lambda n: progress.update(task, completed=n))
+    err.print(f"generated {files.resources:,} resources for {payers} payers in {out_dir}")
+
+
+@sandbox_app.command("generate")
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")]
+    = Path("var/sandbox/network"),
+    payers: Annotated[int, typer.Option(min=1, max=26, help="Old payers (partners).")] = 2,
+    members: Annotated[int, typer.Option(min=1, help="Members per payer.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed: same seed and date, same bytes.")] = 42,
+    as_of: AsOf = None,
+) -> None:
+    """Write a deterministic synthetic population (NDJSON) for each payer."""
+    _generate(out_dir, payers, members, seed, date.fromisoformat(as_of) if as_of else
+              date.today())
+
+
+def _load_network(network_dir: Path) -> dict[str, Any]:
+    path = network_dir / "network.json"
+    if not path.exists():
+        err.print(f"[red]error:[/red] no sandbox network at {network_dir}; run "
+                  "`payerbridge sandbox generate` first")
+        raise typer.Exit(3)
+    return dict(orjson.loads(path.read_bytes()))
+
+
+def _spawn(name: str, data_dir: Path, port: int, env: dict[str, str], *,
+           embedded: bool = False) -> Instance:
+    """Start ``serve``; ``embedded`` instances ignore PAYERBRIDGE_DATABASE_URL (SQLite)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    base_env = dict(os.environ)
+    if embedded:
+        base_env.pop("PAYERBRIDGE_DATABASE_URL", None)
+    log = (data_dir / "server.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
+         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+        env={**base_env, **env}, start_new_session=True)
+    log.close()
+    return Instance(name, data_dir, port, process)
+
+
+def _wait_healthy(instances: list[Instance], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    for instance in instances:
+        while True:
+            if instance.process.poll() is not None:
+                raise RuntimeError(f"{instance.name} exited; see {instance.data_dir}/server.log")
+            try:
+                if httpx.get(f"{instance.base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{instance.name} did not start; see "
+                                   f"{instance.data_dir}/server.log")
+            time.sleep(0.25)
+
+
+def _start_partners(data_dir: Path, network: dict[str, Any], base_port: int) -> list[Instance]:
+    """Load each partner's data once, then start it as its own SQLite-backed instance."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.config import load_settings
+    from payerbridge.store.importer import import_file
+
+    network_dir = _network_dir(data_dir)
+    instances = []
+    for index, payer in enumerate(network["payers"]):
+        payer_dir = data_dir / "sandbox" / payer["slug"]
+        env = {"PAYERBRIDGE_ORG_NAME": payer["name"], "PAYERBRIDGE_ORG_NPI": payer["npi"]}
+        marker = payer_dir / ".loaded"
+        if not marker.exists():
+            platform = build_platform(load_settings(data_dir=payer_dir, database_url=None))
+            report = import_file(platform.engine, network_dir / payer["file"])
+            platform.close()
+            if not report.accepted:
+                raise RuntimeError(f"sandbox data for {payer['slug']} was rejected")
+            marker.write_text(str(report.resources))
+            err.print(f"loaded {report.resources:,} resources into {payer['slug']}")
+        instances.append(_spawn(payer["slug"], payer_dir, base_port + index, env, embedded=True))
+    return instances
+
+
+def _stop(instances: list[Instance]) -> None:
+    for instance in instances:
+        if instance.process.poll() is None:
+            instance.process.send_signal(signal.SIGTERM)
+    for instance in instances:
+        try:
+            instance.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            instance.process.kill()
+
+
+def _serve_until_interrupted(instances: list[Instance]) -> None:
+    try:
+        while all(i.process.poll() is None for i in instances):
+            time.sleep(0.5)
+        err.print("[red]an instance stopped; shutting the sandbox down[/red]")
+    except KeyboardInterrupt:
+        err.print("stopping")
+    finally:
+        _stop(instances)
+
+
+def _ensure_network(data_dir: Path, members: int, seed: int, as_of: str | None) -> dict[str, Any]:
+    network_dir = _network_dir(data_dir)
+    if not (network_dir / "network.json").exists():
+        _generate(network_dir, 2, members, seed,
+                  date.fromisoformat(as_of) if as_of else date.today())
+    return _load_network(network_dir)
+
+
+@sandbox_app.command("up")
+def up(
+    data_dir: DataDir = Path("var"),
+    base_port: Annotated[int, typer.Option(help="Port of the first partner.")] = 8101,
+    members: Annotated[int, typer.Option(help="Members per payer if generating.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed if generating.")] = 42,
+    as_of: AsOf = None,
+) -> None:
+    """Start the sandbox partner payers and register them with the platform in DATA_DIR."""
+    network = _ensure_network(data_dir, members, seed, as_of)
+    instances = _start_partners(data_dir, network, base_port)
+    try:
+        _wait_healthy(instances)
+        _register_partners_locally(data_dir, instances, network)
+    except BaseException:
+        _stop(instances)
+        raise
+    for instance in instances:
+        out.print(f"{instance.name}: {instance.base_url}/fhir (log {instance.data_dir}/server.log)")
+    _serve_until_interrupted(instances)
+
+
+def _register_partners_locally(data_dir: Path, instances: list[Instance],
+                               network: dict[str, Any]) -> None:
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.config import load_settings
+    from payerbridge.routing.model import Partner
+
+    platform = build_platform(load_settings(data_dir=data_dir))
+    try:
+        for instance, payer in zip(instances, network["payers"], strict=True):
+            platform.partners.register(Partner(payer["slug"], payer["name"], payer["npi"],
+                                               f"{instance.base_url}/fhir"), actor="sandbox")
+    finally:
+        platform.close()
+
+
+def _run_sample_exchange(platform: Instance, request: dict[str, Any]) -> dict[str, Any]:
+    with httpx.Client(base_url=platform.base_url, timeout=30) as client:
+        response = client.post("/exchanges", json=request)
+        if response.status_code != 202:
+            raise RuntimeError(f"exchange refused: {response.status_code} {response.text[:300]}")
+        location = response.headers["location"]
+        deadline = time.monotonic() + 120
+        while True:
+            exchange: dict[str, Any] = client.get(location).json()
+            if exchange["state"] in _TERMINAL or time.monotonic() > deadline:
+                return exchange
+            time.sleep(0.2)
+
+
+def _print_exchange(exchange: dict[str, Any]) -> None:
+    table = Table("seq", "from", "to", "at", "reason", title=f"Exchange {exchange['id']}")
+    for step in exchange["history"]:
+        table.add_row(str(step["seq"]), step["from"] or "", step["to"], step["at"],
+                      step["reason_code"] or "")
+    out.print(table)
+
+
+def demo(
+    data_dir: DataDir = Path("var"),
+    port: Annotated[int, typer.Option(help="Port of the platform (the new payer).")] = 8080,
+    base_port: Annotated[int, typer.Option(help="Port of the first sandbox partner.")] = 8101,
+    members: Annotated[int, typer.Option(help="Members per sandbox payer.")] = 200,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
+    exit_after: Annotated[bool, typer.Option("--exit", help="Stop after the sample exchange "
+                                             "instead of serving.")] = False,
+) -> None:
+    """Start the platform with two sandbox partners and run one sample exchange."""
+    network = _ensure_network(data_dir, members, seed, None)
+    platform_env = {"PAYERBRIDGE_ORG_NAME": network["platform"]["name"],
+                    "PAYERBRIDGE_ORG_NPI": network["platform"]["npi"]}
+    instances = _start_partners(data_dir, network, base_port)
+    platform = _spawn("platform", data_dir, port, platform_env)
+    instances.append(platform)
+    try:
+        _wait_healthy(instances)
+        _register_partners_locally(data_dir, instances[:-1], network)
+        switchers = orjson.loads((_network_dir(data_dir) / "switchers.json").read_bytes())
+        exchange = _run_sample_exchange(platform, switchers[0]["request"])
+    except BaseException:
+        _stop(instances)
+        raise
+    _print_exchange(exchange)
+    patient = exchange.get("imported_patient_id")
+    out.print(f"exchange state: [bold]{exchange['state']}[/bold], "
+              f"{exchange.get('resource_count') or 0} resources stored")
+    out.print("where to look:")
+    out.print(f"  exchange:     {platform.base_url}/exchanges/{exchange['id']}")
+    if patient:
+        out.print(f"  member data:  {platform.base_url}/fhir/Patient/{patient}/$everything")
+    out.print(f"  platform API: {platform.base_url}/docs   (log {data_dir}/server.log)")
+    for instance in instances[:-1]:
+        out.print(f"  partner {instance.name}: {instance.base_url}/fhir/metadata")
+    if exit_after:
+        _stop(instances)
+        if exchange["state"] != "completed":
+            raise typer.Exit(1)
+        return
+    out.print("serving; Ctrl-C to stop")
+    _serve_until_interrupted(instances)
