@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     environment: Literal["dev", "test", "prod"] = "dev"
 
+    @field_validator("database_url", "public_base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # An exported-but-empty variable means "not configured", not "an empty URL".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("org_npi")
     @classmethod
     def _npi_is_valid(cls, value: str) -> str:

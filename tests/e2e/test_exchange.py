@@ -1,0 +1,153 @@
+"""The thin slice end to end: a new payer and an old payer as real processes over HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from payerbridge.sandbox.generator import write_network
+from tests.servers import ServerProcess, free_port, run_cli
+
+HAPPY_PATH = ["submitted", "validated", "consent_verified", "route_selected", "member_matched",
+              "retrieving", "received", "normalized", "completed"]
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("network")
+    write_network(out, 1, 60, 7, date.today() - timedelta(days=1), switchers=3)
+    return out
+
+
+@pytest.fixture
+def payers(server: Callable[..., ServerProcess], network: Path
+           ) -> tuple[ServerProcess, ServerProcess, dict[str, Any]]:
+    info = orjson.loads((network / "network.json").read_bytes())
+    old_info = info["payers"][0]
+    old = server("old", env={"PAYERBRIDGE_ORG_NAME": old_info["name"],
+                             "PAYERBRIDGE_ORG_NPI": old_info["npi"]},
+                 import_files=[network / old_info["file"]])
+    new = server("new", env={"PAYERBRIDGE_ORG_NAME": info["platform"]["name"],
+                             "PAYERBRIDGE_ORG_NPI": info["platform"]["npi"]})
+    with new.client() as client:
+        response = client.post("/partners", json={
+            "id": old_info["slug"], "name": old_info["name"], "npi": old_info["npi"],
+            "base_url": old.fhir_base})
+        assert response.status_code == 201, response.text
+    return old, new, info
+
+
+def wait_terminal(client: Any, location: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exchange: dict[str, Any] = client.get(location).json()
+        if exchange["state"] in ("completed", "failed", "blocked"):
+            return exchange
+        time.sleep(0.1)
+    raise AssertionError(f"exchange did not finish: {exchange}")
+
+
+def test_an_exchange_moves_the_members_history_with_provenance(
+        payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path) -> None:
+    old, new, info = payers
+    switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
+    with old.client() as client:
+        original = client.get(f"/fhir/Patient/{switcher['old_patient_id']}/$everything").json()
+    original_types = sorted(e["resource"]["resourceType"] for e in original["entry"])
+
+    with new.client() as client:
+        response = client.post("/exchanges", json=switcher["request"])
+        assert response.status_code == 202, response.text
+        location = response.headers["location"]
+        exchange = wait_terminal(client, location)
+        assert exchange["state"] == "completed", exchange
+        assert [step["to"] for step in exchange["history"]] == HAPPY_PATH
+        stamps = [step["at"] for step in exchange["history"]]
+        assert stamps == sorted(stamps)
+        assert exchange["matched_member"] == f"Patient/{switcher['old_patient_id']}"
+
+        patient_id = exchange["imported_patient_id"]
+        received = client.get(f"/fhir/Patient/{patient_id}/$everything").json()
+
+    resources = [e["resource"] for e in received["entry"]]
+    by_id = {f"{r['resourceType']}/{r['id']}": r for r in resources}
+    # Everything the old payer sent arrived under new ids, plus our own Provenance (and the
+    # transmitter Provenance of this second $everything).
+    stored_types = sorted(r["resourceType"] for r in resources)
+    assert stored_types.count("Provenance") == original_types.count("Provenance") + 2
+    assert [t for t in stored_types if t != "Provenance"] == \
+        [t for t in original_types if t != "Provenance"]
+    assert switcher["old_patient_id"] not in {r["id"] for r in resources}
+    assert exchange["resource_count"] == len(original["entry"]) + 1
+
+    provenances = [r for r in resources if r["resourceType"] == "Provenance"]
+    ours = [p for p in provenances if any(a["type"]["coding"][0]["code"] == "custodian"
+                                          for a in p["agent"])]
+    assert len(ours) == 1
+    assert ours[0]["agent"][1]["who"]["identifier"]["value"] == info["platform"]["npi"]
+    assert ours[0]["agent"][0]["who"]["identifier"]["value"] == info["payers"][0]["npi"]
+    assert f"Patient/{patient_id}" in {t["reference"] for t in ours[0]["target"]}
+    # The old payer's Provenance were kept, re-targeted to our ids.
+    kept = [p for p in provenances if p is not ours[0] and p["meta"].get("source")]
+    assert kept and all(t["reference"] in by_id for p in kept for t in p["target"])
+    # Every reference among the member's resources resolves locally.
+    for resource in resources:
+        for reference in _references(resource):
+            if reference.split("/")[0] in ("Patient", "Coverage", "Encounter", "Condition"):
+                assert reference in by_id, reference
+
+
+def _references(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["reference"]] if isinstance(node.get("reference"), str) else []
+        return found + [r for v in node.values() for r in _references(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _references(v)]
+    return []
+
+
+def test_an_unknown_member_fails_with_a_reason_and_an_expired_consent_blocks(
+        payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path) -> None:
+    _old, new, _info = payers
+    request = orjson.loads((network / "switchers.json").read_bytes())[1]["request"]
+    stranger = {**request, "member": {**request["member"], "birth_date": "1901-01-01"}}
+    expired = {**request, "consent": {**request["consent"], "start": "2020-01-01",
+                                      "end": "2020-03-01"}}
+    with new.client() as client:
+        failed = wait_terminal(client, client.post("/exchanges", json=stranger)
+                               .headers["location"])
+        blocked = wait_terminal(client, client.post("/exchanges", json=expired)
+                                .headers["location"])
+        listing = client.get("/exchanges", params={"state": "failed"}).json()
+    assert failed["state"] == "failed"
+    assert failed["error"]["code"] == "no-match"
+    assert [s["to"] for s in failed["history"]][-2:] == ["route_selected", "failed"]
+    assert blocked["state"] == "blocked" and blocked["error"]["code"] == "consent-expired"
+    assert [item["id"] for item in listing["items"]] == [failed["id"]]
+
+
+def test_an_unreachable_partner_ends_the_exchange_as_partner_unavailable(
+        server: Callable[..., ServerProcess], network: Path) -> None:
+    new = server("lonely")
+    with new.client() as client:
+        client.post("/partners", json={"id": "gone", "name": "Gone Plan", "npi": "1245319599",
+                                       "base_url": f"http://127.0.0.1:{free_port()}/fhir"})
+        request = orjson.loads((network / "switchers.json").read_bytes())[0]["request"]
+        response = client.post("/exchanges", json={**request, "old_payer": "gone"})
+        exchange = wait_terminal(client, response.headers["location"], timeout=90)
+    assert exchange["state"] == "failed"
+    assert exchange["error"]["code"] == "partner-unavailable"
+
+
+def test_make_run_demo_completes_a_sample_exchange(tmp_path: Path) -> None:
+    result = run_cli(["demo", "--data-dir", str(tmp_path / "var"), "--exit", "--members", "30",
+                      "--port", str(free_port()), "--base-port", str(free_port())], timeout=240,
+                     env={"PAYERBRIDGE_DATABASE_URL": ""})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "exchange state: completed" in result.stdout
