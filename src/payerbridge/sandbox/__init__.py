@@ -1,0 +1,21 @@
+"""Sandbox: a seeded, synthetic payer network (old payers plus the platform) to exchange with."""
+
+from payerbridge.sandbox.generator import NetworkFiles, PayerFile, write_network
+from payerbridge.sandbox.population import (
+    Network,
+    PayerProfile,
+    build_network,
+    generate_payer_population,
+    sample_switchers,
+)
+
+__all__ = [
+    "Network",
+    "NetworkFiles",
+    "PayerFile",
+    "PayerProfile",
+    "build_network",
+    "generate_payer_population",
+    "sample_switchers",
+    "write_network",
+]
