@@ -54,11 +54,11 @@ def _write_population(path: Path, members: int, seed: int) -> int:
     return count
 
 
-def _one_run(path: Path, database_url: str | None) -> dict[str, float]:
+def _one_run(path: Path) -> dict[str, float]:
     data_dir = Path(tempfile.mkdtemp(prefix="pb-bench-import-"))
-    env = {**os.environ, "PAYERBRIDGE_LOG_LEVEL": "WARNING"}
-    if database_url:
-        env["PAYERBRIDGE_DATABASE_URL"] = database_url
+    # Embedded SQLite in a fresh data dir: a PostgreSQL run needs a fresh database per run too.
+    env = {k: v for k, v in os.environ.items() if k != "PAYERBRIDGE_DATABASE_URL"}
+    env["PAYERBRIDGE_LOG_LEVEL"] = "WARNING"
     try:
         result = subprocess.run(
             [sys.executable, "-m", "payerbridge.bench.importing", str(path), str(data_dir)],
@@ -69,8 +69,7 @@ def _one_run(path: Path, database_url: str | None) -> dict[str, float]:
 
 
 def run_import_benchmark(
-    *, sizes: list[int], repeat: int, seed: int, database_url: str | None,
-    on_run: Callable[[ImportRun], None],
+    *, sizes: list[int], repeat: int, seed: int, on_run: Callable[[ImportRun], None],
 ) -> list[list[ImportRun]]:
     results = []
     with tempfile.TemporaryDirectory(prefix="pb-bench-data-") as scratch:
@@ -79,7 +78,7 @@ def run_import_benchmark(
             resources = _write_population(path, members, seed)
             runs = []
             for _ in range(repeat):
-                measured = _one_run(path, database_url)
+                measured = _one_run(path)
                 run = ImportRun(members, resources, path.stat().st_size / 1e6,
                                 measured["seconds"], measured["peak_rss_kb"] / 1024)
                 on_run(run)

@@ -20,9 +20,6 @@ def bench_import(
     = "1000,4000,16000",
     repeat: Annotated[int, typer.Option(min=1, help="Runs per size (median reported).")] = 3,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
-    database_url: Annotated[str | None, typer.Option(
-        help="Benchmark PostgreSQL instead of SQLite (a scratch database: tables are created "
-             "and filled).")] = None,
     report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")]
     = Path("docs/benchmarks/import.md"),
 ) -> None:
@@ -31,11 +28,11 @@ def bench_import(
 
     sizes = [int(s) for s in members.split(",") if s.strip()]
     results = run_import_benchmark(
-        sizes=sizes, repeat=repeat, seed=seed, database_url=database_url,
+        sizes=sizes, repeat=repeat, seed=seed,
         on_run=lambda r: err.print(f"{r.members:>7} members: {r.resources:,} resources in "
                                    f"{r.seconds:.2f}s = {r.rate:,.0f}/s, peak "
                                    f"{r.peak_rss_mb:.0f} MB"))
-    backend = "PostgreSQL" if database_url else "SQLite (WAL)"
+    backend = "SQLite (WAL)"
     markdown = report_markdown(results, backend=backend, repeat=repeat)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(markdown)
