@@ -38,19 +38,19 @@ class SqlAuditLog:
             append_audit(connection, event)
 
     def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
+        """The entity's audit trail, oldest first."""
+        query = (
+            select(audit_events)
+            .where(audit_events.c.entity_type == entity_type,
+                   audit_events.c.entity_id == entity_id)
+            .order_by(audit_events.c.id)
+        )
         with self._engine.connect() as connection:
-            rows = (
-                connection.execute(
-                    select(audit_events)
-                    .where(
-                        audit_events.c.entity_type == entity_type,
-                        audit_events.c.entity_id == entity_id,
-                    )
-                    .order_by(audit_events.c.id)
-                )
-                .mappings()
-                .all()
-            )
+            rows = connection.execute(query).all()
         return [
-            {**row, "detail": orjson.loads(row["detail"]) if row["detail"] else {}} for row in rows
+            {"id": row.id, "at": row.at, "actor": row.actor, "action": row.action,
+             "entity_type": row.entity_type, "entity_id": row.entity_id,
+             "outcome": row.outcome, "request_id": row.request_id,
+             "detail": orjson.loads(row.detail) if row.detail else {}}
+            for row in rows
         ]

@@ -1,0 +1,92 @@
+"""The exchange use cases on a real database, with the partner behind httpx.MockTransport."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from payerbridge.bootstrap import Platform, build_platform
+from payerbridge.config import load_settings
+from payerbridge.exchange import service
+from payerbridge.exchange.model import ExchangeState
+from payerbridge.exchange.schemas import ExchangeCreate
+from payerbridge.fhir.member_match import build_member_match_response
+from payerbridge.partners.client import HttpxPartnerClient
+from payerbridge.routing.model import Partner
+from tests.builders import a_coverage, a_patient, an_exchange_request
+
+
+def old_payer(request: httpx.Request) -> httpx.Response:
+    if request.url.path.endswith("/$member-match"):
+        assert request.headers["Idempotency-Key"].endswith(":member-match")
+        return httpx.Response(200, json=build_member_match_response(
+            identifier_system="urn:umb", identifier_value="U1", member_id="p1"))
+    bundle = {"resourceType": "Bundle", "type": "searchset",
+              "entry": [{"resource": a_patient()}, {"resource": a_coverage()}]}
+    return httpx.Response(200, content=orjson.dumps(bundle))
+
+
+@pytest.fixture
+def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # type: ignore[no-untyped-def]
+    env = database_env()
+    settings = load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
+    platform = build_platform(settings, partner_transport=httpx.MockTransport(old_payer))
+    platform.partners.register(Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"),
+                               actor="test")
+    yield platform
+    platform.close()
+
+
+def submit(platform: Platform, raw: dict[str, Any]) -> str:
+    request = ExchangeCreate.model_validate(raw)
+    return service.submit_exchange(platform.exchange_ports, request.to_domain(),
+                                   request.model_dump(mode="json"), client_id="tester",
+                                   request_id="r1")
+
+
+def test_each_transition_commits_with_its_audit_event_and_steps_do_not_repeat(
+        platform: Platform) -> None:
+    ports = platform.exchange_ports
+    exchange_id = submit(platform, an_exchange_request())
+    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
+    for step in (service.prepare, service.match, service.retrieve, service.normalize):
+        step(ports, exchange_id, request)
+    # A restart that replays finished steps changes nothing.
+    for step in (service.prepare, service.match, service.retrieve, service.normalize):
+        step(ports, exchange_id, request)
+    record = platform.exchanges.get(exchange_id)
+    assert record.state is ExchangeState.COMPLETED
+    assert [t.seq for t in record.transitions] == list(range(1, 10))
+    audit = platform.audit.for_entity("Exchange", exchange_id)
+    assert [(a["detail"]["from"], a["outcome"]) for a in audit] == \
+        [(t.from_state, t.to_state) for t in record.transitions]
+    assert audit[0]["request_id"] == "r1" and audit[0]["actor"] == "tester"
+    assert record.resource_count == 3  # Patient, Coverage and our Provenance
+    assert platform.members.count(source_prefix=f"exchange:{exchange_id}") == 3
+    assert "Garcia" not in orjson.dumps(audit).decode()
+
+
+def test_a_rejected_payload_fails_the_exchange_and_stores_nothing(platform: Platform) -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/$member-match"):
+            return old_payer(request)
+        return httpx.Response(200, json={"resourceType": "Bundle", "entry": []})
+
+    client = HttpxPartnerClient(timeout_seconds=5, user_agent="test",
+                                transport=httpx.MockTransport(broken))
+    ports = dataclasses.replace(platform.exchange_ports, client=client)
+    exchange_id = submit(platform, an_exchange_request())
+    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
+    for step in (service.prepare, service.match, service.retrieve, service.normalize):
+        step(ports, exchange_id, request)
+    record = platform.exchanges.get(exchange_id)
+    assert record.state is ExchangeState.FAILED
+    assert record.error_code == "invalid-payload"
+    assert platform.members.count(source_prefix="exchange:") == 0
