@@ -123,6 +123,22 @@ def test_public_names_are_exported() -> None:
         assert hasattr(sandbox, name)
 
 
+def test_population_module_keeps_the_names_it_had_before_the_split() -> None:
+    from payerbridge.sandbox import population as module
+
+    assert sorted(module.__all__) == [
+        "Network",
+        "PayerProfile",
+        "Resource",
+        "build_network",
+        "generate_payer_population",
+        "sample_switchers",
+    ]
+    older = ["MAX_HOUSEHOLD", "NPI_SYSTEM", "PLATFORM_SLUG", "PRIOR_AUTH_PROFILE", "Place"]
+    for name in [*module.__all__, *older, "derive_seed", "npi_check_digit"]:
+        assert hasattr(module, name)
+
+
 def test_network_names_payers_in_order_with_valid_unique_npis() -> None:
     network = build_network(30)
     slugs = [payer.slug for payer in network.payers]
