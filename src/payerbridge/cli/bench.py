@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (reports in docs/benchmarks/).")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @bench_app.command("import")

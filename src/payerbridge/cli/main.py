@@ -31,8 +31,17 @@ app.add_typer(partners_app, name="partners")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+@app.callback()
+def _quiet_logs() -> None:
+    """Commands report through the console; only warnings of the libraries reach stderr.
+    ``serve`` reconfigures logging from the settings."""
+    from payerbridge.logging import configure_logging
+
+    configure_logging("WARNING", "text")
 
 DataDir = Annotated[
     Path | None,

@@ -24,7 +24,7 @@ from rich.table import Table
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="Synthetic payer network.")
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 _TERMINAL = {"completed", "failed", "blocked", "dead_lettered"}
 

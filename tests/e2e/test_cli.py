@@ -1,0 +1,74 @@
+"""The command line as an operator uses it: real processes, real data directories."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from tests.builders import a_coverage, a_patient
+from tests.servers import run_cli
+
+
+def digest(folder: Path) -> str:
+    hashes = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        hashes.update(path.name.encode() + path.read_bytes())
+    return hashes.hexdigest()
+
+
+def test_sandbox_generate_is_deterministic(tmp_path: Path) -> None:
+    args = ["sandbox", "generate", "--payers", "2", "--members", "40", "--seed", "5",
+            "--as-of", "2026-11-01"]
+    first = run_cli([*args, "--out", str(tmp_path / "a")])
+    second = run_cli([*args, "--out", str(tmp_path / "b")])
+    assert first.returncode == 0 and second.returncode == 0, first.stderr
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    network = orjson.loads((tmp_path / "a" / "network.json").read_bytes())
+    assert [p["slug"] for p in network["payers"]] == ["payer-a", "payer-b"]
+    other = run_cli([*args[:-3], "6", "--as-of", "2026-11-01", "--out", str(tmp_path / "c")])
+    assert other.returncode == 0 and digest(tmp_path / "c") != digest(tmp_path / "a")
+
+
+def test_import_reports_counts_and_rejects_a_bad_file_whole(
+        tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> None:
+    env = database_env()
+    data_dir = str(tmp_path / "data")
+    good = tmp_path / "good.ndjson"
+    good.write_bytes(orjson.dumps(a_patient()) + b"\n" + orjson.dumps(a_coverage()) + b"\n")
+    bad = tmp_path / "bad.ndjson"
+    bad.write_bytes(orjson.dumps(a_patient("p2")) + b"\n{broken\n\n"
+                    + orjson.dumps({"resourceType": "Nope", "id": "x"}) + b"\n")
+    result = run_cli(["import", "--data-dir", data_dir, str(good), str(bad)], env=env)
+    assert result.returncode == 2
+    assert "line 2: not valid JSON" in result.stderr
+    assert "line 4: unsupported resourceType 'Nope'" in result.stderr
+    assert "nothing from this file was stored" in result.stderr
+    assert "imported" in result.stderr and "2 resources" in result.stderr
+    assert "│ Patient       │ 1" in result.stdout
+    again = run_cli(["import", "--data-dir", data_dir, str(good)], env=env)
+    assert again.returncode == 0
+
+
+def test_partners_and_config_commands(tmp_path: Path,
+                                      database_env: Callable[[], dict[str, str]]) -> None:
+    env = database_env()
+    data_dir = str(tmp_path / "data")
+    refused = run_cli(["partners", "add", "--data-dir", data_dir, "--id", "Bad Id", "--name",
+                       "X", "--npi", "1234567890", "--base-url", "ftp://x"], env=env)
+    assert refused.returncode == 2
+    assert "npi must be a 10-digit NPI" in refused.stderr and "base_url" in refused.stderr
+    added = run_cli(["partners", "add", "--data-dir", data_dir, "--id", "acme", "--name",
+                     "Acme", "--npi", "1245319599", "--base-url", "https://acme.example/fhir"],
+                    env=env)
+    assert added.returncode == 0, added.stderr
+    listed = run_cli(["partners", "list", "--data-dir", data_dir], env=env)
+    assert "acme" in listed.stdout and "https://acme.example/fhir" in listed.stdout
+    shown = run_cli(["config", "show", "--data-dir", data_dir],
+                    env={**env, "PAYERBRIDGE_ORG_NAME": "Configured Plan"})
+    config = orjson.loads(shown.stdout)
+    assert config["org_name"] == "Configured Plan"
+    if env:
+        assert config["database_url"] == "**********"
