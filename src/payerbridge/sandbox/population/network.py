@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from payerbridge.errors import InvalidInput
+from payerbridge.npi import npi_check_digit
 
 Draw = Callable[[], float]  # a bound ``random.Random.random``
 
@@ -91,17 +92,6 @@ def synthetic_npi(kind: int, index: int) -> str:
     body = ((kind * 1_000_000 + index) * 7_654_321 + 1_234_567) % 100_000_000
     base = f"{1 if kind == NPI_PRACTITIONER else 2}{body:08d}"
     return base + str(npi_check_digit(base))
-
-
-def npi_check_digit(base: str) -> int:
-    """Luhn check digit over ``80840`` followed by the first nine NPI digits."""
-    total = 0
-    for position, char in enumerate(reversed("80840" + base)):
-        digit = int(char)
-        if position % 2 == 0:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return (10 - total % 10) % 10
 
 
 def derive_seed(*parts: object) -> int:
