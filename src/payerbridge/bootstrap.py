@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 
 from payerbridge import __version__
 from payerbridge.config import Settings
-from payerbridge.exchange.normalize import Organization
 from payerbridge.exchange.service import ExchangePorts
 from payerbridge.partners.client import HttpxPartnerClient
+from payerbridge.routing.model import Organization
 from payerbridge.store.audit import SqlAuditLog
 from payerbridge.store.database import create_db_engine, migrate
 from payerbridge.store.exchanges import SqlExchangeStore

@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from payerbridge.errors import NotFound
-from payerbridge.exchange.normalize import Organization
-from payerbridge.fhir import codes
+from payerbridge.fhir.provenance import transmitter_provenance
 from payerbridge.fhir.resources import COMPARTMENT_FIELD, iter_references
+from payerbridge.routing.model import Organization
 from payerbridge.timestamps import utc_iso
 
 __all__ = ["MemberRecords", "member_everything"]
@@ -47,8 +47,11 @@ def member_everything(
         }
     )
     included = records.read_many(shared)
-    transmitter = _transmitter_provenance(
-        provenance_id, [r for r in compartment if r["resourceType"] != "Provenance"], us=us, now=now
+    transmitter = transmitter_provenance(
+        provenance_id,
+        [r for r in compartment if r["resourceType"] != "Provenance"],
+        transmitter=us,
+        recorded=now,
     )
     entries = [_entry(r, fhir_base, "match") for r in compartment]
     entries += [_entry(r, fhir_base, "include") for r in included]
@@ -68,41 +71,4 @@ def _entry(resource: dict[str, Any], fhir_base: str, mode: str) -> dict[str, Any
         "fullUrl": f"{fhir_base}/{resource['resourceType']}/{resource['id']}",
         "resource": resource,
         "search": {"mode": mode},
-    }
-
-
-def _transmitter_provenance(
-    provenance_id: str, targets: list[dict[str, Any]], *, us: Organization, now: datetime
-) -> dict[str, Any]:
-    """PDex: a payer SHALL say it is the Transmitter of data it shares."""
-    return {
-        "resourceType": "Provenance",
-        "id": provenance_id,
-        "meta": {"profile": [codes.PDEX_PROVENANCE_PROFILE]},
-        "target": [{"reference": f"{r['resourceType']}/{r['id']}"} for r in targets],
-        "recorded": utc_iso(now),
-        "agent": [
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": codes.US_CORE_PROVENANCE_PARTICIPANT,
-                            "code": "transmitter",
-                            "display": "Transmitter",
-                        }
-                    ]
-                },
-                "role": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/contractsignertypecodes",
-                                "code": "TRANS",
-                            }
-                        ]
-                    }
-                ],
-                "who": us.reference(),
-            }
-        ],
     }

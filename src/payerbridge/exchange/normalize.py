@@ -14,26 +14,16 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.errors import PartnerRejected
-from payerbridge.fhir import codes
+from payerbridge.fhir.provenance import receipt_provenance
 from payerbridge.fhir.resources import (
     ID_PATTERN,
     SUPPORTED_TYPES,
     compartment_patient,
     rewrite_references,
 )
-from payerbridge.timestamps import utc_iso
+from payerbridge.routing.model import Organization
 
-__all__ = ["NormalizedBundle", "Organization", "normalize_everything_bundle"]
-
-
-@dataclass(frozen=True)
-class Organization:
-    name: str
-    npi: str
-    fhir_base: str | None = None
-
-    def reference(self) -> dict[str, Any]:
-        return {"identifier": {"system": codes.NPI_SYSTEM, "value": self.npi}, "display": self.name}
+__all__ = ["NormalizedBundle", "normalize_everything_bundle"]
 
 
 @dataclass(frozen=True)
@@ -120,12 +110,12 @@ def normalize_everything_bundle(
 
     patient_id = id_map[f"Patient/{patients[0]['id']}"].split("/", 1)[1]
     normalized.append(
-        _receipt_provenance(
+        receipt_provenance(
             new_id(),
             [r for r in normalized if r["resourceType"] != "Provenance"],
-            received_at=received_at,
-            us=us,
-            old_payer=old_payer,
+            transmitter=old_payer,
+            custodian=us,
+            recorded=received_at,
             exchange_id=exchange_id,
         )
     )
@@ -137,86 +127,3 @@ def normalize_everything_bundle(
         skipped=skipped,
         unresolved_references=unresolved,
     )
-
-
-def _receipt_provenance(
-    provenance_id: str,
-    targets: list[dict[str, Any]],
-    *,
-    received_at: datetime,
-    us: Organization,
-    old_payer: Organization,
-    exchange_id: str,
-) -> dict[str, Any]:
-    """Our Provenance: received from the old payer (transmitter), now in our custody."""
-    return {
-        "resourceType": "Provenance",
-        "id": provenance_id,
-        "meta": {"profile": [codes.PDEX_PROVENANCE_PROFILE]},
-        "target": [{"reference": f"{r['resourceType']}/{r['id']}"} for r in targets],
-        "recorded": utc_iso(received_at),
-        "activity": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                    "code": "CREATE",
-                    "display": "create",
-                }
-            ]
-        },
-        "agent": [
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": codes.US_CORE_PROVENANCE_PARTICIPANT,
-                            "code": "transmitter",
-                            "display": "Transmitter",
-                        }
-                    ]
-                },
-                "role": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/contractsignertypecodes",
-                                "code": "TRANS",
-                            }
-                        ]
-                    }
-                ],
-                "who": old_payer.reference(),
-            },
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": codes.PROVENANCE_PARTICIPANT,
-                            "code": "custodian",
-                            "display": "Custodian",
-                        }
-                    ]
-                },
-                "who": us.reference(),
-            },
-        ],
-        "entity": [
-            {
-                "role": "source",
-                "what": {
-                    "identifier": {"system": "urn:payerbridge:exchange", "value": exchange_id},
-                    "display": f"payer-to-payer exchange from {old_payer.name}",
-                },
-                "extension": [
-                    {
-                        "url": codes.PROVENANCE_SOURCE_FORMAT,
-                        "valueCodeableConcept": {
-                            "coding": [
-                                {"system": codes.PROVENANCE_PAYER_DATA_SOURCE, "code": "hl7fhirr4"}
-                            ]
-                        },
-                    }
-                ],
-            }
-        ],
-    }

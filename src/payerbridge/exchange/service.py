@@ -26,12 +26,12 @@ from payerbridge.errors import (
     UnprocessableRequest,
 )
 from payerbridge.exchange.model import ExchangeRequest, ExchangeState
-from payerbridge.exchange.normalize import Organization, normalize_everything_bundle
+from payerbridge.exchange.normalize import normalize_everything_bundle
 from payerbridge.fhir.member_match import (
     MemberMatchResult,
     build_member_match_request,
 )
-from payerbridge.routing.model import Partner
+from payerbridge.routing.model import Organization, Partner
 
 __all__ = [
     "ExchangePorts",
@@ -292,7 +292,7 @@ def normalize(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) 
             new_id=ports.new_id,
             received_at=ports.clock(),
             us=ports.us,
-            old_payer=Organization(partner.name, partner.npi, partner.fhir_base),
+            old_payer=partner.organization,
             exchange_id=exchange_id,
         )
     except (orjson.JSONDecodeError, PartnerRejected) as exc:

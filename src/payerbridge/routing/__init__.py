@@ -1,5 +1,5 @@
 """Partners (other payers) and the choice of where an exchange goes."""
 
-from payerbridge.routing.model import Partner, validate_partner
+from payerbridge.routing.model import Organization, Partner, validate_partner
 
-__all__ = ["Partner", "validate_partner"]
+__all__ = ["Organization", "Partner", "validate_partner"]

@@ -9,9 +9,18 @@ from urllib.parse import urlparse
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.npi import is_valid_npi
 
-__all__ = ["Partner", "validate_partner"]
+__all__ = ["Organization", "Partner", "validate_partner"]
 
 _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9\-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Organization:
+    """A health plan as consents and Provenance name it: by NPI."""
+
+    name: str
+    npi: str
+    fhir_base: str | None = None
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,10 @@ class Partner:
     @property
     def fhir_base(self) -> str:
         return self.base_url.rstrip("/")
+
+    @property
+    def organization(self) -> Organization:
+        return Organization(self.name, self.npi, self.fhir_base)
 
 
 def validate_partner(partner: Partner) -> None:

@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 import pytest
 
 from payerbridge.errors import PartnerRejected
-from payerbridge.exchange.normalize import Organization, normalize_everything_bundle
+from payerbridge.exchange.normalize import normalize_everything_bundle
 from payerbridge.fhir.resources import iter_references
+from payerbridge.routing.model import Organization
 from tests.builders import a_coverage, a_patient
 
 

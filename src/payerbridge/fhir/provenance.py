@@ -1,0 +1,94 @@
+"""The PDex Provenance resources payerbridge writes.
+
+- transmitter: on data we share, saying we are its Transmitter (PDex SHALL);
+- receipt: on data we received, naming the old payer as transmitter and us as custodian,
+  with the source format of what arrived (``ProvenanceSourceFrom``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from payerbridge.fhir import codes
+from payerbridge.routing.model import Organization
+from payerbridge.timestamps import utc_iso
+
+__all__ = ["organization_reference", "receipt_provenance", "transmitter_provenance"]
+
+_CONTRACT_SIGNER = "http://terminology.hl7.org/CodeSystem/contractsignertypecodes"
+_DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+
+
+def organization_reference(organization: Organization) -> dict[str, Any]:
+    """A logical reference by NPI: partners do not share each other's resource ids."""
+    return {
+        "identifier": {"system": codes.NPI_SYSTEM, "value": organization.npi},
+        "display": organization.name,
+    }
+
+
+def _agent(system: str, code: str, display: str, who: Organization) -> dict[str, Any]:
+    return {
+        "type": {"coding": [{"system": system, "code": code, "display": display}]},
+        "who": organization_reference(who),
+    }
+
+
+def transmitter_provenance(
+    provenance_id: str,
+    targets: list[dict[str, Any]],
+    *,
+    transmitter: Organization,
+    recorded: datetime,
+) -> dict[str, Any]:
+    agent = _agent(codes.US_CORE_PROVENANCE_PARTICIPANT, "transmitter", "Transmitter", transmitter)
+    agent["role"] = [{"coding": [{"system": _CONTRACT_SIGNER, "code": "TRANS"}]}]
+    return {
+        "resourceType": "Provenance",
+        "id": provenance_id,
+        "meta": {"profile": [codes.PDEX_PROVENANCE_PROFILE]},
+        "target": [{"reference": f"{r['resourceType']}/{r['id']}"} for r in targets],
+        "recorded": utc_iso(recorded),
+        "agent": [agent],
+    }
+
+
+def receipt_provenance(
+    provenance_id: str,
+    targets: list[dict[str, Any]],
+    *,
+    transmitter: Organization,
+    custodian: Organization,
+    recorded: datetime,
+    exchange_id: str,
+) -> dict[str, Any]:
+    provenance = transmitter_provenance(
+        provenance_id, targets, transmitter=transmitter, recorded=recorded
+    )
+    provenance["activity"] = {
+        "coding": [{"system": _DATA_OPERATION, "code": "CREATE", "display": "create"}]
+    }
+    provenance["agent"].append(
+        _agent(codes.PROVENANCE_PARTICIPANT, "custodian", "Custodian", custodian)
+    )
+    provenance["entity"] = [
+        {
+            "role": "source",
+            "what": {
+                "identifier": {"system": "urn:payerbridge:exchange", "value": exchange_id},
+                "display": f"payer-to-payer exchange from {transmitter.name}",
+            },
+            "extension": [
+                {
+                    "url": codes.PROVENANCE_SOURCE_FORMAT,
+                    "valueCodeableConcept": {
+                        "coding": [
+                            {"system": codes.PROVENANCE_PAYER_DATA_SOURCE, "code": "hl7fhirr4"}
+                        ]
+                    },
+                }
+            ],
+        }
+    ]
+    return provenance
