@@ -65,6 +65,20 @@ async def member_match(platform: PlatformDep, caller: CallerDep, request: Reques
 def _member_match(
     platform: Platform, caller: Caller, match_input: MemberMatchInput, umb_system: str
 ) -> FhirResponse:
+    def audit(member_id: str, outcome: str, detail: dict[str, Any]) -> None:
+        platform.audit.record(
+            AuditEvent(
+                at=utcnow(),
+                actor=caller.client_id,
+                action="member-match",
+                entity_type="Patient",
+                entity_id=member_id,
+                outcome=outcome,
+                request_id=current_request_id(),
+                detail=detail,
+            )
+        )
+
     try:
         matched = match_member(
             match_input,
@@ -73,30 +87,9 @@ def _member_match(
             new_umb=lambda: new_id().replace("-", ""),
         )
     except MatchError as exc:
-        platform.audit.record(
-            AuditEvent(
-                at=utcnow(),
-                actor=caller.client_id,
-                action="member-match",
-                entity_type="Patient",
-                entity_id="-",
-                outcome=type(exc).__name__,
-                request_id=current_request_id(),
-            )
-        )
+        audit("-", type(exc).__name__, {})
         raise
-    platform.audit.record(
-        AuditEvent(
-            at=utcnow(),
-            actor=caller.client_id,
-            action="member-match",
-            entity_type="Patient",
-            entity_id=matched.member_id,
-            outcome="match",
-            request_id=current_request_id(),
-            detail={"candidates": matched.candidates_considered},
-        )
-    )
+    audit(matched.member_id, "match", {"candidates": matched.candidates_considered})
     return FhirResponse(
         build_member_match_response(
             identifier_system=matched.umb_system,

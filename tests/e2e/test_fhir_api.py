@@ -1,0 +1,53 @@
+"""The FHIR surface as a partner sees it: CapabilityStatement, reads, $everything."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from tests.builders import a_coverage, a_patient
+from tests.servers import ServerProcess
+
+
+def test_metadata_declares_exactly_what_is_implemented(server: Callable[..., ServerProcess]
+                                                       ) -> None:
+    payer = server("payer", env={"PAYERBRIDGE_ORG_NAME": "Old Plan"})
+    with payer.client() as client:
+        response = client.get("/fhir/metadata")
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    statement = response.json()
+    assert statement["fhirVersion"] == "4.0.1" and statement["publisher"] == "Old Plan"
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    operations = {o["name"]: o["definition"] for o in resources["Patient"]["operation"]}
+    assert operations == {
+        "member-match": "http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match",
+        "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    }
+    assert {p["name"] for p in resources["Patient"]["searchParam"]} == {"identifier", "_id"}
+    assert [i["code"] for i in resources["Coverage"]["interaction"]] == ["read"]
+    assert "Group" not in resources  # bulk member match is not implemented yet
+
+
+def test_read_and_everything_return_versioned_resources_with_a_transmitter_provenance(
+        server: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    data = tmp_path / "m.ndjson"
+    organization = {"resourceType": "Organization", "id": "org1", "name": "Old Plan"}
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in (organization, a_patient(),
+                                                          a_coverage())))
+    payer = server("payer", env={"PAYERBRIDGE_ORG_NPI": "1245319599"}, import_files=[data])
+    with payer.client() as client:
+        coverage = client.get("/fhir/Coverage/c1").json()
+        bundle = client.get("/fhir/Patient/p1/$everything").json()
+        missing = client.get("/fhir/Patient/nobody/$everything")
+    assert coverage["meta"]["versionId"] == "1" and coverage["meta"]["lastUpdated"].endswith("Z")
+    assert bundle["type"] == "searchset" and bundle["total"] == 2
+    modes = [(e["resource"]["resourceType"], e["search"]["mode"]) for e in bundle["entry"]]
+    assert modes == [("Patient", "match"), ("Coverage", "match"), ("Organization", "include"),
+                     ("Provenance", "include")]
+    provenance = bundle["entry"][-1]["resource"]
+    assert provenance["agent"][0]["type"]["coding"][0]["code"] == "transmitter"
+    assert provenance["agent"][0]["who"]["identifier"]["value"] == "1245319599"
+    assert {t["reference"] for t in provenance["target"]} == {"Patient/p1", "Coverage/c1"}
+    assert missing.status_code == 404
