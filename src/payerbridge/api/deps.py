@@ -86,5 +86,3 @@ async def read_json_body(request: Request) -> Any:
             f"the request body is not valid JSON ({exc.msg} at position {exc.pos})"
         ) from exc
 
-
-FhirAcceptDep = Depends(fhir_accept)

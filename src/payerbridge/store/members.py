@@ -203,14 +203,6 @@ class SqlMemberStore:
 
         return write
 
-    def replace(
-        self, resource: dict[str, Any], *, patient_id: str | None, source: str, at: datetime
-    ) -> None:
-        with self._engine.begin() as connection:
-            write_batch(
-                connection, [ResourceRow.from_resource(resource, patient_id)], source=source, at=at
-            )
-
     def count(self, source_prefix: str | None = None) -> int:
         query = select(func.count()).select_from(fhir_resources)
         if source_prefix is not None:
