@@ -206,8 +206,9 @@ def prepare(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) ->
 
 def match(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) -> StepResult:
     """route_selected → member_matched via the partner's $member-match."""
-    if ports.exchanges.get(exchange_id).state is not S.ROUTE_SELECTED:
-        return StepResult(ports.exchanges.get(exchange_id).state)  # already done before a restart
+    state = ports.exchanges.get(exchange_id).state
+    if state is not S.ROUTE_SELECTED:
+        return StepResult(state, done=state in (S.FAILED, S.BLOCKED))  # done before a restart
     partner = ports.partners.get(request.old_payer)
     if partner is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
