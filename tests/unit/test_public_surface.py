@@ -1,0 +1,27 @@
+"""Each room exports a short, explicit surface; every name in ``__all__`` exists."""
+
+import importlib
+
+import pytest
+
+ROOMS = ["payerbridge", "payerbridge.types", "payerbridge.errors", "payerbridge.config",
+         "payerbridge.npi", "payerbridge.audit", "payerbridge.exchange", "payerbridge.identity",
+         "payerbridge.disclosure", "payerbridge.routing", "payerbridge.fhir",
+         "payerbridge.partners", "payerbridge.sandbox", "payerbridge.api"]
+
+
+@pytest.mark.parametrize("room", ROOMS)
+def test_all_names_exist(room: str) -> None:
+    module = importlib.import_module(room)
+    assert module.__all__, f"{room} has an empty __all__"
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert not missing, f"{room}.__all__ names missing: {missing}"
+
+
+def test_error_tree_has_one_root() -> None:
+    from payerbridge import errors
+
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if isinstance(cls, type) and name != "Issue":
+            assert issubclass(cls, errors.PayerBridgeError), name
