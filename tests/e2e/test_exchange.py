@@ -96,6 +96,12 @@ def test_an_exchange_moves_the_members_history_with_provenance(
     # The old payer's Provenance were kept, re-targeted to our ids.
     kept = [p for p in provenances if p is not ours[0] and p["meta"].get("source")]
     assert kept and all(t["reference"] in by_id for p in kept for t in p["target"])
+    # Neither payer logged who the member is.
+    member = switcher["request"]["member"]
+    for log in (old.log(), new.log()):
+        for secret in (member["family"], member["birth_date"],
+                       switcher["request"]["old_coverage"]["member_id"]):
+            assert secret not in log
     # Every reference among the member's resources resolves locally.
     for resource in resources:
         for reference in _references(resource):
