@@ -14,6 +14,8 @@ from typing import Any
 from payerbridge.errors import InvalidInput, Issue, PartnerRejected
 from payerbridge.exchange.model import CoverageCard, ExchangeRequest
 from payerbridge.fhir import codes
+from payerbridge.fhir.provenance import organization_reference
+from payerbridge.routing.model import Organization
 
 __all__ = [
     "MemberMatchInput",
@@ -180,7 +182,6 @@ def _coverage(
     resource_id: str,
     payer_name: str,
     payer_npi: str,
-    member_system: str | None,
     with_period: bool,
 ) -> dict[str, Any]:
     coverage: dict[str, Any] = {
@@ -197,17 +198,13 @@ def _coverage(
                 }
             ]
         },
-        "payor": [
-            {"identifier": {"system": codes.NPI_SYSTEM, "value": payer_npi}, "display": payer_name}
-        ],
+        "payor": [organization_reference(Organization(payer_name, payer_npi))],
     }
     if card.member_id:
         identifier: dict[str, Any] = {
             "type": {"coding": [{"system": codes.V2_0203, "code": "MB"}]},
             "value": card.member_id,
         }
-        if member_system:
-            identifier["system"] = member_system
         coverage["identifier"] = [identifier]
     if card.subscriber_id:
         coverage["subscriberId"] = card.subscriber_id
@@ -279,10 +276,7 @@ def build_member_match_request(
                     "role": {
                         "coding": [{"system": codes.PROVENANCE_PARTICIPANT, "code": "performer"}]
                     },
-                    "reference": {
-                        "identifier": {"system": codes.NPI_SYSTEM, "value": partner_npi},
-                        "display": partner_name,
-                    },
+                    "reference": organization_reference(Organization(partner_name, partner_npi)),
                 },
                 {
                     "role": {
@@ -293,10 +287,7 @@ def build_member_match_request(
                             }
                         ]
                     },
-                    "reference": {
-                        "identifier": {"system": codes.NPI_SYSTEM, "value": our_npi},
-                        "display": our_name,
-                    },
+                    "reference": organization_reference(Organization(our_name, our_npi)),
                 },
             ],
             "action": [
@@ -316,7 +307,6 @@ def build_member_match_request(
         resource_id="coverage-to-match",
         payer_name=partner_name,
         payer_npi=partner_npi,
-        member_system=None,
         with_period=False,
     )
     # mm-5: CoverageToLink carries mustSupport elements only.
@@ -325,7 +315,6 @@ def build_member_match_request(
         resource_id="coverage-to-link",
         payer_name=our_name,
         payer_npi=our_npi,
-        member_system=None,
         with_period=True,
     )
     return {
