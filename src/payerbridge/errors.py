@@ -15,8 +15,9 @@
     ├── ConsentError
     │   └── ConsentDenied
     ├── PartnerError
-    │   ├── PartnerUnavailable
-    │   └── PartnerRejected
+    │   ├── PartnerUnavailable     retryable: down, timed out, 429, 5xx
+    │   ├── PartnerAuthRejected    401/403: refresh credentials, then try once more
+    │   └── PartnerRejected        terminal: a contract or schema error
     ├── IllegalTransition      a workflow state change the state machine forbids
     └── MappingError
 
@@ -42,6 +43,7 @@ __all__ = [
     "NoMatch",
     "NotAcceptable",
     "NotFound",
+    "PartnerAuthRejected",
     "PartnerError",
     "PartnerRejected",
     "PartnerUnavailable",
@@ -138,6 +140,14 @@ class PartnerError(PayerBridgeError):
 
 
 class PartnerUnavailable(PartnerError):
+    def __init__(
+        self, text: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(text, status=status)
+        self.retry_after = retry_after  # seconds the partner asked us to wait, if it did
+
+
+class PartnerAuthRejected(PartnerError):
     pass
 
 

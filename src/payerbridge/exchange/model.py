@@ -3,10 +3,11 @@
     submitted → validated → consent_verified → route_selected → member_matched
               → retrieving → received → normalized → completed
 
-Any non-terminal state may also go to ``failed`` (terminal, with a reason code);
-``blocked`` (consent, policy), ``manual_review`` (identity) and ``dead_lettered``
-are reserved for the orchestration and consent issues and already legal here so
-that stored histories stay valid as those land.
+Any working state may also stop in ``failed`` (terminal, with a reason code),
+``blocked`` (consent, policy) or ``dead_lettered`` (retry budget spent). A
+dead-lettered exchange can be replayed: it goes back to ``validated`` and runs
+again from the consent check. ``route_selected`` may stop in ``manual_review``
+when the partner's answer about the member's identity needs a person.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from payerbridge.errors import IllegalTransition
 
 __all__ = [
     "Address",
+    "STOPPED_STATES",
     "TERMINAL_STATES",
     "ConsentGrant",
     "CoverageCard",
@@ -58,6 +60,8 @@ _HAPPY_PATH = (
     S.COMPLETED,
 )
 TERMINAL_STATES = frozenset({S.COMPLETED, S.FAILED})
+# States in which no workflow works on the exchange; each waits for nothing or a person.
+STOPPED_STATES = TERMINAL_STATES | {S.BLOCKED, S.MANUAL_REVIEW, S.DEAD_LETTERED}
 
 _ALLOWED: dict[ExchangeState, frozenset[ExchangeState]] = {
     state: frozenset({following, S.FAILED, S.DEAD_LETTERED, S.BLOCKED})
@@ -66,7 +70,7 @@ _ALLOWED: dict[ExchangeState, frozenset[ExchangeState]] = {
 _ALLOWED[S.ROUTE_SELECTED] = _ALLOWED[S.ROUTE_SELECTED] | {S.MANUAL_REVIEW}
 _ALLOWED[S.MANUAL_REVIEW] = frozenset({S.MEMBER_MATCHED, S.FAILED})
 _ALLOWED[S.BLOCKED] = frozenset({S.FAILED})
-_ALLOWED[S.DEAD_LETTERED] = frozenset({S.FAILED})
+_ALLOWED[S.DEAD_LETTERED] = frozenset({S.VALIDATED, S.FAILED})  # replay, or give up
 _ALLOWED[S.COMPLETED] = frozenset()
 _ALLOWED[S.FAILED] = frozenset()
 

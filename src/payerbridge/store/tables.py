@@ -21,12 +21,15 @@ from sqlalchemy import (
 
 __all__ = [
     "audit_events",
+    "dead_letters",
     "exchange_payloads",
     "exchange_transitions",
     "exchanges",
     "fhir_resources",
     "fhir_tokens",
+    "idempotent_responses",
     "metadata",
+    "partner_breakers",
     "partners",
 ]
 
@@ -100,7 +103,17 @@ exchanges = Table(
     Column("error_text", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The client's Idempotency-Key: one exchange per (client, key).
+    Column("idempotency_key", String(200), nullable=True),
+    # Where the workflow stands: the step it is on, its attempts, when it tries next.
+    Column("current_step", String(32), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("deadline_at", DateTime(timezone=True), nullable=True),
+    Column("replay_count", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_exchanges_state", "state", "created_at"),
+    Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),
 )
 
 exchange_transitions = Table(
@@ -117,7 +130,55 @@ exchange_transitions = Table(
     Column("actor", String(200), nullable=False),
     Column("reason_code", String(64), nullable=True),
     Column("detail", Text, nullable=True),
+    Column("policy_version", String(64), nullable=True),
     Index("ix_exchange_transitions_exchange", "exchange_id", "seq", unique=True),
+)
+
+# Exchanges whose retry budget ran out, with what an operator needs to replay them.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("exchange_id", String(64), ForeignKey("exchanges.id"), primary_key=True),
+    Column("step", String(32), nullable=False),
+    Column("reason_code", String(64), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("policy_snapshot", Text, nullable=False),
+    Column("last_route", Text, nullable=True),
+    Column("request_sha256", String(64), nullable=False),
+    Column("payload_sha256", String(64), nullable=True),
+    Column("dead_lettered_at", DateTime(timezone=True), nullable=False),
+    Column("replayed_at", DateTime(timezone=True), nullable=True),
+    Column("replayed_by", String(200), nullable=True),
+    Column("replay_key", String(200), nullable=True),
+)
+
+# Circuit breaker per partner endpoint, shared by every worker through the database.
+partner_breakers = Table(
+    "partner_breakers",
+    metadata,
+    Column("endpoint", String(500), primary_key=True),
+    Column("partner_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("open_until", DateTime(timezone=True), nullable=True),
+    Column("probe_until", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Old-payer side: the answer given to an (client, Idempotency-Key), replayed verbatim
+# to a retried call so the retry has no second side effect.
+idempotent_responses = Table(
+    "idempotent_responses",
+    metadata,
+    Column("client_id", String(200), primary_key=True),
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("operation", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 # The raw Bundle received from the old payer, kept until (and after) it is normalized,
