@@ -7,13 +7,19 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import httpx
 
-__all__ = ["ServerProcess", "free_port", "run_cli", "start_server"]
+__all__ = ["ServerProcess", "free_port", "new_key", "run_cli", "start_server"]
+
+
+def new_key() -> dict[str, str]:
+    """Headers with a fresh Idempotency-Key, as POST /exchanges requires."""
+    return {"Idempotency-Key": str(uuid.uuid4())}
 
 
 def free_port() -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,10 +14,12 @@ from sqlalchemy import Engine
 
 from payerbridge import __version__
 from payerbridge.config import Settings
-from payerbridge.exchange.service import ExchangePorts
+from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Organization
 from payerbridge.store.audit import SqlAuditLog
+from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.database import create_db_engine, migrate
 from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.members import SqlMemberStore
@@ -22,12 +27,17 @@ from payerbridge.store.partners import SqlPartnerDirectory
 
 __all__ = [
     "Platform",
+    "retry_policy",
     "build_platform",
     "launch_workflows",
     "new_id",
     "shutdown_workflows",
     "utcnow",
 ]
+
+
+logger = logging.getLogger(__name__)
+SWEEP_INTERVAL_SECONDS = 30.0
 
 
 def utcnow() -> datetime:
@@ -45,6 +55,7 @@ class Platform:
     members: SqlMemberStore
     partners: SqlPartnerDirectory
     exchanges: SqlExchangeStore
+    breakers: SqlBreakerStore
     audit: SqlAuditLog
     client: HttpxPartnerClient
     exchange_ports: ExchangePorts
@@ -56,6 +67,19 @@ class Platform:
     def close(self) -> None:
         self.client.close()
         self.engine.dispose()
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.retry_max_attempts,
+        base_delay_seconds=settings.retry_base_delay_seconds,
+        max_delay_seconds=settings.retry_max_delay_seconds,
+        step_budget_seconds=settings.step_budget_seconds,
+        exchange_budget_seconds=settings.exchange_budget_seconds,
+        call_timeout_seconds=settings.partner_timeout_seconds,
+        breaker_failure_threshold=settings.breaker_failure_threshold,
+        breaker_cooldown_seconds=settings.breaker_cooldown_seconds,
+    )
 
 
 def build_platform(
@@ -72,6 +96,7 @@ def build_platform(
     members = SqlMemberStore(engine)
     partners = SqlPartnerDirectory(engine)
     exchanges = SqlExchangeStore(engine)
+    breakers = SqlBreakerStore(engine)
     client = HttpxPartnerClient(
         timeout_seconds=settings.partner_timeout_seconds,
         user_agent=f"payerbridge/{__version__}",
@@ -82,9 +107,12 @@ def build_platform(
         partners=partners,
         client=client,
         writer=members,
+        breakers=breakers,
         us=Organization(settings.org_name, settings.org_npi),
         clock=utcnow,
         new_id=new_id,
+        random=random.random,
+        retry_policy=retry_policy(settings),
     )
     return Platform(
         settings=settings,
@@ -92,6 +120,7 @@ def build_platform(
         members=members,
         partners=partners,
         exchanges=exchanges,
+        breakers=breakers,
         audit=SqlAuditLog(engine),
         client=client,
         exchange_ports=ports,
@@ -104,24 +133,67 @@ def _dbos_system_url(settings: Settings) -> str:
     return settings.sqlalchemy_url
 
 
-def launch_workflows(platform: Platform) -> None:
-    """Start DBOS in this process: it recovers unfinished workflows, then runs new ones."""
+def launch_workflows(platform: Platform, *, work: bool = True) -> None:
+    """Start DBOS in this process. A worker (``work``) recovers its own unfinished
+    workflows, runs queued exchanges and sweeps up exchanges that were recorded but
+    never enqueued; an API-only process just enqueues."""
     from dbos import DBOS, DBOSConfig
 
     from payerbridge.workflows import exchange
 
+    settings = platform.settings
     exchange.bind_ports(platform.exchange_ports)
     config: DBOSConfig = {
         "name": "payerbridge",
-        "system_database_url": _dbos_system_url(platform.settings),
+        "system_database_url": _dbos_system_url(settings),
         "application_version": __version__,
+        "executor_id": settings.worker_id,
         "log_level": "WARNING",
     }
     DBOS(config=config)
+    if not work:
+        DBOS.listen_queues([])
     DBOS.launch()
+    exchange.register_queue(
+        exchange.QueueLimits(
+            partner_concurrency=settings.partner_concurrency,
+            partner_rate_per_second=settings.partner_rate_per_second,
+            worker_concurrency=settings.worker_concurrency,
+            polling_interval_seconds=settings.queue_polling_seconds,
+        )
+    )
+    if work:
+        _start_sweeper(platform)
+
+
+def _start_sweeper(platform: Platform) -> None:
+    """Every SWEEP_INTERVAL_SECONDS, enqueue exchanges recorded but never enqueued (their
+    API process died in between). Only enqueues, idempotently; DBOS does the work."""
+    from datetime import timedelta
+
+    from payerbridge.workflows.exchange import sweep_unstarted
+
+    stop = threading.Event()
+    _sweepers.append(stop)
+
+    def sweep_forever() -> None:
+        while True:
+            try:
+                sweep_unstarted(platform.exchange_ports, older_than=timedelta(seconds=10))
+            except Exception:  # noqa: BLE001 - a failed sweep is retried next interval
+                logger.exception("exchange sweep failed")
+            if stop.wait(SWEEP_INTERVAL_SECONDS):
+                return
+
+    threading.Thread(target=sweep_forever, name="exchange-sweeper", daemon=True).start()
+
+
+_sweepers: list[threading.Event] = []
 
 
 def shutdown_workflows() -> None:
     from dbos import DBOS
 
+    while _sweepers:
+        _sweepers.pop().set()
     DBOS.destroy()

@@ -46,16 +46,53 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
-    partner_timeout_seconds: float = Field(default=30.0, gt=0)
+    partner_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Longest single partner call (shortened by budgets)."
+    )
+    # Outbound exchanges: retries, budgets and the circuit breaker (exchange/retry.py).
+    retry_max_attempts: int = Field(default=6, ge=1, description="Attempts per step.")
+    retry_base_delay_seconds: float = Field(default=0.5, ge=0)
+    retry_max_delay_seconds: float = Field(default=30.0, ge=0)
+    step_budget_seconds: float = Field(default=120.0, gt=0)
+    exchange_budget_seconds: float = Field(
+        default=900.0, gt=0, description="Overall deadline of an exchange from submission."
+    )
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    # Workers: the exchange queue, partitioned by partner.
+    partner_concurrency: int = Field(
+        default=16, ge=1, description="Exchanges in flight per partner, across all workers."
+    )
+    partner_rate_per_second: float | None = Field(
+        default=None, gt=0, description="Exchange starts per second per partner; unset: none."
+    )
+    worker_concurrency: int = Field(default=64, ge=1, description="Exchanges per worker.")
+    queue_polling_seconds: float = Field(default=0.1, gt=0)
+    worker_id: str = Field(
+        default="local",
+        min_length=1,
+        max_length=100,
+        description="Stable id of this worker; a restarted worker recovers its own workflows.",
+    )
+    operator_token: SecretStr | None = Field(
+        default=None, description="Bearer token of operators (replay); unset: no operator API."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     environment: Literal["dev", "test", "prod"] = "dev"
 
-    @field_validator("database_url", "public_base_url", mode="before")
+    @field_validator("database_url", "public_base_url", "operator_token", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # An exported-but-empty variable means "not configured", not "an empty URL".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("operator_token")
+    @classmethod
+    def _token_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 24:
+            raise ValueError("operator_token must be at least 24 characters (use a random secret)")
+        return value
 
     @field_validator("org_npi")
     @classmethod
@@ -117,6 +154,7 @@ def load_settings(
 def redacted(settings: Settings) -> dict[str, Any]:
     """The effective config as plain data, secrets shown as ``**********``."""
     data = settings.model_dump(mode="json")
-    if settings.database_url is not None:
-        data["database_url"] = "**********"
+    for secret in ("database_url", "operator_token"):
+        if getattr(settings, secret) is not None:
+            data[secret] = "**********"
     return data

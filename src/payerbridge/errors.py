@@ -6,6 +6,8 @@
     │   └── PayloadTooLarge
     ├── NotAcceptable          the client asked for a format we do not produce
     ├── UnsupportedMediaType   the client sent a format we do not read
+    ├── Unauthenticated        no or wrong credentials for an endpoint that needs them
+    ├── Forbidden              authenticated, but not allowed to do this
     ├── NotFound
     ├── Conflict
     ├── UnprocessableRequest   well-formed, but it names something we cannot act on
@@ -34,6 +36,7 @@ __all__ = [
     "Conflict",
     "ConsentDenied",
     "ConsentError",
+    "Forbidden",
     "IllegalTransition",
     "InvalidInput",
     "Issue",
@@ -49,6 +52,7 @@ __all__ = [
     "PartnerUnavailable",
     "PayerBridgeError",
     "PayloadTooLarge",
+    "Unauthenticated",
     "UnprocessableRequest",
     "UnsupportedMediaType",
 ]
@@ -94,6 +98,14 @@ class NotAcceptable(PayerBridgeError):
 
 
 class UnsupportedMediaType(PayerBridgeError):
+    pass
+
+
+class Unauthenticated(PayerBridgeError):
+    pass
+
+
+class Forbidden(PayerBridgeError):
     pass
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.builders import a_coverage, a_patient, an_exchange_request
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, new_key
 
 FHIR = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
@@ -40,7 +40,8 @@ def test_malformed_json_is_a_structure_error(payer: ServerProcess) -> None:
                                    headers=FHIR), 400, "structure")
         assert "not valid JSON" in text
         outcome(client.post("/exchanges", content=b"{oops",
-                            headers={"Content-Type": "application/json"}), 400, "structure")
+                            headers={"Content-Type": "application/json", **new_key()}),
+                400, "structure")
 
 
 def test_wrong_resource_type_is_invalid(payer: ServerProcess) -> None:
@@ -67,7 +68,8 @@ def test_oversize_bodies_get_413_whether_declared_or_streamed(payer: ServerProce
 
 def test_unknown_partner_is_refused_and_no_exchange_is_stored(payer: ServerProcess) -> None:
     with payer.client() as client:
-        text = outcome(client.post("/exchanges", json=an_exchange_request("nobody")), 422,
+        text = outcome(client.post("/exchanges", json=an_exchange_request("nobody"),
+                                       headers=new_key()), 422,
                        "not-found")
         assert "no partner is registered with id 'nobody'" in text
         assert client.get("/exchanges").json()["total"] == 0
@@ -79,7 +81,7 @@ def test_invalid_exchange_fields_are_named(payer: ServerProcess) -> None:
     request["member"]["birth_date"] = "1980-13-45"
     del request["consent"]
     with payer.client() as client:
-        response = client.post("/exchanges", json=request)
+        response = client.post("/exchanges", json=request, headers=new_key())
         assert client.get("/exchanges").json()["total"] == 0
     body = response.json()
     assert response.status_code == 400

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from payerbridge.sandbox.generator import write_network
-from tests.servers import ServerProcess, free_port, run_cli
+from tests.servers import ServerProcess, free_port, new_key, run_cli
 
 HAPPY_PATH = ["submitted", "validated", "consent_verified", "route_selected", "member_matched",
               "retrieving", "received", "normalized", "completed"]
@@ -43,11 +43,14 @@ def payers(server: Callable[..., ServerProcess], network: Path
     return old, new, info
 
 
+STOPPED = ("completed", "failed", "blocked", "dead_lettered", "manual_review")
+
+
 def wait_terminal(client: Any, location: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         exchange: dict[str, Any] = client.get(location).json()
-        if exchange["state"] in ("completed", "failed", "blocked"):
+        if exchange["state"] in STOPPED:
             return exchange
         time.sleep(0.1)
     raise AssertionError(f"exchange did not finish: {exchange}")
@@ -62,7 +65,7 @@ def test_an_exchange_moves_the_members_history_with_provenance(
     original_types = sorted(e["resource"]["resourceType"] for e in original["entry"])
 
     with new.client() as client:
-        response = client.post("/exchanges", json=switcher["request"])
+        response = client.post("/exchanges", json=switcher["request"], headers=new_key())
         assert response.status_code == 202, response.text
         location = response.headers["location"]
         exchange = wait_terminal(client, location)
@@ -126,9 +129,9 @@ def test_an_unknown_member_fails_with_a_reason_and_an_expired_consent_blocks(
     expired = {**request, "consent": {**request["consent"], "start": "2020-01-01",
                                       "end": "2020-03-01"}}
     with new.client() as client:
-        failed = wait_terminal(client, client.post("/exchanges", json=stranger)
+        failed = wait_terminal(client, client.post("/exchanges", json=stranger, headers=new_key())
                                .headers["location"])
-        blocked = wait_terminal(client, client.post("/exchanges", json=expired)
+        blocked = wait_terminal(client, client.post("/exchanges", json=expired, headers=new_key())
                                 .headers["location"])
         listing = client.get("/exchanges", params={"state": "failed"}).json()
     assert failed["state"] == "failed"
@@ -138,17 +141,44 @@ def test_an_unknown_member_fails_with_a_reason_and_an_expired_consent_blocks(
     assert [item["id"] for item in listing["items"]] == [failed["id"]]
 
 
-def test_an_unreachable_partner_ends_the_exchange_as_partner_unavailable(
+def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay_it(
         server: Callable[..., ServerProcess], network: Path) -> None:
-    new = server("lonely")
+    token = "an-operator-token-of-enough-length"
+    new = server("lonely", env={"PAYERBRIDGE_RETRY_MAX_ATTEMPTS": "3",
+                                "PAYERBRIDGE_RETRY_BASE_DELAY_SECONDS": "0.05",
+                                "PAYERBRIDGE_OPERATOR_TOKEN": token})
     with new.client() as client:
         client.post("/partners", json={"id": "gone", "name": "Gone Plan", "npi": "1245319599",
                                        "base_url": f"http://127.0.0.1:{free_port()}/fhir"})
         request = orjson.loads((network / "switchers.json").read_bytes())[0]["request"]
-        response = client.post("/exchanges", json={**request, "old_payer": "gone"})
+        response = client.post("/exchanges", json={**request, "old_payer": "gone"},
+                               headers=new_key())
         exchange = wait_terminal(client, response.headers["location"], timeout=90)
-    assert exchange["state"] == "failed"
-    assert exchange["error"]["code"] == "partner-unavailable"
+        assert exchange["state"] == "dead_lettered", exchange
+        assert exchange["error"]["code"] == "attempts-exhausted"
+        assert exchange["attempts"] == 3 and exchange["step"] == "member-match"
+        letter = exchange["dead_letter"]
+        assert letter["step"] == "member-match" and letter["attempts"] == 3
+        assert letter["last_route"]["partner_id"] == "gone"
+        assert letter["policy"]["retry"]["max_attempts"] == 3
+        assert len(letter["request_sha256"]) == 64
+
+        replay = f"/exchanges/{exchange['id']}/$replay"
+        assert client.post(replay).status_code == 401
+        wrong = client.post(replay, headers={"Authorization": "Bearer not-the-token"})
+        assert wrong.status_code == 401 and wrong.json()["issue"][0]["code"] == "login"
+        operator = {"Authorization": f"Bearer {token}", "Idempotency-Key": "replay-1"}
+        first = client.post(replay, headers=operator)
+        assert first.status_code == 200, first.text
+        again = client.post(replay, headers=operator)  # same key: nothing new happens
+        assert again.status_code == 200
+        replayed = wait_terminal(client, response.headers["location"], timeout=90)
+        assert replayed["replays"] == 1 and replayed["state"] == "dead_lettered"
+        steps = [(s["to"], s["actor"]) for s in replayed["history"]]
+        assert steps.count(("validated", "operator")) == 1  # one replay, by the operator
+        assert [s for s, _ in steps].count("consent_verified") == 2  # consent checked again
+        conflict = client.post(replay, headers={**operator, "Idempotency-Key": "replay-2"})
+        assert conflict.status_code in (200, 409)
 
 
 def test_make_run_demo_completes_a_sample_exchange(tmp_path: Path) -> None:

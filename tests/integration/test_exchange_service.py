@@ -47,7 +47,7 @@ def submit(platform: Platform, raw: dict[str, Any]) -> str:
     request = ExchangeCreate.model_validate(raw)
     return service.submit_exchange(platform.exchange_ports, request.to_domain(),
                                    request.model_dump(mode="json"), client_id="tester",
-                                   request_id="r1")
+                                   request_id="r1", idempotency_key=None).exchange_id
 
 
 def test_each_transition_commits_with_its_audit_event_and_steps_do_not_repeat(

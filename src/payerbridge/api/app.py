@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 from payerbridge import __version__
 from payerbridge.api.errors import install_error_handlers
@@ -19,17 +20,17 @@ __all__ = ["create_app"]
 
 
 def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
-    """One instance: API and, with ``run_workers``, the durable workflow workers."""
+    """One instance: the API and, with ``run_workers``, a workflow worker. Without it the
+    process only enqueues exchanges and separate ``payerbridge worker`` processes run them."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if run_workers:
-            launch_workflows(platform)
+        # DBOS's setup calls are synchronous and refuse to run on the event loop's thread.
+        await run_in_threadpool(launch_workflows, platform, work=run_workers)
         try:
             yield
         finally:
-            if run_workers:
-                shutdown_workflows()
+            await run_in_threadpool(shutdown_workflows)
             platform.close()
 
     app = FastAPI(

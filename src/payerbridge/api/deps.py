@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -13,10 +14,24 @@ import orjson
 from fastapi import Depends, Request
 
 from payerbridge.bootstrap import Platform
-from payerbridge.errors import MalformedContent, NotAcceptable, UnsupportedMediaType
+from payerbridge.errors import (
+    Forbidden,
+    Issue,
+    MalformedContent,
+    NotAcceptable,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
 from payerbridge.types import ClientId
 
-__all__ = ["Caller", "CallerDep", "PlatformDep", "fhir_accept", "read_json_body"]
+__all__ = [
+    "Caller",
+    "CallerDep",
+    "OperatorDep",
+    "PlatformDep",
+    "fhir_accept",
+    "read_json_body",
+]
 
 _ACCEPTABLE = (
     "application/fhir+json",
@@ -31,14 +46,47 @@ _READABLE = ("application/fhir+json", "application/json", "application/json+fhir
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling. Until SMART Backend Services lands every caller is the local operator."""
+    """Who is calling. Until SMART Backend Services lands, a caller is either anonymous or
+    an operator holding the configured operator token."""
 
     client_id: ClientId
     is_authenticated: bool
+    is_operator: bool = False
 
 
 def current_caller(request: Request) -> Caller:
-    return Caller(client_id=ClientId("anonymous"), is_authenticated=False)
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        return Caller(client_id=ClientId("anonymous"), is_authenticated=False)
+    scheme, _, token = authorization.partition(" ")
+    expected = current_platform(request).settings.operator_token
+    if (
+        scheme.lower() != "bearer"
+        or expected is None
+        or not hmac.compare_digest(token.strip().encode(), expected.get_secret_value().encode())
+    ):
+        raise Unauthenticated(
+            "the bearer token is not valid",
+            issues=[Issue("the Authorization bearer token is not valid", "Authorization", "login")],
+        )
+    return Caller(client_id=ClientId("operator"), is_authenticated=True, is_operator=True)
+
+
+def require_operator(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    if not caller.is_authenticated:
+        raise Unauthenticated(
+            "this operation needs an operator's bearer token",
+            issues=[
+                Issue(
+                    "send Authorization: Bearer <operator token> (PAYERBRIDGE_OPERATOR_TOKEN)",
+                    "Authorization",
+                    "login",
+                )
+            ],
+        )
+    if not caller.is_operator:
+        raise Forbidden("this operation is for operators")
+    return caller
 
 
 def current_platform(request: Request) -> Platform:
@@ -47,6 +95,7 @@ def current_platform(request: Request) -> Platform:
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
+OperatorDep = Annotated[Caller, Depends(require_operator)]
 PlatformDep = Annotated[Platform, Depends(current_platform)]
 
 
@@ -85,4 +134,3 @@ async def read_json_body(request: Request) -> Any:
         raise MalformedContent(
             f"the request body is not valid JSON ({exc.msg} at position {exc.pos})"
         ) from exc
-

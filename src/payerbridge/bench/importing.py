@@ -47,8 +47,9 @@ def _write_population(path: Path, members: int, seed: int) -> int:
     network = build_network(1)
     count = 0
     with path.open("wb") as handle:
-        for item in generate_payer_population(network, network.payers[0], members, seed,
-                                              date(2026, 11, 1)):
+        for item in generate_payer_population(
+            network, network.payers[0], members, seed, date(2026, 11, 1)
+        ):
             handle.write(orjson.dumps(item) + b"\n")
             count += 1
     return count
@@ -62,14 +63,22 @@ def _one_run(path: Path) -> dict[str, float]:
     try:
         result = subprocess.run(
             [sys.executable, "-m", "payerbridge.bench.importing", str(path), str(data_dir)],
-            capture_output=True, text=True, env=env, check=True)
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
         return dict(json.loads(result.stdout.strip().splitlines()[-1]))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def run_import_benchmark(
-    *, sizes: list[int], repeat: int, seed: int, on_run: Callable[[ImportRun], None],
+    *,
+    sizes: list[int],
+    repeat: int,
+    seed: int,
+    on_run: Callable[[ImportRun], None],
 ) -> list[list[ImportRun]]:
     results = []
     with tempfile.TemporaryDirectory(prefix="pb-bench-data-") as scratch:
@@ -79,8 +88,13 @@ def run_import_benchmark(
             runs = []
             for _ in range(repeat):
                 measured = _one_run(path)
-                run = ImportRun(members, resources, path.stat().st_size / 1e6,
-                                measured["seconds"], measured["peak_rss_kb"] / 1024)
+                run = ImportRun(
+                    members,
+                    resources,
+                    path.stat().st_size / 1e6,
+                    measured["seconds"],
+                    measured["peak_rss_kb"] / 1024,
+                )
                 on_run(run)
                 runs.append(run)
             results.append(runs)
@@ -89,14 +103,20 @@ def run_import_benchmark(
 
 
 def report_markdown(results: list[list[ImportRun]], *, backend: str, repeat: int) -> str:
-    lines = ["# Benchmark: streaming import", "",
-             "`payerbridge bench import` imports generated sandbox NDJSON (Patients, Coverage, "
-             "clinical and claims history, Provenance) into a fresh data directory, one "
-             "process per run. Medians over the repeats.", "", *machine_lines(),
-             f"- backend: {backend}; repeats per size: {repeat}", "",
-             "| members | resources | file MB | median resources/s | min–max resources/s "
-             "| median seconds | median peak RSS MB |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Benchmark: streaming import",
+        "",
+        "`payerbridge bench import` imports generated sandbox NDJSON (Patients, Coverage, "
+        "clinical and claims history, Provenance) into a fresh data directory, one "
+        "process per run. Medians over the repeats.",
+        "",
+        *machine_lines(),
+        f"- backend: {backend}; repeats per size: {repeat}",
+        "",
+        "| members | resources | file MB | median resources/s | min–max resources/s "
+        "| median seconds | median peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for runs in results:
         rates = [r.rate for r in runs]
         first = runs[0]
@@ -104,7 +124,8 @@ def report_markdown(results: list[list[ImportRun]], *, backend: str, repeat: int
             f"| {first.members:,} | {first.resources:,} | {first.file_mb:.1f} "
             f"| {statistics.median(rates):,.0f} | {min(rates):,.0f}–{max(rates):,.0f} "
             f"| {statistics.median(r.seconds for r in runs):.2f} "
-            f"| {statistics.median(r.peak_rss_mb for r in runs):.0f} |")
+            f"| {statistics.median(r.peak_rss_mb for r in runs):.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -122,8 +143,9 @@ def _worker(path: Path, data_dir: Path) -> None:
     if not report.accepted:
         raise SystemExit(f"benchmark file rejected: {report.errors[:3]}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sys.stdout.write(json.dumps({"seconds": seconds, "peak_rss_kb": peak,
-                                 "resources": report.resources}) + "\n")
+    sys.stdout.write(
+        json.dumps({"seconds": seconds, "peak_rss_kb": peak, "resources": report.resources}) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -16,34 +16,50 @@ err = Console(stderr=True, soft_wrap=True)
 
 @bench_app.command("import")
 def bench_import(
-    members: Annotated[str, typer.Option(help="Comma-separated population sizes.")]
-    = "1000,4000,16000",
+    members: Annotated[
+        str, typer.Option(help="Comma-separated population sizes.")
+    ] = "1000,4000,16000",
     repeat: Annotated[int, typer.Option(min=1, help="Runs per size (median reported).")] = 3,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
-    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")]
-    = Path("docs/benchmarks/import.md"),
+    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks/import.md"
+    ),
 ) -> None:
     """Streaming import into a fresh database: resources/s and peak memory per file size."""
     from payerbridge.bench.importing import report_markdown, run_import_benchmark
 
     sizes = [int(s) for s in members.split(",") if s.strip()]
     results = run_import_benchmark(
-        sizes=sizes, repeat=repeat, seed=seed,
-        on_run=lambda r: err.print(f"{r.members:>7} members: {r.resources:,} resources in "
-                                   f"{r.seconds:.2f}s = {r.rate:,.0f}/s, peak "
-                                   f"{r.peak_rss_mb:.0f} MB"))
+        sizes=sizes,
+        repeat=repeat,
+        seed=seed,
+        on_run=lambda r: err.print(
+            f"{r.members:>7} members: {r.resources:,} resources in "
+            f"{r.seconds:.2f}s = {r.rate:,.0f}/s, peak "
+            f"{r.peak_rss_mb:.0f} MB"
+        ),
+    )
     backend = "SQLite (WAL)"
     markdown = report_markdown(results, backend=backend, repeat=repeat)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(markdown)
-    table = Table("members", "resources", "median res/s", "median s", "peak RSS MB",
-                  title=f"Import benchmark ({backend})")
+    table = Table(
+        "members",
+        "resources",
+        "median res/s",
+        "median s",
+        "peak RSS MB",
+        title=f"Import benchmark ({backend})",
+    )
     import statistics
 
     for runs in results:
-        table.add_row(f"{runs[0].members:,}", f"{runs[0].resources:,}",
-                      f"{statistics.median(r.rate for r in runs):,.0f}",
-                      f"{statistics.median(r.seconds for r in runs):.2f}",
-                      f"{statistics.median(r.peak_rss_mb for r in runs):.0f}")
+        table.add_row(
+            f"{runs[0].members:,}",
+            f"{runs[0].resources:,}",
+            f"{statistics.median(r.rate for r in runs):,.0f}",
+            f"{statistics.median(r.seconds for r in runs):.2f}",
+            f"{statistics.median(r.peak_rss_mb for r in runs):.0f}",
+        )
     out.print(table)
     out.print(f"report written to {report}")

@@ -7,6 +7,7 @@ code (2 invalid input, 3 not found, 4 conflict or unprocessable, 5 partner, 1 ot
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -27,9 +28,13 @@ app = typer.Typer(
 partners_app = typer.Typer(no_args_is_help=True, help="Register and list partner payers.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective configuration.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+workers_app = typer.Typer(no_args_is_help=True, help="Workflow workers.")
+exchanges_app = typer.Typer(no_args_is_help=True, help="Outbound exchanges.")
 app.add_typer(partners_app, name="partners")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(workers_app, name="workers")
+app.add_typer(exchanges_app, name="exchanges")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -42,6 +47,7 @@ def _quiet_logs() -> None:
     from payerbridge.logging import configure_logging
 
     configure_logging("WARNING", "text")
+
 
 DataDir = Annotated[
     Path | None,
@@ -80,8 +86,15 @@ def serve(
     data_dir: DataDir = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers/--no-workers",
+            help="Also run exchange workflows here (else only `payerbridge worker` runs them).",
+        ),
+    ] = True,
 ) -> None:
-    """Run one instance: the FHIR and exchange APIs and the workflow workers."""
+    """Run one instance: the FHIR and exchange APIs and (by default) a workflow worker."""
     import uvicorn
 
     from payerbridge.api.app import create_app
@@ -93,12 +106,101 @@ def serve(
     configure_logging(settings.log_level, settings.log_format)
     platform = build_platform(settings)
     uvicorn.run(
-        create_app(platform),
+        create_app(platform, run_workers=workers),
         host=settings.host,
         port=settings.port,
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=5,
+    )
+
+
+@app.command("worker")
+def worker(
+    data_dir: DataDir = None,
+    worker_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Stable id of this worker (PAYERBRIDGE_WORKER_ID). Restarted with the same "
+            "id, it resumes the workflows it was running."
+        ),
+    ] = None,
+) -> None:
+    """Run exchange workflows without serving HTTP; start as many as the database allows."""
+    import signal
+    import threading
+
+    from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
+    from payerbridge.logging import configure_logging
+
+    settings = settings_for(data_dir, **({"worker_id": worker_id} if worker_id else {}))
+    configure_logging(settings.log_level, settings.log_format)
+    platform = build_platform(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    launch_workflows(platform, work=True)
+    err.print(f"worker {settings.worker_id} running; Ctrl-C to stop")
+    stop.wait()
+    shutdown_workflows()
+    platform.close()
+
+
+@workers_app.command("recover")
+def workers_recover(
+    worker_ids: Annotated[
+        list[str], typer.Argument(help="Ids of the dead workers whose workflows to take over.")
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Hand the unfinished workflows of dead workers back to the queue, where any live
+    worker picks them up (run it once a worker is known to be gone for good)."""
+    from dbos import DBOS
+
+    from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
+
+    settings = settings_for(data_dir, worker_id=f"recover-{uuid.uuid4().hex[:8]}")
+    platform = build_platform(settings)
+    launch_workflows(platform, work=False)
+    try:
+        # The same call as DBOS's admin endpoint /dbos-workflow-recovery.
+        handles = DBOS._recover_pending_workflows(worker_ids)
+    finally:
+        shutdown_workflows()
+        platform.close()
+    out.print(f"{len(handles)} workflow(s) of {', '.join(worker_ids)} returned to the queue")
+
+
+@exchanges_app.command("replay")
+def exchanges_replay(
+    exchange_id: Annotated[str, typer.Argument(help="The dead-lettered exchange.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Resume a dead-lettered exchange: consent and identity are checked again first.
+    Audited with the operating-system user as the actor."""
+    import getpass
+
+    from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
+    from payerbridge.exchange.service import replay
+    from payerbridge.workflows.exchange import enqueue_exchange
+
+    settings = settings_for(data_dir, worker_id=f"cli-{uuid.uuid4().hex[:8]}")
+    platform = build_platform(settings)
+    launch_workflows(platform, work=False)
+    try:
+        replay(
+            platform.exchange_ports,
+            exchange_id,
+            actor=f"cli:{getpass.getuser()}",
+            replay_key=None,
+        )
+        record = platform.exchanges.get(exchange_id)
+        enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
+    finally:
+        shutdown_workflows()
+        platform.close()
+    out.print(
+        f"exchange {exchange_id} replayed (replay {record.replay_count}); a worker resumes it"
     )
 
 

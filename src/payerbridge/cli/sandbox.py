@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,11 +27,12 @@ sandbox_app = typer.Typer(no_args_is_help=True, help="Synthetic payer network.")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-_TERMINAL = {"completed", "failed", "blocked", "dead_lettered"}
+_TERMINAL = {"completed", "failed", "blocked", "dead_lettered", "manual_review"}
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="The platform's data directory.")]
-AsOf = Annotated[str | None, typer.Option(help="Reference date (ISO) of the generated data; "
-                                          "default today.")]
+AsOf = Annotated[
+    str | None, typer.Option(help="Reference date (ISO) of the generated data; default today.")
+]
 
 
 @dataclass
@@ -56,36 +58,45 @@ def _generate(out_dir: Path, payers: int, members: int, seed: int, as_of: date) 
 
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("generating", total=None)
-        files = write_network(out_dir, payers, members, seed, as_of,
-                              progress=lambda n: progress.update(task, completed=n))
+        files = write_network(
+            out_dir,
+            payers,
+            members,
+            seed,
+            as_of,
+            progress=lambda n: progress.update(task, completed=n),
+        )
     err.print(f"generated {files.resources:,} resources for {payers} payers in {out_dir}")
 
 
 @sandbox_app.command("generate")
 def generate(
-    out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")]
-    = Path("var/sandbox/network"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path(
+        "var/sandbox/network"
+    ),
     payers: Annotated[int, typer.Option(min=1, max=26, help="Old payers (partners).")] = 2,
     members: Annotated[int, typer.Option(min=1, help="Members per payer.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed: same seed and date, same bytes.")] = 42,
     as_of: AsOf = None,
 ) -> None:
     """Write a deterministic synthetic population (NDJSON) for each payer."""
-    _generate(out_dir, payers, members, seed, date.fromisoformat(as_of) if as_of else
-              date.today())
+    _generate(out_dir, payers, members, seed, date.fromisoformat(as_of) if as_of else date.today())
 
 
 def _load_network(network_dir: Path) -> dict[str, Any]:
     path = network_dir / "network.json"
     if not path.exists():
-        err.print(f"[red]error:[/red] no sandbox network at {network_dir}; run "
-                  "`payerbridge sandbox generate` first")
+        err.print(
+            f"[red]error:[/red] no sandbox network at {network_dir}; run "
+            "`payerbridge sandbox generate` first"
+        )
         raise typer.Exit(3)
     return dict(orjson.loads(path.read_bytes()))
 
 
-def _spawn(name: str, data_dir: Path, port: int, env: dict[str, str], *,
-           embedded: bool = False) -> Instance:
+def _spawn(
+    name: str, data_dir: Path, port: int, env: dict[str, str], *, embedded: bool = False
+) -> Instance:
     """Start ``serve``; ``embedded`` instances ignore PAYERBRIDGE_DATABASE_URL (SQLite)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     base_env = dict(os.environ)
@@ -93,9 +104,21 @@ def _spawn(name: str, data_dir: Path, port: int, env: dict[str, str], *,
         base_env.pop("PAYERBRIDGE_DATABASE_URL", None)
     log = (data_dir / "server.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
-         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-        env={**base_env, **env}, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "payerbridge",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**base_env, **env},
+        start_new_session=True,
+    )
     log.close()
     return Instance(name, data_dir, port, process)
 
@@ -112,8 +135,9 @@ def _wait_healthy(instances: list[Instance], timeout: float = 90) -> None:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{instance.name} did not start; see "
-                                   f"{instance.data_dir}/server.log")
+                raise RuntimeError(
+                    f"{instance.name} did not start; see {instance.data_dir}/server.log"
+                )
             time.sleep(0.25)
 
 
@@ -166,8 +190,9 @@ def _serve_until_interrupted(instances: list[Instance]) -> None:
 def _ensure_network(data_dir: Path, members: int, seed: int, as_of: str | None) -> dict[str, Any]:
     network_dir = _network_dir(data_dir)
     if not (network_dir / "network.json").exists():
-        _generate(network_dir, 2, members, seed,
-                  date.fromisoformat(as_of) if as_of else date.today())
+        _generate(
+            network_dir, 2, members, seed, date.fromisoformat(as_of) if as_of else date.today()
+        )
     return _load_network(network_dir)
 
 
@@ -193,8 +218,9 @@ def up(
     _serve_until_interrupted(instances)
 
 
-def _register_partners_locally(data_dir: Path, instances: list[Instance],
-                               network: dict[str, Any]) -> None:
+def _register_partners_locally(
+    data_dir: Path, instances: list[Instance], network: dict[str, Any]
+) -> None:
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.routing.model import Partner
@@ -202,15 +228,19 @@ def _register_partners_locally(data_dir: Path, instances: list[Instance],
     platform = build_platform(load_settings(data_dir=data_dir))
     try:
         for instance, payer in zip(instances, network["payers"], strict=True):
-            platform.partners.register(Partner(payer["slug"], payer["name"], payer["npi"],
-                                               f"{instance.base_url}/fhir"), actor="sandbox")
+            platform.partners.register(
+                Partner(payer["slug"], payer["name"], payer["npi"], f"{instance.base_url}/fhir"),
+                actor="sandbox",
+            )
     finally:
         platform.close()
 
 
 def _run_sample_exchange(platform: Instance, request: dict[str, Any]) -> dict[str, Any]:
     with httpx.Client(base_url=platform.base_url, timeout=30) as client:
-        response = client.post("/exchanges", json=request)
+        response = client.post(
+            "/exchanges", json=request, headers={"Idempotency-Key": str(uuid.uuid4())}
+        )
         if response.status_code != 202:
             raise RuntimeError(f"exchange refused: {response.status_code} {response.text[:300]}")
         location = response.headers["location"]
@@ -225,8 +255,9 @@ def _run_sample_exchange(platform: Instance, request: dict[str, Any]) -> dict[st
 def _print_exchange(exchange: dict[str, Any]) -> None:
     table = Table("seq", "from", "to", "at", "reason", title=f"Exchange {exchange['id']}")
     for step in exchange["history"]:
-        table.add_row(str(step["seq"]), step["from"] or "", step["to"], step["at"],
-                      step["reason_code"] or "")
+        table.add_row(
+            str(step["seq"]), step["from"] or "", step["to"], step["at"], step["reason_code"] or ""
+        )
     out.print(table)
 
 
@@ -236,13 +267,16 @@ def demo(
     base_port: Annotated[int, typer.Option(help="Port of the first sandbox partner.")] = 8101,
     members: Annotated[int, typer.Option(help="Members per sandbox payer.")] = 200,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
-    exit_after: Annotated[bool, typer.Option("--exit", help="Stop after the sample exchange "
-                                             "instead of serving.")] = False,
+    exit_after: Annotated[
+        bool, typer.Option("--exit", help="Stop after the sample exchange instead of serving.")
+    ] = False,
 ) -> None:
     """Start the platform with two sandbox partners and run one sample exchange."""
     network = _ensure_network(data_dir, members, seed, None)
-    platform_env = {"PAYERBRIDGE_ORG_NAME": network["platform"]["name"],
-                    "PAYERBRIDGE_ORG_NPI": network["platform"]["npi"]}
+    platform_env = {
+        "PAYERBRIDGE_ORG_NAME": network["platform"]["name"],
+        "PAYERBRIDGE_ORG_NPI": network["platform"]["npi"],
+    }
     instances = _start_partners(data_dir, network, base_port)
     platform = _spawn("platform", data_dir, port, platform_env)
     instances.append(platform)
@@ -256,8 +290,10 @@ def demo(
         raise
     _print_exchange(exchange)
     patient = exchange.get("imported_patient_id")
-    out.print(f"exchange state: [bold]{exchange['state']}[/bold], "
-              f"{exchange.get('resource_count') or 0} resources stored")
+    out.print(
+        f"exchange state: [bold]{exchange['state']}[/bold], "
+        f"{exchange.get('resource_count') or 0} resources stored"
+    )
     out.print("where to look:")
     out.print(f"  exchange:     {platform.base_url}/exchanges/{exchange['id']}")
     if patient:

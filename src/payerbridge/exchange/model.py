@@ -13,8 +13,9 @@ when the partner's answer about the member's identity needs a person.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from payerbridge.errors import IllegalTransition
 
@@ -23,10 +24,12 @@ __all__ = [
     "STOPPED_STATES",
     "TERMINAL_STATES",
     "ConsentGrant",
+    "DeadLetter",
     "CoverageCard",
     "ExchangeRequest",
     "ExchangeState",
     "MemberDemographics",
+    "Submission",
     "check_transition",
 ]
 
@@ -133,3 +136,31 @@ class ExchangeRequest:
     old_coverage: CoverageCard
     new_coverage: CoverageCard
     consent: ConsentGrant
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An exchange whose retry budget ran out, with what an operator needs to replay it."""
+
+    exchange_id: str
+    step: str
+    reason_code: str
+    last_error: str | None
+    attempts: int
+    policy_snapshot: dict[str, Any]
+    last_route: dict[str, Any] | None
+    request_sha256: str
+    payload_sha256: str | None
+    dead_lettered_at: datetime
+    replayed_at: datetime | None = None
+    replayed_by: str | None = None
+    replay_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The exchange a (client, Idempotency-Key) names; ``created`` on its first use."""
+
+    exchange_id: str
+    created: bool
+    request_hash: str

@@ -28,6 +28,8 @@ _TABLE: tuple[tuple[type[errors.PayerBridgeError], ErrorRendering], ...] = (
     (errors.InvalidInput, ErrorRendering(400, "error", "invalid")),
     (errors.NotAcceptable, ErrorRendering(406, "error", "not-supported")),
     (errors.UnsupportedMediaType, ErrorRendering(415, "error", "not-supported")),
+    (errors.Unauthenticated, ErrorRendering(401, "error", "login")),
+    (errors.Forbidden, ErrorRendering(403, "error", "forbidden")),
     (errors.NotFound, ErrorRendering(404, "error", "not-found")),
     (errors.Conflict, ErrorRendering(409, "error", "conflict")),
     (errors.UnprocessableRequest, ErrorRendering(422, "error", "business-rule")),

@@ -1,15 +1,18 @@
 """The partner client over httpx: HRex ``$member-match`` and PDex ``$everything``.
 
-Turns HTTP outcomes into our errors: 422 with ``not-found`` / ``multiple-matches`` into
-NoMatch / AmbiguousMatch, other 422s into ConsentDenied (HRex mm-11), other 4xx into
-PartnerRejected, 5xx and transport failures into PartnerUnavailable. Bodies are never
-logged.
+Turns HTTP outcomes into our errors, in the classes of ``exchange.retry``: 422 with
+``not-found`` / ``multiple-matches`` into NoMatch / AmbiguousMatch, other 422s into
+ConsentDenied (HRex mm-11); 401/403 into PartnerAuthRejected; 429, 5xx, timeouts and
+transport failures into PartnerUnavailable (with the partner's ``Retry-After``); other
+4xx and unreadable bodies into PartnerRejected. Bodies are never logged.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -19,13 +22,15 @@ from payerbridge.errors import (
     AmbiguousMatch,
     ConsentDenied,
     NoMatch,
+    PartnerAuthRejected,
     PartnerRejected,
     PartnerUnavailable,
 )
+from payerbridge.exchange.retry import FailureClass, classify_status
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
 from payerbridge.routing.model import Partner
 
-__all__ = ["HttpxPartnerClient"]
+__all__ = ["HttpxPartnerClient", "retry_after_seconds"]
 
 logger = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
@@ -53,6 +58,22 @@ def _outcome_text(response: httpx.Response) -> str:
         return f"HTTP {response.status_code}"
 
 
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
 class HttpxPartnerClient:
     def __init__(
         self,
@@ -70,6 +91,12 @@ class HttpxPartnerClient:
     def close(self) -> None:
         self._client.close()
 
+    def refresh_credentials(self, partner: Partner) -> None:
+        """Drop cached credentials for ``partner`` after a 401/403. Partners are called
+        without tokens until SMART Backend Services lands (roadmap), so nothing is cached
+        yet; the retry that follows is still the one allowed "needs-revalidation" try."""
+        logger.info("partner credentials refreshed", extra={"partner_id": partner.id})
+
     def _send(
         self,
         partner: Partner,
@@ -78,6 +105,7 @@ class HttpxPartnerClient:
         *,
         idempotency_key: str,
         body: dict[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         headers = {"X-Request-ID": idempotency_key, "Idempotency-Key": idempotency_key}
         content = None
@@ -86,7 +114,13 @@ class HttpxPartnerClient:
             content = orjson.dumps(body)
         started = time.perf_counter()
         try:
-            response = self._client.request(method, url, headers=headers, content=content)
+            response = self._client.request(
+                method,
+                url,
+                headers=headers,
+                content=content,
+                timeout=httpx.Timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
         except httpx.HTTPError as exc:
             logger.warning(
                 "partner unreachable",
@@ -104,15 +138,27 @@ class HttpxPartnerClient:
                 "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
-        if response.status_code >= 500 or response.status_code == 429:
+        if response.status_code < 400 or response.status_code == 422:
+            return response
+        failure = classify_status(response.status_code)
+        text = f"partner '{partner.id}' answered HTTP {response.status_code}"
+        if failure is FailureClass.RETRYABLE:
             raise PartnerUnavailable(
-                f"partner '{partner.id}' answered HTTP {response.status_code}",
+                text,
                 status=response.status_code,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
+        if failure is FailureClass.REVALIDATE:
+            raise PartnerAuthRejected(text, status=response.status_code)
         return response
 
     def member_match(
-        self, partner: Partner, parameters: dict[str, Any], *, idempotency_key: str
+        self,
+        partner: Partner,
+        parameters: dict[str, Any],
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
     ) -> MemberMatchResult:
         response = self._send(
             partner,
@@ -120,6 +166,7 @@ class HttpxPartnerClient:
             f"{partner.fhir_base}/Patient/$member-match",
             idempotency_key=idempotency_key,
             body=parameters,
+            timeout=timeout,
         )
         if response.status_code == 422:
             codes = _outcome_codes(response)
@@ -142,9 +189,18 @@ class HttpxPartnerClient:
             ) from exc
         return parse_member_match_response(body)
 
-    def everything(self, partner: Partner, member_ref: str, *, idempotency_key: str) -> bytes:
+    def everything(
+        self,
+        partner: Partner,
+        member_ref: str,
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
+    ) -> bytes:
         url = member_ref if member_ref.startswith("http") else f"{partner.fhir_base}/{member_ref}"
-        response = self._send(partner, "GET", f"{url}/$everything", idempotency_key=idempotency_key)
+        response = self._send(
+            partner, "GET", f"{url}/$everything", idempotency_key=idempotency_key, timeout=timeout
+        )
         if response.status_code != 200:
             raise PartnerRejected(
                 f"partner '{partner.id}' rejected $everything: {_outcome_text(response)}",

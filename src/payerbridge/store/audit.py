@@ -41,16 +41,22 @@ class SqlAuditLog:
         """The entity's audit trail, oldest first."""
         query = (
             select(audit_events)
-            .where(audit_events.c.entity_type == entity_type,
-                   audit_events.c.entity_id == entity_id)
+            .where(audit_events.c.entity_type == entity_type, audit_events.c.entity_id == entity_id)
             .order_by(audit_events.c.id)
         )
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
         return [
-            {"id": row.id, "at": row.at, "actor": row.actor, "action": row.action,
-             "entity_type": row.entity_type, "entity_id": row.entity_id,
-             "outcome": row.outcome, "request_id": row.request_id,
-             "detail": orjson.loads(row.detail) if row.detail else {}}
+            {
+                "id": row.id,
+                "at": row.at,
+                "actor": row.actor,
+                "action": row.action,
+                "entity_type": row.entity_type,
+                "entity_id": row.entity_id,
+                "outcome": row.outcome,
+                "request_id": row.request_id,
+                "detail": orjson.loads(row.detail) if row.detail else {},
+            }
             for row in rows
         ]

@@ -6,6 +6,8 @@ everything an exchange does is kept as rows that only ever grow (transitions, au
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -17,7 +19,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
+from sqlalchemy.engine import Dialect
 
 __all__ = [
     "audit_events",
@@ -31,7 +35,25 @@ __all__ = [
     "metadata",
     "partner_breakers",
     "partners",
+    "UtcDateTime",
 ]
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite drops the zone; we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
 
 metadata = MetaData(
     naming_convention={
@@ -53,7 +75,7 @@ fhir_resources = Table(
     Column("resource_id", String(64), nullable=False),
     Column("patient_id", String(64), nullable=True),
     Column("version_id", Integer, nullable=False, default=1),
-    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Column("last_updated", UtcDateTime(), nullable=False),
     Column("source", String(200), nullable=False),
     Column("body", Text, nullable=False),
     Index("ix_fhir_resources_patient", "patient_id", "resource_type"),
@@ -81,8 +103,8 @@ partners = Table(
     Column("name", String(200), nullable=False),
     Column("npi", String(10), nullable=False),
     Column("base_url", String(500), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 exchanges = Table(
@@ -101,16 +123,16 @@ exchanges = Table(
     Column("resource_count", Integer, nullable=True),
     Column("error_code", String(64), nullable=True),
     Column("error_text", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     # The client's Idempotency-Key: one exchange per (client, key).
     Column("idempotency_key", String(200), nullable=True),
     # Where the workflow stands: the step it is on, its attempts, when it tries next.
     Column("current_step", String(32), nullable=True),
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
-    Column("deadline_at", DateTime(timezone=True), nullable=True),
+    Column("deadline_at", UtcDateTime(), nullable=True),
     Column("replay_count", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_exchanges_state", "state", "created_at"),
     Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),
@@ -126,7 +148,7 @@ exchange_transitions = Table(
     Column("seq", Integer, nullable=False),
     Column("from_state", String(32), nullable=True),
     Column("to_state", String(32), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("actor", String(200), nullable=False),
     Column("reason_code", String(64), nullable=True),
     Column("detail", Text, nullable=True),
@@ -147,8 +169,8 @@ dead_letters = Table(
     Column("last_route", Text, nullable=True),
     Column("request_sha256", String(64), nullable=False),
     Column("payload_sha256", String(64), nullable=True),
-    Column("dead_lettered_at", DateTime(timezone=True), nullable=False),
-    Column("replayed_at", DateTime(timezone=True), nullable=True),
+    Column("dead_lettered_at", UtcDateTime(), nullable=False),
+    Column("replayed_at", UtcDateTime(), nullable=True),
     Column("replayed_by", String(200), nullable=True),
     Column("replay_key", String(200), nullable=True),
 )
@@ -161,9 +183,9 @@ partner_breakers = Table(
     Column("partner_id", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("consecutive_failures", Integer, nullable=False),
-    Column("open_until", DateTime(timezone=True), nullable=True),
-    Column("probe_until", DateTime(timezone=True), nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("open_until", UtcDateTime(), nullable=True),
+    Column("probe_until", UtcDateTime(), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # Old-payer side: the answer given to an (client, Idempotency-Key), replayed verbatim
@@ -178,7 +200,7 @@ idempotent_responses = Table(
     Column("status", Integer, nullable=False),
     Column("media_type", String(100), nullable=False),
     Column("body", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 # The raw Bundle received from the old payer, kept until (and after) it is normalized,
@@ -187,7 +209,7 @@ exchange_payloads = Table(
     "exchange_payloads",
     metadata,
     Column("exchange_id", String(64), ForeignKey("exchanges.id"), primary_key=True),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("body", Text, nullable=False),
 )
@@ -200,7 +222,7 @@ audit_events = Table(
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("actor", String(200), nullable=False),
     Column("action", String(64), nullable=False),
     Column("entity_type", String(64), nullable=False),

@@ -1,30 +1,47 @@
-"""The outbound exchange as a DBOS workflow: each use case of ``exchange.service`` is one step.
+"""The outbound exchange as a DBOS workflow on a queue partitioned by partner.
 
-DBOS records each step's result in its system database, so after a crash the
-workflow resumes at the first step that did not finish; the steps themselves
-check the exchange's state so a step cut off after its commit is not applied twice.
-Partner outages are retried by DBOS with backoff; when retries are spent the
-exchange fails with ``partner-unavailable``.
+Each use case of ``exchange.service`` is one step. DBOS records each step's result
+in its system database, so after a crash the workflow resumes at the first step that
+did not finish; the steps themselves check the exchange's state, so a step cut off
+after its commit is not applied twice. A step that must try its partner call again
+returns when; the workflow waits with ``DBOS.sleep``, which is durable too.
+
+Exchanges are enqueued on one queue, partitioned by partner: each partner gets its
+own concurrency and rate limit, held by DBOS across every worker, so one slow payer
+cannot starve the rest. Any process that listens to the queue is a worker.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from dbos import DBOS, SetWorkflowID
-from dbos import error as dbos_error
+from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from dbos._queue import QueueRateLimit  # the TypedDict is not re-exported
+from sqlalchemy.exc import OperationalError
 
-from payerbridge.errors import PartnerUnavailable
 from payerbridge.exchange import service
-from payerbridge.exchange.model import ExchangeRequest
+from payerbridge.exchange.model import STOPPED_STATES, ExchangeRequest, ExchangeState
+from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.schemas import ExchangeCreate
-from payerbridge.exchange.service import ExchangePorts, StepResult
+from payerbridge.exchange.service import StepResult
 from payerbridge.logging import bind_context
 
-__all__ = ["bind_ports", "exchange_workflow", "start_exchange"]
+__all__ = [
+    "EXCHANGE_QUEUE",
+    "QueueLimits",
+    "bind_ports",
+    "enqueue_exchange",
+    "exchange_workflow",
+    "register_queue",
+    "sweep_unstarted",
+]
 
 logger = logging.getLogger(__name__)
+EXCHANGE_QUEUE = "exchanges"
 
 _ports: ExchangePorts | None = None
 
@@ -46,85 +63,167 @@ def _request(exchange_id: str) -> ExchangeRequest:
     return ExchangeCreate.model_validate(record.request).to_domain()
 
 
-def _as_dict(result: StepResult) -> dict[str, Any]:
-    return {"state": result.state.value, "done": result.done}
+def _as_dict(result: StepResult, started: datetime) -> dict[str, Any]:
+    now = _current().clock()
+    wait = (result.retry_at - now).total_seconds() if result.retry_at else None
+    return {
+        "state": result.state.value,
+        "done": result.done,
+        "retry_in": None if wait is None else max(wait, 0.0),
+        "started": started.isoformat(),
+    }
 
 
-def _is_transient(error: BaseException) -> bool:
-    return isinstance(error, PartnerUnavailable)
+def _is_database_hiccup(error: BaseException) -> bool:
+    return isinstance(error, OperationalError)
 
 
-@DBOS.step()
-def prepare_step(exchange_id: str) -> dict[str, Any]:
-    return _as_dict(service.prepare(_current(), exchange_id, _request(exchange_id)))
+_DB_RETRIES: dict[str, Any] = {
+    "retries_allowed": True,
+    "max_attempts": 5,
+    "interval_seconds": 0.2,
+    "backoff_rate": 2.0,
+    "should_retry": _is_database_hiccup,
+}
 
 
-@DBOS.step(
-    retries_allowed=True,
-    max_attempts=4,
-    interval_seconds=1.0,
-    backoff_rate=2.0,
-    should_retry=_is_transient,
+def _started(started: str | None) -> datetime:
+    return datetime.fromisoformat(started) if started else _current().clock()
+
+
+@DBOS.step(**_DB_RETRIES)
+def prepare_step(exchange_id: str, attempt: int, started: str | None) -> dict[str, Any]:
+    began = _started(started)
+    return _as_dict(service.prepare(_current(), exchange_id, _request(exchange_id)), began)
+
+
+@DBOS.step(**_DB_RETRIES)
+def match_step(exchange_id: str, attempt: int, started: str | None) -> dict[str, Any]:
+    began = _started(started)
+    result = service.match(
+        _current(), exchange_id, _request(exchange_id), attempt=attempt, started=began
+    )
+    return _as_dict(result, began)
+
+
+@DBOS.step(**_DB_RETRIES)
+def retrieve_step(exchange_id: str, attempt: int, started: str | None) -> dict[str, Any]:
+    began = _started(started)
+    result = service.retrieve(
+        _current(), exchange_id, _request(exchange_id), attempt=attempt, started=began
+    )
+    return _as_dict(result, began)
+
+
+@DBOS.step(**_DB_RETRIES)
+def normalize_step(exchange_id: str, attempt: int, started: str | None) -> dict[str, Any]:
+    began = _started(started)
+    return _as_dict(service.normalize(_current(), exchange_id, _request(exchange_id)), began)
+
+
+@DBOS.step(**_DB_RETRIES)
+def fail_step(exchange_id: str, code: str, text: str) -> str:
+    return service.fail(_current(), exchange_id, code, text).state.value
+
+
+# Released order; do not reorder while runs are in flight (DBOS replays by position).
+_STEPS: tuple[Callable[[str, int, str | None], dict[str, Any]], ...] = (
+    prepare_step,
+    match_step,
+    retrieve_step,
+    normalize_step,
 )
-def match_step(exchange_id: str) -> dict[str, Any]:
-    return _as_dict(service.match(_current(), exchange_id, _request(exchange_id)))
-
-
-@DBOS.step(
-    retries_allowed=True,
-    max_attempts=4,
-    interval_seconds=1.0,
-    backoff_rate=2.0,
-    should_retry=_is_transient,
-)
-def retrieve_step(exchange_id: str) -> dict[str, Any]:
-    return _as_dict(service.retrieve(_current(), exchange_id, _request(exchange_id)))
-
-
-@DBOS.step()
-def normalize_step(exchange_id: str) -> dict[str, Any]:
-    return _as_dict(service.normalize(_current(), exchange_id, _request(exchange_id)))
-
-
-@DBOS.step()
-def fail_step(exchange_id: str, code: str, text: str) -> dict[str, Any]:
-    return _as_dict(service.fail(_current(), exchange_id, code, text))
-
-
-_STEPS = (prepare_step, match_step, retrieve_step, normalize_step)
 
 
 @DBOS.workflow()
 def exchange_workflow(exchange_id: str) -> str:
     bind_context(exchange_id=exchange_id)
-    outcome: dict[str, Any] = {"state": "submitted", "done": False}
+    state = ExchangeState.SUBMITTED.value
     for step in _STEPS:
-        try:
-            outcome = step(exchange_id)
-        except Exception as exc:  # noqa: BLE001 - every failure must end the exchange visibly
-            spent = isinstance(exc, dbos_error.DBOSMaxStepRetriesExceeded)
-            code = "partner-unavailable" if spent or _is_transient(exc) else "internal-error"
-            logger.warning(
-                "exchange step failed",
-                extra={
-                    "exchange_id": exchange_id,
-                    "step": step.__name__,
-                    "error_type": type(exc).__name__,
-                },
-            )
-            return str(fail_step(exchange_id, code, _safe_text(exc, code))["state"])
-        if outcome["done"]:
-            break
-    return str(outcome["state"])
+        attempt, started = 1, None
+        while True:
+            try:
+                outcome = step(exchange_id, attempt, started)
+            except Exception as exc:  # noqa: BLE001 - every failure must end the exchange visibly
+                logger.exception(
+                    "exchange step failed",
+                    extra={
+                        "exchange_id": exchange_id,
+                        "step": step.__name__,
+                        "error_type": type(exc).__name__,
+                    },
+                )
+                text = f"internal error ({type(exc).__name__}); see the server log"
+                return fail_step(exchange_id, "internal-error", text)
+            state, started = outcome["state"], outcome["started"]
+            if outcome["done"]:
+                return str(state)
+            if outcome["retry_in"] is None:
+                break
+            DBOS.sleep(outcome["retry_in"])
+            attempt += 1
+    return str(state)
 
 
-def _safe_text(error: Exception, code: str) -> str:
-    if code == "partner-unavailable":
-        return "the partner stayed unavailable after retries"
-    return f"internal error ({type(error).__name__}); see the server log"
+def workflow_id(exchange_id: str, replay_count: int) -> str:
+    """The exchange id for its first run; each replay is a new workflow of its own."""
+    return exchange_id if replay_count == 0 else f"{exchange_id}:replay-{replay_count}"
 
 
-def start_exchange(exchange_id: str) -> None:
-    """Start the workflow; the exchange id is the workflow id, so a second start is a no-op."""
-    with SetWorkflowID(exchange_id):
-        DBOS.start_workflow(exchange_workflow, exchange_id)
+def enqueue_exchange(exchange_id: str, partner_id: str, *, replay_count: int = 0) -> None:
+    """Enqueue the exchange's workflow; the id is derived from the exchange, so enqueueing
+    it again (a retried POST, the sweep) attaches to the same workflow instead."""
+    queue = DBOS.retrieve_queue(EXCHANGE_QUEUE)
+    if queue is None:
+        raise RuntimeError(f"the {EXCHANGE_QUEUE} queue is not registered")
+    with (
+        SetWorkflowID(workflow_id(exchange_id, replay_count)),
+        SetEnqueueOptions(queue_partition_key=partner_id),
+    ):
+        queue.enqueue(exchange_workflow, exchange_id)
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """Per-partner limits of the exchange queue, from settings."""
+
+    partner_concurrency: int
+    partner_rate_per_second: float | None
+    worker_concurrency: int
+    polling_interval_seconds: float
+
+
+def register_queue(limits: QueueLimits) -> None:
+    """Declare the partitioned exchange queue (after launch; every process declares the
+    same configuration, so the last one to start wins nothing different)."""
+    rate = limits.partner_rate_per_second
+    limiter: QueueRateLimit | None = None
+    if rate:  # starts per second, as whole starts per period: 0.5/s is 1 per 2 s
+        limiter = {"limit": max(1, round(rate)), "period": max(1, round(rate)) / rate}
+    DBOS.register_queue(
+        EXCHANGE_QUEUE,
+        worker_concurrency=max(limits.worker_concurrency, limits.partner_concurrency),
+        partition_concurrency=limits.partner_concurrency,
+        partition_limiter=limiter,
+        polling_interval_sec=limits.polling_interval_seconds,
+        on_conflict="always_update",
+    )
+
+
+def sweep_unstarted(ports: ExchangePorts, *, older_than: timedelta) -> int:
+    """Enqueue the workflow of every exchange that is still working but has not moved for
+    ``older_than``: one whose process died between recording it and enqueueing it.
+    Enqueueing an existing workflow id is a no-op, so this is safe to run anywhere."""
+    store: Any = ports.exchanges
+    cutoff = ports.clock() - older_than
+    count = 0
+    for state in ExchangeState:
+        if state in STOPPED_STATES:
+            continue
+        for exchange_id in store.ids_in_state(state, updated_before=cutoff):
+            record = store.get(exchange_id)
+            enqueue_exchange(exchange_id, record.partner_id, replay_count=record.replay_count)
+            count += 1
+    if count:
+        logger.info("exchange sweep enqueued", extra={"exchanges": count})
+    return count

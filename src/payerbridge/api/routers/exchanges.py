@@ -1,28 +1,30 @@
-"""The new-payer exchange API: submit an exchange (202 + Location), follow its state."""
+"""The new-payer exchange API: submit (202 + Location, idempotent), follow, replay."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
-from payerbridge.api.deps import CallerDep, PlatformDep
+from payerbridge.api.deps import CallerDep, OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
-from payerbridge.exchange.model import ExchangeState
+from payerbridge.errors import InvalidInput, Issue
+from payerbridge.exchange.model import DeadLetter, ExchangeState
 from payerbridge.exchange.schemas import ExchangeCreate
-from payerbridge.exchange.service import submit_exchange
+from payerbridge.exchange.service import replay, submit_exchange
 from payerbridge.logging import current_request_id
 from payerbridge.store.exchanges import ExchangeRecord
 from payerbridge.timestamps import utc_iso
-from payerbridge.workflows.exchange import start_exchange
+from payerbridge.workflows.exchange import enqueue_exchange
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/exchanges", default_response_class=JsonResponse, tags=["exchanges"])
 
 
-def exchange_public(record: ExchangeRecord) -> dict[str, Any]:
-    """The exchange as the API shows it: state, outcome, and the ordered history."""
+def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) -> dict[str, Any]:
+    """The exchange as the API shows it: state, outcome, retries, and the ordered history
+    (the history only where the record carries it: not in lists)."""
     return {
         "id": record.id,
         "state": record.state.value,
@@ -36,6 +38,13 @@ def exchange_public(record: ExchangeRecord) -> dict[str, Any]:
         "error": {"code": record.error_code, "text": record.error_text}
         if record.error_code
         else None,
+        "step": record.current_step,
+        "attempts": record.attempts,
+        "next_retry_at": utc_iso(record.next_attempt_at) if record.next_attempt_at else None,
+        "last_error": record.last_error,
+        "deadline_at": utc_iso(record.deadline_at) if record.deadline_at else None,
+        "replays": record.replay_count,
+        "dead_letter": _dead_letter_public(letter) if letter else None,
         "history": [
             {
                 "seq": t.seq,
@@ -45,10 +54,58 @@ def exchange_public(record: ExchangeRecord) -> dict[str, Any]:
                 "actor": t.actor,
                 "reason_code": t.reason_code,
                 "detail": t.detail,
+                "policy_version": t.policy_version,
             }
             for t in record.transitions
         ],
     }
+
+
+def _dead_letter_public(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "step": letter.step,
+        "reason_code": letter.reason_code,
+        "last_error": letter.last_error,
+        "attempts": letter.attempts,
+        "policy": letter.policy_snapshot,
+        "last_route": letter.last_route,
+        "request_sha256": letter.request_sha256,
+        "payload_sha256": letter.payload_sha256,
+        "at": utc_iso(letter.dead_lettered_at),
+        "replayed_at": utc_iso(letter.replayed_at) if letter.replayed_at else None,
+        "replayed_by": letter.replayed_by,
+    }
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Required: a unique key per request; a retry with the same key and "
+        "body returns the original exchange.",
+    ),
+]
+
+
+def _checked_key(key: str | None) -> str:
+    if key is None or not key.strip():
+        raise InvalidInput(
+            "POST /exchanges needs an Idempotency-Key header",
+            issues=[
+                Issue(
+                    "send a unique Idempotency-Key header (e.g. a UUID) with each new "
+                    "exchange; resend the same key when retrying",
+                    "Idempotency-Key",
+                    "required",
+                )
+            ],
+        )
+    if len(key) > 200 or not key.isprintable():
+        raise InvalidInput(
+            "the Idempotency-Key header is not acceptable",
+            issues=[Issue("use at most 200 printable characters", "Idempotency-Key", "value")],
+        )
+    return key.strip()
 
 
 @router.post("", status_code=202)
@@ -58,32 +115,68 @@ def create_exchange(
     caller: CallerDep,
     request: Request,
     response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    exchange_id = submit_exchange(
+    """202 + Location for a new exchange; 200 with the original for a repeated key."""
+    submission = submit_exchange(
         platform.exchange_ports,
         body.to_domain(),
         body.model_dump(mode="json"),
         client_id=caller.client_id,
         request_id=current_request_id(),
+        idempotency_key=_checked_key(idempotency_key),
     )
-    start_exchange(exchange_id)
-    response.headers["Location"] = str(request.url_for("get_exchange", exchange_id=exchange_id))
-    return exchange_public(platform.exchanges.get(exchange_id))
+    record = platform.exchanges.get(submission.exchange_id)
+    if submission.created or record.state is ExchangeState.SUBMITTED:
+        # A retried POST may follow a crash between recording and enqueueing: enqueue
+        # again (a no-op when the workflow exists).
+        enqueue_exchange(record.id, record.partner_id)
+    if not submission.created:
+        response.status_code = 200
+    response.headers["Location"] = str(request.url_for("get_exchange", exchange_id=record.id))
+    return exchange_public(record, platform.exchanges.dead_letter(record.id))
 
 
 @router.get("")
 def list_exchanges(
-    platform: PlatformDep, _caller: CallerDep,
-    state: Annotated[ExchangeState | None, Query(description="Only exchanges in this state.")]
-    = None,
+    platform: PlatformDep,
+    _caller: CallerDep,
+    state: Annotated[
+        ExchangeState | None, Query(description="Only exchanges in this state.")
+    ] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
     offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
 ) -> dict[str, Any]:
-    total, ids = platform.exchanges.list_ids(state=state, limit=count, offset=offset)
-    return {"total": total, "offset": offset,
-            "items": [exchange_public(platform.exchanges.get(i)) for i in ids]}
+    total, records = platform.exchanges.list_page(state=state, limit=count, offset=offset)
+    return {
+        "total": total,
+        "offset": offset,
+        "count": len(records),
+        "items": [exchange_public(record) for record in records],
+    }
 
 
 @router.get("/{exchange_id}", name="get_exchange")
 def get_exchange(exchange_id: str, platform: PlatformDep, _caller: CallerDep) -> dict[str, Any]:
-    return exchange_public(platform.exchanges.get(exchange_id))
+    return exchange_public(
+        platform.exchanges.get(exchange_id), platform.exchanges.dead_letter(exchange_id)
+    )
+
+
+@router.post("/{exchange_id}/$replay")
+def replay_exchange(
+    exchange_id: str,
+    platform: PlatformDep,
+    operator: OperatorDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> dict[str, Any]:
+    """Operators only: resume a dead-lettered exchange after re-checking consent and identity.
+    Repeating the call with the same Idempotency-Key changes nothing."""
+    key = _checked_key(idempotency_key) if idempotency_key is not None else None
+    replayed = replay(
+        platform.exchange_ports, exchange_id, actor=operator.client_id, replay_key=key
+    )
+    record = platform.exchanges.get(exchange_id)
+    if replayed:
+        enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
+    return exchange_public(record, platform.exchanges.dead_letter(exchange_id))

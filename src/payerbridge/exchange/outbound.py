@@ -1,0 +1,189 @@
+"""One outbound partner call of an exchange step, inside its budgets and the endpoint's breaker.
+
+``call_partner`` makes at most one attempt (two when credentials need refreshing)
+and reports what the step should do next: use the answer, wait and try again, or
+stop because the exchange was dead-lettered. The durable workflow does the waiting
+(``DBOS.sleep``), so a worker crash between attempts loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from payerbridge.errors import PartnerAuthRejected, PartnerUnavailable
+from payerbridge.exchange.model import DeadLetter, ExchangeState
+from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.retry import RetryPolicy, decide_retry
+from payerbridge.routing.model import Partner
+
+__all__ = ["CallOutcome", "StepClock", "call_partner", "dead_letter"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StepClock:
+    """The attempt being made and the deadlines it runs under."""
+
+    step: str
+    attempt: int
+    step_deadline: datetime
+    exchange_deadline: datetime
+
+
+@dataclass(frozen=True)
+class CallOutcome(Generic[T]):
+    """Exactly one of: the partner's answer, a time to retry at, or dead-lettered."""
+
+    value: T | None = None
+    retry_at: datetime | None = None
+    dead_lettered: bool = False
+
+
+def call_partner(
+    ports: ExchangePorts,
+    exchange_id: str,
+    partner: Partner,
+    clock: StepClock,
+    call: Callable[[float], T],
+) -> CallOutcome[T]:
+    """Make one attempt of ``call(timeout)``; partner answers that are not failures
+    (no match, consent refused, a contract error) propagate to the step unchanged."""
+    policy: RetryPolicy = ports.retry_policy
+    now = ports.clock()
+    remaining = (min(clock.step_deadline, clock.exchange_deadline) - now).total_seconds()
+    if remaining <= 0:
+        return dead_letter(ports, exchange_id, partner, clock, "budget-exhausted", "time ran out")
+    endpoint = partner.fhir_base
+    cooldown = timedelta(seconds=policy.breaker_cooldown_seconds)
+    admission = ports.breakers.admit(endpoint, partner.id, now=now, cooldown=cooldown)
+    if not admission.allowed:
+        wait = (admission.retry_at - now).total_seconds() if admission.retry_at else None
+        return _retry_later(
+            ports, exchange_id, partner, clock, "circuit-open", "the circuit is open", wait
+        )
+    timeout = min(policy.call_timeout_seconds, remaining)
+    try:
+        try:
+            value = call(timeout)
+        except PartnerAuthRejected:
+            ports.client.refresh_credentials(partner)  # needs-revalidation: exactly one more try
+            value = call(timeout)
+    except PartnerUnavailable as exc:
+        _record(ports, endpoint, partner, succeeded=False)
+        return _retry_later(
+            ports, exchange_id, partner, clock, "partner-unavailable", exc.text, exc.retry_after
+        )
+    except Exception:
+        _record(ports, endpoint, partner, succeeded=True)  # it answered: the endpoint is up
+        raise
+    _record(ports, endpoint, partner, succeeded=True)
+    return CallOutcome(value=value)
+
+
+def _record(ports: ExchangePorts, endpoint: str, partner: Partner, *, succeeded: bool) -> None:
+    policy: RetryPolicy = ports.retry_policy
+    ports.breakers.record(
+        endpoint,
+        partner.id,
+        succeeded=succeeded,
+        now=ports.clock(),
+        threshold=policy.breaker_failure_threshold,
+        cooldown=timedelta(seconds=policy.breaker_cooldown_seconds),
+    )
+
+
+def _retry_later(
+    ports: ExchangePorts,
+    exchange_id: str,
+    partner: Partner,
+    clock: StepClock,
+    reason: str,
+    text: str,
+    retry_after: float | None,
+) -> CallOutcome[Any]:
+    now = ports.clock()
+    decision = decide_retry(
+        ports.retry_policy,
+        attempt=clock.attempt,
+        now=now,
+        step_deadline=clock.step_deadline,
+        exchange_deadline=clock.exchange_deadline,
+        retry_after_seconds=retry_after,
+        unit_random=ports.random(),
+    )
+    ports.exchanges.record_attempt(
+        exchange_id,
+        step=clock.step,
+        attempts=clock.attempt,
+        next_attempt_at=decision.retry_at,
+        last_error=text,
+        at=now,
+        detail={"reason": reason, "partner_id": partner.id, "retry_after": retry_after},
+    )
+    if decision.retry_at is None:
+        assert decision.give_up_reason is not None
+        return dead_letter(ports, exchange_id, partner, clock, decision.give_up_reason, text)
+    logger.info(
+        "exchange step will retry",
+        extra={
+            "exchange_id": exchange_id,
+            "step": clock.step,
+            "attempt": clock.attempt,
+            "reason": reason,
+        },
+    )
+    return CallOutcome(retry_at=decision.retry_at)
+
+
+def dead_letter(
+    ports: ExchangePorts,
+    exchange_id: str,
+    partner: Partner,
+    clock: StepClock,
+    reason_code: str,
+    last_error: str,
+) -> CallOutcome[Any]:
+    """File the exchange as dead-lettered, with what a replay needs, in one transaction."""
+    record = ports.exchanges.get(exchange_id)
+    now = ports.clock()
+    letter = DeadLetter(
+        exchange_id=exchange_id,
+        step=clock.step,
+        reason_code=reason_code,
+        last_error=last_error,
+        attempts=clock.attempt,
+        policy_snapshot={
+            "retry": ports.retry_policy.snapshot(),
+            "consent_policy": (record.request.get("consent") or {}).get("policy"),
+        },
+        last_route={"partner_id": partner.id, "endpoint": partner.fhir_base},
+        request_sha256=record.request_hash,
+        payload_sha256=ports.exchanges.payload_sha256(exchange_id),
+        dead_lettered_at=now,
+    )
+    ports.exchanges.transition(
+        exchange_id,
+        ExchangeState.DEAD_LETTERED,
+        at=now,
+        actor="payerbridge",
+        reason_code=reason_code,
+        detail={"step": clock.step, "attempts": clock.attempt},
+        updates={
+            "error_code": reason_code,
+            "error_text": f"the {clock.step} step gave up: {last_error}",
+            "next_attempt_at": None,
+        },
+        also=ports.exchanges.dead_letter_with(letter),
+        policy_version=ports.retry_policy.version,
+    )
+    logger.warning(
+        "exchange dead-lettered",
+        extra={"exchange_id": exchange_id, "step": clock.step, "reason_code": reason_code},
+    )
+    return CallOutcome(dead_lettered=True)

@@ -1,0 +1,107 @@
+"""What the exchange use cases need from the outside world, as Protocols (bootstrap wires them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+
+from payerbridge.exchange.breaker import Admission, BreakerState
+from payerbridge.exchange.model import DeadLetter, ExchangeState
+from payerbridge.exchange.retry import RetryPolicy
+from payerbridge.fhir.member_match import MemberMatchResult
+from payerbridge.routing.model import Organization, Partner
+
+__all__ = [
+    "BreakerStore",
+    "ExchangePorts",
+    "ExchangeStore",
+    "PartnerClient",
+    "PartnerDirectory",
+    "ResourceWriter",
+]
+
+TransactionPart = Callable[[Connection], None]
+
+
+class PartnerClient(Protocol):
+    def member_match(
+        self,
+        partner: Partner,
+        parameters: dict[str, Any],
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
+    ) -> MemberMatchResult: ...
+
+    def everything(
+        self,
+        partner: Partner,
+        member_ref: str,
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
+    ) -> bytes: ...
+
+    def refresh_credentials(self, partner: Partner) -> None: ...
+
+
+class PartnerDirectory(Protocol):
+    def get(self, partner_id: str) -> Partner | None: ...
+
+
+class ExchangeStore(Protocol):
+    def create(self, **kwargs: Any) -> Any: ...
+    def transition(self, exchange_id: str, target: ExchangeState, **kwargs: Any) -> None: ...
+    def record_attempt(self, exchange_id: str, **kwargs: Any) -> None: ...
+    def get(self, exchange_id: str) -> Any: ...
+    def save_payload_with(
+        self, exchange_id: str, body: str, sha256: str, at: datetime
+    ) -> TransactionPart: ...
+    def payload(self, exchange_id: str) -> str: ...
+    def payload_sha256(self, exchange_id: str) -> str | None: ...
+    def dead_letter_with(self, letter: DeadLetter) -> TransactionPart: ...
+    def dead_letter(self, exchange_id: str) -> DeadLetter | None: ...
+    def mark_replayed_with(
+        self, exchange_id: str, *, by: str, key: str | None, at: datetime
+    ) -> TransactionPart: ...
+
+
+class ResourceWriter(Protocol):
+    def write_with(
+        self, resources: list[tuple[dict[str, Any], str | None]], *, source: str, at: datetime
+    ) -> TransactionPart: ...
+
+
+class BreakerStore(Protocol):
+    def admit(
+        self, endpoint: str, partner_id: str, *, now: datetime, cooldown: timedelta
+    ) -> Admission: ...
+
+    def record(
+        self,
+        endpoint: str,
+        partner_id: str,
+        *,
+        succeeded: bool,
+        now: datetime,
+        threshold: int,
+        cooldown: timedelta,
+    ) -> BreakerState: ...
+
+
+@dataclass(frozen=True)
+class ExchangePorts:
+    exchanges: ExchangeStore
+    partners: PartnerDirectory
+    client: PartnerClient
+    writer: ResourceWriter
+    breakers: BreakerStore
+    us: Organization
+    clock: Callable[[], datetime]
+    new_id: Callable[[], str]
+    random: Callable[[], float]  # uniform in [0, 1), for retry jitter
+    retry_policy: RetryPolicy

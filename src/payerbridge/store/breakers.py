@@ -1,0 +1,169 @@
+"""Circuit-breaker state per partner endpoint, shared by every worker through the database.
+
+Each admission or outcome is one short transaction that locks the endpoint's row
+(``FOR UPDATE`` on PostgreSQL; SQLite transactions are immediate), applies the pure
+transition from ``exchange.breaker`` and, when the status changes, appends an audit
+event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.exchange.breaker import (
+    Admission,
+    BreakerState,
+    BreakerStatus,
+    admit,
+    record_failure,
+    record_success,
+)
+from payerbridge.store.audit import append_audit
+from payerbridge.store.tables import partner_breakers
+
+__all__ = ["SqlBreakerStore"]
+
+_AUDIT_ACTION = {
+    BreakerStatus.OPEN: "breaker.opened",
+    BreakerStatus.HALF_OPEN: "breaker.half-opened",
+    BreakerStatus.CLOSED: "breaker.closed",
+}
+
+
+def _state(row: Any) -> BreakerState:
+    if row is None:
+        return BreakerState()
+    return BreakerState(
+        status=BreakerStatus(row.status),
+        consecutive_failures=row.consecutive_failures,
+        open_until=row.open_until,
+        probe_until=row.probe_until,
+    )
+
+
+class SqlBreakerStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def admit(
+        self, endpoint: str, partner_id: str, *, now: datetime, cooldown: timedelta
+    ) -> Admission:
+        current = self.get(endpoint)
+        if current.status is BreakerStatus.CLOSED:  # the common case needs no write lock
+            return Admission(True, current)
+        admission: Admission | None = None
+
+        def change(state: BreakerState) -> BreakerState:
+            nonlocal admission
+            admission = admit(state, now, cooldown)
+            return admission.state
+
+        self._update(endpoint, partner_id, now, change)
+        assert admission is not None
+        return admission
+
+    def record(
+        self,
+        endpoint: str,
+        partner_id: str,
+        *,
+        succeeded: bool,
+        now: datetime,
+        threshold: int,
+        cooldown: timedelta,
+    ) -> BreakerState:
+        if succeeded and self.get(endpoint) == BreakerState():
+            return BreakerState()  # healthy and staying so: nothing to write
+
+        def change(state: BreakerState) -> BreakerState:
+            if succeeded:
+                return record_success(state)
+            return record_failure(state, now, threshold=threshold, cooldown=cooldown)
+
+        return self._update(endpoint, partner_id, now, change)
+
+    def get(self, endpoint: str) -> BreakerState:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(partner_breakers).where(partner_breakers.c.endpoint == endpoint)
+            ).first()
+        return _state(row)
+
+    def all(self) -> dict[str, BreakerState]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(partner_breakers)).all()
+        return {row.endpoint: _state(row) for row in rows}
+
+    def _update(
+        self,
+        endpoint: str,
+        partner_id: str,
+        now: datetime,
+        change: Callable[[BreakerState], BreakerState],
+    ) -> BreakerState:
+        for _ in range(2):  # a second pass only if another worker created the row first
+            try:
+                with self._engine.begin() as connection:
+                    return self._update_in(connection, endpoint, partner_id, now, change)
+            except IntegrityError:
+                continue
+        raise RuntimeError("breaker row kept changing under us")  # pragma: no cover
+
+    def _update_in(
+        self,
+        connection: Connection,
+        endpoint: str,
+        partner_id: str,
+        now: datetime,
+        change: Callable[[BreakerState], BreakerState],
+    ) -> BreakerState:
+        row = connection.execute(
+            select(partner_breakers)
+            .where(partner_breakers.c.endpoint == endpoint)
+            .with_for_update()
+        ).first()
+        before = _state(row)
+        after = change(before)
+        if after == before and row is not None:
+            return after
+        values = {
+            "partner_id": partner_id,
+            "status": after.status.value,
+            "consecutive_failures": after.consecutive_failures,
+            "open_until": after.open_until,
+            "probe_until": after.probe_until,
+            "updated_at": now,
+        }
+        if row is None:
+            connection.execute(partner_breakers.insert().values(endpoint=endpoint, **values))
+        else:
+            connection.execute(
+                partner_breakers.update()
+                .where(partner_breakers.c.endpoint == endpoint)
+                .values(**values)
+            )
+        if after.status is not before.status:
+            append_audit(
+                connection,
+                AuditEvent(
+                    at=now,
+                    actor="payerbridge",
+                    action=_AUDIT_ACTION[after.status],
+                    entity_type="PartnerEndpoint",
+                    entity_id=endpoint,
+                    outcome=after.status.value,
+                    request_id=None,
+                    detail={
+                        "partner_id": partner_id,
+                        "from": before.status.value,
+                        "consecutive_failures": after.consecutive_failures,
+                    },
+                ),
+            )
+        return after
