@@ -1,0 +1,211 @@
+"""Consent as data (pure): the policy, the reasons a consent can deny, the record and the decision.
+
+A ``ConsentRecord`` is a member's HRex consent after it was validated: who may
+disclose (``source_npi``), who may receive (``recipient_npis``), which data
+(``policy``) and for how long (``period_start``..``period_end``). Everything is
+timezone-aware; no function here reads the clock.
+
+Period semantics (decided here, relied on by ``policy.evaluate``):
+
+- ``period_start`` is the first instant the consent is in force (inclusive).
+- ``period_end`` is the last instant it is in force (inclusive).
+- A date-only bound covers the whole day in the zone the caller names:
+  :func:`start_of_day` and :func:`end_of_day` give those instants. ``datetime``
+  resolves microseconds, so the end of a day is its last microsecond, which is
+  exactly "before midnight of the next day".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import NewType
+from zoneinfo import ZoneInfo
+
+from payerbridge.types import ClientId, MemberId
+
+__all__ = [
+    "POLICY_VERSION",
+    "ConsentDecision",
+    "ConsentId",
+    "ConsentPolicy",
+    "ConsentRecord",
+    "DenyReason",
+    "Purpose",
+    "Requester",
+    "end_of_day",
+    "reason_text",
+    "require_aware",
+    "revoke",
+    "start_of_day",
+]
+
+# Bump when the meaning of a decision changes (check order, period semantics,
+# segmentation defaults) so that audit entries say which rules produced them.
+POLICY_VERSION = "consent-policy/1"
+
+# The id we give a stored consent. Belongs in ``payerbridge.types`` once the room settles.
+ConsentId = NewType("ConsentId", str)
+
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+class ConsentPolicy(StrEnum):
+    """The two HRex consent policies, by our short names (``fhir.codes.CONSENT_POLICY``)."""
+
+    REGULAR = "regular"  # all data except what U.S. state or federal law treats as sensitive
+    SENSITIVE = "sensitive"  # all data, sensitive included
+
+
+class Purpose(StrEnum):
+    """Why data is asked for. An HRex consent authorizes payer-to-payer exchange only."""
+
+    PAYER_TO_PAYER = "payer-to-payer"
+
+
+class DenyReason(StrEnum):
+    """Machine-readable reasons a consent does not permit a request."""
+
+    MALFORMED = "malformed"
+    REVOKED = "revoked"
+    MEMBER_MISMATCH = "member-mismatch"
+    SOURCE_MISMATCH = "source-mismatch"
+    RECIPIENT_MISMATCH = "recipient-mismatch"
+    POLICY_UNSUPPORTED = "policy-unsupported"
+    NOT_YET_VALID = "not-yet-valid"
+    EXPIRED = "expired"
+
+
+# One sentence each that a member, an operator or a partner payer can act on.
+# No member data: these go into OperationOutcomes, audit entries and the console.
+_REASON_TEXT: dict[DenyReason, str] = {
+    DenyReason.MALFORMED: (
+        "The consent or the request cannot be evaluated because it is incomplete or not valid; "
+        "send a complete HRex Consent with a supported purpose and data scope."
+    ),
+    DenyReason.REVOKED: (
+        "The member revoked this consent; no data can be shared under it. "
+        "A new consent from the member is needed."
+    ),
+    DenyReason.MEMBER_MISMATCH: (
+        "The consent was given by a different member than the one whose data was requested."
+    ),
+    DenyReason.SOURCE_MISMATCH: (
+        "The consent does not name this payer as the organization allowed to disclose the data; "
+        "ask the member for a consent that names this payer as the source."
+    ),
+    DenyReason.RECIPIENT_MISMATCH: (
+        "The consent does not name the requesting organization as a recipient; "
+        "only the organizations the member named may receive the data."
+    ),
+    DenyReason.POLICY_UNSUPPORTED: (
+        "This payer cannot comply with the consent's policy for the data requested, for "
+        "example because it cannot separate sensitive data from other data; a consent under "
+        "a policy this payer supports is needed."
+    ),
+    DenyReason.NOT_YET_VALID: (
+        "The consent period has not started yet; retry on or after its start date."
+    ),
+    DenyReason.EXPIRED: ("The consent period has ended; a new consent from the member is needed."),
+}
+
+
+def reason_text(reason: DenyReason) -> str:
+    """The human-readable sentence for a deny reason (safe to show to anyone)."""
+    return _REASON_TEXT[reason]
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who is asking: the OAuth client and the organization (by NPI) it acts for."""
+
+    client_id: ClientId
+    npi: str
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """A validated HRex consent as the engine reasons about it (the raw resource is kept apart)."""
+
+    consent_id: ConsentId
+    member_id: MemberId  # our Patient id for the member
+    policy: ConsentPolicy
+    period_start: datetime  # first instant in force (inclusive)
+    period_end: datetime  # last instant in force (inclusive)
+    source_npi: str  # the payer allowed to disclose: us, on the data-holder side
+    recipient_npis: tuple[str, ...]  # the organizations allowed to receive
+    client_id: ClientId  # the client that presented the consent (for audit)
+    performer: str  # Consent.performer reference: who gave the consent
+    resource_hash: str  # sha256 of the canonical resource as received
+    policy_version: str  # the engine rules in force when the consent was accepted
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentDecision:
+    """The outcome of one evaluation.
+
+    ``policy`` is the *effective* policy of a permit: ``REGULAR`` means the caller must
+    withhold sensitive data (segment) before sending anything; ``SENSITIVE`` means all
+    data may go. It is None when denied.
+    """
+
+    permitted: bool
+    reason: DenyReason | None
+    text: str
+    policy: ConsentPolicy | None
+    policy_version: str = POLICY_VERSION
+
+    @classmethod
+    def permit(
+        cls, policy: ConsentPolicy, *, policy_version: str = POLICY_VERSION
+    ) -> ConsentDecision:
+        if policy is ConsentPolicy.SENSITIVE:
+            text = "The consent permits sharing all data, sensitive data included."
+        else:
+            text = "The consent permits sharing data that is not sensitive; the rest is withheld."
+        return cls(True, None, text, policy, policy_version)
+
+    @classmethod
+    def deny(
+        cls, reason: DenyReason, *, detail: str | None = None, policy_version: str = POLICY_VERSION
+    ) -> ConsentDecision:
+        """A denial; ``detail`` names the element at fault (never its value)."""
+        text = reason_text(reason)
+        if detail:
+            text = f"{text} ({detail})"
+        return cls(False, reason, text, None, policy_version)
+
+
+def require_aware(value: datetime, name: str) -> None:
+    """Raise ValueError for a naive datetime: comparing it with an instant is a bug."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(f"{name} must be timezone-aware")
+
+
+def start_of_day(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant of ``day`` in ``zone``, in UTC (a date-only period start)."""
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def end_of_day(day: date, zone: ZoneInfo) -> datetime:
+    """The last instant of ``day`` in ``zone``, in UTC (a date-only period end, inclusive)."""
+    # From the next midnight rather than 23:59:59.999999 local, so that days of 23
+    # or 25 hours (daylight saving changes) end where the calendar says they do.
+    return start_of_day(day + timedelta(days=1), zone) - _ONE_MICROSECOND
+
+
+def revoke(consent: ConsentRecord, *, at: datetime, by: str) -> ConsentRecord:
+    """The consent revoked at ``at`` by ``by``; a second revocation keeps the first.
+
+    A revocation never moves later: once data stopped flowing it stays stopped.
+    """
+    require_aware(at, "at")
+    if not by.strip():
+        raise ValueError("by must name who revoked the consent")
+    if consent.revoked_at is not None and consent.revoked_at <= at:
+        return consent
+    return dataclasses.replace(consent, revoked_at=at, revoked_by=by)

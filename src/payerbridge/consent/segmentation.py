@@ -1,0 +1,396 @@
+"""Data segmentation under a ``regular`` consent (pure): withhold sensitive data and links to it.
+
+A resource is sensitive when a :class:`~payerbridge.consent.categories.SensitiveCategory`
+matches one of its ``meta.security`` labels, or a code at one of the elements
+``SegmentationPolicy.code_elements`` lists for its type, or a contained resource.
+Withholding then spreads along references that carry meaning:
+
+- a resource whose medication, claim diagnosis or claim provider is withheld is
+  withheld too (it states the same thing: an order for that drug, a claim for that
+  diagnosis or from that program);
+- with ``withhold_encounters_of_sensitive_care`` (the default) an Encounter is withheld
+  when a withheld resource was recorded in it (``encounter``, ``item.encounter``,
+  ``context``) or when its diagnosis or reason is withheld: the visit itself is the
+  sensitive care. Off, such an Encounter is kept and only the reference is removed;
+- a Provenance whose targets are all withheld is withheld.
+
+Kept resources lose every reference to withheld ones: a list entry that is such a
+reference is removed; a repeating element (``Encounter.diagnosis``,
+``Provenance.entity``, an extension) whose own single reference is withheld is removed
+whole, since it describes the withheld resource; empty lists disappear; and the
+narrative goes, because it may describe what was removed. Nothing is added to mark the
+removal, so a response never reveals that something was withheld.
+
+Resource types outside ``segmentable_types`` cannot be judged; ``segment`` withholds
+them and reports them, and :func:`supported_policies` tells ``policy.evaluate`` that a
+``regular`` request is consent-constrained (HRex mm-11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from payerbridge.consent.categories import (
+    DEFAULT_CATEGORIES,
+    SensitiveCategory,
+    canonical_system,
+    normalize_code,
+)
+from payerbridge.consent.model import ConsentPolicy
+
+__all__ = [
+    "DEFAULT_CODE_ELEMENTS",
+    "DEFAULT_SEGMENTABLE_TYPES",
+    "NON_CLINICAL_TYPES",
+    "Resource",
+    "SegmentResult",
+    "SegmentationPolicy",
+    "segment",
+    "sensitive_categories_of",
+    "supported_policies",
+    "unsegmentable_types",
+]
+
+Resource = dict[str, Any]
+"""One FHIR R4 resource as parsed JSON."""
+
+# Where each type keeps the codes that say what it is about (dotted paths; lists are walked).
+DEFAULT_CODE_ELEMENTS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "AllergyIntolerance": ("code",),
+    "Claim": (
+        "diagnosis.diagnosisCodeableConcept",
+        "procedure.procedureCodeableConcept",
+        "item.productOrService",
+    ),
+    "Condition": ("code",),
+    "Device": ("type",),
+    "DiagnosticReport": ("code", "conclusionCode"),
+    "Encounter": ("type", "reasonCode"),
+    "ExplanationOfBenefit": (
+        "diagnosis.diagnosisCodeableConcept",
+        "procedure.procedureCodeableConcept",
+        "item.productOrService",
+    ),
+    "Immunization": ("vaccineCode",),
+    "Medication": ("code",),
+    "MedicationDispense": ("medicationCodeableConcept",),
+    "MedicationRequest": ("medicationCodeableConcept", "reasonCode"),
+    "Observation": ("code", "valueCodeableConcept", "component.code"),
+    "Procedure": ("code", "reasonCode"),
+})  # fmt: skip
+# Types that carry no clinical meaning of their own: labels still apply to them.
+NON_CLINICAL_TYPES = frozenset({
+    "Coverage", "Location", "Organization", "Patient", "Practitioner", "PractitionerRole",
+    "Provenance",
+})  # fmt: skip
+# CarePlan, CareTeam, Goal and DocumentReference hold free text and attachments that
+# codes cannot judge, so they are not segmentable by default.
+DEFAULT_SEGMENTABLE_TYPES = frozenset(DEFAULT_CODE_ELEMENTS) | NON_CLINICAL_TYPES
+
+# References whose target is what the referrer is about: withholding one withholds both.
+_DEPENDENT_REFERENCES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "MedicationRequest": ("medicationReference",),
+    "MedicationDispense": ("medicationReference",),
+    "ExplanationOfBenefit": ("diagnosis.diagnosisReference", "provider"),
+    "Claim": ("diagnosis.diagnosisReference", "provider"),
+})  # fmt: skip
+_ENCOUNTER_REASONS = ("diagnosis.condition", "reasonReference")
+_CARE_CONTEXT = ("encounter", "item.encounter", "context")
+
+
+@dataclass(frozen=True)
+class SegmentationPolicy:
+    """What counts as sensitive, where to look for it, and which types can be judged at all."""
+
+    categories: tuple[SensitiveCategory, ...] = DEFAULT_CATEGORIES
+    segmentable_types: frozenset[str] = DEFAULT_SEGMENTABLE_TYPES
+    code_elements: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: DEFAULT_CODE_ELEMENTS
+    )
+    withhold_encounters_of_sensitive_care: bool = True
+    _index: _CategoryIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", _CategoryIndex(self.categories))
+
+
+class _CategoryIndex:
+    """Category names by label, by exact code and by code prefix: lookups, not scans."""
+
+    def __init__(self, categories: Iterable[SensitiveCategory]) -> None:
+        self.labels: dict[tuple[str, str], set[str]] = {}
+        self.codes: dict[tuple[str, str], set[str]] = {}
+        self.prefixes: dict[tuple[str, str], set[str]] = {}
+        for category in categories:
+            for label in category.security_labels:
+                self.labels.setdefault(label, set()).add(category.name)
+            for code in category.codes:
+                self.codes.setdefault(code, set()).add(category.name)
+            for prefix in category.code_prefixes:
+                self.prefixes.setdefault(prefix, set()).add(category.name)
+        self.has_prefixes = {system for system, _ in self.prefixes}
+
+    def names_for_code(self, system: str, code: str) -> set[str]:
+        system = canonical_system(system)
+        code = normalize_code(system, code)
+        names = set(self.codes.get((system, code), ()))
+        if system in self.has_prefixes:
+            for length in range(1, len(code) + 1):
+                names |= self.prefixes.get((system, code[:length]), set())
+        return names
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """The resources that may go, and counts for the audit trail (never for the requester)."""
+
+    kept: list[Resource]
+    withheld_count: int
+    unsegmentable_types: frozenset[str]
+
+
+_DEFAULT_POLICY = SegmentationPolicy()
+
+
+def unsegmentable_types(
+    resource_types_present: Iterable[str], policy: SegmentationPolicy = _DEFAULT_POLICY
+) -> frozenset[str]:
+    """The types present that this policy cannot judge."""
+    return frozenset(resource_types_present) - policy.segmentable_types
+
+
+def supported_policies(
+    resource_types_present: Iterable[str], policy: SegmentationPolicy = _DEFAULT_POLICY
+) -> frozenset[ConsentPolicy]:
+    """What ``policy.evaluate`` may permit for a member holding these types."""
+    if unsegmentable_types(resource_types_present, policy):
+        return frozenset({ConsentPolicy.SENSITIVE})
+    return frozenset(ConsentPolicy)
+
+
+def sensitive_categories_of(
+    resource: Mapping[str, Any], policy: SegmentationPolicy = _DEFAULT_POLICY
+) -> frozenset[str]:
+    """Names of the categories this resource (or one it contains) falls in, by label or code."""
+    index = policy._index
+    names: set[str] = set()
+    for coding in _codings(_values_at(resource, ("meta", "security"))):
+        names |= index.labels.get((coding.get("system"), coding.get("code")), set())
+    for path in policy.code_elements.get(str(resource.get("resourceType")), ()):
+        for coding in _codings(_values_at(resource, tuple(path.split(".")))):
+            system, code = coding.get("system"), coding.get("code")
+            if isinstance(system, str) and isinstance(code, str):
+                names |= index.names_for_code(system, code)
+    for contained in resource.get("contained") or ():
+        if isinstance(contained, Mapping):
+            names |= sensitive_categories_of(contained, policy)
+    return frozenset(names)
+
+
+def segment(
+    resources: Sequence[Resource], policy: SegmentationPolicy = _DEFAULT_POLICY
+) -> SegmentResult:
+    """The resources a ``regular`` consent lets go, stripped of references to the rest.
+
+    Inputs are never mutated: unchanged resources are passed through, changed ones copied.
+    """
+    present = {str(resource.get("resourceType")) for resource in resources}
+    unsegmentable = unsegmentable_types(present, policy)
+    withheld = _withheld_indexes(resources, policy, unsegmentable)
+    withheld_keys = {_key(resources[i]) for i in withheld} - {None}
+    kept = [
+        _without_references(resource, withheld_keys)
+        for index, resource in enumerate(resources)
+        if index not in withheld
+    ]
+    return SegmentResult(kept, len(withheld), unsegmentable)
+
+
+# -- which resources are withheld
+
+
+def _withheld_indexes(
+    resources: Sequence[Resource], policy: SegmentationPolicy, unsegmentable: frozenset[str]
+) -> set[int]:
+    withheld = {
+        index
+        for index, resource in enumerate(resources)
+        if resource.get("resourceType") in unsegmentable
+        or sensitive_categories_of(resource, policy)
+    }
+    by_key = {key: index for index, r in enumerate(resources) if (key := _key(r)) is not None}
+    # Spread along meaningful references until nothing changes; each pass only adds.
+    while True:
+        keys = {_key(resources[i]) for i in withheld}
+        spread = {
+            index
+            for index, resource in enumerate(resources)
+            if index not in withheld and _follows_withheld(resource, keys, policy)
+        }
+        if policy.withhold_encounters_of_sensitive_care:
+            spread |= {
+                by_key[target]
+                for i in withheld
+                for target in _targets(resources[i], _CARE_CONTEXT)
+                if target.startswith("Encounter/") and target in by_key
+            } - withheld
+        if not spread:
+            return withheld
+        withheld |= spread
+
+
+def _follows_withheld(
+    resource: Resource, withheld_keys: set[str | None], policy: SegmentationPolicy
+) -> bool:
+    resource_type = resource.get("resourceType")
+    if resource_type == "Provenance":
+        targets = list(_targets(resource, ("target",)))
+        return bool(targets) and all(target in withheld_keys for target in targets)
+    paths = _DEPENDENT_REFERENCES.get(str(resource_type), ())
+    if resource_type == "Encounter" and policy.withhold_encounters_of_sensitive_care:
+        paths = _ENCOUNTER_REASONS
+    return any(target in withheld_keys for target in _targets(resource, paths))
+
+
+def _key(resource: Mapping[str, Any]) -> str | None:
+    resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+    if isinstance(resource_type, str) and isinstance(resource_id, str):
+        return f"{resource_type}/{resource_id}"
+    return None
+
+
+def _reference_key(reference: str) -> str | None:
+    """``Type/id`` of a relative or absolute literal reference (history stripped)."""
+    if reference.startswith(("#", "urn:")):
+        return None  # contained, or a bundle-local id: not another stored resource
+    parts = reference.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) < 2 or not parts[-2] or not parts[-1]:
+        return None
+    return f"{parts[-2]}/{parts[-1]}"
+
+
+def _targets(resource: Mapping[str, Any], paths: Iterable[str]) -> Iterator[str]:
+    for path in paths:
+        for value in _values_at(resource, tuple(path.split("."))):
+            if isinstance(value, Mapping) and isinstance(value.get("reference"), str):
+                key = _reference_key(value["reference"])
+                if key is not None:
+                    yield key
+
+
+# -- walking JSON
+
+
+def _values_at(node: Any, path: tuple[str, ...]) -> Iterator[Any]:
+    """Every value at a dotted path, lists flattened at each step."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _values_at(item, path)
+    elif not path:
+        yield node
+    elif isinstance(node, Mapping) and node.get(path[0]) is not None:
+        yield from _values_at(node[path[0]], path[1:])
+
+
+def _codings(values: Iterable[Any]) -> Iterator[Mapping[str, Any]]:
+    """The Codings in CodeableConcepts or bare Codings."""
+    for value in values:
+        if not isinstance(value, Mapping):
+            continue
+        if isinstance(value.get("coding"), list):
+            yield from (c for c in value["coding"] if isinstance(c, Mapping))
+        elif "code" in value:
+            yield value
+
+
+# -- removing references from kept resources
+
+
+def _without_references(resource: Resource, withheld_keys: set[str | None]) -> Resource:
+    if not any(_reference_key(ref) in withheld_keys for ref in _references(resource)):
+        return resource  # the common case: nothing to strip, no copy
+    stripped = _strip_element(resource, withheld_keys, in_list=False)
+    assert stripped is not None  # a resource is never an entry of a list here
+    if stripped is not resource:
+        stripped.pop("text", None)  # the narrative may describe what was removed
+    return stripped
+
+
+def _references(node: Any) -> Iterator[str]:
+    """Every ``Reference.reference`` string in the element, at any depth."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            for key, value in current.items():
+                if key == "reference" and isinstance(value, str):
+                    yield value
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(current, list):
+            stack.extend(item for item in current if isinstance(item, (dict, list)))
+
+
+def _is_withheld_reference(value: Any, withheld_keys: set[str | None]) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and isinstance(value.get("reference"), str)
+        and _reference_key(value["reference"]) in withheld_keys
+    )
+
+
+def _strip_element(
+    element: Resource, withheld_keys: set[str | None], *, in_list: bool
+) -> Resource | None:
+    """The element without withheld references; None when it must go as a whole.
+
+    An entry of a repeating element that itself holds a withheld single reference
+    (``Encounter.diagnosis.condition``, ``Provenance.entity.what``) goes as a whole:
+    what is left would describe nothing, or something withheld.
+    """
+    result: Resource = {}
+    changed = False
+    for key, value in element.items():
+        if _is_withheld_reference(value, withheld_keys):
+            if in_list:
+                return None
+            changed = True
+            continue
+        new_value = value
+        if isinstance(value, dict):
+            new_value = _strip_element(value, withheld_keys, in_list=False)
+            if not new_value:
+                changed = True
+                continue
+        elif isinstance(value, list):
+            # Contained resources are resources, not entries describing a reference.
+            new_value = _strip_list(value, withheld_keys, entries=key != "contained")
+            if not new_value:
+                changed = True
+                continue
+        changed = changed or new_value is not value
+        result[key] = new_value
+    return result if changed else element
+
+
+def _strip_list(items: list[Any], withheld_keys: set[str | None], *, entries: bool) -> list[Any]:
+    result: list[Any] = []
+    changed = False
+    for item in items:
+        if _is_withheld_reference(item, withheld_keys):
+            changed = True
+            continue
+        new_item = item
+        if isinstance(item, dict):
+            new_item = _strip_element(item, withheld_keys, in_list=entries)
+            if new_item is None:
+                changed = True
+                continue
+        changed = changed or new_item is not item
+        result.append(new_item)
+    return result if changed else items
