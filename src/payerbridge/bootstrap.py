@@ -22,6 +22,7 @@ from payerbridge.store.audit import SqlAuditLog
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.database import create_db_engine, migrate
 from payerbridge.store.exchanges import SqlExchangeStore
+from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.partners import SqlPartnerDirectory
 
@@ -57,6 +58,7 @@ class Platform:
     exchanges: SqlExchangeStore
     breakers: SqlBreakerStore
     audit: SqlAuditLog
+    idempotency: SqlIdempotencyStore
     client: HttpxPartnerClient
     exchange_ports: ExchangePorts
 
@@ -122,6 +124,7 @@ def build_platform(
         exchanges=exchanges,
         breakers=breakers,
         audit=SqlAuditLog(engine),
+        idempotency=SqlIdempotencyStore(engine),
         client=client,
         exchange_ports=ports,
     )

@@ -10,6 +10,7 @@
     ├── Forbidden              authenticated, but not allowed to do this
     ├── NotFound
     ├── Conflict
+    ├── Busy                   the same request is being processed; retry shortly
     ├── UnprocessableRequest   well-formed, but it names something we cannot act on
     ├── MatchError
     │   ├── NoMatch
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AmbiguousMatch",
+    "Busy",
     "Conflict",
     "ConsentDenied",
     "ConsentError",
@@ -115,6 +117,10 @@ class NotFound(PayerBridgeError):
 
 class Conflict(PayerBridgeError):
     pass
+
+
+class Busy(PayerBridgeError):
+    retry_after_seconds = 1
 
 
 class UnprocessableRequest(PayerBridgeError):

@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from payerbridge.api.responses import FhirResponse
-from payerbridge.errors import Issue, PayerBridgeError
+from payerbridge.errors import Busy, Issue, PayerBridgeError, Unauthenticated
 from payerbridge.fhir.outcome import operation_outcome, outcome_for
 from payerbridge.logging import current_request_id
 
@@ -20,7 +20,12 @@ _HTTP_CODES = {404: "not-found", 405: "not-supported", 401: "login", 403: "forbi
 async def _on_payerbridge_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PayerBridgeError)
     status, body = outcome_for(exc, current_request_id())
-    return FhirResponse(body, status_code=status)
+    headers = {}
+    if isinstance(exc, Busy):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    return FhirResponse(body, status_code=status, headers=headers)
 
 
 def _location(loc: tuple[object, ...]) -> str:

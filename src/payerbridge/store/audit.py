@@ -34,8 +34,15 @@ class SqlAuditLog:
         self._engine = engine
 
     def record(self, event: AuditEvent) -> None:
+        self.record_many([event])
+
+    def record_many(self, events: list[AuditEvent]) -> None:
+        """Append the events in one transaction."""
+        if not events:
+            return
         with self._engine.begin() as connection:
-            append_audit(connection, event)
+            for event in events:
+                append_audit(connection, event)
 
     def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
         """The entity's audit trail, oldest first."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from payerbridge import __version__
 from payerbridge.api.deps import Caller, CallerDep, PlatformDep, fhir_accept, read_json_body
+from payerbridge.api.idempotency import Answer, answer_once, request_digest
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, new_id, utcnow
@@ -22,6 +24,7 @@ from payerbridge.fhir.member_match import (
     build_member_match_response,
     parse_member_match_request,
 )
+from payerbridge.fhir.outcome import outcome_for
 from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
 from payerbridge.identity.service import match_member
 from payerbridge.logging import current_request_id
@@ -54,29 +57,48 @@ def metadata(platform: PlatformDep, request: Request) -> FhirResponse:
     )
 
 
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
 @router.post("/Patient/$member-match")
-async def member_match(platform: PlatformDep, caller: CallerDep, request: Request) -> FhirResponse:
+async def member_match(
+    platform: PlatformDep,
+    caller: CallerDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    raw = await request.body()
     body = await read_json_body(request)
     match_input = parse_member_match_request(body)
     umb_system = f"{fhir_base(platform, request)}/NamingSystem/umb"
-    return await run_in_threadpool(_member_match, platform, caller, match_input, umb_system)
+    return await run_in_threadpool(
+        answer_once,
+        platform,
+        caller,
+        idempotency_key,
+        operation="member-match",
+        request_hash=request_digest(raw),
+        run=lambda: _member_match(platform, caller, match_input, umb_system, idempotency_key),
+    )
 
 
 def _member_match(
-    platform: Platform, caller: Caller, match_input: MemberMatchInput, umb_system: str
-) -> FhirResponse:
-    def audit(member_id: str, outcome: str, detail: dict[str, Any]) -> None:
-        platform.audit.record(
-            AuditEvent(
-                at=utcnow(),
-                actor=caller.client_id,
-                action="member-match",
-                entity_type="Patient",
-                entity_id=member_id,
-                outcome=outcome,
-                request_id=current_request_id(),
-                detail=detail,
-            )
+    platform: Platform,
+    caller: Caller,
+    match_input: MemberMatchInput,
+    umb_system: str,
+    idempotency_key: str | None,
+) -> Answer:
+    def audit(member_id: str, outcome: str, detail: dict[str, Any]) -> AuditEvent:
+        return AuditEvent(
+            at=utcnow(),
+            actor=caller.client_id,
+            action="member-match",
+            entity_type="Patient",
+            entity_id=member_id,
+            outcome=outcome,
+            request_id=current_request_id(),
+            detail={**detail, "idempotency_key": idempotency_key},
         )
 
     try:
@@ -86,35 +108,39 @@ def _member_match(
             umb_system=umb_system,
             new_umb=lambda: new_id().replace("-", ""),
         )
-    except MatchError as exc:
-        audit("-", type(exc).__name__, {})
-        raise
-    audit(matched.member_id, "match", {"candidates": matched.candidates_considered})
-    return FhirResponse(
-        build_member_match_response(
-            identifier_system=matched.umb_system,
-            identifier_value=matched.umb_value,
-            member_id=matched.member_id,
-        )
+    except MatchError as exc:  # an answer (422), kept and replayed like a match
+        status, outcome = outcome_for(exc, current_request_id())
+        return Answer(outcome, status, [audit("-", type(exc).__name__, {})])
+    response = build_member_match_response(
+        identifier_system=matched.umb_system,
+        identifier_value=matched.umb_value,
+        member_id=matched.member_id,
     )
+    events = [audit(matched.member_id, "match", {"candidates": matched.candidates_considered})]
+    return Answer(response, 200, events)
 
 
 @router.get("/Patient/{patient_id}/$everything")
 def everything(
-    patient_id: str, platform: PlatformDep, caller: CallerDep, request: Request
-) -> FhirResponse:
+    patient_id: str,
+    platform: PlatformDep,
+    caller: CallerDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     _check_id(patient_id)
-    now = utcnow()
-    bundle = member_everything(
-        patient_id,
-        platform.members,
-        us=platform.us,
-        fhir_base=fhir_base(platform, request),
-        provenance_id=new_id(),
-        now=now,
-    )
-    platform.audit.record(
-        AuditEvent(
+
+    def run() -> Answer:
+        now = utcnow()
+        bundle = member_everything(
+            patient_id,
+            platform.members,
+            us=platform.us,
+            fhir_base=fhir_base(platform, request),
+            provenance_id=new_id(),
+            now=now,
+        )
+        event = AuditEvent(
             at=now,
             actor=caller.client_id,
             action="patient.everything",
@@ -122,10 +148,18 @@ def everything(
             entity_id=patient_id,
             outcome="success",
             request_id=current_request_id(),
-            detail={"entries": len(bundle["entry"])},
+            detail={"entries": len(bundle["entry"]), "idempotency_key": idempotency_key},
         )
+        return Answer(bundle, 200, [event])
+
+    return answer_once(
+        platform,
+        caller,
+        idempotency_key,
+        operation="everything",
+        request_hash=request_digest(request.url.path, str(request.query_params)),
+        run=run,
     )
-    return FhirResponse(bundle)
 
 
 @router.get("/Patient")

@@ -1,0 +1,98 @@
+"""Idempotency-Key on the old-payer FHIR operations: a retried call gets the first answer.
+
+A partner's workflow retries a call under the same key when it lost our answer (a
+timeout, a crash). The first call's answer and its audit events commit together;
+a retry is answered from the store and has no side effect of its own. Calls without
+the header are answered and audited as usual.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import orjson
+from starlette.responses import Response
+
+from payerbridge.api.deps import Caller
+from payerbridge.api.responses import FhirResponse
+from payerbridge.audit.model import AuditEvent
+from payerbridge.bootstrap import Platform, utcnow
+from payerbridge.errors import Busy, Issue, UnprocessableRequest
+from payerbridge.store.idempotency import ClaimStatus, StoredResponse
+
+__all__ = ["Answer", "answer_once", "request_digest"]
+
+FHIR_JSON = "application/fhir+json"
+# How long a claimed key may stay unanswered before a retry may take it over.
+_STALE_AFTER = timedelta(seconds=120)
+
+
+@dataclass
+class Answer:
+    """What an operation answers, and the audit events that record it."""
+
+    body: dict[str, object]
+    status: int = 200
+    events: list[AuditEvent] = field(default_factory=list)
+
+
+def request_digest(*parts: bytes | str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def answer_once(
+    platform: Platform,
+    caller: Caller,
+    key: str | None,
+    *,
+    operation: str,
+    request_hash: str,
+    run: Callable[[], Answer],
+) -> Response:
+    if key is None:
+        answer = run()
+        platform.audit.record_many(answer.events)
+        return FhirResponse(answer.body, status_code=answer.status)
+    store = platform.idempotency
+    claim = store.claim(
+        caller.client_id,
+        key,
+        operation=operation,
+        request_hash=request_hash,
+        now=utcnow(),
+        stale_after=_STALE_AFTER,
+    )
+    if claim.status is ClaimStatus.ANSWERED:
+        assert claim.response is not None
+        stored = claim.response
+        return Response(stored.body, status_code=stored.status, media_type=stored.media_type)
+    if claim.status is ClaimStatus.MISMATCH:
+        raise UnprocessableRequest(
+            "this Idempotency-Key was already used for a different request",
+            issues=[
+                Issue(
+                    "an Idempotency-Key names one request; use a new key for a new request",
+                    "Idempotency-Key",
+                    "conflict",
+                )
+            ],
+        )
+    if claim.status is ClaimStatus.IN_FLIGHT:
+        raise Busy("a request with this Idempotency-Key is still being processed; retry shortly")
+    try:
+        answer = run()
+    except BaseException:
+        store.release(caller.client_id, key)
+        raise
+    body = orjson.dumps(answer.body).decode()
+    store.complete(
+        caller.client_id, key, StoredResponse(answer.status, FHIR_JSON, body), answer.events
+    )
+    return Response(body, status_code=answer.status, media_type=FHIR_JSON)
