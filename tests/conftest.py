@@ -68,9 +68,10 @@ def server(tmp_path: Path, database_env: Callable[[], dict[str, str]]
     started: list[ServerProcess] = []
 
     def start(name: str, *, env: dict[str, str] | None = None,
-              import_files: list[Path] | None = None) -> ServerProcess:
+              import_files: list[Path] | None = None, args: tuple[str, ...] = ()
+              ) -> ServerProcess:
         process = start_server(tmp_path / name, env={**database_env(), **(env or {})},
-                               import_files=import_files or [])
+                               import_files=import_files or [], args=args)
         started.append(process)
         return process
 

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import httpx
 
-__all__ = ["ServerProcess", "free_port", "new_key", "run_cli", "start_server"]
+__all__ = ["ServerProcess", "free_port", "new_key", "run_cli", "start_server", "start_worker"]
 
 
 def new_key() -> dict[str, str]:
@@ -72,8 +72,8 @@ class ServerProcess:
         self.log_file.close()
 
 
-def start_server(data_dir: Path, *, env: dict[str, str], import_files: list[Path]
-                 ) -> ServerProcess:
+def start_server(data_dir: Path, *, env: dict[str, str], import_files: list[Path],
+                 args: tuple[str, ...] = ()) -> ServerProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "PAYERBRIDGE_ENVIRONMENT": "test", **env}
     for path in import_files:
@@ -84,7 +84,7 @@ def start_server(data_dir: Path, *, env: dict[str, str], import_files: list[Path
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
-         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=full_env)
+         "--port", str(port), *args], stdout=log, stderr=subprocess.STDOUT, env=full_env)
     server = ServerProcess(data_dir, port, full_env, process, log_path, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -98,3 +98,13 @@ def start_server(data_dir: Path, *, env: dict[str, str], import_files: list[Path
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"server did not become healthy:\n{server.log()}")
+
+
+def start_worker(data_dir: Path, *, env: dict[str, str], worker_id: str,
+                 log_path: Path) -> subprocess.Popen[bytes]:
+    """A ``payerbridge worker`` process (no HTTP) on the instance in ``data_dir``."""
+    full_env = {**os.environ, "PAYERBRIDGE_ENVIRONMENT": "test", **env}
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "payerbridge", "worker", "--data-dir", str(data_dir),
+             "--worker-id", worker_id], stdout=log, stderr=subprocess.STDOUT, env=full_env)

@@ -10,8 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from payerbridge.api.deps import CallerDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.errors import NotFound
+from payerbridge.exchange.breaker import BreakerState
 from payerbridge.logging import current_request_id
 from payerbridge.routing.model import Partner, validate_partner
+from payerbridge.timestamps import utc_iso
 
 __all__ = ["router"]
 
@@ -27,12 +29,19 @@ class PartnerCreate(BaseModel):
     base_url: str = Field(max_length=500, description="The partner's FHIR base URL.")
 
 
-def partner_public(partner: Partner) -> dict[str, Any]:
+def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dict[str, Any]:
+    """The partner and, where known, the circuit breaker of its FHIR endpoint."""
+    state = breaker or BreakerState()
     return {
         "id": partner.id,
         "name": partner.name,
         "npi": partner.npi,
         "base_url": partner.base_url,
+        "breaker": {
+            "status": state.status.value,
+            "consecutive_failures": state.consecutive_failures,
+            "open_until": utc_iso(state.open_until) if state.open_until else None,
+        },
     }
 
 
@@ -53,7 +62,8 @@ def register_partner(
 
 @router.get("")
 def list_partners(platform: PlatformDep, _caller: CallerDep) -> list[dict[str, Any]]:
-    return [partner_public(p) for p in platform.partners.list()]
+    breakers = platform.breakers.all()
+    return [partner_public(p, breakers.get(p.fhir_base)) for p in platform.partners.list()]
 
 
 @router.get("/{partner_id}")
@@ -61,4 +71,4 @@ def get_partner(partner_id: str, platform: PlatformDep, _caller: CallerDep) -> d
     partner = platform.partners.get(partner_id)
     if partner is None:
         raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")
-    return partner_public(partner)
+    return partner_public(partner, platform.breakers.get(partner.fhir_base))

@@ -1,0 +1,95 @@
+"""A fault-injecting HTTP proxy in front of a sandbox partner, run as its own process.
+
+    python -m tests.faultproxy --port P --upstream http://127.0.0.1:Q --log calls.jsonl \
+        [--p503 0.3] [--ptimeout 0.1] [--pmalformed 0.05] [--delay 0.2] [--seed 7]
+
+Each call is answered with an injected 503 (with Retry-After), a hang longer than
+the caller's timeout, a truncated body (after the partner did the work), or the
+partner's own answer after ``delay`` seconds. Every call is logged as one JSON line
+(method, path, Idempotency-Key, what was injected) so tests can count attempts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+def build_app(args: argparse.Namespace) -> Starlette:
+    rng = random.Random(args.seed)
+    # Line-buffered and open for the life of the process: every line reaches disk.
+    log = Path(args.log).open("a", buffering=1)  # noqa: SIM115
+    upstream = httpx.AsyncClient(base_url=args.upstream, timeout=60)
+
+    def record(request: Request, fault: str, status: int | None) -> None:
+        entry: dict[str, Any] = {
+            "method": request.method,
+            "path": request.url.path,
+            "key": request.headers.get("idempotency-key"),
+            "fault": fault,
+            "status": status,
+        }
+        log.write(json.dumps(entry) + "\n")
+
+    async def proxy(request: Request) -> Response:
+        roll = rng.random()
+        if roll < args.p503:
+            record(request, "503", 503)
+            return Response(
+                '{"resourceType":"OperationOutcome"}',
+                503,
+                headers={"Retry-After": str(rng.choice([0, 0, 1]))},
+            )
+        if roll < args.p503 + args.ptimeout:
+            record(request, "timeout", None)
+            await asyncio.sleep(args.hang)
+            return Response(status_code=504)
+        await asyncio.sleep(args.delay)
+        body = await request.body()
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
+        }
+        answer = await upstream.request(
+            request.method, request.url.path, params=request.query_params, headers=headers,
+            content=body,
+        )
+        if roll < args.p503 + args.ptimeout + args.pmalformed:
+            record(request, "malformed", answer.status_code)
+            return Response(answer.content[: len(answer.content) // 2], answer.status_code,
+                            media_type="application/fhir+json")
+        record(request, "none", answer.status_code)
+        return Response(answer.content, answer.status_code,
+                        media_type=answer.headers.get("content-type"))
+
+    return Starlette(routes=[Route("/{path:path}", proxy, methods=["GET", "POST"])])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--p503", type=float, default=0.0)
+    parser.add_argument("--ptimeout", type=float, default=0.0)
+    parser.add_argument("--pmalformed", type=float, default=0.0)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--hang", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    uvicorn.run(build_app(args), host="127.0.0.1", port=args.port, log_level="warning",
+                access_log=False)
+
+
+if __name__ == "__main__":
+    main()
