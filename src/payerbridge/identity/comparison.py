@@ -1,0 +1,258 @@
+"""Comparators: how the comparison level of a pair of records is computed, per field.
+
+This is the engine half of the Splink-style split: ``spec`` declares which
+comparisons the model uses, with their levels' meaning and priors; this module
+holds, for each kind of comparison, the function that puts a pair of
+``StandardRecord`` s into one of those levels.
+
+Conventions shared by every comparator:
+
+* level 0 is ``"null"``: a value is missing on either side, so the comparison
+  carries no evidence (its match weight is 0);
+* the other levels run from the strongest agreement to ``"else"`` (last), and
+  the first level whose condition holds wins;
+* every comparator is symmetric: ``level_of(a, b) == level_of(b, a)``.
+
+The level functions are the hot loop of batch matching: they test exact
+equality first (most true pairs agree exactly), use no regex, and reach for
+Jaro-Winkler (cached) only when cheaper tests have failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+
+from payerbridge.identity.similarity import is_one_edit_apart, jaro_winkler
+from payerbridge.identity.standardize import StandardRecord
+
+__all__ = [
+    "Comparator",
+    "LevelFunction",
+    "birth_date",
+    "exact_only",
+    "family_name",
+    "given_name",
+    "member_id",
+    "phone",
+    "postal_code",
+    "sex",
+    "ssn",
+    "street_address",
+]
+
+LevelFunction = Callable[[StandardRecord, StandardRecord], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparator:
+    """A level function with the names of the levels it returns (index 0 is ``"null"``).
+
+    ``parameters`` are the settings baked into the function (thresholds); they
+    are part of a model's spec fingerprint, so a model trained with one
+    threshold is never silently used with another.
+    """
+
+    kind: str
+    level_names: tuple[str, ...]
+    level_of: LevelFunction
+    parameters: tuple[tuple[str, float], ...] = ()
+
+
+def given_name(jaro_winkler_threshold: float = 0.92) -> Comparator:
+    """First given name: exact, nickname, Jaro-Winkler, one edit, initial, other given name, else.
+
+    ``one_edit`` catches the single typos in short names that Jaro-Winkler
+    scores low ("mia"/"mai" is 0.56); ``initial`` is one side giving only an
+    initial that the other's name starts with ("J." and "James");
+    ``given_name_token`` is one side's first name being another given name (a
+    middle name, or a part of a hyphenated first name) of the other side, as
+    when someone goes by their middle name.
+    """
+    names = ("null", "exact", "nickname", "jaro_winkler", "one_edit", "initial",
+             "given_name_token", "else")  # fmt: skip
+
+    def level_of(a: StandardRecord, b: StandardRecord) -> int:
+        x, y = a.first_name, b.first_name
+        if not x or not y:
+            return 0
+        if x == y:
+            return 1
+        roots = b.first_name_roots
+        for root in a.first_name_roots:  # a loop: any(<genexpr>) costs more here
+            if root in roots:
+                return 2
+        if len(x) == 1 or len(y) == 1:
+            return 5 if x[0] == y[0] else 7
+        if jaro_winkler(x, y) >= jaro_winkler_threshold:
+            return 3
+        if len(x) > 2 and len(y) > 2 and is_one_edit_apart(x, y):
+            return 4
+        if x in b.given_name_tokens or y in a.given_name_tokens:
+            return 6
+        return 7
+
+    return Comparator("given_name", names, level_of, (("jaro_winkler", jaro_winkler_threshold),))
+
+
+def family_name(jaro_winkler_threshold: float = 0.92) -> Comparator:
+    """Surname: exact, shared token (hyphenated, multi-part, married), Jaro-Winkler, else."""
+    names = ("null", "exact", "token_overlap", "jaro_winkler", "else")
+
+    def level_of(a: StandardRecord, b: StandardRecord) -> int:
+        x, y = a.family_name, b.family_name
+        if not x or not y:
+            return 0
+        if x == y:
+            return 1
+        if not a.family_name_tokens.isdisjoint(b.family_name_tokens):
+            return 2
+        if jaro_winkler(x, y) >= jaro_winkler_threshold:
+            return 3
+        return 4
+
+    return Comparator("family_name", names, level_of, (("jaro_winkler", jaro_winkler_threshold),))
+
+
+def birth_date() -> Comparator:
+    """Birth date: exact, day and month swapped, one typo, year off by one or ten, else.
+
+    ``one_typo`` is one substitution or one swap of adjacent digits in YYYYMMDD;
+    ``year_off`` keeps month and day and moves the year by 1 or 10 (1989 for 1990).
+    """
+    names = ("null", "exact", "transposed_day_month", "one_typo", "year_off", "else")
+
+    def level_of(a: StandardRecord, b: StandardRecord) -> int:
+        x, y = a.birth_date, b.birth_date
+        if not x or not y:
+            return 0
+        if x == y:
+            return 1
+        if x[:4] == y[:4] and x[4:6] == y[6:8] and x[6:8] == y[4:6]:
+            return 2
+        if is_one_edit_apart(x, y):
+            return 3
+        if x[4:] == y[4:] and abs(int(x[:4]) - int(y[:4])) in (1, 10):
+            return 4
+        return 5
+
+    return Comparator("birth_date", names, level_of)
+
+
+def exact_only(field: str) -> Comparator:
+    """Agree exactly or not at all (sex, subscriber id, generational suffix)."""
+    names = ("null", "exact", "else")
+    value_of = attrgetter(field)
+
+    def level_of(a: StandardRecord, b: StandardRecord) -> int:
+        x, y = value_of(a), value_of(b)
+        if not x or not y:
+            return 0
+        return 1 if x == y else 2
+
+    return Comparator(f"exact:{field}", names, level_of)
+
+
+def sex() -> Comparator:
+    """Sex: exact or else."""
+    return exact_only("sex")
+
+
+def postal_code() -> Comparator:
+    """5-digit ZIP: exact, same 3-digit ZIP prefix (a move within the area), else."""
+    names = ("null", "exact", "same_zip3", "else")
+
+    def level_of(a: StandardRecord, b: StandardRecord) -> int:
+        x, y = a.postal_code, b.postal_code
+        if not x or not y:
+            return 0
+        if x == y:
+            return 1
+        return 2 if x[:3] == y[:3] else 3
+
+    return Comparator("postal_code", names, level_of)
+
+
+def street_address(jaro_winkler_threshold: float = 0.88) -> Comparator:
+    """Street address: exact (with unit), same house and street, same house and similar street.
+
+    Without a street on either side there is nothing to compare. House numbers
+    must be equal (both missing counts as equal: rural routes, PO boxes without
+    a number), since neighbours share everything else.
+    """
+    names = ("null", "exact", "same_house_and_street", "same_house_similar_street", "else")
+
+    def level_of(a: StandardRecord, b: StandardRecord) -> int:
+        x, y = a.street, b.street
+        if not x or not y:
+            return 0
+        if a.house_number != b.house_number:
+            return 4
+        if x == y:
+            return 1 if a.unit == b.unit else 2
+        return 3 if jaro_winkler(x, y) >= jaro_winkler_threshold else 4
+
+    return Comparator(
+        "street_address", names, level_of, (("jaro_winkler", jaro_winkler_threshold),)
+    )
+
+
+def phone() -> Comparator:
+    """10-digit phone: exact, one typo, else."""
+    names = ("null", "exact", "one_typo", "else")
+
+    def level_of(a: StandardRecord, b: StandardRecord) -> int:
+        x, y = a.phone, b.phone
+        if not x or not y:
+            return 0
+        if x == y:
+            return 1
+        return 2 if is_one_edit_apart(x, y) else 3
+
+    return Comparator("phone", names, level_of)
+
+
+def member_id() -> Comparator:
+    """Member id: exact, one typo, the subscriber's id on the card, else.
+
+    ``is_subscriber_id`` is one side's member id being the other side's
+    subscriber id: a dependent whose card (or whose request) shows the
+    subscriber's number. It says "same household", not "same person", which
+    is why ``spec`` marks that level household-shared.
+    """
+    names = ("null", "exact", "one_typo", "is_subscriber_id", "else")
+
+    def level_of(a: StandardRecord, b: StandardRecord) -> int:
+        x, y = a.member_id, b.member_id
+        if not x or not y:
+            return 0
+        if x == y:
+            return 1
+        if is_one_edit_apart(x, y):
+            return 2
+        if x == b.subscriber_id or y == a.subscriber_id:
+            return 3
+        return 4
+
+    return Comparator("member_id", names, level_of)
+
+
+def ssn() -> Comparator:
+    """SSN: exact, exact but carried from the subscriber, one typo, else.
+
+    ``carried`` is agreement on an SSN that either record holds as its
+    subscriber's (a dependent's record with the head of household's SSN): it
+    ties the pair to one household, not to one person.
+    """
+    names = ("null", "exact", "carried", "one_typo", "else")
+
+    def level_of(a: StandardRecord, b: StandardRecord) -> int:
+        x, y = a.ssn, b.ssn
+        if not x or not y:
+            return 0
+        if x == y:
+            return 2 if a.ssn_carried or b.ssn_carried else 1
+        return 3 if is_one_edit_apart(x, y) else 4
+
+    return Comparator("ssn", names, level_of)

@@ -1,0 +1,263 @@
+"""Match decisions: from a request and its blocked candidates to match, review, nomatch or multiple.
+
+``decide`` scores every candidate, applies the deterministic rules and the
+household guards (``rules``), and reads the result against a ``MatchPolicy``:
+
+* a candidate *fits* the request when a rule fires for it or its
+  ``match_probability`` reaches the policy's review band;
+* it is *eligible* when no guard objects (given name, birth date and suffix
+  do not conflict, and both name and birth date were compared);
+* it is *auto-acceptable* when a rule fires or its probability reaches the
+  auto-match threshold.
+
+Then:
+
+1. no fitting candidate -> ``nomatch``;
+2. two eligible fitting candidates that are both auto-acceptable, or whose
+   match weights are closer than the policy margin -> ``multiple`` (HRex
+   mm-8: never a pick between two people);
+3. one eligible fitting candidate, auto-acceptable and ahead of every other
+   candidate (eligible or not) by at least the margin -> ``match``;
+   otherwise -> ``review``;
+4. fitting candidates, all with guard violations -> ``review`` of the best
+   one when its violations are not conflicts (a first name that is only a
+   typo away, with no member id to confirm it), or when it would be
+   auto-acceptable apart from a conflict (a real member with a bad typo is
+   worth a reviewer's look); else ``nomatch``.
+
+The same request, candidates, model and policy always give the same decision:
+candidates are ranked by match weight, then member id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from operator import getitem
+
+from payerbridge.errors import InvalidInput
+from payerbridge.identity.evidence import (
+    CandidateEvidence,
+    DecisionId,
+    DecisionReason,
+    Evidence,
+    MatchOutcome,
+)
+from payerbridge.identity.rules import RuleBook
+from payerbridge.identity.scoring import MatchModel, ScoredPair, score
+from payerbridge.identity.spec import ComparisonSpec
+from payerbridge.identity.standardize import StandardRecord
+from payerbridge.types import MemberId
+
+__all__ = ["BULK", "SINGLE_EXCHANGE", "MatchDecision", "MatchPolicy", "decide"]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchPolicy:
+    """Thresholds for one use of matching; ``version`` changes with any threshold.
+
+    ``min_margin_weight`` is in bits of match weight: a margin of 10 means the
+    best candidate is at least 2^10 = 1024 times likelier than the next.
+    """
+
+    name: str
+    auto_match_probability: float
+    review_probability: float
+    min_margin_weight: float
+    evidence_candidates: int = 5
+    version: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.review_probability <= self.auto_match_probability < 1.0:
+            raise InvalidInput("a match policy needs 0 < review <= auto-match probability < 1")
+        if self.min_margin_weight < 0 or self.evidence_candidates < 1:
+            raise InvalidInput("a match policy needs a margin >= 0 and keeps >= 1 candidate")
+        content = json.dumps(
+            [self.name, self.auto_match_probability, self.review_probability,
+             self.min_margin_weight, self.evidence_candidates]
+        )  # fmt: skip
+        digest = hashlib.sha256(content.encode()).hexdigest()[:12]
+        object.__setattr__(self, "version", f"{self.name}-{digest}")
+
+
+# Single exchange: one member is waiting and a reviewer can look at one case, so
+# the review band is wide (anything likelier than not) and auto-match needs odds
+# of about 10,000:1 (13.3 bits over the prior).
+SINGLE_EXCHANGE = MatchPolicy(
+    "single_exchange", auto_match_probability=0.9999, review_probability=0.5,
+    min_margin_weight=10.0,
+)  # fmt: skip
+# Bulk: a plan-year file of up to a million requests. Per-request error rates
+# multiply by the volume and nobody looks at each answer, so auto-match needs
+# odds of 100,000:1 (16.6 bits); the review band is narrow (odds of 100:1)
+# because a review queue does not scale with the file. The margin is the same
+# as for a single exchange: it measures ambiguity between two people, which
+# does not depend on volume.
+BULK = MatchPolicy(
+    "bulk", auto_match_probability=0.99999, review_probability=0.99, min_margin_weight=10.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class MatchDecision:
+    """The outcome and the ids it names; ``evidence`` explains it.
+
+    ``member_id`` is set for ``match`` only. ``candidate_ids`` names the member
+    to review (``review``) or the members that fit (``multiple``).
+    """
+
+    decision_id: DecisionId
+    outcome: MatchOutcome
+    member_id: MemberId | None
+    candidate_ids: tuple[MemberId, ...]
+    match_weight: float | None
+    match_probability: float | None
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    member_id: MemberId
+    pair: ScoredPair
+    rule: str | None
+    violations: tuple[str, ...]
+    has_conflict: bool
+
+
+_RULEBOOKS: dict[str, RuleBook] = {}
+
+
+def _rulebook(spec: ComparisonSpec) -> RuleBook:
+    book = _RULEBOOKS.get(spec.fingerprint)
+    if book is None:
+        book = _RULEBOOKS[spec.fingerprint] = RuleBook(spec)
+    return book
+
+
+def decide(
+    request: StandardRecord,
+    candidates: Sequence[tuple[MemberId, StandardRecord]],
+    model: MatchModel,
+    policy: MatchPolicy,
+    at: datetime,
+    decision_id: DecisionId,
+    *,
+    rules: RuleBook | None = None,
+) -> MatchDecision:
+    """Decide which member, if any, the request is (see the module docstring).
+
+    ``candidates`` come from blocking; a member listed twice counts once.
+    ``at`` must be timezone-aware: it is the decision's recorded time.
+    """
+    if at.tzinfo is None:
+        raise InvalidInput("the decision time must be timezone-aware")
+    book = rules if rules is not None else _rulebook(model.spec)
+    ranked = _rank(request, candidates, model, book)
+    outcome, reason, chosen, named = _outcome(ranked, policy)
+    best = named[0] if named else (ranked[0] if ranked else None)
+    evidence = Evidence(
+        decision_id=decision_id,
+        outcome=outcome,
+        reason=reason,
+        member_id=chosen,
+        rule=named[0].rule if outcome is MatchOutcome.MATCH else None,
+        candidates_considered=len(ranked),
+        comparisons=model.spec.names,
+        candidates=_evidence_candidates(ranked, named, model, policy),
+        prior_match_weight=model.prior_weight,
+        model_version=model.version,
+        spec_fingerprint=model.spec.fingerprint,
+        policy_version=policy.version,
+        decided_at=at,
+    )
+    return MatchDecision(
+        decision_id=decision_id,
+        outcome=outcome,
+        member_id=chosen,
+        candidate_ids=tuple(c.member_id for c in named) if chosen is None else (),
+        match_weight=best.pair.match_weight if best else None,
+        match_probability=best.pair.match_probability if best else None,
+        evidence=evidence,
+    )
+
+
+def _rank(
+    request: StandardRecord,
+    candidates: Sequence[tuple[MemberId, StandardRecord]],
+    model: MatchModel,
+    book: RuleBook,
+) -> list[_Candidate]:
+    seen: set[MemberId] = set()
+    scored = []
+    for member_id, record in candidates:
+        if member_id in seen:
+            continue
+        seen.add(member_id)
+        pair = score(model, request, record)
+        conflicts = book.conflicts(pair.levels)
+        scored.append(
+            _Candidate(member_id, pair, book.fired_rule(pair.levels),
+                       book.guard_violations(pair.levels, conflicts), bool(conflicts))
+        )  # fmt: skip
+    scored.sort(key=lambda c: (-c.pair.match_weight, c.member_id))
+    return scored
+
+
+def _outcome(
+    ranked: list[_Candidate], policy: MatchPolicy
+) -> tuple[MatchOutcome, DecisionReason, MemberId | None, list[_Candidate]]:
+    """(outcome, reason, matched member, candidates the decision names)."""
+
+    def is_auto(c: _Candidate) -> bool:
+        return c.rule is not None or c.pair.match_probability >= policy.auto_match_probability
+
+    fits = [c for c in ranked if c.rule is not None
+            or c.pair.match_probability >= policy.review_probability]  # fmt: skip
+    if not fits:
+        reason = DecisionReason.BELOW_REVIEW_BAND if ranked else DecisionReason.NO_CANDIDATES
+        return MatchOutcome.NO_MATCH, reason, None, []
+    eligible = [c for c in fits if not c.violations]
+    if not eligible:
+        best_fit = fits[0]
+        if not best_fit.has_conflict or is_auto(best_fit):
+            return MatchOutcome.REVIEW, DecisionReason.GUARD_VIOLATION, None, [best_fit]
+        return MatchOutcome.NO_MATCH, DecisionReason.GUARD_VIOLATION, None, []
+    best = eligible[0]
+    rivals = [
+        c for c in eligible[1:]
+        if is_auto(c) or best.pair.match_weight - c.pair.match_weight < policy.min_margin_weight
+    ]  # fmt: skip
+    if rivals:
+        return MatchOutcome.MULTIPLE, DecisionReason.SEVERAL_CANDIDATES_FIT, None, [best, *rivals]
+    if not is_auto(best):
+        return MatchOutcome.REVIEW, DecisionReason.BELOW_AUTO_BAND, None, [best]
+    runner_up = max((c.pair.match_weight for c in ranked if c is not best), default=float("-inf"))
+    if best.pair.match_weight - runner_up < policy.min_margin_weight:
+        return MatchOutcome.REVIEW, DecisionReason.MARGIN_TOO_SMALL, None, [best]
+    reason = DecisionReason.RULE if best.rule is not None else DecisionReason.AUTO_MATCH
+    return MatchOutcome.MATCH, reason, best.member_id, [best]
+
+
+def _evidence_candidates(
+    ranked: list[_Candidate], named: list[_Candidate], model: MatchModel, policy: MatchPolicy
+) -> tuple[CandidateEvidence, ...]:
+    keep = {id(c) for c in ranked[: policy.evidence_candidates]} | {id(c) for c in named}
+    names, shared = model.spec.level_names, model.spec.household_shared
+    return tuple(
+        CandidateEvidence(
+            member_id=c.member_id,
+            levels=tuple(map(getitem, names, c.pair.levels)),
+            match_weights=c.pair.match_weights,
+            household_shared=tuple(map(getitem, shared, c.pair.levels)),
+            household_adjustment=c.pair.household_adjustment,
+            match_weight=c.pair.match_weight,
+            match_probability=c.pair.match_probability,
+            rule=c.rule,
+            guard_violations=c.violations,
+        )
+        for c in ranked
+        if id(c) in keep
+    )

@@ -1,0 +1,140 @@
+"""Evidence of a match decision: why each candidate scored what it did, free of PHI.
+
+Every decision keeps its evidence so that a reviewer, an auditor or a member
+can see why a request was matched, sent to review or refused. Evidence holds
+level names, match weights and probabilities, rule and guard names, our own
+member (Patient) ids, the model and policy versions and the time. It never
+holds a name, a birth date, an address, a phone number, a card identifier or
+an SSN, so it may be stored next to the decision, shown in the review console
+and written to logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import NewType
+
+from payerbridge.types import MemberId
+
+__all__ = [
+    "CandidateEvidence",
+    "DecisionId",
+    "DecisionReason",
+    "Evidence",
+    "MatchOutcome",
+]
+
+# The id of one match decision; evidence is retrievable by it.
+DecisionId = NewType("DecisionId", str)
+
+_WEIGHT_DECIMALS = 3
+
+
+class MatchOutcome(StrEnum):
+    MATCH = "match"
+    REVIEW = "review"
+    NO_MATCH = "nomatch"
+    MULTIPLE = "multiple"
+
+
+class DecisionReason(StrEnum):
+    """Why the decision came out as it did (one per branch of ``decision.decide``)."""
+
+    RULE = "rule"
+    AUTO_MATCH = "auto_match"
+    NO_CANDIDATES = "no_candidates"
+    BELOW_REVIEW_BAND = "below_review_band"
+    BELOW_AUTO_BAND = "below_auto_band"
+    MARGIN_TOO_SMALL = "margin_too_small"
+    SEVERAL_CANDIDATES_FIT = "several_candidates_fit"
+    GUARD_VIOLATION = "guard_violation"
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateEvidence:
+    """How one candidate member scored against the request.
+
+    ``levels``, ``match_weights`` and ``household_shared`` hold one entry per
+    comparison, in the order of ``Evidence.comparisons``: the level reached,
+    its match weight (before the household cap) and whether it is household
+    evidence. Parallel tuples rather than one object per comparison, because
+    evidence is built for every decision of a million-request batch.
+    """
+
+    member_id: MemberId
+    levels: tuple[str, ...]
+    match_weights: tuple[float, ...]
+    household_shared: tuple[bool, ...]
+    household_adjustment: float
+    match_weight: float
+    match_probability: float
+    rule: str | None
+    guard_violations: tuple[str, ...]
+
+    def to_dict(self, comparisons: tuple[str, ...]) -> dict[str, object]:
+        return {
+            "member": self.member_id,
+            "comparisons": [
+                {
+                    "comparison": name,
+                    "level": level,
+                    "match_weight": round(weight, _WEIGHT_DECIMALS),
+                    "household_shared": shared,
+                }
+                for name, level, weight, shared in zip(
+                    comparisons,
+                    self.levels,
+                    self.match_weights,
+                    self.household_shared,
+                    strict=True,
+                )
+            ],
+            "household_adjustment": round(self.household_adjustment, _WEIGHT_DECIMALS),
+            "match_weight": round(self.match_weight, _WEIGHT_DECIMALS),
+            "match_probability": self.match_probability,
+            "rule": self.rule,
+            "guard_violations": list(self.guard_violations),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Everything needed to explain one decision, and nothing that identifies a person.
+
+    ``candidates`` are the strongest candidates (as many as the policy keeps,
+    plus any the decision names); ``candidates_considered`` counts them all.
+    ``comparisons`` names the comparisons, in the order of each candidate's levels.
+    """
+
+    decision_id: DecisionId
+    outcome: MatchOutcome
+    reason: DecisionReason
+    member_id: MemberId | None
+    rule: str | None
+    candidates_considered: int
+    comparisons: tuple[str, ...]
+    candidates: tuple[CandidateEvidence, ...]
+    prior_match_weight: float
+    model_version: str
+    spec_fingerprint: str
+    policy_version: str
+    decided_at: datetime
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (ISO timestamp, rounded weights), stable field names."""
+        return {
+            "decision": self.decision_id,
+            "outcome": self.outcome.value,
+            "reason": self.reason.value,
+            "member": self.member_id,
+            "rule": self.rule,
+            "candidates_considered": self.candidates_considered,
+            "candidates": [c.to_dict(self.comparisons) for c in self.candidates],
+            "prior_match_weight": round(self.prior_match_weight, _WEIGHT_DECIMALS),
+            "model_version": self.model_version,
+            "spec_fingerprint": self.spec_fingerprint,
+            "policy_version": self.policy_version,
+            "decided_at": self.decided_at.isoformat(),
+        }

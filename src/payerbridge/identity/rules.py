@@ -1,0 +1,161 @@
+"""Deterministic match rules and the household guards, over comparison vectors.
+
+Rules run before probabilistic scoring: a rule that fires makes a candidate
+auto-acceptable whatever its probability (card data a payer trusts, such as
+member id plus birth date plus a first name that agrees). Rules are data: each
+names, per comparison, the levels it accepts.
+
+Guards always apply, to rule matches and to scored matches alike. A pair with
+a guard violation is never auto-accepted; at most it is reviewed:
+
+* ``given_name_conflict``: the given names disagree beyond typo, nickname and
+  initial tolerance (twins, parent and child), or agree only approximately
+  while sex disagrees (boy/girl twins Alexander and Alexandra);
+* ``given_name_unconfirmed``: the given names agree only up to a typo or an
+  initial, and no person-level identifier (member id, own SSN) agrees
+  exactly. Twins are named alike often enough (Mia and Mila) that a near
+  miss on the name, with the birth date and household agreeing, is as much
+  the twin as a typo;
+* ``birth_date_conflict``: the birth dates disagree beyond one typo, a
+  day/month swap or a year off by one or ten (Jr and Sr, siblings);
+* ``suffix_conflict``: both give a generational suffix and they differ (Jr/Sr);
+* ``given_name_missing`` / ``birth_date_missing``: without both there is no
+  person-level evidence, only household and card evidence.
+
+Conflicts (the ``*_conflict`` guards) mark pairs that are different people
+as far as the data can tell; ``training`` keeps them out of EM's estimate of
+m, since in a population of families most such pairs are relatives.
+
+Both rules and guards work on comparison vectors, never on record values, so
+they can be explained in evidence by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
+
+__all__ = ["DETERMINISTIC_RULES", "DeterministicRule", "RuleBook"]
+
+# Given-name levels that are agreement only up to a tolerance; a sex
+# disagreement on top of one of them is a conflict.
+_APPROXIMATE_GIVEN_NAME = ("nickname", "jaro_winkler", "one_edit", "initial", "given_name_token")
+# Of those, the ones a typo (rather than a deliberate nickname) explains; they
+# need a person-level identifier to be auto-accepted.
+_TYPO_GIVEN_NAME = ("jaro_winkler", "one_edit", "initial", "given_name_token")
+# Identifier levels that confirm the person, not just the household.
+_PERSON_IDENTIFIERS = (("member_id", "exact"), ("ssn", "exact"))
+_REQUIRED_PERSON_EVIDENCE = ("given_name", "birth_date")
+
+
+@dataclass(frozen=True, slots=True)
+class DeterministicRule:
+    """A rule fires when every named comparison is at one of its accepted levels."""
+
+    name: str
+    description: str
+    requires: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
+    DeterministicRule(
+        "member_id_birth_date_given_name",
+        "The card's member id and the birth date agree exactly and the first name agrees",
+        (("member_id", ("exact",)), ("birth_date", ("exact",)),
+         ("given_name", ("exact", "nickname", "jaro_winkler", "one_edit"))),
+    ),
+    DeterministicRule(
+        "ssn_birth_date_given_name",
+        "The member's own SSN (not a carried one) and the birth date agree exactly and the "
+        "first name agrees",
+        (("ssn", ("exact",)), ("birth_date", ("exact",)),
+         ("given_name", ("exact", "nickname", "jaro_winkler", "one_edit"))),
+    ),
+    DeterministicRule(
+        "subscriber_id_birth_date_full_name",
+        "The subscriber id, the birth date, the first name and the surname agree",
+        (("subscriber_id", ("exact",)), ("birth_date", ("exact",)),
+         ("given_name", ("exact", "nickname")), ("family_name", ("exact", "token_overlap"))),
+    ),
+)  # fmt: skip
+
+
+def _levels(
+    spec: ComparisonSpec, comparison: str, names: Sequence[str]
+) -> tuple[int, frozenset[int]]:
+    """(position of the comparison in vectors, indices of the named levels)."""
+    index = spec.index(comparison)
+    return index, frozenset(spec.comparisons[index].level_index(name) for name in names)
+
+
+class RuleBook:
+    """Rules and guards compiled to level indices of one spec (cheap to evaluate)."""
+
+    __slots__ = ("_approximate_given", "_conflicts", "_identifiers", "_required", "_rules",
+                 "_sex_else", "_typo_given", "rules", "spec")  # fmt: skip
+
+    def __init__(
+        self,
+        spec: ComparisonSpec = DEFAULT_SPEC,
+        rules: tuple[DeterministicRule, ...] = DETERMINISTIC_RULES,
+    ) -> None:
+        self.spec = spec
+        self.rules = rules
+        self._rules = tuple(
+            (rule.name, tuple(_levels(spec, name, levels) for name, levels in rule.requires))
+            for rule in rules
+        )
+        conflicting = {
+            c.name: [lv.name for lv in c.levels if lv.is_conflict] for c in spec.comparisons
+        }
+        self._conflicts = tuple(
+            (f"{name}_conflict", _levels(spec, name, levels))
+            for name, levels in conflicting.items()
+            if levels
+        )
+        self._required = tuple(
+            (f"{name}_missing", _levels(spec, name, ["null"])) for name in _REQUIRED_PERSON_EVIDENCE
+        )
+        self._approximate_given = _levels(spec, "given_name", _APPROXIMATE_GIVEN_NAME)
+        self._typo_given = _levels(spec, "given_name", _TYPO_GIVEN_NAME)
+        self._identifiers = tuple(
+            _levels(spec, name, [level]) for name, level in _PERSON_IDENTIFIERS
+        )
+        self._sex_else = _levels(spec, "sex", ["else"])
+
+    def fired_rule(self, levels: Sequence[int]) -> str | None:
+        """The first deterministic rule the comparison vector satisfies, if any."""
+        for name, conditions in self._rules:
+            if all(levels[index] in accepted for index, accepted in conditions):
+                return name
+        return None
+
+    def conflicts(self, levels: Sequence[int]) -> tuple[str, ...]:
+        """The ``*_conflict`` guards the pair violates: different people, as far as data tell."""
+        found = [name for name, (index, bad) in self._conflicts if levels[index] in bad]
+        approximate = _at(levels, self._approximate_given)  # never "else", so never found yet
+        if approximate and _at(levels, self._sex_else):
+            found.append("given_name_conflict")
+        return tuple(found)
+
+    def guard_violations(
+        self, levels: Sequence[int], conflicts: tuple[str, ...] | None = None
+    ) -> tuple[str, ...]:
+        """Why this pair may not be auto-accepted; empty when it may.
+
+        ``conflicts`` passes ``self.conflicts(levels)`` when the caller has it already.
+        """
+        violations = list(self.conflicts(levels) if conflicts is None else conflicts)
+        if _at(levels, self._typo_given) and not any(
+            _at(levels, identifier) for identifier in self._identifiers
+        ):
+            violations.append("given_name_unconfirmed")
+        violations.extend(name for name, missing in self._required if _at(levels, missing))
+        return tuple(violations)
+
+
+def _at(levels: Sequence[int], where: tuple[int, frozenset[int]]) -> bool:
+    """Whether the vector's level for ``where``'s comparison is one of ``where``'s levels."""
+    return levels[where[0]] in where[1]

@@ -1,0 +1,175 @@
+"""Each comparison puts pairs in the right level, symmetrically; the spec fits its comparators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from payerbridge.identity.comparison import Comparator
+from payerbridge.identity.spec import DEFAULT_SPEC, Comparison, ComparisonLevel, ComparisonSpec
+from payerbridge.identity.standardize import standard_record
+
+
+def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
+    """The level name of one comparison for two records given as raw fields (checks symmetry)."""
+    spec_comparison = DEFAULT_SPEC.comparisons[DEFAULT_SPEC.index(comparison)]
+    a, b = standard_record(**left), standard_record(**right)
+    forward = spec_comparison.comparator.level_of(a, b)
+    assert forward == spec_comparison.comparator.level_of(b, a), "comparison is not symmetric"
+    return spec_comparison.level_names[forward]
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        (["William"], ["WILLIAM"], "exact"),
+        (["Bill"], ["William"], "nickname"),
+        (["Peggy"], ["Margaret"], "nickname"),
+        (["Alex"], ["Alexandra"], "nickname"),
+        (["Jonathon"], ["Jonathan"], "jaro_winkler"),
+        (["Mai"], ["Mia"], "one_edit"),
+        (["J."], ["James"], "initial"),
+        (["J"], ["Robert"], "else"),
+        (["Grace"], ["Mary", "Grace"], "given_name_token"),
+        (["Anne"], ["Anne-Marie"], "given_name_token"),
+        (["Emma"], ["Olivia"], "else"),
+        ([], ["Olivia"], "null"),
+    ],
+)
+def test_given_name_levels(left: list[str], right: list[str], expected: str) -> None:
+    assert level("given_name", {"given": left}, {"given": right}) == expected
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        ({"family": "García"}, {"family": "GARCIA"}, "exact"),
+        ({"family": "De la Cruz"}, {"family": "Delacruz"}, "exact"),
+        ({"family": "Garcia-Lopez"}, {"family": "Lopez"}, "token_overlap"),
+        ({"family": "Jones", "previous_families": ["Smith"]}, {"family": "Smith"}, "token_overlap"),
+        ({"family": "De la Cruz"}, {"family": "De Leon"}, "else"),  # particles never agree
+        ({"family": "Thompson"}, {"family": "Thomson"}, "jaro_winkler"),
+        ({"family": "Nguyen"}, {"family": "Smith"}, "else"),
+        ({}, {"family": "Smith"}, "null"),
+    ],
+)
+def test_family_name_levels(left: dict[str, Any], right: dict[str, Any], expected: str) -> None:
+    assert level("family_name", left, right) == expected
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        ("1980-02-03", "1980-02-03", "exact"),
+        ("1980-02-03", "1980-03-02", "transposed_day_month"),
+        ("1980-02-03", "1980-02-08", "one_typo"),
+        ("1980-12-03", "1980-12-30", "one_typo"),  # adjacent digits swapped
+        ("1989-02-03", "1990-02-03", "year_off"),
+        ("1980-02-03", "1981-02-03", "one_typo"),  # a year off by one is often one digit
+        ("1955-06-01", "1982-06-01", "else"),
+        ("1980-02-03", None, "null"),
+    ],
+)
+def test_birth_date_levels(left: str, right: str | None, expected: str) -> None:
+    assert level("birth_date", {"birth_date": left}, {"birth_date": right}) == expected
+
+
+@pytest.mark.parametrize(
+    ("comparison", "field", "left", "right", "expected"),
+    [
+        ("sex", "sex", "male", "M", "exact"),
+        ("sex", "sex", "male", "female", "else"),
+        ("sex", "sex", "unknown", "female", "null"),
+        ("suffix", "suffixes", ["Jr"], ["Jr."], "exact"),
+        ("suffix", "suffixes", ["Jr"], ["Sr"], "else"),
+        ("suffix", "suffixes", ["Jr"], [], "null"),
+        ("subscriber_id", "subscriber_id", "s-1", "S1", "exact"),
+        ("subscriber_id", "subscriber_id", "S1", "S2", "else"),
+        ("postal_code", "postal_code", "62701-1234", "62701", "exact"),
+        ("postal_code", "postal_code", "62701", "62704", "same_zip3"),
+        ("postal_code", "postal_code", "62701", "10001", "else"),
+        ("phone", "phone", "(217) 555-0101", "2175550101", "exact"),
+        ("phone", "phone", "2175550101", "2175550110", "one_typo"),
+        ("phone", "phone", "2175550101", "2715550101", "one_typo"),
+        ("phone", "phone", "2175550101", "3125559999", "else"),
+    ],
+)
+def test_simple_levels(
+    comparison: str, field: str, left: object, right: object, expected: str
+) -> None:
+    assert level(comparison, {field: left}, {field: right}) == expected
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        (["123 North Main Street", "Apt 4B"], ["123 N Main St #4B"], "exact"),
+        (["123 N Main St", "Apt 4B"], ["123 N Main St"], "same_house_and_street"),
+        (["123 N Main St"], ["123 N Mian St"], "same_house_similar_street"),
+        (["123 N Main St"], ["125 N Main St"], "else"),
+        (["123 N Main St"], ["123 Oak Ave"], "else"),
+        (["PO Box 4"], ["P.O. Box 4"], "exact"),
+        ([], ["123 N Main St"], "null"),
+    ],
+)
+def test_street_address_levels(left: list[str], right: list[str], expected: str) -> None:
+    assert level("street_address", {"address_lines": left}, {"address_lines": right}) == expected
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        ({"member_id": "W123"}, {"member_id": "w-123"}, "exact"),
+        ({"member_id": "W1234"}, {"member_id": "W1243"}, "one_typo"),
+        # A dependent's request shows the subscriber's number from the card.
+        (
+            {"member_id": "HEAD99"},
+            {"member_id": "KID777", "subscriber_id": "HEAD99"},
+            "is_subscriber_id",
+        ),
+        ({"member_id": "A1"}, {"member_id": "ZZZ9"}, "else"),
+        ({}, {"member_id": "ZZZ9"}, "null"),
+    ],
+)
+def test_member_id_levels(left: dict[str, Any], right: dict[str, Any], expected: str) -> None:
+    assert level("member_id", left, right) == expected
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        ({"ssn": "123-45-6780"}, {"ssn": "123456780"}, "exact"),
+        ({"ssn": "123-45-6780"}, {"ssn": "123456780", "ssn_carried": True}, "carried"),
+        ({"ssn": "123-45-6780"}, {"ssn": "123-45-6781"}, "one_typo"),
+        ({"ssn": "123-45-6780"}, {"ssn": "321-54-0876"}, "else"),
+        ({"ssn": "123-45-6789"}, {"ssn": "123-45-6789"}, "null"),  # placeholder: no SSN
+    ],
+)
+def test_ssn_levels(left: dict[str, Any], right: dict[str, Any], expected: str) -> None:
+    assert level("ssn", left, right) == expected
+
+
+def test_spec_levels_must_fit_the_comparator() -> None:
+    comparator = DEFAULT_SPEC.comparisons[0].comparator
+    with pytest.raises(ValueError, match="do not match"):
+        Comparison("x", "", comparator, (ComparisonLevel("exact", 1.0, 1.0),))
+    sex = DEFAULT_SPEC.comparisons[DEFAULT_SPEC.index("sex")].comparator
+    with pytest.raises(ValueError, match="sums to"):
+        Comparison(
+            "x", "", sex, (ComparisonLevel("exact", 0.5, 0.5), ComparisonLevel("else", 0.2, 0.5))
+        )
+
+
+def test_fingerprint_changes_with_a_threshold_and_names_are_unique() -> None:
+    sex = DEFAULT_SPEC.comparisons[DEFAULT_SPEC.index("sex")]
+    looser = Comparator(
+        sex.comparator.kind,
+        sex.comparator.level_names,
+        sex.comparator.level_of,
+        (("threshold", 0.5),),
+    )
+    changed = ComparisonSpec((Comparison("sex", "", looser, sex.levels),))
+    assert changed.fingerprint != ComparisonSpec((sex,)).fingerprint
+    with pytest.raises(ValueError, match="unique"):
+        ComparisonSpec((sex, sex))

@@ -1,0 +1,190 @@
+"""Family traps: relatives share a household's data and must never be matched for each other.
+
+Each trap runs with both policies, with a prior for a million members and a
+generous one for a thousand, and with the card data a request may carry. When
+the true member is among the candidates the decision may be that member (or
+review); when they are not, it must be nomatch, review or multiple: never a
+relative.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision, MatchPolicy, decide
+from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.scoring import MatchModel, default_model
+from payerbridge.identity.standardize import standard_record
+from payerbridge.types import MemberId
+
+AT = datetime(2026, 3, 1, tzinfo=UTC)
+HOME = {"family": "Smith", "address_lines": ["12 Oak Street", "Apt 3"], "postal_code": "62701",
+        "phone": "217-555-0101", "subscriber_id": "M100"}  # fmt: skip
+HEAD_SSN = "123-45-6780"
+
+
+def household(twins: tuple[str, str] = ("Emma", "Olivia")) -> dict[str, dict[str, Any]]:
+    """A subscriber (John Sr), spouse, twin daughters, John Jr and a son carrying Sr's SSN."""
+    return {
+        "head": {**HOME, "given": ["John"], "suffixes": ["Sr"], "birth_date": "1955-04-10",
+                 "sex": "male", "member_id": "M100", "ssn": HEAD_SSN},
+        "spouse": {**HOME, "given": ["Mary"], "birth_date": "1957-08-22", "sex": "female",
+                   "member_id": "M101", "ssn": "234-56-7890"},
+        "twin_a": {**HOME, "given": [twins[0]], "birth_date": "2012-06-15", "sex": "female",
+                   "member_id": "M102"},
+        "twin_b": {**HOME, "given": [twins[1]], "birth_date": "2012-06-15", "sex": "female",
+                   "member_id": "M103"},
+        "junior": {**HOME, "given": ["John"], "suffixes": ["Jr"], "birth_date": "1982-04-10",
+                   "sex": "male", "member_id": "M104"},
+        "son": {**HOME, "given": ["Liam"], "birth_date": "2015-09-01", "sex": "male",
+                "member_id": "M105", "ssn": HEAD_SSN, "ssn_carried": True},
+    }  # fmt: skip
+
+
+MODELS = [default_model(), default_model(probability_two_random_records_match=1e-3)]
+POLICIES = [SINGLE_EXCHANGE, BULK]
+CARDS = ["own_member_id", "subscribers_card", "subscriber_id_only", "no_card"]
+
+
+def request_for(person: dict[str, Any], card: str) -> dict[str, Any]:
+    """What a new payer sends about ``person``: demographics plus whatever the card shows."""
+    request = {k: v for k, v in person.items() if k not in ("ssn", "ssn_carried")}
+    if card == "subscribers_card":
+        request["member_id"] = HOME["subscriber_id"]
+    elif card == "subscriber_id_only":
+        request.pop("member_id")
+    elif card == "no_card":
+        request.pop("member_id")
+        request.pop("subscriber_id")
+    return request
+
+
+def decide_among(
+    request: dict[str, Any],
+    people: dict[str, dict[str, Any]],
+    model: MatchModel,
+    policy: MatchPolicy,
+) -> MatchDecision:
+    candidates = [(MemberId(name), standard_record(**fields)) for name, fields in people.items()]
+    return decide(standard_record(**request), candidates, model, policy, AT, DecisionId("d"))
+
+
+def assert_never_wrong(decision: MatchDecision, truth: str, people: dict[str, Any]) -> None:
+    if truth in people:
+        assert decision.member_id in (None, truth), decision.evidence.to_dict()
+    else:
+        assert decision.outcome in (
+            MatchOutcome.NO_MATCH,
+            MatchOutcome.REVIEW,
+            MatchOutcome.MULTIPLE,
+        ), decision.evidence.to_dict()
+        assert decision.member_id is None
+
+
+def without(people: dict[str, dict[str, Any]], name: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in people.items() if k != name}
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("card", CARDS)
+@pytest.mark.parametrize("twins", [("Emma", "Olivia"), ("Emma", "Eva"), ("Mia", "Mila")])
+def test_twins_are_never_matched_to_each_other(
+    model: MatchModel, policy: MatchPolicy, card: str, twins: tuple[str, str]
+) -> None:
+    people = household(twins)
+    for twin, other in (("twin_a", "twin_b"), ("twin_b", "twin_a")):
+        request = request_for(people[twin], card)
+        absent = decide_among(request, without(people, twin), model, policy)
+        assert_never_wrong(absent, twin, without(people, twin))
+        present = decide_among(request, people, model, policy)
+        assert_never_wrong(present, twin, people)
+        assert present.member_id != other
+
+
+def test_twins_with_an_exact_name_and_own_card_are_told_apart() -> None:
+    people = household()
+    decision = decide_among(request_for(people["twin_a"], "own_member_id"), people, MODELS[0],
+                            BULK)  # fmt: skip
+    assert (decision.outcome, decision.member_id) == (MatchOutcome.MATCH, "twin_a")
+
+
+def test_twins_given_by_initial_only_are_multiple_or_review() -> None:
+    people = household(("Emma", "Eva"))
+    request = {**request_for(people["twin_a"], "no_card"), "given": ["E."]}
+    for model in MODELS:
+        decision = decide_among(request, people, model, SINGLE_EXCHANGE)
+        assert decision.outcome in (MatchOutcome.MULTIPLE, MatchOutcome.REVIEW)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("card", CARDS)
+@pytest.mark.parametrize("with_suffix", [True, False])
+def test_junior_and_senior(
+    model: MatchModel, policy: MatchPolicy, card: str, with_suffix: bool
+) -> None:
+    people = household()
+    for person, relative in (("junior", "head"), ("head", "junior")):
+        request = request_for(people[person], card)
+        if not with_suffix:
+            request.pop("suffixes")
+        for candidates in (without(people, person), people):
+            decision = decide_among(request, candidates, model, policy)
+            assert_never_wrong(decision, person, candidates)
+            assert decision.member_id != relative
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_dependent_using_subscriber_member_id(model: MatchModel, policy: MatchPolicy) -> None:
+    """The son's card shows his father's number, which is the father's own member id."""
+    people = household()
+    request = request_for(people["son"], "subscribers_card")
+    assert request["member_id"] == people["head"]["member_id"]
+    absent = decide_among(request, without(people, "son"), model, policy)
+    assert_never_wrong(absent, "son", without(people, "son"))
+    present = decide_among(request, people, model, policy)
+    assert_never_wrong(present, "son", people)
+    assert present.member_id != "head"
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_carried_ssn(model: MatchModel, policy: MatchPolicy) -> None:
+    """The son's record holds his father's SSN; an SSN alone must not pick either of them."""
+    people = household()
+    for person in ("head", "son"):
+        request = {**request_for(people[person], "no_card"), "ssn": HEAD_SSN}
+        for candidates in (without(people, person), people):
+            decision = decide_among(request, candidates, model, policy)
+            assert_never_wrong(decision, person, candidates)
+    # The father with his own SSN and nothing else from the card is still found.
+    father = {**request_for(people["head"], "no_card"), "ssn": HEAD_SSN}
+    assert decide_among(father, people, model, policy).member_id in (None, "head")
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("person", ["son", "head", "twin_a", "spouse"])
+def test_parent_and_child_share_subscriber_id(
+    model: MatchModel, policy: MatchPolicy, person: str
+) -> None:
+    people = household()
+    request = request_for(people[person], "subscriber_id_only")
+    absent = decide_among(request, without(people, person), model, policy)
+    assert_never_wrong(absent, person, without(people, person))
+    present = decide_among(request, people, model, policy)
+    assert_never_wrong(present, person, people)
+
+
+def test_household_members_are_found_when_present() -> None:
+    """Guards must not make the household unmatchable: each member's own card finds them."""
+    people = household()
+    for person in people:
+        decision = decide_among(request_for(people[person], "own_member_id"), people, MODELS[0],
+                                BULK)  # fmt: skip
+        assert (decision.outcome, decision.member_id) == (MatchOutcome.MATCH, person), person

@@ -1,0 +1,75 @@
+"""Deterministic rules fire on card data; household guards block auto-acceptance."""
+
+from __future__ import annotations
+
+import pytest
+
+from payerbridge.identity.rules import DeterministicRule, RuleBook
+from payerbridge.identity.spec import DEFAULT_SPEC
+
+BOOK = RuleBook()
+
+
+def vector(**levels: str) -> tuple[int, ...]:
+    """A comparison vector from level names; comparisons not named are null."""
+    return tuple(c.level_index(levels.get(c.name, "null")) for c in DEFAULT_SPEC.comparisons)
+
+
+PERSON = {"given_name": "exact", "birth_date": "exact", "family_name": "exact", "sex": "exact"}
+
+
+@pytest.mark.parametrize(
+    ("levels", "rule"),
+    [
+        ({**PERSON, "member_id": "exact"}, "member_id_birth_date_given_name"),
+        ({**PERSON, "given_name": "one_edit", "member_id": "exact"},
+         "member_id_birth_date_given_name"),
+        ({**PERSON, "ssn": "exact"}, "ssn_birth_date_given_name"),
+        ({**PERSON, "subscriber_id": "exact"}, "subscriber_id_birth_date_full_name"),
+        ({**PERSON, "ssn": "carried"}, None),  # a carried SSN identifies a household
+        ({**PERSON, "member_id": "is_subscriber_id"}, None),
+        ({**PERSON, "given_name": "initial", "member_id": "exact"}, None),
+        ({**PERSON, "birth_date": "one_typo", "member_id": "exact"}, None),
+        ({**PERSON, "given_name": "jaro_winkler", "subscriber_id": "exact"}, None),
+        (PERSON, None),
+    ],
+)  # fmt: skip
+def test_rules(levels: dict[str, str], rule: str | None) -> None:
+    assert BOOK.fired_rule(vector(**levels)) == rule
+
+
+@pytest.mark.parametrize(
+    ("levels", "violations"),
+    [
+        ({**PERSON, "member_id": "exact"}, ()),
+        ({**PERSON, "given_name": "else", "member_id": "exact"}, ("given_name_conflict",)),
+        ({**PERSON, "birth_date": "else"}, ("birth_date_conflict",)),
+        ({**PERSON, "suffix": "else", "member_id": "exact"}, ("suffix_conflict",)),
+        # Boy/girl twins Alexander and Alexandra share the nickname Alex.
+        ({**PERSON, "given_name": "nickname", "sex": "else", "member_id": "exact"},
+         ("given_name_conflict",)),
+        ({**PERSON, "given_name": "nickname"}, ()),
+        # A near miss on the name needs a person-level identifier (Mia and Mila are twins).
+        ({**PERSON, "given_name": "jaro_winkler"}, ("given_name_unconfirmed",)),
+        ({**PERSON, "given_name": "one_edit", "ssn": "exact"}, ()),
+        ({**PERSON, "given_name": "initial", "ssn": "carried"}, ("given_name_unconfirmed",)),
+        ({"family_name": "exact", "member_id": "exact"},
+         ("given_name_missing", "birth_date_missing")),
+        ({**PERSON, "given_name": "else", "birth_date": "else", "suffix": "else"},
+         ("given_name_conflict", "birth_date_conflict", "suffix_conflict")),
+    ],
+)  # fmt: skip
+def test_guards(levels: dict[str, str], violations: tuple[str, ...]) -> None:
+    assert BOOK.guard_violations(vector(**levels)) == violations
+
+
+def test_conflicts_are_the_conflict_guards_only() -> None:
+    assert BOOK.conflicts(vector(**{**PERSON, "given_name": "jaro_winkler"})) == ()
+    assert BOOK.conflicts(vector(given_name="else")) == ("given_name_conflict",)
+
+
+def test_custom_rules_compile_against_the_spec() -> None:
+    book = RuleBook(rules=(DeterministicRule("phone_only", "test", (("phone", ("exact",)),)),))
+    assert book.fired_rule(vector(phone="exact")) == "phone_only"
+    with pytest.raises(ValueError):
+        RuleBook(rules=(DeterministicRule("bad", "test", (("phone", ("nope",)),)),))
