@@ -7,7 +7,8 @@ import pytest
 ROOMS = ["payerbridge", "payerbridge.types", "payerbridge.errors", "payerbridge.config",
          "payerbridge.npi", "payerbridge.audit", "payerbridge.exchange", "payerbridge.identity",
          "payerbridge.disclosure", "payerbridge.routing", "payerbridge.fhir",
-         "payerbridge.partners", "payerbridge.sandbox", "payerbridge.api"]
+         "payerbridge.partners", "payerbridge.sandbox", "payerbridge.api",
+         "payerbridge.consent"]
 
 
 @pytest.mark.parametrize("room", ROOMS)
