@@ -63,3 +63,53 @@ def bench_import(
         )
     out.print(table)
     out.print(f"report written to {report}")
+
+
+@bench_app.command("exchanges")
+def bench_exchanges(
+    exchanges: Annotated[int, typer.Option(min=1, help="Exchanges per run.")] = 500,
+    repeat: Annotated[int, typer.Option(min=1, help="Runs per store (median reported).")] = 3,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PAYERBRIDGE_BENCH_DATABASE_URL",
+            help="PostgreSQL admin URL; each run gets a fresh database. Unset: SQLite only.",
+        ),
+    ] = None,
+    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks/exchanges.md"
+    ),
+) -> None:
+    """End-to-end exchanges/s and orchestration overhead per exchange, per store."""
+    from payerbridge.bench.exchanges import report_markdown, run_exchange_benchmark
+
+    stores: dict[str, str | None] = {"SQLite (WAL)": None}
+    if postgres_url:
+        stores["PostgreSQL"] = postgres_url
+    results = run_exchange_benchmark(stores=stores, exchanges=exchanges, repeat=repeat)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(report_markdown(results, repeat=repeat))
+    table = Table(
+        "store",
+        "exchanges",
+        "exchanges/s",
+        "overhead ms p50",
+        "overhead ms p90",
+        "queue wait ms p50",
+        "partner ms p50",
+        title="Exchange orchestration (medians)",
+    )
+    import statistics
+
+    for runs in results:
+        table.add_row(
+            runs[0].store,
+            str(runs[0].exchanges),
+            f"{statistics.median(r.per_second for r in runs):.1f}",
+            f"{statistics.median(r.overhead_ms_p50 for r in runs):.1f}",
+            f"{statistics.median(r.overhead_ms_p90 for r in runs):.1f}",
+            f"{statistics.median(r.queue_wait_ms_p50 for r in runs):.1f}",
+            f"{statistics.median(r.partner_ms_p50 for r in runs):.1f}",
+        )
+    out.print(table)
+    out.print(f"report written to {report}")
