@@ -40,6 +40,7 @@ from payerbridge.consent.categories import (
     normalize_code,
 )
 from payerbridge.consent.model import ConsentPolicy
+from payerbridge.fhir.resources import iter_references
 
 __all__ = [
     "DEFAULT_CODE_ELEMENTS",
@@ -312,28 +313,13 @@ def _codings(values: Iterable[Any]) -> Iterator[Mapping[str, Any]]:
 
 
 def _without_references(resource: Resource, withheld_keys: set[str | None]) -> Resource:
-    if not any(_reference_key(ref) in withheld_keys for ref in _references(resource)):
+    if not any(_reference_key(ref) in withheld_keys for ref in iter_references(resource)):
         return resource  # the common case: nothing to strip, no copy
     stripped = _strip_element(resource, withheld_keys, in_list=False)
     assert stripped is not None  # a resource is never an entry of a list here
     if stripped is not resource:
         stripped.pop("text", None)  # the narrative may describe what was removed
     return stripped
-
-
-def _references(node: Any) -> Iterator[str]:
-    """Every ``Reference.reference`` string in the element, at any depth."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, dict):
-            for key, value in current.items():
-                if key == "reference" and isinstance(value, str):
-                    yield value
-                elif isinstance(value, (dict, list)):
-                    stack.append(value)
-        elif isinstance(current, list):
-            stack.extend(item for item in current if isinstance(item, (dict, list)))
 
 
 def _is_withheld_reference(value: Any, withheld_keys: set[str | None]) -> bool:
