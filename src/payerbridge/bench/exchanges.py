@@ -166,7 +166,7 @@ def _one_run(label: str, port: int, exchanges: int, admin_url: str | None) -> Ex
     from payerbridge.exchange.schemas import ExchangeCreate
     from payerbridge.exchange.service import submit_exchange
     from payerbridge.routing.model import Partner
-    from payerbridge.workflows.exchange import bind_ports, enqueue_exchange
+    from payerbridge.workflows.exchange import enqueue_exchange
 
     database_url, cleanup = _fresh_database(admin_url)
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,11 +181,9 @@ def _one_run(label: str, port: int, exchanges: int, admin_url: str | None) -> Ex
         platform = build_platform(settings)
         timed = _TimedClient(platform.client)
         platform.exchange_ports = dataclasses.replace(platform.exchange_ports, client=timed)
-        bind_ports(platform.exchange_ports)
         partner = Partner("stub", "Stub Plan", "1245319599", f"http://127.0.0.1:{port}/fhir")
         platform.partners.register(partner, actor="bench")
         launch_workflows(platform, work=True)
-        bind_ports(platform.exchange_ports)
         request = _request()
         parsed = ExchangeCreate.model_validate(request)
         started = time.perf_counter()

@@ -150,7 +150,7 @@ def dead_letter(
     last_error: str,
 ) -> CallOutcome[Any]:
     """File the exchange as dead-lettered, with what a replay needs, in one transaction."""
-    record = ports.exchanges.get(exchange_id)
+    record = ports.exchanges.current(exchange_id)
     now = ports.clock()
     letter = DeadLetter(
         exchange_id=exchange_id,

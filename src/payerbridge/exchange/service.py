@@ -142,7 +142,7 @@ def _check_partner(ports: ExchangePorts, partner_id: str) -> None:
 
 def fail(ports: ExchangePorts, exchange_id: str, code: str, text: str) -> StepResult:
     """Give up on an exchange (after an unexpected error); a no-op once it has stopped."""
-    state = ports.exchanges.get(exchange_id).state
+    state = ports.exchanges.current(exchange_id).state
     if state in STOPPED_STATES:
         return StepResult(state, done=True)
     return _fail(ports, exchange_id, code, text)
@@ -212,7 +212,7 @@ def prepare(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) ->
     """submitted → validated → consent_verified → route_selected, or blocked/failed.
 
     A replayed exchange starts here from ``validated``, so consent is checked again."""
-    record = ports.exchanges.get(exchange_id)
+    record = ports.exchanges.current(exchange_id)
     if record.state is S.SUBMITTED:
         _advance(ports, exchange_id, S.VALIDATED)
     elif record.state is not S.VALIDATED:
@@ -263,7 +263,7 @@ def match(
 
     On a replay the member was matched before: a different answer now is not
     silently accepted but stops in ``manual_review``."""
-    record = ports.exchanges.get(exchange_id)
+    record = ports.exchanges.current(exchange_id)
     if record.state is not S.ROUTE_SELECTED:
         return _stopped(record.state)
     partner = ports.partners.get(request.old_payer)
@@ -349,7 +349,7 @@ def retrieve(
     started: datetime | None = None,
 ) -> StepResult:
     """member_matched → retrieving → received: fetch $everything and keep it verbatim."""
-    record = ports.exchanges.get(exchange_id)
+    record = ports.exchanges.current(exchange_id)
     if record.state not in (S.MEMBER_MATCHED, S.RETRIEVING):
         return _stopped(record.state)
     partner = ports.partners.get(request.old_payer)
@@ -389,7 +389,7 @@ def retrieve(
 
 def normalize(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) -> StepResult:
     """received → normalized → completed: store the resources under our ids with Provenance."""
-    state = ports.exchanges.get(exchange_id).state
+    state = ports.exchanges.current(exchange_id).state
     if state is S.NORMALIZED:  # stored before a restart; only the last transition is missing
         _advance(ports, exchange_id, S.COMPLETED)
         return StepResult(S.COMPLETED, done=True)
@@ -447,7 +447,7 @@ def replay(
 
     Idempotent: True when this call replayed it; False when the same ``replay_key``
     already did. Any other state is a Conflict."""
-    record = ports.exchanges.get(exchange_id)
+    record = ports.exchanges.current(exchange_id)
     letter = ports.exchanges.dead_letter(exchange_id)
     if replay_key is not None and letter is not None and letter.replay_key == replay_key:
         return False

@@ -299,7 +299,16 @@ class SqlExchangeStore:
                 ),
             )
 
+    def current(self, exchange_id: str) -> ExchangeRecord:
+        """The exchange's row without its history: what the workflow steps read."""
+        with self._engine.connect() as connection:
+            row = connection.execute(select(exchanges).where(exchanges.c.id == exchange_id)).first()
+        if row is None:
+            raise NotFound(f"exchange {exchange_id} does not exist")
+        return _record(row)
+
     def get(self, exchange_id: str) -> ExchangeRecord:
+        """The exchange with its ordered history of transitions."""
         with self._engine.connect() as connection:
             row = connection.execute(select(exchanges).where(exchanges.c.id == exchange_id)).first()
             if row is None:

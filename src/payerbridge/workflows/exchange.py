@@ -59,7 +59,7 @@ def _current() -> ExchangePorts:
 
 
 def _request(exchange_id: str) -> ExchangeRequest:
-    record = _current().exchanges.get(exchange_id)
+    record = _current().exchanges.current(exchange_id)
     return ExchangeCreate.model_validate(record.request).to_domain()
 
 
@@ -214,14 +214,14 @@ def sweep_unstarted(ports: ExchangePorts, *, older_than: timedelta) -> int:
     """Enqueue the workflow of every exchange that is still working but has not moved for
     ``older_than``: one whose process died between recording it and enqueueing it.
     Enqueueing an existing workflow id is a no-op, so this is safe to run anywhere."""
-    store: Any = ports.exchanges
+    store = ports.exchanges
     cutoff = ports.clock() - older_than
     count = 0
     for state in ExchangeState:
         if state in STOPPED_STATES:
             continue
         for exchange_id in store.ids_in_state(state, updated_before=cutoff):
-            record = store.get(exchange_id)
+            record = store.current(exchange_id)
             enqueue_exchange(exchange_id, record.partner_id, replay_count=record.replay_count)
             count += 1
     if count:
