@@ -89,3 +89,21 @@ def test_a_rejected_payload_fails_the_exchange_and_stores_nothing(platform: Plat
     assert record.state is ExchangeState.FAILED
     assert record.error_code == "invalid-payload"
     assert platform.members.count(source_prefix="exchange:") == 0
+
+
+@pytest.mark.parametrize("left_in", [ExchangeState.VALIDATED, ExchangeState.CONSENT_VERIFIED])
+def test_a_prepare_step_cut_off_between_its_transitions_resumes(
+        platform: Platform, left_in: ExchangeState) -> None:
+    ports = platform.exchange_ports
+    exchange_id = submit(platform, an_exchange_request())
+    for state in (ExchangeState.VALIDATED, ExchangeState.CONSENT_VERIFIED):
+        platform.exchanges.transition(exchange_id, state, at=ports.clock(), actor="crash")
+        if state is left_in:
+            break
+    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
+    for step in (service.prepare, service.match, service.retrieve, service.normalize):
+        step(ports, exchange_id, request)
+    record = platform.exchanges.get(exchange_id)
+    assert record.state is ExchangeState.COMPLETED
+    states = [t.to_state for t in record.transitions]
+    assert states.count("consent_verified") == 1 and states.count("route_selected") == 1

@@ -211,12 +211,34 @@ def idempotency_key(record: ExchangeRecordLike, step: str) -> str:
 def prepare(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) -> StepResult:
     """submitted → validated → consent_verified → route_selected, or blocked/failed.
 
-    A replayed exchange starts here from ``validated``, so consent is checked again."""
-    record = ports.exchanges.current(exchange_id)
-    if record.state is S.SUBMITTED:
+    Resumes from whichever of those states a crash left it in (each transition is its
+    own commit). A replayed exchange starts here from ``validated``, so consent is
+    checked again."""
+    state = ports.exchanges.current(exchange_id).state
+    if state not in (S.SUBMITTED, S.VALIDATED, S.CONSENT_VERIFIED):
+        return _stopped(state)
+    if state is S.SUBMITTED:
         _advance(ports, exchange_id, S.VALIDATED)
-    elif record.state is not S.VALIDATED:
-        return _stopped(record.state)
+    if state in (S.SUBMITTED, S.VALIDATED):
+        blocked = _check_consent_period(ports, exchange_id, request)
+        if blocked is not None:
+            return blocked
+    partner = ports.partners.get(request.old_payer)
+    if partner is None:
+        return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
+    _advance(
+        ports,
+        exchange_id,
+        S.ROUTE_SELECTED,
+        detail={"partner_id": partner.id, "endpoint": partner.fhir_base},
+    )
+    return StepResult(S.ROUTE_SELECTED)
+
+
+def _check_consent_period(
+    ports: ExchangePorts, exchange_id: str, request: ExchangeRequest
+) -> StepResult | None:
+    """validated → consent_verified, or → blocked (returned) when today is outside it."""
     today: date = ports.clock().date()
     consent = request.consent
     if not consent.start <= today <= consent.end:
@@ -233,16 +255,7 @@ def prepare(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) ->
         )
         return StepResult(S.BLOCKED, done=True)
     _advance(ports, exchange_id, S.CONSENT_VERIFIED, detail={"policy": consent.policy})
-    partner = ports.partners.get(request.old_payer)
-    if partner is None:
-        return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
-    _advance(
-        ports,
-        exchange_id,
-        S.ROUTE_SELECTED,
-        detail={"partner_id": partner.id, "endpoint": partner.fhir_base},
-    )
-    return StepResult(S.ROUTE_SELECTED)
+    return None
 
 
 _MATCH_FAILURES: dict[type[Exception], str] = {
