@@ -41,3 +41,33 @@ def an_exchange_request(old_payer: str = "old-plan", **member: Any) -> dict[str,
         "consent": {"policy": "sensitive", "start": "2026-01-01", "end": "2099-01-01",
                     "source_reference": "DocumentReference/optin-1"},
     }
+
+
+def member_match_parameters(request: dict[str, Any] | None = None, *,
+                            our_npi: str = "1234567893", partner_npi: str = "1245319599",
+                            policy: str | None = None, start: str | None = None,
+                            end: str | None = None) -> dict[str, Any]:
+    """The $member-match Parameters the new payer (``our_npi``) sends the old payer
+    (``partner_npi``), with the opt-in as HRex Consent, exactly as an exchange sends it."""
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from payerbridge.consent.model import ConsentId
+    from payerbridge.exchange.opt_in import opt_in_consent
+    from payerbridge.exchange.schemas import ExchangeCreate
+    from payerbridge.fhir.member_match import build_member_match_request
+    from payerbridge.routing.model import Organization, Partner
+    from payerbridge.types import ClientId, MemberId
+
+    raw = request or an_exchange_request()
+    consent = dict(raw["consent"])
+    consent.update({k: v for k, v in (("policy", policy), ("start", start), ("end", end)) if v})
+    domain = ExchangeCreate.model_validate({**raw, "consent": consent}).to_domain()
+    assert domain.consent is not None
+    old = Partner("old", "Old", partner_npi, "http://old.example/fhir")
+    opt_in = opt_in_consent(domain.consent, consent_id=ConsentId("c"), member_id=MemberId("N1"),
+                            old_payer=old, us=Organization("New", our_npi),
+                            client_id=ClientId("t"), zone=ZoneInfo("UTC"),
+                            at=datetime.combine(date(2026, 1, 1), datetime.min.time(), UTC))
+    return build_member_match_request(domain, opt_in.resource, our_name="New", our_npi=our_npi,
+                                      partner_name="Old", partner_npi=partner_npi)

@@ -8,6 +8,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import Engine
@@ -20,6 +21,8 @@ from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Organization
 from payerbridge.store.audit import SqlAuditLog
 from payerbridge.store.breakers import SqlBreakerStore
+from payerbridge.store.clients import SqlClientRegistry
+from payerbridge.store.consents import SqlConsentStore
 from payerbridge.store.database import create_db_engine, migrate
 from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.idempotency import SqlIdempotencyStore
@@ -59,6 +62,8 @@ class Platform:
     breakers: SqlBreakerStore
     audit: SqlAuditLog
     idempotency: SqlIdempotencyStore
+    consents: SqlConsentStore
+    clients: SqlClientRegistry
     client: HttpxPartnerClient
     exchange_ports: ExchangePorts
 
@@ -99,6 +104,7 @@ def build_platform(
     partners = SqlPartnerDirectory(engine)
     exchanges = SqlExchangeStore(engine)
     breakers = SqlBreakerStore(engine)
+    consents = SqlConsentStore(engine)
     client = HttpxPartnerClient(
         timeout_seconds=settings.partner_timeout_seconds,
         user_agent=f"payerbridge/{__version__}",
@@ -110,11 +116,14 @@ def build_platform(
         client=client,
         writer=members,
         breakers=breakers,
+        consents=consents,
+        audit=SqlAuditLog(engine),
         us=Organization(settings.org_name, settings.org_npi),
         clock=utcnow,
         new_id=new_id,
         random=random.random,
         retry_policy=retry_policy(settings),
+        consent_zone=ZoneInfo(settings.consent_time_zone),
     )
     return Platform(
         settings=settings,
@@ -125,6 +134,8 @@ def build_platform(
         breakers=breakers,
         audit=SqlAuditLog(engine),
         idempotency=SqlIdempotencyStore(engine),
+        consents=consents,
+        clients=SqlClientRegistry(engine),
         client=client,
         exchange_ports=ports,
     )

@@ -12,6 +12,7 @@ import os
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -74,6 +75,11 @@ class Settings(BaseSettings):
         max_length=100,
         description="Stable id of this worker; a restarted worker recovers its own workflows.",
     )
+    consent_time_zone: str = Field(
+        default="UTC",
+        description="IANA zone in which date-only consent periods are read (whole days, "
+        "both ends inclusive), e.g. America/Chicago.",
+    )
     operator_token: SecretStr | None = Field(
         default=None, description="Bearer token of operators (replay); unset: no operator API."
     )
@@ -92,6 +98,15 @@ class Settings(BaseSettings):
     def _token_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 24:
             raise ValueError("operator_token must be at least 24 characters (use a random secret)")
+        return value
+
+    @field_validator("consent_time_zone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"consent_time_zone must be an IANA time zone, got {value!r}") from exc
         return value
 
     @field_validator("org_npi")

@@ -16,7 +16,8 @@
     │   ├── NoMatch
     │   └── AmbiguousMatch
     ├── ConsentError
-    │   └── ConsentDenied
+    │   └── ConsentDenied      the consent does not permit this (422 at $member-match)
+    │       └── DisclosureDenied   ... on data access (403)
     ├── PartnerError
     │   ├── PartnerUnavailable     retryable: down, timed out, 429, 5xx
     │   ├── PartnerAuthRejected    401/403: refresh credentials, then try once more
@@ -38,6 +39,7 @@ __all__ = [
     "Conflict",
     "ConsentDenied",
     "ConsentError",
+    "DisclosureDenied",
     "Forbidden",
     "IllegalTransition",
     "InvalidInput",
@@ -144,6 +146,17 @@ class ConsentError(PayerBridgeError):
 
 
 class ConsentDenied(ConsentError):
+    """A consent decision said no; ``reason`` is its machine-readable code (e.g. ``expired``)."""
+
+    # ``reason`` has a default so that the error survives pickling (DBOS records steps).
+    def __init__(
+        self, text: str, *, reason: str = "refused", issues: list[Issue] | None = None
+    ) -> None:
+        super().__init__(text, issues=issues)
+        self.reason = reason
+
+
+class DisclosureDenied(ConsentDenied):
     pass
 
 

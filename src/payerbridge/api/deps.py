@@ -14,6 +14,7 @@ import orjson
 from fastapi import Depends, Request
 
 from payerbridge.bootstrap import Platform
+from payerbridge.consent.model import Requester
 from payerbridge.errors import (
     Forbidden,
     Issue,
@@ -46,12 +47,29 @@ _READABLE = ("application/fhir+json", "application/json", "application/json+fhir
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling. Until SMART Backend Services lands, a caller is either anonymous or
-    an operator holding the configured operator token."""
+    """Who is calling: anonymous, an operator (the configured operator token), or a
+    registered client organization (a credential from ``payerbridge clients add``).
+    Until SMART Backend Services lands this dependency is the one place that decides."""
 
     client_id: ClientId
     is_authenticated: bool
     is_operator: bool = False
+    npi: str | None = None  # the client organization's NPI; consents name it
+
+    def as_requester(self) -> Requester:
+        if self.npi is None:
+            raise Unauthenticated(
+                "this operation needs a registered client's bearer credential",
+                issues=[
+                    Issue(
+                        "send Authorization: Bearer <client credential> "
+                        "(issued with `payerbridge clients add`)",
+                        "Authorization",
+                        "login",
+                    )
+                ],
+            )
+        return Requester(client_id=self.client_id, npi=self.npi)
 
 
 def current_caller(request: Request) -> Caller:
@@ -59,17 +77,21 @@ def current_caller(request: Request) -> Caller:
     if authorization is None:
         return Caller(client_id=ClientId("anonymous"), is_authenticated=False)
     scheme, _, token = authorization.partition(" ")
-    expected = current_platform(request).settings.operator_token
-    if (
-        scheme.lower() != "bearer"
-        or expected is None
-        or not hmac.compare_digest(token.strip().encode(), expected.get_secret_value().encode())
-    ):
-        raise Unauthenticated(
-            "the bearer token is not valid",
-            issues=[Issue("the Authorization bearer token is not valid", "Authorization", "login")],
-        )
-    return Caller(client_id=ClientId("operator"), is_authenticated=True, is_operator=True)
+    token = token.strip()
+    platform = current_platform(request)
+    expected = platform.settings.operator_token
+    if scheme.lower() == "bearer" and token:
+        if expected is not None and hmac.compare_digest(
+            token.encode(), expected.get_secret_value().encode()
+        ):
+            return Caller(client_id=ClientId("operator"), is_authenticated=True, is_operator=True)
+        client = platform.clients.by_token(token)
+        if client is not None:
+            return Caller(ClientId(client.client_id), is_authenticated=True, npi=client.npi)
+    raise Unauthenticated(
+        "the bearer token is not valid",
+        issues=[Issue("the Authorization bearer token is not valid", "Authorization", "login")],
+    )
 
 
 def require_operator(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
@@ -94,7 +116,14 @@ def current_platform(request: Request) -> Platform:
     return platform
 
 
+def require_client(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    """A registered client organization: data access needs to know who is asking."""
+    caller.as_requester()
+    return caller
+
+
 CallerDep = Annotated[Caller, Depends(current_caller)]
+ClientDep = Annotated[Caller, Depends(require_client)]
 OperatorDep = Annotated[Caller, Depends(require_operator)]
 PlatformDep = Annotated[Platform, Depends(current_platform)]
 

@@ -6,6 +6,7 @@ code (2 invalid input, 3 not found, 4 conflict or unprocessable, 5 partner, 1 ot
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -277,13 +278,26 @@ def partners_add(
     name: Annotated[str, typer.Option(help="Organization name.")],
     npi: Annotated[str, typer.Option(help="The partner's NPI.")],
     base_url: Annotated[str, typer.Option(help="The partner's FHIR base URL.")],
+    credential_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of an environment variable holding the bearer credential the partner "
+            "issued to us (read from the environment so it stays out of shell history)."
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Register (or update) a partner payer."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.routing.model import Partner, validate_partner
 
-    partner = Partner(partner_id, name, npi, base_url)
+    credential = None
+    if credential_env is not None:
+        credential = os.environ.get(credential_env)
+        if not credential:
+            out.print(f"[red]error:[/red] environment variable {credential_env} is not set")
+            raise typer.Exit(2)
+    partner = Partner(partner_id, name, npi, base_url, credential)
     try:
         validate_partner(partner)
     except errors.PayerBridgeError as exc:
@@ -324,8 +338,11 @@ def main() -> None:  # pragma: no cover - console script entry point
 
 
 from payerbridge.cli import bench as _bench  # noqa: E402
+from payerbridge.cli import consents as _consents  # noqa: E402
 from payerbridge.cli import sandbox as _sandbox  # noqa: E402
 
 app.add_typer(_sandbox.sandbox_app, name="sandbox")
 app.add_typer(_bench.bench_app, name="bench")
+app.add_typer(_consents.clients_app, name="clients")
+app.add_typer(_consents.consents_app, name="consents")
 app.command("demo")(_sandbox.demo)

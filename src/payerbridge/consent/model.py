@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import NewType
+from typing import Any, NewType
 from zoneinfo import ZoneInfo
 
 from payerbridge.types import ClientId, MemberId
@@ -32,9 +32,11 @@ __all__ = [
     "ConsentId",
     "ConsentPolicy",
     "ConsentRecord",
+    "ConsentRole",
     "DenyReason",
     "Purpose",
     "Requester",
+    "StoredConsent",
     "end_of_day",
     "reason_text",
     "require_aware",
@@ -76,6 +78,9 @@ class DenyReason(StrEnum):
     POLICY_UNSUPPORTED = "policy-unsupported"
     NOT_YET_VALID = "not-yet-valid"
     EXPIRED = "expired"
+    # No consent on file covers this member and requester (decided by the service, which
+    # looks consents up; ``evaluate`` always has one in hand).
+    NO_CONSENT = "no-consent"
 
 
 # One sentence each that a member, an operator or a partner payer can act on.
@@ -109,12 +114,23 @@ _REASON_TEXT: dict[DenyReason, str] = {
         "The consent period has not started yet; retry on or after its start date."
     ),
     DenyReason.EXPIRED: ("The consent period has ended; a new consent from the member is needed."),
+    DenyReason.NO_CONSENT: (
+        "No consent from the member permits the requesting organization to receive this "
+        "data; present the member's HRex Consent with $member-match first."
+    ),
 }
 
 
 def reason_text(reason: DenyReason) -> str:
     """The human-readable sentence for a deny reason (safe to show to anyone)."""
     return _REASON_TEXT[reason]
+
+
+class ConsentRole(StrEnum):
+    """Which side of a consent we are on."""
+
+    DISCLOSE = "disclose"  # a requesting payer presented it to us; we hold the data
+    RECEIVE = "receive"  # our member's opt-in; we ask another payer for the data
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,22 @@ class ConsentRecord:
     policy_version: str  # the engine rules in force when the consent was accepted
     revoked_at: datetime | None = None
     revoked_by: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredConsent:
+    """A consent as we keep it: the record, our side of it, and the resource it came from."""
+
+    record: ConsentRecord
+    role: ConsentRole
+    partner_id: str | None  # the old payer an opt-in names (role ``receive``)
+    source_reference: str  # the signed consent document, for out-of-band audit only
+    resource: dict[str, Any]  # the HRex Consent as received or as we send it
+    created_at: datetime
+
+    @property
+    def consent_id(self) -> ConsentId:
+        return self.record.consent_id
 
 
 @dataclass(frozen=True)

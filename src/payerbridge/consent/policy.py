@@ -37,6 +37,7 @@ resource type it cannot segment passes ``{SENSITIVE}`` only
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from payerbridge.consent.model import (
@@ -50,7 +51,7 @@ from payerbridge.consent.model import (
 )
 from payerbridge.types import MemberId
 
-__all__ = ["effective_policy", "evaluate"]
+__all__ = ["decide_among", "effective_policy", "evaluate"]
 
 _ALL_POLICIES = frozenset(ConsentPolicy)
 
@@ -137,3 +138,48 @@ def _malformation(consent: ConsentRecord, purpose: str, data_scope: object) -> s
     if data_scope not in _ALL_POLICIES:
         return "the data scope of the request is not one of regular, sensitive"
     return None
+
+
+def decide_among(
+    consents: Sequence[ConsentRecord],
+    *,
+    member_id: MemberId,
+    requester: Requester,
+    purpose: str,
+    at_time: datetime,
+    data_scope: ConsentPolicy | str,
+    source_npi: str,
+    supported_policies: frozenset[ConsentPolicy] = _ALL_POLICIES,
+) -> tuple[ConsentDecision, ConsentRecord | None]:
+    """The decision over every consent on file for a member, newest first.
+
+    The first consent that permits wins (a member may have renewed). Otherwise the
+    reason is that of the newest consent naming this requester, so a requester never
+    learns the state of a consent given to someone else; with none, ``no-consent``.
+    """
+    applicable: ConsentRecord | None = None
+    first_denial: ConsentDecision | None = None
+    for consent in consents:
+        decision = evaluate(
+            consent,
+            member_id=member_id,
+            requester=requester,
+            purpose=purpose,
+            at_time=at_time,
+            data_scope=data_scope,
+            source_npi=source_npi,
+            supported_policies=supported_policies,
+        )
+        if decision.permitted:
+            return decision, consent
+        if first_denial is None and decision.reason not in _NOT_THEIRS:
+            first_denial, applicable = decision, consent
+    if first_denial is None:
+        return ConsentDecision.deny(DenyReason.NO_CONSENT), None
+    return first_denial, applicable
+
+
+# Denials that say the consent is not about this request at all.
+_NOT_THEIRS = frozenset(
+    {DenyReason.MEMBER_MISMATCH, DenyReason.SOURCE_MISMATCH, DenyReason.RECIPIENT_MISMATCH}
+)

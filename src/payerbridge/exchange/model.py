@@ -135,7 +135,13 @@ class ExchangeRequest:
     member: MemberDemographics
     old_coverage: CoverageCard
     new_coverage: CoverageCard
-    consent: ConsentGrant
+    consent: ConsentGrant | None  # the opt-in, captured with the request
+    consent_id: str | None = None  # or an opt-in captured before (POST /consents)
+
+    @property
+    def member_id(self) -> str:
+        """Our member id: the new card's member id, else its subscriber id."""
+        return self.new_coverage.member_id or self.new_coverage.subscriber_id or ""
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
+from payerbridge.audit.model import AuditEvent
+from payerbridge.consent.service import ConsentStore
 from payerbridge.exchange.breaker import Admission, BreakerState
 from payerbridge.exchange.model import DeadLetter, ExchangeState
 from payerbridge.exchange.retry import RetryPolicy
@@ -16,6 +19,7 @@ from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.model import Organization, Partner
 
 __all__ = [
+    "AuditLog",
     "BreakerStore",
     "ExchangePorts",
     "ExchangeStore",
@@ -67,9 +71,17 @@ class ExchangeStore(Protocol):
     def payload_sha256(self, exchange_id: str) -> str | None: ...
     def dead_letter_with(self, letter: DeadLetter) -> TransactionPart: ...
     def dead_letter(self, exchange_id: str) -> DeadLetter | None: ...
+    def block_under_consent_with(
+        self, consent_id: str, *, at: datetime, actor: str, reason_code: str, text: str
+    ) -> Callable[[Connection], list[str]]: ...
+
     def mark_replayed_with(
         self, exchange_id: str, *, by: str, key: str | None, at: datetime
     ) -> TransactionPart: ...
+
+
+class AuditLog(Protocol):
+    def record(self, event: AuditEvent) -> None: ...
 
 
 class ResourceWriter(Protocol):
@@ -102,8 +114,11 @@ class ExchangePorts:
     client: PartnerClient
     writer: ResourceWriter
     breakers: BreakerStore
+    consents: ConsentStore
+    audit: AuditLog
     us: Organization
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
     random: Callable[[], float]  # uniform in [0, 1), for retry jitter
     retry_policy: RetryPolicy
+    consent_zone: ZoneInfo  # where date-only opt-in periods are read

@@ -70,13 +70,39 @@ class ConsentIn(_Strict):
             raise ValueError("consent end is before its start")
         return self
 
+    def to_domain(self) -> ConsentGrant:
+        return ConsentGrant(self.policy, self.start, self.end, self.source_reference)
+
+
+class ConsentCapture(ConsentIn):
+    """A member's opt-in captured ahead of any exchange (POST /consents)."""
+
+    member_id: str = Field(
+        min_length=1, max_length=64, description="Our member id (as on the new card)."
+    )
+    old_payer: str = Field(min_length=1, max_length=64, description="Registered partner id.")
+
 
 class ExchangeCreate(_Strict):
     old_payer: str = Field(min_length=1, max_length=64, description="Registered partner id.")
     member: MemberIn
     old_coverage: CoverageIn
     new_coverage: CoverageIn
-    consent: ConsentIn
+    consent: ConsentIn | None = Field(
+        default=None, description="The member's opt-in, captured with this request."
+    )
+    consent_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Or the id of an opt-in captured before (POST /consents).",
+    )
+
+    @model_validator(mode="after")
+    def _one_opt_in(self) -> ExchangeCreate:
+        if (self.consent is None) == (self.consent_id is None):
+            raise ValueError("give exactly one of consent (the opt-in) or consent_id")
+        return self
 
     def to_domain(self) -> ExchangeRequest:
         member = self.member
@@ -100,12 +126,8 @@ class ExchangeCreate(_Strict):
             ),
             old_coverage=_card(self.old_coverage),
             new_coverage=_card(self.new_coverage),
-            consent=ConsentGrant(
-                self.consent.policy,
-                self.consent.start,
-                self.consent.end,
-                self.consent.source_reference,
-            ),
+            consent=self.consent.to_domain() if self.consent else None,
+            consent_id=self.consent_id,
         )
 
 

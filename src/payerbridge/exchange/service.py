@@ -12,15 +12,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
 
+from payerbridge.consent.model import ConsentId, ConsentRole, Requester, StoredConsent
+from payerbridge.consent.service import authorize_request, record_consent, revoke_consent
 from payerbridge.errors import (
     AmbiguousMatch,
     Conflict,
-    ConsentError,
+    ConsentDenied,
+    IllegalTransition,
     Issue,
     NoMatch,
     PartnerAuthRejected,
@@ -30,17 +33,22 @@ from payerbridge.errors import (
 )
 from payerbridge.exchange.model import (
     STOPPED_STATES,
+    ConsentGrant,
     ExchangeRequest,
     ExchangeState,
     Submission,
 )
 from payerbridge.exchange.normalize import normalize_everything_bundle
+from payerbridge.exchange.opt_in import opt_in_consent
 from payerbridge.exchange.outbound import CallOutcome, StepClock, call_partner
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.fhir.member_match import build_member_match_request
+from payerbridge.routing.model import Partner
+from payerbridge.types import ClientId, MemberId
 
 __all__ = [
     "StepResult",
+    "capture_opt_in",
     "Submission",
     "fail",
     "match",
@@ -48,6 +56,7 @@ __all__ = [
     "prepare",
     "replay",
     "retrieve",
+    "revoke_and_stop",
     "submit_exchange",
 ]
 
@@ -68,6 +77,7 @@ class StepResult:
 
 class ExchangeRecordLike(Protocol):
     id: str
+    consent_id: str | None
     replay_count: int
     deadline_at: datetime | None
     created_at: datetime
@@ -91,8 +101,9 @@ def submit_exchange(
     digest = request_hash(raw)
     earlier = ports.exchanges.find_by_idempotency_key(client_id, idempotency_key)
     if earlier is None:
-        _check_partner(ports, request.old_payer)
+        partner = _check_partner(ports, request.old_payer)
         now = ports.clock()
+        consent_id = _opt_in(ports, request, partner, client_id=client_id, at=now)
         earlier = ports.exchanges.create(
             exchange_id=ports.new_id(),
             partner_id=request.old_payer,
@@ -104,6 +115,7 @@ def submit_exchange(
             idempotency_key=idempotency_key,
             deadline_at=now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
             policy_version=ports.retry_policy.version,
+            consent_id=consent_id,
         )
     if earlier.request_hash != digest:
         raise Conflict(
@@ -125,8 +137,9 @@ def submit_exchange(
     return earlier
 
 
-def _check_partner(ports: ExchangePorts, partner_id: str) -> None:
-    if ports.partners.get(partner_id) is None:
+def _check_partner(ports: ExchangePorts, partner_id: str) -> Partner:
+    partner = ports.partners.get(partner_id)
+    if partner is None:
         raise UnprocessableRequest(
             f"no partner is registered with id '{partner_id}'",
             issues=[
@@ -138,6 +151,60 @@ def _check_partner(ports: ExchangePorts, partner_id: str) -> None:
                 )
             ],
         )
+    return partner
+
+
+def _opt_in(
+    ports: ExchangePorts,
+    request: ExchangeRequest,
+    partner: Partner,
+    *,
+    client_id: str,
+    at: datetime,
+) -> str:
+    """The id of the opt-in the exchange runs under: captured now from the request, or
+    one captured before, which must be this member's and name this old payer."""
+    if request.consent is not None:
+        captured = capture_opt_in(ports, request.consent, request.member_id, partner, client_id)
+        return captured.consent_id
+    stored = ports.consents.get(request.consent_id or "")
+    problem = None
+    if stored is None or stored.role is not ConsentRole.RECEIVE:
+        problem = f"no member opt-in is recorded with id '{request.consent_id}'"
+    elif stored.partner_id != partner.id:
+        problem = "the opt-in names another old payer than this exchange's old_payer"
+    elif stored.record.member_id != request.member_id:
+        problem = "the opt-in was given by another member than the one on new_coverage"
+    if problem is not None or stored is None:
+        raise UnprocessableRequest(
+            problem or "unknown opt-in", issues=[Issue(problem or "", "consent_id", "value")]
+        )
+    return stored.consent_id
+
+
+def capture_opt_in(
+    ports: ExchangePorts,
+    grant: ConsentGrant,
+    member_id: str,
+    partner: Partner,
+    client_id: str,
+    *,
+    request_id: str | None = None,
+) -> StoredConsent:
+    """Record a member's opt-in to the exchange with ``partner`` (audited); the same
+    opt-in captured again returns the first record."""
+    now = ports.clock()
+    consent = opt_in_consent(
+        grant,
+        consent_id=ConsentId(ports.new_id()),
+        member_id=MemberId(member_id),
+        old_payer=partner,
+        us=ports.us,
+        client_id=ClientId(client_id),
+        zone=ports.consent_zone,
+        at=now,
+    )
+    return record_consent(ports.consents, consent, actor=client_id, request_id=request_id)
 
 
 def fail(ports: ExchangePorts, exchange_id: str, code: str, text: str) -> StepResult:
@@ -214,18 +281,25 @@ def prepare(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) ->
     Resumes from whichever of those states a crash left it in (each transition is its
     own commit). A replayed exchange starts here from ``validated``, so consent is
     checked again."""
-    state = ports.exchanges.current(exchange_id).state
+    record = ports.exchanges.current(exchange_id)
+    state = record.state
     if state not in (S.SUBMITTED, S.VALIDATED, S.CONSENT_VERIFIED):
         return _stopped(state)
-    if state is S.SUBMITTED:
-        _advance(ports, exchange_id, S.VALIDATED)
-    if state in (S.SUBMITTED, S.VALIDATED):
-        blocked = _check_consent_period(ports, exchange_id, request)
-        if blocked is not None:
-            return blocked
     partner = ports.partners.get(request.old_payer)
     if partner is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
+    if state is S.SUBMITTED:
+        _advance(ports, exchange_id, S.VALIDATED)
+    if state in (S.SUBMITTED, S.VALIDATED):
+        gate = _consent_gate(ports, record, partner, "prepare")
+        if isinstance(gate, StepResult):
+            return gate
+        _advance(
+            ports,
+            exchange_id,
+            S.CONSENT_VERIFIED,
+            detail={"consent_id": record.consent_id, "policy": gate.record.policy.value},
+        )
     _advance(
         ports,
         exchange_id,
@@ -235,27 +309,46 @@ def prepare(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) ->
     return StepResult(S.ROUTE_SELECTED)
 
 
-def _check_consent_period(
-    ports: ExchangePorts, exchange_id: str, request: ExchangeRequest
-) -> StepResult | None:
-    """validated → consent_verified, or → blocked (returned) when today is outside it."""
-    today: date = ports.clock().date()
-    consent = request.consent
-    if not consent.start <= today <= consent.end:
-        code = "consent-expired" if today > consent.end else "consent-not-yet-valid"
+def _consent_gate(
+    ports: ExchangePorts, record: ExchangeRecordLike, partner: Partner, hop: str
+) -> StoredConsent | StepResult:
+    """Re-check the member's opt-in before this hop (audited). Permitted: the consent.
+    Denied: the exchange is ``blocked`` with the reason (``revoked``, ``expired``, ...)
+    and nothing is sent."""
+    stored = ports.consents.get(record.consent_id) if record.consent_id else None
+    disclosure = authorize_request(
+        stored,
+        consent_id=record.consent_id,
+        partner_npi=partner.npi,
+        us=Requester(ClientId(SYSTEM_ACTOR), ports.us.npi),
+        at=ports.clock(),
+        hop=hop,
+    )
+    ports.audit.record(disclosure.event)
+    decision = disclosure.decision
+    if decision.permitted and stored is not None:
+        return stored
+    reason = decision.reason.value if decision.reason else "no-consent"
+    return _block(ports, record.id, reason, decision.text, {"hop": hop})
+
+
+def _block(
+    ports: ExchangePorts, exchange_id: str, reason: str, text: str, detail: dict[str, Any]
+) -> StepResult:
+    """→ ``blocked`` on consent grounds; a revocation may have blocked it already."""
+    try:
         _advance(
             ports,
             exchange_id,
             S.BLOCKED,
-            reason_code=code,
-            updates={
-                "error_code": code,
-                "error_text": "the member's consent period does not include today",
-            },
+            reason_code=reason,
+            detail=detail,
+            updates={"error_code": reason, "error_text": text},
         )
-        return StepResult(S.BLOCKED, done=True)
-    _advance(ports, exchange_id, S.CONSENT_VERIFIED, detail={"policy": consent.policy})
-    return None
+    except IllegalTransition:
+        return _stopped(ports.exchanges.current(exchange_id).state)
+    logger.warning("exchange blocked", extra={"exchange_id": exchange_id, "reason_code": reason})
+    return StepResult(S.BLOCKED, done=True)
 
 
 _MATCH_FAILURES: dict[type[Exception], str] = {
@@ -282,8 +375,12 @@ def match(
     partner = ports.partners.get(request.old_payer)
     if partner is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
+    gate = _consent_gate(ports, record, partner, "member-match")
+    if isinstance(gate, StepResult):
+        return gate
     parameters = build_member_match_request(
         request,
+        gate.resource,
         our_name=ports.us.name,
         our_npi=ports.us.npi,
         partner_name=partner.name,
@@ -301,10 +398,10 @@ def match(
                 partner, parameters, idempotency_key=key, timeout=timeout
             ),
         )
-    except (NoMatch, AmbiguousMatch, ConsentError) as exc:
-        return _fail(
-            ports, exchange_id, _MATCH_FAILURES.get(type(exc), "consent-refused"), exc.text
-        )
+    except ConsentDenied as exc:  # the old payer cannot comply with the consent (mm-11)
+        return _block(ports, exchange_id, exc.reason, exc.text, {"by": "partner"})
+    except (NoMatch, AmbiguousMatch) as exc:
+        return _fail(ports, exchange_id, _MATCH_FAILURES[type(exc)], exc.text)
     except PartnerError as exc:  # terminal: a contract error, or credentials refused twice
         return _fail(ports, exchange_id, _partner_code(exc), exc.text, {"status": exc.status})
     if outcome.value is None:
@@ -368,6 +465,9 @@ def retrieve(
     partner = ports.partners.get(request.old_payer)
     if partner is None or record.matched_member_ref is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
+    gate = _consent_gate(ports, record, partner, "everything")
+    if isinstance(gate, StepResult):
+        return gate
     if record.state is S.MEMBER_MATCHED:
         _advance(ports, exchange_id, S.RETRIEVING)
     member_ref = record.matched_member_ref
@@ -383,6 +483,8 @@ def retrieve(
                 partner, member_ref, idempotency_key=key, timeout=timeout
             ),
         )
+    except ConsentDenied as exc:  # the old payer refused on consent grounds
+        return _block(ports, exchange_id, exc.reason, exc.text, {"by": "partner"})
     except PartnerError as exc:
         return _fail(ports, exchange_id, _partner_code(exc), exc.text, {"status": exc.status})
     if outcome.value is None:
@@ -500,3 +602,31 @@ def replay(
     )
     logger.info("exchange replayed", extra={"exchange_id": exchange_id})
     return True
+
+
+def revoke_and_stop(
+    ports: ExchangePorts, consent_id: str, *, by: str, request_id: str | None
+) -> tuple[StoredConsent, list[str]]:
+    """Revoke a consent now; unfinished exchanges running under it (a member's opt-in)
+    move to ``blocked`` with reason ``revoked`` in the same transaction, so no step
+    that starts afterwards sends anything. Returns the consent and the blocked ids."""
+    now = ports.clock()
+    blocked: list[str] = []
+
+    def stop_exchanges(connection: Any, revoked: StoredConsent) -> None:
+        if revoked.role is ConsentRole.RECEIVE:
+            block = ports.exchanges.block_under_consent_with(
+                consent_id,
+                at=now,
+                actor=by,
+                reason_code="revoked",
+                text="the member revoked the consent this exchange ran under",
+            )
+            blocked.extend(block(connection))
+
+    revoked = revoke_consent(
+        ports.consents, consent_id, at=now, by=by, request_id=request_id, also=stop_exchanges
+    )
+    if blocked:
+        logger.info("exchanges blocked by revocation", extra={"exchanges": len(blocked)})
+    return revoked, blocked

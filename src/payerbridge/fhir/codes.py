@@ -1,6 +1,7 @@
 """Canonical URLs and code systems payerbridge speaks (HRex 1.1 / PDex 2.1 on FHIR R4 4.0.1)."""
 
 __all__ = [
+    "CONSENT_DENY_REASON",
     "CONSENT_POLICY",
     "FHIR_VERSION",
     "HREX_TEMP",
@@ -26,6 +27,9 @@ MEMBER_MATCH_IN_PROFILE = (
 )
 _POLICY_BASE = "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition-hrex-consent.html"
 # HRex consent policy URIs by our short names.
+# Our machine-readable consent deny reasons (``consent.model.DenyReason``) in
+# OperationOutcome ``issue.details.coding``.
+CONSENT_DENY_REASON = "urn:payerbridge:consent-deny-reason"
 CONSENT_POLICY = {"regular": f"{_POLICY_BASE}#regular", "sensitive": f"{_POLICY_BASE}#sensitive"}
 PDEX_PROVENANCE_PROFILE = "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provenance"
 PROVENANCE_SOURCE_FORMAT = (

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -75,6 +75,7 @@ class ParsedConsent:
     performer: str
     source_reference: str
     resource_hash: str
+    resource: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def to_record(
         self, consent_id: ConsentId, *, member_id: MemberId, policy_version: str = POLICY_VERSION
@@ -149,6 +150,7 @@ def parse_hrex_consent(
         performer=performer,
         source_reference=source_reference,
         resource_hash=consent_hash(resource),
+        resource=resource,
     )
 
 

@@ -215,13 +215,15 @@ def _coverage(
 
 def build_member_match_request(
     request: ExchangeRequest,
+    consent: dict[str, Any],
     *,
     our_name: str,
     our_npi: str,
     partner_name: str,
     partner_npi: str,
 ) -> dict[str, Any]:
-    """The HRex Parameters the new payer sends: always with Consent (HRex 1.0.0 needs it)."""
+    """The HRex Parameters the new payer sends: always with the member's Consent (HRex
+    1.0.0 needs it), as captured with the opt-in (``exchange.opt_in``)."""
     member = request.member
     patient: dict[str, Any] = {
         "resourceType": "Patient",
@@ -243,65 +245,6 @@ def build_member_match_request(
         patient["address"] = [address]
     if member.phone:
         patient["telecom"] = [{"system": "phone", "value": member.phone}]
-    consent = request.consent
-    consent_resource = {
-        "resourceType": "Consent",
-        "id": "1",
-        "meta": {"profile": [codes.HREX_CONSENT_PROFILE]},
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [
-            {
-                "coding": [
-                    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IDSCL"}
-                ]
-            }
-        ],
-        "patient": {"reference": "Patient/1"},
-        "performer": [{"reference": "Patient/1"}],
-        "sourceReference": {"reference": consent.source_reference},
-        "policy": [{"uri": codes.CONSENT_POLICY[consent.policy]}],
-        "provision": {
-            "type": "permit",
-            "period": {"start": consent.start.isoformat(), "end": consent.end.isoformat()},
-            "actor": [
-                {
-                    "role": {
-                        "coding": [{"system": codes.PROVENANCE_PARTICIPANT, "code": "performer"}]
-                    },
-                    "reference": organization_reference(Organization(partner_name, partner_npi)),
-                },
-                {
-                    "role": {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                "code": "IRCP",
-                            }
-                        ]
-                    },
-                    "reference": organization_reference(Organization(our_name, our_npi)),
-                },
-            ],
-            "action": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/consentaction",
-                            "code": "disclose",
-                        }
-                    ]
-                }
-            ],
-        },
-    }
     to_match = _coverage(
         request.old_coverage,
         resource_id="coverage-to-match",
@@ -324,7 +267,7 @@ def build_member_match_request(
             {"name": "MemberPatient", "resource": patient},
             {"name": "CoverageToMatch", "resource": to_match},
             {"name": "CoverageToLink", "resource": to_link},
-            {"name": "Consent", "resource": consent_resource},
+            {"name": "Consent", "resource": consent},
         ],
     }
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payerbridge import errors
+from payerbridge.fhir import codes
 
 __all__ = ["ErrorRendering", "operation_outcome", "outcome_for", "rendering_for"]
 
@@ -36,6 +37,7 @@ _TABLE: tuple[tuple[type[errors.PayerBridgeError], ErrorRendering], ...] = (
     (errors.UnprocessableRequest, ErrorRendering(422, "error", "business-rule")),
     (errors.NoMatch, ErrorRendering(422, "error", "not-found")),
     (errors.AmbiguousMatch, ErrorRendering(422, "error", "multiple-matches")),
+    (errors.DisclosureDenied, ErrorRendering(403, "error", "forbidden")),
     (errors.ConsentDenied, ErrorRendering(422, "error", "business-rule")),
     (errors.ConsentError, ErrorRendering(422, "error", "business-rule")),
     (errors.PartnerUnavailable, ErrorRendering(503, "error", "transient")),
@@ -55,9 +57,17 @@ def rendering_for(error: errors.PayerBridgeError) -> ErrorRendering:
 
 
 def operation_outcome(
-    issues: list[errors.Issue], *, severity: str, code: str, request_id: str | None = None
+    issues: list[errors.Issue],
+    *,
+    severity: str,
+    code: str,
+    request_id: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    """An OperationOutcome with one issue per problem; the request id lets support find the logs."""
+    """An OperationOutcome with one issue per problem; the request id lets support find the logs.
+
+    ``reason`` is a consent deny reason, given as ``details.coding`` so that a partner's
+    software can tell a revoked consent from an expired one without reading the text."""
     rendered = []
     for issue in issues:
         entry: dict[str, Any] = {
@@ -65,6 +75,8 @@ def operation_outcome(
             "code": issue.code or code,
             "details": {"text": issue.text},
         }
+        if reason:
+            entry["details"]["coding"] = [{"system": codes.CONSENT_DENY_REASON, "code": reason}]
         if issue.expression:
             entry["expression"] = [issue.expression]
         if request_id:
@@ -78,6 +90,10 @@ def outcome_for(
 ) -> tuple[int, dict[str, Any]]:
     rendering = rendering_for(error)
     body = operation_outcome(
-        error.issues, severity=rendering.severity, code=rendering.code, request_id=request_id
+        error.issues,
+        severity=rendering.severity,
+        code=rendering.code,
+        request_id=request_id,
+        reason=error.reason if isinstance(error, errors.ConsentDenied) else None,
     )
     return rendering.status, body

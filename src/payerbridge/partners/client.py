@@ -2,7 +2,8 @@
 
 Turns HTTP outcomes into our errors, in the classes of ``exchange.retry``: 422 with
 ``not-found`` / ``multiple-matches`` into NoMatch / AmbiguousMatch, other 422s into
-ConsentDenied (HRex mm-11); 401/403 into PartnerAuthRejected; 429, 5xx, timeouts and
+ConsentDenied (HRex mm-11), as is a 403 that carries a consent deny reason; other
+401/403 into PartnerAuthRejected; 429, 5xx, timeouts and
 transport failures into PartnerUnavailable (with the partner's ``Retry-After``); other
 4xx and unreadable bodies into PartnerRejected. Bodies are never logged.
 """
@@ -27,6 +28,7 @@ from payerbridge.errors import (
     PartnerUnavailable,
 )
 from payerbridge.exchange.retry import FailureClass, classify_status
+from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
 from payerbridge.routing.model import Partner
 
@@ -44,6 +46,23 @@ def _outcome_codes(response: httpx.Response) -> list[str]:
     if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
         return []
     return [str(issue.get("code")) for issue in body.get("issue") or [] if isinstance(issue, dict)]
+
+
+def _consent_reason(response: httpx.Response) -> str | None:
+    """Our consent deny reason (``details.coding``) in a partner's OperationOutcome, if any:
+    a refusal on consent grounds is a decision, not a credentials problem."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return None
+    for issue in body.get("issue") or []:
+        details = issue.get("details") if isinstance(issue, dict) else None
+        for coding in (details or {}).get("coding") or []:
+            if isinstance(coding, dict) and coding.get("system") == codes.CONSENT_DENY_REASON:
+                return str(coding.get("code"))
+    return None
 
 
 def _outcome_text(response: httpx.Response) -> str:
@@ -92,9 +111,10 @@ class HttpxPartnerClient:
         self._client.close()
 
     def refresh_credentials(self, partner: Partner) -> None:
-        """Drop cached credentials for ``partner`` after a 401/403. Partners are called
-        without tokens until SMART Backend Services lands (roadmap), so nothing is cached
-        yet; the retry that follows is still the one allowed "needs-revalidation" try."""
+        """Drop cached credentials for ``partner`` after a 401/403. Until SMART Backend
+        Services lands (roadmap) the credential is a static bearer token read with the
+        partner on every call, so nothing is cached yet; the retry that follows is still
+        the one allowed "needs-revalidation" try."""
         logger.info("partner credentials refreshed", extra={"partner_id": partner.id})
 
     def _send(
@@ -108,6 +128,8 @@ class HttpxPartnerClient:
         timeout: float | None = None,
     ) -> httpx.Response:
         headers = {"X-Request-ID": idempotency_key, "Idempotency-Key": idempotency_key}
+        if partner.credential:
+            headers["Authorization"] = f"Bearer {partner.credential}"
         content = None
         if body is not None:
             headers["Content-Type"] = FHIR_JSON
@@ -140,6 +162,8 @@ class HttpxPartnerClient:
         )
         if response.status_code < 400 or response.status_code == 422:
             return response
+        if response.status_code == 403 and (reason := _consent_reason(response)):
+            raise ConsentDenied(_outcome_text(response), reason=reason)
         failure = classify_status(response.status_code)
         text = f"partner '{partner.id}' answered HTTP {response.status_code}"
         if failure is FailureClass.RETRYABLE:
@@ -175,7 +199,7 @@ class HttpxPartnerClient:
                 raise AmbiguousMatch(text)
             if "not-found" in codes:
                 raise NoMatch(text)
-            raise ConsentDenied(text)
+            raise ConsentDenied(text, reason=_consent_reason(response) or "refused")
         if response.status_code != 200:
             raise PartnerRejected(
                 f"partner '{partner.id}' rejected $member-match: {_outcome_text(response)}",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.npi import is_valid_npi
 
-__all__ = ["Organization", "Partner", "validate_partner"]
+__all__ = ["ApiClient", "Organization", "Partner", "validate_partner"]
 
 _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9\-]{0,63}$")
 
@@ -24,11 +24,22 @@ class Organization:
 
 
 @dataclass(frozen=True)
+class ApiClient:
+    """An organization registered to call us (a requesting payer), known by its NPI."""
+
+    client_id: str
+    name: str
+    npi: str
+
+
+@dataclass(frozen=True)
 class Partner:
     id: str
     name: str
     npi: str
     base_url: str  # the partner's FHIR base, e.g. https://fhir.oldplan.example/fhir
+    # The bearer credential this partner issued to us; a secret (kept out of repr).
+    credential: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def fhir_base(self) -> str:

@@ -13,7 +13,13 @@ from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import NotFound
-from payerbridge.exchange.model import DeadLetter, ExchangeState, Submission, check_transition
+from payerbridge.exchange.model import (
+    STOPPED_STATES,
+    DeadLetter,
+    ExchangeState,
+    Submission,
+    check_transition,
+)
 from payerbridge.store.audit import append_audit
 from payerbridge.store.tables import (
     dead_letters,
@@ -60,6 +66,7 @@ class ExchangeRecord:
     last_error: str | None
     deadline_at: datetime | None
     replay_count: int
+    consent_id: str | None = None
     transitions: tuple[Transition, ...] = ()
 
 
@@ -90,6 +97,7 @@ def _record(row: Any, transitions: tuple[Transition, ...] = ()) -> ExchangeRecor
         last_error=row.last_error,
         deadline_at=row.deadline_at,
         replay_count=row.replay_count,
+        consent_id=row.consent_id,
         transitions=transitions,
     )
 
@@ -159,6 +167,7 @@ class SqlExchangeStore:
         idempotency_key: str | None = None,
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
+        consent_id: str | None = None,
     ) -> Submission:
         """Record a new exchange in ``submitted``, or return the one this client already
         submitted under ``idempotency_key`` (the unique index settles concurrent storms)."""
@@ -179,6 +188,7 @@ class SqlExchangeStore:
                         deadline_at=deadline_at,
                         attempts=0,
                         replay_count=0,
+                        consent_id=consent_id,
                     )
                 )
                 _record_transition(
@@ -260,6 +270,59 @@ class SqlExchangeStore:
                 policy_version=policy_version,
                 request_id=None,
             )
+
+    def block_under_consent_with(
+        self, consent_id: str, *, at: datetime, actor: str, reason_code: str, text: str
+    ) -> Callable[[Connection], list[str]]:
+        """A transaction part that moves every unfinished exchange running under the consent
+        to ``blocked`` (locking each row), with its transition and audit event."""
+
+        def block(connection: Connection) -> list[str]:
+            rows = connection.execute(
+                select(exchanges.c.id, exchanges.c.state)
+                .where(
+                    exchanges.c.consent_id == consent_id,
+                    exchanges.c.state.not_in([s.value for s in STOPPED_STATES]),
+                )
+                .with_for_update()
+            ).all()
+            blocked = []
+            for row in rows:
+                current = ExchangeState(row.state)
+                check_transition(current, ExchangeState.BLOCKED)
+                seq = connection.execute(
+                    select(func.max(exchange_transitions.c.seq)).where(
+                        exchange_transitions.c.exchange_id == row.id
+                    )
+                ).scalar_one()
+                connection.execute(
+                    exchanges.update()
+                    .where(exchanges.c.id == row.id)
+                    .values(
+                        state=ExchangeState.BLOCKED.value,
+                        updated_at=at,
+                        error_code=reason_code,
+                        error_text=text,
+                        next_attempt_at=None,
+                    )
+                )
+                _record_transition(
+                    connection,
+                    row.id,
+                    seq + 1,
+                    current,
+                    ExchangeState.BLOCKED,
+                    at=at,
+                    actor=actor,
+                    reason_code=reason_code,
+                    detail={"consent_id": consent_id},
+                    policy_version=None,
+                    request_id=None,
+                )
+                blocked.append(row.id)
+            return blocked
+
+        return block
 
     def record_attempt(
         self,

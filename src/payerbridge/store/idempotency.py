@@ -120,4 +120,3 @@ class SqlIdempotencyStore:
                     table.c.status == _PENDING,
                 )
             )
-

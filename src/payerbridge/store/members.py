@@ -155,6 +155,25 @@ class SqlMemberStore:
             ).all()
         return [_with_meta(row) for row in rows]
 
+    def resource_types(self, patient_id: str) -> set[str]:
+        """The resource types in the member's compartment (what segmentation must judge)."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(fhir_resources.c.resource_type)
+                .where(fhir_resources.c.patient_id == patient_id)
+                .distinct()
+            ).all()
+        return {row.resource_type for row in rows}
+
+    def owner_of(self, resource_type: str, resource_id: str) -> str | None:
+        """The member whose compartment holds the resource; None for shared resources."""
+        with self._engine.connect() as connection:
+            return connection.execute(
+                select(fhir_resources.c.patient_id).where(
+                    fhir_resources.c.ref == f"{resource_type}/{resource_id}"
+                )
+            ).scalar_one_or_none()
+
     def find_refs_by_token(
         self, resource_type: str, param: str, value: str, system: str | None = None
     ) -> list[str]:

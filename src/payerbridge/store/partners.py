@@ -16,7 +16,13 @@ __all__ = ["SqlPartnerDirectory"]
 
 
 def _partner(row: object) -> Partner:
-    return Partner(id=row.id, name=row.name, npi=row.npi, base_url=row.base_url)  # type: ignore[attr-defined]
+    return Partner(
+        id=row.id,  # type: ignore[attr-defined]
+        name=row.name,  # type: ignore[attr-defined]
+        npi=row.npi,  # type: ignore[attr-defined]
+        base_url=row.base_url,  # type: ignore[attr-defined]
+        credential=row.credential,  # type: ignore[attr-defined]
+    )
 
 
 class SqlPartnerDirectory:
@@ -24,7 +30,8 @@ class SqlPartnerDirectory:
         self._engine = engine
 
     def register(self, partner: Partner, *, actor: str, request_id: str | None = None) -> bool:
-        """Create or update; True when the partner is new. Audited in the same transaction."""
+        """Create or update; True when the partner is new. Audited in the same transaction.
+        An update without a credential keeps the one on file."""
         now = datetime.now(UTC)
         with self._engine.begin() as connection:
             existed = (
@@ -37,18 +44,22 @@ class SqlPartnerDirectory:
                 name=partner.name,
                 npi=partner.npi,
                 base_url=partner.base_url,
+                credential=partner.credential,
                 created_at=now,
                 updated_at=now,
             )
+            changes = {
+                "name": partner.name,
+                "npi": partner.npi,
+                "base_url": partner.base_url,
+                "updated_at": now,
+            }
+            if partner.credential is not None:
+                changes["credential"] = partner.credential
             connection.execute(
                 statement.on_conflict_do_update(
                     index_elements=[partners.c.id],
-                    set_={
-                        "name": partner.name,
-                        "npi": partner.npi,
-                        "base_url": partner.base_url,
-                        "updated_at": now,
-                    },
+                    set_=changes,
                 )
             )
             append_audit(
@@ -61,7 +72,10 @@ class SqlPartnerDirectory:
                     entity_id=partner.id,
                     outcome="updated" if existed else "created",
                     request_id=request_id,
-                    detail={"base_url": partner.base_url},
+                    detail={
+                        "base_url": partner.base_url,
+                        "credential_set": partner.credential is not None,
+                    },
                 ),
             )
         return not existed

@@ -24,7 +24,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "api_clients",
     "audit_events",
+    "consents",
     "dead_letters",
     "exchange_payloads",
     "exchange_transitions",
@@ -37,6 +39,7 @@ __all__ = [
     "partners",
     "UtcDateTime",
 ]
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime on every backend (SQLite drops the zone; we put it back)."""
@@ -105,6 +108,50 @@ partners = Table(
     Column("base_url", String(500), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # The bearer credential the partner issued to us (until SMART Backend Services):
+    # a secret, never returned by the API or logged.
+    Column("credential", Text, nullable=True),
+)
+
+# Organizations allowed to call us (old-payer side), each with a bearer credential we
+# issued; only its sha256 is kept. SMART Backend Services replaces the credential later.
+api_clients = Table(
+    "api_clients",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("npi", String(10), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("disabled_at", UtcDateTime(), nullable=True),
+)
+
+# Every consent we hold, as structured fields (never an opaque blob), with the raw HRex
+# Consent kept beside them. ``role`` says which side we are on: ``disclose`` (a consent a
+# requesting payer presented to us at $member-match) or ``receive`` (a member's opt-in
+# captured by us as the new payer, sent with each $member-match we make).
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("member_id", String(64), nullable=False),
+    Column("policy", String(16), nullable=False),
+    Column("period_start", UtcDateTime(), nullable=False),
+    Column("period_end", UtcDateTime(), nullable=False),
+    Column("source_npi", String(10), nullable=False),
+    Column("recipient_npis", Text, nullable=False),
+    Column("client_id", String(200), nullable=False),
+    Column("partner_id", String(64), nullable=True),
+    Column("performer", String(500), nullable=False),
+    Column("source_reference", String(500), nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("resource_hash", String(64), nullable=False),
+    Column("policy_version", String(32), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("revoked_by", String(200), nullable=True),
+    Index("ix_consents_member", "member_id", "role", "created_at"),
 )
 
 exchanges = Table(
@@ -134,7 +181,10 @@ exchanges = Table(
     Column("last_error", Text, nullable=True),
     Column("deadline_at", UtcDateTime(), nullable=True),
     Column("replay_count", Integer, nullable=False, default=0, server_default="0"),
+    # The member's opt-in this exchange runs under (``consents`` with role ``receive``).
+    Column("consent_id", String(64), nullable=True),
     Index("ix_exchanges_state", "state", "created_at"),
+    Index("ix_exchanges_consent", "consent_id"),
     Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),
 )
 

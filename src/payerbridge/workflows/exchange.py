@@ -23,6 +23,7 @@ from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos._queue import QueueRateLimit  # the TypedDict is not re-exported
 from sqlalchemy.exc import OperationalError
 
+from payerbridge.errors import IllegalTransition
 from payerbridge.exchange import service
 from payerbridge.exchange.model import STOPPED_STATES, ExchangeRequest, ExchangeState
 from payerbridge.exchange.ports import ExchangePorts
@@ -144,6 +145,10 @@ def exchange_workflow(exchange_id: str) -> str:
         while True:
             try:
                 outcome = step(exchange_id, attempt, started)
+            except IllegalTransition:
+                # Someone else moved the exchange meanwhile (a revocation blocked it, an
+                # operator failed it): what they decided stands.
+                return fail_step(exchange_id, "state-changed", "the exchange changed state")
             except Exception as exc:  # noqa: BLE001 - every failure must end the exchange visibly
                 logger.exception(
                     "exchange step failed",

@@ -16,13 +16,11 @@ import pytest
 from payerbridge.consent import ConsentPolicy, Purpose, Requester, evaluate
 from payerbridge.consent.model import ConsentId
 from payerbridge.errors import Issue, UnprocessableRequest
-from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.fhir import codes
 from payerbridge.fhir.consent import build_hrex_consent, consent_hash, parse_hrex_consent
-from payerbridge.fhir.member_match import build_member_match_request
 from payerbridge.routing.model import Organization
 from payerbridge.types import ClientId, MemberId
-from tests.builders import an_exchange_request
+from tests.builders import member_match_parameters
 
 NEW_YORK = ZoneInfo("America/New_York")
 US = Organization("Old Health Plan", "1245319599")
@@ -138,10 +136,7 @@ def test_a_parsed_consent_becomes_a_record_the_engine_permits() -> None:
 
 
 def test_the_consent_member_match_requests_carry_is_accepted_by_the_old_payer() -> None:
-    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
-    parameters = build_member_match_request(
-        request, our_name=THEM.name, our_npi=THEM.npi, partner_name=US.name, partner_npi=US.npi
-    )
+    parameters = member_match_parameters(our_npi=THEM.npi, partner_npi=US.npi)
     consent = next(p["resource"] for p in parameters["parameter"] if p["name"] == "Consent")
     assert parse(consent).policy is ConsentPolicy.SENSITIVE
 

@@ -25,7 +25,7 @@ from payerbridge.consent import (
     revoke,
 )
 from payerbridge.consent.model import ConsentId, end_of_day, start_of_day
-from payerbridge.consent.policy import effective_policy
+from payerbridge.consent.policy import decide_among, effective_policy
 from payerbridge.types import ClientId, MemberId
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -136,10 +136,12 @@ def test_every_reason_is_reached(
     assert decision.policy_version == POLICY_VERSION
 
 
-def test_the_reason_codes_are_exactly_the_issue_s() -> None:
+def test_the_reason_codes_are_the_issue_s_and_no_consent() -> None:
+    # The eight of the issue, which ``evaluate`` decides, plus ``no-consent`` when the
+    # lookup finds nothing (``decide_among``).
     assert {reason.value for reason in DenyReason} == {
         "expired", "not-yet-valid", "revoked", "recipient-mismatch", "source-mismatch",
-        "policy-unsupported", "member-mismatch", "malformed",
+        "policy-unsupported", "member-mismatch", "malformed", "no-consent",
     }  # fmt: skip
 
 
@@ -352,3 +354,46 @@ def test_the_public_surface_names_exist(room: str) -> None:
     module = importlib.import_module(room)
     assert module.__all__
     assert [name for name in module.__all__ if not hasattr(module, name)] == []
+
+
+# -- decide_among: every consent on file for the member
+
+
+def among(*consents: ConsentRecord, **overrides: Any) -> tuple[ConsentDecision, Any]:
+    arguments: dict[str, Any] = {
+        "member_id": MEMBER,
+        "requester": REQUESTER,
+        "purpose": Purpose.PAYER_TO_PAYER,
+        "at_time": INSIDE,
+        "data_scope": SENSITIVE,
+        "source_npi": OUR_NPI,
+    }
+    arguments.update(overrides)
+    return decide_among(list(consents), **arguments)
+
+
+def test_no_consent_on_file_is_no_consent() -> None:
+    decision, chosen = among()
+    assert decision.reason is DenyReason.NO_CONSENT and chosen is None
+
+
+def test_a_renewed_consent_permits_though_the_older_one_expired() -> None:
+    expired = a_consent(consent_id=ConsentId("old"), period_end=INSIDE - timedelta(days=1))
+    renewed = a_consent(consent_id=ConsentId("new"))
+    decision, chosen = among(expired, renewed)
+    assert decision.permitted and chosen.consent_id == "new"
+
+
+def test_the_reason_is_the_newest_consent_that_names_the_requester() -> None:
+    revoked = a_consent(consent_id=ConsentId("newest"), revoked_at=INSIDE - timedelta(hours=1),
+                        revoked_by="member")
+    expired = a_consent(consent_id=ConsentId("older"), period_end=INSIDE - timedelta(days=1))
+    decision, chosen = among(revoked, expired)
+    assert decision.reason is DenyReason.REVOKED and chosen.consent_id == "newest"
+
+
+def test_another_requester_s_consent_reads_as_no_consent() -> None:
+    # A requester never learns the state of a consent the member gave someone else.
+    theirs = a_consent(recipient_npis=("1679576722",), revoked_at=INSIDE, revoked_by="m")
+    decision, _ = among(theirs)
+    assert decision.reason is DenyReason.NO_CONSENT

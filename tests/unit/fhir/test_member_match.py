@@ -6,21 +6,18 @@ import pytest
 from payerbridge.errors import InvalidInput, PartnerRejected
 from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.fhir.member_match import (
-    build_member_match_request,
     build_member_match_response,
     card_from_coverage,
     parse_member_match_request,
     parse_member_match_response,
 )
-from tests.builders import an_exchange_request
+from tests.builders import an_exchange_request, member_match_parameters
 
 HREX_TEMP = "http://hl7.org/fhir/us/davinci-hrex/CodeSystem/hrex-temp"
 
 
 def a_request() -> dict[str, Any]:
-    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
-    return build_member_match_request(request, our_name="New", our_npi="1234567893",
-                                      partner_name="Old", partner_npi="1245319599")
+    return member_match_parameters(an_exchange_request())
 
 
 def test_what_we_send_is_what_we_accept() -> None:

@@ -29,6 +29,7 @@ def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) ->
         "id": record.id,
         "state": record.state.value,
         "old_payer": record.partner_id,
+        "consent_id": record.consent_id,
         "created_at": utc_iso(record.created_at),
         "updated_at": utc_iso(record.updated_at),
         "matched_member": record.matched_member_ref,

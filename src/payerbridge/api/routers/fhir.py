@@ -5,20 +5,44 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from payerbridge import __version__
-from payerbridge.api.deps import Caller, CallerDep, PlatformDep, fhir_accept, read_json_body
+from payerbridge.api.deps import Caller, ClientDep, PlatformDep, fhir_accept, read_json_body
 from payerbridge.api.idempotency import Answer, answer_once, request_digest
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, new_id, utcnow
-from payerbridge.disclosure.service import member_everything
-from payerbridge.errors import InvalidInput, Issue, MatchError, NotFound
+from payerbridge.consent.model import (
+    ConsentId,
+    ConsentPolicy,
+    ConsentRole,
+    Purpose,
+    StoredConsent,
+)
+from payerbridge.consent.policy import evaluate
+from payerbridge.consent.segmentation import supported_policies
+from payerbridge.consent.service import (
+    Disclosure,
+    authorize_disclosure,
+    decision_event,
+    record_consent,
+)
+from payerbridge.disclosure.service import disclosable, member_everything
+from payerbridge.errors import (
+    ConsentDenied,
+    DisclosureDenied,
+    InvalidInput,
+    Issue,
+    MatchError,
+    NotFound,
+)
 from payerbridge.fhir.capability import capability_statement
+from payerbridge.fhir.consent import ParsedConsent, parse_hrex_consent
 from payerbridge.fhir.member_match import (
     MemberMatchInput,
     build_member_match_response,
@@ -29,6 +53,7 @@ from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
 from payerbridge.identity.service import match_member
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
+from payerbridge.types import MemberId
 
 __all__ = ["router"]
 
@@ -63,13 +88,21 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 @router.post("/Patient/$member-match")
 async def member_match(
     platform: PlatformDep,
-    caller: CallerDep,
+    caller: ClientDep,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     raw = await request.body()
     body = await read_json_body(request)
     match_input = parse_member_match_request(body)
+    consent = None
+    if match_input.consent is not None:  # 422 naming every bad element; nothing is stored
+        consent = parse_hrex_consent(
+            match_input.consent,
+            our_npi=platform.settings.org_npi,
+            requester=caller.as_requester(),
+            zone=ZoneInfo(platform.settings.consent_time_zone),
+        )
     umb_system = f"{fhir_base(platform, request)}/NamingSystem/umb"
     return await run_in_threadpool(
         answer_once,
@@ -78,7 +111,9 @@ async def member_match(
         idempotency_key,
         operation="member-match",
         request_hash=request_digest(raw),
-        run=lambda: _member_match(platform, caller, match_input, umb_system, idempotency_key),
+        run=lambda: _member_match(
+            platform, caller, match_input, consent, umb_system, idempotency_key
+        ),
     )
 
 
@@ -86,6 +121,7 @@ def _member_match(
     platform: Platform,
     caller: Caller,
     match_input: MemberMatchInput,
+    consent: ParsedConsent | None,
     umb_system: str,
     idempotency_key: str | None,
 ) -> Answer:
@@ -111,35 +147,120 @@ def _member_match(
     except MatchError as exc:  # an answer (422), kept and replayed like a match
         status, outcome = outcome_for(exc, current_request_id())
         return Answer(outcome, status, [audit("-", type(exc).__name__, {})])
+    events = [audit(matched.member_id, "match", {"candidates": matched.candidates_considered})]
+    if consent is not None:
+        refusal = _accept_consent(platform, caller, consent, matched.member_id, idempotency_key)
+        events.append(refusal.event)
+        if not refusal.decision.permitted:  # HRex mm-11: 422, and no member id goes out
+            try:
+                refusal.require(data_access=False)
+            except ConsentDenied as exc:
+                status, outcome = outcome_for(exc, current_request_id())
+                return Answer(outcome, status, events)
     response = build_member_match_response(
         identifier_system=matched.umb_system,
         identifier_value=matched.umb_value,
         member_id=matched.member_id,
     )
-    events = [audit(matched.member_id, "match", {"candidates": matched.candidates_considered})]
     return Answer(response, 200, events)
+
+
+def _accept_consent(
+    platform: Platform,
+    caller: Caller,
+    consent: ParsedConsent,
+    member_id: str,
+    idempotency_key: str | None,
+) -> Disclosure:
+    """Decide the presented consent for the matched member and, if it permits, keep it
+    (HRex mm-13) so that every later data request is checked against it."""
+    now = utcnow()
+    requester = caller.as_requester()
+    record = consent.to_record(ConsentId(new_id()), member_id=MemberId(member_id))
+    decision = evaluate(
+        record,
+        member_id=MemberId(member_id),
+        requester=requester,
+        purpose=Purpose.PAYER_TO_PAYER,
+        at_time=now,
+        data_scope=record.policy,
+        source_npi=platform.settings.org_npi,
+        supported_policies=supported_policies(platform.members.resource_types(member_id)),
+    )
+    if decision.permitted:
+        record = record_consent(
+            platform.consents,
+            StoredConsent(
+                record=record,
+                role=ConsentRole.DISCLOSE,
+                partner_id=None,
+                source_reference=consent.source_reference,
+                resource=consent.resource,
+                created_at=now,
+            ),
+            actor=caller.client_id,
+            request_id=current_request_id(),
+        ).record
+    event = decision_event(
+        decision,
+        consent_id=record.consent_id if decision.permitted else None,
+        member_id=member_id,
+        actor=caller.client_id,
+        hop="member-match",
+        at=now,
+        request_id=current_request_id(),
+        detail={"idempotency_key": idempotency_key},
+    )
+    return Disclosure(decision, record.consent_id, event)
+
+
+def _authorize(
+    platform: Platform, caller: Caller, patient_id: str, types: set[str], hop: str
+) -> ConsentPolicy:
+    """The data holder's consent check for one member; a denial is audited and raised
+    (403 with the reason), a permit returns the policy to segment by."""
+    disclosure = authorize_disclosure(
+        platform.consents,
+        member_id=MemberId(patient_id),
+        requester=caller.as_requester(),
+        at=utcnow(),
+        source_npi=platform.settings.org_npi,
+        supported_policies=supported_policies(types),
+        hop=hop,
+        request_id=current_request_id(),
+    )
+    platform.audit.record(disclosure.event)
+    return disclosure.require(data_access=True)
 
 
 @router.get("/Patient/{patient_id}/$everything")
 def everything(
     patient_id: str,
     platform: PlatformDep,
-    caller: CallerDep,
+    caller: ClientDep,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     _check_id(patient_id)
+    # Decided on every call, a retry under the same Idempotency-Key included: a consent
+    # revoked since the first answer stops the data here.
+    types = platform.members.resource_types(patient_id)
+    policy = _authorize(platform, caller, patient_id, types, "everything")
 
     def run() -> Answer:
+        compartment = platform.members.compartment(patient_id)
         now = utcnow()
-        bundle = member_everything(
+        result = member_everything(
             patient_id,
+            compartment,
             platform.members,
+            policy=policy,
             us=platform.us,
             fhir_base=fhir_base(platform, request),
             provenance_id=new_id(),
             now=now,
         )
+        bundle = result.bundle
         event = AuditEvent(
             at=now,
             actor=caller.client_id,
@@ -148,7 +269,12 @@ def everything(
             entity_id=patient_id,
             outcome="success",
             request_id=current_request_id(),
-            detail={"entries": len(bundle["entry"]), "idempotency_key": idempotency_key},
+            detail={
+                "entries": len(bundle["entry"]),
+                "withheld": result.withheld_count,
+                "policy": policy.value,
+                "idempotency_key": idempotency_key,
+            },
         )
         return Answer(bundle, 200, [event])
 
@@ -163,7 +289,9 @@ def everything(
 
 
 @router.get("/Patient")
-def search_patients(platform: PlatformDep, _caller: CallerDep, request: Request) -> FhirResponse:
+def search_patients(platform: PlatformDep, caller: ClientDep, request: Request) -> FhirResponse:
+    """Patients by identifier (the UMB from $member-match) or id; a member whose consent
+    does not permit the caller is simply not found."""
     params = request.query_params
     identifier, resource_id = params.get("identifier"), params.get("_id")
     if identifier is None and resource_id is None:
@@ -182,8 +310,22 @@ def search_patients(platform: PlatformDep, _caller: CallerDep, request: Request)
     if resource_id is not None:
         refs = [r for r in refs if r == f"Patient/{resource_id}"]
     base = fhir_base(platform, request)
-    found = platform.members.read_many(refs)
+    found = []
+    for patient in platform.members.read_many(refs):
+        policy = _permitted_policy(platform, caller, patient["id"], "search")
+        if policy is not None:
+            found.extend(disclosable([patient], policy))
     return FhirResponse(_searchset(found, base))
+
+
+def _permitted_policy(
+    platform: Platform, caller: Caller, patient_id: str, hop: str
+) -> ConsentPolicy | None:
+    try:
+        types = platform.members.resource_types(patient_id)
+        return _authorize(platform, caller, patient_id, types, hop)
+    except DisclosureDenied:
+        return None
 
 
 def _searchset(resources: list[dict[str, Any]], base: str) -> dict[str, Any]:
@@ -205,8 +347,11 @@ def _searchset(resources: list[dict[str, Any]], base: str) -> dict[str, Any]:
 
 @router.get("/{resource_type}/{resource_id}")
 def read(
-    resource_type: str, resource_id: str, platform: PlatformDep, _caller: CallerDep
+    resource_type: str, resource_id: str, platform: PlatformDep, caller: ClientDep
 ) -> FhirResponse:
+    """A member's resource needs that member's consent for the caller, and under a
+    ``regular`` consent is read as segmentation leaves it (withheld reads as absent);
+    shared resources (Organization, Practitioner, ...) need a registered client."""
     if resource_type not in SUPPORTED_TYPES:
         raise NotFound(
             f"resource type '{resource_type[:64]}' is not supported by this server",
@@ -217,10 +362,20 @@ def read(
             ],
         )
     _check_id(resource_id)
-    resource = platform.members.read(resource_type, resource_id)
-    if resource is None:
-        raise NotFound(f"{resource_type}/{resource_id} does not exist")
-    return FhirResponse(resource)
+    absent = NotFound(f"{resource_type}/{resource_id} does not exist")
+    owner = platform.members.owner_of(resource_type, resource_id)
+    if owner is None:
+        resource = platform.members.read(resource_type, resource_id)
+        if resource is None:
+            raise absent
+        return FhirResponse(resource)
+    compartment = platform.members.compartment(owner)
+    types = {r["resourceType"] for r in compartment}
+    policy = _authorize(platform, caller, owner, types, "read")
+    for resource in disclosable(compartment, policy):
+        if resource["resourceType"] == resource_type and resource["id"] == resource_id:
+            return FhirResponse(resource)
+    raise absent
 
 
 def _check_id(resource_id: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from payerbridge.api.deps import CallerDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
@@ -27,6 +27,11 @@ class PartnerCreate(BaseModel):
     name: str = Field(max_length=200)
     npi: str
     base_url: str = Field(max_length=500, description="The partner's FHIR base URL.")
+    credential: SecretStr | None = Field(
+        default=None,
+        max_length=500,
+        description="The bearer credential the partner issued to us; never shown again.",
+    )
 
 
 def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dict[str, Any]:
@@ -37,6 +42,7 @@ def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dic
         "name": partner.name,
         "npi": partner.npi,
         "base_url": partner.base_url,
+        "has_credential": partner.credential is not None,
         "breaker": {
             "status": state.status.value,
             "consecutive_failures": state.consecutive_failures,
@@ -49,7 +55,8 @@ def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dic
 def register_partner(
     body: PartnerCreate, platform: PlatformDep, caller: CallerDep, response: Response
 ) -> dict[str, Any]:
-    partner = Partner(body.id, body.name, body.npi, body.base_url)
+    credential = body.credential.get_secret_value() if body.credential else None
+    partner = Partner(body.id, body.name, body.npi, body.base_url, credential)
     validate_partner(partner)
     created = platform.partners.register(
         partner, actor=caller.client_id, request_id=current_request_id()
@@ -57,7 +64,7 @@ def register_partner(
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/partners/{partner.id}"
-    return partner_public(partner)
+    return partner_public(platform.partners.get(partner.id) or partner)
 
 
 @router.get("")

@@ -1,0 +1,121 @@
+"""Consents: a member's opt-in captured by us (new payer), and revocation on either side.
+
+Consents presented to us at ``$member-match`` (old payer) are recorded there; both kinds
+are read and revoked here. A consent is shown to, and revoked by, operators and the
+client that recorded it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from payerbridge.api.deps import Caller, CallerDep, PlatformDep
+from payerbridge.api.responses import JsonResponse
+from payerbridge.bootstrap import Platform
+from payerbridge.consent.model import StoredConsent
+from payerbridge.errors import Forbidden, Issue, NotFound, UnprocessableRequest
+from payerbridge.exchange.schemas import ConsentCapture
+from payerbridge.exchange.service import capture_opt_in, revoke_and_stop
+from payerbridge.logging import current_request_id
+from payerbridge.timestamps import utc_iso
+
+__all__ = ["consent_public", "router"]
+
+router = APIRouter(prefix="/consents", default_response_class=JsonResponse, tags=["consents"])
+
+
+class RevocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    revoked_by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Who asked (e.g. 'member', 'member-representative'); default the caller.",
+    )
+
+
+def consent_public(consent: StoredConsent) -> dict[str, Any]:
+    record = consent.record
+    return {
+        "id": record.consent_id,
+        "role": consent.role.value,
+        "member_id": record.member_id,
+        "old_payer": consent.partner_id,
+        "policy": record.policy.value,
+        "period": {"start": utc_iso(record.period_start), "end": utc_iso(record.period_end)},
+        "source_npi": record.source_npi,
+        "recipient_npis": list(record.recipient_npis),
+        "status": "revoked" if record.revoked_at else "active",
+        "revoked_at": utc_iso(record.revoked_at) if record.revoked_at else None,
+        "revoked_by": record.revoked_by,
+        "recorded_by": record.client_id,
+        "created_at": utc_iso(consent.created_at),
+        "policy_version": record.policy_version,
+        "resource_sha256": record.resource_hash,
+        "resource": consent.resource,
+    }
+
+
+def _visible(platform: Platform, caller: Caller, consent_id: str) -> StoredConsent:
+    stored = platform.consents.get(consent_id)
+    if stored is None:
+        raise NotFound(f"Consent/{consent_id[:64]} does not exist")
+    if not caller.is_operator and caller.client_id != stored.record.client_id:
+        raise Forbidden(
+            "only operators and the client that recorded a consent may see or revoke it"
+        )
+    return stored
+
+
+@router.post("", status_code=201)
+def capture_consent(
+    body: ConsentCapture,
+    platform: PlatformDep,
+    caller: CallerDep,
+    request: Request,
+    response: Response,
+) -> dict[str, Any]:
+    """Capture a member's opt-in to payer-to-payer exchange with one old payer."""
+    partner = platform.partners.get(body.old_payer)
+    if partner is None:
+        raise UnprocessableRequest(
+            f"no partner is registered with id '{body.old_payer}'",
+            issues=[Issue("register the old payer first", "old_payer", "not-found")],
+        )
+    stored = capture_opt_in(
+        platform.exchange_ports,
+        body.to_domain(),
+        body.member_id,
+        partner,
+        caller.client_id,
+        request_id=current_request_id(),
+    )
+    response.headers["Location"] = str(request.url_for("get_consent", consent_id=stored.consent_id))
+    return consent_public(stored)
+
+
+@router.get("/{consent_id}", name="get_consent")
+def get_consent(consent_id: str, platform: PlatformDep, caller: CallerDep) -> dict[str, Any]:
+    return consent_public(_visible(platform, caller, consent_id))
+
+
+@router.post("/{consent_id}/$revoke")
+def revoke(
+    consent_id: str,
+    platform: PlatformDep,
+    caller: CallerDep,
+    body: RevocationIn | None = None,
+) -> dict[str, Any]:
+    """Revoke now. Every later request under the consent is refused; every unfinished
+    exchange under a member's opt-in is ``blocked`` (reason ``revoked``) in the same
+    transaction. Revoking again changes nothing."""
+    stored = _visible(platform, caller, consent_id)
+    by = (body.revoked_by if body and body.revoked_by else None) or caller.client_id
+    revoked, blocked = revoke_and_stop(
+        platform.exchange_ports, stored.consent_id, by=by, request_id=current_request_id()
+    )
+    return {**consent_public(revoked), "blocked_exchanges": blocked}

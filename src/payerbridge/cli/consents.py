@@ -1,0 +1,148 @@
+"""``payerbridge clients …`` and ``payerbridge consents …``: who may call us, and the
+members' consents (capture an opt-in, show, revoke)."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import orjson
+import typer
+from rich.console import Console
+
+from payerbridge import errors
+
+__all__ = ["clients_app", "consents_app"]
+
+clients_app = typer.Typer(
+    no_args_is_help=True, help="Client organizations allowed to call our FHIR API."
+)
+consents_app = typer.Typer(no_args_is_help=True, help="Members' consents.")
+out = Console()
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default ./var or PAYERBRIDGE_DATA_DIR)."),
+]
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+@clients_app.command("add")
+def clients_add(
+    client_id: Annotated[str, typer.Option("--id", help="Client id, e.g. 'newplan'.")],
+    name: Annotated[str, typer.Option(help="Organization name.")],
+    npi: Annotated[str, typer.Option(help="The organization's NPI (consents name it).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Register a requesting payer and print its bearer credential (shown only once)."""
+    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.cli.main import fail, settings_for
+    from payerbridge.npi import is_valid_npi
+    from payerbridge.routing.model import ApiClient
+
+    if not is_valid_npi(npi):
+        raise fail(errors.InvalidInput("npi must be a 10-digit NPI with a valid check digit"))
+    platform = build_platform(settings_for(data_dir))
+    try:
+        token = platform.clients.register(
+            ApiClient(client_id, name, npi), at=utcnow(), actor=_actor()
+        )
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    # The credential alone on stdout, so that scripts can capture it.
+    typer.echo(token)
+
+
+@consents_app.command("capture")
+def consents_capture(
+    member_id: Annotated[str, typer.Option(help="Our member id (as on the new card).")],
+    old_payer: Annotated[str, typer.Option(help="Registered partner id of the old payer.")],
+    policy: Annotated[Literal["regular", "sensitive"], typer.Option(help="Data scope.")],
+    start: Annotated[str, typer.Option(help="First day in force (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last day in force (YYYY-MM-DD).")],
+    source_reference: Annotated[str, typer.Option(help="Reference to the signed opt-in document.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Capture a member's opt-in to payer-to-payer exchange; prints the consent id."""
+    from pydantic import ValidationError
+
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.cli.main import fail, settings_for
+    from payerbridge.exchange.schemas import ConsentIn
+    from payerbridge.exchange.service import capture_opt_in
+
+    try:
+        grant = ConsentIn(
+            policy=policy,
+            start=date.fromisoformat(start),
+            end=date.fromisoformat(end),
+            source_reference=source_reference,
+        ).to_domain()
+    except (ValueError, ValidationError) as exc:
+        raise fail(errors.InvalidInput(f"the opt-in is not valid: {exc}")) from exc
+    platform = build_platform(settings_for(data_dir))
+    try:
+        partner = platform.partners.get(old_payer)
+        if partner is None:
+            raise fail(errors.UnprocessableRequest(f"no partner is registered as '{old_payer}'"))
+        stored = capture_opt_in(
+            platform.exchange_ports, grant, member_id, partner, _actor(), request_id=None
+        )
+    finally:
+        platform.close()
+    typer.echo(stored.consent_id)
+
+
+@consents_app.command("show")
+def consents_show(
+    consent_id: Annotated[str, typer.Argument(help="The consent id.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Print a consent as JSON (its fields and the HRex resource)."""
+    from payerbridge.api.routers.consents import consent_public
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.cli.main import fail, settings_for
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        stored = platform.consents.get(consent_id)
+    finally:
+        platform.close()
+    if stored is None:
+        raise fail(errors.NotFound(f"Consent/{consent_id} does not exist"))
+    typer.echo(orjson.dumps(consent_public(stored), option=orjson.OPT_INDENT_2).decode())
+
+
+@consents_app.command("revoke")
+def consents_revoke(
+    consent_id: Annotated[str, typer.Argument(help="The consent to revoke.")],
+    revoked_by: Annotated[
+        str | None, typer.Option(help="Who asked (default: cli:<os user>).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a consent now: later requests under it are refused, and unfinished
+    exchanges under a member's opt-in are blocked (reason ``revoked``). Audited."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.cli.main import fail, settings_for
+    from payerbridge.exchange.service import revoke_and_stop
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        revoked, blocked = revoke_and_stop(
+            platform.exchange_ports, consent_id, by=revoked_by or _actor(), request_id=None
+        )
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    at = revoked.record.revoked_at
+    out.print(f"consent {consent_id} revoked at {at.isoformat() if at else '?'}")
+    out.print(f"exchanges blocked: {len(blocked)}")

@@ -1,0 +1,252 @@
+"""Consent use cases: keep what was presented or captured, decide at every hop, revoke.
+
+The decision itself is ``policy.evaluate`` (pure). These functions look the consents
+up, decide, and return the audit event that records the decision, so that the caller
+writes it with whatever the decision let happen. ``authorize_disclosure`` is the one
+check the data holder makes for ``$everything``, reads and searches (and, later, for
+member-scoped tokens); ``authorize_request`` is the requester's check before each
+outbound call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.consent.model import (
+    ConsentDecision,
+    ConsentId,
+    ConsentPolicy,
+    ConsentRole,
+    DenyReason,
+    Purpose,
+    Requester,
+    StoredConsent,
+)
+from payerbridge.consent.policy import decide_among, evaluate
+from payerbridge.errors import ConsentDenied, DisclosureDenied, Issue, NotFound
+from payerbridge.types import MemberId
+
+__all__ = [
+    "ConsentStore",
+    "Disclosure",
+    "authorize_disclosure",
+    "authorize_request",
+    "decision_event",
+    "record_consent",
+    "revoke_consent",
+]
+
+
+class ConsentStore(Protocol):
+    def add(self, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent: ...
+
+    def get(self, consent_id: str) -> StoredConsent | None: ...
+
+    def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]: ...
+
+    def revoke(
+        self,
+        consent_id: str,
+        *,
+        at: datetime,
+        by: str,
+        event: Callable[[StoredConsent], AuditEvent],
+        also: Callable[[Any, StoredConsent], None] | None = None,
+    ) -> StoredConsent: ...
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """One consent decision at one hop, with the audit event that records it."""
+
+    decision: ConsentDecision
+    consent_id: ConsentId | None
+    event: AuditEvent
+
+    def require(self, *, data_access: bool) -> ConsentPolicy:
+        """The effective policy, or ConsentDenied (422, ``$member-match``) /
+        DisclosureDenied (403, data access) carrying the reason."""
+        decision = self.decision
+        if decision.permitted and decision.policy is not None:
+            return decision.policy
+        assert decision.reason is not None
+        error = DisclosureDenied if data_access else ConsentDenied
+        expression = "Consent" if not data_access else None
+        raise error(
+            decision.text,
+            reason=decision.reason.value,
+            issues=[Issue(decision.text, expression)],
+        )
+
+
+def decision_event(
+    decision: ConsentDecision,
+    *,
+    consent_id: str | None,
+    member_id: str,
+    actor: str,
+    hop: str,
+    at: datetime,
+    request_id: str | None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """``consent.decision``: the outcome, the reason code and the policy version (ids only)."""
+    return AuditEvent(
+        at=at,
+        actor=actor,
+        action="consent.decision",
+        entity_type="Patient",
+        entity_id=member_id,
+        outcome="permit" if decision.permitted else "deny",
+        request_id=request_id,
+        detail={
+            "hop": hop,
+            "consent_id": consent_id,
+            "reason": decision.reason.value if decision.reason else None,
+            "policy": decision.policy.value if decision.policy else None,
+            "policy_version": decision.policy_version,
+            **(detail or {}),
+        },
+    )
+
+
+def authorize_disclosure(
+    store: ConsentStore,
+    *,
+    member_id: MemberId,
+    requester: Requester,
+    at: datetime,
+    source_npi: str,
+    supported_policies: frozenset[ConsentPolicy],
+    hop: str,
+    request_id: str | None,
+) -> Disclosure:
+    """May ``requester`` receive ``member_id``'s data from us now, and which of it?
+
+    The scope asked is everything we hold; a ``regular`` permit means the caller
+    segments before anything leaves."""
+    consents = [c.record for c in store.for_member(member_id, ConsentRole.DISCLOSE)]
+    decision, consent = decide_among(
+        consents,
+        member_id=member_id,
+        requester=requester,
+        purpose=Purpose.PAYER_TO_PAYER,
+        at_time=at,
+        data_scope=ConsentPolicy.SENSITIVE,
+        source_npi=source_npi,
+        supported_policies=supported_policies,
+    )
+    consent_id = consent.consent_id if consent else None
+    event = decision_event(
+        decision,
+        consent_id=consent_id,
+        member_id=member_id,
+        actor=requester.client_id,
+        hop=hop,
+        at=at,
+        request_id=request_id,
+    )
+    return Disclosure(decision, consent_id, event)
+
+
+def authorize_request(
+    stored: StoredConsent | None,
+    *,
+    consent_id: str | None,
+    partner_npi: str,
+    us: Requester,
+    at: datetime,
+    hop: str,
+    request_id: str | None = None,
+) -> Disclosure:
+    """The requester's check: does the member's opt-in (``stored``, as just read) still
+    let us ask this partner for the member's data?"""
+    if stored is None or stored.role is not ConsentRole.RECEIVE:
+        decision = ConsentDecision.deny(DenyReason.NO_CONSENT)
+        member_id = "-"
+    else:
+        record = stored.record
+        member_id = record.member_id
+        decision = evaluate(
+            record,
+            member_id=record.member_id,
+            requester=us,
+            purpose=Purpose.PAYER_TO_PAYER,
+            at_time=at,
+            data_scope=record.policy,
+            source_npi=partner_npi,
+        )
+    event = decision_event(
+        decision,
+        consent_id=consent_id,
+        member_id=member_id,
+        actor=us.client_id,
+        hop=hop,
+        at=at,
+        request_id=request_id,
+    )
+    return Disclosure(decision, ConsentId(consent_id) if consent_id else None, event)
+
+
+def record_consent(
+    store: ConsentStore, consent: StoredConsent, *, actor: str, request_id: str | None
+) -> StoredConsent:
+    """Keep an accepted consent with its audit event; the same resource presented again
+    by the same client for the same member returns the record kept the first time."""
+    record = consent.record
+    event = AuditEvent(
+        at=consent.created_at,
+        actor=actor,
+        action="consent.recorded",
+        entity_type="Consent",
+        entity_id=record.consent_id,
+        outcome="success",
+        request_id=request_id,
+        detail={
+            "role": consent.role.value,
+            "member_id": record.member_id,
+            "policy": record.policy.value,
+            "resource_hash": record.resource_hash,
+            "partner_id": consent.partner_id,
+            "policy_version": record.policy_version,
+        },
+    )
+    return store.add(consent, event=event)
+
+
+def revoke_consent(
+    store: ConsentStore,
+    consent_id: str,
+    *,
+    at: datetime,
+    by: str,
+    request_id: str | None,
+    also: Callable[[Any, StoredConsent], None] | None = None,
+) -> StoredConsent:
+    """Revoke from ``at`` on, audited; ``also`` stops what was in flight under it in the
+    same transaction (it gets the store's connection). Revoking again keeps the first
+    instant (``model.revoke``)."""
+    if store.get(consent_id) is None:
+        raise NotFound(f"Consent/{consent_id} does not exist")
+
+    def event(revoked: StoredConsent) -> AuditEvent:
+        return AuditEvent(
+            at=at,
+            actor=by,
+            action="consent.revoked",
+            entity_type="Consent",
+            entity_id=consent_id,
+            outcome="success",
+            request_id=request_id,
+            detail={
+                "role": revoked.role.value,
+                "member_id": revoked.record.member_id,
+                "revoked_at": (revoked.record.revoked_at or at).isoformat(),
+            },
+        )
+
+    return store.revoke(consent_id, at=at, by=by, event=event, also=also)

@@ -1,0 +1,151 @@
+"""Consents as structured rows (``tables.consents``), each with the resource it came from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, select
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.consent.model import (
+    ConsentId,
+    ConsentPolicy,
+    ConsentRecord,
+    ConsentRole,
+    StoredConsent,
+    revoke,
+)
+from payerbridge.errors import NotFound
+from payerbridge.store.audit import append_audit
+from payerbridge.store.tables import consents
+from payerbridge.types import ClientId, MemberId
+
+__all__ = ["SqlConsentStore"]
+
+
+def _stored(row: Any) -> StoredConsent:
+    record = ConsentRecord(
+        consent_id=ConsentId(row.id),
+        member_id=MemberId(row.member_id),
+        policy=ConsentPolicy(row.policy),
+        period_start=row.period_start,
+        period_end=row.period_end,
+        source_npi=row.source_npi,
+        recipient_npis=tuple(orjson.loads(row.recipient_npis)),
+        client_id=ClientId(row.client_id),
+        performer=row.performer,
+        resource_hash=row.resource_hash,
+        policy_version=row.policy_version,
+        revoked_at=row.revoked_at,
+        revoked_by=row.revoked_by,
+    )
+    return StoredConsent(
+        record=record,
+        role=ConsentRole(row.role),
+        partner_id=row.partner_id,
+        source_reference=row.source_reference,
+        resource=orjson.loads(row.resource),
+        created_at=row.created_at,
+    )
+
+
+class SqlConsentStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def add(self, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
+        """Insert with its audit event; an unrevoked consent of the same member, role, client
+        and resource hash is returned instead of a second copy."""
+        record = consent.record
+        with self._engine.begin() as connection:
+            same = connection.execute(
+                select(consents)
+                .where(
+                    consents.c.member_id == record.member_id,
+                    consents.c.role == consent.role.value,
+                    consents.c.client_id == record.client_id,
+                    consents.c.resource_hash == record.resource_hash,
+                    consents.c.revoked_at.is_(None),
+                )
+                .limit(1)
+            ).first()
+            if same is not None:
+                return _stored(same)
+            connection.execute(
+                consents.insert().values(
+                    id=record.consent_id,
+                    role=consent.role.value,
+                    member_id=record.member_id,
+                    policy=record.policy.value,
+                    period_start=record.period_start,
+                    period_end=record.period_end,
+                    source_npi=record.source_npi,
+                    recipient_npis=orjson.dumps(list(record.recipient_npis)).decode(),
+                    client_id=record.client_id,
+                    partner_id=consent.partner_id,
+                    performer=record.performer,
+                    source_reference=consent.source_reference,
+                    resource=orjson.dumps(consent.resource).decode(),
+                    resource_hash=record.resource_hash,
+                    policy_version=record.policy_version,
+                    created_at=consent.created_at,
+                )
+            )
+            append_audit(connection, event)
+        return consent
+
+    def get(self, consent_id: str) -> StoredConsent | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(consents).where(consents.c.id == consent_id)).first()
+        return None if row is None else _stored(row)
+
+    def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]:
+        """Newest first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(consents)
+                .where(consents.c.member_id == member_id, consents.c.role == role.value)
+                .order_by(consents.c.created_at.desc(), consents.c.id.desc())
+            ).all()
+        return [_stored(row) for row in rows]
+
+    def revoke(
+        self,
+        consent_id: str,
+        *,
+        at: datetime,
+        by: str,
+        event: Callable[[StoredConsent], AuditEvent],
+        also: Callable[[Connection, StoredConsent], None] | None = None,
+    ) -> StoredConsent:
+        """Record the revocation (the earliest instant wins), its audit event and ``also``
+        in one transaction, under a lock on the consent's row."""
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                select(consents).where(consents.c.id == consent_id).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFound(f"Consent/{consent_id} does not exist")
+            stored = _stored(row)
+            revoked = revoke(stored.record, at=at, by=by)
+            if revoked is not stored.record:
+                connection.execute(
+                    consents.update()
+                    .where(consents.c.id == consent_id)
+                    .values(revoked_at=revoked.revoked_at, revoked_by=revoked.revoked_by)
+                )
+            result = StoredConsent(
+                revoked,
+                stored.role,
+                stored.partner_id,
+                stored.source_reference,
+                stored.resource,
+                stored.created_at,
+            )
+            append_audit(connection, event(result))
+            if also is not None:
+                also(connection, result)
+        return result
