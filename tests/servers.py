@@ -8,9 +8,11 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -43,6 +45,7 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     log_file: BinaryIO
+    credential: str | None = None  # a registered client's bearer credential, once issued
 
     @property
     def base_url(self) -> str:
@@ -53,7 +56,37 @@ class ServerProcess:
         return f"{self.base_url}/fhir"
 
     def client(self) -> httpx.Client:
+        """An HTTP client, authenticated as the registered client once there is one."""
+        headers = {"Authorization": f"Bearer {self.credential}"} if self.credential else {}
+        return httpx.Client(base_url=self.base_url, timeout=30, headers=headers)
+
+    def anonymous(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def register_client(self, client_id: str = "newplan", *, npi: str = "1234567893",
+                        name: str = "New Plan") -> str:
+        """Register a requesting payer with ``payerbridge clients add``; its credential."""
+        result = self.cli("clients", "add", "--id", client_id, "--name", name, "--npi", npi)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    @contextmanager
+    def platform(self) -> Iterator[Any]:
+        """The instance's stores, opened from this test process (to check what it holds)."""
+        from payerbridge.bootstrap import build_platform
+        from payerbridge.config import load_settings
+
+        platform = build_platform(load_settings(
+            data_dir=self.data_dir, database_url=self.env.get("PAYERBRIDGE_DATABASE_URL") or None))
+        try:
+            yield platform
+        finally:
+            platform.close()
+
+    def authorize(self, client_id: str = "newplan", *, npi: str = "1234567893") -> ServerProcess:
+        """Register a client and make ``client()`` use its credential from now on."""
+        self.credential = self.register_client(client_id, npi=npi)
+        return self
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_cli([*args, "--data-dir", str(self.data_dir)], env=self.env)

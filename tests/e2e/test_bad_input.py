@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.builders import a_coverage, a_patient, an_exchange_request
+from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
 from tests.servers import ServerProcess, new_key
 
 FHIR = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -21,7 +21,9 @@ def payer(server: Callable[..., ServerProcess], tmp_path) -> ServerProcess:  # t
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in (
         a_patient(), a_coverage(),
         a_patient("twin", given="Ana"), a_coverage("c2", patient="twin", member_id="M124"))))
-    return server("payer", env={"PAYERBRIDGE_MAX_REQUEST_BYTES": "20000"}, import_files=[data])
+    payer = server("payer", env={"PAYERBRIDGE_MAX_REQUEST_BYTES": "20000",
+                                 "PAYERBRIDGE_ORG_NPI": "1245319599"}, import_files=[data])
+    return payer.authorize("newplan", npi="1234567893")
 
 
 def outcome(response: httpx.Response, status: int, code: str) -> str:
@@ -79,15 +81,20 @@ def test_unknown_partner_is_refused_and_no_exchange_is_stored(payer: ServerProce
 def test_invalid_exchange_fields_are_named(payer: ServerProcess) -> None:
     request = an_exchange_request()
     request["member"]["birth_date"] = "1980-13-45"
-    del request["consent"]
+    del request["member"]["family"]
+    without_opt_in = an_exchange_request()
+    del without_opt_in["consent"]
     with payer.client() as client:
         response = client.post("/exchanges", json=request, headers=new_key())
+        no_consent = client.post("/exchanges", json=without_opt_in, headers=new_key())
         assert client.get("/exchanges").json()["total"] == 0
     body = response.json()
     assert response.status_code == 400
     expressions = {i["expression"][0] for i in body["issue"]}
-    assert {"member.birth_date", "consent"} <= expressions
+    assert {"member.birth_date", "member.family"} <= expressions
     assert any(i["code"] == "required" for i in body["issue"])
+    assert no_consent.status_code == 400
+    assert "exactly one of consent (the opt-in) or consent_id" in no_consent.text
 
 
 def test_content_negotiation(payer: ServerProcess) -> None:
@@ -115,13 +122,8 @@ def test_request_id_is_echoed_or_generated(payer: ServerProcess) -> None:
 
 
 def test_member_match_outcomes_are_422_with_hrex_codes(payer: ServerProcess) -> None:
-    from payerbridge.exchange.schemas import ExchangeCreate
-    from payerbridge.fhir.member_match import build_member_match_request
-
     def parameters(**member: str) -> dict:
-        request = ExchangeCreate.model_validate(an_exchange_request(**member)).to_domain()
-        return build_member_match_request(request, our_name="New", our_npi="1234567893",
-                                          partner_name="Old", partner_npi="1245319599")
+        return member_match_parameters(an_exchange_request(**member))
 
     with payer.client() as client:
         matched = client.post("/fhir/Patient/$member-match", json=parameters(), headers=FHIR)

@@ -35,10 +35,12 @@ def payers(server: Callable[..., ServerProcess], network: Path
                  import_files=[network / old_info["file"]])
     new = server("new", env={"PAYERBRIDGE_ORG_NAME": info["platform"]["name"],
                              "PAYERBRIDGE_ORG_NPI": info["platform"]["npi"]})
+    # The old payer issues the new one a credential; the new one calls with it.
+    old.authorize("platform", npi=info["platform"]["npi"])
     with new.client() as client:
         response = client.post("/partners", json={
             "id": old_info["slug"], "name": old_info["name"], "npi": old_info["npi"],
-            "base_url": old.fhir_base})
+            "base_url": old.fhir_base, "credential": old.credential})
         assert response.status_code == 201, response.text
     return old, new, info
 
@@ -60,10 +62,6 @@ def test_an_exchange_moves_the_members_history_with_provenance(
         payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path) -> None:
     old, new, info = payers
     switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
-    with old.client() as client:
-        original = client.get(f"/fhir/Patient/{switcher['old_patient_id']}/$everything").json()
-    original_types = sorted(e["resource"]["resourceType"] for e in original["entry"])
-
     with new.client() as client:
         response = client.post("/exchanges", json=switcher["request"], headers=new_key())
         assert response.status_code == 202, response.text
@@ -76,7 +74,11 @@ def test_an_exchange_moves_the_members_history_with_provenance(
         assert exchange["matched_member"] == f"Patient/{switcher['old_patient_id']}"
 
         patient_id = exchange["imported_patient_id"]
-        received = client.get(f"/fhir/Patient/{patient_id}/$everything").json()
+    # What the old payer holds, read under the consent the exchange presented to it.
+    with old.client() as client:
+        original = client.get(f"/fhir/Patient/{switcher['old_patient_id']}/$everything").json()
+    original_types = sorted(e["resource"]["resourceType"] for e in original["entry"])
+    received = stored_everything(new, patient_id)
 
     resources = [e["resource"] for e in received["entry"]]
     by_id = {f"{r['resourceType']}/{r['id']}": r for r in resources}
@@ -112,6 +114,20 @@ def test_an_exchange_moves_the_members_history_with_provenance(
                 assert reference in by_id, reference
 
 
+def stored_everything(payer: ServerProcess, patient_id: str) -> dict[str, Any]:
+    """The $everything Bundle the payer would build for the member (read from its store)."""
+    from payerbridge.bootstrap import utcnow
+    from payerbridge.consent.model import ConsentPolicy
+    from payerbridge.disclosure.service import member_everything
+
+    with payer.platform() as platform:
+        compartment = platform.members.compartment(patient_id)
+        return member_everything(patient_id, compartment, platform.members,
+                                 policy=ConsentPolicy.SENSITIVE, us=platform.us,
+                                 fhir_base=payer.fhir_base, provenance_id="check",
+                                 now=utcnow()).bundle
+
+
 def _references(node: Any) -> list[str]:
     if isinstance(node, dict):
         found = [node["reference"]] if isinstance(node.get("reference"), str) else []
@@ -137,7 +153,8 @@ def test_an_unknown_member_fails_with_a_reason_and_an_expired_consent_blocks(
     assert failed["state"] == "failed"
     assert failed["error"]["code"] == "no-match"
     assert [s["to"] for s in failed["history"]][-2:] == ["route_selected", "failed"]
-    assert blocked["state"] == "blocked" and blocked["error"]["code"] == "consent-expired"
+    assert blocked["state"] == "blocked" and blocked["error"]["code"] == "expired"
+    assert "consent period has ended" in blocked["error"]["text"]
     assert [item["id"] for item in listing["items"]] == [failed["id"]]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.builders import a_coverage, a_patient
+from tests.builders import a_coverage, a_patient, member_match_parameters
 from tests.servers import ServerProcess
 
 
@@ -37,10 +37,21 @@ def test_read_and_everything_return_versioned_resources_with_a_transmitter_prove
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in (organization, a_patient(),
                                                           a_coverage())))
     payer = server("payer", env={"PAYERBRIDGE_ORG_NPI": "1245319599"}, import_files=[data])
+    payer.authorize("newplan", npi="1234567893")
     with payer.client() as client:
+        before = client.get("/fhir/Coverage/c1")
+        # The member's consent comes with $member-match; from then on the data can be read.
+        matched = client.post("/fhir/Patient/$member-match", json=member_match_parameters())
+        assert matched.status_code == 200, matched.text
         coverage = client.get("/fhir/Coverage/c1").json()
+        organization_read = client.get("/fhir/Organization/org1")
         bundle = client.get("/fhir/Patient/p1/$everything").json()
         missing = client.get("/fhir/Patient/nobody/$everything")
+    with payer.anonymous() as client:
+        anonymous = client.get("/fhir/Patient/p1/$everything")
+    assert before.status_code == 403 and "no-consent" in before.text
+    assert anonymous.status_code == 401
+    assert organization_read.status_code == 200
     assert coverage["meta"]["versionId"] == "1" and coverage["meta"]["lastUpdated"].endswith("Z")
     assert bundle["type"] == "searchset" and bundle["total"] == 2
     modes = [(e["resource"]["resourceType"], e["search"]["mode"]) for e in bundle["entry"]]
@@ -50,4 +61,5 @@ def test_read_and_everything_return_versioned_resources_with_a_transmitter_prove
     assert provenance["agent"][0]["type"]["coding"][0]["code"] == "transmitter"
     assert provenance["agent"][0]["who"]["identifier"]["value"] == "1245319599"
     assert {t["reference"] for t in provenance["target"]} == {"Patient/p1", "Coverage/c1"}
-    assert missing.status_code == 404
+    # Without a consent for it, a member that does not exist looks like any other.
+    assert missing.status_code == 403

@@ -141,8 +141,11 @@ def _wait_healthy(instances: list[Instance], timeout: float = 90) -> None:
             time.sleep(0.25)
 
 
-def _start_partners(data_dir: Path, network: dict[str, Any], base_port: int) -> list[Instance]:
-    """Load each partner's data once, then start it as its own SQLite-backed instance."""
+def _start_partners(
+    data_dir: Path, network: dict[str, Any], base_port: int, us: tuple[str, str]
+) -> list[Instance]:
+    """Load each partner's data once, register ``us`` (name, NPI) as its client, then
+    start it as its own SQLite-backed instance."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.store.importer import import_file
@@ -161,8 +164,33 @@ def _start_partners(data_dir: Path, network: dict[str, Any], base_port: int) -> 
                 raise RuntimeError(f"sandbox data for {payer['slug']} was rejected")
             marker.write_text(str(report.resources))
             err.print(f"loaded {report.resources:,} resources into {payer['slug']}")
+        _ensure_client_credential(payer_dir, us)
         instances.append(_spawn(payer["slug"], payer_dir, base_port + index, env, embedded=True))
     return instances
+
+
+_CREDENTIAL_FILE = ".client-credential"
+
+
+def _ensure_client_credential(payer_dir: Path, us: tuple[str, str]) -> None:
+    """Register the platform (name, NPI) as a client of the sandbox payer, once, and keep
+    the credential it was issued beside the payer's data (readable by the owner only)."""
+    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.config import load_settings
+    from payerbridge.routing.model import ApiClient
+
+    credential_file = payer_dir / f"{_CREDENTIAL_FILE}-{us[1]}"
+    if credential_file.exists():
+        return
+    platform = build_platform(load_settings(data_dir=payer_dir, database_url=None))
+    try:
+        token = platform.clients.register(
+            ApiClient(f"platform-{us[1]}", us[0], us[1]), at=utcnow(), actor="sandbox"
+        )
+    finally:
+        platform.close()
+    credential_file.touch(mode=0o600)
+    credential_file.write_text(token)
 
 
 def _stop(instances: list[Instance]) -> None:
@@ -205,11 +233,15 @@ def up(
     as_of: AsOf = None,
 ) -> None:
     """Start the sandbox partner payers and register them with the platform in DATA_DIR."""
+    from payerbridge.config import load_settings
+
     network = _ensure_network(data_dir, members, seed, as_of)
-    instances = _start_partners(data_dir, network, base_port)
+    settings = load_settings(data_dir=data_dir)
+    us = (settings.org_name, settings.org_npi)
+    instances = _start_partners(data_dir, network, base_port, us)
     try:
         _wait_healthy(instances)
-        _register_partners_locally(data_dir, instances, network)
+        _register_partners_locally(data_dir, instances, network, us[1])
     except BaseException:
         _stop(instances)
         raise
@@ -219,7 +251,7 @@ def up(
 
 
 def _register_partners_locally(
-    data_dir: Path, instances: list[Instance], network: dict[str, Any]
+    data_dir: Path, instances: list[Instance], network: dict[str, Any], our_npi: str
 ) -> None:
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
@@ -228,10 +260,12 @@ def _register_partners_locally(
     platform = build_platform(load_settings(data_dir=data_dir))
     try:
         for instance, payer in zip(instances, network["payers"], strict=True):
-            platform.partners.register(
-                Partner(payer["slug"], payer["name"], payer["npi"], f"{instance.base_url}/fhir"),
-                actor="sandbox",
+            credential_file = instance.data_dir / f"{_CREDENTIAL_FILE}-{our_npi}"
+            credential = credential_file.read_text().strip()
+            partner = Partner(
+                payer["slug"], payer["name"], payer["npi"], f"{instance.base_url}/fhir", credential
             )
+            platform.partners.register(partner, actor="sandbox")
     finally:
         platform.close()
 
@@ -277,12 +311,13 @@ def demo(
         "PAYERBRIDGE_ORG_NAME": network["platform"]["name"],
         "PAYERBRIDGE_ORG_NPI": network["platform"]["npi"],
     }
-    instances = _start_partners(data_dir, network, base_port)
+    us = (network["platform"]["name"], network["platform"]["npi"])
+    instances = _start_partners(data_dir, network, base_port, us)
     platform = _spawn("platform", data_dir, port, platform_env)
     instances.append(platform)
     try:
         _wait_healthy(instances)
-        _register_partners_locally(data_dir, instances[:-1], network)
+        _register_partners_locally(data_dir, instances[:-1], network, us[1])
         switchers = orjson.loads((_network_dir(data_dir) / "switchers.json").read_bytes())
         exchange = _run_sample_exchange(platform, switchers[0]["request"])
     except BaseException:
