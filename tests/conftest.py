@@ -9,13 +9,17 @@ asks for PostgreSQL and it is unreachable, the run fails instead of skipping.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.servers import ServerProcess, start_server
+from tests.servers import ServerProcess, free_port, start_server
 
 BACKEND = os.environ.get("PAYERBRIDGE_TEST_BACKEND", "sqlite")
 ADMIN_URL = os.environ.get("PAYERBRIDGE_TEST_DATABASE_URL",
@@ -78,3 +82,28 @@ def server(tmp_path: Path, database_env: Callable[[], dict[str, str]]
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def proxies(tmp_path: Path) -> Iterator[Callable[..., tuple[str, Path]]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(upstream: str, **faults: float) -> tuple[str, Path]:
+        port, log = free_port(), tmp_path / f"proxy-{len(started)}.jsonl"
+        args = [f"--{name}={value}" for name, value in faults.items()]
+        started.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.faultproxy", "--port", str(port), "--upstream",
+             upstream, "--log", str(log), *args], stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+                return f"http://127.0.0.1:{port}/fhir", log
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the fault proxy did not start")
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(10)

@@ -7,12 +7,10 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
@@ -50,41 +48,20 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
-def proxies(tmp_path: Path) -> Iterator[Callable[..., tuple[str, Path]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(upstream: str, **faults: float) -> tuple[str, Path]:
-        port, log = free_port(), tmp_path / f"proxy-{len(started)}.jsonl"
-        args = [f"--{name}={value}" for name, value in faults.items()]
-        started.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.faultproxy", "--port", str(port), "--upstream",
-             upstream, "--log", str(log), *args], stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                return f"http://127.0.0.1:{port}/fhir", log
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("the fault proxy did not start")
-
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(10)
-
-
 def old_payer(server: Callable[..., ServerProcess], network: Path) -> ServerProcess:
     info = orjson.loads((network / "network.json").read_bytes())["payers"][0]
-    return server("old", env={"PAYERBRIDGE_ORG_NAME": info["name"],
-                              "PAYERBRIDGE_ORG_NPI": info["npi"]},
-                  import_files=[network / info["file"]])
+    old = server("old", env={"PAYERBRIDGE_ORG_NAME": info["name"],
+                             "PAYERBRIDGE_ORG_NPI": info["npi"]},
+                 import_files=[network / info["file"]])
+    # The new payer (default NPI) calls with the credential the old payer issued it.
+    return old.authorize("newplan", npi="1234567893")
 
 
-def register(client: httpx.Client, partner_id: str, base_url: str, npi: str) -> None:
+def register(client: httpx.Client, partner_id: str, base_url: str, npi: str,
+             credential: str | None = None) -> None:
     response = client.post("/partners", json={"id": partner_id, "name": f"Plan {partner_id}",
-                                              "npi": npi, "base_url": base_url})
+                                              "npi": npi, "base_url": base_url,
+                                              "credential": credential})
     assert response.status_code in (200, 201), response.text
 
 
@@ -128,7 +105,7 @@ def test_a_storm_of_identical_submissions_creates_one_exchange(
     request = requests_for(network, "old", 1)[0]
     key = new_key()
     with new.client() as client:
-        register(client, "old", old.fhir_base, "1245319599")
+        register(client, "old", old.fhir_base, old.env["PAYERBRIDGE_ORG_NPI"], old.credential)
 
         def submit(_: int) -> tuple[int, str]:
             with new.client() as own:
@@ -157,7 +134,7 @@ def test_faulty_and_dead_partners_end_every_exchange_within_budget(
                                    hang=3)
     new = server("new", env=FAST_RETRIES)
     with new.client() as client:
-        register(client, "flaky", flaky_url, "1245319599")
+        register(client, "flaky", flaky_url, old.env["PAYERBRIDGE_ORG_NPI"], old.credential)
         register(client, "down", f"http://127.0.0.1:{free_port()}/fhir", "1679576722")
         submitted = requests_for(network, "flaky", 40) + requests_for(network, "down", 10)
         for request in submitted:
@@ -213,7 +190,7 @@ def test_workers_killed_mid_flight_lose_nothing_and_repeat_no_side_effect(
 
     try:
         with api.client() as client:
-            register(client, "slow", slow_url, "1245319599")
+            register(client, "slow", slow_url, old.env["PAYERBRIDGE_ORG_NPI"], old.credential)
             thread = threading.Thread(target=killer, daemon=True)
             thread.start()
             for request in requests_for(network, "slow", 200):

@@ -7,15 +7,15 @@ client that recorded it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import Caller, CallerDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import Platform
-from payerbridge.consent.model import StoredConsent
+from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.errors import Forbidden, Issue, NotFound, UnprocessableRequest
 from payerbridge.exchange.schemas import ConsentCapture
 from payerbridge.exchange.service import capture_opt_in, revoke_and_stop
@@ -96,6 +96,23 @@ def capture_consent(
     )
     response.headers["Location"] = str(request.url_for("get_consent", consent_id=stored.consent_id))
     return consent_public(stored)
+
+
+@router.get("")
+def list_consents(
+    platform: PlatformDep,
+    caller: CallerDep,
+    member_id: Annotated[str, Query(min_length=1, max_length=64)],
+) -> list[dict[str, Any]]:
+    """A member's consents (both roles, newest first) that the caller may see."""
+    found = [
+        consent
+        for role in ConsentRole
+        for consent in platform.consents.for_member(member_id, role)
+        if caller.is_operator or caller.client_id == consent.record.client_id
+    ]
+    found.sort(key=lambda c: c.created_at, reverse=True)
+    return [consent_public(c) for c in found]
 
 
 @router.get("/{consent_id}", name="get_consent")

@@ -1,0 +1,269 @@
+"""Consent end to end, with two payer processes: segmentation by policy, expiry, revocation
+mid-flight, and bad Consents refused with nothing stored."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from payerbridge.consent.model import ConsentRole
+from payerbridge.fhir.codes import CONSENT_POLICY
+from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
+from tests.e2e.test_exchange import stored_everything, wait_terminal
+from tests.servers import ServerProcess, new_key
+
+OLD_NPI, NEW_NPI = "1245319599", "1234567893"
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def condition(cid: str, patient: str, code: str) -> dict[str, Any]:
+    return {"resourceType": "Condition", "id": cid, "subject": {"reference": f"Patient/{patient}"},
+            "code": {"coding": [{"system": ICD10, "code": code}]}}
+
+
+def member_records(pid: str, sensitive_code: str, member_id: str, subscriber: str
+                   ) -> list[dict[str, Any]]:
+    """A member with one sensitive Condition, an Encounter for it, and plain data, one
+    plain Observation pointing at the sensitive Condition."""
+    sensitive, plain = f"{pid}-sens", f"{pid}-flu"
+    return [
+        a_patient(pid, **PEOPLE[pid]["patient"], member_id=member_id),
+        a_coverage(f"{pid}-cov", patient=pid, member_id=member_id, subscriber_id=subscriber),
+        condition(sensitive, pid, sensitive_code),
+        condition(plain, pid, "J10.1"),
+        {"resourceType": "Encounter", "id": f"{pid}-enc-sens", "status": "finished",
+         "class": {"code": "AMB"}, "subject": {"reference": f"Patient/{pid}"},
+         "reasonReference": [{"reference": f"Condition/{sensitive}"}]},
+        {"resourceType": "Encounter", "id": f"{pid}-enc-flu", "status": "finished",
+         "class": {"code": "AMB"}, "subject": {"reference": f"Patient/{pid}"},
+         "reasonReference": [{"reference": f"Condition/{plain}"}]},
+        {"resourceType": "Observation", "id": f"{pid}-obs", "status": "final",
+         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+         "subject": {"reference": f"Patient/{pid}"},
+         "focus": [{"reference": f"Condition/{sensitive}"}],
+         "valueQuantity": {"value": 72, "unit": "/min"}},
+    ]
+
+
+PEOPLE: dict[str, dict[str, Any]] = {
+    "p1": {"patient": {"family": "Garcia", "given": "Ana", "birth_date": "1980-02-03"},
+           "request": {}},
+    "p2": {"patient": {"family": "Okafor", "given": "Chidi", "birth_date": "1975-05-06",
+                       "gender": "male"},
+           "request": {"given": ["Chidi"], "family": "Okafor", "birth_date": "1975-05-06",
+                       "gender": "male"}},
+}
+
+
+def exchange_request(pid: str, policy: str, member_id: str, subscriber: str) -> dict[str, Any]:
+    request = an_exchange_request("old", **PEOPLE[pid]["request"])
+    request["old_coverage"] = {"member_id": member_id, "subscriber_id": subscriber,
+                               "relationship": "self"}
+    request["new_coverage"] = {"member_id": f"N-{pid}", "relationship": "self"}
+    request["consent"] = {**request["consent"], "policy": policy}
+    return request
+
+
+@pytest.fixture
+def old(server: Callable[..., ServerProcess], tmp_path: Path) -> ServerProcess:
+    data = tmp_path / "old.ndjson"
+    resources = [*member_records("p1", "F10.20", "M123", "S1"),  # substance use (42 CFR 2)
+                 *member_records("p2", "B20", "M200", "S2")]  # HIV
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in resources))
+    payer = server("old", env={"PAYERBRIDGE_ORG_NAME": "Old Plan", "PAYERBRIDGE_ORG_NPI": OLD_NPI},
+                   import_files=[data])
+    return payer.authorize("newplan", npi=NEW_NPI)
+
+
+def new_payer(server: Callable[..., ServerProcess], old_base: str, credential: str | None
+              ) -> ServerProcess:
+    new = server("new", env={"PAYERBRIDGE_ORG_NAME": "New Plan", "PAYERBRIDGE_ORG_NPI": NEW_NPI})
+    with new.client() as client:
+        response = client.post("/partners", json={"id": "old", "name": "Old Plan",
+                                                  "npi": OLD_NPI, "base_url": old_base,
+                                                  "credential": credential})
+        assert response.status_code == 201, response.text
+    return new
+
+
+def references(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["reference"]} if isinstance(node.get("reference"), str) else set()
+        return found.union(*(references(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(references(v) for v in node))
+    return set()
+
+
+def codes_of(resources: list[dict[str, Any]]) -> set[str]:
+    return {c["code"] for r in resources if r["resourceType"] == "Condition"
+            for c in r["code"]["coding"]}
+
+
+def test_a_regular_consent_receives_no_sensitive_resource_and_a_sensitive_one_does(
+        server: Callable[..., ServerProcess], old: ServerProcess) -> None:
+    new = new_payer(server, old.fhir_base, old.credential)
+    with new.client() as client:
+        done = {}
+        for pid, policy, member_id, subscriber in (("p1", "regular", "M123", "S1"),
+                                                   ("p2", "sensitive", "M200", "S2")):
+            response = client.post("/exchanges", headers=new_key(),
+                                   json=exchange_request(pid, policy, member_id, subscriber))
+            assert response.status_code == 202, response.text
+            done[pid] = wait_terminal(client, response.headers["location"])
+    assert {pid: e["state"] for pid, e in done.items()} == {"p1": "completed",
+                                                           "p2": "completed"}, done
+
+    # What the old payer released under the regular consent: no sensitive Condition, no
+    # Encounter for it, and no reference to either anywhere (the Observation lost its focus).
+    with old.client() as client:
+        regular = client.get("/fhir/Patient/p1/$everything").json()
+        sensitive = client.get("/fhir/Patient/p2/$everything").json()
+        withheld_read = client.get("/fhir/Condition/p1-sens")
+        plain_read = client.get("/fhir/Condition/p1-flu")
+    released = [e["resource"] for e in regular["entry"]]
+    ids = {f"{r['resourceType']}/{r['id']}" for r in released}
+    assert "Condition/p1-sens" not in ids and "Encounter/p1-enc-sens" not in ids
+    assert {"Condition/p1-flu", "Encounter/p1-enc-flu", "Observation/p1-obs"} <= ids
+    assert not references(released) & {"Condition/p1-sens", "Encounter/p1-enc-sens"}
+    assert regular["total"] == 5  # Patient, Coverage, flu Condition, its Encounter, Observation
+    assert withheld_read.status_code == 404 and plain_read.status_code == 200
+    all_data = {f"{e['resource']['resourceType']}/{e['resource']['id']}"
+                for e in sensitive["entry"]}
+    assert {"Condition/p2-sens", "Encounter/p2-enc-sens"} <= all_data
+
+    # What the new payer imported matches: the regular member has no sensitive code.
+    imported_regular = stored_everything(new, done["p1"]["imported_patient_id"])
+    imported_sensitive = stored_everything(new, done["p2"]["imported_patient_id"])
+    regular_resources = [e["resource"] for e in imported_regular["entry"]]
+    assert codes_of(regular_resources) == {"J10.1"}
+    assert sum(r["resourceType"] == "Encounter" for r in regular_resources) == 1
+    assert codes_of([e["resource"] for e in imported_sensitive["entry"]]) == {"J10.1", "B20"}
+    # The decisions were audited with reason, policy and version; the withheld count only
+    # in the old payer's audit trail.
+    with old.platform() as platform:
+        decisions = [e for e in platform.audit.for_entity("Patient", "p1")
+                     if e["action"] == "consent.decision"]
+        released_events = [e for e in platform.audit.for_entity("Patient", "p1")
+                           if e["action"] == "patient.everything"]
+    assert decisions and all(d["outcome"] == "permit" for d in decisions)
+    assert {d["detail"]["hop"] for d in decisions} >= {"member-match", "everything"}
+    assert all(d["detail"]["policy_version"] == "consent-policy/1" for d in decisions)
+    assert released_events[0]["detail"]["withheld"] == 2
+    assert released_events[0]["detail"]["policy"] == "regular"
+
+
+def test_an_expired_consent_gets_422_that_says_why(old: ServerProcess) -> None:
+    parameters = member_match_parameters(start="2020-01-01", end="2020-03-01")
+    with old.client() as client:
+        response = client.post("/fhir/Patient/$member-match", json=parameters, headers=FHIR)
+    assert response.status_code == 422
+    issue = response.json()["issue"][0]
+    assert issue["code"] == "business-rule"
+    assert issue["details"]["coding"][0]["code"] == "expired"
+    assert "consent period has ended" in issue["details"]["text"]
+    assert "MemberIdentifier" not in response.text  # HRex: no member id goes out
+    with old.client() as client:  # and no data either
+        assert client.get("/fhir/Patient/p1/$everything").status_code == 403
+
+
+@pytest.mark.parametrize(("break_it", "element"), [
+    (lambda c: c["provision"].pop("period"), "Consent.provision.period"),
+    (lambda c: c.pop("sourceReference"), "Consent.sourceReference"),
+    (lambda c: c["policy"].append({"uri": CONSENT_POLICY["regular"]}), "Consent.policy"),
+    (lambda c: c.update(status="draft"), "Consent.status"),
+])
+def test_a_bad_consent_is_422_naming_the_element_and_nothing_is_stored(
+        old: ServerProcess, break_it: Callable[[dict[str, Any]], Any], element: str) -> None:
+    parameters = member_match_parameters()
+    consent = next(p["resource"] for p in parameters["parameter"] if p["name"] == "Consent")
+    break_it(consent)
+    with old.client() as client:
+        response = client.post("/fhir/Patient/$member-match", json=parameters, headers=FHIR)
+    assert response.status_code == 422, response.text
+    expressions = {e for i in response.json()["issue"] for e in i.get("expression", [])}
+    assert element in expressions, response.text
+    assert_nothing_stored(old)
+
+
+def test_a_consent_naming_another_recipient_than_the_caller_is_refused(
+        old: ServerProcess) -> None:
+    # The caller is registered as NPI 1234567893; this consent lets someone else receive.
+    parameters = member_match_parameters(our_npi="1679576722")
+    with old.client() as client:
+        response = client.post("/fhir/Patient/$member-match", json=parameters, headers=FHIR)
+    assert response.status_code == 422
+    issues = response.json()["issue"]
+    assert any("Consent.provision.actor" in i.get("expression", []) and
+               "requesting organization" in i["details"]["text"] for i in issues)
+    assert_nothing_stored(old)
+
+
+def assert_nothing_stored(old: ServerProcess) -> None:
+    with old.platform() as platform:
+        for member in ("p1", "p2"):
+            assert platform.consents.for_member(member, ConsentRole.DISCLOSE) == []
+        umb = [i for i in platform.members.read("Patient", "p1")["identifier"]
+               if i.get("type", {}).get("coding", [{}])[0].get("code") == "UMB"]
+        assert umb == []  # no member id was handed out either
+
+
+def test_revoked_mid_flight_blocks_the_exchange_and_nothing_is_sent_after(
+        server: Callable[..., ServerProcess], old: ServerProcess,
+        proxies: Callable[..., tuple[str, Path]]) -> None:
+    slow_url, calls = proxies(old.base_url, delay=1.5)
+    new = new_payer(server, slow_url, old.credential)
+    with new.client() as client:
+        response = client.post("/exchanges", headers=new_key(),
+                               json=exchange_request("p1", "sensitive", "M123", "S1"))
+        location = response.headers["location"]
+        consent_id = response.json()["consent_id"]
+        deadline = time.monotonic() + 30
+        while client.get(location).json()["state"] != "route_selected":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        # $member-match is now on the wire (1.5 s): the member revokes.
+        revoked = client.post(f"/consents/{consent_id}/$revoke",
+                              json={"revoked_by": "member"})
+        assert revoked.status_code == 200, revoked.text
+        revoked_at = datetime.fromisoformat(revoked.json()["revoked_at"])
+        assert revoked.json()["blocked_exchanges"] == [location.rsplit("/", 1)[1]]
+        time.sleep(4)  # the match answer arrives, and whatever a worker would do next
+        exchange = client.get(location).json()
+        again = client.post(f"/consents/{consent_id}/$revoke")  # idempotent
+    assert exchange["state"] == "blocked" and exchange["error"]["code"] == "revoked"
+    assert exchange["history"][-1]["actor"] == "member"
+    assert exchange["imported_patient_id"] is None
+    assert again.json()["revoked_at"] == revoked.json()["revoked_at"]
+    # The old payer was asked for no data, before or after the revocation.
+    paths = [json.loads(line)["path"] for line in calls.read_text().splitlines()]
+    assert not [p for p in paths if p.endswith("$everything")], paths
+    with old.platform() as platform:
+        released = [e for e in platform.audit.for_entity("Patient", "p1")
+                    if e["action"] == "patient.everything"]
+    assert released == []
+    assert revoked_at.tzinfo is not None
+
+
+def test_a_consent_revoked_at_the_old_payer_stops_its_data(old: ServerProcess) -> None:
+    with old.client() as client:
+        matched = client.post("/fhir/Patient/$member-match", json=member_match_parameters(),
+                              headers=FHIR)
+        assert matched.status_code == 200, matched.text
+        assert client.get("/fhir/Patient/p1/$everything").status_code == 200
+        [consent] = client.get("/consents", params={"member_id": "p1"}).json()
+        assert consent["role"] == "disclose" and consent["recorded_by"] == "newplan"
+        assert client.post(f"/consents/{consent['id']}/$revoke").status_code == 200
+        refused = client.get("/fhir/Patient/p1/$everything")
+    assert refused.status_code == 403
+    issue = refused.json()["issue"][0]
+    assert issue["code"] == "forbidden" and issue["details"]["coding"][0]["code"] == "revoked"
+
