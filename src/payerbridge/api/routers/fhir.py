@@ -149,11 +149,11 @@ def _member_match(
         return Answer(outcome, status, [audit("-", type(exc).__name__, {})])
     events = [audit(matched.member_id, "match", {"candidates": matched.candidates_considered})]
     if consent is not None:
-        refusal = _accept_consent(platform, caller, consent, matched.member_id, idempotency_key)
-        events.append(refusal.event)
-        if not refusal.decision.permitted:  # HRex mm-11: 422, and no member id goes out
+        disclosure = _accept_consent(platform, caller, consent, matched.member_id, idempotency_key)
+        events.append(disclosure.event)
+        if not disclosure.decision.permitted:  # HRex mm-11: 422, and no member id goes out
             try:
-                refusal.require(data_access=False)
+                disclosure.require(data_access=False)
             except ConsentDenied as exc:
                 status, outcome = outcome_for(exc, current_request_id())
                 return Answer(outcome, status, events)
