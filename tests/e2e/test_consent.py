@@ -267,3 +267,27 @@ def test_a_consent_revoked_at_the_old_payer_stops_its_data(old: ServerProcess) -
     issue = refused.json()["issue"][0]
     assert issue["code"] == "forbidden" and issue["details"]["coding"][0]["code"] == "revoked"
 
+
+
+def test_an_opt_in_captured_ahead_runs_exchanges_by_its_id(
+        server: Callable[..., ServerProcess], old: ServerProcess) -> None:
+    new = new_payer(server, old.fhir_base, old.credential)
+    with new.client() as client:
+        captured = client.post("/consents", json={
+            "member_id": "N-p1", "old_payer": "old", "policy": "sensitive",
+            "start": "2026-01-01", "end": "2099-01-01",
+            "source_reference": "DocumentReference/optin-9"})
+        assert captured.status_code == 201, captured.text
+        consent_id = captured.json()["id"]
+        request = exchange_request("p1", "sensitive", "M123", "S1")
+        del request["consent"]
+        other_member = {**request, "new_coverage": {"member_id": "N-someone-else"},
+                        "consent_id": consent_id}
+        refused = client.post("/exchanges", headers=new_key(), json=other_member)
+        response = client.post("/exchanges", headers=new_key(),
+                               json={**request, "consent_id": consent_id})
+        assert response.status_code == 202, response.text
+        exchange = wait_terminal(client, response.headers["location"])
+    assert refused.status_code == 422 and "another member" in refused.text
+    assert exchange["state"] == "completed" and exchange["consent_id"] == consent_id
+    assert captured.json()["role"] == "receive" and captured.json()["source_npi"] == OLD_NPI

@@ -103,7 +103,7 @@ def submit_exchange(
     if earlier is None:
         partner = _check_partner(ports, request.old_payer)
         now = ports.clock()
-        consent_id = _opt_in(ports, request, partner, client_id=client_id, at=now)
+        consent_id = _opt_in(ports, request, partner, client_id=client_id)
         earlier = ports.exchanges.create(
             exchange_id=ports.new_id(),
             partner_id=request.old_payer,
@@ -160,7 +160,6 @@ def _opt_in(
     partner: Partner,
     *,
     client_id: str,
-    at: datetime,
 ) -> str:
     """The id of the opt-in the exchange runs under: captured now from the request, or
     one captured before, which must be this member's and name this old payer."""
@@ -168,18 +167,15 @@ def _opt_in(
         captured = capture_opt_in(ports, request.consent, request.member_id, partner, client_id)
         return captured.consent_id
     stored = ports.consents.get(request.consent_id or "")
-    problem = None
     if stored is None or stored.role is not ConsentRole.RECEIVE:
         problem = f"no member opt-in is recorded with id '{request.consent_id}'"
     elif stored.partner_id != partner.id:
         problem = "the opt-in names another old payer than this exchange's old_payer"
     elif stored.record.member_id != request.member_id:
         problem = "the opt-in was given by another member than the one on new_coverage"
-    if problem is not None or stored is None:
-        raise UnprocessableRequest(
-            problem or "unknown opt-in", issues=[Issue(problem or "", "consent_id", "value")]
-        )
-    return stored.consent_id
+    else:
+        return stored.consent_id
+    raise UnprocessableRequest(problem, issues=[Issue(problem, "consent_id", "value")])
 
 
 def capture_opt_in(
