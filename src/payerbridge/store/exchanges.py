@@ -150,6 +150,47 @@ def _record_transition(
     )
 
 
+def _move(
+    connection: Connection,
+    exchange_id: str,
+    current: ExchangeState,
+    target: ExchangeState,
+    *,
+    at: datetime,
+    actor: str,
+    reason_code: str | None,
+    detail: dict[str, Any] | None,
+    updates: dict[str, Any] | None,
+    policy_version: str | None,
+) -> None:
+    """One checked state change of a locked exchange row: the row, the next transition
+    and its audit event, in the caller's transaction."""
+    check_transition(current, target)
+    seq = connection.execute(
+        select(func.max(exchange_transitions.c.seq)).where(
+            exchange_transitions.c.exchange_id == exchange_id
+        )
+    ).scalar_one()
+    connection.execute(
+        exchanges.update()
+        .where(exchanges.c.id == exchange_id)
+        .values(state=target.value, updated_at=at, **(updates or {}))
+    )
+    _record_transition(
+        connection,
+        exchange_id,
+        seq + 1,
+        current,
+        target,
+        at=at,
+        actor=actor,
+        reason_code=reason_code,
+        detail=detail,
+        policy_version=policy_version,
+        request_id=None,
+    )
+
+
 class SqlExchangeStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -243,33 +284,20 @@ class SqlExchangeStore:
             ).first()
             if row is None:
                 raise NotFound(f"exchange {exchange_id} does not exist")
-            current = ExchangeState(row.state)
-            check_transition(current, target)
-            seq = connection.execute(
-                select(func.max(exchange_transitions.c.seq)).where(
-                    exchange_transitions.c.exchange_id == exchange_id
-                )
-            ).scalar_one()
-            if also is not None:
-                also(connection)
-            connection.execute(
-                exchanges.update()
-                .where(exchanges.c.id == exchange_id)
-                .values(state=target.value, updated_at=at, **(updates or {}))
-            )
-            _record_transition(
+            _move(
                 connection,
                 exchange_id,
-                seq + 1,
-                current,
+                ExchangeState(row.state),
                 target,
                 at=at,
                 actor=actor,
                 reason_code=reason_code,
                 detail=detail,
+                updates=updates,
                 policy_version=policy_version,
-                request_id=None,
             )
+            if also is not None:
+                also(connection)
 
     def block_under_consent_with(
         self, consent_id: str, *, at: datetime, actor: str, reason_code: str, text: str
@@ -288,36 +316,21 @@ class SqlExchangeStore:
             ).all()
             blocked = []
             for row in rows:
-                current = ExchangeState(row.state)
-                check_transition(current, ExchangeState.BLOCKED)
-                seq = connection.execute(
-                    select(func.max(exchange_transitions.c.seq)).where(
-                        exchange_transitions.c.exchange_id == row.id
-                    )
-                ).scalar_one()
-                connection.execute(
-                    exchanges.update()
-                    .where(exchanges.c.id == row.id)
-                    .values(
-                        state=ExchangeState.BLOCKED.value,
-                        updated_at=at,
-                        error_code=reason_code,
-                        error_text=text,
-                        next_attempt_at=None,
-                    )
-                )
-                _record_transition(
+                _move(
                     connection,
                     row.id,
-                    seq + 1,
-                    current,
+                    ExchangeState(row.state),
                     ExchangeState.BLOCKED,
                     at=at,
                     actor=actor,
                     reason_code=reason_code,
                     detail={"consent_id": consent_id},
+                    updates={
+                        "error_code": reason_code,
+                        "error_text": text,
+                        "next_attempt_at": None,
+                    },
                     policy_version=None,
-                    request_id=None,
                 )
                 blocked.append(row.id)
             return blocked
