@@ -38,28 +38,26 @@ logger = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
 
 
-def _outcome_codes(response: httpx.Response) -> list[str]:
+def _outcome_issues(response: httpx.Response) -> list[dict[str, Any]]:
+    """The issues of the partner's OperationOutcome; none when the body is anything else."""
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return []
     if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
         return []
-    return [str(issue.get("code")) for issue in body.get("issue") or [] if isinstance(issue, dict)]
+    return [issue for issue in body.get("issue") or [] if isinstance(issue, dict)]
+
+
+def _outcome_codes(response: httpx.Response) -> list[str]:
+    return [str(issue.get("code")) for issue in _outcome_issues(response)]
 
 
 def _consent_reason(response: httpx.Response) -> str | None:
     """Our consent deny reason (``details.coding``) in a partner's OperationOutcome, if any:
     a refusal on consent grounds is a decision, not a credentials problem."""
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
-        return None
-    for issue in body.get("issue") or []:
-        details = issue.get("details") if isinstance(issue, dict) else None
-        for coding in (details or {}).get("coding") or []:
+    for issue in _outcome_issues(response):
+        for coding in (issue.get("details") or {}).get("coding") or []:
             if isinstance(coding, dict) and coding.get("system") == codes.CONSENT_DENY_REASON:
                 return str(coding.get("code"))
     return None
