@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import getpass
 from datetime import date
-from pathlib import Path
 from typing import Annotated, Literal
 
 import orjson
@@ -13,6 +12,7 @@ import typer
 from rich.console import Console
 
 from payerbridge import errors
+from payerbridge.cli.options import DataDir
 
 __all__ = ["clients_app", "consents_app"]
 
@@ -21,11 +21,6 @@ clients_app = typer.Typer(
 )
 consents_app = typer.Typer(no_args_is_help=True, help="Members' consents.")
 out = Console()
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data directory (default ./var or PAYERBRIDGE_DATA_DIR)."),
-]
 
 
 def _actor() -> str:

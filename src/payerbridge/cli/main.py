@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from payerbridge import errors
+from payerbridge.cli.options import DataDir
 from payerbridge.config import Settings, load_settings, redacted
 
 app = typer.Typer(
@@ -49,11 +50,6 @@ def _quiet_logs() -> None:
 
     configure_logging("WARNING", "text")
 
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data directory (default ./var or PAYERBRIDGE_DATA_DIR)."),
-]
 
 _EXIT_CODES: tuple[tuple[type[errors.PayerBridgeError], int], ...] = (
     (errors.InvalidInput, 2),
