@@ -22,13 +22,11 @@ from payerbridge.consent.model import (
 )
 from payerbridge.exchange.model import ConsentGrant
 from payerbridge.fhir.consent import build_hrex_consent, consent_hash
+from payerbridge.fhir.member_match import MEMBER_PATIENT_REF
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.types import ClientId, MemberId
 
-__all__ = ["MEMBER_PATIENT_REF", "opt_in_consent"]
-
-# HRex mm-6: in $member-match the Consent points at the MemberPatient parameter.
-MEMBER_PATIENT_REF = "Patient/1"
+__all__ = ["opt_in_consent"]
 
 
 def opt_in_consent(

@@ -18,6 +18,7 @@ from payerbridge.fhir.provenance import organization_reference
 from payerbridge.routing.model import Organization
 
 __all__ = [
+    "MEMBER_PATIENT_REF",
     "MemberMatchInput",
     "MemberMatchResult",
     "build_member_match_request",
@@ -33,6 +34,9 @@ _ALLOWED = {
     "Consent": "Consent",
 }
 _REQUIRED = ("MemberPatient", "CoverageToMatch")
+# The MemberPatient we send; HRex mm-6: the Coverages and the Consent point at it.
+MEMBER_PATIENT_ID = "1"
+MEMBER_PATIENT_REF = f"Patient/{MEMBER_PATIENT_ID}"
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ def _coverage(
         "id": resource_id,
         "meta": {"profile": [codes.HREX_COVERAGE_PROFILE]},
         "status": "active",
-        "beneficiary": {"reference": "Patient/1"},
+        "beneficiary": {"reference": MEMBER_PATIENT_REF},
         "relationship": {
             "coding": [
                 {
@@ -227,7 +231,7 @@ def build_member_match_request(
     member = request.member
     patient: dict[str, Any] = {
         "resourceType": "Patient",
-        "id": "1",
+        "id": MEMBER_PATIENT_ID,
         "meta": {"profile": [codes.HREX_PATIENT_PROFILE]},
         "name": [{"family": member.family, "given": list(member.given)}],
         "gender": member.gender,
