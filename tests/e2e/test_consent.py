@@ -16,7 +16,7 @@ import pytest
 from payerbridge.consent.model import ConsentRole
 from payerbridge.fhir.codes import CONSENT_POLICY
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
-from tests.e2e.test_exchange import stored_everything, wait_terminal
+from tests.e2e.test_exchange import _references, stored_everything, wait_terminal
 from tests.servers import ServerProcess, new_key
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
@@ -94,15 +94,6 @@ def new_payer(server: Callable[..., ServerProcess], old_base: str, credential: s
     return new
 
 
-def references(node: Any) -> set[str]:
-    if isinstance(node, dict):
-        found = {node["reference"]} if isinstance(node.get("reference"), str) else set()
-        return found.union(*(references(v) for v in node.values()))
-    if isinstance(node, list):
-        return set().union(*(references(v) for v in node))
-    return set()
-
-
 def codes_of(resources: list[dict[str, Any]]) -> set[str]:
     return {c["code"] for r in resources if r["resourceType"] == "Condition"
             for c in r["code"]["coding"]}
@@ -133,7 +124,7 @@ def test_a_regular_consent_receives_no_sensitive_resource_and_a_sensitive_one_do
     ids = {f"{r['resourceType']}/{r['id']}" for r in released}
     assert "Condition/p1-sens" not in ids and "Encounter/p1-enc-sens" not in ids
     assert {"Condition/p1-flu", "Encounter/p1-enc-flu", "Observation/p1-obs"} <= ids
-    assert not references(released) & {"Condition/p1-sens", "Encounter/p1-enc-sens"}
+    assert not set(_references(released)) & {"Condition/p1-sens", "Encounter/p1-enc-sens"}
     assert regular["total"] == 5  # Patient, Coverage, flu Condition, its Encounter, Observation
     assert withheld_read.status_code == 404 and plain_read.status_code == 200
     all_data = {f"{e['resource']['resourceType']}/{e['resource']['id']}"
