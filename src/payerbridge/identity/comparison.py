@@ -214,26 +214,32 @@ def phone() -> Comparator:
 
 
 def member_id() -> Comparator:
-    """Member id: exact, one typo, the subscriber's id on the card, else.
+    """Member id: exact, exact on the subscriber's card, one typo, the subscriber's id, else.
+
+    ``exact_subscriber_card`` is agreement on a number that is also the
+    subscriber id (either side's member id is its own subscriber id): the
+    subscriber's own card, which relatives who never enrolled show too (a twin
+    of the subscriber, a spouse on the family's card). It confirms the
+    subscriber only together with a first name that agrees without a typo.
 
     ``is_subscriber_id`` is one side's member id being the other side's
     subscriber id: a dependent whose card (or whose request) shows the
     subscriber's number. It says "same household", not "same person", which
     is why ``spec`` marks that level household-shared.
     """
-    names = ("null", "exact", "one_typo", "is_subscriber_id", "else")
+    names = ("null", "exact", "exact_subscriber_card", "one_typo", "is_subscriber_id", "else")
 
     def level_of(a: StandardRecord, b: StandardRecord) -> int:
         x, y = a.member_id, b.member_id
         if not x or not y:
             return 0
         if x == y:
-            return 1
+            return 2 if x in (a.subscriber_id, b.subscriber_id) else 1
         if is_one_edit_apart(x, y):
-            return 2
-        if x == b.subscriber_id or y == a.subscriber_id:
             return 3
-        return 4
+        if x == b.subscriber_id or y == a.subscriber_id:
+            return 4
+        return 5
 
     return Comparator("member_id", names, level_of)
 

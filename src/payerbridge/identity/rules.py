@@ -12,8 +12,8 @@ a guard violation is never auto-accepted; at most it is reviewed:
   initial tolerance (twins, parent and child), or agree only approximately
   while sex disagrees (boy/girl twins Alexander and Alexandra);
 * ``given_name_unconfirmed``: the given names agree only up to a typo or an
-  initial, and no person-level identifier (member id, own SSN) agrees
-  exactly. Twins are named alike often enough (Mia and Mila) that a near
+  initial, and no person-level identifier (a member id that is not the
+  subscriber's card, an own SSN) agrees exactly. Twins are named alike often enough (Mia and Mila) that a near
   miss on the name, with the birth date and household agreeing, is as much
   the twin as a typo;
 * ``birth_date_conflict``: the birth dates disagree beyond one typo, a
@@ -65,6 +65,13 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
         "The card's member id and the birth date agree exactly and the first name agrees",
         (("member_id", ("exact",)), ("birth_date", ("exact",)),
          ("given_name", ("exact", "nickname", "jaro_winkler", "one_edit"))),
+    ),
+    DeterministicRule(
+        "subscriber_card_birth_date_given_name",
+        "The subscriber's card number and the birth date agree exactly and the first name "
+        "agrees without a typo (relatives show the subscriber's card too)",
+        (("member_id", ("exact_subscriber_card",)), ("birth_date", ("exact",)),
+         ("given_name", ("exact", "nickname"))),
     ),
     DeterministicRule(
         "ssn_birth_date_given_name",

@@ -122,6 +122,11 @@ def test_street_address_levels(left: list[str], right: list[str], expected: str)
     [
         ({"member_id": "W123"}, {"member_id": "w-123"}, "exact"),
         ({"member_id": "W1234"}, {"member_id": "W1243"}, "one_typo"),
+        # The subscriber's own card: relatives who never enrolled show it too.
+        ({"member_id": "HEAD99"}, {"member_id": "HEAD99", "subscriber_id": "HEAD99"},
+         "exact_subscriber_card"),
+        ({"member_id": "HEAD99", "subscriber_id": "HEAD99"}, {"member_id": "HEAD99"},
+         "exact_subscriber_card"),
         # A dependent's request shows the subscriber's number from the card.
         (
             {"member_id": "HEAD99"},

@@ -49,7 +49,8 @@ def test_card_and_demographics_agree_is_a_rule_match(policy: MatchPolicy) -> Non
     )
     assert (decision.outcome, decision.member_id) == (MatchOutcome.MATCH, "p1")
     assert decision.evidence.reason is DecisionReason.RULE
-    assert decision.evidence.rule == "member_id_birth_date_given_name"
+    # Ana is the subscriber: her member id is the subscriber id.
+    assert decision.evidence.rule == "subscriber_card_birth_date_given_name"
     assert decision.candidate_ids == ()
     assert decision.match_probability is not None and decision.match_probability > 0.9999
 

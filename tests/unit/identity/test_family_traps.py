@@ -188,3 +188,18 @@ def test_household_members_are_found_when_present() -> None:
         decision = decide_among(request_for(people[person], "own_member_id"), people, MODELS[0],
                                 BULK)  # fmt: skip
         assert (decision.outcome, decision.member_id) == (MatchOutcome.MATCH, person), person
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("name", ["Joan", "Johan", "Jahn"])
+def test_subscribers_twin_who_never_enrolled_shows_the_family_card(
+    model: MatchModel, policy: MatchPolicy, name: str
+) -> None:
+    """The subscriber's twin (same birth date, a name a letter or two away) shows the family's
+    card, which is the subscriber's own member id: never the subscriber."""
+    people = household()
+    twin = {**request_for(people["head"], "own_member_id"), "given": [name]}
+    twin.pop("suffixes")
+    decision = decide_among(twin, people, model, policy)
+    assert_never_wrong(decision, "twin-never-enrolled", people)

@@ -24,6 +24,10 @@ PERSON = {"given_name": "exact", "birth_date": "exact", "family_name": "exact", 
         ({**PERSON, "member_id": "exact"}, "member_id_birth_date_given_name"),
         ({**PERSON, "given_name": "one_edit", "member_id": "exact"},
          "member_id_birth_date_given_name"),
+        ({**PERSON, "member_id": "exact_subscriber_card"},
+         "subscriber_card_birth_date_given_name"),
+        # The subscriber's twin shows the family's card: Nova is one letter from Nora.
+        ({**PERSON, "given_name": "one_edit", "member_id": "exact_subscriber_card"}, None),
         ({**PERSON, "ssn": "exact"}, "ssn_birth_date_given_name"),
         ({**PERSON, "subscriber_id": "exact"}, "subscriber_id_birth_date_full_name"),
         ({**PERSON, "ssn": "carried"}, None),  # a carried SSN identifies a household
@@ -52,6 +56,8 @@ def test_rules(levels: dict[str, str], rule: str | None) -> None:
         # A near miss on the name needs a person-level identifier (Mia and Mila are twins).
         ({**PERSON, "given_name": "jaro_winkler"}, ("given_name_unconfirmed",)),
         ({**PERSON, "given_name": "one_edit", "ssn": "exact"}, ()),
+        ({**PERSON, "given_name": "one_edit", "member_id": "exact_subscriber_card"},
+         ("given_name_unconfirmed",)),
         ({**PERSON, "given_name": "initial", "ssn": "carried"}, ("given_name_unconfirmed",)),
         ({"family_name": "exact", "member_id": "exact"},
          ("given_name_missing", "birth_date_missing")),
