@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
+import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -26,6 +30,8 @@ from payerbridge.store.consents import SqlConsentStore
 from payerbridge.store.database import create_db_engine, migrate
 from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.idempotency import SqlIdempotencyStore
+from payerbridge.store.identity import SqlIdentityStore
+from payerbridge.store.importer import FileReport, import_file
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.partners import SqlPartnerDirectory
 
@@ -33,6 +39,7 @@ __all__ = [
     "Platform",
     "retry_policy",
     "build_platform",
+    "identity_secret",
     "launch_workflows",
     "new_id",
     "shutdown_workflows",
@@ -64,12 +71,26 @@ class Platform:
     idempotency: SqlIdempotencyStore
     consents: SqlConsentStore
     clients: SqlClientRegistry
+    identity: SqlIdentityStore
     client: HttpxPartnerClient
     exchange_ports: ExchangePorts
 
     @property
     def us(self) -> Organization:
         return Organization(self.settings.org_name, self.settings.org_npi)
+
+    def import_members(
+        self, path: Path, *, progress: Callable[[int], None] | None = None
+    ) -> FileReport:
+        """Import a member data file and index its members for matching, atomically."""
+        return import_file(
+            self.engine,
+            path,
+            progress=progress,
+            index_members=lambda connection, ids: self.identity.index_members(
+                connection, ids, at=utcnow()
+            ),
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -87,6 +108,26 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         breaker_failure_threshold=settings.breaker_failure_threshold,
         breaker_cooldown_seconds=settings.breaker_cooldown_seconds,
     )
+
+
+def identity_secret(settings: Settings) -> bytes:
+    """The identity hashing key: configured, else kept in the data dir (created once)."""
+    if settings.identity_secret is not None:
+        return settings.identity_secret.get_secret_value().encode()
+    path = settings.data_dir / "identity.key"
+    if not path.exists():
+        # Written aside and linked into place: of two processes starting at once, one
+        # key wins and neither reads a half-written file.
+        draft = path.with_name(f".identity.key.{os.getpid()}")
+        draft.write_text(secrets.token_hex(32))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_bytes().strip()
 
 
 def build_platform(
@@ -136,6 +177,7 @@ def build_platform(
         idempotency=SqlIdempotencyStore(engine),
         consents=consents,
         clients=SqlClientRegistry(engine),
+        identity=SqlIdentityStore(engine, identity_secret(settings)),
         client=client,
         exchange_ports=ports,
     )

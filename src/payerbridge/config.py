@@ -80,6 +80,27 @@ class Settings(BaseSettings):
         description="IANA zone in which date-only consent periods are read (whole days, "
         "both ends inclusive), e.g. America/Chicago.",
     )
+    identity_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the identity index's blocking and request hashes (at least 32 "
+        "characters). Unset: a random key kept in the data dir (identity.key). Every process "
+        "sharing a database must use the same key; changing it needs `identity reindex`.",
+    )
+    member_match_return_member_id: bool = Field(
+        default=True, description="$member-match also returns MemberId (our Patient reference)."
+    )
+    member_match_strict: bool = Field(
+        default=False,
+        description="Reject $member-match requests whose CoverageToMatch has neither a member "
+        "id nor a subscriber id (HRex 1.1 us-core-15) instead of matching on demographics.",
+    )
+    member_match_max_cards: int = Field(
+        default=5,
+        ge=1,
+        description="Brute-force guard (HRex mm-7): distinct card data one client may try "
+        "with the same demographics within the window.",
+    )
+    member_match_window_seconds: float = Field(default=3600.0, gt=0)
     operator_token: SecretStr | None = Field(
         default=None, description="Bearer token of operators (replay); unset: no operator API."
     )
@@ -87,7 +108,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     environment: Literal["dev", "test", "prod"] = "dev"
 
-    @field_validator("database_url", "public_base_url", "operator_token", mode="before")
+    @field_validator(
+        "database_url", "public_base_url", "operator_token", "identity_secret", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # An exported-but-empty variable means "not configured", not "an empty URL".
@@ -98,6 +121,13 @@ class Settings(BaseSettings):
     def _token_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 24:
             raise ValueError("operator_token must be at least 24 characters (use a random secret)")
+        return value
+
+    @field_validator("identity_secret")
+    @classmethod
+    def _secret_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("identity_secret must be at least 32 characters (use a random key)")
         return value
 
     @field_validator("consent_time_zone")
@@ -169,7 +199,7 @@ def load_settings(
 def redacted(settings: Settings) -> dict[str, Any]:
     """The effective config as plain data, secrets shown as ``**********``."""
     data = settings.model_dump(mode="json")
-    for secret in ("database_url", "operator_token"):
+    for secret in ("database_url", "operator_token", "identity_secret"):
         if getattr(settings, secret) is not None:
             data[secret] = "**********"
     return data

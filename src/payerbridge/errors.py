@@ -47,6 +47,7 @@ __all__ = [
     "MalformedContent",
     "MappingError",
     "MatchError",
+    "MatchUnderReview",
     "NoMatch",
     "NotAcceptable",
     "NotFound",
@@ -56,6 +57,7 @@ __all__ = [
     "PartnerUnavailable",
     "PayerBridgeError",
     "PayloadTooLarge",
+    "TooManyAttempts",
     "Unauthenticated",
     "UnprocessableRequest",
     "UnsupportedMediaType",
@@ -130,7 +132,13 @@ class UnprocessableRequest(PayerBridgeError):
 
 
 class MatchError(PayerBridgeError):
-    pass
+    """$member-match found no single member; ``decision_id`` names the stored decision."""
+
+    def __init__(
+        self, text: str, *, decision_id: str | None = None, issues: list[Issue] | None = None
+    ) -> None:
+        super().__init__(text, issues=issues)
+        self.decision_id = decision_id
 
 
 class NoMatch(MatchError):
@@ -139,6 +147,22 @@ class NoMatch(MatchError):
 
 class AmbiguousMatch(MatchError):
     pass
+
+
+class MatchUnderReview(MatchError):
+    """The request fits a member only on evidence a person must look at; a case is open."""
+
+    def __init__(
+        self, text: str, *, decision_id: str | None = None, review_id: str | None = None
+    ) -> None:
+        super().__init__(text, decision_id=decision_id)
+        self.review_id = review_id
+
+
+class TooManyAttempts(PayerBridgeError):
+    """Brute-force guard (HRex mm-7): the same demographics tried with too many cards."""
+
+    retry_after_seconds = 3600
 
 
 class ConsentError(PayerBridgeError):

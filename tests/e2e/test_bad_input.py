@@ -20,7 +20,9 @@ def payer(server: Callable[..., ServerProcess], tmp_path) -> ServerProcess:  # t
 
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in (
         a_patient(), a_coverage(),
-        a_patient("twin", given="Ana"), a_coverage("c2", patient="twin", member_id="M124"))))
+        # Two members alike in everything but the card (member ids far apart: a number
+        # one digit away would be a typo the engine cannot tell from the other member).
+        a_patient("twin", given="Ana"), a_coverage("c2", patient="twin", member_id="Z98765"))))
     payer = server("payer", env={"PAYERBRIDGE_MAX_REQUEST_BYTES": "20000",
                                  "PAYERBRIDGE_ORG_NPI": "1245319599"}, import_files=[data])
     return payer.authorize("newplan", npi="1234567893")
@@ -137,8 +139,12 @@ def test_member_match_outcomes_are_422_with_hrex_codes(payer: ServerProcess) -> 
         again = client.post("/fhir/Patient/$member-match", json=parameters(), headers=FHIR)
         assert again.json()["parameter"][0]["valueIdentifier"]["value"] == umb
 
-        outcome(client.post("/fhir/Patient/$member-match", json=parameters(family="Other"),
-                            headers=FHIR), 422, "not-found")
+        stranger = an_exchange_request(given=["Zed"], family="Other", birth_date="1999-01-01")
+        stranger["old_coverage"] = {"member_id": "X999", "subscriber_id": "S9",
+                                    "relationship": "self"}
+        outcome(client.post("/fhir/Patient/$member-match",
+                            json=member_match_parameters(stranger), headers=FHIR), 422,
+                "not-found")
         twins = parameters()
         coverage = twins["parameter"][1]["resource"]
         del coverage["identifier"]  # subscriber id only: both twins share it

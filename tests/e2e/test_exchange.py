@@ -141,7 +141,11 @@ def test_an_unknown_member_fails_with_a_reason_and_an_expired_consent_blocks(
         payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path) -> None:
     _old, new, _info = payers
     request = orjson.loads((network / "switchers.json").read_bytes())[1]["request"]
-    stranger = {**request, "member": {**request["member"], "birth_date": "1901-01-01"}}
+    # Someone the old payer never covered: another name, birth date and card.
+    stranger = {**request, "member": {**request["member"], "given": ["Zebediah"],
+                                      "birth_date": "1901-01-01"},
+                "old_coverage": {**request["old_coverage"], "member_id": "ZZ0000001",
+                                 "subscriber_id": "ZZ0000001"}}
     expired = {**request, "consent": {**request["consent"], "start": "2020-01-01",
                                       "end": "2020-03-01"}}
     with new.client() as client:

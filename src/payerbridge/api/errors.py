@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from payerbridge.api.responses import FhirResponse
-from payerbridge.errors import Busy, Issue, PayerBridgeError, Unauthenticated
+from payerbridge.errors import Busy, Issue, PayerBridgeError, TooManyAttempts, Unauthenticated
 from payerbridge.fhir.outcome import operation_outcome, outcome_for
 from payerbridge.logging import current_request_id
 
@@ -21,7 +21,7 @@ async def _on_payerbridge_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PayerBridgeError)
     status, body = outcome_for(exc, current_request_id())
     headers = {}
-    if isinstance(exc, Busy):
+    if isinstance(exc, Busy | TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after_seconds)
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"

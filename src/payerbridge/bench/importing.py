@@ -133,11 +133,10 @@ def _worker(path: Path, data_dir: Path) -> None:
     """Run in a child process: import one file, print seconds and peak RSS as JSON."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
-    from payerbridge.store.importer import import_file
 
     platform = build_platform(load_settings(data_dir=data_dir))
     started = time.perf_counter()
-    report = import_file(platform.engine, path)
+    report = platform.import_members(path)
     seconds = time.perf_counter() - started
     platform.close()
     if not report.accepted:

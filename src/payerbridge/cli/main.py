@@ -223,7 +223,6 @@ def import_files(
 ) -> None:
     """Load member data; each file is all-or-nothing, invalid lines reported by number."""
     from payerbridge.bootstrap import build_platform
-    from payerbridge.store.importer import import_file
 
     platform = build_platform(settings_for(data_dir))
     rejected = 0
@@ -239,8 +238,8 @@ def import_files(
         ) as progress:
             for path in files:
                 task = progress.add_task(path.name, total=path.stat().st_size)
-                report = import_file(
-                    platform.engine, path, progress=lambda n, t=task: progress.advance(t, n)
+                report = platform.import_members(
+                    path, progress=lambda n, t=task: progress.advance(t, n)
                 )
                 progress.remove_task(task)
                 if report.accepted:

@@ -148,7 +148,6 @@ def _start_partners(
     start it as its own SQLite-backed instance."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
-    from payerbridge.store.importer import import_file
 
     network_dir = _network_dir(data_dir)
     instances = []
@@ -158,7 +157,7 @@ def _start_partners(
         marker = payer_dir / ".loaded"
         if not marker.exists():
             platform = build_platform(load_settings(data_dir=payer_dir, database_url=None))
-            report = import_file(platform.engine, network_dir / payer["file"])
+            report = platform.import_members(network_dir / payer["file"])
             platform.close()
             if not report.accepted:
                 raise RuntimeError(f"sandbox data for {payer['slug']} was rejected")

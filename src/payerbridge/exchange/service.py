@@ -25,6 +25,7 @@ from payerbridge.errors import (
     ConsentDenied,
     IllegalTransition,
     Issue,
+    MatchUnderReview,
     NoMatch,
     PartnerAuthRejected,
     PartnerError,
@@ -396,6 +397,15 @@ def match(
         )
     except ConsentDenied as exc:  # the old payer cannot comply with the consent (mm-11)
         return _block(ports, exchange_id, exc.reason, exc.text, {"by": "partner"})
+    except MatchUnderReview as exc:  # a person at the old payer is looking at the match
+        _advance(
+            ports,
+            exchange_id,
+            S.MANUAL_REVIEW,
+            reason_code="partner-review",
+            updates={"error_code": "partner-review", "error_text": exc.text},
+        )
+        return StepResult(S.MANUAL_REVIEW, done=True)
     except (NoMatch, AmbiguousMatch) as exc:
         return _fail(ports, exchange_id, _MATCH_FAILURES[type(exc)], exc.text)
     except PartnerError as exc:  # terminal: a contract error, or credentials refused twice

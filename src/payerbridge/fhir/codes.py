@@ -2,6 +2,7 @@
 
 __all__ = [
     "CONSENT_DENY_REASON",
+    "MEMBER_MATCH_OUTCOME",
     "CONSENT_POLICY",
     "FHIR_VERSION",
     "HREX_TEMP",
@@ -30,6 +31,9 @@ _POLICY_BASE = "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition-hrex-con
 # Our machine-readable consent deny reasons (``consent.model.DenyReason``) in
 # OperationOutcome ``issue.details.coding``.
 CONSENT_DENY_REASON = "urn:payerbridge:consent-deny-reason"
+# In a $member-match 422: ``review`` says a person at the old payer is looking at the
+# match (a case is open), so the new payer waits instead of treating it as final.
+MEMBER_MATCH_OUTCOME = "urn:payerbridge:member-match-outcome"
 CONSENT_POLICY = {"regular": f"{_POLICY_BASE}#regular", "sensitive": f"{_POLICY_BASE}#sensitive"}
 PDEX_PROVENANCE_PROFILE = "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provenance"
 PROVENANCE_SOURCE_FORMAT = (

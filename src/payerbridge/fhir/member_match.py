@@ -56,8 +56,12 @@ class MemberMatchResult:
     member_ref: str | None
 
 
-def parse_member_match_request(body: Any) -> MemberMatchInput:
-    """Check the structure and mm-6 references; one InvalidInput carries every issue."""
+def parse_member_match_request(body: Any, *, strict: bool = False) -> MemberMatchInput:
+    """Check the structure and mm-6 references; one InvalidInput carries every issue.
+
+    ``strict`` also enforces HRex 1.1's us-core-15 on CoverageToMatch (a member id
+    typed MB or a subscriberId). Off by default: members often cannot give the old
+    card's numbers, and the identity engine matches such requests on demographics."""
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         found = body.get("resourceType") if isinstance(body, dict) else type(body).__name__
         raise InvalidInput(
@@ -104,6 +108,17 @@ def parse_member_match_request(body: Any) -> MemberMatchInput:
     if "MemberPatient" in found_resources:
         issues.extend(_patient_issues(found_resources["MemberPatient"]))
         issues.extend(_reference_issues(found_resources))
+    if strict and "CoverageToMatch" in found_resources:
+        card = card_from_coverage(found_resources["CoverageToMatch"])
+        if not card.member_id and not card.subscriber_id:
+            issues.append(
+                Issue(
+                    "CoverageToMatch needs a member id (identifier typed MB) or a subscriberId "
+                    "(us-core-15): this payer does not match on demographics alone",
+                    "CoverageToMatch",
+                    "required",
+                )
+            )
     if issues:
         raise InvalidInput("the $member-match request is not valid", issues=issues)
     return MemberMatchInput(

@@ -37,6 +37,8 @@ _TABLE: tuple[tuple[type[errors.PayerBridgeError], ErrorRendering], ...] = (
     (errors.UnprocessableRequest, ErrorRendering(422, "error", "business-rule")),
     (errors.NoMatch, ErrorRendering(422, "error", "not-found")),
     (errors.AmbiguousMatch, ErrorRendering(422, "error", "multiple-matches")),
+    (errors.MatchUnderReview, ErrorRendering(422, "error", "business-rule")),
+    (errors.TooManyAttempts, ErrorRendering(429, "error", "throttled")),
     (errors.DisclosureDenied, ErrorRendering(403, "error", "forbidden")),
     (errors.ConsentDenied, ErrorRendering(422, "error", "business-rule")),
     (errors.ConsentError, ErrorRendering(422, "error", "business-rule")),
@@ -62,12 +64,13 @@ def operation_outcome(
     severity: str,
     code: str,
     request_id: str | None = None,
-    reason: str | None = None,
+    coding: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """An OperationOutcome with one issue per problem; the request id lets support find the logs.
 
-    ``reason`` is a consent deny reason, given as ``details.coding`` so that a partner's
-    software can tell a revoked consent from an expired one without reading the text."""
+    ``coding`` (system, code) goes into ``details.coding``, so that a partner's software can
+    tell a revoked consent from an expired one, or a match under review from a refusal,
+    without reading the text."""
     rendered = []
     for issue in issues:
         entry: dict[str, Any] = {
@@ -75,8 +78,8 @@ def operation_outcome(
             "code": issue.code or code,
             "details": {"text": issue.text},
         }
-        if reason:
-            entry["details"]["coding"] = [{"system": codes.CONSENT_DENY_REASON, "code": reason}]
+        if coding:
+            entry["details"]["coding"] = [{"system": coding[0], "code": coding[1]}]
         if issue.expression:
             entry["expression"] = [issue.expression]
         if request_id:
@@ -94,6 +97,14 @@ def outcome_for(
         severity=rendering.severity,
         code=rendering.code,
         request_id=request_id,
-        reason=error.reason if isinstance(error, errors.ConsentDenied) else None,
+        coding=_coding_of(error),
     )
     return rendering.status, body
+
+
+def _coding_of(error: errors.PayerBridgeError) -> tuple[str, str] | None:
+    if isinstance(error, errors.ConsentDenied):
+        return codes.CONSENT_DENY_REASON, error.reason
+    if isinstance(error, errors.MatchUnderReview):
+        return codes.MEMBER_MATCH_OUTCOME, "review"
+    return None

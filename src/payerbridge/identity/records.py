@@ -33,7 +33,7 @@ from payerbridge.identity.standardize import (
     standard_ssn,
 )
 
-__all__ = ["record_from_fhir"]
+__all__ = ["record_from_fhir", "ssn_of"]
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 US_SSN = "http://hl7.org/fhir/sid/us-ssn"
@@ -61,7 +61,7 @@ def record_from_fhir(
     names = [n for n in _dicts(patient.get("name")) if n.get("use") not in _NOT_A_PERSON_NAME]
     current = _current_name(names)
     previous = [n.get("family") for n in names if n is not current and n.get("family")]
-    own_ssn = _ssn_of(patient)
+    own_ssn = ssn_of(patient)
     address = _address(patient)
     gender = _string(patient.get("gender"))
     return standard_record(
@@ -152,7 +152,7 @@ def _member_id(resource: FhirJson | None) -> str | None:
     return None
 
 
-def _ssn_of(patient: FhirJson) -> str | None:
+def ssn_of(patient: FhirJson) -> str | None:
     for identifier in _dicts(patient.get("identifier")):
         if identifier.get("system") == US_SSN or _has_type(identifier, "SS"):
             value = _string(identifier.get("value"))

@@ -13,12 +13,15 @@ a guard violation is never auto-accepted; at most it is reviewed:
   while sex disagrees (boy/girl twins Alexander and Alexandra);
 * ``given_name_unconfirmed``: the given names agree only up to a typo or an
   initial, and no person-level identifier (a member id that is not the
-  subscriber's card, an own SSN) agrees exactly. Twins are named alike often enough (Mia and Mila) that a near
-  miss on the name, with the birth date and household agreeing, is as much
-  the twin as a typo;
+  subscriber's card, an own SSN) agrees exactly. Twins are named alike
+  often enough (Mia and Mila) that a near miss on the name, with the birth
+  date and household agreeing, is as much the twin as a typo;
 * ``birth_date_conflict``: the birth dates disagree beyond one typo, a
   day/month swap or a year off by one or ten (Jr and Sr, siblings);
 * ``suffix_conflict``: both give a generational suffix and they differ (Jr/Sr);
+* ``member_id_mismatch``: the card's member id is neither this member's
+  (not even up to a typo) nor their subscriber's: the card names someone else,
+  or a card this member no longer holds;
 * ``given_name_missing`` / ``birth_date_missing``: without both there is no
   person-level evidence, only household and card evidence.
 
@@ -82,9 +85,11 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
     ),
     DeterministicRule(
         "subscriber_id_birth_date_full_name",
-        "The subscriber id, the birth date, the first name and the surname agree",
+        "The subscriber id, the birth date, the first name and the surname agree, and no "
+        "member id on the card points at someone else",
         (("subscriber_id", ("exact",)), ("birth_date", ("exact",)),
-         ("given_name", ("exact", "nickname")), ("family_name", ("exact", "token_overlap"))),
+         ("given_name", ("exact", "nickname")), ("family_name", ("exact", "token_overlap")),
+         ("member_id", ("null", "exact", "exact_subscriber_card", "is_subscriber_id"))),
     ),
 )  # fmt: skip
 
@@ -101,7 +106,7 @@ class RuleBook:
     """Rules and guards compiled to level indices of one spec (cheap to evaluate)."""
 
     __slots__ = ("_approximate_given", "_conflicts", "_identifiers", "_required", "_rules",
-                 "_sex_else", "_typo_given", "rules", "spec")  # fmt: skip
+                 "_member_id_else", "_sex_else", "_typo_given", "rules", "spec")  # fmt: skip
 
     def __init__(
         self,
@@ -131,6 +136,7 @@ class RuleBook:
             _levels(spec, name, [level]) for name, level in _PERSON_IDENTIFIERS
         )
         self._sex_else = _levels(spec, "sex", ["else"])
+        self._member_id_else = _levels(spec, "member_id", ["else"])
 
     def fired_rule(self, levels: Sequence[int]) -> str | None:
         """The first deterministic rule the comparison vector satisfies, if any."""
@@ -159,6 +165,8 @@ class RuleBook:
             _at(levels, identifier) for identifier in self._identifiers
         ):
             violations.append("given_name_unconfirmed")
+        if _at(levels, self._member_id_else):
+            violations.append("member_id_mismatch")
         violations.extend(name for name, missing in self._required if _at(levels, missing))
         return tuple(violations)
 

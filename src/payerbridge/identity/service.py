@@ -1,34 +1,107 @@
-"""The $member-match use case on the old-payer side: find candidates, decide, hand out the UMB."""
+"""The $member-match use case on the old-payer side: guard, block, decide, record, link.
+
+1. The request (MemberPatient + CoverageToMatch) is standardised like a member.
+2. Brute-force guard (HRex mm-7): the same demographics tried by one client
+   with more distinct card data than the limit within the window are refused
+   (429) and flagged in the audit trail.
+3. A request a reviewer already decided is answered from that decision; one
+   whose case is still open is answered "under review" again, without a
+   second case.
+4. Otherwise candidates come from the blocking index, ``decide`` scores them
+   with the active model (the untrained prior when none is trained yet) and
+   the decision is stored with its evidence; ``review`` opens a case.
+5. A match hands out the member's UMB (kept on the Patient and in the identity
+   graph) and links the requester's CoverageToLink to the member (mm-4).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from payerbridge.errors import AmbiguousMatch, NoMatch
+from payerbridge.audit.model import AuditEvent
+from payerbridge.errors import AmbiguousMatch, MatchUnderReview, NoMatch, TooManyAttempts
 from payerbridge.fhir import codes
-from payerbridge.fhir.member_match import MemberMatchInput, card_from_coverage
-from payerbridge.identity.model import MatchOutcome, decide_exact
+from payerbridge.fhir.member_match import MemberMatchInput
+from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
+from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.records import record_from_fhir
+from payerbridge.identity.scoring import MatchModel, default_model
+from payerbridge.identity.standardize import StandardRecord
+from payerbridge.types import MemberId
 
-__all__ = ["MatchedMember", "MemberDirectory", "match_member"]
+__all__ = [
+    "AttemptLimit",
+    "decision_audit_event",
+    "IdentityIndex",
+    "MatchedMember",
+    "MemberDirectory",
+    "match_member",
+    "model_for",
+    "request_record",
+]
 
 logger = logging.getLogger(__name__)
 
 
 class MemberDirectory(Protocol):
-    """What matching needs from the member store."""
+    """What matching needs from the member store: the Patient, to hand out its UMB."""
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None: ...
 
-    def read_many(self, refs: list[str]) -> list[dict[str, Any]]: ...
-
-    def find_refs_by_token(
-        self, resource_type: str, param: str, value: str, system: str | None = None
-    ) -> list[str]: ...
-
     def assign_identifier(self, patient_id: str, identifier: dict[str, Any]) -> None: ...
+
+
+class IdentityIndex(Protocol):
+    """What matching needs from the identity store."""
+
+    def keys_of(self, record: StandardRecord) -> frozenset[str]: ...
+
+    def keyed_hash(self, *parts: str | None) -> str: ...
+
+    def candidates(
+        self, keys: Sequence[str] | frozenset[str]
+    ) -> list[tuple[MemberId, StandardRecord]]: ...  # fmt: skip
+
+    def member_count(self) -> int: ...
+
+    def active_model(self) -> MatchModel | None: ...
+
+    def record_decision(
+        self,
+        decision: MatchDecision,
+        *,
+        client_id: str,
+        request_key: str,
+        review_id: str | None,
+        event: AuditEvent | None = None,
+    ) -> None: ...  # fmt: skip
+
+    def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None: ...
+
+    def note_attempt(
+        self,
+        *,
+        client_id: str,
+        demographics_key: str,
+        card_key: str,
+        at: datetime,
+        window: timedelta,
+    ) -> int: ...  # fmt: skip
+
+    def record_links(self, links: Sequence[IdentityLink]) -> None: ...
+
+
+@dataclass(frozen=True)
+class AttemptLimit:
+    """At most ``cards`` distinct card data per client and demographics per ``window``."""
+
+    cards: int
+    window: timedelta
 
 
 @dataclass(frozen=True)
@@ -37,6 +110,157 @@ class MatchedMember:
     umb_system: str
     umb_value: str
     candidates_considered: int
+    decision_id: str
+
+
+def decision_audit_event(
+    decision: MatchDecision, *, actor: str, request_id: str | None
+) -> AuditEvent:
+    """The audit event of a match decision: ids, outcome and versions, no demographics."""
+    evidence = decision.evidence
+    return AuditEvent(
+        at=evidence.decided_at,
+        actor=actor,
+        action="identity.decision",
+        entity_type="IdentityDecision",
+        entity_id=decision.decision_id,
+        outcome=decision.outcome.value,
+        request_id=request_id,
+        detail={
+            "member": decision.member_id,
+            "candidates": list(decision.candidate_ids),
+            "reason": evidence.reason.value,
+            "rule": evidence.rule,
+            "candidates_considered": evidence.candidates_considered,
+            "model_version": evidence.model_version,
+            "policy_version": evidence.policy_version,
+        },
+    )
+
+
+def request_record(request: MemberMatchInput) -> StandardRecord:
+    """The request as matching sees it: MemberPatient's demographics, CoverageToMatch's card.
+
+    MemberPatient's own identifiers are the requesting payer's, never our member id."""
+    return record_from_fhir(request.patient, request.coverage_to_match,
+                            member_id_from_patient=False)  # fmt: skip
+
+
+def model_for(index: IdentityIndex) -> MatchModel:
+    """The active trained model, else the prior for a population of this size."""
+    model = index.active_model()
+    if model is not None:
+        return model
+    return default_model(probability_two_random_records_match=1 / max(index.member_count(), 2))
+
+
+def _request_key(index: IdentityIndex, record: StandardRecord) -> str:
+    return index.keyed_hash(
+        record.first_name, record.family_name, record.birth_date, record.sex, record.member_id,
+        record.subscriber_id, record.postal_code, record.phone, record.ssn,
+    )  # fmt: skip
+
+
+def match_member(
+    request: MemberMatchInput,
+    index: IdentityIndex,
+    directory: MemberDirectory,
+    *,
+    client_id: str,
+    requester_npi: str | None,
+    policy: MatchPolicy,
+    attempts: AttemptLimit,
+    at: datetime,
+    new_id: Callable[[], str],
+    umb_system: str,
+    audit: Callable[[MatchDecision], AuditEvent],
+) -> MatchedMember:
+    """Match the request to one member or raise NoMatch / AmbiguousMatch / MatchUnderReview
+    (all 422, HRex mm-8..10) or TooManyAttempts (429, mm-7).
+
+    ``audit`` gives the decision's audit event, stored in the decision's transaction."""
+    record = request_record(request)
+    tried = index.note_attempt(
+        client_id=client_id,
+        demographics_key=index.keyed_hash(
+            record.first_name, record.family_name, record.birth_date
+        ),  # fmt: skip
+        card_key=index.keyed_hash(record.member_id, record.subscriber_id),
+        at=at,
+        window=attempts.window,
+    )
+    if tried > attempts.cards:
+        logger.warning(
+            "member-match attempts over the limit",
+            extra={"client_id": client_id, "cards_tried": tried},
+        )
+        raise TooManyAttempts(
+            f"this client tried the same member's demographics with {tried} different cards "
+            f"within {int(attempts.window.total_seconds() // 60)} minutes; further attempts are "
+            "refused for a while (HRex mm-7). Send the card data the member gave you."
+        )
+    request_key = _request_key(index, record)
+    reviewed = index.latest_review(client_id, request_key)
+    if reviewed is not None and reviewed.status != "accepted":
+        _answer_reviewed(reviewed)
+    if reviewed is not None:
+        assert reviewed.member_id is not None
+        return _matched(request, index, directory, reviewed.member_id, client_id=client_id,
+                        requester_npi=requester_npi, decision_id=reviewed.decision_id,
+                        candidates=len(reviewed.candidate_ids), at=at, umb_system=umb_system,
+                        new_umb=new_id)  # fmt: skip
+    candidates = index.candidates(index.keys_of(record))
+    decision = decide(record, candidates, model_for(index), policy, at, DecisionId(new_id()))
+    review_id = new_id() if decision.outcome is MatchOutcome.REVIEW else None
+    index.record_decision(decision, client_id=client_id, request_key=request_key,
+                          review_id=review_id, event=audit(decision))  # fmt: skip
+    logger.info(
+        "member-match decided",
+        extra={"decision_id": decision.decision_id, "outcome": decision.outcome.value,
+               "candidates": decision.evidence.candidates_considered},
+    )  # fmt: skip
+    _raise_unless_match(decision, review_id)
+    assert decision.member_id is not None
+    return _matched(request, index, directory, decision.member_id, client_id=client_id,
+                    requester_npi=requester_npi, decision_id=decision.decision_id,
+                    candidates=decision.evidence.candidates_considered, at=at,
+                    umb_system=umb_system, new_umb=new_id)  # fmt: skip
+
+
+def _answer_reviewed(case: ReviewCase) -> None:
+    if case.status == "open":
+        raise MatchUnderReview(
+            f"this request is waiting for a reviewer (review case {case.id}); send it again "
+            "after the case is decided",
+            decision_id=case.decision_id,
+            review_id=case.id,
+        )
+    raise NoMatch(
+        f"a reviewer found that no member matches this request (review case {case.id})",
+        decision_id=case.decision_id,
+    )
+
+
+def _raise_unless_match(decision: MatchDecision, review_id: str | None) -> None:
+    where = f"(decision {decision.decision_id})"
+    if decision.outcome is MatchOutcome.NO_MATCH:
+        raise NoMatch(
+            f"no member matched the demographics and coverage in the request {where}",
+            decision_id=decision.decision_id,
+        )
+    if decision.outcome is MatchOutcome.MULTIPLE:
+        raise AmbiguousMatch(
+            "the request fits more than one member; add the member id from the insurance "
+            f"card to tell them apart {where}",
+            decision_id=decision.decision_id,
+        )
+    if decision.outcome is MatchOutcome.REVIEW:
+        raise MatchUnderReview(
+            "the request fits a member only on evidence a person must confirm; review case "
+            f"{review_id} is open: send the request again after it is decided {where}",
+            decision_id=decision.decision_id,
+            review_id=review_id,
+        )
 
 
 def _umb_of(patient: dict[str, Any]) -> tuple[str, str] | None:
@@ -47,56 +271,60 @@ def _umb_of(patient: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def match_member(
+def _matched(
     request: MemberMatchInput,
+    index: IdentityIndex,
     directory: MemberDirectory,
+    member_id: str,
     *,
+    client_id: str,
+    requester_npi: str | None,
+    decision_id: str,
+    candidates: int,
+    at: datetime,
     umb_system: str,
     new_umb: Callable[[], str],
 ) -> MatchedMember:
-    """Match the request to one member or raise NoMatch / AmbiguousMatch (HRex mm-8..10)."""
-    card = card_from_coverage(request.coverage_to_match)
-    coverage_refs: set[str] = set()
-    if card.member_id:
-        coverage_refs.update(directory.find_refs_by_token("Coverage", "identifier", card.member_id))
-    elif card.subscriber_id:
-        coverage_refs.update(
-            directory.find_refs_by_token("Coverage", "subscriber-id", card.subscriber_id)
-        )
-    if not card.member_id and not card.subscriber_id:
-        raise NoMatch(
-            "no member matched: CoverageToMatch carries neither a member id (identifier "
-            "typed MB) nor a subscriberId, which this payer's matcher requires"
-        )
-    beneficiaries = set()
-    for coverage in directory.read_many(sorted(coverage_refs)):
-        reference = (coverage.get("beneficiary") or {}).get("reference", "")
-        if reference.startswith("Patient/"):
-            beneficiaries.add(reference)
-    candidates = directory.read_many(sorted(beneficiaries))
-    decision = decide_exact(request.patient, candidates)
-    logger.info(
-        "member-match decided",
-        extra={"outcome": decision.outcome.value, "candidates": decision.candidates_considered},
-    )
-    if decision.outcome is MatchOutcome.NO_MATCH:
-        raise NoMatch("no member matched the demographics and coverage in the request")
-    if decision.outcome is MatchOutcome.MULTIPLE:
-        raise AmbiguousMatch(
-            "the request matches more than one member; add the member id from "
-            "the insurance card to tell them apart"
-        )
-    assert decision.member_id is not None
-    patient = next(c for c in candidates if c["id"] == decision.member_id)
+    patient = directory.read("Patient", member_id)
+    if patient is None:  # deleted since it was indexed
+        raise NoMatch(f"the matched member is no longer on file (decision {decision_id})",
+                      decision_id=decision_id)  # fmt: skip
     umb = _umb_of(patient)
     if umb is None:
-        umb = (umb_system, new_umb())
+        umb = (umb_system, new_umb().replace("-", ""))
         directory.assign_identifier(
-            decision.member_id,
+            member_id,
             {
                 "type": {"coding": [{"system": codes.HREX_TEMP, "code": "UMB"}]},
                 "system": umb[0],
                 "value": umb[1],
             },
         )
-    return MatchedMember(decision.member_id, umb[0], umb[1], decision.candidates_considered)
+
+    def link(kind: str, system: str, value: str, assigner: str | None) -> IdentityLink:
+        return IdentityLink(member_id, kind, system, value, assigner, decision_id, client_id, at)
+
+    links = [link(LinkKind.UMB, umb[0], umb[1], None)]
+    if request.coverage_to_link is not None:
+        links.extend(_coverage_links(request.coverage_to_link, requester_npi, link))
+    index.record_links(links)
+    return MatchedMember(member_id, umb[0], umb[1], candidates, decision_id)
+
+
+def _coverage_links(
+    coverage: dict[str, Any],
+    requester_npi: str | None,
+    link: Callable[[str, str, str, str | None], IdentityLink],
+) -> list[IdentityLink]:
+    """The requesting payer's member id and subscriber id for our member (HRex mm-4)."""
+    assigner = f"{codes.NPI_SYSTEM}|{requester_npi}" if requester_npi else None
+    links = []
+    for identifier in coverage.get("identifier") or []:
+        value = identifier.get("value") if isinstance(identifier, dict) else None
+        if isinstance(value, str) and value:
+            links.append(link(LinkKind.LINKED_COVERAGE, identifier.get("system") or "", value,
+                              assigner))  # fmt: skip
+    subscriber = coverage.get("subscriberId")
+    if isinstance(subscriber, str) and subscriber:
+        links.append(link(LinkKind.LINKED_SUBSCRIBER, "", subscriber, assigner))
+    return links

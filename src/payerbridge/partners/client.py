@@ -1,11 +1,12 @@
 """The partner client over httpx: HRex ``$member-match`` and PDex ``$everything``.
 
 Turns HTTP outcomes into our errors, in the classes of ``exchange.retry``: 422 with
-``not-found`` / ``multiple-matches`` into NoMatch / AmbiguousMatch, other 422s into
-ConsentDenied (HRex mm-11), as is a 403 that carries a consent deny reason; other
-401/403 into PartnerAuthRejected; 429, 5xx, timeouts and
-transport failures into PartnerUnavailable (with the partner's ``Retry-After``); other
-4xx and unreadable bodies into PartnerRejected. Bodies are never logged.
+``not-found`` / ``multiple-matches`` into NoMatch / AmbiguousMatch, one coded as a
+match under review into MatchUnderReview, other 422s into ConsentDenied (HRex
+mm-11), as is a 403 that carries a consent deny reason; other 401/403 into
+PartnerAuthRejected; 429, 5xx, timeouts and transport failures into
+PartnerUnavailable (with the partner's ``Retry-After``); other 4xx and unreadable
+bodies into PartnerRejected. Bodies are never logged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import orjson
 from payerbridge.errors import (
     AmbiguousMatch,
     ConsentDenied,
+    MatchUnderReview,
     NoMatch,
     PartnerAuthRejected,
     PartnerRejected,
@@ -53,14 +55,19 @@ def _outcome_codes(response: httpx.Response) -> list[str]:
     return [str(issue.get("code")) for issue in _outcome_issues(response)]
 
 
-def _consent_reason(response: httpx.Response) -> str | None:
-    """Our consent deny reason (``details.coding``) in a partner's OperationOutcome, if any:
-    a refusal on consent grounds is a decision, not a credentials problem."""
+def _coded(response: httpx.Response, system: str) -> str | None:
+    """The code under ``system`` in a partner's OperationOutcome ``details.coding``, if any:
+    our consent deny reasons and member-match outcomes travel that way."""
     for issue in _outcome_issues(response):
         for coding in (issue.get("details") or {}).get("coding") or []:
-            if isinstance(coding, dict) and coding.get("system") == codes.CONSENT_DENY_REASON:
+            if isinstance(coding, dict) and coding.get("system") == system:
                 return str(coding.get("code"))
     return None
+
+
+def _consent_reason(response: httpx.Response) -> str | None:
+    """A refusal on consent grounds is a decision, not a credentials problem."""
+    return _coded(response, codes.CONSENT_DENY_REASON)
 
 
 def _outcome_text(response: httpx.Response) -> str:
@@ -197,6 +204,8 @@ class HttpxPartnerClient:
                 raise AmbiguousMatch(text)
             if "not-found" in codes:
                 raise NoMatch(text)
+            if _coded(response, codes.MEMBER_MATCH_OUTCOME) == "review":
+                raise MatchUnderReview(text)
             raise ConsentDenied(text, reason=_consent_reason(response) or "refused")
         if response.status_code != 200:
             raise PartnerRejected(

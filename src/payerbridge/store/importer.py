@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from payerbridge.fhir.resources import (
     COMPARTMENT_FIELD,
@@ -32,6 +32,8 @@ __all__ = ["FileReport", "LineError", "import_file", "parse_line"]
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+# What a member's identity record is made of (the Patient and its Coverage).
+_MEMBER_TYPES = frozenset({"Patient", "Coverage"})
 MAX_REPORTED_ERRORS = 100
 
 
@@ -131,13 +133,19 @@ def import_file(
     *,
     source: str | None = None,
     progress: Callable[[int], None] | None = None,
+    index_members: Callable[[Connection, set[str]], object] | None = None,
 ) -> FileReport:
-    """Import one file atomically; ``progress`` receives bytes consumed."""
+    """Import one file atomically; ``progress`` receives bytes consumed.
+
+    ``index_members`` receives, inside the import's transaction, the ids of the
+    members whose Patient or Coverage the file wrote, so the identity index never
+    disagrees with the member data."""
     report = FileReport(path=path)
     source = source or f"import:{path.name}"
     at = datetime.now(UTC)
     batch: list[ResourceRow] = []
     pending: dict[str, str] = {}
+    touched: set[str] = set()
     with engine.begin() as connection:
         for number, raw, size in _units(path):
             report.lines = number
@@ -160,6 +168,8 @@ def import_file(
                 report.counts[row.resource_type] += 1
                 if via is not None:
                     pending[row.ref] = via
+                if row.resource_type in _MEMBER_TYPES and patient_id is not None:
+                    touched.add(patient_id)
             if len(batch) >= BATCH_SIZE:
                 write_batch(connection, batch, source=source, at=at)
                 batch.clear()
@@ -172,5 +182,7 @@ def import_file(
             return report
         write_batch(connection, batch, source=source, at=at)
         resolve_compartments(connection, pending)
+        if index_members is not None and touched:
+            index_members(connection, touched)
     logger.info("import accepted", extra={"file": path.name, "resources": report.resources})
     return report

@@ -33,6 +33,13 @@ __all__ = [
     "exchanges",
     "fhir_resources",
     "fhir_tokens",
+    "identity_attempts",
+    "identity_blocking_keys",
+    "identity_decisions",
+    "identity_links",
+    "identity_member_records",
+    "identity_models",
+    "identity_reviews",
     "idempotent_responses",
     "metadata",
     "partner_breakers",
@@ -281,4 +288,113 @@ audit_events = Table(
     Column("request_id", String(128), nullable=True),
     Column("detail", Text, nullable=True),
     Index("ix_audit_events_entity", "entity_type", "entity_id"),
+)
+
+
+# -- identity (old-payer side) ---------------------------------------------------------------
+# Members as matching sees them: the standardised record of each Patient loaded from
+# the payer's own files, and its blocking keys (keyed hashes, no demographics).
+identity_member_records = Table(
+    "identity_member_records",
+    metadata,
+    Column("member_id", String(64), primary_key=True),
+    Column("record", Text, nullable=False),
+    Column("indexed_at", UtcDateTime(), nullable=False),
+)
+
+identity_blocking_keys = Table(
+    "identity_blocking_keys",
+    metadata,
+    Column("key", String(24), primary_key=True),
+    Column("member_id", String(64), primary_key=True),
+    Index("ix_identity_blocking_keys_member", "member_id"),
+)
+
+# Trained match models, a versioned artefact kept with the data; the newest
+# activated one is used.
+identity_models = Table(
+    "identity_models",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("spec_fingerprint", String(64), nullable=False),
+    Column("trained_at", UtcDateTime(), nullable=False),
+    Column("trained_on", Integer, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("activated_at", UtcDateTime(), nullable=True),
+)
+
+# Every match decision with its evidence (levels, weights, member ids; no demographics).
+# ``request_key`` is a keyed hash of the standardised request: the same request
+# finds its reviewed decision again.
+identity_decisions = Table(
+    "identity_decisions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("outcome", String(16), nullable=False),
+    Column("member_id", String(64), nullable=True),
+    Column("client_id", String(200), nullable=False),
+    Column("request_key", String(64), nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("decided_at", UtcDateTime(), nullable=False),
+    Column("evidence", Text, nullable=False),
+    Index("ix_identity_decisions_request", "client_id", "request_key", "decided_at"),
+)
+
+# The manual review queue: one case per ``review`` decision.
+identity_reviews = Table(
+    "identity_reviews",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("decision_id", String(64), ForeignKey("identity_decisions.id"), nullable=False,
+           unique=True),
+    Column("status", String(16), nullable=False),
+    Column("client_id", String(200), nullable=False),
+    Column("request_key", String(64), nullable=False),
+    Column("candidate_ids", Text, nullable=False),
+    Column("opened_at", UtcDateTime(), nullable=False),
+    Column("member_id", String(64), nullable=True),
+    Column("reviewer", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("decided_at", UtcDateTime(), nullable=True),
+    Index("ix_identity_reviews_status", "status", "opened_at"),
+    Index("ix_identity_reviews_request", "client_id", "request_key"),
+)  # fmt: skip
+
+# The identity graph: our member and the identifiers others know them by (UMBs we
+# hand out, other payers' member and subscriber ids, merged member ids). Rows are
+# never deleted: ending a link sets ``valid_to``, so lineage stays queryable.
+identity_links = Table(
+    "identity_links",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("member_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("system", String(500), nullable=False),
+    Column("value", String(200), nullable=False),
+    Column("assigner", String(200), nullable=True),
+    Column("decision_id", String(64), nullable=True),
+    Column("recorded_by", String(200), nullable=False),
+    Column("valid_from", UtcDateTime(), nullable=False),
+    Column("valid_to", UtcDateTime(), nullable=True),
+    Index("ix_identity_links_member", "member_id", "kind"),
+    Index("ix_identity_links_identifier", "system", "value"),
+)
+
+# $member-match attempts, for the brute-force guard (HRex mm-7): keyed hashes of the
+# demographics and of the card data, never the values.
+identity_attempts = Table(
+    "identity_attempts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("client_id", String(200), nullable=False),
+    Column("demographics_key", String(64), nullable=False),
+    Column("card_key", String(64), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Index("ix_identity_attempts_demographics", "client_id", "demographics_key", "at"),
 )

@@ -30,6 +30,8 @@ PERSON = {"given_name": "exact", "birth_date": "exact", "family_name": "exact", 
         ({**PERSON, "given_name": "one_edit", "member_id": "exact_subscriber_card"}, None),
         ({**PERSON, "ssn": "exact"}, "ssn_birth_date_given_name"),
         ({**PERSON, "subscriber_id": "exact"}, "subscriber_id_birth_date_full_name"),
+        # The card's member id is another member's: the subscriber id alone does not decide.
+        ({**PERSON, "subscriber_id": "exact", "member_id": "else"}, None),
         ({**PERSON, "ssn": "carried"}, None),  # a carried SSN identifies a household
         ({**PERSON, "member_id": "is_subscriber_id"}, None),
         ({**PERSON, "given_name": "initial", "member_id": "exact"}, None),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -50,7 +50,8 @@ from payerbridge.fhir.member_match import (
 )
 from payerbridge.fhir.outcome import outcome_for
 from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
-from payerbridge.identity.service import match_member
+from payerbridge.identity.decision import SINGLE_EXCHANGE
+from payerbridge.identity.service import AttemptLimit, decision_audit_event, match_member
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import MemberId
@@ -94,7 +95,7 @@ async def member_match(
 ) -> Response:
     raw = await request.body()
     body = await read_json_body(request)
-    match_input = parse_member_match_request(body)
+    match_input = parse_member_match_request(body, strict=platform.settings.member_match_strict)
     consent = None
     if match_input.consent is not None:  # 422 naming every bad element; nothing is stored
         consent = parse_hrex_consent(
@@ -137,17 +138,37 @@ def _member_match(
             detail={**detail, "idempotency_key": idempotency_key},
         )
 
+    settings = platform.settings
     try:
         matched = match_member(
             match_input,
+            platform.identity,
             platform.members,
+            client_id=caller.client_id,
+            requester_npi=caller.npi,
+            policy=SINGLE_EXCHANGE,
+            attempts=AttemptLimit(
+                settings.member_match_max_cards,
+                timedelta(seconds=settings.member_match_window_seconds),
+            ),
+            at=utcnow(),
+            new_id=new_id,
             umb_system=umb_system,
-            new_umb=lambda: new_id().replace("-", ""),
+            audit=lambda decision: decision_audit_event(
+                decision, actor=caller.client_id, request_id=current_request_id()
+            ),
         )
     except MatchError as exc:  # an answer (422), kept and replayed like a match
         status, outcome = outcome_for(exc, current_request_id())
-        return Answer(outcome, status, [audit("-", type(exc).__name__, {})])
-    events = [audit(matched.member_id, "match", {"candidates": matched.candidates_considered})]
+        detail = {"decision": exc.decision_id}
+        return Answer(outcome, status, [audit("-", type(exc).__name__, detail)])
+    events = [
+        audit(
+            matched.member_id,
+            "match",
+            {"candidates": matched.candidates_considered, "decision": matched.decision_id},
+        )
+    ]
     if consent is not None:
         disclosure = _accept_consent(platform, caller, consent, matched.member_id, idempotency_key)
         events.append(disclosure.event)
@@ -160,7 +181,7 @@ def _member_match(
     response = build_member_match_response(
         identifier_system=matched.umb_system,
         identifier_value=matched.umb_value,
-        member_id=matched.member_id,
+        member_id=matched.member_id if settings.member_match_return_member_id else None,
     )
     return Answer(response, 200, events)
 

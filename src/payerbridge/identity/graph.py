@@ -1,0 +1,65 @@
+"""The identity graph and the review queue as data: links of our members to the
+identifiers others know them by, and review cases. Stored by ``store.identity``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = ["IdentityLink", "LinkKind", "ReviewCase"]
+
+
+class LinkKind:
+    """Kinds of identity-graph links (strings in the database)."""
+
+    UMB = "umb"  # the Unique Member Bundle identifier we handed out at $member-match
+    LINKED_COVERAGE = "linked-coverage"  # another payer's member id (CoverageToLink, mm-4)
+    LINKED_SUBSCRIBER = "linked-subscriber"  # another payer's subscriber id
+    REVIEWED_REQUEST = "reviewed-request"  # a reviewer accepted this request for the member
+    MERGED_INTO = "merged-into"  # this member id now means ``value`` (a duplicate merged)
+
+
+@dataclass(frozen=True)
+class ReviewCase:
+    id: str
+    decision_id: str
+    status: str  # open | accepted | rejected
+    client_id: str
+    candidate_ids: tuple[str, ...]
+    opened_at: datetime
+    member_id: str | None
+    reviewer: str | None
+    reason: str | None
+    decided_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "decision": self.decision_id, "status": self.status,
+            "requester": self.client_id, "candidates": list(self.candidate_ids),
+            "opened_at": self.opened_at, "member": self.member_id, "reviewer": self.reviewer,
+            "reason": self.reason, "decided_at": self.decided_at,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class IdentityLink:
+    """One edge of the identity graph: our member is known as ``system|value``."""
+
+    member_id: str
+    kind: str  # umb | linked-coverage | linked-subscriber | reviewed-request | merged-into
+    system: str
+    value: str
+    assigner: str | None
+    decision_id: str | None
+    recorded_by: str
+    valid_from: datetime
+    valid_to: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "member": self.member_id, "kind": self.kind, "system": self.system,
+            "value": self.value, "assigner": self.assigner, "decision": self.decision_id,
+            "recorded_by": self.recorded_by, "valid_from": self.valid_from,
+            "valid_to": self.valid_to,
+        }  # fmt: skip

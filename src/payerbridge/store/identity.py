@@ -1,0 +1,550 @@
+"""The identity engine's tables: member index, models, decisions, review cases, graph, attempts.
+
+The pure engine (``payerbridge.identity``) decides; this adapter keeps what it
+needs between requests. Nothing here holds a demographic in clear outside
+``identity_member_records`` (the standardised records matching compares),
+which lives beside the member data it is derived from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.errors import Conflict, NotFound
+from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.decision import MatchDecision
+from payerbridge.identity.evidence import MatchOutcome
+from payerbridge.identity.graph import IdentityLink, ReviewCase
+from payerbridge.identity.records import record_from_fhir, ssn_of
+from payerbridge.identity.scoring import MatchModel
+from payerbridge.identity.spec import DEFAULT_SPEC
+from payerbridge.identity.standardize import StandardRecord, record_from_dict, record_to_dict
+from payerbridge.store.audit import append_audit
+from payerbridge.store.tables import (
+    fhir_resources,
+    identity_attempts,
+    identity_blocking_keys,
+    identity_decisions,
+    identity_links,
+    identity_member_records,
+    identity_models,
+    identity_reviews,
+)
+from payerbridge.types import MemberId
+
+__all__ = ["SqlIdentityStore", "StoredModel"]
+
+_INDEX_BATCH = 2000
+_MODEL_TTL_SECONDS = 30.0
+# Resources received from other payers are copies of their records, not our members.
+_RECEIVED_SOURCE = "exchange:"
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    version: str
+    trained_at: datetime
+    trained_on: int
+    summary: dict[str, Any]
+    active: bool
+
+
+def _link(row: Any) -> IdentityLink:
+    return IdentityLink(row.member_id, row.kind, row.system, row.value, row.assigner,
+                        row.decision_id, row.recorded_by, row.valid_from, row.valid_to)  # fmt: skip
+
+
+def _review(row: Any) -> ReviewCase:
+    return ReviewCase(row.id, row.decision_id, row.status, row.client_id,
+                      tuple(orjson.loads(row.candidate_ids)), row.opened_at, row.member_id,
+                      row.reviewer, row.reason, row.decided_at)  # fmt: skip
+
+
+class SqlIdentityStore:
+    """Identity tables in the SQL database; ``secret`` keys the blocking and request hashes."""
+
+    def __init__(self, engine: Engine, secret: bytes) -> None:
+        self._engine = engine
+        self._secret = secret
+        self._model: tuple[float, MatchModel | None] | None = None
+
+    # -- keyed hashes ----------------------------------------------------------------------
+
+    def keys_of(self, record: StandardRecord) -> frozenset[str]:
+        return blocking_keys(record, secret=self._secret)
+
+    def keyed_hash(self, *parts: str | None) -> str:
+        """A keyed hash of values that must not be stored in clear (requests, card data)."""
+        message = orjson.dumps(list(parts))
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    # -- the member index ------------------------------------------------------------------
+
+    def index_members(
+        self, connection: Connection, member_ids: Iterable[str], *, at: datetime
+    ) -> int:
+        """(Re)index these Patients inside the caller's transaction; returns how many exist."""
+        wanted = sorted(set(member_ids))
+        indexed = 0
+        for start in range(0, len(wanted), _INDEX_BATCH):
+            chunk = wanted[start : start + _INDEX_BATCH]
+            records = dict(_member_records(connection, chunk))
+            connection.execute(
+                delete(identity_blocking_keys).where(identity_blocking_keys.c.member_id.in_(chunk))
+            )
+            connection.execute(
+                delete(identity_member_records).where(
+                    identity_member_records.c.member_id.in_(chunk)
+                )
+            )
+            if not records:
+                continue
+            connection.execute(
+                insert(identity_member_records),
+                [
+                    {"member_id": member_id, "indexed_at": at,
+                     "record": orjson.dumps(record_to_dict(record)).decode()}
+                    for member_id, record in records.items()
+                ],
+            )  # fmt: skip
+            connection.execute(
+                insert(identity_blocking_keys),
+                [
+                    {"key": key, "member_id": member_id}
+                    for member_id, record in records.items()
+                    for key in self.keys_of(record)
+                ],
+            )
+            indexed += len(records)
+        return indexed
+
+    def reindex_all(self, *, at: datetime, progress: Callable[[int], None] | None = None) -> int:
+        """Rebuild the whole index from the member data (after a secret or spec change)."""
+        with self._engine.connect() as connection:
+            member_ids = list(
+                connection.execute(
+                    select(fhir_resources.c.resource_id).where(
+                        fhir_resources.c.resource_type == "Patient",
+                        ~fhir_resources.c.source.startswith(_RECEIVED_SOURCE),
+                    )
+                ).scalars()
+            )
+        total = 0
+        with self._engine.begin() as connection:
+            connection.execute(delete(identity_blocking_keys))
+            connection.execute(delete(identity_member_records))
+            for start in range(0, len(member_ids), _INDEX_BATCH):
+                chunk = member_ids[start : start + _INDEX_BATCH]
+                total += self.index_members(connection, chunk, at=at)
+                if progress is not None:
+                    progress(len(chunk))
+        return total
+
+    def candidates(self, keys: Iterable[str]) -> list[tuple[MemberId, StandardRecord]]:
+        """Members sharing at least one blocking key, in member id order."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return []
+        with self._engine.connect() as connection:
+            member_ids = select(identity_blocking_keys.c.member_id).where(
+                identity_blocking_keys.c.key.in_(wanted)
+            )
+            rows = connection.execute(
+                select(identity_member_records.c.member_id, identity_member_records.c.record)
+                .where(identity_member_records.c.member_id.in_(member_ids))
+                .order_by(identity_member_records.c.member_id)
+            ).all()
+        return [(MemberId(row.member_id), record_from_dict(orjson.loads(row.record)))
+                for row in rows]  # fmt: skip
+
+    def member_count(self) -> int:
+        with self._engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count()).select_from(identity_member_records)
+                ).scalar_one()
+            )
+
+    def iter_records(self, member_ids: Sequence[str] | None = None) -> Iterator[
+        tuple[MemberId, StandardRecord]
+    ]:  # fmt: skip
+        """Indexed members (all, or these), for training and batch matching."""
+        query = select(identity_member_records.c.member_id, identity_member_records.c.record)
+        with self._engine.connect() as connection:
+            if member_ids is None:
+                result = connection.execution_options(yield_per=_INDEX_BATCH).execute(
+                    query.order_by(identity_member_records.c.member_id)
+                )
+                for row in result:
+                    yield MemberId(row.member_id), record_from_dict(orjson.loads(row.record))
+                return
+            for start in range(0, len(member_ids), 500):
+                chunk = member_ids[start : start + 500]
+                for row in connection.execute(
+                    query.where(identity_member_records.c.member_id.in_(chunk))
+                ):
+                    yield MemberId(row.member_id), record_from_dict(orjson.loads(row.record))
+
+    def key_groups(self, member_ids: Sequence[str]) -> list[list[MemberId]]:
+        """For each blocking key of these members, every member holding it (for training)."""
+        groups: dict[str, list[MemberId]] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(member_ids), 500):
+                chunk = member_ids[start : start + 500]
+                keys = select(identity_blocking_keys.c.key).where(
+                    identity_blocking_keys.c.member_id.in_(chunk)
+                )
+                for row in connection.execute(
+                    select(identity_blocking_keys.c.key, identity_blocking_keys.c.member_id).where(
+                        identity_blocking_keys.c.key.in_(keys)
+                    )
+                ):
+                    groups.setdefault(row.key, []).append(MemberId(row.member_id))
+        return list(groups.values())
+
+    # -- models ----------------------------------------------------------------------------
+
+    def save_model(
+        self, model: MatchModel, *, trained_on: int, summary: dict[str, Any], at: datetime,
+        activate: bool = True,
+    ) -> None:  # fmt: skip
+        with self._engine.begin() as connection:
+            exists = connection.execute(
+                select(identity_models.c.version).where(identity_models.c.version == model.version)
+            ).first()
+            values = {"activated_at": at if activate else None}
+            if exists:
+                connection.execute(
+                    update(identity_models)
+                    .where(identity_models.c.version == model.version)
+                    .values(**values)
+                )
+            else:
+                connection.execute(
+                    insert(identity_models).values(
+                        version=model.version, spec_fingerprint=model.spec.fingerprint,
+                        trained_at=at, trained_on=trained_on,
+                        summary=orjson.dumps(summary).decode(), body=model.to_json(), **values,
+                    )
+                )  # fmt: skip
+        self._model = None
+
+    def active_model(self) -> MatchModel | None:
+        """The newest activated model trained under the current spec (cached briefly)."""
+        now = time.monotonic()
+        if self._model is not None and now - self._model[0] < _MODEL_TTL_SECONDS:
+            return self._model[1]
+        with self._engine.connect() as connection:
+            body = connection.execute(
+                select(identity_models.c.body)
+                .where(
+                    identity_models.c.activated_at.is_not(None),
+                    identity_models.c.spec_fingerprint == DEFAULT_SPEC.fingerprint,
+                )
+                .order_by(identity_models.c.activated_at.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+        model = MatchModel.from_json(body) if body is not None else None
+        self._model = (now, model)
+        return model
+
+    def models(self) -> list[StoredModel]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(identity_models).order_by(identity_models.c.trained_at.desc())
+            ).all()
+            active = self.active_model()
+        return [
+            StoredModel(row.version, row.trained_at, row.trained_on, orjson.loads(row.summary),
+                        active is not None and active.version == row.version)
+            for row in rows
+        ]  # fmt: skip
+
+    # -- decisions and the review queue ----------------------------------------------------
+
+    def record_decision(
+        self, decision: MatchDecision, *, client_id: str, request_key: str, review_id: str | None,
+        event: AuditEvent | None = None,
+    ) -> None:  # fmt: skip
+        """Store a decision with its evidence and, for ``review``, open its case, in one
+        transaction with its audit event."""
+        evidence = decision.evidence
+        with self._engine.begin() as connection:
+            connection.execute(
+                insert(identity_decisions).values(
+                    id=decision.decision_id, outcome=decision.outcome.value,
+                    member_id=decision.member_id, client_id=client_id, request_key=request_key,
+                    policy_version=evidence.policy_version, model_version=evidence.model_version,
+                    decided_at=evidence.decided_at,
+                    evidence=orjson.dumps(evidence.to_dict()).decode(),
+                )
+            )  # fmt: skip
+            if decision.outcome is MatchOutcome.REVIEW:
+                assert review_id is not None
+                connection.execute(
+                    insert(identity_reviews).values(
+                        id=review_id, decision_id=decision.decision_id, status="open",
+                        client_id=client_id, request_key=request_key,
+                        candidate_ids=orjson.dumps(list(decision.candidate_ids)).decode(),
+                        opened_at=evidence.decided_at,
+                    )
+                )  # fmt: skip
+            if event is not None:
+                append_audit(connection, event)
+
+    def decision(self, decision_id: str) -> dict[str, Any] | None:
+        """The stored decision: outcome, requester, versions and the evidence."""
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(identity_decisions).where(identity_decisions.c.id == decision_id)
+            ).first()
+        if row is None:
+            return None
+        return {
+            "id": row.id, "outcome": row.outcome, "member": row.member_id,
+            "requester": row.client_id, "policy_version": row.policy_version,
+            "model_version": row.model_version, "decided_at": row.decided_at,
+            "evidence": orjson.loads(row.evidence),
+        }  # fmt: skip
+
+    def reviews(self, *, status: str | None, limit: int, offset: int) -> list[ReviewCase]:
+        query = select(identity_reviews).order_by(
+            identity_reviews.c.opened_at, identity_reviews.c.id
+        )
+        if status is not None:
+            query = query.where(identity_reviews.c.status == status)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query.limit(limit).offset(offset)).all()
+        return [_review(row) for row in rows]
+
+    def review(self, review_id: str) -> ReviewCase | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(identity_reviews).where(identity_reviews.c.id == review_id)
+            ).first()
+        return _review(row) if row else None
+
+    def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None:
+        """The newest case opened for this requester's request (the same request again)."""
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(identity_reviews)
+                .where(
+                    identity_reviews.c.client_id == client_id,
+                    identity_reviews.c.request_key == request_key,
+                )
+                .order_by(identity_reviews.c.opened_at.desc())
+                .limit(1)
+            ).first()
+        return _review(row) if row else None
+
+    def decide_review(
+        self, review_id: str, *, accept: bool, member_id: str | None, reviewer: str, reason: str,
+        at: datetime, also: Callable[[Connection, ReviewCase], None],
+    ) -> ReviewCase:  # fmt: skip
+        """Close an open case; ``also`` writes the link and the audit event in the same
+        transaction. A case is decided once: deciding it again is a conflict."""
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                select(identity_reviews).where(identity_reviews.c.id == review_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no review case {review_id}")
+            if row.status != "open":
+                raise Conflict(f"review case {review_id} was already decided ({row.status})")
+            connection.execute(
+                update(identity_reviews)
+                .where(identity_reviews.c.id == review_id)
+                .values(status="accepted" if accept else "rejected", member_id=member_id,
+                        reviewer=reviewer, reason=reason, decided_at=at)
+            )  # fmt: skip
+            decided = _review(
+                connection.execute(
+                    select(identity_reviews).where(identity_reviews.c.id == review_id)
+                ).one()
+            )
+            also(connection, decided)
+        return decided
+
+    # -- the identity graph ----------------------------------------------------------------
+
+    @staticmethod
+    def add_links(connection: Connection, links: Sequence[IdentityLink]) -> None:
+        """Add links inside the caller's transaction; a link already valid is kept as is."""
+        for link in links:
+            current = connection.execute(
+                select(identity_links.c.id).where(
+                    identity_links.c.member_id == link.member_id,
+                    identity_links.c.kind == link.kind,
+                    identity_links.c.system == link.system,
+                    identity_links.c.value == link.value,
+                    identity_links.c.valid_to.is_(None),
+                )
+            ).first()
+            if current is None:
+                connection.execute(
+                    insert(identity_links).values(
+                        member_id=link.member_id, kind=link.kind, system=link.system,
+                        value=link.value, assigner=link.assigner, decision_id=link.decision_id,
+                        recorded_by=link.recorded_by, valid_from=link.valid_from,
+                        valid_to=link.valid_to,
+                    )
+                )  # fmt: skip
+
+    def record_links(self, links: Sequence[IdentityLink]) -> None:
+        with self._engine.begin() as connection:
+            self.add_links(connection, links)
+
+    @staticmethod
+    def end_links(
+        connection: Connection, *, member_id: str, kind: str, value: str, at: datetime
+    ) -> int:
+        result = connection.execute(
+            update(identity_links)
+            .where(
+                identity_links.c.member_id == member_id,
+                identity_links.c.kind == kind,
+                identity_links.c.value == value,
+                identity_links.c.valid_to.is_(None),
+            )
+            .values(valid_to=at)
+        )
+        return int(result.rowcount or 0)
+
+    def links_of(self, member_id: str) -> list[IdentityLink]:
+        """Every link of a member, current and ended, oldest first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(identity_links)
+                .where(
+                    or_(
+                        identity_links.c.member_id == member_id,
+                        and_(identity_links.c.kind == "merged-into",
+                             identity_links.c.value == member_id),
+                    )
+                )
+                .order_by(identity_links.c.valid_from, identity_links.c.id)
+            ).all()  # fmt: skip
+        return [_link(row) for row in rows]
+
+    def members_by_identifier(
+        self, value: str, system: str | None = None, *, at: datetime | None = None
+    ) -> list[IdentityLink]:
+        """Links naming ``system|value`` (any system when None), valid at ``at`` when given."""
+        condition = identity_links.c.value == value
+        if system is not None:
+            condition = and_(condition, identity_links.c.system == system)
+        if at is not None:
+            condition = and_(
+                condition,
+                identity_links.c.valid_from <= at,
+                or_(identity_links.c.valid_to.is_(None), identity_links.c.valid_to > at),
+            )
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(identity_links).where(condition).order_by(identity_links.c.id)
+            ).all()
+        return [_link(row) for row in rows]
+
+    # -- brute-force guard -----------------------------------------------------------------
+
+    def note_attempt(
+        self, *, client_id: str, demographics_key: str, card_key: str, at: datetime,
+        window: timedelta,
+    ) -> int:  # fmt: skip
+        """Record an attempt; return how many distinct cards this client tried with these
+        demographics within the window (this one included)."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                insert(identity_attempts).values(
+                    client_id=client_id, demographics_key=demographics_key, card_key=card_key,
+                    at=at,
+                )
+            )  # fmt: skip
+            return int(
+                connection.execute(
+                    select(func.count(func.distinct(identity_attempts.c.card_key))).where(
+                        identity_attempts.c.client_id == client_id,
+                        identity_attempts.c.demographics_key == demographics_key,
+                        identity_attempts.c.at > at - window,
+                    )
+                ).scalar_one()
+            )
+
+
+def _member_records(
+    connection: Connection, member_ids: Sequence[str]
+) -> Iterator[tuple[MemberId, StandardRecord]]:
+    """Standardised records of the Patients among ``member_ids``, each with its Coverage."""
+    patients = {
+        row.resource_id: orjson.loads(row.body)
+        for row in connection.execute(
+            select(fhir_resources.c.resource_id, fhir_resources.c.body).where(
+                fhir_resources.c.resource_type == "Patient",
+                fhir_resources.c.resource_id.in_(member_ids),
+                ~fhir_resources.c.source.startswith(_RECEIVED_SOURCE),
+            )
+        )
+    }
+    coverages: dict[str, list[dict[str, Any]]] = {}
+    for row in connection.execute(
+        select(fhir_resources.c.patient_id, fhir_resources.c.body).where(
+            fhir_resources.c.resource_type == "Coverage",
+            fhir_resources.c.patient_id.in_(list(patients)),
+        )
+    ):
+        coverages.setdefault(row.patient_id, []).append(orjson.loads(row.body))
+    chosen = {member: _current_coverage(found) for member, found in coverages.items()}
+    subscribers = {
+        ref.removeprefix("Patient/")
+        for coverage in chosen.values()
+        if (ref := _subscriber_ref(coverage)) is not None
+    }
+    ssns = _subscriber_ssns(connection, subscribers - set(patients), patients)
+    for member_id, patient in patients.items():
+        coverage = chosen.get(member_id)
+        subscriber = _subscriber_ref(coverage) if coverage else None
+        subscriber_ssn = ssns.get(subscriber.removeprefix("Patient/")) if subscriber else None
+        yield MemberId(member_id), record_from_fhir(patient, coverage,
+                                                    subscriber_ssn=subscriber_ssn)  # fmt: skip
+
+
+def _current_coverage(coverages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The member's coverage to match on: active first, then the latest start."""
+
+    def rank(coverage: dict[str, Any]) -> tuple[bool, str, str]:
+        start = (coverage.get("period") or {}).get("start") or ""
+        return (coverage.get("status") == "active", str(start), str(coverage.get("id")))
+
+    return max(coverages, key=rank)
+
+
+def _subscriber_ref(coverage: dict[str, Any]) -> str | None:
+    reference = (coverage.get("subscriber") or {}).get("reference")
+    return reference if isinstance(reference, str) and reference.startswith("Patient/") else None
+
+
+def _subscriber_ssns(
+    connection: Connection, missing: set[str], known: dict[str, dict[str, Any]]
+) -> dict[str, str]:
+    """SSNs of subscribers, to tell a carried SSN from a dependent's own."""
+    patients = dict(known)
+    if missing:
+        for row in connection.execute(
+            select(fhir_resources.c.resource_id, fhir_resources.c.body).where(
+                fhir_resources.c.resource_type == "Patient",
+                fhir_resources.c.resource_id.in_(sorted(missing)),
+            )
+        ):
+            patients[row.resource_id] = orjson.loads(row.body)
+    return {member: ssn for member, patient in patients.items() if (ssn := ssn_of(patient))}
