@@ -13,6 +13,9 @@ __all__ = ["IdentityLink", "LinkKind", "ReviewCase"]
 class LinkKind:
     """Kinds of identity-graph links (strings in the database)."""
 
+    # The system of REVIEWED_REQUEST links: their value is the request's keyed hash.
+    MATCH_REQUEST_SYSTEM = "urn:payerbridge:member-match-request"
+
     UMB = "umb"  # the Unique Member Bundle identifier we handed out at $member-match
     LINKED_COVERAGE = "linked-coverage"  # another payer's member id (CoverageToLink, mm-4)
     LINKED_SUBSCRIBER = "linked-subscriber"  # another payer's subscriber id
@@ -26,6 +29,7 @@ class ReviewCase:
     decision_id: str
     status: str  # open | accepted | rejected
     client_id: str
+    request_key: str  # keyed hash of the request: the same request finds its case again
     candidate_ids: tuple[str, ...]
     opened_at: datetime
     member_id: str | None

@@ -23,7 +23,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.errors import AmbiguousMatch, MatchUnderReview, NoMatch, TooManyAttempts
+from payerbridge.errors import (
+    AmbiguousMatch,
+    InvalidInput,
+    Issue,
+    MatchUnderReview,
+    NoMatch,
+    NotFound,
+    TooManyAttempts,
+)
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchInput
 from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
@@ -40,6 +48,8 @@ __all__ = [
     "IdentityIndex",
     "MatchedMember",
     "MemberDirectory",
+    "ReviewQueue",
+    "decide_review",
     "match_member",
     "model_for",
     "request_record",
@@ -94,6 +104,18 @@ class IdentityIndex(Protocol):
     ) -> int: ...  # fmt: skip
 
     def record_links(self, links: Sequence[IdentityLink]) -> None: ...
+
+
+class ReviewQueue(Protocol):
+    """What deciding a review case needs from the identity store."""
+
+    def review(self, review_id: str) -> ReviewCase | None: ...
+
+    def decide_review(
+        self, review_id: str, *, accept: bool, member_id: str | None, reviewer: str, reason: str,
+        at: datetime, event: Callable[[ReviewCase], AuditEvent],
+        links: Callable[[ReviewCase], Sequence[IdentityLink]],
+    ) -> ReviewCase: ...  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -328,3 +350,58 @@ def _coverage_links(
     if isinstance(subscriber, str) and subscriber:
         links.append(link(LinkKind.LINKED_SUBSCRIBER, "", subscriber, assigner))
     return links
+
+
+def decide_review(
+    queue: ReviewQueue,
+    review_id: str,
+    *,
+    accept: bool,
+    member_id: str | None,
+    reviewer: str,
+    reason: str,
+    at: datetime,
+    request_id: str | None,
+) -> ReviewCase:
+    """Accept (naming one of the case's candidates) or reject an open case, audited.
+
+    An accepted case links the request to the member in the identity graph, and the
+    requester's next identical ``$member-match`` is answered with that member."""
+    case = queue.review(review_id)
+    if case is None:
+        raise NotFound(f"no review case {review_id}")
+    if accept and member_id not in case.candidate_ids:
+        raise InvalidInput(
+            "accepting a case names the member, one of its candidates",
+            issues=[Issue(f"member must be one of: {', '.join(case.candidate_ids)}", "member",
+                          "required" if member_id is None else "value")],
+        )  # fmt: skip
+    if not accept and member_id is not None:
+        raise InvalidInput(
+            "a rejected case names no member",
+            issues=[Issue("leave out member when rejecting a case", "member")],
+        )
+
+    def event(decided: ReviewCase) -> AuditEvent:
+        return AuditEvent(
+            at=at,
+            actor=reviewer,
+            action="identity.review",
+            entity_type="IdentityReview",
+            entity_id=decided.id,
+            outcome=decided.status,
+            request_id=request_id,
+            detail={"decision": decided.decision_id, "member": decided.member_id},
+        )
+
+    def links(decided: ReviewCase) -> list[IdentityLink]:
+        if decided.member_id is None:
+            return []
+        return [IdentityLink(decided.member_id, LinkKind.REVIEWED_REQUEST,
+                             LinkKind.MATCH_REQUEST_SYSTEM, decided.request_key,
+                             decided.client_id, decided.decision_id, reviewer, at)]  # fmt: skip
+
+    return queue.decide_review(
+        review_id, accept=accept, member_id=member_id, reviewer=reviewer, reason=reason, at=at,
+        event=event, links=links,
+    )  # fmt: skip

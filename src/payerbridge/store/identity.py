@@ -65,7 +65,7 @@ def _link(row: Any) -> IdentityLink:
 
 
 def _review(row: Any) -> ReviewCase:
-    return ReviewCase(row.id, row.decision_id, row.status, row.client_id,
+    return ReviewCase(row.id, row.decision_id, row.status, row.client_id, row.request_key,
                       tuple(orjson.loads(row.candidate_ids)), row.opened_at, row.member_id,
                       row.reviewer, row.reason, row.decided_at)  # fmt: skip
 
@@ -350,10 +350,11 @@ class SqlIdentityStore:
 
     def decide_review(
         self, review_id: str, *, accept: bool, member_id: str | None, reviewer: str, reason: str,
-        at: datetime, also: Callable[[Connection, ReviewCase], None],
+        at: datetime, event: Callable[[ReviewCase], AuditEvent],
+        links: Callable[[ReviewCase], Sequence[IdentityLink]],
     ) -> ReviewCase:  # fmt: skip
-        """Close an open case; ``also`` writes the link and the audit event in the same
-        transaction. A case is decided once: deciding it again is a conflict."""
+        """Close an open case with its audit event and graph links, in one transaction.
+        A case is decided once: deciding it again is a conflict."""
         with self._engine.begin() as connection:
             row = connection.execute(
                 select(identity_reviews).where(identity_reviews.c.id == review_id)
@@ -373,7 +374,8 @@ class SqlIdentityStore:
                     select(identity_reviews).where(identity_reviews.c.id == review_id)
                 ).one()
             )
-            also(connection, decided)
+            append_audit(connection, event(decided))
+            self.add_links(connection, links(decided))
         return decided
 
     # -- the identity graph ----------------------------------------------------------------

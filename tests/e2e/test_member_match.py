@@ -1,0 +1,229 @@
+"""$member-match through the identity engine, end to end against a real server process:
+demographics-only requests, family traps over HTTP, the review queue, the identity graph
+and the brute-force guard (HRex mm-4, mm-7..10)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.builders import a_coverage, a_patient
+from tests.servers import ServerProcess
+
+OLD_NPI, NEW_NPI = "1245319599", "1234567893"
+OPERATOR_TOKEN = "operator-token-for-member-match-tests"
+FHIR = {"Content-Type": "application/fhir+json"}
+V2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+MB = {"coding": [{"system": V2, "code": "MB"}]}
+MATCH_OUTCOME = "urn:payerbridge:member-match-outcome"
+
+HOME = {"line": ["12 Oak Street"], "postalCode": "62701"}
+
+
+def member(pid: str, given: str, birth: str, gender: str, member_id: str,
+           subscriber: str = "S100") -> list[dict[str, Any]]:
+    patient = a_patient(pid, family="Garcia", given=given, birth_date=birth, gender=gender,
+                        member_id=member_id)
+    patient["address"] = [{"use": "home", **HOME}]
+    coverage = a_coverage(f"{pid}-cov", patient=pid, member_id=member_id,
+                          subscriber_id=subscriber)
+    coverage["subscriber"] = {"reference": "Patient/head"}
+    return [patient, coverage]
+
+
+# A household on one card: the subscriber, and twin daughters whose names are a letter apart.
+HOUSEHOLD = [
+    *member("head", "Luis", "1970-03-14", "male", "S100"),
+    *member("twin-a", "Mia", "2010-06-15", "female", "K201"),
+    *member("twin-b", "Mila", "2010-06-15", "female", "K202"),
+    *member("other", "Noor", "1991-11-30", "female", "Z900", subscriber="Z900"),
+]
+
+
+def parameters(given: str, birth: str, *, gender: str = "female", member_id: str | None = None,
+               subscriber_id: str | None = None, link_member_id: str | None = "NEW-77",
+               ) -> dict[str, Any]:
+    """A new payer's request: MemberPatient, CoverageToMatch with what the card shows, and
+    CoverageToLink with the new payer's own member id."""
+    patient = {"resourceType": "Patient", "id": "1",
+               "name": [{"family": "Garcia", "given": [given]}], "birthDate": birth,
+               "gender": gender, "address": [{"use": "home", **HOME}]}
+    to_match: dict[str, Any] = {"resourceType": "Coverage", "id": "9876B1", "status": "active",
+                                "beneficiary": {"reference": "Patient/1"},
+                                "payor": [{"identifier": {"value": OLD_NPI}}]}
+    if member_id:
+        to_match["identifier"] = [{"type": MB, "value": member_id}]
+    if subscriber_id:
+        to_match["subscriberId"] = subscriber_id
+    entries = [{"name": "MemberPatient", "resource": patient},
+               {"name": "CoverageToMatch", "resource": to_match}]
+    if link_member_id:
+        entries.append({"name": "CoverageToLink", "resource": {
+            "resourceType": "Coverage", "id": "cov-new", "status": "active",
+            "identifier": [{"type": MB, "system": "http://new.example/mb",
+                            "value": link_member_id}],
+            "beneficiary": {"reference": "Patient/1"},
+            "payor": [{"identifier": {"value": NEW_NPI}}]}})
+    return {"resourceType": "Parameters", "parameter": entries}
+
+
+@pytest.fixture
+def old_payer(server: Callable[..., ServerProcess], tmp_path: Path) -> ServerProcess:
+    data = tmp_path / "members.ndjson"
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in HOUSEHOLD))
+    payer = server("old", env={"PAYERBRIDGE_ORG_NPI": OLD_NPI,
+                               "PAYERBRIDGE_OPERATOR_TOKEN": OPERATOR_TOKEN,
+                               "PAYERBRIDGE_MEMBER_MATCH_MAX_CARDS": "3"},
+                   import_files=[data])
+    return payer.authorize("newplan", npi=NEW_NPI)
+
+
+def operator(payer: ServerProcess) -> httpx.Client:
+    return httpx.Client(base_url=payer.base_url, timeout=30,
+                        headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+
+
+def match(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
+    return client.post("/fhir/Patient/$member-match", json=body, headers=FHIR)
+
+
+def matched_member(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    values = {p["name"]: p for p in response.json()["parameter"]}
+    return values["MemberId"]["valueReference"]["reference"].removeprefix("Patient/")
+
+
+def issue(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    first: dict[str, Any] = response.json()["issue"][0]
+    assert first["code"] == code, first
+    return first
+
+
+def test_demographics_only_and_card_requests_find_the_member(old_payer: ServerProcess) -> None:
+    with old_payer.client() as client:
+        # No member id, no subscriber id: the engine matches on demographics (us-core-15
+        # is not enforced by default).
+        assert matched_member(match(client, parameters("Noor", "1991-11-30"))) == "other"
+        assert matched_member(match(client, parameters("Mia", "2010-06-15",
+                                                       member_id="K201"))) == "twin-a"
+        # A married name does not stop a card-backed match.
+        married = parameters("Mila", "2010-06-15", member_id="K202")
+        married["parameter"][0]["resource"]["name"][0]["family"] = "Okafor"
+        assert matched_member(match(client, married)) == "twin-b"
+
+
+def test_twins_are_never_swapped(old_payer: ServerProcess) -> None:
+    with old_payer.client() as client:
+        # The subscriber id only: both twins are on the card; Mia's name is a letter from
+        # Mila's, so the answer is never Mila.
+        answer = match(client, parameters("Mia", "2010-06-15", subscriber_id="S100"))
+        if answer.status_code == 200:
+            assert matched_member(answer) == "twin-a"
+        else:
+            assert answer.status_code == 422
+        # The family card (the subscriber's own number) with a twin's name is not the
+        # subscriber, and a twin who never enrolled ("Mira") is nobody's match.
+        for given in ("Mia", "Mira"):
+            response = match(client, parameters(given, "2010-06-15", member_id="S100"))
+            if response.status_code == 200:
+                assert matched_member(response) == "twin-a" and given == "Mia"
+
+
+def test_a_review_case_is_opened_decided_and_answered(old_payer: ServerProcess) -> None:
+    # A typo in the first name and no card: a reviewer must confirm it is Noor.
+    typo = parameters("Nour", "1991-11-30", link_member_id="NEW-88")
+    with old_payer.client() as client, operator(old_payer) as ops:
+        first = issue(match(client, typo), 422, "business-rule")
+        assert first["details"]["coding"] == [{"system": MATCH_OUTCOME, "code": "review"}]
+        cases = ops.get("/identity/reviews").json()["reviews"]
+        assert len(cases) == 1 and cases[0]["candidates"] == ["other"]
+        case_id = cases[0]["id"]
+        assert case_id in first["details"]["text"]
+        # Asked again while open: the same case, no second one.
+        again = issue(match(client, typo), 422, "business-rule")
+        assert case_id in again["details"]["text"]
+        assert len(ops.get("/identity/reviews").json()["reviews"]) == 1
+
+        case = ops.get(f"/identity/reviews/{case_id}").json()
+        evidence = case["evidence"]
+        assert evidence["outcome"] == "review" and evidence["candidates"][0]["member"] == "other"
+        levels = {c["comparison"]: c["level"] for c in evidence["candidates"][0]["comparisons"]}
+        assert levels["given_name"] != "exact" and levels["birth_date"] == "exact"
+        assert "Nour" not in str(case) and "1991" not in str(case)
+
+        # Bad decisions are refused with nothing changed.
+        wrong = ops.post(f"/identity/reviews/{case_id}/$decide",
+                         json={"decision": "accept", "member": "head", "reason": "x",
+                               "reviewer": "r.lee"})
+        assert wrong.status_code == 400, wrong.text
+        assert client.get("/identity/reviews").status_code in (401, 403)  # not for clients
+
+        accepted = ops.post(f"/identity/reviews/{case_id}/$decide",
+                            json={"decision": "accept", "member": "other",
+                                  "reason": "spelling confirmed with the member by phone",
+                                  "reviewer": "r.lee"})
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["status"] == "accepted"
+        twice = ops.post(f"/identity/reviews/{case_id}/$decide",
+                         json={"decision": "reject", "reason": "x", "reviewer": "r.lee"})
+        assert twice.status_code == 409
+
+        # The requester's next identical request gets the member.
+        assert matched_member(match(client, typo)) == "other"
+        links = ops.get("/identity/members/other/links").json()["links"]
+        kinds = {link["kind"] for link in links}
+        assert {"reviewed-request", "umb", "linked-coverage"} <= kinds
+        assert ops.get(f"/identity/decisions/{case['decision']}").json()["outcome"] == "review"
+    with old_payer.platform() as platform:
+        events = platform.audit.for_entity("IdentityReview", case_id)
+        assert [(e["action"], e["outcome"]) for e in events] == [("identity.review", "accepted")]
+
+
+def test_a_rejected_case_answers_no_match(old_payer: ServerProcess) -> None:
+    typo = parameters("Nour", "1991-11-30")
+    with old_payer.client() as client, operator(old_payer) as ops:
+        issue(match(client, typo), 422, "business-rule")
+        case_id = ops.get("/identity/reviews").json()["reviews"][0]["id"]
+        rejected = ops.post(f"/identity/reviews/{case_id}/$decide",
+                            json={"decision": "reject", "reason": "a different person",
+                                  "reviewer": "r.lee"})
+        assert rejected.json()["status"] == "rejected"
+        issue(match(client, typo), 422, "not-found")
+
+
+def test_coverage_to_link_and_umb_are_in_the_identity_graph(old_payer: ServerProcess) -> None:
+    with old_payer.client() as client, operator(old_payer) as ops:
+        response = match(client, parameters("Mia", "2010-06-15", member_id="K201",
+                                            link_member_id="NEW-123"))
+        assert matched_member(response) == "twin-a"
+        umb = response.json()["parameter"][0]["valueIdentifier"]["value"]
+        # Queryable both ways: member -> identifiers, identifier -> member.
+        links = ops.get("/identity/members/twin-a/links").json()["links"]
+        linked = [link for link in links if link["kind"] == "linked-coverage"]
+        assert [(link["system"], link["value"]) for link in linked] == [
+            ("http://new.example/mb", "NEW-123")]
+        assert linked[0]["assigner"] == f"http://hl7.org/fhir/sid/us-npi|{NEW_NPI}"
+        found = ops.get("/identity/links", params={"identifier": "http://new.example/mb|NEW-123"})
+        assert [link["member"] for link in found.json()["links"]] == ["twin-a"]
+        by_umb = ops.get("/identity/links", params={"identifier": umb}).json()["links"]
+        assert [(link["member"], link["kind"]) for link in by_umb] == [("twin-a", "umb")]
+
+
+def test_brute_force_on_card_data_is_throttled(old_payer: ServerProcess) -> None:
+    with old_payer.client() as client:
+        for card in ("A1", "A2", "A3"):
+            assert match(client, parameters("Noor", "1991-11-30", member_id=card)
+                         ).status_code in (200, 422)
+        refused = match(client, parameters("Noor", "1991-11-30", member_id="A4"))
+        issue(refused, 429, "throttled")
+        assert int(refused.headers["retry-after"]) > 0
+        # Other demographics from the same client are not affected.
+        assert matched_member(match(client, parameters("Mia", "2010-06-15",
+                                                       member_id="K201"))) == "twin-a"
+    assert "Noor" not in old_payer.log() and "1991-11-30" not in old_payer.log()
