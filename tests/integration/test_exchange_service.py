@@ -107,3 +107,31 @@ def test_a_prepare_step_cut_off_between_its_transitions_resumes(
     assert record.state is ExchangeState.COMPLETED
     states = [t.to_state for t in record.transitions]
     assert states.count("consent_verified") == 1 and states.count("route_selected") == 1
+
+
+def test_a_match_under_review_at_the_old_payer_stops_in_manual_review(
+        tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> None:
+    """The old payer's reviewer is looking at the match: we wait for a person instead of
+    failing the exchange or treating the 422 as a consent refusal."""
+    from payerbridge.errors import MatchUnderReview
+    from payerbridge.fhir.outcome import outcome_for
+
+    def reviewing(request: httpx.Request) -> httpx.Response:
+        status, body = outcome_for(MatchUnderReview("review case rc-1 is open"))
+        return httpx.Response(status, json=body)
+
+    env = database_env()
+    settings = load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
+    platform = build_platform(settings, partner_transport=httpx.MockTransport(reviewing))
+    try:
+        platform.partners.register(
+            Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), actor="test")
+        exchange_id = submit(platform, an_exchange_request())
+        request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
+        service.prepare(platform.exchange_ports, exchange_id, request)
+        result = service.match(platform.exchange_ports, exchange_id, request)
+        record = platform.exchanges.get(exchange_id)
+        assert result.done and record.state is ExchangeState.MANUAL_REVIEW
+        assert record.error_code == "partner-review" and "rc-1" in (record.error_text or "")
+    finally:
+        platform.close()

@@ -198,11 +198,11 @@ class HttpxPartnerClient:
             timeout=timeout,
         )
         if response.status_code == 422:
-            codes = _outcome_codes(response)
+            issue_codes = _outcome_codes(response)
             text = _outcome_text(response)
-            if "multiple-matches" in codes:
+            if "multiple-matches" in issue_codes:
                 raise AmbiguousMatch(text)
-            if "not-found" in codes:
+            if "not-found" in issue_codes:
                 raise NoMatch(text)
             if _coded(response, codes.MEMBER_MATCH_OUTCOME) == "review":
                 raise MatchUnderReview(text)

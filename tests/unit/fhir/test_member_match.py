@@ -86,3 +86,17 @@ def test_exchange_request_needs_a_card_id_and_an_ordered_consent() -> None:
     assert "end is before" in str(caught.value)
     assert ExchangeCreate.model_validate(an_exchange_request()).to_domain().member.birth_date \
         == date(1980, 2, 3)
+
+
+def test_demographics_only_requests_are_accepted_unless_strict() -> None:
+    """Members often cannot give the old card's numbers (us-core-15 is HRex 1.1's): such
+    requests are matched on demographics, and a strict deployment refuses them."""
+    request = a_request()
+    coverage = request["parameter"][1]["resource"]
+    del coverage["identifier"], coverage["subscriberId"]
+    assert parse_member_match_request(request).coverage_to_match is coverage
+    with pytest.raises(InvalidInput) as refused:
+        parse_member_match_request(request, strict=True)
+    assert refused.value.issues[0].expression == "CoverageToMatch"
+    assert "us-core-15" in refused.value.issues[0].text
+    parse_member_match_request(a_request(), strict=True)  # a card number is enough
