@@ -227,3 +227,44 @@ def test_brute_force_on_card_data_is_throttled(old_payer: ServerProcess) -> None
         assert matched_member(match(client, parameters("Mia", "2010-06-15",
                                                        member_id="K201"))) == "twin-a"
     assert "Noor" not in old_payer.log() and "1991-11-30" not in old_payer.log()
+
+
+def test_duplicates_are_merged_and_split_with_lineage(
+        server: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """Noor's record was loaded twice under two card numbers: until an operator merges the
+    duplicate, a demographics-only request fits two members."""
+    data = tmp_path / "with-duplicate.ndjson"
+    duplicate = member("noor-2", "Noor", "1991-11-30", "female", "Z901", subscriber="Z901")
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in [*HOUSEHOLD, *duplicate]))
+    payer = server("dup", env={"PAYERBRIDGE_ORG_NPI": OLD_NPI,
+                               "PAYERBRIDGE_OPERATOR_TOKEN": OPERATOR_TOKEN},
+                   import_files=[data]).authorize("newplan", npi=NEW_NPI)
+    noor = parameters("Noor", "1991-11-30")
+    with payer.client() as client, operator(payer) as ops:
+        issue(match(client, noor), 422, "multiple-matches")
+        merged = ops.post("/identity/members/noor-2/$merge",
+                          json={"into": "other", "reviewer": "r.lee"})
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["kind"] == "merged-into" and merged.json()["value"] == "other"
+        assert matched_member(match(client, noor)) == "other"
+        # Refused with a reason: merging again, into a merged member, into itself, unknown.
+        assert ops.post("/identity/members/noor-2/$merge",
+                        json={"into": "other", "reviewer": "r"}).status_code == 409
+        assert ops.post("/identity/members/head/$merge",
+                        json={"into": "noor-2", "reviewer": "r"}).status_code == 400
+        assert ops.post("/identity/members/head/$merge",
+                        json={"into": "head", "reviewer": "r"}).status_code == 400
+        assert ops.post("/identity/members/head/$merge",
+                        json={"into": "nobody", "reviewer": "r"}).status_code == 404
+        # The survivor's graph shows the merge; splitting ends it and keeps the lineage.
+        lineage = ops.get("/identity/members/other/links").json()["links"]
+        assert [(x["member"], x["valid_to"]) for x in lineage if x["kind"] == "merged-into"] \
+            == [("noor-2", None)]
+        split = ops.post("/identity/members/noor-2/$split", json={"reviewer": "r.lee"})
+        assert split.json() == {"member": "noor-2", "split_from": "other"}
+        ended = ops.get("/identity/members/noor-2/links").json()["links"]
+        assert [x["valid_to"] is not None for x in ended if x["kind"] == "merged-into"] == [True]
+        issue(match(client, noor), 422, "multiple-matches")
+    with payer.platform() as platform:
+        events = platform.audit.for_entity("Patient", "noor-2")
+        assert [e["action"] for e in events] == ["identity.merge", "identity.split"]

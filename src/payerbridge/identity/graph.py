@@ -15,6 +15,8 @@ class LinkKind:
 
     # The system of REVIEWED_REQUEST links: their value is the request's keyed hash.
     MATCH_REQUEST_SYSTEM = "urn:payerbridge:member-match-request"
+    # The system of MERGED_INTO links: their value is our surviving member's id.
+    MEMBER_SYSTEM = "urn:payerbridge:member"
 
     UMB = "umb"  # the Unique Member Bundle identifier we handed out at $member-match
     LINKED_COVERAGE = "linked-coverage"  # another payer's member id (CoverageToLink, mm-4)

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import (
     AmbiguousMatch,
+    Conflict,
     InvalidInput,
     Issue,
     MatchUnderReview,
@@ -50,6 +51,9 @@ __all__ = [
     "MemberDirectory",
     "ReviewQueue",
     "decide_review",
+    "merge_members",
+    "split_members",
+    "survivor",
     "match_member",
     "model_for",
     "request_record",
@@ -105,6 +109,8 @@ class IdentityIndex(Protocol):
 
     def record_links(self, links: Sequence[IdentityLink]) -> None: ...
 
+    def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]: ...
+
 
 class ReviewQueue(Protocol):
     """What deciding a review case needs from the identity store."""
@@ -112,8 +118,15 @@ class ReviewQueue(Protocol):
     def review(self, review_id: str) -> ReviewCase | None: ...
 
     def decide_review(
-        self, review_id: str, *, accept: bool, member_id: str | None, reviewer: str, reason: str,
-        at: datetime, event: Callable[[ReviewCase], AuditEvent],
+        self,
+        review_id: str,
+        *,
+        accept: bool,
+        member_id: str | None,
+        reviewer: str,
+        reason: str,
+        at: datetime,
+        event: Callable[[ReviewCase], AuditEvent],
         links: Callable[[ReviewCase], Sequence[IdentityLink]],
     ) -> ReviewCase: ...  # fmt: skip
 
@@ -227,11 +240,15 @@ def match_member(
         _answer_reviewed(reviewed)
     if reviewed is not None:
         assert reviewed.member_id is not None
-        return _matched(request, index, directory, reviewed.member_id, client_id=client_id,
+        member_id = survivor(index, reviewed.member_id)
+        return _matched(request, index, directory, member_id, client_id=client_id,
                         requester_npi=requester_npi, decision_id=reviewed.decision_id,
                         candidates=len(reviewed.candidate_ids), at=at, umb_system=umb_system,
                         new_umb=new_id)  # fmt: skip
+    # A member merged into another is a duplicate record of the survivor: not a candidate.
     candidates = index.candidates(index.keys_of(record))
+    retired = index.merged_into(member for member, _ in candidates)
+    candidates = [(member, found) for member, found in candidates if member not in retired]
     decision = decide(record, candidates, model_for(index), policy, at, DecisionId(new_id()))
     review_id = new_id() if decision.outcome is MatchOutcome.REVIEW else None
     index.record_decision(decision, client_id=client_id, request_key=request_key,
@@ -405,3 +422,86 @@ def decide_review(
         review_id, accept=accept, member_id=member_id, reviewer=reviewer, reason=reason, at=at,
         event=event, links=links,
     )  # fmt: skip
+
+
+def survivor(index: IdentityIndex, member_id: str) -> str:
+    """The member a (possibly merged) member id means now, following merges."""
+    seen = {member_id}
+    while (into := index.merged_into([member_id]).get(member_id)) is not None:
+        if into in seen:  # a cycle cannot be written (see merge_members); stop if one is read
+            break
+        seen.add(into)
+        member_id = into
+    return member_id
+
+
+class MergeLedger(Protocol):
+    """What merging and splitting members needs from the identity store."""
+
+    def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]: ...
+
+    def change_merge(
+        self,
+        *,
+        member_id: str,
+        into: str | None,
+        at: datetime,
+        event: AuditEvent,
+        link: IdentityLink | None,
+    ) -> None: ...  # fmt: skip
+
+
+def _merge_event(
+    action: str, member_id: str, into: str, by: str, at: datetime, request_id: str | None
+) -> AuditEvent:
+    return AuditEvent(at=at, actor=by, action=action, entity_type="Patient", entity_id=member_id,
+                      outcome="success", request_id=request_id, detail={"into": into})  # fmt: skip
+
+
+def merge_members(
+    ledger: MergeLedger,
+    directory: MemberDirectory,
+    member_id: str,
+    into: str,
+    *,
+    by: str,
+    at: datetime,
+    request_id: str | None,
+) -> IdentityLink:
+    """Record that ``member_id`` is a duplicate of ``into`` from ``at`` on (audited).
+
+    Matching then answers with ``into``; the retired id stays in the graph with its
+    lineage, and ``split_members`` undoes the merge from a later instant."""
+    if member_id == into:
+        raise InvalidInput("a member cannot be merged into itself",
+                           issues=[Issue("into must name another member", "into")])  # fmt: skip
+    for name, value in (("member", member_id), ("into", into)):
+        if directory.read("Patient", value) is None:
+            raise NotFound(f"no member {value} ({name})")
+    current = ledger.merged_into([member_id, into])
+    if member_id in current:
+        raise Conflict(f"member {member_id} is already merged into {current[member_id]}")
+    if into in current:
+        raise InvalidInput(
+            f"member {into} is itself merged into {current[into]}; merge into that member",
+            issues=[Issue("into must be a member that is not merged", "into")],
+        )
+    link = IdentityLink(member_id, LinkKind.MERGED_INTO, LinkKind.MEMBER_SYSTEM, into, None,
+                        None, by, at)  # fmt: skip
+    ledger.change_merge(member_id=member_id, into=None, at=at, link=link,
+                        event=_merge_event("identity.merge", member_id, into, by, at,
+                                           request_id))  # fmt: skip
+    return link
+
+
+def split_members(
+    ledger: MergeLedger, member_id: str, *, by: str, at: datetime, request_id: str | None
+) -> str:
+    """End ``member_id``'s merge from ``at`` on (audited); returns the member it left."""
+    into = ledger.merged_into([member_id]).get(member_id)
+    if into is None:
+        raise NotFound(f"member {member_id} is not merged into another member")
+    ledger.change_merge(member_id=member_id, into=into, at=at, link=None,
+                        event=_merge_event("identity.split", member_id, into, by, at,
+                                           request_id))  # fmt: skip
+    return into

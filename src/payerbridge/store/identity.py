@@ -24,7 +24,7 @@ from payerbridge.errors import Conflict, NotFound
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import MatchDecision
 from payerbridge.identity.evidence import MatchOutcome
-from payerbridge.identity.graph import IdentityLink, ReviewCase
+from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
 from payerbridge.identity.records import record_from_fhir, ssn_of
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.spec import DEFAULT_SPEC
@@ -457,6 +457,39 @@ class SqlIdentityStore:
                 select(identity_links).where(condition).order_by(identity_links.c.id)
             ).all()
         return [_link(row) for row in rows]
+
+    def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]:
+        """For each of these members merged into another, the member it now means."""
+        wanted = sorted(set(member_ids))
+        found: dict[str, str] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                for row in connection.execute(
+                    select(identity_links.c.member_id, identity_links.c.value).where(
+                        identity_links.c.kind == LinkKind.MERGED_INTO,
+                        identity_links.c.member_id.in_(chunk),
+                        identity_links.c.valid_to.is_(None),
+                    )
+                ):
+                    found[row.member_id] = row.value
+        return found
+
+    def change_merge(
+        self, *, member_id: str, into: str | None, at: datetime, event: AuditEvent,
+        link: IdentityLink | None,
+    ) -> None:  # fmt: skip
+        """Merge (``link`` given) or split (``into`` the member to split from), audited."""
+        with self._engine.begin() as connection:
+            if link is not None:
+                self.add_links(connection, [link])
+            else:
+                assert into is not None
+                if not self.end_links(
+                    connection, member_id=member_id, kind=LinkKind.MERGED_INTO, value=into, at=at
+                ):
+                    raise NotFound(f"member {member_id} is not merged into {into}")
+            append_audit(connection, event)
 
     # -- brute-force guard -----------------------------------------------------------------
 

@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import utcnow
-from payerbridge.errors import NotFound
+from payerbridge.errors import InvalidInput, Issue, NotFound
 from payerbridge.identity.graph import ReviewCase
 from payerbridge.identity.service import decide_review as decide
+from payerbridge.identity.service import merge_members, split_members
 from payerbridge.logging import current_request_id
 
 __all__ = ["router"]
@@ -80,6 +81,41 @@ def member_links(member_id: str, platform: PlatformDep, _operator: OperatorDep) 
     """The member's identity graph: UMBs, other payers' ids, reviewed requests, merges."""
     links = platform.identity.links_of(member_id)
     return {"member": member_id, "links": [link.to_dict() for link in links]}
+
+
+class MergeChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    into: str | None = Field(default=None, max_length=64)
+    reviewer: str = Field(min_length=1, max_length=200)
+
+
+@router.post("/members/{member_id}/$merge")
+def merge(
+    member_id: str, body: MergeChange, platform: PlatformDep, operator: OperatorDep
+) -> dict[str, Any]:
+    """Mark ``member_id`` as a duplicate of ``into``: matching answers with ``into`` from now
+    on, and the retired id keeps its links and lineage."""
+    if body.into is None:
+        raise InvalidInput("$merge names the surviving member",
+                           issues=[Issue("into is required", "into", "required")])  # fmt: skip
+    link = merge_members(
+        platform.identity, platform.members, member_id, body.into,
+        by=f"{operator.client_id}:{body.reviewer}", at=utcnow(), request_id=current_request_id(),
+    )  # fmt: skip
+    return link.to_dict()
+
+
+@router.post("/members/{member_id}/$split")
+def split(
+    member_id: str, body: MergeChange, platform: PlatformDep, operator: OperatorDep
+) -> dict[str, Any]:
+    """Undo a merge from now on: ``member_id`` is its own member again."""
+    into = split_members(
+        platform.identity, member_id, by=f"{operator.client_id}:{body.reviewer}", at=utcnow(),
+        request_id=current_request_id(),
+    )  # fmt: skip
+    return {"member": member_id, "split_from": into}
 
 
 @router.get("/links")
