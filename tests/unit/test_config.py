@@ -33,5 +33,13 @@ def test_database_url_is_redacted_and_gets_the_psycopg_driver(tmp_path: Path) ->
     settings = load_settings(data_dir=tmp_path,
                              database_url="postgresql://u:secret@db/payer")
     assert settings.sqlalchemy_url == "postgresql+psycopg://u:secret@db/payer"
-    assert "secret" not in str(redacted(settings))
+    assert "u:secret@" not in str(redacted(settings))
     assert load_settings(data_dir=tmp_path).sqlalchemy_url.startswith("sqlite:///")
+
+
+def test_identity_secret_is_redacted_and_must_be_long(tmp_path: Path) -> None:
+    key = "k" * 40
+    settings = load_settings(data_dir=tmp_path, identity_secret=key)
+    assert key not in str(redacted(settings))
+    with pytest.raises(ValidationError, match="identity_secret"):
+        load_settings(data_dir=tmp_path, identity_secret="short")
