@@ -94,6 +94,7 @@ class Platform:
 
     def close(self) -> None:
         self.client.close()
+        self.identity.close()
         self.engine.dispose()
 
 
@@ -177,7 +178,13 @@ def build_platform(
         idempotency=SqlIdempotencyStore(engine),
         consents=consents,
         clients=SqlClientRegistry(engine),
-        identity=SqlIdentityStore(engine, identity_secret(settings)),
+        identity=SqlIdentityStore(
+            engine,
+            identity_secret(settings),
+            reader=create_db_engine(settings.sqlalchemy_url, reads_only=True)
+            if settings.is_sqlite
+            else engine,
+        ),
         client=client,
         exchange_ports=ports,
     )

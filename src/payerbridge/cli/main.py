@@ -335,9 +335,11 @@ def main() -> None:  # pragma: no cover - console script entry point
 from payerbridge.cli import bench as _bench  # noqa: E402
 from payerbridge.cli import consents as _consents  # noqa: E402
 from payerbridge.cli import sandbox as _sandbox  # noqa: E402
+from payerbridge.cli.identity import identity_app  # noqa: E402
 
 app.add_typer(_sandbox.sandbox_app, name="sandbox")
 app.add_typer(_bench.bench_app, name="bench")
 app.add_typer(_consents.clients_app, name="clients")
 app.add_typer(_consents.consents_app, name="consents")
+app.add_typer(identity_app, name="identity")
 app.command("demo")(_sandbox.demo)

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -186,7 +187,12 @@ def model_for(index: IdentityIndex) -> MatchModel:
     model = index.active_model()
     if model is not None:
         return model
-    return default_model(probability_two_random_records_match=1 / max(index.member_count(), 2))
+    return _prior(max(index.member_count(), 2))
+
+
+@functools.lru_cache(maxsize=8)
+def _prior(members: int) -> MatchModel:
+    return default_model(probability_two_random_records_match=1 / members)
 
 
 def _request_key(index: IdentityIndex, record: StandardRecord) -> str:

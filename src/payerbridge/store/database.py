@@ -17,8 +17,12 @@ logger = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine tuned for the backend: WAL, a busy timeout and immediate transactions on SQLite."""
+def create_db_engine(url: str, *, pool_size: int = 10, reads_only: bool = False) -> Engine:
+    """An engine tuned for the backend: WAL, a busy timeout and immediate transactions on SQLite.
+
+    ``reads_only`` (SQLite): an engine for read-only hot paths whose transactions are
+    plain deferred ones, so concurrent readers do not queue for the write lock (WAL
+    readers see the last committed state). Never write through it."""
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +31,7 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
             connect_args={"timeout": 30, "check_same_thread": False, "isolation_level": None},
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "begin", _begin_deferred if reads_only else _begin_immediate)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
@@ -47,6 +51,10 @@ def _begin_immediate(connection: Any) -> None:
     # SQLITE_BUSY at once instead of waiting out the busy timeout. (The driver runs in
     # autocommit mode so that this BEGIN is the only one issued.)
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_deferred(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def migrate(engine: Engine) -> None:

@@ -73,10 +73,17 @@ def _review(row: Any) -> ReviewCase:
 class SqlIdentityStore:
     """Identity tables in the SQL database; ``secret`` keys the blocking and request hashes."""
 
-    def __init__(self, engine: Engine, secret: bytes) -> None:
+    def __init__(self, engine: Engine, secret: bytes, *, reader: Engine | None = None) -> None:
         self._engine = engine
+        # Matching's reads go through ``reader`` (on SQLite, without the write lock).
+        self._reader = reader or engine
         self._secret = secret
         self._model: tuple[float, MatchModel | None] | None = None
+        self._count: tuple[float, int] | None = None
+
+    def close(self) -> None:
+        if self._reader is not self._engine:
+            self._reader.dispose()
 
     # -- keyed hashes ----------------------------------------------------------------------
 
@@ -155,7 +162,7 @@ class SqlIdentityStore:
         wanted = sorted(set(keys))
         if not wanted:
             return []
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             member_ids = select(identity_blocking_keys.c.member_id).where(
                 identity_blocking_keys.c.key.in_(wanted)
             )
@@ -167,13 +174,19 @@ class SqlIdentityStore:
         return [(MemberId(row.member_id), record_from_dict(orjson.loads(row.record)))
                 for row in rows]  # fmt: skip
 
-    def member_count(self) -> int:
-        with self._engine.connect() as connection:
-            return int(
+    def member_count(self, *, fresh: bool = False) -> int:
+        """Indexed members; cached briefly (it sets the prior of every online match)."""
+        now = time.monotonic()
+        if not fresh and self._count is not None and now - self._count[0] < _MODEL_TTL_SECONDS:
+            return self._count[1]
+        with self._reader.connect() as connection:
+            count = int(
                 connection.execute(
                     select(func.count()).select_from(identity_member_records)
                 ).scalar_one()
             )
+        self._count = (now, count)
+        return count
 
     def iter_records(self, member_ids: Sequence[str] | None = None) -> Iterator[
         tuple[MemberId, StandardRecord]
@@ -244,7 +257,7 @@ class SqlIdentityStore:
         now = time.monotonic()
         if self._model is not None and now - self._model[0] < _MODEL_TTL_SECONDS:
             return self._model[1]
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             body = connection.execute(
                 select(identity_models.c.body)
                 .where(
@@ -259,11 +272,11 @@ class SqlIdentityStore:
         return model
 
     def models(self) -> list[StoredModel]:
+        active = self.active_model()
         with self._engine.connect() as connection:
             rows = connection.execute(
                 select(identity_models).order_by(identity_models.c.trained_at.desc())
             ).all()
-            active = self.active_model()
         return [
             StoredModel(row.version, row.trained_at, row.trained_on, orjson.loads(row.summary),
                         active is not None and active.version == row.version)
@@ -336,7 +349,7 @@ class SqlIdentityStore:
 
     def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None:
         """The newest case opened for this requester's request (the same request again)."""
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             row = connection.execute(
                 select(identity_reviews)
                 .where(
@@ -462,7 +475,7 @@ class SqlIdentityStore:
         """For each of these members merged into another, the member it now means."""
         wanted = sorted(set(member_ids))
         found: dict[str, str] = {}
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 for row in connection.execute(

@@ -1,0 +1,377 @@
+"""Online ``$member-match`` over HTTP for ``bench identity``: latency and throughput.
+
+``HttpMemberMatchLatency`` satisfies ``bench.identity.MemberMatchLatency``. Against
+a population of an ``IdentitySet`` it:
+
+1. streams the members as FHIR NDJSON (a Patient and a Coverage line each) into a
+   temporary data dir and imports them through ``Platform.import_members``, so the
+   identity index is built in the import's transaction exactly as in production;
+2. registers a requesting payer and starts one real ``payerbridge serve`` process
+   (SQLite in the temporary dir, no workflow worker, the brute-force guard raised
+   out of the way since the bench resends the same requests);
+3. sends warm-up requests (not counted), then each chosen request once,
+   sequentially on one keep-alive connection, timing each call at the client;
+4. sends a fixed number of requests from several threads, each with its own
+   keep-alive connection, for requests per second;
+5. stops the server and removes the data dir.
+
+Latency is wall time at the client over loopback, so it bounds the server's own
+time from above (it adds the HTTP round trip and the client's parsing); nothing is
+added to the server to time it. 200 (matched) and 422 (no single match) are both
+answers; any other status, or a transport failure, is counted as an error and
+named in the result's ``note``. Nothing about the people (names, dates, ids) is
+logged or printed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+
+from payerbridge.bench.identity import OnlineLatency
+from payerbridge.bench.identity_data import IdentitySet
+
+__all__ = ["HttpMemberMatchLatency", "load_population", "write_population"]
+
+logger = logging.getLogger(__name__)
+
+_MEMBER_MATCH = "/fhir/Patient/$member-match"
+_ANSWERS = frozenset({200, 422})
+_REQUESTER_NPI = "1234567893"
+_REQUESTER_ID = "bench-requester"
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def write_population(data: IdentitySet, path: Path) -> int:
+    """Write every member as a Patient line and a Coverage line; the number of lines.
+
+    One member at a time, so a million members never sit in memory as JSON.
+    """
+    lines = 0
+    with path.open("wb") as handle:
+        for i in range(data.member_count):
+            patient, coverage = data.member_resources(i)
+            handle.write(orjson.dumps(patient, option=orjson.OPT_APPEND_NEWLINE))
+            handle.write(orjson.dumps(coverage, option=orjson.OPT_APPEND_NEWLINE))
+            lines += 2
+    return lines
+
+
+def _database_url(data_dir: Path) -> str:
+    """The instance's own SQLite file, named explicitly so that an ambient
+    ``PAYERBRIDGE_DATABASE_URL`` can never point the bench at a real database."""
+    return f"sqlite:///{(data_dir / 'payerbridge.db').resolve()}"
+
+
+def load_population(data_dir: Path, path: Path) -> str:
+    """Import ``path`` (and index its members) into the instance in ``data_dir``;
+    register the requesting payer and return its bearer credential."""
+    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.config import load_settings
+    from payerbridge.routing.model import ApiClient
+
+    platform = build_platform(load_settings(data_dir=data_dir,
+                                            database_url=_database_url(data_dir)))  # fmt: skip
+    try:
+        report = platform.import_members(path)
+        if not report.accepted:  # line numbers only: the messages are not needed here
+            lines = ", ".join(str(e.line) for e in report.errors[:5])
+            raise RuntimeError(f"the bench population was rejected: {report.error_count} "
+                               f"invalid lines (first: {lines})")  # fmt: skip
+        return platform.clients.register(
+            ApiClient(_REQUESTER_ID, "Bench Requester", _REQUESTER_NPI),
+            at=utcnow(), actor="bench",
+        )  # fmt: skip
+    finally:
+        platform.close()
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _server_env(data_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PAYERBRIDGE_DATA_DIR", "PAYERBRIDGE_CONFIG_FILE")}  # fmt: skip
+    env.update(
+        PAYERBRIDGE_DATABASE_URL=_database_url(data_dir),
+        # The bench resends the same demographics; the mm-7 guard must not answer instead.
+        PAYERBRIDGE_MEMBER_MATCH_MAX_CARDS="1000000",
+        PAYERBRIDGE_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+@contextmanager
+def _running_server(data_dir: Path, *, startup_seconds: float) -> Iterator[str]:
+    """One ``payerbridge serve`` process on a free loopback port; its base URL.
+
+    Stopped (terminate, then kill if it lingers) however the block ends.
+    """
+    port = _free_port()
+    log_path = data_dir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
+             "--host", "127.0.0.1", "--port", str(port), "--no-workers"],
+            stdout=log, stderr=subprocess.STDOUT, env=_server_env(data_dir),
+        )  # fmt: skip
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            _wait_healthy(process, base_url, log_path, startup_seconds)
+            yield base_url
+        finally:
+            _stop(process)
+
+
+def _wait_healthy(
+    process: subprocess.Popen[bytes], base_url: str, log_path: Path, seconds: float
+) -> None:
+    deadline = time.monotonic() + seconds
+    with httpx.Client(base_url=base_url, timeout=1, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the bench server exited early (code {process.returncode}):"
+                                   f"\n{_tail(log_path)}")  # fmt: skip
+            try:
+                if client.get("/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+    raise RuntimeError(f"the bench server was not healthy within {seconds:g}s:\n"
+                       f"{_tail(log_path)}")  # fmt: skip
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    """The end of the server's log (its logs carry no member data, see payerbridge.logging)."""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+def _bodies(data: IdentitySet, requests: Sequence[int]) -> list[bytes]:
+    """Each request's Parameters, serialised before any clock starts."""
+    bodies = []
+    for j in requests:
+        patient, coverage = data.request_resources(j)
+        bodies.append(orjson.dumps({"resourceType": "Parameters", "parameter": [
+            {"name": "MemberPatient", "resource": patient},
+            {"name": "CoverageToMatch", "resource": coverage},
+        ]}))  # fmt: skip
+    return bodies
+
+
+@dataclass
+class _Tally:
+    """Answers by status; anything but 200/422 (or no response at all) is an error."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)  # exception class -> count
+
+    def send(self, client: httpx.Client, body: bytes) -> None:
+        try:
+            status = client.post(_MEMBER_MATCH, content=body).status_code
+        except httpx.HTTPError as exc:
+            self.failures[type(exc).__name__] += 1
+        else:
+            self.statuses[status] += 1
+
+    def merge(self, other: _Tally) -> None:
+        self.statuses.update(other.statuses)
+        self.failures.update(other.failures)
+
+    @property
+    def errors(self) -> int:
+        return (sum(n for s, n in self.statuses.items() if s not in _ANSWERS)
+                + sum(self.failures.values()))  # fmt: skip
+
+    def error_text(self) -> str:
+        parts = [f"HTTP {s} x{n}" for s, n in sorted(self.statuses.items()) if s not in _ANSWERS]
+        parts += [f"{name} x{n}" for name, n in sorted(self.failures.items())]
+        return ", ".join(parts)
+
+
+def _client(base_url: str, token: str, timeout: float) -> httpx.Client:
+    return httpx.Client(
+        base_url=base_url, timeout=timeout, trust_env=False,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json",
+                 "Accept": "application/fhir+json"},
+    )  # fmt: skip
+
+
+def _sequential(client: httpx.Client, bodies: Sequence[bytes], tally: _Tally) -> list[float]:
+    """Each body once, one after another on one connection: milliseconds per call."""
+    timings = []
+    for body in bodies:
+        started = time.perf_counter()
+        tally.send(client, body)
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def _concurrent(
+    make_client: Callable[[], httpx.Client],
+    bodies: Sequence[bytes],
+    count: int,
+    threads: int,
+    tally: _Tally,
+) -> float:
+    """``count`` requests (cycling over ``bodies``) from ``threads`` connections; seconds.
+
+    Connections are opened and warmed before the clock starts, so the time is the
+    requests' alone.
+    """
+    work = list(itertools.islice(itertools.cycle(bodies), count))
+    shares = [work[t::threads] for t in range(threads)]
+    clients = [make_client() for _ in range(threads)]
+    tallies = [_Tally() for _ in range(threads)]
+    start = threading.Barrier(threads + 1)
+
+    def run(t: int) -> None:
+        start.wait()
+        for body in shares[t]:
+            tallies[t].send(clients[t], body)
+
+    try:
+        for t, client in enumerate(clients):  # open each keep-alive connection
+            _Tally().send(client, bodies[t % len(bodies)])
+        workers = [threading.Thread(target=run, args=(t,), daemon=True) for t in range(threads)]
+        for worker in workers:
+            worker.start()
+        start.wait()
+        started = time.perf_counter()
+        for worker in workers:
+            worker.join()
+        seconds = time.perf_counter() - started
+    finally:
+        for client in clients:
+            client.close()
+    for part in tallies:
+        tally.merge(part)
+    return seconds
+
+
+def _percentile(sorted_ms: Sequence[float], q: int) -> float:
+    """The ``q``-th percentile (inclusive method; one value is its own percentile)."""
+    if len(sorted_ms) == 1:
+        return sorted_ms[0]
+    return statistics.quantiles(sorted_ms, n=100, method="inclusive")[q - 1]
+
+
+# -- the probe -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpMemberMatchLatency:
+    """``MemberMatchLatency`` against a real server process (see the module docstring).
+
+    ``warmup`` requests are sent first and not counted (imports, caches, the
+    connection); ``throughput_requests`` are then sent from ``threads``
+    connections. ``progress`` receives one line per stage (no member data).
+    """
+
+    warmup: int = 200
+    throughput_requests: int = 4_000
+    threads: int = 8
+    timeout_seconds: float = 60.0
+    startup_seconds: float = 120.0
+    progress: Callable[[str], None] | None = None
+
+    def _say(self, message: str) -> None:
+        logger.info("bench identity online", extra={"stage": message})
+        if self.progress is not None:
+            self.progress(message)
+
+    def __call__(self, data: IdentitySet, requests: Sequence[int]) -> OnlineLatency:
+        if not requests:
+            raise ValueError("the online probe needs at least one request")
+        bodies = _bodies(data, requests)
+        with tempfile.TemporaryDirectory(prefix="payerbridge-bench-online-") as tmp:
+            data_dir = Path(tmp)
+            started = time.perf_counter()
+            path = data_dir / "members.ndjson"
+            lines = write_population(data, path)
+            written = time.perf_counter() - started
+            self._say(f"online: wrote {lines:,} NDJSON lines in {written:.1f}s; importing")
+            started = time.perf_counter()
+            token = load_population(data_dir, path)
+            imported = time.perf_counter() - started
+            path.unlink()
+            self._say(f"online: imported and indexed {data.member_count:,} members in "
+                      f"{imported:.1f}s; starting the server")  # fmt: skip
+            with _running_server(data_dir, startup_seconds=self.startup_seconds) as base_url:
+                result = self._measure(base_url, token, bodies)
+        timings, per_second, tally = result
+        ordered = sorted(timings)
+        return OnlineLatency(
+            members=data.member_count,
+            requests=len(timings),
+            p50_ms=statistics.median(ordered),
+            p99_ms=_percentile(ordered, 99),
+            per_second=per_second,
+            note=self._note(tally, written + imported),
+        )
+
+    def _measure(
+        self, base_url: str, token: str, bodies: Sequence[bytes]
+    ) -> tuple[list[float], float, _Tally]:
+        tally = _Tally()
+        with _client(base_url, token, self.timeout_seconds) as client:
+            self._say(f"online: {self.warmup:,} warm-up requests")
+            _sequential(client, list(itertools.islice(itertools.cycle(bodies), self.warmup)),
+                        _Tally())  # fmt: skip
+            self._say(f"online: {len(bodies):,} timed requests, one connection")
+            timings = _sequential(client, bodies, tally)
+        self._say(f"online: {self.throughput_requests:,} requests over {self.threads} connections")
+        seconds = _concurrent(lambda: _client(base_url, token, self.timeout_seconds), bodies,
+                              self.throughput_requests, self.threads, tally)  # fmt: skip
+        per_second = self.throughput_requests / seconds if seconds > 0 else 0.0
+        return timings, per_second, tally
+
+    def _note(self, tally: _Tally, load_seconds: float) -> str:
+        matched, unmatched = tally.statuses[200], tally.statuses[422]
+        note = (
+            "latency: client wall time over loopback, one keep-alive connection, sequential "
+            f"(an upper bound on server time), after {self.warmup:,} warm-up requests; "
+            f"requests/s: {self.throughput_requests:,} requests over {self.threads} keep-alive "
+            f"connections; one server process, SQLite; answers 200 x{matched:,}, "
+            f"422 x{unmatched:,}; load (NDJSON + import + index) {load_seconds:,.0f}s"
+        )
+        if tally.errors:
+            note += f"; ERRORS: {tally.errors:,} ({tally.error_text()})"
+        return note

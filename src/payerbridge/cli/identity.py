@@ -1,0 +1,263 @@
+"""``payerbridge identity …``: rebuild the member index, train the match model, match a
+file of $member-match requests in bulk.
+
+These commands print ids and counts only, never a name, a birth date or a card number.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from payerbridge import errors
+from payerbridge.cli.options import DataDir
+
+__all__ = ["identity_app"]
+
+identity_app = typer.Typer(
+    no_args_is_help=True, help="The identity engine: member index, match model, bulk matching."
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+# Who the decisions of a bulk match file are recorded for (and audited as).
+MATCH_CLIENT = "cli:identity-match"
+OUTCOMES = ("match", "review", "nomatch", "multiple", "invalid")
+
+
+@identity_app.command("reindex")
+def identity_reindex(data_dir: DataDir = None) -> None:
+    """Rebuild the matching index from the member data (after a secret or spec change)."""
+    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.cli.main import settings_for
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        with Progress(
+            TextColumn("indexing members"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=err, transient=True,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("reindex", total=None)
+            indexed = platform.identity.reindex_all(
+                at=utcnow(), progress=lambda n: progress.advance(task, n)
+            )
+    finally:
+        platform.close()
+    out.print(f"{indexed} members indexed")
+
+
+def _reservoir(items: Any, size: int, rng: random.Random) -> tuple[list[Any], int]:
+    """A uniform sample of up to ``size`` items of a stream, and the stream's length."""
+    sample: list[Any] = []
+    seen = 0
+    for item in items:
+        seen += 1
+        if len(sample) < size:
+            sample.append(item)
+        else:
+            slot = rng.randrange(seen)
+            if slot < size:
+                sample[slot] = item
+    return sample, seen
+
+
+@identity_app.command("train")
+def identity_train(
+    data_dir: DataDir = None,
+    sample: Annotated[
+        int, typer.Option(min=2, help="Train on at most this many members (a random sample).")
+    ] = 200_000,
+    seed: Annotated[int, typer.Option(help="Seed of the sample and of the random pairs.")] = 42,
+    activate: Annotated[
+        bool,
+        typer.Option("--activate/--no-activate", help="Make the new model the one matching uses."),
+    ] = True,
+) -> None:
+    """Train the match model on the indexed members and store it.
+
+    u comes from random pairs of members, m by EM over the members that share a
+    blocking key. Prints the model version and a summary of the training."""
+    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.cli.main import fail, settings_for
+    from payerbridge.identity.population import fit_population
+
+    platform = build_platform(settings_for(data_dir))
+    rng = random.Random(seed)
+    try:
+        with err.status("reading the indexed members"):
+            chosen, total = _reservoir(platform.identity.iter_records(), sample, rng)
+        if not chosen:
+            err.print(
+                "[red]error:[/red] no members are indexed: import member data first "
+                "(payerbridge import) or rebuild the index (payerbridge identity reindex)"
+            )
+            raise typer.Exit(1)
+        chosen.sort(key=lambda item: item[0])
+        member_ids = [member_id for member_id, _ in chosen]
+        position = {member_id: i for i, member_id in enumerate(member_ids)}
+        with err.status("collecting the members that share blocking keys"):
+            groups = [
+                [position[m] for m in group if m in position]
+                for group in platform.identity.key_groups(member_ids)
+            ]
+        with err.status(f"training on {len(chosen)} members"):
+            started = time.perf_counter()
+            fitted = fit_population([record for _, record in chosen], groups, rng=rng)
+            seconds = time.perf_counter() - started
+        summary = {**fitted.summary, "indexed_members": total, "seed": seed,
+                   "seconds": round(seconds, 1)}  # fmt: skip
+        platform.identity.save_model(
+            fitted.model, trained_on=len(chosen), summary=summary, at=utcnow(), activate=activate
+        )
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    table = Table("", "", title=f"model {fitted.model.version}", show_header=False)
+    for name, value in summary.items():
+        table.add_row(name.replace("_", " "), str(value))
+    out.print(table)
+    state = "active" if activate else "stored, not active"
+    out.print(f"model {fitted.model.version} {state}")
+
+
+def _request_id(body: Any) -> str | None:
+    request_id = body.get("id") if isinstance(body, dict) else None
+    return request_id if isinstance(request_id, str) and request_id else None
+
+
+@identity_app.command("match")
+def identity_match(
+    requests: Annotated[
+        Path,
+        typer.Option(
+            "--requests",
+            help="$member-match Parameters, one per line (NDJSON), each with an id.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    out_path: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Where to write one answer per request line (NDJSON).",
+            dir_okay=False,
+            writable=True,
+        ),
+    ],
+    policy: Annotated[
+        Literal["bulk", "single_exchange"], typer.Option(help="Match thresholds to apply.")
+    ] = "bulk",
+    data_dir: DataDir = None,
+) -> None:
+    """Match a file of $member-match requests against the members.
+
+    Every decision is stored with its evidence (a review opens a case). Each answer
+    line gives the request id, the outcome (match, review, nomatch, multiple or
+    invalid), the member (for a match), the score and the decision id."""
+    from payerbridge.bootstrap import build_platform, new_id, utcnow
+    from payerbridge.cli.main import settings_for
+    from payerbridge.fhir.member_match import parse_member_match_request
+    from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, decide
+    from payerbridge.identity.evidence import DecisionId, MatchOutcome
+    from payerbridge.identity.service import decision_audit_event, model_for, request_record
+
+    if not out_path.parent.is_dir():
+        raise typer.BadParameter(f"the folder of {out_path} does not exist", param_hint="--out")
+    chosen = BULK if policy == "bulk" else SINGLE_EXCHANGE
+    platform = build_platform(settings_for(data_dir))
+    index = platform.identity
+    counts: Counter[str] = Counter()
+    started = time.perf_counter()
+    try:
+        model = model_for(index)
+        if index.member_count() == 0:
+            err.print(
+                "[yellow]warning:[/yellow] no members are indexed: nothing can match "
+                "(payerbridge import, or payerbridge identity reindex)"
+            )
+        elif index.active_model() is None:
+            err.print(
+                "[yellow]note:[/yellow] no model is trained yet: matching with the "
+                "untrained prior (payerbridge identity train)"
+            )
+        with (
+            requests.open("rb") as source,
+            out_path.open("wb") as sink,
+            Progress(
+                TextColumn("matching"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                console=err, transient=True,
+            ) as progress,
+        ):  # fmt: skip
+            task = progress.add_task("match", total=requests.stat().st_size)
+            for line in source:
+                progress.advance(task, len(line))
+                if not line.strip():
+                    continue
+                answer: dict[str, Any] = {
+                    "request": None,
+                    "outcome": "invalid",
+                    "member": None,
+                    "score": None,
+                    "decision": None,
+                }
+                try:
+                    body = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    body = None
+                request_id = _request_id(body)
+                answer["request"] = request_id
+                record = None
+                if request_id is not None:
+                    try:
+                        record = request_record(parse_member_match_request(body))
+                    except errors.InvalidInput:
+                        record = None
+                if record is not None and request_id is not None:
+                    candidates = index.candidates(index.keys_of(record))
+                    retired = index.merged_into(member for member, _ in candidates)
+                    decision = decide(
+                        record, [c for c in candidates if c[0] not in retired], model, chosen,
+                        utcnow(), DecisionId(new_id()),
+                    )  # fmt: skip
+                    is_review = decision.outcome is MatchOutcome.REVIEW
+                    index.record_decision(
+                        decision, client_id=MATCH_CLIENT, request_key=index.keyed_hash(request_id),
+                        review_id=new_id() if is_review else None,
+                        event=decision_audit_event(decision, actor=MATCH_CLIENT,
+                                                   request_id=request_id[:128]),
+                    )  # fmt: skip
+                    answer.update(outcome=decision.outcome.value, member=decision.member_id,
+                                  score=decision.match_probability,
+                                  decision=decision.decision_id)  # fmt: skip
+                counts[answer["outcome"]] += 1
+                sink.write(orjson.dumps(answer) + b"\n")
+    finally:
+        platform.close()
+    seconds = time.perf_counter() - started
+    total = sum(counts.values())
+    err.print(
+        f"{total} request(s) answered in {seconds:.1f}s "
+        f"({total / seconds if seconds else 0:.0f}/s, policy {chosen.name}, "
+        f"model {model.version}); answers in {out_path}"
+    )
+    for outcome in OUTCOMES:
+        err.print(f"  {outcome:<9}{counts[outcome]:>10}")

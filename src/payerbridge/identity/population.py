@@ -1,0 +1,118 @@
+"""Training a ``MatchModel`` on the payer's own member population (``payerbridge identity train``).
+
+The members are one deduplicated population: a pair of distinct members is,
+with rare exceptions, two different people. So:
+
+* u comes from the comparison vectors of random pairs of distinct members
+  (``estimate_u_probabilities``);
+* m comes from EM (``estimate_parameters_em``) over the *blocked* member pairs,
+  every pair of members that share a blocking key, each pair once, with u held
+  fixed and ``estimate_lambda=False``: among one population's pairs the EM would
+  drive lambda towards zero, so the model keeps the prior for $member-match,
+  1 / members (see ``training``).
+
+Keys held by more than ``max_group`` members (a common name in a large ZIP, a
+shared phone of a care home) are skipped: their pairs are almost all
+strangers who agree on one field, and they would cost quadratic time to say
+what the random pairs already say.
+
+Pure: records in, model out; the caller chooses the sample and the random
+generator, so the same inputs and seed always give the same model.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from payerbridge.errors import InvalidInput
+from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
+from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.training import estimate_parameters_em, estimate_u_probabilities
+
+__all__ = ["PopulationFit", "blocked_pairs", "fit_population"]
+
+
+@dataclass(frozen=True, slots=True)
+class PopulationFit:
+    """The trained model and a summary of the training (counts only, no demographics)."""
+
+    model: MatchModel
+    summary: dict[str, Any]
+
+
+def blocked_pairs(
+    key_groups: Iterable[Sequence[int]], *, members: int, max_group: int
+) -> tuple[list[tuple[int, int]], int]:
+    """Every pair (i < j) of members sharing a key, once, in sorted order; and how many
+    groups were skipped for holding more than ``max_group`` members.
+
+    A group may name a member more than once; indexes outside ``range(members)`` are
+    refused."""
+    pairs: set[int] = set()
+    skipped = 0
+    for group in key_groups:
+        indexes = sorted(set(group))
+        if len(indexes) < 2:
+            continue
+        if indexes[0] < 0 or indexes[-1] >= members:
+            raise InvalidInput("a key group names a member that is not among the records")
+        if len(indexes) > max_group:
+            skipped += 1
+            continue
+        for position, i in enumerate(indexes):
+            pairs.update(i * members + j for j in indexes[position + 1 :])
+    return [divmod(code, members) for code in sorted(pairs)], skipped
+
+
+def fit_population(
+    records: Sequence[StandardRecord],
+    key_groups: Iterable[Sequence[int]],
+    *,
+    rng: random.Random,
+    u_pairs: int = 50_000,
+    max_group: int = 50,
+) -> PopulationFit:
+    """Train on members ``records``; ``key_groups`` are, per blocking key, the indexes
+    (into ``records``) of the members holding it. See the module docstring."""
+    n = len(records)
+    if n < 2:
+        raise InvalidInput("training needs at least two indexed members")
+    if u_pairs < 1 or max_group < 2:
+        raise InvalidInput("training needs at least one random pair and groups of two")
+    initial = default_model(probability_two_random_records_match=1 / n)
+    spec = initial.spec
+    random_vectors = []
+    for _ in range(u_pairs):
+        i = rng.randrange(n)
+        j = rng.randrange(n - 1)
+        j += j >= i  # a distinct member, uniformly
+        random_vectors.append(comparison_vector(spec, records[i], records[j]))
+    u = estimate_u_probabilities(random_vectors)
+    pairs, skipped = blocked_pairs(key_groups, members=n, max_group=max_group)
+    if not pairs:
+        raise InvalidInput(
+            "no two members share a blocking key (or every shared key is held by more than "
+            f"{max_group} members): there is nothing to learn m from"
+        )
+    result = estimate_parameters_em(
+        (comparison_vector(spec, records[i], records[j]) for i, j in pairs),
+        initial,
+        total_pair_count=n * (n - 1) // 2,
+        u_probabilities=u,
+        estimate_lambda=False,
+    )
+    summary = {
+        "members": n,
+        "random_pairs": u_pairs,
+        "blocked_pairs": result.candidate_pairs,
+        "skipped_groups": skipped,
+        "max_group": max_group,
+        "distinct_vectors": result.distinct_vectors,
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "expected_matches": round(result.expected_matches, 3),
+    }
+    return PopulationFit(result.model, summary)

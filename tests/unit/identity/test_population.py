@@ -1,0 +1,143 @@
+"""Training on the payer's own population: u from random member pairs, m by EM on blocked pairs."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import pytest
+
+from payerbridge.errors import InvalidInput
+from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, decide
+from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.population import PopulationFit, blocked_pairs, fit_population
+from payerbridge.identity.scoring import MatchModel, default_model
+from payerbridge.identity.spec import DEFAULT_SPEC
+from payerbridge.identity.standardize import StandardRecord
+from payerbridge.types import MemberId
+from tests.unit.identity.synthetic import build_population, build_requests
+
+SECRET = b"test-blocking-secret"
+
+
+def _groups(records: list[StandardRecord]) -> list[list[int]]:
+    index: dict[str, list[int]] = defaultdict(list)
+    for position, record in enumerate(records):
+        for key in blocking_keys(record, secret=SECRET):
+            index[key].append(position)
+    return [index[key] for key in sorted(index)]
+
+
+@pytest.fixture(scope="module")
+def population() -> tuple[list[MemberId], list[StandardRecord], list[list[int]]]:
+    people = build_population(seed=11, households=300, outsider_households=40)
+    ids = [person.member_id for person in people.members]
+    records = [person.record() for person in people.members]
+    return ids, records, _groups(records)
+
+
+@pytest.fixture(scope="module")
+def fitted(
+    population: tuple[list[MemberId], list[StandardRecord], list[list[int]]],
+) -> PopulationFit:
+    _, records, groups = population
+    return fit_population(records, groups, rng=random.Random(3), u_pairs=10_000)
+
+
+def _m(model: MatchModel, comparison: str, level: str) -> float:
+    index = DEFAULT_SPEC.index(comparison)
+    return model.m_probabilities[index][DEFAULT_SPEC.comparisons[index].level_index(level) - 1]
+
+
+def test_fitted_model_keeps_lambda_and_learns_from_the_population(
+    population: tuple[list[MemberId], list[StandardRecord], list[list[int]]],
+    fitted: PopulationFit,
+) -> None:
+    _, records, _ = population
+    prior = default_model(probability_two_random_records_match=1 / len(records))
+    model = fitted.model
+    assert model.probability_two_random_records_match == prior.probability_two_random_records_match
+    assert model.version != prior.version
+    assert model.u_probabilities != prior.u_probabilities
+    assert model.m_probabilities != prior.m_probabilities
+    # Conflict levels keep the prior's m (twins must not teach that names may differ).
+    assert _m(model, "given_name", "else") == pytest.approx(_m(prior, "given_name", "else"))
+    assert MatchModel.from_json(model.to_json()) == model
+
+
+def test_summary_counts_the_training(
+    population: tuple[list[MemberId], list[StandardRecord], list[list[int]]],
+    fitted: PopulationFit,
+) -> None:
+    _, records, groups = population
+    summary = fitted.summary
+    pairs, skipped = blocked_pairs(groups, members=len(records), max_group=50)
+    assert summary["members"] == len(records)
+    assert summary["blocked_pairs"] == len(pairs) > 0
+    assert summary["skipped_groups"] == skipped
+    assert summary["random_pairs"] == 10_000
+    assert 0 < summary["distinct_vectors"] <= len(pairs)
+    assert summary["converged"] is True and 1 <= summary["iterations"] <= 100
+    assert set(summary) >= {"members", "blocked_pairs", "distinct_vectors", "iterations",
+                            "converged"}  # fmt: skip
+
+
+def test_fit_is_deterministic_for_a_seed(
+    population: tuple[list[MemberId], list[StandardRecord], list[list[int]]],
+    fitted: PopulationFit,
+) -> None:
+    _, records, groups = population
+    # Same seed, groups in another order and with members named twice: the same model.
+    shuffled = [list(group) + list(group[:1]) for group in reversed(groups)]
+    again = fit_population(records, shuffled, rng=random.Random(3), u_pairs=10_000)
+    assert again.model.version == fitted.model.version
+    assert again.summary == fitted.summary
+    other = fit_population(records, groups, rng=random.Random(4), u_pairs=10_000)
+    assert other.model.version != fitted.model.version
+
+
+def test_fitted_model_never_auto_matches_the_wrong_member(
+    population: tuple[list[MemberId], list[StandardRecord], list[list[int]]],
+    fitted: PopulationFit,
+) -> None:
+    ids, records, _ = population
+    index: dict[str, list[int]] = defaultdict(list)
+    for position, record in enumerate(records):
+        for key in blocking_keys(record, secret=SECRET):
+            index[key].append(position)
+    people = build_population(seed=11, households=300, outsider_households=40)
+    requests = build_requests(seed=12, population=people, members=300, outsiders=60)
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    right = 0
+    for policy in (BULK, SINGLE_EXCHANGE):
+        for request in requests:
+            record = request.record()
+            found = sorted({m for key in blocking_keys(record, secret=SECRET)
+                            for m in index.get(key, ())})  # fmt: skip
+            decision = decide(record, [(ids[m], records[m]) for m in found], fitted.model,
+                              policy, at, DecisionId("d"))  # fmt: skip
+            if decision.outcome is MatchOutcome.MATCH:
+                assert decision.member_id == request.truth
+                right += policy is SINGLE_EXCHANGE
+    assert right >= 0.8 * 300
+
+
+def test_blocked_pairs_skip_large_groups_and_count_each_pair_once() -> None:
+    groups = [[0, 1], [1, 0, 2], [3], [0, 1, 2, 3, 4], [2, 2]]
+    pairs, skipped = blocked_pairs(groups, members=5, max_group=3)
+    assert pairs == [(0, 1), (0, 2), (1, 2)]
+    assert skipped == 1
+    with pytest.raises(InvalidInput):
+        blocked_pairs([[0, 5]], members=5, max_group=3)
+
+
+def test_training_needs_a_population_with_shared_keys(
+    population: tuple[list[MemberId], list[StandardRecord], list[list[int]]],
+) -> None:
+    _, records, _ = population
+    with pytest.raises(InvalidInput, match="at least two"):
+        fit_population(records[:1], [], rng=random.Random(1))
+    with pytest.raises(InvalidInput, match="nothing to learn"):
+        fit_population(records[:10], [[0], [1, 2, 3]], rng=random.Random(1), max_group=2)
