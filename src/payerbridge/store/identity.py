@@ -537,9 +537,9 @@ def _member_records(
     patients = {
         row.resource_id: orjson.loads(row.body)
         for row in connection.execute(
+            # By primary key: a Patient's ref is "Patient/<id>".
             select(fhir_resources.c.resource_id, fhir_resources.c.body).where(
-                fhir_resources.c.resource_type == "Patient",
-                fhir_resources.c.resource_id.in_(member_ids),
+                fhir_resources.c.ref.in_([f"Patient/{member}" for member in member_ids]),
                 ~fhir_resources.c.source.startswith(_RECEIVED_SOURCE),
             )
         )
@@ -590,8 +590,7 @@ def _subscriber_ssns(
     if missing:
         for row in connection.execute(
             select(fhir_resources.c.resource_id, fhir_resources.c.body).where(
-                fhir_resources.c.resource_type == "Patient",
-                fhir_resources.c.resource_id.in_(sorted(missing)),
+                fhir_resources.c.ref.in_([f"Patient/{member}" for member in sorted(missing)])
             )
         ):
             patients[row.resource_id] = orjson.loads(row.body)
