@@ -115,11 +115,17 @@ def family_name(jaro_winkler_threshold: float = 0.92) -> Comparator:
     return Comparator("family_name", names, level_of, (("jaro_winkler", jaro_winkler_threshold),))
 
 
+# Birth years this far apart are a generation apart: parent and child, never a typo.
+_GENERATION_YEARS = 15
+
+
 def birth_date() -> Comparator:
     """Birth date: exact, day and month swapped, one typo, year off by one or ten, else.
 
     ``one_typo`` is one substitution or one swap of adjacent digits in YYYYMMDD;
     ``year_off`` keeps month and day and moves the year by 1 or 10 (1989 for 1990).
+    Dates a generation apart are ``else`` even when one digit apart: 1955 and 1995
+    is a father and his namesake son (Sr and Jr) far more often than a typo.
     """
     names = ("null", "exact", "transposed_day_month", "one_typo", "year_off", "else")
 
@@ -129,6 +135,8 @@ def birth_date() -> Comparator:
             return 0
         if x == y:
             return 1
+        if abs(int(x[:4]) - int(y[:4])) >= _GENERATION_YEARS:
+            return 5
         if x[:4] == y[:4] and x[4:6] == y[6:8] and x[6:8] == y[4:6]:
             return 2
         if is_one_edit_apart(x, y):

@@ -67,6 +67,8 @@ def test_family_name_levels(left: dict[str, Any], right: dict[str, Any], expecte
         ("1980-12-03", "1980-12-30", "one_typo"),  # adjacent digits swapped
         ("1989-02-03", "1990-02-03", "year_off"),
         ("1980-02-03", "1981-02-03", "one_typo"),  # a year off by one is often one digit
+        # One digit apart but a generation apart: a father and his namesake son.
+        ("1955-08-08", "1995-08-08", "else"),
         ("1955-06-01", "1982-06-01", "else"),
         ("1980-02-03", None, "null"),
     ],

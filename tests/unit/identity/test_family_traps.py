@@ -203,3 +203,19 @@ def test_subscribers_twin_who_never_enrolled_shows_the_family_card(
     twin.pop("suffixes")
     decision = decide_among(twin, people, model, policy)
     assert_never_wrong(decision, "twin-never-enrolled", people)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_namesake_father_one_digit_from_his_sons_birth_date(
+    model: MatchModel, policy: MatchPolicy
+) -> None:
+    """A father who never enrolled, named like his son, born 1955 against the son's 1995 (one
+    digit apart), at the same address with the family's card: never the son."""
+    people = household()
+    son = {**people["junior"], "birth_date": "1995-08-08"}
+    people["junior"] = son
+    father = {**request_for(son, "subscribers_card"), "birth_date": "1955-08-08"}
+    father.pop("suffixes")
+    decision = decide_among(father, people, model, policy)
+    assert_never_wrong(decision, "father-never-enrolled", people)
