@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,21 +41,12 @@ from payerbridge.store.tables import (
 )
 from payerbridge.types import MemberId
 
-__all__ = ["SqlIdentityStore", "StoredModel"]
+__all__ = ["SqlIdentityStore"]
 
 _INDEX_BATCH = 2000
 _MODEL_TTL_SECONDS = 30.0
 # Resources received from other payers are copies of their records, not our members.
 _RECEIVED_SOURCE = "exchange:"
-
-
-@dataclass(frozen=True)
-class StoredModel:
-    version: str
-    trained_at: datetime
-    trained_on: int
-    summary: dict[str, Any]
-    active: bool
 
 
 def _link(row: Any) -> IdentityLink:
@@ -174,10 +164,10 @@ class SqlIdentityStore:
         return [(MemberId(row.member_id), record_from_dict(orjson.loads(row.record)))
                 for row in rows]  # fmt: skip
 
-    def member_count(self, *, fresh: bool = False) -> int:
+    def member_count(self) -> int:
         """Indexed members; cached briefly (it sets the prior of every online match)."""
         now = time.monotonic()
-        if not fresh and self._count is not None and now - self._count[0] < _MODEL_TTL_SECONDS:
+        if self._count is not None and now - self._count[0] < _MODEL_TTL_SECONDS:
             return self._count[1]
         with self._reader.connect() as connection:
             count = int(
@@ -188,25 +178,15 @@ class SqlIdentityStore:
         self._count = (now, count)
         return count
 
-    def iter_records(self, member_ids: Sequence[str] | None = None) -> Iterator[
-        tuple[MemberId, StandardRecord]
-    ]:  # fmt: skip
-        """Indexed members (all, or these), for training and batch matching."""
+    def iter_records(self) -> Iterator[tuple[MemberId, StandardRecord]]:
+        """Every indexed member, streamed in member id order (training samples from it)."""
         query = select(identity_member_records.c.member_id, identity_member_records.c.record)
         with self._engine.connect() as connection:
-            if member_ids is None:
-                result = connection.execution_options(yield_per=_INDEX_BATCH).execute(
-                    query.order_by(identity_member_records.c.member_id)
-                )
-                for row in result:
-                    yield MemberId(row.member_id), record_from_dict(orjson.loads(row.record))
-                return
-            for start in range(0, len(member_ids), 500):
-                chunk = member_ids[start : start + 500]
-                for row in connection.execute(
-                    query.where(identity_member_records.c.member_id.in_(chunk))
-                ):
-                    yield MemberId(row.member_id), record_from_dict(orjson.loads(row.record))
+            result = connection.execution_options(yield_per=_INDEX_BATCH).execute(
+                query.order_by(identity_member_records.c.member_id)
+            )
+            for row in result:
+                yield MemberId(row.member_id), record_from_dict(orjson.loads(row.record))
 
     def key_groups(self, member_ids: Sequence[str]) -> list[list[MemberId]]:
         """For each blocking key of these members, every member holding it (for training)."""
@@ -270,18 +250,6 @@ class SqlIdentityStore:
         model = MatchModel.from_json(body) if body is not None else None
         self._model = (now, model)
         return model
-
-    def models(self) -> list[StoredModel]:
-        active = self.active_model()
-        with self._engine.connect() as connection:
-            rows = connection.execute(
-                select(identity_models).order_by(identity_models.c.trained_at.desc())
-            ).all()
-        return [
-            StoredModel(row.version, row.trained_at, row.trained_on, orjson.loads(row.summary),
-                        active is not None and active.version == row.version)
-            for row in rows
-        ]  # fmt: skip
 
     # -- decisions and the review queue ----------------------------------------------------
 
@@ -452,19 +420,11 @@ class SqlIdentityStore:
             ).all()  # fmt: skip
         return [_link(row) for row in rows]
 
-    def members_by_identifier(
-        self, value: str, system: str | None = None, *, at: datetime | None = None
-    ) -> list[IdentityLink]:
-        """Links naming ``system|value`` (any system when None), valid at ``at`` when given."""
+    def members_by_identifier(self, value: str, system: str | None = None) -> list[IdentityLink]:
+        """Links naming ``system|value`` (any system when None), current and ended."""
         condition = identity_links.c.value == value
         if system is not None:
             condition = and_(condition, identity_links.c.system == system)
-        if at is not None:
-            condition = and_(
-                condition,
-                identity_links.c.valid_from <= at,
-                or_(identity_links.c.valid_to.is_(None), identity_links.c.valid_to > at),
-            )
         with self._engine.connect() as connection:
             rows = connection.execute(
                 select(identity_links).where(condition).order_by(identity_links.c.id)
