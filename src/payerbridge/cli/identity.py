@@ -176,9 +176,14 @@ def identity_match(
     from payerbridge.bootstrap import build_platform, new_id, utcnow
     from payerbridge.cli.main import settings_for
     from payerbridge.fhir.member_match import parse_member_match_request
-    from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, decide
+    from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
     from payerbridge.identity.evidence import DecisionId, MatchOutcome
-    from payerbridge.identity.service import decision_audit_event, model_for, request_record
+    from payerbridge.identity.service import (
+        decide_request,
+        decision_audit_event,
+        model_for,
+        request_record,
+    )
 
     if not out_path.parent.is_dir():
         raise typer.BadParameter(f"the folder of {out_path} does not exist", param_hint="--out")
@@ -232,12 +237,9 @@ def identity_match(
                     except errors.InvalidInput:
                         record = None
                 if record is not None and request_id is not None:
-                    candidates = index.candidates(index.keys_of(record))
-                    retired = index.merged_into(member for member, _ in candidates)
-                    decision = decide(
-                        record, [c for c in candidates if c[0] not in retired], model, chosen,
-                        utcnow(), DecisionId(new_id()),
-                    )  # fmt: skip
+                    decision = decide_request(
+                        index, record, model, chosen, utcnow(), DecisionId(new_id())
+                    )
                     is_review = decision.outcome is MatchOutcome.REVIEW
                     index.record_decision(
                         decision, client_id=MATCH_CLIENT, request_key=index.keyed_hash(request_id),

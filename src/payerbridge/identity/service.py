@@ -51,6 +51,7 @@ __all__ = [
     "MatchedMember",
     "MemberDirectory",
     "ReviewQueue",
+    "decide_request",
     "decide_review",
     "merge_members",
     "split_members",
@@ -195,6 +196,22 @@ def _prior(members: int) -> MatchModel:
     return default_model(probability_two_random_records_match=1 / members)
 
 
+def decide_request(
+    index: IdentityIndex,
+    record: StandardRecord,
+    model: MatchModel,
+    policy: MatchPolicy,
+    at: datetime,
+    decision_id: DecisionId,
+) -> MatchDecision:
+    """Decide among the request's blocking candidates. A member merged into another is a
+    duplicate record of the survivor, so it is not a candidate."""
+    candidates = index.candidates(index.keys_of(record))
+    retired = index.merged_into(member for member, _ in candidates)
+    current = [(member, found) for member, found in candidates if member not in retired]
+    return decide(record, current, model, policy, at, decision_id)
+
+
 def _request_key(index: IdentityIndex, record: StandardRecord) -> str:
     return index.keyed_hash(
         record.first_name, record.family_name, record.birth_date, record.sex, record.member_id,
@@ -251,11 +268,7 @@ def match_member(
                         requester_npi=requester_npi, decision_id=reviewed.decision_id,
                         candidates=len(reviewed.candidate_ids), at=at, umb_system=umb_system,
                         new_umb=new_id)  # fmt: skip
-    # A member merged into another is a duplicate record of the survivor: not a candidate.
-    candidates = index.candidates(index.keys_of(record))
-    retired = index.merged_into(member for member, _ in candidates)
-    candidates = [(member, found) for member, found in candidates if member not in retired]
-    decision = decide(record, candidates, model_for(index), policy, at, DecisionId(new_id()))
+    decision = decide_request(index, record, model_for(index), policy, at, DecisionId(new_id()))
     review_id = new_id() if decision.outcome is MatchOutcome.REVIEW else None
     index.record_decision(decision, client_id=client_id, request_key=request_key,
                           review_id=review_id, event=audit(decision))  # fmt: skip
