@@ -15,7 +15,6 @@ from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import utcnow
 from payerbridge.errors import InvalidInput, Issue, NotFound
-from payerbridge.identity.graph import ReviewCase
 from payerbridge.identity.service import decide_review as decide
 from payerbridge.identity.service import merge_members, split_members
 from payerbridge.logging import current_request_id
@@ -50,8 +49,11 @@ def list_reviews(
 @router.get("/reviews/{review_id}")
 def get_review(review_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
     """A case with its decision's evidence: what a reviewer needs to decide."""
-    case = _case(platform, review_id)
-    return {**case.to_dict(), "evidence": _evidence(platform, case)}
+    case = platform.identity.review(review_id)
+    if case is None:
+        raise NotFound(f"no review case {review_id}")
+    decision = platform.identity.decision(case.decision_id)
+    return {**case.to_dict(), "evidence": decision["evidence"] if decision else None}
 
 
 class ReviewDecision(BaseModel):
@@ -128,15 +130,3 @@ def find_links(
     system, _, value = identifier.rpartition("|")
     links = platform.identity.members_by_identifier(value, system if "|" in identifier else None)
     return {"identifier": identifier, "links": [link.to_dict() for link in links]}
-
-
-def _case(platform: Any, review_id: str) -> ReviewCase:
-    case: ReviewCase | None = platform.identity.review(review_id)
-    if case is None:
-        raise NotFound(f"no review case {review_id}")
-    return case
-
-
-def _evidence(platform: Any, case: ReviewCase) -> Any:
-    decision = platform.identity.decision(case.decision_id)
-    return decision["evidence"] if decision else None
