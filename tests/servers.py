@@ -16,7 +16,10 @@ from typing import Any, BinaryIO
 
 import httpx
 
-__all__ = ["ServerProcess", "free_port", "new_key", "run_cli", "start_server", "start_worker"]
+__all__ = [
+    "ServerProcess", "free_port", "free_port_run", "new_key", "run_cli", "start_server",
+    "start_worker",
+]
 
 
 def new_key() -> dict[str, str]:
@@ -28,6 +31,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free ports (the sandbox puts partners at base, base+1).
+
+    ``free_port() + 1`` is not enough: Linux hands out ports of the other parity to outbound
+    connections, so the next port is often some client's local port and a server cannot bind it.
+    """
+    for _ in range(200):
+        base = free_port()
+        if base + count <= 65535 and all(_bindable(base + i) for i in range(1, count)):
+            return base
+    raise RuntimeError(f"no run of {count} free ports")
 
 
 def run_cli(args: list[str], *, env: dict[str, str] | None = None,

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from payerbridge.sandbox.generator import write_network
-from tests.servers import ServerProcess, free_port, new_key, run_cli
+from tests.servers import ServerProcess, free_port, free_port_run, new_key, run_cli
 
 HAPPY_PATH = ["submitted", "validated", "consent_verified", "route_selected", "member_matched",
               "retrieving", "received", "normalized", "completed"]
@@ -203,8 +203,9 @@ def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay
 
 
 def test_make_run_demo_completes_a_sample_exchange(tmp_path: Path) -> None:
+    base = free_port_run(3)  # two partners at base and base+1, the platform at base+2
     result = run_cli(["demo", "--data-dir", str(tmp_path / "var"), "--exit", "--members", "30",
-                      "--port", str(free_port()), "--base-port", str(free_port())], timeout=240,
+                      "--port", str(base + 2), "--base-port", str(base)], timeout=240,
                      env={"PAYERBRIDGE_DATABASE_URL": ""})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "exchange state: completed" in result.stdout

@@ -123,12 +123,23 @@ def _spawn(
     return Instance(name, data_dir, port, process)
 
 
+def _log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a server's log: startup errors, never member data (nothing is loaded)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def _wait_healthy(instances: list[Instance], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     for instance in instances:
         while True:
             if instance.process.poll() is not None:
-                raise RuntimeError(f"{instance.name} exited; see {instance.data_dir}/server.log")
+                raise RuntimeError(
+                    f"{instance.name} exited; the end of {instance.data_dir}/server.log:\n"
+                    + _log_tail(instance.data_dir / "server.log")
+                )
             try:
                 if httpx.get(f"{instance.base_url}/healthz", timeout=1).status_code == 200:
                     break
