@@ -209,3 +209,54 @@ def test_identity_reindex_train_and_match_a_request_file(
     missing = run_cli(["identity", "match", "--data-dir", str(data_dir), "--requests",
                        str(tmp_path / "nope.ndjson"), "--out", str(answers_path)], env=env)
     assert missing.returncode == 2 and "nope.ndjson" in missing.stderr
+
+
+def test_parallel_match_answers_like_the_serial_one_in_input_order(
+        tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> None:
+    """Several worker processes decide chunks of the file; the answers come back in input
+    order, equal to one process's, and every decision is stored with its audit event."""
+    env = database_env()
+    data_dir = tmp_path / "data"
+    members = tmp_path / "members.ndjson"
+    members.write_bytes(b"".join(orjson.dumps(resource) + b"\n" for resource in MEMBERS))
+    imported = run_cli(["import", "--data-dir", str(data_dir), str(members)], env=env)
+    assert imported.returncode == 0, imported.stderr
+    kinds = [
+        _request("", given="Luis", family="Garcia", birth_date="2010-05-06", gender="male",
+                 member_id="GAR1001", subscriber_id="GAR1000", relationship="child"),
+        _request("", given="Ana", family="Garcia", birth_date="1980-02-03", gender="female",
+                 member_id=None, subscriber_id=None, address=HOME, phone="2175550100"),
+        _request("", given="Zora", family="Quinlan", birth_date="1961-12-30", gender="female",
+                 member_id="ZZZ9999", subscriber_id="ZZZ9999"),
+    ]
+    lines = []  # more lines than one chunk (500), a broken one and a blank one among them
+    for i in range(1_100):
+        lines.append(b"{broken" if i == 700 else b"" if i == 701
+                     else orjson.dumps({**kinds[i % 3], "id": f"req-{i}"}))
+    requests = tmp_path / "requests.ndjson"
+    requests.write_bytes(b"\n".join(lines) + b"\n")
+
+    answers = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"answers-{workers}.ndjson"
+        matched = run_cli(["identity", "match", "--data-dir", str(data_dir), "--requests",
+                           str(requests), "--out", str(out), "--workers", workers], env=env)
+        assert matched.returncode == 0, matched.stderr
+        answers[workers] = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+
+    serial, parallel = answers["1"], answers["2"]
+    expected = [f"req-{i}" for i in range(1_100) if i != 701]
+    expected[700] = None  # the broken line
+    assert [a["request"] for a in parallel] == expected
+    assert [{**a, "decision": None} for a in parallel] == [
+        {**a, "decision": None} for a in serial]
+    assert {a["outcome"] for a in parallel} >= {"match", "nomatch", "invalid"}
+    decided = [a["decision"] for a in serial + parallel if a["decision"]]
+    assert len(set(decided)) == len(decided) == 2 * 1_098
+    with _platform(data_dir, env) as platform:
+        for answer in parallel[::97]:
+            if answer["decision"]:
+                stored = platform.identity.decision(answer["decision"])
+                assert stored is not None and stored["outcome"] == answer["outcome"]
+                events = platform.audit.for_entity("IdentityDecision", answer["decision"])
+                assert [e["outcome"] for e in events] == [answer["outcome"]]

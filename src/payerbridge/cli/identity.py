@@ -6,11 +6,15 @@ These commands print ids and counts only, never a name, a birth date or a card n
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 import typer
@@ -27,6 +31,13 @@ from rich.table import Table
 
 from payerbridge import errors
 from payerbridge.cli.options import DataDir
+from payerbridge.processes import fork_workers
+
+if TYPE_CHECKING:
+    from payerbridge.bootstrap import Platform
+    from payerbridge.identity.decision import MatchPolicy
+    from payerbridge.identity.scoring import MatchModel
+    from payerbridge.identity.service import DecisionToRecord, IdentityIndex
 
 __all__ = ["identity_app"]
 
@@ -39,6 +50,8 @@ err = Console(stderr=True, soft_wrap=True)
 # Who the decisions of a bulk match file are recorded for (and audited as).
 MATCH_CLIENT = "cli:identity-match"
 OUTCOMES = ("match", "review", "nomatch", "multiple", "invalid")
+# Request lines per chunk: a worker's unit of work, and one transaction of decisions.
+MATCH_CHUNK_LINES = 500
 
 
 @identity_app.command("reindex")
@@ -142,6 +155,92 @@ def _request_id(body: Any) -> str | None:
     return request_id if isinstance(request_id, str) and request_id else None
 
 
+@dataclass(frozen=True)
+class _Matcher:
+    """What deciding request lines needs; worker processes inherit it when they fork."""
+
+    index: IdentityIndex
+    model: MatchModel
+    policy: MatchPolicy
+
+
+_matcher: list[_Matcher] = []  # the one in use (set before the workers fork)
+
+
+def _decide_line(matcher: _Matcher, line: bytes) -> tuple[dict[str, Any], DecisionToRecord | None]:
+    """One request line's answer and, when it was decided, the decision to store."""
+    from payerbridge.bootstrap import new_id, utcnow
+    from payerbridge.fhir.member_match import parse_member_match_request
+    from payerbridge.identity.evidence import DecisionId, MatchOutcome
+    from payerbridge.identity.service import (
+        DecisionToRecord,
+        decide_request,
+        decision_audit_event,
+        request_record,
+    )
+
+    answer: dict[str, Any] = {"request": None, "outcome": "invalid", "member": None,
+                              "score": None, "decision": None}  # fmt: skip
+    try:
+        body = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return answer, None
+    request_id = answer["request"] = _request_id(body)
+    if request_id is None:
+        return answer, None
+    try:
+        record = request_record(parse_member_match_request(body))
+    except errors.InvalidInput:
+        return answer, None
+    index = matcher.index
+    decision = decide_request(index, record, matcher.model, matcher.policy, utcnow(),
+                              DecisionId(new_id()))  # fmt: skip
+    answer.update(outcome=decision.outcome.value, member=decision.member_id,
+                  score=decision.match_probability, decision=decision.decision_id)  # fmt: skip
+    return answer, DecisionToRecord(
+        decision, MATCH_CLIENT, index.keyed_hash(request_id),
+        new_id() if decision.outcome is MatchOutcome.REVIEW else None,
+        decision_audit_event(decision, actor=MATCH_CLIENT, request_id=request_id[:128]),
+    )  # fmt: skip
+
+
+def _decide_chunk(lines: list[bytes]) -> tuple[int, list[tuple[dict[str, Any], Any]]]:
+    """The answers of a chunk of lines (blank lines have none), with its size in bytes."""
+    matcher = _matcher[0]
+    return sum(map(len, lines)), [_decide_line(matcher, line) for line in lines if line.strip()]
+
+
+def _chunks(source: Iterable[bytes]) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for line in source:
+        chunk.append(line)
+        if len(chunk) == MATCH_CHUNK_LINES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@contextmanager
+def _decided_chunks(
+    platform: Platform, matcher: _Matcher, source: Iterable[bytes], workers: int
+) -> Iterator[Iterator[tuple[int, list[tuple[dict[str, Any], Any]]]]]:
+    """Chunks of lines decided in order, on ``workers`` processes forked from this one
+    (here when 1). No database connection may cross the fork: the pools are emptied
+    first, and each process opens its own connections."""
+    _matcher[:] = [matcher]
+    try:
+        if workers <= 1:
+            yield map(_decide_chunk, _chunks(source))
+            return
+        platform.engine.dispose()
+        platform.reader.dispose()
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield pool.imap(_decide_chunk, _chunks(source))
+    finally:
+        _matcher.clear()
+
+
 @identity_app.command("match")
 def identity_match(
     requests: Annotated[
@@ -166,24 +265,23 @@ def identity_match(
     policy: Annotated[
         Literal["bulk", "single_exchange"], typer.Option(help="Match thresholds to apply.")
     ] = "bulk",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes that decide (default: one per available CPU)."),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Match a file of $member-match requests against the members.
 
     Every decision is stored with its evidence (a review opens a case). Each answer
     line gives the request id, the outcome (match, review, nomatch, multiple or
-    invalid), the member (for a match), the score and the decision id."""
-    from payerbridge.bootstrap import build_platform, new_id, utcnow
+    invalid), the member (for a match), the score and the decision id, in input order.
+    Worker processes decide; this one stores each chunk of decisions in one transaction
+    before writing their answers."""
+    from payerbridge.bootstrap import build_platform
     from payerbridge.cli.main import settings_for
-    from payerbridge.fhir.member_match import parse_member_match_request
     from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
-    from payerbridge.identity.evidence import DecisionId, MatchOutcome
-    from payerbridge.identity.service import (
-        decide_request,
-        decision_audit_event,
-        model_for,
-        request_record,
-    )
+    from payerbridge.identity.service import model_for
 
     if not out_path.parent.is_dir():
         raise typer.BadParameter(f"the folder of {out_path} does not exist", param_hint="--out")
@@ -207,51 +305,20 @@ def identity_match(
         with (
             requests.open("rb") as source,
             out_path.open("wb") as sink,
+            _decided_chunks(platform, _Matcher(index, model, chosen), source,
+                            workers or fork_workers()) as decided,
             Progress(
                 TextColumn("matching"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                 console=err, transient=True,
             ) as progress,
         ):  # fmt: skip
             task = progress.add_task("match", total=requests.stat().st_size)
-            for line in source:
-                progress.advance(task, len(line))
-                if not line.strip():
-                    continue
-                answer: dict[str, Any] = {
-                    "request": None,
-                    "outcome": "invalid",
-                    "member": None,
-                    "score": None,
-                    "decision": None,
-                }
-                try:
-                    body = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    body = None
-                request_id = _request_id(body)
-                answer["request"] = request_id
-                record = None
-                if request_id is not None:
-                    try:
-                        record = request_record(parse_member_match_request(body))
-                    except errors.InvalidInput:
-                        record = None
-                if record is not None and request_id is not None:
-                    decision = decide_request(
-                        index, record, model, chosen, utcnow(), DecisionId(new_id())
-                    )
-                    is_review = decision.outcome is MatchOutcome.REVIEW
-                    index.record_decision(
-                        decision, client_id=MATCH_CLIENT, request_key=index.keyed_hash(request_id),
-                        review_id=new_id() if is_review else None,
-                        event=decision_audit_event(decision, actor=MATCH_CLIENT,
-                                                   request_id=request_id[:128]),
-                    )  # fmt: skip
-                    answer.update(outcome=decision.outcome.value, member=decision.member_id,
-                                  score=decision.match_probability,
-                                  decision=decision.decision_id)  # fmt: skip
-                counts[answer["outcome"]] += 1
-                sink.write(orjson.dumps(answer) + b"\n")
+            for size, answers in decided:
+                index.record_decisions([decision for _, decision in answers if decision])
+                for answer, _ in answers:
+                    counts[answer["outcome"]] += 1
+                    sink.write(orjson.dumps(answer) + b"\n")
+                progress.advance(task, size)
     finally:
         platform.close()
     seconds = time.perf_counter() - started

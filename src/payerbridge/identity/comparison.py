@@ -233,7 +233,8 @@ def member_id() -> Comparator:
     ``is_subscriber_id`` is one side's member id being the other side's
     subscriber id: a dependent whose card (or whose request) shows the
     subscriber's number. It says "same household", not "same person", which
-    is why ``spec`` marks that level household-shared.
+    is why ``spec`` marks that level household-shared. It wins over
+    ``one_typo`` when both hold (the exception to "first level wins").
     """
     names = ("null", "exact", "exact_subscriber_card", "one_typo", "is_subscriber_id", "else")
 
@@ -243,10 +244,13 @@ def member_id() -> Comparator:
             return 0
         if x == y:
             return 2 if x in (a.subscriber_id, b.subscriber_id) else 1
-        if is_one_edit_apart(x, y):
-            return 3
+        # Before the typo test: a household's card numbers are often sequential (M100 for the
+        # subscriber, M104 for a son), so the subscriber's number is one edit from a
+        # dependent's and would pass for a typo of the dependent's own card.
         if x == b.subscriber_id or y == a.subscriber_id:
             return 4
+        if is_one_edit_apart(x, y):
+            return 3
         return 5
 
     return Comparator("member_id", names, level_of)

@@ -3,7 +3,19 @@
 Rules run before probabilistic scoring: a rule that fires makes a candidate
 auto-acceptable whatever its probability (card data a payer trusts, such as
 member id plus birth date plus a first name that agrees). Rules are data: each
-names, per comparison, the levels it accepts.
+names, per comparison, the levels it accepts, and may name alternatives of
+which one must hold (the household's card: its subscriber id, or the
+subscriber's number shown as the member id).
+
+The household-card rules rest on what tells a household's members apart: the
+first name and the birth date. Twins share a birth date and not a first name;
+a namesake father and son (Jr/Sr) share a first name and are a generation
+apart, which the birth-date comparison calls a conflict even when one digit
+separates the dates. So once the card places a request in a household, a
+first name that agrees exactly (or by nickname) and a birth date that agrees
+exactly, or up to one typo when the surname agrees too, pick out one member.
+A first-name typo never does: a twin who never enrolled is named alike
+(Mia and Mila) often enough.
 
 Guards always apply, to rule matches and to scored matches alike. A pair with
 a guard violation is never auto-accepted; at most it is reviewed:
@@ -55,11 +67,24 @@ _REQUIRED_PERSON_EVIDENCE = ("given_name", "birth_date")
 
 @dataclass(frozen=True, slots=True)
 class DeterministicRule:
-    """A rule fires when every named comparison is at one of its accepted levels."""
+    """A rule fires when every ``requires`` comparison is at one of its accepted levels and,
+    if the rule names any, at least one ``requires_any`` comparison is at one of its levels."""
 
     name: str
     description: str
     requires: tuple[tuple[str, tuple[str, ...]], ...]
+    requires_any: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+# Member id levels that do not point at someone else: the member's own card, the
+# subscriber's card, or none.
+_CARD_OF_THE_HOUSEHOLD = ("null", "exact", "exact_subscriber_card", "is_subscriber_id")
+# A card that ties the request to the member's household: its subscriber id, or a member id
+# that is the member's own or the subscriber's.
+_HOUSEHOLD_CARD = (
+    ("subscriber_id", ("exact",)),
+    ("member_id", ("exact", "exact_subscriber_card", "is_subscriber_id")),
+)
 
 
 DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
@@ -84,12 +109,24 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
          ("given_name", ("exact", "nickname", "jaro_winkler", "one_edit"))),
     ),
     DeterministicRule(
-        "subscriber_id_birth_date_full_name",
-        "The subscriber id, the birth date, the first name and the surname agree, and no "
-        "member id on the card points at someone else",
-        (("subscriber_id", ("exact",)), ("birth_date", ("exact",)),
-         ("given_name", ("exact", "nickname")), ("family_name", ("exact", "token_overlap")),
-         ("member_id", ("null", "exact", "exact_subscriber_card", "is_subscriber_id"))),
+        "household_card_birth_date_given_name",
+        "The card names the member's household (its subscriber id, or a member id that is the "
+        "subscriber's), the birth date agrees exactly and the first name agrees without a "
+        "typo; the surname may differ (it changes with marriage, the card does not)",
+        (("birth_date", ("exact",)), ("given_name", ("exact", "nickname")),
+         ("sex", ("null", "exact")), ("subscriber_id", ("null", "exact")),
+         ("member_id", _CARD_OF_THE_HOUSEHOLD)),
+        (("subscriber_id", ("exact",)), ("member_id", ("is_subscriber_id",))),
+    ),
+    DeterministicRule(
+        "household_full_name_birth_date_typo",
+        "The card ties the request to the member's household, the first name and the "
+        "surname agree, and the birth date is one typo or a day/month swap away (relatives "
+        "who share a first name are a generation apart)",
+        (("given_name", ("exact", "nickname")), ("family_name", ("exact", "token_overlap")),
+         ("birth_date", ("one_typo", "transposed_day_month")), ("sex", ("null", "exact")),
+         ("member_id", _CARD_OF_THE_HOUSEHOLD)),
+        _HOUSEHOLD_CARD,
     ),
 )  # fmt: skip
 
@@ -116,9 +153,10 @@ class RuleBook:
         self.spec = spec
         self.rules = rules
         self._rules = tuple(
-            (rule.name, tuple(_levels(spec, name, levels) for name, levels in rule.requires))
+            (rule.name, tuple(_levels(spec, name, levels) for name, levels in rule.requires),
+             tuple(_levels(spec, name, levels) for name, levels in rule.requires_any))
             for rule in rules
-        )
+        )  # fmt: skip
         conflicting = {
             c.name: [lv.name for lv in c.levels if lv.is_conflict] for c in spec.comparisons
         }
@@ -140,8 +178,11 @@ class RuleBook:
 
     def fired_rule(self, levels: Sequence[int]) -> str | None:
         """The first deterministic rule the comparison vector satisfies, if any."""
-        for name, conditions in self._rules:
-            if all(levels[index] in accepted for index, accepted in conditions):
+        for name, conditions, alternatives in self._rules:
+            if all(levels[index] in accepted for index, accepted in conditions) and (
+                not alternatives
+                or any(levels[index] in accepted for index, accepted in alternatives)
+            ):
                 return name
         return None
 

@@ -1,17 +1,21 @@
 """The $member-match use case on the old-payer side: guard, block, decide, record, link.
 
 1. The request (MemberPatient + CoverageToMatch) is standardised like a member.
-2. Brute-force guard (HRex mm-7): the same demographics tried by one client
-   with more distinct card data than the limit within the window are refused
-   (429) and flagged in the audit trail.
-3. A request a reviewer already decided is answered from that decision; one
+2. A request a reviewer already decided is answered from that decision; one
    whose case is still open is answered "under review" again, without a
    second case.
-4. Otherwise candidates come from the blocking index, ``decide`` scores them
+3. Otherwise candidates come from the blocking index, ``decide`` scores them
    with the active model (the untrained prior when none is trained yet) and
    the decision is stored with its evidence; ``review`` opens a case.
-5. A match hands out the member's UMB (kept on the Patient and in the identity
+4. A match hands out the member's UMB (kept on the Patient and in the identity
    graph) and links the requester's CoverageToLink to the member (mm-4).
+5. Brute-force guard (HRex mm-7): every attempt is recorded; the same
+   demographics tried by one client with more distinct card data than the
+   limit within the window are refused (429), and nothing else is written.
+
+Reading and deciding come first; everything a match writes (the attempt, the
+decision with its evidence and audit event, a review case, the UMB, the links
+and the answer's audit events) then commits in one transaction, or not at all.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -29,6 +34,7 @@ from payerbridge.errors import (
     Conflict,
     InvalidInput,
     Issue,
+    MatchError,
     MatchUnderReview,
     NoMatch,
     NotFound,
@@ -46,9 +52,11 @@ from payerbridge.types import MemberId
 
 __all__ = [
     "AttemptLimit",
+    "DecisionToRecord",
     "decision_audit_event",
     "IdentityIndex",
     "MatchedMember",
+    "MatchWrites",
     "MemberDirectory",
     "ReviewQueue",
     "decide_request",
@@ -65,11 +73,43 @@ logger = logging.getLogger(__name__)
 
 
 class MemberDirectory(Protocol):
-    """What matching needs from the member store: the Patient, to hand out its UMB."""
+    """What merging members needs from the member store: that both Patients exist."""
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None: ...
 
-    def assign_identifier(self, patient_id: str, identifier: dict[str, Any]) -> None: ...
+
+class MatchWrites(Protocol):
+    """The writes of one ``$member-match``, all in one transaction."""
+
+    def note_attempt(
+        self,
+        *,
+        client_id: str,
+        demographics_key: str,
+        card_key: str,
+        at: datetime,
+        window: timedelta,
+    ) -> int: ...  # fmt: skip
+
+    def record_decision(
+        self,
+        decision: MatchDecision,
+        *,
+        client_id: str,
+        request_key: str,
+        review_id: str | None,
+        event: AuditEvent,
+    ) -> None: ...  # fmt: skip
+
+    def patient(self, member_id: str) -> dict[str, Any] | None: ...
+
+    def assign_identifier(
+        self, patient: dict[str, Any], identifier: dict[str, Any], *, at: datetime
+    ) -> None: ...  # fmt: skip
+
+    def add_links(self, links: Sequence[IdentityLink]) -> None: ...
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> None: ...
 
 
 class IdentityIndex(Protocol):
@@ -87,31 +127,11 @@ class IdentityIndex(Protocol):
 
     def active_model(self) -> MatchModel | None: ...
 
-    def record_decision(
-        self,
-        decision: MatchDecision,
-        *,
-        client_id: str,
-        request_key: str,
-        review_id: str | None,
-        event: AuditEvent | None = None,
-    ) -> None: ...  # fmt: skip
-
     def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None: ...
 
-    def note_attempt(
-        self,
-        *,
-        client_id: str,
-        demographics_key: str,
-        card_key: str,
-        at: datetime,
-        window: timedelta,
-    ) -> int: ...  # fmt: skip
-
-    def record_links(self, links: Sequence[IdentityLink]) -> None: ...
-
     def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]: ...
+
+    def match_writes(self) -> AbstractContextManager[MatchWrites]: ...
 
 
 class ReviewQueue(Protocol):
@@ -139,6 +159,17 @@ class AttemptLimit:
 
     cards: int
     window: timedelta
+
+
+@dataclass(frozen=True)
+class DecisionToRecord:
+    """A bulk-matching decision to store with its evidence, review case and audit event."""
+
+    decision: MatchDecision
+    client_id: str
+    request_key: str
+    review_id: str | None  # set for a ``review`` decision: the case to open
+    event: AuditEvent
 
 
 @dataclass(frozen=True)
@@ -204,12 +235,10 @@ def decide_request(
     at: datetime,
     decision_id: DecisionId,
 ) -> MatchDecision:
-    """Decide among the request's blocking candidates. A member merged into another is a
-    duplicate record of the survivor, so it is not a candidate."""
-    candidates = index.candidates(index.keys_of(record))
-    retired = index.merged_into(member for member, _ in candidates)
-    current = [(member, found) for member, found in candidates if member not in retired]
-    return decide(record, current, model, policy, at, decision_id)
+    """Decide among the request's blocking candidates (the index leaves out a member merged
+    into another: a duplicate record of the survivor)."""
+    return decide(record, index.candidates(index.keys_of(record)), model, policy, at,
+                  decision_id)  # fmt: skip
 
 
 def _request_key(index: IdentityIndex, record: StandardRecord) -> str:
@@ -219,10 +248,18 @@ def _request_key(index: IdentityIndex, record: StandardRecord) -> str:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Target:
+    """The member a request is answered with, before the UMB is handed out."""
+
+    member_id: str
+    decision_id: str
+    candidates: int
+
+
 def match_member(
     request: MemberMatchInput,
     index: IdentityIndex,
-    directory: MemberDirectory,
     *,
     client_id: str,
     requester_npi: str | None,
@@ -232,93 +269,112 @@ def match_member(
     new_id: Callable[[], str],
     umb_system: str,
     audit: Callable[[MatchDecision], AuditEvent],
+    answer_audit: Callable[[MatchedMember | MatchError], Sequence[AuditEvent]] | None = None,
 ) -> MatchedMember:
     """Match the request to one member or raise NoMatch / AmbiguousMatch / MatchUnderReview
     (all 422, HRex mm-8..10) or TooManyAttempts (429, mm-7).
 
-    ``audit`` gives the decision's audit event, stored in the decision's transaction."""
+    ``audit`` gives the decision's audit event; ``answer_audit``, the caller's events for
+    the answer. Both are stored in the transaction of the match's other writes."""
     record = request_record(request)
-    tried = index.note_attempt(
-        client_id=client_id,
-        demographics_key=index.keyed_hash(
-            record.first_name, record.family_name, record.birth_date
-        ),  # fmt: skip
-        card_key=index.keyed_hash(record.member_id, record.subscriber_id),
-        at=at,
-        window=attempts.window,
-    )
-    if tried > attempts.cards:
-        logger.warning(
-            "member-match attempts over the limit",
-            extra={"client_id": client_id, "cards_tried": tried},
-        )
-        raise TooManyAttempts(
-            f"this client tried the same member's demographics with {tried} different cards "
-            f"within {int(attempts.window.total_seconds() // 60)} minutes; further attempts are "
-            "refused for a while (HRex mm-7). Send the card data the member gave you."
-        )
     request_key = _request_key(index, record)
+    decision: MatchDecision | None = None
+    review_id: str | None = None
     reviewed = index.latest_review(client_id, request_key)
-    if reviewed is not None and reviewed.status != "accepted":
-        _answer_reviewed(reviewed)
     if reviewed is not None:
-        assert reviewed.member_id is not None
-        member_id = survivor(index, reviewed.member_id)
-        return _matched(request, index, directory, member_id, client_id=client_id,
-                        requester_npi=requester_npi, decision_id=reviewed.decision_id,
-                        candidates=len(reviewed.candidate_ids), at=at, umb_system=umb_system,
-                        new_umb=new_id)  # fmt: skip
-    decision = decide_request(index, record, model_for(index), policy, at, DecisionId(new_id()))
-    review_id = new_id() if decision.outcome is MatchOutcome.REVIEW else None
-    index.record_decision(decision, client_id=client_id, request_key=request_key,
-                          review_id=review_id, event=audit(decision))  # fmt: skip
-    logger.info(
-        "member-match decided",
-        extra={"decision_id": decision.decision_id, "outcome": decision.outcome.value,
-               "candidates": decision.evidence.candidates_considered},
-    )  # fmt: skip
-    _raise_unless_match(decision, review_id)
-    assert decision.member_id is not None
-    return _matched(request, index, directory, decision.member_id, client_id=client_id,
-                    requester_npi=requester_npi, decision_id=decision.decision_id,
-                    candidates=decision.evidence.candidates_considered, at=at,
-                    umb_system=umb_system, new_umb=new_id)  # fmt: skip
+        outcome = _reviewed(index, reviewed)
+    else:
+        decision = decide_request(index, record, model_for(index), policy, at,
+                                  DecisionId(new_id()))  # fmt: skip
+        review_id = new_id() if decision.outcome is MatchOutcome.REVIEW else None
+        outcome = _decided(decision, review_id)
+    with index.match_writes() as writes:
+        tried = writes.note_attempt(
+            client_id=client_id,
+            demographics_key=index.keyed_hash(
+                record.first_name, record.family_name, record.birth_date
+            ),
+            card_key=index.keyed_hash(record.member_id, record.subscriber_id),
+            at=at,
+            window=attempts.window,
+        )
+        if tried <= attempts.cards:
+            if decision is not None:
+                writes.record_decision(decision, client_id=client_id, request_key=request_key,
+                                       review_id=review_id, event=audit(decision))  # fmt: skip
+            answer = outcome if isinstance(outcome, MatchError) else _hand_out(
+                writes, request, outcome, client_id=client_id, requester_npi=requester_npi,
+                at=at, umb_system=umb_system, new_umb=new_id,
+            )  # fmt: skip
+            if answer_audit is not None:
+                writes.append_audit(answer_audit(answer))
+    if tried > attempts.cards:
+        raise _too_many_attempts(client_id, tried, attempts.window)
+    if decision is not None:
+        logger.info(
+            "member-match decided",
+            extra={"decision_id": decision.decision_id, "outcome": decision.outcome.value,
+                   "candidates": decision.evidence.candidates_considered},
+        )  # fmt: skip
+    if isinstance(answer, MatchError):
+        raise answer
+    return answer
 
 
-def _answer_reviewed(case: ReviewCase) -> None:
+def _too_many_attempts(client_id: str, tried: int, window: timedelta) -> TooManyAttempts:
+    logger.warning(
+        "member-match attempts over the limit",
+        extra={"client_id": client_id, "cards_tried": tried},
+    )
+    return TooManyAttempts(
+        f"this client tried the same member's demographics with {tried} different cards "
+        f"within {int(window.total_seconds() // 60)} minutes; further attempts are "
+        "refused for a while (HRex mm-7). Send the card data the member gave you."
+    )
+
+
+def _reviewed(index: IdentityIndex, case: ReviewCase) -> _Target | MatchError:
+    """The answer to a request a reviewer has seen: the member accepted (or the member it
+    was merged into since), else under review or no match."""
     if case.status == "open":
-        raise MatchUnderReview(
+        return MatchUnderReview(
             f"this request is waiting for a reviewer (review case {case.id}); send it again "
             "after the case is decided",
             decision_id=case.decision_id,
             review_id=case.id,
         )
-    raise NoMatch(
-        f"a reviewer found that no member matches this request (review case {case.id})",
-        decision_id=case.decision_id,
-    )
-
-
-def _raise_unless_match(decision: MatchDecision, review_id: str | None) -> None:
-    where = f"(decision {decision.decision_id})"
-    if decision.outcome is MatchOutcome.NO_MATCH:
-        raise NoMatch(
-            f"no member matched the demographics and coverage in the request {where}",
-            decision_id=decision.decision_id,
+    if case.status != "accepted" or case.member_id is None:
+        return NoMatch(
+            f"a reviewer found that no member matches this request (review case {case.id})",
+            decision_id=case.decision_id,
         )
+    member_id = survivor(index, case.member_id)
+    return _Target(member_id, case.decision_id, len(case.candidate_ids))
+
+
+def _decided(decision: MatchDecision, review_id: str | None) -> _Target | MatchError:
+    where = f"(decision {decision.decision_id})"
+    if decision.outcome is MatchOutcome.MATCH:
+        assert decision.member_id is not None
+        return _Target(decision.member_id, decision.decision_id,
+                       decision.evidence.candidates_considered)  # fmt: skip
     if decision.outcome is MatchOutcome.MULTIPLE:
-        raise AmbiguousMatch(
+        return AmbiguousMatch(
             "the request fits more than one member; add the member id from the insurance "
             f"card to tell them apart {where}",
             decision_id=decision.decision_id,
         )
     if decision.outcome is MatchOutcome.REVIEW:
-        raise MatchUnderReview(
+        return MatchUnderReview(
             "the request fits a member only on evidence a person must confirm; review case "
             f"{review_id} is open: send the request again after it is decided {where}",
             decision_id=decision.decision_id,
             review_id=review_id,
         )
+    return NoMatch(
+        f"no member matched the demographics and coverage in the request {where}",
+        decision_id=decision.decision_id,
+    )
 
 
 def _umb_of(patient: dict[str, Any]) -> tuple[str, str] | None:
@@ -329,35 +385,29 @@ def _umb_of(patient: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _matched(
+def _hand_out(
+    writes: MatchWrites,
     request: MemberMatchInput,
-    index: IdentityIndex,
-    directory: MemberDirectory,
-    member_id: str,
+    target: _Target,
     *,
     client_id: str,
     requester_npi: str | None,
-    decision_id: str,
-    candidates: int,
     at: datetime,
     umb_system: str,
     new_umb: Callable[[], str],
-) -> MatchedMember:
-    patient = directory.read("Patient", member_id)
+) -> MatchedMember | NoMatch:
+    """The member's UMB (handed out now if it has none) and the graph links of the match."""
+    member_id, decision_id = target.member_id, target.decision_id
+    patient = writes.patient(member_id)
     if patient is None:  # deleted since it was indexed
-        raise NoMatch(f"the matched member is no longer on file (decision {decision_id})",
-                      decision_id=decision_id)  # fmt: skip
+        return NoMatch(f"the matched member is no longer on file (decision {decision_id})",
+                       decision_id=decision_id)  # fmt: skip
     umb = _umb_of(patient)
     if umb is None:
         umb = (umb_system, new_umb().replace("-", ""))
-        directory.assign_identifier(
-            member_id,
-            {
-                "type": {"coding": [{"system": codes.HREX_TEMP, "code": "UMB"}]},
-                "system": umb[0],
-                "value": umb[1],
-            },
-        )
+        identifier = {"type": {"coding": [{"system": codes.HREX_TEMP, "code": "UMB"}]},
+                      "system": umb[0], "value": umb[1]}  # fmt: skip
+        writes.assign_identifier(patient, identifier, at=at)
 
     def link(kind: str, system: str, value: str, assigner: str | None) -> IdentityLink:
         return IdentityLink(member_id, kind, system, value, assigner, decision_id, client_id, at)
@@ -365,8 +415,8 @@ def _matched(
     links = [link(LinkKind.UMB, umb[0], umb[1], None)]
     if request.coverage_to_link is not None:
         links.extend(_coverage_links(request.coverage_to_link, requester_npi, link))
-    index.record_links(links)
-    return MatchedMember(member_id, umb[0], umb[1], candidates, decision_id)
+    writes.add_links(links)
+    return MatchedMember(member_id, umb[0], umb[1], target.candidates, decision_id)
 
 
 def _coverage_links(

@@ -135,10 +135,14 @@ def test_street_address_levels(left: list[str], right: list[str], expected: str)
             {"member_id": "KID777", "subscriber_id": "HEAD99"},
             "is_subscriber_id",
         ),
+        # Sequential card numbers: the subscriber's M100 is one edit from the son's M104,
+        # and still says "same household", not "a typo of the son's card".
+        ({"member_id": "M100"}, {"member_id": "M104", "subscriber_id": "M100"},
+         "is_subscriber_id"),
         ({"member_id": "A1"}, {"member_id": "ZZZ9"}, "else"),
         ({}, {"member_id": "ZZZ9"}, "null"),
     ],
-)
+)  # fmt: skip
 def test_member_id_levels(left: dict[str, Any], right: dict[str, Any], expected: str) -> None:
     assert level("member_id", left, right) == expected
 

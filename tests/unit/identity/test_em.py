@@ -226,3 +226,19 @@ def test_training_rejects_bad_input(linkage: Linkage) -> None:
         estimate_u_probabilities(linkage.random_vectors, prior_strength=0)
     with pytest.raises(InvalidInput):
         estimate_parameters_em(vectors, linkage.initial, total_pair_count=10**6, max_iterations=0)
+
+
+def test_a_level_the_random_pairs_never_show_gets_half_a_pair_not_a_sliver_of_the_prior() -> None:
+    """50,000 random pairs with no shared birth date cannot tell a u of 1/50,000 from one fifty
+    times smaller: the level gets half a pseudo-pair (Jeffreys), so an exact birth date is not
+    worth 5-6 bits more than it is (it once sent 11,000 never-enrolled twins to review)."""
+    pairs = 50_000
+    index = DEFAULT_SPEC.index("birth_date")
+    every_else = tuple(len(c.level_names) - 1 for c in DEFAULT_SPEC.comparisons)
+    u = estimate_u_probabilities([every_else] * pairs)
+    birth_exact = u[index][DEFAULT_SPEC.comparisons[index].level_index("exact") - 1]
+    assert 0.5 / (pairs + 1_000 + 10) < birth_exact < 1.0 / pairs
+    # Common levels are still what the sample says.
+    sex = DEFAULT_SPEC.index("sex")
+    assert u[sex][-1] == pytest.approx(1.0, abs=0.02)
+    assert all(sum(row) == pytest.approx(1.0) for row in u)

@@ -219,3 +219,121 @@ def test_namesake_father_one_digit_from_his_sons_birth_date(
     father.pop("suffixes")
     decision = decide_among(father, people, model, policy)
     assert_never_wrong(decision, "father-never-enrolled", people)
+
+
+# -- Relaxations and the traps they could fall into ------------------------------------------
+# Each rule added for recall names here the relatives it must still not take for the member:
+# the household's card with a dependent's birth date, a surname the card does not confirm, a
+# birth date one typo from a member's, a card number one edit from a dependent's.
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("twins", [("Emma", "Olivia"), ("Emma", "Eva"), ("Mia", "Mila")])
+@pytest.mark.parametrize("family", ["Smith", "Jones"])
+def test_dependents_twin_on_the_subscribers_card_is_never_the_dependent(
+    model: MatchModel, policy: MatchPolicy, twins: tuple[str, str], family: str
+) -> None:
+    """household_card_birth_date_given_name: the card shows the subscriber's number and the
+    birth date is the dependent's; the twin who never enrolled has their own first name (and
+    maybe a married surname, which the rule does not ask for)."""
+    people = household(twins)
+    enrolled = without(people, "twin_b")
+    request = {**request_for(people["twin_b"], "subscribers_card"), "family": family}
+    decision = decide_among(request, enrolled, model, policy)
+    assert_never_wrong(decision, "twin_b", enrolled)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("card", CARDS)
+def test_subscribers_twin_under_another_surname_with_the_family_card_is_never_the_subscriber(
+    model: MatchModel, policy: MatchPolicy, card: str
+) -> None:
+    """household_card_birth_date_given_name no longer asks for the surname. The subscriber's
+    twin brother, who never enrolled and goes by another surname, shows the family's card:
+    the card, the birth date and the sex agree, the first name does not."""
+    people = household()
+    brother = {**request_for(people["head"], card), "given": ["Peter"], "family": "Brown"}
+    brother.pop("suffixes")
+    decision = decide_among(brother, people, model, policy)
+    assert_never_wrong(decision, "brother-never-enrolled", people)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("card", CARDS)
+@pytest.mark.parametrize("father_birth", ["1952-04-10", "1952-10-04"])
+def test_namesake_father_one_typo_from_his_sons_birth_date_is_never_the_son(
+    model: MatchModel, policy: MatchPolicy, card: str, father_birth: str
+) -> None:
+    """household_full_name_birth_date_typo: John Sr never enrolled; John Jr (1982-04-10) is
+    on the plan. 1952 is one digit from 1982 (and 10-04 is a day/month swap on top), but a
+    generation apart: a birth-date conflict, not a typo."""
+    people = without(household(), "head")
+    father = {**request_for(household()["head"], card), "birth_date": father_birth}
+    father.pop("suffixes")
+    decision = decide_among(father, people, model, policy)
+    assert_never_wrong(decision, "father-never-enrolled", people)
+
+
+@pytest.mark.parametrize("card", ["own_member_id", "subscribers_card", "subscriber_id_only"])
+def test_member_with_a_birth_date_typo_and_the_family_card_is_found(card: str) -> None:
+    """What household_full_name_birth_date_typo is for: John Jr's full name and the family's
+    card, his birth date one digit off."""
+    people = household()
+    junior = {**request_for(people["junior"], card), "birth_date": "1982-04-11"}
+    decision = decide_among(junior, people, MODELS[0], BULK)
+    assert (decision.outcome, decision.member_id) == (MatchOutcome.MATCH, "junior")
+    assert decision.evidence.rule == "household_full_name_birth_date_typo"
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("card", CARDS)
+@pytest.mark.parametrize("birth_date", ["2012-06-16", "2013-06-15", "2012-05-15"])
+def test_twin_or_sibling_one_typo_from_a_members_birth_date_is_never_the_member(
+    model: MatchModel, policy: MatchPolicy, card: str, birth_date: str
+) -> None:
+    """household_full_name_birth_date_typo: a twin (with a typo in the birth date) or a
+    sibling born a year or a month from Emma, never enrolled, with the family card: the
+    birth date is one typo away, the first name is not Emma's."""
+    people = without(household(("Emma", "Eva")), "twin_b")
+    relative = {**request_for(household(("Emma", "Eva"))["twin_b"], card),
+                "birth_date": birth_date}  # fmt: skip
+    decision = decide_among(relative, people, model, policy)
+    assert_never_wrong(decision, "relative-never-enrolled", people)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_son_carrying_his_fathers_ssn_who_never_enrolled_is_never_the_father(
+    model: MatchModel, policy: MatchPolicy
+) -> None:
+    """household_card_birth_date_given_name: the son shows the family card and the SSN his
+    record carries, which is his father's own. When the son is not on the plan, the father
+    agrees on the SSN and the card: never the father."""
+    people = household()
+    son = {**request_for(people["son"], "subscribers_card"), "ssn": HEAD_SSN}
+    absent = decide_among(son, without(people, "son"), model, policy)
+    assert_never_wrong(absent, "son", without(people, "son"))
+    present = decide_among(son, people, model, policy)
+    assert present.member_id in (None, "son")
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("person", ["twin_a", "junior", "son"])
+def test_family_card_one_edit_from_a_dependents_card_is_household_evidence(
+    model: MatchModel, policy: MatchPolicy, person: str
+) -> None:
+    """The household's card numbers are sequential (M100 to M105): the family card M100 is one
+    edit from every dependent's own number. A relative who never enrolled, born the same day
+    as a dependent, shows it with their own first name: never the dependent."""
+    people = household()
+    relative = {**request_for(people[person], "subscribers_card"), "given": ["Nathan"]}
+    relative.pop("suffixes", None)
+    decision = decide_among(relative, people, model, policy)
+    assert_never_wrong(decision, "relative-never-enrolled", people)
+    position = decision.evidence.comparisons.index("member_id")
+    assert all(c.levels[position] != "one_typo" for c in decision.evidence.candidates)

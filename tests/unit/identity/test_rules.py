@@ -29,13 +29,32 @@ PERSON = {"given_name": "exact", "birth_date": "exact", "family_name": "exact", 
         # The subscriber's twin shows the family's card: Nova is one letter from Nora.
         ({**PERSON, "given_name": "one_edit", "member_id": "exact_subscriber_card"}, None),
         ({**PERSON, "ssn": "exact"}, "ssn_birth_date_given_name"),
-        ({**PERSON, "subscriber_id": "exact"}, "subscriber_id_birth_date_full_name"),
+        ({**PERSON, "subscriber_id": "exact"}, "household_card_birth_date_given_name"),
         # The card's member id is another member's: the subscriber id alone does not decide.
         ({**PERSON, "subscriber_id": "exact", "member_id": "else"}, None),
         ({**PERSON, "ssn": "carried"}, None),  # a carried SSN identifies a household
-        ({**PERSON, "member_id": "is_subscriber_id"}, None),
+        # A dependent's card showing the subscriber's number ties them to the household as
+        # the subscriber id does; the first name and birth date pick them out of it.
+        ({**PERSON, "member_id": "is_subscriber_id"}, "household_card_birth_date_given_name"),
+        ({**PERSON, "member_id": "is_subscriber_id", "subscriber_id": "else"}, None),
+        # The surname changes with marriage; the card does not.
+        ({**PERSON, "family_name": "else", "subscriber_id": "exact"},
+         "household_card_birth_date_given_name"),
+        ({**PERSON, "sex": "else", "subscriber_id": "exact"}, None),
         ({**PERSON, "given_name": "initial", "member_id": "exact"}, None),
-        ({**PERSON, "birth_date": "one_typo", "member_id": "exact"}, None),
+        ({**PERSON, "birth_date": "one_typo", "member_id": "exact"},
+         "household_full_name_birth_date_typo"),
+        ({**PERSON, "birth_date": "transposed_day_month", "member_id": "is_subscriber_id"},
+         "household_full_name_birth_date_typo"),
+        # A birth-date typo needs the card and the full name: the home alone is not enough.
+        ({**PERSON, "birth_date": "one_typo", "street_address": "exact", "phone": "exact"},
+         None),
+        ({**PERSON, "birth_date": "one_typo", "family_name": "else", "subscriber_id": "exact"},
+         None),
+        ({**PERSON, "birth_date": "year_off", "subscriber_id": "exact"}, None),
+        # A name one typo away and a birth date one typo away: two departures, no rule.
+        ({**PERSON, "birth_date": "one_typo", "given_name": "one_edit",
+          "subscriber_id": "exact"}, None),
         ({**PERSON, "given_name": "jaro_winkler", "subscriber_id": "exact"}, None),
         (PERSON, None),
     ],
@@ -81,3 +100,13 @@ def test_custom_rules_compile_against_the_spec() -> None:
     assert book.fired_rule(vector(phone="exact")) == "phone_only"
     with pytest.raises(ValueError):
         RuleBook(rules=(DeterministicRule("bad", "test", (("phone", ("nope",)),)),))
+
+
+def test_a_rule_with_alternatives_needs_one_of_them() -> None:
+    rule = DeterministicRule("name_and_a_phone_or_ssn", "test", (("given_name", ("exact",)),),
+                             (("phone", ("exact",)), ("ssn", ("exact",))))  # fmt: skip
+    book = RuleBook(rules=(rule,))
+    assert book.fired_rule(vector(given_name="exact", ssn="exact")) == rule.name
+    assert book.fired_rule(vector(given_name="exact", phone="exact")) == rule.name
+    assert book.fired_rule(vector(given_name="exact", phone="else")) is None
+    assert book.fired_rule(vector(phone="exact")) is None

@@ -12,7 +12,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from payerbridge import __version__
-from payerbridge.api.deps import Caller, ClientDep, PlatformDep, fhir_accept, read_json_body
+from payerbridge.api.deps import (
+    Caller,
+    ClientDep,
+    PlatformDep,
+    current_caller,
+    current_platform,
+    fhir_accept,
+    read_json_body,
+    require_client,
+)
 from payerbridge.api.idempotency import Answer, answer_once, request_digest
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
@@ -40,6 +49,7 @@ from payerbridge.errors import (
     Issue,
     MatchError,
     NotFound,
+    PayerBridgeError,
 )
 from payerbridge.fhir.capability import capability_statement
 from payerbridge.fhir.consent import ParsedConsent, parse_hrex_consent
@@ -51,7 +61,12 @@ from payerbridge.fhir.member_match import (
 from payerbridge.fhir.outcome import outcome_for
 from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
 from payerbridge.identity.decision import SINGLE_EXCHANGE
-from payerbridge.identity.service import AttemptLimit, decision_audit_event, match_member
+from payerbridge.identity.service import (
+    AttemptLimit,
+    MatchedMember,
+    decision_audit_event,
+    match_member,
+)
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import MemberId
@@ -87,14 +102,26 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 
 @router.post("/Patient/$member-match")
-async def member_match(
-    platform: PlatformDep,
-    caller: ClientDep,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
+async def member_match(request: Request, idempotency_key: IdempotencyKey = None) -> Response:
+    # The platform and the caller are resolved in the request's one worker-thread hop, not
+    # as sync dependencies: FastAPI gives each of those a thread hop of its own, which
+    # together cost more than the match. Authentication still answers first: an error in
+    # the body is kept here and raised after it.
     raw = await request.body()
-    body = await read_json_body(request)
+    try:
+        body: Any = await read_json_body(request)
+    except PayerBridgeError as exc:
+        body = exc
+    return await run_in_threadpool(_answer_member_match, request, raw, body, idempotency_key)
+
+
+def _answer_member_match(
+    request: Request, raw: bytes, body: Any, idempotency_key: str | None
+) -> Response:
+    platform = current_platform(request)
+    caller = require_client(current_caller(request))
+    if isinstance(body, PayerBridgeError):
+        raise body
     match_input = parse_member_match_request(body, strict=platform.settings.member_match_strict)
     consent = None
     if match_input.consent is not None:  # 422 naming every bad element; nothing is stored
@@ -105,8 +132,7 @@ async def member_match(
             zone=ZoneInfo(platform.settings.consent_time_zone),
         )
     umb_system = f"{fhir_base(platform, request)}/NamingSystem/umb"
-    return await run_in_threadpool(
-        answer_once,
+    return answer_once(
         platform,
         caller,
         idempotency_key,
@@ -138,12 +164,21 @@ def _member_match(
             detail={**detail, "idempotency_key": idempotency_key},
         )
 
+    def answer_audit(answer: MatchedMember | MatchError) -> list[AuditEvent]:
+        if isinstance(answer, MatchError):
+            return [audit("-", type(answer).__name__, {"decision": answer.decision_id})]
+        return [audit(answer.member_id, "match",
+                      {"candidates": answer.candidates_considered,
+                       "decision": answer.decision_id})]  # fmt: skip
+
+    # Without an Idempotency-Key the answer's audit events commit with the match's own
+    # writes (one transaction); with one they commit with the stored answer (answer_once).
+    with_match = idempotency_key is None
     settings = platform.settings
     try:
         matched = match_member(
             match_input,
             platform.identity,
-            platform.members,
             client_id=caller.client_id,
             requester_npi=caller.npi,
             policy=SINGLE_EXCHANGE,
@@ -157,18 +192,12 @@ def _member_match(
             audit=lambda decision: decision_audit_event(
                 decision, actor=caller.client_id, request_id=current_request_id()
             ),
+            answer_audit=answer_audit if with_match else None,
         )
     except MatchError as exc:  # an answer (422), kept and replayed like a match
         status, outcome = outcome_for(exc, current_request_id())
-        detail = {"decision": exc.decision_id}
-        return Answer(outcome, status, [audit("-", type(exc).__name__, detail)])
-    events = [
-        audit(
-            matched.member_id,
-            "match",
-            {"candidates": matched.candidates_considered, "decision": matched.decision_id},
-        )
-    ]
+        return Answer(outcome, status, [] if with_match else answer_audit(exc))
+    events = [] if with_match else answer_audit(matched)
     if consent is not None:
         disclosure = _accept_consent(platform, caller, consent, matched.member_id, idempotency_key)
         events.append(disclosure.event)

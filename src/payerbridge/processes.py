@@ -1,0 +1,18 @@
+"""How many processes CPU-bound work may fork: the batch matcher and its benchmark."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+__all__ = ["fork_workers"]
+
+
+def fork_workers() -> int:
+    """The CPUs this process may use, when it can fork (1 where it cannot)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,212 @@
+"""A $member-match writes everything in one transaction, or nothing: the attempt, the
+decision with its evidence and audit events, the UMB and the identity-graph links. Bulk
+decisions are stored in batches with their review cases and audit events."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.bootstrap import Platform, build_platform
+from payerbridge.config import load_settings
+from payerbridge.errors import MatchError, TooManyAttempts
+from payerbridge.fhir.member_match import parse_member_match_request
+from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision
+from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.service import (
+    AttemptLimit,
+    DecisionToRecord,
+    MatchedMember,
+    decide_request,
+    decision_audit_event,
+    match_member,
+    model_for,
+    request_record,
+)
+from payerbridge.store.tables import (
+    audit_events,
+    fhir_resources,
+    identity_attempts,
+    identity_decisions,
+    identity_links,
+    identity_reviews,
+)
+from tests.builders import a_coverage, a_patient
+
+AT = datetime(2027, 1, 1, tzinfo=UTC)
+IDS = count()
+TABLES = (identity_attempts, identity_decisions, identity_reviews, identity_links, audit_events)
+
+
+@pytest.fixture
+def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iterator[Platform]:
+    env = database_env()
+    settings = load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
+    platform = build_platform(settings)
+    members = tmp_path / "members.ndjson"
+    members.write_bytes(b"\n".join(orjson.dumps(r) for r in (
+        a_patient("ana", given="Ana", member_id="M100"),
+        a_coverage("cov-ana", patient="ana", member_id="M100", subscriber_id="S100"),
+        a_patient("noah", given="Noah", birth_date="1975-06-07", gender="male", member_id="M200"),
+        a_coverage("cov-noah", patient="noah", member_id="M200", subscriber_id="S200"),
+    )))  # fmt: skip
+    assert platform.import_members(members).accepted
+    yield platform
+    platform.close()
+
+
+def request_for(given: str, birth_date: str, member_id: str) -> Any:
+    patient = {"resourceType": "Patient", "id": "1", "name": [{"family": "Garcia",
+               "given": [given]}], "birthDate": birth_date}  # fmt: skip
+    coverage = {"resourceType": "Coverage", "id": "c", "status": "active",
+                "identifier": [{"type": {"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MB"}]},
+                    "value": member_id}],
+                "beneficiary": {"reference": "Patient/1"}, "payor": [{"display": "Old"}]}
+    link = {"resourceType": "Coverage", "id": "n", "status": "active",
+            "identifier": [{"system": "http://new.example/mb", "value": "NEW-1"}],
+            "beneficiary": {"reference": "Patient/1"}, "payor": [{"display": "New"}]}  # fmt: skip
+    return parse_member_match_request({"resourceType": "Parameters", "parameter": [
+        {"name": "MemberPatient", "resource": patient},
+        {"name": "CoverageToMatch", "resource": coverage},
+        {"name": "CoverageToLink", "resource": link},
+    ]})  # fmt: skip
+
+
+def rows(platform: Platform) -> dict[str, int]:
+    with platform.engine.connect() as connection:
+        return {table.name: connection.execute(select(func.count()).select_from(table))
+                .scalar_one() for table in TABLES}  # fmt: skip
+
+
+def patient(platform: Platform, member_id: str) -> dict[str, Any]:
+    with platform.engine.connect() as connection:
+        body = connection.execute(select(fhir_resources.c.body).where(
+            fhir_resources.c.ref == f"Patient/{member_id}")).scalar_one()  # fmt: skip
+    return dict(orjson.loads(body))
+
+
+def match(platform: Platform, request: Any, *, cards: int = 5,
+          answer_audit: Callable[[MatchedMember | MatchError], list[AuditEvent]] | None = None,
+          ) -> MatchedMember:  # fmt: skip
+    return match_member(
+        request, platform.identity, client_id="newplan", requester_npi="1234567893",
+        policy=SINGLE_EXCHANGE, attempts=AttemptLimit(cards, timedelta(hours=1)), at=AT,
+        new_id=lambda: f"id-{next(IDS)}", umb_system="urn:umb",
+        audit=lambda decision: decision_audit_event(decision, actor="newplan", request_id="r1"),
+        answer_audit=answer_audit,
+    )  # fmt: skip
+
+
+def answer_event(answer: MatchedMember | MatchError) -> list[AuditEvent]:
+    member = answer.member_id if isinstance(answer, MatchedMember) else "-"
+    return [AuditEvent(at=AT, actor="newplan", action="member-match", entity_type="Patient",
+                       entity_id=member, outcome=type(answer).__name__,
+                       request_id="r1")]  # fmt: skip
+
+
+def test_a_match_commits_its_attempt_decision_audit_umb_and_links_together(
+    platform: Platform,
+) -> None:
+    before = rows(platform)
+
+    matched = match(platform, request_for("Ana", "1980-02-03", "M100"), answer_audit=answer_event)
+
+    assert matched.member_id == "ana"
+    after = rows(platform)
+    assert {name: after[name] - before[name] for name in after} == {
+        "identity_attempts": 1, "identity_decisions": 1, "identity_reviews": 0,
+        "identity_links": 2,  # the UMB and the requester's CoverageToLink member id
+        "audit_events": 2,  # the decision and the answer
+    }  # fmt: skip
+    umbs = [i for i in patient(platform, "ana")["identifier"] if i.get("system") == "urn:umb"]
+    assert [i["value"] for i in umbs] == [matched.umb_value]
+    assert [link.value for link in platform.identity.members_by_identifier(
+        matched.umb_value, "urn:umb")] == [matched.umb_value]  # fmt: skip
+
+    again = match(platform, request_for("Ana", "1980-02-03", "M100"))
+
+    assert again.umb_value == matched.umb_value  # handed out once, links not repeated
+    assert rows(platform)["identity_links"] == after["identity_links"]
+
+
+def test_a_failure_mid_match_leaves_nothing_half_written(platform: Platform) -> None:
+    before, body = rows(platform), patient(platform, "ana")
+
+    def failing(answer: MatchedMember | MatchError) -> list[AuditEvent]:
+        raise RuntimeError("the audit log is unavailable")
+
+    with pytest.raises(RuntimeError):
+        match(platform, request_for("Ana", "1980-02-03", "M100"), answer_audit=failing)
+
+    assert rows(platform) == before
+    assert patient(platform, "ana") == body  # no UMB handed out
+
+
+def test_an_attempt_over_the_limit_is_recorded_and_nothing_else(platform: Platform) -> None:
+    for card in ("X1", "X2"):
+        with pytest.raises(MatchError):
+            match(platform, request_for("Ana", "1980-02-03", card), cards=2)
+    before = rows(platform)
+
+    with pytest.raises(TooManyAttempts):
+        match(platform, request_for("Ana", "1980-02-03", "X3"), cards=2,
+              answer_audit=answer_event)  # fmt: skip
+
+    after = rows(platform)
+    assert {name: after[name] - before[name] for name in after} == {
+        "identity_attempts": 1, "identity_decisions": 0, "identity_reviews": 0,
+        "identity_links": 0, "audit_events": 0,
+    }  # fmt: skip
+
+
+def decided(platform: Platform, given: str, birth_date: str, member_id: str,
+            decision_id: str) -> MatchDecision:  # fmt: skip
+    index = platform.identity
+    record = request_record(request_for(given, birth_date, member_id))
+    return decide_request(index, record, model_for(index), BULK, AT, DecisionId(decision_id))
+
+
+def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_all(
+    platform: Platform,
+) -> None:
+    matched = decided(platform, "Ana", "1980-02-03", "M100", "d-match")
+    unmatched = decided(platform, "Nobody", "1901-01-01", "Z9", "d-none")
+    reviewed = dataclasses.replace(matched, decision_id=DecisionId("d-review"), member_id=None,
+                                   outcome=MatchOutcome.REVIEW, candidate_ids=("ana",))  # fmt: skip
+    entries = [
+        DecisionToRecord(decision, "cli", f"key-{i}", "case-1" if decision is reviewed else None,
+                         decision_audit_event(decision, actor="cli", request_id=f"req-{i}"))
+        for i, decision in enumerate((matched, unmatched, reviewed))
+    ]  # fmt: skip
+    before = rows(platform)
+
+    platform.identity.record_decisions(entries)
+
+    after = rows(platform)
+    assert {name: after[name] - before[name] for name in after} == {
+        "identity_attempts": 0, "identity_decisions": 3, "identity_reviews": 1,
+        "identity_links": 0, "audit_events": 3,
+    }  # fmt: skip
+    stored = platform.identity.decision("d-match")
+    assert stored is not None and stored["outcome"] == "match" and stored["member"] == "ana"
+    assert stored["evidence"]["decision"] == "d-match"
+    case = platform.identity.review("case-1")
+    assert case is not None and case.candidate_ids == ("ana",) and case.status == "open"
+    assert platform.audit.for_entity("IdentityDecision", "d-none")[0]["outcome"] == "nomatch"
+
+    fresh = DecisionToRecord(dataclasses.replace(unmatched, decision_id=DecisionId("d-new")),
+                             "cli", "key-9", None, entries[1].event)  # fmt: skip
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own IntegrityError
+        platform.identity.record_decisions([fresh, entries[0]])  # d-match is stored already
+    assert rows(platform) == after
+    assert platform.identity.decision("d-new") is None
