@@ -3,6 +3,7 @@
 from typing import NewType
 
 __all__ = [
+    "OPERATOR",
     "ClientId",
     "ExchangeId",
     "MemberId",
@@ -20,3 +21,6 @@ PartnerId = NewType("PartnerId", str)
 ExchangeId = NewType("ExchangeId", str)
 RequestId = NewType("RequestId", str)
 ClientId = NewType("ClientId", str)
+
+# The client id of the operator (PAYERBRIDGE_OPERATOR_TOKEN): sees and is told of everything.
+OPERATOR = ClientId("operator")

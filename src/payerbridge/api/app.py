@@ -13,7 +13,15 @@ from payerbridge import __version__
 from payerbridge.api.errors import install_error_handlers
 from payerbridge.api.middleware import RequestContextMiddleware
 from payerbridge.api.responses import JsonResponse
-from payerbridge.api.routers import clients, consents, exchanges, fhir, identity, partners
+from payerbridge.api.routers import (
+    clients,
+    consents,
+    exchanges,
+    fhir,
+    identity,
+    partners,
+    webhooks,
+)
 from payerbridge.bootstrap import Platform, launch_workflows, shutdown_workflows
 
 __all__ = ["create_app"]
@@ -47,6 +55,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(consents.router)
     app.include_router(clients.router)
     app.include_router(identity.router)
+    app.include_router(webhooks.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

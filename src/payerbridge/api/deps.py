@@ -23,7 +23,7 @@ from payerbridge.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from payerbridge.types import ClientId
+from payerbridge.types import OPERATOR, ClientId
 
 __all__ = [
     "Caller",
@@ -84,7 +84,7 @@ def current_caller(request: Request) -> Caller:
         if expected is not None and hmac.compare_digest(
             token.encode(), expected.get_secret_value().encode()
         ):
-            return Caller(client_id=ClientId("operator"), is_authenticated=True, is_operator=True)
+            return Caller(client_id=OPERATOR, is_authenticated=True, is_operator=True)
         client = platform.clients.by_token(token)
         if client is not None:
             return Caller(ClientId(client.client_id), is_authenticated=True, npi=client.npi)

@@ -109,6 +109,14 @@ class SqlIdempotencyStore:
             for event in events:
                 append_audit(connection, event)
 
+    def purge(self, *, before: datetime) -> int:
+        """Forget answers (and dead claims) made before ``before``: a retry later than the
+        retention period is a new call. Returns how many were dropped."""
+        table = idempotent_responses
+        with self._engine.begin() as connection:
+            result = connection.execute(table.delete().where(table.c.created_at < before))
+        return int(result.rowcount or 0)
+
     def release(self, client_id: str, key: str) -> None:
         """Give a claim back (the call failed without an answer worth keeping)."""
         table = idempotent_responses

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "UtcDateTime",
     "api_clients",
     "audit_events",
     "consents",
@@ -33,6 +34,7 @@ __all__ = [
     "exchanges",
     "fhir_resources",
     "fhir_tokens",
+    "idempotent_responses",
     "identity_attempts",
     "identity_blocking_keys",
     "identity_decisions",
@@ -40,11 +42,11 @@ __all__ = [
     "identity_member_records",
     "identity_models",
     "identity_reviews",
-    "idempotent_responses",
     "metadata",
     "partner_breakers",
     "partners",
-    "UtcDateTime",
+    "webhook_deliveries",
+    "webhook_subscriptions",
 ]
 
 
@@ -246,7 +248,8 @@ partner_breakers = Table(
 )
 
 # Old-payer side: the answer given to an (client, Idempotency-Key), replayed verbatim
-# to a retried call so the retry has no second side effect.
+# to a retried call so the retry has no second side effect. Answers may hold member data:
+# they are purged after the retention period.
 idempotent_responses = Table(
     "idempotent_responses",
     metadata,
@@ -258,6 +261,7 @@ idempotent_responses = Table(
     Column("media_type", String(100), nullable=False),
     Column("body", Text, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_idempotent_responses_created", "created_at"),
 )
 
 # The raw Bundle received from the old payer, kept until (and after) it is normalized,
@@ -397,4 +401,40 @@ identity_attempts = Table(
     Column("card_key", String(64), nullable=False),
     Column("at", UtcDateTime(), nullable=False),
     Index("ix_identity_attempts_demographics", "client_id", "demographics_key", "at"),
+)
+
+# Webhook subscriptions: a client's URL that is told of its exchanges' state changes (an
+# operator's, of every exchange). The signing secret must be kept to sign with.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("client_id", String(200), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("disabled_at", UtcDateTime(), nullable=True),
+    Index("ix_webhook_subscriptions_client", "client_id"),
+)
+
+# The outbox of webhook deliveries, one per subscription and transition, written in the
+# transition's transaction; workers claim due ones with a lease and retry them.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("subscription_id", String(64), ForeignKey("webhook_subscriptions.id"), nullable=False),
+    Column("exchange_id", String(64), ForeignKey("exchanges.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("lease_until", UtcDateTime(), nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_event", "subscription_id", "exchange_id", "seq", unique=True),
 )

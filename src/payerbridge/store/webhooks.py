@@ -1,0 +1,296 @@
+"""Webhook subscriptions and the delivery outbox.
+
+``outbox_transition`` runs inside the transaction that records a transition, so the
+delivery commits with the change it announces. Workers ``claim`` due deliveries under a
+lease (rows locked and skipped by others on PostgreSQL; SQLite transactions are
+immediate), post them outside any transaction, then record the outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, or_, select
+
+from payerbridge.errors import NotFound
+from payerbridge.store.tables import exchanges, webhook_deliveries, webhook_subscriptions
+from payerbridge.timestamps import utc_iso
+from payerbridge.types import OPERATOR
+from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, event_body
+
+__all__ = ["SqlWebhookStore", "listened_to", "outbox_transitions", "webhook_listeners"]
+
+
+def _listening(client_id: Any) -> Any:
+    return and_(
+        webhook_subscriptions.c.disabled_at.is_(None),
+        or_(
+            webhook_subscriptions.c.client_id == client_id,
+            webhook_subscriptions.c.client_id == OPERATOR,
+        ),
+    )
+
+
+def listened_to(client_id: Any) -> Any:
+    """A column expression: does any subscription listen to exchanges of ``client_id``
+    (so a transaction with no listener skips the outbox without another read)."""
+    return exists().where(_listening(client_id))
+
+
+# Subscriptions told of an exchange: its client's and the operator's. Built once.
+_LISTENERS = select(webhook_subscriptions.c.id).where(
+    _listening(
+        select(exchanges.c.client_id)
+        .where(exchanges.c.id == bindparam("exchange_id"))
+        .scalar_subquery()
+    )
+)
+_INSERT_DELIVERY = webhook_deliveries.insert()
+
+
+_CLIENT_LISTENERS = select(webhook_subscriptions.c.id).where(
+    _listening(bindparam("client_id"))
+)
+
+
+def webhook_listeners(
+    connection: Connection, exchange_id: str | None = None, *, client_id: str | None = None
+) -> list[str]:
+    """The subscriptions told of the changes of an exchange (by its id, or by its client's
+    before the exchange is written): one indexed read."""
+    if client_id is not None:
+        result = connection.execute(_CLIENT_LISTENERS, {"client_id": client_id})
+    else:
+        result = connection.execute(_LISTENERS, {"exchange_id": exchange_id})
+    return list(result.scalars())
+
+
+def outbox_transitions(
+    connection: Connection,
+    listeners: Sequence[str],
+    *,
+    exchange_id: str,
+    transitions: Sequence[tuple[int, str | None, str, str | None]],
+    at: datetime,
+) -> None:
+    """Queue each transition's (seq, from, to, reason code) delivery to each listening
+    subscription, in the caller's transaction."""
+    rows = []
+    for subscription_id in listeners:
+        for seq, from_state, to_state, reason_code in transitions:
+            delivery_id = str(uuid.uuid4())
+            body = event_body(
+                delivery_id=delivery_id,
+                exchange_id=exchange_id,
+                seq=seq,
+                from_state=from_state,
+                to_state=to_state,
+                at=utc_iso(at),
+                reason_code=reason_code,
+            )
+            rows.append(
+                {
+                    "id": delivery_id,
+                    "subscription_id": subscription_id,
+                    "exchange_id": exchange_id,
+                    "seq": seq,
+                    "body": orjson.dumps(body).decode(),
+                    "status": DeliveryStatus.PENDING.value,
+                    "attempts": 0,
+                    "next_attempt_at": at,
+                    "lease_until": None,
+                    "last_status": None,
+                    "last_error": None,
+                    "created_at": at,
+                    "delivered_at": None,
+                }
+            )
+    if rows:
+        connection.execute(_INSERT_DELIVERY, rows)
+
+
+def _subscription(row: Any) -> Subscription:
+    return Subscription(row.id, row.client_id, row.url, row.created_at, row.disabled_at)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        subscription_id=row.subscription_id,
+        exchange_id=row.exchange_id,
+        seq=row.seq,
+        body=row.body.encode(),
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        delivered_at=row.delivered_at,
+        url=getattr(row, "url", ""),
+        secret=getattr(row, "secret", ""),
+    )
+
+
+class SqlWebhookStore:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
+        self._engine = engine
+        self._reader = reader or engine  # reads never take SQLite's write lock
+
+    def subscribe(self, *, client_id: str, url: str, secret: str, at: datetime) -> Subscription:
+        subscription_id = str(uuid.uuid4())
+        with self._engine.begin() as connection:
+            connection.execute(
+                webhook_subscriptions.insert().values(
+                    id=subscription_id,
+                    client_id=client_id,
+                    url=url,
+                    secret=secret,
+                    created_at=at,
+                    disabled_at=None,
+                )
+            )
+        return Subscription(subscription_id, client_id, url, at, None)
+
+    def subscriptions(self, client_id: str) -> list[Subscription]:
+        """The client's subscriptions (the operator's: everyone's), newest first."""
+        query = select(webhook_subscriptions).order_by(webhook_subscriptions.c.created_at.desc())
+        if client_id != OPERATOR:
+            query = query.where(webhook_subscriptions.c.client_id == client_id)
+        with self._reader.connect() as connection:
+            return [_subscription(row) for row in connection.execute(query)]
+
+    def subscription(self, subscription_id: str, client_id: str) -> Subscription:
+        """One of the client's subscriptions (any, for the operator), else NotFound."""
+        with self._reader.connect() as connection:
+            row = connection.execute(
+                select(webhook_subscriptions).where(webhook_subscriptions.c.id == subscription_id)
+            ).first()
+        if row is None or (client_id != OPERATOR and row.client_id != client_id):
+            raise NotFound(f"webhook subscription {subscription_id} does not exist")
+        return _subscription(row)
+
+    def disable(self, subscription_id: str, client_id: str, *, at: datetime) -> Subscription:
+        """Stop deliveries: pending ones are dropped with the subscription (kept, marked)."""
+        current = self.subscription(subscription_id, client_id)
+        if current.disabled_at is not None:
+            return current
+        with self._engine.begin() as connection:
+            connection.execute(
+                webhook_subscriptions.update()
+                .where(webhook_subscriptions.c.id == subscription_id)
+                .values(disabled_at=at)
+            )
+            connection.execute(
+                webhook_deliveries.update()
+                .where(
+                    webhook_deliveries.c.subscription_id == subscription_id,
+                    webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+                )
+                .values(status=DeliveryStatus.FAILED.value, last_error="subscription disabled")
+            )
+        return Subscription(current.id, current.client_id, current.url, current.created_at, at)
+
+    def deliveries(self, subscription_id: str, *, limit: int, offset: int) -> list[Delivery]:
+        query = (
+            select(webhook_deliveries)
+            .where(webhook_deliveries.c.subscription_id == subscription_id)
+            .order_by(webhook_deliveries.c.created_at, webhook_deliveries.c.seq)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._reader.connect() as connection:
+            return [_delivery(row) for row in connection.execute(query)]
+
+    def claim(self, *, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
+        """Take up to ``limit`` due deliveries for ``lease``: another worker skips them
+        until the lease runs out (a worker that died mid-delivery is retried after it)."""
+        due = (
+            select(webhook_deliveries.c.id)
+            .where(
+                webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+                webhook_deliveries.c.next_attempt_at <= now,
+                or_(
+                    webhook_deliveries.c.lease_until.is_(None),
+                    webhook_deliveries.c.lease_until <= now,
+                ),
+            )
+            .order_by(webhook_deliveries.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self._engine.begin() as connection:
+            ids = connection.execute(due).scalars().all()
+            if not ids:
+                return []
+            connection.execute(
+                webhook_deliveries.update()
+                .where(webhook_deliveries.c.id.in_(ids))
+                .values(lease_until=now + lease, attempts=webhook_deliveries.c.attempts + 1)
+            )
+            rows = connection.execute(
+                select(
+                    webhook_deliveries,
+                    webhook_subscriptions.c.url,
+                    webhook_subscriptions.c.secret,
+                )
+                .join(webhook_subscriptions)
+                .where(webhook_deliveries.c.id.in_(ids))
+                .order_by(webhook_deliveries.c.exchange_id, webhook_deliveries.c.seq)
+            ).all()
+        return [_delivery(row) for row in rows]
+
+    def delivered(self, delivery_id: str, *, status: int, at: datetime) -> None:
+        self._finish(
+            delivery_id,
+            status=DeliveryStatus.DELIVERED.value,
+            last_status=status,
+            last_error=None,
+            delivered_at=at,
+            lease_until=None,
+        )
+
+    def failed(
+        self,
+        delivery_id: str,
+        *,
+        status: int | None,
+        error: str,
+        retry_at: datetime | None,
+    ) -> None:
+        """A failed attempt: tried again at ``retry_at``, or given up when None."""
+        values: dict[str, Any] = {
+            "last_status": status,
+            "last_error": error[:500],
+            "lease_until": None,
+        }
+        if retry_at is None:
+            values["status"] = DeliveryStatus.FAILED.value
+        else:
+            values["next_attempt_at"] = retry_at
+        self._finish(delivery_id, **values)
+
+    def pending_count(self) -> int:
+        with self._reader.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count()).where(
+                        webhook_deliveries.c.status == DeliveryStatus.PENDING.value
+                    )
+                ).scalar_one()
+            )
+
+    def _finish(self, delivery_id: str, **values: Any) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(
+                webhook_deliveries.update()
+                .where(
+                    webhook_deliveries.c.id == delivery_id,
+                    # a disabled subscription's deliveries stay as they were marked
+                    webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+                )
+                .values(**values)
+            )

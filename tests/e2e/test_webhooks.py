@@ -1,0 +1,142 @@
+"""Webhooks end to end: a client subscribes, its exchange runs between two real servers,
+and a receiver in this process is told of every state change, signed, with the failed
+posts retried under the same delivery id."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+import pytest
+
+from payerbridge.webhooks.model import verify
+from tests.e2e.test_exchange import HAPPY_PATH, network, payers, wait_terminal  # noqa: F401
+from tests.servers import ServerProcess, new_key
+
+
+@dataclass
+class Receiver:
+    """Answers 503 to its first ``failures`` posts, then 204; keeps what it was sent."""
+
+    failures: int
+    received: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def answer(self, headers: dict[str, str], body: bytes) -> int:
+        with self.lock:
+            status = 503 if len(self.received) < self.failures else 204
+            self.received.append((headers, body, status))
+            return status
+
+    def delivered(self) -> list[tuple[dict[str, str], bytes]]:
+        with self.lock:
+            return [(h, b) for h, b, status in self.received if status == 204]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver(failures=2)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status = state.answer({k.lower(): v for k, v in self.headers.items()}, body)
+            self.send_response(status)
+            if status == 503:
+                self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/hooks/exchanges"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_a_subscriber_is_told_of_every_state_change_signed_and_retried(
+        payers: tuple[ServerProcess, ServerProcess, dict[str, Any]],  # noqa: F811
+        receiver: Receiver, network: Any) -> None:  # noqa: F811
+    _old, new, _info = payers
+    switchers = orjson.loads((network / "switchers.json").read_bytes())
+    with new.anonymous() as anonymous:
+        refused = anonymous.post("/webhooks", json={"url": receiver.url})
+        assert refused.status_code == 401
+        assert refused.json()["resourceType"] == "OperationOutcome"
+    new.authorize("portal")
+    with new.client() as client:
+        plain = client.post("/webhooks", json={"url": "http://hooks.example.com/x"})
+        assert plain.status_code == 422, plain.text
+        assert plain.json()["issue"][0]["expression"] == ["url"]
+
+        created = client.post("/webhooks", json={"url": receiver.url})
+        assert created.status_code == 201, created.text
+        subscription = created.json()
+        secret = subscription["secret"]
+        listed = client.get("/webhooks").json()
+        assert [s["id"] for s in listed["items"]] == [subscription["id"]]
+        assert "secret" not in listed["items"][0]
+
+        response = client.post("/exchanges", json=switchers[0]["request"], headers=new_key())
+        assert response.status_code == 202, response.text
+        exchange = wait_terminal(client, response.headers["location"])
+        assert exchange["state"] == "completed", exchange
+
+        wait_for(lambda: len(receiver.delivered()) == len(HAPPY_PATH))
+        events = []
+        for headers, body in receiver.delivered():
+            assert verify(secret, headers["payerbridge-signature"], body, now=int(time.time()))
+            assert not verify("another-secret", headers["payerbridge-signature"], body,
+                              now=int(time.time()))
+            event = orjson.loads(body)
+            assert event["id"] == headers["payerbridge-delivery"]
+            assert event["type"] == headers["payerbridge-event"] == "exchange.state-changed"
+            assert event["exchange"]["id"] == exchange["id"]
+            events.append(event["exchange"])
+        # One delivery per transition, none twice; the order of arrival is not promised.
+        assert sorted(e["seq"] for e in events) == list(range(1, len(HAPPY_PATH) + 1))
+        assert [e["state"] for e in sorted(events, key=lambda e: e["seq"])] == HAPPY_PATH
+        # The two refused posts were tried again under their own delivery ids.
+        refused_ids = {h["payerbridge-delivery"] for h, _, s in receiver.received if s == 503}
+        delivered_ids = {h["payerbridge-delivery"] for h, _ in receiver.delivered()}
+        assert refused_ids <= delivered_ids
+        # Nothing about the member travels in a webhook.
+        assert all(b"family" not in body and b"birth" not in body
+                   for _, body, _ in receiver.received)
+
+        deliveries = client.get(f"/webhooks/{subscription['id']}/deliveries").json()["items"]
+        assert {d["status"] for d in deliveries} == {"delivered"}
+        assert sum(d["attempts"] for d in deliveries) == len(receiver.received)
+
+        # Another client sees neither the subscription nor its deliveries.
+        other = new.register_client("other", npi="1245319599")
+        headers = {"Authorization": f"Bearer {other}"}
+        assert client.get(f"/webhooks/{subscription['id']}", headers=headers).status_code == 404
+
+        # Unsubscribed: the next exchange is not announced.
+        assert client.delete(f"/webhooks/{subscription['id']}").json()["disabled_at"]
+        before = len(receiver.received)
+        response = client.post("/exchanges", json=switchers[1]["request"], headers=new_key())
+        assert wait_terminal(client, response.headers["location"])["state"] == "completed"
+        time.sleep(1.5)
+        assert len(receiver.received) == before
