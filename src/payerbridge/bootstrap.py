@@ -27,13 +27,16 @@ from payerbridge.store.audit import SqlAuditLog
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.clients import SqlClientRegistry
 from payerbridge.store.consents import SqlConsentStore
-from payerbridge.store.database import create_db_engine, migrate
+from payerbridge.store.database import create_db_engine, create_workflow_engine, migrate
 from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_file
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.partners import SqlPartnerDirectory
+from payerbridge.store.webhooks import SqlWebhookStore
+from payerbridge.webhooks.delivery import WebhookSender
+from payerbridge.webhooks.model import WebhookPolicy
 
 __all__ = [
     "Platform",
@@ -63,6 +66,7 @@ def new_id() -> str:
 class Platform:
     settings: Settings
     engine: Engine
+    reader: Engine  # the engine for reads: ``engine`` itself on PostgreSQL
     members: SqlMemberStore
     partners: SqlPartnerDirectory
     exchanges: SqlExchangeStore
@@ -72,6 +76,7 @@ class Platform:
     consents: SqlConsentStore
     clients: SqlClientRegistry
     identity: SqlIdentityStore
+    webhooks: SqlWebhookStore
     client: HttpxPartnerClient
     exchange_ports: ExchangePorts
 
@@ -95,6 +100,7 @@ class Platform:
     def close(self) -> None:
         self.client.close()
         self.identity.close()
+        self.reader.dispose()
         self.engine.dispose()
 
 
@@ -142,11 +148,17 @@ def build_platform(
     engine = create_db_engine(settings.sqlalchemy_url)
     if run_migrations:
         migrate(engine)
-    members = SqlMemberStore(engine)
-    partners = SqlPartnerDirectory(engine)
-    exchanges = SqlExchangeStore(engine)
-    breakers = SqlBreakerStore(engine)
-    consents = SqlConsentStore(engine)
+    # On SQLite, reads go through their own deferred transactions so they never queue for
+    # the write lock (WAL readers see the last commit); PostgreSQL needs no such split.
+    reader = (
+        create_db_engine(settings.sqlalchemy_url, reads_only=True) if settings.is_sqlite else engine
+    )
+    members = SqlMemberStore(engine, reader=reader)
+    partners = SqlPartnerDirectory(engine, reader=reader)
+    exchanges = SqlExchangeStore(engine, reader=reader)
+    breakers = SqlBreakerStore(engine, reader=reader)
+    consents = SqlConsentStore(engine, reader=reader)
+    audit = SqlAuditLog(engine, reader=reader)
     client = HttpxPartnerClient(
         timeout_seconds=settings.partner_timeout_seconds,
         user_agent=f"payerbridge/{__version__}",
@@ -159,7 +171,7 @@ def build_platform(
         writer=members,
         breakers=breakers,
         consents=consents,
-        audit=SqlAuditLog(engine),
+        audit=audit,
         us=Organization(settings.org_name, settings.org_npi),
         clock=utcnow,
         new_id=new_id,
@@ -170,21 +182,21 @@ def build_platform(
     return Platform(
         settings=settings,
         engine=engine,
+        reader=reader,
         members=members,
         partners=partners,
         exchanges=exchanges,
         breakers=breakers,
-        audit=SqlAuditLog(engine),
+        audit=audit,
         idempotency=SqlIdempotencyStore(engine),
         consents=consents,
-        clients=SqlClientRegistry(engine),
+        clients=SqlClientRegistry(engine, reader=reader),
         identity=SqlIdentityStore(
             engine,
             identity_secret(settings),
-            reader=create_db_engine(settings.sqlalchemy_url, reads_only=True)
-            if settings.is_sqlite
-            else engine,
+            reader=reader,
         ),
+        webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
         exchange_ports=ports,
     )
@@ -213,6 +225,20 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         "executor_id": settings.worker_id,
         "log_level": "WARNING",
     }
+    if settings.is_sqlite:
+        engine = create_workflow_engine(config["system_database_url"])
+        _workflow_engines.append(engine)
+        config["system_database_engine"] = engine
+    else:
+        # DBOS's step records need not wait for their WAL flush, as on SQLite (ADR 0004): a
+        # database crash may lose the last ones, and a lost record only re-runs an
+        # idempotent step. Our own tables keep synchronous commits.
+        config["db_engine_kwargs"] = {
+            "connect_args": {
+                "application_name": "payerbridge-workflows",
+                "options": "-c synchronous_commit=off",
+            }
+        }
     DBOS(config=config)
     if not work:
         DBOS.listen_queues([])
@@ -227,11 +253,24 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     )
     if work:
         _start_sweeper(platform)
+        sender = WebhookSender(
+            platform.webhooks,
+            WebhookPolicy(
+                max_attempts=settings.webhook_max_attempts,
+                timeout_seconds=settings.webhook_timeout_seconds,
+            ),
+            clock=utcnow,
+            random=random.random,
+            interval=settings.webhook_interval_seconds,
+        )
+        sender.start()
+        _senders.append(sender)
 
 
 def _start_sweeper(platform: Platform) -> None:
     """Every SWEEP_INTERVAL_SECONDS, enqueue exchanges recorded but never enqueued (their
-    API process died in between). Only enqueues, idempotently; DBOS does the work."""
+    API process died in between; only enqueues, idempotently: DBOS does the work), and
+    purge stored Idempotency-Key answers past their retention."""
     from datetime import timedelta
 
     from payerbridge.workflows.exchange import sweep_unstarted
@@ -243,6 +282,10 @@ def _start_sweeper(platform: Platform) -> None:
         while True:
             try:
                 sweep_unstarted(platform.exchange_ports, older_than=timedelta(seconds=10))
+                retention = timedelta(hours=platform.settings.idempotency_retention_hours)
+                purged = platform.idempotency.purge(before=utcnow() - retention)
+                if purged:
+                    logger.info("idempotent answers purged", extra={"answers": purged})
             except Exception:  # noqa: BLE001 - a failed sweep is retried next interval
                 logger.exception("exchange sweep failed")
             if stop.wait(SWEEP_INTERVAL_SECONDS):
@@ -252,6 +295,8 @@ def _start_sweeper(platform: Platform) -> None:
 
 
 _sweepers: list[threading.Event] = []
+_workflow_engines: list[Engine] = []
+_senders: list[WebhookSender] = []
 
 
 def shutdown_workflows() -> None:
@@ -259,4 +304,8 @@ def shutdown_workflows() -> None:
 
     while _sweepers:
         _sweepers.pop().set()
+    while _senders:
+        _senders.pop().stop()
     DBOS.destroy()
+    while _workflow_engines:
+        _workflow_engines.pop().dispose()

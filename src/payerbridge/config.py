@@ -68,7 +68,25 @@ class Settings(BaseSettings):
         default=None, gt=0, description="Exchange starts per second per partner; unset: none."
     )
     worker_concurrency: int = Field(default=64, ge=1, description="Exchanges per worker.")
-    queue_polling_seconds: float = Field(default=0.1, gt=0)
+    queue_polling_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="How often a worker looks for queued exchanges; each look costs a query "
+        "per partner with exchanges waiting (at 0.1 s and eight busy partners, a fifth of a "
+        "core).",
+    )
+    idempotency_retention_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="How long an answer is kept for retries under the same Idempotency-Key "
+        "(old-payer side); answers may hold member data, so they are purged after this.",
+    )
+    # Webhooks on exchange state changes, delivered by the workers.
+    webhook_max_attempts: int = Field(default=8, ge=1, description="Attempts per delivery.")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_interval_seconds: float = Field(
+        default=0.5, gt=0, description="How often a worker looks for due deliveries."
+    )
     worker_id: str = Field(
         default="local",
         min_length=1,

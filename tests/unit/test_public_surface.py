@@ -8,7 +8,7 @@ ROOMS = ["payerbridge", "payerbridge.types", "payerbridge.errors", "payerbridge.
          "payerbridge.npi", "payerbridge.audit", "payerbridge.exchange", "payerbridge.identity",
          "payerbridge.disclosure", "payerbridge.routing", "payerbridge.fhir",
          "payerbridge.partners", "payerbridge.sandbox", "payerbridge.api",
-         "payerbridge.consent"]
+         "payerbridge.consent", "payerbridge.webhooks"]
 
 
 @pytest.mark.parametrize("room", ROOMS)

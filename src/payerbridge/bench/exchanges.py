@@ -1,19 +1,28 @@
 """``bench exchanges``: end-to-end exchanges per second and orchestration overhead.
 
-Each store runs in its own child process (DBOS is one per process): a platform with an
-in-process worker, a fast stub partner in another process, N exchanges submitted at
-once through the submit use case and the queue. From the recorded transitions and the
-time the partner client spent in calls, per exchange:
+Each store runs in its own child process (DBOS is one per process), deployed as in
+production: that process plays the API (it records and enqueues exchanges) and either
+works the queue itself (``serve``, 0 worker processes) or leaves it to ``workers``
+further processes (``serve --no-workers`` beside ``payerbridge worker``), under the
+default queue settings, against a fast stub partner in another process. Exchanges go
+through the submit use case and the queue, in two phases:
 
-- queue wait: submitted → the worker's first transition;
-- orchestration overhead: first transition → completed, minus time in partner calls
-  (the steps, their transactions, DBOS's records and our HTTP client);
-- throughput: N / (last completed − first submitted).
+- **one at a time** (after a warm-up): each exchange is submitted when the one before it
+  has completed. Its orchestration overhead is first transition → completed minus the
+  time in partner calls: the steps, their transactions, DBOS's records and our HTTP
+  client, with nothing else competing;
+- **all at once**: N exchanges submitted together; throughput is
+  N / (last completed − first submitted). The overhead measured the same way under this
+  load also counts the time each exchange waits for the others (locks, the GIL).
+
+Queue wait (submitted → the worker's first transition) is reported apart: it is the
+queue's polling interval, not work.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -21,6 +30,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,23 +43,38 @@ from payerbridge.bench.machine import machine_lines
 __all__ = ["ExchangeRun", "report_markdown", "run_exchange_benchmark"]
 
 
+_WARM_UP = 5
+# Old payers the exchanges are spread over (one stub process answers for all): the queue
+# holds each to PAYERBRIDGE_PARTNER_CONCURRENCY exchanges in flight.
+_PARTNERS = 8
+
+
 @dataclass(frozen=True)
 class ExchangeRun:
     store: str
+    workers: int
     exchanges: int
     completed: int
     seconds: float
     per_second: float
-    overhead_ms_p50: float
+    overhead_ms_p50: float  # one at a time
     overhead_ms_p90: float
+    loaded_overhead_ms_p50: float  # all at once
     queue_wait_ms_p50: float
     partner_ms_p50: float
+    cpu_ms_per_exchange: float = 0.0  # all at once: API and worker processes, not the partner
 
 
 def run_exchange_benchmark(
-    *, stores: dict[str, str | None], exchanges: int, repeat: int
+    *,
+    stores: dict[str, str | None],
+    exchanges: int,
+    sequential: int,
+    workers: Sequence[int],
+    repeat: int,
 ) -> list[list[ExchangeRun]]:
-    """``stores`` maps a label to a PostgreSQL admin URL (None: SQLite in a temp dir)."""
+    """``stores`` maps a label to a PostgreSQL admin URL (None: SQLite in a temp dir);
+    each store runs with each number of worker processes (0: the API process works)."""
     port = _free_port()
     stub = subprocess.Popen(
         [sys.executable, "-m", "payerbridge.bench.stub_partner", str(port)],
@@ -58,16 +83,20 @@ def run_exchange_benchmark(
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/healthz")
         return [
-            [_child_run(label, url, port, exchanges) for _ in range(repeat)]
+            [_child_run(label, url, port, exchanges, sequential, n) for _ in range(repeat)]
             for label, url in stores.items()
+            for n in workers
         ]
     finally:
         stub.terminate()
         stub.wait(10)
 
 
-def _child_run(label: str, admin_url: str | None, port: int, exchanges: int) -> ExchangeRun:
-    args = [sys.executable, "-m", "payerbridge.bench.exchanges", label, str(port), str(exchanges)]
+def _child_run(
+    label: str, admin_url: str | None, port: int, exchanges: int, sequential: int, workers: int
+) -> ExchangeRun:
+    args = [sys.executable, "-m", "payerbridge.bench.exchanges", label, str(port)]
+    args += [str(exchanges), str(sequential), str(workers)]
     if admin_url:
         args.append(admin_url)
     result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=900)
@@ -80,18 +109,26 @@ def report_markdown(results: list[list[ExchangeRun]], *, repeat: int) -> str:
     lines = [
         "# Benchmark: exchange orchestration",
         "",
-        "`payerbridge bench exchanges` submits N exchanges at once to a platform with one",
-        "in-process worker and a fast stub partner (canned answers from memory, 35-resource",
-        "Bundle), then reads the recorded transitions. Overhead is the time from the worker's",
-        "first transition to `completed` minus the time spent in partner calls. Medians over",
+        "`payerbridge bench exchanges` runs the API process, alone or beside worker processes,",
+        "under the default queue settings (16 exchanges in flight per partner, 0.25 s polling),",
+        "against eight stub partners served by one fast process (canned answers from memory,",
+        "35-resource Bundle), and reads the recorded transitions. CPU is the time the API and",
+        "worker processes spent, per exchange, over the exchanges submitted at once (the stub",
+        "partner's is not counted). Overhead is the time from the first transition to `completed`",
+        "minus the time spent in partner calls, measured on exchanges run one at a time",
+        "(nothing else competing) and, as *under load*, on the N exchanges submitted at once",
+        "for the throughput (where it also counts waiting for the other exchanges). Queue wait",
+        "(submitted to first transition) is the queue's polling, reported apart. Medians over",
         "the repeats of each run's median.",
         "",
         *machine_lines(),
         f"- repeats per store: {repeat}",
         "",
-        "| store | exchanges | completed | median exchanges/s | median overhead ms (p50) "
-        "| overhead ms (p90) | queue wait ms (p50) | partner ms (p50) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| store | worker processes | exchanges at once | completed | exchanges/s "
+        "| overhead ms p50 (one at a time) "
+        "| overhead ms p90 (one at a time) | overhead ms p50 (under load) "
+        "| queue wait ms p50 (under load) | partner ms p50 | CPU ms per exchange |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for runs in results:
         first = runs[0]
@@ -100,12 +137,18 @@ def report_markdown(results: list[list[ExchangeRun]], *, repeat: int) -> str:
             return statistics.median(getattr(r, field) for r in runs)
 
         lines.append(
-            f"| {first.store} | {first.exchanges} | {min(r.completed for r in runs)} "
+            f"| {first.store} | {_workers_label(first.workers)} | {first.exchanges} "
+            f"| {min(r.completed for r in runs)} "
             f"| {med('per_second'):.1f} | {med('overhead_ms_p50'):.1f} "
-            f"| {med('overhead_ms_p90'):.1f} | {med('queue_wait_ms_p50'):.1f} "
-            f"| {med('partner_ms_p50'):.1f} |"
+            f"| {med('overhead_ms_p90'):.1f} | {med('loaded_overhead_ms_p50'):.1f} "
+            f"| {med('queue_wait_ms_p50'):.1f} "
+            f"| {med('partner_ms_p50'):.1f} | {med('cpu_ms_per_exchange'):.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _workers_label(workers: int) -> str:
+    return "0 (the API process works)" if workers == 0 else f"{workers} + the API process"
 
 
 def _free_port() -> int:
@@ -158,92 +201,207 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-def _one_run(label: str, port: int, exchanges: int, admin_url: str | None) -> ExchangeRun:
+def _one_run(
+    label: str, port: int, exchanges: int, sequential: int, workers: int, admin_url: str | None
+) -> ExchangeRun:
+    """``workers`` 0: this process runs the queue too (``serve`` with its default worker)."""
     import dataclasses
 
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
     from payerbridge.config import load_settings
-    from payerbridge.exchange.schemas import ExchangeCreate
-    from payerbridge.exchange.service import submit_exchange
     from payerbridge.routing.model import Partner
-    from payerbridge.workflows.exchange import enqueue_exchange
 
     database_url, cleanup = _fresh_database(admin_url)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(
-            data_dir=Path(tmp),
-            database_url=database_url,
-            log_level="WARNING",
-            partner_concurrency=8,
-            worker_concurrency=8,
-            queue_polling_seconds=0.05,
-        )
+        settings = load_settings(data_dir=Path(tmp), database_url=database_url, log_level="WARNING")
         platform = build_platform(settings)
-        timed = _TimedClient(platform.client)
+        timed = _TimedClient(platform.client)  # used when this process is the worker
         platform.exchange_ports = dataclasses.replace(platform.exchange_ports, client=timed)
-        partner = Partner("stub", "Stub Plan", "1245319599", f"http://127.0.0.1:{port}/fhir")
-        platform.partners.register(partner, actor="bench")
-        launch_workflows(platform, work=True)
-        request = _request()
-        parsed = ExchangeCreate.model_validate(request)
-        started = time.perf_counter()
-        for _ in range(exchanges):
-            submission = submit_exchange(
-                platform.exchange_ports,
-                parsed.to_domain(),
-                request,
-                client_id="bench",
-                request_id=None,
-                idempotency_key=str(uuid.uuid4()),
-            )
-            enqueue_exchange(submission.exchange_id, "stub")
-        while platform.exchanges.counts_by_state().get("completed", 0) < exchanges:
-            if time.perf_counter() - started > 600:
-                break
-            time.sleep(0.05)
-        run = _measure(platform, label, exchanges, timed.seconds)
+        for n in range(_PARTNERS):
+            base = f"http://127.0.0.1:{port}/fhir/{n}"
+            partner = Partner(f"stub-{n}", f"Stub Plan {n}", "1245319599", base)
+            platform.partners.register(partner, actor="bench")
+        launch_workflows(platform, work=workers == 0)
+        pool = [_start_worker(Path(tmp), database_url, n) for n in range(workers)]
+        try:
+            for _ in range(_WARM_UP):
+                _wait_completed(platform, [_submit(platform, 0)])
+            one_by_one = []
+            for _ in range(sequential):
+                one_by_one.append(_submit(platform, 0))
+                _wait_completed(platform, one_by_one[-1:])
+            cpu_before = _cpu_seconds([process.pid for process, _ in pool])
+            at_once = [_submit(platform, n % _PARTNERS) for n in range(exchanges)]
+            _wait_completed(platform, at_once)
+            cpu = _cpu_seconds([process.pid for process, _ in pool]) - cpu_before
+        finally:
+            partner_seconds = _stop_workers(pool) if pool else timed.seconds
+        run = _measure(platform, label, workers, one_by_one, at_once, partner_seconds)
+        run = dataclasses.replace(run, cpu_ms_per_exchange=cpu * 1000 / exchanges)
         shutdown_workflows()
         platform.close()
     cleanup()
     return run
 
 
-def _measure(
-    platform: Any, label: str, exchanges: int, partner_seconds: dict[str, float]
-) -> ExchangeRun:
-    total, records = platform.exchanges.list_page(state=None, limit=exchanges, offset=0)
-    overheads, waits, partner = [], [], []
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) of this process and the worker processes so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total = usage.ru_utime + usage.ru_stime
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def _start_worker(
+    data_dir: Path, database_url: str | None, n: int
+) -> tuple[subprocess.Popen[bytes], Path]:
+    timings = data_dir / f"partner-seconds-{n}.json"
+    args = [sys.executable, "-m", "payerbridge.bench.exchanges", "--worker", str(data_dir)]
+    args += [f"bench-{n}", str(timings), database_url or ""]
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL), timings
+
+
+def _stop_workers(pool: list[tuple[subprocess.Popen[bytes], Path]]) -> dict[str, float]:
+    """SIGTERM each worker, which writes the seconds it spent in partner calls per exchange."""
+    seconds: dict[str, float] = defaultdict(float)
+    for process, _ in pool:
+        process.terminate()
+    for process, timings in pool:
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:  # its timings are lost; the run still reports
+            process.kill()
+            process.wait()
+        if timings.exists():
+            for exchange_id, spent in json.loads(timings.read_text()).items():
+                seconds[exchange_id] += spent
+    return seconds
+
+
+def _worker(data_dir: Path, worker_id: str, timings: Path, database_url: str | None) -> None:
+    """A queue worker like ``payerbridge worker``, timing its partner calls."""
+    import dataclasses
+    import signal
+    import threading
+
+    from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
+    from payerbridge.config import load_settings
+
+    settings = load_settings(
+        data_dir=data_dir, database_url=database_url, log_level="WARNING", worker_id=worker_id
+    )
+    platform = build_platform(settings, run_migrations=False)
+    timed = _TimedClient(platform.client)
+    platform.exchange_ports = dataclasses.replace(platform.exchange_ports, client=timed)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    launch_workflows(platform, work=True)
+    stop.wait()
+    shutdown_workflows()
+    platform.close()
+    timings.write_text(json.dumps(timed.seconds))
+
+
+def _submit(platform: Any, partner: int) -> str:
+    from payerbridge.exchange.schemas import ExchangeCreate
+    from payerbridge.exchange.service import submit_exchange
+    from payerbridge.workflows.exchange import enqueue_exchange
+
+    request = {**_request(), "old_payer": f"stub-{partner}"}
+    submission = submit_exchange(
+        platform.exchange_ports,
+        ExchangeCreate.model_validate(request).to_domain(),
+        request,
+        client_id="bench",
+        request_id=None,
+        idempotency_key=str(uuid.uuid4()),
+    )
+    enqueue_exchange(submission.exchange_id, request["old_payer"])
+    return submission.exchange_id
+
+
+def _wait_completed(platform: Any, ids: list[str], timeout: float = 600) -> None:
+    """Poll the last one's state, then the rest (a cheap read; polling steals little)."""
+    deadline = time.monotonic() + timeout
+    pending = list(ids)
+    while pending and time.monotonic() < deadline:
+        if platform.exchanges.current(pending[-1]).state.value in _STOPPED:
+            pending.pop()
+        else:
+            time.sleep(0.002 if len(ids) == 1 else 0.05)
+
+
+_STOPPED = {"completed", "failed", "blocked", "dead_lettered", "manual_review"}
+
+
+@dataclass
+class _Timings:
+    overheads: list[float]
+    waits: list[float]
+    partner: list[float]
+    completed: int = 0
     first: datetime | None = None
     last: datetime | None = None
-    completed = 0
-    for summary in records:
-        record = platform.exchanges.get(summary.id)
+
+
+def _timings(platform: Any, ids: list[str], partner_seconds: dict[str, float]) -> _Timings:
+    timings = _Timings([], [], [])
+    for exchange_id in ids:
+        record = platform.exchanges.get(exchange_id)
         if record.state.value != "completed":
             continue
-        completed += 1
+        timings.completed += 1
         submitted, picked, done = (
             record.transitions[0].at,
             record.transitions[1].at,
             record.transitions[-1].at,
         )
-        waits.append((picked - submitted).total_seconds() * 1000)
         in_partner = partner_seconds.get(record.id, 0.0)
-        partner.append(in_partner * 1000)
-        overheads.append(((done - picked).total_seconds() - in_partner) * 1000)
-        first = submitted if first is None or submitted < first else first
-        last = done if last is None or done > last else last
-    seconds = (last - first).total_seconds() if first and last else float("nan")
+        timings.waits.append((picked - submitted).total_seconds() * 1000)
+        timings.partner.append(in_partner * 1000)
+        timings.overheads.append(((done - picked).total_seconds() - in_partner) * 1000)
+        timings.first = submitted if timings.first is None else min(timings.first, submitted)
+        timings.last = done if timings.last is None else max(timings.last, done)
+    return timings
+
+
+def _measure(
+    platform: Any,
+    label: str,
+    workers: int,
+    one_by_one: list[str],
+    at_once: list[str],
+    partner_seconds: dict[str, float],
+) -> ExchangeRun:
+    alone = _timings(platform, one_by_one, partner_seconds)
+    loaded = _timings(platform, at_once, partner_seconds)
+    seconds = (
+        (loaded.last - loaded.first).total_seconds()
+        if loaded.first and loaded.last
+        else float("nan")
+    )
     return ExchangeRun(
         store=label,
-        exchanges=exchanges,
-        completed=completed,
+        workers=workers,
+        exchanges=len(at_once),
+        completed=loaded.completed,
         seconds=seconds,
-        per_second=completed / seconds if seconds else 0.0,
-        overhead_ms_p50=statistics.median(overheads),
-        overhead_ms_p90=_percentile(overheads, 0.9),
-        queue_wait_ms_p50=statistics.median(waits),
-        partner_ms_p50=statistics.median(partner),
+        per_second=loaded.completed / seconds if seconds else 0.0,
+        overhead_ms_p50=_median(alone.overheads),
+        overhead_ms_p90=_percentile(alone.overheads, 0.9),
+        loaded_overhead_ms_p50=_median(loaded.overheads),
+        queue_wait_ms_p50=_median(loaded.waits),
+        partner_ms_p50=_median(alone.partner + loaded.partner),
     )
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
 
 
 def _request() -> dict[str, Any]:
@@ -287,7 +445,15 @@ def _fresh_database(admin_url: str | None) -> tuple[str | None, Any]:
 
 
 if __name__ == "__main__":
-    run = _one_run(
-        sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None
-    )
-    sys.stdout.write(json.dumps(asdict(run)) + "\n")
+    if sys.argv[1] == "--worker":
+        _worker(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]), sys.argv[5] or None)
+    else:
+        run = _one_run(
+            sys.argv[1],
+            int(sys.argv[2]),
+            int(sys.argv[3]),
+            int(sys.argv[4]),
+            int(sys.argv[5]),
+            sys.argv[6] if len(sys.argv) > 6 else None,
+        )
+        sys.stdout.write(json.dumps(asdict(run)) + "\n")

@@ -59,8 +59,9 @@ async def health(_request: Request) -> Response:
 
 app = Starlette(
     routes=[
-        Route("/fhir/Patient/$member-match", member_match, methods=["POST"]),
-        Route("/fhir/Patient/{member}/$everything", everything),
+        # /fhir/<n>/...: the same answers for every partner the benchmark registers
+        Route("/fhir/{partner}/Patient/$member-match", member_match, methods=["POST"]),
+        Route("/fhir/{partner}/Patient/{member}/$everything", everything),
         Route("/healthz", health),
     ]
 )

@@ -67,7 +67,19 @@ def bench_import(
 
 @bench_app.command("exchanges")
 def bench_exchanges(
-    exchanges: Annotated[int, typer.Option(min=1, help="Exchanges per run.")] = 500,
+    exchanges: Annotated[
+        int, typer.Option(min=1, help="Exchanges submitted at once, for the throughput.")
+    ] = 500,
+    one_at_a_time: Annotated[
+        int, typer.Option(min=1, help="Exchanges run one after another, for the overhead.")
+    ] = 100,
+    workers: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated numbers of worker processes to run beside the API process "
+            "(0: the API process works the queue itself)."
+        ),
+    ] = "0,1",
     repeat: Annotated[int, typer.Option(min=1, help="Runs per store (median reported).")] = 3,
     postgres_url: Annotated[
         str | None,
@@ -86,15 +98,26 @@ def bench_exchanges(
     stores: dict[str, str | None] = {"SQLite (WAL)": None}
     if postgres_url:
         stores["PostgreSQL"] = postgres_url
-    results = run_exchange_benchmark(stores=stores, exchanges=exchanges, repeat=repeat)
+    worker_counts = [int(n) for n in workers.split(",") if n.strip()]
+    if not worker_counts or min(worker_counts) < 0:
+        raise typer.BadParameter("give numbers of processes, e.g. 0,1", param_hint="--workers")
+    results = run_exchange_benchmark(
+        stores=stores,
+        exchanges=exchanges,
+        sequential=one_at_a_time,
+        workers=worker_counts,
+        repeat=repeat,
+    )
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(report_markdown(results, repeat=repeat))
     table = Table(
         "store",
+        "workers",
         "exchanges",
         "exchanges/s",
         "overhead ms p50",
         "overhead ms p90",
+        "under load p50",
         "queue wait ms p50",
         "partner ms p50",
         title="Exchange orchestration (medians)",
@@ -104,10 +127,12 @@ def bench_exchanges(
     for runs in results:
         table.add_row(
             runs[0].store,
+            str(runs[0].workers),
             str(runs[0].exchanges),
             f"{statistics.median(r.per_second for r in runs):.1f}",
             f"{statistics.median(r.overhead_ms_p50 for r in runs):.1f}",
             f"{statistics.median(r.overhead_ms_p90 for r in runs):.1f}",
+            f"{statistics.median(r.loaded_overhead_ms_p50 for r in runs):.1f}",
             f"{statistics.median(r.queue_wait_ms_p50 for r in runs):.1f}",
             f"{statistics.median(r.partner_ms_p50 for r in runs):.1f}",
         )

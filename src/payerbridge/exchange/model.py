@@ -29,6 +29,7 @@ __all__ = [
     "ExchangeRequest",
     "ExchangeState",
     "MemberDemographics",
+    "Move",
     "Submission",
     "check_transition",
 ]
@@ -51,6 +52,19 @@ class ExchangeState(StrEnum):
 
 
 S = ExchangeState
+
+
+@dataclass(frozen=True)
+class Move:
+    """One state change to record: the target, why, what it carries for the audit trail
+    and which columns of the exchange it sets."""
+
+    target: ExchangeState
+    reason_code: str | None = None
+    detail: dict[str, Any] | None = None
+    updates: dict[str, Any] | None = None
+
+
 _HAPPY_PATH = (
     S.SUBMITTED,
     S.VALIDATED,

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from payerbridge.errors import PartnerAuthRejected, PartnerUnavailable
+from payerbridge.exchange.breaker import BreakerState
 from payerbridge.exchange.model import DeadLetter, ExchangeState
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.retry import RetryPolicy, decide_retry
@@ -75,18 +76,25 @@ def call_partner(
             ports.client.refresh_credentials(partner)  # needs-revalidation: exactly one more try
             value = call(timeout)
     except PartnerUnavailable as exc:
-        _record(ports, endpoint, partner, succeeded=False)
+        _record(ports, endpoint, partner, succeeded=False, seen=admission.state)
         return _retry_later(
             ports, exchange_id, partner, clock, "partner-unavailable", exc.text, exc.retry_after
         )
-    except Exception:
-        _record(ports, endpoint, partner, succeeded=True)  # it answered: the endpoint is up
+    except Exception:  # it answered: the endpoint is up
+        _record(ports, endpoint, partner, succeeded=True, seen=admission.state)
         raise
-    _record(ports, endpoint, partner, succeeded=True)
+    _record(ports, endpoint, partner, succeeded=True, seen=admission.state)
     return CallOutcome(value=value)
 
 
-def _record(ports: ExchangePorts, endpoint: str, partner: Partner, *, succeeded: bool) -> None:
+def _record(
+    ports: ExchangePorts,
+    endpoint: str,
+    partner: Partner,
+    *,
+    succeeded: bool,
+    seen: BreakerState,
+) -> None:
     policy: RetryPolicy = ports.retry_policy
     ports.breakers.record(
         endpoint,
@@ -95,6 +103,7 @@ def _record(ports: ExchangePorts, endpoint: str, partner: Partner, *, succeeded:
         now=ports.clock(),
         threshold=policy.breaker_failure_threshold,
         cooldown=timedelta(seconds=policy.breaker_cooldown_seconds),
+        seen=seen,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.service import ConsentStore
 from payerbridge.exchange.breaker import Admission, BreakerState
-from payerbridge.exchange.model import DeadLetter, ExchangeState
+from payerbridge.exchange.model import DeadLetter, ExchangeState, Move
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.model import Organization, Partner
@@ -60,6 +60,7 @@ class PartnerDirectory(Protocol):
 class ExchangeStore(Protocol):
     def create(self, **kwargs: Any) -> Any: ...
     def transition(self, exchange_id: str, target: ExchangeState, **kwargs: Any) -> None: ...
+    def advance(self, exchange_id: str, moves: Sequence[Move], **kwargs: Any) -> None: ...
     def record_attempt(self, exchange_id: str, **kwargs: Any) -> None: ...
     def get(self, exchange_id: str) -> Any: ...
     def current(self, exchange_id: str) -> Any: ...
@@ -82,6 +83,7 @@ class ExchangeStore(Protocol):
 
 class AuditLog(Protocol):
     def record(self, event: AuditEvent) -> None: ...
+    def record_with(self, event: AuditEvent) -> TransactionPart: ...
 
 
 class ResourceWriter(Protocol):
@@ -104,6 +106,7 @@ class BreakerStore(Protocol):
         now: datetime,
         threshold: int,
         cooldown: timedelta,
+        seen: BreakerState | None = None,
     ) -> BreakerState: ...
 
 

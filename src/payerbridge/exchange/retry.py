@@ -15,6 +15,7 @@ answers, not failures: the service turns them into ``failed``/``blocked`` direct
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -72,7 +73,7 @@ class RetryPolicy:
         if self.breaker_failure_threshold < 1:
             raise ValueError("breaker_failure_threshold must be at least 1")
 
-    @property
+    @functools.cached_property  # recorded with every transition: hashed once
     def version(self) -> str:
         """``retry/<hash>``: recorded with every transition so a history says which
         limits were in force."""

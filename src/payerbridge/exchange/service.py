@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
 
+from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import ConsentId, ConsentRole, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request, record_consent, revoke_consent
 from payerbridge.errors import (
@@ -37,12 +39,13 @@ from payerbridge.exchange.model import (
     ConsentGrant,
     ExchangeRequest,
     ExchangeState,
+    Move,
     Submission,
 )
 from payerbridge.exchange.normalize import normalize_everything_bundle
 from payerbridge.exchange.opt_in import opt_in_consent
 from payerbridge.exchange.outbound import CallOutcome, StepClock, call_partner
-from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.ports import ExchangePorts, TransactionPart
 from payerbridge.fhir.member_match import build_member_match_request
 from payerbridge.routing.model import Partner
 from payerbridge.types import ClientId, MemberId
@@ -233,16 +236,35 @@ def _fail(
     return StepResult(S.FAILED, done=True)
 
 
-def _advance(ports: ExchangePorts, exchange_id: str, target: ExchangeState, **kwargs: Any) -> None:
-    updates = {"attempts": 0, "next_attempt_at": None, **kwargs.pop("updates", {})}
-    ports.exchanges.transition(
+def _advance(
+    ports: ExchangePorts,
+    exchange_id: str,
+    target: ExchangeState,
+    *,
+    reason_code: str | None = None,
+    detail: dict[str, Any] | None = None,
+    updates: dict[str, Any] | None = None,
+    before: Sequence[Move] = (),
+    then: Sequence[Move] = (),
+    event: AuditEvent | None = None,
+    also: TransactionPart | None = None,
+) -> None:
+    """Move to ``target`` (passing through ``before`` and on to ``then``) in one commit,
+    with ``event`` (the consent decision that allowed it) and ``also``."""
+    reset = {"attempts": 0, "next_attempt_at": None, **(updates or {})}
+    parts = [part for part in (event and ports.audit.record_with(event), also) if part]
+
+    def together(connection: Any) -> None:
+        for part in parts:
+            part(connection)
+
+    ports.exchanges.advance(
         exchange_id,
-        target,
+        [*before, Move(target, reason_code, detail, reset), *then],
         at=ports.clock(),
         actor=SYSTEM_ACTOR,
-        updates=updates,
+        also=together,
         policy_version=ports.retry_policy.version,
-        **kwargs,
     )
 
 
@@ -275,8 +297,8 @@ def idempotency_key(record: ExchangeRecordLike, step: str) -> str:
 def prepare(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) -> StepResult:
     """submitted → validated → consent_verified → route_selected, or blocked/failed.
 
-    Resumes from whichever of those states a crash left it in (each transition is its
-    own commit). A replayed exchange starts here from ``validated``, so consent is
+    The transitions commit together with the consent decision; a run cut off before the
+    commit starts over. A replayed exchange starts here from ``validated``, so consent is
     checked again."""
     record = ports.exchanges.current(exchange_id)
     state = record.state
@@ -285,33 +307,45 @@ def prepare(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) ->
     partner = ports.partners.get(request.old_payer)
     if partner is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
-    if state is S.SUBMITTED:
-        _advance(ports, exchange_id, S.VALIDATED)
+    moves = [Move(S.VALIDATED)] if state is S.SUBMITTED else []
+    event = None
     if state in (S.SUBMITTED, S.VALIDATED):
-        gate = _consent_gate(ports, record, partner, "prepare")
-        if isinstance(gate, StepResult):
-            return gate
-        _advance(
-            ports,
-            exchange_id,
-            S.CONSENT_VERIFIED,
-            detail={"consent_id": record.consent_id, "policy": gate.record.policy.value},
+        check = _check_consent(ports, record, partner, "prepare")
+        if check.consent is None:
+            return _refused(ports, exchange_id, check, before=moves)
+        policy = check.consent.record.policy.value
+        moves.append(
+            Move(S.CONSENT_VERIFIED, detail={"consent_id": record.consent_id, "policy": policy})
         )
+        event = check.event
     _advance(
         ports,
         exchange_id,
         S.ROUTE_SELECTED,
         detail={"partner_id": partner.id, "endpoint": partner.fhir_base},
+        before=moves,
+        event=event,
     )
     return StepResult(S.ROUTE_SELECTED)
 
 
-def _consent_gate(
+@dataclass(frozen=True)
+class _ConsentCheck:
+    """The member's opt-in re-checked before a hop: the consent when it permits the hop,
+    else why not; ``event`` is the audited decision, to commit with what follows."""
+
+    consent: StoredConsent | None
+    event: AuditEvent
+    reason: str
+    text: str
+    hop: str
+
+
+def _check_consent(
     ports: ExchangePorts, record: ExchangeRecordLike, partner: Partner, hop: str
-) -> StoredConsent | StepResult:
-    """Re-check the member's opt-in before this hop (audited). Permitted: the consent.
-    Denied: the exchange is ``blocked`` with the reason (``revoked``, ``expired``, ...)
-    and nothing is sent."""
+) -> _ConsentCheck:
+    """Re-check the member's opt-in before this hop. Denied: the caller blocks the
+    exchange with the reason (``revoked``, ``expired``, ...) and sends nothing."""
     stored = ports.consents.get(record.consent_id) if record.consent_id else None
     disclosure = authorize_request(
         stored,
@@ -321,18 +355,31 @@ def _consent_gate(
         at=ports.clock(),
         hop=hop,
     )
-    ports.audit.record(disclosure.event)
     decision = disclosure.decision
-    if decision.permitted and stored is not None:
-        return stored
+    permitted = stored if decision.permitted else None
     reason = decision.reason.value if decision.reason else "no-consent"
-    return _block(ports, record.id, reason, decision.text, {"hop": hop})
+    return _ConsentCheck(permitted, disclosure.event, reason, decision.text, hop)
+
+
+def _refused(
+    ports: ExchangePorts, exchange_id: str, check: _ConsentCheck, *, before: Sequence[Move] = ()
+) -> StepResult:
+    """→ ``blocked`` because our consent check refused the hop, with that decision."""
+    detail = {"hop": check.hop}
+    return _block(ports, exchange_id, check.reason, check.text, detail, before, check.event)
 
 
 def _block(
-    ports: ExchangePorts, exchange_id: str, reason: str, text: str, detail: dict[str, Any]
+    ports: ExchangePorts,
+    exchange_id: str,
+    reason: str,
+    text: str,
+    detail: dict[str, Any],
+    before: Sequence[Move] = (),
+    event: AuditEvent | None = None,
 ) -> StepResult:
-    """→ ``blocked`` on consent grounds; a revocation may have blocked it already."""
+    """→ ``blocked`` on consent grounds (with the audited decision that refused it, when
+    ours); a revocation may have blocked it already."""
     try:
         _advance(
             ports,
@@ -341,8 +388,12 @@ def _block(
             reason_code=reason,
             detail=detail,
             updates={"error_code": reason, "error_text": text},
+            before=before,
+            event=event,
         )
     except IllegalTransition:
+        if event is not None:
+            ports.audit.record(event)
         return _stopped(ports.exchanges.current(exchange_id).state)
     logger.warning("exchange blocked", extra={"exchange_id": exchange_id, "reason_code": reason})
     return StepResult(S.BLOCKED, done=True)
@@ -372,12 +423,13 @@ def match(
     partner = ports.partners.get(request.old_payer)
     if partner is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
-    gate = _consent_gate(ports, record, partner, "member-match")
-    if isinstance(gate, StepResult):
-        return gate
+    check = _check_consent(ports, record, partner, "member-match")
+    if check.consent is None:
+        return _refused(ports, exchange_id, check)
+    ports.audit.record(check.event)  # durable before anything leaves
     parameters = build_member_match_request(
         request,
-        gate.resource,
+        check.consent.resource,
         our_name=ports.us.name,
         our_npi=ports.us.npi,
         partner_name=partner.name,
@@ -471,11 +523,13 @@ def retrieve(
     partner = ports.partners.get(request.old_payer)
     if partner is None or record.matched_member_ref is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
-    gate = _consent_gate(ports, record, partner, "everything")
-    if isinstance(gate, StepResult):
-        return gate
+    check = _check_consent(ports, record, partner, "everything")
+    if check.consent is None:
+        return _refused(ports, exchange_id, check)
     if record.state is S.MEMBER_MATCHED:
-        _advance(ports, exchange_id, S.RETRIEVING)
+        _advance(ports, exchange_id, S.RETRIEVING, event=check.event)
+    else:  # a retried call
+        ports.audit.record(check.event)
     member_ref = record.matched_member_ref
     key = idempotency_key(record, "everything")
     clock = step_clock(ports, record, "everything", attempt, started or ports.clock())
@@ -547,8 +601,8 @@ def normalize(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) 
             "resource_count": sum(normalized.counts.values()),
         },
         also=ports.writer.write_with(normalized.resources, source=f"exchange:{exchange_id}", at=at),
+        then=[Move(S.COMPLETED)],
     )
-    _advance(ports, exchange_id, S.COMPLETED)
     logger.info(
         "exchange completed",
         extra={"exchange_id": exchange_id, "resources": sum(normalized.counts.values())},

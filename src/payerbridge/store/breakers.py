@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
@@ -28,6 +28,10 @@ from payerbridge.store.audit import append_audit
 from payerbridge.store.tables import partner_breakers
 
 __all__ = ["SqlBreakerStore"]
+
+_BY_ENDPOINT = select(partner_breakers).where(  # compiled once: read before every call
+    partner_breakers.c.endpoint == bindparam("endpoint")
+)
 
 _AUDIT_ACTION = {
     BreakerStatus.OPEN: "breaker.opened",
@@ -48,8 +52,9 @@ def _state(row: Any) -> BreakerState:
 
 
 class SqlBreakerStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
+        self._reader = reader or engine  # reads never take SQLite's write lock
 
     def admit(
         self, endpoint: str, partner_id: str, *, now: datetime, cooldown: timedelta
@@ -77,9 +82,14 @@ class SqlBreakerStore:
         now: datetime,
         threshold: int,
         cooldown: timedelta,
+        seen: BreakerState | None = None,
     ) -> BreakerState:
-        if succeeded and self.get(endpoint) == BreakerState():
-            return BreakerState()  # healthy and staying so: nothing to write
+        """``seen``: the state the call was admitted under. A success admitted under a
+        healthy breaker writes (and reads) nothing: failures that other calls recorded
+        meanwhile are left to count, which can only open the breaker a call earlier."""
+        healthy = BreakerState()
+        if succeeded and (seen == healthy or self.get(endpoint) == healthy):
+            return healthy  # healthy and staying so: nothing to write
 
         def change(state: BreakerState) -> BreakerState:
             if succeeded:
@@ -89,14 +99,12 @@ class SqlBreakerStore:
         return self._update(endpoint, partner_id, now, change)
 
     def get(self, endpoint: str) -> BreakerState:
-        with self._engine.connect() as connection:
-            row = connection.execute(
-                select(partner_breakers).where(partner_breakers.c.endpoint == endpoint)
-            ).first()
+        with self._reader.connect() as connection:
+            row = connection.execute(_BY_ENDPOINT, {"endpoint": endpoint}).first()
         return _state(row)
 
     def all(self) -> dict[str, BreakerState]:
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             rows = connection.execute(select(partner_breakers)).all()
         return {row.endpoint: _state(row) for row in rows}
 

@@ -27,8 +27,9 @@ def token_digest(token: str) -> str:
 
 
 class SqlClientRegistry:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
+        self._reader = reader or engine  # reads never take SQLite's write lock
 
     def register(self, client: ApiClient, *, at: datetime, actor: str) -> str:
         """Store the client and return its new bearer credential (shown once, never kept)."""
@@ -64,7 +65,7 @@ class SqlClientRegistry:
         return token
 
     def by_token(self, token: str) -> ApiClient | None:
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             row = connection.execute(
                 select(api_clients).where(
                     api_clients.c.token_sha256 == token_digest(token),

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import (
@@ -24,6 +24,21 @@ from payerbridge.store.tables import consents
 from payerbridge.types import ClientId, MemberId
 
 __all__ = ["SqlConsentStore"]
+
+# Built once, so SQLAlchemy compiles each once: an opt-in is recorded with every exchange.
+_BY_ID = select(consents).where(consents.c.id == bindparam("id"))
+_SAME = (
+    select(consents)
+    .where(
+        consents.c.member_id == bindparam("member_id"),
+        consents.c.role == bindparam("role"),
+        consents.c.client_id == bindparam("client_id"),
+        consents.c.resource_hash == bindparam("resource_hash"),
+        consents.c.revoked_at.is_(None),
+    )
+    .limit(1)
+)
+_INSERT = consents.insert()
 
 
 def _stored(row: Any) -> StoredConsent:
@@ -53,8 +68,9 @@ def _stored(row: Any) -> StoredConsent:
 
 
 class SqlConsentStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
+        self._reader = reader or engine  # reads never take SQLite's write lock
 
     def add(self, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
         """Insert with its audit event; an unrevoked consent of the same member, role, client
@@ -62,49 +78,50 @@ class SqlConsentStore:
         record = consent.record
         with self._engine.begin() as connection:
             same = connection.execute(
-                select(consents)
-                .where(
-                    consents.c.member_id == record.member_id,
-                    consents.c.role == consent.role.value,
-                    consents.c.client_id == record.client_id,
-                    consents.c.resource_hash == record.resource_hash,
-                    consents.c.revoked_at.is_(None),
-                )
-                .limit(1)
+                _SAME,
+                {
+                    "member_id": record.member_id,
+                    "role": consent.role.value,
+                    "client_id": record.client_id,
+                    "resource_hash": record.resource_hash,
+                },
             ).first()
             if same is not None:
                 return _stored(same)
             connection.execute(
-                consents.insert().values(
-                    id=record.consent_id,
-                    role=consent.role.value,
-                    member_id=record.member_id,
-                    policy=record.policy.value,
-                    period_start=record.period_start,
-                    period_end=record.period_end,
-                    source_npi=record.source_npi,
-                    recipient_npis=orjson.dumps(list(record.recipient_npis)).decode(),
-                    client_id=record.client_id,
-                    partner_id=consent.partner_id,
-                    performer=record.performer,
-                    source_reference=consent.source_reference,
-                    resource=orjson.dumps(consent.resource).decode(),
-                    resource_hash=record.resource_hash,
-                    policy_version=record.policy_version,
-                    created_at=consent.created_at,
-                )
+                _INSERT,
+                {
+                    "id": record.consent_id,
+                    "role": consent.role.value,
+                    "member_id": record.member_id,
+                    "policy": record.policy.value,
+                    "period_start": record.period_start,
+                    "period_end": record.period_end,
+                    "source_npi": record.source_npi,
+                    "recipient_npis": orjson.dumps(list(record.recipient_npis)).decode(),
+                    "client_id": record.client_id,
+                    "partner_id": consent.partner_id,
+                    "performer": record.performer,
+                    "source_reference": consent.source_reference,
+                    "resource": orjson.dumps(consent.resource).decode(),
+                    "resource_hash": record.resource_hash,
+                    "policy_version": record.policy_version,
+                    "created_at": consent.created_at,
+                    "revoked_at": None,
+                    "revoked_by": None,
+                },
             )
             append_audit(connection, event)
         return consent
 
     def get(self, consent_id: str) -> StoredConsent | None:
-        with self._engine.connect() as connection:
-            row = connection.execute(select(consents).where(consents.c.id == consent_id)).first()
+        with self._reader.connect() as connection:
+            row = connection.execute(_BY_ID, {"id": consent_id}).first()
         return None if row is None else _stored(row)
 
     def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]:
         """Newest first."""
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             rows = connection.execute(
                 select(consents)
                 .where(consents.c.member_id == member_id, consents.c.role == role.value)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +12,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
-__all__ = ["create_db_engine", "migrate"]
+__all__ = ["create_db_engine", "create_workflow_engine", "migrate"]
 
 logger = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_BUSY_TIMEOUT_SECONDS = 30
 
 
 def create_db_engine(url: str, *, pool_size: int = 10, reads_only: bool = False) -> Engine:
@@ -26,14 +29,44 @@ def create_db_engine(url: str, *, pool_size: int = 10, reads_only: bool = False)
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            connect_args={"timeout": 30, "check_same_thread": False, "isolation_level": None},
-        )
+        connect_args: dict[str, Any] = {
+            "timeout": 30,
+            "check_same_thread": False,
+            "isolation_level": None,
+        }
+        if not reads_only:
+            connect_args["factory"] = _WriterConnection
+        engine = create_engine(url, connect_args=connect_args)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _begin_deferred if reads_only else _begin_immediate)
+        if reads_only:
+            event.listen(engine, "begin", _begin_deferred)
+        else:
+            lock = _write_locks.setdefault(str(Path(path).resolve()), threading.Lock())
+            event.listen(engine, "connect", lambda dbapi, _record: dbapi.use_lock(lock))
+            event.listen(engine, "begin", _begin_immediate)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def create_workflow_engine(url: str) -> Engine:
+    """The engine of DBOS's system database on SQLite (DBOS makes its own on PostgreSQL).
+
+    DBOS's own SQLite engine keeps the rollback journal with full sync: every step record
+    costs several fsyncs and readers wait for writers. This one behaves as DBOS's does
+    (pysqlite opens an IMMEDIATE transaction before the first write, a long busy timeout,
+    foreign keys on) but journals to a WAL synced at checkpoints, as our own database
+    does: a killed process loses nothing; a power cut may lose the last steps' records,
+    and those steps are idempotent (ADR 0004). We dispose of it after DBOS is destroyed."""
+    path = url.removeprefix("sqlite:///")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    event.listen(engine, "connect", _workflow_pragmas)
+    return engine
+
+
+def _workflow_pragmas(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    dbapi_connection.isolation_level = "IMMEDIATE"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -50,7 +83,62 @@ def _begin_immediate(connection: Any) -> None:
     # a read-then-write transaction racing another writer would otherwise fail with
     # SQLITE_BUSY at once instead of waiting out the busy timeout. (The driver runs in
     # autocommit mode so that this BEGIN is the only one issued.)
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    writer: _WriterConnection = connection.connection.dbapi_connection
+    writer.take_lock()
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        writer.drop_lock()
+        raise
+
+
+# One lock per database file and process: SQLite admits one writer at a time anyway, and a
+# writer that finds the file locked sleeps in steps of up to 100 ms before it looks again,
+# while a thread waiting on this lock starts the moment the writer before it commits.
+# Writers in other processes still meet at SQLite's lock.
+_write_locks: dict[str, threading.Lock] = {}
+
+
+class _WriterConnection(sqlite3.Connection):
+    """A connection of the writing engine: holds the process's write lock for the file
+    from ``BEGIN IMMEDIATE`` until its transaction ends, however it ends."""
+
+    _lock: threading.Lock | None = None
+    _holding = False
+
+    def use_lock(self, lock: threading.Lock) -> None:
+        self._lock = lock
+
+    def take_lock(self) -> None:
+        # As long as SQLite's busy timeout: a thread that somehow nests two write
+        # transactions fails as it would without the lock, instead of hanging.
+        if self._lock is not None and not self._holding:
+            if not self._lock.acquire(timeout=_BUSY_TIMEOUT_SECONDS):
+                raise sqlite3.OperationalError("database is locked")
+            self._holding = True
+
+    def drop_lock(self) -> None:
+        if self._holding and self._lock is not None:
+            self._holding = False
+            self._lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.drop_lock()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.drop_lock()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.drop_lock()
 
 
 def _begin_deferred(connection: Any) -> None:

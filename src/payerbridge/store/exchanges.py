@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
@@ -17,16 +17,18 @@ from payerbridge.exchange.model import (
     STOPPED_STATES,
     DeadLetter,
     ExchangeState,
+    Move,
     Submission,
     check_transition,
 )
-from payerbridge.store.audit import append_audit
+from payerbridge.store.audit import append_audit, append_audits
 from payerbridge.store.tables import (
     dead_letters,
     exchange_payloads,
     exchange_transitions,
     exchanges,
 )
+from payerbridge.store.webhooks import listened_to, outbox_transitions, webhook_listeners
 
 __all__ = ["ExchangeRecord", "SqlExchangeStore", "Transition"]
 
@@ -102,98 +104,149 @@ def _record(row: Any, transitions: tuple[Transition, ...] = ()) -> ExchangeRecor
     )
 
 
-def _record_transition(
+@dataclass(frozen=True)
+class _Written:
+    """A checked transition about to be written."""
+
+    seq: int
+    current: ExchangeState | None
+    target: ExchangeState
+    reason_code: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+def _write_transitions(
     connection: Connection,
     exchange_id: str,
-    seq: int,
-    current: ExchangeState | None,
-    target: ExchangeState,
+    written: Sequence[_Written],
     *,
     at: datetime,
     actor: str,
-    reason_code: str | None,
-    detail: dict[str, Any] | None,
     policy_version: str | None,
     request_id: str | None,
+    listeners: Sequence[str],
 ) -> None:
+    """The transitions, their audit events and their webhook deliveries, each kind in
+    one statement, in the caller's transaction."""
     connection.execute(
-        exchange_transitions.insert().values(
-            exchange_id=exchange_id,
-            seq=seq,
-            from_state=current.value if current else None,
-            to_state=target.value,
-            at=at,
-            actor=actor,
-            reason_code=reason_code,
-            detail=_json(detail) if detail else None,
-            policy_version=policy_version,
-        )
-    )
-    append_audit(
-        connection,
-        AuditEvent(
-            at=at,
-            actor=actor,
-            action="exchange.transition",
-            entity_type="Exchange",
-            entity_id=exchange_id,
-            outcome=target.value,
-            request_id=request_id,
-            detail={
-                "from": current.value if current else None,
-                "to": target.value,
-                "reason_code": reason_code,
+        _INSERT_TRANSITION,
+        [
+            {
+                "exchange_id": exchange_id,
+                "seq": w.seq,
+                "from_state": w.current.value if w.current else None,
+                "to_state": w.target.value,
+                "at": at,
+                "actor": actor,
+                "reason_code": w.reason_code,
+                "detail": _json(w.detail) if w.detail else None,
                 "policy_version": policy_version,
-                **(detail or {}),
-            },
-        ),
+            }
+            for w in written
+        ],
+    )
+    append_audits(
+        connection,
+        [
+            AuditEvent(
+                at=at,
+                actor=actor,
+                action="exchange.transition",
+                entity_type="Exchange",
+                entity_id=exchange_id,
+                outcome=w.target.value,
+                request_id=request_id,
+                detail={
+                    "from": w.current.value if w.current else None,
+                    "to": w.target.value,
+                    "reason_code": w.reason_code,
+                    "policy_version": policy_version,
+                    **(w.detail or {}),
+                },
+            )
+            for w in written
+        ],
+    )
+    outbox_transitions(
+        connection,
+        listeners,
+        exchange_id=exchange_id,
+        transitions=[
+            (w.seq, w.current.value if w.current else None, w.target.value, w.reason_code)
+            for w in written
+        ],
+        at=at,
     )
 
 
-def _move(
+def _moves(
     connection: Connection,
     exchange_id: str,
     current: ExchangeState,
-    target: ExchangeState,
+    last_seq: int,
+    moves: Sequence[Move],
     *,
     at: datetime,
     actor: str,
-    reason_code: str | None,
-    detail: dict[str, Any] | None,
-    updates: dict[str, Any] | None,
     policy_version: str | None,
+    listeners: Sequence[str],
 ) -> None:
-    """One checked state change of a locked exchange row: the row, the next transition
-    and its audit event, in the caller's transaction."""
-    check_transition(current, target)
-    seq = connection.execute(
-        select(func.max(exchange_transitions.c.seq)).where(
-            exchange_transitions.c.exchange_id == exchange_id
-        )
-    ).scalar_one()
+    """Checked state changes of a locked exchange row, in the caller's transaction: the
+    row (once, with every move's updates), the transitions and their audit events."""
+    written, updates = [], {}
+    for seq, move in enumerate(moves, start=last_seq + 1):
+        check_transition(current, move.target)
+        written.append(_Written(seq, current, move.target, move.reason_code, move.detail))
+        updates.update(move.updates or {})
+        current = move.target
     connection.execute(
-        exchanges.update()
-        .where(exchanges.c.id == exchange_id)
-        .values(state=target.value, updated_at=at, **(updates or {}))
+        _UPDATE_EXCHANGE,
+        {"row_id": exchange_id, **updates, "state": current.value, "updated_at": at},
     )
-    _record_transition(
+    _write_transitions(
         connection,
         exchange_id,
-        seq + 1,
-        current,
-        target,
+        written,
         at=at,
         actor=actor,
-        reason_code=reason_code,
-        detail=detail,
         policy_version=policy_version,
         request_id=None,
+        listeners=listeners,
     )
+
+
+# Built once, so SQLAlchemy compiles each once: these run several times per exchange.
+_INSERT_TRANSITION = exchange_transitions.insert()
+_UPDATE_EXCHANGE = exchanges.update().where(exchanges.c.id == bindparam("row_id"))
+_LOCK_STATE = (  # the row locked: its state, last transition and whether anyone listens
+    select(
+        exchanges.c.state,
+        select(func.max(exchange_transitions.c.seq))
+        .where(exchange_transitions.c.exchange_id == exchanges.c.id)
+        .scalar_subquery(),
+        listened_to(exchanges.c.client_id),
+    )
+    .where(exchanges.c.id == bindparam("id"))
+    .with_for_update(of=exchanges)
+)
+_LAST_SEQ = select(func.max(exchange_transitions.c.seq)).where(
+    exchange_transitions.c.exchange_id == bindparam("id")
+)
+_BY_ID = select(exchanges).where(exchanges.c.id == bindparam("id"))
+_INSERT_EXCHANGE = exchanges.insert()
+_BY_IDEMPOTENCY_KEY = select(exchanges.c.id, exchanges.c.request_hash).where(
+    exchanges.c.client_id == bindparam("client_id"),
+    exchanges.c.idempotency_key == bindparam("key"),
+)
+_PAYLOAD = select(exchange_payloads.c.body).where(
+    exchange_payloads.c.exchange_id == bindparam("id")
+)
 
 
 class SqlExchangeStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
+        self._reader = reader or engine  # reads never take SQLite's write lock
 
     def create(
         self,
@@ -216,34 +269,32 @@ class SqlExchangeStore:
         try:
             with self._engine.begin() as connection:
                 connection.execute(
-                    exchanges.insert().values(
-                        id=exchange_id,
-                        state=ExchangeState.SUBMITTED.value,
-                        partner_id=partner_id,
-                        client_id=client_id,
-                        request=_json(request),
-                        request_hash=request_hash,
-                        created_at=at,
-                        updated_at=at,
-                        idempotency_key=idempotency_key,
-                        deadline_at=deadline_at,
-                        attempts=0,
-                        replay_count=0,
-                        consent_id=consent_id,
-                    )
+                    _INSERT_EXCHANGE,
+                    {
+                        "id": exchange_id,
+                        "state": ExchangeState.SUBMITTED.value,
+                        "partner_id": partner_id,
+                        "client_id": client_id,
+                        "request": _json(request),
+                        "request_hash": request_hash,
+                        "created_at": at,
+                        "updated_at": at,
+                        "idempotency_key": idempotency_key,
+                        "deadline_at": deadline_at,
+                        "attempts": 0,
+                        "replay_count": 0,
+                        "consent_id": consent_id,
+                    },
                 )
-                _record_transition(
+                _write_transitions(
                     connection,
                     exchange_id,
-                    1,
-                    None,
-                    ExchangeState.SUBMITTED,
+                    [_Written(1, None, ExchangeState.SUBMITTED)],
                     at=at,
                     actor=client_id,
-                    reason_code=None,
-                    detail=None,
                     policy_version=policy_version,
                     request_id=request_id,
+                    listeners=webhook_listeners(connection, client_id=client_id),
                 )
         except IntegrityError:
             existing = self.find_by_idempotency_key(client_id, idempotency_key)
@@ -255,11 +306,9 @@ class SqlExchangeStore:
     def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None:
         if key is None:
             return None
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             row = connection.execute(
-                select(exchanges.c.id, exchanges.c.request_hash).where(
-                    exchanges.c.client_id == client_id, exchanges.c.idempotency_key == key
-                )
+                _BY_IDEMPOTENCY_KEY, {"client_id": client_id, "key": key}
             ).first()
         return Submission(row.id, False, row.request_hash) if row else None
 
@@ -277,33 +326,55 @@ class SqlExchangeStore:
         policy_version: str | None = None,
     ) -> None:
         """Move the exchange to ``target`` (checked against the state machine), apply
-        ``updates`` to its row and run ``also``, all in one transaction with the audit event."""
+        ``updates`` to its row and run ``also`` (before the move), all in one transaction
+        with the audit event."""
+        self.advance(
+            exchange_id,
+            [Move(target, reason_code, detail, updates)],
+            at=at,
+            actor=actor,
+            also=also,
+            policy_version=policy_version,
+        )
+
+    def advance(
+        self,
+        exchange_id: str,
+        moves: Sequence[Move],
+        *,
+        at: datetime,
+        actor: str,
+        also: Callable[[Connection], None] | None = None,
+        policy_version: str | None = None,
+    ) -> None:
+        """Several state changes in a row, each checked and audited, in one transaction
+        with ``also``: a step that passes through states without waiting on anyone
+        commits once."""
         with self._engine.begin() as connection:
-            row = connection.execute(
-                select(exchanges.c.state).where(exchanges.c.id == exchange_id).with_for_update()
-            ).first()
+            row = connection.execute(_LOCK_STATE, {"id": exchange_id}).first()
             if row is None:
                 raise NotFound(f"exchange {exchange_id} does not exist")
-            _move(
+            if also is not None:  # first: a decision's audit event precedes what it allowed
+                also(connection)
+            _moves(
                 connection,
                 exchange_id,
-                ExchangeState(row.state),
-                target,
+                ExchangeState(row[0]),
+                row[1],
+                moves,
                 at=at,
                 actor=actor,
-                reason_code=reason_code,
-                detail=detail,
-                updates=updates,
                 policy_version=policy_version,
+                listeners=webhook_listeners(connection, exchange_id) if row[2] else (),
             )
-            if also is not None:
-                also(connection)
 
     def block_under_consent_with(
         self, consent_id: str, *, at: datetime, actor: str, reason_code: str, text: str
     ) -> Callable[[Connection], list[str]]:
         """A transaction part that moves every unfinished exchange running under the consent
         to ``blocked`` (locking each row), with its transition and audit event."""
+
+        stop = {"error_code": reason_code, "error_text": text, "next_attempt_at": None}
 
         def block(connection: Connection) -> list[str]:
             rows = connection.execute(
@@ -316,21 +387,17 @@ class SqlExchangeStore:
             ).all()
             blocked = []
             for row in rows:
-                _move(
+                last_seq = connection.execute(_LAST_SEQ, {"id": row.id}).scalar_one()
+                _moves(
                     connection,
                     row.id,
                     ExchangeState(row.state),
-                    ExchangeState.BLOCKED,
+                    last_seq,
+                    [Move(ExchangeState.BLOCKED, reason_code, {"consent_id": consent_id}, stop)],
                     at=at,
                     actor=actor,
-                    reason_code=reason_code,
-                    detail={"consent_id": consent_id},
-                    updates={
-                        "error_code": reason_code,
-                        "error_text": text,
-                        "next_attempt_at": None,
-                    },
                     policy_version=None,
+                    listeners=webhook_listeners(connection, row.id),
                 )
                 blocked.append(row.id)
             return blocked
@@ -377,15 +444,15 @@ class SqlExchangeStore:
 
     def current(self, exchange_id: str) -> ExchangeRecord:
         """The exchange's row without its history: what the workflow steps read."""
-        with self._engine.connect() as connection:
-            row = connection.execute(select(exchanges).where(exchanges.c.id == exchange_id)).first()
+        with self._reader.connect() as connection:
+            row = connection.execute(_BY_ID, {"id": exchange_id}).first()
         if row is None:
             raise NotFound(f"exchange {exchange_id} does not exist")
         return _record(row)
 
     def get(self, exchange_id: str) -> ExchangeRecord:
         """The exchange with its ordered history of transitions."""
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             row = connection.execute(select(exchanges).where(exchanges.c.id == exchange_id)).first()
             if row is None:
                 raise NotFound(f"exchange {exchange_id} does not exist")
@@ -415,7 +482,7 @@ class SqlExchangeStore:
         self, *, state: ExchangeState | None, limit: int, offset: int
     ) -> tuple[int, list[ExchangeRecord]]:
         """(total, one page newest first), in two queries; histories are left out."""
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             count = select(func.count()).select_from(exchanges)
             page = select(exchanges).order_by(exchanges.c.created_at.desc(), exchanges.c.id)
             if state is not None:
@@ -426,7 +493,7 @@ class SqlExchangeStore:
         return int(total), [_record(row) for row in rows]
 
     def ids_in_state(self, state: ExchangeState, *, updated_before: datetime) -> list[str]:
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             return list(
                 connection.execute(
                     select(exchanges.c.id).where(
@@ -436,7 +503,7 @@ class SqlExchangeStore:
             )
 
     def counts_by_state(self) -> dict[str, int]:
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             rows = connection.execute(
                 select(exchanges.c.state, func.count()).group_by(exchanges.c.state)
             ).all()
@@ -460,18 +527,14 @@ class SqlExchangeStore:
         return write
 
     def payload(self, exchange_id: str) -> str:
-        with self._engine.connect() as connection:
-            body = connection.execute(
-                select(exchange_payloads.c.body).where(
-                    exchange_payloads.c.exchange_id == exchange_id
-                )
-            ).scalar_one_or_none()
+        with self._reader.connect() as connection:
+            body = connection.execute(_PAYLOAD, {"id": exchange_id}).scalar_one_or_none()
         if body is None:
             raise NotFound(f"exchange {exchange_id} has no received payload")
         return str(body)
 
     def payload_sha256(self, exchange_id: str) -> str | None:
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             return connection.execute(
                 select(exchange_payloads.c.sha256).where(
                     exchange_payloads.c.exchange_id == exchange_id
@@ -515,7 +578,7 @@ class SqlExchangeStore:
         return write
 
     def dead_letter(self, exchange_id: str) -> DeadLetter | None:
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             row = connection.execute(
                 select(dead_letters).where(dead_letters.c.exchange_id == exchange_id)
             ).first()

@@ -119,11 +119,12 @@ _COLUMNS = (fhir_resources.c.body, fhir_resources.c.version_id, fhir_resources.c
 class SqlMemberStore:
     """Reads and writes member data in the SQL database (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
+        self._reader = reader or engine  # reads never take SQLite's write lock
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             row = connection.execute(
                 select(*_COLUMNS).where(fhir_resources.c.ref == f"{resource_type}/{resource_id}")
             ).first()
@@ -132,7 +133,7 @@ class SqlMemberStore:
     def read_many(self, refs: Iterable[str]) -> list[dict[str, Any]]:
         wanted = sorted(set(refs))
         found: list[dict[str, Any]] = []
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 rows = connection.execute(
@@ -143,7 +144,7 @@ class SqlMemberStore:
 
     def compartment(self, patient_id: str) -> list[dict[str, Any]]:
         """Every resource in the member's Patient compartment, the Patient first."""
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             rows = connection.execute(
                 select(*_COLUMNS, fhir_resources.c.resource_type)
                 .where(fhir_resources.c.patient_id == patient_id)
@@ -157,7 +158,7 @@ class SqlMemberStore:
 
     def resource_types(self, patient_id: str) -> set[str]:
         """The resource types in the member's compartment (what segmentation must judge)."""
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             rows = connection.execute(
                 select(fhir_resources.c.resource_type)
                 .where(fhir_resources.c.patient_id == patient_id)
@@ -167,7 +168,7 @@ class SqlMemberStore:
 
     def owner_of(self, resource_type: str, resource_id: str) -> str | None:
         """The member whose compartment holds the resource; None for shared resources."""
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             return connection.execute(
                 select(fhir_resources.c.patient_id).where(
                     fhir_resources.c.ref == f"{resource_type}/{resource_id}"
@@ -185,7 +186,7 @@ class SqlMemberStore:
         )
         if system is not None:
             condition = and_(condition, fhir_tokens.c.system == system)
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             rows = connection.execute(
                 select(fhir_tokens.c.ref).where(condition).distinct().order_by(fhir_tokens.c.ref)
             ).all()
@@ -226,7 +227,7 @@ class SqlMemberStore:
         query = select(func.count()).select_from(fhir_resources)
         if source_prefix is not None:
             query = query.where(fhir_resources.c.source.startswith(source_prefix))
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             return int(connection.execute(query).scalar_one())
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from payerbridge.audit.model import AuditEvent
@@ -13,6 +13,8 @@ from payerbridge.store.audit import append_audit
 from payerbridge.store.tables import partners
 
 __all__ = ["SqlPartnerDirectory"]
+
+_BY_ID = select(partners).where(partners.c.id == bindparam("id"))  # compiled once
 
 
 def _partner(row: object) -> Partner:
@@ -26,8 +28,9 @@ def _partner(row: object) -> Partner:
 
 
 class SqlPartnerDirectory:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
+        self._reader = reader or engine  # reads never take SQLite's write lock
 
     def register(self, partner: Partner, *, actor: str, request_id: str | None = None) -> bool:
         """Create or update; True when the partner is new. Audited in the same transaction.
@@ -81,11 +84,11 @@ class SqlPartnerDirectory:
         return not existed
 
     def get(self, partner_id: str) -> Partner | None:
-        with self._engine.connect() as connection:
-            row = connection.execute(select(partners).where(partners.c.id == partner_id)).first()
+        with self._reader.connect() as connection:
+            row = connection.execute(_BY_ID, {"id": partner_id}).first()
         return _partner(row) if row else None
 
     def list(self) -> list[Partner]:
-        with self._engine.connect() as connection:
+        with self._reader.connect() as connection:
             rows = connection.execute(select(partners).order_by(partners.c.id)).all()
         return [_partner(row) for row in rows]

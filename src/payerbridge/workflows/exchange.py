@@ -13,13 +13,14 @@ cannot starve the rest. Any process that listens to the queue is a worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 from dbos._queue import QueueRateLimit  # the TypedDict is not re-exported
 from sqlalchemy.exc import OperationalError
 
@@ -59,7 +60,10 @@ def _current() -> ExchangePorts:
     return _ports
 
 
+@functools.lru_cache(maxsize=4096)
 def _request(exchange_id: str) -> ExchangeRequest:
+    """The exchange's request as submitted: it never changes (a replay runs it again as
+    it was), so each worker parses it once."""
     record = _current().exchanges.current(exchange_id)
     return ExchangeCreate.model_validate(record.request).to_domain()
 
@@ -92,34 +96,32 @@ def _started(started: str | None) -> datetime:
     return datetime.fromisoformat(started) if started else _current().clock()
 
 
-@DBOS.step(**_DB_RETRIES)
-def prepare_step(exchange_id: str, attempt: int, started: str | None) -> dict[str, Any]:
-    began = _started(started)
-    return _as_dict(service.prepare(_current(), exchange_id, _request(exchange_id)), began)
+# A DBOS step per partner call: the local use cases around a call ride in its step, since
+# each use case checks the exchange's state first and is a no-op once past it. Fewer steps
+# are fewer records in DBOS's database per exchange.
 
 
 @DBOS.step(**_DB_RETRIES)
 def match_step(exchange_id: str, attempt: int, started: str | None) -> dict[str, Any]:
+    """prepare (consent, route), then $member-match."""
     began = _started(started)
-    result = service.match(
-        _current(), exchange_id, _request(exchange_id), attempt=attempt, started=began
-    )
+    ports, request = _current(), _request(exchange_id)
+    prepared = service.prepare(ports, exchange_id, request)
+    if prepared.done:
+        return _as_dict(prepared, began)
+    result = service.match(ports, exchange_id, request, attempt=attempt, started=began)
     return _as_dict(result, began)
 
 
 @DBOS.step(**_DB_RETRIES)
 def retrieve_step(exchange_id: str, attempt: int, started: str | None) -> dict[str, Any]:
+    """$everything, then normalize what came back."""
     began = _started(started)
-    result = service.retrieve(
-        _current(), exchange_id, _request(exchange_id), attempt=attempt, started=began
-    )
-    return _as_dict(result, began)
-
-
-@DBOS.step(**_DB_RETRIES)
-def normalize_step(exchange_id: str, attempt: int, started: str | None) -> dict[str, Any]:
-    began = _started(started)
-    return _as_dict(service.normalize(_current(), exchange_id, _request(exchange_id)), began)
+    ports, request = _current(), _request(exchange_id)
+    result = service.retrieve(ports, exchange_id, request, attempt=attempt, started=began)
+    if result.done or result.retry_at is not None:
+        return _as_dict(result, began)
+    return _as_dict(service.normalize(ports, exchange_id, request), began)
 
 
 @DBOS.step(**_DB_RETRIES)
@@ -129,10 +131,8 @@ def fail_step(exchange_id: str, code: str, text: str) -> str:
 
 # Released order; do not reorder while runs are in flight (DBOS replays by position).
 _STEPS: tuple[Callable[[str, int, str | None], dict[str, Any]], ...] = (
-    prepare_step,
     match_step,
     retrieve_step,
-    normalize_step,
 )
 
 
@@ -178,7 +178,7 @@ def workflow_id(exchange_id: str, replay_count: int) -> str:
 def enqueue_exchange(exchange_id: str, partner_id: str, *, replay_count: int = 0) -> None:
     """Enqueue the exchange's workflow; the id is derived from the exchange, so enqueueing
     it again (a retried POST, the sweep) attaches to the same workflow instead."""
-    queue = DBOS.retrieve_queue(EXCHANGE_QUEUE)
+    queue = _queues.get(EXCHANGE_QUEUE)
     if queue is None:
         raise RuntimeError(f"the {EXCHANGE_QUEUE} queue is not registered")
     with (
@@ -186,6 +186,9 @@ def enqueue_exchange(exchange_id: str, partner_id: str, *, replay_count: int = 0
         SetEnqueueOptions(queue_partition_key=partner_id),
     ):
         queue.enqueue(exchange_workflow, exchange_id)
+
+
+_queues: dict[str, Queue] = {}
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,8 @@ def register_queue(limits: QueueLimits) -> None:
     limiter: QueueRateLimit | None = None
     if rate:  # starts per second, as whole starts per period: 0.5/s is 1 per 2 s
         limiter = {"limit": max(1, round(rate)), "period": max(1, round(rate)) / rate}
-    DBOS.register_queue(
+    # Kept: looking it up in DBOS reads its system database on every enqueue.
+    _queues[EXCHANGE_QUEUE] = DBOS.register_queue(
         EXCHANGE_QUEUE,
         worker_concurrency=max(limits.worker_concurrency, limits.partner_concurrency),
         partition_concurrency=limits.partner_concurrency,

@@ -1,0 +1,51 @@
+"""SQLite writers of one process queue on the file's lock: concurrent writers all commit,
+and a transaction that fails or is abandoned hands the lock on at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from payerbridge.store.database import create_db_engine
+
+
+def test_concurrent_writers_all_commit_and_failures_release_the_lock(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    other = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")  # same file, same lock
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+
+    def write(n: int) -> None:
+        with (engine if n % 2 else other).begin() as connection:
+            value = connection.execute(text("SELECT count(*) FROM t")).scalar_one()
+            connection.execute(text("INSERT INTO t VALUES (:n)"), {"n": value})
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with engine.connect() as connection:
+        # Each writer saw every earlier commit: the counts it wrote are 0..39, none twice.
+        values = connection.execute(text("SELECT n FROM t ORDER BY n")).scalars().all()
+    assert values == list(range(40))
+
+    with pytest.raises(RuntimeError), engine.begin() as connection:
+        connection.execute(text("INSERT INTO t VALUES (-1)"))
+        raise RuntimeError("the work failed")
+    abandoned = engine.connect()
+    abandoned.execute(text("INSERT INTO t VALUES (-2)"))
+    abandoned.close()  # never committed: rolled back on return to the pool
+
+    started = time.monotonic()
+    with other.begin() as connection:
+        connection.execute(text("INSERT INTO t VALUES (40)"))
+    assert time.monotonic() - started < 1  # not the 30 s busy timeout
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT min(n), count(*) FROM t")).one() == (0, 41)
+    engine.dispose()
+    other.dispose()
