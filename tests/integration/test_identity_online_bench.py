@@ -13,7 +13,7 @@ def test_online_probe_times_member_match_over_http() -> None:
     data = generate_identity_set(300, seed=7, requests=120)
     chosen = random.Random(7).sample(range(data.request_count), 50)
     probe: MemberMatchLatency = HttpMemberMatchLatency(warmup=20, throughput_requests=200,
-                                                       threads=4)  # fmt: skip
+                                                       connections=4)  # fmt: skip
 
     result = probe(data, chosen)
 
@@ -22,6 +22,8 @@ def test_online_probe_times_member_match_over_http() -> None:
     assert result.p50_ms > 0
     assert result.p99_ms >= result.p50_ms
     assert result.per_second > 0
+    # The bare endpoint (parse only) under the same load is the reference: always faster.
+    assert result.bare_per_second is not None and result.bare_per_second > result.per_second
     assert "ERRORS" not in result.note, result.note
     # Most requests are about members and well formed: some must be matched.
     assert "answers 200 x0," not in result.note, result.note

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from payerbridge.store.database import create_db_engine
+from payerbridge.store.database import create_db_engine, raw_cursor, raw_transaction
 
 
 def test_concurrent_writers_all_commit_and_failures_release_the_lock(tmp_path: Path) -> None:
@@ -49,3 +49,38 @@ def test_concurrent_writers_all_commit_and_failures_release_the_lock(tmp_path: P
         assert connection.execute(text("SELECT min(n), count(*) FROM t")).one() == (0, 41)
     engine.dispose()
     other.dispose()
+
+
+def test_raw_transactions_queue_with_engine_writers_and_roll_back_on_error(
+    tmp_path: Path,
+) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+
+    def write(n: int) -> None:
+        if n % 2:
+            with engine.begin() as connection:
+                value = connection.execute(text("SELECT count(*) FROM t")).scalar_one()
+                connection.execute(text("INSERT INTO t VALUES (:n)"), {"n": value})
+        else:
+            with raw_transaction(engine) as cursor:
+                value = cursor.execute("SELECT count(*) FROM t").fetchone()[0]
+                cursor.execute("INSERT INTO t VALUES (?)", (value,))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with raw_cursor(engine) as cursor:
+        assert [n for (n,) in cursor.execute("SELECT n FROM t ORDER BY n")] == list(range(30))
+
+    with pytest.raises(RuntimeError), raw_transaction(engine) as cursor:
+        cursor.execute("INSERT INTO t VALUES (-1)")
+        raise RuntimeError("the work failed")
+    started = time.monotonic()
+    with engine.begin() as connection:  # the lock was handed on, the insert rolled back
+        assert connection.execute(text("SELECT min(n), count(*) FROM t")).one() == (0, 30)
+    assert time.monotonic() - started < 1
+    engine.dispose()

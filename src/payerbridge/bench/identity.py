@@ -156,6 +156,7 @@ class OnlineLatency:
     p50_ms: float
     p99_ms: float
     per_second: float
+    bare_per_second: float | None = None  # a bare FastAPI endpoint, same client, same run
     note: str = ""
 
 
@@ -790,14 +791,18 @@ def report_markdown(
     if not report.online:
         lines.append("Not measured in this run (no latency probe was given).")
     else:
-        lines += ["| members | requests | p50 ms | p99 ms | requests/s | note |",
-                  "|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+        lines += ["| members | requests | p50 ms | p99 ms | requests/s | bare endpoint /s | note |",
+                  "|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
         lines += [
             f"| {o.members:,} | {o.requests:,} | {o.p50_ms:.2f} | {o.p99_ms:.2f} "
-            f"| {o.per_second:,.0f} | {o.note} |"
+            f"| {o.per_second:,.0f} | {_per_second(o.bare_per_second)} | {o.note} |"
             for o in report.online
         ]
     return "\n".join(lines) + "\n"
+
+
+def _per_second(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
 
 
 def identity_table(report: IdentityBenchReport) -> Any:

@@ -11,9 +11,11 @@ a population of an ``IdentitySet`` it:
    out of the way since the bench resends the same requests);
 3. sends warm-up requests (not counted), then each chosen request once,
    sequentially on one keep-alive connection, timing each call at the client;
-4. sends a fixed number of requests from several threads, each with its own
-   keep-alive connection, for requests per second;
-5. stops the server and removes the data dir.
+4. sends a fixed number of requests over several keep-alive connections at once, for
+   requests per second, from ``bench.loadgen`` (a client far cheaper than the server,
+   so the number is the server's);
+5. stops the server, sends the same load to ``bench.bare_endpoint`` (a FastAPI endpoint
+   that only parses the body) for reference, and removes the data dir.
 
 Latency is wall time at the client over loopback, so it bounds the server's own
 time from above (it adds the HTTP round trip and the client's parsing); nothing is
@@ -33,11 +35,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,7 @@ import orjson
 
 from payerbridge.bench.identity import OnlineLatency
 from payerbridge.bench.identity_data import IdentitySet
+from payerbridge.bench.loadgen import build_request, run_load
 
 __all__ = ["HttpMemberMatchLatency", "load_population", "write_population"]
 
@@ -126,25 +128,37 @@ def _server_env(data_dir: Path) -> dict[str, str]:
 
 
 @contextmanager
-def _running_server(data_dir: Path, *, startup_seconds: float) -> Iterator[str]:
-    """One ``payerbridge serve`` process on a free loopback port; its base URL.
+def _running(
+    command: list[str], env: dict[str, str], log_path: Path, *, startup_seconds: float
+) -> Iterator[int]:
+    """A server process (``command`` plus ``--port``) on a free loopback port; its port.
 
     Stopped (terminate, then kill if it lingers) however the block ends.
     """
     port = _free_port()
-    log_path = data_dir / "server.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
-             "--host", "127.0.0.1", "--port", str(port), "--no-workers"],
-            stdout=log, stderr=subprocess.STDOUT, env=_server_env(data_dir),
-        )  # fmt: skip
+        process = subprocess.Popen([*command, str(port)], stdout=log, stderr=subprocess.STDOUT,
+                                   env=env)  # fmt: skip
         try:
-            base_url = f"http://127.0.0.1:{port}"
-            _wait_healthy(process, base_url, log_path, startup_seconds)
-            yield base_url
+            _wait_healthy(process, f"http://127.0.0.1:{port}", log_path, startup_seconds)
+            yield port
         finally:
             _stop(process)
+
+
+def _running_server(data_dir: Path, *, startup_seconds: float) -> AbstractContextManager[int]:
+    """One ``payerbridge serve`` process (SQLite in ``data_dir``, no workflow worker)."""
+    command = [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
+               "--host", "127.0.0.1", "--no-workers", "--port"]  # fmt: skip
+    return _running(command, _server_env(data_dir), data_dir / "server.log",
+                    startup_seconds=startup_seconds)  # fmt: skip
+
+
+def _running_bare(data_dir: Path, *, startup_seconds: float) -> AbstractContextManager[int]:
+    """The bare endpoint of ``bench.bare_endpoint``, for reference."""
+    command = [sys.executable, "-m", "payerbridge.bench.bare_endpoint"]
+    return _running(command, _server_env(data_dir), data_dir / "bare.log",
+                    startup_seconds=startup_seconds)  # fmt: skip
 
 
 def _wait_healthy(
@@ -244,46 +258,24 @@ def _sequential(client: httpx.Client, bodies: Sequence[bytes], tally: _Tally) ->
     return timings
 
 
-def _concurrent(
-    make_client: Callable[[], httpx.Client],
-    bodies: Sequence[bytes],
-    count: int,
-    threads: int,
-    tally: _Tally,
+def _wire_requests(port: int, token: str | None, bodies: Sequence[bytes]) -> list[bytes]:
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return [build_request("POST", _MEMBER_MATCH, host=f"127.0.0.1:{port}", headers=headers,
+                          body=body) for body in bodies]  # fmt: skip
+
+
+def _throughput(
+    port: int, wire: Sequence[bytes], count: int, connections: int, tally: _Tally
 ) -> float:
-    """``count`` requests (cycling over ``bodies``) from ``threads`` connections; seconds.
-
-    Connections are opened and warmed before the clock starts, so the time is the
-    requests' alone.
-    """
-    work = list(itertools.islice(itertools.cycle(bodies), count))
-    shares = [work[t::threads] for t in range(threads)]
-    clients = [make_client() for _ in range(threads)]
-    tallies = [_Tally() for _ in range(threads)]
-    start = threading.Barrier(threads + 1)
-
-    def run(t: int) -> None:
-        start.wait()
-        for body in shares[t]:
-            tallies[t].send(clients[t], body)
-
-    try:
-        for t, client in enumerate(clients):  # open each keep-alive connection
-            _Tally().send(client, bodies[t % len(bodies)])
-        workers = [threading.Thread(target=run, args=(t,), daemon=True) for t in range(threads)]
-        for worker in workers:
-            worker.start()
-        start.wait()
-        started = time.perf_counter()
-        for worker in workers:
-            worker.join()
-        seconds = time.perf_counter() - started
-    finally:
-        for client in clients:
-            client.close()
-    for part in tallies:
-        tally.merge(part)
-    return seconds
+    """Requests per second over ``connections`` keep-alive connections, after one warm-up
+    pass on each (not counted)."""
+    run_load("127.0.0.1", port, wire, count=connections * 4, connections=connections)
+    result = run_load("127.0.0.1", port, wire, count=count, connections=connections)
+    tally.statuses.update(result.statuses)
+    tally.failures.update(result.failures)
+    return result.per_second
 
 
 def _percentile(sorted_ms: Sequence[float], q: int) -> float:
@@ -301,13 +293,15 @@ class HttpMemberMatchLatency:
     """``MemberMatchLatency`` against a real server process (see the module docstring).
 
     ``warmup`` requests are sent first and not counted (imports, caches, the
-    connection); ``throughput_requests`` are then sent from ``threads``
-    connections. ``progress`` receives one line per stage (no member data).
+    connection); ``throughput_requests`` are then sent over ``connections``
+    keep-alive connections at once by ``bench.loadgen``, against the server and then against
+    ``bench.bare_endpoint`` for reference. ``progress`` receives one line per stage (no
+    member data).
     """
 
     warmup: int = 200
-    throughput_requests: int = 4_000
-    threads: int = 8
+    throughput_requests: int = 10_000
+    connections: int = 8
     timeout_seconds: float = 60.0
     startup_seconds: float = 120.0
     progress: Callable[[str], None] | None = None
@@ -334,9 +328,18 @@ class HttpMemberMatchLatency:
             path.unlink()
             self._say(f"online: imported and indexed {data.member_count:,} members in "
                       f"{imported:.1f}s; starting the server")  # fmt: skip
-            with _running_server(data_dir, startup_seconds=self.startup_seconds) as base_url:
-                result = self._measure(base_url, token, bodies)
-        timings, per_second, tally = result
+            with _running_server(data_dir, startup_seconds=self.startup_seconds) as port:
+                timings, per_second, tally = self._measure(port, token, bodies)
+            self._say("online: the same load against a bare FastAPI endpoint, for reference")
+            with _running_bare(data_dir, startup_seconds=self.startup_seconds) as port:
+                bare = _Tally()
+                bare_per_second = _throughput(
+                    port,
+                    _wire_requests(port, None, bodies),
+                    self.throughput_requests,
+                    self.connections,
+                    bare,
+                )
         ordered = sorted(timings)
         return OnlineLatency(
             members=data.member_count,
@@ -344,23 +347,24 @@ class HttpMemberMatchLatency:
             p50_ms=statistics.median(ordered),
             p99_ms=_percentile(ordered, 99),
             per_second=per_second,
+            bare_per_second=bare_per_second if not bare.errors else None,
             note=self._note(tally, written + imported),
         )
 
     def _measure(
-        self, base_url: str, token: str, bodies: Sequence[bytes]
+        self, port: int, token: str, bodies: Sequence[bytes]
     ) -> tuple[list[float], float, _Tally]:
         tally = _Tally()
-        with _client(base_url, token, self.timeout_seconds) as client:
+        with _client(f"http://127.0.0.1:{port}", token, self.timeout_seconds) as client:
             self._say(f"online: {self.warmup:,} warm-up requests")
             _sequential(client, list(itertools.islice(itertools.cycle(bodies), self.warmup)),
                         _Tally())  # fmt: skip
             self._say(f"online: {len(bodies):,} timed requests, one connection")
             timings = _sequential(client, bodies, tally)
-        self._say(f"online: {self.throughput_requests:,} requests over {self.threads} connections")
-        seconds = _concurrent(lambda: _client(base_url, token, self.timeout_seconds), bodies,
-                              self.throughput_requests, self.threads, tally)  # fmt: skip
-        per_second = self.throughput_requests / seconds if seconds > 0 else 0.0
+        self._say(f"online: {self.throughput_requests:,} requests over "
+                  f"{self.connections} connections")  # fmt: skip
+        per_second = _throughput(port, _wire_requests(port, token, bodies),
+                                 self.throughput_requests, self.connections, tally)  # fmt: skip
         return timings, per_second, tally
 
     def _note(self, tally: _Tally, load_seconds: float) -> str:
@@ -368,8 +372,8 @@ class HttpMemberMatchLatency:
         note = (
             "latency: client wall time over loopback, one keep-alive connection, sequential "
             f"(an upper bound on server time), after {self.warmup:,} warm-up requests; "
-            f"requests/s: {self.throughput_requests:,} requests over {self.threads} keep-alive "
-            f"connections; one server process, SQLite; answers 200 x{matched:,}, "
+            f"requests/s: {self.throughput_requests:,} requests over {self.connections} keep-alive "
+            f"connections (bench.loadgen); one server process, SQLite; answers 200 x{matched:,}, "
             f"422 x{unmatched:,}; load (NDJSON + import + index) {load_seconds:,.0f}s"
         )
         if tally.errors:

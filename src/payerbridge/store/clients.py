@@ -10,13 +10,14 @@ import hashlib
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import Conflict, Issue
 from payerbridge.routing.model import ApiClient
 from payerbridge.store.audit import append_audit
+from payerbridge.store.database import driver_sql, raw_cursor
 from payerbridge.store.tables import api_clients
 
 __all__ = ["SqlClientRegistry", "token_digest"]
@@ -30,6 +31,11 @@ class SqlClientRegistry:
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
+        self._by_token = driver_sql(
+            engine.dialect,
+            f"SELECT id, name, npi FROM {api_clients.name} "
+            "WHERE token_sha256 = ? AND disabled_at IS NULL",
+        )
 
     def register(self, client: ApiClient, *, at: datetime, actor: str) -> str:
         """Store the client and return its new bearer credential (shown once, never kept)."""
@@ -65,11 +71,8 @@ class SqlClientRegistry:
         return token
 
     def by_token(self, token: str) -> ApiClient | None:
-        with self._reader.connect() as connection:
-            row = connection.execute(
-                select(api_clients).where(
-                    api_clients.c.token_sha256 == token_digest(token),
-                    api_clients.c.disabled_at.is_(None),
-                )
-            ).first()
-        return None if row is None else ApiClient(row.id, row.name, row.npi)
+        # Every authenticated request runs it: DB-API SQL, see store.database.
+        with raw_cursor(self._reader) as cursor:
+            cursor.execute(self._by_token, (token_digest(token),))
+            row = cursor.fetchone()
+        return None if row is None else ApiClient(*row)

@@ -5,14 +5,25 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import Dialect
 
-__all__ = ["create_db_engine", "create_workflow_engine", "migrate"]
+__all__ = [
+    "create_db_engine",
+    "create_workflow_engine",
+    "cursor_of",
+    "driver_sql",
+    "migrate",
+    "raw_cursor",
+    "raw_transaction",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +150,66 @@ class _WriterConnection(sqlite3.Connection):
             super().close()
         finally:
             self.drop_lock()
+
+
+# -- the hot paths' DB-API access ------------------------------------------------------------
+# A request that runs a handful of small statements spends more in SQLAlchemy's Connection
+# (events, transaction objects, compiling and caching expressions) than in the database.
+# The hot paths (authentication, $member-match) use these instead, with SQL written once.
+
+
+def driver_sql(dialect: Dialect, text: str) -> str:
+    """``text`` with ``?`` placeholders in the driver's own style (``%s`` for psycopg)."""
+    return text.replace("?", "%s") if dialect.paramstyle in ("format", "pyformat") else text
+
+
+@contextmanager
+def cursor_of(connection: Any) -> Iterator[Any]:
+    """A DB-API cursor of ``connection`` (a SQLAlchemy or a pooled DB-API one), closed
+    before the connection goes back to the pool: a cursor left to the garbage collector
+    would reset its statement while another thread uses the connection."""
+    cursor = (connection.connection if isinstance(connection, Connection) else connection).cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+@contextmanager
+def raw_cursor(engine: Engine) -> Iterator[Any]:
+    """A DB-API cursor on a pooled connection, for reads."""
+    connection = engine.raw_connection()
+    try:
+        with cursor_of(connection) as cursor:
+            yield cursor
+    finally:
+        connection.close()
+
+
+@contextmanager
+def raw_transaction(engine: Engine) -> Iterator[Any]:
+    """A DB-API cursor in a transaction of its own: committed when the block ends, rolled
+    back if it raises. On SQLite it takes the write lock as the engine's transactions do
+    (``_begin_immediate``); psycopg begins one at the first statement."""
+    connection = engine.raw_connection()
+    try:
+        dbapi = connection.dbapi_connection
+        if isinstance(dbapi, _WriterConnection):
+            dbapi.take_lock()
+            try:
+                dbapi.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                dbapi.drop_lock()
+                raise
+        try:
+            with cursor_of(connection) as cursor:
+                yield cursor
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+    finally:
+        connection.close()
 
 
 def _begin_deferred(connection: Any) -> None:

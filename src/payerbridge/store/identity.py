@@ -32,6 +32,7 @@ from payerbridge.identity.service import DecisionToRecord
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, record_from_dict, record_to_dict
 from payerbridge.store.audit import append_audit
+from payerbridge.store.database import cursor_of, driver_sql, raw_cursor, raw_transaction
 from payerbridge.store.members import ResourceRow
 from payerbridge.store.tables import (
     audit_events,
@@ -66,29 +67,6 @@ def _review(row: Any) -> ReviewCase:
                       row.reviewer, row.reason, row.decided_at)  # fmt: skip
 
 
-@contextmanager
-def _raw(engine: Engine) -> Iterator[Any]:
-    """A DB-API cursor on a pooled connection, for the hot path's reads."""
-    connection = engine.raw_connection()
-    try:
-        with _cursor(connection) as cursor:
-            yield cursor
-    finally:
-        connection.close()
-
-
-@contextmanager
-def _cursor(connection: Any) -> Iterator[Any]:
-    """A DB-API cursor of ``connection`` (a SQLAlchemy or a pooled DB-API one), closed
-    before the connection goes back to the pool: a cursor left to the garbage collector
-    would reset its statement while another thread uses the connection."""
-    cursor = (connection.connection if isinstance(connection, Connection) else connection).cursor()
-    try:
-        yield cursor
-    finally:
-        cursor.close()
-
-
 class _Sql:
     """The hot path's statements as DB-API SQL, run on the transaction's own cursor.
 
@@ -105,10 +83,9 @@ class _Sql:
         )
         self.timestamp: Callable[[datetime], Any] = processor or (lambda value: value)
         self._keys: dict[int, str] = {}
-        mark = "%s" if dialect.paramstyle in ("format", "pyformat") else "?"
 
         def sql(text: str) -> str:
-            return text.replace("?", mark)
+            return driver_sql(dialect, text)
 
         self.attempt = sql(
             f"INSERT INTO {identity_attempts.name} (client_id, demographics_key, card_key, at) "
@@ -378,7 +355,7 @@ class SqlIdentityStore:
         if not wanted:
             return []
         sql, parameters = self._sql.candidates(wanted)
-        with _raw(self._reader) as cursor:
+        with raw_cursor(self._reader) as cursor:
             cursor.execute(sql, parameters)
             rows = cursor.fetchall()
         return [(MemberId(member_id), record_from_dict(orjson.loads(record)))
@@ -476,8 +453,8 @@ class SqlIdentityStore:
     @contextmanager
     def match_writes(self) -> Iterator[SqlMatchWrites]:
         """One transaction for a ``$member-match``'s writes; rolled back if the block raises.
-        (Begun by the engine, so it takes SQLite's write lock as every writer does.)"""
-        with self._engine.begin() as connection, _cursor(connection) as cursor:
+        (It takes SQLite's write lock as every writer does.)"""
+        with raw_transaction(self._engine) as cursor:
             yield SqlMatchWrites(cursor, self._sql)
 
     def record_decisions(self, decisions: Sequence[DecisionToRecord]) -> None:
@@ -486,7 +463,7 @@ class SqlIdentityStore:
         if not decisions:
             return
         sql = self._sql
-        with self._engine.begin() as connection, _cursor(connection) as cursor:
+        with self._engine.begin() as connection, cursor_of(connection) as cursor:
             cursor.executemany(
                 sql.decision,
                 [sql.decision_row(d.decision, d.client_id, d.request_key) for d in decisions],
@@ -531,7 +508,7 @@ class SqlIdentityStore:
 
     def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None:
         """The newest case opened for this requester's request (the same request again)."""
-        with _raw(self._reader) as cursor:
+        with raw_cursor(self._reader) as cursor:
             cursor.execute(self._sql.latest_review, (client_id, request_key))
             row = cursor.fetchone()
         return None if row is None else self.review(row[0])

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from payerbridge import __version__
@@ -21,6 +20,7 @@ from payerbridge.api.deps import (
     fhir_accept,
     read_json_body,
     require_client,
+    run_store_bound,
 )
 from payerbridge.api.idempotency import Answer, answer_once, request_digest
 from payerbridge.api.responses import FhirResponse
@@ -103,16 +103,18 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 @router.post("/Patient/$member-match")
 async def member_match(request: Request, idempotency_key: IdempotencyKey = None) -> Response:
-    # The platform and the caller are resolved in the request's one worker-thread hop, not
-    # as sync dependencies: FastAPI gives each of those a thread hop of its own, which
-    # together cost more than the match. Authentication still answers first: an error in
-    # the body is kept here and raised after it.
+    # The platform and the caller are resolved in the request's one store-bound call
+    # (run_store_bound), not as sync dependencies: FastAPI gives each of those a thread hop
+    # of its own, which together cost more than the match. Authentication still answers
+    # first: an error in the body is kept here and raised after it.
     raw = await request.body()
     try:
         body: Any = await read_json_body(request)
     except PayerBridgeError as exc:
         body = exc
-    return await run_in_threadpool(_answer_member_match, request, raw, body, idempotency_key)
+    return await run_store_bound(
+        current_platform(request), _answer_member_match, request, raw, body, idempotency_key
+    )
 
 
 def _answer_member_match(
