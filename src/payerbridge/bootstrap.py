@@ -27,7 +27,12 @@ from payerbridge.store.audit import SqlAuditLog
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.clients import SqlClientRegistry
 from payerbridge.store.consents import SqlConsentStore
-from payerbridge.store.database import create_db_engine, create_workflow_engine, migrate
+from payerbridge.store.database import (
+    WalCheckpointer,
+    create_db_engine,
+    create_workflow_engine,
+    migrate,
+)
 from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
@@ -79,6 +84,7 @@ class Platform:
     webhooks: SqlWebhookStore
     client: HttpxPartnerClient
     exchange_ports: ExchangePorts
+    checkpointer: WalCheckpointer | None = None  # SQLite only
 
     @property
     def us(self) -> Organization:
@@ -98,6 +104,8 @@ class Platform:
         )
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.client.close()
         self.identity.close()
         self.reader.dispose()
@@ -153,6 +161,10 @@ def build_platform(
     reader = (
         create_db_engine(settings.sqlalchemy_url, reads_only=True) if settings.is_sqlite else engine
     )
+    checkpointer = None
+    if settings.is_sqlite:
+        checkpointer = WalCheckpointer()
+        checkpointer.watch(settings.sqlalchemy_url)
     members = SqlMemberStore(engine, reader=reader)
     partners = SqlPartnerDirectory(engine, reader=reader)
     exchanges = SqlExchangeStore(engine, reader=reader)
@@ -199,6 +211,7 @@ def build_platform(
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
         exchange_ports=ports,
+        checkpointer=checkpointer,
     )
 
 
@@ -228,6 +241,8 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     if settings.is_sqlite:
         engine = create_workflow_engine(config["system_database_url"])
         _workflow_engines.append(engine)
+        if platform.checkpointer is not None:
+            platform.checkpointer.watch(config["system_database_url"])
         config["system_database_engine"] = engine
     else:
         # DBOS's step records need not wait for their WAL flush, as on SQLite (ADR 0004): a

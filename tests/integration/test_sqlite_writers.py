@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from payerbridge.store.database import create_db_engine, raw_cursor, raw_transaction
+from payerbridge.store.database import (
+    WalCheckpointer,
+    create_db_engine,
+    raw_cursor,
+    raw_transaction,
+)
 
 
 def test_concurrent_writers_all_commit_and_failures_release_the_lock(tmp_path: Path) -> None:
@@ -83,4 +88,28 @@ def test_raw_transactions_queue_with_engine_writers_and_roll_back_on_error(
     with engine.begin() as connection:  # the lock was handed on, the insert rolled back
         assert connection.execute(text("SELECT min(n), count(*) FROM t")).one() == (0, 30)
     assert time.monotonic() - started < 1
+    engine.dispose()
+
+
+def test_commits_leave_the_wal_to_the_checkpointer_thread(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER, pad TEXT)"))
+    for batch in range(20):  # about 1,300 pages: past SQLite's default checkpoint (1,000)
+        with engine.begin() as connection:
+            rows = [{"n": batch * 100 + i, "pad": "x" * 2000} for i in range(100)]
+            connection.execute(text("INSERT INTO t VALUES (:n, :pad)"), rows)
+    database = tmp_path / "db.sqlite"
+    before = database.stat().st_size
+    assert before < 100_000  # the commits copied nothing back: it is all in the WAL
+    checkpointer = WalCheckpointer(interval=0.05)
+    checkpointer.watch(url)
+    deadline = time.monotonic() + 10
+    while database.stat().st_size == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    checkpointer.close()
+    assert database.stat().st_size > 4_000_000  # copied back by the thread
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM t")).scalar_one() == 2000
     engine.dispose()

@@ -400,7 +400,8 @@ identity_attempts = Table(
     Column("demographics_key", String(64), nullable=False),
     Column("card_key", String(64), nullable=False),
     Column("at", UtcDateTime(), nullable=False),
-    Index("ix_identity_attempts_demographics", "client_id", "demographics_key", "at"),
+    # One row per card a client tried with the same demographics: its last attempt.
+    Index("uq_identity_attempts_card", "client_id", "demographics_key", "card_key", unique=True),
 )
 
 # Webhook subscriptions: a client's URL that is told of its exchanges' state changes (an
