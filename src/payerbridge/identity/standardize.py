@@ -315,16 +315,19 @@ def record_to_dict(record: StandardRecord) -> dict[str, object]:
     return data
 
 
+_RECORD_FIELDS = tuple(f.name for f in fields(StandardRecord))
+
+
 def record_from_dict(data: Mapping[str, object]) -> StandardRecord:
-    """The record ``record_to_dict`` stored (unknown keys are ignored, missing ones are empty)."""
-    values: dict[str, object] = {}
-    for f in fields(StandardRecord):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        if f.name in ("given_name_tokens", "family_name_tokens"):
-            value = frozenset(value) if isinstance(value, list) else frozenset()
-        elif f.name == "first_name_roots":
-            value = tuple(value) if isinstance(value, list) else ()
-        values[f.name] = value
+    """The record ``record_to_dict`` stored (unknown keys are ignored, missing ones are empty).
+
+    Every candidate of every match passes through here: the field names are read once."""
+    values = {name: data[name] for name in _RECORD_FIELDS if name in data}
+    for name in ("given_name_tokens", "family_name_tokens"):
+        if name in values:
+            value = values[name]
+            values[name] = frozenset(value) if isinstance(value, list) else frozenset()
+    if "first_name_roots" in values:
+        value = values["first_name_roots"]
+        values["first_name_roots"] = tuple(value) if isinstance(value, list) else ()
     return StandardRecord(**values)  # type: ignore[arg-type]
