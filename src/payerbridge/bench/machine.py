@@ -11,7 +11,10 @@ from pathlib import Path
 
 __all__ = ["machine_lines"]
 
-_PACKAGES = ("payerbridge", "sqlalchemy", "orjson", "psycopg", "fastapi", "uvicorn", "dbos")
+_PACKAGES = (
+    "payerbridge", "sqlalchemy", "orjson", "psycopg", "fastapi", "uvicorn", "uvloop", "httptools",
+    "dbos",
+)
 
 
 def _cpu_model() -> str:
