@@ -14,7 +14,7 @@ import pytest
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.exchange import service
-from payerbridge.exchange.model import ExchangeState
+from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.fhir.member_match import build_member_match_response
 from payerbridge.partners.client import HttpxPartnerClient
@@ -70,6 +70,32 @@ def test_each_transition_commits_with_its_audit_event_and_steps_do_not_repeat(
     assert record.resource_count == 3  # Patient, Coverage and our Provenance
     assert platform.members.count(source_prefix=f"exchange:{exchange_id}") == 3
     assert "Garcia" not in orjson.dumps(audit).decode()
+
+
+def test_retrieve_stores_payload_and_resources_in_one_commit_and_a_kept_payload_resumes(
+        platform: Platform) -> None:
+    ports = platform.exchange_ports
+    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
+    at_once = submit(platform, an_exchange_request())
+    for step in (service.prepare, service.match):
+        step(ports, at_once, request)
+    assert service.retrieve(ports, at_once, request).state is ExchangeState.COMPLETED
+    assert [t.to_state for t in platform.exchanges.get(at_once).transitions][-4:] == [
+        "retrieving", "received", "normalized", "completed"]
+
+    # An exchange left at ``received`` with its payload apart (a build that normalized in a
+    # commit of its own, stopped between the two) is finished by normalize on resume.
+    kept = submit(platform, an_exchange_request())
+    for step in (service.prepare, service.match):
+        step(ports, kept, request)
+    body = old_payer(httpx.Request("GET", "http://old/fhir/Patient/p1/$everything")).content
+    platform.exchanges.advance(
+        kept, [Move(ExchangeState.RETRIEVING), Move(ExchangeState.RECEIVED)],
+        at=ports.clock(), actor="test",
+        also=platform.exchanges.save_payload_with(kept, body.decode(), "sha", ports.clock()))
+    assert service.retrieve(ports, kept, request).done is False  # nothing to call again
+    assert service.normalize(ports, kept, request).state is ExchangeState.COMPLETED
+    assert platform.members.count(source_prefix=f"exchange:{kept}") == 3
 
 
 def test_a_rejected_payload_fails_the_exchange_and_stores_nothing(platform: Platform) -> None:

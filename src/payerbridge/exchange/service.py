@@ -42,7 +42,7 @@ from payerbridge.exchange.model import (
     Move,
     Submission,
 )
-from payerbridge.exchange.normalize import normalize_everything_bundle
+from payerbridge.exchange.normalize import NormalizedBundle, normalize_everything_bundle
 from payerbridge.exchange.opt_in import opt_in_consent
 from payerbridge.exchange.outbound import CallOutcome, StepClock, call_partner
 from payerbridge.exchange.ports import ExchangePorts, TransactionPart
@@ -552,18 +552,39 @@ def retrieve(
     body = outcome.value
     digest = hashlib.sha256(body).hexdigest()
     at = ports.clock()
-    _advance(
-        ports,
-        exchange_id,
-        S.RECEIVED,
-        detail={"bytes": len(body), "sha256": digest},
-        also=ports.exchanges.save_payload_with(exchange_id, body.decode(), digest, at),
-    )
-    return StepResult(S.RECEIVED)
+    received = Move(S.RECEIVED, detail={"bytes": len(body), "sha256": digest})
+    keep_payload = ports.exchanges.save_payload_with(exchange_id, body.decode(), digest, at)
+    # Normalized at once, in memory: the payload, the resources and received → normalized →
+    # completed are one commit. A run cut off before it calls the partner again, under the
+    # same idempotency key, as it would if cut off before a commit of the payload alone.
+    normalized = _normalized(ports, exchange_id, partner, body)
+    if isinstance(normalized, str):
+        _advance(ports, exchange_id, S.RECEIVED, detail=received.detail, also=keep_payload)
+        return _fail(ports, exchange_id, "invalid-payload", normalized)
+    _store_normalized(ports, exchange_id, normalized, before=[received], also=keep_payload)
+    return StepResult(S.COMPLETED, done=True)
+
+
+def _normalized(
+    ports: ExchangePorts, exchange_id: str, partner: Partner, payload: bytes | str
+) -> NormalizedBundle | str:
+    """The received Bundle under our ids with Provenance, or why it cannot be stored."""
+    try:
+        return normalize_everything_bundle(
+            orjson.loads(payload),
+            new_id=ports.new_id,
+            received_at=ports.clock(),
+            us=ports.us,
+            old_payer=partner.organization,
+            exchange_id=exchange_id,
+        )
+    except (orjson.JSONDecodeError, UnicodeDecodeError, PartnerRejected) as exc:
+        return exc.text if isinstance(exc, PartnerRejected) else "the Bundle is not valid JSON"
 
 
 def normalize(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) -> StepResult:
-    """received → normalized → completed: store the resources under our ids with Provenance."""
+    """received → normalized → completed, for an exchange whose payload was kept apart
+    (a build before retrieve normalized at once, or a restart between the two)."""
     state = ports.exchanges.current(exchange_id).state
     if state is S.NORMALIZED:  # stored before a restart; only the last transition is missing
         _advance(ports, exchange_id, S.COMPLETED)
@@ -573,20 +594,29 @@ def normalize(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) 
     partner = ports.partners.get(request.old_payer)
     if partner is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
-    try:
-        bundle = orjson.loads(ports.exchanges.payload(exchange_id))
-        normalized = normalize_everything_bundle(
-            bundle,
-            new_id=ports.new_id,
-            received_at=ports.clock(),
-            us=ports.us,
-            old_payer=partner.organization,
-            exchange_id=exchange_id,
-        )
-    except (orjson.JSONDecodeError, UnicodeDecodeError, PartnerRejected) as exc:
-        text = exc.text if isinstance(exc, PartnerRejected) else "the Bundle is not valid JSON"
-        return _fail(ports, exchange_id, "invalid-payload", text)
+    normalized = _normalized(ports, exchange_id, partner, ports.exchanges.payload(exchange_id))
+    if isinstance(normalized, str):
+        return _fail(ports, exchange_id, "invalid-payload", normalized)
+    _store_normalized(ports, exchange_id, normalized)
+    return StepResult(S.COMPLETED, done=True)
+
+
+def _store_normalized(
+    ports: ExchangePorts,
+    exchange_id: str,
+    normalized: NormalizedBundle,
+    *,
+    before: Sequence[Move] = (),
+    also: TransactionPart | None = None,
+) -> None:
     at = ports.clock()
+    store = ports.writer.write_with(normalized.resources, source=f"exchange:{exchange_id}", at=at)
+
+    def together(connection: Any) -> None:
+        if also is not None:
+            also(connection)
+        store(connection)
+
     _advance(
         ports,
         exchange_id,
@@ -600,14 +630,14 @@ def normalize(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) 
             "imported_patient_id": normalized.patient_id,
             "resource_count": sum(normalized.counts.values()),
         },
-        also=ports.writer.write_with(normalized.resources, source=f"exchange:{exchange_id}", at=at),
+        before=before,
+        also=together,
         then=[Move(S.COMPLETED)],
     )
     logger.info(
         "exchange completed",
         extra={"exchange_id": exchange_id, "resources": sum(normalized.counts.values())},
     )
-    return StepResult(S.COMPLETED, done=True)
 
 
 def replay(
