@@ -1,6 +1,6 @@
 """The append-only audit table: the code that writes audit events.
 
-One exception, for speed: ``store.identity.SqlMatchWrites`` writes the same rows with its
+One exception, for speed: ``store.identity_sql.SqlMatchWrites`` writes the same rows with its
 own SQL on the raw cursor of a ``$member-match``'s one transaction. Keep the two in step
 (the roadmap's hash chain must cover both)."""
 

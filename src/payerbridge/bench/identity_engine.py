@@ -1,0 +1,347 @@
+"""Our engine's batch run for ``bench identity``: prepare once, decide under each policy.
+
+Standardisation, blocking keys and decisions run over chunks of records on this process
+and processes forked from it (one per core); candidates come from a numpy sort-merge of
+blocking keys; the model is trained without labels (u from random pairs, m and lambda by
+EM). ``identity.run_identity_bench`` calls ``_run_ours``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import multiprocessing
+import operator
+import os
+import queue
+import random
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from payerbridge.bench.identity_types import EngineResult, LinkageSet, _PeakRss, _score
+from payerbridge.identity.blocking import BLOCKING_RULES, blocking_keys
+from payerbridge.identity.decision import MatchPolicy, decide
+from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
+from payerbridge.identity.standardize import StandardRecord, standard_record
+from payerbridge.identity.training import estimate_parameters_em, estimate_u_probabilities
+from payerbridge.processes import fork_workers
+from payerbridge.types import MemberId
+
+_BENCH_SECRET = b"payerbridge-bench-identity-blocking"
+_DECIDED_AT = datetime(2027, 1, 1, tzinfo=UTC)
+_U_SAMPLE_PAIRS = 50_000
+_EM_SAMPLE_REQUESTS = 50_000
+
+
+# -- our engine ------------------------------------------------------------------------------
+#
+# Preparation and decisions run on this process and processes forked from it (the fork
+# start method; one process per CPU this one may use), over chunks of records, answers in
+# order. Children read their input from ``_shared``, set just before they fork, so they
+# inherit it copy-on-write and nothing is pickled on the way in; they send back compact
+# results: standardised records as tuples of their fields, blocking keys as arrays,
+# answers as ints.
+
+_CHUNK = 5_000
+_FIELDS = tuple(f.name for f in dataclasses.fields(StandardRecord))
+_record_fields = operator.attrgetter(*_FIELDS)
+_RULES = {rule.prefix: i for i, rule in enumerate(BLOCKING_RULES)}
+_shared: dict[str, Any] = {}
+
+
+def _private_bytes() -> int:
+    """This process's private memory (pages it allocated or copied since the fork)."""
+    try:
+        with open("/proc/self/smaps_rollup") as rollup:
+            return sum(int(line.split()[1]) * 1024 for line in rollup
+                       if line.startswith(("Private_Clean:", "Private_Dirty:")))  # fmt: skip
+    except OSError:
+        return 0
+
+
+class _Pool:
+    """Chunks of work shared by this process and ``workers - 1`` processes forked from it.
+
+    Every process takes the next chunk from one counter, so no core waits while work is
+    left, and results come back in chunk order. Children inherit ``_shared``
+    copy-on-write; the objects they touch get copied into them (reference counts are
+    writes), so this process working too means one copy fewer. ``private_bytes`` is the
+    peak, over ``map`` calls, of the children's summed private memory (the memory column
+    counts it on top of this process's own growth)."""
+
+    def __init__(self, shared: dict[str, Any], workers: int) -> None:
+        self._shared = shared
+        self._workers = workers
+        self._private: dict[int, int] = {}  # child -> its peak private memory, this map
+        self.private_bytes = 0
+
+    def __enter__(self) -> _Pool:
+        _shared.update(self._shared)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _shared.clear()
+
+    def map(self, task: Callable[..., Any], chunks: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+        if self._workers <= 1:
+            yield from (task(*chunk) for chunk in chunks)
+            return
+        context = multiprocessing.get_context("fork")
+        taken = context.Value("q", 0)  # the next chunk to take
+        done = context.Queue()  # (chunk, result, child's private bytes) from the children
+        children = [context.Process(target=_work, args=(task, chunks, taken, done), daemon=True)
+                    for _ in range(self._workers - 1)]  # fmt: skip
+        for child in children:
+            child.start()
+        finished: dict[int, Any] = {}
+        self._private.clear()
+        try:
+            for index in range(len(chunks)):
+                while index not in finished:
+                    mine = _take(taken, len(chunks))
+                    if mine is not None:
+                        finished[mine] = task(*chunks[mine])
+                    else:  # the rest is with the children
+                        self._receive(done, finished, children)
+                yield finished.pop(index)
+        finally:
+            for child in children:
+                child.terminate()
+                child.join()
+
+    def _receive(self, done: Any, finished: dict[int, Any], children: list[Any]) -> None:
+        while True:
+            try:
+                index, result, pid, private = done.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if any(child.exitcode not in (None, 0) for child in children):
+                    raise RuntimeError("a bench worker process died") from None
+        if isinstance(result, _Failure):
+            raise RuntimeError(f"a bench worker process failed:\n{result.traceback}")
+        self._private[pid] = max(self._private.get(pid, 0), private)
+        self.private_bytes = max(self.private_bytes, sum(self._private.values()))
+        finished[index] = result
+
+
+@dataclass(frozen=True)
+class _Failure:
+    traceback: str
+
+
+def _take(taken: Any, count: int) -> int | None:
+    with taken.get_lock():
+        index = int(taken.value)
+        if index >= count:
+            return None
+        taken.value = index + 1
+        return index
+
+
+def _work(
+    task: Callable[..., Any], chunks: Sequence[tuple[Any, ...]], taken: Any, done: Any
+) -> None:
+    """A child's loop: take chunks until none is left, send each result back."""
+    while (index := _take(taken, len(chunks))) is not None:
+        try:
+            result = task(*chunks[index])
+        except Exception:  # noqa: BLE001 - handed to the parent, which raises
+            result = _Failure(traceback.format_exc())
+        done.put((index, result, os.getpid(), _private_bytes()))
+        if isinstance(result, _Failure):
+            break
+    done.close()
+    done.join_thread()
+
+
+def _chunks(count: int, *tag: Any) -> list[tuple[Any, ...]]:
+    return [(*tag, start, min(start + _CHUNK, count)) for start in range(0, count, _CHUNK)]
+
+
+def _standardise_chunk(kind: str, start: int, stop: int) -> tuple[str, list[tuple[Any, ...]], Any]:
+    """Records ``start:stop`` of ``_shared[kind]`` standardised (as field tuples), and
+    their blocking keys as arrays of (rule, 64-bit keyed hash, record index)."""
+    import numpy as np
+
+    rows, rules, digests, owners = [], [], [], []
+    fields = _shared[kind]
+    for i in range(start, stop):
+        record = standard_record(**fields[i])
+        rows.append(_record_fields(record))
+        for key in blocking_keys(record, secret=_BENCH_SECRET):
+            prefix, _, digest = key.partition(":")
+            rules.append(_RULES[prefix])
+            digests.append(int(digest, 16))
+            owners.append(i)
+    keys = (np.array(rules, np.int64), np.array(digests, np.uint64), np.array(owners, np.int64))
+    return kind, rows, keys
+
+
+class _Candidates:
+    """For each request, the indexes of the members it shares a blocking key with, ascending."""
+
+    def __init__(self, offsets: list[int], members: list[int]) -> None:
+        self._offsets = offsets
+        self._members = members
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, request: int) -> list[int]:
+        return self._members[self._offsets[request] : self._offsets[request + 1]]
+
+
+def _join(
+    member_keys: list[Any], request_keys: list[Any], members: int, requests: int
+) -> _Candidates:
+    """Requests x members sharing a key (the index lookup, as one sort-merge per rule)."""
+    import numpy as np
+
+    m_rule, m_digest, m_owner = (np.concatenate(part) for part in zip(*member_keys, strict=True))
+    r_rule, r_digest, r_owner = (np.concatenate(part) for part in zip(*request_keys, strict=True))
+    pairs = [np.zeros(0, np.int64)]
+    for rule in range(len(BLOCKING_RULES)):
+        held = m_rule == rule
+        order = np.argsort(m_digest[held], kind="stable")
+        digests, owners = m_digest[held][order], m_owner[held][order]
+        asked = r_rule == rule
+        wanted, askers = r_digest[asked], r_owner[asked]
+        first = np.searchsorted(digests, wanted, "left")
+        counts = np.searchsorted(digests, wanted, "right") - first
+        positions = np.repeat(first - (np.cumsum(counts) - counts), counts)
+        positions += np.arange(len(positions))
+        pairs.append(np.repeat(askers, counts) * members + owners[positions])
+    askers, owners = np.divmod(np.unique(np.concatenate(pairs)), max(members, 1))
+    offsets = np.searchsorted(askers, np.arange(requests + 1))
+    return _Candidates(offsets.tolist(), owners.tolist())
+
+
+def _prepare(
+    data: LinkageSet, workers: int
+) -> tuple[list[StandardRecord], list[StandardRecord], _Candidates, int]:
+    """Members and requests standardised, and each request's candidates; with the
+    workers' peak private memory."""
+    members: list[StandardRecord] = []
+    requests: list[StandardRecord] = []
+    keys: dict[str, list[Any]] = {"members": [], "requests": []}
+    chunks = _chunks(len(data.members), "members") + _chunks(len(data.requests), "requests")
+    with _Pool({"members": data.members, "requests": data.requests}, workers) as pool:
+        for kind, rows, found in pool.map(_standardise_chunk, chunks):
+            (members if kind == "members" else requests).extend(StandardRecord(*r) for r in rows)
+            keys[kind].append(found)
+    candidates = _join(keys["members"], keys["requests"], len(members), len(requests))
+    return members, requests, candidates, pool.private_bytes
+
+
+def _decide_chunk(policy: MatchPolicy, start: int, stop: int) -> tuple[list[int], int, int]:
+    """Answers (member index, -1 for none) of requests ``start:stop``, reviews, multiples."""
+    members, member_ids = _shared["members"], _shared["member_ids"]
+    requests, candidates, model = _shared["requests"], _shared["candidates"], _shared["model"]
+    answers, reviews, multiples = [], 0, 0
+    for j in range(start, stop):
+        decision = decide(
+            requests[j], [(member_ids[m], members[m]) for m in candidates[j]], model, policy,
+            _DECIDED_AT, DecisionId(f"bench-{j}"),
+        )  # fmt: skip
+        answers.append(int(decision.member_id[1:]) if decision.member_id else -1)
+        reviews += decision.outcome is MatchOutcome.REVIEW
+        multiples += decision.outcome is MatchOutcome.MULTIPLE
+    return answers, reviews, multiples
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while millions of long-lived records are built and
+    read (each full collection would walk them all, and in forked workers it would
+    copy every page they sit on); reference counting still frees what is dropped."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run_ours(
+    data: LinkageSet, policies: Sequence[MatchPolicy], seed: int, workers: int | None = None
+) -> list[EngineResult]:
+    """Prepare once (standardise, index, block, train), then decide under each policy.
+
+    Each policy's time is the shared preparation plus its own decisions.
+    """
+    workers = workers or fork_workers()
+    with _PeakRss() as rss, _gc_paused():
+        started = time.perf_counter()
+        members, requests, candidates, private = _prepare(data, workers)
+        rss.add_workers(private)
+        model = _train(members, requests, candidates, seed, workers)
+        prepared = time.perf_counter() - started
+        member_ids = [MemberId(f"m{i}") for i in range(len(members))]
+        shared = {"members": members, "requests": requests, "candidates": candidates,
+                  "model": model, "member_ids": member_ids}  # fmt: skip
+        outcomes = []
+        with _Pool(shared, workers) as pool:
+            for policy in policies:
+                started = time.perf_counter()
+                answers, reviews, multiples = [], 0, 0
+                for chunk, chunk_reviews, chunk_multiples in pool.map(
+                    _decide_chunk, _chunks(len(requests), policy)
+                ):
+                    answers.extend(chunk)
+                    reviews += chunk_reviews
+                    multiples += chunk_multiples
+                outcomes.append((policy, answers, reviews, multiples,
+                                 prepared + time.perf_counter() - started))  # fmt: skip
+        rss.add_workers(pool.private_bytes)
+    return [
+        _score(data, f"payerbridge ({policy.name})", answers, seconds, rss.growth_mb,
+               reviews=reviews, multiples=multiples)
+        for policy, answers, reviews, multiples, seconds in outcomes
+    ]  # fmt: skip
+
+
+def _train(
+    members: list[StandardRecord],
+    requests: list[StandardRecord],
+    candidates: _Candidates,
+    seed: int,
+    workers: int = 1,
+) -> MatchModel:
+    """u from random request-member pairs; m and lambda by EM over a sample's blocked pairs.
+
+    The pairs are drawn here; their comparison vectors are computed in chunks on
+    ``workers`` processes (the estimates depend only on the multiset of vectors)."""
+    rng = random.Random(seed)
+    initial = default_model(probability_two_random_records_match=1 / len(members))
+    # rng.choice(range(n)) draws exactly as rng.choice of a sequence of n records.
+    random_pairs = [(rng.choice(range(len(requests))), rng.choice(range(len(members))))
+                    for _ in range(_U_SAMPLE_PAIRS)]  # fmt: skip
+    sample = range(len(requests))
+    if len(requests) > _EM_SAMPLE_REQUESTS:
+        sample = sorted(rng.sample(range(len(requests)), _EM_SAMPLE_REQUESTS))
+    blocked_pairs = [(j, m) for j in sample for m in candidates[j]]
+    pairs = random_pairs + blocked_pairs
+    shared = {"members": members, "requests": requests, "pairs": pairs, "spec": initial.spec}
+    vectors: list[tuple[int, ...]] = []
+    with _Pool(shared, workers) as pool:
+        for chunk in pool.map(_vectors_chunk, _chunks(len(pairs))):
+            vectors.extend(chunk)
+    result = estimate_parameters_em(
+        vectors[len(random_pairs) :], initial, total_pair_count=len(sample) * len(members),
+        u_probabilities=estimate_u_probabilities(vectors[: len(random_pairs)]),
+    )  # fmt: skip
+    return result.model
+
+
+def _vectors_chunk(start: int, stop: int) -> list[tuple[int, ...]]:
+    """Comparison vectors of ``_shared["pairs"][start:stop]`` (request, member) pairs."""
+    members, requests, spec = _shared["members"], _shared["requests"], _shared["spec"]
+    return [comparison_vector(spec, requests[j], members[m])
+            for j, m in _shared["pairs"][start:stop]]  # fmt: skip

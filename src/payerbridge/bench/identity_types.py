@@ -1,0 +1,163 @@
+"""Shared by ``bench identity``'s engines and its report: data-set and result types, measurement.
+
+``LinkageSet`` (engine input with ground truth), ``EngineResult`` (one engine on one
+data set), ``_PeakRss`` (peak memory growth while an engine runs) and ``_score``
+(answers against the ground truth). Imported by ``identity`` and ``identity_engine``;
+imports neither.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import resource
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["EngineResult", "LinkageSet"]
+
+
+@dataclass(frozen=True)
+class LinkageSet:
+    """Members and requests as ``standard_record`` keyword arguments, with ground truth.
+
+    ``truth[j]`` is the index of the member request ``j`` is about (-1: none);
+    ``member_household`` and ``request_household`` (-1: none known) let
+    false matches within the requester's own household be counted.
+    """
+
+    name: str
+    members: list[dict[str, Any]]
+    requests: list[dict[str, Any]]
+    truth: Sequence[int]
+    member_household: Sequence[int] = ()
+    request_household: Sequence[int] = ()
+    note: str = ""
+
+    @property
+    def about_members(self) -> int:
+        return sum(1 for t in self.truth if t >= 0)
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """One engine on one data set. Rates are fractions; ``None`` where they do not apply."""
+
+    dataset: str
+    engine: str
+    members: int
+    requests: int
+    about_members: int
+    auto_matches: int
+    correct: int
+    false_auto_matches: int
+    false_in_household: int
+    false_on_non_members: int
+    reviews: int | None
+    multiples: int | None
+    seconds: float
+    peak_rss_mb: float
+    recall_at_zero_false: float | None = None
+    zero_false_threshold: float | None = None
+
+    @property
+    def precision(self) -> float:
+        return self.correct / self.auto_matches if self.auto_matches else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.correct / self.about_members if self.about_members else 0.0
+
+    @property
+    def review_rate(self) -> float | None:
+        return None if self.reviews is None else self.reviews / self.requests
+
+    @property
+    def multiple_rate(self) -> float | None:
+        return None if self.multiples is None else self.multiples / self.requests
+
+
+# -- measurement -----------------------------------------------------------------------------
+
+
+class _PeakRss:
+    """Peak growth of the resident set size while the block runs (MB)."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self._interval = interval
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.start_bytes = 0
+        self.peak_bytes = 0
+        self.worker_bytes = 0
+
+    def _rss(self) -> int:
+        try:
+            with open("/proc/self/statm") as statm:
+                return int(statm.read().split()[1]) * self._page
+        except OSError:  # not Linux: the lifetime peak (ru_maxrss is in bytes on macOS)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            return peak if sys.platform == "darwin" else peak * 1024
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+
+    def __enter__(self) -> _PeakRss:
+        gc.collect()
+        self.start_bytes = self.peak_bytes = self._rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self._rss())
+
+    def add_workers(self, private_bytes: int) -> None:
+        """Count the peak private memory of worker processes (pools run one at a time)."""
+        self.worker_bytes = max(self.worker_bytes, private_bytes)
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak_bytes - self.start_bytes + self.worker_bytes) / 1024 / 1024
+
+
+def _score(
+    data: LinkageSet,
+    engine: str,
+    answers: Sequence[int],
+    seconds: float,
+    peak_rss_mb: float,
+    *,
+    reviews: int | None = None,
+    multiples: int | None = None,
+) -> EngineResult:
+    auto = correct = in_household = non_members = 0
+    for j, answer in enumerate(answers):
+        if answer < 0:
+            continue
+        auto += 1
+        if answer == data.truth[j]:
+            correct += 1
+            continue
+        in_household += _same_household(data, answer, j)
+        non_members += data.truth[j] < 0
+    return EngineResult(
+        dataset=data.name, engine=engine, members=len(data.members), requests=len(data.requests),
+        about_members=data.about_members, auto_matches=auto, correct=correct,
+        false_auto_matches=auto - correct, false_in_household=in_household,
+        false_on_non_members=non_members, reviews=reviews,
+        multiples=multiples, seconds=seconds, peak_rss_mb=peak_rss_mb,
+    )  # fmt: skip
+
+
+def _same_household(data: LinkageSet, member: int, request: int) -> bool:
+    if not data.member_household or not data.request_household:
+        return False
+    household = data.request_household[request]
+    return household >= 0 and data.member_household[member] == household

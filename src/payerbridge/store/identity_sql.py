@@ -1,0 +1,232 @@
+"""The identity hot path on DB-API cursors: its statements, and a ``$member-match``'s writes.
+
+Matching runs a handful of small statements per request; as SQLAlchemy expressions,
+compiling, caching and binding them cost more than the database work (ADR 0006). The
+statements are written here once per dialect; ``SqlMatchWrites`` runs a request's writes
+on the cursor of its one transaction (``SqlIdentityStore.match_writes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Dialect
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.identity.decision import MatchDecision
+from payerbridge.identity.evidence import MatchOutcome
+from payerbridge.identity.graph import IdentityLink, LinkKind
+from payerbridge.store.database import driver_sql
+from payerbridge.store.members import ResourceRow
+from payerbridge.store.tables import (
+    audit_events,
+    fhir_resources,
+    fhir_tokens,
+    identity_attempts,
+    identity_blocking_keys,
+    identity_decisions,
+    identity_links,
+    identity_member_records,
+    identity_reviews,
+)
+
+__all__ = ["IdentitySql", "SqlMatchWrites"]
+
+
+class IdentitySql:
+    """The hot path's statements as DB-API SQL, run on the transaction's own cursor.
+
+    Matching runs a handful of small statements per request; built as SQLAlchemy
+    expressions, compiling, caching and binding them cost more than the database
+    work. These are written once per dialect (``?`` or ``%s``), and timestamps are
+    bound with the column type's own processor, so rows are the ones SQLAlchemy writes.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.is_postgres = dialect.name == "postgresql"
+        processor = identity_decisions.c.decided_at.type.dialect_impl(dialect).bind_processor(
+            dialect
+        )
+        self.timestamp: Callable[[datetime], Any] = processor or (lambda value: value)
+        self._keys: dict[int, str] = {}
+
+        def sql(text: str) -> str:
+            return driver_sql(dialect, text)
+
+        # A card tried again only moves its row's time: the rows a count reads are the
+        # distinct cards, however often a client resends the same request.
+        self.attempt = sql(
+            f"INSERT INTO {identity_attempts.name} (client_id, demographics_key, card_key, at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (client_id, demographics_key, card_key) "
+            "DO UPDATE SET at = excluded.at"
+        )
+        self.cards_tried = sql(
+            f"SELECT COUNT(*) FROM {identity_attempts.name} "
+            "WHERE client_id = ? AND demographics_key = ? AND at > ?"
+        )
+        self.decision = sql(
+            f"INSERT INTO {identity_decisions.name} (id, outcome, member_id, client_id, "
+            "request_key, policy_version, model_version, decided_at, evidence) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self.review = sql(
+            f"INSERT INTO {identity_reviews.name} (id, decision_id, status, client_id, "
+            "request_key, candidate_ids, opened_at) VALUES (?, ?, 'open', ?, ?, ?, ?)"
+        )
+        self.latest_review = sql(
+            f"SELECT id FROM {identity_reviews.name} WHERE client_id = ? AND request_key = ? "
+            "ORDER BY opened_at DESC LIMIT 1"
+        )
+        self.current_links = sql(
+            f"SELECT kind, system, value FROM {identity_links.name} "
+            "WHERE member_id = ? AND valid_to IS NULL"
+        )
+        self.link = sql(
+            f"INSERT INTO {identity_links.name} (member_id, kind, system, value, assigner, "
+            "decision_id, recorded_by, valid_from, valid_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        # A stored resource rewritten, as write_batch (store/members.py) rewrites one.
+        self.rewrite_resource = sql(
+            f"UPDATE {fhir_resources.name} SET patient_id = ?, version_id = version_id + 1, "
+            "last_updated = ?, source = ?, body = ? WHERE ref = ?"
+        )
+        self.drop_tokens = sql(f"DELETE FROM {fhir_tokens.name} WHERE ref = ?")
+        self.token = sql(
+            f"INSERT INTO {fhir_tokens.name} (ref, resource_type, param, system, value) "
+            "VALUES (?, ?, ?, ?, ?)"
+        )
+        self.patient = sql(
+            f"SELECT body, source FROM {fhir_resources.name} WHERE ref = ?"
+            + (" FOR UPDATE" if self.is_postgres else "")
+        )
+        # The row append_audit writes (store/audit.py), several at once.
+        self.audit = sql(
+            f"INSERT INTO {audit_events.name} (at, actor, action, entity_type, entity_id, "
+            "outcome, request_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._candidates = (
+            f"SELECT r.member_id, r.record FROM {identity_member_records.name} r "
+            f"WHERE r.member_id IN (SELECT k.member_id FROM {identity_blocking_keys.name} k "
+            "WHERE k.key {keys}) AND NOT EXISTS (SELECT 1 FROM "
+            f"{identity_links.name} l WHERE l.member_id = r.member_id "
+            f"AND l.kind = '{LinkKind.MERGED_INTO}' AND l.valid_to IS NULL) "
+            "ORDER BY r.member_id"
+        )
+
+    def candidates(self, keys: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        """The current candidates of these blocking keys: SQL and parameters."""
+        if self.is_postgres:
+            return self._candidates.replace("{keys}", "= ANY(%s)"), (list(keys),)
+        text = self._keys.get(len(keys))
+        if text is None:
+            marks = ", ".join("?" * len(keys))
+            text = self._keys[len(keys)] = self._candidates.replace("{keys}", f"IN ({marks})")
+        return text, tuple(keys)
+
+    def decision_row(
+        self, decision: MatchDecision, client_id: str, request_key: str
+    ) -> tuple[Any, ...]:
+        evidence = decision.evidence
+        return (decision.decision_id, decision.outcome.value, decision.member_id, client_id,
+                request_key, evidence.policy_version, evidence.model_version,
+                self.timestamp(evidence.decided_at),
+                orjson.dumps(evidence.to_dict()).decode())  # fmt: skip
+
+    def review_row(
+        self, decision: MatchDecision, review_id: str, client_id: str, request_key: str
+    ) -> tuple[Any, ...]:
+        return (review_id, decision.decision_id, client_id, request_key,
+                orjson.dumps(list(decision.candidate_ids)).decode(),
+                self.timestamp(decision.evidence.decided_at))  # fmt: skip
+
+    def audit_row(self, event: AuditEvent) -> tuple[Any, ...]:
+        return (self.timestamp(event.at), event.actor, event.action, event.entity_type,
+                event.entity_id, event.outcome, event.request_id,
+                orjson.dumps(event.detail).decode() if event.detail else None)  # fmt: skip
+
+    def link_row(self, link: IdentityLink) -> tuple[Any, ...]:
+        return (link.member_id, link.kind, link.system, link.value, link.assigner,
+                link.decision_id, link.recorded_by, self.timestamp(link.valid_from),
+                None if link.valid_to is None else self.timestamp(link.valid_to))  # fmt: skip
+
+
+class SqlMatchWrites:
+    """The writes of one ``$member-match``, in one transaction (``SqlIdentityStore.match_writes``):
+    the attempt, the decision with its evidence, review case and audit events, the UMB
+    handed out and the identity-graph links. All of it commits, or none of it."""
+
+    def __init__(self, cursor: Any, sql: IdentitySql) -> None:
+        self._cursor = cursor
+        self._sql = sql
+        self._sources: dict[str, str] = {}  # the source of each Patient read
+
+    def note_attempt(
+        self, *, client_id: str, demographics_key: str, card_key: str, at: datetime,
+        window: timedelta,
+    ) -> int:  # fmt: skip
+        """Record an attempt; return how many distinct cards this client tried with these
+        demographics within the window (this one included)."""
+        sql, cursor = self._sql, self._cursor
+        cursor.execute(sql.attempt, (client_id, demographics_key, card_key, sql.timestamp(at)))
+        cursor.execute(sql.cards_tried,
+                       (client_id, demographics_key, sql.timestamp(at - window)))  # fmt: skip
+        return int(cursor.fetchone()[0])
+
+    def record_decision(
+        self, decision: MatchDecision, *, client_id: str, request_key: str,
+        review_id: str | None, event: AuditEvent,
+    ) -> None:  # fmt: skip
+        """The decision with its evidence, its audit event and, for ``review``, its case."""
+        sql, cursor = self._sql, self._cursor
+        cursor.execute(sql.decision, sql.decision_row(decision, client_id, request_key))
+        if decision.outcome is MatchOutcome.REVIEW:
+            assert review_id is not None
+            cursor.execute(sql.review, sql.review_row(decision, review_id, client_id, request_key))
+        cursor.execute(sql.audit, sql.audit_row(event))
+
+    def patient(self, member_id: str) -> dict[str, Any] | None:
+        """The member's Patient as stored (locked until the transaction ends on PostgreSQL)."""
+        self._cursor.execute(self._sql.patient, (f"Patient/{member_id}",))
+        row = self._cursor.fetchone()
+        if row is None:
+            return None
+        self._sources[member_id] = row[1]
+        return dict(orjson.loads(row[0]))
+
+    def assign_identifier(
+        self, patient: dict[str, Any], identifier: dict[str, Any], *, at: datetime
+    ) -> None:
+        """Add an identifier (the UMB we hand out) to the Patient just read and index it."""
+        member_id = patient["id"]
+        source = self._sources[member_id]
+        resource = {**patient, "identifier": [*(patient.get("identifier") or []), identifier]}
+        row = ResourceRow.from_resource(resource, member_id)
+        sql, cursor = self._sql, self._cursor
+        cursor.execute(sql.rewrite_resource,
+                       (member_id, sql.timestamp(at), source, row.body, row.ref))  # fmt: skip
+        cursor.execute(sql.drop_tokens, (row.ref,))
+        cursor.executemany(sql.token, [(row.ref, row.resource_type, *token)
+                                       for token in row.tokens])  # fmt: skip
+
+    def add_links(self, links: Sequence[IdentityLink]) -> None:
+        """Add links; a link already current is kept as it is."""
+        sql, cursor = self._sql, self._cursor
+        current: set[tuple[str, str, str, str]] = set()
+        for member_id in {link.member_id for link in links}:
+            cursor.execute(sql.current_links, (member_id,))
+            current.update((member_id, *row) for row in cursor.fetchall())
+        new = []
+        for link in links:
+            key = (link.member_id, link.kind, link.system, link.value)
+            if key not in current:
+                current.add(key)
+                new.append(sql.link_row(link))
+        if new:
+            cursor.executemany(sql.link, new)
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        if events:
+            self._cursor.executemany(self._sql.audit, [self._sql.audit_row(e) for e in events])
