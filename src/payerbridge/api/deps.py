@@ -140,8 +140,10 @@ async def run_store_bound(platform: Platform, function: Callable[..., T], *args:
     SQLite runs in this process, and a small request's statements take microseconds:
     the hop to a worker thread and back, and the GIL handed between the two threads
     under load, cost more than the work (``bench identity``: about 1.5x the requests
-    per second). PostgreSQL's statements wait on the network, and that wait must not
-    hold up the event loop."""
+    per second). While a workflow step in this process holds SQLite's write lock, the
+    loop waits for it as a request would (milliseconds: the step's one commit).
+    PostgreSQL's statements wait on the network, and that wait must not hold up the
+    event loop."""
     if platform.settings.is_sqlite:
         return function(*args)
     return await run_in_threadpool(function, *args)
