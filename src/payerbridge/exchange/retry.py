@@ -20,8 +20,10 @@ import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 __all__ = [
+    "Backoff",
     "FailureClass",
     "RetryDecision",
     "RetryPolicy",
@@ -84,7 +86,17 @@ class RetryPolicy:
         return {**asdict(self), "version": self.version}
 
 
-def full_jitter_delay(policy: RetryPolicy, attempt: int, unit_random: float) -> float:
+class Backoff(Protocol):
+    """What full jitter needs of a policy (``RetryPolicy``, ``WebhookPolicy``)."""
+
+    @property
+    def base_delay_seconds(self) -> float: ...
+
+    @property
+    def max_delay_seconds(self) -> float: ...
+
+
+def full_jitter_delay(policy: Backoff, attempt: int, unit_random: float) -> float:
     """AWS-style full jitter: uniform in [0, min(cap, base·2^(attempt-1))].
 
     ``unit_random`` in [0, 1) is drawn by the caller, so this stays deterministic."""

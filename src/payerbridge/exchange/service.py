@@ -247,12 +247,12 @@ def _advance(
     before: Sequence[Move] = (),
     then: Sequence[Move] = (),
     event: AuditEvent | None = None,
-    also: TransactionPart | None = None,
+    also: Sequence[TransactionPart] = (),
 ) -> None:
     """Move to ``target`` (passing through ``before`` and on to ``then``) in one commit,
-    with ``event`` (the consent decision that allowed it) and ``also``."""
+    with ``event`` (the consent decision that allowed it) and the parts in ``also``."""
     reset = {"attempts": 0, "next_attempt_at": None, **(updates or {})}
-    parts = [part for part in (event and ports.audit.record_with(event), also) if part]
+    parts = [*([ports.audit.record_with(event)] if event else []), *also]
 
     def together(connection: Any) -> None:
         for part in parts:
@@ -559,9 +559,9 @@ def retrieve(
     # same idempotency key, as it would if cut off before a commit of the payload alone.
     normalized = _normalized(ports, exchange_id, partner, body)
     if isinstance(normalized, str):
-        _advance(ports, exchange_id, S.RECEIVED, detail=received.detail, also=keep_payload)
+        _advance(ports, exchange_id, S.RECEIVED, detail=received.detail, also=[keep_payload])
         return _fail(ports, exchange_id, "invalid-payload", normalized)
-    _store_normalized(ports, exchange_id, normalized, before=[received], also=keep_payload)
+    _store_normalized(ports, exchange_id, normalized, before=[received], also=[keep_payload])
     return StepResult(S.COMPLETED, done=True)
 
 
@@ -607,16 +607,10 @@ def _store_normalized(
     normalized: NormalizedBundle,
     *,
     before: Sequence[Move] = (),
-    also: TransactionPart | None = None,
+    also: Sequence[TransactionPart] = (),
 ) -> None:
     at = ports.clock()
     store = ports.writer.write_with(normalized.resources, source=f"exchange:{exchange_id}", at=at)
-
-    def together(connection: Any) -> None:
-        if also is not None:
-            also(connection)
-        store(connection)
-
     _advance(
         ports,
         exchange_id,
@@ -631,7 +625,7 @@ def _store_normalized(
             "resource_count": sum(normalized.counts.values()),
         },
         before=before,
-        also=together,
+        also=[*also, store],
         then=[Move(S.COMPLETED)],
     )
     logger.info(

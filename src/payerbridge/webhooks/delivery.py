@@ -17,6 +17,7 @@ from typing import Protocol
 
 import httpx
 
+from payerbridge.partners.client import retry_after_seconds
 from payerbridge.webhooks.model import (
     DELIVERY_HEADER,
     EVENT_TYPE,
@@ -95,7 +96,7 @@ def _post(
             store.delivered(delivery.id, status=status, at=clock())
             return
         error = f"the receiver answered {status}"
-        retry_after = _retry_after(response.headers.get("retry-after"))
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
     except httpx.HTTPError as exc:
         error = f"could not reach the receiver ({type(exc).__name__})"
     retry_at = next_attempt(
@@ -116,13 +117,6 @@ def _post(
             "gave_up": retry_at is None,
         },
     )
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(float(value), 0.0) if value else None
-    except ValueError:
-        return None  # an HTTP date: the backoff decides
 
 
 class WebhookSender:

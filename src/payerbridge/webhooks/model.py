@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from payerbridge.errors import Issue, UnprocessableRequest
+from payerbridge.exchange.retry import full_jitter_delay
 
 __all__ = [
     "EVENT_TYPE",
@@ -161,6 +162,5 @@ def next_attempt(
     ``Retry-After``), or None when the attempts are spent."""
     if attempt >= policy.max_attempts:
         return None
-    ceiling = min(policy.max_delay_seconds, policy.base_delay_seconds * 2 ** (attempt - 1))
-    delay = max(ceiling * unit_random, retry_after_seconds or 0.0)
+    delay = max(full_jitter_delay(policy, attempt, unit_random), retry_after_seconds or 0.0)
     return now + timedelta(seconds=min(delay, policy.max_delay_seconds))
