@@ -108,9 +108,31 @@ def test_content_negotiation(payer: ServerProcess) -> None:
         outcome(client.post("/fhir/Patient/$member-match", content=b"<Parameters/>",
                             headers={"Content-Type": "application/fhir+xml"}), 415,
                 "not-supported")
+        # $member-match is a plain route (ADR 0006) and negotiates content itself.
+        outcome(client.post("/fhir/Patient/$member-match", json=member_match_parameters(),
+                            headers={**FHIR, "Accept": "application/fhir+xml"}), 406,
+                "not-supported")
+        outcome(client.post("/fhir/Patient/$member-match?_format=xml",
+                            json=member_match_parameters(), headers=FHIR), 406, "not-supported")
         outcome(client.get("/fhir/Nope/1"), 404, "not-supported")
         outcome(client.get("/fhir/Patient/unknown"), 404, "not-found")
         outcome(client.get("/no/such/route"), 404, "not-found")
+
+
+def test_an_overlong_idempotency_key_is_named(payer: ServerProcess) -> None:
+    with payer.client() as client:
+        for path, call in (
+            ("/fhir/Patient/$member-match",
+             lambda key: client.post("/fhir/Patient/$member-match",
+                                     json=member_match_parameters(),
+                                     headers={**FHIR, "Idempotency-Key": key})),
+            ("/fhir/Patient/p1/$everything",
+             lambda key: client.get("/fhir/Patient/p1/$everything",
+                                    headers={"Idempotency-Key": key})),
+        ):  # fmt: skip
+            text = outcome(call("k" * 201), 400, "invalid")
+            assert "Idempotency-Key" in text, path
+            assert call("k" * 200).status_code in (200, 422), path
 
 
 def test_request_id_is_echoed_or_generated(payer: ServerProcess) -> None:
