@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from itertools import count
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from payerbridge.audit.model import AuditEvent
@@ -210,3 +212,17 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
         platform.identity.record_decisions([fresh, entries[0]])  # d-match is stored already
     assert rows(platform) == after
     assert platform.identity.decision("d-new") is None
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)),
+                                               timezone(timedelta(hours=9, minutes=30))])))
+def test_the_hot_paths_sqlite_timestamps_are_the_text_sqlalchemy_writes(value: datetime) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from payerbridge.store.identity_sql import sqlite_timestamp
+
+    dialect = sqlite.dialect()
+    bind = identity_decisions.c.decided_at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert bind is not None
+    assert sqlite_timestamp(value) == bind(value)

@@ -260,25 +260,22 @@ class _SpareConnections:
         self._idle: list[sqlite3.Connection] = []  # append/pop are atomic under the GIL
         self._closed = False
 
-    @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
+    def take(self) -> sqlite3.Connection:
         try:
-            connection = self._idle.pop()
+            return self._idle.pop()
         except IndexError:
             proxy = self._engine.raw_connection()
             proxy.detach()
-            connection = proxy.dbapi_connection
-        try:
-            yield connection
-        except BaseException:
+            connection: sqlite3.Connection = proxy.dbapi_connection
+            return connection
+
+    def give_back(self, connection: sqlite3.Connection, *, failed: bool) -> None:
+        if failed or self._closed or len(self._idle) >= self._keep:
             connection.close()
-            raise
+            return
         if connection.in_transaction:
             connection.rollback()
-        if self._closed or len(self._idle) >= self._keep:
-            connection.close()
-        else:
-            self._idle.append(connection)
+        self._idle.append(connection)
 
     def close(self) -> None:
         self._closed = True
@@ -288,27 +285,41 @@ class _SpareConnections:
 
 _spares: weakref.WeakKeyDictionary[Engine, _SpareConnections] = weakref.WeakKeyDictionary()
 
+# raw_cursor and raw_transaction are one generator each (no nested context managers):
+# they run several times in every $member-match.
 
-@contextmanager
-def _driver_connection(engine: Engine) -> Iterator[Any]:
-    """A driver (DB-API) connection of ``engine``: a spare one on SQLite, else pooled."""
+
+def _take_driver_connection(engine: Engine) -> tuple[Any, Any]:
+    """A driver (DB-API) connection of ``engine`` (a spare one on SQLite) and what to give
+    it back to: the spares, or the pool's proxy."""
     spares = _spares.get(engine)
     if spares is not None:
-        with spares.connection() as connection:
-            yield connection
-        return
+        return spares.take(), spares
     pooled = engine.raw_connection()
-    try:
-        yield pooled.dbapi_connection
-    finally:
-        pooled.close()  # back to the pool, which rolls back what the block left open
+    return pooled.dbapi_connection, pooled
+
+
+def _give_back(connection: Any, owner: Any, *, failed: bool) -> None:
+    if isinstance(owner, _SpareConnections):
+        owner.give_back(connection, failed=failed)
+    else:
+        owner.close()  # back to the pool, which rolls back what the block left open
 
 
 @contextmanager
 def raw_cursor(engine: Engine) -> Iterator[Any]:
     """A DB-API cursor for reads."""
-    with _driver_connection(engine) as connection, cursor_of(connection) as cursor:
-        yield cursor
+    connection, owner = _take_driver_connection(engine)
+    failed = True
+    try:
+        cursor = connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()  # before the connection is reused: see cursor_of
+        failed = False
+    finally:
+        _give_back(connection, owner, failed=failed)
 
 
 @contextmanager
@@ -316,7 +327,9 @@ def raw_transaction(engine: Engine) -> Iterator[Any]:
     """A DB-API cursor in a transaction of its own: committed when the block ends, rolled
     back if it raises. On SQLite it takes the write lock as the engine's transactions do
     (``_begin_immediate``); psycopg begins one at the first statement."""
-    with _driver_connection(engine) as connection:
+    connection, owner = _take_driver_connection(engine)
+    failed = True
+    try:
         if isinstance(connection, _WriterConnection):
             connection.take_lock()
             try:
@@ -325,12 +338,18 @@ def raw_transaction(engine: Engine) -> Iterator[Any]:
                 connection.drop_lock()
                 raise
         try:
-            with cursor_of(connection) as cursor:
+            cursor = connection.cursor()
+            try:
                 yield cursor
+            finally:
+                cursor.close()
         except BaseException:
             connection.rollback()
             raise
         connection.commit()
+        failed = False
+    finally:
+        _give_back(connection, owner, failed=failed)
 
 
 def _begin_deferred(connection: Any) -> None:

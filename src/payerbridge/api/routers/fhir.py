@@ -82,8 +82,23 @@ _STARTED = datetime.now(UTC)
 
 def fhir_base(platform: Platform, request: Request) -> str:
     configured = platform.settings.public_base_url
-    base = configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
-    return f"{base}/fhir"
+    if configured:
+        return f"{configured.rstrip('/')}/fhir"
+    # Starlette builds a URL object for request.base_url on every call; the few bases a
+    # server is reached by are remembered (a bounded map: the Host header is the client's).
+    scope = request.scope
+    key = (scope["scheme"], request.headers.get("host"), scope.get("root_path"),
+           scope.get("server"))  # fmt: skip
+    base = _BASES.get(key)
+    if base is None:
+        if len(_BASES) >= _MAX_BASES:
+            _BASES.clear()
+        base = _BASES[key] = f"{str(request.base_url).rstrip('/')}/fhir"
+    return base
+
+
+_MAX_BASES = 64
+_BASES: dict[tuple[Any, ...], str] = {}
 
 
 @router.get("/metadata")
