@@ -3,6 +3,7 @@ and a transaction that fails or is abandoned hands the lock on at once."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -89,6 +90,44 @@ def test_raw_transactions_queue_with_engine_writers_and_roll_back_on_error(
         assert connection.execute(text("SELECT min(n), count(*) FROM t")).one() == (0, 30)
     assert time.monotonic() - started < 1
     engine.dispose()
+
+
+def test_hot_path_connections_are_reused_closed_after_a_failure_and_on_dispose(
+    tmp_path: Path,
+) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}", pool_size=2)
+    with raw_transaction(engine) as cursor:
+        cursor.execute("CREATE TABLE t (n INTEGER)")
+        first = cursor.connection
+    with raw_cursor(engine) as cursor:
+        assert cursor.connection is first  # the spare came back and was taken again
+        cursor.execute("SELECT count(*) FROM t")
+
+    with pytest.raises(RuntimeError), raw_cursor(engine) as cursor:
+        raise RuntimeError("the read failed")
+    with pytest.raises(sqlite3.ProgrammingError):  # not kept: closed
+        first.execute("SELECT 1")
+
+    # A transaction left open by mistake is rolled back before the connection is reused.
+    with raw_cursor(engine) as cursor:
+        cursor.execute("BEGIN")
+        cursor.execute("INSERT INTO t VALUES (1)")
+        kept = cursor.connection
+    assert not kept.in_transaction
+    with raw_cursor(engine) as cursor:
+        assert cursor.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+    # At most pool_size wait idle; disposing of the engine closes them.
+    cursors = [raw_cursor(engine) for _ in range(3)]
+    opened = [c.__enter__() for c in cursors]
+    connections = [c.connection for c in opened]
+    assert len({id(c) for c in connections}) == 3
+    for context in cursors:
+        context.__exit__(None, None, None)
+    engine.dispose()
+    for connection in connections:
+        with pytest.raises(sqlite3.ProgrammingError):
+            connection.execute("SELECT 1")
 
 
 def test_commits_leave_the_wal_to_the_checkpointer_thread(tmp_path: Path) -> None:
