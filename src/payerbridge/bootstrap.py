@@ -202,7 +202,7 @@ def build_platform(
         audit=audit,
         idempotency=SqlIdempotencyStore(engine),
         consents=consents,
-        clients=SqlClientRegistry(engine, reader=reader),
+        clients=SqlClientRegistry(engine),
         identity=SqlIdentityStore(
             engine,
             identity_secret(settings),

@@ -28,9 +28,8 @@ def token_digest(token: str) -> str:
 
 
 class SqlClientRegistry:
-    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._reader = reader or engine  # reads never take SQLite's write lock
         self._by_token = driver_sql(
             engine.dialect,
             f"SELECT id, name, npi FROM {api_clients.name} "
@@ -71,8 +70,9 @@ class SqlClientRegistry:
         return token
 
     def by_token(self, token: str) -> ApiClient | None:
-        # Every authenticated request runs it: DB-API SQL, see store.database.
-        with raw_cursor(self._reader) as cursor:
+        # Every authenticated request runs it: DB-API SQL on the writing engine's connections
+        # (no write lock is taken; see store.database.raw_cursor).
+        with raw_cursor(self._engine) as cursor:
             cursor.execute(self._by_token, (token_digest(token),))
             row = cursor.fetchone()
         return None if row is None else ApiClient(*row)

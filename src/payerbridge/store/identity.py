@@ -155,7 +155,7 @@ class SqlIdentityStore:
         if not wanted:
             return []
         sql, parameters = self._sql.candidates(wanted)
-        with raw_cursor(self._reader) as cursor:
+        with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
             cursor.execute(sql, parameters)
             rows = cursor.fetchall()
         return [(MemberId(member_id), record_from_dict(orjson.loads(record)))
@@ -308,7 +308,7 @@ class SqlIdentityStore:
 
     def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None:
         """The newest case opened for this requester's request (the same request again)."""
-        with raw_cursor(self._reader) as cursor:
+        with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
             cursor.execute(self._sql.latest_review, (client_id, request_key))
             row = cursor.fetchone()
         return None if row is None else self.review(row[0])
