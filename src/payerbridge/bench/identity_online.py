@@ -11,9 +11,9 @@ a population of an ``IdentitySet`` it:
    out of the way since the bench resends the same requests);
 3. sends warm-up requests (not counted), then each chosen request once,
    sequentially on one keep-alive connection, timing each call at the client;
-4. sends a fixed number of requests over several keep-alive connections at once, for
-   requests per second, from ``bench.loadgen`` (a client far cheaper than the server,
-   so the number is the server's);
+4. sends a fixed number of requests over several keep-alive connections at once, three
+   times (the median is the requests per second), from ``bench.loadgen`` (a client far
+   cheaper than the server, so the number is the server's);
 5. stops the server, sends the same load to ``bench.bare_endpoint`` (a FastAPI endpoint
    that only parses the body) for reference, and removes the data dir.
 
@@ -57,6 +57,8 @@ _MEMBER_MATCH = "/fhir/Patient/$member-match"
 _ANSWERS = frozenset({200, 422})
 _REQUESTER_NPI = "1234567893"
 _REQUESTER_ID = "bench-requester"
+# Throughput runs per server (the median is reported): one run swings by a tenth.
+_THROUGHPUT_REPEATS = 3
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -267,15 +269,19 @@ def _wire_requests(port: int, token: str | None, bodies: Sequence[bytes]) -> lis
 
 
 def _throughput(
-    port: int, wire: Sequence[bytes], count: int, connections: int, tally: _Tally
-) -> float:
-    """Requests per second over ``connections`` keep-alive connections, after one warm-up
-    pass on each (not counted)."""
+    port: int, wire: Sequence[bytes], count: int, connections: int, tally: _Tally,
+    *, repeats: int = _THROUGHPUT_REPEATS,
+) -> float:  # fmt: skip
+    """Requests per second over ``connections`` keep-alive connections: the median of
+    ``repeats`` runs of ``count`` requests, after one warm-up pass on each (not counted)."""
     run_load("127.0.0.1", port, wire, count=connections * 4, connections=connections)
-    result = run_load("127.0.0.1", port, wire, count=count, connections=connections)
-    tally.statuses.update(result.statuses)
-    tally.failures.update(result.failures)
-    return result.per_second
+    rates = []
+    for _ in range(repeats):
+        result = run_load("127.0.0.1", port, wire, count=count, connections=connections)
+        tally.statuses.update(result.statuses)
+        tally.failures.update(result.failures)
+        rates.append(result.per_second)
+    return statistics.median(rates)
 
 
 def _percentile(sorted_ms: Sequence[float], q: int) -> float:
@@ -372,8 +378,9 @@ class HttpMemberMatchLatency:
         note = (
             "latency: client wall time over loopback, one keep-alive connection, sequential "
             f"(an upper bound on server time), after {self.warmup:,} warm-up requests; "
-            f"requests/s: {self.throughput_requests:,} requests over {self.connections} keep-alive "
-            f"connections (bench.loadgen); one server process, SQLite; answers 200 x{matched:,}, "
+            f"requests/s: median of {_THROUGHPUT_REPEATS} runs of {self.throughput_requests:,} "
+            f"requests over {self.connections} keep-alive connections (bench.loadgen); one "
+            f"server process, SQLite; answers 200 x{matched:,}, "
             f"422 x{unmatched:,}; load (NDJSON + import + index) {load_seconds:,.0f}s"
         )
         if tally.errors:
