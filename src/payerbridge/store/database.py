@@ -250,7 +250,8 @@ class _SpareConnections:
     detached from it, so the engine's connect events (pragmas, the write lock) have run
     on them; they run in autocommit mode, so there is nothing to reset between uses
     beyond a transaction left open by mistake. At most ``keep`` wait idle; a connection
-    whose block raised is closed, not kept. Disposing of the engine closes the idle ones.
+    whose block raised is closed, not kept. Disposing of the engine closes the idle ones,
+    and each one in use is closed when it comes back.
     (On PostgreSQL the pool stays: its checkout is small beside a network round trip, and
     it pings connections the server may have dropped.)"""
 
