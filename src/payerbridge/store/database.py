@@ -43,8 +43,8 @@ def create_db_engine(url: str, *, pool_size: int = 10, reads_only: bool = False)
     plain deferred ones, so concurrent readers do not queue for the write lock (WAL
     readers see the last committed state). Never write through it."""
     if url.startswith("sqlite"):
-        path = url.removeprefix("sqlite:///")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = _sqlite_file(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
         connect_args: dict[str, Any] = {
             "timeout": 30,
             "check_same_thread": False,
@@ -59,11 +59,17 @@ def create_db_engine(url: str, *, pool_size: int = 10, reads_only: bool = False)
         if reads_only:
             event.listen(engine, "begin", _begin_deferred)
         else:
-            lock = _write_locks.setdefault(str(Path(path).resolve()), threading.Lock())
+            lock = _write_locks.setdefault(str(path), threading.Lock())
             event.listen(engine, "connect", lambda dbapi, _record: dbapi.use_lock(lock))
             event.listen(engine, "begin", _begin_immediate)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _sqlite_file(url: str) -> Path:
+    """The database file of a ``sqlite:///`` URL, resolved (one name per file, for its
+    process-wide write lock and its checkpoints)."""
+    return Path(url.removeprefix("sqlite:///")).resolve()
 
 
 def create_workflow_engine(url: str) -> Engine:
@@ -75,8 +81,7 @@ def create_workflow_engine(url: str) -> Engine:
     foreign keys on) but journals to a WAL synced at checkpoints, as our own database
     does: a killed process loses nothing; a power cut may lose the last steps' records,
     and those steps are idempotent (ADR 0004). We dispose of it after DBOS is destroyed."""
-    path = url.removeprefix("sqlite:///")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _sqlite_file(url).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
     event.listen(engine, "connect", _workflow_pragmas)
     return engine
@@ -117,7 +122,7 @@ class WalCheckpointer:
 
     def watch(self, url: str) -> None:
         """Checkpoint this SQLite database too (from the next round on)."""
-        path = str(Path(url.removeprefix("sqlite:///")).resolve())
+        path = str(_sqlite_file(url))
         with self._lock:
             if path not in self._paths:
                 self._paths.append(path)

@@ -48,17 +48,20 @@ class IdentitySql:
     Matching runs a handful of small statements per request; built as SQLAlchemy
     expressions, compiling, caching and binding them cost more than the database
     work. These are written once per dialect (``?`` or ``%s``), and timestamps are
-    bound with the column type's own processor, so rows are the ones SQLAlchemy writes.
+    bound as the column type's own processor binds them (``sqlite_timestamp`` on SQLite),
+    so rows are the ones SQLAlchemy writes.
     """
 
     def __init__(self, dialect: Dialect) -> None:
         self.is_postgres = dialect.name == "postgresql"
-        processor = identity_decisions.c.decided_at.type.dialect_impl(dialect).bind_processor(
-            dialect
-        )
-        self.timestamp: Callable[[datetime], Any] = processor or (lambda value: value)
-        if dialect.name == "sqlite":  # the same text, in one C call instead of two layers
+        self.timestamp: Callable[[datetime], Any]
+        if dialect.name == "sqlite":  # the column type's text, in one C call, not two layers
             self.timestamp = sqlite_timestamp
+        else:
+            processor = identity_decisions.c.decided_at.type.dialect_impl(dialect).bind_processor(
+                dialect
+            )
+            self.timestamp = processor or (lambda value: value)
         self._keys: dict[int, str] = {}
 
         def sql(text: str) -> str:
