@@ -220,9 +220,15 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
 def test_the_hot_paths_sqlite_timestamps_are_the_text_sqlalchemy_writes(value: datetime) -> None:
     from sqlalchemy.dialects import sqlite
 
-    from payerbridge.store.identity_sql import sqlite_timestamp
+    from payerbridge.store.database import DialectSql, sqlite_timestamp
 
     dialect = sqlite.dialect()
     bind = identity_decisions.c.decided_at.type.dialect_impl(dialect).bind_processor(dialect)
     assert bind is not None
     assert sqlite_timestamp(value) == bind(value)
+    # and read back as SQLAlchemy reads them (the exchange store's hot reads)
+    column = identity_decisions.c.decided_at.type
+    read = column.dialect_impl(dialect).result_processor(dialect, None)
+    assert read is not None
+    expected = column.process_result_value(read(bind(value)), dialect)
+    assert DialectSql(dialect).read_timestamp(sqlite_timestamp(value)) == expected == value

@@ -6,17 +6,23 @@ import logging
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
 
+from payerbridge.audit.model import AuditEvent
+from payerbridge.store.tables import UtcDateTime, audit_events
+
 __all__ = [
+    "DialectSql",
     "WalCheckpointer",
     "create_db_engine",
     "create_workflow_engine",
@@ -25,6 +31,7 @@ __all__ = [
     "migrate",
     "raw_cursor",
     "raw_transaction",
+    "sqlite_timestamp",
 ]
 
 logger = logging.getLogger(__name__)
@@ -232,6 +239,62 @@ class _WriterConnection(sqlite3.Connection):
 def driver_sql(dialect: Dialect, text: str) -> str:
     """``text`` with ``?`` placeholders in the driver's own style (``%s`` for psycopg)."""
     return text.replace("?", "%s") if dialect.paramstyle in ("format", "pyformat") else text
+
+
+def sqlite_timestamp(value: datetime) -> str:
+    """An aware datetime as SQLAlchemy's SQLite ``DateTime`` stores a ``UtcDateTime``
+    (UTC, zone dropped, always six fraction digits); tests hold the two equal."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _read_sqlite_timestamp(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _as_read(value: datetime | None) -> datetime | None:
+    return value
+
+
+_dialect_sql: dict[tuple[type, str, str], Any] = {}  # by kind and dialect
+
+
+class DialectSql:
+    """Statements of a hot path as DB-API SQL for one dialect, with timestamps bound and
+    read back as the ``UtcDateTime`` column type does, so the rows are the ones
+    SQLAlchemy writes and reads. Subclasses write their SQL with ``?`` (``sql``)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.is_postgres = dialect.name == "postgresql"
+        self.timestamp: Callable[[datetime], Any]
+        self.read_timestamp: Callable[[Any], datetime | None]
+        if dialect.name == "sqlite":  # the column type's text, in one C call, not two layers
+            self.timestamp, self.read_timestamp = sqlite_timestamp, _read_sqlite_timestamp
+        else:
+            processor = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+            self.timestamp, self.read_timestamp = processor or (lambda value: value), _as_read
+        # The row append_audit writes (store/audit.py), several at once.
+        self.audit = self.sql(
+            f"INSERT INTO {audit_events.name} (at, actor, action, entity_type, entity_id, "
+            "outcome, request_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+
+    def sql(self, text: str) -> str:
+        return driver_sql(self.dialect, text)
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> Self:
+        """This kind's statements for ``dialect``, written once per process."""
+        key = (cls, dialect.name, dialect.paramstyle)
+        found = _dialect_sql.get(key)
+        if found is None:
+            found = _dialect_sql[key] = cls(dialect)
+        return found
+
+    def audit_row(self, event: AuditEvent) -> tuple[Any, ...]:
+        return (self.timestamp(event.at), event.actor, event.action, event.entity_type,
+                event.entity_id, event.outcome, event.request_id,
+                orjson.dumps(event.detail).decode() if event.detail else None)  # fmt: skip
 
 
 @contextmanager

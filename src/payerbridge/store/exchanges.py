@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
@@ -21,14 +22,18 @@ from payerbridge.exchange.model import (
     Submission,
     check_transition,
 )
-from payerbridge.store.audit import append_audit, append_audits
+from payerbridge.store.audit import append_audit
+from payerbridge.store.database import DialectSql, cursor_of, raw_cursor
 from payerbridge.store.tables import (
+    UtcDateTime,
     dead_letters,
     exchange_payloads,
     exchange_transitions,
     exchanges,
+    webhook_subscriptions,
 )
-from payerbridge.store.webhooks import listened_to, outbox_transitions, webhook_listeners
+from payerbridge.store.webhooks import outbox_transitions, webhook_listeners
+from payerbridge.types import OPERATOR
 
 __all__ = ["ExchangeRecord", "SqlExchangeStore", "Transition"]
 
@@ -115,6 +120,68 @@ class _Written:
     detail: dict[str, Any] | None = None
 
 
+_COLUMNS = tuple(column.name for column in exchanges.c)
+_TIMESTAMPS = frozenset(
+    column.name for column in exchanges.c if isinstance(column.type, UtcDateTime)
+)
+
+
+class ExchangeSql(DialectSql):
+    """The statements every step of every exchange runs (read the row; lock it, move it,
+    record the transitions and their audit events) as DB-API SQL on the transaction's
+    own cursor: as SQLAlchemy expressions they cost more in Python than in the database."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        sql = self.sql
+        self.by_id = sql(f"SELECT {', '.join(_COLUMNS)} FROM {exchanges.name} WHERE id = ?")
+        # The row locked: its state, its last transition and whether anyone listens (the
+        # subscriptions store/webhooks.py tells of the exchange: its client's, the operator's).
+        self.lock_state = sql(
+            f"SELECT e.state, (SELECT max(t.seq) FROM {exchange_transitions.name} t "
+            "WHERE t.exchange_id = e.id), EXISTS (SELECT 1 FROM "
+            f"{webhook_subscriptions.name} w WHERE w.disabled_at IS NULL "
+            "AND (w.client_id = e.client_id OR w.client_id = ?)) "
+            f"FROM {exchanges.name} e WHERE e.id = ?"
+            + (" FOR UPDATE OF e" if self.is_postgres else "")
+        )
+        self.insert_transition = sql(
+            f"INSERT INTO {exchange_transitions.name} (exchange_id, seq, from_state, "
+            "to_state, at, actor, reason_code, detail, policy_version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._updates: dict[tuple[str, ...], str] = {}
+
+    def update(self, columns: tuple[str, ...]) -> str:
+        """UPDATE of the exchange's ``columns`` (then its id), written once per set."""
+        text = self._updates.get(columns)
+        if text is None:
+            unknown = set(columns) - set(_COLUMNS)
+            if unknown:
+                raise ValueError(f"exchanges has no column {sorted(unknown)}")
+            assignments = ", ".join(f"{column} = ?" for column in columns)
+            text = self._updates[columns] = self.sql(
+                f"UPDATE {exchanges.name} SET {assignments} WHERE id = ?"
+            )
+        return text
+
+    def value(self, column: str, value: Any) -> Any:
+        return self.timestamp(value) if column in _TIMESTAMPS and value is not None else value
+
+    def record(self, row: Sequence[Any]) -> ExchangeRecord:
+        values = dict(zip(_COLUMNS, row, strict=True))
+        for column in _TIMESTAMPS:
+            values[column] = self.read_timestamp(values[column])
+        return _record(_Row(values))
+
+
+class _Row:
+    """A DB-API row by column name, as ``_record`` reads SQLAlchemy's."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
 def _write_transitions(
     connection: Connection,
     exchange_id: str,
@@ -125,29 +192,21 @@ def _write_transitions(
     policy_version: str | None,
     request_id: str | None,
     listeners: Sequence[str],
+    events: Sequence[AuditEvent] = (),
 ) -> None:
-    """The transitions, their audit events and their webhook deliveries, each kind in
-    one statement, in the caller's transaction."""
-    connection.execute(
-        _INSERT_TRANSITION,
-        [
-            {
-                "exchange_id": exchange_id,
-                "seq": w.seq,
-                "from_state": w.current.value if w.current else None,
-                "to_state": w.target.value,
-                "at": at,
-                "actor": actor,
-                "reason_code": w.reason_code,
-                "detail": _json(w.detail) if w.detail else None,
-                "policy_version": policy_version,
-            }
-            for w in written
-        ],
-    )
-    append_audits(
-        connection,
-        [
+    """The transitions, their audit events (after ``events``, the decisions that allowed
+    them) and their webhook deliveries, each kind in one statement, in the caller's
+    transaction."""
+    sql = _sql(connection)
+    stamp = sql.timestamp(at)
+    transitions = [
+        (exchange_id, w.seq, w.current.value if w.current else None, w.target.value, stamp,
+         actor, w.reason_code, _json(w.detail) if w.detail else None, policy_version)
+        for w in written
+    ]  # fmt: skip
+    audits = [
+        *events,
+        *(
             AuditEvent(
                 at=at,
                 actor=actor,
@@ -165,8 +224,11 @@ def _write_transitions(
                 },
             )
             for w in written
-        ],
-    )
+        ),
+    ]
+    with cursor_of(connection) as cursor:
+        cursor.executemany(sql.insert_transition, transitions)
+        cursor.executemany(sql.audit, [sql.audit_row(event) for event in audits])
     outbox_transitions(
         connection,
         listeners,
@@ -190,6 +252,7 @@ def _moves(
     actor: str,
     policy_version: str | None,
     listeners: Sequence[str],
+    events: Sequence[AuditEvent] = (),
 ) -> None:
     """Checked state changes of a locked exchange row, in the caller's transaction: the
     row (once, with every move's updates), the transitions and their audit events."""
@@ -199,10 +262,14 @@ def _moves(
         written.append(_Written(seq, current, move.target, move.reason_code, move.detail))
         updates.update(move.updates or {})
         current = move.target
-    connection.execute(
-        _UPDATE_EXCHANGE,
-        {"row_id": exchange_id, **updates, "state": current.value, "updated_at": at},
-    )
+    sql = _sql(connection)
+    values = {**updates, "state": current.value, "updated_at": at}
+    columns = tuple(values)
+    with cursor_of(connection) as cursor:
+        cursor.execute(
+            sql.update(columns),
+            (*(sql.value(column, values[column]) for column in columns), exchange_id),
+        )
     _write_transitions(
         connection,
         exchange_id,
@@ -212,27 +279,18 @@ def _moves(
         policy_version=policy_version,
         request_id=None,
         listeners=listeners,
+        events=events,
     )
 
 
-# Built once, so SQLAlchemy compiles each once: these run several times per exchange.
-_INSERT_TRANSITION = exchange_transitions.insert()
-_UPDATE_EXCHANGE = exchanges.update().where(exchanges.c.id == bindparam("row_id"))
-_LOCK_STATE = (  # the row locked: its state, last transition and whether anyone listens
-    select(
-        exchanges.c.state,
-        select(func.max(exchange_transitions.c.seq))
-        .where(exchange_transitions.c.exchange_id == exchanges.c.id)
-        .scalar_subquery(),
-        listened_to(exchanges.c.client_id),
-    )
-    .where(exchanges.c.id == bindparam("id"))
-    .with_for_update(of=exchanges)
-)
+def _sql(connection: Connection) -> ExchangeSql:
+    return ExchangeSql.of(connection.dialect)
+
+
+# Built once, so SQLAlchemy compiles each once.
 _LAST_SEQ = select(func.max(exchange_transitions.c.seq)).where(
     exchange_transitions.c.exchange_id == bindparam("id")
 )
-_BY_ID = select(exchanges).where(exchanges.c.id == bindparam("id"))
 _INSERT_EXCHANGE = exchanges.insert()
 _BY_IDEMPOTENCY_KEY = select(exchanges.c.id, exchanges.c.request_hash).where(
     exchanges.c.client_id == bindparam("client_id"),
@@ -247,6 +305,7 @@ class SqlExchangeStore:
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
+        self._sql = ExchangeSql.of(engine.dialect)
 
     def create(
         self,
@@ -346,12 +405,16 @@ class SqlExchangeStore:
         actor: str,
         also: Callable[[Connection], None] | None = None,
         policy_version: str | None = None,
+        events: Sequence[AuditEvent] = (),
     ) -> None:
         """Several state changes in a row, each checked and audited, in one transaction
-        with ``also``: a step that passes through states without waiting on anyone
-        commits once."""
+        with ``also`` and ``events`` (audit events that precede the transitions', such as
+        the consent decision that allowed them): a step that passes through states
+        without waiting on anyone commits once."""
         with self._engine.begin() as connection:
-            row = connection.execute(_LOCK_STATE, {"id": exchange_id}).first()
+            with cursor_of(connection) as cursor:
+                cursor.execute(self._sql.lock_state, (OPERATOR, exchange_id))
+                row = cursor.fetchone()
             if row is None:
                 raise NotFound(f"exchange {exchange_id} does not exist")
             if also is not None:  # first: a decision's audit event precedes what it allowed
@@ -366,6 +429,7 @@ class SqlExchangeStore:
                 actor=actor,
                 policy_version=policy_version,
                 listeners=webhook_listeners(connection, exchange_id) if row[2] else (),
+                events=events,
             )
 
     def block_under_consent_with(
@@ -444,11 +508,12 @@ class SqlExchangeStore:
 
     def current(self, exchange_id: str) -> ExchangeRecord:
         """The exchange's row without its history: what the workflow steps read."""
-        with self._reader.connect() as connection:
-            row = connection.execute(_BY_ID, {"id": exchange_id}).first()
+        with raw_cursor(self._engine) as cursor:
+            cursor.execute(self._sql.by_id, (exchange_id,))
+            row = cursor.fetchone()
         if row is None:
             raise NotFound(f"exchange {exchange_id} does not exist")
-        return _record(row)
+        return self._sql.record(row)
 
     def get(self, exchange_id: str) -> ExchangeRecord:
         """The exchange with its ordered history of transitions."""

@@ -8,8 +8,8 @@ on the cursor of its one transaction (``SqlIdentityStore.match_writes``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,12 +19,9 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.identity.decision import MatchDecision
 from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind
-from payerbridge.store.database import driver_sql
-from payerbridge.store.members import ResourceRow
+from payerbridge.store.members import ResourceRow, ResourceSql
 from payerbridge.store.tables import (
-    audit_events,
     fhir_resources,
-    fhir_tokens,
     identity_attempts,
     identity_blocking_keys,
     identity_decisions,
@@ -36,36 +33,19 @@ from payerbridge.store.tables import (
 __all__ = ["IdentitySql", "SqlMatchWrites"]
 
 
-def sqlite_timestamp(value: datetime) -> str:
-    """An aware datetime as SQLAlchemy's SQLite ``DateTime`` stores a ``UtcDateTime``
-    (UTC, zone dropped, always six fraction digits); tests hold the two equal."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-class IdentitySql:
+class IdentitySql(ResourceSql):
     """The hot path's statements as DB-API SQL, run on the transaction's own cursor.
 
     Matching runs a handful of small statements per request; built as SQLAlchemy
     expressions, compiling, caching and binding them cost more than the database
-    work. These are written once per dialect (``?`` or ``%s``), and timestamps are
-    bound as the column type's own processor binds them (``sqlite_timestamp`` on SQLite),
-    so rows are the ones SQLAlchemy writes.
+    work. These are written once per dialect (``?`` or ``%s``); a UMB handed out
+    re-indexes its Patient's tokens with ``write_batch``'s own statements.
     """
 
     def __init__(self, dialect: Dialect) -> None:
-        self.is_postgres = dialect.name == "postgresql"
-        self.timestamp: Callable[[datetime], Any]
-        if dialect.name == "sqlite":  # the column type's text, in one C call, not two layers
-            self.timestamp = sqlite_timestamp
-        else:
-            processor = identity_decisions.c.decided_at.type.dialect_impl(dialect).bind_processor(
-                dialect
-            )
-            self.timestamp = processor or (lambda value: value)
+        super().__init__(dialect)
         self._keys: dict[int, str] = {}
-
-        def sql(text: str) -> str:
-            return driver_sql(dialect, text)
+        sql = self.sql
 
         # A card tried again only moves its row's time: the rows a count reads are the
         # distinct cards, however often a client resends the same request.
@@ -104,19 +84,9 @@ class IdentitySql:
             f"UPDATE {fhir_resources.name} SET patient_id = ?, version_id = version_id + 1, "
             "last_updated = ?, source = ?, body = ? WHERE ref = ?"
         )
-        self.drop_tokens = sql(f"DELETE FROM {fhir_tokens.name} WHERE ref = ?")
-        self.token = sql(
-            f"INSERT INTO {fhir_tokens.name} (ref, resource_type, param, system, value) "
-            "VALUES (?, ?, ?, ?, ?)"
-        )
         self.patient = sql(
             f"SELECT body, source FROM {fhir_resources.name} WHERE ref = ?"
             + (" FOR UPDATE" if self.is_postgres else "")
-        )
-        # The row append_audit writes (store/audit.py), several at once.
-        self.audit = sql(
-            f"INSERT INTO {audit_events.name} (at, actor, action, entity_type, entity_id, "
-            "outcome, request_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._candidates = (
             f"SELECT r.member_id, r.record FROM {identity_member_records.name} r "
@@ -152,11 +122,6 @@ class IdentitySql:
         return (review_id, decision.decision_id, client_id, request_key,
                 orjson.dumps(list(decision.candidate_ids)).decode(),
                 self.timestamp(decision.evidence.decided_at))  # fmt: skip
-
-    def audit_row(self, event: AuditEvent) -> tuple[Any, ...]:
-        return (self.timestamp(event.at), event.actor, event.action, event.entity_type,
-                event.entity_id, event.outcome, event.request_id,
-                orjson.dumps(event.detail).decode() if event.detail else None)  # fmt: skip
 
     def link_row(self, link: IdentityLink) -> tuple[Any, ...]:
         return (link.member_id, link.kind, link.system, link.value, link.assigner,
@@ -218,7 +183,7 @@ class SqlMatchWrites:
         sql, cursor = self._sql, self._cursor
         cursor.execute(sql.rewrite_resource,
                        (member_id, sql.timestamp(at), source, row.body, row.ref))  # fmt: skip
-        cursor.execute(sql.drop_tokens, (row.ref,))
+        cursor.execute(*sql.drop_tokens([row.ref]))
         cursor.executemany(sql.token, [(row.ref, row.resource_type, *token)
                                        for token in row.tokens])  # fmt: skip
 

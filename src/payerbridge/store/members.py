@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy.engine import Dialect
 
 from payerbridge.fhir.resources import token_entries
+from payerbridge.store.database import DialectSql, cursor_of
 from payerbridge.store.tables import fhir_resources, fhir_tokens
 from payerbridge.timestamps import utc_iso
 
@@ -48,20 +49,33 @@ class ResourceRow:
         )
 
 
-def _upsert(connection: Connection) -> Any:
-    dialect = connection.dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(fhir_resources)
-    return statement.on_conflict_do_update(
-        index_elements=[fhir_resources.c.ref],
-        set_={
-            "patient_id": statement.excluded.patient_id,
-            "version_id": fhir_resources.c.version_id + 1,
-            "last_updated": statement.excluded.last_updated,
-            "source": statement.excluded.source,
-            "body": statement.excluded.body,
-        },
-    )
+class ResourceSql(DialectSql):
+    """``write_batch``'s statements as DB-API SQL: every imported file and every received
+    Bundle goes through them, and as SQLAlchemy expressions they cost more in Python
+    (compiling, binding each row) than the database spends on them."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        sql = self.sql
+        # A resource stored again replaces the body and counts a new version.
+        self.upsert = sql(
+            f"INSERT INTO {fhir_resources.name} (ref, resource_type, resource_id, patient_id, "
+            "version_id, last_updated, source, body) VALUES (?, ?, ?, ?, 1, ?, ?, ?) "
+            "ON CONFLICT (ref) DO UPDATE SET patient_id = excluded.patient_id, "
+            f"version_id = {fhir_resources.name}.version_id + 1, "
+            "last_updated = excluded.last_updated, source = excluded.source, body = excluded.body"
+        )
+        self.token = sql(
+            f"INSERT INTO {fhir_tokens.name} (ref, resource_type, param, system, value) "
+            "VALUES (?, ?, ?, ?, ?)"
+        )
+        self._drop_tokens = f"DELETE FROM {fhir_tokens.name} WHERE ref "
+
+    def drop_tokens(self, refs: list[str]) -> tuple[str, tuple[Any, ...]]:
+        """The statement and parameters that delete the tokens of ``refs``."""
+        if self.is_postgres:
+            return self._drop_tokens + "= ANY(%s)", (refs,)
+        return self._drop_tokens + f"IN ({', '.join('?' * len(refs))})", tuple(refs)
 
 
 def write_batch(
@@ -70,38 +84,25 @@ def write_batch(
     """Insert or replace resources and re-index their tokens, inside the caller's transaction."""
     if not rows:
         return
+    sql = ResourceSql.of(connection.dialect)
     unique = {row.ref: row for row in rows}  # last one wins, as a sequence of PUTs would
-    refs = list(unique)
-    connection.execute(
-        _upsert(connection),
-        [
-            {
-                "ref": row.ref,
-                "resource_type": row.resource_type,
-                "resource_id": row.resource_id,
-                "patient_id": row.patient_id,
-                "version_id": 1,
-                "last_updated": at,
-                "source": source,
-                "body": row.body,
-            }
-            for row in unique.values()
-        ],
-    )
-    connection.execute(delete(fhir_tokens).where(fhir_tokens.c.ref.in_(refs)))
-    token_rows = [
-        {
-            "ref": row.ref,
-            "resource_type": row.resource_type,
-            "param": param,
-            "system": system,
-            "value": value,
-        }
-        for row in unique.values()
-        for param, system, value in row.tokens
-    ]
-    if token_rows:
-        connection.execute(fhir_tokens.insert(), token_rows)
+    stamp = sql.timestamp(at)
+    with cursor_of(connection) as cursor:
+        cursor.executemany(
+            sql.upsert,
+            [
+                (ref, row.resource_type, row.resource_id, row.patient_id, stamp, source, row.body)
+                for ref, row in unique.items()
+            ],
+        )
+        cursor.execute(*sql.drop_tokens(list(unique)))
+        tokens = [
+            (ref, row.resource_type, param, system, value)
+            for ref, row in unique.items()
+            for param, system, value in row.tokens
+        ]
+        if tokens:
+            cursor.executemany(sql.token, tokens)
 
 
 def _with_meta(row: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, or_, select
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select
 
 from payerbridge.errors import NotFound
 from payerbridge.store.tables import exchanges, webhook_deliveries, webhook_subscriptions
@@ -22,7 +22,7 @@ from payerbridge.timestamps import utc_iso
 from payerbridge.types import OPERATOR
 from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, event_body
 
-__all__ = ["SqlWebhookStore", "listened_to", "outbox_transitions", "webhook_listeners"]
+__all__ = ["SqlWebhookStore", "outbox_transitions", "webhook_listeners"]
 
 
 def _listening(client_id: Any) -> Any:
@@ -33,12 +33,6 @@ def _listening(client_id: Any) -> Any:
             webhook_subscriptions.c.client_id == OPERATOR,
         ),
     )
-
-
-def listened_to(client_id: Any) -> Any:
-    """A column expression: does any subscription listen to exchanges of ``client_id``
-    (so a transaction with no listener skips the outbox without another read)."""
-    return exists().where(_listening(client_id))
 
 
 # Subscriptions told of an exchange: its client's and the operator's. Built once.
