@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ from payerbridge.routing.model import Partner
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
+    "Resume",
     "StepResult",
     "capture_opt_in",
     "Submission",
@@ -58,6 +59,7 @@ __all__ = [
     "match",
     "normalize",
     "prepare",
+    "proceed",
     "replay",
     "retrieve",
     "revoke_and_stop",
@@ -72,15 +74,19 @@ SYSTEM_ACTOR = "payerbridge"
 @dataclass(frozen=True)
 class StepResult:
     """Where the step left the exchange: ``done`` when no further step should run,
-    ``retry_at`` when this step should run again then."""
+    ``retry_at`` when this step should run again then; ``since``, when the step whose
+    call waits began (its time budget runs from then)."""
 
     state: ExchangeState
     done: bool = False
     retry_at: datetime | None = None
+    since: datetime | None = None
 
 
 class ExchangeRecordLike(Protocol):
     id: str
+    state: ExchangeState
+    matched_member_ref: str | None
     consent_id: str | None
     replay_count: int
     deadline_at: datetime | None
@@ -252,10 +258,9 @@ def _advance(
     """Move to ``target`` (passing through ``before`` and on to ``then``) in one commit,
     with ``event`` (the consent decision that allowed it) and the parts in ``also``."""
     reset = {"attempts": 0, "next_attempt_at": None, **(updates or {})}
-    parts = [*([ports.audit.record_with(event)] if event else []), *also]
 
     def together(connection: Any) -> None:
-        for part in parts:
+        for part in also:
             part(connection)
 
     ports.exchanges.advance(
@@ -263,8 +268,9 @@ def _advance(
         [*before, Move(target, reason_code, detail, reset), *then],
         at=ports.clock(),
         actor=SYSTEM_ACTOR,
-        also=together,
+        also=together if also else None,
         policy_version=ports.retry_policy.version,
+        events=[event] if event else (),
     )
 
 
@@ -301,32 +307,104 @@ def prepare(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) ->
     commit starts over. A replayed exchange starts here from ``validated``, so consent is
     checked again."""
     record = ports.exchanges.current(exchange_id)
-    state = record.state
-    if state not in (S.SUBMITTED, S.VALIDATED, S.CONSENT_VERIFIED):
-        return _stopped(state)
+    if record.state not in _PREPARING:
+        return _stopped(record.state)
     partner = ports.partners.get(request.old_payer)
     if partner is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
-    moves = [Move(S.VALIDATED)] if state is S.SUBMITTED else []
-    event = None
-    if state in (S.SUBMITTED, S.VALIDATED):
-        check = _check_consent(ports, record, partner, "prepare")
+    return _prepare(ports, record, partner)[0]
+
+
+_PREPARING = (S.SUBMITTED, S.VALIDATED, S.CONSENT_VERIFIED)
+
+
+def _prepare(
+    ports: ExchangePorts, record: ExchangeRecordLike, partner: Partner
+) -> tuple[StepResult, _ConsentCheck | None]:
+    """``prepare`` of a record in a preparing state. The consent check it commits is the
+    one for ``$member-match`` (returned, for a match that follows at once)."""
+    moves = [Move(S.VALIDATED)] if record.state is S.SUBMITTED else []
+    check = None
+    if record.state in (S.SUBMITTED, S.VALIDATED):
+        check = _check_consent(ports, record, partner, "member-match")
         if check.consent is None:
-            return _refused(ports, exchange_id, check, before=moves)
+            return _refused(ports, record.id, check, before=moves), None
         policy = check.consent.record.policy.value
         moves.append(
             Move(S.CONSENT_VERIFIED, detail={"consent_id": record.consent_id, "policy": policy})
         )
-        event = check.event
     _advance(
         ports,
-        exchange_id,
+        record.id,
         S.ROUTE_SELECTED,
         detail={"partner_id": partner.id, "endpoint": partner.fhir_base},
         before=moves,
-        event=event,
+        event=check.event if check else None,
     )
-    return StepResult(S.ROUTE_SELECTED)
+    return StepResult(S.ROUTE_SELECTED), check
+
+
+@dataclass(frozen=True)
+class Resume:
+    """The call a workflow waited to try again: the state it waits in, which attempt it
+    makes next and when its step began (the step's time budget runs from then)."""
+
+    state: ExchangeState
+    attempt: int
+    started: datetime
+
+
+def proceed(
+    ports: ExchangePorts,
+    exchange_id: str,
+    parse: Callable[[dict[str, Any]], ExchangeRequest],
+    *,
+    resume: Resume | None = None,
+) -> StepResult:
+    """Take the exchange as far as it can go now: prepare, $member-match, $everything and
+    normalize, in order, from wherever it stands; stop when it stops or a partner call
+    must wait (``retry_at``; call again with ``resume`` then).
+
+    One read of the exchange and of its partner serve every use case; the state each
+    commit leaves is carried on rather than read back, because a concurrent change (a
+    revocation, an operator) still meets the row lock of the next commit as an
+    IllegalTransition. A consent decision commits with the transitions before each call."""
+    record = ports.exchanges.current(exchange_id)
+    if record.state in STOPPED_STATES:
+        return _stopped(record.state)
+    request = parse(record.request)
+    partner = ports.partners.get(request.old_payer)
+    if partner is None:
+        return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
+    check, checked = None, False
+    if record.state in _PREPARING:
+        prepared, check = _prepare(ports, record, partner)
+        if prepared.done:
+            return prepared
+        record = replace(record, state=S.ROUTE_SELECTED)
+    if record.state is S.ROUTE_SELECTED:
+        attempt, started = _resumed(ports, resume, S.ROUTE_SELECTED)
+        matched, record = _match(
+            ports, record, partner, request, attempt, started, check, onward=True
+        )
+        if matched.done or matched.retry_at is not None:
+            return replace(matched, since=started)
+        checked = True
+    if record.state in (S.MEMBER_MATCHED, S.RETRIEVING):
+        attempt, started = _resumed(ports, resume, S.RETRIEVING)
+        retrieved = _retrieve(ports, record, partner, attempt, started, checked=checked)
+        return replace(retrieved, since=started)
+    if record.state in (S.RECEIVED, S.NORMALIZED):
+        return _normalize(ports, record, partner)
+    return _stopped(record.state)
+
+
+def _resumed(
+    ports: ExchangePorts, resume: Resume | None, state: ExchangeState
+) -> tuple[int, datetime]:
+    if resume is not None and resume.state is state:
+        return resume.attempt, resume.started
+    return 1, ports.clock()
 
 
 @dataclass(frozen=True)
@@ -423,10 +501,31 @@ def match(
     partner = ports.partners.get(request.old_payer)
     if partner is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
-    check = _check_consent(ports, record, partner, "member-match")
-    if check.consent is None:
-        return _refused(ports, exchange_id, check)
-    ports.audit.record(check.event)  # durable before anything leaves
+    began = started or ports.clock()
+    return _match(ports, record, partner, request, attempt, began, None, onward=False)[0]
+
+
+def _match(
+    ports: ExchangePorts,
+    record: ExchangeRecordLike,
+    partner: Partner,
+    request: ExchangeRequest,
+    attempt: int,
+    started: datetime,
+    check: _ConsentCheck | None,
+    *,
+    onward: bool,
+) -> tuple[StepResult, ExchangeRecordLike]:
+    """``match`` of a record in ``route_selected``, under ``check`` when prepare has just
+    committed one for this hop. ``onward``: a matched member goes on to ``retrieving``
+    in the same commit, with the consent decision for ``$everything``."""
+    exchange_id = record.id
+    if check is None:
+        check = _check_consent(ports, record, partner, "member-match")
+        if check.consent is None:
+            return _refused(ports, exchange_id, check), record
+        ports.audit.record(check.event)  # durable before anything leaves
+    assert check.consent is not None
     parameters = build_member_match_request(
         request,
         check.consent.resource,
@@ -436,7 +535,7 @@ def match(
         partner_npi=partner.npi,
     )
     key = idempotency_key(record, "member-match")
-    clock = step_clock(ports, record, "member-match", attempt, started or ports.clock())
+    clock = step_clock(ports, record, "member-match", attempt, started)
     try:
         outcome = call_partner(
             ports,
@@ -448,7 +547,7 @@ def match(
             ),
         )
     except ConsentDenied as exc:  # the old payer cannot comply with the consent (mm-11)
-        return _block(ports, exchange_id, exc.reason, exc.text, {"by": "partner"})
+        return _block(ports, exchange_id, exc.reason, exc.text, {"by": "partner"}), record
     except MatchUnderReview as exc:  # a person at the old payer is looking at the match
         _advance(
             ports,
@@ -457,21 +556,18 @@ def match(
             reason_code="partner-review",
             updates={"error_code": "partner-review", "error_text": exc.text},
         )
-        return StepResult(S.MANUAL_REVIEW, done=True)
+        return StepResult(S.MANUAL_REVIEW, done=True), record
     except (NoMatch, AmbiguousMatch) as exc:
-        return _fail(ports, exchange_id, _MATCH_FAILURES[type(exc)], exc.text)
+        return _fail(ports, exchange_id, _MATCH_FAILURES[type(exc)], exc.text), record
     except PartnerError as exc:  # terminal: a contract error, or credentials refused twice
-        return _fail(ports, exchange_id, _partner_code(exc), exc.text, {"status": exc.status})
+        failed = _fail(ports, exchange_id, _partner_code(exc), exc.text, {"status": exc.status})
+        return failed, record
     if outcome.value is None:
-        return _after_failed_call(outcome, S.ROUTE_SELECTED)
+        return _after_failed_call(outcome, S.ROUTE_SELECTED), record
     member_ref = outcome.value.member_ref
     if member_ref is None:
-        return _fail(
-            ports,
-            exchange_id,
-            "member-id-missing",
-            "the partner returned no MemberId; identifier resolution is not supported yet",
-        )
+        text = "the partner returned no MemberId; identifier resolution is not supported yet"
+        return _fail(ports, exchange_id, "member-id-missing", text), record
     if record.matched_member_ref is not None and record.matched_member_ref != member_ref:
         _advance(
             ports,
@@ -485,17 +581,21 @@ def match(
                 "a person must confirm the member before data is requested",
             },
         )
-        return StepResult(S.MANUAL_REVIEW, done=True)
-    _advance(
-        ports,
-        exchange_id,
-        S.MEMBER_MATCHED,
-        updates={
-            "matched_member_ref": member_ref,
-            "member_identifier": outcome.value.identifier_value,
-        },
-    )
-    return StepResult(S.MEMBER_MATCHED)
+        return StepResult(S.MANUAL_REVIEW, done=True), record
+    updates = {
+        "matched_member_ref": member_ref,
+        "member_identifier": outcome.value.identifier_value,
+    }
+    matched = replace(record, state=S.MEMBER_MATCHED, matched_member_ref=member_ref)
+    if not onward:
+        _advance(ports, exchange_id, S.MEMBER_MATCHED, updates=updates)
+        return StepResult(S.MEMBER_MATCHED), matched
+    onward_check = _check_consent(ports, matched, partner, "everything")
+    reached = Move(S.MEMBER_MATCHED, updates={"attempts": 0, "next_attempt_at": None, **updates})
+    if onward_check.consent is None:
+        return _refused(ports, exchange_id, onward_check, before=[reached]), matched
+    _advance(ports, exchange_id, S.RETRIEVING, before=[reached], event=onward_check.event)
+    return StepResult(S.RETRIEVING), replace(matched, state=S.RETRIEVING)
 
 
 def _partner_code(error: PartnerError) -> str:
@@ -521,18 +621,36 @@ def retrieve(
     if record.state not in (S.MEMBER_MATCHED, S.RETRIEVING):
         return _stopped(record.state)
     partner = ports.partners.get(request.old_payer)
-    if partner is None or record.matched_member_ref is None:
+    if partner is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
-    check = _check_consent(ports, record, partner, "everything")
-    if check.consent is None:
-        return _refused(ports, exchange_id, check)
-    if record.state is S.MEMBER_MATCHED:
-        _advance(ports, exchange_id, S.RETRIEVING, event=check.event)
-    else:  # a retried call
-        ports.audit.record(check.event)
+    return _retrieve(ports, record, partner, attempt, started or ports.clock())
+
+
+def _retrieve(
+    ports: ExchangePorts,
+    record: ExchangeRecordLike,
+    partner: Partner,
+    attempt: int,
+    started: datetime,
+    *,
+    checked: bool = False,
+) -> StepResult:
+    """``retrieve`` of a record in ``member_matched`` or ``retrieving``; ``checked``
+    when ``_match`` has just committed ``retrieving`` with this hop's consent decision."""
+    exchange_id = record.id
+    if record.matched_member_ref is None:
+        return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
+    if not checked:
+        check = _check_consent(ports, record, partner, "everything")
+        if check.consent is None:
+            return _refused(ports, exchange_id, check)
+        if record.state is S.MEMBER_MATCHED:
+            _advance(ports, exchange_id, S.RETRIEVING, event=check.event)
+        else:  # a retried call
+            ports.audit.record(check.event)
     member_ref = record.matched_member_ref
     key = idempotency_key(record, "everything")
-    clock = step_clock(ports, record, "everything", attempt, started or ports.clock())
+    clock = step_clock(ports, record, "everything", attempt, started)
     try:
         outcome = call_partner(
             ports,
@@ -585,15 +703,20 @@ def _normalized(
 def normalize(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) -> StepResult:
     """received → normalized → completed, for an exchange whose payload was kept apart
     (a build before retrieve normalized at once, or a restart between the two)."""
-    state = ports.exchanges.current(exchange_id).state
-    if state is S.NORMALIZED:  # stored before a restart; only the last transition is missing
-        _advance(ports, exchange_id, S.COMPLETED)
-        return StepResult(S.COMPLETED, done=True)
-    if state is not S.RECEIVED:
-        return StepResult(state, done=True)
+    record = ports.exchanges.current(exchange_id)
+    if record.state not in (S.RECEIVED, S.NORMALIZED):
+        return StepResult(record.state, done=True)
     partner = ports.partners.get(request.old_payer)
     if partner is None:
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
+    return _normalize(ports, record, partner)
+
+
+def _normalize(ports: ExchangePorts, record: ExchangeRecordLike, partner: Partner) -> StepResult:
+    exchange_id = record.id
+    if record.state is S.NORMALIZED:  # stored before a restart; only the last move is missing
+        _advance(ports, exchange_id, S.COMPLETED)
+        return StepResult(S.COMPLETED, done=True)
     normalized = _normalized(ports, exchange_id, partner, ports.exchanges.payload(exchange_id))
     if isinstance(normalized, str):
         return _fail(ports, exchange_id, "invalid-payload", normalized)

@@ -1,10 +1,12 @@
 """The outbound exchange as a DBOS workflow on a queue partitioned by partner.
 
-Each use case of ``exchange.service`` is one step. DBOS records each step's result
-in its system database, so after a crash the workflow resumes at the first step that
-did not finish; the steps themselves check the exchange's state, so a step cut off
-after its commit is not applied twice. A step that must try its partner call again
-returns when; the workflow waits with ``DBOS.sleep``, which is durable too.
+The use cases of ``exchange.service`` run in one DBOS step (``service.proceed``), which
+takes the exchange as far as it can go. DBOS records the step's result in its system
+database, so after a crash the workflow resumes at the first step that did not finish;
+the use cases check the exchange's state, so a step cut off after a commit does not
+apply it twice. A step whose partner call must be tried again returns when; the
+workflow waits with ``DBOS.sleep``, which is durable too, and runs the step again. The
+step layout is recorded history: do not change it while runs are in flight (ADR 0004).
 
 Exchanges are enqueued on one queue, partitioned by partner: each partner gets its
 own concurrency and rate limit, held by DBOS across every worker, so one slow payer
@@ -13,9 +15,7 @@ cannot starve the rest. Any process that listens to the queue is a worker.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,22 +60,18 @@ def _current() -> ExchangePorts:
     return _ports
 
 
-@functools.lru_cache(maxsize=4096)
-def _request(exchange_id: str) -> ExchangeRequest:
-    """The exchange's request as submitted: it never changes (a replay runs it again as
-    it was), so each worker parses it once."""
-    record = _current().exchanges.current(exchange_id)
-    return ExchangeCreate.model_validate(record.request).to_domain()
+def _parse(raw: dict[str, Any]) -> ExchangeRequest:
+    return ExchangeCreate.model_validate(raw).to_domain()
 
 
-def _as_dict(result: StepResult, started: datetime) -> dict[str, Any]:
+def _as_dict(result: StepResult) -> dict[str, Any]:
     now = _current().clock()
     wait = (result.retry_at - now).total_seconds() if result.retry_at else None
     return {
         "state": result.state.value,
         "done": result.done,
         "retry_in": None if wait is None else max(wait, 0.0),
-        "started": started.isoformat(),
+        "since": result.since.isoformat() if result.since else None,
     }
 
 
@@ -92,36 +88,22 @@ _DB_RETRIES: dict[str, Any] = {
 }
 
 
-def _started(started: str | None) -> datetime:
-    return datetime.fromisoformat(started) if started else _current().clock()
-
-
-# A DBOS step per partner call: the local use cases around a call ride in its step, since
-# each use case checks the exchange's state first and is a no-op once past it. Fewer steps
-# are fewer records in DBOS's database per exchange.
-
-
-@DBOS.step(**_DB_RETRIES)
-def match_step(exchange_id: str, attempt: int, started: str | None) -> dict[str, Any]:
-    """prepare (consent, route), then $member-match."""
-    began = _started(started)
-    ports, request = _current(), _request(exchange_id)
-    prepared = service.prepare(ports, exchange_id, request)
-    if prepared.done:
-        return _as_dict(prepared, began)
-    result = service.match(ports, exchange_id, request, attempt=attempt, started=began)
-    return _as_dict(result, began)
+# One DBOS step runs the exchange as far as it can go: the use cases check the exchange's
+# state first and carry on from it, so a step cut off anywhere runs again from the last
+# commit. It returns when the exchange stops or a partner call must wait; the workflow
+# waits (durably) and runs it again for that call's next attempt. One step is one record
+# in DBOS's database per exchange on the happy path, not one per partner call.
 
 
 @DBOS.step(**_DB_RETRIES)
-def retrieve_step(exchange_id: str, attempt: int, started: str | None) -> dict[str, Any]:
-    """$everything, then normalize what came back."""
-    began = _started(started)
-    ports, request = _current(), _request(exchange_id)
-    result = service.retrieve(ports, exchange_id, request, attempt=attempt, started=began)
-    if result.done or result.retry_at is not None:
-        return _as_dict(result, began)
-    return _as_dict(service.normalize(ports, exchange_id, request), began)
+def exchange_step(
+    exchange_id: str, waiting_in: str | None, attempt: int, since: str | None
+) -> dict[str, Any]:
+    """``service.proceed``; ``waiting_in``/``attempt``/``since``: the call being retried."""
+    resume = None
+    if waiting_in is not None and since is not None:
+        resume = service.Resume(ExchangeState(waiting_in), attempt, datetime.fromisoformat(since))
+    return _as_dict(service.proceed(_current(), exchange_id, _parse, resume=resume))
 
 
 @DBOS.step(**_DB_RETRIES)
@@ -129,45 +111,31 @@ def fail_step(exchange_id: str, code: str, text: str) -> str:
     return service.fail(_current(), exchange_id, code, text).state.value
 
 
-# Released order; do not reorder while runs are in flight (DBOS replays by position).
-_STEPS: tuple[Callable[[str, int, str | None], dict[str, Any]], ...] = (
-    match_step,
-    retrieve_step,
-)
-
-
 @DBOS.workflow()
 def exchange_workflow(exchange_id: str) -> str:
     bind_context(exchange_id=exchange_id)
-    state = ExchangeState.SUBMITTED.value
-    for step in _STEPS:
-        attempt, started = 1, None
-        while True:
-            try:
-                outcome = step(exchange_id, attempt, started)
-            except IllegalTransition:
-                # Someone else moved the exchange meanwhile (a revocation blocked it, an
-                # operator failed it): what they decided stands.
-                return fail_step(exchange_id, "state-changed", "the exchange changed state")
-            except Exception as exc:  # noqa: BLE001 - every failure must end the exchange visibly
-                logger.exception(
-                    "exchange step failed",
-                    extra={
-                        "exchange_id": exchange_id,
-                        "step": step.__name__,
-                        "error_type": type(exc).__name__,
-                    },
-                )
-                text = f"internal error ({type(exc).__name__}); see the server log"
-                return fail_step(exchange_id, "internal-error", text)
-            state, started = outcome["state"], outcome["started"]
-            if outcome["done"]:
-                return str(state)
-            if outcome["retry_in"] is None:
-                break
-            DBOS.sleep(outcome["retry_in"])
-            attempt += 1
-    return str(state)
+    waiting_in: str | None = None
+    attempt, since = 1, None
+    while True:
+        try:
+            outcome = exchange_step(exchange_id, waiting_in, attempt, since)
+        except IllegalTransition:
+            # Someone else moved the exchange meanwhile (a revocation blocked it, an
+            # operator failed it): what they decided stands.
+            return fail_step(exchange_id, "state-changed", "the exchange changed state")
+        except Exception as exc:  # noqa: BLE001 - every failure must end the exchange visibly
+            logger.exception(
+                "exchange step failed",
+                extra={"exchange_id": exchange_id, "error_type": type(exc).__name__},
+            )
+            text = f"internal error ({type(exc).__name__}); see the server log"
+            return fail_step(exchange_id, "internal-error", text)
+        state = str(outcome["state"])
+        if outcome["done"] or outcome["retry_in"] is None:
+            return state
+        attempt = attempt + 1 if state == waiting_in else 2  # else: another call's first
+        waiting_in, since = state, outcome["since"]
+        DBOS.sleep(outcome["retry_in"])
 
 
 def workflow_id(exchange_id: str, replay_count: int) -> str:
