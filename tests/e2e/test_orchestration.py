@@ -144,9 +144,13 @@ def test_faulty_and_dead_partners_end_every_exchange_within_budget(
         details = [client.get(f"/exchanges/{i['id']}").json() for i in items]
 
     states = Counter((i["old_payer"], i["state"]) for i in items)
-    assert set(i["state"] for i in items) <= {"completed", "failed", "dead_lettered"}, states
-    assert states[("down", "dead_lettered")] == 10, states
-    assert states[("flaky", "completed")] >= 20, states
+    why = Counter((d["old_payer"], d["state"], (d["error"] or {}).get("code"),
+                   (d["dead_letter"] or {}).get("step")) for d in details)
+    assert set(i["state"] for i in items) <= {"completed", "failed", "dead_lettered"}, why
+    assert states[("down", "dead_lettered")] == 10, why
+    # Each call fails 45% of the time, 5% for good (a malformed body): about 33 of the 40
+    # complete. Fewer means held-back calls spent attempts (the breaker opens often here).
+    assert states[("flaky", "completed")] >= 25, why
     assert partners["down"]["breaker"]["status"] in ("open", "half_open")
     for exchange in details:
         last = exchange["history"][-1]["at"]

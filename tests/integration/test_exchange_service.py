@@ -161,3 +161,61 @@ def test_a_match_under_review_at_the_old_payer_stops_in_manual_review(
         assert record.error_code == "partner-review" and "rc-1" in (record.error_text or "")
     finally:
         platform.close()
+
+
+def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_attempt(
+        platform: Platform) -> None:
+    """A short outage must not dead-letter every exchange in flight: the held-back call
+    waits until the breaker may half-open, on the attempt it would have made."""
+    from datetime import timedelta
+
+    ports = platform.exchange_ports
+    policy = ports.retry_policy
+    exchange_id = submit(platform, an_exchange_request())
+    now = ports.clock()
+    for _ in range(policy.breaker_failure_threshold):
+        ports.breakers.record("http://old/fhir", "old-plan", succeeded=False, now=now,
+                              threshold=policy.breaker_failure_threshold,
+                              cooldown=timedelta(seconds=policy.breaker_cooldown_seconds))
+    last = policy.max_attempts  # the step's last allowed call
+    waiting = service.Resume(ExchangeState.ROUTE_SELECTED, last, now)
+    service.prepare(ports, exchange_id, ExchangeCreate.model_validate(
+        an_exchange_request()).to_domain())
+
+    held = service.proceed(ports, exchange_id, _parse, resume=waiting)
+    assert held.state is ExchangeState.ROUTE_SELECTED and not held.done
+    assert held.attempt == last  # spent nothing
+    assert held.retry_at is not None
+    assert held.retry_at >= now + timedelta(seconds=policy.breaker_cooldown_seconds)
+    record = platform.exchanges.get(exchange_id)
+    assert record.attempts == last - 1 and record.last_error == "the circuit is open"
+
+    # Once the breaker may half-open, that last attempt goes out as its probe.
+    later = dataclasses.replace(ports, clock=lambda: held.retry_at)
+    done = service.proceed(later, exchange_id, _parse, resume=waiting)
+    assert done.state is ExchangeState.COMPLETED
+    assert platform.breakers.get("http://old/fhir").status.value == "closed"
+
+
+def test_a_failed_call_spends_its_attempt_and_the_last_one_dead_letters(
+        platform: Platform) -> None:
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503)
+
+    client = HttpxPartnerClient(timeout_seconds=5, user_agent="test",
+                                transport=httpx.MockTransport(unavailable))
+    ports = dataclasses.replace(platform.exchange_ports, client=client)
+    exchange_id = submit(platform, an_exchange_request())
+    first = service.proceed(ports, exchange_id, _parse)
+    assert first.state is ExchangeState.ROUTE_SELECTED and first.attempt == 2
+    last = ports.retry_policy.max_attempts
+    assert first.since is not None
+    waiting = service.Resume(ExchangeState.ROUTE_SELECTED, last, first.since)
+    gave_up = service.proceed(ports, exchange_id, _parse, resume=waiting)
+    assert gave_up.state is ExchangeState.DEAD_LETTERED and gave_up.done
+    record = platform.exchanges.get(exchange_id)
+    assert record.error_code == "attempts-exhausted" and record.attempts == last
+
+
+def _parse(raw: dict[str, Any]) -> Any:
+    return ExchangeCreate.model_validate(raw).to_domain()

@@ -4,6 +4,10 @@
 and reports what the step should do next: use the answer, wait and try again, or
 stop because the exchange was dead-lettered. The durable workflow does the waiting
 (``DBOS.sleep``), so a worker crash between attempts loses nothing.
+
+An attempt is a call that went out. A call the open breaker holds back waits for it
+within the time budgets but spends no attempt: otherwise one short outage would
+dead-letter every exchange in flight to that partner without any of them calling.
 """
 
 from __future__ import annotations
@@ -39,10 +43,12 @@ class StepClock:
 
 @dataclass(frozen=True)
 class CallOutcome(Generic[T]):
-    """Exactly one of: the partner's answer, a time to retry at, or dead-lettered."""
+    """Exactly one of: the partner's answer, a time to retry at (and the attempt number
+    that try makes), or dead-lettered."""
 
     value: T | None = None
     retry_at: datetime | None = None
+    next_attempt: int | None = None
     dead_lettered: bool = False
 
 
@@ -59,14 +65,24 @@ def call_partner(
     now = ports.clock()
     remaining = (min(clock.step_deadline, clock.exchange_deadline) - now).total_seconds()
     if remaining <= 0:
-        return dead_letter(ports, exchange_id, partner, clock, "budget-exhausted", "time ran out")
+        calls = clock.attempt - 1  # this attempt never went out
+        return dead_letter(
+            ports, exchange_id, partner, clock, "budget-exhausted", "time ran out", calls
+        )
     endpoint = partner.fhir_base
     cooldown = timedelta(seconds=policy.breaker_cooldown_seconds)
     admission = ports.breakers.admit(endpoint, partner.id, now=now, cooldown=cooldown)
     if not admission.allowed:
         wait = (admission.retry_at - now).total_seconds() if admission.retry_at else None
         return _retry_later(
-            ports, exchange_id, partner, clock, "circuit-open", "the circuit is open", wait
+            ports,
+            exchange_id,
+            partner,
+            clock,
+            "circuit-open",
+            "the circuit is open",
+            wait,
+            attempted=False,
         )
     timeout = min(policy.call_timeout_seconds, remaining)
     try:
@@ -115,11 +131,14 @@ def _retry_later(
     reason: str,
     text: str,
     retry_after: float | None,
+    *,
+    attempted: bool = True,
 ) -> CallOutcome[Any]:
     now = ports.clock()
+    calls = clock.attempt if attempted else clock.attempt - 1
     decision = decide_retry(
         ports.retry_policy,
-        attempt=clock.attempt,
+        attempt=calls,
         now=now,
         step_deadline=clock.step_deadline,
         exchange_deadline=clock.exchange_deadline,
@@ -129,7 +148,7 @@ def _retry_later(
     ports.exchanges.record_attempt(
         exchange_id,
         step=clock.step,
-        attempts=clock.attempt,
+        attempts=calls,
         next_attempt_at=decision.retry_at,
         last_error=text,
         at=now,
@@ -137,17 +156,18 @@ def _retry_later(
     )
     if decision.retry_at is None:
         assert decision.give_up_reason is not None
-        return dead_letter(ports, exchange_id, partner, clock, decision.give_up_reason, text)
+        give_up = decision.give_up_reason
+        return dead_letter(ports, exchange_id, partner, clock, give_up, text, calls)
     logger.info(
         "exchange step will retry",
         extra={
             "exchange_id": exchange_id,
             "step": clock.step,
-            "attempt": clock.attempt,
+            "attempts": calls,
             "reason": reason,
         },
     )
-    return CallOutcome(retry_at=decision.retry_at)
+    return CallOutcome(retry_at=decision.retry_at, next_attempt=calls + 1)
 
 
 def dead_letter(
@@ -157,8 +177,10 @@ def dead_letter(
     clock: StepClock,
     reason_code: str,
     last_error: str,
+    attempts: int,
 ) -> CallOutcome[Any]:
-    """File the exchange as dead-lettered, with what a replay needs, in one transaction."""
+    """File the exchange as dead-lettered, with what a replay needs, in one transaction;
+    ``attempts``: the calls the step made."""
     record = ports.exchanges.current(exchange_id)
     now = ports.clock()
     letter = DeadLetter(
@@ -166,7 +188,7 @@ def dead_letter(
         step=clock.step,
         reason_code=reason_code,
         last_error=last_error,
-        attempts=clock.attempt,
+        attempts=attempts,
         policy_snapshot={
             "retry": ports.retry_policy.snapshot(),
             "consent_policy": (record.request.get("consent") or {}).get("policy"),
@@ -182,7 +204,7 @@ def dead_letter(
         at=now,
         actor="payerbridge",
         reason_code=reason_code,
-        detail={"step": clock.step, "attempts": clock.attempt},
+        detail={"step": clock.step, "attempts": attempts},
         updates={
             "error_code": reason_code,
             "error_text": f"the {clock.step} step gave up: {last_error}",

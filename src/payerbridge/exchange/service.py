@@ -74,12 +74,14 @@ SYSTEM_ACTOR = "payerbridge"
 @dataclass(frozen=True)
 class StepResult:
     """Where the step left the exchange: ``done`` when no further step should run,
-    ``retry_at`` when this step should run again then; ``since``, when the step whose
-    call waits began (its time budget runs from then)."""
+    ``retry_at`` when this step should run again then, making call ``attempt`` (a call
+    the open breaker held back spent none); ``since``, when the step whose call waits
+    began (its time budget runs from then)."""
 
     state: ExchangeState
     done: bool = False
     retry_at: datetime | None = None
+    attempt: int | None = None
     since: datetime | None = None
 
 
@@ -605,7 +607,7 @@ def _partner_code(error: PartnerError) -> str:
 def _after_failed_call(outcome: CallOutcome[Any], state: ExchangeState) -> StepResult:
     if outcome.dead_lettered:
         return StepResult(S.DEAD_LETTERED, done=True)
-    return StepResult(state, retry_at=outcome.retry_at)
+    return StepResult(state, retry_at=outcome.retry_at, attempt=outcome.next_attempt)
 
 
 def retrieve(

@@ -71,6 +71,7 @@ def _as_dict(result: StepResult) -> dict[str, Any]:
         "state": result.state.value,
         "done": result.done,
         "retry_in": None if wait is None else max(wait, 0.0),
+        "attempt": result.attempt,
         "since": result.since.isoformat() if result.since else None,
     }
 
@@ -133,8 +134,7 @@ def exchange_workflow(exchange_id: str) -> str:
         state = str(outcome["state"])
         if outcome["done"] or outcome["retry_in"] is None:
             return state
-        attempt = attempt + 1 if state == waiting_in else 2  # else: another call's first
-        waiting_in, since = state, outcome["since"]
+        waiting_in, attempt, since = state, int(outcome["attempt"]), outcome["since"]
         DBOS.sleep(outcome["retry_in"])
 
 
