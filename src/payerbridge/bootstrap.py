@@ -30,6 +30,7 @@ from payerbridge.store.consents import SqlConsentStore
 from payerbridge.store.database import (
     WalCheckpointer,
     create_db_engine,
+    create_reader,
     create_workflow_engine,
     migrate,
 )
@@ -156,11 +157,7 @@ def build_platform(
     engine = create_db_engine(settings.sqlalchemy_url)
     if run_migrations:
         migrate(engine)
-    # On SQLite, reads go through their own deferred transactions so they never queue for
-    # the write lock (WAL readers see the last commit); PostgreSQL needs no such split.
-    reader = (
-        create_db_engine(settings.sqlalchemy_url, reads_only=True) if settings.is_sqlite else engine
-    )
+    reader = create_reader(engine)
     checkpointer = None
     if settings.is_sqlite:
         checkpointer = WalCheckpointer()
@@ -238,22 +235,11 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         "executor_id": settings.worker_id,
         "log_level": "WARNING",
     }
-    if settings.is_sqlite:
-        engine = create_workflow_engine(config["system_database_url"])
-        _workflow_engines.append(engine)
-        if platform.checkpointer is not None:
-            platform.checkpointer.watch(config["system_database_url"])
-        config["system_database_engine"] = engine
-    else:
-        # DBOS's step records need not wait for their WAL flush, as on SQLite (ADR 0004): a
-        # database crash may lose the last ones, and a lost record only re-runs an
-        # idempotent step. Our own tables keep synchronous commits.
-        config["db_engine_kwargs"] = {
-            "connect_args": {
-                "application_name": "payerbridge-workflows",
-                "options": "-c synchronous_commit=off",
-            }
-        }
+    engine = create_workflow_engine(config["system_database_url"])
+    _workflow_engines.append(engine)
+    config["system_database_engine"] = engine
+    if platform.checkpointer is not None:  # SQLite
+        platform.checkpointer.watch(config["system_database_url"])
     DBOS(config=config)
     if not work:
         DBOS.listen_queues([])

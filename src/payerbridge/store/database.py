@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.store.tables import UtcDateTime, audit_events
@@ -25,6 +27,7 @@ __all__ = [
     "DialectSql",
     "WalCheckpointer",
     "create_db_engine",
+    "create_reader",
     "create_workflow_engine",
     "cursor_of",
     "driver_sql",
@@ -70,7 +73,47 @@ def create_db_engine(url: str, *, pool_size: int = 10, reads_only: bool = False)
             event.listen(engine, "connect", lambda dbapi, _record: dbapi.use_lock(lock))
             event.listen(engine, "begin", _begin_immediate)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return ping_when_idle(create_engine(url, pool_size=pool_size, max_overflow=pool_size))
+
+
+# A pooled connection idle this long is pinged before use (the server may have dropped
+# it); one handed back moments ago is not, since it just worked.
+_PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def ping_when_idle(engine: Engine) -> Engine:
+    """``pool_pre_ping`` for connections that sat idle: pinging every checkout cost an
+    exchange 22 round trips on PostgreSQL, a fifth of all it sent. A dead connection
+    is replaced before use, as with ``pool_pre_ping``; one that died within the last
+    second fails its statement once and SQLAlchemy then invalidates the whole pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < _PING_AFTER_IDLE_SECONDS:
+            return  # new, or just used
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - any failure: the pool connects afresh
+            raise DisconnectionError("the pooled connection is gone") from exc
+
+    return engine
+
+
+def create_reader(engine: Engine) -> Engine:
+    """The engine for reads of ``engine``'s database; never write through it.
+
+    On SQLite, its own connections in deferred transactions, so reads never queue for
+    the write lock (WAL readers see the last commit). On PostgreSQL, the same pool in
+    autocommit: a read there costs a BEGIN and a ROLLBACK round trip otherwise, and a
+    READ COMMITTED transaction gives each statement its own snapshot anyway."""
+    if engine.dialect.name == "sqlite":
+        return create_db_engine(engine.url.render_as_string(hide_password=False), reads_only=True)
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _sqlite_file(url: str) -> Path:
@@ -80,14 +123,30 @@ def _sqlite_file(url: str) -> Path:
 
 
 def create_workflow_engine(url: str) -> Engine:
-    """The engine of DBOS's system database on SQLite (DBOS makes its own on PostgreSQL).
+    """The engine of DBOS's system database; we dispose of it after DBOS is destroyed.
 
-    DBOS's own SQLite engine keeps the rollback journal with full sync: every step record
-    costs several fsyncs and readers wait for writers. This one behaves as DBOS's does
-    (pysqlite opens an IMMEDIATE transaction before the first write, a long busy timeout,
-    foreign keys on) but journals to a WAL synced at checkpoints, as our own database
-    does: a killed process loses nothing; a power cut may lose the last steps' records,
-    and those steps are idempotent (ADR 0004). We dispose of it after DBOS is destroyed."""
+    DBOS's step records need not wait for their flush to disk on either backend: a
+    crash of the database or the machine may lose the last ones, and a lost record only
+    runs an idempotent step again (ADR 0004). Our own tables keep synchronous commits.
+
+    On SQLite, DBOS's own engine keeps the rollback journal with full sync: every step
+    record costs several fsyncs and readers wait for writers. This one behaves as DBOS's
+    does (pysqlite opens an IMMEDIATE transaction before the first write, a long busy
+    timeout, foreign keys on) but journals to a WAL synced at checkpoints, as our own
+    database does. On PostgreSQL, it is DBOS's own (its pool, its timeouts) with
+    asynchronous commits, and pings only connections that sat idle: DBOS's pinged every
+    checkout, five round trips per exchange."""
+    if not url.startswith("sqlite"):
+        options = "-c synchronous_commit=off -c idle_in_transaction_session_timeout=60000"
+        connect_args = {
+            "application_name": "payerbridge-workflows",
+            "connect_timeout": 10,
+            "options": options,
+        }
+        engine = create_engine(
+            url, pool_size=20, max_overflow=0, pool_timeout=30, connect_args=connect_args
+        )
+        return ping_when_idle(engine)
     _sqlite_file(url).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
     event.listen(engine, "connect", _workflow_pragmas)
@@ -371,8 +430,14 @@ def _take_driver_connection(engine: Engine) -> tuple[Any, Any]:
 def _give_back(connection: Any, owner: Any, *, failed: bool) -> None:
     if isinstance(owner, _SpareConnections):
         owner.give_back(connection, failed=failed)
-    else:
-        owner.close()  # back to the pool, which rolls back what the block left open
+        return
+    if connection.autocommit:  # raw_cursor's: the pool's users expect transactions
+        try:
+            connection.autocommit = False
+        except Exception:  # noqa: BLE001 - a broken connection: the pool drops it
+            owner.invalidate()
+            return
+    owner.close()  # back to the pool, which rolls back what the block left open
 
 
 @contextmanager
@@ -387,6 +452,8 @@ def raw_cursor(engine: Engine) -> Iterator[Any]:
     connection, owner = _take_driver_connection(engine)
     failed = True
     try:
+        if not isinstance(owner, _SpareConnections):  # psycopg: no BEGIN, no ROLLBACK
+            connection.autocommit = True  # (SQLite's spares are in autocommit mode)
         cursor = connection.cursor()
         try:
             yield cursor

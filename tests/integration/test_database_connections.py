@@ -1,0 +1,74 @@
+"""The pools' connections: reads outside transactions (the reader engine, raw_cursor)
+leave them transactional for the writers that share them, and a connection the server
+dropped while it sat idle is replaced before use. Runs on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from payerbridge.config import load_settings
+from payerbridge.store import database
+from payerbridge.store.database import create_db_engine, create_reader, raw_cursor
+
+
+@pytest.fixture
+def engine(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iterator[Engine]:
+    url = database_env().get("PAYERBRIDGE_DATABASE_URL")
+    engine = create_db_engine(load_settings(data_dir=tmp_path, database_url=url).sqlalchemy_url,
+                              pool_size=1)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE kept (n INTEGER)"))
+    yield engine
+    engine.dispose()
+
+
+def _rolled_back_insert_leaves_nothing(engine: Engine) -> None:
+    with pytest.raises(RuntimeError), engine.begin() as connection:
+        connection.execute(text("INSERT INTO kept VALUES (1)"))
+        raise RuntimeError("abandon the transaction")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM kept")).scalar_one() == 0
+
+
+def test_raw_cursor_reads_hand_back_a_transactional_connection(engine: Engine) -> None:
+    with raw_cursor(engine) as cursor:
+        cursor.execute("SELECT count(*) FROM kept")
+        assert cursor.fetchone()[0] == 0
+        if engine.dialect.name == "postgresql":  # no BEGIN/ROLLBACK round trips
+            assert cursor.connection.info.transaction_status.name == "IDLE"
+    with pytest.raises(Exception), raw_cursor(engine) as cursor:  # noqa: B017, PT011
+        cursor.execute("SELECT * FROM no_such_table")
+    _rolled_back_insert_leaves_nothing(engine)  # one pooled connection: the same one
+
+
+def test_the_reader_reads_outside_transactions_and_writers_keep_theirs(engine: Engine) -> None:
+    reader = create_reader(engine)
+    with reader.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM kept")).scalar_one() == 0
+        if engine.dialect.name == "postgresql":
+            status = connection.connection.dbapi_connection.info.transaction_status
+            assert status.name == "IDLE"
+    _rolled_back_insert_leaves_nothing(engine)
+    if reader is not engine and engine.dialect.name == "sqlite":
+        reader.dispose()
+
+
+def test_a_connection_dropped_while_idle_is_replaced_before_use(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite connections are files, not sessions a server can drop")
+    with engine.connect() as connection:
+        first = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with engine.connect() as connection:  # just used: no ping, the same session
+        assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
+    admin = create_db_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+    with admin.connect() as connection:  # as a server restart or an idle timeout would
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    admin.dispose()
+    monkeypatch.setattr(database, "_PING_AFTER_IDLE_SECONDS", 0.0)  # it has sat idle
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
