@@ -129,9 +129,14 @@ def test_an_overlong_idempotency_key_is_named(payer: ServerProcess) -> None:
             ("/fhir/Patient/p1/$everything",
              lambda key: client.get("/fhir/Patient/p1/$everything",
                                     headers={"Idempotency-Key": key})),
+            ("/exchanges",
+             lambda key: client.post("/exchanges", json={**an_exchange_request(),
+                                                         "old_payer": "unregistered"},
+                                     headers={"Idempotency-Key": key})),
         ):  # fmt: skip
             text = outcome(call("k" * 201), 400, "invalid")
-            assert "Idempotency-Key" in text, path
+            assert "Idempotency-Key" in text and "200 printable" in text, path
+            outcome(call("k\tk"), 400, "invalid")  # a tab: HTTP allows it, a key may not
             assert call("k" * 200).status_code in (200, 422), path
 
 

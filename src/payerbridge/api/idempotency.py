@@ -20,14 +20,34 @@ from payerbridge.api.deps import Caller
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, utcnow
-from payerbridge.errors import Busy, Issue, UnprocessableRequest
+from payerbridge.errors import Busy, InvalidInput, Issue, UnprocessableRequest
 from payerbridge.store.idempotency import ClaimStatus, StoredResponse
 
-__all__ = ["Answer", "answer_once", "request_digest"]
+__all__ = ["KEY_MAX_LENGTH", "Answer", "answer_once", "checked_key", "request_digest"]
 
 FHIR_JSON = "application/fhir+json"
 # How long a claimed key may stay unanswered before a retry may take it over.
 _STALE_AFTER = timedelta(seconds=120)
+# The longest key the tables that keep keys hold (store.tables).
+KEY_MAX_LENGTH = 200
+
+
+def checked_key(key: str) -> str:
+    """An Idempotency-Key header as kept (surrounding blanks dropped), or a 400 that says
+    what a key must be. Every endpoint that honours the header checks it here."""
+    if len(key) > KEY_MAX_LENGTH or not key.isprintable():
+        raise InvalidInput(
+            "the Idempotency-Key header is not acceptable",
+            issues=[
+                Issue(
+                    f"send an Idempotency-Key of at most {KEY_MAX_LENGTH} printable "
+                    "characters (a UUID is enough)",
+                    "Idempotency-Key",
+                    "invalid",
+                )
+            ],
+        )
+    return key.strip()
 
 
 @dataclass

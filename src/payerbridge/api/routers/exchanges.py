@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from payerbridge.api.deps import CallerDep, OperatorDep, PlatformDep
+from payerbridge.api.idempotency import checked_key
 from payerbridge.api.responses import JsonResponse
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.exchange.model import DeadLetter, ExchangeState
@@ -101,12 +102,7 @@ def _checked_key(key: str | None) -> str:
                 )
             ],
         )
-    if len(key) > 200 or not key.isprintable():
-        raise InvalidInput(
-            "the Idempotency-Key header is not acceptable",
-            issues=[Issue("use at most 200 printable characters", "Idempotency-Key", "value")],
-        )
-    return key.strip()
+    return checked_key(key)
 
 
 @router.post("", status_code=202)

@@ -22,7 +22,7 @@ from payerbridge.api.deps import (
     require_client,
     run_store_bound,
 )
-from payerbridge.api.idempotency import Answer, answer_once, request_digest
+from payerbridge.api.idempotency import Answer, answer_once, checked_key, request_digest
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, new_id, utcnow
@@ -113,10 +113,7 @@ def metadata(platform: PlatformDep, request: Request) -> FhirResponse:
     )
 
 
-_IDEMPOTENCY_KEY_MAX = 200
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", max_length=_IDEMPOTENCY_KEY_MAX)
-]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 async def member_match(request: Request) -> Response:
@@ -132,7 +129,9 @@ async def member_match(request: Request) -> Response:
     of its own, which together cost more than the match. Authentication still answers
     first: an error in the body is kept here and raised after it."""
     await fhir_accept(request)
-    idempotency_key = _idempotency_key(request)
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None:
+        idempotency_key = checked_key(idempotency_key)
     raw = await request.body()
     try:
         body: Any = await read_json_body(request)
@@ -144,17 +143,6 @@ async def member_match(request: Request) -> Response:
 
 
 router.add_route(f"{router.prefix}/Patient/$member-match", member_match, methods=["POST"])
-
-
-def _idempotency_key(request: Request) -> str | None:
-    key = request.headers.get("idempotency-key")
-    if key is not None and len(key) > _IDEMPOTENCY_KEY_MAX:
-        raise InvalidInput(
-            f"the Idempotency-Key header is longer than {_IDEMPOTENCY_KEY_MAX} characters",
-            issues=[Issue(f"send an Idempotency-Key of at most {_IDEMPOTENCY_KEY_MAX} "
-                          "characters (a UUID is enough)", "Idempotency-Key", "invalid")],
-        )  # fmt: skip
-    return key
 
 
 def _answer_member_match(
@@ -334,6 +322,8 @@ def everything(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     _check_id(patient_id)
+    if idempotency_key is not None:
+        idempotency_key = checked_key(idempotency_key)
     # Decided on every call, a retry under the same Idempotency-Key included: a consent
     # revoked since the first answer stops the data here.
     types = platform.members.resource_types(patient_id)
