@@ -219,3 +219,41 @@ def test_a_failed_call_spends_its_attempt_and_the_last_one_dead_letters(
 
 def _parse(raw: dict[str, Any]) -> Any:
     return ExchangeCreate.model_validate(raw).to_domain()
+
+
+def test_a_payload_received_again_replaces_the_earlier_one(platform: Platform) -> None:
+    exchange_id = submit(platform, an_exchange_request())
+    at = platform.exchange_ports.clock()
+    for body, digest in (('{"first":1}', "a" * 64), ('{"second":2}', "b" * 64)):
+        with platform.engine.begin() as connection:
+            platform.exchanges.save_payload_with(exchange_id, body, digest, at)(connection)
+    assert platform.exchanges.payload(exchange_id) == '{"second":2}'
+    assert platform.exchanges.payload_sha256(exchange_id) == "b" * 64
+
+
+def test_a_move_from_a_state_the_exchange_has_left_is_refused_and_writes_nothing(
+        platform: Platform) -> None:
+    from payerbridge.errors import IllegalTransition, NotFound
+
+    ports = platform.exchange_ports
+    exchange_id = submit(platform, an_exchange_request())
+    # Read in `submitted`; meanwhile an operator stops it.
+    platform.exchanges.transition(exchange_id, ExchangeState.FAILED, at=ports.clock(),
+                                  actor="operator")
+    ran = []
+    with pytest.raises(IllegalTransition, match="'failed'"):
+        platform.exchanges.advance(exchange_id, [Move(ExchangeState.VALIDATED)],
+                                   at=ports.clock(), actor="test", also=ran.append,
+                                   expected=ExchangeState.SUBMITTED)
+    record = platform.exchanges.get(exchange_id)
+    assert record.state is ExchangeState.FAILED and ran == []
+    assert [t.to_state for t in record.transitions] == ["submitted", "failed"]
+    with pytest.raises(NotFound):
+        platform.exchanges.advance("no-such-exchange", [Move(ExchangeState.VALIDATED)],
+                                   at=ports.clock(), actor="test",
+                                   expected=ExchangeState.SUBMITTED)
+    # From the state it is in, the same move goes through with the next seq.
+    other = submit(platform, an_exchange_request())
+    platform.exchanges.advance(other, [Move(ExchangeState.VALIDATED)], at=ports.clock(),
+                               actor="test", expected=ExchangeState.SUBMITTED)
+    assert [t.seq for t in platform.exchanges.get(other).transitions] == [1, 2]

@@ -256,9 +256,12 @@ def _advance(
     then: Sequence[Move] = (),
     event: AuditEvent | None = None,
     also: Sequence[TransactionPart] = (),
+    expected: ExchangeState | None = None,
 ) -> None:
     """Move to ``target`` (passing through ``before`` and on to ``then``) in one commit,
-    with ``event`` (the consent decision that allowed it) and the parts in ``also``."""
+    with ``event`` (the consent decision that allowed it) and the parts in ``also``;
+    ``expected``, the state the moves start from as the caller read it (the store then
+    moves the row only if it is still there)."""
     reset = {"attempts": 0, "next_attempt_at": None, **(updates or {})}
 
     def together(connection: Any) -> None:
@@ -273,6 +276,7 @@ def _advance(
         also=together if also else None,
         policy_version=ports.retry_policy.version,
         events=[event] if event else (),
+        expected=expected,
     )
 
 
@@ -342,6 +346,7 @@ def _prepare(
         detail={"partner_id": partner.id, "endpoint": partner.fhir_base},
         before=moves,
         event=check.event if check else None,
+        expected=record.state,
     )
     return StepResult(S.ROUTE_SELECTED), check
 
@@ -590,13 +595,14 @@ def _match(
     }
     matched = replace(record, state=S.MEMBER_MATCHED, matched_member_ref=member_ref)
     if not onward:
-        _advance(ports, exchange_id, S.MEMBER_MATCHED, updates=updates)
+        _advance(ports, exchange_id, S.MEMBER_MATCHED, updates=updates, expected=record.state)
         return StepResult(S.MEMBER_MATCHED), matched
     onward_check = _check_consent(ports, matched, partner, "everything")
     reached = Move(S.MEMBER_MATCHED, updates={"attempts": 0, "next_attempt_at": None, **updates})
     if onward_check.consent is None:
         return _refused(ports, exchange_id, onward_check, before=[reached]), matched
-    _advance(ports, exchange_id, S.RETRIEVING, before=[reached], event=onward_check.event)
+    event = onward_check.event
+    _advance(ports, exchange_id, S.RETRIEVING, before=[reached], event=event, expected=record.state)
     return StepResult(S.RETRIEVING), replace(matched, state=S.RETRIEVING)
 
 
@@ -647,7 +653,7 @@ def _retrieve(
         if check.consent is None:
             return _refused(ports, exchange_id, check)
         if record.state is S.MEMBER_MATCHED:
-            _advance(ports, exchange_id, S.RETRIEVING, event=check.event)
+            _advance(ports, exchange_id, S.RETRIEVING, event=check.event, expected=record.state)
         else:  # a retried call
             ports.audit.record(check.event)
     member_ref = record.matched_member_ref
@@ -681,7 +687,9 @@ def _retrieve(
     if isinstance(normalized, str):
         _advance(ports, exchange_id, S.RECEIVED, detail=received.detail, also=[keep_payload])
         return _fail(ports, exchange_id, "invalid-payload", normalized)
-    _store_normalized(ports, exchange_id, normalized, before=[received], also=[keep_payload])
+    _store_normalized(
+        ports, exchange_id, normalized, S.RETRIEVING, before=[received], also=[keep_payload]
+    )
     return StepResult(S.COMPLETED, done=True)
 
 
@@ -717,12 +725,12 @@ def normalize(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) 
 def _normalize(ports: ExchangePorts, record: ExchangeRecordLike, partner: Partner) -> StepResult:
     exchange_id = record.id
     if record.state is S.NORMALIZED:  # stored before a restart; only the last move is missing
-        _advance(ports, exchange_id, S.COMPLETED)
+        _advance(ports, exchange_id, S.COMPLETED, expected=S.NORMALIZED)
         return StepResult(S.COMPLETED, done=True)
     normalized = _normalized(ports, exchange_id, partner, ports.exchanges.payload(exchange_id))
     if isinstance(normalized, str):
         return _fail(ports, exchange_id, "invalid-payload", normalized)
-    _store_normalized(ports, exchange_id, normalized)
+    _store_normalized(ports, exchange_id, normalized, S.RECEIVED)
     return StepResult(S.COMPLETED, done=True)
 
 
@@ -730,6 +738,7 @@ def _store_normalized(
     ports: ExchangePorts,
     exchange_id: str,
     normalized: NormalizedBundle,
+    expected: ExchangeState,
     *,
     before: Sequence[Move] = (),
     also: Sequence[TransactionPart] = (),
@@ -752,6 +761,7 @@ def _store_normalized(
         before=before,
         also=[*also, store],
         then=[Move(S.COMPLETED)],
+        expected=expected,
     )
     logger.info(
         "exchange completed",

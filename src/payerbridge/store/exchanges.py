@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.errors import NotFound
+from payerbridge.errors import IllegalTransition, NotFound
 from payerbridge.exchange.model import (
     STOPPED_STATES,
     DeadLetter,
@@ -138,30 +139,43 @@ class ExchangeSql(DialectSql):
         # The row locked: its state, its last transition and whether anyone listens (the
         # subscriptions store/webhooks.py tells of the exchange: its client's, the operator's).
         self.lock_state = sql(
-            f"SELECT e.state, (SELECT max(t.seq) FROM {exchange_transitions.name} t "
-            "WHERE t.exchange_id = e.id), EXISTS (SELECT 1 FROM "
-            f"{webhook_subscriptions.name} w WHERE w.disabled_at IS NULL "
-            "AND (w.client_id = e.client_id OR w.client_id = ?)) "
-            f"FROM {exchanges.name} e WHERE e.id = ?"
-            + (" FOR UPDATE OF e" if self.is_postgres else "")
+            f"SELECT state, {_LAST_SEQ_AND_LISTENERS} FROM {exchanges.name} WHERE id = ?"
+            + (f" FOR UPDATE OF {exchanges.name}" if self.is_postgres else "")
         )
         self.insert_transition = sql(
             f"INSERT INTO {exchange_transitions.name} (exchange_id, seq, from_state, "
             "to_state, at, actor, reason_code, detail, policy_version) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        # The received Bundle, replacing an earlier attempt's (both dialects upsert alike).
+        self.keep_payload = sql(
+            f"INSERT INTO {exchange_payloads.name} (exchange_id, received_at, sha256, body) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (exchange_id) DO UPDATE SET "
+            "received_at = excluded.received_at, sha256 = excluded.sha256, body = excluded.body"
+        )
         self._updates: dict[tuple[str, ...], str] = {}
+        self._moves: dict[tuple[str, ...], str] = {}
+        # RETURNING: SQLite 3.35 and later; before, a move locks the row first.
+        self.moves_in_one = self.is_postgres or sqlite3.sqlite_version_info >= (3, 35)
 
     def update(self, columns: tuple[str, ...]) -> str:
         """UPDATE of the exchange's ``columns`` (then its id), written once per set."""
         text = self._updates.get(columns)
         if text is None:
-            unknown = set(columns) - set(_COLUMNS)
-            if unknown:
-                raise ValueError(f"exchanges has no column {sorted(unknown)}")
-            assignments = ", ".join(f"{column} = ?" for column in columns)
             text = self._updates[columns] = self.sql(
-                f"UPDATE {exchanges.name} SET {assignments} WHERE id = ?"
+                f"UPDATE {exchanges.name} SET {_assignments(columns)} WHERE id = ?"
+            )
+        return text
+
+    def move(self, columns: tuple[str, ...]) -> str:
+        """The UPDATE of ``update`` only while the exchange is in a given state (then its
+        id, the state and the operator's client id): it locks and moves the row in one
+        statement and returns what the lock read (its last transition, its listeners)."""
+        text = self._moves.get(columns)
+        if text is None:
+            text = self._moves[columns] = self.sql(
+                f"UPDATE {exchanges.name} SET {_assignments(columns)} "
+                f"WHERE id = ? AND state = ? RETURNING {_LAST_SEQ_AND_LISTENERS}"
             )
         return text
 
@@ -173,6 +187,22 @@ class ExchangeSql(DialectSql):
         for column in _TIMESTAMPS:
             values[column] = self.read_timestamp(values[column])
         return _record(_Row(values))
+
+
+# Of the exchange row, with the operator's client id bound here.
+_LAST_SEQ_AND_LISTENERS = (
+    f"(SELECT max(t.seq) FROM {exchange_transitions.name} t WHERE t.exchange_id = "
+    f"{exchanges.name}.id), EXISTS (SELECT 1 FROM {webhook_subscriptions.name} w "
+    f"WHERE w.disabled_at IS NULL AND (w.client_id = {exchanges.name}.client_id "
+    "OR w.client_id = ?))"
+)
+
+
+def _assignments(columns: tuple[str, ...]) -> str:
+    unknown = set(columns) - set(_COLUMNS)
+    if unknown:
+        raise ValueError(f"exchanges has no column {sorted(unknown)}")
+    return ", ".join(f"{column} = ?" for column in columns)
 
 
 class _Row:
@@ -241,6 +271,27 @@ def _write_transitions(
     )
 
 
+def _plan(
+    current: ExchangeState, moves: Sequence[Move], at: datetime
+) -> tuple[list[tuple[ExchangeState, Move]], dict[str, Any]]:
+    """Each move checked against the state machine, from ``current``; and the row's new
+    values (every move's updates, the last state)."""
+    steps, values = [], {}
+    for move in moves:
+        check_transition(current, move.target)
+        steps.append((current, move))
+        values.update(move.updates or {})
+        current = move.target
+    return steps, {**values, "state": current.value, "updated_at": at}
+
+
+def _written(steps: list[tuple[ExchangeState, Move]], last_seq: int) -> list[_Written]:
+    return [
+        _Written(seq, current, move.target, move.reason_code, move.detail)
+        for seq, (current, move) in enumerate(steps, start=last_seq + 1)
+    ]
+
+
 def _moves(
     connection: Connection,
     exchange_id: str,
@@ -256,14 +307,8 @@ def _moves(
 ) -> None:
     """Checked state changes of a locked exchange row, in the caller's transaction: the
     row (once, with every move's updates), the transitions and their audit events."""
-    written, updates = [], {}
-    for seq, move in enumerate(moves, start=last_seq + 1):
-        check_transition(current, move.target)
-        written.append(_Written(seq, current, move.target, move.reason_code, move.detail))
-        updates.update(move.updates or {})
-        current = move.target
+    steps, values = _plan(current, moves, at)
     sql = _sql(connection)
-    values = {**updates, "state": current.value, "updated_at": at}
     columns = tuple(values)
     with cursor_of(connection) as cursor:
         cursor.execute(
@@ -273,7 +318,7 @@ def _moves(
     _write_transitions(
         connection,
         exchange_id,
-        written,
+        _written(steps, last_seq),
         at=at,
         actor=actor,
         policy_version=policy_version,
@@ -406,11 +451,20 @@ class SqlExchangeStore:
         also: Callable[[Connection], None] | None = None,
         policy_version: str | None = None,
         events: Sequence[AuditEvent] = (),
+        expected: ExchangeState | None = None,
     ) -> None:
         """Several state changes in a row, each checked and audited, in one transaction
         with ``also`` and ``events`` (audit events that precede the transitions', such as
         the consent decision that allowed them): a step that passes through states
-        without waiting on anyone commits once."""
+        without waiting on anyone commits once.
+
+        ``expected``: the state the caller read, from which the moves start; if the
+        exchange is no longer in it (a revocation, an operator), IllegalTransition. The
+        row is then locked and moved by one statement, not read under a lock first."""
+        if expected is not None and self._sql.moves_in_one:
+            move = self._move_from
+            move(exchange_id, expected, moves, at, actor, also, policy_version, events)
+            return
         with self._engine.begin() as connection:
             with cursor_of(connection) as cursor:
                 cursor.execute(self._sql.lock_state, (OPERATOR, exchange_id))
@@ -429,6 +483,47 @@ class SqlExchangeStore:
                 actor=actor,
                 policy_version=policy_version,
                 listeners=webhook_listeners(connection, exchange_id) if row[2] else (),
+                events=events,
+            )
+
+    def _move_from(
+        self,
+        exchange_id: str,
+        expected: ExchangeState,
+        moves: Sequence[Move],
+        at: datetime,
+        actor: str,
+        also: Callable[[Connection], None] | None,
+        policy_version: str | None,
+        events: Sequence[AuditEvent],
+    ) -> None:
+        steps, values = _plan(expected, moves, at)
+        sql = self._sql
+        columns = tuple(values)
+        bound = (sql.value(column, values[column]) for column in columns)
+        with self._engine.begin() as connection:
+            with cursor_of(connection) as cursor:
+                cursor.execute(sql.move(columns), (*bound, exchange_id, expected.value, OPERATOR))
+                row = cursor.fetchone()
+                if row is None:
+                    cursor.execute(sql.lock_state, (OPERATOR, exchange_id))
+                    found = cursor.fetchone()
+                    if found is None:
+                        raise NotFound(f"exchange {exchange_id} does not exist")
+                    raise IllegalTransition(
+                        f"the exchange is in '{found[0]}', no longer in '{expected}'"
+                    )
+            if also is not None:
+                also(connection)
+            _write_transitions(
+                connection,
+                exchange_id,
+                _written(steps, row[0]),
+                at=at,
+                actor=actor,
+                policy_version=policy_version,
+                request_id=None,
+                listeners=webhook_listeners(connection, exchange_id) if row[1] else (),
                 events=events,
             )
 
@@ -580,14 +675,10 @@ class SqlExchangeStore:
         """A transaction part that keeps the received Bundle (replacing an earlier attempt's)."""
 
         def write(connection: Connection) -> None:
-            connection.execute(
-                exchange_payloads.delete().where(exchange_payloads.c.exchange_id == exchange_id)
-            )
-            connection.execute(
-                exchange_payloads.insert().values(
-                    exchange_id=exchange_id, received_at=at, sha256=sha256, body=body
+            with cursor_of(connection) as cursor:
+                cursor.execute(
+                    self._sql.keep_payload, (exchange_id, self._sql.timestamp(at), sha256, body)
                 )
-            )
 
         return write
 
