@@ -28,6 +28,5 @@ def test_the_exchange_benchmark_reports_both_deployments(tmp_path: Path) -> None
         assert cells[2:4] == ["6", "6"], row  # submitted at once, completed
         assert float(cells[4]) > 0  # exchanges/s
         assert float(cells[5]) > 0  # overhead, one at a time
-        assert 0 <= float(cells[11]) <= 100  # CPU stolen, %
     assert "0 (the API process works)" in text and "1 + the API process" in text
     assert "python: CPython" in text

@@ -31,14 +31,14 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from payerbridge.bench.machine import cpu_ticks, machine_lines, stolen_percent
+from payerbridge.bench.machine import machine_lines
 
 __all__ = ["ExchangeRun", "report_markdown", "run_exchange_benchmark"]
 
@@ -63,7 +63,6 @@ class ExchangeRun:
     queue_wait_ms_p50: float
     partner_ms_p50: float
     cpu_ms_per_exchange: float = 0.0  # all at once: API and worker processes, not the partner
-    cpu_stolen_pct: float = 0.0  # of the machine's CPU time over the run, by the hypervisor
 
 
 def run_exchange_benchmark(
@@ -100,12 +99,10 @@ def _child_run(
     args += [str(exchanges), str(sequential), str(workers)]
     if admin_url:
         args.append(admin_url)
-    before = cpu_ticks()
     result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(f"benchmark run failed:\n{result.stderr[-2000:]}")
-    run = ExchangeRun(**json.loads(result.stdout.strip().splitlines()[-1]))
-    return replace(run, cpu_stolen_pct=stolen_percent(before, cpu_ticks()))
+    return ExchangeRun(**json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 def report_markdown(results: list[list[ExchangeRun]], *, repeat: int) -> str:
@@ -122,9 +119,7 @@ def report_markdown(results: list[list[ExchangeRun]], *, repeat: int) -> str:
         "(nothing else competing) and, as *under load*, on the N exchanges submitted at once",
         "for the throughput (where it also counts waiting for the other exchanges). Queue wait",
         "(submitted to first transition) is the queue's polling, reported apart. Medians over",
-        "the repeats of each run's median. CPU stolen is the share of the machine's CPU time",
-        "the hypervisor gave to other guests during the run: on a shared host, throughput falls",
-        "with it.",
+        "the repeats of each run's median.",
         "",
         *machine_lines(),
         f"- repeats per store: {repeat}",
@@ -132,9 +127,8 @@ def report_markdown(results: list[list[ExchangeRun]], *, repeat: int) -> str:
         "| store | worker processes | exchanges at once | completed | exchanges/s "
         "| overhead ms p50 (one at a time) "
         "| overhead ms p90 (one at a time) | overhead ms p50 (under load) "
-        "| queue wait ms p50 (under load) | partner ms p50 | CPU ms per exchange "
-        "| CPU stolen % |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| queue wait ms p50 (under load) | partner ms p50 | CPU ms per exchange |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for runs in results:
         first = runs[0]
@@ -148,8 +142,7 @@ def report_markdown(results: list[list[ExchangeRun]], *, repeat: int) -> str:
             f"| {med('per_second'):.1f} | {med('overhead_ms_p50'):.1f} "
             f"| {med('overhead_ms_p90'):.1f} | {med('loaded_overhead_ms_p50'):.1f} "
             f"| {med('queue_wait_ms_p50'):.1f} "
-            f"| {med('partner_ms_p50'):.1f} | {med('cpu_ms_per_exchange'):.1f} "
-            f"| {med('cpu_stolen_pct'):.0f} |"
+            f"| {med('partner_ms_p50'):.1f} | {med('cpu_ms_per_exchange'):.1f} |"
         )
     return "\n".join(lines) + "\n"
 

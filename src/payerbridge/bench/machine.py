@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import platform
 import sqlite3
+import time
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["cpu_ticks", "machine_lines", "stolen_percent"]
+__all__ = ["machine_lines"]
 
 _PACKAGES = (
     "payerbridge", "sqlalchemy", "orjson", "psycopg", "fastapi", "uvicorn", "uvloop", "httptools",
@@ -37,6 +38,20 @@ def _memory_gib() -> str:
     return "unknown"
 
 
+def cpu_reference_ms() -> float:
+    """The best of five runs of a fixed pure-Python loop. The same machine type runs it
+    at different speeds on different days (a shared host's clock and neighbours), by
+    more than most changes move a benchmark: every report carries it, to compare by."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        total = 0
+        for step in range(1_000_000):
+            total += step
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
 def machine_lines() -> list[str]:
     versions = []
     for package in _PACKAGES:
@@ -52,21 +67,6 @@ def machine_lines() -> list[str]:
         f"- python: {platform.python_implementation()} {platform.python_version()}; "
         f"SQLite {sqlite3.sqlite_version}",
         f"- versions: {', '.join(versions)}",
+        f"- CPU speed: a fixed pure-Python loop (1M additions) in {cpu_reference_ms():.0f} ms, "
+        "best of 5, timed as the report is written (lower is faster)",
     ]
-
-
-def cpu_ticks() -> tuple[int, int]:
-    """All the machine's CPU ticks so far and those the hypervisor stole (Linux; zeros
-    elsewhere). A noisy neighbour shows here, not in the machine's description."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    except OSError:
-        return 0, 0
-    ticks = [int(field) for field in fields]  # user nice system idle iowait irq softirq steal
-    return sum(ticks), ticks[7] if len(ticks) > 7 else 0
-
-
-def stolen_percent(before: tuple[int, int], after: tuple[int, int]) -> float:
-    """The share of CPU time stolen between two ``cpu_ticks`` readings."""
-    total = after[0] - before[0]
-    return 100 * (after[1] - before[1]) / total if total > 0 else 0.0
