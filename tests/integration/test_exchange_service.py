@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy import text
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
@@ -257,3 +258,50 @@ def test_a_move_from_a_state_the_exchange_has_left_is_refused_and_writes_nothing
     platform.exchanges.advance(other, [Move(ExchangeState.VALIDATED)], at=ports.clock(),
                                actor="test", expected=ExchangeState.SUBMITTED)
     assert [t.seq for t in platform.exchanges.get(other).transitions] == [1, 2]
+
+
+def test_a_move_that_waited_for_another_writer_sees_where_it_left_the_exchange(
+        platform: Platform) -> None:
+    """Two writers read the exchange in one state; the second waits for the first's row
+    lock, then finds the state gone and writes nothing. Seqs come from the locked row
+    (``last_seq``): on PostgreSQL a statement that waited for a row lock sees that row
+    as the other writer left it but other tables as they were when it started."""
+    import threading
+    import time
+
+    from payerbridge.errors import IllegalTransition
+
+    ports = platform.exchange_ports
+    exchange_id = submit(platform, an_exchange_request())
+    errors: list[BaseException] = []
+
+    def second_writer() -> None:
+        try:
+            platform.exchanges.advance(exchange_id, [Move(ExchangeState.FAILED)],
+                                       at=ports.clock(), actor="second",
+                                       expected=ExchangeState.SUBMITTED)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    second = threading.Thread(target=second_writer)
+
+    def while_holding_the_row(_connection: Any) -> None:
+        second.start()
+        time.sleep(0.5)  # the second writer's statement is now waiting for the row
+
+    platform.exchanges.advance(exchange_id, [Move(ExchangeState.VALIDATED)], at=ports.clock(),
+                               actor="first", also=while_holding_the_row,
+                               expected=ExchangeState.SUBMITTED)
+    second.join(10)
+    assert [type(e) for e in errors] == [IllegalTransition]
+    # The lock path (an operator's transition) numbers after it, from the row.
+    platform.exchanges.transition(exchange_id, ExchangeState.FAILED, at=ports.clock(),
+                                  actor="operator")
+    record = platform.exchanges.get(exchange_id)
+    assert [(t.seq, t.to_state) for t in record.transitions] == [
+        (1, "submitted"), (2, "validated"), (3, "failed")]
+    with platform.engine.connect() as connection:
+        last_seq = connection.execute(
+            text("SELECT last_seq FROM exchanges WHERE id = :id"), {"id": exchange_id}
+        ).scalar_one()
+    assert last_seq == 3

@@ -139,7 +139,7 @@ class ExchangeSql(DialectSql):
         # The row locked: its state, its last transition and whether anyone listens (the
         # subscriptions store/webhooks.py tells of the exchange: its client's, the operator's).
         self.lock_state = sql(
-            f"SELECT state, {_LAST_SEQ_AND_LISTENERS} FROM {exchanges.name} WHERE id = ?"
+            f"SELECT state, last_seq, {_LISTENERS} FROM {exchanges.name} WHERE id = ?"
             + (f" FOR UPDATE OF {exchanges.name}" if self.is_postgres else "")
         )
         self.insert_transition = sql(
@@ -168,14 +168,16 @@ class ExchangeSql(DialectSql):
         return text
 
     def move(self, columns: tuple[str, ...]) -> str:
-        """The UPDATE of ``update`` only while the exchange is in a given state (then its
-        id, the state and the operator's client id): it locks and moves the row in one
-        statement and returns what the lock read (its last transition, its listeners)."""
+        """The UPDATE of ``update`` only while the exchange is in a given state (then the
+        number of transitions, its id, the state and the operator's client id): it locks
+        and moves the row in one statement and returns what the lock read (its new last
+        transition, whether anyone listens)."""
         text = self._moves.get(columns)
         if text is None:
             text = self._moves[columns] = self.sql(
-                f"UPDATE {exchanges.name} SET {_assignments(columns)} "
-                f"WHERE id = ? AND state = ? RETURNING {_LAST_SEQ_AND_LISTENERS}"
+                f"UPDATE {exchanges.name} SET {_assignments(columns)}, "
+                "last_seq = last_seq + ? WHERE id = ? AND state = ? "
+                f"RETURNING last_seq, {_LISTENERS}"
             )
         return text
 
@@ -189,12 +191,10 @@ class ExchangeSql(DialectSql):
         return _record(_Row(values))
 
 
-# Of the exchange row, with the operator's client id bound here.
-_LAST_SEQ_AND_LISTENERS = (
-    f"(SELECT max(t.seq) FROM {exchange_transitions.name} t WHERE t.exchange_id = "
-    f"{exchanges.name}.id), EXISTS (SELECT 1 FROM {webhook_subscriptions.name} w "
-    f"WHERE w.disabled_at IS NULL AND (w.client_id = {exchanges.name}.client_id "
-    "OR w.client_id = ?))"
+# Whether anyone listens to the exchange row, with the operator's client id bound here.
+_LISTENERS = (
+    f"EXISTS (SELECT 1 FROM {webhook_subscriptions.name} w WHERE w.disabled_at IS NULL "
+    f"AND (w.client_id = {exchanges.name}.client_id OR w.client_id = ?))"
 )
 
 
@@ -308,6 +308,7 @@ def _moves(
     """Checked state changes of a locked exchange row, in the caller's transaction: the
     row (once, with every move's updates), the transitions and their audit events."""
     steps, values = _plan(current, moves, at)
+    values["last_seq"] = last_seq + len(steps)
     sql = _sql(connection)
     columns = tuple(values)
     with cursor_of(connection) as cursor:
@@ -333,9 +334,6 @@ def _sql(connection: Connection) -> ExchangeSql:
 
 
 # Built once, so SQLAlchemy compiles each once.
-_LAST_SEQ = select(func.max(exchange_transitions.c.seq)).where(
-    exchange_transitions.c.exchange_id == bindparam("id")
-)
 _INSERT_EXCHANGE = exchanges.insert()
 _BY_IDEMPOTENCY_KEY = select(exchanges.c.id, exchanges.c.request_hash).where(
     exchanges.c.client_id == bindparam("client_id"),
@@ -388,6 +386,7 @@ class SqlExchangeStore:
                         "attempts": 0,
                         "replay_count": 0,
                         "consent_id": consent_id,
+                        "last_seq": 1,
                     },
                 )
                 _write_transitions(
@@ -503,7 +502,8 @@ class SqlExchangeStore:
         bound = (sql.value(column, values[column]) for column in columns)
         with self._engine.begin() as connection:
             with cursor_of(connection) as cursor:
-                cursor.execute(sql.move(columns), (*bound, exchange_id, expected.value, OPERATOR))
+                moved = (*bound, len(steps), exchange_id, expected.value, OPERATOR)
+                cursor.execute(sql.move(columns), moved)
                 row = cursor.fetchone()
                 if row is None:
                     cursor.execute(sql.lock_state, (OPERATOR, exchange_id))
@@ -518,7 +518,7 @@ class SqlExchangeStore:
             _write_transitions(
                 connection,
                 exchange_id,
-                _written(steps, row[0]),
+                _written(steps, row[0] - len(steps)),
                 at=at,
                 actor=actor,
                 policy_version=policy_version,
@@ -537,7 +537,7 @@ class SqlExchangeStore:
 
         def block(connection: Connection) -> list[str]:
             rows = connection.execute(
-                select(exchanges.c.id, exchanges.c.state)
+                select(exchanges.c.id, exchanges.c.state, exchanges.c.last_seq)
                 .where(
                     exchanges.c.consent_id == consent_id,
                     exchanges.c.state.not_in([s.value for s in STOPPED_STATES]),
@@ -546,12 +546,11 @@ class SqlExchangeStore:
             ).all()
             blocked = []
             for row in rows:
-                last_seq = connection.execute(_LAST_SEQ, {"id": row.id}).scalar_one()
                 _moves(
                     connection,
                     row.id,
                     ExchangeState(row.state),
-                    last_seq,
+                    row.last_seq,
                     [Move(ExchangeState.BLOCKED, reason_code, {"consent_id": consent_id}, stop)],
                     at=at,
                     actor=actor,
