@@ -430,14 +430,19 @@ def _take_driver_connection(engine: Engine) -> tuple[Any, Any]:
 def _give_back(connection: Any, owner: Any, *, failed: bool) -> None:
     if isinstance(owner, _SpareConnections):
         owner.give_back(connection, failed=failed)
-        return
-    if connection.autocommit:  # raw_cursor's: the pool's users expect transactions
-        try:
-            connection.autocommit = False
-        except Exception:  # noqa: BLE001 - a broken connection: the pool drops it
-            owner.invalidate()
-            return
-    owner.close()  # back to the pool, which rolls back what the block left open
+    else:
+        owner.close()  # back to the pool, which rolls back what the block left open
+
+
+def _transactional_again(connection: Any, owner: Any) -> bool:
+    """A pooled connection ``raw_cursor`` put in autocommit, as the pool's other users
+    expect it; False when it broke meanwhile (it is then dropped from the pool)."""
+    try:
+        connection.autocommit = False
+    except Exception:  # noqa: BLE001 - a broken connection
+        owner.invalidate()
+        return False
+    return True
 
 
 @contextmanager
@@ -450,10 +455,11 @@ def raw_cursor(engine: Engine) -> Iterator[Any]:
     the last write transaction gave back reads from memory where a reader connection would
     read the pages again (2-3% of a ``$member-match`` at 1M members)."""
     connection, owner = _take_driver_connection(engine)
+    pooled = not isinstance(owner, _SpareConnections)  # (SQLite's spares autocommit)
     failed = True
     try:
-        if not isinstance(owner, _SpareConnections):  # psycopg: no BEGIN, no ROLLBACK
-            connection.autocommit = True  # (SQLite's spares are in autocommit mode)
+        if pooled:  # psycopg: no BEGIN, no ROLLBACK
+            connection.autocommit = True
         cursor = connection.cursor()
         try:
             yield cursor
@@ -461,7 +467,8 @@ def raw_cursor(engine: Engine) -> Iterator[Any]:
             cursor.close()  # before the connection is reused: see cursor_of
         failed = False
     finally:
-        _give_back(connection, owner, failed=failed)
+        if not pooled or _transactional_again(connection, owner):
+            _give_back(connection, owner, failed=failed)
 
 
 @contextmanager
