@@ -305,3 +305,18 @@ def test_a_move_that_waited_for_another_writer_sees_where_it_left_the_exchange(
             text("SELECT last_seq FROM exchanges WHERE id = :id"), {"id": exchange_id}
         ).scalar_one()
     assert last_seq == 3
+
+
+def test_the_opt_in_and_the_partner_read_back_as_they_were_kept(platform: Platform) -> None:
+    """The hops' reads are DB-API SQL: what they return equals what was written."""
+    ports = platform.exchange_ports
+    exchange_id = submit(platform, an_exchange_request())
+    consent_id = platform.exchanges.get(exchange_id).consent_id
+    kept = platform.consents.get(consent_id)
+    assert kept is not None
+    assert kept == platform.consents.for_member(kept.record.member_id, kept.role)[0]
+    assert kept.record.period_start.utcoffset() is not None  # aware, as written
+    assert platform.consents.get("no-such-consent") is None
+    partner = ports.partners.get("old-plan")
+    assert partner == Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir")
+    assert ports.partners.get("no-such-partner") is None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy.engine import Dialect
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import (
@@ -20,13 +22,13 @@ from payerbridge.consent.model import (
 )
 from payerbridge.errors import NotFound
 from payerbridge.store.audit import append_audit
-from payerbridge.store.tables import consents
+from payerbridge.store.database import DialectSql, raw_cursor
+from payerbridge.store.tables import UtcDateTime, consents
 from payerbridge.types import ClientId, MemberId
 
 __all__ = ["SqlConsentStore"]
 
 # Built once, so SQLAlchemy compiles each once: an opt-in is recorded with every exchange.
-_BY_ID = select(consents).where(consents.c.id == bindparam("id"))
 _SAME = (
     select(consents)
     .where(
@@ -39,6 +41,22 @@ _SAME = (
     .limit(1)
 )
 _INSERT = consents.insert()
+_COLUMNS = tuple(column.name for column in consents.c)
+_TIMESTAMPS = tuple(c.name for c in consents.c if isinstance(c.type, UtcDateTime))
+
+
+class ConsentSql(DialectSql):
+    """The read every hop of every exchange makes (its opt-in, by id) as DB-API SQL."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        self.by_id = self.sql(f"SELECT {', '.join(_COLUMNS)} FROM {consents.name} WHERE id = ?")
+
+    def stored(self, row: Any) -> StoredConsent:
+        values = dict(zip(_COLUMNS, row, strict=True))
+        for column in _TIMESTAMPS:
+            values[column] = self.read_timestamp(values[column])
+        return _stored(SimpleNamespace(**values))
 
 
 def _stored(row: Any) -> StoredConsent:
@@ -71,6 +89,7 @@ class SqlConsentStore:
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
+        self._sql = ConsentSql.of(engine.dialect)
 
     def add(self, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
         """Insert with its audit event; an unrevoked consent of the same member, role, client
@@ -115,9 +134,10 @@ class SqlConsentStore:
         return consent
 
     def get(self, consent_id: str) -> StoredConsent | None:
-        with self._reader.connect() as connection:
-            row = connection.execute(_BY_ID, {"id": consent_id}).first()
-        return None if row is None else _stored(row)
+        with raw_cursor(self._engine) as cursor:  # see raw_cursor: the writer's, on SQLite
+            cursor.execute(self._sql.by_id, (consent_id,))
+            row = cursor.fetchone()
+        return None if row is None else self._sql.stored(row)
 
     def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]:
         """Newest first."""

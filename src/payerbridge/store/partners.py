@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.routing.model import Partner
 from payerbridge.store.audit import append_audit
+from payerbridge.store.database import driver_sql, raw_cursor
 from payerbridge.store.tables import partners
 
 __all__ = ["SqlPartnerDirectory"]
 
-_BY_ID = select(partners).where(partners.c.id == bindparam("id"))  # compiled once
+_FIELDS = ("id", "name", "npi", "base_url", "credential")  # Partner's, in order
+
+
+def _from_columns(row: tuple[str, ...]) -> Partner:
+    """A Partner of a row of ``_FIELDS``."""
+    return Partner(id=row[0], name=row[1], npi=row[2], base_url=row[3], credential=row[4])
 
 
 def _partner(row: object) -> Partner:
@@ -31,6 +37,10 @@ class SqlPartnerDirectory:
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
+        # Read by every exchange step, as DB-API SQL (see store.database.raw_cursor).
+        self._by_id = driver_sql(
+            engine.dialect, f"SELECT {', '.join(_FIELDS)} FROM {partners.name} WHERE id = ?"
+        )
 
     def register(self, partner: Partner, *, actor: str, request_id: str | None = None) -> bool:
         """Create or update; True when the partner is new. Audited in the same transaction.
@@ -84,9 +94,10 @@ class SqlPartnerDirectory:
         return not existed
 
     def get(self, partner_id: str) -> Partner | None:
-        with self._reader.connect() as connection:
-            row = connection.execute(_BY_ID, {"id": partner_id}).first()
-        return _partner(row) if row else None
+        with raw_cursor(self._engine) as cursor:
+            cursor.execute(self._by_id, (partner_id,))
+            row = cursor.fetchone()
+        return _from_columns(row) if row else None
 
     def list(self) -> list[Partner]:
         with self._reader.connect() as connection:
