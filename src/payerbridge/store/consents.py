@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -53,10 +52,7 @@ class ConsentSql(DialectSql):
         self.by_id = self.sql(f"SELECT {', '.join(_COLUMNS)} FROM {consents.name} WHERE id = ?")
 
     def stored(self, row: Any) -> StoredConsent:
-        values = dict(zip(_COLUMNS, row, strict=True))
-        for column in _TIMESTAMPS:
-            values[column] = self.read_timestamp(values[column])
-        return _stored(SimpleNamespace(**values))
+        return _stored(self.named(_COLUMNS, _TIMESTAMPS, row))
 
 
 def _stored(row: Any) -> StoredConsent:

@@ -7,10 +7,11 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Self
 
 import orjson
@@ -340,6 +341,16 @@ class DialectSql:
 
     def sql(self, text: str) -> str:
         return driver_sql(self.dialect, text)
+
+    def named(
+        self, columns: Sequence[str], timestamps: Collection[str], row: Sequence[Any]
+    ) -> SimpleNamespace:
+        """A DB-API row of ``columns`` by name, its ``timestamps`` read as the column type
+        reads them: what the stores' mappers of SQLAlchemy rows take."""
+        values = dict(zip(columns, row, strict=True))
+        for column in timestamps:
+            values[column] = self.read_timestamp(values[column])
+        return SimpleNamespace(**values)
 
     @classmethod
     def of(cls, dialect: Dialect) -> Self:

@@ -31,9 +31,8 @@ from payerbridge.store.tables import (
     exchange_payloads,
     exchange_transitions,
     exchanges,
-    webhook_subscriptions,
 )
-from payerbridge.store.webhooks import outbox_transitions, webhook_listeners
+from payerbridge.store.webhooks import listening_sql, outbox_transitions, webhook_listeners
 from payerbridge.types import OPERATOR
 
 __all__ = ["ExchangeRecord", "SqlExchangeStore", "Transition"]
@@ -136,8 +135,7 @@ class ExchangeSql(DialectSql):
         super().__init__(dialect)
         sql = self.sql
         self.by_id = sql(f"SELECT {', '.join(_COLUMNS)} FROM {exchanges.name} WHERE id = ?")
-        # The row locked: its state, its last transition and whether anyone listens (the
-        # subscriptions store/webhooks.py tells of the exchange: its client's, the operator's).
+        # The row locked: its state, its last transition and whether anyone listens.
         self.lock_state = sql(
             f"SELECT state, last_seq, {_LISTENERS} FROM {exchanges.name} WHERE id = ?"
             + (f" FOR UPDATE OF {exchanges.name}" if self.is_postgres else "")
@@ -181,21 +179,21 @@ class ExchangeSql(DialectSql):
             )
         return text
 
-    def value(self, column: str, value: Any) -> Any:
-        return self.timestamp(value) if column in _TIMESTAMPS and value is not None else value
+    def assigned(self, values: dict[str, Any]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """The columns ``values`` sets (for ``update``/``move``) and their bound values."""
+        stamp = self.timestamp
+        bound = tuple(
+            stamp(value) if column in _TIMESTAMPS and value is not None else value
+            for column, value in values.items()
+        )
+        return tuple(values), bound
 
     def record(self, row: Sequence[Any]) -> ExchangeRecord:
-        values = dict(zip(_COLUMNS, row, strict=True))
-        for column in _TIMESTAMPS:
-            values[column] = self.read_timestamp(values[column])
-        return _record(_Row(values))
+        return _record(self.named(_COLUMNS, _TIMESTAMPS, row))
 
 
 # Whether anyone listens to the exchange row, with the operator's client id bound here.
-_LISTENERS = (
-    f"EXISTS (SELECT 1 FROM {webhook_subscriptions.name} w WHERE w.disabled_at IS NULL "
-    f"AND (w.client_id = {exchanges.name}.client_id OR w.client_id = ?))"
-)
+_LISTENERS = listening_sql(f"{exchanges.name}.client_id")
 
 
 def _assignments(columns: tuple[str, ...]) -> str:
@@ -203,13 +201,6 @@ def _assignments(columns: tuple[str, ...]) -> str:
     if unknown:
         raise ValueError(f"exchanges has no column {sorted(unknown)}")
     return ", ".join(f"{column} = ?" for column in columns)
-
-
-class _Row:
-    """A DB-API row by column name, as ``_record`` reads SQLAlchemy's."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 def _write_transitions(
@@ -310,12 +301,9 @@ def _moves(
     steps, values = _plan(current, moves, at)
     values["last_seq"] = last_seq + len(steps)
     sql = _sql(connection)
-    columns = tuple(values)
+    columns, bound = sql.assigned(values)
     with cursor_of(connection) as cursor:
-        cursor.execute(
-            sql.update(columns),
-            (*(sql.value(column, values[column]) for column in columns), exchange_id),
-        )
+        cursor.execute(sql.update(columns), (*bound, exchange_id))
     _write_transitions(
         connection,
         exchange_id,
@@ -461,8 +449,16 @@ class SqlExchangeStore:
         exchange is no longer in it (a revocation, an operator), IllegalTransition. The
         row is then locked and moved by one statement, not read under a lock first."""
         if expected is not None and self._sql.moves_in_one:
-            move = self._move_from
-            move(exchange_id, expected, moves, at, actor, also, policy_version, events)
+            self._move_from(
+                exchange_id,
+                expected,
+                moves,
+                at=at,
+                actor=actor,
+                also=also,
+                policy_version=policy_version,
+                events=events,
+            )
             return
         with self._engine.begin() as connection:
             with cursor_of(connection) as cursor:
@@ -490,6 +486,7 @@ class SqlExchangeStore:
         exchange_id: str,
         expected: ExchangeState,
         moves: Sequence[Move],
+        *,
         at: datetime,
         actor: str,
         also: Callable[[Connection], None] | None,
@@ -498,8 +495,7 @@ class SqlExchangeStore:
     ) -> None:
         steps, values = _plan(expected, moves, at)
         sql = self._sql
-        columns = tuple(values)
-        bound = (sql.value(column, values[column]) for column in columns)
+        columns, bound = sql.assigned(values)
         with self._engine.begin() as connection:
             with cursor_of(connection) as cursor:
                 moved = (*bound, len(steps), exchange_id, expected.value, OPERATOR)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,19 +20,9 @@ __all__ = ["SqlPartnerDirectory"]
 _FIELDS = ("id", "name", "npi", "base_url", "credential")  # Partner's, in order
 
 
-def _from_columns(row: tuple[str, ...]) -> Partner:
+def _partner(row: Sequence[Any]) -> Partner:
     """A Partner of a row of ``_FIELDS``."""
     return Partner(id=row[0], name=row[1], npi=row[2], base_url=row[3], credential=row[4])
-
-
-def _partner(row: object) -> Partner:
-    return Partner(
-        id=row.id,  # type: ignore[attr-defined]
-        name=row.name,  # type: ignore[attr-defined]
-        npi=row.npi,  # type: ignore[attr-defined]
-        base_url=row.base_url,  # type: ignore[attr-defined]
-        credential=row.credential,  # type: ignore[attr-defined]
-    )
 
 
 class SqlPartnerDirectory:
@@ -97,9 +89,10 @@ class SqlPartnerDirectory:
         with raw_cursor(self._engine) as cursor:
             cursor.execute(self._by_id, (partner_id,))
             row = cursor.fetchone()
-        return _from_columns(row) if row else None
+        return _partner(row) if row else None
 
     def list(self) -> list[Partner]:
         with self._reader.connect() as connection:
-            rows = connection.execute(select(partners).order_by(partners.c.id)).all()
+            columns = [partners.c[field] for field in _FIELDS]
+            rows = connection.execute(select(*columns).order_by(partners.c.id)).all()
         return [_partner(row) for row in rows]

@@ -22,9 +22,12 @@ from payerbridge.timestamps import utc_iso
 from payerbridge.types import OPERATOR
 from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, event_body
 
-__all__ = ["SqlWebhookStore", "outbox_transitions", "webhook_listeners"]
+__all__ = ["SqlWebhookStore", "listening_sql", "outbox_transitions", "webhook_listeners"]
 
 
+# Who is told of an exchange's changes: enabled subscriptions of its client and of the
+# operator. Stated twice, side by side: as an expression, and as SQL text for the
+# exchange store's DB-API statements.
 def _listening(client_id: Any) -> Any:
     return and_(
         webhook_subscriptions.c.disabled_at.is_(None),
@@ -32,6 +35,15 @@ def _listening(client_id: Any) -> Any:
             webhook_subscriptions.c.client_id == client_id,
             webhook_subscriptions.c.client_id == OPERATOR,
         ),
+    )
+
+
+def listening_sql(client_id: str) -> str:
+    """``_listening`` as an EXISTS in SQL text: does anyone listen to exchanges of the
+    column ``client_id``; the operator's client id is bound at its ``?``."""
+    return (
+        f"EXISTS (SELECT 1 FROM {webhook_subscriptions.name} w WHERE w.disabled_at IS NULL "
+        f"AND (w.client_id = {client_id} OR w.client_id = ?))"
     )
 
 
