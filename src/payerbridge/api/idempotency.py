@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import overload
 
 import orjson
 from starlette.responses import Response
@@ -32,9 +33,16 @@ _STALE_AFTER = timedelta(seconds=120)
 KEY_MAX_LENGTH = 200
 
 
-def checked_key(key: str) -> str:
-    """An Idempotency-Key header as kept (surrounding blanks dropped), or a 400 that says
-    what a key must be. Every endpoint that honours the header checks it here."""
+@overload
+def checked_key(key: str) -> str: ...
+@overload
+def checked_key(key: None) -> None: ...
+def checked_key(key: str | None) -> str | None:
+    """An Idempotency-Key header as kept (surrounding blanks dropped; None when absent),
+    or a 400 that says what a key must be. Every endpoint that honours the header checks
+    it here."""
+    if key is None:
+        return None
     if len(key) > KEY_MAX_LENGTH or not key.isprintable():
         raise InvalidInput(
             "the Idempotency-Key header is not acceptable",

@@ -129,9 +129,7 @@ async def member_match(request: Request) -> Response:
     of its own, which together cost more than the match. Authentication still answers
     first: an error in the body is kept here and raised after it."""
     await fhir_accept(request)
-    idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None:
-        idempotency_key = checked_key(idempotency_key)
+    idempotency_key = checked_key(request.headers.get("idempotency-key"))
     raw = await request.body()
     try:
         body: Any = await read_json_body(request)
@@ -322,8 +320,7 @@ def everything(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     _check_id(patient_id)
-    if idempotency_key is not None:
-        idempotency_key = checked_key(idempotency_key)
+    idempotency_key = checked_key(idempotency_key)
     # Decided on every call, a retry under the same Idempotency-Key included: a consent
     # revoked since the first answer stops the data here.
     types = platform.members.resource_types(patient_id)
