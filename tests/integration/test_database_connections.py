@@ -1,18 +1,30 @@
 """The pools' connections: reads outside transactions (the reader engine, raw_cursor)
 leave them transactional for the writers that share them, and a connection the server
-dropped while it sat idle is replaced before use. Runs on both backends."""
+dropped while it sat idle is replaced before use; ``insert_rows`` writes alike on both.
+Runs on both backends."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, text
 
 from payerbridge.config import load_settings
 from payerbridge.store import database
-from payerbridge.store.database import create_db_engine, create_reader, raw_cursor
+from payerbridge.store.database import (
+    DialectSql,
+    create_db_engine,
+    create_reader,
+    cursor_of,
+    insert_rows,
+    raw_cursor,
+)
+from payerbridge.store.tables import UtcDateTime
 
 
 @pytest.fixture
@@ -72,3 +84,41 @@ def test_a_connection_dropped_while_idle_is_replaced_before_use(
     monkeypatch.setattr(database, "_PING_AFTER_IDLE_SECONDS", 0.0)  # it has sat idle
     with engine.connect() as connection:
         assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+
+
+
+def test_insert_rows_writes_several_tables_in_order_with_nulls_or_nothing(engine: Engine) -> None:
+    """``insert_rows``: one statement on PostgreSQL, executemany on SQLite; the rows land
+    alike (NULLs, ids drawn in row order) and a failing insert leaves no table written."""
+    tables = MetaData()
+    first = Table("first_rows", tables, Column("id", Integer, primary_key=True),
+                  Column("name", String(20), nullable=False), Column("note", String(20)))
+    second = Table("second_rows", tables, Column("at", UtcDateTime(), primary_key=True),
+                   Column("n", Integer))  # fmt: skip
+    tables.create_all(engine)
+    sql = DialectSql.of(engine.dialect)
+    into_first, into_second = sql.rows_insert(first, ("name", "note")), sql.rows_insert(
+        second, ("at", "n")
+    )
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.begin() as connection, cursor_of(connection) as cursor:
+        insert_rows(
+            cursor,
+            (into_first, [(f"row {n}", None if n % 2 else "even") for n in range(5)]),
+            (into_second, [(sql.timestamp(start + timedelta(minutes=n)), None) for n in range(3)]),
+            (into_second, []),  # nothing to insert: left out
+        )
+    duplicate = (sql.timestamp(start), 1)
+    with (
+        pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)),
+        engine.begin() as connection,
+        cursor_of(connection) as cursor,
+    ):
+        insert_rows(cursor, (into_first, [("lost", None)]), (into_second, [duplicate]))
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT name, note FROM first_rows ORDER BY id")).all()
+        assert [tuple(row) for row in rows] == [
+            ("row 0", "even"), ("row 1", None), ("row 2", "even"), ("row 3", None),
+            ("row 4", "even"),
+        ]  # fmt: skip
+        assert connection.execute(text("SELECT count(*) FROM second_rows")).scalar_one() == 3

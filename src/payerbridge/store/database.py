@@ -9,6 +9,7 @@ import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +18,7 @@ from typing import Any, Self
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 
@@ -26,12 +27,14 @@ from payerbridge.store.tables import UtcDateTime, audit_events
 
 __all__ = [
     "DialectSql",
+    "RowsInsert",
     "WalCheckpointer",
     "create_db_engine",
     "create_reader",
     "create_workflow_engine",
     "cursor_of",
     "driver_sql",
+    "insert_rows",
     "migrate",
     "raw_cursor",
     "raw_transaction",
@@ -338,9 +341,26 @@ class DialectSql:
             f"INSERT INTO {audit_events.name} (at, actor, action, entity_type, entity_id, "
             "outcome, request_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        self.audits = self.rows_insert(
+            audit_events,
+            ("at", "actor", "action", "entity_type", "entity_id", "outcome", "request_id",
+             "detail"),
+        )  # fmt: skip
 
     def sql(self, text: str) -> str:
         return driver_sql(self.dialect, text)
+
+    def rows_insert(self, table: Table, columns: Sequence[str], suffix: str = "") -> RowsInsert:
+        """The INSERT of rows of ``columns`` into ``table`` (``suffix``: an ON CONFLICT
+        clause) for ``insert_rows``."""
+        names = ", ".join(columns)
+        if not self.is_postgres:
+            marks = ", ".join("?" * len(columns))
+            return RowsInsert(self.sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
+                                       + suffix), columns_bound=False)  # fmt: skip
+        arrays = ", ".join(f"%b::{table.c[c].type.compile(self.dialect)}[]" for c in columns)
+        text = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){suffix}"
+        return RowsInsert(text, columns_bound=True)
 
     def named(
         self, columns: Sequence[str], timestamps: Collection[str], row: Sequence[Any]
@@ -365,6 +385,38 @@ class DialectSql:
         return (self.timestamp(event.at), event.actor, event.action, event.entity_type,
                 event.entity_id, event.outcome, event.request_id,
                 orjson.dumps(event.detail).decode() if event.detail else None)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RowsInsert:
+    """An INSERT of any number of rows (``DialectSql.rows_insert``). On PostgreSQL each
+    column is bound as one array and unnested: one statement, parsed and planned once,
+    whose values psycopg dumps in binary without Python work per row (its executemany
+    runs a pipeline through Python for every row, and cost the hot path more than the
+    inserts cost the server). Elsewhere: one row per execution, for executemany."""
+
+    text: str
+    columns_bound: bool
+
+
+def insert_rows(cursor: Any, *inserts: tuple[RowsInsert, Sequence[Sequence[Any]]]) -> None:
+    """Each insert's rows in the caller's transaction. On PostgreSQL all of them are one
+    statement (each insert but the last a data-modifying WITH query: one round trip), so
+    the inserts must not depend on each other; within each, ids are drawn in row order."""
+    inserts = tuple((insert, rows) for insert, rows in inserts if rows)
+    if not inserts:
+        return
+    if not inserts[0][0].columns_bound:
+        for insert, rows in inserts:
+            cursor.executemany(insert.text, rows)
+        return
+    *leading, last = [insert for insert, _ in inserts]
+    text = last.text
+    if leading:
+        queries = ", ".join(f"i{n} AS ({insert.text})" for n, insert in enumerate(leading))
+        text = f"WITH {queries} {text}"
+    arrays = [list(column) for _, rows in inserts for column in zip(*rows, strict=True)]
+    cursor.execute(text, arrays)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from payerbridge.exchange.model import (
     check_transition,
 )
 from payerbridge.store.audit import append_audit
-from payerbridge.store.database import DialectSql, cursor_of, raw_cursor
+from payerbridge.store.database import DialectSql, cursor_of, insert_rows, raw_cursor
 from payerbridge.store.tables import (
     UtcDateTime,
     dead_letters,
@@ -140,11 +140,11 @@ class ExchangeSql(DialectSql):
             f"SELECT state, last_seq, {_LISTENERS} FROM {exchanges.name} WHERE id = ?"
             + (f" FOR UPDATE OF {exchanges.name}" if self.is_postgres else "")
         )
-        self.insert_transition = sql(
-            f"INSERT INTO {exchange_transitions.name} (exchange_id, seq, from_state, "
-            "to_state, at, actor, reason_code, detail, policy_version) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
+        self.transitions = self.rows_insert(
+            exchange_transitions,
+            ("exchange_id", "seq", "from_state", "to_state", "at", "actor", "reason_code",
+             "detail", "policy_version"),
+        )  # fmt: skip
         # The received Bundle, replacing an earlier attempt's (both dialects upsert alike).
         self.keep_payload = sql(
             f"INSERT INTO {exchange_payloads.name} (exchange_id, received_at, sha256, body) "
@@ -248,8 +248,11 @@ def _write_transitions(
         ),
     ]
     with cursor_of(connection) as cursor:
-        cursor.executemany(sql.insert_transition, transitions)
-        cursor.executemany(sql.audit, [sql.audit_row(event) for event in audits])
+        insert_rows(
+            cursor,
+            (sql.transitions, transitions),
+            (sql.audits, [sql.audit_row(event) for event in audits]),
+        )
     outbox_transitions(
         connection,
         listeners,

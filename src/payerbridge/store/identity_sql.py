@@ -19,6 +19,7 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.identity.decision import MatchDecision
 from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind
+from payerbridge.store.database import insert_rows
 from payerbridge.store.members import ResourceRow, ResourceSql
 from payerbridge.store.tables import (
     fhir_resources,
@@ -184,8 +185,8 @@ class SqlMatchWrites:
         cursor.execute(sql.rewrite_resource,
                        (member_id, sql.timestamp(at), source, row.body, row.ref))  # fmt: skip
         cursor.execute(*sql.drop_tokens([row.ref]))
-        cursor.executemany(sql.token, [(row.ref, row.resource_type, *token)
-                                       for token in row.tokens])  # fmt: skip
+        insert_rows(cursor, (sql.tokens, [(row.ref, row.resource_type, *token)
+                                          for token in row.tokens]))  # fmt: skip
 
     def add_links(self, links: Sequence[IdentityLink]) -> None:
         """Add links; a link already current is kept as it is."""
@@ -205,4 +206,4 @@ class SqlMatchWrites:
 
     def append_audit(self, events: Sequence[AuditEvent]) -> None:
         if events:
-            self._cursor.executemany(self._sql.audit, [self._sql.audit_row(e) for e in events])
+            insert_rows(self._cursor, (self._sql.audits, [self._sql.audit_row(e) for e in events]))

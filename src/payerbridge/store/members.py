@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, and_, func, select, update
 from sqlalchemy.engine import Dialect
 
 from payerbridge.fhir.resources import token_entries
-from payerbridge.store.database import DialectSql, cursor_of
+from payerbridge.store.database import DialectSql, cursor_of, insert_rows
 from payerbridge.store.tables import fhir_resources, fhir_tokens
 from payerbridge.timestamps import utc_iso
 
@@ -56,18 +56,18 @@ class ResourceSql(DialectSql):
 
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
-        sql = self.sql
         # A resource stored again replaces the body and counts a new version.
-        self.upsert = sql(
-            f"INSERT INTO {fhir_resources.name} (ref, resource_type, resource_id, patient_id, "
-            "version_id, last_updated, source, body) VALUES (?, ?, ?, ?, 1, ?, ?, ?) "
-            "ON CONFLICT (ref) DO UPDATE SET patient_id = excluded.patient_id, "
+        self.upsert = self.rows_insert(
+            fhir_resources,
+            ("ref", "resource_type", "resource_id", "patient_id", "version_id",
+             "last_updated", "source", "body"),
+            " ON CONFLICT (ref) DO UPDATE SET patient_id = excluded.patient_id, "
             f"version_id = {fhir_resources.name}.version_id + 1, "
-            "last_updated = excluded.last_updated, source = excluded.source, body = excluded.body"
-        )
-        self.token = sql(
-            f"INSERT INTO {fhir_tokens.name} (ref, resource_type, param, system, value) "
-            "VALUES (?, ?, ?, ?, ?)"
+            "last_updated = excluded.last_updated, source = excluded.source, "
+            "body = excluded.body",
+        )  # fmt: skip
+        self.tokens = self.rows_insert(
+            fhir_tokens, ("ref", "resource_type", "param", "system", "value")
         )
         self._drop_tokens = f"DELETE FROM {fhir_tokens.name} WHERE ref "
 
@@ -88,21 +88,17 @@ def write_batch(
     unique = {row.ref: row for row in rows}  # last one wins, as a sequence of PUTs would
     stamp = sql.timestamp(at)
     with cursor_of(connection) as cursor:
-        cursor.executemany(
-            sql.upsert,
-            [
-                (ref, row.resource_type, row.resource_id, row.patient_id, stamp, source, row.body)
-                for ref, row in unique.items()
-            ],
-        )
         cursor.execute(*sql.drop_tokens(list(unique)))
+        resources = [
+            (ref, row.resource_type, row.resource_id, row.patient_id, 1, stamp, source, row.body)
+            for ref, row in unique.items()
+        ]
         tokens = [
             (ref, row.resource_type, param, system, value)
             for ref, row in unique.items()
             for param, system, value in row.tokens
         ]
-        if tokens:
-            cursor.executemany(sql.token, tokens)
+        insert_rows(cursor, (sql.upsert, resources), (sql.tokens, tokens))
 
 
 def _with_meta(row: Any) -> dict[str, Any]:
