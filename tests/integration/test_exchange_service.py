@@ -164,6 +164,18 @@ def test_a_match_under_review_at_the_old_payer_stops_in_manual_review(
         platform.close()
 
 
+def _waiting_on_member_match(platform: Platform, exchange_id: str, *, calls_made: int) -> None:
+    """The row as a run leaves it when the $member-match call waits to be tried again
+    after ``calls_made`` calls: what a workflow recovered anywhere resumes from."""
+    ports = platform.exchange_ports
+    service.prepare(ports, exchange_id, ExchangeCreate.model_validate(
+        an_exchange_request()).to_domain())
+    now = ports.clock()
+    ports.exchanges.record_attempt(exchange_id, step="member-match", attempts=calls_made,
+                                   next_attempt_at=now, step_started_at=now, last_error="503",
+                                   at=now, detail={})
+
+
 def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_attempt(
         platform: Platform) -> None:
     """A short outage must not dead-letter every exchange in flight: the held-back call
@@ -179,28 +191,30 @@ def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_att
                               threshold=policy.breaker_failure_threshold,
                               cooldown=timedelta(seconds=policy.breaker_cooldown_seconds))
     last = policy.max_attempts  # the step's last allowed call
-    waiting = service.Resume(ExchangeState.ROUTE_SELECTED, last, now)
-    service.prepare(ports, exchange_id, ExchangeCreate.model_validate(
-        an_exchange_request()).to_domain())
+    _waiting_on_member_match(platform, exchange_id, calls_made=last - 1)
 
-    held = service.proceed(ports, exchange_id, _parse, resume=waiting)
+    held = service.proceed(ports, exchange_id, _parse)
     assert held.state is ExchangeState.ROUTE_SELECTED and not held.done
-    assert held.attempt == last  # spent nothing
     assert held.retry_at is not None
     assert held.retry_at >= now + timedelta(seconds=policy.breaker_cooldown_seconds)
     record = platform.exchanges.get(exchange_id)
-    assert record.attempts == last - 1 and record.last_error == "the circuit is open"
+    assert record.attempts == last - 1 and record.last_error == "the circuit is open"  # spent none
 
     # Once the breaker may half-open, that last attempt goes out as its probe.
     later = dataclasses.replace(ports, clock=lambda: held.retry_at)
-    done = service.proceed(later, exchange_id, _parse, resume=waiting)
+    done = service.proceed(later, exchange_id, _parse)
     assert done.state is ExchangeState.COMPLETED
     assert platform.breakers.get("http://old/fhir").status.value == "closed"
 
 
-def test_a_failed_call_spends_its_attempt_and_the_last_one_dead_letters(
+def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_letters(
         platform: Platform) -> None:
+    """The row carries a waiting call: a run resumed before the call is due makes no
+    call, and one resumed after makes the attempt the row says comes next."""
+    calls = []
+
     def unavailable(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
         return httpx.Response(503)
 
     client = HttpxPartnerClient(timeout_seconds=5, user_agent="test",
@@ -208,14 +222,21 @@ def test_a_failed_call_spends_its_attempt_and_the_last_one_dead_letters(
     ports = dataclasses.replace(platform.exchange_ports, client=client)
     exchange_id = submit(platform, an_exchange_request())
     first = service.proceed(ports, exchange_id, _parse)
-    assert first.state is ExchangeState.ROUTE_SELECTED and first.attempt == 2
+    assert first.state is ExchangeState.ROUTE_SELECTED and first.retry_at is not None
+    record = platform.exchanges.get(exchange_id)
+    assert record.attempts == 1 and record.next_attempt_at == first.retry_at
+    assert record.step_started_at is not None and record.current_step == "member-match"
+
+    early = service.proceed(ports, exchange_id, _parse)
+    assert early == first and len(calls) == 1  # not due yet: no call
+
     last = ports.retry_policy.max_attempts
-    assert first.since is not None
-    waiting = service.Resume(ExchangeState.ROUTE_SELECTED, last, first.since)
-    gave_up = service.proceed(ports, exchange_id, _parse, resume=waiting)
+    _waiting_on_member_match(platform, exchange_id, calls_made=last - 1)
+    gave_up = service.proceed(ports, exchange_id, _parse)
     assert gave_up.state is ExchangeState.DEAD_LETTERED and gave_up.done
     record = platform.exchanges.get(exchange_id)
     assert record.error_code == "attempts-exhausted" and record.attempts == last
+    assert len(calls) == 2
 
 
 def _parse(raw: dict[str, Any]) -> Any:

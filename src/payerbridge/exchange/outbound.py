@@ -33,22 +33,21 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class StepClock:
-    """The attempt being made and the deadlines it runs under."""
+    """The attempt being made, when its step began and the deadlines it runs under."""
 
     step: str
     attempt: int
+    started: datetime
     step_deadline: datetime
     exchange_deadline: datetime
 
 
 @dataclass(frozen=True)
 class CallOutcome(Generic[T]):
-    """Exactly one of: the partner's answer, a time to retry at (and the attempt number
-    that try makes), or dead-lettered."""
+    """Exactly one of: the partner's answer, a time to retry at, or dead-lettered."""
 
     value: T | None = None
     retry_at: datetime | None = None
-    next_attempt: int | None = None
     dead_lettered: bool = False
 
 
@@ -150,6 +149,7 @@ def _retry_later(
         step=clock.step,
         attempts=calls,
         next_attempt_at=decision.retry_at,
+        step_started_at=clock.started,
         last_error=text,
         at=now,
         detail={"reason": reason, "partner_id": partner.id, "retry_after": retry_after},
@@ -167,7 +167,7 @@ def _retry_later(
             "reason": reason,
         },
     )
-    return CallOutcome(retry_at=decision.retry_at, next_attempt=calls + 1)
+    return CallOutcome(retry_at=decision.retry_at)
 
 
 def dead_letter(

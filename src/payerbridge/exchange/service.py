@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -51,7 +51,6 @@ from payerbridge.routing.model import Partner
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
-    "Resume",
     "StepResult",
     "capture_opt_in",
     "Submission",
@@ -74,15 +73,12 @@ SYSTEM_ACTOR = "payerbridge"
 @dataclass(frozen=True)
 class StepResult:
     """Where the step left the exchange: ``done`` when no further step should run,
-    ``retry_at`` when this step should run again then, making call ``attempt`` (a call
-    the open breaker held back spent none); ``since``, when the step whose call waits
-    began (its time budget runs from then)."""
+    ``retry_at`` when this step should run again then (the row says which attempt that
+    is and when the step began: ``proceed`` resumes from it)."""
 
     state: ExchangeState
     done: bool = False
     retry_at: datetime | None = None
-    attempt: int | None = None
-    since: datetime | None = None
 
 
 class ExchangeRecordLike(Protocol):
@@ -93,6 +89,18 @@ class ExchangeRecordLike(Protocol):
     replay_count: int
     deadline_at: datetime | None
     created_at: datetime
+    attempts: int
+    next_attempt_at: datetime | None
+    step_started_at: datetime | None
+
+
+_Record = TypeVar("_Record", bound=ExchangeRecordLike)
+
+
+def _moved_on(record: _Record, state: ExchangeState, **updates: Any) -> _Record:
+    """The record as a commit that moved it to ``state`` left it (a transition resets
+    the attempts of the call that waited)."""
+    return replace(record, state=state, attempts=0, next_attempt_at=None, **updates)
 
 
 def request_hash(raw: dict[str, Any]) -> str:
@@ -294,6 +302,7 @@ def step_clock(
     return StepClock(
         step=step,
         attempt=attempt,
+        started=started,
         step_deadline=started + timedelta(seconds=ports.retry_policy.step_budget_seconds),
         exchange_deadline=deadline,
     )
@@ -351,26 +360,18 @@ def _prepare(
     return StepResult(S.ROUTE_SELECTED), check
 
 
-@dataclass(frozen=True)
-class Resume:
-    """The call a workflow waited to try again: the state it waits in, which attempt it
-    makes next and when its step began (the step's time budget runs from then)."""
-
-    state: ExchangeState
-    attempt: int
-    started: datetime
-
-
 def proceed(
     ports: ExchangePorts,
     exchange_id: str,
     parse: Callable[[dict[str, Any]], ExchangeRequest],
-    *,
-    resume: Resume | None = None,
 ) -> StepResult:
     """Take the exchange as far as it can go now: prepare, $member-match, $everything and
-    normalize, in order, from wherever it stands; stop when it stops or a partner call
-    must wait (``retry_at``; call again with ``resume`` then).
+    normalize, in order, from wherever its row says it stands; stop when it stops or a
+    partner call must wait (``retry_at``: call again then).
+
+    Everything needed to carry on is on the row, so a run cut off anywhere, or a call
+    that waits, resumes by calling this again: a waiting call's attempts and the start
+    of its step are what ``record_attempt`` noted, and a call not yet due is not made.
 
     One read of the exchange and of its partner serve every use case; the state each
     commit leaves is carried on rather than read back, because a concurrent change (a
@@ -379,6 +380,9 @@ def proceed(
     record = ports.exchanges.current(exchange_id)
     if record.state in STOPPED_STATES:
         return _stopped(record.state)
+    waiting = _waiting(ports, record)
+    if waiting is not None:
+        return waiting
     request = parse(record.request)
     partner = ports.partners.get(request.old_payer)
     if partner is None:
@@ -388,29 +392,36 @@ def proceed(
         prepared, check = _prepare(ports, record, partner)
         if prepared.done:
             return prepared
-        record = replace(record, state=S.ROUTE_SELECTED)
+        record = _moved_on(record, S.ROUTE_SELECTED)
     if record.state is S.ROUTE_SELECTED:
-        attempt, started = _resumed(ports, resume, S.ROUTE_SELECTED)
+        attempt, started = _resumed(ports, record)
         matched, record = _match(
             ports, record, partner, request, attempt, started, check, onward=True
         )
         if matched.done or matched.retry_at is not None:
-            return replace(matched, since=started)
+            return matched
         checked = True
     if record.state in (S.MEMBER_MATCHED, S.RETRIEVING):
-        attempt, started = _resumed(ports, resume, S.RETRIEVING)
-        retrieved = _retrieve(ports, record, partner, attempt, started, checked=checked)
-        return replace(retrieved, since=started)
+        attempt, started = _resumed(ports, record)
+        return _retrieve(ports, record, partner, attempt, started, checked=checked)
     if record.state in (S.RECEIVED, S.NORMALIZED):
         return _normalize(ports, record, partner)
     return _stopped(record.state)
 
 
-def _resumed(
-    ports: ExchangePorts, resume: Resume | None, state: ExchangeState
-) -> tuple[int, datetime]:
-    if resume is not None and resume.state is state:
-        return resume.attempt, resume.started
+def _waiting(ports: ExchangePorts, record: ExchangeRecordLike) -> StepResult | None:
+    """The exchange's call waits until later (a run resumed early, after a restart)."""
+    due = record.next_attempt_at
+    if due is not None and due > ports.clock():
+        return StepResult(record.state, retry_at=due)
+    return None
+
+
+def _resumed(ports: ExchangePorts, record: ExchangeRecordLike) -> tuple[int, datetime]:
+    """The attempt the step's call makes now and when the step began: carried on from
+    the row when the call was tried before in this state (transitions reset both)."""
+    if record.attempts or record.next_attempt_at is not None:
+        return record.attempts + 1, record.step_started_at or ports.clock()
     return 1, ports.clock()
 
 
@@ -593,7 +604,7 @@ def _match(
         "matched_member_ref": member_ref,
         "member_identifier": outcome.value.identifier_value,
     }
-    matched = replace(record, state=S.MEMBER_MATCHED, matched_member_ref=member_ref)
+    matched = _moved_on(record, S.MEMBER_MATCHED, matched_member_ref=member_ref)
     if not onward:
         _advance(ports, exchange_id, S.MEMBER_MATCHED, updates=updates, expected=record.state)
         return StepResult(S.MEMBER_MATCHED), matched
@@ -603,7 +614,7 @@ def _match(
         return _refused(ports, exchange_id, onward_check, before=[reached]), matched
     event = onward_check.event
     _advance(ports, exchange_id, S.RETRIEVING, before=[reached], event=event, expected=record.state)
-    return StepResult(S.RETRIEVING), replace(matched, state=S.RETRIEVING)
+    return StepResult(S.RETRIEVING), _moved_on(matched, S.RETRIEVING)
 
 
 def _partner_code(error: PartnerError) -> str:
@@ -613,7 +624,7 @@ def _partner_code(error: PartnerError) -> str:
 def _after_failed_call(outcome: CallOutcome[Any], state: ExchangeState) -> StepResult:
     if outcome.dead_lettered:
         return StepResult(S.DEAD_LETTERED, done=True)
-    return StepResult(state, retry_at=outcome.retry_at, attempt=outcome.next_attempt)
+    return StepResult(state, retry_at=outcome.retry_at)
 
 
 def retrieve(

@@ -74,6 +74,7 @@ class ExchangeRecord:
     deadline_at: datetime | None
     replay_count: int
     consent_id: str | None = None
+    step_started_at: datetime | None = None
     transitions: tuple[Transition, ...] = ()
 
 
@@ -105,6 +106,7 @@ def _record(row: Any, transitions: tuple[Transition, ...] = ()) -> ExchangeRecor
         deadline_at=row.deadline_at,
         replay_count=row.replay_count,
         consent_id=row.consent_id,
+        step_started_at=row.step_started_at,
         transitions=transitions,
     )
 
@@ -568,11 +570,14 @@ class SqlExchangeStore:
         step: str,
         attempts: int,
         next_attempt_at: datetime | None,
+        step_started_at: datetime,
         last_error: str,
         at: datetime,
         detail: dict[str, Any],
     ) -> None:
-        """Note a failed attempt of a step (no state change), audited like a transition."""
+        """Note a failed attempt of a step (no state change), audited like a transition:
+        ``attempts``, the calls the step made; with ``next_attempt_at`` and when the step
+        began, what resuming it needs."""
         with self._engine.begin() as connection:
             connection.execute(
                 exchanges.update()
@@ -581,6 +586,7 @@ class SqlExchangeStore:
                     current_step=step,
                     attempts=attempts,
                     next_attempt_at=next_attempt_at,
+                    step_started_at=step_started_at,
                     last_error=last_error,
                     updated_at=at,
                 )

@@ -187,6 +187,8 @@ exchanges = Table(
     Column("current_step", String(32), nullable=True),
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("next_attempt_at", UtcDateTime(), nullable=True),
+    # When the step whose call waits began: a workflow resumes it from the row (ADR 0004).
+    Column("step_started_at", UtcDateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
     Column("deadline_at", UtcDateTime(), nullable=True),
     Column("replay_count", Integer, nullable=False, default=0, server_default="0"),

@@ -1,12 +1,12 @@
 """The outbound exchange as a DBOS workflow on a queue partitioned by partner.
 
-The use cases of ``exchange.service`` run in one DBOS step (``service.proceed``), which
-takes the exchange as far as it can go. DBOS records the step's result in its system
-database, so after a crash the workflow resumes at the first step that did not finish;
-the use cases check the exchange's state, so a step cut off after a commit does not
-apply it twice. A step whose partner call must be tried again returns when; the
-workflow waits with ``DBOS.sleep``, which is durable too, and runs the step again. The
-step layout is recorded history: do not change it while runs are in flight (ADR 0004).
+The workflow runs the use cases of ``exchange.service`` through ``service.proceed``,
+which takes the exchange as far as it can go from the state its row records. DBOS makes
+the workflow durable: it is queued, and a run cut off by a crash is recovered and runs
+again, which resumes from the row; the use cases check the exchange's state, so a commit
+is never applied twice. A partner call that must be tried again is waited for with
+``DBOS.sleep``, which is durable too. The recorded operations (the sleeps, ``fail_step``)
+are history: do not reorder them while runs are in flight (ADR 0004).
 
 Exchanges are enqueued on one queue, partitioned by partner: each partner gets its
 own concurrency and rate limit, held by DBOS across every worker, so one slow payer
@@ -16,10 +16,12 @@ cannot starve the rest. Any process that listens to the queue is a worker.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+import psycopg
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 from dbos._queue import QueueRateLimit  # the TypedDict is not re-exported
 from sqlalchemy.exc import OperationalError
@@ -29,7 +31,6 @@ from payerbridge.exchange import service
 from payerbridge.exchange.model import STOPPED_STATES, ExchangeRequest, ExchangeState
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.schemas import ExchangeCreate
-from payerbridge.exchange.service import StepResult
 from payerbridge.logging import bind_context
 
 __all__ = [
@@ -64,78 +65,67 @@ def _parse(raw: dict[str, Any]) -> ExchangeRequest:
     return ExchangeCreate.model_validate(raw).to_domain()
 
 
-def _as_dict(result: StepResult) -> dict[str, Any]:
-    now = _current().clock()
-    wait = (result.retry_at - now).total_seconds() if result.retry_at else None
-    return {
-        "state": result.state.value,
-        "done": result.done,
-        "retry_in": None if wait is None else max(wait, 0.0),
-        "attempt": result.attempt,
-        "since": result.since.isoformat() if result.since else None,
-    }
+# The database blinked (a restart, a failover, SQLite busy past its timeout): wait
+# durably and carry on, this often. The hot paths run DB-API cursors, whose errors are
+# the driver's own, not SQLAlchemy's.
+_HICCUPS = (OperationalError, psycopg.OperationalError, sqlite3.OperationalError)
+_DATABASE_HICCUPS = 5
+_HICCUP_SECONDS = 0.2
 
 
-def _is_database_hiccup(error: BaseException) -> bool:
-    return isinstance(error, OperationalError)
-
-
-_DB_RETRIES: dict[str, Any] = {
-    "retries_allowed": True,
-    "max_attempts": 5,
-    "interval_seconds": 0.2,
-    "backoff_rate": 2.0,
-    "should_retry": _is_database_hiccup,
-}
-
-
-# One DBOS step runs the exchange as far as it can go: the use cases check the exchange's
-# state first and carry on from it, so a step cut off anywhere runs again from the last
-# commit. It returns when the exchange stops or a partner call must wait; the workflow
-# waits (durably) and runs it again for that call's next attempt. One step is one record
-# in DBOS's database per exchange on the happy path, not one per partner call.
-
-
-@DBOS.step(**_DB_RETRIES)
-def exchange_step(
-    exchange_id: str, waiting_in: str | None, attempt: int, since: str | None
-) -> dict[str, Any]:
-    """``service.proceed``; ``waiting_in``/``attempt``/``since``: the call being retried."""
-    resume = None
-    if waiting_in is not None and since is not None:
-        resume = service.Resume(ExchangeState(waiting_in), attempt, datetime.fromisoformat(since))
-    return _as_dict(service.proceed(_current(), exchange_id, _parse, resume=resume))
-
-
-@DBOS.step(**_DB_RETRIES)
+@DBOS.step(retries_allowed=True, max_attempts=5, interval_seconds=0.2, backoff_rate=2.0)
 def fail_step(exchange_id: str, code: str, text: str) -> str:
     return service.fail(_current(), exchange_id, code, text).state.value
 
 
 @DBOS.workflow()
 def exchange_workflow(exchange_id: str) -> str:
+    """Run ``service.proceed`` until the exchange stops, waiting durably (``DBOS.sleep``)
+    whenever a partner call must be tried again later.
+
+    ``proceed`` is not a DBOS step: the exchange's row is its checkpoint. Each commit
+    moves the row on, with what a waiting call needs to resume (its attempts, when its
+    step began, when it is due), so a run cut off anywhere, recovered on any worker,
+    calls ``proceed`` again and carries on from the last commit. A step record in DBOS's
+    database would say again what the row says, for the cost of more round trips per
+    exchange than the exchange's own commits (ADR 0004). The only recorded operations
+    are the sleeps and ``fail_step``."""
     bind_context(exchange_id=exchange_id)
-    waiting_in: str | None = None
-    attempt, since = 1, None
+    ports = _current()
+    hiccups = 0
     while True:
         try:
-            outcome = exchange_step(exchange_id, waiting_in, attempt, since)
+            result = service.proceed(ports, exchange_id, _parse)
         except IllegalTransition:
             # Someone else moved the exchange meanwhile (a revocation blocked it, an
             # operator failed it): what they decided stands.
             return fail_step(exchange_id, "state-changed", "the exchange changed state")
+        except _HICCUPS as exc:
+            hiccups += 1
+            if hiccups <= _DATABASE_HICCUPS:
+                logger.warning(
+                    "exchange step met a database error; trying again",
+                    extra={"exchange_id": exchange_id, "error_type": type(exc).__name__},
+                )
+                DBOS.sleep(_HICCUP_SECONDS * 2 ** (hiccups - 1))
+                continue
+            return _internal_error(exchange_id, exc)
         except Exception as exc:  # noqa: BLE001 - every failure must end the exchange visibly
-            logger.exception(
-                "exchange step failed",
-                extra={"exchange_id": exchange_id, "error_type": type(exc).__name__},
-            )
-            text = f"internal error ({type(exc).__name__}); see the server log"
-            return fail_step(exchange_id, "internal-error", text)
-        state = str(outcome["state"])
-        if outcome["done"] or outcome["retry_in"] is None:
-            return state
-        waiting_in, attempt, since = state, int(outcome["attempt"]), outcome["since"]
-        DBOS.sleep(outcome["retry_in"])
+            return _internal_error(exchange_id, exc)
+        hiccups = 0
+        if result.done or result.retry_at is None:
+            return result.state.value
+        DBOS.sleep(max((result.retry_at - ports.clock()).total_seconds(), 0.0))
+
+
+def _internal_error(exchange_id: str, exc: Exception) -> str:
+    logger.error(
+        "exchange step failed",
+        exc_info=exc,
+        extra={"exchange_id": exchange_id, "error_type": type(exc).__name__},
+    )
+    text = f"internal error ({type(exc).__name__}); see the server log"
+    return fail_step(exchange_id, "internal-error", text)
 
 
 def workflow_id(exchange_id: str, replay_count: int) -> str:
