@@ -341,3 +341,32 @@ def test_the_opt_in_and_the_partner_read_back_as_they_were_kept(platform: Platfo
     partner = ports.partners.get("old-plan")
     assert partner == Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir")
     assert ports.partners.get("no-such-partner") is None
+
+
+def test_the_breaker_and_the_idempotency_key_read_back_as_they_were_kept(
+        platform: Platform) -> None:
+    """The reads before every call and every submission are DB-API SQL too."""
+    from datetime import timedelta
+
+    from payerbridge.exchange.breaker import BreakerState, BreakerStatus
+
+    ports = platform.exchange_ports
+    policy = ports.retry_policy
+    for _ in range(policy.breaker_failure_threshold):
+        ports.breakers.record("http://old/fhir", "old-plan", succeeded=False, now=ports.clock(),
+                              threshold=policy.breaker_failure_threshold,
+                              cooldown=timedelta(seconds=policy.breaker_cooldown_seconds))
+    opened = platform.breakers.get("http://old/fhir")
+    assert opened.status is BreakerStatus.OPEN and opened == platform.breakers.all()[
+        "http://old/fhir"]
+    assert opened.open_until is not None and opened.open_until.utcoffset() is not None
+    assert platform.breakers.get("http://other/fhir") == BreakerState()
+
+    raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(mode="json")
+    submitted = service.submit_exchange(ports, ExchangeCreate.model_validate(raw).to_domain(),
+                                        raw, client_id="tester", request_id=None,
+                                        idempotency_key="key-1")
+    found = platform.exchanges.find_by_idempotency_key("tester", "key-1")
+    assert found is not None and found.exchange_id == submitted.exchange_id
+    assert found.request_hash == service.request_hash(raw) and not found.created
+    assert platform.exchanges.find_by_idempotency_key("someone-else", "key-1") is None

@@ -137,6 +137,10 @@ class ExchangeSql(DialectSql):
         super().__init__(dialect)
         sql = self.sql
         self.by_id = sql(f"SELECT {', '.join(_COLUMNS)} FROM {exchanges.name} WHERE id = ?")
+        self.by_key = sql(
+            f"SELECT id, request_hash FROM {exchanges.name} "
+            "WHERE client_id = ? AND idempotency_key = ?"
+        )
         # The row locked: its state, its last transition and whether anyone listens.
         self.lock_state = sql(
             f"SELECT state, last_seq, {_LISTENERS} FROM {exchanges.name} WHERE id = ?"
@@ -328,10 +332,6 @@ def _sql(connection: Connection) -> ExchangeSql:
 
 # Built once, so SQLAlchemy compiles each once.
 _INSERT_EXCHANGE = exchanges.insert()
-_BY_IDEMPOTENCY_KEY = select(exchanges.c.id, exchanges.c.request_hash).where(
-    exchanges.c.client_id == bindparam("client_id"),
-    exchanges.c.idempotency_key == bindparam("key"),
-)
 _PAYLOAD = select(exchange_payloads.c.body).where(
     exchange_payloads.c.exchange_id == bindparam("id")
 )
@@ -402,11 +402,10 @@ class SqlExchangeStore:
     def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None:
         if key is None:
             return None
-        with self._reader.connect() as connection:
-            row = connection.execute(
-                _BY_IDEMPOTENCY_KEY, {"client_id": client_id, "key": key}
-            ).first()
-        return Submission(row.id, False, row.request_hash) if row else None
+        with raw_cursor(self._engine) as cursor:  # see raw_cursor: the writer's, on SQLite
+            cursor.execute(self._sql.by_key, (client_id, key))
+            row = cursor.fetchone()
+        return Submission(row[0], False, row[1]) if row else None
 
     def transition(
         self,
