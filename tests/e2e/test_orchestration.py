@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import Engine, create_engine, func, select
 
 from payerbridge.sandbox.generator import write_network
-from payerbridge.store.tables import audit_events
+from payerbridge.store.tables import audit_events, consents
 from tests.conftest import BACKEND
 from tests.servers import ServerProcess, free_port, new_key, start_worker
 
@@ -83,10 +83,15 @@ def wait_all_stopped(client: httpx.Client, expected: int, timeout: float) -> lis
         time.sleep(0.5)
 
 
+def database_of(process: ServerProcess) -> Engine:
+    url = process.env.get("PAYERBRIDGE_DATABASE_URL") or (
+        f"sqlite:///{process.data_dir / 'payerbridge.db'}")
+    return create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+
+
 def partner_side_effects(old: ServerProcess) -> Counter[tuple[str, str]]:
     """(action, Idempotency-Key) → how many audited side effects the old payer recorded."""
-    url = old.env.get("PAYERBRIDGE_DATABASE_URL") or f"sqlite:///{old.data_dir / 'payerbridge.db'}"
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    engine = database_of(old)
     with engine.connect() as connection:
         rows = connection.execute(select(audit_events.c.action, audit_events.c.detail)).all()
     engine.dispose()
@@ -124,6 +129,10 @@ def test_a_storm_of_identical_submissions_creates_one_exchange(
         assert changed.status_code == 409
         assert changed.json()["issue"][0]["code"] == "conflict"
         assert client.get("/exchanges").json()["total"] == 1
+    engine = database_of(new)  # and one opt-in: the storm kept no second copy
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(consents)).scalar_one() == 1
+    engine.dispose()
 
 
 def test_faulty_and_dead_partners_end_every_exchange_within_budget(

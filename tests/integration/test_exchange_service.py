@@ -14,6 +14,8 @@ from sqlalchemy import text
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
+from payerbridge.consent.model import ConsentRole
+from payerbridge.consent.service import consent_recorded
 from payerbridge.exchange import service
 from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.exchange.schemas import ExchangeCreate
@@ -370,3 +372,31 @@ def test_the_breaker_and_the_idempotency_key_read_back_as_they_were_kept(
     assert found is not None and found.exchange_id == submitted.exchange_id
     assert found.request_hash == service.request_hash(raw) and not found.created
     assert platform.exchanges.find_by_idempotency_key("someone-else", "key-1") is None
+
+
+def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(
+        platform: Platform) -> None:
+    """A submission that loses the race for its Idempotency-Key (the unique index decides)
+    rolls back the opt-in it recorded in the same transaction, and gets the winner."""
+    ports = platform.exchange_ports
+    raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(mode="json")
+    first = service.submit_exchange(ports, ExchangeCreate.model_validate(raw).to_domain(), raw,
+                                    client_id="tester", request_id=None, idempotency_key="k")
+    kept = platform.consents.for_member(
+        platform.exchanges.get(first.exchange_id).request["new_coverage"]["member_id"],
+        ConsentRole.RECEIVE)
+    assert len(kept) == 1
+
+    def another_opt_in(connection: Any) -> str:  # as a racing submission records its own
+        stored = dataclasses.replace(kept[0], record=dataclasses.replace(
+            kept[0].record, consent_id="racing-opt-in", resource_hash="another"))
+        return platform.consents.add_with(stored, event=consent_recorded(
+            stored, actor="tester", request_id=None))(connection).consent_id
+
+    lost = platform.exchanges.create(
+        exchange_id="racing-exchange", partner_id="old-plan", client_id="tester", request=raw,
+        request_hash=first.request_hash, at=ports.clock(), request_id=None,
+        idempotency_key="k", opt_in=another_opt_in)
+    assert lost.exchange_id == first.exchange_id and not lost.created
+    assert platform.consents.get("racing-opt-in") is None
+    assert len(platform.consents.for_member(kept[0].record.member_id, ConsentRole.RECEIVE)) == 1

@@ -35,6 +35,7 @@ __all__ = [
     "Disclosure",
     "authorize_disclosure",
     "authorize_request",
+    "consent_recorded",
     "decision_event",
     "record_consent",
     "revoke_consent",
@@ -43,6 +44,10 @@ __all__ = [
 
 class ConsentStore(Protocol):
     def add(self, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent: ...
+
+    def add_with(
+        self, consent: StoredConsent, *, event: AuditEvent
+    ) -> Callable[[Any], StoredConsent]: ...
 
     def get(self, consent_id: str) -> StoredConsent | None: ...
 
@@ -197,8 +202,13 @@ def record_consent(
 ) -> StoredConsent:
     """Keep an accepted consent with its audit event; the same resource presented again
     by the same client for the same member returns the record kept the first time."""
+    return store.add(consent, event=consent_recorded(consent, actor=actor, request_id=request_id))
+
+
+def consent_recorded(consent: StoredConsent, *, actor: str, request_id: str | None) -> AuditEvent:
+    """The audit event that keeping ``consent`` commits with."""
     record = consent.record
-    event = AuditEvent(
+    return AuditEvent(
         at=consent.created_at,
         actor=actor,
         action="consent.recorded",
@@ -215,7 +225,6 @@ def record_consent(
             "policy_version": record.policy_version,
         },
     )
-    return store.add(consent, event=event)
 
 
 def revoke_consent(

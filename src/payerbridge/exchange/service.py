@@ -20,7 +20,12 @@ import orjson
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import ConsentId, ConsentRole, Requester, StoredConsent
-from payerbridge.consent.service import authorize_request, record_consent, revoke_consent
+from payerbridge.consent.service import (
+    authorize_request,
+    consent_recorded,
+    record_consent,
+    revoke_consent,
+)
 from payerbridge.errors import (
     AmbiguousMatch,
     Conflict,
@@ -123,7 +128,7 @@ def submit_exchange(
     if earlier is None:
         partner = _check_partner(ports, request.old_payer)
         now = ports.clock()
-        consent_id = _opt_in(ports, request, partner, client_id=client_id)
+        opt_in = _opt_in(ports, request, partner, client_id=client_id, request_id=request_id)
         earlier = ports.exchanges.create(
             exchange_id=ports.new_id(),
             partner_id=request.old_payer,
@@ -135,7 +140,7 @@ def submit_exchange(
             idempotency_key=idempotency_key,
             deadline_at=now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
             policy_version=ports.retry_policy.version,
-            consent_id=consent_id,
+            opt_in=opt_in,
         )
     if earlier.request_hash != digest:
         raise Conflict(
@@ -180,12 +185,17 @@ def _opt_in(
     partner: Partner,
     *,
     client_id: str,
-) -> str:
-    """The id of the opt-in the exchange runs under: captured now from the request, or
-    one captured before, which must be this member's and name this old payer."""
+    request_id: str | None,
+) -> Callable[[Any], str]:
+    """A transaction part that gives the id of the opt-in the exchange runs under: one
+    captured now from the request (kept in the exchange's own commit, so a submission
+    that loses an Idempotency-Key race leaves no opt-in behind), or one captured before,
+    which must be this member's and name this old payer."""
     if request.consent is not None:
-        captured = capture_opt_in(ports, request.consent, request.member_id, partner, client_id)
-        return captured.consent_id
+        consent = _new_opt_in(ports, request.consent, request.member_id, partner, client_id)
+        event = consent_recorded(consent, actor=client_id, request_id=request_id)
+        keep = ports.consents.add_with(consent, event=event)
+        return lambda connection: keep(connection).consent_id
     stored = ports.consents.get(request.consent_id or "")
     if stored is None or stored.role is not ConsentRole.RECEIVE:
         problem = f"no member opt-in is recorded with id '{request.consent_id}'"
@@ -194,7 +204,8 @@ def _opt_in(
     elif stored.record.member_id != request.member_id:
         problem = "the opt-in was given by another member than the one on new_coverage"
     else:
-        return stored.consent_id
+        consent_id = stored.consent_id
+        return lambda _connection: consent_id
     raise UnprocessableRequest(problem, issues=[Issue(problem, "consent_id", "value")])
 
 
@@ -209,8 +220,14 @@ def capture_opt_in(
 ) -> StoredConsent:
     """Record a member's opt-in to the exchange with ``partner`` (audited); the same
     opt-in captured again returns the first record."""
-    now = ports.clock()
-    consent = opt_in_consent(
+    consent = _new_opt_in(ports, grant, member_id, partner, client_id)
+    return record_consent(ports.consents, consent, actor=client_id, request_id=request_id)
+
+
+def _new_opt_in(
+    ports: ExchangePorts, grant: ConsentGrant, member_id: str, partner: Partner, client_id: str
+) -> StoredConsent:
+    return opt_in_consent(
         grant,
         consent_id=ConsentId(ports.new_id()),
         member_id=MemberId(member_id),
@@ -218,9 +235,8 @@ def capture_opt_in(
         us=ports.us,
         client_id=ClientId(client_id),
         zone=ports.consent_zone,
-        at=now,
+        at=ports.clock(),
     )
-    return record_consent(ports.consents, consent, actor=client_id, request_id=request_id)
 
 
 def fail(ports: ExchangePorts, exchange_id: str, code: str, text: str) -> StepResult:

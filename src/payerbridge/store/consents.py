@@ -81,6 +81,46 @@ def _stored(row: Any) -> StoredConsent:
     )
 
 
+def _add(connection: Connection, consent: StoredConsent, event: AuditEvent) -> StoredConsent:
+    record = consent.record
+    same = connection.execute(
+        _SAME,
+        {
+            "member_id": record.member_id,
+            "role": consent.role.value,
+            "client_id": record.client_id,
+            "resource_hash": record.resource_hash,
+        },
+    ).first()
+    if same is not None:
+        return _stored(same)
+    connection.execute(
+        _INSERT,
+        {
+            "id": record.consent_id,
+            "role": consent.role.value,
+            "member_id": record.member_id,
+            "policy": record.policy.value,
+            "period_start": record.period_start,
+            "period_end": record.period_end,
+            "source_npi": record.source_npi,
+            "recipient_npis": orjson.dumps(list(record.recipient_npis)).decode(),
+            "client_id": record.client_id,
+            "partner_id": consent.partner_id,
+            "performer": record.performer,
+            "source_reference": consent.source_reference,
+            "resource": orjson.dumps(consent.resource).decode(),
+            "resource_hash": record.resource_hash,
+            "policy_version": record.policy_version,
+            "created_at": consent.created_at,
+            "revoked_at": None,
+            "revoked_by": None,
+        },
+    )
+    append_audit(connection, event)
+    return consent
+
+
 class SqlConsentStore:
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
@@ -90,44 +130,15 @@ class SqlConsentStore:
     def add(self, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
         """Insert with its audit event; an unrevoked consent of the same member, role, client
         and resource hash is returned instead of a second copy."""
-        record = consent.record
         with self._engine.begin() as connection:
-            same = connection.execute(
-                _SAME,
-                {
-                    "member_id": record.member_id,
-                    "role": consent.role.value,
-                    "client_id": record.client_id,
-                    "resource_hash": record.resource_hash,
-                },
-            ).first()
-            if same is not None:
-                return _stored(same)
-            connection.execute(
-                _INSERT,
-                {
-                    "id": record.consent_id,
-                    "role": consent.role.value,
-                    "member_id": record.member_id,
-                    "policy": record.policy.value,
-                    "period_start": record.period_start,
-                    "period_end": record.period_end,
-                    "source_npi": record.source_npi,
-                    "recipient_npis": orjson.dumps(list(record.recipient_npis)).decode(),
-                    "client_id": record.client_id,
-                    "partner_id": consent.partner_id,
-                    "performer": record.performer,
-                    "source_reference": consent.source_reference,
-                    "resource": orjson.dumps(consent.resource).decode(),
-                    "resource_hash": record.resource_hash,
-                    "policy_version": record.policy_version,
-                    "created_at": consent.created_at,
-                    "revoked_at": None,
-                    "revoked_by": None,
-                },
-            )
-            append_audit(connection, event)
-        return consent
+            return self.add_with(consent, event=event)(connection)
+
+    def add_with(
+        self, consent: StoredConsent, *, event: AuditEvent
+    ) -> Callable[[Connection], StoredConsent]:
+        """``add`` as a transaction part, for a caller that records more with it (an
+        exchange submitted with its opt-in)."""
+        return lambda connection: _add(connection, consent, event)
 
     def get(self, consent_id: str) -> StoredConsent | None:
         with raw_cursor(self._engine) as cursor:  # see raw_cursor: the writer's, on SQLite

@@ -357,12 +357,17 @@ class SqlExchangeStore:
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
         consent_id: str | None = None,
+        opt_in: Callable[[Connection], str] | None = None,
     ) -> Submission:
         """Record a new exchange in ``submitted``, or return the one this client already
-        submitted under ``idempotency_key`` (the unique index settles concurrent storms)."""
+        submitted under ``idempotency_key`` (the unique index settles concurrent storms).
+        ``opt_in``: a transaction part, run first, that records the member's opt-in and
+        gives its id (instead of ``consent_id``); a lost race rolls it back too."""
         check_transition(None, ExchangeState.SUBMITTED)
         try:
             with self._engine.begin() as connection:
+                if opt_in is not None:
+                    consent_id = opt_in(connection)
                 connection.execute(
                     _INSERT_EXCHANGE,
                     {
