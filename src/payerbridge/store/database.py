@@ -129,9 +129,9 @@ def _sqlite_file(url: str) -> Path:
 def create_workflow_engine(url: str) -> Engine:
     """The engine of DBOS's system database; we dispose of it after DBOS is destroyed.
 
-    DBOS's step records need not wait for their flush to disk on either backend: a
-    crash of the database or the machine may lose the last ones, and a lost record only
-    runs an idempotent step again (ADR 0004). Our own tables keep synchronous commits.
+    DBOS's records need not wait for their flush to disk on either backend: a crash of
+    the database or the machine may lose the last ones, and a lost record only runs
+    idempotent work again (ADR 0004). Our own tables keep synchronous commits.
 
     On SQLite, DBOS's own engine keeps the rollback journal with full sync: every step
     record costs several fsyncs and readers wait for writers. This one behaves as DBOS's
