@@ -66,14 +66,24 @@ def _parse(raw: dict[str, Any]) -> ExchangeRequest:
 
 
 # The database blinked (a restart, a failover, SQLite busy past its timeout): wait
-# durably and carry on, this often. The hot paths run DB-API cursors, whose errors are
-# the driver's own, not SQLAlchemy's.
-_HICCUPS = (OperationalError, psycopg.OperationalError, sqlite3.OperationalError)
-_DATABASE_HICCUPS = 5
-_HICCUP_SECONDS = 0.2
+# durably and carry on, up to _DATABASE_RETRIES times. The hot paths run DB-API cursors,
+# whose errors are the driver's own, not SQLAlchemy's.
+_DATABASE_ERRORS = (OperationalError, psycopg.OperationalError, sqlite3.OperationalError)
+_DATABASE_RETRIES = 5
+_RETRY_SECONDS = 0.2  # doubled at each retry
 
 
-@DBOS.step(retries_allowed=True, max_attempts=5, interval_seconds=0.2, backoff_rate=2.0)
+def _is_database_error(error: BaseException) -> bool:
+    return isinstance(error, _DATABASE_ERRORS)
+
+
+@DBOS.step(
+    retries_allowed=True,
+    max_attempts=_DATABASE_RETRIES,
+    interval_seconds=_RETRY_SECONDS,
+    backoff_rate=2.0,
+    should_retry=_is_database_error,
+)
 def fail_step(exchange_id: str, code: str, text: str) -> str:
     return service.fail(_current(), exchange_id, code, text).state.value
 
@@ -100,14 +110,14 @@ def exchange_workflow(exchange_id: str) -> str:
             # Someone else moved the exchange meanwhile (a revocation blocked it, an
             # operator failed it): what they decided stands.
             return fail_step(exchange_id, "state-changed", "the exchange changed state")
-        except _HICCUPS as exc:
+        except _DATABASE_ERRORS as exc:
             hiccups += 1
-            if hiccups <= _DATABASE_HICCUPS:
+            if hiccups <= _DATABASE_RETRIES:
                 logger.warning(
                     "exchange step met a database error; trying again",
                     extra={"exchange_id": exchange_id, "error_type": type(exc).__name__},
                 )
-                DBOS.sleep(_HICCUP_SECONDS * 2 ** (hiccups - 1))
+                DBOS.sleep(_RETRY_SECONDS * 2 ** (hiccups - 1))
                 continue
             return _internal_error(exchange_id, exc)
         except Exception as exc:  # noqa: BLE001 - every failure must end the exchange visibly
