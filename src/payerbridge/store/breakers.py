@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
@@ -26,26 +25,10 @@ from payerbridge.exchange.breaker import (
     record_success,
 )
 from payerbridge.store.audit import append_audit
-from payerbridge.store.database import DialectSql, raw_cursor
-from payerbridge.store.tables import UtcDateTime, partner_breakers
+from payerbridge.store.database import read_row
+from payerbridge.store.tables import partner_breakers
 
 __all__ = ["SqlBreakerStore"]
-
-_COLUMNS = tuple(column.name for column in partner_breakers.c)
-_TIMESTAMPS = frozenset(
-    column.name for column in partner_breakers.c if isinstance(column.type, UtcDateTime)
-)
-
-
-class BreakerSql(DialectSql):
-    """The read before every partner call (the endpoint's breaker) as DB-API SQL."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        super().__init__(dialect)
-        self.by_endpoint = self.sql(
-            f"SELECT {', '.join(_COLUMNS)} FROM {partner_breakers.name} WHERE endpoint = ?"
-        )
-
 
 _AUDIT_ACTION = {
     BreakerStatus.OPEN: "breaker.opened",
@@ -69,7 +52,6 @@ class SqlBreakerStore:
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
-        self._sql = BreakerSql.of(engine.dialect)
 
     def admit(
         self, endpoint: str, partner_id: str, *, now: datetime, cooldown: timedelta
@@ -114,10 +96,7 @@ class SqlBreakerStore:
         return self._update(endpoint, partner_id, now, change)
 
     def get(self, endpoint: str) -> BreakerState:
-        with raw_cursor(self._engine) as cursor:  # see raw_cursor: the writer's, on SQLite
-            cursor.execute(self._sql.by_endpoint, (endpoint,))
-            row = cursor.fetchone()
-        return _state(None if row is None else self._sql.named(_COLUMNS, _TIMESTAMPS, row))
+        return _state(read_row(self._engine, partner_breakers, "endpoint", endpoint))
 
     def all(self) -> dict[str, BreakerState]:
         with self._reader.connect() as connection:

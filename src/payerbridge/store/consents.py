@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, select
-from sqlalchemy.engine import Dialect
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import (
@@ -21,8 +20,8 @@ from payerbridge.consent.model import (
 )
 from payerbridge.errors import NotFound
 from payerbridge.store.audit import append_audit
-from payerbridge.store.database import DialectSql, raw_cursor
-from payerbridge.store.tables import UtcDateTime, consents
+from payerbridge.store.database import read_row
+from payerbridge.store.tables import consents
 from payerbridge.types import ClientId, MemberId
 
 __all__ = ["SqlConsentStore"]
@@ -40,19 +39,6 @@ _SAME = (
     .limit(1)
 )
 _INSERT = consents.insert()
-_COLUMNS = tuple(column.name for column in consents.c)
-_TIMESTAMPS = tuple(c.name for c in consents.c if isinstance(c.type, UtcDateTime))
-
-
-class ConsentSql(DialectSql):
-    """The read every hop of every exchange makes (its opt-in, by id) as DB-API SQL."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        super().__init__(dialect)
-        self.by_id = self.sql(f"SELECT {', '.join(_COLUMNS)} FROM {consents.name} WHERE id = ?")
-
-    def stored(self, row: Any) -> StoredConsent:
-        return _stored(self.named(_COLUMNS, _TIMESTAMPS, row))
 
 
 def _stored(row: Any) -> StoredConsent:
@@ -125,7 +111,6 @@ class SqlConsentStore:
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
-        self._sql = ConsentSql.of(engine.dialect)
 
     def add(self, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
         """Insert with its audit event; an unrevoked consent of the same member, role, client
@@ -141,10 +126,8 @@ class SqlConsentStore:
         return lambda connection: _add(connection, consent, event)
 
     def get(self, consent_id: str) -> StoredConsent | None:
-        with raw_cursor(self._engine) as cursor:  # see raw_cursor: the writer's, on SQLite
-            cursor.execute(self._sql.by_id, (consent_id,))
-            row = cursor.fetchone()
-        return None if row is None else self._sql.stored(row)
+        row = read_row(self._engine, consents, "id", consent_id)
+        return None if row is None else _stored(row)
 
     def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]:
         """Newest first."""

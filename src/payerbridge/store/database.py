@@ -38,6 +38,7 @@ __all__ = [
     "migrate",
     "raw_cursor",
     "raw_transaction",
+    "read_row",
     "sqlite_timestamp",
 ]
 
@@ -341,6 +342,7 @@ class DialectSql:
             f"INSERT INTO {audit_events.name} (at, actor, action, entity_type, entity_id, "
             "outcome, request_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        self._row_reads: dict[tuple[Any, ...], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
         self.audits = self.rows_insert(
             audit_events,
             ("at", "actor", "action", "entity_type", "entity_id", "outcome", "request_id",
@@ -349,6 +351,20 @@ class DialectSql:
 
     def sql(self, text: str) -> str:
         return driver_sql(self.dialect, text)
+
+    def row_by(
+        self, table: Table, key: str, columns: Sequence[str] | None = None
+    ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """``read_row``'s statement for ``table`` by ``key`` (all columns, or ``columns``),
+        with the columns it returns and those of them that are timestamps; written once."""
+        cache_key = (table.name, key, tuple(columns) if columns else None)
+        found = self._row_reads.get(cache_key)
+        if found is None:
+            names = tuple(columns) if columns else tuple(c.name for c in table.c)
+            text = self.sql(f"SELECT {', '.join(names)} FROM {table.name} WHERE {key} = ?")
+            stamps = tuple(n for n in names if isinstance(table.c[n].type, UtcDateTime))
+            found = self._row_reads[cache_key] = (text, names, stamps)
+        return found
 
     def rows_insert(self, table: Table, columns: Sequence[str], suffix: str = "") -> RowsInsert:
         """The INSERT of rows of ``columns`` into ``table`` (``suffix``: an ON CONFLICT
@@ -538,6 +554,22 @@ def raw_cursor(engine: Engine) -> Iterator[Any]:
     finally:
         if not pooled or _transactional_again(connection, owner):
             _give_back(connection, owner, failed=failed)
+
+
+def read_row(
+    engine: Engine, table: Table, key: str, value: Any, *, columns: Sequence[str] | None = None
+) -> SimpleNamespace | None:
+    """The row of ``table`` whose ``key`` column is ``value``, by column name with its
+    timestamps read as ``UtcDateTime`` reads them (what the stores' mappers of SQLAlchemy
+    rows take), or None. DB-API SQL on ``raw_cursor``, for the reads every exchange hop
+    makes (the exchange, its partner, its opt-in, the endpoint's breaker): as SQLAlchemy
+    statements they cost more in Python than in the database."""
+    sql = DialectSql.of(engine.dialect)
+    text, names, stamps = sql.row_by(table, key, columns)
+    with raw_cursor(engine) as cursor:  # see raw_cursor: the writer's engine, on SQLite
+        cursor.execute(text, (value,))
+        row = cursor.fetchone()
+    return None if row is None else sql.named(names, stamps, row)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from payerbridge.exchange.model import (
     check_transition,
 )
 from payerbridge.store.audit import append_audit
-from payerbridge.store.database import DialectSql, cursor_of, insert_rows, raw_cursor
+from payerbridge.store.database import DialectSql, cursor_of, insert_rows, raw_cursor, read_row
 from payerbridge.store.tables import (
     UtcDateTime,
     dead_letters,
@@ -136,7 +136,6 @@ class ExchangeSql(DialectSql):
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
         sql = self.sql
-        self.by_id = sql(f"SELECT {', '.join(_COLUMNS)} FROM {exchanges.name} WHERE id = ?")
         self.by_key = sql(
             f"SELECT id, request_hash FROM {exchanges.name} "
             "WHERE client_id = ? AND idempotency_key = ?"
@@ -193,9 +192,6 @@ class ExchangeSql(DialectSql):
             for column, value in values.items()
         )
         return tuple(values), bound
-
-    def record(self, row: Sequence[Any]) -> ExchangeRecord:
-        return _record(self.named(_COLUMNS, _TIMESTAMPS, row))
 
 
 # Whether anyone listens to the exchange row, with the operator's client id bound here.
@@ -611,12 +607,10 @@ class SqlExchangeStore:
 
     def current(self, exchange_id: str) -> ExchangeRecord:
         """The exchange's row without its history: what the workflow steps read."""
-        with raw_cursor(self._engine) as cursor:
-            cursor.execute(self._sql.by_id, (exchange_id,))
-            row = cursor.fetchone()
+        row = read_row(self._engine, exchanges, "id", exchange_id)
         if row is None:
             raise NotFound(f"exchange {exchange_id} does not exist")
-        return self._sql.record(row)
+        return _record(row)
 
     def get(self, exchange_id: str) -> ExchangeRecord:
         """The exchange with its ordered history of transitions."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,27 +11,25 @@ from sqlalchemy.dialects import postgresql, sqlite
 from payerbridge.audit.model import AuditEvent
 from payerbridge.routing.model import Partner
 from payerbridge.store.audit import append_audit
-from payerbridge.store.database import driver_sql, raw_cursor
+from payerbridge.store.database import read_row
 from payerbridge.store.tables import partners
 
 __all__ = ["SqlPartnerDirectory"]
 
-_FIELDS = ("id", "name", "npi", "base_url", "credential")  # Partner's, in order
+_FIELDS = ("id", "name", "npi", "base_url", "credential")  # what a Partner holds
 
 
-def _partner(row: Sequence[Any]) -> Partner:
-    """A Partner of a row of ``_FIELDS``."""
-    return Partner(id=row[0], name=row[1], npi=row[2], base_url=row[3], credential=row[4])
+def _partner(row: Any) -> Partner:
+    """A Partner of a row of ``_FIELDS``, by name."""
+    return Partner(
+        id=row.id, name=row.name, npi=row.npi, base_url=row.base_url, credential=row.credential
+    )
 
 
 class SqlPartnerDirectory:
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
-        # Read by every exchange step, as DB-API SQL (see store.database.raw_cursor).
-        self._by_id = driver_sql(
-            engine.dialect, f"SELECT {', '.join(_FIELDS)} FROM {partners.name} WHERE id = ?"
-        )
 
     def register(self, partner: Partner, *, actor: str, request_id: str | None = None) -> bool:
         """Create or update; True when the partner is new. Audited in the same transaction.
@@ -86,9 +83,7 @@ class SqlPartnerDirectory:
         return not existed
 
     def get(self, partner_id: str) -> Partner | None:
-        with raw_cursor(self._engine) as cursor:
-            cursor.execute(self._by_id, (partner_id,))
-            row = cursor.fetchone()
+        row = read_row(self._engine, partners, "id", partner_id, columns=_FIELDS)
         return _partner(row) if row else None
 
     def list(self) -> list[Partner]:
