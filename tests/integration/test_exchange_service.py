@@ -283,6 +283,42 @@ def test_a_move_from_a_state_the_exchange_has_left_is_refused_and_writes_nothing
     assert [t.seq for t in platform.exchanges.get(other).transitions] == [1, 2]
 
 
+def test_a_move_whose_commit_fails_leaves_the_exchange_and_its_history_as_they_were(
+        platform: Platform) -> None:
+    """On PostgreSQL a move's statements go out together and an error comes back only
+    with the COMMIT; the transaction must still roll back as a whole."""
+    import sqlite3
+
+    import psycopg
+
+    from payerbridge.store.database import DialectSql, cursor_of
+
+    ports = platform.exchange_ports
+    exchange_id = submit(platform, an_exchange_request())
+    audited = len(platform.audit.for_entity("Exchange", exchange_id))
+
+    def takes_the_next_seq(connection: Any) -> None:  # the move's own transition collides
+        sql = DialectSql.of(connection.dialect)
+        with cursor_of(connection) as cursor:
+            cursor.execute(sql.sql(
+                "INSERT INTO exchange_transitions (exchange_id, seq, from_state, to_state, "
+                "at, actor) VALUES (?, 2, 'submitted', 'validated', ?, 'intruder')"),
+                (exchange_id, sql.timestamp(ports.clock())))
+
+    with pytest.raises((psycopg.IntegrityError, sqlite3.IntegrityError)):
+        platform.exchanges.advance(exchange_id, [Move(ExchangeState.VALIDATED)],
+                                   at=ports.clock(), actor="test", also=takes_the_next_seq,
+                                   expected=ExchangeState.SUBMITTED)
+    record = platform.exchanges.get(exchange_id)
+    assert record.state is ExchangeState.SUBMITTED
+    assert [(t.seq, t.actor) for t in record.transitions] == [(1, "tester")]
+    assert len(platform.audit.for_entity("Exchange", exchange_id)) == audited
+    # The connection went back to the pool clean: the same move now goes through.
+    platform.exchanges.advance(exchange_id, [Move(ExchangeState.VALIDATED)], at=ports.clock(),
+                               actor="test", expected=ExchangeState.SUBMITTED)
+    assert [t.seq for t in platform.exchanges.get(exchange_id).transitions] == [1, 2]
+
+
 def test_a_move_that_waited_for_another_writer_sees_where_it_left_the_exchange(
         platform: Platform) -> None:
     """Two writers read the exchange in one state; the second waits for the first's row

@@ -40,6 +40,7 @@ __all__ = [
     "raw_transaction",
     "read_row",
     "sqlite_timestamp",
+    "write_transaction",
 ]
 
 logger = logging.getLogger(__name__)
@@ -604,6 +605,25 @@ def raw_transaction(engine: Engine) -> Iterator[Any]:
         failed = False
     finally:
         _give_back(connection, owner, failed=failed)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """``engine.begin()`` whose statements go to PostgreSQL together, COMMIT included: the
+    driver's pipeline mode sends them when a result is read (a ``fetchone``) or when the
+    block ends, so a transaction of an UPDATE ... RETURNING, its inserts and COMMIT costs
+    two round trips instead of one per statement. In the block, DB-API statements only
+    (``cursor_of``): SQLAlchemy cannot read results in pipeline mode. An error in a
+    statement is raised when its results arrive, at the latest when the block ends, and
+    rolls the transaction back as usual. On SQLite, ``engine.begin()`` itself."""
+    with engine.begin() as connection:
+        if connection.dialect.name != "postgresql":
+            yield connection
+            return
+        driver = connection.connection.dbapi_connection
+        with driver.pipeline():
+            yield connection
+            driver.execute("COMMIT")  # SQLAlchemy's commit then finds nothing to commit
 
 
 def _begin_deferred(connection: Any) -> None:

@@ -24,7 +24,14 @@ from payerbridge.exchange.model import (
     check_transition,
 )
 from payerbridge.store.audit import append_audit
-from payerbridge.store.database import DialectSql, cursor_of, insert_rows, raw_cursor, read_row
+from payerbridge.store.database import (
+    DialectSql,
+    cursor_of,
+    insert_rows,
+    raw_cursor,
+    read_row,
+    write_transaction,
+)
 from payerbridge.store.tables import (
     UtcDateTime,
     dead_letters,
@@ -501,7 +508,8 @@ class SqlExchangeStore:
         steps, values = _plan(expected, moves, at)
         sql = self._sql
         columns, bound = sql.assigned(values)
-        with self._engine.begin() as connection:
+        # On PostgreSQL: BEGIN and the move in one round trip, the rest and COMMIT in another.
+        with write_transaction(self._engine) as connection:
             with cursor_of(connection) as cursor:
                 moved = (*bound, len(steps), exchange_id, expected.value, OPERATOR)
                 cursor.execute(sql.move(columns), moved)

@@ -14,9 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select
+from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy.engine import Dialect
 
 from payerbridge.errors import NotFound
+from payerbridge.store.database import DialectSql, cursor_of, insert_rows
 from payerbridge.store.tables import exchanges, webhook_deliveries, webhook_subscriptions
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import OPERATOR
@@ -26,41 +28,33 @@ __all__ = ["SqlWebhookStore", "listening_sql", "outbox_transitions", "webhook_li
 
 
 # Who is told of an exchange's changes: enabled subscriptions of its client and of the
-# operator. Stated twice, side by side: as an expression, and as SQL text for the
-# exchange store's DB-API statements.
-def _listening(client_id: Any) -> Any:
-    return and_(
-        webhook_subscriptions.c.disabled_at.is_(None),
-        or_(
-            webhook_subscriptions.c.client_id == client_id,
-            webhook_subscriptions.c.client_id == OPERATOR,
-        ),
-    )
+# operator (bound at the last ``?``), in SQL text for the stores' DB-API statements.
+def _listening(client_id: str) -> str:
+    return f"w.disabled_at IS NULL AND (w.client_id = {client_id} OR w.client_id = ?)"
 
 
 def listening_sql(client_id: str) -> str:
-    """``_listening`` as an EXISTS in SQL text: does anyone listen to exchanges of the
-    column ``client_id``; the operator's client id is bound at its ``?``."""
-    return (
-        f"EXISTS (SELECT 1 FROM {webhook_subscriptions.name} w WHERE w.disabled_at IS NULL "
-        f"AND (w.client_id = {client_id} OR w.client_id = ?))"
-    )
+    """Does anyone listen to exchanges of the column ``client_id``, as an EXISTS; the
+    operator's client id is bound at its ``?``."""
+    return f"EXISTS (SELECT 1 FROM {webhook_subscriptions.name} w WHERE {_listening(client_id)})"
 
 
-# Subscriptions told of an exchange: its client's and the operator's. Built once.
-_LISTENERS = select(webhook_subscriptions.c.id).where(
-    _listening(
-        select(exchanges.c.client_id)
-        .where(exchanges.c.id == bindparam("exchange_id"))
-        .scalar_subquery()
-    )
-)
-_INSERT_DELIVERY = webhook_deliveries.insert()
+class WebhookSql(DialectSql):
+    """The outbox's statements in the driver's own SQL: they run inside the exchange
+    store's transactions, which are pipelined on PostgreSQL (``write_transaction``)."""
 
-
-_CLIENT_LISTENERS = select(webhook_subscriptions.c.id).where(
-    _listening(bindparam("client_id"))
-)
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        subscriptions = f"SELECT w.id FROM {webhook_subscriptions.name} w WHERE "
+        self.of_exchange = self.sql(
+            subscriptions + _listening(f"(SELECT client_id FROM {exchanges.name} WHERE id = ?)")
+        )
+        self.of_client = self.sql(subscriptions + _listening("?"))
+        self.deliveries = self.rows_insert(
+            webhook_deliveries,
+            ("id", "subscription_id", "exchange_id", "seq", "body", "status", "attempts",
+             "next_attempt_at", "created_at"),
+        )  # fmt: skip
 
 
 def webhook_listeners(
@@ -68,11 +62,13 @@ def webhook_listeners(
 ) -> list[str]:
     """The subscriptions told of the changes of an exchange (by its id, or by its client's
     before the exchange is written): one indexed read."""
-    if client_id is not None:
-        result = connection.execute(_CLIENT_LISTENERS, {"client_id": client_id})
-    else:
-        result = connection.execute(_LISTENERS, {"exchange_id": exchange_id})
-    return list(result.scalars())
+    sql = WebhookSql.of(connection.dialect)
+    with cursor_of(connection) as cursor:
+        if client_id is not None:
+            cursor.execute(sql.of_client, (client_id, OPERATOR))
+        else:
+            cursor.execute(sql.of_exchange, (exchange_id, OPERATOR))
+        return [row[0] for row in cursor.fetchall()]
 
 
 def outbox_transitions(
@@ -85,6 +81,10 @@ def outbox_transitions(
 ) -> None:
     """Queue each transition's (seq, from, to, reason code) delivery to each listening
     subscription, in the caller's transaction."""
+    if not listeners:
+        return
+    sql = WebhookSql.of(connection.dialect)
+    stamp = sql.timestamp(at)
     rows = []
     for subscription_id in listeners:
         for seq, from_state, to_state, reason_code in transitions:
@@ -99,24 +99,11 @@ def outbox_transitions(
                 reason_code=reason_code,
             )
             rows.append(
-                {
-                    "id": delivery_id,
-                    "subscription_id": subscription_id,
-                    "exchange_id": exchange_id,
-                    "seq": seq,
-                    "body": orjson.dumps(body).decode(),
-                    "status": DeliveryStatus.PENDING.value,
-                    "attempts": 0,
-                    "next_attempt_at": at,
-                    "lease_until": None,
-                    "last_status": None,
-                    "last_error": None,
-                    "created_at": at,
-                    "delivered_at": None,
-                }
-            )
-    if rows:
-        connection.execute(_INSERT_DELIVERY, rows)
+                (delivery_id, subscription_id, exchange_id, seq, orjson.dumps(body).decode(),
+                 DeliveryStatus.PENDING.value, 0, stamp, stamp)
+            )  # fmt: skip
+    with cursor_of(connection) as cursor:
+        insert_rows(cursor, (sql.deliveries, rows))
 
 
 def _subscription(row: Any) -> Subscription:
