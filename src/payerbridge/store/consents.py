@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.engine import Dialect
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import (
@@ -20,25 +21,54 @@ from payerbridge.consent.model import (
 )
 from payerbridge.errors import NotFound
 from payerbridge.store.audit import append_audit
-from payerbridge.store.database import read_row
-from payerbridge.store.tables import consents
+from payerbridge.store.database import DialectSql, cursor_of, insert_rows, read_row
+from payerbridge.store.tables import UtcDateTime, consents
 from payerbridge.types import ClientId, MemberId
 
 __all__ = ["SqlConsentStore"]
 
-# Built once, so SQLAlchemy compiles each once: an opt-in is recorded with every exchange.
-_SAME = (
-    select(consents)
-    .where(
-        consents.c.member_id == bindparam("member_id"),
-        consents.c.role == bindparam("role"),
-        consents.c.client_id == bindparam("client_id"),
-        consents.c.resource_hash == bindparam("resource_hash"),
-        consents.c.revoked_at.is_(None),
-    )
-    .limit(1)
-)
-_INSERT = consents.insert()
+_COLUMNS = tuple(str(column.name) for column in consents.c)
+_TIMESTAMPS = tuple(str(c.name) for c in consents.c if isinstance(c.type, UtcDateTime))
+
+
+class ConsentSql(DialectSql):
+    """Recording an opt-in, in the driver's own SQL: it commits with its exchange's
+    submission, whose transaction is pipelined on PostgreSQL (``write_transaction``)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        self.same = self.sql(
+            f"SELECT {', '.join(_COLUMNS)} FROM {consents.name} WHERE member_id = ? "
+            "AND role = ? AND client_id = ? AND resource_hash = ? AND revoked_at IS NULL LIMIT 1"
+        )
+        self.insert = self.rows_insert(consents, _COLUMNS)
+
+    def row(self, consent: StoredConsent) -> tuple[Any, ...]:
+        record = consent.record
+        values = {
+            "id": record.consent_id,
+            "role": consent.role.value,
+            "member_id": record.member_id,
+            "policy": record.policy.value,
+            "period_start": record.period_start,
+            "period_end": record.period_end,
+            "source_npi": record.source_npi,
+            "recipient_npis": orjson.dumps(list(record.recipient_npis)).decode(),
+            "client_id": record.client_id,
+            "partner_id": consent.partner_id,
+            "performer": record.performer,
+            "source_reference": consent.source_reference,
+            "resource": orjson.dumps(consent.resource).decode(),
+            "resource_hash": record.resource_hash,
+            "policy_version": record.policy_version,
+            "created_at": consent.created_at,
+            "revoked_at": None,
+            "revoked_by": None,
+        }
+        for column in _TIMESTAMPS:
+            if values[column] is not None:
+                values[column] = self.timestamp(values[column])
+        return tuple(values[column] for column in _COLUMNS)
 
 
 def _stored(row: Any) -> StoredConsent:
@@ -69,41 +99,16 @@ def _stored(row: Any) -> StoredConsent:
 
 def _add(connection: Connection, consent: StoredConsent, event: AuditEvent) -> StoredConsent:
     record = consent.record
-    same = connection.execute(
-        _SAME,
-        {
-            "member_id": record.member_id,
-            "role": consent.role.value,
-            "client_id": record.client_id,
-            "resource_hash": record.resource_hash,
-        },
-    ).first()
-    if same is not None:
-        return _stored(same)
-    connection.execute(
-        _INSERT,
-        {
-            "id": record.consent_id,
-            "role": consent.role.value,
-            "member_id": record.member_id,
-            "policy": record.policy.value,
-            "period_start": record.period_start,
-            "period_end": record.period_end,
-            "source_npi": record.source_npi,
-            "recipient_npis": orjson.dumps(list(record.recipient_npis)).decode(),
-            "client_id": record.client_id,
-            "partner_id": consent.partner_id,
-            "performer": record.performer,
-            "source_reference": consent.source_reference,
-            "resource": orjson.dumps(consent.resource).decode(),
-            "resource_hash": record.resource_hash,
-            "policy_version": record.policy_version,
-            "created_at": consent.created_at,
-            "revoked_at": None,
-            "revoked_by": None,
-        },
-    )
-    append_audit(connection, event)
+    sql = ConsentSql.of(connection.dialect)
+    with cursor_of(connection) as cursor:
+        cursor.execute(
+            sql.same,
+            (record.member_id, consent.role.value, record.client_id, record.resource_hash),
+        )
+        same = cursor.fetchone()
+        if same is not None:
+            return _stored(sql.named(_COLUMNS, _TIMESTAMPS, same))
+        insert_rows(cursor, (sql.insert, [sql.row(consent)]), (sql.audits, [sql.audit_row(event)]))
     return consent
 
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any, Self
 
 import orjson
+import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, event
@@ -44,6 +45,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# What a constraint violation raises from DB-API statements (SQLAlchemy's own
+# IntegrityError wraps these only for what runs through it).
+DRIVER_INTEGRITY_ERRORS: tuple[type[Exception], ...] = (
+    psycopg.IntegrityError,
+    sqlite3.IntegrityError,
+)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _BUSY_TIMEOUT_SECONDS = 30

@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, func, select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import IllegalTransition, NotFound
@@ -25,6 +24,7 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.store.audit import append_audit
 from payerbridge.store.database import (
+    DRIVER_INTEGRITY_ERRORS,
     DialectSql,
     cursor_of,
     insert_rows,
@@ -152,6 +152,12 @@ class ExchangeSql(DialectSql):
             f"SELECT state, last_seq, {_LISTENERS} FROM {exchanges.name} WHERE id = ?"
             + (f" FOR UPDATE OF {exchanges.name}" if self.is_postgres else "")
         )
+        self.new_exchange = self.rows_insert(
+            exchanges,
+            ("id", "state", "partner_id", "client_id", "request", "request_hash", "created_at",
+             "updated_at", "idempotency_key", "deadline_at", "attempts", "replay_count",
+             "consent_id", "last_seq"),
+        )  # fmt: skip
         self.transitions = self.rows_insert(
             exchange_transitions,
             ("exchange_id", "seq", "from_state", "to_state", "at", "actor", "reason_code",
@@ -334,7 +340,6 @@ def _sql(connection: Connection) -> ExchangeSql:
 
 
 # Built once, so SQLAlchemy compiles each once.
-_INSERT_EXCHANGE = exchanges.insert()
 _PAYLOAD = select(exchange_payloads.c.body).where(
     exchange_payloads.c.exchange_id == bindparam("id")
 )
@@ -367,29 +372,20 @@ class SqlExchangeStore:
         ``opt_in``: a transaction part, run first, that records the member's opt-in and
         gives its id (instead of ``consent_id``); a lost race rolls it back too."""
         check_transition(None, ExchangeState.SUBMITTED)
+        sql, stamp = self._sql, self._sql.timestamp(at)
         try:
-            with self._engine.begin() as connection:
+            # On PostgreSQL: BEGIN with the opt-in's lookup, the listeners' lookup, then the
+            # inserts with COMMIT: three round trips.
+            with write_transaction(self._engine) as connection:
                 if opt_in is not None:
                     consent_id = opt_in(connection)
-                connection.execute(
-                    _INSERT_EXCHANGE,
-                    {
-                        "id": exchange_id,
-                        "state": ExchangeState.SUBMITTED.value,
-                        "partner_id": partner_id,
-                        "client_id": client_id,
-                        "request": _json(request),
-                        "request_hash": request_hash,
-                        "created_at": at,
-                        "updated_at": at,
-                        "idempotency_key": idempotency_key,
-                        "deadline_at": deadline_at,
-                        "attempts": 0,
-                        "replay_count": 0,
-                        "consent_id": consent_id,
-                        "last_seq": 1,
-                    },
-                )
+                listeners = webhook_listeners(connection, client_id=client_id)
+                deadline = sql.timestamp(deadline_at) if deadline_at else None
+                row = (exchange_id, ExchangeState.SUBMITTED.value, partner_id, client_id,
+                       _json(request), request_hash, stamp, stamp, idempotency_key, deadline,
+                       0, 0, consent_id, 1)  # fmt: skip
+                with cursor_of(connection) as cursor:
+                    insert_rows(cursor, (sql.new_exchange, [row]))
                 _write_transitions(
                     connection,
                     exchange_id,
@@ -398,9 +394,9 @@ class SqlExchangeStore:
                     actor=client_id,
                     policy_version=policy_version,
                     request_id=request_id,
-                    listeners=webhook_listeners(connection, client_id=client_id),
+                    listeners=listeners,
                 )
-        except IntegrityError:
+        except DRIVER_INTEGRITY_ERRORS:
             existing = self.find_by_idempotency_key(client_id, idempotency_key)
             if existing is None:
                 raise
