@@ -120,6 +120,8 @@ def bench_exchanges(
         "under load p50",
         "queue wait ms p50",
         "partner ms p50",
+        "CPU ms",
+        "host CPU ms",
         title="Exchange orchestration (medians)",
     )
     import statistics
@@ -135,6 +137,8 @@ def bench_exchanges(
             f"{statistics.median(r.loaded_overhead_ms_p50 for r in runs):.1f}",
             f"{statistics.median(r.queue_wait_ms_p50 for r in runs):.1f}",
             f"{statistics.median(r.partner_ms_p50 for r in runs):.1f}",
+            f"{statistics.median(r.cpu_ms_per_exchange for r in runs):.1f}",
+            f"{statistics.median(r.host_cpu_ms_per_exchange for r in runs):.1f}",
         )
     out.print(table)
     out.print(f"report written to {report}")
