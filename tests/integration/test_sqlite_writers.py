@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from payerbridge.store.database import (
     WalCheckpointer,
@@ -152,3 +152,52 @@ def test_commits_leave_the_wal_to_the_checkpointer_thread(tmp_path: Path) -> Non
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM t")).scalar_one() == 2000
     engine.dispose()
+
+
+def test_writers_in_other_processes_wait_at_the_file_lock(tmp_path: Path) -> None:
+    """A writer in another process (forked after this one wrote) holds the lock file
+    beside the database from BEGIN IMMEDIATE to COMMIT; ours waits its turn there and
+    commits after it."""
+    import fcntl
+    import multiprocessing
+    import os
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (who TEXT)"))
+    context = multiprocessing.get_context("fork")
+    holding, release = context.Event(), context.Event()
+
+    def other_process() -> None:
+        other = create_db_engine(url)
+        with other.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES ('other')"))
+            holding.set()
+            release.wait(10)
+        other.dispose()
+
+    child = context.Process(target=other_process)
+    child.start()
+    assert holding.wait(10)
+    probe = os.open(tmp_path / "db.sqlite.writer", os.O_RDWR)
+    with pytest.raises(BlockingIOError):  # held by the other process
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    ours = threading.Thread(target=lambda: _insert(engine, "ours"))
+    ours.start()
+    time.sleep(0.2)  # ours is waiting for the other process
+    release.set()
+    ours.join(10)
+    child.join(10)
+    assert child.exitcode == 0
+    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    os.close(probe)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT who FROM t ORDER BY rowid")).scalars().all()
+    assert rows == ["other", "ours"]
+    engine.dispose()
+
+
+def _insert(engine: Engine, who: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO t VALUES (:who)"), {"who": who})
