@@ -436,3 +436,31 @@ def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(
     assert lost.exchange_id == first.exchange_id and not lost.created
     assert platform.consents.get("racing-opt-in") is None
     assert len(platform.consents.for_member(kept[0].record.member_id, ConsentRole.RECEIVE)) == 1
+
+
+def test_a_healthy_breaker_is_trusted_briefly_and_a_write_of_our_own_drops_the_trust(
+        platform: Platform) -> None:
+    """Two stores on one database stand for two workers: the breaker the other worker
+    opens holds our calls back once our short trust in the healthy one has passed."""
+    import time
+    from datetime import timedelta
+
+    from payerbridge.store.breakers import SqlBreakerStore
+
+    ours = SqlBreakerStore(platform.engine, healthy_trusted_seconds=0.3)
+    theirs = SqlBreakerStore(platform.engine)
+    now, cooldown = platform.exchange_ports.clock(), timedelta(seconds=30)
+    assert ours.admit("http://old/fhir", "old-plan", now=now, cooldown=cooldown).allowed
+    for _ in range(5):
+        theirs.record("http://old/fhir", "old-plan", succeeded=False, now=now, threshold=5,
+                      cooldown=cooldown)
+    assert ours.admit("http://old/fhir", "old-plan", now=now, cooldown=cooldown).allowed
+    time.sleep(0.4)
+    assert not ours.admit("http://old/fhir", "old-plan", now=now, cooldown=cooldown).allowed
+
+    # Our own write is not trusted past: a failure we record makes the next call read.
+    other = "http://other/fhir"
+    assert ours.admit(other, "old-plan", now=now, cooldown=cooldown).allowed
+    for _ in range(5):
+        ours.record(other, "old-plan", succeeded=False, now=now, threshold=5, cooldown=cooldown)
+    assert not ours.admit(other, "old-plan", now=now, cooldown=cooldown).allowed
