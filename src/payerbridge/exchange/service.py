@@ -454,11 +454,24 @@ class _ConsentCheck:
 
 
 def _check_consent(
-    ports: ExchangePorts, record: ExchangeRecordLike, partner: Partner, hop: str
+    ports: ExchangePorts,
+    record: ExchangeRecordLike,
+    partner: Partner,
+    hop: str,
+    *,
+    read: StoredConsent | None = None,
 ) -> _ConsentCheck:
     """Re-check the member's opt-in before this hop. Denied: the caller blocks the
-    exchange with the reason (``revoked``, ``expired``, ...) and sends nothing."""
-    stored = ports.consents.get(record.consent_id) if record.consent_id else None
+    exchange with the reason (``revoked``, ``expired``, ...) and sends nothing.
+
+    ``read``: the opt-in as this run read it for the hop before, decided again now. An
+    opt-in changes only when it is revoked, and its revocation blocks the exchange in
+    the same transaction, so the commit that carries this decision finds the exchange
+    moved (IllegalTransition) as surely as a fresh read would have found it revoked."""
+    if read is not None:
+        stored: StoredConsent | None = read
+    else:
+        stored = ports.consents.get(record.consent_id) if record.consent_id else None
     disclosure = authorize_request(
         stored,
         consent_id=record.consent_id,
@@ -624,7 +637,7 @@ def _match(
     if not onward:
         _advance(ports, exchange_id, S.MEMBER_MATCHED, updates=updates, expected=record.state)
         return StepResult(S.MEMBER_MATCHED), matched
-    onward_check = _check_consent(ports, matched, partner, "everything")
+    onward_check = _check_consent(ports, matched, partner, "everything", read=check.consent)
     reached = Move(S.MEMBER_MATCHED, updates={"attempts": 0, "next_attempt_at": None, **updates})
     if onward_check.consent is None:
         return _refused(ports, exchange_id, onward_check, before=[reached]), matched
