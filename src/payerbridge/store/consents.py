@@ -65,10 +65,7 @@ class ConsentSql(DialectSql):
             "revoked_at": None,
             "revoked_by": None,
         }
-        for column in _TIMESTAMPS:
-            if values[column] is not None:
-                values[column] = self.timestamp(values[column])
-        return tuple(values[column] for column in _COLUMNS)
+        return self.bound(values, _COLUMNS, _TIMESTAMPS)
 
 
 def _stored(row: Any) -> StoredConsent:

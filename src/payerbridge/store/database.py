@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -440,6 +440,19 @@ class DialectSql:
         rows = f"json_populate_recordset(NULL::{table.name}, %s)"  # typed as the table's row
         text = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {rows}{suffix}"
         return RowsInsert(text, tuple(columns), as_json=True)
+
+    def bound(
+        self, values: Mapping[str, Any], columns: Sequence[str], timestamps: Collection[str]
+    ) -> tuple[Any, ...]:
+        """The ``values`` of ``columns`` as the driver binds them (those of ``timestamps``
+        through ``timestamp``): ``named`` the other way round."""
+        stamp = self.timestamp
+        return tuple(
+            stamp(values[column])
+            if column in timestamps and values[column] is not None
+            else values[column]
+            for column in columns
+        )
 
     def named(
         self, columns: Sequence[str], timestamps: Collection[str], row: Sequence[Any]

@@ -199,12 +199,8 @@ class ExchangeSql(DialectSql):
 
     def assigned(self, values: dict[str, Any]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
         """The columns ``values`` sets (for ``update``/``move``) and their bound values."""
-        stamp = self.timestamp
-        bound = tuple(
-            stamp(value) if column in _TIMESTAMPS and value is not None else value
-            for column, value in values.items()
-        )
-        return tuple(values), bound
+        columns = tuple(values)
+        return columns, self.bound(values, columns, _TIMESTAMPS)
 
 
 # Whether anyone listens to the exchange row, with the operator's client id bound here.
@@ -372,7 +368,7 @@ class SqlExchangeStore:
         ``opt_in``: a transaction part, run first, that records the member's opt-in and
         gives its id (instead of ``consent_id``); a lost race rolls it back too."""
         check_transition(None, ExchangeState.SUBMITTED)
-        sql, stamp = self._sql, self._sql.timestamp(at)
+        sql = self._sql
         try:
             # On PostgreSQL: BEGIN with the opt-in's lookup, the listeners' lookup, then the
             # inserts with COMMIT: three round trips.
@@ -380,10 +376,23 @@ class SqlExchangeStore:
                 if opt_in is not None:
                     consent_id = opt_in(connection)
                 listeners = webhook_listeners(connection, client_id=client_id)
-                deadline = sql.timestamp(deadline_at) if deadline_at else None
-                row = (exchange_id, ExchangeState.SUBMITTED.value, partner_id, client_id,
-                       _json(request), request_hash, stamp, stamp, idempotency_key, deadline,
-                       0, 0, consent_id, 1)  # fmt: skip
+                values = {
+                    "id": exchange_id,
+                    "state": ExchangeState.SUBMITTED.value,
+                    "partner_id": partner_id,
+                    "client_id": client_id,
+                    "request": _json(request),
+                    "request_hash": request_hash,
+                    "created_at": at,
+                    "updated_at": at,
+                    "idempotency_key": idempotency_key,
+                    "deadline_at": deadline_at,
+                    "attempts": 0,
+                    "replay_count": 0,
+                    "consent_id": consent_id,
+                    "last_seq": 1,
+                }
+                row = sql.bound(values, sql.new_exchange.columns, _TIMESTAMPS)
                 with cursor_of(connection) as cursor:
                     insert_rows(cursor, (sql.new_exchange, [row]))
                 _write_transitions(
