@@ -25,6 +25,7 @@ run: $(STAMP)
 ## PAYERBRIDGE_TEST_DATABASE_URL is set (CI sets it).
 test: $(STAMP)
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/python -m pytest tests
 	@if [ -n "$$PAYERBRIDGE_TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL"; \

@@ -7,46 +7,81 @@ from typing import Any
 MB = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MB"}]}
 
 
-def a_patient(pid: str = "p1", *, family: str = "Garcia", given: str = "Ana",
-              birth_date: str = "1980-02-03", gender: str = "female",
-              member_id: str | None = "M123") -> dict[str, Any]:
-    patient: dict[str, Any] = {"resourceType": "Patient", "id": pid,
-                               "name": [{"family": family, "given": [given]}],
-                               "birthDate": birth_date, "gender": gender}
+def a_patient(
+    pid: str = "p1",
+    *,
+    family: str = "Garcia",
+    given: str = "Ana",
+    birth_date: str = "1980-02-03",
+    gender: str = "female",
+    member_id: str | None = "M123",
+) -> dict[str, Any]:
+    patient: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": pid,
+        "name": [{"family": family, "given": [given]}],
+        "birthDate": birth_date,
+        "gender": gender,
+    }
     if member_id:
-        patient["identifier"] = [{"type": MB, "system": "http://old.example/mb",
-                                  "value": member_id}]
+        patient["identifier"] = [
+            {"type": MB, "system": "http://old.example/mb", "value": member_id}
+        ]
     return patient
 
 
-def a_coverage(cid: str = "c1", *, patient: str = "p1", member_id: str | None = "M123",
-               subscriber_id: str = "S1") -> dict[str, Any]:
-    coverage: dict[str, Any] = {"resourceType": "Coverage", "id": cid, "status": "active",
-                                "subscriberId": subscriber_id,
-                                "beneficiary": {"reference": f"Patient/{patient}"},
-                                "payor": [{"reference": "Organization/org1"}]}
+def a_coverage(
+    cid: str = "c1",
+    *,
+    patient: str = "p1",
+    member_id: str | None = "M123",
+    subscriber_id: str = "S1",
+) -> dict[str, Any]:
+    coverage: dict[str, Any] = {
+        "resourceType": "Coverage",
+        "id": cid,
+        "status": "active",
+        "subscriberId": subscriber_id,
+        "beneficiary": {"reference": f"Patient/{patient}"},
+        "payor": [{"reference": "Organization/org1"}],
+    }
     if member_id:
-        coverage["identifier"] = [{"type": MB, "system": "http://old.example/mb",
-                                   "value": member_id}]
+        coverage["identifier"] = [
+            {"type": MB, "system": "http://old.example/mb", "value": member_id}
+        ]
     return coverage
 
 
 def an_exchange_request(old_payer: str = "old-plan", **member: Any) -> dict[str, Any]:
     return {
         "old_payer": old_payer,
-        "member": {"given": ["Ana"], "family": "Garcia", "birth_date": "1980-02-03",
-                   "gender": "female", **member},
+        "member": {
+            "given": ["Ana"],
+            "family": "Garcia",
+            "birth_date": "1980-02-03",
+            "gender": "female",
+            **member,
+        },
         "old_coverage": {"member_id": "M123", "subscriber_id": "S1", "relationship": "self"},
         "new_coverage": {"member_id": "N1", "relationship": "self", "start": "2026-12-01"},
-        "consent": {"policy": "sensitive", "start": "2026-01-01", "end": "2099-01-01",
-                    "source_reference": "DocumentReference/optin-1"},
+        "consent": {
+            "policy": "sensitive",
+            "start": "2026-01-01",
+            "end": "2099-01-01",
+            "source_reference": "DocumentReference/optin-1",
+        },
     }
 
 
-def member_match_parameters(request: dict[str, Any] | None = None, *,
-                            our_npi: str = "1234567893", partner_npi: str = "1245319599",
-                            policy: str | None = None, start: str | None = None,
-                            end: str | None = None) -> dict[str, Any]:
+def member_match_parameters(
+    request: dict[str, Any] | None = None,
+    *,
+    our_npi: str = "1234567893",
+    partner_npi: str = "1245319599",
+    policy: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+) -> dict[str, Any]:
     """The $member-match Parameters the new payer (``our_npi``) sends the old payer
     (``partner_npi``), with the opt-in as HRex Consent, exactly as an exchange sends it."""
     from datetime import UTC, date, datetime
@@ -65,9 +100,21 @@ def member_match_parameters(request: dict[str, Any] | None = None, *,
     domain = ExchangeCreate.model_validate({**raw, "consent": consent}).to_domain()
     assert domain.consent is not None
     old = Partner("old", "Old", partner_npi, "http://old.example/fhir")
-    opt_in = opt_in_consent(domain.consent, consent_id=ConsentId("c"), member_id=MemberId("N1"),
-                            old_payer=old, us=Organization("New", our_npi),
-                            client_id=ClientId("t"), zone=ZoneInfo("UTC"),
-                            at=datetime.combine(date(2026, 1, 1), datetime.min.time(), UTC))
-    return build_member_match_request(domain, opt_in.resource, our_name="New", our_npi=our_npi,
-                                      partner_name="Old", partner_npi=partner_npi)
+    opt_in = opt_in_consent(
+        domain.consent,
+        consent_id=ConsentId("c"),
+        member_id=MemberId("N1"),
+        old_payer=old,
+        us=Organization("New", our_npi),
+        client_id=ClientId("t"),
+        zone=ZoneInfo("UTC"),
+        at=datetime.combine(date(2026, 1, 1), datetime.min.time(), UTC),
+    )
+    return build_member_match_request(
+        domain,
+        opt_in.resource,
+        our_name="New",
+        our_npi=our_npi,
+        partner_name="Old",
+        partner_npi=partner_npi,
+    )

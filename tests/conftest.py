@@ -22,8 +22,9 @@ import pytest
 from tests.servers import ServerProcess, free_port, start_server
 
 BACKEND = os.environ.get("PAYERBRIDGE_TEST_BACKEND", "sqlite")
-ADMIN_URL = os.environ.get("PAYERBRIDGE_TEST_DATABASE_URL",
-                           "postgresql://postgres@127.0.0.1:5432/test")
+ADMIN_URL = os.environ.get(
+    "PAYERBRIDGE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def _admin_connect():  # type: ignore[no-untyped-def]
@@ -66,16 +67,25 @@ def database_env() -> Iterator[Callable[[], dict[str, str]]]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, database_env: Callable[[], dict[str, str]]
-           ) -> Iterator[Callable[..., ServerProcess]]:
+def server(
+    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+) -> Iterator[Callable[..., ServerProcess]]:
     """Start real ``payerbridge serve`` processes; all are stopped at teardown."""
     started: list[ServerProcess] = []
 
-    def start(name: str, *, env: dict[str, str] | None = None,
-              import_files: list[Path] | None = None, args: tuple[str, ...] = ()
-              ) -> ServerProcess:
-        process = start_server(tmp_path / name, env={**database_env(), **(env or {})},
-                               import_files=import_files or [], args=args)
+    def start(
+        name: str,
+        *,
+        env: dict[str, str] | None = None,
+        import_files: list[Path] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> ServerProcess:
+        process = start_server(
+            tmp_path / name,
+            env={**database_env(), **(env or {})},
+            import_files=import_files or [],
+            args=args,
+        )
         started.append(process)
         return process
 
@@ -91,9 +101,23 @@ def proxies(tmp_path: Path) -> Iterator[Callable[..., tuple[str, Path]]]:
     def start(upstream: str, **faults: float) -> tuple[str, Path]:
         port, log = free_port(), tmp_path / f"proxy-{len(started)}.jsonl"
         args = [f"--{name}={value}" for name, value in faults.items()]
-        started.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.faultproxy", "--port", str(port), "--upstream",
-             upstream, "--log", str(log), *args], stderr=subprocess.DEVNULL))
+        started.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.faultproxy",
+                    "--port",
+                    str(port),
+                    "--upstream",
+                    upstream,
+                    "--log",
+                    str(log),
+                    *args,
+                ],
+                stderr=subprocess.DEVNULL,
+            )
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:

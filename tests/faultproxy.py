@@ -61,16 +61,23 @@ def build_app(args: argparse.Namespace) -> Starlette:
             k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
         }
         answer = await upstream.request(
-            request.method, request.url.path, params=request.query_params, headers=headers,
+            request.method,
+            request.url.path,
+            params=request.query_params,
+            headers=headers,
             content=body,
         )
         if roll < args.p503 + args.ptimeout + args.pmalformed:
             record(request, "malformed", answer.status_code)
-            return Response(answer.content[: len(answer.content) // 2], answer.status_code,
-                            media_type="application/fhir+json")
+            return Response(
+                answer.content[: len(answer.content) // 2],
+                answer.status_code,
+                media_type="application/fhir+json",
+            )
         record(request, "none", answer.status_code)
-        return Response(answer.content, answer.status_code,
-                        media_type=answer.headers.get("content-type"))
+        return Response(
+            answer.content, answer.status_code, media_type=answer.headers.get("content-type")
+        )
 
     return Starlette(routes=[Route("/{path:path}", proxy, methods=["GET", "POST"])])
 
@@ -87,8 +94,9 @@ def main() -> None:
     parser.add_argument("--hang", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    uvicorn.run(build_app(args), host="127.0.0.1", port=args.port, log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        build_app(args), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,12 @@ from typing import Any, BinaryIO
 import httpx
 
 __all__ = [
-    "ServerProcess", "free_port", "free_port_run", "new_key", "run_cli", "start_server",
+    "ServerProcess",
+    "free_port",
+    "free_port_run",
+    "new_key",
+    "run_cli",
+    "start_server",
     "start_worker",
 ]
 
@@ -55,11 +60,17 @@ def free_port_run(count: int) -> int:
     raise RuntimeError(f"no run of {count} free ports")
 
 
-def run_cli(args: list[str], *, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "payerbridge", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=timeout,
-                          check=False)
+def run_cli(
+    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "payerbridge", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
 
 
 @dataclass
@@ -88,8 +99,9 @@ class ServerProcess:
     def anonymous(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30)
 
-    def register_client(self, client_id: str = "newplan", *, npi: str = "1234567893",
-                        name: str = "New Plan") -> str:
+    def register_client(
+        self, client_id: str = "newplan", *, npi: str = "1234567893", name: str = "New Plan"
+    ) -> str:
         """Register a requesting payer with ``payerbridge clients add``; its credential."""
         result = self.cli("clients", "add", "--id", client_id, "--name", name, "--npi", npi)
         assert result.returncode == 0, result.stderr
@@ -101,8 +113,12 @@ class ServerProcess:
         from payerbridge.bootstrap import build_platform
         from payerbridge.config import load_settings
 
-        platform = build_platform(load_settings(
-            data_dir=self.data_dir, database_url=self.env.get("PAYERBRIDGE_DATABASE_URL") or None))
+        platform = build_platform(
+            load_settings(
+                data_dir=self.data_dir,
+                database_url=self.env.get("PAYERBRIDGE_DATABASE_URL") or None,
+            )
+        )
         try:
             yield platform
         finally:
@@ -130,8 +146,9 @@ class ServerProcess:
         self.log_file.close()
 
 
-def start_server(data_dir: Path, *, env: dict[str, str], import_files: list[Path],
-                 args: tuple[str, ...] = ()) -> ServerProcess:
+def start_server(
+    data_dir: Path, *, env: dict[str, str], import_files: list[Path], args: tuple[str, ...] = ()
+) -> ServerProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "PAYERBRIDGE_ENVIRONMENT": "test", **env}
     for path in import_files:
@@ -141,8 +158,21 @@ def start_server(data_dir: Path, *, env: dict[str, str], import_files: list[Path
     log_path = data_dir / "server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
-         "--port", str(port), *args], stdout=log, stderr=subprocess.STDOUT, env=full_env)
+        [
+            sys.executable,
+            "-m",
+            "payerbridge",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            *args,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+    )
     server = ServerProcess(data_dir, port, full_env, process, log_path, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -158,11 +188,24 @@ def start_server(data_dir: Path, *, env: dict[str, str], import_files: list[Path
     raise RuntimeError(f"server did not become healthy:\n{server.log()}")
 
 
-def start_worker(data_dir: Path, *, env: dict[str, str], worker_id: str,
-                 log_path: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    data_dir: Path, *, env: dict[str, str], worker_id: str, log_path: Path
+) -> subprocess.Popen[bytes]:
     """A ``payerbridge worker`` process (no HTTP) on the instance in ``data_dir``."""
     full_env = {**os.environ, "PAYERBRIDGE_ENVIRONMENT": "test", **env}
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "payerbridge", "worker", "--data-dir", str(data_dir),
-             "--worker-id", worker_id], stdout=log, stderr=subprocess.STDOUT, env=full_env)
+            [
+                sys.executable,
+                "-m",
+                "payerbridge",
+                "worker",
+                "--data-dir",
+                str(data_dir),
+                "--worker-id",
+                worker_id,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )

@@ -18,13 +18,24 @@ def payer(server: Callable[..., ServerProcess], tmp_path) -> ServerProcess:  # t
     data = tmp_path / "members.ndjson"
     import orjson
 
-    data.write_bytes(b"\n".join(orjson.dumps(r) for r in (
-        a_patient(), a_coverage(),
-        # Two members alike in everything but the card (member ids far apart: a number
-        # one digit away would be a typo the engine cannot tell from the other member).
-        a_patient("twin", given="Ana"), a_coverage("c2", patient="twin", member_id="Z98765"))))
-    payer = server("payer", env={"PAYERBRIDGE_MAX_REQUEST_BYTES": "20000",
-                                 "PAYERBRIDGE_ORG_NPI": "1245319599"}, import_files=[data])
+    data.write_bytes(
+        b"\n".join(
+            orjson.dumps(r)
+            for r in (
+                a_patient(),
+                a_coverage(),
+                # Two members alike in everything but the card (member ids far apart: a number
+                # one digit away would be a typo the engine cannot tell from the other member).
+                a_patient("twin", given="Ana"),
+                a_coverage("c2", patient="twin", member_id="Z98765"),
+            )
+        )
+    )
+    payer = server(
+        "payer",
+        env={"PAYERBRIDGE_MAX_REQUEST_BYTES": "20000", "PAYERBRIDGE_ORG_NPI": "1245319599"},
+        import_files=[data],
+    )
     return payer.authorize("newplan", npi="1234567893")
 
 
@@ -40,41 +51,59 @@ def outcome(response: httpx.Response, status: int, code: str) -> str:
 
 def test_malformed_json_is_a_structure_error(payer: ServerProcess) -> None:
     with payer.client() as client:
-        text = outcome(client.post("/fhir/Patient/$member-match", content=b"{oops",
-                                   headers=FHIR), 400, "structure")
+        text = outcome(
+            client.post("/fhir/Patient/$member-match", content=b"{oops", headers=FHIR),
+            400,
+            "structure",
+        )
         assert "not valid JSON" in text
-        outcome(client.post("/exchanges", content=b"{oops",
-                            headers={"Content-Type": "application/json", **new_key()}),
-                400, "structure")
+        outcome(
+            client.post(
+                "/exchanges",
+                content=b"{oops",
+                headers={"Content-Type": "application/json", **new_key()},
+            ),
+            400,
+            "structure",
+        )
 
 
 def test_wrong_resource_type_is_invalid(payer: ServerProcess) -> None:
     with payer.client() as client:
-        text = outcome(client.post("/fhir/Patient/$member-match", json=a_patient(),
-                                   headers=FHIR), 400, "invalid")
+        text = outcome(
+            client.post("/fhir/Patient/$member-match", json=a_patient(), headers=FHIR),
+            400,
+            "invalid",
+        )
         assert "expected resourceType 'Parameters', got 'Patient'" in text
 
 
 def test_oversize_bodies_get_413_whether_declared_or_streamed(payer: ServerProcess) -> None:
     big = b'{"resourceType":"Parameters","parameter":[],"pad":"' + b"x" * 30000 + b'"}'
     with payer.client() as client:
-        text = outcome(client.post("/fhir/Patient/$member-match", content=big, headers=FHIR),
-                       413, "too-long")
+        text = outcome(
+            client.post("/fhir/Patient/$member-match", content=big, headers=FHIR), 413, "too-long"
+        )
         assert "20000 bytes" in text
 
         def chunks():  # no Content-Length: the limit is enforced while reading
             for start in range(0, len(big), 4096):
-                yield big[start:start + 4096]
+                yield big[start : start + 4096]
 
-        outcome(client.post("/fhir/Patient/$member-match", content=chunks(), headers=FHIR),
-                413, "too-long")
+        outcome(
+            client.post("/fhir/Patient/$member-match", content=chunks(), headers=FHIR),
+            413,
+            "too-long",
+        )
 
 
 def test_unknown_partner_is_refused_and_no_exchange_is_stored(payer: ServerProcess) -> None:
     with payer.client() as client:
-        text = outcome(client.post("/exchanges", json=an_exchange_request("nobody"),
-                                       headers=new_key()), 422,
-                       "not-found")
+        text = outcome(
+            client.post("/exchanges", json=an_exchange_request("nobody"), headers=new_key()),
+            422,
+            "not-found",
+        )
         assert "no partner is registered with id 'nobody'" in text
         assert client.get("/exchanges").json()["total"] == 0
         assert client.get("/partners").json() == []
@@ -101,19 +130,41 @@ def test_invalid_exchange_fields_are_named(payer: ServerProcess) -> None:
 
 def test_content_negotiation(payer: ServerProcess) -> None:
     with payer.client() as client:
-        outcome(client.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"}), 406,
-                "not-supported")
+        outcome(
+            client.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"}),
+            406,
+            "not-supported",
+        )
         outcome(client.get("/fhir/metadata?_format=xml"), 406, "not-supported")
         assert client.get("/fhir/metadata?_format=json").status_code == 200
-        outcome(client.post("/fhir/Patient/$member-match", content=b"<Parameters/>",
-                            headers={"Content-Type": "application/fhir+xml"}), 415,
-                "not-supported")
+        outcome(
+            client.post(
+                "/fhir/Patient/$member-match",
+                content=b"<Parameters/>",
+                headers={"Content-Type": "application/fhir+xml"},
+            ),
+            415,
+            "not-supported",
+        )
         # $member-match is a plain route (ADR 0006) and negotiates content itself.
-        outcome(client.post("/fhir/Patient/$member-match", json=member_match_parameters(),
-                            headers={**FHIR, "Accept": "application/fhir+xml"}), 406,
-                "not-supported")
-        outcome(client.post("/fhir/Patient/$member-match?_format=xml",
-                            json=member_match_parameters(), headers=FHIR), 406, "not-supported")
+        outcome(
+            client.post(
+                "/fhir/Patient/$member-match",
+                json=member_match_parameters(),
+                headers={**FHIR, "Accept": "application/fhir+xml"},
+            ),
+            406,
+            "not-supported",
+        )
+        outcome(
+            client.post(
+                "/fhir/Patient/$member-match?_format=xml",
+                json=member_match_parameters(),
+                headers=FHIR,
+            ),
+            406,
+            "not-supported",
+        )
         outcome(client.get("/fhir/Nope/1"), 404, "not-supported")
         outcome(client.get("/fhir/Patient/unknown"), 404, "not-found")
         outcome(client.get("/no/such/route"), 404, "not-found")
@@ -122,18 +173,29 @@ def test_content_negotiation(payer: ServerProcess) -> None:
 def test_an_overlong_idempotency_key_is_named(payer: ServerProcess) -> None:
     with payer.client() as client:
         for path, call in (
-            ("/fhir/Patient/$member-match",
-             lambda key: client.post("/fhir/Patient/$member-match",
-                                     json=member_match_parameters(),
-                                     headers={**FHIR, "Idempotency-Key": key})),
-            ("/fhir/Patient/p1/$everything",
-             lambda key: client.get("/fhir/Patient/p1/$everything",
-                                    headers={"Idempotency-Key": key})),
-            ("/exchanges",
-             lambda key: client.post("/exchanges", json={**an_exchange_request(),
-                                                         "old_payer": "unregistered"},
-                                     headers={"Idempotency-Key": key})),
-        ):  # fmt: skip
+            (
+                "/fhir/Patient/$member-match",
+                lambda key: client.post(
+                    "/fhir/Patient/$member-match",
+                    json=member_match_parameters(),
+                    headers={**FHIR, "Idempotency-Key": key},
+                ),
+            ),
+            (
+                "/fhir/Patient/p1/$everything",
+                lambda key: client.get(
+                    "/fhir/Patient/p1/$everything", headers={"Idempotency-Key": key}
+                ),
+            ),
+            (
+                "/exchanges",
+                lambda key: client.post(
+                    "/exchanges",
+                    json={**an_exchange_request(), "old_payer": "unregistered"},
+                    headers={"Idempotency-Key": key},
+                ),
+            ),
+        ):
             text = outcome(call("k" * 201), 400, "invalid")
             assert "Idempotency-Key" in text and "200 printable" in text, path
             outcome(call("k\tk"), 400, "invalid")  # a tab: HTTP allows it, a key may not
@@ -142,8 +204,10 @@ def test_an_overlong_idempotency_key_is_named(payer: ServerProcess) -> None:
 
 def test_request_id_is_echoed_or_generated(payer: ServerProcess) -> None:
     with payer.client() as client:
-        assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers[
-            "x-request-id"] == "abc-123"
+        assert (
+            client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+            == "abc-123"
+        )
         generated = client.get("/healthz", headers={"X-Request-ID": "bad id <script>"})
         assert generated.headers["x-request-id"] != "bad id"
         assert len(generated.headers["x-request-id"]) == 36
@@ -167,20 +231,30 @@ def test_member_match_outcomes_are_422_with_hrex_codes(payer: ServerProcess) -> 
         assert again.json()["parameter"][0]["valueIdentifier"]["value"] == umb
 
         stranger = an_exchange_request(given=["Zed"], family="Other", birth_date="1999-01-01")
-        stranger["old_coverage"] = {"member_id": "X999", "subscriber_id": "S9",
-                                    "relationship": "self"}
-        outcome(client.post("/fhir/Patient/$member-match",
-                            json=member_match_parameters(stranger), headers=FHIR), 422,
-                "not-found")
+        stranger["old_coverage"] = {
+            "member_id": "X999",
+            "subscriber_id": "S9",
+            "relationship": "self",
+        }
+        outcome(
+            client.post(
+                "/fhir/Patient/$member-match", json=member_match_parameters(stranger), headers=FHIR
+            ),
+            422,
+            "not-found",
+        )
         twins = parameters()
         coverage = twins["parameter"][1]["resource"]
         del coverage["identifier"]  # subscriber id only: both twins share it
-        outcome(client.post("/fhir/Patient/$member-match", json=twins, headers=FHIR), 422,
-                "multiple-matches")
+        outcome(
+            client.post("/fhir/Patient/$member-match", json=twins, headers=FHIR),
+            422,
+            "multiple-matches",
+        )
 
 
 def test_logs_never_carry_member_demographics(payer: ServerProcess) -> None:
     test_member_match_outcomes_are_422_with_hrex_codes(payer)
     log = payer.log()
-    for secret in ("Garcia", "1980-02-03", "M123", "S1\""):
+    for secret in ("Garcia", "1980-02-03", "M123", 'S1"'):
         assert secret not in log

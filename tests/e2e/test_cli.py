@@ -20,8 +20,18 @@ def digest(folder: Path) -> str:
 
 
 def test_sandbox_generate_is_deterministic(tmp_path: Path) -> None:
-    args = ["sandbox", "generate", "--payers", "2", "--members", "40", "--seed", "5",
-            "--as-of", "2026-11-01"]
+    args = [
+        "sandbox",
+        "generate",
+        "--payers",
+        "2",
+        "--members",
+        "40",
+        "--seed",
+        "5",
+        "--as-of",
+        "2026-11-01",
+    ]
     first = run_cli([*args, "--out", str(tmp_path / "a")])
     second = run_cli([*args, "--out", str(tmp_path / "b")])
     assert first.returncode == 0 and second.returncode == 0, first.stderr
@@ -33,14 +43,19 @@ def test_sandbox_generate_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_import_reports_counts_and_rejects_a_bad_file_whole(
-        tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> None:
+    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+) -> None:
     env = database_env()
     data_dir = str(tmp_path / "data")
     good = tmp_path / "good.ndjson"
     good.write_bytes(orjson.dumps(a_patient()) + b"\n" + orjson.dumps(a_coverage()) + b"\n")
     bad = tmp_path / "bad.ndjson"
-    bad.write_bytes(orjson.dumps(a_patient("p2")) + b"\n{broken\n\n"
-                    + orjson.dumps({"resourceType": "Nope", "id": "x"}) + b"\n")
+    bad.write_bytes(
+        orjson.dumps(a_patient("p2"))
+        + b"\n{broken\n\n"
+        + orjson.dumps({"resourceType": "Nope", "id": "x"})
+        + b"\n"
+    )
     result = run_cli(["import", "--data-dir", data_dir, str(good), str(bad)], env=env)
     assert result.returncode == 2
     assert "line 2: not valid JSON" in result.stderr
@@ -52,22 +67,54 @@ def test_import_reports_counts_and_rejects_a_bad_file_whole(
     assert again.returncode == 0
 
 
-def test_partners_and_config_commands(tmp_path: Path,
-                                      database_env: Callable[[], dict[str, str]]) -> None:
+def test_partners_and_config_commands(
+    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+) -> None:
     env = database_env()
     data_dir = str(tmp_path / "data")
-    refused = run_cli(["partners", "add", "--data-dir", data_dir, "--id", "Bad Id", "--name",
-                       "X", "--npi", "1234567890", "--base-url", "ftp://x"], env=env)
+    refused = run_cli(
+        [
+            "partners",
+            "add",
+            "--data-dir",
+            data_dir,
+            "--id",
+            "Bad Id",
+            "--name",
+            "X",
+            "--npi",
+            "1234567890",
+            "--base-url",
+            "ftp://x",
+        ],
+        env=env,
+    )
     assert refused.returncode == 2
     assert "npi must be a 10-digit NPI" in refused.stderr and "base_url" in refused.stderr
-    added = run_cli(["partners", "add", "--data-dir", data_dir, "--id", "acme", "--name",
-                     "Acme", "--npi", "1245319599", "--base-url", "https://acme.example/fhir"],
-                    env=env)
+    added = run_cli(
+        [
+            "partners",
+            "add",
+            "--data-dir",
+            data_dir,
+            "--id",
+            "acme",
+            "--name",
+            "Acme",
+            "--npi",
+            "1245319599",
+            "--base-url",
+            "https://acme.example/fhir",
+        ],
+        env=env,
+    )
     assert added.returncode == 0, added.stderr
     listed = run_cli(["partners", "list", "--data-dir", data_dir], env=env)
     assert "acme" in listed.stdout and "https://acme.example/fhir" in listed.stdout
-    shown = run_cli(["config", "show", "--data-dir", data_dir],
-                    env={**env, "PAYERBRIDGE_ORG_NAME": "Configured Plan"})
+    shown = run_cli(
+        ["config", "show", "--data-dir", data_dir],
+        env={**env, "PAYERBRIDGE_ORG_NAME": "Configured Plan"},
+    )
     config = orjson.loads(shown.stdout)
     assert config["org_name"] == "Configured Plan"
     if env:

@@ -25,12 +25,17 @@ FHIR = {"Content-Type": "application/fhir+json"}
 
 
 def condition(cid: str, patient: str, code: str) -> dict[str, Any]:
-    return {"resourceType": "Condition", "id": cid, "subject": {"reference": f"Patient/{patient}"},
-            "code": {"coding": [{"system": ICD10, "code": code}]}}
+    return {
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": {"reference": f"Patient/{patient}"},
+        "code": {"coding": [{"system": ICD10, "code": code}]},
+    }
 
 
-def member_records(pid: str, sensitive_code: str, member_id: str, subscriber: str
-                   ) -> list[dict[str, Any]]:
+def member_records(
+    pid: str, sensitive_code: str, member_id: str, subscriber: str
+) -> list[dict[str, Any]]:
     """A member with one sensitive Condition, an Encounter for it, and plain data, one
     plain Observation pointing at the sensitive Condition."""
     sensitive, plain = f"{pid}-sens", f"{pid}-flu"
@@ -39,34 +44,63 @@ def member_records(pid: str, sensitive_code: str, member_id: str, subscriber: st
         a_coverage(f"{pid}-cov", patient=pid, member_id=member_id, subscriber_id=subscriber),
         condition(sensitive, pid, sensitive_code),
         condition(plain, pid, "J10.1"),
-        {"resourceType": "Encounter", "id": f"{pid}-enc-sens", "status": "finished",
-         "class": {"code": "AMB"}, "subject": {"reference": f"Patient/{pid}"},
-         "reasonReference": [{"reference": f"Condition/{sensitive}"}]},
-        {"resourceType": "Encounter", "id": f"{pid}-enc-flu", "status": "finished",
-         "class": {"code": "AMB"}, "subject": {"reference": f"Patient/{pid}"},
-         "reasonReference": [{"reference": f"Condition/{plain}"}]},
-        {"resourceType": "Observation", "id": f"{pid}-obs", "status": "final",
-         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-         "subject": {"reference": f"Patient/{pid}"},
-         "focus": [{"reference": f"Condition/{sensitive}"}],
-         "valueQuantity": {"value": 72, "unit": "/min"}},
+        {
+            "resourceType": "Encounter",
+            "id": f"{pid}-enc-sens",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": f"Patient/{pid}"},
+            "reasonReference": [{"reference": f"Condition/{sensitive}"}],
+        },
+        {
+            "resourceType": "Encounter",
+            "id": f"{pid}-enc-flu",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": f"Patient/{pid}"},
+            "reasonReference": [{"reference": f"Condition/{plain}"}],
+        },
+        {
+            "resourceType": "Observation",
+            "id": f"{pid}-obs",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": {"reference": f"Patient/{pid}"},
+            "focus": [{"reference": f"Condition/{sensitive}"}],
+            "valueQuantity": {"value": 72, "unit": "/min"},
+        },
     ]
 
 
 PEOPLE: dict[str, dict[str, Any]] = {
-    "p1": {"patient": {"family": "Garcia", "given": "Ana", "birth_date": "1980-02-03"},
-           "request": {}},
-    "p2": {"patient": {"family": "Okafor", "given": "Chidi", "birth_date": "1975-05-06",
-                       "gender": "male"},
-           "request": {"given": ["Chidi"], "family": "Okafor", "birth_date": "1975-05-06",
-                       "gender": "male"}},
+    "p1": {
+        "patient": {"family": "Garcia", "given": "Ana", "birth_date": "1980-02-03"},
+        "request": {},
+    },
+    "p2": {
+        "patient": {
+            "family": "Okafor",
+            "given": "Chidi",
+            "birth_date": "1975-05-06",
+            "gender": "male",
+        },
+        "request": {
+            "given": ["Chidi"],
+            "family": "Okafor",
+            "birth_date": "1975-05-06",
+            "gender": "male",
+        },
+    },
 }
 
 
 def exchange_request(pid: str, policy: str, member_id: str, subscriber: str) -> dict[str, Any]:
     request = an_exchange_request("old", **PEOPLE[pid]["request"])
-    request["old_coverage"] = {"member_id": member_id, "subscriber_id": subscriber,
-                               "relationship": "self"}
+    request["old_coverage"] = {
+        "member_id": member_id,
+        "subscriber_id": subscriber,
+        "relationship": "self",
+    }
     request["new_coverage"] = {"member_id": f"N-{pid}", "relationship": "self"}
     request["consent"] = {**request["consent"], "policy": policy}
     return request
@@ -75,43 +109,67 @@ def exchange_request(pid: str, policy: str, member_id: str, subscriber: str) -> 
 @pytest.fixture
 def old(server: Callable[..., ServerProcess], tmp_path: Path) -> ServerProcess:
     data = tmp_path / "old.ndjson"
-    resources = [*member_records("p1", "F10.20", "M123", "S1"),  # substance use (42 CFR 2)
-                 *member_records("p2", "B20", "M200", "S2")]  # HIV
+    resources = [
+        *member_records("p1", "F10.20", "M123", "S1"),  # substance use (42 CFR 2)
+        *member_records("p2", "B20", "M200", "S2"),
+    ]  # HIV
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in resources))
-    payer = server("old", env={"PAYERBRIDGE_ORG_NAME": "Old Plan", "PAYERBRIDGE_ORG_NPI": OLD_NPI},
-                   import_files=[data])
+    payer = server(
+        "old",
+        env={"PAYERBRIDGE_ORG_NAME": "Old Plan", "PAYERBRIDGE_ORG_NPI": OLD_NPI},
+        import_files=[data],
+    )
     return payer.authorize("newplan", npi=NEW_NPI)
 
 
-def new_payer(server: Callable[..., ServerProcess], old_base: str, credential: str | None
-              ) -> ServerProcess:
+def new_payer(
+    server: Callable[..., ServerProcess], old_base: str, credential: str | None
+) -> ServerProcess:
     new = server("new", env={"PAYERBRIDGE_ORG_NAME": "New Plan", "PAYERBRIDGE_ORG_NPI": NEW_NPI})
     with new.client() as client:
-        response = client.post("/partners", json={"id": "old", "name": "Old Plan",
-                                                  "npi": OLD_NPI, "base_url": old_base,
-                                                  "credential": credential})
+        response = client.post(
+            "/partners",
+            json={
+                "id": "old",
+                "name": "Old Plan",
+                "npi": OLD_NPI,
+                "base_url": old_base,
+                "credential": credential,
+            },
+        )
         assert response.status_code == 201, response.text
     return new
 
 
 def codes_of(resources: list[dict[str, Any]]) -> set[str]:
-    return {c["code"] for r in resources if r["resourceType"] == "Condition"
-            for c in r["code"]["coding"]}
+    return {
+        c["code"]
+        for r in resources
+        if r["resourceType"] == "Condition"
+        for c in r["code"]["coding"]
+    }
 
 
 def test_a_regular_consent_receives_no_sensitive_resource_and_a_sensitive_one_does(
-        server: Callable[..., ServerProcess], old: ServerProcess) -> None:
+    server: Callable[..., ServerProcess], old: ServerProcess
+) -> None:
     new = new_payer(server, old.fhir_base, old.credential)
     with new.client() as client:
         done = {}
-        for pid, policy, member_id, subscriber in (("p1", "regular", "M123", "S1"),
-                                                   ("p2", "sensitive", "M200", "S2")):
-            response = client.post("/exchanges", headers=new_key(),
-                                   json=exchange_request(pid, policy, member_id, subscriber))
+        for pid, policy, member_id, subscriber in (
+            ("p1", "regular", "M123", "S1"),
+            ("p2", "sensitive", "M200", "S2"),
+        ):
+            response = client.post(
+                "/exchanges",
+                headers=new_key(),
+                json=exchange_request(pid, policy, member_id, subscriber),
+            )
             assert response.status_code == 202, response.text
             done[pid] = wait_terminal(client, response.headers["location"])
-    assert {pid: e["state"] for pid, e in done.items()} == {"p1": "completed",
-                                                           "p2": "completed"}, done
+    assert {pid: e["state"] for pid, e in done.items()} == {"p1": "completed", "p2": "completed"}, (
+        done
+    )
 
     # What the old payer released under the regular consent: no sensitive Condition, no
     # Encounter for it, and no reference to either anywhere (the Observation lost its focus).
@@ -127,8 +185,9 @@ def test_a_regular_consent_receives_no_sensitive_resource_and_a_sensitive_one_do
     assert not set(_references(released)) & {"Condition/p1-sens", "Encounter/p1-enc-sens"}
     assert regular["total"] == 5  # Patient, Coverage, flu Condition, its Encounter, Observation
     assert withheld_read.status_code == 404 and plain_read.status_code == 200
-    all_data = {f"{e['resource']['resourceType']}/{e['resource']['id']}"
-                for e in sensitive["entry"]}
+    all_data = {
+        f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in sensitive["entry"]
+    }
     assert {"Condition/p2-sens", "Encounter/p2-enc-sens"} <= all_data
 
     # What the new payer imported matches: the regular member has no sensitive code.
@@ -141,10 +200,16 @@ def test_a_regular_consent_receives_no_sensitive_resource_and_a_sensitive_one_do
     # The decisions were audited with reason, policy and version; the withheld count only
     # in the old payer's audit trail.
     with old.platform() as platform:
-        decisions = [e for e in platform.audit.for_entity("Patient", "p1")
-                     if e["action"] == "consent.decision"]
-        released_events = [e for e in platform.audit.for_entity("Patient", "p1")
-                           if e["action"] == "patient.everything"]
+        decisions = [
+            e
+            for e in platform.audit.for_entity("Patient", "p1")
+            if e["action"] == "consent.decision"
+        ]
+        released_events = [
+            e
+            for e in platform.audit.for_entity("Patient", "p1")
+            if e["action"] == "patient.everything"
+        ]
     assert decisions and all(d["outcome"] == "permit" for d in decisions)
     assert {d["detail"]["hop"] for d in decisions} >= {"member-match", "everything"}
     assert all(d["detail"]["policy_version"] == "consent-policy/1" for d in decisions)
@@ -166,14 +231,18 @@ def test_an_expired_consent_gets_422_that_says_why(old: ServerProcess) -> None:
         assert client.get("/fhir/Patient/p1/$everything").status_code == 403
 
 
-@pytest.mark.parametrize(("break_it", "element"), [
-    (lambda c: c["provision"].pop("period"), "Consent.provision.period"),
-    (lambda c: c.pop("sourceReference"), "Consent.sourceReference"),
-    (lambda c: c["policy"].append({"uri": CONSENT_POLICY["regular"]}), "Consent.policy"),
-    (lambda c: c.update(status="draft"), "Consent.status"),
-])
+@pytest.mark.parametrize(
+    ("break_it", "element"),
+    [
+        (lambda c: c["provision"].pop("period"), "Consent.provision.period"),
+        (lambda c: c.pop("sourceReference"), "Consent.sourceReference"),
+        (lambda c: c["policy"].append({"uri": CONSENT_POLICY["regular"]}), "Consent.policy"),
+        (lambda c: c.update(status="draft"), "Consent.status"),
+    ],
+)
 def test_a_bad_consent_is_422_naming_the_element_and_nothing_is_stored(
-        old: ServerProcess, break_it: Callable[[dict[str, Any]], Any], element: str) -> None:
+    old: ServerProcess, break_it: Callable[[dict[str, Any]], Any], element: str
+) -> None:
     parameters = member_match_parameters()
     consent = next(p["resource"] for p in parameters["parameter"] if p["name"] == "Consent")
     break_it(consent)
@@ -185,16 +254,18 @@ def test_a_bad_consent_is_422_naming_the_element_and_nothing_is_stored(
     assert_nothing_stored(old)
 
 
-def test_a_consent_naming_another_recipient_than_the_caller_is_refused(
-        old: ServerProcess) -> None:
+def test_a_consent_naming_another_recipient_than_the_caller_is_refused(old: ServerProcess) -> None:
     # The caller is registered as NPI 1234567893; this consent lets someone else receive.
     parameters = member_match_parameters(our_npi="1679576722")
     with old.client() as client:
         response = client.post("/fhir/Patient/$member-match", json=parameters, headers=FHIR)
     assert response.status_code == 422
     issues = response.json()["issue"]
-    assert any("Consent.provision.actor" in i.get("expression", []) and
-               "requesting organization" in i["details"]["text"] for i in issues)
+    assert any(
+        "Consent.provision.actor" in i.get("expression", [])
+        and "requesting organization" in i["details"]["text"]
+        for i in issues
+    )
     assert_nothing_stored(old)
 
 
@@ -202,19 +273,25 @@ def assert_nothing_stored(old: ServerProcess) -> None:
     with old.platform() as platform:
         for member in ("p1", "p2"):
             assert platform.consents.for_member(member, ConsentRole.DISCLOSE) == []
-        umb = [i for i in platform.members.read("Patient", "p1")["identifier"]
-               if i.get("type", {}).get("coding", [{}])[0].get("code") == "UMB"]
+        umb = [
+            i
+            for i in platform.members.read("Patient", "p1")["identifier"]
+            if i.get("type", {}).get("coding", [{}])[0].get("code") == "UMB"
+        ]
         assert umb == []  # no member id was handed out either
 
 
 def test_revoked_mid_flight_blocks_the_exchange_and_nothing_is_sent_after(
-        server: Callable[..., ServerProcess], old: ServerProcess,
-        proxies: Callable[..., tuple[str, Path]]) -> None:
+    server: Callable[..., ServerProcess],
+    old: ServerProcess,
+    proxies: Callable[..., tuple[str, Path]],
+) -> None:
     slow_url, calls = proxies(old.base_url, delay=1.5)
     new = new_payer(server, slow_url, old.credential)
     with new.client() as client:
-        response = client.post("/exchanges", headers=new_key(),
-                               json=exchange_request("p1", "sensitive", "M123", "S1"))
+        response = client.post(
+            "/exchanges", headers=new_key(), json=exchange_request("p1", "sensitive", "M123", "S1")
+        )
         location = response.headers["location"]
         consent_id = response.json()["consent_id"]
         deadline = time.monotonic() + 30
@@ -222,8 +299,7 @@ def test_revoked_mid_flight_blocks_the_exchange_and_nothing_is_sent_after(
             assert time.monotonic() < deadline
             time.sleep(0.02)
         # $member-match is now on the wire (1.5 s): the member revokes.
-        revoked = client.post(f"/consents/{consent_id}/$revoke",
-                              json={"revoked_by": "member"})
+        revoked = client.post(f"/consents/{consent_id}/$revoke", json={"revoked_by": "member"})
         assert revoked.status_code == 200, revoked.text
         revoked_at = datetime.fromisoformat(revoked.json()["revoked_at"])
         assert revoked.json()["blocked_exchanges"] == [location.rsplit("/", 1)[1]]
@@ -238,16 +314,20 @@ def test_revoked_mid_flight_blocks_the_exchange_and_nothing_is_sent_after(
     paths = [json.loads(line)["path"] for line in calls.read_text().splitlines()]
     assert not [p for p in paths if p.endswith("$everything")], paths
     with old.platform() as platform:
-        released = [e for e in platform.audit.for_entity("Patient", "p1")
-                    if e["action"] == "patient.everything"]
+        released = [
+            e
+            for e in platform.audit.for_entity("Patient", "p1")
+            if e["action"] == "patient.everything"
+        ]
     assert released == []
     assert revoked_at.tzinfo is not None
 
 
 def test_a_consent_revoked_at_the_old_payer_stops_its_data(old: ServerProcess) -> None:
     with old.client() as client:
-        matched = client.post("/fhir/Patient/$member-match", json=member_match_parameters(),
-                              headers=FHIR)
+        matched = client.post(
+            "/fhir/Patient/$member-match", json=member_match_parameters(), headers=FHIR
+        )
         assert matched.status_code == 200, matched.text
         assert client.get("/fhir/Patient/p1/$everything").status_code == 200
         [consent] = client.get("/consents", params={"member_id": "p1"}).json()
@@ -259,24 +339,35 @@ def test_a_consent_revoked_at_the_old_payer_stops_its_data(old: ServerProcess) -
     assert issue["code"] == "forbidden" and issue["details"]["coding"][0]["code"] == "revoked"
 
 
-
 def test_an_opt_in_captured_ahead_runs_exchanges_by_its_id(
-        server: Callable[..., ServerProcess], old: ServerProcess) -> None:
+    server: Callable[..., ServerProcess], old: ServerProcess
+) -> None:
     new = new_payer(server, old.fhir_base, old.credential)
     with new.client() as client:
-        captured = client.post("/consents", json={
-            "member_id": "N-p1", "old_payer": "old", "policy": "sensitive",
-            "start": "2026-01-01", "end": "2099-01-01",
-            "source_reference": "DocumentReference/optin-9"})
+        captured = client.post(
+            "/consents",
+            json={
+                "member_id": "N-p1",
+                "old_payer": "old",
+                "policy": "sensitive",
+                "start": "2026-01-01",
+                "end": "2099-01-01",
+                "source_reference": "DocumentReference/optin-9",
+            },
+        )
         assert captured.status_code == 201, captured.text
         consent_id = captured.json()["id"]
         request = exchange_request("p1", "sensitive", "M123", "S1")
         del request["consent"]
-        other_member = {**request, "new_coverage": {"member_id": "N-someone-else"},
-                        "consent_id": consent_id}
+        other_member = {
+            **request,
+            "new_coverage": {"member_id": "N-someone-else"},
+            "consent_id": consent_id,
+        }
         refused = client.post("/exchanges", headers=new_key(), json=other_member)
-        response = client.post("/exchanges", headers=new_key(),
-                               json={**request, "consent_id": consent_id})
+        response = client.post(
+            "/exchanges", headers=new_key(), json={**request, "consent_id": consent_id}
+        )
         assert response.status_code == 202, response.text
         exchange = wait_terminal(client, response.headers["location"])
     assert refused.status_code == 422 and "another member" in refused.text

@@ -14,8 +14,17 @@ import pytest
 from payerbridge.sandbox.generator import write_network
 from tests.servers import ServerProcess, free_port, free_port_run, new_key, run_cli
 
-HAPPY_PATH = ["submitted", "validated", "consent_verified", "route_selected", "member_matched",
-              "retrieving", "received", "normalized", "completed"]
+HAPPY_PATH = [
+    "submitted",
+    "validated",
+    "consent_verified",
+    "route_selected",
+    "member_matched",
+    "retrieving",
+    "received",
+    "normalized",
+    "completed",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,21 +35,36 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def payers(server: Callable[..., ServerProcess], network: Path
-           ) -> tuple[ServerProcess, ServerProcess, dict[str, Any]]:
+def payers(
+    server: Callable[..., ServerProcess], network: Path
+) -> tuple[ServerProcess, ServerProcess, dict[str, Any]]:
     info = orjson.loads((network / "network.json").read_bytes())
     old_info = info["payers"][0]
-    old = server("old", env={"PAYERBRIDGE_ORG_NAME": old_info["name"],
-                             "PAYERBRIDGE_ORG_NPI": old_info["npi"]},
-                 import_files=[network / old_info["file"]])
-    new = server("new", env={"PAYERBRIDGE_ORG_NAME": info["platform"]["name"],
-                             "PAYERBRIDGE_ORG_NPI": info["platform"]["npi"]})
+    old = server(
+        "old",
+        env={"PAYERBRIDGE_ORG_NAME": old_info["name"], "PAYERBRIDGE_ORG_NPI": old_info["npi"]},
+        import_files=[network / old_info["file"]],
+    )
+    new = server(
+        "new",
+        env={
+            "PAYERBRIDGE_ORG_NAME": info["platform"]["name"],
+            "PAYERBRIDGE_ORG_NPI": info["platform"]["npi"],
+        },
+    )
     # The old payer issues the new one a credential; the new one calls with it.
     old.authorize("platform", npi=info["platform"]["npi"])
     with new.client() as client:
-        response = client.post("/partners", json={
-            "id": old_info["slug"], "name": old_info["name"], "npi": old_info["npi"],
-            "base_url": old.fhir_base, "credential": old.credential})
+        response = client.post(
+            "/partners",
+            json={
+                "id": old_info["slug"],
+                "name": old_info["name"],
+                "npi": old_info["npi"],
+                "base_url": old.fhir_base,
+                "credential": old.credential,
+            },
+        )
         assert response.status_code == 201, response.text
     return old, new, info
 
@@ -59,7 +83,8 @@ def wait_terminal(client: Any, location: str, timeout: float = 60) -> dict[str, 
 
 
 def test_an_exchange_moves_the_members_history_with_provenance(
-        payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path) -> None:
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
+) -> None:
     old, new, info = payers
     switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
     with new.client() as client:
@@ -86,14 +111,18 @@ def test_an_exchange_moves_the_members_history_with_provenance(
     # transmitter Provenance of this second $everything).
     stored_types = sorted(r["resourceType"] for r in resources)
     assert stored_types.count("Provenance") == original_types.count("Provenance") + 2
-    assert [t for t in stored_types if t != "Provenance"] == \
-        [t for t in original_types if t != "Provenance"]
+    assert [t for t in stored_types if t != "Provenance"] == [
+        t for t in original_types if t != "Provenance"
+    ]
     assert switcher["old_patient_id"] not in {r["id"] for r in resources}
     assert exchange["resource_count"] == len(original["entry"]) + 1
 
     provenances = [r for r in resources if r["resourceType"] == "Provenance"]
-    ours = [p for p in provenances if any(a["type"]["coding"][0]["code"] == "custodian"
-                                          for a in p["agent"])]
+    ours = [
+        p
+        for p in provenances
+        if any(a["type"]["coding"][0]["code"] == "custodian" for a in p["agent"])
+    ]
     assert len(ours) == 1
     assert ours[0]["agent"][1]["who"]["identifier"]["value"] == info["platform"]["npi"]
     assert ours[0]["agent"][0]["who"]["identifier"]["value"] == info["payers"][0]["npi"]
@@ -104,8 +133,11 @@ def test_an_exchange_moves_the_members_history_with_provenance(
     # Neither payer logged who the member is.
     member = switcher["request"]["member"]
     for log in (old.log(), new.log()):
-        for secret in (member["family"], member["birth_date"],
-                       switcher["request"]["old_coverage"]["member_id"]):
+        for secret in (
+            member["family"],
+            member["birth_date"],
+            switcher["request"]["old_coverage"]["member_id"],
+        ):
             assert secret not in log
     # Every reference among the member's resources resolves locally.
     for resource in resources:
@@ -122,10 +154,16 @@ def stored_everything(payer: ServerProcess, patient_id: str) -> dict[str, Any]:
 
     with payer.platform() as platform:
         compartment = platform.members.compartment(patient_id)
-        return member_everything(patient_id, compartment, platform.members,
-                                 policy=ConsentPolicy.SENSITIVE, us=platform.us,
-                                 fhir_base=payer.fhir_base, provenance_id="check",
-                                 now=utcnow()).bundle
+        return member_everything(
+            patient_id,
+            compartment,
+            platform.members,
+            policy=ConsentPolicy.SENSITIVE,
+            us=platform.us,
+            fhir_base=payer.fhir_base,
+            provenance_id="check",
+            now=utcnow(),
+        ).bundle
 
 
 def _references(node: Any) -> list[str]:
@@ -138,21 +176,31 @@ def _references(node: Any) -> list[str]:
 
 
 def test_an_unknown_member_fails_with_a_reason_and_an_expired_consent_blocks(
-        payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path) -> None:
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
+) -> None:
     _old, new, _info = payers
     request = orjson.loads((network / "switchers.json").read_bytes())[1]["request"]
     # Someone the old payer never covered: another name, birth date and card.
-    stranger = {**request, "member": {**request["member"], "given": ["Zebediah"],
-                                      "birth_date": "1901-01-01"},
-                "old_coverage": {**request["old_coverage"], "member_id": "ZZ0000001",
-                                 "subscriber_id": "ZZ0000001"}}
-    expired = {**request, "consent": {**request["consent"], "start": "2020-01-01",
-                                      "end": "2020-03-01"}}
+    stranger = {
+        **request,
+        "member": {**request["member"], "given": ["Zebediah"], "birth_date": "1901-01-01"},
+        "old_coverage": {
+            **request["old_coverage"],
+            "member_id": "ZZ0000001",
+            "subscriber_id": "ZZ0000001",
+        },
+    }
+    expired = {
+        **request,
+        "consent": {**request["consent"], "start": "2020-01-01", "end": "2020-03-01"},
+    }
     with new.client() as client:
-        failed = wait_terminal(client, client.post("/exchanges", json=stranger, headers=new_key())
-                               .headers["location"])
-        blocked = wait_terminal(client, client.post("/exchanges", json=expired, headers=new_key())
-                                .headers["location"])
+        failed = wait_terminal(
+            client, client.post("/exchanges", json=stranger, headers=new_key()).headers["location"]
+        )
+        blocked = wait_terminal(
+            client, client.post("/exchanges", json=expired, headers=new_key()).headers["location"]
+        )
         listing = client.get("/exchanges", params={"state": "failed"}).json()
     assert failed["state"] == "failed"
     assert failed["error"]["code"] == "no-match"
@@ -163,17 +211,31 @@ def test_an_unknown_member_fails_with_a_reason_and_an_expired_consent_blocks(
 
 
 def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay_it(
-        server: Callable[..., ServerProcess], network: Path) -> None:
+    server: Callable[..., ServerProcess], network: Path
+) -> None:
     token = "an-operator-token-of-enough-length"
-    new = server("lonely", env={"PAYERBRIDGE_RETRY_MAX_ATTEMPTS": "3",
-                                "PAYERBRIDGE_RETRY_BASE_DELAY_SECONDS": "0.05",
-                                "PAYERBRIDGE_OPERATOR_TOKEN": token})
+    new = server(
+        "lonely",
+        env={
+            "PAYERBRIDGE_RETRY_MAX_ATTEMPTS": "3",
+            "PAYERBRIDGE_RETRY_BASE_DELAY_SECONDS": "0.05",
+            "PAYERBRIDGE_OPERATOR_TOKEN": token,
+        },
+    )
     with new.client() as client:
-        client.post("/partners", json={"id": "gone", "name": "Gone Plan", "npi": "1245319599",
-                                       "base_url": f"http://127.0.0.1:{free_port()}/fhir"})
+        client.post(
+            "/partners",
+            json={
+                "id": "gone",
+                "name": "Gone Plan",
+                "npi": "1245319599",
+                "base_url": f"http://127.0.0.1:{free_port()}/fhir",
+            },
+        )
         request = orjson.loads((network / "switchers.json").read_bytes())[0]["request"]
-        response = client.post("/exchanges", json={**request, "old_payer": "gone"},
-                               headers=new_key())
+        response = client.post(
+            "/exchanges", json={**request, "old_payer": "gone"}, headers=new_key()
+        )
         exchange = wait_terminal(client, response.headers["location"], timeout=90)
         assert exchange["state"] == "dead_lettered", exchange
         assert exchange["error"]["code"] == "attempts-exhausted"
@@ -204,8 +266,21 @@ def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay
 
 def test_make_run_demo_completes_a_sample_exchange(tmp_path: Path) -> None:
     base = free_port_run(3)  # two partners at base and base+1, the platform at base+2
-    result = run_cli(["demo", "--data-dir", str(tmp_path / "var"), "--exit", "--members", "30",
-                      "--port", str(base + 2), "--base-port", str(base)], timeout=240,
-                     env={"PAYERBRIDGE_DATABASE_URL": ""})
+    result = run_cli(
+        [
+            "demo",
+            "--data-dir",
+            str(tmp_path / "var"),
+            "--exit",
+            "--members",
+            "30",
+            "--port",
+            str(base + 2),
+            "--base-port",
+            str(base),
+        ],
+        timeout=240,
+        env={"PAYERBRIDGE_DATABASE_URL": ""},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "exchange state: completed" in result.stdout

@@ -12,16 +12,31 @@ from tests.servers import run_cli
 
 def test_the_exchange_benchmark_reports_both_deployments(tmp_path: Path) -> None:
     report = tmp_path / "exchanges.md"
-    args = ["bench", "exchanges", "--exchanges", "6", "--one-at-a-time", "2", "--repeat", "1",
-            "--workers", "0,1", "--report", str(report)]
+    args = [
+        "bench",
+        "exchanges",
+        "--exchanges",
+        "6",
+        "--one-at-a-time",
+        "2",
+        "--repeat",
+        "1",
+        "--workers",
+        "0,1",
+        "--report",
+        str(report),
+    ]
     env = {}
     if os.environ.get("PAYERBRIDGE_TEST_BACKEND") == "postgres":
         env["PAYERBRIDGE_BENCH_DATABASE_URL"] = ADMIN_URL
     result = run_cli(args, env=env, timeout=280)
     assert result.returncode == 0, result.stderr[-3000:]
     text = report.read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| SQLite")
-            or line.startswith("| PostgreSQL")]
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| SQLite") or line.startswith("| PostgreSQL")
+    ]
     assert len(rows) == (4 if env else 2), text
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]

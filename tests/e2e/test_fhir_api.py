@@ -11,8 +11,9 @@ from tests.builders import a_coverage, a_patient, member_match_parameters
 from tests.servers import ServerProcess
 
 
-def test_metadata_declares_exactly_what_is_implemented(server: Callable[..., ServerProcess]
-                                                       ) -> None:
+def test_metadata_declares_exactly_what_is_implemented(
+    server: Callable[..., ServerProcess],
+) -> None:
     payer = server("payer", env={"PAYERBRIDGE_ORG_NAME": "Old Plan"})
     with payer.client() as client:
         response = client.get("/fhir/metadata")
@@ -31,11 +32,11 @@ def test_metadata_declares_exactly_what_is_implemented(server: Callable[..., Ser
 
 
 def test_read_and_everything_return_versioned_resources_with_a_transmitter_provenance(
-        server: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
     data = tmp_path / "m.ndjson"
     organization = {"resourceType": "Organization", "id": "org1", "name": "Old Plan"}
-    data.write_bytes(b"\n".join(orjson.dumps(r) for r in (organization, a_patient(),
-                                                          a_coverage())))
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in (organization, a_patient(), a_coverage())))
     payer = server("payer", env={"PAYERBRIDGE_ORG_NPI": "1245319599"}, import_files=[data])
     payer.authorize("newplan", npi="1234567893")
     with payer.client() as client:
@@ -55,8 +56,12 @@ def test_read_and_everything_return_versioned_resources_with_a_transmitter_prove
     assert coverage["meta"]["versionId"] == "1" and coverage["meta"]["lastUpdated"].endswith("Z")
     assert bundle["type"] == "searchset" and bundle["total"] == 2
     modes = [(e["resource"]["resourceType"], e["search"]["mode"]) for e in bundle["entry"]]
-    assert modes == [("Patient", "match"), ("Coverage", "match"), ("Organization", "include"),
-                     ("Provenance", "include")]
+    assert modes == [
+        ("Patient", "match"),
+        ("Coverage", "match"),
+        ("Organization", "include"),
+        ("Provenance", "include"),
+    ]
     provenance = bundle["entry"][-1]["resource"]
     assert provenance["agent"][0]["type"]["coding"][0]["code"] == "transmitter"
     assert provenance["agent"][0]["who"]["identifier"]["value"] == "1245319599"

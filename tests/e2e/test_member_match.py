@@ -25,13 +25,14 @@ MATCH_OUTCOME = "urn:payerbridge:member-match-outcome"
 HOME = {"line": ["12 Oak Street"], "postalCode": "62701"}
 
 
-def member(pid: str, given: str, birth: str, gender: str, member_id: str,
-           subscriber: str = "S100") -> list[dict[str, Any]]:
-    patient = a_patient(pid, family="Garcia", given=given, birth_date=birth, gender=gender,
-                        member_id=member_id)
+def member(
+    pid: str, given: str, birth: str, gender: str, member_id: str, subscriber: str = "S100"
+) -> list[dict[str, Any]]:
+    patient = a_patient(
+        pid, family="Garcia", given=given, birth_date=birth, gender=gender, member_id=member_id
+    )
     patient["address"] = [{"use": "home", **HOME}]
-    coverage = a_coverage(f"{pid}-cov", patient=pid, member_id=member_id,
-                          subscriber_id=subscriber)
+    coverage = a_coverage(f"{pid}-cov", patient=pid, member_id=member_id, subscriber_id=subscriber)
     coverage["subscriber"] = {"reference": "Patient/head"}
     return [patient, coverage]
 
@@ -45,30 +46,56 @@ HOUSEHOLD = [
 ]
 
 
-def parameters(given: str, birth: str, *, gender: str = "female", member_id: str | None = None,
-               subscriber_id: str | None = None, link_member_id: str | None = "NEW-77",
-               ) -> dict[str, Any]:
+def parameters(
+    given: str,
+    birth: str,
+    *,
+    gender: str = "female",
+    member_id: str | None = None,
+    subscriber_id: str | None = None,
+    link_member_id: str | None = "NEW-77",
+) -> dict[str, Any]:
     """A new payer's request: MemberPatient, CoverageToMatch with what the card shows, and
     CoverageToLink with the new payer's own member id."""
-    patient = {"resourceType": "Patient", "id": "1",
-               "name": [{"family": "Garcia", "given": [given]}], "birthDate": birth,
-               "gender": gender, "address": [{"use": "home", **HOME}]}
-    to_match: dict[str, Any] = {"resourceType": "Coverage", "id": "9876B1", "status": "active",
-                                "beneficiary": {"reference": "Patient/1"},
-                                "payor": [{"identifier": {"value": OLD_NPI}}]}
+    patient = {
+        "resourceType": "Patient",
+        "id": "1",
+        "name": [{"family": "Garcia", "given": [given]}],
+        "birthDate": birth,
+        "gender": gender,
+        "address": [{"use": "home", **HOME}],
+    }
+    to_match: dict[str, Any] = {
+        "resourceType": "Coverage",
+        "id": "9876B1",
+        "status": "active",
+        "beneficiary": {"reference": "Patient/1"},
+        "payor": [{"identifier": {"value": OLD_NPI}}],
+    }
     if member_id:
         to_match["identifier"] = [{"type": MB, "value": member_id}]
     if subscriber_id:
         to_match["subscriberId"] = subscriber_id
-    entries = [{"name": "MemberPatient", "resource": patient},
-               {"name": "CoverageToMatch", "resource": to_match}]
+    entries = [
+        {"name": "MemberPatient", "resource": patient},
+        {"name": "CoverageToMatch", "resource": to_match},
+    ]
     if link_member_id:
-        entries.append({"name": "CoverageToLink", "resource": {
-            "resourceType": "Coverage", "id": "cov-new", "status": "active",
-            "identifier": [{"type": MB, "system": "http://new.example/mb",
-                            "value": link_member_id}],
-            "beneficiary": {"reference": "Patient/1"},
-            "payor": [{"identifier": {"value": NEW_NPI}}]}})
+        entries.append(
+            {
+                "name": "CoverageToLink",
+                "resource": {
+                    "resourceType": "Coverage",
+                    "id": "cov-new",
+                    "status": "active",
+                    "identifier": [
+                        {"type": MB, "system": "http://new.example/mb", "value": link_member_id}
+                    ],
+                    "beneficiary": {"reference": "Patient/1"},
+                    "payor": [{"identifier": {"value": NEW_NPI}}],
+                },
+            }
+        )
     return {"resourceType": "Parameters", "parameter": entries}
 
 
@@ -76,16 +103,22 @@ def parameters(given: str, birth: str, *, gender: str = "female", member_id: str
 def old_payer(server: Callable[..., ServerProcess], tmp_path: Path) -> ServerProcess:
     data = tmp_path / "members.ndjson"
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in HOUSEHOLD))
-    payer = server("old", env={"PAYERBRIDGE_ORG_NPI": OLD_NPI,
-                               "PAYERBRIDGE_OPERATOR_TOKEN": OPERATOR_TOKEN,
-                               "PAYERBRIDGE_MEMBER_MATCH_MAX_CARDS": "3"},
-                   import_files=[data])
+    payer = server(
+        "old",
+        env={
+            "PAYERBRIDGE_ORG_NPI": OLD_NPI,
+            "PAYERBRIDGE_OPERATOR_TOKEN": OPERATOR_TOKEN,
+            "PAYERBRIDGE_MEMBER_MATCH_MAX_CARDS": "3",
+        },
+        import_files=[data],
+    )
     return payer.authorize("newplan", npi=NEW_NPI)
 
 
 def operator(payer: ServerProcess) -> httpx.Client:
-    return httpx.Client(base_url=payer.base_url, timeout=30,
-                        headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    return httpx.Client(
+        base_url=payer.base_url, timeout=30, headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    )
 
 
 def match(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
@@ -110,8 +143,10 @@ def test_demographics_only_and_card_requests_find_the_member(old_payer: ServerPr
         # No member id, no subscriber id: the engine matches on demographics (us-core-15
         # is not enforced by default).
         assert matched_member(match(client, parameters("Noor", "1991-11-30"))) == "other"
-        assert matched_member(match(client, parameters("Mia", "2010-06-15",
-                                                       member_id="K201"))) == "twin-a"
+        assert (
+            matched_member(match(client, parameters("Mia", "2010-06-15", member_id="K201")))
+            == "twin-a"
+        )
         # A married name does not stop a card-backed match.
         married = parameters("Mila", "2010-06-15", member_id="K202")
         married["parameter"][0]["resource"]["name"][0]["family"] = "Okafor"
@@ -158,20 +193,28 @@ def test_a_review_case_is_opened_decided_and_answered(old_payer: ServerProcess) 
         assert "Nour" not in str(case) and "1991" not in str(case)
 
         # Bad decisions are refused with nothing changed.
-        wrong = ops.post(f"/identity/reviews/{case_id}/$decide",
-                         json={"decision": "accept", "member": "head", "reason": "x",
-                               "reviewer": "r.lee"})
+        wrong = ops.post(
+            f"/identity/reviews/{case_id}/$decide",
+            json={"decision": "accept", "member": "head", "reason": "x", "reviewer": "r.lee"},
+        )
         assert wrong.status_code == 400, wrong.text
         assert client.get("/identity/reviews").status_code in (401, 403)  # not for clients
 
-        accepted = ops.post(f"/identity/reviews/{case_id}/$decide",
-                            json={"decision": "accept", "member": "other",
-                                  "reason": "spelling confirmed with the member by phone",
-                                  "reviewer": "r.lee"})
+        accepted = ops.post(
+            f"/identity/reviews/{case_id}/$decide",
+            json={
+                "decision": "accept",
+                "member": "other",
+                "reason": "spelling confirmed with the member by phone",
+                "reviewer": "r.lee",
+            },
+        )
         assert accepted.status_code == 200, accepted.text
         assert accepted.json()["status"] == "accepted"
-        twice = ops.post(f"/identity/reviews/{case_id}/$decide",
-                         json={"decision": "reject", "reason": "x", "reviewer": "r.lee"})
+        twice = ops.post(
+            f"/identity/reviews/{case_id}/$decide",
+            json={"decision": "reject", "reason": "x", "reviewer": "r.lee"},
+        )
         assert twice.status_code == 409
 
         # The requester's next identical request gets the member.
@@ -190,24 +233,27 @@ def test_a_rejected_case_answers_no_match(old_payer: ServerProcess) -> None:
     with old_payer.client() as client, operator(old_payer) as ops:
         issue(match(client, typo), 422, "business-rule")
         case_id = ops.get("/identity/reviews").json()["reviews"][0]["id"]
-        rejected = ops.post(f"/identity/reviews/{case_id}/$decide",
-                            json={"decision": "reject", "reason": "a different person",
-                                  "reviewer": "r.lee"})
+        rejected = ops.post(
+            f"/identity/reviews/{case_id}/$decide",
+            json={"decision": "reject", "reason": "a different person", "reviewer": "r.lee"},
+        )
         assert rejected.json()["status"] == "rejected"
         issue(match(client, typo), 422, "not-found")
 
 
 def test_coverage_to_link_and_umb_are_in_the_identity_graph(old_payer: ServerProcess) -> None:
     with old_payer.client() as client, operator(old_payer) as ops:
-        response = match(client, parameters("Mia", "2010-06-15", member_id="K201",
-                                            link_member_id="NEW-123"))
+        response = match(
+            client, parameters("Mia", "2010-06-15", member_id="K201", link_member_id="NEW-123")
+        )
         assert matched_member(response) == "twin-a"
         umb = response.json()["parameter"][0]["valueIdentifier"]["value"]
         # Queryable both ways: member -> identifiers, identifier -> member.
         links = ops.get("/identity/members/twin-a/links").json()["links"]
         linked = [link for link in links if link["kind"] == "linked-coverage"]
         assert [(link["system"], link["value"]) for link in linked] == [
-            ("http://new.example/mb", "NEW-123")]
+            ("http://new.example/mb", "NEW-123")
+        ]
         assert linked[0]["assigner"] == f"http://hl7.org/fhir/sid/us-npi|{NEW_NPI}"
         found = ops.get("/identity/links", params={"identifier": "http://new.example/mb|NEW-123"})
         assert [link["member"] for link in found.json()["links"]] == ["twin-a"]
@@ -218,48 +264,73 @@ def test_coverage_to_link_and_umb_are_in_the_identity_graph(old_payer: ServerPro
 def test_brute_force_on_card_data_is_throttled(old_payer: ServerProcess) -> None:
     with old_payer.client() as client:
         for card in ("A1", "A2", "A3", "A1", "A2", "A1"):  # a card tried again is one card
-            assert match(client, parameters("Noor", "1991-11-30", member_id=card)
-                         ).status_code in (200, 422)
+            assert match(client, parameters("Noor", "1991-11-30", member_id=card)).status_code in (
+                200,
+                422,
+            )
         refused = match(client, parameters("Noor", "1991-11-30", member_id="A4"))
         issue(refused, 429, "throttled")
         assert int(refused.headers["retry-after"]) > 0
         # Other demographics from the same client are not affected.
-        assert matched_member(match(client, parameters("Mia", "2010-06-15",
-                                                       member_id="K201"))) == "twin-a"
+        assert (
+            matched_member(match(client, parameters("Mia", "2010-06-15", member_id="K201")))
+            == "twin-a"
+        )
     assert "Noor" not in old_payer.log() and "1991-11-30" not in old_payer.log()
 
 
 def test_duplicates_are_merged_and_split_with_lineage(
-        server: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
     """Noor's record was loaded twice under two card numbers: until an operator merges the
     duplicate, a demographics-only request fits two members."""
     data = tmp_path / "with-duplicate.ndjson"
     duplicate = member("noor-2", "Noor", "1991-11-30", "female", "Z901", subscriber="Z901")
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in [*HOUSEHOLD, *duplicate]))
-    payer = server("dup", env={"PAYERBRIDGE_ORG_NPI": OLD_NPI,
-                               "PAYERBRIDGE_OPERATOR_TOKEN": OPERATOR_TOKEN},
-                   import_files=[data]).authorize("newplan", npi=NEW_NPI)
+    payer = server(
+        "dup",
+        env={"PAYERBRIDGE_ORG_NPI": OLD_NPI, "PAYERBRIDGE_OPERATOR_TOKEN": OPERATOR_TOKEN},
+        import_files=[data],
+    ).authorize("newplan", npi=NEW_NPI)
     noor = parameters("Noor", "1991-11-30")
     with payer.client() as client, operator(payer) as ops:
         issue(match(client, noor), 422, "multiple-matches")
-        merged = ops.post("/identity/members/noor-2/$merge",
-                          json={"into": "other", "reviewer": "r.lee"})
+        merged = ops.post(
+            "/identity/members/noor-2/$merge", json={"into": "other", "reviewer": "r.lee"}
+        )
         assert merged.status_code == 200, merged.text
         assert merged.json()["kind"] == "merged-into" and merged.json()["value"] == "other"
         assert matched_member(match(client, noor)) == "other"
         # Refused with a reason: merging again, into a merged member, into itself, unknown.
-        assert ops.post("/identity/members/noor-2/$merge",
-                        json={"into": "other", "reviewer": "r"}).status_code == 409
-        assert ops.post("/identity/members/head/$merge",
-                        json={"into": "noor-2", "reviewer": "r"}).status_code == 400
-        assert ops.post("/identity/members/head/$merge",
-                        json={"into": "head", "reviewer": "r"}).status_code == 400
-        assert ops.post("/identity/members/head/$merge",
-                        json={"into": "nobody", "reviewer": "r"}).status_code == 404
+        assert (
+            ops.post(
+                "/identity/members/noor-2/$merge", json={"into": "other", "reviewer": "r"}
+            ).status_code
+            == 409
+        )
+        assert (
+            ops.post(
+                "/identity/members/head/$merge", json={"into": "noor-2", "reviewer": "r"}
+            ).status_code
+            == 400
+        )
+        assert (
+            ops.post(
+                "/identity/members/head/$merge", json={"into": "head", "reviewer": "r"}
+            ).status_code
+            == 400
+        )
+        assert (
+            ops.post(
+                "/identity/members/head/$merge", json={"into": "nobody", "reviewer": "r"}
+            ).status_code
+            == 404
+        )
         # The survivor's graph shows the merge; splitting ends it and keeps the lineage.
         lineage = ops.get("/identity/members/other/links").json()["links"]
-        assert [(x["member"], x["valid_to"]) for x in lineage if x["kind"] == "merged-into"] \
-            == [("noor-2", None)]
+        assert [(x["member"], x["valid_to"]) for x in lineage if x["kind"] == "merged-into"] == [
+            ("noor-2", None)
+        ]
         split = ops.post("/identity/members/noor-2/$split", json={"reviewer": "r.lee"})
         assert split.json() == {"member": "noor-2", "split_from": "other"}
         ended = ops.get("/identity/members/noor-2/links").json()["links"]

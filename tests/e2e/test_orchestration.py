@@ -50,25 +50,36 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def old_payer(server: Callable[..., ServerProcess], network: Path) -> ServerProcess:
     info = orjson.loads((network / "network.json").read_bytes())["payers"][0]
-    old = server("old", env={"PAYERBRIDGE_ORG_NAME": info["name"],
-                             "PAYERBRIDGE_ORG_NPI": info["npi"]},
-                 import_files=[network / info["file"]])
+    old = server(
+        "old",
+        env={"PAYERBRIDGE_ORG_NAME": info["name"], "PAYERBRIDGE_ORG_NPI": info["npi"]},
+        import_files=[network / info["file"]],
+    )
     # The new payer (default NPI) calls with the credential the old payer issued it.
     return old.authorize("newplan", npi="1234567893")
 
 
-def register(client: httpx.Client, partner_id: str, base_url: str, npi: str,
-             credential: str | None = None) -> None:
-    response = client.post("/partners", json={"id": partner_id, "name": f"Plan {partner_id}",
-                                              "npi": npi, "base_url": base_url,
-                                              "credential": credential})
+def register(
+    client: httpx.Client, partner_id: str, base_url: str, npi: str, credential: str | None = None
+) -> None:
+    response = client.post(
+        "/partners",
+        json={
+            "id": partner_id,
+            "name": f"Plan {partner_id}",
+            "npi": npi,
+            "base_url": base_url,
+            "credential": credential,
+        },
+    )
     assert response.status_code in (200, 201), response.text
 
 
 def requests_for(network: Path, partner_id: str, count: int) -> list[dict[str, Any]]:
     switchers = orjson.loads((network / "switchers.json").read_bytes())
-    return [{**switchers[i % len(switchers)]["request"], "old_payer": partner_id}
-            for i in range(count)]
+    return [
+        {**switchers[i % len(switchers)]["request"], "old_payer": partner_id} for i in range(count)
+    ]
 
 
 def wait_all_stopped(client: httpx.Client, expected: int, timeout: float) -> list[dict[str, Any]]:
@@ -85,7 +96,8 @@ def wait_all_stopped(client: httpx.Client, expected: int, timeout: float) -> lis
 
 def database_of(process: ServerProcess) -> Engine:
     url = process.env.get("PAYERBRIDGE_DATABASE_URL") or (
-        f"sqlite:///{process.data_dir / 'payerbridge.db'}")
+        f"sqlite:///{process.data_dir / 'payerbridge.db'}"
+    )
     return create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
 
 
@@ -104,7 +116,8 @@ def partner_side_effects(old: ServerProcess) -> Counter[tuple[str, str]]:
 
 
 def test_a_storm_of_identical_submissions_creates_one_exchange(
-        server: Callable[..., ServerProcess], network: Path) -> None:
+    server: Callable[..., ServerProcess], network: Path
+) -> None:
     old = old_payer(server, network)
     new = server("new")
     request = requests_for(network, "old", 1)[0]
@@ -124,8 +137,11 @@ def test_a_storm_of_identical_submissions_creates_one_exchange(
         assert len({exchange_id for _, exchange_id in answers}) == 1
         items = wait_all_stopped(client, 1, timeout=60)
         assert items[0]["state"] == "completed"
-        changed = client.post("/exchanges", json={**request, "member": {
-            **request["member"], "birth_date": "1950-01-01"}}, headers=key)
+        changed = client.post(
+            "/exchanges",
+            json={**request, "member": {**request["member"], "birth_date": "1950-01-01"}},
+            headers=key,
+        )
         assert changed.status_code == 409
         assert changed.json()["issue"][0]["code"] == "conflict"
         assert client.get("/exchanges").json()["total"] == 1
@@ -136,11 +152,10 @@ def test_a_storm_of_identical_submissions_creates_one_exchange(
 
 
 def test_faulty_and_dead_partners_end_every_exchange_within_budget(
-        server: Callable[..., ServerProcess], network: Path,
-        proxies: Callable[..., tuple[str, Path]]) -> None:
+    server: Callable[..., ServerProcess], network: Path, proxies: Callable[..., tuple[str, Path]]
+) -> None:
     old = old_payer(server, network)
-    flaky_url, calls_log = proxies(old.base_url, p503=0.3, ptimeout=0.1, pmalformed=0.05,
-                                   hang=3)
+    flaky_url, calls_log = proxies(old.base_url, p503=0.3, ptimeout=0.1, pmalformed=0.05, hang=3)
     new = server("new", env=FAST_RETRIES)
     with new.client() as client:
         register(client, "flaky", flaky_url, old.env["PAYERBRIDGE_ORG_NPI"], old.credential)
@@ -153,8 +168,15 @@ def test_faulty_and_dead_partners_end_every_exchange_within_budget(
         details = [client.get(f"/exchanges/{i['id']}").json() for i in items]
 
     states = Counter((i["old_payer"], i["state"]) for i in items)
-    why = Counter((d["old_payer"], d["state"], (d["error"] or {}).get("code"),
-                   (d["dead_letter"] or {}).get("step")) for d in details)
+    why = Counter(
+        (
+            d["old_payer"],
+            d["state"],
+            (d["error"] or {}).get("code"),
+            (d["dead_letter"] or {}).get("step"),
+        )
+        for d in details
+    )
     assert set(i["state"] for i in items) <= {"completed", "failed", "dead_lettered"}, why
     assert states[("down", "dead_lettered")] == 10, why
     # Each call fails 45% of the time, 5% for good (a malformed body): about 33 of the 40
@@ -167,7 +189,9 @@ def test_faulty_and_dead_partners_end_every_exchange_within_budget(
         assert exchange["attempts"] <= 5
         if exchange["old_payer"] == "down":
             assert exchange["dead_letter"]["reason_code"] in (
-                "attempts-exhausted", "budget-exhausted")
+                "attempts-exhausted",
+                "budget-exhausted",
+            )
     calls = [json.loads(line) for line in calls_log.read_text().splitlines()]
     per_key = Counter(call["key"] for call in calls)
     assert max(per_key.values()) <= 5, per_key.most_common(3)  # never past the attempt limit
@@ -176,16 +200,18 @@ def test_faulty_and_dead_partners_end_every_exchange_within_budget(
 
 @pytest.mark.timeout(600)  # worker restarts alone take a minute or two
 def test_workers_killed_mid_flight_lose_nothing_and_repeat_no_side_effect(
-        server: Callable[..., ServerProcess], network: Path,
-        proxies: Callable[..., tuple[str, Path]]) -> None:
+    server: Callable[..., ServerProcess], network: Path, proxies: Callable[..., tuple[str, Path]]
+) -> None:
     old = old_payer(server, network)
     slow_url, _ = proxies(old.base_url, delay=0.15)
     env = {"PAYERBRIDGE_PARTNER_CONCURRENCY": "8", "PAYERBRIDGE_RETRY_BASE_DELAY_SECONDS": "0.1"}
     api = server("new", env=env, args=("--no-workers",))
     worker_ids = ["w1", "w2"] if BACKEND == "postgres" else ["w1"]
     log_path = api.data_dir / "workers.log"
-    workers = {w: start_worker(api.data_dir, env=api.env, worker_id=w, log_path=log_path)
-               for w in worker_ids}
+    workers = {
+        w: start_worker(api.data_dir, env=api.env, worker_id=w, log_path=log_path)
+        for w in worker_ids
+    }
     kills = 0
     done = threading.Event()
 
@@ -198,8 +224,9 @@ def test_workers_killed_mid_flight_lose_nothing_and_repeat_no_side_effect(
             os.kill(workers[victim].pid, signal.SIGKILL)
             workers[victim].wait()
             kills += 1
-            workers[victim] = start_worker(api.data_dir, env=api.env, worker_id=victim,
-                                           log_path=log_path)
+            workers[victim] = start_worker(
+                api.data_dir, env=api.env, worker_id=victim, log_path=log_path
+            )
 
     try:
         with api.client() as client:

@@ -75,8 +75,10 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
 
 
 def test_a_subscriber_is_told_of_every_state_change_signed_and_retried(
-        payers: tuple[ServerProcess, ServerProcess, dict[str, Any]],  # noqa: F811
-        receiver: Receiver, network: Any) -> None:  # noqa: F811
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]],  # noqa: F811
+    receiver: Receiver,
+    network: Any,  # noqa: F811
+) -> None:
     _old, new, _info = payers
     switchers = orjson.loads((network / "switchers.json").read_bytes())
     with new.anonymous() as anonymous:
@@ -106,8 +108,9 @@ def test_a_subscriber_is_told_of_every_state_change_signed_and_retried(
         events = []
         for headers, body in receiver.delivered():
             assert verify(secret, headers["payerbridge-signature"], body, now=int(time.time()))
-            assert not verify("another-secret", headers["payerbridge-signature"], body,
-                              now=int(time.time()))
+            assert not verify(
+                "another-secret", headers["payerbridge-signature"], body, now=int(time.time())
+            )
             event = orjson.loads(body)
             assert event["id"] == headers["payerbridge-delivery"]
             assert event["type"] == headers["payerbridge-event"] == "exchange.state-changed"
@@ -121,8 +124,9 @@ def test_a_subscriber_is_told_of_every_state_change_signed_and_retried(
         delivered_ids = {h["payerbridge-delivery"] for h, _ in receiver.delivered()}
         assert refused_ids <= delivered_ids
         # Nothing about the member travels in a webhook.
-        assert all(b"family" not in body and b"birth" not in body
-                   for _, body, _ in receiver.received)
+        assert all(
+            b"family" not in body and b"birth" not in body for _, body, _ in receiver.received
+        )
 
         deliveries = client.get(f"/webhooks/{subscription['id']}/deliveries").json()["items"]
         assert {d["status"] for d in deliveries} == {"delivered"}

@@ -30,8 +30,9 @@ from payerbridge.store.tables import UtcDateTime
 @pytest.fixture
 def engine(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iterator[Engine]:
     url = database_env().get("PAYERBRIDGE_DATABASE_URL")
-    engine = create_db_engine(load_settings(data_dir=tmp_path, database_url=url).sqlalchemy_url,
-                              pool_size=1)
+    engine = create_db_engine(
+        load_settings(data_dir=tmp_path, database_url=url).sqlalchemy_url, pool_size=1
+    )
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE kept (n INTEGER)"))
     yield engine
@@ -70,7 +71,8 @@ def test_the_reader_reads_outside_transactions_and_writers_keep_theirs(engine: E
 
 
 def test_a_connection_dropped_while_idle_is_replaced_before_use(
-        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite connections are files, not sessions a server can drop")
     with engine.connect() as connection:
@@ -86,19 +88,25 @@ def test_a_connection_dropped_while_idle_is_replaced_before_use(
         assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
 
 
-
 def test_insert_rows_writes_several_tables_in_order_with_nulls_or_nothing(engine: Engine) -> None:
     """``insert_rows``: one statement on PostgreSQL, executemany on SQLite; the rows land
     alike (NULLs, ids drawn in row order) and a failing insert leaves no table written."""
     tables = MetaData()
-    first = Table("first_rows", tables, Column("id", Integer, primary_key=True),
-                  Column("name", String(20), nullable=False), Column("note", String(20)))
-    second = Table("second_rows", tables, Column("at", UtcDateTime(), primary_key=True),
-                   Column("n", Integer))  # fmt: skip
+    first = Table(
+        "first_rows",
+        tables,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(20), nullable=False),
+        Column("note", String(20)),
+    )
+    second = Table(
+        "second_rows", tables, Column("at", UtcDateTime(), primary_key=True), Column("n", Integer)
+    )
     tables.create_all(engine)
     sql = DialectSql.of(engine.dialect)
-    into_first, into_second = sql.rows_insert(first, ("name", "note")), sql.rows_insert(
-        second, ("at", "n")
+    into_first, into_second = (
+        sql.rows_insert(first, ("name", "note")),
+        sql.rows_insert(second, ("at", "n")),
     )
     start = datetime(2026, 1, 1, tzinfo=UTC)
     with engine.begin() as connection, cursor_of(connection) as cursor:
@@ -118,7 +126,10 @@ def test_insert_rows_writes_several_tables_in_order_with_nulls_or_nothing(engine
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT name, note FROM first_rows ORDER BY id")).all()
         assert [tuple(row) for row in rows] == [
-            ("row 0", "even"), ("row 1", None), ("row 2", "even"), ("row 3", None),
+            ("row 0", "even"),
+            ("row 1", None),
+            ("row 2", "even"),
+            ("row 3", None),
             ("row 4", "even"),
-        ]  # fmt: skip
+        ]
         assert connection.execute(text("SELECT count(*) FROM second_rows")).scalar_one() == 3

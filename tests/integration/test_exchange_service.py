@@ -28,10 +28,17 @@ from tests.builders import a_coverage, a_patient, an_exchange_request
 def old_payer(request: httpx.Request) -> httpx.Response:
     if request.url.path.endswith("/$member-match"):
         assert request.headers["Idempotency-Key"].endswith(":member-match")
-        return httpx.Response(200, json=build_member_match_response(
-            identifier_system="urn:umb", identifier_value="U1", member_id="p1"))
-    bundle = {"resourceType": "Bundle", "type": "searchset",
-              "entry": [{"resource": a_patient()}, {"resource": a_coverage()}]}
+        return httpx.Response(
+            200,
+            json=build_member_match_response(
+                identifier_system="urn:umb", identifier_value="U1", member_id="p1"
+            ),
+        )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": a_patient()}, {"resource": a_coverage()}],
+    }
     return httpx.Response(200, content=orjson.dumps(bundle))
 
 
@@ -40,21 +47,28 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # typ
     env = database_env()
     settings = load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     platform = build_platform(settings, partner_transport=httpx.MockTransport(old_payer))
-    platform.partners.register(Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"),
-                               actor="test")
+    platform.partners.register(
+        Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), actor="test"
+    )
     yield platform
     platform.close()
 
 
 def submit(platform: Platform, raw: dict[str, Any]) -> str:
     request = ExchangeCreate.model_validate(raw)
-    return service.submit_exchange(platform.exchange_ports, request.to_domain(),
-                                   request.model_dump(mode="json"), client_id="tester",
-                                   request_id="r1", idempotency_key=None).exchange_id
+    return service.submit_exchange(
+        platform.exchange_ports,
+        request.to_domain(),
+        request.model_dump(mode="json"),
+        client_id="tester",
+        request_id="r1",
+        idempotency_key=None,
+    ).exchange_id
 
 
 def test_each_transition_commits_with_its_audit_event_and_steps_do_not_repeat(
-        platform: Platform) -> None:
+    platform: Platform,
+) -> None:
     ports = platform.exchange_ports
     exchange_id = submit(platform, an_exchange_request())
     request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
@@ -67,8 +81,9 @@ def test_each_transition_commits_with_its_audit_event_and_steps_do_not_repeat(
     assert record.state is ExchangeState.COMPLETED
     assert [t.seq for t in record.transitions] == list(range(1, 10))
     audit = platform.audit.for_entity("Exchange", exchange_id)
-    assert [(a["detail"]["from"], a["outcome"]) for a in audit] == \
-        [(t.from_state, t.to_state) for t in record.transitions]
+    assert [(a["detail"]["from"], a["outcome"]) for a in audit] == [
+        (t.from_state, t.to_state) for t in record.transitions
+    ]
     assert audit[0]["request_id"] == "r1" and audit[0]["actor"] == "tester"
     assert record.resource_count == 3  # Patient, Coverage and our Provenance
     assert platform.members.count(source_prefix=f"exchange:{exchange_id}") == 3
@@ -76,7 +91,8 @@ def test_each_transition_commits_with_its_audit_event_and_steps_do_not_repeat(
 
 
 def test_retrieve_stores_payload_and_resources_in_one_commit_and_a_kept_payload_resumes(
-        platform: Platform) -> None:
+    platform: Platform,
+) -> None:
     ports = platform.exchange_ports
     request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
     at_once = submit(platform, an_exchange_request())
@@ -84,7 +100,11 @@ def test_retrieve_stores_payload_and_resources_in_one_commit_and_a_kept_payload_
         step(ports, at_once, request)
     assert service.retrieve(ports, at_once, request).state is ExchangeState.COMPLETED
     assert [t.to_state for t in platform.exchanges.get(at_once).transitions][-4:] == [
-        "retrieving", "received", "normalized", "completed"]
+        "retrieving",
+        "received",
+        "normalized",
+        "completed",
+    ]
 
     # An exchange left at ``received`` with its payload apart (a build that normalized in a
     # commit of its own, stopped between the two) is finished by normalize on resume.
@@ -93,9 +113,12 @@ def test_retrieve_stores_payload_and_resources_in_one_commit_and_a_kept_payload_
         step(ports, kept, request)
     body = old_payer(httpx.Request("GET", "http://old/fhir/Patient/p1/$everything")).content
     platform.exchanges.advance(
-        kept, [Move(ExchangeState.RETRIEVING), Move(ExchangeState.RECEIVED)],
-        at=ports.clock(), actor="test",
-        also=platform.exchanges.save_payload_with(kept, body.decode(), "sha", ports.clock()))
+        kept,
+        [Move(ExchangeState.RETRIEVING), Move(ExchangeState.RECEIVED)],
+        at=ports.clock(),
+        actor="test",
+        also=platform.exchanges.save_payload_with(kept, body.decode(), "sha", ports.clock()),
+    )
     assert service.retrieve(ports, kept, request).done is False  # nothing to call again
     assert service.normalize(ports, kept, request).state is ExchangeState.COMPLETED
     assert platform.members.count(source_prefix=f"exchange:{kept}") == 3
@@ -107,8 +130,9 @@ def test_a_rejected_payload_fails_the_exchange_and_stores_nothing(platform: Plat
             return old_payer(request)
         return httpx.Response(200, json={"resourceType": "Bundle", "entry": []})
 
-    client = HttpxPartnerClient(timeout_seconds=5, user_agent="test",
-                                transport=httpx.MockTransport(broken))
+    client = HttpxPartnerClient(
+        timeout_seconds=5, user_agent="test", transport=httpx.MockTransport(broken)
+    )
     ports = dataclasses.replace(platform.exchange_ports, client=client)
     exchange_id = submit(platform, an_exchange_request())
     request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
@@ -122,7 +146,8 @@ def test_a_rejected_payload_fails_the_exchange_and_stores_nothing(platform: Plat
 
 @pytest.mark.parametrize("left_in", [ExchangeState.VALIDATED, ExchangeState.CONSENT_VERIFIED])
 def test_a_prepare_step_cut_off_between_its_transitions_resumes(
-        platform: Platform, left_in: ExchangeState) -> None:
+    platform: Platform, left_in: ExchangeState
+) -> None:
     ports = platform.exchange_ports
     exchange_id = submit(platform, an_exchange_request())
     for state in (ExchangeState.VALIDATED, ExchangeState.CONSENT_VERIFIED):
@@ -139,7 +164,8 @@ def test_a_prepare_step_cut_off_between_its_transitions_resumes(
 
 
 def test_a_match_under_review_at_the_old_payer_stops_in_manual_review(
-        tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> None:
+    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+) -> None:
     """The old payer's reviewer is looking at the match: we wait for a person instead of
     failing the exchange or treating the 422 as a consent refusal."""
     from payerbridge.errors import MatchUnderReview
@@ -154,7 +180,8 @@ def test_a_match_under_review_at_the_old_payer_stops_in_manual_review(
     platform = build_platform(settings, partner_transport=httpx.MockTransport(reviewing))
     try:
         platform.partners.register(
-            Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), actor="test")
+            Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), actor="test"
+        )
         exchange_id = submit(platform, an_exchange_request())
         request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
         service.prepare(platform.exchange_ports, exchange_id, request)
@@ -170,16 +197,25 @@ def _waiting_on_member_match(platform: Platform, exchange_id: str, *, calls_made
     """The row as a run leaves it when the $member-match call waits to be tried again
     after ``calls_made`` calls: what a workflow recovered anywhere resumes from."""
     ports = platform.exchange_ports
-    service.prepare(ports, exchange_id, ExchangeCreate.model_validate(
-        an_exchange_request()).to_domain())
+    service.prepare(
+        ports, exchange_id, ExchangeCreate.model_validate(an_exchange_request()).to_domain()
+    )
     now = ports.clock()
-    ports.exchanges.record_attempt(exchange_id, step="member-match", attempts=calls_made,
-                                   next_attempt_at=now, step_started_at=now, last_error="503",
-                                   at=now, detail={})
+    ports.exchanges.record_attempt(
+        exchange_id,
+        step="member-match",
+        attempts=calls_made,
+        next_attempt_at=now,
+        step_started_at=now,
+        last_error="503",
+        at=now,
+        detail={},
+    )
 
 
 def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_attempt(
-        platform: Platform) -> None:
+    platform: Platform,
+) -> None:
     """A short outage must not dead-letter every exchange in flight: the held-back call
     waits until the breaker may half-open, on the attempt it would have made."""
     from datetime import timedelta
@@ -189,9 +225,14 @@ def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_att
     exchange_id = submit(platform, an_exchange_request())
     now = ports.clock()
     for _ in range(policy.breaker_failure_threshold):
-        ports.breakers.record("http://old/fhir", "old-plan", succeeded=False, now=now,
-                              threshold=policy.breaker_failure_threshold,
-                              cooldown=timedelta(seconds=policy.breaker_cooldown_seconds))
+        ports.breakers.record(
+            "http://old/fhir",
+            "old-plan",
+            succeeded=False,
+            now=now,
+            threshold=policy.breaker_failure_threshold,
+            cooldown=timedelta(seconds=policy.breaker_cooldown_seconds),
+        )
     last = policy.max_attempts  # the step's last allowed call
     _waiting_on_member_match(platform, exchange_id, calls_made=last - 1)
 
@@ -210,7 +251,8 @@ def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_att
 
 
 def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_letters(
-        platform: Platform) -> None:
+    platform: Platform,
+) -> None:
     """The row carries a waiting call: a run resumed before the call is due makes no
     call, and one resumed after makes the attempt the row says comes next."""
     calls = []
@@ -219,8 +261,9 @@ def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_l
         calls.append(request.url.path)
         return httpx.Response(503)
 
-    client = HttpxPartnerClient(timeout_seconds=5, user_agent="test",
-                                transport=httpx.MockTransport(unavailable))
+    client = HttpxPartnerClient(
+        timeout_seconds=5, user_agent="test", transport=httpx.MockTransport(unavailable)
+    )
     ports = dataclasses.replace(platform.exchange_ports, client=client)
     exchange_id = submit(platform, an_exchange_request())
     first = service.proceed(ports, exchange_id, _parse)
@@ -256,35 +299,52 @@ def test_a_payload_received_again_replaces_the_earlier_one(platform: Platform) -
 
 
 def test_a_move_from_a_state_the_exchange_has_left_is_refused_and_writes_nothing(
-        platform: Platform) -> None:
+    platform: Platform,
+) -> None:
     from payerbridge.errors import IllegalTransition, NotFound
 
     ports = platform.exchange_ports
     exchange_id = submit(platform, an_exchange_request())
     # Read in `submitted`; meanwhile an operator stops it.
-    platform.exchanges.transition(exchange_id, ExchangeState.FAILED, at=ports.clock(),
-                                  actor="operator")
+    platform.exchanges.transition(
+        exchange_id, ExchangeState.FAILED, at=ports.clock(), actor="operator"
+    )
     ran = []
     with pytest.raises(IllegalTransition, match="'failed'"):
-        platform.exchanges.advance(exchange_id, [Move(ExchangeState.VALIDATED)],
-                                   at=ports.clock(), actor="test", also=ran.append,
-                                   expected=ExchangeState.SUBMITTED)
+        platform.exchanges.advance(
+            exchange_id,
+            [Move(ExchangeState.VALIDATED)],
+            at=ports.clock(),
+            actor="test",
+            also=ran.append,
+            expected=ExchangeState.SUBMITTED,
+        )
     record = platform.exchanges.get(exchange_id)
     assert record.state is ExchangeState.FAILED and ran == []
     assert [t.to_state for t in record.transitions] == ["submitted", "failed"]
     with pytest.raises(NotFound):
-        platform.exchanges.advance("no-such-exchange", [Move(ExchangeState.VALIDATED)],
-                                   at=ports.clock(), actor="test",
-                                   expected=ExchangeState.SUBMITTED)
+        platform.exchanges.advance(
+            "no-such-exchange",
+            [Move(ExchangeState.VALIDATED)],
+            at=ports.clock(),
+            actor="test",
+            expected=ExchangeState.SUBMITTED,
+        )
     # From the state it is in, the same move goes through with the next seq.
     other = submit(platform, an_exchange_request())
-    platform.exchanges.advance(other, [Move(ExchangeState.VALIDATED)], at=ports.clock(),
-                               actor="test", expected=ExchangeState.SUBMITTED)
+    platform.exchanges.advance(
+        other,
+        [Move(ExchangeState.VALIDATED)],
+        at=ports.clock(),
+        actor="test",
+        expected=ExchangeState.SUBMITTED,
+    )
     assert [t.seq for t in platform.exchanges.get(other).transitions] == [1, 2]
 
 
 def test_a_move_whose_commit_fails_leaves_the_exchange_and_its_history_as_they_were(
-        platform: Platform) -> None:
+    platform: Platform,
+) -> None:
     """On PostgreSQL a move's statements go out together and an error comes back only
     with the COMMIT; the transaction must still roll back as a whole."""
     import sqlite3
@@ -300,27 +360,41 @@ def test_a_move_whose_commit_fails_leaves_the_exchange_and_its_history_as_they_w
     def takes_the_next_seq(connection: Any) -> None:  # the move's own transition collides
         sql = DialectSql.of(connection.dialect)
         with cursor_of(connection) as cursor:
-            cursor.execute(sql.sql(
-                "INSERT INTO exchange_transitions (exchange_id, seq, from_state, to_state, "
-                "at, actor) VALUES (?, 2, 'submitted', 'validated', ?, 'intruder')"),
-                (exchange_id, sql.timestamp(ports.clock())))
+            cursor.execute(
+                sql.sql(
+                    "INSERT INTO exchange_transitions (exchange_id, seq, from_state, to_state, "
+                    "at, actor) VALUES (?, 2, 'submitted', 'validated', ?, 'intruder')"
+                ),
+                (exchange_id, sql.timestamp(ports.clock())),
+            )
 
     with pytest.raises((psycopg.IntegrityError, sqlite3.IntegrityError)):
-        platform.exchanges.advance(exchange_id, [Move(ExchangeState.VALIDATED)],
-                                   at=ports.clock(), actor="test", also=takes_the_next_seq,
-                                   expected=ExchangeState.SUBMITTED)
+        platform.exchanges.advance(
+            exchange_id,
+            [Move(ExchangeState.VALIDATED)],
+            at=ports.clock(),
+            actor="test",
+            also=takes_the_next_seq,
+            expected=ExchangeState.SUBMITTED,
+        )
     record = platform.exchanges.get(exchange_id)
     assert record.state is ExchangeState.SUBMITTED
     assert [(t.seq, t.actor) for t in record.transitions] == [(1, "tester")]
     assert len(platform.audit.for_entity("Exchange", exchange_id)) == audited
     # The connection went back to the pool clean: the same move now goes through.
-    platform.exchanges.advance(exchange_id, [Move(ExchangeState.VALIDATED)], at=ports.clock(),
-                               actor="test", expected=ExchangeState.SUBMITTED)
+    platform.exchanges.advance(
+        exchange_id,
+        [Move(ExchangeState.VALIDATED)],
+        at=ports.clock(),
+        actor="test",
+        expected=ExchangeState.SUBMITTED,
+    )
     assert [t.seq for t in platform.exchanges.get(exchange_id).transitions] == [1, 2]
 
 
 def test_a_move_that_waited_for_another_writer_sees_where_it_left_the_exchange(
-        platform: Platform) -> None:
+    platform: Platform,
+) -> None:
     """Two writers read the exchange in one state; the second waits for the first's row
     lock, then finds the state gone and writes nothing. Seqs come from the locked row
     (``last_seq``): on PostgreSQL a statement that waited for a row lock sees that row
@@ -336,9 +410,13 @@ def test_a_move_that_waited_for_another_writer_sees_where_it_left_the_exchange(
 
     def second_writer() -> None:
         try:
-            platform.exchanges.advance(exchange_id, [Move(ExchangeState.FAILED)],
-                                       at=ports.clock(), actor="second",
-                                       expected=ExchangeState.SUBMITTED)
+            platform.exchanges.advance(
+                exchange_id,
+                [Move(ExchangeState.FAILED)],
+                at=ports.clock(),
+                actor="second",
+                expected=ExchangeState.SUBMITTED,
+            )
         except BaseException as exc:  # noqa: BLE001 - asserted below
             errors.append(exc)
 
@@ -348,17 +426,26 @@ def test_a_move_that_waited_for_another_writer_sees_where_it_left_the_exchange(
         second.start()
         time.sleep(0.5)  # the second writer's statement is now waiting for the row
 
-    platform.exchanges.advance(exchange_id, [Move(ExchangeState.VALIDATED)], at=ports.clock(),
-                               actor="first", also=while_holding_the_row,
-                               expected=ExchangeState.SUBMITTED)
+    platform.exchanges.advance(
+        exchange_id,
+        [Move(ExchangeState.VALIDATED)],
+        at=ports.clock(),
+        actor="first",
+        also=while_holding_the_row,
+        expected=ExchangeState.SUBMITTED,
+    )
     second.join(10)
     assert [type(e) for e in errors] == [IllegalTransition]
     # The lock path (an operator's transition) numbers after it, from the row.
-    platform.exchanges.transition(exchange_id, ExchangeState.FAILED, at=ports.clock(),
-                                  actor="operator")
+    platform.exchanges.transition(
+        exchange_id, ExchangeState.FAILED, at=ports.clock(), actor="operator"
+    )
     record = platform.exchanges.get(exchange_id)
     assert [(t.seq, t.to_state) for t in record.transitions] == [
-        (1, "submitted"), (2, "validated"), (3, "failed")]
+        (1, "submitted"),
+        (2, "validated"),
+        (3, "failed"),
+    ]
     with platform.engine.connect() as connection:
         last_seq = connection.execute(
             text("SELECT last_seq FROM exchanges WHERE id = :id"), {"id": exchange_id}
@@ -382,7 +469,8 @@ def test_the_opt_in_and_the_partner_read_back_as_they_were_kept(platform: Platfo
 
 
 def test_the_breaker_and_the_idempotency_key_read_back_as_they_were_kept(
-        platform: Platform) -> None:
+    platform: Platform,
+) -> None:
     """The reads before every call and every submission are DB-API SQL too."""
     from datetime import timedelta
 
@@ -391,55 +479,85 @@ def test_the_breaker_and_the_idempotency_key_read_back_as_they_were_kept(
     ports = platform.exchange_ports
     policy = ports.retry_policy
     for _ in range(policy.breaker_failure_threshold):
-        ports.breakers.record("http://old/fhir", "old-plan", succeeded=False, now=ports.clock(),
-                              threshold=policy.breaker_failure_threshold,
-                              cooldown=timedelta(seconds=policy.breaker_cooldown_seconds))
+        ports.breakers.record(
+            "http://old/fhir",
+            "old-plan",
+            succeeded=False,
+            now=ports.clock(),
+            threshold=policy.breaker_failure_threshold,
+            cooldown=timedelta(seconds=policy.breaker_cooldown_seconds),
+        )
     opened = platform.breakers.get("http://old/fhir")
-    assert opened.status is BreakerStatus.OPEN and opened == platform.breakers.all()[
-        "http://old/fhir"]
+    assert (
+        opened.status is BreakerStatus.OPEN and opened == platform.breakers.all()["http://old/fhir"]
+    )
     assert opened.open_until is not None and opened.open_until.utcoffset() is not None
     assert platform.breakers.get("http://other/fhir") == BreakerState()
 
     raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(mode="json")
-    submitted = service.submit_exchange(ports, ExchangeCreate.model_validate(raw).to_domain(),
-                                        raw, client_id="tester", request_id=None,
-                                        idempotency_key="key-1")
+    submitted = service.submit_exchange(
+        ports,
+        ExchangeCreate.model_validate(raw).to_domain(),
+        raw,
+        client_id="tester",
+        request_id=None,
+        idempotency_key="key-1",
+    )
     found = platform.exchanges.find_by_idempotency_key("tester", "key-1")
     assert found is not None and found.exchange_id == submitted.exchange_id
     assert found.request_hash == service.request_hash(raw) and not found.created
     assert platform.exchanges.find_by_idempotency_key("someone-else", "key-1") is None
 
 
-def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(
-        platform: Platform) -> None:
+def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(platform: Platform) -> None:
     """A submission that loses the race for its Idempotency-Key (the unique index decides)
     rolls back the opt-in it recorded in the same transaction, and gets the winner."""
     ports = platform.exchange_ports
     raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(mode="json")
-    first = service.submit_exchange(ports, ExchangeCreate.model_validate(raw).to_domain(), raw,
-                                    client_id="tester", request_id=None, idempotency_key="k")
+    first = service.submit_exchange(
+        ports,
+        ExchangeCreate.model_validate(raw).to_domain(),
+        raw,
+        client_id="tester",
+        request_id=None,
+        idempotency_key="k",
+    )
     kept = platform.consents.for_member(
         platform.exchanges.get(first.exchange_id).request["new_coverage"]["member_id"],
-        ConsentRole.RECEIVE)
+        ConsentRole.RECEIVE,
+    )
     assert len(kept) == 1
 
     def another_opt_in(connection: Any) -> str:  # as a racing submission records its own
-        stored = dataclasses.replace(kept[0], record=dataclasses.replace(
-            kept[0].record, consent_id="racing-opt-in", resource_hash="another"))
-        return platform.consents.add_with(stored, event=consent_recorded(
-            stored, actor="tester", request_id=None))(connection).consent_id
+        stored = dataclasses.replace(
+            kept[0],
+            record=dataclasses.replace(
+                kept[0].record, consent_id="racing-opt-in", resource_hash="another"
+            ),
+        )
+        return platform.consents.add_with(
+            stored, event=consent_recorded(stored, actor="tester", request_id=None)
+        )(connection).consent_id
 
     lost = platform.exchanges.create(
-        exchange_id="racing-exchange", partner_id="old-plan", client_id="tester", request=raw,
-        request_hash=first.request_hash, at=ports.clock(), request_id=None,
-        idempotency_key="k", opt_in=another_opt_in)
+        exchange_id="racing-exchange",
+        partner_id="old-plan",
+        client_id="tester",
+        request=raw,
+        request_hash=first.request_hash,
+        at=ports.clock(),
+        request_id=None,
+        idempotency_key="k",
+        opt_in=another_opt_in,
+    )
     assert lost.exchange_id == first.exchange_id and not lost.created
     assert platform.consents.get("racing-opt-in") is None
     assert len(platform.consents.for_member(kept[0].record.member_id, ConsentRole.RECEIVE)) == 1
 
 
 def test_a_healthy_breaker_is_trusted_briefly_and_a_write_of_our_own_drops_the_trust(
-        platform: Platform) -> None:
+    platform: Platform,
+) -> None:
     """Two stores on one database stand for two workers: the breaker the other worker
     opens holds our calls back once our short trust in the healthy one has passed."""
     import time
@@ -452,8 +570,9 @@ def test_a_healthy_breaker_is_trusted_briefly_and_a_write_of_our_own_drops_the_t
     now, cooldown = platform.exchange_ports.clock(), timedelta(seconds=30)
     assert ours.admit("http://old/fhir", "old-plan", now=now, cooldown=cooldown).allowed
     for _ in range(5):
-        theirs.record("http://old/fhir", "old-plan", succeeded=False, now=now, threshold=5,
-                      cooldown=cooldown)
+        theirs.record(
+            "http://old/fhir", "old-plan", succeeded=False, now=now, threshold=5, cooldown=cooldown
+        )
     assert ours.admit("http://old/fhir", "old-plan", now=now, cooldown=cooldown).allowed
     time.sleep(0.4)
     assert not ours.admit("http://old/fhir", "old-plan", now=now, cooldown=cooldown).allowed

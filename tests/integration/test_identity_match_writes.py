@@ -55,65 +55,119 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
     settings = load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     platform = build_platform(settings)
     members = tmp_path / "members.ndjson"
-    members.write_bytes(b"\n".join(orjson.dumps(r) for r in (
-        a_patient("ana", given="Ana", member_id="M100"),
-        a_coverage("cov-ana", patient="ana", member_id="M100", subscriber_id="S100"),
-        a_patient("noah", given="Noah", birth_date="1975-06-07", gender="male", member_id="M200"),
-        a_coverage("cov-noah", patient="noah", member_id="M200", subscriber_id="S200"),
-    )))  # fmt: skip
+    members.write_bytes(
+        b"\n".join(
+            orjson.dumps(r)
+            for r in (
+                a_patient("ana", given="Ana", member_id="M100"),
+                a_coverage("cov-ana", patient="ana", member_id="M100", subscriber_id="S100"),
+                a_patient(
+                    "noah", given="Noah", birth_date="1975-06-07", gender="male", member_id="M200"
+                ),
+                a_coverage("cov-noah", patient="noah", member_id="M200", subscriber_id="S200"),
+            )
+        )
+    )
     assert platform.import_members(members).accepted
     yield platform
     platform.close()
 
 
 def request_for(given: str, birth_date: str, member_id: str) -> Any:
-    patient = {"resourceType": "Patient", "id": "1", "name": [{"family": "Garcia",
-               "given": [given]}], "birthDate": birth_date}  # fmt: skip
-    coverage = {"resourceType": "Coverage", "id": "c", "status": "active",
-                "identifier": [{"type": {"coding": [{
-                    "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MB"}]},
-                    "value": member_id}],
-                "beneficiary": {"reference": "Patient/1"}, "payor": [{"display": "Old"}]}
-    link = {"resourceType": "Coverage", "id": "n", "status": "active",
-            "identifier": [{"system": "http://new.example/mb", "value": "NEW-1"}],
-            "beneficiary": {"reference": "Patient/1"}, "payor": [{"display": "New"}]}  # fmt: skip
-    return parse_member_match_request({"resourceType": "Parameters", "parameter": [
-        {"name": "MemberPatient", "resource": patient},
-        {"name": "CoverageToMatch", "resource": coverage},
-        {"name": "CoverageToLink", "resource": link},
-    ]})  # fmt: skip
+    patient = {
+        "resourceType": "Patient",
+        "id": "1",
+        "name": [{"family": "Garcia", "given": [given]}],
+        "birthDate": birth_date,
+    }
+    coverage = {
+        "resourceType": "Coverage",
+        "id": "c",
+        "status": "active",
+        "identifier": [
+            {
+                "type": {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MB"}
+                    ]
+                },
+                "value": member_id,
+            }
+        ],
+        "beneficiary": {"reference": "Patient/1"},
+        "payor": [{"display": "Old"}],
+    }
+    link = {
+        "resourceType": "Coverage",
+        "id": "n",
+        "status": "active",
+        "identifier": [{"system": "http://new.example/mb", "value": "NEW-1"}],
+        "beneficiary": {"reference": "Patient/1"},
+        "payor": [{"display": "New"}],
+    }
+    return parse_member_match_request(
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "MemberPatient", "resource": patient},
+                {"name": "CoverageToMatch", "resource": coverage},
+                {"name": "CoverageToLink", "resource": link},
+            ],
+        }
+    )
 
 
 def rows(platform: Platform) -> dict[str, int]:
     with platform.engine.connect() as connection:
-        return {table.name: connection.execute(select(func.count()).select_from(table))
-                .scalar_one() for table in TABLES}  # fmt: skip
+        return {
+            table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in TABLES
+        }
 
 
 def patient(platform: Platform, member_id: str) -> dict[str, Any]:
     with platform.engine.connect() as connection:
-        body = connection.execute(select(fhir_resources.c.body).where(
-            fhir_resources.c.ref == f"Patient/{member_id}")).scalar_one()  # fmt: skip
+        body = connection.execute(
+            select(fhir_resources.c.body).where(fhir_resources.c.ref == f"Patient/{member_id}")
+        ).scalar_one()
     return dict(orjson.loads(body))
 
 
-def match(platform: Platform, request: Any, *, cards: int = 5,
-          answer_audit: Callable[[MatchedMember | MatchError], list[AuditEvent]] | None = None,
-          ) -> MatchedMember:  # fmt: skip
+def match(
+    platform: Platform,
+    request: Any,
+    *,
+    cards: int = 5,
+    answer_audit: Callable[[MatchedMember | MatchError], list[AuditEvent]] | None = None,
+) -> MatchedMember:
     return match_member(
-        request, platform.identity, client_id="newplan", requester_npi="1234567893",
-        policy=SINGLE_EXCHANGE, attempts=AttemptLimit(cards, timedelta(hours=1)), at=AT,
-        new_id=lambda: f"id-{next(IDS)}", umb_system="urn:umb",
+        request,
+        platform.identity,
+        client_id="newplan",
+        requester_npi="1234567893",
+        policy=SINGLE_EXCHANGE,
+        attempts=AttemptLimit(cards, timedelta(hours=1)),
+        at=AT,
+        new_id=lambda: f"id-{next(IDS)}",
+        umb_system="urn:umb",
         audit=lambda decision: decision_audit_event(decision, actor="newplan", request_id="r1"),
         answer_audit=answer_audit,
-    )  # fmt: skip
+    )
 
 
 def answer_event(answer: MatchedMember | MatchError) -> list[AuditEvent]:
     member = answer.member_id if isinstance(answer, MatchedMember) else "-"
-    return [AuditEvent(at=AT, actor="newplan", action="member-match", entity_type="Patient",
-                       entity_id=member, outcome=type(answer).__name__,
-                       request_id="r1")]  # fmt: skip
+    return [
+        AuditEvent(
+            at=AT,
+            actor="newplan",
+            action="member-match",
+            entity_type="Patient",
+            entity_id=member,
+            outcome=type(answer).__name__,
+            request_id="r1",
+        )
+    ]
 
 
 def test_a_match_commits_its_attempt_decision_audit_umb_and_links_together(
@@ -126,14 +180,17 @@ def test_a_match_commits_its_attempt_decision_audit_umb_and_links_together(
     assert matched.member_id == "ana"
     after = rows(platform)
     assert {name: after[name] - before[name] for name in after} == {
-        "identity_attempts": 1, "identity_decisions": 1, "identity_reviews": 0,
+        "identity_attempts": 1,
+        "identity_decisions": 1,
+        "identity_reviews": 0,
         "identity_links": 2,  # the UMB and the requester's CoverageToLink member id
         "audit_events": 2,  # the decision and the answer
-    }  # fmt: skip
+    }
     umbs = [i for i in patient(platform, "ana")["identifier"] if i.get("system") == "urn:umb"]
     assert [i["value"] for i in umbs] == [matched.umb_value]
-    assert [link.value for link in platform.identity.members_by_identifier(
-        matched.umb_value, "urn:umb")] == [matched.umb_value]  # fmt: skip
+    assert [
+        link.value for link in platform.identity.members_by_identifier(matched.umb_value, "urn:umb")
+    ] == [matched.umb_value]
 
     again = match(platform, request_for("Ana", "1980-02-03", "M100"))
 
@@ -161,18 +218,21 @@ def test_an_attempt_over_the_limit_is_recorded_and_nothing_else(platform: Platfo
     before = rows(platform)
 
     with pytest.raises(TooManyAttempts):
-        match(platform, request_for("Ana", "1980-02-03", "X3"), cards=2,
-              answer_audit=answer_event)  # fmt: skip
+        match(platform, request_for("Ana", "1980-02-03", "X3"), cards=2, answer_audit=answer_event)
 
     after = rows(platform)
     assert {name: after[name] - before[name] for name in after} == {
-        "identity_attempts": 1, "identity_decisions": 0, "identity_reviews": 0,
-        "identity_links": 0, "audit_events": 0,
-    }  # fmt: skip
+        "identity_attempts": 1,
+        "identity_decisions": 0,
+        "identity_reviews": 0,
+        "identity_links": 0,
+        "audit_events": 0,
+    }
 
 
-def decided(platform: Platform, given: str, birth_date: str, member_id: str,
-            decision_id: str) -> MatchDecision:  # fmt: skip
+def decided(
+    platform: Platform, given: str, birth_date: str, member_id: str, decision_id: str
+) -> MatchDecision:
     index = platform.identity
     record = request_record(request_for(given, birth_date, member_id))
     return decide_request(index, record, model_for(index), BULK, AT, DecisionId(decision_id))
@@ -183,22 +243,35 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
 ) -> None:
     matched = decided(platform, "Ana", "1980-02-03", "M100", "d-match")
     unmatched = decided(platform, "Nobody", "1901-01-01", "Z9", "d-none")
-    reviewed = dataclasses.replace(matched, decision_id=DecisionId("d-review"), member_id=None,
-                                   outcome=MatchOutcome.REVIEW, candidate_ids=("ana",))  # fmt: skip
+    reviewed = dataclasses.replace(
+        matched,
+        decision_id=DecisionId("d-review"),
+        member_id=None,
+        outcome=MatchOutcome.REVIEW,
+        candidate_ids=("ana",),
+    )
     entries = [
-        DecisionToRecord(decision, "cli", f"key-{i}", "case-1" if decision is reviewed else None,
-                         decision_audit_event(decision, actor="cli", request_id=f"req-{i}"))
+        DecisionToRecord(
+            decision,
+            "cli",
+            f"key-{i}",
+            "case-1" if decision is reviewed else None,
+            decision_audit_event(decision, actor="cli", request_id=f"req-{i}"),
+        )
         for i, decision in enumerate((matched, unmatched, reviewed))
-    ]  # fmt: skip
+    ]
     before = rows(platform)
 
     platform.identity.record_decisions(entries)
 
     after = rows(platform)
     assert {name: after[name] - before[name] for name in after} == {
-        "identity_attempts": 0, "identity_decisions": 3, "identity_reviews": 1,
-        "identity_links": 0, "audit_events": 3,
-    }  # fmt: skip
+        "identity_attempts": 0,
+        "identity_decisions": 3,
+        "identity_reviews": 1,
+        "identity_links": 0,
+        "audit_events": 3,
+    }
     stored = platform.identity.decision("d-match")
     assert stored is not None and stored["outcome"] == "match" and stored["member"] == "ana"
     assert stored["evidence"]["decision"] == "d-match"
@@ -206,17 +279,28 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
     assert case is not None and case.candidate_ids == ("ana",) and case.status == "open"
     assert platform.audit.for_entity("IdentityDecision", "d-none")[0]["outcome"] == "nomatch"
 
-    fresh = DecisionToRecord(dataclasses.replace(unmatched, decision_id=DecisionId("d-new")),
-                             "cli", "key-9", None, entries[1].event)  # fmt: skip
+    fresh = DecisionToRecord(
+        dataclasses.replace(unmatched, decision_id=DecisionId("d-new")),
+        "cli",
+        "key-9",
+        None,
+        entries[1].event,
+    )
     with pytest.raises(Exception):  # noqa: B017 - the driver's own IntegrityError
         platform.identity.record_decisions([fresh, entries[0]])  # d-match is stored already
     assert rows(platform) == after
     assert platform.identity.decision("d-new") is None
 
 
-@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
-                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)),
-                                               timezone(timedelta(hours=9, minutes=30))])))
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 1),
+        max_value=datetime(2200, 1, 1),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=9, minutes=30))]
+        ),
+    )
+)
 def test_the_hot_paths_sqlite_timestamps_are_the_text_sqlalchemy_writes(value: datetime) -> None:
     from sqlalchemy.dialects import sqlite
 

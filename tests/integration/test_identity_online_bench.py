@@ -12,8 +12,9 @@ from payerbridge.bench.identity_online import HttpMemberMatchLatency
 def test_online_probe_times_member_match_over_http() -> None:
     data = generate_identity_set(300, seed=7, requests=120)
     chosen = random.Random(7).sample(range(data.request_count), 50)
-    probe: MemberMatchLatency = HttpMemberMatchLatency(warmup=20, throughput_requests=200,
-                                                       connections=4)  # fmt: skip
+    probe: MemberMatchLatency = HttpMemberMatchLatency(
+        warmup=20, throughput_requests=200, connections=4
+    )
 
     result = probe(data, chosen)
 

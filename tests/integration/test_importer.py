@@ -17,40 +17,57 @@ from tests.builders import a_coverage, a_patient
 @pytest.fixture
 def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # type: ignore[no-untyped-def]
     env = database_env()
-    settings = load_settings(data_dir=tmp_path / "data",
-                             database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
+    settings = load_settings(
+        data_dir=tmp_path / "data", database_url=env.get("PAYERBRIDGE_DATABASE_URL")
+    )
     platform = build_platform(settings)
     yield platform
     platform.close()
 
 
 def write_ndjson(path: Path, lines: list[object]) -> Path:
-    path.write_bytes(b"".join(
-        (line if isinstance(line, bytes) else orjson.dumps(line)) + b"\n" for line in lines))
+    path.write_bytes(
+        b"".join(
+            (line if isinstance(line, bytes) else orjson.dumps(line)) + b"\n" for line in lines
+        )
+    )
     return path
 
 
-def test_a_valid_file_is_imported_with_compartments_and_tokens(platform: Platform,
-                                                               tmp_path: Path) -> None:
-    provenance = {"resourceType": "Provenance", "id": "pv1", "target": [{"reference":
-                                                                         "Coverage/c1"}]}
+def test_a_valid_file_is_imported_with_compartments_and_tokens(
+    platform: Platform, tmp_path: Path
+) -> None:
+    provenance = {
+        "resourceType": "Provenance",
+        "id": "pv1",
+        "target": [{"reference": "Coverage/c1"}],
+    }
     path = write_ndjson(tmp_path / "a.ndjson", [a_patient(), a_coverage(), provenance])
     report = import_file(platform.engine, path)
     assert report.accepted and report.counts == {"Patient": 1, "Coverage": 1, "Provenance": 1}
     assert [r["id"] for r in platform.members.compartment("p1")] == ["p1", "c1", "pv1"]
     assert platform.members.find_refs_by_token("Coverage", "identifier", "M123") == ["Coverage/c1"]
     assert platform.members.find_refs_by_token("Coverage", "subscriber-id", "S1") == ["Coverage/c1"]
-    assert platform.members.find_refs_by_token("Patient", "identifier", "M123",
-                                               "http://old.example/mb") == ["Patient/p1"]
+    assert platform.members.find_refs_by_token(
+        "Patient", "identifier", "M123", "http://old.example/mb"
+    ) == ["Patient/p1"]
 
 
-def test_a_file_with_bad_lines_is_rejected_whole_with_line_numbers(platform: Platform,
-                                                                   tmp_path: Path) -> None:
+def test_a_file_with_bad_lines_is_rejected_whole_with_line_numbers(
+    platform: Platform, tmp_path: Path
+) -> None:
     observation_without_subject = {"resourceType": "Observation", "id": "o1", "status": "final"}
-    path = write_ndjson(tmp_path / "bad.ndjson", [
-        a_patient(), b"{not json", {"resourceType": "Basic", "id": "b"},
-        observation_without_subject, {"resourceType": "Patient", "id": "bad id!"},
-        a_coverage()])
+    path = write_ndjson(
+        tmp_path / "bad.ndjson",
+        [
+            a_patient(),
+            b"{not json",
+            {"resourceType": "Basic", "id": "b"},
+            observation_without_subject,
+            {"resourceType": "Patient", "id": "bad id!"},
+            a_coverage(),
+        ],
+    )
     report = import_file(platform.engine, path)
     assert not report.accepted
     assert [(e.line, e.text.split(" (")[0]) for e in report.errors] == [
@@ -62,8 +79,9 @@ def test_a_file_with_bad_lines_is_rejected_whole_with_line_numbers(platform: Pla
     assert platform.members.count() == 0
 
 
-def test_big_files_are_rejected_whole_even_after_batches_were_flushed(platform: Platform,
-                                                                      tmp_path: Path) -> None:
+def test_big_files_are_rejected_whole_even_after_batches_were_flushed(
+    platform: Platform, tmp_path: Path
+) -> None:
     lines: list[object] = [a_patient(f"p{i}", member_id=f"M{i}") for i in range(2500)]
     lines.append(b"[]")
     report = import_file(platform.engine, write_ndjson(tmp_path / "big.ndjson", lines))
@@ -71,10 +89,12 @@ def test_big_files_are_rejected_whole_even_after_batches_were_flushed(platform: 
     assert platform.members.count() == 0
 
 
-def test_a_bundle_file_and_a_reimport_replace_resources(platform: Platform,
-                                                        tmp_path: Path) -> None:
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"resource": a_patient()}, {"resource": a_coverage()}]}
+def test_a_bundle_file_and_a_reimport_replace_resources(platform: Platform, tmp_path: Path) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": a_patient()}, {"resource": a_coverage()}],
+    }
     path = tmp_path / "b.json"
     path.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
     assert import_file(platform.engine, path).resources == 2

@@ -17,8 +17,9 @@ def test_migrations_match_the_declared_tables(
     tmp_path: Path, database_env: Callable[[], dict[str, str]]
 ) -> None:
     env = database_env()
-    settings = load_settings(data_dir=tmp_path / "data",
-                             database_url=env.get("PAYERBRIDGE_DATABASE_URL"))  # fmt: skip
+    settings = load_settings(
+        data_dir=tmp_path / "data", database_url=env.get("PAYERBRIDGE_DATABASE_URL")
+    )
     platform = build_platform(settings)
     try:
         with platform.engine.connect() as connection:

@@ -26,10 +26,12 @@ T0 = datetime(2027, 1, 1, tzinfo=UTC)
 @pytest.fixture
 def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iterator[Platform]:
     env = database_env()
-    platform = build_platform(load_settings(
-        data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL")))
-    platform.partners.register(Partner("old", "Old Plan", "1245319599", "http://old/fhir"),
-                               actor="test")
+    platform = build_platform(
+        load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
+    )
+    platform.partners.register(
+        Partner("old", "Old Plan", "1245319599", "http://old/fhir"), actor="test"
+    )
     yield platform
     platform.close()
 
@@ -37,9 +39,18 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
 def record_exchange(platform: Platform, client_id: str) -> str:
     exchange_id = f"ex-{client_id}"
     platform.exchanges.create(
-        exchange_id=exchange_id, partner_id="old", client_id=client_id, request={},
-        request_hash="h", at=T0, request_id=None, idempotency_key=None, deadline_at=None,
-        policy_version="p", consent_id=None)
+        exchange_id=exchange_id,
+        partner_id="old",
+        client_id=client_id,
+        request={},
+        request_hash="h",
+        at=T0,
+        request_id=None,
+        idempotency_key=None,
+        deadline_at=None,
+        policy_version="p",
+        consent_id=None,
+    )
     platform.exchanges.transition(exchange_id, ExchangeState.VALIDATED, at=T0, actor="test")
     return exchange_id
 
@@ -51,13 +62,16 @@ def test_deliveries_are_written_for_the_owner_and_the_operator_only(platform: Pl
     record_exchange(platform, "portal")
     for subscription in (mine, ops):
         deliveries = platform.webhooks.deliveries(subscription.id, limit=10, offset=0)
-        assert [(d.seq, d.status) for d in deliveries] == \
-            [(1, DeliveryStatus.PENDING), (2, DeliveryStatus.PENDING)]
+        assert [(d.seq, d.status) for d in deliveries] == [
+            (1, DeliveryStatus.PENDING),
+            (2, DeliveryStatus.PENDING),
+        ]
     assert platform.webhooks.pending_count() == 4
 
 
 def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_runs_out(
-        platform: Platform) -> None:
+    platform: Platform,
+) -> None:
     platform.webhooks.subscribe(client_id="portal", url="https://a/x", secret="s", at=T0)
     record_exchange(platform, "portal")
     lease = timedelta(seconds=30)
@@ -81,34 +95,58 @@ def test_failures_are_retried_with_backoff_then_given_up(platform: Platform) -> 
     now = [T0]
     with httpx.Client(transport=httpx.MockTransport(down)) as client:
         for _ in range(3):
-            assert deliver_due(platform.webhooks, client, policy, clock=lambda: now[0],
-                               random=lambda: 0.5) == 2
-            assert deliver_due(platform.webhooks, client, policy, clock=lambda: now[0],
-                               random=lambda: 0.5) == 0  # not due before Retry-After
+            assert (
+                deliver_due(
+                    platform.webhooks, client, policy, clock=lambda: now[0], random=lambda: 0.5
+                )
+                == 2
+            )
+            assert (
+                deliver_due(
+                    platform.webhooks, client, policy, clock=lambda: now[0], random=lambda: 0.5
+                )
+                == 0
+            )  # not due before Retry-After
             now[0] += timedelta(seconds=6)
-        assert deliver_due(platform.webhooks, client, policy, clock=lambda: now[0],
-                           random=lambda: 0.5) == 0
+        assert (
+            deliver_due(platform.webhooks, client, policy, clock=lambda: now[0], random=lambda: 0.5)
+            == 0
+        )
     assert len(calls) == 6
     assert all(c.headers["payerbridge-signature"].startswith("t=") for c in calls)
     assert platform.webhooks.pending_count() == 0
     [subscription] = platform.webhooks.subscriptions("portal")
     deliveries = platform.webhooks.deliveries(subscription.id, limit=10, offset=0)
-    assert {(d.status, d.attempts, d.last_status) for d in deliveries} == \
-        {(DeliveryStatus.FAILED, 3, 503)}
+    assert {(d.status, d.attempts, d.last_status) for d in deliveries} == {
+        (DeliveryStatus.FAILED, 3, 503)
+    }
 
 
 def test_stored_idempotent_answers_are_purged_after_their_retention(platform: Platform) -> None:
     store = platform.idempotency
     stale = timedelta(minutes=5)
     for key, at in (("old", T0), ("new", T0 + timedelta(hours=30))):
-        claim = store.claim("newplan", key, operation="everything", request_hash="h", now=at,
-                            stale_after=stale)
+        claim = store.claim(
+            "newplan", key, operation="everything", request_hash="h", now=at, stale_after=stale
+        )
         assert claim.status is ClaimStatus.CLAIMED
         store.complete("newplan", key, StoredResponse(200, "application/fhir+json", "{}"), [])
     assert store.purge(before=T0 + timedelta(hours=24)) == 1
     # The purged key is a new call again; the kept one still replays its answer.
-    again = store.claim("newplan", "old", operation="everything", request_hash="h",
-                        now=T0 + timedelta(hours=31), stale_after=stale)
-    kept = store.claim("newplan", "new", operation="everything", request_hash="h",
-                       now=T0 + timedelta(hours=31), stale_after=stale)
+    again = store.claim(
+        "newplan",
+        "old",
+        operation="everything",
+        request_hash="h",
+        now=T0 + timedelta(hours=31),
+        stale_after=stale,
+    )
+    kept = store.claim(
+        "newplan",
+        "new",
+        operation="everything",
+        request_hash="h",
+        now=T0 + timedelta(hours=31),
+        stale_after=stale,
+    )
     assert (again.status, kept.status) == (ClaimStatus.CLAIMED, ClaimStatus.ANSWERED)

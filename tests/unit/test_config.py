@@ -13,8 +13,9 @@ def test_npi_check_digit() -> None:
     assert not is_valid_npi("12345")
 
 
-def test_env_beats_file_and_arguments_beat_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                               ) -> None:
+def test_env_beats_file_and_arguments_beat_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "payerbridge.toml").write_text('org_name = "From File"\nport = 9000\n')
     monkeypatch.setenv("PAYERBRIDGE_ORG_NAME", "From Env")
     settings = load_settings(data_dir=tmp_path)
@@ -30,8 +31,7 @@ def test_invalid_npi_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
 
 def test_database_url_is_redacted_and_gets_the_psycopg_driver(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path,
-                             database_url="postgresql://u:secret@db/payer")
+    settings = load_settings(data_dir=tmp_path, database_url="postgresql://u:secret@db/payer")
     assert settings.sqlalchemy_url == "postgresql+psycopg://u:secret@db/payer"
     assert "u:secret@" not in str(redacted(settings))
     assert load_settings(data_dir=tmp_path).sqlalchemy_url.startswith("sqlite:///")

@@ -4,11 +4,24 @@ import importlib
 
 import pytest
 
-ROOMS = ["payerbridge", "payerbridge.types", "payerbridge.errors", "payerbridge.config",
-         "payerbridge.npi", "payerbridge.audit", "payerbridge.exchange", "payerbridge.identity",
-         "payerbridge.disclosure", "payerbridge.routing", "payerbridge.fhir",
-         "payerbridge.partners", "payerbridge.sandbox", "payerbridge.api",
-         "payerbridge.consent", "payerbridge.webhooks"]
+ROOMS = [
+    "payerbridge",
+    "payerbridge.types",
+    "payerbridge.errors",
+    "payerbridge.config",
+    "payerbridge.npi",
+    "payerbridge.audit",
+    "payerbridge.exchange",
+    "payerbridge.identity",
+    "payerbridge.disclosure",
+    "payerbridge.routing",
+    "payerbridge.fhir",
+    "payerbridge.partners",
+    "payerbridge.sandbox",
+    "payerbridge.api",
+    "payerbridge.consent",
+    "payerbridge.webhooks",
+]
 
 
 @pytest.mark.parametrize("room", ROOMS)

@@ -126,8 +126,7 @@ def febrl4_set() -> LinkageSet:
     members = [_febrl_fields(row) for row in originals.to_dict("records")]
     requests = [_febrl_fields(row) for row in duplicates.to_dict("records")]
     truth = [position.get(rec_id.replace("-dup-0", "-org"), -1) for rec_id in duplicates.index]
-    return LinkageSet("FEBRL4", members, requests, truth,
-                      note="soc_sec_id used as the member id")  # fmt: skip
+    return LinkageSet("FEBRL4", members, requests, truth, note="soc_sec_id used as the member id")
 
 
 def _febrl_fields(row: dict[str, Any]) -> dict[str, Any]:
@@ -160,12 +159,15 @@ def _run_splink(data: LinkageSet, threshold: float, seed: int) -> EngineResult:
         started = time.perf_counter()
         links = link_with_splink(data.members, data.requests, seed=seed)
         seconds = time.perf_counter() - started
-    answers = [m if p >= threshold else -1
-               for m, p in zip(links.best_member, links.best_probability, strict=True)]  # fmt: skip
+    answers = [
+        m if p >= threshold else -1
+        for m, p in zip(links.best_member, links.best_probability, strict=True)
+    ]
     result = _score(data, f"Splink (p >= {threshold:g})", answers, seconds, rss.growth_mb)
     recall, at = _recall_at_zero_false(data, links.best_member, links.best_probability)
-    return EngineResult(**{**result.__dict__, "recall_at_zero_false": recall,
-                           "zero_false_threshold": at})  # fmt: skip
+    return EngineResult(
+        **{**result.__dict__, "recall_at_zero_false": recall, "zero_false_threshold": at}
+    )
 
 
 def _recall_at_zero_false(
@@ -174,8 +176,11 @@ def _recall_at_zero_false(
     """Recall at the lowest threshold (above 0.5) at which no best link is wrong."""
     wrong = [p for m, p, t in zip(best, probability, data.truth, strict=True) if m >= 0 and m != t]
     threshold = max(wrong, default=0.5)
-    right = sum(1 for m, p, t in zip(best, probability, data.truth, strict=True)
-                if m >= 0 and m == t and p > threshold)  # fmt: skip
+    right = sum(
+        1
+        for m, p, t in zip(best, probability, data.truth, strict=True)
+        if m >= 0 and m == t and p > threshold
+    )
     return (right / data.about_members if data.about_members else 0.0), threshold
 
 
@@ -205,8 +210,9 @@ def run_identity_bench(
 
     def record(result: EngineResult) -> None:
         report.results.append(result)
-        logger.info("bench identity result", extra={"dataset": result.dataset,
-                                                    "engine": result.engine})  # fmt: skip
+        logger.info(
+            "bench identity result", extra={"dataset": result.dataset, "engine": result.engine}
+        )
         if on_result is not None:
             on_result(result)
 
@@ -223,15 +229,19 @@ def run_identity_bench(
         generated = generate_identity_set(
             size, seed=seed, requests=max(100, round(size * requests_per_member))
         )
-        run_engines(synthetic_set(generated))  # fmt: skip
+        run_engines(synthetic_set(generated))
         largest = generated
     if member_match_latency is not None and largest is not None:
         chosen = random.Random(seed).sample(
             range(largest.request_count), min(online_requests, largest.request_count)
         )
-        report.online.append(member_match_latency(largest, chosen))  # fmt: skip
-    report.markdown = report_markdown(report, seed=seed, requests_per_member=requests_per_member,
-                                      splink_threshold=splink_threshold)  # fmt: skip
+        report.online.append(member_match_latency(largest, chosen))
+    report.markdown = report_markdown(
+        report,
+        seed=seed,
+        requests_per_member=requests_per_member,
+        splink_threshold=splink_threshold,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.markdown)
     return report
@@ -252,16 +262,42 @@ def _row(r: EngineResult) -> list[str]:
     zero_false = "n/a"
     if r.recall_at_zero_false is not None:
         zero_false = f"{r.recall_at_zero_false:.4f} (p > {r.zero_false_threshold:.4f})"
-    return [r.dataset, r.engine, f"{r.members:,}", f"{r.requests:,}", f"{r.about_members:,}",
-            _rate(r.precision), _rate(r.recall), f"{r.false_auto_matches:,}",
-            f"{r.false_in_household:,}", f"{r.false_on_non_members:,}",
-            _percent(r.review_rate), _percent(r.multiple_rate),
-            zero_false, f"{r.seconds:.1f}", f"{r.peak_rss_mb:,.0f}"]  # fmt: skip
+    return [
+        r.dataset,
+        r.engine,
+        f"{r.members:,}",
+        f"{r.requests:,}",
+        f"{r.about_members:,}",
+        _rate(r.precision),
+        _rate(r.recall),
+        f"{r.false_auto_matches:,}",
+        f"{r.false_in_household:,}",
+        f"{r.false_on_non_members:,}",
+        _percent(r.review_rate),
+        _percent(r.multiple_rate),
+        zero_false,
+        f"{r.seconds:.1f}",
+        f"{r.peak_rss_mb:,.0f}",
+    ]
 
 
-_HEADERS = ["data set", "engine", "members", "requests", "about members", "precision", "recall",
-            "false auto-matches", "in household", "on non-members", "review", "multiple",
-            "Splink recall at 0 false", "seconds", "peak RSS growth MB"]  # fmt: skip
+_HEADERS = [
+    "data set",
+    "engine",
+    "members",
+    "requests",
+    "about members",
+    "precision",
+    "recall",
+    "false auto-matches",
+    "in household",
+    "on non-members",
+    "review",
+    "multiple",
+    "Splink recall at 0 false",
+    "seconds",
+    "peak RSS growth MB",
+]
 
 
 def _versions() -> str:
@@ -320,8 +356,10 @@ def report_markdown(
     if not report.online:
         lines.append("Not measured in this run (no latency probe was given).")
     else:
-        lines += ["| members | requests | p50 ms | p99 ms | requests/s | bare endpoint /s | note |",
-                  "|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+        lines += [
+            "| members | requests | p50 ms | p99 ms | requests/s | bare endpoint /s | note |",
+            "|---:|---:|---:|---:|---:|---:|---|",
+        ]
         lines += [
             f"| {o.members:,} | {o.requests:,} | {o.p50_ms:.2f} | {o.p99_ms:.2f} "
             f"| {o.per_second:,.0f} | {_per_second(o.bare_per_second)} | {o.note} |"
@@ -342,6 +380,8 @@ def identity_table(report: IdentityBenchReport) -> Any:
     for result in report.results:
         table.add_row(*_row(result))
     for online in report.online:
-        table.caption = (f"$member-match at {online.members:,} members: p50 {online.p50_ms:.2f} ms,"
-                         f" p99 {online.p99_ms:.2f} ms, {online.per_second:,.0f}/s")  # fmt: skip
+        table.caption = (
+            f"$member-match at {online.members:,} members: p50 {online.p50_ms:.2f} ms,"
+            f" p99 {online.p99_ms:.2f} ms, {online.per_second:,.0f}/s"
+        )
     return table

@@ -220,14 +220,23 @@ def _append(columns: _Columns, p: _Person) -> None:
 
 def _row(columns: _Columns, i: int) -> _Person:
     return _Person(
-        given=columns.given[i], family=columns.family[i], birth=columns.birth[i],
-        sex=columns.sex[i], house=columns.house[i], street=columns.street[i],
-        unit=columns.unit[i], postal_code=columns.postal_code[i], phone=columns.phone[i],
-        household=columns.household[i], suffix=columns.suffix[i], ssn=columns.ssn[i],
-        ssn_carried=bool(columns.ssn_carried[i]), member_card=columns.member_card[i],
+        given=columns.given[i],
+        family=columns.family[i],
+        birth=columns.birth[i],
+        sex=columns.sex[i],
+        house=columns.house[i],
+        street=columns.street[i],
+        unit=columns.unit[i],
+        postal_code=columns.postal_code[i],
+        phone=columns.phone[i],
+        household=columns.household[i],
+        suffix=columns.suffix[i],
+        ssn=columns.ssn[i],
+        ssn_carried=bool(columns.ssn_carried[i]),
+        member_card=columns.member_card[i],
         subscriber_card=columns.subscriber_card[i],
         previous_family=columns.previous_family[i],
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -305,9 +314,11 @@ class IdentitySet:
 
 
 def card_text(number: int) -> str:
-    return f"{_MEMBER_CARD_PREFIX}{number:09d}" if number < _CARD_SPACE else (
-        f"{_FOREIGN_CARD_PREFIX}{number - _CARD_SPACE:09d}"
-    )  # fmt: skip
+    return (
+        f"{_MEMBER_CARD_PREFIX}{number:09d}"
+        if number < _CARD_SPACE
+        else (f"{_FOREIGN_CARD_PREFIX}{number - _CARD_SPACE:09d}")
+    )
 
 
 def ssn_text(number: int) -> str:
@@ -360,12 +371,22 @@ def _patient(patient_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         name["suffix"] = fields["suffixes"]
     names = [name]
     names += [{"use": "maiden", "family": f} for f in fields.get("previous_families", ())]
-    patient: dict[str, Any] = {"resourceType": "Patient", "id": patient_id, "name": names,
-                               "birthDate": fields["birth_date"]}  # fmt: skip
+    patient: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": patient_id,
+        "name": names,
+        "birthDate": fields["birth_date"],
+    }
     if "sex" in fields:
         patient["gender"] = fields["sex"]
-    patient["address"] = [{"use": "home", "line": fields["address_lines"],
-                           "postalCode": fields["postal_code"], "country": "US"}]  # fmt: skip
+    patient["address"] = [
+        {
+            "use": "home",
+            "line": fields["address_lines"],
+            "postalCode": fields["postal_code"],
+            "country": "US",
+        }
+    ]
     if "phone" in fields:
         patient["telecom"] = [{"system": "phone", "value": fields["phone"], "use": "home"}]
     if "ssn" in fields:
@@ -376,14 +397,21 @@ def _patient(patient_id: str, fields: dict[str, Any]) -> dict[str, Any]:
 def _coverage(
     coverage_id: str, beneficiary: str, fields: dict[str, Any], relationship: str | None
 ) -> dict[str, Any]:
-    coverage: dict[str, Any] = {"resourceType": "Coverage", "id": coverage_id, "status": "active",
-                                "beneficiary": {"reference": beneficiary},
-                                "payor": [{"display": "Old Payer"}]}  # fmt: skip
+    coverage: dict[str, Any] = {
+        "resourceType": "Coverage",
+        "id": coverage_id,
+        "status": "active",
+        "beneficiary": {"reference": beneficiary},
+        "payor": [{"display": "Old Payer"}],
+    }
     if "member_id" in fields:
-        coverage["identifier"] = [{
-            "type": {"coding": [{"system": V2_0203, "code": "MB"}]},
-            "system": MEMBER_SYSTEM, "value": fields["member_id"],
-        }]  # fmt: skip
+        coverage["identifier"] = [
+            {
+                "type": {"coding": [{"system": V2_0203, "code": "MB"}]},
+                "system": MEMBER_SYSTEM,
+                "value": fields["member_id"],
+            }
+        ]
     if "subscriber_id" in fields:
         coverage["subscriberId"] = fields["subscriber_id"]
     if relationship is not None:
@@ -443,20 +471,39 @@ class _Generator:
         rng = self.rng
         unit = rng.randint(1, 40) if rng.random() < 0.2 else 0
         phone = area_code * 10_000_000 + rng.randint(2_000_000, 9_999_999)
-        return _Person(given=0, family=self.skewed(len(SURNAMES)), birth=0, sex=0,
-                       house=rng.randint(1, 9999), street=rng.randrange(len(_STREETS)), unit=unit,
-                       postal_code=zip_code, phone=phone, household=household)  # fmt: skip
+        return _Person(
+            given=0,
+            family=self.skewed(len(SURNAMES)),
+            birth=0,
+            sex=0,
+            house=rng.randint(1, 9999),
+            street=rng.randrange(len(_STREETS)),
+            unit=unit,
+            postal_code=zip_code,
+            phone=phone,
+            household=household,
+        )
 
-    def person(self, home: _Person, sex: int, birth: int, relationship: Relationship,
-               given: int = -1) -> _Person:  # fmt: skip
+    def person(
+        self, home: _Person, sex: int, birth: int, relationship: Relationship, given: int = -1
+    ) -> _Person:
         card = self.card()
         ssn = self.ssn() if self.rng.random() < 0.85 else 0
         return _Person(
-            given=self.given(sex) if given < 0 else given, family=home.family, birth=birth,
-            sex=sex, house=home.house, street=home.street, unit=home.unit,
-            postal_code=home.postal_code, phone=home.phone, household=home.household,
-            relationship=relationship, ssn=ssn, member_card=card,
-        )  # fmt: skip
+            given=self.given(sex) if given < 0 else given,
+            family=home.family,
+            birth=birth,
+            sex=sex,
+            house=home.house,
+            street=home.street,
+            unit=home.unit,
+            postal_code=home.postal_code,
+            phone=home.phone,
+            household=home.household,
+            relationship=relationship,
+            ssn=ssn,
+            member_card=card,
+        )
 
     def household(self, index: int) -> list[_Person]:
         """Subscriber, maybe a spouse, children (sometimes twins), sometimes a Jr."""
@@ -473,17 +520,24 @@ class _Generator:
         born = head.birth // 10000
         for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 2, 3, 4))):
             child_sex = rng.choice((1, 2))
-            child = self.person(home, child_sex, self.birth(born + 18, born + 40),
-                                Relationship.CHILD)  # fmt: skip
+            child = self.person(
+                home, child_sex, self.birth(born + 18, born + 40), Relationship.CHILD
+            )
             people.append(child)
             if rng.random() < 0.08:  # a twin: same birth date and surname, another name
                 twin_sex = child_sex if rng.random() < 0.6 else 3 - child_sex
-                twin = self.person(home, twin_sex, child.birth, Relationship.CHILD,
-                                   given=self.given(twin_sex, avoid=(child.given,)))  # fmt: skip
+                twin = self.person(
+                    home,
+                    twin_sex,
+                    child.birth,
+                    Relationship.CHILD,
+                    given=self.given(twin_sex, avoid=(child.given,)),
+                )
                 people.append(twin)
         if sex == 2 and rng.random() < 0.06:  # a junior named after his father
-            junior = self.person(home, 2, self.birth(born + 18, born + 40), Relationship.CHILD,
-                                 given=head.given)  # fmt: skip
+            junior = self.person(
+                home, 2, self.birth(born + 18, born + 40), Relationship.CHILD, given=head.given
+            )
             head.suffix, junior.suffix = 2, 1
             people.append(junior)
         for person in people:
@@ -518,9 +572,15 @@ def generate_identity_set(
                 _append(population, person)
                 relationship.append(person.relationship)
         household += 1
-    data = IdentitySet(seed=seed, members=population, relationship=relationship,
-                       requests=_Columns(), truth=array("i"), request_kind=bytearray(),
-                       request_noise=array("I"))  # fmt: skip
+    data = IdentitySet(
+        seed=seed,
+        members=population,
+        relationship=relationship,
+        requests=_Columns(),
+        truth=array("i"),
+        request_kind=bytearray(),
+        request_noise=array("I"),
+    )
     outsiders = round(wanted * non_member_share)
     kinds = [RequestKind.MEMBER] * (wanted - outsiders)
     kinds += [RequestKind.OUTSIDER] * (outsiders - outsiders // 2)

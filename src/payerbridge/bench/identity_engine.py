@@ -59,8 +59,11 @@ def _private_bytes() -> int:
     """This process's private memory (pages it allocated or copied since the fork)."""
     try:
         with open("/proc/self/smaps_rollup") as rollup:
-            return sum(int(line.split()[1]) * 1024 for line in rollup
-                       if line.startswith(("Private_Clean:", "Private_Dirty:")))  # fmt: skip
+            return sum(
+                int(line.split()[1]) * 1024
+                for line in rollup
+                if line.startswith(("Private_Clean:", "Private_Dirty:"))
+            )
     except OSError:
         return 0
 
@@ -95,8 +98,10 @@ class _Pool:
         context = multiprocessing.get_context("fork")
         taken = context.Value("q", 0)  # the next chunk to take
         done = context.Queue()  # (chunk, result, child's private bytes) from the children
-        children = [context.Process(target=_work, args=(task, chunks, taken, done), daemon=True)
-                    for _ in range(self._workers - 1)]  # fmt: skip
+        children = [
+            context.Process(target=_work, args=(task, chunks, taken, done), daemon=True)
+            for _ in range(self._workers - 1)
+        ]
         for child in children:
             child.start()
         finished: dict[int, Any] = {}
@@ -246,9 +251,13 @@ def _decide_chunk(policy: MatchPolicy, start: int, stop: int) -> tuple[list[int]
     answers, reviews, multiples = [], 0, 0
     for j in range(start, stop):
         decision = decide(
-            requests[j], [(member_ids[m], members[m]) for m in candidates[j]], model, policy,
-            _DECIDED_AT, DecisionId(f"bench-{j}"),
-        )  # fmt: skip
+            requests[j],
+            [(member_ids[m], members[m]) for m in candidates[j]],
+            model,
+            policy,
+            _DECIDED_AT,
+            DecisionId(f"bench-{j}"),
+        )
         answers.append(int(decision.member_id[1:]) if decision.member_id else -1)
         reviews += decision.outcome is MatchOutcome.REVIEW
         multiples += decision.outcome is MatchOutcome.MULTIPLE
@@ -284,8 +293,13 @@ def _run_ours(
         model = _train(members, requests, candidates, seed, workers)
         prepared = time.perf_counter() - started
         member_ids = [MemberId(f"m{i}") for i in range(len(members))]
-        shared = {"members": members, "requests": requests, "candidates": candidates,
-                  "model": model, "member_ids": member_ids}  # fmt: skip
+        shared = {
+            "members": members,
+            "requests": requests,
+            "candidates": candidates,
+            "model": model,
+            "member_ids": member_ids,
+        }
         outcomes = []
         with _Pool(shared, workers) as pool:
             for policy in policies:
@@ -297,14 +311,22 @@ def _run_ours(
                     answers.extend(chunk)
                     reviews += chunk_reviews
                     multiples += chunk_multiples
-                outcomes.append((policy, answers, reviews, multiples,
-                                 prepared + time.perf_counter() - started))  # fmt: skip
+                outcomes.append(
+                    (policy, answers, reviews, multiples, prepared + time.perf_counter() - started)
+                )
         rss.add_workers(pool.private_bytes)
     return [
-        _score(data, f"payerbridge ({policy.name})", answers, seconds, rss.growth_mb,
-               reviews=reviews, multiples=multiples)
+        _score(
+            data,
+            f"payerbridge ({policy.name})",
+            answers,
+            seconds,
+            rss.growth_mb,
+            reviews=reviews,
+            multiples=multiples,
+        )
         for policy, answers, reviews, multiples, seconds in outcomes
-    ]  # fmt: skip
+    ]
 
 
 def _train(
@@ -321,8 +343,10 @@ def _train(
     rng = random.Random(seed)
     initial = default_model(probability_two_random_records_match=1 / len(members))
     # rng.choice(range(n)) draws exactly as rng.choice of a sequence of n records.
-    random_pairs = [(rng.choice(range(len(requests))), rng.choice(range(len(members))))
-                    for _ in range(_U_SAMPLE_PAIRS)]  # fmt: skip
+    random_pairs = [
+        (rng.choice(range(len(requests))), rng.choice(range(len(members))))
+        for _ in range(_U_SAMPLE_PAIRS)
+    ]
     sample = range(len(requests))
     if len(requests) > _EM_SAMPLE_REQUESTS:
         sample = sorted(rng.sample(range(len(requests)), _EM_SAMPLE_REQUESTS))
@@ -334,14 +358,17 @@ def _train(
         for chunk in pool.map(_vectors_chunk, _chunks(len(pairs))):
             vectors.extend(chunk)
     result = estimate_parameters_em(
-        vectors[len(random_pairs) :], initial, total_pair_count=len(sample) * len(members),
+        vectors[len(random_pairs) :],
+        initial,
+        total_pair_count=len(sample) * len(members),
         u_probabilities=estimate_u_probabilities(vectors[: len(random_pairs)]),
-    )  # fmt: skip
+    )
     return result.model
 
 
 def _vectors_chunk(start: int, stop: int) -> list[tuple[int, ...]]:
     """Comparison vectors of ``_shared["pairs"][start:stop]`` (request, member) pairs."""
     members, requests, spec = _shared["members"], _shared["requests"], _shared["spec"]
-    return [comparison_vector(spec, requests[j], members[m])
-            for j, m in _shared["pairs"][start:stop]]  # fmt: skip
+    return [
+        comparison_vector(spec, requests[j], members[m]) for j, m in _shared["pairs"][start:stop]
+    ]

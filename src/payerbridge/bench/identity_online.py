@@ -92,18 +92,22 @@ def load_population(data_dir: Path, path: Path) -> str:
     from payerbridge.config import load_settings
     from payerbridge.routing.model import ApiClient
 
-    platform = build_platform(load_settings(data_dir=data_dir,
-                                            database_url=_database_url(data_dir)))  # fmt: skip
+    platform = build_platform(
+        load_settings(data_dir=data_dir, database_url=_database_url(data_dir))
+    )
     try:
         report = platform.import_members(path)
         if not report.accepted:  # line numbers only: the messages are not needed here
             lines = ", ".join(str(e.line) for e in report.errors[:5])
-            raise RuntimeError(f"the bench population was rejected: {report.error_count} "
-                               f"invalid lines (first: {lines})")  # fmt: skip
+            raise RuntimeError(
+                f"the bench population was rejected: {report.error_count} "
+                f"invalid lines (first: {lines})"
+            )
         return platform.clients.register(
             ApiClient(_REQUESTER_ID, "Bench Requester", _REQUESTER_NPI),
-            at=utcnow(), actor="bench",
-        )  # fmt: skip
+            at=utcnow(),
+            actor="bench",
+        )
     finally:
         platform.close()
 
@@ -118,8 +122,11 @@ def _free_port() -> int:
 
 
 def _server_env(data_dir: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PAYERBRIDGE_DATA_DIR", "PAYERBRIDGE_CONFIG_FILE")}  # fmt: skip
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PAYERBRIDGE_DATA_DIR", "PAYERBRIDGE_CONFIG_FILE")
+    }
     env.update(
         PAYERBRIDGE_DATABASE_URL=_database_url(data_dir),
         # The bench resends the same demographics; the mm-7 guard must not answer instead.
@@ -139,8 +146,9 @@ def _running(
     """
     port = _free_port()
     with log_path.open("wb") as log:
-        process = subprocess.Popen([*command, str(port)], stdout=log, stderr=subprocess.STDOUT,
-                                   env=env)  # fmt: skip
+        process = subprocess.Popen(
+            [*command, str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         try:
             _wait_healthy(process, f"http://127.0.0.1:{port}", log_path, startup_seconds)
             yield port
@@ -150,17 +158,29 @@ def _running(
 
 def _running_server(data_dir: Path, *, startup_seconds: float) -> AbstractContextManager[int]:
     """One ``payerbridge serve`` process (SQLite in ``data_dir``, no workflow worker)."""
-    command = [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
-               "--host", "127.0.0.1", "--no-workers", "--port"]  # fmt: skip
-    return _running(command, _server_env(data_dir), data_dir / "server.log",
-                    startup_seconds=startup_seconds)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "payerbridge",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--host",
+        "127.0.0.1",
+        "--no-workers",
+        "--port",
+    ]
+    return _running(
+        command, _server_env(data_dir), data_dir / "server.log", startup_seconds=startup_seconds
+    )
 
 
 def _running_bare(data_dir: Path, *, startup_seconds: float) -> AbstractContextManager[int]:
     """The bare endpoint of ``bench.bare_endpoint``, for reference."""
     command = [sys.executable, "-m", "payerbridge.bench.bare_endpoint"]
-    return _running(command, _server_env(data_dir), data_dir / "bare.log",
-                    startup_seconds=startup_seconds)  # fmt: skip
+    return _running(
+        command, _server_env(data_dir), data_dir / "bare.log", startup_seconds=startup_seconds
+    )
 
 
 def _wait_healthy(
@@ -170,16 +190,16 @@ def _wait_healthy(
     with httpx.Client(base_url=base_url, timeout=1, trust_env=False) as client:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"the bench server exited early (code {process.returncode}):"
-                                   f"\n{_tail(log_path)}")  # fmt: skip
+                raise RuntimeError(
+                    f"the bench server exited early (code {process.returncode}):\n{_tail(log_path)}"
+                )
             try:
                 if client.get("/healthz").status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-    raise RuntimeError(f"the bench server was not healthy within {seconds:g}s:\n"
-                       f"{_tail(log_path)}")  # fmt: skip
+    raise RuntimeError(f"the bench server was not healthy within {seconds:g}s:\n{_tail(log_path)}")
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -205,10 +225,17 @@ def _bodies(data: IdentitySet, requests: Sequence[int]) -> list[bytes]:
     bodies = []
     for j in requests:
         patient, coverage = data.request_resources(j)
-        bodies.append(orjson.dumps({"resourceType": "Parameters", "parameter": [
-            {"name": "MemberPatient", "resource": patient},
-            {"name": "CoverageToMatch", "resource": coverage},
-        ]}))  # fmt: skip
+        bodies.append(
+            orjson.dumps(
+                {
+                    "resourceType": "Parameters",
+                    "parameter": [
+                        {"name": "MemberPatient", "resource": patient},
+                        {"name": "CoverageToMatch", "resource": coverage},
+                    ],
+                }
+            )
+        )
     return bodies
 
 
@@ -233,8 +260,9 @@ class _Tally:
 
     @property
     def errors(self) -> int:
-        return (sum(n for s, n in self.statuses.items() if s not in _ANSWERS)
-                + sum(self.failures.values()))  # fmt: skip
+        return sum(n for s, n in self.statuses.items() if s not in _ANSWERS) + sum(
+            self.failures.values()
+        )
 
     def error_text(self) -> str:
         parts = [f"HTTP {s} x{n}" for s, n in sorted(self.statuses.items()) if s not in _ANSWERS]
@@ -244,10 +272,15 @@ class _Tally:
 
 def _client(base_url: str, token: str, timeout: float) -> httpx.Client:
     return httpx.Client(
-        base_url=base_url, timeout=timeout, trust_env=False,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json",
-                 "Accept": "application/fhir+json"},
-    )  # fmt: skip
+        base_url=base_url,
+        timeout=timeout,
+        trust_env=False,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/fhir+json",
+            "Accept": "application/fhir+json",
+        },
+    )
 
 
 def _sequential(client: httpx.Client, bodies: Sequence[bytes], tally: _Tally) -> list[float]:
@@ -264,14 +297,21 @@ def _wire_requests(port: int, token: str | None, bodies: Sequence[bytes]) -> lis
     headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    return [build_request("POST", _MEMBER_MATCH, host=f"127.0.0.1:{port}", headers=headers,
-                          body=body) for body in bodies]  # fmt: skip
+    return [
+        build_request("POST", _MEMBER_MATCH, host=f"127.0.0.1:{port}", headers=headers, body=body)
+        for body in bodies
+    ]
 
 
 def _throughput(
-    port: int, wire: Sequence[bytes], count: int, connections: int, tally: _Tally,
-    *, repeats: int = _THROUGHPUT_REPEATS,
-) -> float:  # fmt: skip
+    port: int,
+    wire: Sequence[bytes],
+    count: int,
+    connections: int,
+    tally: _Tally,
+    *,
+    repeats: int = _THROUGHPUT_REPEATS,
+) -> float:
     """Requests per second over ``connections`` keep-alive connections: the median of
     ``repeats`` runs of ``count`` requests, after one warm-up pass on each (not counted)."""
     run_load("127.0.0.1", port, wire, count=connections * 4, connections=connections)
@@ -332,8 +372,10 @@ class HttpMemberMatchLatency:
             token = load_population(data_dir, path)
             imported = time.perf_counter() - started
             path.unlink()
-            self._say(f"online: imported and indexed {data.member_count:,} members in "
-                      f"{imported:.1f}s; starting the server")  # fmt: skip
+            self._say(
+                f"online: imported and indexed {data.member_count:,} members in "
+                f"{imported:.1f}s; starting the server"
+            )
             with _running_server(data_dir, startup_seconds=self.startup_seconds) as port:
                 timings, per_second, tally = self._measure(port, token, bodies)
             self._say("online: the same load against a bare FastAPI endpoint, for reference")
@@ -363,14 +405,21 @@ class HttpMemberMatchLatency:
         tally = _Tally()
         with _client(f"http://127.0.0.1:{port}", token, self.timeout_seconds) as client:
             self._say(f"online: {self.warmup:,} warm-up requests")
-            _sequential(client, list(itertools.islice(itertools.cycle(bodies), self.warmup)),
-                        _Tally())  # fmt: skip
+            _sequential(
+                client, list(itertools.islice(itertools.cycle(bodies), self.warmup)), _Tally()
+            )
             self._say(f"online: {len(bodies):,} timed requests, one connection")
             timings = _sequential(client, bodies, tally)
-        self._say(f"online: {self.throughput_requests:,} requests over "
-                  f"{self.connections} connections")  # fmt: skip
-        per_second = _throughput(port, _wire_requests(port, token, bodies),
-                                 self.throughput_requests, self.connections, tally)  # fmt: skip
+        self._say(
+            f"online: {self.throughput_requests:,} requests over {self.connections} connections"
+        )
+        per_second = _throughput(
+            port,
+            _wire_requests(port, token, bodies),
+            self.throughput_requests,
+            self.connections,
+            tally,
+        )
         return timings, per_second, tally
 
     def _note(self, tally: _Tally, load_seconds: float) -> str:

@@ -25,8 +25,18 @@ __all__ = ["SplinkAnswers", "link_with_splink"]
 
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _NOT_ALPHANUMERIC = re.compile(r"[^A-Z0-9]")
-_COLUMNS = ("first_name", "surname", "dob", "sex", "address", "postcode", "phone",
-            "member_id", "subscriber_id", "ssn")  # fmt: skip
+_COLUMNS = (
+    "first_name",
+    "surname",
+    "dob",
+    "sex",
+    "address",
+    "postcode",
+    "phone",
+    "member_id",
+    "subscriber_id",
+    "ssn",
+)
 # Lowest match probability kept from predict(): low enough to sweep thresholds.
 _KEEP_PROBABILITY = 0.5
 
@@ -134,8 +144,11 @@ def link_with_splink(
         for column in _COLUMNS
         if members_frame[column].notna().any() and requests_frame[column].notna().any()
     }
-    rules = [block_on("first_name", "surname"), block_on("surname", "dob"),
-             block_on("first_name", "dob")]  # fmt: skip
+    rules = [
+        block_on("first_name", "surname"),
+        block_on("surname", "dob"),
+        block_on("first_name", "dob"),
+    ]
     rules += [block_on(column) for column in ("member_id", "ssn") if column in present]
     settings = SettingsCreator(
         link_type="link_only",

@@ -148,12 +148,21 @@ def _score(
         in_household += _same_household(data, answer, j)
         non_members += data.truth[j] < 0
     return EngineResult(
-        dataset=data.name, engine=engine, members=len(data.members), requests=len(data.requests),
-        about_members=data.about_members, auto_matches=auto, correct=correct,
-        false_auto_matches=auto - correct, false_in_household=in_household,
-        false_on_non_members=non_members, reviews=reviews,
-        multiples=multiples, seconds=seconds, peak_rss_mb=peak_rss_mb,
-    )  # fmt: skip
+        dataset=data.name,
+        engine=engine,
+        members=len(data.members),
+        requests=len(data.requests),
+        about_members=data.about_members,
+        auto_matches=auto,
+        correct=correct,
+        false_auto_matches=auto - correct,
+        false_in_household=in_household,
+        false_on_non_members=non_members,
+        reviews=reviews,
+        multiples=multiples,
+        seconds=seconds,
+        peak_rss_mb=peak_rss_mb,
+    )
 
 
 def _same_household(data: LinkageSet, member: int, request: int) -> bool:

@@ -80,8 +80,9 @@ async def _connection(
 
 
 async def _run(host: str, port: int, shares: list[list[bytes]], result: LoadResult) -> None:
-    tasks = [asyncio.create_task(_connection(host, port, share, result.statuses))
-             for share in shares]  # fmt: skip
+    tasks = [
+        asyncio.create_task(_connection(host, port, share, result.statuses)) for share in shares
+    ]
     for outcome in await asyncio.gather(*tasks, return_exceptions=True):
         if isinstance(outcome, BaseException):
             result.failures[type(outcome).__name__] += 1

@@ -13,7 +13,14 @@ from pathlib import Path
 __all__ = ["machine_lines"]
 
 _PACKAGES = (
-    "payerbridge", "sqlalchemy", "orjson", "psycopg", "fastapi", "uvicorn", "uvloop", "httptools",
+    "payerbridge",
+    "sqlalchemy",
+    "orjson",
+    "psycopg",
+    "fastapi",
+    "uvicorn",
+    "uvloop",
+    "httptools",
     "dbos",
 )
 

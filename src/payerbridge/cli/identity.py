@@ -63,9 +63,13 @@ def identity_reindex(data_dir: DataDir = None) -> None:
     platform = build_platform(settings_for(data_dir))
     try:
         with Progress(
-            TextColumn("indexing members"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=err, transient=True,
-        ) as progress:  # fmt: skip
+            TextColumn("indexing members"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
             task = progress.add_task("reindex", total=None)
             indexed = platform.identity.reindex_all(
                 at=utcnow(), progress=lambda n: progress.advance(task, n)
@@ -133,8 +137,12 @@ def identity_train(
             started = time.perf_counter()
             fitted = fit_population([record for _, record in chosen], groups, rng=rng)
             seconds = time.perf_counter() - started
-        summary = {**fitted.summary, "indexed_members": total, "seed": seed,
-                   "seconds": round(seconds, 1)}  # fmt: skip
+        summary = {
+            **fitted.summary,
+            "indexed_members": total,
+            "seed": seed,
+            "seconds": round(seconds, 1),
+        }
         platform.identity.save_model(
             fitted.model, trained_on=len(chosen), summary=summary, at=utcnow(), activate=activate
         )
@@ -179,8 +187,13 @@ def _decide_line(matcher: _Matcher, line: bytes) -> tuple[dict[str, Any], Decisi
         request_record,
     )
 
-    answer: dict[str, Any] = {"request": None, "outcome": "invalid", "member": None,
-                              "score": None, "decision": None}  # fmt: skip
+    answer: dict[str, Any] = {
+        "request": None,
+        "outcome": "invalid",
+        "member": None,
+        "score": None,
+        "decision": None,
+    }
     try:
         body = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -193,15 +206,22 @@ def _decide_line(matcher: _Matcher, line: bytes) -> tuple[dict[str, Any], Decisi
     except errors.InvalidInput:
         return answer, None
     index = matcher.index
-    decision = decide_request(index, record, matcher.model, matcher.policy, utcnow(),
-                              DecisionId(new_id()))  # fmt: skip
-    answer.update(outcome=decision.outcome.value, member=decision.member_id,
-                  score=decision.match_probability, decision=decision.decision_id)  # fmt: skip
+    decision = decide_request(
+        index, record, matcher.model, matcher.policy, utcnow(), DecisionId(new_id())
+    )
+    answer.update(
+        outcome=decision.outcome.value,
+        member=decision.member_id,
+        score=decision.match_probability,
+        decision=decision.decision_id,
+    )
     return answer, DecisionToRecord(
-        decision, MATCH_CLIENT, index.keyed_hash(request_id),
+        decision,
+        MATCH_CLIENT,
+        index.keyed_hash(request_id),
         new_id() if decision.outcome is MatchOutcome.REVIEW else None,
         decision_audit_event(decision, actor=MATCH_CLIENT, request_id=request_id[:128]),
-    )  # fmt: skip
+    )
 
 
 def _decide_chunk(lines: list[bytes]) -> tuple[int, list[tuple[dict[str, Any], Any]]]:
@@ -305,13 +325,18 @@ def identity_match(
         with (
             requests.open("rb") as source,
             out_path.open("wb") as sink,
-            _decided_chunks(platform, _Matcher(index, model, chosen), source,
-                            workers or fork_workers()) as decided,
+            _decided_chunks(
+                platform, _Matcher(index, model, chosen), source, workers or fork_workers()
+            ) as decided,
             Progress(
-                TextColumn("matching"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                console=err, transient=True,
+                TextColumn("matching"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
             ) as progress,
-        ):  # fmt: skip
+        ):
             task = progress.add_task("match", total=requests.stat().st_size)
             for size, answers in decided:
                 index.record_decisions([decision for _, decision in answers if decision])

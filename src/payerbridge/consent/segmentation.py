@@ -59,45 +59,56 @@ Resource = dict[str, Any]
 """One FHIR R4 resource as parsed JSON."""
 
 # Where each type keeps the codes that say what it is about (dotted paths; lists are walked).
-DEFAULT_CODE_ELEMENTS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "AllergyIntolerance": ("code",),
-    "Claim": (
-        "diagnosis.diagnosisCodeableConcept",
-        "procedure.procedureCodeableConcept",
-        "item.productOrService",
-    ),
-    "Condition": ("code",),
-    "Device": ("type",),
-    "DiagnosticReport": ("code", "conclusionCode"),
-    "Encounter": ("type", "reasonCode"),
-    "ExplanationOfBenefit": (
-        "diagnosis.diagnosisCodeableConcept",
-        "procedure.procedureCodeableConcept",
-        "item.productOrService",
-    ),
-    "Immunization": ("vaccineCode",),
-    "Medication": ("code",),
-    "MedicationDispense": ("medicationCodeableConcept",),
-    "MedicationRequest": ("medicationCodeableConcept", "reasonCode"),
-    "Observation": ("code", "valueCodeableConcept", "component.code"),
-    "Procedure": ("code", "reasonCode"),
-})  # fmt: skip
+DEFAULT_CODE_ELEMENTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "AllergyIntolerance": ("code",),
+        "Claim": (
+            "diagnosis.diagnosisCodeableConcept",
+            "procedure.procedureCodeableConcept",
+            "item.productOrService",
+        ),
+        "Condition": ("code",),
+        "Device": ("type",),
+        "DiagnosticReport": ("code", "conclusionCode"),
+        "Encounter": ("type", "reasonCode"),
+        "ExplanationOfBenefit": (
+            "diagnosis.diagnosisCodeableConcept",
+            "procedure.procedureCodeableConcept",
+            "item.productOrService",
+        ),
+        "Immunization": ("vaccineCode",),
+        "Medication": ("code",),
+        "MedicationDispense": ("medicationCodeableConcept",),
+        "MedicationRequest": ("medicationCodeableConcept", "reasonCode"),
+        "Observation": ("code", "valueCodeableConcept", "component.code"),
+        "Procedure": ("code", "reasonCode"),
+    }
+)
 # Types that carry no clinical meaning of their own: labels still apply to them.
-NON_CLINICAL_TYPES = frozenset({
-    "Coverage", "Location", "Organization", "Patient", "Practitioner", "PractitionerRole",
-    "Provenance",
-})  # fmt: skip
+NON_CLINICAL_TYPES = frozenset(
+    {
+        "Coverage",
+        "Location",
+        "Organization",
+        "Patient",
+        "Practitioner",
+        "PractitionerRole",
+        "Provenance",
+    }
+)
 # CarePlan, CareTeam, Goal and DocumentReference hold free text and attachments that
 # codes cannot judge, so they are not segmentable by default.
 DEFAULT_SEGMENTABLE_TYPES = frozenset(DEFAULT_CODE_ELEMENTS) | NON_CLINICAL_TYPES
 
 # References whose target is what the referrer is about: withholding one withholds both.
-_DEPENDENT_REFERENCES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "MedicationRequest": ("medicationReference",),
-    "MedicationDispense": ("medicationReference",),
-    "ExplanationOfBenefit": ("diagnosis.diagnosisReference", "provider"),
-    "Claim": ("diagnosis.diagnosisReference", "provider"),
-})  # fmt: skip
+_DEPENDENT_REFERENCES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "MedicationRequest": ("medicationReference",),
+        "MedicationDispense": ("medicationReference",),
+        "ExplanationOfBenefit": ("diagnosis.diagnosisReference", "provider"),
+        "Claim": ("diagnosis.diagnosisReference", "provider"),
+    }
+)
 _ENCOUNTER_REASONS = ("diagnosis.condition", "reasonReference")
 _CARE_CONTEXT = ("encounter", "item.encounter", "context")
 

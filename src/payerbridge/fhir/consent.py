@@ -52,8 +52,14 @@ _PERFORMER_TYPES = frozenset(
 )
 # HRex 0..0: "Consent rules are expressed solely in policy".
 _FORBIDDEN_PROVISION = (
-    "securityLabel", "purpose", "class", "code", "dataPeriod", "data", "provision",
-)  # fmt: skip
+    "securityLabel",
+    "purpose",
+    "class",
+    "code",
+    "dataPeriod",
+    "data",
+    "provision",
+)
 # FHIR R4 dateTime: a year, a month, a day, or a time with seconds and a required offset.
 _DATE_TIME = re.compile(
     r"(?P<year>\d{4})(-(?P<month>\d{2})(-(?P<day>\d{2})"

@@ -67,8 +67,14 @@ class KeyParts:
             unordered = dob[:4] + min(month, day) + max(month, day)
         tokens = record.family_name_tokens or ((record.family_name,) if record.family_name else ())
         codes = sorted({code for code in map(soundex, tokens) if code})
-        return cls(record, unordered, dob[:4] if dob else None, dob[4:] if dob else None,
-                   tuple(codes), record.first_name_roots)  # fmt: skip
+        return cls(
+            record,
+            unordered,
+            dob[:4] if dob else None,
+            dob[4:] if dob else None,
+            tuple(codes),
+            record.first_name_roots,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,8 +70,16 @@ def given_name(jaro_winkler_threshold: float = 0.92) -> Comparator:
     middle name, or a part of a hyphenated first name) of the other side, as
     when someone goes by their middle name.
     """
-    names = ("null", "exact", "nickname", "jaro_winkler", "one_edit", "initial",
-             "given_name_token", "else")  # fmt: skip
+    names = (
+        "null",
+        "exact",
+        "nickname",
+        "jaro_winkler",
+        "one_edit",
+        "initial",
+        "given_name_token",
+        "else",
+    )
 
     def level_of(a: StandardRecord, b: StandardRecord) -> int:
         x, y = a.first_name, b.first_name

@@ -76,9 +76,14 @@ class MatchPolicy:
         if self.min_margin_weight < 0 or self.evidence_candidates < 1:
             raise InvalidInput("a match policy needs a margin >= 0 and keeps >= 1 candidate")
         content = json.dumps(
-            [self.name, self.auto_match_probability, self.review_probability,
-             self.min_margin_weight, self.evidence_candidates]
-        )  # fmt: skip
+            [
+                self.name,
+                self.auto_match_probability,
+                self.review_probability,
+                self.min_margin_weight,
+                self.evidence_candidates,
+            ]
+        )
         digest = hashlib.sha256(content.encode()).hexdigest()[:12]
         object.__setattr__(self, "version", f"{self.name}-{digest}")
 
@@ -87,9 +92,11 @@ class MatchPolicy:
 # the review band is wide (anything likelier than not) and auto-match needs odds
 # of about 10,000:1 (13.3 bits over the prior).
 SINGLE_EXCHANGE = MatchPolicy(
-    "single_exchange", auto_match_probability=0.9999, review_probability=0.5,
+    "single_exchange",
+    auto_match_probability=0.9999,
+    review_probability=0.5,
     min_margin_weight=10.0,
-)  # fmt: skip
+)
 # Bulk: a plan-year file of up to a million requests. Per-request error rates
 # multiply by the volume and nobody looks at each answer, so auto-match needs
 # odds of 100,000:1 (16.6 bits); the review band is narrow (odds of 100:1)
@@ -97,8 +104,11 @@ SINGLE_EXCHANGE = MatchPolicy(
 # as for a single exchange: it measures ambiguity between two people, which
 # does not depend on volume.
 BULK = MatchPolicy(
-    "bulk", auto_match_probability=0.99999, review_probability=0.99, min_margin_weight=10.0,
-)  # fmt: skip
+    "bulk",
+    auto_match_probability=0.99999,
+    review_probability=0.99,
+    min_margin_weight=10.0,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +209,14 @@ def _rank(
         pair = score(model, request, record)
         conflicts = book.conflicts(pair.levels)
         scored.append(
-            _Candidate(member_id, pair, book.fired_rule(pair.levels),
-                       book.guard_violations(pair.levels, conflicts), bool(conflicts))
-        )  # fmt: skip
+            _Candidate(
+                member_id,
+                pair,
+                book.fired_rule(pair.levels),
+                book.guard_violations(pair.levels, conflicts),
+                bool(conflicts),
+            )
+        )
     scored.sort(key=lambda c: (-c.pair.match_weight, c.member_id))
     return scored
 
@@ -214,8 +229,11 @@ def _outcome(
     def is_auto(c: _Candidate) -> bool:
         return c.rule is not None or c.pair.match_probability >= policy.auto_match_probability
 
-    fits = [c for c in ranked if c.rule is not None
-            or c.pair.match_probability >= policy.review_probability]  # fmt: skip
+    fits = [
+        c
+        for c in ranked
+        if c.rule is not None or c.pair.match_probability >= policy.review_probability
+    ]
     if not fits:
         reason = DecisionReason.BELOW_REVIEW_BAND if ranked else DecisionReason.NO_CANDIDATES
         return MatchOutcome.NO_MATCH, reason, None, []
@@ -227,9 +245,10 @@ def _outcome(
         return MatchOutcome.NO_MATCH, DecisionReason.GUARD_VIOLATION, None, []
     best = eligible[0]
     rivals = [
-        c for c in eligible[1:]
+        c
+        for c in eligible[1:]
         if is_auto(c) or best.pair.match_weight - c.pair.match_weight < policy.min_margin_weight
-    ]  # fmt: skip
+    ]
     if rivals:
         return MatchOutcome.MULTIPLE, DecisionReason.SEVERAL_CANDIDATES_FIT, None, [best, *rivals]
     if not is_auto(best):

@@ -41,11 +41,17 @@ class ReviewCase:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "decision": self.decision_id, "status": self.status,
-            "requester": self.client_id, "candidates": list(self.candidate_ids),
-            "opened_at": self.opened_at, "member": self.member_id, "reviewer": self.reviewer,
-            "reason": self.reason, "decided_at": self.decided_at,
-        }  # fmt: skip
+            "id": self.id,
+            "decision": self.decision_id,
+            "status": self.status,
+            "requester": self.client_id,
+            "candidates": list(self.candidate_ids),
+            "opened_at": self.opened_at,
+            "member": self.member_id,
+            "reviewer": self.reviewer,
+            "reason": self.reason,
+            "decided_at": self.decided_at,
+        }
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,13 @@ class IdentityLink:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "member": self.member_id, "kind": self.kind, "system": self.system,
-            "value": self.value, "assigner": self.assigner, "decision": self.decision_id,
-            "recorded_by": self.recorded_by, "valid_from": self.valid_from,
+            "member": self.member_id,
+            "kind": self.kind,
+            "system": self.system,
+            "value": self.value,
+            "assigner": self.assigner,
+            "decision": self.decision_id,
+            "recorded_by": self.recorded_by,
+            "valid_from": self.valid_from,
             "valid_to": self.valid_to,
-        }  # fmt: skip
+        }

@@ -91,31 +91,44 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
     DeterministicRule(
         "member_id_birth_date_given_name",
         "The card's member id and the birth date agree exactly and the first name agrees",
-        (("member_id", ("exact",)), ("birth_date", ("exact",)),
-         ("given_name", ("exact", "nickname", "jaro_winkler", "one_edit"))),
+        (
+            ("member_id", ("exact",)),
+            ("birth_date", ("exact",)),
+            ("given_name", ("exact", "nickname", "jaro_winkler", "one_edit")),
+        ),
     ),
     DeterministicRule(
         "subscriber_card_birth_date_given_name",
         "The subscriber's card number and the birth date agree exactly and the first name "
         "agrees without a typo (relatives show the subscriber's card too)",
-        (("member_id", ("exact_subscriber_card",)), ("birth_date", ("exact",)),
-         ("given_name", ("exact", "nickname"))),
+        (
+            ("member_id", ("exact_subscriber_card",)),
+            ("birth_date", ("exact",)),
+            ("given_name", ("exact", "nickname")),
+        ),
     ),
     DeterministicRule(
         "ssn_birth_date_given_name",
         "The member's own SSN (not a carried one) and the birth date agree exactly and the "
         "first name agrees",
-        (("ssn", ("exact",)), ("birth_date", ("exact",)),
-         ("given_name", ("exact", "nickname", "jaro_winkler", "one_edit"))),
+        (
+            ("ssn", ("exact",)),
+            ("birth_date", ("exact",)),
+            ("given_name", ("exact", "nickname", "jaro_winkler", "one_edit")),
+        ),
     ),
     DeterministicRule(
         "household_card_birth_date_given_name",
         "The card names the member's household (its subscriber id, or a member id that is the "
         "subscriber's), the birth date agrees exactly and the first name agrees without a "
         "typo; the surname may differ (it changes with marriage, the card does not)",
-        (("birth_date", ("exact",)), ("given_name", ("exact", "nickname")),
-         ("sex", ("null", "exact")), ("subscriber_id", ("null", "exact")),
-         ("member_id", _CARD_OF_THE_HOUSEHOLD)),
+        (
+            ("birth_date", ("exact",)),
+            ("given_name", ("exact", "nickname")),
+            ("sex", ("null", "exact")),
+            ("subscriber_id", ("null", "exact")),
+            ("member_id", _CARD_OF_THE_HOUSEHOLD),
+        ),
         (("subscriber_id", ("exact",)), ("member_id", ("is_subscriber_id",))),
     ),
     DeterministicRule(
@@ -123,12 +136,16 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
         "The card ties the request to the member's household, the first name and the "
         "surname agree, and the birth date is one typo or a day/month swap away (relatives "
         "who share a first name are a generation apart)",
-        (("given_name", ("exact", "nickname")), ("family_name", ("exact", "token_overlap")),
-         ("birth_date", ("one_typo", "transposed_day_month")), ("sex", ("null", "exact")),
-         ("member_id", _CARD_OF_THE_HOUSEHOLD)),
+        (
+            ("given_name", ("exact", "nickname")),
+            ("family_name", ("exact", "token_overlap")),
+            ("birth_date", ("one_typo", "transposed_day_month")),
+            ("sex", ("null", "exact")),
+            ("member_id", _CARD_OF_THE_HOUSEHOLD),
+        ),
         _HOUSEHOLD_CARD,
     ),
-)  # fmt: skip
+)
 
 
 def _levels(
@@ -142,8 +159,18 @@ def _levels(
 class RuleBook:
     """Rules and guards compiled to level indices of one spec (cheap to evaluate)."""
 
-    __slots__ = ("_approximate_given", "_conflicts", "_identifiers", "_required", "_rules",
-                 "_member_id_else", "_sex_else", "_typo_given", "rules", "spec")  # fmt: skip
+    __slots__ = (
+        "_approximate_given",
+        "_conflicts",
+        "_identifiers",
+        "_required",
+        "_rules",
+        "_member_id_else",
+        "_sex_else",
+        "_typo_given",
+        "rules",
+        "spec",
+    )
 
     def __init__(
         self,
@@ -153,10 +180,13 @@ class RuleBook:
         self.spec = spec
         self.rules = rules
         self._rules = tuple(
-            (rule.name, tuple(_levels(spec, name, levels) for name, levels in rule.requires),
-             tuple(_levels(spec, name, levels) for name, levels in rule.requires_any))
+            (
+                rule.name,
+                tuple(_levels(spec, name, levels) for name, levels in rule.requires),
+                tuple(_levels(spec, name, levels) for name, levels in rule.requires_any),
+            )
             for rule in rules
-        )  # fmt: skip
+        )
         conflicting = {
             c.name: [lv.name for lv in c.levels if lv.is_conflict] for c in spec.comparisons
         }

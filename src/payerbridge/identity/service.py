@@ -89,7 +89,7 @@ class MatchWrites(Protocol):
         card_key: str,
         at: datetime,
         window: timedelta,
-    ) -> int: ...  # fmt: skip
+    ) -> int: ...
 
     def record_decision(
         self,
@@ -99,13 +99,13 @@ class MatchWrites(Protocol):
         request_key: str,
         review_id: str | None,
         event: AuditEvent,
-    ) -> None: ...  # fmt: skip
+    ) -> None: ...
 
     def patient(self, member_id: str) -> dict[str, Any] | None: ...
 
     def assign_identifier(
         self, patient: dict[str, Any], identifier: dict[str, Any], *, at: datetime
-    ) -> None: ...  # fmt: skip
+    ) -> None: ...
 
     def add_links(self, links: Sequence[IdentityLink]) -> None: ...
 
@@ -121,7 +121,7 @@ class IdentityIndex(Protocol):
 
     def candidates(
         self, keys: Sequence[str] | frozenset[str]
-    ) -> list[tuple[MemberId, StandardRecord]]: ...  # fmt: skip
+    ) -> list[tuple[MemberId, StandardRecord]]: ...
 
     def member_count(self) -> int: ...
 
@@ -150,7 +150,7 @@ class ReviewQueue(Protocol):
         at: datetime,
         event: Callable[[ReviewCase], AuditEvent],
         links: Callable[[ReviewCase], Sequence[IdentityLink]],
-    ) -> ReviewCase: ...  # fmt: skip
+    ) -> ReviewCase: ...
 
 
 @dataclass(frozen=True)
@@ -210,8 +210,9 @@ def request_record(request: MemberMatchInput) -> StandardRecord:
     """The request as matching sees it: MemberPatient's demographics, CoverageToMatch's card.
 
     MemberPatient's own identifiers are the requesting payer's, never our member id."""
-    return record_from_fhir(request.patient, request.coverage_to_match,
-                            member_id_from_patient=False)  # fmt: skip
+    return record_from_fhir(
+        request.patient, request.coverage_to_match, member_id_from_patient=False
+    )
 
 
 def model_for(index: IdentityIndex) -> MatchModel:
@@ -237,15 +238,21 @@ def decide_request(
 ) -> MatchDecision:
     """Decide among the request's blocking candidates (the index leaves out a member merged
     into another: a duplicate record of the survivor)."""
-    return decide(record, index.candidates(index.keys_of(record)), model, policy, at,
-                  decision_id)  # fmt: skip
+    return decide(record, index.candidates(index.keys_of(record)), model, policy, at, decision_id)
 
 
 def _request_key(index: IdentityIndex, record: StandardRecord) -> str:
     return index.keyed_hash(
-        record.first_name, record.family_name, record.birth_date, record.sex, record.member_id,
-        record.subscriber_id, record.postal_code, record.phone, record.ssn,
-    )  # fmt: skip
+        record.first_name,
+        record.family_name,
+        record.birth_date,
+        record.sex,
+        record.member_id,
+        record.subscriber_id,
+        record.postal_code,
+        record.phone,
+        record.ssn,
+    )
 
 
 @dataclass(frozen=True)
@@ -284,8 +291,7 @@ def match_member(
     if reviewed is not None:
         outcome = _reviewed(index, reviewed)
     else:
-        decision = decide_request(index, record, model_for(index), policy, at,
-                                  DecisionId(new_id()))  # fmt: skip
+        decision = decide_request(index, record, model_for(index), policy, at, DecisionId(new_id()))
         review_id = new_id() if decision.outcome is MatchOutcome.REVIEW else None
         outcome = _decided(decision, review_id)
     with index.match_writes() as writes:
@@ -300,12 +306,27 @@ def match_member(
         )
         if tried <= attempts.cards:
             if decision is not None:
-                writes.record_decision(decision, client_id=client_id, request_key=request_key,
-                                       review_id=review_id, event=audit(decision))  # fmt: skip
-            answer = outcome if isinstance(outcome, MatchError) else _hand_out(
-                writes, request, outcome, client_id=client_id, requester_npi=requester_npi,
-                at=at, umb_system=umb_system, new_umb=new_id,
-            )  # fmt: skip
+                writes.record_decision(
+                    decision,
+                    client_id=client_id,
+                    request_key=request_key,
+                    review_id=review_id,
+                    event=audit(decision),
+                )
+            answer = (
+                outcome
+                if isinstance(outcome, MatchError)
+                else _hand_out(
+                    writes,
+                    request,
+                    outcome,
+                    client_id=client_id,
+                    requester_npi=requester_npi,
+                    at=at,
+                    umb_system=umb_system,
+                    new_umb=new_id,
+                )
+            )
             if answer_audit is not None:
                 writes.append_audit(answer_audit(answer))
     if tried > attempts.cards:
@@ -313,9 +334,12 @@ def match_member(
     if decision is not None:
         logger.info(
             "member-match decided",
-            extra={"decision_id": decision.decision_id, "outcome": decision.outcome.value,
-                   "candidates": decision.evidence.candidates_considered},
-        )  # fmt: skip
+            extra={
+                "decision_id": decision.decision_id,
+                "outcome": decision.outcome.value,
+                "candidates": decision.evidence.candidates_considered,
+            },
+        )
     if isinstance(answer, MatchError):
         raise answer
     return answer
@@ -356,8 +380,9 @@ def _decided(decision: MatchDecision, review_id: str | None) -> _Target | MatchE
     where = f"(decision {decision.decision_id})"
     if decision.outcome is MatchOutcome.MATCH:
         assert decision.member_id is not None
-        return _Target(decision.member_id, decision.decision_id,
-                       decision.evidence.candidates_considered)  # fmt: skip
+        return _Target(
+            decision.member_id, decision.decision_id, decision.evidence.candidates_considered
+        )
     if decision.outcome is MatchOutcome.MULTIPLE:
         return AmbiguousMatch(
             "the request fits more than one member; add the member id from the insurance "
@@ -400,13 +425,18 @@ def _hand_out(
     member_id, decision_id = target.member_id, target.decision_id
     patient = writes.patient(member_id)
     if patient is None:  # deleted since it was indexed
-        return NoMatch(f"the matched member is no longer on file (decision {decision_id})",
-                       decision_id=decision_id)  # fmt: skip
+        return NoMatch(
+            f"the matched member is no longer on file (decision {decision_id})",
+            decision_id=decision_id,
+        )
     umb = _umb_of(patient)
     if umb is None:
         umb = (umb_system, new_umb().replace("-", ""))
-        identifier = {"type": {"coding": [{"system": codes.HREX_TEMP, "code": "UMB"}]},
-                      "system": umb[0], "value": umb[1]}  # fmt: skip
+        identifier = {
+            "type": {"coding": [{"system": codes.HREX_TEMP, "code": "UMB"}]},
+            "system": umb[0],
+            "value": umb[1],
+        }
         writes.assign_identifier(patient, identifier, at=at)
 
     def link(kind: str, system: str, value: str, assigner: str | None) -> IdentityLink:
@@ -430,8 +460,9 @@ def _coverage_links(
     for identifier in coverage.get("identifier") or []:
         value = identifier.get("value") if isinstance(identifier, dict) else None
         if isinstance(value, str) and value:
-            links.append(link(LinkKind.LINKED_COVERAGE, identifier.get("system") or "", value,
-                              assigner))  # fmt: skip
+            links.append(
+                link(LinkKind.LINKED_COVERAGE, identifier.get("system") or "", value, assigner)
+            )
     subscriber = coverage.get("subscriberId")
     if isinstance(subscriber, str) and subscriber:
         links.append(link(LinkKind.LINKED_SUBSCRIBER, "", subscriber, assigner))
@@ -459,9 +490,14 @@ def decide_review(
     if accept and member_id not in case.candidate_ids:
         raise InvalidInput(
             "accepting a case names the member, one of its candidates",
-            issues=[Issue(f"member must be one of: {', '.join(case.candidate_ids)}", "member",
-                          "required" if member_id is None else "value")],
-        )  # fmt: skip
+            issues=[
+                Issue(
+                    f"member must be one of: {', '.join(case.candidate_ids)}",
+                    "member",
+                    "required" if member_id is None else "value",
+                )
+            ],
+        )
     if not accept and member_id is not None:
         raise InvalidInput(
             "a rejected case names no member",
@@ -483,14 +519,29 @@ def decide_review(
     def links(decided: ReviewCase) -> list[IdentityLink]:
         if decided.member_id is None:
             return []
-        return [IdentityLink(decided.member_id, LinkKind.REVIEWED_REQUEST,
-                             LinkKind.MATCH_REQUEST_SYSTEM, decided.request_key,
-                             decided.client_id, decided.decision_id, reviewer, at)]  # fmt: skip
+        return [
+            IdentityLink(
+                decided.member_id,
+                LinkKind.REVIEWED_REQUEST,
+                LinkKind.MATCH_REQUEST_SYSTEM,
+                decided.request_key,
+                decided.client_id,
+                decided.decision_id,
+                reviewer,
+                at,
+            )
+        ]
 
     return queue.decide_review(
-        review_id, accept=accept, member_id=member_id, reviewer=reviewer, reason=reason, at=at,
-        event=event, links=links,
-    )  # fmt: skip
+        review_id,
+        accept=accept,
+        member_id=member_id,
+        reviewer=reviewer,
+        reason=reason,
+        at=at,
+        event=event,
+        links=links,
+    )
 
 
 def survivor(index: IdentityIndex, member_id: str) -> str:
@@ -517,14 +568,22 @@ class MergeLedger(Protocol):
         at: datetime,
         event: AuditEvent,
         link: IdentityLink | None,
-    ) -> None: ...  # fmt: skip
+    ) -> None: ...
 
 
 def _merge_event(
     action: str, member_id: str, into: str, by: str, at: datetime, request_id: str | None
 ) -> AuditEvent:
-    return AuditEvent(at=at, actor=by, action=action, entity_type="Patient", entity_id=member_id,
-                      outcome="success", request_id=request_id, detail={"into": into})  # fmt: skip
+    return AuditEvent(
+        at=at,
+        actor=by,
+        action=action,
+        entity_type="Patient",
+        entity_id=member_id,
+        outcome="success",
+        request_id=request_id,
+        detail={"into": into},
+    )
 
 
 def merge_members(
@@ -542,8 +601,10 @@ def merge_members(
     Matching then answers with ``into``; the retired id stays in the graph with its
     lineage, and ``split_members`` undoes the merge from a later instant."""
     if member_id == into:
-        raise InvalidInput("a member cannot be merged into itself",
-                           issues=[Issue("into must name another member", "into")])  # fmt: skip
+        raise InvalidInput(
+            "a member cannot be merged into itself",
+            issues=[Issue("into must name another member", "into")],
+        )
     for name, value in (("member", member_id), ("into", into)):
         if directory.read("Patient", value) is None:
             raise NotFound(f"no member {value} ({name})")
@@ -555,11 +616,16 @@ def merge_members(
             f"member {into} is itself merged into {current[into]}; merge into that member",
             issues=[Issue("into must be a member that is not merged", "into")],
         )
-    link = IdentityLink(member_id, LinkKind.MERGED_INTO, LinkKind.MEMBER_SYSTEM, into, None,
-                        None, by, at)  # fmt: skip
-    ledger.change_merge(member_id=member_id, into=None, at=at, link=link,
-                        event=_merge_event("identity.merge", member_id, into, by, at,
-                                           request_id))  # fmt: skip
+    link = IdentityLink(
+        member_id, LinkKind.MERGED_INTO, LinkKind.MEMBER_SYSTEM, into, None, None, by, at
+    )
+    ledger.change_merge(
+        member_id=member_id,
+        into=None,
+        at=at,
+        link=link,
+        event=_merge_event("identity.merge", member_id, into, by, at, request_id),
+    )
     return link
 
 
@@ -570,7 +636,11 @@ def split_members(
     into = ledger.merged_into([member_id]).get(member_id)
     if into is None:
         raise NotFound(f"member {member_id} is not merged into another member")
-    ledger.change_merge(member_id=member_id, into=into, at=at, link=None,
-                        event=_merge_event("identity.split", member_id, into, by, at,
-                                           request_id))  # fmt: skip
+    ledger.change_merge(
+        member_id=member_id,
+        into=into,
+        at=at,
+        link=None,
+        event=_merge_event("identity.split", member_id, into, by, at, request_id),
+    )
     return into

@@ -90,16 +90,51 @@ _WORD = re.compile(r"[a-z0-9]+")
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _NOT_ALPHANUMERIC = re.compile(r"[^a-z0-9]")
 _SUFFIXES = {
-    "jr": "JR", "junior": "JR", "sr": "SR", "senior": "SR", "ii": "II", "2nd": "II",
-    "iii": "III", "3rd": "III", "iv": "IV", "4th": "IV", "v": "V", "5th": "V",
-}  # fmt: skip
+    "jr": "JR",
+    "junior": "JR",
+    "sr": "SR",
+    "senior": "SR",
+    "ii": "II",
+    "2nd": "II",
+    "iii": "III",
+    "3rd": "III",
+    "iv": "IV",
+    "4th": "IV",
+    "v": "V",
+    "5th": "V",
+}
 # A trailing "v" in a surname or given list is more often an initial than "the fifth".
 _TRAILING_SUFFIXES = frozenset(_SUFFIXES) - {"v", "5th"}
 # Surname particles: shared by unrelated families, so never evidence on their own.
 _PARTICLES = frozenset(
-    {"de", "del", "della", "der", "den", "di", "da", "das", "dos", "du", "la", "le", "las",
-     "los", "van", "von", "ter", "st", "saint", "y", "e", "bin", "ibn", "al", "el"}
-)  # fmt: skip
+    {
+        "de",
+        "del",
+        "della",
+        "der",
+        "den",
+        "di",
+        "da",
+        "das",
+        "dos",
+        "du",
+        "la",
+        "le",
+        "las",
+        "los",
+        "van",
+        "von",
+        "ter",
+        "st",
+        "saint",
+        "y",
+        "e",
+        "bin",
+        "ibn",
+        "al",
+        "el",
+    }
+)
 _INVALID_SSNS = frozenset({"123456789", "078051120", "219099999", "987654320"})
 
 

@@ -159,8 +159,9 @@ def estimate_parameters_em(
     spec = initial.spec
     _check_shape(spec, patterns)
     u = u_probabilities or initial.u_probabilities
-    model = MatchModel(spec, initial.probability_two_random_records_match,
-                       initial.m_probabilities, u)  # fmt: skip
+    model = MatchModel(
+        spec, initial.probability_two_random_records_match, initial.m_probabilities, u
+    )
     book = RuleBook(spec)
     is_possible_match = [not book.conflicts(vector) for vector, _ in patterns]
     fixed = [
@@ -204,8 +205,7 @@ def _m_step(
     """m of one comparison: fixed levels keep their m, the others share the rest."""
     free = [k for k in range(len(prior)) if k not in fixed]
     share = 1.0 - sum(fixed.values())
-    estimated = _smoothed([0.0, *(counts[k + 1] for k in free)], [prior[k] for k in free],
-                          strength)  # fmt: skip
+    estimated = _smoothed([0.0, *(counts[k + 1] for k in free)], [prior[k] for k in free], strength)
     free_m = dict(zip(free, (share * m / sum(estimated) for m in estimated), strict=True))
     return tuple(fixed[k] if k in fixed else free_m[k] for k in range(len(prior)))
 

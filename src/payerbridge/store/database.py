@@ -408,9 +408,17 @@ class DialectSql:
         self._row_reads: dict[tuple[Any, ...], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
         self.audits = self.rows_insert(
             audit_events,
-            ("at", "actor", "action", "entity_type", "entity_id", "outcome", "request_id",
-             "detail"),
-        )  # fmt: skip
+            (
+                "at",
+                "actor",
+                "action",
+                "entity_type",
+                "entity_id",
+                "outcome",
+                "request_id",
+                "detail",
+            ),
+        )
 
     def sql(self, text: str) -> str:
         return driver_sql(self.dialect, text)
@@ -474,9 +482,16 @@ class DialectSql:
         return found
 
     def audit_row(self, event: AuditEvent) -> tuple[Any, ...]:
-        return (self.timestamp(event.at), event.actor, event.action, event.entity_type,
-                event.entity_id, event.outcome, event.request_id,
-                orjson.dumps(event.detail).decode() if event.detail else None)  # fmt: skip
+        return (
+            self.timestamp(event.at),
+            event.actor,
+            event.action,
+            event.entity_type,
+            event.entity_id,
+            event.outcome,
+            event.request_id,
+            orjson.dumps(event.detail).decode() if event.detail else None,
+        )
 
 
 @dataclass(frozen=True)

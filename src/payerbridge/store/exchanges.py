@@ -154,15 +154,37 @@ class ExchangeSql(DialectSql):
         )
         self.new_exchange = self.rows_insert(
             exchanges,
-            ("id", "state", "partner_id", "client_id", "request", "request_hash", "created_at",
-             "updated_at", "idempotency_key", "deadline_at", "attempts", "replay_count",
-             "consent_id", "last_seq"),
-        )  # fmt: skip
+            (
+                "id",
+                "state",
+                "partner_id",
+                "client_id",
+                "request",
+                "request_hash",
+                "created_at",
+                "updated_at",
+                "idempotency_key",
+                "deadline_at",
+                "attempts",
+                "replay_count",
+                "consent_id",
+                "last_seq",
+            ),
+        )
         self.transitions = self.rows_insert(
             exchange_transitions,
-            ("exchange_id", "seq", "from_state", "to_state", "at", "actor", "reason_code",
-             "detail", "policy_version"),
-        )  # fmt: skip
+            (
+                "exchange_id",
+                "seq",
+                "from_state",
+                "to_state",
+                "at",
+                "actor",
+                "reason_code",
+                "detail",
+                "policy_version",
+            ),
+        )
         # The received Bundle, replacing an earlier attempt's (both dialects upsert alike).
         self.keep_payload = sql(
             f"INSERT INTO {exchange_payloads.name} (exchange_id, received_at, sha256, body) "
@@ -232,10 +254,19 @@ def _write_transitions(
     sql = _sql(connection)
     stamp = sql.timestamp(at)
     transitions = [
-        (exchange_id, w.seq, w.current.value if w.current else None, w.target.value, stamp,
-         actor, w.reason_code, _json(w.detail) if w.detail else None, policy_version)
+        (
+            exchange_id,
+            w.seq,
+            w.current.value if w.current else None,
+            w.target.value,
+            stamp,
+            actor,
+            w.reason_code,
+            _json(w.detail) if w.detail else None,
+            policy_version,
+        )
         for w in written
-    ]  # fmt: skip
+    ]
     audits = [
         *events,
         *(

@@ -50,14 +50,33 @@ _RECEIVED_SOURCE = "exchange:"
 
 
 def _link(row: Any) -> IdentityLink:
-    return IdentityLink(row.member_id, row.kind, row.system, row.value, row.assigner,
-                        row.decision_id, row.recorded_by, row.valid_from, row.valid_to)  # fmt: skip
+    return IdentityLink(
+        row.member_id,
+        row.kind,
+        row.system,
+        row.value,
+        row.assigner,
+        row.decision_id,
+        row.recorded_by,
+        row.valid_from,
+        row.valid_to,
+    )
 
 
 def _review(row: Any) -> ReviewCase:
-    return ReviewCase(row.id, row.decision_id, row.status, row.client_id, row.request_key,
-                      tuple(orjson.loads(row.candidate_ids)), row.opened_at, row.member_id,
-                      row.reviewer, row.reason, row.decided_at)  # fmt: skip
+    return ReviewCase(
+        row.id,
+        row.decision_id,
+        row.status,
+        row.client_id,
+        row.request_key,
+        tuple(orjson.loads(row.candidate_ids)),
+        row.opened_at,
+        row.member_id,
+        row.reviewer,
+        row.reason,
+        row.decided_at,
+    )
 
 
 class SqlIdentityStore:
@@ -110,11 +129,14 @@ class SqlIdentityStore:
             connection.execute(
                 insert(identity_member_records),
                 [
-                    {"member_id": member_id, "indexed_at": at,
-                     "record": orjson.dumps(record_to_dict(record)).decode()}
+                    {
+                        "member_id": member_id,
+                        "indexed_at": at,
+                        "record": orjson.dumps(record_to_dict(record)).decode(),
+                    }
                     for member_id, record in records.items()
                 ],
-            )  # fmt: skip
+            )
             connection.execute(
                 insert(identity_blocking_keys),
                 [
@@ -158,8 +180,10 @@ class SqlIdentityStore:
         with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
             cursor.execute(sql, parameters)
             rows = cursor.fetchall()
-        return [(MemberId(member_id), record_from_dict(orjson.loads(record)))
-                for member_id, record in rows]  # fmt: skip
+        return [
+            (MemberId(member_id), record_from_dict(orjson.loads(record)))
+            for member_id, record in rows
+        ]
 
     def member_count(self) -> int:
         """Indexed members; cached briefly (it sets the prior of every online match)."""
@@ -205,9 +229,14 @@ class SqlIdentityStore:
     # -- models ----------------------------------------------------------------------------
 
     def save_model(
-        self, model: MatchModel, *, trained_on: int, summary: dict[str, Any], at: datetime,
+        self,
+        model: MatchModel,
+        *,
+        trained_on: int,
+        summary: dict[str, Any],
+        at: datetime,
         activate: bool = True,
-    ) -> None:  # fmt: skip
+    ) -> None:
         with self._engine.begin() as connection:
             exists = connection.execute(
                 select(identity_models.c.version).where(identity_models.c.version == model.version)
@@ -222,11 +251,15 @@ class SqlIdentityStore:
             else:
                 connection.execute(
                     insert(identity_models).values(
-                        version=model.version, spec_fingerprint=model.spec.fingerprint,
-                        trained_at=at, trained_on=trained_on,
-                        summary=orjson.dumps(summary).decode(), body=model.to_json(), **values,
+                        version=model.version,
+                        spec_fingerprint=model.spec.fingerprint,
+                        trained_at=at,
+                        trained_on=trained_on,
+                        summary=orjson.dumps(summary).decode(),
+                        body=model.to_json(),
+                        **values,
                     )
-                )  # fmt: skip
+                )
         self._model = None
 
     def active_model(self) -> MatchModel | None:
@@ -268,8 +301,11 @@ class SqlIdentityStore:
                 sql.decision,
                 [sql.decision_row(d.decision, d.client_id, d.request_key) for d in decisions],
             )
-            reviews = [sql.review_row(d.decision, d.review_id, d.client_id, d.request_key)
-                       for d in decisions if d.review_id is not None]  # fmt: skip
+            reviews = [
+                sql.review_row(d.decision, d.review_id, d.client_id, d.request_key)
+                for d in decisions
+                if d.review_id is not None
+            ]
             if reviews:
                 cursor.executemany(sql.review, reviews)
             cursor.executemany(sql.audit, [sql.audit_row(d.event) for d in decisions])
@@ -283,11 +319,15 @@ class SqlIdentityStore:
         if row is None:
             return None
         return {
-            "id": row.id, "outcome": row.outcome, "member": row.member_id,
-            "requester": row.client_id, "policy_version": row.policy_version,
-            "model_version": row.model_version, "decided_at": row.decided_at,
+            "id": row.id,
+            "outcome": row.outcome,
+            "member": row.member_id,
+            "requester": row.client_id,
+            "policy_version": row.policy_version,
+            "model_version": row.model_version,
+            "decided_at": row.decided_at,
             "evidence": orjson.loads(row.evidence),
-        }  # fmt: skip
+        }
 
     def reviews(self, *, status: str | None, limit: int, offset: int) -> list[ReviewCase]:
         query = select(identity_reviews).order_by(
@@ -314,10 +354,17 @@ class SqlIdentityStore:
         return None if row is None else self.review(row[0])
 
     def decide_review(
-        self, review_id: str, *, accept: bool, member_id: str | None, reviewer: str, reason: str,
-        at: datetime, event: Callable[[ReviewCase], AuditEvent],
+        self,
+        review_id: str,
+        *,
+        accept: bool,
+        member_id: str | None,
+        reviewer: str,
+        reason: str,
+        at: datetime,
+        event: Callable[[ReviewCase], AuditEvent],
         links: Callable[[ReviewCase], Sequence[IdentityLink]],
-    ) -> ReviewCase:  # fmt: skip
+    ) -> ReviewCase:
         """Close an open case with its audit event and graph links, in one transaction.
         A case is decided once: deciding it again is a conflict."""
         with self._engine.begin() as connection:
@@ -331,9 +378,14 @@ class SqlIdentityStore:
             connection.execute(
                 update(identity_reviews)
                 .where(identity_reviews.c.id == review_id)
-                .values(status="accepted" if accept else "rejected", member_id=member_id,
-                        reviewer=reviewer, reason=reason, decided_at=at)
-            )  # fmt: skip
+                .values(
+                    status="accepted" if accept else "rejected",
+                    member_id=member_id,
+                    reviewer=reviewer,
+                    reason=reason,
+                    decided_at=at,
+                )
+            )
             decided = _review(
                 connection.execute(
                     select(identity_reviews).where(identity_reviews.c.id == review_id)
@@ -361,12 +413,17 @@ class SqlIdentityStore:
             if current is None:
                 connection.execute(
                     insert(identity_links).values(
-                        member_id=link.member_id, kind=link.kind, system=link.system,
-                        value=link.value, assigner=link.assigner, decision_id=link.decision_id,
-                        recorded_by=link.recorded_by, valid_from=link.valid_from,
+                        member_id=link.member_id,
+                        kind=link.kind,
+                        system=link.system,
+                        value=link.value,
+                        assigner=link.assigner,
+                        decision_id=link.decision_id,
+                        recorded_by=link.recorded_by,
+                        valid_from=link.valid_from,
                         valid_to=link.valid_to,
                     )
-                )  # fmt: skip
+                )
 
     @staticmethod
     def end_links(
@@ -392,12 +449,14 @@ class SqlIdentityStore:
                 .where(
                     or_(
                         identity_links.c.member_id == member_id,
-                        and_(identity_links.c.kind == "merged-into",
-                             identity_links.c.value == member_id),
+                        and_(
+                            identity_links.c.kind == "merged-into",
+                            identity_links.c.value == member_id,
+                        ),
                     )
                 )
                 .order_by(identity_links.c.valid_from, identity_links.c.id)
-            ).all()  # fmt: skip
+            ).all()
         return [_link(row) for row in rows]
 
     def members_by_identifier(self, value: str, system: str | None = None) -> list[IdentityLink]:
@@ -429,9 +488,14 @@ class SqlIdentityStore:
         return found
 
     def change_merge(
-        self, *, member_id: str, into: str | None, at: datetime, event: AuditEvent,
+        self,
+        *,
+        member_id: str,
+        into: str | None,
+        at: datetime,
+        event: AuditEvent,
         link: IdentityLink | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Merge (``link`` given) or split (``into`` the member to split from), audited."""
         with self._engine.begin() as connection:
             if link is not None:
@@ -478,8 +542,10 @@ def _member_records(
         coverage = chosen.get(member_id)
         subscriber = _subscriber_ref(coverage) if coverage else None
         subscriber_ssn = ssns.get(subscriber.removeprefix("Patient/")) if subscriber else None
-        yield MemberId(member_id), record_from_fhir(patient, coverage,
-                                                    subscriber_ssn=subscriber_ssn)  # fmt: skip
+        yield (
+            MemberId(member_id),
+            record_from_fhir(patient, coverage, subscriber_ssn=subscriber_ssn),
+        )
 
 
 def _current_coverage(coverages: list[dict[str, Any]]) -> dict[str, Any]:

@@ -112,22 +112,42 @@ class IdentitySql(ResourceSql):
         self, decision: MatchDecision, client_id: str, request_key: str
     ) -> tuple[Any, ...]:
         evidence = decision.evidence
-        return (decision.decision_id, decision.outcome.value, decision.member_id, client_id,
-                request_key, evidence.policy_version, evidence.model_version,
-                self.timestamp(evidence.decided_at),
-                orjson.dumps(evidence.to_dict()).decode())  # fmt: skip
+        return (
+            decision.decision_id,
+            decision.outcome.value,
+            decision.member_id,
+            client_id,
+            request_key,
+            evidence.policy_version,
+            evidence.model_version,
+            self.timestamp(evidence.decided_at),
+            orjson.dumps(evidence.to_dict()).decode(),
+        )
 
     def review_row(
         self, decision: MatchDecision, review_id: str, client_id: str, request_key: str
     ) -> tuple[Any, ...]:
-        return (review_id, decision.decision_id, client_id, request_key,
-                orjson.dumps(list(decision.candidate_ids)).decode(),
-                self.timestamp(decision.evidence.decided_at))  # fmt: skip
+        return (
+            review_id,
+            decision.decision_id,
+            client_id,
+            request_key,
+            orjson.dumps(list(decision.candidate_ids)).decode(),
+            self.timestamp(decision.evidence.decided_at),
+        )
 
     def link_row(self, link: IdentityLink) -> tuple[Any, ...]:
-        return (link.member_id, link.kind, link.system, link.value, link.assigner,
-                link.decision_id, link.recorded_by, self.timestamp(link.valid_from),
-                None if link.valid_to is None else self.timestamp(link.valid_to))  # fmt: skip
+        return (
+            link.member_id,
+            link.kind,
+            link.system,
+            link.value,
+            link.assigner,
+            link.decision_id,
+            link.recorded_by,
+            self.timestamp(link.valid_from),
+            None if link.valid_to is None else self.timestamp(link.valid_to),
+        )
 
 
 class SqlMatchWrites:
@@ -141,21 +161,30 @@ class SqlMatchWrites:
         self._sources: dict[str, str] = {}  # the source of each Patient read
 
     def note_attempt(
-        self, *, client_id: str, demographics_key: str, card_key: str, at: datetime,
+        self,
+        *,
+        client_id: str,
+        demographics_key: str,
+        card_key: str,
+        at: datetime,
         window: timedelta,
-    ) -> int:  # fmt: skip
+    ) -> int:
         """Record an attempt; return how many distinct cards this client tried with these
         demographics within the window (this one included)."""
         sql, cursor = self._sql, self._cursor
         cursor.execute(sql.attempt, (client_id, demographics_key, card_key, sql.timestamp(at)))
-        cursor.execute(sql.cards_tried,
-                       (client_id, demographics_key, sql.timestamp(at - window)))  # fmt: skip
+        cursor.execute(sql.cards_tried, (client_id, demographics_key, sql.timestamp(at - window)))
         return int(cursor.fetchone()[0])
 
     def record_decision(
-        self, decision: MatchDecision, *, client_id: str, request_key: str,
-        review_id: str | None, event: AuditEvent,
-    ) -> None:  # fmt: skip
+        self,
+        decision: MatchDecision,
+        *,
+        client_id: str,
+        request_key: str,
+        review_id: str | None,
+        event: AuditEvent,
+    ) -> None:
         """The decision with its evidence, its audit event and, for ``review``, its case."""
         sql, cursor = self._sql, self._cursor
         cursor.execute(sql.decision, sql.decision_row(decision, client_id, request_key))
@@ -182,11 +211,13 @@ class SqlMatchWrites:
         resource = {**patient, "identifier": [*(patient.get("identifier") or []), identifier]}
         row = ResourceRow.from_resource(resource, member_id)
         sql, cursor = self._sql, self._cursor
-        cursor.execute(sql.rewrite_resource,
-                       (member_id, sql.timestamp(at), source, row.body, row.ref))  # fmt: skip
+        cursor.execute(
+            sql.rewrite_resource, (member_id, sql.timestamp(at), source, row.body, row.ref)
+        )
         cursor.execute(*sql.drop_tokens([row.ref]))
-        insert_rows(cursor, (sql.tokens, [(row.ref, row.resource_type, *token)
-                                          for token in row.tokens]))  # fmt: skip
+        insert_rows(
+            cursor, (sql.tokens, [(row.ref, row.resource_type, *token) for token in row.tokens])
+        )
 
     def add_links(self, links: Sequence[IdentityLink]) -> None:
         """Add links; a link already current is kept as it is."""

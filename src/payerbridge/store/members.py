@@ -59,13 +59,21 @@ class ResourceSql(DialectSql):
         # A resource stored again replaces the body and counts a new version.
         self.upsert = self.rows_insert(
             fhir_resources,
-            ("ref", "resource_type", "resource_id", "patient_id", "version_id",
-             "last_updated", "source", "body"),
+            (
+                "ref",
+                "resource_type",
+                "resource_id",
+                "patient_id",
+                "version_id",
+                "last_updated",
+                "source",
+                "body",
+            ),
             " ON CONFLICT (ref) DO UPDATE SET patient_id = excluded.patient_id, "
             f"version_id = {fhir_resources.name}.version_id + 1, "
             "last_updated = excluded.last_updated, source = excluded.source, "
             "body = excluded.body",
-        )  # fmt: skip
+        )
         self.tokens = self.rows_insert(
             fhir_tokens, ("ref", "resource_type", "param", "system", "value")
         )

@@ -355,8 +355,9 @@ identity_reviews = Table(
     "identity_reviews",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("decision_id", String(64), ForeignKey("identity_decisions.id"), nullable=False,
-           unique=True),
+    Column(
+        "decision_id", String(64), ForeignKey("identity_decisions.id"), nullable=False, unique=True
+    ),
     Column("status", String(16), nullable=False),
     Column("client_id", String(200), nullable=False),
     Column("request_key", String(64), nullable=False),
@@ -368,7 +369,7 @@ identity_reviews = Table(
     Column("decided_at", UtcDateTime(), nullable=True),
     Index("ix_identity_reviews_status", "status", "opened_at"),
     Index("ix_identity_reviews_request", "client_id", "request_key"),
-)  # fmt: skip
+)
 
 # The identity graph: our member and the identifiers others know them by (UMBs we
 # hand out, other payers' member and subscriber ids, merged member ids). Rows are

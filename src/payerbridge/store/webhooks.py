@@ -52,9 +52,18 @@ class WebhookSql(DialectSql):
         self.of_client = self.sql(subscriptions + _listening("?"))
         self.deliveries = self.rows_insert(
             webhook_deliveries,
-            ("id", "subscription_id", "exchange_id", "seq", "body", "status", "attempts",
-             "next_attempt_at", "created_at"),
-        )  # fmt: skip
+            (
+                "id",
+                "subscription_id",
+                "exchange_id",
+                "seq",
+                "body",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+            ),
+        )
 
 
 def webhook_listeners(
@@ -99,9 +108,18 @@ def outbox_transitions(
                 reason_code=reason_code,
             )
             rows.append(
-                (delivery_id, subscription_id, exchange_id, seq, orjson.dumps(body).decode(),
-                 DeliveryStatus.PENDING.value, 0, stamp, stamp)
-            )  # fmt: skip
+                (
+                    delivery_id,
+                    subscription_id,
+                    exchange_id,
+                    seq,
+                    orjson.dumps(body).decode(),
+                    DeliveryStatus.PENDING.value,
+                    0,
+                    stamp,
+                    stamp,
+                )
+            )
     with cursor_of(connection) as cursor:
         insert_rows(cursor, (sql.deliveries, rows))
 

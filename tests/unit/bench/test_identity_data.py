@@ -86,8 +86,9 @@ def test_there_are_twins_juniors_and_dependents_carrying_the_heads_ssn(data: Ide
                         standard_record(given=b["given"]).first_name_roots
                     )
                     twins += 1
-        juniors += any(p.get("suffixes") == ["Jr"] and p["given"] == head["given"]
-                       for p in children) and head.get("suffixes") == ["Sr"]  # fmt: skip
+        juniors += any(
+            p.get("suffixes") == ["Jr"] and p["given"] == head["given"] for p in children
+        ) and head.get("suffixes") == ["Sr"]
         for relationship, person in people:
             if person.get("ssn_carried"):
                 assert relationship != Relationship.SELF and person["ssn"] == head["ssn"]

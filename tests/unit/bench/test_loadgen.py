@@ -23,8 +23,11 @@ def _server(answer: bytes) -> Iterator[tuple[int, list[bytes]]]:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 received.append(head)
-                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length"))  # fmt: skip
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
                 await reader.readexactly(length)
                 writer.write(answer)
                 await writer.drain()
@@ -52,8 +55,10 @@ def _server(answer: bytes) -> Iterator[tuple[int, list[bytes]]]:
 def test_requests_are_sent_whole_and_answers_counted_by_status() -> None:
     answer = b"HTTP/1.1 422 Unprocessable\r\nContent-Type: x\r\nContent-Length: 5\r\n\r\nnope!"
     with _server(answer) as (port, received):
-        wire = [build_request("POST", "/p", host="h", headers={"A": "1"}, body=b"{}"),
-                build_request("POST", "/q", host="h", headers={}, body=b"[1]")]  # fmt: skip
+        wire = [
+            build_request("POST", "/p", host="h", headers={"A": "1"}, body=b"{}"),
+            build_request("POST", "/q", host="h", headers={}, body=b"[1]"),
+        ]
         result = run_load("127.0.0.1", port, wire, count=9, connections=3)
     assert result.requests == 9 and result.statuses == {422: 9} and not result.failures
     assert result.per_second > 0

@@ -28,9 +28,11 @@ THEM = Organization("New Health Plan", "1234567893")
 REQUESTER = Requester(ClientId("client-new-plan"), THEM.npi)
 NPI = codes.NPI_SYSTEM
 HREX_PACKAGE = (
-    Path(__file__).resolve().parents[3].parent / "shared" / "fhir-packages"
+    Path(__file__).resolve().parents[3].parent
+    / "shared"
+    / "fhir-packages"
     / "davinci-hrex-1.0.0.tgz"
-)  # fmt: skip
+)
 
 
 def a_consent(**changes: Any) -> dict[str, Any]:
@@ -179,12 +181,20 @@ def test_a_logical_source_reference_is_accepted() -> None:
         ("2026-02", "2026-02", datetime(2026, 2, 1, 5), datetime(2026, 3, 1, 5)),
         ("2024-02", "2024-02", datetime(2024, 2, 1, 5), datetime(2024, 3, 1, 5)),
         ("2026-07-01", "2026-07-01", datetime(2026, 7, 1, 4), datetime(2026, 7, 2, 4)),
-        ("2026-07-01T10:00:00Z", "2026-12-31T23:59:59-05:00", datetime(2026, 7, 1, 10),
-         datetime(2027, 1, 1, 4, 59, 59, 1)),
-        ("2026-07-01T10:00:00.25+02:00", "2026-07-01T10:00:00.25+02:00",
-         datetime(2026, 7, 1, 8, 0, 0, 250000), datetime(2026, 7, 1, 8, 0, 0, 250001)),
+        (
+            "2026-07-01T10:00:00Z",
+            "2026-12-31T23:59:59-05:00",
+            datetime(2026, 7, 1, 10),
+            datetime(2027, 1, 1, 4, 59, 59, 1),
+        ),
+        (
+            "2026-07-01T10:00:00.25+02:00",
+            "2026-07-01T10:00:00.25+02:00",
+            datetime(2026, 7, 1, 8, 0, 0, 250000),
+            datetime(2026, 7, 1, 8, 0, 0, 250001),
+        ),
     ],
-)  # fmt: skip
+)
 def test_period_bounds_cover_whole_days_or_name_an_instant(
     start: str, end: str, first: datetime, last: datetime
 ) -> None:
@@ -214,11 +224,21 @@ def test_the_official_hrex_example_consent_is_accepted() -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "status", "scope", "category", "patient", "performer", "sourceReference", "policy",
-        "provision", "provision.type", "provision.period", "provision.period.start",
-        "provision.period.end", "provision.action",
+        "status",
+        "scope",
+        "category",
+        "patient",
+        "performer",
+        "sourceReference",
+        "policy",
+        "provision",
+        "provision.type",
+        "provision.period",
+        "provision.period.start",
+        "provision.period.end",
+        "provision.action",
     ],
-)  # fmt: skip
+)
 def test_every_required_element_missing_is_named(path: str) -> None:
     issue = one_issue(without(a_consent(), path))
     assert issue.expression == f"Consent.{path}"
@@ -236,29 +256,53 @@ def test_missing_actors_name_both_slices() -> None:
     ("path", "value", "expression", "code"),
     [
         ("status", "draft", "Consent.status", "value"),
-        ("scope", coded("http://terminology.hl7.org/CodeSystem/consentscope", "research"),
-         "Consent.scope", "value"),
+        (
+            "scope",
+            coded("http://terminology.hl7.org/CodeSystem/consentscope", "research"),
+            "Consent.scope",
+            "value",
+        ),
         ("category", [coded("http://loinc.org", "59284-0")], "Consent.category", "required"),
         ("provision.type", "deny", "Consent.provision.type", "value"),
-        ("provision.action", [coded("http://terminology.hl7.org/CodeSystem/consentaction",
-                                    "access")], "Consent.provision.action", "value"),
-        ("provision.action", [coded("http://terminology.hl7.org/CodeSystem/consentaction",
-                                    "disclose")] * 2, "Consent.provision.action", "structure"),
-        ("performer", [{"reference": "Patient/1"}, {"reference": "Patient/2"}],
-         "Consent.performer", "structure"),
+        (
+            "provision.action",
+            [coded("http://terminology.hl7.org/CodeSystem/consentaction", "access")],
+            "Consent.provision.action",
+            "value",
+        ),
+        (
+            "provision.action",
+            [coded("http://terminology.hl7.org/CodeSystem/consentaction", "disclose")] * 2,
+            "Consent.provision.action",
+            "structure",
+        ),
+        (
+            "performer",
+            [{"reference": "Patient/1"}, {"reference": "Patient/2"}],
+            "Consent.performer",
+            "structure",
+        ),
         ("performer", [{"reference": "Device/1"}], "Consent.performer.reference", "value"),
         ("performer", [{"reference": "#nobody"}], "Consent.performer.reference", "value"),
         ("performer", [{"display": "the member"}], "Consent.performer.reference", "required"),
         ("sourceReference", {"reference": "Binary/scan-1"}, "Consent.sourceReference", "value"),
         ("sourceReference", {"display": "signed form"}, "Consent.sourceReference", "required"),
         ("policy", [{"authority": "https://example.org"}], "Consent.policy[0].uri", "required"),
-        ("policy", [{"uri": "http://example.org/policy#everything"}], "Consent.policy[0].uri",
-         "code-invalid"),
-        ("policy", [{"uri": codes.CONSENT_POLICY["regular"]},
-                    {"uri": codes.CONSENT_POLICY["sensitive"]}], "Consent.policy", "structure"),
+        (
+            "policy",
+            [{"uri": "http://example.org/policy#everything"}],
+            "Consent.policy[0].uri",
+            "code-invalid",
+        ),
+        (
+            "policy",
+            [{"uri": codes.CONSENT_POLICY["regular"]}, {"uri": codes.CONSENT_POLICY["sensitive"]}],
+            "Consent.policy",
+            "structure",
+        ),
         ("policy", [{"uri": codes.CONSENT_POLICY["regular"]}] * 2, "Consent.policy", "structure"),
     ],
-)  # fmt: skip
+)
 def test_wrong_values_are_named(path: str, value: Any, expression: str, code: str) -> None:
     issue = one_issue(with_value(a_consent(), path, value))
     assert (issue.expression, issue.code) == (expression, code)
@@ -284,9 +328,18 @@ def test_elements_hrex_forbids_are_named(name: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["2026-13", "2026-02-30", "2026-07-01T10:00:00", "2026-07-01T10:00Z", "07/01/2026",
-     "2026-07-01T24:00:00Z", "２０２６", 20260701, ""],
-)  # fmt: skip
+    [
+        "2026-13",
+        "2026-02-30",
+        "2026-07-01T10:00:00",
+        "2026-07-01T10:00Z",
+        "07/01/2026",
+        "2026-07-01T24:00:00Z",
+        "２０２６",
+        20260701,
+        "",
+    ],
+)
 def test_a_bound_that_is_not_a_fhir_datetime_is_named(value: Any) -> None:
     issue = one_issue(with_value(a_consent(), "provision.period.end", value))
     assert (issue.expression, issue.code) == ("Consent.provision.period.end", "value")
@@ -338,8 +391,11 @@ def test_every_problem_is_reported_at_once() -> None:
     resource["provision"]["purpose"] = [{"code": "TREAT"}]
     expressions = {issue.expression for issue in issues_of(resource)}
     assert expressions == {
-        "Consent.status", "Consent.policy", "Consent.provision.purpose", "Consent.provision.actor"
-    }  # fmt: skip
+        "Consent.status",
+        "Consent.policy",
+        "Consent.provision.purpose",
+        "Consent.provision.actor",
+    }
 
 
 def test_issues_never_echo_member_data() -> None:
@@ -367,8 +423,9 @@ def test_aware_bounds_are_sent_with_their_offset_and_read_back_as_instants() -> 
     end = datetime(2026, 12, 31, 23, 59, 59, tzinfo=eastern)
     resource = a_consent(start=start, end=end)
     assert resource["provision"]["period"] == {
-        "start": "2026-01-01T09:30:00-05:00", "end": "2026-12-31T23:59:59-05:00"
-    }  # fmt: skip
+        "start": "2026-01-01T09:30:00-05:00",
+        "end": "2026-12-31T23:59:59-05:00",
+    }
     parsed = parse(resource)
     assert (parsed.period_start, parsed.period_end) == (start, end)
 

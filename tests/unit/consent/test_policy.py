@@ -115,16 +115,25 @@ def test_plain_strings_are_accepted_for_policy_scope_and_purpose() -> None:
         ({"period_end": START - timedelta(days=1)}, {}, DenyReason.MALFORMED),
         ({}, {"at_time": datetime(2027, 6, 1, tzinfo=UTC)}, DenyReason.EXPIRED),
         ({}, {"at_time": datetime(2025, 6, 1, tzinfo=UTC)}, DenyReason.NOT_YET_VALID),
-        ({"revoked_at": INSIDE - timedelta(hours=1), "revoked_by": "member"}, {},
-         DenyReason.REVOKED),
-        ({}, {"requester": Requester(ClientId("other"), "1679576722")},
-         DenyReason.RECIPIENT_MISMATCH),
+        (
+            {"revoked_at": INSIDE - timedelta(hours=1), "revoked_by": "member"},
+            {},
+            DenyReason.REVOKED,
+        ),
+        (
+            {},
+            {"requester": Requester(ClientId("other"), "1679576722")},
+            DenyReason.RECIPIENT_MISMATCH,
+        ),
         ({}, {"source_npi": "1679576722"}, DenyReason.SOURCE_MISMATCH),
-        ({"policy": REGULAR}, {"supported_policies": frozenset({SENSITIVE})},
-         DenyReason.POLICY_UNSUPPORTED),
+        (
+            {"policy": REGULAR},
+            {"supported_policies": frozenset({SENSITIVE})},
+            DenyReason.POLICY_UNSUPPORTED,
+        ),
         ({}, {"member_id": MemberId("member-2")}, DenyReason.MEMBER_MISMATCH),
     ],
-)  # fmt: skip
+)
 def test_every_reason_is_reached(
     consent_changes: dict[str, Any], overrides: dict[str, Any], expected: DenyReason
 ) -> None:
@@ -140,9 +149,16 @@ def test_the_reason_codes_are_the_issue_s_and_no_consent() -> None:
     # The eight of the issue, which ``evaluate`` decides, plus ``no-consent`` when the
     # lookup finds nothing (``decide_among``).
     assert {reason.value for reason in DenyReason} == {
-        "expired", "not-yet-valid", "revoked", "recipient-mismatch", "source-mismatch",
-        "policy-unsupported", "member-mismatch", "malformed", "no-consent",
-    }  # fmt: skip
+        "expired",
+        "not-yet-valid",
+        "revoked",
+        "recipient-mismatch",
+        "source-mismatch",
+        "policy-unsupported",
+        "member-mismatch",
+        "malformed",
+        "no-consent",
+    }
 
 
 @pytest.mark.parametrize("deny_reason", list(DenyReason))
@@ -385,8 +401,9 @@ def test_a_renewed_consent_permits_though_the_older_one_expired() -> None:
 
 
 def test_the_reason_is_the_newest_consent_that_names_the_requester() -> None:
-    revoked = a_consent(consent_id=ConsentId("newest"), revoked_at=INSIDE - timedelta(hours=1),
-                        revoked_by="member")
+    revoked = a_consent(
+        consent_id=ConsentId("newest"), revoked_at=INSIDE - timedelta(hours=1), revoked_by="member"
+    )
     expired = a_consent(consent_id=ConsentId("older"), period_end=INSIDE - timedelta(days=1))
     decision, chosen = among(revoked, expired)
     assert decision.reason is DenyReason.REVOKED and chosen.consent_id == "newest"

@@ -130,40 +130,93 @@ def dangling(kept: list[Resource], withheld: set[str]) -> list[str]:
         (condition("c", "Z30.011"), {"reproductive-health"}),
         (condition("c", "Z15.01"), {"genetic"}),
         (condition("c", "T74.21XA"), {"sexual-and-domestic-violence"}),
-        ({**condition("c"), "code": concept("http://hl7.org/fhir/sid/icd-10", "F10.2")},
-         {"substance-use"}),
+        (
+            {**condition("c"), "code": concept("http://hl7.org/fhir/sid/icd-10", "F10.2")},
+            {"substance-use"},
+        ),
         ({**condition("c"), "code": concept(SNOMED, "86406008")}, {"hiv"}),
         ({**condition("c"), "code": concept("http://example.org/local", "B20")}, set()),
         ({**condition("c"), "category": [concept(ICD10CM, "F11.20")]}, set()),  # not a code element
         (observation("o", "56888-1"), {"hiv"}),
         (observation("o", "8867-4"), set()),
         (medication_request("m", "1819"), {"substance-use"}),
-        (medication_request("m", "314076", reasonCode=[concept(ICD10CM, "F41.1")]),
-         {"behavioral-health"}),
-        ({"resourceType": "Procedure", "id": "x", "code": concept(CPT, "58300")},
-         {"reproductive-health"}),
+        (
+            medication_request("m", "314076", reasonCode=[concept(ICD10CM, "F41.1")]),
+            {"behavioral-health"},
+        ),
+        (
+            {"resourceType": "Procedure", "id": "x", "code": concept(CPT, "58300")},
+            {"reproductive-health"},
+        ),
         (encounter("e", reasonCode=[concept(ICD10CM, "Z30.011")]), {"reproductive-health"}),
-        ({"resourceType": "ExplanationOfBenefit", "id": "x",
-          "diagnosis": [{"sequence": 1, "diagnosisCodeableConcept": concept(ICD10CM, "I10")},
-                        {"sequence": 2, "diagnosisCodeableConcept": concept(ICD10CM, "B20")}]},
-         {"hiv"}),
-        ({"resourceType": "ExplanationOfBenefit", "id": "x",
-          "item": [{"sequence": 1, "productOrService": concept(CPT, "90837")}]},
-         {"behavioral-health"}),
-        ({"resourceType": "DiagnosticReport", "id": "x", "code": concept(LOINC, "58410-2"),
-          "conclusionCode": [concept(SNOMED, "165816005")]}, {"hiv"}),
-        ({"resourceType": "MedicationDispense", "id": "x",
-          "medicationCodeableConcept": concept(RXNORM, "6813")}, {"substance-use"}),
-        ({"resourceType": "Immunization", "id": "x",
-          "vaccineCode": concept("http://hl7.org/fhir/sid/cvx", "165")}, set()),
-        ({**medication_request("m"), "medicationReference": ref("#med"),
-          "contained": [{"resourceType": "Medication", "id": "med",
-                         "code": concept(RXNORM, "1999667")}]}, {"hiv"}),
-        ({**condition("c"), "code": {"coding": [{"system": ICD10CM, "code": "B20"},
-                                                {"system": ICD10CM, "code": "F32.9"}]}},
-         {"hiv", "behavioral-health"}),
+        (
+            {
+                "resourceType": "ExplanationOfBenefit",
+                "id": "x",
+                "diagnosis": [
+                    {"sequence": 1, "diagnosisCodeableConcept": concept(ICD10CM, "I10")},
+                    {"sequence": 2, "diagnosisCodeableConcept": concept(ICD10CM, "B20")},
+                ],
+            },
+            {"hiv"},
+        ),
+        (
+            {
+                "resourceType": "ExplanationOfBenefit",
+                "id": "x",
+                "item": [{"sequence": 1, "productOrService": concept(CPT, "90837")}],
+            },
+            {"behavioral-health"},
+        ),
+        (
+            {
+                "resourceType": "DiagnosticReport",
+                "id": "x",
+                "code": concept(LOINC, "58410-2"),
+                "conclusionCode": [concept(SNOMED, "165816005")],
+            },
+            {"hiv"},
+        ),
+        (
+            {
+                "resourceType": "MedicationDispense",
+                "id": "x",
+                "medicationCodeableConcept": concept(RXNORM, "6813"),
+            },
+            {"substance-use"},
+        ),
+        (
+            {
+                "resourceType": "Immunization",
+                "id": "x",
+                "vaccineCode": concept("http://hl7.org/fhir/sid/cvx", "165"),
+            },
+            set(),
+        ),
+        (
+            {
+                **medication_request("m"),
+                "medicationReference": ref("#med"),
+                "contained": [
+                    {"resourceType": "Medication", "id": "med", "code": concept(RXNORM, "1999667")}
+                ],
+            },
+            {"hiv"},
+        ),
+        (
+            {
+                **condition("c"),
+                "code": {
+                    "coding": [
+                        {"system": ICD10CM, "code": "B20"},
+                        {"system": ICD10CM, "code": "F32.9"},
+                    ]
+                },
+            },
+            {"hiv", "behavioral-health"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_categories_are_found_by_code(resource: Resource, expected: set[str]) -> None:
     assert sensitive_categories_of(resource) == expected
 
@@ -221,8 +274,11 @@ def test_every_default_category_is_documented() -> None:
 
 def test_the_default_policy_can_segment_every_type_it_has_rules_for() -> None:
     assert unsegmentable_types(SUPPORTED_TYPES) == {
-        "CarePlan", "CareTeam", "DocumentReference", "Goal",
-    }  # fmt: skip
+        "CarePlan",
+        "CareTeam",
+        "DocumentReference",
+        "Goal",
+    }
     assert {"Condition", "Encounter", "ExplanationOfBenefit", "Provenance"} <= (
         DEFAULT_SEGMENTABLE_TYPES
     )
@@ -322,12 +378,15 @@ def test_an_order_or_claim_about_withheld_data_is_withheld_with_it() -> None:
         {"resourceType": "Medication", "id": "bup", "code": concept(RXNORM, "1819")},
         medication_request("m1", medicationReference=ref("Medication/bup")),
         condition("c1", "F10.20"),
-        {"resourceType": "ExplanationOfBenefit", "id": "eob1",
-         "diagnosis": [{"sequence": 1, "diagnosisReference": ref("Condition/c1")}]},
+        {
+            "resourceType": "ExplanationOfBenefit",
+            "id": "eob1",
+            "diagnosis": [{"sequence": 1, "diagnosisReference": ref("Condition/c1")}],
+        },
         clinic,
         {"resourceType": "ExplanationOfBenefit", "id": "eob2", "provider": ref("Organization/otp")},
         {"resourceType": "ExplanationOfBenefit", "id": "eob3", "provider": ref("Organization/pcp")},
-    ]  # fmt: skip
+    ]
     assert kept_keys(resources) == {"ExplanationOfBenefit/eob3"}
 
 
@@ -358,13 +417,20 @@ def test_contained_resources_are_stripped_but_never_dropped() -> None:
             "resourceType": "MedicationRequest",
             "id": "m1",
             "medicationReference": ref("#med"),
-            "contained": [{"resourceType": "Medication", "id": "med", "code": concept(RXNORM, "1"),
-                           "extension": [{"url": "u", "valueReference": ref("Condition/c1")}]}],
+            "contained": [
+                {
+                    "resourceType": "Medication",
+                    "id": "med",
+                    "code": concept(RXNORM, "1"),
+                    "extension": [{"url": "u", "valueReference": ref("Condition/c1")}],
+                }
+            ],
         },
-    ]  # fmt: skip
+    ]
     kept = segment(resources).kept
-    assert kept[0]["contained"] == [{"resourceType": "Medication", "id": "med",
-                                     "code": concept(RXNORM, "1")}]  # fmt: skip
+    assert kept[0]["contained"] == [
+        {"resourceType": "Medication", "id": "med", "code": concept(RXNORM, "1")}
+    ]
 
 
 # -- a property: whatever the graph, nothing kept points at anything withheld
@@ -389,10 +455,13 @@ def record_graphs(draw: st.DrawFn) -> list[Resource]:
         for c in conditions
     ]
     resources += [
-        observation(f"o{i}", encounter=ref(draw(st.sampled_from(encounters))),
-                    hasMember=[ref(c) for c in draw(st.lists(st.sampled_from(conditions)))])
+        observation(
+            f"o{i}",
+            encounter=ref(draw(st.sampled_from(encounters))),
+            hasMember=[ref(c) for c in draw(st.lists(st.sampled_from(conditions)))],
+        )
         for i in range(draw(st.integers(0, 4)))
-    ]  # fmt: skip
+    ]
     everything = keys(resources)
     resources.append(
         provenance("prov", *draw(st.lists(st.sampled_from(sorted(everything)), min_size=1)))
@@ -427,8 +496,11 @@ SANDBOX_AS_OF = date(2025, 6, 30)
 SANDBOX_MEMBERS = 300
 SANDBOX_SEED = 1  # a seed whose 300 members include every kind of sensitive care
 LABEL_CATEGORY = {
-    "ETH": "substance-use", "HIV": "hiv", "PSY": "behavioral-health", "SEX": "reproductive-health",
-}  # fmt: skip
+    "ETH": "substance-use",
+    "HIV": "hiv",
+    "PSY": "behavioral-health",
+    "SEX": "reproductive-health",
+}
 
 
 @pytest.fixture(scope="module")

@@ -31,13 +31,22 @@ T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 POLICY = RetryPolicy(max_attempts=4, base_delay_seconds=1, max_delay_seconds=5)
 
 
-@pytest.mark.parametrize(("status", "expected"), [
-    (429, FailureClass.RETRYABLE), (500, FailureClass.RETRYABLE), (502, FailureClass.RETRYABLE),
-    (503, FailureClass.RETRYABLE), (504, FailureClass.RETRYABLE),
-    (401, FailureClass.REVALIDATE), (403, FailureClass.REVALIDATE),
-    (400, FailureClass.TERMINAL), (404, FailureClass.TERMINAL), (409, FailureClass.TERMINAL),
-    (501, FailureClass.TERMINAL),
-])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (429, FailureClass.RETRYABLE),
+        (500, FailureClass.RETRYABLE),
+        (502, FailureClass.RETRYABLE),
+        (503, FailureClass.RETRYABLE),
+        (504, FailureClass.RETRYABLE),
+        (401, FailureClass.REVALIDATE),
+        (403, FailureClass.REVALIDATE),
+        (400, FailureClass.TERMINAL),
+        (404, FailureClass.TERMINAL),
+        (409, FailureClass.TERMINAL),
+        (501, FailureClass.TERMINAL),
+    ],
+)
 def test_statuses_fall_in_one_failure_class(status: int, expected: FailureClass) -> None:
     assert classify_status(status) is expected
 
@@ -48,13 +57,23 @@ def test_full_jitter_stays_under_the_capped_exponential(attempt: int, unit: floa
     assert 0 <= delay <= min(5, 2 ** (attempt - 1))
 
 
-def decide(attempt: int, *, retry_after: float | None = None, unit: float = 0.5,
-           step_left: float = 100, exchange_left: float = 100
-           ) -> tuple[datetime | None, str | None]:
-    decision = decide_retry(POLICY, attempt=attempt, now=T0,
-                            step_deadline=T0 + timedelta(seconds=step_left),
-                            exchange_deadline=T0 + timedelta(seconds=exchange_left),
-                            retry_after_seconds=retry_after, unit_random=unit)
+def decide(
+    attempt: int,
+    *,
+    retry_after: float | None = None,
+    unit: float = 0.5,
+    step_left: float = 100,
+    exchange_left: float = 100,
+) -> tuple[datetime | None, str | None]:
+    decision = decide_retry(
+        POLICY,
+        attempt=attempt,
+        now=T0,
+        step_deadline=T0 + timedelta(seconds=step_left),
+        exchange_deadline=T0 + timedelta(seconds=exchange_left),
+        retry_after_seconds=retry_after,
+        unit_random=unit,
+    )
     return decision.retry_at, decision.give_up_reason
 
 
@@ -70,10 +89,14 @@ def test_the_attempt_limit_and_both_budgets_end_retries() -> None:
 
 
 def test_the_policy_version_changes_with_any_limit() -> None:
-    assert POLICY.version == RetryPolicy(max_attempts=4, base_delay_seconds=1,
-                                         max_delay_seconds=5).version
-    assert POLICY.version != RetryPolicy(max_attempts=5, base_delay_seconds=1,
-                                         max_delay_seconds=5).version
+    assert (
+        POLICY.version
+        == RetryPolicy(max_attempts=4, base_delay_seconds=1, max_delay_seconds=5).version
+    )
+    assert (
+        POLICY.version
+        != RetryPolicy(max_attempts=5, base_delay_seconds=1, max_delay_seconds=5).version
+    )
     with pytest.raises(ValueError, match="max_attempts"):
         RetryPolicy(max_attempts=0)
 

@@ -59,15 +59,17 @@ def test_references_must_be_local_to_member_patient_mm6() -> None:
 
 
 def test_response_carries_umb_and_mb_codings_and_member_id() -> None:
-    body = build_member_match_response(identifier_system="urn:x", identifier_value="U1",
-                                       member_id="p1")
+    body = build_member_match_response(
+        identifier_system="urn:x", identifier_value="U1", member_id="p1"
+    )
     identifier = body["parameter"][0]["valueIdentifier"]
     systems = {(c["system"], c["code"]) for c in identifier["type"]["coding"]}
     assert (HREX_TEMP, "UMB") in systems
     assert ("http://terminology.hl7.org/CodeSystem/v2-0203", "MB") in systems
     assert parse_member_match_response(body).member_ref == "Patient/p1"
-    without = build_member_match_response(identifier_system="urn:x", identifier_value="U1",
-                                          member_id=None)
+    without = build_member_match_response(
+        identifier_system="urn:x", identifier_value="U1", member_id=None
+    )
     assert [p["name"] for p in without["parameter"]] == ["MemberIdentifier"]
 
 
@@ -84,8 +86,9 @@ def test_exchange_request_needs_a_card_id_and_an_ordered_consent() -> None:
         ExchangeCreate.model_validate(raw)
     assert "member_id or subscriber_id" in str(caught.value)
     assert "end is before" in str(caught.value)
-    assert ExchangeCreate.model_validate(an_exchange_request()).to_domain().member.birth_date \
-        == date(1980, 2, 3)
+    assert ExchangeCreate.model_validate(
+        an_exchange_request()
+    ).to_domain().member.birth_date == date(1980, 2, 3)
 
 
 def test_demographics_only_requests_are_accepted_unless_strict() -> None:

@@ -15,10 +15,17 @@ from tests.unit.identity.synthetic import FEMALE, MALE, SURNAMES, build_populati
 
 SECRET = b"test-blocking-secret"
 BASE: dict[str, Any] = {
-    "given": ["Margaret"], "family": "Garcia-Lopez", "birth_date": "1980-02-03", "sex": "female",
-    "address_lines": ["12 Oak Street"], "postal_code": "62701", "phone": "2175550101",
-    "member_id": "M123456", "subscriber_id": "S123456", "ssn": "123-45-6780",
-}  # fmt: skip
+    "given": ["Margaret"],
+    "family": "Garcia-Lopez",
+    "birth_date": "1980-02-03",
+    "sex": "female",
+    "address_lines": ["12 Oak Street"],
+    "postal_code": "62701",
+    "phone": "2175550101",
+    "member_id": "M123456",
+    "subscriber_id": "S123456",
+    "ssn": "123-45-6780",
+}
 
 
 def keys(**fields: Any) -> frozenset[str]:
@@ -101,18 +108,22 @@ def _birth_date_error(dob: str, kind: str, position: int) -> str:
     return (day + timedelta(days=1 + position % 5)).isoformat()  # one digit of the day
 
 
-people = st.fixed_dictionaries({
-    "given": st.sampled_from(MALE + FEMALE).map(lambda name: [name]),
-    "family": st.sampled_from(SURNAMES),
-    "birth_date": st.dates(date(1930, 1, 1), date(2020, 12, 31)).map(date.isoformat),
-    "sex": st.sampled_from(["male", "female"]),
-    "address_lines": st.integers(1, 9999).map(lambda n: [f"{n} Oak Street"]),
-    "postal_code": st.sampled_from(["62701", "10001", "99501"]),
-    "phone": st.integers(0, 9999).map(lambda n: f"217555{n:04d}"),
-    "member_id": st.integers(10**6, 10**7).map(lambda n: f"M{n}"),
-    "subscriber_id": st.integers(10**6, 10**7).map(lambda n: f"S{n}"),
-    "ssn": st.integers(10**6, 10**7).map(lambda n: f"123{n % 100 or 1:02d}{n % 10**4 or 1:04d}"),
-})  # fmt: skip
+people = st.fixed_dictionaries(
+    {
+        "given": st.sampled_from(MALE + FEMALE).map(lambda name: [name]),
+        "family": st.sampled_from(SURNAMES),
+        "birth_date": st.dates(date(1930, 1, 1), date(2020, 12, 31)).map(date.isoformat),
+        "sex": st.sampled_from(["male", "female"]),
+        "address_lines": st.integers(1, 9999).map(lambda n: [f"{n} Oak Street"]),
+        "postal_code": st.sampled_from(["62701", "10001", "99501"]),
+        "phone": st.integers(0, 9999).map(lambda n: f"217555{n:04d}"),
+        "member_id": st.integers(10**6, 10**7).map(lambda n: f"M{n}"),
+        "subscriber_id": st.integers(10**6, 10**7).map(lambda n: f"S{n}"),
+        "ssn": st.integers(10**6, 10**7).map(
+            lambda n: f"123{n % 100 or 1:02d}{n % 10**4 or 1:04d}"
+        ),
+    }
+)
 
 
 @given(

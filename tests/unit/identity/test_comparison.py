@@ -125,10 +125,16 @@ def test_street_address_levels(left: list[str], right: list[str], expected: str)
         ({"member_id": "W123"}, {"member_id": "w-123"}, "exact"),
         ({"member_id": "W1234"}, {"member_id": "W1243"}, "one_typo"),
         # The subscriber's own card: relatives who never enrolled show it too.
-        ({"member_id": "HEAD99"}, {"member_id": "HEAD99", "subscriber_id": "HEAD99"},
-         "exact_subscriber_card"),
-        ({"member_id": "HEAD99", "subscriber_id": "HEAD99"}, {"member_id": "HEAD99"},
-         "exact_subscriber_card"),
+        (
+            {"member_id": "HEAD99"},
+            {"member_id": "HEAD99", "subscriber_id": "HEAD99"},
+            "exact_subscriber_card",
+        ),
+        (
+            {"member_id": "HEAD99", "subscriber_id": "HEAD99"},
+            {"member_id": "HEAD99"},
+            "exact_subscriber_card",
+        ),
         # A dependent's request shows the subscriber's number from the card.
         (
             {"member_id": "HEAD99"},
@@ -137,12 +143,11 @@ def test_street_address_levels(left: list[str], right: list[str], expected: str)
         ),
         # Sequential card numbers: the subscriber's M100 is one edit from the son's M104,
         # and still says "same household", not "a typo of the son's card".
-        ({"member_id": "M100"}, {"member_id": "M104", "subscriber_id": "M100"},
-         "is_subscriber_id"),
+        ({"member_id": "M100"}, {"member_id": "M104", "subscriber_id": "M100"}, "is_subscriber_id"),
         ({"member_id": "A1"}, {"member_id": "ZZZ9"}, "else"),
         ({}, {"member_id": "ZZZ9"}, "null"),
     ],
-)  # fmt: skip
+)
 def test_member_id_levels(left: dict[str, Any], right: dict[str, Any], expected: str) -> None:
     assert level("member_id", left, right) == expected
 

@@ -19,10 +19,17 @@ from payerbridge.types import MemberId
 MODEL = default_model()
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ANA: dict[str, Any] = {
-    "given": ["Ana"], "family": "Garcia", "birth_date": "1980-02-03", "sex": "female",
-    "address_lines": ["12 Oak Street"], "postal_code": "62701", "phone": "217-555-0101",
-    "member_id": "M-1234", "subscriber_id": "M-1234", "ssn": "123-45-6780",
-}  # fmt: skip
+    "given": ["Ana"],
+    "family": "Garcia",
+    "birth_date": "1980-02-03",
+    "sex": "female",
+    "address_lines": ["12 Oak Street"],
+    "postal_code": "62701",
+    "phone": "217-555-0101",
+    "member_id": "M-1234",
+    "subscriber_id": "M-1234",
+    "ssn": "123-45-6780",
+}
 
 
 def rec(**changes: Any) -> StandardRecord:

@@ -52,8 +52,11 @@ def linkage() -> Linkage:
         record = request.record()
         found = {m for key in blocking_keys(record, secret=SECRET) for m in index.get(key, ())}
         requests.append((record, request.truth, sorted(found)))
-    candidate_vectors = [comparison_vector(DEFAULT_SPEC, record, members[m])
-                         for record, _, found in requests for m in found]  # fmt: skip
+    candidate_vectors = [
+        comparison_vector(DEFAULT_SPEC, record, members[m])
+        for record, _, found in requests
+        for m in found
+    ]
     rng = random.Random(9)
     ids = sorted(members)
     random_vectors = [
@@ -62,9 +65,11 @@ def linkage() -> Linkage:
     ]
     initial = default_model(probability_two_random_records_match=1 / len(members))
     result = estimate_parameters_em(
-        candidate_vectors, initial, total_pair_count=len(requests) * len(members),
+        candidate_vectors,
+        initial,
+        total_pair_count=len(requests) * len(members),
         u_probabilities=estimate_u_probabilities(random_vectors),
-    )  # fmt: skip
+    )
     return Linkage(members, requests, candidate_vectors, random_vectors, initial, result)
 
 
@@ -91,11 +96,21 @@ def test_em_converges_and_lambda_counts_the_members_asked_about(linkage: Linkage
 
 @pytest.mark.parametrize(
     ("comparison", "level"),
-    [("given_name", "exact"), ("given_name", "nickname"), ("family_name", "exact"),
-     ("birth_date", "exact"), ("birth_date", "one_typo"), ("sex", "exact"),
-     ("member_id", "exact"), ("subscriber_id", "exact"), ("ssn", "exact"),
-     ("street_address", "exact"), ("postal_code", "exact"), ("phone", "exact")],
-)  # fmt: skip
+    [
+        ("given_name", "exact"),
+        ("given_name", "nickname"),
+        ("family_name", "exact"),
+        ("birth_date", "exact"),
+        ("birth_date", "one_typo"),
+        ("sex", "exact"),
+        ("member_id", "exact"),
+        ("subscriber_id", "exact"),
+        ("ssn", "exact"),
+        ("street_address", "exact"),
+        ("postal_code", "exact"),
+        ("phone", "exact"),
+    ],
+)
 def test_em_recovers_m_above_u_for_agreeing_levels(
     linkage: Linkage, comparison: str, level: str
 ) -> None:
@@ -126,10 +141,11 @@ def test_em_is_deterministic_and_order_independent(linkage: Linkage) -> None:
     shuffled = list(linkage.candidate_vectors)
     random.Random(1).shuffle(shuffled)
     again = estimate_parameters_em(
-        iter(shuffled), linkage.initial,
+        iter(shuffled),
+        linkage.initial,
         total_pair_count=len(linkage.requests) * len(linkage.members),
         u_probabilities=estimate_u_probabilities(reversed(linkage.random_vectors)),
-    )  # fmt: skip
+    )
     assert again.model.version == linkage.result.model.version
 
 
@@ -181,8 +197,9 @@ def test_em_on_a_clean_population_keeps_lambda_and_stays_safe(linkage: Linkage) 
     for member_id, record in members.items():
         for key in blocking_keys(record, secret=SECRET):
             index[key].append(member_id)
-    pairs = {tuple(sorted((a, b))) for found in index.values() for a in found for b in found
-             if a != b}  # fmt: skip
+    pairs = {
+        tuple(sorted((a, b))) for found in index.values() for a in found for b in found if a != b
+    }
     rng = random.Random(5)
     ids = sorted(members)
     random_pairs = [(rng.choice(ids), rng.choice(ids)) for _ in range(30_000)]

@@ -7,8 +7,9 @@ def test_names_compare_without_case_or_accents() -> None:
 
 
 def test_one_agreeing_candidate_is_a_match() -> None:
-    decision = decide_exact(a_patient("req", family="GARCÍA"),
-                            [a_patient("p1"), a_patient("p2", given="Luis")])
+    decision = decide_exact(
+        a_patient("req", family="GARCÍA"), [a_patient("p1"), a_patient("p2", given="Luis")]
+    )
     assert (decision.outcome, decision.member_id) == (MatchOutcome.MATCH, "p1")
     assert decision.candidates_considered == 2
 
@@ -19,8 +20,12 @@ def test_twins_with_the_same_first_name_are_multiple_never_a_pick() -> None:
 
 
 def test_birth_date_or_gender_disagreement_is_no_match() -> None:
-    assert decide_exact(a_patient("req"), [a_patient("p1", birth_date="1980-03-02")]).outcome \
+    assert (
+        decide_exact(a_patient("req"), [a_patient("p1", birth_date="1980-03-02")]).outcome
         is MatchOutcome.NO_MATCH
-    assert decide_exact(a_patient("req"), [a_patient("p1", gender="male")]).outcome \
+    )
+    assert (
+        decide_exact(a_patient("req"), [a_patient("p1", gender="male")]).outcome
         is MatchOutcome.NO_MATCH
+    )
     assert decide_exact(a_patient("req"), []).outcome is MatchOutcome.NO_MATCH

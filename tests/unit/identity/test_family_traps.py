@@ -21,27 +21,68 @@ from payerbridge.identity.standardize import standard_record
 from payerbridge.types import MemberId
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
-HOME = {"family": "Smith", "address_lines": ["12 Oak Street", "Apt 3"], "postal_code": "62701",
-        "phone": "217-555-0101", "subscriber_id": "M100"}  # fmt: skip
+HOME = {
+    "family": "Smith",
+    "address_lines": ["12 Oak Street", "Apt 3"],
+    "postal_code": "62701",
+    "phone": "217-555-0101",
+    "subscriber_id": "M100",
+}
 HEAD_SSN = "123-45-6780"
 
 
 def household(twins: tuple[str, str] = ("Emma", "Olivia")) -> dict[str, dict[str, Any]]:
     """A subscriber (John Sr), spouse, twin daughters, John Jr and a son carrying Sr's SSN."""
     return {
-        "head": {**HOME, "given": ["John"], "suffixes": ["Sr"], "birth_date": "1955-04-10",
-                 "sex": "male", "member_id": "M100", "ssn": HEAD_SSN},
-        "spouse": {**HOME, "given": ["Mary"], "birth_date": "1957-08-22", "sex": "female",
-                   "member_id": "M101", "ssn": "234-56-7890"},
-        "twin_a": {**HOME, "given": [twins[0]], "birth_date": "2012-06-15", "sex": "female",
-                   "member_id": "M102"},
-        "twin_b": {**HOME, "given": [twins[1]], "birth_date": "2012-06-15", "sex": "female",
-                   "member_id": "M103"},
-        "junior": {**HOME, "given": ["John"], "suffixes": ["Jr"], "birth_date": "1982-04-10",
-                   "sex": "male", "member_id": "M104"},
-        "son": {**HOME, "given": ["Liam"], "birth_date": "2015-09-01", "sex": "male",
-                "member_id": "M105", "ssn": HEAD_SSN, "ssn_carried": True},
-    }  # fmt: skip
+        "head": {
+            **HOME,
+            "given": ["John"],
+            "suffixes": ["Sr"],
+            "birth_date": "1955-04-10",
+            "sex": "male",
+            "member_id": "M100",
+            "ssn": HEAD_SSN,
+        },
+        "spouse": {
+            **HOME,
+            "given": ["Mary"],
+            "birth_date": "1957-08-22",
+            "sex": "female",
+            "member_id": "M101",
+            "ssn": "234-56-7890",
+        },
+        "twin_a": {
+            **HOME,
+            "given": [twins[0]],
+            "birth_date": "2012-06-15",
+            "sex": "female",
+            "member_id": "M102",
+        },
+        "twin_b": {
+            **HOME,
+            "given": [twins[1]],
+            "birth_date": "2012-06-15",
+            "sex": "female",
+            "member_id": "M103",
+        },
+        "junior": {
+            **HOME,
+            "given": ["John"],
+            "suffixes": ["Jr"],
+            "birth_date": "1982-04-10",
+            "sex": "male",
+            "member_id": "M104",
+        },
+        "son": {
+            **HOME,
+            "given": ["Liam"],
+            "birth_date": "2015-09-01",
+            "sex": "male",
+            "member_id": "M105",
+            "ssn": HEAD_SSN,
+            "ssn_carried": True,
+        },
+    }
 
 
 MODELS = [default_model(), default_model(probability_two_random_records_match=1e-3)]
@@ -107,8 +148,7 @@ def test_twins_are_never_matched_to_each_other(
 
 def test_twins_with_an_exact_name_and_own_card_are_told_apart() -> None:
     people = household()
-    decision = decide_among(request_for(people["twin_a"], "own_member_id"), people, MODELS[0],
-                            BULK)  # fmt: skip
+    decision = decide_among(request_for(people["twin_a"], "own_member_id"), people, MODELS[0], BULK)
     assert (decision.outcome, decision.member_id) == (MatchOutcome.MATCH, "twin_a")
 
 
@@ -185,8 +225,9 @@ def test_household_members_are_found_when_present() -> None:
     """Guards must not make the household unmatchable: each member's own card finds them."""
     people = household()
     for person in people:
-        decision = decide_among(request_for(people[person], "own_member_id"), people, MODELS[0],
-                                BULK)  # fmt: skip
+        decision = decide_among(
+            request_for(people[person], "own_member_id"), people, MODELS[0], BULK
+        )
         assert (decision.outcome, decision.member_id) == (MatchOutcome.MATCH, person), person
 
 
@@ -299,8 +340,7 @@ def test_twin_or_sibling_one_typo_from_a_members_birth_date_is_never_the_member(
     sibling born a year or a month from Emma, never enrolled, with the family card: the
     birth date is one typo away, the first name is not Emma's."""
     people = without(household(("Emma", "Eva")), "twin_b")
-    relative = {**request_for(household(("Emma", "Eva"))["twin_b"], card),
-                "birth_date": birth_date}  # fmt: skip
+    relative = {**request_for(household(("Emma", "Eva"))["twin_b"], card), "birth_date": birth_date}
     decision = decide_among(relative, people, model, policy)
     assert_never_wrong(decision, "relative-never-enrolled", people)
 

@@ -80,8 +80,13 @@ def test_summary_counts_the_training(
     assert summary["random_pairs"] == 10_000
     assert 0 < summary["distinct_vectors"] <= len(pairs)
     assert summary["converged"] is True and 1 <= summary["iterations"] <= 100
-    assert set(summary) >= {"members", "blocked_pairs", "distinct_vectors", "iterations",
-                            "converged"}  # fmt: skip
+    assert set(summary) >= {
+        "members",
+        "blocked_pairs",
+        "distinct_vectors",
+        "iterations",
+        "converged",
+    }
 
 
 def test_fit_is_deterministic_for_a_seed(
@@ -114,10 +119,17 @@ def test_fitted_model_never_auto_matches_the_wrong_member(
     for policy in (BULK, SINGLE_EXCHANGE):
         for request in requests:
             record = request.record()
-            found = sorted({m for key in blocking_keys(record, secret=SECRET)
-                            for m in index.get(key, ())})  # fmt: skip
-            decision = decide(record, [(ids[m], records[m]) for m in found], fitted.model,
-                              policy, at, DecisionId("d"))  # fmt: skip
+            found = sorted(
+                {m for key in blocking_keys(record, secret=SECRET) for m in index.get(key, ())}
+            )
+            decision = decide(
+                record,
+                [(ids[m], records[m]) for m in found],
+                fitted.model,
+                policy,
+                at,
+                DecisionId("d"),
+            )
             if decision.outcome is MatchOutcome.MATCH:
                 assert decision.member_id == request.truth
                 right += policy is SINGLE_EXCHANGE

@@ -22,10 +22,11 @@ PERSON = {"given_name": "exact", "birth_date": "exact", "family_name": "exact", 
     ("levels", "rule"),
     [
         ({**PERSON, "member_id": "exact"}, "member_id_birth_date_given_name"),
-        ({**PERSON, "given_name": "one_edit", "member_id": "exact"},
-         "member_id_birth_date_given_name"),
-        ({**PERSON, "member_id": "exact_subscriber_card"},
-         "subscriber_card_birth_date_given_name"),
+        (
+            {**PERSON, "given_name": "one_edit", "member_id": "exact"},
+            "member_id_birth_date_given_name",
+        ),
+        ({**PERSON, "member_id": "exact_subscriber_card"}, "subscriber_card_birth_date_given_name"),
         # The subscriber's twin shows the family's card: Nova is one letter from Nora.
         ({**PERSON, "given_name": "one_edit", "member_id": "exact_subscriber_card"}, None),
         ({**PERSON, "ssn": "exact"}, "ssn_birth_date_given_name"),
@@ -38,27 +39,41 @@ PERSON = {"given_name": "exact", "birth_date": "exact", "family_name": "exact", 
         ({**PERSON, "member_id": "is_subscriber_id"}, "household_card_birth_date_given_name"),
         ({**PERSON, "member_id": "is_subscriber_id", "subscriber_id": "else"}, None),
         # The surname changes with marriage; the card does not.
-        ({**PERSON, "family_name": "else", "subscriber_id": "exact"},
-         "household_card_birth_date_given_name"),
+        (
+            {**PERSON, "family_name": "else", "subscriber_id": "exact"},
+            "household_card_birth_date_given_name",
+        ),
         ({**PERSON, "sex": "else", "subscriber_id": "exact"}, None),
         ({**PERSON, "given_name": "initial", "member_id": "exact"}, None),
-        ({**PERSON, "birth_date": "one_typo", "member_id": "exact"},
-         "household_full_name_birth_date_typo"),
-        ({**PERSON, "birth_date": "transposed_day_month", "member_id": "is_subscriber_id"},
-         "household_full_name_birth_date_typo"),
+        (
+            {**PERSON, "birth_date": "one_typo", "member_id": "exact"},
+            "household_full_name_birth_date_typo",
+        ),
+        (
+            {**PERSON, "birth_date": "transposed_day_month", "member_id": "is_subscriber_id"},
+            "household_full_name_birth_date_typo",
+        ),
         # A birth-date typo needs the card and the full name: the home alone is not enough.
-        ({**PERSON, "birth_date": "one_typo", "street_address": "exact", "phone": "exact"},
-         None),
-        ({**PERSON, "birth_date": "one_typo", "family_name": "else", "subscriber_id": "exact"},
-         None),
+        ({**PERSON, "birth_date": "one_typo", "street_address": "exact", "phone": "exact"}, None),
+        (
+            {**PERSON, "birth_date": "one_typo", "family_name": "else", "subscriber_id": "exact"},
+            None,
+        ),
         ({**PERSON, "birth_date": "year_off", "subscriber_id": "exact"}, None),
         # A name one typo away and a birth date one typo away: two departures, no rule.
-        ({**PERSON, "birth_date": "one_typo", "given_name": "one_edit",
-          "subscriber_id": "exact"}, None),
+        (
+            {
+                **PERSON,
+                "birth_date": "one_typo",
+                "given_name": "one_edit",
+                "subscriber_id": "exact",
+            },
+            None,
+        ),
         ({**PERSON, "given_name": "jaro_winkler", "subscriber_id": "exact"}, None),
         (PERSON, None),
     ],
-)  # fmt: skip
+)
 def test_rules(levels: dict[str, str], rule: str | None) -> None:
     assert BOOK.fired_rule(vector(**levels)) == rule
 
@@ -71,21 +86,29 @@ def test_rules(levels: dict[str, str], rule: str | None) -> None:
         ({**PERSON, "birth_date": "else"}, ("birth_date_conflict",)),
         ({**PERSON, "suffix": "else", "member_id": "exact"}, ("suffix_conflict",)),
         # Boy/girl twins Alexander and Alexandra share the nickname Alex.
-        ({**PERSON, "given_name": "nickname", "sex": "else", "member_id": "exact"},
-         ("given_name_conflict",)),
+        (
+            {**PERSON, "given_name": "nickname", "sex": "else", "member_id": "exact"},
+            ("given_name_conflict",),
+        ),
         ({**PERSON, "given_name": "nickname"}, ()),
         # A near miss on the name needs a person-level identifier (Mia and Mila are twins).
         ({**PERSON, "given_name": "jaro_winkler"}, ("given_name_unconfirmed",)),
         ({**PERSON, "given_name": "one_edit", "ssn": "exact"}, ()),
-        ({**PERSON, "given_name": "one_edit", "member_id": "exact_subscriber_card"},
-         ("given_name_unconfirmed",)),
+        (
+            {**PERSON, "given_name": "one_edit", "member_id": "exact_subscriber_card"},
+            ("given_name_unconfirmed",),
+        ),
         ({**PERSON, "given_name": "initial", "ssn": "carried"}, ("given_name_unconfirmed",)),
-        ({"family_name": "exact", "member_id": "exact"},
-         ("given_name_missing", "birth_date_missing")),
-        ({**PERSON, "given_name": "else", "birth_date": "else", "suffix": "else"},
-         ("given_name_conflict", "birth_date_conflict", "suffix_conflict")),
+        (
+            {"family_name": "exact", "member_id": "exact"},
+            ("given_name_missing", "birth_date_missing"),
+        ),
+        (
+            {**PERSON, "given_name": "else", "birth_date": "else", "suffix": "else"},
+            ("given_name_conflict", "birth_date_conflict", "suffix_conflict"),
+        ),
     ],
-)  # fmt: skip
+)
 def test_guards(levels: dict[str, str], violations: tuple[str, ...]) -> None:
     assert BOOK.guard_violations(vector(**levels)) == violations
 
@@ -103,8 +126,12 @@ def test_custom_rules_compile_against_the_spec() -> None:
 
 
 def test_a_rule_with_alternatives_needs_one_of_them() -> None:
-    rule = DeterministicRule("name_and_a_phone_or_ssn", "test", (("given_name", ("exact",)),),
-                             (("phone", ("exact",)), ("ssn", ("exact",))))  # fmt: skip
+    rule = DeterministicRule(
+        "name_and_a_phone_or_ssn",
+        "test",
+        (("given_name", ("exact",)),),
+        (("phone", ("exact",)), ("ssn", ("exact",))),
+    )
     book = RuleBook(rules=(rule,))
     assert book.fired_rule(vector(given_name="exact", ssn="exact")) == rule.name
     assert book.fired_rule(vector(given_name="exact", phone="exact")) == rule.name

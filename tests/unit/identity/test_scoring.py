@@ -24,8 +24,13 @@ from payerbridge.identity.standardize import standard_record
 
 MODEL = default_model()
 
-HOUSEHOLD = {"family": "Garcia", "address_lines": ["12 Oak St"], "postal_code": "62701",
-             "phone": "2175550101", "subscriber_id": "S1"}  # fmt: skip
+HOUSEHOLD = {
+    "family": "Garcia",
+    "address_lines": ["12 Oak St"],
+    "postal_code": "62701",
+    "phone": "2175550101",
+    "subscriber_id": "S1",
+}
 
 
 def test_weights_are_log2_of_m_over_u_and_null_is_zero() -> None:
@@ -55,9 +60,13 @@ def test_household_fields_count_once() -> None:
     a = standard_record(given=["Ana"], birth_date="1980-02-03", **HOUSEHOLD)
     b = standard_record(given=["Ana"], birth_date="1980-02-03", **HOUSEHOLD)
     pair = score(MODEL, a, b)
-    shared = [w for w, level, flags in zip(pair.match_weights, pair.levels,
-                                           DEFAULT_SPEC.household_shared, strict=True)
-              if flags[level] and w > 0]  # fmt: skip
+    shared = [
+        w
+        for w, level, flags in zip(
+            pair.match_weights, pair.levels, DEFAULT_SPEC.household_shared, strict=True
+        )
+        if flags[level] and w > 0
+    ]
     assert len(shared) == 5
     assert pair.household_adjustment == pytest.approx(max(shared) - sum(shared))
     assert pair.match_weight == pytest.approx(
@@ -182,8 +191,9 @@ def test_adding_agreeing_evidence_never_lowers_the_score(
     value = data.draw(FIELD_VALUES[field])
     # A subscriber id equal to the member id is not more evidence but a reading of the
     # member id: the subscriber's card, which relatives show too (household evidence).
-    assume(not (field == "subscriber_id" and value in (left.get("member_id"),
-                                                        right.get("member_id"))))
+    assume(
+        not (field == "subscriber_id" and value in (left.get("member_id"), right.get("member_id")))
+    )
     left.pop(field, None)
     right.pop(field, None)
     before = score(MODEL, standard_record(**left), standard_record(**right)).match_weight

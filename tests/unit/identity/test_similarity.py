@@ -39,18 +39,34 @@ def test_jaro_winkler_is_symmetric_and_bounded(a: str, b: str) -> None:
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("abc", "abd"), ("abc", "acb"), ("abc", "ab"), ("ab", "abc"), ("a", ""), ("ab", "ba"),
-     ("19800203", "19800230"), ("W123457", "W123458"), ("abcd", "abdc")],
-)  # fmt: skip
+    [
+        ("abc", "abd"),
+        ("abc", "acb"),
+        ("abc", "ab"),
+        ("ab", "abc"),
+        ("a", ""),
+        ("ab", "ba"),
+        ("19800203", "19800230"),
+        ("W123457", "W123458"),
+        ("abcd", "abdc"),
+    ],
+)
 def test_one_edit_apart(a: str, b: str) -> None:
     assert is_one_edit_apart(a, b) and is_one_edit_apart(b, a)
 
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("abc", "abc"), ("", ""), ("abc", "bca"), ("abcd", "badc"), ("ab", "cd"), ("abc", "a"),
-     ("19800203", "19811203")],
-)  # fmt: skip
+    [
+        ("abc", "abc"),
+        ("", ""),
+        ("abc", "bca"),
+        ("abcd", "badc"),
+        ("ab", "cd"),
+        ("abc", "a"),
+        ("19800203", "19811203"),
+    ],
+)
 def test_not_one_edit_apart(a: str, b: str) -> None:
     assert not is_one_edit_apart(a, b) and not is_one_edit_apart(b, a)
 
@@ -72,8 +88,17 @@ def test_any_single_typo_is_one_edit(word: str, data: st.DataObject) -> None:
 
 @pytest.mark.parametrize(
     ("word", "code"),
-    [("robert", "R163"), ("rupert", "R163"), ("ashcraft", "A261"), ("tymczak", "T522"),
-     ("pfister", "P236"), ("lee", "L000"), ("garcia", "G620"), ("", None), ("123", None)],
-)  # fmt: skip
+    [
+        ("robert", "R163"),
+        ("rupert", "R163"),
+        ("ashcraft", "A261"),
+        ("tymczak", "T522"),
+        ("pfister", "P236"),
+        ("lee", "L000"),
+        ("garcia", "G620"),
+        ("", None),
+        ("123", None),
+    ],
+)
 def test_soundex(word: str, code: str | None) -> None:
     assert soundex(word) == code

@@ -93,25 +93,50 @@ def test_generational_suffixes_are_their_own_field(
 
 def test_standard_suffix_values() -> None:
     assert [standard_suffix(s) for s in ("Jr", "junior", "SR.", "iv", "3rd", "Esq", None)] == [
-        "JR", "JR", "SR", "IV", "III", None, None]  # fmt: skip
+        "JR",
+        "JR",
+        "SR",
+        "IV",
+        "III",
+        None,
+        None,
+    ]
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("1980-02-03", "19800203"), ("1980-02-03T10:00:00Z", "19800203"), ("19800203", "19800203"),
-     ("02/03/1980", "19800203"), ("1980", None), ("1980-02", None), ("1980-02-30", None),
-     ("1980-13-01", None), ("abcd-ef-gh", None), ("١٩٨٠-٠٢-٠٣", None), ("", None),
-     (None, None)],
-)  # fmt: skip
+    [
+        ("1980-02-03", "19800203"),
+        ("1980-02-03T10:00:00Z", "19800203"),
+        ("19800203", "19800203"),
+        ("02/03/1980", "19800203"),
+        ("1980", None),
+        ("1980-02", None),
+        ("1980-02-30", None),
+        ("1980-13-01", None),
+        ("abcd-ef-gh", None),
+        ("١٩٨٠-٠٢-٠٣", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_birth_dates(value: str | None, expected: str | None) -> None:
     assert standard_birth_date(value) == expected
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("male", "M"), ("FEMALE", "F"), ("M", "M"), ("F", "F"), ("other", "O"), ("unknown", None),
-     ("UNK", None), (None, None)],
-)  # fmt: skip
+    [
+        ("male", "M"),
+        ("FEMALE", "F"),
+        ("M", "M"),
+        ("F", "F"),
+        ("other", "O"),
+        ("unknown", None),
+        ("UNK", None),
+        (None, None),
+    ],
+)
 def test_sex(value: str | None, expected: str | None) -> None:
     assert standard_sex(value) == expected
 
@@ -137,19 +162,33 @@ def test_street_addresses(lines: list[str], expected: tuple[str | None, ...]) ->
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("62701", "62701"), ("62701-1234", "62701"), ("627011234", "62701"), ("2134", "02134"),
-     ("00000", None), ("12", None), ("1234567", None), (None, None)],
-)  # fmt: skip
+    [
+        ("62701", "62701"),
+        ("62701-1234", "62701"),
+        ("627011234", "62701"),
+        ("2134", "02134"),
+        ("00000", None),
+        ("12", None),
+        ("1234567", None),
+        (None, None),
+    ],
+)
 def test_postal_codes(value: str | None, expected: str | None) -> None:
     assert standard_postal_code(value) == expected
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("(217) 555-0101", "2175550101"), ("+1 217.555.0101", "2175550101"),
-     ("217-555-0101 ext. 42", "2175550101"), ("217 555 0101x9", "2175550101"),
-     ("555-0101", None), ("0000000000", None), (None, None)],
-)  # fmt: skip
+    [
+        ("(217) 555-0101", "2175550101"),
+        ("+1 217.555.0101", "2175550101"),
+        ("217-555-0101 ext. 42", "2175550101"),
+        ("217 555 0101x9", "2175550101"),
+        ("555-0101", None),
+        ("0000000000", None),
+        (None, None),
+    ],
+)
 def test_phones(value: str | None, expected: str | None) -> None:
     assert standard_phone(value) == expected
 
@@ -164,11 +203,21 @@ def test_identifiers(value: str | None, expected: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("123-45-6780", "123456780"), ("123456780", "123456780"),
-     ("000-12-3456", None), ("666-12-3456", None), ("912-12-3456", None),
-     ("123-00-4567", None), ("123-45-0000", None), ("123-45-6789", None),
-     ("078-05-1120", None), ("111-11-1111", None), ("12345678", None), (None, None)],
-)  # fmt: skip
+    [
+        ("123-45-6780", "123456780"),
+        ("123456780", "123456780"),
+        ("000-12-3456", None),
+        ("666-12-3456", None),
+        ("912-12-3456", None),
+        ("123-00-4567", None),
+        ("123-45-0000", None),
+        ("123-45-6789", None),
+        ("078-05-1120", None),
+        ("111-11-1111", None),
+        ("12345678", None),
+        (None, None),
+    ],
+)
 def test_ssn_validity(value: str | None, expected: str | None) -> None:
     assert standard_ssn(value) == expected
 
@@ -179,8 +228,9 @@ def test_carried_flag_needs_a_valid_ssn() -> None:
 
 
 def test_repr_names_fields_but_never_values() -> None:
-    record = standard_record(given=["Ana"], family="Garcia", birth_date="1980-02-03",
-                             ssn="123-45-6780")  # fmt: skip
+    record = standard_record(
+        given=["Ana"], family="Garcia", birth_date="1980-02-03", ssn="123-45-6780"
+    )
     text = repr(record)
     assert "first_name" in text and "ssn" in text
     for secret in ("ana", "garcia", "1980", "123456780"):
@@ -198,10 +248,20 @@ def test_nickname_table_is_modest_and_consistent() -> None:
 
 
 def test_records_round_trip_through_json() -> None:
-    record = standard_record(given=["Bill", "J"], family="Garcia-Lopez", suffixes=["Jr"],
-                             birth_date="1980-02-03", sex="male", address_lines=["1 Oak St #2"],
-                             postal_code="62701", phone="2175550101", member_id="M1",
-                             subscriber_id="S1", ssn="123-45-6780", ssn_carried=True)  # fmt: skip
+    record = standard_record(
+        given=["Bill", "J"],
+        family="Garcia-Lopez",
+        suffixes=["Jr"],
+        birth_date="1980-02-03",
+        sex="male",
+        address_lines=["1 Oak St #2"],
+        postal_code="62701",
+        phone="2175550101",
+        member_id="M1",
+        subscriber_id="S1",
+        ssn="123-45-6780",
+        ssn_carried=True,
+    )
     stored = json.loads(json.dumps(record_to_dict(record)))
     assert record_from_dict(stored) == record
     assert record_from_dict({}) == standard_record()

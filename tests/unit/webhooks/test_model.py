@@ -26,13 +26,18 @@ def test_a_signature_verifies_only_with_its_secret_body_and_time() -> None:
     assert not verify("s3cret", "t=soon,v1=abc", BODY, now=1_800_000_000)
 
 
-@given(attempt=st.integers(1, 20), unit=st.floats(0, 1, exclude_max=True),
-       retry_after=st.one_of(st.none(), st.floats(0, 1000)))
+@given(
+    attempt=st.integers(1, 20),
+    unit=st.floats(0, 1, exclude_max=True),
+    retry_after=st.one_of(st.none(), st.floats(0, 1000)),
+)
 def test_backoff_is_bounded_honours_retry_after_and_stops(
-        attempt: int, unit: float, retry_after: float | None) -> None:
+    attempt: int, unit: float, retry_after: float | None
+) -> None:
     policy = WebhookPolicy(max_attempts=8, base_delay_seconds=1, max_delay_seconds=300)
-    at = next_attempt(policy, attempt=attempt, now=NOW, retry_after_seconds=retry_after,
-                      unit_random=unit)
+    at = next_attempt(
+        policy, attempt=attempt, now=NOW, retry_after_seconds=retry_after, unit_random=unit
+    )
     if attempt >= policy.max_attempts:
         assert at is None
         return
@@ -44,14 +49,17 @@ def test_backoff_is_bounded_honours_retry_after_and_stops(
         assert delay >= min(retry_after, policy.max_delay_seconds) - 1e-6
 
 
-@pytest.mark.parametrize("url", ["https://hooks.example.com/p2p", "http://127.0.0.1:8080/x",
-                                 "http://localhost/x"])
+@pytest.mark.parametrize(
+    "url", ["https://hooks.example.com/p2p", "http://127.0.0.1:8080/x", "http://localhost/x"]
+)
 def test_https_or_local_http_urls_are_accepted(url: str) -> None:
     assert check_webhook_url(url) == url
 
 
-@pytest.mark.parametrize("url", ["http://hooks.example.com/x", "ftp://x", "/relative",
-                                 "https://", "https://x/" + "a" * 2000])
+@pytest.mark.parametrize(
+    "url",
+    ["http://hooks.example.com/x", "ftp://x", "/relative", "https://", "https://x/" + "a" * 2000],
+)
 def test_other_urls_are_refused_with_the_field_named(url: str) -> None:
     with pytest.raises(UnprocessableRequest) as refused:
         check_webhook_url(url)

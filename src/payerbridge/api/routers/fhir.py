@@ -87,8 +87,12 @@ def fhir_base(platform: Platform, request: Request) -> str:
     # Starlette builds a URL object for request.base_url on every call; the few bases a
     # server is reached by are remembered (a bounded map: the Host header is the client's).
     scope = request.scope
-    key = (scope["scheme"], request.headers.get("host"), scope.get("root_path"),
-           scope.get("server"))  # fmt: skip
+    key = (
+        scope["scheme"],
+        request.headers.get("host"),
+        scope.get("root_path"),
+        scope.get("server"),
+    )
     base = _BASES.get(key)
     if base is None:
         if len(_BASES) >= _MAX_BASES:
@@ -195,9 +199,13 @@ def _member_match(
     def answer_audit(answer: MatchedMember | MatchError) -> list[AuditEvent]:
         if isinstance(answer, MatchError):
             return [audit("-", type(answer).__name__, {"decision": answer.decision_id})]
-        return [audit(answer.member_id, "match",
-                      {"candidates": answer.candidates_considered,
-                       "decision": answer.decision_id})]  # fmt: skip
+        return [
+            audit(
+                answer.member_id,
+                "match",
+                {"candidates": answer.candidates_considered, "decision": answer.decision_id},
+            )
+        ]
 
     # Without an Idempotency-Key the answer's audit events commit with the match's own
     # writes (one transaction); with one they commit with the stored answer (answer_once).

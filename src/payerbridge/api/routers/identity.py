@@ -71,10 +71,15 @@ def decide_review(
 ) -> dict[str, Any]:
     """Accept (naming the member, one of the case's candidates) or reject a case."""
     decided = decide(
-        platform.identity, review_id, accept=body.decision == "accept", member_id=body.member,
-        reviewer=f"{operator.client_id}:{body.reviewer}", reason=body.reason, at=utcnow(),
+        platform.identity,
+        review_id,
+        accept=body.decision == "accept",
+        member_id=body.member,
+        reviewer=f"{operator.client_id}:{body.reviewer}",
+        reason=body.reason,
+        at=utcnow(),
         request_id=current_request_id(),
-    )  # fmt: skip
+    )
     return decided.to_dict()
 
 
@@ -99,12 +104,19 @@ def merge(
     """Mark ``member_id`` as a duplicate of ``into``: matching answers with ``into`` from now
     on, and the retired id keeps its links and lineage."""
     if body.into is None:
-        raise InvalidInput("$merge names the surviving member",
-                           issues=[Issue("into is required", "into", "required")])  # fmt: skip
+        raise InvalidInput(
+            "$merge names the surviving member",
+            issues=[Issue("into is required", "into", "required")],
+        )
     link = merge_members(
-        platform.identity, platform.members, member_id, body.into,
-        by=f"{operator.client_id}:{body.reviewer}", at=utcnow(), request_id=current_request_id(),
-    )  # fmt: skip
+        platform.identity,
+        platform.members,
+        member_id,
+        body.into,
+        by=f"{operator.client_id}:{body.reviewer}",
+        at=utcnow(),
+        request_id=current_request_id(),
+    )
     return link.to_dict()
 
 
@@ -114,9 +126,12 @@ def split(
 ) -> dict[str, Any]:
     """Undo a merge from now on: ``member_id`` is its own member again."""
     into = split_members(
-        platform.identity, member_id, by=f"{operator.client_id}:{body.reviewer}", at=utcnow(),
+        platform.identity,
+        member_id,
+        by=f"{operator.client_id}:{body.reviewer}",
+        at=utcnow(),
         request_id=current_request_id(),
-    )  # fmt: skip
+    )
     return {"member": member_id, "split_from": into}
 
 

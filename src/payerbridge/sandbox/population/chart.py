@@ -142,18 +142,24 @@ class Chart(ChartEntries):
         encounter = self._id("enc")
         when = stamp(day, begin, self.offset)
         type_key = "well_child" if kind == "wellness" and age < 18 else kind
-        self._add({
-            "resourceType": "Encounter",
-            "id": encounter,
-            "status": "finished",
-            "class": {"system": ACT_CODE, "code": "EMER" if er else "AMB",
-                      "display": "emergency" if er else "ambulatory"},
-            "type": [concept(SNOMED, ENCOUNTER_TYPE[type_key])],
-            "subject": ref(self.patient),
-            "participant": [{"individual": ref(f"Practitioner/{practitioner}")}],
-            "period": {"start": when, "end": stamp(day, begin + length, self.offset)},
-            "serviceProvider": ref(f"Organization/{org}"),
-        }, labels)  # fmt: skip
+        self._add(
+            {
+                "resourceType": "Encounter",
+                "id": encounter,
+                "status": "finished",
+                "class": {
+                    "system": ACT_CODE,
+                    "code": "EMER" if er else "AMB",
+                    "display": "emergency" if er else "ambulatory",
+                },
+                "type": [concept(SNOMED, ENCOUNTER_TYPE[type_key])],
+                "subject": ref(self.patient),
+                "participant": [{"individual": ref(f"Practitioner/{practitioner}")}],
+                "period": {"start": when, "end": stamp(day, begin + length, self.offset)},
+                "serviceProvider": ref(f"Organization/{org}"),
+            },
+            labels,
+        )
         visit = Visit(day, when, encounter, org, practitioner)
         if kind != "sensitive" and not self.recorded_problems:
             self._record_problems(visit)
@@ -192,29 +198,37 @@ class Chart(ChartEntries):
             visit.diagnoses.append(chronic.code)
         if self.has_allergy:
             code, category, reaction = ALLERGIES[int(r() * len(ALLERGIES))]
-            self._add({
-                "resourceType": "AllergyIntolerance",
-                "id": self._id("allergy"),
-                "clinicalStatus": hl7_concept("allergyintolerance-clinical", "active"),
-                "verificationStatus": hl7_concept("allergyintolerance-verification", "confirmed"),
-                "type": "allergy",
-                "category": [category],
-                "criticality": "high" if reaction[0] == "39579001" else "low",
-                "code": concept(SNOMED, code),
-                "patient": ref(self.patient),
-                "encounter": ref(f"Encounter/{visit.encounter}"),
-                "recordedDate": visit.when,
-                "reaction": [{"manifestation": [concept(SNOMED, reaction)]}],
-            })  # fmt: skip
+            self._add(
+                {
+                    "resourceType": "AllergyIntolerance",
+                    "id": self._id("allergy"),
+                    "clinicalStatus": hl7_concept("allergyintolerance-clinical", "active"),
+                    "verificationStatus": hl7_concept(
+                        "allergyintolerance-verification", "confirmed"
+                    ),
+                    "type": "allergy",
+                    "category": [category],
+                    "criticality": "high" if reaction[0] == "39579001" else "low",
+                    "code": concept(SNOMED, code),
+                    "patient": ref(self.patient),
+                    "encounter": ref(f"Encounter/{visit.encounter}"),
+                    "recordedDate": visit.when,
+                    "reaction": [{"manifestation": [concept(SNOMED, reaction)]}],
+                }
+            )
 
     def _wellness(self, visit: Visit, age: float) -> None:
         r = self.r
         cpt = next(code for below, code in PREVENTIVE_CPT if age < below)
         visit.items.append(cpt)
-        visit.diagnoses.append(("Z00.129", "Encounter for routine child health examination "
-                                "without abnormal findings") if age < 18 else
-                               ("Z00.00", "Encounter for general adult medical examination "
-                                "without abnormal findings"))  # fmt: skip
+        visit.diagnoses.append(
+            ("Z00.129", "Encounter for routine child health examination without abnormal findings")
+            if age < 18
+            else (
+                "Z00.00",
+                "Encounter for general adult medical examination without abnormal findings",
+            )
+        )
         self._vital(visit, "weight", self._weight(age))
         if age < 18:
             self._vital(visit, "height", self._height(age))
@@ -261,8 +275,9 @@ class Chart(ChartEntries):
         if er:
             self._blood_pressure(visit)
             self._vital(visit, "spo2", 94 + r() * 5)
-        condition = self._condition(visit, problem.code, visit.day, "encounter-diagnosis",
-                                    resolved_after=7 + int(r() * 21))  # fmt: skip
+        condition = self._condition(
+            visit, problem.code, visit.day, "encounter-diagnosis", resolved_after=7 + int(r() * 21)
+        )
         if problem.medication and r() < 0.7:
             self._medication(visit, problem.medication, condition, "completed", None)
         if problem.procedure:
@@ -323,13 +338,25 @@ class Chart(ChartEntries):
         high = any(c.code[0] == "I10" for c in self.chronic) * 18
         systolic, diastolic = 104 + high + int(r() * 30), 64 + high // 2 + int(r() * 20)
         components = [
-            {"code": concept(LOINC, ("8480-6", "Systolic blood pressure")),
-             "valueQuantity": {"value": systolic, "unit": "mm[Hg]", "system": UCUM,
-                               "code": "mm[Hg]"}},
-            {"code": concept(LOINC, ("8462-4", "Diastolic blood pressure")),
-             "valueQuantity": {"value": diastolic, "unit": "mm[Hg]", "system": UCUM,
-                               "code": "mm[Hg]"}},
-        ]  # fmt: skip
+            {
+                "code": concept(LOINC, ("8480-6", "Systolic blood pressure")),
+                "valueQuantity": {
+                    "value": systolic,
+                    "unit": "mm[Hg]",
+                    "system": UCUM,
+                    "code": "mm[Hg]",
+                },
+            },
+            {
+                "code": concept(LOINC, ("8462-4", "Diastolic blood pressure")),
+                "valueQuantity": {
+                    "value": diastolic,
+                    "unit": "mm[Hg]",
+                    "system": UCUM,
+                    "code": "mm[Hg]",
+                },
+            },
+        ]
         code = ("85354-9", "Blood pressure panel with all children optional")
         self._observation(visit, "vital-signs", code, {"component": components})
 

@@ -30,25 +30,33 @@ def patient_resource(ctx: PayerContext, household: Household, member: Member) ->
         "resourceType": "Patient",
         "id": member.patient_id,
         "identifier": [
-            {"type": mb_type(), "system": f"http://{slug}.example.org/member-id",
-             "value": member.member_id},
-            {"type": concept(HREX_TEMP, UMB), "system": f"http://{slug}.example.org/umb",
-             "value": member.umb},
+            {
+                "type": mb_type(),
+                "system": f"http://{slug}.example.org/member-id",
+                "value": member.member_id,
+            },
+            {
+                "type": concept(HREX_TEMP, UMB),
+                "system": f"http://{slug}.example.org/umb",
+                "value": member.umb,
+            },
         ],
         "active": True,
         "name": [{"use": "official", "family": member.family, "given": list(member.given)}],
         "telecom": [{"system": "phone", "value": member.phone, "use": member.phone_use}],
         "gender": member.gender,
         "birthDate": member.birth_date.isoformat(),
-        "address": [{
-            "use": "home",
-            "line": list(household.lines),
-            "city": household.place.city,
-            "state": household.place.state,
-            "postalCode": household.place.postal_code,
-            "country": "US",
-        }],
-    }  # fmt: skip
+        "address": [
+            {
+                "use": "home",
+                "line": list(household.lines),
+                "city": household.place.city,
+                "state": household.place.state,
+                "postalCode": household.place.postal_code,
+                "country": "US",
+            }
+        ],
+    }
 
 
 def coverage_resource(ctx: PayerContext, household: Household, member: Member) -> Resource:
@@ -57,8 +65,13 @@ def coverage_resource(ctx: PayerContext, household: Household, member: Member) -
     return {
         "resourceType": "Coverage",
         "id": f"{ctx.abbr}-cov-{household.index:07d}-{member.pos}",
-        "identifier": [{"type": mb_type(), "system": f"http://{ctx.payer.slug}.example.org/member-id",
-                        "value": member.member_id}],
+        "identifier": [
+            {
+                "type": mb_type(),
+                "system": f"http://{ctx.payer.slug}.example.org/member-id",
+                "value": member.member_id,
+            }
+        ],
         "status": "active",
         "type": concept(SOPT, payer_type),
         "policyHolder": ref(subscriber),
@@ -66,19 +79,32 @@ def coverage_resource(ctx: PayerContext, household: Household, member: Member) -
         "subscriberId": household.subscriber_id,
         "beneficiary": ref(f"Patient/{member.patient_id}"),
         "dependent": f"{member.pos:02d}",
-        "relationship": {"coding": [{"system": TERMINOLOGY + "subscriber-relationship",
-                                     "code": member.relationship}]},
+        "relationship": {
+            "coding": [
+                {"system": TERMINOLOGY + "subscriber-relationship", "code": member.relationship}
+            ]
+        },
         "period": {"start": member.coverage_start.isoformat()},
-        "payor": [{"reference": f"Organization/{ctx.org_id}",
-                   "identifier": {"system": NPI_SYSTEM, "value": ctx.payer.npi},
-                   "display": ctx.payer.name}],
-        "class": [
-            {"type": hl7_concept("coverage-class", "group"), "value": household.group[0],
-             "name": household.group[1]},
-            {"type": hl7_concept("coverage-class", "plan"), "value": household.plan[0],
-             "name": household.plan[1]},
+        "payor": [
+            {
+                "reference": f"Organization/{ctx.org_id}",
+                "identifier": {"system": NPI_SYSTEM, "value": ctx.payer.npi},
+                "display": ctx.payer.name,
+            }
         ],
-    }  # fmt: skip
+        "class": [
+            {
+                "type": hl7_concept("coverage-class", "group"),
+                "value": household.group[0],
+                "name": household.group[1],
+            },
+            {
+                "type": hl7_concept("coverage-class", "plan"),
+                "value": household.plan[0],
+                "name": household.plan[1],
+            },
+        ],
+    }
 
 
 def provenance_resource(
@@ -93,12 +119,23 @@ def provenance_resource(
         "target": [ref(reference) for reference in own + history_refs],
         "recorded": f"{ctx.as_of.isoformat()}T00:00:00Z",
         "agent": [
-            {"type": concept(TERMINOLOGY + "provenance-participant-type", ("author", "Author")),
-             "who": ref(payer)},
-            {"type": concept("http://hl7.org/fhir/us/core/CodeSystem/us-core-provenance-participant-type",
-                              ("transmitter", "Transmitter")),
-             "role": [{"coding": [{"system": TERMINOLOGY + "contractsignertypecodes",
-                                   "code": "TRANS"}]}],
-             "who": ref(payer)},
+            {
+                "type": concept(TERMINOLOGY + "provenance-participant-type", ("author", "Author")),
+                "who": ref(payer),
+            },
+            {
+                "type": concept(
+                    "http://hl7.org/fhir/us/core/CodeSystem/us-core-provenance-participant-type",
+                    ("transmitter", "Transmitter"),
+                ),
+                "role": [
+                    {
+                        "coding": [
+                            {"system": TERMINOLOGY + "contractsignertypecodes", "code": "TRANS"}
+                        ]
+                    }
+                ],
+                "who": ref(payer),
+            },
         ],
-    }  # fmt: skip
+    }

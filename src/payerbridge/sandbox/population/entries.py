@@ -70,10 +70,12 @@ class ChartEntries:
 
     def _add(self, resource: Resource, labels: Code | None = None) -> None:
         if labels:
-            resource["meta"] = {"security": [
-                {"system": ACT_CODE, "code": labels[0], "display": labels[1]},
-                {"system": CONFIDENTIALITY, "code": "R", "display": "restricted"},
-            ]}  # fmt: skip
+            resource["meta"] = {
+                "security": [
+                    {"system": ACT_CODE, "code": labels[0], "display": labels[1]},
+                    {"system": CONFIDENTIALITY, "code": "R", "display": "restricted"},
+                ]
+            }
         self.out.append(resource)
 
     def _condition(
@@ -107,33 +109,48 @@ class ChartEntries:
 
     def _vital(self, visit: Visit, key: str, value: float) -> None:
         loinc, display, unit = VITALS[key]
-        self._observation(visit, "vital-signs", (loinc, display), {
-            "valueQuantity": {"value": round(value, 1), "unit": unit, "system": UCUM, "code": unit}
-        })  # fmt: skip
+        self._observation(
+            visit,
+            "vital-signs",
+            (loinc, display),
+            {
+                "valueQuantity": {
+                    "value": round(value, 1),
+                    "unit": unit,
+                    "system": UCUM,
+                    "code": unit,
+                }
+            },
+        )
 
     def _lab(self, visit: Visit, key: str, abnormal: bool) -> None:
         loinc, display, unit, normal, high = LABS[key]
         low, top = high if abnormal else normal
         value = round(low + self.r() * (top - low), 1)
-        self._observation(visit, "laboratory", (loinc, display), {
-            "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}
-        })  # fmt: skip
+        self._observation(
+            visit,
+            "laboratory",
+            (loinc, display),
+            {"valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}},
+        )
 
     def _observation(
         self, visit: Visit, category: str, code: Code, value: dict[str, object]
     ) -> None:
         display = "Vital Signs" if category == "vital-signs" else "Laboratory"
-        self._add({
-            "resourceType": "Observation",
-            "id": self._id("obs"),
-            "status": "final",
-            "category": [concept(TERMINOLOGY + "observation-category", (category, display))],
-            "code": concept(LOINC, code),
-            "subject": ref(self.patient),
-            "encounter": ref(f"Encounter/{visit.encounter}"),
-            "effectiveDateTime": visit.when,
-            **value,
-        })  # fmt: skip
+        self._add(
+            {
+                "resourceType": "Observation",
+                "id": self._id("obs"),
+                "status": "final",
+                "category": [concept(TERMINOLOGY + "observation-category", (category, display))],
+                "code": concept(LOINC, code),
+                "subject": ref(self.patient),
+                "encounter": ref(f"Encounter/{visit.encounter}"),
+                "effectiveDateTime": visit.when,
+                **value,
+            }
+        )
 
     def _medication(
         self,
@@ -160,15 +177,17 @@ class ChartEntries:
         self._add(resource, labels)
 
     def _procedure(self, visit: Visit, system: str, code: Code, bill: bool = True) -> None:
-        self._add({
-            "resourceType": "Procedure",
-            "id": self._id("proc"),
-            "status": "completed",
-            "code": concept(system, code),
-            "subject": ref(self.patient),
-            "encounter": ref(f"Encounter/{visit.encounter}"),
-            "performedDateTime": visit.when,
-        })  # fmt: skip
+        self._add(
+            {
+                "resourceType": "Procedure",
+                "id": self._id("proc"),
+                "status": "completed",
+                "code": concept(system, code),
+                "subject": ref(self.patient),
+                "encounter": ref(f"Encounter/{visit.encounter}"),
+                "performedDateTime": visit.when,
+            }
+        )
         if bill:
             visit.items.append(code)
 
@@ -177,65 +196,100 @@ class ChartEntries:
         created = iso_day(min(visit.day + 3 + int(self.r() * 25), self.ctx.today))
         diagnoses = list(dict.fromkeys(visit.diagnoses))
         serviced = iso_day(visit.day)
-        self._add({
-            "resourceType": "ExplanationOfBenefit",
-            "id": claim,
-            "identifier": [{"system": f"http://{self.ctx.payer.slug}.example.org/claim-id",
-                            "value": claim.upper()}],
-            "status": "active",
-            "type": concept(TERMINOLOGY + "claim-type", ("professional", "Professional")),
-            "use": "claim",
-            "patient": ref(self.patient),
-            "billablePeriod": {"start": serviced, "end": serviced},
-            "created": created,
-            "insurer": {"reference": f"Organization/{self.ctx.org_id}",
-                        "display": self.ctx.payer.name},
-            "provider": ref(f"Organization/{visit.org}"),
-            "outcome": "complete",
-            "diagnosis": [{"sequence": n, "diagnosisCodeableConcept": concept(ICD10, code)}
-                          for n, code in enumerate(diagnoses, 1)],
-            "insurance": [{"focal": True, "coverage": ref(self.coverage)}],
-            "item": [{"sequence": n, "diagnosisSequence": [1],
-                      "productOrService": concept(CPT, code), "servicedDate": serviced,
-                      "encounter": [ref(f"Encounter/{visit.encounter}")]}
-                     for n, code in enumerate(visit.items, 1)],
-        }, labels)  # fmt: skip
+        self._add(
+            {
+                "resourceType": "ExplanationOfBenefit",
+                "id": claim,
+                "identifier": [
+                    {
+                        "system": f"http://{self.ctx.payer.slug}.example.org/claim-id",
+                        "value": claim.upper(),
+                    }
+                ],
+                "status": "active",
+                "type": concept(TERMINOLOGY + "claim-type", ("professional", "Professional")),
+                "use": "claim",
+                "patient": ref(self.patient),
+                "billablePeriod": {"start": serviced, "end": serviced},
+                "created": created,
+                "insurer": {
+                    "reference": f"Organization/{self.ctx.org_id}",
+                    "display": self.ctx.payer.name,
+                },
+                "provider": ref(f"Organization/{visit.org}"),
+                "outcome": "complete",
+                "diagnosis": [
+                    {"sequence": n, "diagnosisCodeableConcept": concept(ICD10, code)}
+                    for n, code in enumerate(diagnoses, 1)
+                ],
+                "insurance": [{"focal": True, "coverage": ref(self.coverage)}],
+                "item": [
+                    {
+                        "sequence": n,
+                        "diagnosisSequence": [1],
+                        "productOrService": concept(CPT, code),
+                        "servicedDate": serviced,
+                        "encounter": [ref(f"Encounter/{visit.encounter}")],
+                    }
+                    for n, code in enumerate(visit.items, 1)
+                ],
+            },
+            labels,
+        )
 
     def _prior_authorization(self, visit: Visit, service: Code, diagnosis: Code) -> None:
         r = self.r
         authorization = self._id("priorauth")
         created = min(visit.day + 1 + int(r() * 5), self.ctx.today)
         planned = created + 7 + int(r() * 40)
-        self._add({
-            "resourceType": "ExplanationOfBenefit",
-            "id": authorization,
-            "meta": {"profile": [PRIOR_AUTH_PROFILE]},
-            "identifier": [{"system": f"http://{self.ctx.payer.slug}.example.org/prior-auth",
-                            "value": authorization.upper()}],
-            "status": "active",
-            "type": concept(TERMINOLOGY + "claim-type", ("professional", "Professional")),
-            "use": "preauthorization",
-            "patient": ref(self.patient),
-            "created": iso_day(created),
-            "insurer": {"reference": f"Organization/{self.ctx.org_id}",
-                        "display": self.ctx.payer.name},
-            "provider": ref(f"Organization/{visit.org}"),
-            "outcome": "complete",
-            "preAuthRef": [authorization.upper()],
-            "preAuthRefPeriod": [{"start": iso_day(created), "end": iso_day(created + 90)}],
-            "diagnosis": [{"sequence": 1, "diagnosisCodeableConcept": concept(ICD10, diagnosis)}],
-            "insurance": [{"focal": True, "coverage": ref(self.coverage)}],
-            "item": [{"sequence": 1, "productOrService": concept(CPT, service),
-                      "servicedDate": iso_day(planned), "quantity": {"value": 1}}],
-        })  # fmt: skip
+        self._add(
+            {
+                "resourceType": "ExplanationOfBenefit",
+                "id": authorization,
+                "meta": {"profile": [PRIOR_AUTH_PROFILE]},
+                "identifier": [
+                    {
+                        "system": f"http://{self.ctx.payer.slug}.example.org/prior-auth",
+                        "value": authorization.upper(),
+                    }
+                ],
+                "status": "active",
+                "type": concept(TERMINOLOGY + "claim-type", ("professional", "Professional")),
+                "use": "preauthorization",
+                "patient": ref(self.patient),
+                "created": iso_day(created),
+                "insurer": {
+                    "reference": f"Organization/{self.ctx.org_id}",
+                    "display": self.ctx.payer.name,
+                },
+                "provider": ref(f"Organization/{visit.org}"),
+                "outcome": "complete",
+                "preAuthRef": [authorization.upper()],
+                "preAuthRefPeriod": [{"start": iso_day(created), "end": iso_day(created + 90)}],
+                "diagnosis": [
+                    {"sequence": 1, "diagnosisCodeableConcept": concept(ICD10, diagnosis)}
+                ],
+                "insurance": [{"focal": True, "coverage": ref(self.coverage)}],
+                "item": [
+                    {
+                        "sequence": 1,
+                        "productOrService": concept(CPT, service),
+                        "servicedDate": iso_day(planned),
+                        "quantity": {"value": 1},
+                    }
+                ],
+            }
+        )
 
     def _immunization(self, day: int, vaccine: Code) -> None:
-        self._add({
-            "resourceType": "Immunization",
-            "id": self._id("imm"),
-            "status": "completed",
-            "vaccineCode": concept(CVX, vaccine),
-            "patient": ref(self.patient),
-            "occurrenceDateTime": iso_day(day),
-            "primarySource": True,
-        })  # fmt: skip
+        self._add(
+            {
+                "resourceType": "Immunization",
+                "id": self._id("imm"),
+                "status": "completed",
+                "vaccineCode": concept(CVX, vaccine),
+                "patient": ref(self.patient),
+                "occurrenceDateTime": iso_day(day),
+                "primarySource": True,
+            }
+        )

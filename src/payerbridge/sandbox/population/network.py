@@ -23,16 +23,33 @@ PLATFORM_SLUG = "platform"
 # --- the network --------------------------------------------------------------
 
 _PAYER_NAMES = (
-    "Aspen Mutual Health", "Bluewater Health Plan", "Cardinal Care Insurance",
-    "Driftwood Health", "Evergreen Benefit Trust", "Foxglove Health Partners",
-    "Granite Peak Health Plan", "Hollowbrook Mutual", "Ironwood Health Plan",
-    "Juniper Mutual Insurance", "Kestrel Health", "Lakeshore Health Alliance",
-    "Meadowlark Health Plan", "Northgate Benefit Plan", "Oakleaf Health Cooperative",
-    "Prairie Sky Health", "Quarry Hill Health Plan", "Redwood Coast Health",
-    "Sagebrush Health Plan", "Tidewater Mutual Health", "Upland Health Partners",
-    "Valley Oak Health", "Willow Creek Health Plan", "Xenia Health Cooperative",
-    "Yarrow Health", "Zephyr Health Plan",
-)  # fmt: skip
+    "Aspen Mutual Health",
+    "Bluewater Health Plan",
+    "Cardinal Care Insurance",
+    "Driftwood Health",
+    "Evergreen Benefit Trust",
+    "Foxglove Health Partners",
+    "Granite Peak Health Plan",
+    "Hollowbrook Mutual",
+    "Ironwood Health Plan",
+    "Juniper Mutual Insurance",
+    "Kestrel Health",
+    "Lakeshore Health Alliance",
+    "Meadowlark Health Plan",
+    "Northgate Benefit Plan",
+    "Oakleaf Health Cooperative",
+    "Prairie Sky Health",
+    "Quarry Hill Health Plan",
+    "Redwood Coast Health",
+    "Sagebrush Health Plan",
+    "Tidewater Mutual Health",
+    "Upland Health Partners",
+    "Valley Oak Health",
+    "Willow Creek Health Plan",
+    "Xenia Health Cooperative",
+    "Yarrow Health",
+    "Zephyr Health Plan",
+)
 _PLATFORM_NAME = "Northwind Health Plan"
 NPI_PAYER, NPI_PLATFORM, NPI_PROVIDER_ORG, NPI_PRACTITIONER = 0, 1, 2, 3
 

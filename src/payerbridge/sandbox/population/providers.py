@@ -18,22 +18,35 @@ from payerbridge.sandbox.population.network import (
 from payerbridge.sandbox.population.shapes import TERMINOLOGY, Resource, concept, npi_identifier
 
 PROVIDER_ORGS = (
-    "Riverbend Family Medicine", "Summit Internal Medicine", "Maple Street Health Center",
-    "Lakeside Pediatrics", "Crossroads Urgent Care", "St. Brigid Regional Medical Center",
-    "Harbor Behavioral Health", "Westside Women's Health",
-)  # fmt: skip
+    "Riverbend Family Medicine",
+    "Summit Internal Medicine",
+    "Maple Street Health Center",
+    "Lakeside Pediatrics",
+    "Crossroads Urgent Care",
+    "St. Brigid Regional Medical Center",
+    "Harbor Behavioral Health",
+    "Westside Women's Health",
+)
 # indices into PROVIDER_ORGS
 INTERNAL, PEDIATRICS, URGENT_CARE, HOSPITAL, BEHAVIORAL, WOMENS = 1, 3, 4, 5, 6, 7
 _PRACTITIONERS = (  # (family, given, gender, org index)
-    ("Okafor", "Adaeze", "female", 0), ("Lindqvist", "Erik", "male", 0),
-    ("Ramírez", "Sofía", "female", 1), ("Chen", "David", "male", 1),
-    ("O'Connell", "Bridget", "female", 2), ("Patel", "Anil", "male", 2),
-    ("Nakamura", "Emi", "female", 3), ("Brooks", "Marcus", "male", 3),
-    ("Haddad", "Layla", "female", 4), ("Kowalski", "Piotr", "male", 4),
-    ("Nguyen", "Thanh", "male", 5), ("Friedman", "Rachel", "female", 5),
-    ("Castillo", "Marisol", "female", 6), ("Whitaker", "James", "male", 6),
-    ("Delacroix", "Amélie", "female", 7), ("Abara", "Chioma", "female", 7),
-)  # fmt: skip
+    ("Okafor", "Adaeze", "female", 0),
+    ("Lindqvist", "Erik", "male", 0),
+    ("Ramírez", "Sofía", "female", 1),
+    ("Chen", "David", "male", 1),
+    ("O'Connell", "Bridget", "female", 2),
+    ("Patel", "Anil", "male", 2),
+    ("Nakamura", "Emi", "female", 3),
+    ("Brooks", "Marcus", "male", 3),
+    ("Haddad", "Layla", "female", 4),
+    ("Kowalski", "Piotr", "male", 4),
+    ("Nguyen", "Thanh", "male", 5),
+    ("Friedman", "Rachel", "female", 5),
+    ("Castillo", "Marisol", "female", 6),
+    ("Whitaker", "James", "male", 6),
+    ("Delacroix", "Amélie", "female", 7),
+    ("Abara", "Chioma", "female", 7),
+)
 ORG_PRACTITIONERS = tuple(
     tuple(index for index, row in enumerate(_PRACTITIONERS) if row[3] == org)
     for org in range(len(PROVIDER_ORGS))

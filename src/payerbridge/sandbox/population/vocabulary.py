@@ -122,13 +122,25 @@ _PLACE_ROWS = """
 PLACES = tuple(Place(*entry.replace("_", " ").split(";")) for entry in _PLACE_ROWS.split())
 
 EMPLOYERS = (
-    "Acme Manufacturing", "Riverside School District", "Bright Path Logistics",
-    "Summit Engineering", "Harvest Foods Cooperative", "Lumen Software",
-    "County of Fairview", "Pioneer Credit Union", "Blue Heron Hospitality",
-    "Keystone Construction", "Northfield University", "Cascade Retail Group",
-)  # fmt: skip
+    "Acme Manufacturing",
+    "Riverside School District",
+    "Bright Path Logistics",
+    "Summit Engineering",
+    "Harvest Foods Cooperative",
+    "Lumen Software",
+    "County of Fairview",
+    "Pioneer Credit Union",
+    "Blue Heron Hospitality",
+    "Keystone Construction",
+    "Northfield University",
+    "Cascade Retail Group",
+)
 COMMERCIAL_PLANS = (
-    ("PPO-GOLD", "Gold PPO"), ("PPO-SILVER", "Silver PPO"), ("HMO-SILVER", "Silver HMO"),
-    ("HMO-GOLD", "Gold HMO"), ("EPO-BRONZE", "Bronze EPO"), ("HDHP-BRONZE", "Bronze HDHP"),
-)  # fmt: skip
+    ("PPO-GOLD", "Gold PPO"),
+    ("PPO-SILVER", "Silver PPO"),
+    ("HMO-SILVER", "Silver HMO"),
+    ("HMO-GOLD", "Gold HMO"),
+    ("EPO-BRONZE", "Bronze EPO"),
+    ("HDHP-BRONZE", "Bronze HDHP"),
+)
 ADULT_AGE_BANDS = ((18, 25, 0.09), (26, 34, 0.17), (35, 44, 0.19), (45, 54, 0.19), (55, 64, 0.18))

@@ -92,9 +92,11 @@ def upgrade() -> None:
         "ix_identity_reviews_status", "identity_reviews", ["status", "opened_at"], unique=False
     )
     op.create_index(
-        "ix_identity_reviews_request", "identity_reviews", ["client_id", "request_key"],
+        "ix_identity_reviews_request",
+        "identity_reviews",
+        ["client_id", "request_key"],
         unique=False,
-    )  # fmt: skip
+    )
     op.create_table(
         "identity_links",
         sa.Column("id", _AUTO_ID, autoincrement=True, nullable=False),

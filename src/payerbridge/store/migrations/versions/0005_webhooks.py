@@ -72,7 +72,6 @@ def upgrade() -> None:
         unique=True,
     )
 
-
     op.create_index(
         "ix_idempotent_responses_created", "idempotent_responses", ["created_at"], unique=False
     )

@@ -18,9 +18,7 @@ def upgrade() -> None:
     # Numbered under the row's lock: a writer that waited for the lock sees the row as the
     # last writer left it, where a read of the transitions could predate that writer.
     with op.batch_alter_table("exchanges", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("last_seq", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch_op.add_column(sa.Column("last_seq", sa.Integer(), nullable=False, server_default="0"))
     op.execute(
         "UPDATE exchanges SET last_seq = COALESCE((SELECT max(t.seq) FROM "
         "exchange_transitions t WHERE t.exchange_id = exchanges.id), 0)"
