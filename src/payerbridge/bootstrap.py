@@ -18,13 +18,23 @@ import httpx
 from sqlalchemy import Engine
 
 from payerbridge import __version__
+from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
+from payerbridge.audit.service import verify_audit, write_checkpoints
+from payerbridge.audit.verification import ChainReport
 from payerbridge.config import Settings
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Organization
-from payerbridge.store.audit import SqlAuditLog
+from payerbridge.store.audit import SqlAuditChain, SqlAuditLog
 from payerbridge.store.breakers import SqlBreakerStore
+from payerbridge.store.checkpoints import (
+    CheckpointFile,
+    CheckpointSinks,
+    CheckpointUrl,
+    load_or_create_signing_key,
+    load_public_key,
+)
 from payerbridge.store.clients import SqlClientRegistry
 from payerbridge.store.consents import SqlConsentStore
 from payerbridge.store.database import (
@@ -46,6 +56,8 @@ from payerbridge.webhooks.model import WebhookPolicy
 
 __all__ = [
     "Platform",
+    "audit_checkpointer",
+    "verify_audit_chain",
     "retry_policy",
     "build_platform",
     "identity_secret",
@@ -78,6 +90,7 @@ class Platform:
     exchanges: SqlExchangeStore
     breakers: SqlBreakerStore
     audit: SqlAuditLog
+    audit_chain: SqlAuditChain
     idempotency: SqlIdempotencyStore
     consents: SqlConsentStore
     clients: SqlClientRegistry
@@ -124,6 +137,49 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         breaker_failure_threshold=settings.breaker_failure_threshold,
         breaker_cooldown_seconds=settings.breaker_cooldown_seconds,
     )
+
+
+def audit_signing_key_path(settings: Settings) -> Path:
+    return settings.audit_signing_key or settings.data_dir / "audit-signing.key"
+
+
+def audit_checkpoint_path(settings: Settings) -> Path:
+    return settings.audit_checkpoint_file or settings.data_dir / "audit-checkpoints.jsonl"
+
+
+def audit_checkpointer(
+    platform: Platform, *, every_seconds: float | None = None
+) -> Callable[[], list[Checkpoint]]:
+    """The checkpoint use case wired to this deployment's key and sinks (the key is
+    created in the data dir on first use unless configured); ``every_seconds`` overrides
+    the configured interval (0: checkpoint the head now)."""
+    settings = platform.settings
+    key = load_or_create_signing_key(audit_signing_key_path(settings))
+    file = CheckpointFile(audit_checkpoint_path(settings))
+    url = settings.audit_checkpoint_url
+    sink = CheckpointSinks([file, CheckpointUrl(url)] if url else [file])
+    policy = CheckpointPolicy(
+        every_events=settings.audit_checkpoint_every_events,
+        every_seconds=(
+            settings.audit_checkpoint_every_seconds if every_seconds is None else every_seconds
+        ),
+    )
+
+    def checkpoint() -> list[Checkpoint]:
+        return write_checkpoints(platform.audit_chain, sink, key, now=utcnow(), policy=policy)
+
+    return checkpoint
+
+
+def verify_audit_chain(
+    platform: Platform, *, checkpoints: Path | None = None, public_key: Path | None = None
+) -> ChainReport:
+    """The stored chain checked against the signed checkpoints in ``checkpoints`` (the
+    configured file by default) with ``public_key`` (the signing key's by default)."""
+    settings = platform.settings
+    key = load_public_key(public_key or audit_signing_key_path(settings))
+    signed = CheckpointFile(checkpoints or audit_checkpoint_path(settings)).read()
+    return verify_audit(platform.audit_chain, signed, key)
 
 
 def identity_secret(settings: Settings) -> bytes:
@@ -197,6 +253,7 @@ def build_platform(
         exchanges=exchanges,
         breakers=breakers,
         audit=audit,
+        audit_chain=SqlAuditChain(engine, reader=reader),
         idempotency=SqlIdempotencyStore(engine),
         consents=consents,
         clients=SqlClientRegistry(engine),
@@ -224,7 +281,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     never enqueued; an API-only process just enqueues."""
     from dbos import DBOS, DBOSConfig
 
-    from payerbridge.workflows import exchange
+    from payerbridge.workflows import exchange, maintenance
 
     settings = platform.settings
     exchange.bind_ports(platform.exchange_ports)
@@ -253,6 +310,8 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         )
     )
     if work:
+        maintenance.bind_checkpointer(audit_checkpointer(platform))
+        maintenance.schedule()
         _start_sweeper(platform)
         sender = WebhookSender(
             platform.webhooks,

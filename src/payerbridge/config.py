@@ -122,12 +122,40 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = Field(
         default=None, description="Bearer token of operators (replay); unset: no operator API."
     )
+    # The audit chain's signed checkpoints (ADR 0007).
+    audit_signing_key: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM) that signs audit checkpoints, kept outside the "
+        "database. Unset: audit-signing.key in the data dir, created on first start (0600).",
+    )
+    audit_checkpoint_file: Path | None = Field(
+        default=None,
+        description="File the signed checkpoints are appended to (JSON lines), read by "
+        "`payerbridge audit verify`. Unset: audit-checkpoints.jsonl in the data dir.",
+    )
+    audit_checkpoint_url: str | None = Field(
+        default=None,
+        description="Also POST each batch of signed checkpoints (a JSON array) to this URL.",
+    )
+    audit_checkpoint_every_events: int = Field(
+        default=1000, ge=1, description="A checkpoint at every multiple of this many events."
+    )
+    audit_checkpoint_every_seconds: float = Field(
+        default=300.0, gt=0, description="And at the head when the last is older than this."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     environment: Literal["dev", "test", "prod"] = "dev"
 
     @field_validator(
-        "database_url", "public_base_url", "operator_token", "identity_secret", mode="before"
+        "database_url",
+        "public_base_url",
+        "operator_token",
+        "identity_secret",
+        "audit_signing_key",
+        "audit_checkpoint_file",
+        "audit_checkpoint_url",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

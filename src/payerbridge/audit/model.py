@@ -1,4 +1,4 @@
-"""The audit event (pure). The tamper-evident chain of the roadmap hashes these same fields."""
+"""The audit event and its stored form (pure). The hash chain (``chain.py``) covers these fields."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["AuditEvent"]
+__all__ = ["AuditEvent", "StoredEvent"]
 
 
 @dataclass(frozen=True)
@@ -20,3 +20,22 @@ class AuditEvent:
     request_id: str | None = None
     # Internal ids, codes and hashes only: no names, birth dates or member identifiers.
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An audit row as stored: its fields (``detail`` as the stored text) and its place
+    in the chain."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    outcome: str
+    request_id: str | None
+    detail: str | None
+    leaf_hash: str
+    prev_hash: str
+    chain_hash: str

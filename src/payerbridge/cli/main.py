@@ -1,7 +1,8 @@
 """``payerbridge``: serve, import, partners, config, sandbox, demo and bench commands.
 
 Errors from the payerbridge tree become a one-line message on stderr and an exit
-code (2 invalid input, 3 not found, 4 conflict or unprocessable, 5 partner, 1 other).
+code (2 invalid input, 3 not found, 4 conflict or unprocessable, 5 partner, 1 other;
+``audit verify`` exits 6 when the audit chain does not hold).
 """
 
 from __future__ import annotations
@@ -335,6 +336,7 @@ def main() -> None:  # pragma: no cover - console script entry point
 from payerbridge.cli import bench as _bench  # noqa: E402
 from payerbridge.cli import consents as _consents  # noqa: E402
 from payerbridge.cli import sandbox as _sandbox  # noqa: E402
+from payerbridge.cli.audit import audit_app  # noqa: E402
 from payerbridge.cli.identity import identity_app  # noqa: E402
 
 app.add_typer(_sandbox.sandbox_app, name="sandbox")
@@ -342,4 +344,5 @@ app.add_typer(_bench.bench_app, name="bench")
 app.add_typer(_consents.clients_app, name="clients")
 app.add_typer(_consents.consents_app, name="consents")
 app.add_typer(identity_app, name="identity")
+app.add_typer(audit_app, name="audit")
 app.command("demo")(_sandbox.demo)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from payerbridge.audit.model import AuditEvent
+from payerbridge.audit.ports import AuditLog
 from payerbridge.consent.service import ConsentStore
 from payerbridge.exchange.breaker import Admission, BreakerState
 from payerbridge.exchange.model import DeadLetter, ExchangeState, Move
@@ -79,11 +79,6 @@ class ExchangeStore(Protocol):
     def mark_replayed_with(
         self, exchange_id: str, *, by: str, key: str | None, at: datetime
     ) -> TransactionPart: ...
-
-
-class AuditLog(Protocol):
-    def record(self, event: AuditEvent) -> None: ...
-    def record_with(self, event: AuditEvent) -> TransactionPart: ...
 
 
 class ResourceWriter(Protocol):

@@ -1,52 +1,116 @@
-"""The append-only audit table: the code that writes audit events.
+"""The append-only, hash-chained audit table: the one path that writes audit events.
 
-One exception, for speed: ``store.identity_sql.SqlMatchWrites`` writes the same rows with its
-own SQL on the raw cursor of a ``$member-match``'s one transaction. Keep the two in step
-(the roadmap's hash chain must cover both)."""
+``append_events`` is the only insert into ``audit_events``; every store calls it on the
+cursor of the transaction that makes the change the events record. Each event is
+written with its RFC 6962 leaf hash and linked into one gap-free chain (ADR 0007):
+
+- on PostgreSQL a trigger gives each row its ``seq`` and chain hash from the
+  ``audit_head`` row, which it locks until the transaction ends: writers in every
+  process take turns, and the INSERT stays one statement in a pipelined transaction;
+- on SQLite writers already take turns (one write transaction at a time), so the chain
+  is linked here from the head read in the same transaction, and triggers refuse a
+  row out of sequence and move the head.
+
+On both, triggers refuse UPDATE and DELETE. Events go last in a transaction (the head
+lock is held from the insert to the commit) and are never written in autocommit.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
-from payerbridge.audit.model import AuditEvent
-from payerbridge.store.tables import audit_events
+from payerbridge.audit.chain import GENESIS, MerkleFrontier, detail_text, leaf_hash, link_events
+from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
+from payerbridge.audit.model import AuditEvent, StoredEvent
+from payerbridge.store.database import (
+    DialectSql,
+    RowsInsert,
+    cursor_of,
+    insert_rows,
+    sqlite_timestamp,
+)
+from payerbridge.store.tables import audit_checkpoints, audit_events, audit_head
 
-__all__ = ["SqlAuditLog", "append_audit", "append_audits"]
+__all__ = ["SqlAuditChain", "SqlAuditLog", "append_audit", "append_events"]
+
+_FIELDS = ("at", "actor", "action", "entity_type", "entity_id", "outcome", "request_id", "detail")
+_CHAIN = ("seq", "leaf_hash", "prev_hash", "chain_hash")
 
 
-_INSERT = audit_events.insert()  # built once: SQLAlchemy then compiles it once
+class _AuditSql(DialectSql):
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        # PostgreSQL: the trigger fills seq, prev_hash and chain_hash.
+        self.insert: RowsInsert = self.rows_insert(audit_events, (*_FIELDS, "leaf_hash"))
+        marks = ", ".join("?" * (len(_FIELDS) + len(_CHAIN)))
+        self.insert_linked = self.sql(
+            f"INSERT INTO {audit_events.name} ({', '.join((*_FIELDS, *_CHAIN))}) VALUES ({marks})"
+        )
+        self.head = self.sql(f"SELECT seq, hash FROM {audit_head.name} WHERE id = 1")
 
 
-def append_audit(connection: Connection, event: AuditEvent) -> None:
-    """Write the event inside the caller's transaction, so it commits with the change it records."""
-    append_audits(connection, [event])
+_SQLITE = _AuditSql(sqlite.dialect())
+_POSTGRES = _AuditSql(postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]  # SQLAlchemy's dialect classes are untyped
 
 
-def append_audits(connection: Connection, events: Sequence[AuditEvent]) -> None:
-    """Several events, in one statement, inside the caller's transaction."""
-    connection.execute(
-        _INSERT,
+def _fields(event: AuditEvent, at: Any) -> tuple[Any, ...]:
+    return (
+        at,
+        event.actor,
+        event.action,
+        event.entity_type,
+        event.entity_id,
+        event.outcome,
+        event.request_id,
+        detail_text(event.detail),
+    )
+
+
+def append_events(cursor: Any, events: Sequence[AuditEvent]) -> None:
+    """Append ``events``, in order, inside the transaction of ``cursor`` (a DB-API cursor
+    of the writing engine; see the module docstring for what each store does)."""
+    if not events:
+        return
+    if isinstance(cursor, sqlite3.Cursor):
+        _append_linked(cursor, events)
+        return
+    insert_rows(
+        cursor,
+        (_POSTGRES.insert, [(*_fields(e, e.at), leaf_hash(e)) for e in events]),
+    )
+
+
+def _append_linked(cursor: sqlite3.Cursor, events: Sequence[AuditEvent]) -> None:
+    if not cursor.connection.in_transaction:
+        # The head read and the inserts must be one transaction, or two writers fork it.
+        raise RuntimeError("audit events are written inside the change's transaction")
+    head_seq, head_hash = cursor.execute(_SQLITE.head).fetchone()
+    chained = link_events(head_seq, head_hash, (leaf_hash(e) for e in events))
+    cursor.executemany(
+        _SQLITE.insert_linked,
         [
-            {
-                "at": event.at,
-                "actor": event.actor,
-                "action": event.action,
-                "entity_type": event.entity_type,
-                "entity_id": event.entity_id,
-                "outcome": event.outcome,
-                "request_id": event.request_id,
-                "detail": orjson.dumps(event.detail).decode() if event.detail else None,
-            }
-            for event in events
+            (*_fields(e, sqlite_timestamp(e.at)), c.seq, c.leaf_hash, c.prev_hash, c.chain_hash)
+            for e, c in zip(events, chained, strict=True)
         ],
     )
 
 
+def append_audit(connection: Connection, *events: AuditEvent) -> None:
+    """``append_events`` in the transaction of a SQLAlchemy ``connection``."""
+    with cursor_of(connection) as cursor:
+        append_events(cursor, events)
+
+
 class SqlAuditLog:
+    """The ``AuditLog`` port: events on their own, and the trail of an entity."""
+
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
@@ -54,29 +118,26 @@ class SqlAuditLog:
     def record(self, event: AuditEvent) -> None:
         self.record_many([event])
 
-    def record_with(self, event: AuditEvent) -> Callable[[Connection], None]:
-        """A transaction part that appends the event with the caller's change."""
-        return lambda connection: append_audit(connection, event)
-
-    def record_many(self, events: list[AuditEvent]) -> None:
-        """Append the events in one transaction."""
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        """Append the events in one transaction of their own."""
         if not events:
             return
-        with self._engine.begin() as connection:
-            append_audits(connection, events)
+        with self._engine.begin() as connection, cursor_of(connection) as cursor:
+            append_events(cursor, events)
 
     def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
         """The entity's audit trail, oldest first."""
         query = (
             select(audit_events)
             .where(audit_events.c.entity_type == entity_type, audit_events.c.entity_id == entity_id)
-            .order_by(audit_events.c.id)
+            .order_by(audit_events.c.seq)
         )
         with self._reader.connect() as connection:
             rows = connection.execute(query).all()
         return [
             {
                 "id": row.id,
+                "seq": row.seq,
                 "at": row.at,
                 "actor": row.actor,
                 "action": row.action,
@@ -88,3 +149,87 @@ class SqlAuditLog:
             }
             for row in rows
         ]
+
+
+_BATCH = 5_000
+
+
+class SqlAuditChain:
+    """The ``AuditChain`` port: the chain as stored, read in order, and the checkpoints
+    this database has made (a record for the next one; the signed copies the verifier
+    trusts live outside the database)."""
+
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
+        self._engine = engine
+        self._reader = reader or engine
+
+    def head(self) -> tuple[int, str]:
+        with self._reader.connect() as connection:
+            row = connection.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+        return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
+
+    def events(self, *, after: int = 0, up_to: int | None = None) -> Iterator[StoredEvent]:
+        """The stored events with ``after < seq <= up_to`` in sequence order, read in
+        batches (memory stays flat however long the chain)."""
+        columns = [audit_events.c[name] for name in (*_FIELDS, *_CHAIN)]
+        while True:
+            query = select(*columns).where(audit_events.c.seq > after)
+            if up_to is not None:
+                query = query.where(audit_events.c.seq <= up_to)
+            query = query.order_by(audit_events.c.seq).limit(_BATCH)
+            with self._reader.connect() as connection:
+                rows = connection.execute(query).all()
+            for row in rows:
+                yield StoredEvent(**row._asdict())
+            if len(rows) < _BATCH:
+                return
+            after = rows[-1].seq
+
+    def last_checkpoint(self) -> StoredCheckpoint | None:
+        query = select(audit_checkpoints).order_by(audit_checkpoints.c.seq.desc()).limit(1)
+        with self._reader.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            return None
+        return StoredCheckpoint(
+            checkpoint=Checkpoint(
+                seq=row.seq,
+                chain_head=row.chain_head,
+                merkle_root=row.merkle_root,
+                at=row.at,
+                key_id=row.key_id,
+                signature=row.signature,
+            ),
+            frontier=MerkleFrontier(row.seq, list(orjson.loads(row.frontier))),
+        )
+
+    def save_checkpoints(
+        self,
+        checkpoints: Sequence[StoredCheckpoint],
+        publish: Callable[[Sequence[Checkpoint]], None],
+    ) -> bool:
+        """Record ``checkpoints`` and ``publish`` them in one transaction: False (nothing
+        recorded or published) when another process has recorded one of them first."""
+        rows = [
+            {
+                "seq": s.checkpoint.seq,
+                "at": s.checkpoint.at,
+                "chain_head": s.checkpoint.chain_head,
+                "merkle_root": s.checkpoint.merkle_root,
+                "key_id": s.checkpoint.key_id,
+                "signature": s.checkpoint.signature,
+                "frontier": orjson.dumps(s.frontier.subtrees).decode(),
+            }
+            for s in checkpoints
+        ]
+        with self._engine.begin() as connection:
+            taken = connection.execute(
+                select(audit_checkpoints.c.seq).where(
+                    audit_checkpoints.c.seq.in_([r["seq"] for r in rows])
+                )
+            ).first()
+            if taken is not None:
+                return False
+            connection.execute(insert(audit_checkpoints), rows)
+            publish([s.checkpoint for s in checkpoints])  # a failure rolls the record back
+        return True

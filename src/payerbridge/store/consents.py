@@ -20,7 +20,7 @@ from payerbridge.consent.model import (
     revoke,
 )
 from payerbridge.errors import NotFound
-from payerbridge.store.audit import append_audit
+from payerbridge.store.audit import append_audit, append_events
 from payerbridge.store.database import DialectSql, cursor_of, insert_rows, read_row
 from payerbridge.store.tables import UtcDateTime, consents
 from payerbridge.types import ClientId, MemberId
@@ -105,7 +105,8 @@ def _add(connection: Connection, consent: StoredConsent, event: AuditEvent) -> S
         same = cursor.fetchone()
         if same is not None:
             return _stored(sql.named(_COLUMNS, _TIMESTAMPS, same))
-        insert_rows(cursor, (sql.insert, [sql.row(consent)]), (sql.audits, [sql.audit_row(event)]))
+        insert_rows(cursor, (sql.insert, [sql.row(consent)]))
+        append_events(cursor, [event])
     return consent
 
 
@@ -174,7 +175,8 @@ class SqlConsentStore:
                 stored.resource,
                 stored.created_at,
             )
-            append_audit(connection, event(result))
             if also is not None:
                 also(connection, result)
+            # Last: the chain head stays locked from here to the commit (ADR 0007).
+            append_audit(connection, event(result))
         return result

@@ -25,8 +25,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 
-from payerbridge.audit.model import AuditEvent
-from payerbridge.store.tables import UtcDateTime, audit_events
+from payerbridge.store.tables import UtcDateTime
 
 __all__ = [
     "DialectSql",
@@ -400,25 +399,7 @@ class DialectSql:
         else:
             processor = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
             self.timestamp, self.read_timestamp = processor or (lambda value: value), _as_read
-        # The row append_audit writes (store/audit.py), several at once.
-        self.audit = self.sql(
-            f"INSERT INTO {audit_events.name} (at, actor, action, entity_type, entity_id, "
-            "outcome, request_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        )
         self._row_reads: dict[tuple[Any, ...], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
-        self.audits = self.rows_insert(
-            audit_events,
-            (
-                "at",
-                "actor",
-                "action",
-                "entity_type",
-                "entity_id",
-                "outcome",
-                "request_id",
-                "detail",
-            ),
-        )
 
     def sql(self, text: str) -> str:
         return driver_sql(self.dialect, text)
@@ -480,18 +461,6 @@ class DialectSql:
         if found is None:
             found = _dialect_sql[key] = cls(dialect)
         return found
-
-    def audit_row(self, event: AuditEvent) -> tuple[Any, ...]:
-        return (
-            self.timestamp(event.at),
-            event.actor,
-            event.action,
-            event.entity_type,
-            event.entity_id,
-            event.outcome,
-            event.request_id,
-            orjson.dumps(event.detail).decode() if event.detail else None,
-        )
 
 
 @dataclass(frozen=True)

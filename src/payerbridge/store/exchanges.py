@@ -290,11 +290,7 @@ def _write_transitions(
         ),
     ]
     with cursor_of(connection) as cursor:
-        insert_rows(
-            cursor,
-            (sql.transitions, transitions),
-            (sql.audits, [sql.audit_row(event) for event in audits]),
-        )
+        insert_rows(cursor, (sql.transitions, transitions))
     outbox_transitions(
         connection,
         listeners,
@@ -305,6 +301,8 @@ def _write_transitions(
         ],
         at=at,
     )
+    # Last: the chain head stays locked from the events' insert to the commit (ADR 0007).
+    append_audit(connection, *audits)
 
 
 def _plan(

@@ -27,7 +27,7 @@ from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.service import DecisionToRecord
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, record_from_dict, record_to_dict
-from payerbridge.store.audit import append_audit
+from payerbridge.store.audit import append_audit, append_events
 from payerbridge.store.database import cursor_of, raw_cursor, raw_transaction
 from payerbridge.store.identity_sql import IdentitySql, SqlMatchWrites
 from payerbridge.store.tables import (
@@ -288,7 +288,9 @@ class SqlIdentityStore:
         """One transaction for a ``$member-match``'s writes; rolled back if the block raises.
         (It takes SQLite's write lock as every writer does.)"""
         with raw_transaction(self._engine) as cursor:
-            yield SqlMatchWrites(cursor, self._sql)
+            writes = SqlMatchWrites(cursor, self._sql)
+            yield writes
+            writes.finish()
 
     def record_decisions(self, decisions: Sequence[DecisionToRecord]) -> None:
         """Store decisions with their evidence, review cases and audit events, in one
@@ -308,7 +310,7 @@ class SqlIdentityStore:
             ]
             if reviews:
                 cursor.executemany(sql.review, reviews)
-            cursor.executemany(sql.audit, [sql.audit_row(d.event) for d in decisions])
+            append_events(cursor, [d.event for d in decisions])
 
     def decision(self, decision_id: str) -> dict[str, Any] | None:
         """The stored decision: outcome, requester, versions and the evidence."""
@@ -391,8 +393,8 @@ class SqlIdentityStore:
                     select(identity_reviews).where(identity_reviews.c.id == review_id)
                 ).one()
             )
-            append_audit(connection, event(decided))
             self.add_links(connection, links(decided))
+            append_audit(connection, event(decided))
         return decided
 
     # -- the identity graph ----------------------------------------------------------------

@@ -19,6 +19,7 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.identity.decision import MatchDecision
 from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind
+from payerbridge.store.audit import append_events
 from payerbridge.store.database import insert_rows
 from payerbridge.store.members import ResourceRow, ResourceSql
 from payerbridge.store.tables import (
@@ -159,6 +160,7 @@ class SqlMatchWrites:
         self._cursor = cursor
         self._sql = sql
         self._sources: dict[str, str] = {}  # the source of each Patient read
+        self._events: list[AuditEvent] = []
 
     def note_attempt(
         self,
@@ -191,7 +193,7 @@ class SqlMatchWrites:
         if decision.outcome is MatchOutcome.REVIEW:
             assert review_id is not None
             cursor.execute(sql.review, sql.review_row(decision, review_id, client_id, request_key))
-        cursor.execute(sql.audit, sql.audit_row(event))
+        self._events.append(event)
 
     def patient(self, member_id: str) -> dict[str, Any] | None:
         """The member's Patient as stored (locked until the transaction ends on PostgreSQL)."""
@@ -236,5 +238,10 @@ class SqlMatchWrites:
             cursor.executemany(sql.link, new)
 
     def append_audit(self, events: Sequence[AuditEvent]) -> None:
-        if events:
-            insert_rows(self._cursor, (self._sql.audits, [self._sql.audit_row(e) for e in events]))
+        self._events.extend(events)
+
+    def finish(self) -> None:
+        """Append the request's audit events: last, as the chain head stays locked from
+        their insert to the commit (ADR 0007)."""
+        append_events(self._cursor, self._events)
+        self._events.clear()

@@ -20,13 +20,16 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 
 __all__ = [
     "UtcDateTime",
     "api_clients",
+    "audit_checkpoints",
     "audit_events",
+    "audit_head",
     "consents",
     "dead_letters",
     "exchange_payloads",
@@ -279,8 +282,9 @@ exchange_payloads = Table(
     Column("body", Text, nullable=False),
 )
 
-# Append-only. Written only through store/audit.py, in the same transaction as the
-# change it records. No member demographics or identifiers in ``detail``.
+# Append-only and hash-chained (ADR 0007). Written only through store/audit.py, in the
+# same transaction as the change it records; triggers refuse UPDATE and DELETE. No member
+# demographics or identifiers in ``detail``.
 audit_events = Table(
     "audit_events",
     metadata,
@@ -295,7 +299,38 @@ audit_events = Table(
     Column("outcome", String(32), nullable=False),
     Column("request_id", String(128), nullable=True),
     Column("detail", Text, nullable=True),
+    # The event's place in the chain: a gap-free sequence, its RFC 6962 leaf hash, the
+    # chain hash before it and its own (hex SHA-256).
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("leaf_hash", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("chain_hash", String(64), nullable=False),
     Index("ix_audit_events_entity", "entity_type", "entity_id"),
+    UniqueConstraint("seq"),
+)
+
+# The chain's last event (one row, id 1): what the next event links to. Writers lock it
+# (PostgreSQL) or read it in their write transaction (SQLite).
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# The checkpoints this database has signed, with the Merkle frontier the next continues
+# from. A record only: the verifier trusts the signed copies kept outside the database.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("chain_head", String(64), nullable=False),
+    Column("merkle_root", String(64), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", String(200), nullable=False),
+    Column("frontier", Text, nullable=False),
 )
 
 

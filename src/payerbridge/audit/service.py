@@ -1,0 +1,86 @@
+"""The audit room's use cases: sign checkpoints of the chain, and verify it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from payerbridge.audit.chain import GENESIS, MerkleFrontier
+from payerbridge.audit.checkpoints import (
+    Checkpoint,
+    CheckpointPolicy,
+    StoredCheckpoint,
+    due_checkpoints,
+    sign_checkpoint,
+)
+from payerbridge.audit.ports import AuditChain, CheckpointSink
+from payerbridge.audit.verification import ChainReport, event_break, verify_chain
+from payerbridge.errors import PayerBridgeError
+
+__all__ = ["AuditChainBroken", "verify_audit", "write_checkpoints"]
+
+logger = logging.getLogger(__name__)
+
+
+class AuditChainBroken(PayerBridgeError):
+    """The stored chain does not check out: nothing is signed over it."""
+
+
+def write_checkpoints(
+    chain: AuditChain,
+    sink: CheckpointSink,
+    key: Ed25519PrivateKey,
+    *,
+    now: datetime,
+    policy: CheckpointPolicy,
+) -> list[Checkpoint]:
+    """Sign the checkpoints that are due (``due_checkpoints``) and publish them to
+    ``sink``; the events since the last checkpoint are checked first, so a chain
+    changed in the database is never signed. Returns what was published (nothing when
+    none was due or another process made them first)."""
+    last = chain.last_checkpoint()
+    last_seq = 0 if last is None else last.checkpoint.seq
+    head_seq, _ = chain.head()
+    due = due_checkpoints(
+        last_seq=last_seq,
+        last_at=None if last is None else last.checkpoint.at,
+        head_seq=head_seq,
+        now=now,
+        policy=policy,
+    )
+    if not due:
+        return []
+    frontier = MerkleFrontier() if last is None else last.frontier.copy()
+    previous = GENESIS if last is None else last.checkpoint.chain_head
+    made: list[StoredCheckpoint] = []
+    expected, wanted = last_seq + 1, set(due)
+    for event in chain.events(after=last_seq, up_to=due[-1]):
+        found = event_break(event, expected, previous)
+        if found is not None:
+            raise AuditChainBroken(f"audit event {found.seq}: {found.reason}")
+        frontier.add(event.leaf_hash)
+        previous = event.chain_hash
+        if event.seq in wanted:
+            signed = sign_checkpoint(event.seq, previous, frontier.root(), now, key)
+            made.append(StoredCheckpoint(signed, frontier.copy()))
+        expected += 1
+    if expected <= due[-1]:
+        raise AuditChainBroken(f"audit event {expected} is missing")
+    if not chain.save_checkpoints(made, sink.publish):
+        return []
+    checkpoints = [stored.checkpoint for stored in made]
+    logger.info(
+        "audit checkpoints signed",
+        extra={"seq": checkpoints[-1].seq, "checkpoints": len(checkpoints)},
+    )
+    return checkpoints
+
+
+def verify_audit(
+    chain: AuditChain, checkpoints: Sequence[Checkpoint], public_key: Ed25519PublicKey
+) -> ChainReport:
+    """The whole stored chain checked against the signed checkpoints and its head row."""
+    return verify_chain(chain.events(), checkpoints, public_key, head=chain.head())

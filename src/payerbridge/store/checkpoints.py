@@ -1,0 +1,164 @@
+"""Where signed audit checkpoints live outside the database, and the key that signs them.
+
+The signing key is an Ed25519 private key in a PEM file: generated on first start into
+the data dir with mode 0600 (its public half beside it), or given by path. Checkpoints
+are appended as JSON lines to a file (synced before the database records them) or
+posted to a URL the operator names; ``payerbridge audit verify`` reads the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+    load_pem_public_key,
+)
+
+from payerbridge.audit.checkpoints import Checkpoint
+from payerbridge.errors import InvalidInput
+
+__all__ = [
+    "CheckpointFile",
+    "CheckpointSinks",
+    "CheckpointUrl",
+    "load_or_create_signing_key",
+    "load_public_key",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
+    """The key at ``path``, created there (mode 0600, its public half at ``.pub``) if none."""
+    if not path.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside and linked into place: of two processes starting at once, one
+        # key wins and neither reads a half-written file.
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, pem)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    key = _private_key(path)
+    public = _public_path(path)
+    if not public.exists():
+        public.write_bytes(
+            key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        )
+    return key
+
+
+def _public_path(path: Path) -> Path:
+    return path.with_name(path.name + ".pub")
+
+
+def _private_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read the audit signing key {path}: {exc}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InvalidInput(f"the audit signing key {path} is not an Ed25519 key")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """The public key that checks checkpoints: a public PEM, or the private key's half."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the audit key {path}: {exc}") from exc
+    if b"PRIVATE KEY" in data:
+        return _private_key(path).public_key()
+    try:
+        key = load_pem_public_key(data)
+    except ValueError as exc:
+        raise InvalidInput(f"the audit key {path} is not a PEM public key: {exc}") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise InvalidInput(f"the audit key {path} is not an Ed25519 key")
+    return key
+
+
+class CheckpointFile:
+    """Checkpoints as JSON lines appended to a file, each synced to disk when written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def publish(self, checkpoints: Sequence[Checkpoint]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lines = b"".join(orjson.dumps(c.to_json()) + b"\n" for c in checkpoints)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, lines)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> list[Checkpoint]:
+        """Every checkpoint in the file; a line that is not one is an error naming it."""
+        if not self.path.exists():
+            return []
+        found = []
+        for number, line in enumerate(self.path.read_bytes().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                found.append(Checkpoint.from_json(orjson.loads(line)))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise InvalidInput(
+                    f"{self.path}, line {number}: not a checkpoint ({type(exc).__name__})"
+                ) from exc
+        return found
+
+
+class CheckpointUrl:
+    """Checkpoints posted as a JSON array to an operator's URL (a transparency log, a
+    write-once bucket); anything but a 2xx answer fails the checkpoint, which is then
+    tried again."""
+
+    def __init__(self, url: str, *, timeout_seconds: float = 10.0) -> None:
+        self.url = url
+        self._timeout = timeout_seconds
+
+    def publish(self, checkpoints: Sequence[Checkpoint]) -> None:
+        body = orjson.dumps([c.to_json() for c in checkpoints])
+        response = httpx.post(
+            self.url,
+            content=body,
+            headers={"Content-Type": "application/json"},
+            timeout=self._timeout,
+        )
+        response.raise_for_status()
+
+
+class CheckpointSinks:
+    """Several sinks, published to in order (the file first: the verifier reads it)."""
+
+    def __init__(self, sinks: Sequence[CheckpointFile | CheckpointUrl]) -> None:
+        self._sinks = list(sinks)
+
+    def publish(self, checkpoints: Sequence[Checkpoint]) -> None:
+        for sink in self._sinks:
+            sink.publish(checkpoints)
