@@ -1,0 +1,273 @@
+"""``payerbridge audit verify | checkpoint`` against a store an attacker has changed: real
+processes, a real data directory, SQLite or PostgreSQL (PAYERBRIDGE_TEST_BACKEND).
+
+The attacker has the database (drops the triggers, edits rows, knows the hash scheme)
+but not the signing key in the data directory.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+
+from payerbridge.audit.chain import canonical_bytes, hash_leaf, link
+from payerbridge.audit.model import AuditEvent
+from tests.conftest import BACKEND
+from tests.servers import ServerProcess, run_cli
+
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+@contextmanager
+def _platform(data_dir: Path, env: dict[str, str]) -> Iterator[Any]:
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.config import load_settings
+
+    platform = build_platform(
+        load_settings(data_dir=data_dir, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
+    )
+    try:
+        yield platform
+    finally:
+        platform.close()
+
+
+def _events(first: int, count: int) -> list[AuditEvent]:
+    return [
+        AuditEvent(
+            at=T0 + timedelta(seconds=n),
+            actor="operator",
+            action="exchange.transition",
+            entity_type="Exchange",
+            entity_id=f"x-{n}",
+            outcome="completed",
+            detail={"to": "completed", "n": n},
+        )
+        for n in range(first, first + count)
+    ]
+
+
+def _cli(command: str, data_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run_cli(["audit", command, "--data-dir", str(data_dir)], env=env)
+
+
+@pytest.fixture
+def audited(
+    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+) -> tuple[Path, dict[str, str]]:
+    """15 events: checkpoints signed at 6 and 12, three after the last."""
+    data_dir, env = tmp_path / "payer", database_env()
+    for first, count in ((1, 6), (7, 6), (13, 3)):
+        with _platform(data_dir, env) as platform:
+            for n in range(first, first + count, 3):
+                platform.audit.record_many(_events(n, 3))
+        if first < 13:
+            signed = _cli("checkpoint", data_dir, env)
+            assert signed.returncode == 0, signed.stderr
+            assert f"up to event {first + count - 1}" in signed.stdout
+    return data_dir, env
+
+
+@contextmanager
+def _database(data_dir: Path, env: dict[str, str]) -> Iterator[Any]:
+    """The attacker's own connection, outside payerbridge."""
+    if BACKEND == "postgres":
+        with psycopg.connect(env["PAYERBRIDGE_DATABASE_URL"], autocommit=True) as connection:
+            yield connection
+    else:
+        connection = sqlite3.connect(data_dir / "payerbridge.db", isolation_level=None)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+def _sql(text: str) -> str:
+    return text.replace("?", "%s") if BACKEND == "postgres" else text
+
+
+def _drop_triggers(connection: Any) -> None:
+    if BACKEND == "postgres":
+        connection.execute("DROP TRIGGER audit_events_append_only ON audit_events")
+        connection.execute("DROP TRIGGER audit_events_chain ON audit_events")
+    else:
+        for name in ("no_update", "no_delete", "in_sequence", "advance_head"):
+            connection.execute(f"DROP TRIGGER audit_events_{name}")
+
+
+def _change_a_field(connection: Any) -> None:
+    connection.execute("UPDATE audit_events SET outcome = 'failed' WHERE seq = 9")
+
+
+def _delete_an_event(connection: Any) -> None:
+    connection.execute("DELETE FROM audit_events WHERE seq = 4")
+
+
+def _truncate_below_the_checkpoint(connection: Any) -> None:
+    # Hide the cut: the head row made to agree with what is left.
+    connection.execute("DELETE FROM audit_events WHERE seq >= 10")
+    row = connection.execute("SELECT chain_hash FROM audit_events WHERE seq = 9").fetchone()
+    connection.execute(_sql("UPDATE audit_head SET seq = 9, hash = ? WHERE id = 1"), (row[0],))
+
+
+def _rehash_after_an_edit(connection: Any) -> None:
+    """Edit event 9, then make every hash after it anew and move the head: only the
+    signing key is missing."""
+    connection.execute("UPDATE audit_events SET outcome = 'failed' WHERE seq = 9")
+    columns = "seq, at, actor, action, entity_type, entity_id, outcome, request_id, detail"
+    rows = connection.execute(f"SELECT {columns} FROM audit_events ORDER BY seq").fetchall()
+    previous = None
+    for seq, at, actor, action, entity_type, entity_id, outcome, request_id, detail in rows:
+        if isinstance(at, str):  # SQLite
+            at = datetime.fromisoformat(at).replace(tzinfo=UTC)
+        leaf = hash_leaf(
+            canonical_bytes(
+                at=at,
+                actor=actor,
+                action=action,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                outcome=outcome,
+                request_id=request_id,
+                detail=detail,
+            )
+        )
+        if previous is None:
+            previous = connection.execute(
+                _sql("SELECT prev_hash FROM audit_events WHERE seq = ?"), (seq,)
+            ).fetchone()[0]
+        current = link(previous, leaf)
+        connection.execute(
+            _sql(
+                "UPDATE audit_events SET leaf_hash = ?, prev_hash = ?, chain_hash = ? WHERE seq = ?"
+            ),
+            (leaf, previous, current, seq),
+        )
+        previous = current
+    connection.execute(_sql("UPDATE audit_head SET hash = ? WHERE id = 1"), (previous,))
+
+
+def test_an_untouched_store_verifies(audited: tuple[Path, dict[str, str]]) -> None:
+    data_dir, env = audited
+    verified = _cli("verify", data_dir, env)
+    assert verified.returncode == 0, verified.stderr
+    assert "15 events" in verified.stdout and "2 signed checkpoints" in verified.stdout
+
+
+@pytest.mark.parametrize(
+    ("tamper", "first_bad", "says"),
+    [
+        (_change_a_field, 9, "do not match its leaf hash"),
+        (_delete_an_event, 4, "event 4 is missing"),
+        (_truncate_below_the_checkpoint, 10, "signed checkpoint 12 covers them"),
+        (_rehash_after_an_edit, 7, "do not match signed checkpoint 12"),
+    ],
+)
+def test_tampering_fails_verify_and_names_the_first_bad_event(
+    audited: tuple[Path, dict[str, str]],
+    tamper: Callable[[Any], None],
+    first_bad: int,
+    says: str,
+) -> None:
+    data_dir, env = audited
+    with _database(data_dir, env) as connection:
+        _drop_triggers(connection)
+        tamper(connection)
+    verified = _cli("verify", data_dir, env)
+    assert verified.returncode == 6, verified.stdout + verified.stderr
+    assert f"first bad event {first_bad}:" in verified.stderr
+    assert says in verified.stderr
+
+
+def test_the_database_refuses_to_change_or_delete_audit_events(
+    audited: tuple[Path, dict[str, str]],
+) -> None:
+    data_dir, env = audited
+    errors = (psycopg.Error, sqlite3.Error)
+    with _database(data_dir, env) as connection:
+        with pytest.raises(errors, match="append-only"):
+            connection.execute("UPDATE audit_events SET outcome = 'failed' WHERE seq = 3")
+        with pytest.raises(errors, match="append-only"):
+            connection.execute("DELETE FROM audit_events WHERE seq = 15")
+    assert _cli("verify", data_dir, env).returncode == 0
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    from pathlib import Path
+    from payerbridge.audit.model import AuditEvent
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.config import load_settings
+
+    worker, rounds = sys.argv[1], int(sys.argv[2])
+    platform = build_platform(load_settings(data_dir=Path(sys.argv[3])), run_migrations=False)
+    for n in range(rounds):
+        events = [
+            AuditEvent(at=datetime.now(UTC), actor=worker, action="test.write",
+                       entity_type="Worker", entity_id=worker, outcome=str(n), detail={"k": k})
+            for k in range(1 + n % 3)
+        ]
+        platform.audit.record_many(events)
+    platform.close()
+    """
+)
+
+
+def test_writers_in_several_processes_leave_one_unbroken_chain(
+    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+) -> None:
+    data_dir, env = tmp_path / "payer", database_env()
+    with _platform(data_dir, env):
+        pass  # migrated
+    rounds, workers = 60, 4
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, f"w{n}", str(rounds), str(data_dir)],
+            env={**__import__("os").environ, **env},
+            stderr=subprocess.PIPE,
+        )
+        for n in range(workers)
+    ]
+    for process in started:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr.decode()
+    expected = workers * sum(1 + n % 3 for n in range(rounds))
+    signed = _cli("checkpoint", data_dir, env)
+    assert signed.returncode == 0, signed.stderr
+    verified = _cli("verify", data_dir, env)
+    assert verified.returncode == 0, verified.stderr
+    assert f"{expected} events" in verified.stdout
+
+
+def test_a_worker_signs_checkpoints_on_its_schedule(
+    server: Callable[..., ServerProcess],
+) -> None:
+    payer = server("payer", env={"PAYERBRIDGE_AUDIT_CHECKPOINT_EVERY_EVENTS": "1"})
+    with payer.platform() as platform:
+        platform.audit.record_many(_events(1, 2))
+    checkpoints = payer.data_dir / "audit-checkpoints.jsonl"
+    deadline = time.monotonic() + 60  # the schedule ticks every 15 s
+    while time.monotonic() < deadline:
+        lines = checkpoints.read_bytes().splitlines() if checkpoints.exists() else []
+        if lines:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"no checkpoint was signed:\n{payer.log()}")
+    assert orjson.loads(lines[-1])["seq"] >= 2
+    verified = payer.cli("audit", "verify")
+    assert verified.returncode == 0, verified.stderr

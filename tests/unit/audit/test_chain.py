@@ -1,0 +1,154 @@
+"""The audit chain, its Merkle tree, checkpoints and verification (pure)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from payerbridge.audit.chain import (
+    GENESIS,
+    MerkleFrontier,
+    detail_text,
+    hash_children,
+    leaf_hash,
+    link_events,
+)
+from payerbridge.audit.checkpoints import (
+    CheckpointPolicy,
+    due_checkpoints,
+    sign_checkpoint,
+    signature_holds,
+)
+from payerbridge.audit.model import AuditEvent, StoredEvent
+from payerbridge.audit.verification import verify_chain
+
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+KEY = Ed25519PrivateKey.generate()
+
+
+def _mth(leaves: list[str]) -> str:
+    """RFC 6962 section 2.1, recursively, as the reference."""
+    if not leaves:
+        return GENESIS
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return hash_children(_mth(leaves[:k]), _mth(leaves[k:]))
+
+
+def test_the_frontier_gives_rfc_6962_tree_hashes_at_every_size() -> None:
+    frontier, leaves = MerkleFrontier(), []
+    for n in range(1, 70):
+        leaf = hashlib.sha256(str(n).encode()).hexdigest()
+        leaves.append(leaf)
+        frontier.add(leaf)
+        assert frontier.root() == _mth(leaves)
+        assert len(frontier.subtrees) == bin(n).count("1")
+
+
+def _event(n: int, **changes: object) -> AuditEvent:
+    event = AuditEvent(
+        at=T0 + timedelta(seconds=n),
+        actor="client-a",
+        action="exchange.transition",
+        entity_type="Exchange",
+        entity_id=f"x-{n}",
+        outcome="completed",
+        request_id=None,
+        detail={"to": "completed", "attempt": n},
+    )
+    return dataclasses.replace(event, **changes)  # type: ignore[arg-type]
+
+
+def _stored(events: list[AuditEvent]) -> list[StoredEvent]:
+    chained = link_events(0, GENESIS, [leaf_hash(e) for e in events])
+    return [
+        StoredEvent(
+            seq=c.seq,
+            at=e.at,
+            actor=e.actor,
+            action=e.action,
+            entity_type=e.entity_type,
+            entity_id=e.entity_id,
+            outcome=e.outcome,
+            request_id=e.request_id,
+            detail=detail_text(e.detail),
+            leaf_hash=c.leaf_hash,
+            prev_hash=c.prev_hash,
+            chain_hash=c.chain_hash,
+        )
+        for e, c in zip(events, chained, strict=True)
+    ]
+
+
+def _checkpoint(stored: list[StoredEvent], seq: int):  # type: ignore[no-untyped-def]
+    frontier = MerkleFrontier()
+    for event in stored[:seq]:
+        frontier.add(event.leaf_hash)
+    return sign_checkpoint(seq, stored[seq - 1].chain_hash, frontier.root(), T0, KEY)
+
+
+def test_an_untouched_chain_holds_against_its_checkpoints() -> None:
+    stored = _stored([_event(n) for n in range(1, 11)])
+    checkpoints = [_checkpoint(stored, 4), _checkpoint(stored, 10)]
+    report = verify_chain(stored, checkpoints, KEY.public_key(), head=(10, stored[-1].chain_hash))
+    assert report.holds, report
+    assert (report.events, report.checkpoints_checked) == (10, 2)
+
+
+def test_a_changed_field_names_its_event() -> None:
+    stored = _stored([_event(n) for n in range(1, 11)])
+    stored[6] = dataclasses.replace(stored[6], outcome="failed")
+    report = verify_chain(stored, [], KEY.public_key())
+    assert report.first_bad is not None and report.first_bad.seq == 7
+
+
+def test_a_deleted_event_is_named_missing() -> None:
+    stored = _stored([_event(n) for n in range(1, 11)])
+    del stored[4]
+    report = verify_chain(stored, [], KEY.public_key())
+    assert report.first_bad is not None and report.first_bad.seq == 5
+    assert "missing" in report.first_bad.reason
+
+
+def test_events_cut_below_a_checkpoint_are_named() -> None:
+    stored = _stored([_event(n) for n in range(1, 11)])
+    checkpoint = _checkpoint(stored, 8)
+    report = verify_chain(stored[:6], [checkpoint], KEY.public_key())
+    assert report.first_bad is not None and report.first_bad.seq == 7
+
+
+def test_a_rehashed_chain_fails_its_signed_checkpoint() -> None:
+    events = [_event(n) for n in range(1, 11)]
+    stored = _stored(events)
+    checkpoints = [_checkpoint(stored, 4), _checkpoint(stored, 8)]
+    events[5] = _event(6, outcome="failed")  # then every hash after it made anew
+    forged = _stored(events)
+    report = verify_chain(forged, checkpoints, KEY.public_key())
+    assert report.first_bad is not None and report.first_bad.seq == 5  # 5..8, after 4 held
+    assert "checkpoint 8" in report.first_bad.reason
+
+
+def test_a_checkpoint_signed_by_another_key_is_not_trusted() -> None:
+    stored = _stored([_event(n) for n in range(1, 5)])
+    other = Ed25519PrivateKey.generate()
+    forged = sign_checkpoint(4, stored[-1].chain_hash, "00" * 32, T0, other)
+    assert not signature_holds(forged, KEY.public_key())
+    report = verify_chain(stored, [forged], KEY.public_key())
+    assert not report.holds and "signature" in report.problems[0]
+
+
+def test_checkpoints_fall_due_at_each_multiple_and_when_the_last_is_old() -> None:
+    policy = CheckpointPolicy(every_events=100, every_seconds=300)
+    assert due_checkpoints(last_seq=0, last_at=None, head_seq=0, now=T0, policy=policy) == []
+    assert due_checkpoints(last_seq=0, last_at=None, head_seq=7, now=T0, policy=policy) == [7]
+    recent, old = T0 - timedelta(seconds=10), T0 - timedelta(seconds=301)
+    due = due_checkpoints(last_seq=150, last_at=recent, head_seq=420, now=T0, policy=policy)
+    assert due == [200, 300, 400]
+    due = due_checkpoints(last_seq=150, last_at=old, head_seq=420, now=T0, policy=policy)
+    assert due == [200, 300, 400, 420]
