@@ -6,12 +6,12 @@ import logging
 import os
 import random
 import secrets
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -54,6 +54,9 @@ from payerbridge.store.webhooks import SqlWebhookStore
 from payerbridge.webhooks.delivery import WebhookSender
 from payerbridge.webhooks.model import WebhookPolicy
 
+if TYPE_CHECKING:
+    from payerbridge.workflows.maintenance import Upkeep
+
 __all__ = [
     "Platform",
     "audit_checkpointer",
@@ -69,7 +72,6 @@ __all__ = [
 
 
 logger = logging.getLogger(__name__)
-SWEEP_INTERVAL_SECONDS = 30.0
 
 
 def utcnow() -> datetime:
@@ -310,9 +312,8 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         )
     )
     if work:
-        maintenance.bind_checkpointer(audit_checkpointer(platform))
+        maintenance.bind(_upkeep(platform))
         maintenance.schedule()
-        _start_sweeper(platform)
         sender = WebhookSender(
             platform.webhooks,
             WebhookPolicy(
@@ -327,34 +328,22 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         _senders.append(sender)
 
 
-def _start_sweeper(platform: Platform) -> None:
-    """Every SWEEP_INTERVAL_SECONDS, enqueue exchanges recorded but never enqueued (their
-    API process died in between; only enqueues, idempotently: DBOS does the work), and
-    purge stored Idempotency-Key answers past their retention."""
-    from datetime import timedelta
+def _upkeep(platform: Platform) -> Upkeep:
+    """The use cases of the scheduled upkeep workflows, on this platform."""
+    from payerbridge.workflows.exchange import unstarted_exchanges
+    from payerbridge.workflows.maintenance import Upkeep
 
-    from payerbridge.workflows.exchange import sweep_unstarted
-
-    stop = threading.Event()
-    _sweepers.append(stop)
-
-    def sweep_forever() -> None:
-        while True:
-            try:
-                sweep_unstarted(platform.exchange_ports, older_than=timedelta(seconds=10))
-                retention = timedelta(hours=platform.settings.idempotency_retention_hours)
-                purged = platform.idempotency.purge(before=utcnow() - retention)
-                if purged:
-                    logger.info("idempotent answers purged", extra={"answers": purged})
-            except Exception:  # noqa: BLE001 - a failed sweep is retried next interval
-                logger.exception("exchange sweep failed")
-            if stop.wait(SWEEP_INTERVAL_SECONDS):
-                return
-
-    threading.Thread(target=sweep_forever, name="exchange-sweeper", daemon=True).start()
+    retention = timedelta(hours=platform.settings.idempotency_retention_hours)
+    return Upkeep(
+        sign_checkpoints=audit_checkpointer(platform),
+        # Not moved for 10 s: the API process has had ample time to enqueue it itself.
+        unstarted_exchanges=lambda: unstarted_exchanges(
+            platform.exchange_ports, older_than=timedelta(seconds=10)
+        ),
+        purge_idempotent_answers=lambda: platform.idempotency.purge(before=utcnow() - retention),
+    )
 
 
-_sweepers: list[threading.Event] = []
 _workflow_engines: list[Engine] = []
 _senders: list[WebhookSender] = []
 
@@ -362,8 +351,6 @@ _senders: list[WebhookSender] = []
 def shutdown_workflows() -> None:
     from dbos import DBOS
 
-    while _sweepers:
-        _sweepers.pop().set()
     while _senders:
         _senders.pop().stop()
     DBOS.destroy()

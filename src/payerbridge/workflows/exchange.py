@@ -40,7 +40,7 @@ __all__ = [
     "enqueue_exchange",
     "exchange_workflow",
     "register_queue",
-    "sweep_unstarted",
+    "unstarted_exchanges",
 ]
 
 logger = logging.getLogger(__name__)
@@ -187,20 +187,20 @@ def register_queue(limits: QueueLimits) -> None:
     )
 
 
-def sweep_unstarted(ports: ExchangePorts, *, older_than: timedelta) -> int:
-    """Enqueue the workflow of every exchange that is still working but has not moved for
-    ``older_than``: one whose process died between recording it and enqueueing it.
-    Enqueueing an existing workflow id is a no-op, so this is safe to run anywhere."""
+def unstarted_exchanges(
+    ports: ExchangePorts, *, older_than: timedelta
+) -> list[tuple[str, str, int]]:
+    """Every exchange that is still working but has not moved for ``older_than`` (its
+    process may have died between recording it and enqueueing it), as the id, partner
+    and replay count ``enqueue_exchange`` takes. Enqueueing an existing workflow id is a
+    no-op, so enqueueing all of them is safe from anywhere."""
     store = ports.exchanges
     cutoff = ports.clock() - older_than
-    count = 0
+    found = []
     for state in ExchangeState:
         if state in STOPPED_STATES:
             continue
         for exchange_id in store.ids_in_state(state, updated_before=cutoff):
             record = store.current(exchange_id)
-            enqueue_exchange(exchange_id, record.partner_id, replay_count=record.replay_count)
-            count += 1
-    if count:
-        logger.info("exchange sweep enqueued", extra={"exchanges": count})
-    return count
+            found.append((exchange_id, record.partner_id, record.replay_count))
+    return found

@@ -1,49 +1,94 @@
-"""Periodic upkeep as DBOS scheduled workflows: each tick runs once across every worker
-(DBOS names its run after the tick), on whichever worker takes it from the queue.
+"""Periodic upkeep as DBOS scheduled workflows. Each tick runs once across every worker
+(DBOS names the run after the tick) on whichever worker takes it from DBOS's queue;
+a tick missed while no worker ran is not made up, the next one does the work.
 
-- ``audit_checkpoint``: signs the audit chain's checkpoints that are due (ADR 0007).
+- ``sweep`` (every 30 s): enqueue exchanges recorded but never enqueued (their API
+  process died in between; enqueueing an existing workflow id attaches to it), and
+  purge stored Idempotency-Key answers past their retention.
+- ``audit_checkpoint`` (every 15 s): sign the audit chain's checkpoints that are due
+  (ADR 0007).
+
+Scheduled workflows are module-level functions (DBOS cannot schedule a configured
+instance's methods), so bootstrap binds the use cases they run with ``bind``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from dbos import DBOS
 
 from payerbridge.audit.checkpoints import Checkpoint
+from payerbridge.workflows.exchange import enqueue_exchange
 
-__all__ = ["AUDIT_CHECKPOINT_SCHEDULE", "audit_checkpoint", "bind_checkpointer", "schedule"]
+__all__ = ["AUDIT_CHECKPOINT_SCHEDULE", "SWEEP_SCHEDULE", "Upkeep", "bind", "schedule"]
 
 logger = logging.getLogger(__name__)
 
 # Often enough that a checkpoint at every N events follows soon after the Nth; the
 # configured interval decides when the head itself is signed.
 AUDIT_CHECKPOINT_SCHEDULE = "*/15 * * * * *"
+SWEEP_SCHEDULE = "*/30 * * * * *"
 
-_checkpointer: Callable[[], list[Checkpoint]] | None = None
+
+@dataclass(frozen=True)
+class Upkeep:
+    """The use cases the scheduled workflows run, wired by bootstrap."""
+
+    sign_checkpoints: Callable[[], list[Checkpoint]]
+    unstarted_exchanges: Callable[[], list[tuple[str, str, int]]]  # id, partner, replay
+    purge_idempotent_answers: Callable[[], int]
 
 
-def bind_checkpointer(checkpointer: Callable[[], list[Checkpoint]]) -> None:
-    """Called by bootstrap before the schedule is applied (workflows are module-level)."""
-    global _checkpointer
-    _checkpointer = checkpointer
+_upkeep: Upkeep | None = None
+
+
+def bind(upkeep: Upkeep) -> None:
+    """Called by bootstrap before the schedules are applied."""
+    global _upkeep
+    _upkeep = upkeep
+
+
+def _bound() -> Upkeep:
+    if _upkeep is None:
+        raise RuntimeError("workflows.maintenance.bind was not called")
+    return _upkeep
 
 
 @DBOS.step()
 def sign_due_checkpoints() -> int:
-    if _checkpointer is None:
-        raise RuntimeError("workflows.maintenance.bind_checkpointer was not called")
-    return len(_checkpointer())
+    return len(_bound().sign_checkpoints())
 
 
 @DBOS.workflow()
 def audit_checkpoint(scheduled_at: datetime, context: Any) -> None:
-    signed = sign_due_checkpoints()
-    if signed:
-        logger.debug("audit checkpoints", extra={"signed": signed})
+    sign_due_checkpoints()
+
+
+@DBOS.step()
+def find_unstarted_exchanges() -> list[tuple[str, str, int]]:
+    return _bound().unstarted_exchanges()
+
+
+@DBOS.step()
+def purge_idempotent_answers() -> int:
+    return _bound().purge_idempotent_answers()
+
+
+@DBOS.workflow()
+def sweep(scheduled_at: datetime, context: Any) -> None:
+    unstarted = find_unstarted_exchanges()
+    for exchange_id, partner_id, replay_count in unstarted:
+        enqueue_exchange(exchange_id, partner_id, replay_count=replay_count)
+    if unstarted:
+        logger.info("exchange sweep enqueued", extra={"exchanges": len(unstarted)})
+    purged = purge_idempotent_answers()
+    if purged:
+        logger.info("idempotent answers purged", extra={"answers": purged})
 
 
 def schedule() -> None:
@@ -54,6 +99,7 @@ def schedule() -> None:
                 "schedule_name": "audit-checkpoint",
                 "workflow_fn": audit_checkpoint,
                 "schedule": AUDIT_CHECKPOINT_SCHEDULE,
-            }
+            },
+            {"schedule_name": "sweep", "workflow_fn": sweep, "schedule": SWEEP_SCHEDULE},
         ]
     )

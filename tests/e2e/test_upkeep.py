@@ -1,0 +1,49 @@
+"""The upkeep a worker runs on DBOS's schedules, with real processes: an exchange whose
+API process died between recording and enqueueing it is swept up and run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from payerbridge.exchange.schemas import ExchangeCreate
+from payerbridge.exchange.service import submit_exchange
+from tests.builders import an_exchange_request
+from tests.servers import ServerProcess, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def test_an_exchange_recorded_but_never_enqueued_is_swept_up(
+    server: Callable[..., ServerProcess],
+) -> None:
+    new = server("new")
+    dead = f"http://127.0.0.1:{free_port()}/fhir"  # nobody answers: the run retries
+    with new.client() as client:
+        response = client.post(
+            "/partners",
+            json={"id": "old-plan", "name": "Old Plan", "npi": "1245319599", "base_url": dead},
+        )
+        assert response.status_code == 201, response.text
+    raw = an_exchange_request("old-plan")
+    with new.platform() as platform:  # as the API records it, then dies before enqueueing
+        submission = submit_exchange(
+            platform.exchange_ports,
+            ExchangeCreate.model_validate(raw).to_domain(),
+            raw,
+            client_id="anonymous",
+            request_id=None,
+            idempotency_key=None,
+        )
+    exchange_id = submission.exchange_id
+    deadline = time.monotonic() + 90  # swept every 30 s once it is 10 s old
+    with new.client() as client:
+        while time.monotonic() < deadline:
+            state = client.get(f"/exchanges/{exchange_id}").json()["state"]
+            if state != "submitted":
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError(f"the exchange was never run:\n{new.log()}")
