@@ -287,18 +287,22 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
 
     settings = platform.settings
     exchange.bind_ports(platform.exchange_ports)
+    # Every process binds the upkeep, before a recovered tick can run: DBOS's own queue,
+    # which carries the scheduled ticks, is worked by every process, API-only ones too.
+    maintenance.bind(_upkeep(platform))
+    system_url = _dbos_system_url(settings)
     config: DBOSConfig = {
         "name": "payerbridge",
-        "system_database_url": _dbos_system_url(settings),
+        "system_database_url": system_url,
         "application_version": __version__,
         "executor_id": settings.worker_id,
         "log_level": "WARNING",
     }
-    engine = create_workflow_engine(config["system_database_url"])
+    engine = create_workflow_engine(system_url)
     _workflow_engines.append(engine)
     config["system_database_engine"] = engine
     if platform.checkpointer is not None:  # SQLite
-        platform.checkpointer.watch(config["system_database_url"])
+        platform.checkpointer.watch(system_url)
     DBOS(config=config)
     if not work:
         DBOS.listen_queues([])
@@ -312,7 +316,6 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         )
     )
     if work:
-        maintenance.bind(_upkeep(platform))
         maintenance.schedule()
         sender = WebhookSender(
             platform.webhooks,

@@ -140,7 +140,7 @@ def report_markdown(results: list[list[ExchangeRun]], *, repeat: int) -> str:
         first = runs[0]
 
         def med(field: str, runs: list[ExchangeRun] = runs) -> float:
-            return statistics.median(getattr(r, field) for r in runs)
+            return float(statistics.median(getattr(r, field) for r in runs))
 
         lines.append(
             f"| {first.store} | {_workers_label(first.workers)} | {first.exchanges} "

@@ -347,7 +347,7 @@ def _train(
         (rng.choice(range(len(requests))), rng.choice(range(len(members))))
         for _ in range(_U_SAMPLE_PAIRS)
     ]
-    sample = range(len(requests))
+    sample: Sequence[int] = range(len(requests))
     if len(requests) > _EM_SAMPLE_REQUESTS:
         sample = sorted(rng.sample(range(len(requests)), _EM_SAMPLE_REQUESTS))
     blocked_pairs = [(j, m) for j in sample for m in candidates[j]]

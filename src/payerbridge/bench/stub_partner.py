@@ -5,6 +5,7 @@ It answers from memory, so a benchmark measures our orchestration, not a partner
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import orjson
 import uvicorn
@@ -25,7 +26,7 @@ MATCH = orjson.dumps(
 
 def _bundle(observations: int) -> bytes:
     patient = {"resourceType": "Patient", "id": "m1", "name": [{"family": "Bench"}]}
-    entries = [{"resource": patient}]
+    entries: list[dict[str, Any]] = [{"resource": patient}]
     for i in range(observations):
         entries.append(
             {

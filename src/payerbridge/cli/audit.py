@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from payerbridge import errors
-from payerbridge.cli.main import err, fail, out, settings_for
+from payerbridge.cli.console import err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
 
 __all__ = ["audit_app"]

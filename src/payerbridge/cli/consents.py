@@ -36,7 +36,7 @@ def clients_add(
 ) -> None:
     """Register a requesting payer and print its bearer credential (shown only once)."""
     from payerbridge.bootstrap import build_platform, utcnow
-    from payerbridge.cli.main import fail, settings_for
+    from payerbridge.cli.console import fail, settings_for
     from payerbridge.npi import is_valid_npi
     from payerbridge.routing.model import ApiClient
 
@@ -69,7 +69,7 @@ def consents_capture(
     from pydantic import ValidationError
 
     from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.main import fail, settings_for
+    from payerbridge.cli.console import fail, settings_for
     from payerbridge.exchange.schemas import ConsentIn
     from payerbridge.exchange.service import capture_opt_in
 
@@ -103,7 +103,7 @@ def consents_show(
     """Print a consent as JSON (its fields and the HRex resource)."""
     from payerbridge.api.routers.consents import consent_public
     from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.main import fail, settings_for
+    from payerbridge.cli.console import fail, settings_for
 
     platform = build_platform(settings_for(data_dir))
     try:
@@ -126,7 +126,7 @@ def consents_revoke(
     """Revoke a consent now: later requests under it are refused, and unfinished
     exchanges under a member's opt-in are blocked (reason ``revoked``). Audited."""
     from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.main import fail, settings_for
+    from payerbridge.cli.console import fail, settings_for
     from payerbridge.exchange.service import revoke_and_stop
 
     platform = build_platform(settings_for(data_dir))

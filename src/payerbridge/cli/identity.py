@@ -58,7 +58,7 @@ MATCH_CHUNK_LINES = 500
 def identity_reindex(data_dir: DataDir = None) -> None:
     """Rebuild the matching index from the member data (after a secret or spec change)."""
     from payerbridge.bootstrap import build_platform, utcnow
-    from payerbridge.cli.main import settings_for
+    from payerbridge.cli.console import settings_for
 
     platform = build_platform(settings_for(data_dir))
     try:
@@ -111,7 +111,7 @@ def identity_train(
     u comes from random pairs of members, m by EM over the members that share a
     blocking key. Prints the model version and a summary of the training."""
     from payerbridge.bootstrap import build_platform, utcnow
-    from payerbridge.cli.main import fail, settings_for
+    from payerbridge.cli.console import fail, settings_for
     from payerbridge.identity.population import fit_population
 
     platform = build_platform(settings_for(data_dir))
@@ -299,7 +299,7 @@ def identity_match(
     Worker processes decide; this one stores each chunk of decisions in one transaction
     before writing their answers."""
     from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.main import settings_for
+    from payerbridge.cli.console import settings_for
     from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
     from payerbridge.identity.service import model_for
 

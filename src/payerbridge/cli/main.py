@@ -1,12 +1,9 @@
-"""``payerbridge``: serve, import, partners, config, sandbox, demo and bench commands.
-
-Errors from the payerbridge tree become a one-line message on stderr and an exit
-code (2 invalid input, 3 not found, 4 conflict or unprocessable, 5 partner, 1 other;
-``audit verify`` exits 6 when the audit chain does not hold).
-"""
+"""``payerbridge``: serve, import, partners, config, sandbox, demo and bench commands
+(errors become exit codes as ``cli.console`` says)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import uuid
@@ -15,13 +12,13 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from payerbridge import errors
+from payerbridge.cli.console import err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
-from payerbridge.config import Settings, load_settings, redacted
+from payerbridge.config import redacted
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -39,9 +36,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(workers_app, name="workers")
 app.add_typer(exchanges_app, name="exchanges")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
 
 @app.callback()
 def _quiet_logs() -> None:
@@ -50,33 +44,6 @@ def _quiet_logs() -> None:
     from payerbridge.logging import configure_logging
 
     configure_logging("WARNING", "text")
-
-
-_EXIT_CODES: tuple[tuple[type[errors.PayerBridgeError], int], ...] = (
-    (errors.InvalidInput, 2),
-    (errors.NotFound, 3),
-    (errors.Conflict, 4),
-    (errors.UnprocessableRequest, 4),
-    (errors.PartnerError, 5),
-)
-
-
-def fail(error: errors.PayerBridgeError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {error.text}")
-    for issue in error.issues:
-        if issue.text != error.text:
-            where = f" ({issue.expression})" if issue.expression else ""
-            err.print(f"  - {issue.text}{where}")
-    code = next((c for cls, c in _EXIT_CODES if isinstance(error, cls)), 1)
-    return typer.Exit(code)
-
-
-def settings_for(data_dir: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(data_dir=data_dir, **overrides)
-    except ValueError as exc:  # pydantic ValidationError is a ValueError
-        err.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -240,7 +207,7 @@ def import_files(
             for path in files:
                 task = progress.add_task(path.name, total=path.stat().st_size)
                 report = platform.import_members(
-                    path, progress=lambda n, t=task: progress.advance(t, n)
+                    path, progress=functools.partial(progress.advance, task)
                 )
                 progress.remove_task(task)
                 if report.accepted:

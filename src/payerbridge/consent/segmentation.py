@@ -190,7 +190,9 @@ def sensitive_categories_of(
     index = policy._index
     names: set[str] = set()
     for coding in _codings(_values_at(resource, ("meta", "security"))):
-        names |= index.labels.get((coding.get("system"), coding.get("code")), set())
+        system, code = coding.get("system"), coding.get("code")
+        if isinstance(system, str) and isinstance(code, str):
+            names |= index.labels.get((system, code), set())
     for path in policy.code_elements.get(str(resource.get("resourceType")), ()):
         for coding in _codings(_values_at(resource, tuple(path.split(".")))):
             system, code = coding.get("system"), coding.get("code")

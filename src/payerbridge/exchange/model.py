@@ -26,11 +26,13 @@ __all__ = [
     "ConsentGrant",
     "DeadLetter",
     "CoverageCard",
+    "ExchangeRecord",
     "ExchangeRequest",
     "ExchangeState",
     "MemberDemographics",
     "Move",
     "Submission",
+    "Transition",
     "check_transition",
 ]
 
@@ -184,3 +186,47 @@ class Submission:
     exchange_id: str
     created: bool
     request_hash: str
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One recorded state change of an exchange."""
+
+    seq: int
+    from_state: str | None
+    to_state: str
+    at: datetime
+    actor: str
+    reason_code: str | None
+    detail: dict[str, Any] | None
+    policy_version: str | None = None
+
+
+@dataclass(frozen=True)
+class ExchangeRecord:
+    """An exchange as stored: its request, where it stands, and its transitions."""
+
+    id: str
+    state: ExchangeState
+    partner_id: str
+    client_id: str
+    request: dict[str, Any]
+    request_hash: str
+    matched_member_ref: str | None
+    member_identifier: str | None
+    imported_patient_id: str | None
+    resource_count: int | None
+    error_code: str | None
+    error_text: str | None
+    created_at: datetime
+    updated_at: datetime
+    idempotency_key: str | None
+    current_step: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    deadline_at: datetime | None
+    replay_count: int
+    consent_id: str | None = None
+    step_started_at: datetime | None = None
+    transitions: tuple[Transition, ...] = ()

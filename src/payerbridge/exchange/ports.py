@@ -10,10 +10,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
+from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.ports import AuditLog
 from payerbridge.consent.service import ConsentStore
 from payerbridge.exchange.breaker import Admission, BreakerState
-from payerbridge.exchange.model import DeadLetter, ExchangeState, Move
+from payerbridge.exchange.model import (
+    DeadLetter,
+    ExchangeRecord,
+    ExchangeState,
+    Move,
+    Submission,
+)
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.model import Organization, Partner
@@ -58,12 +65,69 @@ class PartnerDirectory(Protocol):
 
 
 class ExchangeStore(Protocol):
-    def create(self, **kwargs: Any) -> Any: ...
-    def transition(self, exchange_id: str, target: ExchangeState, **kwargs: Any) -> None: ...
-    def advance(self, exchange_id: str, moves: Sequence[Move], **kwargs: Any) -> None: ...
-    def record_attempt(self, exchange_id: str, **kwargs: Any) -> None: ...
-    def get(self, exchange_id: str) -> Any: ...
-    def current(self, exchange_id: str) -> Any: ...
+    def create(
+        self,
+        *,
+        exchange_id: str,
+        partner_id: str,
+        client_id: str,
+        request: dict[str, Any],
+        request_hash: str,
+        at: datetime,
+        request_id: str | None,
+        idempotency_key: str | None = None,
+        deadline_at: datetime | None = None,
+        policy_version: str | None = None,
+        consent_id: str | None = None,
+        opt_in: Callable[[Connection], str] | None = None,
+    ) -> Submission: ...
+
+    def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None: ...
+
+    def transition(
+        self,
+        exchange_id: str,
+        target: ExchangeState,
+        *,
+        at: datetime,
+        actor: str,
+        reason_code: str | None = None,
+        detail: dict[str, Any] | None = None,
+        updates: dict[str, Any] | None = None,
+        also: TransactionPart | None = None,
+        policy_version: str | None = None,
+    ) -> None: ...
+
+    def advance(
+        self,
+        exchange_id: str,
+        moves: Sequence[Move],
+        *,
+        at: datetime,
+        actor: str,
+        also: TransactionPart | None = None,
+        policy_version: str | None = None,
+        events: Sequence[AuditEvent] = (),
+        expected: ExchangeState | None = None,
+    ) -> None: ...
+
+    def record_attempt(
+        self,
+        exchange_id: str,
+        *,
+        step: str,
+        attempts: int,
+        next_attempt_at: datetime | None,
+        step_started_at: datetime,
+        last_error: str,
+        at: datetime,
+        detail: dict[str, Any],
+    ) -> None: ...
+
+    def get(self, exchange_id: str) -> ExchangeRecord: ...
+
+    def current(self, exchange_id: str) -> ExchangeRecord: ...
+
     def ids_in_state(self, state: ExchangeState, *, updated_before: datetime) -> list[str]: ...
     def save_payload_with(
         self, exchange_id: str, body: str, sha256: str, at: datetime

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import orjson
 
@@ -42,6 +42,7 @@ from payerbridge.errors import (
 from payerbridge.exchange.model import (
     STOPPED_STATES,
     ConsentGrant,
+    ExchangeRecord,
     ExchangeRequest,
     ExchangeState,
     Move,
@@ -86,23 +87,7 @@ class StepResult:
     retry_at: datetime | None = None
 
 
-class ExchangeRecordLike(Protocol):
-    id: str
-    state: ExchangeState
-    matched_member_ref: str | None
-    consent_id: str | None
-    replay_count: int
-    deadline_at: datetime | None
-    created_at: datetime
-    attempts: int
-    next_attempt_at: datetime | None
-    step_started_at: datetime | None
-
-
-_Record = TypeVar("_Record", bound=ExchangeRecordLike)
-
-
-def _moved_on(record: _Record, state: ExchangeState, **updates: Any) -> _Record:
+def _moved_on(record: ExchangeRecord, state: ExchangeState, **updates: Any) -> ExchangeRecord:
     """The record as a commit that moved it to ``state`` left it (a transition resets
     the attempts of the call that waited)."""
     return replace(record, state=state, attempts=0, next_attempt_at=None, **updates)
@@ -310,7 +295,7 @@ def _stopped(state: ExchangeState) -> StepResult:
 
 
 def step_clock(
-    ports: ExchangePorts, record: ExchangeRecordLike, step: str, attempt: int, started: datetime
+    ports: ExchangePorts, record: ExchangeRecord, step: str, attempt: int, started: datetime
 ) -> StepClock:
     deadline = record.deadline_at or record.created_at + timedelta(
         seconds=ports.retry_policy.exchange_budget_seconds
@@ -324,7 +309,7 @@ def step_clock(
     )
 
 
-def idempotency_key(record: ExchangeRecordLike, step: str) -> str:
+def idempotency_key(record: ExchangeRecord, step: str) -> str:
     """Stable per exchange and step, so the partner recognises a retried call; a replay
     is a new request and gets its own key."""
     suffix = f":replay-{record.replay_count}" if record.replay_count else ""
@@ -350,7 +335,7 @@ _PREPARING = (S.SUBMITTED, S.VALIDATED, S.CONSENT_VERIFIED)
 
 
 def _prepare(
-    ports: ExchangePorts, record: ExchangeRecordLike, partner: Partner
+    ports: ExchangePorts, record: ExchangeRecord, partner: Partner
 ) -> tuple[StepResult, _ConsentCheck | None]:
     """``prepare`` of a record in a preparing state. The consent check it commits is the
     one for ``$member-match`` (returned, for a match that follows at once)."""
@@ -425,7 +410,7 @@ def proceed(
     return _stopped(record.state)
 
 
-def _waiting(ports: ExchangePorts, record: ExchangeRecordLike) -> StepResult | None:
+def _waiting(ports: ExchangePorts, record: ExchangeRecord) -> StepResult | None:
     """The exchange's call waits until later (a run resumed early, after a restart)."""
     due = record.next_attempt_at
     if due is not None and due > ports.clock():
@@ -433,7 +418,7 @@ def _waiting(ports: ExchangePorts, record: ExchangeRecordLike) -> StepResult | N
     return None
 
 
-def _resumed(ports: ExchangePorts, record: ExchangeRecordLike) -> tuple[int, datetime]:
+def _resumed(ports: ExchangePorts, record: ExchangeRecord) -> tuple[int, datetime]:
     """The attempt the step's call makes now and when the step began: carried on from
     the row when the call was tried before in this state (transitions reset both)."""
     if record.attempts or record.next_attempt_at is not None:
@@ -455,7 +440,7 @@ class _ConsentCheck:
 
 def _check_consent(
     ports: ExchangePorts,
-    record: ExchangeRecordLike,
+    record: ExchangeRecord,
     partner: Partner,
     hop: str,
     *,
@@ -554,7 +539,7 @@ def match(
 
 def _match(
     ports: ExchangePorts,
-    record: ExchangeRecordLike,
+    record: ExchangeRecord,
     partner: Partner,
     request: ExchangeRequest,
     attempt: int,
@@ -562,7 +547,7 @@ def _match(
     check: _ConsentCheck | None,
     *,
     onward: bool,
-) -> tuple[StepResult, ExchangeRecordLike]:
+) -> tuple[StepResult, ExchangeRecord]:
     """``match`` of a record in ``route_selected``, under ``check`` when prepare has just
     committed one for this hop. ``onward``: a matched member goes on to ``retrieving``
     in the same commit, with the consent decision for ``$everything``."""
@@ -676,7 +661,7 @@ def retrieve(
 
 def _retrieve(
     ports: ExchangePorts,
-    record: ExchangeRecordLike,
+    record: ExchangeRecord,
     partner: Partner,
     attempt: int,
     started: datetime,
@@ -762,7 +747,7 @@ def normalize(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) 
     return _normalize(ports, record, partner)
 
 
-def _normalize(ports: ExchangePorts, record: ExchangeRecordLike, partner: Partner) -> StepResult:
+def _normalize(ports: ExchangePorts, record: ExchangeRecord, partner: Partner) -> StepResult:
     exchange_id = record.id
     if record.state is S.NORMALIZED:  # stored before a restart; only the last move is missing
         _advance(ports, exchange_id, S.COMPLETED, expected=S.NORMALIZED)

@@ -232,8 +232,8 @@ def match_weight_of(model: MatchModel, levels: Sequence[int]) -> float:
 def probability_from_weight(match_weight: float) -> float:
     """2^w / (1 + 2^w), without overflow at either end."""
     if match_weight >= 0.0:
-        return 1.0 / (1.0 + 2.0 ** (-match_weight))
-    odds = 2.0**match_weight
+        return 1.0 / (1.0 + math.pow(2.0, -match_weight))
+    odds = math.pow(2.0, match_weight)
     return odds / (1.0 + odds)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import orjson
 import psycopg
@@ -539,8 +539,8 @@ class _SpareConnections:
         except IndexError:
             proxy = self._engine.raw_connection()
             proxy.detach()
-            connection: sqlite3.Connection = proxy.dbapi_connection
-            return connection
+            # The spares are SQLite's: its DB-API connection is a sqlite3.Connection.
+            return cast(sqlite3.Connection, proxy.dbapi_connection)
 
     def give_back(self, connection: sqlite3.Connection, *, failed: bool) -> None:
         if failed or self._closed or len(self._idle) >= self._keep:
@@ -675,7 +675,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         if connection.dialect.name != "postgresql":
             yield connection
             return
-        driver = connection.connection.dbapi_connection
+        # PostgreSQL runs on psycopg: its DB-API connection is a psycopg.Connection.
+        driver = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
         with driver.pipeline():
             yield connection
             driver.execute("COMMIT")  # SQLAlchemy's commit then finds nothing to commit

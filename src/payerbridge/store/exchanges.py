@@ -17,9 +17,11 @@ from payerbridge.errors import IllegalTransition, NotFound
 from payerbridge.exchange.model import (
     STOPPED_STATES,
     DeadLetter,
+    ExchangeRecord,
     ExchangeState,
     Move,
     Submission,
+    Transition,
     check_transition,
 )
 from payerbridge.store.audit import append_audit
@@ -42,47 +44,7 @@ from payerbridge.store.tables import (
 from payerbridge.store.webhooks import listening_sql, outbox_transitions, webhook_listeners
 from payerbridge.types import OPERATOR
 
-__all__ = ["ExchangeRecord", "SqlExchangeStore", "Transition"]
-
-
-@dataclass(frozen=True)
-class Transition:
-    seq: int
-    from_state: str | None
-    to_state: str
-    at: datetime
-    actor: str
-    reason_code: str | None
-    detail: dict[str, Any] | None
-    policy_version: str | None = None
-
-
-@dataclass(frozen=True)
-class ExchangeRecord:
-    id: str
-    state: ExchangeState
-    partner_id: str
-    client_id: str
-    request: dict[str, Any]
-    request_hash: str
-    matched_member_ref: str | None
-    member_identifier: str | None
-    imported_patient_id: str | None
-    resource_count: int | None
-    error_code: str | None
-    error_text: str | None
-    created_at: datetime
-    updated_at: datetime
-    idempotency_key: str | None
-    current_step: str | None
-    attempts: int
-    next_attempt_at: datetime | None
-    last_error: str | None
-    deadline_at: datetime | None
-    replay_count: int
-    consent_id: str | None = None
-    step_started_at: datetime | None = None
-    transitions: tuple[Transition, ...] = ()
+__all__ = ["SqlExchangeStore"]
 
 
 def _json(value: Any) -> str | None:

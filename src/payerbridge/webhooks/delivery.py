@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import httpx
 
-from payerbridge.partners.client import retry_after_seconds
+from payerbridge.exchange.retry import retry_after_seconds
 from payerbridge.webhooks.model import (
     DELIVERY_HEADER,
     EVENT_TYPE,
@@ -33,16 +33,26 @@ logger = logging.getLogger(__name__)
 
 
 class ClaimedDelivery(Protocol):
-    id: str
-    exchange_id: str
-    attempts: int
-    body: bytes
-    url: str
-    secret: str
+    """A claimed delivery, read-only (the store's rows are frozen)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def exchange_id(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def secret(self) -> str: ...
 
 
 class DeliveryStore(Protocol):
-    def claim(self, *, now: datetime, lease: timedelta, limit: int) -> list[ClaimedDelivery]: ...
+    def claim(
+        self, *, now: datetime, lease: timedelta, limit: int
+    ) -> Sequence[ClaimedDelivery]: ...
     def delivered(self, delivery_id: str, *, status: int, at: datetime) -> None: ...
     def failed(
         self, delivery_id: str, *, status: int | None, error: str, retry_at: datetime | None
@@ -96,7 +106,7 @@ def _post(
             store.delivered(delivery.id, status=status, at=clock())
             return
         error = f"the receiver answered {status}"
-        retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        retry_after = retry_after_seconds(response.headers.get("retry-after"), now=clock())
     except httpx.HTTPError as exc:
         error = f"could not reach the receiver ({type(exc).__name__})"
     retry_at = next_attempt(

@@ -10,11 +10,10 @@ from payerbridge.api.deps import CallerDep, OperatorDep, PlatformDep
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.responses import JsonResponse
 from payerbridge.errors import InvalidInput, Issue
-from payerbridge.exchange.model import DeadLetter, ExchangeState
+from payerbridge.exchange.model import DeadLetter, ExchangeRecord, ExchangeState
 from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.exchange.service import replay, submit_exchange
 from payerbridge.logging import current_request_id
-from payerbridge.store.exchanges import ExchangeRecord
 from payerbridge.timestamps import utc_iso
 from payerbridge.workflows.exchange import enqueue_exchange
 

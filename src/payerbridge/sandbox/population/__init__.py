@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from datetime import date
 
 from payerbridge.errors import InvalidInput
+from payerbridge.npi import npi_check_digit as npi_check_digit
 from payerbridge.sandbox.population.chart import Chart
 from payerbridge.sandbox.population.enrollment import (
     coverage_resource,
@@ -52,7 +53,6 @@ from payerbridge.sandbox.population.network import (
     payer_context,
 )
 from payerbridge.sandbox.population.network import derive_seed as derive_seed
-from payerbridge.sandbox.population.network import npi_check_digit as npi_check_digit
 from payerbridge.sandbox.population.providers import directory
 from payerbridge.sandbox.population.shapes import NPI_SYSTEM as NPI_SYSTEM
 from payerbridge.sandbox.population.shapes import PRIOR_AUTH_PROFILE as PRIOR_AUTH_PROFILE

@@ -5,6 +5,8 @@ Revises: 0003
 Create Date: 2026-11-21 03:30:00.000000
 """
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,7 +18,7 @@ depends_on = None
 _AUTO_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _at(name: str, *, nullable: bool = False) -> sa.Column:
+def _at(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 

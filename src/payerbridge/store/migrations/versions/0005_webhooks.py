@@ -5,6 +5,8 @@ Revises: 0004
 Create Date: 2026-11-21 06:00:00.000000
 """
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -14,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 
-def _at(name: str, *, nullable: bool = False) -> sa.Column:
+def _at(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 

@@ -1,0 +1,49 @@
+"""What every command shares: the consoles, the settings, and errors as exit codes.
+
+Errors from the payerbridge tree become a one-line message on stderr and an exit
+code (2 invalid input, 3 not found, 4 conflict or unprocessable, 5 partner, 1 other;
+``audit verify`` exits 6 when the audit chain does not hold).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from payerbridge import errors
+from payerbridge.config import Settings, load_settings
+
+__all__ = ["err", "fail", "out", "settings_for"]
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+_EXIT_CODES: tuple[tuple[type[errors.PayerBridgeError], int], ...] = (
+    (errors.InvalidInput, 2),
+    (errors.NotFound, 3),
+    (errors.Conflict, 4),
+    (errors.UnprocessableRequest, 4),
+    (errors.PartnerError, 5),
+)
+
+
+def fail(error: errors.PayerBridgeError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {error.text}")
+    for issue in error.issues:
+        if issue.text != error.text:
+            where = f" ({issue.expression})" if issue.expression else ""
+            err.print(f"  - {issue.text}{where}")
+    code = next((c for cls, c in _EXIT_CODES if isinstance(error, cls)), 1)
+    return typer.Exit(code)
+
+
+def settings_for(data_dir: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(data_dir=data_dir, **overrides)
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
