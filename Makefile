@@ -26,6 +26,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest tests
 	@if [ -n "$$PAYERBRIDGE_TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL"; \

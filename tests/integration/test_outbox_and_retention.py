@@ -14,8 +14,8 @@ import pytest
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.exchange.model import ExchangeState
+from payerbridge.idempotency import ClaimStatus, StoredResponse
 from payerbridge.routing.model import Partner
-from payerbridge.store.idempotency import ClaimStatus, StoredResponse
 from payerbridge.types import OPERATOR
 from payerbridge.webhooks.delivery import deliver_due
 from payerbridge.webhooks.model import DeliveryStatus, WebhookPolicy

@@ -22,7 +22,7 @@ from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.errors import Busy, InvalidInput, Issue, UnprocessableRequest
-from payerbridge.store.idempotency import ClaimStatus, StoredResponse
+from payerbridge.idempotency import ClaimStatus, StoredResponse
 
 __all__ = ["KEY_MAX_LENGTH", "Answer", "answer_once", "checked_key", "request_digest"]
 

@@ -19,10 +19,12 @@ import functools
 import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Protocol
 
 __all__ = [
+    "retry_after_seconds",
     "Backoff",
     "FailureClass",
     "RetryDecision",
@@ -100,7 +102,7 @@ def full_jitter_delay(policy: Backoff, attempt: int, unit_random: float) -> floa
     """AWS-style full jitter: uniform in [0, min(cap, base·2^(attempt-1))].
 
     ``unit_random`` in [0, 1) is drawn by the caller, so this stays deterministic."""
-    ceiling = min(policy.max_delay_seconds, policy.base_delay_seconds * 2 ** (attempt - 1))
+    ceiling = min(policy.max_delay_seconds, policy.base_delay_seconds * 2.0 ** (attempt - 1))
     return ceiling * unit_random
 
 
@@ -135,3 +137,20 @@ def decide_retry(
     if retry_at >= min(step_deadline, exchange_deadline):
         return RetryDecision(None, "budget-exhausted")
     return RetryDecision(retry_at, None)
+
+
+def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
+    """``Retry-After`` as delta-seconds or an HTTP date (seconds from ``now``); None when
+    absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -29,12 +28,12 @@ from payerbridge.errors import (
     PartnerRejected,
     PartnerUnavailable,
 )
-from payerbridge.exchange.retry import FailureClass, classify_status
+from payerbridge.exchange.retry import FailureClass, classify_status, retry_after_seconds
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
 from payerbridge.routing.model import Partner
 
-__all__ = ["HttpxPartnerClient", "retry_after_seconds"]
+__all__ = ["HttpxPartnerClient"]
 
 logger = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
@@ -80,22 +79,6 @@ def _outcome_text(response: httpx.Response) -> str:
         return "; ".join(t for t in texts if t)[:500] or f"HTTP {response.status_code}"
     except (orjson.JSONDecodeError, AttributeError):
         return f"HTTP {response.status_code}"
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class HttpxPartnerClient:
@@ -175,7 +158,9 @@ class HttpxPartnerClient:
             raise PartnerUnavailable(
                 text,
                 status=response.status_code,
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                retry_after=retry_after_seconds(
+                    response.headers.get("Retry-After"), now=datetime.now(UTC)
+                ),
             )
         if failure is FailureClass.REVALIDATE:
             raise PartnerAuthRejected(text, status=response.status_code)

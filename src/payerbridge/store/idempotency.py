@@ -9,40 +9,19 @@ goes stale after ``stale_after`` and may be taken over.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.idempotency import Claim, ClaimStatus, StoredResponse
 from payerbridge.store.audit import append_audit
 from payerbridge.store.tables import idempotent_responses
 
-__all__ = ["Claim", "ClaimStatus", "SqlIdempotencyStore", "StoredResponse"]
+__all__ = ["SqlIdempotencyStore"]
 
 _PENDING = 0  # status of a claimed key whose answer is not stored yet
-
-
-class ClaimStatus(StrEnum):
-    CLAIMED = "claimed"  # ours: do the work, then complete()
-    ANSWERED = "answered"  # done before: replay ``response``
-    IN_FLIGHT = "in-flight"  # another call holds it right now
-    MISMATCH = "mismatch"  # the key was used for a different request
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    status: int
-    media_type: str
-    body: str
-
-
-@dataclass(frozen=True)
-class Claim:
-    status: ClaimStatus
-    response: StoredResponse | None = None
 
 
 class SqlIdempotencyStore:

@@ -24,8 +24,8 @@ from payerbridge.exchange.retry import (
     classify_status,
     decide_retry,
     full_jitter_delay,
+    retry_after_seconds,
 )
-from payerbridge.partners.client import retry_after_seconds
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 POLICY = RetryPolicy(max_attempts=4, base_delay_seconds=1, max_delay_seconds=5)
@@ -102,9 +102,10 @@ def test_the_policy_version_changes_with_any_limit() -> None:
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:
-    assert retry_after_seconds("3") == 3.0
+    assert retry_after_seconds("3", now=T0) == 3.0
     assert retry_after_seconds("Sat, 21 Nov 2026 12:00:10 GMT", now=T0) == 10.0
-    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+    assert retry_after_seconds("soon", now=T0) is None
+    assert retry_after_seconds(None, now=T0) is None
 
 
 COOL = timedelta(seconds=30)
