@@ -583,3 +583,16 @@ def test_a_healthy_breaker_is_trusted_briefly_and_a_write_of_our_own_drops_the_t
     for _ in range(5):
         ours.record(other, "old-plan", succeeded=False, now=now, threshold=5, cooldown=cooldown)
     assert not ours.admit(other, "old-plan", now=now, cooldown=cooldown).allowed
+
+
+def test_retrieval_without_a_matched_member_fails_as_such(platform: Platform) -> None:
+    ports = platform.exchange_ports
+    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
+    exchange_id = submit(platform, an_exchange_request())
+    service.prepare(ports, exchange_id, request)
+    platform.exchanges.advance(  # matched, but the member's reference was never kept
+        exchange_id, [Move(ExchangeState.MEMBER_MATCHED)], at=ports.clock(), actor="test"
+    )
+    assert service.retrieve(ports, exchange_id, request).state is ExchangeState.FAILED
+    record = platform.exchanges.get(exchange_id)
+    assert record.error_code == "no-matched-member"

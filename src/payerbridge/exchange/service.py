@@ -672,7 +672,13 @@ def _retrieve(
     when ``_match`` has just committed ``retrieving`` with this hop's consent decision."""
     exchange_id = record.id
     if record.matched_member_ref is None:
-        return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
+        return _fail(
+            ports,
+            exchange_id,
+            "no-matched-member",
+            "the exchange reached retrieval without the member the old payer matched; "
+            "replay it to match again",
+        )
     if not checked:
         check = _check_consent(ports, record, partner, "everything")
         if check.consent is None:
