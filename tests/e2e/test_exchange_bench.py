@@ -6,8 +6,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ADMIN_URL
 from tests.servers import run_cli
+
+# A whole benchmark run: `pytest -m bench` (make test leaves it out).
+pytestmark = pytest.mark.bench
 
 
 def test_the_exchange_benchmark_reports_both_deployments(tmp_path: Path) -> None:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from payerbridge.bench.identity import MemberMatchLatency
 from payerbridge.bench.identity_data import generate_identity_set
 from payerbridge.bench.identity_online import HttpMemberMatchLatency
+
+# A whole benchmark run: `pytest -m bench` (make test leaves it out).
+pytestmark = pytest.mark.bench
 
 
 def test_online_probe_times_member_match_over_http() -> None:

@@ -3,6 +3,8 @@ and a transaction that fails or is abandoned hands the lock on at once."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -17,6 +19,27 @@ from payerbridge.store.database import (
     raw_cursor,
     raw_transaction,
 )
+
+
+def _write_lock_is_free(database: Path) -> bool:
+    """Nobody holds the writers' file lock or SQLite's write lock right now (asked without
+    waiting: a held lock answers False at once)."""
+    fd = os.open(f"{database}.writer", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # and with it the lock just taken
+    probe = sqlite3.connect(database, timeout=0, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def test_concurrent_writers_all_commit_and_failures_release_the_lock(tmp_path: Path) -> None:
@@ -47,10 +70,9 @@ def test_concurrent_writers_all_commit_and_failures_release_the_lock(tmp_path: P
     abandoned.execute(text("INSERT INTO t VALUES (-2)"))
     abandoned.close()  # never committed: rolled back on return to the pool
 
-    started = time.monotonic()
+    assert _write_lock_is_free(tmp_path / "db.sqlite")  # not held to the 30 s busy timeout
     with other.begin() as connection:
         connection.execute(text("INSERT INTO t VALUES (40)"))
-    assert time.monotonic() - started < 1  # not the 30 s busy timeout
     with engine.connect() as connection:
         assert connection.execute(text("SELECT min(n), count(*) FROM t")).one() == (0, 41)
     engine.dispose()
@@ -85,10 +107,9 @@ def test_raw_transactions_queue_with_engine_writers_and_roll_back_on_error(
     with pytest.raises(RuntimeError), raw_transaction(engine) as cursor:
         cursor.execute("INSERT INTO t VALUES (-1)")
         raise RuntimeError("the work failed")
-    started = time.monotonic()
-    with engine.begin() as connection:  # the lock was handed on, the insert rolled back
+    assert _write_lock_is_free(tmp_path / "db.sqlite")  # handed on at once
+    with engine.begin() as connection:  # and the insert rolled back
         assert connection.execute(text("SELECT min(n), count(*) FROM t")).one() == (0, 30)
-    assert time.monotonic() - started < 1
     engine.dispose()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import itertools
 import re
-import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -339,13 +338,12 @@ def test_population_has_twins_and_tricky_names(large: list[dict[str, Any]]) -> N
     assert min(ages) < 2 and max(ages) > 70
 
 
-def test_generation_streams_and_is_fast() -> None:
+def test_generation_streams() -> None:
+    # A million members' stream yields its first resources without building the rest
+    # (its speed is `payerbridge bench import`'s to measure, not a test's).
     stream = generate_payer_population(NETWORK, PAYER, 1_000_000, SEED, AS_OF)
-    started = time.perf_counter()
     first = list(itertools.islice(stream, 20_000))
-    elapsed = time.perf_counter() - started
     assert len(first) == 20_000
-    assert elapsed < 2.0  # the spec asks >= 20,000 resources/s; typically ~10x that
 
 
 def test_bad_arguments_are_refused() -> None:
