@@ -23,7 +23,6 @@ from typing import Any
 
 import psycopg
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
-from dbos._queue import QueueRateLimit  # the TypedDict is not re-exported
 from sqlalchemy.exc import OperationalError
 
 from payerbridge.errors import IllegalTransition
@@ -173,15 +172,13 @@ def register_queue(limits: QueueLimits) -> None:
     """Declare the partitioned exchange queue (after launch; every process declares the
     same configuration, so the last one to start wins nothing different)."""
     rate = limits.partner_rate_per_second
-    limiter: QueueRateLimit | None = None
-    if rate:  # starts per second, as whole starts per period: 0.5/s is 1 per 2 s
-        limiter = {"limit": max(1, round(rate)), "period": max(1, round(rate)) / rate}
+    starts = max(1, round(rate or 1))  # per second, as whole starts per period: 0.5/s is 1 per 2 s
     # Kept: looking it up in DBOS reads its system database on every enqueue.
     _queues[EXCHANGE_QUEUE] = DBOS.register_queue(
         EXCHANGE_QUEUE,
         worker_concurrency=max(limits.worker_concurrency, limits.partner_concurrency),
         partition_concurrency=limits.partner_concurrency,
-        partition_limiter=limiter,
+        partition_limiter={"limit": starts, "period": starts / rate} if rate else None,
         polling_interval_sec=limits.polling_interval_seconds,
         on_conflict="always_update",
     )
