@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -17,6 +18,7 @@ from payerbridge.audit.chain import (
     link_events,
 )
 from payerbridge.audit.checkpoints import (
+    Checkpoint,
     CheckpointPolicy,
     due_checkpoints,
     sign_checkpoint,
@@ -152,3 +154,27 @@ def test_checkpoints_fall_due_at_each_multiple_and_when_the_last_is_old() -> Non
     assert due == [200, 300, 400]
     due = due_checkpoints(last_seq=150, last_at=old, head_seq=420, now=T0, policy=policy)
     assert due == [200, 300, 400, 420]
+
+
+def test_checkpoints_are_signed_when_due_and_verify_against_the_chain() -> None:
+    from payerbridge.audit.service import verify_audit, write_checkpoints
+    from tests.fakes import InMemoryAuditChain, InMemoryAuditLog
+
+    log = InMemoryAuditLog()
+    chain = InMemoryAuditChain(log)
+    published: list[Checkpoint] = []
+
+    class Sink:
+        def publish(self, checkpoints: Sequence[Checkpoint]) -> None:
+            published.extend(checkpoints)
+
+    policy = CheckpointPolicy(every_events=4, every_seconds=300)
+    log.record_many([_event(n) for n in range(1, 10)])
+    made = write_checkpoints(chain, Sink(), KEY, now=T0, policy=policy)
+    assert [c.seq for c in made] == [4, 8, 9]  # the multiples, and the head (none before)
+    assert write_checkpoints(chain, Sink(), KEY, now=T0, policy=policy) == []  # none due
+    log.record_many([_event(n) for n in range(10, 14)])
+    later = T0 + timedelta(seconds=30)
+    assert [c.seq for c in write_checkpoints(chain, Sink(), KEY, now=later, policy=policy)] == [12]
+    report = verify_audit(chain, published, KEY.public_key())
+    assert report.holds and report.checkpoints_checked == 4

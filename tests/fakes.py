@@ -1,0 +1,751 @@
+"""In-memory implementations of the rooms' ports, for unit tests of the use cases.
+
+Each keeps what a SQL store keeps, in dicts, and honours the same rules the use cases
+rely on: the state machine is checked on every move, an ``expected`` state that no
+longer holds is an IllegalTransition, a transaction part runs with its change (the
+fakes have no connection: parts get ``None``), and audit events go to one
+``InMemoryAuditLog``. No database, no network: a test runs in milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from payerbridge.audit.chain import GENESIS, detail_text, leaf_hash, link_events
+from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
+from payerbridge.audit.model import AuditEvent, StoredEvent
+from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
+from payerbridge.errors import Conflict, IllegalTransition, NotFound, PartnerUnavailable
+from payerbridge.exchange.breaker import (
+    Admission,
+    BreakerState,
+    admit,
+    record_failure,
+    record_success,
+)
+from payerbridge.exchange.model import (
+    STOPPED_STATES,
+    DeadLetter,
+    ExchangeRecord,
+    ExchangeState,
+    Move,
+    Submission,
+    Transition,
+    check_transition,
+)
+from payerbridge.fhir.member_match import MemberMatchResult
+from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.decision import MatchDecision
+from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.records import record_from_fhir
+from payerbridge.identity.scoring import MatchModel
+from payerbridge.identity.standardize import StandardRecord
+from payerbridge.routing.model import Partner
+from payerbridge.types import MemberId
+
+__all__ = [
+    "FakeClock",
+    "FakePartnerClient",
+    "InMemoryAuditChain",
+    "InMemoryAuditLog",
+    "InMemoryBreakerStore",
+    "InMemoryConsentStore",
+    "InMemoryExchangeStore",
+    "InMemoryIdentityStore",
+    "InMemoryPartnerDirectory",
+    "InMemoryResourceWriter",
+]
+
+Part = Callable[[Any], Any]
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, now: datetime = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class InMemoryAuditLog:
+    """The ``AuditLog`` port: events in the order they were recorded."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def record(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        self.events.extend(events)
+
+    def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
+        return [
+            {**dataclasses.asdict(e), "seq": n}
+            for n, e in enumerate(self.events, start=1)
+            if (e.entity_type, e.entity_id) == (entity_type, entity_id)
+        ]
+
+    def actions(self, entity_id: str | None = None) -> list[str]:
+        return [e.action for e in self.events if entity_id in (None, e.entity_id)]
+
+
+class InMemoryAuditChain:
+    """The ``AuditChain`` port over an ``InMemoryAuditLog``: the events linked as the
+    SQL writer links them."""
+
+    def __init__(self, log: InMemoryAuditLog) -> None:
+        self._log = log
+        self.checkpoints: list[StoredCheckpoint] = []
+
+    def _stored(self) -> list[StoredEvent]:
+        events = self._log.events
+        chained = link_events(0, GENESIS, [leaf_hash(e) for e in events])
+        return [
+            StoredEvent(
+                seq=c.seq,
+                at=e.at,
+                actor=e.actor,
+                action=e.action,
+                entity_type=e.entity_type,
+                entity_id=e.entity_id,
+                outcome=e.outcome,
+                request_id=e.request_id,
+                detail=detail_text(e.detail),
+                leaf_hash=c.leaf_hash,
+                prev_hash=c.prev_hash,
+                chain_hash=c.chain_hash,
+            )
+            for e, c in zip(events, chained, strict=True)
+        ]
+
+    def head(self) -> tuple[int, str]:
+        stored = self._stored()
+        return (stored[-1].seq, stored[-1].chain_hash) if stored else (0, GENESIS)
+
+    def events(self, *, after: int = 0, up_to: int | None = None) -> Iterator[StoredEvent]:
+        for event in self._stored():
+            if event.seq > after and (up_to is None or event.seq <= up_to):
+                yield event
+
+    def last_checkpoint(self) -> StoredCheckpoint | None:
+        return self.checkpoints[-1] if self.checkpoints else None
+
+    def save_checkpoints(
+        self,
+        checkpoints: Sequence[StoredCheckpoint],
+        publish: Callable[[Sequence[Checkpoint]], None],
+    ) -> bool:
+        publish([s.checkpoint for s in checkpoints])
+        self.checkpoints.extend(checkpoints)
+        return True
+
+
+class InMemoryExchangeStore:
+    """The ``ExchangeStore`` port."""
+
+    def __init__(self, audit: InMemoryAuditLog) -> None:
+        self._audit = audit
+        self.records: dict[str, ExchangeRecord] = {}
+        self._keys: dict[tuple[str, str], str] = {}
+        self._payloads: dict[str, tuple[str, str]] = {}
+        self._letters: dict[str, DeadLetter] = {}
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        exchange_id: str,
+        partner_id: str,
+        client_id: str,
+        request: dict[str, Any],
+        request_hash: str,
+        at: datetime,
+        request_id: str | None,
+        idempotency_key: str | None = None,
+        deadline_at: datetime | None = None,
+        policy_version: str | None = None,
+        consent_id: str | None = None,
+        opt_in: Part | None = None,
+    ) -> Submission:
+        if idempotency_key is not None:
+            earlier = self.find_by_idempotency_key(client_id, idempotency_key)
+            if earlier is not None:
+                return earlier
+            self._keys[(client_id, idempotency_key)] = exchange_id
+        record = ExchangeRecord(
+            id=exchange_id,
+            state=ExchangeState.SUBMITTED,
+            partner_id=partner_id,
+            client_id=client_id,
+            request=request,
+            request_hash=request_hash,
+            matched_member_ref=None,
+            member_identifier=None,
+            imported_patient_id=None,
+            resource_count=None,
+            error_code=None,
+            error_text=None,
+            created_at=at,
+            updated_at=at,
+            idempotency_key=idempotency_key,
+            current_step=None,
+            attempts=0,
+            next_attempt_at=None,
+            last_error=None,
+            deadline_at=deadline_at,
+            replay_count=0,
+            consent_id=opt_in(None) if opt_in is not None else consent_id,
+        )
+        self.records[exchange_id] = record
+        self._write(record, [(None, Move(ExchangeState.SUBMITTED))], at, client_id, policy_version)
+        return Submission(exchange_id, True, request_hash)
+
+    def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None:
+        found = self._keys.get((client_id, key)) if key is not None else None
+        if found is None:
+            return None
+        return Submission(found, False, self.records[found].request_hash)
+
+    def transition(
+        self,
+        exchange_id: str,
+        target: ExchangeState,
+        *,
+        at: datetime,
+        actor: str,
+        reason_code: str | None = None,
+        detail: dict[str, Any] | None = None,
+        updates: dict[str, Any] | None = None,
+        also: Part | None = None,
+        policy_version: str | None = None,
+    ) -> None:
+        self.advance(
+            exchange_id,
+            [Move(target, reason_code, detail, updates)],
+            at=at,
+            actor=actor,
+            also=also,
+            policy_version=policy_version,
+        )
+
+    def advance(
+        self,
+        exchange_id: str,
+        moves: Sequence[Move],
+        *,
+        at: datetime,
+        actor: str,
+        also: Part | None = None,
+        policy_version: str | None = None,
+        events: Sequence[AuditEvent] = (),
+        expected: ExchangeState | None = None,
+    ) -> None:
+        record = self.current(exchange_id)
+        if expected is not None and record.state is not expected:
+            raise IllegalTransition(
+                f"the exchange is in '{record.state}', no longer in '{expected}'"
+            )
+        steps, current = [], record.state
+        for move in moves:
+            check_transition(current, move.target)
+            steps.append((current, move))
+            current = move.target
+        if also is not None:
+            also(None)
+        self._audit.record_many(events)
+        self._write(record, steps, at, actor, policy_version)
+
+    def _write(
+        self,
+        record: ExchangeRecord,
+        steps: Sequence[tuple[ExchangeState | None, Move]],
+        at: datetime,
+        actor: str,
+        policy_version: str | None,
+    ) -> None:
+        fields = {f.name for f in dataclasses.fields(ExchangeRecord)}
+        transitions = list(record.transitions)
+        values: dict[str, Any] = {}
+        for current, move in steps:
+            values.update({k: v for k, v in (move.updates or {}).items() if k in fields})
+            transitions.append(
+                Transition(
+                    len(transitions) + 1,
+                    current.value if current else None,
+                    move.target.value,
+                    at,
+                    actor,
+                    move.reason_code,
+                    move.detail,
+                    policy_version,
+                )
+            )
+            self._audit.record(
+                AuditEvent(
+                    at=at,
+                    actor=actor,
+                    action="exchange.transition",
+                    entity_type="Exchange",
+                    entity_id=record.id,
+                    outcome=move.target.value,
+                    detail={"from": current.value if current else None, "to": move.target.value},
+                )
+            )
+        state = steps[-1][1].target if steps else record.state
+        self.records[record.id] = dataclasses.replace(
+            self.records[record.id],
+            **values,
+            state=state,
+            updated_at=at,
+            transitions=tuple(transitions),
+        )
+
+    def record_attempt(
+        self,
+        exchange_id: str,
+        *,
+        step: str,
+        attempts: int,
+        next_attempt_at: datetime | None,
+        step_started_at: datetime,
+        last_error: str,
+        at: datetime,
+        detail: dict[str, Any],
+    ) -> None:
+        self.records[exchange_id] = dataclasses.replace(
+            self.current(exchange_id),
+            current_step=step,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            step_started_at=step_started_at,
+            last_error=last_error,
+            updated_at=at,
+        )
+        self._audit.record(
+            AuditEvent(
+                at=at,
+                actor="payerbridge",
+                action="exchange.attempt",
+                entity_type="Exchange",
+                entity_id=exchange_id,
+                outcome="retry" if next_attempt_at else "gave-up",
+                detail={"step": step, "attempt": attempts, **detail},
+            )
+        )
+
+    def save_payload_with(self, exchange_id: str, body: str, sha256: str, at: datetime) -> Part:
+        def write(_connection: Any) -> None:
+            self._payloads[exchange_id] = (body, sha256)
+
+        return write
+
+    def dead_letter_with(self, letter: DeadLetter) -> Part:
+        def write(_connection: Any) -> None:
+            self._letters[letter.exchange_id] = letter
+
+        return write
+
+    def block_under_consent_with(
+        self, consent_id: str, *, at: datetime, actor: str, reason_code: str, text: str
+    ) -> Callable[[Any], list[str]]:
+        def block(_connection: Any) -> list[str]:
+            blocked = []
+            for record in list(self.records.values()):
+                if record.consent_id == consent_id and record.state not in STOPPED_STATES:
+                    stop = {"error_code": reason_code, "error_text": text}
+                    move = Move(ExchangeState.BLOCKED, reason_code, None, stop)
+                    self._write(record, [(record.state, move)], at, actor, None)
+                    blocked.append(record.id)
+            return blocked
+
+        return block
+
+    def mark_replayed_with(
+        self, exchange_id: str, *, by: str, key: str | None, at: datetime
+    ) -> Part:
+        def write(_connection: Any) -> None:
+            record = self.current(exchange_id)
+            self.records[exchange_id] = dataclasses.replace(
+                record, replay_count=record.replay_count + 1
+            )
+            self._letters.pop(exchange_id, None)
+
+        return write
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def current(self, exchange_id: str) -> ExchangeRecord:
+        record = self.records.get(exchange_id)
+        if record is None:
+            raise NotFound(f"exchange {exchange_id} does not exist")
+        return record
+
+    get = current
+
+    def ids_in_state(self, state: ExchangeState, *, updated_before: datetime) -> list[str]:
+        return [
+            r.id
+            for r in self.records.values()
+            if r.state is state and r.updated_at < updated_before
+        ]
+
+    def payload(self, exchange_id: str) -> str:
+        return self._payloads[exchange_id][0]
+
+    def payload_sha256(self, exchange_id: str) -> str | None:
+        found = self._payloads.get(exchange_id)
+        return found[1] if found else None
+
+    def dead_letter(self, exchange_id: str) -> DeadLetter | None:
+        return self._letters.get(exchange_id)
+
+
+class InMemoryPartnerDirectory:
+    def __init__(self, *partners: Partner) -> None:
+        self.partners = {p.id: p for p in partners}
+
+    def get(self, partner_id: str) -> Partner | None:
+        return self.partners.get(partner_id)
+
+
+class FakePartnerClient:
+    """A partner that answers from a script: ``outages`` calls fail as unavailable first,
+    then ``$member-match`` answers ``match`` and ``$everything`` answers ``bundle``."""
+
+    def __init__(
+        self,
+        *,
+        match: MemberMatchResult,
+        bundle: bytes,
+        outages: int = 0,
+    ) -> None:
+        self.match, self.bundle, self.outages = match, bundle, outages
+        self.calls: list[tuple[str, str]] = []  # (operation, idempotency key)
+
+    def _call(self, operation: str, key: str) -> None:
+        self.calls.append((operation, key))
+        if self.outages > 0:
+            self.outages -= 1
+            raise PartnerUnavailable("the partner is down")
+
+    def member_match(
+        self,
+        partner: Partner,
+        parameters: dict[str, Any],
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
+    ) -> MemberMatchResult:
+        self._call("member-match", idempotency_key)
+        return self.match
+
+    def everything(
+        self,
+        partner: Partner,
+        member_ref: str,
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
+    ) -> bytes:
+        self._call("everything", idempotency_key)
+        return self.bundle
+
+    def refresh_credentials(self, partner: Partner) -> None:
+        return None
+
+
+class InMemoryResourceWriter:
+    def __init__(self) -> None:
+        self.written: dict[str, list[dict[str, Any]]] = {}
+
+    def write_with(
+        self, resources: list[tuple[dict[str, Any], str | None]], *, source: str, at: datetime
+    ) -> Part:
+        def write(_connection: Any) -> None:
+            self.written.setdefault(source, []).extend(r for r, _ in resources)
+
+        return write
+
+
+class InMemoryBreakerStore:
+    """Breakers by endpoint, moved by the pure breaker model."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, BreakerState] = {}
+
+    def admit(
+        self, endpoint: str, partner_id: str, *, now: datetime, cooldown: timedelta
+    ) -> Admission:
+        admission = admit(self.states.get(endpoint, BreakerState()), now, cooldown)
+        self.states[endpoint] = admission.state
+        return admission
+
+    def record(
+        self,
+        endpoint: str,
+        partner_id: str,
+        *,
+        succeeded: bool,
+        now: datetime,
+        threshold: int,
+        cooldown: timedelta,
+        seen: BreakerState | None = None,
+    ) -> BreakerState:
+        state = self.states.get(endpoint, BreakerState())
+        state = (
+            record_success(state)
+            if succeeded
+            else record_failure(state, now, threshold=threshold, cooldown=cooldown)
+        )
+        self.states[endpoint] = state
+        return state
+
+
+class InMemoryConsentStore:
+    """The ``ConsentStore`` port."""
+
+    def __init__(self, audit: InMemoryAuditLog) -> None:
+        self._audit = audit
+        self.consents: dict[str, StoredConsent] = {}
+
+    def add(self, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
+        return self.add_with(consent, event=event)(None)
+
+    def add_with(
+        self, consent: StoredConsent, *, event: AuditEvent
+    ) -> Callable[[Any], StoredConsent]:
+        def add(_connection: Any) -> StoredConsent:
+            record = consent.record
+            for kept in self.consents.values():
+                same = (kept.record.member_id, kept.role, kept.record.client_id)
+                if same == (record.member_id, consent.role, record.client_id) and (
+                    kept.record.resource_hash == record.resource_hash
+                ):
+                    return kept
+            self.consents[consent.consent_id] = consent
+            self._audit.record(event)
+            return consent
+
+        return add
+
+    def get(self, consent_id: str) -> StoredConsent | None:
+        return self.consents.get(consent_id)
+
+    def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]:
+        return [
+            c for c in self.consents.values() if c.record.member_id == member_id and c.role is role
+        ]
+
+    def revoke(
+        self,
+        consent_id: str,
+        *,
+        at: datetime,
+        by: str,
+        event: Callable[[StoredConsent], AuditEvent],
+        also: Callable[[Any, StoredConsent], None] | None = None,
+    ) -> StoredConsent:
+        stored = self.consents.get(consent_id)
+        if stored is None:
+            raise NotFound(f"Consent/{consent_id} does not exist")
+        result = dataclasses.replace(stored, record=revoke(stored.record, at=at, by=by))
+        self.consents[consent_id] = result
+        if also is not None:
+            also(None, result)
+        self._audit.record(event(result))
+        return result
+
+
+class InMemoryIdentityStore:
+    """The identity room's ``IdentityIndex`` and ``ReviewQueue`` ports, over members given
+    as Patients (and their Coverages), indexed as the SQL store indexes them."""
+
+    def __init__(self, secret: bytes = b"fake-identity-secret-of-32-bytes!") -> None:
+        self._secret = secret
+        self.patients: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, StandardRecord] = {}
+        self._keys: dict[str, set[str]] = {}  # blocking key -> member ids
+        self.attempts: dict[tuple[str, str, str], datetime] = {}
+        self.decisions: dict[str, tuple[MatchDecision, str]] = {}  # id -> (decision, client)
+        self.reviews: dict[str, ReviewCase] = {}
+        self.links: list[IdentityLink] = []
+        self.audit = InMemoryAuditLog()
+
+    def add_member(self, patient: dict[str, Any], coverage: dict[str, Any] | None = None) -> None:
+        member_id = patient["id"]
+        record = record_from_fhir(patient, coverage)
+        self.patients[member_id], self.records[member_id] = patient, record
+        for key in blocking_keys(record, secret=self._secret):
+            self._keys.setdefault(key, set()).add(member_id)
+
+    # -- IdentityIndex ---------------------------------------------------------------------
+
+    def keys_of(self, record: StandardRecord) -> frozenset[str]:
+        return blocking_keys(record, secret=self._secret)
+
+    def keyed_hash(self, *parts: str | None) -> str:
+        return hmac.digest(self._secret, orjson.dumps(list(parts)), "sha256").hex()
+
+    def candidates(self, keys: Iterable[str]) -> list[tuple[MemberId, StandardRecord]]:
+        merged = self.merged_into(self.records)
+        found = sorted({m for key in keys for m in self._keys.get(key, ())} - set(merged))
+        return [(MemberId(m), self.records[m]) for m in found]
+
+    def member_count(self) -> int:
+        return len(self.records)
+
+    def active_model(self) -> MatchModel | None:
+        return None
+
+    def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None:
+        cases = [
+            c
+            for c in self.reviews.values()
+            if (c.client_id, c.request_key) == (client_id, request_key)
+        ]
+        return max(cases, key=lambda c: c.opened_at) if cases else None
+
+    def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]:
+        wanted = set(member_ids)
+        return {
+            link.member_id: link.value
+            for link in self.links
+            if link.kind == LinkKind.MERGED_INTO and link.member_id in wanted
+        }
+
+    @contextmanager
+    def match_writes(self) -> Iterator[_InMemoryMatchWrites]:
+        """The request's writes, kept only if the block ends without raising."""
+        writes = _InMemoryMatchWrites(self)
+        yield writes
+        writes.commit()
+
+    # -- ReviewQueue -----------------------------------------------------------------------
+
+    def review(self, review_id: str) -> ReviewCase | None:
+        return self.reviews.get(review_id)
+
+    def decide_review(
+        self,
+        review_id: str,
+        *,
+        accept: bool,
+        member_id: str | None,
+        reviewer: str,
+        reason: str,
+        at: datetime,
+        event: Callable[[ReviewCase], AuditEvent],
+        links: Callable[[ReviewCase], Sequence[IdentityLink]],
+    ) -> ReviewCase:
+        case = self.reviews.get(review_id)
+        if case is None:
+            raise NotFound(f"no review case {review_id}")
+        if case.status != "open":
+            raise Conflict(f"review case {review_id} was already decided ({case.status})")
+        decided = dataclasses.replace(
+            case,
+            status="accepted" if accept else "rejected",
+            member_id=member_id,
+            reviewer=reviewer,
+            reason=reason,
+            decided_at=at,
+        )
+        self.reviews[review_id] = decided
+        self.links.extend(links(decided))
+        self.audit.record(event(decided))
+        return decided
+
+
+class _InMemoryMatchWrites:
+    """``MatchWrites``: buffered, applied to the store on commit."""
+
+    def __init__(self, store: InMemoryIdentityStore) -> None:
+        self._store = store
+        self._attempt: tuple[tuple[str, str, str], datetime] | None = None
+        self._decision: tuple[MatchDecision, str, str, str | None, AuditEvent] | None = None
+        self._identifiers: dict[str, dict[str, Any]] = {}
+        self._links: list[IdentityLink] = []
+        self._events: list[AuditEvent] = []
+
+    def note_attempt(
+        self,
+        *,
+        client_id: str,
+        demographics_key: str,
+        card_key: str,
+        at: datetime,
+        window: timedelta,
+    ) -> int:
+        self._attempt = ((client_id, demographics_key, card_key), at)
+        tried = {**self._store.attempts, self._attempt[0]: at}
+        return sum(
+            1
+            for (client, demographics, _), when in tried.items()
+            if (client, demographics) == (client_id, demographics_key) and when > at - window
+        )
+
+    def record_decision(
+        self,
+        decision: MatchDecision,
+        *,
+        client_id: str,
+        request_key: str,
+        review_id: str | None,
+        event: AuditEvent,
+    ) -> None:
+        self._decision = (decision, client_id, request_key, review_id, event)
+
+    def patient(self, member_id: str) -> dict[str, Any] | None:
+        return self._identifiers.get(member_id) or self._store.patients.get(member_id)
+
+    def assign_identifier(
+        self, patient: dict[str, Any], identifier: dict[str, Any], *, at: datetime
+    ) -> None:
+        identifiers = [*(patient.get("identifier") or []), identifier]
+        self._identifiers[patient["id"]] = {**patient, "identifier": identifiers}
+
+    def add_links(self, links: Sequence[IdentityLink]) -> None:
+        self._links.extend(links)
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        self._events.extend(events)
+
+    def commit(self) -> None:
+        store = self._store
+        if self._attempt is not None:
+            store.attempts[self._attempt[0]] = self._attempt[1]
+        if self._decision is not None:
+            decision, client_id, request_key, review_id, event = self._decision
+            store.decisions[decision.decision_id] = (decision, client_id)
+            if review_id is not None:
+                store.reviews[review_id] = ReviewCase(
+                    id=review_id,
+                    decision_id=decision.decision_id,
+                    status="open",
+                    client_id=client_id,
+                    request_key=request_key,
+                    candidate_ids=tuple(decision.candidate_ids),
+                    opened_at=decision.evidence.decided_at,
+                    member_id=None,
+                    reviewer=None,
+                    reason=None,
+                    decided_at=None,
+                )
+            store.audit.record(event)
+        store.patients.update(self._identifiers)
+        store.links.extend(self._links)
+        store.audit.record_many(self._events)

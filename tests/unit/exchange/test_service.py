@@ -1,0 +1,171 @@
+"""The exchange use cases on the in-memory ports (tests/fakes.py): submit an exchange and
+take it through $member-match, $everything and normalization, wait out an outage, stop
+at a revocation. No database, no network."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from payerbridge.errors import Conflict
+from payerbridge.exchange import service
+from payerbridge.exchange.model import ExchangeRequest, ExchangeState
+from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.retry import RetryPolicy
+from payerbridge.exchange.schemas import ExchangeCreate
+from payerbridge.fhir.member_match import MemberMatchResult
+from payerbridge.routing.model import Organization, Partner
+from tests.builders import a_coverage, a_patient, an_exchange_request
+from tests.fakes import (
+    FakeClock,
+    FakePartnerClient,
+    InMemoryAuditLog,
+    InMemoryBreakerStore,
+    InMemoryConsentStore,
+    InMemoryExchangeStore,
+    InMemoryPartnerDirectory,
+    InMemoryResourceWriter,
+)
+
+OLD_PLAN = Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir")
+BUNDLE = orjson.dumps(
+    {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": a_patient()}, {"resource": a_coverage()}],
+    }
+)
+
+
+def _ports(client: FakePartnerClient, clock: FakeClock) -> ExchangePorts:
+    audit = InMemoryAuditLog()
+    ids = itertools.count(1)
+    return ExchangePorts(
+        exchanges=InMemoryExchangeStore(audit),
+        partners=InMemoryPartnerDirectory(OLD_PLAN),
+        client=client,
+        writer=InMemoryResourceWriter(),
+        breakers=InMemoryBreakerStore(),
+        consents=InMemoryConsentStore(audit),
+        audit=audit,
+        us=Organization("New Plan", "1234567893"),
+        clock=clock,
+        new_id=lambda: f"id-{next(ids)}",
+        random=lambda: 0.5,
+        retry_policy=RetryPolicy(
+            max_attempts=3,
+            base_delay_seconds=1.0,
+            max_delay_seconds=10.0,
+            step_budget_seconds=120.0,
+            exchange_budget_seconds=900.0,
+            call_timeout_seconds=5.0,
+            breaker_failure_threshold=5,
+            breaker_cooldown_seconds=30.0,
+        ),
+        consent_zone=ZoneInfo("UTC"),
+    )
+
+
+def _client(outages: int = 0) -> FakePartnerClient:
+    return FakePartnerClient(
+        match=MemberMatchResult("urn:umb", "U1", "Patient/p1"), bundle=BUNDLE, outages=outages
+    )
+
+
+def _submit(ports: ExchangePorts, raw: dict[str, Any], key: str | None = None) -> str:
+    request = ExchangeCreate.model_validate(raw)
+    return service.submit_exchange(
+        ports,
+        request.to_domain(),
+        request.model_dump(mode="json"),
+        client_id="newplan",
+        request_id="r1",
+        idempotency_key=key,
+    ).exchange_id
+
+
+def _parse(raw: dict[str, Any]) -> ExchangeRequest:
+    return ExchangeCreate.model_validate(raw).to_domain()
+
+
+def test_a_submission_is_recorded_once_per_idempotency_key() -> None:
+    ports = _ports(_client(), FakeClock())
+    first = _submit(ports, an_exchange_request(), key="k1")
+    assert _submit(ports, an_exchange_request(), key="k1") == first
+    record = ports.exchanges.current(first)
+    assert record.state is ExchangeState.SUBMITTED and record.consent_id is not None
+    with pytest.raises(Conflict, match="different request"):
+        _submit(ports, an_exchange_request(given=["Luisa"]), key="k1")
+    assert _submit(ports, an_exchange_request(), key="k2") != first
+
+
+def test_proceed_takes_an_exchange_to_completed_with_one_audited_commit_per_hop() -> None:
+    client = _client()
+    ports = _ports(client, FakeClock())
+    exchange_id = _submit(ports, an_exchange_request())
+
+    result = service.proceed(ports, exchange_id, _parse)
+
+    assert result.state is ExchangeState.COMPLETED and result.done
+    record = ports.exchanges.current(exchange_id)
+    assert [t.to_state for t in record.transitions] == [
+        "submitted",
+        "validated",
+        "consent_verified",
+        "route_selected",
+        "member_matched",
+        "retrieving",
+        "received",
+        "normalized",
+        "completed",
+    ]
+    assert record.matched_member_ref == "Patient/p1"
+    assert [operation for operation, _ in client.calls] == ["member-match", "everything"]
+    assert all(key.startswith(exchange_id) for _, key in client.calls)
+    written = ports.writer.written  # type: ignore[attr-defined]
+    kept = [r["resourceType"] for r in written[f"exchange:{exchange_id}"]]
+    assert kept == ["Patient", "Coverage", "Provenance"]  # received, with where it came from
+    actions = ports.audit.actions(exchange_id)  # type: ignore[attr-defined]
+    assert actions.count("exchange.transition") == 9
+    # Running it again changes nothing: the row says it is done.
+    assert service.proceed(ports, exchange_id, _parse).done
+    assert len(client.calls) == 2
+
+
+def test_an_outage_is_waited_out_and_the_exchange_resumes_from_its_row() -> None:
+    clock = FakeClock()
+    client = _client(outages=1)
+    ports = _ports(client, clock)
+    exchange_id = _submit(ports, an_exchange_request())
+
+    waiting = service.proceed(ports, exchange_id, _parse)
+
+    assert waiting.retry_at is not None and not waiting.done
+    record = ports.exchanges.current(exchange_id)
+    assert (record.state, record.attempts) == (ExchangeState.ROUTE_SELECTED, 1)
+    # Not due yet: nothing is called.
+    assert service.proceed(ports, exchange_id, _parse).retry_at == waiting.retry_at
+    assert len(client.calls) == 1
+    clock.now = waiting.retry_at
+    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+    # The retried call carries the same idempotency key: the partner can deduplicate it.
+    assert client.calls[0] == client.calls[1]
+
+
+def test_a_revoked_opt_in_blocks_the_exchange_before_anything_leaves() -> None:
+    client = _client()
+    ports = _ports(client, FakeClock())
+    exchange_id = _submit(ports, an_exchange_request())
+    consent_id = ports.exchanges.current(exchange_id).consent_id
+    assert consent_id is not None
+
+    _, blocked = service.revoke_and_stop(ports, consent_id, by="member", request_id=None)
+
+    assert blocked == [exchange_id]
+    assert ports.exchanges.current(exchange_id).state is ExchangeState.BLOCKED
+    assert service.proceed(ports, exchange_id, _parse).done
+    assert client.calls == []

@@ -1,0 +1,125 @@
+"""The identity use cases on the in-memory ports (tests/fakes.py): answer a $member-match,
+and decide a review case so the same request is answered with the member next time."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.errors import MatchError, MatchUnderReview, NoMatch, TooManyAttempts
+from payerbridge.fhir.member_match import MemberMatchInput, parse_member_match_request
+from payerbridge.identity.decision import SINGLE_EXCHANGE, MatchDecision
+from payerbridge.identity.service import (
+    AttemptLimit,
+    MatchedMember,
+    decide_review,
+    decision_audit_event,
+    match_member,
+)
+from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
+from tests.fakes import InMemoryIdentityStore
+
+AT = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+LIMIT = AttemptLimit(cards=3, window=timedelta(hours=1))
+
+
+def _store() -> InMemoryIdentityStore:
+    store = InMemoryIdentityStore()
+    store.add_member(a_patient("p1"), a_coverage("c1", patient="p1"))
+    for n, (given, family) in enumerate([("Luis", "Ortiz"), ("Mia", "Chen"), ("Ola", "Berg")]):
+        pid = f"other-{n}"
+        store.add_member(
+            a_patient(pid, given=given, family=family, birth_date=f"197{n}-05-0{n + 1}"),
+            a_coverage(f"c-{pid}", patient=pid, member_id=f"M9{n}", subscriber_id=f"S9{n}"),
+        )
+    return store
+
+
+def _request(**member: object) -> MemberMatchInput:
+    return parse_member_match_request(member_match_parameters(an_exchange_request(**member)))
+
+
+def _other_card(n: int) -> MemberMatchInput:
+    request = _request()
+    request.coverage_to_match["identifier"][0]["value"] = f"X{n}"
+    request.coverage_to_match["subscriberId"] = f"Y{n}"
+    return request
+
+
+def _match(store: InMemoryIdentityStore, request: MemberMatchInput) -> MatchedMember:
+    ids = itertools.count(1)
+
+    def answer(answer: MatchedMember | MatchError) -> list[AuditEvent]:
+        outcome = "match" if isinstance(answer, MatchedMember) else type(answer).__name__
+        return [AuditEvent(AT, "newplan", "member-match", "Patient", "-", outcome)]
+
+    return match_member(
+        request,
+        store,
+        client_id="newplan",
+        requester_npi="1234567893",
+        policy=SINGLE_EXCHANGE,
+        attempts=LIMIT,
+        at=AT,
+        new_id=lambda: f"id-{next(ids)}-{len(store.decisions)}",
+        umb_system="https://old.example/fhir/NamingSystem/umb",
+        audit=lambda d: decision_audit_event(d, actor="newplan", request_id=None),
+        answer_audit=answer,
+    )
+
+
+def test_a_match_hands_out_one_umb_and_records_the_decision_with_its_evidence() -> None:
+    store = _store()
+    matched = _match(store, _request())
+    assert matched.member_id == "p1"
+    again = _match(store, _request())
+    assert (again.umb_system, again.umb_value) == (matched.umb_system, matched.umb_value)
+    decision, client = store.decisions[matched.decision_id]
+    assert isinstance(decision, MatchDecision) and client == "newplan"
+    assert [e.action for e in store.audit.events] == ["identity.decision", "member-match"] * 2
+    umb_links = [link for link in store.links if link.kind == "umb"]
+    assert {link.value for link in umb_links} == {matched.umb_value}
+
+
+def test_no_member_is_no_match_and_too_many_cards_are_refused() -> None:
+    store = _store()
+    stranger = _request(given=["Zed"], family="Quinn", birth_date="1999-09-09")
+    stranger.coverage_to_match["identifier"][0]["value"] = "Z1"
+    stranger.coverage_to_match["subscriberId"] = "Z2"
+    with pytest.raises(NoMatch):
+        _match(store, stranger)
+    for n in range(LIMIT.cards):  # the same person's demographics with other cards
+        with pytest.raises(MatchError) as answered:
+            _match(store, _other_card(n))
+        assert not isinstance(answered.value, TooManyAttempts)
+    with pytest.raises(TooManyAttempts):
+        _match(store, _other_card(LIMIT.cards))
+
+
+def test_a_decided_review_answers_the_same_request_with_the_member() -> None:
+    store = _store()
+    request = _other_card(0)  # the member's demographics, a card we do not know
+    with pytest.raises(MatchUnderReview) as under_review:
+        _match(store, request)
+    review_id = under_review.value.review_id
+    assert review_id is not None and store.reviews[review_id].candidate_ids == ("p1",)
+    with pytest.raises(MatchUnderReview):
+        _match(store, request)  # still open
+
+    case = decide_review(
+        store,
+        review_id,
+        accept=True,
+        member_id="p1",
+        reviewer="ops",
+        reason="called the member",
+        at=AT,
+        request_id=None,
+    )
+
+    assert case.status == "accepted"
+    assert _match(store, request).member_id == "p1"
+    assert "identity.review" in [e.action for e in store.audit.events]
