@@ -37,7 +37,7 @@ from payerbridge.store.checkpoints import (
 )
 from payerbridge.store.clients import SqlClientRegistry
 from payerbridge.store.consents import SqlConsentStore
-from payerbridge.store.database import (
+from payerbridge.store.engines import (
     WalCheckpointer,
     create_db_engine,
     create_reader,

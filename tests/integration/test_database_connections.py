@@ -15,15 +15,9 @@ import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, text
 
 from payerbridge.config import load_settings
-from payerbridge.store import database
-from payerbridge.store.database import (
-    DialectSql,
-    create_db_engine,
-    create_reader,
-    cursor_of,
-    insert_rows,
-    raw_cursor,
-)
+from payerbridge.store import engines
+from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows, raw_cursor
+from payerbridge.store.engines import create_db_engine, create_reader
 from payerbridge.store.tables import UtcDateTime
 
 
@@ -83,7 +77,7 @@ def test_a_connection_dropped_while_idle_is_replaced_before_use(
     with admin.connect() as connection:  # as a server restart or an idle timeout would
         connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
     admin.dispose()
-    monkeypatch.setattr(database, "_PING_AFTER_IDLE_SECONDS", 0.0)  # it has sat idle
+    monkeypatch.setattr(engines, "_PING_AFTER_IDLE_SECONDS", 0.0)  # it has sat idle
     with engine.connect() as connection:
         assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
 

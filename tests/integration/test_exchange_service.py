@@ -351,7 +351,7 @@ def test_a_move_whose_commit_fails_leaves_the_exchange_and_its_history_as_they_w
 
     import psycopg
 
-    from payerbridge.store.database import DialectSql, cursor_of
+    from payerbridge.store.dbapi import DialectSql, cursor_of
 
     ports = platform.exchange_ports
     exchange_id = submit(platform, an_exchange_request())

@@ -304,7 +304,7 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
 def test_the_hot_paths_sqlite_timestamps_are_the_text_sqlalchemy_writes(value: datetime) -> None:
     from sqlalchemy.dialects import sqlite
 
-    from payerbridge.store.database import DialectSql, sqlite_timestamp
+    from payerbridge.store.dbapi import DialectSql, sqlite_timestamp
 
     dialect = sqlite.dialect()
     bind = identity_decisions.c.decided_at.type.dialect_impl(dialect).bind_processor(dialect)

@@ -13,12 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from payerbridge.store.database import (
-    WalCheckpointer,
-    create_db_engine,
-    raw_cursor,
-    raw_transaction,
-)
+from payerbridge.store.dbapi import raw_cursor, raw_transaction
+from payerbridge.store.engines import WalCheckpointer, create_db_engine
 
 
 def _write_lock_is_free(database: Path) -> bool:

@@ -29,13 +29,7 @@ from sqlalchemy.engine import Dialect
 from payerbridge.audit.chain import GENESIS, MerkleFrontier, detail_text, leaf_hash, link_events
 from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
-from payerbridge.store.database import (
-    DialectSql,
-    RowsInsert,
-    cursor_of,
-    insert_rows,
-    sqlite_timestamp,
-)
+from payerbridge.store.dbapi import DialectSql, RowsInsert, cursor_of, insert_rows, sqlite_timestamp
 from payerbridge.store.tables import audit_checkpoints, audit_events, audit_head
 
 __all__ = ["SqlAuditChain", "SqlAuditLog", "append_audit", "append_events"]

@@ -26,7 +26,7 @@ from payerbridge.exchange.breaker import (
     record_success,
 )
 from payerbridge.store.audit import append_audit
-from payerbridge.store.database import read_row
+from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partner_breakers
 
 __all__ = ["SqlBreakerStore"]

@@ -17,7 +17,7 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import Conflict, Issue
 from payerbridge.routing.model import ApiClient
 from payerbridge.store.audit import append_audit
-from payerbridge.store.database import driver_sql, raw_cursor
+from payerbridge.store.dbapi import driver_sql, raw_cursor
 from payerbridge.store.tables import api_clients
 
 __all__ = ["SqlClientRegistry", "token_digest"]
@@ -71,7 +71,7 @@ class SqlClientRegistry:
 
     def by_token(self, token: str) -> ApiClient | None:
         # Every authenticated request runs it: DB-API SQL on the writing engine's connections
-        # (no write lock is taken; see store.database.raw_cursor).
+        # (no write lock is taken; see store.dbapi.raw_cursor).
         with raw_cursor(self._engine) as cursor:
             cursor.execute(self._by_token, (token_digest(token),))
             row = cursor.fetchone()

@@ -21,7 +21,7 @@ from payerbridge.consent.model import (
 )
 from payerbridge.errors import NotFound
 from payerbridge.store.audit import append_audit, append_events
-from payerbridge.store.database import DialectSql, cursor_of, insert_rows, read_row
+from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows, read_row
 from payerbridge.store.tables import UtcDateTime, consents
 from payerbridge.types import ClientId, MemberId
 

@@ -25,7 +25,7 @@ from payerbridge.exchange.model import (
     check_transition,
 )
 from payerbridge.store.audit import append_audit
-from payerbridge.store.database import (
+from payerbridge.store.dbapi import (
     DRIVER_INTEGRITY_ERRORS,
     DialectSql,
     cursor_of,

@@ -28,7 +28,7 @@ from payerbridge.identity.service import DecisionToRecord
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, record_from_dict, record_to_dict
 from payerbridge.store.audit import append_audit, append_events
-from payerbridge.store.database import cursor_of, raw_cursor, raw_transaction
+from payerbridge.store.dbapi import cursor_of, raw_cursor, raw_transaction
 from payerbridge.store.identity_sql import IdentitySql, SqlMatchWrites
 from payerbridge.store.tables import (
     fhir_resources,

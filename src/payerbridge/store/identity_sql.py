@@ -20,7 +20,7 @@ from payerbridge.identity.decision import MatchDecision
 from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind
 from payerbridge.store.audit import append_events
-from payerbridge.store.database import insert_rows
+from payerbridge.store.dbapi import insert_rows
 from payerbridge.store.members import ResourceRow, ResourceSql
 from payerbridge.store.tables import (
     fhir_resources,

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, and_, func, select, update
 from sqlalchemy.engine import Dialect
 
 from payerbridge.fhir.resources import token_entries
-from payerbridge.store.database import DialectSql, cursor_of, insert_rows
+from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows
 from payerbridge.store.tables import fhir_resources, fhir_tokens
 from payerbridge.timestamps import utc_iso
 

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from payerbridge.audit.model import AuditEvent
 from payerbridge.routing.model import Partner
 from payerbridge.store.audit import append_audit
-from payerbridge.store.database import read_row
+from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partners
 
 __all__ = ["SqlPartnerDirectory"]

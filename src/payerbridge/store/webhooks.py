@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, func, or_, select
 from sqlalchemy.engine import Dialect
 
 from payerbridge.errors import NotFound
-from payerbridge.store.database import DialectSql, cursor_of, insert_rows
+from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows
 from payerbridge.store.tables import exchanges, webhook_deliveries, webhook_subscriptions
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import OPERATOR

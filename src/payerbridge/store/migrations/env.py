@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection handed over by ``store.database.migrate``."""
+"""Alembic environment: runs on the connection handed over by ``store.engines.migrate``."""
 
 from alembic import context
 

@@ -1,0 +1,321 @@
+"""The hot paths' DB-API access: statements written once per dialect, bulk inserts,
+cursors and transactions on driver connections (ADR 0004, ADR 0006)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any, Self, cast
+
+import orjson
+import psycopg
+from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.engine import Dialect
+
+from payerbridge.store.engines import SpareConnections, WriterConnection, spares_of
+from payerbridge.store.tables import UtcDateTime
+
+__all__ = [
+    "DRIVER_INTEGRITY_ERRORS",
+    "DialectSql",
+    "RowsInsert",
+    "cursor_of",
+    "driver_sql",
+    "insert_rows",
+    "raw_cursor",
+    "raw_transaction",
+    "read_row",
+    "sqlite_timestamp",
+    "write_transaction",
+]
+
+# What a constraint violation raises from DB-API statements (SQLAlchemy's own
+# IntegrityError wraps these only for what runs through it).
+DRIVER_INTEGRITY_ERRORS: tuple[type[Exception], ...] = (
+    psycopg.IntegrityError,
+    sqlite3.IntegrityError,
+)
+
+# -- the hot paths' DB-API access ------------------------------------------------------------
+# A request that runs a handful of small statements spends more in SQLAlchemy's Connection
+# (events, transaction objects, compiling and caching expressions) than in the database.
+# The hot paths (authentication, $member-match) use these instead, with SQL written once.
+
+
+def driver_sql(dialect: Dialect, text: str) -> str:
+    """``text`` with ``?`` placeholders in the driver's own style (``%s`` for psycopg)."""
+    return text.replace("?", "%s") if dialect.paramstyle in ("format", "pyformat") else text
+
+
+def sqlite_timestamp(value: datetime) -> str:
+    """An aware datetime as SQLAlchemy's SQLite ``DateTime`` stores a ``UtcDateTime``
+    (UTC, zone dropped, always six fraction digits); tests hold the two equal."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _read_sqlite_timestamp(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _as_read(value: datetime | None) -> datetime | None:
+    return value
+
+
+_dialect_sql: dict[tuple[type, str, str], Any] = {}  # by kind and dialect
+
+
+class DialectSql:
+    """Statements of a hot path as DB-API SQL for one dialect, with timestamps bound and
+    read back as the ``UtcDateTime`` column type does, so the rows are the ones
+    SQLAlchemy writes and reads. Subclasses write their SQL with ``?`` (``sql``)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.is_postgres = dialect.name == "postgresql"
+        self.timestamp: Callable[[datetime], Any]
+        self.read_timestamp: Callable[[Any], datetime | None]
+        if dialect.name == "sqlite":  # the column type's text, in one C call, not two layers
+            self.timestamp, self.read_timestamp = sqlite_timestamp, _read_sqlite_timestamp
+        else:
+            processor = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+            self.timestamp, self.read_timestamp = processor or (lambda value: value), _as_read
+        self._row_reads: dict[tuple[Any, ...], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+
+    def sql(self, text: str) -> str:
+        return driver_sql(self.dialect, text)
+
+    def row_by(
+        self, table: Table, key: str, columns: Sequence[str] | None = None
+    ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """``read_row``'s statement for ``table`` by ``key`` (all columns, or ``columns``),
+        with the columns it returns and those of them that are timestamps; written once."""
+        cache_key = (table.name, key, tuple(columns) if columns else None)
+        found = self._row_reads.get(cache_key)
+        if found is None:
+            names = tuple(columns) if columns else tuple(c.name for c in table.c)
+            text = self.sql(f"SELECT {', '.join(names)} FROM {table.name} WHERE {key} = ?")
+            stamps = tuple(n for n in names if isinstance(table.c[n].type, UtcDateTime))
+            found = self._row_reads[cache_key] = (text, names, stamps)
+        return found
+
+    def rows_insert(self, table: Table, columns: Sequence[str], suffix: str = "") -> RowsInsert:
+        """The INSERT of rows of ``columns`` into ``table`` (``suffix``: an ON CONFLICT
+        clause) for ``insert_rows``."""
+        names = ", ".join(columns)
+        if not self.is_postgres:
+            marks = ", ".join("?" * len(columns))
+            text = self.sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks}){suffix}")
+            return RowsInsert(text, tuple(columns), as_json=False)
+        rows = f"json_populate_recordset(NULL::{table.name}, %s)"  # typed as the table's row
+        text = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {rows}{suffix}"
+        return RowsInsert(text, tuple(columns), as_json=True)
+
+    def bound(
+        self, values: Mapping[str, Any], columns: Sequence[str], timestamps: Collection[str]
+    ) -> tuple[Any, ...]:
+        """The ``values`` of ``columns`` as the driver binds them (those of ``timestamps``
+        through ``timestamp``): ``named`` the other way round."""
+        stamp = self.timestamp
+        return tuple(
+            stamp(values[column])
+            if column in timestamps and values[column] is not None
+            else values[column]
+            for column in columns
+        )
+
+    def named(
+        self, columns: Sequence[str], timestamps: Collection[str], row: Sequence[Any]
+    ) -> SimpleNamespace:
+        """A DB-API row of ``columns`` by name, its ``timestamps`` read as the column type
+        reads them: what the stores' mappers of SQLAlchemy rows take."""
+        values = dict(zip(columns, row, strict=True))
+        for column in timestamps:
+            values[column] = self.read_timestamp(values[column])
+        return SimpleNamespace(**values)
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> Self:
+        """This kind's statements for ``dialect``, written once per process."""
+        key = (cls, dialect.name, dialect.paramstyle)
+        found = _dialect_sql.get(key)
+        if found is None:
+            found = _dialect_sql[key] = cls(dialect)
+        return found
+
+
+@dataclass(frozen=True)
+class RowsInsert:
+    """An INSERT of any number of rows (``DialectSql.rows_insert``). On PostgreSQL the
+    rows are bound as one JSON array, which the server turns into rows of the table's
+    own types: one statement, parsed and planned once, and one parameter that orjson
+    writes in C. psycopg's executemany pipelines every row through Python: 35 resources
+    cost 1.1 ms of client CPU that way, 0.7 ms as one array per column (each value still
+    dumped in Python) and 0.55 ms as JSON. Elsewhere: executemany, one row at a time."""
+
+    text: str
+    columns: tuple[str, ...]
+    as_json: bool
+
+
+def insert_rows(cursor: Any, *inserts: tuple[RowsInsert, Sequence[Sequence[Any]]]) -> None:
+    """Each insert's rows in the caller's transaction. On PostgreSQL all of them are one
+    statement (each insert but the last a data-modifying WITH query: one round trip), so
+    the inserts must not depend on each other; within each, ids are drawn in row order.
+    Values are what the driver binds (``DialectSql.timestamp`` for timestamps)."""
+    inserts = tuple((insert, rows) for insert, rows in inserts if rows)
+    if not inserts:
+        return
+    if not inserts[0][0].as_json:
+        for insert, rows in inserts:
+            cursor.executemany(insert.text, rows)
+        return
+    *leading, last = [insert for insert, _ in inserts]
+    text = last.text
+    if leading:
+        queries = ", ".join(f"i{n} AS ({insert.text})" for n, insert in enumerate(leading))
+        text = f"WITH {queries} {text}"
+    documents = [
+        orjson.dumps([dict(zip(insert.columns, row, strict=True)) for row in rows]).decode()
+        for insert, rows in inserts
+    ]
+    cursor.execute(text, documents)
+
+
+@contextmanager
+def cursor_of(connection: Any) -> Iterator[Any]:
+    """A DB-API cursor of ``connection`` (a SQLAlchemy or a pooled DB-API one), closed
+    before the connection goes back to the pool: a cursor left to the garbage collector
+    would reset its statement while another thread uses the connection."""
+    cursor = (connection.connection if isinstance(connection, Connection) else connection).cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+# raw_cursor and raw_transaction are one generator each (no nested context managers):
+# they run several times in every $member-match.
+
+
+def _take_driver_connection(engine: Engine) -> tuple[Any, Any]:
+    """A driver (DB-API) connection of ``engine`` (a spare one on SQLite) and what to give
+    it back to: the spares, or the pool's proxy."""
+    spares = spares_of(engine)
+    if spares is not None:
+        return spares.take(), spares
+    pooled = engine.raw_connection()
+    return pooled.dbapi_connection, pooled
+
+
+def _give_back(connection: Any, owner: Any, *, failed: bool) -> None:
+    if isinstance(owner, SpareConnections):
+        owner.give_back(connection, failed=failed)
+    else:
+        owner.close()  # back to the pool, which rolls back what the block left open
+
+
+def _transactional_again(connection: Any, owner: Any) -> bool:
+    """A pooled connection ``raw_cursor`` put in autocommit, as the pool's other users
+    expect it; False when it broke meanwhile (it is then dropped from the pool)."""
+    try:
+        connection.autocommit = False
+    except Exception:  # noqa: BLE001 - a broken connection
+        owner.invalidate()
+        return False
+    return True
+
+
+@contextmanager
+def raw_cursor(engine: Engine) -> Iterator[Any]:
+    """A DB-API cursor for reads, outside any transaction (each statement sees the last
+    commit; on SQLite none takes the write lock).
+
+    On SQLite, pass the writing engine even for reads: a connection's page cache survives
+    its own commits but is dropped whenever another connection commits, so the spare that
+    the last write transaction gave back reads from memory where a reader connection would
+    read the pages again (2-3% of a ``$member-match`` at 1M members)."""
+    connection, owner = _take_driver_connection(engine)
+    pooled = not isinstance(owner, SpareConnections)  # (SQLite's spares autocommit)
+    failed = True
+    try:
+        if pooled:  # psycopg: no BEGIN, no ROLLBACK
+            connection.autocommit = True
+        cursor = connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()  # before the connection is reused: see cursor_of
+        failed = False
+    finally:
+        if not pooled or _transactional_again(connection, owner):
+            _give_back(connection, owner, failed=failed)
+
+
+def read_row(
+    engine: Engine, table: Table, key: str, value: Any, *, columns: Sequence[str] | None = None
+) -> SimpleNamespace | None:
+    """The row of ``table`` whose ``key`` column is ``value``, by column name with its
+    timestamps read as ``UtcDateTime`` reads them (what the stores' mappers of SQLAlchemy
+    rows take), or None. DB-API SQL on ``raw_cursor``, for the reads every exchange hop
+    makes (the exchange, its partner, its opt-in, the endpoint's breaker): as SQLAlchemy
+    statements they cost more in Python than in the database."""
+    sql = DialectSql.of(engine.dialect)
+    text, names, stamps = sql.row_by(table, key, columns)
+    with raw_cursor(engine) as cursor:  # see raw_cursor: the writer's engine, on SQLite
+        cursor.execute(text, (value,))
+        row = cursor.fetchone()
+    return None if row is None else sql.named(names, stamps, row)
+
+
+@contextmanager
+def raw_transaction(engine: Engine) -> Iterator[Any]:
+    """A DB-API cursor in a transaction of its own: committed when the block ends, rolled
+    back if it raises. On SQLite it takes the write lock as the engine's transactions do
+    (``_begin_immediate``); psycopg begins one at the first statement."""
+    connection, owner = _take_driver_connection(engine)
+    failed = True
+    try:
+        if isinstance(connection, WriterConnection):
+            connection.take_lock()
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                connection.drop_lock()
+                raise
+        try:
+            cursor = connection.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+        failed = False
+    finally:
+        _give_back(connection, owner, failed=failed)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """``engine.begin()`` whose statements go to PostgreSQL together, COMMIT included: the
+    driver's pipeline mode sends them when a result is read (a ``fetchone``) or when the
+    block ends, so a transaction of an UPDATE ... RETURNING, its inserts and COMMIT costs
+    two round trips instead of one per statement. In the block, DB-API statements only
+    (``cursor_of``): SQLAlchemy cannot read results in pipeline mode. An error in a
+    statement is raised when its results arrive, at the latest when the block ends, and
+    rolls the transaction back as usual. On SQLite, ``engine.begin()`` itself."""
+    with engine.begin() as connection:
+        if connection.dialect.name != "postgresql":
+            yield connection
+            return
+        # PostgreSQL runs on psycopg: its DB-API connection is a psycopg.Connection.
+        driver = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
+        with driver.pipeline():
+            yield connection
+            driver.execute("COMMIT")  # SQLAlchemy's commit then finds nothing to commit
