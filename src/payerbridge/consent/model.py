@@ -18,7 +18,7 @@ Period semantics (decided here, relied on by ``policy.evaluate``):
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, NewType
@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
+    "PresentedConsent",
     "POLICY_VERSION",
     "ConsentDecision",
     "ConsentId",
@@ -241,3 +242,37 @@ def revoke(consent: ConsentRecord, *, at: datetime, by: str) -> ConsentRecord:
     if consent.revoked_at is not None and consent.revoked_at <= at:
         return consent
     return dataclasses.replace(consent, revoked_at=at, revoked_by=by)
+
+
+@dataclass(frozen=True)
+class PresentedConsent:
+    """A Consent a requesting payer presented (HRex), read and checked, before it is tied to
+    a matched member and given an id."""
+
+    policy: ConsentPolicy
+    period_start: datetime  # UTC, inclusive
+    period_end: datetime  # UTC, inclusive
+    source_npi: str
+    recipient_npis: tuple[str, ...]
+    client_id: ClientId
+    performer: str
+    source_reference: str
+    resource_hash: str
+    resource: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    def to_record(
+        self, consent_id: ConsentId, *, member_id: MemberId, policy_version: str = POLICY_VERSION
+    ) -> ConsentRecord:
+        return ConsentRecord(
+            consent_id=consent_id,
+            member_id=member_id,
+            policy=self.policy,
+            period_start=self.period_start,
+            period_end=self.period_end,
+            source_npi=self.source_npi,
+            recipient_npis=self.recipient_npis,
+            client_id=self.client_id,
+            performer=self.performer,
+            resource_hash=self.resource_hash,
+            policy_version=policy_version,
+        )

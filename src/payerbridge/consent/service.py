@@ -22,6 +22,7 @@ from payerbridge.consent.model import (
     ConsentPolicy,
     ConsentRole,
     DenyReason,
+    PresentedConsent,
     Purpose,
     Requester,
     StoredConsent,
@@ -33,6 +34,7 @@ from payerbridge.types import MemberId
 __all__ = [
     "ConsentStore",
     "Disclosure",
+    "accept_presented_consent",
     "authorize_disclosure",
     "authorize_request",
     "consent_recorded",
@@ -259,3 +261,57 @@ def revoke_consent(
         )
 
     return store.revoke(consent_id, at=at, by=by, event=event, also=also)
+
+
+def accept_presented_consent(
+    store: ConsentStore,
+    presented: PresentedConsent,
+    *,
+    consent_id: ConsentId,
+    member_id: MemberId,
+    requester: Requester,
+    at: datetime,
+    source_npi: str,
+    supported_policies: frozenset[ConsentPolicy],
+    request_id: str | None,
+    detail: dict[str, Any] | None = None,
+) -> Disclosure:
+    """Decide the Consent a requester presented at ``$member-match`` for the matched member
+    and, if it permits, keep it (HRex mm-13), so that every later data request is checked
+    against it. The decision's audit event is the caller's to commit with the answer."""
+    record = presented.to_record(consent_id, member_id=member_id)
+    decision = evaluate(
+        record,
+        member_id=member_id,
+        requester=requester,
+        purpose=Purpose.PAYER_TO_PAYER,
+        at_time=at,
+        data_scope=record.policy,
+        source_npi=source_npi,
+        supported_policies=supported_policies,
+    )
+    if decision.permitted:
+        record = record_consent(
+            store,
+            StoredConsent(
+                record=record,
+                role=ConsentRole.DISCLOSE,
+                partner_id=None,
+                source_reference=presented.source_reference,
+                resource=presented.resource,
+                created_at=at,
+            ),
+            actor=requester.client_id,
+            request_id=request_id,
+        ).record
+    event = decision_event(
+        decision,
+        consent_id=record.consent_id if decision.permitted else None,
+        member_id=member_id,
+        actor=requester.client_id,
+        hop="member-match",
+        at=at,
+        request_id=request_id,
+        detail=detail,
+    )
+    return Disclosure(decision, record.consent_id, event)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,10 +23,8 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from payerbridge.consent.model import (
-    POLICY_VERSION,
-    ConsentId,
     ConsentPolicy,
-    ConsentRecord,
+    PresentedConsent,
     Requester,
     end_of_day,
     require_aware,
@@ -37,9 +34,8 @@ from payerbridge.errors import Issue, UnprocessableRequest
 from payerbridge.fhir import codes
 from payerbridge.fhir.provenance import organization_reference
 from payerbridge.routing.model import Organization
-from payerbridge.types import ClientId, MemberId
 
-__all__ = ["ParsedConsent", "build_hrex_consent", "consent_hash", "parse_hrex_consent"]
+__all__ = ["build_hrex_consent", "consent_hash", "parse_hrex_consent"]
 
 _CONSENT_SCOPE = ("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy")
 _DISCLOSURE = ("http://terminology.hl7.org/CodeSystem/v3-ActCode", "IDSCL")
@@ -68,39 +64,6 @@ _DATE_TIME = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class ParsedConsent:
-    """An accepted HRex Consent, before it is tied to a matched member and given an id."""
-
-    policy: ConsentPolicy
-    period_start: datetime  # UTC, inclusive
-    period_end: datetime  # UTC, inclusive
-    source_npi: str
-    recipient_npis: tuple[str, ...]
-    client_id: ClientId
-    performer: str
-    source_reference: str
-    resource_hash: str
-    resource: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
-
-    def to_record(
-        self, consent_id: ConsentId, *, member_id: MemberId, policy_version: str = POLICY_VERSION
-    ) -> ConsentRecord:
-        return ConsentRecord(
-            consent_id=consent_id,
-            member_id=member_id,
-            policy=self.policy,
-            period_start=self.period_start,
-            period_end=self.period_end,
-            source_npi=self.source_npi,
-            recipient_npis=self.recipient_npis,
-            client_id=self.client_id,
-            performer=self.performer,
-            resource_hash=self.resource_hash,
-            policy_version=policy_version,
-        )
-
-
 def consent_hash(resource: dict[str, Any]) -> str:
     """sha256 of the canonical JSON (keys sorted): the stored record names what it came from."""
     return hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -119,7 +82,7 @@ class _Problems(list[Issue]):
 
 def parse_hrex_consent(
     resource: Any, *, our_npi: str, requester: Requester, zone: ZoneInfo
-) -> ParsedConsent:
+) -> PresentedConsent:
     """Validate an HRex Consent sent to us; raise UnprocessableRequest naming every bad element.
 
     ``zone`` is where date-only period bounds are read: this payer's configured zone.
@@ -146,7 +109,7 @@ def parse_hrex_consent(
         problems.required("Consent.provision", "a provision")
     if problems or not (policy and period and performer and source_reference):
         raise UnprocessableRequest("the Consent is not a valid HRex Consent", issues=problems)
-    return ParsedConsent(
+    return PresentedConsent(
         policy=policy,
         period_start=period[0],
         period_end=period[1],

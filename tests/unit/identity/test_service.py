@@ -5,13 +5,27 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.errors import MatchError, MatchUnderReview, NoMatch, TooManyAttempts
+from payerbridge.consent.model import Requester
+from payerbridge.errors import (
+    ConsentDenied,
+    MatchError,
+    MatchUnderReview,
+    NoMatch,
+    TooManyAttempts,
+)
+from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import MemberMatchInput, parse_member_match_request
 from payerbridge.identity.decision import SINGLE_EXCHANGE, MatchDecision
+from payerbridge.identity.member_match import (
+    MemberMatchAnswer,
+    MemberMatchRules,
+    answer_member_match,
+)
 from payerbridge.identity.service import (
     AttemptLimit,
     MatchedMember,
@@ -19,8 +33,9 @@ from payerbridge.identity.service import (
     decision_audit_event,
     match_member,
 )
+from payerbridge.types import ClientId
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
-from tests.fakes import InMemoryIdentityStore
+from tests.fakes import InMemoryAuditLog, InMemoryConsentStore, InMemoryIdentityStore
 
 AT = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 LIMIT = AttemptLimit(cards=3, window=timedelta(hours=1))
@@ -123,3 +138,46 @@ def test_a_decided_review_answers_the_same_request_with_the_member() -> None:
     assert case.status == "accepted"
     assert _match(store, request).member_id == "p1"
     assert "identity.review" in [e.action for e in store.audit.events]
+
+
+def _answer(
+    store: InMemoryIdentityStore, consents: InMemoryConsentStore, **consent: str
+) -> MemberMatchAnswer:
+    requester = Requester(client_id=ClientId("newplan"), npi="1234567893")
+    body = member_match_parameters(an_exchange_request(), **consent)
+    request = parse_member_match_request(body)
+    assert request.consent is not None
+    presented = parse_hrex_consent(
+        request.consent, our_npi="1245319599", requester=requester, zone=ZoneInfo("UTC")
+    )
+    return answer_member_match(
+        request,
+        presented,
+        index=store,
+        consents=consents,
+        members=_Members(),
+        requester=requester,
+        rules=MemberMatchRules(SINGLE_EXCHANGE, LIMIT, source_npi="1245319599"),
+        at=lambda: AT,
+        new_id=lambda: f"id-{len(store.decisions)}-{len(consents.consents)}",
+        umb_system="https://old.example/fhir/NamingSystem/umb",
+        request_id="r1",
+        idempotency_key="k1",
+    )
+
+
+class _Members:
+    def resource_types(self, patient_id: str) -> set[str]:
+        return {"Patient", "Coverage"}
+
+
+def test_a_presented_consent_that_permits_is_kept_and_one_that_does_not_refuses_the_match() -> None:
+    store, consents = _store(), InMemoryConsentStore(InMemoryAuditLog())
+    answer = _answer(store, consents)
+    assert answer.refusal is None and answer.matched is not None
+    assert [c.role.value for c in consents.consents.values()] == ["disclose"]
+    assert [e.action for e in answer.events] == ["member-match", "consent.decision"]
+
+    expired = _answer(store, consents, start="2020-01-01", end="2021-01-01")
+    assert isinstance(expired.refusal, ConsentDenied) and expired.matched is None
+    assert expired.events[-1].outcome == "deny" and len(consents.consents) == 1

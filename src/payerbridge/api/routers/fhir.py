@@ -26,33 +26,19 @@ from payerbridge.api.idempotency import Answer, answer_once, checked_key, reques
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, new_id, utcnow
-from payerbridge.consent.model import (
-    ConsentId,
-    ConsentPolicy,
-    ConsentRole,
-    Purpose,
-    StoredConsent,
-)
-from payerbridge.consent.policy import evaluate
+from payerbridge.consent.model import ConsentPolicy, PresentedConsent
 from payerbridge.consent.segmentation import supported_policies
-from payerbridge.consent.service import (
-    Disclosure,
-    authorize_disclosure,
-    decision_event,
-    record_consent,
-)
+from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.service import disclosable, member_everything
 from payerbridge.errors import (
-    ConsentDenied,
     DisclosureDenied,
     InvalidInput,
     Issue,
-    MatchError,
     NotFound,
     PayerBridgeError,
 )
 from payerbridge.fhir.capability import capability_statement
-from payerbridge.fhir.consent import ParsedConsent, parse_hrex_consent
+from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import (
     MemberMatchInput,
     build_member_match_response,
@@ -61,12 +47,8 @@ from payerbridge.fhir.member_match import (
 from payerbridge.fhir.outcome import outcome_for
 from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
 from payerbridge.identity.decision import SINGLE_EXCHANGE
-from payerbridge.identity.service import (
-    AttemptLimit,
-    MatchedMember,
-    decision_audit_event,
-    match_member,
-)
+from payerbridge.identity.member_match import MemberMatchRules, answer_member_match
+from payerbridge.identity.service import AttemptLimit
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import MemberId
@@ -180,124 +162,42 @@ def _member_match(
     platform: Platform,
     caller: Caller,
     match_input: MemberMatchInput,
-    consent: ParsedConsent | None,
+    consent: PresentedConsent | None,
     umb_system: str,
     idempotency_key: str | None,
 ) -> Answer:
-    def audit(member_id: str, outcome: str, detail: dict[str, Any]) -> AuditEvent:
-        return AuditEvent(
-            at=utcnow(),
-            actor=caller.client_id,
-            action="member-match",
-            entity_type="Patient",
-            entity_id=member_id,
-            outcome=outcome,
-            request_id=current_request_id(),
-            detail={**detail, "idempotency_key": idempotency_key},
-        )
-
-    def answer_audit(answer: MatchedMember | MatchError) -> list[AuditEvent]:
-        if isinstance(answer, MatchError):
-            return [audit("-", type(answer).__name__, {"decision": answer.decision_id})]
-        return [
-            audit(
-                answer.member_id,
-                "match",
-                {"candidates": answer.candidates_considered, "decision": answer.decision_id},
-            )
-        ]
-
-    # Without an Idempotency-Key the answer's audit events commit with the match's own
-    # writes (one transaction); with one they commit with the stored answer (answer_once).
-    with_match = idempotency_key is None
     settings = platform.settings
-    try:
-        matched = match_member(
-            match_input,
-            platform.identity,
-            client_id=caller.client_id,
-            requester_npi=caller.npi,
+    answer = answer_member_match(
+        match_input,
+        consent,
+        index=platform.identity,
+        consents=platform.consents,
+        members=platform.members,
+        requester=caller.as_requester(),
+        rules=MemberMatchRules(
             policy=SINGLE_EXCHANGE,
             attempts=AttemptLimit(
                 settings.member_match_max_cards,
                 timedelta(seconds=settings.member_match_window_seconds),
             ),
-            at=utcnow(),
-            new_id=new_id,
-            umb_system=umb_system,
-            audit=lambda decision: decision_audit_event(
-                decision, actor=caller.client_id, request_id=current_request_id()
-            ),
-            answer_audit=answer_audit if with_match else None,
-        )
-    except MatchError as exc:  # an answer (422), kept and replayed like a match
-        status, outcome = outcome_for(exc, current_request_id())
-        return Answer(outcome, status, [] if with_match else answer_audit(exc))
-    events = [] if with_match else answer_audit(matched)
-    if consent is not None:
-        disclosure = _accept_consent(platform, caller, consent, matched.member_id, idempotency_key)
-        events.append(disclosure.event)
-        if not disclosure.decision.permitted:  # HRex mm-11: 422, and no member id goes out
-            try:
-                disclosure.require(data_access=False)
-            except ConsentDenied as exc:
-                status, outcome = outcome_for(exc, current_request_id())
-                return Answer(outcome, status, events)
-    response = build_member_match_response(
-        identifier_system=matched.umb_system,
-        identifier_value=matched.umb_value,
-        member_id=matched.member_id if settings.member_match_return_member_id else None,
-    )
-    return Answer(response, 200, events)
-
-
-def _accept_consent(
-    platform: Platform,
-    caller: Caller,
-    consent: ParsedConsent,
-    member_id: str,
-    idempotency_key: str | None,
-) -> Disclosure:
-    """Decide the presented consent for the matched member and, if it permits, keep it
-    (HRex mm-13) so that every later data request is checked against it."""
-    now = utcnow()
-    requester = caller.as_requester()
-    record = consent.to_record(ConsentId(new_id()), member_id=MemberId(member_id))
-    decision = evaluate(
-        record,
-        member_id=MemberId(member_id),
-        requester=requester,
-        purpose=Purpose.PAYER_TO_PAYER,
-        at_time=now,
-        data_scope=record.policy,
-        source_npi=platform.settings.org_npi,
-        supported_policies=supported_policies(platform.members.resource_types(member_id)),
-    )
-    if decision.permitted:
-        record = record_consent(
-            platform.consents,
-            StoredConsent(
-                record=record,
-                role=ConsentRole.DISCLOSE,
-                partner_id=None,
-                source_reference=consent.source_reference,
-                resource=consent.resource,
-                created_at=now,
-            ),
-            actor=caller.client_id,
-            request_id=current_request_id(),
-        ).record
-    event = decision_event(
-        decision,
-        consent_id=record.consent_id if decision.permitted else None,
-        member_id=member_id,
-        actor=caller.client_id,
-        hop="member-match",
-        at=now,
+            source_npi=settings.org_npi,
+        ),
+        at=utcnow,
+        new_id=new_id,
+        umb_system=umb_system,
         request_id=current_request_id(),
-        detail={"idempotency_key": idempotency_key},
+        idempotency_key=idempotency_key,
     )
-    return Disclosure(decision, record.consent_id, event)
+    if answer.refusal is not None:
+        status, outcome = outcome_for(answer.refusal, current_request_id())
+        return Answer(outcome, status, answer.events)
+    assert answer.matched is not None
+    response = build_member_match_response(
+        identifier_system=answer.matched.umb_system,
+        identifier_value=answer.matched.umb_value,
+        member_id=answer.matched.member_id if settings.member_match_return_member_id else None,
+    )
+    return Answer(response, 200, answer.events)
 
 
 def _authorize(

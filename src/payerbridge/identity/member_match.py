@@ -1,0 +1,137 @@
+"""The ``$member-match`` use case (old payer): match the request to one member, decide the
+Consent presented with it and keep it if it permits, and say which audit events record
+the answer. The FHIR edge parses the request and renders what this returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.consent.model import ConsentId, PresentedConsent, Requester
+from payerbridge.consent.segmentation import supported_policies
+from payerbridge.consent.service import ConsentStore, accept_presented_consent
+from payerbridge.errors import ConsentDenied, MatchError
+from payerbridge.fhir.member_match import MemberMatchInput
+from payerbridge.identity.decision import MatchPolicy
+from payerbridge.identity.service import (
+    AttemptLimit,
+    IdentityIndex,
+    MatchedMember,
+    decision_audit_event,
+    match_member,
+)
+from payerbridge.types import MemberId
+
+__all__ = ["MemberMatchAnswer", "MemberMatchRules", "MemberResources", "answer_member_match"]
+
+
+class MemberResources(Protocol):
+    """What deciding a presented consent needs from the member store."""
+
+    def resource_types(self, patient_id: str) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class MemberMatchRules:
+    """The deployment's matching policy, brute-force guard, and our NPI (the discloser
+    consents name)."""
+
+    policy: MatchPolicy
+    attempts: AttemptLimit
+    source_npi: str
+
+
+@dataclass(frozen=True)
+class MemberMatchAnswer:
+    """The member matched, or why the request is refused (a MatchError, or the consent's
+    ConsentDenied: HRex mm-11, no member id goes out), and the audit events to commit
+    with the answer."""
+
+    matched: MatchedMember | None
+    refusal: MatchError | ConsentDenied | None
+    events: list[AuditEvent]
+
+
+def answer_member_match(
+    request: MemberMatchInput,
+    presented: PresentedConsent | None,
+    *,
+    index: IdentityIndex,
+    consents: ConsentStore,
+    members: MemberResources,
+    requester: Requester,
+    rules: MemberMatchRules,
+    at: Callable[[], datetime],
+    new_id: Callable[[], str],
+    umb_system: str,
+    request_id: str | None,
+    idempotency_key: str | None,
+) -> MemberMatchAnswer:
+    """Answer one ``$member-match``. Without an Idempotency-Key the answer's own audit
+    events commit with the match's writes (one transaction) and are not returned; with
+    one, they are returned to commit with the stored answer."""
+    client_id = requester.client_id
+
+    def audit(member_id: str, outcome: str, detail: dict[str, Any]) -> AuditEvent:
+        return AuditEvent(
+            at=at(),
+            actor=client_id,
+            action="member-match",
+            entity_type="Patient",
+            entity_id=member_id,
+            outcome=outcome,
+            request_id=request_id,
+            detail={**detail, "idempotency_key": idempotency_key},
+        )
+
+    def answer_audit(answer: MatchedMember | MatchError) -> list[AuditEvent]:
+        if isinstance(answer, MatchError):
+            return [audit("-", type(answer).__name__, {"decision": answer.decision_id})]
+        detail = {"candidates": answer.candidates_considered, "decision": answer.decision_id}
+        return [audit(answer.member_id, "match", detail)]
+
+    with_match = idempotency_key is None
+    try:
+        matched = match_member(
+            request,
+            index,
+            client_id=client_id,
+            requester_npi=requester.npi,
+            policy=rules.policy,
+            attempts=rules.attempts,
+            at=at(),
+            new_id=new_id,
+            umb_system=umb_system,
+            audit=lambda decision: decision_audit_event(
+                decision, actor=client_id, request_id=request_id
+            ),
+            answer_audit=answer_audit if with_match else None,
+        )
+    except MatchError as refused:  # an answer (422), kept and replayed like a match
+        return MemberMatchAnswer(None, refused, [] if with_match else answer_audit(refused))
+    events: Sequence[AuditEvent] = [] if with_match else answer_audit(matched)
+    if presented is None:
+        return MemberMatchAnswer(matched, None, list(events))
+    member_id = MemberId(matched.member_id)
+    disclosure = accept_presented_consent(
+        consents,
+        presented,
+        consent_id=ConsentId(new_id()),
+        member_id=member_id,
+        requester=requester,
+        at=at(),
+        source_npi=rules.source_npi,
+        supported_policies=supported_policies(members.resource_types(member_id)),
+        request_id=request_id,
+        detail={"idempotency_key": idempotency_key},
+    )
+    events = [*events, disclosure.event]
+    if not disclosure.decision.permitted:
+        try:
+            disclosure.require(data_access=False)
+        except ConsentDenied as denied:
+            return MemberMatchAnswer(None, denied, events)
+    return MemberMatchAnswer(matched, None, events)
