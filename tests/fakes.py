@@ -39,6 +39,7 @@ from payerbridge.exchange.model import (
     Submission,
     Transition,
     check_transition,
+    transition_event,
 )
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.identity.blocking import blocking_keys
@@ -295,14 +296,16 @@ class InMemoryExchangeStore:
                 )
             )
             self._audit.record(
-                AuditEvent(
+                transition_event(
+                    record.id,
+                    current,
+                    move.target,
+                    move.reason_code,
+                    move.detail,
                     at=at,
                     actor=actor,
-                    action="exchange.transition",
-                    entity_type="Exchange",
-                    entity_id=record.id,
-                    outcome=move.target.value,
-                    detail={"from": current.value if current else None, "to": move.target.value},
+                    request_id=None,
+                    policy_version=policy_version,
                 )
             )
         state = steps[-1][1].target if steps else record.state

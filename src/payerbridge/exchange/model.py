@@ -17,6 +17,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import IllegalTransition
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Submission",
     "Transition",
     "check_transition",
+    "transition_event",
 ]
 
 
@@ -230,3 +232,34 @@ class ExchangeRecord:
     consent_id: str | None = None
     step_started_at: datetime | None = None
     transitions: tuple[Transition, ...] = ()
+
+
+def transition_event(
+    exchange_id: str,
+    current: ExchangeState | None,
+    target: ExchangeState,
+    reason_code: str | None,
+    detail: dict[str, Any] | None,
+    *,
+    at: datetime,
+    actor: str,
+    request_id: str | None,
+    policy_version: str | None,
+) -> AuditEvent:
+    """The audit event that commits with a transition: where from, where to and why."""
+    return AuditEvent(
+        at=at,
+        actor=actor,
+        action="exchange.transition",
+        entity_type="Exchange",
+        entity_id=exchange_id,
+        outcome=target.value,
+        request_id=request_id,
+        detail={
+            "from": current.value if current else None,
+            "to": target.value,
+            "reason_code": reason_code,
+            "policy_version": policy_version,
+            **(detail or {}),
+        },
+    )

@@ -33,7 +33,7 @@ from payerbridge.identity.standardize import (
     standard_ssn,
 )
 
-__all__ = ["record_from_fhir", "ssn_of"]
+__all__ = ["current_coverage", "record_from_fhir", "ssn_of", "subscriber_ref"]
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 US_SSN = "http://hl7.org/fhir/sid/us-ssn"
@@ -172,3 +172,19 @@ def _is_carried(own: str | None, subscriber: str | None, coverage: FhirJson | No
         return False
     mine = standard_ssn(own)
     return mine is not None and mine == standard_ssn(subscriber)
+
+
+def current_coverage(coverages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The member's coverage to match on: active first, then the latest start."""
+
+    def rank(coverage: dict[str, Any]) -> tuple[bool, str, str]:
+        start = (coverage.get("period") or {}).get("start") or ""
+        return (coverage.get("status") == "active", str(start), str(coverage.get("id")))
+
+    return max(coverages, key=rank)
+
+
+def subscriber_ref(coverage: dict[str, Any]) -> str | None:
+    """The Patient a coverage names as its subscriber, or None."""
+    reference = (coverage.get("subscriber") or {}).get("reference")
+    return reference if isinstance(reference, str) and reference.startswith("Patient/") else None

@@ -23,6 +23,7 @@ from payerbridge.exchange.model import (
     Submission,
     Transition,
     check_transition,
+    transition_event,
 )
 from payerbridge.store.audit import append_audit
 from payerbridge.store.dbapi import (
@@ -232,21 +233,16 @@ def _write_transitions(
     audits = [
         *events,
         *(
-            AuditEvent(
+            transition_event(
+                exchange_id,
+                w.current,
+                w.target,
+                w.reason_code,
+                w.detail,
                 at=at,
                 actor=actor,
-                action="exchange.transition",
-                entity_type="Exchange",
-                entity_id=exchange_id,
-                outcome=w.target.value,
                 request_id=request_id,
-                detail={
-                    "from": w.current.value if w.current else None,
-                    "to": w.target.value,
-                    "reason_code": w.reason_code,
-                    "policy_version": policy_version,
-                    **(w.detail or {}),
-                },
+                policy_version=policy_version,
             )
             for w in written
         ),

@@ -22,7 +22,12 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import Conflict, NotFound
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
-from payerbridge.identity.records import record_from_fhir, ssn_of
+from payerbridge.identity.records import (
+    current_coverage,
+    record_from_fhir,
+    ssn_of,
+    subscriber_ref,
+)
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.service import DecisionToRecord
 from payerbridge.identity.spec import DEFAULT_SPEC
@@ -533,36 +538,21 @@ def _member_records(
         )
     ):
         coverages.setdefault(row.patient_id, []).append(orjson.loads(row.body))
-    chosen = {member: _current_coverage(found) for member, found in coverages.items()}
+    chosen = {member: current_coverage(found) for member, found in coverages.items()}
     subscribers = {
         ref.removeprefix("Patient/")
         for coverage in chosen.values()
-        if (ref := _subscriber_ref(coverage)) is not None
+        if (ref := subscriber_ref(coverage)) is not None
     }
     ssns = _subscriber_ssns(connection, subscribers - set(patients), patients)
     for member_id, patient in patients.items():
         coverage = chosen.get(member_id)
-        subscriber = _subscriber_ref(coverage) if coverage else None
+        subscriber = subscriber_ref(coverage) if coverage else None
         subscriber_ssn = ssns.get(subscriber.removeprefix("Patient/")) if subscriber else None
         yield (
             MemberId(member_id),
             record_from_fhir(patient, coverage, subscriber_ssn=subscriber_ssn),
         )
-
-
-def _current_coverage(coverages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The member's coverage to match on: active first, then the latest start."""
-
-    def rank(coverage: dict[str, Any]) -> tuple[bool, str, str]:
-        start = (coverage.get("period") or {}).get("start") or ""
-        return (coverage.get("status") == "active", str(start), str(coverage.get("id")))
-
-    return max(coverages, key=rank)
-
-
-def _subscriber_ref(coverage: dict[str, Any]) -> str | None:
-    reference = (coverage.get("subscriber") or {}).get("reference")
-    return reference if isinstance(reference, str) and reference.startswith("Patient/") else None
 
 
 def _subscriber_ssns(
