@@ -179,13 +179,7 @@ def _decide_line(matcher: _Matcher, line: bytes) -> tuple[dict[str, Any], Decisi
     """One request line's answer and, when it was decided, the decision to store."""
     from payerbridge.bootstrap import new_id, utcnow
     from payerbridge.fhir.member_match import parse_member_match_request
-    from payerbridge.identity.evidence import DecisionId, MatchOutcome
-    from payerbridge.identity.service import (
-        DecisionToRecord,
-        decide_request,
-        decision_audit_event,
-        request_record,
-    )
+    from payerbridge.identity.service import decide_for_batch
 
     answer: dict[str, Any] = {
         "request": None,
@@ -202,26 +196,27 @@ def _decide_line(matcher: _Matcher, line: bytes) -> tuple[dict[str, Any], Decisi
     if request_id is None:
         return answer, None
     try:
-        record = request_record(parse_member_match_request(body))
+        request = parse_member_match_request(body)
     except errors.InvalidInput:
         return answer, None
-    index = matcher.index
-    decision = decide_request(
-        index, record, matcher.model, matcher.policy, utcnow(), DecisionId(new_id())
+    to_record = decide_for_batch(
+        matcher.index,
+        request,
+        request_id=request_id,
+        client_id=MATCH_CLIENT,
+        model=matcher.model,
+        policy=matcher.policy,
+        at=utcnow(),
+        new_id=new_id,
     )
+    decision = to_record.decision
     answer.update(
         outcome=decision.outcome.value,
         member=decision.member_id,
         score=decision.match_probability,
         decision=decision.decision_id,
     )
-    return answer, DecisionToRecord(
-        decision,
-        MATCH_CLIENT,
-        index.keyed_hash(request_id),
-        new_id() if decision.outcome is MatchOutcome.REVIEW else None,
-        decision_audit_event(decision, actor=MATCH_CLIENT, request_id=request_id[:128]),
-    )
+    return answer, to_record
 
 
 def _decide_chunk(lines: list[bytes]) -> tuple[int, list[tuple[dict[str, Any], Any]]]:

@@ -59,6 +59,7 @@ __all__ = [
     "MatchWrites",
     "MemberDirectory",
     "ReviewQueue",
+    "decide_for_batch",
     "decide_request",
     "decide_review",
     "merge_members",
@@ -644,3 +645,29 @@ def split_members(
         event=_merge_event("identity.split", member_id, into, by, at, request_id),
     )
     return into
+
+
+def decide_for_batch(
+    index: IdentityIndex,
+    request: MemberMatchInput,
+    *,
+    request_id: str,
+    client_id: str,
+    model: MatchModel,
+    policy: MatchPolicy,
+    at: datetime,
+    new_id: Callable[[], str],
+) -> DecisionToRecord:
+    """Decide one request of a bulk match file (``request_id``: the line's own id) into
+    the decision to store, with its review case when a person must confirm it and its
+    audit event; nothing is handed out (no UMB): the file's answer is the decision."""
+    decision = decide_request(
+        index, request_record(request), model, policy, at, DecisionId(new_id())
+    )
+    return DecisionToRecord(
+        decision,
+        client_id,
+        index.keyed_hash(request_id),
+        new_id() if decision.outcome is MatchOutcome.REVIEW else None,
+        decision_audit_event(decision, actor=client_id, request_id=request_id[:128]),
+    )
