@@ -49,7 +49,7 @@ from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.routing.model import Partner
-from payerbridge.types import MemberId
+from payerbridge.types import ExchangeId, MemberId
 
 __all__ = [
     "FakeClock",
@@ -399,7 +399,7 @@ class InMemoryExchangeStore:
 
     get = current
 
-    def ids_in_state(self, state: ExchangeState, *, updated_before: datetime) -> list[str]:
+    def ids_in_state(self, state: ExchangeState, *, updated_before: datetime) -> list[ExchangeId]:
         return [
             r.id
             for r in self.records.values()

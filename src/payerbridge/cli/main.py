@@ -19,6 +19,7 @@ from payerbridge import errors
 from payerbridge.cli.console import err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
 from payerbridge.config import redacted
+from payerbridge.types import ExchangeId
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -155,11 +156,11 @@ def exchanges_replay(
     try:
         replay(
             platform.exchange_ports,
-            exchange_id,
+            ExchangeId(exchange_id),
             actor=f"cli:{getpass.getuser()}",
             replay_key=None,
         )
-        record = platform.exchanges.get(exchange_id)
+        record = platform.exchanges.get(ExchangeId(exchange_id))
         enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
     finally:
         shutdown_workflows()

@@ -19,6 +19,7 @@ from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import IllegalTransition
+from payerbridge.types import ExchangeId
 
 __all__ = [
     "Address",
@@ -166,7 +167,7 @@ class ExchangeRequest:
 class DeadLetter:
     """An exchange whose retry budget ran out, with what an operator needs to replay it."""
 
-    exchange_id: str
+    exchange_id: ExchangeId
     step: str
     reason_code: str
     last_error: str | None
@@ -185,7 +186,7 @@ class DeadLetter:
 class Submission:
     """The exchange a (client, Idempotency-Key) names; ``created`` on its first use."""
 
-    exchange_id: str
+    exchange_id: ExchangeId
     created: bool
     request_hash: str
 
@@ -208,7 +209,7 @@ class Transition:
 class ExchangeRecord:
     """An exchange as stored: its request, where it stands, and its transitions."""
 
-    id: str
+    id: ExchangeId
     state: ExchangeState
     partner_id: str
     client_id: str
@@ -235,7 +236,7 @@ class ExchangeRecord:
 
 
 def transition_event(
-    exchange_id: str,
+    exchange_id: ExchangeId,
     current: ExchangeState | None,
     target: ExchangeState,
     reason_code: str | None,

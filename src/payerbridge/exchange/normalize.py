@@ -22,6 +22,7 @@ from payerbridge.fhir.resources import (
     rewrite_references,
 )
 from payerbridge.routing.model import Organization
+from payerbridge.types import ExchangeId
 
 __all__ = ["NormalizedBundle", "normalize_everything_bundle"]
 
@@ -57,7 +58,7 @@ def normalize_everything_bundle(
     received_at: datetime,
     us: Organization,
     old_payer: Organization,
-    exchange_id: str,
+    exchange_id: ExchangeId,
 ) -> NormalizedBundle:
     resources = _entries(bundle)
     skipped: Counter[str] = Counter()

@@ -24,6 +24,7 @@ from payerbridge.exchange.model import DeadLetter, ExchangeState
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.retry import RetryPolicy, decide_retry
 from payerbridge.routing.model import Partner
+from payerbridge.types import ExchangeId
 
 __all__ = ["CallOutcome", "StepClock", "call_partner", "dead_letter"]
 
@@ -53,7 +54,7 @@ class CallOutcome(Generic[T]):
 
 def call_partner(
     ports: ExchangePorts,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     partner: Partner,
     clock: StepClock,
     call: Callable[[float], T],
@@ -124,7 +125,7 @@ def _record(
 
 def _retry_later(
     ports: ExchangePorts,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     partner: Partner,
     clock: StepClock,
     reason: str,
@@ -172,7 +173,7 @@ def _retry_later(
 
 def dead_letter(
     ports: ExchangePorts,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     partner: Partner,
     clock: StepClock,
     reason_code: str,

@@ -24,6 +24,7 @@ from payerbridge.exchange.model import (
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.model import Organization, Partner
+from payerbridge.types import ExchangeId
 
 __all__ = [
     "AuditLog",
@@ -68,7 +69,7 @@ class ExchangeStore(Protocol):
     def create(
         self,
         *,
-        exchange_id: str,
+        exchange_id: ExchangeId,
         partner_id: str,
         client_id: str,
         request: dict[str, Any],
@@ -86,7 +87,7 @@ class ExchangeStore(Protocol):
 
     def transition(
         self,
-        exchange_id: str,
+        exchange_id: ExchangeId,
         target: ExchangeState,
         *,
         at: datetime,
@@ -100,7 +101,7 @@ class ExchangeStore(Protocol):
 
     def advance(
         self,
-        exchange_id: str,
+        exchange_id: ExchangeId,
         moves: Sequence[Move],
         *,
         at: datetime,
@@ -113,7 +114,7 @@ class ExchangeStore(Protocol):
 
     def record_attempt(
         self,
-        exchange_id: str,
+        exchange_id: ExchangeId,
         *,
         step: str,
         attempts: int,
@@ -124,24 +125,26 @@ class ExchangeStore(Protocol):
         detail: dict[str, Any],
     ) -> None: ...
 
-    def get(self, exchange_id: str) -> ExchangeRecord: ...
+    def get(self, exchange_id: ExchangeId) -> ExchangeRecord: ...
 
-    def current(self, exchange_id: str) -> ExchangeRecord: ...
+    def current(self, exchange_id: ExchangeId) -> ExchangeRecord: ...
 
-    def ids_in_state(self, state: ExchangeState, *, updated_before: datetime) -> list[str]: ...
+    def ids_in_state(
+        self, state: ExchangeState, *, updated_before: datetime
+    ) -> list[ExchangeId]: ...
     def save_payload_with(
-        self, exchange_id: str, body: str, sha256: str, at: datetime
+        self, exchange_id: ExchangeId, body: str, sha256: str, at: datetime
     ) -> TransactionPart: ...
-    def payload(self, exchange_id: str) -> str: ...
-    def payload_sha256(self, exchange_id: str) -> str | None: ...
+    def payload(self, exchange_id: ExchangeId) -> str: ...
+    def payload_sha256(self, exchange_id: ExchangeId) -> str | None: ...
     def dead_letter_with(self, letter: DeadLetter) -> TransactionPart: ...
-    def dead_letter(self, exchange_id: str) -> DeadLetter | None: ...
+    def dead_letter(self, exchange_id: ExchangeId) -> DeadLetter | None: ...
     def block_under_consent_with(
         self, consent_id: str, *, at: datetime, actor: str, reason_code: str, text: str
     ) -> Callable[[Connection], list[str]]: ...
 
     def mark_replayed_with(
-        self, exchange_id: str, *, by: str, key: str | None, at: datetime
+        self, exchange_id: ExchangeId, *, by: str, key: str | None, at: datetime
     ) -> TransactionPart: ...
 
 

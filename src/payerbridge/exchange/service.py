@@ -54,7 +54,7 @@ from payerbridge.exchange.outbound import CallOutcome, StepClock, call_partner
 from payerbridge.exchange.ports import ExchangePorts, TransactionPart
 from payerbridge.fhir.member_match import build_member_match_request
 from payerbridge.routing.model import Partner
-from payerbridge.types import ClientId, MemberId
+from payerbridge.types import ClientId, ExchangeId, MemberId
 
 __all__ = [
     "StepResult",
@@ -115,7 +115,7 @@ def submit_exchange(
         now = ports.clock()
         opt_in = _opt_in(ports, request, partner, client_id=client_id, request_id=request_id)
         earlier = ports.exchanges.create(
-            exchange_id=ports.new_id(),
+            exchange_id=ExchangeId(ports.new_id()),
             partner_id=request.old_payer,
             client_id=client_id,
             request=raw,
@@ -224,7 +224,7 @@ def _new_opt_in(
     )
 
 
-def fail(ports: ExchangePorts, exchange_id: str, code: str, text: str) -> StepResult:
+def fail(ports: ExchangePorts, exchange_id: ExchangeId, code: str, text: str) -> StepResult:
     """Give up on an exchange (after an unexpected error); a no-op once it has stopped."""
     state = ports.exchanges.current(exchange_id).state
     if state in STOPPED_STATES:
@@ -234,7 +234,7 @@ def fail(ports: ExchangePorts, exchange_id: str, code: str, text: str) -> StepRe
 
 def _fail(
     ports: ExchangePorts,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     code: str,
     text: str,
     detail: dict[str, Any] | None = None,
@@ -255,7 +255,7 @@ def _fail(
 
 def _advance(
     ports: ExchangePorts,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     target: ExchangeState,
     *,
     reason_code: str | None = None,
@@ -316,7 +316,7 @@ def idempotency_key(record: ExchangeRecord, step: str) -> str:
     return f"{record.id}:{step}{suffix}"
 
 
-def prepare(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) -> StepResult:
+def prepare(ports: ExchangePorts, exchange_id: ExchangeId, request: ExchangeRequest) -> StepResult:
     """submitted → validated → consent_verified → route_selected, or blocked/failed.
 
     The transitions commit together with the consent decision; a run cut off before the
@@ -363,7 +363,7 @@ def _prepare(
 
 def proceed(
     ports: ExchangePorts,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     parse: Callable[[dict[str, Any]], ExchangeRequest],
 ) -> StepResult:
     """Take the exchange as far as it can go now: prepare, $member-match, $everything and
@@ -472,7 +472,11 @@ def _check_consent(
 
 
 def _refused(
-    ports: ExchangePorts, exchange_id: str, check: _ConsentCheck, *, before: Sequence[Move] = ()
+    ports: ExchangePorts,
+    exchange_id: ExchangeId,
+    check: _ConsentCheck,
+    *,
+    before: Sequence[Move] = (),
 ) -> StepResult:
     """→ ``blocked`` because our consent check refused the hop, with that decision."""
     detail = {"hop": check.hop}
@@ -481,7 +485,7 @@ def _refused(
 
 def _block(
     ports: ExchangePorts,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     reason: str,
     text: str,
     detail: dict[str, Any],
@@ -517,7 +521,7 @@ _MATCH_FAILURES: dict[type[Exception], str] = {
 
 def match(
     ports: ExchangePorts,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     request: ExchangeRequest,
     *,
     attempt: int = 1,
@@ -643,7 +647,7 @@ def _after_failed_call(outcome: CallOutcome[Any], state: ExchangeState) -> StepR
 
 def retrieve(
     ports: ExchangePorts,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     request: ExchangeRequest,
     *,
     attempt: int = 1,
@@ -725,7 +729,7 @@ def _retrieve(
 
 
 def _normalized(
-    ports: ExchangePorts, exchange_id: str, partner: Partner, payload: bytes | str
+    ports: ExchangePorts, exchange_id: ExchangeId, partner: Partner, payload: bytes | str
 ) -> NormalizedBundle | str:
     """The received Bundle under our ids with Provenance, or why it cannot be stored."""
     try:
@@ -741,7 +745,9 @@ def _normalized(
         return exc.text if isinstance(exc, PartnerRejected) else "the Bundle is not valid JSON"
 
 
-def normalize(ports: ExchangePorts, exchange_id: str, request: ExchangeRequest) -> StepResult:
+def normalize(
+    ports: ExchangePorts, exchange_id: ExchangeId, request: ExchangeRequest
+) -> StepResult:
     """received → normalized → completed, for an exchange whose payload was kept apart
     (a build before retrieve normalized at once, or a restart between the two)."""
     record = ports.exchanges.current(exchange_id)
@@ -767,7 +773,7 @@ def _normalize(ports: ExchangePorts, record: ExchangeRecord, partner: Partner) -
 
 def _store_normalized(
     ports: ExchangePorts,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     normalized: NormalizedBundle,
     expected: ExchangeState,
     *,
@@ -802,7 +808,7 @@ def _store_normalized(
 
 def replay(
     ports: ExchangePorts,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     *,
     actor: str,
     replay_key: str | None,

@@ -43,7 +43,7 @@ from payerbridge.store.tables import (
     exchanges,
 )
 from payerbridge.store.webhooks import listening_sql, outbox_transitions, webhook_listeners
-from payerbridge.types import OPERATOR
+from payerbridge.types import OPERATOR, ExchangeId
 
 __all__ = ["SqlExchangeStore"]
 
@@ -201,7 +201,7 @@ def _assignments(columns: tuple[str, ...]) -> str:
 
 def _write_transitions(
     connection: Connection,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     written: Sequence[_Written],
     *,
     at: datetime,
@@ -286,7 +286,7 @@ def _written(steps: list[tuple[ExchangeState, Move]], last_seq: int) -> list[_Wr
 
 def _moves(
     connection: Connection,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     current: ExchangeState,
     last_seq: int,
     moves: Sequence[Move],
@@ -337,7 +337,7 @@ class SqlExchangeStore:
     def create(
         self,
         *,
-        exchange_id: str,
+        exchange_id: ExchangeId,
         partner_id: str,
         client_id: str,
         request: dict[str, Any],
@@ -409,7 +409,7 @@ class SqlExchangeStore:
 
     def transition(
         self,
-        exchange_id: str,
+        exchange_id: ExchangeId,
         target: ExchangeState,
         *,
         at: datetime,
@@ -434,7 +434,7 @@ class SqlExchangeStore:
 
     def advance(
         self,
-        exchange_id: str,
+        exchange_id: ExchangeId,
         moves: Sequence[Move],
         *,
         at: datetime,
@@ -487,7 +487,7 @@ class SqlExchangeStore:
 
     def _move_from(
         self,
-        exchange_id: str,
+        exchange_id: ExchangeId,
         expected: ExchangeState,
         moves: Sequence[Move],
         *,
@@ -565,7 +565,7 @@ class SqlExchangeStore:
 
     def record_attempt(
         self,
-        exchange_id: str,
+        exchange_id: ExchangeId,
         *,
         step: str,
         attempts: int,
@@ -605,14 +605,14 @@ class SqlExchangeStore:
                 ),
             )
 
-    def current(self, exchange_id: str) -> ExchangeRecord:
+    def current(self, exchange_id: ExchangeId) -> ExchangeRecord:
         """The exchange's row without its history: what the workflow steps read."""
         row = read_row(self._engine, exchanges, "id", exchange_id)
         if row is None:
             raise NotFound(f"exchange {exchange_id} does not exist")
         return _record(row)
 
-    def get(self, exchange_id: str) -> ExchangeRecord:
+    def get(self, exchange_id: ExchangeId) -> ExchangeRecord:
         """The exchange with its ordered history of transitions."""
         with self._reader.connect() as connection:
             row = connection.execute(select(exchanges).where(exchanges.c.id == exchange_id)).first()
@@ -654,7 +654,7 @@ class SqlExchangeStore:
             rows = connection.execute(page.limit(limit).offset(offset)).all()
         return int(total), [_record(row) for row in rows]
 
-    def ids_in_state(self, state: ExchangeState, *, updated_before: datetime) -> list[str]:
+    def ids_in_state(self, state: ExchangeState, *, updated_before: datetime) -> list[ExchangeId]:
         with self._reader.connect() as connection:
             return list(
                 connection.execute(
@@ -672,7 +672,7 @@ class SqlExchangeStore:
         return {row[0]: int(row[1]) for row in rows}
 
     def save_payload_with(
-        self, exchange_id: str, body: str, sha256: str, at: datetime
+        self, exchange_id: ExchangeId, body: str, sha256: str, at: datetime
     ) -> Callable[[Connection], None]:
         """A transaction part that keeps the received Bundle (replacing an earlier attempt's)."""
 
@@ -684,14 +684,14 @@ class SqlExchangeStore:
 
         return write
 
-    def payload(self, exchange_id: str) -> str:
+    def payload(self, exchange_id: ExchangeId) -> str:
         with self._reader.connect() as connection:
             body = connection.execute(_PAYLOAD, {"id": exchange_id}).scalar_one_or_none()
         if body is None:
             raise NotFound(f"exchange {exchange_id} has no received payload")
         return str(body)
 
-    def payload_sha256(self, exchange_id: str) -> str | None:
+    def payload_sha256(self, exchange_id: ExchangeId) -> str | None:
         with self._reader.connect() as connection:
             return connection.execute(
                 select(exchange_payloads.c.sha256).where(
@@ -724,7 +724,7 @@ class SqlExchangeStore:
         return write
 
     def mark_replayed_with(
-        self, exchange_id: str, *, by: str, key: str | None, at: datetime
+        self, exchange_id: ExchangeId, *, by: str, key: str | None, at: datetime
     ) -> Callable[[Connection], None]:
         def write(connection: Connection) -> None:
             connection.execute(
@@ -735,7 +735,7 @@ class SqlExchangeStore:
 
         return write
 
-    def dead_letter(self, exchange_id: str) -> DeadLetter | None:
+    def dead_letter(self, exchange_id: ExchangeId) -> DeadLetter | None:
         with self._reader.connect() as connection:
             row = connection.execute(
                 select(dead_letters).where(dead_letters.c.exchange_id == exchange_id)

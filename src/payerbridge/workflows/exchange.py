@@ -31,6 +31,7 @@ from payerbridge.exchange.model import STOPPED_STATES, ExchangeRequest, Exchange
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.logging import bind_context
+from payerbridge.types import ExchangeId
 
 __all__ = [
     "EXCHANGE_QUEUE",
@@ -83,12 +84,12 @@ def _is_database_error(error: BaseException) -> bool:
     backoff_rate=2.0,
     should_retry=_is_database_error,
 )
-def fail_step(exchange_id: str, code: str, text: str) -> str:
+def fail_step(exchange_id: ExchangeId, code: str, text: str) -> str:
     return service.fail(_current(), exchange_id, code, text).state.value
 
 
 @DBOS.workflow()
-def exchange_workflow(exchange_id: str) -> str:
+def exchange_workflow(exchange_id: ExchangeId) -> str:
     """Run ``service.proceed`` until the exchange stops, waiting durably (``DBOS.sleep``)
     whenever a partner call must be tried again later.
 
@@ -127,7 +128,7 @@ def exchange_workflow(exchange_id: str) -> str:
         DBOS.sleep(max((result.retry_at - ports.clock()).total_seconds(), 0.0))
 
 
-def _internal_error(exchange_id: str, exc: Exception) -> str:
+def _internal_error(exchange_id: ExchangeId, exc: Exception) -> str:
     logger.error(
         "exchange step failed",
         exc_info=exc,
@@ -137,12 +138,12 @@ def _internal_error(exchange_id: str, exc: Exception) -> str:
     return fail_step(exchange_id, "internal-error", text)
 
 
-def workflow_id(exchange_id: str, replay_count: int) -> str:
+def workflow_id(exchange_id: ExchangeId, replay_count: int) -> str:
     """The exchange id for its first run; each replay is a new workflow of its own."""
     return exchange_id if replay_count == 0 else f"{exchange_id}:replay-{replay_count}"
 
 
-def enqueue_exchange(exchange_id: str, partner_id: str, *, replay_count: int = 0) -> None:
+def enqueue_exchange(exchange_id: ExchangeId, partner_id: str, *, replay_count: int = 0) -> None:
     """Enqueue the exchange's workflow; the id is derived from the exchange, so enqueueing
     it again (a retried POST, the sweep) attaches to the same workflow instead."""
     queue = _queues.get(EXCHANGE_QUEUE)
@@ -186,7 +187,7 @@ def register_queue(limits: QueueLimits) -> None:
 
 def unstarted_exchanges(
     ports: ExchangePorts, *, older_than: timedelta
-) -> list[tuple[str, str, int]]:
+) -> list[tuple[ExchangeId, str, int]]:
     """Every exchange that is still working but has not moved for ``older_than`` (its
     process may have died between recording it and enqueueing it), as the id, partner
     and replay count ``enqueue_exchange`` takes. Enqueueing an existing workflow id is a

@@ -15,6 +15,7 @@ from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.exchange.service import replay, submit_exchange
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
+from payerbridge.types import ExchangeId
 from payerbridge.workflows.exchange import enqueue_exchange
 
 __all__ = ["router"]
@@ -154,9 +155,8 @@ def list_exchanges(
 
 @router.get("/{exchange_id}", name="get_exchange")
 def get_exchange(exchange_id: str, platform: PlatformDep, _caller: CallerDep) -> dict[str, Any]:
-    return exchange_public(
-        platform.exchanges.get(exchange_id), platform.exchanges.dead_letter(exchange_id)
-    )
+    found = ExchangeId(exchange_id)
+    return exchange_public(platform.exchanges.get(found), platform.exchanges.dead_letter(found))
 
 
 @router.post("/{exchange_id}/$replay")
@@ -169,10 +169,9 @@ def replay_exchange(
     """Operators only: resume a dead-lettered exchange after re-checking consent and identity.
     Repeating the call with the same Idempotency-Key changes nothing."""
     key = _checked_key(idempotency_key) if idempotency_key is not None else None
-    replayed = replay(
-        platform.exchange_ports, exchange_id, actor=operator.client_id, replay_key=key
-    )
-    record = platform.exchanges.get(exchange_id)
+    found = ExchangeId(exchange_id)
+    replayed = replay(platform.exchange_ports, found, actor=operator.client_id, replay_key=key)
+    record = platform.exchanges.get(found)
     if replayed:
         enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
-    return exchange_public(record, platform.exchanges.dead_letter(exchange_id))
+    return exchange_public(record, platform.exchanges.dead_letter(found))
