@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 
 from payerbridge.bench.machine import machine_lines
+from payerbridge.types import PartnerId
 
 __all__ = ["ExchangeRun", "report_markdown", "run_exchange_benchmark"]
 
@@ -226,7 +227,7 @@ def _one_run(
         platform.exchange_ports = dataclasses.replace(platform.exchange_ports, client=timed)
         for n in range(_PARTNERS):
             base = f"http://127.0.0.1:{port}/fhir/{n}"
-            partner = Partner(f"stub-{n}", f"Stub Plan {n}", "1245319599", base)
+            partner = Partner(PartnerId(f"stub-{n}"), f"Stub Plan {n}", "1245319599", base)
             platform.partners.register(partner, actor="bench")
         launch_workflows(platform, work=workers == 0)
         pool = [_start_worker(Path(tmp), database_url, n) for n in range(workers)]

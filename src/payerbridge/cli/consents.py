@@ -13,6 +13,7 @@ from rich.console import Console
 
 from payerbridge import errors
 from payerbridge.cli.options import DataDir
+from payerbridge.types import PartnerId
 
 __all__ = ["clients_app", "consents_app"]
 
@@ -84,7 +85,7 @@ def consents_capture(
         raise fail(errors.InvalidInput(f"the opt-in is not valid: {exc}")) from exc
     platform = build_platform(settings_for(data_dir))
     try:
-        partner = platform.partners.get(old_payer)
+        partner = platform.partners.get(PartnerId(old_payer))
         if partner is None:
             raise fail(errors.UnprocessableRequest(f"no partner is registered as '{old_payer}'"))
         stored = capture_opt_in(

@@ -19,7 +19,7 @@ from payerbridge import errors
 from payerbridge.cli.console import err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
 from payerbridge.config import redacted
-from payerbridge.types import ExchangeId
+from payerbridge.types import ExchangeId, PartnerId
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -261,7 +261,7 @@ def partners_add(
         if not credential:
             out.print(f"[red]error:[/red] environment variable {credential_env} is not set")
             raise typer.Exit(2)
-    partner = Partner(partner_id, name, npi, base_url, credential)
+    partner = Partner(PartnerId(partner_id), name, npi, base_url, credential)
     try:
         validate_partner(partner)
     except errors.PayerBridgeError as exc:

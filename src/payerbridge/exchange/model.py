@@ -19,7 +19,7 @@ from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import IllegalTransition
-from payerbridge.types import ExchangeId
+from payerbridge.types import ExchangeId, PartnerId
 
 __all__ = [
     "Address",
@@ -150,7 +150,7 @@ class ConsentGrant:
 
 @dataclass(frozen=True)
 class ExchangeRequest:
-    old_payer: str
+    old_payer: PartnerId
     member: MemberDemographics
     old_coverage: CoverageCard
     new_coverage: CoverageCard
@@ -211,7 +211,7 @@ class ExchangeRecord:
 
     id: ExchangeId
     state: ExchangeState
-    partner_id: str
+    partner_id: PartnerId
     client_id: str
     request: dict[str, Any]
     request_hash: str

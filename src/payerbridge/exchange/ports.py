@@ -24,7 +24,7 @@ from payerbridge.exchange.model import (
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.model import Organization, Partner
-from payerbridge.types import ExchangeId
+from payerbridge.types import ExchangeId, PartnerId
 
 __all__ = [
     "AuditLog",
@@ -62,7 +62,7 @@ class PartnerClient(Protocol):
 
 
 class PartnerDirectory(Protocol):
-    def get(self, partner_id: str) -> Partner | None: ...
+    def get(self, partner_id: PartnerId) -> Partner | None: ...
 
 
 class ExchangeStore(Protocol):
@@ -70,7 +70,7 @@ class ExchangeStore(Protocol):
         self,
         *,
         exchange_id: ExchangeId,
-        partner_id: str,
+        partner_id: PartnerId,
         client_id: str,
         request: dict[str, Any],
         request_hash: str,
@@ -156,13 +156,13 @@ class ResourceWriter(Protocol):
 
 class BreakerStore(Protocol):
     def admit(
-        self, endpoint: str, partner_id: str, *, now: datetime, cooldown: timedelta
+        self, endpoint: str, partner_id: PartnerId, *, now: datetime, cooldown: timedelta
     ) -> Admission: ...
 
     def record(
         self,
         endpoint: str,
-        partner_id: str,
+        partner_id: PartnerId,
         *,
         succeeded: bool,
         now: datetime,

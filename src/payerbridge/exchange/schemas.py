@@ -14,6 +14,7 @@ from payerbridge.exchange.model import (
     ExchangeRequest,
     MemberDemographics,
 )
+from payerbridge.types import PartnerId
 
 __all__ = ["ExchangeCreate"]
 
@@ -115,7 +116,7 @@ class ExchangeCreate(_Strict):
                 member.address.postal_code,
             )
         return ExchangeRequest(
-            old_payer=self.old_payer,
+            old_payer=PartnerId(self.old_payer),
             member=MemberDemographics(
                 tuple(member.given),
                 member.family,

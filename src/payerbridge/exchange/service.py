@@ -54,7 +54,7 @@ from payerbridge.exchange.outbound import CallOutcome, StepClock, call_partner
 from payerbridge.exchange.ports import ExchangePorts, TransactionPart
 from payerbridge.fhir.member_match import build_member_match_request
 from payerbridge.routing.model import Partner
-from payerbridge.types import ClientId, ExchangeId, MemberId
+from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
 
 __all__ = [
     "StepResult",
@@ -147,7 +147,7 @@ def submit_exchange(
     return earlier
 
 
-def _check_partner(ports: ExchangePorts, partner_id: str) -> Partner:
+def _check_partner(ports: ExchangePorts, partner_id: PartnerId) -> Partner:
     partner = ports.partners.get(partner_id)
     if partner is None:
         raise UnprocessableRequest(

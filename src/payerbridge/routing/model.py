@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.npi import is_valid_npi
+from payerbridge.types import PartnerId
 
 __all__ = ["ApiClient", "Organization", "Partner", "validate_partner"]
 
@@ -34,7 +35,7 @@ class ApiClient:
 
 @dataclass(frozen=True)
 class Partner:
-    id: str
+    id: PartnerId
     name: str
     npi: str
     base_url: str  # the partner's FHIR base, e.g. https://fhir.oldplan.example/fhir

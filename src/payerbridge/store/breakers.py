@@ -28,6 +28,7 @@ from payerbridge.exchange.breaker import (
 from payerbridge.store.audit import append_audit
 from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partner_breakers
+from payerbridge.types import PartnerId
 
 __all__ = ["SqlBreakerStore"]
 
@@ -71,7 +72,7 @@ class SqlBreakerStore:
         self._healthy_until: dict[str, float] = {}  # endpoint -> time.monotonic()
 
     def admit(
-        self, endpoint: str, partner_id: str, *, now: datetime, cooldown: timedelta
+        self, endpoint: str, partner_id: PartnerId, *, now: datetime, cooldown: timedelta
     ) -> Admission:
         if self._healthy_until.get(endpoint, 0.0) > time.monotonic():
             return Admission(True, BreakerState())
@@ -94,7 +95,7 @@ class SqlBreakerStore:
     def record(
         self,
         endpoint: str,
-        partner_id: str,
+        partner_id: PartnerId,
         *,
         succeeded: bool,
         now: datetime,
@@ -127,7 +128,7 @@ class SqlBreakerStore:
     def _update(
         self,
         endpoint: str,
-        partner_id: str,
+        partner_id: PartnerId,
         now: datetime,
         change: Callable[[BreakerState], BreakerState],
     ) -> BreakerState:
@@ -144,7 +145,7 @@ class SqlBreakerStore:
         self,
         connection: Connection,
         endpoint: str,
-        partner_id: str,
+        partner_id: PartnerId,
         now: datetime,
         change: Callable[[BreakerState], BreakerState],
     ) -> BreakerState:

@@ -43,7 +43,7 @@ from payerbridge.store.tables import (
     exchanges,
 )
 from payerbridge.store.webhooks import listening_sql, outbox_transitions, webhook_listeners
-from payerbridge.types import OPERATOR, ExchangeId
+from payerbridge.types import OPERATOR, ExchangeId, PartnerId
 
 __all__ = ["SqlExchangeStore"]
 
@@ -338,7 +338,7 @@ class SqlExchangeStore:
         self,
         *,
         exchange_id: ExchangeId,
-        partner_id: str,
+        partner_id: PartnerId,
         client_id: str,
         request: dict[str, Any],
         request_hash: str,

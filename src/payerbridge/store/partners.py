@@ -13,6 +13,7 @@ from payerbridge.routing.model import Partner
 from payerbridge.store.audit import append_audit
 from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partners
+from payerbridge.types import PartnerId
 
 __all__ = ["SqlPartnerDirectory"]
 
@@ -82,7 +83,7 @@ class SqlPartnerDirectory:
             )
         return not existed
 
-    def get(self, partner_id: str) -> Partner | None:
+    def get(self, partner_id: PartnerId) -> Partner | None:
         row = read_row(self._engine, partners, "id", partner_id, columns=_FIELDS)
         return _partner(row) if row else None
 

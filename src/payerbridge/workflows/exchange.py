@@ -31,7 +31,7 @@ from payerbridge.exchange.model import STOPPED_STATES, ExchangeRequest, Exchange
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.logging import bind_context
-from payerbridge.types import ExchangeId
+from payerbridge.types import ExchangeId, PartnerId
 
 __all__ = [
     "EXCHANGE_QUEUE",
@@ -143,7 +143,9 @@ def workflow_id(exchange_id: ExchangeId, replay_count: int) -> str:
     return exchange_id if replay_count == 0 else f"{exchange_id}:replay-{replay_count}"
 
 
-def enqueue_exchange(exchange_id: ExchangeId, partner_id: str, *, replay_count: int = 0) -> None:
+def enqueue_exchange(
+    exchange_id: ExchangeId, partner_id: PartnerId, *, replay_count: int = 0
+) -> None:
     """Enqueue the exchange's workflow; the id is derived from the exchange, so enqueueing
     it again (a retried POST, the sweep) attaches to the same workflow instead."""
     queue = _queues.get(EXCHANGE_QUEUE)
@@ -187,7 +189,7 @@ def register_queue(limits: QueueLimits) -> None:
 
 def unstarted_exchanges(
     ports: ExchangePorts, *, older_than: timedelta
-) -> list[tuple[ExchangeId, str, int]]:
+) -> list[tuple[ExchangeId, PartnerId, int]]:
     """Every exchange that is still working but has not moved for ``older_than`` (its
     process may have died between recording it and enqueueing it), as the id, partner
     and replay count ``enqueue_exchange`` takes. Enqueueing an existing workflow id is a

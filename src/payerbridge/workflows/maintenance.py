@@ -23,7 +23,7 @@ from typing import Any
 from dbos import DBOS
 
 from payerbridge.audit.checkpoints import Checkpoint
-from payerbridge.types import ExchangeId
+from payerbridge.types import ExchangeId, PartnerId
 from payerbridge.workflows.exchange import enqueue_exchange
 
 __all__ = ["AUDIT_CHECKPOINT_SCHEDULE", "SWEEP_SCHEDULE", "Upkeep", "bind", "schedule"]
@@ -41,7 +41,7 @@ class Upkeep:
     """The use cases the scheduled workflows run, wired by bootstrap."""
 
     sign_checkpoints: Callable[[], list[Checkpoint]]
-    unstarted_exchanges: Callable[[], list[tuple[ExchangeId, str, int]]]  # id, partner, replay
+    unstarted_exchanges: Callable[[], list[tuple[ExchangeId, PartnerId, int]]]
     purge_idempotent_answers: Callable[[], int]
 
 
@@ -71,7 +71,7 @@ def audit_checkpoint(scheduled_at: datetime, context: Any) -> None:
 
 
 @DBOS.step()
-def find_unstarted_exchanges() -> list[tuple[ExchangeId, str, int]]:
+def find_unstarted_exchanges() -> list[tuple[ExchangeId, PartnerId, int]]:
     return _bound().unstarted_exchanges()
 
 

@@ -21,6 +21,7 @@ from payerbridge.exchange.schemas import ConsentCapture
 from payerbridge.exchange.service import capture_opt_in, revoke_and_stop
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
+from payerbridge.types import PartnerId
 
 __all__ = ["consent_public", "router"]
 
@@ -80,7 +81,7 @@ def capture_consent(
     response: Response,
 ) -> dict[str, Any]:
     """Capture a member's opt-in to payer-to-payer exchange with one old payer."""
-    partner = platform.partners.get(body.old_payer)
+    partner = platform.partners.get(PartnerId(body.old_payer))
     if partner is None:
         raise UnprocessableRequest(
             f"no partner is registered with id '{body.old_payer}'",

@@ -14,6 +14,7 @@ from payerbridge.exchange.breaker import BreakerState
 from payerbridge.logging import current_request_id
 from payerbridge.routing.model import Partner, validate_partner
 from payerbridge.timestamps import utc_iso
+from payerbridge.types import PartnerId
 
 __all__ = ["router"]
 
@@ -56,7 +57,7 @@ def register_partner(
     body: PartnerCreate, platform: PlatformDep, caller: CallerDep, response: Response
 ) -> dict[str, Any]:
     credential = body.credential.get_secret_value() if body.credential else None
-    partner = Partner(body.id, body.name, body.npi, body.base_url, credential)
+    partner = Partner(PartnerId(body.id), body.name, body.npi, body.base_url, credential)
     validate_partner(partner)
     created = platform.partners.register(
         partner, actor=caller.client_id, request_id=current_request_id()
@@ -75,7 +76,7 @@ def list_partners(platform: PlatformDep, _caller: CallerDep) -> list[dict[str, A
 
 @router.get("/{partner_id}")
 def get_partner(partner_id: str, platform: PlatformDep, _caller: CallerDep) -> dict[str, Any]:
-    partner = platform.partners.get(partner_id)
+    partner = platform.partners.get(PartnerId(partner_id))
     if partner is None:
         raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")
     return partner_public(partner, platform.breakers.get(partner.fhir_base))
