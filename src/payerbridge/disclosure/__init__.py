@@ -1,9 +1,22 @@
-"""What the old payer discloses to a partner: $everything now; searches and bulk export later.
+"""What the old payer discloses to a partner: reads, searches and $everything, each decided
+by the member's consent for the caller when the data leaves (bulk export comes next).
 
-Every disclosure path goes through this room, so the consent re-check of the consent
-issue has one place to sit.
+Every disclosure path goes through this room, so the consent re-check has one place to sit.
 """
 
+from payerbridge.disclosure.reads import (
+    DisclosureContext,
+    authorize_member,
+    find_patients,
+    read_resource,
+)
 from payerbridge.disclosure.service import MemberRecords, member_everything
 
-__all__ = ["MemberRecords", "member_everything"]
+__all__ = [
+    "DisclosureContext",
+    "MemberRecords",
+    "authorize_member",
+    "find_patients",
+    "member_everything",
+    "read_resource",
+]

@@ -26,12 +26,15 @@ from payerbridge.api.idempotency import Answer, answer_once, checked_key, reques
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, new_id, utcnow
-from payerbridge.consent.model import ConsentPolicy, PresentedConsent
-from payerbridge.consent.segmentation import supported_policies
-from payerbridge.consent.service import authorize_disclosure
-from payerbridge.disclosure.service import disclosable, member_everything
+from payerbridge.consent.model import PresentedConsent
+from payerbridge.disclosure.reads import (
+    DisclosureContext,
+    authorize_member,
+    find_patients,
+    read_resource,
+)
+from payerbridge.disclosure.service import member_everything
 from payerbridge.errors import (
-    DisclosureDenied,
     InvalidInput,
     Issue,
     NotFound,
@@ -51,7 +54,6 @@ from payerbridge.identity.member_match import MemberMatchRules, answer_member_ma
 from payerbridge.identity.service import AttemptLimit
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
-from payerbridge.types import MemberId
 
 __all__ = ["router"]
 
@@ -200,23 +202,16 @@ def _member_match(
     return Answer(response, 200, answer.events)
 
 
-def _authorize(
-    platform: Platform, caller: Caller, patient_id: str, types: set[str], hop: str
-) -> ConsentPolicy:
-    """The data holder's consent check for one member; a denial is audited and raised
-    (403 with the reason), a permit returns the policy to segment by."""
-    disclosure = authorize_disclosure(
-        platform.consents,
-        member_id=MemberId(patient_id),
+def _disclosure(platform: Platform, caller: Caller) -> DisclosureContext:
+    return DisclosureContext(
+        members=platform.members,
+        consents=platform.consents,
+        audit=platform.audit,
         requester=caller.as_requester(),
-        at=utcnow(),
         source_npi=platform.settings.org_npi,
-        supported_policies=supported_policies(types),
-        hop=hop,
+        at=utcnow(),
         request_id=current_request_id(),
     )
-    platform.audit.record(disclosure.event)
-    return disclosure.require(data_access=True)
 
 
 @router.get("/Patient/{patient_id}/$everything")
@@ -231,8 +226,7 @@ def everything(
     idempotency_key = checked_key(idempotency_key)
     # Decided on every call, a retry under the same Idempotency-Key included: a consent
     # revoked since the first answer stops the data here.
-    types = platform.members.resource_types(patient_id)
-    policy = _authorize(platform, caller, patient_id, types, "everything")
+    policy = authorize_member(_disclosure(platform, caller), patient_id, "everything")
 
     def run() -> Answer:
         compartment = platform.members.compartment(patient_id)
@@ -286,33 +280,14 @@ def search_patients(platform: PlatformDep, caller: ClientDep, request: Request) 
             "searching Patient needs identifier or _id",
             issues=[Issue("give identifier=[system|]value or _id", "identifier", "required")],
         )
-    refs: list[str]
+    token = None
     if identifier is not None:
         system, _, value = (
             identifier.rpartition("|") if "|" in identifier else (None, "", identifier)
         )
-        refs = platform.members.find_refs_by_token("Patient", "identifier", value, system or None)
-    else:
-        refs = [f"Patient/{resource_id}"]
-    if resource_id is not None:
-        refs = [r for r in refs if r == f"Patient/{resource_id}"]
-    base = fhir_base(platform, request)
-    found = []
-    for patient in platform.members.read_many(refs):
-        policy = _permitted_policy(platform, caller, patient["id"], "search")
-        if policy is not None:
-            found.extend(disclosable([patient], policy))
-    return FhirResponse(_searchset(found, base))
-
-
-def _permitted_policy(
-    platform: Platform, caller: Caller, patient_id: str, hop: str
-) -> ConsentPolicy | None:
-    try:
-        types = platform.members.resource_types(patient_id)
-        return _authorize(platform, caller, patient_id, types, hop)
-    except DisclosureDenied:
-        return None
+        token = (system or None, value)
+    found = find_patients(_disclosure(platform, caller), identifier=token, resource_id=resource_id)
+    return FhirResponse(_searchset(found, fhir_base(platform, request)))
 
 
 def _searchset(resources: list[dict[str, Any]], base: str) -> dict[str, Any]:
@@ -336,9 +311,7 @@ def _searchset(resources: list[dict[str, Any]], base: str) -> dict[str, Any]:
 def read(
     resource_type: str, resource_id: str, platform: PlatformDep, caller: ClientDep
 ) -> FhirResponse:
-    """A member's resource needs that member's consent for the caller, and under a
-    ``regular`` consent is read as segmentation leaves it (withheld reads as absent);
-    shared resources (Organization, Practitioner, ...) need a registered client."""
+    """A resource, as ``disclosure.reads.read_resource`` releases it to this caller."""
     if resource_type not in SUPPORTED_TYPES:
         raise NotFound(
             f"resource type '{resource_type[:64]}' is not supported by this server",
@@ -349,25 +322,7 @@ def read(
             ],
         )
     _check_id(resource_id)
-    absent = NotFound(f"{resource_type}/{resource_id} does not exist")
-    owner = platform.members.owner_of(resource_type, resource_id)
-    if owner is None:
-        resource = platform.members.read(resource_type, resource_id)
-        if resource is None:
-            raise absent
-        return FhirResponse(resource)
-    types = platform.members.resource_types(owner)
-    policy = _authorize(platform, caller, owner, types, "read")
-    if policy is ConsentPolicy.SENSITIVE:  # everything may go: no need to segment
-        resource = platform.members.read(resource_type, resource_id)
-        if resource is None:
-            raise absent
-        return FhirResponse(resource)
-    # Segmentation judges a resource with what it refers to, so it needs the compartment.
-    for resource in disclosable(platform.members.compartment(owner), policy):
-        if resource["resourceType"] == resource_type and resource["id"] == resource_id:
-            return FhirResponse(resource)
-    raise absent
+    return FhirResponse(read_resource(_disclosure(platform, caller), resource_type, resource_id))
 
 
 def _check_id(resource_id: str) -> None:

@@ -1,0 +1,120 @@
+"""Reads and searches of a member's data by a partner: each decided by the member's consent
+for the caller at the moment of release, and segmented by the policy it permits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from payerbridge.audit.ports import AuditLog
+from payerbridge.consent.model import ConsentPolicy, Requester
+from payerbridge.consent.segmentation import supported_policies
+from payerbridge.consent.service import ConsentStore, authorize_disclosure
+from payerbridge.disclosure.service import disclosable
+from payerbridge.errors import DisclosureDenied, NotFound
+from payerbridge.types import MemberId
+
+__all__ = ["DisclosureContext", "MemberData", "authorize_member", "find_patients", "read_resource"]
+
+
+class MemberData(Protocol):
+    """What reads and searches need from the member store."""
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None: ...
+
+    def read_many(self, refs: Iterable[str]) -> list[dict[str, Any]]: ...
+
+    def compartment(self, patient_id: str) -> list[dict[str, Any]]: ...
+
+    def resource_types(self, patient_id: str) -> set[str]: ...
+
+    def owner_of(self, resource_type: str, resource_id: str) -> str | None: ...
+
+    def find_refs_by_token(
+        self, resource_type: str, param: str, value: str, system: str | None = None
+    ) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class DisclosureContext:
+    """Who asks, when, from which payer (us), and the ports every release goes through."""
+
+    members: MemberData
+    consents: ConsentStore
+    audit: AuditLog
+    requester: Requester
+    source_npi: str
+    at: datetime
+    request_id: str | None
+
+
+def authorize_member(context: DisclosureContext, patient_id: str, hop: str) -> ConsentPolicy:
+    """The data holder's consent check for one member: the decision is audited; a denial
+    raises DisclosureDenied (403 with the reason), a permit gives the policy to segment by."""
+    disclosure = authorize_disclosure(
+        context.consents,
+        member_id=MemberId(patient_id),
+        requester=context.requester,
+        at=context.at,
+        source_npi=context.source_npi,
+        supported_policies=supported_policies(context.members.resource_types(patient_id)),
+        hop=hop,
+        request_id=context.request_id,
+    )
+    context.audit.record(disclosure.event)
+    return disclosure.require(data_access=True)
+
+
+def read_resource(
+    context: DisclosureContext, resource_type: str, resource_id: str
+) -> dict[str, Any]:
+    """A member's resource needs that member's consent for the caller, and under a
+    ``regular`` consent is read as segmentation leaves it (withheld reads as absent);
+    shared resources (Organization, Practitioner, ...) need only a registered caller."""
+    members = context.members
+    absent = NotFound(f"{resource_type}/{resource_id} does not exist")
+    owner = members.owner_of(resource_type, resource_id)
+    if owner is None:
+        return _found(members.read(resource_type, resource_id), absent)
+    policy = authorize_member(context, owner, "read")
+    if policy is ConsentPolicy.SENSITIVE:  # everything may go: no need to segment
+        return _found(members.read(resource_type, resource_id), absent)
+    # Segmentation judges a resource with what it refers to, so it needs the compartment.
+    for resource in disclosable(members.compartment(owner), policy):
+        if resource["resourceType"] == resource_type and resource["id"] == resource_id:
+            return resource
+    raise absent
+
+
+def _found(resource: dict[str, Any] | None, absent: NotFound) -> dict[str, Any]:
+    if resource is None:
+        raise absent
+    return resource
+
+
+def find_patients(
+    context: DisclosureContext,
+    *,
+    identifier: tuple[str | None, str] | None,
+    resource_id: str | None,
+) -> list[dict[str, Any]]:
+    """Patients by identifier (system, value: the UMB from $member-match) and/or id; a
+    member whose consent does not permit the caller is simply not found."""
+    members = context.members
+    if identifier is not None:
+        system, value = identifier
+        refs = members.find_refs_by_token("Patient", "identifier", value, system)
+    else:
+        refs = [f"Patient/{resource_id}"]
+    if resource_id is not None:
+        refs = [r for r in refs if r == f"Patient/{resource_id}"]
+    found: list[dict[str, Any]] = []
+    for patient in members.read_many(refs):
+        try:
+            policy = authorize_member(context, patient["id"], "search")
+        except DisclosureDenied:
+            continue
+        found.extend(disclosable([patient], policy))
+    return found
