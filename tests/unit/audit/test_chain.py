@@ -12,10 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from payerbridge.audit.chain import (
     GENESIS,
     MerkleFrontier,
-    detail_text,
     hash_children,
-    leaf_hash,
-    link_events,
 )
 from payerbridge.audit.checkpoints import (
     Checkpoint,
@@ -26,6 +23,7 @@ from payerbridge.audit.checkpoints import (
 )
 from payerbridge.audit.model import AuditEvent, StoredEvent
 from payerbridge.audit.verification import verify_chain
+from tests.fakes import InMemoryAuditChain, InMemoryAuditLog
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 KEY = Ed25519PrivateKey.generate()
@@ -68,24 +66,10 @@ def _event(n: int, **changes: object) -> AuditEvent:
 
 
 def _stored(events: list[AuditEvent]) -> list[StoredEvent]:
-    chained = link_events(0, GENESIS, [leaf_hash(e) for e in events])
-    return [
-        StoredEvent(
-            seq=c.seq,
-            at=e.at,
-            actor=e.actor,
-            action=e.action,
-            entity_type=e.entity_type,
-            entity_id=e.entity_id,
-            outcome=e.outcome,
-            request_id=e.request_id,
-            detail=detail_text(e.detail),
-            leaf_hash=c.leaf_hash,
-            prev_hash=c.prev_hash,
-            chain_hash=c.chain_hash,
-        )
-        for e, c in zip(events, chained, strict=True)
-    ]
+    """The events as the store keeps them: linked in one chain."""
+    log = InMemoryAuditLog()
+    log.record_many(events)
+    return list(InMemoryAuditChain(log).events())
 
 
 def _checkpoint(stored: list[StoredEvent], seq: int):  # type: ignore[no-untyped-def]
@@ -158,7 +142,6 @@ def test_checkpoints_fall_due_at_each_multiple_and_when_the_last_is_old() -> Non
 
 def test_checkpoints_are_signed_when_due_and_verify_against_the_chain() -> None:
     from payerbridge.audit.service import verify_audit, write_checkpoints
-    from tests.fakes import InMemoryAuditChain, InMemoryAuditLog
 
     log = InMemoryAuditLog()
     chain = InMemoryAuditChain(log)
