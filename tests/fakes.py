@@ -2,13 +2,16 @@
 
 Each keeps what a SQL store keeps, in dicts, and honours the same rules the use cases
 rely on: the state machine is checked on every move, an ``expected`` state that no
-longer holds is an IllegalTransition, a transaction part runs with its change (the
-fakes have no connection: parts get ``None``), and audit events go to one
-``InMemoryAuditLog``. No database, no network: a test runs in milliseconds.
+longer holds is an IllegalTransition, and writes happen in a unit of work
+(``InMemoryTransactions``): they apply at once, a unit whose block raises puts every
+store back as it found it, and the audit events recorded on a unit reach the one
+``InMemoryAuditLog`` when it commits. No database, no network: a test runs in
+milliseconds.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hmac
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,7 +25,13 @@ from payerbridge.audit.chain import GENESIS, detail_text, leaf_hash, link_events
 from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
 from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
-from payerbridge.errors import Conflict, IllegalTransition, NotFound, PartnerUnavailable
+from payerbridge.errors import (
+    Conflict,
+    IllegalTransition,
+    NotFound,
+    PartnerUnavailable,
+    StoreConflict,
+)
 from payerbridge.exchange.breaker import (
     Admission,
     BreakerState,
@@ -53,6 +62,8 @@ from payerbridge.types import ExchangeId, MemberId
 
 __all__ = [
     "FakeClock",
+    "InMemoryTransactions",
+    "InMemoryUnitOfWork",
     "FakePartnerClient",
     "InMemoryAuditChain",
     "InMemoryAuditLog",
@@ -64,7 +75,50 @@ __all__ = [
     "InMemoryResourceWriter",
 ]
 
-Part = Callable[[Any], Any]
+
+class InMemoryUnitOfWork:
+    """The ``UnitOfWork`` port: the events recorded, for the commit."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def record(self, *events: AuditEvent) -> None:
+        self.events.extend(events)
+
+
+class InMemoryTransactions:
+    """The ``Transactions`` port over the fake stores given (``attach``): a rollback puts
+    back every container attribute (dict, list, set) of each, as it was at ``begin``."""
+
+    def __init__(self, audit: InMemoryAuditLog, *stores: object) -> None:
+        self._audit = audit
+        self._stores = list(stores)
+        self.commits = 0
+        self.rollbacks = 0
+
+    def attach(self, *stores: object) -> None:
+        self._stores.extend(stores)
+
+    @contextmanager
+    def begin(self) -> Iterator[InMemoryUnitOfWork]:
+        saved = [
+            (store, {k: copy.deepcopy(v) for k, v in vars(store).items() if _is_container(v)})
+            for store in self._stores
+        ]
+        unit = InMemoryUnitOfWork()
+        try:
+            yield unit
+        except BaseException:
+            for store, containers in saved:
+                vars(store).update(containers)
+            self.rollbacks += 1
+            raise
+        self._audit.record_many(unit.events)
+        self.commits += 1
+
+
+def _is_container(value: object) -> bool:
+    return isinstance(value, (dict, list, set))
 
 
 class FakeClock:
@@ -157,8 +211,7 @@ class InMemoryAuditChain:
 class InMemoryExchangeStore:
     """The ``ExchangeStore`` port."""
 
-    def __init__(self, audit: InMemoryAuditLog) -> None:
-        self._audit = audit
+    def __init__(self) -> None:
         self.records: dict[str, ExchangeRecord] = {}
         self._keys: dict[tuple[str, str], str] = {}
         self._payloads: dict[str, tuple[str, str]] = {}
@@ -168,6 +221,7 @@ class InMemoryExchangeStore:
 
     def create(
         self,
+        unit: InMemoryUnitOfWork,
         *,
         exchange_id: str,
         partner_id: str,
@@ -180,12 +234,10 @@ class InMemoryExchangeStore:
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
         consent_id: str | None = None,
-        opt_in: Part | None = None,
-    ) -> Submission:
+    ) -> None:
         if idempotency_key is not None:
-            earlier = self.find_by_idempotency_key(client_id, idempotency_key)
-            if earlier is not None:
-                return earlier
+            if (client_id, idempotency_key) in self._keys:
+                raise StoreConflict("a record with the same unique key already exists")
             self._keys[(client_id, idempotency_key)] = exchange_id
         record = ExchangeRecord(
             id=exchange_id,
@@ -209,11 +261,11 @@ class InMemoryExchangeStore:
             last_error=None,
             deadline_at=deadline_at,
             replay_count=0,
-            consent_id=opt_in(None) if opt_in is not None else consent_id,
+            consent_id=consent_id,
         )
         self.records[exchange_id] = record
-        self._write(record, [(None, Move(ExchangeState.SUBMITTED))], at, client_id, policy_version)
-        return Submission(exchange_id, True, request_hash)
+        steps = [(None, Move(ExchangeState.SUBMITTED))]
+        self._write(unit, record, steps, at, client_id, policy_version)
 
     def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None:
         found = self._keys.get((client_id, key)) if key is not None else None
@@ -221,38 +273,15 @@ class InMemoryExchangeStore:
             return None
         return Submission(found, False, self.records[found].request_hash)
 
-    def transition(
-        self,
-        exchange_id: str,
-        target: ExchangeState,
-        *,
-        at: datetime,
-        actor: str,
-        reason_code: str | None = None,
-        detail: dict[str, Any] | None = None,
-        updates: dict[str, Any] | None = None,
-        also: Part | None = None,
-        policy_version: str | None = None,
-    ) -> None:
-        self.advance(
-            exchange_id,
-            [Move(target, reason_code, detail, updates)],
-            at=at,
-            actor=actor,
-            also=also,
-            policy_version=policy_version,
-        )
-
     def advance(
         self,
+        unit: InMemoryUnitOfWork,
         exchange_id: str,
         moves: Sequence[Move],
         *,
         at: datetime,
         actor: str,
-        also: Part | None = None,
         policy_version: str | None = None,
-        events: Sequence[AuditEvent] = (),
         expected: ExchangeState | None = None,
     ) -> None:
         record = self.current(exchange_id)
@@ -265,13 +294,11 @@ class InMemoryExchangeStore:
             check_transition(current, move.target)
             steps.append((current, move))
             current = move.target
-        if also is not None:
-            also(None)
-        self._audit.record_many(events)
-        self._write(record, steps, at, actor, policy_version)
+        self._write(unit, record, steps, at, actor, policy_version)
 
     def _write(
         self,
+        unit: InMemoryUnitOfWork,
         record: ExchangeRecord,
         steps: Sequence[tuple[ExchangeState | None, Move]],
         at: datetime,
@@ -295,7 +322,7 @@ class InMemoryExchangeStore:
                     policy_version,
                 )
             )
-            self._audit.record(
+            unit.record(
                 transition_event(
                     record.id,
                     current,
@@ -319,6 +346,7 @@ class InMemoryExchangeStore:
 
     def record_attempt(
         self,
+        unit: InMemoryUnitOfWork,
         exchange_id: str,
         *,
         step: str,
@@ -338,7 +366,7 @@ class InMemoryExchangeStore:
             last_error=last_error,
             updated_at=at,
         )
-        self._audit.record(
+        unit.record(
             AuditEvent(
                 at=at,
                 actor="payerbridge",
@@ -350,44 +378,47 @@ class InMemoryExchangeStore:
             )
         )
 
-    def save_payload_with(self, exchange_id: str, body: str, sha256: str, at: datetime) -> Part:
-        def write(_connection: Any) -> None:
-            self._payloads[exchange_id] = (body, sha256)
+    def save_payload(
+        self, unit: InMemoryUnitOfWork, exchange_id: str, body: str, sha256: str, at: datetime
+    ) -> None:
+        self._payloads[exchange_id] = (body, sha256)
 
-        return write
+    def file_dead_letter(self, unit: InMemoryUnitOfWork, letter: DeadLetter) -> None:
+        self._letters[letter.exchange_id] = letter
 
-    def dead_letter_with(self, letter: DeadLetter) -> Part:
-        def write(_connection: Any) -> None:
-            self._letters[letter.exchange_id] = letter
+    def block_under_consent(
+        self,
+        unit: InMemoryUnitOfWork,
+        consent_id: str,
+        *,
+        at: datetime,
+        actor: str,
+        reason_code: str,
+        text: str,
+    ) -> list[ExchangeId]:
+        blocked = []
+        for record in list(self.records.values()):
+            if record.consent_id == consent_id and record.state not in STOPPED_STATES:
+                stop = {"error_code": reason_code, "error_text": text}
+                move = Move(ExchangeState.BLOCKED, reason_code, None, stop)
+                self._write(unit, record, [(record.state, move)], at, actor, None)
+                blocked.append(record.id)
+        return blocked
 
-        return write
-
-    def block_under_consent_with(
-        self, consent_id: str, *, at: datetime, actor: str, reason_code: str, text: str
-    ) -> Callable[[Any], list[str]]:
-        def block(_connection: Any) -> list[str]:
-            blocked = []
-            for record in list(self.records.values()):
-                if record.consent_id == consent_id and record.state not in STOPPED_STATES:
-                    stop = {"error_code": reason_code, "error_text": text}
-                    move = Move(ExchangeState.BLOCKED, reason_code, None, stop)
-                    self._write(record, [(record.state, move)], at, actor, None)
-                    blocked.append(record.id)
-            return blocked
-
-        return block
-
-    def mark_replayed_with(
-        self, exchange_id: str, *, by: str, key: str | None, at: datetime
-    ) -> Part:
-        def write(_connection: Any) -> None:
-            record = self.current(exchange_id)
-            self.records[exchange_id] = dataclasses.replace(
-                record, replay_count=record.replay_count + 1
+    def mark_replayed(
+        self,
+        unit: InMemoryUnitOfWork,
+        exchange_id: str,
+        *,
+        by: str,
+        key: str | None,
+        at: datetime,
+    ) -> None:
+        letter = self._letters.get(exchange_id)
+        if letter is not None:
+            self._letters[exchange_id] = dataclasses.replace(
+                letter, replayed_at=at, replayed_by=by, replay_key=key
             )
-            self._letters.pop(exchange_id, None)
-
-        return write
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -475,13 +506,15 @@ class InMemoryResourceWriter:
     def __init__(self) -> None:
         self.written: dict[str, list[dict[str, Any]]] = {}
 
-    def write_with(
-        self, resources: list[tuple[dict[str, Any], str | None]], *, source: str, at: datetime
-    ) -> Part:
-        def write(_connection: Any) -> None:
-            self.written.setdefault(source, []).extend(r for r, _ in resources)
-
-        return write
+    def write(
+        self,
+        unit: InMemoryUnitOfWork,
+        resources: list[tuple[dict[str, Any], str | None]],
+        *,
+        source: str,
+        at: datetime,
+    ) -> None:
+        self.written.setdefault(source, []).extend(r for r, _ in resources)
 
 
 class InMemoryBreakerStore:
@@ -521,29 +554,22 @@ class InMemoryBreakerStore:
 class InMemoryConsentStore:
     """The ``ConsentStore`` port."""
 
-    def __init__(self, audit: InMemoryAuditLog) -> None:
-        self._audit = audit
+    def __init__(self) -> None:
         self.consents: dict[str, StoredConsent] = {}
 
-    def add(self, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
-        return self.add_with(consent, event=event)(None)
-
-    def add_with(
-        self, consent: StoredConsent, *, event: AuditEvent
-    ) -> Callable[[Any], StoredConsent]:
-        def add(_connection: Any) -> StoredConsent:
-            record = consent.record
-            for kept in self.consents.values():
-                same = (kept.record.member_id, kept.role, kept.record.client_id)
-                if same == (record.member_id, consent.role, record.client_id) and (
-                    kept.record.resource_hash == record.resource_hash
-                ):
-                    return kept
-            self.consents[consent.consent_id] = consent
-            self._audit.record(event)
-            return consent
-
-        return add
+    def add(
+        self, unit: InMemoryUnitOfWork, consent: StoredConsent, *, event: AuditEvent
+    ) -> StoredConsent:
+        record = consent.record
+        for kept in self.consents.values():
+            same = (kept.record.member_id, kept.role, kept.record.client_id)
+            if same == (record.member_id, consent.role, record.client_id) and (
+                kept.record.resource_hash == record.resource_hash
+            ):
+                return kept
+        self.consents[consent.consent_id] = consent
+        unit.record(event)
+        return consent
 
     def get(self, consent_id: str) -> StoredConsent | None:
         return self.consents.get(consent_id)
@@ -554,22 +580,13 @@ class InMemoryConsentStore:
         ]
 
     def revoke(
-        self,
-        consent_id: str,
-        *,
-        at: datetime,
-        by: str,
-        event: Callable[[StoredConsent], AuditEvent],
-        also: Callable[[Any, StoredConsent], None] | None = None,
+        self, unit: InMemoryUnitOfWork, consent_id: str, *, at: datetime, by: str
     ) -> StoredConsent:
         stored = self.consents.get(consent_id)
         if stored is None:
             raise NotFound(f"Consent/{consent_id} does not exist")
         result = dataclasses.replace(stored, record=revoke(stored.record, at=at, by=by))
         self.consents[consent_id] = result
-        if also is not None:
-            also(None, result)
-        self._audit.record(event(result))
         return result
 
 
@@ -630,12 +647,9 @@ class InMemoryIdentityStore:
             if link.kind == LinkKind.MERGED_INTO and link.member_id in wanted
         }
 
-    @contextmanager
-    def match_writes(self) -> Iterator[_InMemoryMatchWrites]:
-        """The request's writes, kept only if the block ends without raising."""
-        writes = _InMemoryMatchWrites(self)
-        yield writes
-        writes.commit()
+    def match_writes(self, unit: InMemoryUnitOfWork) -> _InMemoryMatchWrites:
+        """The request's writes in ``unit`` (a rollback puts the store back)."""
+        return _InMemoryMatchWrites(self, unit)
 
     # -- ReviewQueue -----------------------------------------------------------------------
 
@@ -674,15 +688,11 @@ class InMemoryIdentityStore:
 
 
 class _InMemoryMatchWrites:
-    """``MatchWrites``: buffered, applied to the store on commit."""
+    """``MatchWrites``, applied to the store at once."""
 
-    def __init__(self, store: InMemoryIdentityStore) -> None:
+    def __init__(self, store: InMemoryIdentityStore, unit: InMemoryUnitOfWork) -> None:
         self._store = store
-        self._attempt: tuple[tuple[str, str, str], datetime] | None = None
-        self._decision: tuple[MatchDecision, str, str, str | None, AuditEvent] | None = None
-        self._identifiers: dict[str, dict[str, Any]] = {}
-        self._links: list[IdentityLink] = []
-        self._events: list[AuditEvent] = []
+        self._unit = unit
 
     def note_attempt(
         self,
@@ -693,11 +703,10 @@ class _InMemoryMatchWrites:
         at: datetime,
         window: timedelta,
     ) -> int:
-        self._attempt = ((client_id, demographics_key, card_key), at)
-        tried = {**self._store.attempts, self._attempt[0]: at}
+        self._store.attempts[(client_id, demographics_key, card_key)] = at
         return sum(
             1
-            for (client, demographics, _), when in tried.items()
+            for (client, demographics, _), when in self._store.attempts.items()
             if (client, demographics) == (client_id, demographics_key) and when > at - window
         )
 
@@ -710,45 +719,32 @@ class _InMemoryMatchWrites:
         review_id: str | None,
         event: AuditEvent,
     ) -> None:
-        self._decision = (decision, client_id, request_key, review_id, event)
+        store = self._store
+        store.decisions[decision.decision_id] = (decision, client_id)
+        if review_id is not None:
+            store.reviews[review_id] = ReviewCase(
+                id=review_id,
+                decision_id=decision.decision_id,
+                status="open",
+                client_id=client_id,
+                request_key=request_key,
+                candidate_ids=tuple(decision.candidate_ids),
+                opened_at=decision.evidence.decided_at,
+                member_id=None,
+                reviewer=None,
+                reason=None,
+                decided_at=None,
+            )
+        self._unit.record(event)
 
     def patient(self, member_id: str) -> dict[str, Any] | None:
-        return self._identifiers.get(member_id) or self._store.patients.get(member_id)
+        return self._store.patients.get(member_id)
 
     def assign_identifier(
         self, patient: dict[str, Any], identifier: dict[str, Any], *, at: datetime
     ) -> None:
         identifiers = [*(patient.get("identifier") or []), identifier]
-        self._identifiers[patient["id"]] = {**patient, "identifier": identifiers}
+        self._store.patients[patient["id"]] = {**patient, "identifier": identifiers}
 
     def add_links(self, links: Sequence[IdentityLink]) -> None:
-        self._links.extend(links)
-
-    def append_audit(self, events: Sequence[AuditEvent]) -> None:
-        self._events.extend(events)
-
-    def commit(self) -> None:
-        store = self._store
-        if self._attempt is not None:
-            store.attempts[self._attempt[0]] = self._attempt[1]
-        if self._decision is not None:
-            decision, client_id, request_key, review_id, event = self._decision
-            store.decisions[decision.decision_id] = (decision, client_id)
-            if review_id is not None:
-                store.reviews[review_id] = ReviewCase(
-                    id=review_id,
-                    decision_id=decision.decision_id,
-                    status="open",
-                    client_id=client_id,
-                    request_key=request_key,
-                    candidate_ids=tuple(decision.candidate_ids),
-                    opened_at=decision.evidence.decided_at,
-                    member_id=None,
-                    reviewer=None,
-                    reason=None,
-                    decided_at=None,
-                )
-            store.audit.record(event)
-        store.patients.update(self._identifiers)
-        store.links.extend(self._links)
-        store.audit.record_many(self._events)
+        self._store.links.extend(links)

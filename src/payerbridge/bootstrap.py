@@ -50,6 +50,7 @@ from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_file
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.partners import SqlPartnerDirectory
+from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
 from payerbridge.webhooks.delivery import WebhookSender
 from payerbridge.webhooks.model import WebhookPolicy
@@ -91,6 +92,7 @@ class Platform:
     partners: SqlPartnerDirectory
     exchanges: SqlExchangeStore
     breakers: SqlBreakerStore
+    transactions: SqlTransactions
     audit: SqlAuditLog
     audit_chain: SqlAuditChain
     idempotency: SqlIdempotencyStore
@@ -225,13 +227,15 @@ def build_platform(
     exchanges = SqlExchangeStore(engine, reader=reader)
     breakers = SqlBreakerStore(engine, reader=reader)
     consents = SqlConsentStore(engine, reader=reader)
-    audit = SqlAuditLog(engine, reader=reader)
+    transactions = SqlTransactions(engine)
+    audit = SqlAuditLog(transactions, reader=reader)
     client = HttpxPartnerClient(
         timeout_seconds=settings.partner_timeout_seconds,
         user_agent=f"payerbridge/{__version__}",
         transport=partner_transport,
     )
     ports = ExchangePorts(
+        transactions=transactions,
         exchanges=exchanges,
         partners=partners,
         client=client,
@@ -254,6 +258,7 @@ def build_platform(
         partners=partners,
         exchanges=exchanges,
         breakers=breakers,
+        transactions=transactions,
         audit=audit,
         audit_chain=SqlAuditChain(engine, reader=reader),
         idempotency=SqlIdempotencyStore(engine),

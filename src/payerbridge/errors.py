@@ -10,6 +10,7 @@
     ├── Forbidden              authenticated, but not allowed to do this
     ├── NotFound
     ├── Conflict
+    │   └── StoreConflict      a write met a row that already holds its unique key
     ├── Busy                   the same request is being processed; retry shortly
     ├── UnprocessableRequest   well-formed, but it names something we cannot act on
     ├── MatchError
@@ -23,6 +24,8 @@
     │   ├── PartnerAuthRejected    401/403: refresh credentials, then try once more
     │   └── PartnerRejected        terminal: a contract or schema error
     ├── IllegalTransition      a workflow state change the state machine forbids
+    ├── StoreUnavailable       the database did not answer (restart, failover, lock
+    │                          held too long): retryable
     └── MappingError
 
 The core raises these; only ``fhir/outcome.py`` decides how each one looks on
@@ -57,6 +60,8 @@ __all__ = [
     "PartnerUnavailable",
     "PayerBridgeError",
     "PayloadTooLarge",
+    "StoreConflict",
+    "StoreUnavailable",
     "TooManyAttempts",
     "Unauthenticated",
     "UnprocessableRequest",
@@ -121,6 +126,19 @@ class NotFound(PayerBridgeError):
 
 class Conflict(PayerBridgeError):
     pass
+
+
+class StoreConflict(Conflict):
+    """The store refused a write that collides with a unique key (a concurrent twin won);
+    the store translates its driver's integrity errors into this."""
+
+
+class StoreUnavailable(PayerBridgeError):
+    """The database could not run a statement now (connection lost, SQLite busy past its
+    timeout, a failover); the store translates its driver's operational errors into
+    this, so callers retry without knowing which database runs underneath."""
+
+    retry_after_seconds = 1
 
 
 class Busy(PayerBridgeError):

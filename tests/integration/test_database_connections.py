@@ -5,16 +5,15 @@ Runs on both backends."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, text
 
 from payerbridge.config import load_settings
+from payerbridge.errors import StoreConflict
 from payerbridge.store import engines
 from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows, raw_cursor
 from payerbridge.store.engines import create_db_engine, create_reader
@@ -112,7 +111,7 @@ def test_insert_rows_writes_several_tables_in_order_with_nulls_or_nothing(engine
         )
     duplicate = (sql.timestamp(start), 1)
     with (
-        pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)),
+        pytest.raises(StoreConflict),
         engine.begin() as connection,
         cursor_of(connection) as cursor,
     ):

@@ -22,6 +22,8 @@ from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.fhir.member_match import build_member_match_response
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ExchangeId, PartnerId
 from tests.builders import a_coverage, a_patient, an_exchange_request
 
 
@@ -112,13 +114,9 @@ def test_retrieve_stores_payload_and_resources_in_one_commit_and_a_kept_payload_
     for step in (service.prepare, service.match):
         step(ports, kept, request)
     body = old_payer(httpx.Request("GET", "http://old/fhir/Patient/p1/$everything")).content
-    platform.exchanges.advance(
-        kept,
-        [Move(ExchangeState.RETRIEVING), Move(ExchangeState.RECEIVED)],
-        at=ports.clock(),
-        actor="test",
-        also=platform.exchanges.save_payload_with(kept, body.decode(), "sha", ports.clock()),
-    )
+    with platform.transactions.begin() as unit:
+        platform.exchanges.save_payload(unit, kept, body.decode(), "sha", ports.clock())
+        _advance(platform, unit, kept, ExchangeState.RETRIEVING, ExchangeState.RECEIVED)
     assert service.retrieve(ports, kept, request).done is False  # nothing to call again
     assert service.normalize(ports, kept, request).state is ExchangeState.COMPLETED
     assert platform.members.count(source_prefix=f"exchange:{kept}") == 3
@@ -151,7 +149,7 @@ def test_a_prepare_step_cut_off_between_its_transitions_resumes(
     ports = platform.exchange_ports
     exchange_id = submit(platform, an_exchange_request())
     for state in (ExchangeState.VALIDATED, ExchangeState.CONSENT_VERIFIED):
-        platform.exchanges.transition(exchange_id, state, at=ports.clock(), actor="crash")
+        _move(platform, exchange_id, state, actor="crash")
         if state is left_in:
             break
     request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
@@ -201,16 +199,18 @@ def _waiting_on_member_match(platform: Platform, exchange_id: str, *, calls_made
         ports, exchange_id, ExchangeCreate.model_validate(an_exchange_request()).to_domain()
     )
     now = ports.clock()
-    ports.exchanges.record_attempt(
-        exchange_id,
-        step="member-match",
-        attempts=calls_made,
-        next_attempt_at=now,
-        step_started_at=now,
-        last_error="503",
-        at=now,
-        detail={},
-    )
+    with ports.transactions.begin() as unit:
+        ports.exchanges.record_attempt(
+            unit,
+            exchange_id,
+            step="member-match",
+            attempts=calls_made,
+            next_attempt_at=now,
+            step_started_at=now,
+            last_error="503",
+            at=now,
+            detail={},
+        )
 
 
 def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_attempt(
@@ -284,6 +284,35 @@ def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_l
     assert len(calls) == 2
 
 
+def _advance(
+    platform: Platform,
+    unit: UnitOfWork,
+    exchange_id: str,
+    *states: ExchangeState,
+    actor: str = "test",
+    expected: ExchangeState | None = None,
+) -> None:
+    platform.exchanges.advance(
+        unit,
+        ExchangeId(exchange_id),
+        [Move(state) for state in states],
+        at=platform.exchange_ports.clock(),
+        actor=actor,
+        expected=expected,
+    )
+
+
+def _move(
+    platform: Platform,
+    exchange_id: str,
+    *states: ExchangeState,
+    actor: str = "test",
+    expected: ExchangeState | None = None,
+) -> None:
+    with platform.transactions.begin() as unit:
+        _advance(platform, unit, exchange_id, *states, actor=actor, expected=expected)
+
+
 def _parse(raw: dict[str, Any]) -> Any:
     return ExchangeCreate.model_validate(raw).to_domain()
 
@@ -292,8 +321,8 @@ def test_a_payload_received_again_replaces_the_earlier_one(platform: Platform) -
     exchange_id = submit(platform, an_exchange_request())
     at = platform.exchange_ports.clock()
     for body, digest in (('{"first":1}', "a" * 64), ('{"second":2}', "b" * 64)):
-        with platform.engine.begin() as connection:
-            platform.exchanges.save_payload_with(exchange_id, body, digest, at)(connection)
+        with platform.transactions.begin() as unit:
+            platform.exchanges.save_payload(unit, exchange_id, body, digest, at)
     assert platform.exchanges.payload(exchange_id) == '{"second":2}'
     assert platform.exchanges.payload_sha256(exchange_id) == "b" * 64
 
@@ -306,39 +335,27 @@ def test_a_move_from_a_state_the_exchange_has_left_is_refused_and_writes_nothing
     ports = platform.exchange_ports
     exchange_id = submit(platform, an_exchange_request())
     # Read in `submitted`; meanwhile an operator stops it.
-    platform.exchanges.transition(
-        exchange_id, ExchangeState.FAILED, at=ports.clock(), actor="operator"
-    )
-    ran = []
-    with pytest.raises(IllegalTransition, match="'failed'"):
-        platform.exchanges.advance(
-            exchange_id,
-            [Move(ExchangeState.VALIDATED)],
-            at=ports.clock(),
-            actor="test",
-            also=ran.append,
-            expected=ExchangeState.SUBMITTED,
-        )
+    _move(platform, exchange_id, ExchangeState.FAILED, actor="operator")
+    audited = len(platform.audit.for_entity("Exchange", exchange_id))
+    moved_on = ExchangeState.SUBMITTED
+    with (
+        pytest.raises(IllegalTransition, match="'failed'"),
+        platform.transactions.begin() as unit,
+    ):
+        platform.exchanges.save_payload(unit, exchange_id, "{}", "c" * 64, ports.clock())
+        _advance(platform, unit, exchange_id, ExchangeState.VALIDATED, expected=moved_on)
     record = platform.exchanges.get(exchange_id)
-    assert record.state is ExchangeState.FAILED and ran == []
+    assert record.state is ExchangeState.FAILED
+    assert platform.exchanges.payload_sha256(exchange_id) is None  # the unit rolled back
+    assert len(platform.audit.for_entity("Exchange", exchange_id)) == audited
     assert [t.to_state for t in record.transitions] == ["submitted", "failed"]
     with pytest.raises(NotFound):
-        platform.exchanges.advance(
-            "no-such-exchange",
-            [Move(ExchangeState.VALIDATED)],
-            at=ports.clock(),
-            actor="test",
-            expected=ExchangeState.SUBMITTED,
+        _move(
+            platform, "no-such-exchange", ExchangeState.VALIDATED, expected=ExchangeState.SUBMITTED
         )
     # From the state it is in, the same move goes through with the next seq.
     other = submit(platform, an_exchange_request())
-    platform.exchanges.advance(
-        other,
-        [Move(ExchangeState.VALIDATED)],
-        at=ports.clock(),
-        actor="test",
-        expected=ExchangeState.SUBMITTED,
-    )
+    _move(platform, other, ExchangeState.VALIDATED, expected=ExchangeState.SUBMITTED)
     assert [t.seq for t in platform.exchanges.get(other).transitions] == [1, 2]
 
 
@@ -347,48 +364,31 @@ def test_a_move_whose_commit_fails_leaves_the_exchange_and_its_history_as_they_w
 ) -> None:
     """On PostgreSQL a move's statements go out together and an error comes back only
     with the COMMIT; the transaction must still roll back as a whole."""
-    import sqlite3
-
-    import psycopg
-
-    from payerbridge.store.dbapi import DialectSql, cursor_of
+    from payerbridge.errors import StoreConflict
+    from payerbridge.store.dbapi import DialectSql
 
     ports = platform.exchange_ports
     exchange_id = submit(platform, an_exchange_request())
     audited = len(platform.audit.for_entity("Exchange", exchange_id))
 
-    def takes_the_next_seq(connection: Any) -> None:  # the move's own transition collides
-        sql = DialectSql.of(connection.dialect)
-        with cursor_of(connection) as cursor:
-            cursor.execute(
-                sql.sql(
-                    "INSERT INTO exchange_transitions (exchange_id, seq, from_state, to_state, "
-                    "at, actor) VALUES (?, 2, 'submitted', 'validated', ?, 'intruder')"
-                ),
-                (exchange_id, sql.timestamp(ports.clock())),
-            )
-
-    with pytest.raises((psycopg.IntegrityError, sqlite3.IntegrityError)):
-        platform.exchanges.advance(
-            exchange_id,
-            [Move(ExchangeState.VALIDATED)],
-            at=ports.clock(),
-            actor="test",
-            also=takes_the_next_seq,
-            expected=ExchangeState.SUBMITTED,
+    with pytest.raises(StoreConflict), platform.transactions.begin() as unit:
+        sql = DialectSql.of(platform.engine.dialect)
+        unit.cursor().execute(  # the move's own transition collides with this one
+            sql.sql(
+                "INSERT INTO exchange_transitions (exchange_id, seq, from_state, to_state, "
+                "at, actor) VALUES (?, 2, 'submitted', 'validated', ?, 'intruder')"
+            ),
+            (exchange_id, sql.timestamp(ports.clock())),
+        )
+        _advance(
+            platform, unit, exchange_id, ExchangeState.VALIDATED, expected=ExchangeState.SUBMITTED
         )
     record = platform.exchanges.get(exchange_id)
     assert record.state is ExchangeState.SUBMITTED
     assert [(t.seq, t.actor) for t in record.transitions] == [(1, "tester")]
     assert len(platform.audit.for_entity("Exchange", exchange_id)) == audited
     # The connection went back to the pool clean: the same move now goes through.
-    platform.exchanges.advance(
-        exchange_id,
-        [Move(ExchangeState.VALIDATED)],
-        at=ports.clock(),
-        actor="test",
-        expected=ExchangeState.SUBMITTED,
-    )
+    _move(platform, exchange_id, ExchangeState.VALIDATED, expected=ExchangeState.SUBMITTED)
     assert [t.seq for t in platform.exchanges.get(exchange_id).transitions] == [1, 2]
 
 
@@ -404,16 +404,15 @@ def test_a_move_that_waited_for_another_writer_sees_where_it_left_the_exchange(
 
     from payerbridge.errors import IllegalTransition
 
-    ports = platform.exchange_ports
     exchange_id = submit(platform, an_exchange_request())
     errors: list[BaseException] = []
 
     def second_writer() -> None:
         try:
-            platform.exchanges.advance(
+            _move(
+                platform,
                 exchange_id,
-                [Move(ExchangeState.FAILED)],
-                at=ports.clock(),
+                ExchangeState.FAILED,
                 actor="second",
                 expected=ExchangeState.SUBMITTED,
             )
@@ -421,25 +420,21 @@ def test_a_move_that_waited_for_another_writer_sees_where_it_left_the_exchange(
             errors.append(exc)
 
     second = threading.Thread(target=second_writer)
-
-    def while_holding_the_row(_connection: Any) -> None:
+    with platform.transactions.begin() as unit:
+        _advance(
+            platform,
+            unit,
+            exchange_id,
+            ExchangeState.VALIDATED,
+            actor="first",
+            expected=ExchangeState.SUBMITTED,
+        )
         second.start()
         time.sleep(0.5)  # the second writer's statement is now waiting for the row
-
-    platform.exchanges.advance(
-        exchange_id,
-        [Move(ExchangeState.VALIDATED)],
-        at=ports.clock(),
-        actor="first",
-        also=while_holding_the_row,
-        expected=ExchangeState.SUBMITTED,
-    )
     second.join(10)
     assert [type(e) for e in errors] == [IllegalTransition]
     # The lock path (an operator's transition) numbers after it, from the row.
-    platform.exchanges.transition(
-        exchange_id, ExchangeState.FAILED, at=ports.clock(), actor="operator"
-    )
+    _move(platform, exchange_id, ExchangeState.FAILED, actor="operator")
     record = platform.exchanges.get(exchange_id)
     assert [(t.seq, t.to_state) for t in record.transitions] == [
         (1, "submitted"),
@@ -528,29 +523,30 @@ def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(platform:
     )
     assert len(kept) == 1
 
-    def another_opt_in(connection: Any) -> str:  # as a racing submission records its own
-        stored = dataclasses.replace(
-            kept[0],
-            record=dataclasses.replace(
-                kept[0].record, consent_id="racing-opt-in", resource_hash="another"
-            ),
-        )
-        return platform.consents.add_with(
-            stored, event=consent_recorded(stored, actor="tester", request_id=None)
-        )(connection).consent_id
+    from payerbridge.errors import StoreConflict
 
-    lost = platform.exchanges.create(
-        exchange_id="racing-exchange",
-        partner_id="old-plan",
-        client_id="tester",
-        request=raw,
-        request_hash=first.request_hash,
-        at=ports.clock(),
-        request_id=None,
-        idempotency_key="k",
-        opt_in=another_opt_in,
+    stored = dataclasses.replace(  # as a racing submission records its own opt-in
+        kept[0],
+        record=dataclasses.replace(
+            kept[0].record, consent_id="racing-opt-in", resource_hash="another"
+        ),
     )
-    assert lost.exchange_id == first.exchange_id and not lost.created
+    with pytest.raises(StoreConflict), platform.transactions.begin() as unit:
+        platform.consents.add(
+            unit, stored, event=consent_recorded(stored, actor="tester", request_id=None)
+        )
+        platform.exchanges.create(
+            unit,
+            exchange_id=ExchangeId("racing-exchange"),
+            partner_id=PartnerId("old-plan"),
+            client_id="tester",
+            request=raw,
+            request_hash=first.request_hash,
+            at=ports.clock(),
+            request_id=None,
+            idempotency_key="k",
+            consent_id="racing-opt-in",
+        )
     assert platform.consents.get("racing-opt-in") is None
     assert len(platform.consents.for_member(kept[0].record.member_id, ConsentRole.RECEIVE)) == 1
 
@@ -590,9 +586,8 @@ def test_retrieval_without_a_matched_member_fails_as_such(platform: Platform) ->
     request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
     exchange_id = submit(platform, an_exchange_request())
     service.prepare(ports, exchange_id, request)
-    platform.exchanges.advance(  # matched, but the member's reference was never kept
-        exchange_id, [Move(ExchangeState.MEMBER_MATCHED)], at=ports.clock(), actor="test"
-    )
+    # Matched, but the member's reference was never kept.
+    _move(platform, exchange_id, ExchangeState.MEMBER_MATCHED)
     assert service.retrieve(ports, exchange_id, request).state is ExchangeState.FAILED
     record = platform.exchanges.get(exchange_id)
     assert record.error_code == "no-matched-member"

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
-from payerbridge.errors import MatchError, TooManyAttempts
+from payerbridge.errors import MatchError, StoreConflict, TooManyAttempts
 from payerbridge.fhir.member_match import parse_member_match_request
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
@@ -143,6 +143,7 @@ def match(
     return match_member(
         request,
         platform.identity,
+        platform.transactions,
         client_id="newplan",
         requester_npi="1234567893",
         policy=SINGLE_EXCHANGE,
@@ -286,7 +287,7 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
         None,
         entries[1].event,
     )
-    with pytest.raises(Exception):  # noqa: B017 - the driver's own IntegrityError
+    with pytest.raises(StoreConflict):
         platform.identity.record_decisions([fresh, entries[0]])  # d-match is stored already
     assert rows(platform) == after
     assert platform.identity.decision("d-new") is None

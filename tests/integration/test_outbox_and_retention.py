@@ -13,10 +13,10 @@ import pytest
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
-from payerbridge.exchange.model import ExchangeState
+from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.idempotency import ClaimStatus, StoredResponse
 from payerbridge.routing.model import Partner
-from payerbridge.types import OPERATOR
+from payerbridge.types import OPERATOR, ExchangeId
 from payerbridge.webhooks.delivery import deliver_due
 from payerbridge.webhooks.model import DeliveryStatus, WebhookPolicy
 
@@ -37,21 +37,26 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
 
 
 def record_exchange(platform: Platform, client_id: str) -> str:
-    exchange_id = f"ex-{client_id}"
-    platform.exchanges.create(
-        exchange_id=exchange_id,
-        partner_id="old",
-        client_id=client_id,
-        request={},
-        request_hash="h",
-        at=T0,
-        request_id=None,
-        idempotency_key=None,
-        deadline_at=None,
-        policy_version="p",
-        consent_id=None,
-    )
-    platform.exchanges.transition(exchange_id, ExchangeState.VALIDATED, at=T0, actor="test")
+    exchange_id = ExchangeId(f"ex-{client_id}")
+    with platform.transactions.begin() as unit:
+        platform.exchanges.create(
+            unit,
+            exchange_id=exchange_id,
+            partner_id="old",
+            client_id=client_id,
+            request={},
+            request_hash="h",
+            at=T0,
+            request_id=None,
+            idempotency_key=None,
+            deadline_at=None,
+            policy_version="p",
+            consent_id=None,
+        )
+    with platform.transactions.begin() as unit:
+        platform.exchanges.advance(
+            unit, exchange_id, [Move(ExchangeState.VALIDATED)], at=T0, actor="test"
+        )
     return exchange_id
 
 

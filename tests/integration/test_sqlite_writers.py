@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from payerbridge.store.dbapi import raw_cursor, raw_transaction
+from payerbridge.store.dbapi import raw_cursor
 from payerbridge.store.engines import WalCheckpointer, create_db_engine
+from payerbridge.store.unit_of_work import SqlTransactions
 
 
 def _write_lock_is_free(database: Path) -> bool:
@@ -75,10 +76,11 @@ def test_concurrent_writers_all_commit_and_failures_release_the_lock(tmp_path: P
     other.dispose()
 
 
-def test_raw_transactions_queue_with_engine_writers_and_roll_back_on_error(
+def test_units_of_work_queue_with_engine_writers_and_roll_back_on_error(
     tmp_path: Path,
 ) -> None:
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    transactions = SqlTransactions(engine)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE t (n INTEGER)"))
 
@@ -88,7 +90,8 @@ def test_raw_transactions_queue_with_engine_writers_and_roll_back_on_error(
                 value = connection.execute(text("SELECT count(*) FROM t")).scalar_one()
                 connection.execute(text("INSERT INTO t VALUES (:n)"), {"n": value})
         else:
-            with raw_transaction(engine) as cursor:
+            with transactions.begin() as unit:
+                cursor = unit.cursor()
                 value = cursor.execute("SELECT count(*) FROM t").fetchone()[0]
                 cursor.execute("INSERT INTO t VALUES (?)", (value,))
 
@@ -100,8 +103,8 @@ def test_raw_transactions_queue_with_engine_writers_and_roll_back_on_error(
     with raw_cursor(engine) as cursor:
         assert [n for (n,) in cursor.execute("SELECT n FROM t ORDER BY n")] == list(range(30))
 
-    with pytest.raises(RuntimeError), raw_transaction(engine) as cursor:
-        cursor.execute("INSERT INTO t VALUES (-1)")
+    with pytest.raises(RuntimeError), transactions.begin() as unit:
+        unit.cursor().execute("INSERT INTO t VALUES (-1)")
         raise RuntimeError("the work failed")
     assert _write_lock_is_free(tmp_path / "db.sqlite")  # handed on at once
     with engine.begin() as connection:  # and the insert rolled back
@@ -113,7 +116,7 @@ def test_hot_path_connections_are_reused_closed_after_a_failure_and_on_dispose(
     tmp_path: Path,
 ) -> None:
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}", pool_size=2)
-    with raw_transaction(engine) as cursor:
+    with raw_cursor(engine) as cursor:
         cursor.execute("CREATE TABLE t (n INTEGER)")
         first = cursor.connection
     with raw_cursor(engine) as cursor:

@@ -10,7 +10,6 @@ outbound call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -28,7 +27,8 @@ from payerbridge.consent.model import (
     StoredConsent,
 )
 from payerbridge.consent.policy import decide_among, evaluate
-from payerbridge.errors import ConsentDenied, DisclosureDenied, Issue, NotFound
+from payerbridge.errors import ConsentDenied, DisclosureDenied, Issue
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
 __all__ = [
@@ -45,25 +45,21 @@ __all__ = [
 
 
 class ConsentStore(Protocol):
-    def add(self, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent: ...
+    """Consents kept. Writes run in the caller's unit of work."""
 
-    def add_with(
-        self, consent: StoredConsent, *, event: AuditEvent
-    ) -> Callable[[Any], StoredConsent]: ...
+    def add(self, unit: UnitOfWork, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
+        """Keep ``consent`` and record ``event``; an unrevoked consent of the same member,
+        role, client and resource hash is returned instead (and nothing is recorded)."""
+        ...
 
     def get(self, consent_id: str) -> StoredConsent | None: ...
 
     def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]: ...
 
-    def revoke(
-        self,
-        consent_id: str,
-        *,
-        at: datetime,
-        by: str,
-        event: Callable[[StoredConsent], AuditEvent],
-        also: Callable[[Any, StoredConsent], None] | None = None,
-    ) -> StoredConsent: ...
+    def revoke(self, unit: UnitOfWork, consent_id: str, *, at: datetime, by: str) -> StoredConsent:
+        """Revoke from ``at`` under a lock on the consent (the earliest instant wins);
+        NotFound if there is no such consent."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -200,11 +196,18 @@ def authorize_request(
 
 
 def record_consent(
-    store: ConsentStore, consent: StoredConsent, *, actor: str, request_id: str | None
+    unit: UnitOfWork,
+    store: ConsentStore,
+    consent: StoredConsent,
+    *,
+    actor: str,
+    request_id: str | None,
 ) -> StoredConsent:
-    """Keep an accepted consent with its audit event; the same resource presented again
-    by the same client for the same member returns the record kept the first time."""
-    return store.add(consent, event=consent_recorded(consent, actor=actor, request_id=request_id))
+    """Keep an accepted consent with its audit event in ``unit``; the same resource
+    presented again by the same client for the same member returns the record kept the
+    first time."""
+    event = consent_recorded(consent, actor=actor, request_id=request_id)
+    return store.add(unit, consent, event=event)
 
 
 def consent_recorded(consent: StoredConsent, *, actor: str, request_id: str | None) -> AuditEvent:
@@ -230,22 +233,19 @@ def consent_recorded(consent: StoredConsent, *, actor: str, request_id: str | No
 
 
 def revoke_consent(
+    unit: UnitOfWork,
     store: ConsentStore,
     consent_id: str,
     *,
     at: datetime,
     by: str,
     request_id: str | None,
-    also: Callable[[Any, StoredConsent], None] | None = None,
 ) -> StoredConsent:
-    """Revoke from ``at`` on, audited; ``also`` stops what was in flight under it in the
-    same transaction (it gets the store's connection). Revoking again keeps the first
-    instant (``model.revoke``)."""
-    if store.get(consent_id) is None:
-        raise NotFound(f"Consent/{consent_id} does not exist")
-
-    def event(revoked: StoredConsent) -> AuditEvent:
-        return AuditEvent(
+    """Revoke from ``at`` on, audited, in ``unit`` (where the caller stops what was in
+    flight under it). Revoking again keeps the first instant (``model.revoke``)."""
+    revoked = store.revoke(unit, consent_id, at=at, by=by)
+    unit.record(
+        AuditEvent(
             at=at,
             actor=by,
             action="consent.revoked",
@@ -259,11 +259,12 @@ def revoke_consent(
                 "revoked_at": (revoked.record.revoked_at or at).isoformat(),
             },
         )
-
-    return store.revoke(consent_id, at=at, by=by, event=event, also=also)
+    )
+    return revoked
 
 
 def accept_presented_consent(
+    unit: UnitOfWork,
     store: ConsentStore,
     presented: PresentedConsent,
     *,
@@ -277,8 +278,9 @@ def accept_presented_consent(
     detail: dict[str, Any] | None = None,
 ) -> Disclosure:
     """Decide the Consent a requester presented at ``$member-match`` for the matched member
-    and, if it permits, keep it (HRex mm-13), so that every later data request is checked
-    against it. The decision's audit event is the caller's to commit with the answer."""
+    and, if it permits, keep it in ``unit`` (HRex mm-13), so that every later data request
+    is checked against it. The decision's audit event is the caller's to commit with the
+    answer."""
     record = presented.to_record(consent_id, member_id=member_id)
     decision = evaluate(
         record,
@@ -292,6 +294,7 @@ def accept_presented_consent(
     )
     if decision.permitted:
         record = record_consent(
+            unit,
             store,
             StoredConsent(
                 record=record,

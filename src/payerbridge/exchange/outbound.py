@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from payerbridge.errors import PartnerAuthRejected, PartnerUnavailable
 from payerbridge.exchange.breaker import BreakerState
-from payerbridge.exchange.model import DeadLetter, ExchangeState
+from payerbridge.exchange.model import DeadLetter, ExchangeState, Move
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.retry import RetryPolicy, decide_retry
 from payerbridge.routing.model import Partner
@@ -145,16 +145,18 @@ def _retry_later(
         retry_after_seconds=retry_after,
         unit_random=ports.random(),
     )
-    ports.exchanges.record_attempt(
-        exchange_id,
-        step=clock.step,
-        attempts=calls,
-        next_attempt_at=decision.retry_at,
-        step_started_at=clock.started,
-        last_error=text,
-        at=now,
-        detail={"reason": reason, "partner_id": partner.id, "retry_after": retry_after},
-    )
+    with ports.transactions.begin() as unit:
+        ports.exchanges.record_attempt(
+            unit,
+            exchange_id,
+            step=clock.step,
+            attempts=calls,
+            next_attempt_at=decision.retry_at,
+            step_started_at=clock.started,
+            last_error=text,
+            at=now,
+            detail={"reason": reason, "partner_id": partner.id, "retry_after": retry_after},
+        )
     if decision.retry_at is None:
         assert decision.give_up_reason is not None
         give_up = decision.give_up_reason
@@ -199,21 +201,22 @@ def dead_letter(
         payload_sha256=ports.exchanges.payload_sha256(exchange_id),
         dead_lettered_at=now,
     )
-    ports.exchanges.transition(
-        exchange_id,
-        ExchangeState.DEAD_LETTERED,
-        at=now,
-        actor="payerbridge",
-        reason_code=reason_code,
-        detail={"step": clock.step, "attempts": attempts},
-        updates={
-            "error_code": reason_code,
-            "error_text": f"the {clock.step} step gave up: {last_error}",
-            "next_attempt_at": None,
-        },
-        also=ports.exchanges.dead_letter_with(letter),
-        policy_version=ports.retry_policy.version,
-    )
+    stop = {
+        "error_code": reason_code,
+        "error_text": f"the {clock.step} step gave up: {last_error}",
+        "next_attempt_at": None,
+    }
+    detail = {"step": clock.step, "attempts": attempts}
+    with ports.transactions.begin() as unit:
+        ports.exchanges.advance(
+            unit,
+            exchange_id,
+            [Move(ExchangeState.DEAD_LETTERED, reason_code, detail, stop)],
+            at=now,
+            actor="payerbridge",
+            policy_version=ports.retry_policy.version,
+        )
+        ports.exchanges.file_dead_letter(unit, letter)
     logger.warning(
         "exchange dead-lettered",
         extra={"exchange_id": exchange_id, "step": clock.step, "reason_code": reason_code},

@@ -8,9 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
-
-from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.ports import AuditLog
 from payerbridge.consent.service import ConsentStore
 from payerbridge.exchange.breaker import Admission, BreakerState
@@ -24,6 +21,7 @@ from payerbridge.exchange.model import (
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.model import Organization, Partner
+from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import ExchangeId, PartnerId
 
 __all__ = [
@@ -34,9 +32,9 @@ __all__ = [
     "PartnerClient",
     "PartnerDirectory",
     "ResourceWriter",
+    "Transactions",
+    "UnitOfWork",
 ]
-
-TransactionPart = Callable[[Connection], None]
 
 
 class PartnerClient(Protocol):
@@ -66,8 +64,11 @@ class PartnerDirectory(Protocol):
 
 
 class ExchangeStore(Protocol):
+    """Exchanges and their history. Writes run in the caller's unit of work."""
+
     def create(
         self,
+        unit: UnitOfWork,
         *,
         exchange_id: ExchangeId,
         partner_id: PartnerId,
@@ -80,40 +81,25 @@ class ExchangeStore(Protocol):
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
         consent_id: str | None = None,
-        opt_in: Callable[[Connection], str] | None = None,
-    ) -> Submission: ...
+    ) -> None: ...
 
     def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None: ...
 
-    def transition(
-        self,
-        exchange_id: ExchangeId,
-        target: ExchangeState,
-        *,
-        at: datetime,
-        actor: str,
-        reason_code: str | None = None,
-        detail: dict[str, Any] | None = None,
-        updates: dict[str, Any] | None = None,
-        also: TransactionPart | None = None,
-        policy_version: str | None = None,
-    ) -> None: ...
-
     def advance(
         self,
+        unit: UnitOfWork,
         exchange_id: ExchangeId,
         moves: Sequence[Move],
         *,
         at: datetime,
         actor: str,
-        also: TransactionPart | None = None,
         policy_version: str | None = None,
-        events: Sequence[AuditEvent] = (),
         expected: ExchangeState | None = None,
     ) -> None: ...
 
     def record_attempt(
         self,
+        unit: UnitOfWork,
         exchange_id: ExchangeId,
         *,
         step: str,
@@ -125,6 +111,27 @@ class ExchangeStore(Protocol):
         detail: dict[str, Any],
     ) -> None: ...
 
+    def block_under_consent(
+        self,
+        unit: UnitOfWork,
+        consent_id: str,
+        *,
+        at: datetime,
+        actor: str,
+        reason_code: str,
+        text: str,
+    ) -> list[ExchangeId]: ...
+
+    def save_payload(
+        self, unit: UnitOfWork, exchange_id: ExchangeId, body: str, sha256: str, at: datetime
+    ) -> None: ...
+
+    def file_dead_letter(self, unit: UnitOfWork, letter: DeadLetter) -> None: ...
+
+    def mark_replayed(
+        self, unit: UnitOfWork, exchange_id: ExchangeId, *, by: str, key: str | None, at: datetime
+    ) -> None: ...
+
     def get(self, exchange_id: ExchangeId) -> ExchangeRecord: ...
 
     def current(self, exchange_id: ExchangeId) -> ExchangeRecord: ...
@@ -132,26 +139,23 @@ class ExchangeStore(Protocol):
     def ids_in_state(
         self, state: ExchangeState, *, updated_before: datetime
     ) -> list[ExchangeId]: ...
-    def save_payload_with(
-        self, exchange_id: ExchangeId, body: str, sha256: str, at: datetime
-    ) -> TransactionPart: ...
-    def payload(self, exchange_id: ExchangeId) -> str: ...
-    def payload_sha256(self, exchange_id: ExchangeId) -> str | None: ...
-    def dead_letter_with(self, letter: DeadLetter) -> TransactionPart: ...
-    def dead_letter(self, exchange_id: ExchangeId) -> DeadLetter | None: ...
-    def block_under_consent_with(
-        self, consent_id: str, *, at: datetime, actor: str, reason_code: str, text: str
-    ) -> Callable[[Connection], list[str]]: ...
 
-    def mark_replayed_with(
-        self, exchange_id: ExchangeId, *, by: str, key: str | None, at: datetime
-    ) -> TransactionPart: ...
+    def payload(self, exchange_id: ExchangeId) -> str: ...
+
+    def payload_sha256(self, exchange_id: ExchangeId) -> str | None: ...
+
+    def dead_letter(self, exchange_id: ExchangeId) -> DeadLetter | None: ...
 
 
 class ResourceWriter(Protocol):
-    def write_with(
-        self, resources: list[tuple[dict[str, Any], str | None]], *, source: str, at: datetime
-    ) -> TransactionPart: ...
+    def write(
+        self,
+        unit: UnitOfWork,
+        resources: list[tuple[dict[str, Any], str | None]],
+        *,
+        source: str,
+        at: datetime,
+    ) -> None: ...
 
 
 class BreakerStore(Protocol):
@@ -174,6 +178,7 @@ class BreakerStore(Protocol):
 
 @dataclass(frozen=True)
 class ExchangePorts:
+    transactions: Transactions
     exchanges: ExchangeStore
     partners: PartnerDirectory
     client: PartnerClient

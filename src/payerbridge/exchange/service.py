@@ -37,6 +37,7 @@ from payerbridge.errors import (
     PartnerAuthRejected,
     PartnerError,
     PartnerRejected,
+    StoreConflict,
     UnprocessableRequest,
 )
 from payerbridge.exchange.model import (
@@ -51,7 +52,7 @@ from payerbridge.exchange.model import (
 from payerbridge.exchange.normalize import NormalizedBundle, normalize_everything_bundle
 from payerbridge.exchange.opt_in import opt_in_consent
 from payerbridge.exchange.outbound import CallOutcome, StepClock, call_partner
-from payerbridge.exchange.ports import ExchangePorts, TransactionPart
+from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
 from payerbridge.fhir.member_match import build_member_match_request
 from payerbridge.routing.model import Partner
 from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
@@ -113,20 +114,33 @@ def submit_exchange(
     if earlier is None:
         partner = _check_partner(ports, request.old_payer)
         now = ports.clock()
-        opt_in = _opt_in(ports, request, partner, client_id=client_id, request_id=request_id)
-        earlier = ports.exchanges.create(
-            exchange_id=ExchangeId(ports.new_id()),
-            partner_id=request.old_payer,
-            client_id=client_id,
-            request=raw,
-            request_hash=digest,
-            at=now,
-            request_id=request_id,
-            idempotency_key=idempotency_key,
-            deadline_at=now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
-            policy_version=ports.retry_policy.version,
-            opt_in=opt_in,
-        )
+        exchange_id = ExchangeId(ports.new_id())
+        try:
+            # The opt-in captured with the request commits with the exchange, so a
+            # submission that loses an Idempotency-Key race leaves no opt-in behind.
+            with ports.transactions.begin() as unit:
+                consent_id = _opt_in(
+                    ports, unit, request, partner, client_id=client_id, request_id=request_id
+                )
+                ports.exchanges.create(
+                    unit,
+                    exchange_id=exchange_id,
+                    partner_id=request.old_payer,
+                    client_id=client_id,
+                    request=raw,
+                    request_hash=digest,
+                    at=now,
+                    request_id=request_id,
+                    idempotency_key=idempotency_key,
+                    deadline_at=now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
+                    policy_version=ports.retry_policy.version,
+                    consent_id=consent_id,
+                )
+            earlier = Submission(exchange_id, True, digest)
+        except StoreConflict:  # a concurrent twin under the same key committed first
+            earlier = ports.exchanges.find_by_idempotency_key(client_id, idempotency_key)
+            if earlier is None:
+                raise
     if earlier.request_hash != digest:
         raise Conflict(
             "this Idempotency-Key was already used with a different request",
@@ -166,21 +180,20 @@ def _check_partner(ports: ExchangePorts, partner_id: PartnerId) -> Partner:
 
 def _opt_in(
     ports: ExchangePorts,
+    unit: UnitOfWork,
     request: ExchangeRequest,
     partner: Partner,
     *,
     client_id: str,
     request_id: str | None,
-) -> Callable[[Any], str]:
-    """A transaction part that gives the id of the opt-in the exchange runs under: one
-    captured now from the request (kept in the exchange's own commit, so a submission
-    that loses an Idempotency-Key race leaves no opt-in behind), or one captured before,
-    which must be this member's and name this old payer."""
+) -> str:
+    """The id of the opt-in the exchange runs under: one captured now from the request
+    (kept in ``unit``), or one captured before, which must be this member's and name
+    this old payer."""
     if request.consent is not None:
         consent = _new_opt_in(ports, request.consent, request.member_id, partner, client_id)
         event = consent_recorded(consent, actor=client_id, request_id=request_id)
-        keep = ports.consents.add_with(consent, event=event)
-        return lambda connection: keep(connection).consent_id
+        return ports.consents.add(unit, consent, event=event).consent_id
     stored = ports.consents.get(request.consent_id or "")
     if stored is None or stored.role is not ConsentRole.RECEIVE:
         problem = f"no member opt-in is recorded with id '{request.consent_id}'"
@@ -189,8 +202,7 @@ def _opt_in(
     elif stored.record.member_id != request.member_id:
         problem = "the opt-in was given by another member than the one on new_coverage"
     else:
-        consent_id = stored.consent_id
-        return lambda _connection: consent_id
+        return stored.consent_id
     raise UnprocessableRequest(problem, issues=[Issue(problem, "consent_id", "value")])
 
 
@@ -206,7 +218,8 @@ def capture_opt_in(
     """Record a member's opt-in to the exchange with ``partner`` (audited); the same
     opt-in captured again returns the first record."""
     consent = _new_opt_in(ports, grant, member_id, partner, client_id)
-    return record_consent(ports.consents, consent, actor=client_id, request_id=request_id)
+    with ports.transactions.begin() as unit:
+        return record_consent(unit, ports.consents, consent, actor=client_id, request_id=request_id)
 
 
 def _new_opt_in(
@@ -239,16 +252,16 @@ def _fail(
     text: str,
     detail: dict[str, Any] | None = None,
 ) -> StepResult:
-    ports.exchanges.transition(
-        exchange_id,
-        S.FAILED,
-        at=ports.clock(),
-        actor=SYSTEM_ACTOR,
-        reason_code=code,
-        detail=detail,
-        updates={"error_code": code, "error_text": text, "next_attempt_at": None},
-        policy_version=ports.retry_policy.version,
-    )
+    stop = {"error_code": code, "error_text": text, "next_attempt_at": None}
+    with ports.transactions.begin() as unit:
+        ports.exchanges.advance(
+            unit,
+            exchange_id,
+            [Move(S.FAILED, code, detail, stop)],
+            at=ports.clock(),
+            actor=SYSTEM_ACTOR,
+            policy_version=ports.retry_policy.version,
+        )
     logger.warning("exchange failed", extra={"exchange_id": exchange_id, "reason_code": code})
     return StepResult(S.FAILED, done=True)
 
@@ -258,33 +271,41 @@ def _advance(
     exchange_id: ExchangeId,
     target: ExchangeState,
     *,
+    event: AuditEvent | None = None,
+    **move: Any,
+) -> None:
+    """``_advance_in`` a unit of work of its own, after ``event`` (the consent decision
+    that allowed the move)."""
+    with ports.transactions.begin() as unit:
+        if event is not None:
+            unit.record(event)
+        _advance_in(unit, ports, exchange_id, target, **move)
+
+
+def _advance_in(
+    unit: UnitOfWork,
+    ports: ExchangePorts,
+    exchange_id: ExchangeId,
+    target: ExchangeState,
+    *,
     reason_code: str | None = None,
     detail: dict[str, Any] | None = None,
     updates: dict[str, Any] | None = None,
     before: Sequence[Move] = (),
     then: Sequence[Move] = (),
-    event: AuditEvent | None = None,
-    also: Sequence[TransactionPart] = (),
     expected: ExchangeState | None = None,
 ) -> None:
-    """Move to ``target`` (passing through ``before`` and on to ``then``) in one commit,
-    with ``event`` (the consent decision that allowed it) and the parts in ``also``;
+    """Move to ``target`` (passing through ``before`` and on to ``then``) in ``unit``;
     ``expected``, the state the moves start from as the caller read it (the store then
     moves the row only if it is still there)."""
     reset = {"attempts": 0, "next_attempt_at": None, **(updates or {})}
-
-    def together(connection: Any) -> None:
-        for part in also:
-            part(connection)
-
     ports.exchanges.advance(
+        unit,
         exchange_id,
         [*before, Move(target, reason_code, detail, reset), *then],
         at=ports.clock(),
         actor=SYSTEM_ACTOR,
-        also=together if also else None,
         policy_version=ports.retry_policy.version,
-        events=[event] if event else (),
         expected=expected,
     )
 
@@ -714,17 +735,18 @@ def _retrieve(
     digest = hashlib.sha256(body).hexdigest()
     at = ports.clock()
     received = Move(S.RECEIVED, detail={"bytes": len(body), "sha256": digest})
-    keep_payload = ports.exchanges.save_payload_with(exchange_id, body.decode(), digest, at)
     # Normalized at once, in memory: the payload, the resources and received → normalized →
     # completed are one commit. A run cut off before it calls the partner again, under the
     # same idempotency key, as it would if cut off before a commit of the payload alone.
     normalized = _normalized(ports, exchange_id, partner, body)
+    with ports.transactions.begin() as unit:
+        ports.exchanges.save_payload(unit, exchange_id, body.decode(), digest, at)
+        if isinstance(normalized, str):
+            _advance_in(unit, ports, exchange_id, S.RECEIVED, detail=received.detail)
+        else:
+            _store_normalized(unit, ports, exchange_id, normalized, S.RETRIEVING, before=[received])
     if isinstance(normalized, str):
-        _advance(ports, exchange_id, S.RECEIVED, detail=received.detail, also=[keep_payload])
         return _fail(ports, exchange_id, "invalid-payload", normalized)
-    _store_normalized(
-        ports, exchange_id, normalized, S.RETRIEVING, before=[received], also=[keep_payload]
-    )
     return StepResult(S.COMPLETED, done=True)
 
 
@@ -767,22 +789,24 @@ def _normalize(ports: ExchangePorts, record: ExchangeRecord, partner: Partner) -
     normalized = _normalized(ports, exchange_id, partner, ports.exchanges.payload(exchange_id))
     if isinstance(normalized, str):
         return _fail(ports, exchange_id, "invalid-payload", normalized)
-    _store_normalized(ports, exchange_id, normalized, S.RECEIVED)
+    with ports.transactions.begin() as unit:
+        _store_normalized(unit, ports, exchange_id, normalized, S.RECEIVED)
     return StepResult(S.COMPLETED, done=True)
 
 
 def _store_normalized(
+    unit: UnitOfWork,
     ports: ExchangePorts,
     exchange_id: ExchangeId,
     normalized: NormalizedBundle,
     expected: ExchangeState,
     *,
     before: Sequence[Move] = (),
-    also: Sequence[TransactionPart] = (),
 ) -> None:
+    """The resources and → normalized → completed, in ``unit``."""
     at = ports.clock()
-    store = ports.writer.write_with(normalized.resources, source=f"exchange:{exchange_id}", at=at)
-    _advance(
+    _advance_in(
+        unit,
         ports,
         exchange_id,
         S.NORMALIZED,
@@ -796,10 +820,10 @@ def _store_normalized(
             "resource_count": sum(normalized.counts.values()),
         },
         before=before,
-        also=[*also, store],
         then=[Move(S.COMPLETED)],
         expected=expected,
     )
+    ports.writer.write(unit, normalized.resources, source=f"exchange:{exchange_id}", at=at)
     logger.info(
         "exchange completed",
         extra={"exchange_id": exchange_id, "resources": sum(normalized.counts.values())},
@@ -835,54 +859,53 @@ def replay(
             ],
         )
     now = ports.clock()
-    ports.exchanges.transition(
-        exchange_id,
-        S.VALIDATED,
-        at=now,
-        actor=actor,
-        reason_code="replay",
-        detail={
-            "replay": record.replay_count + 1,
-            "dead_lettered_in": letter.step if letter else None,
-        },
-        updates={
-            "replay_count": record.replay_count + 1,
-            "deadline_at": now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
-            "attempts": 0,
-            "next_attempt_at": None,
-            "error_code": None,
-            "error_text": None,
-        },
-        also=ports.exchanges.mark_replayed_with(exchange_id, by=actor, key=replay_key, at=now),
-        policy_version=ports.retry_policy.version,
-    )
+    detail = {
+        "replay": record.replay_count + 1,
+        "dead_lettered_in": letter.step if letter else None,
+    }
+    fresh = {
+        "replay_count": record.replay_count + 1,
+        "deadline_at": now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
+        "attempts": 0,
+        "next_attempt_at": None,
+        "error_code": None,
+        "error_text": None,
+    }
+    with ports.transactions.begin() as unit:
+        ports.exchanges.mark_replayed(unit, exchange_id, by=actor, key=replay_key, at=now)
+        ports.exchanges.advance(
+            unit,
+            exchange_id,
+            [Move(S.VALIDATED, "replay", detail, fresh)],
+            at=now,
+            actor=actor,
+            policy_version=ports.retry_policy.version,
+        )
     logger.info("exchange replayed", extra={"exchange_id": exchange_id})
     return True
 
 
 def revoke_and_stop(
     ports: ExchangePorts, consent_id: str, *, by: str, request_id: str | None
-) -> tuple[StoredConsent, list[str]]:
+) -> tuple[StoredConsent, list[ExchangeId]]:
     """Revoke a consent now; unfinished exchanges running under it (a member's opt-in)
     move to ``blocked`` with reason ``revoked`` in the same transaction, so no step
     that starts afterwards sends anything. Returns the consent and the blocked ids."""
     now = ports.clock()
-    blocked: list[str] = []
-
-    def stop_exchanges(connection: Any, revoked: StoredConsent) -> None:
+    blocked: list[ExchangeId] = []
+    with ports.transactions.begin() as unit:
+        revoked = revoke_consent(
+            unit, ports.consents, consent_id, at=now, by=by, request_id=request_id
+        )
         if revoked.role is ConsentRole.RECEIVE:
-            block = ports.exchanges.block_under_consent_with(
+            blocked = ports.exchanges.block_under_consent(
+                unit,
                 consent_id,
                 at=now,
                 actor=by,
                 reason_code="revoked",
                 text="the member revoked the consent this exchange ran under",
             )
-            blocked.extend(block(connection))
-
-    revoked = revoke_consent(
-        ports.consents, consent_id, at=now, by=by, request_id=request_id, also=stop_exchanges
-    )
     if blocked:
         logger.info("exchanges blocked by revocation", extra={"exchanges": len(blocked)})
     return revoked, blocked

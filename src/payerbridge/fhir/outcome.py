@@ -34,6 +34,7 @@ _TABLE: tuple[tuple[type[errors.PayerBridgeError], ErrorRendering], ...] = (
     (errors.NotFound, ErrorRendering(404, "error", "not-found")),
     (errors.Conflict, ErrorRendering(409, "error", "conflict")),
     (errors.Busy, ErrorRendering(503, "error", "transient")),
+    (errors.StoreUnavailable, ErrorRendering(503, "error", "transient")),
     (errors.UnprocessableRequest, ErrorRendering(422, "error", "business-rule")),
     (errors.NoMatch, ErrorRendering(422, "error", "not-found")),
     (errors.AmbiguousMatch, ErrorRendering(422, "error", "multiple-matches")),

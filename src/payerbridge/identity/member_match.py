@@ -23,6 +23,7 @@ from payerbridge.identity.service import (
     decision_audit_event,
     match_member,
 )
+from payerbridge.transactions import Transactions
 from payerbridge.types import MemberId
 
 __all__ = ["MemberMatchAnswer", "MemberMatchRules", "MemberResources", "answer_member_match"]
@@ -60,6 +61,7 @@ def answer_member_match(
     presented: PresentedConsent | None,
     *,
     index: IdentityIndex,
+    transactions: Transactions,
     consents: ConsentStore,
     members: MemberResources,
     requester: Requester,
@@ -98,6 +100,7 @@ def answer_member_match(
         matched = match_member(
             request,
             index,
+            transactions,
             client_id=client_id,
             requester_npi=requester.npi,
             policy=rules.policy,
@@ -116,18 +119,21 @@ def answer_member_match(
     if presented is None:
         return MemberMatchAnswer(matched, None, list(events))
     member_id = MemberId(matched.member_id)
-    disclosure = accept_presented_consent(
-        consents,
-        presented,
-        consent_id=ConsentId(new_id()),
-        member_id=member_id,
-        requester=requester,
-        at=at(),
-        source_npi=rules.source_npi,
-        supported_policies=supported_policies(members.resource_types(member_id)),
-        request_id=request_id,
-        detail={"idempotency_key": idempotency_key},
-    )
+    policies = supported_policies(members.resource_types(member_id))
+    with transactions.begin() as unit:
+        disclosure = accept_presented_consent(
+            unit,
+            consents,
+            presented,
+            consent_id=ConsentId(new_id()),
+            member_id=member_id,
+            requester=requester,
+            at=at(),
+            source_npi=rules.source_npi,
+            supported_policies=policies,
+            request_id=request_id,
+            detail={"idempotency_key": idempotency_key},
+        )
     events = [*events, disclosure.event]
     if not disclosure.decision.permitted:
         try:

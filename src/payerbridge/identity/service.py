@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -48,6 +47,7 @@ from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.standardize import StandardRecord
+from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import MemberId
 
 __all__ = [
@@ -110,8 +110,6 @@ class MatchWrites(Protocol):
 
     def add_links(self, links: Sequence[IdentityLink]) -> None: ...
 
-    def append_audit(self, events: Sequence[AuditEvent]) -> None: ...
-
 
 class IdentityIndex(Protocol):
     """What matching needs from the identity store."""
@@ -132,7 +130,9 @@ class IdentityIndex(Protocol):
 
     def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]: ...
 
-    def match_writes(self) -> AbstractContextManager[MatchWrites]: ...
+    def match_writes(self, unit: UnitOfWork) -> MatchWrites:
+        """The writes of one ``$member-match``, in ``unit``."""
+        ...
 
 
 class ReviewQueue(Protocol):
@@ -268,6 +268,7 @@ class _Target:
 def match_member(
     request: MemberMatchInput,
     index: IdentityIndex,
+    transactions: Transactions,
     *,
     client_id: str,
     requester_npi: str | None,
@@ -295,7 +296,8 @@ def match_member(
         decision = decide_request(index, record, model_for(index), policy, at, DecisionId(new_id()))
         review_id = new_id() if decision.outcome is MatchOutcome.REVIEW else None
         outcome = _decided(decision, review_id)
-    with index.match_writes() as writes:
+    with transactions.begin() as unit:
+        writes = index.match_writes(unit)
         tried = writes.note_attempt(
             client_id=client_id,
             demographics_key=index.keyed_hash(
@@ -329,7 +331,7 @@ def match_member(
                 )
             )
             if answer_audit is not None:
-                writes.append_audit(answer_audit(answer))
+                unit.record(*answer_audit(answer))
     if tried > attempts.cards:
         raise _too_many_attempts(client_id, tried, attempts.window)
     if decision is not None:

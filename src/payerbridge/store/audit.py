@@ -31,6 +31,7 @@ from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
 from payerbridge.store.dbapi import DialectSql, RowsInsert, cursor_of, insert_rows, sqlite_timestamp
 from payerbridge.store.tables import audit_checkpoints, audit_events, audit_head
+from payerbridge.transactions import Transactions
 
 __all__ = ["SqlAuditChain", "SqlAuditLog", "append_audit", "append_events"]
 
@@ -105,19 +106,18 @@ def append_audit(connection: Connection, *events: AuditEvent) -> None:
 class SqlAuditLog:
     """The ``AuditLog`` port: events on their own, and the trail of an entity."""
 
-    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
-        self._engine = engine
-        self._reader = reader or engine  # reads never take SQLite's write lock
+    def __init__(self, transactions: Transactions, *, reader: Engine) -> None:
+        self._transactions = transactions
+        self._reader = reader
 
     def record(self, event: AuditEvent) -> None:
         self.record_many([event])
 
     def record_many(self, events: Sequence[AuditEvent]) -> None:
-        """Append the events in one transaction of their own."""
-        if not events:
-            return
-        with self._engine.begin() as connection, cursor_of(connection) as cursor:
-            append_events(cursor, events)
+        """Append the events in a unit of work of their own."""
+        if events:
+            with self._transactions.begin() as unit:
+                unit.record(*events)
 
     def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
         """The entity's audit trail, oldest first."""

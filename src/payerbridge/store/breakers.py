@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.errors import StoreConflict
 from payerbridge.exchange.breaker import (
     Admission,
     BreakerState,
@@ -137,7 +137,7 @@ class SqlBreakerStore:
             try:
                 with self._engine.begin() as connection:
                     return self._update_in(connection, endpoint, partner_id, now, change)
-            except IntegrityError:
+            except StoreConflict:
                 continue
         raise RuntimeError("breaker row kept changing under us")  # pragma: no cover
 

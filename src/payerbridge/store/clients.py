@@ -11,10 +11,9 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.errors import Conflict, Issue
+from payerbridge.errors import Conflict, Issue, StoreConflict
 from payerbridge.routing.model import ApiClient
 from payerbridge.store.audit import append_audit
 from payerbridge.store.dbapi import driver_sql, raw_cursor
@@ -62,7 +61,7 @@ class SqlClientRegistry:
                         detail={"npi": client.npi},
                     ),
                 )
-        except IntegrityError as exc:
+        except StoreConflict as exc:
             raise Conflict(
                 f"a client with id '{client.client_id}' is already registered",
                 issues=[Issue("choose another client id", "id", "duplicate")],

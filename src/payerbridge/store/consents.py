@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine, select
 from sqlalchemy.engine import Dialect
 
 from payerbridge.audit.model import AuditEvent
@@ -20,9 +19,10 @@ from payerbridge.consent.model import (
     revoke,
 )
 from payerbridge.errors import NotFound
-from payerbridge.store.audit import append_audit, append_events
-from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows, read_row
+from payerbridge.store.dbapi import DialectSql, insert_rows, read_row
 from payerbridge.store.tables import UtcDateTime, consents
+from payerbridge.store.unit_of_work import sql_unit
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, MemberId
 
 __all__ = ["SqlConsentStore"]
@@ -33,7 +33,7 @@ _TIMESTAMPS = tuple(str(c.name) for c in consents.c if isinstance(c.type, UtcDat
 
 class ConsentSql(DialectSql):
     """Recording an opt-in, in the driver's own SQL: it commits with its exchange's
-    submission, whose transaction is pipelined on PostgreSQL (``write_transaction``)."""
+    submission, whose unit of work is pipelined on PostgreSQL (``store.unit_of_work``)."""
 
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
@@ -94,10 +94,18 @@ def _stored(row: Any) -> StoredConsent:
     )
 
 
-def _add(connection: Connection, consent: StoredConsent, event: AuditEvent) -> StoredConsent:
-    record = consent.record
-    sql = ConsentSql.of(connection.dialect)
-    with cursor_of(connection) as cursor:
+class SqlConsentStore:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
+        self._engine = engine
+        self._reader = reader or engine  # reads never take SQLite's write lock
+
+    def add(self, unit: UnitOfWork, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
+        """Keep ``consent`` with its audit event in ``unit``; an unrevoked consent of the
+        same member, role, client and resource hash is returned instead of a second copy."""
+        sql_of = sql_unit(unit)
+        record = consent.record
+        sql = ConsentSql.of(sql_of.dialect)
+        cursor = sql_of.cursor()
         cursor.execute(
             sql.same,
             (record.member_id, consent.role.value, record.client_id, record.resource_hash),
@@ -106,27 +114,8 @@ def _add(connection: Connection, consent: StoredConsent, event: AuditEvent) -> S
         if same is not None:
             return _stored(sql.named(_COLUMNS, _TIMESTAMPS, same))
         insert_rows(cursor, (sql.insert, [sql.row(consent)]))
-        append_events(cursor, [event])
-    return consent
-
-
-class SqlConsentStore:
-    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
-        self._engine = engine
-        self._reader = reader or engine  # reads never take SQLite's write lock
-
-    def add(self, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
-        """Insert with its audit event; an unrevoked consent of the same member, role, client
-        and resource hash is returned instead of a second copy."""
-        with self._engine.begin() as connection:
-            return self.add_with(consent, event=event)(connection)
-
-    def add_with(
-        self, consent: StoredConsent, *, event: AuditEvent
-    ) -> Callable[[Connection], StoredConsent]:
-        """``add`` as a transaction part, for a caller that records more with it (an
-        exchange submitted with its opt-in)."""
-        return lambda connection: _add(connection, consent, event)
+        sql_of.record(event)
+        return consent
 
     def get(self, consent_id: str) -> StoredConsent | None:
         row = read_row(self._engine, consents, "id", consent_id)
@@ -142,41 +131,28 @@ class SqlConsentStore:
             ).all()
         return [_stored(row) for row in rows]
 
-    def revoke(
-        self,
-        consent_id: str,
-        *,
-        at: datetime,
-        by: str,
-        event: Callable[[StoredConsent], AuditEvent],
-        also: Callable[[Connection, StoredConsent], None] | None = None,
-    ) -> StoredConsent:
-        """Record the revocation (the earliest instant wins), its audit event and ``also``
-        in one transaction, under a lock on the consent's row."""
-        with self._engine.begin() as connection:
-            row = connection.execute(
-                select(consents).where(consents.c.id == consent_id).with_for_update()
-            ).first()
-            if row is None:
-                raise NotFound(f"Consent/{consent_id} does not exist")
-            stored = _stored(row)
-            revoked = revoke(stored.record, at=at, by=by)
-            if revoked is not stored.record:
-                connection.execute(
-                    consents.update()
-                    .where(consents.c.id == consent_id)
-                    .values(revoked_at=revoked.revoked_at, revoked_by=revoked.revoked_by)
-                )
-            result = StoredConsent(
-                revoked,
-                stored.role,
-                stored.partner_id,
-                stored.source_reference,
-                stored.resource,
-                stored.created_at,
+    def revoke(self, unit: UnitOfWork, consent_id: str, *, at: datetime, by: str) -> StoredConsent:
+        """Record the revocation (the earliest instant wins) in ``unit``, under a lock on
+        the consent's row."""
+        connection = sql_unit(unit).connection
+        row = connection.execute(
+            select(consents).where(consents.c.id == consent_id).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"Consent/{consent_id} does not exist")
+        stored = _stored(row)
+        revoked = revoke(stored.record, at=at, by=by)
+        if revoked is not stored.record:
+            connection.execute(
+                consents.update()
+                .where(consents.c.id == consent_id)
+                .values(revoked_at=revoked.revoked_at, revoked_by=revoked.revoked_by)
             )
-            if also is not None:
-                also(connection, result)
-            # Last: the chain head stays locked from here to the commit (ADR 0007).
-            append_audit(connection, event(result))
-        return result
+        return StoredConsent(
+            revoked,
+            stored.role,
+            stored.partner_id,
+            stored.source_reference,
+            stored.resource,
+            stored.created_at,
+        )

@@ -1,44 +1,34 @@
-"""The hot paths' DB-API access: statements written once per dialect, bulk inserts,
-cursors and transactions on driver connections (ADR 0004, ADR 0006)."""
+"""The hot paths' DB-API access: statements written once per dialect, bulk inserts, and
+cursors on driver connections (ADR 0004, ADR 0006). Write transactions are the unit of
+work's (``store.unit_of_work``, ADR 0008)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any, Self, cast
+from typing import Any, Self
 
 import orjson
-import psycopg
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.engine import Dialect
 
-from payerbridge.store.engines import SpareConnections, WriterConnection, spares_of
+from payerbridge.store.driver_errors import DRIVER_ERRORS, store_error
+from payerbridge.store.engines import SpareConnections, spares_of
 from payerbridge.store.tables import UtcDateTime
 
 __all__ = [
-    "DRIVER_INTEGRITY_ERRORS",
     "DialectSql",
     "RowsInsert",
     "cursor_of",
     "driver_sql",
     "insert_rows",
     "raw_cursor",
-    "raw_transaction",
     "read_row",
     "sqlite_timestamp",
-    "write_transaction",
 ]
-
-# What a constraint violation raises from DB-API statements (SQLAlchemy's own
-# IntegrityError wraps these only for what runs through it).
-DRIVER_INTEGRITY_ERRORS: tuple[type[Exception], ...] = (
-    psycopg.IntegrityError,
-    sqlite3.IntegrityError,
-)
 
 # -- the hot paths' DB-API access ------------------------------------------------------------
 # A request that runs a handful of small statements spends more in SQLAlchemy's Connection
@@ -189,16 +179,22 @@ def insert_rows(cursor: Any, *inserts: tuple[RowsInsert, Sequence[Sequence[Any]]
 def cursor_of(connection: Any) -> Iterator[Any]:
     """A DB-API cursor of ``connection`` (a SQLAlchemy or a pooled DB-API one), closed
     before the connection goes back to the pool: a cursor left to the garbage collector
-    would reset its statement while another thread uses the connection."""
+    would reset its statement while another thread uses the connection. Its driver's
+    errors are raised as the store's (``store.driver_errors``)."""
     cursor = (connection.connection if isinstance(connection, Connection) else connection).cursor()
     try:
         yield cursor
+    except DRIVER_ERRORS as error:
+        ours = store_error(error)
+        if ours is None:
+            raise
+        raise ours from error
     finally:
         cursor.close()
 
 
-# raw_cursor and raw_transaction are one generator each (no nested context managers):
-# they run several times in every $member-match.
+# raw_cursor is one generator (no nested context managers): it runs several times in
+# every $member-match.
 
 
 def _take_driver_connection(engine: Engine) -> tuple[Any, Any]:
@@ -247,6 +243,11 @@ def raw_cursor(engine: Engine) -> Iterator[Any]:
         cursor = connection.cursor()
         try:
             yield cursor
+        except DRIVER_ERRORS as error:
+            ours = store_error(error)
+            if ours is None:
+                raise
+            raise ours from error
         finally:
             cursor.close()  # before the connection is reused: see cursor_of
         failed = False
@@ -269,53 +270,3 @@ def read_row(
         cursor.execute(text, (value,))
         row = cursor.fetchone()
     return None if row is None else sql.named(names, stamps, row)
-
-
-@contextmanager
-def raw_transaction(engine: Engine) -> Iterator[Any]:
-    """A DB-API cursor in a transaction of its own: committed when the block ends, rolled
-    back if it raises. On SQLite it takes the write lock as the engine's transactions do
-    (``_begin_immediate``); psycopg begins one at the first statement."""
-    connection, owner = _take_driver_connection(engine)
-    failed = True
-    try:
-        if isinstance(connection, WriterConnection):
-            connection.take_lock()
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-            except BaseException:
-                connection.drop_lock()
-                raise
-        try:
-            cursor = connection.cursor()
-            try:
-                yield cursor
-            finally:
-                cursor.close()
-        except BaseException:
-            connection.rollback()
-            raise
-        connection.commit()
-        failed = False
-    finally:
-        _give_back(connection, owner, failed=failed)
-
-
-@contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """``engine.begin()`` whose statements go to PostgreSQL together, COMMIT included: the
-    driver's pipeline mode sends them when a result is read (a ``fetchone``) or when the
-    block ends, so a transaction of an UPDATE ... RETURNING, its inserts and COMMIT costs
-    two round trips instead of one per statement. In the block, DB-API statements only
-    (``cursor_of``): SQLAlchemy cannot read results in pipeline mode. An error in a
-    statement is raised when its results arrive, at the latest when the block ends, and
-    rolls the transaction back as usual. On SQLite, ``engine.begin()`` itself."""
-    with engine.begin() as connection:
-        if connection.dialect.name != "postgresql":
-            yield connection
-            return
-        # PostgreSQL runs on psycopg: its DB-API connection is a psycopg.Connection.
-        driver = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
-        with driver.pipeline():
-            yield connection
-            driver.execute("COMMIT")  # SQLAlchemy's commit then finds nothing to commit

@@ -18,6 +18,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 
+from payerbridge.store.driver_errors import translate_driver_error
+
 __all__ = [
     "SpareConnections",
     "WalCheckpointer",
@@ -58,6 +60,7 @@ def create_db_engine(url: str, *, pool_size: int = 10, reads_only: bool = False)
         event.listen(engine, "connect", _sqlite_pragmas)
         _spares[engine] = spares = SpareConnections(engine, keep=pool_size)
         event.listen(engine, "engine_disposed", lambda _engine: spares.close())
+        event.listen(engine, "handle_error", translate_driver_error)
         if reads_only:
             event.listen(engine, "begin", _begin_deferred)
         else:
@@ -69,9 +72,9 @@ def create_db_engine(url: str, *, pool_size: int = 10, reads_only: bool = False)
     # closed when handed back to a full pool, so under load (a worker runs up to 64
     # exchanges) the pool opened and closed 71 in 500 exchanges, each a backend the server
     # forks. A thread that finds the pool empty waits for one; the work is CPU-bound then.
-    return ping_when_idle(
-        create_engine(url, pool_size=2 * pool_size, max_overflow=0, connect_args=_PREPARED)
-    )
+    engine = create_engine(url, pool_size=2 * pool_size, max_overflow=0, connect_args=_PREPARED)
+    event.listen(engine, "handle_error", translate_driver_error)
+    return ping_when_idle(engine)
 
 
 # psycopg prepares a statement on its first use on a connection, not its sixth: the

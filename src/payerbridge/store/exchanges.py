@@ -1,15 +1,16 @@
-"""Exchanges and their state history. Every transition commits with its audit event."""
+"""Exchanges and their state history, written in the caller's unit of work: every
+transition commits with its audit event and its webhook deliveries."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.engine import Dialect
 
 from payerbridge.audit.model import AuditEvent
@@ -25,16 +26,7 @@ from payerbridge.exchange.model import (
     check_transition,
     transition_event,
 )
-from payerbridge.store.audit import append_audit
-from payerbridge.store.dbapi import (
-    DRIVER_INTEGRITY_ERRORS,
-    DialectSql,
-    cursor_of,
-    insert_rows,
-    raw_cursor,
-    read_row,
-    write_transaction,
-)
+from payerbridge.store.dbapi import DialectSql, insert_rows, raw_cursor, read_row
 from payerbridge.store.tables import (
     UtcDateTime,
     dead_letters,
@@ -42,7 +34,9 @@ from payerbridge.store.tables import (
     exchange_transitions,
     exchanges,
 )
+from payerbridge.store.unit_of_work import SqlUnitOfWork, sql_unit
 from payerbridge.store.webhooks import listening_sql, outbox_transitions, webhook_listeners
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import OPERATOR, ExchangeId, PartnerId
 
 __all__ = ["SqlExchangeStore"]
@@ -200,7 +194,7 @@ def _assignments(columns: tuple[str, ...]) -> str:
 
 
 def _write_transitions(
-    connection: Connection,
+    unit: SqlUnitOfWork,
     exchange_id: ExchangeId,
     written: Sequence[_Written],
     *,
@@ -209,12 +203,10 @@ def _write_transitions(
     policy_version: str | None,
     request_id: str | None,
     listeners: Sequence[str],
-    events: Sequence[AuditEvent] = (),
 ) -> None:
-    """The transitions, their audit events (after ``events``, the decisions that allowed
-    them) and their webhook deliveries, each kind in one statement, in the caller's
-    transaction."""
-    sql = _sql(connection)
+    """The transitions and their webhook deliveries, each kind in one statement, in the
+    unit of work; their audit events are recorded on it (written at its commit)."""
+    sql = ExchangeSql.of(unit.dialect)
     stamp = sql.timestamp(at)
     transitions = [
         (
@@ -230,8 +222,18 @@ def _write_transitions(
         )
         for w in written
     ]
-    audits = [
-        *events,
+    insert_rows(unit.cursor(), (sql.transitions, transitions))
+    outbox_transitions(
+        unit,
+        listeners,
+        exchange_id=exchange_id,
+        transitions=[
+            (w.seq, w.current.value if w.current else None, w.target.value, w.reason_code)
+            for w in written
+        ],
+        at=at,
+    )
+    unit.record(
         *(
             transition_event(
                 exchange_id,
@@ -245,22 +247,8 @@ def _write_transitions(
                 policy_version=policy_version,
             )
             for w in written
-        ),
-    ]
-    with cursor_of(connection) as cursor:
-        insert_rows(cursor, (sql.transitions, transitions))
-    outbox_transitions(
-        connection,
-        listeners,
-        exchange_id=exchange_id,
-        transitions=[
-            (w.seq, w.current.value if w.current else None, w.target.value, w.reason_code)
-            for w in written
-        ],
-        at=at,
+        )
     )
-    # Last: the chain head stays locked from the events' insert to the commit (ADR 0007).
-    append_audit(connection, *audits)
 
 
 def _plan(
@@ -285,7 +273,7 @@ def _written(steps: list[tuple[ExchangeState, Move]], last_seq: int) -> list[_Wr
 
 
 def _moves(
-    connection: Connection,
+    unit: SqlUnitOfWork,
     exchange_id: ExchangeId,
     current: ExchangeState,
     last_seq: int,
@@ -295,18 +283,16 @@ def _moves(
     actor: str,
     policy_version: str | None,
     listeners: Sequence[str],
-    events: Sequence[AuditEvent] = (),
 ) -> None:
-    """Checked state changes of a locked exchange row, in the caller's transaction: the
-    row (once, with every move's updates), the transitions and their audit events."""
+    """Checked state changes of a locked exchange row, in the unit of work: the row (once,
+    with every move's updates), the transitions and their audit events."""
     steps, values = _plan(current, moves, at)
     values["last_seq"] = last_seq + len(steps)
-    sql = _sql(connection)
+    sql = ExchangeSql.of(unit.dialect)
     columns, bound = sql.assigned(values)
-    with cursor_of(connection) as cursor:
-        cursor.execute(sql.update(columns), (*bound, exchange_id))
+    unit.cursor().execute(sql.update(columns), (*bound, exchange_id))
     _write_transitions(
-        connection,
+        unit,
         exchange_id,
         _written(steps, last_seq),
         at=at,
@@ -314,12 +300,7 @@ def _moves(
         policy_version=policy_version,
         request_id=None,
         listeners=listeners,
-        events=events,
     )
-
-
-def _sql(connection: Connection) -> ExchangeSql:
-    return ExchangeSql.of(connection.dialect)
 
 
 # Built once, so SQLAlchemy compiles each once.
@@ -336,6 +317,7 @@ class SqlExchangeStore:
 
     def create(
         self,
+        unit: UnitOfWork,
         *,
         exchange_id: ExchangeId,
         partner_id: PartnerId,
@@ -348,56 +330,44 @@ class SqlExchangeStore:
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
         consent_id: str | None = None,
-        opt_in: Callable[[Connection], str] | None = None,
-    ) -> Submission:
-        """Record a new exchange in ``submitted``, or return the one this client already
-        submitted under ``idempotency_key`` (the unique index settles concurrent storms).
-        ``opt_in``: a transaction part, run first, that records the member's opt-in and
-        gives its id (instead of ``consent_id``); a lost race rolls it back too."""
+    ) -> None:
+        """Record a new exchange in ``submitted``. Another one of this client under the
+        same ``idempotency_key`` makes the unit of work's commit raise StoreConflict (the
+        unique index settles concurrent storms)."""
         check_transition(None, ExchangeState.SUBMITTED)
-        sql = self._sql
-        try:
-            # On PostgreSQL: BEGIN with the opt-in's lookup, the listeners' lookup, then the
-            # inserts with COMMIT: three round trips.
-            with write_transaction(self._engine) as connection:
-                if opt_in is not None:
-                    consent_id = opt_in(connection)
-                listeners = webhook_listeners(connection, client_id=client_id)
-                values = {
-                    "id": exchange_id,
-                    "state": ExchangeState.SUBMITTED.value,
-                    "partner_id": partner_id,
-                    "client_id": client_id,
-                    "request": _json(request),
-                    "request_hash": request_hash,
-                    "created_at": at,
-                    "updated_at": at,
-                    "idempotency_key": idempotency_key,
-                    "deadline_at": deadline_at,
-                    "attempts": 0,
-                    "replay_count": 0,
-                    "consent_id": consent_id,
-                    "last_seq": 1,
-                }
-                row = sql.bound(values, sql.new_exchange.columns, _TIMESTAMPS)
-                with cursor_of(connection) as cursor:
-                    insert_rows(cursor, (sql.new_exchange, [row]))
-                _write_transitions(
-                    connection,
-                    exchange_id,
-                    [_Written(1, None, ExchangeState.SUBMITTED)],
-                    at=at,
-                    actor=client_id,
-                    policy_version=policy_version,
-                    request_id=request_id,
-                    listeners=listeners,
-                )
-        except DRIVER_INTEGRITY_ERRORS:
-            existing = self.find_by_idempotency_key(client_id, idempotency_key)
-            if existing is None:
-                raise
-            return existing
-        return Submission(exchange_id, True, request_hash)
+        sql_of = sql_unit(unit)
+        sql = ExchangeSql.of(sql_of.dialect)
+        # On PostgreSQL, with the unit of work's commit: the listeners' lookup, then the
+        # inserts with COMMIT, in two round trips (one more for an opt-in's lookup).
+        listeners = webhook_listeners(sql_of, client_id=client_id)
+        values = {
+            "id": exchange_id,
+            "state": ExchangeState.SUBMITTED.value,
+            "partner_id": partner_id,
+            "client_id": client_id,
+            "request": _json(request),
+            "request_hash": request_hash,
+            "created_at": at,
+            "updated_at": at,
+            "idempotency_key": idempotency_key,
+            "deadline_at": deadline_at,
+            "attempts": 0,
+            "replay_count": 0,
+            "consent_id": consent_id,
+            "last_seq": 1,
+        }
+        row = sql.bound(values, sql.new_exchange.columns, _TIMESTAMPS)
+        insert_rows(sql_of.cursor(), (sql.new_exchange, [row]))
+        _write_transitions(
+            sql_of,
+            exchange_id,
+            [_Written(1, None, ExchangeState.SUBMITTED)],
+            at=at,
+            actor=client_id,
+            policy_version=policy_version,
+            request_id=request_id,
+            listeners=listeners,
+        )
 
     def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None:
         if key is None:
@@ -407,164 +377,132 @@ class SqlExchangeStore:
             row = cursor.fetchone()
         return Submission(row[0], False, row[1]) if row else None
 
-    def transition(
-        self,
-        exchange_id: ExchangeId,
-        target: ExchangeState,
-        *,
-        at: datetime,
-        actor: str,
-        reason_code: str | None = None,
-        detail: dict[str, Any] | None = None,
-        updates: dict[str, Any] | None = None,
-        also: Callable[[Connection], None] | None = None,
-        policy_version: str | None = None,
-    ) -> None:
-        """Move the exchange to ``target`` (checked against the state machine), apply
-        ``updates`` to its row and run ``also`` (before the move), all in one transaction
-        with the audit event."""
-        self.advance(
-            exchange_id,
-            [Move(target, reason_code, detail, updates)],
-            at=at,
-            actor=actor,
-            also=also,
-            policy_version=policy_version,
-        )
-
     def advance(
         self,
+        unit: UnitOfWork,
         exchange_id: ExchangeId,
         moves: Sequence[Move],
         *,
         at: datetime,
         actor: str,
-        also: Callable[[Connection], None] | None = None,
         policy_version: str | None = None,
-        events: Sequence[AuditEvent] = (),
         expected: ExchangeState | None = None,
     ) -> None:
-        """Several state changes in a row, each checked and audited, in one transaction
-        with ``also`` and ``events`` (audit events that precede the transitions', such as
-        the consent decision that allowed them): a step that passes through states
-        without waiting on anyone commits once.
+        """Several state changes in a row, each checked against the state machine and
+        audited, in the unit of work: a step that passes through states without waiting
+        on anyone commits once.
 
         ``expected``: the state the caller read, from which the moves start; if the
         exchange is no longer in it (a revocation, an operator), IllegalTransition. The
         row is then locked and moved by one statement, not read under a lock first."""
+        sql_of = sql_unit(unit)
         if expected is not None and self._sql.moves_in_one:
             self._move_from(
+                sql_of,
                 exchange_id,
                 expected,
                 moves,
                 at=at,
                 actor=actor,
-                also=also,
                 policy_version=policy_version,
-                events=events,
             )
             return
-        with self._engine.begin() as connection:
-            with cursor_of(connection) as cursor:
-                cursor.execute(self._sql.lock_state, (OPERATOR, exchange_id))
-                row = cursor.fetchone()
-            if row is None:
-                raise NotFound(f"exchange {exchange_id} does not exist")
-            if also is not None:  # first: a decision's audit event precedes what it allowed
-                also(connection)
-            _moves(
-                connection,
-                exchange_id,
-                ExchangeState(row[0]),
-                row[1],
-                moves,
-                at=at,
-                actor=actor,
-                policy_version=policy_version,
-                listeners=webhook_listeners(connection, exchange_id) if row[2] else (),
-                events=events,
-            )
+        cursor = sql_of.cursor()
+        cursor.execute(self._sql.lock_state, (OPERATOR, exchange_id))
+        row = cursor.fetchone()
+        if row is None:
+            raise NotFound(f"exchange {exchange_id} does not exist")
+        if expected is not None and ExchangeState(row[0]) is not expected:
+            raise IllegalTransition(f"the exchange is in '{row[0]}', no longer in '{expected}'")
+        _moves(
+            sql_of,
+            exchange_id,
+            ExchangeState(row[0]),
+            row[1],
+            moves,
+            at=at,
+            actor=actor,
+            policy_version=policy_version,
+            listeners=webhook_listeners(sql_of, exchange_id) if row[2] else (),
+        )
 
     def _move_from(
         self,
+        unit: SqlUnitOfWork,
         exchange_id: ExchangeId,
         expected: ExchangeState,
         moves: Sequence[Move],
         *,
         at: datetime,
         actor: str,
-        also: Callable[[Connection], None] | None,
         policy_version: str | None,
-        events: Sequence[AuditEvent],
     ) -> None:
         steps, values = _plan(expected, moves, at)
         sql = self._sql
         columns, bound = sql.assigned(values)
         # On PostgreSQL: BEGIN and the move in one round trip, the rest and COMMIT in another.
-        with write_transaction(self._engine) as connection:
-            with cursor_of(connection) as cursor:
-                moved = (*bound, len(steps), exchange_id, expected.value, OPERATOR)
-                cursor.execute(sql.move(columns), moved)
-                row = cursor.fetchone()
-                if row is None:
-                    cursor.execute(sql.lock_state, (OPERATOR, exchange_id))
-                    found = cursor.fetchone()
-                    if found is None:
-                        raise NotFound(f"exchange {exchange_id} does not exist")
-                    raise IllegalTransition(
-                        f"the exchange is in '{found[0]}', no longer in '{expected}'"
-                    )
-            if also is not None:
-                also(connection)
-            _write_transitions(
-                connection,
-                exchange_id,
-                _written(steps, row[0] - len(steps)),
+        cursor = unit.cursor()
+        moved = (*bound, len(steps), exchange_id, expected.value, OPERATOR)
+        cursor.execute(sql.move(columns), moved)
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute(sql.lock_state, (OPERATOR, exchange_id))
+            found = cursor.fetchone()
+            if found is None:
+                raise NotFound(f"exchange {exchange_id} does not exist")
+            raise IllegalTransition(f"the exchange is in '{found[0]}', no longer in '{expected}'")
+        _write_transitions(
+            unit,
+            exchange_id,
+            _written(steps, row[0] - len(steps)),
+            at=at,
+            actor=actor,
+            policy_version=policy_version,
+            request_id=None,
+            listeners=webhook_listeners(unit, exchange_id) if row[1] else (),
+        )
+
+    def block_under_consent(
+        self,
+        unit: UnitOfWork,
+        consent_id: str,
+        *,
+        at: datetime,
+        actor: str,
+        reason_code: str,
+        text: str,
+    ) -> list[ExchangeId]:
+        """Move every unfinished exchange running under the consent to ``blocked``
+        (locking each row), with its transition and audit event."""
+        sql_of = sql_unit(unit)
+        stop = {"error_code": reason_code, "error_text": text, "next_attempt_at": None}
+        rows = sql_of.connection.execute(
+            select(exchanges.c.id, exchanges.c.state, exchanges.c.last_seq)
+            .where(
+                exchanges.c.consent_id == consent_id,
+                exchanges.c.state.not_in([s.value for s in STOPPED_STATES]),
+            )
+            .with_for_update()
+        ).all()
+        blocked = []
+        for row in rows:
+            _moves(
+                sql_of,
+                row.id,
+                ExchangeState(row.state),
+                row.last_seq,
+                [Move(ExchangeState.BLOCKED, reason_code, {"consent_id": consent_id}, stop)],
                 at=at,
                 actor=actor,
-                policy_version=policy_version,
-                request_id=None,
-                listeners=webhook_listeners(connection, exchange_id) if row[1] else (),
-                events=events,
+                policy_version=None,
+                listeners=webhook_listeners(sql_of, row.id),
             )
-
-    def block_under_consent_with(
-        self, consent_id: str, *, at: datetime, actor: str, reason_code: str, text: str
-    ) -> Callable[[Connection], list[str]]:
-        """A transaction part that moves every unfinished exchange running under the consent
-        to ``blocked`` (locking each row), with its transition and audit event."""
-
-        stop = {"error_code": reason_code, "error_text": text, "next_attempt_at": None}
-
-        def block(connection: Connection) -> list[str]:
-            rows = connection.execute(
-                select(exchanges.c.id, exchanges.c.state, exchanges.c.last_seq)
-                .where(
-                    exchanges.c.consent_id == consent_id,
-                    exchanges.c.state.not_in([s.value for s in STOPPED_STATES]),
-                )
-                .with_for_update()
-            ).all()
-            blocked = []
-            for row in rows:
-                _moves(
-                    connection,
-                    row.id,
-                    ExchangeState(row.state),
-                    row.last_seq,
-                    [Move(ExchangeState.BLOCKED, reason_code, {"consent_id": consent_id}, stop)],
-                    at=at,
-                    actor=actor,
-                    policy_version=None,
-                    listeners=webhook_listeners(connection, row.id),
-                )
-                blocked.append(row.id)
-            return blocked
-
-        return block
+            blocked.append(ExchangeId(row.id))
+        return blocked
 
     def record_attempt(
         self,
+        unit: UnitOfWork,
         exchange_id: ExchangeId,
         *,
         step: str,
@@ -578,32 +516,31 @@ class SqlExchangeStore:
         """Note a failed attempt of a step (no state change), audited like a transition:
         ``attempts``, the calls the step made; with ``next_attempt_at`` and when the step
         began, what resuming it needs."""
-        with self._engine.begin() as connection:
-            connection.execute(
-                exchanges.update()
-                .where(exchanges.c.id == exchange_id)
-                .values(
-                    current_step=step,
-                    attempts=attempts,
-                    next_attempt_at=next_attempt_at,
-                    step_started_at=step_started_at,
-                    last_error=last_error,
-                    updated_at=at,
-                )
+        sql_of = sql_unit(unit)
+        sql_of.connection.execute(
+            exchanges.update()
+            .where(exchanges.c.id == exchange_id)
+            .values(
+                current_step=step,
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                step_started_at=step_started_at,
+                last_error=last_error,
+                updated_at=at,
             )
-            append_audit(
-                connection,
-                AuditEvent(
-                    at=at,
-                    actor="payerbridge",
-                    action="exchange.attempt",
-                    entity_type="Exchange",
-                    entity_id=exchange_id,
-                    outcome="retry" if next_attempt_at else "gave-up",
-                    request_id=None,
-                    detail={"step": step, "attempt": attempts, **detail},
-                ),
-            )
+        )
+        sql_of.record(
+            AuditEvent(
+                at=at,
+                actor="payerbridge",
+                action="exchange.attempt",
+                entity_type="Exchange",
+                entity_id=exchange_id,
+                outcome="retry" if next_attempt_at else "gave-up",
+                request_id=None,
+                detail={"step": step, "attempt": attempts, **detail},
+            ),
+        )
 
     def current(self, exchange_id: ExchangeId) -> ExchangeRecord:
         """The exchange's row without its history: what the workflow steps read."""
@@ -671,18 +608,14 @@ class SqlExchangeStore:
             ).all()
         return {row[0]: int(row[1]) for row in rows}
 
-    def save_payload_with(
-        self, exchange_id: ExchangeId, body: str, sha256: str, at: datetime
-    ) -> Callable[[Connection], None]:
-        """A transaction part that keeps the received Bundle (replacing an earlier attempt's)."""
-
-        def write(connection: Connection) -> None:
-            with cursor_of(connection) as cursor:
-                cursor.execute(
-                    self._sql.keep_payload, (exchange_id, self._sql.timestamp(at), sha256, body)
-                )
-
-        return write
+    def save_payload(
+        self, unit: UnitOfWork, exchange_id: ExchangeId, body: str, sha256: str, at: datetime
+    ) -> None:
+        """Keep the received Bundle (replacing an earlier attempt's)."""
+        sql = self._sql
+        sql_unit(unit).cursor().execute(
+            sql.keep_payload, (exchange_id, sql.timestamp(at), sha256, body)
+        )
 
     def payload(self, exchange_id: ExchangeId) -> str:
         with self._reader.connect() as connection:
@@ -699,41 +632,35 @@ class SqlExchangeStore:
                 )
             ).scalar_one_or_none()
 
-    def dead_letter_with(self, letter: DeadLetter) -> Callable[[Connection], None]:
-        """A transaction part that files the exchange in the dead-letter store."""
-
-        def write(connection: Connection) -> None:
-            connection.execute(
-                dead_letters.delete().where(dead_letters.c.exchange_id == letter.exchange_id)
+    def file_dead_letter(self, unit: UnitOfWork, letter: DeadLetter) -> None:
+        """File the exchange in the dead-letter store (replacing an earlier letter)."""
+        connection = sql_unit(unit).connection
+        connection.execute(
+            dead_letters.delete().where(dead_letters.c.exchange_id == letter.exchange_id)
+        )
+        connection.execute(
+            dead_letters.insert().values(
+                exchange_id=letter.exchange_id,
+                step=letter.step,
+                reason_code=letter.reason_code,
+                last_error=letter.last_error,
+                attempts=letter.attempts,
+                policy_snapshot=_json(letter.policy_snapshot),
+                last_route=_json(letter.last_route),
+                request_sha256=letter.request_sha256,
+                payload_sha256=letter.payload_sha256,
+                dead_lettered_at=letter.dead_lettered_at,
             )
-            connection.execute(
-                dead_letters.insert().values(
-                    exchange_id=letter.exchange_id,
-                    step=letter.step,
-                    reason_code=letter.reason_code,
-                    last_error=letter.last_error,
-                    attempts=letter.attempts,
-                    policy_snapshot=_json(letter.policy_snapshot),
-                    last_route=_json(letter.last_route),
-                    request_sha256=letter.request_sha256,
-                    payload_sha256=letter.payload_sha256,
-                    dead_lettered_at=letter.dead_lettered_at,
-                )
-            )
+        )
 
-        return write
-
-    def mark_replayed_with(
-        self, exchange_id: ExchangeId, *, by: str, key: str | None, at: datetime
-    ) -> Callable[[Connection], None]:
-        def write(connection: Connection) -> None:
-            connection.execute(
-                dead_letters.update()
-                .where(dead_letters.c.exchange_id == exchange_id)
-                .values(replayed_at=at, replayed_by=by, replay_key=key)
-            )
-
-        return write
+    def mark_replayed(
+        self, unit: UnitOfWork, exchange_id: ExchangeId, *, by: str, key: str | None, at: datetime
+    ) -> None:
+        sql_unit(unit).connection.execute(
+            dead_letters.update()
+            .where(dead_letters.c.exchange_id == exchange_id)
+            .values(replayed_at=at, replayed_by=by, replay_key=key)
+        )
 
     def dead_letter(self, exchange_id: ExchangeId) -> DeadLetter | None:
         with self._reader.connect() as connection:

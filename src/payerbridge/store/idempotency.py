@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.errors import StoreConflict
 from payerbridge.idempotency import Claim, ClaimStatus, StoredResponse
 from payerbridge.store.audit import append_audit
 from payerbridge.store.tables import idempotent_responses
@@ -68,7 +68,7 @@ class SqlIdempotencyStore:
                     return Claim(ClaimStatus.IN_FLIGHT)
                 connection.execute(table.update().where(*where).values(created_at=now))
                 return Claim(ClaimStatus.CLAIMED)  # the earlier holder died mid-call
-        except IntegrityError:  # a concurrent first claim won the insert
+        except StoreConflict:  # a concurrent first claim won the insert
             return Claim(ClaimStatus.IN_FLIGHT)
 
     def complete(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +32,7 @@ from payerbridge.identity.service import DecisionToRecord
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, record_from_dict, record_to_dict
 from payerbridge.store.audit import append_audit, append_events
-from payerbridge.store.dbapi import cursor_of, raw_cursor, raw_transaction
+from payerbridge.store.dbapi import cursor_of, raw_cursor
 from payerbridge.store.identity_sql import IdentitySql, SqlMatchWrites
 from payerbridge.store.tables import (
     fhir_resources,
@@ -44,6 +43,8 @@ from payerbridge.store.tables import (
     identity_models,
     identity_reviews,
 )
+from payerbridge.store.unit_of_work import sql_unit
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
 __all__ = ["SqlIdentityStore"]
@@ -288,14 +289,9 @@ class SqlIdentityStore:
 
     # -- decisions and the review queue ----------------------------------------------------
 
-    @contextmanager
-    def match_writes(self) -> Iterator[SqlMatchWrites]:
-        """One transaction for a ``$member-match``'s writes; rolled back if the block raises.
-        (It takes SQLite's write lock as every writer does.)"""
-        with raw_transaction(self._engine) as cursor:
-            writes = SqlMatchWrites(cursor, self._sql)
-            yield writes
-            writes.finish()
+    def match_writes(self, unit: UnitOfWork) -> SqlMatchWrites:
+        """A ``$member-match``'s writes, in ``unit``."""
+        return SqlMatchWrites(sql_unit(unit), self._sql)
 
     def record_decisions(self, decisions: Sequence[DecisionToRecord]) -> None:
         """Store decisions with their evidence, review cases and audit events, in one

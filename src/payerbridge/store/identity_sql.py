@@ -3,7 +3,7 @@
 Matching runs a handful of small statements per request; as SQLAlchemy expressions,
 compiling, caching and binding them cost more than the database work (ADR 0006). The
 statements are written here once per dialect; ``SqlMatchWrites`` runs a request's writes
-on the cursor of its one transaction (``SqlIdentityStore.match_writes``).
+on the cursor of its unit of work (``SqlIdentityStore.match_writes``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.identity.decision import MatchDecision
 from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind
-from payerbridge.store.audit import append_events
 from payerbridge.store.dbapi import insert_rows
 from payerbridge.store.members import ResourceRow, ResourceSql
 from payerbridge.store.tables import (
@@ -31,6 +30,7 @@ from payerbridge.store.tables import (
     identity_member_records,
     identity_reviews,
 )
+from payerbridge.store.unit_of_work import SqlUnitOfWork
 
 __all__ = ["IdentitySql", "SqlMatchWrites"]
 
@@ -152,15 +152,15 @@ class IdentitySql(ResourceSql):
 
 
 class SqlMatchWrites:
-    """The writes of one ``$member-match``, in one transaction (``SqlIdentityStore.match_writes``):
-    the attempt, the decision with its evidence, review case and audit events, the UMB
+    """The writes of one ``$member-match`` in its unit of work (``SqlIdentityStore.match_writes``):
+    the attempt, the decision with its evidence, review case and audit event, the UMB
     handed out and the identity-graph links. All of it commits, or none of it."""
 
-    def __init__(self, cursor: Any, sql: IdentitySql) -> None:
-        self._cursor = cursor
+    def __init__(self, unit: SqlUnitOfWork, sql: IdentitySql) -> None:
+        self._unit = unit
+        self._cursor = unit.cursor()
         self._sql = sql
         self._sources: dict[str, str] = {}  # the source of each Patient read
-        self._events: list[AuditEvent] = []
 
     def note_attempt(
         self,
@@ -193,7 +193,7 @@ class SqlMatchWrites:
         if decision.outcome is MatchOutcome.REVIEW:
             assert review_id is not None
             cursor.execute(sql.review, sql.review_row(decision, review_id, client_id, request_key))
-        self._events.append(event)
+        self._unit.record(event)
 
     def patient(self, member_id: str) -> dict[str, Any] | None:
         """The member's Patient as stored (locked until the transaction ends on PostgreSQL)."""
@@ -236,12 +236,3 @@ class SqlMatchWrites:
                 new.append(sql.link_row(link))
         if new:
             cursor.executemany(sql.link, new)
-
-    def append_audit(self, events: Sequence[AuditEvent]) -> None:
-        self._events.extend(events)
-
-    def finish(self) -> None:
-        """Append the request's audit events: last, as the chain head stays locked from
-        their insert to the commit (ADR 0007)."""
-        append_events(self._cursor, self._events)
-        self._events.clear()

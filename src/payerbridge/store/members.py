@@ -7,7 +7,7 @@ the exchange share one upsert path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,9 @@ from sqlalchemy.engine import Dialect
 from payerbridge.fhir.resources import token_entries
 from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows
 from payerbridge.store.tables import fhir_resources, fhir_tokens
+from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.timestamps import utc_iso
+from payerbridge.transactions import UnitOfWork
 
 __all__ = ["ResourceRow", "SqlMemberStore", "resolve_compartments", "write_batch"]
 
@@ -90,23 +92,27 @@ def write_batch(
     connection: Connection, rows: Sequence[ResourceRow], *, source: str, at: datetime
 ) -> None:
     """Insert or replace resources and re-index their tokens, inside the caller's transaction."""
-    if not rows:
-        return
-    sql = ResourceSql.of(connection.dialect)
+    if rows:
+        with cursor_of(connection) as cursor:
+            _write_rows(cursor, ResourceSql.of(connection.dialect), rows, source=source, at=at)
+
+
+def _write_rows(
+    cursor: Any, sql: ResourceSql, rows: Sequence[ResourceRow], *, source: str, at: datetime
+) -> None:
     unique = {row.ref: row for row in rows}  # last one wins, as a sequence of PUTs would
     stamp = sql.timestamp(at)
-    with cursor_of(connection) as cursor:
-        cursor.execute(*sql.drop_tokens(list(unique)))
-        resources = [
-            (ref, row.resource_type, row.resource_id, row.patient_id, 1, stamp, source, row.body)
-            for ref, row in unique.items()
-        ]
-        tokens = [
-            (ref, row.resource_type, param, system, value)
-            for ref, row in unique.items()
-            for param, system, value in row.tokens
-        ]
-        insert_rows(cursor, (sql.upsert, resources), (sql.tokens, tokens))
+    cursor.execute(*sql.drop_tokens(list(unique)))
+    resources = [
+        (ref, row.resource_type, row.resource_id, row.patient_id, 1, stamp, source, row.body)
+        for ref, row in unique.items()
+    ]
+    tokens = [
+        (ref, row.resource_type, param, system, value)
+        for ref, row in unique.items()
+        for param, system, value in row.tokens
+    ]
+    insert_rows(cursor, (sql.upsert, resources), (sql.tokens, tokens))
 
 
 def _with_meta(row: Any) -> dict[str, Any]:
@@ -214,19 +220,22 @@ class SqlMemberStore:
                 at=datetime.now(UTC),
             )
 
-    def write_with(
-        self, resources: list[tuple[dict[str, Any], str | None]], *, source: str, at: datetime
-    ) -> Callable[[Connection], None]:
-        """A transaction part that stores ``(resource, compartment patient)`` pairs."""
+    def write(
+        self,
+        unit: UnitOfWork,
+        resources: list[tuple[dict[str, Any], str | None]],
+        *,
+        source: str,
+        at: datetime,
+    ) -> None:
+        """Store ``(resource, compartment patient)`` pairs in ``unit``."""
         rows = [
             ResourceRow.from_resource(resource, patient_id) for resource, patient_id in resources
         ]
-
-        def write(connection: Connection) -> None:
-            for start in range(0, len(rows), 1000):
-                write_batch(connection, rows[start : start + 1000], source=source, at=at)
-
-        return write
+        sql_of = sql_unit(unit)
+        sql = ResourceSql.of(sql_of.dialect)
+        for start in range(0, len(rows), 1000):
+            _write_rows(sql_of.cursor(), sql, rows[start : start + 1000], source=source, at=at)
 
     def count(self, source_prefix: str | None = None) -> int:
         query = select(func.count()).select_from(fhir_resources)

@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.engine import Dialect
 
 from payerbridge.errors import NotFound
-from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows
+from payerbridge.store.dbapi import DialectSql, insert_rows
 from payerbridge.store.tables import exchanges, webhook_deliveries, webhook_subscriptions
+from payerbridge.store.unit_of_work import SqlUnitOfWork
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import OPERATOR
 from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, event_body
@@ -41,7 +42,7 @@ def listening_sql(client_id: str) -> str:
 
 class WebhookSql(DialectSql):
     """The outbox's statements in the driver's own SQL: they run inside the exchange
-    store's transactions, which are pipelined on PostgreSQL (``write_transaction``)."""
+    store's units of work, which are pipelined on PostgreSQL (``store.unit_of_work``)."""
 
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
@@ -67,21 +68,21 @@ class WebhookSql(DialectSql):
 
 
 def webhook_listeners(
-    connection: Connection, exchange_id: str | None = None, *, client_id: str | None = None
+    unit: SqlUnitOfWork, exchange_id: str | None = None, *, client_id: str | None = None
 ) -> list[str]:
     """The subscriptions told of the changes of an exchange (by its id, or by its client's
     before the exchange is written): one indexed read."""
-    sql = WebhookSql.of(connection.dialect)
-    with cursor_of(connection) as cursor:
-        if client_id is not None:
-            cursor.execute(sql.of_client, (client_id, OPERATOR))
-        else:
-            cursor.execute(sql.of_exchange, (exchange_id, OPERATOR))
-        return [row[0] for row in cursor.fetchall()]
+    sql = WebhookSql.of(unit.dialect)
+    cursor = unit.cursor()
+    if client_id is not None:
+        cursor.execute(sql.of_client, (client_id, OPERATOR))
+    else:
+        cursor.execute(sql.of_exchange, (exchange_id, OPERATOR))
+    return [row[0] for row in cursor.fetchall()]
 
 
 def outbox_transitions(
-    connection: Connection,
+    unit: SqlUnitOfWork,
     listeners: Sequence[str],
     *,
     exchange_id: str,
@@ -92,7 +93,7 @@ def outbox_transitions(
     subscription, in the caller's transaction."""
     if not listeners:
         return
-    sql = WebhookSql.of(connection.dialect)
+    sql = WebhookSql.of(unit.dialect)
     stamp = sql.timestamp(at)
     rows = []
     for subscription_id in listeners:
@@ -120,8 +121,7 @@ def outbox_transitions(
                     stamp,
                 )
             )
-    with cursor_of(connection) as cursor:
-        insert_rows(cursor, (sql.deliveries, rows))
+    insert_rows(unit.cursor(), (sql.deliveries, rows))
 
 
 def _subscription(row: Any) -> Subscription:

@@ -16,16 +16,13 @@ cannot starve the rest. Any process that listens to the queue is a worker.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
-from sqlalchemy.exc import OperationalError
 
-from payerbridge.errors import IllegalTransition
+from payerbridge.errors import IllegalTransition, StoreUnavailable
 from payerbridge.exchange import service
 from payerbridge.exchange.model import STOPPED_STATES, ExchangeRequest, ExchangeState
 from payerbridge.exchange.ports import ExchangePorts
@@ -66,15 +63,13 @@ def _parse(raw: dict[str, Any]) -> ExchangeRequest:
 
 
 # The database blinked (a restart, a failover, SQLite busy past its timeout): wait
-# durably and carry on, up to _DATABASE_RETRIES times. The hot paths run DB-API cursors,
-# whose errors are the driver's own, not SQLAlchemy's.
-_DATABASE_ERRORS = (OperationalError, psycopg.OperationalError, sqlite3.OperationalError)
+# durably and carry on, up to _DATABASE_RETRIES times.
 _DATABASE_RETRIES = 5
 _RETRY_SECONDS = 0.2  # doubled at each retry
 
 
 def _is_database_error(error: BaseException) -> bool:
-    return isinstance(error, _DATABASE_ERRORS)
+    return isinstance(error, StoreUnavailable)
 
 
 @DBOS.step(
@@ -110,7 +105,7 @@ def exchange_workflow(exchange_id: ExchangeId) -> str:
             # Someone else moved the exchange meanwhile (a revocation blocked it, an
             # operator failed it): what they decided stands.
             return fail_step(exchange_id, "state-changed", "the exchange changed state")
-        except _DATABASE_ERRORS as exc:
+        except StoreUnavailable as exc:
             hiccups += 1
             if hiccups <= _DATABASE_RETRIES:
                 logger.warning(

@@ -4,6 +4,7 @@ at a revocation. No database, no network."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ import pytest
 
 from payerbridge.errors import Conflict
 from payerbridge.exchange import service
-from payerbridge.exchange.model import ExchangeRequest, ExchangeState
+from payerbridge.exchange.model import ExchangeRequest, ExchangeState, Submission
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.exchange.schemas import ExchangeCreate
@@ -29,6 +30,7 @@ from tests.fakes import (
     InMemoryExchangeStore,
     InMemoryPartnerDirectory,
     InMemoryResourceWriter,
+    InMemoryTransactions,
 )
 
 OLD_PLAN = Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir")
@@ -44,13 +46,19 @@ BUNDLE = orjson.dumps(
 def _ports(client: FakePartnerClient, clock: FakeClock) -> ExchangePorts:
     audit = InMemoryAuditLog()
     ids = itertools.count(1)
+    exchanges, writer, consents = (
+        InMemoryExchangeStore(),
+        InMemoryResourceWriter(),
+        InMemoryConsentStore(),
+    )
     return ExchangePorts(
-        exchanges=InMemoryExchangeStore(audit),
+        transactions=InMemoryTransactions(audit, exchanges, writer, consents),
+        exchanges=exchanges,
         partners=InMemoryPartnerDirectory(OLD_PLAN),
         client=client,
-        writer=InMemoryResourceWriter(),
+        writer=writer,
         breakers=InMemoryBreakerStore(),
-        consents=InMemoryConsentStore(audit),
+        consents=consents,
         audit=audit,
         us=Organization("New Plan", "1234567893"),
         clock=clock,
@@ -101,6 +109,34 @@ def test_a_submission_is_recorded_once_per_idempotency_key() -> None:
     with pytest.raises(Conflict, match="different request"):
         _submit(ports, an_exchange_request(given=["Luisa"]), key="k1")
     assert _submit(ports, an_exchange_request(), key="k2") != first
+
+
+class _RacingExchangeStore(InMemoryExchangeStore):
+    """A twin submission commits between our lookup of its key and our insert."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None:
+        self.lookups += 1
+        return None if self.lookups == 2 else super().find_by_idempotency_key(client_id, key)
+
+
+def test_a_submission_that_loses_the_key_race_leaves_no_opt_in_behind() -> None:
+    ports = _ports(_client(), FakeClock())
+    racing = _RacingExchangeStore()
+    transactions = InMemoryTransactions(ports.audit, racing, ports.consents)  # type: ignore[arg-type]
+    ports = dataclasses.replace(ports, exchanges=racing, transactions=transactions)
+    first = _submit(ports, an_exchange_request(), key="k1")
+
+    twin = _submit(ports, an_exchange_request(), key="k1")
+
+    assert twin == first and len(racing.records) == 1
+    assert len(ports.consents.consents) == 1  # type: ignore[attr-defined]
+    assert transactions.rollbacks == 1
+    recorded = ports.audit.actions()  # type: ignore[attr-defined]
+    assert recorded.count("consent.recorded") == 1 and recorded.count("exchange.transition") == 1
 
 
 def test_proceed_takes_an_exchange_to_completed_with_one_audited_commit_per_hop() -> None:

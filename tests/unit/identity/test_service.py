@@ -35,7 +35,11 @@ from payerbridge.identity.service import (
 )
 from payerbridge.types import ClientId
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
-from tests.fakes import InMemoryAuditLog, InMemoryConsentStore, InMemoryIdentityStore
+from tests.fakes import (
+    InMemoryConsentStore,
+    InMemoryIdentityStore,
+    InMemoryTransactions,
+)
 
 AT = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 LIMIT = AttemptLimit(cards=3, window=timedelta(hours=1))
@@ -74,6 +78,7 @@ def _match(store: InMemoryIdentityStore, request: MemberMatchInput) -> MatchedMe
     return match_member(
         request,
         store,
+        InMemoryTransactions(store.audit, store),
         client_id="newplan",
         requester_npi="1234567893",
         policy=SINGLE_EXCHANGE,
@@ -154,6 +159,7 @@ def _answer(
         request,
         presented,
         index=store,
+        transactions=InMemoryTransactions(store.audit, store, consents),
         consents=consents,
         members=_Members(),
         requester=requester,
@@ -172,7 +178,7 @@ class _Members:
 
 
 def test_a_presented_consent_that_permits_is_kept_and_one_that_does_not_refuses_the_match() -> None:
-    store, consents = _store(), InMemoryConsentStore(InMemoryAuditLog())
+    store, consents = _store(), InMemoryConsentStore()
     answer = _answer(store, consents)
     assert answer.refusal is None and answer.matched is not None
     assert [c.role.value for c in consents.consents.values()] == ["disclose"]

@@ -173,6 +173,7 @@ def _member_match(
         match_input,
         consent,
         index=platform.identity,
+        transactions=platform.transactions,
         consents=platform.consents,
         members=platform.members,
         requester=caller.as_requester(),
