@@ -126,3 +126,34 @@ def test_insert_rows_writes_several_tables_in_order_with_nulls_or_nothing(engine
             ("row 4", "even"),
         ]
         assert connection.execute(text("SELECT count(*) FROM second_rows")).scalar_one() == 3
+
+
+def test_a_unit_of_work_commits_on_either_path_and_rolls_back_whole(engine: Engine) -> None:
+    from sqlalchemy import insert
+
+    from payerbridge.store.unit_of_work import SqlTransactions
+
+    kept = Table("kept", MetaData(), Column("n", Integer))
+    mark = "?" if engine.dialect.name == "sqlite" else "%s"
+    transactions = SqlTransactions(engine)
+    with transactions.begin() as unit:  # DB-API first
+        unit.cursor().execute(f"INSERT INTO kept VALUES ({mark})", (1,))
+    with transactions.begin() as unit:  # Core first, then DB-API on the same transaction
+        unit.connection.execute(insert(kept).values(n=2))
+        unit.cursor().execute(f"INSERT INTO kept VALUES ({mark})", (3,))
+    with (
+        pytest.raises(RuntimeError, match="Core statements before"),
+        transactions.begin() as unit,
+    ):
+        unit.cursor().execute(f"INSERT INTO kept VALUES ({mark})", (4,))
+        unit.connection.execute(insert(kept).values(n=5))
+    with pytest.raises(StoreConflict), transactions.begin() as unit:
+        unit.cursor().execute(f"INSERT INTO kept VALUES ({mark})", (6,))
+        raise StoreConflict("as a refused key would")
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT n FROM kept ORDER BY n")).scalars().all()
+    assert rows == [1, 2, 3]
+    # Each unit gave its one pooled connection back clean: a plain transaction runs.
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM kept"))
+    _rolled_back_insert_leaves_nothing(engine)

@@ -208,6 +208,7 @@ def dead_letter(
     }
     detail = {"step": clock.step, "attempts": attempts}
     with ports.transactions.begin() as unit:
+        ports.exchanges.file_dead_letter(unit, letter)
         ports.exchanges.advance(
             unit,
             exchange_id,
@@ -216,7 +217,6 @@ def dead_letter(
             actor="payerbridge",
             policy_version=ports.retry_policy.version,
         )
-        ports.exchanges.file_dead_letter(unit, letter)
     logger.warning(
         "exchange dead-lettered",
         extra={"exchange_id": exchange_id, "step": clock.step, "reason_code": reason_code},

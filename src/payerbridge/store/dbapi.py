@@ -27,7 +27,9 @@ __all__ = [
     "insert_rows",
     "raw_cursor",
     "read_row",
+    "give_back_driver_connection",
     "sqlite_timestamp",
+    "take_driver_connection",
 ]
 
 # -- the hot paths' DB-API access ------------------------------------------------------------
@@ -197,7 +199,7 @@ def cursor_of(connection: Any) -> Iterator[Any]:
 # every $member-match.
 
 
-def _take_driver_connection(engine: Engine) -> tuple[Any, Any]:
+def take_driver_connection(engine: Engine) -> tuple[Any, Any]:
     """A driver (DB-API) connection of ``engine`` (a spare one on SQLite) and what to give
     it back to: the spares, or the pool's proxy."""
     spares = spares_of(engine)
@@ -207,7 +209,7 @@ def _take_driver_connection(engine: Engine) -> tuple[Any, Any]:
     return pooled.dbapi_connection, pooled
 
 
-def _give_back(connection: Any, owner: Any, *, failed: bool) -> None:
+def give_back_driver_connection(connection: Any, owner: Any, *, failed: bool) -> None:
     if isinstance(owner, SpareConnections):
         owner.give_back(connection, failed=failed)
     else:
@@ -234,7 +236,7 @@ def raw_cursor(engine: Engine) -> Iterator[Any]:
     its own commits but is dropped whenever another connection commits, so the spare that
     the last write transaction gave back reads from memory where a reader connection would
     read the pages again (2-3% of a ``$member-match`` at 1M members)."""
-    connection, owner = _take_driver_connection(engine)
+    connection, owner = take_driver_connection(engine)
     pooled = not isinstance(owner, SpareConnections)  # (SQLite's spares autocommit)
     failed = True
     try:
@@ -253,7 +255,7 @@ def raw_cursor(engine: Engine) -> Iterator[Any]:
         failed = False
     finally:
         if not pooled or _transactional_again(connection, owner):
-            _give_back(connection, owner, failed=failed)
+            give_back_driver_connection(connection, owner, failed=failed)
 
 
 def read_row(

@@ -245,7 +245,8 @@ def _begin_immediate(connection: Any) -> None:
     writer: WriterConnection = connection.connection.dbapi_connection
     writer.take_lock()
     try:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # On the driver: SQLAlchemy's statement machinery costs more than the BEGIN.
+        writer.execute("BEGIN IMMEDIATE")
     except BaseException:
         writer.drop_lock()
         raise

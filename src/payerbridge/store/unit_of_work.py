@@ -1,20 +1,23 @@
 """The SQL unit of work (ADR 0008): one write transaction that every store writes through.
 
-``SqlTransactions.begin()`` opens a transaction on the writing engine (SQLite's write
-lock taken at once, as every writer does) and yields a ``SqlUnitOfWork``. Stores take
-it as their first argument and use:
+``SqlTransactions.begin()`` yields a ``SqlUnitOfWork``; stores take it as their first
+argument. The transaction starts with the unit's first statement, on one of two paths:
 
-- ``cursor()``: a DB-API cursor for the measured hot paths (``store.dbapi``). On
-  PostgreSQL the transaction runs in psycopg's pipeline mode while only these run: the
-  statements go to the server together, COMMIT included, and wait only where a result
-  is read, so an exchange step of an UPDATE ... RETURNING, its inserts and COMMIT costs
-  two round trips instead of one per statement;
-- ``connection``: the SQLAlchemy ``Connection`` for plain Core statements. SQLAlchemy
-  cannot read results in pipeline mode, so the first use leaves it (one round trip)
-  and the rest of the transaction runs statement by statement.
+- ``cursor()`` first: a DB-API transaction on a driver connection, as the measured hot
+  paths want (``store.dbapi``): on SQLite a spare connection that takes the write lock
+  at BEGIN; on PostgreSQL a pooled one in psycopg's pipeline mode, so the statements go
+  to the server together, COMMIT included, and wait only where a result is read (an
+  exchange step: its ``UPDATE ... RETURNING``, then its inserts and COMMIT, in two round
+  trips). SQLAlchemy's connection, events and transaction objects cost more than a
+  ``$member-match``'s small statements;
+- ``connection`` first: the writing engine's SQLAlchemy transaction, for plain Core
+  statements; ``cursor()`` then runs on the same connection. A unit that needs Core runs
+  it before its first ``cursor()`` statement (a Core statement after them is refused:
+  SQLAlchemy cannot take over a driver transaction).
 
-Audit events recorded on the unit of work are appended last, just before COMMIT, in
-the order they were recorded (``store.audit.append_events``).
+Audit events recorded on the unit are appended last, just before COMMIT, in the order
+they were recorded (``store.audit.append_events``). Webhook deliveries the unit wrote are
+handed to ``SqlTransactions.relay_deliveries`` after the commit.
 
 Driver errors are translated here into ``StoreConflict`` (a unique key refused) and
 ``StoreUnavailable`` (the database did not answer), whether they surface inside the
@@ -23,99 +26,154 @@ block or at the commit; nothing above the store sees ``sqlite3`` or ``psycopg``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, cast
+from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, Engine
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.store.audit import append_events
+from payerbridge.store.dbapi import give_back_driver_connection, take_driver_connection
 from payerbridge.store.driver_errors import translated_errors
+from payerbridge.store.engines import WriterConnection
 from payerbridge.transactions import UnitOfWork
 
 __all__ = ["SqlTransactions", "SqlUnitOfWork", "sql_unit"]
 
+logger = logging.getLogger(__name__)
+
 
 class SqlUnitOfWork:
-    """One open write transaction (see the module docstring)."""
+    """One write transaction (see the module docstring)."""
 
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self.dialect = connection.dialect
-        self.is_postgres = connection.dialect.name == "postgresql"
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.dialect = engine.dialect
+        self.is_postgres = engine.dialect.name == "postgresql"
         self._events: list[AuditEvent] = []
+        self.deliveries: list[str] = []  # webhook deliveries written, for after the commit
+        self._core: Connection | None = None  # begun on the Core path
+        self._core_transaction: AbstractContextManager[Connection] | None = None
+        self._driver: Any = None  # the DB-API connection in the transaction
+        self._owner: Any = None  # where a driver connection of the DB-API path goes back
         self._cursor: Any = None
         self._pipeline: AbstractContextManager[Any] | None = None
-        self._pipelining_over = not self.is_postgres
 
     def record(self, *events: AuditEvent) -> None:
         self._events.extend(events)
 
+    def add_deliveries(self, delivery_ids: Sequence[str]) -> None:
+        """Webhook deliveries this unit wrote, handed to the relay once it commits."""
+        self.deliveries.extend(delivery_ids)
+
     def cursor(self) -> Any:
         """The transaction's DB-API cursor (one per unit of work)."""
         if self._cursor is None:
-            driver = self._connection.connection.dbapi_connection
-            assert driver is not None
-            if not self._pipelining_over:
-                # PostgreSQL runs on psycopg: its DB-API connection is a psycopg.Connection.
-                self._pipeline = cast("psycopg.Connection[Any]", driver).pipeline()
-                self._pipeline.__enter__()
-            self._cursor = driver.cursor()
+            if self._driver is None:
+                self._begin_on_driver()
+            self._cursor = self._driver.cursor()
         return self._cursor
 
     @property
     def connection(self) -> Connection:
         """The transaction's SQLAlchemy connection, for Core statements."""
-        self._leave_pipeline()
-        return self._connection
+        if self._core is None:
+            if self._driver is not None:
+                raise RuntimeError(
+                    "this unit of work began with DB-API statements; run its Core "
+                    "statements before its first cursor() statement"
+                )
+            self._core_transaction = self._engine.begin()
+            self._core = self._core_transaction.__enter__()
+            self._driver = self._core.connection.dbapi_connection
+        return self._core
 
-    def _leave_pipeline(self) -> None:
-        self._pipelining_over = True
-        if self._pipeline is not None:
-            pipeline, self._pipeline = self._pipeline, None
-            pipeline.__exit__(None, None, None)  # waits for what was sent, raises its errors
+    def _begin_on_driver(self) -> None:
+        driver, self._owner = take_driver_connection(self._engine)
+        self._driver = driver
+        if isinstance(driver, WriterConnection):  # SQLite: the write lock, as every writer
+            driver.take_lock()
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                driver.drop_lock()
+                raise
+        elif self.is_postgres:  # psycopg begins at the first statement
+            self._pipeline = driver.pipeline()
+            self._pipeline.__enter__()
 
-    def _finish(self) -> None:
-        """The recorded events, then (pipelined) COMMIT; SQLAlchemy's own commit then
-        finds nothing left to commit."""
+    def _commit(self) -> None:
         if self._events:
             append_events(self.cursor(), self._events)
-        if self._pipeline is not None:
-            self._cursor.execute("COMMIT")
-            self._leave_pipeline()
+        core, self._core_transaction = self._core_transaction, None
+        if core is not None:
+            self._close_cursor()
+            core.__exit__(None, None, None)  # a failed commit rolls back inside
+        elif self._driver is not None:
+            if self._pipeline is not None:
+                self._cursor.execute("COMMIT")
+                pipeline, self._pipeline = self._pipeline, None
+                pipeline.__exit__(None, None, None)  # waits for it, raises its errors
+            else:
+                self._driver.commit()
+            self._close_cursor()
+            driver, self._driver = self._driver, None
+            give_back_driver_connection(driver, self._owner, failed=False)
 
-    def _close(self, *, failed: bool) -> None:
+    def _roll_back(self, error: BaseException) -> None:
         try:
             if self._pipeline is not None:
                 pipeline, self._pipeline = self._pipeline, None
-                if failed:  # the error is on its way out; the rollback follows
-                    pipeline.__exit__(RuntimeError, RuntimeError(), None)
-                else:
-                    pipeline.__exit__(None, None, None)
+                # psycopg keeps the block's error rather than its own
+                pipeline.__exit__(type(error), error, error.__traceback__)
         finally:
-            if self._cursor is not None:
-                self._cursor.close()  # before the connection goes back (see dbapi.cursor_of)
+            self._close_cursor()
+            core, self._core_transaction = self._core_transaction, None
+            if core is not None:
+                core.__exit__(type(error), error, error.__traceback__)
+            elif self._driver is not None and self._owner is not None:
+                driver, self._driver = self._driver, None
+                try:
+                    driver.rollback()
+                finally:
+                    give_back_driver_connection(driver, self._owner, failed=True)
+
+    def _close_cursor(self) -> None:
+        # Before the connection goes back (see dbapi.cursor_of).
+        if self._cursor is not None:
+            cursor, self._cursor = self._cursor, None
+            cursor.close()
 
 
 class SqlTransactions:
-    """The ``Transactions`` port on one writing engine."""
+    """The ``Transactions`` port on one writing engine.
+
+    ``relay_deliveries``: what starts the webhook deliveries a unit wrote, once it has
+    committed (bootstrap sets it where workflows run). A delivery the relay misses (no
+    relay in this process, or the process died first) is started by the upkeep sweep."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self.relay_deliveries: Callable[[Sequence[str]], None] | None = None
 
     @contextmanager
     def begin(self) -> Iterator[SqlUnitOfWork]:
-        with translated_errors(), self._engine.begin() as connection:
-            unit = SqlUnitOfWork(connection)
-            failed = True
+        unit = SqlUnitOfWork(self._engine)
+        with translated_errors():
             try:
                 yield unit
-                unit._finish()
-                failed = False
-            finally:
-                unit._close(failed=failed)
+                unit._commit()
+            except BaseException as error:
+                unit._roll_back(error)
+                raise
+        relay = self.relay_deliveries
+        if unit.deliveries and relay is not None:
+            try:
+                relay(unit.deliveries)
+            except Exception:  # noqa: BLE001 - committed: the sweep starts what was missed
+                logger.exception("webhook deliveries not started; the sweep will")
 
 
 def sql_unit(unit: UnitOfWork) -> SqlUnitOfWork:
