@@ -87,9 +87,9 @@ def member_match_parameters(
     from datetime import UTC, date, datetime
     from zoneinfo import ZoneInfo
 
+    from payerbridge.api.schemas import ExchangeCreate
     from payerbridge.consent.model import ConsentId
     from payerbridge.exchange.opt_in import opt_in_consent
-    from payerbridge.exchange.schemas import ExchangeCreate
     from payerbridge.fhir.member_match import build_member_match_request
     from payerbridge.routing.model import Organization, Partner
     from payerbridge.types import ClientId, MemberId

@@ -12,13 +12,13 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.consent.model import ConsentRole
 from payerbridge.consent.service import consent_recorded
 from payerbridge.exchange import service
 from payerbridge.exchange.model import ExchangeState, Move
-from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.fhir.member_match import build_member_match_response
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner

@@ -333,14 +333,14 @@ def _worker(data_dir: Path, worker_id: str, timings: Path, database_url: str | N
 
 
 def _submit(platform: Any, partner: int) -> str:
-    from payerbridge.exchange.schemas import ExchangeCreate
+    from payerbridge.exchange.requests import request_from_document
     from payerbridge.exchange.service import submit_exchange
     from payerbridge.workflows.exchange import enqueue_exchange
 
     request = {**_request(), "old_payer": f"stub-{partner}"}
     submission = submit_exchange(
         platform.exchange_ports,
-        ExchangeCreate.model_validate(request).to_domain(),
+        request_from_document(request),
         request,
         client_id="bench",
         request_id=None,

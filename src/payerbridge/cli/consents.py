@@ -69,9 +69,9 @@ def consents_capture(
     """Capture a member's opt-in to payer-to-payer exchange; prints the consent id."""
     from pydantic import ValidationError
 
+    from payerbridge.api.schemas import ConsentIn
     from payerbridge.bootstrap import build_platform
     from payerbridge.cli.console import fail, settings_for
-    from payerbridge.exchange.schemas import ConsentIn
     from payerbridge.exchange.service import capture_opt_in
 
     try:

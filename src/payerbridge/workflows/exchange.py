@@ -18,15 +18,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 
 from payerbridge.errors import IllegalTransition, StoreUnavailable
 from payerbridge.exchange import service
-from payerbridge.exchange.model import STOPPED_STATES, ExchangeRequest, ExchangeState
+from payerbridge.exchange.model import STOPPED_STATES, ExchangeState
 from payerbridge.exchange.ports import ExchangePorts
-from payerbridge.exchange.schemas import ExchangeCreate
+from payerbridge.exchange.requests import request_from_document
 from payerbridge.logging import bind_context
 from payerbridge.types import ExchangeId, PartnerId
 
@@ -56,10 +55,6 @@ def _current() -> ExchangePorts:
     if _ports is None:
         raise RuntimeError("workflows.exchange.bind_ports was not called")
     return _ports
-
-
-def _parse(raw: dict[str, Any]) -> ExchangeRequest:
-    return ExchangeCreate.model_validate(raw).to_domain()
 
 
 # The database blinked (a restart, a failover, SQLite busy past its timeout): wait
@@ -100,7 +95,7 @@ def exchange_workflow(exchange_id: ExchangeId) -> str:
     hiccups = 0
     while True:
         try:
-            result = service.proceed(ports, exchange_id, _parse)
+            result = service.proceed(ports, exchange_id, request_from_document)
         except IllegalTransition:
             # Someone else moved the exchange meanwhile (a revocation blocked it, an
             # operator failed it): what they decided stands.

@@ -12,12 +12,13 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
+from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import Conflict
 from payerbridge.exchange import service
 from payerbridge.exchange.model import ExchangeRequest, ExchangeState, Submission
 from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.retry import RetryPolicy
-from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.model import Organization, Partner
 from tests.builders import a_coverage, a_patient, an_exchange_request
@@ -205,3 +206,19 @@ def test_a_revoked_opt_in_blocks_the_exchange_before_anything_leaves() -> None:
     assert ports.exchanges.current(exchange_id).state is ExchangeState.BLOCKED
     assert service.proceed(ports, exchange_id, _parse).done
     assert client.calls == []
+
+
+def test_the_kept_request_reads_back_as_the_api_accepted_it() -> None:
+    moved = an_exchange_request(
+        given=["Ana", "Maria"],
+        address={"line": ["1 Main St"], "city": "Austin", "state": "TX", "postal_code": "78701"},
+        phone="555-0100",
+    )
+    for raw in (
+        an_exchange_request(),
+        moved,
+        {**an_exchange_request(), "consent": None, "consent_id": "opt-in-1"},
+    ):
+        body = ExchangeCreate.model_validate(raw)
+        kept = body.model_dump(mode="json")
+        assert request_from_document(kept) == body.to_domain()

@@ -3,8 +3,8 @@ from typing import Any
 
 import pytest
 
+from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import InvalidInput, PartnerRejected
-from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.fhir.member_match import (
     build_member_match_response,
     card_from_coverage,

@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import Caller, CallerDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
+from payerbridge.api.schemas import ConsentCapture
 from payerbridge.bootstrap import Platform
 from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.errors import Forbidden, Issue, NotFound, UnprocessableRequest
-from payerbridge.exchange.schemas import ConsentCapture
 from payerbridge.exchange.service import capture_opt_in, revoke_and_stop
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso

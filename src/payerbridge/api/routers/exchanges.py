@@ -9,9 +9,9 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from payerbridge.api.deps import CallerDep, OperatorDep, PlatformDep
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.responses import JsonResponse
+from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.exchange.model import DeadLetter, ExchangeRecord, ExchangeState
-from payerbridge.exchange.schemas import ExchangeCreate
 from payerbridge.exchange.service import replay, submit_exchange
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso

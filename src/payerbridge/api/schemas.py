@@ -1,4 +1,7 @@
-"""The JSON body of ``POST /exchanges`` (pydantic), turned into the domain ``ExchangeRequest``."""
+"""Request bodies of the non-FHIR API that the routers share with the CLI (pydantic): the
+body of ``POST /exchanges``, turned into the domain ``ExchangeRequest``, and the opt-ins
+of ``POST /consents``. Kept as sent, the exchange's body is read back by
+``exchange.requests.request_from_document``."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.types import PartnerId
 
-__all__ = ["ExchangeCreate"]
+__all__ = ["ConsentCapture", "ConsentIn", "ExchangeCreate"]
 
 _Relationship = Literal[
     "self", "spouse", "child", "parent", "common", "injured", "other", "unknown"
