@@ -52,7 +52,6 @@ from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
-from payerbridge.webhooks.delivery import WebhookSender
 from payerbridge.webhooks.model import WebhookPolicy
 
 if TYPE_CHECKING:
@@ -288,10 +287,22 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     never enqueued; an API-only process just enqueues."""
     from dbos import DBOS, DBOSConfig
 
-    from payerbridge.workflows import exchange, maintenance
+    from payerbridge.workflows import exchange, maintenance, webhooks
 
     settings = platform.settings
     exchange.bind_ports(platform.exchange_ports)
+    webhooks.bind(
+        webhooks.WebhookDelivery(
+            platform.webhooks,
+            httpx.Client(follow_redirects=False),
+            WebhookPolicy(
+                max_attempts=settings.webhook_max_attempts,
+                timeout_seconds=settings.webhook_timeout_seconds,
+            ),
+            clock=utcnow,
+            random=random.random,
+        )
+    )
     # Every process binds the upkeep, before a recovered tick can run: DBOS's own queue,
     # which carries the scheduled ticks, is worked by every process, API-only ones too.
     maintenance.bind(_upkeep(platform))
@@ -320,20 +331,10 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
             polling_interval_seconds=settings.queue_polling_seconds,
         )
     )
+    webhooks.register_queue()
+    platform.transactions.relay_deliveries = webhooks.enqueue_deliveries
     if work:
         maintenance.schedule()
-        sender = WebhookSender(
-            platform.webhooks,
-            WebhookPolicy(
-                max_attempts=settings.webhook_max_attempts,
-                timeout_seconds=settings.webhook_timeout_seconds,
-            ),
-            clock=utcnow,
-            random=random.random,
-            interval=settings.webhook_interval_seconds,
-        )
-        sender.start()
-        _senders.append(sender)
 
 
 def _upkeep(platform: Platform) -> Upkeep:
@@ -348,19 +349,24 @@ def _upkeep(platform: Platform) -> Upkeep:
         unstarted_exchanges=lambda: unstarted_exchanges(
             platform.exchange_ports, older_than=timedelta(seconds=10)
         ),
+        # Overdue by 10 s: a workflow that was started sleeps until its delivery is due.
+        overdue_deliveries=lambda: platform.webhooks.overdue(
+            before=utcnow() - timedelta(seconds=10)
+        ),
         purge_idempotent_answers=lambda: platform.idempotency.purge(before=utcnow() - retention),
     )
 
 
 _workflow_engines: list[Engine] = []
-_senders: list[WebhookSender] = []
 
 
-def shutdown_workflows() -> None:
+def shutdown_workflows(platform: Platform) -> None:
     from dbos import DBOS
 
-    while _senders:
-        _senders.pop().stop()
+    from payerbridge.workflows import webhooks
+
+    platform.transactions.relay_deliveries = None
     DBOS.destroy()
+    webhooks.bind(None)
     while _workflow_engines:
         _workflow_engines.pop().dispose()

@@ -81,12 +81,9 @@ class Settings(BaseSettings):
         description="How long an answer is kept for retries under the same Idempotency-Key "
         "(old-payer side); answers may hold member data, so they are purged after this.",
     )
-    # Webhooks on exchange state changes, delivered by the workers.
+    # Webhooks on exchange state changes, each delivery a durable workflow on the workers.
     webhook_max_attempts: int = Field(default=8, ge=1, description="Attempts per delivery.")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
-    webhook_interval_seconds: float = Field(
-        default=0.5, gt=0, description="How often a worker looks for due deliveries."
-    )
     worker_id: str = Field(
         default="local",
         min_length=1,

@@ -16,8 +16,8 @@ from payerbridge.config import load_settings
 from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.idempotency import ClaimStatus, StoredResponse
 from payerbridge.routing.model import Partner
-from payerbridge.types import OPERATOR, ExchangeId
-from payerbridge.webhooks.delivery import deliver_due
+from payerbridge.types import OPERATOR, ExchangeId, PartnerId
+from payerbridge.webhooks.delivery import deliver_one
 from payerbridge.webhooks.model import DeliveryStatus, WebhookPolicy
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
@@ -74,22 +74,54 @@ def test_deliveries_are_written_for_the_owner_and_the_operator_only(platform: Pl
     assert platform.webhooks.pending_count() == 4
 
 
-def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_runs_out(
+def test_the_deliveries_a_unit_of_work_wrote_are_relayed_once_it_commits(
     platform: Platform,
 ) -> None:
     platform.webhooks.subscribe(client_id="portal", url="https://a/x", secret="s", at=T0)
+    relayed: list[str] = []
+    platform.transactions.relay_deliveries = relayed.extend
+    with pytest.raises(RuntimeError), platform.transactions.begin() as unit:
+        platform.exchanges.create(
+            unit,
+            exchange_id=ExchangeId("ex-lost"),
+            partner_id=PartnerId("old"),
+            client_id="portal",
+            request={},
+            request_hash="h",
+            at=T0,
+            request_id=None,
+        )
+        raise RuntimeError("rolled back: nothing to relay")
+    assert relayed == []
+    exchange_id = record_exchange(platform, "portal")
+    [subscription] = platform.webhooks.subscriptions("portal")
+    written = platform.webhooks.deliveries(subscription.id, limit=10, offset=0)
+    assert sorted(relayed) == sorted(d.id for d in written) and len(written) == 2
+    assert all(d.exchange_id == exchange_id for d in written)
+    # Never started (no relay in that process): overdue after they were due.
+    assert platform.webhooks.overdue(before=T0) == []
+    assert sorted(platform.webhooks.overdue(before=T0 + timedelta(seconds=1))) == sorted(relayed)
+
+
+def test_a_delivery_is_claimed_only_when_pending_and_due(platform: Platform) -> None:
+    platform.webhooks.subscribe(client_id="portal", url="https://a/x", secret="s", at=T0)
     record_exchange(platform, "portal")
-    lease = timedelta(seconds=30)
-    first = platform.webhooks.claim(now=T0, lease=lease, limit=10)
-    assert [d.seq for d in first] == [1, 2] and all(d.attempts == 1 for d in first)
-    assert platform.webhooks.claim(now=T0 + timedelta(seconds=29), lease=lease, limit=10) == []
-    again = platform.webhooks.claim(now=T0 + timedelta(seconds=31), lease=lease, limit=10)
-    assert [d.attempts for d in again] == [2, 2]  # the worker holding them died
+    [subscription] = platform.webhooks.subscriptions("portal")
+    first, _ = platform.webhooks.deliveries(subscription.id, limit=10, offset=0)
+    assert platform.webhooks.claim(first.id, now=T0 - timedelta(seconds=1)) is None
+    assert platform.webhooks.due(first.id) == T0
+    claimed = platform.webhooks.claim(first.id, now=T0)
+    assert claimed is not None and claimed.attempts == 1 and claimed.url == "https://a/x"
+    platform.webhooks.delivered(first.id, status=200, at=T0)
+    assert platform.webhooks.claim(first.id, now=T0) is None
+    assert platform.webhooks.due(first.id) is None  # nothing more to do
 
 
 def test_failures_are_retried_with_backoff_then_given_up(platform: Platform) -> None:
     platform.webhooks.subscribe(client_id="portal", url="https://a/x", secret="s", at=T0)
     record_exchange(platform, "portal")
+    [subscription] = platform.webhooks.subscriptions("portal")
+    ids = [d.id for d in platform.webhooks.deliveries(subscription.id, limit=10, offset=0)]
     calls: list[httpx.Request] = []
 
     def down(request: httpx.Request) -> httpx.Response:
@@ -98,29 +130,24 @@ def test_failures_are_retried_with_backoff_then_given_up(platform: Platform) -> 
 
     policy = WebhookPolicy(max_attempts=3, base_delay_seconds=1, max_delay_seconds=60)
     now = [T0]
-    with httpx.Client(transport=httpx.MockTransport(down)) as client:
-        for _ in range(3):
-            assert (
-                deliver_due(
-                    platform.webhooks, client, policy, clock=lambda: now[0], random=lambda: 0.5
-                )
-                == 2
-            )
-            assert (
-                deliver_due(
-                    platform.webhooks, client, policy, clock=lambda: now[0], random=lambda: 0.5
-                )
-                == 0
-            )  # not due before Retry-After
-            now[0] += timedelta(seconds=6)
-        assert (
-            deliver_due(platform.webhooks, client, policy, clock=lambda: now[0], random=lambda: 0.5)
-            == 0
+
+    def deliver(delivery_id: str) -> datetime | None:
+        return deliver_one(
+            platform.webhooks, client, policy, delivery_id, clock=lambda: now[0], random=lambda: 0.5
         )
+
+    with httpx.Client(transport=httpx.MockTransport(down)) as client:
+        for attempt in range(3):
+            due = [deliver(delivery_id) for delivery_id in ids]
+            if attempt < 2:  # tried again no sooner than Retry-After says
+                assert all(at is not None and at >= now[0] + timedelta(seconds=5) for at in due)
+                assert [deliver(delivery_id) for delivery_id in ids] == due  # not due yet
+            else:
+                assert due == [None, None]  # the attempts are spent
+            now[0] += timedelta(seconds=6)
     assert len(calls) == 6
     assert all(c.headers["payerbridge-signature"].startswith("t=") for c in calls)
     assert platform.webhooks.pending_count() == 0
-    [subscription] = platform.webhooks.subscriptions("portal")
     deliveries = platform.webhooks.deliveries(subscription.id, limit=10, offset=0)
     assert {(d.status, d.attempts, d.last_status) for d in deliveries} == {
         (DeliveryStatus.FAILED, 3, 503)

@@ -38,7 +38,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
         try:
             yield
         finally:
-            await run_in_threadpool(shutdown_workflows)
+            await run_in_threadpool(shutdown_workflows, platform)
             platform.close()
 
     app = FastAPI(

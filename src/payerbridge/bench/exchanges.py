@@ -252,7 +252,7 @@ def _one_run(
             cpu_ms_per_exchange=cpu * 1000 / exchanges,
             host_cpu_ms_per_exchange=host * 1000 / exchanges,
         )
-        shutdown_workflows()
+        shutdown_workflows(platform)
         platform.close()
     cleanup()
     return run
@@ -327,7 +327,7 @@ def _worker(data_dir: Path, worker_id: str, timings: Path, database_url: str | N
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     launch_workflows(platform, work=True)
     stop.wait()
-    shutdown_workflows()
+    shutdown_workflows(platform)
     platform.close()
     timings.write_text(json.dumps(timed.seconds))
 

@@ -108,7 +108,7 @@ def worker(
     launch_workflows(platform, work=True)
     err.print(f"worker {settings.worker_id} running; Ctrl-C to stop")
     stop.wait()
-    shutdown_workflows()
+    shutdown_workflows(platform)
     platform.close()
 
 
@@ -132,7 +132,7 @@ def workers_recover(
         # The same call as DBOS's admin endpoint /dbos-workflow-recovery.
         handles = DBOS._recover_pending_workflows(worker_ids)
     finally:
-        shutdown_workflows()
+        shutdown_workflows(platform)
         platform.close()
     out.print(f"{len(handles)} workflow(s) of {', '.join(worker_ids)} returned to the queue")
 
@@ -163,7 +163,7 @@ def exchanges_replay(
         record = platform.exchanges.get(ExchangeId(exchange_id))
         enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
     finally:
-        shutdown_workflows()
+        shutdown_workflows(platform)
         platform.close()
     out.print(
         f"exchange {exchange_id} replayed (replay {record.replay_count}); a worker resumes it"

@@ -37,7 +37,7 @@ from payerbridge.store.tables import (
 from payerbridge.store.unit_of_work import SqlUnitOfWork, sql_unit
 from payerbridge.store.webhooks import listening_sql, outbox_transitions, webhook_listeners
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import OPERATOR, ExchangeId, PartnerId
+from payerbridge.types import ExchangeId, PartnerId
 
 __all__ = ["SqlExchangeStore"]
 
@@ -164,9 +164,9 @@ class ExchangeSql(DialectSql):
 
     def move(self, columns: tuple[str, ...]) -> str:
         """The UPDATE of ``update`` only while the exchange is in a given state (then the
-        number of transitions, its id, the state and the operator's client id): it locks
-        and moves the row in one statement and returns what the lock read (its new last
-        transition, whether anyone listens)."""
+        number of transitions, its id and the state): it locks and moves the row in one
+        statement and returns what the lock read (its new last transition, whether
+        anyone listens)."""
         text = self._moves.get(columns)
         if text is None:
             text = self._moves[columns] = self.sql(
@@ -182,7 +182,7 @@ class ExchangeSql(DialectSql):
         return columns, self.bound(values, columns, _TIMESTAMPS)
 
 
-# Whether anyone listens to the exchange row, with the operator's client id bound here.
+# Whether anyone listens to the exchange row (no parameter of its own).
 _LISTENERS = listening_sql(f"{exchanges.name}.client_id")
 
 
@@ -408,7 +408,7 @@ class SqlExchangeStore:
             )
             return
         cursor = sql_of.cursor()
-        cursor.execute(self._sql.lock_state, (OPERATOR, exchange_id))
+        cursor.execute(self._sql.lock_state, (exchange_id,))
         row = cursor.fetchone()
         if row is None:
             raise NotFound(f"exchange {exchange_id} does not exist")
@@ -442,11 +442,11 @@ class SqlExchangeStore:
         columns, bound = sql.assigned(values)
         # On PostgreSQL: BEGIN and the move in one round trip, the rest and COMMIT in another.
         cursor = unit.cursor()
-        moved = (*bound, len(steps), exchange_id, expected.value, OPERATOR)
+        moved = (*bound, len(steps), exchange_id, expected.value)
         cursor.execute(sql.move(columns), moved)
         row = cursor.fetchone()
         if row is None:
-            cursor.execute(sql.lock_state, (OPERATOR, exchange_id))
+            cursor.execute(sql.lock_state, (exchange_id,))
             found = cursor.fetchone()
             if found is None:
                 raise NotFound(f"exchange {exchange_id} does not exist")

@@ -459,7 +459,7 @@ webhook_subscriptions = Table(
 )
 
 # The outbox of webhook deliveries, one per subscription and transition, written in the
-# transition's transaction; workers claim due ones with a lease and retry them.
+# transition's unit of work; each has a durable workflow that posts and retries it.
 webhook_deliveries = Table(
     "webhook_deliveries",
     metadata,
@@ -471,7 +471,6 @@ webhook_deliveries = Table(
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UtcDateTime(), nullable=False),
-    Column("lease_until", UtcDateTime(), nullable=True),
     Column("last_status", Integer, nullable=True),
     Column("last_error", String(500), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),

@@ -1,20 +1,20 @@
 """Webhook subscriptions and the delivery outbox.
 
-``outbox_transition`` runs inside the transaction that records a transition, so the
-delivery commits with the change it announces. Workers ``claim`` due deliveries under a
-lease (rows locked and skipped by others on PostgreSQL; SQLite transactions are
-immediate), post them outside any transaction, then record the outcome.
+``outbox_transitions`` runs in the unit of work that records a transition, so the
+delivery commits with the change it announces; the unit hands the new deliveries' ids
+on after its commit, and each gets a durable workflow (``workflows/webhooks.py``) that
+``claim``s it when due, posts it outside any transaction and records the outcome.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Dialect
 
 from payerbridge.errors import NotFound
@@ -29,14 +29,18 @@ __all__ = ["SqlWebhookStore", "listening_sql", "outbox_transitions", "webhook_li
 
 
 # Who is told of an exchange's changes: enabled subscriptions of its client and of the
-# operator (bound at the last ``?``), in SQL text for the stores' DB-API statements.
+# operator. The operator's id is our constant, written into the text as a literal, so a
+# statement that embeds this condition binds no parameter of ours.
+_OPERATOR = "'" + OPERATOR.replace("'", "''") + "'"
+
+
 def _listening(client_id: str) -> str:
-    return f"w.disabled_at IS NULL AND (w.client_id = {client_id} OR w.client_id = ?)"
+    return f"w.disabled_at IS NULL AND w.client_id IN ({client_id}, {_OPERATOR})"
 
 
 def listening_sql(client_id: str) -> str:
-    """Does anyone listen to exchanges of the column ``client_id``, as an EXISTS; the
-    operator's client id is bound at its ``?``."""
+    """Does anyone listen to exchanges of the column ``client_id``, as an EXISTS with no
+    parameter of its own, for the exchange store's statements."""
     return f"EXISTS (SELECT 1 FROM {webhook_subscriptions.name} w WHERE {_listening(client_id)})"
 
 
@@ -75,9 +79,9 @@ def webhook_listeners(
     sql = WebhookSql.of(unit.dialect)
     cursor = unit.cursor()
     if client_id is not None:
-        cursor.execute(sql.of_client, (client_id, OPERATOR))
+        cursor.execute(sql.of_client, (client_id,))
     else:
-        cursor.execute(sql.of_exchange, (exchange_id, OPERATOR))
+        cursor.execute(sql.of_exchange, (exchange_id,))
     return [row[0] for row in cursor.fetchall()]
 
 
@@ -122,6 +126,7 @@ def outbox_transitions(
                 )
             )
     insert_rows(unit.cursor(), (sql.deliveries, rows))
+    unit.add_deliveries([row[0] for row in rows])
 
 
 def _subscription(row: Any) -> Subscription:
@@ -216,43 +221,56 @@ class SqlWebhookStore:
         with self._reader.connect() as connection:
             return [_delivery(row) for row in connection.execute(query)]
 
-    def claim(self, *, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
-        """Take up to ``limit`` due deliveries for ``lease``: another worker skips them
-        until the lease runs out (a worker that died mid-delivery is retried after it)."""
-        due = (
-            select(webhook_deliveries.c.id)
-            .where(
-                webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
-                webhook_deliveries.c.next_attempt_at <= now,
-                or_(
-                    webhook_deliveries.c.lease_until.is_(None),
-                    webhook_deliveries.c.lease_until <= now,
-                ),
-            )
-            .order_by(webhook_deliveries.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+    def claim(self, delivery_id: str, *, now: datetime) -> Delivery | None:
+        """The delivery with its subscription's URL and secret, counted as one more
+        attempt, if it is pending and due (its one workflow is the only claimant)."""
         with self._engine.begin() as connection:
-            ids = connection.execute(due).scalars().all()
-            if not ids:
-                return []
-            connection.execute(
+            taken = connection.execute(
                 webhook_deliveries.update()
-                .where(webhook_deliveries.c.id.in_(ids))
-                .values(lease_until=now + lease, attempts=webhook_deliveries.c.attempts + 1)
-            )
-            rows = connection.execute(
+                .where(
+                    webhook_deliveries.c.id == delivery_id,
+                    webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+                    webhook_deliveries.c.next_attempt_at <= now,
+                )
+                .values(attempts=webhook_deliveries.c.attempts + 1)
+            ).rowcount
+            if not taken:
+                return None
+            row = connection.execute(
                 select(
                     webhook_deliveries,
                     webhook_subscriptions.c.url,
                     webhook_subscriptions.c.secret,
                 )
                 .join(webhook_subscriptions)
-                .where(webhook_deliveries.c.id.in_(ids))
-                .order_by(webhook_deliveries.c.exchange_id, webhook_deliveries.c.seq)
-            ).all()
-        return [_delivery(row) for row in rows]
+                .where(webhook_deliveries.c.id == delivery_id)
+            ).one()
+        return _delivery(row)
+
+    def due(self, delivery_id: str) -> datetime | None:
+        with self._reader.connect() as connection:
+            return connection.execute(
+                select(webhook_deliveries.c.next_attempt_at).where(
+                    webhook_deliveries.c.id == delivery_id,
+                    webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+                )
+            ).scalar_one_or_none()
+
+    def overdue(self, *, before: datetime, limit: int = 1000) -> list[str]:
+        """Pending deliveries due before ``before``: their workflow was never started
+        (the process that committed them died first, or ran no workflows)."""
+        with self._reader.connect() as connection:
+            return list(
+                connection.execute(
+                    select(webhook_deliveries.c.id)
+                    .where(
+                        webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+                        webhook_deliveries.c.next_attempt_at < before,
+                    )
+                    .order_by(webhook_deliveries.c.next_attempt_at)
+                    .limit(limit)
+                ).scalars()
+            )
 
     def delivered(self, delivery_id: str, *, status: int, at: datetime) -> None:
         self._finish(
@@ -261,7 +279,6 @@ class SqlWebhookStore:
             last_status=status,
             last_error=None,
             delivered_at=at,
-            lease_until=None,
         )
 
     def failed(
@@ -276,7 +293,6 @@ class SqlWebhookStore:
         values: dict[str, Any] = {
             "last_status": status,
             "last_error": error[:500],
-            "lease_until": None,
         }
         if retry_at is None:
             values["status"] = DeliveryStatus.FAILED.value

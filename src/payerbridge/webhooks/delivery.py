@@ -1,18 +1,18 @@
-"""Delivering webhooks: claim due deliveries, post them signed, record each outcome.
+"""Delivering a webhook: claim it when due, post it signed, record the outcome.
 
-Every worker runs ``deliver_due`` in a loop (``WebhookSender``). A receiver that answers
-2xx has the delivery; anything else (an error status, a timeout, a refused connection)
-is tried again later with full-jitter backoff and ``Retry-After`` honoured, until the
+Each delivery is a durable workflow of its own (``workflows/webhooks.py``) that calls
+``deliver_one`` and sleeps until the delivery is due again. A receiver that answers 2xx
+has the delivery; anything else (an error status, a timeout, a refused connection) is
+tried again later with full-jitter backoff and ``Retry-After`` honoured, until the
 policy's attempts are spent. The receiver's answer body is never read or logged.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol
 
 import httpx
@@ -27,7 +27,7 @@ from payerbridge.webhooks.model import (
     sign,
 )
 
-__all__ = ["DeliveryStore", "WebhookSender", "deliver_due"]
+__all__ = ["DeliveryStore", "deliver_one"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,33 +50,36 @@ class ClaimedDelivery(Protocol):
 
 
 class DeliveryStore(Protocol):
-    def claim(
-        self, *, now: datetime, lease: timedelta, limit: int
-    ) -> Sequence[ClaimedDelivery]: ...
+    def claim(self, delivery_id: str, *, now: datetime) -> ClaimedDelivery | None:
+        """The delivery, counted as one more attempt, if it is pending and due."""
+        ...
+
+    def due(self, delivery_id: str) -> datetime | None:
+        """When the pending delivery is due; None once it needs nothing more."""
+        ...
+
     def delivered(self, delivery_id: str, *, status: int, at: datetime) -> None: ...
     def failed(
         self, delivery_id: str, *, status: int | None, error: str, retry_at: datetime | None
     ) -> None: ...
 
 
-def deliver_due(
+def deliver_one(
     store: DeliveryStore,
     client: httpx.Client,
     policy: WebhookPolicy,
+    delivery_id: str,
     *,
     clock: Callable[[], datetime],
     random: Callable[[], float],
-    limit: int = 20,
-) -> int:
-    """One pass: post every claimed delivery once. Returns how many were attempted.
-
-    The lease outlasts posting them all, even to receivers that all time out, so no
-    other worker takes them meanwhile."""
-    lease = timedelta(seconds=limit * policy.timeout_seconds + 30)
-    claimed = store.claim(now=clock(), lease=lease, limit=limit)
-    for delivery in claimed:
-        _post(store, client, policy, delivery, clock=clock, random=random)
-    return len(claimed)
+) -> datetime | None:
+    """Post the delivery once if it is due. Returns when it is due again (a failed
+    attempt's retry, or a delivery not yet due), or None when it needs nothing more
+    (delivered, given up, its subscription disabled)."""
+    delivery = store.claim(delivery_id, now=clock())
+    if delivery is None:
+        return store.due(delivery_id)
+    return _post(store, client, policy, delivery, clock=clock, random=random)
 
 
 def _post(
@@ -87,7 +90,7 @@ def _post(
     *,
     clock: Callable[[], datetime],
     random: Callable[[], float],
-) -> None:
+) -> datetime | None:
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "payerbridge-webhooks",
@@ -104,7 +107,7 @@ def _post(
         status = response.status_code
         if 200 <= status < 300:
             store.delivered(delivery.id, status=status, at=clock())
-            return
+            return None
         error = f"the receiver answered {status}"
         retry_after = retry_after_seconds(response.headers.get("retry-after"), now=clock())
     except httpx.HTTPError as exc:
@@ -127,46 +130,4 @@ def _post(
             "gave_up": retry_at is None,
         },
     )
-
-
-class WebhookSender:
-    """A daemon thread that delivers due webhooks every ``interval`` seconds (at once
-    again while there is a backlog)."""
-
-    def __init__(
-        self,
-        store: DeliveryStore,
-        policy: WebhookPolicy,
-        *,
-        clock: Callable[[], datetime],
-        random: Callable[[], float],
-        interval: float,
-    ) -> None:
-        self._store, self._policy = store, policy
-        self._clock, self._random, self._interval = clock, random, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self._policy.timeout_seconds + 5)
-
-    def _run(self) -> None:
-        with httpx.Client(follow_redirects=False) as client:
-            while not self._stop.is_set():
-                try:
-                    busy = deliver_due(
-                        self._store,
-                        client,
-                        self._policy,
-                        clock=self._clock,
-                        random=self._random,
-                    )
-                except Exception:  # noqa: BLE001 - a failed pass is retried next interval
-                    logger.exception("webhook delivery pass failed")
-                    busy = 0
-                if not busy:
-                    self._stop.wait(self._interval)
+    return retry_at

@@ -3,8 +3,9 @@
 a tick missed while no worker ran is not made up, the next one does the work.
 
 - ``sweep`` (every 30 s): enqueue exchanges recorded but never enqueued (their API
-  process died in between; enqueueing an existing workflow id attaches to it), and
-  purge stored Idempotency-Key answers past their retention.
+  process died in between; enqueueing an existing workflow id attaches to it), start
+  the workflows of overdue webhook deliveries likewise, and purge stored
+  Idempotency-Key answers past their retention.
 - ``audit_checkpoint`` (every 15 s): sign the audit chain's checkpoints that are due
   (ADR 0007).
 
@@ -25,6 +26,7 @@ from dbos import DBOS
 from payerbridge.audit.checkpoints import Checkpoint
 from payerbridge.types import ExchangeId, PartnerId
 from payerbridge.workflows.exchange import enqueue_exchange
+from payerbridge.workflows.webhooks import enqueue_deliveries
 
 __all__ = ["AUDIT_CHECKPOINT_SCHEDULE", "SWEEP_SCHEDULE", "Upkeep", "bind", "schedule"]
 
@@ -42,6 +44,7 @@ class Upkeep:
 
     sign_checkpoints: Callable[[], list[Checkpoint]]
     unstarted_exchanges: Callable[[], list[tuple[ExchangeId, PartnerId, int]]]
+    overdue_deliveries: Callable[[], list[str]]
     purge_idempotent_answers: Callable[[], int]
 
 
@@ -76,6 +79,11 @@ def find_unstarted_exchanges() -> list[tuple[ExchangeId, PartnerId, int]]:
 
 
 @DBOS.step()
+def find_overdue_deliveries() -> list[str]:
+    return _bound().overdue_deliveries()
+
+
+@DBOS.step()
 def purge_idempotent_answers() -> int:
     return _bound().purge_idempotent_answers()
 
@@ -87,6 +95,10 @@ def sweep(scheduled_at: datetime, context: Any) -> None:
         enqueue_exchange(exchange_id, partner_id, replay_count=replay_count)
     if unstarted:
         logger.info("exchange sweep enqueued", extra={"exchanges": len(unstarted)})
+    overdue = find_overdue_deliveries()
+    enqueue_deliveries(overdue)
+    if overdue:
+        logger.info("webhook sweep enqueued", extra={"deliveries": len(overdue)})
     purged = purge_idempotent_answers()
     if purged:
         logger.info("idempotent answers purged", extra={"answers": purged})
