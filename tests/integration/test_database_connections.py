@@ -15,7 +15,14 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, text
 from payerbridge.config import load_settings
 from payerbridge.errors import StoreConflict
 from payerbridge.store import engines
-from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows, raw_cursor
+from payerbridge.store.dbapi import (
+    DialectSql,
+    cursor_of,
+    driver_sql,
+    insert_rows,
+    parameters_of,
+    raw_cursor,
+)
 from payerbridge.store.engines import create_db_engine, create_reader
 from payerbridge.store.tables import UtcDateTime
 
@@ -105,17 +112,25 @@ def test_insert_rows_writes_several_tables_in_order_with_nulls_or_nothing(engine
     with engine.begin() as connection, cursor_of(connection) as cursor:
         insert_rows(
             cursor,
-            (into_first, [(f"row {n}", None if n % 2 else "even") for n in range(5)]),
-            (into_second, [(sql.timestamp(start + timedelta(minutes=n)), None) for n in range(3)]),
+            (
+                into_first,
+                [{"name": f"row {n}", "note": None if n % 2 else "even"} for n in range(5)],
+            ),
+            (
+                into_second,
+                [{"at": sql.timestamp(start + timedelta(minutes=n)), "n": None} for n in range(3)],
+            ),
             (into_second, []),  # nothing to insert: left out
         )
-    duplicate = (sql.timestamp(start), 1)
+    duplicate = {"at": sql.timestamp(start), "n": 1}
     with (
         pytest.raises(StoreConflict),
         engine.begin() as connection,
         cursor_of(connection) as cursor,
     ):
-        insert_rows(cursor, (into_first, [("lost", None)]), (into_second, [duplicate]))
+        insert_rows(
+            cursor, (into_first, [{"name": "lost", "note": None}]), (into_second, [duplicate])
+        )
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT name, note FROM first_rows ORDER BY id")).all()
         assert [tuple(row) for row in rows] == [
@@ -134,21 +149,21 @@ def test_a_unit_of_work_commits_on_either_path_and_rolls_back_whole(engine: Engi
     from payerbridge.store.unit_of_work import SqlTransactions
 
     kept = Table("kept", MetaData(), Column("n", Integer))
-    mark = "?" if engine.dialect.name == "sqlite" else "%s"
+    kept_n = driver_sql(engine.dialect, "INSERT INTO kept VALUES (:n)")
     transactions = SqlTransactions(engine)
     with transactions.begin() as unit:  # DB-API first
-        unit.cursor().execute(f"INSERT INTO kept VALUES ({mark})", (1,))
+        unit.cursor().execute(kept_n, {"n": 1})
     with transactions.begin() as unit:  # Core first, then DB-API on the same transaction
         unit.connection.execute(insert(kept).values(n=2))
-        unit.cursor().execute(f"INSERT INTO kept VALUES ({mark})", (3,))
+        unit.cursor().execute(kept_n, {"n": 3})
     with (
         pytest.raises(RuntimeError, match="Core statements before"),
         transactions.begin() as unit,
     ):
-        unit.cursor().execute(f"INSERT INTO kept VALUES ({mark})", (4,))
+        unit.cursor().execute(kept_n, {"n": 4})
         unit.connection.execute(insert(kept).values(n=5))
     with pytest.raises(StoreConflict), transactions.begin() as unit:
-        unit.cursor().execute(f"INSERT INTO kept VALUES ({mark})", (6,))
+        unit.cursor().execute(kept_n, {"n": 6})
         raise StoreConflict("as a refused key would")
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT n FROM kept ORDER BY n")).scalars().all()
@@ -157,3 +172,21 @@ def test_a_unit_of_work_commits_on_either_path_and_rolls_back_whole(engine: Engi
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM kept"))
     _rolled_back_insert_leaves_nothing(engine)
+
+
+def test_named_parameters_are_written_in_the_drivers_style(engine: Engine) -> None:
+    """``:name`` parameters bind by name on either driver; casts (``::``), times in
+    literals and a literal ``%`` are not parameters."""
+    statement = driver_sql(
+        engine.dialect,
+        "SELECT CAST(:n AS INTEGER) + 1, '12:30', 'x' || :word || '%', :n * 2",
+    )
+    if engine.dialect.name == "postgresql":
+        assert "%(n)s" in statement and "%%" in statement
+    with engine.begin() as connection, cursor_of(connection) as cursor:
+        cursor.execute(statement, {"n": 20, "word": "y"})
+        assert tuple(cursor.fetchone()) == (21, "12:30", "xy%", 40)
+    assert parameters_of("SELECT NULL::text, :a, :b_2 WHERE t = '1:2'") == ("a", "b_2")
+    _, bound = DialectSql.of(engine.dialect).one_of("DELETE FROM t WHERE ref {one_of}", "pq")
+    postgres = engine.dialect.name == "postgresql"
+    assert bound == ({"values": ["p", "q"]} if postgres else {"v0": "p", "v1": "q"})

@@ -376,9 +376,9 @@ def test_a_move_whose_commit_fails_leaves_the_exchange_and_its_history_as_they_w
         unit.cursor().execute(  # the move's own transition collides with this one
             sql.sql(
                 "INSERT INTO exchange_transitions (exchange_id, seq, from_state, to_state, "
-                "at, actor) VALUES (?, 2, 'submitted', 'validated', ?, 'intruder')"
+                "at, actor) VALUES (:id, 2, 'submitted', 'validated', :at, 'intruder')"
             ),
-            (exchange_id, sql.timestamp(ports.clock())),
+            {"id": exchange_id, "at": sql.timestamp(ports.clock())},
         )
         _advance(
             platform, unit, exchange_id, ExchangeState.VALIDATED, expected=ExchangeState.SUBMITTED

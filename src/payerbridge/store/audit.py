@@ -43,11 +43,8 @@ class _AuditSql(DialectSql):
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
         # PostgreSQL: the trigger fills seq, prev_hash and chain_hash.
-        self.insert: RowsInsert = self.rows_insert(audit_events, (*_FIELDS, "leaf_hash"))
-        marks = ", ".join("?" * (len(_FIELDS) + len(_CHAIN)))
-        self.insert_linked = self.sql(
-            f"INSERT INTO {audit_events.name} ({', '.join((*_FIELDS, *_CHAIN))}) VALUES ({marks})"
-        )
+        self.unlinked: RowsInsert = self.rows_insert(audit_events, (*_FIELDS, "leaf_hash"))
+        self.insert_linked = self.insert(audit_events, (*_FIELDS, *_CHAIN))
         self.head = self.sql(f"SELECT seq, hash FROM {audit_head.name} WHERE id = 1")
 
 
@@ -55,17 +52,17 @@ _SQLITE = _AuditSql(sqlite.dialect())
 _POSTGRES = _AuditSql(postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]  # SQLAlchemy's dialect classes are untyped
 
 
-def _fields(event: AuditEvent, at: Any) -> tuple[Any, ...]:
-    return (
-        at,
-        event.actor,
-        event.action,
-        event.entity_type,
-        event.entity_id,
-        event.outcome,
-        event.request_id,
-        detail_text(event.detail),
-    )
+def _fields(event: AuditEvent, at: Any) -> dict[str, Any]:
+    return {
+        "at": at,
+        "actor": event.actor,
+        "action": event.action,
+        "entity_type": event.entity_type,
+        "entity_id": event.entity_id,
+        "outcome": event.outcome,
+        "request_id": event.request_id,
+        "detail": detail_text(event.detail),
+    }
 
 
 def append_events(cursor: Any, events: Sequence[AuditEvent]) -> None:
@@ -78,7 +75,7 @@ def append_events(cursor: Any, events: Sequence[AuditEvent]) -> None:
         return
     insert_rows(
         cursor,
-        (_POSTGRES.insert, [(*_fields(e, e.at), leaf_hash(e)) for e in events]),
+        (_POSTGRES.unlinked, [{**_fields(e, e.at), "leaf_hash": leaf_hash(e)} for e in events]),
     )
 
 
@@ -91,7 +88,13 @@ def _append_linked(cursor: sqlite3.Cursor, events: Sequence[AuditEvent]) -> None
     cursor.executemany(
         _SQLITE.insert_linked,
         [
-            (*_fields(e, sqlite_timestamp(e.at)), c.seq, c.leaf_hash, c.prev_hash, c.chain_hash)
+            {
+                **_fields(e, sqlite_timestamp(e.at)),
+                "seq": c.seq,
+                "leaf_hash": c.leaf_hash,
+                "prev_hash": c.prev_hash,
+                "chain_hash": c.chain_hash,
+            }
             for e, c in zip(events, chained, strict=True)
         ],
     )

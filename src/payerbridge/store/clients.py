@@ -32,7 +32,7 @@ class SqlClientRegistry:
         self._by_token = driver_sql(
             engine.dialect,
             f"SELECT id, name, npi FROM {api_clients.name} "
-            "WHERE token_sha256 = ? AND disabled_at IS NULL",
+            "WHERE token_sha256 = :token_sha256 AND disabled_at IS NULL",
         )
 
     def register(self, client: ApiClient, *, at: datetime, actor: str) -> str:
@@ -72,6 +72,6 @@ class SqlClientRegistry:
         # Every authenticated request runs it: DB-API SQL on the writing engine's connections
         # (no write lock is taken; see store.dbapi.raw_cursor).
         with raw_cursor(self._engine) as cursor:
-            cursor.execute(self._by_token, (token_digest(token),))
+            cursor.execute(self._by_token, {"token_sha256": token_digest(token)})
             row = cursor.fetchone()
         return None if row is None else ApiClient(*row)

@@ -38,12 +38,13 @@ class ConsentSql(DialectSql):
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
         self.same = self.sql(
-            f"SELECT {', '.join(_COLUMNS)} FROM {consents.name} WHERE member_id = ? "
-            "AND role = ? AND client_id = ? AND resource_hash = ? AND revoked_at IS NULL LIMIT 1"
+            f"SELECT {', '.join(_COLUMNS)} FROM {consents.name} WHERE member_id = :member_id "
+            "AND role = :role AND client_id = :client_id AND resource_hash = :resource_hash "
+            "AND revoked_at IS NULL LIMIT 1"
         )
-        self.insert = self.rows_insert(consents, _COLUMNS)
+        self.new_consent = self.rows_insert(consents, _COLUMNS)
 
-    def row(self, consent: StoredConsent) -> tuple[Any, ...]:
+    def row(self, consent: StoredConsent) -> dict[str, Any]:
         record = consent.record
         values = {
             "id": record.consent_id,
@@ -65,7 +66,7 @@ class ConsentSql(DialectSql):
             "revoked_at": None,
             "revoked_by": None,
         }
-        return self.bound(values, _COLUMNS, _TIMESTAMPS)
+        return self.bound(values, _TIMESTAMPS)
 
 
 def _stored(row: Any) -> StoredConsent:
@@ -108,12 +109,17 @@ class SqlConsentStore:
         cursor = sql_of.cursor()
         cursor.execute(
             sql.same,
-            (record.member_id, consent.role.value, record.client_id, record.resource_hash),
+            {
+                "member_id": record.member_id,
+                "role": consent.role.value,
+                "client_id": record.client_id,
+                "resource_hash": record.resource_hash,
+            },
         )
         same = cursor.fetchone()
         if same is not None:
             return _stored(sql.named(_COLUMNS, _TIMESTAMPS, same))
-        insert_rows(cursor, (sql.insert, [sql.row(consent)]))
+        insert_rows(cursor, (sql.new_consent, [sql.row(consent)]))
         sql_of.record(event)
         return consent
 

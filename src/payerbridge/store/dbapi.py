@@ -1,9 +1,14 @@
 """The hot paths' DB-API access: statements written once per dialect, bulk inserts, and
 cursors on driver connections (ADR 0004, ADR 0006). Write transactions are the unit of
-work's (``store.unit_of_work``, ADR 0008)."""
+work's (``store.unit_of_work``, ADR 0008).
+
+Statements name their parameters (``:name``, as SQLAlchemy's ``text()`` does) and are
+bound with mappings; ``driver_sql`` writes them in the driver's own style once. Table
+and column names come from ``store.tables``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +30,7 @@ __all__ = [
     "cursor_of",
     "driver_sql",
     "insert_rows",
+    "parameters_of",
     "raw_cursor",
     "read_row",
     "give_back_driver_connection",
@@ -38,9 +44,22 @@ __all__ = [
 # The hot paths (authentication, $member-match) use these instead, with SQL written once.
 
 
+# ``:name`` not preceded by a colon or a word character: ``NULL::type`` casts and
+# ``12:30`` stay as they are.
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
 def driver_sql(dialect: Dialect, text: str) -> str:
-    """``text`` with ``?`` placeholders in the driver's own style (``%s`` for psycopg)."""
-    return text.replace("?", "%s") if dialect.paramstyle in ("format", "pyformat") else text
+    """``text`` with its ``:name`` parameters in the driver's own style: as they are for
+    sqlite3, ``%(name)s`` for psycopg (whose literal ``%`` is then doubled)."""
+    if dialect.paramstyle in ("format", "pyformat"):
+        return _PARAMETER.sub(r"%(\1)s", text.replace("%", "%%"))
+    return text
+
+
+def parameters_of(text: str) -> tuple[str, ...]:
+    """The names of the ``:name`` parameters of ``text``, in order."""
+    return tuple(_PARAMETER.findall(text))
 
 
 def sqlite_timestamp(value: datetime) -> str:
@@ -63,7 +82,8 @@ _dialect_sql: dict[tuple[type, str, str], Any] = {}  # by kind and dialect
 class DialectSql:
     """Statements of a hot path as DB-API SQL for one dialect, with timestamps bound and
     read back as the ``UtcDateTime`` column type does, so the rows are the ones
-    SQLAlchemy writes and reads. Subclasses write their SQL with ``?`` (``sql``)."""
+    SQLAlchemy writes and reads. Subclasses write their SQL with ``:name`` parameters
+    (``sql``)."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
@@ -76,9 +96,27 @@ class DialectSql:
             processor = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
             self.timestamp, self.read_timestamp = processor or (lambda value: value), _as_read
         self._row_reads: dict[tuple[Any, ...], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+        self._one_of: dict[tuple[str, int], str] = {}
 
     def sql(self, text: str) -> str:
         return driver_sql(self.dialect, text)
+
+    def one_of(self, template: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+        """``template`` with its ``{one_of}`` (after a column) testing that the column is one
+        of ``values``, and the parameters: one array on PostgreSQL (one statement for any
+        number of values), one parameter per value on SQLite; written once per shape."""
+        size = 0 if self.is_postgres else len(values)
+        text = self._one_of.get((template, size))
+        if text is None:
+            test = (
+                "= ANY(:values)"
+                if self.is_postgres
+                else f"IN ({', '.join(f':v{n}' for n in range(size))})"
+            )
+            text = self._one_of[(template, size)] = self.sql(template.replace("{one_of}", test))
+        if self.is_postgres:
+            return text, {"values": list(values)}
+        return text, {f"v{n}": value for n, value in enumerate(values)}
 
     def row_by(
         self, table: Table, key: str, columns: Sequence[str] | None = None
@@ -89,35 +127,40 @@ class DialectSql:
         found = self._row_reads.get(cache_key)
         if found is None:
             names = tuple(columns) if columns else tuple(c.name for c in table.c)
-            text = self.sql(f"SELECT {', '.join(names)} FROM {table.name} WHERE {key} = ?")
+            text = self.sql(f"SELECT {', '.join(names)} FROM {table.name} WHERE {key} = :key")
             stamps = tuple(n for n in names if isinstance(table.c[n].type, UtcDateTime))
             found = self._row_reads[cache_key] = (text, names, stamps)
         return found
 
+    def insert(self, table: Table, columns: Sequence[str], suffix: str = "") -> str:
+        """The INSERT of one row of ``columns`` into ``table``, each bound by its name
+        (``suffix``: an ON CONFLICT clause)."""
+        _check_columns(table, columns)
+        values = ", ".join(f":{column}" for column in columns)
+        return self.sql(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({values}){suffix}"
+        )
+
     def rows_insert(self, table: Table, columns: Sequence[str], suffix: str = "") -> RowsInsert:
         """The INSERT of rows of ``columns`` into ``table`` (``suffix``: an ON CONFLICT
-        clause) for ``insert_rows``."""
-        names = ", ".join(columns)
+        clause) for ``insert_rows``, whose rows map each of ``columns`` to its value."""
         if not self.is_postgres:
-            marks = ", ".join("?" * len(columns))
-            text = self.sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks}){suffix}")
-            return RowsInsert(text, tuple(columns), as_json=False)
-        rows = f"json_populate_recordset(NULL::{table.name}, %s)"  # typed as the table's row
+            return RowsInsert(self.insert(table, columns, suffix), as_json=False)
+        _check_columns(table, columns)
+        names = ", ".join(columns)
+        # The rows as one JSON array typed as the table's row; ``insert_rows`` names it.
+        rows = f"json_populate_recordset(NULL::{table.name}, %(rows)s)"
         text = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {rows}{suffix}"
-        return RowsInsert(text, tuple(columns), as_json=True)
+        return RowsInsert(text, as_json=True)
 
-    def bound(
-        self, values: Mapping[str, Any], columns: Sequence[str], timestamps: Collection[str]
-    ) -> tuple[Any, ...]:
-        """The ``values`` of ``columns`` as the driver binds them (those of ``timestamps``
-        through ``timestamp``): ``named`` the other way round."""
+    def bound(self, values: Mapping[str, Any], timestamps: Collection[str]) -> dict[str, Any]:
+        """``values`` as the driver binds them (those of ``timestamps`` through
+        ``timestamp``): ``named`` the other way round."""
         stamp = self.timestamp
-        return tuple(
-            stamp(values[column])
-            if column in timestamps and values[column] is not None
-            else values[column]
-            for column in columns
-        )
+        return {
+            column: stamp(value) if value is not None and column in timestamps else value
+            for column, value in values.items()
+        }
 
     def named(
         self, columns: Sequence[str], timestamps: Collection[str], row: Sequence[Any]
@@ -139,21 +182,27 @@ class DialectSql:
         return found
 
 
+def _check_columns(table: Table, columns: Sequence[str]) -> None:
+    unknown = set(columns) - set(table.c.keys())
+    if unknown:
+        raise ValueError(f"{table.name} has no column {sorted(unknown)}")
+
+
 @dataclass(frozen=True)
 class RowsInsert:
-    """An INSERT of any number of rows (``DialectSql.rows_insert``). On PostgreSQL the
-    rows are bound as one JSON array, which the server turns into rows of the table's
-    own types: one statement, parsed and planned once, and one parameter that orjson
-    writes in C. psycopg's executemany pipelines every row through Python: 35 resources
-    cost 1.1 ms of client CPU that way, 0.7 ms as one array per column (each value still
-    dumped in Python) and 0.55 ms as JSON. Elsewhere: executemany, one row at a time."""
+    """An INSERT of any number of rows (``DialectSql.rows_insert``), each a mapping of
+    ``columns`` to values. On PostgreSQL the rows are bound as one JSON array, which the
+    server turns into rows of the table's own types: one statement, parsed and planned
+    once, and one parameter that orjson writes in C. psycopg's executemany pipelines
+    every row through Python: 35 resources cost 1.1 ms of client CPU that way, 0.7 ms as
+    one array per column (each value still dumped in Python) and 0.55 ms as JSON.
+    Elsewhere: executemany, one row at a time."""
 
     text: str
-    columns: tuple[str, ...]
     as_json: bool
 
 
-def insert_rows(cursor: Any, *inserts: tuple[RowsInsert, Sequence[Sequence[Any]]]) -> None:
+def insert_rows(cursor: Any, *inserts: tuple[RowsInsert, Sequence[Mapping[str, Any]]]) -> None:
     """Each insert's rows in the caller's transaction. On PostgreSQL all of them are one
     statement (each insert but the last a data-modifying WITH query: one round trip), so
     the inserts must not depend on each other; within each, ids are drawn in row order.
@@ -165,16 +214,16 @@ def insert_rows(cursor: Any, *inserts: tuple[RowsInsert, Sequence[Sequence[Any]]
         for insert, rows in inserts:
             cursor.executemany(insert.text, rows)
         return
-    *leading, last = [insert for insert, _ in inserts]
-    text = last.text
-    if leading:
-        queries = ", ".join(f"i{n} AS ({insert.text})" for n, insert in enumerate(leading))
-        text = f"WITH {queries} {text}"
-    documents = [
-        orjson.dumps([dict(zip(insert.columns, row, strict=True)) for row in rows]).decode()
-        for insert, rows in inserts
+    texts = [
+        insert.text.replace("%(rows)s", f"%(rows{n})s") for n, (insert, _) in enumerate(inserts)
     ]
-    cursor.execute(text, documents)
+    *leading, text = texts
+    if leading:
+        queries = ", ".join(f"i{n} AS ({query})" for n, query in enumerate(leading))
+        text = f"WITH {queries} {text}"
+    cursor.execute(
+        text, {f"rows{n}": orjson.dumps(rows).decode() for n, (_, rows) in enumerate(inserts)}
+    )
 
 
 @contextmanager
@@ -269,6 +318,6 @@ def read_row(
     sql = DialectSql.of(engine.dialect)
     text, names, stamps = sql.row_by(table, key, columns)
     with raw_cursor(engine) as cursor:  # see raw_cursor: the writer's engine, on SQLite
-        cursor.execute(text, (value,))
+        cursor.execute(text, {"key": value})
         row = cursor.fetchone()
     return None if row is None else sql.named(names, stamps, row)

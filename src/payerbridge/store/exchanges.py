@@ -102,11 +102,11 @@ class ExchangeSql(DialectSql):
         sql = self.sql
         self.by_key = sql(
             f"SELECT id, request_hash FROM {exchanges.name} "
-            "WHERE client_id = ? AND idempotency_key = ?"
+            "WHERE client_id = :client_id AND idempotency_key = :idempotency_key"
         )
         # The row locked: its state, its last transition and whether anyone listens.
         self.lock_state = sql(
-            f"SELECT state, last_seq, {_LISTENERS} FROM {exchanges.name} WHERE id = ?"
+            f"SELECT state, last_seq, {_LISTENERS} FROM {exchanges.name} WHERE id = :id"
             + (f" FOR UPDATE OF {exchanges.name}" if self.is_postgres else "")
         )
         self.new_exchange = self.rows_insert(
@@ -143,10 +143,11 @@ class ExchangeSql(DialectSql):
             ),
         )
         # The received Bundle, replacing an earlier attempt's (both dialects upsert alike).
-        self.keep_payload = sql(
-            f"INSERT INTO {exchange_payloads.name} (exchange_id, received_at, sha256, body) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (exchange_id) DO UPDATE SET "
-            "received_at = excluded.received_at, sha256 = excluded.sha256, body = excluded.body"
+        self.keep_payload = self.insert(
+            exchange_payloads,
+            ("exchange_id", "received_at", "sha256", "body"),
+            " ON CONFLICT (exchange_id) DO UPDATE SET received_at = excluded.received_at, "
+            "sha256 = excluded.sha256, body = excluded.body",
         )
         self._updates: dict[tuple[str, ...], str] = {}
         self._moves: dict[tuple[str, ...], str] = {}
@@ -154,32 +155,31 @@ class ExchangeSql(DialectSql):
         self.moves_in_one = self.is_postgres or sqlite3.sqlite_version_info >= (3, 35)
 
     def update(self, columns: tuple[str, ...]) -> str:
-        """UPDATE of the exchange's ``columns`` (then its id), written once per set."""
+        """UPDATE of the exchange's ``columns`` (each bound by its name) where the id is
+        ``:exchange_id``, written once per set."""
         text = self._updates.get(columns)
         if text is None:
             text = self._updates[columns] = self.sql(
-                f"UPDATE {exchanges.name} SET {_assignments(columns)} WHERE id = ?"
+                f"UPDATE {exchanges.name} SET {_assignments(columns)} WHERE id = :exchange_id"
             )
         return text
 
     def move(self, columns: tuple[str, ...]) -> str:
-        """The UPDATE of ``update`` only while the exchange is in a given state (then the
-        number of transitions, its id and the state): it locks and moves the row in one
-        statement and returns what the lock read (its new last transition, whether
-        anyone listens)."""
+        """The UPDATE of ``update`` only while the exchange is in state ``:expected``,
+        counting ``:steps`` more transitions: it locks and moves the row in one statement
+        and returns what the lock read (its new last transition, whether anyone listens)."""
         text = self._moves.get(columns)
         if text is None:
             text = self._moves[columns] = self.sql(
                 f"UPDATE {exchanges.name} SET {_assignments(columns)}, "
-                "last_seq = last_seq + ? WHERE id = ? AND state = ? "
+                "last_seq = last_seq + :steps WHERE id = :exchange_id AND state = :expected "
                 f"RETURNING last_seq, {_LISTENERS}"
             )
         return text
 
-    def assigned(self, values: dict[str, Any]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    def assigned(self, values: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
         """The columns ``values`` sets (for ``update``/``move``) and their bound values."""
-        columns = tuple(values)
-        return columns, self.bound(values, columns, _TIMESTAMPS)
+        return tuple(values), self.bound(values, _TIMESTAMPS)
 
 
 # Whether anyone listens to the exchange row (no parameter of its own).
@@ -190,7 +190,7 @@ def _assignments(columns: tuple[str, ...]) -> str:
     unknown = set(columns) - set(_COLUMNS)
     if unknown:
         raise ValueError(f"exchanges has no column {sorted(unknown)}")
-    return ", ".join(f"{column} = ?" for column in columns)
+    return ", ".join(f"{column} = :{column}" for column in columns)
 
 
 def _write_transitions(
@@ -209,17 +209,17 @@ def _write_transitions(
     sql = ExchangeSql.of(unit.dialect)
     stamp = sql.timestamp(at)
     transitions = [
-        (
-            exchange_id,
-            w.seq,
-            w.current.value if w.current else None,
-            w.target.value,
-            stamp,
-            actor,
-            w.reason_code,
-            _json(w.detail) if w.detail else None,
-            policy_version,
-        )
+        {
+            "exchange_id": exchange_id,
+            "seq": w.seq,
+            "from_state": w.current.value if w.current else None,
+            "to_state": w.target.value,
+            "at": stamp,
+            "actor": actor,
+            "reason_code": w.reason_code,
+            "detail": _json(w.detail) if w.detail else None,
+            "policy_version": policy_version,
+        }
         for w in written
     ]
     insert_rows(unit.cursor(), (sql.transitions, transitions))
@@ -290,7 +290,7 @@ def _moves(
     values["last_seq"] = last_seq + len(steps)
     sql = ExchangeSql.of(unit.dialect)
     columns, bound = sql.assigned(values)
-    unit.cursor().execute(sql.update(columns), (*bound, exchange_id))
+    unit.cursor().execute(sql.update(columns), {**bound, "exchange_id": exchange_id})
     _write_transitions(
         unit,
         exchange_id,
@@ -356,8 +356,7 @@ class SqlExchangeStore:
             "consent_id": consent_id,
             "last_seq": 1,
         }
-        row = sql.bound(values, sql.new_exchange.columns, _TIMESTAMPS)
-        insert_rows(sql_of.cursor(), (sql.new_exchange, [row]))
+        insert_rows(sql_of.cursor(), (sql.new_exchange, [sql.bound(values, _TIMESTAMPS)]))
         _write_transitions(
             sql_of,
             exchange_id,
@@ -373,7 +372,7 @@ class SqlExchangeStore:
         if key is None:
             return None
         with raw_cursor(self._engine) as cursor:  # see raw_cursor: the writer's, on SQLite
-            cursor.execute(self._sql.by_key, (client_id, key))
+            cursor.execute(self._sql.by_key, {"client_id": client_id, "idempotency_key": key})
             row = cursor.fetchone()
         return Submission(row[0], False, row[1]) if row else None
 
@@ -408,7 +407,7 @@ class SqlExchangeStore:
             )
             return
         cursor = sql_of.cursor()
-        cursor.execute(self._sql.lock_state, (exchange_id,))
+        cursor.execute(self._sql.lock_state, {"id": exchange_id})
         row = cursor.fetchone()
         if row is None:
             raise NotFound(f"exchange {exchange_id} does not exist")
@@ -442,11 +441,16 @@ class SqlExchangeStore:
         columns, bound = sql.assigned(values)
         # On PostgreSQL: BEGIN and the move in one round trip, the rest and COMMIT in another.
         cursor = unit.cursor()
-        moved = (*bound, len(steps), exchange_id, expected.value)
+        moved = {
+            **bound,
+            "steps": len(steps),
+            "exchange_id": exchange_id,
+            "expected": expected.value,
+        }
         cursor.execute(sql.move(columns), moved)
         row = cursor.fetchone()
         if row is None:
-            cursor.execute(sql.lock_state, (exchange_id,))
+            cursor.execute(sql.lock_state, {"id": exchange_id})
             found = cursor.fetchone()
             if found is None:
                 raise NotFound(f"exchange {exchange_id} does not exist")
@@ -614,7 +618,13 @@ class SqlExchangeStore:
         """Keep the received Bundle (replacing an earlier attempt's)."""
         sql = self._sql
         sql_unit(unit).cursor().execute(
-            sql.keep_payload, (exchange_id, sql.timestamp(at), sha256, body)
+            sql.keep_payload,
+            {
+                "exchange_id": exchange_id,
+                "received_at": sql.timestamp(at),
+                "sha256": sha256,
+                "body": body,
+            },
         )
 
     def payload(self, exchange_id: ExchangeId) -> str:

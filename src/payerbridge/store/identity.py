@@ -352,7 +352,9 @@ class SqlIdentityStore:
     def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None:
         """The newest case opened for this requester's request (the same request again)."""
         with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
-            cursor.execute(self._sql.latest_review, (client_id, request_key))
+            cursor.execute(
+                self._sql.latest_review, {"client_id": client_id, "request_key": request_key}
+            )
             row = cursor.fetchone()
         return None if row is None else self.review(row[0])
 

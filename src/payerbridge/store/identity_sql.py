@@ -40,115 +40,139 @@ class IdentitySql(ResourceSql):
 
     Matching runs a handful of small statements per request; built as SQLAlchemy
     expressions, compiling, caching and binding them cost more than the database
-    work. These are written once per dialect (``?`` or ``%s``); a UMB handed out
+    work. These are written once per dialect, with named parameters; a UMB handed out
     re-indexes its Patient's tokens with ``write_batch``'s own statements.
     """
 
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
-        self._keys: dict[int, str] = {}
         sql = self.sql
 
         # A card tried again only moves its row's time: the rows a count reads are the
         # distinct cards, however often a client resends the same request.
-        self.attempt = sql(
-            f"INSERT INTO {identity_attempts.name} (client_id, demographics_key, card_key, at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (client_id, demographics_key, card_key) "
-            "DO UPDATE SET at = excluded.at"
+        self.attempt = self.insert(
+            identity_attempts,
+            ("client_id", "demographics_key", "card_key", "at"),
+            " ON CONFLICT (client_id, demographics_key, card_key) DO UPDATE SET at = excluded.at",
         )
         self.cards_tried = sql(
             f"SELECT COUNT(*) FROM {identity_attempts.name} "
-            "WHERE client_id = ? AND demographics_key = ? AND at > ?"
+            "WHERE client_id = :client_id AND demographics_key = :demographics_key "
+            "AND at > :since"
         )
-        self.decision = sql(
-            f"INSERT INTO {identity_decisions.name} (id, outcome, member_id, client_id, "
-            "request_key, policy_version, model_version, decided_at, evidence) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        self.decision = self.insert(
+            identity_decisions,
+            (
+                "id",
+                "outcome",
+                "member_id",
+                "client_id",
+                "request_key",
+                "policy_version",
+                "model_version",
+                "decided_at",
+                "evidence",
+            ),
         )
-        self.review = sql(
-            f"INSERT INTO {identity_reviews.name} (id, decision_id, status, client_id, "
-            "request_key, candidate_ids, opened_at) VALUES (?, ?, 'open', ?, ?, ?, ?)"
+        self.review = self.insert(
+            identity_reviews,
+            (
+                "id",
+                "decision_id",
+                "status",
+                "client_id",
+                "request_key",
+                "candidate_ids",
+                "opened_at",
+            ),
         )
         self.latest_review = sql(
-            f"SELECT id FROM {identity_reviews.name} WHERE client_id = ? AND request_key = ? "
+            f"SELECT id FROM {identity_reviews.name} "
+            "WHERE client_id = :client_id AND request_key = :request_key "
             "ORDER BY opened_at DESC LIMIT 1"
         )
         self.current_links = sql(
             f"SELECT kind, system, value FROM {identity_links.name} "
-            "WHERE member_id = ? AND valid_to IS NULL"
+            "WHERE member_id = :member_id AND valid_to IS NULL"
         )
-        self.link = sql(
-            f"INSERT INTO {identity_links.name} (member_id, kind, system, value, assigner, "
-            "decision_id, recorded_by, valid_from, valid_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        self.link = self.insert(
+            identity_links,
+            (
+                "member_id",
+                "kind",
+                "system",
+                "value",
+                "assigner",
+                "decision_id",
+                "recorded_by",
+                "valid_from",
+                "valid_to",
+            ),
         )
         # A stored resource rewritten, as write_batch (store/members.py) rewrites one.
         self.rewrite_resource = sql(
-            f"UPDATE {fhir_resources.name} SET patient_id = ?, version_id = version_id + 1, "
-            "last_updated = ?, source = ?, body = ? WHERE ref = ?"
+            f"UPDATE {fhir_resources.name} SET patient_id = :patient_id, "
+            "version_id = version_id + 1, last_updated = :last_updated, source = :source, "
+            "body = :body WHERE ref = :ref"
         )
         self.patient = sql(
-            f"SELECT body, source FROM {fhir_resources.name} WHERE ref = ?"
+            f"SELECT body, source FROM {fhir_resources.name} WHERE ref = :ref"
             + (" FOR UPDATE" if self.is_postgres else "")
         )
         self._candidates = (
             f"SELECT r.member_id, r.record FROM {identity_member_records.name} r "
             f"WHERE r.member_id IN (SELECT k.member_id FROM {identity_blocking_keys.name} k "
-            "WHERE k.key {keys}) AND NOT EXISTS (SELECT 1 FROM "
+            "WHERE k.key {one_of}) AND NOT EXISTS (SELECT 1 FROM "
             f"{identity_links.name} l WHERE l.member_id = r.member_id "
             f"AND l.kind = '{LinkKind.MERGED_INTO}' AND l.valid_to IS NULL) "
             "ORDER BY r.member_id"
         )
 
-    def candidates(self, keys: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+    def candidates(self, keys: Sequence[str]) -> tuple[str, dict[str, Any]]:
         """The current candidates of these blocking keys: SQL and parameters."""
-        if self.is_postgres:
-            return self._candidates.replace("{keys}", "= ANY(%s)"), (list(keys),)
-        text = self._keys.get(len(keys))
-        if text is None:
-            marks = ", ".join("?" * len(keys))
-            text = self._keys[len(keys)] = self._candidates.replace("{keys}", f"IN ({marks})")
-        return text, tuple(keys)
+        return self.one_of(self._candidates, keys)
 
     def decision_row(
         self, decision: MatchDecision, client_id: str, request_key: str
-    ) -> tuple[Any, ...]:
+    ) -> dict[str, Any]:
         evidence = decision.evidence
-        return (
-            decision.decision_id,
-            decision.outcome.value,
-            decision.member_id,
-            client_id,
-            request_key,
-            evidence.policy_version,
-            evidence.model_version,
-            self.timestamp(evidence.decided_at),
-            orjson.dumps(evidence.to_dict()).decode(),
-        )
+        return {
+            "id": decision.decision_id,
+            "outcome": decision.outcome.value,
+            "member_id": decision.member_id,
+            "client_id": client_id,
+            "request_key": request_key,
+            "policy_version": evidence.policy_version,
+            "model_version": evidence.model_version,
+            "decided_at": self.timestamp(evidence.decided_at),
+            "evidence": orjson.dumps(evidence.to_dict()).decode(),
+        }
 
     def review_row(
         self, decision: MatchDecision, review_id: str, client_id: str, request_key: str
-    ) -> tuple[Any, ...]:
-        return (
-            review_id,
-            decision.decision_id,
-            client_id,
-            request_key,
-            orjson.dumps(list(decision.candidate_ids)).decode(),
-            self.timestamp(decision.evidence.decided_at),
-        )
+    ) -> dict[str, Any]:
+        return {
+            "id": review_id,
+            "decision_id": decision.decision_id,
+            "status": "open",
+            "client_id": client_id,
+            "request_key": request_key,
+            "candidate_ids": orjson.dumps(list(decision.candidate_ids)).decode(),
+            "opened_at": self.timestamp(decision.evidence.decided_at),
+        }
 
-    def link_row(self, link: IdentityLink) -> tuple[Any, ...]:
-        return (
-            link.member_id,
-            link.kind,
-            link.system,
-            link.value,
-            link.assigner,
-            link.decision_id,
-            link.recorded_by,
-            self.timestamp(link.valid_from),
-            None if link.valid_to is None else self.timestamp(link.valid_to),
-        )
+    def link_row(self, link: IdentityLink) -> dict[str, Any]:
+        return {
+            "member_id": link.member_id,
+            "kind": link.kind,
+            "system": link.system,
+            "value": link.value,
+            "assigner": link.assigner,
+            "decision_id": link.decision_id,
+            "recorded_by": link.recorded_by,
+            "valid_from": self.timestamp(link.valid_from),
+            "valid_to": None if link.valid_to is None else self.timestamp(link.valid_to),
+        }
 
 
 class SqlMatchWrites:
@@ -174,8 +198,9 @@ class SqlMatchWrites:
         """Record an attempt; return how many distinct cards this client tried with these
         demographics within the window (this one included)."""
         sql, cursor = self._sql, self._cursor
-        cursor.execute(sql.attempt, (client_id, demographics_key, card_key, sql.timestamp(at)))
-        cursor.execute(sql.cards_tried, (client_id, demographics_key, sql.timestamp(at - window)))
+        keys = {"client_id": client_id, "demographics_key": demographics_key}
+        cursor.execute(sql.attempt, {**keys, "card_key": card_key, "at": sql.timestamp(at)})
+        cursor.execute(sql.cards_tried, {**keys, "since": sql.timestamp(at - window)})
         return int(cursor.fetchone()[0])
 
     def record_decision(
@@ -197,7 +222,7 @@ class SqlMatchWrites:
 
     def patient(self, member_id: str) -> dict[str, Any] | None:
         """The member's Patient as stored (locked until the transaction ends on PostgreSQL)."""
-        self._cursor.execute(self._sql.patient, (f"Patient/{member_id}",))
+        self._cursor.execute(self._sql.patient, {"ref": f"Patient/{member_id}"})
         row = self._cursor.fetchone()
         if row is None:
             return None
@@ -214,19 +239,34 @@ class SqlMatchWrites:
         row = ResourceRow.from_resource(resource, member_id)
         sql, cursor = self._sql, self._cursor
         cursor.execute(
-            sql.rewrite_resource, (member_id, sql.timestamp(at), source, row.body, row.ref)
+            sql.rewrite_resource,
+            {
+                "patient_id": member_id,
+                "last_updated": sql.timestamp(at),
+                "source": source,
+                "body": row.body,
+                "ref": row.ref,
+            },
         )
         cursor.execute(*sql.drop_tokens([row.ref]))
-        insert_rows(
-            cursor, (sql.tokens, [(row.ref, row.resource_type, *token) for token in row.tokens])
-        )
+        tokens = [
+            {
+                "ref": row.ref,
+                "resource_type": row.resource_type,
+                "param": param,
+                "system": system,
+                "value": value,
+            }
+            for param, system, value in row.tokens
+        ]
+        insert_rows(cursor, (sql.tokens, tokens))
 
     def add_links(self, links: Sequence[IdentityLink]) -> None:
         """Add links; a link already current is kept as it is."""
         sql, cursor = self._sql, self._cursor
         current: set[tuple[str, str, str, str]] = set()
         for member_id in {link.member_id for link in links}:
-            cursor.execute(sql.current_links, (member_id,))
+            cursor.execute(sql.current_links, {"member_id": member_id})
             current.update((member_id, *row) for row in cursor.fetchall())
         new = []
         for link in links:

@@ -79,13 +79,11 @@ class ResourceSql(DialectSql):
         self.tokens = self.rows_insert(
             fhir_tokens, ("ref", "resource_type", "param", "system", "value")
         )
-        self._drop_tokens = f"DELETE FROM {fhir_tokens.name} WHERE ref "
+        self._drop_tokens = f"DELETE FROM {fhir_tokens.name} WHERE ref {{one_of}}"
 
-    def drop_tokens(self, refs: list[str]) -> tuple[str, tuple[Any, ...]]:
+    def drop_tokens(self, refs: list[str]) -> tuple[str, dict[str, Any]]:
         """The statement and parameters that delete the tokens of ``refs``."""
-        if self.is_postgres:
-            return self._drop_tokens + "= ANY(%s)", (refs,)
-        return self._drop_tokens + f"IN ({', '.join('?' * len(refs))})", tuple(refs)
+        return self.one_of(self._drop_tokens, refs)
 
 
 def write_batch(
@@ -104,11 +102,26 @@ def _write_rows(
     stamp = sql.timestamp(at)
     cursor.execute(*sql.drop_tokens(list(unique)))
     resources = [
-        (ref, row.resource_type, row.resource_id, row.patient_id, 1, stamp, source, row.body)
+        {
+            "ref": ref,
+            "resource_type": row.resource_type,
+            "resource_id": row.resource_id,
+            "patient_id": row.patient_id,
+            "version_id": 1,
+            "last_updated": stamp,
+            "source": source,
+            "body": row.body,
+        }
         for ref, row in unique.items()
     ]
     tokens = [
-        (ref, row.resource_type, param, system, value)
+        {
+            "ref": ref,
+            "resource_type": row.resource_type,
+            "param": param,
+            "system": system,
+            "value": value,
+        }
         for ref, row in unique.items()
         for param, system, value in row.tokens
     ]

@@ -52,9 +52,10 @@ class WebhookSql(DialectSql):
         super().__init__(dialect)
         subscriptions = f"SELECT w.id FROM {webhook_subscriptions.name} w WHERE "
         self.of_exchange = self.sql(
-            subscriptions + _listening(f"(SELECT client_id FROM {exchanges.name} WHERE id = ?)")
+            subscriptions
+            + _listening(f"(SELECT client_id FROM {exchanges.name} WHERE id = :exchange_id)")
         )
-        self.of_client = self.sql(subscriptions + _listening("?"))
+        self.of_client = self.sql(subscriptions + _listening(":client_id"))
         self.deliveries = self.rows_insert(
             webhook_deliveries,
             (
@@ -79,9 +80,9 @@ def webhook_listeners(
     sql = WebhookSql.of(unit.dialect)
     cursor = unit.cursor()
     if client_id is not None:
-        cursor.execute(sql.of_client, (client_id,))
+        cursor.execute(sql.of_client, {"client_id": client_id})
     else:
-        cursor.execute(sql.of_exchange, (exchange_id,))
+        cursor.execute(sql.of_exchange, {"exchange_id": exchange_id})
     return [row[0] for row in cursor.fetchall()]
 
 
@@ -113,20 +114,20 @@ def outbox_transitions(
                 reason_code=reason_code,
             )
             rows.append(
-                (
-                    delivery_id,
-                    subscription_id,
-                    exchange_id,
-                    seq,
-                    orjson.dumps(body).decode(),
-                    DeliveryStatus.PENDING.value,
-                    0,
-                    stamp,
-                    stamp,
-                )
+                {
+                    "id": delivery_id,
+                    "subscription_id": subscription_id,
+                    "exchange_id": exchange_id,
+                    "seq": seq,
+                    "body": orjson.dumps(body).decode(),
+                    "status": DeliveryStatus.PENDING.value,
+                    "attempts": 0,
+                    "next_attempt_at": stamp,
+                    "created_at": stamp,
+                }
             )
     insert_rows(unit.cursor(), (sql.deliveries, rows))
-    unit.add_deliveries([row[0] for row in rows])
+    unit.add_deliveries([row["id"] for row in rows])
 
 
 def _subscription(row: Any) -> Subscription:
