@@ -658,6 +658,7 @@ class InMemoryIdentityStore:
 
     def decide_review(
         self,
+        unit: InMemoryUnitOfWork,
         review_id: str,
         *,
         accept: bool,
@@ -665,8 +666,6 @@ class InMemoryIdentityStore:
         reviewer: str,
         reason: str,
         at: datetime,
-        event: Callable[[ReviewCase], AuditEvent],
-        links: Callable[[ReviewCase], Sequence[IdentityLink]],
     ) -> ReviewCase:
         case = self.reviews.get(review_id)
         if case is None:
@@ -682,9 +681,17 @@ class InMemoryIdentityStore:
             decided_at=at,
         )
         self.reviews[review_id] = decided
-        self.links.extend(links(decided))
-        self.audit.record(event(decided))
         return decided
+
+    def add_links(self, unit: InMemoryUnitOfWork, links: Sequence[IdentityLink]) -> None:
+        current = {
+            (k.member_id, k.kind, k.system, k.value) for k in self.links if k.valid_to is None
+        }
+        self.links.extend(
+            link
+            for link in links
+            if (link.member_id, link.kind, link.system, link.value) not in current
+        )
 
 
 class _InMemoryMatchWrites:

@@ -32,6 +32,7 @@ from payerbridge.identity.service import (
     decision_audit_event,
     match_member,
     model_for,
+    record_batch_decisions,
     request_record,
 )
 from payerbridge.store.tables import (
@@ -263,7 +264,7 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
     ]
     before = rows(platform)
 
-    platform.identity.record_decisions(entries)
+    record_batch_decisions(platform.identity, platform.transactions, entries)
 
     after = rows(platform)
     assert {name: after[name] - before[name] for name in after} == {
@@ -288,7 +289,8 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
         entries[1].event,
     )
     with pytest.raises(StoreConflict):
-        platform.identity.record_decisions([fresh, entries[0]])  # d-match is stored already
+        # d-match is stored already
+        record_batch_decisions(platform.identity, platform.transactions, [fresh, entries[0]])
     assert rows(platform) == after
     assert platform.identity.decision("d-new") is None
 

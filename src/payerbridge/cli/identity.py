@@ -6,15 +6,11 @@ These commands print ids and counts only, never a name, a birth date or a card n
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 import typer
@@ -33,12 +29,6 @@ from payerbridge import errors
 from payerbridge.cli.options import DataDir
 from payerbridge.processes import fork_workers
 
-if TYPE_CHECKING:
-    from payerbridge.bootstrap import Platform
-    from payerbridge.identity.decision import MatchPolicy
-    from payerbridge.identity.scoring import MatchModel
-    from payerbridge.identity.service import DecisionToRecord, IdentityIndex
-
 __all__ = ["identity_app"]
 
 identity_app = typer.Typer(
@@ -49,9 +39,6 @@ err = Console(stderr=True, soft_wrap=True)
 
 # Who the decisions of a bulk match file are recorded for (and audited as).
 MATCH_CLIENT = "cli:identity-match"
-OUTCOMES = ("match", "review", "nomatch", "multiple", "invalid")
-# Request lines per chunk: a worker's unit of work, and one transaction of decisions.
-MATCH_CHUNK_LINES = 500
 
 
 @identity_app.command("reindex")
@@ -158,104 +145,6 @@ def identity_train(
     out.print(f"model {fitted.model.version} {state}")
 
 
-def _request_id(body: Any) -> str | None:
-    request_id = body.get("id") if isinstance(body, dict) else None
-    return request_id if isinstance(request_id, str) and request_id else None
-
-
-@dataclass(frozen=True)
-class _Matcher:
-    """What deciding request lines needs; worker processes inherit it when they fork."""
-
-    index: IdentityIndex
-    model: MatchModel
-    policy: MatchPolicy
-
-
-_matcher: list[_Matcher] = []  # the one in use (set before the workers fork)
-
-
-def _decide_line(matcher: _Matcher, line: bytes) -> tuple[dict[str, Any], DecisionToRecord | None]:
-    """One request line's answer and, when it was decided, the decision to store."""
-    from payerbridge.bootstrap import new_id, utcnow
-    from payerbridge.fhir.member_match import parse_member_match_request
-    from payerbridge.identity.service import decide_for_batch
-
-    answer: dict[str, Any] = {
-        "request": None,
-        "outcome": "invalid",
-        "member": None,
-        "score": None,
-        "decision": None,
-    }
-    try:
-        body = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return answer, None
-    request_id = answer["request"] = _request_id(body)
-    if request_id is None:
-        return answer, None
-    try:
-        request = parse_member_match_request(body)
-    except errors.InvalidInput:
-        return answer, None
-    to_record = decide_for_batch(
-        matcher.index,
-        request,
-        request_id=request_id,
-        client_id=MATCH_CLIENT,
-        model=matcher.model,
-        policy=matcher.policy,
-        at=utcnow(),
-        new_id=new_id,
-    )
-    decision = to_record.decision
-    answer.update(
-        outcome=decision.outcome.value,
-        member=decision.member_id,
-        score=decision.match_probability,
-        decision=decision.decision_id,
-    )
-    return answer, to_record
-
-
-def _decide_chunk(lines: list[bytes]) -> tuple[int, list[tuple[dict[str, Any], Any]]]:
-    """The answers of a chunk of lines (blank lines have none), with its size in bytes."""
-    matcher = _matcher[0]
-    return sum(map(len, lines)), [_decide_line(matcher, line) for line in lines if line.strip()]
-
-
-def _chunks(source: Iterable[bytes]) -> Iterator[list[bytes]]:
-    chunk: list[bytes] = []
-    for line in source:
-        chunk.append(line)
-        if len(chunk) == MATCH_CHUNK_LINES:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-@contextmanager
-def _decided_chunks(
-    platform: Platform, matcher: _Matcher, source: Iterable[bytes], workers: int
-) -> Iterator[Iterator[tuple[int, list[tuple[dict[str, Any], Any]]]]]:
-    """Chunks of lines decided in order, on ``workers`` processes forked from this one
-    (here when 1). No database connection may cross the fork: the pools are emptied
-    first, and each process opens its own connections."""
-    _matcher[:] = [matcher]
-    try:
-        if workers <= 1:
-            yield map(_decide_chunk, _chunks(source))
-            return
-        platform.engine.dispose()
-        platform.reader.dispose()
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            yield pool.imap(_decide_chunk, _chunks(source))
-    finally:
-        _matcher.clear()
-
-
 @identity_app.command("match")
 def identity_match(
     requests: Annotated[
@@ -293,8 +182,9 @@ def identity_match(
     invalid), the member (for a match), the score and the decision id, in input order.
     Worker processes decide; this one stores each chunk of decisions in one transaction
     before writing their answers."""
-    from payerbridge.bootstrap import build_platform
+    from payerbridge.bootstrap import build_platform, new_id, utcnow
     from payerbridge.cli.console import settings_for
+    from payerbridge.identity.batch import OUTCOMES, BatchMatcher, match_lines
     from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
     from payerbridge.identity.service import model_for
 
@@ -305,6 +195,11 @@ def identity_match(
     index = platform.identity
     counts: Counter[str] = Counter()
     started = time.perf_counter()
+
+    def before_fork() -> None:  # no pooled connection may cross the fork
+        platform.engine.dispose()
+        platform.reader.dispose()
+
     try:
         model = model_for(index)
         if index.member_count() == 0:
@@ -317,12 +212,10 @@ def identity_match(
                 "[yellow]note:[/yellow] no model is trained yet: matching with the "
                 "untrained prior (payerbridge identity train)"
             )
+        matcher = BatchMatcher(index, model, chosen, MATCH_CLIENT, utcnow, new_id)
         with (
             requests.open("rb") as source,
             out_path.open("wb") as sink,
-            _decided_chunks(
-                platform, _Matcher(index, model, chosen), source, workers or fork_workers()
-            ) as decided,
             Progress(
                 TextColumn("matching"),
                 BarColumn(),
@@ -333,9 +226,15 @@ def identity_match(
             ) as progress,
         ):
             task = progress.add_task("match", total=requests.stat().st_size)
-            for size, answers in decided:
-                index.record_decisions([decision for _, decision in answers if decision])
-                for answer, _ in answers:
+            for size, answers in match_lines(
+                matcher,
+                index,
+                platform.transactions,
+                source,
+                workers=workers or fork_workers(),
+                before_fork=before_fork,
+            ):
+                for answer in answers:
                     counts[answer["outcome"]] += 1
                     sink.write(orjson.dumps(answer) + b"\n")
                 progress.advance(task, size)

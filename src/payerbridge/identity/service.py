@@ -52,17 +52,20 @@ from payerbridge.types import MemberId
 
 __all__ = [
     "AttemptLimit",
+    "DecisionLedger",
     "DecisionToRecord",
     "decision_audit_event",
     "IdentityIndex",
     "MatchedMember",
     "MatchWrites",
     "MemberDirectory",
+    "MergeLedger",
     "ReviewQueue",
     "decide_for_batch",
     "decide_request",
     "decide_review",
     "merge_members",
+    "record_batch_decisions",
     "split_members",
     "survivor",
     "match_member",
@@ -142,6 +145,7 @@ class ReviewQueue(Protocol):
 
     def decide_review(
         self,
+        unit: UnitOfWork,
         review_id: str,
         *,
         accept: bool,
@@ -149,9 +153,20 @@ class ReviewQueue(Protocol):
         reviewer: str,
         reason: str,
         at: datetime,
-        event: Callable[[ReviewCase], AuditEvent],
-        links: Callable[[ReviewCase], Sequence[IdentityLink]],
-    ) -> ReviewCase: ...
+    ) -> ReviewCase:
+        """Close the open case in ``unit`` and return it decided; NotFound, or Conflict
+        when it was decided already."""
+        ...
+
+    def add_links(self, unit: UnitOfWork, links: Sequence[IdentityLink]) -> None: ...
+
+
+class DecisionLedger(Protocol):
+    """Where bulk matching stores its decisions."""
+
+    def record_decisions(self, unit: UnitOfWork, decisions: Sequence[DecisionToRecord]) -> None:
+        """The decisions with their evidence and review cases, in ``unit``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -474,6 +489,7 @@ def _coverage_links(
 
 def decide_review(
     queue: ReviewQueue,
+    transactions: Transactions,
     review_id: str,
     *,
     accept: bool,
@@ -507,23 +523,18 @@ def decide_review(
             issues=[Issue("leave out member when rejecting a case", "member")],
         )
 
-    def event(decided: ReviewCase) -> AuditEvent:
-        return AuditEvent(
+    with transactions.begin() as unit:
+        decided = queue.decide_review(
+            unit,
+            review_id,
+            accept=accept,
+            member_id=member_id,
+            reviewer=reviewer,
+            reason=reason,
             at=at,
-            actor=reviewer,
-            action="identity.review",
-            entity_type="IdentityReview",
-            entity_id=decided.id,
-            outcome=decided.status,
-            request_id=request_id,
-            detail={"decision": decided.decision_id, "member": decided.member_id},
         )
-
-    def links(decided: ReviewCase) -> list[IdentityLink]:
-        if decided.member_id is None:
-            return []
-        return [
-            IdentityLink(
+        if decided.member_id is not None:
+            link = IdentityLink(
                 decided.member_id,
                 LinkKind.REVIEWED_REQUEST,
                 LinkKind.MATCH_REQUEST_SYSTEM,
@@ -533,18 +544,32 @@ def decide_review(
                 reviewer,
                 at,
             )
-        ]
+            queue.add_links(unit, [link])
+        unit.record(
+            AuditEvent(
+                at=at,
+                actor=reviewer,
+                action="identity.review",
+                entity_type="IdentityReview",
+                entity_id=decided.id,
+                outcome=decided.status,
+                request_id=request_id,
+                detail={"decision": decided.decision_id, "member": decided.member_id},
+            )
+        )
+    return decided
 
-    return queue.decide_review(
-        review_id,
-        accept=accept,
-        member_id=member_id,
-        reviewer=reviewer,
-        reason=reason,
-        at=at,
-        event=event,
-        links=links,
-    )
+
+def record_batch_decisions(
+    ledger: DecisionLedger, transactions: Transactions, decisions: Sequence[DecisionToRecord]
+) -> None:
+    """A chunk of bulk-matching decisions, their review cases and audit events, in one
+    transaction."""
+    if not decisions:
+        return
+    with transactions.begin() as unit:
+        ledger.record_decisions(unit, decisions)
+        unit.record(*(decision.event for decision in decisions))
 
 
 def survivor(index: IdentityIndex, member_id: str) -> str:
@@ -565,13 +590,16 @@ class MergeLedger(Protocol):
 
     def change_merge(
         self,
+        unit: UnitOfWork,
         *,
         member_id: str,
         into: str | None,
         at: datetime,
-        event: AuditEvent,
         link: IdentityLink | None,
-    ) -> None: ...
+    ) -> None:
+        """Merge (``link`` given) or split (``into``: the member to split from) in
+        ``unit``; NotFound when there is no such merge to split."""
+        ...
 
 
 def _merge_event(
@@ -591,6 +619,7 @@ def _merge_event(
 
 def merge_members(
     ledger: MergeLedger,
+    transactions: Transactions,
     directory: MemberDirectory,
     member_id: str,
     into: str,
@@ -622,30 +651,28 @@ def merge_members(
     link = IdentityLink(
         member_id, LinkKind.MERGED_INTO, LinkKind.MEMBER_SYSTEM, into, None, None, by, at
     )
-    ledger.change_merge(
-        member_id=member_id,
-        into=None,
-        at=at,
-        link=link,
-        event=_merge_event("identity.merge", member_id, into, by, at, request_id),
-    )
+    with transactions.begin() as unit:
+        ledger.change_merge(unit, member_id=member_id, into=None, at=at, link=link)
+        unit.record(_merge_event("identity.merge", member_id, into, by, at, request_id))
     return link
 
 
 def split_members(
-    ledger: MergeLedger, member_id: str, *, by: str, at: datetime, request_id: str | None
+    ledger: MergeLedger,
+    transactions: Transactions,
+    member_id: str,
+    *,
+    by: str,
+    at: datetime,
+    request_id: str | None,
 ) -> str:
     """End ``member_id``'s merge from ``at`` on (audited); returns the member it left."""
     into = ledger.merged_into([member_id]).get(member_id)
     if into is None:
         raise NotFound(f"member {member_id} is not merged into another member")
-    ledger.change_merge(
-        member_id=member_id,
-        into=into,
-        at=at,
-        link=None,
-        event=_merge_event("identity.split", member_id, into, by, at, request_id),
-    )
+    with transactions.begin() as unit:
+        ledger.change_merge(unit, member_id=member_id, into=into, at=at, link=None)
+        unit.record(_merge_event("identity.split", member_id, into, by, at, request_id))
     return into
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 
-from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import Conflict, NotFound
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
@@ -31,8 +30,7 @@ from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.service import DecisionToRecord
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, record_from_dict, record_to_dict
-from payerbridge.store.audit import append_audit, append_events
-from payerbridge.store.dbapi import cursor_of, raw_cursor
+from payerbridge.store.dbapi import raw_cursor
 from payerbridge.store.identity_sql import IdentitySql, SqlMatchWrites
 from payerbridge.store.tables import (
     fhir_resources,
@@ -293,25 +291,24 @@ class SqlIdentityStore:
         """A ``$member-match``'s writes, in ``unit``."""
         return SqlMatchWrites(sql_unit(unit), self._sql)
 
-    def record_decisions(self, decisions: Sequence[DecisionToRecord]) -> None:
-        """Store decisions with their evidence, review cases and audit events, in one
-        transaction (bulk matching)."""
+    def record_decisions(self, unit: UnitOfWork, decisions: Sequence[DecisionToRecord]) -> None:
+        """Store decisions with their evidence and review cases in ``unit`` (bulk matching;
+        their audit events are the caller's to record)."""
         if not decisions:
             return
         sql = self._sql
-        with self._engine.begin() as connection, cursor_of(connection) as cursor:
-            cursor.executemany(
-                sql.decision,
-                [sql.decision_row(d.decision, d.client_id, d.request_key) for d in decisions],
-            )
-            reviews = [
-                sql.review_row(d.decision, d.review_id, d.client_id, d.request_key)
-                for d in decisions
-                if d.review_id is not None
-            ]
-            if reviews:
-                cursor.executemany(sql.review, reviews)
-            append_events(cursor, [d.event for d in decisions])
+        cursor = sql_unit(unit).cursor()
+        cursor.executemany(
+            sql.decision,
+            [sql.decision_row(d.decision, d.client_id, d.request_key) for d in decisions],
+        )
+        reviews = [
+            sql.review_row(d.decision, d.review_id, d.client_id, d.request_key)
+            for d in decisions
+            if d.review_id is not None
+        ]
+        if reviews:
+            cursor.executemany(sql.review, reviews)
 
     def decision(self, decision_id: str) -> dict[str, Any] | None:
         """The stored decision: outcome, requester, versions and the evidence."""
@@ -360,6 +357,7 @@ class SqlIdentityStore:
 
     def decide_review(
         self,
+        unit: UnitOfWork,
         review_id: str,
         *,
         accept: bool,
@@ -367,84 +365,35 @@ class SqlIdentityStore:
         reviewer: str,
         reason: str,
         at: datetime,
-        event: Callable[[ReviewCase], AuditEvent],
-        links: Callable[[ReviewCase], Sequence[IdentityLink]],
     ) -> ReviewCase:
-        """Close an open case with its audit event and graph links, in one transaction.
-        A case is decided once: deciding it again is a conflict."""
-        with self._engine.begin() as connection:
-            row = connection.execute(
-                select(identity_reviews).where(identity_reviews.c.id == review_id)
-            ).first()
-            if row is None:
-                raise NotFound(f"no review case {review_id}")
-            if row.status != "open":
-                raise Conflict(f"review case {review_id} was already decided ({row.status})")
-            connection.execute(
-                update(identity_reviews)
-                .where(identity_reviews.c.id == review_id)
-                .values(
-                    status="accepted" if accept else "rejected",
-                    member_id=member_id,
-                    reviewer=reviewer,
-                    reason=reason,
-                    decided_at=at,
-                )
+        """Close an open case in ``unit``. A case is decided once: the update takes only an
+        open case, so of two deciders one wins and the other gets a conflict."""
+        connection = sql_unit(unit).connection
+        closed = connection.execute(
+            update(identity_reviews)
+            .where(identity_reviews.c.id == review_id, identity_reviews.c.status == "open")
+            .values(
+                status="accepted" if accept else "rejected",
+                member_id=member_id,
+                reviewer=reviewer,
+                reason=reason,
+                decided_at=at,
             )
-            decided = _review(
-                connection.execute(
-                    select(identity_reviews).where(identity_reviews.c.id == review_id)
-                ).one()
-            )
-            self.add_links(connection, links(decided))
-            append_audit(connection, event(decided))
-        return decided
+        )
+        row = connection.execute(
+            select(identity_reviews).where(identity_reviews.c.id == review_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"no review case {review_id}")
+        if not closed.rowcount:
+            raise Conflict(f"review case {review_id} was already decided ({row.status})")
+        return _review(row)
 
     # -- the identity graph ----------------------------------------------------------------
 
-    @staticmethod
-    def add_links(connection: Connection, links: Sequence[IdentityLink]) -> None:
-        """Add links inside the caller's transaction; a link already valid is kept as is."""
-        for link in links:
-            current = connection.execute(
-                select(identity_links.c.id).where(
-                    identity_links.c.member_id == link.member_id,
-                    identity_links.c.kind == link.kind,
-                    identity_links.c.system == link.system,
-                    identity_links.c.value == link.value,
-                    identity_links.c.valid_to.is_(None),
-                )
-            ).first()
-            if current is None:
-                connection.execute(
-                    insert(identity_links).values(
-                        member_id=link.member_id,
-                        kind=link.kind,
-                        system=link.system,
-                        value=link.value,
-                        assigner=link.assigner,
-                        decision_id=link.decision_id,
-                        recorded_by=link.recorded_by,
-                        valid_from=link.valid_from,
-                        valid_to=link.valid_to,
-                    )
-                )
-
-    @staticmethod
-    def end_links(
-        connection: Connection, *, member_id: str, kind: str, value: str, at: datetime
-    ) -> int:
-        result = connection.execute(
-            update(identity_links)
-            .where(
-                identity_links.c.member_id == member_id,
-                identity_links.c.kind == kind,
-                identity_links.c.value == value,
-                identity_links.c.valid_to.is_(None),
-            )
-            .values(valid_to=at)
-        )
-        return int(result.rowcount or 0)
+    def add_links(self, unit: UnitOfWork, links: Sequence[IdentityLink]) -> None:
+        """Add links in ``unit``; a link already valid is kept as is."""
+        _add_links(sql_unit(unit).connection, links)
 
     def links_of(self, member_id: str) -> list[IdentityLink]:
         """Every link of a member, current and ended, oldest first."""
@@ -494,24 +443,23 @@ class SqlIdentityStore:
 
     def change_merge(
         self,
+        unit: UnitOfWork,
         *,
         member_id: str,
         into: str | None,
         at: datetime,
-        event: AuditEvent,
         link: IdentityLink | None,
     ) -> None:
-        """Merge (``link`` given) or split (``into`` the member to split from), audited."""
-        with self._engine.begin() as connection:
-            if link is not None:
-                self.add_links(connection, [link])
-            else:
-                assert into is not None
-                if not self.end_links(
-                    connection, member_id=member_id, kind=LinkKind.MERGED_INTO, value=into, at=at
-                ):
-                    raise NotFound(f"member {member_id} is not merged into {into}")
-            append_audit(connection, event)
+        """Merge (``link`` given) or split (``into`` the member to split from) in ``unit``."""
+        connection = sql_unit(unit).connection
+        if link is not None:
+            _add_links(connection, [link])
+        else:
+            assert into is not None
+            if not _end_links(
+                connection, member_id=member_id, kind=LinkKind.MERGED_INTO, value=into, at=at
+            ):
+                raise NotFound(f"member {member_id} is not merged into {into}")
 
 
 def _member_records(
@@ -566,3 +514,47 @@ def _subscriber_ssns(
         ):
             patients[row.resource_id] = orjson.loads(row.body)
     return {member: ssn for member, patient in patients.items() if (ssn := ssn_of(patient))}
+
+
+def _add_links(connection: Connection, links: Sequence[IdentityLink]) -> None:
+    """Add links in the transaction of ``connection``; a link already valid is kept."""
+    for link in links:
+        current = connection.execute(
+            select(identity_links.c.id).where(
+                identity_links.c.member_id == link.member_id,
+                identity_links.c.kind == link.kind,
+                identity_links.c.system == link.system,
+                identity_links.c.value == link.value,
+                identity_links.c.valid_to.is_(None),
+            )
+        ).first()
+        if current is None:
+            connection.execute(
+                insert(identity_links).values(
+                    member_id=link.member_id,
+                    kind=link.kind,
+                    system=link.system,
+                    value=link.value,
+                    assigner=link.assigner,
+                    decision_id=link.decision_id,
+                    recorded_by=link.recorded_by,
+                    valid_from=link.valid_from,
+                    valid_to=link.valid_to,
+                )
+            )
+
+
+def _end_links(
+    connection: Connection, *, member_id: str, kind: str, value: str, at: datetime
+) -> int:
+    result = connection.execute(
+        update(identity_links)
+        .where(
+            identity_links.c.member_id == member_id,
+            identity_links.c.kind == kind,
+            identity_links.c.value == value,
+            identity_links.c.valid_to.is_(None),
+        )
+        .values(valid_to=at)
+    )
+    return int(result.rowcount or 0)

@@ -3,6 +3,7 @@ and decide a review case so the same request is answered with the member next ti
 
 from __future__ import annotations
 
+import functools
 import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ import pytest
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import Requester
 from payerbridge.errors import (
+    Conflict,
     ConsentDenied,
     MatchError,
     MatchUnderReview,
@@ -131,6 +133,7 @@ def test_a_decided_review_answers_the_same_request_with_the_member() -> None:
 
     case = decide_review(
         store,
+        InMemoryTransactions(store.audit, store),
         review_id,
         accept=True,
         member_id="p1",
@@ -143,6 +146,26 @@ def test_a_decided_review_answers_the_same_request_with_the_member() -> None:
     assert case.status == "accepted"
     assert _match(store, request).member_id == "p1"
     assert "identity.review" in [e.action for e in store.audit.events]
+
+
+def test_a_case_is_decided_once_and_a_second_decision_changes_nothing() -> None:
+    store = _store()
+    with pytest.raises(MatchUnderReview) as under_review:
+        _match(store, _other_card(1))
+    review_id = under_review.value.review_id
+    assert review_id is not None
+    transactions = InMemoryTransactions(store.audit, store)
+    decide = functools.partial(
+        decide_review, store, transactions, review_id, reason="checked", at=AT, request_id=None
+    )
+    decide(accept=False, member_id=None, reviewer="ops")
+    kept = (list(store.links), list(store.audit.events), store.reviews[review_id])
+
+    with pytest.raises(Conflict, match="already decided"):
+        decide(accept=True, member_id="p1", reviewer="someone else")
+
+    assert (store.links, store.audit.events, store.reviews[review_id]) == kept
+    assert store.reviews[review_id].status == "rejected" and transactions.rollbacks == 1
 
 
 def _answer(

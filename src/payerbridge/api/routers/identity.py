@@ -72,6 +72,7 @@ def decide_review(
     """Accept (naming the member, one of the case's candidates) or reject a case."""
     decided = decide(
         platform.identity,
+        platform.transactions,
         review_id,
         accept=body.decision == "accept",
         member_id=body.member,
@@ -110,6 +111,7 @@ def merge(
         )
     link = merge_members(
         platform.identity,
+        platform.transactions,
         platform.members,
         member_id,
         body.into,
@@ -127,6 +129,7 @@ def split(
     """Undo a merge from now on: ``member_id`` is its own member again."""
     into = split_members(
         platform.identity,
+        platform.transactions,
         member_id,
         by=f"{operator.client_id}:{body.reviewer}",
         at=utcnow(),
