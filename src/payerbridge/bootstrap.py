@@ -19,13 +19,25 @@ from sqlalchemy import Engine
 
 from payerbridge import __version__
 from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
+from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.config import Settings
-from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.consent.ports import ConsentStore
+from payerbridge.disclosure.ports import MemberStore
+from payerbridge.exchange.ports import (
+    BreakerBoard,
+    ExchangeLedger,
+    ExchangePorts,
+    PartnerClient,
+    Transactions,
+)
 from payerbridge.exchange.retry import RetryPolicy
+from payerbridge.idempotency import IdempotencyStore
+from payerbridge.identity.ports import IdentityStore
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Organization
+from payerbridge.routing.ports import ClientRegistry, PartnerRegistry
 from payerbridge.store.audit import SqlAuditChain, SqlAuditLog
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.checkpoints import (
@@ -53,6 +65,7 @@ from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
 from payerbridge.webhooks.model import WebhookPolicy
+from payerbridge.webhooks.ports import WebhookStore
 
 if TYPE_CHECKING:
     from payerbridge.workflows.maintenance import Upkeep
@@ -82,25 +95,36 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+@dataclass(frozen=True)
+class Adapters:
+    """The concrete adapters the platform's own plumbing needs (indexing imported members,
+    relaying committed webhook deliveries, closing); everything else sees the ports."""
+
+    identity: SqlIdentityStore
+    client: HttpxPartnerClient
+    transactions: SqlTransactions
+
+
 @dataclass
 class Platform:
     settings: Settings
     engine: Engine
     reader: Engine  # the engine for reads: ``engine`` itself on PostgreSQL
-    members: SqlMemberStore
-    partners: SqlPartnerDirectory
-    exchanges: SqlExchangeStore
-    breakers: SqlBreakerStore
-    transactions: SqlTransactions
-    audit: SqlAuditLog
-    audit_chain: SqlAuditChain
-    idempotency: SqlIdempotencyStore
-    consents: SqlConsentStore
-    clients: SqlClientRegistry
-    identity: SqlIdentityStore
-    webhooks: SqlWebhookStore
-    client: HttpxPartnerClient
+    members: MemberStore
+    partners: PartnerRegistry
+    exchanges: ExchangeLedger
+    breakers: BreakerBoard
+    transactions: Transactions
+    audit: AuditLog
+    audit_chain: AuditChain
+    idempotency: IdempotencyStore
+    consents: ConsentStore
+    clients: ClientRegistry
+    identity: IdentityStore
+    webhooks: WebhookStore
+    client: PartnerClient
     exchange_ports: ExchangePorts
+    adapters: Adapters
     checkpointer: WalCheckpointer | None = None  # SQLite only
 
     @property
@@ -115,7 +139,7 @@ class Platform:
             self.engine,
             path,
             progress=progress,
-            index_members=lambda connection, ids: self.identity.index_members(
+            index_members=lambda connection, ids: self.adapters.identity.index_members(
                 connection, ids, at=utcnow()
             ),
         )
@@ -123,8 +147,8 @@ class Platform:
     def close(self) -> None:
         if self.checkpointer is not None:
             self.checkpointer.close()
-        self.client.close()
-        self.identity.close()
+        self.adapters.client.close()
+        self.adapters.identity.close()
         self.reader.dispose()
         self.engine.dispose()
 
@@ -249,6 +273,7 @@ def build_platform(
         retry_policy=retry_policy(settings),
         consent_zone=ZoneInfo(settings.consent_time_zone),
     )
+    identity = SqlIdentityStore(engine, identity_secret(settings), reader=reader)
     return Platform(
         settings=settings,
         engine=engine,
@@ -263,14 +288,11 @@ def build_platform(
         idempotency=SqlIdempotencyStore(engine),
         consents=consents,
         clients=SqlClientRegistry(engine),
-        identity=SqlIdentityStore(
-            engine,
-            identity_secret(settings),
-            reader=reader,
-        ),
+        identity=identity,
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
         exchange_ports=ports,
+        adapters=Adapters(identity=identity, client=client, transactions=transactions),
         checkpointer=checkpointer,
     )
 
@@ -332,7 +354,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         )
     )
     webhooks.register_queue()
-    platform.transactions.relay_deliveries = webhooks.enqueue_deliveries
+    platform.adapters.transactions.relay_deliveries = webhooks.enqueue_deliveries
     if work:
         maintenance.schedule()
 
@@ -365,7 +387,7 @@ def shutdown_workflows(platform: Platform) -> None:
 
     from payerbridge.workflows import webhooks
 
-    platform.transactions.relay_deliveries = None
+    platform.adapters.transactions.relay_deliveries = None
     DBOS.destroy()
     webhooks.bind(None)
     while _workflow_engines:

@@ -4,10 +4,15 @@ answers with them)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
-__all__ = ["Claim", "ClaimStatus", "StoredResponse"]
+from payerbridge.audit.model import AuditEvent
+
+__all__ = ["Claim", "ClaimStatus", "IdempotencyStore", "StoredResponse"]
 
 
 class ClaimStatus(StrEnum):
@@ -28,3 +33,28 @@ class StoredResponse:
 class Claim:
     status: ClaimStatus
     response: StoredResponse | None = None
+
+
+class IdempotencyStore(Protocol):
+    """The claims and the answers kept for retries (``store.idempotency``)."""
+
+    def claim(
+        self,
+        client_id: str,
+        key: str,
+        *,
+        operation: str,
+        request_hash: str,
+        now: datetime,
+        stale_after: timedelta,
+    ) -> Claim: ...
+
+    def complete(
+        self, client_id: str, key: str, response: StoredResponse, events: Sequence[AuditEvent]
+    ) -> None:
+        """Keep the answer with the call's audit events, in one transaction."""
+        ...
+
+    def release(self, client_id: str, key: str) -> None: ...
+
+    def purge(self, *, before: datetime) -> int: ...

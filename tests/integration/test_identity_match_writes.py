@@ -24,9 +24,9 @@ from payerbridge.errors import MatchError, StoreConflict, TooManyAttempts
 from payerbridge.fhir.member_match import parse_member_match_request
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.service import (
     AttemptLimit,
-    DecisionToRecord,
     MatchedMember,
     decide_request,
     decision_audit_event,

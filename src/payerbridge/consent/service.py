@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import (
@@ -27,12 +27,12 @@ from payerbridge.consent.model import (
     StoredConsent,
 )
 from payerbridge.consent.policy import decide_among, evaluate
+from payerbridge.consent.ports import ConsentStore
 from payerbridge.errors import ConsentDenied, DisclosureDenied, Issue
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
 __all__ = [
-    "ConsentStore",
     "Disclosure",
     "accept_presented_consent",
     "authorize_disclosure",
@@ -42,24 +42,6 @@ __all__ = [
     "record_consent",
     "revoke_consent",
 ]
-
-
-class ConsentStore(Protocol):
-    """Consents kept. Writes run in the caller's unit of work."""
-
-    def add(self, unit: UnitOfWork, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
-        """Keep ``consent`` and record ``event``; an unrevoked consent of the same member,
-        role, client and resource hash is returned instead (and nothing is recorded)."""
-        ...
-
-    def get(self, consent_id: str) -> StoredConsent | None: ...
-
-    def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]: ...
-
-    def revoke(self, unit: UnitOfWork, consent_id: str, *, at: datetime, by: str) -> StoredConsent:
-        """Revoke from ``at`` under a lock on the consent (the earliest instant wins);
-        NotFound if there is no such consent."""
-        ...
 
 
 @dataclass(frozen=True)

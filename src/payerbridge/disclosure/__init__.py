@@ -4,13 +4,14 @@ by the member's consent for the caller when the data leaves (bulk export comes n
 Every disclosure path goes through this room, so the consent re-check has one place to sit.
 """
 
+from payerbridge.disclosure.ports import MemberRecords
 from payerbridge.disclosure.reads import (
     DisclosureContext,
     authorize_member,
     find_patients,
     read_resource,
 )
-from payerbridge.disclosure.service import MemberRecords, member_everything
+from payerbridge.disclosure.service import member_everything
 
 __all__ = [
     "DisclosureContext",

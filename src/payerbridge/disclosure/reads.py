@@ -3,38 +3,21 @@ for the caller at the moment of release, and segmented by the policy it permits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from payerbridge.audit.ports import AuditLog
 from payerbridge.consent.model import ConsentPolicy, Requester
+from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import supported_policies
-from payerbridge.consent.service import ConsentStore, authorize_disclosure
+from payerbridge.consent.service import authorize_disclosure
+from payerbridge.disclosure.ports import MemberData
 from payerbridge.disclosure.service import disclosable
 from payerbridge.errors import DisclosureDenied, NotFound
 from payerbridge.types import MemberId
 
-__all__ = ["DisclosureContext", "MemberData", "authorize_member", "find_patients", "read_resource"]
-
-
-class MemberData(Protocol):
-    """What reads and searches need from the member store."""
-
-    def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None: ...
-
-    def read_many(self, refs: Iterable[str]) -> list[dict[str, Any]]: ...
-
-    def compartment(self, patient_id: str) -> list[dict[str, Any]]: ...
-
-    def resource_types(self, patient_id: str) -> set[str]: ...
-
-    def owner_of(self, resource_type: str, resource_id: str) -> str | None: ...
-
-    def find_refs_by_token(
-        self, resource_type: str, param: str, value: str, system: str | None = None
-    ) -> list[str]: ...
+__all__ = ["DisclosureContext", "authorize_member", "find_patients", "read_resource"]
 
 
 @dataclass(frozen=True)

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.consent.segmentation import SegmentationPolicy, segment
+from payerbridge.disclosure.ports import MemberRecords
 from payerbridge.errors import NotFound
 from payerbridge.fhir.provenance import transmitter_provenance
 from payerbridge.fhir.resources import COMPARTMENT_FIELD, iter_references
 from payerbridge.routing.model import Organization
 from payerbridge.timestamps import utc_iso
 
-__all__ = ["EverythingResult", "MemberRecords", "disclosable", "member_everything"]
+__all__ = ["EverythingResult", "disclosable", "member_everything"]
 
 DEFAULT_SEGMENTATION = SegmentationPolicy()
-
-
-class MemberRecords(Protocol):
-    def compartment(self, patient_id: str) -> list[dict[str, Any]]: ...
-
-    def read_many(self, refs: list[str]) -> list[dict[str, Any]]: ...
 
 
 # Types outside any compartment that a member's record points at and that PDex lists.

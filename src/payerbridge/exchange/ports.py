@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from payerbridge.audit.ports import AuditLog
-from payerbridge.consent.service import ConsentStore
+from payerbridge.consent.ports import ConsentStore
 from payerbridge.exchange.breaker import Admission, BreakerState
 from payerbridge.exchange.model import (
     DeadLetter,
@@ -26,7 +26,9 @@ from payerbridge.types import ExchangeId, PartnerId
 
 __all__ = [
     "AuditLog",
+    "BreakerBoard",
     "BreakerStore",
+    "ExchangeLedger",
     "ExchangePorts",
     "ExchangeStore",
     "PartnerClient",
@@ -174,6 +176,24 @@ class BreakerStore(Protocol):
         cooldown: timedelta,
         seen: BreakerState | None = None,
     ) -> BreakerState: ...
+
+
+class ExchangeLedger(ExchangeStore, Protocol):
+    """The exchange store with what the API and the operator read."""
+
+    def list_page(
+        self, *, state: ExchangeState | None, limit: int, offset: int
+    ) -> tuple[int, list[ExchangeRecord]]: ...
+
+    def counts_by_state(self) -> dict[str, int]: ...
+
+
+class BreakerBoard(BreakerStore, Protocol):
+    """The breakers with what the API shows."""
+
+    def get(self, endpoint: str) -> BreakerState: ...
+
+    def all(self) -> dict[str, BreakerState]: ...
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ Fellegi-Sunter engine with evidence, a review queue and an identity graph (ADR 0
 
 from payerbridge.identity.decision import MatchDecision
 from payerbridge.identity.evidence import MatchOutcome
-from payerbridge.identity.service import MemberDirectory, match_member
+from payerbridge.identity.ports import MemberDirectory
+from payerbridge.identity.service import match_member
 
 __all__ = ["MatchDecision", "MatchOutcome", "MemberDirectory", "match_member"]

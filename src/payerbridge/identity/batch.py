@@ -22,14 +22,9 @@ import orjson
 from payerbridge.errors import InvalidInput
 from payerbridge.fhir.member_match import parse_member_match_request
 from payerbridge.identity.decision import MatchPolicy
+from payerbridge.identity.ports import DecisionLedger, DecisionToRecord, IdentityIndex
 from payerbridge.identity.scoring import MatchModel
-from payerbridge.identity.service import (
-    DecisionLedger,
-    DecisionToRecord,
-    IdentityIndex,
-    decide_for_batch,
-    record_batch_decisions,
-)
+from payerbridge.identity.service import decide_for_batch, record_batch_decisions
 from payerbridge.transactions import Transactions
 
 __all__ = ["BatchAnswer", "BatchMatcher", "CHUNK_LINES", "OUTCOMES", "match_lines"]

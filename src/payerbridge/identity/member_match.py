@@ -7,18 +7,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import ConsentId, PresentedConsent, Requester
+from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import supported_policies
-from payerbridge.consent.service import ConsentStore, accept_presented_consent
+from payerbridge.consent.service import accept_presented_consent
 from payerbridge.errors import ConsentDenied, MatchError
 from payerbridge.fhir.member_match import MemberMatchInput
 from payerbridge.identity.decision import MatchPolicy
+from payerbridge.identity.ports import IdentityIndex, MemberResources
 from payerbridge.identity.service import (
     AttemptLimit,
-    IdentityIndex,
     MatchedMember,
     decision_audit_event,
     match_member,
@@ -26,13 +27,7 @@ from payerbridge.identity.service import (
 from payerbridge.transactions import Transactions
 from payerbridge.types import MemberId
 
-__all__ = ["MemberMatchAnswer", "MemberMatchRules", "MemberResources", "answer_member_match"]
-
-
-class MemberResources(Protocol):
-    """What deciding a presented consent needs from the member store."""
-
-    def resource_types(self, patient_id: str) -> set[str]: ...
+__all__ = ["MemberMatchAnswer", "MemberMatchRules", "answer_member_match"]
 
 
 @dataclass(frozen=True)

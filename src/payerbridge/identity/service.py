@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import (
@@ -44,23 +44,24 @@ from payerbridge.fhir.member_match import MemberMatchInput
 from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.ports import (
+    DecisionLedger,
+    DecisionToRecord,
+    IdentityIndex,
+    MatchWrites,
+    MemberDirectory,
+    MergeLedger,
+    ReviewQueue,
+)
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.standardize import StandardRecord
-from payerbridge.transactions import Transactions, UnitOfWork
-from payerbridge.types import MemberId
+from payerbridge.transactions import Transactions
 
 __all__ = [
     "AttemptLimit",
-    "DecisionLedger",
-    "DecisionToRecord",
     "decision_audit_event",
-    "IdentityIndex",
     "MatchedMember",
-    "MatchWrites",
-    "MemberDirectory",
-    "MergeLedger",
-    "ReviewQueue",
     "decide_for_batch",
     "decide_request",
     "decide_review",
@@ -76,116 +77,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class MemberDirectory(Protocol):
-    """What merging members needs from the member store: that both Patients exist."""
-
-    def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None: ...
-
-
-class MatchWrites(Protocol):
-    """The writes of one ``$member-match``, all in one transaction."""
-
-    def note_attempt(
-        self,
-        *,
-        client_id: str,
-        demographics_key: str,
-        card_key: str,
-        at: datetime,
-        window: timedelta,
-    ) -> int: ...
-
-    def record_decision(
-        self,
-        decision: MatchDecision,
-        *,
-        client_id: str,
-        request_key: str,
-        review_id: str | None,
-        event: AuditEvent,
-    ) -> None: ...
-
-    def patient(self, member_id: str) -> dict[str, Any] | None: ...
-
-    def assign_identifier(
-        self, patient: dict[str, Any], identifier: dict[str, Any], *, at: datetime
-    ) -> None: ...
-
-    def add_links(self, links: Sequence[IdentityLink]) -> None: ...
-
-
-class IdentityIndex(Protocol):
-    """What matching needs from the identity store."""
-
-    def keys_of(self, record: StandardRecord) -> frozenset[str]: ...
-
-    def keyed_hash(self, *parts: str | None) -> str: ...
-
-    def candidates(
-        self, keys: Sequence[str] | frozenset[str]
-    ) -> list[tuple[MemberId, StandardRecord]]: ...
-
-    def member_count(self) -> int: ...
-
-    def active_model(self) -> MatchModel | None: ...
-
-    def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None: ...
-
-    def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]: ...
-
-    def match_writes(self, unit: UnitOfWork) -> MatchWrites:
-        """The writes of one ``$member-match``, in ``unit``."""
-        ...
-
-
-class ReviewQueue(Protocol):
-    """What deciding a review case needs from the identity store."""
-
-    def review(self, review_id: str) -> ReviewCase | None: ...
-
-    def decide_review(
-        self,
-        unit: UnitOfWork,
-        review_id: str,
-        *,
-        accept: bool,
-        member_id: str | None,
-        reviewer: str,
-        reason: str,
-        at: datetime,
-    ) -> ReviewCase:
-        """Close the open case in ``unit`` and return it decided; NotFound, or Conflict
-        when it was decided already."""
-        ...
-
-    def add_links(self, unit: UnitOfWork, links: Sequence[IdentityLink]) -> None: ...
-
-
-class DecisionLedger(Protocol):
-    """Where bulk matching stores its decisions."""
-
-    def record_decisions(self, unit: UnitOfWork, decisions: Sequence[DecisionToRecord]) -> None:
-        """The decisions with their evidence and review cases, in ``unit``."""
-        ...
-
-
 @dataclass(frozen=True)
 class AttemptLimit:
     """At most ``cards`` distinct card data per client and demographics per ``window``."""
 
     cards: int
     window: timedelta
-
-
-@dataclass(frozen=True)
-class DecisionToRecord:
-    """A bulk-matching decision to store with its evidence, review case and audit event."""
-
-    decision: MatchDecision
-    client_id: str
-    request_key: str
-    review_id: str | None  # set for a ``review`` decision: the case to open
-    event: AuditEvent
 
 
 @dataclass(frozen=True)
@@ -581,25 +478,6 @@ def survivor(index: IdentityIndex, member_id: str) -> str:
         seen.add(into)
         member_id = into
     return member_id
-
-
-class MergeLedger(Protocol):
-    """What merging and splitting members needs from the identity store."""
-
-    def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]: ...
-
-    def change_merge(
-        self,
-        unit: UnitOfWork,
-        *,
-        member_id: str,
-        into: str | None,
-        at: datetime,
-        link: IdentityLink | None,
-    ) -> None:
-        """Merge (``link`` given) or split (``into``: the member to split from) in
-        ``unit``; NotFound when there is no such merge to split."""
-        ...
 
 
 def _merge_event(

@@ -9,6 +9,7 @@ goes stale after ``stale_after`` and may be taken over.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
@@ -76,7 +77,7 @@ class SqlIdempotencyStore:
         client_id: str,
         key: str,
         response: StoredResponse,
-        events: list[AuditEvent],
+        events: Sequence[AuditEvent],
     ) -> None:
         table = idempotent_responses
         with self._engine.begin() as connection:

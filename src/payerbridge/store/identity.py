@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, sele
 from payerbridge.errors import Conflict, NotFound
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.records import (
     current_coverage,
     record_from_fhir,
@@ -27,7 +28,6 @@ from payerbridge.identity.records import (
     subscriber_ref,
 )
 from payerbridge.identity.scoring import MatchModel
-from payerbridge.identity.service import DecisionToRecord
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, record_from_dict, record_to_dict
 from payerbridge.store.dbapi import raw_cursor

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
 
 import httpx
 
@@ -26,42 +25,11 @@ from payerbridge.webhooks.model import (
     next_attempt,
     sign,
 )
+from payerbridge.webhooks.ports import ClaimedDelivery, DeliveryStore
 
-__all__ = ["DeliveryStore", "deliver_one"]
+__all__ = ["deliver_one"]
 
 logger = logging.getLogger(__name__)
-
-
-class ClaimedDelivery(Protocol):
-    """A claimed delivery, read-only (the store's rows are frozen)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def exchange_id(self) -> str: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def body(self) -> bytes: ...
-    @property
-    def url(self) -> str: ...
-    @property
-    def secret(self) -> str: ...
-
-
-class DeliveryStore(Protocol):
-    def claim(self, delivery_id: str, *, now: datetime) -> ClaimedDelivery | None:
-        """The delivery, counted as one more attempt, if it is pending and due."""
-        ...
-
-    def due(self, delivery_id: str) -> datetime | None:
-        """When the pending delivery is due; None once it needs nothing more."""
-        ...
-
-    def delivered(self, delivery_id: str, *, status: int, at: datetime) -> None: ...
-    def failed(
-        self, delivery_id: str, *, status: int | None, error: str, retry_at: datetime | None
-    ) -> None: ...
 
 
 def deliver_one(

@@ -24,8 +24,9 @@ from datetime import datetime
 import httpx
 from dbos import DBOS, Queue, SetWorkflowID
 
-from payerbridge.webhooks.delivery import DeliveryStore, deliver_one
+from payerbridge.webhooks.delivery import deliver_one
 from payerbridge.webhooks.model import WebhookPolicy
+from payerbridge.webhooks.ports import DeliveryStore
 
 __all__ = ["WEBHOOK_QUEUE", "WebhookDelivery", "bind", "enqueue_deliveries", "register_queue"]
 

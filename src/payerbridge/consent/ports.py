@@ -1,0 +1,30 @@
+"""The consent room's port: the consents kept (``store.consents``, ``tests/fakes.py``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.consent.model import ConsentRole, StoredConsent
+from payerbridge.transactions import UnitOfWork
+
+__all__ = ["ConsentStore"]
+
+
+class ConsentStore(Protocol):
+    """Consents kept. Writes run in the caller's unit of work."""
+
+    def add(self, unit: UnitOfWork, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
+        """Keep ``consent`` and record ``event``; an unrevoked consent of the same member,
+        role, client and resource hash is returned instead (and nothing is recorded)."""
+        ...
+
+    def get(self, consent_id: str) -> StoredConsent | None: ...
+
+    def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]: ...
+
+    def revoke(self, unit: UnitOfWork, consent_id: str, *, at: datetime, by: str) -> StoredConsent:
+        """Revoke from ``at`` under a lock on the consent (the earliest instant wins);
+        NotFound if there is no such consent."""
+        ...

@@ -1,0 +1,47 @@
+"""The disclosure room's ports: what reads, searches and ``$everything`` need from the
+member store, and ``MemberStore``, the platform's member data with every room's view of
+it (``store.members``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from payerbridge.exchange.ports import ResourceWriter
+from payerbridge.identity.ports import MemberDirectory, MemberResources
+
+__all__ = ["MemberData", "MemberRecords", "MemberStore"]
+
+
+class MemberRecords(Protocol):
+    """What ``$everything`` needs from the member store."""
+
+    def compartment(self, patient_id: str) -> list[dict[str, Any]]: ...
+
+    def read_many(self, refs: list[str]) -> list[dict[str, Any]]: ...
+
+
+class MemberData(Protocol):
+    """What reads and searches need from the member store."""
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None: ...
+
+    def read_many(self, refs: Iterable[str]) -> list[dict[str, Any]]: ...
+
+    def compartment(self, patient_id: str) -> list[dict[str, Any]]: ...
+
+    def resource_types(self, patient_id: str) -> set[str]: ...
+
+    def owner_of(self, resource_type: str, resource_id: str) -> str | None: ...
+
+    def find_refs_by_token(
+        self, resource_type: str, param: str, value: str, system: str | None = None
+    ) -> list[str]: ...
+
+
+class MemberStore(MemberData, MemberDirectory, MemberResources, ResourceWriter, Protocol):
+    """The member data: what each room reads and writes, and what the edges count."""
+
+    def assign_identifier(self, patient_id: str, identifier: dict[str, Any]) -> None: ...
+
+    def count(self, source_prefix: str | None = None) -> int: ...

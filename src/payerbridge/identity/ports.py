@@ -1,0 +1,192 @@
+"""The identity room's ports: what matching, reviewing, merging and bulk matching need
+from the stores, and ``IdentityStore``, all of them with what the edges read (the
+platform's identity store). Implemented by ``store.identity`` and ``tests/fakes.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.identity.decision import MatchDecision
+from payerbridge.identity.graph import IdentityLink, ReviewCase
+from payerbridge.identity.scoring import MatchModel
+from payerbridge.identity.standardize import StandardRecord
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import MemberId
+
+__all__ = [
+    "DecisionLedger",
+    "DecisionToRecord",
+    "IdentityIndex",
+    "IdentityStore",
+    "MatchWrites",
+    "MemberDirectory",
+    "MemberResources",
+    "MergeLedger",
+    "ReviewQueue",
+]
+
+
+class MemberDirectory(Protocol):
+    """What merging members needs from the member store: that both Patients exist."""
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None: ...
+
+
+class MemberResources(Protocol):
+    """What deciding a presented consent needs from the member store."""
+
+    def resource_types(self, patient_id: str) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class DecisionToRecord:
+    """A bulk-matching decision to store with its evidence, review case and audit event."""
+
+    decision: MatchDecision
+    client_id: str
+    request_key: str
+    review_id: str | None  # set for a ``review`` decision: the case to open
+    event: AuditEvent
+
+
+class MatchWrites(Protocol):
+    """The writes of one ``$member-match``, all in one transaction."""
+
+    def note_attempt(
+        self,
+        *,
+        client_id: str,
+        demographics_key: str,
+        card_key: str,
+        at: datetime,
+        window: timedelta,
+    ) -> int: ...
+
+    def record_decision(
+        self,
+        decision: MatchDecision,
+        *,
+        client_id: str,
+        request_key: str,
+        review_id: str | None,
+        event: AuditEvent,
+    ) -> None: ...
+
+    def patient(self, member_id: str) -> dict[str, Any] | None: ...
+
+    def assign_identifier(
+        self, patient: dict[str, Any], identifier: dict[str, Any], *, at: datetime
+    ) -> None: ...
+
+    def add_links(self, links: Sequence[IdentityLink]) -> None: ...
+
+
+class IdentityIndex(Protocol):
+    """What matching needs from the identity store."""
+
+    def keys_of(self, record: StandardRecord) -> frozenset[str]: ...
+
+    def keyed_hash(self, *parts: str | None) -> str: ...
+
+    def candidates(
+        self, keys: Sequence[str] | frozenset[str]
+    ) -> list[tuple[MemberId, StandardRecord]]: ...
+
+    def member_count(self) -> int: ...
+
+    def active_model(self) -> MatchModel | None: ...
+
+    def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None: ...
+
+    def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]: ...
+
+    def match_writes(self, unit: UnitOfWork) -> MatchWrites:
+        """The writes of one ``$member-match``, in ``unit``."""
+        ...
+
+
+class ReviewQueue(Protocol):
+    """What deciding a review case needs from the identity store."""
+
+    def review(self, review_id: str) -> ReviewCase | None: ...
+
+    def decide_review(
+        self,
+        unit: UnitOfWork,
+        review_id: str,
+        *,
+        accept: bool,
+        member_id: str | None,
+        reviewer: str,
+        reason: str,
+        at: datetime,
+    ) -> ReviewCase:
+        """Close the open case in ``unit`` and return it decided; NotFound, or Conflict
+        when it was decided already."""
+        ...
+
+    def add_links(self, unit: UnitOfWork, links: Sequence[IdentityLink]) -> None: ...
+
+
+class DecisionLedger(Protocol):
+    """Where bulk matching stores its decisions."""
+
+    def record_decisions(self, unit: UnitOfWork, decisions: Sequence[DecisionToRecord]) -> None:
+        """The decisions with their evidence and review cases, in ``unit``."""
+        ...
+
+
+class MergeLedger(Protocol):
+    """What merging and splitting members needs from the identity store."""
+
+    def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]: ...
+
+    def change_merge(
+        self,
+        unit: UnitOfWork,
+        *,
+        member_id: str,
+        into: str | None,
+        at: datetime,
+        link: IdentityLink | None,
+    ) -> None:
+        """Merge (``link`` given) or split (``into``: the member to split from) in
+        ``unit``; NotFound when there is no such merge to split."""
+        ...
+
+
+class IdentityStore(IdentityIndex, ReviewQueue, DecisionLedger, MergeLedger, Protocol):
+    """The platform's identity store: every port above, and what the edges read and
+    the operator commands change (training, reindexing, the graph, the review queue)."""
+
+    def iter_records(self) -> Iterator[tuple[MemberId, StandardRecord]]: ...
+
+    def key_groups(self, member_ids: Sequence[str]) -> list[list[MemberId]]: ...
+
+    def save_model(
+        self,
+        model: MatchModel,
+        *,
+        trained_on: int,
+        summary: dict[str, Any],
+        at: datetime,
+        activate: bool = True,
+    ) -> None: ...
+
+    def reindex_all(
+        self, *, at: datetime, progress: Callable[[int], None] | None = None
+    ) -> int: ...
+
+    def decision(self, decision_id: str) -> dict[str, Any] | None: ...
+
+    def reviews(self, *, status: str | None, limit: int, offset: int) -> list[ReviewCase]: ...
+
+    def links_of(self, member_id: str) -> list[IdentityLink]: ...
+
+    def members_by_identifier(
+        self, value: str, system: str | None = None
+    ) -> list[IdentityLink]: ...
