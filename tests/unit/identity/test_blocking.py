@@ -9,9 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from payerbridge.bench.identity_data import generate_identity_set
 from payerbridge.identity.blocking import BLOCKING_RULES, blocking_keys
 from payerbridge.identity.standardize import standard_record
-from tests.unit.identity.synthetic import FEMALE, MALE, SURNAMES, build_population
+from payerbridge.sandbox.population.vocabulary import FEMALE_NAMES, MALE_NAMES, SURNAMES
 
 SECRET = b"test-blocking-secret"
 BASE: dict[str, Any] = {
@@ -110,7 +111,7 @@ def _birth_date_error(dob: str, kind: str, position: int) -> str:
 
 people = st.fixed_dictionaries(
     {
-        "given": st.sampled_from(MALE + FEMALE).map(lambda name: [name]),
+        "given": st.sampled_from(MALE_NAMES + FEMALE_NAMES).map(lambda name: [name]),
         "family": st.sampled_from(SURNAMES),
         "birth_date": st.dates(date(1930, 1, 1), date(2020, 12, 31)).map(date.isoformat),
         "sex": st.sampled_from(["male", "female"]),
@@ -154,10 +155,10 @@ def test_one_typo_in_any_single_field_still_shares_a_key(
 
 
 def test_buckets_stay_small_in_a_skewed_population() -> None:
-    population = build_population(seed=11, households=1500, outsider_households=0)
+    population = generate_identity_set(5_000, seed=11)
     buckets: Counter[str] = Counter()
-    for person in population.members:
-        buckets.update(blocking_keys(person.record(), secret=SECRET))
+    for fields in population.iter_member_fields():
+        buckets.update(blocking_keys(standard_record(**fields), secret=SECRET))
     sizes = sorted(buckets.values())
     assert sizes[-1] <= 25  # the largest bucket, in a population with very common names
     assert sum(sizes) / len(sizes) < 2.5

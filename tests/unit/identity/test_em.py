@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 
 import pytest
 
+from payerbridge.bench.identity_data import generate_identity_set
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
 from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
 from payerbridge.identity.spec import DEFAULT_SPEC
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.standardize import StandardRecord, standard_record
 from payerbridge.identity.training import (
     EmResult,
     count_vectors,
@@ -23,7 +24,6 @@ from payerbridge.identity.training import (
     estimate_u_probabilities,
 )
 from payerbridge.types import MemberId
-from tests.unit.identity.synthetic import build_population, build_requests
 
 SECRET = b"test-blocking-secret"
 
@@ -40,18 +40,22 @@ class Linkage:
 
 @pytest.fixture(scope="module")
 def linkage() -> Linkage:
-    """~4,000 members in households, 1,000 noisy requests about members, 150 about others."""
-    population = build_population(seed=7, households=1200, outsider_households=150)
-    members = {person.member_id: person.record() for person in population.members}
+    """~4,000 members in households, 1,000 noisy requests about members, 150 about others
+    (from the synthetic payer-migration set the identity benchmark uses)."""
+    data = generate_identity_set(4_000, seed=7, requests=1_150, non_member_share=150 / 1_150)
+    members = {
+        data.member_id(i): standard_record(**data.member_fields(i))
+        for i in range(data.member_count)
+    }
     index: dict[str, list[MemberId]] = defaultdict(list)
     for member_id, record in members.items():
         for key in blocking_keys(record, secret=SECRET):
             index[key].append(member_id)
     requests = []
-    for request in build_requests(seed=8, population=population, members=1000, outsiders=150):
-        record = request.record()
+    for j in range(data.request_count):
+        record = standard_record(**data.request_fields(j))
         found = {m for key in blocking_keys(record, secret=SECRET) for m in index.get(key, ())}
-        requests.append((record, request.truth, sorted(found)))
+        requests.append((record, data.truth_of(j), sorted(found)))
     candidate_vectors = [
         comparison_vector(DEFAULT_SPEC, record, members[m])
         for record, _, found in requests
@@ -121,12 +125,17 @@ def test_em_recovers_m_above_u_for_agreeing_levels(
 def test_em_learns_from_the_data(linkage: Linkage) -> None:
     model, initial = linkage.result.model, linkage.initial
     # The synthetic requests carry a member id that is the subscriber's about as often as
-    # the generator makes them (12% of dependents' requests); the prior said 5%.
+    # the generator makes them (15% of dependents' requests); the prior said 5%.
     m, _ = _m_and_u(model, "member_id", "is_subscriber_id")
     assert 0.06 < m < 0.2
-    # Family names are skewed in this population: a random pair often shares one.
+    # u is what random pairs of this population show, not the prior: here a few hundred
+    # surnames, so about one random pair in two hundred shares one (the prior said 1%).
     _, u = _m_and_u(model, "family_name", "exact")
-    assert u > _m_and_u(initial, "family_name", "exact")[1]
+    column = DEFAULT_SPEC.index("family_name")
+    exact = DEFAULT_SPEC.comparisons[column].level_index("exact")
+    shared = sum(v[column] == exact for v in linkage.random_vectors) / len(linkage.random_vectors)
+    assert u == pytest.approx(shared, rel=0.1)
+    assert u != pytest.approx(_m_and_u(initial, "family_name", "exact")[1], rel=0.2)
 
 
 def test_conflict_levels_keep_their_prior_m(linkage: Linkage) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from payerbridge.bench.identity_data import generate_identity_set
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, decide
@@ -15,9 +16,8 @@ from payerbridge.identity.evidence import DecisionId, MatchOutcome
 from payerbridge.identity.population import PopulationFit, blocked_pairs, fit_population
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.spec import DEFAULT_SPEC
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.standardize import StandardRecord, standard_record
 from payerbridge.types import MemberId
-from tests.unit.identity.synthetic import build_population, build_requests
 
 SECRET = b"test-blocking-secret"
 
@@ -32,9 +32,9 @@ def _groups(records: list[StandardRecord]) -> list[list[int]]:
 
 @pytest.fixture(scope="module")
 def population() -> tuple[list[MemberId], list[StandardRecord], list[list[int]]]:
-    people = build_population(seed=11, households=300, outsider_households=40)
-    ids = [person.member_id for person in people.members]
-    records = [person.record() for person in people.members]
+    people = generate_identity_set(1_000, seed=11)
+    ids = [people.member_id(i) for i in range(people.member_count)]
+    records = [standard_record(**fields) for fields in people.iter_member_fields()]
     return ids, records, _groups(records)
 
 
@@ -112,13 +112,14 @@ def test_fitted_model_never_auto_matches_the_wrong_member(
     for position, record in enumerate(records):
         for key in blocking_keys(record, secret=SECRET):
             index[key].append(position)
-    people = build_population(seed=11, households=300, outsider_households=40)
-    requests = build_requests(seed=12, population=people, members=300, outsiders=60)
+    # The fixture's members (drawn before the requests), and requests about them and others.
+    people = generate_identity_set(1_000, seed=11, requests=360, non_member_share=60 / 360)
+    assert [people.member_id(i) for i in range(people.member_count)] == ids
     at = datetime(2026, 3, 1, tzinfo=UTC)
     right = 0
     for policy in (BULK, SINGLE_EXCHANGE):
-        for request in requests:
-            record = request.record()
+        for j in range(people.request_count):
+            record = standard_record(**people.request_fields(j))
             found = sorted(
                 {m for key in blocking_keys(record, secret=SECRET) for m in index.get(key, ())}
             )
@@ -131,7 +132,7 @@ def test_fitted_model_never_auto_matches_the_wrong_member(
                 DecisionId("d"),
             )
             if decision.outcome is MatchOutcome.MATCH:
-                assert decision.member_id == request.truth
+                assert decision.member_id == people.truth_of(j)
                 right += policy is SINGLE_EXCHANGE
     assert right >= 0.8 * 300
 
