@@ -58,13 +58,18 @@ from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.routing.model import Partner
-from payerbridge.types import ExchangeId, MemberId
+from payerbridge.security.model import RegisteredClient
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ClientId, ExchangeId, MemberId
 
 __all__ = [
     "FakeClock",
     "InMemoryTransactions",
     "InMemoryUnitOfWork",
     "FakePartnerClient",
+    "InMemoryAssertionLedger",
+    "InMemoryClientDirectory",
+    "StaticKeySets",
     "InMemoryAuditChain",
     "InMemoryAuditLog",
     "InMemoryBreakerStore",
@@ -755,3 +760,62 @@ class _InMemoryMatchWrites:
 
     def add_links(self, links: Sequence[IdentityLink]) -> None:
         self._store.links.extend(links)
+
+
+class InMemoryClientDirectory:
+    """The ``ClientDirectory`` port."""
+
+    def __init__(self, *clients: RegisteredClient) -> None:
+        self.clients = {c.client_id: c for c in clients}
+
+    def get(self, client_id: ClientId) -> RegisteredClient | None:
+        return self.clients.get(client_id)
+
+    def list(self) -> list[RegisteredClient]:
+        return sorted(self.clients.values(), key=lambda c: c.client_id)
+
+    def add(self, unit: UnitOfWork, client: RegisteredClient, *, at: datetime) -> None:
+        if client.client_id in self.clients:
+            raise StoreConflict("a client with this id exists")
+        self.clients[client.client_id] = client
+
+    def revoke(self, unit: UnitOfWork, client_id: ClientId, *, at: datetime) -> bool:
+        client = self.clients.get(client_id)
+        if client is None or client.is_revoked:
+            return False
+        self.clients[client_id] = dataclasses.replace(client, revoked_at=at)
+        return True
+
+
+class InMemoryAssertionLedger:
+    """The ``AssertionLedger`` port: the jti each client used, until when."""
+
+    def __init__(self) -> None:
+        self.used: dict[tuple[str, str], datetime] = {}
+
+    def remember(
+        self, unit: UnitOfWork, client_id: ClientId, token_id: str, *, until: datetime
+    ) -> None:
+        if (client_id, token_id) in self.used:
+            raise StoreConflict("this assertion was used before")
+        self.used[(client_id, token_id)] = until
+
+    def forget_expired(self, unit: UnitOfWork, *, now: datetime) -> int:
+        expired = [key for key, until in self.used.items() if until < now]
+        for key in expired:
+            del self.used[key]
+        return len(expired)
+
+
+class StaticKeySets:
+    """The ``KeySetSource`` port: JWK Sets by URL, as given."""
+
+    def __init__(self, sets: dict[str, dict[str, Any]] | None = None) -> None:
+        self.sets = dict(sets or {})
+        self.fetched: list[str] = []
+
+    def fetch(self, url: str) -> dict[str, Any]:
+        self.fetched.append(url)
+        if url not in self.sets:
+            raise PartnerUnavailable(f"nothing is published at {url}")
+        return self.sets[url]

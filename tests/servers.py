@@ -15,9 +15,18 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
+from joserfc.jwk import ECKey
+
+from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE
+from payerbridge.security.model import EXCHANGES_SCOPE, MEMBER_MATCH_SCOPE, OPERATOR_SCOPE
 
 __all__ = [
+    "ALL_SCOPES",
+    "PARTNER_SCOPES",
+    "REQUESTER_SCOPES",
     "ServerProcess",
+    "new_signing_key",
+    "public_jwk",
     "free_port",
     "free_port_run",
     "new_key",
@@ -25,6 +34,23 @@ __all__ = [
     "start_server",
     "start_worker",
 ]
+
+
+# A requesting payer's scopes (the FHIR API), a partner payerbridge's (what it asks us
+# for), and a test client's that may do everything.
+REQUESTER_SCOPES = f"system/*.rs {MEMBER_MATCH_SCOPE}"
+PARTNER_SCOPES = DEFAULT_PARTNER_SCOPE
+ALL_SCOPES = f"{REQUESTER_SCOPES} {EXCHANGES_SCOPE} {OPERATOR_SCOPE}"
+
+
+def new_signing_key(curve: str = "P-384") -> ECKey:
+    """A client's private key, named by its thumbprint."""
+    key = ECKey.generate_key(curve, private=True)
+    return ECKey.import_key(key.as_dict(private=True), {"kid": key.thumbprint()})
+
+
+def public_jwk(key: Any) -> dict[str, Any]:
+    return {**key.as_dict(private=False), "kid": key.kid}
 
 
 def new_key() -> dict[str, str]:
@@ -81,7 +107,7 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     log_file: BinaryIO
-    credential: str | None = None  # a registered client's bearer credential, once issued
+    credential: str | None = None  # an access token of a registered client, once issued
 
     @property
     def base_url(self) -> str:
@@ -92,20 +118,57 @@ class ServerProcess:
         return f"{self.base_url}/fhir"
 
     def client(self) -> httpx.Client:
-        """An HTTP client, authenticated as the registered client once there is one."""
-        headers = {"Authorization": f"Bearer {self.credential}"} if self.credential else {}
+        """An HTTP client with the access token of the client ``authorize`` registered
+        (a ``tester`` with every scope when no test did)."""
+        if self.credential is None:
+            self.authorize("tester", scope=ALL_SCOPES)
+        return self.client_with(self.credential)
+
+    def client_with(self, token: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.base_url, timeout=30, headers=headers)
 
     def anonymous(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30)
 
     def register_client(
-        self, client_id: str = "newplan", *, npi: str = "1234567893", name: str = "New Plan"
+        self,
+        client_id: str = "newplan",
+        *,
+        npi: str = "1234567893",
+        name: str = "New Plan",
+        scope: str = REQUESTER_SCOPES,
+        jwks: dict[str, Any] | None = None,
     ) -> str:
-        """Register a requesting payer with ``payerbridge clients add``; its credential."""
-        result = self.cli("clients", "add", "--id", client_id, "--name", name, "--npi", npi)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
+        """Register a SMART client (with a new key pair unless ``jwks`` is given) and
+        return an access token for it with its whole ``scope``."""
+        from payerbridge.bootstrap import utcnow
+        from payerbridge.security.registration import smart_client
+        from payerbridge.security.service import add_client
+        from payerbridge.types import ClientId
+
+        if jwks is None:
+            jwks = {"keys": [public_jwk(new_signing_key())]}
+        with self.platform() as platform:
+            if platform.clients.get(ClientId(client_id)) is None:
+                add_client(
+                    smart_client(client_id, name, npi, scope, jwks=jwks),
+                    clients=platform.clients,
+                    transactions=platform.transactions,
+                    actor="test",
+                    now=utcnow(),
+                )
+            return platform.tokens.issue(
+                ClientId(client_id), scope, now=utcnow(), actor="test"
+            ).access_token
+
+    def trust(self, other: ServerProcess, client_id: str, *, npi: str) -> ServerProcess:
+        """Register the payerbridge instance ``other`` as a client of this one, with the
+        key ``other`` signs its assertions with (as an operator would from its
+        ``/auth/client-jwks``): ``other`` then gets tokens here by itself."""
+        jwks = httpx.get(f"{other.base_url}/auth/client-jwks", timeout=10).json()
+        self.register_client(client_id, npi=npi, scope=PARTNER_SCOPES, jwks=jwks)
+        return self
 
     @contextmanager
     def platform(self) -> Iterator[Any]:
@@ -117,6 +180,8 @@ class ServerProcess:
             load_settings(
                 data_dir=self.data_dir,
                 database_url=self.env.get("PAYERBRIDGE_DATABASE_URL") or None,
+                public_base_url=self.base_url,
+                access_token_seconds=3600,
             )
         )
         try:
@@ -124,9 +189,11 @@ class ServerProcess:
         finally:
             platform.close()
 
-    def authorize(self, client_id: str = "newplan", *, npi: str = "1234567893") -> ServerProcess:
-        """Register a client and make ``client()`` use its credential from now on."""
-        self.credential = self.register_client(client_id, npi=npi)
+    def authorize(
+        self, client_id: str = "newplan", *, npi: str = "1234567893", scope: str = ALL_SCOPES
+    ) -> ServerProcess:
+        """Register a client and make ``client()`` use its access token from now on."""
+        self.credential = self.register_client(client_id, npi=npi, scope=scope)
         return self
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -155,6 +222,8 @@ def start_server(
         result = run_cli(["import", "--data-dir", str(data_dir), str(path)], env=full_env)
         assert result.returncode == 0, result.stderr
     port = free_port()
+    # Our tokens' issuer: the URL the tests reach the server by (and the CLI agrees).
+    full_env.setdefault("PAYERBRIDGE_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     log_path = data_dir / "server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -36,8 +36,12 @@ from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.partners.client import HttpxPartnerClient
+from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.routing.model import Organization
-from payerbridge.routing.ports import ClientRegistry, PartnerRegistry
+from payerbridge.routing.ports import PartnerRegistry
+from payerbridge.security.ports import ClientDirectory
+from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
+from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier
 from payerbridge.store.audit import SqlAuditChain, SqlAuditLog
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.checkpoints import (
@@ -47,7 +51,7 @@ from payerbridge.store.checkpoints import (
     load_or_create_signing_key,
     load_public_key,
 )
-from payerbridge.store.clients import SqlClientRegistry
+from payerbridge.store.clients import SqlAssertionLedger, SqlClientDirectory
 from payerbridge.store.consents import SqlConsentStore
 from payerbridge.store.engines import (
     WalCheckpointer,
@@ -62,6 +66,7 @@ from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_file
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.partners import SqlPartnerDirectory
+from payerbridge.store.token_keys import load_client_key, load_token_keys, rotate_token_keys
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
 from payerbridge.webhooks.model import WebhookPolicy
@@ -103,6 +108,7 @@ class Adapters:
     identity: SqlIdentityStore
     client: HttpxPartnerClient
     transactions: SqlTransactions
+    key_sets: HttpxKeySetSource
 
 
 @dataclass
@@ -119,13 +125,22 @@ class Platform:
     audit_chain: AuditChain
     idempotency: IdempotencyStore
     consents: ConsentStore
-    clients: ClientRegistry
+    clients: ClientDirectory
+    tokens: TokenService  # the token endpoint
+    verifier: TokenVerifier  # checks the bearer token of every request
     identity: IdentityStore
     webhooks: WebhookStore
     client: PartnerClient
     exchange_ports: ExchangePorts
     adapters: Adapters
     checkpointer: WalCheckpointer | None = None  # SQLite only
+
+    def client_key_set(self) -> dict[str, Any]:
+        """The public key of our assertions to partners, as a JWK Set."""
+        key = load_client_key(key_dir(self.settings))
+        return {
+            "keys": [{**key.as_dict(private=False), "kid": key.kid, "use": "sig", "alg": "ES384"}]
+        }
 
     @property
     def us(self) -> Organization:
@@ -148,6 +163,7 @@ class Platform:
         if self.checkpointer is not None:
             self.checkpointer.close()
         self.adapters.client.close()
+        self.adapters.key_sets.close()
         self.adapters.identity.close()
         self.reader.dispose()
         self.engine.dispose()
@@ -229,6 +245,37 @@ def identity_secret(settings: Settings) -> bytes:
     return path.read_bytes().strip()
 
 
+def key_dir(settings: Settings) -> Path:
+    return settings.key_dir or settings.data_dir / "keys"
+
+
+def rotate_access_token_keys(settings: Settings) -> AccessTokenKeys:
+    """A new access-token signing key; the previous one stays accepted."""
+    return rotate_token_keys(key_dir(settings))
+
+
+def token_service(
+    settings: Settings,
+    clients: ClientDirectory,
+    transactions: SqlTransactions,
+    key_sets: HttpxKeySetSource,
+) -> TokenService:
+    return TokenService(
+        clients=clients,
+        assertions=SqlAssertionLedger(),
+        key_sets=key_sets,
+        transactions=transactions,
+        keys=load_token_keys(key_dir(settings)),
+        policy=TokenPolicy(
+            issuer=settings.base_url,
+            token_url=f"{settings.base_url}/auth/token",
+            access_token_lifetime=timedelta(seconds=settings.access_token_seconds),
+            clock_skew=timedelta(seconds=settings.clock_skew_seconds),
+        ),
+        new_id=new_id,
+    )
+
+
 def build_platform(
     settings: Settings,
     *,
@@ -255,6 +302,7 @@ def build_platform(
     client = HttpxPartnerClient(
         timeout_seconds=settings.partner_timeout_seconds,
         user_agent=f"payerbridge/{__version__}",
+        key=load_client_key(key_dir(settings)),
         transport=partner_transport,
     )
     ports = ExchangePorts(
@@ -274,6 +322,9 @@ def build_platform(
         consent_zone=ZoneInfo(settings.consent_time_zone),
     )
     identity = SqlIdentityStore(engine, identity_secret(settings), reader=reader)
+    clients = SqlClientDirectory(engine)
+    key_sets = HttpxKeySetSource(timeout_seconds=settings.partner_timeout_seconds)
+    tokens = token_service(settings, clients, transactions, key_sets)
     return Platform(
         settings=settings,
         engine=engine,
@@ -287,12 +338,16 @@ def build_platform(
         audit_chain=SqlAuditChain(engine, reader=reader),
         idempotency=SqlIdempotencyStore(engine),
         consents=consents,
-        clients=SqlClientRegistry(engine),
+        clients=clients,
+        tokens=tokens,
+        verifier=TokenVerifier(tokens.keys, issuer=settings.base_url),
         identity=identity,
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
         exchange_ports=ports,
-        adapters=Adapters(identity=identity, client=client, transactions=transactions),
+        adapters=Adapters(
+            identity=identity, client=client, transactions=transactions, key_sets=key_sets
+        ),
         checkpointer=checkpointer,
     )
 
@@ -376,6 +431,7 @@ def _upkeep(platform: Platform) -> Upkeep:
             before=utcnow() - timedelta(seconds=10)
         ),
         purge_idempotent_answers=lambda: platform.idempotency.purge(before=utcnow() - retention),
+        forget_spent_assertions=lambda: forget_spent_assertions(platform.tokens, now=utcnow()),
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     org_name: str = Field(default="PayerBridge Demo Health Plan", min_length=1)
     org_npi: str = Field(default="1234567893", description="NPI by which partners name us.")
     public_base_url: str | None = Field(
-        default=None, description="External base URL (no trailing /fhir); else the request's."
+        default=None,
+        description="External base URL (no trailing /fhir): the issuer of our tokens and the "
+        "system of our member identifiers. Required in prod; in dev and test "
+        "http://<host>:<port>.",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -116,8 +119,18 @@ class Settings(BaseSettings):
         "with the same demographics within the window.",
     )
     member_match_window_seconds: float = Field(default=3600.0, gt=0)
-    operator_token: SecretStr | None = Field(
-        default=None, description="Bearer token of operators (replay); unset: no operator API."
+    # The authorization server (SMART Backend Services; ADR 0009).
+    key_dir: Path | None = Field(
+        default=None,
+        description="Directory of this server's private keys (access-token signing keys, "
+        "the key of our assertions to partners), kept outside the database (0600). "
+        "Unset: keys/ in the data dir, created on first start.",
+    )
+    access_token_seconds: int = Field(
+        default=300, ge=30, le=3600, description="Lifetime of the access tokens we issue."
+    )
+    clock_skew_seconds: int = Field(
+        default=60, ge=0, le=300, description="Clock difference allowed on client assertions."
     )
     # The audit chain's signed checkpoints (ADR 0007).
     audit_signing_key: Path | None = Field(
@@ -147,8 +160,8 @@ class Settings(BaseSettings):
     @field_validator(
         "database_url",
         "public_base_url",
-        "operator_token",
         "identity_secret",
+        "key_dir",
         "audit_signing_key",
         "audit_checkpoint_file",
         "audit_checkpoint_url",
@@ -158,13 +171,6 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         # An exported-but-empty variable means "not configured", not "an empty URL".
         return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("operator_token")
-    @classmethod
-    def _token_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 24:
-            raise ValueError("operator_token must be at least 24 characters (use a random secret)")
-        return value
 
     @field_validator("identity_secret")
     @classmethod
@@ -188,6 +194,14 @@ class Settings(BaseSettings):
         if not is_valid_npi(value):
             raise ValueError("org_npi must be a 10-digit NPI with a valid check digit")
         return value
+
+    @model_validator(mode="after")
+    def _prod_names_itself(self) -> Settings:
+        # Our tokens' issuer and our member identifiers' system must not come from a
+        # request's Host header: an attacker chooses that.
+        if self.environment == "prod" and self.public_base_url is None:
+            raise ValueError("public_base_url is required when environment is prod")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -216,6 +230,13 @@ class Settings(BaseSettings):
         return url
 
     @property
+    def base_url(self) -> str:
+        """Our external base URL (see ``public_base_url``)."""
+        if self.public_base_url is not None:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.sqlalchemy_url.startswith("sqlite")
 
@@ -242,7 +263,7 @@ def load_settings(
 def redacted(settings: Settings) -> dict[str, Any]:
     """The effective config as plain data, secrets shown as ``**********``."""
     data = settings.model_dump(mode="json")
-    for secret in ("database_url", "operator_token", "identity_secret"):
+    for secret in ("database_url", "identity_secret"):
         if getattr(settings, secret) is not None:
             data[secret] = "**********"
     return data

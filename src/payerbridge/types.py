@@ -22,5 +22,6 @@ ExchangeId = NewType("ExchangeId", str)
 RequestId = NewType("RequestId", str)
 ClientId = NewType("ClientId", str)
 
-# The client id of the operator (PAYERBRIDGE_OPERATOR_TOKEN): sees and is told of everything.
+# The owner of what operators create (a webhook told of every exchange): operators are
+# clients with the operator scope, and they share what they create.
 OPERATOR = ClientId("operator")

@@ -123,9 +123,12 @@ def old(server: Callable[..., ServerProcess], tmp_path: Path) -> ServerProcess:
 
 
 def new_payer(
-    server: Callable[..., ServerProcess], old_base: str, credential: str | None
+    server: Callable[..., ServerProcess], old_base: str, old: ServerProcess
 ) -> ServerProcess:
+    """The new payer, registered with ``old`` as a client (its own key) and calling it at
+    ``old_base``."""
     new = server("new", env={"PAYERBRIDGE_ORG_NAME": "New Plan", "PAYERBRIDGE_ORG_NPI": NEW_NPI})
+    old.trust(new, "new-platform", npi=NEW_NPI)
     with new.client() as client:
         response = client.post(
             "/partners",
@@ -134,7 +137,7 @@ def new_payer(
                 "name": "Old Plan",
                 "npi": OLD_NPI,
                 "base_url": old_base,
-                "credential": credential,
+                "client_id": "new-platform",
             },
         )
         assert response.status_code == 201, response.text
@@ -153,7 +156,7 @@ def codes_of(resources: list[dict[str, Any]]) -> set[str]:
 def test_a_regular_consent_receives_no_sensitive_resource_and_a_sensitive_one_does(
     server: Callable[..., ServerProcess], old: ServerProcess
 ) -> None:
-    new = new_payer(server, old.fhir_base, old.credential)
+    new = new_payer(server, old.fhir_base, old)
     with new.client() as client:
         done = {}
         for pid, policy, member_id, subscriber in (
@@ -287,7 +290,7 @@ def test_revoked_mid_flight_blocks_the_exchange_and_nothing_is_sent_after(
     proxies: Callable[..., tuple[str, Path]],
 ) -> None:
     slow_url, calls = proxies(old.base_url, delay=1.5)
-    new = new_payer(server, slow_url, old.credential)
+    new = new_payer(server, slow_url, old)
     with new.client() as client:
         response = client.post(
             "/exchanges", headers=new_key(), json=exchange_request("p1", "sensitive", "M123", "S1")
@@ -342,7 +345,7 @@ def test_a_consent_revoked_at_the_old_payer_stops_its_data(old: ServerProcess) -
 def test_an_opt_in_captured_ahead_runs_exchanges_by_its_id(
     server: Callable[..., ServerProcess], old: ServerProcess
 ) -> None:
-    new = new_payer(server, old.fhir_base, old.credential)
+    new = new_payer(server, old.fhir_base, old)
     with new.client() as client:
         captured = client.post(
             "/consents",

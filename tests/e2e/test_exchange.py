@@ -12,7 +12,15 @@ import orjson
 import pytest
 
 from payerbridge.sandbox.generator import write_network
-from tests.servers import ServerProcess, free_port, free_port_run, new_key, run_cli
+from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE
+from tests.servers import (
+    REQUESTER_SCOPES,
+    ServerProcess,
+    free_port,
+    free_port_run,
+    new_key,
+    run_cli,
+)
 
 HAPPY_PATH = [
     "submitted",
@@ -52,8 +60,11 @@ def payers(
             "PAYERBRIDGE_ORG_NPI": info["platform"]["npi"],
         },
     )
-    # The old payer issues the new one a credential; the new one calls with it.
-    old.authorize("platform", npi=info["platform"]["npi"])
+    # The old payer registers the new one's key; the new one gets its own tokens.
+    old.trust(new, "platform", npi=info["platform"]["npi"])
+    # The tests read the old payer as a client of the same organization (the consents'
+    # recipient), with a key of their own.
+    old.authorize("platform-reader", npi=info["platform"]["npi"], scope=REQUESTER_SCOPES)
     with new.client() as client:
         response = client.post(
             "/partners",
@@ -62,7 +73,7 @@ def payers(
                 "name": old_info["name"],
                 "npi": old_info["npi"],
                 "base_url": old.fhir_base,
-                "credential": old.credential,
+                "client_id": "platform",
             },
         )
         assert response.status_code == 201, response.text
@@ -213,17 +224,16 @@ def test_an_unknown_member_fails_with_a_reason_and_an_expired_consent_blocks(
 def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay_it(
     server: Callable[..., ServerProcess], network: Path
 ) -> None:
-    token = "an-operator-token-of-enough-length"
     new = server(
         "lonely",
         env={
             "PAYERBRIDGE_RETRY_MAX_ATTEMPTS": "3",
             "PAYERBRIDGE_RETRY_BASE_DELAY_SECONDS": "0.05",
-            "PAYERBRIDGE_OPERATOR_TOKEN": token,
         },
     )
-    with new.client() as client:
-        client.post(
+    token = new.register_client("ops", scope=OPERATOR_SCOPE)
+    with new.client_with(token) as operator_client:
+        operator_client.post(
             "/partners",
             json={
                 "id": "gone",
@@ -232,6 +242,8 @@ def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay
                 "base_url": f"http://127.0.0.1:{free_port()}/fhir",
             },
         )
+    new.authorize("portal", scope=EXCHANGES_SCOPE)  # the plan's system: no operator scope
+    with new.client() as client:
         request = orjson.loads((network / "switchers.json").read_bytes())[0]["request"]
         response = client.post(
             "/exchanges", json={**request, "old_payer": "gone"}, headers=new_key()
@@ -247,7 +259,10 @@ def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay
         assert len(letter["request_sha256"]) == 64
 
         replay = f"/exchanges/{exchange['id']}/$replay"
-        assert client.post(replay).status_code == 401
+        with new.anonymous() as anonymous:
+            assert anonymous.post(replay).status_code == 401
+        refused = client.post(replay)  # a valid token without the operator scope
+        assert refused.status_code == 403 and refused.json()["issue"][0]["code"] == "forbidden"
         wrong = client.post(replay, headers={"Authorization": "Bearer not-the-token"})
         assert wrong.status_code == 401 and wrong.json()["issue"][0]["code"] == "login"
         operator = {"Authorization": f"Bearer {token}", "Idempotency-Key": "replay-1"}
@@ -258,7 +273,7 @@ def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay
         replayed = wait_terminal(client, response.headers["location"], timeout=90)
         assert replayed["replays"] == 1 and replayed["state"] == "dead_lettered"
         steps = [(s["to"], s["actor"]) for s in replayed["history"]]
-        assert steps.count(("validated", "operator")) == 1  # one replay, by the operator
+        assert steps.count(("validated", "ops")) == 1  # one replay, by the operator
         assert [s for s, _ in steps].count("consent_verified") == 2  # consent checked again
         conflict = client.post(replay, headers={**operator, "Idempotency-Key": "replay-2"})
         assert conflict.status_code in (200, 409)

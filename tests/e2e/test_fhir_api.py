@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from tests.builders import a_coverage, a_patient, member_match_parameters
-from tests.servers import ServerProcess
+from tests.servers import REQUESTER_SCOPES, ServerProcess
 
 
 def test_metadata_declares_exactly_what_is_implemented(
@@ -38,7 +38,7 @@ def test_read_and_everything_return_versioned_resources_with_a_transmitter_prove
     organization = {"resourceType": "Organization", "id": "org1", "name": "Old Plan"}
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in (organization, a_patient(), a_coverage())))
     payer = server("payer", env={"PAYERBRIDGE_ORG_NPI": "1245319599"}, import_files=[data])
-    payer.authorize("newplan", npi="1234567893")
+    payer.authorize("newplan", npi="1234567893", scope=REQUESTER_SCOPES)
     with payer.client() as client:
         before = client.get("/fhir/Coverage/c1")
         # The member's consent comes with $member-match; from then on the data can be read.

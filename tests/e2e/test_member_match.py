@@ -12,11 +12,11 @@ import httpx
 import orjson
 import pytest
 
+from payerbridge.security.model import OPERATOR_SCOPE
 from tests.builders import a_coverage, a_patient
-from tests.servers import ServerProcess
+from tests.servers import REQUESTER_SCOPES, ServerProcess
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
-OPERATOR_TOKEN = "operator-token-for-member-match-tests"
 FHIR = {"Content-Type": "application/fhir+json"}
 V2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 MB = {"coding": [{"system": V2, "code": "MB"}]}
@@ -107,18 +107,16 @@ def old_payer(server: Callable[..., ServerProcess], tmp_path: Path) -> ServerPro
         "old",
         env={
             "PAYERBRIDGE_ORG_NPI": OLD_NPI,
-            "PAYERBRIDGE_OPERATOR_TOKEN": OPERATOR_TOKEN,
             "PAYERBRIDGE_MEMBER_MATCH_MAX_CARDS": "3",
         },
         import_files=[data],
     )
-    return payer.authorize("newplan", npi=NEW_NPI)
+    return payer.authorize("newplan", npi=NEW_NPI, scope=REQUESTER_SCOPES)
 
 
 def operator(payer: ServerProcess) -> httpx.Client:
-    return httpx.Client(
-        base_url=payer.base_url, timeout=30, headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-    )
+    """A client with the operator scope only (reviews, the identity graph)."""
+    return payer.client_with(payer.register_client("ops", scope=OPERATOR_SCOPE))
 
 
 def match(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
@@ -289,9 +287,9 @@ def test_duplicates_are_merged_and_split_with_lineage(
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in [*HOUSEHOLD, *duplicate]))
     payer = server(
         "dup",
-        env={"PAYERBRIDGE_ORG_NPI": OLD_NPI, "PAYERBRIDGE_OPERATOR_TOKEN": OPERATOR_TOKEN},
+        env={"PAYERBRIDGE_ORG_NPI": OLD_NPI},
         import_files=[data],
-    ).authorize("newplan", npi=NEW_NPI)
+    ).authorize("newplan", npi=NEW_NPI, scope=REQUESTER_SCOPES)
     noor = parameters("Noor", "1991-11-30")
     with payer.client() as client, operator(payer) as ops:
         issue(match(client, noor), 422, "multiple-matches")

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from payerbridge.security.model import EXCHANGES_SCOPE
 from payerbridge.webhooks.model import verify
 from tests.e2e.test_exchange import HAPPY_PATH, network, payers, wait_terminal  # noqa: F401
 from tests.servers import ServerProcess, new_key
@@ -85,7 +86,7 @@ def test_a_subscriber_is_told_of_every_state_change_signed_and_retried(
         refused = anonymous.post("/webhooks", json={"url": receiver.url})
         assert refused.status_code == 401
         assert refused.json()["resourceType"] == "OperationOutcome"
-    new.authorize("portal")
+    new.authorize("portal", scope=EXCHANGES_SCOPE)  # the plan's own system
     with new.client() as client:
         plain = client.post("/webhooks", json={"url": "http://hooks.example.com/x"})
         assert plain.status_code == 422, plain.text
@@ -133,7 +134,7 @@ def test_a_subscriber_is_told_of_every_state_change_signed_and_retried(
         assert sum(d["attempts"] for d in deliveries) == len(receiver.received)
 
         # Another client sees neither the subscription nor its deliveries.
-        other = new.register_client("other", npi="1245319599")
+        other = new.register_client("other", npi="1245319599", scope=EXCHANGES_SCOPE)
         headers = {"Authorization": f"Bearer {other}"}
         assert client.get(f"/webhooks/{subscription['id']}", headers=headers).status_code == 404
 

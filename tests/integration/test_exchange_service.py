@@ -25,6 +25,7 @@ from payerbridge.routing.model import Partner
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ExchangeId, PartnerId
 from tests.builders import a_coverage, a_patient, an_exchange_request
+from tests.servers import new_signing_key
 
 
 def old_payer(request: httpx.Request) -> httpx.Response:
@@ -129,7 +130,10 @@ def test_a_rejected_payload_fails_the_exchange_and_stores_nothing(platform: Plat
         return httpx.Response(200, json={"resourceType": "Bundle", "entry": []})
 
     client = HttpxPartnerClient(
-        timeout_seconds=5, user_agent="test", transport=httpx.MockTransport(broken)
+        timeout_seconds=5,
+        user_agent="test",
+        key=new_signing_key(),
+        transport=httpx.MockTransport(broken),
     )
     ports = dataclasses.replace(platform.exchange_ports, client=client)
     exchange_id = submit(platform, an_exchange_request())
@@ -262,7 +266,10 @@ def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_l
         return httpx.Response(503)
 
     client = HttpxPartnerClient(
-        timeout_seconds=5, user_agent="test", transport=httpx.MockTransport(unavailable)
+        timeout_seconds=5,
+        user_agent="test",
+        key=new_signing_key(),
+        transport=httpx.MockTransport(unavailable),
     )
     ports = dataclasses.replace(platform.exchange_ports, client=client)
     exchange_id = submit(platform, an_exchange_request())

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from payerbridge import __version__
+from payerbridge.api.deps import OperatorDep
 from payerbridge.api.errors import install_error_handlers
 from payerbridge.api.middleware import RequestContextMiddleware
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.routers import (
+    auth,
     clients,
     consents,
     exchanges,
@@ -46,9 +49,15 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        # The API's description is for operators: served below behind their token, and
+        # no interactive page (it would fetch the description without one).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.platform = platform
     install_error_handlers(app)
+    app.include_router(auth.router)  # before fhir: /fhir/.well-known/... is not a resource read
     app.include_router(fhir.router)
     app.include_router(exchanges.router)
     app.include_router(partners.router)
@@ -56,6 +65,10 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(clients.router)
     app.include_router(identity.router)
     app.include_router(webhooks.router)
+
+    @app.get("/openapi.json", tags=["operators"], include_in_schema=False)
+    def openapi(_operator: OperatorDep) -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

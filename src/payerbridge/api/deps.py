@@ -1,12 +1,13 @@
 """Dependencies every handler shares: the platform, the calling client, FHIR content rules.
 
-``current_caller`` is the single seam for authentication: SMART Backend Services
-(roadmap) replaces its body, and every handler that takes ``CallerDep`` is covered.
+``current_caller`` is the one seam for authentication: every route but the public ones
+(``PUBLIC_ROUTES``) takes a dependency built on it, and a test walks the route table to
+keep it so. A caller is a registered client with one of our access tokens (SMART
+Backend Services, ADR 0009); what it may do is decided by the token's scopes.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -15,29 +16,46 @@ import orjson
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from payerbridge.bootstrap import Platform
+from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.consent.model import Requester
 from payerbridge.errors import (
-    Forbidden,
     Issue,
     MalformedContent,
     NotAcceptable,
     Unauthenticated,
     UnsupportedMediaType,
 )
+from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE, Principal, require_scope
+from payerbridge.security.service import authenticate
 from payerbridge.types import OPERATOR, ClientId
 
 __all__ = [
+    "PUBLIC_ROUTES",
     "Caller",
     "CallerDep",
     "OperatorDep",
     "PlatformDep",
+    "SubmitterDep",
+    "caller_of",
     "fhir_accept",
     "read_json_body",
     "run_store_bound",
 ]
 
 T = TypeVar("T")
+
+# Routes open to anyone, by design: discovery, the token endpoint, health.
+PUBLIC_ROUTES = frozenset(
+    {
+        ("GET", "/fhir/metadata"),
+        ("GET", "/.well-known/smart-configuration"),
+        ("GET", "/fhir/.well-known/smart-configuration"),
+        ("GET", "/auth/jwks"),
+        ("GET", "/auth/client-jwks"),
+        ("POST", "/auth/token"),
+        ("GET", "/healthz"),
+    }
+)
 
 _ACCEPTABLE = (
     "application/fhir+json",
@@ -52,67 +70,75 @@ _READABLE = ("application/fhir+json", "application/json", "application/json+fhir
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: anonymous, an operator (the configured operator token), or a
-    registered client organization (a credential from ``payerbridge clients add``).
-    Until SMART Backend Services lands this dependency is the one place that decides."""
+    """The client of this request, as its access token names it."""
 
-    client_id: ClientId
-    is_authenticated: bool
-    is_operator: bool = False
-    npi: str | None = None  # the client organization's NPI; consents name it
+    principal: Principal
+
+    @property
+    def client_id(self) -> ClientId:
+        return self.principal.client_id
+
+    @property
+    def npi(self) -> str:
+        return self.principal.npi
+
+    @property
+    def is_operator(self) -> bool:
+        return self.principal.is_operator
+
+    @property
+    def owner(self) -> ClientId:
+        """Whose things this caller creates and sees: its own, or for an operator, the
+        operators' (which see everyone's)."""
+        return OPERATOR if self.is_operator else self.client_id
+
+    def require(self, *scopes: str) -> None:
+        require_scope(self.principal, *scopes)
 
     def as_requester(self) -> Requester:
-        if self.npi is None:
-            raise Unauthenticated(
-                "this operation needs a registered client's bearer credential",
-                issues=[
-                    Issue(
-                        "send Authorization: Bearer <client credential> "
-                        "(issued with `payerbridge clients add`)",
-                        "Authorization",
-                        "login",
-                    )
-                ],
-            )
         return Requester(client_id=self.client_id, npi=self.npi)
 
 
-def current_caller(request: Request) -> Caller:
-    authorization = request.headers.get("authorization")
-    if authorization is None:
-        return Caller(client_id=ClientId("anonymous"), is_authenticated=False)
-    scheme, _, token = authorization.partition(" ")
+def _bearer(request: Request) -> str:
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     token = token.strip()
-    platform = current_platform(request)
-    expected = platform.settings.operator_token
-    if scheme.lower() == "bearer" and token:
-        if expected is not None and hmac.compare_digest(
-            token.encode(), expected.get_secret_value().encode()
-        ):
-            return Caller(client_id=OPERATOR, is_authenticated=True, is_operator=True)
-        client = platform.clients.by_token(token)
-        if client is not None:
-            return Caller(ClientId(client.client_id), is_authenticated=True, npi=client.npi)
-    raise Unauthenticated(
-        "the bearer token is not valid",
-        issues=[Issue("the Authorization bearer token is not valid", "Authorization", "login")],
-    )
-
-
-def require_operator(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
-    if not caller.is_authenticated:
+    if scheme.lower() != "bearer" or not token:
         raise Unauthenticated(
-            "this operation needs an operator's bearer token",
+            "this operation needs an access token",
             issues=[
                 Issue(
-                    "send Authorization: Bearer <operator token> (PAYERBRIDGE_OPERATOR_TOKEN)",
+                    "send Authorization: Bearer <access token> from this server's token "
+                    "endpoint (/auth/token, SMART Backend Services)",
                     "Authorization",
                     "login",
                 )
             ],
         )
-    if not caller.is_operator:
-        raise Forbidden("this operation is for operators")
+    return token
+
+
+def caller_of(request: Request) -> Caller:
+    """The request's caller, for a handler that is already in its store-bound call."""
+    platform = current_platform(request)
+    principal = authenticate(
+        _bearer(request), verifier=platform.verifier, clients=platform.clients, now=utcnow()
+    )
+    return Caller(principal)
+
+
+async def current_caller(request: Request) -> Caller:
+    return await run_store_bound(current_platform(request), caller_of, request)
+
+
+# Async although they wait on nothing: FastAPI runs a sync dependency in a worker thread.
+async def require_operator(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    caller.require(OPERATOR_SCOPE)
+    return caller
+
+
+async def require_submitter(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    """The plan's own systems: submit exchanges, capture consents, subscribe to webhooks."""
+    caller.require(EXCHANGES_SCOPE, OPERATOR_SCOPE)
     return caller
 
 
@@ -121,15 +147,9 @@ def current_platform(request: Request) -> Platform:
     return platform
 
 
-def require_client(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
-    """A registered client organization: data access needs to know who is asking."""
-    caller.as_requester()
-    return caller
-
-
 CallerDep = Annotated[Caller, Depends(current_caller)]
-ClientDep = Annotated[Caller, Depends(require_client)]
 OperatorDep = Annotated[Caller, Depends(require_operator)]
+SubmitterDep = Annotated[Caller, Depends(require_submitter)]
 PlatformDep = Annotated[Platform, Depends(current_platform)]
 
 

@@ -7,10 +7,11 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from payerbridge.api.responses import FhirResponse
+from payerbridge.api.responses import FhirResponse, JsonResponse
 from payerbridge.errors import Busy, Issue, PayerBridgeError, TooManyAttempts, Unauthenticated
 from payerbridge.fhir.outcome import operation_outcome, outcome_for
 from payerbridge.logging import current_request_id
+from payerbridge.security.model import OAuthError
 
 __all__ = ["install_error_handlers"]
 
@@ -26,6 +27,19 @@ async def _on_payerbridge_error(_request: Request, exc: Exception) -> Response:
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"
     return FhirResponse(body, status_code=status, headers=headers)
+
+
+async def _on_oauth_error(_request: Request, exc: Exception) -> Response:
+    """The token endpoint answers in OAuth's error form (RFC 6749 5.2), never cached."""
+    assert isinstance(exc, OAuthError)
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_client"'
+    return JsonResponse(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status,
+        headers=headers,
+    )
 
 
 def _location(loc: tuple[object, ...]) -> str:
@@ -74,5 +88,6 @@ async def _on_http_error(_request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PayerBridgeError, _on_payerbridge_error)
+    app.add_exception_handler(OAuthError, _on_oauth_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -44,10 +44,13 @@ from pathlib import Path
 
 import httpx
 import orjson
+from joserfc.jwk import ECKey
 
 from payerbridge.bench.identity import OnlineLatency
 from payerbridge.bench.identity_data import IdentitySet
 from payerbridge.bench.loadgen import build_request, run_load
+from payerbridge.partners.auth import token_form
+from payerbridge.security.model import MEMBER_MATCH_SCOPE
 
 __all__ = ["HttpMemberMatchLatency", "load_population", "write_population"]
 
@@ -85,12 +88,13 @@ def _database_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'payerbridge.db').resolve()}"
 
 
-def load_population(data_dir: Path, path: Path) -> str:
+def load_population(data_dir: Path, path: Path) -> ECKey:
     """Import ``path`` (and index its members) into the instance in ``data_dir``;
-    register the requesting payer and return its bearer credential."""
+    register the requesting payer (SMART Backend Services) and return its private key."""
     from payerbridge.bootstrap import build_platform, utcnow
     from payerbridge.config import load_settings
-    from payerbridge.routing.model import ApiClient
+    from payerbridge.security.registration import smart_client
+    from payerbridge.security.service import add_client
 
     platform = build_platform(
         load_settings(data_dir=data_dir, database_url=_database_url(data_dir))
@@ -103,13 +107,35 @@ def load_population(data_dir: Path, path: Path) -> str:
                 f"the bench population was rejected: {report.error_count} "
                 f"invalid lines (first: {lines})"
             )
-        return platform.clients.register(
-            ApiClient(_REQUESTER_ID, "Bench Requester", _REQUESTER_NPI),
-            at=utcnow(),
-            actor="bench",
+        key = ECKey.generate_key("P-384", private=True)
+        key = ECKey.import_key(key.as_dict(private=True), {"kid": key.thumbprint()})
+        public = {**key.as_dict(private=False), "kid": key.kid}
+        client = smart_client(
+            _REQUESTER_ID,
+            "Bench Requester",
+            _REQUESTER_NPI,
+            MEMBER_MATCH_SCOPE,
+            jwks={"keys": [public]},
         )
+        add_client(
+            client,
+            clients=platform.clients,
+            transactions=platform.transactions,
+            actor="bench",
+            now=utcnow(),
+        )
+        return key
     finally:
         platform.close()
+
+
+def _access_token(port: int, key: ECKey) -> str:
+    """A token from the server's own token endpoint, as a requesting payer gets one."""
+    token_url = f"http://127.0.0.1:{port}/auth/token"
+    form = token_form(key, _REQUESTER_ID, token_url, MEMBER_MATCH_SCOPE)
+    response = httpx.post(token_url, data=form, timeout=10, trust_env=False)
+    response.raise_for_status()
+    return str(response.json()["access_token"])
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -132,6 +158,8 @@ def _server_env(data_dir: Path) -> dict[str, str]:
         # The bench resends the same demographics; the mm-7 guard must not answer instead.
         PAYERBRIDGE_MEMBER_MATCH_MAX_CARDS="1000000",
         PAYERBRIDGE_LOG_LEVEL="WARNING",
+        # One token for the whole run: a renewal inside a timed loop would be measured.
+        PAYERBRIDGE_ACCESS_TOKEN_SECONDS="3600",
     )
     return env
 
@@ -369,7 +397,7 @@ class HttpMemberMatchLatency:
             written = time.perf_counter() - started
             self._say(f"online: wrote {lines:,} NDJSON lines in {written:.1f}s; importing")
             started = time.perf_counter()
-            token = load_population(data_dir, path)
+            key = load_population(data_dir, path)
             imported = time.perf_counter() - started
             path.unlink()
             self._say(
@@ -377,6 +405,7 @@ class HttpMemberMatchLatency:
                 f"{imported:.1f}s; starting the server"
             )
             with _running_server(data_dir, startup_seconds=self.startup_seconds) as port:
+                token = _access_token(port, key)
                 timings, per_second, tally = self._measure(port, token, bodies)
             self._say("online: the same load against a bare FastAPI endpoint, for reference")
             with _running_bare(data_dir, startup_seconds=self.startup_seconds) as port:

@@ -1,9 +1,7 @@
-"""``payerbridge clients …`` and ``payerbridge consents …``: who may call us, and the
-members' consents (capture an opt-in, show, revoke)."""
+"""``payerbridge consents …``: the members' consents (capture an opt-in, show, revoke)."""
 
 from __future__ import annotations
 
-import getpass
 from datetime import date
 from typing import Annotated, Literal
 
@@ -12,48 +10,14 @@ import typer
 from rich.console import Console
 
 from payerbridge import errors
+from payerbridge.cli.console import cli_actor
 from payerbridge.cli.options import DataDir
 from payerbridge.types import PartnerId
 
-__all__ = ["clients_app", "consents_app"]
+__all__ = ["consents_app"]
 
-clients_app = typer.Typer(
-    no_args_is_help=True, help="Client organizations allowed to call our FHIR API."
-)
 consents_app = typer.Typer(no_args_is_help=True, help="Members' consents.")
 out = Console()
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-@clients_app.command("add")
-def clients_add(
-    client_id: Annotated[str, typer.Option("--id", help="Client id, e.g. 'newplan'.")],
-    name: Annotated[str, typer.Option(help="Organization name.")],
-    npi: Annotated[str, typer.Option(help="The organization's NPI (consents name it).")],
-    data_dir: DataDir = None,
-) -> None:
-    """Register a requesting payer and print its bearer credential (shown only once)."""
-    from payerbridge.bootstrap import build_platform, utcnow
-    from payerbridge.cli.console import fail, settings_for
-    from payerbridge.npi import is_valid_npi
-    from payerbridge.routing.model import ApiClient
-
-    if not is_valid_npi(npi):
-        raise fail(errors.InvalidInput("npi must be a 10-digit NPI with a valid check digit"))
-    platform = build_platform(settings_for(data_dir))
-    try:
-        token = platform.clients.register(
-            ApiClient(client_id, name, npi), at=utcnow(), actor=_actor()
-        )
-    except errors.PayerBridgeError as exc:
-        raise fail(exc) from exc
-    finally:
-        platform.close()
-    # The credential alone on stdout, so that scripts can capture it.
-    typer.echo(token)
 
 
 @consents_app.command("capture")
@@ -89,7 +53,7 @@ def consents_capture(
         if partner is None:
             raise fail(errors.UnprocessableRequest(f"no partner is registered as '{old_payer}'"))
         stored = capture_opt_in(
-            platform.exchange_ports, grant, member_id, partner, _actor(), request_id=None
+            platform.exchange_ports, grant, member_id, partner, cli_actor(), request_id=None
         )
     finally:
         platform.close()
@@ -133,7 +97,7 @@ def consents_revoke(
     platform = build_platform(settings_for(data_dir))
     try:
         revoked, blocked = revoke_and_stop(
-            platform.exchange_ports, consent_id, by=revoked_by or _actor(), request_id=None
+            platform.exchange_ports, consent_id, by=revoked_by or cli_actor(), request_id=None
         )
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc

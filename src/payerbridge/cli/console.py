@@ -7,6 +7,7 @@ code (2 invalid input, 3 not found, 4 conflict or unprocessable, 5 partner, 1 ot
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,15 @@ from rich.console import Console
 from payerbridge import errors
 from payerbridge.config import Settings, load_settings
 
-__all__ = ["err", "fail", "out", "settings_for"]
+__all__ = ["cli_actor", "err", "fail", "out", "settings_for"]
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+
+def cli_actor() -> str:
+    """Who the audit trail names for a command: the operating-system user."""
+    return f"cli:{getpass.getuser()}"
 
 
 _EXIT_CODES: tuple[tuple[type[errors.PayerBridgeError], int], ...] = (

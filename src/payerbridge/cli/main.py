@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -16,7 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from payerbridge import errors
-from payerbridge.cli.console import err, fail, out, settings_for
+from payerbridge.cli.console import cli_actor, err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
 from payerbridge.config import redacted
 from payerbridge.types import ExchangeId, PartnerId
@@ -144,8 +143,6 @@ def exchanges_replay(
 ) -> None:
     """Resume a dead-lettered exchange: consent and identity are checked again first.
     Audited with the operating-system user as the actor."""
-    import getpass
-
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
     from payerbridge.exchange.service import replay
     from payerbridge.workflows.exchange import enqueue_exchange
@@ -157,7 +154,7 @@ def exchanges_replay(
         replay(
             platform.exchange_ports,
             ExchangeId(exchange_id),
-            actor=f"cli:{getpass.getuser()}",
+            actor=cli_actor(),
             replay_key=None,
         )
         record = platform.exchanges.get(ExchangeId(exchange_id))
@@ -242,26 +239,33 @@ def partners_add(
     name: Annotated[str, typer.Option(help="Organization name.")],
     npi: Annotated[str, typer.Option(help="The partner's NPI.")],
     base_url: Annotated[str, typer.Option(help="The partner's FHIR base URL.")],
-    credential_env: Annotated[
+    client_id: Annotated[
         str | None,
         typer.Option(
-            help="Name of an environment variable holding the bearer credential the partner "
-            "issued to us (read from the environment so it stays out of shell history)."
+            help="Our client id at the partner's authorization server (SMART Backend "
+            "Services); register our key with the partner (`payerbridge keys client-jwks`)."
         ),
     ] = None,
+    token_url: Annotated[
+        str | None,
+        typer.Option(help="Its token endpoint; unset: read from its SMART configuration."),
+    ] = None,
+    scope: Annotated[str | None, typer.Option(help="The scopes we ask it for.")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Register (or update) a partner payer."""
     from payerbridge.bootstrap import build_platform
-    from payerbridge.routing.model import Partner, validate_partner
+    from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, validate_partner
 
-    credential = None
-    if credential_env is not None:
-        credential = os.environ.get(credential_env)
-        if not credential:
-            out.print(f"[red]error:[/red] environment variable {credential_env} is not set")
-            raise typer.Exit(2)
-    partner = Partner(PartnerId(partner_id), name, npi, base_url, credential)
+    partner = Partner(
+        PartnerId(partner_id),
+        name,
+        npi,
+        base_url,
+        client_id=client_id,
+        token_url=token_url,
+        scope=scope or DEFAULT_PARTNER_SCOPE,
+    )
     try:
         validate_partner(partner)
     except errors.PayerBridgeError as exc:
@@ -304,12 +308,15 @@ def main() -> None:  # pragma: no cover - console script entry point
 from payerbridge.cli import bench as _bench  # noqa: E402
 from payerbridge.cli import consents as _consents  # noqa: E402
 from payerbridge.cli import sandbox as _sandbox  # noqa: E402
+from payerbridge.cli import security as _security  # noqa: E402
 from payerbridge.cli.audit import audit_app  # noqa: E402
 from payerbridge.cli.identity import identity_app  # noqa: E402
 
 app.add_typer(_sandbox.sandbox_app, name="sandbox")
 app.add_typer(_bench.bench_app, name="bench")
-app.add_typer(_consents.clients_app, name="clients")
+app.add_typer(_security.clients_app, name="clients")
+app.add_typer(_security.token_app, name="token")
+app.add_typer(_security.keys_app, name="keys")
 app.add_typer(_consents.consents_app, name="consents")
 app.add_typer(identity_app, name="identity")
 app.add_typer(audit_app, name="audit")

@@ -155,12 +155,14 @@ def _wait_healthy(instances: list[Instance], timeout: float = 90) -> None:
 def _start_partners(
     data_dir: Path, network: dict[str, Any], base_port: int, us: tuple[str, str]
 ) -> list[Instance]:
-    """Load each partner's data once, register ``us`` (name, NPI) as its client, then
-    start it as its own SQLite-backed instance."""
+    """Load each partner's data once, register ``us`` (name, NPI) as its client with our
+    real public key, then start it as its own SQLite-backed instance."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
+    from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE
 
     network_dir = _network_dir(data_dir)
+    our_keys = _our_key_set(data_dir)
     instances = []
     for index, payer in enumerate(network["payers"]):
         payer_dir = data_dir / "sandbox" / payer["slug"]
@@ -174,33 +176,46 @@ def _start_partners(
                 raise RuntimeError(f"sandbox data for {payer['slug']} was rejected")
             marker.write_text(str(report.resources))
             err.print(f"loaded {report.resources:,} resources into {payer['slug']}")
-        _ensure_client_credential(payer_dir, us)
+        _register_client(payer_dir, _our_client_id(us[1]), us, DEFAULT_PARTNER_SCOPE, our_keys)
         instances.append(_spawn(payer["slug"], payer_dir, base_port + index, env, embedded=True))
     return instances
 
 
-_CREDENTIAL_FILE = ".client-credential"
-
-
-def _ensure_client_credential(payer_dir: Path, us: tuple[str, str]) -> None:
-    """Register the platform (name, NPI) as a client of the sandbox payer, once, and keep
-    the credential it was issued beside the payer's data (readable by the owner only)."""
+def _register_client(
+    data_dir: Path, client_id: str, org: tuple[str, str], scope: str, key_set: dict[str, Any]
+) -> None:
+    """Register a SMART client with the instance in ``data_dir``, once (its public keys
+    given inline)."""
     from payerbridge.bootstrap import build_platform, utcnow
     from payerbridge.config import load_settings
-    from payerbridge.routing.model import ApiClient
+    from payerbridge.security.registration import smart_client
+    from payerbridge.security.service import add_client
+    from payerbridge.types import ClientId
 
-    credential_file = payer_dir / f"{_CREDENTIAL_FILE}-{us[1]}"
-    if credential_file.exists():
-        return
-    platform = build_platform(load_settings(data_dir=payer_dir, database_url=None))
+    platform = build_platform(load_settings(data_dir=data_dir, database_url=None))
     try:
-        token = platform.clients.register(
-            ApiClient(f"platform-{us[1]}", us[0], us[1]), at=utcnow(), actor="sandbox"
-        )
+        if platform.clients.get(ClientId(client_id)) is None:
+            add_client(
+                smart_client(client_id, org[0], org[1], scope, jwks=key_set),
+                clients=platform.clients,
+                transactions=platform.transactions,
+                actor="sandbox",
+                now=utcnow(),
+            )
     finally:
         platform.close()
-    credential_file.touch(mode=0o600)
-    credential_file.write_text(token)
+
+
+def _our_key_set(data_dir: Path) -> dict[str, Any]:
+    """The public key the platform in ``data_dir`` signs its assertions to partners with."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.config import load_settings
+
+    platform = build_platform(load_settings(data_dir=data_dir))
+    try:
+        return platform.client_key_set()
+    finally:
+        platform.close()
 
 
 def _stop(instances: list[Instance]) -> None:
@@ -270,18 +285,46 @@ def _register_partners_locally(
     platform = build_platform(load_settings(data_dir=data_dir))
     try:
         for instance, payer in zip(instances, network["payers"], strict=True):
-            credential_file = instance.data_dir / f"{_CREDENTIAL_FILE}-{our_npi}"
-            credential = credential_file.read_text().strip()
             partner = Partner(
-                payer["slug"], payer["name"], payer["npi"], f"{instance.base_url}/fhir", credential
+                payer["slug"],
+                payer["name"],
+                payer["npi"],
+                f"{instance.base_url}/fhir",
+                client_id=_our_client_id(our_npi),
             )
             platform.partners.register(partner, actor="sandbox")
     finally:
         platform.close()
 
 
-def _run_sample_exchange(platform: Instance, request: dict[str, Any]) -> dict[str, Any]:
-    with httpx.Client(base_url=platform.base_url, timeout=30) as client:
+def _our_client_id(npi: str) -> str:
+    return f"platform-{npi}"
+
+
+_CONSOLE_CLIENT = "sandbox-console"
+
+
+def _console_token(data_dir: Path, port: int, org: tuple[str, str]) -> str:
+    """A token for the plan's own API (exchanges), as ``payerbridge token issue`` makes."""
+    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.config import load_settings
+    from payerbridge.security.model import EXCHANGES_SCOPE
+    from payerbridge.types import ClientId
+
+    _register_client(data_dir, _CONSOLE_CLIENT, org, EXCHANGES_SCOPE, _our_key_set(data_dir))
+    platform = build_platform(load_settings(data_dir=data_dir, port=port))
+    try:
+        grant = platform.tokens.issue(
+            ClientId(_CONSOLE_CLIENT), EXCHANGES_SCOPE, now=utcnow(), actor="sandbox"
+        )
+    finally:
+        platform.close()
+    return grant.access_token
+
+
+def _run_sample_exchange(platform: Instance, request: dict[str, Any], token: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=platform.base_url, timeout=30, headers=headers) as client:
         response = client.post(
             "/exchanges", json=request, headers={"Idempotency-Key": str(uuid.uuid4())}
         )
@@ -329,7 +372,8 @@ def demo(
         _wait_healthy(instances)
         _register_partners_locally(data_dir, instances[:-1], network, us[1])
         switchers = orjson.loads((_network_dir(data_dir) / "switchers.json").read_bytes())
-        exchange = _run_sample_exchange(platform, switchers[0]["request"])
+        token = _console_token(data_dir, port, us)
+        exchange = _run_sample_exchange(platform, switchers[0]["request"], token)
     except BaseException:
         _stop(instances)
         raise
@@ -343,7 +387,14 @@ def demo(
     out.print(f"  exchange:     {platform.base_url}/exchanges/{exchange['id']}")
     if patient:
         out.print(f"  member data:  {platform.base_url}/fhir/Patient/{patient}/$everything")
-    out.print(f"  platform API: {platform.base_url}/docs   (log {data_dir}/server.log)")
+    out.print(
+        f"  platform API: {platform.base_url}/openapi.json, with an operator token "
+        f"(log {data_dir}/server.log)"
+    )
+    out.print(
+        f"  a token:      payerbridge token issue --data-dir {data_dir} --client "
+        f"{_CONSOLE_CLIENT} --scope payerbridge/exchanges"
+    )
     for instance in instances[:-1]:
         out.print(f"  partner {instance.name}: {instance.base_url}/fhir/metadata")
     if exit_after:

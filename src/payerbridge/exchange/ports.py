@@ -182,8 +182,10 @@ class ExchangeLedger(ExchangeStore, Protocol):
     """The exchange store with what the API and the operator read."""
 
     def list_page(
-        self, *, state: ExchangeState | None, limit: int, offset: int
-    ) -> tuple[int, list[ExchangeRecord]]: ...
+        self, *, client_id: str | None, state: ExchangeState | None, limit: int, offset: int
+    ) -> tuple[int, list[ExchangeRecord]]:
+        """One page, newest first, of ``client_id``'s exchanges (everyone's when None)."""
+        ...
 
     def counts_by_state(self) -> dict[str, int]: ...
 

@@ -195,7 +195,11 @@ def _opt_in(
         event = consent_recorded(consent, actor=client_id, request_id=request_id)
         return ports.consents.add(unit, consent, event=event).consent_id
     stored = ports.consents.get(request.consent_id or "")
-    if stored is None or stored.role is not ConsentRole.RECEIVE:
+    if (
+        stored is None
+        or stored.role is not ConsentRole.RECEIVE
+        or stored.record.client_id != client_id  # another client's opt-in: not yours to use
+    ):
         problem = f"no member opt-in is recorded with id '{request.consent_id}'"
     elif stored.partner_id != partner.id:
         problem = "the opt-in names another old payer than this exchange's old_payer"

@@ -41,8 +41,39 @@ def _patient() -> dict[str, Any]:
     }
 
 
+def _security(token_url: str) -> dict[str, Any]:
+    """SMART Backend Services: the token endpoint, as the SMART oauth-uris extension
+    names it (the full document is at .well-known/smart-configuration)."""
+    return {
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": "token", "valueUri": token_url}],
+            }
+        ],
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ]
+            }
+        ],
+        "description": "Every interaction but metadata needs an access token from the token "
+        "endpoint (SMART Backend Services: client_credentials with a private_key_jwt "
+        "assertion, RS384 or ES384).",
+    }
+
+
 def capability_statement(
-    *, fhir_base: str, software_version: str, org_name: str, published: datetime
+    *,
+    fhir_base: str,
+    token_url: str,
+    software_version: str,
+    org_name: str,
+    published: datetime,
 ) -> dict[str, Any]:
     others = [
         {"type": t, "interaction": [{"code": "read"}]}
@@ -65,6 +96,7 @@ def capability_statement(
         "rest": [
             {
                 "mode": "server",
+                "security": _security(token_url),
                 "documentation": "Payer-to-payer exchange (HRex $member-match, PDex $everything). "
                 "Errors are OperationOutcome resources.",
                 "resource": [_patient(), *others],

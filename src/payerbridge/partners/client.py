@@ -12,12 +12,14 @@ bodies into PartnerRejected. Bodies are never logged.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
+from joserfc.jwk import ECKey
 
 from payerbridge.errors import (
     AmbiguousMatch,
@@ -31,12 +33,14 @@ from payerbridge.errors import (
 from payerbridge.exchange.retry import FailureClass, classify_status, retry_after_seconds
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
+from payerbridge.partners.auth import SmartTokenSource
 from payerbridge.routing.model import Partner
 
 __all__ = ["HttpxPartnerClient"]
 
 logger = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
+_PATIENT_REFERENCE = re.compile(r"^Patient/[A-Za-z0-9\-.]{1,64}$")
 
 
 def _outcome_issues(response: httpx.Response) -> list[dict[str, Any]]:
@@ -87,22 +91,24 @@ class HttpxPartnerClient:
         *,
         timeout_seconds: float,
         user_agent: str,
+        key: ECKey,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
             headers={"User-Agent": user_agent, "Accept": FHIR_JSON},
+            follow_redirects=False,  # member data goes to the registered base URL only
         )
+        self._tokens = SmartTokenSource(self._client, key)
 
     def close(self) -> None:
         self._client.close()
 
     def refresh_credentials(self, partner: Partner) -> None:
-        """Drop cached credentials for ``partner`` after a 401/403. Until SMART Backend
-        Services lands (roadmap) the credential is a static bearer token read with the
-        partner on every call, so nothing is cached yet; the retry that follows is still
-        the one allowed "needs-revalidation" try."""
+        """Drop the cached access token of ``partner`` after a 401/403: the retry that
+        follows (the one allowed "needs-revalidation" try) asks for a new one."""
+        self._tokens.forget(partner)
         logger.info("partner credentials refreshed", extra={"partner_id": partner.id})
 
     def _send(
@@ -115,9 +121,15 @@ class HttpxPartnerClient:
         body: dict[str, Any] | None = None,
         timeout: float | None = None,
     ) -> httpx.Response:
+        if not url.startswith(f"{partner.fhir_base}/"):
+            raise PartnerRejected(
+                f"partner '{partner.id}' pointed us at a URL outside its registered FHIR base; "
+                "no member data or token is sent there"
+            )
         headers = {"X-Request-ID": idempotency_key, "Idempotency-Key": idempotency_key}
-        if partner.credential:
-            headers["Authorization"] = f"Bearer {partner.credential}"
+        authorization = self._tokens.authorization(partner)
+        if authorization is not None:
+            headers["Authorization"] = authorization
         content = None
         if body is not None:
             headers["Content-Type"] = FHIR_JSON
@@ -213,7 +225,13 @@ class HttpxPartnerClient:
         idempotency_key: str,
         timeout: float | None = None,
     ) -> bytes:
-        url = member_ref if member_ref.startswith("http") else f"{partner.fhir_base}/{member_ref}"
+        relative = member_ref.removeprefix(f"{partner.fhir_base}/")
+        if not _PATIENT_REFERENCE.match(relative):
+            raise PartnerRejected(
+                f"partner '{partner.id}' returned a member reference that is not a Patient on "
+                "its registered FHIR base; no member data or token is sent there"
+            )
+        url = f"{partner.fhir_base}/{relative}"
         response = self._send(
             partner, "GET", f"{url}/$everything", idempotency_key=idempotency_key, timeout=timeout
         )

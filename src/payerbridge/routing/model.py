@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.npi import is_valid_npi
 from payerbridge.types import PartnerId
 
-__all__ = ["ApiClient", "Organization", "Partner", "validate_partner"]
+__all__ = ["DEFAULT_PARTNER_SCOPE", "Organization", "Partner", "validate_partner"]
 
 _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9\-]{0,63}$")
+
+# What we ask a partner's authorization server for: its FHIR reads and $member-match.
+DEFAULT_PARTNER_SCOPE = (
+    "system/*.rs http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match"
+)
 
 
 @dataclass(frozen=True)
@@ -25,22 +30,17 @@ class Organization:
 
 
 @dataclass(frozen=True)
-class ApiClient:
-    """An organization registered to call us (a requesting payer), known by its NPI."""
-
-    client_id: str
-    name: str
-    npi: str
-
-
-@dataclass(frozen=True)
 class Partner:
     id: PartnerId
     name: str
     npi: str
     base_url: str  # the partner's FHIR base, e.g. https://fhir.oldplan.example/fhir
-    # The bearer credential this partner issued to us; a secret (kept out of repr).
-    credential: str | None = field(default=None, repr=False, compare=False)
+    # Our client id at the partner's authorization server (SMART Backend Services); None:
+    # the partner asks no token. The key we sign with is ours, never stored here.
+    client_id: str | None = None
+    # Its token endpoint; None: read from {base}/.well-known/smart-configuration.
+    token_url: str | None = None
+    scope: str = DEFAULT_PARTNER_SCOPE
 
     @property
     def fhir_base(self) -> str:
@@ -65,5 +65,13 @@ def validate_partner(partner: Partner) -> None:
         issues.append(
             Issue("base_url must be an absolute http(s) URL of the partner's FHIR base", "base_url")
         )
+    if partner.token_url is not None:
+        token = urlparse(partner.token_url)
+        if token.scheme not in ("http", "https") or not token.netloc:
+            issues.append(Issue("token_url must be an absolute http(s) URL", "token_url"))
+    if partner.client_id is not None and not partner.client_id.strip():
+        issues.append(Issue("client_id must not be blank", "client_id"))
+    if not partner.scope.split():
+        issues.append(Issue("scope must name at least one scope", "scope", "required"))
     if issues:
         raise InvalidInput("the partner registration is not valid", issues=issues)

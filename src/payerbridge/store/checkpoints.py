@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from payerbridge.audit.checkpoints import Checkpoint
 from payerbridge.errors import InvalidInput
+from payerbridge.store.key_files import write_private_file
 
 __all__ = [
     "CheckpointFile",
@@ -44,22 +45,7 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     if not path.exists():
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written aside and linked into place: of two processes starting at once, one
-        # key wins and neither reads a half-written file.
-        draft = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, pem)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
+        write_private_file(path, pem)
     key = _private_key(path)
     public = _public_path(path)
     if not public.exists():

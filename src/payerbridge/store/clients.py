@@ -1,77 +1,112 @@
-"""Organizations allowed to call us, each with a bearer credential we issued (pre-SMART).
+"""The clients registered with our authorization server, and the assertions they used.
 
-Only the credential's sha256 is kept: a stolen database does not hand out access, and
-a lookup by hash is a constant-time index probe rather than a comparison per client.
+Only public keys are kept (a JWK Set inline, or the URL that publishes it): a stolen
+database hands out no access. ``get`` runs on every authenticated request (a revoked
+client's tokens stop at once), so it is DB-API SQL by primary key on the reading path.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine
+import orjson
+from sqlalchemy import Engine, delete, select, update
 
-from payerbridge.audit.model import AuditEvent
-from payerbridge.errors import Conflict, Issue, StoreConflict
-from payerbridge.routing.model import ApiClient
-from payerbridge.store.audit import append_audit
-from payerbridge.store.dbapi import driver_sql, raw_cursor
-from payerbridge.store.tables import api_clients
+from payerbridge.security.model import ClientKind, RegisteredClient
+from payerbridge.store.dbapi import DialectSql, driver_sql, raw_cursor
+from payerbridge.store.tables import api_clients, client_assertions
+from payerbridge.store.unit_of_work import sql_unit
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ClientId
 
-__all__ = ["SqlClientRegistry", "token_digest"]
+__all__ = ["SqlAssertionLedger", "SqlClientDirectory"]
 
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+_COLUMNS = "id, name, npi, kind, scopes, jwks, jwks_url, disabled_at"
 
 
-class SqlClientRegistry:
+def _client(row: Any, read_timestamp: Callable[[Any], datetime | None]) -> RegisteredClient:
+    client_id, name, npi, kind, scopes, jwks, jwks_url, disabled_at = row
+    return RegisteredClient(
+        client_id=ClientId(client_id),
+        name=name,
+        npi=npi,
+        scopes=frozenset(scopes.split()),
+        kind=ClientKind(kind),
+        jwks=orjson.loads(jwks) if jwks else None,
+        jwks_url=jwks_url,
+        revoked_at=read_timestamp(disabled_at),
+    )
+
+
+def _as_is(value: datetime | None) -> datetime | None:
+    return value  # read through the UtcDateTime column type already
+
+
+class SqlClientDirectory:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._by_token = driver_sql(
-            engine.dialect,
-            f"SELECT id, name, npi FROM {api_clients.name} "
-            "WHERE token_sha256 = :token_sha256 AND disabled_at IS NULL",
+        self._read_timestamp = DialectSql(engine.dialect).read_timestamp
+        self._by_id = driver_sql(
+            engine.dialect, f"SELECT {_COLUMNS} FROM {api_clients.name} WHERE id = :id"
         )
 
-    def register(self, client: ApiClient, *, at: datetime, actor: str) -> str:
-        """Store the client and return its new bearer credential (shown once, never kept)."""
-        token = secrets.token_urlsafe(32)
-        try:
-            with self._engine.begin() as connection:
-                connection.execute(
-                    api_clients.insert().values(
-                        id=client.client_id,
-                        name=client.name,
-                        npi=client.npi,
-                        token_sha256=token_digest(token),
-                        created_at=at,
-                    )
-                )
-                append_audit(
-                    connection,
-                    AuditEvent(
-                        at=at,
-                        actor=actor,
-                        action="client.register",
-                        entity_type="Client",
-                        entity_id=client.client_id,
-                        outcome="success",
-                        detail={"npi": client.npi},
-                    ),
-                )
-        except StoreConflict as exc:
-            raise Conflict(
-                f"a client with id '{client.client_id}' is already registered",
-                issues=[Issue("choose another client id", "id", "duplicate")],
-            ) from exc
-        return token
-
-    def by_token(self, token: str) -> ApiClient | None:
-        # Every authenticated request runs it: DB-API SQL on the writing engine's connections
-        # (no write lock is taken; see store.dbapi.raw_cursor).
+    def get(self, client_id: ClientId) -> RegisteredClient | None:
         with raw_cursor(self._engine) as cursor:
-            cursor.execute(self._by_token, {"token_sha256": token_digest(token)})
+            cursor.execute(self._by_id, {"id": client_id})
             row = cursor.fetchone()
-        return None if row is None else ApiClient(*row)
+        return None if row is None else _client(row, self._read_timestamp)
+
+    def list(self) -> list[RegisteredClient]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    api_clients.c.id,
+                    api_clients.c.name,
+                    api_clients.c.npi,
+                    api_clients.c.kind,
+                    api_clients.c.scopes,
+                    api_clients.c.jwks,
+                    api_clients.c.jwks_url,
+                    api_clients.c.disabled_at,
+                ).order_by(api_clients.c.id)
+            ).all()
+        return [_client(row, _as_is) for row in rows]
+
+    def add(self, unit: UnitOfWork, client: RegisteredClient, *, at: datetime) -> None:
+        sql_unit(unit).connection.execute(
+            api_clients.insert().values(
+                id=client.client_id,
+                name=client.name,
+                npi=client.npi,
+                kind=client.kind.value,
+                scopes=" ".join(sorted(client.scopes)),
+                jwks=orjson.dumps(client.jwks).decode() if client.jwks is not None else None,
+                jwks_url=client.jwks_url,
+                created_at=at,
+            )
+        )
+
+    def revoke(self, unit: UnitOfWork, client_id: ClientId, *, at: datetime) -> bool:
+        result = sql_unit(unit).connection.execute(
+            update(api_clients)
+            .where(api_clients.c.id == client_id, api_clients.c.disabled_at.is_(None))
+            .values(disabled_at=at)
+        )
+        return result.rowcount == 1
+
+
+class SqlAssertionLedger:
+    def remember(
+        self, unit: UnitOfWork, client_id: ClientId, token_id: str, *, until: datetime
+    ) -> None:
+        sql_unit(unit).connection.execute(
+            client_assertions.insert().values(client_id=client_id, jti=token_id, expires_at=until)
+        )
+
+    def forget_expired(self, unit: UnitOfWork, *, now: datetime) -> int:
+        result = sql_unit(unit).connection.execute(
+            delete(client_assertions).where(client_assertions.c.expires_at < now)
+        )
+        return result.rowcount

@@ -582,12 +582,15 @@ class SqlExchangeStore:
         )
 
     def list_page(
-        self, *, state: ExchangeState | None, limit: int, offset: int
+        self, *, client_id: str | None, state: ExchangeState | None, limit: int, offset: int
     ) -> tuple[int, list[ExchangeRecord]]:
         """(total, one page newest first), in two queries; histories are left out."""
         with self._reader.connect() as connection:
             count = select(func.count()).select_from(exchanges)
             page = select(exchanges).order_by(exchanges.c.created_at.desc(), exchanges.c.id)
+            if client_id is not None:
+                count = count.where(exchanges.c.client_id == client_id)
+                page = page.where(exchanges.c.client_id == client_id)
             if state is not None:
                 count = count.where(exchanges.c.state == state.value)
                 page = page.where(exchanges.c.state == state.value)

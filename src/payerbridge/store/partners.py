@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.routing.model import Partner
+from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner
 from payerbridge.store.audit import append_audit
 from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partners
@@ -17,14 +17,34 @@ from payerbridge.types import PartnerId
 
 __all__ = ["SqlPartnerDirectory"]
 
-_FIELDS = ("id", "name", "npi", "base_url", "credential")  # what a Partner holds
+_FIELDS = (
+    "id",
+    "name",
+    "npi",
+    "base_url",
+    "client_id",
+    "token_url",
+    "scope",
+)  # what a Partner holds
 
 
 def _partner(row: Any) -> Partner:
     """A Partner of a row of ``_FIELDS``, by name."""
     return Partner(
-        id=row.id, name=row.name, npi=row.npi, base_url=row.base_url, credential=row.credential
+        id=row.id,
+        name=row.name,
+        npi=row.npi,
+        base_url=row.base_url,
+        client_id=row.client_id,
+        token_url=row.token_url,
+        scope=row.scope or DEFAULT_PARTNER_SCOPE,
     )
+
+
+def _changed(before: Partner, after: Partner) -> list[str]:
+    """The fields an update changes (a re-pointed base URL or token endpoint shows here)."""
+    fields = ("name", "npi", "base_url", "client_id", "token_url", "scope")
+    return [name for name in fields if getattr(before, name) != getattr(after, name)]
 
 
 class SqlPartnerDirectory:
@@ -33,21 +53,22 @@ class SqlPartnerDirectory:
         self._reader = reader or engine  # reads never take SQLite's write lock
 
     def register(self, partner: Partner, *, actor: str, request_id: str | None = None) -> bool:
-        """Create or update; True when the partner is new. Audited in the same transaction.
-        An update without a credential keeps the one on file."""
+        """Create or update; True when the partner is new. Audited in the same transaction,
+        with what changed."""
         now = datetime.now(UTC)
         with self._engine.begin() as connection:
-            existed = (
-                connection.execute(select(partners.c.id).where(partners.c.id == partner.id)).first()
-                is not None
-            )
+            columns = [partners.c[field] for field in _FIELDS]
+            before = connection.execute(select(*columns).where(partners.c.id == partner.id)).first()
+            existed = before is not None
             module = postgresql if connection.dialect.name == "postgresql" else sqlite
             statement = module.insert(partners).values(
                 id=partner.id,
                 name=partner.name,
                 npi=partner.npi,
                 base_url=partner.base_url,
-                credential=partner.credential,
+                client_id=partner.client_id,
+                token_url=partner.token_url,
+                scope=partner.scope,
                 created_at=now,
                 updated_at=now,
             )
@@ -55,10 +76,11 @@ class SqlPartnerDirectory:
                 "name": partner.name,
                 "npi": partner.npi,
                 "base_url": partner.base_url,
+                "client_id": partner.client_id,
+                "token_url": partner.token_url,
+                "scope": partner.scope,
                 "updated_at": now,
             }
-            if partner.credential is not None:
-                changes["credential"] = partner.credential
             connection.execute(
                 statement.on_conflict_do_update(
                     index_elements=[partners.c.id],
@@ -77,7 +99,7 @@ class SqlPartnerDirectory:
                     request_id=request_id,
                     detail={
                         "base_url": partner.base_url,
-                        "credential_set": partner.credential is not None,
+                        "changed": _changed(_partner(before), partner) if before else [],
                     },
                 ),
             )

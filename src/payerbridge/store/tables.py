@@ -27,6 +27,7 @@ from sqlalchemy.engine import Dialect
 __all__ = [
     "UtcDateTime",
     "api_clients",
+    "client_assertions",
     "audit_checkpoints",
     "audit_events",
     "audit_head",
@@ -120,22 +121,39 @@ partners = Table(
     Column("base_url", String(500), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
-    # The bearer credential the partner issued to us (until SMART Backend Services):
-    # a secret, never returned by the API or logged.
-    Column("credential", Text, nullable=True),
+    # How we get a token from the partner (SMART Backend Services): our client id there,
+    # its token endpoint (else discovered) and the scope we ask. No secret is kept: we
+    # sign with our own key, held outside the database.
+    Column("client_id", String(200), nullable=True),
+    Column("token_url", String(500), nullable=True),
+    Column("scope", Text, nullable=True),
 )
 
-# Organizations allowed to call us (old-payer side), each with a bearer credential we
-# issued; only its sha256 is kept. SMART Backend Services replaces the credential later.
+# Systems allowed to ask our token endpoint for access tokens (SMART Backend Services
+# clients registered by an operator, UDAP clients registered by themselves): only public
+# keys are kept, never a secret.
 api_clients = Table(
     "api_clients",
     metadata,
     Column("id", String(200), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("npi", String(10), nullable=False),
-    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("kind", String(10), nullable=False, server_default="smart"),
+    Column("scopes", Text, nullable=False, server_default=""),
+    Column("jwks", Text, nullable=True),
+    Column("jwks_url", String(500), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("disabled_at", UtcDateTime(), nullable=True),
+)
+
+# The jti of every client assertion our token endpoint accepted, until the assertion
+# could no longer be valid: a second use is a replay.
+client_assertions = Table(
+    "client_assertions",
+    metadata,
+    Column("client_id", String(200), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
 )
 
 # Every consent we hold, as structured fields (never an opaque blob), with the raw HRex

@@ -46,6 +46,7 @@ class Upkeep:
     unstarted_exchanges: Callable[[], list[tuple[ExchangeId, PartnerId, int]]]
     overdue_deliveries: Callable[[], list[str]]
     purge_idempotent_answers: Callable[[], int]
+    forget_spent_assertions: Callable[[], int]
 
 
 _upkeep: Upkeep | None = None
@@ -88,6 +89,11 @@ def purge_idempotent_answers() -> int:
     return _bound().purge_idempotent_answers()
 
 
+@DBOS.step()
+def forget_spent_assertions() -> int:
+    return _bound().forget_spent_assertions()
+
+
 @DBOS.workflow()
 def sweep(scheduled_at: datetime, context: Any) -> None:
     unstarted = find_unstarted_exchanges()
@@ -102,6 +108,10 @@ def sweep(scheduled_at: datetime, context: Any) -> None:
     purged = purge_idempotent_answers()
     if purged:
         logger.info("idempotent answers purged", extra={"answers": purged})
+    # Last: a step appended to the released workflow, so runs in flight replay as before.
+    forgotten = forget_spent_assertions()
+    if forgotten:
+        logger.info("expired client assertions forgotten", extra={"assertions": forgotten})
 
 
 def schedule() -> None:

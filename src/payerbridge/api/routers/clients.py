@@ -1,8 +1,6 @@
-"""Client organizations allowed to call our FHIR API (old-payer side), for operators.
-
-Each gets a bearer credential, shown once. SMART Backend Services replaces this later;
-handlers see a client only through ``api.deps.current_caller``.
-"""
+"""Clients of our authorization server, for operators: register one with its public keys
+(a JWK Set inline or its URL) and the scopes it may ask for, list them, revoke one (its
+tokens stop working at once). No secret is issued or kept."""
 
 from __future__ import annotations
 
@@ -14,34 +12,92 @@ from pydantic import BaseModel, ConfigDict, Field
 from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import utcnow
-from payerbridge.errors import InvalidInput, Issue
-from payerbridge.npi import is_valid_npi
-from payerbridge.routing.model import ApiClient
+from payerbridge.errors import NotFound
+from payerbridge.security.model import RegisteredClient
+from payerbridge.security.registration import smart_client
+from payerbridge.security.service import add_client, revoke_client
+from payerbridge.timestamps import utc_iso
+from payerbridge.types import ClientId
 
-__all__ = ["router"]
+__all__ = ["client_public", "router"]
 
 router = APIRouter(prefix="/clients", default_response_class=JsonResponse, tags=["clients"])
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid access token"},
+    403: {"description": "The token lacks the operator scope"},
+}
 
 
 class ClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+    id: str = Field(min_length=1, max_length=200)
     name: str = Field(min_length=1, max_length=200)
     npi: str
+    scope: str = Field(
+        min_length=1, max_length=2000, description="Space-delimited scopes it may ask for."
+    )
+    jwks: dict[str, Any] | None = Field(default=None, description="Its public keys, inline.")
+    jwks_url: str | None = Field(default=None, max_length=500, description="Or their URL.")
 
 
-@router.post("", status_code=201)
+def client_public(client: RegisteredClient) -> dict[str, Any]:
+    return {
+        "id": client.client_id,
+        "name": client.name,
+        "npi": client.npi,
+        "kind": client.kind.value,
+        "scope": " ".join(sorted(client.scopes)),
+        "jwks_url": client.jwks_url,
+        "key_ids": [key.get("kid") for key in (client.jwks or {}).get("keys", [])],
+        "revoked_at": utc_iso(client.revoked_at) if client.revoked_at else None,
+    }
+
+
+@router.post("", status_code=201, responses={409: {"description": "Id taken"}, **_AUTH_ERRORS})
 def register_client(
     body: ClientCreate, platform: PlatformDep, operator: OperatorDep
 ) -> dict[str, Any]:
-    """Register a requesting payer; the answer carries its credential, never shown again."""
-    if not is_valid_npi(body.npi):
-        raise InvalidInput(
-            "npi must be a 10-digit NPI with a valid check digit",
-            issues=[Issue("npi must be a 10-digit NPI with a valid check digit", "npi")],
-        )
-    token = platform.clients.register(
-        ApiClient(body.id, body.name, body.npi), at=utcnow(), actor=operator.client_id
+    """Register a SMART Backend Services client with its public keys and allowed scopes."""
+    client = smart_client(
+        body.id, body.name, body.npi, body.scope, jwks=body.jwks, jwks_url=body.jwks_url
     )
-    return {"id": body.id, "name": body.name, "npi": body.npi, "credential": token}
+    add_client(
+        client,
+        clients=platform.clients,
+        transactions=platform.transactions,
+        actor=operator.client_id,
+        now=utcnow(),
+    )
+    return client_public(client)
+
+
+@router.get("", responses=_AUTH_ERRORS)
+def list_clients(platform: PlatformDep, _operator: OperatorDep) -> list[dict[str, Any]]:
+    return [client_public(client) for client in platform.clients.list()]
+
+
+@router.get("/{client_id}", responses={404: {"description": "No such client"}, **_AUTH_ERRORS})
+def get_client(client_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
+    client = platform.clients.get(ClientId(client_id))
+    if client is None:
+        raise NotFound(f"no client is registered with id '{client_id[:200]}'")
+    return client_public(client)
+
+
+@router.post(
+    "/{client_id}/$revoke", responses={404: {"description": "No such client"}, **_AUTH_ERRORS}
+)
+def revoke(client_id: str, platform: PlatformDep, operator: OperatorDep) -> dict[str, Any]:
+    """Revoke now: the client's tokens stop working on their next use."""
+    revoke_client(
+        ClientId(client_id),
+        clients=platform.clients,
+        transactions=platform.transactions,
+        actor=operator.client_id,
+        now=utcnow(),
+    )
+    found = platform.clients.get(ClientId(client_id))
+    assert found is not None
+    return client_public(found)

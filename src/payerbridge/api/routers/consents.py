@@ -12,12 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from payerbridge.api.deps import Caller, CallerDep, PlatformDep
+from payerbridge.api.deps import Caller, PlatformDep, SubmitterDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ConsentCapture
 from payerbridge.bootstrap import Platform
 from payerbridge.consent.model import ConsentRole, StoredConsent
-from payerbridge.errors import Forbidden, Issue, NotFound, UnprocessableRequest
+from payerbridge.errors import Issue, NotFound, UnprocessableRequest
 from payerbridge.exchange.service import capture_opt_in, revoke_and_stop
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
@@ -66,9 +66,8 @@ def _visible(platform: Platform, caller: Caller, consent_id: str) -> StoredConse
     if stored is None:
         raise NotFound(f"Consent/{consent_id[:64]} does not exist")
     if not caller.is_operator and caller.client_id != stored.record.client_id:
-        raise Forbidden(
-            "only operators and the client that recorded a consent may see or revoke it"
-        )
+        # Another client's consent answers as a missing one: its existence is not told.
+        raise NotFound(f"Consent/{consent_id[:64]} does not exist")
     return stored
 
 
@@ -76,7 +75,7 @@ def _visible(platform: Platform, caller: Caller, consent_id: str) -> StoredConse
 def capture_consent(
     body: ConsentCapture,
     platform: PlatformDep,
-    caller: CallerDep,
+    caller: SubmitterDep,
     request: Request,
     response: Response,
 ) -> dict[str, Any]:
@@ -102,7 +101,7 @@ def capture_consent(
 @router.get("")
 def list_consents(
     platform: PlatformDep,
-    caller: CallerDep,
+    caller: SubmitterDep,
     member_id: Annotated[str, Query(min_length=1, max_length=64)],
 ) -> list[dict[str, Any]]:
     """A member's consents (both roles, newest first) that the caller may see."""
@@ -117,7 +116,7 @@ def list_consents(
 
 
 @router.get("/{consent_id}", name="get_consent")
-def get_consent(consent_id: str, platform: PlatformDep, caller: CallerDep) -> dict[str, Any]:
+def get_consent(consent_id: str, platform: PlatformDep, caller: SubmitterDep) -> dict[str, Any]:
     return consent_public(_visible(platform, caller, consent_id))
 
 
@@ -125,7 +124,7 @@ def get_consent(consent_id: str, platform: PlatformDep, caller: CallerDep) -> di
 def revoke(
     consent_id: str,
     platform: PlatformDep,
-    caller: CallerDep,
+    caller: SubmitterDep,
     body: RevocationIn | None = None,
 ) -> dict[str, Any]:
     """Revoke now. Every later request under the consent is refused; every unfinished

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from payerbridge.api.deps import CallerDep, OperatorDep, PlatformDep
+from payerbridge.api.deps import OperatorDep, PlatformDep, SubmitterDep
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ExchangeCreate
-from payerbridge.errors import InvalidInput, Issue
+from payerbridge.errors import InvalidInput, Issue, NotFound
 from payerbridge.exchange.model import DeadLetter, ExchangeRecord, ExchangeState
 from payerbridge.exchange.service import replay, submit_exchange
 from payerbridge.logging import current_request_id
@@ -21,6 +21,8 @@ from payerbridge.workflows.exchange import enqueue_exchange
 __all__ = ["router"]
 
 router = APIRouter(prefix="/exchanges", default_response_class=JsonResponse, tags=["exchanges"])
+
+_MAX_OFFSET = 1_000_000  # paging further is a listing nobody reads, and overflows nothing
 
 
 def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) -> dict[str, Any]:
@@ -109,7 +111,7 @@ def _checked_key(key: str | None) -> str:
 def create_exchange(
     body: ExchangeCreate,
     platform: PlatformDep,
-    caller: CallerDep,
+    caller: SubmitterDep,
     request: Request,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -137,14 +139,20 @@ def create_exchange(
 @router.get("")
 def list_exchanges(
     platform: PlatformDep,
-    _caller: CallerDep,
+    caller: SubmitterDep,
     state: Annotated[
         ExchangeState | None, Query(description="Only exchanges in this state.")
     ] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
+    offset: Annotated[int, Query(alias="_offset", ge=0, le=_MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
-    total, records = platform.exchanges.list_page(state=state, limit=count, offset=offset)
+    """The caller's exchanges (an operator's: everyone's), newest first."""
+    total, records = platform.exchanges.list_page(
+        client_id=None if caller.is_operator else caller.client_id,
+        state=state,
+        limit=count,
+        offset=offset,
+    )
     return {
         "total": total,
         "offset": offset,
@@ -154,9 +162,13 @@ def list_exchanges(
 
 
 @router.get("/{exchange_id}", name="get_exchange")
-def get_exchange(exchange_id: str, platform: PlatformDep, _caller: CallerDep) -> dict[str, Any]:
+def get_exchange(exchange_id: str, platform: PlatformDep, caller: SubmitterDep) -> dict[str, Any]:
+    """One of the caller's exchanges; another client's answers 404, as a missing one."""
     found = ExchangeId(exchange_id)
-    return exchange_public(platform.exchanges.get(found), platform.exchanges.dead_letter(found))
+    record = platform.exchanges.get(found)
+    if not caller.is_operator and record.client_id != caller.client_id:
+        raise NotFound(f"exchange {exchange_id[:64]} does not exist")
+    return exchange_public(record, platform.exchanges.dead_letter(found))
 
 
 @router.post("/{exchange_id}/$replay")

@@ -13,13 +13,12 @@ from starlette.responses import Response
 from payerbridge import __version__
 from payerbridge.api.deps import (
     Caller,
-    ClientDep,
+    CallerDep,
     PlatformDep,
-    current_caller,
+    caller_of,
     current_platform,
     fhir_accept,
     read_json_body,
-    require_client,
     run_store_bound,
 )
 from payerbridge.api.idempotency import Answer, answer_once, checked_key, request_digest
@@ -53,6 +52,7 @@ from payerbridge.identity.decision import SINGLE_EXCHANGE
 from payerbridge.identity.member_match import MemberMatchRules, answer_member_match
 from payerbridge.identity.service import AttemptLimit
 from payerbridge.logging import current_request_id
+from payerbridge.security.model import MEMBER_MATCH_SCOPE, resource_scope
 from payerbridge.timestamps import utc_iso
 
 __all__ = ["router"]
@@ -64,36 +64,18 @@ router = APIRouter(
 _STARTED = datetime.now(UTC)
 
 
-def fhir_base(platform: Platform, request: Request) -> str:
-    configured = platform.settings.public_base_url
-    if configured:
-        return f"{configured.rstrip('/')}/fhir"
-    # Starlette builds a URL object for request.base_url on every call; the few bases a
-    # server is reached by are remembered (a bounded map: the Host header is the client's).
-    scope = request.scope
-    key = (
-        scope["scheme"],
-        request.headers.get("host"),
-        scope.get("root_path"),
-        scope.get("server"),
-    )
-    base = _BASES.get(key)
-    if base is None:
-        if len(_BASES) >= _MAX_BASES:
-            _BASES.clear()
-        base = _BASES[key] = f"{str(request.base_url).rstrip('/')}/fhir"
-    return base
-
-
-_MAX_BASES = 64
-_BASES: dict[tuple[Any, ...], str] = {}
+def fhir_base(platform: Platform) -> str:
+    """Our FHIR base, from configuration only: a request's Host header is the caller's
+    to choose, and the UMB system and every fullUrl are built on this."""
+    return f"{platform.settings.base_url}/fhir"
 
 
 @router.get("/metadata")
-def metadata(platform: PlatformDep, request: Request) -> FhirResponse:
+def metadata(platform: PlatformDep) -> FhirResponse:
     return FhirResponse(
         capability_statement(
-            fhir_base=fhir_base(platform, request),
+            fhir_base=fhir_base(platform),
+            token_url=f"{platform.settings.base_url}/auth/token",
             software_version=__version__,
             org_name=platform.settings.org_name,
             published=_STARTED,
@@ -135,7 +117,8 @@ def _answer_member_match(
     request: Request, raw: bytes, body: Any, idempotency_key: str | None
 ) -> Response:
     platform = current_platform(request)
-    caller = require_client(current_caller(request))
+    caller = caller_of(request)
+    caller.require(MEMBER_MATCH_SCOPE)
     if isinstance(body, PayerBridgeError):
         raise body
     match_input = parse_member_match_request(body, strict=platform.settings.member_match_strict)
@@ -147,7 +130,7 @@ def _answer_member_match(
             requester=caller.as_requester(),
             zone=ZoneInfo(platform.settings.consent_time_zone),
         )
-    umb_system = f"{fhir_base(platform, request)}/NamingSystem/umb"
+    umb_system = f"{fhir_base(platform)}/NamingSystem/umb"
     return answer_once(
         platform,
         caller,
@@ -219,10 +202,11 @@ def _disclosure(platform: Platform, caller: Caller) -> DisclosureContext:
 def everything(
     patient_id: str,
     platform: PlatformDep,
-    caller: ClientDep,
+    caller: CallerDep,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    caller.require(resource_scope("*"))
     _check_id(patient_id)
     idempotency_key = checked_key(idempotency_key)
     # Decided on every call, a retry under the same Idempotency-Key included: a consent
@@ -238,7 +222,7 @@ def everything(
             platform.members,
             policy=policy,
             us=platform.us,
-            fhir_base=fhir_base(platform, request),
+            fhir_base=fhir_base(platform),
             provenance_id=new_id(),
             now=now,
         )
@@ -271,9 +255,10 @@ def everything(
 
 
 @router.get("/Patient")
-def search_patients(platform: PlatformDep, caller: ClientDep, request: Request) -> FhirResponse:
+def search_patients(platform: PlatformDep, caller: CallerDep, request: Request) -> FhirResponse:
     """Patients by identifier (the UMB from $member-match) or id; a member whose consent
     does not permit the caller is simply not found."""
+    caller.require(resource_scope("Patient", "s"))
     params = request.query_params
     identifier, resource_id = params.get("identifier"), params.get("_id")
     if identifier is None and resource_id is None:
@@ -288,7 +273,7 @@ def search_patients(platform: PlatformDep, caller: ClientDep, request: Request) 
         )
         token = (system or None, value)
     found = find_patients(_disclosure(platform, caller), identifier=token, resource_id=resource_id)
-    return FhirResponse(_searchset(found, fhir_base(platform, request)))
+    return FhirResponse(_searchset(found, fhir_base(platform)))
 
 
 def _searchset(resources: list[dict[str, Any]], base: str) -> dict[str, Any]:
@@ -310,7 +295,7 @@ def _searchset(resources: list[dict[str, Any]], base: str) -> dict[str, Any]:
 
 @router.get("/{resource_type}/{resource_id}")
 def read(
-    resource_type: str, resource_id: str, platform: PlatformDep, caller: ClientDep
+    resource_type: str, resource_id: str, platform: PlatformDep, caller: CallerDep
 ) -> FhirResponse:
     """A resource, as ``disclosure.reads.read_resource`` releases it to this caller."""
     if resource_type not in SUPPORTED_TYPES:
@@ -322,6 +307,7 @@ def read(
                 )
             ],
         )
+    caller.require(resource_scope(resource_type, "r"))
     _check_id(resource_id)
     return FhirResponse(read_resource(_disclosure(platform, caller), resource_type, resource_id))
 

@@ -39,7 +39,7 @@ def list_reviews(
     _operator: OperatorDep,
     status: Annotated[Literal["open", "accepted", "rejected"] | None, Query()] = "open",
     count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
+    offset: Annotated[int, Query(alias="_offset", ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     """Review cases, oldest first (open ones by default)."""
     cases = platform.identity.reviews(status=status, limit=count, offset=offset)

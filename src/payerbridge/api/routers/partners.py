@@ -1,24 +1,30 @@
-"""Partner registration: which payers we exchange with and where their FHIR API lives."""
+"""Partner registration, for operators: which payers we exchange with, where their FHIR
+API lives and how we get a token from them. Every change is audited with what changed."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
-from payerbridge.api.deps import CallerDep, PlatformDep
+from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.errors import NotFound
 from payerbridge.exchange.breaker import BreakerState
 from payerbridge.logging import current_request_id
-from payerbridge.routing.model import Partner, validate_partner
+from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, validate_partner
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import PartnerId
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/partners", default_response_class=JsonResponse, tags=["partners"])
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid access token"},
+    403: {"description": "The token lacks the operator scope"},
+}
 
 
 class PartnerCreate(BaseModel):
@@ -28,11 +34,19 @@ class PartnerCreate(BaseModel):
     name: str = Field(max_length=200)
     npi: str
     base_url: str = Field(max_length=500, description="The partner's FHIR base URL.")
-    credential: SecretStr | None = Field(
+    client_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Our client id at the partner's authorization server (SMART Backend "
+        "Services); we sign our assertions with our own key (GET /auth/client-jwks).",
+    )
+    token_url: str | None = Field(
         default=None,
         max_length=500,
-        description="The bearer credential the partner issued to us; never shown again.",
+        description="The partner's token endpoint; unset: read from its "
+        "/.well-known/smart-configuration.",
     )
+    scope: str = Field(default=DEFAULT_PARTNER_SCOPE, max_length=1000)
 
 
 def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dict[str, Any]:
@@ -43,7 +57,9 @@ def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dic
         "name": partner.name,
         "npi": partner.npi,
         "base_url": partner.base_url,
-        "has_credential": partner.credential is not None,
+        "client_id": partner.client_id,
+        "token_url": partner.token_url,
+        "scope": partner.scope,
         "breaker": {
             "status": state.status.value,
             "consecutive_failures": state.consecutive_failures,
@@ -52,15 +68,22 @@ def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dic
     }
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses={200: {"description": "Updated"}, **_AUTH_ERRORS})
 def register_partner(
-    body: PartnerCreate, platform: PlatformDep, caller: CallerDep, response: Response
+    body: PartnerCreate, platform: PlatformDep, operator: OperatorDep, response: Response
 ) -> dict[str, Any]:
-    credential = body.credential.get_secret_value() if body.credential else None
-    partner = Partner(PartnerId(body.id), body.name, body.npi, body.base_url, credential)
+    partner = Partner(
+        PartnerId(body.id),
+        body.name,
+        body.npi,
+        body.base_url,
+        client_id=body.client_id,
+        token_url=body.token_url,
+        scope=body.scope,
+    )
     validate_partner(partner)
     created = platform.partners.register(
-        partner, actor=caller.client_id, request_id=current_request_id()
+        partner, actor=operator.client_id, request_id=current_request_id()
     )
     if not created:
         response.status_code = 200
@@ -68,14 +91,14 @@ def register_partner(
     return partner_public(platform.partners.get(partner.id) or partner)
 
 
-@router.get("")
-def list_partners(platform: PlatformDep, _caller: CallerDep) -> list[dict[str, Any]]:
+@router.get("", responses=_AUTH_ERRORS)
+def list_partners(platform: PlatformDep, _operator: OperatorDep) -> list[dict[str, Any]]:
     breakers = platform.breakers.all()
     return [partner_public(p, breakers.get(p.fhir_base)) for p in platform.partners.list()]
 
 
-@router.get("/{partner_id}")
-def get_partner(partner_id: str, platform: PlatformDep, _caller: CallerDep) -> dict[str, Any]:
+@router.get("/{partner_id}", responses={404: {"description": "No such partner"}, **_AUTH_ERRORS})
+def get_partner(partner_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
     partner = platform.partners.get(PartnerId(partner_id))
     if partner is None:
         raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")

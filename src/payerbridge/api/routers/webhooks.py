@@ -9,13 +9,12 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from payerbridge.api.deps import Caller, CallerDep, PlatformDep
+from payerbridge.api.deps import PlatformDep, SubmitterDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import utcnow
-from payerbridge.errors import Issue, Unauthenticated
 from payerbridge.timestamps import utc_iso
 from payerbridge.webhooks.model import (
     DELIVERY_HEADER,
@@ -29,25 +28,6 @@ from payerbridge.webhooks.model import (
 __all__ = ["router"]
 
 router = APIRouter(prefix="/webhooks", default_response_class=JsonResponse, tags=["webhooks"])
-
-
-def _authenticated(caller: CallerDep) -> Caller:
-    """A webhook posts to a URL of the caller's choosing: only known callers may ask."""
-    if not caller.is_authenticated:
-        raise Unauthenticated(
-            "webhooks need a client's bearer credential or the operator token",
-            issues=[
-                Issue(
-                    "send Authorization: Bearer <client credential or operator token>",
-                    "Authorization",
-                    "login",
-                )
-            ],
-        )
-    return caller
-
-
-SubscriberDep = Annotated[Caller, Depends(_authenticated)]
 
 
 class WebhookCreate(BaseModel):
@@ -81,12 +61,12 @@ def _delivery_public(delivery: Delivery) -> dict[str, Any]:
 
 
 @router.post("", status_code=201)
-def subscribe(body: WebhookCreate, platform: PlatformDep, caller: SubscriberDep) -> dict[str, Any]:
+def subscribe(body: WebhookCreate, platform: PlatformDep, caller: SubmitterDep) -> dict[str, Any]:
     """Subscribe a URL to the state changes of the caller's exchanges (the operator's:
     of every exchange). The secret is shown only in this answer."""
     secret = secrets.token_urlsafe(32)
     subscription = platform.webhooks.subscribe(
-        client_id=caller.client_id, url=check_webhook_url(body.url), secret=secret, at=utcnow()
+        client_id=caller.owner, url=check_webhook_url(body.url), secret=secret, at=utcnow()
     )
     return {
         **_public(subscription),
@@ -100,35 +80,35 @@ def subscribe(body: WebhookCreate, platform: PlatformDep, caller: SubscriberDep)
 
 
 @router.get("")
-def list_subscriptions(platform: PlatformDep, caller: SubscriberDep) -> dict[str, Any]:
-    items = platform.webhooks.subscriptions(caller.client_id)
+def list_subscriptions(platform: PlatformDep, caller: SubmitterDep) -> dict[str, Any]:
+    items = platform.webhooks.subscriptions(caller.owner)
     return {"count": len(items), "items": [_public(s) for s in items]}
 
 
 @router.get("/{subscription_id}")
 def get_subscription(
-    subscription_id: str, platform: PlatformDep, caller: SubscriberDep
+    subscription_id: str, platform: PlatformDep, caller: SubmitterDep
 ) -> dict[str, Any]:
-    return _public(platform.webhooks.subscription(subscription_id, caller.client_id))
+    return _public(platform.webhooks.subscription(subscription_id, caller.owner))
 
 
 @router.get("/{subscription_id}/deliveries")
 def list_deliveries(
     subscription_id: str,
     platform: PlatformDep,
-    caller: SubscriberDep,
+    caller: SubmitterDep,
     count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
+    offset: Annotated[int, Query(alias="_offset", ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     """What was sent to the subscription, oldest first: status, attempts, last answer."""
-    platform.webhooks.subscription(subscription_id, caller.client_id)  # yours, or 404
+    platform.webhooks.subscription(subscription_id, caller.owner)  # yours, or 404
     items = platform.webhooks.deliveries(subscription_id, limit=count, offset=offset)
     return {"offset": offset, "count": len(items), "items": [_delivery_public(d) for d in items]}
 
 
 @router.delete("/{subscription_id}")
 def unsubscribe(
-    subscription_id: str, platform: PlatformDep, caller: SubscriberDep
+    subscription_id: str, platform: PlatformDep, caller: SubmitterDep
 ) -> dict[str, Any]:
     """Stop deliveries; deliveries not yet made are marked failed, nothing is deleted."""
-    return _public(platform.webhooks.disable(subscription_id, caller.client_id, at=utcnow()))
+    return _public(platform.webhooks.disable(subscription_id, caller.owner, at=utcnow()))

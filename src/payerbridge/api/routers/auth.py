@@ -1,0 +1,108 @@
+"""The authorization server's public face (SMART Backend Services, ADR 0009): discovery,
+the token endpoint and the keys that verify our tokens and our assertions."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from payerbridge.api.deps import PlatformDep
+from payerbridge.api.responses import JsonResponse
+from payerbridge.bootstrap import Platform, utcnow
+from payerbridge.logging import current_request_id
+from payerbridge.security.assertions import ASSERTION_ALGORITHMS
+from payerbridge.security.model import (
+    EXCHANGES_SCOPE,
+    MEMBER_MATCH_SCOPE,
+    OPERATOR_SCOPE,
+    OAuthError,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(default_response_class=JsonResponse, tags=["authorization"])
+
+_FORM = "application/x-www-form-urlencoded"
+_MAX_FORM_BYTES = 16 * 1024
+
+
+def smart_configuration(platform: Platform) -> dict[str, Any]:
+    base = platform.settings.base_url
+    return {
+        "issuer": base,
+        "jwks_uri": f"{base}/auth/jwks",
+        "token_endpoint": f"{base}/auth/token",
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "grant_types_supported": ["client_credentials"],
+        "scopes_supported": [
+            "system/*.rs",
+            "system/*.read",
+            MEMBER_MATCH_SCOPE,
+            EXCHANGES_SCOPE,
+            OPERATOR_SCOPE,
+        ],
+        "response_types_supported": ["token"],
+        "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+    }
+
+
+@router.get("/.well-known/smart-configuration")
+def smart_configuration_at_root(platform: PlatformDep) -> dict[str, Any]:
+    return smart_configuration(platform)
+
+
+@router.get("/fhir/.well-known/smart-configuration")
+def smart_configuration_at_fhir_base(platform: PlatformDep) -> dict[str, Any]:
+    return smart_configuration(platform)
+
+
+@router.get("/auth/jwks")
+def access_token_keys(platform: PlatformDep) -> dict[str, Any]:
+    """The public keys that verify the access tokens we issue."""
+    return platform.tokens.keys.public_jwks()
+
+
+@router.get("/auth/client-jwks")
+def client_assertion_keys(platform: PlatformDep) -> dict[str, Any]:
+    """The public key of the assertions we sign to partners' token endpoints: what a
+    partner registers for us (by this URL or inline)."""
+    return platform.client_key_set()
+
+
+async def _form(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != _FORM:
+        raise OAuthError("invalid_request", f"the token request must be sent as {_FORM}")
+    body = await request.body()
+    if len(body) > _MAX_FORM_BYTES:
+        raise OAuthError("invalid_request", "the token request is too large")
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise OAuthError("invalid_request", "the token request body is not a valid form") from exc
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:  # RFC 6749 3.2: a parameter MUST NOT be sent twice
+            raise OAuthError("invalid_request", f"parameter {name} is sent more than once")
+        form[name] = value
+    return form
+
+
+@router.post(
+    "/auth/token",
+    responses={
+        400: {"description": "OAuth error (invalid_request, invalid_scope, ...)"},
+        401: {"description": "OAuth invalid_client"},
+    },
+)
+async def token(request: Request, platform: PlatformDep) -> Response:
+    """SMART Backend Services: ``client_credentials`` with a ``private_key_jwt`` assertion."""
+    form = await _form(request)
+    grant = platform.tokens.grant(form, now=utcnow(), request_id=current_request_id())
+    return JsonResponse(
+        grant.as_json(), headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
+    )

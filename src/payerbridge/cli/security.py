@@ -1,0 +1,165 @@
+"""``payerbridge clients …``, ``payerbridge token issue`` and ``payerbridge keys …``: the
+clients of our authorization server, tokens for manual use, and our own keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from payerbridge import errors
+from payerbridge.cli.console import cli_actor, fail, settings_for
+from payerbridge.cli.options import DataDir
+
+__all__ = ["clients_app", "keys_app", "token_app"]
+
+clients_app = typer.Typer(
+    no_args_is_help=True, help="Clients of our authorization server (SMART Backend Services)."
+)
+token_app = typer.Typer(no_args_is_help=True, help="Access tokens for manual use and tests.")
+keys_app = typer.Typer(no_args_is_help=True, help="This server's own keys.")
+out = Console()
+
+
+@clients_app.command("add")
+def clients_add(
+    client_id: Annotated[str, typer.Option("--id", help="Client id, e.g. 'newplan'.")],
+    name: Annotated[str, typer.Option(help="Organization name.")],
+    npi: Annotated[str, typer.Option(help="The organization's NPI (consents name it).")],
+    scope: Annotated[
+        str,
+        typer.Option(
+            help="Scopes it may ask for, space-delimited: e.g. 'system/*.rs http://hl7.org/"
+            "fhir/us/davinci-hrex/OperationDefinition/member-match' for a requesting payer, "
+            "'payerbridge/exchanges' for the plan's own systems, 'payerbridge/operator'."
+        ),
+    ],
+    jwks: Annotated[
+        Path | None, typer.Option(help="File holding its public keys (a JWK Set).")
+    ] = None,
+    jwks_url: Annotated[str | None, typer.Option(help="Or the URL publishing them.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Register a client with its public keys and the scopes it may ask for."""
+    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.security.registration import smart_client
+    from payerbridge.security.service import add_client
+
+    try:
+        key_set = orjson.loads(jwks.read_bytes()) if jwks is not None else None
+        client = smart_client(client_id, name, npi, scope, jwks=key_set, jwks_url=jwks_url)
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise fail(errors.InvalidInput(f"--jwks cannot be read as JSON ({exc})")) from exc
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    platform = build_platform(settings_for(data_dir))
+    try:
+        add_client(
+            client,
+            clients=platform.clients,
+            transactions=platform.transactions,
+            actor=cli_actor(),
+            now=utcnow(),
+        )
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    out.print(f"client '{client_id}' registered")
+
+
+@clients_app.command("list")
+def clients_list(data_dir: DataDir = None) -> None:
+    """List the registered clients."""
+    from payerbridge.bootstrap import build_platform
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        table = Table("id", "name", "npi", "kind", "scope", "revoked", title="Clients")
+        for client in platform.clients.list():
+            table.add_row(
+                client.client_id,
+                client.name,
+                client.npi,
+                client.kind.value,
+                " ".join(sorted(client.scopes)),
+                client.revoked_at.isoformat() if client.revoked_at else "",
+            )
+    finally:
+        platform.close()
+    out.print(table)
+
+
+@clients_app.command("revoke")
+def clients_revoke(
+    client_id: Annotated[str, typer.Option("--id", help="The client to revoke.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a client: its tokens stop working at once."""
+    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.security.service import revoke_client
+    from payerbridge.types import ClientId
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        revoke_client(
+            ClientId(client_id),
+            clients=platform.clients,
+            transactions=platform.transactions,
+            actor=cli_actor(),
+            now=utcnow(),
+        )
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    out.print(f"client '{client_id}' revoked")
+
+
+@token_app.command("issue")
+def token_issue(
+    client: Annotated[str, typer.Option(help="A registered client's id.")],
+    scope: Annotated[str, typer.Option(help="Scopes, space-delimited, within the client's.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Print an access token for a registered client (signed with this server's key)."""
+    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.security.model import OAuthError
+    from payerbridge.types import ClientId
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        grant = platform.tokens.issue(ClientId(client), scope, now=utcnow(), actor=cli_actor())
+    except OAuthError as exc:
+        raise fail(errors.InvalidInput(exc.description)) from exc
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    typer.echo(grant.access_token)  # alone on stdout, for scripts
+
+
+@keys_app.command("rotate")
+def keys_rotate(data_dir: DataDir = None) -> None:
+    """Start signing access tokens with a new key; tokens signed by the previous one stay
+    valid until they expire, older keys are retired. Restart the servers to pick it up."""
+    from payerbridge.bootstrap import rotate_access_token_keys
+
+    keys = rotate_access_token_keys(settings_for(data_dir))
+    out.print(f"access tokens are now signed by key {keys.signing.kid}")
+
+
+@keys_app.command("client-jwks")
+def keys_client_jwks(data_dir: DataDir = None) -> None:
+    """Print the public key of our assertions to partners (a JWK Set), to register us."""
+    from payerbridge.bootstrap import build_platform
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        typer.echo(orjson.dumps(platform.client_key_set()).decode())
+    finally:
+        platform.close()

@@ -1,0 +1,166 @@
+"""Access tokens from partners' authorization servers (SMART Backend Services): a fresh
+assertion signed with our key for each token request, the token cached until shortly
+before it expires, dropped when the partner answers 401.
+
+The token endpoint is the partner's registered ``token_url``, else the one its
+``{base}/.well-known/smart-configuration`` names. Nothing but the assertion (bound to
+that endpoint by ``aud`` and used once) is sent there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
+from payerbridge.routing.model import Partner
+
+__all__ = ["ASSERTION_LIFETIME_SECONDS", "SmartTokenSource", "client_assertion", "token_form"]
+
+logger = logging.getLogger(__name__)
+
+ASSERTION_LIFETIME_SECONDS = 300  # SMART: at most five minutes
+_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_EARLY_SECONDS = 30  # a token this close to expiry is renewed before use
+
+
+class SmartTokenSource:
+    def __init__(self, client: httpx.Client, key: ECKey) -> None:
+        self._client = client
+        self._key = key
+        self._tokens: dict[str, tuple[str, float]] = {}  # partner id -> token, expiry
+        self._token_urls: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def authorization(self, partner: Partner) -> str | None:
+        """The ``Authorization`` header value for a call to ``partner``; None when we are
+        not registered with it (a partner that asks no token)."""
+        if partner.client_id is None:
+            return None
+        with self._lock:
+            cached = self._tokens.get(partner.id)
+        if cached is not None and cached[1] - _EARLY_SECONDS > time.time():
+            return f"Bearer {cached[0]}"
+        token, expires_at = self._request_token(partner, partner.client_id)
+        with self._lock:
+            self._tokens[partner.id] = (token, expires_at)
+        return f"Bearer {token}"
+
+    def forget(self, partner: Partner) -> None:
+        """Drop the cached token (the partner refused it); the next call gets a new one."""
+        with self._lock:
+            self._tokens.pop(partner.id, None)
+            self._token_urls.pop(partner.id, None)
+
+    def _request_token(self, partner: Partner, client_id: str) -> tuple[str, float]:
+        token_url = self._token_url(partner)
+        started = time.time()
+        response = self._post(
+            partner, token_url, token_form(self._key, client_id, token_url, partner.scope)
+        )
+        if response.status_code in (400, 401):
+            raise PartnerAuthRejected(
+                f"partner '{partner.id}' refused our token request ({_oauth_error(response)})",
+                status=response.status_code,
+            )
+        if response.status_code != 200:
+            raise PartnerUnavailable(
+                f"partner '{partner.id}' token endpoint answered HTTP {response.status_code}",
+                status=response.status_code,
+            )
+        body = _json(response, partner)
+        token, expires_in = body.get("access_token"), body.get("expires_in", 300)
+        if not isinstance(token, str) or not isinstance(expires_in, int | float):
+            raise PartnerRejected(f"partner '{partner.id}' token response has no access_token")
+        logger.info("partner token obtained", extra={"partner_id": partner.id})
+        return token, started + float(expires_in)
+
+    def _token_url(self, partner: Partner) -> str:
+        if partner.token_url is not None:
+            return partner.token_url
+        with self._lock:
+            known = self._token_urls.get(partner.id)
+        if known is not None:
+            return known
+        try:
+            response = self._client.get(
+                f"{partner.fhir_base}/.well-known/smart-configuration",
+                headers={"Accept": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise PartnerUnavailable(
+                f"partner '{partner.id}' SMART configuration is unreachable ({type(exc).__name__})"
+            ) from exc
+        if response.status_code != 200:
+            raise PartnerUnavailable(
+                f"partner '{partner.id}' SMART configuration answered HTTP {response.status_code}",
+                status=response.status_code,
+            )
+        token_url = _json(response, partner).get("token_endpoint")
+        if not isinstance(token_url, str) or not token_url.startswith(("https://", "http://")):
+            raise PartnerRejected(
+                f"partner '{partner.id}' SMART configuration names no token_endpoint"
+            )
+        with self._lock:
+            self._token_urls[partner.id] = token_url
+        return token_url
+
+    def _post(self, partner: Partner, url: str, form: dict[str, str]) -> httpx.Response:
+        try:
+            return self._client.post(url, data=form, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise PartnerUnavailable(
+                f"partner '{partner.id}' token endpoint is unreachable ({type(exc).__name__})"
+            ) from exc
+
+
+def client_assertion(key: ECKey, client_id: str, token_url: str) -> str:
+    """A SMART Backend Services assertion: ours, for ``token_url``, used once."""
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_url,
+        "iat": now,
+        "exp": now + ASSERTION_LIFETIME_SECONDS,
+        "jti": str(uuid.uuid4()),
+    }
+    header = {"alg": "ES384", "kid": key.kid, "typ": "JWT"}
+    return jwt.encode(header, claims, key, algorithms=["ES384"])
+
+
+def token_form(key: ECKey, client_id: str, token_url: str, scope: str) -> dict[str, str]:
+    """The body of a ``client_credentials`` token request with a fresh assertion."""
+    return {
+        "grant_type": "client_credentials",
+        "scope": scope,
+        "client_assertion_type": _ASSERTION_TYPE,
+        "client_assertion": client_assertion(key, client_id, token_url),
+    }
+
+
+def _json(response: httpx.Response, partner: Partner) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise PartnerRejected(f"partner '{partner.id}' answered with something not JSON") from exc
+    if not isinstance(body, dict):
+        raise PartnerRejected(f"partner '{partner.id}' answered with something not a JSON object")
+    return body
+
+
+def _oauth_error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])[:100]
+    return f"HTTP {response.status_code}"

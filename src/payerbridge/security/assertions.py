@@ -1,0 +1,151 @@
+"""A client's authentication JWT (SMART Backend Services ``private_key_jwt``), checked
+(pure: the keys and the time are given).
+
+SMART asks: ``iss`` and ``sub`` both the client id, ``aud`` our token URL, ``exp`` at
+most five minutes ahead, a ``jti`` never seen before, signed RS384 or ES384 with a key
+of the client's JWK Set named by ``kid``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from payerbridge.security.model import OAuthError
+
+__all__ = [
+    "ASSERTION_ALGORITHMS",
+    "CLIENT_ASSERTION_TYPE",
+    "MAX_ASSERTION_LIFETIME",
+    "AssertionClaims",
+    "check_key_set",
+    "read_unverified",
+    "verify_assertion",
+]
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_ALGORITHMS = ("RS384", "ES384")
+MAX_ASSERTION_LIFETIME = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class UnverifiedAssertion:
+    """What an assertion says before its signature is checked: enough to find the client
+    and its key, never to trust."""
+
+    client_id: str
+    header: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AssertionClaims:
+    client_id: str
+    token_id: str  # jti
+    expires_at: datetime
+    claims: dict[str, Any]
+
+
+def _invalid(description: str) -> OAuthError:
+    return OAuthError("invalid_client", description, status=401)
+
+
+def read_unverified(assertion: str) -> UnverifiedAssertion:
+    """The header and the issuer of an assertion, unverified."""
+    try:
+        compact = jws.extract_compact(assertion.encode())
+        header = dict(compact.headers())
+        claims = orjson.loads(compact.payload)
+    except (JoseError, ValueError, orjson.JSONDecodeError) as exc:
+        raise _invalid("client_assertion is not a signed JWT") from exc
+    if not isinstance(claims, dict):
+        raise _invalid("client_assertion's payload is not a JSON object")
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or not issuer:
+        raise _invalid("client_assertion has no iss (the client id)")
+    if claims.get("sub") != issuer:
+        raise _invalid("client_assertion sub must equal iss (the client id)")
+    if header.get("alg") not in ASSERTION_ALGORITHMS:
+        raise _invalid("client_assertion must be signed with RS384 or ES384")
+    if not isinstance(header.get("kid"), str):
+        raise _invalid("client_assertion header has no kid naming the signing key")
+    return UnverifiedAssertion(issuer, dict(header))
+
+
+def verify_assertion(
+    assertion: str,
+    jwks: dict[str, Any],
+    *,
+    client_id: str,
+    audience: str,
+    now: datetime,
+    skew: timedelta,
+) -> AssertionClaims:
+    """The assertion's claims, when its signature, audience and times hold."""
+    try:
+        key_set = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise _invalid("the client's registered JWK Set cannot be read") from exc
+    try:
+        token = jwt.decode(assertion, key_set, algorithms=list(ASSERTION_ALGORITHMS))
+    except JoseError as exc:
+        raise _invalid(
+            "client_assertion signature does not verify with the client's registered keys"
+        ) from exc
+    claims = dict(token.claims)
+    if claims.get("iss") != client_id or claims.get("sub") != client_id:
+        raise _invalid("client_assertion iss and sub must both be the client id")
+    expires_at = _time_claim(claims, "exp", required=True)
+    assert expires_at is not None
+    if expires_at <= now - skew:
+        raise _invalid("client_assertion has expired")
+    if expires_at > now + MAX_ASSERTION_LIFETIME + skew:
+        raise _invalid("client_assertion exp must be at most five minutes ahead")
+    for name in ("iat", "nbf"):
+        moment = _time_claim(claims, name, required=False)
+        if moment is not None and moment > now + skew:
+            raise _invalid(f"client_assertion {name} is in the future")
+    audiences = claims.get("aud")
+    if audience not in (audiences if isinstance(audiences, list) else [audiences]):
+        raise _invalid(f"client_assertion aud must be this server's token URL ({audience})")
+    token_id = claims.get("jti")
+    if not isinstance(token_id, str) or not token_id or len(token_id) > 255:
+        raise _invalid("client_assertion needs a jti (a unique id, at most 255 characters)")
+    return AssertionClaims(client_id, token_id, expires_at, claims)
+
+
+def _time_claim(claims: dict[str, Any], name: str, *, required: bool) -> datetime | None:
+    value = claims.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _invalid(f"client_assertion {name} must be a NumericDate (seconds since 1970)")
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise _invalid(f"client_assertion {name} is out of range") from exc
+
+
+def check_key_set(jwks: Any) -> str | None:
+    """What is wrong with a JWK Set a client registers, or None: public RSA or EC keys,
+    each named by ``kid``, no private parts."""
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not keys:
+        return "jwks must be a JWK Set: an object with a non-empty keys array"
+    for key in keys:
+        if not isinstance(key, dict) or not isinstance(key.get("kid"), str):
+            return "every key of the JWK Set needs a kid"
+        if key.get("kty") not in ("RSA", "EC"):
+            return "the JWK Set's keys must be RSA or EC (for RS384 or ES384)"
+        if "d" in key:
+            return "the JWK Set holds a private key: register the public half only"
+    try:
+        KeySet.import_key_set(jwks)
+    except (JoseError, ValueError, TypeError, KeyError):
+        return "the JWK Set's keys cannot be read"
+    return None

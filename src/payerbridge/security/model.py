@@ -1,0 +1,160 @@
+"""Who may call us and with what (pure): registered clients, scopes, roles, the access
+token's claims, and the OAuth errors of the token endpoint.
+
+Three kinds of caller, each known by the scopes its token carries:
+- **operators** (``payerbridge/operator``): partners, clients, reviews, the identity
+  graph, replay, everyone's webhooks;
+- **requesting payers**: the FHIR API, by SMART ``system/<Type>.rs`` scopes and the
+  HRex/PDex operation scopes (``$member-match``);
+- **the plan's own systems** (``payerbridge/exchanges``): submit exchanges, capture
+  consents, subscribe to webhooks, each seeing only what it created.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from payerbridge.errors import Forbidden, Issue
+from payerbridge.types import ClientId, MemberId
+
+__all__ = [
+    "EXCHANGES_SCOPE",
+    "MEMBER_MATCH_SCOPE",
+    "OPERATOR_SCOPE",
+    "AccessClaims",
+    "ClientKind",
+    "OAuthError",
+    "Principal",
+    "RegisteredClient",
+    "covers",
+    "parse_scopes",
+    "require_scope",
+    "resource_scope",
+    "uncovered_scopes",
+]
+
+OPERATOR_SCOPE = "payerbridge/operator"
+EXCHANGES_SCOPE = "payerbridge/exchanges"
+MEMBER_MATCH_SCOPE = "http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match"
+
+# SMART v2 (system/Patient.rs) and v1 (system/Patient.read) resource scopes.
+_RESOURCE_SCOPE = re.compile(
+    r"^(?P<context>system|patient)/(?P<type>\*|[A-Z][A-Za-z]+)\.(?P<access>read|write|\*|[cruds]+)$"
+)
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")  # RFC 6749 scope-token
+
+
+class ClientKind(StrEnum):
+    SMART = "smart"  # registered by an operator with a JWKS (inline or by URL)
+    UDAP = "udap"  # registered itself with a software statement signed under a trust anchor
+
+
+@dataclass(frozen=True)
+class RegisteredClient:
+    """A system allowed to ask our token endpoint for access tokens."""
+
+    client_id: ClientId
+    name: str
+    npi: str
+    scopes: frozenset[str]
+    kind: ClientKind = ClientKind.SMART
+    jwks: dict[str, Any] | None = None  # the client's public keys, inline
+    jwks_url: str | None = None  # ... or where to read them
+    revoked_at: datetime | None = None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """What an access token we issued says (and all a request needs to know)."""
+
+    client_id: ClientId
+    scopes: frozenset[str]
+    issued_at: datetime
+    expires_at: datetime
+    token_id: str
+    patient: MemberId | None = None  # a member-scoped token reads this member only
+    certificate_thumbprint: str | None = None  # RFC 8705 cnf.x5t#S256
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller of one request."""
+
+    client_id: ClientId
+    npi: str
+    scopes: frozenset[str]
+    patient: MemberId | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        return OPERATOR_SCOPE in self.scopes
+
+
+class OAuthError(Exception):
+    """An answer of the token or registration endpoint in OAuth's own error form (RFC 6749
+    5.2, RFC 7591 3.2.2), not an OperationOutcome."""
+
+    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+def parse_scopes(value: str, *, parameter: str = "scope") -> frozenset[str]:
+    """A space-delimited scope string as a set; a malformed token is named, not dropped."""
+    scopes = value.split()
+    for scope in scopes:
+        if not _SCOPE_TOKEN.match(scope):
+            raise OAuthError("invalid_scope", f"{parameter} holds a malformed scope token")
+    return frozenset(scopes)
+
+
+def _access_letters(access: str) -> set[str]:
+    if access in ("*", "write"):
+        return set("cruds") if access == "*" else set("cud")
+    if access == "read":
+        return {"r", "s"}
+    return set(access)
+
+
+def covers(allowed: str, wanted: str) -> bool:
+    """Whether holding ``allowed`` grants ``wanted``: equal, or a wildcard or wider
+    SMART resource scope in the same context (``system/*.rs`` covers ``system/EOB.r``)."""
+    if allowed == wanted:
+        return True
+    have, need = _RESOURCE_SCOPE.match(allowed), _RESOURCE_SCOPE.match(wanted)
+    if have is None or need is None or have["context"] != need["context"]:
+        return False
+    if have["type"] != "*" and have["type"] != need["type"]:
+        return False
+    return _access_letters(need["access"]) <= _access_letters(have["access"])
+
+
+def uncovered_scopes(allowed: frozenset[str], wanted: frozenset[str]) -> list[str]:
+    """The wanted scopes none of ``allowed`` grants, sorted."""
+    return sorted(w for w in wanted if not any(covers(a, w) for a in allowed))
+
+
+def resource_scope(resource_type: str, access: str = "rs") -> str:
+    return f"system/{resource_type}.{access}"
+
+
+def require_scope(principal: Principal, *needed: str) -> None:
+    """Allow when the caller's token grants any of ``needed``; else Forbidden (403,
+    insufficient scope), naming what would do."""
+    if any(covers(have, need) for have in principal.scopes for need in needed):
+        return
+    names = " or ".join(needed)
+    raise Forbidden(
+        f"the access token lacks the scope this operation needs ({names})",
+        issues=[Issue(f"request a token with scope {names}", "Authorization", "forbidden")],
+    )

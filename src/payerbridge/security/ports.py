@@ -1,0 +1,45 @@
+"""The security room's ports: the clients registered with us, the assertions they have
+used, and where a client's keys are read from (``store.clients``, ``partners.keys``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from payerbridge.security.model import RegisteredClient
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ClientId
+
+__all__ = ["AssertionLedger", "ClientDirectory", "KeySetSource"]
+
+
+class ClientDirectory(Protocol):
+    def get(self, client_id: ClientId) -> RegisteredClient | None: ...
+
+    def list(self) -> list[RegisteredClient]: ...
+
+    def add(self, unit: UnitOfWork, client: RegisteredClient, *, at: datetime) -> None:
+        """Register a new client; StoreConflict when the id is taken."""
+        ...
+
+    def revoke(self, unit: UnitOfWork, client_id: ClientId, *, at: datetime) -> bool:
+        """Revoke the client (its tokens stop working at once); False when there is no
+        such client or it was revoked before."""
+        ...
+
+
+class AssertionLedger(Protocol):
+    def remember(
+        self, unit: UnitOfWork, client_id: ClientId, token_id: str, *, until: datetime
+    ) -> None:
+        """Keep an assertion's jti until it can no longer be valid; StoreConflict when the
+        client used it before (a replay)."""
+        ...
+
+    def forget_expired(self, unit: UnitOfWork, *, now: datetime) -> int: ...
+
+
+class KeySetSource(Protocol):
+    def fetch(self, url: str) -> dict[str, Any]:
+        """The JWK Set published at ``url``; PartnerUnavailable when it cannot be read."""
+        ...

@@ -1,0 +1,307 @@
+"""The security use cases: grant an access token for a client's signed assertion,
+authenticate a request's bearer token, register and revoke clients. Every decision,
+granted or refused, is audited."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.errors import (
+    Conflict,
+    Issue,
+    NotFound,
+    PartnerError,
+    StoreConflict,
+    Unauthenticated,
+)
+from payerbridge.security.assertions import (
+    CLIENT_ASSERTION_TYPE,
+    AssertionClaims,
+    read_unverified,
+    verify_assertion,
+)
+from payerbridge.security.model import (
+    AccessClaims,
+    OAuthError,
+    Principal,
+    RegisteredClient,
+    parse_scopes,
+    uncovered_scopes,
+)
+from payerbridge.security.ports import AssertionLedger, ClientDirectory, KeySetSource
+from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier, sign_access_token
+from payerbridge.transactions import Transactions
+from payerbridge.types import ClientId
+
+__all__ = [
+    "TokenGrant",
+    "TokenPolicy",
+    "TokenService",
+    "add_client",
+    "authenticate",
+    "forget_spent_assertions",
+    "revoke_client",
+]
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    issuer: str  # our public base URL: the ``iss`` of our tokens
+    token_url: str  # the ``aud`` a client's assertion must name
+    access_token_lifetime: timedelta
+    clock_skew: timedelta
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    access_token: str
+    expires_in: int
+    scope: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+
+
+@dataclass(frozen=True)
+class TokenService:
+    """The token endpoint's collaborators."""
+
+    clients: ClientDirectory
+    assertions: AssertionLedger
+    key_sets: KeySetSource
+    transactions: Transactions
+    keys: AccessTokenKeys
+    policy: TokenPolicy
+    new_id: Callable[[], str]
+
+    def grant(
+        self, form: Mapping[str, str], *, now: datetime, request_id: str | None = None
+    ) -> TokenGrant:
+        """An access token for a ``client_credentials`` request authenticated by a
+        ``private_key_jwt`` assertion; OAuthError (audited) when anything is wrong."""
+        claimed = "unknown"  # who the assertion says it is, for the audit of a refusal
+        try:
+            assertion = self._assertion_of(form)
+            claimed = read_unverified(assertion).client_id[:200]
+            client, verified = self._authenticate_client(form, assertion, now=now)
+            scopes = self._granted_scopes(form, client)
+            self._spend(client.client_id, verified.token_id, verified.expires_at)
+        except OAuthError as refusal:
+            self._audit(
+                claimed, "failure", now, request_id, reason=refusal.error, text=refusal.description
+            )
+            raise
+        return self._issue(
+            client.client_id, scopes, now=now, actor=client.client_id, request_id=request_id
+        )
+
+    def issue(self, client_id: ClientId, scope: str, *, now: datetime, actor: str) -> TokenGrant:
+        """A token for a registered client without an assertion, for an operator with
+        the server's keys at hand (``payerbridge token issue``); audited as theirs."""
+        client = self.clients.get(client_id)
+        if client is None or client.is_revoked:
+            raise NotFound(f"no active client is registered with id '{client_id[:200]}'")
+        scopes = self._granted_scopes({"scope": scope}, client)
+        return self._issue(client_id, scopes, now=now, actor=actor, request_id=None)
+
+    def _issue(
+        self,
+        client_id: ClientId,
+        scopes: frozenset[str],
+        *,
+        now: datetime,
+        actor: str,
+        request_id: str | None,
+    ) -> TokenGrant:
+        claims = AccessClaims(
+            client_id=client_id,
+            scopes=scopes,
+            issued_at=now,
+            expires_at=now + self.policy.access_token_lifetime,
+            token_id=self.new_id(),
+        )
+        token = sign_access_token(claims, self.keys, issuer=self.policy.issuer)
+        scope = " ".join(sorted(scopes))
+        self._audit(
+            actor,
+            "success",
+            now,
+            request_id,
+            client_id=client_id,
+            scope=scope,
+            token_id=claims.token_id,
+        )
+        return TokenGrant(token, int(self.policy.access_token_lifetime.total_seconds()), scope)
+
+    def _assertion_of(self, form: Mapping[str, str]) -> str:
+        if form.get("grant_type") != "client_credentials":
+            raise OAuthError(
+                "unsupported_grant_type",
+                "grant_type must be client_credentials (SMART Backend Services)",
+            )
+        if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+            raise OAuthError(
+                "invalid_request", f"client_assertion_type must be {CLIENT_ASSERTION_TYPE}"
+            )
+        assertion = form.get("client_assertion")
+        if not assertion:
+            raise OAuthError("invalid_request", "client_assertion is required")
+        return assertion
+
+    def _authenticate_client(
+        self, form: Mapping[str, str], assertion: str, *, now: datetime
+    ) -> tuple[RegisteredClient, AssertionClaims]:
+        unverified = read_unverified(assertion)
+        if "client_id" in form and form["client_id"] != unverified.client_id:
+            raise OAuthError("invalid_client", "client_id does not match the assertion's iss")
+        client = self.clients.get(ClientId(unverified.client_id))
+        if client is None or client.is_revoked:
+            raise OAuthError(
+                "invalid_client", "the client is not registered or was revoked", status=401
+            )
+        verified = verify_assertion(
+            assertion,
+            self._client_keys(client),
+            client_id=client.client_id,
+            audience=self.policy.token_url,
+            now=now,
+            skew=self.policy.clock_skew,
+        )
+        return client, verified
+
+    def _client_keys(self, client: RegisteredClient) -> dict[str, Any]:
+        if client.jwks is not None:
+            return client.jwks
+        if client.jwks_url is None:
+            raise OAuthError("invalid_client", "the client has no registered keys", status=401)
+        try:
+            return self.key_sets.fetch(client.jwks_url)
+        except PartnerError as exc:
+            raise OAuthError(
+                "invalid_client", "the client's JWK Set URL could not be read", status=401
+            ) from exc
+
+    def _granted_scopes(self, form: Mapping[str, str], client: RegisteredClient) -> frozenset[str]:
+        requested = parse_scopes(form.get("scope", ""))
+        if not requested:
+            raise OAuthError("invalid_scope", "scope is required (space-delimited)")
+        refused = uncovered_scopes(client.scopes, requested)
+        if refused:
+            raise OAuthError(
+                "invalid_scope", f"the client is not allowed the scope(s): {' '.join(refused)}"
+            )
+        return requested
+
+    def _spend(self, client_id: ClientId, token_id: str, expires_at: datetime) -> None:
+        # Remembered until the assertion could no longer pass the exp check.
+        until = expires_at + self.policy.clock_skew
+        try:
+            with self.transactions.begin() as unit:
+                self.assertions.remember(unit, client_id, token_id, until=until)
+        except StoreConflict as exc:
+            raise OAuthError(
+                "invalid_client", "client_assertion jti was used before (a replay)", status=401
+            ) from exc
+
+    def _audit(
+        self, actor: str, outcome: str, now: datetime, request_id: str | None, **detail: str
+    ) -> None:
+        with self.transactions.begin() as unit:
+            unit.record(
+                AuditEvent(
+                    at=now,
+                    actor=actor,
+                    action="auth.token",
+                    entity_type="Client",
+                    entity_id=actor,
+                    outcome=outcome,
+                    request_id=request_id,
+                    detail=detail,
+                )
+            )
+
+
+def authenticate(
+    token: str, *, verifier: TokenVerifier, clients: ClientDirectory, now: datetime
+) -> Principal:
+    """The caller a bearer token names, while the token is valid and its client is not
+    revoked (looked up on every request, so a revocation takes effect at once)."""
+    claims = verifier.verify(token, now=now)
+    client = clients.get(claims.client_id)
+    if client is None or client.is_revoked:
+        raise Unauthenticated(
+            "the client of this access token was revoked",
+            issues=[Issue("the client of this access token was revoked", "Authorization", "login")],
+        )
+    return Principal(claims.client_id, client.npi, claims.scopes, claims.patient)
+
+
+def add_client(
+    client: RegisteredClient,
+    *,
+    clients: ClientDirectory,
+    transactions: Transactions,
+    actor: str,
+    now: datetime,
+) -> None:
+    try:
+        with transactions.begin() as unit:
+            clients.add(unit, client, at=now)
+            unit.record(
+                AuditEvent(
+                    at=now,
+                    actor=actor,
+                    action="client.register",
+                    entity_type="Client",
+                    entity_id=client.client_id,
+                    outcome="success",
+                    detail={
+                        "npi": client.npi,
+                        "kind": client.kind.value,
+                        "scope": " ".join(sorted(client.scopes)),
+                    },
+                )
+            )
+    except StoreConflict as exc:
+        raise Conflict(
+            f"a client with id '{client.client_id}' is already registered",
+            issues=[Issue("choose another client id", "id", "duplicate")],
+        ) from exc
+
+
+def revoke_client(
+    client_id: ClientId,
+    *,
+    clients: ClientDirectory,
+    transactions: Transactions,
+    actor: str,
+    now: datetime,
+) -> None:
+    with transactions.begin() as unit:
+        if not clients.revoke(unit, client_id, at=now):
+            raise NotFound(f"no active client is registered with id '{client_id[:200]}'")
+        unit.record(
+            AuditEvent(
+                at=now,
+                actor=actor,
+                action="client.revoke",
+                entity_type="Client",
+                entity_id=client_id,
+                outcome="success",
+            )
+        )
+
+
+def forget_spent_assertions(tokens: TokenService, *, now: datetime) -> int:
+    """Drop the jti of assertions that can no longer pass the exp check (upkeep)."""
+    with tokens.transactions.begin() as unit:
+        return tokens.assertions.forget_expired(unit, now=now)

@@ -1,0 +1,314 @@
+"""Security through the public interface, against a real server and database: tokens from
+the real token endpoint with real RS384 and ES384 keys, every route authenticated,
+tenancy between clients, and the partner-hijack case of the issue."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from starlette.routing import Route
+
+from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
+from payerbridge.security.model import EXCHANGES_SCOPE, MEMBER_MATCH_SCOPE, OPERATOR_SCOPE
+from tests.builders import an_exchange_request
+from tests.servers import (
+    ALL_SCOPES,
+    REQUESTER_SCOPES,
+    ServerProcess,
+    new_key,
+    new_signing_key,
+    public_jwk,
+)
+
+EC_KEY = new_signing_key()
+RSA_KEY = RSAKey.import_key(
+    (key := RSAKey.generate_key(2048, private=True)).as_dict(private=True),
+    {"kid": key.thumbprint()},
+)
+
+
+@pytest.fixture
+def payer(server: Callable[..., ServerProcess]) -> ServerProcess:
+    return server("payer")
+
+
+def assertion(
+    payer: ServerProcess, client_id: str, key: Any = EC_KEY, alg: str = "ES384", **claims: Any
+) -> str:
+    now = int(time.time())
+    body = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": f"{payer.base_url}/auth/token",
+        "iat": now,
+        "exp": now + 240,
+        "jti": str(uuid.uuid4()),
+        **claims,
+    }
+    return jwt.encode({"alg": alg, "kid": key.kid}, body, key, algorithms=[alg])
+
+
+def ask_token(payer: ServerProcess, client_assertion: str, scope: str) -> httpx.Response:
+    return httpx.post(
+        f"{payer.base_url}/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": scope,
+            "client_assertion_type": CLIENT_ASSERTION_TYPE,
+            "client_assertion": client_assertion,
+        },
+        timeout=10,
+    )
+
+
+def register_with_cli(payer: ServerProcess, tmp_path: Path, client_id: str, scope: str) -> None:
+    jwks = tmp_path / f"{client_id}.jwks.json"
+    jwks.write_bytes(orjson.dumps({"keys": [public_jwk(EC_KEY), public_jwk(RSA_KEY)]}))
+    added = payer.cli(
+        "clients", "add", "--id", client_id, "--name", "Plan", "--npi", "1234567893",
+        "--scope", scope, "--jwks", str(jwks),
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+
+
+def _audit_outcomes(payer: ServerProcess, client_id: str) -> list[str]:
+    with payer.platform() as platform:
+        events = platform.audit.for_entity("Client", client_id)
+    return [e["outcome"] for e in events if e["action"] == "auth.token"]
+
+
+def test_discovery_documents_are_public_and_name_the_token_endpoint(payer: ServerProcess) -> None:
+    with payer.anonymous() as anonymous:
+        for path in ("/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration"):
+            config = anonymous.get(path).json()
+            assert config["token_endpoint"] == f"{payer.base_url}/auth/token"
+            assert config["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
+            assert set(config["token_endpoint_auth_signing_alg_values_supported"]) == {
+                "RS384",
+                "ES384",
+            }
+        keys = anonymous.get("/auth/jwks").json()["keys"]
+        assert keys and all("d" not in key for key in keys)
+        metadata = anonymous.get("/fhir/metadata").json()
+        security = metadata["rest"][0]["security"]
+        assert security["extension"][0]["extension"][0]["valueUri"].endswith("/auth/token")
+        assert anonymous.get("/openapi.json").status_code == 401
+        assert anonymous.get("/docs").status_code == 404
+
+
+@pytest.mark.parametrize(("key", "alg"), [(EC_KEY, "ES384"), (RSA_KEY, "RS384")])
+def test_a_signed_assertion_gets_a_token_that_opens_the_api(
+    payer: ServerProcess, tmp_path: Path, key: Any, alg: str
+) -> None:
+    register_with_cli(payer, tmp_path, "requester", REQUESTER_SCOPES)
+    response = ask_token(payer, assertion(payer, "requester", key, alg), "system/*.rs")
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    grant = response.json()
+    assert grant["token_type"] == "bearer" and grant["expires_in"] == 300
+    with payer.client_with(grant["access_token"]) as client:
+        found = client.get("/fhir/Patient", params={"identifier": "nobody"})
+        assert found.status_code == 200, found.text
+        # The token grants reads only: $member-match needs its own scope, exchanges theirs.
+        refused = client.post(
+            "/fhir/Patient/$member-match",
+            content=b"{}",
+            headers={"Content-Type": "application/fhir+json"},
+        )
+        assert refused.status_code == 403 and MEMBER_MATCH_SCOPE in refused.text
+        assert client.get("/exchanges").status_code == 403
+    assert _audit_outcomes(payer, "requester") == ["success"]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "error", "text"),
+    [
+        ({"key": new_signing_key()}, 401, "invalid_client", "signature"),
+        ({"exp": 1}, 401, "invalid_client", "expired"),
+        ({"iat": 4_000_000_000}, 401, "invalid_client", "future"),
+        ({"aud": "https://elsewhere.example/token"}, 401, "invalid_client", "aud"),
+        ({"client": "stranger"}, 401, "invalid_client", "not registered"),
+        ({"scope": OPERATOR_SCOPE}, 400, "invalid_scope", OPERATOR_SCOPE),
+    ],
+)
+def test_a_bad_assertion_is_refused_in_oauths_form_and_audited(
+    payer: ServerProcess,
+    tmp_path: Path,
+    change: dict[str, Any],
+    status: int,
+    error: str,
+    text: str,
+) -> None:
+    register_with_cli(payer, tmp_path, "requester", REQUESTER_SCOPES)
+    key = change.pop("key", EC_KEY)
+    client_id = change.pop("client", "requester")
+    scope = change.pop("scope", "system/*.rs")
+    if "exp" in change:
+        change["iat"] = 0
+    response = ask_token(payer, assertion(payer, client_id, key, **change), scope)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == error and text in body["error_description"]
+    assert _audit_outcomes(payer, client_id[:200]) == ["failure"]
+
+
+def test_an_assertion_cannot_be_replayed_and_a_revoked_client_is_out_at_once(
+    payer: ServerProcess, tmp_path: Path
+) -> None:
+    register_with_cli(payer, tmp_path, "requester", REQUESTER_SCOPES)
+    once = assertion(payer, "requester")
+    first = ask_token(payer, once, "system/*.rs")
+    assert first.status_code == 200
+    again = ask_token(payer, once, "system/*.rs")
+    assert again.status_code == 401 and "replay" in again.json()["error_description"]
+    token = first.json()["access_token"]
+    with payer.client_with(token) as client:
+        assert client.get("/fhir/Patient", params={"identifier": "x"}).status_code == 200
+        revoked = payer.cli("clients", "revoke", "--id", "requester")
+        assert revoked.returncode == 0, revoked.stderr
+        after = client.get("/fhir/Patient", params={"identifier": "x"})
+        assert after.status_code == 401 and after.json()["issue"][0]["code"] == "login"
+    refused = ask_token(payer, assertion(payer, "requester"), "system/*.rs")
+    assert refused.status_code == 401
+    listed = payer.cli("clients", "list")
+    assert "requester" in listed.stdout
+
+
+def test_the_token_endpoint_refuses_what_is_not_a_token_request(payer: ServerProcess) -> None:
+    url = f"{payer.base_url}/auth/token"
+    as_json = httpx.post(url, json={"grant_type": "client_credentials"}, timeout=10)
+    assert as_json.status_code == 400 and as_json.json()["error"] == "invalid_request"
+    twice = httpx.post(
+        url,
+        content=b"grant_type=client_credentials&grant_type=client_credentials",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert twice.status_code == 400 and "more than once" in twice.json()["error_description"]
+    wrong_grant = httpx.post(url, data={"grant_type": "password"}, timeout=10)
+    assert wrong_grant.json()["error"] == "unsupported_grant_type"
+
+
+def _walkable(path: str) -> str:
+    return path.replace("{", "").replace("}", "").replace(":path", "")
+
+
+def _routes(routes: list[Any]) -> list[Route]:
+    """Every endpoint of a route table, through included routers."""
+    found: list[Route] = []
+    for route in routes:
+        if isinstance(route, Route):
+            found.append(route)
+        else:  # an included router (FastAPI wraps each in its own route)
+            found.extend(_routes(route.original_router.routes))
+    return found
+
+
+def test_every_route_outside_the_public_list_refuses_an_anonymous_caller(
+    payer: ServerProcess,
+) -> None:
+    """Walks the application's own route table: a route added later without
+    authentication fails here."""
+    from payerbridge.api.app import create_app
+    from payerbridge.api.deps import PUBLIC_ROUTES
+
+    with payer.platform() as platform:
+        app = create_app(platform)  # its lifespan (the workers) is not started
+    walked = 0
+    with payer.anonymous() as anonymous:
+        for route in _routes(app.routes):
+            for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):
+                response = anonymous.request(method, _walkable(route.path))
+                if (method, route.path) in PUBLIC_ROUTES:
+                    assert response.status_code != 401, (method, route.path)
+                    continue
+                walked += 1
+                assert response.status_code == 401, (method, route.path, response.text)
+                assert response.headers["www-authenticate"] == "Bearer"
+                assert response.json()["issue"][0]["code"] == "login"
+    assert walked >= 25  # the table was really walked
+
+
+def test_a_client_sees_and_touches_only_its_own_exchanges_and_consents(
+    payer: ServerProcess,
+) -> None:
+    ops = payer.register_client("ops", scope=OPERATOR_SCOPE)
+    with payer.client_with(ops) as operator:
+        created = operator.post(
+            "/partners",
+            json={"id": "old-plan", "name": "Old", "npi": "1245319599",
+                  "base_url": "http://127.0.0.1:9/fhir"},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+    a = payer.client_with(payer.register_client("plan-a", scope=EXCHANGES_SCOPE))
+    b = payer.client_with(payer.register_client("plan-b", scope=EXCHANGES_SCOPE))
+    with a, b:
+        submitted = a.post("/exchanges", json=an_exchange_request("old-plan"), headers=new_key())
+        assert submitted.status_code == 202, submitted.text
+        exchange = submitted.json()
+        consent_id = exchange["consent_id"]
+        assert a.get(f"/exchanges/{exchange['id']}").status_code == 200
+        assert b.get(f"/exchanges/{exchange['id']}").status_code == 404
+        assert b.get("/exchanges").json()["total"] == 0
+        assert a.get("/exchanges").json()["total"] == 1
+        assert b.get(f"/consents/{consent_id}").status_code == 404
+        assert b.post(f"/consents/{consent_id}/$revoke").status_code == 404
+        assert b.post(f"/exchanges/{exchange['id']}/$replay").status_code == 403
+        listed = b.get("/consents", params={"member_id": "N1"}).json()
+        assert listed == []
+        # B cannot run an exchange under A's opt-in.
+        borrowed = {**an_exchange_request("old-plan"), "consent": None, "consent_id": consent_id}
+        refused = b.post("/exchanges", json=borrowed, headers=new_key())
+        assert refused.status_code == 422, refused.text
+        assert "no member opt-in is recorded" in refused.text
+        assert a.get(f"/consents/{consent_id}").status_code == 200
+    with payer.client_with(ops) as operator:  # operators see everyone's
+        assert operator.get("/exchanges").json()["total"] == 1
+
+
+def test_nobody_but_an_operator_can_repoint_a_partner(payer: ServerProcess) -> None:
+    ops = payer.register_client("ops", scope=OPERATOR_SCOPE)
+    partner = {
+        "id": "old-plan",
+        "name": "Old",
+        "npi": "1245319599",
+        "base_url": "https://old.example/fhir",
+        "client_id": "us-at-old",
+    }
+    with payer.client_with(ops) as operator:
+        assert operator.post("/partners", json=partner).status_code == 201
+    hijack = {**partner, "base_url": "https://attacker.example/fhir"}
+    with payer.anonymous() as anonymous:
+        assert anonymous.post("/partners", json=hijack).status_code == 401
+    submitter = payer.register_client("portal", scope=EXCHANGES_SCOPE)
+    with payer.client_with(submitter) as portal:
+        assert portal.post("/partners", json=hijack).status_code == 403
+    with payer.client_with(ops) as operator:
+        assert operator.get("/partners/old-plan").json()["base_url"] == partner["base_url"]
+        moved = operator.post("/partners", json={**partner, "base_url": "https://new.example/fhir"})
+        assert moved.status_code == 200
+    with payer.platform() as platform:
+        events = platform.audit.for_entity("Partner", "old-plan")
+    assert [e["outcome"] for e in events] == ["created", "updated"]
+    assert events[-1]["detail"]["changed"] == ["base_url"]
+
+
+def test_token_issue_prints_a_token_within_the_clients_scopes(
+    payer: ServerProcess, tmp_path: Path
+) -> None:
+    register_with_cli(payer, tmp_path, "portal", f"{EXCHANGES_SCOPE} {MEMBER_MATCH_SCOPE}")
+    issued = payer.cli("token", "issue", "--client", "portal", "--scope", EXCHANGES_SCOPE)
+    assert issued.returncode == 0, issued.stderr
+    with payer.client_with(issued.stdout.strip()) as client:
+        assert client.get("/exchanges").status_code == 200
+    wider = payer.cli("token", "issue", "--client", "portal", "--scope", ALL_SCOPES)
+    assert wider.returncode != 0 and OPERATOR_SCOPE in wider.stderr

@@ -1,0 +1,116 @@
+"""The partner client's side of SMART Backend Services, over a scripted partner: tokens
+got with our signed assertion, cached, renewed after a 401; no member data or token sent
+outside the partner's registered FHIR base."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from payerbridge.errors import PartnerAuthRejected, PartnerRejected
+from payerbridge.partners.client import HttpxPartnerClient
+from payerbridge.routing.model import Partner
+from payerbridge.types import PartnerId
+from tests.servers import new_signing_key, public_jwk
+
+KEY = new_signing_key()
+BASE = "https://old.example/fhir"
+PARTNER = Partner(PartnerId("old"), "Old", "1245319599", BASE, client_id="us-at-old")
+
+
+class ScriptedPartner:
+    """A partner with a SMART configuration, a token endpoint and $everything."""
+
+    def __init__(self, *, refuse_first_token: bool = False) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.assertions: list[dict[str, Any]] = []
+        self.issued = 0
+        self.refuse_first_token = refuse_first_token
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        self.calls.append((request.method, url))
+        if url == f"{BASE}/.well-known/smart-configuration":
+            return httpx.Response(200, json={"token_endpoint": "https://auth.old.example/token"})
+        if url == "https://auth.old.example/token":
+            form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+            claims = jwt.decode(
+                form["client_assertion"], KeySet([KEY]), algorithms=["ES384"]
+            ).claims
+            self.assertions.append({**form, "claims": claims})
+            self.issued += 1
+            return httpx.Response(
+                200, json={"access_token": f"token-{self.issued}", "expires_in": 300}
+            )
+        authorization = request.headers.get("authorization")
+        if self.refuse_first_token and authorization == "Bearer token-1":
+            return httpx.Response(401)
+        if url.endswith("/$everything"):
+            return httpx.Response(200, json={"resourceType": "Bundle", "entry": []})
+        return httpx.Response(404)
+
+
+def client_for(partner: ScriptedPartner) -> HttpxPartnerClient:
+    return HttpxPartnerClient(
+        timeout_seconds=5, user_agent="test", key=KEY, transport=httpx.MockTransport(partner)
+    )
+
+
+def test_a_token_is_got_with_our_assertion_and_reused() -> None:
+    partner = ScriptedPartner()
+    client = client_for(partner)
+    client.everything(PARTNER, "Patient/1", idempotency_key="k1")
+    client.everything(PARTNER, "Patient/2", idempotency_key="k2")
+    assert partner.issued == 1
+    sent = partner.assertions[0]
+    assert sent["grant_type"] == "client_credentials"
+    assert sent["claims"]["iss"] == sent["claims"]["sub"] == "us-at-old"
+    assert sent["claims"]["aud"] == "https://auth.old.example/token"
+    assert sent["claims"]["exp"] - sent["claims"]["iat"] <= 300
+    assert "member-match" in sent["scope"]
+    assert public_jwk(KEY)["kid"] == KEY.kid
+
+
+def test_a_refused_token_is_dropped_and_renewed_for_the_one_retry() -> None:
+    partner = ScriptedPartner(refuse_first_token=True)
+    client = client_for(partner)
+    with pytest.raises(PartnerAuthRejected):
+        client.everything(PARTNER, "Patient/1", idempotency_key="k1")
+    client.refresh_credentials(PARTNER)
+    client.everything(PARTNER, "Patient/1", idempotency_key="k1")
+    assert partner.issued == 2
+    assert len({a["claims"]["jti"] for a in partner.assertions}) == 2
+
+
+@pytest.mark.parametrize(
+    "member_ref",
+    [
+        "https://attacker.example/fhir/Patient/1",
+        "https://old.example/other/Patient/1",
+        "Patient/../../admin",
+        "Observation/1",
+    ],
+)
+def test_a_member_reference_off_the_registered_base_is_refused(member_ref: str) -> None:
+    partner = ScriptedPartner()
+    with pytest.raises(PartnerRejected, match="registered FHIR base"):
+        client_for(partner).everything(PARTNER, member_ref, idempotency_key="k")
+    assert partner.calls == []  # neither a token request nor the data request left
+
+
+def test_an_absolute_reference_on_the_base_is_followed() -> None:
+    partner = ScriptedPartner()
+    client_for(partner).everything(PARTNER, f"{BASE}/Patient/7", idempotency_key="k")
+    assert ("GET", f"{BASE}/Patient/7/$everything") in partner.calls
+
+
+def test_a_partner_without_our_client_id_is_called_without_a_token() -> None:
+    partner = ScriptedPartner()
+    open_partner = Partner(PartnerId("open"), "Open", "1245319599", BASE)
+    client_for(partner).everything(open_partner, "Patient/1", idempotency_key="k")
+    assert partner.issued == 0
