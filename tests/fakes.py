@@ -714,10 +714,10 @@ class _InMemoryMatchWrites:
         card_key: str,
         at: datetime,
         window: timedelta,
-    ) -> int:
+    ) -> list[datetime]:
         self._store.attempts[(client_id, demographics_key, card_key)] = at
-        return sum(
-            1
+        return sorted(
+            when
             for (client, demographics, _), when in self._store.attempts.items()
             if (client, demographics) == (client_id, demographics_key) and when > at - window
         )
@@ -778,6 +778,10 @@ class InMemoryClientDirectory:
         if client.client_id in self.clients:
             raise StoreConflict("a client with this id exists")
         self.clients[client.client_id] = client
+
+    def update(self, unit: UnitOfWork, client: RegisteredClient, *, at: datetime) -> None:
+        before = self.clients[client.client_id]
+        self.clients[client.client_id] = dataclasses.replace(client, revoked_at=before.revoked_at)
 
     def revoke(self, unit: UnitOfWork, client_id: ClientId, *, at: datetime) -> bool:
         client = self.clients.get(client_id)

@@ -67,8 +67,10 @@ from payerbridge.store.importer import FileReport, import_file
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.token_keys import load_client_key, load_token_keys, rotate_token_keys
+from payerbridge.store.trust_anchors import load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
+from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import WebhookPolicy
 from payerbridge.webhooks.ports import WebhookStore
 
@@ -126,6 +128,7 @@ class Platform:
     idempotency: IdempotencyStore
     consents: ConsentStore
     clients: ClientDirectory
+    webhook_targets: WebhookTargets  # where a webhook may be posted
     tokens: TokenService  # the token endpoint
     verifier: TokenVerifier  # checks the bearer token of every request
     identity: IdentityStore
@@ -269,9 +272,12 @@ def token_service(
         policy=TokenPolicy(
             issuer=settings.base_url,
             token_url=f"{settings.base_url}/auth/token",
+            registration_url=f"{settings.base_url}/auth/register",
             access_token_lifetime=timedelta(seconds=settings.access_token_seconds),
             clock_skew=timedelta(seconds=settings.clock_skew_seconds),
+            udap_scopes=frozenset(settings.udap_client_scopes.split()),
         ),
+        trust=load_trust_anchors(settings.udap_trust_anchors, settings.udap_revocation_lists),
         new_id=new_id,
     )
 
@@ -339,6 +345,7 @@ def build_platform(
         idempotency=SqlIdempotencyStore(engine),
         consents=consents,
         clients=clients,
+        webhook_targets=WebhookTargets(settings.webhook_allowed_hosts),
         tokens=tokens,
         verifier=TokenVerifier(tokens.keys, issuer=settings.base_url),
         identity=identity,
@@ -376,6 +383,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
                 max_attempts=settings.webhook_max_attempts,
                 timeout_seconds=settings.webhook_timeout_seconds,
             ),
+            platform.webhook_targets,
             clock=utcnow,
             random=random.random,
         )

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     # Webhooks on exchange state changes, each delivery a durable workflow on the workers.
     webhook_max_attempts: int = Field(default=8, ge=1, description="Attempts per delivery.")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts a webhook may target although they resolve to a private or "
+        "loopback address, also over plain http (development only), as a JSON list, "
+        'e.g. ["127.0.0.1", "localhost"].',
+    )
     worker_id: str = Field(
         default="local",
         min_length=1,
@@ -128,6 +134,19 @@ class Settings(BaseSettings):
     )
     access_token_seconds: int = Field(
         default=300, ge=30, le=3600, description="Lifetime of the access tokens we issue."
+    )
+    udap_trust_anchors: list[Path] = Field(
+        default_factory=list,
+        description="PEM files of the certificate authorities whose clients may register "
+        "themselves (UDAP B2B), as a JSON list; none: UDAP registration is closed.",
+    )
+    udap_revocation_lists: list[Path] = Field(
+        default_factory=list,
+        description="Their certificate revocation lists (PEM or DER files), as a JSON list.",
+    )
+    udap_client_scopes: str = Field(
+        default="system/*.rs http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match",
+        description="The scopes a UDAP client may register for by itself (space-delimited).",
     )
     clock_skew_seconds: int = Field(
         default=60, ge=0, le=300, description="Clock difference allowed on client assertions."

@@ -178,9 +178,12 @@ class MatchUnderReview(MatchError):
 
 
 class TooManyAttempts(PayerBridgeError):
-    """Brute-force guard (HRex mm-7): the same demographics tried with too many cards."""
+    """Brute-force guard (HRex mm-7): the same demographics tried with too many cards;
+    ``retry_after_seconds``: when enough of them have left the window for a retry."""
 
-    retry_after_seconds = 3600
+    def __init__(self, text: str, *, retry_after_seconds: int) -> None:
+        super().__init__(text)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ConsentError(PayerBridgeError):

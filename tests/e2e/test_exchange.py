@@ -58,6 +58,8 @@ def payers(
         env={
             "PAYERBRIDGE_ORG_NAME": info["platform"]["name"],
             "PAYERBRIDGE_ORG_NPI": info["platform"]["npi"],
+            # The webhook tests' receivers listen on this machine.
+            "PAYERBRIDGE_WEBHOOK_ALLOWED_HOSTS": '["127.0.0.1"]',
         },
     )
     # The old payer registers the new one's key; the new one gets its own tokens.

@@ -7,19 +7,23 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import ECKey, RSAKey
 from starlette.routing import Route
 
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
 from payerbridge.security.model import EXCHANGES_SCOPE, MEMBER_MATCH_SCOPE, OPERATOR_SCOPE
+from tests import pki
 from tests.builders import an_exchange_request
+from tests.pki import CertificateAuthority
 from tests.servers import (
     ALL_SCOPES,
     REQUESTER_SCOPES,
@@ -312,3 +316,130 @@ def test_token_issue_prints_a_token_within_the_clients_scopes(
         assert client.get("/exchanges").status_code == 200
     wider = payer.cli("token", "issue", "--client", "portal", "--scope", ALL_SCOPES)
     assert wider.returncode != 0 and OPERATOR_SCOPE in wider.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:9/hook", "https"),
+        ("https://127.0.0.1:9/hook", "private"),
+        ("https://10.0.0.1/hook", "private"),
+        ("https://169.254.169.254/latest/meta-data", "private"),
+        ("https://[::1]/hook", "private"),
+    ],
+)
+def test_a_webhook_cannot_target_this_machine_or_the_private_network(
+    payer: ServerProcess, url: str, why: str
+) -> None:
+    portal = payer.register_client("portal", scope=EXCHANGES_SCOPE)
+    with payer.client_with(portal) as client:
+        refused = client.post("/webhooks", json={"url": url})
+        assert refused.status_code == 422, refused.text
+        issue = refused.json()["issue"][0]
+        assert issue["expression"] == ["url"] and why in issue["details"]["text"]
+        assert client.get("/webhooks").json()["count"] == 0
+
+
+def _udap_server(
+    server: Callable[..., ServerProcess], tmp_path: Path, authority: Any
+) -> ServerProcess:
+    anchor = tmp_path / "anchor.pem"
+    anchor.write_bytes(authority.pem())
+    crl = tmp_path / "anchor.crl"
+    crl.write_bytes(authority.crl().public_bytes(Encoding.DER))
+    return server(
+        "udap",
+        env={
+            "PAYERBRIDGE_UDAP_TRUST_ANCHORS": orjson.dumps([str(anchor)]).decode(),
+            "PAYERBRIDGE_UDAP_REVOCATION_LISTS": orjson.dumps([str(crl)]).decode(),
+        },
+    )
+
+
+def _signed_by(issued: Any, claims: dict[str, Any]) -> str:
+    key = ECKey.import_key(issued.key)
+    return jwt.encode({"alg": "ES384", "x5c": issued.x5c}, claims, key, algorithms=["ES384"])
+
+
+def _udap_claims(payer: ServerProcess, iss: str, aud: str, **more: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "iss": iss,
+        "sub": iss,
+        "aud": f"{payer.base_url}{aud}",
+        "iat": now,
+        "exp": now + 240,
+        "jti": str(uuid.uuid4()),
+        "extensions": {
+            "hl7-b2b": {
+                "version": "1",
+                "organization_id": "http://hl7.org/fhir/sid/us-npi|1234567893",
+                "purpose_of_use": ["urn:oid:2.16.840.1.113883.5.8#TREAT"],
+            }
+        },
+        **more,
+    }
+
+
+def test_a_udap_client_registers_itself_under_a_trusted_anchor_and_gets_tokens(
+    server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    authority = CertificateAuthority()
+    revoked = authority.issue("https://revoked.example/udap")
+    authority.revoke(revoked)
+    payer = _udap_server(server, tmp_path, authority)
+    uri = "https://newplan.example/udap"
+    issued = authority.issue(uri)
+    with payer.anonymous() as anonymous:
+        metadata = anonymous.get("/.well-known/udap").json()
+        assert metadata["registration_endpoint"] == f"{payer.base_url}/auth/register"
+        assert "hl7-b2b" in metadata["udap_authorization_extensions_required"]
+        assert anonymous.get("/fhir/.well-known/udap").json() == metadata
+
+        def register(issued: Any, iss: str) -> httpx.Response:
+            statement = _signed_by(
+                issued,
+                _udap_claims(
+                    payer,
+                    iss,
+                    "/auth/register",
+                    client_name="New Plan",
+                    grant_types=["client_credentials"],
+                    token_endpoint_auth_method="private_key_jwt",
+                    scope="system/*.rs",
+                ),
+            )
+            return anonymous.post(
+                "/auth/register", json={"software_statement": statement, "udap": "1"}
+            )
+
+        registered = register(issued, uri)
+        assert registered.status_code == 201, registered.text
+        client_id = registered.json()["client_id"]
+        for refused_issued, iss, text in (
+            (CertificateAuthority("Other").issue(uri), uri, "trust anchor"),
+            (revoked, "https://revoked.example/udap", "revoked"),
+            (
+                authority.issue(
+                    uri,
+                    not_before=pki.NOW - timedelta(days=9),
+                    not_after=pki.NOW - timedelta(days=1),
+                ),
+                uri,
+                "expired",
+            ),
+        ):
+            refused = register(refused_issued, iss)
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"] == "invalid_software_statement"
+            assert text in refused.json()["error_description"]
+
+        assertion = _signed_by(issued, _udap_claims(payer, client_id, "/auth/token"))
+        response = ask_token(payer, assertion, "system/*.rs")
+        assert response.status_code == 200, response.text
+    with payer.client_with(response.json()["access_token"]) as client:
+        assert client.get("/fhir/Patient", params={"identifier": "x"}).status_code == 200
+    assert "udap" in payer.cli("clients", "list").stdout
+    with payer.platform() as platform:
+        stored = platform.clients.get(client_id)
+    assert stored is not None and stored.certificate_uri == uri and stored.jwks is None

@@ -18,6 +18,7 @@ from payerbridge.idempotency import ClaimStatus, StoredResponse
 from payerbridge.routing.model import Partner
 from payerbridge.types import OPERATOR, ExchangeId, PartnerId
 from payerbridge.webhooks.delivery import deliver_one
+from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import DeliveryStatus, WebhookPolicy
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
@@ -103,6 +104,9 @@ def test_the_deliveries_a_unit_of_work_wrote_are_relayed_once_it_commits(
     assert sorted(platform.webhooks.overdue(before=T0 + timedelta(seconds=1))) == sorted(relayed)
 
 
+PUBLIC_A = WebhookTargets(resolve=lambda host: ["93.184.215.14"])  # "a" is public
+
+
 def test_a_delivery_is_claimed_only_when_pending_and_due(platform: Platform) -> None:
     platform.webhooks.subscribe(client_id="portal", url="https://a/x", secret="s", at=T0)
     record_exchange(platform, "portal")
@@ -133,7 +137,13 @@ def test_failures_are_retried_with_backoff_then_given_up(platform: Platform) -> 
 
     def deliver(delivery_id: str) -> datetime | None:
         return deliver_one(
-            platform.webhooks, client, policy, delivery_id, clock=lambda: now[0], random=lambda: 0.5
+            platform.webhooks,
+            client,
+            policy,
+            delivery_id,
+            targets=PUBLIC_A,
+            clock=lambda: now[0],
+            random=lambda: 0.5,
         )
 
     with httpx.Client(transport=httpx.MockTransport(down)) as client:
@@ -152,6 +162,36 @@ def test_failures_are_retried_with_backoff_then_given_up(platform: Platform) -> 
     assert {(d.status, d.attempts, d.last_status) for d in deliveries} == {
         (DeliveryStatus.FAILED, 3, 503)
     }
+
+
+def test_a_target_that_now_resolves_inside_the_network_is_not_posted_to(
+    platform: Platform,
+) -> None:
+    """The name was public when subscribed; it points at a private address by the time of
+    the delivery (a rebinding): the delivery gives up, and nothing is posted."""
+    platform.webhooks.subscribe(client_id="portal", url="https://a/x", secret="s", at=T0)
+    record_exchange(platform, "portal")
+    [subscription] = platform.webhooks.subscriptions("portal")
+    ids = [d.id for d in platform.webhooks.deliveries(subscription.id, limit=10, offset=0)]
+    calls: list[httpx.Request] = []
+    rebound = WebhookTargets(resolve=lambda host: ["10.0.0.7"])
+    with httpx.Client(transport=httpx.MockTransport(calls.append)) as client:  # type: ignore[arg-type]
+        due = [
+            deliver_one(
+                platform.webhooks,
+                client,
+                WebhookPolicy(max_attempts=3),
+                delivery_id,
+                targets=rebound,
+                clock=lambda: T0,
+                random=lambda: 0.5,
+            )
+            for delivery_id in ids
+        ]
+    assert due == [None, None] and calls == []
+    deliveries = platform.webhooks.deliveries(subscription.id, limit=10, offset=0)
+    assert {d.status for d in deliveries} == {DeliveryStatus.FAILED}
+    assert all("private" in (d.last_error or "") for d in deliveries)
 
 
 def test_stored_idempotent_answers_are_purged_after_their_retention(platform: Platform) -> None:

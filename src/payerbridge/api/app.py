@@ -27,7 +27,22 @@ from payerbridge.api.routers import (
 )
 from payerbridge.bootstrap import Platform, launch_workflows, shutdown_workflows
 
-__all__ = ["create_app"]
+__all__ = ["COMMON_RESPONSES", "create_app"]
+
+# What any route may answer besides its success, each as an OperationOutcome: declared
+# once for every route, so that the description tells a client every status it can get.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed request: the issues name each bad field"},
+    401: {"description": "No valid access token (see /.well-known/smart-configuration)"},
+    403: {"description": "The token lacks the scope this operation needs"},
+    404: {"description": "No such thing, or not the caller's"},
+    409: {"description": "Conflicts with what is stored (an id taken, a key reused)"},
+    413: {"description": "The body is larger than the configured limit"},
+    415: {"description": "The body is not JSON"},
+    422: {"description": "Well-formed, but names something that cannot be acted on"},
+    429: {"description": "Too many attempts; Retry-After says when to try again"},
+    503: {"description": "A dependency did not answer; retry (Retry-After when known)"},
+}
 
 
 def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
@@ -54,6 +69,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        responses=COMMON_RESPONSES,
     )
     app.state.platform = platform
     install_error_handlers(app)

@@ -64,7 +64,11 @@ class MatchWrites(Protocol):
         card_key: str,
         at: datetime,
         window: timedelta,
-    ) -> int: ...
+    ) -> list[datetime]:
+        """Record an attempt; the last attempt time of each distinct card this client
+        tried with these demographics within the window (this one included), oldest
+        first."""
+        ...
 
     def record_decision(
         self,

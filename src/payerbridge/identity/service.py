@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -210,7 +211,7 @@ def match_member(
         outcome = _decided(decision, review_id)
     with transactions.begin() as unit:
         writes = index.match_writes(unit)
-        tried = writes.note_attempt(
+        tried_at = writes.note_attempt(
             client_id=client_id,
             demographics_key=index.keyed_hash(
                 record.first_name, record.family_name, record.birth_date
@@ -219,7 +220,7 @@ def match_member(
             at=at,
             window=attempts.window,
         )
-        if tried <= attempts.cards:
+        if len(tried_at) <= attempts.cards:
             if decision is not None:
                 writes.record_decision(
                     decision,
@@ -244,8 +245,8 @@ def match_member(
             )
             if answer_audit is not None:
                 unit.record(*answer_audit(answer))
-    if tried > attempts.cards:
-        raise _too_many_attempts(client_id, tried, attempts.window)
+    if len(tried_at) > attempts.cards:
+        raise _too_many_attempts(client_id, tried_at, attempts, at)
     if decision is not None:
         logger.info(
             "member-match decided",
@@ -260,15 +261,23 @@ def match_member(
     return answer
 
 
-def _too_many_attempts(client_id: str, tried: int, window: timedelta) -> TooManyAttempts:
+def _too_many_attempts(
+    client_id: str, tried_at: list[datetime], limit: AttemptLimit, now: datetime
+) -> TooManyAttempts:
+    """Refused until enough of the other cards have left the window for this one (tried
+    again) to be within the limit: the true Retry-After."""
+    tried = len(tried_at)
+    leaves_at = tried_at[tried - limit.cards - 1] + limit.window
+    wait = max(1, math.ceil((leaves_at - now).total_seconds()))
     logger.warning(
         "member-match attempts over the limit",
-        extra={"client_id": client_id, "cards_tried": tried},
+        extra={"client_id": client_id, "cards_tried": tried, "retry_after_seconds": wait},
     )
     return TooManyAttempts(
         f"this client tried the same member's demographics with {tried} different cards "
-        f"within {int(window.total_seconds() // 60)} minutes; further attempts are "
-        "refused for a while (HRex mm-7). Send the card data the member gave you."
+        f"within {int(limit.window.total_seconds() // 60)} minutes; further attempts are "
+        f"refused for {wait} seconds (HRex mm-7). Send the card data the member gave you.",
+        retry_after_seconds=wait,
     )
 
 

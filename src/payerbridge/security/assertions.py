@@ -16,20 +16,33 @@ import orjson
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
 
 from payerbridge.security.model import OAuthError
 
 __all__ = [
     "ASSERTION_ALGORITHMS",
+    "CERTIFICATE_HEADERS",
     "CLIENT_ASSERTION_TYPE",
     "MAX_ASSERTION_LIFETIME",
     "AssertionClaims",
+    "check_assertion_claims",
     "check_key_set",
     "read_unverified",
     "verify_assertion",
 ]
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+class CertificateHeaders(JWSRegistry):
+    """joserfc's registry with room for an ``x5c`` header: a UDAP JWT carries its
+    certificate chain there, past the library's default limit of 512 bytes."""
+
+    max_header_length = 16 * 1024
+
+
+CERTIFICATE_HEADERS = CertificateHeaders(algorithms=["RS256", "RS384", "ES256", "ES384"])
 ASSERTION_ALGORITHMS = ("RS384", "ES384")
 MAX_ASSERTION_LIFETIME = timedelta(minutes=5)
 
@@ -58,7 +71,7 @@ def _invalid(description: str) -> OAuthError:
 def read_unverified(assertion: str) -> UnverifiedAssertion:
     """The header and the issuer of an assertion, unverified."""
     try:
-        compact = jws.extract_compact(assertion.encode())
+        compact = jws.extract_compact(assertion.encode(), registry=CERTIFICATE_HEADERS)
         header = dict(compact.headers())
         claims = orjson.loads(compact.payload)
     except (JoseError, ValueError, orjson.JSONDecodeError) as exc:
@@ -70,10 +83,6 @@ def read_unverified(assertion: str) -> UnverifiedAssertion:
         raise _invalid("client_assertion has no iss (the client id)")
     if claims.get("sub") != issuer:
         raise _invalid("client_assertion sub must equal iss (the client id)")
-    if header.get("alg") not in ASSERTION_ALGORITHMS:
-        raise _invalid("client_assertion must be signed with RS384 or ES384")
-    if not isinstance(header.get("kid"), str):
-        raise _invalid("client_assertion header has no kid naming the signing key")
     return UnverifiedAssertion(issuer, dict(header))
 
 
@@ -86,7 +95,13 @@ def verify_assertion(
     now: datetime,
     skew: timedelta,
 ) -> AssertionClaims:
-    """The assertion's claims, when its signature, audience and times hold."""
+    """The assertion's claims, when its signature, audience and times hold (SMART:
+    RS384 or ES384, by a key of the client's JWK Set named by ``kid``)."""
+    header = read_unverified(assertion).header
+    if header.get("alg") not in ASSERTION_ALGORITHMS:
+        raise _invalid("client_assertion must be signed with RS384 or ES384")
+    if not isinstance(header.get("kid"), str):
+        raise _invalid("client_assertion header has no kid naming the signing key")
     try:
         key_set = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError, KeyError) as exc:
@@ -97,7 +112,16 @@ def verify_assertion(
         raise _invalid(
             "client_assertion signature does not verify with the client's registered keys"
         ) from exc
-    claims = dict(token.claims)
+    return check_assertion_claims(
+        dict(token.claims), client_id=client_id, audience=audience, now=now, skew=skew
+    )
+
+
+def check_assertion_claims(
+    claims: dict[str, Any], *, client_id: str, audience: str, now: datetime, skew: timedelta
+) -> AssertionClaims:
+    """The checks of a client's authentication JWT once its signature holds (SMART and
+    UDAP alike): the client, the audience, the times and a jti."""
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise _invalid("client_assertion iss and sub must both be the client id")
     expires_at = _time_claim(claims, "exp", required=True)

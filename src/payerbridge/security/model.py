@@ -64,6 +64,7 @@ class RegisteredClient:
     kind: ClientKind = ClientKind.SMART
     jwks: dict[str, Any] | None = None  # the client's public keys, inline
     jwks_url: str | None = None  # ... or where to read them
+    certificate_uri: str | None = None  # UDAP: the URI its certificates must name
     revoked_at: datetime | None = None
 
     @property

@@ -22,6 +22,11 @@ class ClientDirectory(Protocol):
         """Register a new client; StoreConflict when the id is taken."""
         ...
 
+    def update(self, unit: UnitOfWork, client: RegisteredClient, *, at: datetime) -> None:
+        """Replace a client's name, NPI, scopes and keys (a UDAP client registering
+        again); it stays revoked if it was."""
+        ...
+
     def revoke(self, unit: UnitOfWork, client_id: ClientId, *, at: datetime) -> bool:
         """Revoke the client (its tokens stop working at once); False when there is no
         such client or it was revoked before."""

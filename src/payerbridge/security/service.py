@@ -24,8 +24,10 @@ from payerbridge.security.assertions import (
     read_unverified,
     verify_assertion,
 )
+from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.model import (
     AccessClaims,
+    ClientKind,
     OAuthError,
     Principal,
     RegisteredClient,
@@ -34,6 +36,7 @@ from payerbridge.security.model import (
 )
 from payerbridge.security.ports import AssertionLedger, ClientDirectory, KeySetSource
 from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier, sign_access_token
+from payerbridge.security.udap import read_software_statement, udap_client, verify_udap_assertion
 from payerbridge.transactions import Transactions
 from payerbridge.types import ClientId
 
@@ -48,12 +51,37 @@ __all__ = [
 ]
 
 
+def client_event(
+    action: str,
+    client_id: str,
+    outcome: str,
+    *,
+    at: datetime,
+    actor: str,
+    request_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """An audit event about a client: registered, refused, given a token, revoked."""
+    return AuditEvent(
+        at=at,
+        actor=actor,
+        action=action,
+        entity_type="Client",
+        entity_id=client_id,
+        outcome=outcome,
+        request_id=request_id,
+        detail=detail or {},
+    )
+
+
 @dataclass(frozen=True)
 class TokenPolicy:
     issuer: str  # our public base URL: the ``iss`` of our tokens
     token_url: str  # the ``aud`` a client's assertion must name
+    registration_url: str  # the ``aud`` of a UDAP software statement
     access_token_lifetime: timedelta
     clock_skew: timedelta
+    udap_scopes: frozenset[str]  # what a UDAP client may register for by itself
 
 
 @dataclass(frozen=True)
@@ -81,6 +109,7 @@ class TokenService:
     transactions: Transactions
     keys: AccessTokenKeys
     policy: TokenPolicy
+    trust: TrustAnchors  # UDAP: the certificate authorities the operator trusts
     new_id: Callable[[], str]
 
     def grant(
@@ -168,6 +197,16 @@ class TokenService:
             raise OAuthError(
                 "invalid_client", "the client is not registered or was revoked", status=401
             )
+        if client.kind is ClientKind.UDAP:
+            udap = verify_udap_assertion(
+                assertion,
+                client=client,
+                trust=self.trust,
+                token_url=self.policy.token_url,
+                now=now,
+                skew=self.policy.clock_skew,
+            )
+            return client, udap
         verified = verify_assertion(
             assertion,
             self._client_keys(client),
@@ -177,6 +216,84 @@ class TokenService:
             skew=self.policy.clock_skew,
         )
         return client, verified
+
+    def register_udap(
+        self, body: Any, *, now: datetime, request_id: str | None = None
+    ) -> RegisteredClient:
+        """UDAP dynamic client registration: a client with a software statement signed
+        under a trusted certificate registers itself (again: the same id, updated).
+        OAuthError in RFC 7591's form, audited."""
+        claimed = "unknown"
+        try:
+            if not isinstance(body, dict) or body.get("udap") != "1":
+                raise OAuthError("invalid_client_metadata", 'the request must carry "udap": "1"')
+            statement_text = body.get("software_statement")
+            if not isinstance(statement_text, str) or not statement_text:
+                raise OAuthError("invalid_software_statement", "software_statement is required")
+            statement = read_software_statement(
+                statement_text,
+                trust=self.trust,
+                registration_url=self.policy.registration_url,
+                allowed_scopes=self.policy.udap_scopes,
+                now=now,
+                skew=self.policy.clock_skew,
+            )
+            client = udap_client(statement)
+            claimed = client.client_id
+            with self.transactions.begin() as unit:
+                known = self.clients.get(client.client_id)
+                if known is not None and known.is_revoked:
+                    raise OAuthError(
+                        "unapproved_software_statement",
+                        "this client was revoked by an operator; it cannot register again",
+                    )
+                self.assertions.remember(
+                    unit, client.client_id, statement.token_id, until=statement.expires_at
+                )
+                if known is None:
+                    self.clients.add(unit, client, at=now)
+                else:
+                    self.clients.update(unit, client, at=now)
+                unit.record(
+                    client_event(
+                        "client.register",
+                        client.client_id,
+                        "success" if known is None else "updated",
+                        at=now,
+                        actor=client.client_id,
+                        request_id=request_id,
+                        detail={
+                            "kind": "udap",
+                            "npi": client.npi,
+                            "scope": " ".join(sorted(client.scopes)),
+                            "certificate_sha256": statement.certificate.thumbprint,
+                        },
+                    )
+                )
+        except StoreConflict as exc:
+            refusal = OAuthError("invalid_software_statement", "software_statement jti was used")
+            self._audit_registration(claimed, refusal, now, request_id)
+            raise refusal from exc
+        except OAuthError as refusal:
+            self._audit_registration(claimed, refusal, now, request_id)
+            raise
+        return client
+
+    def _audit_registration(
+        self, actor: str, refusal: OAuthError, now: datetime, request_id: str | None
+    ) -> None:
+        with self.transactions.begin() as unit:
+            unit.record(
+                client_event(
+                    "client.register",
+                    actor,
+                    "failure",
+                    at=now,
+                    actor=actor,
+                    request_id=request_id,
+                    detail={"reason": refusal.error, "text": refusal.description},
+                )
+            )
 
     def _client_keys(self, client: RegisteredClient) -> dict[str, Any]:
         if client.jwks is not None:
@@ -217,13 +334,12 @@ class TokenService:
     ) -> None:
         with self.transactions.begin() as unit:
             unit.record(
-                AuditEvent(
+                client_event(
+                    "auth.token",
+                    actor,
+                    outcome,
                     at=now,
                     actor=actor,
-                    action="auth.token",
-                    entity_type="Client",
-                    entity_id=actor,
-                    outcome=outcome,
                     request_id=request_id,
                     detail=detail,
                 )
@@ -257,13 +373,12 @@ def add_client(
         with transactions.begin() as unit:
             clients.add(unit, client, at=now)
             unit.record(
-                AuditEvent(
+                client_event(
+                    "client.register",
+                    client.client_id,
+                    "success",
                     at=now,
                     actor=actor,
-                    action="client.register",
-                    entity_type="Client",
-                    entity_id=client.client_id,
-                    outcome="success",
                     detail={
                         "npi": client.npi,
                         "kind": client.kind.value,
@@ -289,16 +404,7 @@ def revoke_client(
     with transactions.begin() as unit:
         if not clients.revoke(unit, client_id, at=now):
             raise NotFound(f"no active client is registered with id '{client_id[:200]}'")
-        unit.record(
-            AuditEvent(
-                at=now,
-                actor=actor,
-                action="client.revoke",
-                entity_type="Client",
-                entity_id=client_id,
-                outcome="success",
-            )
-        )
+        unit.record(client_event("client.revoke", client_id, "success", at=now, actor=actor))
 
 
 def forget_spent_assertions(tokens: TokenService, *, now: datetime) -> int:

@@ -23,11 +23,11 @@ from payerbridge.types import ClientId
 
 __all__ = ["SqlAssertionLedger", "SqlClientDirectory"]
 
-_COLUMNS = "id, name, npi, kind, scopes, jwks, jwks_url, disabled_at"
+_COLUMNS = "id, name, npi, kind, scopes, jwks, jwks_url, certificate_uri, disabled_at"
 
 
 def _client(row: Any, read_timestamp: Callable[[Any], datetime | None]) -> RegisteredClient:
-    client_id, name, npi, kind, scopes, jwks, jwks_url, disabled_at = row
+    client_id, name, npi, kind, scopes, jwks, jwks_url, certificate_uri, disabled_at = row
     return RegisteredClient(
         client_id=ClientId(client_id),
         name=name,
@@ -36,12 +36,25 @@ def _client(row: Any, read_timestamp: Callable[[Any], datetime | None]) -> Regis
         kind=ClientKind(kind),
         jwks=orjson.loads(jwks) if jwks else None,
         jwks_url=jwks_url,
+        certificate_uri=certificate_uri,
         revoked_at=read_timestamp(disabled_at),
     )
 
 
 def _as_is(value: datetime | None) -> datetime | None:
     return value  # read through the UtcDateTime column type already
+
+
+def _fields(client: RegisteredClient) -> dict[str, Any]:
+    return {
+        "name": client.name,
+        "npi": client.npi,
+        "kind": client.kind.value,
+        "scopes": " ".join(sorted(client.scopes)),
+        "jwks": orjson.dumps(client.jwks).decode() if client.jwks is not None else None,
+        "jwks_url": client.jwks_url,
+        "certificate_uri": client.certificate_uri,
+    }
 
 
 class SqlClientDirectory:
@@ -69,6 +82,7 @@ class SqlClientDirectory:
                     api_clients.c.scopes,
                     api_clients.c.jwks,
                     api_clients.c.jwks_url,
+                    api_clients.c.certificate_uri,
                     api_clients.c.disabled_at,
                 ).order_by(api_clients.c.id)
             ).all()
@@ -76,16 +90,14 @@ class SqlClientDirectory:
 
     def add(self, unit: UnitOfWork, client: RegisteredClient, *, at: datetime) -> None:
         sql_unit(unit).connection.execute(
-            api_clients.insert().values(
-                id=client.client_id,
-                name=client.name,
-                npi=client.npi,
-                kind=client.kind.value,
-                scopes=" ".join(sorted(client.scopes)),
-                jwks=orjson.dumps(client.jwks).decode() if client.jwks is not None else None,
-                jwks_url=client.jwks_url,
-                created_at=at,
-            )
+            api_clients.insert().values(id=client.client_id, created_at=at, **_fields(client))
+        )
+
+    def update(self, unit: UnitOfWork, client: RegisteredClient, *, at: datetime) -> None:
+        sql_unit(unit).connection.execute(
+            update(api_clients)
+            .where(api_clients.c.id == client.client_id)
+            .values(**_fields(client))
         )
 
     def revoke(self, unit: UnitOfWork, client_id: ClientId, *, at: datetime) -> bool:

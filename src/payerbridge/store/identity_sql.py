@@ -56,9 +56,9 @@ class IdentitySql(ResourceSql):
             " ON CONFLICT (client_id, demographics_key, card_key) DO UPDATE SET at = excluded.at",
         )
         self.cards_tried = sql(
-            f"SELECT COUNT(*) FROM {identity_attempts.name} "
+            f"SELECT at FROM {identity_attempts.name} "
             "WHERE client_id = :client_id AND demographics_key = :demographics_key "
-            "AND at > :since"
+            "AND at > :since ORDER BY at"
         )
         self.decision = self.insert(
             identity_decisions,
@@ -194,14 +194,16 @@ class SqlMatchWrites:
         card_key: str,
         at: datetime,
         window: timedelta,
-    ) -> int:
-        """Record an attempt; return how many distinct cards this client tried with these
-        demographics within the window (this one included)."""
+    ) -> list[datetime]:
+        """Record an attempt; the last attempt time of each distinct card this client
+        tried with these demographics within the window (this one included), oldest
+        first."""
         sql, cursor = self._sql, self._cursor
         keys = {"client_id": client_id, "demographics_key": demographics_key}
         cursor.execute(sql.attempt, {**keys, "card_key": card_key, "at": sql.timestamp(at)})
         cursor.execute(sql.cards_tried, {**keys, "since": sql.timestamp(at - window)})
-        return int(cursor.fetchone()[0])
+        times = [sql.read_timestamp(row[0]) for row in cursor.fetchall()]
+        return [time for time in times if time is not None]
 
     def record_decision(
         self,

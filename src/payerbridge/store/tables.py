@@ -142,6 +142,7 @@ api_clients = Table(
     Column("scopes", Text, nullable=False, server_default=""),
     Column("jwks", Text, nullable=True),
     Column("jwks_url", String(500), nullable=True),
+    Column("certificate_uri", String(500), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("disabled_at", UtcDateTime(), nullable=True),
 )

@@ -16,7 +16,9 @@ from datetime import datetime
 
 import httpx
 
+from payerbridge.errors import UnprocessableRequest
 from payerbridge.exchange.retry import retry_after_seconds
+from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import (
     DELIVERY_HEADER,
     EVENT_TYPE,
@@ -38,6 +40,7 @@ def deliver_one(
     policy: WebhookPolicy,
     delivery_id: str,
     *,
+    targets: WebhookTargets,
     clock: Callable[[], datetime],
     random: Callable[[], float],
 ) -> datetime | None:
@@ -47,6 +50,15 @@ def deliver_one(
     delivery = store.claim(delivery_id, now=clock())
     if delivery is None:
         return store.due(delivery_id)
+    try:
+        targets.check(delivery.url)  # again: where the name points now
+    except UnprocessableRequest as refused:
+        store.failed(delivery.id, status=None, error=refused.issues[0].text, retry_at=None)
+        logger.warning(
+            "webhook target refused",
+            extra={"delivery_id": delivery.id, "exchange_id": delivery.exchange_id},
+        )
+        return None
     return _post(store, client, policy, delivery, clock=clock, random=random)
 
 

@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
-from payerbridge.errors import Issue, UnprocessableRequest
 from payerbridge.exchange.retry import full_jitter_delay
 
 __all__ = [
@@ -34,7 +32,6 @@ __all__ = [
     "DeliveryStatus",
     "Subscription",
     "WebhookPolicy",
-    "check_webhook_url",
     "event_body",
     "next_attempt",
     "sign",
@@ -44,7 +41,6 @@ __all__ = [
 EVENT_TYPE = "exchange.state-changed"
 SIGNATURE_HEADER = "Payerbridge-Signature"
 DELIVERY_HEADER = "Payerbridge-Delivery"
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 class DeliveryStatus(StrEnum):
@@ -85,26 +81,6 @@ class WebhookPolicy:
     base_delay_seconds: float = 1.0
     max_delay_seconds: float = 300.0
     timeout_seconds: float = 10.0
-
-
-def check_webhook_url(url: str) -> str:
-    """HTTPS, or HTTP to this machine (development): a webhook carries exchange ids and
-    states across the network, and a plain-HTTP URL elsewhere would expose them."""
-    parts = urlsplit(url)
-    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
-    if not parts.hostname or not secure or len(url) > 2000:
-        raise UnprocessableRequest(
-            "the webhook URL is not acceptable",
-            issues=[
-                Issue(
-                    "give an absolute https:// URL (http:// only to localhost), at most "
-                    "2000 characters",
-                    "url",
-                    "value",
-                )
-            ],
-        )
-    return url
 
 
 def event_body(

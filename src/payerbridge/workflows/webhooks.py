@@ -25,6 +25,7 @@ import httpx
 from dbos import DBOS, Queue, SetWorkflowID
 
 from payerbridge.webhooks.delivery import deliver_one
+from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import WebhookPolicy
 from payerbridge.webhooks.ports import DeliveryStore
 
@@ -46,6 +47,7 @@ class WebhookDelivery:
     store: DeliveryStore
     client: httpx.Client
     policy: WebhookPolicy
+    targets: WebhookTargets
     clock: Callable[[], datetime]
     random: Callable[[], float]
 
@@ -79,6 +81,7 @@ def attempt_delivery(delivery_id: str) -> float | None:
         bound.client,
         bound.policy,
         delivery_id,
+        targets=bound.targets,
         clock=bound.clock,
         random=bound.random,
     )

@@ -117,8 +117,10 @@ def test_no_member_is_no_match_and_too_many_cards_are_refused() -> None:
         with pytest.raises(MatchError) as answered:
             _match(store, _other_card(n))
         assert not isinstance(answered.value, TooManyAttempts)
-    with pytest.raises(TooManyAttempts):
+    with pytest.raises(TooManyAttempts) as refused:
         _match(store, _other_card(LIMIT.cards))
+    # All tried at AT: the wait is the whole window, until the oldest of them leaves it.
+    assert refused.value.retry_after_seconds == 3600
 
 
 def test_a_decided_review_answers_the_same_request_with_the_member() -> None:

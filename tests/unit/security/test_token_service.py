@@ -13,6 +13,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from payerbridge.errors import Unauthenticated
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
+from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.model import MEMBER_MATCH_SCOPE, OAuthError, RegisteredClient
 from payerbridge.security.service import TokenPolicy, TokenService, authenticate
 from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier
@@ -107,9 +108,12 @@ class World:
             policy=TokenPolicy(
                 issuer=BASE,
                 token_url=TOKEN_URL,
+                registration_url=f"{BASE}/auth/register",
                 access_token_lifetime=timedelta(minutes=5),
                 clock_skew=timedelta(seconds=60),
+                udap_scopes=frozenset(SCOPES.split()),
             ),
+            trust=TrustAnchors(()),
             new_id=lambda: str(uuid.uuid4()),
         )
         self.verifier = TokenVerifier(keys, issuer=BASE)

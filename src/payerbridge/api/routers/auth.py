@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from payerbridge.api.deps import PlatformDep
@@ -20,6 +22,7 @@ from payerbridge.security.model import (
     OPERATOR_SCOPE,
     OAuthError,
 )
+from payerbridge.security.udap import B2B_EXTENSION, UDAP_ALGORITHMS
 
 __all__ = ["router"]
 
@@ -58,6 +61,71 @@ def smart_configuration_at_root(platform: PlatformDep) -> dict[str, Any]:
 @router.get("/fhir/.well-known/smart-configuration")
 def smart_configuration_at_fhir_base(platform: PlatformDep) -> dict[str, Any]:
     return smart_configuration(platform)
+
+
+def udap_metadata(platform: Platform) -> dict[str, Any]:
+    """UDAP server metadata (FAST Security IG): B2B client credentials, registration with
+    a software statement, the hl7-b2b extension required in token requests."""
+    base = platform.settings.base_url
+    return {
+        "udap_versions_supported": ["1"],
+        "udap_profiles_supported": ["udap_dcr", "udap_authn", "udap_authz"],
+        "udap_authorization_extensions_supported": [B2B_EXTENSION],
+        "udap_authorization_extensions_required": [B2B_EXTENSION],
+        "udap_certifications_supported": [],
+        "udap_certifications_required": [],
+        "grant_types_supported": ["client_credentials"],
+        "scopes_supported": sorted(platform.tokens.policy.udap_scopes),
+        "token_endpoint": f"{base}/auth/token",
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": list(UDAP_ALGORITHMS),
+        "registration_endpoint": f"{base}/auth/register",
+        "registration_endpoint_jwt_signing_alg_values_supported": list(UDAP_ALGORITHMS),
+    }
+
+
+@router.get("/.well-known/udap")
+def udap_at_root(platform: PlatformDep) -> dict[str, Any]:
+    return udap_metadata(platform)
+
+
+@router.get("/fhir/.well-known/udap")
+def udap_at_fhir_base(platform: PlatformDep) -> dict[str, Any]:
+    return udap_metadata(platform)
+
+
+@router.post(
+    "/auth/register",
+    status_code=201,
+    responses={400: {"description": "RFC 7591 error (invalid_software_statement, ...)"}},
+)
+async def register(request: Request, platform: PlatformDep) -> Response:
+    """UDAP dynamic client registration: ``{"software_statement": JWT, "udap": "1"}``."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise OAuthError("invalid_client_metadata", "send the registration as application/json")
+    body = await request.body()
+    if len(body) > _MAX_FORM_BYTES * 4:
+        raise OAuthError("invalid_client_metadata", "the registration is too large")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise OAuthError("invalid_client_metadata", "the registration is not JSON") from exc
+    client = await run_in_threadpool(
+        platform.tokens.register_udap, document, now=utcnow(), request_id=current_request_id()
+    )
+    return JsonResponse(
+        {
+            "client_id": client.client_id,
+            "software_statement": document["software_statement"],
+            "client_name": client.name,
+            "grant_types": ["client_credentials"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "scope": " ".join(sorted(client.scopes)),
+        },
+        status_code=201,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.get("/auth/jwks")
@@ -102,7 +170,9 @@ async def _form(request: Request) -> dict[str, str]:
 async def token(request: Request, platform: PlatformDep) -> Response:
     """SMART Backend Services: ``client_credentials`` with a ``private_key_jwt`` assertion."""
     form = await _form(request)
-    grant = platform.tokens.grant(form, now=utcnow(), request_id=current_request_id())
+    grant = await run_in_threadpool(
+        platform.tokens.grant, form, now=utcnow(), request_id=current_request_id()
+    )
     return JsonResponse(
         grant.as_json(), headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
     )

@@ -22,7 +22,6 @@ from payerbridge.webhooks.model import (
     SIGNATURE_HEADER,
     Delivery,
     Subscription,
-    check_webhook_url,
 )
 
 __all__ = ["router"]
@@ -66,7 +65,10 @@ def subscribe(body: WebhookCreate, platform: PlatformDep, caller: SubmitterDep) 
     of every exchange). The secret is shown only in this answer."""
     secret = secrets.token_urlsafe(32)
     subscription = platform.webhooks.subscribe(
-        client_id=caller.owner, url=check_webhook_url(body.url), secret=secret, at=utcnow()
+        client_id=caller.owner,
+        url=platform.webhook_targets.check(body.url),
+        secret=secret,
+        at=utcnow(),
     )
     return {
         **_public(subscription),

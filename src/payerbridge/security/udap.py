@@ -1,0 +1,215 @@
+"""UDAP B2B (HL7 FAST Security IG) for clients whose trust is a certificate: dynamic
+registration with a software statement, and authentication JWTs, both signed with the
+key of a certificate that chains to an operator's trust anchor (``x5c`` header). Pure:
+the anchors, the time and the URLs are given.
+
+Which organization a UDAP client acts for is its NPI, which consents and Provenance
+name. FAST carries the requesting organization in the B2B authorization extension
+(``extensions.hl7-b2b.organization_id``) of each token request; we ask for the same
+object in the software statement, so that a registration is tied to one NPI, and hold
+every later token request to it (ADR 0009).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, RSAKey
+
+from payerbridge.npi import is_valid_npi
+from payerbridge.security.assertions import (
+    CERTIFICATE_HEADERS,
+    AssertionClaims,
+    check_assertion_claims,
+)
+from payerbridge.security.certificates import (
+    CertificateRejected,
+    TrustAnchors,
+    VerifiedCertificate,
+    certificate_chain,
+    verify_certificate_chain,
+)
+from payerbridge.security.model import (
+    ClientKind,
+    OAuthError,
+    RegisteredClient,
+    parse_scopes,
+    uncovered_scopes,
+)
+from payerbridge.types import ClientId
+
+__all__ = [
+    "B2B_EXTENSION",
+    "UDAP_ALGORITHMS",
+    "SoftwareStatement",
+    "read_software_statement",
+    "udap_client",
+    "verify_udap_assertion",
+]
+
+UDAP_ALGORITHMS = ("RS256", "RS384", "ES256", "ES384")
+B2B_EXTENSION = "hl7-b2b"
+_NPI_SYSTEMS = ("http://hl7.org/fhir/sid/us-npi", "urn:oid:2.16.840.1.113883.4.6")
+
+
+@dataclass(frozen=True)
+class SoftwareStatement:
+    client_uri: str  # iss: one of the certificate's URIs
+    client_name: str
+    npi: str
+    scopes: frozenset[str]
+    token_id: str
+    expires_at: datetime
+    certificate: VerifiedCertificate
+
+
+def _signed_by_certificate(
+    token: str, trust: TrustAnchors, *, now: datetime, error: str, status: int
+) -> tuple[dict[str, Any], VerifiedCertificate]:
+    """The claims of a JWT signed with the key of its ``x5c`` leaf, once the chain holds."""
+    try:
+        header = dict(jws.extract_compact(token.encode(), registry=CERTIFICATE_HEADERS).headers())
+    except (JoseError, ValueError) as exc:
+        raise OAuthError(error, "not a signed JWT", status=status) from exc
+    algorithm = header.get("alg")
+    if algorithm not in UDAP_ALGORITHMS:
+        raise OAuthError(error, f"signed with {', '.join(UDAP_ALGORITHMS)} only", status=status)
+    try:
+        verified = verify_certificate_chain(certificate_chain(header.get("x5c")), trust, now=now)
+    except CertificateRejected as exc:
+        raise OAuthError(error, exc.reason, status=status) from exc
+    public = verified.leaf.public_key()
+    key: ECKey | RSAKey
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        key = ECKey.import_key(public)
+    elif isinstance(public, rsa.RSAPublicKey):
+        key = RSAKey.import_key(public)
+    else:
+        raise OAuthError(error, "the certificate's key is neither RSA nor EC", status=status)
+    try:
+        decoded = jwt.decode(token, key, algorithms=[str(algorithm)], registry=CERTIFICATE_HEADERS)
+    except (JoseError, ValueError) as exc:
+        raise OAuthError(
+            error, "the signature does not verify with the certificate's key", status=status
+        ) from exc
+    return dict(decoded.claims), verified
+
+
+def _npi_of(extensions: Any, *, error: str, status: int) -> str:
+    b2b = extensions.get(B2B_EXTENSION) if isinstance(extensions, dict) else None
+    organization = b2b.get("organization_id") if isinstance(b2b, dict) else None
+    if not isinstance(organization, str):
+        raise OAuthError(
+            error,
+            f"extensions.{B2B_EXTENSION}.organization_id is required: the requesting "
+            "organization's NPI, as http://hl7.org/fhir/sid/us-npi|<npi>",
+            status=status,
+        )
+    system, _, value = organization.rpartition("|")
+    if system not in _NPI_SYSTEMS or not is_valid_npi(value):
+        raise OAuthError(
+            error,
+            f"extensions.{B2B_EXTENSION}.organization_id must be an NPI "
+            "(http://hl7.org/fhir/sid/us-npi|<10 digits with a valid check digit>)",
+            status=status,
+        )
+    return value
+
+
+def read_software_statement(
+    statement: str,
+    *,
+    trust: TrustAnchors,
+    registration_url: str,
+    allowed_scopes: frozenset[str],
+    now: datetime,
+    skew: timedelta,
+) -> SoftwareStatement:
+    """A software statement, checked as FAST asks for B2B client credentials clients;
+    OAuthError (``invalid_software_statement`` or ``invalid_client_metadata``)."""
+    bad = "invalid_software_statement"
+    claims, certificate = _signed_by_certificate(statement, trust, now=now, error=bad, status=400)
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or issuer not in certificate.uris:
+        raise OAuthError(bad, "iss must be a URI in the certificate's subject alternative names")
+    try:
+        checked = check_assertion_claims(
+            claims, client_id=issuer, audience=registration_url, now=now, skew=skew
+        )
+    except OAuthError as exc:
+        text = exc.description.replace("client_assertion", "software_statement")
+        raise OAuthError(bad, text) from exc
+    metadata = "invalid_client_metadata"
+    if claims.get("grant_types") != ["client_credentials"]:
+        raise OAuthError(metadata, 'grant_types must be ["client_credentials"] (B2B)')
+    if claims.get("token_endpoint_auth_method") != "private_key_jwt":
+        raise OAuthError(metadata, "token_endpoint_auth_method must be private_key_jwt")
+    name = claims.get("client_name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise OAuthError(metadata, "client_name is required (at most 200 characters)")
+    scopes = parse_scopes(str(claims.get("scope") or ""))
+    if not scopes:
+        raise OAuthError(metadata, "scope is required")
+    refused = uncovered_scopes(allowed_scopes, scopes)
+    if refused:
+        raise OAuthError(
+            "invalid_client_metadata",
+            f"UDAP clients may not register for: {' '.join(refused)}",
+        )
+    npi = _npi_of(claims.get("extensions"), error=metadata, status=400)
+    return SoftwareStatement(
+        issuer, name.strip(), npi, scopes, checked.token_id, checked.expires_at, certificate
+    )
+
+
+def udap_client(statement: SoftwareStatement) -> RegisteredClient:
+    """The client a software statement registers: its id derived from its URI, so that
+    registering again (a renewed certificate) keeps the id."""
+    digest = hashlib.sha256(statement.client_uri.encode()).hexdigest()[:32]
+    return RegisteredClient(
+        client_id=ClientId(f"udap-{digest}"),
+        name=statement.client_name,
+        npi=statement.npi,
+        scopes=statement.scopes,
+        kind=ClientKind.UDAP,
+        certificate_uri=statement.client_uri,
+    )
+
+
+def verify_udap_assertion(
+    assertion: str,
+    *,
+    client: RegisteredClient,
+    trust: TrustAnchors,
+    token_url: str,
+    now: datetime,
+    skew: timedelta,
+) -> AssertionClaims:
+    """A UDAP client's authentication JWT: signed with a trusted certificate that still
+    names the registered URI, the usual claims, and the B2B extension naming the
+    registered organization."""
+    claims, certificate = _signed_by_certificate(
+        assertion, trust, now=now, error="invalid_client", status=401
+    )
+    if client.certificate_uri not in certificate.uris:
+        raise OAuthError(
+            "invalid_client",
+            "the certificate does not name the URI this client registered with",
+            status=401,
+        )
+    checked = check_assertion_claims(
+        claims, client_id=client.client_id, audience=token_url, now=now, skew=skew
+    )
+    if _npi_of(claims.get("extensions"), error="invalid_grant", status=400) != client.npi:
+        raise OAuthError(
+            "invalid_grant",
+            f"extensions.{B2B_EXTENSION}.organization_id names another organization than "
+            "the one this client registered for",
+        )
+    return checked

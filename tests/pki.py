@@ -1,0 +1,124 @@
+"""A real certificate chain made in the test: a root CA (the trust anchor), a client
+certificate with its URI, and revocation lists, as a UDAP community would issue them."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = ["CertificateAuthority", "Issued"]
+
+NOW = datetime.now(UTC)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test Community"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _key_usage(*, signs_certificates: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=signs_certificates,
+        crl_sign=signs_certificates,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+@dataclass
+class Issued:
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+    chain: list[x509.Certificate]
+
+    @property
+    def x5c(self) -> list[str]:
+        return [base64.b64encode(c.public_bytes(Encoding.DER)).decode() for c in self.chain]
+
+
+class CertificateAuthority:
+    def __init__(self, name: str = "Test Root CA") -> None:
+        self.key = ec.generate_private_key(ec.SECP384R1())
+        public = self.key.public_key()
+        self.certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name(name))
+            .issuer_name(_name(name))
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - timedelta(days=30))
+            .not_valid_after(NOW + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(_key_usage(signs_certificates=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .sign(self.key, hashes.SHA384())
+        )
+        self.revoked: list[int] = []
+
+    def issue(
+        self,
+        uri: str,
+        *,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+    ) -> Issued:
+        key = ec.generate_private_key(ec.SECP384R1())
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name(uri))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or NOW - timedelta(days=1))
+            .not_valid_after(not_after or NOW + timedelta(days=365))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=False
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(signs_certificates=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA384())
+        )
+        return Issued(key, certificate, [certificate])
+
+    def revoke(self, issued: Issued) -> None:
+        self.revoked.append(issued.certificate.serial_number)
+
+    def crl(self) -> x509.CertificateRevocationList:
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(NOW - timedelta(hours=1))
+            .next_update(NOW + timedelta(days=7))
+        )
+        for serial in self.revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(NOW - timedelta(minutes=5))
+                .build()
+            )
+        return builder.sign(self.key, hashes.SHA384())
+
+    def pem(self) -> bytes:
+        return self.certificate.public_bytes(Encoding.PEM)
