@@ -79,12 +79,14 @@ def server(
         env: dict[str, str] | None = None,
         import_files: list[Path] | None = None,
         args: tuple[str, ...] = (),
+        tls_ca: Path | None = None,
     ) -> ServerProcess:
         process = start_server(
             tmp_path / name,
             env={**database_env(), **(env or {})},
             import_files=import_files or [],
             args=args,
+            tls_ca=tls_ca,
         )
         started.append(process)
         return process

@@ -4,13 +4,15 @@ certificate with its URI, and revocation lists, as a UDAP community would issue 
 from __future__ import annotations
 
 import base64
+import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["CertificateAuthority", "Issued"]
@@ -46,6 +48,14 @@ class Issued:
     key: ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
     chain: list[x509.Certificate]
+
+    def write(self, directory: Path, name: str) -> tuple[Path, Path]:
+        """The certificate and its key as PEM files (the key 0600): ``(cert, key)``."""
+        cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+        cert.write_bytes(self.certificate.public_bytes(Encoding.PEM))
+        key.write_bytes(self.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+        key.chmod(0o600)
+        return cert, key
 
     @property
     def x5c(self) -> list[str]:
@@ -93,6 +103,32 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(signs_certificates=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA384())
+        )
+        return Issued(key, certificate, [certificate])
+
+    def issue_server(self, address: str = "127.0.0.1") -> Issued:
+        """A TLS server certificate for ``address``."""
+        key = ec.generate_private_key(ec.SECP384R1())
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name(address))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - timedelta(days=1))
+            .not_valid_after(NOW + timedelta(days=30))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(signs_certificates=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                 critical=False,

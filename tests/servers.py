@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -108,10 +109,18 @@ class ServerProcess:
     log_path: Path
     log_file: BinaryIO
     credential: str | None = None  # an access token of a registered client, once issued
+    tls_ca: Path | None = None  # served over HTTPS with a certificate from this CA
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        if self.tls_ca is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.tls_ca))
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls_ca is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def fhir_base(self) -> str:
@@ -126,10 +135,10 @@ class ServerProcess:
 
     def client_with(self, token: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.base_url, timeout=30, headers=headers)
+        return httpx.Client(base_url=self.base_url, timeout=30, headers=headers, verify=self.verify)
 
     def anonymous(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=30)
+        return httpx.Client(base_url=self.base_url, timeout=30, verify=self.verify)
 
     def register_client(
         self,
@@ -214,7 +223,12 @@ class ServerProcess:
 
 
 def start_server(
-    data_dir: Path, *, env: dict[str, str], import_files: list[Path], args: tuple[str, ...] = ()
+    data_dir: Path,
+    *,
+    env: dict[str, str],
+    import_files: list[Path],
+    args: tuple[str, ...] = (),
+    tls_ca: Path | None = None,
 ) -> ServerProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "PAYERBRIDGE_ENVIRONMENT": "test", **env}
@@ -223,7 +237,8 @@ def start_server(
         assert result.returncode == 0, result.stderr
     port = free_port()
     # Our tokens' issuer: the URL the tests reach the server by (and the CLI agrees).
-    full_env.setdefault("PAYERBRIDGE_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    scheme = "https" if tls_ca is not None else "http"
+    full_env.setdefault("PAYERBRIDGE_PUBLIC_BASE_URL", f"{scheme}://127.0.0.1:{port}")
     log_path = data_dir / "server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
@@ -242,13 +257,14 @@ def start_server(
         stderr=subprocess.STDOUT,
         env=full_env,
     )
-    server = ServerProcess(data_dir, port, full_env, process, log_path, log)
+    server = ServerProcess(data_dir, port, full_env, process, log_path, log, tls_ca=tls_ca)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{server.log()}")
         try:
-            if httpx.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
+            health = httpx.get(f"{server.base_url}/healthz", timeout=1, verify=server.verify)
+            if health.status_code == 200:
                 return server
         except httpx.HTTPError:
             pass

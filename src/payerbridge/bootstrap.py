@@ -39,6 +39,7 @@ from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerRegistry
+from payerbridge.security.limits import RateLimiter
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
 from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier
@@ -131,6 +132,7 @@ class Platform:
     webhook_targets: WebhookTargets  # where a webhook may be posted
     tokens: TokenService  # the token endpoint
     verifier: TokenVerifier  # checks the bearer token of every request
+    limiter: RateLimiter  # requests per client and operation
     identity: IdentityStore
     webhooks: WebhookStore
     client: PartnerClient
@@ -348,6 +350,9 @@ def build_platform(
         webhook_targets=WebhookTargets(settings.webhook_allowed_hosts),
         tokens=tokens,
         verifier=TokenVerifier(tokens.keys, issuer=settings.base_url),
+        limiter=RateLimiter(
+            per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+        ),
         identity=identity,
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,

@@ -47,6 +47,16 @@ class Settings(BaseSettings):
         "system of our member identifiers. Required in prod; in dev and test "
         "http://<host>:<port>.",
     )
+    tls_certfile: Path | None = Field(
+        default=None, description="PEM certificate (chain) of the server: serve over HTTPS."
+    )
+    tls_keyfile: Path | None = Field(default=None, description="Its private key (PEM).")
+    tls_client_ca: Path | None = Field(
+        default=None,
+        description="PEM bundle of the certificate authorities whose client certificates "
+        "are accepted (mutual TLS, optional for the client); a token asked over such a "
+        "connection is bound to the certificate (RFC 8705).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
@@ -148,6 +158,15 @@ class Settings(BaseSettings):
         default="system/*.rs http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match",
         description="The scopes a UDAP client may register for by itself (space-delimited).",
     )
+    rate_limit_per_second: float = Field(
+        default=100.0,
+        ge=0,
+        description="Requests per second one client may make to one operation, per "
+        "process (0: no limit); beyond it 429 with Retry-After.",
+    )
+    rate_limit_burst: int = Field(
+        default=200, ge=1, description="Requests a client may make at once before the rate."
+    )
     clock_skew_seconds: int = Field(
         default=60, ge=0, le=300, description="Clock difference allowed on client assertions."
     )
@@ -181,6 +200,9 @@ class Settings(BaseSettings):
         "public_base_url",
         "identity_secret",
         "key_dir",
+        "tls_certfile",
+        "tls_keyfile",
+        "tls_client_ca",
         "audit_signing_key",
         "audit_checkpoint_file",
         "audit_checkpoint_url",
@@ -213,6 +235,14 @@ class Settings(BaseSettings):
         if not is_valid_npi(value):
             raise ValueError("org_npi must be a 10-digit NPI with a valid check digit")
         return value
+
+    @model_validator(mode="after")
+    def _tls_is_whole(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together")
+        if self.tls_client_ca is not None and self.tls_certfile is None:
+            raise ValueError("tls_client_ca needs tls_certfile and tls_keyfile (HTTPS)")
+        return self
 
     @model_validator(mode="after")
     def _prod_names_itself(self) -> Settings:
@@ -253,7 +283,8 @@ class Settings(BaseSettings):
         """Our external base URL (see ``public_base_url``)."""
         if self.public_base_url is not None:
             return self.public_base_url.rstrip("/")
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_certfile is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -12,6 +12,8 @@
     ├── Conflict
     │   └── StoreConflict      a write met a row that already holds its unique key
     ├── Busy                   the same request is being processed; retry shortly
+    ├── TooManyAttempts        brute-force guard (429, with when to try again)
+    │   └── RateLimited        a client over its rate for one operation
     ├── UnprocessableRequest   well-formed, but it names something we cannot act on
     ├── MatchError
     │   ├── NoMatch
@@ -62,6 +64,7 @@ __all__ = [
     "PayloadTooLarge",
     "StoreConflict",
     "StoreUnavailable",
+    "RateLimited",
     "TooManyAttempts",
     "Unauthenticated",
     "UnprocessableRequest",
@@ -184,6 +187,10 @@ class TooManyAttempts(PayerBridgeError):
     def __init__(self, text: str, *, retry_after_seconds: int) -> None:
         super().__init__(text)
         self.retry_after_seconds = retry_after_seconds
+
+
+class RateLimited(TooManyAttempts):
+    """A client called one operation more often than its rate allows."""
 
 
 class ConsentError(PayerBridgeError):

@@ -4,6 +4,7 @@ tenancy between clients, and the partner-hijack case of the issue."""
 
 from __future__ import annotations
 
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -443,3 +444,77 @@ def test_a_udap_client_registers_itself_under_a_trusted_anchor_and_gets_tokens(
     with payer.platform() as platform:
         stored = platform.clients.get(client_id)
     assert stored is not None and stored.certificate_uri == uri and stored.jwks is None
+
+
+def test_a_client_over_its_rate_is_told_when_to_come_back(
+    server: Callable[..., ServerProcess],
+) -> None:
+    payer = server(
+        "limited",
+        env={"PAYERBRIDGE_RATE_LIMIT_PER_SECOND": "0.2", "PAYERBRIDGE_RATE_LIMIT_BURST": "2"},
+    )
+    token = payer.register_client("portal", scope=f"{EXCHANGES_SCOPE} system/*.rs")
+    with payer.client_with(token) as client:
+        assert [client.get("/exchanges").status_code for _ in range(2)] == [200, 200]
+        refused = client.get("/exchanges")
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "5"  # one request every five seconds
+        assert refused.json()["issue"][0]["code"] == "throttled"
+        # Another operation, and another resource read through the same route template,
+        # have their own budget.
+        assert client.get("/fhir/Patient", params={"identifier": "x"}).status_code == 200
+        assert client.get("/fhir/Patient/a").status_code in (403, 404)
+        assert client.get("/fhir/Patient/b").status_code in (403, 404)
+        assert client.get("/fhir/Patient/c").status_code == 429
+
+
+def test_a_token_asked_over_mutual_tls_is_bound_to_that_certificate(
+    server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    authority = CertificateAuthority()
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(authority.pem())
+    cert, key = authority.issue_server().write(tmp_path, "server")
+    payer = server(
+        "mtls",
+        env={
+            "PAYERBRIDGE_TLS_CERTFILE": str(cert),
+            "PAYERBRIDGE_TLS_KEYFILE": str(key),
+            "PAYERBRIDGE_TLS_CLIENT_CA": str(ca),
+        },
+        tls_ca=ca,
+    )
+    register_with_cli(payer, tmp_path, "requester", REQUESTER_SCOPES)
+    ours = authority.issue("https://newplan.example/client").write(tmp_path, "ours")
+    theirs = authority.issue("https://other.example/client").write(tmp_path, "theirs")
+
+    def connection(client_cert: tuple[Path, Path] | None) -> httpx.Client:
+        context = ssl.create_default_context(cafile=str(ca))
+        if client_cert is not None:
+            context.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
+        return httpx.Client(base_url=payer.base_url, verify=context, timeout=10)
+
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "system/*.rs",
+        "client_assertion_type": CLIENT_ASSERTION_TYPE,
+    }
+    with connection(ours) as mine:
+        issued = mine.post(
+            "/auth/token", data={**form, "client_assertion": assertion(payer, "requester")}
+        )
+        assert issued.status_code == 200, issued.text
+        bound = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+        assert mine.get("/fhir/Patient?identifier=x", headers=bound).status_code == 200
+    for other in (theirs, None):
+        with connection(other) as elsewhere:
+            refused = elsewhere.get("/fhir/Patient?identifier=x", headers=bound)
+            assert refused.status_code == 401
+            assert "present the same client certificate" in refused.text
+    with connection(None) as plain:  # asked without a certificate: not bound
+        unbound = plain.post(
+            "/auth/token", data={**form, "client_assertion": assertion(payer, "requester")}
+        ).json()["access_token"]
+    with connection(theirs) as elsewhere:
+        headers = {"Authorization": f"Bearer {unbound}"}
+        assert elsewhere.get("/fhir/Patient?identifier=x", headers=headers).status_code == 200

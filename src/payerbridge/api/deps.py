@@ -8,6 +8,7 @@ Backend Services, ADR 0009); what it may do is decided by the token's scopes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -16,6 +17,7 @@ import orjson
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from payerbridge.api.tls import client_certificate
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.consent.model import Requester
 from payerbridge.errors import (
@@ -25,6 +27,7 @@ from payerbridge.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from payerbridge.security.certificates import certificate_thumbprint
 from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE, Principal, require_scope
 from payerbridge.security.service import authenticate
 from payerbridge.types import OPERATOR, ClientId
@@ -102,6 +105,12 @@ class Caller:
         return Requester(client_id=self.client_id, npi=self.npi)
 
 
+def connection_thumbprint(request: Request) -> str | None:
+    """The ``x5t#S256`` of the client certificate this connection presented (mutual TLS)."""
+    der = client_certificate(request.scope)
+    return certificate_thumbprint(der) if der is not None else None
+
+
 def _bearer(request: Request) -> str:
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     token = token.strip()
@@ -121,11 +130,19 @@ def _bearer(request: Request) -> str:
 
 
 def caller_of(request: Request) -> Caller:
-    """The request's caller, for a handler that is already in its store-bound call."""
+    """The request's caller, for a handler that is already in its store-bound call; 429
+    when the caller is over its rate for this operation."""
     platform = current_platform(request)
     principal = authenticate(
-        _bearer(request), verifier=platform.verifier, clients=platform.clients, now=utcnow()
+        _bearer(request),
+        verifier=platform.verifier,
+        clients=platform.clients,
+        now=utcnow(),
+        certificate_thumbprint=connection_thumbprint(request),
     )
+    route = request.scope.get("route")
+    operation = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    platform.limiter.take(principal.client_id, operation, now=time.monotonic())
     return Caller(principal)
 
 

@@ -7,7 +7,7 @@ import functools
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -70,6 +70,20 @@ def serve(
     settings = settings_for(data_dir, **overrides)
     configure_logging(settings.log_level, settings.log_format)
     platform = build_platform(settings)
+    tls: dict[str, Any] = {}
+    if settings.tls_certfile is not None:
+        import ssl
+
+        from payerbridge.api.tls import ClientCertificateProtocol
+
+        tls = {
+            "ssl_certfile": str(settings.tls_certfile),
+            "ssl_keyfile": str(settings.tls_keyfile),
+            "http": ClientCertificateProtocol,
+        }
+        if settings.tls_client_ca is not None:
+            tls["ssl_ca_certs"] = str(settings.tls_client_ca)
+            tls["ssl_cert_reqs"] = ssl.CERT_OPTIONAL  # SMART clients need no certificate
     uvicorn.run(
         create_app(platform, run_workers=workers),
         host=settings.host,
@@ -77,6 +91,7 @@ def serve(
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=5,
+        **tls,
     )
 
 

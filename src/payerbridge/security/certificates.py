@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "TrustAnchors",
     "VerifiedCertificate",
     "certificate_chain",
+    "certificate_thumbprint",
     "verify_certificate_chain",
 ]
 
@@ -49,6 +51,11 @@ class VerifiedCertificate:
     leaf: x509.Certificate
     uris: tuple[str, ...]  # the leaf's subject alternative name URIs
     thumbprint: str  # base64url SHA-256 of the leaf (RFC 8705 x5t#S256)
+
+
+def certificate_thumbprint(der: bytes) -> str:
+    """RFC 8705 ``x5t#S256``: base64url SHA-256 of the certificate's DER, unpadded."""
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
 
 
 def certificate_chain(x5c: object) -> list[x509.Certificate]:
@@ -99,6 +106,5 @@ def verify_certificate_chain(
         for name in (verified.subjects or ())
         if isinstance(name, x509.UniformResourceIdentifier)
     )
-    digest = leaf.fingerprint(hashes.SHA256())
-    thumbprint = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    thumbprint = certificate_thumbprint(leaf.public_bytes(Encoding.DER))
     return VerifiedCertificate(leaf, uris, thumbprint)

@@ -113,10 +113,17 @@ class TokenService:
     new_id: Callable[[], str]
 
     def grant(
-        self, form: Mapping[str, str], *, now: datetime, request_id: str | None = None
+        self,
+        form: Mapping[str, str],
+        *,
+        now: datetime,
+        request_id: str | None = None,
+        certificate_thumbprint: str | None = None,
     ) -> TokenGrant:
         """An access token for a ``client_credentials`` request authenticated by a
-        ``private_key_jwt`` assertion; OAuthError (audited) when anything is wrong."""
+        ``private_key_jwt`` assertion; OAuthError (audited) when anything is wrong. Asked
+        over mutual TLS (``certificate_thumbprint``), the token is bound to that client
+        certificate (RFC 8705) and refused on a connection without it."""
         claimed = "unknown"  # who the assertion says it is, for the audit of a refusal
         try:
             assertion = self._assertion_of(form)
@@ -130,7 +137,12 @@ class TokenService:
             )
             raise
         return self._issue(
-            client.client_id, scopes, now=now, actor=client.client_id, request_id=request_id
+            client.client_id,
+            scopes,
+            now=now,
+            actor=client.client_id,
+            request_id=request_id,
+            certificate_thumbprint=certificate_thumbprint,
         )
 
     def issue(self, client_id: ClientId, scope: str, *, now: datetime, actor: str) -> TokenGrant:
@@ -150,6 +162,7 @@ class TokenService:
         now: datetime,
         actor: str,
         request_id: str | None,
+        certificate_thumbprint: str | None = None,
     ) -> TokenGrant:
         claims = AccessClaims(
             client_id=client_id,
@@ -157,6 +170,7 @@ class TokenService:
             issued_at=now,
             expires_at=now + self.policy.access_token_lifetime,
             token_id=self.new_id(),
+            certificate_thumbprint=certificate_thumbprint,
         )
         token = sign_access_token(claims, self.keys, issuer=self.policy.issuer)
         scope = " ".join(sorted(scopes))
@@ -347,11 +361,29 @@ class TokenService:
 
 
 def authenticate(
-    token: str, *, verifier: TokenVerifier, clients: ClientDirectory, now: datetime
+    token: str,
+    *,
+    verifier: TokenVerifier,
+    clients: ClientDirectory,
+    now: datetime,
+    certificate_thumbprint: str | None = None,
 ) -> Principal:
     """The caller a bearer token names, while the token is valid and its client is not
-    revoked (looked up on every request, so a revocation takes effect at once)."""
+    revoked (looked up on every request, so a revocation takes effect at once). A token
+    bound to a client certificate is good only on a connection that presents it."""
     claims = verifier.verify(token, now=now)
+    if claims.certificate_thumbprint not in (None, certificate_thumbprint):
+        raise Unauthenticated(
+            "the access token is bound to another client certificate",
+            issues=[
+                Issue(
+                    "this token was issued over mutual TLS: present the same client "
+                    "certificate (RFC 8705)",
+                    "Authorization",
+                    "login",
+                )
+            ],
+        )
     client = clients.get(claims.client_id)
     if client is None or client.is_revoked:
         raise Unauthenticated(

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from payerbridge.api.deps import PlatformDep
+from payerbridge.api.deps import PlatformDep, connection_thumbprint
 from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.logging import current_request_id
@@ -171,7 +171,11 @@ async def token(request: Request, platform: PlatformDep) -> Response:
     """SMART Backend Services: ``client_credentials`` with a ``private_key_jwt`` assertion."""
     form = await _form(request)
     grant = await run_in_threadpool(
-        platform.tokens.grant, form, now=utcnow(), request_id=current_request_id()
+        platform.tokens.grant,
+        form,
+        now=utcnow(),
+        request_id=current_request_id(),
+        certificate_thumbprint=connection_thumbprint(request),
     )
     return JsonResponse(
         grant.as_json(), headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
