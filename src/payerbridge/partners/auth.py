@@ -35,8 +35,10 @@ class SmartTokenSource:
     def __init__(self, client: httpx.Client, key: ECKey) -> None:
         self._client = client
         self._key = key
-        self._tokens: dict[str, tuple[str, float]] = {}  # partner id -> token, expiry
-        self._token_urls: dict[str, str] = {}
+        # By the partner as registered when the token was got: a partner re-pointed by an
+        # operator (base URL, token endpoint, client id, scope) never gets the old token.
+        self._tokens: dict[tuple[object, ...], tuple[str, float]] = {}
+        self._token_urls: dict[tuple[object, ...], str] = {}
         self._lock = threading.Lock()
 
     def authorization(self, partner: Partner) -> str | None:
@@ -45,19 +47,19 @@ class SmartTokenSource:
         if partner.client_id is None:
             return None
         with self._lock:
-            cached = self._tokens.get(partner.id)
+            cached = self._tokens.get(_key(partner))
         if cached is not None and cached[1] - _EARLY_SECONDS > time.time():
             return f"Bearer {cached[0]}"
         token, expires_at = self._request_token(partner, partner.client_id)
         with self._lock:
-            self._tokens[partner.id] = (token, expires_at)
+            self._tokens[_key(partner)] = (token, expires_at)
         return f"Bearer {token}"
 
     def forget(self, partner: Partner) -> None:
         """Drop the cached token (the partner refused it); the next call gets a new one."""
         with self._lock:
-            self._tokens.pop(partner.id, None)
-            self._token_urls.pop(partner.id, None)
+            self._tokens.pop(_key(partner), None)
+            self._token_urls.pop(_key(partner), None)
 
     def _request_token(self, partner: Partner, client_id: str) -> tuple[str, float]:
         token_url = self._token_url(partner)
@@ -86,7 +88,7 @@ class SmartTokenSource:
         if partner.token_url is not None:
             return partner.token_url
         with self._lock:
-            known = self._token_urls.get(partner.id)
+            known = self._token_urls.get(_key(partner))
         if known is not None:
             return known
         try:
@@ -109,7 +111,7 @@ class SmartTokenSource:
                 f"partner '{partner.id}' SMART configuration names no token_endpoint"
             )
         with self._lock:
-            self._token_urls[partner.id] = token_url
+            self._token_urls[_key(partner)] = token_url
         return token_url
 
     def _post(self, partner: Partner, url: str, form: dict[str, str]) -> httpx.Response:
@@ -119,6 +121,10 @@ class SmartTokenSource:
             raise PartnerUnavailable(
                 f"partner '{partner.id}' token endpoint is unreachable ({type(exc).__name__})"
             ) from exc
+
+
+def _key(partner: Partner) -> tuple[object, ...]:
+    return (partner.id, partner.fhir_base, partner.token_url, partner.client_id, partner.scope)
 
 
 def client_assertion(key: ECKey, client_id: str, token_url: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from payerbridge.errors import PartnerAuthRejected, PartnerRejected
+from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
 from payerbridge.types import PartnerId
@@ -114,3 +114,20 @@ def test_a_partner_without_our_client_id_is_called_without_a_token() -> None:
     open_partner = Partner(PartnerId("open"), "Open", "1245319599", BASE)
     client_for(partner).everything(open_partner, "Patient/1", idempotency_key="k")
     assert partner.issued == 0
+
+
+def test_a_partner_repointed_by_an_operator_never_gets_the_old_token() -> None:
+    partner = ScriptedPartner()
+    client = client_for(partner)
+    client.everything(PARTNER, "Patient/1", idempotency_key="k1")
+    moved = Partner(PartnerId("old"), "Old", "1245319599", "https://moved.example/fhir",
+                    client_id="us-at-old")  # fmt: skip
+    # The new host is asked for its own token endpoint first (here it has none), and no
+    # data request, least of all with the old token, goes there.
+    with pytest.raises(PartnerUnavailable):
+        client.everything(moved, "Patient/1", idempotency_key="k2")
+    assert partner.calls[-1] == (
+        "GET",
+        "https://moved.example/fhir/.well-known/smart-configuration",
+    )
+    assert not any(url.startswith("https://moved.example/fhir/Patient") for _, url in partner.calls)
