@@ -23,8 +23,10 @@ from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.config import Settings
+from payerbridge.consent.model import Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.disclosure.ports import MemberStore
+from payerbridge.disclosure.reads import DisclosureContext, member_permits
 from payerbridge.exchange.ports import (
     BreakerBoard,
     ExchangeLedger,
@@ -40,6 +42,7 @@ from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerRegistry
 from payerbridge.security.limits import RateLimiter
+from payerbridge.security.model import RegisteredClient
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
 from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier
@@ -71,6 +74,7 @@ from payerbridge.store.token_keys import load_client_key, load_token_keys, rotat
 from payerbridge.store.trust_anchors import load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
+from payerbridge.types import MemberId
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import WebhookPolicy
 from payerbridge.webhooks.ports import WebhookStore
@@ -264,6 +268,7 @@ def token_service(
     clients: ClientDirectory,
     transactions: SqlTransactions,
     key_sets: HttpxKeySetSource,
+    member_consent: Callable[[MemberId, RegisteredClient, datetime], bool],
 ) -> TokenService:
     return TokenService(
         clients=clients,
@@ -280,6 +285,7 @@ def token_service(
             udap_scopes=frozenset(settings.udap_client_scopes.split()),
         ),
         trust=load_trust_anchors(settings.udap_trust_anchors, settings.udap_revocation_lists),
+        member_consent=member_consent,
         new_id=new_id,
     )
 
@@ -332,7 +338,20 @@ def build_platform(
     identity = SqlIdentityStore(engine, identity_secret(settings), reader=reader)
     clients = SqlClientDirectory(engine)
     key_sets = HttpxKeySetSource(timeout_seconds=settings.partner_timeout_seconds)
-    tokens = token_service(settings, clients, transactions, key_sets)
+
+    def member_consent(member: MemberId, client: RegisteredClient, now: datetime) -> bool:
+        context = DisclosureContext(
+            members=members,
+            consents=consents,
+            audit=audit,
+            requester=Requester(client_id=client.client_id, npi=client.npi),
+            source_npi=settings.org_npi,
+            at=now,
+            request_id=None,
+        )
+        return member_permits(context, member)
+
+    tokens = token_service(settings, clients, transactions, key_sets, member_consent)
     return Platform(
         settings=settings,
         engine=engine,

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
+from joserfc import jwt
 
 from payerbridge.consent.model import ConsentRole
 from payerbridge.fhir.codes import CONSENT_POLICY
+from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
 from tests.e2e.test_exchange import _references, stored_everything, wait_terminal
-from tests.servers import ServerProcess, new_key
+from tests.servers import REQUESTER_SCOPES, ServerProcess, new_key, new_signing_key, public_jwk
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -376,3 +380,59 @@ def test_an_opt_in_captured_ahead_runs_exchanges_by_its_id(
     assert refused.status_code == 422 and "another member" in refused.text
     assert exchange["state"] == "completed" and exchange["consent_id"] == consent_id
     assert captured.json()["role"] == "receive" and captured.json()["source_npi"] == OLD_NPI
+
+
+def test_a_member_scoped_token_after_member_match_reads_that_member_only(
+    old: ServerProcess,
+) -> None:
+    """PDex: after $member-match the requester asks a token scoped to the matched member
+    (``patient`` = the MemberId); the token is granted under that member's consent only,
+    and reads nobody else."""
+    key = new_signing_key()
+    old.register_client(
+        "newplan-data", npi=NEW_NPI, scope=REQUESTER_SCOPES, jwks={"keys": [public_jwk(key)]}
+    )
+    with old.client() as client:
+        matched = client.post(
+            "/fhir/Patient/$member-match", json=member_match_parameters(), headers=FHIR
+        )
+        assert matched.status_code == 200, matched.text
+    member = next(
+        p["valueReference"]["reference"].split("/")[-1]
+        for p in matched.json()["parameter"]
+        if p["name"] == "MemberId"
+    )
+    assert member == "p1"
+
+    def token_for(patient: str) -> httpx.Response:
+        now = int(time.time())
+        claims = {
+            "iss": "newplan-data",
+            "sub": "newplan-data",
+            "aud": f"{old.base_url}/auth/token",
+            "iat": now,
+            "exp": now + 240,
+            "jti": str(uuid.uuid4()),
+        }
+        signed = jwt.encode({"alg": "ES384", "kid": key.kid}, claims, key, algorithms=["ES384"])
+        return httpx.post(
+            f"{old.base_url}/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "scope": "patient/*.rs",
+                "patient": patient,
+                "client_assertion_type": CLIENT_ASSERTION_TYPE,
+                "client_assertion": signed,
+            },
+            timeout=10,
+        )
+
+    granted = token_for(member)
+    assert granted.status_code == 200, granted.text
+    with old.client_with(granted.json()["access_token"]) as scoped:
+        assert scoped.get(f"/fhir/Patient/{member}/$everything").status_code == 200
+        assert scoped.get("/fhir/Patient/p2/$everything").status_code == 404
+        assert scoped.get("/fhir/Patient", params={"identifier": "S2"}).json()["total"] == 0
+        assert scoped.post("/fhir/Patient/$member-match", json={}, headers=FHIR).status_code == 403
+    refused = token_for("p2")  # no consent was presented for p2
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"

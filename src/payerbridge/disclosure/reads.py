@@ -17,7 +17,13 @@ from payerbridge.disclosure.service import disclosable
 from payerbridge.errors import DisclosureDenied, NotFound
 from payerbridge.types import MemberId
 
-__all__ = ["DisclosureContext", "authorize_member", "find_patients", "read_resource"]
+__all__ = [
+    "DisclosureContext",
+    "authorize_member",
+    "find_patients",
+    "member_permits",
+    "read_resource",
+]
 
 
 @dataclass(frozen=True)
@@ -31,11 +37,16 @@ class DisclosureContext:
     source_npi: str
     at: datetime
     request_id: str | None
+    # A member-scoped token reads this member only; others read as absent.
+    only_member: MemberId | None = None
 
 
 def authorize_member(context: DisclosureContext, patient_id: str, hop: str) -> ConsentPolicy:
     """The data holder's consent check for one member: the decision is audited; a denial
-    raises DisclosureDenied (403 with the reason), a permit gives the policy to segment by."""
+    raises DisclosureDenied (403 with the reason), a permit gives the policy to segment by.
+    Another member than a member-scoped token's is not found."""
+    if context.only_member is not None and patient_id != context.only_member:
+        raise NotFound(f"Patient/{patient_id[:64]} does not exist")
     disclosure = authorize_disclosure(
         context.consents,
         member_id=MemberId(patient_id),
@@ -93,6 +104,8 @@ def find_patients(
         refs = [f"Patient/{resource_id}"]
     if resource_id is not None:
         refs = [r for r in refs if r == f"Patient/{resource_id}"]
+    if context.only_member is not None:
+        refs = [r for r in refs if r == f"Patient/{context.only_member}"]
     found: list[dict[str, Any]] = []
     for patient in members.read_many(refs):
         try:
@@ -101,3 +114,13 @@ def find_patients(
             continue
         found.extend(disclosable([patient], policy))
     return found
+
+
+def member_permits(context: DisclosureContext, patient_id: str) -> bool:
+    """Whether the member's consent permits the caller data access now (audited, as
+    every decision): asked before a member-scoped token is issued."""
+    try:
+        authorize_member(context, patient_id, "token")
+    except (DisclosureDenied, NotFound):
+        return False
+    return True

@@ -141,8 +141,14 @@ def covers(allowed: str, wanted: str) -> bool:
 
 
 def uncovered_scopes(allowed: frozenset[str], wanted: frozenset[str]) -> list[str]:
-    """The wanted scopes none of ``allowed`` grants, sorted."""
-    return sorted(w for w in wanted if not any(covers(a, w) for a in allowed))
+    """The wanted scopes none of ``allowed`` grants, sorted. A ``system/`` scope also
+    grants its ``patient/`` twin: one member's data is less than everyone's."""
+    widened = allowed | {
+        "patient/" + scope.removeprefix("system/")
+        for scope in allowed
+        if scope.startswith("system/")
+    }
+    return sorted(w for w in wanted if not any(covers(a, w) for a in widened))
 
 
 def resource_scope(resource_type: str, access: str = "rs") -> str:
@@ -152,6 +158,11 @@ def resource_scope(resource_type: str, access: str = "rs") -> str:
 def require_scope(principal: Principal, *needed: str) -> None:
     """Allow when the caller's token grants any of ``needed``; else Forbidden (403,
     insufficient scope), naming what would do."""
+    if principal.patient is not None:  # a member-scoped token holds patient/ scopes
+        needed = tuple(
+            "patient/" + need.removeprefix("system/") if need.startswith("system/") else need
+            for need in needed
+        )
     if any(covers(have, need) for have in principal.scopes for need in needed):
         return
     names = " or ".join(needed)

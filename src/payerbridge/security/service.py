@@ -4,6 +4,7 @@ granted or refused, is audited."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +39,9 @@ from payerbridge.security.ports import AssertionLedger, ClientDirectory, KeySetS
 from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier, sign_access_token
 from payerbridge.security.udap import read_software_statement, udap_client, verify_udap_assertion
 from payerbridge.transactions import Transactions
-from payerbridge.types import ClientId
+from payerbridge.types import ClientId, MemberId
+
+_MEMBER_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 __all__ = [
     "TokenGrant",
@@ -111,6 +114,9 @@ class TokenService:
     policy: TokenPolicy
     trust: TrustAnchors  # UDAP: the certificate authorities the operator trusts
     new_id: Callable[[], str]
+    # Whether the member's consent permits the client data access now (audited): asked
+    # before a member-scoped token is issued.
+    member_consent: Callable[[MemberId, RegisteredClient, datetime], bool]
 
     def grant(
         self,
@@ -130,7 +136,14 @@ class TokenService:
             claimed = read_unverified(assertion).client_id[:200]
             client, verified = self._authenticate_client(form, assertion, now=now)
             scopes = self._granted_scopes(form, client)
+            patient = self._member_of(form, scopes)
             self._spend(client.client_id, verified.token_id, verified.expires_at)
+            if patient is not None and not self.member_consent(patient, client, now):
+                raise OAuthError(
+                    "invalid_grant",
+                    "no consent from this member permits the client's organization now; "
+                    "present it with $member-match first",
+                )
         except OAuthError as refusal:
             self._audit(
                 claimed, "failure", now, request_id, reason=refusal.error, text=refusal.description
@@ -143,6 +156,7 @@ class TokenService:
             actor=client.client_id,
             request_id=request_id,
             certificate_thumbprint=certificate_thumbprint,
+            patient=patient,
         )
 
     def issue(self, client_id: ClientId, scope: str, *, now: datetime, actor: str) -> TokenGrant:
@@ -163,6 +177,7 @@ class TokenService:
         actor: str,
         request_id: str | None,
         certificate_thumbprint: str | None = None,
+        patient: MemberId | None = None,
     ) -> TokenGrant:
         claims = AccessClaims(
             client_id=client_id,
@@ -170,6 +185,7 @@ class TokenService:
             issued_at=now,
             expires_at=now + self.policy.access_token_lifetime,
             token_id=self.new_id(),
+            patient=patient,
             certificate_thumbprint=certificate_thumbprint,
         )
         token = sign_access_token(claims, self.keys, issuer=self.policy.issuer)
@@ -331,6 +347,23 @@ class TokenService:
                 "invalid_scope", f"the client is not allowed the scope(s): {' '.join(refused)}"
             )
         return requested
+
+    def _member_of(self, form: Mapping[str, str], scopes: frozenset[str]) -> MemberId | None:
+        """The member a member-scoped token is asked for (``patient``, the MemberId from
+        ``$member-match``): its scopes are ``patient/`` ones, and only then."""
+        patient = form.get("patient")
+        in_patient_context = {scope.startswith("patient/") for scope in scopes}
+        if patient is None:
+            if True in in_patient_context:
+                raise OAuthError("invalid_scope", "patient/ scopes need the patient parameter")
+            return None
+        if not _MEMBER_ID.match(patient):
+            raise OAuthError("invalid_request", "patient must be a FHIR id (the MemberId)")
+        if in_patient_context != {True}:
+            raise OAuthError(
+                "invalid_scope", "a member-scoped token (patient) takes patient/ scopes only"
+            )
+        return MemberId(patient)
 
     def _spend(self, client_id: ClientId, token_id: str, expires_at: datetime) -> None:
         # Remembered until the assertion could no longer pass the exp check.

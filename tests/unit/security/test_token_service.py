@@ -14,7 +14,13 @@ from joserfc.jwk import ECKey, RSAKey
 from payerbridge.errors import Unauthenticated
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
 from payerbridge.security.certificates import TrustAnchors
-from payerbridge.security.model import MEMBER_MATCH_SCOPE, OAuthError, RegisteredClient
+from payerbridge.security.model import (
+    MEMBER_MATCH_SCOPE,
+    OAuthError,
+    RegisteredClient,
+    require_scope,
+    resource_scope,
+)
 from payerbridge.security.service import TokenPolicy, TokenService, authenticate
 from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier
 from payerbridge.types import ClientId
@@ -77,6 +83,7 @@ def form(token: str, scope: str = SCOPES) -> dict[str, str]:
 class World:
     def __init__(self) -> None:
         self.audit = InMemoryAuditLog()
+        self.consenting: set[str] = {"p1"}  # members whose consent permits the clients
         self.clients = InMemoryClientDirectory(
             RegisteredClient(
                 ClientId("newplan"),
@@ -115,6 +122,7 @@ class World:
             ),
             trust=TrustAnchors(()),
             new_id=lambda: str(uuid.uuid4()),
+            member_consent=lambda member, client, now: member in self.consenting,
         )
         self.verifier = TokenVerifier(keys, issuer=BASE)
 
@@ -232,3 +240,32 @@ def test_an_expired_or_foreign_token_does_not_authenticate() -> None:
     other = World()
     with pytest.raises(Unauthenticated, match="not one this server issued"):
         authenticate(grant.access_token, verifier=other.verifier, clients=world.clients, now=NOW)
+
+
+def test_a_member_scoped_token_is_issued_only_under_the_members_consent() -> None:
+    world = World()
+    grant = world.service.grant(
+        {**form(assertion(), scope="patient/*.rs"), "patient": "p1"}, now=NOW
+    )
+    principal = authenticate(
+        grant.access_token, verifier=world.verifier, clients=world.clients, now=NOW
+    )
+    assert principal.patient == "p1"
+    require_scope(principal, resource_scope("Observation", "r"))  # as patient/Observation.r
+    refusal = world.refused({**form(assertion(), scope="patient/*.rs"), "patient": "p2"})
+    assert refusal.error == "invalid_grant" and "consent" in refusal.description
+
+
+@pytest.mark.parametrize(
+    ("scope", "patient", "text"),
+    [
+        ("system/*.rs", "p1", "patient/ scopes only"),
+        ("patient/*.rs", None, "need the patient parameter"),
+        ("patient/*.rs", "../x", "FHIR id"),
+    ],
+)
+def test_a_member_scoped_request_must_be_whole(scope: str, patient: str | None, text: str) -> None:
+    body = form(assertion(), scope=scope)
+    if patient is not None:
+        body["patient"] = patient
+    assert text in World().refused(body).description

@@ -86,6 +86,7 @@ def assertion(client_id: str, issued: Issued = CLIENT, **change: Any) -> str:
 class World:
     def __init__(self, trust: TrustAnchors | None = None) -> None:
         self.audit = InMemoryAuditLog()
+        self.consenting: set[str] = {"p1"}  # members whose consent permits the clients
         self.clients = InMemoryClientDirectory()
         ledger = InMemoryAssertionLedger()
         signing = ECKey.generate_key("P-256", private=True)
@@ -107,6 +108,7 @@ class World:
             ),
             trust=trust or TrustAnchors((ANCHOR.certificate,), (ANCHOR.crl(),)),
             new_id=lambda: str(uuid.uuid4()),
+            member_consent=lambda member, client, now: member in self.consenting,
         )
         self.verifier = TokenVerifier(keys, issuer=BASE)
 

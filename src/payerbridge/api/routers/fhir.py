@@ -195,6 +195,7 @@ def _disclosure(platform: Platform, caller: Caller) -> DisclosureContext:
         source_npi=platform.settings.org_npi,
         at=utcnow(),
         request_id=current_request_id(),
+        only_member=caller.principal.patient,
     )
 
 
