@@ -46,6 +46,7 @@ from payerbridge.security.model import RegisteredClient
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
 from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier
+from payerbridge.security.udap import ServerIdentity
 from payerbridge.store.audit import SqlAuditChain, SqlAuditLog
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.checkpoints import (
@@ -71,7 +72,7 @@ from payerbridge.store.importer import FileReport, import_file
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.token_keys import load_client_key, load_token_keys, rotate_token_keys
-from payerbridge.store.trust_anchors import load_trust_anchors
+from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
 from payerbridge.types import MemberId
@@ -137,6 +138,7 @@ class Platform:
     tokens: TokenService  # the token endpoint
     verifier: TokenVerifier  # checks the bearer token of every request
     limiter: RateLimiter  # requests per client and operation
+    udap_identity: ServerIdentity | None  # signs our UDAP metadata, when configured
     identity: IdentityStore
     webhooks: WebhookStore
     client: PartnerClient
@@ -371,6 +373,9 @@ def build_platform(
         verifier=TokenVerifier(tokens.keys, issuer=settings.base_url),
         limiter=RateLimiter(
             per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+        ),
+        udap_identity=load_server_identity(
+            settings.udap_certificate, settings.udap_certificate_key
         ),
         identity=identity,
         webhooks=SqlWebhookStore(engine, reader=reader),

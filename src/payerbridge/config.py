@@ -154,6 +154,14 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Their certificate revocation lists (PEM or DER files), as a JSON list.",
     )
+    udap_certificate: Path | None = Field(
+        default=None,
+        description="PEM chain of this server's certificate from the UDAP trust community, "
+        "leaf first: it signs the UDAP metadata (signed_metadata).",
+    )
+    udap_certificate_key: Path | None = Field(
+        default=None, description="Its private key (PEM, unencrypted, 0600)."
+    )
     udap_client_scopes: str = Field(
         default="system/*.rs http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match",
         description="The scopes a UDAP client may register for by itself (space-delimited).",
@@ -203,6 +211,8 @@ class Settings(BaseSettings):
         "tls_certfile",
         "tls_keyfile",
         "tls_client_ca",
+        "udap_certificate",
+        "udap_certificate_key",
         "audit_signing_key",
         "audit_checkpoint_file",
         "audit_checkpoint_url",

@@ -16,11 +16,12 @@ import httpx
 import orjson
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.jwk import ECKey, RSAKey
 from starlette.routing import Route
 
-from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
+from payerbridge.security.assertions import CERTIFICATE_HEADERS, CLIENT_ASSERTION_TYPE
+from payerbridge.security.certificates import certificate_chain
 from payerbridge.security.model import EXCHANGES_SCOPE, MEMBER_MATCH_SCOPE, OPERATOR_SCOPE
 from tests import pki
 from tests.builders import an_exchange_request
@@ -466,6 +467,11 @@ def test_a_client_over_its_rate_is_told_when_to_come_back(
         assert client.get("/fhir/Patient/a").status_code in (403, 404)
         assert client.get("/fhir/Patient/b").status_code in (403, 404)
         assert client.get("/fhir/Patient/c").status_code == 429
+    # The token endpoint has no client yet: it is limited by the caller's address.
+    url = f"{payer.base_url}/auth/token"
+    answers = [httpx.post(url, data={"grant_type": "x"}, timeout=10) for _ in range(3)]
+    assert [a.status_code for a in answers] == [400, 400, 429]
+    assert answers[-1].headers["retry-after"] == "5"
 
 
 def test_a_token_asked_over_mutual_tls_is_bound_to_that_certificate(
@@ -518,3 +524,34 @@ def test_a_token_asked_over_mutual_tls_is_bound_to_that_certificate(
     with connection(theirs) as elsewhere:
         headers = {"Authorization": f"Bearer {unbound}"}
         assert elsewhere.get("/fhir/Patient?identifier=x", headers=headers).status_code == 200
+
+
+def test_the_udap_metadata_is_signed_with_the_servers_community_certificate(
+    server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    authority = CertificateAuthority()
+    ours = authority.issue("https://oldplan.example/fhir")
+    cert, key = ours.write(tmp_path, "udap-server")
+    payer = server(
+        "signed",
+        env={
+            "PAYERBRIDGE_UDAP_CERTIFICATE": str(cert),
+            "PAYERBRIDGE_UDAP_CERTIFICATE_KEY": str(key),
+        },
+    )
+    with payer.anonymous() as anonymous:
+        metadata = anonymous.get("/.well-known/udap").json()
+    signed = metadata["signed_metadata"]
+    header = jws.extract_compact(signed.encode(), registry=CERTIFICATE_HEADERS).headers()
+    chain = certificate_chain(header["x5c"])
+    assert chain[0] == ours.certificate
+    claims = jwt.decode(
+        signed,
+        ECKey.import_key(chain[0].public_key()),
+        algorithms=[header["alg"]],
+        registry=CERTIFICATE_HEADERS,
+    ).claims
+    assert claims["iss"] == claims["sub"] == f"{payer.base_url}/fhir"
+    assert claims["registration_endpoint"] == metadata["registration_endpoint"]
+    assert claims["token_endpoint"] == metadata["token_endpoint"]
+    assert claims["exp"] - claims["iat"] <= 365 * 24 * 3600

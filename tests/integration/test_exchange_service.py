@@ -271,7 +271,12 @@ def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_l
         key=new_signing_key(),
         transport=httpx.MockTransport(unavailable),
     )
-    ports = dataclasses.replace(platform.exchange_ports, client=client)
+    # A first retry at least 27 s away, whatever the jitter draws: "not due yet" must not
+    # depend on how fast this machine gets to the second proceed.
+    policy = dataclasses.replace(platform.exchange_ports.retry_policy, base_delay_seconds=30.0)
+    ports = dataclasses.replace(
+        platform.exchange_ports, client=client, retry_policy=policy, random=lambda: 0.9
+    )
     exchange_id = submit(platform, an_exchange_request())
     first = service.proceed(ports, exchange_id, _parse)
     assert first.state is ExchangeState.ROUTE_SELECTED and first.retry_at is not None

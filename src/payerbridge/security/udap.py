@@ -12,11 +12,14 @@ every later token request to it (ADR 0009).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -46,6 +49,8 @@ from payerbridge.types import ClientId
 
 __all__ = [
     "B2B_EXTENSION",
+    "ServerIdentity",
+    "signed_metadata",
     "UDAP_ALGORITHMS",
     "SoftwareStatement",
     "read_software_statement",
@@ -213,3 +218,53 @@ def verify_udap_assertion(
             "the one this client registered for",
         )
     return checked
+
+
+@dataclass(frozen=True)
+class ServerIdentity:
+    """This server's certificate from the trust community and its key: what signs the
+    UDAP metadata, so that a client can check the endpoints are ours."""
+
+    chain: tuple[x509.Certificate, ...]
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+    @property
+    def algorithm(self) -> str:
+        """The JWS algorithm the key signs with: by its curve for EC, RS256 for RSA."""
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            return {"secp256r1": "ES256", "secp384r1": "ES384"}.get(self.key.curve.name, "ES512")
+        return "RS256"
+
+
+def signed_metadata(
+    identity: ServerIdentity,
+    *,
+    issuer: str,
+    endpoints: dict[str, str],
+    now: datetime,
+    token_id: str,
+) -> str:
+    """The ``signed_metadata`` JWT (FAST Security IG): the endpoints, signed with the
+    server's certificate key, ``x5c`` its chain, valid for a day (FAST allows a year)."""
+    issued = int(now.timestamp())
+    claims = {
+        "iss": issuer,
+        "sub": issuer,
+        "iat": issued,
+        "exp": issued + 24 * 3600,
+        "jti": token_id,
+        **endpoints,
+    }
+    x5c = [
+        base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+        for c in identity.chain
+    ]
+    key = (
+        ECKey.import_key(identity.key)
+        if isinstance(identity.key, ec.EllipticCurvePrivateKey)
+        else RSAKey.import_key(identity.key)
+    )
+    header = {"alg": identity.algorithm, "x5c": x5c}
+    return jwt.encode(
+        header, claims, key, algorithms=[identity.algorithm], registry=CERTIFICATE_HEADERS
+    )

@@ -8,11 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.security.certificates import TrustAnchors
+from payerbridge.security.udap import ServerIdentity
 
-__all__ = ["load_trust_anchors"]
+__all__ = ["load_server_identity", "load_trust_anchors"]
 
 
 def _certificates(path: Path) -> list[x509.Certificate]:
@@ -43,3 +46,20 @@ def load_trust_anchors(anchors: Sequence[Path], revocations: Sequence[Path]) -> 
         anchors=tuple(c for path in anchors for c in _certificates(path)),
         revocations=tuple(_revocation_list(path) for path in revocations),
     )
+
+
+def load_server_identity(certificate: Path | None, key: Path | None) -> ServerIdentity | None:
+    """Our UDAP certificate chain and its private key (PEM files), when configured."""
+    if certificate is None or key is None:
+        return None
+    chain = _certificates(certificate)
+    try:
+        private = load_pem_private_key(key.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise InvalidInput(
+            f"the UDAP certificate key {key} cannot be read as an unencrypted PEM key",
+            issues=[Issue(f"{key}: {type(exc).__name__}", "udap_certificate_key")],
+        ) from exc
+    if not isinstance(private, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise InvalidInput("the UDAP certificate key must be an EC or RSA key")
+    return ServerIdentity(tuple(chain), private)

@@ -3,6 +3,7 @@ the token endpoint and the keys that verify our tokens and our assertions."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -13,7 +14,7 @@ from starlette.responses import Response
 
 from payerbridge.api.deps import PlatformDep, connection_thumbprint
 from payerbridge.api.responses import JsonResponse
-from payerbridge.bootstrap import Platform, utcnow
+from payerbridge.bootstrap import Platform, new_id, utcnow
 from payerbridge.logging import current_request_id
 from payerbridge.security.assertions import ASSERTION_ALGORITHMS
 from payerbridge.security.model import (
@@ -22,7 +23,7 @@ from payerbridge.security.model import (
     OPERATOR_SCOPE,
     OAuthError,
 )
-from payerbridge.security.udap import B2B_EXTENSION, UDAP_ALGORITHMS
+from payerbridge.security.udap import B2B_EXTENSION, UDAP_ALGORITHMS, signed_metadata
 
 __all__ = ["router"]
 
@@ -67,7 +68,7 @@ def udap_metadata(platform: Platform) -> dict[str, Any]:
     """UDAP server metadata (FAST Security IG): B2B client credentials, registration with
     a software statement, the hl7-b2b extension required in token requests."""
     base = platform.settings.base_url
-    return {
+    metadata: dict[str, Any] = {
         "udap_versions_supported": ["1"],
         "udap_profiles_supported": ["udap_dcr", "udap_authn", "udap_authz"],
         "udap_authorization_extensions_supported": [B2B_EXTENSION],
@@ -82,6 +83,18 @@ def udap_metadata(platform: Platform) -> dict[str, Any]:
         "registration_endpoint": f"{base}/auth/register",
         "registration_endpoint_jwt_signing_alg_values_supported": list(UDAP_ALGORITHMS),
     }
+    if platform.udap_identity is not None:
+        metadata["signed_metadata"] = signed_metadata(
+            platform.udap_identity,
+            issuer=f"{base}/fhir",
+            endpoints={
+                "token_endpoint": metadata["token_endpoint"],
+                "registration_endpoint": metadata["registration_endpoint"],
+            },
+            now=utcnow(),
+            token_id=new_id(),
+        )
+    return metadata
 
 
 @router.get("/.well-known/udap")
@@ -101,6 +114,7 @@ def udap_at_fhir_base(platform: PlatformDep) -> dict[str, Any]:
 )
 async def register(request: Request, platform: PlatformDep) -> Response:
     """UDAP dynamic client registration: ``{"software_statement": JWT, "udap": "1"}``."""
+    _limit_by_address(request, platform)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise OAuthError("invalid_client_metadata", "send the registration as application/json")
@@ -141,6 +155,15 @@ def client_assertion_keys(platform: PlatformDep) -> dict[str, Any]:
     return platform.client_key_set()
 
 
+def _limit_by_address(request: Request, platform: Platform) -> None:
+    """The public endpoints that check signatures are limited by the caller's address
+    (there is no client yet): 429 with Retry-After, as for authenticated clients. Behind
+    a proxy every caller has the proxy's address; limit there too."""
+    address = request.client.host if request.client is not None else "unknown"
+    operation = f"{request.method} {request.url.path}"
+    platform.limiter.take(f"address:{address}", operation, now=time.monotonic())
+
+
 async def _form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != _FORM:
@@ -169,6 +192,7 @@ async def _form(request: Request) -> dict[str, str]:
 )
 async def token(request: Request, platform: PlatformDep) -> Response:
     """SMART Backend Services: ``client_credentials`` with a ``private_key_jwt`` assertion."""
+    _limit_by_address(request, platform)
     form = await _form(request)
     grant = await run_in_threadpool(
         platform.tokens.grant,
