@@ -38,9 +38,10 @@ from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.partners.client import HttpxPartnerClient
+from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.routing.model import Organization
-from payerbridge.routing.ports import PartnerRegistry
+from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import RegisteredClient
 from payerbridge.security.ports import ClientDirectory
@@ -117,6 +118,7 @@ class Adapters:
     client: HttpxPartnerClient
     transactions: SqlTransactions
     key_sets: HttpxKeySetSource
+    discovery: HttpxPartnerDiscovery
 
 
 @dataclass
@@ -138,6 +140,7 @@ class Platform:
     tokens: TokenService  # the token endpoint
     verifier: TokenVerifier  # checks the bearer token of every request
     limiter: RateLimiter  # requests per client and operation
+    discovery: PartnerDiscovery  # reads a re-pointed partner's discovery documents
     udap_identity: ServerIdentity | None  # signs our UDAP metadata, when configured
     identity: IdentityStore
     webhooks: WebhookStore
@@ -175,6 +178,7 @@ class Platform:
             self.checkpointer.close()
         self.adapters.client.close()
         self.adapters.key_sets.close()
+        self.adapters.discovery.close()
         self.adapters.identity.close()
         self.reader.dispose()
         self.engine.dispose()
@@ -354,6 +358,9 @@ def build_platform(
         return member_permits(context, member)
 
     tokens = token_service(settings, clients, transactions, key_sets, member_consent)
+    discovery = HttpxPartnerDiscovery(
+        timeout_seconds=settings.partner_timeout_seconds, transport=partner_transport
+    )
     return Platform(
         settings=settings,
         engine=engine,
@@ -374,6 +381,7 @@ def build_platform(
         limiter=RateLimiter(
             per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         ),
+        discovery=discovery,
         udap_identity=load_server_identity(
             settings.udap_certificate, settings.udap_certificate_key
         ),
@@ -382,7 +390,11 @@ def build_platform(
         client=client,
         exchange_ports=ports,
         adapters=Adapters(
-            identity=identity, client=client, transactions=transactions, key_sets=key_sets
+            identity=identity,
+            client=client,
+            transactions=transactions,
+            key_sets=key_sets,
+            discovery=discovery,
         ),
         checkpointer=checkpointer,
     )

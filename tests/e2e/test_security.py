@@ -300,12 +300,19 @@ def test_nobody_but_an_operator_can_repoint_a_partner(payer: ServerProcess) -> N
         assert portal.post("/partners", json=hijack).status_code == 403
     with payer.client_with(ops) as operator:
         assert operator.get("/partners/old-plan").json()["base_url"] == partner["base_url"]
-        moved = operator.post("/partners", json={**partner, "base_url": "https://new.example/fhir"})
-        assert moved.status_code == 200
+        # Re-pointing reads the new endpoint's discovery documents first: a host that
+        # does not answer as a FHIR and SMART server is not where member data goes.
+        dead = operator.post("/partners", json={**partner, "base_url": "https://127.0.0.1:9/fhir"})
+        assert dead.status_code == 422 and "nothing was changed" in dead.text
+        assert operator.get("/partners/old-plan").json()["base_url"] == partner["base_url"]
+        live = f"{payer.base_url}/fhir"  # this server answers both documents
+        moved = operator.post("/partners", json={**partner, "base_url": live})
+        assert moved.status_code == 200, moved.text
     with payer.platform() as platform:
         events = platform.audit.for_entity("Partner", "old-plan")
     assert [e["outcome"] for e in events] == ["created", "updated"]
     assert events[-1]["detail"]["changed"] == ["base_url"]
+    assert events[-1]["detail"]["discovered"]["token_endpoint"] == f"{payer.base_url}/auth/token"
 
 
 def test_token_issue_prints_a_token_within_the_clients_scopes(

@@ -52,7 +52,14 @@ class SqlPartnerDirectory:
         self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
 
-    def register(self, partner: Partner, *, actor: str, request_id: str | None = None) -> bool:
+    def register(
+        self,
+        partner: Partner,
+        *,
+        actor: str,
+        request_id: str | None = None,
+        discovered: dict[str, Any] | None = None,
+    ) -> bool:
         """Create or update; True when the partner is new. Audited in the same transaction,
         with what changed."""
         now = datetime.now(UTC)
@@ -100,6 +107,7 @@ class SqlPartnerDirectory:
                     detail={
                         "base_url": partner.base_url,
                         "changed": _changed(_partner(before), partner) if before else [],
+                        **({"discovered": discovered} if discovered else {}),
                     },
                 ),
             )

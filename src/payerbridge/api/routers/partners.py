@@ -68,6 +68,12 @@ def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dic
     }
 
 
+def _repointed(before: Partner, after: Partner) -> bool:
+    """Whether an update changes where we call or who we say we are there."""
+    fields = ("base_url", "npi", "client_id", "token_url")
+    return any(getattr(before, name) != getattr(after, name) for name in fields)
+
+
 @router.post("", status_code=201, responses={200: {"description": "Updated"}, **_AUTH_ERRORS})
 def register_partner(
     body: PartnerCreate, platform: PlatformDep, operator: OperatorDep, response: Response
@@ -82,8 +88,14 @@ def register_partner(
         scope=body.scope,
     )
     validate_partner(partner)
+    before = platform.partners.get(partner.id)
+    discovered = None
+    if before is not None and _repointed(before, partner):
+        # Where member data and our assertions go is changing: the new endpoint must
+        # answer as a FHIR server (and, when we authenticate, as a SMART one) first.
+        discovered = platform.discovery.read(partner)
     created = platform.partners.register(
-        partner, actor=operator.client_id, request_id=current_request_id()
+        partner, actor=operator.client_id, request_id=current_request_id(), discovered=discovered
     )
     if not created:
         response.status_code = 200
