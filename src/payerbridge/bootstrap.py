@@ -8,7 +8,7 @@ import random
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,7 +46,7 @@ from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import RegisteredClient
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
-from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier
+from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier, public_jwk
 from payerbridge.security.udap import ServerIdentity
 from payerbridge.store.audit import SqlAuditChain, SqlAuditLog
 from payerbridge.store.breakers import SqlBreakerStore
@@ -147,14 +147,9 @@ class Platform:
     client: PartnerClient
     exchange_ports: ExchangePorts
     adapters: Adapters
+    # The public half of the key we sign assertions to partners with, as a JWK Set.
+    client_jwks: dict[str, Any] = field(default_factory=dict)
     checkpointer: WalCheckpointer | None = None  # SQLite only
-
-    def client_key_set(self) -> dict[str, Any]:
-        """The public key of our assertions to partners, as a JWK Set."""
-        key = load_client_key(key_dir(self.settings))
-        return {
-            "keys": [{**key.as_dict(private=False), "kid": key.kid, "use": "sig", "alg": "ES384"}]
-        }
 
     @property
     def us(self) -> Organization:
@@ -319,10 +314,11 @@ def build_platform(
     consents = SqlConsentStore(engine, reader=reader)
     transactions = SqlTransactions(engine)
     audit = SqlAuditLog(transactions, reader=reader)
+    client_key = load_client_key(key_dir(settings))
     client = HttpxPartnerClient(
         timeout_seconds=settings.partner_timeout_seconds,
         user_agent=f"payerbridge/{__version__}",
-        key=load_client_key(key_dir(settings)),
+        key=client_key,
         transport=partner_transport,
     )
     ports = ExchangePorts(
@@ -396,6 +392,7 @@ def build_platform(
             key_sets=key_sets,
             discovery=discovery,
         ),
+        client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=checkpointer,
     )
 

@@ -213,7 +213,7 @@ def _our_key_set(data_dir: Path) -> dict[str, Any]:
 
     platform = build_platform(load_settings(data_dir=data_dir))
     try:
-        return platform.client_key_set()
+        return platform.client_jwks
     finally:
         platform.close()
 

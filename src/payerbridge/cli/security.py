@@ -160,6 +160,6 @@ def keys_client_jwks(data_dir: DataDir = None) -> None:
 
     platform = build_platform(settings_for(data_dir))
     try:
-        typer.echo(orjson.dumps(platform.client_key_set()).decode())
+        typer.echo(orjson.dumps(platform.client_jwks).decode())
     finally:
         platform.close()

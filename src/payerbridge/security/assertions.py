@@ -26,6 +26,7 @@ __all__ = [
     "CLIENT_ASSERTION_TYPE",
     "MAX_ASSERTION_LIFETIME",
     "AssertionClaims",
+    "UnverifiedAssertion",
     "check_assertion_claims",
     "check_key_set",
     "read_unverified",
@@ -88,6 +89,7 @@ def read_unverified(assertion: str) -> UnverifiedAssertion:
 
 def verify_assertion(
     assertion: str,
+    header: dict[str, Any],
     jwks: dict[str, Any],
     *,
     client_id: str,
@@ -96,8 +98,8 @@ def verify_assertion(
     skew: timedelta,
 ) -> AssertionClaims:
     """The assertion's claims, when its signature, audience and times hold (SMART:
-    RS384 or ES384, by a key of the client's JWK Set named by ``kid``)."""
-    header = read_unverified(assertion).header
+    RS384 or ES384, by a key of the client's JWK Set named by ``kid``; ``header`` as
+    ``read_unverified`` read it)."""
     if header.get("alg") not in ASSERTION_ALGORITHMS:
         raise _invalid("client_assertion must be signed with RS384 or ES384")
     if not isinstance(header.get("kid"), str):

@@ -22,6 +22,7 @@ from payerbridge.errors import (
 from payerbridge.security.assertions import (
     CLIENT_ASSERTION_TYPE,
     AssertionClaims,
+    UnverifiedAssertion,
     read_unverified,
     verify_assertion,
 )
@@ -133,8 +134,9 @@ class TokenService:
         claimed = "unknown"  # who the assertion says it is, for the audit of a refusal
         try:
             assertion = self._assertion_of(form)
-            claimed = read_unverified(assertion).client_id[:200]
-            client, verified = self._authenticate_client(form, assertion, now=now)
+            unverified = read_unverified(assertion)
+            claimed = unverified.client_id[:200]
+            client, verified = self._authenticate_client(form, assertion, unverified, now=now)
             scopes = self._granted_scopes(form, client)
             patient = self._member_of(form, scopes)
             self._spend(client.client_id, verified.token_id, verified.expires_at)
@@ -217,9 +219,13 @@ class TokenService:
         return assertion
 
     def _authenticate_client(
-        self, form: Mapping[str, str], assertion: str, *, now: datetime
+        self,
+        form: Mapping[str, str],
+        assertion: str,
+        unverified: UnverifiedAssertion,
+        *,
+        now: datetime,
     ) -> tuple[RegisteredClient, AssertionClaims]:
-        unverified = read_unverified(assertion)
         if "client_id" in form and form["client_id"] != unverified.client_id:
             raise OAuthError("invalid_client", "client_id does not match the assertion's iss")
         client = self.clients.get(ClientId(unverified.client_id))
@@ -239,6 +245,7 @@ class TokenService:
             return client, udap
         verified = verify_assertion(
             assertion,
+            unverified.header,
             self._client_keys(client),
             client_id=client.client_id,
             audience=self.policy.token_url,

@@ -22,7 +22,13 @@ from payerbridge.errors import Issue, Unauthenticated
 from payerbridge.security.model import AccessClaims
 from payerbridge.types import ClientId, MemberId
 
-__all__ = ["ACCESS_TOKEN_ALGORITHM", "AccessTokenKeys", "TokenVerifier", "sign_access_token"]
+__all__ = [
+    "ACCESS_TOKEN_ALGORITHM",
+    "AccessTokenKeys",
+    "TokenVerifier",
+    "public_jwk",
+    "sign_access_token",
+]
 
 ACCESS_TOKEN_ALGORITHM = "ES256"
 
@@ -39,12 +45,12 @@ class AccessTokenKeys:
         return KeySet(list(self.accepted))
 
     def public_jwks(self) -> dict[str, Any]:
-        return {
-            "keys": [
-                {**key.as_dict(private=False), "kid": key.kid, "use": "sig", "alg": "ES256"}
-                for key in self.accepted
-            ]
-        }
+        return {"keys": [public_jwk(key, ACCESS_TOKEN_ALGORITHM) for key in self.accepted]}
+
+
+def public_jwk(key: ECKey, algorithm: str) -> dict[str, Any]:
+    """A key's public half as a JWK, named and marked for signatures with ``algorithm``."""
+    return {**key.as_dict(private=False), "kid": key.kid, "use": "sig", "alg": algorithm}
 
 
 def sign_access_token(claims: AccessClaims, keys: AccessTokenKeys, *, issuer: str) -> str:

@@ -152,7 +152,7 @@ def access_token_keys(platform: PlatformDep) -> dict[str, Any]:
 def client_assertion_keys(platform: PlatformDep) -> dict[str, Any]:
     """The public key of the assertions we sign to partners' token endpoints: what a
     partner registers for us (by this URL or inline)."""
-    return platform.client_key_set()
+    return platform.client_jwks
 
 
 def _limit_by_address(request: Request, platform: Platform) -> None:
