@@ -27,6 +27,7 @@ from payerbridge.consent.model import Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.disclosure.ports import MemberStore
 from payerbridge.disclosure.reads import DisclosureContext, member_permits
+from payerbridge.errors import InvalidInput, Issue
 from payerbridge.exchange.ports import (
     BreakerBoard,
     ExchangeLedger,
@@ -37,11 +38,13 @@ from payerbridge.exchange.ports import (
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.ports import IdentityStore
+from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
+from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import RegisteredClient
 from payerbridge.security.ports import ClientDirectory
@@ -270,6 +273,7 @@ def token_service(
     transactions: SqlTransactions,
     key_sets: HttpxKeySetSource,
     member_consent: Callable[[MemberId, RegisteredClient, datetime], bool],
+    trust: TrustAnchors,
 ) -> TokenService:
     return TokenService(
         clients=clients,
@@ -285,10 +289,25 @@ def token_service(
             clock_skew=timedelta(seconds=settings.clock_skew_seconds),
             udap_scopes=frozenset(settings.udap_client_scopes.split()),
         ),
-        trust=load_trust_anchors(settings.udap_trust_anchors, settings.udap_revocation_lists),
+        trust=trust,
         member_consent=member_consent,
         new_id=new_id,
     )
+
+
+def _our_udap_client(settings: Settings, identity: ServerIdentity | None) -> OurUdapClient | None:
+    """Who we are to UDAP partners, when our community certificate is configured."""
+    if identity is None:
+        return None
+    try:
+        uri = identity.client_uri(f"{settings.base_url}/fhir")
+    except ValueError as exc:
+        raise InvalidInput(
+            "PAYERBRIDGE_UDAP_CERTIFICATE names no URI: a UDAP certificate must carry one "
+            "(subject alternative name), normally this server's FHIR base URL",
+            issues=[Issue(str(exc), "udap_certificate")],
+        ) from exc
+    return OurUdapClient(identity, uri, Organization(settings.org_name, settings.org_npi))
 
 
 def build_platform(
@@ -315,10 +334,14 @@ def build_platform(
     transactions = SqlTransactions(engine)
     audit = SqlAuditLog(transactions, reader=reader)
     client_key = load_client_key(key_dir(settings))
+    trust = load_trust_anchors(settings.udap_trust_anchors, settings.udap_revocation_lists)
+    udap_identity = load_server_identity(settings.udap_certificate, settings.udap_certificate_key)
+    udap_client = _our_udap_client(settings, udap_identity)
     client = HttpxPartnerClient(
         timeout_seconds=settings.partner_timeout_seconds,
         user_agent=f"payerbridge/{__version__}",
         key=client_key,
+        udap=udap_client,
         transport=partner_transport,
     )
     ports = ExchangePorts(
@@ -353,9 +376,13 @@ def build_platform(
         )
         return member_permits(context, member)
 
-    tokens = token_service(settings, clients, transactions, key_sets, member_consent)
+    tokens = token_service(settings, clients, transactions, key_sets, member_consent, trust)
     discovery = HttpxPartnerDiscovery(
-        timeout_seconds=settings.partner_timeout_seconds, transport=partner_transport
+        timeout_seconds=settings.partner_timeout_seconds,
+        udap=udap_client,
+        trust=trust,
+        clock_skew=timedelta(seconds=settings.clock_skew_seconds),
+        transport=partner_transport,
     )
     return Platform(
         settings=settings,
@@ -378,9 +405,7 @@ def build_platform(
             per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         ),
         discovery=discovery,
-        udap_identity=load_server_identity(
-            settings.udap_certificate, settings.udap_certificate_key
-        ),
+        udap_identity=udap_identity,
         identity=identity,
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,

@@ -18,6 +18,7 @@ from payerbridge import errors
 from payerbridge.cli.console import cli_actor, err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
 from payerbridge.config import redacted
+from payerbridge.routing.model import PartnerAuth
 from payerbridge.types import ExchangeId, PartnerId
 
 app = typer.Typer(
@@ -254,11 +255,19 @@ def partners_add(
     name: Annotated[str, typer.Option(help="Organization name.")],
     npi: Annotated[str, typer.Option(help="The partner's NPI.")],
     base_url: Annotated[str, typer.Option(help="The partner's FHIR base URL.")],
+    auth: Annotated[
+        PartnerAuth | None,
+        typer.Option(
+            help="How we get tokens from it: smart (our client id there and our key), "
+            "udap (we register there with our community certificate) or none. Unset: smart "
+            "when --client-id is given, else none."
+        ),
+    ] = None,
     client_id: Annotated[
         str | None,
         typer.Option(
-            help="Our client id at the partner's authorization server (SMART Backend "
-            "Services); register our key with the partner (`payerbridge keys client-jwks`)."
+            help="Our client id at the partner's authorization server; SMART: register our "
+            "key with the partner (`payerbridge keys client-jwks`); UDAP: unset, we register."
         ),
     ] = None,
     token_url: Annotated[
@@ -268,9 +277,11 @@ def partners_add(
     scope: Annotated[str | None, typer.Option(help="The scopes we ask it for.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Register (or update) a partner payer."""
+    """Register (or update) a partner payer; a changed endpoint is checked first, and a
+    UDAP partner is registered with."""
     from payerbridge.bootstrap import build_platform
-    from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, validate_partner
+    from payerbridge.routing.enrolment import enrol_partner
+    from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner
 
     partner = Partner(
         PartnerId(partner_id),
@@ -280,17 +291,24 @@ def partners_add(
         client_id=client_id,
         token_url=token_url,
         scope=scope or DEFAULT_PARTNER_SCOPE,
+        auth=auth or PartnerAuth.NONE,
     )
     try:
-        validate_partner(partner)
+        platform = build_platform(settings_for(data_dir))
+        try:
+            enrolled = enrol_partner(
+                partner,
+                registry=platform.partners,
+                discovery=platform.discovery,
+                actor=cli_actor(),
+                request_id=None,
+            )
+        finally:
+            platform.close()
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
-    platform = build_platform(settings_for(data_dir))
-    try:
-        created = platform.partners.register(partner, actor="cli")
-    finally:
-        platform.close()
-    out.print(f"partner '{partner_id}' {'registered' if created else 'updated'}")
+    verb = "registered" if enrolled.created else "updated"
+    out.print(f"partner '{partner_id}' {verb} ({enrolled.partner.auth.value})")
 
 
 @partners_app.command("list")
@@ -300,9 +318,16 @@ def partners_list(data_dir: DataDir = None) -> None:
 
     platform = build_platform(settings_for(data_dir))
     try:
-        table = Table("id", "name", "npi", "base_url", title="Partners")
+        table = Table("id", "name", "npi", "base_url", "auth", "client id", title="Partners")
         for partner in platform.partners.list():
-            table.add_row(partner.id, partner.name, partner.npi, partner.base_url)
+            table.add_row(
+                partner.id,
+                partner.name,
+                partner.npi,
+                partner.base_url,
+                partner.auth.value,
+                partner.client_id or "",
+            )
     finally:
         platform.close()
     out.print(table)

@@ -1,8 +1,11 @@
-"""Access tokens from partners' authorization servers (SMART Backend Services): a fresh
-assertion signed with our key for each token request, the token cached until shortly
-before it expires, dropped when the partner answers 401.
+"""Access tokens from partners' authorization servers: a fresh assertion for each token
+request, the token cached until shortly before it expires, dropped when the partner
+answers 401. With SMART Backend Services the assertion is signed with our client key;
+with UDAP B2B, with our community certificate's key, its chain in ``x5c`` and our
+organization in the B2B extension.
 
-The token endpoint is the partner's registered ``token_url``, else the one its
+The token endpoint is the partner's registered ``token_url`` (for UDAP, the one its
+signed metadata named when we registered), else the one its
 ``{base}/.well-known/smart-configuration`` names. Nothing but the assertion (bound to
 that endpoint by ``aud`` and used once) is sent there.
 """
@@ -13,6 +16,8 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,9 +25,16 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
-from payerbridge.routing.model import Partner
+from payerbridge.routing.model import Organization, Partner, PartnerAuth
+from payerbridge.security.udap import ServerIdentity, b2b_assertion
 
-__all__ = ["ASSERTION_LIFETIME_SECONDS", "SmartTokenSource", "client_assertion", "token_form"]
+__all__ = [
+    "ASSERTION_LIFETIME_SECONDS",
+    "OurUdapClient",
+    "PartnerTokenSource",
+    "client_assertion",
+    "token_form",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +43,21 @@ _ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _EARLY_SECONDS = 30  # a token this close to expiry is renewed before use
 
 
-class SmartTokenSource:
-    def __init__(self, client: httpx.Client, key: ECKey) -> None:
+@dataclass(frozen=True)
+class OurUdapClient:
+    """Who we are to UDAP partners: our community certificate, the URI we register
+    under (one the certificate names) and our organization."""
+
+    identity: ServerIdentity
+    client_uri: str
+    organization: Organization
+
+
+class PartnerTokenSource:
+    def __init__(self, client: httpx.Client, key: ECKey, udap: OurUdapClient | None = None) -> None:
         self._client = client
         self._key = key
+        self._udap = udap
         # By the partner as registered when the token was got: a partner re-pointed by an
         # operator (base URL, token endpoint, client id, scope) never gets the old token.
         self._tokens: dict[tuple[object, ...], tuple[str, float]] = {}
@@ -64,9 +87,7 @@ class SmartTokenSource:
     def _request_token(self, partner: Partner, client_id: str) -> tuple[str, float]:
         token_url = self._token_url(partner)
         started = time.time()
-        response = self._post(
-            partner, token_url, token_form(self._key, client_id, token_url, partner.scope)
-        )
+        response = self._post(partner, token_url, self._form(partner, client_id, token_url))
         if response.status_code in (400, 401):
             raise PartnerAuthRejected(
                 f"partner '{partner.id}' refused our token request ({_oauth_error(response)})",
@@ -83,6 +104,31 @@ class SmartTokenSource:
             raise PartnerRejected(f"partner '{partner.id}' token response has no access_token")
         logger.info("partner token obtained", extra={"partner_id": partner.id})
         return token, started + float(expires_in)
+
+    def _form(self, partner: Partner, client_id: str, token_url: str) -> dict[str, str]:
+        if partner.auth is not PartnerAuth.UDAP:
+            return token_form(self._key, client_id, token_url, partner.scope)
+        if self._udap is None:
+            raise PartnerAuthRejected(
+                f"partner '{partner.id}' is registered for UDAP, and this instance has no "
+                "UDAP certificate configured (PAYERBRIDGE_UDAP_CERTIFICATE)"
+            )
+        assertion = b2b_assertion(
+            self._udap.identity,
+            client_id=client_id,
+            token_url=token_url,
+            npi=self._udap.organization.npi,
+            organization_name=self._udap.organization.name,
+            now=datetime.now(UTC),
+            token_id=str(uuid.uuid4()),
+        )
+        return {
+            "grant_type": "client_credentials",
+            "scope": partner.scope,
+            "client_assertion_type": _ASSERTION_TYPE,
+            "client_assertion": assertion,
+            "udap": "1",
+        }
 
     def _token_url(self, partner: Partner) -> str:
         if partner.token_url is not None:

@@ -33,7 +33,7 @@ from payerbridge.errors import (
 from payerbridge.exchange.retry import FailureClass, classify_status, retry_after_seconds
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
-from payerbridge.partners.auth import SmartTokenSource
+from payerbridge.partners.auth import OurUdapClient, PartnerTokenSource
 from payerbridge.routing.model import Partner
 
 __all__ = ["HttpxPartnerClient"]
@@ -92,6 +92,7 @@ class HttpxPartnerClient:
         timeout_seconds: float,
         user_agent: str,
         key: ECKey,
+        udap: OurUdapClient | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._client = httpx.Client(
@@ -100,7 +101,7 @@ class HttpxPartnerClient:
             headers={"User-Agent": user_agent, "Accept": FHIR_JSON},
             follow_redirects=False,  # member data goes to the registered base URL only
         )
-        self._tokens = SmartTokenSource(self._client, key)
+        self._tokens = PartnerTokenSource(self._client, key, udap)
 
     def close(self) -> None:
         self._client.close()

@@ -1,36 +1,64 @@
-"""A partner's discovery documents, read when an operator re-points it: its FHIR
-CapabilityStatement (``{base}/metadata``) and, when we authenticate to it, its SMART
-configuration. A partner whose new endpoint does not answer them is not re-pointed."""
+"""A partner's discovery documents, read when an operator registers or re-points it: its
+FHIR CapabilityStatement (``{base}/metadata``) and, when we authenticate to it, its SMART
+configuration or its UDAP metadata. A partner whose endpoint does not answer them is not
+registered or re-pointed.
+
+A UDAP partner's ``signed_metadata`` must chain to our community's trust anchors and
+name the base we asked: that is how we know the endpoints we will send our statements
+and member data to are the partner's. We then register with it (dynamic client
+registration, our software statement signed with our community certificate).
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from payerbridge.errors import Issue, UnprocessableRequest
-from payerbridge.routing.model import Partner
+from payerbridge.partners.auth import OurUdapClient
+from payerbridge.routing.model import Partner, PartnerAuth
+from payerbridge.security.certificates import TrustAnchors
+from payerbridge.security.model import OAuthError
+from payerbridge.security.udap import read_signed_metadata, software_statement
 
 __all__ = ["HttpxPartnerDiscovery"]
 
+logger = logging.getLogger(__name__)
+
 
 class HttpxPartnerDiscovery:
-    def __init__(self, *, timeout_seconds: float, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float,
+        udap: OurUdapClient | None = None,
+        trust: TrustAnchors | None = None,
+        clock_skew: timedelta = timedelta(seconds=60),
+        transport: httpx.BaseTransport | None = None,
+    ):
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds), transport=transport, follow_redirects=False
         )
+        self._udap = udap
+        self._trust = trust
+        self._skew = clock_skew
 
     def close(self) -> None:
         self._client.close()
 
     def read(self, partner: Partner) -> dict[str, Any]:
-        """What the partner's discovery documents say (the FHIR version, the token
-        endpoint); UnprocessableRequest naming the document that could not be read."""
+        """What the partner's discovery documents say (the FHIR version, the token and,
+        for UDAP, registration endpoints); UnprocessableRequest naming the document that
+        could not be read or trusted."""
         metadata = self._document(partner, f"{partner.fhir_base}/metadata", "metadata")
         if metadata.get("resourceType") != "CapabilityStatement":
             raise _unreadable(partner, "metadata", "is not a CapabilityStatement")
         found: dict[str, Any] = {"fhir_version": metadata.get("fhirVersion")}
-        if partner.client_id is not None:
+        if partner.auth is PartnerAuth.SMART:
             smart = self._document(
                 partner,
                 f"{partner.fhir_base}/.well-known/smart-configuration",
@@ -40,7 +68,81 @@ class HttpxPartnerDiscovery:
             if not isinstance(token_endpoint, str):
                 raise _unreadable(partner, "smart-configuration", "names no token_endpoint")
             found["token_endpoint"] = token_endpoint
+        elif partner.auth is PartnerAuth.UDAP:
+            found.update(self._udap_endpoints(partner))
         return found
+
+    def register(self, partner: Partner, registration_endpoint: str) -> str:
+        """Register with a UDAP partner; the client id it gives us. UnprocessableRequest
+        with the partner's reason when it refuses."""
+        udap = self._udap_client(partner)
+        statement = software_statement(
+            udap.identity,
+            client_uri=udap.client_uri,
+            registration_url=registration_endpoint,
+            client_name=udap.organization.name,
+            npi=udap.organization.npi,
+            scope=partner.scope,
+            now=datetime.now(UTC),
+            token_id=str(uuid.uuid4()),
+        )
+        try:
+            response = self._client.post(
+                registration_endpoint,
+                json={"software_statement": statement, "udap": "1"},
+                headers={"Accept": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise _refused(partner, f"is unreachable ({type(exc).__name__})") from exc
+        body = _json_object(response)
+        if response.status_code not in (200, 201):
+            error = body.get("error") if body else None
+            reason = body.get("error_description") if body else None
+            said = ": ".join(str(x)[:200] for x in (error, reason) if x)
+            raise _refused(partner, f"refused us (HTTP {response.status_code}) {said}".strip())
+        client_id = body.get("client_id") if body else None
+        if not isinstance(client_id, str) or not client_id.strip():
+            raise _refused(partner, "answered without a client_id")
+        logger.info("registered with a UDAP partner", extra={"partner_id": partner.id})
+        return client_id
+
+    def _udap_client(self, partner: Partner) -> OurUdapClient:
+        if self._udap is None or self._trust is None or not self._trust.anchors:
+            text = (
+                "UDAP partners need our community certificate and its trust anchors "
+                "(PAYERBRIDGE_UDAP_CERTIFICATE, PAYERBRIDGE_UDAP_CERTIFICATE_KEY, "
+                "PAYERBRIDGE_UDAP_TRUST_ANCHORS)"
+            )
+            raise UnprocessableRequest(
+                f"partner '{partner.id}' cannot use UDAP: {text}",
+                issues=[Issue(text, "auth", "not-supported")],
+            )
+        return self._udap
+
+    def _udap_endpoints(self, partner: Partner) -> dict[str, Any]:
+        self._udap_client(partner)
+        assert self._trust is not None
+        udap = self._document(partner, f"{partner.fhir_base}/.well-known/udap", "udap")
+        signed = udap.get("signed_metadata")
+        if not isinstance(signed, str):
+            raise _unreadable(partner, "udap", "carries no signed_metadata")
+        try:
+            claims = read_signed_metadata(
+                signed,
+                self._trust,
+                fhir_base=partner.fhir_base,
+                now=datetime.now(UTC),
+                skew=self._skew,
+            )
+        except OAuthError as exc:
+            raise _unreadable(partner, "udap", f"signed_metadata: {exc.description}") from exc
+        endpoints = {}
+        for name in ("token_endpoint", "registration_endpoint"):
+            value = claims.get(name)
+            if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+                raise _unreadable(partner, "udap", f"signed_metadata names no {name}")
+            endpoints[name] = value
+        return endpoints
 
     def _document(self, partner: Partner, url: str, name: str) -> dict[str, Any]:
         try:
@@ -49,18 +151,31 @@ class HttpxPartnerDiscovery:
             raise _unreadable(partner, name, f"is unreachable ({type(exc).__name__})") from exc
         if response.status_code != 200:
             raise _unreadable(partner, name, f"answered HTTP {response.status_code}")
-        try:
-            document = response.json()
-        except ValueError as exc:
-            raise _unreadable(partner, name, "is not JSON") from exc
-        if not isinstance(document, dict):
+        document = _json_object(response)
+        if document is None:
             raise _unreadable(partner, name, "is not a JSON object")
         return document
 
 
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        document = response.json()
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def _unreadable(partner: Partner, name: str, why: str) -> UnprocessableRequest:
-    text = f"the partner's {name} at its new endpoint {why}; nothing was changed"
+    text = f"the partner's {name} document at {partner.fhir_base} {why}; nothing was changed"
     return UnprocessableRequest(
-        f"partner '{partner.id}' was not re-pointed: {text}",
+        f"partner '{partner.id}' was not registered: {text}",
         issues=[Issue(text, "base_url", "not-found")],
+    )
+
+
+def _refused(partner: Partner, why: str) -> UnprocessableRequest:
+    text = f"the partner's UDAP registration endpoint {why}; nothing was changed"
+    return UnprocessableRequest(
+        f"partner '{partner.id}' was not registered: {text}",
+        issues=[Issue(text, "auth", "security")],
     )

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from urllib.parse import urlparse
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.npi import is_valid_npi
 from payerbridge.types import PartnerId
 
-__all__ = ["DEFAULT_PARTNER_SCOPE", "Organization", "Partner", "validate_partner"]
+__all__ = [
+    "DEFAULT_PARTNER_SCOPE",
+    "Organization",
+    "Partner",
+    "PartnerAuth",
+    "repointed",
+    "validate_partner",
+]
 
 _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9\-]{0,63}$")
 
@@ -29,18 +37,33 @@ class Organization:
     fhir_base: str | None = None
 
 
+class PartnerAuth(StrEnum):
+    """How we get a token from a partner's authorization server."""
+
+    NONE = "none"  # the partner asks no token
+    SMART = "smart"  # SMART Backend Services: our client id there, our key's assertions
+    UDAP = "udap"  # UDAP B2B: registered there with our community certificate
+
+
 @dataclass(frozen=True)
 class Partner:
     id: PartnerId
     name: str
     npi: str
     base_url: str  # the partner's FHIR base, e.g. https://fhir.oldplan.example/fhir
-    # Our client id at the partner's authorization server (SMART Backend Services); None:
-    # the partner asks no token. The key we sign with is ours, never stored here.
+    # Our client id at the partner's authorization server; None with SMART: the partner
+    # asks no token; None with UDAP: not registered there yet. The key we sign with is
+    # ours, never stored here.
     client_id: str | None = None
     # Its token endpoint; None: read from {base}/.well-known/smart-configuration.
     token_url: str | None = None
     scope: str = DEFAULT_PARTNER_SCOPE
+    auth: PartnerAuth = PartnerAuth.NONE
+
+    def __post_init__(self) -> None:
+        # A client id means we authenticate: with SMART unless UDAP was asked for.
+        if self.auth is PartnerAuth.NONE and self.client_id is not None:
+            object.__setattr__(self, "auth", PartnerAuth.SMART)
 
     @property
     def fhir_base(self) -> str:
@@ -49,6 +72,12 @@ class Partner:
     @property
     def organization(self) -> Organization:
         return Organization(self.name, self.npi, self.fhir_base)
+
+
+def repointed(before: Partner, after: Partner) -> bool:
+    """Whether an update changes where we call or who we say we are there."""
+    fields = ("base_url", "npi", "client_id", "token_url", "auth")
+    return any(getattr(before, name) != getattr(after, name) for name in fields)
 
 
 def validate_partner(partner: Partner) -> None:
@@ -71,6 +100,8 @@ def validate_partner(partner: Partner) -> None:
             issues.append(Issue("token_url must be an absolute http(s) URL", "token_url"))
     if partner.client_id is not None and not partner.client_id.strip():
         issues.append(Issue("client_id must not be blank", "client_id"))
+    if partner.auth is PartnerAuth.NONE and partner.token_url is not None:
+        issues.append(Issue("token_url needs a client_id (or auth 'udap')", "token_url"))
     if not partner.scope.split():
         issues.append(Issue("scope must name at least one scope", "scope", "required"))
     if issues:

@@ -31,5 +31,12 @@ class PartnerRegistry(Protocol):
 class PartnerDiscovery(Protocol):
     def read(self, partner: Partner) -> dict[str, Any]:
         """What the partner's discovery documents say (CapabilityStatement, SMART
-        configuration); UnprocessableRequest naming the one that could not be read."""
+        configuration or verified UDAP metadata: ``token_endpoint`` and, for UDAP,
+        ``registration_endpoint``); UnprocessableRequest naming the one that could not
+        be read or trusted."""
+        ...
+
+    def register(self, partner: Partner, registration_endpoint: str) -> str:
+        """Register with a UDAP partner (our software statement); our client id there.
+        UnprocessableRequest with the partner's reason when it refuses."""
         ...

@@ -50,7 +50,10 @@ from payerbridge.types import ClientId
 __all__ = [
     "B2B_EXTENSION",
     "ServerIdentity",
+    "b2b_assertion",
+    "read_signed_metadata",
     "signed_metadata",
+    "software_statement",
     "UDAP_ALGORITHMS",
     "SoftwareStatement",
     "read_software_statement",
@@ -61,6 +64,9 @@ __all__ = [
 UDAP_ALGORITHMS = ("RS256", "RS384", "ES256", "ES384")
 B2B_EXTENSION = "hl7-b2b"
 _NPI_SYSTEMS = ("http://hl7.org/fhir/sid/us-npi", "urn:oid:2.16.840.1.113883.4.6")
+# Why we ask for a partner's data: payer-to-payer exchange is a coverage operation.
+_PURPOSE_OF_USE = "urn:oid:2.16.840.1.113883.5.8#COVERAGE"
+_LIFETIME_SECONDS = 300  # our statements and assertions: at most five minutes
 
 
 @dataclass(frozen=True)
@@ -222,8 +228,8 @@ def verify_udap_assertion(
 
 @dataclass(frozen=True)
 class ServerIdentity:
-    """This server's certificate from the trust community and its key: what signs the
-    UDAP metadata, so that a client can check the endpoints are ours."""
+    """This server's certificate from the trust community and its key: what signs our
+    UDAP metadata, and our software statements and assertions to UDAP partners."""
 
     chain: tuple[x509.Certificate, ...]
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -234,6 +240,40 @@ class ServerIdentity:
         if isinstance(self.key, ec.EllipticCurvePrivateKey):
             return {"secp256r1": "ES256", "secp384r1": "ES384"}.get(self.key.curve.name, "ES512")
         return "RS256"
+
+    @property
+    def uris(self) -> tuple[str, ...]:
+        """The URIs the certificate names (subject alternative names)."""
+        try:
+            names = self.chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except x509.ExtensionNotFound:
+            return ()
+        return tuple(names.value.get_values_for_type(x509.UniformResourceIdentifier))
+
+    def client_uri(self, preferred: str) -> str:
+        """The URI we register under (a software statement's ``iss``): ``preferred`` (our
+        FHIR base) when the certificate names it, else the first URI it names."""
+        if preferred in self.uris:
+            return preferred
+        if not self.uris:
+            raise ValueError("the UDAP certificate names no URI (subject alternative name)")
+        return self.uris[0]
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """A JWT signed with the certificate's key, its chain in ``x5c``."""
+        x5c = [
+            base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+            for c in self.chain
+        ]
+        key = (
+            ECKey.import_key(self.key)
+            if isinstance(self.key, ec.EllipticCurvePrivateKey)
+            else RSAKey.import_key(self.key)
+        )
+        header = {"alg": self.algorithm, "x5c": x5c}
+        return jwt.encode(
+            header, claims, key, algorithms=[self.algorithm], registry=CERTIFICATE_HEADERS
+        )
 
 
 def signed_metadata(
@@ -255,16 +295,98 @@ def signed_metadata(
         "jti": token_id,
         **endpoints,
     }
-    x5c = [
-        base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
-        for c in identity.chain
-    ]
-    key = (
-        ECKey.import_key(identity.key)
-        if isinstance(identity.key, ec.EllipticCurvePrivateKey)
-        else RSAKey.import_key(identity.key)
+    return identity.sign(claims)
+
+
+def read_signed_metadata(
+    token: str, trust: TrustAnchors, *, fhir_base: str, now: datetime, skew: timedelta
+) -> dict[str, Any]:
+    """A partner's ``signed_metadata``, checked as FAST asks of a client: a certificate
+    that chains to our trust anchors and names the FHIR base we asked (``iss``), not
+    expired. The claims (its endpoints); OAuthError saying what does not hold."""
+    claims, certificate = _signed_by_certificate(
+        token, trust, now=now, error="invalid_signed_metadata", status=422
     )
-    header = {"alg": identity.algorithm, "x5c": x5c}
-    return jwt.encode(
-        header, claims, key, algorithms=[identity.algorithm], registry=CERTIFICATE_HEADERS
-    )
+    issuer = claims.get("iss")
+    if issuer != fhir_base or claims.get("sub") != issuer:
+        raise OAuthError(
+            "invalid_signed_metadata",
+            "iss and sub must be the FHIR base URL the metadata was read from",
+            status=422,
+        )
+    if issuer not in certificate.uris:
+        raise OAuthError(
+            "invalid_signed_metadata",
+            "the certificate does not name the FHIR base URL (subject alternative name)",
+            status=422,
+        )
+    expires = claims.get("exp")
+    if not isinstance(expires, int) or expires < (now - skew).timestamp():
+        raise OAuthError("invalid_signed_metadata", "the signed metadata has expired", status=422)
+    return claims
+
+
+def _b2b(npi: str, organization_name: str) -> dict[str, Any]:
+    return {
+        B2B_EXTENSION: {
+            "version": "1",
+            "organization_id": f"{_NPI_SYSTEMS[0]}|{npi}",
+            "organization_name": organization_name,
+            "purpose_of_use": [_PURPOSE_OF_USE],
+        }
+    }
+
+
+def software_statement(
+    identity: ServerIdentity,
+    *,
+    client_uri: str,
+    registration_url: str,
+    client_name: str,
+    npi: str,
+    scope: str,
+    now: datetime,
+    token_id: str,
+) -> str:
+    """Our software statement for a partner's UDAP registration endpoint (B2B client
+    credentials), naming our organization as every token request will."""
+    issued = int(now.timestamp())
+    claims = {
+        "iss": client_uri,
+        "sub": client_uri,
+        "aud": registration_url,
+        "iat": issued,
+        "exp": issued + _LIFETIME_SECONDS,
+        "jti": token_id,
+        "client_name": client_name,
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "scope": scope,
+        "extensions": _b2b(npi, client_name),
+    }
+    return identity.sign(claims)
+
+
+def b2b_assertion(
+    identity: ServerIdentity,
+    *,
+    client_id: str,
+    token_url: str,
+    npi: str,
+    organization_name: str,
+    now: datetime,
+    token_id: str,
+) -> str:
+    """Our UDAP authentication JWT for a partner's token endpoint, with the B2B
+    authorization extension naming our organization."""
+    issued = int(now.timestamp())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_url,
+        "iat": issued,
+        "exp": issued + _LIFETIME_SECONDS,
+        "jti": token_id,
+        "extensions": _b2b(npi, organization_name),
+    }
+    return identity.sign(claims)

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner
+from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerAuth
 from payerbridge.store.audit import append_audit
 from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partners
@@ -25,6 +25,7 @@ _FIELDS = (
     "client_id",
     "token_url",
     "scope",
+    "auth",
 )  # what a Partner holds
 
 
@@ -38,12 +39,13 @@ def _partner(row: Any) -> Partner:
         client_id=row.client_id,
         token_url=row.token_url,
         scope=row.scope or DEFAULT_PARTNER_SCOPE,
+        auth=PartnerAuth(row.auth),
     )
 
 
 def _changed(before: Partner, after: Partner) -> list[str]:
     """The fields an update changes (a re-pointed base URL or token endpoint shows here)."""
-    fields = ("name", "npi", "base_url", "client_id", "token_url", "scope")
+    fields = ("name", "npi", "base_url", "auth", "client_id", "token_url", "scope")
     return [name for name in fields if getattr(before, name) != getattr(after, name)]
 
 
@@ -76,6 +78,7 @@ class SqlPartnerDirectory:
                 client_id=partner.client_id,
                 token_url=partner.token_url,
                 scope=partner.scope,
+                auth=partner.auth.value,
                 created_at=now,
                 updated_at=now,
             )
@@ -86,6 +89,7 @@ class SqlPartnerDirectory:
                 "client_id": partner.client_id,
                 "token_url": partner.token_url,
                 "scope": partner.scope,
+                "auth": partner.auth.value,
                 "updated_at": now,
             }
             connection.execute(

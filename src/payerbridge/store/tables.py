@@ -121,12 +121,13 @@ partners = Table(
     Column("base_url", String(500), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
-    # How we get a token from the partner (SMART Backend Services): our client id there,
-    # its token endpoint (else discovered) and the scope we ask. No secret is kept: we
-    # sign with our own key, held outside the database.
+    # How we get a token from the partner (none, SMART Backend Services or UDAP B2B): our
+    # client id there, its token endpoint (else discovered) and the scope we ask. No
+    # secret is kept: we sign with our own key or certificate, held outside the database.
     Column("client_id", String(200), nullable=True),
     Column("token_url", String(500), nullable=True),
     Column("scope", Text, nullable=True),
+    Column("auth", String(8), nullable=False, server_default="none"),
 )
 
 # Systems allowed to ask our token endpoint for access tokens (SMART Backend Services

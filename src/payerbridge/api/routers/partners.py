@@ -3,7 +3,7 @@ API lives and how we get a token from them. Every change is audited with what ch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +13,8 @@ from payerbridge.api.responses import JsonResponse
 from payerbridge.errors import NotFound
 from payerbridge.exchange.breaker import BreakerState
 from payerbridge.logging import current_request_id
-from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, validate_partner
+from payerbridge.routing.enrolment import enrol_partner
+from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerAuth
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import PartnerId
 
@@ -34,17 +35,24 @@ class PartnerCreate(BaseModel):
     name: str = Field(max_length=200)
     npi: str
     base_url: str = Field(max_length=500, description="The partner's FHIR base URL.")
+    auth: Literal["smart", "udap"] | None = Field(
+        default=None,
+        description="How we get tokens from the partner: SMART Backend Services (our "
+        "client id there and our key) or UDAP B2B (we register there with our community "
+        "certificate). Unset: SMART when client_id is given, else none.",
+    )
     client_id: str | None = Field(
         default=None,
         max_length=200,
-        description="Our client id at the partner's authorization server (SMART Backend "
-        "Services); we sign our assertions with our own key (GET /auth/client-jwks).",
+        description="Our client id at the partner's authorization server; with SMART we "
+        "sign our assertions with our own key (GET /auth/client-jwks); with UDAP, unset: "
+        "we register dynamically.",
     )
     token_url: str | None = Field(
         default=None,
         max_length=500,
         description="The partner's token endpoint; unset: read from its "
-        "/.well-known/smart-configuration.",
+        "/.well-known/smart-configuration (SMART) or signed UDAP metadata.",
     )
     scope: str = Field(default=DEFAULT_PARTNER_SCOPE, max_length=1000)
 
@@ -57,6 +65,7 @@ def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dic
         "name": partner.name,
         "npi": partner.npi,
         "base_url": partner.base_url,
+        "auth": partner.auth.value,
         "client_id": partner.client_id,
         "token_url": partner.token_url,
         "scope": partner.scope,
@@ -66,12 +75,6 @@ def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dic
             "open_until": utc_iso(state.open_until) if state.open_until else None,
         },
     }
-
-
-def _repointed(before: Partner, after: Partner) -> bool:
-    """Whether an update changes where we call or who we say we are there."""
-    fields = ("base_url", "npi", "client_id", "token_url")
-    return any(getattr(before, name) != getattr(after, name) for name in fields)
 
 
 @router.post("", status_code=201, responses={200: {"description": "Updated"}, **_AUTH_ERRORS})
@@ -86,21 +89,19 @@ def register_partner(
         client_id=body.client_id,
         token_url=body.token_url,
         scope=body.scope,
+        auth=PartnerAuth(body.auth) if body.auth else PartnerAuth.NONE,
     )
-    validate_partner(partner)
-    before = platform.partners.get(partner.id)
-    discovered = None
-    if before is not None and _repointed(before, partner):
-        # Where member data and our assertions go is changing: the new endpoint must
-        # answer as a FHIR server (and, when we authenticate, as a SMART one) first.
-        discovered = platform.discovery.read(partner)
-    created = platform.partners.register(
-        partner, actor=operator.client_id, request_id=current_request_id(), discovered=discovered
+    enrolled = enrol_partner(
+        partner,
+        registry=platform.partners,
+        discovery=platform.discovery,
+        actor=operator.client_id,
+        request_id=current_request_id(),
     )
-    if not created:
+    if not enrolled.created:
         response.status_code = 200
     response.headers["Location"] = f"/partners/{partner.id}"
-    return partner_public(platform.partners.get(partner.id) or partner)
+    return partner_public(enrolled.partner)
 
 
 @router.get("", responses=_AUTH_ERRORS)
