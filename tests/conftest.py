@@ -80,6 +80,7 @@ def server(
         import_files: list[Path] | None = None,
         args: tuple[str, ...] = (),
         tls_ca: Path | None = None,
+        port: int | None = None,
     ) -> ServerProcess:
         process = start_server(
             tmp_path / name,
@@ -87,6 +88,7 @@ def server(
             import_files=import_files or [],
             args=args,
             tls_ca=tls_ca,
+            port=port,
         )
         started.append(process)
         return process

@@ -229,13 +229,14 @@ def start_server(
     import_files: list[Path],
     args: tuple[str, ...] = (),
     tls_ca: Path | None = None,
+    port: int | None = None,
 ) -> ServerProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "PAYERBRIDGE_ENVIRONMENT": "test", **env}
     for path in import_files:
         result = run_cli(["import", "--data-dir", str(data_dir), str(path)], env=full_env)
         assert result.returncode == 0, result.stderr
-    port = free_port()
+    port = port or free_port()
     # Our tokens' issuer: the URL the tests reach the server by (and the CLI agrees).
     scheme = "https" if tls_ca is not None else "http"
     full_env.setdefault("PAYERBRIDGE_PUBLIC_BASE_URL", f"{scheme}://127.0.0.1:{port}")

@@ -13,6 +13,7 @@ import pytest
 
 from payerbridge.sandbox.generator import write_network
 from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE
+from tests.pki import CertificateAuthority
 from tests.servers import (
     REQUESTER_SCOPES,
     ServerProcess,
@@ -301,3 +302,79 @@ def test_make_run_demo_completes_a_sample_exchange(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "exchange state: completed" in result.stdout
+
+
+def test_an_exchange_runs_with_a_udap_partner_we_registered_with_our_certificate(
+    server: Callable[..., ServerProcess], network: Path, tmp_path: Path
+) -> None:
+    """UDAP B2B both ways: the new payer reads the old payer's signed metadata, registers
+    there with a software statement signed by its community certificate, and runs the
+    exchange with tokens got by x5c assertions; no operator step at the old payer."""
+    info = orjson.loads((network / "network.json").read_bytes())
+    old_info = info["payers"][0]
+    community = CertificateAuthority("Payer Community")
+    anchor = tmp_path / "community.pem"
+    anchor.write_bytes(community.pem())
+    stranger = CertificateAuthority("Another Community")
+
+    def udap_env(name: str, port: int, authority: CertificateAuthority) -> dict[str, str]:
+        cert, key = authority.issue(f"http://127.0.0.1:{port}/fhir").write(tmp_path, name)
+        return {
+            "PAYERBRIDGE_UDAP_TRUST_ANCHORS": orjson.dumps([str(anchor)]).decode(),
+            "PAYERBRIDGE_UDAP_CERTIFICATE": str(cert),
+            "PAYERBRIDGE_UDAP_CERTIFICATE_KEY": str(key),
+        }
+
+    old_port = free_port_run(3)
+    rogue_port, new_port = old_port + 1, old_port + 2
+    old = server(
+        "old",
+        env={
+            "PAYERBRIDGE_ORG_NAME": old_info["name"],
+            "PAYERBRIDGE_ORG_NPI": old_info["npi"],
+            **udap_env("old", old_port, community),
+        },
+        import_files=[network / old_info["file"]],
+        port=old_port,
+    )
+    # A server whose metadata is signed by a certificate from outside our community.
+    rogue = server("rogue", env=udap_env("rogue", rogue_port, stranger), port=rogue_port)
+    new = server(
+        "new",
+        env={
+            "PAYERBRIDGE_ORG_NAME": info["platform"]["name"],
+            "PAYERBRIDGE_ORG_NPI": info["platform"]["npi"],
+            **udap_env("new", new_port, community),
+        },
+        port=new_port,
+    )
+    partner = {"name": old_info["name"], "npi": old_info["npi"], "auth": "udap"}
+    with new.client() as client:
+        refused = client.post(
+            "/partners", json={**partner, "id": "rogue", "base_url": rogue.fhir_base}
+        )
+        assert refused.status_code == 422, refused.text
+        assert "trust anchor" in refused.json()["issue"][0]["details"]["text"]
+        assert client.get("/partners/rogue").status_code == 404
+        response = client.post(
+            "/partners", json={**partner, "id": old_info["slug"], "base_url": old.fhir_base}
+        )
+        assert response.status_code == 201, response.text
+        registered = response.json()
+        assert registered["auth"] == "udap" and registered["client_id"].startswith("udap-")
+        assert registered["token_url"] == f"{old.base_url}/auth/token"
+        switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
+        submitted = client.post("/exchanges", json=switcher["request"], headers=new_key())
+        assert submitted.status_code == 202, submitted.text
+        exchange = wait_terminal(client, submitted.headers["location"])
+        assert exchange["state"] == "completed", exchange
+    with old.platform() as platform:
+        client_record = platform.clients.get(registered["client_id"])
+        audited = {
+            (event.action, event.outcome)
+            for event in platform.audit_chain.events()
+            if event.entity_id == registered["client_id"]
+        }
+    assert client_record is not None and client_record.npi == info["platform"]["npi"]
+    assert client_record.certificate_uri == new.fhir_base
+    assert {("client.register", "success"), ("auth.token", "success")} <= audited

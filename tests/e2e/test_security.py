@@ -304,6 +304,12 @@ def test_nobody_but_an_operator_can_repoint_a_partner(payer: ServerProcess) -> N
         # does not answer as a FHIR and SMART server is not where member data goes.
         dead = operator.post("/partners", json={**partner, "base_url": "https://127.0.0.1:9/fhir"})
         assert dead.status_code == 422 and "nothing was changed" in dead.text
+        # The CLI is held to the same check.
+        by_cli = payer.cli(
+            "partners", "add", "--id", "old-plan", "--name", "Old", "--npi", "1245319599",
+            "--base-url", "https://127.0.0.1:9/fhir", "--client-id", "us-at-old",
+        )  # fmt: skip
+        assert by_cli.returncode != 0 and "nothing was changed" in by_cli.stderr
         assert operator.get("/partners/old-plan").json()["base_url"] == partner["base_url"]
         live = f"{payer.base_url}/fhir"  # this server answers both documents
         moved = operator.post("/partners", json={**partner, "base_url": live})

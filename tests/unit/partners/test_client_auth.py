@@ -4,18 +4,23 @@ outside the partner's registered FHIR base."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc import jws, jwt
+from joserfc.jwk import ECKey, KeySet
 
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
+from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
-from payerbridge.routing.model import Partner
+from payerbridge.routing.model import Organization, Partner, PartnerAuth
+from payerbridge.security.assertions import CERTIFICATE_HEADERS
+from payerbridge.security.udap import ServerIdentity
 from payerbridge.types import PartnerId
+from tests.pki import CertificateAuthority
 from tests.servers import new_signing_key, public_jwk
 
 KEY = new_signing_key()
@@ -131,3 +136,59 @@ def test_a_partner_repointed_by_an_operator_never_gets_the_old_token() -> None:
         "https://moved.example/fhir/.well-known/smart-configuration",
     )
     assert not any(url.startswith("https://moved.example/fhir/Patient") for _, url in partner.calls)
+
+
+def test_a_udap_partner_gets_our_certificate_assertion_naming_our_organization() -> None:
+    authority = CertificateAuthority()
+    issued = authority.issue("https://new.example/fhir")
+    udap = OurUdapClient(
+        ServerIdentity(tuple(issued.chain), issued.key),
+        "https://new.example/fhir",
+        Organization("New Plan", "1234567893"),
+    )
+    seen: list[dict[str, str]] = []
+
+    def partner(request: httpx.Request) -> httpx.Response:
+        if str(request.url) == "https://auth.old.example/token":
+            seen.append({k: v[0] for k, v in parse_qs(request.content.decode()).items()})
+            return httpx.Response(200, json={"access_token": "udap-token", "expires_in": 300})
+        assert request.headers["authorization"] == "Bearer udap-token"
+        return httpx.Response(200, json={"resourceType": "Bundle", "entry": []})
+
+    client = HttpxPartnerClient(
+        timeout_seconds=5,
+        user_agent="test",
+        key=KEY,
+        udap=udap,
+        transport=httpx.MockTransport(partner),
+    )
+    registered = replace(PARTNER, auth=PartnerAuth.UDAP, token_url="https://auth.old.example/token")
+    client.everything(registered, "Patient/1", idempotency_key="k")
+    (form,) = seen
+    assert form["udap"] == "1" and form["grant_type"] == "client_credentials"
+    token = jws.extract_compact(form["client_assertion"].encode(), registry=CERTIFICATE_HEADERS)
+    assert token.headers()["x5c"] == issued.x5c and token.headers()["alg"] == "ES384"
+    claims = jwt.decode(
+        form["client_assertion"],
+        ECKey.import_key(issued.key.public_key()),
+        registry=CERTIFICATE_HEADERS,
+    ).claims
+    assert claims["iss"] == "us-at-old" and claims["aud"] == "https://auth.old.example/token"
+    b2b = claims["extensions"]["hl7-b2b"]
+    assert b2b["organization_id"] == "http://hl7.org/fhir/sid/us-npi|1234567893"
+
+
+def test_a_udap_partner_without_our_certificate_is_refused_before_any_call() -> None:
+    calls: list[str] = []
+
+    def partner(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(500)
+
+    client = HttpxPartnerClient(
+        timeout_seconds=5, user_agent="test", key=KEY, transport=httpx.MockTransport(partner)
+    )
+    registered = replace(PARTNER, auth=PartnerAuth.UDAP, token_url="https://auth.old.example/token")
+    with pytest.raises(PartnerAuthRejected, match="no UDAP certificate"):
+        client.everything(registered, "Patient/1", idempotency_key="k")
+    assert calls == []

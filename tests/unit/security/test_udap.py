@@ -20,6 +20,13 @@ from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.model import ClientKind, OAuthError
 from payerbridge.security.service import TokenPolicy, TokenService, authenticate
 from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier
+from payerbridge.security.udap import (
+    ServerIdentity,
+    b2b_assertion,
+    read_signed_metadata,
+    signed_metadata,
+    software_statement,
+)
 from tests.fakes import (
     InMemoryAssertionLedger,
     InMemoryAuditLog,
@@ -224,3 +231,87 @@ def test_a_revoked_udap_client_is_out_and_cannot_register_again() -> None:
     with pytest.raises(OAuthError, match="revoked"):
         world.register(statement())
     assert dataclasses.replace(client).kind is ClientKind.UDAP
+
+
+def our_identity(issued: Issued = CLIENT) -> ServerIdentity:
+    return ServerIdentity(tuple(issued.chain), issued.key)
+
+
+def test_our_software_statement_and_assertions_are_what_a_udap_server_accepts() -> None:
+    """The outbound side, against our own inbound checks: the statement we send a UDAP
+    partner registers us, and our assertions get tokens naming our organization."""
+    world = World()
+    identity = our_identity()
+    assert identity.client_uri("https://not-named.example") == URI
+    client = world.register(
+        software_statement(
+            identity,
+            client_uri=URI,
+            registration_url=f"{BASE}/auth/register",
+            client_name="New Plan",
+            npi=NPI,
+            scope=SCOPES,
+            now=NOW,
+            token_id=str(uuid.uuid4()),
+        )
+    )
+    assert client.npi == NPI and client.certificate_uri == URI
+    grant = world.token(
+        b2b_assertion(
+            identity,
+            client_id=client.client_id,
+            token_url=f"{BASE}/auth/token",
+            npi=NPI,
+            organization_name="New Plan",
+            now=NOW,
+            token_id=str(uuid.uuid4()),
+        )
+    )
+    principal = authenticate(
+        grant.access_token, verifier=world.verifier, clients=world.clients, now=NOW
+    )
+    assert principal.client_id == client.client_id
+
+
+def metadata(issued: Issued, **change: Any) -> str:
+    now = int(NOW.timestamp())
+    claims = {
+        "iss": URI,
+        "sub": URI,
+        "iat": now,
+        "exp": now + 3600,
+        "jti": str(uuid.uuid4()),
+        "token_endpoint": f"{BASE}/auth/token",
+        "registration_endpoint": f"{BASE}/auth/register",
+        **change,
+    }
+    return signed(issued, claims)
+
+
+def test_a_partners_signed_metadata_must_chain_to_our_anchors_and_name_its_base() -> None:
+    trust = TrustAnchors((ANCHOR.certificate,), (ANCHOR.crl(),))
+    skew = timedelta(seconds=60)
+    claims = read_signed_metadata(
+        signed_metadata(
+            our_identity(),
+            issuer=URI,
+            endpoints={"token_endpoint": f"{BASE}/auth/token"},
+            now=NOW,
+            token_id="m1",
+        ),
+        trust,
+        fhir_base=URI,
+        now=NOW,
+        skew=skew,
+    )
+    assert claims["token_endpoint"] == f"{BASE}/auth/token"
+    for token, base, text in (
+        (metadata(CertificateAuthority("Other").issue(URI)), URI, "trust anchor"),
+        (metadata(CLIENT), "https://asked.example/fhir", "FHIR base URL"),
+        (metadata(ANCHOR.issue("https://other.example"), iss="https://other.example/fhir",
+                  sub="https://other.example/fhir"), "https://other.example/fhir",
+         "does not name"),
+        (metadata(CLIENT, exp=int((NOW - timedelta(hours=1)).timestamp())), URI, "expired"),
+    ):  # fmt: skip
+        with pytest.raises(OAuthError, match=text):
+            read_signed_metadata(token, trust, fhir_base=base, now=NOW, skew=skew)

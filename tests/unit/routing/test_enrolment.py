@@ -1,0 +1,141 @@
+"""Registering a partner on fakes: a re-pointed partner's discovery documents are read
+first; a UDAP partner is read (signed metadata) and registered with, and keeps that
+registration while its endpoint is unchanged; a token endpoint that contradicts the
+signed metadata is refused; nothing is stored when discovery fails."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from payerbridge.errors import InvalidInput, UnprocessableRequest
+from payerbridge.routing.enrolment import enrol_partner
+from payerbridge.routing.model import Partner, PartnerAuth
+from payerbridge.types import PartnerId
+
+BASE = "https://old.example/fhir"
+TOKEN = "https://auth.old.example/token"
+REGISTER = "https://auth.old.example/register"
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.partners: dict[str, Partner] = {}
+        self.discovered: list[dict[str, Any] | None] = []
+
+    def register(
+        self,
+        partner: Partner,
+        *,
+        actor: str,
+        request_id: str | None = None,
+        discovered: dict[str, Any] | None = None,
+    ) -> bool:
+        created = partner.id not in self.partners
+        self.partners[partner.id] = partner
+        self.discovered.append(discovered)
+        return created
+
+    def get(self, partner_id: PartnerId) -> Partner | None:
+        return self.partners.get(partner_id)
+
+    def list(self) -> list[Partner]:
+        return list(self.partners.values())
+
+
+class Discovery:
+    def __init__(self, *, fails: bool = False) -> None:
+        self.read_for: list[str] = []
+        self.registered_at: list[str] = []
+        self.fails = fails
+
+    def read(self, partner: Partner) -> dict[str, Any]:
+        self.read_for.append(partner.base_url)
+        if self.fails:
+            raise UnprocessableRequest("the partner's udap document is unreachable")
+        found: dict[str, Any] = {"fhir_version": "4.0.1", "token_endpoint": TOKEN}
+        if partner.auth is PartnerAuth.UDAP:
+            found["registration_endpoint"] = REGISTER
+        return found
+
+    def register(self, partner: Partner, registration_endpoint: str) -> str:
+        self.registered_at.append(registration_endpoint)
+        return f"client-{len(self.registered_at)}"
+
+
+def enrol(partner: Partner, registry: Registry, discovery: Discovery) -> Any:
+    return enrol_partner(
+        partner, registry=registry, discovery=discovery, actor="ops", request_id=None
+    )
+
+
+def udap(**change: Any) -> Partner:
+    partner = Partner(PartnerId("old"), "Old", "1245319599", BASE, auth=PartnerAuth.UDAP)
+    return replace(partner, **change)
+
+
+def test_a_udap_partner_is_registered_with_once_while_its_endpoint_stays() -> None:
+    registry, discovery = Registry(), Discovery()
+    first = enrol(udap(), registry, discovery)
+    assert first.created
+    assert (first.partner.client_id, first.partner.token_url) == ("client-1", TOKEN)
+    assert registry.discovered[-1] == {
+        "fhir_version": "4.0.1",
+        "token_endpoint": TOKEN,
+        "registration_endpoint": REGISTER,
+        "registered": True,
+    }
+    renamed = enrol(udap(name="Old Health"), registry, discovery)
+    assert not renamed.created and renamed.partner.client_id == "client-1"
+    assert discovery.registered_at == [REGISTER] and len(discovery.read_for) == 1
+    moved = enrol(udap(base_url="https://new-home.example/fhir"), registry, discovery)
+    assert moved.partner.client_id == "client-2"
+    assert discovery.read_for[-1] == "https://new-home.example/fhir"
+
+
+def test_a_client_id_given_for_a_udap_partner_is_used_without_registering() -> None:
+    registry, discovery = Registry(), Discovery()
+    enrolled = enrol(udap(client_id="issued-out-of-band"), registry, discovery)
+    assert enrolled.partner.client_id == "issued-out-of-band"
+    assert enrolled.partner.auth is PartnerAuth.UDAP
+    assert discovery.registered_at == [] and discovery.read_for == [BASE]
+
+
+def test_a_token_endpoint_that_contradicts_the_signed_metadata_is_refused() -> None:
+    registry, discovery = Registry(), Discovery()
+    with pytest.raises(UnprocessableRequest, match="signed UDAP metadata") as refused:
+        enrol(udap(token_url="https://attacker.example/token"), registry, discovery)
+    assert refused.value.issues[0].expression == "token_url"
+    assert registry.partners == {} and discovery.registered_at == []
+
+
+def test_nothing_is_stored_when_the_partner_cannot_be_read() -> None:
+    registry = Registry()
+    with pytest.raises(UnprocessableRequest):
+        enrol(udap(), registry, Discovery(fails=True))
+    smart = Partner(PartnerId("old"), "Old", "1245319599", BASE, client_id="us")
+    enrol(smart, registry, Discovery())
+    with pytest.raises(UnprocessableRequest):
+        enrol(replace(smart, base_url="https://elsewhere.example/fhir"), registry,
+              Discovery(fails=True))  # fmt: skip
+    assert registry.partners["old"].base_url == BASE
+
+
+def test_a_smart_partner_is_read_only_when_re_pointed() -> None:
+    registry, discovery = Registry(), Discovery()
+    smart = Partner(PartnerId("old"), "Old", "1245319599", BASE, client_id="us")
+    assert smart.auth is PartnerAuth.SMART  # a client id means we authenticate
+    enrol(smart, registry, discovery)
+    enrol(replace(smart, name="Old Health"), registry, discovery)
+    assert discovery.read_for == []
+    enrol(replace(smart, client_id="us-again"), registry, discovery)
+    assert discovery.read_for == [BASE] and registry.discovered[-1] is not None
+
+
+def test_a_token_endpoint_without_a_way_to_authenticate_is_refused() -> None:
+    lonely = Partner(PartnerId("old"), "Old", "1245319599", BASE, token_url=TOKEN)
+    with pytest.raises(InvalidInput) as refused:
+        enrol(lonely, Registry(), Discovery())
+    assert refused.value.issues[0].expression == "token_url"
