@@ -118,3 +118,89 @@ def member_match_parameters(
         partner_name="Old",
         partner_npi=partner_npi,
     )
+
+
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def a_member_reaching_sensitive_shared_data(pid: str = "p1") -> dict[str, dict[str, Any]]:
+    """A member whose own records look plain but reach sensitive shared resources: an
+    order for an HIV antiretroviral by ``medicationReference``, a claim from a 42 CFR
+    Part 2 program by ``provider``; beside plain ones. By ``Type/id``."""
+
+    def organization(oid: str, **more: Any) -> dict[str, Any]:
+        return {"resourceType": "Organization", "id": oid, "name": oid, **more}
+
+    def medication(mid: str, code: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Medication",
+            "id": mid,
+            "code": {"coding": [{"system": RXNORM, "code": code}]},
+            "manufacturer": {"reference": f"Organization/{mid}-maker"},
+        }
+
+    def order(oid: str, medication_id: str, requester: str) -> dict[str, Any]:
+        return {
+            "resourceType": "MedicationRequest",
+            "id": oid,
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": f"Patient/{pid}"},
+            "medicationReference": {"reference": f"Medication/{medication_id}"},
+            "requester": {"reference": f"Practitioner/{requester}"},
+        }
+
+    patient = a_patient(pid)
+    patient["managingOrganization"] = {"reference": "Organization/part2-program"}
+    patient["generalPractitioner"] = [{"reference": "Practitioner/family-doctor"}]
+    resources = [
+        patient,
+        a_coverage(f"{pid}-cov", patient=pid),
+        order(f"{pid}-arv-order", "arv", "hiv-specialist"),
+        order(f"{pid}-bp-order", "amlodipine", "family-doctor"),
+        {
+            "resourceType": "ExplanationOfBenefit",
+            "id": f"{pid}-part2-claim",
+            "status": "active",
+            "use": "claim",
+            "patient": {"reference": f"Patient/{pid}"},
+            "provider": {"reference": "Organization/part2-program"},
+            "insurer": {"reference": "Organization/org1"},
+        },
+        {
+            "resourceType": "Encounter",
+            "id": f"{pid}-checkup",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": f"Patient/{pid}"},
+            "participant": [{"individual": {"reference": "Practitioner/family-doctor"}}],
+            "serviceProvider": {"reference": "Organization/clinic"},
+        },
+        medication("arv", "1999667"),  # bictegravir / emtricitabine / tenofovir
+        medication("amlodipine", "197361"),
+        organization("arv-maker"),
+        organization("amlodipine-maker"),
+        organization(
+            "part2-program", meta={"security": [{"system": ACT_CODE, "code": "42CFRPart2"}]}
+        ),
+        organization("clinic", partOf={"reference": "Organization/part2-program"}),
+        organization("org1"),
+        {"resourceType": "Practitioner", "id": "hiv-specialist"},
+        {"resourceType": "Practitioner", "id": "family-doctor"},
+    ]
+    return {f"{r['resourceType']}/{r['id']}": r for r in resources}
+
+
+# What a ``regular`` consent withholds of that member: the sensitive shared resources, the
+# records that are about them, and what only those records reach.
+WITHHELD_UNDER_REGULAR = frozenset(
+    {
+        "MedicationRequest/p1-arv-order",
+        "ExplanationOfBenefit/p1-part2-claim",
+        "Medication/arv",
+        "Organization/arv-maker",
+        "Organization/part2-program",
+        "Practitioner/hiv-specialist",
+    }
+)

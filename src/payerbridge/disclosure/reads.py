@@ -10,10 +10,10 @@ from typing import Any
 from payerbridge.audit.ports import AuditLog
 from payerbridge.consent.model import ConsentPolicy, Requester
 from payerbridge.consent.ports import ConsentStore
-from payerbridge.consent.segmentation import supported_policies
+from payerbridge.consent.segmentation import sensitive_categories_of, supported_policies
 from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.ports import MemberData
-from payerbridge.disclosure.service import disclosable
+from payerbridge.disclosure.release import release
 from payerbridge.errors import DisclosureDenied, NotFound
 from payerbridge.types import MemberId
 
@@ -64,20 +64,35 @@ def authorize_member(context: DisclosureContext, patient_id: str, hop: str) -> C
 def read_resource(
     context: DisclosureContext, resource_type: str, resource_id: str
 ) -> dict[str, Any]:
-    """A member's resource needs that member's consent for the caller, and under a
-    ``regular`` consent is read as segmentation leaves it (withheld reads as absent);
-    shared resources (Organization, Practitioner, ...) need only a registered caller."""
+    """A member's resource needs that member's consent for the caller and is read as
+    ``release`` lets it go with the rest of the compartment (withheld reads as absent).
+
+    A shared resource (Organization, Medication, ...) belongs to no member: a member-
+    scoped caller reads only those its member's released records reach; any other
+    caller reads those that say nothing sensitive by themselves, while a sensitive one
+    (a 42 CFR Part 2 program, an antiretroviral) goes only with a member's records
+    under a consent that lets it go."""
     members = context.members
     absent = NotFound(f"{resource_type}/{resource_id} does not exist")
     owner = members.owner_of(resource_type, resource_id)
+    key = f"{resource_type}/{resource_id}"
     if owner is None:
-        return _found(members.read(resource_type, resource_id), absent)
+        resource = _found(members.read(resource_type, resource_id), absent)
+        if context.only_member is not None:
+            policy = authorize_member(context, context.only_member, "read")
+            released = release(members.compartment(context.only_member), members, policy)
+            return _among(released.shared, key, absent)
+        if resource_type == "Patient" or sensitive_categories_of(resource):
+            raise absent  # a Patient without a compartment row is no member's to give
+        return resource
     policy = authorize_member(context, owner, "read")
-    if policy is ConsentPolicy.SENSITIVE:  # everything may go: no need to segment
-        return _found(members.read(resource_type, resource_id), absent)
     # Segmentation judges a resource with what it refers to, so it needs the compartment.
-    for resource in disclosable(members.compartment(owner), policy):
-        if resource["resourceType"] == resource_type and resource["id"] == resource_id:
+    return _among(release(members.compartment(owner), members, policy).records, key, absent)
+
+
+def _among(resources: list[dict[str, Any]], key: str, absent: NotFound) -> dict[str, Any]:
+    for resource in resources:
+        if f"{resource['resourceType']}/{resource['id']}" == key:
             return resource
     raise absent
 
@@ -112,7 +127,8 @@ def find_patients(
             policy = authorize_member(context, patient["id"], "search")
         except DisclosureDenied:
             continue
-        found.extend(disclosable([patient], policy))
+        # What a Patient may keep depends only on the shared resources it points at.
+        found.extend(release([patient], members, policy).records)
     return found
 
 

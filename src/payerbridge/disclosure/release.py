@@ -1,0 +1,124 @@
+"""What may leave for one member under the consent policy that permits the caller: the
+member's records and every shared resource they reach, judged together (pure but for
+the reads it is given).
+
+Segmentation judges a resource with what it refers to: a MedicationRequest for an HIV
+antiretroviral is sensitive because of its Medication, a claim because its provider is
+a 42 CFR Part 2 program. So the shared resources the records point at (Medication,
+Organization, Practitioner, Location, ...), and those they point at in turn, are read
+first and segmented in the same pass as the records; a shared resource that is left
+referenced only by withheld records does not go either, since that it was referenced
+would say something about the member (ADR 0010).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from payerbridge.consent.model import ConsentPolicy
+from payerbridge.consent.segmentation import SegmentationPolicy, segment
+from payerbridge.fhir.resources import COMPARTMENT_FIELD, iter_references
+
+__all__ = [
+    "DEFAULT_SEGMENTATION",
+    "Release",
+    "SHARED_TYPES",
+    "SharedResources",
+    "release",
+    "shared_references",
+]
+
+DEFAULT_SEGMENTATION = SegmentationPolicy()
+
+# Types outside any compartment that a member's record points at and that PDex lists.
+SHARED_TYPES = frozenset(t for t, f in COMPARTMENT_FIELD.items() if f is None) - {"Patient"}
+
+Resource = dict[str, Any]
+
+
+class SharedResources(Protocol):
+    def read_many(self, refs: list[str]) -> list[Resource]: ...
+
+
+@dataclass(frozen=True)
+class Release:
+    records: list[Resource]  # the member's own records that may go, in the order given
+    shared: list[Resource]  # the shared resources they reach that may go, by reference
+    withheld_count: int  # for the audit trail only; the requester never learns it
+
+    @property
+    def resources(self) -> list[Resource]:
+        return [*self.records, *self.shared]
+
+
+def release(
+    records: Sequence[Resource],
+    shared: SharedResources,
+    policy: ConsentPolicy,
+    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
+) -> Release:
+    """``records`` (the member's, all of them where withholding may spread between them,
+    as for a compartment) with the shared resources they reach, as ``policy`` lets them
+    go: everything under ``sensitive``; under ``regular`` the segmented rest, stripped
+    of references to what is withheld."""
+    own = {key for record in records if (key := _key(record)) is not None}
+    reached = _reach(records, shared, own)
+    candidates = [*records, *reached]
+    withheld = 0
+    if policy is ConsentPolicy.REGULAR:
+        result = segment(candidates, segmentation)
+        candidates, withheld = result.kept, result.withheld_count
+    kept_records = [r for r in candidates if _key(r) in own]
+    kept_shared: dict[str, Resource] = {}
+    for resource in candidates:
+        key = _key(resource)
+        if key is not None and key not in own:
+            kept_shared[key] = resource
+    reachable = _reachable(kept_records, kept_shared)
+    dropped = len(kept_shared) - len(reachable)
+    return Release(
+        kept_records,
+        [kept_shared[key] for key in sorted(reachable)],
+        withheld + dropped,
+    )
+
+
+def shared_references(resource: Resource) -> Iterator[str]:
+    """The ``Type/id`` of each shared resource ``resource`` refers to by a local reference."""
+    for reference in iter_references(resource):
+        if reference.count("/") == 1 and reference.split("/", 1)[0] in SHARED_TYPES:
+            yield reference
+
+
+def _reach(records: Iterable[Resource], shared: SharedResources, own: set[str]) -> list[Resource]:
+    """Every shared resource reachable from ``records``, transitively."""
+    found: dict[str, Resource] = {}
+    frontier = list(records)
+    while frontier:
+        wanted = {ref for r in frontier for ref in shared_references(r)} - own - found.keys()
+        if not wanted:
+            break
+        frontier = shared.read_many(sorted(wanted))
+        found.update((key, r) for r in frontier if (key := _key(r)) is not None)
+    return [found[key] for key in sorted(found)]
+
+
+def _reachable(records: Iterable[Resource], shared: dict[str, Resource]) -> set[str]:
+    seen: set[str] = set()
+    frontier = [ref for record in records for ref in shared_references(record)]
+    while frontier:
+        ref = frontier.pop()
+        if ref in seen or ref not in shared:
+            continue
+        seen.add(ref)
+        frontier.extend(shared_references(shared[ref]))
+    return seen
+
+
+def _key(resource: Resource) -> str | None:
+    resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+    if isinstance(resource_type, str) and isinstance(resource_id, str):
+        return f"{resource_type}/{resource_id}"
+    return None
