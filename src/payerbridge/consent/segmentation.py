@@ -29,6 +29,7 @@ them and reports them, and :func:`supported_policies` tells ``policy.evaluate`` 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -45,11 +46,16 @@ from payerbridge.fhir.resources import iter_references
 __all__ = [
     "DEFAULT_CODE_ELEMENTS",
     "DEFAULT_SEGMENTABLE_TYPES",
+    "Judgement",
+    "Withheld",
     "NON_CLINICAL_TYPES",
     "Resource",
     "SegmentResult",
     "SegmentationPolicy",
+    "judge",
     "segment",
+    "withheld_among",
+    "without_references",
     "sensitive_categories_of",
     "supported_policies",
     "unsegmentable_types",
@@ -211,62 +217,95 @@ def segment(
 
     Inputs are never mutated: unchanged resources are passed through, changed ones copied.
     """
-    present = {str(resource.get("resourceType")) for resource in resources}
-    unsegmentable = unsegmentable_types(present, policy)
-    withheld = _withheld_indexes(resources, policy, unsegmentable)
-    withheld_keys = {_key(resources[i]) for i in withheld} - {None}
+    judged = [judge(resource, policy) for resource in resources]
+    withheld = withheld_among(judged, policy)
     kept = [
-        _without_references(resource, withheld_keys)
+        without_references(resource, withheld.keys)
         for index, resource in enumerate(resources)
-        if index not in withheld
+        if index not in withheld.indexes
     ]
-    return SegmentResult(kept, len(withheld), unsegmentable)
+    return SegmentResult(kept, len(withheld.indexes), withheld.unsegmentable_types)
 
 
 # -- which resources are withheld
 
 
-def _withheld_indexes(
-    resources: Sequence[Resource], policy: SegmentationPolicy, unsegmentable: frozenset[str]
-) -> set[int]:
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What segmentation needs to know of one resource, without the resource: a large
+    compartment can be judged from these and then streamed, never held whole."""
+
+    key: str | None
+    resource_type: str
+    sensitive: bool  # by its own labels or codes (or a contained resource's)
+    # The resources it is about: withheld with any of them (with all, for a Provenance).
+    about: tuple[str, ...]
+    about_all: bool
+    recorded_in: tuple[str, ...]  # the Encounters it was recorded in
+
+
+@dataclass(frozen=True)
+class Withheld:
+    indexes: frozenset[int]  # of the judgements, in the order given
+    keys: frozenset[str]
+    unsegmentable_types: frozenset[str]
+
+
+def judge(resource: Mapping[str, Any], policy: SegmentationPolicy = _DEFAULT_POLICY) -> Judgement:
+    resource_type = str(resource.get("resourceType"))
+    if resource_type == "Provenance":
+        about, about_all = tuple(_targets(resource, ("target",))), True
+    else:
+        paths = _DEPENDENT_REFERENCES.get(resource_type, ())
+        if resource_type == "Encounter" and policy.withhold_encounters_of_sensitive_care:
+            paths = _ENCOUNTER_REASONS
+        about, about_all = tuple(_targets(resource, paths)), False
+    recorded_in = tuple(
+        target for target in _targets(resource, _CARE_CONTEXT) if target.startswith("Encounter/")
+    )
+    return Judgement(
+        _key(resource),
+        resource_type,
+        bool(sensitive_categories_of(resource, policy)),
+        about,
+        about_all,
+        recorded_in,
+    )
+
+
+def withheld_among(
+    judged: Sequence[Judgement], policy: SegmentationPolicy = _DEFAULT_POLICY
+) -> Withheld:
+    """Which of the judged resources a ``regular`` consent withholds: the sensitive and
+    the unjudgeable, then along meaningful references until nothing changes."""
+    unsegmentable = unsegmentable_types({j.resource_type for j in judged}, policy)
     withheld = {
-        index
-        for index, resource in enumerate(resources)
-        if resource.get("resourceType") in unsegmentable
-        or sensitive_categories_of(resource, policy)
+        index for index, j in enumerate(judged) if j.resource_type in unsegmentable or j.sensitive
     }
-    by_key = {key: index for index, r in enumerate(resources) if (key := _key(r)) is not None}
-    # Spread along meaningful references until nothing changes; each pass only adds.
-    while True:
-        keys = {_key(resources[i]) for i in withheld}
+    by_key = {j.key: index for index, j in enumerate(judged) if j.key is not None}
+    while True:  # each pass only adds
+        keys = {k for i in withheld if (k := judged[i].key) is not None}
         spread = {
             index
-            for index, resource in enumerate(resources)
-            if index not in withheld and _follows_withheld(resource, keys, policy)
+            for index, j in enumerate(judged)
+            if index not in withheld and _about_withheld(j, keys)
         }
         if policy.withhold_encounters_of_sensitive_care:
             spread |= {
                 by_key[target]
                 for i in withheld
-                for target in _targets(resources[i], _CARE_CONTEXT)
-                if target.startswith("Encounter/") and target in by_key
+                for target in judged[i].recorded_in
+                if target in by_key
             } - withheld
         if not spread:
-            return withheld
+            return Withheld(frozenset(withheld), frozenset(keys), unsegmentable)
         withheld |= spread
 
 
-def _follows_withheld(
-    resource: Resource, withheld_keys: set[str | None], policy: SegmentationPolicy
-) -> bool:
-    resource_type = resource.get("resourceType")
-    if resource_type == "Provenance":
-        targets = list(_targets(resource, ("target",)))
-        return bool(targets) and all(target in withheld_keys for target in targets)
-    paths = _DEPENDENT_REFERENCES.get(str(resource_type), ())
-    if resource_type == "Encounter" and policy.withhold_encounters_of_sensitive_care:
-        paths = _ENCOUNTER_REASONS
-    return any(target in withheld_keys for target in _targets(resource, paths))
+def _about_withheld(judgement: Judgement, withheld_keys: AbstractSet[str]) -> bool:
+    if judgement.about_all:
+        return bool(judgement.about) and all(t in withheld_keys for t in judgement.about)
+    return any(target in withheld_keys for target in judgement.about)
 
 
 def _key(resource: Mapping[str, Any]) -> str | None:
@@ -325,7 +364,8 @@ def _codings(values: Iterable[Any]) -> Iterator[Mapping[str, Any]]:
 # -- removing references from kept resources
 
 
-def _without_references(resource: Resource, withheld_keys: set[str | None]) -> Resource:
+def without_references(resource: Resource, withheld_keys: AbstractSet[str]) -> Resource:
+    """The resource without its references to withheld resources (a copy when changed)."""
     if not any(_reference_key(ref) in withheld_keys for ref in iter_references(resource)):
         return resource  # the common case: nothing to strip, no copy
     stripped = _strip_element(resource, withheld_keys, in_list=False)
@@ -335,7 +375,7 @@ def _without_references(resource: Resource, withheld_keys: set[str | None]) -> R
     return stripped
 
 
-def _is_withheld_reference(value: Any, withheld_keys: set[str | None]) -> bool:
+def _is_withheld_reference(value: Any, withheld_keys: AbstractSet[str]) -> bool:
     return (
         isinstance(value, Mapping)
         and isinstance(value.get("reference"), str)
@@ -344,7 +384,7 @@ def _is_withheld_reference(value: Any, withheld_keys: set[str | None]) -> bool:
 
 
 def _strip_element(
-    element: Resource, withheld_keys: set[str | None], *, in_list: bool
+    element: Resource, withheld_keys: AbstractSet[str], *, in_list: bool
 ) -> Resource | None:
     """The element without withheld references; None when it must go as a whole.
 
@@ -377,7 +417,7 @@ def _strip_element(
     return result if changed else element
 
 
-def _strip_list(items: list[Any], withheld_keys: set[str | None], *, entries: bool) -> list[Any]:
+def _strip_list(items: list[Any], withheld_keys: AbstractSet[str], *, entries: bool) -> list[Any]:
     result: list[Any] = []
     changed = False
     for item in items:
