@@ -50,6 +50,7 @@ from payerbridge.exchange.model import (
     check_transition,
     transition_event,
 )
+from payerbridge.exchange.ports import Retrieved
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import MatchDecision
@@ -499,9 +500,9 @@ class FakePartnerClient:
         *,
         idempotency_key: str,
         timeout: float | None = None,
-    ) -> bytes:
+    ) -> Retrieved:
         self._call("everything", idempotency_key)
-        return self.bundle
+        return Retrieved(self.bundle, (len(orjson.loads(self.bundle).get("entry") or []),))
 
     def refresh_credentials(self, partner: Partner) -> None:
         return None

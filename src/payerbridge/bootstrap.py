@@ -25,7 +25,7 @@ from payerbridge.audit.verification import ChainReport
 from payerbridge.config import Settings
 from payerbridge.consent.model import Requester
 from payerbridge.consent.ports import ConsentStore
-from payerbridge.disclosure.ports import MemberStore
+from payerbridge.disclosure.ports import DisclosureSnapshots, MemberStore
 from payerbridge.disclosure.reads import DisclosureContext, member_permits
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.exchange.ports import (
@@ -62,6 +62,7 @@ from payerbridge.store.checkpoints import (
 )
 from payerbridge.store.clients import SqlAssertionLedger, SqlClientDirectory
 from payerbridge.store.consents import SqlConsentStore
+from payerbridge.store.disclosures import SqlDisclosureSnapshots
 from payerbridge.store.engines import (
     WalCheckpointer,
     create_db_engine,
@@ -130,6 +131,7 @@ class Platform:
     engine: Engine
     reader: Engine  # the engine for reads: ``engine`` itself on PostgreSQL
     members: MemberStore
+    snapshots: DisclosureSnapshots  # paged $everything decisions
     partners: PartnerRegistry
     exchanges: ExchangeLedger
     breakers: BreakerBoard
@@ -389,6 +391,7 @@ def build_platform(
         engine=engine,
         reader=reader,
         members=members,
+        snapshots=SqlDisclosureSnapshots(engine, reader=reader),
         partners=partners,
         exchanges=exchanges,
         breakers=breakers,
@@ -503,6 +506,7 @@ def _upkeep(platform: Platform) -> Upkeep:
         ),
         purge_idempotent_answers=lambda: platform.idempotency.purge(before=utcnow() - retention),
         forget_spent_assertions=lambda: forget_spent_assertions(platform.tokens, now=utcnow()),
+        purge_disclosure_snapshots=lambda: platform.snapshots.purge(now=utcnow()),
     )
 
 

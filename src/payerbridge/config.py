@@ -120,6 +120,19 @@ class Settings(BaseSettings):
         "characters). Unset: a random key kept in the data dir (identity.key). Every process "
         "sharing a database must use the same key; changing it needs `identity reindex`.",
     )
+    everything_page_size: int = Field(
+        default=1000,
+        ge=1,
+        le=5000,
+        description="Resources per $everything page when the caller gives no _count (and "
+        "the most it may ask for): each page is read and sent on its own.",
+    )
+    everything_snapshot_seconds: int = Field(
+        default=3600,
+        ge=60,
+        description="How long the next links of a $everything answer stay valid: the pages "
+        "are those decided at the first page, kept for this long.",
+    )
     member_match_return_member_id: bool = Field(
         default=True, description="$member-match also returns MemberId (our Patient reference)."
     )

@@ -115,3 +115,74 @@ def test_reads_and_searches_under_regular_strip_links_to_what_is_withheld(
         assert client.get("/fhir/MedicationRequest/p1-arv-order").status_code == 200
         patient = client.get("/fhir/Patient/p1").json()
     assert patient["managingOrganization"] == {"reference": "Organization/part2-program"}
+
+
+def follow(client: Any, url: str) -> list[dict[str, Any]]:
+    """Every page of a $everything answer, by its next links."""
+    pages = []
+    next_url: str | None = url
+    while next_url is not None:
+        response = client.get(next_url)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        pages.append(page)
+        next_url = next((x["url"] for x in page["link"] if x["relation"] == "next"), None)
+    return pages
+
+
+def test_paging_under_regular_leaks_nothing_and_gives_each_resource_once(
+    old: dict[str, Any],
+) -> None:
+    payer: ServerProcess = old["payer"]
+    with payer.client_with(old["regular"]) as client:
+        pages = follow(client, "/fhir/Patient/p1/$everything?_count=2")
+    assert len(pages) == 5  # 4 records and 3 shared resources, two a page
+    released = [e["resource"] for page in pages for e in page["entry"]]
+    shared = [r for r in released if r["resourceType"] != "Provenance"]
+    assert len(shared) == len(keys(shared))  # none twice
+    assert keys(shared) == set(DATA) - WITHHELD_UNDER_REGULAR
+    assert shared[0]["resourceType"] == "Patient"
+    for resource in released:
+        assert not set(iter_references(resource)) & WITHHELD_UNDER_REGULAR, resource
+    for page in pages:  # each page with our Provenance for what it carries
+        [provenance] = [e["resource"] for e in page["entry"] if e["search"]["mode"] == "include"
+                        and e["resource"]["resourceType"] == "Provenance"]  # fmt: skip
+        carried = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in page["entry"]}
+        assert {t["reference"] for t in provenance["target"]} == carried - {
+            f"Provenance/{provenance['id']}"
+        }
+        assert page["total"] == 4
+
+
+def test_everything_filters_by_type_and_time_and_refuses_what_it_does_not_support(
+    old: dict[str, Any],
+) -> None:
+    payer: ServerProcess = old["payer"]
+    with payer.client_with(old["sensitive"]) as client:
+        typed = follow(client, "/fhir/Patient/p1/$everything?_type=MedicationRequest,Medication")
+        later = follow(client, "/fhir/Patient/p1/$everything?_since=2999-01-01T00:00:00Z")
+        for query, named in (
+            ("_typeFilter=Observation%3Fcode%3Dx", "_typeFilter"),
+            ("_type=Starship", "_type"),
+            ("_since=2024-01-01", "_since"),
+            ("_count=0", "_count"),
+            ("_count=100000", "_count"),
+            ("colour=blue", "colour"),
+            ("_count=5&_count=6", "_count"),
+        ):
+            refused = client.get(f"/fhir/Patient/p1/$everything?{query}")
+            assert refused.status_code == 400, (query, refused.text)
+            [issue] = refused.json()["issue"]
+            assert issue["expression"] == [named], (query, issue)
+        foreign = client.get("/fhir/Patient/p1/$everything?_page_token=nope&_after=0")
+        assert foreign.status_code == 404
+    got = [
+        e["resource"] for e in typed[0]["entry"] if e["resource"]["resourceType"] != "Provenance"
+    ]
+    assert {r["resourceType"] for r in got} == {"Patient", "MedicationRequest", "Medication"}
+    assert [e["resource"]["resourceType"] for e in later[0]["entry"]] == ["Patient", "Provenance"]
+    with payer.client_with(old["regular"]) as other:  # another client's pages are not its own
+        first = other.get("/fhir/Patient/p1/$everything?_count=1").json()
+        next_url = next(x["url"] for x in first["link"] if x["relation"] == "next")
+    with payer.client_with(old["sensitive"]) as client:
+        assert client.get(next_url).status_code == 404

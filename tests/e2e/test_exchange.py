@@ -13,6 +13,7 @@ import pytest
 
 from payerbridge.sandbox.generator import write_network
 from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE
+from tests.e2e.test_disclosure import follow
 from tests.pki import CertificateAuthority
 from tests.servers import (
     REQUESTER_SCOPES,
@@ -47,11 +48,21 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def payers(
     server: Callable[..., ServerProcess], network: Path
 ) -> tuple[ServerProcess, ServerProcess, dict[str, Any]]:
+    return start_payers(server, network)
+
+
+def start_payers(
+    server: Callable[..., ServerProcess], network: Path, old_env: dict[str, str] | None = None
+) -> tuple[ServerProcess, ServerProcess, dict[str, Any]]:
     info = orjson.loads((network / "network.json").read_bytes())
     old_info = info["payers"][0]
     old = server(
         "old",
-        env={"PAYERBRIDGE_ORG_NAME": old_info["name"], "PAYERBRIDGE_ORG_NPI": old_info["npi"]},
+        env={
+            "PAYERBRIDGE_ORG_NAME": old_info["name"],
+            "PAYERBRIDGE_ORG_NPI": old_info["npi"],
+            **(old_env or {}),
+        },
         import_files=[network / old_info["file"]],
     )
     new = server(
@@ -121,10 +132,10 @@ def test_an_exchange_moves_the_members_history_with_provenance(
 
     resources = [e["resource"] for e in received["entry"]]
     by_id = {f"{r['resourceType']}/{r['id']}": r for r in resources}
-    # Everything the old payer sent arrived under new ids, plus our own Provenance (and the
-    # transmitter Provenance of this second $everything).
+    # Everything the old payer sent arrived under new ids (its transmitter Provenance too,
+    # as this second $everything carries one), plus our own Provenance.
     stored_types = sorted(r["resourceType"] for r in resources)
-    assert stored_types.count("Provenance") == original_types.count("Provenance") + 2
+    assert stored_types.count("Provenance") == original_types.count("Provenance") + 1
     assert [t for t in stored_types if t != "Provenance"] == [
         t for t in original_types if t != "Provenance"
     ]
@@ -161,23 +172,15 @@ def test_an_exchange_moves_the_members_history_with_provenance(
 
 
 def stored_everything(payer: ServerProcess, patient_id: str) -> dict[str, Any]:
-    """The $everything Bundle the payer would build for the member (read from its store)."""
-    from payerbridge.bootstrap import utcnow
+    """What the payer holds of the member (its compartment and the shared resources it
+    reaches), as Bundle entries, read from its store."""
     from payerbridge.consent.model import ConsentPolicy
-    from payerbridge.disclosure.service import member_everything
+    from payerbridge.disclosure.release import release
 
     with payer.platform() as platform:
         compartment = platform.members.compartment(patient_id)
-        return member_everything(
-            patient_id,
-            compartment,
-            platform.members,
-            policy=ConsentPolicy.SENSITIVE,
-            us=platform.us,
-            fhir_base=payer.fhir_base,
-            provenance_id="check",
-            now=utcnow(),
-        ).bundle
+        released = release(compartment, platform.members, ConsentPolicy.SENSITIVE)
+    return {"entry": [{"resource": r} for r in released.resources]}
 
 
 def _references(node: Any) -> list[str]:
@@ -378,3 +381,30 @@ def test_an_exchange_runs_with_a_udap_partner_we_registered_with_our_certificate
     assert client_record is not None and client_record.npi == info["platform"]["npi"]
     assert client_record.certificate_uri == new.fhir_base
     assert {("client.register", "success"), ("auth.token", "success")} <= audited
+
+
+def test_the_requester_follows_every_page_of_the_members_record(
+    server: Callable[..., ServerProcess], network: Path
+) -> None:
+    old, new, _ = start_payers(server, network, {"PAYERBRIDGE_EVERYTHING_PAGE_SIZE": "3"})
+    switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
+    with new.client() as client:
+        response = client.post("/exchanges", json=switcher["request"], headers=new_key())
+        assert response.status_code == 202, response.text
+        exchange = wait_terminal(client, response.headers["location"])
+    assert exchange["state"] == "completed", exchange
+    received = next(step for step in exchange["history"] if step["to"] == "received")
+    pages = received["detail"]["pages"]
+    with old.client() as client:  # the same record, read page by page as the requester did
+        sent = [
+            e["resource"]["resourceType"]
+            for page in follow(client, f"/fhir/Patient/{switcher['old_patient_id']}/$everything")
+            for e in page["entry"]
+        ]
+    assert len(pages) > 1 and all(size <= 4 for size in pages)  # three and a Provenance
+    stored = stored_everything(new, exchange["imported_patient_id"])
+    kinds = [e["resource"]["resourceType"] for e in stored["entry"]]
+    assert kinds.count("Patient") == 1
+    assert sorted(k for k in kinds if k != "Provenance") == sorted(
+        k for k in sent if k != "Provenance"
+    )

@@ -65,6 +65,11 @@ def test_read_and_everything_return_versioned_resources_with_a_transmitter_prove
     provenance = bundle["entry"][-1]["resource"]
     assert provenance["agent"][0]["type"]["coding"][0]["code"] == "transmitter"
     assert provenance["agent"][0]["who"]["identifier"]["value"] == "1245319599"
-    assert {t["reference"] for t in provenance["target"]} == {"Patient/p1", "Coverage/c1"}
+    # Every resource that leaves carries it, the shared ones reached by reference too.
+    assert {t["reference"] for t in provenance["target"]} == {
+        "Patient/p1",
+        "Coverage/c1",
+        "Organization/org1",
+    }
     # Without a consent for it, a member that does not exist looks like any other.
     assert missing.status_code == 403

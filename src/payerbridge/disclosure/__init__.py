@@ -4,6 +4,7 @@ by the member's consent for the caller when the data leaves (bulk export comes n
 Every disclosure path goes through this room, so the consent re-check has one place to sit.
 """
 
+from payerbridge.disclosure.everything import plan_everything
 from payerbridge.disclosure.ports import MemberRecords
 from payerbridge.disclosure.reads import (
     DisclosureContext,
@@ -11,13 +12,14 @@ from payerbridge.disclosure.reads import (
     find_patients,
     read_resource,
 )
-from payerbridge.disclosure.service import member_everything
+from payerbridge.disclosure.release import release
 
 __all__ = [
     "DisclosureContext",
     "MemberRecords",
     "authorize_member",
     "find_patients",
-    "member_everything",
+    "plan_everything",
     "read_resource",
+    "release",
 ]

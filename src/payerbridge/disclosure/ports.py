@@ -4,13 +4,15 @@ it (``store.members``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any, Protocol
 
+from payerbridge.disclosure.everything import PageEntry, Snapshot
 from payerbridge.exchange.ports import ResourceWriter
 from payerbridge.identity.ports import MemberDirectory, MemberResources
 
-__all__ = ["MemberData", "MemberRecords", "MemberStore"]
+__all__ = ["DisclosureSnapshots", "MemberData", "MemberRecords", "MemberStore"]
 
 
 class MemberRecords(Protocol):
@@ -18,11 +20,37 @@ class MemberRecords(Protocol):
 
     def compartment(self, patient_id: str) -> list[dict[str, Any]]: ...
 
+    def stream_compartment(self, patient_id: str) -> Iterator[dict[str, Any]]:
+        """The compartment read in chunks, for passes that must not hold it whole."""
+        ...
+
     def read_many(self, refs: list[str]) -> list[dict[str, Any]]: ...
+
+
+class DisclosureSnapshots(Protocol):
+    """Where a paged ``$everything`` keeps its first page's decision
+    (``store.disclosures``)."""
+
+    def save(self, snapshot: Snapshot, entries: Iterable[PageEntry]) -> None: ...
+
+    def get(self, snapshot_id: str) -> Snapshot | None: ...
+
+    def page(
+        self, snapshot_id: str, *, after: int, count: int
+    ) -> list[tuple[int, str, dict[str, Any] | None]]:
+        """Up to ``count`` entries after position ``after``: (position, mode, the
+        resource as stored now, None when it is gone)."""
+        ...
+
+    def purge(self, *, now: datetime) -> int:
+        """Drop expired snapshots; how many."""
+        ...
 
 
 class MemberData(Protocol):
     """What reads and searches need from the member store."""
+
+    def stream_compartment(self, patient_id: str) -> Iterator[dict[str, Any]]: ...
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None: ...
 

@@ -34,6 +34,7 @@ __all__ = [
     "PartnerClient",
     "PartnerDirectory",
     "ResourceWriter",
+    "Retrieved",
     "Transactions",
     "UnitOfWork",
 ]
@@ -56,9 +57,20 @@ class PartnerClient(Protocol):
         *,
         idempotency_key: str,
         timeout: float | None = None,
-    ) -> bytes: ...
+    ) -> Retrieved:
+        """The member's record, every page of it followed to the end."""
+        ...
 
     def refresh_credentials(self, partner: Partner) -> None: ...
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """What ``$everything`` brought: one searchset Bundle of every page's entries, and
+    how many entries each page held."""
+
+    content: bytes
+    page_sizes: tuple[int, ...]
 
 
 class PartnerDirectory(Protocol):

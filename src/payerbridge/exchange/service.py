@@ -735,10 +735,13 @@ def _retrieve(
         return _fail(ports, exchange_id, _partner_code(exc), exc.text, {"status": exc.status})
     if outcome.value is None:
         return _after_failed_call(outcome, S.RETRIEVING)
-    body = outcome.value
+    body = outcome.value.content
     digest = hashlib.sha256(body).hexdigest()
     at = ports.clock()
-    received = Move(S.RECEIVED, detail={"bytes": len(body), "sha256": digest})
+    received = Move(
+        S.RECEIVED,
+        detail={"bytes": len(body), "sha256": digest, "pages": list(outcome.value.page_sizes)},
+    )
     # Normalized at once, in memory: the payload, the resources and received → normalized →
     # completed are one commit. A run cut off before it calls the partner again, under the
     # same idempotency key, as it would if cut off before a commit of the payload alone.

@@ -30,13 +30,14 @@ from payerbridge.errors import (
     PartnerRejected,
     PartnerUnavailable,
 )
+from payerbridge.exchange.ports import Retrieved
 from payerbridge.exchange.retry import FailureClass, classify_status, retry_after_seconds
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
 from payerbridge.partners.auth import OurUdapClient, PartnerTokenSource
 from payerbridge.routing.model import Partner
 
-__all__ = ["HttpxPartnerClient"]
+__all__ = ["MAX_EVERYTHING_PAGES", "HttpxPartnerClient"]
 
 logger = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
@@ -225,20 +226,85 @@ class HttpxPartnerClient:
         *,
         idempotency_key: str,
         timeout: float | None = None,
-    ) -> bytes:
+    ) -> Retrieved:
+        """``$everything``, following ``next`` to the end: one Bundle of every page's
+        entries. A next link off the partner's registered base, a page that is not a
+        Bundle, too many pages, or pages that end short of the ``total`` the partner
+        announced fail the call; nothing is kept of a truncated record."""
         relative = member_ref.removeprefix(f"{partner.fhir_base}/")
         if not _PATIENT_REFERENCE.match(relative):
             raise PartnerRejected(
                 f"partner '{partner.id}' returned a member reference that is not a Patient on "
                 "its registered FHIR base; no member data or token is sent there"
             )
-        url = f"{partner.fhir_base}/{relative}"
-        response = self._send(
-            partner, "GET", f"{url}/$everything", idempotency_key=idempotency_key, timeout=timeout
-        )
-        if response.status_code != 200:
-            raise PartnerRejected(
-                f"partner '{partner.id}' rejected $everything: {_outcome_text(response)}",
-                status=response.status_code,
+        url: str | None = f"{partner.fhir_base}/{relative}/$everything"
+        first: dict[str, Any] | None = None
+        entries: list[Any] = []
+        sizes: list[int] = []
+        while url is not None:
+            if len(sizes) == MAX_EVERYTHING_PAGES:
+                raise PartnerRejected(
+                    f"partner '{partner.id}' $everything has more than "
+                    f"{MAX_EVERYTHING_PAGES} pages; stopped rather than import part of it"
+                )
+            response = self._send(
+                partner, "GET", url, idempotency_key=idempotency_key, timeout=timeout
             )
-        return response.content
+            if response.status_code != 200:
+                raise PartnerRejected(
+                    f"partner '{partner.id}' rejected $everything (page {len(sizes) + 1}): "
+                    f"{_outcome_text(response)}",
+                    status=response.status_code,
+                )
+            page = _bundle_page(response, partner, len(sizes) + 1)
+            first = first or page
+            page_entries = page.get("entry") or []
+            entries.extend(page_entries)
+            sizes.append(len(page_entries))
+            url = _next_link(page, partner)
+        assert first is not None
+        matches = sum(1 for e in entries if (e.get("search") or {}).get("mode", "match") == "match")
+        total = first.get("total")
+        if len(sizes) > 1 and isinstance(total, int) and matches < total:
+            raise PartnerRejected(
+                f"partner '{partner.id}' $everything pages ended with {matches} of the "
+                f"{total} resources it announced; nothing was imported"
+            )
+        merged = {k: v for k, v in first.items() if k != "link"}
+        merged["entry"] = entries
+        logger.info(
+            "partner $everything received",
+            extra={"partner_id": partner.id, "pages": len(sizes), "entries": len(entries)},
+        )
+        return Retrieved(orjson.dumps(merged), tuple(sizes))
+
+
+MAX_EVERYTHING_PAGES = 10_000  # at a thousand a page, ten million resources
+
+
+def _bundle_page(response: httpx.Response, partner: Partner, number: int) -> dict[str, Any]:
+    try:
+        page = orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        raise PartnerRejected(
+            f"partner '{partner.id}' $everything page {number} is not JSON"
+        ) from exc
+    if not isinstance(page, dict) or page.get("resourceType") != "Bundle":
+        raise PartnerRejected(f"partner '{partner.id}' $everything page {number} is not a Bundle")
+    if not isinstance(page.get("entry") or [], list):
+        raise PartnerRejected(f"partner '{partner.id}' $everything page {number} is malformed")
+    return page
+
+
+def _next_link(page: dict[str, Any], partner: Partner) -> str | None:
+    """The page's ``next`` link, absolute; a link off the registered base is refused by
+    ``_send`` before anything is sent there."""
+    for link in page.get("link") or []:
+        if isinstance(link, dict) and link.get("relation") == "next":
+            url = link.get("url")
+            if not isinstance(url, str) or not url:
+                raise PartnerRejected(f"partner '{partner.id}' sent a next link without a URL")
+            if "://" not in url:  # relative to the base, as some servers write it
+                url = f"{partner.fhir_base}/{url.lstrip('/')}"
+            return url
+    return None

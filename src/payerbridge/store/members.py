@@ -7,7 +7,7 @@ the exchange share one upsert path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
 
-__all__ = ["ResourceRow", "SqlMemberStore", "resolve_compartments", "write_batch"]
+__all__ = ["ResourceRow", "SqlMemberStore", "resolve_compartments", "with_meta", "write_batch"]
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def _write_rows(
     insert_rows(cursor, (sql.upsert, resources), (sql.tokens, tokens))
 
 
-def _with_meta(row: Any) -> dict[str, Any]:
+def with_meta(row: Any) -> dict[str, Any]:
     resource: dict[str, Any] = orjson.loads(row.body)
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(row.version_id)
@@ -152,7 +152,7 @@ class SqlMemberStore:
             row = connection.execute(
                 select(*_COLUMNS).where(fhir_resources.c.ref == f"{resource_type}/{resource_id}")
             ).first()
-        return _with_meta(row) if row else None
+        return with_meta(row) if row else None
 
     def read_many(self, refs: Iterable[str]) -> list[dict[str, Any]]:
         wanted = sorted(set(refs))
@@ -163,7 +163,7 @@ class SqlMemberStore:
                 rows = connection.execute(
                     select(*_COLUMNS).where(fhir_resources.c.ref.in_(chunk))
                 ).all()
-                found.extend(_with_meta(row) for row in rows)
+                found.extend(with_meta(row) for row in rows)
         return found
 
     def compartment(self, patient_id: str) -> list[dict[str, Any]]:
@@ -178,7 +178,25 @@ class SqlMemberStore:
                     fhir_resources.c.ref,
                 )
             ).all()
-        return [_with_meta(row) for row in rows]
+        return [with_meta(row) for row in rows]
+
+    def stream_compartment(self, patient_id: str, *, chunk: int = 2000) -> Iterator[dict[str, Any]]:
+        """The member's compartment in chunks of ``chunk`` rows, by reference: what is
+        held at once stays bounded however large the member's history."""
+        after = ""
+        while True:
+            with self._reader.connect() as connection:
+                rows = connection.execute(
+                    select(*_COLUMNS, fhir_resources.c.ref)
+                    .where(fhir_resources.c.patient_id == patient_id, fhir_resources.c.ref > after)
+                    .order_by(fhir_resources.c.ref)
+                    .limit(chunk)
+                ).all()
+            for row in rows:
+                yield with_meta(row)
+            if len(rows) < chunk:
+                return
+            after = rows[-1].ref
 
     def resource_types(self, patient_id: str) -> set[str]:
         """The resource types in the member's compartment (what segmentation must judge)."""

@@ -33,6 +33,8 @@ __all__ = [
     "audit_head",
     "consents",
     "dead_letters",
+    "disclosure_snapshot_refs",
+    "disclosure_snapshots",
     "exchange_payloads",
     "exchange_transitions",
     "exchanges",
@@ -96,6 +98,37 @@ fhir_resources = Table(
     Column("body", Text, nullable=False),
     Index("ix_fhir_resources_patient", "patient_id", "resource_type"),
     Index("ix_fhir_resources_source", "source"),
+    Index("ix_fhir_resources_patient_ref", "patient_id", "ref"),
+)
+
+# A member's $everything as decided when its first page was asked: which resources go,
+# in which order, and which were withheld (their references are stripped from what goes).
+# Later pages read from here, so paging is stable and no page holds the whole history.
+disclosure_snapshots = Table(
+    "disclosure_snapshots",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("client_id", String(200), nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("policy", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    Column("total", Integer, nullable=False),  # the member's own records that go
+    Column("query", Text, nullable=False),  # the parameters, as JSON, for the next links
+    Column("withheld", Text, nullable=False),  # JSON list of Type/id
+)
+disclosure_snapshot_refs = Table(
+    "disclosure_snapshot_refs",
+    metadata,
+    Column(
+        "snapshot_id",
+        String(36),
+        ForeignKey("disclosure_snapshots.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("ref", String(200), nullable=False),
+    Column("mode", String(8), nullable=False),  # match (the member's) or include (shared)
 )
 
 # Token search index: identifiers (any type) and Coverage.subscriberId.

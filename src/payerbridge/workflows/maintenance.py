@@ -47,6 +47,7 @@ class Upkeep:
     overdue_deliveries: Callable[[], list[str]]
     purge_idempotent_answers: Callable[[], int]
     forget_spent_assertions: Callable[[], int]
+    purge_disclosure_snapshots: Callable[[], int]
 
 
 _upkeep: Upkeep | None = None
@@ -94,6 +95,11 @@ def forget_spent_assertions() -> int:
     return _bound().forget_spent_assertions()
 
 
+@DBOS.step()
+def purge_disclosure_snapshots() -> int:
+    return _bound().purge_disclosure_snapshots()
+
+
 @DBOS.workflow()
 def sweep(scheduled_at: datetime, context: Any) -> None:
     unstarted = find_unstarted_exchanges()
@@ -112,6 +118,9 @@ def sweep(scheduled_at: datetime, context: Any) -> None:
     forgotten = forget_spent_assertions()
     if forgotten:
         logger.info("expired client assertions forgotten", extra={"assertions": forgotten})
+    expired = purge_disclosure_snapshots()
+    if expired:
+        logger.info("expired $everything pages dropped", extra={"snapshots": expired})
 
 
 def schedule() -> None:

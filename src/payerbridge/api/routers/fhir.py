@@ -26,14 +26,21 @@ from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, new_id, utcnow
 from payerbridge.consent.model import PresentedConsent
+from payerbridge.disclosure.everything import (
+    Snapshot,
+    everything_page,
+    parse_everything_query,
+    plan_everything,
+    released_on_page,
+)
 from payerbridge.disclosure.reads import (
     DisclosureContext,
     authorize_member,
     find_patients,
     read_resource,
 )
-from payerbridge.disclosure.service import member_everything
 from payerbridge.errors import (
+    Conflict,
     InvalidInput,
     Issue,
     NotFound,
@@ -207,41 +214,54 @@ def everything(
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """The member's record in pages (``_type``, ``_since``, ``_count``): decided once at
+    the first page, then paged by ``next`` links through that decision, the consent
+    decided again for every page."""
     caller.require(resource_scope("*"))
     _check_id(patient_id)
+    params = list(request.query_params.multi_items())
+    if any(name == _PAGE_TOKEN for name, _ in params):
+        return FhirResponse(_next_page(platform, caller, patient_id, params))
+    query = parse_everything_query(params, max_count=platform.settings.everything_page_size)
     idempotency_key = checked_key(idempotency_key)
     # Decided on every call, a retry under the same Idempotency-Key included: a consent
     # revoked since the first answer stops the data here.
     policy = authorize_member(_disclosure(platform, caller), patient_id, "everything")
 
     def run() -> Answer:
-        compartment = platform.members.compartment(patient_id)
         now = utcnow()
-        result = member_everything(
+        plan = plan_everything(
             patient_id,
-            compartment,
+            platform.members.stream_compartment(patient_id),
             platform.members,
-            policy=policy,
-            us=platform.us,
-            fhir_base=fhir_base(platform),
-            provenance_id=new_id(),
-            now=now,
+            policy,
+            query,
         )
-        bundle = result.bundle
-        event = AuditEvent(
-            at=now,
-            actor=caller.client_id,
-            action="patient.everything",
-            entity_type="Patient",
-            entity_id=patient_id,
-            outcome="success",
-            request_id=current_request_id(),
-            detail={
-                "entries": len(bundle["entry"]),
-                "withheld": result.withheld_count,
-                "policy": policy.value,
-                "idempotency_key": idempotency_key,
-            },
+        if plan is None:
+            raise NotFound(f"Patient/{patient_id} does not exist")
+        snapshot = Snapshot(
+            id=new_id(),
+            client_id=caller.client_id,
+            patient_id=patient_id,
+            policy=policy,
+            created_at=now,
+            expires_at=now + timedelta(seconds=platform.settings.everything_snapshot_seconds),
+            total=plan.total,
+            query=query,
+            withheld=plan.withheld,
+        )
+        platform.snapshots.save(snapshot, plan.entries)
+        self_url = f"{fhir_base(platform)}{request.url.path.removeprefix('/fhir')}"
+        if request.url.query:
+            self_url += f"?{request.url.query}"
+        bundle, sent = _page(platform, snapshot, after=0, self_url=self_url, now=now)
+        event = _everything_event(
+            caller,
+            snapshot,
+            now,
+            entries=sent,
+            after=0,
+            first={"withheld": plan.withheld_count, "idempotency_key": idempotency_key},
         )
         return Answer(bundle, 200, [event])
 
@@ -252,6 +272,109 @@ def everything(
         operation="everything",
         request_hash=request_digest(request.url.path, str(request.query_params)),
         run=run,
+    )
+
+
+_PAGE_TOKEN, _AFTER = "_page_token", "_after"
+
+
+def _next_page(
+    platform: Platform, caller: Caller, patient_id: str, params: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """A page after the first, as its ``next`` link names it."""
+    given = dict(params)
+    if (
+        sorted(name for name, _ in params) != sorted((_AFTER, _PAGE_TOKEN))
+        or not given[_AFTER].isdigit()
+    ):
+        raise InvalidInput(
+            "a next page is asked with its link as given: _page_token and _after only",
+            issues=[Issue("follow the next link unchanged", _PAGE_TOKEN, "invalid")],
+        )
+    snapshot = platform.snapshots.get(given[_PAGE_TOKEN][:36])
+    now = utcnow()
+    if (
+        snapshot is None
+        or snapshot.client_id != caller.client_id
+        or snapshot.patient_id != patient_id
+        or snapshot.expires_at < now
+    ):
+        raise NotFound(
+            "these pages do not exist or have expired; ask Patient/$everything again",
+            issues=[Issue("the page token is unknown or expired", _PAGE_TOKEN, "not-found")],
+        )
+    policy = authorize_member(_disclosure(platform, caller), patient_id, "everything")
+    if policy is not snapshot.policy:
+        raise Conflict(
+            "the member's consent changed since the first page; ask Patient/$everything again",
+            issues=[Issue("the consent policy changed", _PAGE_TOKEN, "conflict")],
+        )
+    after = int(given[_AFTER])
+    self_url = _page_url(platform, snapshot, after)
+    bundle, sent = _page(platform, snapshot, after=after, self_url=self_url, now=now)
+    platform.audit.record(_everything_event(caller, snapshot, now, entries=sent, after=after))
+    return bundle
+
+
+def _page(
+    platform: Platform, snapshot: Snapshot, *, after: int, self_url: str, now: datetime
+) -> tuple[dict[str, Any], int]:
+    count = snapshot.query.count
+    rows = platform.snapshots.page(snapshot.id, after=after, count=count + 1)
+    more, rows = len(rows) > count, rows[:count]
+    released = list(
+        released_on_page(
+            ((mode, resource) for _, mode, resource in rows),
+            policy=snapshot.policy,
+            withheld=snapshot.withheld,
+        )
+    )
+    next_url = _page_url(platform, snapshot, rows[-1][0]) if more else None
+    bundle = everything_page(
+        released,
+        total=snapshot.total,
+        fhir_base=fhir_base(platform),
+        self_url=self_url,
+        next_url=next_url,
+        us=platform.us,
+        provenance_id=new_id(),
+        now=now,
+    )
+    return bundle, len(released)
+
+
+def _page_url(platform: Platform, snapshot: Snapshot, after: int) -> str:
+    return (
+        f"{fhir_base(platform)}/Patient/{snapshot.patient_id}/$everything"
+        f"?{_PAGE_TOKEN}={snapshot.id}&{_AFTER}={after}"
+    )
+
+
+def _everything_event(
+    caller: Caller,
+    snapshot: Snapshot,
+    now: datetime,
+    *,
+    entries: int,
+    after: int,
+    first: dict[str, Any] | None = None,
+) -> AuditEvent:
+    detail: dict[str, Any] = {
+        "entries": entries,
+        "policy": snapshot.policy.value,
+        "pages": snapshot.id,
+        "after": after,
+        **(first or {}),  # what the first page decided, and its Idempotency-Key
+    }
+    return AuditEvent(
+        at=now,
+        actor=caller.client_id,
+        action="patient.everything",
+        entity_type="Patient",
+        entity_id=snapshot.patient_id,
+        outcome="success",
+        request_id=current_request_id(),
+        detail=detail,
     )
 
 

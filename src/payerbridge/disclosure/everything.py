@@ -1,0 +1,309 @@
+"""``Patient/{id}/$everything`` in pages: the parameters, the decision made once at the first
+page (which resources go, in which order, which are withheld), and each page as a Bundle.
+
+The decision streams the member's compartment once, keeping only what segmentation needs
+of each resource (its judgement, its shared references, its type and time), so no page,
+and no decision, holds the member's whole history. Later pages read the snapshot: the
+set and order are those decided, the consent is decided again for each page, and a
+resource that has since become sensitive does not go under a ``regular`` consent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from payerbridge.consent.model import ConsentPolicy
+from payerbridge.consent.segmentation import (
+    Judgement,
+    SegmentationPolicy,
+    judge,
+    sensitive_categories_of,
+    withheld_among,
+    without_references,
+)
+from payerbridge.disclosure.release import (
+    DEFAULT_SEGMENTATION,
+    SharedResources,
+    shared_references,
+)
+from payerbridge.errors import InvalidInput, Issue
+from payerbridge.fhir.provenance import transmitter_provenance
+from payerbridge.fhir.resources import SUPPORTED_TYPES
+from payerbridge.routing.model import Organization
+from payerbridge.timestamps import utc_iso
+
+__all__ = [
+    "EverythingPlan",
+    "EverythingQuery",
+    "PageEntry",
+    "Snapshot",
+    "released_on_page",
+    "everything_page",
+    "parse_everything_query",
+    "plan_everything",
+]
+
+Resource = dict[str, Any]
+
+# Parameters of the operation we do not implement: refused by name, never ignored.
+_UNSUPPORTED = ("_typeFilter", "start", "end", "_elements", "_summary", "_include", "_revinclude")
+
+
+@dataclass(frozen=True)
+class EverythingQuery:
+    types: frozenset[str] | None = None  # None: every type
+    since: datetime | None = None
+    count: int = 1000
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "types": sorted(self.types) if self.types is not None else None,
+            "since": self.since.isoformat() if self.since else None,
+            "count": self.count,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EverythingQuery:
+        types, since = data.get("types"), data.get("since")
+        return cls(
+            frozenset(types) if types is not None else None,
+            datetime.fromisoformat(since) if since else None,
+            int(data["count"]),
+        )
+
+
+def parse_everything_query(params: Iterable[tuple[str, str]], *, max_count: int) -> EverythingQuery:
+    """The query of a first ``$everything`` call; InvalidInput (400) naming every
+    parameter that is unknown, unsupported, repeated or malformed."""
+    issues: list[Issue] = []
+    types: set[str] | None = None
+    since: datetime | None = None
+    count = max_count
+    seen: set[str] = set()
+    for name, value in params:
+        if name in seen and name != "_type":
+            issues.append(Issue(f"{name} may be given once", name, "invalid"))
+            continue
+        seen.add(name)
+        if name == "_type":
+            types = types or set()
+            for resource_type in (t.strip() for t in value.split(",")):
+                if resource_type not in SUPPORTED_TYPES:
+                    issues.append(
+                        Issue(f"_type: '{resource_type[:64]}' is not a type this server holds",
+                              "_type", "not-supported")
+                    )  # fmt: skip
+                types.add(resource_type)
+        elif name == "_since":
+            since = _instant(value)
+            if since is None:
+                issues.append(
+                    Issue("_since must be a FHIR instant with a time zone, e.g. "
+                          "2024-01-01T00:00:00Z", "_since", "invalid")
+                )  # fmt: skip
+        elif name == "_count":
+            if not value.isdigit() or not 1 <= int(value) <= max_count:
+                issues.append(
+                    Issue(f"_count must be a whole number from 1 to {max_count}", "_count",
+                          "invalid")
+                )  # fmt: skip
+            else:
+                count = int(value)
+        elif name.split(":")[0] in _UNSUPPORTED:
+            issues.append(
+                Issue(f"{name} is not supported by this server's $everything", name,
+                      "not-supported")
+            )  # fmt: skip
+        else:
+            issues.append(
+                Issue(f"{name[:64]} is not a parameter of $everything (supported: _type, "
+                      "_since, _count)", name[:64], "not-supported")
+            )  # fmt: skip
+    if issues:
+        raise InvalidInput("the $everything request is not valid", issues=issues)
+    return EverythingQuery(frozenset(types) if types is not None else None, since, count)
+
+
+def _instant(value: str) -> datetime | None:
+    if "T" not in value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A first page's decision, kept so that the next links page through it."""
+
+    id: str
+    client_id: str
+    patient_id: str
+    policy: ConsentPolicy
+    created_at: datetime
+    expires_at: datetime
+    total: int
+    query: EverythingQuery
+    withheld: frozenset[str]
+
+
+@dataclass(frozen=True)
+class PageEntry:
+    ref: str
+    mode: str  # "match": the member's own record; "include": a shared resource it reaches
+
+
+@dataclass(frozen=True)
+class EverythingPlan:
+    entries: list[PageEntry]  # in the order the pages give them, the Patient first
+    withheld: frozenset[str]  # their references are stripped from what goes
+    total: int  # the member's own records that go (Bundle.total)
+    withheld_count: int  # for the audit trail only
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What the decision keeps of one resource: never the resource itself."""
+
+    key: str
+    resource_type: str
+    updated: datetime | None
+    shared: tuple[str, ...]
+    judgement: Judgement | None
+
+
+def plan_everything(
+    patient_id: str,
+    records: Iterable[Resource],
+    shared: SharedResources,
+    policy: ConsentPolicy,
+    query: EverythingQuery,
+    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
+) -> EverythingPlan | None:
+    """Decide what goes, streaming ``records`` (the member's compartment) once; None when
+    the member has no Patient. The shared resources they reach are read level by level
+    and judged with them, as ``release`` does."""
+    judging = policy is ConsentPolicy.REGULAR
+    seen = [_see(r, judging, segmentation) for r in records]
+    own = {s.key for s in seen}
+    patient_key = f"Patient/{patient_id}"
+    if patient_key not in own:
+        return None
+    reached: dict[str, _Seen] = {}
+    frontier = {ref for s in seen for ref in s.shared} - own
+    while frontier:
+        found = [_see(r, judging, segmentation) for r in shared.read_many(sorted(frontier))]
+        reached.update((item.key, item) for item in found)
+        frontier = {ref for item in found for ref in item.shared} - own - reached.keys()
+    everyone = [*seen, *reached.values()]
+    withheld: frozenset[str] = frozenset()
+    if judging:
+        judgements = [s.judgement for s in everyone if s.judgement is not None]
+        withheld = withheld_among(judgements, segmentation).keys
+    kept = [s for s in seen if s.key not in withheld]
+    reachable = _reachable(kept, reached, withheld)
+    dropped = sum(1 for s in reached.values() if s.key not in withheld) - len(reachable)
+
+    def wanted(item: _Seen) -> bool:
+        if item.key == patient_key:
+            return True  # exactly one Patient, whatever _type says (PDex)
+        if query.types is not None and item.resource_type not in query.types:
+            return False
+        return query.since is None or (item.updated is not None and item.updated > query.since)
+
+    matches = [s for s in kept if wanted(s)]
+    matches.sort(key=lambda s: s.key != patient_key)  # stable: the Patient first
+    includes = [reached[key] for key in sorted(reachable) if wanted(reached[key])]
+    return EverythingPlan(
+        [PageEntry(s.key, "match") for s in matches]
+        + [PageEntry(s.key, "include") for s in includes],
+        withheld,
+        len(matches),
+        len(withheld) + dropped,
+    )
+
+
+def _see(resource: Resource, judging: bool, segmentation: SegmentationPolicy) -> _Seen:
+    updated = (resource.get("meta") or {}).get("lastUpdated")
+    return _Seen(
+        f"{resource['resourceType']}/{resource['id']}",
+        str(resource["resourceType"]),
+        datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None,
+        tuple(shared_references(resource)),
+        judge(resource, segmentation) if judging else None,
+    )
+
+
+def _reachable(kept: list[_Seen], reached: dict[str, _Seen], withheld: frozenset[str]) -> set[str]:
+    seen: set[str] = set()
+    frontier = [ref for item in kept for ref in item.shared]
+    while frontier:
+        ref = frontier.pop()
+        if ref in seen or ref in withheld or ref not in reached:
+            continue
+        seen.add(ref)
+        frontier.extend(reached[ref].shared)
+    return seen
+
+
+def released_on_page(
+    resources: Iterable[tuple[str, Resource | None]],
+    *,
+    policy: ConsentPolicy,
+    withheld: frozenset[str],
+    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
+) -> Iterator[tuple[str, Resource]]:
+    """The page's resources as they may go now: stripped of references to what was
+    withheld, and, under ``regular``, none that has become sensitive since the decision
+    (or that is gone)."""
+    for mode, resource in resources:
+        if resource is None:
+            continue
+        if policy is ConsentPolicy.REGULAR:
+            if sensitive_categories_of(resource, segmentation):
+                continue
+            resource = without_references(resource, withheld)
+        yield mode, resource
+
+
+def everything_page(
+    page: list[tuple[str, Resource]],
+    *,
+    total: int,
+    fhir_base: str,
+    self_url: str,
+    next_url: str | None,
+    us: Organization,
+    provenance_id: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """One searchset page, with our Provenance for what it carries."""
+    entries = [_entry(resource, fhir_base, mode) for mode, resource in page]
+    released = [r for _, r in page if r["resourceType"] != "Provenance"]
+    if released:
+        transmitter = transmitter_provenance(provenance_id, released, transmitter=us, recorded=now)
+        entries.append(_entry(transmitter, fhir_base, "include"))
+    links = [{"relation": "self", "url": self_url}]
+    if next_url is not None:
+        links.append({"relation": "next", "url": next_url})
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "timestamp": utc_iso(now),
+        "total": total,
+        "link": links,
+        "entry": entries,
+    }
+
+
+def _entry(resource: Resource, fhir_base: str, mode: str) -> dict[str, Any]:
+    return {
+        "fullUrl": f"{fhir_base}/{resource['resourceType']}/{resource['id']}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }

@@ -1,0 +1,108 @@
+"""Paged ``$everything`` snapshots in the database: the first page's decision and the
+ordered references every next link pages through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, delete, insert, select
+
+from payerbridge.consent.model import ConsentPolicy
+from payerbridge.disclosure.everything import EverythingQuery, PageEntry, Snapshot
+from payerbridge.store.members import with_meta
+from payerbridge.store.tables import disclosure_snapshot_refs, disclosure_snapshots, fhir_resources
+
+__all__ = ["SqlDisclosureSnapshots"]
+
+_BATCH = 5000
+
+
+class SqlDisclosureSnapshots:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
+        self._engine = engine
+        self._reader = reader or engine
+
+    def save(self, snapshot: Snapshot, entries: Iterable[PageEntry]) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(
+                insert(disclosure_snapshots).values(
+                    id=snapshot.id,
+                    client_id=snapshot.client_id,
+                    patient_id=snapshot.patient_id,
+                    policy=snapshot.policy.value,
+                    created_at=snapshot.created_at,
+                    expires_at=snapshot.expires_at,
+                    total=snapshot.total,
+                    query=orjson.dumps(snapshot.query.to_json()).decode(),
+                    withheld=orjson.dumps(sorted(snapshot.withheld)).decode(),
+                )
+            )
+            batch: list[dict[str, Any]] = []
+            for seq, entry in enumerate(entries, start=1):
+                batch.append(
+                    {"snapshot_id": snapshot.id, "seq": seq, "ref": entry.ref, "mode": entry.mode}
+                )
+                if len(batch) == _BATCH:
+                    connection.execute(insert(disclosure_snapshot_refs), batch)
+                    batch = []
+            if batch:
+                connection.execute(insert(disclosure_snapshot_refs), batch)
+
+    def get(self, snapshot_id: str) -> Snapshot | None:
+        with self._reader.connect() as connection:
+            row = connection.execute(
+                select(disclosure_snapshots).where(disclosure_snapshots.c.id == snapshot_id)
+            ).first()
+        if row is None:
+            return None
+        return Snapshot(
+            id=row.id,
+            client_id=row.client_id,
+            patient_id=row.patient_id,
+            policy=ConsentPolicy(row.policy),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            total=row.total,
+            query=EverythingQuery.from_json(orjson.loads(row.query)),
+            withheld=frozenset(orjson.loads(row.withheld)),
+        )
+
+    def page(
+        self, snapshot_id: str, *, after: int, count: int
+    ) -> list[tuple[int, str, dict[str, Any] | None]]:
+        refs = disclosure_snapshot_refs
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(
+                    refs.c.seq,
+                    refs.c.mode,
+                    fhir_resources.c.body,
+                    fhir_resources.c.version_id,
+                    fhir_resources.c.last_updated,
+                )
+                .select_from(refs.outerjoin(fhir_resources, fhir_resources.c.ref == refs.c.ref))
+                .where(refs.c.snapshot_id == snapshot_id, refs.c.seq > after)
+                .order_by(refs.c.seq)
+                .limit(count)
+            ).all()
+        return [
+            (row.seq, row.mode, with_meta(row) if row.body is not None else None) for row in rows
+        ]
+
+    def purge(self, *, now: datetime) -> int:
+        with self._engine.begin() as connection:
+            expired = select(disclosure_snapshots.c.id).where(
+                disclosure_snapshots.c.expires_at < now
+            )
+            connection.execute(
+                delete(disclosure_snapshot_refs).where(
+                    disclosure_snapshot_refs.c.snapshot_id.in_(expired)
+                )
+            )
+            result = connection.execute(
+                delete(disclosure_snapshots).where(disclosure_snapshots.c.expires_at < now)
+            )
+        return result.rowcount or 0
