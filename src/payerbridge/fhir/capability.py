@@ -36,7 +36,12 @@ def _patient() -> dict[str, Any]:
         ],
         "operation": [
             {"name": "member-match", "definition": codes.MEMBER_MATCH_OPERATION},
-            {"name": "everything", "definition": codes.PATIENT_EVERYTHING_OPERATION},
+            {
+                "name": "everything",
+                "definition": codes.PATIENT_EVERYTHING_OPERATION,
+                "documentation": "Parameters _type, _since (an instant with a time zone) and "
+                "_count; paged by next links; any other parameter is refused with 400.",
+            },
         ],
     }
 
