@@ -65,6 +65,47 @@ def bench_import(
     out.print(f"report written to {report}")
 
 
+@bench_app.command("everything")
+def bench_everything(
+    sizes: Annotated[
+        str, typer.Option(help="Comma-separated history sizes (resources of one member).")
+    ] = "5000,50000",
+    page_size: Annotated[int, typer.Option(min=1, help="The old payer's page size.")] = 1000,
+    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks/everything.md"
+    ),
+) -> None:
+    """One member's long history moved between two payer processes, $everything paged:
+    time, pages and each process's peak memory."""
+    from payerbridge.bench.everything import report_markdown, run_everything_benchmark
+
+    runs = run_everything_benchmark(
+        [int(s) for s in sizes.split(",") if s.strip()],
+        page_size=page_size,
+        on_run=lambda r: err.print(
+            f"{r.resources:>7} resources: {r.pages} pages in {r.seconds:.1f}s, old payer peak "
+            f"{r.old_rss_peak_mb:.0f} MB, new payer peak {r.new_rss_peak_mb:.0f} MB"
+        ),
+    )
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(report_markdown(runs, page_size=page_size))
+    table = Table(
+        "resources", "pages", "received", "exchange s", "old peak MB", "new peak MB",
+        title="$everything benchmark (SQLite)",
+    )  # fmt: skip
+    for run in runs:
+        table.add_row(
+            f"{run.resources:,}",
+            str(run.pages),
+            f"{run.received:,}",
+            f"{run.seconds:.1f}",
+            f"{run.old_rss_before_mb:.0f} → {run.old_rss_peak_mb:.0f}",
+            f"{run.new_rss_before_mb:.0f} → {run.new_rss_peak_mb:.0f}",
+        )
+    out.print(table)
+    out.print(f"report written to {report}")
+
+
 @bench_app.command("exchanges")
 def bench_exchanges(
     exchanges: Annotated[
