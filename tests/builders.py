@@ -188,6 +188,19 @@ def a_member_reaching_sensitive_shared_data(pid: str = "p1") -> dict[str, dict[s
         organization("org1"),
         {"resourceType": "Practitioner", "id": "hiv-specialist"},
         {"resourceType": "Practitioner", "id": "family-doctor"},
+        *(
+            {
+                "resourceType": "Provenance",
+                "id": f"{target}-prov",
+                "target": [{"reference": f"{kind}/{target}"}],
+                "recorded": "2024-01-01T00:00:00Z",
+                "agent": [{"who": {"reference": "Organization/clinic"}}],
+            }
+            for kind, target in (
+                ("MedicationRequest", f"{pid}-arv-order"),
+                ("Encounter", f"{pid}-checkup"),
+            )
+        ),
     ]
     return {f"{r['resourceType']}/{r['id']}": r for r in resources}
 
@@ -202,5 +215,6 @@ WITHHELD_UNDER_REGULAR = frozenset(
         "Organization/arv-maker",
         "Organization/part2-program",
         "Practitioner/hiv-specialist",
+        "Provenance/p1-arv-order-prov",
     }
 )

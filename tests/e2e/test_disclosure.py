@@ -58,6 +58,11 @@ def keys(resources: list[dict[str, Any]]) -> set[str]:
     return {f"{r['resourceType']}/{r['id']}" for r in resources}
 
 
+def stored(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Without the transmitter Provenance each answer adds (ours, not the member's)."""
+    return [r for r in resources if f"{r['resourceType']}/{r['id']}" in DATA]
+
+
 def test_everything_under_regular_leaves_nothing_sensitive_behind_any_reference(
     old: dict[str, Any],
 ) -> None:
@@ -65,11 +70,11 @@ def test_everything_under_regular_leaves_nothing_sensitive_behind_any_reference(
     with payer.client_with(old["regular"]) as client:
         bundle = client.get("/fhir/Patient/p1/$everything").json()
     resources = [e["resource"] for e in bundle["entry"]]
-    shared = [r for r in resources if r["resourceType"] != "Provenance"]
-    assert keys(shared) == set(DATA) - WITHHELD_UNDER_REGULAR
+    assert keys(stored(resources)) == set(DATA) - WITHHELD_UNDER_REGULAR
     for resource in resources:
         assert not set(iter_references(resource)) & WITHHELD_UNDER_REGULAR, resource
-    assert bundle["total"] == 4  # Patient, Coverage, the blood-pressure order, the checkup
+    # Patient, Coverage, the blood-pressure order, the checkup and its Provenance
+    assert bundle["total"] == 5
 
 
 def test_everything_under_sensitive_gives_it_all_with_our_provenance(
@@ -79,11 +84,10 @@ def test_everything_under_sensitive_gives_it_all_with_our_provenance(
     with payer.client_with(old["sensitive"]) as client:
         bundle = client.get("/fhir/Patient/p1/$everything").json()
     resources = [e["resource"] for e in bundle["entry"]]
-    released = [r for r in resources if r["resourceType"] != "Provenance"]
-    assert keys(released) == set(DATA)
-    [provenance] = [r for r in resources if r["resourceType"] == "Provenance"]
+    assert keys(stored(resources)) == set(DATA)
+    [provenance] = [r for r in resources if keys([r]) - set(DATA)]
     targets = {t["reference"] for t in provenance["target"]}
-    assert targets == set(DATA)  # the shared resources too
+    assert targets == {k for k in DATA if not k.startswith("Provenance/")}  # shared ones too
 
 
 def test_a_withheld_resource_reads_as_absent_under_regular(old: dict[str, Any]) -> None:
@@ -136,22 +140,21 @@ def test_paging_under_regular_leaks_nothing_and_gives_each_resource_once(
     payer: ServerProcess = old["payer"]
     with payer.client_with(old["regular"]) as client:
         pages = follow(client, "/fhir/Patient/p1/$everything?_count=2")
-    assert len(pages) == 5  # 4 records and 3 shared resources, two a page
+    assert len(pages) == 5  # 5 records (a Provenance among them), 3 shared, two a page
     released = [e["resource"] for page in pages for e in page["entry"]]
-    shared = [r for r in released if r["resourceType"] != "Provenance"]
+    shared = stored(released)
     assert len(shared) == len(keys(shared))  # none twice
     assert keys(shared) == set(DATA) - WITHHELD_UNDER_REGULAR
     assert shared[0]["resourceType"] == "Patient"
     for resource in released:
         assert not set(iter_references(resource)) & WITHHELD_UNDER_REGULAR, resource
     for page in pages:  # each page with our Provenance for what it carries
-        [provenance] = [e["resource"] for e in page["entry"] if e["search"]["mode"] == "include"
-                        and e["resource"]["resourceType"] == "Provenance"]  # fmt: skip
-        carried = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in page["entry"]}
-        assert {t["reference"] for t in provenance["target"]} == carried - {
-            f"Provenance/{provenance['id']}"
+        carried = [e["resource"] for e in page["entry"]]
+        [provenance] = [r for r in carried if keys([r]) - set(DATA)]
+        assert {t["reference"] for t in provenance["target"]} == {
+            k for k in keys(carried) if not k.startswith("Provenance/")
         }
-        assert page["total"] == 4
+        assert page["total"] == 5
 
 
 def test_everything_filters_by_type_and_time_and_refuses_what_it_does_not_support(
@@ -186,3 +189,32 @@ def test_everything_filters_by_type_and_time_and_refuses_what_it_does_not_suppor
         next_url = next(x["url"] for x in first["link"] if x["relation"] == "next")
     with payer.client_with(old["sensitive"]) as client:
         assert client.get(next_url).status_code == 404
+
+
+def test_searches_under_regular_leave_nothing_sensitive_and_page(old: dict[str, Any]) -> None:
+    payer: ServerProcess = old["payer"]
+    with payer.client_with(old["regular"]) as client:
+        orders = follow(client, "/fhir/MedicationRequest?patient=p1&_revinclude=Provenance:target")
+        claims = client.get("/fhir/ExplanationOfBenefit", params={"patient": "Patient/p1"})
+        visits = follow(client, "/fhir/Encounter?patient=p1&_revinclude=Provenance:target")
+        coverage = client.get("/fhir/Coverage", params={"beneficiary": "p1", "_count": "1"})
+        refused = client.get("/fhir/Encounter", params={"patient": "p1", "reason": "x"})
+        nobody = client.get("/fhir/Encounter")
+    found = stored([e["resource"] for page in orders for e in page["entry"]])
+    assert keys(found) == {"MedicationRequest/p1-bp-order"}  # not the antiretroviral
+    assert claims.status_code == 200 and claims.json()["total"] == 0
+    assert keys(stored([e["resource"] for e in visits[0]["entry"]])) == {
+        "Encounter/p1-checkup",
+        "Provenance/p1-checkup-prov",  # _revinclude
+    }
+    assert coverage.json()["total"] == 1
+    assert refused.status_code == 400 and refused.json()["issue"][0]["expression"] == ["reason"]
+    assert nobody.status_code == 400 and nobody.json()["issue"][0]["code"] == "required"
+    with payer.client_with(old["sensitive"]) as client:
+        everything = follow(client, "/fhir/MedicationRequest?patient=p1&_count=1")
+        claims = client.get("/fhir/ExplanationOfBenefit", params={"patient": "p1"}).json()
+    assert len(everything) == 2 and claims["total"] == 1
+    assert keys(stored([e["resource"] for p in everything for e in p["entry"]])) == {
+        "MedicationRequest/p1-bp-order",
+        "MedicationRequest/p1-arv-order",
+    }

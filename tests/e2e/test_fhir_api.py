@@ -27,7 +27,16 @@ def test_metadata_declares_exactly_what_is_implemented(
         "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
     }
     assert {p["name"] for p in resources["Patient"]["searchParam"]} == {"identifier", "_id"}
-    assert [i["code"] for i in resources["Coverage"]["interaction"]] == ["read"]
+    coverage = resources["Coverage"]
+    assert [i["code"] for i in coverage["interaction"]] == ["read", "search-type"]
+    assert {p["name"] for p in coverage["searchParam"]} == {
+        "beneficiary",
+        "patient",
+        "status",
+        "_count",
+    }
+    assert coverage["searchRevInclude"] == ["Provenance:target"]
+    assert [i["code"] for i in resources["Organization"]["interaction"]] == ["read"]
     assert "Group" not in resources  # bulk member match is not implemented yet
 
 

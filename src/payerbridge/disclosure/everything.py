@@ -29,6 +29,7 @@ from payerbridge.disclosure.release import (
     SharedResources,
     shared_references,
 )
+from payerbridge.disclosure.search import SearchQuery
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.fhir.provenance import transmitter_provenance
 from payerbridge.fhir.resources import SUPPORTED_TYPES
@@ -44,6 +45,7 @@ __all__ = [
     "everything_page",
     "parse_everything_query",
     "plan_everything",
+    "plan_search",
 ]
 
 Resource = dict[str, Any]
@@ -150,6 +152,7 @@ class Snapshot:
     total: int
     query: EverythingQuery
     withheld: frozenset[str]
+    path: str  # what was asked, under the FHIR base: the next links page it only
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,8 @@ class _Seen:
     updated: datetime | None
     shared: tuple[str, ...]
     judgement: Judgement | None
+    selected: bool  # matches the search being planned, if any
+    targets: tuple[str, ...]  # a Provenance's targets
 
 
 def plan_everything(
@@ -188,26 +193,10 @@ def plan_everything(
     """Decide what goes, streaming ``records`` (the member's compartment) once; None when
     the member has no Patient. The shared resources they reach are read level by level
     and judged with them, as ``release`` does."""
-    judging = policy is ConsentPolicy.REGULAR
-    seen = [_see(r, judging, segmentation) for r in records]
-    own = {s.key for s in seen}
-    patient_key = f"Patient/{patient_id}"
-    if patient_key not in own:
+    decision = _decide(patient_id, records, shared, policy, segmentation)
+    if decision is None:
         return None
-    reached: dict[str, _Seen] = {}
-    frontier = {ref for s in seen for ref in s.shared} - own
-    while frontier:
-        found = [_see(r, judging, segmentation) for r in shared.read_many(sorted(frontier))]
-        reached.update((item.key, item) for item in found)
-        frontier = {ref for item in found for ref in item.shared} - own - reached.keys()
-    everyone = [*seen, *reached.values()]
-    withheld: frozenset[str] = frozenset()
-    if judging:
-        judgements = [s.judgement for s in everyone if s.judgement is not None]
-        withheld = withheld_among(judgements, segmentation).keys
-    kept = [s for s in seen if s.key not in withheld]
-    reachable = _reachable(kept, reached, withheld)
-    dropped = sum(1 for s in reached.values() if s.key not in withheld) - len(reachable)
+    patient_key = f"Patient/{patient_id}"
 
     def wanted(item: _Seen) -> bool:
         if item.key == patient_key:
@@ -216,26 +205,112 @@ def plan_everything(
             return False
         return query.since is None or (item.updated is not None and item.updated > query.since)
 
-    matches = [s for s in kept if wanted(s)]
+    matches = [s for s in decision.kept if wanted(s)]
     matches.sort(key=lambda s: s.key != patient_key)  # stable: the Patient first
-    includes = [reached[key] for key in sorted(reachable) if wanted(reached[key])]
+    includes = [decision.reached[k] for k in sorted(decision.reachable)]
     return EverythingPlan(
         [PageEntry(s.key, "match") for s in matches]
-        + [PageEntry(s.key, "include") for s in includes],
-        withheld,
+        + [PageEntry(s.key, "include") for s in includes if wanted(s)],
+        decision.withheld,
         len(matches),
-        len(withheld) + dropped,
+        decision.withheld_count,
     )
 
 
-def _see(resource: Resource, judging: bool, segmentation: SegmentationPolicy) -> _Seen:
+def plan_search(
+    query: SearchQuery,
+    records: Iterable[Resource],
+    shared: SharedResources,
+    policy: ConsentPolicy,
+    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
+) -> EverythingPlan | None:
+    """Decide what a search within one member's records gives: the matching resources
+    of the type among what may go (decided on the whole compartment, as for
+    ``$everything``), and with ``_revinclude=Provenance:target`` the stored Provenance
+    of those that go."""
+    decision = _decide(query.patient_id, records, shared, policy, segmentation, query)
+    if decision is None:
+        return None
+    matches = [s for s in decision.kept if s.selected]
+    found = {s.key for s in matches}
+    provenance = []
+    if query.revinclude_provenance:
+        provenance = [
+            s
+            for s in decision.kept
+            if s.resource_type == "Provenance" and found.intersection(s.targets)
+        ]
+    return EverythingPlan(
+        [PageEntry(s.key, "match") for s in matches]
+        + [PageEntry(s.key, "include") for s in provenance],
+        decision.withheld,
+        len(matches),
+        decision.withheld_count,
+    )
+
+
+@dataclass(frozen=True)
+class _Decision:
+    kept: list[_Seen]  # the member's records that may go, in the order streamed
+    reached: dict[str, _Seen]
+    reachable: set[str]  # the shared resources that may go
+    withheld: frozenset[str]
+    withheld_count: int
+
+
+def _decide(
+    patient_id: str,
+    records: Iterable[Resource],
+    shared: SharedResources,
+    policy: ConsentPolicy,
+    segmentation: SegmentationPolicy,
+    search: SearchQuery | None = None,
+) -> _Decision | None:
+    judging = policy is ConsentPolicy.REGULAR
+    seen = [_see(r, judging, segmentation, search) for r in records]
+    own = {s.key for s in seen}
+    if f"Patient/{patient_id}" not in own:
+        return None
+    reached: dict[str, _Seen] = {}
+    frontier = {ref for s in seen for ref in s.shared} - own
+    while frontier:
+        found = [_see(r, judging, segmentation) for r in shared.read_many(sorted(frontier))]
+        reached.update((item.key, item) for item in found)
+        frontier = {ref for item in found for ref in item.shared} - own - reached.keys()
+    withheld: frozenset[str] = frozenset()
+    if judging:
+        everyone = [*seen, *reached.values()]
+        judgements = [s.judgement for s in everyone if s.judgement is not None]
+        withheld = withheld_among(judgements, segmentation).keys
+    kept = [s for s in seen if s.key not in withheld]
+    reachable = _reachable(kept, reached, withheld)
+    dropped = sum(1 for s in reached.values() if s.key not in withheld) - len(reachable)
+    return _Decision(kept, reached, reachable, withheld, len(withheld) + dropped)
+
+
+def _see(
+    resource: Resource,
+    judging: bool,
+    segmentation: SegmentationPolicy,
+    search: SearchQuery | None = None,
+) -> _Seen:
     updated = (resource.get("meta") or {}).get("lastUpdated")
+    resource_type = str(resource["resourceType"])
+    targets: tuple[str, ...] = ()
+    if resource_type == "Provenance":
+        targets = tuple(
+            str(t.get("reference")).split("/_history")[0]
+            for t in resource.get("target") or ()
+            if isinstance(t, dict)
+        )
     return _Seen(
-        f"{resource['resourceType']}/{resource['id']}",
-        str(resource["resourceType"]),
+        f"{resource_type}/{resource['id']}",
+        resource_type,
         datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None,
         tuple(shared_references(resource)),
         judge(resource, segmentation) if judging else None,
+        search is not None and resource_type == search.resource_type and search.matches(resource),
+        targets,
     )
 
 

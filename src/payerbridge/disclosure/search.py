@@ -17,6 +17,7 @@ from typing import Any
 from payerbridge.errors import InvalidInput, Issue
 
 __all__ = [
+    "MEMBER_PARAMS",
     "PRIOR_AUTHORIZATION_PROFILE",
     "SEARCHABLE",
     "Filter",
@@ -111,7 +112,7 @@ SEARCHABLE: Mapping[str, Mapping[str, _Param]] = {
     },
 }
 # The parameter naming the member, per type: ``patient`` everywhere, and Coverage's own.
-_MEMBER_PARAMS = {"Coverage": ("beneficiary", "patient")}
+MEMBER_PARAMS: Mapping[str, tuple[str, ...]] = {"Coverage": ("beneficiary", "patient")}
 _DATE_PREFIXES = ("eq", "ge", "le", "gt", "lt")
 
 
@@ -153,7 +154,7 @@ def parse_search(
             issues=[Issue(f"searchable types: {', '.join(sorted(SEARCHABLE))}, Patient",
                           resource_type[:64], "not-supported")],
         )  # fmt: skip
-    member_params = _MEMBER_PARAMS.get(resource_type, ("patient",))
+    member_params = MEMBER_PARAMS.get(resource_type, ("patient",))
     issues: list[Issue] = []
     patient: str | None = None
     filters: list[Filter] = []

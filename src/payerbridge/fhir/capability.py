@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from payerbridge.disclosure.search import MEMBER_PARAMS, SEARCHABLE
 from payerbridge.fhir import codes
 from payerbridge.fhir.resources import SUPPORTED_TYPES
 from payerbridge.timestamps import utc_iso
@@ -72,6 +73,33 @@ def _security(token_url: str) -> dict[str, Any]:
     }
 
 
+def _resource(resource_type: str) -> dict[str, Any]:
+    """Read, and the searches within one member's records where the type has them."""
+    params = SEARCHABLE.get(resource_type)
+    if params is None:
+        return {"type": resource_type, "interaction": [{"code": "read"}]}
+    members = MEMBER_PARAMS.get(resource_type, ("patient",))
+    return {
+        "type": resource_type,
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchRevInclude": ["Provenance:target"],
+        "searchParam": [
+            *(
+                {"name": name, "type": "reference", "documentation": "the member (required)"}
+                for name in members
+            ),
+            *(
+                {"name": name, "type": "token" if param.kind == "code" else param.kind}
+                for name, param in params.items()
+            ),
+            {"name": "_count", "type": "number", "documentation": "page size"},
+        ],
+        "documentation": "Searches are within one member's records, decided by that "
+        "member's consent and paged by next links; other parameters and modifiers are "
+        "refused with 400.",
+    }
+
+
 def capability_statement(
     *,
     fhir_base: str,
@@ -80,10 +108,7 @@ def capability_statement(
     org_name: str,
     published: datetime,
 ) -> dict[str, Any]:
-    others = [
-        {"type": t, "interaction": [{"code": "read"}]}
-        for t in sorted(SUPPORTED_TYPES - {"Patient"})
-    ]
+    others = [_resource(t) for t in sorted(SUPPORTED_TYPES - {"Patient"})]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

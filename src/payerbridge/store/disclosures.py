@@ -36,7 +36,9 @@ class SqlDisclosureSnapshots:
                     created_at=snapshot.created_at,
                     expires_at=snapshot.expires_at,
                     total=snapshot.total,
-                    query=orjson.dumps(snapshot.query.to_json()).decode(),
+                    query=orjson.dumps(
+                        {**snapshot.query.to_json(), "path": snapshot.path}
+                    ).decode(),
                     withheld=orjson.dumps(sorted(snapshot.withheld)).decode(),
                 )
             )
@@ -58,6 +60,7 @@ class SqlDisclosureSnapshots:
             ).first()
         if row is None:
             return None
+        query = orjson.loads(row.query)
         return Snapshot(
             id=row.id,
             client_id=row.client_id,
@@ -66,8 +69,9 @@ class SqlDisclosureSnapshots:
             created_at=row.created_at,
             expires_at=row.expires_at,
             total=row.total,
-            query=EverythingQuery.from_json(orjson.loads(row.query)),
+            query=EverythingQuery.from_json(query),
             withheld=frozenset(orjson.loads(row.withheld)),
+            path=str(query.get("path", "")),
         )
 
     def page(

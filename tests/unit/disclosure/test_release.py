@@ -23,7 +23,14 @@ class Store:
 
 
 def compartment(resources: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    own = ("Patient", "Coverage", "MedicationRequest", "ExplanationOfBenefit", "Encounter")
+    own = (
+        "Patient",
+        "Coverage",
+        "MedicationRequest",
+        "ExplanationOfBenefit",
+        "Encounter",
+        "Provenance",
+    )
     return [r for r in resources.values() if r["resourceType"] in own]
 
 

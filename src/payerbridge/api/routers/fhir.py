@@ -25,12 +25,15 @@ from payerbridge.api.idempotency import Answer, answer_once, checked_key, reques
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, new_id, utcnow
-from payerbridge.consent.model import PresentedConsent
+from payerbridge.consent.model import ConsentPolicy, PresentedConsent
 from payerbridge.disclosure.everything import (
+    EverythingPlan,
+    EverythingQuery,
     Snapshot,
     everything_page,
     parse_everything_query,
     plan_everything,
+    plan_search,
     released_on_page,
 )
 from payerbridge.disclosure.reads import (
@@ -39,6 +42,7 @@ from payerbridge.disclosure.reads import (
     find_patients,
     read_resource,
 )
+from payerbridge.disclosure.search import parse_search
 from payerbridge.errors import (
     Conflict,
     InvalidInput,
@@ -220,8 +224,9 @@ def everything(
     caller.require(resource_scope("*"))
     _check_id(patient_id)
     params = list(request.query_params.multi_items())
+    path = f"/Patient/{patient_id}/$everything"
     if any(name == _PAGE_TOKEN for name, _ in params):
-        return FhirResponse(_next_page(platform, caller, patient_id, params))
+        return FhirResponse(_next_page(platform, caller, path, params))
     query = parse_everything_query(params, max_count=platform.settings.everything_page_size)
     idempotency_key = checked_key(idempotency_key)
     # Decided on every call, a retry under the same Idempotency-Key included: a consent
@@ -239,29 +244,18 @@ def everything(
         )
         if plan is None:
             raise NotFound(f"Patient/{patient_id} does not exist")
-        snapshot = Snapshot(
-            id=new_id(),
-            client_id=caller.client_id,
-            patient_id=patient_id,
-            policy=policy,
-            created_at=now,
-            expires_at=now + timedelta(seconds=platform.settings.everything_snapshot_seconds),
-            total=plan.total,
-            query=query,
-            withheld=plan.withheld,
-        )
-        platform.snapshots.save(snapshot, plan.entries)
-        self_url = f"{fhir_base(platform)}{request.url.path.removeprefix('/fhir')}"
-        if request.url.query:
-            self_url += f"?{request.url.query}"
-        bundle, sent = _page(platform, snapshot, after=0, self_url=self_url, now=now)
-        event = _everything_event(
+        bundle, event = _first_page(
+            platform,
             caller,
-            snapshot,
+            request,
+            plan,
+            policy,
+            patient_id,
+            path,
+            query,
             now,
-            entries=sent,
-            after=0,
-            first={"withheld": plan.withheld_count, "idempotency_key": idempotency_key},
+            "everything",
+            idempotency_key=idempotency_key,
         )
         return Answer(bundle, 200, [event])
 
@@ -278,10 +272,55 @@ def everything(
 _PAGE_TOKEN, _AFTER = "_page_token", "_after"
 
 
+def _first_page(
+    platform: Platform,
+    caller: Caller,
+    request: Request,
+    plan: EverythingPlan,
+    policy: ConsentPolicy,
+    patient_id: str,
+    path: str,
+    query: EverythingQuery,
+    now: datetime,
+    action: str,
+    *,
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], AuditEvent]:
+    """Keep the decision as a snapshot and answer its first page."""
+    snapshot = Snapshot(
+        id=new_id(),
+        client_id=caller.client_id,
+        patient_id=patient_id,
+        policy=policy,
+        created_at=now,
+        expires_at=now + timedelta(seconds=platform.settings.everything_snapshot_seconds),
+        total=plan.total,
+        query=query,
+        withheld=plan.withheld,
+        path=path,
+    )
+    platform.snapshots.save(snapshot, plan.entries)
+    self_url = f"{fhir_base(platform)}{path}"
+    if request.url.query:
+        self_url += f"?{request.url.query}"
+    bundle, sent = _page(platform, snapshot, after=0, self_url=self_url, now=now)
+    event = _page_event(
+        caller,
+        snapshot,
+        now,
+        action,
+        entries=sent,
+        after=0,
+        first={"withheld": plan.withheld_count, "idempotency_key": idempotency_key},
+    )
+    return bundle, event
+
+
 def _next_page(
-    platform: Platform, caller: Caller, patient_id: str, params: list[tuple[str, str]]
+    platform: Platform, caller: Caller, path: str, params: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    """A page after the first, as its ``next`` link names it."""
+    """A page after the first, as its ``next`` link names it: only on the path, and to
+    the client, that asked for the first."""
     given = dict(params)
     if (
         sorted(name for name, _ in params) != sorted((_AFTER, _PAGE_TOKEN))
@@ -296,23 +335,24 @@ def _next_page(
     if (
         snapshot is None
         or snapshot.client_id != caller.client_id
-        or snapshot.patient_id != patient_id
+        or snapshot.path != path
         or snapshot.expires_at < now
     ):
         raise NotFound(
-            "these pages do not exist or have expired; ask Patient/$everything again",
+            "these pages do not exist or have expired; ask again from the first page",
             issues=[Issue("the page token is unknown or expired", _PAGE_TOKEN, "not-found")],
         )
-    policy = authorize_member(_disclosure(platform, caller), patient_id, "everything")
+    hop = "everything" if path.endswith("/$everything") else "search"
+    policy = authorize_member(_disclosure(platform, caller), snapshot.patient_id, hop)
     if policy is not snapshot.policy:
         raise Conflict(
-            "the member's consent changed since the first page; ask Patient/$everything again",
+            "the member's consent changed since the first page; ask again from the first page",
             issues=[Issue("the consent policy changed", _PAGE_TOKEN, "conflict")],
         )
     after = int(given[_AFTER])
     self_url = _page_url(platform, snapshot, after)
     bundle, sent = _page(platform, snapshot, after=after, self_url=self_url, now=now)
-    platform.audit.record(_everything_event(caller, snapshot, now, entries=sent, after=after))
+    platform.audit.record(_page_event(caller, snapshot, now, hop, entries=sent, after=after))
     return bundle
 
 
@@ -344,16 +384,14 @@ def _page(
 
 
 def _page_url(platform: Platform, snapshot: Snapshot, after: int) -> str:
-    return (
-        f"{fhir_base(platform)}/Patient/{snapshot.patient_id}/$everything"
-        f"?{_PAGE_TOKEN}={snapshot.id}&{_AFTER}={after}"
-    )
+    return f"{fhir_base(platform)}{snapshot.path}?{_PAGE_TOKEN}={snapshot.id}&{_AFTER}={after}"
 
 
-def _everything_event(
+def _page_event(
     caller: Caller,
     snapshot: Snapshot,
     now: datetime,
+    action: str,
     *,
     entries: int,
     after: int,
@@ -363,13 +401,14 @@ def _everything_event(
         "entries": entries,
         "policy": snapshot.policy.value,
         "pages": snapshot.id,
+        "path": snapshot.path,
         "after": after,
         **(first or {}),  # what the first page decided, and its Idempotency-Key
     }
     return AuditEvent(
         at=now,
         actor=caller.client_id,
-        action="patient.everything",
+        action="patient.everything" if action == "everything" else "patient.search",
         entity_type="Patient",
         entity_id=snapshot.patient_id,
         outcome="success",
@@ -415,6 +454,51 @@ def _searchset(resources: list[dict[str, Any]], base: str) -> dict[str, Any]:
             for r in resources
         ],
     }
+
+
+@router.get("/{resource_type}")
+def search(
+    resource_type: str, platform: PlatformDep, caller: CallerDep, request: Request
+) -> FhirResponse:
+    """A search within one member's records (``patient``; Coverage: ``beneficiary``),
+    decided by that member's consent on the whole compartment and paged like
+    ``$everything``; ``_revinclude=Provenance:target`` adds their stored Provenance."""
+    if resource_type not in SUPPORTED_TYPES:
+        raise NotFound(
+            f"resource type '{resource_type[:64]}' is not supported by this server",
+            issues=[Issue(f"resource type '{resource_type[:64]}' is not supported",
+                          code="not-supported")],
+        )  # fmt: skip
+    caller.require(resource_scope(resource_type, "s"))
+    params = list(request.query_params.multi_items())
+    path = f"/{resource_type}"
+    if any(name == _PAGE_TOKEN for name, _ in params):
+        return FhirResponse(_next_page(platform, caller, path, params))
+    query = parse_search(resource_type, params, max_count=platform.settings.everything_page_size)
+    _check_id(query.patient_id)
+    if caller.principal.patient is not None and query.patient_id != caller.principal.patient:
+        return FhirResponse(_searchset([], fhir_base(platform)))  # nobody else exists
+    policy = authorize_member(_disclosure(platform, caller), query.patient_id, "search")
+    now = utcnow()
+    plan = plan_search(
+        query, platform.members.stream_compartment(query.patient_id), platform.members, policy
+    )
+    if plan is None:
+        raise NotFound(f"Patient/{query.patient_id} does not exist")
+    bundle, event = _first_page(
+        platform,
+        caller,
+        request,
+        plan,
+        policy,
+        query.patient_id,
+        path,
+        EverythingQuery(count=query.count),
+        now,
+        "search",
+    )
+    platform.audit.record(event)
+    return FhirResponse(bundle)
 
 
 @router.get("/{resource_type}/{resource_id}")
