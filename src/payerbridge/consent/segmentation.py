@@ -42,6 +42,7 @@ from payerbridge.consent.categories import (
 )
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.fhir.resources import iter_references
+from payerbridge.json_paths import codings, values_at
 
 __all__ = [
     "DEFAULT_CODE_ELEMENTS",
@@ -195,12 +196,12 @@ def sensitive_categories_of(
     """Names of the categories this resource (or one it contains) falls in, by label or code."""
     index = policy._index
     names: set[str] = set()
-    for coding in _codings(_values_at(resource, ("meta", "security"))):
+    for coding in codings(values_at(resource, "meta.security")):
         system, code = coding.get("system"), coding.get("code")
         if isinstance(system, str) and isinstance(code, str):
             names |= index.labels.get((system, code), set())
     for path in policy.code_elements.get(str(resource.get("resourceType")), ()):
-        for coding in _codings(_values_at(resource, tuple(path.split(".")))):
+        for coding in codings(values_at(resource, path)):
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
                 names |= index.names_for_code(system, code)
@@ -329,36 +330,11 @@ def _reference_key(reference: str) -> str | None:
 
 def _targets(resource: Mapping[str, Any], paths: Iterable[str]) -> Iterator[str]:
     for path in paths:
-        for value in _values_at(resource, tuple(path.split("."))):
+        for value in values_at(resource, path):
             if isinstance(value, Mapping) and isinstance(value.get("reference"), str):
                 key = _reference_key(value["reference"])
                 if key is not None:
                     yield key
-
-
-# -- walking JSON
-
-
-def _values_at(node: Any, path: tuple[str, ...]) -> Iterator[Any]:
-    """Every value at a dotted path, lists flattened at each step."""
-    if isinstance(node, list):
-        for item in node:
-            yield from _values_at(item, path)
-    elif not path:
-        yield node
-    elif isinstance(node, Mapping) and node.get(path[0]) is not None:
-        yield from _values_at(node[path[0]], path[1:])
-
-
-def _codings(values: Iterable[Any]) -> Iterator[Mapping[str, Any]]:
-    """The Codings in CodeableConcepts or bare Codings."""
-    for value in values:
-        if not isinstance(value, Mapping):
-            continue
-        if isinstance(value.get("coding"), list):
-            yield from (c for c in value["coding"] if isinstance(c, Mapping))
-        elif "code" in value:
-            yield value
 
 
 # -- removing references from kept resources

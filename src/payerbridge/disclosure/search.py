@@ -9,12 +9,13 @@ Anything else, an unknown parameter, a modifier, a malformed value, is refused b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from payerbridge.errors import InvalidInput, Issue
+from payerbridge.json_paths import codings, values_at
 
 __all__ = [
     "MEMBER_PARAMS",
@@ -125,7 +126,7 @@ class Filter:
     values: tuple[str, ...]
 
     def matches(self, resource: Resource) -> bool:
-        found = list(_values_at(resource, self.param.paths))
+        found = [v for path in self.param.paths for v in values_at(resource, path)]
         return any(_matches(self.param.kind, value, found) for value in self.values)
 
 
@@ -223,18 +224,9 @@ def _matches(kind: str, value: str, found: list[Any]) -> bool:
         system, _, code = value.rpartition("|") if "|" in value else ("", "", value)
         return any(
             c.get("code") == code and (not system or c.get("system") == system)
-            for c in _codings(found)
+            for c in codings(found)
         )
     return _date_matches(value, found)
-
-
-def _codings(values: Iterable[Any]) -> Iterator[Mapping[str, Any]]:
-    for value in values:
-        if isinstance(value, Mapping):
-            if isinstance(value.get("coding"), list):
-                yield from (c for c in value["coding"] if isinstance(c, Mapping))
-            elif "code" in value:
-                yield value
 
 
 def _date_matches(value: str, found: list[Any]) -> bool:
@@ -298,18 +290,3 @@ def _range_of(text: str) -> tuple[datetime, datetime] | None:
     if instant.tzinfo is None:
         return None
     return instant, instant + timedelta(seconds=1)
-
-
-def _values_at(node: Any, paths: tuple[str, ...]) -> Iterator[Any]:
-    for path in paths:
-        yield from _walk(node, tuple(path.split(".")))
-
-
-def _walk(node: Any, path: tuple[str, ...]) -> Iterator[Any]:
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk(item, path)
-    elif not path:
-        yield node
-    elif isinstance(node, Mapping) and node.get(path[0]) is not None:
-        yield from _walk(node[path[0]], path[1:])
