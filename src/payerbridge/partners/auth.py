@@ -26,10 +26,10 @@ from joserfc.jwk import ECKey
 
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
 from payerbridge.routing.model import Organization, Partner, PartnerAuth
+from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE, assertion_claims
 from payerbridge.security.udap import ServerIdentity, b2b_assertion
 
 __all__ = [
-    "ASSERTION_LIFETIME_SECONDS",
     "OurUdapClient",
     "PartnerTokenSource",
     "client_assertion",
@@ -38,8 +38,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ASSERTION_LIFETIME_SECONDS = 300  # SMART: at most five minutes
-_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _EARLY_SECONDS = 30  # a token this close to expiry is renewed before use
 
 
@@ -122,13 +120,7 @@ class PartnerTokenSource:
             now=datetime.now(UTC),
             token_id=str(uuid.uuid4()),
         )
-        return {
-            "grant_type": "client_credentials",
-            "scope": partner.scope,
-            "client_assertion_type": _ASSERTION_TYPE,
-            "client_assertion": assertion,
-            "udap": "1",
-        }
+        return _token_request(assertion, partner.scope, udap="1")
 
     def _token_url(self, partner: Partner) -> str:
         if partner.token_url is not None:
@@ -175,26 +167,25 @@ def _key(partner: Partner) -> tuple[object, ...]:
 
 def client_assertion(key: ECKey, client_id: str, token_url: str) -> str:
     """A SMART Backend Services assertion: ours, for ``token_url``, used once."""
-    now = int(time.time())
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": token_url,
-        "iat": now,
-        "exp": now + ASSERTION_LIFETIME_SECONDS,
-        "jti": str(uuid.uuid4()),
-    }
+    claims = assertion_claims(
+        client_id, token_url, now=datetime.now(UTC), token_id=str(uuid.uuid4())
+    )
     header = {"alg": "ES384", "kid": key.kid, "typ": "JWT"}
     return jwt.encode(header, claims, key, algorithms=["ES384"])
 
 
 def token_form(key: ECKey, client_id: str, token_url: str, scope: str) -> dict[str, str]:
     """The body of a ``client_credentials`` token request with a fresh assertion."""
+    return _token_request(client_assertion(key, client_id, token_url), scope)
+
+
+def _token_request(assertion: str, scope: str, **more: str) -> dict[str, str]:
     return {
         "grant_type": "client_credentials",
         "scope": scope,
-        "client_assertion_type": _ASSERTION_TYPE,
-        "client_assertion": client_assertion(key, client_id, token_url),
+        "client_assertion_type": CLIENT_ASSERTION_TYPE,
+        "client_assertion": assertion,
+        **more,
     }
 
 

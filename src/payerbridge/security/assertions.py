@@ -27,6 +27,7 @@ __all__ = [
     "MAX_ASSERTION_LIFETIME",
     "AssertionClaims",
     "UnverifiedAssertion",
+    "assertion_claims",
     "check_assertion_claims",
     "check_key_set",
     "read_unverified",
@@ -46,6 +47,21 @@ class CertificateHeaders(JWSRegistry):
 CERTIFICATE_HEADERS = CertificateHeaders(algorithms=["RS256", "RS384", "ES256", "ES384"])
 ASSERTION_ALGORITHMS = ("RS384", "ES384")
 MAX_ASSERTION_LIFETIME = timedelta(minutes=5)
+
+
+def assertion_claims(issuer: str, audience: str, *, now: datetime, token_id: str) -> dict[str, Any]:
+    """The claims of a JWT we send to be checked as SMART and FAST ask (our assertions,
+    software statements): ``issuer`` as its subject too, for ``audience``, valid as long
+    as allowed, used once."""
+    issued = int(now.timestamp())
+    return {
+        "iss": issuer,
+        "sub": issuer,
+        "aud": audience,
+        "iat": issued,
+        "exp": issued + int(MAX_ASSERTION_LIFETIME.total_seconds()),
+        "jti": token_id,
+    }
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from payerbridge.npi import is_valid_npi
 from payerbridge.security.assertions import (
     CERTIFICATE_HEADERS,
     AssertionClaims,
+    assertion_claims,
     check_assertion_claims,
 )
 from payerbridge.security.certificates import (
@@ -66,7 +67,6 @@ B2B_EXTENSION = "hl7-b2b"
 _NPI_SYSTEMS = ("http://hl7.org/fhir/sid/us-npi", "urn:oid:2.16.840.1.113883.4.6")
 # Why we ask for a partner's data: payer-to-payer exchange is a coverage operation.
 _PURPOSE_OF_USE = "urn:oid:2.16.840.1.113883.5.8#COVERAGE"
-_LIFETIME_SECONDS = 300  # our statements and assertions: at most five minutes
 
 
 @dataclass(frozen=True)
@@ -350,14 +350,8 @@ def software_statement(
 ) -> str:
     """Our software statement for a partner's UDAP registration endpoint (B2B client
     credentials), naming our organization as every token request will."""
-    issued = int(now.timestamp())
     claims = {
-        "iss": client_uri,
-        "sub": client_uri,
-        "aud": registration_url,
-        "iat": issued,
-        "exp": issued + _LIFETIME_SECONDS,
-        "jti": token_id,
+        **assertion_claims(client_uri, registration_url, now=now, token_id=token_id),
         "client_name": client_name,
         "grant_types": ["client_credentials"],
         "token_endpoint_auth_method": "private_key_jwt",
@@ -379,14 +373,8 @@ def b2b_assertion(
 ) -> str:
     """Our UDAP authentication JWT for a partner's token endpoint, with the B2B
     authorization extension naming our organization."""
-    issued = int(now.timestamp())
     claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": token_url,
-        "iat": issued,
-        "exp": issued + _LIFETIME_SECONDS,
-        "jti": token_id,
+        **assertion_claims(client_id, token_url, now=now, token_id=token_id),
         "extensions": _b2b(npi, organization_name),
     }
     return identity.sign(claims)
