@@ -54,6 +54,7 @@ __all__ = [
     "SegmentResult",
     "SegmentationPolicy",
     "judge",
+    "references_at",
     "segment",
     "withheld_among",
     "without_references",
@@ -255,14 +256,16 @@ class Withheld:
 def judge(resource: Mapping[str, Any], policy: SegmentationPolicy = _DEFAULT_POLICY) -> Judgement:
     resource_type = str(resource.get("resourceType"))
     if resource_type == "Provenance":
-        about, about_all = tuple(_targets(resource, ("target",))), True
+        about, about_all = tuple(references_at(resource, ("target",))), True
     else:
         paths = _DEPENDENT_REFERENCES.get(resource_type, ())
         if resource_type == "Encounter" and policy.withhold_encounters_of_sensitive_care:
             paths = _ENCOUNTER_REASONS
-        about, about_all = tuple(_targets(resource, paths)), False
+        about, about_all = tuple(references_at(resource, paths)), False
     recorded_in = tuple(
-        target for target in _targets(resource, _CARE_CONTEXT) if target.startswith("Encounter/")
+        target
+        for target in references_at(resource, _CARE_CONTEXT)
+        if target.startswith("Encounter/")
     )
     return Judgement(
         _key(resource),
@@ -328,7 +331,9 @@ def _reference_key(reference: str) -> str | None:
     return f"{parts[-2]}/{parts[-1]}"
 
 
-def _targets(resource: Mapping[str, Any], paths: Iterable[str]) -> Iterator[str]:
+def references_at(resource: Mapping[str, Any], paths: Iterable[str]) -> Iterator[str]:
+    """The ``Type/id`` each reference at ``paths`` names (relative or absolute, history
+    stripped; contained and bundle-local ones left out)."""
     for path in paths:
         for value in values_at(resource, path):
             if isinstance(value, Mapping) and isinstance(value.get("reference"), str):

@@ -20,6 +20,7 @@ from payerbridge.consent.segmentation import (
     Judgement,
     SegmentationPolicy,
     judge,
+    references_at,
     sensitive_categories_of,
     withheld_among,
     without_references,
@@ -27,6 +28,8 @@ from payerbridge.consent.segmentation import (
 from payerbridge.disclosure.release import (
     DEFAULT_SEGMENTATION,
     SharedResources,
+    reach_shared,
+    reachable_shared,
     shared_references,
 )
 from payerbridge.disclosure.search import SearchQuery
@@ -271,19 +274,18 @@ def _decide(
     own = {s.key for s in seen}
     if f"Patient/{patient_id}" not in own:
         return None
-    reached: dict[str, _Seen] = {}
-    frontier = {ref for s in seen for ref in s.shared} - own
-    while frontier:
-        found = [_see(r, judging, segmentation) for r in shared.read_many(sorted(frontier))]
-        reached.update((item.key, item) for item in found)
-        frontier = {ref for item in found for ref in item.shared} - own - reached.keys()
+    found = reach_shared((ref for s in seen for ref in s.shared), shared, own)
+    reached = {item.key: item for item in (_see(r, judging, segmentation) for r in found)}
     withheld: frozenset[str] = frozenset()
     if judging:
         everyone = [*seen, *reached.values()]
         judgements = [s.judgement for s in everyone if s.judgement is not None]
         withheld = withheld_among(judgements, segmentation).keys
     kept = [s for s in seen if s.key not in withheld]
-    reachable = _reachable(kept, reached, withheld)
+    reachable = reachable_shared(
+        (ref for s in kept for ref in s.shared),
+        {key: item.shared for key, item in reached.items() if key not in withheld},
+    )
     dropped = sum(1 for s in reached.values() if s.key not in withheld) - len(reachable)
     return _Decision(kept, reached, reachable, withheld, len(withheld) + dropped)
 
@@ -298,11 +300,7 @@ def _see(
     resource_type = str(resource["resourceType"])
     targets: tuple[str, ...] = ()
     if resource_type == "Provenance":
-        targets = tuple(
-            str(t.get("reference")).split("/_history")[0]
-            for t in resource.get("target") or ()
-            if isinstance(t, dict)
-        )
+        targets = tuple(references_at(resource, ("target",)))
     return _Seen(
         f"{resource_type}/{resource['id']}",
         resource_type,
@@ -312,18 +310,6 @@ def _see(
         search is not None and resource_type == search.resource_type and search.matches(resource),
         targets,
     )
-
-
-def _reachable(kept: list[_Seen], reached: dict[str, _Seen], withheld: frozenset[str]) -> set[str]:
-    seen: set[str] = set()
-    frontier = [ref for item in kept for ref in item.shared]
-    while frontier:
-        ref = frontier.pop()
-        if ref in seen or ref in withheld or ref not in reached:
-            continue
-        seen.add(ref)
-        frontier.extend(reached[ref].shared)
-    return seen
 
 
 def released_on_page(

@@ -13,7 +13,8 @@ would say something about the member (ADR 0010).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +27,8 @@ __all__ = [
     "Release",
     "SHARED_TYPES",
     "SharedResources",
+    "reach_shared",
+    "reachable_shared",
     "release",
     "shared_references",
 ]
@@ -64,7 +67,7 @@ def release(
     go: everything under ``sensitive``; under ``regular`` the segmented rest, stripped
     of references to what is withheld."""
     own = {key for record in records if (key := _key(record)) is not None}
-    reached = _reach(records, shared, own)
+    reached = reach_shared((ref for r in records for ref in shared_references(r)), shared, own)
     candidates = [*records, *reached]
     withheld = 0
     if policy is ConsentPolicy.REGULAR:
@@ -76,7 +79,10 @@ def release(
         key = _key(resource)
         if key is not None and key not in own:
             kept_shared[key] = resource
-    reachable = _reachable(kept_records, kept_shared)
+    reachable = reachable_shared(
+        (ref for r in kept_records for ref in shared_references(r)),
+        {key: tuple(shared_references(r)) for key, r in kept_shared.items()},
+    )
     dropped = len(kept_shared) - len(reachable)
     return Release(
         kept_records,
@@ -92,28 +98,31 @@ def shared_references(resource: Resource) -> Iterator[str]:
             yield reference
 
 
-def _reach(records: Iterable[Resource], shared: SharedResources, own: set[str]) -> list[Resource]:
-    """Every shared resource reachable from ``records``, transitively."""
+def reach_shared(
+    start: Iterable[str], shared: SharedResources, own: AbstractSet[str]
+) -> list[Resource]:
+    """Every shared resource reachable from the references ``start``, read level by
+    level (those in ``own``, the member's records, are not read again)."""
     found: dict[str, Resource] = {}
-    frontier = list(records)
-    while frontier:
-        wanted = {ref for r in frontier for ref in shared_references(r)} - own - found.keys()
-        if not wanted:
-            break
-        frontier = shared.read_many(sorted(wanted))
-        found.update((key, r) for r in frontier if (key := _key(r)) is not None)
+    wanted = set(start) - own
+    while wanted:
+        level = shared.read_many(sorted(wanted))
+        found.update((key, r) for r in level if (key := _key(r)) is not None)
+        wanted = {ref for r in level for ref in shared_references(r)} - own - found.keys()
     return [found[key] for key in sorted(found)]
 
 
-def _reachable(records: Iterable[Resource], shared: dict[str, Resource]) -> set[str]:
+def reachable_shared(start: Iterable[str], links: Mapping[str, Iterable[str]]) -> set[str]:
+    """The shared resources in ``links`` (each with what it refers to) reachable from
+    the references ``start``: what may go with the records that refer to them."""
     seen: set[str] = set()
-    frontier = [ref for record in records for ref in shared_references(record)]
+    frontier = list(start)
     while frontier:
         ref = frontier.pop()
-        if ref in seen or ref not in shared:
+        if ref in seen or ref not in links:
             continue
         seen.add(ref)
-        frontier.extend(shared_references(shared[ref]))
+        frontier.extend(links[ref])
     return seen
 
 
