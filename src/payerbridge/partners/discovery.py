@@ -75,7 +75,7 @@ class HttpxPartnerDiscovery:
     def register(self, partner: Partner, registration_endpoint: str) -> str:
         """Register with a UDAP partner; the client id it gives us. UnprocessableRequest
         with the partner's reason when it refuses."""
-        udap = self._udap_client(partner)
+        udap, _ = self._udap_trust(partner)
         statement = software_statement(
             udap.identity,
             client_uri=udap.client_uri,
@@ -106,7 +106,8 @@ class HttpxPartnerDiscovery:
         logger.info("registered with a UDAP partner", extra={"partner_id": partner.id})
         return client_id
 
-    def _udap_client(self, partner: Partner) -> OurUdapClient:
+    def _udap_trust(self, partner: Partner) -> tuple[OurUdapClient, TrustAnchors]:
+        """Who we are to UDAP partners and whom we trust; refused when not configured."""
         if self._udap is None or self._trust is None or not self._trust.anchors:
             text = (
                 "UDAP partners need our community certificate and its trust anchors "
@@ -117,11 +118,10 @@ class HttpxPartnerDiscovery:
                 f"partner '{partner.id}' cannot use UDAP: {text}",
                 issues=[Issue(text, "auth", "not-supported")],
             )
-        return self._udap
+        return self._udap, self._trust
 
     def _udap_endpoints(self, partner: Partner) -> dict[str, Any]:
-        self._udap_client(partner)
-        assert self._trust is not None
+        _, trust = self._udap_trust(partner)
         udap = self._document(partner, f"{partner.fhir_base}/.well-known/udap", "udap")
         signed = udap.get("signed_metadata")
         if not isinstance(signed, str):
@@ -129,7 +129,7 @@ class HttpxPartnerDiscovery:
         try:
             claims = read_signed_metadata(
                 signed,
-                self._trust,
+                trust,
                 fhir_base=partner.fhir_base,
                 now=datetime.now(UTC),
                 skew=self._skew,

@@ -242,8 +242,6 @@ def everything(
             policy,
             query,
         )
-        if plan is None:
-            raise NotFound(f"Patient/{patient_id} does not exist")
         bundle, event = _first_page(
             platform,
             caller,
@@ -276,7 +274,7 @@ def _first_page(
     platform: Platform,
     caller: Caller,
     request: Request,
-    plan: EverythingPlan,
+    plan: EverythingPlan | None,
     policy: ConsentPolicy,
     patient_id: str,
     path: str,
@@ -286,7 +284,10 @@ def _first_page(
     *,
     idempotency_key: str | None = None,
 ) -> tuple[dict[str, Any], AuditEvent]:
-    """Keep the decision as a snapshot and answer its first page."""
+    """Keep the decision as a snapshot and answer its first page; the plan is None when
+    the member has no Patient."""
+    if plan is None:
+        raise NotFound(f"Patient/{patient_id} does not exist")
     snapshot = Snapshot(
         id=new_id(),
         client_id=caller.client_id,
@@ -463,12 +464,7 @@ def search(
     """A search within one member's records (``patient``; Coverage: ``beneficiary``),
     decided by that member's consent on the whole compartment and paged like
     ``$everything``; ``_revinclude=Provenance:target`` adds their stored Provenance."""
-    if resource_type not in SUPPORTED_TYPES:
-        raise NotFound(
-            f"resource type '{resource_type[:64]}' is not supported by this server",
-            issues=[Issue(f"resource type '{resource_type[:64]}' is not supported",
-                          code="not-supported")],
-        )  # fmt: skip
+    _check_type(resource_type)
     caller.require(resource_scope(resource_type, "s"))
     params = list(request.query_params.multi_items())
     path = f"/{resource_type}"
@@ -483,8 +479,6 @@ def search(
     plan = plan_search(
         query, platform.members.stream_compartment(query.patient_id), platform.members, policy
     )
-    if plan is None:
-        raise NotFound(f"Patient/{query.patient_id} does not exist")
     bundle, event = _first_page(
         platform,
         caller,
@@ -506,6 +500,13 @@ def read(
     resource_type: str, resource_id: str, platform: PlatformDep, caller: CallerDep
 ) -> FhirResponse:
     """A resource, as ``disclosure.reads.read_resource`` releases it to this caller."""
+    _check_type(resource_type)
+    caller.require(resource_scope(resource_type, "r"))
+    _check_id(resource_id)
+    return FhirResponse(read_resource(_disclosure(platform, caller), resource_type, resource_id))
+
+
+def _check_type(resource_type: str) -> None:
     if resource_type not in SUPPORTED_TYPES:
         raise NotFound(
             f"resource type '{resource_type[:64]}' is not supported by this server",
@@ -515,9 +516,6 @@ def read(
                 )
             ],
         )
-    caller.require(resource_scope(resource_type, "r"))
-    _check_id(resource_id)
-    return FhirResponse(read_resource(_disclosure(platform, caller), resource_type, resource_id))
 
 
 def _check_id(resource_id: str) -> None:
