@@ -239,6 +239,7 @@ class HttpxPartnerClient:
             )
         url: str | None = f"{partner.fhir_base}/{relative}/$everything"
         first: dict[str, Any] | None = None
+        first_content = b""
         entries: list[Any] = []
         sizes: list[int] = []
         while url is not None:
@@ -257,7 +258,8 @@ class HttpxPartnerClient:
                     status=response.status_code,
                 )
             page = _bundle_page(response, partner, len(sizes) + 1)
-            first = first or page
+            if first is None:
+                first, first_content = page, response.content
             page_entries = page.get("entry") or []
             entries.extend(page_entries)
             sizes.append(len(page_entries))
@@ -270,12 +272,14 @@ class HttpxPartnerClient:
                 f"partner '{partner.id}' $everything pages ended with {matches} of the "
                 f"{total} resources it announced; nothing was imported"
             )
-        merged = {k: v for k, v in first.items() if k != "link"}
-        merged["entry"] = entries
         logger.info(
             "partner $everything received",
             extra={"partner_id": partner.id, "pages": len(sizes), "entries": len(entries)},
         )
+        if len(sizes) == 1:  # the Bundle as sent: nothing to merge, no second encoding
+            return Retrieved(first_content, tuple(sizes))
+        merged = {k: v for k, v in first.items() if k != "link"}
+        merged["entry"] = entries
         return Retrieved(orjson.dumps(merged), tuple(sizes))
 
 
