@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -23,8 +24,10 @@ from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.config import Settings
+from payerbridge.consent.categories import SHIPPED_CODE_SETS, extended
 from payerbridge.consent.model import Requester
 from payerbridge.consent.ports import ConsentStore
+from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.disclosure.ports import DisclosureSnapshots, MemberStore
 from payerbridge.disclosure.reads import DisclosureContext, member_permits
 from payerbridge.errors import InvalidInput, Issue
@@ -131,6 +134,7 @@ class Platform:
     engine: Engine
     reader: Engine  # the engine for reads: ``engine`` itself on PostgreSQL
     members: MemberStore
+    segmentation: SegmentationPolicy  # what a regular consent withholds, by which code sets
     snapshots: DisclosureSnapshots  # paged $everything decisions
     partners: PartnerRegistry
     exchanges: ExchangeLedger
@@ -312,6 +316,22 @@ def _our_udap_client(settings: Settings, identity: ServerIdentity | None) -> Our
     return OurUdapClient(identity, uri, Organization(settings.org_name, settings.org_npi))
 
 
+def segmentation_policy(settings: Settings) -> SegmentationPolicy:
+    """What a regular consent withholds here: the shipped code sets and the operator's
+    additions (PAYERBRIDGE_SENSITIVE_CODE_SETS)."""
+    path = settings.sensitive_code_sets
+    if path is None:
+        return SegmentationPolicy()
+    try:
+        document = json.loads(path.read_text())
+        return SegmentationPolicy(code_sets=extended(SHIPPED_CODE_SETS, document))
+    except (OSError, ValueError) as exc:  # CodeSetError and JSONDecodeError are ValueErrors
+        raise InvalidInput(
+            f"PAYERBRIDGE_SENSITIVE_CODE_SETS ({path}) cannot be used: {exc}",
+            issues=[Issue(str(exc), "sensitive_code_sets")],
+        ) from exc
+
+
 def build_platform(
     settings: Settings,
     *,
@@ -319,6 +339,7 @@ def build_platform(
     run_migrations: bool = True,
 ) -> Platform:
     """Open the database (migrating it to the newest schema) and wire the adapters."""
+    segmentation = segmentation_policy(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_db_engine(settings.sqlalchemy_url)
     if run_migrations:
@@ -375,6 +396,7 @@ def build_platform(
             source_npi=settings.org_npi,
             at=now,
             request_id=None,
+            segmentation=segmentation,
         )
         return member_permits(context, member)
 
@@ -391,6 +413,7 @@ def build_platform(
         engine=engine,
         reader=reader,
         members=members,
+        segmentation=segmentation,
         snapshots=SqlDisclosureSnapshots(engine, reader=reader),
         partners=partners,
         exchanges=exchanges,

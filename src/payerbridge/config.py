@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         description="How long the next links of a $everything answer stay valid: the pages "
         "are those decided at the first page, kept for this long.",
     )
+    sensitive_code_sets: Path | None = Field(
+        default=None,
+        description="A JSON file of sensitive codes and categories added to the shipped "
+        "ones (the form of payerbridge/consent/data/sensitive-code-sets.json, with its own "
+        "version): what a regular consent withholds. It only adds; the version and digest "
+        "in force are recorded on every disclosure decision (`payerbridge code-sets`).",
+    )
     member_match_return_member_id: bool = Field(
         default=True, description="$member-match also returns MemberId (our Patient reference)."
     )

@@ -15,13 +15,14 @@ from typing import Any
 import orjson
 import pytest
 
+from payerbridge.consent.categories import RXNORM
 from payerbridge.fhir.resources import iter_references
 from tests.builders import (
     WITHHELD_UNDER_REGULAR,
     a_member_reaching_sensitive_shared_data,
     member_match_parameters,
 )
-from tests.servers import REQUESTER_SCOPES, ServerProcess
+from tests.servers import REQUESTER_SCOPES, ServerProcess, run_cli
 
 OLD_NPI = "1245319599"
 REGULAR_NPI, SENSITIVE_NPI = "1234567893", "1200000101"
@@ -31,13 +32,17 @@ DATA = a_member_reaching_sensitive_shared_data()
 
 @pytest.fixture
 def old(server: Callable[..., ServerProcess], tmp_path: Path) -> dict[str, Any]:
+    return old_payer(server, tmp_path)
+
+
+def old_payer(server: Callable[..., ServerProcess], tmp_path: Path, **env: str) -> dict[str, Any]:
     """The old payer with the member's data, and one client per consent, each having
     presented its consent with $member-match."""
     data = tmp_path / "old.ndjson"
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in DATA.values()))
     payer = server(
         "old",
-        env={"PAYERBRIDGE_ORG_NAME": "Old Plan", "PAYERBRIDGE_ORG_NPI": OLD_NPI},
+        env={"PAYERBRIDGE_ORG_NAME": "Old Plan", "PAYERBRIDGE_ORG_NPI": OLD_NPI, **env},
         import_files=[data],
     )
     clients = {}
@@ -218,3 +223,59 @@ def test_searches_under_regular_leave_nothing_sensitive_and_page(old: dict[str, 
         "MedicationRequest/p1-bp-order",
         "MedicationRequest/p1-arv-order",
     }
+
+
+def test_an_operators_code_sets_withhold_more_and_each_decision_names_them(
+    server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """A plan adds amlodipine to what a regular consent withholds: the order for it
+    and the drug stop leaving, and the decision records the code sets it was made by."""
+    extension = tmp_path / "plan-codes.json"
+    extension.write_text(
+        orjson.dumps(
+            {
+                "version": "plan-7",
+                "categories": [
+                    {
+                        "name": "plan-local",
+                        "description": "Drugs our state's law protects",
+                        "legal_basis": "State statute (example)",
+                        "codes": [{"system": RXNORM, "code": "197361"}],
+                    }
+                ],
+            }
+        ).decode()
+    )
+    old = old_payer(server, tmp_path, PAYERBRIDGE_SENSITIVE_CODE_SETS=str(extension))
+    payer: ServerProcess = old["payer"]
+    shown = payer.cli("consents", "code-sets")
+    assert shown.returncode == 0, shown.stderr
+    assert "payerbridge-2026.11+plan-7 sha256:" in shown.stdout and "plan-local" in shown.stdout
+    with payer.client_with(old["regular"]) as client:
+        bundle = client.get("/fhir/Patient/p1/$everything").json()
+    kept = keys(stored([e["resource"] for e in bundle["entry"]]))
+    also_withheld = {"MedicationRequest/p1-bp-order", "Medication/amlodipine"}
+    assert kept == set(DATA) - WITHHELD_UNDER_REGULAR - also_withheld - {
+        "Organization/amlodipine-maker"  # reached only through the withheld drug
+    }
+    with payer.platform() as platform:
+        decisions = [
+            e
+            for e in platform.audit.for_entity("Patient", "p1")
+            if e["action"] == "consent.decision" and e["detail"]["hop"] == "everything"
+        ]
+    label = shown.stdout.split("code sets ", 1)[1].split()[:2]
+    assert decisions and decisions[-1]["detail"]["code_sets"] == " ".join(label)
+
+
+def test_a_code_set_file_that_cannot_be_used_stops_the_payer_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    extension = tmp_path / "plan-codes.json"
+    extension.write_text('{"version": "plan-8", "categories": [{"name": "hiv", "code": []}]}')
+    shown = run_cli(
+        ["consents", "code-sets", "--data-dir", str(tmp_path / "data")],
+        env={"PAYERBRIDGE_SENSITIVE_CODE_SETS": str(extension)},
+    )
+    assert shown.returncode != 0
+    assert "PAYERBRIDGE_SENSITIVE_CODE_SETS" in shown.stderr and "categories.0.code" in shown.stderr

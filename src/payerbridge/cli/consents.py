@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import orjson
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from payerbridge import errors
 from payerbridge.cli.console import cli_actor
@@ -106,3 +107,28 @@ def consents_revoke(
     at = revoked.record.revoked_at
     out.print(f"consent {consent_id} revoked at {at.isoformat() if at else '?'}")
     out.print(f"exchanges blocked: {len(blocked)}")
+
+
+@consents_app.command("code-sets")
+def consents_code_sets(data_dir: DataDir = None) -> None:
+    """The sensitive code sets a regular consent withholds here: the shipped ones with
+    the operator's additions (PAYERBRIDGE_SENSITIVE_CODE_SETS), checked, with the
+    version and digest recorded on every disclosure decision."""
+    from payerbridge.bootstrap import segmentation_policy
+    from payerbridge.cli.console import fail, settings_for
+
+    try:
+        code_sets = segmentation_policy(settings_for(data_dir)).code_sets
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    out.print(f"code sets {code_sets.label}")
+    table = Table("category", "labels", "codes", "code families", "legal basis")
+    for category in code_sets.categories:
+        table.add_row(
+            category.name,
+            str(len(category.security_labels)),
+            str(len(category.codes)),
+            str(len(category.code_prefixes)),
+            category.legal_basis,
+        )
+    out.print(table)

@@ -6,30 +6,43 @@ information-sensitivity codes, v3-Confidentiality) and the clinical codes that r
 it when nobody labelled it: ICD-10-CM code families by prefix, and exact SNOMED CT,
 RxNorm, LOINC, CPT and HCPCS codes.
 
-The defaults are deliberately modest and reviewable: well-known code families and a
-few landmark drugs and tests, not the full SAMHSA C2S / VSAC value sets. A plan's
-privacy officer extends them through configuration (``SegmentationPolicy``). Code
-matching is lexical: ICD-10 prefixes stand for their whole family, other systems
-match exactly (no terminology server, so no SNOMED or RxNorm hierarchy).
+The categories are data, not code (``data/sensitive-code-sets.json``): deliberately
+modest and reviewable defaults, versioned, which a plan's privacy officer extends with a
+file of the same form (``PAYERBRIDGE_SENSITIVE_CODE_SETS``). An extension only adds:
+codes to a category, or new categories; it never narrows what is withheld (ADR 0011).
+The version and digest of the sets in force go on every disclosure decision's audit
+event, so what was withheld can be explained afterwards. Code matching is lexical:
+ICD-10 prefixes stand for their whole family, other systems match exactly (no
+terminology server, so no SNOMED or RxNorm hierarchy).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "ACT_CODE",
     "CONFIDENTIALITY",
     "CPT",
-    "DEFAULT_CATEGORIES",
     "HCPCS",
     "ICD10CM",
     "LOINC",
     "RXNORM",
+    "SHIPPED_CODE_SETS",
     "SNOMED",
+    "CodeSetError",
+    "CodeSets",
     "SensitiveCategory",
     "canonical_system",
+    "code_sets_from",
+    "extended",
     "normalize_code",
 ]
 
@@ -85,146 +98,140 @@ def _normalized(pairs: frozenset[tuple[str, str]]) -> frozenset[tuple[str, str]]
     )
 
 
-def _labels(*codes: str, system: str = ACT_CODE) -> frozenset[tuple[str, str]]:
-    return frozenset((system, code) for code in codes)
+@dataclass(frozen=True)
+class CodeSets:
+    """The categories in force, under a version an operator names and a digest of what
+    they match (two deployments with the same digest withhold the same data)."""
+
+    version: str
+    categories: tuple[SensitiveCategory, ...]
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        canonical = [
+            [
+                category.name,
+                sorted(category.security_labels),
+                sorted(category.codes),
+                sorted(category.code_prefixes),
+            ]
+            for category in sorted(self.categories, key=lambda c: c.name)
+        ]
+        encoded = json.dumps(canonical, separators=(",", ":")).encode()
+        object.__setattr__(self, "digest", hashlib.sha256(encoded).hexdigest())
+
+    @property
+    def label(self) -> str:
+        """What the audit trail records: ``version sha256:<first 16 hex digits>``."""
+        return f"{self.version} sha256:{self.digest[:16]}"
 
 
-def _of(system: str, codes: Iterable[str]) -> frozenset[tuple[str, str]]:
-    return frozenset((system, code) for code in codes)
+class CodeSetError(ValueError):
+    """A code-set document that cannot be used, with where it is wrong."""
 
 
-def _icd_block(letter: str, first: int, last: int, *, skip: Iterable[int] = ()) -> list[str]:
-    """ICD-10 three-character categories ``letter+first`` .. ``letter+last``, e.g. F20..F48."""
-    skipped = set(skip)
-    return [f"{letter}{n:02d}" for n in range(first, last + 1) if n not in skipped]
+class _Coded(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    system: str = Field(min_length=1)
+    code: str = Field(min_length=1)
+    display: str | None = None
 
 
-SUBSTANCE_USE = SensitiveCategory(
-    name="substance-use",
-    description="Substance use disorder diagnosis, treatment and referral records",
-    legal_basis="42 CFR Part 2 (alcohol and drug use; tobacco and caffeine are excluded)",
-    security_labels=_labels("ETH", "SUD", "ETHUD", "OPIOIDUD", "42CFRPart2"),
-    code_prefixes=_of(
-        ICD10CM,
-        # F17 (nicotine dependence) is not covered by Part 2.
-        [*_icd_block("F", 10, 19, skip=[17]), "Z71.41", "Z71.51"],
-    ),
-    codes=_of(SNOMED, ["66590003", "7200002", "75544000", "5602001"])
-    | _of(
-        RXNORM,
-        [
-            "1819",  # buprenorphine
-            "6813",  # methadone
-            "7243",  # naltrexone
-            "3554",  # disulfiram
-            "1010604",  # buprenorphine 8 MG / naloxone 2 MG Sublingual Film
-            "1483744",  # naltrexone hydrochloride 50 MG Oral Tablet
-        ],
+class _Category(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    description: str | None = None
+    legal_basis: str | None = None
+    security_labels: list[_Coded] = []
+    codes: list[_Coded] = []
+    code_prefixes: list[_Coded] = []
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    description: str | None = None
+    categories: list[_Category] = Field(min_length=1)
+
+
+def _read(document: Any) -> _Document:
+    try:
+        parsed = _Document.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        raise CodeSetError(f"{where}: {first['msg']}") from None
+    names = [category.name for category in parsed.categories]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise CodeSetError(f"categories: {', '.join(repeated)} given more than once")
+    return parsed
+
+
+def _pairs(coded: Iterable[_Coded]) -> frozenset[tuple[str, str]]:
+    return frozenset((c.system, c.code) for c in coded)
+
+
+def _category(entry: _Category, *, base: SensitiveCategory | None = None) -> SensitiveCategory:
+    labels, codes, prefixes = (
+        _pairs(entry.security_labels),
+        _pairs(entry.codes),
+        _pairs(entry.code_prefixes),
     )
-    | _of(HCPCS, ["H0001", "H0005", "H0020"]),
-)
-
-HIV = SensitiveCategory(
-    name="hiv",
-    description="HIV infection, exposure, testing and antiretroviral treatment",
-    legal_basis="State HIV confidentiality statutes (e.g. New York Public Health Law art. 27-F)",
-    security_labels=_labels("HIV"),
-    code_prefixes=_of(ICD10CM, ["B20", "Z21", "B97.35", "R75", "Z20.6", "Z71.7", "O98.7"]),
-    codes=_of(SNOMED, ["86406008", "165816005"])
-    | _of(
-        RXNORM,
-        [
-            "11413",  # zidovudine
-            "195085",  # efavirenz
-            "276237",  # emtricitabine
-            "719872",  # raltegravir
-            "1433868",  # dolutegravir
-            "1999667",  # bictegravir / emtricitabine / tenofovir alafenamide Oral Tablet
-        ],
+    if base is not None:
+        return SensitiveCategory(
+            name=base.name,
+            description=base.description,
+            legal_basis=base.legal_basis,
+            security_labels=base.security_labels | labels,
+            codes=base.codes | codes,
+            code_prefixes=base.code_prefixes | prefixes,
+        )
+    if not entry.description or not entry.legal_basis:
+        raise CodeSetError(
+            f"category {entry.name}: a new category needs a description and a legal_basis"
+        )
+    if not (labels or codes or prefixes):
+        raise CodeSetError(f"category {entry.name}: names no security label, code or code prefix")
+    return SensitiveCategory(
+        name=entry.name,
+        description=entry.description,
+        legal_basis=entry.legal_basis,
+        security_labels=labels,
+        codes=codes,
+        code_prefixes=prefixes,
     )
-    | _of(LOINC, ["56888-1", "75622-1"])
-    | _of(CPT, ["86701", "86702", "86703", "87389"]),
-)
 
-SEXUALLY_TRANSMITTED = SensitiveCategory(
-    name="sexually-transmitted-infection",
-    description="Sexually transmitted infections, their testing and exposure",
-    legal_basis="State minor-consent and communicable-disease confidentiality laws",
-    security_labels=_labels("STD"),
-    code_prefixes=_of(ICD10CM, [*_icd_block("A", 50, 64), "Z20.2", "Z11.3"]),
-    codes=_of(SNOMED, ["8098009", "15628003", "76272004"]),
-)
 
-BEHAVIORAL_HEALTH = SensitiveCategory(
-    name="behavioral-health",
-    description="Mental and behavioral health conditions, psychotherapy and psychiatric drugs",
-    legal_basis="State mental-health confidentiality laws; HIPAA psychotherapy notes",
-    security_labels=_labels("PSY", "BH", "MH", "PSYTHPN"),
-    code_prefixes=_of(ICD10CM, [*_icd_block("F", 20, 48), *_icd_block("F", 60, 69), "R45.851"]),
-    codes=_of(SNOMED, ["35489007", "370143000", "58214004", "13746004", "197480006", "47505003"])
-    | _of(
-        RXNORM,
-        [
-            "36437",  # sertraline
-            "312938",  # sertraline 50 MG Oral Tablet
-            "4493",  # fluoxetine
-            "6448",  # lithium
-            "2626",  # clozapine
-            "51272",  # quetiapine
-            "35636",  # risperidone
-            "61381",  # olanzapine
-            "89013",  # aripiprazole
-        ],
-    )
-    | _of(CPT, ["90791", "90792", "90832", "90834", "90837", "90847", "90853"]),
-)
+def code_sets_from(document: Any) -> CodeSets:
+    """A complete set of categories (the shipped file's form)."""
+    parsed = _read(document)
+    return CodeSets(parsed.version, tuple(_category(entry) for entry in parsed.categories))
 
-REPRODUCTIVE_HEALTH = SensitiveCategory(
-    name="reproductive-health",
-    description="Contraception, fertility care and pregnancy termination",
-    legal_basis="State reproductive-health and minor-consent privacy laws",
-    security_labels=_labels("SEX"),
-    code_prefixes=_of(ICD10CM, ["Z30", "Z31", "Z33.2", *_icd_block("O", 0, 8)]),
-    codes=_of(
-        RXNORM,
-        [
-            "20210",  # mifepristone
-            "748879",  # Levora 0.15/30 28 Day Pack
-        ],
-    )
-    | _of(CPT, ["58300", "59840", "59841"]),
-)
 
-GENETIC = SensitiveCategory(
-    name="genetic",
-    description="Genetic test results, carrier status and genetic susceptibility",
-    legal_basis="GINA and state genetic privacy laws",
-    security_labels=_labels("GDIS"),
-    code_prefixes=_of(ICD10CM, ["Z14", "Z15"]),
-)
+def extended(base: CodeSets, document: Any) -> CodeSets:
+    """``base`` with an operator's additions: codes and labels added to categories it
+    names, new categories added whole. Its version is appended to the base's."""
+    parsed = _read(document)
+    by_name: dict[str, SensitiveCategory] = {c.name: c for c in base.categories}
+    for entry in parsed.categories:
+        known = by_name.get(entry.name)
+        if known is not None and (
+            entry.description not in (None, known.description)
+            or entry.legal_basis not in (None, known.legal_basis)
+        ):
+            raise CodeSetError(
+                f"category {entry.name}: an extension adds codes to a shipped category; "
+                "it does not rewrite its description or legal_basis"
+            )
+        by_name[entry.name] = _category(entry, base=known)
+    return CodeSets(f"{base.version}+{parsed.version}", tuple(by_name.values()))
 
-VIOLENCE = SensitiveCategory(
-    name="sexual-and-domestic-violence",
-    description="Sexual assault, abuse and domestic violence",
-    legal_basis="State victim-confidentiality and domestic-violence laws",
-    security_labels=_labels("SDV"),
-    code_prefixes=_of(ICD10CM, ["T74", "T76", "Y07", "Z04.4", "Z91.41"]),
-)
 
-RESTRICTED = SensitiveCategory(
-    name="restricted",
-    description="Data its source marked restricted or very restricted",
-    legal_basis="The source's confidentiality label (HL7 v3-Confidentiality R, V)",
-    security_labels=_labels("R", "V", system=CONFIDENTIALITY),
-)
+def _shipped() -> CodeSets:
+    text = files("payerbridge.consent").joinpath("data/sensitive-code-sets.json").read_text()
+    document: Mapping[str, Any] = json.loads(text)
+    return code_sets_from(document)
 
-DEFAULT_CATEGORIES: tuple[SensitiveCategory, ...] = (
-    SUBSTANCE_USE,
-    HIV,
-    SEXUALLY_TRANSMITTED,
-    BEHAVIORAL_HEALTH,
-    REPRODUCTIVE_HEALTH,
-    GENETIC,
-    VIOLENCE,
-    RESTRICTED,
-)
+
+SHIPPED_CODE_SETS = _shipped()

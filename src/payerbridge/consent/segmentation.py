@@ -35,7 +35,8 @@ from types import MappingProxyType
 from typing import Any
 
 from payerbridge.consent.categories import (
-    DEFAULT_CATEGORIES,
+    SHIPPED_CODE_SETS,
+    CodeSets,
     SensitiveCategory,
     canonical_system,
     normalize_code,
@@ -125,7 +126,7 @@ _CARE_CONTEXT = ("encounter", "item.encounter", "context")
 class SegmentationPolicy:
     """What counts as sensitive, where to look for it, and which types can be judged at all."""
 
-    categories: tuple[SensitiveCategory, ...] = DEFAULT_CATEGORIES
+    code_sets: CodeSets = SHIPPED_CODE_SETS
     segmentable_types: frozenset[str] = DEFAULT_SEGMENTABLE_TYPES
     code_elements: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: DEFAULT_CODE_ELEMENTS
@@ -134,7 +135,7 @@ class SegmentationPolicy:
     _index: _CategoryIndex = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", _CategoryIndex(self.categories))
+        object.__setattr__(self, "_index", _CategoryIndex(self.code_sets.categories))
 
 
 class _CategoryIndex:

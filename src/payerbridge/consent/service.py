@@ -109,11 +109,13 @@ def authorize_disclosure(
     supported_policies: frozenset[ConsentPolicy],
     hop: str,
     request_id: str | None,
+    code_sets: str,
 ) -> Disclosure:
     """May ``requester`` receive ``member_id``'s data from us now, and which of it?
 
     The scope asked is everything we hold; a ``regular`` permit means the caller
-    segments before anything leaves."""
+    segments before anything leaves, by the sensitive code sets ``code_sets`` names
+    (recorded with the decision)."""
     consents = [c.record for c in store.for_member(member_id, ConsentRole.DISCLOSE)]
     decision, consent = decide_among(
         consents,
@@ -134,6 +136,7 @@ def authorize_disclosure(
         hop=hop,
         at=at,
         request_id=request_id,
+        detail={"code_sets": code_sets},
     )
     return Disclosure(decision, consent_id, event)
 

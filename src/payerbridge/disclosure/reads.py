@@ -10,10 +10,14 @@ from typing import Any
 from payerbridge.audit.ports import AuditLog
 from payerbridge.consent.model import ConsentPolicy, Requester
 from payerbridge.consent.ports import ConsentStore
-from payerbridge.consent.segmentation import sensitive_categories_of, supported_policies
+from payerbridge.consent.segmentation import (
+    SegmentationPolicy,
+    sensitive_categories_of,
+    supported_policies,
+)
 from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.ports import MemberData
-from payerbridge.disclosure.release import release
+from payerbridge.disclosure.release import DEFAULT_SEGMENTATION, release
 from payerbridge.errors import DisclosureDenied, NotFound
 from payerbridge.types import MemberId
 
@@ -39,6 +43,7 @@ class DisclosureContext:
     request_id: str | None
     # A member-scoped token reads this member only; others read as absent.
     only_member: MemberId | None = None
+    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION
 
 
 def authorize_member(context: DisclosureContext, patient_id: str, hop: str) -> ConsentPolicy:
@@ -53,9 +58,12 @@ def authorize_member(context: DisclosureContext, patient_id: str, hop: str) -> C
         requester=context.requester,
         at=context.at,
         source_npi=context.source_npi,
-        supported_policies=supported_policies(context.members.resource_types(patient_id)),
+        supported_policies=supported_policies(
+            context.members.resource_types(patient_id), context.segmentation
+        ),
         hop=hop,
         request_id=context.request_id,
+        code_sets=context.segmentation.code_sets.label,
     )
     context.audit.record(disclosure.event)
     return disclosure.require(data_access=True)
@@ -80,14 +88,17 @@ def read_resource(
         resource = _found(members.read(resource_type, resource_id), absent)
         if context.only_member is not None:
             policy = authorize_member(context, context.only_member, "read")
-            released = release(members.compartment(context.only_member), members, policy)
+            released = release(
+                members.compartment(context.only_member), members, policy, context.segmentation
+            )
             return _among(released.shared, key, absent)
-        if resource_type == "Patient" or sensitive_categories_of(resource):
+        if resource_type == "Patient" or sensitive_categories_of(resource, context.segmentation):
             raise absent  # a Patient without a compartment row is no member's to give
         return resource
     policy = authorize_member(context, owner, "read")
     # Segmentation judges a resource with what it refers to, so it needs the compartment.
-    return _among(release(members.compartment(owner), members, policy).records, key, absent)
+    released = release(members.compartment(owner), members, policy, context.segmentation)
+    return _among(released.records, key, absent)
 
 
 def _among(resources: list[dict[str, Any]], key: str, absent: NotFound) -> dict[str, Any]:
@@ -128,7 +139,7 @@ def find_patients(
         except DisclosureDenied:
             continue
         # What a Patient may keep depends only on the shared resources it points at.
-        found.extend(release([patient], members, policy).records)
+        found.extend(release([patient], members, policy, context.segmentation).records)
     return found
 
 

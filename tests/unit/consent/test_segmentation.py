@@ -16,11 +16,12 @@ from payerbridge.consent.categories import (
     ACT_CODE,
     CONFIDENTIALITY,
     CPT,
-    DEFAULT_CATEGORIES,
     ICD10CM,
     LOINC,
     RXNORM,
+    SHIPPED_CODE_SETS,
     SNOMED,
+    CodeSets,
     SensitiveCategory,
 )
 from payerbridge.consent.segmentation import (
@@ -253,7 +254,7 @@ def test_categories_are_configurable() -> None:
         codes=frozenset({(LOINC, "8867-4")}),
         code_prefixes=frozenset({(ICD10CM, "E11.")}),  # written with the dot on purpose
     )
-    policy = SegmentationPolicy(categories=(local,))
+    policy = SegmentationPolicy(code_sets=CodeSets("local", (local,)))
     assert sensitive_categories_of(observation("o"), policy) == {"local-rule"}
     assert sensitive_categories_of(condition("c", "E11.9"), policy) == {"local-rule"}
     assert sensitive_categories_of(condition("c", "F11.20"), policy) == set()
@@ -263,9 +264,9 @@ def test_categories_are_configurable() -> None:
 
 
 def test_every_default_category_is_documented() -> None:
-    names = [category.name for category in DEFAULT_CATEGORIES]
+    names = [category.name for category in SHIPPED_CODE_SETS.categories]
     assert len(names) == len(set(names))
-    for category in DEFAULT_CATEGORIES:
+    for category in SHIPPED_CODE_SETS.categories:
         assert category.description and category.legal_basis and category.security_labels
 
 

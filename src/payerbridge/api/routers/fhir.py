@@ -207,6 +207,7 @@ def _disclosure(platform: Platform, caller: Caller) -> DisclosureContext:
         at=utcnow(),
         request_id=current_request_id(),
         only_member=caller.principal.patient,
+        segmentation=platform.segmentation,
     )
 
 
@@ -241,6 +242,7 @@ def everything(
             platform.members,
             policy,
             query,
+            platform.segmentation,
         )
         bundle, event = _first_page(
             platform,
@@ -368,6 +370,7 @@ def _page(
             ((mode, resource) for _, mode, resource in rows),
             policy=snapshot.policy,
             withheld=snapshot.withheld,
+            segmentation=platform.segmentation,
         )
     )
     next_url = _page_url(platform, snapshot, rows[-1][0]) if more else None
@@ -477,7 +480,11 @@ def search(
     policy = authorize_member(_disclosure(platform, caller), query.patient_id, "search")
     now = utcnow()
     plan = plan_search(
-        query, platform.members.stream_compartment(query.patient_id), platform.members, policy
+        query,
+        platform.members.stream_compartment(query.patient_id),
+        platform.members,
+        policy,
+        platform.segmentation,
     )
     bundle, event = _first_page(
         platform,
