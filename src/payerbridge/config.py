@@ -133,6 +133,14 @@ class Settings(BaseSettings):
         description="How long the next links of a $everything answer stay valid: the pages "
         "are those decided at the first page, kept for this long.",
     )
+    payer_to_payer_years: int = Field(
+        default=5,
+        ge=5,
+        le=100,
+        description="Years of service dates a payer-to-payer $everything or search gives "
+        "(CMS-0057-F: five; PDex 2.2 lets a responder give more). Prior authorizations "
+        "go while active or pending, or for a year after their last change.",
+    )
     sensitive_code_sets: Path | None = Field(
         default=None,
         description="A JSON file of sensitive codes and categories added to the shipped "

@@ -9,17 +9,22 @@ Provenance."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import update
 
 from payerbridge.consent.categories import RXNORM
 from payerbridge.fhir.resources import iter_references
+from payerbridge.store.tables import fhir_resources
 from tests.builders import (
     WITHHELD_UNDER_REGULAR,
+    a_coverage,
     a_member_reaching_sensitive_shared_data,
+    a_patient,
     member_match_parameters,
 )
 from tests.servers import REQUESTER_SCOPES, ServerProcess, run_cli
@@ -28,6 +33,7 @@ OLD_NPI = "1245319599"
 REGULAR_NPI, SENSITIVE_NPI = "1234567893", "1200000101"
 FHIR = {"Content-Type": "application/fhir+json"}
 DATA = a_member_reaching_sensitive_shared_data()
+PRIOR_AUTH = "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-priorauthorization"
 
 
 @pytest.fixture
@@ -35,11 +41,16 @@ def old(server: Callable[..., ServerProcess], tmp_path: Path) -> dict[str, Any]:
     return old_payer(server, tmp_path)
 
 
-def old_payer(server: Callable[..., ServerProcess], tmp_path: Path, **env: str) -> dict[str, Any]:
+def old_payer(
+    server: Callable[..., ServerProcess],
+    tmp_path: Path,
+    records: dict[str, dict[str, Any]] = DATA,
+    **env: str,
+) -> dict[str, Any]:
     """The old payer with the member's data, and one client per consent, each having
     presented its consent with $member-match."""
     data = tmp_path / "old.ndjson"
-    data.write_bytes(b"\n".join(orjson.dumps(r) for r in DATA.values()))
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in records.values()))
     payer = server(
         "old",
         env={"PAYERBRIDGE_ORG_NAME": "Old Plan", "PAYERBRIDGE_ORG_NPI": OLD_NPI, **env},
@@ -118,12 +129,36 @@ def test_reads_and_searches_under_regular_strip_links_to_what_is_withheld(
         found = client.get("/fhir/Patient", params={"identifier": "M123"}).json()
         order = client.get("/fhir/MedicationRequest/p1-bp-order")
     assert "managingOrganization" not in patient
-    assert [e["resource"] for e in found["entry"]] == [patient]
+    assert [e["resource"] for e in found["entry"] if e["search"]["mode"] == "match"] == [patient]
     assert order.status_code == 200
     with payer.client_with(old["sensitive"]) as client:
         assert client.get("/fhir/MedicationRequest/p1-arv-order").status_code == 200
         patient = client.get("/fhir/Patient/p1").json()
     assert patient["managingOrganization"] == {"reference": "Organization/part2-program"}
+
+
+def test_a_patient_search_carries_our_provenance_and_refuses_what_it_does_not_support(
+    old: dict[str, Any],
+) -> None:
+    payer: ServerProcess = old["payer"]
+    with payer.client_with(old["sensitive"]) as client:
+        found = client.get(
+            "/fhir/Patient", params={"_id": "p1", "_revinclude": "Provenance:target"}
+        ).json()
+        unknown = client.get("/fhir/Patient", params={"identifier": "M123", "name": "Garcia"})
+        twice = client.get("/fhir/Patient?identifier=M123&identifier=M124")
+        other = client.get(
+            "/fhir/Patient", params={"_id": "p1", "_revinclude": "Observation:subject"}
+        )
+    assert found["total"] == 1
+    (ours,) = [e["resource"] for e in found["entry"] if e["search"]["mode"] == "include"]
+    assert ours["resourceType"] == "Provenance"
+    assert ours["target"] == [{"reference": "Patient/p1"}]
+    assert ours["agent"][0]["type"]["coding"][0]["code"] == "transmitter"
+    for response, named in ((unknown, "name"), (twice, "identifier"), (other, "_revinclude")):
+        assert response.status_code == 400, response.text
+        issue = response.json()["issue"][0]
+        assert issue["expression"] == [named] and named in issue["details"]["text"]
 
 
 def follow(client: Any, url: str) -> list[dict[str, Any]]:
@@ -200,6 +235,12 @@ def test_searches_under_regular_leave_nothing_sensitive_and_page(old: dict[str, 
     payer: ServerProcess = old["payer"]
     with payer.client_with(old["regular"]) as client:
         orders = follow(client, "/fhir/MedicationRequest?patient=p1&_revinclude=Provenance:target")
+        with_drugs = follow(
+            client, "/fhir/MedicationRequest?patient=p1&_include=MedicationRequest:medication"
+        )
+        bad_include = client.get(
+            "/fhir/Encounter", params={"patient": "p1", "_include": "Encounter:participant"}
+        )
         claims = client.get("/fhir/ExplanationOfBenefit", params={"patient": "Patient/p1"})
         visits = follow(client, "/fhir/Encounter?patient=p1&_revinclude=Provenance:target")
         coverage = client.get("/fhir/Coverage", params={"beneficiary": "p1", "_count": "1"})
@@ -207,6 +248,10 @@ def test_searches_under_regular_leave_nothing_sensitive_and_page(old: dict[str, 
         nobody = client.get("/fhir/Encounter")
     found = stored([e["resource"] for page in orders for e in page["entry"]])
     assert keys(found) == {"MedicationRequest/p1-bp-order"}  # not the antiretroviral
+    included = stored([e["resource"] for page in with_drugs for e in page["entry"]])
+    assert keys(included) == {"MedicationRequest/p1-bp-order", "Medication/amlodipine"}
+    assert bad_include.status_code == 400
+    assert "Encounter:service-provider" in bad_include.json()["issue"][0]["details"]["text"]
     assert claims.status_code == 200 and claims.json()["total"] == 0
     assert keys(stored([e["resource"] for e in visits[0]["entry"]])) == {
         "Encounter/p1-checkup",
@@ -217,8 +262,14 @@ def test_searches_under_regular_leave_nothing_sensitive_and_page(old: dict[str, 
     assert nobody.status_code == 400 and nobody.json()["issue"][0]["code"] == "required"
     with payer.client_with(old["sensitive"]) as client:
         everything = follow(client, "/fhir/MedicationRequest?patient=p1&_count=1")
+        drugs = follow(
+            client, "/fhir/MedicationRequest?patient=p1&_include=MedicationRequest:medication"
+        )
         claims = client.get("/fhir/ExplanationOfBenefit", params={"patient": "p1"}).json()
     assert len(everything) == 2 and claims["total"] == 1
+    assert {"Medication/arv", "Medication/amlodipine"} <= keys(
+        [e["resource"] for page in drugs for e in page["entry"]]
+    )
     assert keys(stored([e["resource"] for p in everything for e in p["entry"]])) == {
         "MedicationRequest/p1-bp-order",
         "MedicationRequest/p1-arv-order",
@@ -279,3 +330,104 @@ def test_a_code_set_file_that_cannot_be_used_stops_the_payer_with_the_reason(
     )
     assert shown.returncode != 0
     assert "PAYERBRIDGE_SENSITIVE_CODE_SETS" in shown.stderr and "categories.0.code" in shown.stderr
+
+
+def test_everything_and_searches_give_the_payer_to_payer_window(
+    server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """Five years of service dates, current care whatever its age, and prior
+    authorizations while pending or for a year after their last change; ``_since`` is
+    not rewritten, and the first page's audit event counts what the window left out."""
+    today = date.today()
+    long_ago, lately = f"{today.year - 7}-05-01", (today - timedelta(days=90)).isoformat()
+
+    def record(resource_type: str, rid: str, **fields: Any) -> dict[str, Any]:
+        subject = "patient" if resource_type == "ExplanationOfBenefit" else "subject"
+        return {
+            "resourceType": resource_type,
+            "id": rid,
+            subject: {"reference": "Patient/p1"},
+            **fields,
+        }
+
+    def visit(rid: str, day: str) -> dict[str, Any]:
+        return record("Encounter", rid, status="finished", period={"start": day, "end": day})
+
+    def prior_auth(rid: str, outcome: str) -> dict[str, Any]:
+        return record(
+            "ExplanationOfBenefit",
+            rid,
+            use="preauthorization",
+            status="active",
+            outcome=outcome,
+            meta={"profile": [PRIOR_AUTH]},
+        )
+
+    status = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+    records = [
+        a_patient("p1"),
+        a_coverage("p1-cov", patient="p1"),
+        visit("recent-visit", lately),
+        visit("old-visit", long_ago),
+        record(
+            "Condition",
+            "old-diabetes",
+            clinicalStatus={"coding": [{"system": status, "code": "active"}]},
+            onsetDateTime=long_ago,
+        ),
+        record(
+            "Condition",
+            "old-sprain",
+            clinicalStatus={"coding": [{"system": status, "code": "resolved"}]},
+            onsetDateTime=long_ago,
+        ),
+        record(
+            "Provenance",
+            "old-visit-prov",
+            target=[{"reference": "Encounter/old-visit"}],
+            recorded=f"{long_ago}T00:00:00Z",
+            agent=[{"who": {"reference": "Organization/org1"}}],
+        ),
+        prior_auth("pending-auth", "queued"),
+        prior_auth("decided-auth", "complete"),
+    ]
+    old = old_payer(server, tmp_path, {f"{r['resourceType']}/{r['id']}": r for r in records})
+    payer: ServerProcess = old["payer"]
+    # The prior authorization decided long ago: changed more than a year before now.
+    with payer.platform() as platform, platform.engine.begin() as connection:
+        connection.execute(
+            update(fhir_resources)
+            .where(fhir_resources.c.ref == "ExplanationOfBenefit/decided-auth")
+            .values(last_updated=datetime.now(UTC) - timedelta(days=400))
+        )
+    in_window = {
+        "Patient/p1",
+        "Coverage/p1-cov",
+        "Encounter/recent-visit",
+        "Condition/old-diabetes",
+        "ExplanationOfBenefit/pending-auth",
+    }
+    with payer.client_with(old["sensitive"]) as client:
+        bundle = client.get("/fhir/Patient/p1/$everything").json()
+        searched = client.get(
+            "/fhir/ExplanationOfBenefit", params={"patient": "p1", "_profile": PRIOR_AUTH}
+        ).json()
+        visits = client.get(
+            "/fhir/Encounter", params={"patient": "p1", "_revinclude": "Provenance:target"}
+        ).json()
+    given = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
+    assert {k for k in given if not k.startswith("Provenance/")} == in_window
+    assert "Provenance/old-visit-prov" not in given  # about nothing that went
+    assert bundle["total"] == len(in_window)
+    auths = [e["resource"]["id"] for e in searched["entry"] if e["search"]["mode"] == "match"]
+    assert auths == ["pending-auth"]
+    assert [e["resource"]["id"] for e in visits["entry"] if e["search"]["mode"] == "match"] == [
+        "recent-visit"
+    ]
+    with payer.platform() as platform:
+        first = [
+            e
+            for e in platform.audit.for_entity("Patient", "p1")
+            if e["action"] == "patient.everything"
+        ]
+    assert first[0]["detail"]["outside_window"] == 4  # two old records, a stale auth, a Provenance

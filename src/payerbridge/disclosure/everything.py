@@ -33,6 +33,7 @@ from payerbridge.disclosure.release import (
     shared_references,
 )
 from payerbridge.disclosure.search import SearchQuery
+from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.fhir.provenance import transmitter_provenance
 from payerbridge.fhir.resources import SUPPORTED_TYPES
@@ -170,6 +171,7 @@ class EverythingPlan:
     withheld: frozenset[str]  # their references are stripped from what goes
     total: int  # the member's own records that go (Bundle.total)
     withheld_count: int  # for the audit trail only
+    outside_window: int  # records the payer-to-payer window leaves out, for the audit trail
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,8 @@ class _Seen:
     judgement: Judgement | None
     selected: bool  # matches the search being planned, if any
     targets: tuple[str, ...]  # a Provenance's targets
+    in_window: bool  # within the payer-to-payer window (a Provenance: decided by its targets)
+    included: tuple[str, ...] = ()  # what the search's _include follows from it
 
 
 def plan_everything(
@@ -192,11 +196,13 @@ def plan_everything(
     policy: ConsentPolicy,
     query: EverythingQuery,
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
+    window: ExchangeWindow | None = None,
 ) -> EverythingPlan | None:
     """Decide what goes, streaming ``records`` (the member's compartment) once; None when
     the member has no Patient. The shared resources they reach are read level by level
-    and judged with them, as ``release`` does."""
-    decision = _decide(patient_id, records, shared, policy, segmentation)
+    and judged with them, as ``release`` does; ``window`` then leaves out the records
+    outside the payer-to-payer window."""
+    decision = _decide(patient_id, records, shared, policy, segmentation, window)
     if decision is None:
         return None
     patient_key = f"Patient/{patient_id}"
@@ -217,6 +223,7 @@ def plan_everything(
         decision.withheld,
         len(matches),
         decision.withheld_count,
+        decision.outside_window,
     )
 
 
@@ -226,16 +233,18 @@ def plan_search(
     shared: SharedResources,
     policy: ConsentPolicy,
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
+    window: ExchangeWindow | None = None,
 ) -> EverythingPlan | None:
     """Decide what a search within one member's records gives: the matching resources
     of the type among what may go (decided on the whole compartment, as for
-    ``$everything``), and with ``_revinclude=Provenance:target`` the stored Provenance
-    of those that go."""
-    decision = _decide(query.patient_id, records, shared, policy, segmentation, query)
+    ``$everything``, and within ``window``), and with ``_revinclude=Provenance:target``
+    the stored Provenance of those that go."""
+    decision = _decide(query.patient_id, records, shared, policy, segmentation, window, query)
     if decision is None:
         return None
     matches = [s for s in decision.kept if s.selected]
     found = {s.key for s in matches}
+    included = sorted({ref for s in matches for ref in s.included if ref in decision.reachable})
     provenance = []
     if query.revinclude_provenance:
         provenance = [
@@ -245,10 +254,12 @@ def plan_search(
         ]
     return EverythingPlan(
         [PageEntry(s.key, "match") for s in matches]
+        + [PageEntry(key, "include") for key in included]
         + [PageEntry(s.key, "include") for s in provenance],
         decision.withheld,
         len(matches),
         decision.withheld_count,
+        decision.outside_window,
     )
 
 
@@ -259,6 +270,7 @@ class _Decision:
     reachable: set[str]  # the shared resources that may go
     withheld: frozenset[str]
     withheld_count: int
+    outside_window: int
 
 
 def _decide(
@@ -267,10 +279,11 @@ def _decide(
     shared: SharedResources,
     policy: ConsentPolicy,
     segmentation: SegmentationPolicy,
+    window: ExchangeWindow | None,
     search: SearchQuery | None = None,
 ) -> _Decision | None:
     judging = policy is ConsentPolicy.REGULAR
-    seen = [_see(r, judging, segmentation, search) for r in records]
+    seen = [_see(r, judging, segmentation, search, window) for r in records]
     own = {s.key for s in seen}
     if f"Patient/{patient_id}" not in own:
         return None
@@ -281,13 +294,29 @@ def _decide(
         everyone = [*seen, *reached.values()]
         judgements = [s.judgement for s in everyone if s.judgement is not None]
         withheld = withheld_among(judgements, segmentation).keys
-    kept = [s for s in seen if s.key not in withheld]
+    # Withholding is decided on the whole compartment, the window after it: a record
+    # outside the window may still make one inside it sensitive.
+    within = _within_window([s for s in seen if s.key not in withheld])
+    outside_window = len(seen) - len(withheld.intersection(own)) - len(within)
+    kept = within
     reachable = reachable_shared(
         (ref for s in kept for ref in s.shared),
         {key: item.shared for key, item in reached.items() if key not in withheld},
     )
     dropped = sum(1 for s in reached.values() if s.key not in withheld) - len(reachable)
-    return _Decision(kept, reached, reachable, withheld, len(withheld) + dropped)
+    return _Decision(kept, reached, reachable, withheld, len(withheld) + dropped, outside_window)
+
+
+def _within_window(kept: list[_Seen]) -> list[_Seen]:
+    """The records the window admits; a Provenance goes unless every record it is about
+    is left out (it would describe nothing that goes)."""
+    outside = {s.key for s in kept if not s.in_window}
+    return [
+        s
+        for s in kept
+        if s.in_window
+        and (s.resource_type != "Provenance" or not s.targets or not outside.issuperset(s.targets))
+    ]
 
 
 def _see(
@@ -295,20 +324,27 @@ def _see(
     judging: bool,
     segmentation: SegmentationPolicy,
     search: SearchQuery | None = None,
+    window: ExchangeWindow | None = None,
 ) -> _Seen:
     updated = (resource.get("meta") or {}).get("lastUpdated")
     resource_type = str(resource["resourceType"])
     targets: tuple[str, ...] = ()
     if resource_type == "Provenance":
         targets = tuple(references_at(resource, ("target",)))
+    selected = (
+        search is not None and resource_type == search.resource_type and search.matches(resource)
+    )
+    included = tuple(references_at(resource, search.includes)) if selected and search else ()
     return _Seen(
         f"{resource_type}/{resource['id']}",
         resource_type,
         datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None,
         tuple(shared_references(resource)),
         judge(resource, segmentation) if judging else None,
-        search is not None and resource_type == search.resource_type and search.matches(resource),
+        selected,
         targets,
+        window is None or resource_type == "Provenance" or window.admits(resource),
+        included,
     )
 
 

@@ -12,14 +12,18 @@ from payerbridge.consent.model import ConsentPolicy, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import (
     SegmentationPolicy,
+    references_at,
     sensitive_categories_of,
     supported_policies,
 )
 from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.ports import MemberData
 from payerbridge.disclosure.release import DEFAULT_SEGMENTATION, release
+from payerbridge.disclosure.search import PatientQuery
 from payerbridge.errors import DisclosureDenied, NotFound
 from payerbridge.types import MemberId
+
+Resource = dict[str, Any]
 
 __all__ = [
     "DisclosureContext",
@@ -114,32 +118,42 @@ def _found(resource: dict[str, Any] | None, absent: NotFound) -> dict[str, Any]:
     return resource
 
 
-def find_patients(
-    context: DisclosureContext,
-    *,
-    identifier: tuple[str | None, str] | None,
-    resource_id: str | None,
-) -> list[dict[str, Any]]:
-    """Patients by identifier (system, value: the UMB from $member-match) and/or id; a
-    member whose consent does not permit the caller is simply not found."""
+def find_patients(context: DisclosureContext, query: PatientQuery) -> list[tuple[str, Resource]]:
+    """Patients by identifier (system, value: the UMB from $member-match) and/or id, as
+    (search mode, resource); a member whose consent does not permit the caller is simply
+    not found. With ``_revinclude=Provenance:target``, the stored Provenance of each
+    Patient found, as the member's consent releases it."""
     members = context.members
-    if identifier is not None:
-        system, value = identifier
+    if query.identifier is not None:
+        system, value = query.identifier
         refs = members.find_refs_by_token("Patient", "identifier", value, system)
     else:
-        refs = [f"Patient/{resource_id}"]
-    if resource_id is not None:
-        refs = [r for r in refs if r == f"Patient/{resource_id}"]
+        refs = [f"Patient/{query.resource_id}"]
+    if query.resource_id is not None:
+        refs = [r for r in refs if r == f"Patient/{query.resource_id}"]
     if context.only_member is not None:
         refs = [r for r in refs if r == f"Patient/{context.only_member}"]
-    found: list[dict[str, Any]] = []
+    found: list[tuple[str, Resource]] = []
     for patient in members.read_many(refs):
         try:
             policy = authorize_member(context, patient["id"], "search")
         except DisclosureDenied:
             continue
-        # What a Patient may keep depends only on the shared resources it points at.
-        found.extend(release([patient], members, policy, context.segmentation).records)
+        if not query.revinclude_provenance:
+            # What a Patient may keep depends only on the shared resources it points at.
+            kept = release([patient], members, policy, context.segmentation).records
+            found.extend(("match", r) for r in kept)
+            continue
+        key = f"Patient/{patient['id']}"
+        released = release(
+            members.compartment(patient["id"]), members, policy, context.segmentation
+        )
+        found.extend(("match", r) for r in released.records if r["resourceType"] == "Patient")
+        found.extend(
+            ("include", r)
+            for r in released.records
+            if r["resourceType"] == "Provenance" and key in references_at(r, ("target",))
+        )
     return found
 
 

@@ -18,11 +18,14 @@ from payerbridge.errors import InvalidInput, Issue
 from payerbridge.json_paths import codings, values_at
 
 __all__ = [
+    "INCLUDES",
     "MEMBER_PARAMS",
     "PRIOR_AUTHORIZATION_PROFILE",
     "SEARCHABLE",
     "Filter",
+    "PatientQuery",
     "SearchQuery",
+    "parse_patient_search",
     "parse_search",
 ]
 
@@ -114,6 +117,19 @@ SEARCHABLE: Mapping[str, Mapping[str, _Param]] = {
 }
 # The parameter naming the member, per type: ``patient`` everywhere, and Coverage's own.
 MEMBER_PARAMS: Mapping[str, tuple[str, ...]] = {"Coverage": ("beneficiary", "patient")}
+
+# ``_include`` values each type takes (US Core 3.1.1 requires the medication ones), with
+# the element whose references they follow. What they reach goes only where the member's
+# consent releases it with the records.
+INCLUDES: Mapping[str, Mapping[str, str]] = {
+    "MedicationRequest": {"MedicationRequest:medication": "medicationReference"},
+    "MedicationDispense": {"MedicationDispense:medication": "medicationReference"},
+    "ExplanationOfBenefit": {
+        "ExplanationOfBenefit:provider": "provider",
+        "ExplanationOfBenefit:insurer": "insurer",
+    },
+    "Encounter": {"Encounter:service-provider": "serviceProvider"},
+}
 _DATE_PREFIXES = ("eq", "ge", "le", "gt", "lt")
 
 
@@ -137,6 +153,7 @@ class SearchQuery:
     filters: tuple[Filter, ...]
     count: int
     revinclude_provenance: bool
+    includes: tuple[str, ...] = ()  # the elements whose references _include follows
 
     def matches(self, resource: Resource) -> bool:
         """Every parameter matches (repeated ones too: they AND)."""
@@ -161,6 +178,7 @@ def parse_search(
     filters: list[Filter] = []
     count = max_count
     revinclude = False
+    includes: list[str] = []
     for name, value in params:
         base, _, modifier = name.partition(":")
         if modifier and not (base in member_params and modifier == "Patient"):
@@ -184,6 +202,15 @@ def parse_search(
                 issues.append(Issue("_revinclude supports Provenance:target only",
                                     "_revinclude", "not-supported"))  # fmt: skip
             revinclude = True
+        elif name == "_include":
+            offered = INCLUDES.get(resource_type, {})
+            if value not in offered:
+                issues.append(Issue(f"_include {value[:64]} is not supported for "
+                                    f"{resource_type} (supported: "
+                                    f"{', '.join(offered) or 'none'})", "_include",
+                                    "not-supported"))  # fmt: skip
+            else:
+                includes.append(offered[value])
         elif name in supported:
             param = supported[name]
             values = tuple(v for v in value.split(",") if v)
@@ -193,7 +220,8 @@ def parse_search(
                                     f"{param.kind} value", name, "invalid"))  # fmt: skip
             filters.append(Filter(name, param, values))
         else:
-            accepted = ", ".join([*member_params, *supported, "_count", "_revinclude"])
+            extras = ["_count", "_revinclude", *(["_include"] if resource_type in INCLUDES else [])]
+            accepted = ", ".join([*member_params, *supported, *extras])
             issues.append(Issue(f"{name[:64]} is not a supported parameter of "
                                 f"{resource_type} searches (supported: {accepted})",
                                 name[:64], "not-supported"))  # fmt: skip
@@ -203,7 +231,46 @@ def parse_search(
     if issues:
         raise InvalidInput(f"the {resource_type} search is not valid", issues=issues)
     assert patient is not None
-    return SearchQuery(resource_type, patient, tuple(filters), count, revinclude)
+    return SearchQuery(
+        resource_type, patient, tuple(filters), count, revinclude, tuple(dict.fromkeys(includes))
+    )
+
+
+@dataclass(frozen=True)
+class PatientQuery:
+    """``Patient?identifier=`` (the UMB from $member-match) and/or ``_id``."""
+
+    identifier: tuple[str | None, str] | None  # (system or None for any, value)
+    resource_id: str | None
+    revinclude_provenance: bool
+
+
+def parse_patient_search(params: Iterable[tuple[str, str]]) -> PatientQuery:
+    """InvalidInput (400) naming every parameter that is unknown, repeated or malformed."""
+    issues: list[Issue] = []
+    given: dict[str, str] = {}
+    for name, value in params:
+        if name not in ("identifier", "_id", "_revinclude"):
+            issues.append(Issue(f"{name[:64]} is not a supported parameter of Patient "
+                                "searches (supported: identifier, _id, _revinclude)",
+                                name[:64], "not-supported"))  # fmt: skip
+        elif name in given:
+            issues.append(Issue(f"{name} may be given once", name, "invalid"))
+        elif not value or "," in value:
+            issues.append(Issue(f"{name} needs one value", name, "invalid"))
+        elif name == "_revinclude" and value != "Provenance:target":
+            issues.append(Issue("_revinclude supports Provenance:target only", name,
+                                "not-supported"))  # fmt: skip
+        given[name] = value
+    if not issues and "identifier" not in given and "_id" not in given:
+        issues.append(Issue("give identifier=[system|]value or _id", "identifier", "required"))
+    if issues:
+        raise InvalidInput("the Patient search is not valid", issues=issues)
+    identifier = None
+    if "identifier" in given:
+        system, bar, value = given["identifier"].rpartition("|")
+        identifier = (system or None, value) if bar else (None, given["identifier"])
+    return PatientQuery(identifier, given.get("_id"), "_revinclude" in given)
 
 
 # -- values

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from payerbridge.disclosure.search import MEMBER_PARAMS, SEARCHABLE
+from payerbridge.disclosure.search import INCLUDES, MEMBER_PARAMS, SEARCHABLE
 from payerbridge.fhir import codes
 from payerbridge.fhir.resources import SUPPORTED_TYPES
 from payerbridge.timestamps import utc_iso
@@ -22,6 +22,7 @@ def _patient() -> dict[str, Any]:
     return {
         "type": "Patient",
         "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchRevInclude": ["Provenance:target"],
         "searchParam": [
             {
                 "name": "identifier",
@@ -35,6 +36,9 @@ def _patient() -> dict[str, Any]:
                 "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
             },
         ],
+        "documentation": "Patient searches take identifier and/or _id, each once, and "
+        "_revinclude=Provenance:target; other parameters are refused with 400. Every "
+        "answer carries our transmitter Provenance.",
         "operation": [
             {"name": "member-match", "definition": codes.MEMBER_MATCH_OPERATION},
             {
@@ -82,6 +86,7 @@ def _resource(resource_type: str) -> dict[str, Any]:
     return {
         "type": resource_type,
         "interaction": [{"code": "read"}, {"code": "search-type"}],
+        **({"searchInclude": list(INCLUDES[resource_type])} if resource_type in INCLUDES else {}),
         "searchRevInclude": ["Provenance:target"],
         "searchParam": [
             *(

@@ -7,7 +7,11 @@ from typing import Any
 
 import pytest
 
-from payerbridge.disclosure.search import PRIOR_AUTHORIZATION_PROFILE, parse_search
+from payerbridge.disclosure.search import (
+    PRIOR_AUTHORIZATION_PROFILE,
+    parse_patient_search,
+    parse_search,
+)
 from payerbridge.errors import InvalidInput
 
 LOINC = "http://loinc.org"
@@ -83,3 +87,44 @@ def test_what_is_not_supported_is_refused_by_name(
     with pytest.raises(InvalidInput) as refused:
         search(resource_type, **params)
     assert [issue.expression for issue in refused.value.issues] == [named]
+
+
+def test_a_patient_search_takes_an_identifier_with_or_without_its_system() -> None:
+    umb = parse_patient_search([("identifier", "http://plan.example/umb|U-1")])
+    assert umb.identifier == ("http://plan.example/umb", "U-1") and not umb.revinclude_provenance
+    assert parse_patient_search([("identifier", "U-1")]).identifier == (None, "U-1")
+    assert parse_patient_search([("identifier", "|U-1")]).identifier == (None, "U-1")
+    both = parse_patient_search([("_id", "p1"), ("_revinclude", "Provenance:target")])
+    assert both.resource_id == "p1" and both.identifier is None and both.revinclude_provenance
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ([("identifier", "U-1"), ("name", "Garcia")], "name"),
+        ([("identifier", "U-1"), ("identifier", "U-2")], "identifier"),
+        ([("identifier", "U-1,U-2")], "identifier"),
+        ([("_id", "p1"), ("_revinclude", "Observation:subject")], "_revinclude"),
+        ([("_id", "p1"), ("_count", "5")], "_count"),
+        ([("identifier:exact", "U-1")], "identifier:exact"),
+        ([], "identifier"),
+    ],
+)
+def test_a_patient_search_refuses_what_it_does_not_support_by_name(
+    params: list[tuple[str, str]], named: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_patient_search(params)
+    assert [issue.expression for issue in refused.value.issues] == [named]
+
+
+def test_include_follows_the_references_the_type_offers_and_refuses_others() -> None:
+    query = search("MedicationRequest", patient="p1", _include="MedicationRequest:medication")
+    assert query.includes == ("medicationReference",)
+    with pytest.raises(InvalidInput) as refused:
+        search("Observation", patient="p1", _include="Observation:performer")
+    (issue,) = refused.value.issues
+    assert issue.expression == "_include" and "supported: none" in issue.text
+    with pytest.raises(InvalidInput) as refused:
+        search("Encounter", patient="p1", _include="Encounter:participant")
+    assert "Encounter:service-provider" in refused.value.issues[0].text

@@ -42,7 +42,8 @@ from payerbridge.disclosure.reads import (
     find_patients,
     read_resource,
 )
-from payerbridge.disclosure.search import parse_search
+from payerbridge.disclosure.search import parse_patient_search, parse_search
+from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import (
     Conflict,
     InvalidInput,
@@ -243,6 +244,7 @@ def everything(
             policy,
             query,
             platform.segmentation,
+            _window(platform, now),
         )
         bundle, event = _first_page(
             platform,
@@ -270,6 +272,11 @@ def everything(
 
 
 _PAGE_TOKEN, _AFTER = "_page_token", "_after"
+
+
+def _window(platform: Platform, now: datetime) -> ExchangeWindow:
+    """The payer-to-payer window of an answer asked now (disclosure.window)."""
+    return ExchangeWindow.at(now, years=platform.settings.payer_to_payer_years)
 
 
 def _first_page(
@@ -314,7 +321,11 @@ def _first_page(
         action,
         entries=sent,
         after=0,
-        first={"withheld": plan.withheld_count, "idempotency_key": idempotency_key},
+        first={
+            "withheld": plan.withheld_count,
+            "outside_window": plan.outside_window,
+            "idempotency_key": idempotency_key,
+        },
     )
     return bundle, event
 
@@ -423,24 +434,26 @@ def _page_event(
 
 @router.get("/Patient")
 def search_patients(platform: PlatformDep, caller: CallerDep, request: Request) -> FhirResponse:
-    """Patients by identifier (the UMB from $member-match) or id; a member whose consent
-    does not permit the caller is simply not found."""
+    """Patients by identifier (the UMB from $member-match) or id, with our transmitter
+    Provenance and, asked with ``_revinclude=Provenance:target``, their stored one; a
+    member whose consent does not permit the caller is simply not found."""
     caller.require(resource_scope("Patient", "s"))
-    params = request.query_params
-    identifier, resource_id = params.get("identifier"), params.get("_id")
-    if identifier is None and resource_id is None:
-        raise InvalidInput(
-            "searching Patient needs identifier or _id",
-            issues=[Issue("give identifier=[system|]value or _id", "identifier", "required")],
-        )
-    token = None
-    if identifier is not None:
-        system, _, value = (
-            identifier.rpartition("|") if "|" in identifier else (None, "", identifier)
-        )
-        token = (system or None, value)
-    found = find_patients(_disclosure(platform, caller), identifier=token, resource_id=resource_id)
-    return FhirResponse(_searchset(found, fhir_base(platform)))
+    query = parse_patient_search(request.query_params.multi_items())
+    found = find_patients(_disclosure(platform, caller), query)
+    now = utcnow()
+    base = fhir_base(platform)
+    self_url = f"{base}/Patient?{request.url.query}"
+    bundle = everything_page(
+        found,
+        total=sum(1 for mode, _ in found if mode == "match"),
+        fhir_base=base,
+        self_url=self_url,
+        next_url=None,
+        us=platform.us,
+        provenance_id=new_id(),
+        now=now,
+    )
+    return FhirResponse(bundle)
 
 
 def _searchset(resources: list[dict[str, Any]], base: str) -> dict[str, Any]:
@@ -485,6 +498,7 @@ def search(
         platform.members,
         policy,
         platform.segmentation,
+        _window(platform, now),
     )
     bundle, event = _first_page(
         platform,

@@ -1,0 +1,190 @@
+"""The payer-to-payer window: which of a member's records an exchange carries by date.
+
+CMS-0057-F asks for the data with a date of service in the five years before the
+request, and PDex narrows prior authorizations to those that are active or pending or
+changed status in the last year. PDex 2.1 made five years a cap; 2.2 made it a floor
+the responder may exceed, and forbids rewriting ``_since`` (which is about
+``meta.lastUpdated``, not the date of service). So the window is applied here, by each
+resource's own service dates, never by rewriting what the caller asked; its length is
+configurable upwards (ADR 0012).
+
+A record is in the window when its latest service date falls on or after the start, when
+it states no service date at all (nothing to judge by, and PDex asks for the whole
+record), or when it is still current: an active problem, allergy, order or care plan is
+part of today's care however long ago it began. Everything else on the path (consent,
+segmentation, withholding) is decided before the window: a record outside the window
+may still make another one sensitive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+from payerbridge.json_paths import values_at
+
+__all__ = ["ExchangeWindow", "PRE_AUTH_PERIOD", "is_prior_authorization"]
+
+PRE_AUTH_PERIOD = (
+    "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/extension-itemPreAuthPeriod"
+)
+
+# Where each type states when the care happened: the latest of these dates counts, and a
+# Period without an end is ongoing.
+_SERVICE_DATES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "AllergyIntolerance": ("lastOccurrence", "onsetDateTime", "onsetPeriod", "recordedDate"),
+        "CarePlan": ("period", "created"),
+        "CareTeam": ("period",),
+        "Claim": ("billablePeriod", "item.servicedDate", "item.servicedPeriod", "created"),
+        "Condition": (
+            "abatementDateTime",
+            "abatementPeriod",
+            "onsetDateTime",
+            "onsetPeriod",
+            "recordedDate",
+        ),
+        "Coverage": ("period",),
+        "DiagnosticReport": ("effectiveDateTime", "effectivePeriod", "issued"),
+        "DocumentReference": ("context.period", "date"),
+        "Encounter": ("period",),
+        "ExplanationOfBenefit": (
+            "billablePeriod",
+            "item.servicedDate",
+            "item.servicedPeriod",
+            "created",
+        ),
+        "Goal": ("target.dueDate", "statusDate", "startDate"),
+        "Immunization": ("occurrenceDateTime",),
+        "MedicationDispense": ("whenHandedOver", "whenPrepared"),
+        "MedicationRequest": ("authoredOn",),
+        "Observation": ("effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued"),
+        "Procedure": ("performedDateTime", "performedPeriod"),
+    }
+)
+
+# Still part of the member's care, whatever its dates say.
+_CURRENT: Mapping[str, tuple[str, frozenset[str]]] = MappingProxyType(
+    {
+        "AllergyIntolerance": ("clinicalStatus.coding.code", frozenset({"active"})),
+        "CarePlan": ("status", frozenset({"active", "on-hold"})),
+        "Condition": (
+            "clinicalStatus.coding.code",
+            frozenset({"active", "recurrence", "relapse"}),
+        ),
+        "Coverage": ("status", frozenset({"active"})),
+        "Goal": ("lifecycleStatus", frozenset({"proposed", "planned", "accepted", "active"})),
+        "MedicationRequest": ("status", frozenset({"active", "on-hold"})),
+    }
+)
+
+_ONGOING = date.max
+_PENDING_OUTCOMES = frozenset({"queued", "partial"})
+
+
+def is_prior_authorization(resource: Mapping[str, Any]) -> bool:
+    return (
+        resource.get("resourceType") == "ExplanationOfBenefit"
+        and resource.get("use") == "preauthorization"
+    )
+
+
+@dataclass(frozen=True)
+class ExchangeWindow:
+    """What an exchange asked at ``now`` carries: service dates from ``service_since``,
+    prior authorizations current or changed since ``prior_auth_changed_since``."""
+
+    now: datetime
+    service_since: date
+    prior_auth_changed_since: datetime
+
+    @classmethod
+    def at(cls, now: datetime, *, years: int) -> ExchangeWindow:
+        return cls(now, _years_before(now.date(), years), now - timedelta(days=365))
+
+    def admits(self, resource: Mapping[str, Any]) -> bool:
+        if is_prior_authorization(resource):
+            return self._admits_prior_authorization(resource)
+        resource_type = str(resource.get("resourceType"))
+        current = _CURRENT.get(resource_type)
+        if current is not None:
+            path, codes = current
+            if codes.intersection(str(v) for v in values_at(resource, path)):
+                return True
+        latest = _latest(resource, _SERVICE_DATES.get(resource_type, ()))
+        return latest is None or latest >= self.service_since
+
+    def _admits_prior_authorization(self, resource: Mapping[str, Any]) -> bool:
+        status = resource.get("status")
+        if status == "entered-in-error":
+            return False
+        if status == "active" and resource.get("outcome") in _PENDING_OUTCOMES:
+            return True  # pending: not decided yet
+        if status == "active" and self._authorized_now_or_later(resource):
+            return True  # current: its authorized period has not ended
+        changed = _instant((resource.get("meta") or {}).get("lastUpdated"))
+        return changed is not None and changed >= self.prior_auth_changed_since
+
+    def _authorized_now_or_later(self, resource: Mapping[str, Any]) -> bool:
+        periods = list(values_at(resource, "preAuthRefPeriod"))
+        for extension in values_at(resource, "item.extension"):
+            if isinstance(extension, dict) and extension.get("url") == PRE_AUTH_PERIOD:
+                periods.append(extension.get("valuePeriod"))
+        today = self.now.date()
+        return any((end := _period_end(period)) is not None and end >= today for period in periods)
+
+
+def _latest(resource: Mapping[str, Any], paths: tuple[str, ...]) -> date | None:
+    found = [
+        when
+        for path in paths
+        for value in values_at(resource, path)
+        if (when := _period_end(value) if isinstance(value, dict) else _last_day(value)) is not None
+    ]
+    return max(found, default=None)
+
+
+def _period_end(period: Any) -> date | None:
+    """A Period's end; an open one (a start and no end) is ongoing."""
+    if not isinstance(period, dict):
+        return None
+    if period.get("end") is not None:
+        return _last_day(period["end"])
+    return _ONGOING if period.get("start") is not None else None
+
+
+def _last_day(value: Any) -> date | None:
+    """The last day a FHIR date or dateTime may mean (``2019`` is up to 2019-12-31)."""
+    if not isinstance(value, str) or len(value) < 4 or not value[:4].isdigit():
+        return None
+    try:
+        year = int(value[:4])
+        if len(value) < 7:
+            return date(year, 12, 31)
+        month = int(value[5:7])
+        if len(value) < 10:
+            following = date(year + month // 12, month % 12 + 1, 1)
+            return following - timedelta(days=1)
+        return date(year, month, int(value[8:10]))
+    except ValueError:
+        return None
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
