@@ -28,6 +28,7 @@ from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
 from payerbridge.errors import (
     Conflict,
     IllegalTransition,
+    NoMatch,
     NotFound,
     PartnerUnavailable,
     StoreConflict,
@@ -464,7 +465,8 @@ class InMemoryPartnerDirectory:
 
 class FakePartnerClient:
     """A partner that answers from a script: ``outages`` calls fail as unavailable first,
-    then ``$member-match`` answers ``match`` and ``$everything`` answers ``bundle``."""
+    then ``$member-match`` answers ``match``, ``Patient?identifier=`` finds ``found``
+    (nobody when None) and ``$everything`` answers ``bundle``."""
 
     def __init__(
         self,
@@ -472,8 +474,9 @@ class FakePartnerClient:
         match: MemberMatchResult,
         bundle: bytes,
         outages: int = 0,
+        found: str | None = None,
     ) -> None:
-        self.match, self.bundle, self.outages = match, bundle, outages
+        self.match, self.bundle, self.outages, self.found = match, bundle, outages, found
         self.calls: list[tuple[str, str]] = []  # (operation, idempotency key)
 
     def _call(self, operation: str, key: str) -> None:
@@ -492,6 +495,19 @@ class FakePartnerClient:
     ) -> MemberMatchResult:
         self._call("member-match", idempotency_key)
         return self.match
+
+    def find_member(
+        self,
+        partner: Partner,
+        identifier: tuple[str | None, str],
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
+    ) -> str:
+        self._call("find-member", idempotency_key)
+        if self.found is None:
+            raise NoMatch("the partner finds no Patient with that identifier")
+        return self.found
 
     def everything(
         self,

@@ -408,3 +408,24 @@ def test_the_requester_follows_every_page_of_the_members_record(
     assert sorted(k for k in kinds if k != "Provenance") == sorted(
         k for k in sent if k != "Provenance"
     )
+
+
+def test_a_partner_that_answers_member_match_without_member_id_is_searched_by_identifier(
+    server: Callable[..., ServerProcess], network: Path
+) -> None:
+    """The HRex 1.0.0 answer (the member's identifier, no MemberId): the requester finds
+    the Patient with ``Patient?identifier=`` as PDex 2.0 expects, and says so."""
+    old, new, _ = start_payers(
+        server, network, {"PAYERBRIDGE_MEMBER_MATCH_RETURN_MEMBER_ID": "false"}
+    )
+    switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
+    with new.client() as client:
+        response = client.post("/exchanges", json=switcher["request"], headers=new_key())
+        assert response.status_code == 202, response.text
+        exchange = wait_terminal(client, response.headers["location"])
+    assert exchange["state"] == "completed", exchange
+    assert exchange["matched_member"] == f"Patient/{switcher['old_patient_id']}"
+    matched = next(step for step in exchange["history"] if step["to"] == "member_matched")
+    assert matched["detail"]["member_found_by"] == "Patient?identifier="
+    # The old payer saw the search (its access log names the path, never the member).
+    assert '"method":"GET","path":"/fhir/Patient","status":200' in old.log()

@@ -196,6 +196,10 @@ class _TimedClient:
         key = kwargs["idempotency_key"]
         return self._timed(key, lambda: self._inner.member_match(partner, parameters, **kwargs))
 
+    def find_member(self, partner: Any, identifier: Any, **kwargs: Any) -> Any:
+        key = kwargs["idempotency_key"]
+        return self._timed(key, lambda: self._inner.find_member(partner, identifier, **kwargs))
+
     def everything(self, partner: Any, member_ref: str, **kwargs: Any) -> Any:
         key = kwargs["idempotency_key"]
         return self._timed(key, lambda: self._inner.everything(partner, member_ref, **kwargs))

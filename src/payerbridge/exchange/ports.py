@@ -50,6 +50,17 @@ class PartnerClient(Protocol):
         timeout: float | None = None,
     ) -> MemberMatchResult: ...
 
+    def find_member(
+        self,
+        partner: Partner,
+        identifier: tuple[str | None, str],
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
+    ) -> str:
+        """``Patient/{id}`` of the one Patient ``Patient?identifier=`` finds there."""
+        ...
+
     def everything(
         self,
         partner: Partner,

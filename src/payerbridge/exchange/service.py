@@ -52,8 +52,8 @@ from payerbridge.exchange.model import (
 from payerbridge.exchange.normalize import NormalizedBundle, normalize_everything_bundle
 from payerbridge.exchange.opt_in import opt_in_consent
 from payerbridge.exchange.outbound import CallOutcome, StepClock, call_partner
-from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
-from payerbridge.fhir.member_match import build_member_match_request
+from payerbridge.exchange.ports import ExchangePorts, PartnerClient, UnitOfWork
+from payerbridge.fhir.member_match import MemberMatchResult, build_member_match_request
 from payerbridge.routing.model import Partner
 from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
 
@@ -603,9 +603,7 @@ def _match(
             exchange_id,
             partner,
             clock,
-            lambda timeout: ports.client.member_match(
-                partner, parameters, idempotency_key=key, timeout=timeout
-            ),
+            lambda timeout: _member_of(ports.client, partner, parameters, key, timeout),
         )
     except ConsentDenied as exc:  # the old payer cannot comply with the consent (mm-11)
         return _block(ports, exchange_id, exc.reason, exc.text, {"by": "partner"}), record
@@ -625,10 +623,9 @@ def _match(
         return failed, record
     if outcome.value is None:
         return _after_failed_call(outcome, S.ROUTE_SELECTED), record
-    member_ref = outcome.value.member_ref
-    if member_ref is None:
-        text = "the partner returned no MemberId; identifier resolution is not supported yet"
-        return _fail(ports, exchange_id, "member-id-missing", text), record
+    answer, found_by = outcome.value
+    member_ref = answer.member_ref
+    assert member_ref is not None
     if record.matched_member_ref is not None and record.matched_member_ref != member_ref:
         _advance(
             ports,
@@ -645,19 +642,44 @@ def _match(
         return StepResult(S.MANUAL_REVIEW, done=True), record
     updates = {
         "matched_member_ref": member_ref,
-        "member_identifier": outcome.value.identifier_value,
+        "member_identifier": answer.identifier_value,
     }
+    how = {"member_found_by": found_by}
     matched = _moved_on(record, S.MEMBER_MATCHED, matched_member_ref=member_ref)
     if not onward:
-        _advance(ports, exchange_id, S.MEMBER_MATCHED, updates=updates, expected=record.state)
+        _advance(
+            ports, exchange_id, S.MEMBER_MATCHED, updates=updates, detail=how, expected=record.state
+        )
         return StepResult(S.MEMBER_MATCHED), matched
     onward_check = _check_consent(ports, matched, partner, "everything", read=check.consent)
-    reached = Move(S.MEMBER_MATCHED, updates={"attempts": 0, "next_attempt_at": None, **updates})
+    reached = Move(
+        S.MEMBER_MATCHED,
+        detail=how,
+        updates={"attempts": 0, "next_attempt_at": None, **updates},
+    )
     if onward_check.consent is None:
         return _refused(ports, exchange_id, onward_check, before=[reached]), matched
     event = onward_check.event
     _advance(ports, exchange_id, S.RETRIEVING, before=[reached], event=event, expected=record.state)
     return StepResult(S.RETRIEVING), _moved_on(matched, S.RETRIEVING)
+
+
+def _member_of(
+    client: PartnerClient,
+    partner: Partner,
+    parameters: dict[str, Any],
+    key: str,
+    timeout: float,
+) -> tuple[MemberMatchResult, str]:
+    """``$member-match``, then, where the partner answers the HRex 1.0.0 way (the member's
+    identifier without ``MemberId``), the ``Patient?identifier=`` search PDex 2.0 expects
+    next; with how the member was found. One attempt: both calls are safe to repeat."""
+    answer = client.member_match(partner, parameters, idempotency_key=key, timeout=timeout)
+    if answer.member_ref is not None:
+        return answer, "MemberId"
+    identifier = (answer.identifier_system, answer.identifier_value)
+    found = client.find_member(partner, identifier, idempotency_key=key, timeout=timeout)
+    return replace(answer, member_ref=found), "Patient?identifier="
 
 
 def _partner_code(error: PartnerError) -> str:

@@ -16,6 +16,7 @@ import re
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -34,6 +35,7 @@ from payerbridge.exchange.ports import Retrieved
 from payerbridge.exchange.retry import FailureClass, classify_status, retry_after_seconds
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
+from payerbridge.fhir.resources import ID_PATTERN
 from payerbridge.partners.auth import OurUdapClient, PartnerTokenSource
 from payerbridge.routing.model import Partner
 
@@ -219,6 +221,46 @@ class HttpxPartnerClient:
             ) from exc
         return parse_member_match_response(body)
 
+    def find_member(
+        self,
+        partner: Partner,
+        identifier: tuple[str | None, str],
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
+    ) -> str:
+        """The Patient a ``$member-match`` identifier names, by ``Patient?identifier=``:
+        what HRex 1.0.0 partners (no ``MemberId``) expect next. NoMatch or AmbiguousMatch
+        unless the search finds exactly one."""
+        system, value = identifier
+        token = f"{system}|{value}" if system else value
+        url = f"{partner.fhir_base}/Patient?{urlencode({'identifier': token})}"
+        response = self._send(partner, "GET", url, idempotency_key=idempotency_key, timeout=timeout)
+        if response.status_code != 200:
+            raise PartnerRejected(
+                f"partner '{partner.id}' rejected the Patient search for the matched member: "
+                f"{_outcome_text(response)}",
+                status=response.status_code,
+            )
+        page = _bundle_page(response, partner, 1, "the Patient search")
+        ids = {
+            (entry.get("resource") or {}).get("id")
+            for entry in page.get("entry") or []
+            if isinstance(entry, dict)
+            and (entry.get("search") or {}).get("mode", "match") == "match"
+            and (entry.get("resource") or {}).get("resourceType") == "Patient"
+        }
+        if not ids:
+            raise NoMatch(f"partner '{partner.id}' finds no Patient with the identifier it matched")
+        if len(ids) > 1:
+            raise AmbiguousMatch(
+                f"partner '{partner.id}' finds {len(ids)} Patients with the identifier it matched"
+            )
+        (found,) = ids
+        if not isinstance(found, str) or not ID_PATTERN.match(found):
+            raise PartnerRejected(f"partner '{partner.id}' returned a Patient without a valid id")
+        return f"Patient/{found}"
+
     def everything(
         self,
         partner: Partner,
@@ -286,17 +328,17 @@ class HttpxPartnerClient:
 MAX_EVERYTHING_PAGES = 10_000  # at a thousand a page, ten million resources
 
 
-def _bundle_page(response: httpx.Response, partner: Partner, number: int) -> dict[str, Any]:
+def _bundle_page(
+    response: httpx.Response, partner: Partner, number: int, what: str = "$everything"
+) -> dict[str, Any]:
     try:
         page = orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:
-        raise PartnerRejected(
-            f"partner '{partner.id}' $everything page {number} is not JSON"
-        ) from exc
+        raise PartnerRejected(f"partner '{partner.id}' {what} page {number} is not JSON") from exc
     if not isinstance(page, dict) or page.get("resourceType") != "Bundle":
-        raise PartnerRejected(f"partner '{partner.id}' $everything page {number} is not a Bundle")
+        raise PartnerRejected(f"partner '{partner.id}' {what} page {number} is not a Bundle")
     if not isinstance(page.get("entry") or [], list):
-        raise PartnerRejected(f"partner '{partner.id}' $everything page {number} is malformed")
+        raise PartnerRejected(f"partner '{partner.id}' {what} page {number} is malformed")
     return page
 
 

@@ -173,6 +173,35 @@ def test_proceed_takes_an_exchange_to_completed_with_one_audited_commit_per_hop(
     assert len(client.calls) == 2
 
 
+def test_a_partner_that_answers_without_member_id_is_asked_by_identifier() -> None:
+    """HRex 1.0.0 answers the identifier only; PDex 2.0 then expects the Patient search."""
+    client = FakePartnerClient(
+        match=MemberMatchResult("urn:umb", "U1", None), bundle=BUNDLE, found="Patient/p1"
+    )
+    ports = _ports(client, FakeClock())
+    exchange_id = _submit(ports, an_exchange_request())
+
+    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+
+    record = ports.exchanges.current(exchange_id)
+    assert record.matched_member_ref == "Patient/p1"
+    assert [op for op, _ in client.calls] == ["member-match", "find-member", "everything"]
+    (matched,) = [t for t in record.transitions if t.to_state == "member_matched"]
+    assert matched.detail == {"member_found_by": "Patient?identifier="}
+
+
+def test_a_member_the_partners_search_cannot_find_fails_the_exchange_as_no_match() -> None:
+    client = FakePartnerClient(match=MemberMatchResult("urn:umb", "U1", None), bundle=BUNDLE)
+    ports = _ports(client, FakeClock())
+    exchange_id = _submit(ports, an_exchange_request())
+
+    result = service.proceed(ports, exchange_id, _parse)
+
+    record = ports.exchanges.current(exchange_id)
+    assert result.state is ExchangeState.FAILED and record.error_code == "no-match"
+    assert [op for op, _ in client.calls] == ["member-match", "find-member"]
+
+
 def test_an_outage_is_waited_out_and_the_exchange_resumes_from_its_row() -> None:
     clock = FakeClock()
     client = _client(outages=1)
