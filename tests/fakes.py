@@ -475,8 +475,10 @@ class FakePartnerClient:
         bundle: bytes,
         outages: int = 0,
         found: str | None = None,
+        answers: list[MemberMatchResult | Exception] | None = None,
     ) -> None:
         self.match, self.bundle, self.outages, self.found = match, bundle, outages, found
+        self.answers = list(answers or [])  # $member-match answers before ``match``, in turn
         self.calls: list[tuple[str, str]] = []  # (operation, idempotency key)
 
     def _call(self, operation: str, key: str) -> None:
@@ -494,6 +496,11 @@ class FakePartnerClient:
         timeout: float | None = None,
     ) -> MemberMatchResult:
         self._call("member-match", idempotency_key)
+        if self.answers:
+            answer = self.answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
         return self.match
 
     def find_member(

@@ -198,6 +198,8 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         call_timeout_seconds=settings.partner_timeout_seconds,
         breaker_failure_threshold=settings.breaker_failure_threshold,
         breaker_cooldown_seconds=settings.breaker_cooldown_seconds,
+        review_poll_seconds=settings.partner_review_poll_seconds,
+        review_wait_seconds=settings.partner_review_wait_hours * 3600,
     )
 
 

@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     )
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    partner_review_poll_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="When the old payer puts a $member-match under review: how soon we ask "
+        "again (then after as long as we have waited, at most an hour).",
+    )
+    partner_review_wait_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="How long an exchange waits for the old payer's reviewer before it fails.",
+    )
     # Workers: the exchange queue, partitioned by partner.
     partner_concurrency: int = Field(
         default=16, ge=1, description="Exchanges in flight per partner, across all workers."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -52,7 +53,10 @@ def payers(
 
 
 def start_payers(
-    server: Callable[..., ServerProcess], network: Path, old_env: dict[str, str] | None = None
+    server: Callable[..., ServerProcess],
+    network: Path,
+    old_env: dict[str, str] | None = None,
+    new_env: dict[str, str] | None = None,
 ) -> tuple[ServerProcess, ServerProcess, dict[str, Any]]:
     info = orjson.loads((network / "network.json").read_bytes())
     old_info = info["payers"][0]
@@ -72,6 +76,7 @@ def start_payers(
             "PAYERBRIDGE_ORG_NPI": info["platform"]["npi"],
             # The webhook tests' receivers listen on this machine.
             "PAYERBRIDGE_WEBHOOK_ALLOWED_HOSTS": '["127.0.0.1"]',
+            **(new_env or {}),
         },
     )
     # The old payer registers the new one's key; the new one gets its own tokens.
@@ -429,3 +434,75 @@ def test_a_partner_that_answers_member_match_without_member_id_is_searched_by_id
     assert matched["detail"]["member_found_by"] == "Patient?identifier="
     # The old payer saw the search (its access log names the path, never the member).
     assert '"method":"GET","path":"/fhir/Patient","status":200' in old.log()
+
+
+@pytest.mark.parametrize("decision", ["accept", "reject"])
+def test_an_exchange_the_old_payer_puts_under_review_waits_for_its_reviewer(
+    server: Callable[..., ServerProcess], network: Path, decision: str
+) -> None:
+    """The old payer's identity engine wants a person to confirm the member: the exchange
+    waits in ``manual_review`` with the old payer's reason, asks again when due (the
+    sweep), and, with nobody acting on our side, completes once the old payer's reviewer
+    accepts, or fails with the reviewer's answer when it rejects."""
+    old, new, _ = start_payers(
+        server, network, new_env={"PAYERBRIDGE_PARTNER_REVIEW_POLL_SECONDS": "1"}
+    )
+    switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
+    request = copy.deepcopy(switcher["request"])
+    given = request["member"]["given"][0]
+    request["member"]["given"][0] = given[:-1] + ("a" if given[-1] != "a" else "e")
+    request["member"].pop("phone", None)
+    request["old_coverage"] = {"member_id": "ZZ0000000001", "relationship": "self"}
+    with new.client() as client:
+        response = client.post("/exchanges", json=request, headers=new_key())
+        assert response.status_code == 202, response.text
+        location = response.headers["location"]
+        waiting = wait_terminal(client, location)
+        assert waiting["state"] == "manual_review", waiting
+        assert waiting["error"]["code"] == "partner-review"
+        assert waiting["next_retry_at"] and waiting["deadline_at"]  # a next action, a deadline
+        with operator(old) as ops:
+            (case,) = ops.get("/identity/reviews").json()["reviews"]
+            assert case["id"] in waiting["error"]["text"]  # the old payer's reference
+            decided = ops.post(
+                f"/identity/reviews/{case['id']}/$decide",
+                json={
+                    "decision": decision,
+                    "reason": "checked against the enrolment file",
+                    "reviewer": "r.lee",
+                    **({"member": switcher["old_patient_id"]} if decision == "accept" else {}),
+                },
+            )
+            assert decided.status_code == 200, decided.text
+        # Nobody acts on our side: the sweep asks again when it is due.
+        done = wait_until(client, location, lambda e: e["state"] != "manual_review", 90)
+    if decision == "reject":
+        assert done["state"] == "failed", done
+        assert done["error"]["code"] == "no-match" and "reviewer" in done["error"]["text"]
+        return
+    assert done["state"] == "completed", done
+    assert done["matched_member"] == f"Patient/{switcher['old_patient_id']}"
+    assert done["error"] is None
+    states = [step["to"] for step in done["history"]]
+    assert states[states.index("manual_review") :][:3] == [
+        "manual_review",
+        "member_matched",
+        "retrieving",
+    ]
+
+
+def operator(payer: ServerProcess) -> Any:
+    """A client of the old payer with the operator scope (its review queue)."""
+    return payer.client_with(payer.register_client("ops", scope=OPERATOR_SCOPE))
+
+
+def wait_until(
+    client: Any, location: str, done: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exchange: dict[str, Any] = client.get(location).json()
+        if done(exchange):
+            return exchange
+        time.sleep(0.5)
+    raise AssertionError(f"the exchange did not move on: {exchange}")

@@ -90,7 +90,9 @@ _ALLOWED: dict[ExchangeState, frozenset[ExchangeState]] = {
     for state, following in zip(_HAPPY_PATH, _HAPPY_PATH[1:], strict=False)
 }
 _ALLOWED[S.ROUTE_SELECTED] = _ALLOWED[S.ROUTE_SELECTED] | {S.MANUAL_REVIEW}
-_ALLOWED[S.MANUAL_REVIEW] = frozenset({S.MEMBER_MATCHED, S.FAILED})
+# Waiting on a person: ours (identity changed on replay) or the old payer's reviewer,
+# asked again until it decides; a consent revoked or a partner gone meanwhile stops it.
+_ALLOWED[S.MANUAL_REVIEW] = frozenset({S.MEMBER_MATCHED, S.FAILED, S.BLOCKED, S.DEAD_LETTERED})
 _ALLOWED[S.BLOCKED] = frozenset({S.FAILED})
 _ALLOWED[S.DEAD_LETTERED] = frozenset({S.VALIDATED, S.FAILED})  # replay, or give up
 _ALLOWED[S.COMPLETED] = frozenset()

@@ -66,6 +66,9 @@ class RetryPolicy:
     call_timeout_seconds: float = 30.0
     breaker_failure_threshold: int = 5
     breaker_cooldown_seconds: float = 30.0
+    # Waiting on the old payer's reviewer: the first wait, and the most we wait in all.
+    review_poll_seconds: float = 300.0
+    review_wait_seconds: float = 72 * 3600.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

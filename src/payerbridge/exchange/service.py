@@ -404,6 +404,8 @@ def proceed(
     revocation, an operator) still meets the row lock of the next commit as an
     IllegalTransition. A consent decision commits with the transitions before each call."""
     record = ports.exchanges.current(exchange_id)
+    if awaits_partner_review(record):
+        return _ask_again(ports, record, parse)
     if record.state in STOPPED_STATES:
         return _stopped(record.state)
     waiting = _waiting(ports, record)
@@ -433,6 +435,91 @@ def proceed(
     if record.state in (S.RECEIVED, S.NORMALIZED):
         return _normalize(ports, record, partner)
     return _stopped(record.state)
+
+
+PARTNER_REVIEW = "partner-review"
+_REVIEW_POLL_CAP = timedelta(hours=1)
+
+
+def awaits_partner_review(record: ExchangeRecord) -> bool:
+    """In ``manual_review`` because the old payer's reviewer is looking at the match:
+    asked again when ``next_attempt_at`` comes, failed at ``deadline_at``."""
+    return record.state is S.MANUAL_REVIEW and record.error_code == PARTNER_REVIEW
+
+
+def _ask_again(
+    ports: ExchangePorts,
+    record: ExchangeRecord,
+    parse: Callable[[dict[str, Any]], ExchangeRequest],
+) -> StepResult:
+    """An exchange waiting on the old payer's reviewer, run when it is due: failed past
+    its deadline, else ``$member-match`` asked again; a match goes on to the data in the
+    same run. Nothing here waits in the workflow: while the answer is still "under
+    review" (or the partner is down) the run ends, and the sweep starts the next one
+    when it is due, so a long review holds none of the partner's exchange slots."""
+    now = ports.clock()
+    if record.deadline_at is not None and now >= record.deadline_at:
+        text = (
+            "the old payer's reviewer did not decide on the member within the time we wait "
+            f"({record.error_text or 'under review'}); submit the exchange again to retry"
+        )
+        return _fail(ports, record.id, "partner-review-expired", text)
+    if record.next_attempt_at is not None and record.next_attempt_at > now:
+        return StepResult(S.MANUAL_REVIEW, done=True)
+    request = parse(record.request)
+    partner = ports.partners.get(request.old_payer)
+    if partner is None:
+        return _fail(ports, record.id, "unknown-partner", "the partner is no longer registered")
+    # Each question is a step of its own, with the step's budget from now.
+    matched, record = _match(
+        ports, record, partner, request, record.attempts + 1, now, None, onward=True
+    )
+    if matched.done or matched.retry_at is not None:
+        return StepResult(matched.state, done=True)  # not a loop in the workflow: the sweep
+    return _retrieve(ports, record, partner, 1, ports.clock(), checked=True)
+
+
+def _under_review(ports: ExchangePorts, record: ExchangeRecord, text: str, key: str) -> StepResult:
+    """The old payer answered that a person is looking at the match: wait for it, asking
+    again after as long as we have already waited (at least the poll, at most an hour)."""
+    policy = ports.retry_policy
+    now = ports.clock()
+    detail = {"partner_review": text, "request": key}
+    if record.state is S.MANUAL_REVIEW:  # asked again: still under review
+        poll = timedelta(seconds=policy.review_poll_seconds)
+        # When the wait began is on the row: its deadline less the whole wait.
+        began = (record.deadline_at or now) - timedelta(seconds=policy.review_wait_seconds)
+        wait = min(max(now - began, poll), _REVIEW_POLL_CAP)
+        with ports.transactions.begin() as unit:
+            ports.exchanges.record_attempt(
+                unit,
+                record.id,
+                step="member-match",
+                attempts=0,
+                next_attempt_at=now + wait,
+                step_started_at=now,
+                last_error="still under review at the old payer",
+                at=now,
+                detail=detail,
+            )
+        return StepResult(S.MANUAL_REVIEW, done=True)
+    _advance(
+        ports,
+        record.id,
+        S.MANUAL_REVIEW,
+        reason_code=PARTNER_REVIEW,
+        detail=detail,
+        updates={
+            "error_code": PARTNER_REVIEW,
+            "error_text": text,
+            "attempts": 0,
+            "step_started_at": now,
+            "next_attempt_at": now + timedelta(seconds=policy.review_poll_seconds),
+            "deadline_at": now + timedelta(seconds=policy.review_wait_seconds),
+        },
+        expected=record.state,
+    )
+    return StepResult(S.MANUAL_REVIEW, done=True)
 
 
 def _waiting(ports: ExchangePorts, record: ExchangeRecord) -> StepResult | None:
@@ -596,6 +683,9 @@ def _match(
         partner_npi=partner.npi,
     )
     key = idempotency_key(record, "member-match")
+    if awaits_partner_review(record):
+        # A new question: under the first key the old payer answers its first answer again.
+        key += f":review-{int(ports.clock().timestamp())}"
     clock = step_clock(ports, record, "member-match", attempt, started)
     try:
         outcome = call_partner(
@@ -608,25 +698,21 @@ def _match(
     except ConsentDenied as exc:  # the old payer cannot comply with the consent (mm-11)
         return _block(ports, exchange_id, exc.reason, exc.text, {"by": "partner"}), record
     except MatchUnderReview as exc:  # a person at the old payer is looking at the match
-        _advance(
-            ports,
-            exchange_id,
-            S.MANUAL_REVIEW,
-            reason_code="partner-review",
-            updates={"error_code": "partner-review", "error_text": exc.text},
-        )
-        return StepResult(S.MANUAL_REVIEW, done=True), record
+        return _under_review(ports, record, exc.text, key), record
     except (NoMatch, AmbiguousMatch) as exc:
         return _fail(ports, exchange_id, _MATCH_FAILURES[type(exc)], exc.text), record
     except PartnerError as exc:  # terminal: a contract error, or credentials refused twice
         failed = _fail(ports, exchange_id, _partner_code(exc), exc.text, {"status": exc.status})
         return failed, record
     if outcome.value is None:
-        return _after_failed_call(outcome, S.ROUTE_SELECTED), record
+        return _after_failed_call(outcome, record.state), record
     answer, found_by = outcome.value
     member_ref = answer.member_ref
     assert member_ref is not None
     if record.matched_member_ref is not None and record.matched_member_ref != member_ref:
+        if record.state is S.MANUAL_REVIEW:  # the old payer's reviewer chose another member
+            text = "the old payer's reviewer matched a different member than before"
+            return _fail(ports, exchange_id, "identity-changed", text), record
         _advance(
             ports,
             exchange_id,
@@ -640,10 +726,13 @@ def _match(
             },
         )
         return StepResult(S.MANUAL_REVIEW, done=True), record
-    updates = {
+    updates: dict[str, Any] = {
         "matched_member_ref": member_ref,
         "member_identifier": answer.identifier_value,
     }
+    if awaits_partner_review(record):  # decided: the wait is over, the data has its budget
+        budget = timedelta(seconds=ports.retry_policy.exchange_budget_seconds)
+        updates |= {"error_code": None, "error_text": None, "deadline_at": ports.clock() + budget}
     how = {"member_found_by": found_by}
     matched = _moved_on(record, S.MEMBER_MATCHED, matched_member_ref=member_ref)
     if not onward:

@@ -31,6 +31,7 @@ from payerbridge.types import ExchangeId, PartnerId
 
 __all__ = [
     "EXCHANGE_QUEUE",
+    "Due",
     "QueueLimits",
     "bind_ports",
     "enqueue_exchange",
@@ -128,13 +129,19 @@ def _internal_error(exchange_id: ExchangeId, exc: Exception) -> str:
     return fail_step(exchange_id, "internal-error", text)
 
 
-def workflow_id(exchange_id: ExchangeId, replay_count: int) -> str:
-    """The exchange id for its first run; each replay is a new workflow of its own."""
-    return exchange_id if replay_count == 0 else f"{exchange_id}:replay-{replay_count}"
+def workflow_id(exchange_id: ExchangeId, replay_count: int, review_round: int = 0) -> str:
+    """The exchange id for its first run; each replay is a new workflow of its own, and so
+    is each time we ask the old payer's reviewer again (named by when it was due)."""
+    name = exchange_id if replay_count == 0 else f"{exchange_id}:replay-{replay_count}"
+    return f"{name}:review-{review_round}" if review_round else name
 
 
 def enqueue_exchange(
-    exchange_id: ExchangeId, partner_id: PartnerId, *, replay_count: int = 0
+    exchange_id: ExchangeId,
+    partner_id: PartnerId,
+    *,
+    replay_count: int = 0,
+    review_round: int = 0,
 ) -> None:
     """Enqueue the exchange's workflow; the id is derived from the exchange, so enqueueing
     it again (a retried POST, the sweep) attaches to the same workflow instead."""
@@ -142,7 +149,7 @@ def enqueue_exchange(
     if queue is None:
         raise RuntimeError(f"the {EXCHANGE_QUEUE} queue is not registered")
     with (
-        SetWorkflowID(workflow_id(exchange_id, replay_count)),
+        SetWorkflowID(workflow_id(exchange_id, replay_count, review_round)),
         SetEnqueueOptions(queue_partition_key=partner_id),
     ):
         queue.enqueue(exchange_workflow, exchange_id)
@@ -177,20 +184,30 @@ def register_queue(limits: QueueLimits) -> None:
     )
 
 
-def unstarted_exchanges(
-    ports: ExchangePorts, *, older_than: timedelta
-) -> list[tuple[ExchangeId, PartnerId, int]]:
+# An exchange to (re)start, as ``enqueue_exchange`` takes it: id, partner, replay count
+# and review round. A tuple, as the sweep's recorded step output was before the round.
+Due = tuple[ExchangeId, PartnerId, int, int]
+
+
+def unstarted_exchanges(ports: ExchangePorts, *, older_than: timedelta) -> list[Due]:
     """Every exchange that is still working but has not moved for ``older_than`` (its
-    process may have died between recording it and enqueueing it), as the id, partner
-    and replay count ``enqueue_exchange`` takes. Enqueueing an existing workflow id is a
-    no-op, so enqueueing all of them is safe from anywhere."""
+    process may have died between recording it and enqueueing it), and every one whose
+    next question to the old payer's reviewer is due. Enqueueing an existing workflow id
+    is a no-op, so enqueueing all of them is safe from anywhere."""
     store = ports.exchanges
-    cutoff = ports.clock() - older_than
+    now = ports.clock()
+    cutoff = now - older_than
     found = []
     for state in ExchangeState:
         if state in STOPPED_STATES:
             continue
         for exchange_id in store.ids_in_state(state, updated_before=cutoff):
             record = store.current(exchange_id)
-            found.append((exchange_id, record.partner_id, record.replay_count))
+            found.append((exchange_id, record.partner_id, record.replay_count, 0))
+    for exchange_id in store.ids_in_state(ExchangeState.MANUAL_REVIEW, updated_before=now):
+        record = store.current(exchange_id)
+        due = record.next_attempt_at
+        if service.awaits_partner_review(record) and due is not None and due <= now:
+            round_ = int(due.timestamp())
+            found.append((exchange_id, record.partner_id, record.replay_count, round_))
     return found

@@ -24,8 +24,7 @@ from typing import Any
 from dbos import DBOS
 
 from payerbridge.audit.checkpoints import Checkpoint
-from payerbridge.types import ExchangeId, PartnerId
-from payerbridge.workflows.exchange import enqueue_exchange
+from payerbridge.workflows.exchange import Due, enqueue_exchange
 from payerbridge.workflows.webhooks import enqueue_deliveries
 
 __all__ = ["AUDIT_CHECKPOINT_SCHEDULE", "SWEEP_SCHEDULE", "Upkeep", "bind", "schedule"]
@@ -43,7 +42,7 @@ class Upkeep:
     """The use cases the scheduled workflows run, wired by bootstrap."""
 
     sign_checkpoints: Callable[[], list[Checkpoint]]
-    unstarted_exchanges: Callable[[], list[tuple[ExchangeId, PartnerId, int]]]
+    unstarted_exchanges: Callable[[], list[Due]]
     overdue_deliveries: Callable[[], list[str]]
     purge_idempotent_answers: Callable[[], int]
     forget_spent_assertions: Callable[[], int]
@@ -76,7 +75,7 @@ def audit_checkpoint(scheduled_at: datetime, context: Any) -> None:
 
 
 @DBOS.step()
-def find_unstarted_exchanges() -> list[tuple[ExchangeId, PartnerId, int]]:
+def find_unstarted_exchanges() -> list[Due]:
     return _bound().unstarted_exchanges()
 
 
@@ -103,8 +102,10 @@ def purge_disclosure_snapshots() -> int:
 @DBOS.workflow()
 def sweep(scheduled_at: datetime, context: Any) -> None:
     unstarted = find_unstarted_exchanges()
-    for exchange_id, partner_id, replay_count in unstarted:
-        enqueue_exchange(exchange_id, partner_id, replay_count=replay_count)
+    # Runs recorded before review rounds existed carry three-item tuples.
+    for exchange_id, partner_id, replay_count, *review in unstarted:
+        round_ = review[0] if review else 0
+        enqueue_exchange(exchange_id, partner_id, replay_count=replay_count, review_round=round_)
     if unstarted:
         logger.info("exchange sweep enqueued", extra={"exchanges": len(unstarted)})
     overdue = find_overdue_deliveries()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ import orjson
 import pytest
 
 from payerbridge.api.schemas import ExchangeCreate
-from payerbridge.errors import Conflict
+from payerbridge.errors import Conflict, MatchUnderReview, NoMatch
 from payerbridge.exchange import service
 from payerbridge.exchange.model import ExchangeRequest, ExchangeState, Submission
 from payerbridge.exchange.ports import ExchangePorts
@@ -200,6 +201,98 @@ def test_a_member_the_partners_search_cannot_find_fails_the_exchange_as_no_match
     record = ports.exchanges.current(exchange_id)
     assert result.state is ExchangeState.FAILED and record.error_code == "no-match"
     assert [op for op, _ in client.calls] == ["member-match", "find-member"]
+
+
+def _under_review(*answers: MemberMatchResult | Exception) -> FakePartnerClient:
+    review = MatchUnderReview("review case R1 is open: send the request again after it is decided")
+    return FakePartnerClient(
+        match=MemberMatchResult("urn:umb", "U1", "Patient/p1"),
+        bundle=BUNDLE,
+        answers=[review, *answers],
+    )
+
+
+def test_an_exchange_waits_for_the_old_payers_reviewer_and_completes_when_accepted() -> None:
+    clock = FakeClock()
+    still = MatchUnderReview("review case R1 is open")
+    client = _under_review(still)
+    ports = _ports(client, clock)
+    exchange_id = _submit(ports, an_exchange_request())
+    entered = clock.now
+
+    waiting = service.proceed(ports, exchange_id, _parse)
+
+    record = ports.exchanges.current(exchange_id)
+    assert waiting.state is ExchangeState.MANUAL_REVIEW and waiting.done
+    assert record.error_code == "partner-review" and "R1" in (record.error_text or "")
+    assert record.next_attempt_at == entered + timedelta(seconds=300)
+    assert record.deadline_at == entered + timedelta(hours=72)
+    # Not due: nothing is asked.
+    assert service.proceed(ports, exchange_id, _parse).done and len(client.calls) == 1
+    clock.now = entered + timedelta(seconds=300)
+    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.MANUAL_REVIEW
+    record = ports.exchanges.current(exchange_id)
+    # Asked again after as long as it has waited (the poll, here), under a new key.
+    assert record.next_attempt_at == clock.now + timedelta(seconds=300)
+    assert client.calls[1][1] != client.calls[0][1]
+    clock.now = record.next_attempt_at
+    done = service.proceed(ports, exchange_id, _parse)
+
+    assert done.state is ExchangeState.COMPLETED
+    record = ports.exchanges.current(exchange_id)
+    assert record.error_code is None and record.matched_member_ref == "Patient/p1"
+    states = [t.to_state for t in record.transitions]
+    assert states[states.index("manual_review") + 1 :][:2] == ["member_matched", "retrieving"]
+    keys = [key for _, key in client.calls]
+    assert len(set(keys[:3])) == 3  # each question to the reviewer its own
+
+
+def test_a_reviewers_rejection_at_the_old_payer_fails_the_exchange_with_the_reason() -> None:
+    clock = FakeClock()
+    client = _under_review(NoMatch("a reviewer found that no member matches this request"))
+    ports = _ports(client, clock)
+    exchange_id = _submit(ports, an_exchange_request())
+    service.proceed(ports, exchange_id, _parse)
+    clock.now += timedelta(seconds=300)
+
+    result = service.proceed(ports, exchange_id, _parse)
+
+    record = ports.exchanges.current(exchange_id)
+    assert result.state is ExchangeState.FAILED and record.error_code == "no-match"
+    assert "reviewer found" in (record.error_text or "")
+
+
+def test_a_review_that_outlasts_the_wait_fails_without_asking_again() -> None:
+    clock = FakeClock()
+    client = _under_review()
+    ports = _ports(client, clock)
+    exchange_id = _submit(ports, an_exchange_request())
+    service.proceed(ports, exchange_id, _parse)
+    clock.now += timedelta(hours=72)
+
+    result = service.proceed(ports, exchange_id, _parse)
+
+    record = ports.exchanges.current(exchange_id)
+    assert result.state is ExchangeState.FAILED
+    assert record.error_code == "partner-review-expired" and len(client.calls) == 1
+
+
+def test_a_partner_down_when_asked_again_leaves_the_exchange_waiting_for_the_sweep() -> None:
+    clock = FakeClock()
+    client = _under_review()
+    ports = _ports(client, clock)
+    exchange_id = _submit(ports, an_exchange_request())
+    service.proceed(ports, exchange_id, _parse)
+    clock.now += timedelta(seconds=300)
+    client.outages = 1
+
+    result = service.proceed(ports, exchange_id, _parse)
+
+    record = ports.exchanges.current(exchange_id)
+    assert result.state is ExchangeState.MANUAL_REVIEW and result.done  # no loop in the run
+    assert record.next_attempt_at is not None and record.next_attempt_at > clock.now
+    clock.now = record.next_attempt_at
+    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
 
 
 def test_an_outage_is_waited_out_and_the_exchange_resumes_from_its_row() -> None:
