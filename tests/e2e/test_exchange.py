@@ -506,3 +506,31 @@ def wait_until(
             return exchange
         time.sleep(0.5)
     raise AssertionError(f"the exchange did not move on: {exchange}")
+
+
+def test_the_directory_keeps_what_a_partner_says_it_can_do_and_refresh_says_what_changed(
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]],
+) -> None:
+    old, new, info = payers
+    partner_id = info["payers"][0]["slug"]
+    with new.client() as client:
+        shown = client.get(f"/partners/{partner_id}").json()
+        capabilities = shown["capabilities"]  # read when it was added
+        assert {"member-match", "everything"} <= set(capabilities["operations"])
+        assert capabilities["fhir_version"] == "4.0.1" and "hrex" in capabilities["guides"]
+        assert capabilities["endpoints"]["token"].endswith("/auth/token")
+        refreshed = client.post(f"/partners/{partner_id}/$refresh")
+        assert refreshed.status_code == 200, refreshed.text
+        assert refreshed.json()["changes"] == []
+        assert client.post("/partners/nobody/$refresh").status_code == 404
+    listed = new.cli("partners", "refresh", partner_id)
+    assert listed.returncode == 0, listed.stderr
+    assert "no change" in listed.stdout and "member-match" in listed.stdout
+    show = new.cli("partners", "show", partner_id)
+    assert show.returncode == 0 and orjson.loads(show.stdout)["capabilities"]["operations"]
+    # A partner whose endpoint is gone: the last reading stays, the refresh says why.
+    old.stop()
+    gone = new.cli("partners", "refresh", partner_id)
+    assert gone.returncode != 0 and "metadata" in gone.stderr
+    with new.client() as client:
+        assert client.get(f"/partners/{partner_id}").json()["capabilities"]["operations"]

@@ -316,9 +316,14 @@ def test_nobody_but_an_operator_can_repoint_a_partner(payer: ServerProcess) -> N
         assert moved.status_code == 200, moved.text
     with payer.platform() as platform:
         events = platform.audit.for_entity("Partner", "old-plan")
-    assert [e["outcome"] for e in events] == ["created", "updated"]
-    assert events[-1]["detail"]["changed"] == ["base_url"]
-    assert events[-1]["detail"]["discovered"]["token_endpoint"] == f"{payer.base_url}/auth/token"
+    registered = [e for e in events if e["action"] == "partner.register"]
+    assert [e["outcome"] for e in registered] == ["created", "updated"]
+    assert registered[-1]["detail"]["changed"] == ["base_url"]
+    discovered = registered[-1]["detail"]["discovered"]
+    assert discovered["token_endpoint"] == f"{payer.base_url}/auth/token"
+    # The new endpoint's capabilities are kept: the first it answered.
+    (read,) = [e for e in events if e["action"] == "partner.capabilities"]
+    assert read["detail"]["changes"] == ["first reading"]
 
 
 def test_token_issue_prints_a_token_within_the_clients_scopes(

@@ -309,6 +309,73 @@ def partners_add(
         raise fail(exc) from exc
     verb = "registered" if enrolled.created else "updated"
     out.print(f"partner '{partner_id}' {verb} ({enrolled.partner.auth.value})")
+    if enrolled.capabilities is not None:
+        out.print(_capability_line(enrolled.capabilities))
+    elif enrolled.unread is not None:
+        out.print(f"[yellow]capabilities not read:[/yellow] {enrolled.unread}")
+        out.print(f"read them later with: payerbridge partners refresh {partner_id}")
+
+
+def _capability_line(capabilities: Any) -> str:
+    guides = ", ".join(f"{g} {v or '?'}" for g, v in sorted(capabilities.guides.items()))
+    operations = ", ".join(sorted(capabilities.operations)) or "none"
+    return (
+        f"FHIR {capabilities.fhir_version or '?'}; guides: {guides or 'none declared'}; "
+        f"operations: {operations} (read {capabilities.read_at.isoformat(timespec='seconds')})"
+    )
+
+
+@partners_app.command("refresh")
+def partners_refresh(
+    partner_id: Annotated[str, typer.Argument(help="The partner's id.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Read a partner's CapabilityStatement (and SMART configuration or UDAP metadata)
+    again, keep it, and print what changed since the last reading."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.routing.enrolment import refresh_partner
+
+    try:
+        platform = build_platform(settings_for(data_dir))
+        try:
+            refreshed = refresh_partner(
+                PartnerId(partner_id),
+                registry=platform.partners,
+                discovery=platform.discovery,
+                actor=cli_actor(),
+                request_id=None,
+            )
+        finally:
+            platform.close()
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    out.print(_capability_line(refreshed.capabilities))
+    for change in refreshed.changes or ["no change"]:
+        out.print(f"  - {change}")
+
+
+@partners_app.command("show")
+def partners_show(
+    partner_id: Annotated[str, typer.Argument(help="The partner's id.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Print a partner as JSON: how we call it, its last capability reading, its breaker."""
+    from payerbridge.api.routers.partners import partner_public
+    from payerbridge.bootstrap import build_platform
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        partner = platform.partners.get(PartnerId(partner_id))
+        if partner is None:
+            raise fail(errors.NotFound(f"no partner is registered as '{partner_id[:64]}'"))
+        shown = partner_public(
+            partner,
+            platform.breakers.get(partner.fhir_base),
+            platform.partners.capabilities(partner.id),
+        )
+    finally:
+        platform.close()
+    sys.stdout.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 @partners_app.command("list")

@@ -20,6 +20,7 @@ import httpx
 
 from payerbridge.errors import Issue, UnprocessableRequest
 from payerbridge.partners.auth import OurUdapClient
+from payerbridge.routing.capabilities import read_capabilities
 from payerbridge.routing.model import Partner, PartnerAuth
 from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.model import OAuthError
@@ -70,6 +71,14 @@ class HttpxPartnerDiscovery:
             found["token_endpoint"] = token_endpoint
         elif partner.auth is PartnerAuth.UDAP:
             found.update(self._udap_endpoints(partner))
+        endpoints = {
+            name.removesuffix("_endpoint"): found[name]
+            for name in ("token_endpoint", "registration_endpoint")
+            if isinstance(found.get(name), str)
+        }
+        found["capabilities"] = read_capabilities(
+            metadata, at=datetime.now(UTC), endpoints=endpoints
+        ).to_json()
         return found
 
     def register(self, partner: Partner, registration_endpoint: str) -> str:

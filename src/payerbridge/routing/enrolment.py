@@ -13,17 +13,27 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from payerbridge.errors import Issue, UnprocessableRequest
+from payerbridge.errors import Issue, NotFound, UnprocessableRequest
+from payerbridge.routing.capabilities import Capabilities, changes
 from payerbridge.routing.model import Partner, PartnerAuth, repointed, validate_partner
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
+from payerbridge.types import PartnerId
 
-__all__ = ["Enrolled", "enrol_partner"]
+__all__ = ["Enrolled", "Refreshed", "enrol_partner", "refresh_partner"]
 
 
 @dataclass(frozen=True)
 class Enrolled:
     partner: Partner  # as stored: for UDAP, with the client id and token endpoint we got
     created: bool
+    capabilities: Capabilities | None = None  # what its CapabilityStatement said, if read
+    unread: str | None = None  # why it could not be read (a new partner is kept anyway)
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    capabilities: Capabilities
+    changes: list[str]  # what this reading says differently from the last one
 
 
 def enrol_partner(
@@ -43,8 +53,52 @@ def enrol_partner(
         partner, discovered = _udap(partner, before, discovery)
     elif before is not None and repointed(before, partner):
         discovered = discovery.read(partner)
+    unread = None
+    if discovered is None and before is None:
+        # A new partner is read for the directory, but kept even when it does not answer
+        # yet (its endpoint may open later): ``partners refresh`` reads it again.
+        try:
+            discovered = discovery.read(partner)
+        except UnprocessableRequest as exc:
+            unread = exc.text
     created = registry.register(partner, actor=actor, request_id=request_id, discovered=discovered)
-    return Enrolled(partner, created)
+    capabilities = None
+    if discovered is not None and "capabilities" in discovered:
+        capabilities = _keep(registry, partner, discovered, actor, request_id).capabilities
+    return Enrolled(partner, created, capabilities, unread)
+
+
+def refresh_partner(
+    partner_id: PartnerId,
+    *,
+    registry: PartnerRegistry,
+    discovery: PartnerDiscovery,
+    actor: str,
+    request_id: str | None,
+) -> Refreshed:
+    """Read the partner's discovery documents again and keep what they say, with what
+    changed (a dropped operation, another guide version, a new token endpoint), audited.
+    NotFound for an unknown partner; UnprocessableRequest naming the document that
+    could not be read (the last reading stays)."""
+    partner = registry.get(partner_id)
+    if partner is None:
+        raise NotFound(f"no partner is registered as '{partner_id[:64]}'")
+    return _keep(registry, partner, discovery.read(partner), actor, request_id)
+
+
+def _keep(
+    registry: PartnerRegistry,
+    partner: Partner,
+    discovered: dict[str, Any],
+    actor: str,
+    request_id: str | None,
+) -> Refreshed:
+    reading = Capabilities.from_json(discovered["capabilities"])
+    found = changes(registry.capabilities(partner.id), reading)
+    registry.record_capabilities(
+        partner.id, reading, changes=found, actor=actor, request_id=request_id
+    )
+    return Refreshed(reading, found)
 
 
 def _udap(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
+from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
 from payerbridge.types import PartnerId
 
@@ -27,13 +29,29 @@ class PartnerRegistry(Protocol):
 
     def list(self) -> list[Partner]: ...
 
+    def capabilities(self, partner_id: PartnerId) -> Capabilities | None:
+        """The last reading of the partner's capabilities; None if never read."""
+        ...
+
+    def record_capabilities(
+        self,
+        partner_id: PartnerId,
+        capabilities: Capabilities,
+        *,
+        changes: Sequence[str],
+        actor: str,
+        request_id: str | None = None,
+    ) -> None:
+        """Keep a new reading, audited with what it changed."""
+        ...
+
 
 class PartnerDiscovery(Protocol):
     def read(self, partner: Partner) -> dict[str, Any]:
         """What the partner's discovery documents say (CapabilityStatement, SMART
         configuration or verified UDAP metadata: ``token_endpoint`` and, for UDAP,
-        ``registration_endpoint``); UnprocessableRequest naming the one that could not
-        be read or trusted."""
+        ``registration_endpoint``; ``capabilities``, the reading as JSON);
+        UnprocessableRequest naming the one that could not be read or trusted."""
         ...
 
     def register(self, partner: Partner, registration_endpoint: str) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+import orjson
+from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerAuth
 from payerbridge.store.audit import append_audit
 from payerbridge.store.dbapi import read_row
@@ -126,3 +129,43 @@ class SqlPartnerDirectory:
             columns = [partners.c[field] for field in _FIELDS]
             rows = connection.execute(select(*columns).order_by(partners.c.id)).all()
         return [_partner(row) for row in rows]
+
+    def capabilities(self, partner_id: PartnerId) -> Capabilities | None:
+        """The last reading of the partner's capabilities; None if never read."""
+        row = read_row(self._engine, partners, "id", partner_id, columns=("capabilities",))
+        if row is None or row.capabilities is None:
+            return None
+        return Capabilities.from_json(orjson.loads(row.capabilities))
+
+    def record_capabilities(
+        self,
+        partner_id: PartnerId,
+        capabilities: Capabilities,
+        *,
+        changes: Sequence[str],
+        actor: str,
+        request_id: str | None = None,
+    ) -> None:
+        """Keep a new reading, audited with what it changed."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(partners)
+                .where(partners.c.id == partner_id)
+                .values(
+                    capabilities=orjson.dumps(capabilities.to_json()).decode(),
+                    capabilities_read_at=capabilities.read_at,
+                )
+            )
+            append_audit(
+                connection,
+                AuditEvent(
+                    at=capabilities.read_at,
+                    actor=actor,
+                    action="partner.capabilities",
+                    entity_type="Partner",
+                    entity_id=partner_id,
+                    outcome="changed" if changes else "unchanged",
+                    request_id=request_id,
+                    detail={"changes": list(changes), "capabilities": capabilities.to_json()},
+                ),
+            )

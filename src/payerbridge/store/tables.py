@@ -161,6 +161,9 @@ partners = Table(
     Column("token_url", String(500), nullable=True),
     Column("scope", Text, nullable=True),
     Column("auth", String(8), nullable=False, server_default="none"),
+    # The partner's CapabilityStatement as routing reads it (JSON), and when it was read.
+    Column("capabilities", Text, nullable=True),
+    Column("capabilities_read_at", UtcDateTime(), nullable=True),
 )
 
 # Systems allowed to ask our token endpoint for access tokens (SMART Backend Services

@@ -5,25 +5,30 @@ signed metadata is refused; nothing is stored when discovery fails."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from payerbridge.errors import InvalidInput, UnprocessableRequest
-from payerbridge.routing.enrolment import enrol_partner
+from payerbridge.errors import InvalidInput, NotFound, UnprocessableRequest
+from payerbridge.routing.capabilities import Capabilities
+from payerbridge.routing.enrolment import enrol_partner, refresh_partner
 from payerbridge.routing.model import Partner, PartnerAuth
 from payerbridge.types import PartnerId
 
 BASE = "https://old.example/fhir"
 TOKEN = "https://auth.old.example/token"
 REGISTER = "https://auth.old.example/register"
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 class Registry:
     def __init__(self) -> None:
         self.partners: dict[str, Partner] = {}
         self.discovered: list[dict[str, Any] | None] = []
+        self.readings: dict[str, list[tuple[Capabilities, list[str]]]] = {}
 
     def register(
         self,
@@ -44,12 +49,27 @@ class Registry:
     def list(self) -> list[Partner]:
         return list(self.partners.values())
 
+    def capabilities(self, partner_id: PartnerId) -> Capabilities | None:
+        return self.readings[partner_id][-1][0] if self.readings.get(partner_id) else None
+
+    def record_capabilities(
+        self,
+        partner_id: PartnerId,
+        capabilities: Capabilities,
+        *,
+        changes: Sequence[str],
+        actor: str,
+        request_id: str | None = None,
+    ) -> None:
+        self.readings.setdefault(partner_id, []).append((capabilities, list(changes)))
+
 
 class Discovery:
     def __init__(self, *, fails: bool = False) -> None:
         self.read_for: list[str] = []
         self.registered_at: list[str] = []
         self.fails = fails
+        self.operations = ["member-match", "everything"]
 
     def read(self, partner: Partner) -> dict[str, Any]:
         self.read_for.append(partner.base_url)
@@ -58,7 +78,8 @@ class Discovery:
         found: dict[str, Any] = {"fhir_version": "4.0.1", "token_endpoint": TOKEN}
         if partner.auth is PartnerAuth.UDAP:
             found["registration_endpoint"] = REGISTER
-        return found
+        reading = Capabilities(NOW, "4.0.1", {"hrex": "1.1.0"}, frozenset(self.operations))
+        return {**found, "capabilities": reading.to_json()}
 
     def register(self, partner: Partner, registration_endpoint: str) -> str:
         self.registered_at.append(registration_endpoint)
@@ -81,7 +102,9 @@ def test_a_udap_partner_is_registered_with_once_while_its_endpoint_stays() -> No
     first = enrol(udap(), registry, discovery)
     assert first.created
     assert (first.partner.client_id, first.partner.token_url) == ("client-1", TOKEN)
-    assert registry.discovered[-1] == {
+    discovered = dict(registry.discovered[-1] or {})
+    assert discovered.pop("capabilities")["operations"] == ["everything", "member-match"]
+    assert discovered == {
         "fhir_version": "4.0.1",
         "token_endpoint": TOKEN,
         "registration_endpoint": REGISTER,
@@ -123,15 +146,43 @@ def test_nothing_is_stored_when_the_partner_cannot_be_read() -> None:
     assert registry.partners["old"].base_url == BASE
 
 
-def test_a_smart_partner_is_read_only_when_re_pointed() -> None:
+def test_a_smart_partner_is_read_when_added_and_re_pointed_not_when_renamed() -> None:
     registry, discovery = Registry(), Discovery()
     smart = Partner(PartnerId("old"), "Old", "1245319599", BASE, client_id="us")
     assert smart.auth is PartnerAuth.SMART  # a client id means we authenticate
-    enrol(smart, registry, discovery)
+    added = enrol(smart, registry, discovery)
+    assert added.capabilities is not None and added.capabilities.offers("everything")
+    assert registry.readings["old"][0][1] == ["first reading"]
     enrol(replace(smart, name="Old Health"), registry, discovery)
-    assert discovery.read_for == []
+    assert discovery.read_for == [BASE]
     enrol(replace(smart, client_id="us-again"), registry, discovery)
-    assert discovery.read_for == [BASE] and registry.discovered[-1] is not None
+    assert discovery.read_for == [BASE, BASE] and registry.discovered[-1] is not None
+
+
+def test_a_new_partner_that_does_not_answer_yet_is_kept_unread() -> None:
+    registry = Registry()
+    smart = Partner(PartnerId("old"), "Old", "1245319599", BASE, client_id="us")
+    enrolled = enrol(smart, registry, Discovery(fails=True))
+    assert enrolled.created and enrolled.capabilities is None
+    assert enrolled.unread is not None and "unreachable" in enrolled.unread
+    assert registry.capabilities(PartnerId("old")) is None
+
+
+def test_a_refresh_keeps_the_new_reading_and_says_what_changed() -> None:
+    registry, discovery = Registry(), Discovery()
+    enrol(Partner(PartnerId("old"), "Old", "1245319599", BASE), registry, discovery)
+    discovery.operations = ["member-match"]
+    refreshed = refresh_partner(
+        PartnerId("old"), registry=registry, discovery=discovery, actor="ops", request_id=None
+    )
+    assert refreshed.changes == ["dropped operation everything"]
+    current = registry.capabilities(PartnerId("old"))
+    assert current is not None and not current.offers("everything")
+    with pytest.raises(NotFound):
+        refresh_partner(
+            PartnerId("nobody"), registry=registry, discovery=discovery, actor="ops",
+            request_id=None,
+        )  # fmt: skip
 
 
 def test_a_token_endpoint_without_a_way_to_authenticate_is_refused() -> None:

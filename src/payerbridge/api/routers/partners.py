@@ -13,7 +13,8 @@ from payerbridge.api.responses import JsonResponse
 from payerbridge.errors import NotFound
 from payerbridge.exchange.breaker import BreakerState
 from payerbridge.logging import current_request_id
-from payerbridge.routing.enrolment import enrol_partner
+from payerbridge.routing.capabilities import Capabilities
+from payerbridge.routing.enrolment import enrol_partner, refresh_partner
 from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerAuth
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import PartnerId
@@ -57,8 +58,13 @@ class PartnerCreate(BaseModel):
     scope: str = Field(default=DEFAULT_PARTNER_SCOPE, max_length=1000)
 
 
-def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dict[str, Any]:
-    """The partner and, where known, the circuit breaker of its FHIR endpoint."""
+def partner_public(
+    partner: Partner,
+    breaker: BreakerState | None = None,
+    capabilities: Capabilities | None = None,
+) -> dict[str, Any]:
+    """The partner, what its CapabilityStatement said when last read and, where known,
+    the circuit breaker of its FHIR endpoint."""
     state = breaker or BreakerState()
     return {
         "id": partner.id,
@@ -69,6 +75,7 @@ def partner_public(partner: Partner, breaker: BreakerState | None = None) -> dic
         "client_id": partner.client_id,
         "token_url": partner.token_url,
         "scope": partner.scope,
+        "capabilities": capabilities.to_json() if capabilities else None,
         "breaker": {
             "status": state.status.value,
             "consecutive_failures": state.consecutive_failures,
@@ -101,13 +108,20 @@ def register_partner(
     if not enrolled.created:
         response.status_code = 200
     response.headers["Location"] = f"/partners/{partner.id}"
-    return partner_public(enrolled.partner)
+    public = partner_public(enrolled.partner, capabilities=enrolled.capabilities)
+    if enrolled.unread is not None:
+        public["capabilities_unread"] = enrolled.unread  # kept; POST …/$refresh reads again
+    return public
 
 
 @router.get("", responses=_AUTH_ERRORS)
 def list_partners(platform: PlatformDep, _operator: OperatorDep) -> list[dict[str, Any]]:
     breakers = platform.breakers.all()
-    return [partner_public(p, breakers.get(p.fhir_base)) for p in platform.partners.list()]
+    directory = platform.partners
+    return [
+        partner_public(p, breakers.get(p.fhir_base), directory.capabilities(p.id))
+        for p in directory.list()
+    ]
 
 
 @router.get("/{partner_id}", responses={404: {"description": "No such partner"}, **_AUTH_ERRORS})
@@ -115,4 +129,29 @@ def get_partner(partner_id: str, platform: PlatformDep, _operator: OperatorDep) 
     partner = platform.partners.get(PartnerId(partner_id))
     if partner is None:
         raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")
-    return partner_public(partner, platform.breakers.get(partner.fhir_base))
+    return partner_public(
+        partner,
+        platform.breakers.get(partner.fhir_base),
+        platform.partners.capabilities(partner.id),
+    )
+
+
+@router.post(
+    "/{partner_id}/$refresh",
+    responses={
+        404: {"description": "No such partner"},
+        422: {"description": "A discovery document could not be read"},
+        **_AUTH_ERRORS,
+    },
+)
+def refresh(partner_id: str, platform: PlatformDep, operator: OperatorDep) -> dict[str, Any]:
+    """Read the partner's CapabilityStatement (and SMART configuration or UDAP metadata)
+    again; the reading is kept, and the answer says what changed since the last one."""
+    refreshed = refresh_partner(
+        PartnerId(partner_id),
+        registry=platform.partners,
+        discovery=platform.discovery,
+        actor=operator.client_id,
+        request_id=current_request_id(),
+    )
+    return {"capabilities": refreshed.capabilities.to_json(), "changes": refreshed.changes}

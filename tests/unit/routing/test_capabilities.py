@@ -1,0 +1,115 @@
+"""Reading a partner's CapabilityStatement for routing: guides and their versions,
+operations by their definitions, and what changed between two readings."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payerbridge.fhir.capability import capability_statement
+from payerbridge.routing.capabilities import Capabilities, changes, read_capabilities
+
+AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+PACKAGES = Path(__file__).resolve().parents[3].parent / "shared" / "fhir-packages"
+HREX = "http://hl7.org/fhir/us/davinci-hrex"
+PDEX = "http://hl7.org/fhir/us/davinci-pdex"
+
+
+def statement(*operations: dict[str, str], **more: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "fhirVersion": "4.0.1",
+        "rest": [
+            {"mode": "server", "resource": [{"type": "Patient", "operation": list(operations)}]}
+        ],
+        **more,
+    }
+
+
+def test_an_hrex_1_0_0_server_is_read_from_its_operation_definition_version() -> None:
+    reading = read_capabilities(
+        statement(
+            {
+                "name": "member-match",
+                "definition": f"{HREX}/OperationDefinition/member-match|1.0.0",
+            },
+            {
+                "name": "everything",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+            },
+        ),
+        at=AT,
+        endpoints={"token": "https://auth.old.example/token"},
+    )
+    assert reading.guides == {"hrex": "1.0.0"}
+    assert reading.operations == {"member-match", "everything"}
+    assert reading.fhir_version == "4.0.1" and reading.endpoints["token"].endswith("/token")
+
+
+def test_the_guides_own_canonical_wins_over_an_operations_version() -> None:
+    reading = read_capabilities(
+        statement(
+            {
+                "name": "member-match",
+                "definition": f"{HREX}/OperationDefinition/member-match|1.0.0",
+            },
+            implementationGuide=[
+                f"{HREX}/ImplementationGuide/hl7.fhir.us.davinci-hrex|1.1.0",
+                f"{PDEX}/ImplementationGuide/hl7.fhir.us.davinci-pdex",
+            ],
+            instantiates=[f"{PDEX}/CapabilityStatement/pdex-server|2.1.0"],
+        ),
+        at=AT,
+    )
+    assert reading.guides == {"hrex": "1.1.0", "pdex": "2.1.0"}
+
+
+def test_our_own_capability_statement_reads_as_what_we_serve() -> None:
+    ours = capability_statement(
+        fhir_base="https://us.example/fhir",
+        token_url="https://us.example/auth/token",
+        software_version="1.0",
+        org_name="Us",
+        published=AT,
+    )
+    reading = read_capabilities(ours, at=AT)
+    assert {"member-match", "everything"} <= reading.operations
+    assert {"hrex", "pdex"} <= set(reading.guides)
+    assert reading.software == "payerbridge 1.0"
+    assert Capabilities.from_json(json.loads(json.dumps(reading.to_json()))) == reading
+
+
+def test_the_pdex_reference_capability_statement_is_read() -> None:
+    package = PACKAGES / "davinci-pdex-2.1.0.tgz"
+    if not package.is_file():
+        pytest.skip(f"PDex 2.1.0 package not found at {package}")
+    with tarfile.open(package) as tgz:
+        member = tgz.extractfile("package/CapabilityStatement-pdex-server.json")
+        assert member is not None
+        document = json.loads(member.read())
+    reading = read_capabilities(document, at=AT)
+    assert "member-match" in reading.operations and "pdex" in reading.guides
+    assert reading.guides["hrex"] is None  # named through member-match, without a version
+
+
+def test_changes_between_readings_are_said_one_per_line() -> None:
+    guides: dict[str, str | None] = {"hrex": "1.1.0", "pdex": "2.1.0"}
+    offered = frozenset({"member-match", "everything"})
+    before = Capabilities(AT, "4.0.1", guides, offered, endpoints={"token": "a"})
+    guides = {"hrex": "1.0.0", "bulk-data": None}
+    offered = frozenset({"member-match", "export"})
+    after = Capabilities(AT, "4.0.1", guides, offered, endpoints={"token": "b"})
+    assert changes(before, after) == [
+        "now declares Bulk Data",
+        "HRex 1.1.0 → 1.0.0",
+        "no longer declares PDex",
+        "dropped operation everything",
+        "added operation export",
+        "token endpoint changed",
+    ]
+    assert changes(after, after) == [] and changes(None, after) == ["first reading"]
