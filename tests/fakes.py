@@ -59,6 +59,7 @@ from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.standardize import StandardRecord
+from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
 from payerbridge.security.model import RegisteredClient
 from payerbridge.transactions import UnitOfWork
@@ -458,9 +459,13 @@ class InMemoryExchangeStore:
 class InMemoryPartnerDirectory:
     def __init__(self, *partners: Partner) -> None:
         self.partners = {p.id: p for p in partners}
+        self.readings: dict[str, Capabilities] = {}
 
     def get(self, partner_id: str) -> Partner | None:
         return self.partners.get(partner_id)
+
+    def capabilities(self, partner_id: str) -> Capabilities | None:
+        return self.readings.get(partner_id)
 
 
 class FakePartnerClient:

@@ -127,6 +127,11 @@ def test_an_exchange_moves_the_members_history_with_provenance(
         stamps = [step["at"] for step in exchange["history"]]
         assert stamps == sorted(stamps)
         assert exchange["matched_member"] == f"Patient/{switcher['old_patient_id']}"
+        # The route, decided from what the partner's CapabilityStatement said, explained.
+        route = exchange["route"]
+        assert (route["find_member"], route["data"]) == ("MemberId", "$everything")
+        assert route["capabilities_read_at"] != "never read"
+        assert {r["option"] for r in route["rejected"]} == {"search by compartment", "bulk export"}
 
         patient_id = exchange["imported_patient_id"]
     # What the old payer holds, read under the consent the exchange presented to it.

@@ -20,6 +20,7 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.fhir.member_match import MemberMatchResult
+from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import ExchangeId, PartnerId
@@ -86,6 +87,10 @@ class Retrieved:
 
 class PartnerDirectory(Protocol):
     def get(self, partner_id: PartnerId) -> Partner | None: ...
+
+    def capabilities(self, partner_id: PartnerId) -> Capabilities | None:
+        """What the partner's CapabilityStatement said when last read (routing)."""
+        ...
 
 
 class ExchangeStore(Protocol):

@@ -55,6 +55,7 @@ from payerbridge.exchange.outbound import CallOutcome, StepClock, call_partner
 from payerbridge.exchange.ports import ExchangePorts, PartnerClient, UnitOfWork
 from payerbridge.fhir.member_match import MemberMatchResult, build_member_match_request
 from payerbridge.routing.model import Partner
+from payerbridge.routing.route import decide_route
 from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
 
 __all__ = [
@@ -374,11 +375,28 @@ def _prepare(
         moves.append(
             Move(S.CONSENT_VERIFIED, detail={"consent_id": record.consent_id, "policy": policy})
         )
+    # Decided from the directory's last reading of the partner, again on every replay.
+    route = decide_route(partner.fhir_base, ports.partners.capabilities(partner.id))
+    detail = {"partner_id": partner.id, "endpoint": partner.fhir_base, "route": route.to_json()}
+    if not route.routable:
+        text = f"no way to this partner's member data that we can use: {route.why_not()}"
+        _advance(
+            ports,
+            record.id,
+            S.FAILED,
+            reason_code="no-route",
+            detail=detail,
+            updates={"error_code": "no-route", "error_text": text},
+            before=moves,
+            event=check.event if check else None,
+            expected=record.state,
+        )
+        return StepResult(S.FAILED, done=True), None
     _advance(
         ports,
         record.id,
         S.ROUTE_SELECTED,
-        detail={"partner_id": partner.id, "endpoint": partner.fhir_base},
+        detail=detail,
         before=moves,
         event=check.event if check else None,
         expected=record.state,

@@ -21,6 +21,7 @@ from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.fhir.member_match import MemberMatchResult
+from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Organization, Partner
 from tests.builders import a_coverage, a_patient, an_exchange_request
 from tests.fakes import (
@@ -293,6 +294,38 @@ def test_a_partner_down_when_asked_again_leaves_the_exchange_waiting_for_the_swe
     assert record.next_attempt_at is not None and record.next_attempt_at > clock.now
     clock.now = record.next_attempt_at
     assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+
+
+def test_the_route_is_decided_from_the_directory_and_recorded_with_its_alternatives() -> None:
+    client = _client()
+    ports = _ports(client, FakeClock())
+    directory = ports.partners
+    reading = Capabilities(FakeClock().now, "4.0.1", {"hrex": "1.1.0"},
+                           frozenset({"member-match", "everything"}))  # fmt: skip
+    directory.readings[OLD_PLAN.id] = reading  # type: ignore[attr-defined]
+    exchange_id = _submit(ports, an_exchange_request())
+
+    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+
+    record = ports.exchanges.current(exchange_id)
+    (selected,) = [t for t in record.transitions if t.to_state == "route_selected"]
+    route = (selected.detail or {})["route"]
+    assert (route["find_member"], route["data"]) == ("MemberId", "$everything")
+    assert {r["option"] for r in route["rejected"]} == {"search by compartment", "bulk export"}
+
+
+def test_a_partner_that_dropped_everything_fails_the_exchange_before_any_call() -> None:
+    client = _client()
+    ports = _ports(client, FakeClock())
+    reading = Capabilities(FakeClock().now, "4.0.1", {}, frozenset({"member-match"}))
+    ports.partners.readings[OLD_PLAN.id] = reading  # type: ignore[attr-defined]
+    exchange_id = _submit(ports, an_exchange_request())
+
+    result = service.proceed(ports, exchange_id, _parse)
+
+    record = ports.exchanges.current(exchange_id)
+    assert result.state is ExchangeState.FAILED and record.error_code == "no-route"
+    assert "does not offer $everything" in (record.error_text or "") and client.calls == []
 
 
 def test_an_outage_is_waited_out_and_the_exchange_resumes_from_its_row() -> None:

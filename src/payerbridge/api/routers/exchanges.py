@@ -49,6 +49,7 @@ def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) ->
         "deadline_at": utc_iso(record.deadline_at) if record.deadline_at else None,
         "replays": record.replay_count,
         "dead_letter": _dead_letter_public(letter) if letter else None,
+        "route": _route(record),
         "history": [
             {
                 "seq": t.seq,
@@ -63,6 +64,15 @@ def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) ->
             for t in record.transitions
         ],
     }
+
+
+def _route(record: ExchangeRecord) -> dict[str, Any] | None:
+    """The last route decided (a replay decides again): chosen, rejected and why."""
+    for transition in reversed(record.transitions):
+        route = (transition.detail or {}).get("route")
+        if route is not None:
+            return dict(route)
+    return None
 
 
 def _dead_letter_public(letter: DeadLetter) -> dict[str, Any]:

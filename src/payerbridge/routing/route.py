@@ -1,0 +1,96 @@
+"""How an exchange reaches a partner (pure): which way to find the member and which way
+to read the member's data, chosen from what the directory last read of the partner and
+from the live state of its endpoint, with every alternative that was not chosen and why.
+
+The decision is recorded with the exchange (the ``route_selected`` step) with the
+reading and the policy it was made from, so an operator can see why an exchange went
+the way it did; a replay decides again. Nothing here names a partner: the partner's
+own CapabilityStatement decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from payerbridge.routing.capabilities import Capabilities
+
+__all__ = ["ROUTE_POLICY", "RouteDecision", "decide_route"]
+
+ROUTE_POLICY = "route-policy/1"
+
+# Ways to read a member's record, in the order we prefer them, with what the partner
+# must offer and whether this requester implements them yet.
+_DATA_PATHS: tuple[tuple[str, str | None, str | None], ...] = (
+    ("$everything", "everything", None),
+    ("search by compartment", None, "this requester does not read a record by searches yet"),
+    ("bulk export", "export", "this requester does not run bulk exports yet"),
+)
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """The chosen way (None: there is none) and each rejected one with its reason."""
+
+    endpoint: str
+    find_member: str | None  # "MemberId" or "Patient?identifier="
+    data: str | None  # "$everything"
+    rejected: tuple[tuple[str, str], ...]
+    reading: str  # when the partner's capabilities were read, or "never read"
+    policy: str = ROUTE_POLICY
+    notes: tuple[str, ...] = ()
+
+    @property
+    def routable(self) -> bool:
+        return self.find_member is not None and self.data is not None
+
+    def why_not(self) -> str:
+        return "; ".join(f"{option}: {reason}" for option, reason in self.rejected)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "find_member": self.find_member,
+            "data": self.data,
+            "rejected": [{"option": o, "reason": r} for o, r in self.rejected],
+            "notes": list(self.notes),
+            "capabilities_read_at": self.reading,
+            "policy": self.policy,
+        }
+
+
+def decide_route(endpoint: str, capabilities: Capabilities | None) -> RouteDecision:
+    """The route for an exchange asked now. A partner never read is tried the standard
+    way (``$member-match``, then ``$everything``), and the decision says so."""
+    rejected: list[tuple[str, str]] = []
+    notes: list[str] = []
+    if capabilities is None:
+        notes.append("the partner's capabilities were never read: the standard route is tried")
+        reading = "never read"
+    else:
+        reading = capabilities.read_at.isoformat()
+    find_member = _find_member(capabilities, rejected, notes)
+    data = None
+    for name, operation, missing in _DATA_PATHS:
+        if missing is not None:
+            rejected.append((name, missing))
+        elif capabilities is not None and operation and not capabilities.offers(operation):
+            rejected.append((name, f"the partner does not offer ${operation} (read {reading})"))
+        elif data is None:
+            data = name
+    return RouteDecision(endpoint, find_member, data, tuple(rejected), reading, notes=tuple(notes))
+
+
+def _find_member(
+    capabilities: Capabilities | None, rejected: list[tuple[str, str]], notes: list[str]
+) -> str | None:
+    if capabilities is not None and not capabilities.offers("member-match"):
+        rejected.append(("$member-match", "the partner does not offer $member-match"))
+        return None
+    hrex = capabilities.guides.get("hrex") if capabilities is not None else None
+    if hrex == "1.0.0":
+        # HRex 1.0.0 answers the member's identifier only; PDex 2.0 then searches for it.
+        rejected.append(("MemberId", "HRex 1.0.0 answers no MemberId"))
+        return "Patient?identifier="
+    notes.append("an answer without MemberId is followed by Patient?identifier=")
+    return "MemberId"
