@@ -6,8 +6,9 @@ from __future__ import annotations
 import functools
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -19,7 +20,10 @@ from payerbridge.cli.console import cli_actor, err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
 from payerbridge.config import redacted
 from payerbridge.routing.model import PartnerAuth
+from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.types import ExchangeId, PartnerId
+
+T = TypeVar("T")
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -279,7 +283,6 @@ def partners_add(
 ) -> None:
     """Register (or update) a partner payer; a changed endpoint is checked first, and a
     UDAP partner is registered with."""
-    from payerbridge.bootstrap import build_platform
     from payerbridge.routing.enrolment import enrol_partner
     from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner
 
@@ -293,20 +296,12 @@ def partners_add(
         scope=scope or DEFAULT_PARTNER_SCOPE,
         auth=auth or PartnerAuth.NONE,
     )
-    try:
-        platform = build_platform(settings_for(data_dir))
-        try:
-            enrolled = enrol_partner(
-                partner,
-                registry=platform.partners,
-                discovery=platform.discovery,
-                actor=cli_actor(),
-                request_id=None,
-            )
-        finally:
-            platform.close()
-    except errors.PayerBridgeError as exc:
-        raise fail(exc) from exc
+    enrolled = _with_directory(
+        data_dir,
+        lambda registry, discovery: enrol_partner(
+            partner, registry=registry, discovery=discovery, actor=cli_actor(), request_id=None
+        ),
+    )
     verb = "registered" if enrolled.created else "updated"
     out.print(f"partner '{partner_id}' {verb} ({enrolled.partner.auth.value})")
     if enrolled.capabilities is not None:
@@ -314,6 +309,23 @@ def partners_add(
     elif enrolled.unread is not None:
         out.print(f"[yellow]capabilities not read:[/yellow] {enrolled.unread}")
         out.print(f"read them later with: payerbridge partners refresh {partner_id}")
+
+
+def _with_directory(
+    data_dir: Path | None, use: Callable[[PartnerRegistry, PartnerDiscovery], T]
+) -> T:
+    """Run ``use(directory, discovery)`` on the partner directory; a refusal is printed
+    with its reasons."""
+    from payerbridge.bootstrap import build_platform
+
+    try:
+        platform = build_platform(settings_for(data_dir))
+        try:
+            return use(platform.partners, platform.discovery)
+        finally:
+            platform.close()
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
 
 
 def _capability_line(capabilities: Any) -> str:
@@ -332,23 +344,18 @@ def partners_refresh(
 ) -> None:
     """Read a partner's CapabilityStatement (and SMART configuration or UDAP metadata)
     again, keep it, and print what changed since the last reading."""
-    from payerbridge.bootstrap import build_platform
     from payerbridge.routing.enrolment import refresh_partner
 
-    try:
-        platform = build_platform(settings_for(data_dir))
-        try:
-            refreshed = refresh_partner(
-                PartnerId(partner_id),
-                registry=platform.partners,
-                discovery=platform.discovery,
-                actor=cli_actor(),
-                request_id=None,
-            )
-        finally:
-            platform.close()
-    except errors.PayerBridgeError as exc:
-        raise fail(exc) from exc
+    refreshed = _with_directory(
+        data_dir,
+        lambda registry, discovery: refresh_partner(
+            PartnerId(partner_id),
+            registry=registry,
+            discovery=discovery,
+            actor=cli_actor(),
+            request_id=None,
+        ),
+    )
     out.print(_capability_line(refreshed.capabilities))
     for change in refreshed.changes or ["no change"]:
         out.print(f"  - {change}")
