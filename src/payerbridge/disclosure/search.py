@@ -27,6 +27,7 @@ __all__ = [
     "SearchQuery",
     "parse_patient_search",
     "parse_search",
+    "span_of",
 ]
 
 Resource = Mapping[str, Any]
@@ -301,7 +302,7 @@ def _date_matches(value: str, found: list[Any]) -> bool:
     wanted = _date_range(value)
     assert wanted is not None  # checked when parsed
     for item in found:
-        span = _span(item)
+        span = span_of(item)
         if span is None:
             continue
         start, end = span
@@ -318,8 +319,9 @@ def _date_matches(value: str, found: list[Any]) -> bool:
     return False
 
 
-def _span(item: Any) -> tuple[datetime, datetime] | None:
-    """The instants a date, dateTime or Period covers, as [start, end)."""
+def span_of(item: Any) -> tuple[datetime, datetime] | None:
+    """The instants a date, dateTime or Period covers, as [start, end): a partial date
+    covers its whole year or month, a Period without an end is ongoing."""
     if isinstance(item, str):
         return _range_of(item)
     if isinstance(item, Mapping):

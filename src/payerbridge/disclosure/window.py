@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from payerbridge.disclosure.search import span_of
 from payerbridge.json_paths import values_at
 
 __all__ = ["ExchangeWindow", "PRE_AUTH_PERIOD", "is_prior_authorization"]
@@ -81,7 +82,6 @@ _CURRENT: Mapping[str, tuple[str, frozenset[str]]] = MappingProxyType(
     }
 )
 
-_ONGOING = date.max
 _PENDING_OUTCOMES = frozenset({"queued", "partial"})
 
 
@@ -115,7 +115,7 @@ class ExchangeWindow:
             if codes.intersection(str(v) for v in values_at(resource, path)):
                 return True
         latest = _latest(resource, _SERVICE_DATES.get(resource_type, ()))
-        return latest is None or latest >= self.service_since
+        return latest is None or latest > datetime.combine(self.service_since, time.min, UTC)
 
     def _admits_prior_authorization(self, resource: Mapping[str, Any]) -> bool:
         status = resource.get("status")
@@ -133,44 +133,13 @@ class ExchangeWindow:
         for extension in values_at(resource, "item.extension"):
             if isinstance(extension, dict) and extension.get("url") == PRE_AUTH_PERIOD:
                 periods.append(extension.get("valuePeriod"))
-        today = self.now.date()
-        return any((end := _period_end(period)) is not None and end >= today for period in periods)
+        return any((span := span_of(period)) and span[1] > self.now for period in periods)
 
 
-def _latest(resource: Mapping[str, Any], paths: tuple[str, ...]) -> date | None:
-    found = [
-        when
-        for path in paths
-        for value in values_at(resource, path)
-        if (when := _period_end(value) if isinstance(value, dict) else _last_day(value)) is not None
-    ]
-    return max(found, default=None)
-
-
-def _period_end(period: Any) -> date | None:
-    """A Period's end; an open one (a start and no end) is ongoing."""
-    if not isinstance(period, dict):
-        return None
-    if period.get("end") is not None:
-        return _last_day(period["end"])
-    return _ONGOING if period.get("start") is not None else None
-
-
-def _last_day(value: Any) -> date | None:
-    """The last day a FHIR date or dateTime may mean (``2019`` is up to 2019-12-31)."""
-    if not isinstance(value, str) or len(value) < 4 or not value[:4].isdigit():
-        return None
-    try:
-        year = int(value[:4])
-        if len(value) < 7:
-            return date(year, 12, 31)
-        month = int(value[5:7])
-        if len(value) < 10:
-            following = date(year + month // 12, month % 12 + 1, 1)
-            return following - timedelta(days=1)
-        return date(year, month, int(value[8:10]))
-    except ValueError:
-        return None
+def _latest(resource: Mapping[str, Any], paths: tuple[str, ...]) -> datetime | None:
+    """When the latest of the resource's service dates ends (an open Period: never)."""
+    ends = [span[1] for path in paths for v in values_at(resource, path) if (span := span_of(v))]
+    return max(ends, default=None)
 
 
 def _instant(value: Any) -> datetime | None:
