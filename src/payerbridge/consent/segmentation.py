@@ -47,6 +47,7 @@ from payerbridge.json_paths import codings, values_at
 
 __all__ = [
     "DEFAULT_CODE_ELEMENTS",
+    "DEFAULT_SEGMENTATION",
     "DEFAULT_SEGMENTABLE_TYPES",
     "Judgement",
     "Withheld",
@@ -173,18 +174,18 @@ class SegmentResult:
     unsegmentable_types: frozenset[str]
 
 
-_DEFAULT_POLICY = SegmentationPolicy()
+DEFAULT_SEGMENTATION = SegmentationPolicy()  # the shipped code sets and rules
 
 
 def unsegmentable_types(
-    resource_types_present: Iterable[str], policy: SegmentationPolicy = _DEFAULT_POLICY
+    resource_types_present: Iterable[str], policy: SegmentationPolicy = DEFAULT_SEGMENTATION
 ) -> frozenset[str]:
     """The types present that this policy cannot judge."""
     return frozenset(resource_types_present) - policy.segmentable_types
 
 
 def supported_policies(
-    resource_types_present: Iterable[str], policy: SegmentationPolicy = _DEFAULT_POLICY
+    resource_types_present: Iterable[str], policy: SegmentationPolicy = DEFAULT_SEGMENTATION
 ) -> frozenset[ConsentPolicy]:
     """What ``policy.evaluate`` may permit for a member holding these types."""
     if unsegmentable_types(resource_types_present, policy):
@@ -193,7 +194,7 @@ def supported_policies(
 
 
 def sensitive_categories_of(
-    resource: Mapping[str, Any], policy: SegmentationPolicy = _DEFAULT_POLICY
+    resource: Mapping[str, Any], policy: SegmentationPolicy = DEFAULT_SEGMENTATION
 ) -> frozenset[str]:
     """Names of the categories this resource (or one it contains) falls in, by label or code."""
     index = policy._index
@@ -214,7 +215,7 @@ def sensitive_categories_of(
 
 
 def segment(
-    resources: Sequence[Resource], policy: SegmentationPolicy = _DEFAULT_POLICY
+    resources: Sequence[Resource], policy: SegmentationPolicy = DEFAULT_SEGMENTATION
 ) -> SegmentResult:
     """The resources a ``regular`` consent lets go, stripped of references to the rest.
 
@@ -254,7 +255,9 @@ class Withheld:
     unsegmentable_types: frozenset[str]
 
 
-def judge(resource: Mapping[str, Any], policy: SegmentationPolicy = _DEFAULT_POLICY) -> Judgement:
+def judge(
+    resource: Mapping[str, Any], policy: SegmentationPolicy = DEFAULT_SEGMENTATION
+) -> Judgement:
     resource_type = str(resource.get("resourceType"))
     if resource_type == "Provenance":
         about, about_all = tuple(references_at(resource, ("target",))), True
@@ -279,7 +282,7 @@ def judge(resource: Mapping[str, Any], policy: SegmentationPolicy = _DEFAULT_POL
 
 
 def withheld_among(
-    judged: Sequence[Judgement], policy: SegmentationPolicy = _DEFAULT_POLICY
+    judged: Sequence[Judgement], policy: SegmentationPolicy = DEFAULT_SEGMENTATION
 ) -> Withheld:
     """Which of the judged resources a ``regular`` consent withholds: the sensitive and
     the unjudgeable, then along meaningful references until nothing changes."""

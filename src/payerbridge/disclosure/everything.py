@@ -17,6 +17,7 @@ from typing import Any
 
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.consent.segmentation import (
+    DEFAULT_SEGMENTATION,
     Judgement,
     SegmentationPolicy,
     judge,
@@ -26,7 +27,6 @@ from payerbridge.consent.segmentation import (
     without_references,
 )
 from payerbridge.disclosure.release import (
-    DEFAULT_SEGMENTATION,
     SharedResources,
     reach_shared,
     reachable_shared,

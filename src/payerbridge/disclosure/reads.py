@@ -11,6 +11,7 @@ from payerbridge.audit.ports import AuditLog
 from payerbridge.consent.model import ConsentPolicy, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import (
+    DEFAULT_SEGMENTATION,
     SegmentationPolicy,
     references_at,
     sensitive_categories_of,
@@ -18,7 +19,7 @@ from payerbridge.consent.segmentation import (
 )
 from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.ports import MemberData
-from payerbridge.disclosure.release import DEFAULT_SEGMENTATION, release
+from payerbridge.disclosure.release import release
 from payerbridge.disclosure.search import PatientQuery
 from payerbridge.errors import DisclosureDenied, NotFound
 from payerbridge.types import MemberId

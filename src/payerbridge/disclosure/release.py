@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from payerbridge.consent.model import ConsentPolicy
-from payerbridge.consent.segmentation import SegmentationPolicy, segment
+from payerbridge.consent.segmentation import DEFAULT_SEGMENTATION, SegmentationPolicy, segment
 from payerbridge.fhir.resources import COMPARTMENT_FIELD, iter_references
 
 __all__ = [
-    "DEFAULT_SEGMENTATION",
     "Release",
     "SHARED_TYPES",
     "SharedResources",
@@ -32,8 +31,6 @@ __all__ = [
     "release",
     "shared_references",
 ]
-
-DEFAULT_SEGMENTATION = SegmentationPolicy()
 
 # Types outside any compartment that a member's record points at and that PDex lists.
 SHARED_TYPES = frozenset(t for t, f in COMPARTMENT_FIELD.items() if f is None) - {"Patient"}
