@@ -125,8 +125,9 @@ class ExchangeWindow:
             return True  # pending: not decided yet
         if status == "active" and self._authorized_now_or_later(resource):
             return True  # current: its authorized period has not ended
-        changed = _instant((resource.get("meta") or {}).get("lastUpdated"))
-        return changed is not None and changed >= self.prior_auth_changed_since
+        # meta.lastUpdated as the store writes it: an instant in UTC.
+        changed = span_of((resource.get("meta") or {}).get("lastUpdated"))
+        return changed is not None and changed[0] >= self.prior_auth_changed_since
 
     def _authorized_now_or_later(self, resource: Mapping[str, Any]) -> bool:
         periods = list(values_at(resource, "preAuthRefPeriod"))
@@ -140,16 +141,6 @@ def _latest(resource: Mapping[str, Any], paths: tuple[str, ...]) -> datetime | N
     """When the latest of the resource's service dates ends (an open Period: never)."""
     ends = [span[1] for path in paths for v in values_at(resource, path) if (span := span_of(v))]
     return max(ends, default=None)
-
-
-def _instant(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _years_before(day: date, years: int) -> date:
