@@ -81,9 +81,11 @@ def member_match_parameters(
     policy: str | None = None,
     start: str | None = None,
     end: str | None = None,
+    hrex: str | None = None,
 ) -> dict[str, Any]:
     """The $member-match Parameters the new payer (``our_npi``) sends the old payer
-    (``partner_npi``), with the opt-in as HRex Consent, exactly as an exchange sends it."""
+    (``partner_npi``), with the opt-in as HRex Consent, exactly as an exchange sends it
+    (in the shape of HRex ``hrex``; None: the current one)."""
     from datetime import UTC, date, datetime
     from zoneinfo import ZoneInfo
 
@@ -110,6 +112,8 @@ def member_match_parameters(
         zone=ZoneInfo("UTC"),
         at=datetime.combine(date(2026, 1, 1), datetime.min.time(), UTC),
     )
+    from payerbridge.routing.profiles import PROFILES
+
     return build_member_match_request(
         domain,
         opt_in.resource,
@@ -117,6 +121,8 @@ def member_match_parameters(
         our_npi=our_npi,
         partner_name="Old",
         partner_npi=partner_npi,
+        shape=PROFILES.hrex[hrex] if hrex else PROFILES.current,
+        member_system="https://new.example/fhir/NamingSystem/member-id",
     )
 
 

@@ -378,7 +378,7 @@ def build_platform(
         breakers=breakers,
         consents=consents,
         audit=audit,
-        us=Organization(settings.org_name, settings.org_npi),
+        us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
         clock=utcnow,
         new_id=new_id,
         random=random.random,

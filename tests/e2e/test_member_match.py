@@ -14,6 +14,7 @@ import pytest
 
 from payerbridge.security.model import OPERATOR_SCOPE
 from tests.builders import a_coverage, a_patient
+from tests.fhir_profiles import load, violations
 from tests.servers import REQUESTER_SCOPES, ServerProcess
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
@@ -338,3 +339,32 @@ def test_duplicates_are_merged_and_split_with_lineage(
     with payer.platform() as platform:
         events = platform.audit.for_entity("Patient", "noor-2")
         assert [e["action"] for e in events] == ["identity.merge", "identity.split"]
+
+
+def test_each_caller_is_answered_in_the_shape_of_the_hrex_version_it_names(
+    old_payer: ServerProcess,
+) -> None:
+    hrex = "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition"
+    with old_payer.client() as client:
+        for version in ("1.0.0", "1.1.0", "1.2.0", None):
+            body = parameters("Noor", "1991-11-30")
+            if version is not None:
+                body["meta"] = {"profile": [f"{hrex}/hrex-parameters-member-match-in|{version}"]}
+            answer = match(client, body)
+            assert answer.status_code == 200, answer.text
+            names = [p["name"] for p in answer.json()["parameter"]]
+            typed = {
+                c["code"]
+                for c in answer.json()["parameter"][0]["valueIdentifier"]["type"]["coding"]
+            }
+            if version == "1.0.0":  # one parameter, typed MB (closed slicing in 1.0.0)
+                assert (names, typed) == (["MemberIdentifier"], {"MB"})
+            elif version is None:  # typed for every version, MemberId as configured
+                assert (names, typed) == (["MemberIdentifier", "MemberId"], {"UMB", "MB"})
+            else:
+                assert (names, typed) == (["MemberIdentifier", "MemberId"], {"UMB"})
+            for checked in [version] if version else ["1.1.0", "1.2.0"]:
+                profile = load(
+                    f"hrex-{checked}", "StructureDefinition-hrex-parameters-member-match-out"
+                )
+                assert violations(answer.json(), profile, f"hrex-{checked}") == []

@@ -234,6 +234,7 @@ class ExchangeRecord:
     replay_count: int
     consent_id: str | None = None
     step_started_at: datetime | None = None
+    request_shape: str | None = None  # the HRex version the route chose to speak
     transitions: tuple[Transition, ...] = ()
 
 

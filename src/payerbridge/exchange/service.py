@@ -55,6 +55,7 @@ from payerbridge.exchange.outbound import CallOutcome, StepClock, call_partner
 from payerbridge.exchange.ports import ExchangePorts, PartnerClient, UnitOfWork
 from payerbridge.fhir.member_match import MemberMatchResult, build_member_match_request
 from payerbridge.routing.model import Partner
+from payerbridge.routing.profiles import PROFILES
 from payerbridge.routing.route import decide_route
 from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
 
@@ -362,15 +363,16 @@ _PREPARING = (S.SUBMITTED, S.VALIDATED, S.CONSENT_VERIFIED)
 
 def _prepare(
     ports: ExchangePorts, record: ExchangeRecord, partner: Partner
-) -> tuple[StepResult, _ConsentCheck | None]:
+) -> tuple[StepResult, _ConsentCheck | None, ExchangeRecord]:
     """``prepare`` of a record in a preparing state. The consent check it commits is the
-    one for ``$member-match`` (returned, for a match that follows at once)."""
+    one for ``$member-match`` (returned, for a match that follows at once), with the
+    record as the commit left it."""
     moves = [Move(S.VALIDATED)] if record.state is S.SUBMITTED else []
     check = None
     if record.state in (S.SUBMITTED, S.VALIDATED):
         check = _check_consent(ports, record, partner, "member-match")
         if check.consent is None:
-            return _refused(ports, record.id, check, before=moves), None
+            return _refused(ports, record.id, check, before=moves), None, record
         policy = check.consent.record.policy.value
         moves.append(
             Move(S.CONSENT_VERIFIED, detail={"consent_id": record.consent_id, "policy": policy})
@@ -391,17 +393,19 @@ def _prepare(
             event=check.event if check else None,
             expected=record.state,
         )
-        return StepResult(S.FAILED, done=True), None
+        return StepResult(S.FAILED, done=True), None, record
     _advance(
         ports,
         record.id,
         S.ROUTE_SELECTED,
         detail=detail,
+        updates={"request_shape": route.shape.hrex},
         before=moves,
         event=check.event if check else None,
         expected=record.state,
     )
-    return StepResult(S.ROUTE_SELECTED), check
+    routed = _moved_on(record, S.ROUTE_SELECTED, request_shape=route.shape.hrex)
+    return StepResult(S.ROUTE_SELECTED), check, routed
 
 
 def proceed(
@@ -435,10 +439,9 @@ def proceed(
         return _fail(ports, exchange_id, "unknown-partner", "the partner is no longer registered")
     check, checked = None, False
     if record.state in _PREPARING:
-        prepared, check = _prepare(ports, record, partner)
+        prepared, check, record = _prepare(ports, record, partner)
         if prepared.done:
             return prepared
-        record = _moved_on(record, S.ROUTE_SELECTED)
     if record.state is S.ROUTE_SELECTED:
         attempt, started = _resumed(ports, record)
         matched, record = _match(
@@ -699,6 +702,10 @@ def _match(
         our_npi=ports.us.npi,
         partner_name=partner.name,
         partner_npi=partner.npi,
+        shape=PROFILES.hrex.get(record.request_shape or "", PROFILES.current),
+        member_system=f"{ports.us.fhir_base}/NamingSystem/member-id"
+        if ports.us.fhir_base
+        else None,
     )
     key = idempotency_key(record, "member-match")
     if awaits_partner_review(record):

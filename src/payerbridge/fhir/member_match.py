@@ -1,14 +1,16 @@
 """HRex ``$member-match`` Parameters: reading a request, writing one, and the response shape.
 
-Request: MemberPatient, CoverageToMatch, optional CoverageToLink and Consent (HRex 1.1,
-closed slicing). Response: ``MemberIdentifier`` whose type carries both
-``hrex-temp#UMB`` (HRex 1.1+) and ``v2-0203#MB`` (HRex 1.0.0 validators), and
-``MemberId`` (PDex 2.2 SHOULD) unless switched off.
+Request: MemberPatient, CoverageToMatch, optional CoverageToLink and Consent (closed
+slicing), written in the shape of the partner's HRex version (``fhir.versions``).
+Response: in the shape the caller's request names; when it names none, a shape every
+version accepts: ``MemberIdentifier`` typed both ``hrex-temp#UMB`` (HRex 1.1+) and
+``v2-0203#MB`` (HRex 1.0.0 validators), and ``MemberId`` (PDex 2.2 SHOULD) unless
+switched off.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from payerbridge.errors import InvalidInput, Issue, PartnerRejected
@@ -16,6 +18,7 @@ from payerbridge.exchange.model import CoverageCard, ExchangeRequest
 from payerbridge.fhir import codes
 from payerbridge.fhir.provenance import organization_reference
 from payerbridge.routing.model import Organization
+from payerbridge.routing.profiles import PROFILES, MemberMatchShape, requested_shape
 
 __all__ = [
     "MEMBER_PATIENT_REF",
@@ -45,6 +48,7 @@ class MemberMatchInput:
     coverage_to_match: dict[str, Any]
     coverage_to_link: dict[str, Any] | None
     consent: dict[str, Any] | None
+    shape: MemberMatchShape | None = None  # the HRex version the request names, if any
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,7 @@ def parse_member_match_request(body: Any, *, strict: bool = False) -> MemberMatc
         coverage_to_match=found_resources["CoverageToMatch"],
         coverage_to_link=found_resources.get("CoverageToLink"),
         consent=found_resources.get("Consent"),
+        shape=requested_shape(body),
     )
 
 
@@ -201,12 +206,11 @@ def _coverage(
     resource_id: str,
     payer_name: str,
     payer_npi: str,
-    with_period: bool,
+    profile: str,
+    elements: frozenset[str] | None = None,
 ) -> dict[str, Any]:
+    """A Coverage of ``card``; ``elements``: only these (mm-5), else all we know."""
     coverage: dict[str, Any] = {
-        "resourceType": "Coverage",
-        "id": resource_id,
-        "meta": {"profile": [codes.HREX_COVERAGE_PROFILE]},
         "status": "active",
         "beneficiary": {"reference": MEMBER_PATIENT_REF},
         "relationship": {
@@ -227,9 +231,15 @@ def _coverage(
         coverage["identifier"] = [identifier]
     if card.subscriber_id:
         coverage["subscriberId"] = card.subscriber_id
-    if with_period and card.start:
+    if card.start:
         coverage["period"] = {"start": card.start.isoformat()}
-    return coverage
+    if elements is not None:
+        coverage = {name: value for name, value in coverage.items() if name in elements}
+    return {
+        "resourceType": "Coverage",
+        "id": resource_id,
+        "meta": {"profile": [profile]},
+    } | coverage
 
 
 def build_member_match_request(
@@ -240,14 +250,28 @@ def build_member_match_request(
     our_npi: str,
     partner_name: str,
     partner_npi: str,
+    shape: MemberMatchShape = PROFILES.current,
+    member_system: str | None = None,
 ) -> dict[str, Any]:
-    """The HRex Parameters the new payer sends: always with the member's Consent (HRex
-    1.0.0 needs it), as captured with the opt-in (``exchange.opt_in``)."""
+    """The HRex Parameters the new payer sends, in ``shape``: always with the member's
+    Consent (HRex 1.0.0 needs it), as captured with the opt-in (``exchange.opt_in``),
+    and with the member's id at our plan as MemberPatient's identifier (US Core Patient,
+    HRex 1.0.0's MemberPatient, needs one; HRex 1.1's is its ``umb`` slice)."""
     member = request.member
     patient: dict[str, Any] = {
         "resourceType": "Patient",
         "id": MEMBER_PATIENT_ID,
-        "meta": {"profile": [codes.HREX_PATIENT_PROFILE]},
+        "meta": {"profile": [shape.patient_profile]},
+    }
+    if member_system is not None and request.member_id:
+        patient["identifier"] = [
+            {
+                "type": {"coding": [dict(c) for c in shape.member_identifier_type]},
+                "system": member_system,
+                "value": request.member_id,
+            }
+        ]
+    patient |= {
         "name": [{"family": member.family, "given": list(member.given)}],
         "gender": member.gender,
         "birthDate": member.birth_date.isoformat(),
@@ -265,23 +289,23 @@ def build_member_match_request(
     if member.phone:
         patient["telecom"] = [{"system": "phone", "value": member.phone}]
     to_match = _coverage(
-        request.old_coverage,
+        replace(request.old_coverage, start=None),  # the old card's dates are not asked
         resource_id="coverage-to-match",
         payer_name=partner_name,
         payer_npi=partner_npi,
-        with_period=False,
+        profile=shape.coverage_profile,
     )
-    # mm-5: CoverageToLink carries mustSupport elements only.
     to_link = _coverage(
         request.new_coverage,
         resource_id="coverage-to-link",
         payer_name=our_name,
         payer_npi=our_npi,
-        with_period=True,
+        profile=shape.coverage_profile,
+        elements=shape.coverage_to_link,
     )
     return {
         "resourceType": "Parameters",
-        "meta": {"profile": [codes.MEMBER_MATCH_IN_PROFILE]},
+        "meta": {"profile": [shape.parameters_profile]},
         "parameter": [
             {"name": "MemberPatient", "resource": patient},
             {"name": "CoverageToMatch", "resource": to_match},
@@ -292,22 +316,25 @@ def build_member_match_request(
 
 
 def build_member_match_response(
-    *, identifier_system: str, identifier_value: str, member_id: str | None
+    *,
+    identifier_system: str,
+    identifier_value: str,
+    member_id: str | None,
+    shape: MemberMatchShape | None = None,
 ) -> dict[str, Any]:
+    """The answer in ``shape`` (the caller's HRex version), or, when the caller named
+    none, typed for every version; ``MemberId`` only where the shape allows it."""
+    if shape is None:
+        types = [c for s in PROFILES.hrex.values() for c in s.member_identifier_type]
+        codings = list({(c["system"], c["code"]): dict(c) for c in types}.values())
+    else:
+        codings = [dict(c) for c in shape.member_identifier_type]
+        member_id = member_id if shape.member_id else None
     parameters: list[dict[str, Any]] = [
         {
             "name": "MemberIdentifier",
             "valueIdentifier": {
-                "type": {
-                    "coding": [
-                        {
-                            "system": codes.HREX_TEMP,
-                            "code": "UMB",
-                            "display": "Unique Product-independent Payer Person Identifier",
-                        },
-                        {"system": codes.V2_0203, "code": "MB", "display": "Member Number"},
-                    ]
-                },
+                "type": {"coding": sorted(codings, key=_umb_first)},
                 "system": identifier_system,
                 "value": identifier_value,
             },
@@ -318,6 +345,10 @@ def build_member_match_response(
             {"name": "MemberId", "valueReference": {"reference": f"Patient/{member_id}"}}
         )
     return {"resourceType": "Parameters", "parameter": parameters}
+
+
+def _umb_first(coding: dict[str, str]) -> bool:
+    return coding["code"] != "UMB"
 
 
 def parse_member_match_response(body: Any) -> MemberMatchResult:

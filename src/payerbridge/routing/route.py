@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from payerbridge.routing.capabilities import Capabilities
+from payerbridge.routing.profiles import PROFILES, MemberMatchShape
 
 __all__ = ["ROUTE_POLICY", "RouteDecision", "decide_route"]
 
-ROUTE_POLICY = "route-policy/1"
+ROUTE_POLICY = "route-policy/2"
 
 # Ways to read a member's record, in the order we prefer them, with what the partner
 # must offer and whether this requester implements them yet.
@@ -37,6 +38,7 @@ class RouteDecision:
     data: str | None  # "$everything"
     rejected: tuple[tuple[str, str], ...]
     reading: str  # when the partner's capabilities were read, or "never read"
+    shape: MemberMatchShape = PROFILES.current  # the $member-match request we send
     policy: str = ROUTE_POLICY
     notes: tuple[str, ...] = ()
 
@@ -53,9 +55,11 @@ class RouteDecision:
             "find_member": self.find_member,
             "data": self.data,
             "rejected": [{"option": o, "reason": r} for o, r in self.rejected],
+            "request_shape": f"HRex {self.shape.hrex}",
             "notes": list(self.notes),
             "capabilities_read_at": self.reading,
             "policy": self.policy,
+            "profiles": PROFILES.version,
         }
 
 
@@ -69,7 +73,8 @@ def decide_route(endpoint: str, capabilities: Capabilities | None) -> RouteDecis
         reading = "never read"
     else:
         reading = capabilities.read_at.isoformat()
-    find_member = _find_member(capabilities, rejected, notes)
+    shape = _shape(capabilities, notes)
+    find_member = _find_member(capabilities, shape, rejected, notes)
     data = None
     for name, operation, missing in _DATA_PATHS:
         if missing is not None:
@@ -78,19 +83,32 @@ def decide_route(endpoint: str, capabilities: Capabilities | None) -> RouteDecis
             rejected.append((name, f"the partner does not offer ${operation} (read {reading})"))
         elif data is None:
             data = name
-    return RouteDecision(endpoint, find_member, data, tuple(rejected), reading, notes=tuple(notes))
+    return RouteDecision(
+        endpoint, find_member, data, tuple(rejected), reading, shape, notes=tuple(notes)
+    )
+
+
+def _shape(capabilities: Capabilities | None, notes: list[str]) -> MemberMatchShape:
+    if capabilities is None:
+        return PROFILES.current
+    guides = capabilities.guides
+    shape, why = PROFILES.for_partner(guides.get("hrex"), guides.get("pdex"))
+    notes.append(f"$member-match is sent in the HRex {shape.hrex} shape: {why}")
+    return shape
 
 
 def _find_member(
-    capabilities: Capabilities | None, rejected: list[tuple[str, str]], notes: list[str]
+    capabilities: Capabilities | None,
+    shape: MemberMatchShape,
+    rejected: list[tuple[str, str]],
+    notes: list[str],
 ) -> str | None:
     if capabilities is not None and not capabilities.offers("member-match"):
         rejected.append(("$member-match", "the partner does not offer $member-match"))
         return None
-    hrex = capabilities.guides.get("hrex") if capabilities is not None else None
-    if hrex == "1.0.0":
-        # HRex 1.0.0 answers the member's identifier only; PDex 2.0 then searches for it.
-        rejected.append(("MemberId", "HRex 1.0.0 answers no MemberId"))
+    if not shape.member_id:
+        # The answer names the member's identifier only; PDex 2.0 then searches for it.
+        rejected.append(("MemberId", f"HRex {shape.hrex} answers no MemberId"))
         return "Patient?identifier="
     notes.append("an answer without MemberId is followed by Patient?identifier=")
     return "MemberId"

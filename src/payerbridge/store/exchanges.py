@@ -71,6 +71,7 @@ def _record(row: Any, transitions: tuple[Transition, ...] = ()) -> ExchangeRecor
         replay_count=row.replay_count,
         consent_id=row.consent_id,
         step_started_at=row.step_started_at,
+        request_shape=row.request_shape,
         transitions=transitions,
     )
 

@@ -255,6 +255,8 @@ exchanges = Table(
     Column("consent_id", String(64), nullable=True),
     # The seq of its last transition, moved with it under the row's lock (ADR 0004).
     Column("last_seq", Integer, nullable=False, default=0, server_default="0"),
+    # The HRex version whose $member-match shape the route chose (``fhir.versions``).
+    Column("request_shape", String(16), nullable=True),
     Index("ix_exchanges_state", "state", "created_at"),
     Index("ix_exchanges_consent", "consent_id"),
     Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),

@@ -49,3 +49,16 @@ def test_a_partner_never_read_is_tried_the_standard_way_and_the_decision_says_so
     route = decide_route(BASE, None)
     assert route.routable and route.reading == "never read"
     assert any("never read" in note for note in route.notes)
+
+
+def test_the_request_shape_follows_the_partners_versions_and_says_why() -> None:
+    pdex_2_0 = Capabilities(
+        AT, "4.0.1", {"pdex": "2.0.0"}, frozenset({"member-match", "everything"})
+    )
+    route = decide_route(BASE, pdex_2_0)
+    assert route.shape.hrex == "1.0.0" and route.find_member == "Patient?identifier="
+    assert "the partner declares PDex 2.0.0 (HRex 1.0.0)" in " ".join(route.notes)
+    assert decide_route(BASE, reading("member-match", "everything")).shape.hrex == "1.1.0"
+    unknown = decide_route(BASE, reading("member-match", "everything", hrex=None))
+    assert unknown.shape.hrex == "1.2.0" and unknown.to_json()["request_shape"] == "HRex 1.2.0"
+    assert decide_route(BASE, None).shape.hrex == "1.2.0"

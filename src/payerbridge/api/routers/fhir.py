@@ -194,6 +194,7 @@ def _member_match(
         identifier_system=answer.matched.umb_system,
         identifier_value=answer.matched.umb_value,
         member_id=answer.matched.member_id if settings.member_match_return_member_id else None,
+        shape=match_input.shape,  # the caller's HRex version, where its request names one
     )
     return Answer(response, 200, answer.events)
 
