@@ -584,6 +584,9 @@ class InMemoryBreakerStore:
         self.states[endpoint] = state
         return state
 
+    def get(self, endpoint: str) -> BreakerState:
+        return self.states.get(endpoint, BreakerState())
+
 
 class InMemoryConsentStore:
     """The ``ConsentStore`` port."""

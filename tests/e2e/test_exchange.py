@@ -539,3 +539,56 @@ def test_the_directory_keeps_what_a_partner_says_it_can_do_and_refresh_says_what
     assert gone.returncode != 0 and "metadata" in gone.stderr
     with new.client() as client:
         assert client.get(f"/partners/{partner_id}").json()["capabilities"]["operations"]
+
+
+def test_a_partner_in_its_maintenance_window_is_waited_for_and_a_suspended_one_is_not_routed(
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    old, new, info = payers
+    partner_id = info["payers"][0]["slug"]
+    switchers = orjson.loads((network / "switchers.json").read_bytes())
+    now = datetime.now(UTC)
+    ends = (now + timedelta(seconds=8)).replace(microsecond=0)
+    window = {"start": (now - timedelta(minutes=5)).isoformat(), "end": ends.isoformat()}
+    with new.client() as client:
+        bad = client.put(
+            f"/partners/{partner_id}/operations",
+            json={"status": "paused", "maintenance": [{**window, "reason": ""}]},
+        )
+        assert bad.status_code == 400, bad.text
+        where = {i["expression"][0] for i in bad.json()["issue"]}
+        assert {"status", "maintenance[0].reason"} <= where
+        assert client.get(f"/partners/{partner_id}").json()["operations"]["maintenance"] == []
+        put = client.put(
+            f"/partners/{partner_id}/operations",
+            json={"maintenance": [{**window, "reason": "quarterly upgrade"}]},
+        )
+        assert put.status_code == 200, put.text
+        assert put.json()["operations"]["maintenance"][0]["reason"] == "quarterly upgrade"
+        response = client.post("/exchanges", json=switchers[0]["request"], headers=new_key())
+        assert response.status_code == 202, response.text
+        location = response.headers["location"]
+        waiting = wait_until(client, location, lambda e: e["route"] is not None, timeout=30)
+        wait = waiting["route"]["wait"]
+        assert "maintenance window" in wait["reason"] and "quarterly upgrade" in wait["reason"]
+        assert datetime.fromisoformat(wait["until"]) == ends
+        assert waiting["state"] == "route_selected", (waiting["error"], waiting["history"][-2:])
+        assert datetime.fromisoformat(waiting["next_retry_at"]) == ends
+        exchange = wait_terminal(client, location, timeout=60)
+        assert exchange["state"] == "completed", exchange
+        # Nothing was asked of the partner before its window ended.
+        matched = next(s for s in exchange["history"] if s["to"] == "member_matched")
+        assert datetime.fromisoformat(matched["at"]) >= ends
+    suspended = new.cli("partners", "operations", partner_id, "--suspend", "contract under review")
+    assert suspended.returncode == 0, suspended.stderr
+    assert orjson.loads(suspended.stdout)["status"] == "suspended"
+    with new.client() as client:
+        response = client.post("/exchanges", json=switchers[1]["request"], headers=new_key())
+        failed = wait_terminal(client, response.headers["location"])
+        assert (failed["state"], failed["error"]["code"]) == ("failed", "no-route"), failed
+        assert "suspended by an operator: contract under review" in failed["error"]["text"]
+    resumed = new.cli("partners", "operations", partner_id, "--resume", "--no-maintenance")
+    assert resumed.returncode == 0, resumed.stderr
+    assert orjson.loads(resumed.stdout) == {"status": "active", "note": None, "maintenance": []}

@@ -385,6 +385,75 @@ def partners_show(
     sys.stdout.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+@partners_app.command("operations")
+def partners_operations(
+    partner_id: Annotated[str, typer.Argument(help="The partner's id.")],
+    suspend: Annotated[
+        str | None,
+        typer.Option(help="Suspend exchanges with it; the text is shown as the reason."),
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Take exchanges again.")] = False,
+    maintenance: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A maintenance window 'START/END=reason' (instants with offsets), or "
+            "weekly 'sun 02:00-04:00 America/New_York=reason'; repeatable; replaces the "
+            "windows set before."
+        ),
+    ] = None,
+    no_maintenance: Annotated[
+        bool, typer.Option("--no-maintenance", help="Clear its maintenance windows.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Suspend or resume a partner, or set its maintenance windows (new exchanges wait
+    for a window to end); prints how it is now run."""
+    from payerbridge.routing.enrolment import set_operations
+
+    if suspend is not None and resume:
+        raise fail(errors.InvalidInput("give --suspend or --resume, not both"))
+
+    def change(registry: PartnerRegistry, _discovery: PartnerDiscovery) -> Any:
+        partner = registry.get(PartnerId(partner_id))
+        if partner is None:
+            raise errors.NotFound(f"no partner is registered with id '{partner_id[:64]}'")
+        document = partner.operations.to_json()
+        if suspend is not None:
+            document |= {"status": "suspended", "note": suspend}
+        if resume:
+            document |= {"status": "active", "note": None}
+        if no_maintenance:
+            document["maintenance"] = []
+        if maintenance:
+            document["maintenance"] = [_window_option(text) for text in maintenance]
+        return set_operations(
+            PartnerId(partner_id), document, registry=registry, actor=cli_actor(), request_id=None
+        )
+
+    partner = _with_directory(data_dir, change)
+    sys.stdout.write(
+        orjson.dumps(partner.operations.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
+    )
+
+
+def _window_option(text: str) -> dict[str, Any]:
+    """'START/END=reason' or 'DAY HH:MM-HH:MM ZONE=reason' as the API's window document
+    (checked there, with the other fields)."""
+    when, _, reason = text.partition("=")
+    parts = when.split()
+    if len(parts) == 3 and "-" in parts[1]:
+        start, _, end = parts[1].partition("-")
+        return {
+            "weekly": parts[0].lower(),
+            "start": start,
+            "end": end,
+            "zone": parts[2],
+            "reason": reason,
+        }
+    start, _, end = when.partition("/")
+    return {"start": start, "end": end, "reason": reason}
+
+
 @partners_app.command("list")
 def partners_list(data_dir: DataDir = None) -> None:
     """List registered partners."""

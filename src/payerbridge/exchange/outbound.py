@@ -5,9 +5,10 @@ and reports what the step should do next: use the answer, wait and try again, or
 stop because the exchange was dead-lettered. The durable workflow does the waiting
 (``DBOS.sleep``), so a worker crash between attempts loses nothing.
 
-An attempt is a call that went out. A call the open breaker holds back waits for it
-within the time budgets but spends no attempt: otherwise one short outage would
-dead-letter every exchange in flight to that partner without any of them calling.
+An attempt is a call that went out. A call the open breaker or the partner's
+maintenance window holds back waits for it within the time budgets but spends no
+attempt: otherwise one short outage would dead-letter every exchange in flight to that
+partner without any of them calling.
 """
 
 from __future__ import annotations
@@ -68,6 +69,19 @@ def call_partner(
         calls = clock.attempt - 1  # this attempt never went out
         return dead_letter(
             ports, exchange_id, partner, clock, "budget-exhausted", "time ran out", calls
+        )
+    maintenance = partner.operations.in_maintenance(now)
+    if maintenance is not None:  # announced: not a failure, no attempt spent
+        until, why = maintenance
+        return _retry_later(
+            ports,
+            exchange_id,
+            partner,
+            clock,
+            "maintenance",
+            f"the partner is in its maintenance window until {until.isoformat()} ({why})",
+            (until - now).total_seconds(),
+            attempted=False,
         )
     endpoint = partner.fhir_base
     cooldown = timedelta(seconds=policy.breaker_cooldown_seconds)

@@ -189,6 +189,10 @@ class ResourceWriter(Protocol):
 
 
 class BreakerStore(Protocol):
+    def get(self, endpoint: str) -> BreakerState:
+        """The endpoint's breaker as last recorded (closed if never)."""
+        ...
+
     def admit(
         self, endpoint: str, partner_id: PartnerId, *, now: datetime, cooldown: timedelta
     ) -> Admission: ...

@@ -40,6 +40,7 @@ from payerbridge.errors import (
     StoreConflict,
     UnprocessableRequest,
 )
+from payerbridge.exchange.breaker import BreakerStatus
 from payerbridge.exchange.model import (
     STOPPED_STATES,
     ConsentGrant,
@@ -377,8 +378,17 @@ def _prepare(
         moves.append(
             Move(S.CONSENT_VERIFIED, detail={"consent_id": record.consent_id, "policy": policy})
         )
-    # Decided from the directory's last reading of the partner, again on every replay.
-    route = decide_route(partner.fhir_base, ports.partners.capabilities(partner.id))
+    # Decided from the directory's last reading of the partner and the live state of its
+    # endpoint, again on every replay.
+    now = ports.clock()
+    breaker = ports.breakers.get(partner.fhir_base)
+    route = decide_route(
+        partner.fhir_base,
+        ports.partners.capabilities(partner.id),
+        now=now,
+        operations=partner.operations,
+        circuit_open_until=breaker.open_until if breaker.status is BreakerStatus.OPEN else None,
+    )
     detail = {"partner_id": partner.id, "endpoint": partner.fhir_base, "route": route.to_json()}
     if not route.routable:
         text = f"no way to this partner's member data that we can use: {route.why_not()}"
@@ -394,17 +404,25 @@ def _prepare(
             expected=record.state,
         )
         return StepResult(S.FAILED, done=True), None, record
+    updates: dict[str, Any] = {"request_shape": route.shape.hrex}
+    if route.wait_until is not None:
+        # Called when the endpoint can be; a planned window does not use the budget.
+        updates |= {"next_attempt_at": route.wait_until, "last_error": route.wait_reason}
+        if route.planned_wait and record.deadline_at is not None:
+            updates["deadline_at"] = record.deadline_at + (route.wait_until - now)
     _advance(
         ports,
         record.id,
         S.ROUTE_SELECTED,
         detail=detail,
-        updates={"request_shape": route.shape.hrex},
+        updates=updates,
         before=moves,
         event=check.event if check else None,
         expected=record.state,
     )
-    routed = _moved_on(record, S.ROUTE_SELECTED, request_shape=route.shape.hrex)
+    routed = replace(_moved_on(record, S.ROUTE_SELECTED), **updates)
+    if route.wait_until is not None:
+        return StepResult(S.ROUTE_SELECTED, retry_at=route.wait_until), check, routed
     return StepResult(S.ROUTE_SELECTED), check, routed
 
 
@@ -440,7 +458,7 @@ def proceed(
     check, checked = None, False
     if record.state in _PREPARING:
         prepared, check, record = _prepare(ports, record, partner)
-        if prepared.done:
+        if prepared.done or prepared.retry_at is not None:
             return prepared
     if record.state is S.ROUTE_SELECTED:
         attempt, started = _resumed(ports, record)

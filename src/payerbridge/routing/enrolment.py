@@ -16,10 +16,11 @@ from typing import Any
 from payerbridge.errors import Issue, NotFound, UnprocessableRequest
 from payerbridge.routing.capabilities import Capabilities, changes
 from payerbridge.routing.model import Partner, PartnerAuth, repointed, validate_partner
+from payerbridge.routing.operations import parse_operations
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.types import PartnerId
 
-__all__ = ["Enrolled", "Refreshed", "enrol_partner", "refresh_partner"]
+__all__ = ["Enrolled", "Refreshed", "enrol_partner", "refresh_partner", "set_operations"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,29 @@ def refresh_partner(
     if partner is None:
         raise NotFound(f"no partner is registered as '{partner_id[:64]}'")
     return _keep(registry, partner, discovery.read(partner), actor, request_id)
+
+
+def set_operations(
+    partner_id: PartnerId,
+    document: Any,
+    *,
+    registry: PartnerRegistry,
+    actor: str,
+    request_id: str | None,
+) -> Partner:
+    """Replace how an operator runs the partner (suspended or not, its maintenance
+    windows), audited; the partner as it now stands."""
+    operations = parse_operations(document)
+    if not registry.set_operations(partner_id, operations, actor=actor, request_id=request_id):
+        raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")
+    return replace(_registered(registry, partner_id), operations=operations)
+
+
+def _registered(registry: PartnerRegistry, partner_id: PartnerId) -> Partner:
+    partner = registry.get(partner_id)
+    if partner is None:
+        raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")
+    return partner
 
 
 def _keep(

@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.npi import is_valid_npi
+from payerbridge.routing.operations import ACTIVE, Operations
 from payerbridge.types import PartnerId
 
 __all__ = [
@@ -59,6 +60,8 @@ class Partner:
     token_url: str | None = None
     scope: str = DEFAULT_PARTNER_SCOPE
     auth: PartnerAuth = PartnerAuth.NONE
+    # Set by operators apart from the registration (suspension, maintenance windows).
+    operations: Operations = ACTIVE
 
     def __post_init__(self) -> None:
         # A client id means we authenticate: with SMART unless UDAP was asked for.

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
+from payerbridge.routing.operations import Operations
 from payerbridge.types import PartnerId
 
 __all__ = ["PartnerDiscovery", "PartnerRegistry"]
@@ -43,6 +44,17 @@ class PartnerRegistry(Protocol):
         request_id: str | None = None,
     ) -> None:
         """Keep a new reading, audited with what it changed."""
+        ...
+
+    def set_operations(
+        self,
+        partner_id: PartnerId,
+        operations: Operations,
+        *,
+        actor: str,
+        request_id: str | None = None,
+    ) -> bool:
+        """Replace how the partner is operated (audited); False when no such partner."""
         ...
 
 

@@ -11,9 +11,11 @@ own CapabilityStatement decides.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from payerbridge.routing.capabilities import Capabilities
+from payerbridge.routing.operations import ACTIVE, Operations, PartnerStatus
 from payerbridge.routing.profiles import PROFILES, MemberMatchShape
 
 __all__ = ["ROUTE_POLICY", "RouteDecision", "decide_route"]
@@ -41,13 +43,19 @@ class RouteDecision:
     shape: MemberMatchShape = PROFILES.current  # the $member-match request we send
     policy: str = ROUTE_POLICY
     notes: tuple[str, ...] = ()
+    unavailable: str | None = None  # why the partner takes no exchange (suspended)
+    # The partner's one endpoint cannot be called before then: the exchange waits.
+    wait_until: datetime | None = None
+    wait_reason: str | None = None
+    planned_wait: bool = False  # a maintenance window: the wait does not use the budget
 
     @property
     def routable(self) -> bool:
-        return self.find_member is not None and self.data is not None
+        return self.unavailable is None and self.find_member is not None and self.data is not None
 
     def why_not(self) -> str:
-        return "; ".join(f"{option}: {reason}" for option, reason in self.rejected)
+        reasons = [f"{option}: {reason}" for option, reason in self.rejected]
+        return "; ".join([self.unavailable, *reasons] if self.unavailable else reasons)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +64,12 @@ class RouteDecision:
             "data": self.data,
             "rejected": [{"option": o, "reason": r} for o, r in self.rejected],
             "request_shape": f"HRex {self.shape.hrex}",
+            "unavailable": self.unavailable,
+            "wait": (
+                {"until": self.wait_until.isoformat(), "reason": self.wait_reason}
+                if self.wait_until
+                else None
+            ),
             "notes": list(self.notes),
             "capabilities_read_at": self.reading,
             "policy": self.policy,
@@ -63,9 +77,21 @@ class RouteDecision:
         }
 
 
-def decide_route(endpoint: str, capabilities: Capabilities | None) -> RouteDecision:
-    """The route for an exchange asked now. A partner never read is tried the standard
-    way (``$member-match``, then ``$everything``), and the decision says so."""
+def decide_route(
+    endpoint: str,
+    capabilities: Capabilities | None,
+    *,
+    now: datetime | None = None,
+    operations: Operations = ACTIVE,
+    circuit_open_until: datetime | None = None,
+) -> RouteDecision:
+    """The route for an exchange asked ``now``. A partner never read is tried the
+    standard way (``$member-match``, then ``$everything``), and the decision says so.
+
+    A suspended partner has no route. A partner in a maintenance window, or whose
+    endpoint's circuit is open, is waited for (it has one endpoint: there is nothing
+    to route around to): until the window ends, which does not count against the
+    exchange's budget, or until the circuit may half-open."""
     rejected: list[tuple[str, str]] = []
     notes: list[str] = []
     if capabilities is None:
@@ -83,8 +109,38 @@ def decide_route(endpoint: str, capabilities: Capabilities | None) -> RouteDecis
             rejected.append((name, f"the partner does not offer ${operation} (read {reading})"))
         elif data is None:
             data = name
+    unavailable = None
+    if operations.status is PartnerStatus.SUSPENDED:
+        unavailable = "the partner is suspended by an operator" + (
+            f": {operations.note}" if operations.note else ""
+        )
+    wait_until, wait_reason, planned = None, None, False
+    maintenance = operations.in_maintenance(now) if now is not None else None
+    if maintenance is not None:
+        wait_until, planned = maintenance[0], True
+        wait_reason = f"in its maintenance window until {wait_until.isoformat()} ({maintenance[1]})"
+    if now is not None and circuit_open_until is not None and circuit_open_until > now:
+        outlasts_window = wait_until is None or circuit_open_until > wait_until
+        if outlasts_window:
+            wait_until, planned = circuit_open_until, False
+            wait_reason = (
+                "its endpoint's circuit is open after repeated failures, until "
+                f"{circuit_open_until.isoformat()}"
+            )
+    if wait_reason is not None:
+        notes.append(f"waits: the partner has one endpoint and it is {wait_reason}")
     return RouteDecision(
-        endpoint, find_member, data, tuple(rejected), reading, shape, notes=tuple(notes)
+        endpoint,
+        find_member,
+        data,
+        tuple(rejected),
+        reading,
+        shape,
+        notes=tuple(notes),
+        unavailable=unavailable,
+        wait_until=wait_until,
+        wait_reason=wait_reason,
+        planned_wait=planned,
     )
 
 

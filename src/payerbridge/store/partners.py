@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from payerbridge.audit.model import AuditEvent
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerAuth
+from payerbridge.routing.operations import ACTIVE, Operations, parse_operations
 from payerbridge.store.audit import append_audit
 from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partners
@@ -29,6 +30,7 @@ _FIELDS = (
     "token_url",
     "scope",
     "auth",
+    "operations",
 )  # what a Partner holds
 
 
@@ -43,6 +45,7 @@ def _partner(row: Any) -> Partner:
         token_url=row.token_url,
         scope=row.scope or DEFAULT_PARTNER_SCOPE,
         auth=PartnerAuth(row.auth),
+        operations=parse_operations(orjson.loads(row.operations)) if row.operations else ACTIVE,
     )
 
 
@@ -129,6 +132,47 @@ class SqlPartnerDirectory:
             columns = [partners.c[field] for field in _FIELDS]
             rows = connection.execute(select(*columns).order_by(partners.c.id)).all()
         return [_partner(row) for row in rows]
+
+    def set_operations(
+        self,
+        partner_id: PartnerId,
+        operations: Operations,
+        *,
+        actor: str,
+        request_id: str | None = None,
+    ) -> bool:
+        """Replace how the partner is operated, audited with before and after; False
+        when no such partner."""
+        now = datetime.now(UTC)
+        document = operations.to_json()
+        with self._engine.begin() as connection:
+            before = connection.execute(
+                select(partners.c.operations).where(partners.c.id == partner_id)
+            ).first()
+            if before is None:
+                return False
+            connection.execute(
+                update(partners)
+                .where(partners.c.id == partner_id)
+                .values(operations=orjson.dumps(document).decode(), updated_at=now)
+            )
+            append_audit(
+                connection,
+                AuditEvent(
+                    at=now,
+                    actor=actor,
+                    action="partner.operations",
+                    entity_type="Partner",
+                    entity_id=partner_id,
+                    outcome=operations.status.value,
+                    request_id=request_id,
+                    detail={
+                        "before": orjson.loads(before.operations) if before.operations else None,
+                        "after": document,
+                    },
+                ),
+            )
+        return True
 
     def capabilities(self, partner_id: PartnerId) -> Capabilities | None:
         """The last reading of the partner's capabilities; None if never read."""

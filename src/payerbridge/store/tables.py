@@ -164,6 +164,8 @@ partners = Table(
     # The partner's CapabilityStatement as routing reads it (JSON), and when it was read.
     Column("capabilities", Text, nullable=True),
     Column("capabilities_read_at", UtcDateTime(), nullable=True),
+    # How an operator runs it (JSON: suspended or not, maintenance windows); null: active.
+    Column("operations", Text, nullable=True),
 )
 
 # Systems allowed to ask our token endpoint for access tokens (SMART Backend Services

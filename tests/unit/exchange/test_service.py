@@ -377,3 +377,28 @@ def test_the_kept_request_reads_back_as_the_api_accepted_it() -> None:
         body = ExchangeCreate.model_validate(raw)
         kept = body.model_dump(mode="json")
         assert request_from_document(kept) == body.to_domain()
+
+
+def test_a_partner_in_its_maintenance_window_is_called_when_it_ends_with_the_budget_kept() -> None:
+    from dataclasses import replace as replaced
+
+    from payerbridge.routing.operations import parse_operations
+
+    clock = FakeClock()
+    client = _client()
+    ports = _ports(client, clock)
+    ends = clock.now + timedelta(hours=2)
+    window = {"start": clock.now.isoformat(), "end": ends.isoformat(), "reason": "upgrade"}
+    operations = parse_operations({"maintenance": [window]})
+    ports.partners.partners[OLD_PLAN.id] = replaced(OLD_PLAN, operations=operations)  # type: ignore[attr-defined]
+    exchange_id = _submit(ports, an_exchange_request())
+    submitted = ports.exchanges.current(exchange_id)
+
+    waiting = service.proceed(ports, exchange_id, _parse)
+
+    assert waiting.retry_at == ends and not waiting.done and client.calls == []
+    record = ports.exchanges.current(exchange_id)
+    assert record.state is ExchangeState.ROUTE_SELECTED and record.next_attempt_at == ends
+    assert record.deadline_at == submitted.deadline_at + timedelta(hours=2)  # type: ignore[operator]
+    clock.now = ends
+    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED

@@ -14,7 +14,7 @@ from payerbridge.errors import NotFound
 from payerbridge.exchange.breaker import BreakerState
 from payerbridge.logging import current_request_id
 from payerbridge.routing.capabilities import Capabilities
-from payerbridge.routing.enrolment import enrol_partner, refresh_partner
+from payerbridge.routing.enrolment import enrol_partner, refresh_partner, set_operations
 from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerAuth
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import PartnerId
@@ -76,6 +76,7 @@ def partner_public(
         "token_url": partner.token_url,
         "scope": partner.scope,
         "capabilities": capabilities.to_json() if capabilities else None,
+        "operations": partner.operations.to_json(),
         "breaker": {
             "status": state.status.value,
             "consecutive_failures": state.consecutive_failures,
@@ -155,3 +156,33 @@ def refresh(partner_id: str, platform: PlatformDep, operator: OperatorDep) -> di
         request_id=current_request_id(),
     )
     return {"capabilities": refreshed.capabilities.to_json(), "changes": refreshed.changes}
+
+
+@router.put(
+    "/{partner_id}/operations",
+    responses={
+        404: {"description": "No such partner"},
+        400: {"description": "The document is not valid (each problem named)"},
+        **_AUTH_ERRORS,
+    },
+)
+def put_operations(
+    partner_id: str, body: dict[str, Any], platform: PlatformDep, operator: OperatorDep
+) -> dict[str, Any]:
+    """How we run exchanges with the partner: ``status`` (``active``, or ``suspended``:
+    new exchanges find no route, with ``note`` as the reason) and its ``maintenance``
+    windows (``{"start", "end", "reason"}`` instants, or ``{"weekly": "sun", "start":
+    "02:00", "end": "04:00", "zone": "America/New_York", "reason"}``), during which new
+    exchanges wait; replaces what was set before."""
+    partner = set_operations(
+        PartnerId(partner_id),
+        body,
+        registry=platform.partners,
+        actor=operator.client_id,
+        request_id=current_request_id(),
+    )
+    return partner_public(
+        partner,
+        platform.breakers.get(partner.fhir_base),
+        platform.partners.capabilities(partner.id),
+    )

@@ -1,0 +1,201 @@
+"""How a partner is operated (pure): whether an operator has suspended exchanges with it,
+and the maintenance windows it announced, one-off or weekly in its own time zone.
+
+Set by an operator (``PUT /partners/{id}/operations``, ``payerbridge partners
+operations``), kept apart from the registration so re-registering a partner does not
+clear them. The route decision reads them: a suspended partner has no route, one in a
+maintenance window is waited for until the window ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from payerbridge.errors import InvalidInput, Issue
+
+__all__ = [
+    "ACTIVE",
+    "MaintenanceWindow",
+    "Operations",
+    "PartnerStatus",
+    "parse_operations",
+]
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class PartnerStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # no new route to it until an operator resumes it
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    """One-off (``start``–``end``, instants) or weekly (``day`` ``start``–``end`` local
+    times in ``zone``; an end before the start runs past midnight)."""
+
+    reason: str
+    start: datetime | None = None
+    end: datetime | None = None
+    day: int | None = None  # 0 = Monday
+    local_start: time | None = None
+    local_end: time | None = None
+    zone: str | None = None
+
+    def ends_after(self, now: datetime) -> datetime | None:
+        """When the window ends, if ``now`` is inside it."""
+        if self.start is not None and self.end is not None:
+            return self.end if self.start <= now < self.end else None
+        assert self.day is not None and self.local_start and self.local_end and self.zone
+        zone = ZoneInfo(self.zone)
+        local = now.astimezone(zone)
+        for days_back in (0, 1):  # a window that began yesterday may run past midnight
+            day = local.date() - timedelta(days=days_back)
+            if day.weekday() != self.day:
+                continue
+            begins = datetime.combine(day, self.local_start, zone)
+            ends_on = day if self.local_end > self.local_start else day + timedelta(days=1)
+            ends = datetime.combine(ends_on, self.local_end, zone)
+            if begins <= now < ends:
+                return ends.astimezone(UTC)
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.start is not None and self.end is not None:
+            return {
+                "start": self.start.isoformat(),
+                "end": self.end.isoformat(),
+                "reason": self.reason,
+            }
+        assert self.day is not None and self.local_start and self.local_end
+        return {
+            "weekly": _DAYS[self.day],
+            "start": self.local_start.strftime("%H:%M"),
+            "end": self.local_end.strftime("%H:%M"),
+            "zone": self.zone,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Operations:
+    status: PartnerStatus = PartnerStatus.ACTIVE
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    note: str | None = None  # the operator's word on a suspension
+
+    def in_maintenance(self, now: datetime) -> tuple[datetime, str] | None:
+        """The latest end among the windows ``now`` is in, with their reasons."""
+        inside = [(end, w.reason) for w in self.maintenance if (end := w.ends_after(now))]
+        if not inside:
+            return None
+        return max(end for end, _ in inside), "; ".join(reason for _, reason in inside)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "note": self.note,
+            "maintenance": [window.to_json() for window in self.maintenance],
+        }
+
+
+ACTIVE = Operations()
+
+
+def parse_operations(document: Any) -> Operations:
+    """An operator's document (``to_json``'s form); InvalidInput names every problem."""
+    if not isinstance(document, Mapping):
+        raise InvalidInput("operations must be a JSON object", issues=[Issue("not an object", "")])
+    issues: list[Issue] = []
+    unknown = set(document) - {"status", "note", "maintenance"}
+    issues += [Issue(f"unknown field '{name}'", name) for name in sorted(unknown)]
+    status = document.get("status", "active")
+    if status not in {s.value for s in PartnerStatus}:
+        issues.append(Issue("status must be 'active' or 'suspended'", "status"))
+    note = document.get("note")
+    if note is not None and not isinstance(note, str):
+        issues.append(Issue("note must be text", "note"))
+    windows: list[MaintenanceWindow] = []
+    raw = document.get("maintenance") or []
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        issues.append(Issue("maintenance must be a list of windows", "maintenance"))
+        raw = []
+    for index, item in enumerate(raw):
+        window = _window(item, f"maintenance[{index}]", issues)
+        if window is not None:
+            windows.append(window)
+    if issues:
+        raise InvalidInput("the partner's operations are not valid", issues=issues)
+    return Operations(PartnerStatus(status), tuple(windows), note)
+
+
+def _window(item: Any, where: str, issues: list[Issue]) -> MaintenanceWindow | None:
+    if not isinstance(item, Mapping):
+        issues.append(Issue("a window is an object", where))
+        return None
+    allowed = {"start", "end", "reason", "weekly", "zone"}
+    issues += [Issue(f"unknown field '{k}'", f"{where}.{k}") for k in sorted(set(item) - allowed)]
+    reason = item.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        issues.append(Issue("say why (reason): operators and exchanges show it", f"{where}.reason"))
+        reason = ""
+    if "weekly" in item:
+        return _weekly(item, reason, where, issues)
+    start, end = (_instant(item.get(k), f"{where}.{k}", issues) for k in ("start", "end"))
+    if start is None or end is None:
+        return None
+    if end <= start:
+        issues.append(Issue("end must be after start", f"{where}.end"))
+        return None
+    return MaintenanceWindow(reason, start=start, end=end)
+
+
+def _weekly(
+    item: Mapping[str, Any], reason: str, where: str, issues: list[Issue]
+) -> MaintenanceWindow | None:
+    day = item.get("weekly")
+    if day not in _DAYS:
+        issues.append(Issue(f"weekly must be one of {', '.join(_DAYS)}", f"{where}.weekly"))
+    begins, ends = (_clock(item.get(k), f"{where}.{k}", issues) for k in ("start", "end"))
+    zone = item.get("zone")
+    try:
+        ZoneInfo(zone) if isinstance(zone, str) else None
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    if not isinstance(zone, str):
+        issues.append(
+            Issue("zone must be an IANA time zone, e.g. America/New_York", f"{where}.zone")
+        )
+    if day not in _DAYS or begins is None or ends is None or not isinstance(zone, str):
+        return None
+    if begins == ends:
+        issues.append(Issue("a weekly window cannot end when it starts", f"{where}.end"))
+        return None
+    return MaintenanceWindow(
+        reason, day=_DAYS.index(day), local_start=begins, local_end=ends, zone=zone
+    )
+
+
+def _instant(value: Any, where: str, issues: list[Issue]) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        issues.append(Issue("an instant with its offset, e.g. 2026-12-06T02:00:00-05:00", where))
+        return None
+    return parsed.astimezone(UTC)
+
+
+def _clock(value: Any, where: str, issues: list[Issue]) -> time | None:
+    try:
+        parsed = time.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        issues.append(Issue("a local time HH:MM", where))
+    return parsed
