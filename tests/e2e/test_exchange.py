@@ -585,10 +585,43 @@ def test_a_partner_in_its_maintenance_window_is_waited_for_and_a_suspended_one_i
     assert suspended.returncode == 0, suspended.stderr
     assert orjson.loads(suspended.stdout)["status"] == "suspended"
     with new.client() as client:
-        response = client.post("/exchanges", json=switchers[1]["request"], headers=new_key())
+        response = client.post("/exchanges", json=switchers[0]["request"], headers=new_key())
         failed = wait_terminal(client, response.headers["location"])
         assert (failed["state"], failed["error"]["code"]) == ("failed", "no-route"), failed
         assert "suspended by an operator: contract under review" in failed["error"]["text"]
-    resumed = new.cli("partners", "operations", partner_id, "--resume", "--no-maintenance")
+    # A long window: the exchange waits, and an operator cancels it rather than wait.
+    resumed = new.cli(
+        "partners",
+        "operations",
+        partner_id,
+        "--resume",
+        "--maintenance",
+        f"{now.isoformat()}/{(now + timedelta(hours=3)).isoformat()}=datacenter move",
+    )
     assert resumed.returncode == 0, resumed.stderr
-    assert orjson.loads(resumed.stdout) == {"status": "active", "note": None, "maintenance": []}
+    shown = orjson.loads(resumed.stdout)
+    assert (shown["status"], shown["maintenance"][0]["reason"]) == ("active", "datacenter move")
+    with new.client() as client:
+        waiting_ids = []
+        for switcher in switchers[1:3]:
+            response = client.post("/exchanges", json=switcher["request"], headers=new_key())
+            location = response.headers["location"]
+            wait_until(client, location, lambda e: e["next_retry_at"] is not None, timeout=30)
+            waiting_ids.append(location.rsplit("/", 1)[1])
+        assert client.post(f"/exchanges/{waiting_ids[0]}/$cancel", json={}).status_code == 400
+        refused = client.post(f"/exchanges/{waiting_ids[0]}/$resubmit")
+        assert refused.status_code == 409 and "review" in refused.text
+        cancelled = client.post(
+            f"/exchanges/{waiting_ids[0]}/$cancel", json={"note": "member withdrew"}
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["error"] == {
+            "code": "cancelled",
+            "text": "cancelled by an operator: member withdrew",
+        }
+    by_cli = new.cli("exchanges", "cancel", waiting_ids[1], "--note", "duplicate")
+    assert by_cli.returncode == 0, by_cli.stderr
+    with new.client() as client:
+        assert client.get(f"/exchanges/{waiting_ids[1]}").json()["state"] == "failed"
+    again = new.cli("exchanges", "cancel", waiting_ids[1], "--note", "twice")
+    assert again.returncode != 0 and "only while it waits" in again.stderr

@@ -187,6 +187,27 @@ def exchanges_replay(
     )
 
 
+@exchanges_app.command("cancel")
+def exchanges_cancel(
+    exchange_id: Annotated[str, typer.Argument(help="The waiting exchange.")],
+    note: Annotated[str, typer.Option(help="Why it is cancelled (kept with the exchange).")],
+    data_dir: DataDir = None,
+) -> None:
+    """End an exchange that waits (a review, a replay, its next attempt) as failed,
+    cancelled with your note. Audited with the operating-system user as the actor."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.exchange.service import cancel
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        cancel(platform.exchange_ports, ExchangeId(exchange_id), actor=cli_actor(), note=note)
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    out.print(f"exchange {exchange_id} cancelled")
+
+
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None) -> None:
     """Create or migrate the database schema to the newest version."""

@@ -62,6 +62,8 @@ from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
 
 __all__ = [
     "StepResult",
+    "ask_again_now",
+    "cancel",
     "capture_opt_in",
     "Submission",
     "fail",
@@ -1044,6 +1046,61 @@ def replay(
         )
     logger.info("exchange replayed", extra={"exchange_id": exchange_id})
     return True
+
+
+# States an operator may cancel from: nothing of the exchange is running in them.
+_CANCELLABLE = frozenset({S.MANUAL_REVIEW, S.DEAD_LETTERED, S.BLOCKED})
+
+
+def cancel(ports: ExchangePorts, exchange_id: ExchangeId, *, actor: str, note: str) -> None:
+    """An operator ends an exchange that waits (on a person, a review at the old payer, a
+    replay, or its next attempt): ``failed`` with ``cancelled`` and the operator's note.
+    One whose step is running now is refused (Conflict): cancel it when it waits."""
+    record = ports.exchanges.current(exchange_id)
+    now = ports.clock()
+    waiting = record.next_attempt_at is not None and record.next_attempt_at > now
+    if record.state not in _CANCELLABLE and not (waiting and record.state not in STOPPED_STATES):
+        raise _not_now(exchange_id, record.state, "cancelled", "while it waits")
+    text = f"cancelled by an operator: {note}"
+    stop = {"error_code": "cancelled", "error_text": text, "next_attempt_at": None}
+    with ports.transactions.begin() as unit:
+        ports.exchanges.advance(
+            unit,
+            exchange_id,
+            [Move(S.FAILED, "cancelled", {"by": actor, "note": note}, stop)],
+            at=now,
+            actor=actor,
+            policy_version=ports.retry_policy.version,
+            expected=record.state,
+        )
+    logger.info("exchange cancelled", extra={"exchange_id": exchange_id})
+
+
+def ask_again_now(ports: ExchangePorts, exchange_id: ExchangeId, *, actor: str) -> datetime:
+    """An operator has the old payer asked again at once about a match it has under
+    review, instead of at the next poll: the sweep starts the run (when it is due)."""
+    record = ports.exchanges.current(exchange_id)
+    if not awaits_partner_review(record):
+        raise _not_now(exchange_id, record.state, "asked again", "under the old payer's review")
+    now = ports.clock()
+    with ports.transactions.begin() as unit:
+        ports.exchanges.record_attempt(
+            unit,
+            exchange_id,
+            step="member-match",
+            attempts=record.attempts,
+            next_attempt_at=now,
+            step_started_at=record.step_started_at or now,
+            last_error=record.last_error or "under review at the old payer",
+            at=now,
+            detail={"resubmitted_by": actor},
+        )
+    return now
+
+
+def _not_now(exchange_id: ExchangeId, state: ExchangeState, verb: str, when: str) -> Conflict:
+    text = f"exchange {exchange_id} is '{state}': it can be {verb} only {when}"
+    return Conflict(text, issues=[Issue(text, "state", "business-rule")])
 
 
 def revoke_and_stop(

@@ -402,3 +402,35 @@ def test_a_partner_in_its_maintenance_window_is_called_when_it_ends_with_the_bud
     assert record.deadline_at == submitted.deadline_at + timedelta(hours=2)  # type: ignore[operator]
     clock.now = ends
     assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+
+
+def test_an_operator_cancels_an_exchange_that_waits_but_not_one_running_a_step() -> None:
+    clock = FakeClock()
+    ports = _ports(_client(outages=1), clock)
+    exchange_id = _submit(ports, an_exchange_request())
+    with pytest.raises(Conflict, match="only while it waits"):  # submitted: a run takes it now
+        service.cancel(ports, exchange_id, actor="ops", note="duplicate request")
+    assert service.proceed(ports, exchange_id, _parse).retry_at is not None  # waits to retry
+    with pytest.raises(Conflict, match="under the old payer's review"):
+        service.ask_again_now(ports, exchange_id, actor="ops")
+
+    service.cancel(ports, exchange_id, actor="ops", note="duplicate request")
+
+    record = ports.exchanges.current(exchange_id)
+    assert (record.state, record.error_code) == (ExchangeState.FAILED, "cancelled")
+    assert record.error_text == "cancelled by an operator: duplicate request"
+    assert service.proceed(ports, exchange_id, _parse).done  # the waiting run just ends
+
+
+def test_an_operator_has_the_old_payer_asked_again_now_about_its_review() -> None:
+    clock = FakeClock()
+    ports = _ports(_under_review(), clock)
+    exchange_id = _submit(ports, an_exchange_request())
+    service.proceed(ports, exchange_id, _parse)
+    waiting = ports.exchanges.current(exchange_id)
+    assert service.awaits_partner_review(waiting) and waiting.next_attempt_at > clock.now  # type: ignore[operator]
+
+    assert service.ask_again_now(ports, exchange_id, actor="ops") == clock.now
+
+    assert ports.exchanges.current(exchange_id).next_attempt_at == clock.now
+    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED

@@ -12,7 +12,7 @@ from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import InvalidInput, Issue, NotFound
 from payerbridge.exchange.model import DeadLetter, ExchangeRecord, ExchangeState
-from payerbridge.exchange.service import replay, submit_exchange
+from payerbridge.exchange.service import ask_again_now, cancel, replay, submit_exchange
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import ExchangeId
@@ -197,3 +197,31 @@ def replay_exchange(
     if replayed:
         enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
     return exchange_public(record, platform.exchanges.dead_letter(found))
+
+
+@router.post("/{exchange_id}/$cancel")
+def cancel_exchange(
+    exchange_id: str, body: dict[str, Any], platform: PlatformDep, operator: OperatorDep
+) -> dict[str, Any]:
+    """Operators only: end an exchange that waits (on a review here or at the old payer,
+    a replay, or its next attempt) as ``failed``/``cancelled``, with ``note`` saying why.
+    An exchange running a step now is a 409: cancel it when it waits."""
+    note = body.get("note")
+    if not isinstance(note, str) or not note.strip() or set(body) - {"note"}:
+        text = 'the body is {"note": "why the exchange is cancelled"} and nothing else'
+        raise InvalidInput(text, issues=[Issue(text, "note", "required")])
+    found = ExchangeId(exchange_id)
+    platform.exchanges.current(found)  # 404 before anything else
+    cancel(platform.exchange_ports, found, actor=operator.client_id, note=note.strip()[:500])
+    return exchange_public(platform.exchanges.get(found), platform.exchanges.dead_letter(found))
+
+
+@router.post("/{exchange_id}/$resubmit")
+def resubmit_exchange(
+    exchange_id: str, platform: PlatformDep, operator: OperatorDep
+) -> dict[str, Any]:
+    """Operators only: ask the old payer again now about a match it has under review,
+    instead of at the next poll (the sweep starts the run within its period)."""
+    found = ExchangeId(exchange_id)
+    ask_again_now(platform.exchange_ports, found, actor=operator.client_id)
+    return exchange_public(platform.exchanges.get(found), platform.exchanges.dead_letter(found))
