@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from payerbridge.security.model import OPERATOR_SCOPE
-from tests.builders import a_coverage, a_patient
+from tests.builders import a_coverage, a_patient, member_match_parameters
 from tests.fhir_profiles import load, violations
 from tests.servers import REQUESTER_SCOPES, ServerProcess
 
@@ -348,6 +348,20 @@ def test_each_caller_is_answered_in_the_shape_of_the_hrex_version_it_names(
     with old_payer.client() as client:
         for version in ("1.0.0", "1.1.0", "1.2.0", None):
             body = parameters("Noor", "1991-11-30")
+            if version == "1.0.0":  # HRex 1.0.0 requires the member's Consent
+                refused = match(
+                    client,
+                    {
+                        **body,
+                        "meta": {"profile": [f"{hrex}/hrex-parameters-member-match-in|1.0.0"]},
+                    },
+                )
+                assert (
+                    "'Consent' is required by HRex 1.0.0"
+                    in issue(refused, 400, "required")["details"]["text"]
+                )
+                shaped = member_match_parameters(our_npi=NEW_NPI, partner_npi=OLD_NPI, hrex="1.0.0")
+                body["parameter"].append(shaped["parameter"][3])
             if version is not None:
                 body["meta"] = {"profile": [f"{hrex}/hrex-parameters-member-match-in|{version}"]}
             answer = match(client, body)

@@ -1,7 +1,7 @@
 """HRex ``$member-match`` Parameters: reading a request, writing one, and the response shape.
 
 Request: MemberPatient, CoverageToMatch, optional CoverageToLink and Consent (closed
-slicing), written in the shape of the partner's HRex version (``fhir.versions``).
+slicing), written in the shape of the partner's HRex version (``routing.profiles``).
 Response: in the shape the caller's request names; when it names none, a shape every
 version accepts: ``MemberIdentifier`` typed both ``hrex-temp#UMB`` (HRex 1.1+) and
 ``v2-0203#MB`` (HRex 1.0.0 validators), and ``MemberId`` (PDex 2.2 SHOULD) unless
@@ -123,6 +123,16 @@ def parse_member_match_request(body: Any, *, strict: bool = False) -> MemberMatc
                     "required",
                 )
             )
+    shape = requested_shape(body)
+    if shape is not None and shape.consent_required and "Consent" not in found_resources:
+        issues.append(
+            Issue(
+                f"parameter 'Consent' is required by HRex {shape.hrex}, which this request "
+                "names in meta.profile or by its MemberPatient's profile",
+                "Parameters.parameter",
+                "required",
+            )
+        )
     if issues:
         raise InvalidInput("the $member-match request is not valid", issues=issues)
     return MemberMatchInput(
@@ -130,7 +140,7 @@ def parse_member_match_request(body: Any, *, strict: bool = False) -> MemberMatc
         coverage_to_match=found_resources["CoverageToMatch"],
         coverage_to_link=found_resources.get("CoverageToLink"),
         consent=found_resources.get("Consent"),
-        shape=requested_shape(body),
+        shape=shape,
     )
 
 
@@ -310,9 +320,13 @@ def build_member_match_request(
             {"name": "MemberPatient", "resource": patient},
             {"name": "CoverageToMatch", "resource": to_match},
             {"name": "CoverageToLink", "resource": to_link},
-            {"name": "Consent", "resource": consent},
+            {"name": "Consent", "resource": _profiled(consent, shape.consent_profile)},
         ],
     }
+
+
+def _profiled(resource: dict[str, Any], profile: str) -> dict[str, Any]:
+    return {**resource, "meta": {**(resource.get("meta") or {}), "profile": [profile]}}
 
 
 def build_member_match_response(

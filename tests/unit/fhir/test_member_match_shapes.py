@@ -194,3 +194,20 @@ def test_a_caller_is_answered_in_the_shape_its_request_names() -> None:
         "profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]
     }
     assert parse_member_match_request(request).shape is PROFILES.hrex["1.0.0"]
+
+
+def test_a_request_naming_hrex_1_0_0_without_consent_is_refused_with_the_version_named() -> None:
+    request = member_match_parameters(an_exchange_request(), hrex="1.0.0")
+    assert request["parameter"][3]["resource"]["meta"]["profile"] == [
+        "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition/hrex-consent|1.0.0"
+    ]
+    request["parameter"] = request["parameter"][:3]
+    with pytest.raises(InvalidInput) as caught:
+        parse_member_match_request(request)
+    assert [i.text for i in caught.value.issues] == [
+        "parameter 'Consent' is required by HRex 1.0.0, which this request names in "
+        "meta.profile or by its MemberPatient's profile"
+    ]
+    later = member_match_parameters(an_exchange_request(), hrex="1.1.0")
+    later["parameter"] = later["parameter"][:3]
+    assert parse_member_match_request(later).consent is None  # optional since 1.1.0
