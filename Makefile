@@ -16,8 +16,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-## make run: install, initialise ./var, start the platform with two sandbox
-## partners, run one sample exchange, then keep serving until Ctrl-C.
+## make run: install, initialise ./var, start the platform with three sandbox
+## partners, send one exchange to each, then keep serving until Ctrl-C.
 run: $(STAMP)
 	$(BIN)/payerbridge demo --data-dir $(DATA_DIR)
 

@@ -162,6 +162,15 @@ class Settings(BaseSettings):
     member_match_return_member_id: bool = Field(
         default=True, description="$member-match also returns MemberId (our Patient reference)."
     )
+    hrex_version: Literal["1.0.0", "1.1.0", "1.2.0"] | None = Field(
+        default=None,
+        description="The HRex version this server declares (CapabilityStatement) and answers "
+        "$member-match in when the caller names none; unset: no version declared, and an "
+        "answer every version accepts. A caller naming its version is answered in it.",
+    )
+    pdex_version: Literal["2.0.0", "2.1.0", "2.2.0"] | None = Field(
+        default=None, description="The PDex version this server declares; unset: none named."
+    )
     member_match_strict: bool = Field(
         default=False,
         description="Reject $member-match requests whose CoverageToMatch has neither a member "

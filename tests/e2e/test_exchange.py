@@ -295,26 +295,55 @@ def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay
         assert conflict.status_code in (200, 409)
 
 
-def test_make_run_demo_completes_a_sample_exchange(tmp_path: Path) -> None:
-    base = free_port_run(3)  # two partners at base and base+1, the platform at base+2
+def test_make_run_demo_routes_one_exchange_to_each_of_three_differently_shaped_partners(
+    tmp_path: Path,
+) -> None:
+    """``make run``: three sandbox partners (HRex 1.0.0/PDex 2.0 without MemberId, HRex
+    1.1.0/PDex 2.1, HRex 1.2.0/PDex 2.2 announcing maintenance windows), one exchange to
+    each: every one completes, each route is shown, and each partner saw the request in
+    its own version's shape."""
+    base = free_port_run(4)  # three partners at base..base+2, the platform at base+3
+    var = tmp_path / "var"
     result = run_cli(
         [
             "demo",
             "--data-dir",
-            str(tmp_path / "var"),
+            str(var),
             "--exit",
             "--members",
             "30",
             "--port",
-            str(base + 2),
+            str(base + 3),
             "--base-port",
             str(base),
+            "--window-seconds",
+            "4",
         ],
         timeout=240,
         env={"PAYERBRIDGE_DATABASE_URL": ""},
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "exchange state: completed" in result.stdout
+    output = result.stdout
+    assert result.returncode == 0, output + result.stderr
+    assert "exchanges completed: 3 of 3" in output
+    assert "$member-match as HRex 1.0.0, member found by Patient?identifier=" in output
+    assert "not chosen: MemberId: HRex 1.0.0 answers no MemberId" in output
+    assert "$member-match as HRex 1.1.0, member found by MemberId" in output
+    assert "$member-match as HRex 1.2.0, member found by MemberId" in output
+    assert "waited: in its maintenance window until" in output and "a short window" in output
+    network = orjson.loads((var / "sandbox" / "network" / "network.json").read_bytes())
+    seen = {
+        payer["slug"]: (var / "sandbox" / payer["slug"] / "server.log").read_text()
+        for payer in network["payers"]
+    }
+    slugs = [payer["slug"] for payer in network["payers"]]
+    for slug, version in zip(slugs, ("1.0.0", "1.1.0", "1.2.0"), strict=True):
+        log = seen[slug]
+        assert f'"request_shape":"{version}","answer_shape":"{version}"' in log, slug
+    # Only the HRex 1.0.0 partner was searched for the member; each read the record.
+    assert '"method":"GET","path":"/fhir/Patient","status":200' in seen[slugs[0]]
+    assert all('"path":"/fhir/Patient","status":200' not in seen[s] for s in slugs[1:])
+    everything = '"path":"/fhir/Patient/{patient_id}/$everything","status":200'
+    assert all(everything in log for log in seen.values())
 
 
 def test_an_exchange_runs_with_a_udap_partner_we_registered_with_our_certificate(

@@ -29,6 +29,50 @@ err = Console(stderr=True, soft_wrap=True)
 
 _TERMINAL = {"completed", "failed", "blocked", "dead_lettered", "manual_review"}
 
+
+@dataclass(frozen=True)
+class PartnerProfile:
+    """How a sandbox partner differs, as real payers do: the guide versions it declares
+    and speaks, and the maintenance windows it announces to us."""
+
+    label: str
+    env: dict[str, str]
+    weekly_maintenance: dict[str, str] | None = None
+
+
+# By the partner's place in the network; a network of more partners repeats them.
+PARTNER_PROFILES = (
+    PartnerProfile(
+        "HRex 1.0.0 / PDex 2.0: answers without MemberId",
+        {
+            "PAYERBRIDGE_HREX_VERSION": "1.0.0",
+            "PAYERBRIDGE_PDEX_VERSION": "2.0.0",
+            "PAYERBRIDGE_MEMBER_MATCH_RETURN_MEMBER_ID": "false",
+        },
+    ),
+    PartnerProfile(
+        "HRex 1.1.0 / PDex 2.1",
+        {"PAYERBRIDGE_HREX_VERSION": "1.1.0", "PAYERBRIDGE_PDEX_VERSION": "2.1.0"},
+    ),
+    PartnerProfile(
+        "HRex 1.2.0 / PDex 2.2: announces maintenance windows",
+        {"PAYERBRIDGE_HREX_VERSION": "1.2.0", "PAYERBRIDGE_PDEX_VERSION": "2.2.0"},
+        {
+            "weekly": "sun",
+            "start": "02:00",
+            "end": "04:00",
+            "zone": "America/New_York",
+            "reason": "weekly maintenance",
+        },
+    ),
+)
+SANDBOX_PARTNERS = len(PARTNER_PROFILES)
+
+
+def profile_of(index: int) -> PartnerProfile:
+    return PARTNER_PROFILES[index % len(PARTNER_PROFILES)]
+
+
 DataDir = Annotated[Path, typer.Option("--data-dir", help="The platform's data directory.")]
 AsOf = Annotated[
     str | None, typer.Option(help="Reference date (ISO) of the generated data; default today.")
@@ -166,7 +210,11 @@ def _start_partners(
     instances = []
     for index, payer in enumerate(network["payers"]):
         payer_dir = data_dir / "sandbox" / payer["slug"]
-        env = {"PAYERBRIDGE_ORG_NAME": payer["name"], "PAYERBRIDGE_ORG_NPI": payer["npi"]}
+        env = {
+            "PAYERBRIDGE_ORG_NAME": payer["name"],
+            "PAYERBRIDGE_ORG_NPI": payer["npi"],
+            **profile_of(index).env,
+        }
         marker = payer_dir / ".loaded"
         if not marker.exists():
             platform = build_platform(load_settings(data_dir=payer_dir, database_url=None))
@@ -244,7 +292,11 @@ def _ensure_network(data_dir: Path, members: int, seed: int, as_of: str | None) 
     network_dir = _network_dir(data_dir)
     if not (network_dir / "network.json").exists():
         _generate(
-            network_dir, 2, members, seed, date.fromisoformat(as_of) if as_of else date.today()
+            network_dir,
+            SANDBOX_PARTNERS,
+            members,
+            seed,
+            date.fromisoformat(as_of) if as_of else date.today(),
         )
     return _load_network(network_dir)
 
@@ -270,21 +322,35 @@ def up(
     except BaseException:
         _stop(instances)
         raise
-    for instance in instances:
-        out.print(f"{instance.name}: {instance.base_url}/fhir (log {instance.data_dir}/server.log)")
+    for index, instance in enumerate(instances):
+        out.print(
+            f"{instance.name} ({profile_of(index).label}): {instance.base_url}/fhir "
+            f"(log {instance.data_dir}/server.log)"
+        )
     _serve_until_interrupted(instances)
 
 
 def _register_partners_locally(
-    data_dir: Path, instances: list[Instance], network: dict[str, Any], our_npi: str
+    data_dir: Path,
+    instances: list[Instance],
+    network: dict[str, Any],
+    our_npi: str,
+    *,
+    window_seconds: float = 0,
 ) -> None:
+    """Register each running partner, read what its CapabilityStatement says, and set
+    the maintenance windows it announces (``window_seconds``: also one starting now, so
+    that the sample exchange shows the wait)."""
+    from datetime import UTC, datetime, timedelta
+
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
+    from payerbridge.routing.enrolment import refresh_partner, set_operations
     from payerbridge.routing.model import Partner
 
     platform = build_platform(load_settings(data_dir=data_dir))
     try:
-        for instance, payer in zip(instances, network["payers"], strict=True):
+        for index, (instance, payer) in enumerate(zip(instances, network["payers"], strict=True)):
             partner = Partner(
                 payer["slug"],
                 payer["name"],
@@ -293,6 +359,31 @@ def _register_partners_locally(
                 client_id=_our_client_id(our_npi),
             )
             platform.partners.register(partner, actor="sandbox")
+            refresh_partner(
+                partner.id,
+                registry=platform.partners,
+                discovery=platform.discovery,
+                actor="sandbox",
+                request_id=None,
+            )
+            weekly = profile_of(index).weekly_maintenance
+            windows = [weekly] if weekly else []
+            if weekly and window_seconds:
+                now = datetime.now(UTC)
+                windows.append(
+                    {
+                        "start": now.isoformat(),
+                        "end": (now + timedelta(seconds=window_seconds)).isoformat(),
+                        "reason": "sandbox: a short window, to show an exchange waiting",
+                    }
+                )
+            set_operations(
+                partner.id,
+                {"maintenance": windows},
+                registry=platform.partners,
+                actor="sandbox",
+                request_id=None,
+            )
     finally:
         platform.close()
 
@@ -322,21 +413,42 @@ def _console_token(data_dir: Path, port: int, org: tuple[str, str]) -> str:
     return grant.access_token
 
 
-def _run_sample_exchange(platform: Instance, request: dict[str, Any], token: str) -> dict[str, Any]:
+def _run_sample_exchanges(
+    platform: Instance, requests: list[dict[str, Any]], token: str
+) -> list[dict[str, Any]]:
+    """Submit every request at once, then follow each to where it stops."""
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=platform.base_url, timeout=30, headers=headers) as client:
-        response = client.post(
-            "/exchanges", json=request, headers={"Idempotency-Key": str(uuid.uuid4())}
-        )
-        if response.status_code != 202:
-            raise RuntimeError(f"exchange refused: {response.status_code} {response.text[:300]}")
-        location = response.headers["location"]
+        locations = []
+        for request in requests:
+            response = client.post(
+                "/exchanges", json=request, headers={"Idempotency-Key": str(uuid.uuid4())}
+            )
+            if response.status_code != 202:
+                raise RuntimeError(
+                    f"exchange refused: {response.status_code} {response.text[:300]}"
+                )
+            locations.append(response.headers["location"])
         deadline = time.monotonic() + 120
         while True:
-            exchange: dict[str, Any] = client.get(location).json()
-            if exchange["state"] in _TERMINAL or time.monotonic() > deadline:
-                return exchange
+            exchanges: list[dict[str, Any]] = [client.get(at).json() for at in locations]
+            if all(e["state"] in _TERMINAL for e in exchanges) or time.monotonic() > deadline:
+                return exchanges
             time.sleep(0.2)
+
+
+def _print_route(exchange: dict[str, Any], label: str) -> None:
+    """The route decision of an exchange, as an operator reads it."""
+    route = exchange.get("route") or {}
+    out.print(f"[bold]{exchange['old_payer']}[/bold] ({label}): {exchange['state']}")
+    out.print(
+        f"  route: $member-match as {route.get('request_shape')}, member found by "
+        f"{route.get('find_member')}, data by {route.get('data')}"
+    )
+    if route.get("wait"):
+        out.print(f"  waited: {route['wait']['reason']}")
+    for rejected in route.get("rejected") or []:
+        out.print(f"  not chosen: {rejected['option']}: {rejected['reason']}")
 
 
 def _print_exchange(exchange: dict[str, Any]) -> None:
@@ -355,10 +467,19 @@ def demo(
     members: Annotated[int, typer.Option(help="Members per sandbox payer.")] = 200,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
     exit_after: Annotated[
-        bool, typer.Option("--exit", help="Stop after the sample exchange instead of serving.")
+        bool, typer.Option("--exit", help="Stop after the sample exchanges instead of serving.")
     ] = False,
+    window_seconds: Annotated[
+        float,
+        typer.Option(
+            help="A maintenance window starting now at the partner that announces them, "
+            "so its sample exchange shows the wait (0: none)."
+        ),
+    ] = 5,
 ) -> None:
-    """Start the platform with two sandbox partners and run one sample exchange."""
+    """Start the platform with three sandbox partners that speak different HRex/PDex
+    versions (one announces maintenance windows), send one exchange to each and show the
+    route decided for each."""
     network = _ensure_network(data_dir, members, seed, None)
     platform_env = {
         "PAYERBRIDGE_ORG_NAME": network["platform"]["name"],
@@ -370,23 +491,36 @@ def demo(
     instances.append(platform)
     try:
         _wait_healthy(instances)
-        _register_partners_locally(data_dir, instances[:-1], network, us[1])
+        _register_partners_locally(
+            data_dir, instances[:-1], network, us[1], window_seconds=window_seconds
+        )
         switchers = orjson.loads((_network_dir(data_dir) / "switchers.json").read_bytes())
         token = _console_token(data_dir, port, us)
-        exchange = _run_sample_exchange(platform, switchers[0]["request"], token)
+        # One member moving from each partner.
+        requests = [
+            next(s["request"] for s in switchers if s["request"]["old_payer"] == payer["slug"])
+            for payer in network["payers"]
+        ]
+        exchanges = _run_sample_exchanges(platform, requests, token)
     except BaseException:
         _stop(instances)
         raise
-    _print_exchange(exchange)
-    patient = exchange.get("imported_patient_id")
+    _print_exchange(exchanges[0])
+    for index, exchange in enumerate(exchanges):
+        _print_route(exchange, profile_of(index).label)
+    done = [e for e in exchanges if e["state"] == "completed"]
     out.print(
-        f"exchange state: [bold]{exchange['state']}[/bold], "
-        f"{exchange.get('resource_count') or 0} resources stored"
+        f"exchanges completed: [bold]{len(done)} of {len(exchanges)}[/bold], "
+        f"{sum(e.get('resource_count') or 0 for e in done)} resources stored"
     )
     out.print("where to look:")
-    out.print(f"  exchange:     {platform.base_url}/exchanges/{exchange['id']}")
-    if patient:
-        out.print(f"  member data:  {platform.base_url}/fhir/Patient/{patient}/$everything")
+    for exchange in exchanges:
+        out.print(f"  exchange:     {platform.base_url}/exchanges/{exchange['id']}")
+        if exchange.get("imported_patient_id"):
+            out.print(
+                f"  member data:  {platform.base_url}/fhir/Patient/"
+                f"{exchange['imported_patient_id']}/$everything"
+            )
     out.print(
         f"  platform API: {platform.base_url}/openapi.json, with an operator token "
         f"(log {data_dir}/server.log)"
@@ -399,7 +533,7 @@ def demo(
         out.print(f"  partner {instance.name}: {instance.base_url}/fhir/metadata")
     if exit_after:
         _stop(instances)
-        if exchange["state"] != "completed":
+        if len(done) != len(exchanges):
             raise typer.Exit(1)
         return
     out.print("serving; Ctrl-C to stop")

@@ -12,13 +12,15 @@ from payerbridge.timestamps import utc_iso
 
 __all__ = ["capability_statement"]
 
-_IGS = (
-    "http://hl7.org/fhir/us/davinci-hrex/ImplementationGuide/hl7.fhir.us.davinci-hrex",
-    "http://hl7.org/fhir/us/davinci-pdex/ImplementationGuide/hl7.fhir.us.davinci-pdex",
-)
+_HREX_IG = "http://hl7.org/fhir/us/davinci-hrex/ImplementationGuide/hl7.fhir.us.davinci-hrex"
+_PDEX_IG = "http://hl7.org/fhir/us/davinci-pdex/ImplementationGuide/hl7.fhir.us.davinci-pdex"
 
 
-def _patient() -> dict[str, Any]:
+def _versioned(canonical: str, version: str | None) -> str:
+    return f"{canonical}|{version}" if version else canonical
+
+
+def _patient(hrex_version: str | None) -> dict[str, Any]:
     return {
         "type": "Patient",
         "interaction": [{"code": "read"}, {"code": "search-type"}],
@@ -40,7 +42,17 @@ def _patient() -> dict[str, Any]:
         "_revinclude=Provenance:target; other parameters are refused with 400. Every "
         "answer carries our transmitter Provenance.",
         "operation": [
-            {"name": "member-match", "definition": codes.MEMBER_MATCH_OPERATION},
+            {
+                "name": "member-match",
+                "definition": _versioned(codes.MEMBER_MATCH_OPERATION, hrex_version),
+                "documentation": "Answered in the HRex version the request names in "
+                "Parameters.meta.profile (1.0.0, 1.1.0 or 1.2.0)"
+                + (
+                    f", else in {hrex_version}."
+                    if hrex_version
+                    else ", else in a form each accepts."
+                ),
+            },
             {
                 "name": "everything",
                 "definition": codes.PATIENT_EVERYTHING_OPERATION,
@@ -112,7 +124,11 @@ def capability_statement(
     software_version: str,
     org_name: str,
     published: datetime,
+    hrex_version: str | None = None,
+    pdex_version: str | None = None,
 ) -> dict[str, Any]:
+    """Ours; ``hrex_version``/``pdex_version``: the guide versions an operator has this
+    server declare (none named when unset)."""
     others = [_resource(t) for t in sorted(SUPPORTED_TYPES - {"Patient"})]
     return {
         "resourceType": "CapabilityStatement",
@@ -127,14 +143,17 @@ def capability_statement(
         },
         "fhirVersion": codes.FHIR_VERSION,
         "format": ["application/fhir+json", "json"],
-        "implementationGuide": list(_IGS),
+        "implementationGuide": [
+            _versioned(_HREX_IG, hrex_version),
+            _versioned(_PDEX_IG, pdex_version),
+        ],
         "rest": [
             {
                 "mode": "server",
                 "security": _security(token_url),
                 "documentation": "Payer-to-payer exchange (HRex $member-match, PDex $everything). "
                 "Errors are OperationOutcome resources.",
-                "resource": [_patient(), *others],
+                "resource": [_patient(hrex_version), *others],
             }
         ],
     }

@@ -113,3 +113,33 @@ def test_changes_between_readings_are_said_one_per_line() -> None:
         "token endpoint changed",
     ]
     assert changes(after, after) == [] and changes(None, after) == ["first reading"]
+
+
+@pytest.mark.parametrize(
+    ("hrex", "pdex", "shape"),
+    [
+        ("1.0.0", "2.0.0", "1.0.0"),
+        ("1.1.0", "2.1.0", "1.1.0"),
+        (None, "2.0.0", "1.0.0"),
+        (None, None, "1.2.0"),
+    ],
+)
+def test_the_versions_we_declare_route_a_peer_of_ours_to_their_shape(
+    hrex: str | None, pdex: str | None, shape: str
+) -> None:
+    from payerbridge.routing.route import decide_route
+
+    ours = capability_statement(
+        fhir_base="https://us.example/fhir",
+        token_url="https://us.example/auth/token",
+        software_version="1.0",
+        org_name="Us",
+        published=AT,
+        hrex_version=hrex,
+        pdex_version=pdex,
+    )
+    reading = read_capabilities(ours, at=AT)
+    assert (reading.guides["hrex"], reading.guides["pdex"]) == (hrex, pdex)
+    route = decide_route("https://us.example/fhir", reading)
+    assert route.shape.hrex == shape
+    assert route.find_member == ("Patient?identifier=" if shape == "1.0.0" else "MemberId")

@@ -64,6 +64,7 @@ from payerbridge.identity.decision import SINGLE_EXCHANGE
 from payerbridge.identity.member_match import MemberMatchRules, answer_member_match
 from payerbridge.identity.service import AttemptLimit
 from payerbridge.logging import current_request_id
+from payerbridge.routing.profiles import PROFILES
 from payerbridge.security.model import MEMBER_MATCH_SCOPE, resource_scope
 from payerbridge.timestamps import utc_iso
 
@@ -91,6 +92,8 @@ def metadata(platform: PlatformDep) -> FhirResponse:
             software_version=__version__,
             org_name=platform.settings.org_name,
             published=_STARTED,
+            hrex_version=platform.settings.hrex_version,
+            pdex_version=platform.settings.pdex_version,
         )
     )
 
@@ -190,11 +193,22 @@ def _member_match(
         status, outcome = outcome_for(answer.refusal, current_request_id())
         return Answer(outcome, status, answer.events)
     assert answer.matched is not None
+    # The caller's HRex version where its request names one, else the one we declare.
+    shape = match_input.shape or (
+        PROFILES.hrex[settings.hrex_version] if settings.hrex_version else None
+    )
     response = build_member_match_response(
         identifier_system=answer.matched.umb_system,
         identifier_value=answer.matched.umb_value,
         member_id=answer.matched.member_id if settings.member_match_return_member_id else None,
-        shape=match_input.shape,  # the caller's HRex version, where its request names one
+        shape=shape,
+    )
+    logger.info(
+        "member-match answered",
+        extra={
+            "request_shape": match_input.shape.hrex if match_input.shape else None,
+            "answer_shape": shape.hrex if shape else "any",
+        },
     )
     return Answer(response, 200, answer.events)
 
