@@ -532,6 +532,18 @@ class FakePartnerClient:
         self._call("everything", idempotency_key)
         return Retrieved(self.bundle, (len(orjson.loads(self.bundle).get("entry") or []),))
 
+    def search_record(
+        self,
+        partner: Partner,
+        member_ref: str,
+        types: Sequence[str],
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
+    ) -> Retrieved:
+        self._call("search:" + ",".join(types), idempotency_key)
+        return Retrieved(self.bundle, (len(orjson.loads(self.bundle).get("entry") or []),))
+
     def refresh_credentials(self, partner: Partner) -> None:
         return None
 

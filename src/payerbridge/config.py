@@ -171,6 +171,11 @@ class Settings(BaseSettings):
     pdex_version: Literal["2.0.0", "2.1.0", "2.2.0"] | None = Field(
         default=None, description="The PDex version this server declares; unset: none named."
     )
+    offer_everything: bool = Field(
+        default=True,
+        description="Offer Patient/$everything (declared and answered); false: the member's "
+        "record is read by searches (patient=) only, as some payers serve it.",
+    )
     member_match_strict: bool = Field(
         default=False,
         description="Reject $member-match requests whose CoverageToMatch has neither a member "

@@ -654,3 +654,43 @@ def test_a_partner_in_its_maintenance_window_is_waited_for_and_a_suspended_one_i
         assert client.get(f"/exchanges/{waiting_ids[1]}").json()["state"] == "failed"
     again = new.cli("exchanges", "cancel", waiting_ids[1], "--note", "twice")
     assert again.returncode != 0 and "only while it waits" in again.stderr
+
+
+def test_a_partner_that_drops_everything_is_read_by_its_searches_after_a_refresh(
+    server: Callable[..., ServerProcess],
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]],
+    network: Path,
+) -> None:
+    """The partner restarts without $everything: ``partners refresh`` says it dropped
+    the operation, and the next exchange reads the member's record by its searches
+    (by patient, with Provenance), completes, and says how it was read."""
+    old, new, info = payers
+    partner_id = info["payers"][0]["slug"]
+    switchers = orjson.loads((network / "switchers.json").read_bytes())
+    old.stop()
+    old = server("old", env={**old.env, "PAYERBRIDGE_OFFER_EVERYTHING": "false"}, port=old.port)
+    refreshed = new.cli("partners", "refresh", partner_id)
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert "dropped operation everything" in refreshed.stdout
+    with new.client() as client:
+        response = client.post("/exchanges", json=switchers[0]["request"], headers=new_key())
+        assert response.status_code == 202, response.text
+        exchange = wait_terminal(client, response.headers["location"])
+    assert exchange["state"] == "completed", exchange
+    route = exchange["route"]
+    assert route["data"] == "search by compartment" and "Condition" in route["search_types"]
+    assert (
+        "does not offer $everything"
+        in {r["option"]: r["reason"] for r in route["rejected"]}["$everything"]
+    )
+    received = next(s for s in exchange["history"] if s["to"] == "received")
+    assert received["detail"]["read_by"] == "search by compartment"
+    assert exchange["resource_count"] > 1
+    log = old.log()
+    # One search per type it searches by patient (the access log names the route, not the
+    # member), and no $everything asked.
+    searches = log.count('"method":"GET","path":"/fhir/{resource_type}","status":200')
+    assert searches >= len(route["search_types"]) and "/$everything" not in log
+    with old.client() as reader:  # and $everything itself now says what to do instead
+        answer = reader.get(f"/fhir/Patient/{switchers[0]['old_patient_id']}/$everything")
+        assert answer.status_code == 404 and answer.json()["issue"][0]["code"] == "not-supported"

@@ -204,6 +204,12 @@ class _TimedClient:
         key = kwargs["idempotency_key"]
         return self._timed(key, lambda: self._inner.everything(partner, member_ref, **kwargs))
 
+    def search_record(self, partner: Any, member_ref: str, types: Any, **kwargs: Any) -> Any:
+        key = kwargs["idempotency_key"]
+        return self._timed(
+            key, lambda: self._inner.search_record(partner, member_ref, types, **kwargs)
+        )
+
     def refresh_credentials(self, partner: Any) -> None:
         self._inner.refresh_credentials(partner)
 

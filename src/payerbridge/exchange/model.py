@@ -235,6 +235,7 @@ class ExchangeRecord:
     consent_id: str | None = None
     step_started_at: datetime | None = None
     request_shape: str | None = None  # the HRex version the route chose to speak
+    data_path: str | None = None  # how the route chose to read the record (``route``)
     transitions: tuple[Transition, ...] = ()
 
 

@@ -73,6 +73,19 @@ class PartnerClient(Protocol):
         """The member's record, every page of it followed to the end."""
         ...
 
+    def search_record(
+        self,
+        partner: Partner,
+        member_ref: str,
+        types: Sequence[str],
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
+    ) -> Retrieved:
+        """The member's record read by searches (the Patient, then each of ``types`` by
+        ``patient``, with their Provenance), every page followed: one searchset Bundle."""
+        ...
+
     def refresh_credentials(self, partner: Partner) -> None: ...
 
 

@@ -53,11 +53,11 @@ from payerbridge.exchange.model import (
 from payerbridge.exchange.normalize import NormalizedBundle, normalize_everything_bundle
 from payerbridge.exchange.opt_in import opt_in_consent
 from payerbridge.exchange.outbound import CallOutcome, StepClock, call_partner
-from payerbridge.exchange.ports import ExchangePorts, PartnerClient, UnitOfWork
+from payerbridge.exchange.ports import ExchangePorts, PartnerClient, Retrieved, UnitOfWork
 from payerbridge.fhir.member_match import MemberMatchResult, build_member_match_request
 from payerbridge.routing.model import Partner
 from payerbridge.routing.profiles import PROFILES
-from payerbridge.routing.route import decide_route
+from payerbridge.routing.route import SEARCH, decide_route, read_data_path
 from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
 
 __all__ = [
@@ -406,7 +406,7 @@ def _prepare(
             expected=record.state,
         )
         return StepResult(S.FAILED, done=True), None, record
-    updates: dict[str, Any] = {"request_shape": route.shape.hrex}
+    updates: dict[str, Any] = {"request_shape": route.shape.hrex, "data_path": route.data_path}
     if route.wait_until is not None:
         # Called when the endpoint can be; a planned window does not use the budget.
         updates |= {"next_attempt_at": route.wait_until, "last_error": route.wait_reason}
@@ -875,16 +875,17 @@ def _retrieve(
     member_ref = record.matched_member_ref
     key = idempotency_key(record, "everything")
     clock = step_clock(ports, record, "everything", attempt, started)
+    way, types = read_data_path(record.data_path)
+
+    def read(timeout: float) -> Retrieved:
+        if way == SEARCH:  # the partner offers no $everything: its searches, by the member
+            return ports.client.search_record(
+                partner, member_ref, types, idempotency_key=key, timeout=timeout
+            )
+        return ports.client.everything(partner, member_ref, idempotency_key=key, timeout=timeout)
+
     try:
-        outcome = call_partner(
-            ports,
-            exchange_id,
-            partner,
-            clock,
-            lambda timeout: ports.client.everything(
-                partner, member_ref, idempotency_key=key, timeout=timeout
-            ),
-        )
+        outcome = call_partner(ports, exchange_id, partner, clock, read)
     except ConsentDenied as exc:  # the old payer refused on consent grounds
         return _block(ports, exchange_id, exc.reason, exc.text, {"by": "partner"})
     except PartnerError as exc:
@@ -896,7 +897,12 @@ def _retrieve(
     at = ports.clock()
     received = Move(
         S.RECEIVED,
-        detail={"bytes": len(body), "sha256": digest, "pages": list(outcome.value.page_sizes)},
+        detail={
+            "bytes": len(body),
+            "sha256": digest,
+            "pages": list(outcome.value.page_sizes),
+            "read_by": way,
+        },
     )
     # Normalized at once, in memory: the payload, the resources and received → normalized →
     # completed are one commit. A run cut off before it calls the partner again, under the

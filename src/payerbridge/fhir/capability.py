@@ -20,7 +20,7 @@ def _versioned(canonical: str, version: str | None) -> str:
     return f"{canonical}|{version}" if version else canonical
 
 
-def _patient(hrex_version: str | None) -> dict[str, Any]:
+def _patient(hrex_version: str | None, everything: bool) -> dict[str, Any]:
     return {
         "type": "Patient",
         "interaction": [{"code": "read"}, {"code": "search-type"}],
@@ -53,12 +53,19 @@ def _patient(hrex_version: str | None) -> dict[str, Any]:
                     else ", else in a form each accepts."
                 ),
             },
-            {
-                "name": "everything",
-                "definition": codes.PATIENT_EVERYTHING_OPERATION,
-                "documentation": "Parameters _type, _since (an instant with a time zone) and "
-                "_count; paged by next links; any other parameter is refused with 400.",
-            },
+            *(
+                [
+                    {
+                        "name": "everything",
+                        "definition": codes.PATIENT_EVERYTHING_OPERATION,
+                        "documentation": "Parameters _type, _since (an instant with a time "
+                        "zone) and _count; paged by next links; any other parameter is refused "
+                        "with 400.",
+                    }
+                ]
+                if everything
+                else []
+            ),
         ],
     }
 
@@ -126,6 +133,7 @@ def capability_statement(
     published: datetime,
     hrex_version: str | None = None,
     pdex_version: str | None = None,
+    everything: bool = True,
 ) -> dict[str, Any]:
     """Ours; ``hrex_version``/``pdex_version``: the guide versions an operator has this
     server declare (none named when unset)."""
@@ -153,7 +161,7 @@ def capability_statement(
                 "security": _security(token_url),
                 "documentation": "Payer-to-payer exchange (HRex $member-match, PDex $everything). "
                 "Errors are OperationOutcome resources.",
-                "resource": [_patient(hrex_version), *others],
+                "resource": [_patient(hrex_version, everything), *others],
             }
         ],
     }

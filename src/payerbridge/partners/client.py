@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -273,56 +275,122 @@ class HttpxPartnerClient:
         entries. A next link off the partner's registered base, a page that is not a
         Bundle, too many pages, or pages that end short of the ``total`` the partner
         announced fail the call; nothing is kept of a truncated record."""
-        relative = member_ref.removeprefix(f"{partner.fhir_base}/")
-        if not _PATIENT_REFERENCE.match(relative):
-            raise PartnerRejected(
-                f"partner '{partner.id}' returned a member reference that is not a Patient on "
-                "its registered FHIR base; no member data or token is sent there"
-            )
-        url: str | None = f"{partner.fhir_base}/{relative}/$everything"
+        relative = _member_on_base(partner, member_ref)
+        url = f"{partner.fhir_base}/{relative}/$everything"
+        pages = self._pages(partner, url, "$everything", idempotency_key, timeout)
+        logger.info(
+            "partner $everything received",
+            extra={
+                "partner_id": partner.id,
+                "pages": len(pages.sizes),
+                "entries": len(pages.entries),
+            },
+        )
+        if len(pages.sizes) == 1:  # the Bundle as sent: nothing to merge, no second encoding
+            return Retrieved(pages.first_content, pages.sizes)
+        merged = {k: v for k, v in pages.first.items() if k != "link"}
+        merged["entry"] = pages.entries
+        return Retrieved(orjson.dumps(merged), pages.sizes)
+
+    def search_record(
+        self,
+        partner: Partner,
+        member_ref: str,
+        types: Sequence[str],
+        *,
+        idempotency_key: str,
+        timeout: float | None = None,
+    ) -> Retrieved:
+        """The member's record read by searches, for a partner without ``$everything``:
+        the Patient by ``_id``, then each of ``types`` by ``patient``, each with the
+        Provenance that targets what it finds, every page followed; one searchset Bundle
+        of them all, each resource once. Any search refused fails the call: nothing is
+        kept of part of a record."""
+        member = _member_on_base(partner, member_ref).removeprefix("Patient/")
+        searches = [("Patient", "_id"), *((t, "patient") for t in types if t != "Patient")]
+        entries: list[Any] = []
+        sizes: list[int] = []
+        seen: set[tuple[Any, Any]] = set()
+        for resource_type, parameter in searches:
+            query = urlencode({parameter: member, "_revinclude": "Provenance:target"})
+            url = f"{partner.fhir_base}/{resource_type}?{query}"
+            pages = self._pages(partner, url, f"{resource_type} search", idempotency_key, timeout)
+            for entry in pages.entries:
+                resource = entry.get("resource") if isinstance(entry, dict) else None
+                key = (resource or {}).get("resourceType"), (resource or {}).get("id")
+                if key not in seen:
+                    seen.add(key)
+                    entries.append(entry)
+            sizes.extend(pages.sizes)
+        logger.info(
+            "partner record read by searches",
+            extra={"partner_id": partner.id, "searches": len(searches), "entries": len(entries)},
+        )
+        bundle = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+        return Retrieved(orjson.dumps(bundle), tuple(sizes))
+
+    def _pages(
+        self, partner: Partner, url: str, what: str, idempotency_key: str, timeout: float | None
+    ) -> _Pages:
+        """Every page of a searchset from ``url``, ``next`` followed to the end (within
+        the partner's base, at most ``MAX_EVERYTHING_PAGES``, as many matches as the
+        first page's ``total`` announced)."""
         first: dict[str, Any] | None = None
         first_content = b""
         entries: list[Any] = []
         sizes: list[int] = []
-        while url is not None:
+        next_url: str | None = url
+        while next_url is not None:
             if len(sizes) == MAX_EVERYTHING_PAGES:
                 raise PartnerRejected(
-                    f"partner '{partner.id}' $everything has more than "
+                    f"partner '{partner.id}' {what} has more than "
                     f"{MAX_EVERYTHING_PAGES} pages; stopped rather than import part of it"
                 )
             response = self._send(
-                partner, "GET", url, idempotency_key=idempotency_key, timeout=timeout
+                partner, "GET", next_url, idempotency_key=idempotency_key, timeout=timeout
             )
             if response.status_code != 200:
                 raise PartnerRejected(
-                    f"partner '{partner.id}' rejected $everything (page {len(sizes) + 1}): "
+                    f"partner '{partner.id}' rejected {what} (page {len(sizes) + 1}): "
                     f"{_outcome_text(response)}",
                     status=response.status_code,
                 )
-            page = _bundle_page(response, partner, len(sizes) + 1)
+            page = _bundle_page(response, partner, len(sizes) + 1, what)
             if first is None:
                 first, first_content = page, response.content
             page_entries = page.get("entry") or []
             entries.extend(page_entries)
             sizes.append(len(page_entries))
-            url = _next_link(page, partner)
+            next_url = _next_link(page, partner)
         assert first is not None
         matches = sum(1 for e in entries if (e.get("search") or {}).get("mode", "match") == "match")
         total = first.get("total")
         if len(sizes) > 1 and isinstance(total, int) and matches < total:
             raise PartnerRejected(
-                f"partner '{partner.id}' $everything pages ended with {matches} of the "
+                f"partner '{partner.id}' {what} pages ended with {matches} of the "
                 f"{total} resources it announced; nothing was imported"
             )
-        logger.info(
-            "partner $everything received",
-            extra={"partner_id": partner.id, "pages": len(sizes), "entries": len(entries)},
+        return _Pages(first, first_content, entries, tuple(sizes))
+
+
+@dataclass(frozen=True)
+class _Pages:
+    first: dict[str, Any]
+    first_content: bytes
+    entries: list[Any]
+    sizes: tuple[int, ...]
+
+
+def _member_on_base(partner: Partner, member_ref: str) -> str:
+    """``Patient/{id}`` of the member on the partner's registered base; anything else is
+    refused before a call: no member data or token goes elsewhere."""
+    relative = member_ref.removeprefix(f"{partner.fhir_base}/")
+    if not _PATIENT_REFERENCE.match(relative):
+        raise PartnerRejected(
+            f"partner '{partner.id}' returned a member reference that is not a Patient on "
+            "its registered FHIR base; no member data or token is sent there"
         )
-        if len(sizes) == 1:  # the Bundle as sent: nothing to merge, no second encoding
-            return Retrieved(first_content, tuple(sizes))
-        merged = {k: v for k, v in first.items() if k != "link"}
-        merged["entry"] = entries
-        return Retrieved(orjson.dumps(merged), tuple(sizes))
+    return relative
 
 
 MAX_EVERYTHING_PAGES = 10_000  # at a thousand a page, ten million resources

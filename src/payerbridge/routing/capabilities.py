@@ -40,6 +40,9 @@ class Capabilities:
     operations: frozenset[str]  # operation names, e.g. member-match, everything, export
     software: str | None = None
     endpoints: Mapping[str, str] = field(default_factory=dict)  # token, registration
+    # Types it searches by the member (a ``patient`` search parameter): a record can be
+    # read by searches where $everything is not offered.
+    searchable: frozenset[str] = frozenset()
 
     def offers(self, operation: str) -> bool:
         return operation in self.operations
@@ -52,6 +55,7 @@ class Capabilities:
             "operations": sorted(self.operations),
             "software": self.software,
             "endpoints": dict(sorted(self.endpoints.items())),
+            "searchable": sorted(self.searchable),
         }
 
     @classmethod
@@ -63,6 +67,7 @@ class Capabilities:
             operations=frozenset(data.get("operations") or ()),
             software=data.get("software"),
             endpoints=dict(data.get("endpoints") or {}),
+            searchable=frozenset(data.get("searchable") or ()),
         )
 
 
@@ -76,7 +81,12 @@ def read_capabilities(
         *_strings(statement.get("instantiates")),
     ]
     operations: dict[str, str | None] = {}
+    searchable: set[str] = set()
     for rest in _dicts(statement.get("rest")):
+        for resource in _dicts(rest.get("resource")):
+            names = {_string(p.get("name")) for p in _dicts(resource.get("searchParam"))}
+            if "patient" in names and isinstance(resource.get("type"), str):
+                searchable.add(resource["type"])
         for operation in (
             *_dicts(rest.get("operation")),
             *(
@@ -106,6 +116,7 @@ def read_capabilities(
         operations=frozenset(operations),
         software=_software(software) if isinstance(software, Mapping) else None,
         endpoints=dict(endpoints or {}),
+        searchable=frozenset(searchable),
     )
 
 
@@ -127,6 +138,15 @@ def changes(before: Capabilities | None, after: Capabilities) -> list[str]:
             found.append(f"{name} {before.guides[guide]} → {after.guides[guide]}")
     found += [f"dropped operation {op}" for op in sorted(before.operations - after.operations)]
     found += [f"added operation {op}" for op in sorted(after.operations - before.operations)]
+    if before.searchable - after.searchable:
+        found.append(
+            "no longer searched by patient: "
+            + ", ".join(sorted(before.searchable - after.searchable))
+        )
+    if after.searchable - before.searchable:
+        found.append(
+            "now searched by patient: " + ", ".join(sorted(after.searchable - before.searchable))
+        )
     for name in sorted(set(before.endpoints) | set(after.endpoints)):
         if before.endpoints.get(name) != after.endpoints.get(name):
             found.append(f"{name} endpoint changed")

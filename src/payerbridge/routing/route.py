@@ -18,17 +18,20 @@ from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.operations import ACTIVE, Operations, PartnerStatus
 from payerbridge.routing.profiles import PROFILES, MemberMatchShape
 
-__all__ = ["ROUTE_POLICY", "RouteDecision", "decide_route"]
+__all__ = [
+    "BULK",
+    "EVERYTHING",
+    "ROUTE_POLICY",
+    "SEARCH",
+    "RouteDecision",
+    "decide_route",
+    "read_data_path",
+]
 
 ROUTE_POLICY = "route-policy/2"
 
-# Ways to read a member's record, in the order we prefer them, with what the partner
-# must offer and whether this requester implements them yet.
-_DATA_PATHS: tuple[tuple[str, str | None, str | None], ...] = (
-    ("$everything", "everything", None),
-    ("search by compartment", None, "this requester does not read a record by searches yet"),
-    ("bulk export", "export", "this requester does not run bulk exports yet"),
-)
+# Ways to read a member's record, in the order we prefer them.
+EVERYTHING, SEARCH, BULK = "$everything", "search by compartment", "bulk export"
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class RouteDecision:
 
     endpoint: str
     find_member: str | None  # "MemberId" or "Patient?identifier="
-    data: str | None  # "$everything"
+    data: str | None  # EVERYTHING or SEARCH
     rejected: tuple[tuple[str, str], ...]
     reading: str  # when the partner's capabilities were read, or "never read"
     shape: MemberMatchShape = PROFILES.current  # the $member-match request we send
@@ -48,10 +51,18 @@ class RouteDecision:
     wait_until: datetime | None = None
     wait_reason: str | None = None
     planned_wait: bool = False  # a maintenance window: the wait does not use the budget
+    search_types: tuple[str, ...] = ()  # SEARCH: the types read by ``patient``
 
     @property
     def routable(self) -> bool:
         return self.unavailable is None and self.find_member is not None and self.data is not None
+
+    @property
+    def data_path(self) -> str | None:
+        """The data way as kept with the exchange (``read_data_path`` reads it back)."""
+        if self.data == SEARCH:
+            return f"{SEARCH}: {','.join(self.search_types)}"
+        return self.data
 
     def why_not(self) -> str:
         reasons = [f"{option}: {reason}" for option, reason in self.rejected]
@@ -62,6 +73,7 @@ class RouteDecision:
             "endpoint": self.endpoint,
             "find_member": self.find_member,
             "data": self.data,
+            **({"search_types": list(self.search_types)} if self.search_types else {}),
             "rejected": [{"option": o, "reason": r} for o, r in self.rejected],
             "request_shape": f"HRex {self.shape.hrex}",
             "unavailable": self.unavailable,
@@ -101,14 +113,7 @@ def decide_route(
         reading = capabilities.read_at.isoformat()
     shape = _shape(capabilities, notes)
     find_member = _find_member(capabilities, shape, rejected, notes)
-    data = None
-    for name, operation, missing in _DATA_PATHS:
-        if missing is not None:
-            rejected.append((name, missing))
-        elif capabilities is not None and operation and not capabilities.offers(operation):
-            rejected.append((name, f"the partner does not offer ${operation} (read {reading})"))
-        elif data is None:
-            data = name
+    data, search_types = _data_path(capabilities, reading, rejected)
     unavailable = None
     if operations.status is PartnerStatus.SUSPENDED:
         unavailable = "the partner is suspended by an operator" + (
@@ -141,7 +146,40 @@ def decide_route(
         wait_until=wait_until,
         wait_reason=wait_reason,
         planned_wait=planned,
+        search_types=search_types,
     )
+
+
+def read_data_path(kept: str | None) -> tuple[str, tuple[str, ...]]:
+    """The data way and the types searched, as ``RouteDecision.data_path`` kept them
+    (an exchange routed before data paths were kept reads ``$everything``)."""
+    if kept is None or kept == EVERYTHING:
+        return EVERYTHING, ()
+    way, _, types = kept.partition(": ")
+    return way, tuple(t for t in types.split(",") if t)
+
+
+def _data_path(
+    capabilities: Capabilities | None, reading: str, rejected: list[tuple[str, str]]
+) -> tuple[str | None, tuple[str, ...]]:
+    """``$everything`` where offered (one call reads the whole record), else searches by
+    the member over every type the partner searches by ``patient``."""
+    data: str | None = None
+    if capabilities is not None and not capabilities.offers("everything"):
+        rejected.append((EVERYTHING, f"the partner does not offer $everything (read {reading})"))
+    else:
+        data = EVERYTHING
+    searchable = capabilities.searchable if capabilities is not None else frozenset()
+    if capabilities is None:
+        rejected.append((SEARCH, "never read: which types the partner searches is unknown"))
+    elif not searchable:
+        rejected.append((SEARCH, f"the partner searches no type by patient (read {reading})"))
+    elif data is not None:
+        rejected.append((SEARCH, "$everything reads the whole record in one call"))
+    else:
+        data = SEARCH
+    rejected.append((BULK, "this requester does not run bulk exports yet"))
+    return data, tuple(sorted(searchable)) if data == SEARCH else ()
 
 
 def _shape(capabilities: Capabilities | None, notes: list[str]) -> MemberMatchShape:

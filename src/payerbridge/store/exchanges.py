@@ -72,6 +72,7 @@ def _record(row: Any, transitions: tuple[Transition, ...] = ()) -> ExchangeRecor
         consent_id=row.consent_id,
         step_started_at=row.step_started_at,
         request_shape=row.request_shape,
+        data_path=row.data_path,
         transitions=transitions,
     )
 

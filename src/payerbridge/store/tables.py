@@ -259,6 +259,8 @@ exchanges = Table(
     Column("last_seq", Integer, nullable=False, default=0, server_default="0"),
     # The HRex version whose $member-match shape the route chose (``fhir.versions``).
     Column("request_shape", String(16), nullable=True),
+    # How it reads the member's record: "$everything", or the search and its types.
+    Column("data_path", Text, nullable=True),
     Index("ix_exchanges_state", "state", "created_at"),
     Index("ix_exchanges_consent", "consent_id"),
     Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),

@@ -434,3 +434,29 @@ def test_an_operator_has_the_old_payer_asked_again_now_about_its_review() -> Non
 
     assert ports.exchanges.current(exchange_id).next_attempt_at == clock.now
     assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+
+
+def test_a_partner_without_everything_is_read_by_searches_as_the_route_decided() -> None:
+    client = _client()
+    ports = _ports(client, FakeClock())
+    searchable = frozenset({"Condition", "Coverage", "Patient"})
+    reading = Capabilities(
+        FakeClock().now,
+        "4.0.1",
+        {"hrex": "1.1.0"},
+        frozenset({"member-match"}),
+        searchable=searchable,
+    )
+    ports.partners.readings[OLD_PLAN.id] = reading  # type: ignore[attr-defined]
+    exchange_id = _submit(ports, an_exchange_request())
+
+    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+
+    assert [call for call, _ in client.calls] == [
+        "member-match",
+        "search:Condition,Coverage,Patient",
+    ]
+    record = ports.exchanges.current(exchange_id)
+    assert record.data_path == "search by compartment: Condition,Coverage,Patient"
+    (received,) = [t for t in record.transitions if t.to_state == "received"]
+    assert (received.detail or {})["read_by"] == "search by compartment"

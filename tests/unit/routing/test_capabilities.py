@@ -143,3 +143,30 @@ def test_the_versions_we_declare_route_a_peer_of_ours_to_their_shape(
     route = decide_route("https://us.example/fhir", reading)
     assert route.shape.hrex == shape
     assert route.find_member == ("Patient?identifier=" if shape == "1.0.0" else "MemberId")
+
+
+def test_a_server_without_everything_is_read_as_searchable_by_patient() -> None:
+    ours = capability_statement(
+        fhir_base="https://us.example/fhir",
+        token_url="https://us.example/auth/token",
+        software_version="1.0",
+        org_name="Us",
+        published=AT,
+        everything=False,
+    )
+    reading = read_capabilities(ours, at=AT)
+    assert "everything" not in reading.operations and "member-match" in reading.operations
+    assert {"Condition", "Coverage", "ExplanationOfBenefit"} <= reading.searchable
+    assert "Patient" not in reading.searchable  # the Patient is searched by _id
+    with_everything = read_capabilities(
+        capability_statement(
+            fhir_base="https://us.example/fhir",
+            token_url="https://us.example/auth/token",
+            software_version="1.0",
+            org_name="Us",
+            published=AT,
+        ),
+        at=AT,
+    )
+    assert changes(with_everything, reading) == ["dropped operation everything"]
+    assert Capabilities.from_json(json.loads(json.dumps(reading.to_json()))) == reading

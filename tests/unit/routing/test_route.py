@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from payerbridge.routing.capabilities import Capabilities
-from payerbridge.routing.route import ROUTE_POLICY, decide_route
+from payerbridge.routing.route import ROUTE_POLICY, decide_route, read_data_path
 
 BASE = "https://old.example/fhir"
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -62,3 +62,29 @@ def test_the_request_shape_follows_the_partners_versions_and_says_why() -> None:
     unknown = decide_route(BASE, reading("member-match", "everything", hrex=None))
     assert unknown.shape.hrex == "1.2.0" and unknown.to_json()["request_shape"] == "HRex 1.2.0"
     assert decide_route(BASE, None).shape.hrex == "1.2.0"
+
+
+def test_a_partner_without_everything_is_read_by_its_searches_by_patient() -> None:
+    searchable = frozenset({"Condition", "Encounter", "Patient"})
+    reading = Capabilities(
+        AT, "4.0.1", {"hrex": "1.1.0"}, frozenset({"member-match"}), searchable=searchable
+    )
+    route = decide_route(BASE, reading)
+    assert route.routable and route.data == "search by compartment"
+    assert route.search_types == ("Condition", "Encounter", "Patient")
+    assert route.to_json()["search_types"] == ["Condition", "Encounter", "Patient"]
+    assert "does not offer $everything" in dict(route.rejected)["$everything"]
+    assert read_data_path(route.data_path) == ("search by compartment", route.search_types)
+    # With $everything offered too, one call is preferred and the search says why not.
+    both = decide_route(
+        BASE,
+        Capabilities(
+            AT, "4.0.1", {}, frozenset({"member-match", "everything"}), searchable=searchable
+        ),
+    )
+    assert both.data == "$everything" and read_data_path(both.data_path) == ("$everything", ())
+    assert (
+        dict(both.rejected)["search by compartment"]
+        == "$everything reads the whole record in one call"
+    )
+    assert read_data_path(None) == ("$everything", ())  # exchanges routed before paths were kept

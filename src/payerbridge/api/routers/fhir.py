@@ -94,6 +94,7 @@ def metadata(platform: PlatformDep) -> FhirResponse:
             published=_STARTED,
             hrex_version=platform.settings.hrex_version,
             pdex_version=platform.settings.pdex_version,
+            everything=platform.settings.offer_everything,
         )
     )
 
@@ -239,6 +240,12 @@ def everything(
     the first page, then paged by ``next`` links through that decision, the consent
     decided again for every page."""
     caller.require(resource_scope("*"))
+    if not platform.settings.offer_everything:
+        text = (
+            "this server does not offer $everything; read the member's record by searches "
+            "(GET [type]?patient=[id]&_revinclude=Provenance:target)"
+        )
+        raise NotFound(text, issues=[Issue(text, "$everything", "not-supported")])
     _check_id(patient_id)
     params = list(request.query_params.multi_items())
     path = f"/Patient/{patient_id}/$everything"
