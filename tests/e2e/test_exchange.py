@@ -318,6 +318,7 @@ def test_make_run_demo_routes_one_exchange_to_each_of_three_differently_shaped_p
             str(base),
             "--window-seconds",
             "4",
+            "--no-weekly-maintenance",  # the run must not depend on the day of the week
         ],
         timeout=240,
         env={"PAYERBRIDGE_DATABASE_URL": ""},

@@ -337,6 +337,7 @@ def _register_partners_locally(
     our_npi: str,
     *,
     window_seconds: float = 0,
+    weekly: bool = True,
 ) -> None:
     """Register each running partner, read what its CapabilityStatement says, and set
     the maintenance windows it announces (``window_seconds``: also one starting now, so
@@ -366,9 +367,9 @@ def _register_partners_locally(
                 actor="sandbox",
                 request_id=None,
             )
-            weekly = profile_of(index).weekly_maintenance
-            windows = [weekly] if weekly else []
-            if weekly and window_seconds:
+            announces = profile_of(index).weekly_maintenance
+            windows = [announces] if announces and weekly else []
+            if announces and window_seconds:
                 now = datetime.now(UTC)
                 windows.append(
                     {
@@ -432,9 +433,22 @@ def _run_sample_exchanges(
         deadline = time.monotonic() + 120
         while True:
             exchanges: list[dict[str, Any]] = [client.get(at).json() for at in locations]
-            if all(e["state"] in _TERMINAL for e in exchanges) or time.monotonic() > deadline:
+            if all(_settled(e, deadline) for e in exchanges) or time.monotonic() > deadline:
                 return exchanges
             time.sleep(0.2)
+
+
+def _settled(exchange: dict[str, Any], deadline: float) -> bool:
+    """Stopped, or waiting for a maintenance window that outlasts the demo's patience."""
+    if exchange["state"] in _TERMINAL:
+        return True
+    wait = (exchange.get("route") or {}).get("wait")
+    if not wait or exchange["state"] != "route_selected":
+        return False
+    from datetime import UTC, datetime
+
+    left = (datetime.fromisoformat(wait["until"]) - datetime.now(UTC)).total_seconds()
+    return left > deadline - time.monotonic()
 
 
 def _print_route(exchange: dict[str, Any], label: str) -> None:
@@ -476,6 +490,10 @@ def demo(
             "so its sample exchange shows the wait (0: none)."
         ),
     ] = 5,
+    weekly_maintenance: Annotated[
+        bool,
+        typer.Option(help="Register that partner's weekly window too (Sun 02:00-04:00, New York)."),
+    ] = True,
 ) -> None:
     """Start the platform with three sandbox partners that speak different HRex/PDex
     versions (one announces maintenance windows), send one exchange to each and show the
@@ -492,7 +510,12 @@ def demo(
     try:
         _wait_healthy(instances)
         _register_partners_locally(
-            data_dir, instances[:-1], network, us[1], window_seconds=window_seconds
+            data_dir,
+            instances[:-1],
+            network,
+            us[1],
+            window_seconds=window_seconds,
+            weekly=weekly_maintenance,
         )
         switchers = orjson.loads((_network_dir(data_dir) / "switchers.json").read_bytes())
         token = _console_token(data_dir, port, us)
@@ -531,9 +554,16 @@ def demo(
     )
     for instance in instances[:-1]:
         out.print(f"  partner {instance.name}: {instance.base_url}/fhir/metadata")
+    waiting = [
+        e
+        for e in exchanges
+        if e["state"] == "route_selected" and (e.get("route") or {}).get("wait")
+    ]
+    if waiting:
+        out.print(f"{len(waiting)} exchange(s) wait for a maintenance window; see them above")
     if exit_after:
         _stop(instances)
-        if len(done) != len(exchanges):
+        if len(done) + len(waiting) != len(exchanges):
             raise typer.Exit(1)
         return
     out.print("serving; Ctrl-C to stop")
