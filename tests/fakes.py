@@ -61,6 +61,7 @@ from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
+from payerbridge.routing.operations import RateLimit
 from payerbridge.security.model import RegisteredClient
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, ExchangeId, MemberId
@@ -568,6 +569,7 @@ class InMemoryBreakerStore:
 
     def __init__(self) -> None:
         self.states: dict[str, BreakerState] = {}
+        self.rates: dict[str, datetime] = {}  # partner -> when its next call is due
 
     def admit(
         self, endpoint: str, partner_id: str, *, now: datetime, cooldown: timedelta
@@ -598,6 +600,12 @@ class InMemoryBreakerStore:
 
     def get(self, endpoint: str) -> BreakerState:
         return self.states.get(endpoint, BreakerState())
+
+    def admit_rate(self, partner_id: str, limit: RateLimit, *, now: datetime) -> datetime | None:
+        wait, due = limit.admit(self.rates.get(partner_id), now)
+        if wait is None:
+            self.rates[partner_id] = due
+        return wait
 
 
 class InMemoryConsentStore:

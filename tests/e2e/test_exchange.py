@@ -695,3 +695,44 @@ def test_a_partner_that_drops_everything_is_read_by_its_searches_after_a_refresh
     with old.client() as reader:  # and $everything itself now says what to do instead
         answer = reader.get(f"/fhir/Patient/{switchers[0]['old_patient_id']}/$everything")
         assert answer.status_code == 404 and answer.json()["issue"][0]["code"] == "not-supported"
+
+
+def test_a_partners_announced_rate_limit_spaces_every_call_to_it(
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
+) -> None:
+    from datetime import datetime
+
+    old, new, info = payers
+    partner_id = info["payers"][0]["slug"]
+    limited = new.cli("partners", "operations", partner_id, "--rate-limit", "1/2")
+    assert limited.returncode == 0, limited.stderr
+    assert orjson.loads(limited.stdout)["rate_limit"] == {"requests": 1, "per_seconds": 2.0}
+    bad = new.cli("partners", "operations", partner_id, "--rate-limit", "fast")
+    assert bad.returncode != 0 and "rate_limit" in bad.stderr
+    switchers = orjson.loads((network / "switchers.json").read_bytes())[:2]
+    with new.client() as client:
+        locations = []
+        for switcher in switchers:
+            response = client.post("/exchanges", json=switcher["request"], headers=new_key())
+            assert response.status_code == 202, response.text
+            locations.append(response.headers["location"])
+        exchanges = [wait_terminal(client, at, timeout=60) for at in locations]
+    assert [e["state"] for e in exchanges] == ["completed", "completed"], exchanges
+    notes = " ".join(exchanges[0]["route"]["notes"])
+    assert "the partner takes 1 calls per 2 s" in notes
+    # The partner saw its four calls (two per exchange) at least two seconds apart.
+    calls = [
+        datetime.fromisoformat(line["ts"].replace("Z", "+00:00"))
+        for line in map(orjson.loads, old.log().splitlines())
+        if line.get("msg") == "request" and _exchange_call(line)
+    ]
+    assert len(calls) == 4, calls
+    gaps = [(b - a).total_seconds() for a, b in zip(calls, calls[1:], strict=False)]
+    assert all(gap >= 1.9 for gap in gaps), gaps
+
+
+def _exchange_call(line: dict[str, Any]) -> bool:
+    """An access-log line of $member-match (logged as "unmatched": the operation is a
+    route of its own) or of $everything."""
+    path = line.get("path", "")
+    return path.startswith("/fhir/Patient/") or (line.get("method"), path) == ("POST", "unmatched")

@@ -603,3 +603,43 @@ def test_retrieval_without_a_matched_member_fails_as_such(platform: Platform) ->
     assert service.retrieve(ports, exchange_id, request).state is ExchangeState.FAILED
     record = platform.exchanges.get(exchange_id)
     assert record.error_code == "no-matched-member"
+
+
+def test_a_partners_rate_limit_is_shared_by_every_worker_and_spends_no_attempt(
+    platform: Platform, tmp_path: Path, database_env: Callable[[], dict[str, str]]
+) -> None:
+    """Two platforms on one database (two workers): the partner's announced rate counts
+    both workers' calls; a call past it waits for its turn and is not an attempt."""
+    from datetime import UTC, datetime, timedelta
+
+    from payerbridge.routing.enrolment import set_operations
+    from payerbridge.routing.operations import RateLimit
+
+    limit = RateLimit(2, 60.0)
+    set_operations(
+        PartnerId("old-plan"),
+        {"rate_limit": limit.to_json()},
+        registry=platform.partners,
+        actor="test",
+        request_id=None,
+    )
+    other = build_platform(platform.settings)  # the second worker, same database
+    try:
+        now = datetime.now(UTC)
+        assert platform.breakers.admit_rate(PartnerId("old-plan"), limit, now=now) is None
+        assert other.breakers.admit_rate(PartnerId("old-plan"), limit, now=now) is None
+        turn = platform.breakers.admit_rate(PartnerId("old-plan"), limit, now=now)
+        assert turn is not None and timedelta(seconds=29) < turn - now <= timedelta(seconds=30)
+        # An exchange asked now waits for that turn, with no attempt spent.
+        exchange_id = submit(platform, an_exchange_request())
+        waiting = service.proceed(platform.exchange_ports, ExchangeId(exchange_id), _parse)
+        assert waiting.retry_at is not None and not waiting.done
+        record = platform.exchanges.get(ExchangeId(exchange_id))
+        assert (record.state, record.attempts) == (ExchangeState.ROUTE_SELECTED, 0)
+        assert "calls per 60 s" in (record.last_error or "")
+    finally:
+        other.close()
+
+
+def _parse(raw: dict[str, Any]) -> Any:
+    return ExchangeCreate.model_validate(raw).to_domain()

@@ -425,6 +425,13 @@ def partners_operations(
     no_maintenance: Annotated[
         bool, typer.Option("--no-maintenance", help="Clear its maintenance windows.")
     ] = False,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="The calls it takes, 'N/SECONDS' (e.g. 120/60), shared by every worker; "
+            "'none' clears it."
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Suspend or resume a partner, or set its maintenance windows (new exchanges wait
@@ -447,6 +454,8 @@ def partners_operations(
             document["maintenance"] = []
         if maintenance:
             document["maintenance"] = [_window_option(text) for text in maintenance]
+        if rate_limit is not None:
+            document["rate_limit"] = _rate_option(rate_limit)
         return set_operations(
             PartnerId(partner_id), document, registry=registry, actor=cli_actor(), request_id=None
         )
@@ -455,6 +464,17 @@ def partners_operations(
     sys.stdout.write(
         orjson.dumps(partner.operations.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
     )
+
+
+def _rate_option(text: str) -> Any:
+    """'N/SECONDS' as the API's rate_limit document (checked there); 'none' clears it."""
+    if text.strip().lower() == "none":
+        return None
+    requests, _, seconds = text.partition("/")
+    try:
+        return {"requests": int(requests), "per_seconds": float(seconds)}
+    except ValueError:
+        return text  # refused by the check, which names the form
 
 
 def _window_option(text: str) -> dict[str, Any]:

@@ -5,9 +5,9 @@ and reports what the step should do next: use the answer, wait and try again, or
 stop because the exchange was dead-lettered. The durable workflow does the waiting
 (``DBOS.sleep``), so a worker crash between attempts loses nothing.
 
-An attempt is a call that went out. A call the open breaker or the partner's
-maintenance window holds back waits for it within the time budgets but spends no
-attempt: otherwise one short outage would dead-letter every exchange in flight to that
+An attempt is a call that went out. A call the open breaker, the partner's maintenance
+window or its announced rate limit holds back waits for it within the time budgets but
+spends no attempt: otherwise one short outage would dead-letter every exchange in flight to that
 partner without any of them calling.
 """
 
@@ -81,6 +81,19 @@ def call_partner(
             "maintenance",
             f"the partner is in its maintenance window until {until.isoformat()} ({why})",
             (until - now).total_seconds(),
+            attempted=False,
+        )
+    limit = partner.operations.rate_limit
+    turn = ports.breakers.admit_rate(partner.id, limit, now=now) if limit else None
+    if turn is not None and limit is not None:  # its announced rate: wait for a turn
+        return _retry_later(
+            ports,
+            exchange_id,
+            partner,
+            clock,
+            "rate-limited",
+            f"the partner takes {limit.requests} calls per {limit.per_seconds:g} s",
+            (turn - now).total_seconds(),
             attempted=False,
         )
     endpoint = partner.fhir_base

@@ -22,6 +22,7 @@ from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Organization, Partner
+from payerbridge.routing.operations import RateLimit
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import ExchangeId, PartnerId
 
@@ -204,6 +205,13 @@ class ResourceWriter(Protocol):
 class BreakerStore(Protocol):
     def get(self, endpoint: str) -> BreakerState:
         """The endpoint's breaker as last recorded (closed if never)."""
+        ...
+
+    def admit_rate(
+        self, partner_id: PartnerId, limit: RateLimit, *, now: datetime
+    ) -> datetime | None:
+        """Take the partner's next turn under its rate limit (every worker's calls
+        count): None when a call may go now, else when one may."""
         ...
 
     def admit(

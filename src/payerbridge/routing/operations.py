@@ -23,6 +23,7 @@ __all__ = [
     "MaintenanceWindow",
     "Operations",
     "PartnerStatus",
+    "RateLimit",
     "parse_operations",
 ]
 
@@ -83,10 +84,34 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """The calls a partner takes: ``requests`` per ``per_seconds``, as a burst of at most
+    ``requests`` and then one every ``per_seconds / requests`` (GCRA: one timestamp, the
+    time the next call would be due if calls came evenly, kept for every worker)."""
+
+    requests: int
+    per_seconds: float
+
+    def admit(self, due: datetime | None, now: datetime) -> tuple[datetime | None, datetime]:
+        """(None, the new due time) when a call may go now, else (when it may, ``due``
+        unchanged); ``due``: as the last admitted call left it."""
+        interval = timedelta(seconds=self.per_seconds / self.requests)
+        due = max(due or now, now)
+        earliest = due - timedelta(seconds=self.per_seconds) + interval
+        if earliest > now:
+            return earliest, due
+        return None, due + interval
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requests": self.requests, "per_seconds": self.per_seconds}
+
+
+@dataclass(frozen=True)
 class Operations:
     status: PartnerStatus = PartnerStatus.ACTIVE
     maintenance: tuple[MaintenanceWindow, ...] = ()
     note: str | None = None  # the operator's word on a suspension
+    rate_limit: RateLimit | None = None  # what the partner announced it takes
 
     def in_maintenance(self, now: datetime) -> tuple[datetime, str] | None:
         """The latest end among the windows ``now`` is in, with their reasons."""
@@ -100,6 +125,7 @@ class Operations:
             "status": self.status.value,
             "note": self.note,
             "maintenance": [window.to_json() for window in self.maintenance],
+            "rate_limit": self.rate_limit.to_json() if self.rate_limit else None,
         }
 
 
@@ -111,7 +137,7 @@ def parse_operations(document: Any) -> Operations:
     if not isinstance(document, Mapping):
         raise InvalidInput("operations must be a JSON object", issues=[Issue("not an object", "")])
     issues: list[Issue] = []
-    unknown = set(document) - {"status", "note", "maintenance"}
+    unknown = set(document) - {"status", "note", "maintenance", "rate_limit"}
     issues += [Issue(f"unknown field '{name}'", name) for name in sorted(unknown)]
     status = document.get("status", "active")
     if status not in {s.value for s in PartnerStatus}:
@@ -128,9 +154,35 @@ def parse_operations(document: Any) -> Operations:
         window = _window(item, f"maintenance[{index}]", issues)
         if window is not None:
             windows.append(window)
+    rate_limit = _rate_limit(document.get("rate_limit"), issues)
     if issues:
         raise InvalidInput("the partner's operations are not valid", issues=issues)
-    return Operations(PartnerStatus(status), tuple(windows), note)
+    return Operations(PartnerStatus(status), tuple(windows), note, rate_limit)
+
+
+def _rate_limit(value: Any, issues: list[Issue]) -> RateLimit | None:
+    if value is None:
+        return None
+    requests = value.get("requests") if isinstance(value, Mapping) else None
+    per = value.get("per_seconds") if isinstance(value, Mapping) else None
+    valid = (
+        isinstance(requests, int)
+        and not isinstance(requests, bool)
+        and requests >= 1
+        and isinstance(per, int | float)
+        and not isinstance(per, bool)
+        and per > 0
+    )
+    if not valid or set(value) - {"requests", "per_seconds"}:
+        issues.append(
+            Issue(
+                'rate_limit is {"requests": N (1 or more), "per_seconds": S (more than 0)}',
+                "rate_limit",
+            )
+        )
+        return None
+    assert isinstance(requests, int) and isinstance(per, int | float)
+    return RateLimit(requests, float(per))
 
 
 def _window(item: Any, where: str, issues: list[Issue]) -> MaintenanceWindow | None:

@@ -134,6 +134,12 @@ def decide_route(
             )
     if wait_reason is not None:
         notes.append(f"waits: the partner has one endpoint and it is {wait_reason}")
+    if operations.rate_limit is not None:
+        limit = operations.rate_limit
+        notes.append(
+            f"the partner takes {limit.requests} calls per {limit.per_seconds:g} s: "
+            "each call waits for its turn"
+        )
     return RouteDecision(
         endpoint,
         find_member,

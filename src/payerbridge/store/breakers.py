@@ -25,9 +25,10 @@ from payerbridge.exchange.breaker import (
     record_failure,
     record_success,
 )
+from payerbridge.routing.operations import RateLimit
 from payerbridge.store.audit import append_audit
 from payerbridge.store.dbapi import read_row
-from payerbridge.store.tables import partner_breakers
+from payerbridge.store.tables import partner_breakers, partner_rates
 from payerbridge.types import PartnerId
 
 __all__ = ["SqlBreakerStore"]
@@ -119,6 +120,37 @@ class SqlBreakerStore:
 
     def get(self, endpoint: str) -> BreakerState:
         return _state(read_row(self._engine, partner_breakers, "endpoint", endpoint))
+
+    def admit_rate(
+        self, partner_id: PartnerId, limit: RateLimit, *, now: datetime
+    ) -> datetime | None:
+        """Take the partner's next turn under its rate limit, for every worker at once:
+        None when a call may go now (the turn is taken), else when one may."""
+        for _ in range(2):  # a second pass only if another worker created the row first
+            try:
+                with self._engine.begin() as connection:
+                    row = connection.execute(
+                        select(partner_rates.c.due_at)
+                        .where(partner_rates.c.partner_id == partner_id)
+                        .with_for_update()
+                    ).first()
+                    wait, due = limit.admit(row.due_at if row else None, now)
+                    if wait is not None:
+                        return wait
+                    if row is None:
+                        connection.execute(
+                            partner_rates.insert().values(partner_id=partner_id, due_at=due)
+                        )
+                    else:
+                        connection.execute(
+                            partner_rates.update()
+                            .where(partner_rates.c.partner_id == partner_id)
+                            .values(due_at=due)
+                        )
+                    return None
+            except StoreConflict:
+                continue
+        raise RuntimeError("rate row kept changing under us")  # pragma: no cover
 
     def all(self) -> dict[str, BreakerState]:
         with self._reader.connect() as connection:

@@ -316,6 +316,15 @@ partner_breakers = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
+# A partner that announced a rate limit: when its next call is due if calls came evenly
+# (``routing.operations.RateLimit``), moved under the row's lock by every worker.
+partner_rates = Table(
+    "partner_rates",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("due_at", UtcDateTime(), nullable=False),
+)
+
 # Old-payer side: the answer given to an (client, Idempotency-Key), replayed verbatim
 # to a retried call so the retry has no second side effect. Answers may hold member data:
 # they are purged after the retention period.

@@ -120,6 +120,7 @@ def test_a_document_round_trips() -> None:
                 "reason": "w",
             },
         ],
+        "rate_limit": {"requests": 120, "per_seconds": 60.0},
     }
     operations = parse_operations(document)
     assert operations.status is PartnerStatus.SUSPENDED
@@ -176,3 +177,36 @@ def test_a_suspended_partner_has_no_route_and_the_operators_note_is_the_reason()
     assert route.why_not().startswith(
         "the partner is suspended by an operator: contract under review"
     )
+
+
+def test_a_rate_limit_lets_a_burst_through_then_spaces_calls_evenly() -> None:
+    limit = parse_operations({"rate_limit": {"requests": 3, "per_seconds": 3}}).rate_limit
+    assert limit is not None
+    due = None
+    for _ in range(3):  # the burst
+        wait, due = limit.admit(due, NOW)
+        assert wait is None
+    wait, kept = limit.admit(due, NOW)
+    assert wait == NOW + timedelta(seconds=1) and kept == due  # the fourth waits a second
+    assert limit.admit(due, NOW + timedelta(seconds=1))[0] is None
+    # After a quiet spell the burst is available again, not more.
+    later = NOW + timedelta(minutes=5)
+    for _ in range(3):
+        wait, due = limit.admit(due, later)
+        assert wait is None
+    assert limit.admit(due, later)[0] is not None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"requests": 0, "per_seconds": 1},
+        {"requests": 2},
+        {"requests": True, "per_seconds": 1},
+        "10/s",
+    ],
+)
+def test_a_rate_limit_that_is_not_a_count_per_seconds_is_refused(bad: object) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_operations({"rate_limit": bad})
+    assert caught.value.issues[0].expression == "rate_limit"

@@ -173,7 +173,8 @@ def put_operations(
     new exchanges find no route, with ``note`` as the reason) and its ``maintenance``
     windows (``{"start", "end", "reason"}`` instants, or ``{"weekly": "sun", "start":
     "02:00", "end": "04:00", "zone": "America/New_York", "reason"}``), during which new
-    exchanges wait; replaces what was set before."""
+    exchanges wait, and its ``rate_limit`` (``{"requests", "per_seconds"}``: every
+    worker's calls count); replaces what was set before."""
     partner = set_operations(
         PartnerId(partner_id),
         body,
