@@ -436,16 +436,13 @@ def partners_operations(
 ) -> None:
     """Suspend or resume a partner, or set its maintenance windows (new exchanges wait
     for a window to end); prints how it is now run."""
-    from payerbridge.routing.enrolment import set_operations
+    from payerbridge.routing.enrolment import registered, set_operations
 
     if suspend is not None and resume:
         raise fail(errors.InvalidInput("give --suspend or --resume, not both"))
 
     def change(registry: PartnerRegistry, _discovery: PartnerDiscovery) -> Any:
-        partner = registry.get(PartnerId(partner_id))
-        if partner is None:
-            raise errors.NotFound(f"no partner is registered with id '{partner_id[:64]}'")
-        document = partner.operations.to_json()
+        document = registered(registry, PartnerId(partner_id)).operations.to_json()
         if suspend is not None:
             document |= {"status": "suspended", "note": suspend}
         if resume:

@@ -20,7 +20,14 @@ from payerbridge.routing.operations import parse_operations
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.types import PartnerId
 
-__all__ = ["Enrolled", "Refreshed", "enrol_partner", "refresh_partner", "set_operations"]
+__all__ = [
+    "Enrolled",
+    "Refreshed",
+    "enrol_partner",
+    "refresh_partner",
+    "registered",
+    "set_operations",
+]
 
 
 @dataclass(frozen=True)
@@ -81,9 +88,7 @@ def refresh_partner(
     changed (a dropped operation, another guide version, a new token endpoint), audited.
     NotFound for an unknown partner; UnprocessableRequest naming the document that
     could not be read (the last reading stays)."""
-    partner = registry.get(partner_id)
-    if partner is None:
-        raise NotFound(f"no partner is registered as '{partner_id[:64]}'")
+    partner = registered(registry, partner_id)
     return _keep(registry, partner, discovery.read(partner), actor, request_id)
 
 
@@ -100,10 +105,11 @@ def set_operations(
     operations = parse_operations(document)
     if not registry.set_operations(partner_id, operations, actor=actor, request_id=request_id):
         raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")
-    return replace(_registered(registry, partner_id), operations=operations)
+    return registered(registry, partner_id)  # as stored, with the operations just set
 
 
-def _registered(registry: PartnerRegistry, partner_id: PartnerId) -> Partner:
+def registered(registry: PartnerRegistry, partner_id: PartnerId) -> Partner:
+    """The partner, or NotFound naming the id."""
     partner = registry.get(partner_id)
     if partner is None:
         raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")

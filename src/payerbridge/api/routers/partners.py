@@ -10,11 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
-from payerbridge.errors import NotFound
 from payerbridge.exchange.breaker import BreakerState
 from payerbridge.logging import current_request_id
 from payerbridge.routing.capabilities import Capabilities
-from payerbridge.routing.enrolment import enrol_partner, refresh_partner, set_operations
+from payerbridge.routing.enrolment import (
+    enrol_partner,
+    refresh_partner,
+    registered,
+    set_operations,
+)
 from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerAuth
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import PartnerId
@@ -127,9 +131,7 @@ def list_partners(platform: PlatformDep, _operator: OperatorDep) -> list[dict[st
 
 @router.get("/{partner_id}", responses={404: {"description": "No such partner"}, **_AUTH_ERRORS})
 def get_partner(partner_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
-    partner = platform.partners.get(PartnerId(partner_id))
-    if partner is None:
-        raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")
+    partner = registered(platform.partners, PartnerId(partner_id))
     return partner_public(
         partner,
         platform.breakers.get(partner.fhir_base),
