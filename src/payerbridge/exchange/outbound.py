@@ -70,47 +70,17 @@ def call_partner(
         return dead_letter(
             ports, exchange_id, partner, clock, "budget-exhausted", "time ran out", calls
         )
-    maintenance = partner.operations.in_maintenance(now)
-    if maintenance is not None:  # announced: not a failure, no attempt spent
-        until, why = maintenance
-        return _retry_later(
-            ports,
-            exchange_id,
-            partner,
-            clock,
-            "maintenance",
-            f"the partner is in its maintenance window until {until.isoformat()} ({why})",
-            (until - now).total_seconds(),
-            attempted=False,
-        )
-    limit = partner.operations.rate_limit
-    turn = ports.breakers.admit_rate(partner.id, limit, now=now) if limit else None
-    if turn is not None and limit is not None:  # its announced rate: wait for a turn
-        return _retry_later(
-            ports,
-            exchange_id,
-            partner,
-            clock,
-            "rate-limited",
-            f"the partner takes {limit.requests} calls per {limit.per_seconds:g} s",
-            (turn - now).total_seconds(),
-            attempted=False,
-        )
     endpoint = partner.fhir_base
-    cooldown = timedelta(seconds=policy.breaker_cooldown_seconds)
-    admission = ports.breakers.admit(endpoint, partner.id, now=now, cooldown=cooldown)
-    if not admission.allowed:
-        wait = (admission.retry_at - now).total_seconds() if admission.retry_at else None
-        return _retry_later(
-            ports,
-            exchange_id,
-            partner,
-            clock,
-            "circuit-open",
-            "the circuit is open",
-            wait,
-            attempted=False,
-        )
+    held: tuple[str, str, datetime | None] | None = _announced_hold(ports, partner, now)
+    if held is None:  # then the endpoint's breaker, whose state the outcome is recorded on
+        cooldown = timedelta(seconds=policy.breaker_cooldown_seconds)
+        admission = ports.breakers.admit(endpoint, partner.id, now=now, cooldown=cooldown)
+        if not admission.allowed:
+            held = ("circuit-open", "the circuit is open", admission.retry_at)
+    if held is not None:  # not a failure: it waits, and spends no attempt
+        reason, text, until = held
+        wait = (until - now).total_seconds() if until else None
+        return _retry_later(ports, exchange_id, partner, clock, reason, text, wait, attempted=False)
     timeout = min(policy.call_timeout_seconds, remaining)
     try:
         try:
@@ -128,6 +98,28 @@ def call_partner(
         raise
     _record(ports, endpoint, partner, succeeded=True, seen=admission.state)
     return CallOutcome(value=value)
+
+
+def _announced_hold(
+    ports: ExchangePorts, partner: Partner, now: datetime
+) -> tuple[str, str, datetime] | None:
+    """What the partner announced holds a call back now (its maintenance window, then
+    its rate limit, whose turn this takes when free): the reason, its text and until
+    when; None when the call may go."""
+    maintenance = partner.operations.in_maintenance(now)
+    if maintenance is not None:
+        until, why = maintenance
+        text = f"the partner is in its maintenance window until {until.isoformat()} ({why})"
+        return "maintenance", text, until
+    limit = partner.operations.rate_limit
+    turn = ports.breakers.admit_rate(partner.id, limit, now=now) if limit else None
+    if turn is not None and limit is not None:
+        return (
+            "rate-limited",
+            f"the partner takes {limit.requests} calls per {limit.per_seconds:g} s",
+            turn,
+        )
+    return None
 
 
 def _record(
