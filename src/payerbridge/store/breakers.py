@@ -51,11 +51,12 @@ def _state(row: Any) -> BreakerState:
     )
 
 
-# How long this process trusts a healthy breaker it read: each call checks its endpoint's
-# breaker first, two reads per exchange, which at 100 exchanges/s re-read the same row
-# hundreds of times a second. A breaker another worker opens meanwhile holds this
-# process's calls back at most this much later; those calls fail and are recorded as
-# they would be without the breaker. Any write of this process's drops what it trusted.
+# How long this process trusts a healthy breaker it read: the route decision and each
+# call check the endpoint's breaker, three reads per exchange, which at 100 exchanges/s
+# re-read the same row hundreds of times a second. A breaker another worker opens
+# meanwhile holds this process's calls back at most this much later (and is shown by
+# this process that much later); those calls fail and are recorded as they would be
+# without the breaker. Any write of this process's drops what it trusted.
 _HEALTHY_TRUSTED_SECONDS = 0.5
 
 
@@ -119,6 +120,10 @@ class SqlBreakerStore:
         return self._update(endpoint, partner_id, now, change)
 
     def get(self, endpoint: str) -> BreakerState:
+        """As last recorded; a breaker this process found healthy within the trusted
+        time is not read again (the route decision asks for it on every exchange)."""
+        if self._healthy_until.get(endpoint, 0.0) > time.monotonic():
+            return BreakerState()
         return _state(read_row(self._engine, partner_breakers, "endpoint", endpoint))
 
     def admit_rate(
