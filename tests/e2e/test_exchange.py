@@ -102,6 +102,14 @@ def start_payers(
 STOPPED = ("completed", "failed", "blocked", "dead_lettered", "manual_review")
 
 
+def submit(client: Any, request: dict[str, Any]) -> str:
+    """POST /exchanges as the plan's own client; where to follow the accepted exchange."""
+    response = client.post("/exchanges", json=request, headers=new_key())
+    assert response.status_code == 202, response.text
+    location: str = response.headers["location"]
+    return location
+
+
 def wait_terminal(client: Any, location: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,9 +126,7 @@ def test_an_exchange_moves_the_members_history_with_provenance(
     old, new, info = payers
     switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
     with new.client() as client:
-        response = client.post("/exchanges", json=switcher["request"], headers=new_key())
-        assert response.status_code == 202, response.text
-        location = response.headers["location"]
+        location = submit(client, switcher["request"])
         exchange = wait_terminal(client, location)
         assert exchange["state"] == "completed", exchange
         assert [step["to"] for step in exchange["history"]] == HAPPY_PATH
@@ -407,9 +413,8 @@ def test_an_exchange_runs_with_a_udap_partner_we_registered_with_our_certificate
         assert registered["auth"] == "udap" and registered["client_id"].startswith("udap-")
         assert registered["token_url"] == f"{old.base_url}/auth/token"
         switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
-        submitted = client.post("/exchanges", json=switcher["request"], headers=new_key())
-        assert submitted.status_code == 202, submitted.text
-        exchange = wait_terminal(client, submitted.headers["location"])
+        location = submit(client, switcher["request"])
+        exchange = wait_terminal(client, location)
         assert exchange["state"] == "completed", exchange
     with old.platform() as platform:
         client_record = platform.clients.get(registered["client_id"])
@@ -429,9 +434,8 @@ def test_the_requester_follows_every_page_of_the_members_record(
     old, new, _ = start_payers(server, network, {"PAYERBRIDGE_EVERYTHING_PAGE_SIZE": "3"})
     switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
     with new.client() as client:
-        response = client.post("/exchanges", json=switcher["request"], headers=new_key())
-        assert response.status_code == 202, response.text
-        exchange = wait_terminal(client, response.headers["location"])
+        location = submit(client, switcher["request"])
+        exchange = wait_terminal(client, location)
     assert exchange["state"] == "completed", exchange
     received = next(step for step in exchange["history"] if step["to"] == "received")
     pages = received["detail"]["pages"]
@@ -460,9 +464,8 @@ def test_a_partner_that_answers_member_match_without_member_id_is_searched_by_id
     )
     switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
     with new.client() as client:
-        response = client.post("/exchanges", json=switcher["request"], headers=new_key())
-        assert response.status_code == 202, response.text
-        exchange = wait_terminal(client, response.headers["location"])
+        location = submit(client, switcher["request"])
+        exchange = wait_terminal(client, location)
     assert exchange["state"] == "completed", exchange
     assert exchange["matched_member"] == f"Patient/{switcher['old_patient_id']}"
     matched = next(step for step in exchange["history"] if step["to"] == "member_matched")
@@ -489,9 +492,7 @@ def test_an_exchange_the_old_payer_puts_under_review_waits_for_its_reviewer(
     request["member"].pop("phone", None)
     request["old_coverage"] = {"member_id": "ZZ0000000001", "relationship": "self"}
     with new.client() as client:
-        response = client.post("/exchanges", json=request, headers=new_key())
-        assert response.status_code == 202, response.text
-        location = response.headers["location"]
+        location = submit(client, request)
         waiting = wait_terminal(client, location)
         assert waiting["state"] == "manual_review", waiting
         assert waiting["error"]["code"] == "partner-review"
@@ -597,9 +598,7 @@ def test_a_partner_in_its_maintenance_window_is_waited_for_and_a_suspended_one_i
         )
         assert put.status_code == 200, put.text
         assert put.json()["operations"]["maintenance"][0]["reason"] == "quarterly upgrade"
-        response = client.post("/exchanges", json=switchers[0]["request"], headers=new_key())
-        assert response.status_code == 202, response.text
-        location = response.headers["location"]
+        location = submit(client, switchers[0]["request"])
         waiting = wait_until(client, location, lambda e: e["route"] is not None, timeout=30)
         wait = waiting["route"]["wait"]
         assert "maintenance window" in wait["reason"] and "quarterly upgrade" in wait["reason"]
@@ -615,8 +614,8 @@ def test_a_partner_in_its_maintenance_window_is_waited_for_and_a_suspended_one_i
     assert suspended.returncode == 0, suspended.stderr
     assert orjson.loads(suspended.stdout)["status"] == "suspended"
     with new.client() as client:
-        response = client.post("/exchanges", json=switchers[0]["request"], headers=new_key())
-        failed = wait_terminal(client, response.headers["location"])
+        location = submit(client, switchers[0]["request"])
+        failed = wait_terminal(client, location)
         assert (failed["state"], failed["error"]["code"]) == ("failed", "no-route"), failed
         assert "suspended by an operator: contract under review" in failed["error"]["text"]
     # A long window: the exchange waits, and an operator cancels it rather than wait.
@@ -634,8 +633,7 @@ def test_a_partner_in_its_maintenance_window_is_waited_for_and_a_suspended_one_i
     with new.client() as client:
         waiting_ids = []
         for switcher in switchers[1:3]:
-            response = client.post("/exchanges", json=switcher["request"], headers=new_key())
-            location = response.headers["location"]
+            location = submit(client, switcher["request"])
             wait_until(client, location, lambda e: e["next_retry_at"] is not None, timeout=30)
             waiting_ids.append(location.rsplit("/", 1)[1])
         assert client.post(f"/exchanges/{waiting_ids[0]}/$cancel", json={}).status_code == 400
@@ -674,9 +672,8 @@ def test_a_partner_that_drops_everything_is_read_by_its_searches_after_a_refresh
     assert refreshed.returncode == 0, refreshed.stderr
     assert "dropped operation everything" in refreshed.stdout
     with new.client() as client:
-        response = client.post("/exchanges", json=switchers[0]["request"], headers=new_key())
-        assert response.status_code == 202, response.text
-        exchange = wait_terminal(client, response.headers["location"])
+        location = submit(client, switchers[0]["request"])
+        exchange = wait_terminal(client, location)
     assert exchange["state"] == "completed", exchange
     route = exchange["route"]
     assert route["data"] == "search by compartment" and "Condition" in route["search_types"]
@@ -711,11 +708,7 @@ def test_a_partners_announced_rate_limit_spaces_every_call_to_it(
     assert bad.returncode != 0 and "rate_limit" in bad.stderr
     switchers = orjson.loads((network / "switchers.json").read_bytes())[:2]
     with new.client() as client:
-        locations = []
-        for switcher in switchers:
-            response = client.post("/exchanges", json=switcher["request"], headers=new_key())
-            assert response.status_code == 202, response.text
-            locations.append(response.headers["location"])
+        locations = [submit(client, switcher["request"]) for switcher in switchers]
         exchanges = [wait_terminal(client, at, timeout=60) for at in locations]
     assert [e["state"] for e in exchanges] == ["completed", "completed"], exchanges
     notes = " ".join(exchanges[0]["route"]["notes"])

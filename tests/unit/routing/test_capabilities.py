@@ -20,6 +20,18 @@ HREX = "http://hl7.org/fhir/us/davinci-hrex"
 PDEX = "http://hl7.org/fhir/us/davinci-pdex"
 
 
+def our_statement(**options: Any) -> dict[str, Any]:
+    """Our own CapabilityStatement, as a payerbridge partner serves it."""
+    return capability_statement(
+        fhir_base="https://us.example/fhir",
+        token_url="https://us.example/auth/token",
+        software_version="1.0",
+        org_name="Us",
+        published=AT,
+        **options,
+    )
+
+
 def statement(*operations: dict[str, str], **more: Any) -> dict[str, Any]:
     return {
         "resourceType": "CapabilityStatement",
@@ -70,14 +82,7 @@ def test_the_guides_own_canonical_wins_over_an_operations_version() -> None:
 
 
 def test_our_own_capability_statement_reads_as_what_we_serve() -> None:
-    ours = capability_statement(
-        fhir_base="https://us.example/fhir",
-        token_url="https://us.example/auth/token",
-        software_version="1.0",
-        org_name="Us",
-        published=AT,
-    )
-    reading = read_capabilities(ours, at=AT)
+    reading = read_capabilities(our_statement(), at=AT)
     assert {"member-match", "everything"} <= reading.operations
     assert {"hrex", "pdex"} <= set(reading.guides)
     assert reading.software == "payerbridge 1.0"
@@ -129,16 +134,7 @@ def test_the_versions_we_declare_route_a_peer_of_ours_to_their_shape(
 ) -> None:
     from payerbridge.routing.route import decide_route
 
-    ours = capability_statement(
-        fhir_base="https://us.example/fhir",
-        token_url="https://us.example/auth/token",
-        software_version="1.0",
-        org_name="Us",
-        published=AT,
-        hrex_version=hrex,
-        pdex_version=pdex,
-    )
-    reading = read_capabilities(ours, at=AT)
+    reading = read_capabilities(our_statement(hrex_version=hrex, pdex_version=pdex), at=AT)
     assert (reading.guides["hrex"], reading.guides["pdex"]) == (hrex, pdex)
     route = decide_route("https://us.example/fhir", reading)
     assert route.shape.hrex == shape
@@ -146,27 +142,10 @@ def test_the_versions_we_declare_route_a_peer_of_ours_to_their_shape(
 
 
 def test_a_server_without_everything_is_read_as_searchable_by_patient() -> None:
-    ours = capability_statement(
-        fhir_base="https://us.example/fhir",
-        token_url="https://us.example/auth/token",
-        software_version="1.0",
-        org_name="Us",
-        published=AT,
-        everything=False,
-    )
-    reading = read_capabilities(ours, at=AT)
+    reading = read_capabilities(our_statement(everything=False), at=AT)
     assert "everything" not in reading.operations and "member-match" in reading.operations
     assert {"Condition", "Coverage", "ExplanationOfBenefit"} <= reading.searchable
     assert "Patient" not in reading.searchable  # the Patient is searched by _id
-    with_everything = read_capabilities(
-        capability_statement(
-            fhir_base="https://us.example/fhir",
-            token_url="https://us.example/auth/token",
-            software_version="1.0",
-            org_name="Us",
-            published=AT,
-        ),
-        at=AT,
-    )
+    with_everything = read_capabilities(our_statement(), at=AT)
     assert changes(with_everything, reading) == ["dropped operation everything"]
     assert Capabilities.from_json(json.loads(json.dumps(reading.to_json()))) == reading
