@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -342,8 +342,6 @@ def _register_partners_locally(
     """Register each running partner, read what its CapabilityStatement says, and set
     the maintenance windows it announces (``window_seconds``: also one starting now, so
     that the sample exchange shows the wait)."""
-    from datetime import UTC, datetime, timedelta
-
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.routing.enrolment import refresh_partner, set_operations
@@ -445,8 +443,6 @@ def _settled(exchange: dict[str, Any], deadline: float) -> bool:
     wait = (exchange.get("route") or {}).get("wait")
     if not wait or exchange["state"] != "route_selected":
         return False
-    from datetime import UTC, datetime
-
     left = (datetime.fromisoformat(wait["until"]) - datetime.now(UTC)).total_seconds()
     return left > deadline - time.monotonic()
 
