@@ -27,6 +27,7 @@ from payerbridge.bench.identity_types import EngineResult, LinkageSet, _PeakRss,
 from payerbridge.identity.blocking import BLOCKING_RULES, blocking_keys
 from payerbridge.identity.decision import MatchPolicy, decide
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.frequencies import count_term_frequencies
 from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
 from payerbridge.identity.standardize import StandardRecord, standard_record
 from payerbridge.identity.training import estimate_parameters_em, estimate_u_probabilities
@@ -363,7 +364,7 @@ def _train(
         total_pair_count=len(sample) * len(members),
         u_probabilities=estimate_u_probabilities(vectors[: len(random_pairs)]),
     )
-    return result.model
+    return result.model.with_term_frequencies(count_term_frequencies(members, initial.spec))
 
 
 def _vectors_chunk(start: int, stop: int) -> list[tuple[int, ...]]:

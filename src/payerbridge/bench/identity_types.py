@@ -27,6 +27,8 @@ class LinkageSet:
     ``truth[j]`` is the index of the member request ``j`` is about (-1: none);
     ``member_household`` and ``request_household`` (-1: none known) let
     false matches within the requester's own household be counted.
+    ``request_labels[j]`` names what happened to request ``j``'s person (moved, married,
+    no card data...), when the generator says; the report breaks recall down by label.
     """
 
     name: str
@@ -36,6 +38,7 @@ class LinkageSet:
     member_household: Sequence[int] = ()
     request_household: Sequence[int] = ()
     note: str = ""
+    request_labels: Sequence[tuple[str, ...]] = ()
 
     @property
     def about_members(self) -> int:

@@ -16,12 +16,14 @@ subscriber_id      subscriber id                               anything but the 
 ssn                SSN                                         anything but the SSN
 phone              phone                                       anything but the phone
 birth_surname      birth date (day/month unordered) + Soundex  given name, ids, a
-                   of a surname token                          day/month swap
+                   of a surname token or of the first name     day/month swap, names
+                                                               entered swapped
 birth_given        birth date (day/month unordered) + given    surname (married,
                    name root                                   misspelt)
 name_birth_year    surname Soundex + given root + birth year   month or day typo
 name_birth_day     surname Soundex + given root + month, day   year typo
 zip_given_year     ZIP + given root + birth year               surname, or month/day
+residence          ZIP + house number + unit                   names, birth date, ids
 =================  ==========================================  ======================
 
 Day and month are put in ascending order in the birth-date keys, so a
@@ -57,6 +59,7 @@ class KeyParts:
     birth_month_day: str | None
     surname_codes: tuple[str, ...]  # Soundex of each surname token, previous surnames too
     given_roots: tuple[str, ...]
+    first_name_code: str | None  # Soundex of the first name: a surname, when entered swapped
 
     @classmethod
     def of(cls, record: StandardRecord) -> KeyParts:
@@ -74,6 +77,7 @@ class KeyParts:
             dob[4:] if dob else None,
             tuple(codes),
             record.first_name_roots,
+            soundex(record.first_name) if record.first_name else None,
         )
 
 
@@ -92,7 +96,10 @@ def _one(value: str | None) -> tuple[str, ...]:
 
 def _birth_surname(parts: KeyParts) -> Iterable[str]:
     birth = parts.birth_unordered
-    return [f"{birth}|{code}" for code in parts.surname_codes] if birth else ()
+    if not birth:
+        return ()
+    codes = {*parts.surname_codes, parts.first_name_code} - {None}
+    return [f"{birth}|{code}" for code in codes]
 
 
 def _birth_given(parts: KeyParts) -> Iterable[str]:
@@ -113,6 +120,13 @@ def _zip_given_year(parts: KeyParts) -> Iterable[str]:
     return [f"{postal_code}|{root}|{year}" for root in parts.given_roots]
 
 
+def _residence(parts: KeyParts) -> Iterable[str]:
+    record = parts.record
+    if record.postal_code is None or record.house_number is None:
+        return ()
+    return (f"{record.postal_code}|{record.house_number}|{record.unit or ''}",)
+
+
 BLOCKING_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("member_id", "mid", lambda p: _one(p.record.member_id)),
     BlockingRule("subscriber_id", "sub", lambda p: _one(p.record.subscriber_id)),
@@ -123,6 +137,7 @@ BLOCKING_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("name_birth_year", "ny", lambda p: _name_with(p, p.birth_year)),
     BlockingRule("name_birth_day", "nd", lambda p: _name_with(p, p.birth_month_day)),
     BlockingRule("zip_given_year", "zy", _zip_given_year),
+    BlockingRule("residence", "res", _residence),
 )
 
 

@@ -9,8 +9,9 @@ Conventions shared by every comparator:
 
 * level 0 is ``"null"``: a value is missing on either side, so the comparison
   carries no evidence (its match weight is 0);
-* the other levels run from the strongest agreement to ``"else"`` (last), and
-  the first level whose condition holds wins;
+* the other levels run from the strongest agreement to the disagreements
+  (``"else"``; the birth date's ``"other_generation"`` after it), and the first
+  level whose condition holds wins;
 * every comparator is symmetric: ``level_of(a, b) == level_of(b, a)``.
 
 The level functions are the hot loop of batch matching: they test exact
@@ -24,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 
-from payerbridge.identity.similarity import is_one_edit_apart, jaro_winkler
+from payerbridge.identity.nicknames import are_name_variants
+from payerbridge.identity.similarity import edit_distance_at_most, is_one_edit_apart, jaro_winkler
 from payerbridge.identity.standardize import StandardRecord
 
 __all__ = [
@@ -60,24 +62,34 @@ class Comparator:
     parameters: tuple[tuple[str, float], ...] = ()
 
 
-def given_name(jaro_winkler_threshold: float = 0.92) -> Comparator:
-    """First given name: exact, nickname, Jaro-Winkler, one edit, initial, other given name, else.
+def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 0.8) -> Comparator:
+    """First given name: exact, nickname, name variant, Jaro-Winkler, one edit, initial,
+    other given name, swapped with the surname, similar, else.
 
     ``one_edit`` catches the single typos in short names that Jaro-Winkler
     scores low ("mia"/"mai" is 0.56); ``initial`` is one side giving only an
     initial that the other's name starts with ("J." and "James");
     ``given_name_token`` is one side's first name being another given name (a
     middle name, or a part of a hyphenated first name) of the other side, as
-    when someone goes by their middle name.
+    when someone goes by their middle name. ``name_variant`` is a relation the
+    wider ``nicknames`` dataset knows and our own table does not (see
+    ``nicknames``). ``swapped`` is given and family
+    name entered the other way round (both must agree crosswise). ``similar``
+    is two typos or a Jaro-Winkler above ``similar_threshold``: too far for a
+    typo of one keystroke, too close to call the names different (a sibling's
+    name is as likely), so it is no conflict but needs an identifier to confirm.
     """
     names = (
         "null",
         "exact",
         "nickname",
+        "name_variant",
         "jaro_winkler",
         "one_edit",
         "initial",
         "given_name_token",
+        "swapped",
+        "similar",
         "else",
     )
 
@@ -92,21 +104,41 @@ def given_name(jaro_winkler_threshold: float = 0.92) -> Comparator:
             if root in roots:
                 return 2
         if len(x) == 1 or len(y) == 1:
-            return 5 if x[0] == y[0] else 7
-        if jaro_winkler(x, y) >= jaro_winkler_threshold:
+            return 6 if x[0] == y[0] else 10
+        if are_name_variants(x, y):
             return 3
-        if len(x) > 2 and len(y) > 2 and is_one_edit_apart(x, y):
+        similarity = jaro_winkler(x, y)
+        if similarity >= jaro_winkler_threshold:
             return 4
+        if len(x) > 2 and len(y) > 2 and is_one_edit_apart(x, y):
+            return 5
         if x in b.given_name_tokens or y in a.given_name_tokens:
-            return 6
-        return 7
+            return 7
+        if _is_swapped(a, b):
+            return 8
+        if similarity >= similar_threshold or (
+            len(x) > 4 and len(y) > 4 and edit_distance_at_most(x, y, 2)
+        ):
+            return 9
+        return 10
 
-    return Comparator("given_name", names, level_of, (("jaro_winkler", jaro_winkler_threshold),))
+    return Comparator(
+        "given_name",
+        names,
+        level_of,
+        (("jaro_winkler", jaro_winkler_threshold), ("similar", similar_threshold)),
+    )
+
+
+def _is_swapped(a: StandardRecord, b: StandardRecord) -> bool:
+    """Given and family name crosswise equal: one side entered them the other way round."""
+    return a.first_name == b.family_name and a.family_name == b.first_name
 
 
 def family_name(jaro_winkler_threshold: float = 0.92) -> Comparator:
-    """Surname: exact, shared token (hyphenated, multi-part, married), Jaro-Winkler, else."""
-    names = ("null", "exact", "token_overlap", "jaro_winkler", "else")
+    """Surname: exact, shared token (hyphenated, multi-part, married), Jaro-Winkler,
+    swapped with the given name, else."""
+    names = ("null", "exact", "token_overlap", "jaro_winkler", "swapped", "else")
 
     def level_of(a: StandardRecord, b: StandardRecord) -> int:
         x, y = a.family_name, b.family_name
@@ -118,7 +150,7 @@ def family_name(jaro_winkler_threshold: float = 0.92) -> Comparator:
             return 2
         if jaro_winkler(x, y) >= jaro_winkler_threshold:
             return 3
-        return 4
+        return 4 if _is_swapped(a, b) else 5
 
     return Comparator("family_name", names, level_of, (("jaro_winkler", jaro_winkler_threshold),))
 
@@ -128,14 +160,27 @@ _GENERATION_YEARS = 15
 
 
 def birth_date() -> Comparator:
-    """Birth date: exact, day and month swapped, one typo, year off by one or ten, else.
+    """Birth date: exact, day and month swapped, one typo, year off by one or ten, day
+    defaulted, else, another generation.
 
     ``one_typo`` is one substitution or one swap of adjacent digits in YYYYMMDD;
-    ``year_off`` keeps month and day and moves the year by 1 or 10 (1989 for 1990).
-    Dates a generation apart are ``else`` even when one digit apart: 1955 and 1995
-    is a father and his namesake son (Sr and Jr) far more often than a typo.
+    ``year_off`` keeps month and day and moves the year by 1 or 10 (1989 for 1990);
+    ``day_defaulted`` is the same year and month where one side records the day as 01,
+    or the same year where one side records 01-01 (a form that knew only part of the
+    date). Siblings other than twins are not born in the same month.
+    ``other_generation`` is dates a generation apart, even when one digit apart: 1955
+    and 1995 is a father and his namesake son (Sr and Jr) far more often than a typo.
     """
-    names = ("null", "exact", "transposed_day_month", "one_typo", "year_off", "else")
+    names = (
+        "null",
+        "exact",
+        "transposed_day_month",
+        "one_typo",
+        "year_off",
+        "day_defaulted",
+        "else",
+        "other_generation",
+    )
 
     def level_of(a: StandardRecord, b: StandardRecord) -> int:
         x, y = a.birth_date, b.birth_date
@@ -144,14 +189,18 @@ def birth_date() -> Comparator:
         if x == y:
             return 1
         if abs(int(x[:4]) - int(y[:4])) >= _GENERATION_YEARS:
-            return 5
+            return 7
         if x[:4] == y[:4] and x[4:6] == y[6:8] and x[6:8] == y[4:6]:
             return 2
         if is_one_edit_apart(x, y):
             return 3
         if x[4:] == y[4:] and abs(int(x[:4]) - int(y[:4])) in (1, 10):
             return 4
-        return 5
+        if x[:4] == y[:4] and (
+            (x[4:6] == y[4:6] and "01" in (x[6:], y[6:])) or "0101" in (x[4:], y[4:])
+        ):
+            return 5
+        return 6
 
     return Comparator("birth_date", names, level_of)
 

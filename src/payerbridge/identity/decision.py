@@ -6,7 +6,8 @@ household guards (``rules``), and reads the result against a ``MatchPolicy``:
 * a candidate *fits* the request when a rule fires for it or its
   ``match_probability`` reaches the policy's review band;
 * it is *eligible* when no guard objects (given name, birth date and suffix
-  do not conflict, and both name and birth date were compared);
+  do not conflict, and both name and birth date were compared), or the rule
+  that fired tolerates the guards that object;
 * it is *auto-acceptable* when a rule fires or its probability reaches the
   auto-match threshold.
 
@@ -34,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from operator import getitem
 
@@ -208,17 +209,32 @@ def _rank(
         seen.add(member_id)
         pair = score(model, request, record)
         conflicts = book.conflicts(pair.levels)
+        violations = book.guard_violations(pair.levels, conflicts)
+        fired = book.fired(pair.levels)
+        if fired is not None and violations:
+            violations = tuple(v for v in violations if v not in fired[1])
         scored.append(
             _Candidate(
                 member_id,
                 pair,
-                book.fired_rule(pair.levels),
-                book.guard_violations(pair.levels, conflicts),
-                bool(conflicts),
+                fired[0] if fired else None,
+                violations,
+                bool(conflicts) and bool(violations),
             )
         )
+    if not any(c.pair.levels[book.member_id_index] in book.card_holder_levels for c in scored):
+        # No candidate holds the card's number: it names nobody we know (an old card, another
+        # plan's, a typo), so its disagreement is weighed as evidence, not a guard.
+        scored = [_without(c, "member_id_mismatch") for c in scored]
     scored.sort(key=lambda c: (-c.pair.match_weight, c.member_id))
     return scored
+
+
+def _without(candidate: _Candidate, guard: str) -> _Candidate:
+    if guard not in candidate.violations:
+        return candidate
+    violations = tuple(v for v in candidate.violations if v != guard)
+    return replace(candidate, violations=violations, has_conflict=candidate.has_conflict)
 
 
 def _outcome(

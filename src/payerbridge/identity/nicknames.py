@@ -11,13 +11,21 @@ Alexander and Alexandra share a nickname).
 The entries are standardised (lower case, a-z only, as ``standardize`` leaves
 given names). Keep the table to well-attested pairs: every entry makes two
 different people look a little more alike.
+
+``are_name_variants`` reaches further, into the ``nicknames`` dataset (a
+hand-curated table of about 1,100 English names and 2,700 of their nicknames
+and variants, Apache-2.0). It relates names that are given names in their own
+right (Alice and Lisa, Aaron and Erin, Alexandra and Sandra), which sisters
+may well bear, so a variant is a weaker level than a nickname here: it needs
+an identifier to confirm it (see ``rules``).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from types import MappingProxyType
 
-__all__ = ["NICKNAME_ROOTS", "ROOTS", "name_roots"]
+__all__ = ["NICKNAME_ROOTS", "ROOTS", "are_name_variants", "name_roots"]
 
 _TABLE = """
 abigail: abby abbie
@@ -162,3 +170,24 @@ NICKNAME_ROOTS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(_inver
 def name_roots(name: str) -> tuple[str, ...]:
     """Every canonical root a standardised given name may stand for (itself when unknown)."""
     return NICKNAME_ROOTS.get(name, (name,))
+
+
+@cache
+def _dataset_roots() -> MappingProxyType[str, frozenset[str]]:
+    """Each name of the ``nicknames`` dataset to its canonical names (itself included)."""
+    from nicknames import NickNamer  # loaded on first use: most requests never get here
+
+    roots: dict[str, set[str]] = {}
+    for canonical, nicknames in NickNamer().nickname_lookup.items():
+        roots.setdefault(canonical, set()).add(canonical)
+        for nickname in nicknames:
+            roots.setdefault(nickname, set()).add(canonical)
+    return MappingProxyType({name: frozenset(found) for name, found in roots.items()})
+
+
+def are_name_variants(a: str, b: str) -> bool:
+    """Whether the ``nicknames`` dataset relates two standardised given names (one a
+    nickname or variant of the other, or both of one canonical name)."""
+    roots = _dataset_roots()
+    left, right = roots.get(a), roots.get(b)
+    return left is not None and right is not None and not left.isdisjoint(right)

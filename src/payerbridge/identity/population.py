@@ -5,6 +5,7 @@ with rare exceptions, two different people. So:
 
 * u comes from the comparison vectors of random pairs of distinct members
   (``estimate_u_probabilities``);
+* term frequencies (``frequencies``) are counted over the records;
 * m comes from EM (``estimate_parameters_em``) over the *blocked* member pairs,
   every pair of members that share a blocking key, each pair once, with u held
   fixed and ``estimate_lambda=False``: among one population's pairs the EM would
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payerbridge.errors import InvalidInput
+from payerbridge.identity.frequencies import count_term_frequencies
 from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.identity.training import estimate_parameters_em, estimate_u_probabilities
@@ -104,7 +106,8 @@ def fit_population(
         u_probabilities=u,
         estimate_lambda=False,
     )
-    summary = {
+    frequencies = count_term_frequencies(records, spec)
+    summary: dict[str, Any] = {
         "members": n,
         "random_pairs": u_pairs,
         "blocked_pairs": result.candidate_pairs,
@@ -115,4 +118,8 @@ def fit_population(
         "converged": result.converged,
         "expected_matches": round(result.expected_matches, 3),
     }
-    return PopulationFit(result.model, summary)
+    summary["term_frequencies"] = {
+        name: {"members": table.total, "values_held_twice_or_more": len(table.counts)}
+        for name, table in frequencies.items()
+    }
+    return PopulationFit(result.model.with_term_frequencies(frequencies), summary)

@@ -56,10 +56,26 @@ __all__ = ["DETERMINISTIC_RULES", "DeterministicRule", "RuleBook"]
 
 # Given-name levels that are agreement only up to a tolerance; a sex
 # disagreement on top of one of them is a conflict.
-_APPROXIMATE_GIVEN_NAME = ("nickname", "jaro_winkler", "one_edit", "initial", "given_name_token")
+_APPROXIMATE_GIVEN_NAME = (
+    "nickname",
+    "name_variant",
+    "jaro_winkler",
+    "one_edit",
+    "initial",
+    "given_name_token",
+    "swapped",
+    "similar",
+)
 # Of those, the ones a typo (rather than a deliberate nickname) explains; they
 # need a person-level identifier to be auto-accepted.
-_TYPO_GIVEN_NAME = ("jaro_winkler", "one_edit", "initial", "given_name_token")
+_TYPO_GIVEN_NAME = (
+    "name_variant",
+    "jaro_winkler",
+    "one_edit",
+    "initial",
+    "given_name_token",
+    "similar",
+)
 # Identifier levels that confirm the person, not just the household.
 _PERSON_IDENTIFIERS = (("member_id", "exact"), ("ssn", "exact"))
 _REQUIRED_PERSON_EVIDENCE = ("given_name", "birth_date")
@@ -68,12 +84,16 @@ _REQUIRED_PERSON_EVIDENCE = ("given_name", "birth_date")
 @dataclass(frozen=True, slots=True)
 class DeterministicRule:
     """A rule fires when every ``requires`` comparison is at one of its accepted levels and,
-    if the rule names any, at least one ``requires_any`` comparison is at one of its levels."""
+    if the rule names any, at least one ``requires_any`` comparison is at one of its levels.
+
+    ``tolerates`` names the guards a pair the rule fires for may violate and still be
+    auto-accepted: the disagreements the rule's identifier outvotes, said out loud."""
 
     name: str
     description: str
     requires: tuple[tuple[str, tuple[str, ...]], ...]
     requires_any: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    tolerates: tuple[str, ...] = ()
 
 
 # Member id levels that do not point at someone else: the member's own card, the
@@ -87,16 +107,85 @@ _HOUSEHOLD_CARD = (
 )
 
 
-DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
-    DeterministicRule(
-        "member_id_birth_date_given_name",
-        "The card's member id and the birth date agree exactly and the first name agrees",
-        (
-            ("member_id", ("exact",)),
-            ("birth_date", ("exact",)),
-            ("given_name", ("exact", "nickname", "jaro_winkler", "one_edit")),
+# A given name that agrees, up to the typos and mix-ups an identifier may confirm.
+_GIVEN_NAME_CONFIRMABLE = (
+    "exact",
+    "nickname",
+    "name_variant",
+    "jaro_winkler",
+    "one_edit",
+    "swapped",
+    "similar",
+)
+# A birth date near enough to be this person's with one slip: never another generation.
+_BIRTH_DATE_NEAR = ("transposed_day_month", "one_typo", "year_off", "day_defaulted")
+# The same house on the same street.
+_RESIDENCE_AGREES = ("exact", "same_house_and_street", "same_house_similar_street")
+# A surname that agrees, or was entered in the given name's place.
+_FAMILY_NAME_AGREES = ("exact", "token_overlap", "jaro_winkler", "swapped")
+
+
+def _person_identifier_rules(identifier: str, wording: str) -> tuple[DeterministicRule, ...]:
+    """The rules of an identifier that names one person (the member's own card number, or
+    the member's own SSN, not one carried from the subscriber). Each says which one
+    disagreement the identifier outvotes; none outvotes two, a different sex with a
+    different name."""
+    return (
+        DeterministicRule(
+            f"{identifier}_birth_date_given_name",
+            f"{wording} and the birth date agree exactly and the first name agrees (up to a "
+            "typo, a nickname, a mix-up with the surname)",
+            (
+                (identifier, ("exact",)),
+                ("birth_date", ("exact",)),
+                ("given_name", _GIVEN_NAME_CONFIRMABLE),
+            ),
         ),
-    ),
+        DeterministicRule(
+            f"{identifier}_given_name_birth_date_near",
+            f"{wording} and the first name agree, and the birth date is one slip away (a typo, "
+            "day and month swapped, the year off by one or ten, the day recorded as 01)",
+            (
+                (identifier, ("exact",)),
+                ("given_name", ("exact", "nickname")),
+                ("birth_date", _BIRTH_DATE_NEAR),
+                ("sex", ("null", "exact")),
+            ),
+        ),
+        DeterministicRule(
+            f"{identifier}_birth_date_family_name",
+            f"{wording} and the birth date agree, the surname or the street address agrees, "
+            "and sex does not disagree; the first name may differ or be missing (a twin "
+            "differs by first name, but never holds the member's own card number or SSN)",
+            (
+                (identifier, ("exact",)),
+                ("birth_date", ("exact",)),
+                ("sex", ("null", "exact")),
+                ("suffix", ("null", "exact")),
+            ),
+            (("family_name", _FAMILY_NAME_AGREES), ("street_address", _RESIDENCE_AGREES)),
+            tolerates=("given_name_conflict", "given_name_missing", "given_name_unconfirmed"),
+        ),
+        DeterministicRule(
+            f"{identifier}_full_name",
+            f"{wording}, the first name and the surname agree; the birth date may be wrong "
+            "or missing, even a generation away (the subscriber's birth date entered for a "
+            "dependent); a namesake father shows the household's card, not his son's own",
+            (
+                (identifier, ("exact",)),
+                ("given_name", _GIVEN_NAME_CONFIRMABLE),
+                ("family_name", _FAMILY_NAME_AGREES),
+                ("birth_date", ("null", "else", "other_generation")),
+                ("sex", ("null", "exact")),
+                ("suffix", ("null", "exact")),
+            ),
+            tolerates=("birth_date_conflict", "birth_date_missing"),
+        ),
+    )
+
+
+DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
+    *_person_identifier_rules("member_id", "The card's member id (the member's own)"),
     DeterministicRule(
         "subscriber_card_birth_date_given_name",
         "The subscriber's card number and the birth date agree exactly and the first name "
@@ -107,16 +196,7 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
             ("given_name", ("exact", "nickname")),
         ),
     ),
-    DeterministicRule(
-        "ssn_birth_date_given_name",
-        "The member's own SSN (not a carried one) and the birth date agree exactly and the "
-        "first name agrees",
-        (
-            ("ssn", ("exact",)),
-            ("birth_date", ("exact",)),
-            ("given_name", ("exact", "nickname", "jaro_winkler", "one_edit")),
-        ),
-    ),
+    *_person_identifier_rules("ssn", "The member's own SSN (not a carried one)"),
     DeterministicRule(
         "household_card_birth_date_given_name",
         "The card names the member's household (its subscriber id, or a member id that is the "
@@ -139,7 +219,7 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
         (
             ("given_name", ("exact", "nickname")),
             ("family_name", ("exact", "token_overlap")),
-            ("birth_date", ("one_typo", "transposed_day_month")),
+            ("birth_date", ("one_typo", "transposed_day_month", "day_defaulted")),
             ("sex", ("null", "exact")),
             ("member_id", _CARD_OF_THE_HOUSEHOLD),
         ),
@@ -168,6 +248,8 @@ class RuleBook:
         "_member_id_else",
         "_sex_else",
         "_typo_given",
+        "card_holder_levels",
+        "member_id_index",
         "rules",
         "spec",
     )
@@ -184,6 +266,7 @@ class RuleBook:
                 rule.name,
                 tuple(_levels(spec, name, levels) for name, levels in rule.requires),
                 tuple(_levels(spec, name, levels) for name, levels in rule.requires_any),
+                frozenset(rule.tolerates),
             )
             for rule in rules
         )
@@ -205,15 +288,24 @@ class RuleBook:
         )
         self._sex_else = _levels(spec, "sex", ["else"])
         self._member_id_else = _levels(spec, "member_id", ["else"])
+        # A candidate at one of these member id levels holds the number the card shows.
+        self.member_id_index, self.card_holder_levels = _levels(
+            spec, "member_id", ["exact", "exact_subscriber_card"]
+        )
 
     def fired_rule(self, levels: Sequence[int]) -> str | None:
         """The first deterministic rule the comparison vector satisfies, if any."""
-        for name, conditions, alternatives in self._rules:
+        fired = self.fired(levels)
+        return fired[0] if fired else None
+
+    def fired(self, levels: Sequence[int]) -> tuple[str, frozenset[str]] | None:
+        """The first rule the comparison vector satisfies, with the guards it tolerates."""
+        for name, conditions, alternatives, tolerated in self._rules:
             if all(levels[index] in accepted for index, accepted in conditions) and (
                 not alternatives
                 or any(levels[index] in accepted for index, accepted in alternatives)
             ):
-                return name
+                return name, tolerated
         return None
 
     def conflicts(self, levels: Sequence[int]) -> tuple[str, ...]:

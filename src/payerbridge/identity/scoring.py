@@ -22,14 +22,24 @@ match it costs little, because any one of those agreements already says
 "same household" and the person-level comparisons (given name, birth date,
 sex, member id, own SSN) must say "same person".
 
-Disagreements are not capped: each one still subtracts its full weight. That
-is the conservative side (a mover loses a little recall to the review band;
-a stranger who shares a name and birth date gains nothing). The sum is
-therefore monotone: filling a missing field on both sides with the same value
-can only add a positive weight or raise the group's maximum.
+Disagreements of the household group are not capped: each one still
+subtracts its full weight (a stranger who shares a name and birth date gains
+nothing), with one exception. The residence (street address, ZIP, phone) is a
+``disagreement_group``: a member who moved disagrees on all three at once, as
+one event, so the group subtracts its strongest disagreement only. Summing
+them charged a mover three times for one move.
 
-``ScoredPair.household_adjustment`` records how much weight the cap removed,
-so evidence shows it.
+Term frequencies
+----------------
+A comparison with a ``term_frequency`` field in the spec weighs its exact
+level with the frequency of the agreed value among the payer's members
+(``frequencies``): log2(m / frequency) instead of log2(m / u). Training
+(EM) runs on the average weights, as Splink's does; the adjustment is applied
+when a pair is scored (``score``). A model without tables weighs every value
+alike.
+
+``ScoredPair.household_adjustment`` records how much weight the cap removed
+(and the residence group gave back), so evidence shows it.
 """
 
 from __future__ import annotations
@@ -37,11 +47,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import getitem
+from operator import attrgetter, getitem
+from typing import Any
 
 from payerbridge.errors import InvalidInput
+from payerbridge.identity.frequencies import TermFrequencies
 from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
 from payerbridge.identity.standardize import StandardRecord
 
@@ -52,6 +64,7 @@ __all__ = [
     "comparison_vector",
     "default_model",
     "match_weight_of",
+    "pair_weights",
     "probability_from_weight",
     "score",
     "score_levels",
@@ -82,19 +95,25 @@ class MatchModel:
 
     ``m_probabilities[i][k]`` and ``u_probabilities[i][k]`` belong to the
     ``k+1``-th level of comparison ``i`` (the null level has no parameters).
+    ``term_frequencies`` holds, per comparison name, the counted table its
+    term-frequency field is weighed with (none: every value alike).
     """
 
     spec: ComparisonSpec
     probability_two_random_records_match: float
     m_probabilities: Probabilities
     u_probabilities: Probabilities
+    term_frequencies: Mapping[str, TermFrequencies] = field(default_factory=dict)
     version: str = field(init=False)
     prior_weight: float = field(init=False, repr=False)
     level_weights: tuple[tuple[float, ...], ...] = field(init=False, repr=False)
-    # level_weights split for the fast path: weights that add up independently,
-    # and household-shared positive weights, of which only the largest counts.
-    _independent: tuple[tuple[float, ...], ...] = field(init=False, repr=False)
-    _shared: tuple[tuple[float, ...], ...] = field(init=False, repr=False)
+    # Per comparison: its household-shared level flags, its disagreement group (-1: none).
+    _shared: tuple[tuple[bool, ...], ...] = field(init=False, repr=False)
+    _groups: tuple[int, ...] = field(init=False, repr=False)
+    # Per term-frequency comparison: (index, exact level, value getter, m of exact, table).
+    _frequency_adjusted: tuple[tuple[int, int, Any, float, TermFrequencies], ...] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         lam = self.probability_two_random_records_match
@@ -110,10 +129,20 @@ class MatchModel:
             (0.0, *(_weight(m, u) for m, u in zip(ms, us, strict=True)))
             for ms, us in zip(self.m_probabilities, self.u_probabilities, strict=True)
         )
-        independent, shared = _split_household(weights, self.spec.household_shared)
+        adjusted = []
+        for name, frequencies in self.term_frequencies.items():
+            weighed = next((c for c in self.spec.comparisons if c.name == name), None)
+            if weighed is None or weighed.term_frequency is None:
+                raise InvalidInput(f"term frequencies for {name}, which has no frequency field")
+            index, exact = self.spec.index(name), weighed.level_index("exact")
+            getter = attrgetter(weighed.term_frequency)
+            m = self.m_probabilities[index][exact - 1]
+            adjusted.append((index, exact, getter, m, frequencies))
+        object.__setattr__(self, "term_frequencies", dict(self.term_frequencies))
         object.__setattr__(self, "level_weights", weights)
-        object.__setattr__(self, "_independent", independent)
-        object.__setattr__(self, "_shared", shared)
+        object.__setattr__(self, "_shared", self.spec.household_shared)
+        object.__setattr__(self, "_groups", self.spec.disagreement_groups)
+        object.__setattr__(self, "_frequency_adjusted", tuple(sorted(adjusted, key=_first)))
         object.__setattr__(self, "prior_weight", math.log2(lam / (1.0 - lam)))
         object.__setattr__(self, "version", _version(self._content()))
 
@@ -134,6 +163,10 @@ class MatchModel:
                     self.spec.comparisons, self.m_probabilities, self.u_probabilities, strict=True
                 )
             ],
+            "term_frequencies": {
+                name: {"total": table.total, "counts": dict(sorted(table.counts.items()))}
+                for name, table in sorted(self.term_frequencies.items())
+            },
         }
 
     def to_json(self) -> str:
@@ -160,29 +193,36 @@ class MatchModel:
                     raise InvalidInput(f"model levels of {comparison.name} do not fit the spec")
                 m_table.append(tuple(float(level["m_probability"]) for level in levels))
                 u_table.append(tuple(float(level["u_probability"]) for level in levels))
+            frequencies = {
+                name: TermFrequencies(int(table["total"]), table["counts"])
+                for name, table in data.get("term_frequencies", {}).items()
+            }
             model = cls(
                 spec,
                 float(data["probability_two_random_records_match"]),
                 tuple(m_table),
                 tuple(u_table),
+                frequencies,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInput("the model artefact is malformed") from exc
         if data.get("version") not in (None, model.version):
             raise InvalidInput("the model artefact does not hash to its recorded version")
         return model
 
+    def with_term_frequencies(self, tables: Mapping[str, TermFrequencies]) -> MatchModel:
+        """This model weighing its term-frequency comparisons with ``tables``."""
+        return MatchModel(
+            self.spec,
+            self.probability_two_random_records_match,
+            self.m_probabilities,
+            self.u_probabilities,
+            tables,
+        )
 
-def _split_household(
-    weights: tuple[tuple[float, ...], ...], shared_levels: tuple[tuple[bool, ...], ...]
-) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
-    """(weights that add up, household-shared positive weights), zero where the other applies."""
-    independent, shared = [], []
-    for row, flags in zip(weights, shared_levels, strict=True):
-        capped = [w > 0.0 and flag for w, flag in zip(row, flags, strict=True)]
-        independent.append(tuple(0.0 if c else w for w, c in zip(row, capped, strict=True)))
-        shared.append(tuple(w if c else 0.0 for w, c in zip(row, capped, strict=True)))
-    return tuple(independent), tuple(shared)
+
+def _first(row: tuple[Any, ...]) -> Any:
+    return row[0]
 
 
 def _weight(m: float, u: float) -> float:
@@ -214,19 +254,51 @@ def comparison_vector(
 
 
 def match_weight_of(model: MatchModel, levels: Sequence[int]) -> float:
-    """Total household-aware match weight of a comparison vector (the batch fast path).
+    """Total household-aware match weight of a comparison vector, without term frequencies
+    (what training uses; see the module docstring)."""
+    return _combine(model, levels, tuple(map(getitem, model.level_weights, levels)))[0]
 
-    The prior, plus every weight that is not a household-shared agreement, plus
-    the largest household-shared agreement (0 when there is none).
+
+def _combine(
+    model: MatchModel, levels: Sequence[int], weights: Sequence[float]
+) -> tuple[float, float]:
+    """(total match weight, household adjustment) of per-comparison weights.
+
+    The prior, plus every weight that is neither a household-shared agreement
+    nor a grouped disagreement, plus the largest household-shared agreement,
+    plus the strongest disagreement of each group.
     """
     total = model.prior_weight
-    best_shared = 0.0
+    best_shared = shared_sum = 0.0
+    worst: dict[int, float] = {}
+    grouped_sum = 0.0
     # A plain loop: measurably faster here than sum/max over map(getitem, ...).
-    for independent, shared, level in zip(model._independent, model._shared, levels, strict=True):
-        total += independent[level]
-        if shared[level] > best_shared:
-            best_shared = shared[level]
-    return total + best_shared
+    for weight, shared, group, level in zip(
+        weights, model._shared, model._groups, levels, strict=True
+    ):
+        if weight > 0.0 and shared[level]:
+            shared_sum += weight
+            if weight > best_shared:
+                best_shared = weight
+        elif weight < 0.0 and group >= 0:
+            grouped_sum += weight
+            if weight < worst.get(group, 0.0):
+                worst[group] = weight
+        else:
+            total += weight
+    strongest = sum(worst.values())
+    adjustment = (best_shared - shared_sum) + (strongest - grouped_sum)
+    return total + best_shared + strongest, adjustment
+
+
+def pair_weights(model: MatchModel, a: StandardRecord, levels: Sequence[int]) -> list[float]:
+    """Per comparison, the match weight of its level, term-frequency adjusted where the
+    model has a table (``a`` is either record: an exact level means both hold the value)."""
+    weights = list(map(getitem, model.level_weights, levels))
+    for index, exact, value_of, m, table in model._frequency_adjusted:
+        if levels[index] == exact:
+            weights[index] = _weight(m, table.frequency(value_of(a)))
+    return weights
 
 
 def probability_from_weight(match_weight: float) -> float:
@@ -237,15 +309,19 @@ def probability_from_weight(match_weight: float) -> float:
     return odds / (1.0 + odds)
 
 
-def score_levels(model: MatchModel, levels: Sequence[int]) -> ScoredPair:
-    """Score a comparison vector with per-comparison weights and the household adjustment."""
-    weights = tuple(map(getitem, model.level_weights, levels))
-    shared_positive = tuple(map(getitem, model._shared, levels))
-    adjustment = max(shared_positive) - sum(shared_positive)
-    total = match_weight_of(model, levels)
+def score_levels(
+    model: MatchModel, levels: Sequence[int], record: StandardRecord | None = None
+) -> ScoredPair:
+    """Score a comparison vector with per-comparison weights and the household adjustment;
+    with one of the pair's ``record`` s, term frequencies apply."""
+    if record is None:
+        weights: Sequence[float] = tuple(map(getitem, model.level_weights, levels))
+    else:
+        weights = pair_weights(model, record, levels)
+    total, adjustment = _combine(model, levels, weights)
     return ScoredPair(
         levels=tuple(levels),
-        match_weights=weights,
+        match_weights=tuple(weights),
         household_adjustment=adjustment,
         match_weight=total,
         match_probability=probability_from_weight(total),
@@ -254,4 +330,4 @@ def score_levels(model: MatchModel, levels: Sequence[int]) -> ScoredPair:
 
 def score(model: MatchModel, a: StandardRecord, b: StandardRecord) -> ScoredPair:
     """Compare and score one pair of records (symmetric: ``score(m, a, b) == score(m, b, a)``)."""
-    return score_levels(model, comparison_vector(model.spec, a, b))
+    return score_levels(model, comparison_vector(model.spec, a, b), a)

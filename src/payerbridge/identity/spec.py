@@ -16,7 +16,17 @@ each of its levels (index 0, ``"null"``, is implicit and carries no weight):
   not several independent ones (see ``scoring``);
 * ``is_conflict``: disagreement beyond typo tolerance on what tells family
   members apart (given name, birth date, generational suffix). A pair with a
-  conflict is never auto-accepted (see ``rules``).
+  conflict is auto-accepted only by a rule that names the conflict it
+  tolerates (see ``rules``).
+
+A comparison may belong to a ``disagreement_group``: the residence (street
+address, ZIP, phone) changes all at once when a member moves, so its
+disagreements count once, as one event (see ``scoring``).
+
+A comparison may name a ``term_frequency`` field: agreement on that field's
+value is then worth what the value's frequency among the payer's members says
+(agreeing on a rare surname says more than agreeing on Smith), as Splink's
+term-frequency adjustments do; ``scoring`` applies it to the exact level.
 
 Changing a level, a threshold or a flag changes ``ComparisonSpec.fingerprint``,
 and a stored model trained under another fingerprint no longer loads.
@@ -55,6 +65,10 @@ class Comparison:
     description: str
     comparator: Comparator
     levels: tuple[ComparisonLevel, ...]
+    # The ``StandardRecord`` field whose value's frequency adjusts the exact level.
+    term_frequency: str | None = None
+    # Comparisons of one group disagree together (a move): their disagreements count once.
+    disagreement_group: str | None = None
 
     def __post_init__(self) -> None:
         names = tuple(level.name for level in self.levels)
@@ -86,6 +100,8 @@ class ComparisonSpec:
     level_functions: tuple[LevelFunction, ...] = field(init=False, repr=False)
     household_shared: tuple[tuple[bool, ...], ...] = field(init=False, repr=False)
     level_names: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
+    # Per comparison, the index of its disagreement group (-1: none).
+    disagreement_groups: tuple[int, ...] = field(init=False, repr=False)
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +121,15 @@ class ComparisonSpec:
             ),
         )
         object.__setattr__(self, "level_names", tuple(c.level_names for c in self.comparisons))
+        groups = sorted({c.disagreement_group for c in self.comparisons if c.disagreement_group})
+        object.__setattr__(
+            self,
+            "disagreement_groups",
+            tuple(
+                -1 if c.disagreement_group is None else groups.index(c.disagreement_group)
+                for c in self.comparisons
+            ),
+        )
         object.__setattr__(self, "fingerprint", _fingerprint(self.comparisons))
 
     def index(self, name: str) -> int:
@@ -118,6 +143,8 @@ def _fingerprint(comparisons: tuple[Comparison, ...]) -> str:
             "name": c.name,
             "comparator": c.comparator.kind,
             "parameters": [list(p) for p in c.comparator.parameters],
+            "term_frequency": c.term_frequency,
+            "disagreement_group": c.disagreement_group,
             "levels": [[lv.name, lv.is_household_shared, lv.is_conflict] for lv in c.levels],
         }
         for c in comparisons
@@ -139,27 +166,33 @@ DEFAULT_SPEC = ComparisonSpec(
         Comparison(
             "given_name",
             "First given name, nicknames and initials",
-            cmp.given_name(0.92),
+            cmp.given_name(0.92, 0.8),
             _levels(
-                ("exact", 0.87, 0.02, ""),
-                ("nickname", 0.04, 0.003, ""),
+                ("exact", 0.86, 0.02, ""),
+                ("nickname", 0.035, 0.003, ""),
+                ("name_variant", 0.005, 0.003, ""),
                 ("jaro_winkler", 0.03, 0.01, ""),
                 ("one_edit", 0.01, 0.001, ""),
                 ("initial", 0.02, 0.002, ""),
                 ("given_name_token", 0.01, 0.002, ""),
-                ("else", 0.02, 0.962, "c"),
+                ("swapped", 0.005, 1e-5, ""),
+                ("similar", 0.005, 0.02, ""),
+                ("else", 0.02, 0.93899, "c"),
             ),
+            term_frequency="first_name",
         ),
         Comparison(
             "family_name",
             "Surname, hyphenated and married names",
             cmp.family_name(0.92),
             _levels(
-                ("exact", 0.88, 0.01, "h"),
+                ("exact", 0.875, 0.01, "h"),
                 ("token_overlap", 0.05, 0.001, "h"),
                 ("jaro_winkler", 0.03, 0.004, "h"),
-                ("else", 0.04, 0.985, "h"),
+                ("swapped", 0.005, 1e-5, "h"),
+                ("else", 0.04, 0.98499, "h"),
             ),
+            term_frequency="family_name",
         ),
         Comparison(
             "birth_date",
@@ -170,7 +203,9 @@ DEFAULT_SPEC = ComparisonSpec(
                 ("transposed_day_month", 0.01, 1.5e-5, ""),
                 ("one_typo", 0.04, 1e-3, ""),
                 ("year_off", 0.01, 2e-4, ""),
-                ("else", 0.01, 1 - 1.25e-3, "c"),
+                ("day_defaulted", 0.005, 1e-4, ""),
+                ("else", 0.004, 1 - 1.35e-3 - 0.3, "c"),
+                ("other_generation", 0.001, 0.3, "c"),
             ),
         ),
         Comparison(
@@ -224,6 +259,7 @@ DEFAULT_SPEC = ComparisonSpec(
                 ("same_house_similar_street", 0.03, 1e-5, "h"),
                 ("else", 0.17, 1 - 1.75e-5, "h"),
             ),
+            disagreement_group="residence",
         ),
         Comparison(
             "postal_code",
@@ -234,6 +270,7 @@ DEFAULT_SPEC = ComparisonSpec(
                 ("same_zip3", 0.05, 0.01, "h"),
                 ("else", 0.15, 0.988, "h"),
             ),
+            disagreement_group="residence",
         ),
         Comparison(
             "phone",
@@ -244,6 +281,7 @@ DEFAULT_SPEC = ComparisonSpec(
                 ("one_typo", 0.02, 1e-5, "h"),
                 ("else", 0.28, 1 - 1.25e-5, "h"),
             ),
+            disagreement_group="residence",
         ),
     )
 )

@@ -27,7 +27,13 @@ def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
         (["Bill"], ["William"], "nickname"),
         (["Peggy"], ["Margaret"], "nickname"),
         (["Alex"], ["Alexandra"], "nickname"),
-        (["Jonathon"], ["Jonathan"], "jaro_winkler"),
+        # The nicknames dataset's variants: given names in their own right too.
+        (["Jonathon"], ["Jonathan"], "name_variant"),
+        (["Lisa"], ["Alice"], "name_variant"),
+        (["Christpher"], ["Christopher"], "jaro_winkler"),
+        # Two typos, or a transliteration: too far for one slip, too close to call different.
+        (["Katelynn"], ["Kaitlyn"], "similar"),
+        (["Mohammed"], ["Muhammad"], "similar"),
         (["Mai"], ["Mia"], "one_edit"),
         (["J."], ["James"], "initial"),
         (["J"], ["Robert"], "else"),
@@ -39,6 +45,21 @@ def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
 )
 def test_given_name_levels(left: list[str], right: list[str], expected: str) -> None:
     assert level("given_name", {"given": left}, {"given": right}) == expected
+
+
+def test_given_and_family_name_entered_the_other_way_round() -> None:
+    swapped, record = {"given": ["Garcia"], "family": "Ana"}, {"given": ["Ana"], "family": "Garcia"}
+    assert level("given_name", swapped, record) == "swapped"
+    assert level("family_name", swapped, record) == "swapped"
+    # Crosswise agreement on one side only is no swap: Jordan Taylor and Taylor Smith.
+    assert (
+        level(
+            "given_name",
+            {"given": ["Taylor"], "family": "Smith"},
+            {"given": ["Jordan"], "family": "Taylor"},
+        )
+        == "else"
+    )
 
 
 @pytest.mark.parametrize(
@@ -68,8 +89,8 @@ def test_family_name_levels(left: dict[str, Any], right: dict[str, Any], expecte
         ("1989-02-03", "1990-02-03", "year_off"),
         ("1980-02-03", "1981-02-03", "one_typo"),  # a year off by one is often one digit
         # One digit apart but a generation apart: a father and his namesake son.
-        ("1955-08-08", "1995-08-08", "else"),
-        ("1955-06-01", "1982-06-01", "else"),
+        ("1955-08-08", "1995-08-08", "other_generation"),
+        ("1955-06-01", "1982-06-01", "other_generation"),
         ("1980-02-03", None, "null"),
     ],
 )

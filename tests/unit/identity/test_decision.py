@@ -120,15 +120,19 @@ def test_middling_evidence_is_reviewed() -> None:
 def test_a_close_runner_up_sends_an_auto_match_to_review() -> None:
     cautious = MatchPolicy("cautious", 0.9999, 0.5, min_margin_weight=60.0)
     decision = run(
-        rec(), ("p1", rec()), ("twin", rec(given=["Olivia"], member_id="M-77")), policy=cautious
+        rec(),
+        ("p1", rec()),
+        ("twin", rec(given=["Olivia"], member_id="M-77", ssn="234-56-7891")),
+        policy=cautious,
     )
     assert decision.outcome is MatchOutcome.REVIEW
     assert decision.evidence.reason is DecisionReason.MARGIN_TOO_SMALL
 
 
 def test_strong_candidate_with_a_guard_violation_is_reviewed_not_matched() -> None:
-    """A real member whose first name the request garbled: a reviewer decides."""
-    decision = run(rec(given=["Xochitl"]), ("p1", rec()))
+    """A real member whose first name the request garbled, and only the household's card
+    (Ana is the subscriber) to go on: a reviewer decides."""
+    decision = run(rec(given=["Xochitl"], ssn="123-45-6781"), ("p1", rec()))
     assert decision.outcome is MatchOutcome.REVIEW
     assert decision.evidence.reason is DecisionReason.GUARD_VIOLATION
     assert decision.evidence.candidates[0].guard_violations == ("given_name_conflict",)
@@ -163,7 +167,9 @@ def test_decision_is_deterministic_and_candidates_counted_once() -> None:
 
 def test_evidence_is_json_and_free_of_demographics_and_identifiers() -> None:
     request = rec(given=["Ana", "Lucia"])
-    decision = run(request, ("p1", rec()), ("p2", rec(given=["Olivia"], member_id="M-77")))
+    decision = run(
+        request, ("p1", rec()), ("p2", rec(given=["Olivia"], member_id="M-77", ssn=None))
+    )
     document = decision.evidence.to_dict()
     text = json.dumps(document)
     for value in (

@@ -44,10 +44,36 @@ PERSON = {"given_name": "exact", "birth_date": "exact", "family_name": "exact", 
             "household_card_birth_date_given_name",
         ),
         ({**PERSON, "sex": "else", "subscriber_id": "exact"}, None),
-        ({**PERSON, "given_name": "initial", "member_id": "exact"}, None),
+        # The member's own card, birth date and surname: the first name may be anything.
+        (
+            {**PERSON, "given_name": "initial", "member_id": "exact"},
+            "member_id_birth_date_family_name",
+        ),
+        ({**PERSON, "given_name": "initial", "member_id": "exact", "family_name": "else"}, None),
+        (
+            {**PERSON, "given_name": "initial", "sex": "else", "member_id": "exact"},
+            None,
+        ),
         (
             {**PERSON, "birth_date": "one_typo", "member_id": "exact"},
+            "member_id_given_name_birth_date_near",
+        ),
+        (
+            {**PERSON, "birth_date": "one_typo", "member_id": "exact_subscriber_card"},
             "household_full_name_birth_date_typo",
+        ),
+        (
+            {**PERSON, "birth_date": "day_defaulted", "ssn": "exact"},
+            "ssn_given_name_birth_date_near",
+        ),
+        (
+            {**PERSON, "birth_date": "other_generation", "member_id": "exact"},
+            "member_id_full_name",
+        ),
+        ({**PERSON, "birth_date": "other_generation", "member_id": "exact_subscriber_card"}, None),
+        (
+            {**PERSON, "given_name": "swapped", "family_name": "swapped", "ssn": "exact"},
+            "ssn_birth_date_given_name",
         ),
         (
             {**PERSON, "birth_date": "transposed_day_month", "member_id": "is_subscriber_id"},

@@ -74,21 +74,34 @@ def test_household_fields_count_once() -> None:
     )
 
 
-def test_household_disagreements_are_not_capped() -> None:
+MOVED: dict[str, Any] = {
+    "given": ["Ana"],
+    "birth_date": "1980-02-03",
+    "family": "Garcia",
+    "address_lines": ["9 Elm Rd"],
+    "postal_code": "10001",
+    "phone": "3125559999",
+}
+
+
+def test_a_move_is_one_disagreement_and_other_household_disagreements_still_count() -> None:
+    """A member who moved disagrees on street, ZIP and phone at once: the residence counts
+    its strongest disagreement only. A new surname is a second, separate disagreement."""
     a = standard_record(given=["Ana"], birth_date="1980-02-03", **HOUSEHOLD)
-    moved = standard_record(
-        given=["Ana"],
-        birth_date="1980-02-03",
-        family="Garcia",
-        address_lines=["9 Elm Rd"],
-        postal_code="10001",
-        phone="3125559999",
+    pair = score(MODEL, a, standard_record(**MOVED))
+    residence = [DEFAULT_SPEC.index(n) for n in ("street_address", "postal_code", "phone")]
+    disagreements = [pair.match_weights[i] for i in residence]
+    assert all(w < 0 for w in disagreements)
+    others = sum(w for i, w in enumerate(pair.match_weights) if i not in residence)
+    assert pair.match_weight == pytest.approx(MODEL.prior_weight + others + min(disagreements))
+    assert pair.household_adjustment == pytest.approx(min(disagreements) - sum(disagreements))
+
+    married = score(MODEL, a, standard_record(**{**MOVED, "family": "Ruiz"}))
+    surname = DEFAULT_SPEC.index("family_name")
+    assert married.match_weights[surname] < 0
+    assert married.match_weight == pytest.approx(
+        pair.match_weight - pair.match_weights[surname] + married.match_weights[surname]
     )
-    pair = score(MODEL, a, moved)
-    index = {name: DEFAULT_SPEC.index(name) for name in ("street_address", "postal_code", "phone")}
-    negative = sum(pair.match_weights[i] for i in index.values())
-    assert negative < 0
-    assert pair.match_weight == pytest.approx(MODEL.prior_weight + sum(pair.match_weights))
 
 
 def test_fast_path_agrees_with_score() -> None:

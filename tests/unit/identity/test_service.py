@@ -64,7 +64,9 @@ def _request(**member: object) -> MemberMatchInput:
 
 
 def _other_card(n: int) -> MemberMatchInput:
-    request = _request()
+    """The member's demographics, her first name one letter off, and a card nobody holds:
+    likely her, but a name typo with no identifier to confirm it is a reviewer's call."""
+    request = _request(given=["Anna"])
     request.coverage_to_match["identifier"][0]["value"] = f"X{n}"
     request.coverage_to_match["subscriberId"] = f"Y{n}"
     return request
