@@ -17,17 +17,25 @@ import queue
 import random
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from payerbridge.bench.identity_types import EngineResult, LinkageSet, _PeakRss, _score
+from payerbridge.bench.identity_types import (
+    EngineResult,
+    LinkageSet,
+    _PeakRss,
+    _score,
+    recall_at_zero_false,
+)
 from payerbridge.identity.blocking import BLOCKING_RULES, blocking_keys
-from payerbridge.identity.decision import MatchPolicy, decide
+from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
 from payerbridge.identity.frequencies import count_term_frequencies
+from payerbridge.identity.population import household_pair_probability
 from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
 from payerbridge.identity.standardize import StandardRecord, standard_record
 from payerbridge.identity.training import estimate_parameters_em, estimate_u_probabilities
@@ -245,11 +253,15 @@ def _prepare(
     return members, requests, candidates, pool.private_bytes
 
 
-def _decide_chunk(policy: MatchPolicy, start: int, stop: int) -> tuple[list[int], int, int]:
-    """Answers (member index, -1 for none) of requests ``start:stop``, reviews, multiples."""
+def _decide_chunk(
+    policy: MatchPolicy, start: int, stop: int
+) -> tuple[list[int], list[float], Counter[str]]:
+    """Requests ``start:stop``: answers (member index, -1 for none), the answer's match weight
+    (0 for none), and the outcomes counted by why (a review by the guards or band that held
+    it back)."""
     members, member_ids = _shared["members"], _shared["member_ids"]
     requests, candidates, model = _shared["requests"], _shared["candidates"], _shared["model"]
-    answers, reviews, multiples = [], 0, 0
+    answers, weights, outcomes = [], [], Counter[str]()
     for j in range(start, stop):
         decision = decide(
             requests[j],
@@ -260,9 +272,19 @@ def _decide_chunk(policy: MatchPolicy, start: int, stop: int) -> tuple[list[int]
             DecisionId(f"bench-{j}"),
         )
         answers.append(int(decision.member_id[1:]) if decision.member_id else -1)
-        reviews += decision.outcome is MatchOutcome.REVIEW
-        multiples += decision.outcome is MatchOutcome.MULTIPLE
-    return answers, reviews, multiples
+        weights.append(decision.match_weight or 0.0 if decision.member_id else 0.0)
+        outcomes[_outcome_key(decision)] += 1
+    return answers, weights, outcomes
+
+
+def _outcome_key(decision: MatchDecision) -> str:
+    """``review: below_auto_band``, ``review: given_name_conflict+birth_date_missing``..."""
+    evidence = decision.evidence
+    if decision.outcome is not MatchOutcome.REVIEW:
+        return decision.outcome.value
+    named = [c for c in evidence.candidates if c.member_id in decision.candidate_ids]
+    guards = named[0].guard_violations if named else ()
+    return f"review: {'+'.join(guards) if guards else evidence.reason.value}"
 
 
 @contextmanager
@@ -301,33 +323,54 @@ def _run_ours(
             "model": model,
             "member_ids": member_ids,
         }
-        outcomes = []
+        results = []
         with _Pool(shared, workers) as pool:
             for policy in policies:
                 started = time.perf_counter()
-                answers, reviews, multiples = [], 0, 0
-                for chunk, chunk_reviews, chunk_multiples in pool.map(
+                answers: list[int] = []
+                weights: list[float] = []
+                outcomes: Counter[str] = Counter()
+                for chunk, chunk_weights, chunk_outcomes in pool.map(
                     _decide_chunk, _chunks(len(requests), policy)
                 ):
                     answers.extend(chunk)
-                    reviews += chunk_reviews
-                    multiples += chunk_multiples
-                outcomes.append(
-                    (policy, answers, reviews, multiples, prepared + time.perf_counter() - started)
-                )
+                    weights.extend(chunk_weights)
+                    outcomes.update(chunk_outcomes)
+                seconds = prepared + time.perf_counter() - started
+                results.append((policy, answers, weights, outcomes, seconds))
         rss.add_workers(pool.private_bytes)
     return [
-        _score(
-            data,
-            f"payerbridge ({policy.name})",
-            answers,
-            seconds,
-            rss.growth_mb,
-            reviews=reviews,
-            multiples=multiples,
-        )
-        for policy, answers, reviews, multiples, seconds in outcomes
+        _ours_scored(data, policy, answers, weights, outcomes, seconds, rss.growth_mb)
+        for policy, answers, weights, outcomes, seconds in results
     ]
+
+
+def _ours_scored(
+    data: LinkageSet,
+    policy: MatchPolicy,
+    answers: list[int],
+    weights: list[float],
+    outcomes: Counter[str],
+    seconds: float,
+    rss_mb: float,
+) -> EngineResult:
+    reviews = {k: n for k, n in outcomes.items() if k.startswith("review")}
+    result = _score(
+        data,
+        f"payerbridge ({policy.name})",
+        answers,
+        seconds,
+        rss_mb,
+        reviews=sum(reviews.values()),
+        multiples=outcomes[MatchOutcome.MULTIPLE.value],
+    )
+    recall, weight = recall_at_zero_false(data, answers, weights)
+    return dataclasses.replace(
+        result,
+        recall_at_zero_false=recall,
+        zero_false_threshold=weight,
+        review_reasons=tuple(sorted(reviews.items(), key=lambda kv: (-kv[1], kv[0]))),
+    )
 
 
 def _train(
@@ -342,7 +385,10 @@ def _train(
     The pairs are drawn here; their comparison vectors are computed in chunks on
     ``workers`` processes (the estimates depend only on the multiset of vectors)."""
     rng = random.Random(seed)
-    initial = default_model(probability_two_random_records_match=1 / len(members))
+    household = household_pair_probability(members)
+    initial = default_model(probability_two_random_records_match=1 / len(members)).with_population(
+        {}, household
+    )
     # rng.choice(range(n)) draws exactly as rng.choice of a sequence of n records.
     random_pairs = [
         (rng.choice(range(len(requests))), rng.choice(range(len(members))))
@@ -364,7 +410,7 @@ def _train(
         total_pair_count=len(sample) * len(members),
         u_probabilities=estimate_u_probabilities(vectors[: len(random_pairs)]),
     )
-    return result.model.with_term_frequencies(count_term_frequencies(members, initial.spec))
+    return result.model.with_population(count_term_frequencies(members, initial.spec), household)
 
 
 def _vectors_chunk(start: int, stop: int) -> list[tuple[int, ...]]:

@@ -1,22 +1,29 @@
-"""The reference engine of ``bench identity``: Splink 4 on DuckDB with a standard model.
+"""The reference engine of ``bench identity``: Splink 5 on DuckDB, configured as its
+documentation recommends for people.
 
-The model is the one the Splink tutorials build for people: names with
-Jaro-Winkler levels and term-frequency adjustments, date of birth with
-string and date-difference levels, sex, street address, ZIP, phone and the
-card identifiers. Comparisons of a column that is empty on either side are
-left out (FEBRL has no sex, phone or subscriber id). Training is Splink's
-usual sequence: lambda from deterministic rules with an assumed recall, u by
-random sampling, m by EM in two sessions with different blocking rules.
+* comparisons: first name and surname with Jaro-Winkler levels and term-frequency
+  adjustments, date of birth with string and date-difference levels, sex, street
+  address (Jaro-Winkler), ZIP with term-frequency adjustments, phone, and the card
+  identifiers and SSN with Damerau-Levenshtein levels. Comparisons of a column that is
+  empty on either side are left out (FEBRL has no sex, phone or subscriber id);
+* several blocking rules (names, names with birth date, birth date with ZIP, each
+  identifier);
+* training as the tutorials do it: lambda from deterministic rules with an assumed
+  recall, u by random sampling, m by EM in two sessions blocked on different columns;
+* a 1:1 resolution: ``cluster_using_single_best_links`` with both inputs declared
+  free of duplicates, so a member answers at most one request and a request gets at
+  most one member (the best link), as a payer-to-payer linkage is.
 
-Both inputs are lists of the raw keyword arguments the engine's
-``standard_record`` takes, so Splink sees exactly what our engine sees; the
-only cleaning is Splink's usual (lower case, digits only, the first given name).
+Both inputs are lists of the raw keyword arguments the engine's ``standard_record``
+takes, so Splink sees exactly what our engine sees; the cleaning is Splink's usual
+(accents folded, lower case, digits only, the first given name).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,11 +50,17 @@ _KEEP_PROBABILITY = 0.5
 
 @dataclass(frozen=True)
 class SplinkAnswers:
-    """Per request: the best-scoring member (index, -1: none above 0.5) and its probability."""
+    """Per request: its member after the 1:1 resolution (index, -1: none above 0.5) and the
+    link's match probability."""
 
     best_member: list[int]
     best_probability: list[float]
     pairs_scored: int
+
+
+def _folded(value: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
 def _name(value: object) -> str | None:
@@ -55,12 +68,12 @@ def _name(value: object) -> str | None:
         value = value[0]
     if not isinstance(value, str):
         return None
-    words = value.lower().replace("-", " ").split()
+    words = _folded(value).replace("-", " ").split()
     return words[0] if words else None
 
 
 def _surname(value: object) -> str | None:
-    return value.lower().strip() or None if isinstance(value, str) else None
+    return _folded(value).strip() or None if isinstance(value, str) else None
 
 
 def _digits(value: object) -> str | None:
@@ -119,11 +132,11 @@ def _comparisons(present: set[str]) -> list[Any]:
         ),
         "sex": lambda: cl.ExactMatch("sex"),
         "address": lambda: cl.JaroWinklerAtThresholds("address", [0.95, 0.88]),
-        "postcode": lambda: cl.ExactMatch("postcode"),
+        "postcode": lambda: cl.ExactMatch("postcode").configure(term_frequency_adjustments=True),
         "phone": lambda: cl.ExactMatch("phone"),
-        "member_id": lambda: cl.LevenshteinAtThresholds("member_id", [1]),
+        "member_id": lambda: cl.DamerauLevenshteinAtThresholds("member_id", [1, 2]),
         "subscriber_id": lambda: cl.ExactMatch("subscriber_id"),
-        "ssn": lambda: cl.LevenshteinAtThresholds("ssn", [1]),
+        "ssn": lambda: cl.DamerauLevenshteinAtThresholds("ssn", [1, 2]),
     }
     return [make() for name, make in candidates.items() if name in present]
 
@@ -133,9 +146,10 @@ def link_with_splink(
     requests: Sequence[dict[str, Any]],
     *,
     seed: int = 42,
-    u_max_pairs: float = 5e6,
+    u_max_pairs: float = 1e7,
 ) -> SplinkAnswers:
-    """Link requests to members with Splink (DuckDB) and keep each request's best link."""
+    """Link requests to members with Splink (DuckDB), resolved 1:1 by single best links."""
+    import duckdb
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
     members_frame, requests_frame = _frame(members), _frame(requests)
@@ -144,12 +158,13 @@ def link_with_splink(
         for column in _COLUMNS
         if members_frame[column].notna().any() and requests_frame[column].notna().any()
     }
-    rules = [
+    rules: list[Any] = [
         block_on("first_name", "surname"),
         block_on("surname", "dob"),
         block_on("first_name", "dob"),
+        block_on("dob", "postcode"),
     ]
-    rules += [block_on(column) for column in ("member_id", "ssn") if column in present]
+    rules += [block_on(column) for column in ("member_id", "ssn", "phone") if column in present]
     settings = SettingsCreator(
         link_type="link_only",
         unique_id_column_name="unique_id",
@@ -162,13 +177,13 @@ def link_with_splink(
     level = splink_logger.level
     splink_logger.setLevel(logging.ERROR)
     try:
-        linker = Linker(
-            [members_frame, requests_frame],
-            settings,
-            db_api=DuckDBAPI(),
-            set_up_basic_logging=False,
-            input_table_aliases=["members", "requests"],
-        )
+        connection = duckdb.connect(config={"enable_progress_bar": False})
+        db_api = DuckDBAPI(connection)
+        inputs = [
+            db_api.register(members_frame, dataset_display_name=_MEMBERS),
+            db_api.register(requests_frame, dataset_display_name=_REQUESTS),
+        ]
+        linker = Linker(inputs, settings, log_level=None)
         training = linker.training
         training.estimate_probability_two_random_records_match(
             [block_on("first_name", "surname", "dob")], recall=0.7
@@ -179,21 +194,47 @@ def link_with_splink(
         )
         training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
         predictions = linker.inference.predict(threshold_match_probability=_KEEP_PROBABILITY)
-        frame = predictions.as_pandas_dataframe()
+        clusters = linker.clustering.cluster_using_single_best_links(
+            predictions,
+            duplicate_free_datasets=[_MEMBERS, _REQUESTS],
+            threshold_match_probability=_KEEP_PROBABILITY,
+        )
+        pairs = predictions.as_pandas_dataframe()
+        clustered = clusters.as_pandas_dataframe()
     finally:
         splink_logger.setLevel(level)
-    return _best_links(frame, len(requests))
+    return _resolved_links(pairs, clustered, len(requests))
 
 
-def _best_links(frame: Any, requests: int) -> SplinkAnswers:
-    best_member = [-1] * requests
-    best_probability = [0.0] * requests
-    left_is_member = frame["source_dataset_l"] == "members"
-    member = frame["unique_id_l"].where(left_is_member, frame["unique_id_r"])
-    request = frame["unique_id_r"].where(left_is_member, frame["unique_id_l"])
-    probability = frame["match_probability"]
-    for j, m, p in zip(request.tolist(), member.tolist(), probability.tolist(), strict=True):
-        # Highest probability wins; ties go to the lower member index (deterministic).
-        if p > best_probability[j] or (p == best_probability[j] and 0 <= m < best_member[j]):
-            best_member[j], best_probability[j] = int(m), float(p)
-    return SplinkAnswers(best_member, best_probability, len(frame))
+_MEMBERS, _REQUESTS = "members", "requests"
+
+
+def _resolved_links(pairs: Any, clusters: Any, requests: int) -> SplinkAnswers:
+    """Each request's member in its 1:1 cluster, with that pair's match probability."""
+    member_of_cluster: dict[Any, int] = {}
+    request_cluster: dict[int, Any] = {}
+    for source, unique_id, cluster in zip(
+        clusters["source_dataset"].tolist(),
+        clusters["unique_id"].tolist(),
+        clusters["cluster_id"].tolist(),
+        strict=True,
+    ):
+        if source == _MEMBERS:
+            member_of_cluster[cluster] = int(unique_id)
+        else:
+            request_cluster[int(unique_id)] = cluster
+    left_is_member = pairs["source_dataset_l"] == _MEMBERS
+    member = pairs["unique_id_l"].where(left_is_member, pairs["unique_id_r"])
+    request = pairs["unique_id_r"].where(left_is_member, pairs["unique_id_l"])
+    probability = {
+        (int(j), int(m)): float(p)
+        for j, m, p in zip(
+            request.tolist(), member.tolist(), pairs["match_probability"].tolist(), strict=True
+        )
+    }
+    best_member, best_probability = [-1] * requests, [0.0] * requests
+    for j, cluster in request_cluster.items():
+        m = member_of_cluster.get(cluster, -1)
+        if m >= 0 and (j, m) in probability:
+            best_member[j], best_probability[j] = m, probability[(j, m)]
+    return SplinkAnswers(best_member, best_probability, len(pairs))

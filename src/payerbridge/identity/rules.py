@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
 
-__all__ = ["DETERMINISTIC_RULES", "DeterministicRule", "RuleBook"]
+__all__ = ["DETERMINISTIC_RULES", "GUARD_WAIVERS", "DeterministicRule", "GuardWaiver", "RuleBook"]
 
 # Given-name levels that are agreement only up to a tolerance; a sex
 # disagreement on top of one of them is a conflict.
@@ -228,6 +228,40 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class GuardWaiver:
+    """Guards a pair need not pass when its ``requires`` (and one of its ``requires_any``)
+    hold. Unlike a rule it accepts nothing by itself: the pair's match weight must still
+    reach the policy's auto-match band."""
+
+    name: str
+    description: str
+    requires: tuple[tuple[str, tuple[str, ...]], ...]
+    requires_any: tuple[tuple[str, tuple[str, ...]], ...]
+    waives: tuple[str, ...]
+
+
+GUARD_WAIVERS: tuple[GuardWaiver, ...] = (
+    GuardWaiver(
+        "own_identifier",
+        "The member's own card number or own SSN agrees exactly: relatives share a "
+        "household's card, address and surname, and twins a birth date, but none holds "
+        "the member's own number, so the guards against relatives give way to the weight "
+        "of the evidence (a first name or birth date entered wrong, or missing, costs "
+        "what it costs); sex must not disagree",
+        (("sex", ("null", "exact")), ("suffix", ("null", "exact"))),
+        (("member_id", ("exact",)), ("ssn", ("exact",))),
+        (
+            "given_name_conflict",
+            "given_name_missing",
+            "given_name_unconfirmed",
+            "birth_date_conflict",
+            "birth_date_missing",
+        ),
+    ),
+)
+
+
 def _levels(
     spec: ComparisonSpec, comparison: str, names: Sequence[str]
 ) -> tuple[int, frozenset[int]]:
@@ -248,6 +282,7 @@ class RuleBook:
         "_member_id_else",
         "_sex_else",
         "_typo_given",
+        "_waivers",
         "card_holder_levels",
         "member_id_index",
         "rules",
@@ -258,9 +293,18 @@ class RuleBook:
         self,
         spec: ComparisonSpec = DEFAULT_SPEC,
         rules: tuple[DeterministicRule, ...] = DETERMINISTIC_RULES,
+        waivers: tuple[GuardWaiver, ...] = GUARD_WAIVERS,
     ) -> None:
         self.spec = spec
         self.rules = rules
+        self._waivers = tuple(
+            (
+                tuple(_levels(spec, name, levels) for name, levels in waiver.requires),
+                tuple(_levels(spec, name, levels) for name, levels in waiver.requires_any),
+                frozenset(waiver.waives),
+            )
+            for waiver in waivers
+        )
         self._rules = tuple(
             (
                 rule.name,
@@ -307,6 +351,17 @@ class RuleBook:
             ):
                 return name, tolerated
         return None
+
+    def waived(self, levels: Sequence[int]) -> frozenset[str]:
+        """The guards the comparison vector's waivers lift (see ``GuardWaiver``)."""
+        lifted: frozenset[str] = frozenset()
+        for conditions, alternatives, waives in self._waivers:
+            if all(levels[index] in accepted for index, accepted in conditions) and (
+                not alternatives
+                or any(levels[index] in accepted for index, accepted in alternatives)
+            ):
+                lifted |= waives
+        return lifted
 
     def conflicts(self, levels: Sequence[int]) -> tuple[str, ...]:
         """The ``*_conflict`` guards the pair violates: different people, as far as data tell."""

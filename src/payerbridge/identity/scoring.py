@@ -13,14 +13,23 @@ Fellegi-Sunter assumes comparisons are independent given match status. For the
 fields a household shares (surname, street address, ZIP, phone, subscriber id,
 a member id that is the subscriber's, a carried SSN) that is false: a spouse,
 child or twin agrees on all of them at once, and summing their weights would
-call family members the same person with odds of 2^80. So the positive weights
-of household-shared levels count as *one* piece of evidence: the group
-contributes its single strongest agreement (the maximum positive weight), not
-the sum. This is what the joint weight would be if the shared fields were
-perfectly correlated, which within a household they nearly are; for a true
-match it costs little, because any one of those agreements already says
-"same household" and the person-level comparisons (given name, birth date,
-sex, member id, own SSN) must say "same person".
+call family members the same person with odds of 2^80.
+
+So the household group's agreements are weighed jointly. Two distinct members
+share a household with probability q (``household_pair_probability``, counted
+from the members at training: pairs at one address, on one phone or under one
+subscriber); otherwise their fields agree independently. For the group's
+agreeing fields, P(all agree | non-match) = q + prod(u_i - q); a true match's
+household agreements go together as its disagreements do (a move changes them
+all), so P(all agree | match) is taken as the largest m_i. The group weighs
+log2(max m_i / (q + prod(u_i - q))), which never falls when one more field
+agrees.
+In a plan of families q is about one in a million for a million members, and
+the group weighs about what its strongest agreement alone would (any one of
+them already says "same household"; the person-level comparisons, given name,
+birth date, sex, member id, own SSN, must say "same person"). In a population
+of unrelated people q is near zero and the fields add up, as Splink's would.
+A single agreeing field weighs log2(m/u) as usual.
 
 Disagreements of the household group are not capped: each one still
 subtracts its full weight (a stranger who shares a name and birth date gains
@@ -38,8 +47,9 @@ level with the frequency of the agreed value among the payer's members
 when a pair is scored (``score``). A model without tables weighs every value
 alike.
 
-``ScoredPair.household_adjustment`` records how much weight the cap removed
-(and the residence group gave back), so evidence shows it.
+``ScoredPair.household_adjustment`` records how much weight the joint weighing
+took from the sum of the group's agreements (and the residence group gave back),
+so evidence shows it.
 """
 
 from __future__ import annotations
@@ -74,6 +84,12 @@ MODEL_FORMAT = "payerbridge.identity.fellegi-sunter/1"
 # Floor for m and u when turning them into weights: a level never observed is
 # strong evidence, not infinite evidence.
 _PROBABILITY_FLOOR = 1e-12
+# Without a count from the members: pairs in one household per true pair (households of
+# about 2.5 people share 1.5 pairs per member).
+_HOUSEHOLD_PAIRS_PER_MATCH = 1.5
+# u - q never falls below this share of u: an agreement is never taken for more than a
+# few bits stronger than its own u says, whatever q was counted.
+_LEAST_INDEPENDENT_SHARE = 0.1
 
 Probabilities = tuple[tuple[float, ...], ...]
 
@@ -104,12 +120,17 @@ class MatchModel:
     m_probabilities: Probabilities
     u_probabilities: Probabilities
     term_frequencies: Mapping[str, TermFrequencies] = field(default_factory=dict)
+    # P(two distinct members share a household); None: the prior, 1.5 x lambda (households
+    # of about 2.5 people).
+    household_pair_probability: float | None = None
     version: str = field(init=False)
     prior_weight: float = field(init=False, repr=False)
     level_weights: tuple[tuple[float, ...], ...] = field(init=False, repr=False)
     # Per comparison: its household-shared level flags, its disagreement group (-1: none).
     _shared: tuple[tuple[bool, ...], ...] = field(init=False, repr=False)
     _groups: tuple[int, ...] = field(init=False, repr=False)
+    _m: tuple[tuple[float, ...], ...] = field(init=False, repr=False)
+    _q: float = field(init=False, repr=False)
     # Per term-frequency comparison: (index, exact level, value getter, m of exact, table).
     _frequency_adjusted: tuple[tuple[int, int, Any, float, TermFrequencies], ...] = field(
         init=False, repr=False, compare=False
@@ -138,6 +159,19 @@ class MatchModel:
             getter = attrgetter(weighed.term_frequency)
             m = self.m_probabilities[index][exact - 1]
             adjusted.append((index, exact, getter, m, frequencies))
+        q = self.household_pair_probability
+        if q is None:
+            q = min(_HOUSEHOLD_PAIRS_PER_MATCH * lam, 0.5)
+        elif not 0.0 <= q < 1.0:
+            raise InvalidInput("household_pair_probability must be in [0, 1)")
+        object.__setattr__(self, "_q", q)
+        object.__setattr__(
+            self,
+            "_m",
+            tuple(
+                (1.0, *(max(m, _PROBABILITY_FLOOR) for m in row)) for row in self.m_probabilities
+            ),
+        )
         object.__setattr__(self, "term_frequencies", dict(self.term_frequencies))
         object.__setattr__(self, "level_weights", weights)
         object.__setattr__(self, "_shared", self.spec.household_shared)
@@ -167,6 +201,7 @@ class MatchModel:
                 name: {"total": table.total, "counts": dict(sorted(table.counts.items()))}
                 for name, table in sorted(self.term_frequencies.items())
             },
+            "household_pair_probability": self.household_pair_probability,
         }
 
     def to_json(self) -> str:
@@ -197,12 +232,14 @@ class MatchModel:
                 name: TermFrequencies(int(table["total"]), table["counts"])
                 for name, table in data.get("term_frequencies", {}).items()
             }
+            household = data.get("household_pair_probability")
             model = cls(
                 spec,
                 float(data["probability_two_random_records_match"]),
                 tuple(m_table),
                 tuple(u_table),
                 frequencies,
+                None if household is None else float(household),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInput("the model artefact is malformed") from exc
@@ -210,14 +247,20 @@ class MatchModel:
             raise InvalidInput("the model artefact does not hash to its recorded version")
         return model
 
-    def with_term_frequencies(self, tables: Mapping[str, TermFrequencies]) -> MatchModel:
-        """This model weighing its term-frequency comparisons with ``tables``."""
+    def with_population(
+        self,
+        tables: Mapping[str, TermFrequencies],
+        household_pair_probability: float | None = None,
+    ) -> MatchModel:
+        """This model with what was counted over the members: term-frequency ``tables`` and
+        how often two members share a household."""
         return MatchModel(
             self.spec,
             self.probability_two_random_records_match,
             self.m_probabilities,
             self.u_probabilities,
             tables,
+            household_pair_probability,
         )
 
 
@@ -264,31 +307,42 @@ def _combine(
 ) -> tuple[float, float]:
     """(total match weight, household adjustment) of per-comparison weights.
 
-    The prior, plus every weight that is neither a household-shared agreement
-    nor a grouped disagreement, plus the largest household-shared agreement,
-    plus the strongest disagreement of each group.
+    The prior, plus every weight that is neither a household-shared agreement nor a
+    grouped disagreement, plus the household group's joint weight (see the module
+    docstring), plus the strongest disagreement of each group.
     """
     total = model.prior_weight
-    best_shared = shared_sum = 0.0
+    shared_sum = 0.0
+    agreeing: list[tuple[float, float]] = []
     worst: dict[int, float] = {}
     grouped_sum = 0.0
     # A plain loop: measurably faster here than sum/max over map(getitem, ...).
-    for weight, shared, group, level in zip(
-        weights, model._shared, model._groups, levels, strict=True
+    for weight, shared, group, level, m_row in zip(
+        weights, model._shared, model._groups, levels, model._m, strict=True
     ):
         if weight > 0.0 and shared[level]:
             shared_sum += weight
-            if weight > best_shared:
-                best_shared = weight
+            agreeing.append((weight, m_row[level]))
         elif weight < 0.0 and group >= 0:
             grouped_sum += weight
             if weight < worst.get(group, 0.0):
                 worst[group] = weight
         else:
             total += weight
+    joint = shared_sum if len(agreeing) < 2 else _joint_weight(agreeing, model._q)
     strongest = sum(worst.values())
-    adjustment = (best_shared - shared_sum) + (strongest - grouped_sum)
-    return total + best_shared + strongest, adjustment
+    adjustment = (joint - shared_sum) + (strongest - grouped_sum)
+    return total + joint + strongest, adjustment
+
+
+def _joint_weight(agreeing: list[tuple[float, float]], q: float) -> float:
+    """log2(max m / (q + prod(u - q))) of household agreements given as (weight, m)."""
+    largest_m, independent = 0.0, 1.0
+    for weight, m in agreeing:
+        u = m * math.pow(2.0, -weight)
+        largest_m = max(largest_m, m)
+        independent *= max(u - q, _LEAST_INDEPENDENT_SHARE * u)
+    return math.log2(largest_m / (q + independent))
 
 
 def pair_weights(model: MatchModel, a: StandardRecord, levels: Sequence[int]) -> list[float]:

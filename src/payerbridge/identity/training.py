@@ -159,8 +159,13 @@ def estimate_parameters_em(
     spec = initial.spec
     _check_shape(spec, patterns)
     u = u_probabilities or initial.u_probabilities
+    household = initial.household_pair_probability
     model = MatchModel(
-        spec, initial.probability_two_random_records_match, initial.m_probabilities, u
+        spec,
+        initial.probability_two_random_records_match,
+        initial.m_probabilities,
+        u,
+        household_pair_probability=household,
     )
     book = RuleBook(spec)
     is_possible_match = [not book.conflicts(vector) for vector, _ in patterns]
@@ -185,7 +190,7 @@ def estimate_parameters_em(
         if estimate_lambda:
             lam = min(max(expected / total_pair_count, _LAMBDA_BOUNDS[0]), _LAMBDA_BOUNDS[1])
         change = _largest_change(model, m, lam)
-        model = MatchModel(spec, lam, m, u)
+        model = MatchModel(spec, lam, m, u, household_pair_probability=household)
         if change < tolerance:
             converged = True
             break

@@ -33,7 +33,7 @@ def test_rare_names_weigh_more_than_common_ones_and_the_average_is_gone() -> Non
         "given_name": TermFrequencies(1_000_000, {"john": 30_000, "zephyrine": 2}),
         "family_name": TermFrequencies(1_000_000, {"smith": 10_000}),
     }
-    model = default_model().with_term_frequencies(frequencies)
+    model = default_model().with_population(frequencies)
     given = DEFAULT_SPEC.index("given_name")
 
     def weight(name: str) -> float:
@@ -48,7 +48,7 @@ def test_rare_names_weigh_more_than_common_ones_and_the_average_is_gone() -> Non
 
 def test_tables_travel_with_the_model_and_change_its_version() -> None:
     frequencies = {"family_name": TermFrequencies(100, {"smith": 5})}
-    model = default_model().with_term_frequencies(frequencies)
+    model = default_model().with_population(frequencies)
     assert model.version != default_model().version
     loaded = MatchModel.from_json(model.to_json())
     assert loaded == model and dict(loaded.term_frequencies["family_name"].counts) == {"smith": 5}

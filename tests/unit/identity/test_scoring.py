@@ -55,8 +55,10 @@ def test_probability_from_weight_does_not_overflow() -> None:
     assert probability_from_weight(0.0) == 0.5
 
 
-def test_household_fields_count_once() -> None:
-    """Surname, address, ZIP, phone and subscriber id agreeing add only their strongest weight."""
+def test_household_fields_are_weighed_jointly() -> None:
+    """Surname, address, ZIP, phone and subscriber id agreeing: in a plan of families they
+    say "same household" about as strongly as the strongest of them alone; among unrelated
+    people (no household shared) they add up."""
     a = standard_record(given=["Ana"], birth_date="1980-02-03", **HOUSEHOLD)
     b = standard_record(given=["Ana"], birth_date="1980-02-03", **HOUSEHOLD)
     pair = score(MODEL, a, b)
@@ -68,10 +70,14 @@ def test_household_fields_count_once() -> None:
         if flags[level] and w > 0
     ]
     assert len(shared) == 5
-    assert pair.household_adjustment == pytest.approx(max(shared) - sum(shared))
     assert pair.match_weight == pytest.approx(
         MODEL.prior_weight + sum(pair.match_weights) + pair.household_adjustment
     )
+    group = sum(shared) + pair.household_adjustment
+    assert max(shared) <= group < max(shared) + 2.0
+    unrelated = MODEL.with_population({}, household_pair_probability=0.0)
+    apart = score(unrelated, a, b)
+    assert sum(shared) <= sum(shared) + apart.household_adjustment < sum(shared) + 2.0
 
 
 MOVED: dict[str, Any] = {
