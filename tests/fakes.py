@@ -798,6 +798,7 @@ class _InMemoryMatchWrites:
                 reviewer=None,
                 reason=None,
                 decided_at=None,
+                opened_because=decision.evidence.review_reason,
             )
         self._unit.record(event)
 

@@ -177,6 +177,8 @@ def test_a_review_case_is_opened_decided_and_answered(old_payer: ServerProcess) 
         assert first["details"]["coding"] == [{"system": MATCH_OUTCOME, "code": "review"}]
         cases = ops.get("/identity/reviews").json()["reviews"]
         assert len(cases) == 1 and cases[0]["candidates"] == ["other"]
+        # Why at a glance: a first name a typo away, and no identifier to confirm it.
+        assert cases[0]["opened_because"] == "given_name_unconfirmed"
         case_id = cases[0]["id"]
         assert case_id in first["details"]["text"]
         # Asked again while open: the same case, no second one.

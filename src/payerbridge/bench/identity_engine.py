@@ -278,13 +278,10 @@ def _decide_chunk(
 
 
 def _outcome_key(decision: MatchDecision) -> str:
-    """``review: below_auto_band``, ``review: given_name_conflict+birth_date_missing``..."""
-    evidence = decision.evidence
-    if decision.outcome is not MatchOutcome.REVIEW:
-        return decision.outcome.value
-    named = [c for c in evidence.candidates if c.member_id in decision.candidate_ids]
-    guards = named[0].guard_violations if named else ()
-    return f"review: {'+'.join(guards) if guards else evidence.reason.value}"
+    """``review: <why>`` (the evidence's review reason) or the outcome."""
+    if decision.outcome is MatchOutcome.REVIEW:
+        return f"review: {decision.evidence.review_reason}"
+    return decision.outcome.value
 
 
 @contextmanager

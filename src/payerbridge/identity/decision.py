@@ -183,6 +183,7 @@ def decide(
         spec_fingerprint=model.spec.fingerprint,
         policy_version=policy.version,
         decided_at=at,
+        review_reason=_review_reason(reason, named) if outcome is MatchOutcome.REVIEW else None,
     )
     return MatchDecision(
         decision_id=decision_id,
@@ -278,6 +279,12 @@ def _outcome(
         return MatchOutcome.REVIEW, DecisionReason.MARGIN_TOO_SMALL, None, [best]
     reason = DecisionReason.RULE if best.rule is not None else DecisionReason.AUTO_MATCH
     return MatchOutcome.MATCH, reason, best.member_id, [best]
+
+
+def _review_reason(reason: DecisionReason, named: list[_Candidate]) -> str:
+    """``given_name_conflict, birth_date_missing``, or the band: ``below_auto_band``."""
+    violations = named[0].violations if named else ()
+    return ", ".join(violations) if violations else reason.value
 
 
 def _evidence_candidates(

@@ -121,10 +121,14 @@ class Evidence:
     spec_fingerprint: str
     policy_version: str
     decided_at: datetime
+    # A review's reason at a glance: the guards that held the candidate back, or the band
+    # its weight fell in (``below_auto_band``, ``margin_too_small``).
+    review_reason: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (ISO timestamp, rounded weights), stable field names."""
         return {
+            "review_reason": self.review_reason,
             "decision": self.decision_id,
             "outcome": self.outcome.value,
             "reason": self.reason.value,

@@ -38,6 +38,8 @@ class ReviewCase:
     reviewer: str | None
     reason: str | None
     decided_at: datetime | None
+    # Why the engine opened the case (the decision's ``review_reason``).
+    opened_because: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class ReviewCase:
             "requester": self.client_id,
             "candidates": list(self.candidate_ids),
             "opened_at": self.opened_at,
+            "opened_because": self.opened_because,
             "member": self.member_id,
             "reviewer": self.reviewer,
             "reason": self.reason,

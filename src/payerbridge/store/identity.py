@@ -80,7 +80,14 @@ def _review(row: Any) -> ReviewCase:
         row.reviewer,
         row.reason,
         row.decided_at,
+        orjson.loads(row.evidence).get("review_reason"),
     )
+
+
+# Review cases with their decision's evidence, which says why each was opened.
+_REVIEWS = select(identity_reviews, identity_decisions.c.evidence).join(
+    identity_decisions, identity_decisions.c.id == identity_reviews.c.decision_id
+)
 
 
 class SqlIdentityStore:
@@ -330,9 +337,7 @@ class SqlIdentityStore:
         }
 
     def reviews(self, *, status: str | None, limit: int, offset: int) -> list[ReviewCase]:
-        query = select(identity_reviews).order_by(
-            identity_reviews.c.opened_at, identity_reviews.c.id
-        )
+        query = _REVIEWS.order_by(identity_reviews.c.opened_at, identity_reviews.c.id)
         if status is not None:
             query = query.where(identity_reviews.c.status == status)
         with self._engine.connect() as connection:
@@ -341,9 +346,7 @@ class SqlIdentityStore:
 
     def review(self, review_id: str) -> ReviewCase | None:
         with self._engine.connect() as connection:
-            row = connection.execute(
-                select(identity_reviews).where(identity_reviews.c.id == review_id)
-            ).first()
+            row = connection.execute(_REVIEWS.where(identity_reviews.c.id == review_id)).first()
         return _review(row) if row else None
 
     def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None:
@@ -380,9 +383,7 @@ class SqlIdentityStore:
                 decided_at=at,
             )
         )
-        row = connection.execute(
-            select(identity_reviews).where(identity_reviews.c.id == review_id)
-        ).first()
+        row = connection.execute(_REVIEWS.where(identity_reviews.c.id == review_id)).first()
         if row is None:
             raise NotFound(f"no review case {review_id}")
         if not closed.rowcount:

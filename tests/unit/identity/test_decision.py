@@ -105,6 +105,7 @@ def test_middling_evidence_is_reviewed() -> None:
     assert decision.outcome is MatchOutcome.REVIEW
     assert decision.candidate_ids == ("p1",) and decision.member_id is None
     assert decision.evidence.reason is DecisionReason.BELOW_AUTO_BAND
+    assert decision.evidence.review_reason == "below_auto_band"
     moved = rec(
         member_id=None,
         subscriber_id=None,
@@ -136,6 +137,8 @@ def test_strong_candidate_with_a_guard_violation_is_reviewed_not_matched() -> No
     assert decision.outcome is MatchOutcome.REVIEW
     assert decision.evidence.reason is DecisionReason.GUARD_VIOLATION
     assert decision.evidence.candidates[0].guard_violations == ("given_name_conflict",)
+    assert decision.evidence.review_reason == "given_name_conflict"
+    assert decision.evidence.to_dict()["review_reason"] == "given_name_conflict"
 
 
 def test_weak_candidate_with_a_conflict_is_nomatch() -> None:
