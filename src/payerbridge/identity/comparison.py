@@ -37,6 +37,7 @@ __all__ = [
     "family_name",
     "given_name",
     "member_id",
+    "middle_name",
     "phone",
     "postal_code",
     "sex",
@@ -78,6 +79,11 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
     is two typos or a Jaro-Winkler above ``similar_threshold``: too far for a
     typo of one keystroke, too close to call the names different (a sibling's
     name is as likely), so it is no conflict but needs an identifier to confirm.
+    ``other_middle_name`` is a first name that agrees (or a nickname of it) while
+    both sides give middle names, or the rest of a compound name, and none of them
+    agrees, not even as an initial: brothers Juan Pablo and Juan Carlos, sisters
+    María José and María Fernanda. Not a conflict (forms garble middle names),
+    but it needs an identifier to confirm.
     """
     names = (
         "null",
@@ -90,6 +96,7 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
         "given_name_token",
         "swapped",
         "similar",
+        "other_middle_name",
         "else",
     )
 
@@ -98,13 +105,13 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
         if not x or not y:
             return 0
         if x == y:
-            return 1
+            return 1 if _middle_names_agree(a, b) else 10
         roots = b.first_name_roots
         for root in a.first_name_roots:  # a loop: any(<genexpr>) costs more here
             if root in roots:
-                return 2
+                return 2 if _middle_names_agree(a, b) else 10
         if len(x) == 1 or len(y) == 1:
-            return 6 if x[0] == y[0] else 10
+            return 6 if x[0] == y[0] else 11
         if are_name_variants(x, y):
             return 3
         similarity = jaro_winkler(x, y)
@@ -120,7 +127,7 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
             len(x) > 4 and len(y) > 4 and edit_distance_at_most(x, y, 2)
         ):
             return 9
-        return 10
+        return 11
 
     return Comparator(
         "given_name",
@@ -130,9 +137,46 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
     )
 
 
+def _middle_names_agree(a: StandardRecord, b: StandardRecord) -> bool:
+    """Whether middle names leave the two free to be one person: one side gives none, or a
+    middle name (or its initial) is on both sides."""
+    left, right = a.middle_names, b.middle_names
+    if not left or not right or not left.isdisjoint(right):
+        return True
+    return _initial_agrees(left, right) or _initial_agrees(right, left)
+
+
+def _initial_agrees(names: frozenset[str], others: frozenset[str]) -> bool:
+    """A one-letter name among ``names`` that starts one of ``others``."""
+    starts = {name[0] for name in others}
+    return any(len(name) == 1 and name in starts for name in names)
+
+
 def _is_swapped(a: StandardRecord, b: StandardRecord) -> bool:
     """Given and family name crosswise equal: one side entered them the other way round."""
     return a.first_name == b.family_name and a.family_name == b.first_name
+
+
+def middle_name() -> Comparator:
+    """Middle names (or the rest of a compound given name): a full name on both sides,
+    an initial that starts a name on the other side, else.
+
+    Compared only when both sides give one: most forms leave it out, so a missing
+    middle name says nothing. A name shared by both sides is person-level evidence
+    (siblings seldom share a middle name); none shared while both give one is the
+    disagreement the given-name level ``other_middle_name`` holds back as well.
+    """
+    names = ("null", "exact", "initial", "else")
+
+    def level_of(a: StandardRecord, b: StandardRecord) -> int:
+        left, right = a.middle_names, b.middle_names
+        if not left or not right:
+            return 0
+        if not {n for n in left if len(n) > 1}.isdisjoint({n for n in right if len(n) > 1}):
+            return 1
+        return 2 if _initial_agrees(left, right) or _initial_agrees(right, left) else 3
+
+    return Comparator("middle_name", names, level_of)
 
 
 def family_name(jaro_winkler_threshold: float = 0.92) -> Comparator:

@@ -65,6 +65,7 @@ _APPROXIMATE_GIVEN_NAME = (
     "given_name_token",
     "swapped",
     "similar",
+    "other_middle_name",
 )
 # Of those, the ones a typo (rather than a deliberate nickname) explains; they
 # need a person-level identifier to be auto-accepted.
@@ -75,6 +76,7 @@ _TYPO_GIVEN_NAME = (
     "initial",
     "given_name_token",
     "similar",
+    "other_middle_name",
 )
 # Identifier levels that confirm the person, not just the household.
 _PERSON_IDENTIFIERS = (("member_id", "exact"), ("ssn", "exact"))

@@ -177,9 +177,20 @@ DEFAULT_SPEC = ComparisonSpec(
                 ("given_name_token", 0.01, 0.002, ""),
                 ("swapped", 0.005, 1e-5, ""),
                 ("similar", 0.005, 0.02, ""),
-                ("else", 0.02, 0.93899, "c"),
+                ("other_middle_name", 0.004, 0.001, ""),
+                ("else", 0.016, 0.93799, "c"),
             ),
             term_frequency="first_name",
+        ),
+        Comparison(
+            "middle_name",
+            "Middle names, or the rest of a compound given name",
+            cmp.middle_name(),
+            _levels(
+                ("exact", 0.6, 0.03, ""),
+                ("initial", 0.3, 0.06, ""),
+                ("else", 0.1, 0.91, ""),
+            ),
         ),
         Comparison(
             "family_name",

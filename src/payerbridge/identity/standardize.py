@@ -10,7 +10,8 @@ What each field becomes:
 * names: NFKD accents stripped, case folded, punctuation dropped. The first
   given name keeps hyphenated parts joined (``"Anne-Marie"`` -> ``"annemarie"``)
   and gets its nickname roots (``"bill"`` -> ``("william",)``); every given part
-  goes into ``given_name_tokens``. Surnames are joined for exact comparison
+  goes into ``given_name_tokens``, and the words after the first name (middle
+  names, the rest of a compound name such as "María José") into ``middle_names``. Surnames are joined for exact comparison
   (``"De la Cruz"`` == ``"Delacruz"``) and split into tokens, particles dropped,
   for partial agreement (``"Garcia-Lopez"`` shares ``"lopez"`` with
   ``"Lopez"``); previous (maiden, old) surnames add their tokens.
@@ -63,6 +64,7 @@ class StandardRecord:
     first_name: str | None = None
     first_name_roots: tuple[str, ...] = ()
     given_name_tokens: frozenset[str] = frozenset()
+    middle_names: frozenset[str] = frozenset()  # given-name words after the first name
     family_name: str | None = None
     family_name_tokens: frozenset[str] = frozenset()
     suffix: str | None = None
@@ -165,10 +167,14 @@ def _split_trailing_suffix(words: list[str]) -> tuple[list[str], str | None]:
     return words, None
 
 
-def _given_names(given: Sequence[str]) -> tuple[str | None, frozenset[str], str | None]:
-    """(first name, every given-name part, suffix found among the given names)."""
+def _given_names(
+    given: Sequence[str],
+) -> tuple[str | None, frozenset[str], frozenset[str], str | None]:
+    """(first name, every given-name part, the words after the first name, suffix found
+    among the given names)."""
     first: str | None = None
     tokens: set[str] = set()
+    middle: set[str] = set()
     suffix = None
     for position, entry in enumerate(name for name in given if isinstance(name, str)):
         for chunk_position, chunk in enumerate(fold(entry).split()):
@@ -182,7 +188,9 @@ def _given_names(given: Sequence[str]) -> tuple[str | None, frozenset[str], str 
             tokens.update(parts)
             if first is None:
                 first = joined
-    return first, frozenset(tokens), suffix
+            else:
+                middle.add(joined)
+    return first, frozenset(tokens), frozenset(middle), suffix
 
 
 def _family_names(
@@ -306,7 +314,7 @@ def standard_record(
     ``ssn_carried`` says that this person's SSN is their subscriber's, as
     dependents' records often hold; it is kept only with a valid SSN.
     """
-    first, given_tokens, given_suffix = _given_names(given)
+    first, given_tokens, middle_names, given_suffix = _given_names(given)
     family_name, family_tokens, family_suffix = _family_names(family, previous_families)
     explicit = next((s for s in map(standard_suffix, suffixes) if s is not None), None)
     street = standard_street_address(address_lines)
@@ -315,6 +323,7 @@ def standard_record(
         first_name=first,
         first_name_roots=name_roots(first) if first else (),
         given_name_tokens=given_tokens,
+        middle_names=middle_names,
         family_name=family_name,
         family_name_tokens=family_tokens,
         suffix=explicit or family_suffix or given_suffix,
@@ -358,7 +367,7 @@ def record_from_dict(data: Mapping[str, object]) -> StandardRecord:
 
     Every candidate of every match passes through here: the field names are read once."""
     values = {name: data[name] for name in _RECORD_FIELDS if name in data}
-    for name in ("given_name_tokens", "family_name_tokens"):
+    for name in ("given_name_tokens", "middle_names", "family_name_tokens"):
         if name in values:
             value = values[name]
             values[name] = frozenset(value) if isinstance(value, list) else frozenset()

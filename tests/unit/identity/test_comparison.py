@@ -47,6 +47,24 @@ def test_given_name_levels(left: list[str], right: list[str], expected: str) -> 
     assert level("given_name", {"given": left}, {"given": right}) == expected
 
 
+@pytest.mark.parametrize(
+    ("left", "right", "given", "middle"),
+    [
+        # Brothers Luis Aurelio and Luis Fabián; sisters María José and María Fernanda.
+        (["Luis Aurelio"], ["Luis Fabián"], "other_middle_name", "else"),
+        (["María José"], ["Maria", "Fernanda"], "other_middle_name", "else"),
+        # One person: a compound name split over two fields, a middle initial, none given.
+        (["María José"], ["Maria", "Jose"], "exact", "exact"),
+        (["John", "M."], ["John", "Michael"], "exact", "initial"),
+        (["John"], ["John", "Michael"], "exact", "null"),
+        (["Bill", "Henry"], ["William", "H"], "nickname", "initial"),
+    ],
+)
+def test_middle_names(left: list[str], right: list[str], given: str, middle: str) -> None:
+    assert level("given_name", {"given": left}, {"given": right}) == given
+    assert level("middle_name", {"given": left}, {"given": right}) == middle
+
+
 def test_given_and_family_name_entered_the_other_way_round() -> None:
     swapped, record = {"given": ["Garcia"], "family": "Ana"}, {"given": ["Ana"], "family": "Garcia"}
     assert level("given_name", swapped, record) == "swapped"
