@@ -13,8 +13,9 @@ What each field becomes:
   goes into ``given_name_tokens``, and the words after the first name (middle
   names, the rest of a compound name such as "María José") into ``middle_names``.
   Surnames are joined for exact comparison (``"De la Cruz"`` == ``"Delacruz"``)
-  and split into tokens, particles dropped, for partial agreement (``"Garcia-Lopez"`` shares ``"lopez"`` with
-  ``"Lopez"``); previous (maiden, old) surnames add their tokens.
+  and split into tokens, particles dropped, for partial agreement
+  (``"Garcia-Lopez"`` shares ``"lopez"`` with ``"Lopez"``); previous (maiden,
+  old) surnames add their tokens.
 * generational suffixes (Jr, Sr, II, III...) are a field of their own, taken
   from the suffix list or from a trailing word of the surname or given names.
 * dates: ``"YYYY-MM-DD"`` -> ``"YYYYMMDD"``; partial or impossible dates -> None.
