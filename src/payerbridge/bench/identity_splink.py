@@ -177,7 +177,8 @@ def link_with_splink(
     level = splink_logger.level
     splink_logger.setLevel(logging.ERROR)
     try:
-        connection = duckdb.connect(config={"enable_progress_bar": False})
+        connection = duckdb.connect()
+        connection.execute("SET enable_progress_bar = false")
         db_api = DuckDBAPI(connection)
         inputs = [
             db_api.register(members_frame, dataset_display_name=_MEMBERS),
