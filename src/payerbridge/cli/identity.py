@@ -6,11 +6,10 @@ These commands print ids and counts only, never a name, a birth date or a card n
 
 from __future__ import annotations
 
-import random
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 import typer
@@ -66,21 +65,6 @@ def identity_reindex(data_dir: DataDir = None) -> None:
     out.print(f"{indexed} members indexed")
 
 
-def _reservoir(items: Any, size: int, rng: random.Random) -> tuple[list[Any], int]:
-    """A uniform sample of up to ``size`` items of a stream, and the stream's length."""
-    sample: list[Any] = []
-    seen = 0
-    for item in items:
-        seen += 1
-        if len(sample) < size:
-            sample.append(item)
-        else:
-            slot = rng.randrange(seen)
-            if slot < size:
-                sample[slot] = item
-    return sample, seen
-
-
 @identity_app.command("train")
 def identity_train(
     data_dir: DataDir = None,
@@ -99,44 +83,19 @@ def identity_train(
     blocking key. Prints the model version and a summary of the training."""
     from payerbridge.bootstrap import build_platform, utcnow
     from payerbridge.cli.console import fail, settings_for
-    from payerbridge.identity.population import fit_population
+    from payerbridge.identity.service import train_on_members
 
     platform = build_platform(settings_for(data_dir))
-    rng = random.Random(seed)
     try:
-        with err.status("reading the indexed members"):
-            chosen, total = _reservoir(platform.identity.iter_records(), sample, rng)
-        if not chosen:
-            err.print(
-                "[red]error:[/red] no members are indexed: import member data first "
-                "(payerbridge import) or rebuild the index (payerbridge identity reindex)"
+        with err.status(f"training on up to {sample:,} indexed members"):
+            fitted = train_on_members(
+                platform.identity, sample=sample, seed=seed, at=utcnow(), activate=activate
             )
-            raise typer.Exit(1)
-        chosen.sort(key=lambda item: item[0])
-        member_ids = [member_id for member_id, _ in chosen]
-        position = {member_id: i for i, member_id in enumerate(member_ids)}
-        with err.status("collecting the members that share blocking keys"):
-            groups = [
-                [position[m] for m in group if m in position]
-                for group in platform.identity.key_groups(member_ids)
-            ]
-        with err.status(f"training on {len(chosen)} members"):
-            started = time.perf_counter()
-            fitted = fit_population([record for _, record in chosen], groups, rng=rng)
-            seconds = time.perf_counter() - started
-        summary = {
-            **fitted.summary,
-            "indexed_members": total,
-            "seed": seed,
-            "seconds": round(seconds, 1),
-        }
-        platform.identity.save_model(
-            fitted.model, trained_on=len(chosen), summary=summary, at=utcnow(), activate=activate
-        )
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
         platform.close()
+    summary = fitted.summary
     table = Table("", "", title=f"model {fitted.model.version}", show_header=False)
     for name, value in summary.items():
         table.add_row(name.replace("_", " "), str(value))

@@ -26,8 +26,27 @@ __all__ = [
     "MemberDirectory",
     "MemberResources",
     "MergeLedger",
+    "ModelTraining",
     "ReviewQueue",
 ]
+
+
+class ModelTraining(Protocol):
+    """What training a model on the payer's own members needs from the identity store."""
+
+    def iter_records(self) -> Iterator[tuple[MemberId, StandardRecord]]: ...
+
+    def key_groups(self, member_ids: Sequence[str]) -> list[list[MemberId]]: ...
+
+    def save_model(
+        self,
+        model: MatchModel,
+        *,
+        trained_on: int,
+        summary: dict[str, Any],
+        at: datetime,
+        activate: bool = True,
+    ) -> None: ...
 
 
 class MemberDirectory(Protocol):
@@ -163,23 +182,11 @@ class MergeLedger(Protocol):
         ...
 
 
-class IdentityStore(IdentityIndex, ReviewQueue, DecisionLedger, MergeLedger, Protocol):
+class IdentityStore(
+    IdentityIndex, ReviewQueue, DecisionLedger, MergeLedger, ModelTraining, Protocol
+):
     """The platform's identity store: every port above, and what the edges read and
-    the operator commands change (training, reindexing, the graph, the review queue)."""
-
-    def iter_records(self) -> Iterator[tuple[MemberId, StandardRecord]]: ...
-
-    def key_groups(self, member_ids: Sequence[str]) -> list[list[MemberId]]: ...
-
-    def save_model(
-        self,
-        model: MatchModel,
-        *,
-        trained_on: int,
-        summary: dict[str, Any],
-        at: datetime,
-        activate: bool = True,
-    ) -> None: ...
+    the operator commands change (reindexing, the graph, the review queue)."""
 
     def reindex_all(
         self, *, at: datetime, progress: Callable[[int], None] | None = None

@@ -23,7 +23,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Sequence
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,12 +41,14 @@ from payerbridge.errors import (
     NoMatch,
     NotFound,
     TooManyAttempts,
+    UnprocessableRequest,
 )
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchInput
 from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.population import fit_population
 from payerbridge.identity.ports import (
     DecisionLedger,
     DecisionToRecord,
@@ -52,12 +56,14 @@ from payerbridge.identity.ports import (
     MatchWrites,
     MemberDirectory,
     MergeLedger,
+    ModelTraining,
     ReviewQueue,
 )
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.transactions import Transactions
+from payerbridge.types import MemberId
 
 __all__ = [
     "AttemptLimit",
@@ -73,6 +79,8 @@ __all__ = [
     "match_member",
     "model_for",
     "request_record",
+    "train_on_members",
+    "TrainedModel",
 ]
 
 logger = logging.getLogger(__name__)
@@ -587,3 +595,63 @@ def decide_for_batch(
         new_id() if decision.outcome is MatchOutcome.REVIEW else None,
         decision_audit_event(decision, actor=client_id, request_id=request_id[:128]),
     )
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model trained on the members and stored, with its summary (counts, no PHI)."""
+
+    model: MatchModel
+    summary: dict[str, Any]
+
+
+def train_on_members(
+    store: ModelTraining, *, sample: int, seed: int, at: datetime, activate: bool = True
+) -> TrainedModel:
+    """Train a model on (a uniform sample of) the indexed members and store it.
+
+    u from random pairs of members, m by EM over the members sharing a blocking key,
+    term frequencies and the household rate counted over the sample (``population``).
+    """
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    chosen, total = _reservoir(store.iter_records(), sample, rng)
+    if not chosen:
+        raise UnprocessableRequest(
+            "no members are indexed: import member data first (payerbridge import) or "
+            "rebuild the index (payerbridge identity reindex)"
+        )
+    chosen.sort(key=lambda item: item[0])
+    position = {member_id: i for i, (member_id, _) in enumerate(chosen)}
+    groups = [
+        [position[m] for m in group if m in position]
+        for group in store.key_groups([member_id for member_id, _ in chosen])
+    ]
+    fitted = fit_population([record for _, record in chosen], groups, rng=rng)
+    summary = {
+        **fitted.summary,
+        "indexed_members": total,
+        "seed": seed,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    store.save_model(
+        fitted.model, trained_on=len(chosen), summary=summary, at=at, activate=activate
+    )
+    return TrainedModel(fitted.model, summary)
+
+
+def _reservoir(
+    items: Iterable[tuple[MemberId, StandardRecord]], size: int, rng: random.Random
+) -> tuple[list[tuple[MemberId, StandardRecord]], int]:
+    """A uniform sample of up to ``size`` items of a stream, and the stream's length."""
+    sample: list[tuple[MemberId, StandardRecord]] = []
+    seen = 0
+    for item in items:
+        seen += 1
+        if len(sample) < size:
+            sample.append(item)
+        else:
+            slot = rng.randrange(seen)
+            if slot < size:
+                sample[slot] = item
+    return sample, seen

@@ -30,7 +30,7 @@ from payerbridge.identity.records import (
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, record_from_dict, record_to_dict
-from payerbridge.store.dbapi import raw_cursor
+from payerbridge.store.dbapi import cursor_of, insert_rows, raw_cursor
 from payerbridge.store.identity_sql import IdentitySql, SqlMatchWrites
 from payerbridge.store.tables import (
     fhir_resources,
@@ -137,25 +137,30 @@ class SqlIdentityStore:
             )
             if not records:
                 continue
-            connection.execute(
-                insert(identity_member_records),
-                [
-                    {
-                        "member_id": member_id,
-                        "indexed_at": at,
-                        "record": orjson.dumps(record_to_dict(record)).decode(),
-                    }
-                    for member_id, record in records.items()
-                ],
-            )
-            connection.execute(
-                insert(identity_blocking_keys),
-                [
-                    {"key": key, "member_id": member_id}
-                    for member_id, record in records.items()
-                    for key in self.keys_of(record)
-                ],
-            )
+            stamp = self._sql.timestamp(at)
+            with cursor_of(connection) as cursor:
+                insert_rows(
+                    cursor,
+                    (
+                        self._sql.member_records,
+                        [
+                            {
+                                "member_id": member_id,
+                                "indexed_at": stamp,
+                                "record": orjson.dumps(record_to_dict(record)).decode(),
+                            }
+                            for member_id, record in records.items()
+                        ],
+                    ),
+                    (
+                        self._sql.blocking_keys,
+                        [
+                            {"key": key, "member_id": member_id}
+                            for member_id, record in records.items()
+                            for key in self.keys_of(record)
+                        ],
+                    ),
+                )
             indexed += len(records)
         return indexed
 

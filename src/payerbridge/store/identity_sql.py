@@ -48,6 +48,12 @@ class IdentitySql(ResourceSql):
         super().__init__(dialect)
         sql = self.sql
 
+        # The index of a batch of members (an import, a reindex): many rows per statement.
+        self.member_records = self.rows_insert(
+            identity_member_records, ("member_id", "indexed_at", "record")
+        )
+        self.blocking_keys = self.rows_insert(identity_blocking_keys, ("key", "member_id"))
+
         # A card tried again only moves its row's time: the rows a count reads are the
         # distinct cards, however often a client resends the same request.
         self.attempt = self.insert(
