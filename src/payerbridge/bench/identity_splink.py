@@ -10,9 +10,12 @@ documentation recommends for people.
   identifier);
 * training as the tutorials do it: lambda from deterministic rules with an assumed
   recall, u by random sampling, m by EM in two sessions blocked on different columns;
-* a 1:1 resolution: ``cluster_using_single_best_links`` with both inputs declared
-  free of duplicates, so a member answers at most one request and a request gets at
-  most one member (the best link), as a payer-to-payer linkage is.
+* answers two ways from the same predictions: each request's best link, and a 1:1
+  resolution, ``cluster_using_single_best_links`` with both inputs declared free of
+  duplicates (a member answers at most one request, a request gets at most one member),
+  as a payer-to-payer linkage with one request per member is. The clustering is
+  iterative in DuckDB and slow (a minute at 10,000 requests here), so it runs up to
+  ``one_to_one_limit`` requests.
 
 Both inputs are lists of the raw keyword arguments the engine's ``standard_record``
 takes, so Splink sees exactly what our engine sees; the cleaning is Splink's usual
@@ -23,12 +26,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SplinkAnswers", "link_with_splink"]
+__all__ = ["SplinkAnswers", "SplinkLinks", "link_with_splink"]
 
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _NOT_ALPHANUMERIC = re.compile(r"[^A-Z0-9]")
@@ -50,11 +54,21 @@ _KEEP_PROBABILITY = 0.5
 
 @dataclass(frozen=True)
 class SplinkAnswers:
-    """Per request: its member after the 1:1 resolution (index, -1: none above 0.5) and the
-    link's match probability."""
+    """Per request: a member (index, -1: none above 0.5) and the link's match probability,
+    and the seconds the answers took (training and prediction, plus the clustering for the
+    1:1 answers)."""
 
-    best_member: list[int]
-    best_probability: list[float]
+    member: list[int]
+    probability: list[float]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SplinkLinks:
+    """Best-link answers, and the 1:1 answers when they were computed."""
+
+    best: SplinkAnswers
+    one_to_one: SplinkAnswers | None
     pairs_scored: int
 
 
@@ -147,8 +161,10 @@ def link_with_splink(
     *,
     seed: int = 42,
     u_max_pairs: float = 1e7,
-) -> SplinkAnswers:
-    """Link requests to members with Splink (DuckDB), resolved 1:1 by single best links."""
+    one_to_one_limit: int = 10_000,
+) -> SplinkLinks:
+    """Link requests to members with Splink (DuckDB): each request's best link, and the
+    1:1 resolution by single best links up to ``one_to_one_limit`` requests."""
     import duckdb
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
@@ -176,6 +192,7 @@ def link_with_splink(
     splink_logger = logging.getLogger("splink")
     level = splink_logger.level
     splink_logger.setLevel(logging.ERROR)
+    started = time.perf_counter()
     try:
         connection = duckdb.connect()
         connection.execute("SET enable_progress_bar = false")
@@ -195,22 +212,47 @@ def link_with_splink(
         )
         training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
         predictions = linker.inference.predict(threshold_match_probability=_KEEP_PROBABILITY)
-        clusters = linker.clustering.cluster_using_single_best_links(
-            predictions,
-            duplicate_free_datasets=[_MEMBERS, _REQUESTS],
-            threshold_match_probability=_KEEP_PROBABILITY,
-        )
         pairs = predictions.as_pandas_dataframe()
-        clustered = clusters.as_pandas_dataframe()
+        best = _best_links(pairs, len(requests), time.perf_counter() - started)
+        one_to_one = None
+        if len(requests) <= one_to_one_limit:
+            clusters = linker.clustering.cluster_using_single_best_links(
+                predictions,
+                duplicate_free_datasets=[_MEMBERS, _REQUESTS],
+                threshold_match_probability=_KEEP_PROBABILITY,
+            )
+            one_to_one = _resolved_links(
+                pairs,
+                clusters.as_pandas_dataframe(),
+                len(requests),
+                time.perf_counter() - started,
+            )
     finally:
         splink_logger.setLevel(level)
-    return _resolved_links(pairs, clustered, len(requests))
+    return SplinkLinks(best, one_to_one, len(pairs))
 
 
 _MEMBERS, _REQUESTS = "members", "requests"
 
 
-def _resolved_links(pairs: Any, clusters: Any, requests: int) -> SplinkAnswers:
+def _pairs(pairs: Any) -> Any:
+    """(request, member, probability) of each scored pair, whichever side is which."""
+    left_is_member = pairs["source_dataset_l"] == _MEMBERS
+    member = pairs["unique_id_l"].where(left_is_member, pairs["unique_id_r"])
+    request = pairs["unique_id_r"].where(left_is_member, pairs["unique_id_l"])
+    return zip(request.tolist(), member.tolist(), pairs["match_probability"].tolist(), strict=True)
+
+
+def _best_links(pairs: Any, requests: int, seconds: float) -> SplinkAnswers:
+    """Each request's highest-probability member (ties: the lower member index)."""
+    member, probability = [-1] * requests, [0.0] * requests
+    for j, m, p in _pairs(pairs):
+        if p > probability[j] or (p == probability[j] and 0 <= m < member[j]):
+            member[j], probability[j] = int(m), float(p)
+    return SplinkAnswers(member, probability, seconds)
+
+
+def _resolved_links(pairs: Any, clusters: Any, requests: int, seconds: float) -> SplinkAnswers:
     """Each request's member in its 1:1 cluster, with that pair's match probability."""
     member_of_cluster: dict[Any, int] = {}
     request_cluster: dict[int, Any] = {}
@@ -224,18 +266,10 @@ def _resolved_links(pairs: Any, clusters: Any, requests: int) -> SplinkAnswers:
             member_of_cluster[cluster] = int(unique_id)
         else:
             request_cluster[int(unique_id)] = cluster
-    left_is_member = pairs["source_dataset_l"] == _MEMBERS
-    member = pairs["unique_id_l"].where(left_is_member, pairs["unique_id_r"])
-    request = pairs["unique_id_r"].where(left_is_member, pairs["unique_id_l"])
-    probability = {
-        (int(j), int(m)): float(p)
-        for j, m, p in zip(
-            request.tolist(), member.tolist(), pairs["match_probability"].tolist(), strict=True
-        )
-    }
-    best_member, best_probability = [-1] * requests, [0.0] * requests
+    probability = {(int(j), int(m)): float(p) for j, m, p in _pairs(pairs)}
+    member, linked = [-1] * requests, [0.0] * requests
     for j, cluster in request_cluster.items():
         m = member_of_cluster.get(cluster, -1)
         if m >= 0 and (j, m) in probability:
-            best_member[j], best_probability[j] = m, probability[(j, m)]
-    return SplinkAnswers(best_member, best_probability, len(pairs))
+            member[j], linked[j] = m, probability[(j, m)]
+    return SplinkAnswers(member, linked, seconds)
