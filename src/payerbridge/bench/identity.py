@@ -84,6 +84,8 @@ class OnlineLatency:
     per_second: float
     bare_per_second: float | None = None  # a bare FastAPI endpoint, same client, same run
     note: str = ""
+    import_seconds: float | None = None  # import with identity indexing
+    train_seconds: float | None = None  # training the model on the imported members
 
 
 class MemberMatchLatency(Protocol):
@@ -402,11 +404,13 @@ def report_markdown(
         lines.append("Not measured in this run (no latency probe was given).")
     else:
         lines += [
-            "| members | requests | p50 ms | p99 ms | requests/s | bare endpoint /s | note |",
-            "|---:|---:|---:|---:|---:|---:|---|",
+            "| members | load: import + index s | load: training s | requests | p50 ms "
+            "| p99 ms | requests/s | bare endpoint /s | note |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         lines += [
-            f"| {o.members:,} | {o.requests:,} | {o.p50_ms:.2f} | {o.p99_ms:.2f} "
+            f"| {o.members:,} | {_seconds(o.import_seconds)} | {_seconds(o.train_seconds)} "
+            f"| {o.requests:,} | {o.p50_ms:.2f} | {o.p99_ms:.2f} "
             f"| {o.per_second:,.0f} | {_per_second(o.bare_per_second)} | {o.note} |"
             for o in report.online
         ]
@@ -469,6 +473,10 @@ def _label_recall(results: Sequence[EngineResult]) -> list[str]:
     return lines
 
 
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
 def _per_second(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
 
@@ -483,6 +491,8 @@ def identity_table(report: IdentityBenchReport) -> Any:
     for online in report.online:
         table.caption = (
             f"$member-match at {online.members:,} members: p50 {online.p50_ms:.2f} ms,"
-            f" p99 {online.p99_ms:.2f} ms, {online.per_second:,.0f}/s"
+            f" p99 {online.p99_ms:.2f} ms, {online.per_second:,.0f}/s; loaded in"
+            f" {_seconds(online.import_seconds)} s (import + index) +"
+            f" {_seconds(online.train_seconds)} s (training)"
         )
     return table
