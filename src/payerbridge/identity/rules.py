@@ -347,10 +347,7 @@ class RuleBook:
     def fired(self, levels: Sequence[int]) -> tuple[str, frozenset[str]] | None:
         """The first rule the comparison vector satisfies, with the guards it tolerates."""
         for name, conditions, alternatives, tolerated in self._rules:
-            if all(levels[index] in accepted for index, accepted in conditions) and (
-                not alternatives
-                or any(levels[index] in accepted for index, accepted in alternatives)
-            ):
+            if _holds(levels, conditions, alternatives):
                 return name, tolerated
         return None
 
@@ -358,10 +355,7 @@ class RuleBook:
         """The guards the comparison vector's waivers lift (see ``GuardWaiver``)."""
         lifted: frozenset[str] = frozenset()
         for conditions, alternatives, waives in self._waivers:
-            if all(levels[index] in accepted for index, accepted in conditions) and (
-                not alternatives
-                or any(levels[index] in accepted for index, accepted in alternatives)
-            ):
+            if _holds(levels, conditions, alternatives):
                 lifted |= waives
         return lifted
 
@@ -389,6 +383,25 @@ class RuleBook:
             violations.append("member_id_mismatch")
         violations.extend(name for name, missing in self._required if _at(levels, missing))
         return tuple(violations)
+
+
+def _holds(
+    levels: Sequence[int],
+    conditions: tuple[tuple[int, frozenset[int]], ...],
+    alternatives: tuple[tuple[int, frozenset[int]], ...],
+) -> bool:
+    """Every condition holds and, if there are alternatives, one of them does. Plain loops:
+    this runs for every rule and every candidate, and all(<genexpr>) cost a sixth of a
+    decision."""
+    for index, accepted in conditions:
+        if levels[index] not in accepted:
+            return False
+    if not alternatives:
+        return True
+    for index, accepted in alternatives:
+        if levels[index] in accepted:
+            return True
+    return False
 
 
 def _at(levels: Sequence[int], where: tuple[int, frozenset[int]]) -> bool:
