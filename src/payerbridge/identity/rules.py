@@ -398,7 +398,7 @@ def _holds(
             return False
     if not alternatives:
         return True
-    for index, accepted in alternatives:
+    for index, accepted in alternatives:  # noqa: SIM110 - a loop, as the docstring says
         if levels[index] in accepted:
             return True
     return False
