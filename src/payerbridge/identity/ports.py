@@ -4,7 +4,7 @@ platform's identity store). Implemented by ``store.identity`` and ``tests/fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -34,7 +34,9 @@ __all__ = [
 class ModelTraining(Protocol):
     """What training a model on the payer's own members needs from the identity store."""
 
-    def iter_records(self) -> Iterator[tuple[MemberId, StandardRecord]]: ...
+    def indexed_member_ids(self) -> list[MemberId]: ...
+
+    def records_of(self, member_ids: Sequence[str]) -> list[tuple[MemberId, StandardRecord]]: ...
 
     def key_groups(self, member_ids: Sequence[str]) -> list[list[MemberId]]: ...
 

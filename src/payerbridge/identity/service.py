@@ -25,7 +25,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,7 +63,6 @@ from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.transactions import Transactions
-from payerbridge.types import MemberId
 
 __all__ = [
     "AttemptLimit",
@@ -615,13 +614,16 @@ def train_on_members(
     """
     rng = random.Random(seed)
     started = time.perf_counter()
-    chosen, total = _reservoir(store.iter_records(), sample, rng)
+    member_ids = store.indexed_member_ids()
+    total = len(member_ids)
+    if total > sample:
+        member_ids = sorted(rng.sample(member_ids, sample))
+    chosen = store.records_of(member_ids)
     if not chosen:
         raise UnprocessableRequest(
             "no members are indexed: import member data first (payerbridge import) or "
             "rebuild the index (payerbridge identity reindex)"
         )
-    chosen.sort(key=lambda item: item[0])
     position = {member_id: i for i, (member_id, _) in enumerate(chosen)}
     groups = [
         [position[m] for m in group if m in position]
@@ -638,20 +640,3 @@ def train_on_members(
         fitted.model, trained_on=len(chosen), summary=summary, at=at, activate=activate
     )
     return TrainedModel(fitted.model, summary)
-
-
-def _reservoir(
-    items: Iterable[tuple[MemberId, StandardRecord]], size: int, rng: random.Random
-) -> tuple[list[tuple[MemberId, StandardRecord]], int]:
-    """A uniform sample of up to ``size`` items of a stream, and the stream's length."""
-    sample: list[tuple[MemberId, StandardRecord]] = []
-    seen = 0
-    for item in items:
-        seen += 1
-        if len(sample) < size:
-            sample.append(item)
-        else:
-            slot = rng.randrange(seen)
-            if slot < size:
-                sample[slot] = item
-    return sample, seen

@@ -12,6 +12,7 @@ import hmac
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -154,11 +155,15 @@ class SqlIdentityStore:
                     ),
                     (
                         self._sql.blocking_keys,
-                        [
-                            {"key": key, "member_id": member_id}
-                            for member_id, record in records.items()
-                            for key in self.keys_of(record)
-                        ],
+                        # In key order: each insert lands beside the last in the key's b-tree.
+                        sorted(
+                            (
+                                {"key": key, "member_id": member_id}
+                                for member_id, record in records.items()
+                                for key in self.keys_of(record)
+                            ),
+                            key=itemgetter("key"),
+                        ),
                     ),
                 )
             indexed += len(records)
@@ -215,15 +220,27 @@ class SqlIdentityStore:
         self._count = (now, count)
         return count
 
-    def iter_records(self) -> Iterator[tuple[MemberId, StandardRecord]]:
-        """Every indexed member, streamed in member id order (training samples from it)."""
-        query = select(identity_member_records.c.member_id, identity_member_records.c.record)
+    def indexed_member_ids(self) -> list[MemberId]:
+        """Every indexed member's id, in order (training draws its sample from them)."""
+        query = select(identity_member_records.c.member_id).order_by(
+            identity_member_records.c.member_id
+        )
         with self._engine.connect() as connection:
-            result = connection.execution_options(yield_per=_INDEX_BATCH).execute(
-                query.order_by(identity_member_records.c.member_id)
-            )
-            for row in result:
-                yield MemberId(row.member_id), record_from_dict(orjson.loads(row.record))
+            return [MemberId(member_id) for member_id in connection.execute(query).scalars()]
+
+    def records_of(self, member_ids: Sequence[str]) -> list[tuple[MemberId, StandardRecord]]:
+        """The standardised records of these indexed members, in the order asked."""
+        found: dict[str, StandardRecord] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(member_ids), _INDEX_BATCH):
+                chunk = member_ids[start : start + _INDEX_BATCH]
+                for row in connection.execute(
+                    select(
+                        identity_member_records.c.member_id, identity_member_records.c.record
+                    ).where(identity_member_records.c.member_id.in_(chunk))
+                ):
+                    found[row.member_id] = record_from_dict(orjson.loads(row.record))
+        return [(MemberId(m), found[m]) for m in member_ids if m in found]
 
     def key_groups(self, member_ids: Sequence[str]) -> list[list[MemberId]]:
         """For each blocking key of these members, every member holding it (for training)."""
