@@ -362,7 +362,9 @@ def ssn() -> Comparator:
 
     ``carried`` is agreement on an SSN that either record holds as its
     subscriber's (a dependent's record with the head of household's SSN): it
-    ties the pair to one household, not to one person.
+    ties the pair to one household, not to one person. A carried SSN that
+    differs from the other side's is no evidence either way (``null``): it was
+    never this person's number.
     """
     names = ("null", "exact", "carried", "one_typo", "else")
 
@@ -370,8 +372,11 @@ def ssn() -> Comparator:
         x, y = a.ssn, b.ssn
         if not x or not y:
             return 0
+        carried = a.ssn_carried or b.ssn_carried
         if x == y:
-            return 2 if a.ssn_carried or b.ssn_carried else 1
+            return 2 if carried else 1
+        if carried:  # the subscriber's number against the person's own: no evidence
+            return 0
         return 3 if is_one_edit_apart(x, y) else 4
 
     return Comparator("ssn", names, level_of)

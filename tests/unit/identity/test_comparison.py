@@ -198,6 +198,8 @@ def test_member_id_levels(left: dict[str, Any], right: dict[str, Any], expected:
         ({"ssn": "123-45-6780"}, {"ssn": "123456780", "ssn_carried": True}, "carried"),
         ({"ssn": "123-45-6780"}, {"ssn": "123-45-6781"}, "one_typo"),
         ({"ssn": "123-45-6780"}, {"ssn": "321-54-0876"}, "else"),
+        # The record holds the subscriber's SSN; the request gives the dependent's own.
+        ({"ssn": "123-45-6780"}, {"ssn": "321-54-0876", "ssn_carried": True}, "null"),
         ({"ssn": "123-45-6789"}, {"ssn": "123-45-6789"}, "null"),  # placeholder: no SSN
     ],
 )
