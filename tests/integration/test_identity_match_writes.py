@@ -221,9 +221,7 @@ def test_an_attempt_over_the_limit_is_recorded_and_nothing_else(platform: Platfo
     before = rows(platform)
 
     with pytest.raises(TooManyAttempts):
-        match(
-            platform, request_for("Anna", "1980-02-03", "X3"), cards=2, answer_audit=answer_event
-        )
+        match(platform, request_for("Anna", "1980-02-03", "X3"), cards=2, answer_audit=answer_event)
 
     after = rows(platform)
     assert {name: after[name] - before[name] for name in after} == {

@@ -7,7 +7,8 @@ household guards (``rules``), and reads the result against a ``MatchPolicy``:
   ``match_probability`` reaches the policy's review band;
 * it is *eligible* when no guard objects (given name, birth date and suffix
   do not conflict, and both name and birth date were compared), or the rule
-  that fired tolerates the guards that object;
+  that fired, a guard waiver, or a population without households (the trained
+  model's ``relatives_unlikely``) lifts the guards that object;
 * it is *auto-acceptable* when a rule fires or its probability reaches the
   auto-match threshold.
 
@@ -47,7 +48,7 @@ from payerbridge.identity.evidence import (
     Evidence,
     MatchOutcome,
 )
-from payerbridge.identity.rules import RuleBook
+from payerbridge.identity.rules import RELATIVE_GUARDS, RuleBook
 from payerbridge.identity.scoring import MatchModel, ScoredPair, score
 from payerbridge.identity.spec import ComparisonSpec
 from payerbridge.identity.standardize import StandardRecord
@@ -214,6 +215,8 @@ def _rank(
         fired = book.fired(pair.levels)
         if violations:
             lifted = book.waived(pair.levels) | (fired[1] if fired else frozenset())
+            if model.relatives_unlikely:
+                lifted |= RELATIVE_GUARDS
             violations = tuple(v for v in violations if v not in lifted)
         scored.append(
             _Candidate(

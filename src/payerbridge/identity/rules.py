@@ -52,7 +52,14 @@ from dataclasses import dataclass
 
 from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
 
-__all__ = ["DETERMINISTIC_RULES", "GUARD_WAIVERS", "DeterministicRule", "GuardWaiver", "RuleBook"]
+__all__ = [
+    "DETERMINISTIC_RULES",
+    "GUARD_WAIVERS",
+    "RELATIVE_GUARDS",
+    "DeterministicRule",
+    "GuardWaiver",
+    "RuleBook",
+]
 
 # Given-name levels that are agreement only up to a tolerance; a sex
 # disagreement on top of one of them is a conflict.
@@ -242,6 +249,20 @@ class GuardWaiver:
     requires_any: tuple[tuple[str, tuple[str, ...]], ...]
     waives: tuple[str, ...]
 
+
+# The guards that stand between a member and their relatives (a twin named alike, a
+# sibling, a parent): lifted where the members share no households at all (a registry of
+# unrelated people, as the trained model's household rate tells), where the weight decides.
+# A different generational suffix stays a guard everywhere.
+RELATIVE_GUARDS = frozenset(
+    {
+        "given_name_conflict",
+        "given_name_unconfirmed",
+        "given_name_missing",
+        "birth_date_conflict",
+        "birth_date_missing",
+    }
+)
 
 GUARD_WAIVERS: tuple[GuardWaiver, ...] = (
     GuardWaiver(

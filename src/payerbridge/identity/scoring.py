@@ -23,13 +23,12 @@ agreeing fields, P(all agree | non-match) = q + prod(u_i - q); a true match's
 household agreements go together as its disagreements do (a move changes them
 all), so P(all agree | match) is taken as the largest m_i. The group weighs
 log2(max m_i / (q + prod(u_i - q))), which never falls when one more field
-agrees.
+agrees (a single field: log2(m/u), as usual).
 In a plan of families q is about one in a million for a million members, and
 the group weighs about what its strongest agreement alone would (any one of
 them already says "same household"; the person-level comparisons, given name,
 birth date, sex, member id, own SSN, must say "same person"). In a population
 of unrelated people q is near zero and the fields add up, as Splink's would.
-A single agreeing field weighs log2(m/u) as usual.
 
 Disagreements of the household group are not capped: each one still
 subtracts its full weight (a stranger who shares a name and birth date gains
@@ -87,6 +86,9 @@ _PROBABILITY_FLOOR = 1e-12
 # Without a count from the members: pairs in one household per true pair (households of
 # about 2.5 people share 1.5 pairs per member).
 _HOUSEHOLD_PAIRS_PER_MATCH = 1.5
+# Fewer household pairs per member than this (one member in a hundred sharing a home):
+# the population is of unrelated people, and the guards against relatives give way.
+_FEW_HOUSEHOLD_PAIRS = 0.01
 # u - q never falls below this share of u: an agreement is never taken for more than a
 # few bits stronger than its own u says, whatever q was counted.
 _LEAST_INDEPENDENT_SHARE = 0.1
@@ -131,6 +133,8 @@ class MatchModel:
     _groups: tuple[int, ...] = field(init=False, repr=False)
     _m: tuple[tuple[float, ...], ...] = field(init=False, repr=False)
     _q: float = field(init=False, repr=False)
+    # Whether the members share households at all (see ``relatives_unlikely``).
+    relatives_unlikely: bool = field(init=False, repr=False)
     # Per term-frequency comparison: (index, exact level, value getter, m of exact, table).
     _frequency_adjusted: tuple[tuple[int, int, Any, float, TermFrequencies], ...] = field(
         init=False, repr=False, compare=False
@@ -165,6 +169,8 @@ class MatchModel:
         elif not 0.0 <= q < 1.0:
             raise InvalidInput("household_pair_probability must be in [0, 1)")
         object.__setattr__(self, "_q", q)
+        # Household pairs per member: q x (N - 1) / 2, with lambda about 1 / N.
+        object.__setattr__(self, "relatives_unlikely", q / (2.0 * lam) < _FEW_HOUSEHOLD_PAIRS)
         object.__setattr__(
             self,
             "_m",
@@ -329,20 +335,22 @@ def _combine(
                 worst[group] = weight
         else:
             total += weight
-    joint = shared_sum if len(agreeing) < 2 else _joint_weight(agreeing, model._q)
+    joint = _joint_weight(agreeing, model._q) if agreeing else 0.0
     strongest = sum(worst.values())
     adjustment = (joint - shared_sum) + (strongest - grouped_sum)
     return total + joint + strongest, adjustment
 
 
 def _joint_weight(agreeing: list[tuple[float, float]], q: float) -> float:
-    """log2(max m / (q + prod(u - q))) of household agreements given as (weight, m)."""
+    """log2(max m / (q + prod(u - q))) of household agreements given as (weight, m), never
+    below 0: one more agreeing field never lowers it (max m can only rise, the product
+    only fall)."""
     largest_m, independent = 0.0, 1.0
     for weight, m in agreeing:
         u = m * math.pow(2.0, -weight)
         largest_m = max(largest_m, m)
         independent *= max(u - q, _LEAST_INDEPENDENT_SHARE * u)
-    return math.log2(largest_m / (q + independent))
+    return max(0.0, math.log2(largest_m / (q + independent)))
 
 
 def pair_weights(model: MatchModel, a: StandardRecord, levels: Sequence[int]) -> list[float]:

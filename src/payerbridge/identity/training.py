@@ -37,7 +37,9 @@ counts. The result depends only on the multiset of vectors, not on their order.
   So pairs with a conflict (``RuleBook.conflicts``) are taken as
   non-matches in the E-step, and the m of conflict levels stays at the
   initial model's value: without labels the data cannot tell a typo from a
-  sibling there, so the prior is the honest estimate.
+  sibling there, so the prior is the honest estimate. Where the members share no
+  households (``MatchModel.relatives_unlikely``), conflicts are data errors like
+  any other and EM estimates them.
 """
 
 from __future__ import annotations
@@ -168,9 +170,16 @@ def estimate_parameters_em(
         household_pair_probability=household,
     )
     book = RuleBook(spec)
-    is_possible_match = [not book.conflicts(vector) for vector, _ in patterns]
+    # Among unrelated people (no households among the members) a conflict is a data error
+    # like any other, and EM learns how common it is.
+    relatives = not model.relatives_unlikely
+    is_possible_match = [not (relatives and book.conflicts(vector)) for vector, _ in patterns]
     fixed = [
-        {k: m for k, (level, m) in enumerate(zip(c.levels, row, strict=True)) if level.is_conflict}
+        {
+            k: m
+            for k, (level, m) in enumerate(zip(c.levels, row, strict=True))
+            if level.is_conflict and relatives
+        }
         for c, row in zip(spec.comparisons, initial.m_probabilities, strict=True)
     ]
     converged, iterations, expected = False, 0, 0.0

@@ -237,3 +237,19 @@ def test_the_own_ssn_is_not_a_carried_one() -> None:
     father = {**request_for(people["head"], "no_card"), "ssn": HEAD_SSN}
     others = without(people, "head")
     assert_never_wrong(decide(father, others, BULK), "head", others)
+
+
+def test_among_unrelated_people_the_weight_decides_where_relatives_would_be_guarded() -> None:
+    """A registry where no two members share a household (FEBRL4): a first name a typo
+    away with nothing to confirm it is a typo, not a twin. In a plan of families it stays
+    a reviewer's call."""
+    people = household()
+    request = {**request_for(people["twin_a"], "no_card"), "given": ["Emmma"]}
+    families = decide_among(request, people, MODEL, SINGLE_EXCHANGE)
+    assert families.member_id is None
+    assert families.evidence.review_reason == "given_name_unconfirmed"
+    unrelated = MODEL.with_population(dict(MODEL.term_frequencies), 1e-12)
+    assert unrelated.relatives_unlikely and not MODEL.relatives_unlikely
+    alone = {"twin_a": people["twin_a"]}
+    assert decide_among(request, alone, MODEL, SINGLE_EXCHANGE).member_id is None
+    assert_found(decide_among(request, alone, unrelated, SINGLE_EXCHANGE), "twin_a")
