@@ -83,7 +83,9 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
     both sides give middle names, or the rest of a compound name, and none of them
     agrees, not even as an initial: brothers Juan Pablo and Juan Carlos, sisters
     María José and María Fernanda. Not a conflict (forms garble middle names),
-    but it needs an identifier to confirm.
+    but it needs an identifier to confirm. A compound first name written as one
+    ("María Elena") against its first word alone ("María") is ``given_name_token``:
+    the same woman, shortening her name, or her twin sister María.
     """
     names = (
         "null",
@@ -105,11 +107,11 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
         if not x or not y:
             return 0
         if x == y:
-            return 1 if _middle_names_agree(a, b) else 10
+            return _whole_first_name(a, b, 1)
         roots = b.first_name_roots
         for root in a.first_name_roots:  # a loop: any(<genexpr>) costs more here
             if root in roots:
-                return 2 if _middle_names_agree(a, b) else 10
+                return _whole_first_name(a, b, 2)
         if len(x) == 1 or len(y) == 1:
             return 6 if x[0] == y[0] else 11
         if are_name_variants(x, y):
@@ -134,6 +136,31 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
         names,
         level_of,
         (("jaro_winkler", jaro_winkler_threshold), ("similar", similar_threshold)),
+    )
+
+
+def _whole_first_name(a: StandardRecord, b: StandardRecord, level: int) -> int:
+    """``level`` (exact, nickname) when the first names agree as a whole; ``other_middle_name``
+    when both give middle names and none agrees; ``given_name_token`` when one side's first
+    name is compound ("María Elena") and the other holds only its first word ("María"):
+    the same woman, shortening her name, or her sister María."""
+    if not _middle_names_agree(a, b):
+        return 10
+    if not (_compound_held(a, b) and _compound_held(b, a)):
+        return 7
+    return level
+
+
+def _compound_held(a: StandardRecord, b: StandardRecord) -> bool:
+    """Every word of ``a``'s compound first name is among ``b``'s given names (or is the
+    initial of one of them)."""
+    rest = a.compound_first_name
+    if not rest:
+        return True
+    held = b.given_name_tokens
+    starts = {name[0] for name in held}
+    return all(
+        word in held or word[0] in held or (len(word) == 1 and word in starts) for word in rest
     )
 
 

@@ -66,6 +66,8 @@ class StandardRecord:
     first_name_roots: tuple[str, ...] = ()
     given_name_tokens: frozenset[str] = frozenset()
     middle_names: frozenset[str] = frozenset()  # given-name words after the first name
+    # The rest of a compound first name written as one ("María José": {"jose"}).
+    compound_first_name: frozenset[str] = frozenset()
     family_name: str | None = None
     family_name_tokens: frozenset[str] = frozenset()
     suffix: str | None = None
@@ -170,12 +172,13 @@ def _split_trailing_suffix(words: list[str]) -> tuple[list[str], str | None]:
 
 def _given_names(
     given: Sequence[str],
-) -> tuple[str | None, frozenset[str], frozenset[str], str | None]:
-    """(first name, every given-name part, the words after the first name, suffix found
-    among the given names)."""
+) -> tuple[str | None, frozenset[str], frozenset[str], frozenset[str], str | None]:
+    """(first name, every given-name part, the words after the first name, the words after
+    the first name within the first given name itself, suffix found among the given names)."""
     first: str | None = None
     tokens: set[str] = set()
     middle: set[str] = set()
+    compound: set[str] = set()
     suffix = None
     for position, entry in enumerate(name for name in given if isinstance(name, str)):
         for chunk_position, chunk in enumerate(fold(entry).split()):
@@ -189,9 +192,12 @@ def _given_names(
             tokens.update(parts)
             if first is None:
                 first = joined
+                first_entry = position
             else:
                 middle.add(joined)
-    return first, frozenset(tokens), frozenset(middle), suffix
+                if position == first_entry:
+                    compound.add(joined)
+    return first, frozenset(tokens), frozenset(middle), frozenset(compound), suffix
 
 
 def _family_names(
@@ -315,7 +321,7 @@ def standard_record(
     ``ssn_carried`` says that this person's SSN is their subscriber's, as
     dependents' records often hold; it is kept only with a valid SSN.
     """
-    first, given_tokens, middle_names, given_suffix = _given_names(given)
+    first, given_tokens, middle_names, compound, given_suffix = _given_names(given)
     family_name, family_tokens, family_suffix = _family_names(family, previous_families)
     explicit = next((s for s in map(standard_suffix, suffixes) if s is not None), None)
     street = standard_street_address(address_lines)
@@ -325,6 +331,7 @@ def standard_record(
         first_name_roots=name_roots(first) if first else (),
         given_name_tokens=given_tokens,
         middle_names=middle_names,
+        compound_first_name=compound,
         family_name=family_name,
         family_name_tokens=family_tokens,
         suffix=explicit or family_suffix or given_suffix,
@@ -368,7 +375,7 @@ def record_from_dict(data: Mapping[str, object]) -> StandardRecord:
 
     Every candidate of every match passes through here: the field names are read once."""
     values = {name: data[name] for name in _RECORD_FIELDS if name in data}
-    for name in ("given_name_tokens", "middle_names", "family_name_tokens"):
+    for name in ("given_name_tokens", "middle_names", "compound_first_name", "family_name_tokens"):
         if name in values:
             value = values[name]
             values[name] = frozenset(value) if isinstance(value, list) else frozenset()

@@ -58,6 +58,10 @@ def test_given_name_levels(left: list[str], right: list[str], expected: str) -> 
         (["John", "M."], ["John", "Michael"], "exact", "initial"),
         (["John"], ["John", "Michael"], "exact", "null"),
         (["Bill", "Henry"], ["William", "H"], "nickname", "initial"),
+        # A compound first name against its first word alone: her, or her twin María.
+        (["María Elena"], ["María"], "given_name_token", "null"),
+        (["José"], ["José Clemente"], "given_name_token", "null"),
+        (["María Elena"], ["Maria", "E."], "exact", "initial"),
     ],
 )
 def test_middle_names(left: list[str], right: list[str], given: str, middle: str) -> None:
