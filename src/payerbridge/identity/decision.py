@@ -241,8 +241,7 @@ def _rank(
 def _without(candidate: _Candidate, guard: str) -> _Candidate:
     if guard not in candidate.violations:
         return candidate
-    violations = tuple(v for v in candidate.violations if v != guard)
-    return replace(candidate, violations=violations, has_conflict=candidate.has_conflict)
+    return replace(candidate, violations=tuple(v for v in candidate.violations if v != guard))
 
 
 def _outcome(

@@ -13,7 +13,12 @@ from payerbridge.errors import InvalidInput
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, decide
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
-from payerbridge.identity.population import PopulationFit, blocked_pairs, fit_population
+from payerbridge.identity.population import (
+    PopulationFit,
+    blocked_pairs,
+    fit_population,
+    household_pair_probability,
+)
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, standard_record
@@ -154,3 +159,34 @@ def test_training_needs_a_population_with_shared_keys(
         fit_population(records[:1], [], rng=random.Random(1))
     with pytest.raises(InvalidInput, match="nothing to learn"):
         fit_population(records[:10], [[0], [1, 2, 3]], rng=random.Random(1), max_group=2)
+
+
+def test_households_are_counted_from_addresses_phones_and_subscribers(
+    population: tuple[list[MemberId], list[StandardRecord], list[list[int]]],
+    fitted: PopulationFit,
+) -> None:
+    _, records, _ = population
+    n = len(records)
+    families = household_pair_probability(records)
+    assert families * n * (n - 1) / 2 > n / 2  # most members share a home with someone
+    assert fitted.summary["household_pair_probability"] == families
+    assert fitted.model.household_pair_probability == families
+    assert not fitted.model.relatives_unlikely
+
+    def alone(i: int, phone: str | None = None) -> StandardRecord:
+        return standard_record(
+            given=["Ana"],
+            address_lines=[f"{i} Oak St"],
+            postal_code=f"{10000 + i}",
+            phone=phone or f"217555{i:04d}",
+            subscriber_id=f"S{i}",
+        )
+
+    assert household_pair_probability([alone(i) for i in range(200)]) == pytest.approx(
+        0.5 / (200 * 199 / 2)
+    )
+    # A care home's shared phone is no household; two at one address are.
+    home = [alone(i, phone="2175550000") for i in range(60)]
+    assert household_pair_probability(home) == pytest.approx(0.5 / (60 * 59 / 2))
+    couple = [alone(i) for i in range(59)] + [alone(0, phone="2175559999")]
+    assert household_pair_probability(couple) == pytest.approx(1 / (60 * 59 / 2))
