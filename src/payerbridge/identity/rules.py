@@ -17,23 +17,36 @@ exactly, or up to one typo when the surname agrees too, pick out one member.
 A first-name typo never does: a twin who never enrolled is named alike
 (Mia and Mila) often enough.
 
-Guards always apply, to rule matches and to scored matches alike. A pair with
-a guard violation is never auto-accepted; at most it is reviewed:
+The rules of an identifier that names one person (the member's own card
+number, the member's own SSN: never the subscriber's card, never a carried
+SSN) each name the one disagreement they outvote (``tolerates``): a first name
+entered wrong, a birth-date slip, a birth date wrong or missing. Relatives share
+the household's card, address and surname, and a twin the birth date, but none
+holds the member's own number.
+
+Guards apply to rule matches and to scored matches alike, except those a
+fired rule tolerates, those a guard waiver lifts (``GUARD_WAIVERS``: with the
+own identifier agreeing, the weight decides), and, in a population where the
+trained model finds no households, the guards against relatives
+(``RELATIVE_GUARDS``). A pair with a guard violation is never auto-accepted; at
+most it is reviewed:
 
 * ``given_name_conflict``: the given names disagree beyond typo, nickname and
   initial tolerance (twins, parent and child), or agree only approximately
   while sex disagrees (boy/girl twins Alexander and Alexandra);
-* ``given_name_unconfirmed``: the given names agree only up to a typo or an
-  initial, and no person-level identifier (a member id that is not the
-  subscriber's card, an own SSN) agrees exactly. Twins are named alike
-  often enough (Mia and Mila) that a near miss on the name, with the birth
-  date and household agreeing, is as much the twin as a typo;
+* ``given_name_unconfirmed``: the given names agree only up to a typo, an
+  initial, a dataset variant or a partial compound name, and no person-level
+  identifier (a member id that is not the subscriber's card, an own SSN)
+  agrees exactly. Twins are named alike often enough (Mia and Mila) that a
+  near miss on the name, with the birth date and household agreeing, is as
+  much the twin as a typo;
 * ``birth_date_conflict``: the birth dates disagree beyond one typo, a
   day/month swap or a year off by one or ten (Jr and Sr, siblings);
 * ``suffix_conflict``: both give a generational suffix and they differ (Jr/Sr);
 * ``member_id_mismatch``: the card's member id is neither this member's
-  (not even up to a typo) nor their subscriber's: the card names someone else,
-  or a card this member no longer holds;
+  (not even up to a typo) nor their subscriber's, and another candidate holds
+  it: the card names someone else (``decision`` drops the guard when no
+  candidate holds the number; the disagreement is then weighed);
 * ``given_name_missing`` / ``birth_date_missing``: without both there is no
   person-level evidence, only household and card evidence.
 
