@@ -64,8 +64,6 @@ _REQUESTER_NPI = "1234567893"
 _REQUESTER_ID = "bench-requester"
 # Throughput runs per server (the median is reported): one run swings by a tenth.
 _THROUGHPUT_REPEATS = 3
-# What `payerbridge identity train` samples by default.
-_TRAINING_SAMPLE = 200_000
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -124,7 +122,7 @@ def load_population(data_dir: Path, path: Path) -> LoadedPopulation:
             )
         imported = time.perf_counter() - started
         started = time.perf_counter()
-        train_on_members(platform.identity, sample=_TRAINING_SAMPLE, seed=42, at=utcnow())
+        train_on_members(platform.identity, seed=42, at=utcnow())  # as identity train does
         trained = time.perf_counter() - started
         key = ECKey.generate_key("P-384", private=True)
         key = ECKey.import_key(key.as_dict(private=True), {"kid": key.thumbprint()})

@@ -70,7 +70,7 @@ def identity_train(
     data_dir: DataDir = None,
     sample: Annotated[
         int, typer.Option(min=2, help="Train on at most this many members (a random sample).")
-    ] = 200_000,
+    ] = 200_000,  # identity.service.DEFAULT_TRAINING_SAMPLE, not imported at CLI start-up
     seed: Annotated[int, typer.Option(help="Seed of the sample and of the random pairs.")] = 42,
     activate: Annotated[
         bool,

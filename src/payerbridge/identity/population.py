@@ -94,11 +94,7 @@ def household_pair_probability(records: Sequence[StandardRecord], *, max_group: 
             groups.setdefault(("phone", record.phone), []).append(i)
         if record.subscriber_id:
             groups.setdefault(("subscriber", record.subscriber_id), []).append(i)
-    pairs: set[int] = set()
-    for members in groups.values():
-        if 1 < len(members) <= max_group:
-            for position, i in enumerate(members):
-                pairs.update(i * n + j for j in members[position + 1 :])
+    pairs, _ = blocked_pairs(groups.values(), members=n, max_group=max_group)
     return max(len(pairs), 0.5) / (n * (n - 1) / 2)
 
 

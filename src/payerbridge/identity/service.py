@@ -78,6 +78,7 @@ __all__ = [
     "match_member",
     "model_for",
     "request_record",
+    "DEFAULT_TRAINING_SAMPLE",
     "train_on_members",
     "TrainedModel",
 ]
@@ -596,6 +597,10 @@ def decide_for_batch(
     )
 
 
+# Members ``train_on_members`` samples unless told otherwise (``identity train --sample``).
+DEFAULT_TRAINING_SAMPLE = 200_000
+
+
 @dataclass(frozen=True)
 class TrainedModel:
     """A model trained on the members and stored, with its summary (counts, no PHI)."""
@@ -605,7 +610,12 @@ class TrainedModel:
 
 
 def train_on_members(
-    store: ModelTraining, *, sample: int, seed: int, at: datetime, activate: bool = True
+    store: ModelTraining,
+    *,
+    seed: int,
+    at: datetime,
+    sample: int = DEFAULT_TRAINING_SAMPLE,
+    activate: bool = True,
 ) -> TrainedModel:
     """Train a model on (a uniform sample of) the indexed members and store it.
 
