@@ -46,6 +46,16 @@ level with the frequency of the agreed value among the payer's members
 when a pair is scored (``score``). A model without tables weighs every value
 alike.
 
+Nicknames that are names in their own right
+-------------------------------------------
+The curated nickname level says two first names are one name (Katie for
+Kathryn, Debra for Deborah), strong enough to auto-match with the birth date
+and household. Where members of this plan hold both names as their own given
+names, the shorter form is a name parents give in its own right, and a twin
+sister may bear it: such a pair is weighed and guarded as a ``name_variant``
+(an identifier must confirm it), as the wider dataset's variants are. The set
+of such names comes from the model's given-name frequencies (``score``).
+
 ``ScoredPair.household_adjustment`` records how much weight the joint weighing
 took from the sum of the group's agreements (and the residence group gave back),
 so evidence shows it.
@@ -89,6 +99,9 @@ _HOUSEHOLD_PAIRS_PER_MATCH = 1.5
 # Fewer household pairs per member than this (one member in a hundred sharing a home):
 # the population is of unrelated people, and the guards against relatives give way.
 _FEW_HOUSEHOLD_PAIRS = 0.01
+# A first name held by at least this share of the members (and by two of them) is a given
+# name in its own right in this plan, not only a nickname.
+_OWN_NAME_SHARE = 1 / 20_000
 # u - q never falls below this share of u: an agreement is never taken for more than a
 # few bits stronger than its own u says, whatever q was counted.
 _LEAST_INDEPENDENT_SHARE = 0.1
@@ -139,6 +152,11 @@ class MatchModel:
     _frequency_adjusted: tuple[tuple[int, int, Any, float, TermFrequencies], ...] = field(
         init=False, repr=False, compare=False
     )
+    # (given-name index, nickname level, variant level, the names members hold as their own);
+    # None without a given-name table (see "Nicknames that are names in their own right").
+    _own_names: tuple[int, int, int, frozenset[str]] | None = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         lam = self.probability_two_random_records_match
@@ -183,8 +201,38 @@ class MatchModel:
         object.__setattr__(self, "_shared", self.spec.household_shared)
         object.__setattr__(self, "_groups", self.spec.disagreement_groups)
         object.__setattr__(self, "_frequency_adjusted", tuple(sorted(adjusted, key=_first)))
+        object.__setattr__(self, "_own_names", self._names_in_their_own_right())
         object.__setattr__(self, "prior_weight", math.log2(lam / (1.0 - lam)))
         object.__setattr__(self, "version", _version(self._content()))
+
+    def _names_in_their_own_right(self) -> tuple[int, int, int, frozenset[str]] | None:
+        table = self.term_frequencies.get("given_name")
+        if table is None:
+            return None
+        index = self.spec.index("given_name")
+        comparison = self.spec.comparisons[index]
+        if not {"nickname", "name_variant"} <= {level.name for level in comparison.levels}:
+            return None
+        least = max(2, math.ceil(_OWN_NAME_SHARE * table.total))
+        return (
+            index,
+            comparison.level_index("nickname"),
+            comparison.level_index("name_variant"),
+            frozenset(name for name, count in table.counts.items() if count >= least),
+        )
+
+    def population_levels(
+        self, levels: tuple[int, ...], a: StandardRecord, b: StandardRecord
+    ) -> tuple[int, ...]:
+        """``levels`` with what this plan's members tell: a nickname agreement between two
+        names both held as given names in their own right is a ``name_variant``."""
+        own = self._own_names
+        if own is None or levels[own[0]] != own[1]:
+            return levels
+        index, _, variant, names = own
+        if a.first_name not in names or b.first_name not in names:
+            return levels
+        return (*levels[:index], variant, *levels[index + 1 :])
 
     def _content(self) -> dict[str, object]:
         return {
@@ -392,4 +440,6 @@ def score_levels(
 
 def score(model: MatchModel, a: StandardRecord, b: StandardRecord) -> ScoredPair:
     """Compare and score one pair of records (symmetric: ``score(m, a, b) == score(m, b, a)``)."""
-    return score_levels(model, comparison_vector(model.spec, a, b), a)
+    return score_levels(
+        model, model.population_levels(comparison_vector(model.spec, a, b), a, b), a
+    )

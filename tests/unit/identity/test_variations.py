@@ -253,3 +253,33 @@ def test_among_unrelated_people_the_weight_decides_where_relatives_would_be_guar
     alone = {"twin_a": people["twin_a"]}
     assert decide_among(request, alone, MODEL, SINGLE_EXCHANGE).member_id is None
     assert_found(decide_among(request, alone, unrelated, SINGLE_EXCHANGE), "twin_a")
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_nickname_that_members_hold_as_their_own_name_needs_an_identifier(
+    policy: MatchPolicy,
+) -> None:
+    """Katie is Kathryn's nickname, and in a plan where many members are named Katie it is
+    also a name parents give: a twin sister Katie who never enrolled looks like Kathryn
+    going by her nickname. Where members are not named Katie, the nickname stands."""
+    people = household(("Kathryn", "Katie"))
+    others = without(people, "twin_b")
+    twin = request_for(people["twin_b"], "subscribers_card")
+    plain = MODEL  # no member named Katie or Kathryn: the nickname auto-matches
+    own_name = MODEL.with_population(
+        {
+            **MODEL.term_frequencies,
+            "given_name": TermFrequencies(
+                1_000_000,
+                {**MODEL.term_frequencies["given_name"].counts, "katie": 900, "kathryn": 700},
+            ),
+        }
+    )
+    assert decide_among(twin, others, plain, policy).member_id == "twin_a"  # the risk, named
+    assert_never_wrong(decide_among(twin, others, own_name, policy), "twin_b", others)
+    assert decide_among(twin, others, own_name, policy).evidence.review_reason == (
+        "given_name_unconfirmed"
+    )
+    # Kathryn herself, going by Katie with her own card number, is still found.
+    herself = {**twin, "member_id": people["twin_a"]["member_id"]}
+    assert_found(decide_among(herself, others, own_name, policy), "twin_a")
