@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 import multiprocessing
 import operator
 import os
@@ -33,7 +34,7 @@ from payerbridge.bench.identity_types import (
 )
 from payerbridge.identity.blocking import BLOCKING_RULES, blocking_keys
 from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.evidence import DecisionId, DecisionReason, MatchOutcome
 from payerbridge.identity.frequencies import count_term_frequencies
 from payerbridge.identity.population import household_pair_probability
 from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
@@ -255,13 +256,14 @@ def _prepare(
 
 def _decide_chunk(
     policy: MatchPolicy, start: int, stop: int
-) -> tuple[list[int], list[float], Counter[str]]:
-    """Requests ``start:stop``: answers (member index, -1 for none), the answer's match weight
-    (0 for none), and the outcomes counted by why (a review by the guards or band that held
-    it back)."""
+) -> tuple[list[int], list[int], list[float], Counter[str]]:
+    """Requests ``start:stop``: answers (member index, -1 for none); ranked answers, which
+    add the candidate a review named only for its weight (``below_auto_band``: no guard
+    held it back), with their rank scores (0 for none), for recall at zero false; and
+    the outcomes counted by why (a review by the guards or band that held it back)."""
     members, member_ids = _shared["members"], _shared["member_ids"]
     requests, candidates, model = _shared["requests"], _shared["candidates"], _shared["model"]
-    answers, weights, outcomes = [], [], Counter[str]()
+    answers, ranked, weights, outcomes = [], [], [], Counter[str]()
     for j in range(start, stop):
         decision = decide(
             requests[j],
@@ -271,10 +273,23 @@ def _decide_chunk(
             _DECIDED_AT,
             DecisionId(f"bench-{j}"),
         )
-        answers.append(int(decision.member_id[1:]) if decision.member_id else -1)
-        weights.append(decision.match_weight or 0.0 if decision.member_id else 0.0)
+        answer = int(decision.member_id[1:]) if decision.member_id else -1
+        answers.append(answer)
+        if answer < 0 and decision.evidence.reason is DecisionReason.BELOW_AUTO_BAND:
+            answer = int(decision.candidate_ids[0][1:])
+        ranked.append(answer)
+        weights.append(_rank_score(decision) if answer >= 0 else 0.0)
         outcomes[_outcome_key(decision)] += 1
-    return answers, weights, outcomes
+    return answers, ranked, weights, outcomes
+
+
+def _rank_score(decision: MatchDecision) -> float:
+    """Where the answer ranks for recall at zero false: a rule's match above every weight
+    (a fired rule accepts whatever the weight, so no threshold on the weight drops it),
+    any other answer at its match weight."""
+    if decision.evidence.rule is not None:
+        return math.inf
+    return decision.match_weight or 0.0
 
 
 def _outcome_key(decision: MatchDecision) -> str:
@@ -324,44 +339,50 @@ def _run_ours(
         with _Pool(shared, workers) as pool:
             for policy in policies:
                 started = time.perf_counter()
-                answers: list[int] = []
-                weights: list[float] = []
-                outcomes: Counter[str] = Counter()
-                for chunk, chunk_weights, chunk_outcomes in pool.map(
-                    _decide_chunk, _chunks(len(requests), policy)
-                ):
-                    answers.extend(chunk)
-                    weights.extend(chunk_weights)
-                    outcomes.update(chunk_outcomes)
+                decided = _Decided()
+                for chunk in pool.map(_decide_chunk, _chunks(len(requests), policy)):
+                    decided.add(*chunk)
                 seconds = prepared + time.perf_counter() - started
-                results.append((policy, answers, weights, outcomes, seconds))
+                results.append((policy, decided, seconds))
         rss.add_workers(pool.private_bytes)
     return [
-        _ours_scored(data, policy, answers, weights, outcomes, seconds, rss.growth_mb)
-        for policy, answers, weights, outcomes, seconds in results
+        _ours_scored(data, policy, decided, seconds, rss.growth_mb)
+        for policy, decided, seconds in results
     ]
 
 
+@dataclass
+class _Decided:
+    """One policy's answers over all requests, gathered from ``_decide_chunk`` s."""
+
+    answers: list[int] = dataclasses.field(default_factory=list)
+    ranked: list[int] = dataclasses.field(default_factory=list)
+    weights: list[float] = dataclasses.field(default_factory=list)
+    outcomes: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def add(
+        self, answers: list[int], ranked: list[int], weights: list[float], outcomes: Counter[str]
+    ) -> None:
+        self.answers.extend(answers)
+        self.ranked.extend(ranked)
+        self.weights.extend(weights)
+        self.outcomes.update(outcomes)
+
+
 def _ours_scored(
-    data: LinkageSet,
-    policy: MatchPolicy,
-    answers: list[int],
-    weights: list[float],
-    outcomes: Counter[str],
-    seconds: float,
-    rss_mb: float,
+    data: LinkageSet, policy: MatchPolicy, decided: _Decided, seconds: float, rss_mb: float
 ) -> EngineResult:
-    reviews = {k: n for k, n in outcomes.items() if k.startswith("review")}
+    reviews = {k: n for k, n in decided.outcomes.items() if k.startswith("review")}
     result = _score(
         data,
         f"payerbridge ({policy.name})",
-        answers,
+        decided.answers,
         seconds,
         rss_mb,
         reviews=sum(reviews.values()),
-        multiples=outcomes[MatchOutcome.MULTIPLE.value],
+        multiples=decided.outcomes[MatchOutcome.MULTIPLE.value],
     )
-    recall, weight = recall_at_zero_false(data, answers, weights)
+    recall, weight = recall_at_zero_false(data, decided.ranked, decided.weights)
     return dataclasses.replace(
         result,
         recall_at_zero_false=recall,
