@@ -122,7 +122,15 @@ def _children(
 
 def _in_slice(value: Any, slice_id: str, by_id: dict[str, Any]) -> bool:
     """Whether ``value`` belongs to the slice: it carries the slice's fixed and pattern
-    values and those of the slice's direct children."""
+    values and those of the slice's direct children (an extension slice: its url)."""
+    extension_urls = [
+        profile
+        for kind in by_id.get(slice_id, {}).get("type", [])
+        if kind.get("code") == "Extension"
+        for profile in kind.get("profile", [])
+    ]
+    if extension_urls:  # an extension slice is told apart by its url (its profile's)
+        return isinstance(value, dict) and value.get("url") in extension_urls
     rules = [by_id[slice_id]] if slice_id in by_id else []
     rules += [
         e

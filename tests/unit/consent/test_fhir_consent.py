@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import copy
-import json
-import tarfile
 from datetime import UTC, date, datetime, timedelta, timezone
-from functools import cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +16,7 @@ from payerbridge.fhir import codes
 from payerbridge.fhir.consent import build_hrex_consent, consent_hash, parse_hrex_consent
 from payerbridge.routing.model import Organization
 from payerbridge.types import ClientId, MemberId
+from tests import fhir_profiles
 from tests.builders import member_match_parameters
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -27,12 +24,6 @@ US = Organization("Old Health Plan", "1245319599")
 THEM = Organization("New Health Plan", "1234567893")
 REQUESTER = Requester(ClientId("client-new-plan"), THEM.npi)
 NPI = codes.NPI_SYSTEM
-HREX_PACKAGE = (
-    Path(__file__).resolve().parents[3].parent
-    / "shared"
-    / "fhir-packages"
-    / "davinci-hrex-1.0.0.tgz"
-)
 
 
 def a_consent(**changes: Any) -> dict[str, Any]:
@@ -206,7 +197,7 @@ def test_period_bounds_cover_whole_days_or_name_an_instant(
 
 
 def test_the_official_hrex_example_consent_is_accepted() -> None:
-    example = _package_json("package/example/Parameters-member-match-in.json")
+    example = fhir_profiles.load("hrex-1.0.0", "example/Parameters-member-match-in")
     consent = next(p["resource"] for p in example["parameter"] if p["name"] == "Consent")
     parsed = parse_hrex_consent(
         consent,
@@ -448,16 +439,6 @@ def test_build_refuses_naive_times_and_backward_periods(
 # -- conformance to the HRex 1.0.0 StructureDefinition
 
 
-@cache
-def _package_json(member: str) -> dict[str, Any]:
-    if not HREX_PACKAGE.is_file():
-        pytest.skip(f"HRex 1.0.0 package not found at {HREX_PACKAGE}")
-    with tarfile.open(HREX_PACKAGE) as package:
-        extracted = package.extractfile(member)
-        assert extracted is not None
-        return json.loads(extracted.read())
-
-
 def _matches(value: Any, pattern: Any) -> bool:
     """FHIR pattern[x]: every element of the pattern appears in the value."""
     if isinstance(pattern, dict):
@@ -545,8 +526,8 @@ class _Profile:
 
 @pytest.fixture(scope="module")
 def hrex_consent_profile() -> _Profile:
-    sd = _package_json("package/StructureDefinition-hrex-consent.json")
-    value_set = _package_json("package/ValueSet-hrex-consent-policy.json")
+    sd = fhir_profiles.load("hrex-1.0.0", "StructureDefinition-hrex-consent")
+    value_set = fhir_profiles.load("hrex-1.0.0", "ValueSet-hrex-consent-policy")
     codes_in = {c["code"] for i in value_set["compose"]["include"] for c in i["concept"]}
     return _Profile(sd, {value_set["url"]: codes_in})
 

@@ -4,18 +4,16 @@ operations by their definitions, and what changed between two readings."""
 from __future__ import annotations
 
 import json
-import tarfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from payerbridge.fhir.capability import capability_statement
 from payerbridge.routing.capabilities import Capabilities, changes, read_capabilities
+from tests import fhir_profiles
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-PACKAGES = Path(__file__).resolve().parents[3].parent / "shared" / "fhir-packages"
 HREX = "http://hl7.org/fhir/us/davinci-hrex"
 PDEX = "http://hl7.org/fhir/us/davinci-pdex"
 
@@ -90,13 +88,7 @@ def test_our_own_capability_statement_reads_as_what_we_serve() -> None:
 
 
 def test_the_pdex_reference_capability_statement_is_read() -> None:
-    package = PACKAGES / "davinci-pdex-2.1.0.tgz"
-    if not package.is_file():
-        pytest.skip(f"PDex 2.1.0 package not found at {package}")
-    with tarfile.open(package) as tgz:
-        member = tgz.extractfile("package/CapabilityStatement-pdex-server.json")
-        assert member is not None
-        document = json.loads(member.read())
+    document = fhir_profiles.load("pdex-2.1.0", "CapabilityStatement-pdex-server")
     reading = read_capabilities(document, at=AT)
     assert "member-match" in reading.operations and "pdex" in reading.guides
     assert reading.guides["hrex"] is None  # named through member-match, without a version
