@@ -28,6 +28,7 @@ __all__ = [
     "build_member_match_response",
     "parse_member_match_request",
     "parse_member_match_response",
+    "require_parameters",
 ]
 
 _ALLOWED = {
@@ -60,18 +61,23 @@ class MemberMatchResult:
     member_ref: str | None
 
 
+def require_parameters(body: Any, operation: str) -> None:
+    """Refuse a body that is not a Parameters resource, naming ``operation``."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        found = body.get("resourceType") if isinstance(body, dict) else type(body).__name__
+        raise InvalidInput(
+            f"{operation} expects a Parameters resource, got '{found}'",
+            issues=[Issue(f"expected resourceType 'Parameters', got '{found}'", "resourceType")],
+        )
+
+
 def parse_member_match_request(body: Any, *, strict: bool = False) -> MemberMatchInput:
     """Check the structure and mm-6 references; one InvalidInput carries every issue.
 
     ``strict`` also enforces HRex 1.1's us-core-15 on CoverageToMatch (a member id
     typed MB or a subscriberId). Off by default: members often cannot give the old
     card's numbers, and the identity engine matches such requests on demographics."""
-    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
-        found = body.get("resourceType") if isinstance(body, dict) else type(body).__name__
-        raise InvalidInput(
-            f"$member-match expects a Parameters resource, got '{found}'",
-            issues=[Issue(f"expected resourceType 'Parameters', got '{found}'", "resourceType")],
-        )
+    require_parameters(body, "$member-match")
     parameters = body.get("parameter")
     if not isinstance(parameters, list):
         raise InvalidInput(
