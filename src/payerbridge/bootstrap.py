@@ -177,6 +177,17 @@ class Platform:
             ),
         )
 
+    def before_fork(self) -> None:
+        """Let go of what must not cross a fork: pooled connections (each child opens its
+        own) and the WAL checkpoint thread, which this process does without from now on
+        (SQLite's own checkpoint is the backstop). A fork while that thread is inside
+        SQLite copies SQLite's process-wide mutexes held, and the child's first
+        connection then waits for them forever."""
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+        self.engine.dispose()
+        self.reader.dispose()
+
     def close(self) -> None:
         if self.checkpointer is not None:
             self.checkpointer.close()

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from payerbridge.bootstrap import build_platform
+from payerbridge.config import load_settings
 from payerbridge.store.dbapi import raw_cursor
 from payerbridge.store.engines import WalCheckpointer, create_db_engine
 from payerbridge.store.unit_of_work import SqlTransactions
@@ -221,3 +223,16 @@ def test_writers_in_other_processes_wait_at_the_file_lock(tmp_path: Path) -> Non
 def _insert(engine: Engine, who: str) -> None:
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO t VALUES (:who)"), {"who": who})
+
+
+def test_no_platform_thread_is_inside_sqlite_when_workers_fork(tmp_path: Path) -> None:
+    """A fork while the checkpoint thread is inside SQLite copies SQLite's mutexes held:
+    the batch matcher's workers then hang on their first connection."""
+    platform = build_platform(load_settings(data_dir=tmp_path))
+    try:
+        checkpoints = [t for t in threading.enumerate() if t.name == "payerbridge-wal-checkpoint"]
+        assert checkpoints and all(t.is_alive() for t in checkpoints)
+        platform.before_fork()
+        assert not any(t.is_alive() for t in checkpoints)
+    finally:
+        platform.close()

@@ -155,10 +155,6 @@ def identity_match(
     counts: Counter[str] = Counter()
     started = time.perf_counter()
 
-    def before_fork() -> None:  # no pooled connection may cross the fork
-        platform.engine.dispose()
-        platform.reader.dispose()
-
     try:
         model = model_for(index)
         if index.member_count() == 0:
@@ -182,6 +178,7 @@ def identity_match(
                 TimeRemainingColumn(),
                 console=err,
                 transient=True,
+                auto_refresh=False,  # its refresh thread would be running when workers fork
             ) as progress,
         ):
             task = progress.add_task("match", total=requests.stat().st_size)
@@ -191,12 +188,12 @@ def identity_match(
                 platform.transactions,
                 source,
                 workers=workers or fork_workers(),
-                before_fork=before_fork,
+                before_fork=platform.before_fork,
             ):
                 for answer in answers:
                     counts[answer["outcome"]] += 1
                     sink.write(orjson.dumps(answer) + b"\n")
-                progress.advance(task, size)
+                progress.update(task, advance=size, refresh=True)
     finally:
         platform.close()
     seconds = time.perf_counter() - started
