@@ -23,6 +23,7 @@ from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
 from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
+from payerbridge.bulk.member_match import BulkMatchPorts, BulkMatchRules
 from payerbridge.config import Settings
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, extended
 from payerbridge.consent.model import Requester
@@ -40,6 +41,7 @@ from payerbridge.exchange.ports import (
 )
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.idempotency import IdempotencyStore
+from payerbridge.identity.decision import BULK
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
@@ -56,6 +58,7 @@ from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier, public_j
 from payerbridge.security.udap import ServerIdentity
 from payerbridge.store.audit import SqlAuditChain, SqlAuditLog
 from payerbridge.store.breakers import SqlBreakerStore
+from payerbridge.store.bulk import SqlBulkJobs
 from payerbridge.store.checkpoints import (
     CheckpointFile,
     CheckpointSinks,
@@ -155,6 +158,7 @@ class Platform:
     webhooks: WebhookStore
     client: PartnerClient
     exchange_ports: ExchangePorts
+    bulk: BulkMatchPorts  # $bulk-member-match jobs and their Groups
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -449,6 +453,23 @@ def build_platform(
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
         exchange_ports=ports,
+        bulk=BulkMatchPorts(
+            jobs=SqlBulkJobs(engine, reader=reader),
+            transactions=transactions,
+            identity=identity,
+            consents=consents,
+            members=members,
+            rules=BulkMatchRules(
+                policy=BULK,
+                us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
+                consent_zone=ZoneInfo(settings.consent_time_zone),
+                output_lifetime=timedelta(hours=settings.bulk_output_hours),
+                group_lifetime=timedelta(days=settings.bulk_group_days),
+                chunk_members=settings.bulk_chunk_members,
+            ),
+            clock=utcnow,
+            new_id=new_id,
+        ),
         adapters=Adapters(
             identity=identity,
             client=client,
@@ -473,10 +494,11 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     never enqueued; an API-only process just enqueues."""
     from dbos import DBOS, DBOSConfig
 
-    from payerbridge.workflows import exchange, maintenance, webhooks
+    from payerbridge.workflows import bulk, exchange, maintenance, webhooks
 
     settings = platform.settings
     exchange.bind_ports(platform.exchange_ports)
+    bulk.bind(platform.bulk)
     webhooks.bind(
         webhooks.WebhookDelivery(
             platform.webhooks,
@@ -519,6 +541,13 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         )
     )
     webhooks.register_queue()
+    bulk.register_queue(
+        bulk.BulkQueueLimits(
+            client_concurrency=settings.bulk_client_concurrency,
+            worker_concurrency=settings.bulk_worker_concurrency,
+            polling_interval_seconds=settings.queue_polling_seconds,
+        )
+    )
     platform.adapters.transactions.relay_deliveries = webhooks.enqueue_deliveries
     if work:
         maintenance.schedule()
@@ -543,6 +572,10 @@ def _upkeep(platform: Platform) -> Upkeep:
         purge_idempotent_answers=lambda: platform.idempotency.purge(before=utcnow() - retention),
         forget_spent_assertions=lambda: forget_spent_assertions(platform.tokens, now=utcnow()),
         purge_disclosure_snapshots=lambda: platform.snapshots.purge(now=utcnow()),
+        unstarted_bulk_jobs=lambda: platform.bulk.jobs.unstarted(
+            updated_before=utcnow() - timedelta(seconds=10)
+        ),
+        purge_bulk_jobs=lambda: platform.bulk.jobs.purge(now=utcnow()),
     )
 
 

@@ -144,6 +144,33 @@ class Settings(BaseSettings):
         description="How long the next links of a $everything answer stay valid: the pages "
         "are those decided at the first page, kept for this long.",
     )
+    bulk_client_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Bulk jobs ($bulk-member-match) of one client running at once, across "
+        "every worker.",
+    )
+    bulk_worker_concurrency: int = Field(
+        default=4, ge=1, description="Bulk jobs one worker runs at once."
+    )
+    bulk_chunk_members: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Members a bulk job decides per unit of work: what a resumed job may "
+        "decide again, and what a cancellation waits for at most.",
+    )
+    bulk_output_hours: int = Field(
+        default=24,
+        ge=1,
+        description="How long a completed bulk job's files can be downloaded (410 after).",
+    )
+    bulk_group_days: int = Field(
+        default=30,
+        ge=1,
+        description="How long the Groups of $bulk-member-match stay readable and exportable "
+        "by the client that asked (they contain the demographics it submitted).",
+    )
     payer_to_payer_years: int = Field(
         default=5,
         ge=5,

@@ -46,6 +46,7 @@ __all__ = [
     "ConsentError",
     "DisclosureDenied",
     "Forbidden",
+    "Gone",
     "IllegalTransition",
     "InvalidInput",
     "Issue",
@@ -129,6 +130,10 @@ class NotFound(PayerBridgeError):
 
 class Conflict(PayerBridgeError):
     pass
+
+
+class Gone(PayerBridgeError):
+    """It existed, and its time is up (a bulk job's files past their expiry)."""
 
 
 class StoreConflict(Conflict):

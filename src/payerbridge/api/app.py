@@ -17,6 +17,7 @@ from payerbridge.api.middleware import RequestContextMiddleware
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.routers import (
     auth,
+    bulk,
     clients,
     consents,
     exchanges,
@@ -74,6 +75,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.state.platform = platform
     install_error_handlers(app)
     app.include_router(auth.router)  # before fhir: /fhir/.well-known/... is not a resource read
+    app.include_router(bulk.router)  # before fhir: /fhir/Group... is not a member's resource
     app.include_router(fhir.router)
     app.include_router(exchanges.router)
     app.include_router(partners.router)

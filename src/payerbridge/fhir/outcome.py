@@ -33,6 +33,7 @@ _TABLE: tuple[tuple[type[errors.PayerBridgeError], ErrorRendering], ...] = (
     (errors.Forbidden, ErrorRendering(403, "error", "forbidden")),
     (errors.NotFound, ErrorRendering(404, "error", "not-found")),
     (errors.Conflict, ErrorRendering(409, "error", "conflict")),
+    (errors.Gone, ErrorRendering(410, "error", "deleted")),
     (errors.Busy, ErrorRendering(503, "error", "transient")),
     (errors.StoreUnavailable, ErrorRendering(503, "error", "transient")),
     (errors.UnprocessableRequest, ErrorRendering(422, "error", "business-rule")),

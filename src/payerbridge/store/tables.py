@@ -31,6 +31,8 @@ __all__ = [
     "audit_checkpoints",
     "audit_events",
     "audit_head",
+    "bulk_jobs",
+    "bulk_match_results",
     "consents",
     "dead_letters",
     "disclosure_snapshot_refs",
@@ -48,6 +50,7 @@ __all__ = [
     "identity_member_records",
     "identity_models",
     "identity_reviews",
+    "member_groups",
     "metadata",
     "partner_breakers",
     "partners",
@@ -548,4 +551,58 @@ webhook_deliveries = Table(
     Column("delivered_at", UtcDateTime(), nullable=True),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     Index("ix_webhook_deliveries_event", "subscription_id", "exchange_id", "seq", unique=True),
+)
+
+
+# Bulk jobs (ADR 0018): the row is the job's checkpoint, ``done`` its cursor; the
+# request is kept as received, for a resumed run to read again.
+bulk_jobs = Table(
+    "bulk_jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("client_id", String(200), nullable=False),
+    Column("requester_npi", String(10), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("pdex_version", String(8), nullable=False),
+    Column("request_url", String(2000), nullable=False),
+    Column("request_body", Text, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("done", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("transaction_time", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("output", Text, nullable=True),  # JSON list of {type, name, count}
+    Column("error", String(500), nullable=True),
+    Index("ix_bulk_jobs_status", "status", "updated_at"),
+    Index("ix_bulk_jobs_expires", "expires_at"),
+)
+
+# Each member's outcome in a $bulk-member-match job, committed with the job's cursor.
+bulk_match_results = Table(
+    "bulk_match_results",
+    metadata,
+    Column("job_id", String(36), ForeignKey("bulk_jobs.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("result", String(24), nullable=False),
+    Column("patient_id", String(64), nullable=True),
+)
+
+# The result Groups of $bulk-member-match, owned by the job's client.
+member_groups = Table(
+    "member_groups",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("job_id", String(36), ForeignKey("bulk_jobs.id"), nullable=False),
+    Column("seq", Integer, nullable=False),  # the Group's place among its job's
+    Column("client_id", String(200), nullable=False),
+    Column("requester_npi", String(10), nullable=False),
+    Column("result", String(24), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_member_groups_job", "job_id", "seq"),
+    Index("ix_member_groups_client", "client_id", "result"),
+    Index("ix_member_groups_expires", "expires_at"),
 )

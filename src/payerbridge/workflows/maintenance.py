@@ -5,7 +5,8 @@ a tick missed while no worker ran is not made up, the next one does the work.
 - ``sweep`` (every 30 s): enqueue exchanges recorded but never enqueued (their API
   process died in between; enqueueing an existing workflow id attaches to it), start
   the workflows of overdue webhook deliveries likewise, and purge stored
-  Idempotency-Key answers past their retention.
+  Idempotency-Key answers past their retention; enqueue bulk jobs accepted but never
+  enqueued, and drop expired bulk jobs and Groups.
 - ``audit_checkpoint`` (every 15 s): sign the audit chain's checkpoints that are due
   (ADR 0007).
 
@@ -24,6 +25,7 @@ from typing import Any
 from dbos import DBOS
 
 from payerbridge.audit.checkpoints import Checkpoint
+from payerbridge.workflows.bulk import enqueue_job
 from payerbridge.workflows.exchange import Due, enqueue_exchange
 from payerbridge.workflows.webhooks import enqueue_deliveries
 
@@ -47,6 +49,8 @@ class Upkeep:
     purge_idempotent_answers: Callable[[], int]
     forget_spent_assertions: Callable[[], int]
     purge_disclosure_snapshots: Callable[[], int]
+    unstarted_bulk_jobs: Callable[[], list[tuple[str, str]]]
+    purge_bulk_jobs: Callable[[], int]
 
 
 _upkeep: Upkeep | None = None
@@ -99,6 +103,16 @@ def purge_disclosure_snapshots() -> int:
     return _bound().purge_disclosure_snapshots()
 
 
+@DBOS.step()
+def find_unstarted_bulk_jobs() -> list[tuple[str, str]]:
+    return _bound().unstarted_bulk_jobs()
+
+
+@DBOS.step()
+def purge_bulk_jobs() -> int:
+    return _bound().purge_bulk_jobs()
+
+
 @DBOS.workflow()
 def sweep(scheduled_at: datetime, context: Any) -> None:
     unstarted = find_unstarted_exchanges()
@@ -122,6 +136,14 @@ def sweep(scheduled_at: datetime, context: Any) -> None:
     expired = purge_disclosure_snapshots()
     if expired:
         logger.info("expired $everything pages dropped", extra={"snapshots": expired})
+    jobs = find_unstarted_bulk_jobs()
+    for job_id, client_id in jobs:
+        enqueue_job(job_id, client_id)
+    if jobs:
+        logger.info("bulk sweep enqueued", extra={"jobs": len(jobs)})
+    dropped = purge_bulk_jobs()
+    if dropped:
+        logger.info("expired bulk jobs dropped", extra={"jobs": dropped})
 
 
 def schedule() -> None:

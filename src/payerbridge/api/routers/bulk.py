@@ -1,0 +1,323 @@
+"""PDex bulk routes under /fhir: ``$bulk-member-match`` kick-off, the Bulk Data status and
+file routes, and reading and searching the result Groups (ADR 0018).
+
+Every route is the calling client's own: another client's job, file or Group does not
+exist for it (404)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from starlette.concurrency import iterate_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from payerbridge.api.deps import (
+    Caller,
+    CallerDep,
+    PlatformDep,
+    caller_of,
+    current_platform,
+    fhir_accept,
+    read_json_body,
+    run_store_bound,
+)
+from payerbridge.api.responses import FhirResponse, JsonResponse
+from payerbridge.audit.model import AuditEvent
+from payerbridge.bootstrap import Platform, utcnow
+from payerbridge.bulk.member_match import accept_member_match, cancel_job, file_lines, job_of
+from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob, JobStatus
+from payerbridge.bulk.ports import StoredGroup
+from payerbridge.errors import Gone, InvalidInput, Issue, NotAcceptable, NotFound, PayerBridgeError
+from payerbridge.fhir import codes
+from payerbridge.fhir.bulk_member_match import RESULT_SYSTEM, MatchResult
+from payerbridge.fhir.outcome import operation_outcome
+from payerbridge.fhir.resources import ID_PATTERN
+from payerbridge.logging import current_request_id
+from payerbridge.security.model import MEMBER_MATCH_SCOPE, resource_scope
+from payerbridge.timestamps import utc_iso
+from payerbridge.workflows.bulk import enqueue_job
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/fhir", default_response_class=FhirResponse)
+
+NDJSON = "application/fhir+ndjson"
+_NDJSON_ACCEPTABLE = {NDJSON, "application/ndjson", "application/*", "*/*"}
+_SPEC_VERSION = re.compile(r"^(2\.[12])(\.\d+)?(-[\w.]+)?$")
+_DEFAULT_PDEX = "2.2"
+# How soon a client should poll a running job again (Bulk Data's Retry-After).
+_RETRY_AFTER_SECONDS = 2
+
+
+def _base(platform: Platform) -> str:
+    return f"{platform.settings.base_url}/fhir"
+
+
+def _preferences(request: Request) -> dict[str, str]:
+    """The Prefer header's preferences (RFC 7240), by lower-cased name."""
+    found: dict[str, str] = {}
+    for header in request.headers.getlist("prefer"):
+        for item in header.split(","):
+            name, _, value = item.split(";")[0].strip().partition("=")
+            if name:
+                found[name.strip().lower()] = value.strip().strip('"')
+    return found
+
+
+def _pdex_version(request: Request, preferences: dict[str, str]) -> str:
+    """The PDex version the requester wants its answer in: ``X-PDex-Spec-Version`` or
+    ``Prefer: pdex-spec=`` (as the PDex reference server reads them), else 2.2."""
+    asked = {
+        value
+        for value in (request.headers.get("x-pdex-spec-version"), preferences.get("pdex-spec"))
+        if value
+    }
+    versions = set()
+    for value in asked:
+        match = _SPEC_VERSION.match(value.strip())
+        if match is None:
+            text = (
+                f"PDex version '{value[:20]}' is not one this server answers in; "
+                f"ask for one of {', '.join(PDEX_VERSIONS)} (X-PDex-Spec-Version or "
+                "Prefer: pdex-spec=), or leave it out for 2.2"
+            )
+            raise InvalidInput(text, issues=[Issue(text, "X-PDex-Spec-Version", "not-supported")])
+        versions.add(match.group(1))
+    if len(versions) > 1:
+        text = "X-PDex-Spec-Version and Prefer: pdex-spec= ask for different PDex versions"
+        raise InvalidInput(text, issues=[Issue(text, "X-PDex-Spec-Version", "conflict")])
+    return versions.pop() if versions else _DEFAULT_PDEX
+
+
+async def bulk_member_match(request: Request) -> Response:
+    """``POST /fhir/Group/$bulk-member-match`` (PDex): accept the members and match them
+    in a job. ``Prefer: respond-async`` is required; the request is checked here (422
+    naming every bundle's issues, nothing kept); 202 and the status URL follow."""
+    await fhir_accept(request)
+    try:
+        body: Any = await read_json_body(request)
+    except PayerBridgeError as exc:
+        body = exc
+    raw = await request.body()
+    return await run_store_bound(current_platform(request), _kick_off, request, raw, body)
+
+
+router.add_route(f"{router.prefix}/Group/$bulk-member-match", bulk_member_match, methods=["POST"])
+
+
+def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
+    platform = current_platform(request)
+    caller = caller_of(request)
+    caller.require(MEMBER_MATCH_SCOPE)
+    preferences = _preferences(request)
+    if "respond-async" not in preferences:
+        text = (
+            "$bulk-member-match runs asynchronously: send 'Prefer: respond-async' and poll "
+            "the Content-Location of the answer"
+        )
+        raise InvalidInput(text, issues=[Issue(text, "Prefer", "required")])
+    version = _pdex_version(request, preferences)
+    if isinstance(body, PayerBridgeError):
+        raise body
+    job = accept_member_match(
+        platform.bulk,
+        body,
+        raw,
+        requester=caller.as_requester(),
+        request_url=str(request.url),
+        pdex_version=version,
+        request_id=current_request_id(),
+    )
+    # A crash before this line leaves the job accepted; the upkeep sweep enqueues it.
+    enqueue_job(job.id, job.client_id)
+    outcome = operation_outcome(
+        [Issue(f"accepted {job.total} member(s); poll the Content-Location for the result")],
+        severity="information",
+        code="informational",
+        request_id=current_request_id(),
+    )
+    return FhirResponse(
+        outcome, status_code=202, headers={"Content-Location": _status_url(platform, job.id)}
+    )
+
+
+def _status_url(platform: Platform, job_id: str) -> str:
+    return f"{_base(platform)}/bulk-status/{job_id}"
+
+
+def _file_url(platform: Platform, job_id: str, name: str) -> str:
+    return f"{_base(platform)}/bulk-files/{job_id}/{name}"
+
+
+JobId = Annotated[str, "a bulk job id"]
+
+
+@router.get("/bulk-status/{job_id}")
+def job_status(job_id: JobId, platform: PlatformDep, caller: CallerDep) -> Response:
+    """Bulk Data status: 202 with ``X-Progress`` and ``Retry-After`` while the job runs,
+    the manifest when it is done, an OperationOutcome if it failed, 410 once expired."""
+    job = _own_job(platform, caller, job_id)
+    if job.status is JobStatus.FAILED:
+        text = f"the job failed: {job.error or 'see the server log'}"
+        body = operation_outcome(
+            [Issue(text)], severity="error", code="exception", request_id=current_request_id()
+        )
+        return FhirResponse(body, status_code=500)
+    if job.status is not JobStatus.COMPLETED:
+        return Response(
+            status_code=202,
+            headers={
+                "X-Progress": f"{job.status.value}: {job.done} of {job.total} members",
+                "Retry-After": str(_RETRY_AFTER_SECONDS),
+            },
+        )
+    return JsonResponse(_manifest(platform, job))
+
+
+def _manifest(platform: Platform, job: BulkJob) -> dict[str, Any]:
+    return {
+        "transactionTime": utc_iso(job.transaction_time),
+        "request": job.request_url,
+        "requiresAccessToken": True,
+        "output": [
+            {"type": f.type, "url": _file_url(platform, job.id, f.name), "count": f.count}
+            for f in job.output
+        ],
+        "error": [],
+    }
+
+
+@router.delete("/bulk-status/{job_id}")
+def cancel(job_id: JobId, platform: PlatformDep, caller: CallerDep) -> Response:
+    """Cancel the job (or, once done, drop its output): 202; its status is 404 after."""
+    _check_job_id(job_id)
+    cancel_job(platform.bulk, job_id, caller.client_id, current_request_id())
+    outcome = operation_outcome(
+        [Issue("the job is cancelled and its output deleted")],
+        severity="information",
+        code="informational",
+        request_id=current_request_id(),
+    )
+    return FhirResponse(outcome, status_code=202)
+
+
+@router.get("/bulk-files/{job_id}/{name}")
+def download(
+    job_id: JobId,
+    name: str,
+    platform: PlatformDep,
+    caller: CallerDep,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """One file of a completed job, as NDJSON, streamed line by line."""
+    if accept:
+        wanted = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+        if not wanted & _NDJSON_ACCEPTABLE:
+            raise NotAcceptable(f"bulk files are {NDJSON}; the Accept header asks for another")
+    job = _own_job(platform, caller, job_id)
+    file = job.file(name) if job.status is JobStatus.COMPLETED else None
+    if file is None:
+        raise NotFound(
+            f"job '{job_id}' has no file '{name[:80]}'",
+            issues=[Issue("take the file URLs from the job's manifest", "name", "not-found")],
+        )
+    platform.audit.record(
+        AuditEvent(
+            at=utcnow(),
+            actor=caller.client_id,
+            action="bulk-file.read",
+            entity_type="BulkJob",
+            entity_id=job.id,
+            outcome="success",
+            request_id=current_request_id(),
+            detail={"file": file.name, "lines": file.count},
+        )
+    )
+    lines: Iterator[bytes] = file_lines(platform.bulk, job, file.name)
+    return StreamingResponse(iterate_in_threadpool(lines), media_type=NDJSON)
+
+
+def _own_job(platform: Platform, caller: Caller, job_id: str) -> BulkJob:
+    _check_job_id(job_id)
+    job = job_of(platform.bulk, job_id, caller.client_id)
+    if job.expired(utcnow()):
+        raise Gone(
+            f"the output of job '{job_id}' has expired",
+            issues=[Issue("the job's files have expired; run it again", "job", "deleted")],
+        )
+    return job
+
+
+def _check_job_id(job_id: str) -> None:
+    if not ID_PATTERN.match(job_id):
+        raise NotFound(f"no bulk job '{job_id[:64]}'")
+
+
+@router.get("/Group/{group_id}", dependencies=[Depends(fhir_accept)])
+def read_group(group_id: str, platform: PlatformDep, caller: CallerDep) -> FhirResponse:
+    """A result Group of the caller's own ``$bulk-member-match``."""
+    caller.require(resource_scope("Group", "r"))
+    group = platform.bulk.jobs.group(group_id) if ID_PATTERN.match(group_id) else None
+    if group is None or group.client_id != caller.client_id or group.expires_at <= utcnow():
+        raise NotFound(f"Group/{group_id[:64]} does not exist")
+    return FhirResponse(group.body)
+
+
+_GROUP_SEARCH = ("identifier", "characteristic", "code")
+
+
+@router.get("/Group", dependencies=[Depends(fhir_accept)])
+def search_groups(platform: PlatformDep, caller: CallerDep, request: Request) -> FhirResponse:
+    """The caller's result Groups by ``identifier`` (the requester's NPI), ``code`` or
+    ``characteristic`` (the match result, ``PdexMultiMemberMatchResultCS``)."""
+    caller.require(resource_scope("Group", "s"))
+    npi: str | None = None
+    result: str | None = None
+    for name, value in request.query_params.multi_items():
+        if name not in _GROUP_SEARCH:
+            text = (
+                f"Group search parameter '{name[:40]}' is not supported; "
+                f"use {', '.join(_GROUP_SEARCH)}"
+            )
+            raise InvalidInput(text, issues=[Issue(text, name[:40], "not-supported")])
+        if name == "identifier":
+            npi = _token(value, codes.NPI_SYSTEM, name, npi)
+        else:
+            result = _token(value, RESULT_SYSTEM, name, result)
+            if result not in {bucket.value for bucket in MatchResult}:
+                text = f"'{result[:40]}' is not a PdexMultiMemberMatchResultCS code"
+                raise InvalidInput(text, issues=[Issue(text, name, "code-invalid")])
+    found = platform.bulk.jobs.find_groups(
+        caller.client_id, requester_npi=npi, result=result, now=utcnow()
+    )
+    return FhirResponse(_searchset(found, _base(platform), str(request.url)))
+
+
+def _token(value: str, system: str, parameter: str, before: str | None) -> str:
+    """A token search value's code, when its system (if given) is ``system``; the same
+    parameter twice must agree."""
+    given_system, bar, code = value.rpartition("|")
+    if (bar and given_system and given_system != system) or not code:
+        text = f"{parameter} takes {system}|code or a bare code"
+        raise InvalidInput(text, issues=[Issue(text, parameter, "invalid")])
+    if before is not None and before != code:
+        text = f"{parameter} is given twice with different values"
+        raise InvalidInput(text, issues=[Issue(text, parameter, "invalid")])
+    return code
+
+
+def _searchset(groups: list[StoredGroup], base: str, self_url: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "timestamp": utc_iso(utcnow()),
+        "total": len(groups),
+        "link": [{"relation": "self", "url": self_url}],
+        "entry": [
+            {"fullUrl": f"{base}/Group/{g.id}", "resource": g.body, "search": {"mode": "match"}}
+            for g in groups
+        ],
+    }

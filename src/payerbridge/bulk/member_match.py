@@ -1,0 +1,359 @@
+"""The ``$bulk-member-match`` job (old payer): accept the request, match its members chunk
+by chunk, decide each matched member's Consent, and write the result Groups.
+
+Each member is decided as the bulk matcher decides a request line (``identity.batch``):
+its decision, evidence, review case and audit event are stored, nothing is handed out. A
+matched member's Consent is then decided for the requester as ``$member-match`` decides
+it, and kept when it permits: the member goes to MatchedMembers. A Consent we cannot
+honour (expired, naming other parties, a policy this member's records do not allow) or
+cannot read puts a matched member in ConsentConstrainedMembers, without saying why
+(§pdex-156). A member not matched, sent to review or matching several goes to
+NonMatchedMembers. Each chunk's outcomes, decisions and consents commit with the job's
+cursor in one unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
+from payerbridge.bulk.ports import BulkJobs, MemberOutcome, StoredGroup
+from payerbridge.consent.model import ConsentId, PresentedConsent, Requester
+from payerbridge.consent.ports import ConsentStore
+from payerbridge.consent.segmentation import supported_policies
+from payerbridge.consent.service import accept_presented_consent
+from payerbridge.errors import InvalidInput, Issue, NotFound, UnprocessableRequest
+from payerbridge.fhir.bulk_member_match import (
+    BulkMember,
+    MatchResult,
+    MemberResult,
+    parameters_form,
+    parse_bulk_member_match_request,
+    result_groups,
+)
+from payerbridge.fhir.consent import parse_hrex_consent
+from payerbridge.identity.decision import MatchPolicy
+from payerbridge.identity.evidence import MatchOutcome
+from payerbridge.identity.ports import DecisionToRecord, IdentityStore, MemberResources
+from payerbridge.identity.scoring import MatchModel
+from payerbridge.identity.service import decide_for_batch, model_for
+from payerbridge.routing.model import Organization
+from payerbridge.transactions import Transactions
+from payerbridge.types import MemberId
+
+__all__ = [
+    "BulkMatchPorts",
+    "BulkMatchRules",
+    "accept_member_match",
+    "cancel_job",
+    "fail_job",
+    "file_lines",
+    "job_of",
+    "run_member_match",
+]
+
+GROUP_FILE, PARAMETERS_FILE = "Group.ndjson", "Parameters.ndjson"
+
+
+@dataclass(frozen=True)
+class BulkMatchRules:
+    policy: MatchPolicy  # the bulk thresholds
+    us: Organization  # the Groups' managing entity; our NPI is the discloser consents name
+    consent_zone: ZoneInfo  # where date-only consent periods are read
+    output_lifetime: timedelta  # how long a completed job's files stay
+    group_lifetime: timedelta  # how long its Groups stay readable and exportable
+    chunk_members: int  # members per unit of work
+
+
+@dataclass(frozen=True)
+class BulkMatchPorts:
+    jobs: BulkJobs
+    transactions: Transactions
+    identity: IdentityStore
+    consents: ConsentStore
+    members: MemberResources
+    rules: BulkMatchRules
+    clock: Callable[[], datetime]
+    new_id: Callable[[], str]
+
+
+def accept_member_match(
+    ports: BulkMatchPorts,
+    body: Any,
+    raw: bytes,
+    *,
+    requester: Requester,
+    request_url: str,
+    pdex_version: str,
+    request_id: str | None,
+) -> BulkJob:
+    """Check the request (422 naming every bundle's issues; nothing is kept) and record the
+    job, with its audit event; the caller enqueues its workflow."""
+    try:
+        members = parse_bulk_member_match_request(body)
+    except InvalidInput as exc:
+        raise UnprocessableRequest(exc.text, issues=exc.issues) from exc
+    now = ports.clock()
+    job = BulkJob(
+        id=ports.new_id(),
+        client_id=requester.client_id,
+        requester_npi=requester.npi,
+        kind=JobKind.MEMBER_MATCH,
+        status=JobStatus.ACCEPTED,
+        pdex_version=pdex_version,
+        request_url=request_url,
+        total=len(members),
+        done=0,
+        created_at=now,
+        updated_at=now,
+        transaction_time=now,
+    )
+    with ports.transactions.begin() as unit:
+        ports.jobs.create(unit, job, raw)
+        unit.record(
+            _job_event(job, "bulk-member-match", "accepted", now, request_id, members=job.total)
+        )
+    return job
+
+
+class _Superseded(Exception):
+    """The job was cancelled, or another run committed this chunk, while it was decided."""
+
+
+def run_member_match(ports: BulkMatchPorts, job_id: str) -> JobStatus:
+    """Take the job from where its row says it is to the end (a recovered run resumes
+    after the last committed chunk); the status it ended in."""
+    job = ports.jobs.get(job_id)
+    if job is None:
+        return JobStatus.CANCELLED
+    if job.finished:
+        return job.status
+    if job.status is JobStatus.ACCEPTED:
+        with ports.transactions.begin() as unit:
+            ports.jobs.start(unit, job_id, at=ports.clock())
+    members = parse_bulk_member_match_request(orjson.loads(ports.jobs.request_body(job_id)))
+    model = model_for(ports.identity)
+    size = ports.rules.chunk_members
+    done = job.done
+    while done < len(members):
+        chunk = members[done : done + size]
+        try:
+            _match_chunk(ports, job, chunk, done, model)
+            done += len(chunk)
+        except _Superseded:
+            current = ports.jobs.get(job_id)
+            if current is None or current.status is not JobStatus.RUNNING:
+                return current.status if current is not None else JobStatus.CANCELLED
+            done = current.done
+    return _complete(ports, job, members)
+
+
+def _match_chunk(
+    ports: BulkMatchPorts,
+    job: BulkJob,
+    chunk: Sequence[BulkMember],
+    done_before: int,
+    model: MatchModel,
+) -> None:
+    rules = ports.rules
+    requester = Requester(client_id=job.client_id, npi=job.requester_npi)
+    now = ports.clock()
+    decided = [
+        (member, _presented(member, requester, rules), _decide(ports, job, member, model, now))
+        for member in chunk
+    ]
+    with ports.transactions.begin() as unit:
+        outcomes: list[MemberOutcome] = []
+        events: list[AuditEvent] = []
+        for member, presented, to_record in decided:
+            events.append(to_record.event)
+            member_id = to_record.decision.member_id
+            if to_record.decision.outcome is not MatchOutcome.MATCH or member_id is None:
+                outcomes.append(MemberOutcome(member.position, MatchResult.NOT_MATCHED, None))
+                continue
+            permitted = False
+            if presented is None:
+                events.append(_unreadable_consent_event(job, member_id, now))
+            else:
+                disclosure = accept_presented_consent(
+                    unit,
+                    ports.consents,
+                    presented,
+                    consent_id=ConsentId(ports.new_id()),
+                    member_id=MemberId(member_id),
+                    requester=requester,
+                    at=now,
+                    source_npi=rules.us.npi,
+                    supported_policies=supported_policies(ports.members.resource_types(member_id)),
+                    request_id=job.id,
+                    detail={"bulk_job": job.id, "member": member.position},
+                )
+                events.append(disclosure.event)
+                permitted = disclosure.decision.permitted
+            outcomes.append(
+                MemberOutcome(member.position, MatchResult.MATCHED, member_id)
+                if permitted
+                else MemberOutcome(member.position, MatchResult.CONSENT_CONSTRAINED, None)
+            )
+        ports.identity.record_decisions(unit, [to_record for _, _, to_record in decided])
+        if not ports.jobs.commit_chunk(
+            unit, job.id, done_before=done_before, outcomes=outcomes, at=now
+        ):
+            raise _Superseded  # rolls the chunk back
+        unit.record(*events)
+
+
+def _decide(
+    ports: BulkMatchPorts, job: BulkJob, member: BulkMember, model: MatchModel, now: datetime
+) -> DecisionToRecord:
+    return decide_for_batch(
+        ports.identity,
+        member.request,
+        request_id=f"{job.id}:{member.position}",
+        client_id=job.client_id,
+        model=model,
+        policy=ports.rules.policy,
+        at=now,
+        new_id=ports.new_id,
+    )
+
+
+def _presented(
+    member: BulkMember, requester: Requester, rules: BulkMatchRules
+) -> PresentedConsent | None:
+    """The member's Consent as presented, or None when it cannot be read as HRex's."""
+    try:
+        return parse_hrex_consent(
+            member.request.consent,
+            our_npi=rules.us.npi,
+            requester=requester,
+            zone=rules.consent_zone,
+        )
+    except UnprocessableRequest:
+        return None
+
+
+def _complete(ports: BulkMatchPorts, job: BulkJob, members: Sequence[BulkMember]) -> JobStatus:
+    rules = ports.rules
+    now = ports.clock()
+    by_position = {member.position: member for member in members}
+    results = [
+        MemberResult(by_position[o.position], MatchResult(o.result), o.patient_id)
+        for o in ports.jobs.outcomes(job.id)
+    ]
+    bodies = result_groups(
+        results,
+        group_ids={bucket: ports.new_id() for bucket in MatchResult},
+        requester=Organization(job.client_id, job.requester_npi),
+        us=rules.us,
+        matched_on=now.date(),
+    )
+    groups = [
+        StoredGroup(
+            id=body["id"],
+            job_id=job.id,
+            client_id=job.client_id,
+            requester_npi=job.requester_npi,
+            result=body["code"]["coding"][0]["code"],
+            created_at=now,
+            expires_at=now + rules.group_lifetime,
+            body=body,
+        )
+        for body in bodies
+    ]
+    output = (
+        [OutputFile("Parameters", PARAMETERS_FILE, 1)]
+        if job.pdex_version == "2.1"
+        else [OutputFile("Group", GROUP_FILE, len(groups))]
+    )
+    counts = {bucket.value: sum(r.result is bucket for r in results) for bucket in MatchResult}
+    with ports.transactions.begin() as unit:
+        completed = ports.jobs.complete(
+            unit,
+            job.id,
+            groups=groups,
+            output=output,
+            expires_at=now + rules.output_lifetime,
+            at=now,
+        )
+        if completed:
+            unit.record(_job_event(job, "bulk-member-match", "completed", now, job.id, **counts))
+    if completed:
+        return JobStatus.COMPLETED
+    current = ports.jobs.get(job.id)  # cancelled meanwhile: what its client decided stands
+    return current.status if current is not None else JobStatus.CANCELLED
+
+
+def fail_job(ports: BulkMatchPorts, job_id: str, error: str) -> None:
+    """End the job as failed, saying ``error`` (no member data) to its client."""
+    now = ports.clock()
+    with ports.transactions.begin() as unit:
+        if ports.jobs.fail(unit, job_id, error=error, at=now):
+            job = ports.jobs.get(job_id)
+            if job is not None:
+                unit.record(_job_event(job, job.kind.value, "failed", now, job_id))
+
+
+def job_of(ports: BulkMatchPorts, job_id: str, client_id: str) -> BulkJob:
+    """The client's own job; anyone else's, or a cancelled one, does not exist (404)."""
+    job = ports.jobs.get(job_id)
+    if job is None or job.client_id != client_id or job.status is JobStatus.CANCELLED:
+        raise NotFound(
+            f"no bulk job '{job_id[:64]}'",
+            issues=[Issue(f"no bulk job '{job_id[:64]}' of this client", "job")],
+        )
+    return job
+
+
+def cancel_job(ports: BulkMatchPorts, job_id: str, client_id: str, request_id: str | None) -> None:
+    """Cancel the client's job: its workflow stops at its next chunk and what it wrote goes."""
+    job = job_of(ports, job_id, client_id)
+    now = ports.clock()
+    with ports.transactions.begin() as unit:
+        if ports.jobs.cancel(unit, job_id, at=now):
+            unit.record(_job_event(job, job.kind.value, "cancelled", now, request_id))
+
+
+def file_lines(ports: BulkMatchPorts, job: BulkJob, name: str) -> Iterator[bytes]:
+    """The NDJSON lines of one of a completed job's files."""
+    groups = [group.body for group in ports.jobs.groups_of(job.id)]
+    if name == PARAMETERS_FILE:
+        yield orjson.dumps(parameters_form(groups, job.pdex_version)) + b"\n"
+        return
+    for body in groups:
+        yield orjson.dumps(body) + b"\n"
+
+
+def _job_event(
+    job: BulkJob, action: str, outcome: str, at: datetime, request_id: str | None, **detail: Any
+) -> AuditEvent:
+    return AuditEvent(
+        at=at,
+        actor=job.client_id,
+        action=action,
+        entity_type="BulkJob",
+        entity_id=job.id,
+        outcome=outcome,
+        request_id=request_id,
+        detail={"pdex": job.pdex_version, **detail},
+    )
+
+
+def _unreadable_consent_event(job: BulkJob, member_id: str, at: datetime) -> AuditEvent:
+    return AuditEvent(
+        at=at,
+        actor=job.client_id,
+        action="consent.decision",
+        entity_type="Patient",
+        entity_id=member_id,
+        outcome="deny",
+        request_id=job.id,
+        detail={"hop": "bulk-member-match", "reason": "consent-unreadable", "bulk_job": job.id},
+    )

@@ -1,0 +1,107 @@
+"""What the bulk jobs need kept: their rows, each member's result, and the Groups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from payerbridge.bulk.model import BulkJob, OutputFile
+from payerbridge.transactions import UnitOfWork
+
+__all__ = ["BulkJobs", "MemberOutcome", "StoredGroup"]
+
+
+@dataclass(frozen=True)
+class MemberOutcome:
+    """One member's result in a ``$bulk-member-match`` job: its MemberBundle's position,
+    its bucket (a ``MatchResult`` value) and our Patient's id when matched."""
+
+    position: int
+    result: str
+    patient_id: str | None
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    """A result Group of a job, owned by the job's client."""
+
+    id: str
+    job_id: str
+    client_id: str
+    requester_npi: str
+    result: str  # a ``MatchResult`` value: the Group's code
+    created_at: datetime
+    expires_at: datetime
+    body: dict[str, Any]
+
+
+class BulkJobs(Protocol):
+    def create(self, unit: UnitOfWork, job: BulkJob, request_body: bytes) -> None: ...
+
+    def get(self, job_id: str) -> BulkJob | None: ...
+
+    def request_body(self, job_id: str) -> bytes: ...
+
+    def start(self, unit: UnitOfWork, job_id: str, *, at: datetime) -> bool:
+        """Accepted to running; False when the job is not waiting to start."""
+        ...
+
+    def commit_chunk(
+        self,
+        unit: UnitOfWork,
+        job_id: str,
+        *,
+        done_before: int,
+        outcomes: Sequence[MemberOutcome],
+        at: datetime,
+    ) -> bool:
+        """Keep a chunk's outcomes and move the cursor past them, if the job is still
+        running with its cursor at ``done_before``; False (nothing written) otherwise:
+        it was cancelled, or another run committed the chunk first."""
+        ...
+
+    def outcomes(self, job_id: str) -> list[MemberOutcome]:
+        """The job's member outcomes, in position order."""
+        ...
+
+    def complete(
+        self,
+        unit: UnitOfWork,
+        job_id: str,
+        *,
+        groups: Sequence[StoredGroup],
+        output: Sequence[OutputFile],
+        expires_at: datetime,
+        at: datetime,
+    ) -> bool:
+        """Running to completed, with its Groups and files; False if no longer running."""
+        ...
+
+    def fail(self, unit: UnitOfWork, job_id: str, *, error: str, at: datetime) -> bool: ...
+
+    def cancel(self, unit: UnitOfWork, job_id: str, *, at: datetime) -> bool:
+        """Cancelled, its outcomes and Groups dropped; False if already cancelled."""
+        ...
+
+    def unstarted(self, *, updated_before: datetime) -> list[tuple[str, str]]:
+        """(job, client) of every job accepted before then and not started: its process
+        may have died between recording it and enqueueing it."""
+        ...
+
+    def group(self, group_id: str) -> StoredGroup | None: ...
+
+    def groups_of(self, job_id: str) -> list[StoredGroup]:
+        """The job's Groups, MatchedMembers first (the order they were written)."""
+        ...
+
+    def find_groups(
+        self, client_id: str, *, requester_npi: str | None, result: str | None, now: datetime
+    ) -> list[StoredGroup]:
+        """The client's unexpired Groups, filtered."""
+        ...
+
+    def purge(self, *, now: datetime) -> int:
+        """Drop jobs whose output expired, with their outcomes, and expired Groups."""
+        ...

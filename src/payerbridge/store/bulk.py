@@ -1,0 +1,291 @@
+"""Bulk jobs, their members' outcomes and their Groups in the database (ADR 0018).
+
+A chunk's outcomes commit in the unit of work that stored its decisions and consents,
+on the DB-API path those took (``store.unit_of_work``): the guarded cursor move first,
+then the rows. Everything else is Core."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, Row, delete, insert, select, update
+
+from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
+from payerbridge.bulk.ports import MemberOutcome, StoredGroup
+from payerbridge.store.dbapi import DialectSql, insert_rows
+from payerbridge.store.tables import bulk_jobs, bulk_match_results, member_groups
+from payerbridge.store.unit_of_work import sql_unit
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ClientId
+
+__all__ = ["SqlBulkJobs"]
+
+_OUTCOME_COLUMNS = ("job_id", "position", "result", "patient_id")
+_JOB_COLUMNS = [c for c in bulk_jobs.c if c.name != "request_body"]
+
+
+class _ChunkSql(DialectSql):
+    def __init__(self, dialect: Any) -> None:
+        super().__init__(dialect)
+        self.move = self.sql(
+            f"UPDATE {bulk_jobs.name} SET done = :done, updated_at = :at "
+            "WHERE id = :id AND status = 'running' AND done = :before RETURNING id"
+        )
+        self.outcomes = self.rows_insert(bulk_match_results, _OUTCOME_COLUMNS)
+
+
+class SqlBulkJobs:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
+        self._engine = engine
+        self._reader = reader or engine
+
+    def create(self, unit: UnitOfWork, job: BulkJob, request_body: bytes) -> None:
+        sql_unit(unit).connection.execute(
+            insert(bulk_jobs).values(
+                id=job.id,
+                client_id=job.client_id,
+                requester_npi=job.requester_npi,
+                kind=job.kind.value,
+                status=job.status.value,
+                pdex_version=job.pdex_version,
+                request_url=job.request_url,
+                request_body=request_body.decode(),
+                total=job.total,
+                done=job.done,
+                created_at=job.created_at,
+                updated_at=job.updated_at,
+                transaction_time=job.transaction_time,
+            )
+        )
+
+    def get(self, job_id: str) -> BulkJob | None:
+        with self._reader.connect() as connection:
+            row = connection.execute(select(*_JOB_COLUMNS).where(bulk_jobs.c.id == job_id)).first()
+        return _job(row) if row is not None else None
+
+    def request_body(self, job_id: str) -> bytes:
+        with self._reader.connect() as connection:
+            body = connection.execute(
+                select(bulk_jobs.c.request_body).where(bulk_jobs.c.id == job_id)
+            ).scalar_one()
+        return str(body).encode()
+
+    def start(self, unit: UnitOfWork, job_id: str, *, at: datetime) -> bool:
+        return self._move(unit, job_id, {JobStatus.ACCEPTED}, status=JobStatus.RUNNING, at=at)
+
+    def commit_chunk(
+        self,
+        unit: UnitOfWork,
+        job_id: str,
+        *,
+        done_before: int,
+        outcomes: Sequence[MemberOutcome],
+        at: datetime,
+    ) -> bool:
+        sql_of = sql_unit(unit)
+        sql = _ChunkSql.of(sql_of.dialect)
+        cursor = sql_of.cursor()
+        cursor.execute(
+            sql.move,
+            {
+                "done": done_before + len(outcomes),
+                "at": sql.timestamp(at),
+                "id": job_id,
+                "before": done_before,
+            },
+        )
+        if cursor.fetchone() is None:
+            return False
+        rows = [
+            {
+                "job_id": job_id,
+                "position": o.position,
+                "result": o.result,
+                "patient_id": o.patient_id,
+            }
+            for o in outcomes
+        ]
+        insert_rows(cursor, (sql.outcomes, rows))
+        return True
+
+    def outcomes(self, job_id: str) -> list[MemberOutcome]:
+        table = bulk_match_results
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(table.c.position, table.c.result, table.c.patient_id)
+                .where(table.c.job_id == job_id)
+                .order_by(table.c.position)
+            ).all()
+        return [MemberOutcome(row.position, row.result, row.patient_id) for row in rows]
+
+    def complete(
+        self,
+        unit: UnitOfWork,
+        job_id: str,
+        *,
+        groups: Sequence[StoredGroup],
+        output: Sequence[OutputFile],
+        expires_at: datetime,
+        at: datetime,
+    ) -> bool:
+        files = [{"type": f.type, "name": f.name, "count": f.count} for f in output]
+        moved = self._move(
+            unit,
+            job_id,
+            {JobStatus.RUNNING},
+            status=JobStatus.COMPLETED,
+            at=at,
+            expires_at=expires_at,
+            output=orjson.dumps(files).decode(),
+            request_body="",  # the submitted demographics are in the Groups now
+        )
+        if moved and groups:
+            sql_unit(unit).connection.execute(
+                insert(member_groups),
+                [
+                    {
+                        "id": group.id,
+                        "job_id": group.job_id,
+                        "seq": seq,
+                        "client_id": group.client_id,
+                        "requester_npi": group.requester_npi,
+                        "result": group.result,
+                        "created_at": group.created_at,
+                        "expires_at": group.expires_at,
+                        "body": orjson.dumps(group.body).decode(),
+                    }
+                    for seq, group in enumerate(groups)
+                ],
+            )
+        return moved
+
+    def fail(self, unit: UnitOfWork, job_id: str, *, error: str, at: datetime) -> bool:
+        return self._move(
+            unit,
+            job_id,
+            {JobStatus.ACCEPTED, JobStatus.RUNNING},
+            status=JobStatus.FAILED,
+            at=at,
+            error=error[:500],
+            request_body="",
+        )
+
+    def cancel(self, unit: UnitOfWork, job_id: str, *, at: datetime) -> bool:
+        cancellable = set(JobStatus) - {JobStatus.CANCELLED}
+        if not self._move(
+            unit, job_id, cancellable, status=JobStatus.CANCELLED, at=at, request_body=""
+        ):
+            return False
+        connection = sql_unit(unit).connection
+        connection.execute(delete(bulk_match_results).where(bulk_match_results.c.job_id == job_id))
+        connection.execute(delete(member_groups).where(member_groups.c.job_id == job_id))
+        return True
+
+    def unstarted(self, *, updated_before: datetime) -> list[tuple[str, str]]:
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(bulk_jobs.c.id, bulk_jobs.c.client_id).where(
+                    bulk_jobs.c.status == JobStatus.ACCEPTED.value,
+                    bulk_jobs.c.updated_at < updated_before,
+                )
+            ).all()
+        return [(row.id, row.client_id) for row in rows]
+
+    def group(self, group_id: str) -> StoredGroup | None:
+        with self._reader.connect() as connection:
+            row = connection.execute(
+                select(member_groups).where(member_groups.c.id == group_id)
+            ).first()
+        return _group(row) if row is not None else None
+
+    def groups_of(self, job_id: str) -> list[StoredGroup]:
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(member_groups)
+                .where(member_groups.c.job_id == job_id)
+                .order_by(member_groups.c.seq)
+            ).all()
+        return [_group(row) for row in rows]
+
+    def find_groups(
+        self, client_id: str, *, requester_npi: str | None, result: str | None, now: datetime
+    ) -> list[StoredGroup]:
+        query = select(member_groups).where(
+            member_groups.c.client_id == client_id, member_groups.c.expires_at > now
+        )
+        if requester_npi is not None:
+            query = query.where(member_groups.c.requester_npi == requester_npi)
+        if result is not None:
+            query = query.where(member_groups.c.result == result)
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                query.order_by(member_groups.c.created_at, member_groups.c.seq)
+            ).all()
+        return [_group(row) for row in rows]
+
+    def purge(self, *, now: datetime) -> int:
+        with self._engine.begin() as connection:
+            connection.execute(delete(member_groups).where(member_groups.c.expires_at <= now))
+            expired = select(bulk_jobs.c.id).where(bulk_jobs.c.expires_at <= now)
+            connection.execute(
+                delete(bulk_match_results).where(bulk_match_results.c.job_id.in_(expired))
+            )
+            kept = select(member_groups.c.job_id)  # a job's row stays while its Groups do
+            result = connection.execute(
+                delete(bulk_jobs).where(bulk_jobs.c.id.in_(expired), bulk_jobs.c.id.not_in(kept))
+            )
+        return result.rowcount
+
+    def _move(
+        self,
+        unit: UnitOfWork,
+        job_id: str,
+        allowed: set[JobStatus],
+        *,
+        status: JobStatus,
+        at: datetime,
+        **values: Any,
+    ) -> bool:
+        result = sql_unit(unit).connection.execute(
+            update(bulk_jobs)
+            .where(bulk_jobs.c.id == job_id, bulk_jobs.c.status.in_([s.value for s in allowed]))
+            .values(status=status.value, updated_at=at, **values)
+        )
+        return result.rowcount == 1
+
+
+def _job(row: Row[Any]) -> BulkJob:
+    files = orjson.loads(row.output) if row.output else []
+    return BulkJob(
+        id=row.id,
+        client_id=ClientId(row.client_id),
+        requester_npi=row.requester_npi,
+        kind=JobKind(row.kind),
+        status=JobStatus(row.status),
+        pdex_version=row.pdex_version,
+        request_url=row.request_url,
+        total=row.total,
+        done=row.done,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        transaction_time=row.transaction_time,
+        expires_at=row.expires_at,
+        output=tuple(OutputFile(f["type"], f["name"], f["count"]) for f in files),
+        error=row.error,
+    )
+
+
+def _group(row: Row[Any]) -> StoredGroup:
+    return StoredGroup(
+        id=row.id,
+        job_id=row.job_id,
+        client_id=row.client_id,
+        requester_npi=row.requester_npi,
+        result=row.result,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        body=orjson.loads(row.body),
+    )

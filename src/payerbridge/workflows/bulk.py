@@ -1,0 +1,104 @@
+"""Bulk jobs as DBOS workflows on one queue partitioned by client (ADR 0018).
+
+A job's row is its checkpoint, as an exchange's is (ADR 0004): the workflow calls the
+room's use case, which resumes from the row's cursor, so a run recovered on any worker
+carries on after the last committed chunk. DBOS holds each client's concurrency limit
+across every worker; the jobs run on their own queue, so the single-member API and the
+exchanges never wait behind them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
+
+from payerbridge.bulk.member_match import BulkMatchPorts, fail_job, run_member_match
+from payerbridge.errors import StoreUnavailable
+
+__all__ = ["BULK_QUEUE", "BulkQueueLimits", "bind", "bulk_member_match_workflow", "enqueue_job"]
+
+logger = logging.getLogger(__name__)
+BULK_QUEUE = "bulk"
+# The database blinked: wait durably and carry on, up to this many times in a row.
+_DATABASE_RETRIES = 5
+_RETRY_SECONDS = 0.5  # doubled at each retry
+
+_ports: BulkMatchPorts | None = None
+_queues: dict[str, Queue] = {}
+
+
+def bind(ports: BulkMatchPorts) -> None:
+    """Called by bootstrap before DBOS launches (workflow functions are module-level)."""
+    global _ports
+    _ports = ports
+
+
+def _current() -> BulkMatchPorts:
+    if _ports is None:
+        raise RuntimeError("workflows.bulk.bind was not called")
+    return _ports
+
+
+@DBOS.step()
+def fail_bulk_job_step(job_id: str, error: str) -> None:
+    fail_job(_current(), job_id, error)
+
+
+@DBOS.workflow()
+def bulk_member_match_workflow(job_id: str) -> str:
+    """Run the job to its end. Not a step: its row is its checkpoint (see the module)."""
+    hiccups = 0
+    while True:
+        try:
+            return run_member_match(_current(), job_id).value
+        except StoreUnavailable as exc:
+            hiccups += 1
+            if hiccups > _DATABASE_RETRIES:
+                return _failed(job_id, exc)
+            logger.warning(
+                "bulk job met a database error; trying again",
+                extra={"bulk_job_id": job_id, "error_type": type(exc).__name__},
+            )
+            DBOS.sleep(_RETRY_SECONDS * 2 ** (hiccups - 1))
+        except Exception as exc:  # noqa: BLE001 - every failure must end the job visibly
+            return _failed(job_id, exc)
+
+
+def _failed(job_id: str, exc: Exception) -> str:
+    logger.error(
+        "bulk job failed",
+        exc_info=exc,
+        extra={"bulk_job_id": job_id, "error_type": type(exc).__name__},
+    )
+    fail_bulk_job_step(
+        job_id, f"internal error ({type(exc).__name__}); the server log has the rest"
+    )
+    return "failed"
+
+
+def enqueue_job(job_id: str, client_id: str) -> None:
+    """Enqueue the job's workflow (its id is the job's: enqueueing again attaches to it)."""
+    queue = _queues.get(BULK_QUEUE)
+    if queue is None:
+        raise RuntimeError(f"the {BULK_QUEUE} queue is not registered")
+    with SetWorkflowID(job_id), SetEnqueueOptions(queue_partition_key=client_id):
+        queue.enqueue(bulk_member_match_workflow, job_id)
+
+
+@dataclass(frozen=True)
+class BulkQueueLimits:
+    client_concurrency: int  # jobs of one client running at once, across every worker
+    worker_concurrency: int  # jobs one worker runs at once
+    polling_interval_seconds: float
+
+
+def register_queue(limits: BulkQueueLimits) -> None:
+    _queues[BULK_QUEUE] = DBOS.register_queue(
+        BULK_QUEUE,
+        worker_concurrency=limits.worker_concurrency,
+        partition_concurrency=limits.client_concurrency,
+        polling_interval_sec=limits.polling_interval_seconds,
+        on_conflict="always_update",
+    )
