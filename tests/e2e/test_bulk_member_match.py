@@ -181,6 +181,17 @@ def test_four_members_give_the_three_groups_in_both_forms(client: httpx.Client) 
         "/fhir/Group", params={"characteristic": f"{RESULT_SYSTEM}|consentconstraint"}
     ).json()
     assert [e["resource"]["id"] for e in by_characteristic["entry"]] == [constrained["id"]]
+    either = client.get("/fhir/Group", params={"code": "match,consentconstraint"}).json()
+    assert sorted(e["resource"]["id"] for e in either["entry"]) == sorted(
+        [matched["id"], constrained["id"]]
+    )
+    both = client.get("/fhir/Group", params=[("code", "match"), ("code", "nomatch")]).json()
+    assert both["total"] == 0
+    by_requester = client.get(
+        "/fhir/Group",
+        params={"characteristic-value-reference:identifier": NEW_NPI, "code": "nomatch"},
+    ).json()
+    assert [e["resource"]["id"] for e in by_requester["entry"]] == [not_matched["id"]]
 
     # PDex 2.1's form: one Parameters under 2.1's names, asked for by header.
     status_21 = kick_off(client, four_members(), **{"X-PDex-Spec-Version": "2.1.0"})
@@ -213,6 +224,15 @@ def test_only_the_requesting_client_sees_its_job_files_and_groups(
         assert other.get("/fhir/Group", params={"code": "match"}).json()["total"] == 0
         assert other.delete(status_url).status_code == 404
         assert anonymous.get(status_url).status_code == 401
+
+    # PDex 2.2's own scope for the operation does; resource scopes alone do not.
+    pdex_scope = "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/BulkMemberMatch"
+    bulk_only = old_payer.register_client("bulkplan", npi="1003000134", scope=pdex_scope)
+    reader = old_payer.register_client("readplan", npi="1003000142", scope="system/*.rs")
+    with old_payer.client_with(bulk_only) as bulk, old_payer.client_with(reader) as read_only:
+        assert bulk.post(KICK_OFF, json=four_members(), headers=ASYNC).status_code == 202
+        refused = read_only.post(KICK_OFF, json=four_members(), headers=ASYNC)
+        assert refused.status_code == 403 and outcome_codes(refused) == ["forbidden"]
 
     # Cancelled (here: its output dropped): gone for its client too.
     assert client.delete(status_url).status_code == 202

@@ -37,7 +37,17 @@ def test_metadata_declares_exactly_what_is_implemented(
     }
     assert coverage["searchRevInclude"] == ["Provenance:target"]
     assert [i["code"] for i in resources["Organization"]["interaction"]] == ["read"]
-    assert "Group" not in resources  # bulk member match is not implemented yet
+    group = resources["Group"]
+    assert {o["name"]: o["definition"] for o in group["operation"]} == {
+        "bulk-member-match": "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/BulkMemberMatch"
+    }
+    assert [i["code"] for i in group["interaction"]] == ["read", "search-type"]
+    assert {p["name"] for p in group["searchParam"]} == {
+        "identifier",
+        "characteristic",
+        "characteristic-value-reference",
+        "code",
+    }
 
 
 def test_read_and_everything_return_versioned_resources_with_a_transmitter_provenance(

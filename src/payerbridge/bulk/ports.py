@@ -97,9 +97,14 @@ class BulkJobs(Protocol):
         ...
 
     def find_groups(
-        self, client_id: str, *, requester_npi: str | None, result: str | None, now: datetime
+        self,
+        client_id: str,
+        *,
+        requester_npis: frozenset[str] | None,
+        results: frozenset[str] | None,
+        now: datetime,
     ) -> list[StoredGroup]:
-        """The client's unexpired Groups, filtered."""
+        """The client's unexpired Groups, of these requesters and results (None: any)."""
         ...
 
     def purge(self, *, now: datetime) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 
 from payerbridge.disclosure.search import INCLUDES, MEMBER_PARAMS, SEARCHABLE
 from payerbridge.fhir import codes
+from payerbridge.fhir.bulk_member_match import BULK_MEMBER_MATCH_OPERATION, RESULT_SYSTEM
 from payerbridge.fhir.resources import SUPPORTED_TYPES
 from payerbridge.timestamps import utc_iso
 
@@ -67,6 +68,59 @@ def _patient(hrex_version: str | None, everything: bool) -> dict[str, Any]:
                 else []
             ),
         ],
+    }
+
+
+def _group() -> dict[str, Any]:
+    """The result Groups of ``$bulk-member-match`` (PDex payer access): each client's own."""
+    npi = "the requesting payer's NPI (system|value or value)"
+    result = f"the match result, a {RESULT_SYSTEM} code"
+    return {
+        "type": "Group",
+        "supportedProfile": [
+            "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-member-match-group",
+            "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-member-no-match-group",
+        ],
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [
+            {
+                "name": "identifier",
+                "type": "token",
+                "definition": "http://hl7.org/fhir/SearchParameter/Group-identifier",
+                "documentation": npi,
+            },
+            {
+                "name": "characteristic",
+                "type": "token",
+                "definition": "http://hl7.org/fhir/SearchParameter/Group-characteristic",
+                "documentation": result,
+            },
+            {
+                "name": "characteristic-value-reference",
+                "type": "reference",
+                "definition": "http://hl7.org/fhir/us/davinci-pdex/SearchParameter/"
+                "pdex-group-characteristic-value-reference",
+                "documentation": f"with the :identifier modifier: {npi}",
+            },
+            {
+                "name": "code",
+                "type": "token",
+                "definition": "http://hl7.org/fhir/SearchParameter/Group-code",
+                "documentation": result,
+            },
+        ],
+        "operation": [
+            {
+                "name": "bulk-member-match",
+                "definition": BULK_MEMBER_MATCH_OPERATION,
+                "documentation": "POST with Prefer: respond-async; 202 and a Bulk Data status "
+                "URL. The answer is in PDex 2.2's form (Group NDJSON) unless "
+                "X-PDex-Spec-Version or Prefer: pdex-spec= asks for 2.1's (one Parameters).",
+            }
+        ],
+        "documentation": "A client reads and finds only the Groups of its own "
+        "$bulk-member-match requests. Values separated by commas are alternatives; a "
+        "parameter repeated must hold each time.",
     }
 
 
@@ -159,9 +213,9 @@ def capability_statement(
             {
                 "mode": "server",
                 "security": _security(token_url),
-                "documentation": "Payer-to-payer exchange (HRex $member-match, PDex $everything). "
-                "Errors are OperationOutcome resources.",
-                "resource": [_patient(hrex_version, everything), *others],
+                "documentation": "Payer-to-payer exchange (HRex $member-match, PDex "
+                "$everything and $bulk-member-match). Errors are OperationOutcome resources.",
+                "resource": [_patient(hrex_version, everything), _group(), *others],
             }
         ],
     }

@@ -22,6 +22,7 @@ from payerbridge.errors import Forbidden, Issue
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
+    "BULK_MEMBER_MATCH_SCOPES",
     "EXCHANGES_SCOPE",
     "MEMBER_MATCH_SCOPE",
     "OPERATOR_SCOPE",
@@ -40,6 +41,13 @@ __all__ = [
 OPERATOR_SCOPE = "payerbridge/operator"
 EXCHANGES_SCOPE = "payerbridge/exchanges"
 MEMBER_MATCH_SCOPE = "http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match"
+# PDex 2.2's scope for $bulk-member-match, and 2.1's (the ballot-era canonical). A client
+# holding the HRex member-match scope may match in bulk too: the same question, many times.
+BULK_MEMBER_MATCH_SCOPES = (
+    "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/BulkMemberMatch",
+    "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/bulk-member-match",
+    MEMBER_MATCH_SCOPE,
+)
 
 # SMART v2 (system/Patient.rs) and v1 (system/Patient.read) resource scopes.
 _RESOURCE_SCOPE = re.compile(

@@ -211,15 +211,20 @@ class SqlBulkJobs:
         return [_group(row) for row in rows]
 
     def find_groups(
-        self, client_id: str, *, requester_npi: str | None, result: str | None, now: datetime
+        self,
+        client_id: str,
+        *,
+        requester_npis: frozenset[str] | None,
+        results: frozenset[str] | None,
+        now: datetime,
     ) -> list[StoredGroup]:
         query = select(member_groups).where(
             member_groups.c.client_id == client_id, member_groups.c.expires_at > now
         )
-        if requester_npi is not None:
-            query = query.where(member_groups.c.requester_npi == requester_npi)
-        if result is not None:
-            query = query.where(member_groups.c.result == result)
+        if requester_npis is not None:
+            query = query.where(member_groups.c.requester_npi.in_(sorted(requester_npis)))
+        if results is not None:
+            query = query.where(member_groups.c.result.in_(sorted(results)))
         with self._reader.connect() as connection:
             rows = connection.execute(
                 query.order_by(member_groups.c.created_at, member_groups.c.seq)

@@ -18,6 +18,7 @@ from payerbridge.bootstrap import Platform, new_id, utcnow
 from payerbridge.logging import current_request_id
 from payerbridge.security.assertions import ASSERTION_ALGORITHMS
 from payerbridge.security.model import (
+    BULK_MEMBER_MATCH_SCOPES,
     EXCHANGES_SCOPE,
     MEMBER_MATCH_SCOPE,
     OPERATOR_SCOPE,
@@ -46,6 +47,7 @@ def smart_configuration(platform: Platform) -> dict[str, Any]:
             "system/*.rs",
             "system/*.read",
             MEMBER_MATCH_SCOPE,
+            BULK_MEMBER_MATCH_SCOPES[0],
             EXCHANGES_SCOPE,
             OPERATOR_SCOPE,
         ],

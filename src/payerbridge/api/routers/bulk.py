@@ -36,7 +36,7 @@ from payerbridge.fhir.bulk_member_match import RESULT_SYSTEM, MatchResult
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.fhir.resources import ID_PATTERN
 from payerbridge.logging import current_request_id
-from payerbridge.security.model import MEMBER_MATCH_SCOPE, resource_scope
+from payerbridge.security.model import BULK_MEMBER_MATCH_SCOPES, resource_scope
 from payerbridge.timestamps import utc_iso
 from payerbridge.workflows.bulk import enqueue_job
 
@@ -111,7 +111,7 @@ router.add_route(f"{router.prefix}/Group/$bulk-member-match", bulk_member_match,
 def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
     platform = current_platform(request)
     caller = caller_of(request)
-    caller.require(MEMBER_MATCH_SCOPE)
+    caller.require(*BULK_MEMBER_MATCH_SCOPES)
     preferences = _preferences(request)
     if "respond-async" not in preferences:
         text = (
@@ -266,45 +266,51 @@ def read_group(group_id: str, platform: PlatformDep, caller: CallerDep) -> FhirR
     return FhirResponse(group.body)
 
 
-_GROUP_SEARCH = ("identifier", "characteristic", "code")
+_NPI_PARAMETERS = ("identifier", "characteristic-value-reference:identifier")
+_RESULT_PARAMETERS = ("code", "characteristic")
 
 
 @router.get("/Group", dependencies=[Depends(fhir_accept)])
 def search_groups(platform: PlatformDep, caller: CallerDep, request: Request) -> FhirResponse:
-    """The caller's result Groups by ``identifier`` (the requester's NPI), ``code`` or
-    ``characteristic`` (the match result, ``PdexMultiMemberMatchResultCS``)."""
+    """The caller's result Groups by ``identifier`` or
+    ``characteristic-value-reference:identifier`` (the requester's NPI), and ``code`` or
+    ``characteristic`` (the match result). Values separated by commas are alternatives;
+    a parameter given twice must hold both ways (PDex: multipleOr and multipleAnd)."""
     caller.require(resource_scope("Group", "s"))
-    npi: str | None = None
-    result: str | None = None
+    npis: set[str] | None = None
+    results: set[str] | None = None
     for name, value in request.query_params.multi_items():
-        if name not in _GROUP_SEARCH:
-            text = (
-                f"Group search parameter '{name[:40]}' is not supported; "
-                f"use {', '.join(_GROUP_SEARCH)}"
-            )
-            raise InvalidInput(text, issues=[Issue(text, name[:40], "not-supported")])
-        if name == "identifier":
-            npi = _token(value, codes.NPI_SYSTEM, name, npi)
-        else:
-            result = _token(value, RESULT_SYSTEM, name, result)
-            if result not in {bucket.value for bucket in MatchResult}:
-                text = f"'{result[:40]}' is not a PdexMultiMemberMatchResultCS code"
+        if name in _NPI_PARAMETERS:
+            npis = _and(npis, {_token(v, codes.NPI_SYSTEM, name) for v in value.split(",")})
+        elif name in _RESULT_PARAMETERS:
+            asked = {_token(v, RESULT_SYSTEM, name) for v in value.split(",")}
+            unknown = asked - {bucket.value for bucket in MatchResult}
+            if unknown:
+                text = f"'{sorted(unknown)[0][:40]}' is not a PdexMultiMemberMatchResultCS code"
                 raise InvalidInput(text, issues=[Issue(text, name, "code-invalid")])
+            results = _and(results, asked)
+        else:
+            supported = ", ".join((*_NPI_PARAMETERS, *_RESULT_PARAMETERS))
+            text = f"Group search parameter '{name[:60]}' is not supported; use {supported}"
+            raise InvalidInput(text, issues=[Issue(text, name[:60], "not-supported")])
     found = platform.bulk.jobs.find_groups(
-        caller.client_id, requester_npi=npi, result=result, now=utcnow()
+        caller.client_id,
+        requester_npis=None if npis is None else frozenset(npis),
+        results=None if results is None else frozenset(results),
+        now=utcnow(),
     )
     return FhirResponse(_searchset(found, _base(platform), str(request.url)))
 
 
-def _token(value: str, system: str, parameter: str, before: str | None) -> str:
-    """A token search value's code, when its system (if given) is ``system``; the same
-    parameter twice must agree."""
-    given_system, bar, code = value.rpartition("|")
+def _and(before: set[str] | None, alternatives: set[str]) -> set[str]:
+    return alternatives if before is None else before & alternatives
+
+
+def _token(value: str, system: str, parameter: str) -> str:
+    """A token's code, when its system (if given) is ``system``."""
+    given_system, bar, code = value.strip().rpartition("|")
     if (bar and given_system and given_system != system) or not code:
         text = f"{parameter} takes {system}|code or a bare code"
-        raise InvalidInput(text, issues=[Issue(text, parameter, "invalid")])
-    if before is not None and before != code:
-        text = f"{parameter} is given twice with different values"
         raise InvalidInput(text, issues=[Issue(text, parameter, "invalid")])
     return code
 
