@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 MB = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MB"}]}
 
 
@@ -124,6 +126,41 @@ def member_match_parameters(
         shape=PROFILES.hrex[hrex] if hrex else PROFILES.current,
         member_system="https://new.example/fhir/NamingSystem/member-id",
     )
+
+
+def a_member_bundle(
+    pid: str,
+    given: str,
+    family: str,
+    birth: str,
+    gender: str,
+    member_id: str,
+    *,
+    link: bool = True,
+    policy_uri: str | None = None,
+    our_npi: str = "1234567893",
+    partner_npi: str = "1245319599",
+) -> dict[str, Any]:
+    """One ``$bulk-member-match`` MemberBundle as the new payer (``our_npi``) sends it to
+    the old one (``partner_npi``), its Patient submitted as ``pid``."""
+    raw = an_exchange_request(given=[given], family=family, birth_date=birth, gender=gender)
+    raw["old_coverage"] = {
+        "member_id": member_id,
+        "subscriber_id": member_id,
+        "relationship": "self",
+    }
+    single = member_match_parameters(raw, our_npi=our_npi, partner_npi=partner_npi)
+    text = orjson.dumps(single).decode().replace('"Patient/1"', f'"Patient/{pid}"')
+    parts = orjson.loads(text)["parameter"]
+    for part in parts:
+        resource = part["resource"]
+        if resource["resourceType"] == "Patient":
+            resource["id"] = pid
+        if resource["resourceType"] == "Consent" and policy_uri:
+            resource["policy"] = [{"uri": policy_uri}]
+    if not link:
+        parts = [p for p in parts if p["name"] != "CoverageToLink"]
+    return {"name": "MemberBundle", "part": parts}
 
 
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from tests import fhir_profiles
-from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
+from tests.builders import a_coverage, a_member_bundle, a_patient
 from tests.servers import REQUESTER_SCOPES, ServerProcess
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
@@ -60,49 +60,16 @@ def client(old_payer: ServerProcess) -> Iterator[httpx.Client]:
         yield requester
 
 
-def member_bundle(
-    pid: str,
-    given: str,
-    family: str,
-    birth: str,
-    gender: str,
-    member_id: str,
-    *,
-    link: bool = True,
-    policy_uri: str | None = None,
-) -> dict[str, Any]:
-    """One MemberBundle as the new payer (NEW_NPI) sends it, its Patient submitted as
-    ``pid``."""
-    raw = an_exchange_request(given=[given], family=family, birth_date=birth, gender=gender)
-    raw["old_coverage"] = {
-        "member_id": member_id,
-        "subscriber_id": member_id,
-        "relationship": "self",
-    }
-    single = member_match_parameters(raw, our_npi=NEW_NPI, partner_npi=OLD_NPI)
-    text = orjson.dumps(single).decode().replace('"Patient/1"', f'"Patient/{pid}"')
-    parts = orjson.loads(text)["parameter"]
-    for part in parts:
-        resource = part["resource"]
-        if resource["resourceType"] == "Patient":
-            resource["id"] = pid
-        if resource["resourceType"] == "Consent" and policy_uri:
-            resource["policy"] = [{"uri": policy_uri}]
-    if not link:
-        parts = [p for p in parts if p["name"] != "CoverageToLink"]
-    return {"name": "MemberBundle", "part": parts}
-
-
 def four_members() -> dict[str, Any]:
     """Ana (matched, with CoverageToLink), Luis (matched, without), a stranger (not
     matched) and Noor (matched, with a consent policy we cannot honour)."""
     return {
         "resourceType": "Parameters",
         "parameter": [
-            member_bundle("sub-ana", *MEMBERS[0][1:]),
-            member_bundle("sub-luis", *MEMBERS[1][1:], link=False),
-            member_bundle("sub-zora", "Zora", "Quinlan", "1961-12-30", "female", "ZZZ999"),
-            member_bundle(
+            a_member_bundle("sub-ana", *MEMBERS[0][1:]),
+            a_member_bundle("sub-luis", *MEMBERS[1][1:], link=False),
+            a_member_bundle("sub-zora", "Zora", "Quinlan", "1961-12-30", "female", "ZZZ999"),
+            a_member_bundle(
                 "sub-noor", *MEMBERS[2][1:], policy_uri="http://example.org/policy/unheard-of"
             ),
         ],

@@ -1,0 +1,161 @@
+"""A ``$bulk-member-match`` job on a real database: a run cut off mid-chunk resumes after
+the last committed chunk without deciding or writing anyone twice, and a job cancelled
+while it runs stops at its next chunk with nothing of it left."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from payerbridge.bootstrap import Platform, build_platform
+from payerbridge.bulk.member_match import (
+    BulkMatchPorts,
+    accept_member_match,
+    cancel_job,
+    run_member_match,
+)
+from payerbridge.bulk.model import JobStatus
+from payerbridge.config import load_settings
+from payerbridge.consent.model import Requester
+from payerbridge.store.tables import bulk_match_results, consents, identity_decisions
+from payerbridge.types import ClientId
+from tests.builders import a_coverage, a_member_bundle, a_patient
+
+NEW_NPI, OLD_NPI = "1234567893", "1245319599"
+REQUESTER = Requester(client_id=ClientId("newplan"), npi=NEW_NPI)
+# Unrelated people (given, family, birth date); chunks of 2: three full ones and one of 1.
+PEOPLE = [
+    ("Ana", "Garcia", "1980-02-03"),
+    ("Bilal", "Rahman", "1966-09-12"),
+    ("Chen", "Wei", "1991-04-27"),
+    ("Dara", "Okafor", "1958-12-01"),
+    ("Elena", "Petrova", "1973-06-18"),
+    ("Farid", "Haddad", "2001-03-09"),
+    ("Grace", "Lindqvist", "1947-10-30"),
+]
+MEMBERS = len(PEOPLE)
+
+
+@pytest.fixture
+def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iterator[Platform]:
+    env = database_env()
+    settings = load_settings(
+        data_dir=tmp_path,
+        database_url=env.get("PAYERBRIDGE_DATABASE_URL"),
+        org_npi=OLD_NPI,
+        bulk_chunk_members=2,
+    )
+    platform = build_platform(settings)
+    resources = []
+    for n, (given, family, birth) in enumerate(PEOPLE):
+        resources.append(
+            a_patient(f"m{n}", given=given, family=family, birth_date=birth, member_id=f"M{n}00")
+        )
+        resources.append(
+            a_coverage(f"c{n}", patient=f"m{n}", member_id=f"M{n}00", subscriber_id=f"M{n}00")
+        )
+    members = tmp_path / "members.ndjson"
+    members.write_bytes(b"\n".join(orjson.dumps(r) for r in resources))
+    assert platform.import_members(members).accepted
+    yield platform
+    platform.close()
+
+
+def request_body() -> dict[str, Any]:
+    bundles = [
+        a_member_bundle(f"sub-{n}", given, family, birth, "female", f"M{n}00")
+        for n, (given, family, birth) in enumerate(PEOPLE)
+    ]
+    return {"resourceType": "Parameters", "parameter": bundles}
+
+
+def accepted(ports: BulkMatchPorts) -> str:
+    body = request_body()
+    job = accept_member_match(
+        ports,
+        body,
+        orjson.dumps(body),
+        requester=REQUESTER,
+        request_url="http://old.example/fhir/Group/$bulk-member-match",
+        pdex_version="2.2",
+        request_id=None,
+    )
+    return job.id
+
+
+class Interrupted(Exception):
+    pass
+
+
+class Flaky:
+    """The identity store, which calls ``then`` instead of answering the ``at``-th
+    candidate lookup (0-based)."""
+
+    def __init__(self, inner: Any, at: int, then: Callable[[], None]) -> None:
+        self._inner, self._at, self._then, self.calls = inner, at, then, 0
+
+    def candidates(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls - 1 == self._at:
+            self._then()
+        return self._inner.candidates(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def count(platform: Platform, table: Any) -> int:
+    with platform.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_a_run_cut_off_mid_chunk_resumes_after_the_last_commit(platform: Platform) -> None:
+    ports = platform.bulk
+    job_id = accepted(ports)
+
+    def crash() -> None:
+        raise Interrupted
+
+    # Cut off deciding the 6th member: chunks 1 and 2 (members 0-3) are committed.
+    flaky = dataclasses.replace(ports, identity=Flaky(ports.identity, 5, crash))
+    with pytest.raises(Interrupted):
+        run_member_match(flaky, job_id)
+    job = ports.jobs.get(job_id)
+    assert job is not None and job.status is JobStatus.RUNNING and job.done == 4
+    assert count(platform, identity_decisions) == 4
+    assert count(platform, consents) == 4
+
+    assert run_member_match(ports, job_id) is JobStatus.COMPLETED
+    outcomes = ports.jobs.outcomes(job_id)
+    assert [o.position for o in outcomes] == list(range(MEMBERS))
+    assert [o.patient_id for o in outcomes] == [f"m{n}" for n in range(MEMBERS)]
+    assert count(platform, identity_decisions) == MEMBERS
+    assert count(platform, consents) == MEMBERS
+    [matched] = ports.jobs.groups_of(job_id)
+    assert matched.body["quantity"] == MEMBERS
+    # Run again (a recovered workflow that finds the job done): nothing changes.
+    assert run_member_match(ports, job_id) is JobStatus.COMPLETED
+    assert count(platform, identity_decisions) == MEMBERS
+    assert len(ports.jobs.groups_of(job_id)) == 1
+
+
+def test_a_job_cancelled_while_it_runs_stops_and_leaves_nothing(platform: Platform) -> None:
+    ports = platform.bulk
+    job_id = accepted(ports)
+
+    def cancel() -> None:
+        cancel_job(ports, job_id, REQUESTER.client_id, None)
+
+    flaky = dataclasses.replace(ports, identity=Flaky(ports.identity, 3, cancel))
+    assert run_member_match(flaky, job_id) is JobStatus.CANCELLED
+    job = ports.jobs.get(job_id)
+    assert job is not None and job.status is JobStatus.CANCELLED
+    assert count(platform, bulk_match_results) == 0
+    assert ports.jobs.groups_of(job_id) == []
+    assert ports.jobs.request_body(job_id) == b""  # the submitted demographics are gone
