@@ -137,7 +137,9 @@ def a_member_bundle(
     member_id: str,
     *,
     link: bool = True,
+    policy: str | None = None,
     policy_uri: str | None = None,
+    subscriber_id: str | None = None,
     our_npi: str = "1234567893",
     partner_npi: str = "1245319599",
 ) -> dict[str, Any]:
@@ -146,10 +148,10 @@ def a_member_bundle(
     raw = an_exchange_request(given=[given], family=family, birth_date=birth, gender=gender)
     raw["old_coverage"] = {
         "member_id": member_id,
-        "subscriber_id": member_id,
+        "subscriber_id": subscriber_id or member_id,
         "relationship": "self",
     }
-    single = member_match_parameters(raw, our_npi=our_npi, partner_npi=partner_npi)
+    single = member_match_parameters(raw, our_npi=our_npi, partner_npi=partner_npi, policy=policy)
     text = orjson.dumps(single).decode().replace('"Patient/1"', f'"Patient/{pid}"')
     parts = orjson.loads(text)["parameter"]
     for part in parts:

@@ -636,6 +636,17 @@ class InMemoryConsentStore:
             c for c in self.consents.values() if c.record.member_id == member_id and c.role is role
         ]
 
+    def members_disclosed_to(self, client_id: str) -> list[str]:
+        return sorted(
+            {
+                c.record.member_id
+                for c in self.consents.values()
+                if c.record.client_id == client_id
+                and c.role is ConsentRole.DISCLOSE
+                and c.record.revoked_at is None
+            }
+        )
+
     def revoke(
         self, unit: InMemoryUnitOfWork, consent_id: str, *, at: datetime, by: str
     ) -> StoredConsent:

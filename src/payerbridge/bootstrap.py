@@ -23,7 +23,7 @@ from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
 from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
-from payerbridge.bulk.member_match import BulkMatchPorts, BulkMatchRules
+from payerbridge.bulk.member_match import BulkPorts, BulkRules
 from payerbridge.config import Settings
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, extended
 from payerbridge.consent.model import Requester
@@ -158,7 +158,7 @@ class Platform:
     webhooks: WebhookStore
     client: PartnerClient
     exchange_ports: ExchangePorts
-    bulk: BulkMatchPorts  # $bulk-member-match jobs and their Groups
+    bulk: BulkPorts  # $bulk-member-match jobs and their Groups
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -453,19 +453,21 @@ def build_platform(
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
         exchange_ports=ports,
-        bulk=BulkMatchPorts(
+        bulk=BulkPorts(
             jobs=SqlBulkJobs(engine, reader=reader),
             transactions=transactions,
             identity=identity,
             consents=consents,
             members=members,
-            rules=BulkMatchRules(
+            rules=BulkRules(
                 policy=BULK,
                 us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
                 consent_zone=ZoneInfo(settings.consent_time_zone),
                 output_lifetime=timedelta(hours=settings.bulk_output_hours),
                 group_lifetime=timedelta(days=settings.bulk_group_days),
                 chunk_members=settings.bulk_chunk_members,
+                segmentation=segmentation,
+                payer_to_payer_years=settings.payer_to_payer_years,
             ),
             clock=utcnow,
             new_id=new_id,

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.bulk.member_match import (
-    BulkMatchPorts,
+    BulkPorts,
     accept_member_match,
     cancel_job,
     run_member_match,
@@ -75,7 +75,7 @@ def request_body() -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": bundles}
 
 
-def accepted(ports: BulkMatchPorts) -> str:
+def accepted(ports: BulkPorts) -> str:
     body = request_body()
     job = accept_member_match(
         ports,

@@ -27,8 +27,9 @@ from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import BulkJobs, MemberOutcome, StoredGroup
 from payerbridge.consent.model import ConsentId, PresentedConsent, Requester
 from payerbridge.consent.ports import ConsentStore
-from payerbridge.consent.segmentation import supported_policies
+from payerbridge.consent.segmentation import SegmentationPolicy, supported_policies
 from payerbridge.consent.service import accept_presented_consent
+from payerbridge.disclosure.ports import MemberData
 from payerbridge.errors import InvalidInput, Issue, NotFound, UnprocessableRequest
 from payerbridge.fhir.bulk_member_match import (
     BulkMember,
@@ -41,7 +42,7 @@ from payerbridge.fhir.bulk_member_match import (
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.identity.decision import MatchPolicy
 from payerbridge.identity.evidence import MatchOutcome
-from payerbridge.identity.ports import DecisionToRecord, IdentityStore, MemberResources
+from payerbridge.identity.ports import DecisionToRecord, IdentityStore
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.service import decide_for_batch, model_for
 from payerbridge.routing.model import Organization
@@ -49,12 +50,13 @@ from payerbridge.transactions import Transactions
 from payerbridge.types import MemberId
 
 __all__ = [
-    "BulkMatchPorts",
-    "BulkMatchRules",
+    "BulkPorts",
+    "BulkRules",
     "accept_member_match",
     "cancel_job",
     "fail_job",
     "file_lines",
+    "job_event",
     "job_of",
     "run_member_match",
 ]
@@ -63,29 +65,31 @@ GROUP_FILE, PARAMETERS_FILE = "Group.ndjson", "Parameters.ndjson"
 
 
 @dataclass(frozen=True)
-class BulkMatchRules:
+class BulkRules:
     policy: MatchPolicy  # the bulk thresholds
     us: Organization  # the Groups' managing entity; our NPI is the discloser consents name
     consent_zone: ZoneInfo  # where date-only consent periods are read
     output_lifetime: timedelta  # how long a completed job's files stay
     group_lifetime: timedelta  # how long its Groups stay readable and exportable
     chunk_members: int  # members per unit of work
+    segmentation: SegmentationPolicy  # what a regular consent withholds
+    payer_to_payer_years: int  # the service-date window an export gives
 
 
 @dataclass(frozen=True)
-class BulkMatchPorts:
+class BulkPorts:
     jobs: BulkJobs
     transactions: Transactions
     identity: IdentityStore
     consents: ConsentStore
-    members: MemberResources
-    rules: BulkMatchRules
+    members: MemberData
+    rules: BulkRules
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
 
 
 def accept_member_match(
-    ports: BulkMatchPorts,
+    ports: BulkPorts,
     body: Any,
     raw: bytes,
     *,
@@ -111,6 +115,7 @@ def accept_member_match(
         request_url=request_url,
         total=len(members),
         done=0,
+        lines=0,
         created_at=now,
         updated_at=now,
         transaction_time=now,
@@ -118,7 +123,7 @@ def accept_member_match(
     with ports.transactions.begin() as unit:
         ports.jobs.create(unit, job, raw)
         unit.record(
-            _job_event(job, "bulk-member-match", "accepted", now, request_id, members=job.total)
+            job_event(job, "bulk-member-match", "accepted", now, request_id, members=job.total)
         )
     return job
 
@@ -127,7 +132,7 @@ class _Superseded(Exception):
     """The job was cancelled, or another run committed this chunk, while it was decided."""
 
 
-def run_member_match(ports: BulkMatchPorts, job_id: str) -> JobStatus:
+def run_member_match(ports: BulkPorts, job_id: str) -> JobStatus:
     """Take the job from where its row says it is to the end (a recovered run resumes
     after the last committed chunk); the status it ended in."""
     job = ports.jobs.get(job_id)
@@ -156,7 +161,7 @@ def run_member_match(ports: BulkMatchPorts, job_id: str) -> JobStatus:
 
 
 def _match_chunk(
-    ports: BulkMatchPorts,
+    ports: BulkPorts,
     job: BulkJob,
     chunk: Sequence[BulkMember],
     done_before: int,
@@ -211,7 +216,7 @@ def _match_chunk(
 
 
 def _decide(
-    ports: BulkMatchPorts, job: BulkJob, member: BulkMember, model: MatchModel, now: datetime
+    ports: BulkPorts, job: BulkJob, member: BulkMember, model: MatchModel, now: datetime
 ) -> DecisionToRecord:
     return decide_for_batch(
         ports.identity,
@@ -226,7 +231,7 @@ def _decide(
 
 
 def _presented(
-    member: BulkMember, requester: Requester, rules: BulkMatchRules
+    member: BulkMember, requester: Requester, rules: BulkRules
 ) -> PresentedConsent | None:
     """The member's Consent as presented, or None when it cannot be read as HRex's."""
     try:
@@ -240,7 +245,7 @@ def _presented(
         return None
 
 
-def _complete(ports: BulkMatchPorts, job: BulkJob, members: Sequence[BulkMember]) -> JobStatus:
+def _complete(ports: BulkPorts, job: BulkJob, members: Sequence[BulkMember]) -> JobStatus:
     rules = ports.rules
     now = ports.clock()
     by_position = {member.position: member for member in members}
@@ -284,24 +289,24 @@ def _complete(ports: BulkMatchPorts, job: BulkJob, members: Sequence[BulkMember]
             at=now,
         )
         if completed:
-            unit.record(_job_event(job, "bulk-member-match", "completed", now, job.id, **counts))
+            unit.record(job_event(job, "bulk-member-match", "completed", now, job.id, **counts))
     if completed:
         return JobStatus.COMPLETED
     current = ports.jobs.get(job.id)  # cancelled meanwhile: what its client decided stands
     return current.status if current is not None else JobStatus.CANCELLED
 
 
-def fail_job(ports: BulkMatchPorts, job_id: str, error: str) -> None:
+def fail_job(ports: BulkPorts, job_id: str, error: str) -> None:
     """End the job as failed, saying ``error`` (no member data) to its client."""
     now = ports.clock()
     with ports.transactions.begin() as unit:
         if ports.jobs.fail(unit, job_id, error=error, at=now):
             job = ports.jobs.get(job_id)
             if job is not None:
-                unit.record(_job_event(job, job.kind.value, "failed", now, job_id))
+                unit.record(job_event(job, job.kind.value, "failed", now, job_id))
 
 
-def job_of(ports: BulkMatchPorts, job_id: str, client_id: str) -> BulkJob:
+def job_of(ports: BulkPorts, job_id: str, client_id: str) -> BulkJob:
     """The client's own job; anyone else's, or a cancelled one, does not exist (404)."""
     job = ports.jobs.get(job_id)
     if job is None or job.client_id != client_id or job.status is JobStatus.CANCELLED:
@@ -312,16 +317,16 @@ def job_of(ports: BulkMatchPorts, job_id: str, client_id: str) -> BulkJob:
     return job
 
 
-def cancel_job(ports: BulkMatchPorts, job_id: str, client_id: str, request_id: str | None) -> None:
+def cancel_job(ports: BulkPorts, job_id: str, client_id: str, request_id: str | None) -> None:
     """Cancel the client's job: its workflow stops at its next chunk and what it wrote goes."""
     job = job_of(ports, job_id, client_id)
     now = ports.clock()
     with ports.transactions.begin() as unit:
         if ports.jobs.cancel(unit, job_id, at=now):
-            unit.record(_job_event(job, job.kind.value, "cancelled", now, request_id))
+            unit.record(job_event(job, job.kind.value, "cancelled", now, request_id))
 
 
-def file_lines(ports: BulkMatchPorts, job: BulkJob, name: str) -> Iterator[bytes]:
+def file_lines(ports: BulkPorts, job: BulkJob, name: str) -> Iterator[bytes]:
     """The NDJSON lines of one of a completed job's files."""
     groups = [group.body for group in ports.jobs.groups_of(job.id)]
     if name == PARAMETERS_FILE:
@@ -331,7 +336,7 @@ def file_lines(ports: BulkMatchPorts, job: BulkJob, name: str) -> Iterator[bytes
         yield orjson.dumps(body) + b"\n"
 
 
-def _job_event(
+def job_event(
     job: BulkJob, action: str, outcome: str, at: datetime, request_id: str | None, **detail: Any
 ) -> AuditEvent:
     return AuditEvent(

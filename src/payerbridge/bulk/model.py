@@ -16,6 +16,8 @@ PDEX_VERSIONS = ("2.1", "2.2")
 
 class JobKind(StrEnum):
     MEMBER_MATCH = "bulk-member-match"
+    GROUP_EXPORT = "group-export"  # Group/{id}/$davinci-data-export
+    PATIENT_EXPORT = "patient-export"  # Patient/$export
 
 
 class JobStatus(StrEnum):
@@ -36,6 +38,7 @@ class OutputFile:
     type: str  # the resourceType of every line
     name: str  # the file's name in its URL
     count: int  # lines
+    error: bool = False  # the manifest's error file (OperationOutcomes), not output
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class BulkJob:
     request_url: str  # the kick-off request's URL, for the manifest
     total: int  # units of work (members)
     done: int  # units committed: where a resumed run starts
+    lines: int  # output lines committed (an export's): the next line's seq
     created_at: datetime
     updated_at: datetime
     transaction_time: datetime  # what the output reflects, for the manifest

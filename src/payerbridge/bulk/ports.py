@@ -10,7 +10,14 @@ from typing import Any, Protocol
 from payerbridge.bulk.model import BulkJob, OutputFile
 from payerbridge.transactions import UnitOfWork
 
-__all__ = ["BulkJobs", "MemberOutcome", "StoredGroup"]
+__all__ = [
+    "BulkJobs",
+    "ExportedMember",
+    "LineRead",
+    "MemberOutcome",
+    "OutputLine",
+    "StoredGroup",
+]
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,40 @@ class StoredGroup:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ExportedMember:
+    """One member of an export job as the job decided it: the policy its consent allowed
+    (None: skipped) and what its decision withheld (references stripped on release)."""
+
+    position: int
+    patient_id: str
+    policy: str | None
+    withheld: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    """One line to write: a member's resource by reference, or a body of our own."""
+
+    file: str  # the resource type of its file
+    member: int  # the member's position in the job
+    ref: str | None = None
+    mode: str | None = None  # "match" or "include", as $everything gives it
+    body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LineRead:
+    """A line as read back for a download: the referenced resource as it is now (None
+    when gone), or our own body."""
+
+    seq: int
+    member: int
+    mode: str | None
+    resource: dict[str, Any] | None
+    own: bool
+
+
 class BulkJobs(Protocol):
     def create(self, unit: UnitOfWork, job: BulkJob, request_body: bytes) -> None: ...
 
@@ -61,6 +102,31 @@ class BulkJobs(Protocol):
         running with its cursor at ``done_before``; False (nothing written) otherwise:
         it was cancelled, or another run committed the chunk first."""
         ...
+
+    def commit_export_chunk(
+        self,
+        unit: UnitOfWork,
+        job_id: str,
+        *,
+        done_before: int,
+        lines_before: int,
+        members: Sequence[ExportedMember],
+        lines: Sequence[OutputLine],
+        at: datetime,
+    ) -> bool:
+        """Keep a chunk's members and lines (numbered on from ``lines_before``) and move
+        both cursors, if the job is still running with its cursors there; else False."""
+        ...
+
+    def file_counts(self, job_id: str) -> dict[str, int]:
+        """Lines per file of the job."""
+        ...
+
+    def line_page(self, job_id: str, file: str, *, after: int, count: int) -> list[LineRead]:
+        """Up to ``count`` lines of one file after line ``after``, in order."""
+        ...
+
+    def exported_members(self, job_id: str, positions: Sequence[int]) -> list[ExportedMember]: ...
 
     def outcomes(self, job_id: str) -> list[MemberOutcome]:
         """The job's member outcomes, in position order."""

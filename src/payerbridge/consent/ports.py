@@ -24,6 +24,11 @@ class ConsentStore(Protocol):
 
     def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]: ...
 
+    def members_disclosed_to(self, client_id: str) -> list[str]:
+        """The members (ids, sorted) with an unrevoked consent to disclose to this client:
+        whom a patient-level export of this client considers."""
+        ...
+
     def revoke(self, unit: UnitOfWork, consent_id: str, *, at: datetime, by: str) -> StoredConsent:
         """Revoke from ``at`` under a lock on the consent (the earliest instant wins);
         NotFound if there is no such consent."""

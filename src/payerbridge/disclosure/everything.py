@@ -48,6 +48,7 @@ __all__ = [
     "released_on_page",
     "everything_page",
     "parse_everything_query",
+    "parse_instant",
     "plan_everything",
     "plan_search",
 ]
@@ -61,23 +62,26 @@ _UNSUPPORTED = ("_typeFilter", "start", "end", "_elements", "_summary", "_includ
 @dataclass(frozen=True)
 class EverythingQuery:
     types: frozenset[str] | None = None  # None: every type
-    since: datetime | None = None
+    since: datetime | None = None  # last updated after this
     count: int = 1000
+    until: datetime | None = None  # last updated at or before this (bulk export's _until)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "types": sorted(self.types) if self.types is not None else None,
             "since": self.since.isoformat() if self.since else None,
             "count": self.count,
+            "until": self.until.isoformat() if self.until else None,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EverythingQuery:
-        types, since = data.get("types"), data.get("since")
+        types, since, until = data.get("types"), data.get("since"), data.get("until")
         return cls(
             frozenset(types) if types is not None else None,
             datetime.fromisoformat(since) if since else None,
             int(data["count"]),
+            datetime.fromisoformat(until) if until else None,
         )
 
 
@@ -104,7 +108,7 @@ def parse_everything_query(params: Iterable[tuple[str, str]], *, max_count: int)
                     )  # fmt: skip
                 types.add(resource_type)
         elif name == "_since":
-            since = _instant(value)
+            since = parse_instant(value)
             if since is None:
                 issues.append(
                     Issue("_since must be a FHIR instant with a time zone, e.g. "
@@ -133,7 +137,8 @@ def parse_everything_query(params: Iterable[tuple[str, str]], *, max_count: int)
     return EverythingQuery(frozenset(types) if types is not None else None, since, count)
 
 
-def _instant(value: str) -> datetime | None:
+def parse_instant(value: str) -> datetime | None:
+    """A FHIR instant (a time with a zone), or None when ``value`` is not one."""
     if "T" not in value:
         return None
     try:
@@ -211,6 +216,8 @@ def plan_everything(
         if item.key == patient_key:
             return True  # exactly one Patient, whatever _type says (PDex)
         if query.types is not None and item.resource_type not in query.types:
+            return False
+        if query.until is not None and (item.updated is None or item.updated > query.until):
             return False
         return query.since is None or (item.updated is not None and item.updated > query.since)
 

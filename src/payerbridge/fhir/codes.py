@@ -2,6 +2,9 @@
 
 __all__ = [
     "CONSENT_DENY_REASON",
+    "DATA_EXPORT_OPERATION",
+    "PATIENT_EXPORT_OPERATION",
+    "PAYER_TO_PAYER_EXPORT",
     "MEMBER_MATCH_OUTCOME",
     "CONSENT_POLICY",
     "FHIR_VERSION",
@@ -17,6 +20,9 @@ NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 HREX_TEMP = "http://hl7.org/fhir/us/davinci-hrex/CodeSystem/hrex-temp"
 MEMBER_MATCH_OPERATION = "http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match"
+DATA_EXPORT_OPERATION = "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/davinci-data-export"
+PATIENT_EXPORT_OPERATION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
+PAYER_TO_PAYER_EXPORT = "hl7.fhir.us.davinci-pdex#payertopayer"
 PATIENT_EVERYTHING_OPERATION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 HREX_CONSENT_PROFILE = "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition/hrex-consent"
 HREX_COVERAGE_PROFILE = "http://hl7.org/fhir/us/davinci-hrex/StructureDefinition/hrex-coverage"

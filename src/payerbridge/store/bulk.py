@@ -11,12 +11,26 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Row, delete, insert, select, update
+from sqlalchemy import Engine, Row, delete, func, insert, select, update
 
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
-from payerbridge.bulk.ports import MemberOutcome, StoredGroup
+from payerbridge.bulk.ports import (
+    ExportedMember,
+    LineRead,
+    MemberOutcome,
+    OutputLine,
+    StoredGroup,
+)
 from payerbridge.store.dbapi import DialectSql, insert_rows
-from payerbridge.store.tables import bulk_jobs, bulk_match_results, member_groups
+from payerbridge.store.members import with_meta
+from payerbridge.store.tables import (
+    bulk_export_members,
+    bulk_jobs,
+    bulk_match_results,
+    bulk_output_lines,
+    fhir_resources,
+    member_groups,
+)
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId
@@ -24,6 +38,10 @@ from payerbridge.types import ClientId
 __all__ = ["SqlBulkJobs"]
 
 _OUTCOME_COLUMNS = ("job_id", "position", "result", "patient_id")
+_MEMBER_COLUMNS = ("job_id", "position", "patient_id", "policy", "withheld")
+_LINE_COLUMNS = ("job_id", "seq", "file", "member", "ref", "mode", "body")
+# The job's rows besides its own, in the order they are dropped.
+_JOB_ROWS = (bulk_match_results, bulk_export_members, bulk_output_lines, member_groups)
 _JOB_COLUMNS = [c for c in bulk_jobs.c if c.name != "request_body"]
 
 
@@ -35,6 +53,13 @@ class _ChunkSql(DialectSql):
             "WHERE id = :id AND status = 'running' AND done = :before RETURNING id"
         )
         self.outcomes = self.rows_insert(bulk_match_results, _OUTCOME_COLUMNS)
+        self.move_export = self.sql(
+            f"UPDATE {bulk_jobs.name} SET done = :done, lines = :lines, updated_at = :at "
+            "WHERE id = :id AND status = 'running' AND done = :before "
+            "AND lines = :lines_before RETURNING id"
+        )
+        self.members = self.rows_insert(bulk_export_members, _MEMBER_COLUMNS)
+        self.lines = self.rows_insert(bulk_output_lines, _LINE_COLUMNS)
 
 
 class SqlBulkJobs:
@@ -55,6 +80,7 @@ class SqlBulkJobs:
                 request_body=request_body.decode(),
                 total=job.total,
                 done=job.done,
+                lines=job.lines,
                 created_at=job.created_at,
                 updated_at=job.updated_at,
                 transaction_time=job.transaction_time,
@@ -111,6 +137,115 @@ class SqlBulkJobs:
         insert_rows(cursor, (sql.outcomes, rows))
         return True
 
+    def commit_export_chunk(
+        self,
+        unit: UnitOfWork,
+        job_id: str,
+        *,
+        done_before: int,
+        lines_before: int,
+        members: Sequence[ExportedMember],
+        lines: Sequence[OutputLine],
+        at: datetime,
+    ) -> bool:
+        sql_of = sql_unit(unit)
+        sql = _ChunkSql.of(sql_of.dialect)
+        cursor = sql_of.cursor()
+        cursor.execute(
+            sql.move_export,
+            {
+                "done": done_before + len(members),
+                "lines": lines_before + len(lines),
+                "at": sql.timestamp(at),
+                "id": job_id,
+                "before": done_before,
+                "lines_before": lines_before,
+            },
+        )
+        if cursor.fetchone() is None:
+            return False
+        member_rows = [
+            {
+                "job_id": job_id,
+                "position": m.position,
+                "patient_id": m.patient_id,
+                "policy": m.policy,
+                "withheld": orjson.dumps(list(m.withheld)).decode() if m.policy else None,
+            }
+            for m in members
+        ]
+        line_rows = [
+            {
+                "job_id": job_id,
+                "seq": seq,
+                "file": line.file,
+                "member": line.member,
+                "ref": line.ref,
+                "mode": line.mode,
+                "body": orjson.dumps(line.body).decode() if line.body is not None else None,
+            }
+            for seq, line in enumerate(lines, start=lines_before + 1)
+        ]
+        insert_rows(cursor, (sql.members, member_rows), (sql.lines, line_rows))
+        return True
+
+    def file_counts(self, job_id: str) -> dict[str, int]:
+        lines = bulk_output_lines
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(lines.c.file, func.count())
+                .where(lines.c.job_id == job_id)
+                .group_by(lines.c.file)
+            ).all()
+        return {str(file): int(count) for file, count in rows}
+
+    def line_page(self, job_id: str, file: str, *, after: int, count: int) -> list[LineRead]:
+        lines = bulk_output_lines
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(
+                    lines.c.seq,
+                    lines.c.member,
+                    lines.c.mode,
+                    lines.c.body.label("own"),
+                    fhir_resources.c.body,
+                    fhir_resources.c.version_id,
+                    fhir_resources.c.last_updated,
+                )
+                .select_from(lines.outerjoin(fhir_resources, fhir_resources.c.ref == lines.c.ref))
+                .where(lines.c.job_id == job_id, lines.c.file == file, lines.c.seq > after)
+                .order_by(lines.c.seq)
+                .limit(count)
+            ).all()
+        return [
+            LineRead(
+                row.seq,
+                row.member,
+                row.mode,
+                orjson.loads(row.own)
+                if row.own is not None
+                else (with_meta(row) if row.body is not None else None),
+                row.own is not None,
+            )
+            for row in rows
+        ]
+
+    def exported_members(self, job_id: str, positions: Sequence[int]) -> list[ExportedMember]:
+        table = bulk_export_members
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(table).where(table.c.job_id == job_id, table.c.position.in_(positions))
+            ).all()
+        return [
+            ExportedMember(
+                row.position,
+                row.patient_id,
+                row.policy,
+                tuple(orjson.loads(row.withheld)) if row.withheld else (),
+            )
+            for row in rows
+        ]
+
     def outcomes(self, job_id: str) -> list[MemberOutcome]:
         table = bulk_match_results
         with self._reader.connect() as connection:
@@ -131,7 +266,9 @@ class SqlBulkJobs:
         expires_at: datetime,
         at: datetime,
     ) -> bool:
-        files = [{"type": f.type, "name": f.name, "count": f.count} for f in output]
+        files = [
+            {"type": f.type, "name": f.name, "count": f.count, "error": f.error} for f in output
+        ]
         moved = self._move(
             unit,
             job_id,
@@ -180,8 +317,8 @@ class SqlBulkJobs:
         ):
             return False
         connection = sql_unit(unit).connection
-        connection.execute(delete(bulk_match_results).where(bulk_match_results.c.job_id == job_id))
-        connection.execute(delete(member_groups).where(member_groups.c.job_id == job_id))
+        for table in _JOB_ROWS:
+            connection.execute(delete(table).where(table.c.job_id == job_id))
         return True
 
     def unstarted(self, *, updated_before: datetime) -> list[tuple[str, str]]:
@@ -235,9 +372,8 @@ class SqlBulkJobs:
         with self._engine.begin() as connection:
             connection.execute(delete(member_groups).where(member_groups.c.expires_at <= now))
             expired = select(bulk_jobs.c.id).where(bulk_jobs.c.expires_at <= now)
-            connection.execute(
-                delete(bulk_match_results).where(bulk_match_results.c.job_id.in_(expired))
-            )
+            for table in (bulk_match_results, bulk_export_members, bulk_output_lines):
+                connection.execute(delete(table).where(table.c.job_id.in_(expired)))
             kept = select(member_groups.c.job_id)  # a job's row stays while its Groups do
             result = connection.execute(
                 delete(bulk_jobs).where(bulk_jobs.c.id.in_(expired), bulk_jobs.c.id.not_in(kept))
@@ -274,11 +410,14 @@ def _job(row: Row[Any]) -> BulkJob:
         request_url=row.request_url,
         total=row.total,
         done=row.done,
+        lines=row.lines,
         created_at=row.created_at,
         updated_at=row.updated_at,
         transaction_time=row.transaction_time,
         expires_at=row.expires_at,
-        output=tuple(OutputFile(f["type"], f["name"], f["count"]) for f in files),
+        output=tuple(
+            OutputFile(f["type"], f["name"], f["count"], f.get("error", False)) for f in files
+        ),
         error=row.error,
     )
 

@@ -137,6 +137,20 @@ class SqlConsentStore:
             ).all()
         return [_stored(row) for row in rows]
 
+    def members_disclosed_to(self, client_id: str) -> list[str]:
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(consents.c.member_id)
+                .where(
+                    consents.c.client_id == client_id,
+                    consents.c.role == ConsentRole.DISCLOSE.value,
+                    consents.c.revoked_at.is_(None),
+                )
+                .distinct()
+                .order_by(consents.c.member_id)
+            ).all()
+        return [str(row.member_id) for row in rows]
+
     def revoke(self, unit: UnitOfWork, consent_id: str, *, at: datetime, by: str) -> StoredConsent:
         """Record the revocation (the earliest instant wins) in ``unit``, under a lock on
         the consent's row."""

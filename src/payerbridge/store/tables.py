@@ -31,8 +31,10 @@ __all__ = [
     "audit_checkpoints",
     "audit_events",
     "audit_head",
+    "bulk_export_members",
     "bulk_jobs",
     "bulk_match_results",
+    "bulk_output_lines",
     "consents",
     "dead_letters",
     "disclosure_snapshot_refs",
@@ -569,6 +571,7 @@ bulk_jobs = Table(
     Column("request_body", Text, nullable=False),
     Column("total", Integer, nullable=False),
     Column("done", Integer, nullable=False),
+    Column("lines", Integer, nullable=False),  # output lines written: the next one's seq
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("transaction_time", UtcDateTime(), nullable=False),
@@ -605,4 +608,32 @@ member_groups = Table(
     Index("ix_member_groups_job", "job_id", "seq"),
     Index("ix_member_groups_client", "client_id", "result"),
     Index("ix_member_groups_expires", "expires_at"),
+)
+
+# Each member of an export job: the policy its consent allowed when the job reached it
+# (None: skipped) and what its decision withheld, for the download to release by.
+bulk_export_members = Table(
+    "bulk_export_members",
+    metadata,
+    Column("job_id", String(36), ForeignKey("bulk_jobs.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("policy", String(16), nullable=True),
+    Column("withheld", Text, nullable=True),  # JSON list of Type/id
+)
+
+# A job's output lines in the order written: a member's resource by reference (its body
+# is read when the file is downloaded), or a body of our own (a transmitter Provenance,
+# an OperationOutcome of the error file).
+bulk_output_lines = Table(
+    "bulk_output_lines",
+    metadata,
+    Column("job_id", String(36), ForeignKey("bulk_jobs.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("file", String(64), nullable=False),  # the resource type of its file
+    Column("member", Integer, nullable=False),  # the member's position in the job
+    Column("ref", String(200), nullable=True),
+    Column("mode", String(8), nullable=True),
+    Column("body", Text, nullable=True),
+    Index("ix_bulk_output_lines_file", "job_id", "file", "seq"),
 )

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 
-from payerbridge.bulk.member_match import BulkMatchPorts, fail_job, run_member_match
+from payerbridge.bulk.jobs import run_job
+from payerbridge.bulk.member_match import BulkPorts, fail_job
 from payerbridge.errors import StoreUnavailable
 
-__all__ = ["BULK_QUEUE", "BulkQueueLimits", "bind", "bulk_member_match_workflow", "enqueue_job"]
+__all__ = ["BULK_QUEUE", "BulkQueueLimits", "bind", "bulk_job_workflow", "enqueue_job"]
 
 logger = logging.getLogger(__name__)
 BULK_QUEUE = "bulk"
@@ -25,17 +26,17 @@ BULK_QUEUE = "bulk"
 _DATABASE_RETRIES = 5
 _RETRY_SECONDS = 0.5  # doubled at each retry
 
-_ports: BulkMatchPorts | None = None
+_ports: BulkPorts | None = None
 _queues: dict[str, Queue] = {}
 
 
-def bind(ports: BulkMatchPorts) -> None:
+def bind(ports: BulkPorts) -> None:
     """Called by bootstrap before DBOS launches (workflow functions are module-level)."""
     global _ports
     _ports = ports
 
 
-def _current() -> BulkMatchPorts:
+def _current() -> BulkPorts:
     if _ports is None:
         raise RuntimeError("workflows.bulk.bind was not called")
     return _ports
@@ -47,12 +48,12 @@ def fail_bulk_job_step(job_id: str, error: str) -> None:
 
 
 @DBOS.workflow()
-def bulk_member_match_workflow(job_id: str) -> str:
+def bulk_job_workflow(job_id: str) -> str:
     """Run the job to its end. Not a step: its row is its checkpoint (see the module)."""
     hiccups = 0
     while True:
         try:
-            return run_member_match(_current(), job_id).value
+            return run_job(_current(), job_id).value
         except StoreUnavailable as exc:
             hiccups += 1
             if hiccups > _DATABASE_RETRIES:
@@ -84,7 +85,7 @@ def enqueue_job(job_id: str, client_id: str) -> None:
     if queue is None:
         raise RuntimeError(f"the {BULK_QUEUE} queue is not registered")
     with SetWorkflowID(job_id), SetEnqueueOptions(queue_partition_key=client_id):
-        queue.enqueue(bulk_member_match_workflow, job_id)
+        queue.enqueue(bulk_job_workflow, job_id)
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,14 @@ from payerbridge.api.deps import (
 from payerbridge.api.responses import FhirResponse, JsonResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, utcnow
-from payerbridge.bulk.member_match import accept_member_match, cancel_job, file_lines, job_of
-from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob, JobStatus
+from payerbridge.bulk.export import accept_group_export, accept_patient_export
+from payerbridge.bulk.jobs import job_file_lines
+from payerbridge.bulk.member_match import accept_member_match, cancel_job, job_of
+from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob, JobStatus, OutputFile
 from payerbridge.bulk.ports import StoredGroup
 from payerbridge.errors import Gone, InvalidInput, Issue, NotAcceptable, NotFound, PayerBridgeError
 from payerbridge.fhir import codes
+from payerbridge.fhir.bulk_export import export_parameters, parse_export_request
 from payerbridge.fhir.bulk_member_match import RESULT_SYSTEM, MatchResult
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.fhir.resources import ID_PATTERN
@@ -108,17 +111,21 @@ async def bulk_member_match(request: Request) -> Response:
 router.add_route(f"{router.prefix}/Group/$bulk-member-match", bulk_member_match, methods=["POST"])
 
 
+def _require_async(preferences: dict[str, str], operation: str) -> None:
+    if "respond-async" not in preferences:
+        text = (
+            f"{operation} runs asynchronously: send 'Prefer: respond-async' and poll "
+            "the Content-Location of the answer"
+        )
+        raise InvalidInput(text, issues=[Issue(text, "Prefer", "required")])
+
+
 def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
     platform = current_platform(request)
     caller = caller_of(request)
     caller.require(*BULK_MEMBER_MATCH_SCOPES)
     preferences = _preferences(request)
-    if "respond-async" not in preferences:
-        text = (
-            "$bulk-member-match runs asynchronously: send 'Prefer: respond-async' and poll "
-            "the Content-Location of the answer"
-        )
-        raise InvalidInput(text, issues=[Issue(text, "Prefer", "required")])
+    _require_async(preferences, "$bulk-member-match")
     version = _pdex_version(request, preferences)
     if isinstance(body, PayerBridgeError):
         raise body
@@ -131,6 +138,10 @@ def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
         pdex_version=version,
         request_id=current_request_id(),
     )
+    return _accepted(platform, job)
+
+
+def _accepted(platform: Platform, job: BulkJob) -> Response:
     # A crash before this line leaves the job accepted; the upkeep sweep enqueues it.
     enqueue_job(job.id, job.client_id)
     outcome = operation_outcome(
@@ -142,6 +153,79 @@ def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
     return FhirResponse(
         outcome, status_code=202, headers={"Content-Location": _status_url(platform, job.id)}
     )
+
+
+async def group_export(request: Request) -> Response:
+    """``Group/{id}/$davinci-data-export`` (Da Vinci ATR, PDex): export the client's
+    MatchedMembers Group; parameters from the query string and, POSTed, a Parameters body."""
+    return await _export_route(request, _kick_off_group_export)
+
+
+async def patient_export(request: Request) -> Response:
+    """``Patient/$export`` (Bulk Data): export every member whose consent names the client."""
+    return await _export_route(request, _kick_off_patient_export)
+
+
+async def _export_route(request: Request, kick_off: Any) -> Response:
+    await fhir_accept(request)
+    body: Any = None
+    if request.method == "POST" and await request.body():
+        try:
+            body = await read_json_body(request)
+        except PayerBridgeError as exc:
+            body = exc
+    return await run_store_bound(current_platform(request), kick_off, request, body)
+
+
+router.add_route(
+    f"{router.prefix}/Group/{{group_id}}/$davinci-data-export",
+    group_export,
+    methods=["GET", "POST"],
+)
+router.add_route(f"{router.prefix}/Patient/$export", patient_export, methods=["GET", "POST"])
+
+
+def _export_request(request: Request, body: Any, caller: Caller) -> Any:
+    caller.require(resource_scope("*"))
+    _require_async(_preferences(request), "an export")
+    if isinstance(body, PayerBridgeError):
+        raise body
+    pairs = list(request.query_params.multi_items())
+    if body is not None:
+        pairs += export_parameters(body)
+    return parse_export_request(pairs)
+
+
+def _kick_off_group_export(request: Request, body: Any) -> Response:
+    platform = current_platform(request)
+    caller = caller_of(request)
+    export = _export_request(request, body, caller)
+    group_id = str(request.path_params["group_id"])
+    if not ID_PATTERN.match(group_id):
+        raise NotFound(f"Group/{group_id[:64]} does not exist")
+    job = accept_group_export(
+        platform.bulk,
+        group_id,
+        export,
+        requester=caller.as_requester(),
+        request_url=str(request.url),
+        request_id=current_request_id(),
+    )
+    return _accepted(platform, job)
+
+
+def _kick_off_patient_export(request: Request, body: Any) -> Response:
+    platform = current_platform(request)
+    caller = caller_of(request)
+    export = _export_request(request, body, caller)
+    job = accept_patient_export(
+        platform.bulk,
+        export,
+        requester=caller.as_requester(),
+        request_url=str(request.url),
+        request_id=current_request_id(),
+    )
+    return _accepted(platform, job)
 
 
 def _status_url(platform: Platform, job_id: str) -> str:
@@ -182,12 +266,13 @@ def _manifest(platform: Platform, job: BulkJob) -> dict[str, Any]:
         "transactionTime": utc_iso(job.transaction_time),
         "request": job.request_url,
         "requiresAccessToken": True,
-        "output": [
-            {"type": f.type, "url": _file_url(platform, job.id, f.name), "count": f.count}
-            for f in job.output
-        ],
-        "error": [],
+        "output": [_listed(platform, job, f) for f in job.output if not f.error],
+        "error": [_listed(platform, job, f) for f in job.output if f.error],
     }
+
+
+def _listed(platform: Platform, job: BulkJob, file: OutputFile) -> dict[str, Any]:
+    return {"type": file.type, "url": _file_url(platform, job.id, file.name), "count": file.count}
 
 
 @router.delete("/bulk-status/{job_id}")
@@ -236,7 +321,7 @@ def download(
             detail={"file": file.name, "lines": file.count},
         )
     )
-    lines: Iterator[bytes] = file_lines(platform.bulk, job, file.name)
+    lines: Iterator[bytes] = job_file_lines(platform.bulk, job, file)
     return StreamingResponse(iterate_in_threadpool(lines), media_type=NDJSON)
 
 

@@ -1,4 +1,4 @@
-"""bulk_jobs, bulk_match_results, member_groups: $bulk-member-match as durable jobs
+"""bulk_jobs and their outcomes, Groups, export members and output lines (ADR 0018)
 
 Revision ID: 0020
 Revises: 0019
@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("request_body", sa.Text(), nullable=False),
         sa.Column("total", sa.Integer(), nullable=False),
         sa.Column("done", sa.Integer(), nullable=False),
+        sa.Column("lines", sa.Integer(), nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
         sa.Column("transaction_time", UtcDateTime(), nullable=False),
@@ -60,9 +61,30 @@ def upgrade() -> None:
     op.create_index("ix_member_groups_job", "member_groups", ["job_id", "seq"])
     op.create_index("ix_member_groups_client", "member_groups", ["client_id", "result"])
     op.create_index("ix_member_groups_expires", "member_groups", ["expires_at"])
+    op.create_table(
+        "bulk_export_members",
+        sa.Column("job_id", sa.String(36), sa.ForeignKey("bulk_jobs.id"), primary_key=True),
+        sa.Column("position", sa.Integer(), primary_key=True),
+        sa.Column("patient_id", sa.String(64), nullable=False),
+        sa.Column("policy", sa.String(16), nullable=True),
+        sa.Column("withheld", sa.Text(), nullable=True),
+    )
+    op.create_table(
+        "bulk_output_lines",
+        sa.Column("job_id", sa.String(36), sa.ForeignKey("bulk_jobs.id"), primary_key=True),
+        sa.Column("seq", sa.Integer(), primary_key=True),
+        sa.Column("file", sa.String(64), nullable=False),
+        sa.Column("member", sa.Integer(), nullable=False),
+        sa.Column("ref", sa.String(200), nullable=True),
+        sa.Column("mode", sa.String(8), nullable=True),
+        sa.Column("body", sa.Text(), nullable=True),
+    )
+    op.create_index("ix_bulk_output_lines_file", "bulk_output_lines", ["job_id", "file", "seq"])
 
 
 def downgrade() -> None:
+    op.drop_table("bulk_output_lines")
+    op.drop_table("bulk_export_members")
     op.drop_table("member_groups")
     op.drop_table("bulk_match_results")
     op.drop_table("bulk_jobs")

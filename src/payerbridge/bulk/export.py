@@ -1,0 +1,318 @@
+"""Bulk export jobs (old payer): ``Group/{id}/$davinci-data-export`` of a client's
+MatchedMembers Group, and ``Patient/$export`` of the members whose consent names it.
+
+Each member's consent is decided when the job reaches it (§pdex-167), as ``$everything``
+decides it, with its audit event; a member it does not permit is skipped and named in the
+error file, not why. For a permitted member the job decides what goes as the first page
+of ``$everything`` does (the whole compartment judged, shared resources reached, the
+payer-to-payer window) and writes one line per resource, by reference, to the file of
+its type, with our transmitter Provenance for what goes. A chunk's members and lines
+commit with the job's cursors. The files are read from those lines when downloaded: the
+bodies as they are then, stripped of references to what was withheld and, under a
+``regular`` consent, without anything that has become sensitive since.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+import orjson
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.bulk.member_match import BulkPorts, job_event
+from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
+from payerbridge.bulk.ports import ExportedMember, OutputLine
+from payerbridge.consent.model import ConsentPolicy, Requester
+from payerbridge.consent.segmentation import supported_policies
+from payerbridge.consent.service import authorize_disclosure
+from payerbridge.disclosure.everything import EverythingQuery, plan_everything, released_on_page
+from payerbridge.disclosure.window import ExchangeWindow
+from payerbridge.errors import Gone, InvalidInput, Issue, NotFound, UnprocessableRequest
+from payerbridge.fhir.bulk_export import ExportRequest
+from payerbridge.fhir.bulk_member_match import MatchResult
+from payerbridge.fhir.provenance import transmitter_provenance
+from payerbridge.types import MemberId
+
+__all__ = ["accept_group_export", "accept_patient_export", "export_file_lines", "run_export"]
+
+ERROR_FILE = "OperationOutcome"
+# Lines read per round trip while a file is downloaded: the memory a download holds.
+_PAGE_LINES = 1000
+
+
+def accept_group_export(
+    ports: BulkPorts,
+    group_id: str,
+    request: ExportRequest,
+    *,
+    requester: Requester,
+    request_url: str,
+    request_id: str | None,
+) -> BulkJob:
+    """Record the export of the client's own MatchedMembers Group (or of the ``patient``
+    members it names); the caller enqueues its workflow."""
+    now = ports.clock()
+    group = ports.jobs.group(group_id)
+    if group is None or group.client_id != requester.client_id:
+        raise NotFound(f"Group/{group_id[:64]} does not exist")
+    if group.expires_at <= now:
+        raise Gone(
+            f"Group/{group_id[:64]} has expired; match the members again",
+            issues=[Issue("the Group has expired", "Group", "deleted")],
+        )
+    if group.result != MatchResult.MATCHED:
+        text = "only a MatchedMembers Group can be exported: its members are ours"
+        raise UnprocessableRequest(text, issues=[Issue(text, "Group.code", "business-rule")])
+    members = [
+        str(member["entity"]["reference"]).removeprefix("Patient/")
+        for member in group.body.get("member", [])
+    ]
+    if request.patients is not None:
+        strangers = [p for p in request.patients if p not in members]
+        if strangers:
+            issues = [
+                Issue(f"Patient/{p} is not a member of Group/{group_id}", "patient", "not-found")
+                for p in strangers
+            ]
+            raise InvalidInput("patient names members the Group does not hold", issues=issues)
+        members = [p for p in members if p in request.patients]
+    members = list(dict.fromkeys(members))  # one Patient matched twice is exported once
+    return _accept(
+        ports, JobKind.GROUP_EXPORT, members, request, requester, request_url, request_id, now
+    )
+
+
+def accept_patient_export(
+    ports: BulkPorts,
+    request: ExportRequest,
+    *,
+    requester: Requester,
+    request_url: str,
+    request_id: str | None,
+) -> BulkJob:
+    """Record the export of every member whose consent names the client (or of the
+    ``patient`` members named: each is decided when the job reaches it)."""
+    members = (
+        list(request.patients)
+        if request.patients is not None
+        else ports.consents.members_disclosed_to(requester.client_id)
+    )
+    now = ports.clock()
+    return _accept(
+        ports, JobKind.PATIENT_EXPORT, members, request, requester, request_url, request_id, now
+    )
+
+
+def _accept(
+    ports: BulkPorts,
+    kind: JobKind,
+    members: list[str],
+    request: ExportRequest,
+    requester: Requester,
+    request_url: str,
+    request_id: str | None,
+    now: datetime,
+) -> BulkJob:
+    job = BulkJob(
+        id=ports.new_id(),
+        client_id=requester.client_id,
+        requester_npi=requester.npi,
+        kind=kind,
+        status=JobStatus.ACCEPTED,
+        pdex_version="2.2",
+        request_url=request_url,
+        total=len(members),
+        done=0,
+        lines=0,
+        created_at=now,
+        updated_at=now,
+        transaction_time=now,
+    )
+    body = orjson.dumps({"request": request.to_json(), "members": members})
+    with ports.transactions.begin() as unit:
+        ports.jobs.create(unit, job, body)
+        unit.record(job_event(job, kind.value, "accepted", now, request_id, members=job.total))
+    return job
+
+
+def run_export(ports: BulkPorts, job_id: str) -> JobStatus:
+    """Take the export from where its row says it is to the end (see the module)."""
+    job = ports.jobs.get(job_id)
+    if job is None:
+        return JobStatus.CANCELLED
+    if job.finished:
+        return job.status
+    if job.status is JobStatus.ACCEPTED:
+        with ports.transactions.begin() as unit:
+            ports.jobs.start(unit, job_id, at=ports.clock())
+    saved = orjson.loads(ports.jobs.request_body(job_id))
+    request = ExportRequest.from_json(saved["request"])
+    members: list[str] = saved["members"]
+    size = ports.rules.chunk_members
+    done, lines = job.done, job.lines
+    while done < len(members):
+        chunk = list(enumerate(members[done : done + size], start=done))
+        written = _export_chunk(ports, job, request, chunk, done, lines)
+        if written is None:  # cancelled, or another run committed it first
+            current = ports.jobs.get(job_id)
+            if current is None or current.status is not JobStatus.RUNNING:
+                return current.status if current is not None else JobStatus.CANCELLED
+            done, lines = current.done, current.lines
+            continue
+        done, lines = done + len(chunk), lines + written
+    return _complete(ports, job)
+
+
+def _export_chunk(
+    ports: BulkPorts,
+    job: BulkJob,
+    request: ExportRequest,
+    chunk: Sequence[tuple[int, str]],
+    done_before: int,
+    lines_before: int,
+) -> int | None:
+    """Decide and keep one chunk of members; the lines written, or None if superseded."""
+    rules = ports.rules
+    now = ports.clock()
+    requester = Requester(client_id=job.client_id, npi=job.requester_npi)
+    query = EverythingQuery(types=request.types, since=request.since, until=request.until)
+    window = ExchangeWindow.at(now, years=rules.payer_to_payer_years)
+    exported: list[ExportedMember] = []
+    lines: list[OutputLine] = []
+    events: list[AuditEvent] = []
+    for position, patient_id in chunk:
+        disclosure = authorize_disclosure(
+            ports.consents,
+            member_id=MemberId(patient_id),
+            requester=requester,
+            at=now,
+            source_npi=rules.us.npi,
+            supported_policies=supported_policies(
+                ports.members.resource_types(patient_id), rules.segmentation
+            ),
+            hop="bulk-export",
+            request_id=job.id,
+            code_sets=rules.segmentation.code_sets.label,
+        )
+        events.append(disclosure.event)
+        policy = disclosure.decision.policy if disclosure.decision.permitted else None
+        plan = None
+        if policy is not None:
+            plan = plan_everything(
+                patient_id,
+                ports.members.stream_compartment(patient_id),
+                ports.members,
+                policy,
+                query,
+                rules.segmentation,
+                window,
+            )
+        if policy is None or plan is None:
+            exported.append(ExportedMember(position, patient_id, None))
+            lines.append(OutputLine(ERROR_FILE, position, body=_skipped(position, patient_id)))
+            continue
+        exported.append(ExportedMember(position, patient_id, policy.value, tuple(plan.withheld)))
+        for entry in plan.entries:
+            lines.append(OutputLine(entry.ref.split("/")[0], position, entry.ref, entry.mode))
+        targets = [
+            {"resourceType": kind, "id": rest}
+            for kind, _, rest in (entry.ref.partition("/") for entry in plan.entries)
+            if kind != "Provenance"
+        ]
+        if targets:
+            provenance = transmitter_provenance(
+                ports.new_id(), targets, transmitter=rules.us, recorded=now
+            )
+            lines.append(OutputLine("Provenance", position, body=provenance))
+    with ports.transactions.begin() as unit:
+        if not ports.jobs.commit_export_chunk(
+            unit,
+            job.id,
+            done_before=done_before,
+            lines_before=lines_before,
+            members=exported,
+            lines=lines,
+            at=now,
+        ):
+            return None
+        unit.record(*events)
+    return len(lines)
+
+
+def _skipped(position: int, patient_id: str) -> dict[str, object]:
+    """The error file's line for a member the export leaves out (not why: §pdex-156)."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "processing",
+                "details": {"text": f"Patient/{patient_id} was not exported"},
+                "expression": [f"Group.member[{position}]"],
+            }
+        ],
+    }
+
+
+def _complete(ports: BulkPorts, job: BulkJob) -> JobStatus:
+    now = ports.clock()
+    counts = ports.jobs.file_counts(job.id)
+    output = [
+        OutputFile(kind, f"{kind}.ndjson", counts[kind], error=kind == ERROR_FILE)
+        for kind in sorted(counts)
+    ]
+    skipped = counts.get(ERROR_FILE, 0)
+    with ports.transactions.begin() as unit:
+        completed = ports.jobs.complete(
+            unit,
+            job.id,
+            groups=(),
+            output=output,
+            expires_at=now + ports.rules.output_lifetime,
+            at=now,
+        )
+        if completed:
+            unit.record(
+                job_event(
+                    job,
+                    job.kind.value,
+                    "completed",
+                    now,
+                    job.id,
+                    lines=sum(counts.values()) - skipped,
+                    skipped=skipped,
+                )
+            )
+    if completed:
+        return JobStatus.COMPLETED
+    current = ports.jobs.get(job.id)
+    return current.status if current is not None else JobStatus.CANCELLED
+
+
+def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Iterator[bytes]:
+    """One file of a completed export, a page of lines at a time, as it may go now."""
+    segmentation = ports.rules.segmentation
+    after = 0
+    while True:
+        page = ports.jobs.line_page(job.id, file.type, after=after, count=_PAGE_LINES)
+        if not page:
+            return
+        positions = sorted({line.member for line in page if not line.own})
+        decided = {m.position: m for m in ports.jobs.exported_members(job.id, positions)}
+        for line in page:
+            if line.own:
+                if line.resource is not None:
+                    yield orjson.dumps(line.resource) + b"\n"
+                continue
+            member = decided.get(line.member)
+            if member is None or member.policy is None:
+                continue
+            for _, resource in released_on_page(
+                [(line.mode or "match", line.resource)],
+                policy=ConsentPolicy(member.policy),
+                withheld=frozenset(member.withheld),
+                segmentation=segmentation,
+            ):
+                yield orjson.dumps(resource) + b"\n"
+        after = page[-1].seq

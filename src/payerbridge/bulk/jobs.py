@@ -1,0 +1,28 @@
+"""What any bulk job does, whatever its kind: run it, and read its files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from payerbridge.bulk.export import export_file_lines, run_export
+from payerbridge.bulk.member_match import BulkPorts, file_lines, run_member_match
+from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
+
+__all__ = ["job_file_lines", "run_job"]
+
+
+def run_job(ports: BulkPorts, job_id: str) -> JobStatus:
+    """Take the job to its end from where its row says it is; the status it ended in."""
+    job = ports.jobs.get(job_id)
+    if job is None:
+        return JobStatus.CANCELLED
+    if job.kind is JobKind.MEMBER_MATCH:
+        return run_member_match(ports, job_id)
+    return run_export(ports, job_id)
+
+
+def job_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Iterator[bytes]:
+    """The NDJSON lines of one of a completed job's files."""
+    if job.kind is JobKind.MEMBER_MATCH:
+        return file_lines(ports, job, file.name)
+    return export_file_lines(ports, job, file)

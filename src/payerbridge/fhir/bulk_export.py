@@ -1,0 +1,159 @@
+"""Bulk Data export requests: ``Group/{id}/$davinci-data-export`` (Da Vinci ATR, as PDex
+uses it) and ``Patient/$export``, read from the query string or a Parameters body.
+
+Every parameter we do not implement is refused by name (400), never ignored: PDex 2.2
+§pdex-180 forbids ignoring ``_typeFilter`` silently, and Bulk Data servers refuse what
+they cannot honour. ``exportType`` may only be PDex's payer-to-payer one; without it,
+that is what is exported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from payerbridge.disclosure.everything import parse_instant
+from payerbridge.errors import InvalidInput, Issue
+from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
+from payerbridge.fhir.member_match import require_parameters
+from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
+
+__all__ = ["ExportRequest", "export_parameters", "parse_export_request"]
+
+_NDJSON = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
+# Bulk Data and ATR parameters we know and do not implement.
+_UNSUPPORTED = {
+    "_typeFilter": "this server does not support _typeFilter; narrow the export with "
+    "_type, _since and _until",
+    "_elements": "this server exports whole resources; _elements is not supported",
+    "includeAssociatedData": "includeAssociatedData is not supported",
+    "organizeOutputBy": "output is organised by resource type only; organizeOutputBy is "
+    "not supported",
+    "allowPartialManifests": "manifests are complete; allowPartialManifests is not supported",
+}
+_KNOWN = ("exportType", "_type", "_since", "_until", "patient", "_outputFormat")
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    types: frozenset[str] | None  # None: every type we hold
+    since: datetime | None
+    until: datetime | None
+    patients: tuple[str, ...] | None  # Patient ids to export of those in scope; None: all
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "types": sorted(self.types) if self.types is not None else None,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "patients": list(self.patients) if self.patients is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExportRequest:
+        types, since, until, patients = (
+            data.get(k) for k in ("types", "since", "until", "patients")
+        )
+        return cls(
+            frozenset(types) if types is not None else None,
+            datetime.fromisoformat(since) if since else None,
+            datetime.fromisoformat(until) if until else None,
+            tuple(patients) if patients is not None else None,
+        )
+
+
+def export_parameters(body: Any) -> list[tuple[str, str]]:
+    """A Parameters body's parameters as (name, value) pairs, values as the query string
+    would carry them (a ``patient`` Reference as its reference)."""
+    require_parameters(body, "an export")
+    pairs: list[tuple[str, str]] = []
+    issues: list[Issue] = []
+    for index, parameter in enumerate(body.get("parameter") or []):
+        where = f"Parameters.parameter[{index}]"
+        name = parameter.get("name") if isinstance(parameter, dict) else None
+        if not isinstance(name, str) or not name:
+            issues.append(Issue("every parameter needs a name", where, "required"))
+            continue
+        values = [v for k, v in parameter.items() if k.startswith("value")]
+        value = values[0] if len(values) == 1 else None
+        if isinstance(value, dict):  # a Reference
+            value = value.get("reference")
+        if not isinstance(value, str):
+            issues.append(Issue(f"{name} needs exactly one value", where, "invalid"))
+            continue
+        pairs.append((name, value))
+    if issues:
+        raise InvalidInput("the export Parameters are not valid", issues=issues)
+    return pairs
+
+
+def parse_export_request(params: Iterable[tuple[str, str]]) -> ExportRequest:
+    """The export asked for; InvalidInput (400) naming every parameter that is unknown,
+    unsupported, repeated or malformed."""
+    issues: list[Issue] = []
+    types: set[str] | None = None
+    since = until = None
+    patients: list[str] | None = None
+    seen: set[str] = set()
+    for raw_name, value in params:
+        name = raw_name.split(":")[0]
+        if name in seen and name not in ("_type", "patient"):
+            issues.append(Issue(f"{name} may be given once", name, "invalid"))
+            continue
+        seen.add(name)
+        if name == "exportType":
+            if value.strip() != PAYER_TO_PAYER_EXPORT:
+                issues.append(
+                    Issue(f"exportType '{value[:80]}' is not offered; this server exports "
+                          f"{PAYER_TO_PAYER_EXPORT} only", name, "not-supported")
+                )  # fmt: skip
+        elif name == "_type":
+            types = types if types is not None else set()
+            for resource_type in (t.strip() for t in value.split(",")):
+                if resource_type not in SUPPORTED_TYPES:
+                    issues.append(
+                        Issue(f"_type: '{resource_type[:64]}' is not a type this server holds",
+                              name, "not-supported")
+                    )  # fmt: skip
+                types.add(resource_type)
+        elif name in ("_since", "_until"):
+            instant = parse_instant(value)
+            if instant is None:
+                issues.append(
+                    Issue(f"{name} must be a FHIR instant with a time zone, e.g. "
+                          "2024-01-01T00:00:00Z", name, "invalid")
+                )  # fmt: skip
+            elif name == "_since":
+                since = instant
+            else:
+                until = instant
+        elif name == "patient":
+            patient_id = value.strip().removeprefix("Patient/")
+            if not value.strip().startswith("Patient/") or not ID_PATTERN.match(patient_id):
+                issues.append(Issue("patient takes a reference Patient/[id]", name, "invalid"))
+            else:
+                patients = [*(patients or []), patient_id]
+        elif name == "_outputFormat":
+            if value.strip() not in _NDJSON:
+                issues.append(
+                    Issue(f"_outputFormat '{value[:60]}' is not offered; output is "
+                          "application/fhir+ndjson", name, "not-supported")
+                )  # fmt: skip
+        elif name in _UNSUPPORTED:
+            issues.append(Issue(_UNSUPPORTED[name], name, "not-supported"))
+        else:
+            issues.append(
+                Issue(f"{name[:64]} is not a parameter of this export (supported: "
+                      f"{', '.join(_KNOWN)})", name[:64], "not-supported")
+            )  # fmt: skip
+    if since is not None and until is not None and until <= since:
+        issues.append(Issue("_until must be later than _since", "_until", "invalid"))
+    if issues:
+        raise InvalidInput("the export request is not valid", issues=issues)
+    return ExportRequest(
+        frozenset(types) if types is not None else None,
+        since,
+        until,
+        tuple(dict.fromkeys(patients)) if patients is not None else None,
+    )

@@ -1,0 +1,244 @@
+"""Bulk export against a real server process: ``Group/{id}/$davinci-data-export`` of a
+MatchedMembers Group and ``Patient/$export``: only the matched members' data, consent
+decided again when the job runs (a member revoked since the match is left out and named
+in the error file), nothing sensitive under a ``regular`` consent (the shared resources
+reached by reference included), and the bad input Bulk Data and PDex name."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from payerbridge.security.model import OPERATOR_SCOPE
+from tests.builders import (
+    WITHHELD_UNDER_REGULAR,
+    a_coverage,
+    a_member_bundle,
+    a_member_reaching_sensitive_shared_data,
+    a_patient,
+)
+from tests.servers import REQUESTER_SCOPES, ServerProcess
+
+OLD_NPI, NEW_NPI = "1245319599", "1234567893"
+FHIR = {"Content-Type": "application/fhir+json"}
+ASYNC = {**FHIR, "Prefer": "respond-async"}
+PAYER_TO_PAYER = "hl7.fhir.us.davinci-pdex#payertopayer"
+
+
+def luis() -> list[dict[str, Any]]:
+    patient = a_patient(
+        "luis", given="Luis", family="Ortega", birth_date="1975-07-21", gender="male",
+        member_id="M456",
+    )  # fmt: skip
+    condition = {
+        "resourceType": "Condition",
+        "id": "luis-asthma",
+        "subject": {"reference": "Patient/luis"},
+        "code": {"text": "asthma"},
+    }
+    return [
+        patient,
+        a_coverage("luis-cov", patient="luis", member_id="M456", subscriber_id="M456"),
+        condition,
+    ]
+
+
+def noor() -> list[dict[str, Any]]:
+    patient = a_patient(
+        "noor", given="Noor", family="Haddad", birth_date="1991-11-30", member_id="M789"
+    )
+    return [patient, a_coverage("noor-cov", patient="noor", member_id="M789", subscriber_id="M789")]
+
+
+@pytest.fixture
+def old_payer(server: Callable[..., ServerProcess], tmp_path: Path) -> ServerProcess:
+    resources = [*a_member_reaching_sensitive_shared_data("p1").values(), *luis(), *noor()]
+    data = tmp_path / "members.ndjson"
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in resources))
+    payer = server("old", env={"PAYERBRIDGE_ORG_NPI": OLD_NPI}, import_files=[data])
+    return payer.authorize("newplan", npi=NEW_NPI, scope=REQUESTER_SCOPES)
+
+
+@pytest.fixture
+def client(old_payer: ServerProcess) -> Iterator[httpx.Client]:
+    with old_payer.client() as requester:
+        yield requester
+
+
+def members() -> dict[str, Any]:
+    """Ana (p1, consent regular: her sensitive records must not go), Luis (consent
+    sensitive), Noor (a consent we cannot honour) and a stranger."""
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            a_member_bundle(
+                "sub-ana",
+                "Ana",
+                "Garcia",
+                "1980-02-03",
+                "female",
+                "M123",
+                subscriber_id="S1",
+                policy="regular",
+            ),  # fmt: skip
+            a_member_bundle("sub-luis", "Luis", "Ortega", "1975-07-21", "male", "M456"),
+            a_member_bundle(
+                "sub-noor",
+                "Noor",
+                "Haddad",
+                "1991-11-30",
+                "female",
+                "M789",
+                policy_uri="http://example.org/policy/unheard-of",
+            ),  # fmt: skip
+            a_member_bundle("sub-zora", "Zora", "Quinlan", "1961-12-30", "female", "Z999"),
+        ],
+    }
+
+
+def finished(client: httpx.Client, answer: httpx.Response) -> dict[str, Any]:
+    assert answer.status_code == 202, answer.text
+    status_url = answer.headers["Content-Location"]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        polled = client.get(status_url)
+        if polled.status_code == 200:
+            return dict(polled.json())
+        assert polled.status_code == 202, polled.text
+        time.sleep(0.2)
+    raise AssertionError("the job did not complete in time")
+
+
+def files(client: httpx.Client, listed: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for entry in listed:
+        answer = client.get(entry["url"], headers={"Accept": "application/fhir+ndjson"})
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("application/fhir+ndjson")
+        lines = [orjson.loads(line) for line in answer.content.splitlines() if line]
+        assert {r["resourceType"] for r in lines} == {entry["type"]}
+        found[entry["type"]] = lines
+    return found
+
+
+def matched_group(client: httpx.Client) -> dict[str, Any]:
+    manifest = finished(
+        client, client.post("/fhir/Group/$bulk-member-match", json=members(), headers=ASYNC)
+    )
+    [group_file] = manifest["output"]
+    answer = client.get(group_file["url"])
+    matched = orjson.loads(answer.content.splitlines()[0])
+    assert sorted(m["entity"]["reference"] for m in matched["member"]) == [
+        "Patient/luis",
+        "Patient/p1",
+    ]
+    return dict(matched)
+
+
+def revoke_disclosure(old_payer: ServerProcess, member: str) -> None:
+    """The member withdraws the consent its new plan presented (the operator records it)."""
+    token = old_payer.register_client("ops", scope=OPERATOR_SCOPE)
+    with old_payer.client_with(token) as operator:
+        listed = operator.get("/consents", params={"member_id": member}).json()
+        [consent] = [c for c in listed if c["role"] == "disclose"]
+        assert operator.post(f"/consents/{consent['id']}/$revoke").status_code == 200
+
+
+def test_the_export_gives_the_consenting_matched_members_data_only(
+    old_payer: ServerProcess, client: httpx.Client
+) -> None:
+    group = matched_group(client)
+    revoke_disclosure(old_payer, "luis")
+    kick_off = client.post(
+        f"/fhir/Group/{group['id']}/$davinci-data-export",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "exportType", "valueCanonical": PAYER_TO_PAYER}],
+        },
+        headers=ASYNC,
+    )
+    manifest = finished(client, kick_off)
+    assert manifest["requiresAccessToken"] is True
+    exported = files(client, manifest["output"])
+    everything = [r for lines in exported.values() for r in lines]
+    refs = {f"{r['resourceType']}/{r['id']}" for r in everything}
+    # Ana's record as a regular consent lets it go; nothing of Luis, Noor or anyone else.
+    expected = set(a_member_reaching_sensitive_shared_data("p1")) - WITHHELD_UNDER_REGULAR
+    ours = {r for r in refs if not r.startswith("Provenance/")}
+    assert ours == {r for r in expected if not r.startswith("Provenance/")}
+    assert not refs & WITHHELD_UNDER_REGULAR
+    text = orjson.dumps(everything).decode()
+    assert "luis" not in text and "noor" not in text
+    for withheld in WITHHELD_UNDER_REGULAR:  # not even as a reference
+        assert f'"{withheld}"' not in text
+    # Our transmitter Provenance names what went.
+    transmitter = [p for p in exported["Provenance"] if f"Provenance/{p['id']}" not in expected]
+    assert len(transmitter) == 1
+    assert {t["reference"] for t in transmitter[0]["target"]} == {
+        r for r in ours if not r.startswith("Provenance/")
+    }
+    assert {f["type"]: f["count"] for f in manifest["output"]}["Patient"] == 1
+    # Luis's consent was revoked after the match: left out, and named.
+    [error_file] = manifest["error"]
+    [outcome] = files(client, [error_file])["OperationOutcome"]
+    assert outcome["issue"][0]["details"]["text"] == "Patient/luis was not exported"
+
+    # The patient-level export: the members whose consent names this client now.
+    patients = finished(client, client.get("/fhir/Patient/$export", headers=ASYNC))
+    patient_refs = {
+        f"Patient/{r['id']}" for r in files(client, patients["output"]).get("Patient", [])
+    }
+    assert patient_refs == {"Patient/p1"}
+
+    # _type and _since narrow the export.
+    narrowed = finished(
+        client,
+        client.post(
+            f"/fhir/Group/{group['id']}/$davinci-data-export"
+            "?_type=Coverage&_since=2000-01-01T00:00:00Z",
+            headers=ASYNC,
+        ),
+    )
+    assert sorted(f["type"] for f in narrowed["output"]) == ["Coverage", "Patient", "Provenance"]
+
+
+def outcome(answer: httpx.Response, status: int) -> list[str]:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert all(issue["details"]["text"] for issue in body["issue"])
+    return [issue["code"] for issue in body["issue"]]
+
+
+def test_bad_exports_are_refused_saying_why(old_payer: ServerProcess, client: httpx.Client) -> None:
+    group = matched_group(client)
+    url = f"/fhir/Group/{group['id']}/$davinci-data-export"
+    assert outcome(client.post(url, headers=FHIR), 400) == ["required"]  # no Prefer
+    wrong_type = client.post(
+        f"{url}?exportType=hl7.fhir.us.davinci-pdex%23provider-download", headers=ASYNC
+    )
+    assert outcome(wrong_type, 400) == ["not-supported"]
+    assert PAYER_TO_PAYER in wrong_type.text
+    type_filter = client.post(f"{url}?_typeFilter=Condition%3Fcategory%3Dx", headers=ASYNC)
+    assert outcome(type_filter, 400) == ["not-supported"]
+    assert "_typeFilter" in type_filter.text
+    assert outcome(client.post(f"{url}?_since=yesterday", headers=ASYNC), 400) == ["invalid"]
+    assert outcome(client.post(f"{url}?_type=Spaceship", headers=ASYNC), 400) == ["not-supported"]
+    stranger = client.post(f"{url}?patient=Patient/noor", headers=ASYNC)
+    assert outcome(stranger, 400) == ["not-found"]
+    unknown = client.post("/fhir/Group/no-such-group/$davinci-data-export", headers=ASYNC)
+    assert outcome(unknown, 404) == ["not-found"]
+    token = old_payer.register_client("otherplan", npi="1003000126", scope=REQUESTER_SCOPES)
+    with old_payer.client_with(token) as other:
+        assert outcome(other.post(url, headers=ASYNC), 404) == ["not-found"]
+    # The NonMatched Group holds submitted Patients, not ours: it cannot be exported.
+    found = client.get("/fhir/Group", params={"code": "nomatch"}).json()
+    not_matched = found["entry"][0]["resource"]["id"]
+    refused = client.post(f"/fhir/Group/{not_matched}/$davinci-data-export", headers=ASYNC)
+    assert outcome(refused, 422) == ["business-rule"]
