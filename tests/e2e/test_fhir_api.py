@@ -25,6 +25,7 @@ def test_metadata_declares_exactly_what_is_implemented(
     assert operations == {
         "member-match": "http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match",
         "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+        "export": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
     }
     assert {p["name"] for p in resources["Patient"]["searchParam"]} == {"identifier", "_id"}
     coverage = resources["Coverage"]
@@ -39,7 +40,8 @@ def test_metadata_declares_exactly_what_is_implemented(
     assert [i["code"] for i in resources["Organization"]["interaction"]] == ["read"]
     group = resources["Group"]
     assert {o["name"]: o["definition"] for o in group["operation"]} == {
-        "bulk-member-match": "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/BulkMemberMatch"
+        "bulk-member-match": "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/BulkMemberMatch",
+        "davinci-data-export": "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/davinci-data-export",
     }
     assert [i["code"] for i in group["interaction"]] == ["read", "search-type"]
     assert {p["name"] for p in group["searchParam"]} == {

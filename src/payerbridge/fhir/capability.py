@@ -54,6 +54,12 @@ def _patient(hrex_version: str | None, everything: bool) -> dict[str, Any]:
                     else ", else in a form each accepts."
                 ),
             },
+            {
+                "name": "export",
+                "definition": codes.PATIENT_EXPORT_OPERATION,
+                "documentation": "With Prefer: respond-async: the members whose consent names "
+                "the client, as $davinci-data-export gives a Group's.",
+            },
             *(
                 [
                     {
@@ -116,7 +122,16 @@ def _group() -> dict[str, Any]:
                 "documentation": "POST with Prefer: respond-async; 202 and a Bulk Data status "
                 "URL. The answer is in PDex 2.2's form (Group NDJSON) unless "
                 "X-PDex-Spec-Version or Prefer: pdex-spec= asks for 2.1's (one Parameters).",
-            }
+            },
+            {
+                "name": "davinci-data-export",
+                "definition": codes.DATA_EXPORT_OPERATION,
+                "documentation": f"On a MatchedMembers Group, with Prefer: respond-async: "
+                f"exportType {codes.PAYER_TO_PAYER_EXPORT} (the default), _type, _since, "
+                "_until, patient; _typeFilter and _elements are refused with 400. Each "
+                "member's consent is decided when the job reaches it; members left out are "
+                "named in the manifest's error file.",
+            },
         ],
         "documentation": "A client reads and finds only the Groups of its own "
         "$bulk-member-match requests. Values separated by commas are alternatives; a "
