@@ -43,6 +43,7 @@ from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.ports import IdentityStore
+from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
@@ -81,6 +82,7 @@ from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_file
 from payerbridge.store.members import SqlMemberStore
+from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.token_keys import load_client_key, load_token_keys, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
@@ -159,6 +161,7 @@ class Platform:
     client: PartnerClient
     exchange_ports: ExchangePorts
     bulk: BulkPorts  # $bulk-member-match jobs and their Groups
+    onboarding: OnboardingPorts  # plan-year onboardings (new payer)
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -472,6 +475,19 @@ def build_platform(
             clock=utcnow,
             new_id=new_id,
         ),
+        onboarding=OnboardingPorts(
+            transactions=transactions,
+            onboardings=SqlOnboardingStore(engine, reader=reader),
+            partners=partners,
+            bulk=client,
+            consents=consents,
+            writer=members,
+            us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
+            clock=utcnow,
+            new_id=new_id,
+            consent_zone=ZoneInfo(settings.consent_time_zone),
+            chunk_members=settings.onboarding_chunk_members,
+        ),
         adapters=Adapters(
             identity=identity,
             client=client,
@@ -496,11 +512,12 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     never enqueued; an API-only process just enqueues."""
     from dbos import DBOS, DBOSConfig
 
-    from payerbridge.workflows import bulk, exchange, maintenance, webhooks
+    from payerbridge.workflows import bulk, exchange, maintenance, onboarding, webhooks
 
     settings = platform.settings
     exchange.bind_ports(platform.exchange_ports)
     bulk.bind(platform.bulk)
+    onboarding.bind(platform.onboarding)
     webhooks.bind(
         webhooks.WebhookDelivery(
             platform.webhooks,
@@ -549,6 +566,10 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
             worker_concurrency=settings.bulk_worker_concurrency,
             polling_interval_seconds=settings.queue_polling_seconds,
         )
+    )
+    onboarding.register_queue(
+        partner_concurrency=settings.onboarding_partner_concurrency,
+        polling_interval_seconds=settings.queue_polling_seconds,
     )
     platform.adapters.transactions.relay_deliveries = webhooks.enqueue_deliveries
     if work:

@@ -171,6 +171,16 @@ class Settings(BaseSettings):
         description="How long the Groups of $bulk-member-match stay readable and exportable "
         "by the client that asked (they contain the demographics it submitted).",
     )
+    onboarding_chunk_members: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="Members per $bulk-member-match request of an onboarding (new payer): "
+        "each chunk is matched, exported and imported on its own.",
+    )
+    onboarding_partner_concurrency: int = Field(
+        default=1, ge=1, description="Onboardings running at once against one old payer."
+    )
     payer_to_payer_years: int = Field(
         default=5,
         ge=5,

@@ -23,6 +23,7 @@ from payerbridge.api.routers import (
     exchanges,
     fhir,
     identity,
+    onboardings,
     partners,
     webhooks,
 )
@@ -78,6 +79,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(bulk.router)  # before fhir: /fhir/Group... is not a member's resource
     app.include_router(fhir.router)
     app.include_router(exchanges.router)
+    app.include_router(onboardings.router)
     app.include_router(partners.router)
     app.include_router(consents.router)
     app.include_router(clients.router)

@@ -5,11 +5,13 @@ of ``POST /consents``. Kept as sent, the exchange's body is read back by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from payerbridge.errors import InvalidInput, Issue
 from payerbridge.exchange.model import (
     Address,
     ConsentGrant,
@@ -19,7 +21,13 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.types import PartnerId
 
-__all__ = ["ConsentCapture", "ConsentIn", "ExchangeCreate"]
+__all__ = [
+    "ConsentCapture",
+    "ConsentIn",
+    "ExchangeCreate",
+    "OnboardingCreate",
+    "onboarding_requests",
+]
 
 _Relationship = Literal[
     "self", "spouse", "child", "parent", "common", "injured", "other", "unknown"
@@ -138,4 +146,52 @@ class ExchangeCreate(_Strict):
 def _card(coverage: CoverageIn) -> CoverageCard:
     return CoverageCard(
         coverage.member_id, coverage.subscriber_id, coverage.relationship, coverage.start
+    )
+
+
+def onboarding_requests(partner: str, members: Sequence[Any]) -> list[ExchangeRequest]:
+    """The members of an onboarding (each as ``POST /exchanges`` takes a member, with its
+    opt-in; ``old_payer`` is the onboarding's ``partner``, or absent) as domain requests;
+    InvalidInput naming every bad member and field, by line (from 1)."""
+    requests: list[ExchangeRequest] = []
+    issues: list[Issue] = []
+    for line, member in enumerate(members, start=1):
+        if not isinstance(member, dict):
+            issues.append(Issue(f"line {line}: not a JSON object", f"members[{line - 1}]"))
+            continue
+        if member.get("old_payer", partner) != partner:
+            issues.append(
+                Issue(f"line {line}: old_payer is not the onboarding's partner '{partner}'",
+                      f"members[{line - 1}].old_payer")
+            )  # fmt: skip
+            continue
+        if "consent" not in member or "consent_id" in member:
+            issues.append(
+                Issue(f"line {line}: consent (the member's opt-in itself) is required to "
+                      "onboard; consent_id is not taken", f"members[{line - 1}].consent",
+                      "required")
+            )  # fmt: skip
+            continue
+        try:
+            parsed = ExchangeCreate.model_validate({**member, "old_payer": partner})
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = ".".join(str(part) for part in error["loc"])
+                issues.append(
+                    Issue(f"line {line}: {where or 'member'}: {error['msg']}",
+                          f"members[{line - 1}].{where}" if where else f"members[{line - 1}]")
+                )  # fmt: skip
+            continue
+        requests.append(parsed.to_domain())
+    if issues:
+        raise InvalidInput("the members cannot be onboarded as they are", issues=issues[:200])
+    return requests
+
+
+class OnboardingCreate(_Strict):
+    partner: str = Field(min_length=1, max_length=64, description="The old payer's partner id.")
+    members: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=100_000,
+        description="Each member as POST /exchanges takes it, without old_payer, with consent.",
     )

@@ -532,6 +532,7 @@ from payerbridge.cli import sandbox as _sandbox  # noqa: E402
 from payerbridge.cli import security as _security  # noqa: E402
 from payerbridge.cli.audit import audit_app  # noqa: E402
 from payerbridge.cli.identity import identity_app  # noqa: E402
+from payerbridge.cli.onboard import onboard  # noqa: E402
 
 app.add_typer(_sandbox.sandbox_app, name="sandbox")
 app.add_typer(_bench.bench_app, name="bench")
@@ -542,3 +543,4 @@ app.add_typer(_consents.consents_app, name="consents")
 app.add_typer(identity_app, name="identity")
 app.add_typer(audit_app, name="audit")
 app.command("demo")(_sandbox.demo)
+app.command("onboard")(onboard)

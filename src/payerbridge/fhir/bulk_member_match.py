@@ -51,7 +51,9 @@ __all__ = [
     "MemberResult",
     "PARAMETER_NAMES",
     "parameters_form",
+    "member_bundle",
     "parse_bulk_member_match_request",
+    "read_result_groups",
     "result_groups",
 ]
 
@@ -318,3 +320,77 @@ def parameters_form(groups: Sequence[dict[str, Any]], pdex: str) -> dict[str, An
             for group in groups
         ],
     }
+
+
+def member_bundle(parameters: dict[str, Any], patient_id: str) -> dict[str, Any]:
+    """A ``$member-match`` request's Parameters as one MemberBundle, its MemberPatient
+    submitted as ``patient_id`` and every reference to it pointed there (a bulk request's
+    Patients must differ by id: the Groups name them by it)."""
+    old = f"Patient/{_member_patient(parameters).get('id')}"
+
+    def repoint(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: f"Patient/{patient_id}"
+                if key == "reference" and value == old
+                else repoint(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [repoint(item) for item in node]
+        return node
+
+    parts = repoint(copy.deepcopy(parameters["parameter"]))
+    for part in parts:
+        if part.get("name") == "MemberPatient":
+            part["resource"]["id"] = patient_id
+    return {"name": "MemberBundle", "part": parts}
+
+
+def _member_patient(parameters: dict[str, Any]) -> dict[str, Any]:
+    for part in parameters.get("parameter") or []:
+        if part.get("name") == "MemberPatient" and isinstance(part.get("resource"), dict):
+            return dict(part["resource"])
+    raise ValueError("the Parameters carry no MemberPatient")
+
+
+def read_result_groups(resources: Sequence[Any]) -> list[tuple[str, MatchResult, str | None]]:
+    """What a ``$bulk-member-match`` answer says of each submitted Patient: its id as
+    submitted, its bucket and, when matched, the responder's Patient id. ``resources``
+    are the Groups (PDex 2.2) or the Parameters wrapping them (2.1). A Group we cannot
+    read raises ValueError naming what is wrong."""
+    groups: list[Any] = []
+    for resource in resources:
+        if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
+            groups.extend(p.get("resource") for p in resource.get("parameter") or [])
+        else:
+            groups.append(resource)
+    found: list[tuple[str, MatchResult, str | None]] = []
+    for group in groups:
+        if not isinstance(group, dict) or group.get("resourceType") != "Group":
+            raise ValueError("a result is not a Group")
+        codings = (group.get("code") or {}).get("coding") or []
+        try:
+            bucket = MatchResult(
+                next(c["code"] for c in codings if c.get("system") == RESULT_SYSTEM)
+            )
+        except (StopIteration, KeyError, ValueError) as exc:
+            raise ValueError("a result Group has no PdexMultiMemberMatchResultCS code") from exc
+        for member in group.get("member") or []:
+            entity = member.get("entity") or {}
+            submitted = next(
+                (
+                    str(e.get("valueReference", {}).get("reference", "")).removeprefix("#")
+                    for e in entity.get("extension") or []
+                    if e.get("url") == _MATCH_PARAMETERS
+                ),
+                None,
+            )
+            reference = str(entity.get("reference") or "")
+            if submitted is None and reference.startswith("#"):
+                submitted = reference[1:]
+            if not submitted:
+                raise ValueError("a Group member names no submitted Patient")
+            ours = reference.removeprefix("Patient/") if reference.startswith("Patient/") else None
+            found.append((submitted, bucket, ours if bucket is MatchResult.MATCHED else None))
+    return found

@@ -1,4 +1,5 @@
-"""The partner client over httpx: HRex ``$member-match`` and PDex ``$everything``.
+"""The partner client over httpx: HRex ``$member-match``, PDex ``$everything`` and the
+Bulk Data requests of bulk onboarding (kick-off, status, files).
 
 Turns HTTP outcomes into our errors, in the classes of ``exchange.retry``: 422 with
 ``not-found`` / ``multiple-matches`` into NoMatch / AmbiguousMatch, one coded as a
@@ -38,6 +39,7 @@ from payerbridge.exchange.retry import FailureClass, classify_status, retry_afte
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
 from payerbridge.fhir.resources import ID_PATTERN
+from payerbridge.onboarding.ports import BulkStatus
 from payerbridge.partners.auth import OurUdapClient, PartnerTokenSource
 from payerbridge.routing.model import Partner
 
@@ -126,13 +128,18 @@ class HttpxPartnerClient:
         idempotency_key: str,
         body: dict[str, Any] | None = None,
         timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         if not url.startswith(f"{partner.fhir_base}/"):
             raise PartnerRejected(
                 f"partner '{partner.id}' pointed us at a URL outside its registered FHIR base; "
                 "no member data or token is sent there"
             )
-        headers = {"X-Request-ID": idempotency_key, "Idempotency-Key": idempotency_key}
+        headers = {
+            "X-Request-ID": idempotency_key,
+            "Idempotency-Key": idempotency_key,
+            **(headers or {}),
+        }
         authorization = self._tokens.authorization(partner)
         if authorization is not None:
             headers["Authorization"] = authorization
@@ -222,6 +229,75 @@ class HttpxPartnerClient:
                 "the partner's $member-match response is not JSON", status=response.status_code
             ) from exc
         return parse_member_match_response(body)
+
+    def kick_off(
+        self, partner: Partner, path: str, body: dict[str, Any], *, idempotency_key: str
+    ) -> str:
+        """POST a Bulk Data kick-off (``Prefer: respond-async``) under the partner's base;
+        the status URL its 202 names."""
+        operation = path.rsplit("/", 1)[-1]
+        response = self._send(
+            partner,
+            "POST",
+            f"{partner.fhir_base}/{path}",
+            idempotency_key=idempotency_key,
+            body=body,
+            headers={"Prefer": "respond-async"},
+        )
+        location = response.headers.get("Content-Location")
+        if response.status_code != 202 or not location:
+            raise PartnerRejected(
+                f"partner '{partner.id}' did not accept {operation} "
+                f"(HTTP {response.status_code}): {_outcome_text(response)}",
+                status=response.status_code,
+            )
+        return str(location)
+
+    def poll(self, partner: Partner, status_url: str, *, idempotency_key: str) -> BulkStatus:
+        """A Bulk Data status request: the manifest once the job is done."""
+        response = self._send(
+            partner,
+            "GET",
+            status_url,
+            idempotency_key=idempotency_key,
+            headers={"Accept": "application/json"},
+        )
+        if response.status_code == 202:
+            return BulkStatus(
+                None,
+                retry_after_seconds(response.headers.get("Retry-After"), now=datetime.now(UTC)),
+                response.headers.get("X-Progress"),
+            )
+        if response.status_code != 200:
+            raise PartnerRejected(
+                f"partner '{partner.id}' answered a status request with HTTP "
+                f"{response.status_code}: {_outcome_text(response)}",
+                status=response.status_code,
+            )
+        try:
+            manifest = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise PartnerRejected("the partner's Bulk Data manifest is not JSON") from exc
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("output"), list):
+            raise PartnerRejected("the partner's Bulk Data manifest has no output list")
+        return BulkStatus(manifest)
+
+    def download(self, partner: Partner, url: str, *, idempotency_key: str) -> bytes:
+        """One NDJSON file a manifest listed (it must be under the partner's base)."""
+        response = self._send(
+            partner,
+            "GET",
+            url,
+            idempotency_key=idempotency_key,
+            headers={"Accept": "application/fhir+ndjson"},
+        )
+        if response.status_code != 200:
+            raise PartnerRejected(
+                f"partner '{partner.id}' answered a file request with HTTP "
+                f"{response.status_code}: {_outcome_text(response)}",
+                status=response.status_code,
+            )
+        return response.content
 
     def find_member(
         self,

@@ -54,6 +54,9 @@ __all__ = [
     "identity_reviews",
     "member_groups",
     "metadata",
+    "onboarding_chunks",
+    "onboarding_members",
+    "onboardings",
     "partner_breakers",
     "partners",
     "webhook_deliveries",
@@ -636,4 +639,49 @@ bulk_output_lines = Table(
     Column("mode", String(8), nullable=True),
     Column("body", Text, nullable=True),
     Index("ix_bulk_output_lines_file", "job_id", "file", "seq"),
+)
+
+# Plan-year onboardings (new payer): one run per file of members and old payer.
+onboardings = Table(
+    "onboardings",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("client_id", String(200), nullable=False),
+    Column("partner_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("error", String(500), nullable=True),
+)
+
+# Its members: the MemberBundle sent (dropped when the run ends) and what became of each.
+onboarding_members = Table(
+    "onboarding_members",
+    metadata,
+    Column("onboarding_id", String(64), ForeignKey("onboardings.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("member_id", String(64), nullable=False),
+    Column("consent_id", String(64), nullable=False),
+    Column("bundle", Text, nullable=False),
+    Column("result", String(24), nullable=True),
+    Column("old_patient", String(64), nullable=True),
+    Column("imported", Integer, nullable=True),
+)
+
+# Its chunks: each one $bulk-member-match and one export at the old payer; the row is
+# the chunk's checkpoint.
+onboarding_chunks = Table(
+    "onboarding_chunks",
+    metadata,
+    Column("onboarding_id", String(64), ForeignKey("onboardings.id"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("first_member", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("status_url", String(2000), nullable=True),
+    Column("group_id", String(64), nullable=True),
+    Column("due_at", UtcDateTime(), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -1,0 +1,108 @@
+"""Plan-year onboarding (new payer): ``POST /onboardings`` with a partner and its members,
+then the run's report. The plan's own systems submit and see only their own runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from payerbridge.api.deps import PlatformDep, SubmitterDep
+from payerbridge.api.idempotency import checked_key
+from payerbridge.api.schemas import OnboardingCreate, onboarding_requests
+from payerbridge.bootstrap import Platform
+from payerbridge.errors import InvalidInput, Issue
+from payerbridge.logging import current_request_id
+from payerbridge.onboarding.model import Onboarding
+from payerbridge.onboarding.service import accept_onboarding, onboarding_id_for, onboarding_of
+from payerbridge.types import PartnerId
+from payerbridge.workflows.onboarding import enqueue_onboarding
+
+__all__ = ["onboarding_report", "router"]
+
+router = APIRouter(prefix="/onboardings", tags=["onboardings"])
+
+
+@router.post("", status_code=202)
+def create_onboarding(
+    body: OnboardingCreate,
+    platform: PlatformDep,
+    caller: SubmitterDep,
+    request: Request,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> dict[str, Any]:
+    """202 + Location: the members are matched at the partner, exported and imported in
+    the background; the same Idempotency-Key answers with the run it started."""
+    if idempotency_key is None or not idempotency_key.strip():
+        text = "POST /onboardings needs an Idempotency-Key header (resend it when retrying)"
+        raise InvalidInput(text, issues=[Issue(text, "Idempotency-Key", "required")])
+    requests = onboarding_requests(body.partner, body.members)
+    onboarding = accept_onboarding(
+        platform.onboarding,
+        onboarding_id_for(caller.client_id, checked_key(idempotency_key)),
+        PartnerId(body.partner),
+        requests,
+        client_id=caller.client_id,
+        request_id=current_request_id(),
+    )
+    enqueue_onboarding(onboarding.id, onboarding.partner_id)  # again: a no-op when running
+    response.headers["Location"] = str(
+        request.url_for("get_onboarding", onboarding_id=onboarding.id)
+    )
+    return onboarding_report(platform, onboarding)
+
+
+@router.get("/{onboarding_id}", name="get_onboarding")
+def get_onboarding(
+    onboarding_id: str, platform: PlatformDep, caller: SubmitterDep
+) -> dict[str, Any]:
+    """The run: where it is, and how many members matched, were refused, were imported."""
+    onboarding = onboarding_of(platform.onboarding, onboarding_id, caller.owner)
+    return onboarding_report(platform, onboarding)
+
+
+@router.get("/{onboarding_id}/members")
+def onboarding_members(
+    onboarding_id: str,
+    platform: PlatformDep,
+    caller: SubmitterDep,
+    count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
+) -> dict[str, Any]:
+    """Each member's result (match, nomatch, consentconstraint; null while waiting) and
+    the resources imported for it, in the order submitted."""
+    onboarding = onboarding_of(platform.onboarding, onboarding_id, caller.owner)
+    members = platform.onboarding.onboardings.members(onboarding.id, first=offset, size=count)
+    return {
+        "total": onboarding.total,
+        "offset": offset,
+        "items": [
+            {"member_id": m.member_id, "result": m.result, "imported": m.imported or 0}
+            for m in members
+        ],
+    }
+
+
+def onboarding_report(platform: Platform, onboarding: Onboarding) -> dict[str, Any]:
+    members = platform.onboarding.onboardings.members(onboarding.id)
+    chunks = platform.onboarding.onboardings.chunks(onboarding.id)
+    results: dict[str, int] = {"match": 0, "nomatch": 0, "consentconstraint": 0, "pending": 0}
+    for member in members:
+        results[member.result or "pending"] += 1
+    return {
+        "id": onboarding.id,
+        "partner": onboarding.partner_id,
+        "status": onboarding.status.value,
+        "error": onboarding.error,
+        "members": onboarding.total,
+        "results": results,
+        "imported_members": sum(1 for m in members if m.imported),
+        "imported_resources": sum(m.imported or 0 for m in members),
+        "chunks": {
+            "total": onboarding.chunks,
+            "done": sum(1 for c in chunks if c.stage.value == "done"),
+        },
+        "created_at": onboarding.created_at.isoformat(),
+        "updated_at": onboarding.updated_at.isoformat(),
+    }

@@ -1,0 +1,138 @@
+"""``payerbridge onboard``: plan-year onboarding of a file of new members at one old payer,
+run durably in this process (a DBOS worker), with progress bars and a report."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from payerbridge.cli.console import err, fail, out, settings_for
+from payerbridge.cli.options import DataDir
+from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
+
+__all__ = ["onboard"]
+
+_POLL_SECONDS = 0.5
+
+
+def onboard(
+    partner: Annotated[str, typer.Option(help="The old payer, by its registered partner id.")],
+    members: Annotated[
+        Path,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="NDJSON: one member per line, as POST /exchanges takes one (member, "
+            "old_coverage, new_coverage, consent), old_payer left out.",
+        ),
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Match the members at the old payer with $bulk-member-match, export the matched
+    members' histories with $davinci-data-export and import them with Provenance.
+
+    The run is durable: stopped or killed, the same command with the same file carries on
+    where it was. Each member's result and count are in the report (and at
+    GET /onboardings/{id})."""
+    from payerbridge.api.routers.onboardings import onboarding_report
+    from payerbridge.api.schemas import onboarding_requests
+    from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
+    from payerbridge.onboarding.model import OnboardingStatus
+    from payerbridge.onboarding.service import accept_onboarding, onboarding_id_for
+    from payerbridge.types import OPERATOR, PartnerId
+    from payerbridge.workflows.onboarding import enqueue_onboarding
+
+    content = members.read_bytes()
+    try:
+        requests = onboarding_requests(partner, _lines(content))
+    except PayerBridgeError as exc:
+        raise fail(exc) from exc
+    digest = hashlib.sha256(partner.encode() + b"\n" + content).hexdigest()
+    run_id = onboarding_id_for(OPERATOR, digest)
+    # Its own worker id: run again after a crash, this process recovers the run's workflow.
+    platform = build_platform(settings_for(data_dir, worker_id=f"onboard-{run_id[:16]}"))
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        launch_workflows(platform, work=True)
+        try:
+            onboarding = accept_onboarding(
+                platform.onboarding,
+                run_id,
+                PartnerId(partner),
+                requests,
+                client_id=OPERATOR,
+                request_id=None,
+            )
+        except PayerBridgeError as exc:
+            raise fail(exc) from exc
+        enqueue_onboarding(onboarding.id, onboarding.partner_id)
+        err.print(f"onboarding {onboarding.id}: {onboarding.total} member(s) with '{partner}'")
+        store = platform.onboarding.onboardings
+        with Progress(
+            TextColumn("{task.description:<9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            matched = progress.add_task("matched", total=onboarding.total)
+            imported = progress.add_task("chunks", total=onboarding.chunks)
+            while not stop.is_set():
+                current = store.get(onboarding.id)
+                done = store.members(onboarding.id)
+                progress.update(matched, completed=sum(1 for m in done if m.result))
+                progress.update(
+                    imported,
+                    completed=sum(1 for c in store.chunks(onboarding.id) if c.stage == "done"),
+                )
+                if current is None or current.status is not OnboardingStatus.RUNNING:
+                    break
+                stop.wait(_POLL_SECONDS)
+        report = onboarding_report(platform, store.get(onboarding.id) or onboarding)
+    finally:
+        shutdown_workflows(platform)
+    if stop.is_set() and report["status"] == "running":
+        err.print(f"stopped; run the same command again to carry on ({report['id']})")
+        raise typer.Exit(130)
+    _print(report)
+    if report["status"] != "completed":
+        raise typer.Exit(1)
+
+
+def _lines(content: bytes) -> list[Any]:
+    """The file's members; InvalidInput naming every line that is not JSON."""
+    parsed: list[Any] = []
+    issues: list[Issue] = []
+    for number, line in enumerate(content.rstrip().splitlines(), start=1):
+        try:
+            parsed.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            issues.append(Issue(f"line {number}: not JSON ({exc.msg})", f"line {number}"))
+    if issues:
+        raise InvalidInput("the members file is not NDJSON", issues=issues)
+    return parsed
+
+
+def _print(report: dict[str, Any]) -> None:
+    table = Table(title=f"onboarding {report['id']} with {report['partner']}: {report['status']}")
+    table.add_column("members")
+    table.add_column("count", justify="right")
+    for name, count in report["results"].items():
+        table.add_row(name, str(count))
+    table.add_row("imported", str(report["imported_members"]))
+    table.add_row("resources imported", str(report["imported_resources"]))
+    out.print(table)
+    if report["error"]:
+        err.print(f"[red]error:[/red] {report['error']}")

@@ -1,0 +1,119 @@
+"""Turning an old payer's bulk export into resources of our own (pure), as
+``exchange.normalize`` turns one member's ``$everything``: every resource gets a new id,
+every reference among them is rewritten, the old payer's Provenance is kept
+(re-targeted), and each member gets our receipt Provenance for what arrived for it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from payerbridge.fhir.provenance import receipt_provenance
+from payerbridge.fhir.resources import (
+    ID_PATTERN,
+    SUPPORTED_TYPES,
+    compartment_patient,
+    rewrite_references,
+)
+from payerbridge.routing.model import Organization
+
+__all__ = ["NormalizedExport", "normalize_export"]
+
+Resource = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NormalizedExport:
+    resources: list[tuple[Resource, str | None]]  # (resource, compartment patient id)
+    per_member: dict[int, int]  # resources stored per member position (Provenance included)
+    skipped: Counter[str]  # resources we could not take, by type
+    strangers: int  # resources of Patients we did not ask about: dropped
+
+
+def normalize_export(
+    resources: Iterable[Resource],
+    *,
+    members: Mapping[str, int],
+    new_id: Callable[[], str],
+    received_at: datetime,
+    us: Organization,
+    old_payer: Organization,
+    run_id: str,
+) -> NormalizedExport:
+    """``members``: the old payer's Patient id of each member we asked about, to its
+    position. A resource in another Patient's compartment is dropped (the old payer
+    should not have sent it); shared resources (no compartment) are kept."""
+    skipped: Counter[str] = Counter()
+    id_map: dict[str, str] = {}
+    kept: list[Resource] = []
+    strangers = 0
+    for resource in resources:
+        resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+        if (
+            resource_type not in SUPPORTED_TYPES
+            or not isinstance(resource_id, str)
+            or not ID_PATTERN.match(resource_id)
+        ):
+            skipped[str(resource_type)] += 1
+            continue
+        owner = compartment_patient(resource)
+        if owner is not None and owner not in members:
+            strangers += 1
+            continue
+        old_ref = f"{resource_type}/{resource_id}"
+        if old_ref in id_map:
+            continue  # the same resource twice (two members reach it): keep one
+        id_map[old_ref] = f"{resource_type}/{new_id()}"
+        kept.append(resource)
+
+    def rewrite(reference: str) -> str:
+        return id_map.get(reference, reference)
+
+    normalized: list[tuple[Resource, str | None, int | None]] = []
+    for resource in kept:
+        old_ref = f"{resource['resourceType']}/{resource['id']}"
+        owner = compartment_patient(resource)
+        copy = rewrite_references(resource, rewrite)
+        copy["id"] = id_map[old_ref].split("/", 1)[1]
+        meta = {
+            k: v
+            for k, v in (copy.get("meta") or {}).items()
+            if k not in ("versionId", "lastUpdated", "source")
+        }
+        if old_payer.fhir_base:
+            meta["source"] = f"{old_payer.fhir_base}/{old_ref}"
+        copy["meta"] = meta
+        position = members[owner] if owner is not None else None
+        normalized.append((copy, _new_patient(id_map, owner), position))
+
+    by_member: dict[int, list[Resource]] = {}
+    for resource, _, position in normalized:
+        if position is not None:
+            by_member.setdefault(position, []).append(resource)
+    stored: list[tuple[Resource, str | None]] = [(r, patient) for r, patient, _ in normalized]
+    per_member: dict[int, int] = {}
+    for position, own in sorted(by_member.items()):
+        patient = next((r for r in own if r["resourceType"] == "Patient"), None)
+        received = [r for r in own if r["resourceType"] != "Provenance"]
+        if received:
+            provenance = receipt_provenance(
+                new_id(),
+                received,
+                transmitter=old_payer,
+                custodian=us,
+                recorded=received_at,
+                exchange_id=run_id,
+            )
+            stored.append((provenance, patient["id"] if patient else None))
+        per_member[position] = len(own) + (1 if received else 0)
+    return NormalizedExport(stored, per_member, skipped, strangers)
+
+
+def _new_patient(id_map: Mapping[str, str], owner: str | None) -> str | None:
+    if owner is None:
+        return None
+    new = id_map.get(f"Patient/{owner}")
+    return new.split("/", 1)[1] if new else None

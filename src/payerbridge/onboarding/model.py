@@ -1,0 +1,67 @@
+"""An onboarding as it is kept: the run, its members, and its chunks' progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from payerbridge.types import ClientId, PartnerId
+
+__all__ = ["Chunk", "Onboarding", "OnboardingMember", "OnboardingStatus", "Stage"]
+
+
+class OnboardingStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Stage(StrEnum):
+    """Where a chunk of members is in its round trip to the old payer."""
+
+    SUBMIT_MATCH = "submit-match"  # its $bulk-member-match is to be kicked off
+    AWAIT_MATCH = "await-match"  # polled until its manifest is there
+    SUBMIT_EXPORT = "submit-export"  # its MatchedMembers Group is to be exported
+    AWAIT_EXPORT = "await-export"  # polled, then its files downloaded and imported
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Onboarding:
+    id: str
+    client_id: ClientId  # who asked; the only client that sees it
+    partner_id: PartnerId
+    status: OnboardingStatus
+    total: int
+    chunks: int
+    created_at: datetime
+    updated_at: datetime
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class OnboardingMember:
+    """One member: its MemberBundle as submitted (its Patient's id is ``member_id``) and
+    what became of it."""
+
+    position: int
+    member_id: str  # the member's id at our plan
+    consent_id: str  # its opt-in, kept as a consent record
+    bundle: dict[str, Any]
+    result: str | None = None  # a PdexMultiMemberMatchResultCS code once matched
+    old_patient: str | None = None  # the old payer's Patient id for a matched member
+    imported: int | None = None  # resources imported for it (None: not yet, or none came)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    onboarding_id: str
+    number: int
+    first: int  # the position of its first member
+    size: int
+    stage: Stage
+    status_url: str | None = None  # the old payer's status URL of the job in flight
+    group_id: str | None = None  # the MatchedMembers Group to export
+    due_at: datetime | None = None  # when to poll again

@@ -1,0 +1,124 @@
+"""What an onboarding needs: its rows, and the old payer's Bulk Data endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from payerbridge.consent.ports import ConsentStore
+from payerbridge.exchange.ports import PartnerDirectory, ResourceWriter
+from payerbridge.onboarding.model import (
+    Chunk,
+    Onboarding,
+    OnboardingMember,
+    OnboardingStatus,
+    Stage,
+)
+from payerbridge.routing.model import Organization, Partner
+from payerbridge.transactions import Transactions, UnitOfWork
+
+__all__ = ["BulkPartner", "BulkStatus", "OnboardingPorts", "OnboardingStore"]
+
+
+@dataclass(frozen=True)
+class BulkStatus:
+    """A Bulk Data status answer: the manifest once done, else when to ask again."""
+
+    manifest: dict[str, Any] | None
+    retry_after: float | None = None
+    progress: str | None = None
+
+
+class BulkPartner(Protocol):
+    def kick_off(
+        self, partner: Partner, path: str, body: dict[str, Any], *, idempotency_key: str
+    ) -> str:
+        """POST an asynchronous request under the partner's FHIR base (``path``); the
+        status URL it answers with."""
+        ...
+
+    def poll(self, partner: Partner, status_url: str, *, idempotency_key: str) -> BulkStatus: ...
+
+    def download(self, partner: Partner, url: str, *, idempotency_key: str) -> bytes: ...
+
+    def refresh_credentials(self, partner: Partner) -> None:
+        """Forget the partner's access token after it refused it (the next call asks anew)."""
+        ...
+
+
+class OnboardingStore(Protocol):
+    def create(self, unit: UnitOfWork, onboarding: Onboarding, chunks: Sequence[Chunk]) -> None:
+        """The run and its chunks: a unit's first statements (they are Core's)."""
+        ...
+
+    def add_members(
+        self, unit: UnitOfWork, onboarding_id: str, members: Sequence[OnboardingMember]
+    ) -> None: ...
+
+    def get(self, onboarding_id: str) -> Onboarding | None: ...
+
+    def members(
+        self, onboarding_id: str, *, first: int = 0, size: int | None = None
+    ) -> list[OnboardingMember]:
+        """In position order."""
+        ...
+
+    def next_chunk(self, onboarding_id: str) -> Chunk | None:
+        """The first chunk not done."""
+        ...
+
+    def chunks(self, onboarding_id: str) -> list[Chunk]: ...
+
+    def move_chunk(
+        self,
+        unit: UnitOfWork,
+        chunk: Chunk,
+        to: Stage,
+        *,
+        at: datetime,
+        status_url: str | None = None,
+        group_id: str | None = None,
+        due_at: datetime | None = None,
+    ) -> bool:
+        """From the chunk's stage to ``to``; False (nothing written) if it moved meanwhile."""
+        ...
+
+    def record_results(
+        self, unit: UnitOfWork, onboarding_id: str, results: Mapping[int, tuple[str, str | None]]
+    ) -> None:
+        """Each member's result and the old payer's Patient id, by position."""
+        ...
+
+    def record_imported(
+        self, unit: UnitOfWork, onboarding_id: str, counts: Mapping[int, int]
+    ) -> None: ...
+
+    def finish(
+        self,
+        unit: UnitOfWork,
+        onboarding_id: str,
+        status: OnboardingStatus,
+        *,
+        at: datetime,
+        error: str | None = None,
+    ) -> bool:
+        """Running to ``status``; False if it had already ended."""
+        ...
+
+
+@dataclass(frozen=True)
+class OnboardingPorts:
+    transactions: Transactions
+    onboardings: OnboardingStore
+    partners: PartnerDirectory
+    bulk: BulkPartner
+    consents: ConsentStore
+    writer: ResourceWriter
+    us: Organization
+    clock: Callable[[], datetime]
+    new_id: Callable[[], str]
+    consent_zone: ZoneInfo
+    chunk_members: int  # members per $bulk-member-match request

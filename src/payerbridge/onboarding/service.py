@@ -1,0 +1,433 @@
+"""The onboarding use cases (new payer): accept a file of members for one old payer, then
+take it forward one chunk and one stage at a time (``proceed``), each move committed, so
+a run cut off anywhere carries on from the last commit.
+
+A chunk's round trip: kick off ``$bulk-member-match`` with its members' MemberBundles
+(each with the member's opt-in as HRex Consent), poll as ``Retry-After`` says, read the
+Groups into each member's result, export the MatchedMembers Group with
+``$davinci-data-export``, poll, download the files and import what they hold under our
+ids with Provenance, in one unit of work with each member's count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.consent.model import ConsentId
+from payerbridge.consent.service import record_consent
+from payerbridge.errors import InvalidInput, Issue, NotFound, PartnerRejected, UnprocessableRequest
+from payerbridge.exchange.model import ExchangeRequest
+from payerbridge.exchange.opt_in import opt_in_consent
+from payerbridge.fhir.bulk_member_match import MatchResult, member_bundle, read_result_groups
+from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
+from payerbridge.fhir.member_match import build_member_match_request
+from payerbridge.onboarding.importing import normalize_export
+from payerbridge.onboarding.model import (
+    Chunk,
+    Onboarding,
+    OnboardingMember,
+    OnboardingStatus,
+    Stage,
+)
+from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.routing.model import Partner
+from payerbridge.routing.profiles import PROFILES
+from payerbridge.types import ClientId, MemberId, PartnerId
+
+__all__ = [
+    "Step",
+    "accept_onboarding",
+    "fail_onboarding",
+    "onboarding_id_for",
+    "onboarding_of",
+    "proceed",
+]
+
+# How long to wait before polling when the old payer does not say (Bulk Data's default
+# pace), and the longest wait we take from its Retry-After.
+_DEFAULT_POLL = timedelta(seconds=2)
+_LONGEST_POLL = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where ``proceed`` left the onboarding: ``done``, or when to call it again."""
+
+    done: bool
+    retry_at: datetime | None = None
+
+
+def onboarding_id_for(client_id: str, key: str) -> str:
+    """A run's id: the same client and key (an Idempotency-Key, a file's digest) name the
+    same run, so submitting again resumes it."""
+    return hashlib.sha256(f"{client_id}\n{key}".encode()).hexdigest()[:32]
+
+
+def accept_onboarding(
+    ports: OnboardingPorts,
+    onboarding_id: str,
+    partner_id: PartnerId,
+    requests: Sequence[ExchangeRequest],
+    *,
+    client_id: ClientId,
+    request_id: str | None,
+) -> Onboarding:
+    """Record the onboarding with each member's opt-in (kept as a consent record) and
+    MemberBundle, all or nothing; an onboarding of this id already recorded is returned
+    as it is (the same file submitted again resumes it)."""
+    existing = ports.onboardings.get(onboarding_id)
+    if existing is not None:
+        if existing.client_id != client_id:
+            raise NotFound(f"onboarding {onboarding_id} does not exist")
+        return existing
+    partner = ports.partners.get(partner_id)
+    if partner is None:
+        raise UnprocessableRequest(
+            f"no partner is registered with id '{partner_id}'",
+            issues=[Issue("register the old payer first", "partner", "not-found")],
+        )
+    _check_members(requests)
+    now = ports.clock()
+    size = ports.chunk_members
+    onboarding = Onboarding(
+        id=onboarding_id,
+        client_id=client_id,
+        partner_id=partner_id,
+        status=OnboardingStatus.RUNNING,
+        total=len(requests),
+        chunks=(len(requests) + size - 1) // size,
+        created_at=now,
+        updated_at=now,
+    )
+    chunks = [
+        Chunk(onboarding_id, n, first, min(size, len(requests) - first), Stage.SUBMIT_MATCH)
+        for n, first in enumerate(range(0, len(requests), size))
+    ]
+    with ports.transactions.begin() as unit:
+        ports.onboardings.create(unit, onboarding, chunks)
+        members = []
+        for position, request in enumerate(requests):
+            assert request.consent is not None  # _check_members
+            consent = opt_in_consent(
+                request.consent,
+                consent_id=ConsentId(ports.new_id()),
+                member_id=MemberId(request.member_id),
+                old_payer=partner,
+                us=ports.us,
+                client_id=client_id,
+                zone=ports.consent_zone,
+                at=now,
+            )
+            kept = record_consent(
+                unit, ports.consents, consent, actor=client_id, request_id=request_id
+            )
+            members.append(
+                OnboardingMember(
+                    position,
+                    request.member_id,
+                    kept.consent_id,
+                    _bundle(ports, partner, request, kept.resource),
+                )
+            )
+        ports.onboardings.add_members(unit, onboarding_id, members)
+        unit.record(_event(onboarding, "accepted", now, request_id, members=len(requests)))
+    return onboarding
+
+
+def _check_members(requests: Sequence[ExchangeRequest]) -> None:
+    issues: list[Issue] = []
+    seen: dict[str, int] = {}
+    for line, request in enumerate(requests, start=1):
+        if request.consent is None:
+            issues.append(
+                Issue(f"line {line}: the member's opt-in (consent) is required", "consent")
+            )
+        member = request.member_id
+        if not member:
+            issues.append(Issue(f"line {line}: new_coverage needs the member id", "new_coverage"))
+        elif member in seen:
+            issues.append(
+                Issue(f"line {line}: member {member} is also on line {seen[member]}", "member")
+            )
+        else:
+            seen[member] = line
+    if not requests:
+        issues.append(Issue("the file holds no members"))
+    if issues:
+        raise InvalidInput("the members cannot be onboarded as they are", issues=issues)
+
+
+def _bundle(
+    ports: OnboardingPorts, partner: Partner, request: ExchangeRequest, consent: dict[str, Any]
+) -> dict[str, Any]:
+    parameters = build_member_match_request(
+        request,
+        consent,
+        our_name=ports.us.name,
+        our_npi=ports.us.npi,
+        partner_name=partner.name,
+        partner_npi=partner.npi,
+        shape=PROFILES.current,
+        member_system=f"{ports.us.fhir_base}/NamingSystem/member-id"
+        if ports.us.fhir_base
+        else None,
+    )
+    return member_bundle(parameters, request.member_id)
+
+
+def onboarding_of(ports: OnboardingPorts, onboarding_id: str, client_id: str) -> Onboarding:
+    """The client's own onboarding; anyone else's does not exist (404)."""
+    onboarding = ports.onboardings.get(onboarding_id)
+    if onboarding is None or client_id not in (onboarding.client_id, "operator"):
+        raise NotFound(f"onboarding {onboarding_id[:64]} does not exist")
+    return onboarding
+
+
+def proceed(ports: OnboardingPorts, onboarding_id: str) -> Step:
+    """Move the first unfinished chunk on by one stage (or finish the onboarding)."""
+    onboarding = ports.onboardings.get(onboarding_id)
+    if onboarding is None or onboarding.status is not OnboardingStatus.RUNNING:
+        return Step(done=True)
+    chunk = ports.onboardings.next_chunk(onboarding_id)
+    if chunk is None:
+        now = ports.clock()
+        with ports.transactions.begin() as unit:
+            if ports.onboardings.finish(unit, onboarding_id, OnboardingStatus.COMPLETED, at=now):
+                counts = _result_counts(ports, onboarding_id)
+                unit.record(_event(onboarding, "completed", now, onboarding_id, **counts))
+        return Step(done=True)
+    partner = ports.partners.get(onboarding.partner_id)
+    if partner is None:
+        fail_onboarding(ports, onboarding_id, "the partner is no longer registered")
+        return Step(done=True)
+    now = ports.clock()
+    if chunk.due_at is not None and chunk.due_at > now:
+        return Step(done=False, retry_at=chunk.due_at)
+    stages = {
+        Stage.SUBMIT_MATCH: _submit_match,
+        Stage.AWAIT_MATCH: _await_match,
+        Stage.SUBMIT_EXPORT: _submit_export,
+        Stage.AWAIT_EXPORT: _await_export,
+    }
+    return stages[chunk.stage](ports, partner, chunk)
+
+
+def _key(chunk: Chunk, stage: str) -> str:
+    """The Idempotency-Key of one call of a chunk's stage: the same when it is retried."""
+    return f"{chunk.onboarding_id}:{chunk.number}:{stage}"
+
+
+def _submit_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step:
+    members = ports.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
+    body = {"resourceType": "Parameters", "parameter": [m.bundle for m in members]}
+    status_url = ports.bulk.kick_off(
+        partner, "Group/$bulk-member-match", body, idempotency_key=_key(chunk, "match")
+    )
+    return _moved(ports, chunk, Stage.AWAIT_MATCH, status_url=status_url)
+
+
+def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step:
+    manifest = _manifest(ports, partner, chunk)
+    if not isinstance(manifest, dict):
+        return manifest
+    outputs = manifest.get("output") or []
+    wanted = [o for o in outputs if o.get("type") == "Group"] or [
+        o for o in outputs if o.get("type") == "Parameters"
+    ]
+    if not wanted:
+        raise PartnerRejected("the partner's $bulk-member-match manifest lists no Group file")
+    resources = [
+        line
+        for output in wanted
+        for line in _ndjson(
+            ports.bulk.download(
+                partner, str(output.get("url")), idempotency_key=_key(chunk, "groups")
+            )
+        )
+    ]
+    try:
+        answers = read_result_groups(resources)
+    except ValueError as exc:
+        raise PartnerRejected(f"the partner's result Groups cannot be read: {exc}") from exc
+    members = ports.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
+    position_of = {m.member_id: m.position for m in members}
+    results: dict[int, tuple[str, str | None]] = {}
+    for submitted, bucket, theirs in answers:
+        if submitted in position_of:
+            results[position_of[submitted]] = (bucket.value, theirs)
+    for member in members:  # a member the answer leaves out was not matched
+        results.setdefault(member.position, (MatchResult.NOT_MATCHED.value, None))
+    group_id = next(
+        (
+            str(r["id"])
+            for r in _groups(resources)
+            if _code(r) == MatchResult.MATCHED.value and r.get("member")
+        ),
+        None,
+    )
+    now = ports.clock()
+    with ports.transactions.begin() as unit:
+        if not ports.onboardings.move_chunk(
+            unit,
+            chunk,
+            Stage.SUBMIT_EXPORT if group_id else Stage.DONE,
+            at=now,
+            group_id=group_id,
+        ):
+            return Step(done=False, retry_at=now)
+        ports.onboardings.record_results(unit, chunk.onboarding_id, results)
+    return Step(done=False, retry_at=now)
+
+
+def _submit_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step:
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "exportType", "valueCanonical": PAYER_TO_PAYER_EXPORT}],
+    }
+    status_url = ports.bulk.kick_off(
+        partner,
+        f"Group/{chunk.group_id}/$davinci-data-export",
+        body,
+        idempotency_key=_key(chunk, "export"),
+    )
+    return _moved(ports, chunk, Stage.AWAIT_EXPORT, status_url=status_url, group_id=chunk.group_id)
+
+
+def _await_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step:
+    manifest = _manifest(ports, partner, chunk)
+    if not isinstance(manifest, dict):
+        return manifest
+    resources: list[dict[str, Any]] = []
+    for output in manifest.get("output") or []:
+        content = ports.bulk.download(
+            partner, str(output.get("url")), idempotency_key=_key(chunk, "files")
+        )
+        resources.extend(_ndjson(content))
+    members = ports.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
+    theirs = {m.old_patient: m.position for m in members if m.old_patient}
+    now = ports.clock()
+    normalized = normalize_export(
+        resources,
+        members=theirs,
+        new_id=ports.new_id,
+        received_at=now,
+        us=ports.us,
+        old_payer=partner.organization,
+        run_id=chunk.onboarding_id,
+    )
+    with ports.transactions.begin() as unit:
+        if not ports.onboardings.move_chunk(unit, chunk, Stage.DONE, at=now):
+            return Step(done=False, retry_at=now)
+        ports.onboardings.record_imported(unit, chunk.onboarding_id, normalized.per_member)
+        ports.writer.write(  # last: on the unit's DB-API path, after the Core statements
+            unit, normalized.resources, source=f"onboarding:{chunk.onboarding_id}", at=now
+        )
+    return Step(done=False, retry_at=now)
+
+
+def _manifest(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> dict[str, Any] | Step:
+    """The job's manifest, or the Step that waits for it (the chunk's next poll kept)."""
+    assert chunk.status_url is not None
+    status = ports.bulk.poll(partner, chunk.status_url, idempotency_key=_key(chunk, "poll"))
+    if status.manifest is not None:
+        return status.manifest
+    now = ports.clock()
+    wait = timedelta(seconds=status.retry_after) if status.retry_after else _DEFAULT_POLL
+    due = now + min(wait, _LONGEST_POLL)
+    with ports.transactions.begin() as unit:
+        ports.onboardings.move_chunk(
+            unit,
+            chunk,
+            chunk.stage,
+            at=now,
+            status_url=chunk.status_url,
+            group_id=chunk.group_id,
+            due_at=due,
+        )
+    return Step(done=False, retry_at=due)
+
+
+def _moved(
+    ports: OnboardingPorts,
+    chunk: Chunk,
+    to: Stage,
+    *,
+    status_url: str | None = None,
+    group_id: str | None = None,
+) -> Step:
+    now = ports.clock()
+    with ports.transactions.begin() as unit:
+        ports.onboardings.move_chunk(
+            unit, chunk, to, at=now, status_url=status_url, group_id=group_id
+        )
+    return Step(done=False, retry_at=now)
+
+
+def _ndjson(content: bytes) -> list[dict[str, Any]]:
+    try:
+        lines = [orjson.loads(line) for line in content.splitlines() if line.strip()]
+    except orjson.JSONDecodeError as exc:
+        raise PartnerRejected("a file the partner listed is not NDJSON") from exc
+    if not all(isinstance(line, dict) for line in lines):
+        raise PartnerRejected("a line of a file the partner listed is not a resource")
+    return lines
+
+
+def _groups(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for resource in resources:
+        if resource.get("resourceType") == "Parameters":
+            found.extend(p.get("resource") or {} for p in resource.get("parameter") or [])
+        else:
+            found.append(resource)
+    return found
+
+
+def _code(group: dict[str, Any]) -> str | None:
+    codings = (group.get("code") or {}).get("coding") or []
+    return codings[0].get("code") if codings else None
+
+
+def _result_counts(ports: OnboardingPorts, onboarding_id: str) -> dict[str, int]:
+    members = ports.onboardings.members(onboarding_id)
+    counts = {bucket.value: 0 for bucket in MatchResult}
+    for member in members:
+        if member.result is not None:
+            counts[member.result] += 1
+    counts["imported"] = sum(1 for m in members if m.imported)
+    return counts
+
+
+def fail_onboarding(ports: OnboardingPorts, onboarding_id: str, error: str) -> None:
+    now = ports.clock()
+    onboarding = ports.onboardings.get(onboarding_id)
+    with ports.transactions.begin() as unit:
+        if (
+            ports.onboardings.finish(
+                unit, onboarding_id, OnboardingStatus.FAILED, at=now, error=error[:500]
+            )
+            and onboarding is not None
+        ):
+            unit.record(_event(onboarding, "failed", now, onboarding_id))
+
+
+def _event(
+    onboarding: Onboarding, outcome: str, at: datetime, request_id: str | None, **detail: Any
+) -> AuditEvent:
+    return AuditEvent(
+        at=at,
+        actor=onboarding.client_id,
+        action="onboarding",
+        entity_type="Onboarding",
+        entity_id=onboarding.id,
+        outcome=outcome,
+        request_id=request_id,
+        detail={"partner": onboarding.partner_id, **detail},
+    )

@@ -1,0 +1,241 @@
+"""Onboardings, their members and chunks in the database (Core, in the caller's unit of
+work: resources are written in the same unit, through its Core connection first)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, Row, and_, insert, select, update
+
+from payerbridge.onboarding.model import (
+    Chunk,
+    Onboarding,
+    OnboardingMember,
+    OnboardingStatus,
+    Stage,
+)
+from payerbridge.store.dbapi import DialectSql, insert_rows
+from payerbridge.store.tables import onboarding_chunks, onboarding_members, onboardings
+from payerbridge.store.unit_of_work import sql_unit
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ClientId, PartnerId
+
+__all__ = ["SqlOnboardingStore"]
+
+_MEMBER_COLUMNS = ("onboarding_id", "position", "member_id", "consent_id", "bundle")
+
+
+class _MemberSql(DialectSql):
+    def __init__(self, dialect: Any) -> None:
+        super().__init__(dialect)
+        self.members = self.rows_insert(onboarding_members, _MEMBER_COLUMNS)
+
+
+class SqlOnboardingStore:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
+        self._engine = engine
+        self._reader = reader or engine
+
+    def create(self, unit: UnitOfWork, onboarding: Onboarding, chunks: Sequence[Chunk]) -> None:
+        connection = sql_unit(unit).connection
+        connection.execute(
+            insert(onboardings).values(
+                id=onboarding.id,
+                client_id=onboarding.client_id,
+                partner_id=onboarding.partner_id,
+                status=onboarding.status.value,
+                total=onboarding.total,
+                chunks=onboarding.chunks,
+                created_at=onboarding.created_at,
+                updated_at=onboarding.updated_at,
+            )
+        )
+        connection.execute(
+            insert(onboarding_chunks),
+            [
+                {
+                    "onboarding_id": c.onboarding_id,
+                    "number": c.number,
+                    "first_member": c.first,
+                    "size": c.size,
+                    "stage": c.stage.value,
+                    "updated_at": onboarding.created_at,
+                }
+                for c in chunks
+            ],
+        )
+
+    def add_members(
+        self, unit: UnitOfWork, onboarding_id: str, members: Sequence[OnboardingMember]
+    ) -> None:
+        """On the unit's DB-API path: they follow the members' consents."""
+        sql_of = sql_unit(unit)
+        rows = [
+            {
+                "onboarding_id": onboarding_id,
+                "position": m.position,
+                "member_id": m.member_id,
+                "consent_id": m.consent_id,
+                "bundle": orjson.dumps(m.bundle).decode(),
+            }
+            for m in members
+        ]
+        insert_rows(sql_of.cursor(), (_MemberSql.of(sql_of.dialect).members, rows))
+
+    def get(self, onboarding_id: str) -> Onboarding | None:
+        with self._reader.connect() as connection:
+            row = connection.execute(
+                select(onboardings).where(onboardings.c.id == onboarding_id)
+            ).first()
+        if row is None:
+            return None
+        return Onboarding(
+            id=row.id,
+            client_id=ClientId(row.client_id),
+            partner_id=PartnerId(row.partner_id),
+            status=OnboardingStatus(row.status),
+            total=row.total,
+            chunks=row.chunks,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            error=row.error,
+        )
+
+    def members(
+        self, onboarding_id: str, *, first: int = 0, size: int | None = None
+    ) -> list[OnboardingMember]:
+        table = onboarding_members
+        query = select(table).where(
+            table.c.onboarding_id == onboarding_id, table.c.position >= first
+        )
+        if size is not None:
+            query = query.where(table.c.position < first + size)
+        with self._reader.connect() as connection:
+            rows = connection.execute(query.order_by(table.c.position)).all()
+        return [
+            OnboardingMember(
+                row.position,
+                row.member_id,
+                row.consent_id,
+                orjson.loads(row.bundle) if row.bundle else {},
+                row.result,
+                row.old_patient,
+                row.imported,
+            )
+            for row in rows
+        ]
+
+    def next_chunk(self, onboarding_id: str) -> Chunk | None:
+        table = onboarding_chunks
+        with self._reader.connect() as connection:
+            row = connection.execute(
+                select(table)
+                .where(table.c.onboarding_id == onboarding_id, table.c.stage != Stage.DONE.value)
+                .order_by(table.c.number)
+                .limit(1)
+            ).first()
+        return _chunk(row) if row is not None else None
+
+    def chunks(self, onboarding_id: str) -> list[Chunk]:
+        table = onboarding_chunks
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(table).where(table.c.onboarding_id == onboarding_id).order_by(table.c.number)
+            ).all()
+        return [_chunk(row) for row in rows]
+
+    def move_chunk(
+        self,
+        unit: UnitOfWork,
+        chunk: Chunk,
+        to: Stage,
+        *,
+        at: datetime,
+        status_url: str | None = None,
+        group_id: str | None = None,
+        due_at: datetime | None = None,
+    ) -> bool:
+        table = onboarding_chunks
+        result = sql_unit(unit).connection.execute(
+            update(table)
+            .where(
+                table.c.onboarding_id == chunk.onboarding_id,
+                table.c.number == chunk.number,
+                table.c.stage == chunk.stage.value,
+            )
+            .values(
+                stage=to.value,
+                status_url=status_url,
+                group_id=group_id,
+                due_at=due_at,
+                updated_at=at,
+            )
+        )
+        return result.rowcount == 1
+
+    def record_results(
+        self, unit: UnitOfWork, onboarding_id: str, results: Mapping[int, tuple[str, str | None]]
+    ) -> None:
+        connection = sql_unit(unit).connection
+        for position, (result, old_patient) in results.items():
+            connection.execute(
+                _member(onboarding_id, position).values(result=result, old_patient=old_patient)
+            )
+
+    def record_imported(
+        self, unit: UnitOfWork, onboarding_id: str, counts: Mapping[int, int]
+    ) -> None:
+        connection = sql_unit(unit).connection
+        for position, count in counts.items():
+            connection.execute(_member(onboarding_id, position).values(imported=count))
+
+    def finish(
+        self,
+        unit: UnitOfWork,
+        onboarding_id: str,
+        status: OnboardingStatus,
+        *,
+        at: datetime,
+        error: str | None = None,
+    ) -> bool:
+        connection = sql_unit(unit).connection
+        result = connection.execute(
+            update(onboardings)
+            .where(
+                onboardings.c.id == onboarding_id,
+                onboardings.c.status == OnboardingStatus.RUNNING.value,
+            )
+            .values(status=status.value, updated_at=at, error=error)
+        )
+        if result.rowcount != 1:
+            return False
+        # The bundles carry the members' demographics: not kept past the run.
+        connection.execute(
+            update(onboarding_members)
+            .where(onboarding_members.c.onboarding_id == onboarding_id)
+            .values(bundle="")
+        )
+        return True
+
+
+def _member(onboarding_id: str, position: int) -> Any:
+    table = onboarding_members
+    return update(table).where(
+        and_(table.c.onboarding_id == onboarding_id, table.c.position == position)
+    )
+
+
+def _chunk(row: Row[Any]) -> Chunk:
+    return Chunk(
+        onboarding_id=row.onboarding_id,
+        number=row.number,
+        first=row.first_member,
+        size=row.size,
+        stage=Stage(row.stage),
+        status_url=row.status_url,
+        group_id=row.group_id,
+        due_at=row.due_at,
+    )

@@ -1,0 +1,123 @@
+"""Plan-year onboarding as a DBOS workflow per run, on a queue partitioned by old payer.
+
+The workflow calls ``onboarding.service.proceed`` until the run ends; each call moves one
+chunk one stage on and commits it (the chunk's row is its checkpoint, as an exchange's
+is: ADR 0004), so a run recovered on any worker resumes from the last commit. Waits for
+the old payer's jobs, and for an old payer that does not answer, are ``DBOS.sleep``s.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
+
+from payerbridge.errors import (
+    PartnerAuthRejected,
+    PartnerUnavailable,
+    PayerBridgeError,
+    StoreUnavailable,
+)
+from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.onboarding.service import fail_onboarding, proceed
+
+__all__ = ["ONBOARDING_QUEUE", "bind", "enqueue_onboarding", "onboarding_workflow"]
+
+logger = logging.getLogger(__name__)
+ONBOARDING_QUEUE = "onboardings"
+# An old payer (or our database) that does not answer is tried again this many times in
+# a row, waiting twice as long each time from _FIRST_WAIT up to _LONGEST_WAIT.
+_ATTEMPTS = 8
+_FIRST_WAIT = 1.0
+_LONGEST_WAIT = 120.0
+
+_ports: OnboardingPorts | None = None
+_queues: dict[str, Queue] = {}
+
+
+def bind(ports: OnboardingPorts) -> None:
+    global _ports
+    _ports = ports
+
+
+def _current() -> OnboardingPorts:
+    if _ports is None:
+        raise RuntimeError("workflows.onboarding.bind was not called")
+    return _ports
+
+
+@DBOS.step()
+def fail_onboarding_step(onboarding_id: str, error: str) -> None:
+    fail_onboarding(_current(), onboarding_id, error)
+
+
+@DBOS.workflow()
+def onboarding_workflow(onboarding_id: str) -> str:
+    ports = _current()
+    failures = 0
+    while True:
+        try:
+            step = proceed(ports, onboarding_id)
+        except (PartnerUnavailable, PartnerAuthRejected, StoreUnavailable) as exc:
+            failures += 1
+            if isinstance(exc, PartnerAuthRejected):  # its token may have been revoked
+                _refresh(ports, onboarding_id)
+            if failures >= _ATTEMPTS:
+                return _failed(onboarding_id, exc.text)
+            wait = getattr(exc, "retry_after", None) or _FIRST_WAIT * 2 ** (failures - 1)
+            logger.warning(
+                "onboarding step will be tried again",
+                extra={"onboarding_id": onboarding_id, "error_type": type(exc).__name__},
+            )
+            DBOS.sleep(min(float(wait), _LONGEST_WAIT))
+            continue
+        except PayerBridgeError as exc:  # the old payer refused, or answered what we cannot read
+            return _failed(onboarding_id, exc.text)
+        except Exception as exc:  # noqa: BLE001 - every failure must end the run visibly
+            logger.error(
+                "onboarding step failed",
+                exc_info=exc,
+                extra={"onboarding_id": onboarding_id, "error_type": type(exc).__name__},
+            )
+            return _failed(onboarding_id, f"internal error ({type(exc).__name__})")
+        failures = 0
+        if step.done:
+            return "done"
+        if step.retry_at is not None:
+            wait_seconds = (step.retry_at - ports.clock()).total_seconds()
+            if wait_seconds > 0:
+                DBOS.sleep(wait_seconds)
+
+
+def _refresh(ports: OnboardingPorts, onboarding_id: str) -> None:
+    onboarding = ports.onboardings.get(onboarding_id)
+    partner = ports.partners.get(onboarding.partner_id) if onboarding else None
+    if partner is not None:
+        ports.bulk.refresh_credentials(partner)
+
+
+def _failed(onboarding_id: str, error: str) -> str:
+    fail_onboarding_step(onboarding_id, error)
+    return "failed"
+
+
+def enqueue_onboarding(onboarding_id: str, partner_id: str) -> None:
+    """Enqueue the run's workflow (its id is the run's: enqueueing again attaches to it)."""
+    queue = _queues.get(ONBOARDING_QUEUE)
+    if queue is None:
+        raise RuntimeError(f"the {ONBOARDING_QUEUE} queue is not registered")
+    with (
+        SetWorkflowID(f"onboarding:{onboarding_id}"),
+        SetEnqueueOptions(queue_partition_key=partner_id),
+    ):
+        queue.enqueue(onboarding_workflow, onboarding_id)
+
+
+def register_queue(*, partner_concurrency: int, polling_interval_seconds: float) -> None:
+    _queues[ONBOARDING_QUEUE] = DBOS.register_queue(
+        ONBOARDING_QUEUE,
+        worker_concurrency=max(2, partner_concurrency),
+        partition_concurrency=partner_concurrency,
+        polling_interval_sec=polling_interval_seconds,
+        on_conflict="always_update",
+    )
