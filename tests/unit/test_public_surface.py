@@ -21,6 +21,8 @@ ROOMS = [
     "payerbridge.api",
     "payerbridge.consent",
     "payerbridge.webhooks",
+    "payerbridge.bulk",
+    "payerbridge.onboarding",
 ]
 
 

@@ -2,3 +2,22 @@
 exports next. A job's row is its checkpoint; its workflow works in chunks, each chunk's
 results committed with the job's cursor, so a run cut off anywhere resumes after the last
 committed chunk and writes nothing twice."""
+
+from payerbridge.bulk.export import accept_group_export, accept_patient_export
+from payerbridge.bulk.jobs import job_file_lines, run_job
+from payerbridge.bulk.member_match import BulkPorts, BulkRules, accept_member_match, cancel_job
+from payerbridge.bulk.model import BulkJob, JobKind, JobStatus
+
+__all__ = [
+    "BulkJob",
+    "BulkPorts",
+    "BulkRules",
+    "JobKind",
+    "JobStatus",
+    "accept_group_export",
+    "accept_member_match",
+    "accept_patient_export",
+    "cancel_job",
+    "job_file_lines",
+    "run_job",
+]

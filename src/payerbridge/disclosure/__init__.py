@@ -1,5 +1,6 @@
 """What the old payer discloses to a partner: reads, searches and $everything, each decided
-by the member's consent for the caller when the data leaves (bulk export comes next).
+by the member's consent for the caller when the data leaves (bulk export plans each
+member's as ``$everything`` does: ``bulk.export``).
 
 Every disclosure path goes through this room, so the consent re-check has one place to sit.
 """

@@ -1,7 +1,8 @@
 """Turning an old payer's bulk export into resources of our own (pure), as
 ``exchange.normalize`` turns one member's ``$everything``: every resource gets a new id,
-every reference among them is rewritten, the old payer's Provenance is kept
-(re-targeted), and each member gets our receipt Provenance for what arrived for it."""
+every reference among them is rewritten, the old payer's Provenance is kept (re-targeted,
+with the member whose records it is about), and each member gets our receipt Provenance
+for what arrived for it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from payerbridge.consent.segmentation import references_at
 from payerbridge.fhir.provenance import receipt_provenance
 from payerbridge.fhir.resources import (
     ID_PATTERN,
@@ -72,10 +74,19 @@ def normalize_export(
     def rewrite(reference: str) -> str:
         return id_map.get(reference, reference)
 
+    owners = {
+        f"{r['resourceType']}/{r['id']}": compartment_patient(r)
+        for r in kept
+        if r["resourceType"] != "Provenance"
+    }
     normalized: list[tuple[Resource, str | None, int | None]] = []
     for resource in kept:
         old_ref = f"{resource['resourceType']}/{resource['id']}"
         owner = compartment_patient(resource)
+        if resource["resourceType"] == "Provenance":  # with the member its targets are of
+            owner = next(
+                (owners[t] for t in references_at(resource, ("target",)) if owners.get(t)), None
+            )
         copy = rewrite_references(resource, rewrite)
         copy["id"] = id_map[old_ref].split("/", 1)[1]
         meta = {

@@ -14,8 +14,10 @@ from payerbridge.fhir.bulk_member_match import (
     RESULT_SYSTEM,
     MatchResult,
     MemberResult,
+    member_bundle,
     parameters_form,
     parse_bulk_member_match_request,
+    read_result_groups,
     result_groups,
 )
 from payerbridge.routing.model import Organization
@@ -258,3 +260,36 @@ def test_a_result_names_our_patient_exactly_when_matched() -> None:
         MemberResult(member, MatchResult.MATCHED)
     with pytest.raises(ValueError, match="matched"):
         MemberResult(member, MatchResult.NOT_MATCHED, "p1")
+
+
+def test_a_single_request_becomes_a_bundle_whose_patient_every_part_points_at() -> None:
+    single = {
+        "resourceType": "Parameters",
+        "parameter": [part for part in bundles(official_request())[0]["part"]],
+    }
+    bundle = member_bundle(single, "N-42")
+    request = {"resourceType": "Parameters", "parameter": [bundle]}
+    [member] = parse_bulk_member_match_request(request)
+    assert member.patient_id == "N-42"
+    assert member.request.coverage_to_match["beneficiary"]["reference"] == "Patient/N-42"
+    assert single["parameter"][0]["resource"]["id"] == "1"  # the original is untouched
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.2"])
+def test_the_answer_is_read_back_member_by_member_in_either_form(version: str) -> None:
+    groups = groups_for(
+        (0, MatchResult.MATCHED, "p1001"),
+        (1, MatchResult.NOT_MATCHED, None),
+    )
+    answer = [parameters_form(groups, version)] if version == "2.1" else groups
+    assert read_result_groups(answer) == [
+        ("1", MatchResult.MATCHED, "p1001"),
+        ("2", MatchResult.NOT_MATCHED, None),
+    ]
+
+
+def test_a_result_that_is_not_a_coded_group_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a Group"):
+        read_result_groups([{"resourceType": "Patient"}])
+    with pytest.raises(ValueError, match="code"):
+        read_result_groups([{"resourceType": "Group", "code": {"coding": []}}])

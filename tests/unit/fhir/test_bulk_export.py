@@ -1,0 +1,87 @@
+"""Bulk export requests: every parameter we implement read, every other refused by name."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from payerbridge.errors import InvalidInput
+from payerbridge.fhir.bulk_export import ExportRequest, export_parameters, parse_export_request
+
+P2P = "hl7.fhir.us.davinci-pdex#payertopayer"
+
+
+def test_what_is_asked_is_read_and_survives_the_jobs_row() -> None:
+    request = parse_export_request(
+        [
+            ("exportType", P2P),
+            ("_type", "Condition,Coverage"),
+            ("_type", "Patient"),
+            ("_since", "2024-01-01T00:00:00Z"),
+            ("_until", "2025-01-01T00:00:00+02:00"),
+            ("patient", "Patient/a"),
+            ("patient", "Patient/b"),
+            ("patient", "Patient/a"),
+            ("_outputFormat", "application/fhir+ndjson"),
+        ]
+    )
+    assert request.types == {"Condition", "Coverage", "Patient"}
+    assert request.since == datetime(2024, 1, 1, tzinfo=UTC)
+    assert request.patients == ("a", "b")
+    assert ExportRequest.from_json(request.to_json()) == request
+    assert parse_export_request([]) == ExportRequest(None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "code", "words"),
+    [
+        ("exportType", "hl7.fhir.us.davinci-pdex#provider-download", "not-supported", P2P),
+        ("_typeFilter", "Condition?category=x", "not-supported", "_typeFilter"),
+        ("_elements", "id", "not-supported", "_elements"),
+        ("_type", "Spaceship", "not-supported", "Spaceship"),
+        ("_since", "2024-01-01", "invalid", "time zone"),
+        ("patient", "Group/x", "invalid", "Patient/[id]"),
+        ("_outputFormat", "text/csv", "not-supported", "ndjson"),
+        ("_count", "10", "not-supported", "supported:"),
+    ],
+)
+def test_what_we_do_not_do_is_refused_by_name(name: str, value: str, code: str, words: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_export_request([(name, value)])
+    [issue] = refused.value.issues
+    assert issue.code == code and issue.expression == name and words in issue.text
+
+
+def test_every_problem_is_named_at_once_and_the_period_must_be_ordered() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_export_request(
+            [
+                ("_since", "2025-01-01T00:00:00Z"),
+                ("_until", "2024-01-01T00:00:00Z"),
+                ("_since", "2025-01-01T00:00:00Z"),
+                ("_typeFilter", "x"),
+            ]
+        )
+    assert [i.expression for i in refused.value.issues] == ["_since", "_typeFilter", "_until"]
+
+
+def test_a_parameters_body_reads_as_the_query_string_would() -> None:
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "exportType", "valueCanonical": P2P},
+            {"name": "patient", "valueReference": {"reference": "Patient/a"}},
+            {"name": "_type", "valueString": "Condition"},
+        ],
+    }
+    assert export_parameters(body) == [
+        ("exportType", P2P),
+        ("patient", "Patient/a"),
+        ("_type", "Condition"),
+    ]
+    with pytest.raises(InvalidInput) as refused:
+        export_parameters({"resourceType": "Parameters", "parameter": [{"name": "_type"}]})
+    assert "exactly one value" in refused.value.issues[0].text
+    with pytest.raises(InvalidInput):
+        export_parameters({"resourceType": "Bundle"})
