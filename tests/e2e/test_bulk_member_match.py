@@ -15,7 +15,7 @@ import pytest
 
 from tests import fhir_profiles
 from tests.builders import a_coverage, a_member_bundle, a_patient
-from tests.servers import REQUESTER_SCOPES, ServerProcess
+from tests.servers import REQUESTER_SCOPES, ServerProcess, start_server
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -243,3 +243,70 @@ def test_bad_kick_offs_are_refused_saying_why(client: httpx.Client) -> None:
     assert bad_code.status_code == 400 and outcome_codes(bad_code) == ["code-invalid"]
     # Nothing was kept of the refused requests.
     assert client.get("/fhir/Group").json()["total"] == 0
+
+
+def test_a_job_whose_server_is_killed_resumes_after_a_restart_without_doing_anything_twice(
+    server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """One member per chunk, and the server SIGKILLed while the job runs: started again,
+    it recovers the job's workflow, which carries on after the last committed chunk."""
+    count = 120
+    people = [
+        (f"m{n}", f"Given{n:03d}", f"Family{n:03d}", f"19{50 + n % 40}-0{1 + n % 9}-1{n % 10}")
+        for n in range(count)
+    ]
+    resources: list[dict[str, Any]] = []
+    for pid, given, family, birth in people:
+        resources.append(
+            a_patient(pid, given=given, family=family, birth_date=birth, member_id=f"{pid}-card")
+        )
+        resources.append(a_coverage(f"{pid}-cov", patient=pid, member_id=f"{pid}-card"))
+    data = tmp_path / "members.ndjson"
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in resources))
+    old = server(
+        "old",
+        env={"PAYERBRIDGE_ORG_NPI": OLD_NPI, "PAYERBRIDGE_BULK_CHUNK_MEMBERS": "1"},
+        import_files=[data],
+    )
+    old.authorize("newplan", npi=NEW_NPI, scope=REQUESTER_SCOPES)
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            a_member_bundle(f"sub-{pid}", given, family, birth, "female", f"{pid}-card")
+            for pid, given, family, birth in people
+        ],
+    }
+    restarted: ServerProcess | None = None
+    try:
+        with old.client() as client:
+            status_url = kick_off(client, body)
+            while True:  # kill it mid-flight
+                polled = client.get(status_url)
+                assert polled.status_code == 202, "the job ended before it could be killed"
+                done = int(polled.headers["X-Progress"].split(": ")[1].split(" of ")[0])
+                if done >= 5:
+                    break
+                time.sleep(0.02)
+        old.process.kill()
+        old.process.wait()
+        restarted = start_server(old.data_dir, env=old.env, import_files=[], port=old.port)
+        restarted.credential = old.credential
+        with restarted.client() as client:
+            [output] = wait_for_manifest(client, status_url)["output"]
+            matched, *others = ndjson(client, output["url"])
+        assert matched["quantity"] == count and others == []
+        assert sorted(m["entity"]["reference"] for m in matched["member"]) == sorted(
+            f"Patient/{pid}" for pid, *_ in people
+        )
+        with restarted.platform() as platform, platform.engine.connect() as connection:
+            from sqlalchemy import func, select
+
+            from payerbridge.store.tables import identity_decisions
+
+            decided = connection.execute(
+                select(func.count()).select_from(identity_decisions)
+            ).scalar_one()
+        assert decided == count  # the chunk cut off was decided again, not kept twice
+    finally:
+        if restarted is not None:
+            restarted.stop()
