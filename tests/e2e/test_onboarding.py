@@ -41,10 +41,19 @@ def plain_member(pid: str, given: str, family: str, birth: str, member_id: str) 
 def payers(
     server: Callable[..., ServerProcess], tmp_path: Path
 ) -> tuple[ServerProcess, ServerProcess]:
+    # Noor's record holds a document we cannot segment: a regular consent cannot be honoured.
+    document = {
+        "resourceType": "DocumentReference",
+        "id": "noor-note",
+        "status": "current",
+        "subject": {"reference": "Patient/noor"},
+        "content": [{"attachment": {"contentType": "text/plain", "data": "bm90ZQ=="}}],
+    }
     resources = [
         *a_member_reaching_sensitive_shared_data("p1").values(),
         *plain_member("luis", "Luis", "Ortega", "1975-07-21", "M456"),
         *plain_member("noor", "Noor", "Haddad", "1991-11-30", "M789"),
+        document,
     ]
     data = tmp_path / "old.ndjson"
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in resources))
@@ -102,14 +111,13 @@ def member(
     }
 
 
-LAPSED = ("2020-01-01", "2021-01-01")
 FOUR = [
     member("Ana", "Garcia", "1980-02-03", "female", "M123", "N-ANA", subscriber="S1",
            policy="regular"),
     member("Luis", "Ortega", "1975-07-21", "male", "M456", "N-LUIS"),
     member("Zora", "Quinlan", "1961-12-30", "female", "Z999", "N-ZORA"),
-    # Her opt-in has lapsed: the old payer cannot honour it.
-    member("Noor", "Haddad", "1991-11-30", "female", "M789", "N-NOOR", period=LAPSED),
+    # A regular consent, and a record that cannot be segmented: the old payer cannot honour it.
+    member("Noor", "Haddad", "1991-11-30", "female", "M789", "N-NOOR", policy="regular"),
 ]  # fmt: skip
 
 
@@ -147,7 +155,13 @@ def test_four_members_onboarded_by_api_with_their_results_and_histories(
         assert answer.status_code == 202, answer.text
         report = wait_done(client, answer.headers["Location"])
         assert report["status"] == "completed", report
-        assert report["results"] == {"match": 2, "nomatch": 1, "consentconstraint": 1, "pending": 0}
+        assert report["results"] == {
+            "match": 2,
+            "nomatch": 1,
+            "consentconstraint": 1,
+            "withdrawn": 0,
+            "pending": 0,
+        }
         assert report["imported_members"] == 2 and report["chunks"] == {"total": 2, "done": 2}
         items = client.get(f"{answer.headers['Location']}/members").json()["items"]
         assert [(i["member_id"], i["result"]) for i in items] == [
@@ -196,6 +210,26 @@ def test_four_members_onboarded_by_api_with_their_results_and_histories(
         other = new.register_client("other", scope="payerbridge/exchanges")
         with new.client_with(other) as stranger:
             assert stranger.get(first.headers["Location"]).status_code == 404
+
+
+def test_a_member_who_revokes_the_opt_in_while_the_onboarding_runs_is_not_imported(
+    payers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    _, new = payers
+    members = [FOUR[1], FOUR[2], FOUR[0]]  # Ana alone in the second round trip
+    with new.client() as client:
+        answer = client.post(
+            "/onboardings", json={"partner": PARTNER, "members": members}, headers=new_key()
+        )
+        assert answer.status_code == 202, answer.text
+        [consent] = client.get("/consents", params={"member_id": "N-ANA"}).json()
+        assert client.post(f"/consents/{consent['id']}/$revoke").status_code == 200
+        report = wait_done(client, answer.headers["Location"])
+        assert report["results"]["withdrawn"] == 1 and report["results"]["match"] == 1
+        items = client.get(f"{answer.headers['Location']}/members").json()["items"]
+        assert items[2] == {"member_id": "N-ANA", "result": "withdrawn", "imported": 0}
+    patients = [r for r in imported(new) if r["resourceType"] == "Patient"]
+    assert [p["name"][0]["given"] for p in patients] == [["Luis"]]
 
 
 def test_bad_onboardings_are_refused_saying_which_member_and_why(

@@ -6,7 +6,9 @@ A chunk's round trip: kick off ``$bulk-member-match`` with its members' MemberBu
 (each with the member's opt-in as HRex Consent), poll as ``Retry-After`` says, read the
 Groups into each member's result, export the MatchedMembers Group with
 ``$davinci-data-export``, poll, download the files and import what they hold under our
-ids with Provenance, in one unit of work with each member's count.
+ids with Provenance, in one unit of work with each member's count. The member's opt-in
+is decided before it is asked about and again before its data is kept, as an exchange's
+is at every hop: one revoked or lapsed meanwhile is ``withdrawn``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 import orjson
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.consent.model import ConsentId
-from payerbridge.consent.service import record_consent
+from payerbridge.consent.model import ConsentId, Requester
+from payerbridge.consent.service import authorize_request, record_consent
 from payerbridge.errors import InvalidInput, Issue, NotFound, PartnerRejected, UnprocessableRequest
 from payerbridge.exchange.model import ExchangeRequest
 from payerbridge.exchange.opt_in import opt_in_consent
@@ -42,6 +44,7 @@ from payerbridge.routing.profiles import PROFILES
 from payerbridge.types import ClientId, MemberId, PartnerId
 
 __all__ = [
+    "WITHDRAWN",
     "Step",
     "accept_onboarding",
     "fail_onboarding",
@@ -53,6 +56,10 @@ __all__ = [
 # How long to wait before polling when the old payer does not say (Bulk Data's default
 # pace), and the longest wait we take from its Retry-After.
 _DEFAULT_POLL = timedelta(seconds=2)
+# A member whose opt-in stopped permitting the exchange before its data came: not asked
+# about, or its data not kept.
+WITHDRAWN = "withdrawn"
+SYSTEM_ACTOR = "payerbridge"
 _LONGEST_POLL = timedelta(minutes=5)
 
 
@@ -226,11 +233,53 @@ def _key(chunk: Chunk, stage: str) -> str:
 
 def _submit_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step:
     members = ports.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
-    body = {"resourceType": "Parameters", "parameter": [m.bundle for m in members]}
-    status_url = ports.bulk.kick_off(
-        partner, "Group/$bulk-member-match", body, idempotency_key=_key(chunk, "match")
-    )
-    return _moved(ports, chunk, Stage.AWAIT_MATCH, status_url=status_url)
+    permitted, events = _opted_in(ports, partner, members, "onboarding-match")
+    withdrawn = {m.position: (WITHDRAWN, None) for m in members if m.position not in permitted}
+    status_url = None
+    if permitted:
+        bundles = [m.bundle for m in members if m.position in permitted]
+        status_url = ports.bulk.kick_off(
+            partner,
+            "Group/$bulk-member-match",
+            {"resourceType": "Parameters", "parameter": bundles},
+            idempotency_key=_key(chunk, "match"),
+        )
+    now = ports.clock()
+    with ports.transactions.begin() as unit:
+        if ports.onboardings.move_chunk(
+            unit,
+            chunk,
+            Stage.AWAIT_MATCH if permitted else Stage.DONE,
+            at=now,
+            status_url=status_url,
+        ):
+            ports.onboardings.record_results(unit, chunk.onboarding_id, withdrawn)
+            unit.record(*events)
+    return Step(done=False, retry_at=now)
+
+
+def _opted_in(
+    ports: OnboardingPorts, partner: Partner, members: Sequence[OnboardingMember], hop: str
+) -> tuple[set[int], list[AuditEvent]]:
+    """The members whose opt-in still lets us ask ``partner`` (a member may revoke it, or
+    it may lapse, while the onboarding runs), and the audit events of the decisions."""
+    permitted: set[int] = set()
+    events: list[AuditEvent] = []
+    now = ports.clock()
+    us = Requester(ClientId(SYSTEM_ACTOR), ports.us.npi)
+    for member in members:
+        disclosure = authorize_request(
+            ports.consents.get(member.consent_id),
+            consent_id=member.consent_id,
+            partner_npi=partner.npi,
+            us=us,
+            at=now,
+            hop=hop,
+        )
+        events.append(disclosure.event)
+        if disclosure.decision.permitted:
+            permitted.add(member.position)
+    return permitted, events
 
 
 def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step:
@@ -311,7 +360,10 @@ def _await_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Ste
         )
         resources.extend(_ndjson(content))
     members = ports.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
-    theirs = {m.old_patient: m.position for m in members if m.old_patient}
+    matched = [m for m in members if m.old_patient]
+    permitted, events = _opted_in(ports, partner, matched, "onboarding-import")
+    theirs = {str(m.old_patient): m.position for m in matched if m.position in permitted}
+    withdrawn = {m.position: (WITHDRAWN, None) for m in matched if m.position not in permitted}
     now = ports.clock()
     normalized = normalize_export(
         resources,
@@ -325,7 +377,9 @@ def _await_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Ste
     with ports.transactions.begin() as unit:
         if not ports.onboardings.move_chunk(unit, chunk, Stage.DONE, at=now):
             return Step(done=False, retry_at=now)
+        ports.onboardings.record_results(unit, chunk.onboarding_id, withdrawn)
         ports.onboardings.record_imported(unit, chunk.onboarding_id, normalized.per_member)
+        unit.record(*events)
         ports.writer.write(  # last: on the unit's DB-API path, after the Core statements
             unit, normalized.resources, source=f"onboarding:{chunk.onboarding_id}", at=now
         )
@@ -397,7 +451,7 @@ def _code(group: dict[str, Any]) -> str | None:
 
 def _result_counts(ports: OnboardingPorts, onboarding_id: str) -> dict[str, int]:
     members = ports.onboardings.members(onboarding_id)
-    counts = {bucket.value: 0 for bucket in MatchResult}
+    counts = {bucket.value: 0 for bucket in MatchResult} | {WITHDRAWN: 0}
     for member in members:
         if member.result is not None:
             counts[member.result] += 1

@@ -87,7 +87,13 @@ def onboarding_members(
 def onboarding_report(platform: Platform, onboarding: Onboarding) -> dict[str, Any]:
     members = platform.onboarding.onboardings.members(onboarding.id)
     chunks = platform.onboarding.onboardings.chunks(onboarding.id)
-    results: dict[str, int] = {"match": 0, "nomatch": 0, "consentconstraint": 0, "pending": 0}
+    results: dict[str, int] = {
+        "match": 0,
+        "nomatch": 0,
+        "consentconstraint": 0,
+        "withdrawn": 0,
+        "pending": 0,
+    }
     for member in members:
         results[member.result or "pending"] += 1
     return {
