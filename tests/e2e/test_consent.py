@@ -434,5 +434,9 @@ def test_a_member_scoped_token_after_member_match_reads_that_member_only(
         assert scoped.get("/fhir/Patient/p2/$everything").status_code == 404
         assert scoped.get("/fhir/Patient", params={"identifier": "S2"}).json()["total"] == 0
         assert scoped.post("/fhir/Patient/$member-match", json={}, headers=FHIR).status_code == 403
+        # Bulk work holds many members: never a member-scoped token's.
+        async_ = {"Prefer": "respond-async"}
+        assert scoped.get("/fhir/Patient/$export", headers=async_).status_code == 403
+        assert scoped.get("/fhir/Group").status_code == 403
     refused = token_for("p2")  # no consent was presented for p2
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"

@@ -32,9 +32,17 @@ from payerbridge.bulk.jobs import job_file_lines
 from payerbridge.bulk.member_match import accept_member_match, cancel_job, job_of
 from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob, JobStatus, OutputFile
 from payerbridge.bulk.ports import StoredGroup
-from payerbridge.errors import Gone, InvalidInput, Issue, NotAcceptable, NotFound, PayerBridgeError
+from payerbridge.errors import (
+    Forbidden,
+    Gone,
+    InvalidInput,
+    Issue,
+    NotAcceptable,
+    NotFound,
+    PayerBridgeError,
+)
 from payerbridge.fhir import codes
-from payerbridge.fhir.bulk_export import export_parameters, parse_export_request
+from payerbridge.fhir.bulk_export import ExportRequest, export_parameters, parse_export_request
 from payerbridge.fhir.bulk_member_match import RESULT_SYSTEM, MatchResult
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.fhir.resources import ID_PATTERN
@@ -123,6 +131,7 @@ def _require_async(preferences: dict[str, str], operation: str) -> None:
 def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
     platform = current_platform(request)
     caller = caller_of(request)
+    _whole_client(caller)
     caller.require(*BULK_MEMBER_MATCH_SCOPES)
     preferences = _preferences(request)
     _require_async(preferences, "$bulk-member-match")
@@ -185,7 +194,8 @@ router.add_route(
 router.add_route(f"{router.prefix}/Patient/$export", patient_export, methods=["GET", "POST"])
 
 
-def _export_request(request: Request, body: Any, caller: Caller) -> Any:
+def _export_request(request: Request, body: Any, caller: Caller) -> ExportRequest:
+    _whole_client(caller)
     caller.require(resource_scope("*"))
     _require_async(_preferences(request), "an export")
     if isinstance(body, PayerBridgeError):
@@ -236,11 +246,8 @@ def _file_url(platform: Platform, job_id: str, name: str) -> str:
     return f"{_base(platform)}/bulk-files/{job_id}/{name}"
 
 
-JobId = Annotated[str, "a bulk job id"]
-
-
 @router.get("/bulk-status/{job_id}")
-def job_status(job_id: JobId, platform: PlatformDep, caller: CallerDep) -> Response:
+def job_status(job_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Bulk Data status: 202 with ``X-Progress`` and ``Retry-After`` while the job runs,
     the manifest when it is done, an OperationOutcome if it failed, 410 once expired."""
     job = _own_job(platform, caller, job_id)
@@ -276,8 +283,9 @@ def _listed(platform: Platform, job: BulkJob, file: OutputFile) -> dict[str, Any
 
 
 @router.delete("/bulk-status/{job_id}")
-def cancel(job_id: JobId, platform: PlatformDep, caller: CallerDep) -> Response:
+def cancel(job_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Cancel the job (or, once done, drop its output): 202; its status is 404 after."""
+    _whole_client(caller)
     _check_job_id(job_id)
     cancel_job(platform.bulk, job_id, caller.client_id, current_request_id())
     outcome = operation_outcome(
@@ -291,7 +299,7 @@ def cancel(job_id: JobId, platform: PlatformDep, caller: CallerDep) -> Response:
 
 @router.get("/bulk-files/{job_id}/{name}")
 def download(
-    job_id: JobId,
+    job_id: str,
     name: str,
     platform: PlatformDep,
     caller: CallerDep,
@@ -325,7 +333,16 @@ def download(
     return StreamingResponse(iterate_in_threadpool(lines), media_type=NDJSON)
 
 
+def _whole_client(caller: Caller) -> None:
+    """Bulk work is the client's, never a member-scoped token's: a Group and an export
+    hold many members."""
+    if caller.principal.patient is not None:
+        text = "a member-scoped token reads one member's records; bulk operations need the client's"
+        raise Forbidden(text, issues=[Issue(text, "patient", "forbidden")])
+
+
 def _own_job(platform: Platform, caller: Caller, job_id: str) -> BulkJob:
+    _whole_client(caller)
     _check_job_id(job_id)
     job = job_of(platform.bulk, job_id, caller.client_id)
     if job.expired(utcnow()):
@@ -344,6 +361,7 @@ def _check_job_id(job_id: str) -> None:
 @router.get("/Group/{group_id}", dependencies=[Depends(fhir_accept)])
 def read_group(group_id: str, platform: PlatformDep, caller: CallerDep) -> FhirResponse:
     """A result Group of the caller's own ``$bulk-member-match``."""
+    _whole_client(caller)
     caller.require(resource_scope("Group", "r"))
     group = platform.bulk.jobs.group(group_id) if ID_PATTERN.match(group_id) else None
     if group is None or group.client_id != caller.client_id or group.expires_at <= utcnow():
@@ -361,6 +379,7 @@ def search_groups(platform: PlatformDep, caller: CallerDep, request: Request) ->
     ``characteristic-value-reference:identifier`` (the requester's NPI), and ``code`` or
     ``characteristic`` (the match result). Values separated by commas are alternatives;
     a parameter given twice must hold both ways (PDex: multipleOr and multipleAnd)."""
+    _whole_client(caller)
     caller.require(resource_scope("Group", "s"))
     npis: set[str] | None = None
     results: set[str] | None = None
