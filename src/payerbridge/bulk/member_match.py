@@ -196,7 +196,9 @@ def _match_chunk(
                     requester=requester,
                     at=now,
                     source_npi=rules.us.npi,
-                    supported_policies=supported_policies(ports.members.resource_types(member_id)),
+                    supported_policies=supported_policies(
+                        ports.members.resource_types(member_id), rules.segmentation
+                    ),
                     request_id=job.id,
                     detail={"bulk_job": job.id, "member": member.position},
                 )
