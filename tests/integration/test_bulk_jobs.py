@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,26 @@ def test_a_job_cancelled_while_it_runs_stops_and_leaves_nothing(platform: Platfo
     assert count(platform, bulk_match_results) == 0
     assert ports.jobs.groups_of(job_id) == []
     assert ports.jobs.request_body(job_id) == b""  # the submitted demographics are gone
+
+
+def test_expired_output_and_groups_are_purged_and_an_unstarted_job_is_found(
+    platform: Platform,
+) -> None:
+    ports = platform.bulk
+    job_id = accepted(ports)
+    job = ports.jobs.get(job_id)
+    assert job is not None
+    later = job.created_at + timedelta(seconds=30)
+    assert ports.jobs.unstarted(updated_before=later) == [(job_id, "newplan")]
+    assert run_member_match(ports, job_id) is JobStatus.COMPLETED
+    assert ports.jobs.unstarted(updated_before=later) == []
+    done = ports.jobs.get(job_id)
+    assert done is not None and done.expires_at is not None
+    assert ports.jobs.request_body(job_id) == b""  # the demographics live in the Groups now
+    # Past the files' expiry, the Groups stay (they live longer): so does the job's row.
+    assert ports.jobs.purge(now=done.expires_at + timedelta(seconds=1)) == 0
+    assert count(platform, bulk_match_results) == 0
+    assert len(ports.jobs.groups_of(job_id)) == 1
+    # Past the Groups' expiry, nothing of the job is left.
+    assert ports.jobs.purge(now=done.expires_at + timedelta(days=365)) == 1
+    assert ports.jobs.get(job_id) is None and ports.jobs.groups_of(job_id) == []
