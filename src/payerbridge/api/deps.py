@@ -17,6 +17,7 @@ import orjson
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from payerbridge import big_json
 from payerbridge.api.tls import client_certificate
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.consent.model import Requester
@@ -222,7 +223,7 @@ async def read_json_body(request: Request) -> Any:
         )
     body = await request.body()
     try:
-        return orjson.loads(body)
+        return big_json.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedContent(
             f"the request body is not valid JSON ({exc.msg} at position {exc.pos})"

@@ -19,6 +19,7 @@ from datetime import datetime
 
 import orjson
 
+from payerbridge import big_json
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bulk.member_match import BulkPorts, job_event
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
@@ -146,7 +147,7 @@ def run_export(ports: BulkPorts, job_id: str) -> JobStatus:
     if job.status is JobStatus.ACCEPTED:
         with ports.transactions.begin() as unit:
             ports.jobs.start(unit, job_id, at=ports.clock())
-    saved = orjson.loads(ports.jobs.request_body(job_id))
+    saved = big_json.loads(ports.jobs.request_body(job_id))
     request = ExportRequest.from_json(saved["request"])
     members: list[str] = saved["members"]
     size = ports.rules.chunk_members
@@ -181,6 +182,7 @@ def _export_chunk(
     exported: list[ExportedMember] = []
     lines: list[OutputLine] = []
     events: list[AuditEvent] = []
+    types = ports.members.resource_types_of([patient_id for _, patient_id in chunk])
     for position, patient_id in chunk:
         disclosure = authorize_disclosure(
             ports.consents,
@@ -188,9 +190,7 @@ def _export_chunk(
             requester=requester,
             at=now,
             source_npi=rules.us.npi,
-            supported_policies=supported_policies(
-                ports.members.resource_types(patient_id), rules.segmentation
-            ),
+            supported_policies=supported_policies(types[patient_id], rules.segmentation),
             hop="bulk-export",
             request_id=job.id,
             code_sets=rules.segmentation.code_sets.label,

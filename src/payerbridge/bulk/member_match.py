@@ -22,14 +22,14 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from payerbridge import big_json
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
-from payerbridge.bulk.ports import BulkJobs, MemberOutcome, StoredGroup
+from payerbridge.bulk.ports import BulkJobs, BulkMembers, MemberOutcome, StoredGroup
 from payerbridge.consent.model import ConsentId, PresentedConsent, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy, supported_policies
 from payerbridge.consent.service import accept_presented_consent
-from payerbridge.disclosure.ports import MemberData
 from payerbridge.errors import InvalidInput, Issue, NotFound, UnprocessableRequest
 from payerbridge.fhir.bulk_member_match import (
     BulkMember,
@@ -82,7 +82,7 @@ class BulkPorts:
     transactions: Transactions
     identity: IdentityStore
     consents: ConsentStore
-    members: MemberData
+    members: BulkMembers
     rules: BulkRules
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
@@ -143,7 +143,7 @@ def run_member_match(ports: BulkPorts, job_id: str) -> JobStatus:
     if job.status is JobStatus.ACCEPTED:
         with ports.transactions.begin() as unit:
             ports.jobs.start(unit, job_id, at=ports.clock())
-    members = parse_bulk_member_match_request(orjson.loads(ports.jobs.request_body(job_id)))
+    members = parse_bulk_member_match_request(big_json.loads(ports.jobs.request_body(job_id)))
     model = model_for(ports.identity)
     size = ports.rules.chunk_members
     done = job.done
@@ -174,6 +174,9 @@ def _match_chunk(
         (member, _presented(member, requester, rules), _decide(ports, job, member, model, now))
         for member in chunk
     ]
+    types = ports.members.resource_types_of(
+        [d.decision.member_id for _, _, d in decided if d.decision.member_id is not None]
+    )
     with ports.transactions.begin() as unit:
         outcomes: list[MemberOutcome] = []
         events: list[AuditEvent] = []
@@ -196,9 +199,7 @@ def _match_chunk(
                     requester=requester,
                     at=now,
                     source_npi=rules.us.npi,
-                    supported_policies=supported_policies(
-                        ports.members.resource_types(member_id), rules.segmentation
-                    ),
+                    supported_policies=supported_policies(types[member_id], rules.segmentation),
                     request_id=job.id,
                     detail={"bulk_job": job.id, "member": member.position},
                 )

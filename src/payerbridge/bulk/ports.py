@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from payerbridge.bulk.model import BulkJob, OutputFile
+from payerbridge.disclosure.ports import MemberData
 from payerbridge.transactions import UnitOfWork
 
 __all__ = [
     "BulkJobs",
+    "BulkMembers",
     "ExportedMember",
     "LineRead",
     "MemberOutcome",
@@ -76,6 +78,12 @@ class LineRead:
     mode: str | None
     resource: dict[str, Any] | None
     own: bool
+
+
+class BulkMembers(MemberData, Protocol):
+    def resource_types_of(self, patient_ids: Sequence[str]) -> dict[str, set[str]]:
+        """Each member's resource types (``resource_types``), in one read."""
+        ...
 
 
 class BulkJobs(Protocol):

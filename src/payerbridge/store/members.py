@@ -208,6 +208,21 @@ class SqlMemberStore:
             ).all()
         return {row.resource_type for row in rows}
 
+    def resource_types_of(self, patient_ids: Sequence[str]) -> dict[str, set[str]]:
+        """``resource_types`` of many members in one query (a bulk job's chunk)."""
+        found: dict[str, set[str]] = {patient: set() for patient in patient_ids}
+        if not found:
+            return found
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(fhir_resources.c.patient_id, fhir_resources.c.resource_type)
+                .where(fhir_resources.c.patient_id.in_(sorted(found)))
+                .distinct()
+            ).all()
+        for row in rows:
+            found[row.patient_id].add(row.resource_type)
+        return found
+
     def owner_of(self, resource_type: str, resource_id: str) -> str | None:
         """The member whose compartment holds the resource; None for shared resources."""
         with self._reader.connect() as connection:
