@@ -636,6 +636,11 @@ class InMemoryConsentStore:
             c for c in self.consents.values() if c.record.member_id == member_id and c.role is role
         ]
 
+    def for_members(
+        self, member_ids: Sequence[str], role: ConsentRole
+    ) -> dict[str, list[StoredConsent]]:
+        return {member: self.for_member(member, role) for member in member_ids}
+
     def members_disclosed_to(self, client_id: str) -> list[str]:
         return sorted(
             {

@@ -24,7 +24,7 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.bulk.member_match import BulkPorts, job_event
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import ExportedMember, OutputLine
-from payerbridge.consent.model import ConsentPolicy, Requester
+from payerbridge.consent.model import ConsentPolicy, ConsentRole, Requester, StoredConsent
 from payerbridge.consent.segmentation import supported_policies
 from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.everything import EverythingQuery, plan_everything, released_on_page
@@ -182,10 +182,12 @@ def _export_chunk(
     exported: list[ExportedMember] = []
     lines: list[OutputLine] = []
     events: list[AuditEvent] = []
-    types = ports.members.resource_types_of([patient_id for _, patient_id in chunk])
+    patients = [patient_id for _, patient_id in chunk]
+    types = ports.members.resource_types_of(patients)
+    consents = _Read(ports.consents.for_members(patients, ConsentRole.DISCLOSE))
     for position, patient_id in chunk:
         disclosure = authorize_disclosure(
-            ports.consents,
+            consents,
             member_id=MemberId(patient_id),
             requester=requester,
             at=now,
@@ -238,6 +240,16 @@ def _export_chunk(
             return None
         unit.record(*events)
     return len(lines)
+
+
+class _Read:
+    """A chunk's consents as read once for all its members."""
+
+    def __init__(self, by_member: dict[str, list[StoredConsent]]) -> None:
+        self._by_member = by_member
+
+    def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]:
+        return self._by_member.get(member_id, []) if role is ConsentRole.DISCLOSE else []
 
 
 def _skipped(position: int, patient_id: str) -> dict[str, object]:

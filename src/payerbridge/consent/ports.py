@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -9,10 +10,16 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.transactions import UnitOfWork
 
-__all__ = ["ConsentStore"]
+__all__ = ["ConsentReader", "ConsentStore"]
 
 
-class ConsentStore(Protocol):
+class ConsentReader(Protocol):
+    """What a disclosure decision reads: a member's consents."""
+
+    def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]: ...
+
+
+class ConsentStore(ConsentReader, Protocol):
     """Consents kept. Writes run in the caller's unit of work."""
 
     def add(self, unit: UnitOfWork, consent: StoredConsent, *, event: AuditEvent) -> StoredConsent:
@@ -22,7 +29,11 @@ class ConsentStore(Protocol):
 
     def get(self, consent_id: str) -> StoredConsent | None: ...
 
-    def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]: ...
+    def for_members(
+        self, member_ids: Sequence[str], role: ConsentRole
+    ) -> dict[str, list[StoredConsent]]:
+        """``for_member`` of many members in one read (a bulk job's chunk)."""
+        ...
 
     def members_disclosed_to(self, client_id: str) -> list[str]:
         """The members (ids, sorted) with an unrevoked consent to disclose to this client:

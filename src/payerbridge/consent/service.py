@@ -27,7 +27,7 @@ from payerbridge.consent.model import (
     StoredConsent,
 )
 from payerbridge.consent.policy import decide_among, evaluate
-from payerbridge.consent.ports import ConsentStore
+from payerbridge.consent.ports import ConsentReader, ConsentStore
 from payerbridge.errors import ConsentDenied, DisclosureDenied, Issue
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
@@ -100,7 +100,7 @@ def decision_event(
 
 
 def authorize_disclosure(
-    store: ConsentStore,
+    store: ConsentReader,
     *,
     member_id: MemberId,
     requester: Requester,

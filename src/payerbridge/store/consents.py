@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -136,6 +137,22 @@ class SqlConsentStore:
                 .order_by(consents.c.created_at.desc(), consents.c.id.desc())
             ).all()
         return [_stored(row) for row in rows]
+
+    def for_members(
+        self, member_ids: Sequence[str], role: ConsentRole
+    ) -> dict[str, list[StoredConsent]]:
+        found: dict[str, list[StoredConsent]] = {member: [] for member in member_ids}
+        if not found:
+            return found
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(consents)
+                .where(consents.c.member_id.in_(sorted(found)), consents.c.role == role.value)
+                .order_by(consents.c.created_at.desc(), consents.c.id.desc())
+            ).all()
+        for row in rows:
+            found[row.member_id].append(_stored(row))
+        return found
 
     def members_disclosed_to(self, client_id: str) -> list[str]:
         with self._reader.connect() as connection:
