@@ -220,7 +220,7 @@ def test_a_member_who_revokes_the_opt_in_while_the_onboarding_runs_is_not_import
     payers: tuple[ServerProcess, ServerProcess],
 ) -> None:
     _, new = payers
-    members = [FOUR[1], FOUR[2], FOUR[0]]  # Ana alone in the second round trip
+    members = [FOUR[1], FOUR[2], FOUR[0], FOUR[3]]  # Ana and Noor in the second round trip
     with new.client() as client:
         answer = client.post(
             "/onboardings", json={"partner": PARTNER, "members": members}, headers=new_key()
@@ -232,6 +232,7 @@ def test_a_member_who_revokes_the_opt_in_while_the_onboarding_runs_is_not_import
         assert report["results"]["withdrawn"] == 1 and report["results"]["match"] == 1
         items = client.get(f"{answer.headers['Location']}/members").json()["items"]
         assert items[2] == {"member_id": "N-ANA", "result": "withdrawn", "imported": 0}
+        assert items[3]["result"] == "consentconstraint"  # asked about without her
     patients = [r for r in imported(new) if r["resourceType"] == "Patient"]
     assert [p["name"][0]["given"] for p in patients] == [["Luis"]]
 

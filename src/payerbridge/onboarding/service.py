@@ -41,7 +41,7 @@ from payerbridge.onboarding.model import (
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.routing.model import Partner
 from payerbridge.routing.profiles import PROFILES
-from payerbridge.types import ClientId, MemberId, PartnerId
+from payerbridge.types import OPERATOR, ClientId, MemberId, PartnerId
 
 __all__ = [
     "WITHDRAWN",
@@ -192,7 +192,7 @@ def _bundle(
 def onboarding_of(ports: OnboardingPorts, onboarding_id: str, client_id: str) -> Onboarding:
     """The client's own onboarding; anyone else's does not exist (404)."""
     onboarding = ports.onboardings.get(onboarding_id)
-    if onboarding is None or client_id not in (onboarding.client_id, "operator"):
+    if onboarding is None or client_id not in (onboarding.client_id, OPERATOR):
         raise NotFound(f"onboarding {onboarding_id[:64]} does not exist")
     return onboarding
 
@@ -311,8 +311,9 @@ def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step
     for submitted, bucket, theirs in answers:
         if submitted in position_of:
             results[position_of[submitted]] = (bucket.value, theirs)
-    for member in members:  # a member the answer leaves out was not matched
-        results.setdefault(member.position, (MatchResult.NOT_MATCHED.value, None))
+    for member in members:  # a member submitted and left out of the answer was not matched
+        if member.result is None:
+            results.setdefault(member.position, (MatchResult.NOT_MATCHED.value, None))
     group_id = next(
         (
             str(r["id"])
