@@ -303,7 +303,8 @@ def _complete(ports: BulkPorts, job: BulkJob) -> JobStatus:
 
 
 def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Iterator[bytes]:
-    """One file of a completed export, a page of lines at a time, as it may go now."""
+    """One file of a completed export, as it may go now: a page of lines per item (each
+    item is a hop to and from the thread that reads the database, so not one per line)."""
     segmentation = ports.rules.segmentation
     after = 0
     while True:
@@ -312,19 +313,24 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
             return
         positions = sorted({line.member for line in page if not line.own})
         decided = {m.position: m for m in ports.jobs.exported_members(job.id, positions)}
+        out: list[bytes] = []
         for line in page:
             if line.own:
                 if line.resource is not None:
-                    yield orjson.dumps(line.resource) + b"\n"
+                    out.append(orjson.dumps(line.resource))
                 continue
             member = decided.get(line.member)
             if member is None or member.policy is None:
                 continue
-            for _, resource in released_on_page(
-                [(line.mode or "match", line.resource)],
-                policy=ConsentPolicy(member.policy),
-                withheld=frozenset(member.withheld),
-                segmentation=segmentation,
-            ):
-                yield orjson.dumps(resource) + b"\n"
+            out.extend(
+                orjson.dumps(resource)
+                for _, resource in released_on_page(
+                    [(line.mode or "match", line.resource)],
+                    policy=ConsentPolicy(member.policy),
+                    withheld=frozenset(member.withheld),
+                    segmentation=segmentation,
+                )
+            )
+        if out:
+            yield b"\n".join(out) + b"\n"
         after = page[-1].seq

@@ -335,8 +335,7 @@ def file_lines(ports: BulkPorts, job: BulkJob, name: str) -> Iterator[bytes]:
     if name == PARAMETERS_FILE:
         yield orjson.dumps(parameters_form(groups, job.pdex_version)) + b"\n"
         return
-    for body in groups:
-        yield orjson.dumps(body) + b"\n"
+    yield b"".join(orjson.dumps(body) + b"\n" for body in groups)
 
 
 def job_event(
