@@ -244,3 +244,90 @@ def bench_identity(
     )
     out.print(identity_table(result))
     out.print(f"report written to {report}")
+
+
+@bench_app.command("bulk")
+def bench_bulk(
+    population: Annotated[
+        int, typer.Option(min=10, help="Members of the old payer's population.")
+    ] = 1_000_000,
+    members: Annotated[
+        int, typer.Option(min=10, help="Members of the population sent to $bulk-member-match.")
+    ] = 100_000,
+    backend: Annotated[
+        str, typer.Option(help="Store to run on: sqlite, postgres or both.")
+    ] = "sqlite",
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="PAYERBRIDGE_BULK_CLIENT_CONCURRENCY",
+            help="Bulk jobs of the client running at once (bulk_client_concurrency).",
+        ),
+    ] = 2,
+    postgres_url: Annotated[
+        str,
+        typer.Option(
+            envvar="PAYERBRIDGE_BENCH_DATABASE_URL",
+            help="PostgreSQL admin URL; each run gets a fresh database, dropped after.",
+        ),
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
+    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks/bulk.md"
+    ),
+) -> None:
+    """$bulk-member-match of a sample of a large population, then the export of the matched
+    members' data: members/s, resources/s and the server's peak memory."""
+    from payerbridge.bench.bulk import backend_name, report_markdown, run_bulk, verdicts
+
+    choices = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"]}
+    if backend not in choices:
+        raise typer.BadParameter("choose sqlite, postgres or both", param_hint="--backend")
+    if members > population:
+        raise typer.BadParameter("cannot exceed --population", param_hint="--members")
+    report.parent.mkdir(parents=True, exist_ok=True)
+    runs = run_bulk(
+        population=population,
+        members=members,
+        backends=choices[backend],
+        admin_url=postgres_url,
+        concurrency=concurrency,
+        seed=seed,
+        progress=err.print,
+        # Written after each backend: a long run that fails later keeps what it measured.
+        on_run=lambda so_far: report.write_text(report_markdown(so_far, seed=seed)),
+    )
+    title = f"Bulk benchmark ({population:,} members, concurrency {concurrency})"
+    table = Table(
+        "backend", "phase", "members", "resources", "seconds", "members/s", "resources/s",
+        "server RSS MB", title=title,
+    )  # fmt: skip
+    for run in runs:
+        match = run.match
+        table.add_row(
+            backend_name(run.backend),
+            f"match ({match.matched:,} matched)",
+            f"{match.members:,}",
+            "",
+            f"{match.seconds:.1f}",
+            f"{match.members_per_second:,.0f}",
+            "",
+            f"{match.rss_start_mb:.0f} → {match.rss_peak_mb:.0f}",
+        )
+        for export in run.exports:
+            table.add_row(
+                backend_name(run.backend),
+                f"export {export.share:.0%}",
+                f"{export.members:,}",
+                f"{export.resources:,}",
+                f"{export.seconds:.1f}",
+                "",
+                f"{export.resources_per_second:,.0f}",
+                f"{export.rss_start_mb:.0f} → {export.rss_peak_mb:.0f}",
+            )
+    out.print(table)
+    for run in runs:
+        for verdict in verdicts(run):
+            out.print(f"{backend_name(run.backend)}: {verdict.replace('**', '')}")
+    out.print(f"report written to {report}")
