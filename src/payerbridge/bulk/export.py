@@ -69,16 +69,17 @@ def accept_group_export(
         str(member["entity"]["reference"]).removeprefix("Patient/")
         for member in group.body.get("member", [])
     ]
+    members = list(dict.fromkeys(members))  # one Patient matched twice is exported once
     if request.patients is not None:
-        strangers = [p for p in request.patients if p not in members]
+        held, asked = set(members), set(request.patients)
+        strangers = [p for p in request.patients if p not in held]
         if strangers:
             issues = [
                 Issue(f"Patient/{p} is not a member of Group/{group_id}", "patient", "not-found")
                 for p in strangers
             ]
             raise InvalidInput("patient names members the Group does not hold", issues=issues)
-        members = [p for p in members if p in request.patients]
-    members = list(dict.fromkeys(members))  # one Patient matched twice is exported once
+        members = [p for p in members if p in asked]
     return _accept(
         ports, JobKind.GROUP_EXPORT, members, request, requester, request_url, request_id, now
     )

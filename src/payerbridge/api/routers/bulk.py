@@ -246,7 +246,14 @@ def _file_url(platform: Platform, job_id: str, name: str) -> str:
     return f"{_base(platform)}/bulk-files/{job_id}/{name}"
 
 
-@router.get("/bulk-status/{job_id}")
+@router.get(
+    "/bulk-status/{job_id}",
+    responses={
+        202: {"description": "Still running: X-Progress says how far, Retry-After when to ask"},
+        410: {"description": "The job's output has expired"},
+        500: {"description": "The job failed: the OperationOutcome says why"},
+    },
+)
 def job_status(job_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Bulk Data status: 202 with ``X-Progress`` and ``Retry-After`` while the job runs,
     the manifest when it is done, an OperationOutcome if it failed, 410 once expired."""
@@ -282,7 +289,7 @@ def _listed(platform: Platform, job: BulkJob, file: OutputFile) -> dict[str, Any
     return {"type": file.type, "url": _file_url(platform, job.id, file.name), "count": file.count}
 
 
-@router.delete("/bulk-status/{job_id}")
+@router.delete("/bulk-status/{job_id}", status_code=202)
 def cancel(job_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Cancel the job (or, once done, drop its output): 202; its status is 404 after."""
     _whole_client(caller)
@@ -297,7 +304,13 @@ def cancel(job_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     return FhirResponse(outcome, status_code=202)
 
 
-@router.get("/bulk-files/{job_id}/{name}")
+@router.get(
+    "/bulk-files/{job_id}/{name}",
+    responses={
+        406: {"description": "The Accept header does not admit application/fhir+ndjson"},
+        410: {"description": "The job's output has expired"},
+    },
+)
 def download(
     job_id: str,
     name: str,
