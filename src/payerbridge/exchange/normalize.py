@@ -24,7 +24,7 @@ from payerbridge.fhir.resources import (
 from payerbridge.routing.model import Organization
 from payerbridge.types import ExchangeId
 
-__all__ = ["NormalizedBundle", "normalize_everything_bundle"]
+__all__ = ["NormalizedBundle", "as_ours", "normalize_everything_bundle", "receivable_ref"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,41 @@ def _entries(bundle: Any) -> list[dict[str, Any]]:
     return resources
 
 
+def receivable_ref(resource: dict[str, Any]) -> str | None:
+    """The ``Type/id`` of a received resource we can keep; None for a type we do not hold
+    or an id that is not a FHIR id."""
+    resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+    if (
+        resource_type not in SUPPORTED_TYPES
+        or not isinstance(resource_id, str)
+        or not ID_PATTERN.match(resource_id)
+    ):
+        return None
+    return f"{resource_type}/{resource_id}"
+
+
+def as_ours(
+    resource: dict[str, Any],
+    id_map: dict[str, str],
+    rewrite: Callable[[str], str],
+    old_payer: Organization,
+) -> dict[str, Any]:
+    """A received resource under the id ``id_map`` gives it, its references passed
+    through ``rewrite``, its meta ours but for ``source``: where the old payer kept it."""
+    old_ref = f"{resource['resourceType']}/{resource['id']}"
+    copy: dict[str, Any] = rewrite_references(resource, rewrite)
+    copy["id"] = id_map[old_ref].split("/", 1)[1]
+    meta = {
+        k: v
+        for k, v in (copy.get("meta") or {}).items()
+        if k not in ("versionId", "lastUpdated", "source")
+    }
+    if old_payer.fhir_base:
+        meta["source"] = f"{old_payer.fhir_base}/{old_ref}"
+    copy["meta"] = meta
+    return copy
+
+
 def normalize_everything_bundle(
     bundle: Any,
     *,
@@ -65,18 +100,13 @@ def normalize_everything_bundle(
     id_map: dict[str, str] = {}
     kept = []
     for resource in resources:
-        resource_type, resource_id = resource.get("resourceType"), resource.get("id")
-        if (
-            resource_type not in SUPPORTED_TYPES
-            or not isinstance(resource_id, str)
-            or not ID_PATTERN.match(resource_id)
-        ):
-            skipped[str(resource_type)] += 1
+        old_ref = receivable_ref(resource)
+        if old_ref is None:
+            skipped[str(resource.get("resourceType"))] += 1
             continue
-        old_ref = f"{resource_type}/{resource_id}"
         if old_ref in id_map:
             continue  # the same resource twice (match and include): keep one
-        id_map[old_ref] = f"{resource_type}/{new_id()}"
+        id_map[old_ref] = f"{resource['resourceType']}/{new_id()}"
         kept.append(resource)
     patients = [r for r in kept if r["resourceType"] == "Patient"]
     if len(patients) != 1:
@@ -94,20 +124,7 @@ def normalize_everything_bundle(
             unresolved += 1
         return reference
 
-    normalized: list[dict[str, Any]] = []
-    for resource in kept:
-        old_ref = f"{resource['resourceType']}/{resource['id']}"
-        copy = rewrite_references(resource, rewrite)
-        copy["id"] = id_map[old_ref].split("/", 1)[1]
-        meta = {
-            k: v
-            for k, v in (copy.get("meta") or {}).items()
-            if k not in ("versionId", "lastUpdated", "source")
-        }
-        if old_payer.fhir_base:
-            meta["source"] = f"{old_payer.fhir_base}/{old_ref}"
-        copy["meta"] = meta
-        normalized.append(copy)
+    normalized = [as_ours(resource, id_map, rewrite, old_payer) for resource in kept]
 
     patient_id = id_map[f"Patient/{patients[0]['id']}"].split("/", 1)[1]
     normalized.append(

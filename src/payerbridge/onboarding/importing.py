@@ -13,13 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.consent.segmentation import references_at
+from payerbridge.exchange.normalize import as_ours, receivable_ref
 from payerbridge.fhir.provenance import receipt_provenance
-from payerbridge.fhir.resources import (
-    ID_PATTERN,
-    SUPPORTED_TYPES,
-    compartment_patient,
-    rewrite_references,
-)
+from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
 
 __all__ = ["NormalizedExport", "normalize_export"]
@@ -53,22 +49,17 @@ def normalize_export(
     kept: list[Resource] = []
     strangers = 0
     for resource in resources:
-        resource_type, resource_id = resource.get("resourceType"), resource.get("id")
-        if (
-            resource_type not in SUPPORTED_TYPES
-            or not isinstance(resource_id, str)
-            or not ID_PATTERN.match(resource_id)
-        ):
-            skipped[str(resource_type)] += 1
+        old_ref = receivable_ref(resource)
+        if old_ref is None:
+            skipped[str(resource.get("resourceType"))] += 1
             continue
         owner = compartment_patient(resource)
         if owner is not None and owner not in members:
             strangers += 1
             continue
-        old_ref = f"{resource_type}/{resource_id}"
         if old_ref in id_map:
             continue  # the same resource twice (two members reach it): keep one
-        id_map[old_ref] = f"{resource_type}/{new_id()}"
+        id_map[old_ref] = f"{resource['resourceType']}/{new_id()}"
         kept.append(resource)
 
     def rewrite(reference: str) -> str:
@@ -81,22 +72,12 @@ def normalize_export(
     }
     normalized: list[tuple[Resource, str | None, int | None]] = []
     for resource in kept:
-        old_ref = f"{resource['resourceType']}/{resource['id']}"
         owner = compartment_patient(resource)
         if resource["resourceType"] == "Provenance":  # with the member its targets are of
             owner = next(
                 (owners[t] for t in references_at(resource, ("target",)) if owners.get(t)), None
             )
-        copy = rewrite_references(resource, rewrite)
-        copy["id"] = id_map[old_ref].split("/", 1)[1]
-        meta = {
-            k: v
-            for k, v in (copy.get("meta") or {}).items()
-            if k not in ("versionId", "lastUpdated", "source")
-        }
-        if old_payer.fhir_base:
-            meta["source"] = f"{old_payer.fhir_base}/{old_ref}"
-        copy["meta"] = meta
+        copy = as_ours(resource, id_map, rewrite, old_payer)
         position = members[owner] if owner is not None else None
         normalized.append((copy, _new_patient(id_map, owner), position))
 
