@@ -31,7 +31,6 @@ from payerbridge.bulk.export import accept_group_export, accept_patient_export
 from payerbridge.bulk.jobs import job_file_lines
 from payerbridge.bulk.member_match import accept_member_match, cancel_job, job_of
 from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob, JobStatus, OutputFile
-from payerbridge.bulk.ports import StoredGroup
 from payerbridge.errors import (
     Forbidden,
     Gone,
@@ -44,6 +43,7 @@ from payerbridge.errors import (
 from payerbridge.fhir import codes
 from payerbridge.fhir.bulk_export import ExportRequest, export_parameters, parse_export_request
 from payerbridge.fhir.bulk_member_match import RESULT_SYSTEM, MatchResult
+from payerbridge.fhir.bundles import searchset
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.fhir.resources import ID_PATTERN
 from payerbridge.logging import current_request_id
@@ -416,7 +416,14 @@ def search_groups(platform: PlatformDep, caller: CallerDep, request: Request) ->
         results=None if results is None else frozenset(results),
         now=utcnow(),
     )
-    return FhirResponse(_searchset(found, _base(platform), str(request.url)))
+    return FhirResponse(
+        searchset(
+            [group.body for group in found],
+            fhir_base=_base(platform),
+            at=utcnow(),
+            self_url=str(request.url),
+        )
+    )
 
 
 def _and(before: set[str] | None, alternatives: set[str]) -> set[str]:
@@ -430,17 +437,3 @@ def _token(value: str, system: str, parameter: str) -> str:
         text = f"{parameter} takes {system}|code or a bare code"
         raise InvalidInput(text, issues=[Issue(text, parameter, "invalid")])
     return code
-
-
-def _searchset(groups: list[StoredGroup], base: str, self_url: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "timestamp": utc_iso(utcnow()),
-        "total": len(groups),
-        "link": [{"relation": "self", "url": self_url}],
-        "entry": [
-            {"fullUrl": f"{base}/Group/{g.id}", "resource": g.body, "search": {"mode": "match"}}
-            for g in groups
-        ],
-    }

@@ -51,6 +51,7 @@ from payerbridge.errors import (
     NotFound,
     PayerBridgeError,
 )
+from payerbridge.fhir.bundles import searchset
 from payerbridge.fhir.capability import capability_statement
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import (
@@ -66,7 +67,6 @@ from payerbridge.identity.service import AttemptLimit
 from payerbridge.logging import current_request_id
 from payerbridge.routing.profiles import PROFILES
 from payerbridge.security.model import MEMBER_MATCH_SCOPE, resource_scope
-from payerbridge.timestamps import utc_iso
 
 __all__ = ["router"]
 
@@ -478,23 +478,6 @@ def search_patients(platform: PlatformDep, caller: CallerDep, request: Request) 
     return FhirResponse(bundle)
 
 
-def _searchset(resources: list[dict[str, Any]], base: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "timestamp": utc_iso(utcnow()),
-        "total": len(resources),
-        "entry": [
-            {
-                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
-                "resource": r,
-                "search": {"mode": "match"},
-            }
-            for r in resources
-        ],
-    }
-
-
 @router.get("/{resource_type}")
 def search(
     resource_type: str, platform: PlatformDep, caller: CallerDep, request: Request
@@ -511,7 +494,8 @@ def search(
     query = parse_search(resource_type, params, max_count=platform.settings.everything_page_size)
     _check_id(query.patient_id)
     if caller.principal.patient is not None and query.patient_id != caller.principal.patient:
-        return FhirResponse(_searchset([], fhir_base(platform)))  # nobody else exists
+        # A member-scoped token sees nobody else: an empty search, not a refusal.
+        return FhirResponse(searchset([], fhir_base=fhir_base(platform), at=utcnow()))
     policy = authorize_member(_disclosure(platform, caller), query.patient_id, "search")
     now = utcnow()
     plan = plan_search(
