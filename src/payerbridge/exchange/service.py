@@ -61,6 +61,7 @@ from payerbridge.routing.route import SEARCH, decide_route, read_data_path
 from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
 
 __all__ = [
+    "SYSTEM_ACTOR",
     "StepResult",
     "ask_again_now",
     "cancel",

@@ -51,6 +51,7 @@ __all__ = [
     "MemberResult",
     "PARAMETER_NAMES",
     "parameters_form",
+    "matched_group_id",
     "member_bundle",
     "parse_bulk_member_match_request",
     "read_result_groups",
@@ -354,19 +355,41 @@ def _member_patient(parameters: dict[str, Any]) -> dict[str, Any]:
     raise ValueError("the Parameters carry no MemberPatient")
 
 
-def read_result_groups(resources: Sequence[Any]) -> list[tuple[str, MatchResult, str | None]]:
-    """What a ``$bulk-member-match`` answer says of each submitted Patient: its id as
-    submitted, its bucket and, when matched, the responder's Patient id. ``resources``
-    are the Groups (PDex 2.2) or the Parameters wrapping them (2.1). A Group we cannot
-    read raises ValueError naming what is wrong."""
+def _answer_groups(resources: Sequence[Any]) -> list[Any]:
+    """The Groups of an answer given as Groups (PDex 2.2) or wrapped in Parameters (2.1)."""
     groups: list[Any] = []
     for resource in resources:
         if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
             groups.extend(p.get("resource") for p in resource.get("parameter") or [])
         else:
             groups.append(resource)
+    return groups
+
+
+def matched_group_id(resources: Sequence[Any]) -> str | None:
+    """The id of the answer's MatchedMembers Group when it has members (what is exported)."""
+    return next(
+        (
+            str(group["id"])
+            for group in _answer_groups(resources)
+            if isinstance(group, dict)
+            and group.get("member")
+            and any(
+                c.get("system") == RESULT_SYSTEM and c.get("code") == MatchResult.MATCHED
+                for c in (group.get("code") or {}).get("coding") or []
+            )
+        ),
+        None,
+    )
+
+
+def read_result_groups(resources: Sequence[Any]) -> list[tuple[str, MatchResult, str | None]]:
+    """What a ``$bulk-member-match`` answer says of each submitted Patient: its id as
+    submitted, its bucket and, when matched, the responder's Patient id. ``resources``
+    are the Groups (PDex 2.2) or the Parameters wrapping them (2.1). A Group we cannot
+    read raises ValueError naming what is wrong."""
     found: list[tuple[str, MatchResult, str | None]] = []
-    for group in groups:
+    for group in _answer_groups(resources):
         if not isinstance(group, dict) or group.get("resourceType") != "Group":
             raise ValueError("a result is not a Group")
         codings = (group.get("code") or {}).get("coding") or []

@@ -27,7 +27,13 @@ from payerbridge.consent.service import authorize_request, record_consent
 from payerbridge.errors import InvalidInput, Issue, NotFound, PartnerRejected, UnprocessableRequest
 from payerbridge.exchange.model import ExchangeRequest
 from payerbridge.exchange.opt_in import opt_in_consent
-from payerbridge.fhir.bulk_member_match import MatchResult, member_bundle, read_result_groups
+from payerbridge.exchange.service import SYSTEM_ACTOR
+from payerbridge.fhir.bulk_member_match import (
+    MatchResult,
+    matched_group_id,
+    member_bundle,
+    read_result_groups,
+)
 from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
 from payerbridge.fhir.member_match import build_member_match_request
 from payerbridge.onboarding.importing import normalize_export
@@ -51,6 +57,7 @@ __all__ = [
     "onboarding_id_for",
     "onboarding_of",
     "proceed",
+    "result_counts",
 ]
 
 # How long to wait before polling when the old payer does not say (Bulk Data's default
@@ -59,7 +66,6 @@ _DEFAULT_POLL = timedelta(seconds=2)
 # A member whose opt-in stopped permitting the exchange before its data came: not asked
 # about, or its data not kept.
 WITHDRAWN = "withdrawn"
-SYSTEM_ACTOR = "payerbridge"
 _LONGEST_POLL = timedelta(minutes=5)
 
 
@@ -207,8 +213,12 @@ def proceed(ports: OnboardingPorts, onboarding_id: str) -> Step:
         now = ports.clock()
         with ports.transactions.begin() as unit:
             if ports.onboardings.finish(unit, onboarding_id, OnboardingStatus.COMPLETED, at=now):
-                counts = _result_counts(ports, onboarding_id)
-                unit.record(_event(onboarding, "completed", now, onboarding_id, **counts))
+                members = ports.onboardings.members(onboarding_id)
+                imported = sum(1 for m in members if m.imported)
+                counts = result_counts(members)
+                unit.record(
+                    _event(onboarding, "completed", now, onboarding_id, **counts, imported=imported)
+                )
         return Step(done=True)
     partner = ports.partners.get(onboarding.partner_id)
     if partner is None:
@@ -314,14 +324,7 @@ def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step
     for member in members:  # a member submitted and left out of the answer was not matched
         if member.result is None:
             results.setdefault(member.position, (MatchResult.NOT_MATCHED.value, None))
-    group_id = next(
-        (
-            str(r["id"])
-            for r in _groups(resources)
-            if _code(r) == MatchResult.MATCHED.value and r.get("member")
-        ),
-        None,
-    )
+    group_id = matched_group_id(resources)
     now = ports.clock()
     with ports.transactions.begin() as unit:
         if not ports.onboardings.move_chunk(
@@ -435,28 +438,13 @@ def _ndjson(content: bytes) -> list[dict[str, Any]]:
     return lines
 
 
-def _groups(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for resource in resources:
-        if resource.get("resourceType") == "Parameters":
-            found.extend(p.get("resource") or {} for p in resource.get("parameter") or [])
-        else:
-            found.append(resource)
-    return found
-
-
-def _code(group: dict[str, Any]) -> str | None:
-    codings = (group.get("code") or {}).get("coding") or []
-    return codings[0].get("code") if codings else None
-
-
-def _result_counts(ports: OnboardingPorts, onboarding_id: str) -> dict[str, int]:
-    members = ports.onboardings.members(onboarding_id)
+def result_counts(members: Sequence[OnboardingMember]) -> dict[str, int]:
+    """Members by result (match, nomatch, consentconstraint, withdrawn); those still
+    waiting are not counted."""
     counts = {bucket.value: 0 for bucket in MatchResult} | {WITHDRAWN: 0}
     for member in members:
         if member.result is not None:
             counts[member.result] += 1
-    counts["imported"] = sum(1 for m in members if m.imported)
     return counts
 
 

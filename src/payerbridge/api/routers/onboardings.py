@@ -14,7 +14,12 @@ from payerbridge.bootstrap import Platform
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.logging import current_request_id
 from payerbridge.onboarding.model import Onboarding
-from payerbridge.onboarding.service import accept_onboarding, onboarding_id_for, onboarding_of
+from payerbridge.onboarding.service import (
+    accept_onboarding,
+    onboarding_id_for,
+    onboarding_of,
+    result_counts,
+)
 from payerbridge.types import PartnerId
 from payerbridge.workflows.onboarding import enqueue_onboarding
 
@@ -87,15 +92,8 @@ def onboarding_members(
 def onboarding_report(platform: Platform, onboarding: Onboarding) -> dict[str, Any]:
     members = platform.onboarding.onboardings.members(onboarding.id)
     chunks = platform.onboarding.onboardings.chunks(onboarding.id)
-    results: dict[str, int] = {
-        "match": 0,
-        "nomatch": 0,
-        "consentconstraint": 0,
-        "withdrawn": 0,
-        "pending": 0,
-    }
-    for member in members:
-        results[member.result or "pending"] += 1
+    results = result_counts(members)
+    results["pending"] = sum(1 for m in members if m.result is None)
     return {
         "id": onboarding.id,
         "partner": onboarding.partner_id,
