@@ -157,7 +157,6 @@ class BulkRun:
     population: int
     resources_imported: int
     import_seconds: float
-    analyze_seconds: float  # PostgreSQL's statistics gathered after the import
     train_seconds: float
     concurrency: int
     kick_off_members: int  # the most in one kick-off
@@ -343,18 +342,8 @@ def kick_offs(
 class _Loaded:
     key: ECKey  # the new payer's private key
     resources: int
-    import_seconds: float
-    analyze_seconds: float
+    import_seconds: float  # on PostgreSQL with the import's ANALYZE of what it wrote
     train_seconds: float
-
-
-def _analyze(database_url: str) -> None:
-    """Gather PostgreSQL's planner statistics, as a DBA does after a bulk load: payerbridge
-    does not, and autovacuum, where it is on at all, gets there only later."""
-    import psycopg
-
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute("ANALYZE")
 
 
 def _load(data_dir: Path, database_url: str, path: Path) -> _Loaded:
@@ -377,10 +366,6 @@ def _load(data_dir: Path, database_url: str, path: Path) -> _Loaded:
             raise RuntimeError(f"the bench population was rejected (first lines: {lines})")
         imported = time.perf_counter() - started
         started = time.perf_counter()
-        if not database_url.startswith("sqlite"):
-            _analyze(database_url)
-        analyzed = time.perf_counter() - started
-        started = time.perf_counter()
         train_on_members(platform.identity, seed=42, at=utcnow())
         trained = time.perf_counter() - started
         key = ECKey.generate_key("P-384", private=True)
@@ -394,7 +379,7 @@ def _load(data_dir: Path, database_url: str, path: Path) -> _Loaded:
             actor="bench",
             now=utcnow(),
         )
-        return _Loaded(key, report.resources, imported, analyzed, trained)
+        return _Loaded(key, report.resources, imported, trained)
     finally:
         platform.close()
 
@@ -764,7 +749,7 @@ def _one_backend(backend: str, root: Path, plan: _Plan, progress: Callable[[str]
         loaded = _load(data_dir, database_url, plan.path)
         say(
             f"imported {loaded.resources:,} resources in {loaded.import_seconds:.0f}s, "
-            f"analyzed in {loaded.analyze_seconds:.0f}s, trained in {loaded.train_seconds:.0f}s"
+            f"trained in {loaded.train_seconds:.0f}s"
         )
         with _serving(data_dir, database_url, loaded.key, plan.concurrency) as server:
             match, groups = _match(server, plan.batches, window, say)
@@ -785,7 +770,6 @@ def _one_backend(backend: str, root: Path, plan: _Plan, progress: Callable[[str]
         population=plan.population,
         resources_imported=loaded.resources,
         import_seconds=loaded.import_seconds,
-        analyze_seconds=loaded.analyze_seconds,
         train_seconds=loaded.train_seconds,
         concurrency=plan.concurrency,
         kick_off_members=max(b.members for b in plan.batches),
@@ -802,19 +786,6 @@ _EXPORT_TARGET_PER_SECOND = 20_000
 _FLAT_GROWTH = 0.10
 _FLAT_SLACK_MB = 32.0
 _BACKEND_NAMES = {"sqlite": "SQLite (WAL)", "postgres": "PostgreSQL"}
-
-
-_ANALYZE_NOTE = (
-    "",
-    "On PostgreSQL the bench runs `ANALYZE` after the import, as a DBA would after a bulk "
-    "load: payerbridge does not, and without planner statistics (autovacuum is off on some "
-    "servers, and slow to get there on the others) training and matching run many times "
-    "slower.",
-)
-
-
-def _analyzed(run: BulkRun) -> str:
-    return "–" if run.backend == "sqlite" else f"{run.analyze_seconds:.0f}"
 
 
 def backend_name(backend: str) -> str:
@@ -890,14 +861,13 @@ def report_markdown(runs: Sequence[BulkRun], *, seed: int, note: str = "") -> st
         "",
         "## Load (not part of the targets)",
         "",
-        "| backend | population | resources imported | import + index s | ANALYZE s | training s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| backend | population | resources imported | import + index s | training s |",
+        "|---|---:|---:|---:|---:|",
         *(
             f"| {backend_name(r.backend)} | {r.population:,} | {r.resources_imported:,} | "
-            f"{r.import_seconds:.0f} | {_analyzed(r)} | {r.train_seconds:.0f} |"
+            f"{r.import_seconds:.0f} | {r.train_seconds:.0f} |"
             for r in runs
         ),
-        *(_ANALYZE_NOTE if any(r.backend != "sqlite" for r in runs) else ()),
         "",
         "## $bulk-member-match",
         "",

@@ -26,6 +26,12 @@ from payerbridge.fhir.resources import (
     compartment_patient,
 )
 from payerbridge.store.members import ResourceRow, resolve_compartments, write_batch
+from payerbridge.store.tables import (
+    fhir_resources,
+    fhir_tokens,
+    identity_blocking_keys,
+    identity_member_records,
+)
 
 __all__ = ["FileReport", "LineError", "import_file", "parse_line"]
 
@@ -147,6 +153,7 @@ def import_file(
     pending: dict[str, str] = {}
     touched: set[str] = set()
     with engine.begin() as connection:
+        _plan_for_growing_tables(connection)
         for number, raw, size in _units(path):
             report.lines = number
             if progress is not None:
@@ -184,5 +191,36 @@ def import_file(
         resolve_compartments(connection, pending)
         if index_members is not None and touched:
             index_members(connection, touched)
+    _refresh_statistics(engine)
     logger.info("import accepted", extra={"file": path.name, "resources": report.resources})
     return report
+
+
+# The tables an import writes (identity's index included), whose planner statistics it
+# refreshes once committed.
+_LOADED_TABLES = (
+    fhir_resources,
+    fhir_tokens,
+    identity_member_records,
+    identity_blocking_keys,
+)
+
+
+def _plan_for_growing_tables(connection: Connection) -> None:
+    """On PostgreSQL, plan each statement of the import for the tables as they are now.
+    A prepared statement's cached plan is made while the tables are small (a sequential
+    scan is cheapest then) and kept as they grow inside the import's one transaction,
+    which made a large import quadratic."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+def _refresh_statistics(engine: Engine) -> None:
+    """On PostgreSQL, ``ANALYZE`` what the import wrote, as after any bulk load: until
+    autovacuum gets there (if it is on at all) the planner would take the tables for
+    empty, and training and matching would run many times slower."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"ANALYZE {', '.join(t.name for t in _LOADED_TABLES)}")
+        connection.commit()
