@@ -124,3 +124,33 @@ def test_an_import_on_postgresql_leaves_the_planner_statistics_of_what_it_wrote(
         )
     assert counted["fhir_resources"] == 2  # -1 (never analyzed) without the import's ANALYZE
     assert counted["fhir_tokens"] > 0
+
+
+def test_compartments_stream_one_member_after_another_a_few_rows_at_a_time(
+    platform: Platform, tmp_path: Path
+) -> None:
+    members = ["p1", "p2", "p3"]
+    lines: list[object] = []
+    for member in members:
+        lines.append(a_patient(member, member_id=f"{member}-card"))
+        lines.extend(
+            {
+                "resourceType": "Observation",
+                "id": f"{member}-o{n}",
+                "status": "final",
+                "code": {"text": "weight"},
+                "subject": {"reference": f"Patient/{member}"},
+            }
+            for n in range(3)
+        )
+    assert import_file(platform.engine, write_ndjson(tmp_path / "a.ndjson", lines)).accepted
+    read = list(platform.members.stream_compartments(["p3", "p1", "nobody"], chunk=3))
+    owners = [patient for patient, _ in read]
+    assert sorted(owners) == ["p1"] * 4 + ["p3"] * 4  # p2 not asked for, nobody has none
+    assert owners in (["p1"] * 4 + ["p3"] * 4, ["p3"] * 4 + ["p1"] * 4)  # together
+    assert {(p, f"{r['resourceType']}/{r['id']}") for p, r in read} == {
+        (p, ref)
+        for p in ("p1", "p3")
+        for ref in (f"Patient/{p}", *(f"Observation/{p}-o{n}" for n in range(3)))
+    }
+    assert all(r["meta"]["versionId"] == "1" for _, r in read)

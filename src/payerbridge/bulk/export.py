@@ -14,8 +14,11 @@ bodies as they are then, stripped of references to what was withheld and, under 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
+from typing import Any
 
 import orjson
 
@@ -28,6 +31,7 @@ from payerbridge.consent.model import ConsentPolicy, ConsentRole, Requester, Sto
 from payerbridge.consent.segmentation import supported_policies
 from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.everything import EverythingQuery, plan_everything, released_on_page
+from payerbridge.disclosure.release import SharedResources
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import Gone, InvalidInput, Issue, NotFound, UnprocessableRequest
 from payerbridge.fhir.bulk_export import ExportRequest
@@ -38,6 +42,7 @@ from payerbridge.types import MemberId
 __all__ = ["accept_group_export", "accept_patient_export", "export_file_lines", "run_export"]
 
 ERROR_FILE = "OperationOutcome"
+Resource = dict[str, Any]
 # Lines read per round trip while a file is downloaded: the memory a download holds.
 _PAGE_LINES = 1000
 
@@ -175,49 +180,98 @@ def _export_chunk(
     lines_before: int,
 ) -> int | None:
     """Decide and keep one chunk of members; the lines written, or None if superseded."""
-    rules = ports.rules
-    now = ports.clock()
-    requester = Requester(client_id=job.client_id, npi=job.requester_npi)
-    query = EverythingQuery(types=request.types, since=request.since, until=request.until)
-    window = ExchangeWindow.at(now, years=rules.payer_to_payer_years)
-    exported: list[ExportedMember] = []
-    lines: list[OutputLine] = []
-    events: list[AuditEvent] = []
-    patients = [patient_id for _, patient_id in chunk]
-    types = ports.members.resource_types_of(patients)
-    consents = _Read(ports.consents.for_members(patients, ConsentRole.DISCLOSE))
-    for position, patient_id in chunk:
+    decided = _ChunkDecision(ports, job, request, chunk)
+    # The chunk's compartments come as one stream, one member after another; a member
+    # with no compartment at all has no Patient here and is skipped after the rest.
+    for patient_id, rows in groupby(decided.compartments(), key=itemgetter(0)):
+        decided.member(patient_id, (resource for _, resource in rows))
+    for patient_id in decided.undecided():
+        decided.member(patient_id, ())
+    with ports.transactions.begin() as unit:
+        if not ports.jobs.commit_export_chunk(
+            unit,
+            job.id,
+            done_before=done_before,
+            lines_before=lines_before,
+            members=decided.exported,
+            lines=decided.lines,
+            at=decided.now,
+        ):
+            return None
+        unit.record(*decided.events)
+    return len(decided.lines)
+
+
+class _ChunkDecision:
+    """One chunk's members decided, with what the chunk reads once for all of them (their
+    consents, resource types and the shared resources they reach), and what it keeps."""
+
+    def __init__(
+        self,
+        ports: BulkPorts,
+        job: BulkJob,
+        request: ExportRequest,
+        chunk: Sequence[tuple[int, str]],
+    ) -> None:
+        self._ports, self._job = ports, job
+        self.now = ports.clock()
+        self._requester = Requester(client_id=job.client_id, npi=job.requester_npi)
+        self._query = EverythingQuery(types=request.types, since=request.since, until=request.until)
+        self._window = ExchangeWindow.at(self.now, years=ports.rules.payer_to_payer_years)
+        self._positions = {patient_id: position for position, patient_id in chunk}
+        patients = list(self._positions)
+        self._types = ports.members.resource_types_of(patients)
+        self._consents = _Read(ports.consents.for_members(patients, ConsentRole.DISCLOSE))
+        self._shared = _SharedOnce(ports.members)
+        self._decided: set[str] = set()
+        self.exported: list[ExportedMember] = []
+        self.lines: list[OutputLine] = []
+        self.events: list[AuditEvent] = []
+
+    def compartments(self) -> Iterator[tuple[str, Resource]]:
+        return self._ports.members.stream_compartments(list(self._positions))
+
+    def undecided(self) -> list[str]:
+        return [p for p in self._positions if p not in self._decided]
+
+    def member(self, patient_id: str, records: Iterable[Resource]) -> None:
+        """Decide one member (``records``: its compartment, streamed) and keep its lines."""
+        rules = self._ports.rules
+        position = self._positions[patient_id]
+        self._decided.add(patient_id)
         disclosure = authorize_disclosure(
-            consents,
+            self._consents,
             member_id=MemberId(patient_id),
-            requester=requester,
-            at=now,
+            requester=self._requester,
+            at=self.now,
             source_npi=rules.us.npi,
-            supported_policies=supported_policies(types[patient_id], rules.segmentation),
+            supported_policies=supported_policies(self._types[patient_id], rules.segmentation),
             hop="bulk-export",
-            request_id=job.id,
+            request_id=self._job.id,
             code_sets=rules.segmentation.code_sets.label,
         )
-        events.append(disclosure.event)
+        self.events.append(disclosure.event)
         policy = disclosure.decision.policy if disclosure.decision.permitted else None
         plan = None
         if policy is not None:
             plan = plan_everything(
                 patient_id,
-                ports.members.stream_compartment(patient_id),
-                ports.members,
+                records,
+                self._shared,
                 policy,
-                query,
+                self._query,
                 rules.segmentation,
-                window,
+                self._window,
             )
         if policy is None or plan is None:
-            exported.append(ExportedMember(position, patient_id, None))
-            lines.append(OutputLine(ERROR_FILE, position, body=_skipped(position, patient_id)))
-            continue
-        exported.append(ExportedMember(position, patient_id, policy.value, tuple(plan.withheld)))
+            self.exported.append(ExportedMember(position, patient_id, None))
+            self.lines.append(OutputLine(ERROR_FILE, position, body=_skipped(position, patient_id)))
+            return
+        self.exported.append(
+            ExportedMember(position, patient_id, policy.value, tuple(plan.withheld))
+        )
         for entry in plan.entries:
-            lines.append(OutputLine(entry.ref.split("/")[0], position, entry.ref, entry.mode))
+            self.lines.append(OutputLine(entry.ref.split("/")[0], position, entry.ref, entry.mode))
         targets = [
             {"resourceType": kind, "id": rest}
             for kind, _, rest in (entry.ref.partition("/") for entry in plan.entries)
@@ -225,22 +279,25 @@ def _export_chunk(
         ]
         if targets:
             provenance = transmitter_provenance(
-                ports.new_id(), targets, transmitter=rules.us, recorded=now
+                self._ports.new_id(), targets, transmitter=rules.us, recorded=self.now
             )
-            lines.append(OutputLine("Provenance", position, body=provenance))
-    with ports.transactions.begin() as unit:
-        if not ports.jobs.commit_export_chunk(
-            unit,
-            job.id,
-            done_before=done_before,
-            lines_before=lines_before,
-            members=exported,
-            lines=lines,
-            at=now,
-        ):
-            return None
-        unit.record(*events)
-    return len(lines)
+            self.lines.append(OutputLine("Provenance", position, body=provenance))
+
+
+class _SharedOnce:
+    """The shared resources a chunk's members reach, each read once for the chunk (the
+    same Organizations and Practitioners are reached by many members)."""
+
+    def __init__(self, shared: SharedResources) -> None:
+        self._shared = shared
+        self._read: dict[str, Resource | None] = {}
+
+    def read_many(self, refs: list[str]) -> list[Resource]:
+        missing = [ref for ref in refs if ref not in self._read]
+        if missing:
+            found = {f"{r['resourceType']}/{r['id']}": r for r in self._shared.read_many(missing)}
+            self._read.update((ref, found.get(ref)) for ref in missing)
+        return [resource for ref in refs if (resource := self._read[ref]) is not None]
 
 
 class _Read:

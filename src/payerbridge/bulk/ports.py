@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -83,6 +83,13 @@ class LineRead:
 class BulkMembers(MemberData, Protocol):
     def resource_types_of(self, patient_ids: Sequence[str]) -> dict[str, set[str]]:
         """Each member's resource types (``resource_types``), in one read."""
+        ...
+
+    def stream_compartments(
+        self, patient_ids: Sequence[str]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The members' compartments as ``(patient_id, resource)``, each member's
+        resources together, a few rows at a time; a member with none is not named."""
         ...
 
 
