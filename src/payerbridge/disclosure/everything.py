@@ -371,7 +371,8 @@ def released_on_page(
         if policy is ConsentPolicy.REGULAR:
             if sensitive_categories_of(resource, segmentation):
                 continue
-            resource = without_references(resource, withheld)
+            if withheld:  # most members: nothing to strip, and no need to look
+                resource = without_references(resource, withheld)
         yield mode, resource
 
 
