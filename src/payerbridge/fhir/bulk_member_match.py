@@ -297,14 +297,15 @@ def _group(
 
 
 def _without_meta(resource: dict[str, Any]) -> dict[str, Any]:
-    """The submitted resource as the Group may contain it (§pdex-151a)."""
-    kept = copy.deepcopy(resource)
-    kept.pop("contained", None)
+    """The submitted resource as the Group may contain it (§pdex-151a): a new top level
+    and meta; what is below them is shared with ``resource``, never changed."""
+    kept = {key: value for key, value in resource.items() if key != "contained"}
     meta = kept.get("meta")
     if isinstance(meta, dict):
-        for key in _STRIPPED_META:
-            meta.pop(key, None)
-        if not meta:
+        meta = {key: value for key, value in meta.items() if key not in _STRIPPED_META}
+        if meta:
+            kept["meta"] = meta
+        else:
             kept.pop("meta")
     return kept
 
