@@ -144,13 +144,15 @@ def test_compartments_stream_one_member_after_another_a_few_rows_at_a_time(
             for n in range(3)
         )
     assert import_file(platform.engine, write_ndjson(tmp_path / "a.ndjson", lines)).accepted
-    read = list(platform.members.stream_compartments(["p3", "p1", "nobody"], chunk=3))
-    owners = [patient for patient, _ in read]
-    assert sorted(owners) == ["p1"] * 4 + ["p3"] * 4  # p2 not asked for, nobody has none
-    assert owners in (["p1"] * 4 + ["p3"] * 4, ["p3"] * 4 + ["p1"] * 4)  # together
-    assert {(p, f"{r['resourceType']}/{r['id']}") for p, r in read} == {
-        (p, ref)
-        for p in ("p1", "p3")
-        for ref in (f"Patient/{p}", *(f"Observation/{p}-o{n}" for n in range(3)))
-    }
-    assert all(r["meta"]["versionId"] == "1" for _, r in read)
+    # Each member alone in pages of 3; two members in one read; all in one read.
+    for chunk in (3, 8, 2000):
+        read = list(platform.members.stream_compartments(["p3", "p1", "nobody"], chunk=chunk))
+        owners = [patient for patient, _ in read]
+        assert sorted(owners) == ["p1"] * 4 + ["p3"] * 4  # p2 not asked for; nobody has none
+        assert owners in (["p1"] * 4 + ["p3"] * 4, ["p3"] * 4 + ["p1"] * 4)  # together
+        assert {(p, f"{r['resourceType']}/{r['id']}") for p, r in read} == {
+            (p, ref)
+            for p in ("p1", "p3")
+            for ref in (f"Patient/{p}", *(f"Observation/{p}-o{n}" for n in range(3)))
+        }
+        assert all(r["meta"]["versionId"] == "1" for _, r in read)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, func, literal, select, tuple_, update
+from sqlalchemy import Connection, Engine, and_, func, select, update
 from sqlalchemy.engine import Dialect
 
 from payerbridge.fhir.resources import token_entries
@@ -202,27 +202,52 @@ class SqlMemberStore:
         self, patient_ids: Sequence[str], *, chunk: int = 2000
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """The compartments of several members as ``(patient_id, resource)``, one member's
-        after another (in the database's order of ids), read ``chunk`` rows at a time: a
-        bulk job's chunk in a few round trips instead of one per member, and bounded
-        however large a member's history."""
+        after another, about ``chunk`` rows per read: a bulk job's chunk in a few round
+        trips instead of one per member, and bounded however large a member's history
+        (a member with more than ``chunk`` resources is read on its own, in pages).
+
+        Members are read in groups whose counted rows fit in ``chunk``, each group with
+        one ``IN`` list and no cursor across members: paging across members by
+        (patient, ref) leaves PostgreSQL's generic plan walking the whole index."""
+        counts = self._resource_counts(patient_ids)
+        group: list[str] = []
+        rows_in_group = 0
+        for patient_id in patient_ids:
+            count = counts.get(patient_id, 0)
+            if count == 0:
+                continue
+            if count > chunk:
+                for resource in self.stream_compartment(patient_id, chunk=chunk):
+                    yield patient_id, resource
+                continue
+            if rows_in_group + count > chunk:
+                yield from self._compartments_of(group)
+                group, rows_in_group = [], 0
+            group.append(patient_id)
+            rows_in_group += count
+        if group:
+            yield from self._compartments_of(group)
+
+    def _resource_counts(self, patient_ids: Sequence[str]) -> dict[str, int]:
         table = fhir_resources
-        position = tuple_(table.c.patient_id, table.c.ref)
-        after: tuple[str, str] | None = None
-        while True:
-            query = select(*_COLUMNS, table.c.patient_id, table.c.ref).where(
-                table.c.patient_id.in_(patient_ids)
-            )
-            if after is not None:
-                query = query.where(position > tuple_(literal(after[0]), literal(after[1])))
-            with self._reader.connect() as connection:
-                rows = connection.execute(
-                    query.order_by(table.c.patient_id, table.c.ref).limit(chunk)
-                ).all()
-            for row in rows:
-                yield row.patient_id, with_meta(row)
-            if len(rows) < chunk:
-                return
-            after = (rows[-1].patient_id, rows[-1].ref)
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(table.c.patient_id, func.count())
+                .where(table.c.patient_id.in_(patient_ids))
+                .group_by(table.c.patient_id)
+            ).all()
+        return {patient_id: count for patient_id, count in rows}
+
+    def _compartments_of(self, patient_ids: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        table = fhir_resources
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(*_COLUMNS, table.c.patient_id)
+                .where(table.c.patient_id.in_(patient_ids))
+                .order_by(table.c.patient_id, table.c.ref)
+            ).all()
+        for row in rows:
+            yield row.patient_id, with_meta(row)
 
     def resource_types(self, patient_id: str) -> set[str]:
         """The resource types in the member's compartment (what segmentation must judge)."""
