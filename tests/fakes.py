@@ -698,6 +698,11 @@ class InMemoryIdentityStore:
         found = sorted({m for key in keys for m in self._keys.get(key, ())} - set(merged))
         return [(MemberId(m), self.records[m]) for m in found]
 
+    def candidates_of_many(
+        self, key_sets: Sequence[frozenset[str]]
+    ) -> list[list[tuple[MemberId, StandardRecord]]]:
+        return [self.candidates(keys) for keys in key_sets]
+
     def member_count(self) -> int:
         return len(self.records)
 

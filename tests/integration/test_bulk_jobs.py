@@ -24,6 +24,8 @@ from payerbridge.bulk.member_match import (
 from payerbridge.bulk.model import JobStatus
 from payerbridge.config import load_settings
 from payerbridge.consent.model import Requester
+from payerbridge.fhir.bulk_member_match import parse_bulk_member_match_request
+from payerbridge.identity.service import request_record
 from payerbridge.store.tables import bulk_match_results, consents, identity_decisions
 from payerbridge.types import ClientId
 from tests.builders import a_coverage, a_member_bundle, a_patient
@@ -95,17 +97,17 @@ class Interrupted(Exception):
 
 
 class Flaky:
-    """The identity store, which calls ``then`` instead of answering the ``at``-th
-    candidate lookup (0-based)."""
+    """The identity store, which calls ``then`` before answering the ``at``-th chunk's
+    candidate lookup (0-based), while that chunk is being decided."""
 
     def __init__(self, inner: Any, at: int, then: Callable[[], None]) -> None:
         self._inner, self._at, self._then, self.calls = inner, at, then, 0
 
-    def candidates(self, *args: Any, **kwargs: Any) -> Any:
+    def candidates_of_many(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
         if self.calls - 1 == self._at:
             self._then()
-        return self._inner.candidates(*args, **kwargs)
+        return self._inner.candidates_of_many(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -123,8 +125,8 @@ def test_a_run_cut_off_mid_chunk_resumes_after_the_last_commit(platform: Platfor
     def crash() -> None:
         raise Interrupted
 
-    # Cut off deciding the 6th member: chunks 1 and 2 (members 0-3) are committed.
-    flaky = dataclasses.replace(ports, identity=Flaky(ports.identity, 5, crash))
+    # Cut off deciding the third chunk: chunks 1 and 2 (members 0-3) are committed.
+    flaky = dataclasses.replace(ports, identity=Flaky(ports.identity, 2, crash))
     with pytest.raises(Interrupted):
         run_member_match(flaky, job_id)
     job = ports.jobs.get(job_id)
@@ -153,7 +155,7 @@ def test_a_job_cancelled_while_it_runs_stops_and_leaves_nothing(platform: Platfo
     def cancel() -> None:
         cancel_job(ports, job_id, REQUESTER.client_id, None)
 
-    flaky = dataclasses.replace(ports, identity=Flaky(ports.identity, 3, cancel))
+    flaky = dataclasses.replace(ports, identity=Flaky(ports.identity, 1, cancel))
     assert run_member_match(flaky, job_id) is JobStatus.CANCELLED
     job = ports.jobs.get(job_id)
     assert job is not None and job.status is JobStatus.CANCELLED
@@ -183,3 +185,15 @@ def test_expired_output_and_groups_are_purged_and_an_unstarted_job_is_found(
     # Past the Groups' expiry, nothing of the job is left.
     assert ports.jobs.purge(now=done.expires_at + timedelta(days=365)) == 1
     assert ports.jobs.get(job_id) is None and ports.jobs.groups_of(job_id) == []
+
+
+def test_a_chunks_candidates_read_together_are_each_requests_own(platform: Platform) -> None:
+    index = platform.bulk.identity
+    members = parse_bulk_member_match_request(request_body())
+    key_sets = [index.keys_of(request_record(m.request)) for m in members]
+    key_sets.append(frozenset({"no-such-key"}))
+    together = index.candidates_of_many(key_sets)
+    assert together == [index.candidates(keys) for keys in key_sets]
+    assert [ids[0][0] for ids in together[:MEMBERS]] == [f"m{n}" for n in range(MEMBERS)]
+    assert together[-1] == []
+    assert index.candidates_of_many([]) == []

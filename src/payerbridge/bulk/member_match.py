@@ -42,9 +42,9 @@ from payerbridge.fhir.bulk_member_match import (
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.identity.decision import MatchPolicy
 from payerbridge.identity.evidence import MatchOutcome
-from payerbridge.identity.ports import DecisionToRecord, IdentityStore
+from payerbridge.identity.ports import IdentityStore
 from payerbridge.identity.scoring import MatchModel
-from payerbridge.identity.service import decide_for_batch, model_for
+from payerbridge.identity.service import decide_many_for_batch, model_for
 from payerbridge.routing.model import Organization
 from payerbridge.transactions import Transactions
 from payerbridge.types import MemberId
@@ -170,9 +170,18 @@ def _match_chunk(
     rules = ports.rules
     requester = Requester(client_id=job.client_id, npi=job.requester_npi)
     now = ports.clock()
+    decisions = decide_many_for_batch(
+        ports.identity,
+        [(f"{job.id}:{member.position}", member.request) for member in chunk],
+        client_id=job.client_id,
+        model=model,
+        policy=rules.policy,
+        at=now,
+        new_id=ports.new_id,
+    )
     decided = [
-        (member, _presented(member, requester, rules), _decide(ports, job, member, model, now))
-        for member in chunk
+        (member, _presented(member, requester, rules), to_record)
+        for member, to_record in zip(chunk, decisions, strict=True)
     ]
     types = ports.members.resource_types_of(
         [d.decision.member_id for _, _, d in decided if d.decision.member_id is not None]
@@ -216,21 +225,6 @@ def _match_chunk(
         ):
             raise _Superseded  # rolls the chunk back
         unit.record(*events)
-
-
-def _decide(
-    ports: BulkPorts, job: BulkJob, member: BulkMember, model: MatchModel, now: datetime
-) -> DecisionToRecord:
-    return decide_for_batch(
-        ports.identity,
-        member.request,
-        request_id=f"{job.id}:{member.position}",
-        client_id=job.client_id,
-        model=model,
-        policy=ports.rules.policy,
-        at=now,
-        new_id=ports.new_id,
-    )
 
 
 def _presented(

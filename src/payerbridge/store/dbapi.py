@@ -118,6 +118,18 @@ class DialectSql:
             return text, {"values": list(values)}
         return text, {f"v{n}": value for n, value in enumerate(values)}
 
+    def one_of_many(self, template: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+        """``one_of`` for lists of thousands of values, whose length differs each time: on
+        SQLite one JSON parameter read with ``json_each`` (a statement per length, each
+        binding thousands of parameters by name, costs more than the query)."""
+        if self.is_postgres:
+            return self.one_of(template, values)
+        text = self._one_of.get((template, -1))
+        if text is None:
+            test = "IN (SELECT value FROM json_each(:values))"
+            text = self._one_of[(template, -1)] = self.sql(template.replace("{one_of}", test))
+        return text, {"values": orjson.dumps(list(values)).decode()}
+
     def row_by(
         self, table: Table, key: str, columns: Sequence[str] | None = None
     ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:

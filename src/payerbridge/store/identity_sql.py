@@ -133,10 +133,27 @@ class IdentitySql(ResourceSql):
             f"AND l.kind = '{LinkKind.MERGED_INTO}' AND l.valid_to IS NULL) "
             "ORDER BY r.member_id"
         )
+        self._members_by_key = (
+            f"SELECT k.key, k.member_id FROM {identity_blocking_keys.name} k WHERE k.key {{one_of}}"
+        )
+        self._current_records = (
+            f"SELECT r.member_id, r.record FROM {identity_member_records.name} r "
+            "WHERE r.member_id {one_of} AND NOT EXISTS (SELECT 1 FROM "
+            f"{identity_links.name} l WHERE l.member_id = r.member_id "
+            f"AND l.kind = '{LinkKind.MERGED_INTO}' AND l.valid_to IS NULL)"
+        )
 
     def candidates(self, keys: Sequence[str]) -> tuple[str, dict[str, Any]]:
         """The current candidates of these blocking keys: SQL and parameters."""
         return self.one_of(self._candidates, keys)
+
+    def members_by_key(self, keys: Sequence[str]) -> tuple[str, dict[str, Any]]:
+        """Each of these blocking keys with the members indexed under it."""
+        return self.one_of_many(self._members_by_key, keys)
+
+    def current_records(self, member_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
+        """The records of these members, those merged into another left out."""
+        return self.one_of_many(self._current_records, member_ids)
 
     def decision_row(
         self, decision: MatchDecision, client_id: str, request_key: str
