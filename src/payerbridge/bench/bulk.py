@@ -159,6 +159,7 @@ class BulkRun:
     import_seconds: float
     train_seconds: float
     concurrency: int
+    workers: int  # job worker processes beside the API process (0: the API runs the jobs)
     kick_off_members: int  # the most in one kick-off
     match: MatchRun
     exports: list[ExportRun]
@@ -405,20 +406,30 @@ def _database(backend: str, data_dir: Path, admin_url: str) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class _Server:
-    pid: int
+    """The API process and the job workers beside it (if any), and a client of the API."""
+
+    pids: tuple[int, ...]  # the API process first
     client: httpx.Client
 
     def memory_mb(self, field_name: str) -> float:
-        """``VmRSS`` (now) or ``VmHWM`` (the peak so far) of the server process."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(f"{field_name}:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """``VmRSS`` (now) or ``VmHWM`` (the peak so far) of the largest process."""
+        return max(_process_memory_mb(pid, field_name) for pid in self.pids)
 
     def cpu_seconds(self) -> float:
-        """CPU time (user and system) the server process has spent so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time (user and system) the processes have spent so far, added up."""
+        return sum(_process_cpu_seconds(pid) for pid in self.pids)
+
+
+def _process_memory_mb(pid: int, field_name: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_busy_seconds() -> float:
@@ -450,8 +461,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _serving(data_dir: Path, database_url: str, key: ECKey, concurrency: int) -> Iterator[_Server]:
-    """``payerbridge serve`` on a free port, with a client holding the new payer's token."""
+def _serving(
+    data_dir: Path, database_url: str, key: ECKey, concurrency: int, workers: int
+) -> Iterator[_Server]:
+    """``payerbridge serve`` on a free port, with a client holding the new payer's token;
+    with ``workers``, the API process runs no jobs and that many ``payerbridge worker``
+    processes share them (the deployment ADR 0018 describes for bulk at scale)."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYERBRIDGE_")}
     env.update(
@@ -459,33 +474,60 @@ def _serving(data_dir: Path, database_url: str, key: ECKey, concurrency: int) ->
         PAYERBRIDGE_ORG_NPI=_OLD.npi,
         PAYERBRIDGE_LOG_LEVEL="WARNING",
         PAYERBRIDGE_BULK_CLIENT_CONCURRENCY=str(concurrency),
-        PAYERBRIDGE_BULK_WORKER_CONCURRENCY=str(max(4, concurrency)),
+        PAYERBRIDGE_BULK_WORKER_CONCURRENCY=str(_worker_concurrency(concurrency, workers)),
         # One token for the server's whole life, and the bench polls as often as it likes.
         PAYERBRIDGE_ACCESS_TOKEN_SECONDS="3600",
         PAYERBRIDGE_RATE_LIMIT_PER_SECOND="0",
     )
-    command = [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
-               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    serve = [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
+             "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    commands = [serve + (["--no-workers"] if workers else [])]
+    commands += [
+        [
+            sys.executable,
+            "-m",
+            "payerbridge",
+            "worker",
+            "--data-dir",
+            str(data_dir),
+            "--worker-id",
+            f"bench-bulk-{n}",
+        ]  # fmt: skip
+        for n in range(workers)
+    ]
     log = data_dir / "server.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    processes: list[subprocess.Popen[bytes]] = []
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(process, base, log)
+        with log.open("ab") as out:
+            for command in commands:
+                processes.append(
+                    subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+                )
+        _wait_healthy(processes[0], base, log)
+        _wait_workers(processes[1:], log)
         form = token_form(key, _CLIENT_ID, f"{base}/auth/token", _SCOPE)
         answer = httpx.post(f"{base}/auth/token", data=form, timeout=30, trust_env=False)
         answer.raise_for_status()
         headers = {"Authorization": f"Bearer {answer.json()['access_token']}",
                    "Accept": "application/fhir+json"}  # fmt: skip
         with httpx.Client(base_url=base, headers=headers, timeout=600, trust_env=False) as client:
-            yield _Server(process.pid, client)
+            yield _Server(tuple(p.pid for p in processes), client)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _worker_concurrency(concurrency: int, workers: int) -> int:
+    """Jobs each process takes at once: the client's jobs spread over the workers, one
+    process per core rather than several jobs sharing one interpreter."""
+    return max(4, concurrency) if workers == 0 else math.ceil(concurrency / workers)
 
 
 def _wait_healthy(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
@@ -501,6 +543,21 @@ def _wait_healthy(process: subprocess.Popen[bytes], base: str, log: Path) -> Non
             pass
         time.sleep(0.2)
     raise RuntimeError("the server did not become healthy")
+
+
+def _wait_workers(workers: Sequence[subprocess.Popen[bytes]], log: Path) -> None:
+    """Until each worker says it is running (it has joined the queues)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        for process in workers:
+            if process.poll() is not None:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                raise RuntimeError(f"a worker exited early:\n{tail}")
+        text = log.read_text(errors="replace")
+        if all(f"worker bench-bulk-{n} running" in text for n in range(len(workers))):
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the workers did not start")
 
 
 # -- the jobs --------------------------------------------------------------------------------
@@ -690,6 +747,7 @@ def run_bulk(
     backends: Sequence[str],
     admin_url: str,
     concurrency: int,
+    workers: int,
     seed: int,
     progress: Callable[[str], None],
     on_run: Callable[[list[BulkRun]], object] | None = None,
@@ -701,8 +759,10 @@ def run_bulk(
     started = time.perf_counter()
     data = generate_identity_set(population, seed=seed, requests=0)
     sampled = random.Random(seed).sample(range(data.member_count), members)
-    # Enough kick-offs that the smaller export is made of whole Groups.
-    most_members = min(KICK_OFF_MEMBERS, math.ceil(members / 10))
+    # Enough kick-offs that the smaller export is made of whole Groups, as many as run at
+    # once: both exports then run the same number of jobs at a time, and their peak
+    # memory differs only by what the export's size costs.
+    most_members = min(KICK_OFF_MEMBERS, math.ceil(members / (10 * concurrency)))
     root = Path(tempfile.mkdtemp(prefix="pb-bench-bulk-"))
     try:
         path = root / "population.ndjson"
@@ -714,7 +774,7 @@ def run_bulk(
             f"{largest:.1f} MiB) in {time.perf_counter() - started:.0f}s"
         )
         del data
-        plan = _Plan(population, concurrency, admin_url, path, batches)
+        plan = _Plan(population, concurrency, workers, admin_url, path, batches)
         runs: list[BulkRun] = []
         for backend in backends:
             runs.append(_one_backend(backend, root, plan, progress))
@@ -732,6 +792,7 @@ def run_bulk(
 class _Plan:
     population: int
     concurrency: int
+    workers: int
     admin_url: str
     path: Path  # the population as NDJSON
     batches: Sequence[KickOff]
@@ -751,13 +812,15 @@ def _one_backend(backend: str, root: Path, plan: _Plan, progress: Callable[[str]
             f"imported {loaded.resources:,} resources in {loaded.import_seconds:.0f}s, "
             f"trained in {loaded.train_seconds:.0f}s"
         )
-        with _serving(data_dir, database_url, loaded.key, plan.concurrency) as server:
+        with _serving(data_dir, database_url, loaded.key, plan.concurrency, plan.workers) as server:
             match, groups = _match(server, plan.batches, window, say)
         say(f"matched {match.matched:,} of {match.members:,} in {match.seconds:.1f}s")
         exports = []
         for share in _EXPORT_SHARES:
             # A fresh process each time: its peak memory is this export's alone.
-            with _serving(data_dir, database_url, loaded.key, plan.concurrency) as server:
+            with _serving(
+                data_dir, database_url, loaded.key, plan.concurrency, plan.workers
+            ) as server:
                 exports.append(_export(server, groups, share, window, say))
             say(
                 f"exported {exports[-1].resources:,} resources in {exports[-1].seconds:.1f}s, "
@@ -772,6 +835,7 @@ def _one_backend(backend: str, root: Path, plan: _Plan, progress: Callable[[str]
         import_seconds=loaded.import_seconds,
         train_seconds=loaded.train_seconds,
         concurrency=plan.concurrency,
+        workers=plan.workers,
         kick_off_members=max(b.members for b in plan.batches),
         match=match,
         exports=exports,
@@ -826,6 +890,15 @@ def verdicts(run: BulkRun) -> list[str]:
     return lines
 
 
+def _topology(workers: int) -> str:
+    if workers == 0:
+        return "one `payerbridge serve` process (API and bulk worker in one process)"
+    return (
+        "one `payerbridge serve --no-workers` process (the API) and "
+        f"{workers} `payerbridge worker` process{'es' if workers > 1 else ''} (the jobs)"
+    )
+
+
 def report_markdown(runs: Sequence[BulkRun], *, seed: int, note: str = "") -> str:
     first = runs[0]
     lines = [
@@ -837,8 +910,8 @@ def report_markdown(runs: Sequence[BulkRun], *, seed: int, note: str = "") -> st
         "indexed, and a model trained and activated. A random sample of "
         f"{first.match.members:,} of its members, each with two Conditions, two "
         "Observations and an ExplanationOfBenefit citing one of "
-        f"{_SHARED_ORGANIZATIONS} shared Organizations, is sent to one `payerbridge serve` "
-        "process (API and bulk worker in one process) as a client sends it: "
+        f"{_SHARED_ORGANIZATIONS} shared Organizations, is sent to "
+        f"{_topology(first.workers)} as a client sends it: "
         f"{first.match.kick_offs} `$bulk-member-match` kick-offs of at most "
         f"{first.kick_off_members:,} MemberBundles, all at once, each built as an "
         "exchange builds `$member-match` (the member's own demographics and card, the "
@@ -851,12 +924,15 @@ def report_markdown(runs: Sequence[BulkRun], *, seed: int, note: str = "") -> st
         "at once, each job's files downloaded (streamed, "
         "`Accept: application/fhir+ndjson`) as soon as it completes. Export time runs "
         "from the first kick-off to the last byte; resources are the lines downloaded "
-        "(the error file left out). Peak RSS is the server process's `VmHWM` after the "
-        "phase; the start is its `VmRSS` once healthy. Each number is one run.",
+        "(the error file left out). Peak RSS is the largest server process's `VmHWM` "
+        "after the phase; the start is its `VmRSS` once healthy; server CPU is the "
+        "processes' added up. Each number is one run.",
         "",
         *machine_lines(),
         f"- settings: bulk_client_concurrency {first.concurrency} (jobs of one client "
-        f"at once), bulk_worker_concurrency {max(4, first.concurrency)}, bulk_chunk_members "
+        f"at once), bulk_worker_concurrency "
+        f"{_worker_concurrency(first.concurrency, first.workers)} (per process), "
+        "bulk_chunk_members "
         "500 (default), max_request_bytes 5 MiB (default)",
         "",
         "## Load (not part of the targets)",

@@ -265,6 +265,14 @@ def bench_bulk(
             help="Bulk jobs of the client running at once (bulk_client_concurrency).",
         ),
     ] = 2,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="`payerbridge worker` processes running the jobs beside an API-only "
+            "`serve --no-workers`; 0 runs them in the API process.",
+        ),
+    ] = 0,
     postgres_url: Annotated[
         str,
         typer.Option(
@@ -293,12 +301,13 @@ def bench_bulk(
         backends=choices[backend],
         admin_url=postgres_url,
         concurrency=concurrency,
+        workers=workers,
         seed=seed,
         progress=err.print,
         # Written after each backend: a long run that fails later keeps what it measured.
         on_run=lambda so_far: report.write_text(report_markdown(so_far, seed=seed)),
     )
-    title = f"Bulk benchmark ({population:,} members, concurrency {concurrency})"
+    title = f"Bulk benchmark ({population:,} members, concurrency {concurrency}, workers {workers})"
     table = Table(
         "backend", "phase", "members", "resources", "seconds", "members/s", "resources/s",
         "server RSS MB", title=title,
