@@ -69,6 +69,7 @@ def serve(
 
     from payerbridge.api.app import create_app
     from payerbridge.bootstrap import build_platform
+    from payerbridge.collector import settle_for_serving
     from payerbridge.logging import configure_logging
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
@@ -89,8 +90,10 @@ def serve(
         if settings.tls_client_ca is not None:
             tls["ssl_ca_certs"] = str(settings.tls_client_ca)
             tls["ssl_cert_reqs"] = ssl.CERT_OPTIONAL  # SMART clients need no certificate
+    app = create_app(platform, run_workers=workers)
+    settle_for_serving()
     uvicorn.run(
-        create_app(platform, run_workers=workers),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=False,
@@ -116,6 +119,7 @@ def worker(
     import threading
 
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
+    from payerbridge.collector import settle_for_serving
     from payerbridge.logging import configure_logging
 
     settings = settings_for(data_dir, **({"worker_id": worker_id} if worker_id else {}))
@@ -125,6 +129,7 @@ def worker(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     launch_workflows(platform, work=True)
+    settle_for_serving()
     err.print(f"worker {settings.worker_id} running; Ctrl-C to stop")
     stop.wait()
     shutdown_workflows(platform)
