@@ -5,6 +5,7 @@ Runs on both backends."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -190,3 +191,31 @@ def test_named_parameters_are_written_in_the_drivers_style(engine: Engine) -> No
     _, bound = DialectSql.of(engine.dialect).one_of("DELETE FROM t WHERE ref {one_of}", "pq")
     postgres = engine.dialect.name == "postgresql"
     assert bound == ({"values": ["p", "q"]} if postgres else {"v0": "p", "v1": "q"})
+
+
+def test_a_unit_reads_its_own_result_when_an_unread_one_arrived_meanwhile(engine: Engine) -> None:
+    """On PostgreSQL the unit's statements are pipelined on one cursor: an INSERT's result,
+    never read, may arrive while the next statement is sent. The read after it must still
+    get its own result (a bulk chunk's commit once got the INSERT's: "the last operation
+    didn't produce records")."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("pipelining is PostgreSQL's")
+    from payerbridge.store.unit_of_work import SqlTransactions
+
+    transactions = SqlTransactions(engine)
+    with transactions.begin() as unit:
+        cursor = unit.cursor()
+        cursor.execute(driver_sql(engine.dialect, "INSERT INTO kept VALUES (:n)"), {"n": 1})
+        # Ask the server for the INSERT's result now and let it arrive, as a busy pipeline
+        # does on its own: psycopg takes it in while sending the next statement.
+        connection = unit._driver
+        connection.pgconn.send_flush_request()
+        connection.pgconn.flush()
+        time.sleep(0.05)
+        cursor.execute(
+            driver_sql(engine.dialect, "UPDATE kept SET n = :to WHERE n = :n RETURNING n"),
+            {"to": 2, "n": 1},
+        )
+        assert cursor.fetchone() == (2,)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT n FROM kept")).scalars().all() == [2]

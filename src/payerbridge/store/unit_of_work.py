@@ -9,7 +9,8 @@ argument. The transaction starts with the unit's first statement, on one of two 
   to the server together, COMMIT included, and wait only where a result is read (an
   exchange step: its ``UPDATE ... RETURNING``, then its inserts and COMMIT, in two round
   trips). SQLAlchemy's connection, events and transaction objects cost more than a
-  ``$member-match``'s small statements;
+  ``$member-match``'s small statements. The unit's one cursor reads a result only once
+  the pipeline is synced (``_SyncedReads``);
 - ``connection`` first: the writing engine's SQLAlchemy transaction, for plain Core
   statements; ``cursor()`` then runs on the same connection. A unit that needs Core runs
   it before its first ``cursor()`` statement (a Core statement after them is refused:
@@ -60,6 +61,7 @@ class SqlUnitOfWork:
         self._owner: Any = None  # where a driver connection of the DB-API path goes back
         self._cursor: Any = None
         self._pipeline: AbstractContextManager[Any] | None = None
+        self._synced: Any = None  # psycopg's Pipeline, entered
 
     def record(self, *events: AuditEvent) -> None:
         self._events.extend(events)
@@ -73,7 +75,8 @@ class SqlUnitOfWork:
         if self._cursor is None:
             if self._driver is None:
                 self._begin_on_driver()
-            self._cursor = self._driver.cursor()
+            cursor = self._driver.cursor()
+            self._cursor = _SyncedReads(cursor, self._synced) if self._synced else cursor
         return self._cursor
 
     @property
@@ -102,7 +105,7 @@ class SqlUnitOfWork:
                 raise
         elif self.is_postgres:  # psycopg begins at the first statement
             self._pipeline = driver.pipeline()
-            self._pipeline.__enter__()
+            self._synced = self._pipeline.__enter__()
 
     def _commit(self) -> None:
         if self._events:
@@ -114,7 +117,7 @@ class SqlUnitOfWork:
         elif self._driver is not None:
             if self._pipeline is not None:
                 self._cursor.execute("COMMIT")
-                pipeline, self._pipeline = self._pipeline, None
+                pipeline, self._pipeline, self._synced = self._pipeline, None, None
                 pipeline.__exit__(None, None, None)  # waits for it, raises its errors
             else:
                 self._driver.commit()
@@ -125,7 +128,7 @@ class SqlUnitOfWork:
     def _roll_back(self, error: BaseException) -> None:
         try:
             if self._pipeline is not None:
-                pipeline, self._pipeline = self._pipeline, None
+                pipeline, self._pipeline, self._synced = self._pipeline, None, None
                 # psycopg keeps the block's error rather than its own
                 pipeline.__exit__(type(error), error, error.__traceback__)
         finally:
@@ -145,6 +148,46 @@ class SqlUnitOfWork:
         if self._cursor is not None:
             cursor, self._cursor = self._cursor, None
             cursor.close()
+
+
+class _SyncedReads:
+    """psycopg's cursor in pipeline mode, whose fetches sync the pipeline first.
+
+    Results come back in the order the statements were sent, and each is attached to the
+    cursor that sent it. Sharing one cursor, a statement whose result is never read (an
+    INSERT) can have its result arrive while a later statement of the cursor is being
+    sent; the cursor then holds that result, and psycopg's fetch, seeing a result there,
+    reads it instead of waiting for its own ("the last operation didn't produce
+    records"). Syncing first processes every result up to the read, its own last."""
+
+    def __init__(self, cursor: Any, pipeline: Any) -> None:
+        self._cursor = cursor
+        self._pipeline = pipeline
+
+    def execute(self, query: Any, params: Any = None) -> _SyncedReads:
+        self._cursor.execute(query, params)
+        return self
+
+    def executemany(self, query: Any, params_seq: Any) -> None:
+        self._cursor.executemany(query, params_seq)
+
+    def fetchone(self) -> Any:
+        self._pipeline.sync()
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        self._pipeline.sync()
+        return list(self._cursor.fetchall())
+
+    def fetchmany(self, size: int = 0) -> list[Any]:
+        self._pipeline.sync()
+        return list(self._cursor.fetchmany(size))
+
+    def close(self) -> None:
+        self._cursor.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
 
 
 class SqlTransactions:
