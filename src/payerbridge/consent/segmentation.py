@@ -43,7 +43,7 @@ from payerbridge.consent.categories import (
 )
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.fhir.resources import iter_references
-from payerbridge.json_paths import codings, values_at
+from payerbridge.json_paths import ElementPath, element_path
 
 __all__ = [
     "DEFAULT_CODE_ELEMENTS",
@@ -121,6 +121,13 @@ _DEPENDENT_REFERENCES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 _ENCOUNTER_REASONS = ("diagnosis.condition", "reasonReference")
 _CARE_CONTEXT = ("encounter", "item.encounter", "context")
+_PROVENANCE_TARGET = (element_path("target"),)
+_DEPENDENT_PATHS = {
+    resource_type: tuple(element_path(path) for path in paths)
+    for resource_type, paths in _DEPENDENT_REFERENCES.items()
+}
+_ENCOUNTER_REASON_PATHS = tuple(element_path(path) for path in _ENCOUNTER_REASONS)
+_CARE_CONTEXT_PATHS = tuple(element_path(path) for path in _CARE_CONTEXT)
 
 
 @dataclass(frozen=True)
@@ -154,15 +161,30 @@ class _CategoryIndex:
             for prefix in category.code_prefixes:
                 self.prefixes.setdefault(prefix, set()).add(category.name)
         self.has_prefixes = {system for system, _ in self.prefixes}
+        # The same few codes recur across a population: each is normalized and looked
+        # up once (bounded, since the codes come from the data).
+        self._by_code: dict[tuple[str, str], frozenset[str]] = {}
 
-    def names_for_code(self, system: str, code: str) -> set[str]:
+    def names_for_code(self, system: str, code: str) -> frozenset[str]:
+        found = self._by_code.get((system, code))
+        if found is None:
+            found = self._look_up(system, code)
+            if len(self._by_code) >= _MOST_CACHED_CODES:
+                self._by_code.clear()
+            self._by_code[(system, code)] = found
+        return found
+
+    def _look_up(self, system: str, code: str) -> frozenset[str]:
         system = canonical_system(system)
         code = normalize_code(system, code)
         names = set(self.codes.get((system, code), ()))
         if system in self.has_prefixes:
             for length in range(1, len(code) + 1):
                 names |= self.prefixes.get((system, code[:length]), set())
-        return names
+        return frozenset(names)
+
+
+_MOST_CACHED_CODES = 65536
 
 
 @dataclass(frozen=True)
@@ -197,21 +219,56 @@ def sensitive_categories_of(
     resource: Mapping[str, Any], policy: SegmentationPolicy = DEFAULT_SEGMENTATION
 ) -> frozenset[str]:
     """Names of the categories this resource (or one it contains) falls in, by label or code."""
+    names = _category_names(resource, policy)
+    return frozenset(names) if names else _NO_CATEGORIES
+
+
+_NO_CATEGORIES: frozenset[str] = frozenset()
+_META_SECURITY = element_path("meta.security")
+
+
+def _category_names(resource: Mapping[str, Any], policy: SegmentationPolicy) -> set[str]:
+    """``sensitive_categories_of``, unfrozen: most resources fall in none, so no set is
+    built for them."""
     index = policy._index
     names: set[str] = set()
-    for coding in codings(values_at(resource, "meta.security")):
-        system, code = coding.get("system"), coding.get("code")
-        if isinstance(system, str) and isinstance(code, str):
-            names |= index.labels.get((system, code), set())
+    meta = resource.get("meta")
+    # Most resources have a meta (the store's version and time) without labels.
+    if meta and index.labels and (type(meta) is not dict or meta.get("security") is not None):
+        for system, code in _coded(_META_SECURITY.values(resource)):
+            found = index.labels.get((system, code))
+            if found:
+                names |= found
     for path in policy.code_elements.get(str(resource.get("resourceType")), ()):
-        for coding in codings(values_at(resource, path)):
-            system, code = coding.get("system"), coding.get("code")
+        for system, code in _coded(element_path(path).values(resource)):
+            by_code = index.names_for_code(system, code)
+            if by_code:
+                names |= by_code
+    contained = resource.get("contained")
+    if contained:
+        for inner in contained:
+            if isinstance(inner, Mapping):
+                names |= _category_names(inner, policy)
+    return names
+
+
+def _coded(values: list[Any]) -> Iterator[tuple[str, str]]:
+    """The (system, code) of each Coding among ``values`` (as ``codings`` finds them)
+    that has both as strings."""
+    for value in values:
+        if type(value) is not dict and not isinstance(value, Mapping):
+            continue
+        coding = value.get("coding")
+        if isinstance(coding, list):
+            for item in coding:
+                if type(item) is dict or isinstance(item, Mapping):
+                    system, code = item.get("system"), item.get("code")
+                    if isinstance(system, str) and isinstance(code, str):
+                        yield system, code
+        elif "code" in value:
+            system, code = value.get("system"), value.get("code")
             if isinstance(system, str) and isinstance(code, str):
-                names |= index.names_for_code(system, code)
-    for contained in resource.get("contained") or ():
-        if isinstance(contained, Mapping):
-            names |= sensitive_categories_of(contained, policy)
-    return frozenset(names)
+                yield system, code
 
 
 def segment(
@@ -260,21 +317,21 @@ def judge(
 ) -> Judgement:
     resource_type = str(resource.get("resourceType"))
     if resource_type == "Provenance":
-        about, about_all = tuple(references_at(resource, ("target",))), True
+        about, about_all = tuple(_references(resource, _PROVENANCE_TARGET)), True
     else:
-        paths = _DEPENDENT_REFERENCES.get(resource_type, ())
+        paths = _DEPENDENT_PATHS.get(resource_type, ())
         if resource_type == "Encounter" and policy.withhold_encounters_of_sensitive_care:
-            paths = _ENCOUNTER_REASONS
-        about, about_all = tuple(references_at(resource, paths)), False
+            paths = _ENCOUNTER_REASON_PATHS
+        about, about_all = tuple(_references(resource, paths)), False
     recorded_in = tuple(
         target
-        for target in references_at(resource, _CARE_CONTEXT)
+        for target in _references(resource, _CARE_CONTEXT_PATHS)
         if target.startswith("Encounter/")
     )
     return Judgement(
         _key(resource),
         resource_type,
-        bool(sensitive_categories_of(resource, policy)),
+        bool(_category_names(resource, policy)),
         about,
         about_all,
         recorded_in,
@@ -290,6 +347,8 @@ def withheld_among(
     withheld = {
         index for index, j in enumerate(judged) if j.resource_type in unsegmentable or j.sensitive
     }
+    if not withheld:  # most members: nothing withheld, so nothing to spread from
+        return Withheld(frozenset(), frozenset(), unsegmentable)
     by_key = {j.key: index for index, j in enumerate(judged) if j.key is not None}
     while True:  # each pass only adds
         keys = {k for i in withheld if (k := judged[i].key) is not None}
@@ -338,12 +397,20 @@ def _reference_key(reference: str) -> str | None:
 def references_at(resource: Mapping[str, Any], paths: Iterable[str]) -> Iterator[str]:
     """The ``Type/id`` each reference at ``paths`` names (relative or absolute, history
     stripped; contained and bundle-local ones left out)."""
+    yield from _references(resource, (element_path(path) for path in paths))
+
+
+def _references(resource: Mapping[str, Any], paths: Iterable[ElementPath]) -> list[str]:
+    found: list[str] = []
     for path in paths:
-        for value in values_at(resource, path):
-            if isinstance(value, Mapping) and isinstance(value.get("reference"), str):
-                key = _reference_key(value["reference"])
-                if key is not None:
-                    yield key
+        for value in path.values(resource):
+            if type(value) is dict or isinstance(value, Mapping):
+                reference = value.get("reference")
+                if isinstance(reference, str):
+                    key = _reference_key(reference)
+                    if key is not None:
+                        found.append(key)
+    return found
 
 
 # -- removing references from kept resources

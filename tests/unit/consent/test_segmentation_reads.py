@@ -1,0 +1,280 @@
+"""Segmentation's reads of a resource (element paths, codes, references) give exactly what
+the generic recursive walks they replaced gave, on tricky inputs too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from payerbridge.consent.categories import ICD10CM, SHIPPED_CODE_SETS, SNOMED
+from payerbridge.consent.segmentation import (
+    DEFAULT_CODE_ELEMENTS,
+    DEFAULT_SEGMENTATION,
+    SegmentationPolicy,
+    judge,
+    references_at,
+    sensitive_categories_of,
+)
+from payerbridge.json_paths import ElementPath, codings, element_path, values_at
+
+# -- the walks as they were, to compare against
+
+
+def recursive_values_at(node: Any, path: str | tuple[str, ...]) -> Iterator[Any]:
+    steps = tuple(path.split(".")) if isinstance(path, str) else path
+    if isinstance(node, list):
+        for item in node:
+            yield from recursive_values_at(item, steps)
+    elif not steps:
+        yield node
+    elif isinstance(node, Mapping) and node.get(steps[0]) is not None:
+        yield from recursive_values_at(node[steps[0]], steps[1:])
+
+
+def scanned_names_for_code(policy: SegmentationPolicy, system: str, code: str) -> set[str]:
+    """Every category's codes and prefixes scanned, no index and no cache."""
+    from payerbridge.consent.categories import canonical_system, normalize_code
+
+    system = canonical_system(system)
+    code = normalize_code(system, code)
+    return {
+        category.name
+        for category in policy.code_sets.categories
+        if (system, code) in category.codes
+        or any(s == system and code.startswith(p) for s, p in category.code_prefixes)
+    }
+
+
+def walked_categories(resource: Mapping[str, Any], policy: SegmentationPolicy) -> frozenset[str]:
+    names: set[str] = set()
+    for coding in codings(recursive_values_at(resource, "meta.security")):
+        system, code = coding.get("system"), coding.get("code")
+        if isinstance(system, str) and isinstance(code, str):
+            names |= {
+                c.name for c in policy.code_sets.categories if (system, code) in c.security_labels
+            }
+    for path in policy.code_elements.get(str(resource.get("resourceType")), ()):
+        for coding in codings(recursive_values_at(resource, path)):
+            system, code = coding.get("system"), coding.get("code")
+            if isinstance(system, str) and isinstance(code, str):
+                names |= scanned_names_for_code(policy, system, code)
+    for contained in resource.get("contained") or ():
+        if isinstance(contained, Mapping):
+            names |= walked_categories(contained, policy)
+    return frozenset(names)
+
+
+def walked_references(resource: Mapping[str, Any], paths: tuple[str, ...]) -> list[str]:
+    found = []
+    for path in paths:
+        for value in recursive_values_at(resource, path):
+            if isinstance(value, Mapping) and isinstance(value.get("reference"), str):
+                reference = value["reference"]
+                if reference.startswith(("#", "urn:")):
+                    continue
+                parts = reference.split("/")
+                if "_history" in parts:
+                    parts = parts[: parts.index("_history")]
+                if len(parts) >= 2 and parts[-2] and parts[-1]:
+                    found.append(f"{parts[-2]}/{parts[-1]}")
+    return found
+
+
+# -- inputs: JSON trees with the elements segmentation reads, and awkward leaves
+
+REFERENCES = [
+    "Encounter/e1",
+    "Condition/c1",
+    "Medication/m1",
+    "Organization/o1",
+    "https://other.example/fhir/Organization/o2",
+    "Encounter/e2/_history/3",
+    "https://other.example/fhir/Condition/c9/_history/1",
+    "_history/1",
+    "Organization/",
+    "#contained-1",
+    "urn:uuid:5f1c",
+    "Patient",
+]
+SENSITIVE = sorted(
+    {pair for c in SHIPPED_CODE_SETS.categories for pair in c.codes | c.security_labels}
+    | {(s, p + "9") for c in SHIPPED_CODE_SETS.categories for s, p in c.code_prefixes}
+)
+CODES = st.one_of(
+    st.sampled_from(SENSITIVE),
+    st.sampled_from([(ICD10CM, "f10.20"), (ICD10CM, " B20 "), (SNOMED, "195967001")]),
+    st.sampled_from(["http://hl7.org/fhir/sid/icd-10", ICD10CM, SNOMED]).flatmap(
+        lambda s: st.tuples(st.just(s), st.text("FBZ0123.", max_size=6))
+    ),
+)
+KEYS = st.sampled_from(
+    [
+        "reference",
+        "coding",
+        "code",
+        "system",
+        "security",
+        "target",
+        "item",
+        "encounter",
+        "context",
+        "diagnosis",
+        "condition",
+        "reasonReference",
+        "medicationReference",
+        "provider",
+        "x",
+    ]
+)
+LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 2),
+    st.sampled_from(REFERENCES),
+    st.builds(lambda r: {"reference": r}, st.sampled_from(REFERENCES)),
+    st.builds(lambda sc: {"system": sc[0], "code": sc[1]}, CODES),
+    st.builds(lambda sc: {"coding": [{"system": sc[0], "code": sc[1]}, None]}, CODES),
+)
+TREES = st.recursive(
+    LEAVES,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+TYPES = st.sampled_from(
+    [*DEFAULT_CODE_ELEMENTS, "Provenance", "Encounter", "Patient", "CarePlan", "Unknown"]
+)
+
+
+@st.composite
+def resources(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
+    resource: dict[str, Any] = {"resourceType": draw(TYPES), "id": "r1"}
+    for path in DEFAULT_CODE_ELEMENTS.get(resource["resourceType"], ("code",)):
+        resource[path.split(".")[0]] = draw(TREES)
+    for key in draw(st.lists(KEYS, max_size=4)):
+        resource[key] = draw(TREES)
+    labelled = st.builds(lambda t: {"security": t}, TREES)
+    resource["meta"] = draw(st.one_of(st.none(), TREES, labelled))
+    if depth == 0 and draw(st.booleans()):
+        resource["contained"] = draw(st.lists(resources(depth=1), max_size=2))
+    return resource
+
+
+# -- element paths
+
+
+@given(TREES, st.lists(KEYS, max_size=3))
+@settings(max_examples=300)
+def test_an_element_path_reads_what_the_recursive_walk_yields(node: Any, steps: list[str]) -> None:
+    path = tuple(steps)
+    expected = list(recursive_values_at(node, path))
+    assert ElementPath(path).values(node) == expected
+    assert list(values_at(node, path)) == expected
+    if steps:
+        assert list(values_at(node, ".".join(steps))) == expected
+
+
+def test_an_element_path_flattens_nested_lists_in_order_and_skips_what_is_not_an_element() -> None:
+    node = {
+        "item": [
+            [{"encounter": {"reference": "Encounter/a"}}, "text", 3],
+            None,
+            {"encounter": [[{"reference": "Encounter/b"}], {"reference": "Encounter/c"}]},
+            MappingProxyType({"encounter": {"reference": "Encounter/d"}}),
+            {"encounter": None},
+        ]
+    }
+    got = element_path("item.encounter.reference").values(node)
+    assert got == ["Encounter/a", "Encounter/b", "Encounter/c", "Encounter/d"]
+    assert element_path("item.encounter") is element_path("item.encounter")  # split once
+    assert element_path(()).values([1, [2, [3]], None]) == [1, 2, 3, None]
+
+
+# -- codes and labels
+
+
+@given(resources())
+@settings(max_examples=300)
+def test_categories_are_those_a_scan_of_every_category_finds(resource: dict[str, Any]) -> None:
+    assert sensitive_categories_of(resource) == walked_categories(resource, DEFAULT_SEGMENTATION)
+
+
+def test_a_code_looked_up_again_gives_the_same_categories() -> None:
+    index = SegmentationPolicy()._index
+    for system, code in [(ICD10CM, "F10.20"), (ICD10CM, "f1020"), (SNOMED, "195967001")]:
+        first = index.names_for_code(system, code)
+        assert index.names_for_code(system, code) == first
+        assert first == scanned_names_for_code(DEFAULT_SEGMENTATION, system, code)
+    assert index.names_for_code(ICD10CM, "F10.20")  # a prefix family
+    assert index.names_for_code("http://hl7.org/fhir/sid/icd-10", "f10.20")  # an alias
+
+
+def test_the_code_cache_is_bounded(monkeypatch: Any) -> None:
+    from payerbridge.consent import segmentation
+
+    monkeypatch.setattr(segmentation, "_MOST_CACHED_CODES", 3)
+    index = SegmentationPolicy()._index
+    for n in range(10):
+        assert index.names_for_code(SNOMED, str(n)) == frozenset()
+    assert len(index._by_code) <= 3
+    assert index.names_for_code(ICD10CM, "F10.20") == scanned_names_for_code(
+        DEFAULT_SEGMENTATION, ICD10CM, "F10.20"
+    )
+
+
+def test_a_label_on_a_contained_resource_or_a_listed_meta_still_counts() -> None:
+    label = next(iter(SHIPPED_CODE_SETS.categories[0].security_labels))
+    security = [{"system": label[0], "code": label[1]}]
+    contained = {"resourceType": "Medication", "id": "m", "meta": {"security": security}}
+    plain: dict[str, Any] = {"resourceType": "Coverage", "id": "c", "meta": {"versionId": "1"}}
+    assert not sensitive_categories_of(plain)
+    assert sensitive_categories_of({**plain, "contained": [contained]})
+    assert sensitive_categories_of({**plain, "meta": [{"security": security}]})
+
+
+# -- references a judgement is about
+
+
+@given(resources())
+@settings(max_examples=300)
+def test_a_judgement_is_about_what_the_walked_references_name(resource: dict[str, Any]) -> None:
+    policy = DEFAULT_SEGMENTATION
+    judgement = judge(resource, policy)
+    resource_type = resource["resourceType"]
+    if resource_type == "Provenance":
+        about: tuple[str, ...] = ("target",)
+    elif resource_type == "Encounter":
+        about = ("diagnosis.condition", "reasonReference")
+    else:
+        about = {
+            "MedicationRequest": ("medicationReference",),
+            "MedicationDispense": ("medicationReference",),
+            "ExplanationOfBenefit": ("diagnosis.diagnosisReference", "provider"),
+            "Claim": ("diagnosis.diagnosisReference", "provider"),
+        }.get(resource_type, ())
+    assert judgement.about == tuple(walked_references(resource, about))
+    care = walked_references(resource, ("encounter", "item.encounter", "context"))
+    assert judgement.recorded_in == tuple(t for t in care if t.startswith("Encounter/"))
+    assert judgement.sensitive == bool(walked_categories(resource, policy))
+    paths = ("target", "item.encounter", "x")
+    assert list(references_at(resource, paths)) == walked_references(resource, paths)
+
+
+def test_absolute_versioned_contained_and_bundle_local_references() -> None:
+    provenance = {
+        "resourceType": "Provenance",
+        "id": "p",
+        "target": [
+            {"reference": "https://other.example/fhir/Condition/c1/_history/2"},
+            {"reference": "#c"},
+            {"reference": "urn:uuid:1"},
+            {"reference": "Encounter/e1/_history/1"},
+            {"display": "no reference"},
+        ],
+    }
+    judgement = judge(provenance)
+    assert judgement.about == ("Condition/c1", "Encounter/e1")
+    assert judgement.about_all
