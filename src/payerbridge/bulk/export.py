@@ -30,7 +30,7 @@ from payerbridge.bulk.ports import ExportedMember, OutputLine
 from payerbridge.consent.model import ConsentPolicy, ConsentRole, Requester, StoredConsent
 from payerbridge.consent.segmentation import supported_policies
 from payerbridge.consent.service import authorize_disclosure
-from payerbridge.disclosure.everything import EverythingQuery, plan_everything, released_on_page
+from payerbridge.disclosure.everything import EverythingQuery, plan_everything, released_now
 from payerbridge.disclosure.release import SharedResources
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import Gone, InvalidInput, Issue, NotFound, UnprocessableRequest
@@ -370,7 +370,12 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
         if not page:
             return
         positions = sorted({line.member for line in page if not line.own})
-        decided = {m.position: m for m in ports.jobs.exported_members(job.id, positions)}
+        # Each member's decision as the release wants it, once per page, not per line.
+        decided = {
+            m.position: (ConsentPolicy(m.policy), frozenset(m.withheld))
+            for m in ports.jobs.exported_members(job.id, positions)
+            if m.policy is not None
+        }
         out: list[bytes] = []
         for line in page:
             if line.own:
@@ -378,17 +383,14 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
                     out.append(orjson.dumps(line.resource))
                 continue
             member = decided.get(line.member)
-            if member is None or member.policy is None:
+            if member is None:
                 continue
-            out.extend(
-                orjson.dumps(resource)
-                for _, resource in released_on_page(
-                    [(line.mode or "match", line.resource)],
-                    policy=ConsentPolicy(member.policy),
-                    withheld=frozenset(member.withheld),
-                    segmentation=segmentation,
-                )
+            policy, withheld = member
+            resource = released_now(
+                line.resource, policy=policy, withheld=withheld, segmentation=segmentation
             )
+            if resource is not None:
+                out.append(orjson.dumps(resource))
         if out:
             yield b"\n".join(out) + b"\n"
         after = page[-1].seq

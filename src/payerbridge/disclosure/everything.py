@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from payerbridge.consent.model import ConsentPolicy
@@ -45,6 +46,7 @@ __all__ = [
     "EverythingQuery",
     "PageEntry",
     "Snapshot",
+    "released_now",
     "released_on_page",
     "everything_page",
     "parse_everything_query",
@@ -335,9 +337,11 @@ def _see(
 ) -> _Seen:
     updated = (resource.get("meta") or {}).get("lastUpdated")
     resource_type = str(resource["resourceType"])
+    judgement = judge(resource, segmentation) if judging else None
     targets: tuple[str, ...] = ()
     if resource_type == "Provenance":
-        targets = tuple(references_at(resource, ("target",)))
+        # What a Provenance is about is its targets: judged already when judging.
+        targets = judgement.about if judgement else tuple(references_at(resource, ("target",)))
     selected = (
         search is not None and resource_type == search.resource_type and search.matches(resource)
     )
@@ -345,14 +349,20 @@ def _see(
     return _Seen(
         f"{resource_type}/{resource['id']}",
         resource_type,
-        datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None,
+        _instant(updated) if updated else None,
         tuple(shared_references(resource)),
-        judge(resource, segmentation) if judging else None,
+        judgement,
         selected,
         targets,
         window is None or resource_type == "Provenance" or window.admits(resource),
         included,
     )
+
+
+@lru_cache(maxsize=1024)
+def _instant(text: str) -> datetime:
+    """``meta.lastUpdated`` as a datetime: the store stamps many records alike."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def released_on_page(
@@ -366,14 +376,29 @@ def released_on_page(
     withheld, and, under ``regular``, none that has become sensitive since the decision
     (or that is gone)."""
     for mode, resource in resources:
-        if resource is None:
-            continue
-        if policy is ConsentPolicy.REGULAR:
-            if sensitive_categories_of(resource, segmentation):
-                continue
-            if withheld:  # most members: nothing to strip, and no need to look
-                resource = without_references(resource, withheld)
-        yield mode, resource
+        released = released_now(
+            resource, policy=policy, withheld=withheld, segmentation=segmentation
+        )
+        if released is not None:
+            yield mode, released
+
+
+def released_now(
+    resource: Resource | None,
+    *,
+    policy: ConsentPolicy,
+    withheld: frozenset[str],
+    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
+) -> Resource | None:
+    """One resource of ``released_on_page``: as it may go now, or None."""
+    if resource is None:
+        return None
+    if policy is ConsentPolicy.REGULAR:
+        if sensitive_categories_of(resource, segmentation):
+            return None
+        if withheld:  # most members: nothing to strip, and no need to look
+            resource = without_references(resource, withheld)
+    return resource
 
 
 def everything_page(

@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property, lru_cache
 from types import MappingProxyType
 from typing import Any
 
 from payerbridge.disclosure.search import span_of
-from payerbridge.json_paths import values_at
+from payerbridge.json_paths import ElementPath, element_path, values_at
 
 __all__ = ["ExchangeWindow", "PRE_AUTH_PERIOD", "is_prior_authorization"]
 
@@ -109,13 +110,16 @@ class ExchangeWindow:
         if is_prior_authorization(resource):
             return self._admits_prior_authorization(resource)
         resource_type = str(resource.get("resourceType"))
-        current = _CURRENT.get(resource_type)
+        current = _CURRENT_PATHS.get(resource_type)
         if current is not None:
             path, codes = current
-            if codes.intersection(str(v) for v in values_at(resource, path)):
+            if any(str(v) in codes for v in path.values(resource)):
                 return True
-        latest = _latest(resource, _SERVICE_DATES.get(resource_type, ()))
-        return latest is None or latest > datetime.combine(self.service_since, time.min, UTC)
+        return _any_ends_after(resource, _SERVICE_DATE_PATHS.get(resource_type, ()), self._start)
+
+    @cached_property
+    def _start(self) -> datetime:
+        return datetime.combine(self.service_since, time.min, UTC)
 
     def _admits_prior_authorization(self, resource: Mapping[str, Any]) -> bool:
         status = resource.get("status")
@@ -137,10 +141,33 @@ class ExchangeWindow:
         return any((span := span_of(period)) and span[1] > self.now for period in periods)
 
 
-def _latest(resource: Mapping[str, Any], paths: tuple[str, ...]) -> datetime | None:
-    """When the latest of the resource's service dates ends (an open Period: never)."""
-    ends = [span[1] for path in paths for v in values_at(resource, path) if (span := span_of(v))]
-    return max(ends, default=None)
+_CURRENT_PATHS = {
+    resource_type: (element_path(path), codes) for resource_type, (path, codes) in _CURRENT.items()
+}
+_SERVICE_DATE_PATHS = {
+    resource_type: tuple(element_path(path) for path in paths)
+    for resource_type, paths in _SERVICE_DATES.items()
+}
+
+
+def _any_ends_after(
+    resource: Mapping[str, Any], paths: tuple[ElementPath, ...], start: datetime
+) -> bool:
+    """Whether the latest of the resource's service dates ends after ``start`` (an open
+    Period: never ends), or it states none at all."""
+    dated = False
+    for path in paths:
+        for value in path.values(resource):
+            span = _span_of_text(value) if isinstance(value, str) else span_of(value)
+            if span:
+                if span[1] > start:
+                    return True
+                dated = True
+    return not dated
+
+
+# Many records share their dates: a date's span is worked out once.
+_span_of_text = lru_cache(maxsize=4096)(span_of)
 
 
 def _years_before(day: date, years: int) -> date:

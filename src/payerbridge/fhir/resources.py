@@ -79,19 +79,39 @@ def compartment_patient(resource: dict[str, Any]) -> str | None:
     return _patient_id_of(value)
 
 
+# Leaves of parsed JSON: no reference can be inside them.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def iter_references(node: Any) -> Iterator[str]:
     """Every ``Reference.reference`` string anywhere in the resource."""
+    # Exact type checks first: this walks every element of every exported resource.
     stack = [node]
+    pop, push = stack.pop, stack.append
     while stack:
-        current = stack.pop()
+        current = pop()
         if isinstance(current, dict):
             for key, value in current.items():
-                if key == "reference" and isinstance(value, str):
-                    yield value
-                elif isinstance(value, (dict, list)):
-                    stack.append(value)
+                kind = type(value)
+                if kind is str:
+                    if key == "reference":
+                        yield value
+                elif kind is dict or kind is list:
+                    push(value)
+                elif kind not in _SCALARS:
+                    if key == "reference" and isinstance(value, str):
+                        yield value
+                    elif isinstance(value, (dict, list)):
+                        push(value)
         elif isinstance(current, list):
-            stack.extend(item for item in current if isinstance(item, (dict, list)))
+            for item in current:
+                kind = type(item)
+                if (
+                    kind is dict
+                    or kind is list
+                    or (kind not in _SCALARS and isinstance(item, (dict, list)))
+                ):
+                    push(item)
 
 
 def rewrite_references(node: Any, rewrite: Callable[[str], str]) -> Any:

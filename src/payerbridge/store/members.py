@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -130,11 +131,18 @@ def _write_rows(
 
 def with_meta(row: Any) -> dict[str, Any]:
     resource: dict[str, Any] = orjson.loads(row.body)
-    meta = dict(resource.get("meta") or {})
+    meta = resource.get("meta")
+    if type(meta) is not dict:
+        meta = dict(meta or {})
+        resource["meta"] = meta
+    # Otherwise just parsed, so ours: filled in place, not copied.
     meta["versionId"] = str(row.version_id)
-    meta["lastUpdated"] = utc_iso(row.last_updated)
-    resource["meta"] = meta
+    meta["lastUpdated"] = _last_updated(row.last_updated)
     return resource
+
+
+# A batch of rows is written with one timestamp: each is rendered once.
+_last_updated = lru_cache(maxsize=256)(utc_iso)
 
 
 _COLUMNS = (fhir_resources.c.body, fhir_resources.c.version_id, fhir_resources.c.last_updated)
