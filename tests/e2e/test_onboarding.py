@@ -164,6 +164,7 @@ def test_four_members_onboarded_by_api_with_their_results_and_histories(
             "nomatch": 1,
             "consentconstraint": 1,
             "withdrawn": 0,
+            "notexported": 0,
             "pending": 0,
         }
         assert report["imported_members"] == 2 and report["chunks"] == {"total": 2, "done": 2}

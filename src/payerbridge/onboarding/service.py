@@ -50,6 +50,7 @@ from payerbridge.routing.profiles import PROFILES
 from payerbridge.types import OPERATOR, ClientId, MemberId, PartnerId
 
 __all__ = [
+    "NOT_EXPORTED",
     "WITHDRAWN",
     "Step",
     "accept_onboarding",
@@ -66,6 +67,10 @@ _DEFAULT_POLL = timedelta(seconds=2)
 # A member whose opt-in stopped permitting the exchange before its data came: not asked
 # about, or its data not kept.
 WITHDRAWN = "withdrawn"
+# Matched, but nothing of the member came in the old payer's export: it left the member
+# out when the export ran (its consent decided again there, §pdex-167), and its error file
+# says so.
+NOT_EXPORTED = "notexported"
 _LONGEST_POLL = timedelta(minutes=5)
 
 
@@ -378,10 +383,15 @@ def _await_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Ste
         old_payer=partner.organization,
         run_id=chunk.onboarding_id,
     )
+    left_out = {
+        m.position: (NOT_EXPORTED, m.old_patient)
+        for m in matched
+        if m.position in permitted and not normalized.per_member.get(m.position)
+    }
     with ports.transactions.begin() as unit:
         if not ports.onboardings.move_chunk(unit, chunk, Stage.DONE, at=now):
             return Step(done=False, retry_at=now)
-        ports.onboardings.record_results(unit, chunk.onboarding_id, withdrawn)
+        ports.onboardings.record_results(unit, chunk.onboarding_id, withdrawn | left_out)
         ports.onboardings.record_imported(unit, chunk.onboarding_id, normalized.per_member)
         unit.record(*events)
         ports.writer.write(  # last: on the unit's DB-API path, after the Core statements
@@ -439,9 +449,9 @@ def _ndjson(content: bytes) -> list[dict[str, Any]]:
 
 
 def result_counts(members: Sequence[OnboardingMember]) -> dict[str, int]:
-    """Members by result (match, nomatch, consentconstraint, withdrawn); those still
-    waiting are not counted."""
-    counts = {bucket.value: 0 for bucket in MatchResult} | {WITHDRAWN: 0}
+    """Members by result (match, nomatch, consentconstraint, withdrawn, notexported);
+    those still waiting are not counted."""
+    counts = {bucket.value: 0 for bucket in MatchResult} | {WITHDRAWN: 0, NOT_EXPORTED: 0}
     for member in members:
         if member.result is not None:
             counts[member.result] += 1
