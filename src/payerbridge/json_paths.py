@@ -91,10 +91,14 @@ def values_at(node: Any, path: str | tuple[str, ...]) -> Iterator[Any]:
 
 def codings(values: Iterable[Any]) -> Iterator[Mapping[str, Any]]:
     """The Codings in CodeableConcepts or bare Codings."""
+    # Exact type checks first: segmentation reads the codings of every exported resource.
     for value in values:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             continue
-        if isinstance(value.get("coding"), list):
-            yield from (c for c in value["coding"] if isinstance(c, Mapping))
+        coding = value.get("coding")
+        if isinstance(coding, list):
+            for item in coding:
+                if type(item) is dict or isinstance(item, Mapping):
+                    yield item
         elif "code" in value:
             yield value

@@ -43,7 +43,7 @@ from payerbridge.consent.categories import (
 )
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.fhir.resources import iter_references
-from payerbridge.json_paths import ElementPath, element_path
+from payerbridge.json_paths import ElementPath, codings, element_path
 
 __all__ = [
     "DEFAULT_CODE_ELEMENTS",
@@ -253,22 +253,11 @@ def _category_names(resource: Mapping[str, Any], policy: SegmentationPolicy) -> 
 
 
 def _coded(values: list[Any]) -> Iterator[tuple[str, str]]:
-    """The (system, code) of each Coding among ``values`` (as ``codings`` finds them)
-    that has both as strings."""
-    for value in values:
-        if type(value) is not dict and not isinstance(value, Mapping):
-            continue
-        coding = value.get("coding")
-        if isinstance(coding, list):
-            for item in coding:
-                if type(item) is dict or isinstance(item, Mapping):
-                    system, code = item.get("system"), item.get("code")
-                    if isinstance(system, str) and isinstance(code, str):
-                        yield system, code
-        elif "code" in value:
-            system, code = value.get("system"), value.get("code")
-            if isinstance(system, str) and isinstance(code, str):
-                yield system, code
+    """The (system, code) of each Coding among ``values`` that has both as strings."""
+    for coding in codings(values):
+        system, code = coding.get("system"), coding.get("code")
+        if isinstance(system, str) and isinstance(code, str):
+            yield system, code
 
 
 def segment(
