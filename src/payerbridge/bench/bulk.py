@@ -479,22 +479,13 @@ def _serving(
         PAYERBRIDGE_ACCESS_TOKEN_SECONDS="3600",
         PAYERBRIDGE_RATE_LIMIT_PER_SECOND="0",
     )
-    serve = [sys.executable, "-m", "payerbridge", "serve", "--data-dir", str(data_dir),
-             "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+
+    def payerbridge(*args: str) -> list[str]:
+        return [sys.executable, "-m", "payerbridge", *args, "--data-dir", str(data_dir)]
+
+    serve = payerbridge("serve", "--host", "127.0.0.1", "--port", str(port))
     commands = [serve + (["--no-workers"] if workers else [])]
-    commands += [
-        [
-            sys.executable,
-            "-m",
-            "payerbridge",
-            "worker",
-            "--data-dir",
-            str(data_dir),
-            "--worker-id",
-            f"bench-bulk-{n}",
-        ]  # fmt: skip
-        for n in range(workers)
-    ]
+    commands += [payerbridge("worker", "--worker-id", f"bench-bulk-{n}") for n in range(workers)]
     log = data_dir / "server.log"
     processes: list[subprocess.Popen[bytes]] = []
     base = f"http://127.0.0.1:{port}"
