@@ -17,6 +17,7 @@ import pytest
 
 from payerbridge.security.model import OPERATOR_SCOPE
 from tests.builders import (
+    RXNORM,
     WITHHELD_UNDER_REGULAR,
     a_coverage,
     a_member_bundle,
@@ -122,7 +123,7 @@ def files(client: httpx.Client, listed: list[dict[str, Any]]) -> dict[str, list[
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("application/fhir+ndjson")
         lines = [orjson.loads(line) for line in answer.content.splitlines() if line]
-        assert {r["resourceType"] for r in lines} == {entry["type"]}
+        assert {r["resourceType"] for r in lines} <= {entry["type"]}
         found[entry["type"]] = lines
     return found
 
@@ -151,7 +152,7 @@ def revoke_disclosure(old_payer: ServerProcess, member: str) -> None:
 
 
 def test_the_export_gives_the_consenting_matched_members_data_only(
-    old_payer: ServerProcess, client: httpx.Client
+    old_payer: ServerProcess, client: httpx.Client, tmp_path: Path
 ) -> None:
     group = matched_group(client)
     revoke_disclosure(old_payer, "luis")
@@ -189,6 +190,16 @@ def test_the_export_gives_the_consenting_matched_members_data_only(
     [outcome] = files(client, [error_file])["OperationOutcome"]
     assert outcome["issue"][0]["details"]["text"] == "Patient/luis was not exported"
 
+    # Downloaded again after the job: what has not changed goes as written; a resource
+    # changed since goes as it is now, and not at all if it has become sensitive.
+    changed_since(old_payer, tmp_path)
+    again = files(client, manifest["output"])
+    assert again["Patient"] == exported["Patient"]
+    [coverage] = again["Coverage"]
+    assert (coverage["status"], coverage["meta"]["versionId"]) == ("cancelled", "2")
+    assert {r["id"] for r in exported["MedicationRequest"]} == {"p1-bp-order"}
+    assert again["MedicationRequest"] == []  # listed with its count as written, now empty
+
     # The patient-level export: the members whose consent names this client now.
     patients = finished(client, client.get("/fhir/Patient/$export", headers=ASYNC))
     patient_refs = {
@@ -206,6 +217,20 @@ def test_the_export_gives_the_consenting_matched_members_data_only(
         ),
     )
     assert sorted(f["type"] for f in narrowed["output"]) == ["Coverage", "Patient", "Provenance"]
+
+
+def changed_since(old_payer: ServerProcess, tmp_path: Path) -> None:
+    """Ana's coverage is cancelled, and her blood-pressure order is recorded again as the
+    HIV antiretroviral it turned out to be (the old payer imports both)."""
+    shared = a_member_reaching_sensitive_shared_data("p1")
+    coverage = {**shared["Coverage/p1-cov"], "status": "cancelled"}
+    order = dict(shared["MedicationRequest/p1-bp-order"])
+    del order["medicationReference"]
+    order["medicationCodeableConcept"] = {"coding": [{"system": RXNORM, "code": "1999667"}]}
+    changes = tmp_path / "changes.ndjson"
+    changes.write_bytes(b"\n".join(orjson.dumps(r) for r in (coverage, order)))
+    imported = old_payer.cli("import", str(changes))
+    assert imported.returncode == 0, imported.stderr
 
 
 def outcome(answer: httpx.Response, status: int) -> list[str]:

@@ -5,11 +5,13 @@ Each member's consent is decided when the job reaches it (§pdex-167), as ``$eve
 decides it, with its audit event; a member it does not permit is skipped and named in the
 error file, not why. For a permitted member the job decides what goes as the first page
 of ``$everything`` does (the whole compartment judged, shared resources reached, the
-payer-to-payer window) and writes one line per resource, by reference, to the file of
-its type, with our transmitter Provenance for what goes. A chunk's members and lines
-commit with the job's cursors. The files are read from those lines when downloaded: the
-bodies as they are then, stripped of references to what was withheld and, under a
-``regular`` consent, without anything that has become sensitive since.
+payer-to-payer window) and writes one line per resource to the file of its type: its
+body as released (references to what was withheld stripped) and the version judged, with
+our transmitter Provenance for what goes. A chunk's members and lines commit with the
+job's cursors. A download sends a line's body while its resource is still at that
+version and judged by the same code sets; otherwise it releases the resource as it is
+then, as a later ``$everything`` page does: gone, it is left out, and under a
+``regular`` consent so is anything that has become sensitive since.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from payerbridge import big_json
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bulk.member_match import BulkPorts, job_event
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
-from payerbridge.bulk.ports import ExportedMember, OutputLine
+from payerbridge.bulk.ports import ExportedMember, LineRead, OutputLine
 from payerbridge.consent.model import ConsentPolicy, ConsentRole, Requester, StoredConsent
-from payerbridge.consent.segmentation import supported_policies
+from payerbridge.consent.segmentation import supported_policies, without_references
 from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.everything import EverythingQuery, plan_everything, released_now
 from payerbridge.disclosure.release import SharedResources
@@ -253,10 +255,11 @@ class _ChunkDecision:
         self.events.append(disclosure.event)
         policy = disclosure.decision.policy if disclosure.decision.permitted else None
         plan = None
+        own: dict[str, Resource] = {}  # one member's records, for the lines' bodies
         if policy is not None:
             plan = plan_everything(
                 patient_id,
-                records,
+                _kept(records, own),
                 self._shared,
                 policy,
                 self._query,
@@ -268,10 +271,25 @@ class _ChunkDecision:
             self.lines.append(OutputLine(ERROR_FILE, position, body=_skipped(position, patient_id)))
             return
         self.exported.append(
-            ExportedMember(position, patient_id, policy.value, tuple(plan.withheld))
+            ExportedMember(
+                position,
+                patient_id,
+                policy.value,
+                tuple(plan.withheld),
+                rules.segmentation.code_sets.label,
+            )
         )
+        stripping = policy is ConsentPolicy.REGULAR and plan.withheld
         for entry in plan.entries:
-            self.lines.append(OutputLine(entry.ref.split("/")[0], position, entry.ref, entry.mode))
+            resource = own.get(entry.ref) or self._shared.read(entry.ref)
+            version = int(resource["meta"]["versionId"])
+            if stripping:
+                resource = without_references(resource, plan.withheld)
+            self.lines.append(
+                OutputLine(
+                    entry.ref.split("/")[0], position, entry.ref, entry.mode, resource, version
+                )
+            )
         targets = [
             {"resourceType": kind, "id": rest}
             for kind, _, rest in (entry.ref.partition("/") for entry in plan.entries)
@@ -282,6 +300,13 @@ class _ChunkDecision:
                 self._ports.new_id(), targets, transmitter=rules.us, recorded=self.now
             )
             self.lines.append(OutputLine("Provenance", position, body=provenance))
+
+
+def _kept(records: Iterable[Resource], into: dict[str, Resource]) -> Iterator[Resource]:
+    """``records`` streamed on, each kept in ``into`` by its reference."""
+    for resource in records:
+        into[f"{resource['resourceType']}/{resource['id']}"] = resource
+        yield resource
 
 
 class _SharedOnce:
@@ -298,6 +323,12 @@ class _SharedOnce:
             found = {f"{r['resourceType']}/{r['id']}": r for r in self._shared.read_many(missing)}
             self._read.update((ref, found.get(ref)) for ref in missing)
         return [resource for ref in refs if (resource := self._read[ref]) is not None]
+
+    def read(self, ref: str) -> Resource:
+        """One resource ``read_many`` found (a plan's shared entries are such)."""
+        resource = self._read[ref]
+        assert resource is not None
+        return resource
 
 
 class _Read:
@@ -364,33 +395,50 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
     """One file of a completed export, as it may go now: a page of lines per item (each
     item is a hop to and from the thread that reads the database, so not one per line)."""
     segmentation = ports.rules.segmentation
+    code_sets = segmentation.code_sets.label
     after = 0
     while True:
         page = ports.jobs.line_page(job.id, file.type, after=after, count=_PAGE_LINES)
         if not page:
             return
-        positions = sorted({line.member for line in page if not line.own})
-        # Each member's decision as the release wants it, once per page, not per line.
-        decided = {
-            m.position: (ConsentPolicy(m.policy), frozenset(m.withheld))
-            for m in ports.jobs.exported_members(job.id, positions)
-            if m.policy is not None
-        }
-        out: list[bytes] = []
+        # A resource changed or judged by other code sets since is released as it is now.
+        changed = [ref for line in page if (ref := _changed(line, code_sets))]
+        now: dict[str, Resource] = {}
+        if changed:
+            now = {f"{r['resourceType']}/{r['id']}": r for r in ports.members.read_many(changed)}
+        out: list[str] = []
         for line in page:
-            if line.own:
-                if line.resource is not None:
-                    out.append(orjson.dumps(line.resource))
+            if line.ref is None or _as_written(line, code_sets):
+                if line.text is not None:
+                    out.append(line.text)
                 continue
-            member = decided.get(line.member)
-            if member is None:
+            if line.decision is None or line.decision.policy is None:
                 continue
-            policy, withheld = member
             resource = released_now(
-                line.resource, policy=policy, withheld=withheld, segmentation=segmentation
+                now.get(line.ref),
+                policy=ConsentPolicy(line.decision.policy),
+                withheld=frozenset(line.decision.withheld),
+                segmentation=segmentation,
             )
             if resource is not None:
-                out.append(orjson.dumps(resource))
+                out.append(orjson.dumps(resource).decode())
         if out:
-            yield b"\n".join(out) + b"\n"
+            yield ("\n".join(out) + "\n").encode()
         after = page[-1].seq
+
+
+def _changed(line: LineRead, code_sets: str) -> str | None:
+    """The reference of a member's line that may not go as written."""
+    return line.ref if line.ref is not None and not _as_written(line, code_sets) else None
+
+
+def _as_written(line: LineRead, code_sets: str) -> bool:
+    """Whether a member's line may go as written: its resource is still at the version
+    judged, by the code sets in force now."""
+    return (
+        line.text is not None
+        and line.version is not None
+        and line.version == line.current_version
+        and line.decision is not None
+        and line.decision.code_sets == code_sets
+    )

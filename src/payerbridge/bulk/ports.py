@@ -55,29 +55,34 @@ class ExportedMember:
     patient_id: str
     policy: str | None
     withheld: tuple[str, ...] = ()
+    code_sets: str | None = None  # the label of the code sets its records were judged by
 
 
 @dataclass(frozen=True)
 class OutputLine:
-    """One line to write: a member's resource by reference, or a body of our own."""
+    """One line to write: a member's resource (its reference, and its body as released
+    with the version judged), or a body of our own (no reference)."""
 
     file: str  # the resource type of its file
     member: int  # the member's position in the job
     ref: str | None = None
     mode: str | None = None  # "match" or "include", as $everything gives it
     body: dict[str, Any] | None = None
+    version: int | None = None  # of the member's resource, when it was judged
 
 
 @dataclass(frozen=True)
 class LineRead:
-    """A line as read back for a download: the referenced resource as it is now (None
-    when gone), or our own body."""
+    """A line as read back for a download, with what tells whether its body may still go
+    as written: the resource's version now (None when gone) and its member's decision."""
 
     seq: int
     member: int
-    mode: str | None
-    resource: dict[str, Any] | None
-    own: bool
+    ref: str | None  # None: a body of our own
+    text: str | None  # the body as written (JSON)
+    version: int | None  # the version judged when written
+    current_version: int | None
+    decision: ExportedMember | None  # the member's, for a member's resource
 
 
 class BulkMembers(MemberData, Protocol):
@@ -140,8 +145,6 @@ class BulkJobs(Protocol):
     def line_page(self, job_id: str, file: str, *, after: int, count: int) -> list[LineRead]:
         """Up to ``count`` lines of one file after line ``after``, in order."""
         ...
-
-    def exported_members(self, job_id: str, positions: Sequence[int]) -> list[ExportedMember]: ...
 
     def outcomes(self, job_id: str) -> list[MemberOutcome]:
         """The job's member outcomes, in position order."""

@@ -22,7 +22,6 @@ from payerbridge.bulk.ports import (
     StoredGroup,
 )
 from payerbridge.store.dbapi import DialectSql, insert_rows
-from payerbridge.store.members import with_meta
 from payerbridge.store.tables import (
     bulk_export_members,
     bulk_jobs,
@@ -38,8 +37,8 @@ from payerbridge.types import ClientId
 __all__ = ["SqlBulkJobs"]
 
 _OUTCOME_COLUMNS = ("job_id", "position", "result", "patient_id")
-_MEMBER_COLUMNS = ("job_id", "position", "patient_id", "policy", "withheld")
-_LINE_COLUMNS = ("job_id", "seq", "file", "member", "ref", "mode", "body")
+_MEMBER_COLUMNS = ("job_id", "position", "patient_id", "policy", "withheld", "code_sets")
+_LINE_COLUMNS = ("job_id", "seq", "file", "member", "ref", "mode", "body", "version_id")
 # The job's rows besides its own, in the order they are dropped.
 _JOB_ROWS = (bulk_match_results, bulk_export_members, bulk_output_lines, member_groups)
 _JOB_COLUMNS = [c for c in bulk_jobs.c if c.name != "request_body"]
@@ -171,6 +170,7 @@ class SqlBulkJobs:
                 "patient_id": m.patient_id,
                 "policy": m.policy,
                 "withheld": orjson.dumps(list(m.withheld)).decode() if m.policy else None,
+                "code_sets": m.code_sets,
             }
             for m in members
         ]
@@ -183,6 +183,7 @@ class SqlBulkJobs:
                 "ref": line.ref,
                 "mode": line.mode,
                 "body": orjson.dumps(line.body).decode() if line.body is not None else None,
+                "version_id": line.version,
             }
             for seq, line in enumerate(lines, start=lines_before + 1)
         ]
@@ -200,48 +201,42 @@ class SqlBulkJobs:
         return {str(file): int(count) for file, count in rows}
 
     def line_page(self, job_id: str, file: str, *, after: int, count: int) -> list[LineRead]:
-        lines = bulk_output_lines
+        lines, members = bulk_output_lines, bulk_export_members
         with self._reader.connect() as connection:
             rows = connection.execute(
                 select(
                     lines.c.seq,
                     lines.c.member,
-                    lines.c.mode,
-                    lines.c.body.label("own"),
-                    fhir_resources.c.body,
-                    fhir_resources.c.version_id,
-                    fhir_resources.c.last_updated,
+                    lines.c.ref,
+                    lines.c.body,
+                    lines.c.version_id,
+                    fhir_resources.c.version_id.label("current_version"),
+                    members.c.patient_id,
+                    members.c.policy,
+                    members.c.withheld,
+                    members.c.code_sets,
                 )
-                .select_from(lines.outerjoin(fhir_resources, fhir_resources.c.ref == lines.c.ref))
+                .select_from(
+                    lines.outerjoin(fhir_resources, fhir_resources.c.ref == lines.c.ref).outerjoin(
+                        members,
+                        (members.c.job_id == lines.c.job_id)
+                        & (members.c.position == lines.c.member),
+                    )
+                )
                 .where(lines.c.job_id == job_id, lines.c.file == file, lines.c.seq > after)
                 .order_by(lines.c.seq)
                 .limit(count)
             ).all()
+        decisions: dict[int, ExportedMember] = {}  # a member's lines share one
         return [
             LineRead(
                 row.seq,
                 row.member,
-                row.mode,
-                orjson.loads(row.own)
-                if row.own is not None
-                else (with_meta(row) if row.body is not None else None),
-                row.own is not None,
-            )
-            for row in rows
-        ]
-
-    def exported_members(self, job_id: str, positions: Sequence[int]) -> list[ExportedMember]:
-        table = bulk_export_members
-        with self._reader.connect() as connection:
-            rows = connection.execute(
-                select(table).where(table.c.job_id == job_id, table.c.position.in_(positions))
-            ).all()
-        return [
-            ExportedMember(
-                row.position,
-                row.patient_id,
-                row.policy,
-                tuple(orjson.loads(row.withheld)) if row.withheld else (),
+                row.ref,
+                row.body,
+                row.version_id,
+                row.current_version,
+                _decision(row, decisions) if row.ref is not None else None,
             )
             for row in rows
         ]
@@ -420,6 +415,21 @@ def _job(row: Row[Any]) -> BulkJob:
         ),
         error=row.error,
     )
+
+
+def _decision(row: Any, decisions: dict[int, ExportedMember]) -> ExportedMember | None:
+    if row.patient_id is None:
+        return None
+    decision = decisions.get(row.member)
+    if decision is None:
+        decision = decisions[row.member] = ExportedMember(
+            row.member,
+            row.patient_id,
+            row.policy,
+            tuple(orjson.loads(row.withheld)) if row.withheld else (),
+            row.code_sets,
+        )
+    return decision
 
 
 def _group(row: Row[Any]) -> StoredGroup:

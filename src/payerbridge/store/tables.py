@@ -623,11 +623,13 @@ bulk_export_members = Table(
     Column("patient_id", String(64), nullable=False),
     Column("policy", String(16), nullable=True),
     Column("withheld", Text, nullable=True),  # JSON list of Type/id
+    Column("code_sets", String(200), nullable=True),  # the label of those it was judged by
 )
 
-# A job's output lines in the order written: a member's resource by reference (its body
-# is read when the file is downloaded), or a body of our own (a transmitter Provenance,
-# an OperationOutcome of the error file).
+# A job's output lines in the order written: a member's resource (its reference, its body
+# as released and the version that was judged: a download sends that body while the
+# resource is still at that version), or a body of our own (a transmitter Provenance, an
+# OperationOutcome of the error file; no reference).
 bulk_output_lines = Table(
     "bulk_output_lines",
     metadata,
@@ -638,6 +640,7 @@ bulk_output_lines = Table(
     Column("ref", String(200), nullable=True),
     Column("mode", String(8), nullable=True),
     Column("body", Text, nullable=True),
+    Column("version_id", Integer, nullable=True),
     Index("ix_bulk_output_lines_file", "job_id", "file", "seq"),
 )
 
