@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from payerbridge.bootstrap import Platform, build_platform
+from payerbridge.bulk import export
+from payerbridge.bulk.export import accept_group_export, export_file_lines, run_export
 from payerbridge.bulk.member_match import (
     BulkPorts,
     accept_member_match,
@@ -24,9 +26,15 @@ from payerbridge.bulk.member_match import (
 from payerbridge.bulk.model import JobStatus
 from payerbridge.config import load_settings
 from payerbridge.consent.model import Requester
+from payerbridge.fhir.bulk_export import ExportRequest
 from payerbridge.fhir.bulk_member_match import parse_bulk_member_match_request
 from payerbridge.identity.service import request_record
-from payerbridge.store.tables import bulk_match_results, consents, identity_decisions
+from payerbridge.store.tables import (
+    bulk_match_results,
+    bulk_output_lines,
+    consents,
+    identity_decisions,
+)
 from payerbridge.types import ClientId
 from tests.builders import a_coverage, a_member_bundle, a_patient
 
@@ -197,3 +205,40 @@ def test_a_chunks_candidates_read_together_are_each_requests_own(platform: Platf
     assert [ids[0][0] for ids in together[:MEMBERS]] == [f"m{n}" for n in range(MEMBERS)]
     assert together[-1] == []
     assert index.candidates_of_many([]) == []
+
+
+def export_files(ports: BulkPorts, group_id: str) -> dict[str, list[bytes]]:
+    request = ExportRequest(None, None, None, None)
+    job = accept_group_export(
+        ports, group_id, request, requester=REQUESTER, request_url="x", request_id=None
+    )
+    assert run_export(ports, job.id) is JobStatus.COMPLETED
+    done = ports.jobs.get(job.id)
+    assert done is not None
+    return {
+        file.type: b"".join(export_file_lines(ports, done, file)).splitlines()
+        for file in done.output
+    }
+
+
+def test_an_export_past_a_chunks_bodies_goes_by_reference_and_downloads_the_same(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ports = platform.bulk
+    job_id = accepted(ports)
+    assert run_member_match(ports, job_id) is JobStatus.COMPLETED
+    [group] = ports.jobs.groups_of(job_id)
+    with_bodies = export_files(ports, group.id)
+    # Room for one member's two bodies a chunk (of two): the other goes by reference.
+    monkeypatch.setattr(export, "_CHUNK_BODIES", 2)
+    by_reference = export_files(ports, group.id)
+    with platform.engine.connect() as connection:
+        written = connection.execute(
+            select(bulk_output_lines.c.job_id, func.count(bulk_output_lines.c.body))
+            .where(bulk_output_lines.c.ref.is_not(None))
+            .group_by(bulk_output_lines.c.job_id)
+        ).all()
+    assert sorted(n for _, n in written) == [2 * ((MEMBERS + 1) // 2), 2 * MEMBERS]
+    assert by_reference.keys() == with_bodies.keys() == {"Coverage", "Patient", "Provenance"}
+    assert by_reference["Patient"] == with_bodies["Patient"]
+    assert by_reference["Coverage"] == with_bodies["Coverage"]

@@ -47,6 +47,10 @@ ERROR_FILE = "OperationOutcome"
 Resource = dict[str, Any]
 # Lines read per round trip while a file is downloaded: the memory a download holds.
 _PAGE_LINES = 1000
+# Bodies a chunk's lines carry, at most (and a member's records kept for them): lines
+# past that are written by reference and their download reads each body then, so a chunk
+# of long histories holds no more than a chunk of ordinary ones.
+_CHUNK_BODIES = 20_000
 
 
 def accept_group_export(
@@ -226,6 +230,7 @@ class _ChunkDecision:
         self._consents = _Read(ports.consents.for_members(patients, ConsentRole.DISCLOSE))
         self._shared = _SharedOnce(ports.members)
         self._decided: set[str] = set()
+        self._bodies = 0  # the chunk's lines' bodies so far
         self.exported: list[ExportedMember] = []
         self.lines: list[OutputLine] = []
         self.events: list[AuditEvent] = []
@@ -255,11 +260,11 @@ class _ChunkDecision:
         self.events.append(disclosure.event)
         policy = disclosure.decision.policy if disclosure.decision.permitted else None
         plan = None
-        own: dict[str, Resource] = {}  # one member's records, for the lines' bodies
+        own = _Kept(_CHUNK_BODIES - self._bodies)  # the member's records, for the bodies
         if policy is not None:
             plan = plan_everything(
                 patient_id,
-                _kept(records, own),
+                own.keeping(records),
                 self._shared,
                 policy,
                 self._query,
@@ -281,15 +286,16 @@ class _ChunkDecision:
         )
         stripping = policy is ConsentPolicy.REGULAR and plan.withheld
         for entry in plan.entries:
-            resource = own.get(entry.ref) or self._shared.read(entry.ref)
+            file = entry.ref.split("/")[0]
+            if own.whole is None:
+                self.lines.append(OutputLine(file, position, entry.ref, entry.mode))
+                continue
+            self._bodies += 1
+            resource = own.whole.get(entry.ref) or self._shared.read(entry.ref)
             version = int(resource["meta"]["versionId"])
             if stripping:
                 resource = without_references(resource, plan.withheld)
-            self.lines.append(
-                OutputLine(
-                    entry.ref.split("/")[0], position, entry.ref, entry.mode, resource, version
-                )
-            )
+            self.lines.append(OutputLine(file, position, entry.ref, entry.mode, resource, version))
         targets = [
             {"resourceType": kind, "id": rest}
             for kind, _, rest in (entry.ref.partition("/") for entry in plan.entries)
@@ -302,11 +308,21 @@ class _ChunkDecision:
             self.lines.append(OutputLine("Provenance", position, body=provenance))
 
 
-def _kept(records: Iterable[Resource], into: dict[str, Resource]) -> Iterator[Resource]:
-    """``records`` streamed on, each kept in ``into`` by its reference."""
-    for resource in records:
-        into[f"{resource['resourceType']}/{resource['id']}"] = resource
-        yield resource
+class _Kept:
+    """One member's records as streamed past, by reference, up to ``most``."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most
+        self.whole: dict[str, Resource] | None = {}  # None: too many to keep
+
+    def keeping(self, records: Iterable[Resource]) -> Iterator[Resource]:
+        for resource in records:
+            if self.whole is not None:
+                if len(self.whole) >= self._most:
+                    self.whole = None
+                else:
+                    self.whole[f"{resource['resourceType']}/{resource['id']}"] = resource
+            yield resource
 
 
 class _SharedOnce:
