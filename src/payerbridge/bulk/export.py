@@ -418,13 +418,14 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
         if not page:
             return
         # A resource changed or judged by other code sets since is released as it is now.
-        changed = [ref for line in page if (ref := _changed(line, code_sets))]
+        written = [line.ref is None or _as_written(line, code_sets) for line in page]
+        stale = [line.ref for line, ok in zip(page, written, strict=True) if not ok and line.ref]
         now: dict[str, Resource] = {}
-        if changed:
-            now = {f"{r['resourceType']}/{r['id']}": r for r in ports.members.read_many(changed)}
+        if stale:
+            now = {f"{r['resourceType']}/{r['id']}": r for r in ports.members.read_many(stale)}
         out: list[str] = []
-        for line in page:
-            if line.ref is None or _as_written(line, code_sets):
+        for line, as_written in zip(page, written, strict=True):
+            if as_written or line.ref is None:
                 if line.text is not None:
                     out.append(line.text)
                 continue
@@ -441,11 +442,6 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
         if out:
             yield ("\n".join(out) + "\n").encode()
         after = page[-1].seq
-
-
-def _changed(line: LineRead, code_sets: str) -> str | None:
-    """The reference of a member's line that may not go as written."""
-    return line.ref if line.ref is not None and not _as_written(line, code_sets) else None
 
 
 def _as_written(line: LineRead, code_sets: str) -> bool:
