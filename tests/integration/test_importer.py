@@ -10,6 +10,7 @@ import pytest
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
+from payerbridge.identity.records import record_from_fhir
 from payerbridge.store.importer import import_file
 from tests.builders import a_coverage, a_patient
 
@@ -105,6 +106,27 @@ def test_a_bundle_file_and_a_reimport_replace_resources(platform: Platform, tmp_
     assert platform.members.find_refs_by_token("Coverage", "identifier", "M123") == []
     assert platform.members.find_refs_by_token("Coverage", "identifier", "M999") == ["Coverage/c1"]
     assert platform.members.count() == 2
+
+
+def test_a_reimported_member_is_found_by_what_it_holds_now_and_not_by_what_it_held(
+    platform: Platform, tmp_path: Path
+) -> None:
+    identity = platform.adapters.identity
+    before = a_patient(family="Garcia", birth_date="1980-02-03", member_id=None)
+    after = a_patient(family="Okafor", birth_date="1975-11-30", member_id=None)
+    keys = {
+        label: identity.keys_of(record_from_fhir(patient, None))
+        for label, patient in (("before", before), ("after", after))
+    }
+    assert keys["before"].isdisjoint(keys["after"])
+
+    assert platform.import_members(write_ndjson(tmp_path / "a.ndjson", [before])).accepted
+    assert [m for m, _ in identity.candidates(keys["before"])] == ["p1"]
+    assert platform.import_members(write_ndjson(tmp_path / "b.ndjson", [after])).accepted
+
+    assert identity.candidates(keys["before"]) == []
+    [(member, record)] = identity.candidates(keys["after"])
+    assert (member, record.family_name) == ("p1", "okafor")
 
 
 def test_an_import_on_postgresql_leaves_the_planner_statistics_of_what_it_wrote(

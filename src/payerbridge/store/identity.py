@@ -128,14 +128,28 @@ class SqlIdentityStore:
         for start in range(0, len(wanted), _INDEX_BATCH):
             chunk = wanted[start : start + _INDEX_BATCH]
             records = dict(_member_records(connection, chunk))
-            connection.execute(
-                delete(identity_blocking_keys).where(identity_blocking_keys.c.member_id.in_(chunk))
+            # A member's keys are written with its record, so only members indexed before
+            # have keys to remove. Asking the record table (by its primary key) first also
+            # spares PostgreSQL planning the DELETE on a table it has no statistics for yet,
+            # a sequential scan per chunk that made indexing a large import quadratic.
+            indexed_before = list(
+                connection.execute(
+                    select(identity_member_records.c.member_id).where(
+                        identity_member_records.c.member_id.in_(chunk)
+                    )
+                ).scalars()
             )
-            connection.execute(
-                delete(identity_member_records).where(
-                    identity_member_records.c.member_id.in_(chunk)
+            if indexed_before:
+                connection.execute(
+                    delete(identity_blocking_keys).where(
+                        identity_blocking_keys.c.member_id.in_(indexed_before)
+                    )
                 )
-            )
+                connection.execute(
+                    delete(identity_member_records).where(
+                        identity_member_records.c.member_id.in_(indexed_before)
+                    )
+                )
             if not records:
                 continue
             stamp = self._sql.timestamp(at)
