@@ -387,11 +387,20 @@ def _begin_deferred(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN")
 
 
+# The advisory lock key migrations hold on PostgreSQL (any constant; ours spells 'pbmigr').
+_MIGRATION_LOCK = 0x70626D69677272
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision (idempotent)."""
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Processes starting together on one database (an API and its workers after
+            # an upgrade) take turns: the next one finds the schema at head. Without it
+            # two ran the same migration at once, and one failed.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     logger.info("database schema at head", extra={"backend": engine.dialect.name})
