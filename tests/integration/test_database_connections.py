@@ -175,6 +175,47 @@ def test_a_unit_of_work_commits_on_either_path_and_rolls_back_whole(engine: Engi
     _rolled_back_insert_leaves_nothing(engine)
 
 
+def test_a_unit_of_work_copies_rows_after_its_pipelined_statements(engine: Engine) -> None:
+    """Rows of a ``copy`` insert (COPY on PostgreSQL, which cannot run in the unit's
+    pipeline) land in the unit's one transaction with the statements sent before and after
+    them, NULLs and quoting kept; a refused row rolls all of it back."""
+    from payerbridge.store.unit_of_work import SqlTransactions
+
+    copied = Table(
+        "copied_rows",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("body", String(200)),
+        Column("at", UtcDateTime()),
+    )
+    copied.create(engine)
+    sql = DialectSql.of(engine.dialect)
+    into_copied = sql.rows_insert(copied, ("id", "body", "at"), copy=True)
+    assert bool(into_copied.copy) == (engine.dialect.name == "postgresql")
+    kept_n = driver_sql(engine.dialect, "INSERT INTO kept VALUES (:n)")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    bodies = ['{"a": "tab\there", "b": "line\nbreak"}', "back\\slash", None]
+    transactions = SqlTransactions(engine)
+    with transactions.begin() as unit:
+        unit.cursor().execute(kept_n, {"n": 1})
+        rows = [{"id": n, "body": body, "at": sql.timestamp(at)} for n, body in enumerate(bodies)]
+        insert_rows(unit.copy_cursor(), (into_copied, rows))
+        unit.cursor().execute(kept_n, {"n": 2})
+    with (
+        pytest.raises(StoreConflict),
+        transactions.begin() as unit,
+    ):
+        unit.cursor().execute(kept_n, {"n": 3})
+        insert_rows(unit.copy_cursor(), (into_copied, [{"id": 0, "body": "again", "at": None}]))
+    with engine.connect() as connection:
+        found = connection.execute(text("SELECT id, body FROM copied_rows ORDER BY id")).all()
+        kept = connection.execute(text("SELECT n FROM kept ORDER BY n")).scalars().all()
+    assert [tuple(row) for row in found] == list(enumerate(bodies))
+    assert kept == [1, 2]
+    with engine.begin() as connection:  # the connection went back to the pool clean
+        connection.execute(text("DELETE FROM kept"))
+
+
 def test_named_parameters_are_written_in_the_drivers_style(engine: Engine) -> None:
     """``:name`` parameters bind by name on either driver; casts (``::``), times in
     literals and a literal ``%`` are not parameters."""

@@ -58,7 +58,7 @@ class _ChunkSql(DialectSql):
             "AND lines = :lines_before RETURNING id"
         )
         self.members = self.rows_insert(bulk_export_members, _MEMBER_COLUMNS)
-        self.lines = self.rows_insert(bulk_output_lines, _LINE_COLUMNS)
+        self.lines = self.rows_insert(bulk_output_lines, _LINE_COLUMNS, copy=True)
 
 
 class SqlBulkJobs:
@@ -149,7 +149,7 @@ class SqlBulkJobs:
     ) -> bool:
         sql_of = sql_unit(unit)
         sql = _ChunkSql.of(sql_of.dialect)
-        cursor = sql_of.cursor()
+        cursor = sql_of.copy_cursor()  # the lines go by COPY on PostgreSQL
         cursor.execute(
             sql.move_export,
             {

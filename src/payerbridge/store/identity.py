@@ -370,10 +370,13 @@ class SqlIdentityStore:
         if not decisions:
             return
         sql = self._sql
-        cursor = sql_unit(unit).cursor()
-        cursor.executemany(
-            sql.decision,
-            [sql.decision_row(d.decision, d.client_id, d.request_key) for d in decisions],
+        cursor = sql_unit(unit).copy_cursor()  # the decisions go by COPY on PostgreSQL
+        insert_rows(
+            cursor,
+            (
+                sql.decisions,
+                [sql.decision_row(d.decision, d.client_id, d.request_key) for d in decisions],
+            ),
         )
         reviews = [
             sql.review_row(d.decision, d.review_id, d.client_id, d.request_key)

@@ -34,6 +34,18 @@ from payerbridge.store.unit_of_work import SqlUnitOfWork
 
 __all__ = ["IdentitySql", "SqlMatchWrites"]
 
+_DECISION_COLUMNS = (
+    "id",
+    "outcome",
+    "member_id",
+    "client_id",
+    "request_key",
+    "policy_version",
+    "model_version",
+    "decided_at",
+    "evidence",
+)
+
 
 class IdentitySql(ResourceSql):
     """The hot path's statements as DB-API SQL, run on the transaction's own cursor.
@@ -66,20 +78,9 @@ class IdentitySql(ResourceSql):
             "WHERE client_id = :client_id AND demographics_key = :demographics_key "
             "AND at > :since ORDER BY at"
         )
-        self.decision = self.insert(
-            identity_decisions,
-            (
-                "id",
-                "outcome",
-                "member_id",
-                "client_id",
-                "request_key",
-                "policy_version",
-                "model_version",
-                "decided_at",
-                "evidence",
-            ),
-        )
+        self.decision = self.insert(identity_decisions, _DECISION_COLUMNS)
+        # A bulk match's decisions, each with its evidence: by COPY on PostgreSQL.
+        self.decisions = self.rows_insert(identity_decisions, _DECISION_COLUMNS, copy=True)
         self.review = self.insert(
             identity_reviews,
             (

@@ -79,6 +79,18 @@ class SqlUnitOfWork:
             self._cursor = _SyncedReads(cursor, self._synced) if self._synced else cursor
         return self._cursor
 
+    def copy_cursor(self) -> Any:
+        """The transaction's cursor, able to run ``COPY`` (``dbapi.insert_rows``). COPY
+        cannot run in psycopg's pipeline mode, so on PostgreSQL the unit leaves it here:
+        what was sent so far is synced (its errors raised now) and the unit's later
+        statements go one round trip at a time, as a bulk chunk's few do."""
+        cursor = self.cursor()
+        if self._pipeline is not None:
+            pipeline, self._pipeline, self._synced = self._pipeline, None, None
+            pipeline.__exit__(None, None, None)
+            self._cursor = cursor = cursor.unpipelined
+        return cursor
+
     @property
     def connection(self) -> Connection:
         """The transaction's SQLAlchemy connection, for Core statements."""
@@ -185,6 +197,11 @@ class _SyncedReads:
 
     def close(self) -> None:
         self._cursor.close()
+
+    @property
+    def unpipelined(self) -> Any:
+        """The driver's cursor itself, for once the connection has left pipeline mode."""
+        return self._cursor
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
