@@ -65,7 +65,8 @@ class Comparator:
 
 def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 0.8) -> Comparator:
     """First given name: exact, nickname, name variant, Jaro-Winkler, one edit, initial,
-    other given name, swapped with the surname, similar, else.
+    other given name, swapped with the surname, similar, other middle name, misspelling,
+    else.
 
     ``one_edit`` catches the single typos in short names that Jaro-Winkler
     scores low ("mia"/"mai" is 0.56); ``initial`` is one side giving only an
@@ -86,6 +87,9 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
     but it needs an identifier to confirm. A compound first name written as one
     ("María Elena") against its first word alone ("María") is ``given_name_token``:
     the same woman, shortening her name, or her twin sister María.
+    ``misspelling`` is never found here: it is what the plan's own given names make of
+    a typo level (``MatchModel.population_levels``), when one side's name is one the
+    members hold and the other's is held by none of them.
     """
     names = (
         "null",
@@ -99,6 +103,7 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
         "swapped",
         "similar",
         "other_middle_name",
+        "misspelling",
         "else",
     )
 
@@ -113,7 +118,7 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
             if root in roots:
                 return _whole_first_name(a, b, 2)
         if len(x) == 1 or len(y) == 1:
-            return 6 if x[0] == y[0] else 11
+            return 6 if x[0] == y[0] else 12
         if are_name_variants(x, y):
             return 3
         similarity = jaro_winkler(x, y)
@@ -129,7 +134,7 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
             len(x) > 4 and len(y) > 4 and edit_distance_at_most(x, y, 2)
         ):
             return 9
-        return 11
+        return 12
 
     return Comparator(
         "given_name",

@@ -39,7 +39,8 @@ most it is reviewed:
   identifier (a member id that is not the subscriber's card, an own SSN)
   agrees exactly. Twins are named alike often enough (Mia and Mila) that a
   near miss on the name, with the birth date and household agreeing, is as
-  much the twin as a typo;
+  much the twin as a typo. Not a ``misspelling``: a typo that the plan's own
+  given names tell from a twin's name (``scoring``), which the weight decides;
 * ``birth_date_conflict``: the birth dates disagree beyond one typo, a
   day/month swap or a year off by one or ten (Jr and Sr, siblings);
 * ``suffix_conflict``: both give a generational suffix and they differ (Jr/Sr);
@@ -86,6 +87,7 @@ _APPROXIMATE_GIVEN_NAME = (
     "swapped",
     "similar",
     "other_middle_name",
+    "misspelling",
 )
 # Of those, the ones a typo (rather than a deliberate nickname) explains; they
 # need a person-level identifier to be auto-accepted.
@@ -138,6 +140,7 @@ _GIVEN_NAME_CONFIRMABLE = (
     "one_edit",
     "swapped",
     "similar",
+    "misspelling",
 )
 # A birth date near enough to be this person's with one slip: never another generation.
 _BIRTH_DATE_NEAR = ("transposed_day_month", "one_typo", "year_off", "day_defaulted")

@@ -56,6 +56,19 @@ sister may bear it: such a pair is weighed and guarded as a ``name_variant``
 (an identifier must confirm it), as the wider dataset's variants are. The set
 of such names comes from the model's given-name frequencies (``score``).
 
+Misspellings
+------------
+Twins are named alike often enough (Mia and Mila) that a first name a typo away
+needs an identifier to confirm it. But a twin's name is a name: in a plan of
+at least ``_MISSPELLING_MEMBERS`` members, where one side's name is held by
+members in its own right (as above) and the other's by none of them (or one),
+the other is that name misspelled, not a sibling's. Such a pair is at the
+``misspelling`` level, which needs no identifier, and weighs what agreeing on
+the held name would: a non-match shows it when a request misspells a name
+that this member happens to hold, as often as typos happen times the name's
+frequency; a match, as often as typos happen. Where the other name is held,
+(Mila), the typo level and its guard stay.
+
 ``ScoredPair.household_adjustment`` records how much weight the joint weighing
 took from the sum of the group's agreements (and the residence group gave back),
 so evidence shows it.
@@ -102,6 +115,9 @@ _FEW_HOUSEHOLD_PAIRS = 0.01
 # A first name held by at least this share of the members (and by two of them) is a given
 # name in its own right in this plan, not only a nickname.
 _OWN_NAME_SHARE = 1 / 20_000
+# In a plan this large a given name that no member holds (or one does) is rare enough
+# that a twin is seldom given it: a first name a typo from a held one is a misspelling.
+_MISSPELLING_MEMBERS = 50_000
 # u - q never falls below this share of u: an agreement is never taken for more than a
 # few bits stronger than its own u says, whatever q was counted.
 _LEAST_INDEPENDENT_SHARE = 0.1
@@ -152,11 +168,9 @@ class MatchModel:
     _frequency_adjusted: tuple[tuple[int, int, Any, float, TermFrequencies], ...] = field(
         init=False, repr=False, compare=False
     )
-    # (given-name index, nickname level, variant level, the names members hold as their own);
-    # None without a given-name table (see "Nicknames that are names in their own right").
-    _own_names: tuple[int, int, int, frozenset[str]] | None = field(
-        init=False, repr=False, compare=False
-    )
+    # What the given-name table tells (see "Nicknames that are names in their own right"
+    # and "Misspellings"); None without one.
+    _held_names: _HeldGivenNames | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         lam = self.probability_two_random_records_match
@@ -201,38 +215,57 @@ class MatchModel:
         object.__setattr__(self, "_shared", self.spec.household_shared)
         object.__setattr__(self, "_groups", self.spec.disagreement_groups)
         object.__setattr__(self, "_frequency_adjusted", tuple(sorted(adjusted, key=_first)))
-        object.__setattr__(self, "_own_names", self._names_in_their_own_right())
+        object.__setattr__(self, "_held_names", self._given_names_held())
         object.__setattr__(self, "prior_weight", math.log2(lam / (1.0 - lam)))
         object.__setattr__(self, "version", _version(self._content()))
 
-    def _names_in_their_own_right(self) -> tuple[int, int, int, frozenset[str]] | None:
+    def _given_names_held(self) -> _HeldGivenNames | None:
         table = self.term_frequencies.get("given_name")
         if table is None:
             return None
         index = self.spec.index("given_name")
         comparison = self.spec.comparisons[index]
-        if not {"nickname", "name_variant"} <= {level.name for level in comparison.levels}:
+        needed = {"exact", "nickname", "name_variant", "misspelling", *_TYPO_LEVELS}
+        if not needed <= {level.name for level in comparison.levels}:
             return None
         least = max(2, math.ceil(_OWN_NAME_SHARE * table.total))
-        return (
-            index,
-            comparison.level_index("nickname"),
-            comparison.level_index("name_variant"),
-            frozenset(name for name, count in table.counts.items() if count >= least),
+        exact = comparison.level_index("exact")
+        typos: frozenset[int] = frozenset()
+        if table.total >= _MISSPELLING_MEMBERS:
+            typos = frozenset(comparison.level_index(name) for name in _TYPO_LEVELS)
+        return _HeldGivenNames(
+            index=index,
+            nickname=comparison.level_index("nickname"),
+            variant=comparison.level_index("name_variant"),
+            typos=typos,
+            misspelling=comparison.level_index("misspelling"),
+            names=frozenset(name for name, count in table.counts.items() if count >= least),
+            table=table,
+            m_exact=self.m_probabilities[index][exact - 1],
         )
 
     def population_levels(
         self, levels: tuple[int, ...], a: StandardRecord, b: StandardRecord
     ) -> tuple[int, ...]:
         """``levels`` with what this plan's members tell: a nickname agreement between two
-        names both held as given names in their own right is a ``name_variant``."""
-        own = self._own_names
-        if own is None or levels[own[0]] != own[1]:
+        names both held as given names in their own right is a ``name_variant``; a typo
+        between a name held in its own right and one no member holds, a ``misspelling``."""
+        held = self._held_names
+        if held is None:
             return levels
-        index, _, variant, names = own
-        if a.first_name not in names or b.first_name not in names:
+        index = held.index
+        level = levels[index]
+        if level == held.nickname:
+            if a.first_name not in held.names or b.first_name not in held.names:
+                return levels
+            level = held.variant
+        elif level in held.typos:
+            if not held.misspelled(a.first_name, b.first_name):
+                return levels
+            level = held.misspelling
+        else:
             return levels
-        return (*levels[:index], variant, *levels[index + 1 :])
+        return (*levels[:index], level, *levels[index + 1 :])
 
     def _content(self) -> dict[str, object]:
         return {
@@ -318,6 +351,36 @@ class MatchModel:
         )
 
 
+# The given-name levels of a typo, which a misspelling of a held name replaces.
+_TYPO_LEVELS = ("jaro_winkler", "one_edit", "similar")
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldGivenNames:
+    """A model's given-name table, compiled for ``population_levels`` and the weights."""
+
+    index: int
+    nickname: int
+    variant: int
+    # The typo levels a misspelling may replace; none in a plan too small to tell.
+    typos: frozenset[int]
+    misspelling: int
+    # The names held in their own right (see "Nicknames that are names in their own right").
+    names: frozenset[str]
+    table: TermFrequencies
+    m_exact: float
+
+    def misspelled(self, x: str | None, y: str | None) -> bool:
+        """One of the two names is held in its own right, the other by at most one member."""
+        counts = self.table.counts
+        return (x in self.names and y not in counts) or (y in self.names and x not in counts)
+
+    def misspelling_weight(self, x: str | None, y: str | None) -> float:
+        """What agreeing on the held name of the two would weigh."""
+        frequency = max(self.table.frequency(x or ""), self.table.frequency(y or ""))
+        return _weight(self.m_exact, frequency)
+
+
 def _first(row: tuple[Any, ...]) -> Any:
     return row[0]
 
@@ -401,13 +464,19 @@ def _joint_weight(agreeing: list[tuple[float, float]], q: float) -> float:
     return max(0.0, math.log2(largest_m / (q + independent)))
 
 
-def pair_weights(model: MatchModel, a: StandardRecord, levels: Sequence[int]) -> list[float]:
+def pair_weights(
+    model: MatchModel, a: StandardRecord, b: StandardRecord, levels: Sequence[int]
+) -> list[float]:
     """Per comparison, the match weight of its level, term-frequency adjusted where the
-    model has a table (``a`` is either record: an exact level means both hold the value)."""
+    model has a table (an exact level means both hold the value; a misspelling weighs
+    the held name's)."""
     weights = list(map(getitem, model.level_weights, levels))
     for index, exact, value_of, m, table in model._frequency_adjusted:
         if levels[index] == exact:
             weights[index] = _weight(m, table.frequency(value_of(a)))
+    held = model._held_names
+    if held is not None and levels[held.index] == held.misspelling:
+        weights[held.index] = held.misspelling_weight(a.first_name, b.first_name)
     return weights
 
 
@@ -420,14 +489,16 @@ def probability_from_weight(match_weight: float) -> float:
 
 
 def score_levels(
-    model: MatchModel, levels: Sequence[int], record: StandardRecord | None = None
+    model: MatchModel,
+    levels: Sequence[int],
+    records: tuple[StandardRecord, StandardRecord] | None = None,
 ) -> ScoredPair:
     """Score a comparison vector with per-comparison weights and the household adjustment;
-    with one of the pair's ``record`` s, term frequencies apply."""
-    if record is None:
+    with the pair's ``records``, term frequencies apply."""
+    if records is None:
         weights: Sequence[float] = tuple(map(getitem, model.level_weights, levels))
     else:
-        weights = pair_weights(model, record, levels)
+        weights = pair_weights(model, *records, levels)
     total, adjustment = _combine(model, levels, weights)
     return ScoredPair(
         levels=tuple(levels),
@@ -441,5 +512,5 @@ def score_levels(
 def score(model: MatchModel, a: StandardRecord, b: StandardRecord) -> ScoredPair:
     """Compare and score one pair of records (symmetric: ``score(m, a, b) == score(m, b, a)``)."""
     return score_levels(
-        model, model.population_levels(comparison_vector(model.spec, a, b), a, b), a
+        model, model.population_levels(comparison_vector(model.spec, a, b), a, b), (a, b)
     )

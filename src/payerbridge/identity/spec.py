@@ -168,7 +168,7 @@ DEFAULT_SPEC = ComparisonSpec(
             "First given name, nicknames and initials",
             cmp.given_name(0.92, 0.8),
             _levels(
-                ("exact", 0.86, 0.02, ""),
+                ("exact", 0.855, 0.02, ""),
                 ("nickname", 0.035, 0.003, ""),
                 ("name_variant", 0.005, 0.003, ""),
                 ("jaro_winkler", 0.03, 0.01, ""),
@@ -178,7 +178,10 @@ DEFAULT_SPEC = ComparisonSpec(
                 ("swapped", 0.005, 1e-5, ""),
                 ("similar", 0.005, 0.02, ""),
                 ("other_middle_name", 0.004, 0.001, ""),
-                ("else", 0.016, 0.93799, "c"),
+                # Only from the plan's own given names (MatchModel.population_levels),
+                # where it is weighed with the frequency of the name the members hold.
+                ("misspelling", 0.005, 0.0002, ""),
+                ("else", 0.016, 0.93779, "c"),
             ),
             term_frequency="first_name",
         ),

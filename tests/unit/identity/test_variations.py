@@ -27,7 +27,9 @@ from tests.unit.identity.test_family_traps import (
 MODEL = default_model().with_population(
     {
         "given_name": TermFrequencies(
-            1_000_000, {"john": 30_000, "mary": 20_000, "emma": 8_000, "olivia": 8_000}
+            1_000_000,
+            {"john": 30_000, "mary": 20_000, "emma": 8_000, "olivia": 8_000}
+            | {"mia": 6_000, "mila": 2_000},
         ),
         "family_name": TermFrequencies(1_000_000, {"smith": 10_000, "garcia": 8_000}),
     }
@@ -241,10 +243,10 @@ def test_the_own_ssn_is_not_a_carried_one() -> None:
 
 def test_among_unrelated_people_the_weight_decides_where_relatives_would_be_guarded() -> None:
     """A registry where no two members share a household (FEBRL4): a first name a typo
-    away with nothing to confirm it is a typo, not a twin. In a plan of families it stays
-    a reviewer's call."""
-    people = household()
-    request = {**request_for(people["twin_a"], "no_card"), "given": ["Emmma"]}
+    away with nothing to confirm it is a typo, not a twin. In a plan of families, where
+    the typo is a name members hold (Mila for Mia), it stays a reviewer's call."""
+    people = household(("Mia", "Olivia"))
+    request = {**request_for(people["twin_a"], "no_card"), "given": ["Mila"]}
     families = decide_among(request, people, MODEL, SINGLE_EXCHANGE)
     assert families.member_id is None
     assert families.evidence.review_reason == "given_name_unconfirmed"
@@ -253,6 +255,45 @@ def test_among_unrelated_people_the_weight_decides_where_relatives_would_be_guar
     alone = {"twin_a": people["twin_a"]}
     assert decide_among(request, alone, MODEL, SINGLE_EXCHANGE).member_id is None
     assert_found(decide_among(request, alone, unrelated, SINGLE_EXCHANGE), "twin_a")
+
+
+def given_name_level(decision: MatchDecision) -> str:
+    evidence = decision.evidence.to_dict()
+    comparisons = evidence["candidates"][0]["comparisons"]  # type: ignore[index]
+    return next(c["level"] for c in comparisons if c["comparison"] == "given_name")
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize(("name", "typo"), [("Emma", "Emmma"), ("Olivia", "Olvia")])
+def test_a_first_name_no_member_holds_is_a_misspelling_of_the_one_thousands_hold(
+    policy: MatchPolicy, name: str, typo: str
+) -> None:
+    """No card, and a first name none of a million members holds, a typo from one that
+    thousands hold: the member misspelled, not a twin (a twin's name is a name)."""
+    people = household(("Emma", "Olivia"))
+    twin = "twin_a" if name == "Emma" else "twin_b"
+    decision = decide({**request_for(people[twin], "no_card"), "given": [typo]}, people, policy)
+    assert_found(decision, twin)
+    assert given_name_level(decision) == "misspelling"
+    # Mila never enrolled: one letter from her twin Mia's name, and a name members hold.
+    people = household(("Mia", "Mila"))
+    others = without(people, "twin_b")
+    trap = decide(request_for(people["twin_b"], "no_card"), others, policy)
+    assert_never_wrong(trap, "twin_b", others)
+    assert given_name_level(trap) == "jaro_winkler"
+
+
+def test_a_plan_too_small_to_tell_a_misspelling_from_a_rare_name_asks_a_person() -> None:
+    """In 20,000 members a name held by none may be a twin's rare name: the typo stays a
+    reviewer's call."""
+    small = default_model(probability_two_random_records_match=1 / 20_000).with_population(
+        {"given_name": TermFrequencies(20_000, {"emma": 160, "olivia": 160})}
+    )
+    people = household()
+    request = {**request_for(people["twin_a"], "no_card"), "given": ["Emmma"]}
+    decision = decide_among(request, people, small, SINGLE_EXCHANGE)
+    assert decision.member_id is None
+    assert decision.evidence.review_reason == "given_name_unconfirmed"
 
 
 @pytest.mark.parametrize("policy", POLICIES)
