@@ -194,19 +194,24 @@ def middle_name() -> Comparator:
     an initial that starts a name on the other side, else.
 
     Compared only when both sides give one: most forms leave it out, so a missing
-    middle name says nothing. A name shared by both sides is person-level evidence
-    (siblings seldom share a middle name); none shared while both give one is the
-    disagreement the given-name level ``other_middle_name`` holds back as well.
+    middle name says nothing. Middle names in full on both sides, one side's all among
+    the other's, are person-level evidence (siblings seldom share a middle name);
+    ``shared`` is one name in common while each side gives another the other lacks
+    (twins Juan José Pablo and Juan Pablo Ricardo, with a compound first name); none
+    shared while both give one is the disagreement the given-name level
+    ``other_middle_name`` holds back as well.
     """
-    names = ("null", "exact", "initial", "else")
+    names = ("null", "exact", "shared", "initial", "else")
 
     def level_of(a: StandardRecord, b: StandardRecord) -> int:
         left, right = a.middle_names, b.middle_names
         if not left or not right:
             return 0
-        if not {n for n in left if len(n) > 1}.isdisjoint({n for n in right if len(n) > 1}):
-            return 1
-        return 2 if _initial_agrees(left, right) or _initial_agrees(right, left) else 3
+        full_left = {n for n in left if len(n) > 1}
+        full_right = {n for n in right if len(n) > 1}
+        if not full_left.isdisjoint(full_right):
+            return 1 if full_left <= full_right or full_right <= full_left else 2
+        return 3 if _initial_agrees(left, right) or _initial_agrees(right, left) else 4
 
     return Comparator("middle_name", names, level_of)
 

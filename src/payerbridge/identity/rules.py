@@ -37,10 +37,11 @@ most it is reviewed:
 * ``given_name_unconfirmed``: the given names agree only up to a typo, an
   initial, a dataset variant or a partial compound name, and no person-level
   identifier (a member id that is not the subscriber's card, an own SSN)
-  agrees exactly. Twins are named alike often enough (Mia and Mila) that a
-  near miss on the name, with the birth date and household agreeing, is as
-  much the twin as a typo. Not a ``misspelling``: a typo that the plan's own
-  given names tell from a twin's name (``scoring``), which the weight decides;
+  agrees exactly, nor a middle name in full. Twins are named alike often
+  enough (Mia and Mila) that a near miss on the name, with the birth date and
+  household agreeing, is as much the twin as a typo. Not a ``misspelling``: a
+  typo that the plan's own given names tell from a twin's name (``scoring``),
+  which the weight decides;
 * ``birth_date_conflict``: the birth dates disagree beyond one typo, a
   day/month swap or a year off by one or ten (Jr and Sr, siblings);
 * ``suffix_conflict``: both give a generational suffix and they differ (Jr/Sr);
@@ -102,6 +103,10 @@ _TYPO_GIVEN_NAME = (
 )
 # Identifier levels that confirm the person, not just the household.
 _PERSON_IDENTIFIERS = (("member_id", "exact"), ("ssn", "exact"))
+# What confirms a given name that agrees only up to a typo: a person-level identifier, or a
+# middle name that agrees in full (siblings seldom share one, and twins named alike more
+# seldom still).
+_GIVEN_NAME_CONFIRMATIONS = (*_PERSON_IDENTIFIERS, ("middle_name", "exact"))
 _REQUIRED_PERSON_EVIDENCE = ("given_name", "birth_date")
 
 
@@ -314,8 +319,8 @@ class RuleBook:
 
     __slots__ = (
         "_approximate_given",
+        "_confirmations",
         "_conflicts",
-        "_identifiers",
         "_required",
         "_rules",
         "_member_id_else",
@@ -366,8 +371,8 @@ class RuleBook:
         )
         self._approximate_given = _levels(spec, "given_name", _APPROXIMATE_GIVEN_NAME)
         self._typo_given = _levels(spec, "given_name", _TYPO_GIVEN_NAME)
-        self._identifiers = tuple(
-            _levels(spec, name, [level]) for name, level in _PERSON_IDENTIFIERS
+        self._confirmations = tuple(
+            _levels(spec, name, [level]) for name, level in _GIVEN_NAME_CONFIRMATIONS
         )
         self._sex_else = _levels(spec, "sex", ["else"])
         self._member_id_else = _levels(spec, "member_id", ["else"])
@@ -413,7 +418,7 @@ class RuleBook:
         """
         violations = list(self.conflicts(levels) if conflicts is None else conflicts)
         if _at(levels, self._typo_given) and not any(
-            _at(levels, identifier) for identifier in self._identifiers
+            _at(levels, confirmation) for confirmation in self._confirmations
         ):
             violations.append("given_name_unconfirmed")
         if _at(levels, self._member_id_else):

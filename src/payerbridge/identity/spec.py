@@ -190,7 +190,8 @@ DEFAULT_SPEC = ComparisonSpec(
             "Middle names, or the rest of a compound given name",
             cmp.middle_name(),
             _levels(
-                ("exact", 0.6, 0.03, ""),
+                ("exact", 0.58, 0.025, ""),
+                ("shared", 0.02, 0.005, ""),
                 ("initial", 0.3, 0.06, ""),
                 ("else", 0.1, 0.91, ""),
             ),

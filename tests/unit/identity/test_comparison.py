@@ -62,6 +62,9 @@ def test_given_name_levels(left: list[str], right: list[str], expected: str) -> 
         (["María Elena"], ["María"], "given_name_token", "null"),
         (["José"], ["José Clemente"], "given_name_token", "null"),
         (["María Elena"], ["Maria", "E."], "exact", "initial"),
+        (["John", "Michael"], ["John", "Michael Andrew"], "exact", "exact"),
+        # Twins: a compound first name and a middle name, one of them in common.
+        (["Juan José", "Pablo"], ["Juan", "Pablo Ricardo"], "given_name_token", "shared"),
     ],
 )
 def test_middle_names(left: list[str], right: list[str], given: str, middle: str) -> None:

@@ -324,3 +324,41 @@ def test_a_nickname_that_members_hold_as_their_own_name_needs_an_identifier(
     # Kathryn herself, going by Katie with her own card number, is still found.
     herself = {**twin, "member_id": people["twin_a"]["member_id"]}
     assert_found(decide_among(herself, others, own_name, policy), "twin_a")
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("given", [["E", "Rose"], ["Emmy", "Rose"]])
+def test_a_middle_name_in_full_confirms_a_first_name_given_only_in_part(
+    policy: MatchPolicy, given: list[str]
+) -> None:
+    """Only the initial, or a variant, without a card: the middle name, agreeing in full,
+    tells Emma Rose from a twin named alike, Eva Claire, who never enrolled."""
+    people = household(("Emma", "Eva"))
+    people["twin_a"]["given"] = ["Emma", "Rose"]
+    people["twin_b"]["given"] = ["Eva", "Claire"]
+    others = without(people, "twin_b")
+    request = {**request_for(people["twin_a"], "no_card"), "given": given}
+    assert_found(decide(request, others, policy), "twin_a")
+    twin = {**request_for(people["twin_b"], "no_card"), "given": ["E", "Claire"]}
+    assert_never_wrong(decide(twin, others, policy), "twin_b", others)
+    # Without the middle name the initial could be either twin's.
+    bare = {**request, "given": given[:1]}
+    assert decide(bare, others, policy).member_id is None
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("card", ["subscriber_id_only", "no_card"])
+def test_one_middle_name_in_common_does_not_confirm_a_twin_with_a_compound_name(
+    policy: MatchPolicy, card: str
+) -> None:
+    """Twins Juan Pablo Ricardo (enrolled) and Juan José Pablo (never enrolled): the first
+    word and one middle name in common, and each a name the other lacks."""
+    people = household(("Juan Pablo", "Juan José"))
+    people["twin_a"].update(given=["Juan Pablo", "Ricardo"], sex="male")
+    people["twin_b"].update(given=["Juan José", "Pablo"], sex="male")
+    others = without(people, "twin_b")
+    decision = decide(request_for(people["twin_b"], card), others, policy)
+    assert_never_wrong(decision, "twin_b", others)
+    # Juan Pablo himself, giving his middle name alone, is found.
+    request = {**request_for(people["twin_a"], card), "given": ["Juan Pablo", "Ricardo"]}
+    assert_found(decide(request, others, policy), "twin_a")
