@@ -218,8 +218,11 @@ def middle_name() -> Comparator:
 
 def family_name(jaro_winkler_threshold: float = 0.92) -> Comparator:
     """Surname: exact, shared token (hyphenated, multi-part, married), Jaro-Winkler,
-    swapped with the given name, else."""
-    names = ("null", "exact", "token_overlap", "jaro_winkler", "swapped", "else")
+    one edit, swapped with the given name, else.
+
+    ``one_edit`` catches the single typos that Jaro-Winkler scores low, in short
+    names or early in the name ("boda"/"boada", "qliroz"/"quiroz")."""
+    names = ("null", "exact", "token_overlap", "jaro_winkler", "one_edit", "swapped", "else")
 
     def level_of(a: StandardRecord, b: StandardRecord) -> int:
         x, y = a.family_name, b.family_name
@@ -231,7 +234,9 @@ def family_name(jaro_winkler_threshold: float = 0.92) -> Comparator:
             return 2
         if jaro_winkler(x, y) >= jaro_winkler_threshold:
             return 3
-        return 4 if _is_swapped(a, b) else 5
+        if len(x) > 2 and len(y) > 2 and is_one_edit_apart(x, y):
+            return 4
+        return 5 if _is_swapped(a, b) else 6
 
     return Comparator("family_name", names, level_of, (("jaro_winkler", jaro_winkler_threshold),))
 

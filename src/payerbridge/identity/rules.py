@@ -152,7 +152,7 @@ _BIRTH_DATE_NEAR = ("transposed_day_month", "one_typo", "year_off", "day_default
 # The same house on the same street.
 _RESIDENCE_AGREES = ("exact", "same_house_and_street", "same_house_similar_street")
 # A surname that agrees, or was entered in the given name's place.
-_FAMILY_NAME_AGREES = ("exact", "token_overlap", "jaro_winkler", "swapped")
+_FAMILY_NAME_AGREES = ("exact", "token_overlap", "jaro_winkler", "one_edit", "swapped")
 
 
 def _person_identifier_rules(identifier: str, wording: str) -> tuple[DeterministicRule, ...]:

@@ -203,9 +203,10 @@ DEFAULT_SPEC = ComparisonSpec(
             _levels(
                 ("exact", 0.875, 0.01, "h"),
                 ("token_overlap", 0.05, 0.001, "h"),
-                ("jaro_winkler", 0.03, 0.004, "h"),
+                ("jaro_winkler", 0.025, 0.004, "h"),
+                ("one_edit", 0.005, 0.0005, "h"),
                 ("swapped", 0.005, 1e-5, "h"),
-                ("else", 0.04, 0.98499, "h"),
+                ("else", 0.04, 0.98449, "h"),
             ),
             term_frequency="family_name",
         ),

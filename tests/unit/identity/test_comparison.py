@@ -96,6 +96,11 @@ def test_given_and_family_name_entered_the_other_way_round() -> None:
         ({"family": "Jones", "previous_families": ["Smith"]}, {"family": "Smith"}, "token_overlap"),
         ({"family": "De la Cruz"}, {"family": "De Leon"}, "else"),  # particles never agree
         ({"family": "Thompson"}, {"family": "Thomson"}, "jaro_winkler"),
+        # Typos Jaro-Winkler scores low: early in the name, or in a short one.
+        ({"family": "Qkonkwo"}, {"family": "Okonkwo"}, "one_edit"),
+        ({"family": "Boda"}, {"family": "Boada"}, "one_edit"),
+        ({"family": "Lee"}, {"family": "Lea"}, "one_edit"),
+        ({"family": "Li"}, {"family": "Lu"}, "else"),
         ({"family": "Nguyen"}, {"family": "Smith"}, "else"),
         ({}, {"family": "Smith"}, "null"),
     ],

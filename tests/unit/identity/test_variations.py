@@ -362,3 +362,22 @@ def test_one_middle_name_in_common_does_not_confirm_a_twin_with_a_compound_name(
     # Juan Pablo himself, giving his middle name alone, is found.
     request = {**request_for(people["twin_a"], card), "given": ["Juan Pablo", "Ricardo"]}
     assert_found(decide(request, others, policy), "twin_a")
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_surname_with_its_first_letter_mistyped_is_found_after_a_move(
+    policy: MatchPolicy,
+) -> None:
+    """Qkonkwo for Okonkwo, new address, no card: a typo Jaro-Winkler scores low, with a
+    rare first name and the birth date (enough for a single exchange; a bulk file's odds
+    need more)."""
+    people = okonkwos()
+    request = {**request_for(people["adaeze"], "no_card"), **MOVED, "family": "Qkonkwo"}
+    decision = decide(request, people, policy)
+    if policy is SINGLE_EXCHANGE:
+        assert_found(decision, "adaeze")
+    else:
+        assert decision.candidate_ids == ("adaeze",)
+    # Her twin who never enrolled, with the same slip.
+    twin = {**request, "given": ["Chiamaka"]}
+    assert_never_wrong(decide(twin, people, policy), "chiamaka", people)
