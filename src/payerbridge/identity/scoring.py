@@ -66,7 +66,7 @@ the other is that name misspelled, not a sibling's. Such a pair is at the
 ``misspelling`` level, which needs no identifier, and weighs what agreeing on
 the held name would: a non-match shows it when a request misspells a name
 that this member happens to hold, as often as typos happen times the name's
-frequency; a match, as often as typos happen. Where the other name is held,
+frequency; a match, as often as typos happen. Where the other name is held too
 (Mila), the typo level and its guard stay.
 
 ``ScoredPair.household_adjustment`` records how much weight the joint weighing
