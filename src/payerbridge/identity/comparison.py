@@ -64,10 +64,13 @@ class Comparator:
 
 
 def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 0.8) -> Comparator:
-    """First given name: exact, nickname, name variant, Jaro-Winkler, one edit, initial,
-    other given name, swapped with the surname, similar, other middle name, misspelling,
-    else.
+    """First given name: exact, nickname, written as one, name variant, Jaro-Winkler, one
+    edit, initial, other given name, swapped with the surname, similar, other middle name,
+    misspelling, else.
 
+    ``written_as_one`` is one side's given names run together as its first name on the other
+    side (María Ámbar as "Mariaambar", Mei Ling as "Meiling", Jean Paul as Jean-Paul): the
+    same letters in the same order, so the same name, which no sibling's name is.
     ``one_edit`` catches the single typos in short names that Jaro-Winkler
     scores low ("mia"/"mai" is 0.56); ``initial`` is one side giving only an
     initial that the other's name starts with ("J." and "James");
@@ -95,6 +98,7 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
         "null",
         "exact",
         "nickname",
+        "written_as_one",
         "name_variant",
         "jaro_winkler",
         "one_edit",
@@ -118,23 +122,25 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
             if root in roots:
                 return _whole_first_name(a, b, 2)
         if len(x) == 1 or len(y) == 1:
-            return 6 if x[0] == y[0] else 12
-        if are_name_variants(x, y):
+            return 7 if x[0] == y[0] else 13
+        if _written_as_one(x, b) or _written_as_one(y, a):
             return 3
+        if are_name_variants(x, y):
+            return 4
         similarity = jaro_winkler(x, y)
         if similarity >= jaro_winkler_threshold:
-            return 4
-        if len(x) > 2 and len(y) > 2 and is_one_edit_apart(x, y):
             return 5
+        if len(x) > 2 and len(y) > 2 and is_one_edit_apart(x, y):
+            return 6
         if x in b.given_name_tokens or y in a.given_name_tokens:
-            return 7
-        if _is_swapped(a, b):
             return 8
+        if _is_swapped(a, b):
+            return 9
         if similarity >= similar_threshold or (
             len(x) > 4 and len(y) > 4 and edit_distance_at_most(x, y, 2)
         ):
-            return 9
-        return 12
+            return 10
+        return 13
 
     return Comparator(
         "given_name",
@@ -150,10 +156,19 @@ def _whole_first_name(a: StandardRecord, b: StandardRecord, level: int) -> int:
     name is compound ("María Elena") and the other holds only its first word ("María"):
     the same woman, shortening her name, or her sister María."""
     if not _middle_names_agree(a, b):
-        return 10
+        return 11
     if not (_compound_held(a, b) and _compound_held(b, a)):
-        return 7
+        return 8
     return level
+
+
+def _written_as_one(name: str, other: StandardRecord) -> bool:
+    """``name`` is ``other``'s first name followed by one of its other given names, as one
+    word ("mariaambar" for María Ámbar)."""
+    first = other.first_name
+    if first is None or len(name) <= len(first) or not name.startswith(first):
+        return False
+    return name[len(first) :] in other.middle_names
 
 
 def _compound_held(a: StandardRecord, b: StandardRecord) -> bool:

@@ -80,6 +80,7 @@ __all__ = [
 # disagreement on top of one of them is a conflict.
 _APPROXIMATE_GIVEN_NAME = (
     "nickname",
+    "written_as_one",
     "name_variant",
     "jaro_winkler",
     "one_edit",
@@ -136,10 +137,13 @@ _HOUSEHOLD_CARD = (
 )
 
 
+# A given name that is the same name: as written, by nickname, or its parts run together.
+_SAME_GIVEN_NAME = ("exact", "nickname", "written_as_one")
 # A given name that agrees, up to the typos and mix-ups an identifier may confirm.
 _GIVEN_NAME_CONFIRMABLE = (
     "exact",
     "nickname",
+    "written_as_one",
     "name_variant",
     "jaro_winkler",
     "one_edit",
@@ -177,7 +181,7 @@ def _person_identifier_rules(identifier: str, wording: str) -> tuple[Determinist
             "day and month swapped, the year off by one or ten, the day recorded as 01)",
             (
                 (identifier, ("exact",)),
-                ("given_name", ("exact", "nickname")),
+                ("given_name", _SAME_GIVEN_NAME),
                 ("birth_date", _BIRTH_DATE_NEAR),
                 ("sex", ("null", "exact")),
             ),
@@ -223,7 +227,7 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
         (
             ("member_id", ("exact_subscriber_card",)),
             ("birth_date", ("exact",)),
-            ("given_name", ("exact", "nickname")),
+            ("given_name", _SAME_GIVEN_NAME),
         ),
     ),
     *_person_identifier_rules("ssn", "The member's own SSN (not a carried one)"),
@@ -234,7 +238,7 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
         "typo; the surname may differ (it changes with marriage, the card does not)",
         (
             ("birth_date", ("exact",)),
-            ("given_name", ("exact", "nickname")),
+            ("given_name", _SAME_GIVEN_NAME),
             ("sex", ("null", "exact")),
             ("subscriber_id", ("null", "exact")),
             ("member_id", _CARD_OF_THE_HOUSEHOLD),
@@ -247,7 +251,7 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
         "surname agree, and the birth date is one typo or a day/month swap away (relatives "
         "who share a first name are a generation apart)",
         (
-            ("given_name", ("exact", "nickname")),
+            ("given_name", _SAME_GIVEN_NAME),
             ("family_name", ("exact", "token_overlap")),
             ("birth_date", ("one_typo", "transposed_day_month", "day_defaulted")),
             ("sex", ("null", "exact")),

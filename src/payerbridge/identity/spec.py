@@ -168,8 +168,9 @@ DEFAULT_SPEC = ComparisonSpec(
             "First given name, nicknames and initials",
             cmp.given_name(0.92, 0.8),
             _levels(
-                ("exact", 0.855, 0.02, ""),
+                ("exact", 0.852, 0.02, ""),
                 ("nickname", 0.035, 0.003, ""),
+                ("written_as_one", 0.003, 1e-5, ""),
                 ("name_variant", 0.005, 0.003, ""),
                 ("jaro_winkler", 0.03, 0.01, ""),
                 ("one_edit", 0.01, 0.001, ""),
@@ -181,7 +182,7 @@ DEFAULT_SPEC = ComparisonSpec(
                 # Only from the plan's own given names (MatchModel.population_levels),
                 # where it is weighed with the frequency of the name the members hold.
                 ("misspelling", 0.005, 0.0002, ""),
-                ("else", 0.016, 0.93779, "c"),
+                ("else", 0.016, 0.93778, "c"),
             ),
             term_frequency="first_name",
         ),

@@ -37,6 +37,12 @@ def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
         (["Mai"], ["Mia"], "one_edit"),
         (["J."], ["James"], "initial"),
         (["J"], ["Robert"], "else"),
+        # Given names run together: the same letters, the same name.
+        (["Meiling"], ["Mei", "Ling"], "written_as_one"),
+        (["Mariaambar"], ["María Ámbar"], "written_as_one"),
+        (["Jean-Paul"], ["Jean", "Paul"], "written_as_one"),
+        # Not a given name of the other's run together: Mei Hua is no Mei Ling.
+        (["Meihua"], ["Mei", "Ling"], "similar"),
         (["Grace"], ["Mary", "Grace"], "given_name_token"),
         (["Anne"], ["Anne-Marie"], "given_name_token"),
         (["Emma"], ["Olivia"], "else"),

@@ -381,3 +381,17 @@ def test_a_surname_with_its_first_letter_mistyped_is_found_after_a_move(
     # Her twin who never enrolled, with the same slip.
     twin = {**request, "given": ["Chiamaka"]}
     assert_never_wrong(decide(twin, people, policy), "chiamaka", people)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("card", ["subscribers_card", "subscriber_id_only"])
+def test_given_names_run_together_with_the_household_card(policy: MatchPolicy, card: str) -> None:
+    """Mei Ling, asked about as "Meiling", is found; her twin Mei Hua, who never enrolled,
+    asked about as "Meihua", is not taken for her."""
+    people = household(("Mei Ling", "Mei Hua"))
+    people["twin_a"]["given"] = ["Mei", "Ling"]
+    others = without(people, "twin_b")
+    request = {**request_for(people["twin_a"], card), "given": ["Meiling"]}
+    assert_found(decide(request, others, policy), "twin_a")
+    twin = {**request_for(people["twin_b"], card), "given": ["Meihua"]}
+    assert_never_wrong(decide(twin, others, policy), "twin_b", others)
