@@ -15,7 +15,9 @@ separates the dates. So once the card places a request in a household, a
 first name that agrees exactly (or by nickname) and a birth date that agrees
 exactly, or up to one typo when the surname agrees too, pick out one member.
 A first-name typo never does: a twin who never enrolled is named alike
-(Mia and Mila) often enough.
+(Mia and Mila) often enough. The home (street address and ZIP code) places a
+request in a household as the card does, for the full name with a birth-date
+slip, where no relative but a namesake a generation away could stand.
 
 The rules of an identifier that names one person (the member's own card
 number, the member's own SSN: never the subscriber's card, never a carried
@@ -258,6 +260,23 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
             ("member_id", _CARD_OF_THE_HOUSEHOLD),
         ),
         _HOUSEHOLD_CARD,
+    ),
+    DeterministicRule(
+        "residence_full_name_birth_date_typo",
+        "The street address and ZIP code tie the request to the member's household as a card "
+        "would, the first name and the surname agree, and the birth date is one typo or a "
+        "day/month swap away; the card, if any, names no one else (relatives who share a "
+        "first name are a generation apart)",
+        (
+            ("given_name", _SAME_GIVEN_NAME),
+            ("family_name", ("exact", "token_overlap")),
+            ("birth_date", ("one_typo", "transposed_day_month", "day_defaulted")),
+            ("sex", ("null", "exact")),
+            ("suffix", ("null", "exact")),
+            ("member_id", _CARD_OF_THE_HOUSEHOLD),
+            ("street_address", ("exact",)),
+            ("postal_code", ("exact",)),
+        ),
     ),
 )
 

@@ -99,8 +99,15 @@ def test_two_people_who_both_fit_are_multiple_never_a_pick() -> None:
 
 
 def test_middling_evidence_is_reviewed() -> None:
-    """A birth-date typo and no card data: likely, not certain."""
-    request = rec(member_id=None, subscriber_id=None, ssn=None, birth_date="1980-02-08")
+    """A birth-date typo, no card data and another street (the home would tie the request to
+    the household as a card does): likely, not certain."""
+    request = rec(
+        member_id=None,
+        subscriber_id=None,
+        ssn=None,
+        birth_date="1980-02-08",
+        address_lines=["9 Elm Rd"],
+    )
     decision = run(request, ("p1", rec()), policy=BULK)
     assert decision.outcome is MatchOutcome.REVIEW
     assert decision.candidate_ids == ("p1",) and decision.member_id is None

@@ -395,3 +395,22 @@ def test_given_names_run_together_with_the_household_card(policy: MatchPolicy, c
     assert_found(decide(request, others, policy), "twin_a")
     twin = {**request_for(people["twin_b"], card), "given": ["Meihua"]}
     assert_never_wrong(decide(twin, others, policy), "twin_b", others)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("birth_date", ["1982-04-11", "1982-10-04", "1982-04-01"])
+def test_a_birth_date_slip_with_the_full_name_at_the_members_home_without_a_card(
+    policy: MatchPolicy, birth_date: str
+) -> None:
+    """The address ties the request to the household as the card would: John Jr with a
+    typo, a day/month swap or the day recorded as 01 is found; his namesake father, who
+    never enrolled, is a generation apart, and after a move the slip is not enough."""
+    people = household()
+    request = {**request_for(people["junior"], "no_card"), "birth_date": birth_date}
+    assert_found(decide(request, people, policy), "junior")
+    moved = {**request, **MOVED}
+    assert decide(moved, people, policy).member_id is None
+    father = {**request_for(household()["head"], "no_card"), "birth_date": "1952-04-10"}
+    father.pop("suffixes")
+    others = without(people, "head")
+    assert_never_wrong(decide(father, others, policy), "father", others)
