@@ -7,10 +7,11 @@ One process runs, for each data set, every engine on the same records:
   synthetic payer-migration sets of ``identity_data`` at the given sizes
   (households, twins, dependents on the subscriber's card, non-members);
 * **payerbridge**: standardise members, index their blocking keys, standardise
-  requests and look up candidates, train (u from random request-member pairs,
-  m and lambda by EM over the blocked pairs of a sample of requests), then
-  ``decide`` each request under each policy (bulk and single exchange); all
-  but training runs over chunks on one process per core (see ``identity_engine``);
+  requests and look up candidates, train (u from random request-member pairs, and
+  for birth date, ZIP and phone agreeing from every pair of members; m and lambda
+  by EM over the blocked pairs of a sample of requests), then ``decide`` each
+  request under each policy (bulk and single exchange); all but training runs
+  over chunks on one process per core (see ``identity_engine``);
 * **Splink 4** (DuckDB) with a standard model (``identity_splink``); a
   request's answer is its best link when that reaches ``splink_threshold``.
 
@@ -359,7 +360,8 @@ def report_markdown(
         "Engines:",
         "",
         "- **payerbridge**: blocking keys -> candidates -> model trained without labels (u from",
-        "  50,000 random request-member pairs, m and lambda by EM over the blocked pairs of up",
+        "  50,000 random request-member pairs, the u of birth date, ZIP and phone agreeing",
+        "  counted over every pair of members, m and lambda by EM over the blocked pairs of up",
         "  to 50,000 requests, term frequencies of names counted over the members) -> `decide`",
         "  under each policy. Standardisation, blocking keys and decisions run over chunks of",
         f"  records on {fork_workers()} Python process(es) (this one and processes forked from",

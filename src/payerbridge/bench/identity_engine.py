@@ -39,7 +39,11 @@ from payerbridge.identity.frequencies import count_term_frequencies
 from payerbridge.identity.population import household_pair_probability
 from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
 from payerbridge.identity.standardize import StandardRecord, standard_record
-from payerbridge.identity.training import estimate_parameters_em, estimate_u_probabilities
+from payerbridge.identity.training import (
+    count_exact_agreement,
+    estimate_parameters_em,
+    estimate_u_probabilities,
+)
 from payerbridge.processes import fork_workers
 from payerbridge.types import MemberId
 
@@ -426,7 +430,9 @@ def _train(
         vectors[len(random_pairs) :],
         initial,
         total_pair_count=len(sample) * len(members),
-        u_probabilities=estimate_u_probabilities(vectors[: len(random_pairs)]),
+        u_probabilities=count_exact_agreement(
+            estimate_u_probabilities(vectors[: len(random_pairs)]), members, initial.spec
+        ),
     )
     return result.model.with_population(count_term_frequencies(members, initial.spec), household)
 

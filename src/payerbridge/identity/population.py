@@ -4,7 +4,8 @@ The members are one deduplicated population: a pair of distinct members is,
 with rare exceptions, two different people. So:
 
 * u comes from the comparison vectors of random pairs of distinct members
-  (``estimate_u_probabilities``);
+  (``estimate_u_probabilities``), except where a level is one field's equality: then
+  from every pair (``count_exact_agreement``);
 * term frequencies (``frequencies``) are counted over the records, and so is how
   often two members share a household (``household_pair_probability``);
 * m comes from EM (``estimate_parameters_em``) over the *blocked* member pairs,
@@ -33,7 +34,11 @@ from payerbridge.errors import InvalidInput
 from payerbridge.identity.frequencies import count_term_frequencies
 from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
 from payerbridge.identity.standardize import StandardRecord
-from payerbridge.identity.training import estimate_parameters_em, estimate_u_probabilities
+from payerbridge.identity.training import (
+    count_exact_agreement,
+    estimate_parameters_em,
+    estimate_u_probabilities,
+)
 
 __all__ = ["PopulationFit", "blocked_pairs", "fit_population", "household_pair_probability"]
 
@@ -124,7 +129,7 @@ def fit_population(
         j = rng.randrange(n - 1)
         j += j >= i  # a distinct member, uniformly
         random_vectors.append(comparison_vector(spec, records[i], records[j]))
-    u = estimate_u_probabilities(random_vectors)
+    u = count_exact_agreement(estimate_u_probabilities(random_vectors), records, spec)
     pairs, skipped = blocked_pairs(key_groups, members=n, max_group=max_group)
     if not pairs:
         raise InvalidInput(

@@ -28,6 +28,11 @@ value is then worth what the value's frequency among the payer's members says
 (agreeing on a rare surname says more than agreeing on Smith), as Splink's
 term-frequency adjustments do; ``scoring`` applies it to the exact level.
 
+A comparison may name an ``exact_field``: its exact level is that field's values
+being equal, so its u is counted over every pair of members at training
+(``training.count_exact_agreement``) instead of sampled from random pairs, which
+for a birth date (one pair in 27,000) see one or two agreements.
+
 Changing a level, a threshold or a flag changes ``ComparisonSpec.fingerprint``,
 and a stored model trained under another fingerprint no longer loads.
 """
@@ -69,6 +74,8 @@ class Comparison:
     term_frequency: str | None = None
     # Comparisons of one group disagree together (a move): their disagreements count once.
     disagreement_group: str | None = None
+    # The ``StandardRecord`` field whose equality is the exact level (its u is counted).
+    exact_field: str | None = None
 
     def __post_init__(self) -> None:
         names = tuple(level.name for level in self.levels)
@@ -145,6 +152,7 @@ def _fingerprint(comparisons: tuple[Comparison, ...]) -> str:
             "parameters": [list(p) for p in c.comparator.parameters],
             "term_frequency": c.term_frequency,
             "disagreement_group": c.disagreement_group,
+            "exact_field": c.exact_field,
             "levels": [[lv.name, lv.is_household_shared, lv.is_conflict] for lv in c.levels],
         }
         for c in comparisons
@@ -224,6 +232,7 @@ DEFAULT_SPEC = ComparisonSpec(
                 ("else", 0.004, 1 - 1.35e-3 - 0.3, "c"),
                 ("other_generation", 0.001, 0.3, "c"),
             ),
+            exact_field="birth_date",
         ),
         Comparison(
             "sex",
@@ -288,6 +297,7 @@ DEFAULT_SPEC = ComparisonSpec(
                 ("else", 0.15, 0.988, "h"),
             ),
             disagreement_group="residence",
+            exact_field="postal_code",
         ),
         Comparison(
             "phone",
@@ -299,6 +309,7 @@ DEFAULT_SPEC = ComparisonSpec(
                 ("else", 0.28, 1 - 1.25e-5, "h"),
             ),
             disagreement_group="residence",
+            exact_field="phone",
         ),
     )
 )

@@ -15,6 +15,11 @@ counts. The result depends only on the multiset of vectors, not on their order.
   to miss (a shared birth date: 1.7 expected in 50,000 pairs) would get the
   prior's share of 1,000 pseudo-pairs, fifty times below the prior, and its
   agreement would weigh 5-6 bits more than it is worth.
+* ``count_exact_agreement``: where a comparison's exact level is one field's values
+  being equal (``Comparison.exact_field``: birth date, ZIP, phone), its u need not be
+  sampled: the share of all pairs of members that agree is counted from how many
+  members hold each value, the same estimate over every pair instead of a sample.
+  The sampled u of the other levels keep their proportions.
 * ``estimate_parameters_em``: expectation-maximisation over the candidate
   pairs that blocking produced, with u held fixed. Why hold u fixed and use
   the *global* prior: blocking selects pairs that agree on something, so
@@ -47,6 +52,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.rules import RuleBook
@@ -57,8 +63,15 @@ from payerbridge.identity.scoring import (
     probability_from_weight,
 )
 from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
+from payerbridge.identity.standardize import StandardRecord
 
-__all__ = ["EmResult", "count_vectors", "estimate_parameters_em", "estimate_u_probabilities"]
+__all__ = [
+    "EmResult",
+    "count_exact_agreement",
+    "count_vectors",
+    "estimate_parameters_em",
+    "estimate_u_probabilities",
+]
 
 _LAMBDA_BOUNDS = (1e-15, 0.5)
 # Jeffreys: half a pseudo-pair per level of u, however rare the prior says it is.
@@ -124,6 +137,40 @@ def estimate_u_probabilities(
         _smoothed(row, row_prior, prior_strength, _LEAST_U_PSEUDO_PAIRS)
         for row, row_prior in zip(counts, prior, strict=True)
     )
+
+
+def count_exact_agreement(
+    u_probabilities: Probabilities,
+    records: Sequence[StandardRecord],
+    spec: ComparisonSpec = DEFAULT_SPEC,
+    *,
+    prior_strength: float = 1000.0,
+) -> Probabilities:
+    """``u_probabilities`` with the exact level of each comparison that names an
+    ``exact_field`` counted over every pair of ``records`` that both hold the field (pulled
+    towards the spec's u by ``prior_strength`` pseudo-pairs, as sampled u are); the other
+    levels scaled to keep their proportions. Comparisons that fewer than two records hold
+    keep their sampled u."""
+    if len(u_probabilities) != len(spec.comparisons):
+        raise InvalidInput("u probabilities must have one row per comparison of the spec")
+    rows = list(u_probabilities)
+    for index, comparison in enumerate(spec.comparisons):
+        if comparison.exact_field is None:
+            continue
+        value_of = attrgetter(comparison.exact_field)
+        counts = Counter(value for record in records if (value := value_of(record)))
+        held = sum(counts.values())
+        if held < 2:
+            continue
+        agreeing = sum(n * (n - 1) // 2 for n in counts.values())
+        pairs = held * (held - 1) // 2
+        exact = comparison.level_index("exact") - 1
+        prior = comparison.levels[exact].u_probability
+        counted = (agreeing + prior_strength * prior) / (pairs + prior_strength)
+        row = rows[index]
+        scale = (1.0 - counted) / (1.0 - row[exact])
+        rows[index] = tuple(counted if k == exact else u * scale for k, u in enumerate(row))
+    return tuple(rows)
 
 
 def estimate_parameters_em(

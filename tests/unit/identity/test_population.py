@@ -22,6 +22,7 @@ from payerbridge.identity.population import (
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, standard_record
+from payerbridge.identity.training import count_exact_agreement
 from payerbridge.types import MemberId
 
 SECRET = b"test-blocking-secret"
@@ -190,3 +191,26 @@ def test_households_are_counted_from_addresses_phones_and_subscribers(
     assert household_pair_probability(home) == pytest.approx(0.5 / (60 * 59 / 2))
     couple = [alone(i) for i in range(59)] + [alone(0, phone="2175559999")]
     assert household_pair_probability(couple) == pytest.approx(1 / (60 * 59 / 2))
+
+
+def test_birth_date_agreement_is_counted_over_every_pair_of_members() -> None:
+    """Three members hold a birth date, two of them the same one: one pair in three agrees.
+    The other birth-date levels keep their sampled proportions; a field fewer than two
+    members hold (the phone here) keeps its sampled u."""
+    records = [
+        standard_record(given=["Ann"], birth_date="1980-01-02", phone="3125550100"),
+        standard_record(given=["Bea"], birth_date="1980-01-02"),
+        standard_record(given=["Cy"], birth_date="1991-07-30"),
+        standard_record(given=["Di"]),
+    ]
+    sampled = tuple(tuple(lv.u_probability for lv in c.levels) for c in DEFAULT_SPEC.comparisons)
+    counted = count_exact_agreement(sampled, records, DEFAULT_SPEC, prior_strength=1e-9)
+    birth, phone = DEFAULT_SPEC.index("birth_date"), DEFAULT_SPEC.index("phone")
+    assert counted[birth][0] == pytest.approx(1 / 3)
+    assert sum(counted[birth]) == pytest.approx(1.0)
+    scale = (1 - 1 / 3) / (1 - sampled[birth][0])
+    assert counted[birth][1:] == pytest.approx([u * scale for u in sampled[birth][1:]])
+    assert counted[phone] == sampled[phone]
+    # The prior's pseudo-pairs keep a plan where no two members agree off a u of zero.
+    alone = count_exact_agreement(sampled, records[:1] + records[2:], DEFAULT_SPEC)
+    assert 0 < alone[birth][0] < sampled[birth][0]
