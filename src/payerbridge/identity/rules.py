@@ -264,9 +264,9 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
     DeterministicRule(
         "residence_full_name_birth_date_typo",
         "The street address and ZIP code tie the request to the member's household as a card "
-        "would, the first name and the surname agree, and the birth date is one typo or a "
-        "day/month swap away; the card, if any, names no one else (relatives who share a "
-        "first name are a generation apart)",
+        "would, the first name and the surname agree, and the birth date is one typo, a "
+        "day/month swap or the day recorded as 01 away; the card, if any, names no one else "
+        "(relatives who share a first name are a generation apart)",
         (
             ("given_name", _SAME_GIVEN_NAME),
             ("family_name", ("exact", "token_overlap")),

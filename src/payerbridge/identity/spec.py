@@ -31,7 +31,7 @@ term-frequency adjustments do; ``scoring`` applies it to the exact level.
 A comparison may name an ``exact_field``: its exact level is that field's values
 being equal, so its u is counted over every pair of members at training
 (``training.count_exact_agreement``) instead of sampled from random pairs, which
-for a birth date (one pair in 27,000) see one or two agreements.
+see a shared birth date once or twice, or never.
 
 Changing a level, a threshold or a flag changes ``ComparisonSpec.fingerprint``,
 and a stored model trained under another fingerprint no longer loads.
