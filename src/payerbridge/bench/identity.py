@@ -12,8 +12,9 @@ One process runs, for each data set, every engine on the same records:
   by EM over the blocked pairs of a sample of requests), then ``decide`` each
   request under each policy (bulk and single exchange); all but training runs
   over chunks on one process per core (see ``identity_engine``);
-* **Splink 4** (DuckDB) with a standard model (``identity_splink``); a
-  request's answer is its best link when that reaches ``splink_threshold``.
+* **Splink 5** (DuckDB) configured as its documentation recommends
+  (``identity_splink``); a request's answer is its best link, or its 1:1 link,
+  when that reaches ``splink_threshold``.
 
 Per engine and data set: precision and recall of auto-matches (a request's
 answer is right when it is the member the request is about), false
