@@ -155,6 +155,16 @@ _GIVEN_NAME_CONFIRMABLE = (
 )
 # A birth date near enough to be this person's with one slip: never another generation.
 _BIRTH_DATE_NEAR = ("transposed_day_month", "one_typo", "year_off", "day_defaulted")
+# The full name agrees and the birth date is one slip away, and the card, if any, names no
+# one else: with something that ties the request to the household, one member (relatives who
+# share a first name are a generation apart).
+_FULL_NAME_BIRTH_DATE_SLIP = (
+    ("given_name", _SAME_GIVEN_NAME),
+    ("family_name", ("exact", "token_overlap")),
+    ("birth_date", ("one_typo", "transposed_day_month", "day_defaulted")),
+    ("sex", ("null", "exact")),
+    ("member_id", _CARD_OF_THE_HOUSEHOLD),
+)
 # The same house on the same street.
 _RESIDENCE_AGREES = ("exact", "same_house_and_street", "same_house_similar_street")
 # A surname that agrees, or was entered in the given name's place.
@@ -252,13 +262,7 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
         "The card ties the request to the member's household, the first name and the "
         "surname agree, and the birth date is one typo or a day/month swap away (relatives "
         "who share a first name are a generation apart)",
-        (
-            ("given_name", _SAME_GIVEN_NAME),
-            ("family_name", ("exact", "token_overlap")),
-            ("birth_date", ("one_typo", "transposed_day_month", "day_defaulted")),
-            ("sex", ("null", "exact")),
-            ("member_id", _CARD_OF_THE_HOUSEHOLD),
-        ),
+        _FULL_NAME_BIRTH_DATE_SLIP,
         _HOUSEHOLD_CARD,
     ),
     DeterministicRule(
@@ -268,12 +272,8 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
         "day/month swap or the day recorded as 01 away; the card, if any, names no one else "
         "(relatives who share a first name are a generation apart)",
         (
-            ("given_name", _SAME_GIVEN_NAME),
-            ("family_name", ("exact", "token_overlap")),
-            ("birth_date", ("one_typo", "transposed_day_month", "day_defaulted")),
-            ("sex", ("null", "exact")),
+            *_FULL_NAME_BIRTH_DATE_SLIP,
             ("suffix", ("null", "exact")),
-            ("member_id", _CARD_OF_THE_HOUSEHOLD),
             ("street_address", ("exact",)),
             ("postal_code", ("exact",)),
         ),
