@@ -33,6 +33,7 @@ the report says it was not measured.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -404,6 +405,7 @@ def report_markdown(
     ]
     lines += ["| " + " | ".join(_row(r)) + " |" for r in report.results]
     lines += _review_reasons(report.results)
+    lines += _calibration(report.results)
     lines += _label_recall(report.results)
     lines += ["", "## Online `$member-match`", ""]
     if not report.online:
@@ -450,6 +452,47 @@ def _review_reasons(results: Sequence[EngineResult]) -> list[str]:
         )
         lines.append(f"| {r.dataset} | {r.engine} | {_percent(r.review_rate)} | {shown} |")
     return lines
+
+
+def _calibration(results: Sequence[EngineResult]) -> list[str]:
+    """Whether the weight's odds came true, once per data set (the best candidates and
+    their weights do not depend on the policy)."""
+    shown: dict[str, EngineResult] = {}
+    for r in results:
+        if r.calibration and r.dataset not in shown:
+            shown[r.dataset] = r
+    if not shown:
+        return []
+    bands = next(iter(shown.values())).calibration
+    lines = [
+        "",
+        "## Do the weight's odds come true?",
+        "",
+        "Per data set, each request's best candidate that no guard held back, by its match",
+        "weight (bits of odds, the prior included): how many, then how many were someone else",
+        "against how many the weight itself predicts (the sum of one minus each match",
+        "probability). Honest odds show about as many wrong as predicted in each band; far",
+        "fewer at the top would be evidence the model leaves unweighed, more would be weight",
+        "it does not have. The auto bands are 13.3 bits (single exchange) and 16.6 (bulk).",
+        "",
+        "| data set | " + " | ".join(_band_name(b.low, b.high) for b in bands) + " |",
+        "|---|" + "---:|" * len(bands),
+    ]
+    for dataset, r in shown.items():
+        cells = " | ".join(
+            f"{b.answers:,}: {b.wrong:,} / {b.expected_wrong:,.1f}" for b in r.calibration
+        )
+        lines.append(f"| {dataset} | {cells} |")
+    lines += ["", "Each cell: candidates: wrong / predicted wrong."]
+    return lines
+
+
+def _band_name(low: float, high: float) -> str:
+    if math.isinf(low):
+        return f"< {high:.3g}"
+    if math.isinf(high):
+        return f">= {low:.3g}"
+    return f"{low:.3g} to {high:.3g}"
 
 
 def _label_recall(results: Sequence[EngineResult]) -> list[str]:

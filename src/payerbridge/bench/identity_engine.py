@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from payerbridge.bench.identity_types import (
+    Calibration,
     EngineResult,
     LinkageSet,
     _PeakRss,
@@ -260,14 +261,17 @@ def _prepare(
 
 def _decide_chunk(
     policy: MatchPolicy, start: int, stop: int
-) -> tuple[list[int], list[int], list[float], Counter[str]]:
+) -> tuple[list[int], list[int], list[float], Counter[str], Calibration]:
     """Requests ``start:stop``: answers (member index, -1 for none); ranked answers, which
     add the candidate a review named only for its weight (``below_auto_band``: no guard
-    held it back), with their rank scores (0 for none), for recall at zero false; and
-    the outcomes counted by why (a review by the guards or band that held it back)."""
+    held it back), with their rank scores (0 for none), for recall at zero false; the
+    outcomes counted by why (a review by the guards or band that held it back); and the
+    calibration of the best candidates no guard held back."""
     members, member_ids = _shared["members"], _shared["member_ids"]
     requests, candidates, model = _shared["requests"], _shared["candidates"], _shared["model"]
+    truth = _shared["truth"]
     answers, ranked, weights, outcomes = [], [], [], Counter[str]()
+    calibration = Calibration()
     for j in range(start, stop):
         decision = decide(
             requests[j],
@@ -284,7 +288,10 @@ def _decide_chunk(
         ranked.append(answer)
         weights.append(_rank_score(decision) if answer >= 0 else 0.0)
         outcomes[_outcome_key(decision)] += 1
-    return answers, ranked, weights, outcomes
+        eligible = next((c for c in decision.evidence.candidates if not c.guard_violations), None)
+        if eligible is not None:
+            calibration.add(eligible.match_weight, right=int(eligible.member_id[1:]) == truth[j])
+    return answers, ranked, weights, outcomes, calibration
 
 
 def _rank_score(decision: MatchDecision) -> float:
@@ -338,6 +345,7 @@ def _run_ours(
             "candidates": candidates,
             "model": model,
             "member_ids": member_ids,
+            "truth": data.truth,
         }
         results = []
         with _Pool(shared, workers) as pool:
@@ -363,14 +371,21 @@ class _Decided:
     ranked: list[int] = dataclasses.field(default_factory=list)
     weights: list[float] = dataclasses.field(default_factory=list)
     outcomes: Counter[str] = dataclasses.field(default_factory=Counter)
+    calibration: Calibration = dataclasses.field(default_factory=Calibration)
 
     def add(
-        self, answers: list[int], ranked: list[int], weights: list[float], outcomes: Counter[str]
+        self,
+        answers: list[int],
+        ranked: list[int],
+        weights: list[float],
+        outcomes: Counter[str],
+        calibration: Calibration,
     ) -> None:
         self.answers.extend(answers)
         self.ranked.extend(ranked)
         self.weights.extend(weights)
         self.outcomes.update(outcomes)
+        self.calibration.merge(calibration)
 
 
 def _ours_scored(
@@ -392,6 +407,7 @@ def _ours_scored(
         recall_at_zero_false=recall,
         zero_false_threshold=weight,
         review_reasons=tuple(sorted(reviews.items(), key=lambda kv: (-kv[1], kv[0]))),
+        calibration=decided.calibration.bands(),
     )
 
 

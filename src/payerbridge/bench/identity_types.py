@@ -1,23 +1,34 @@
 """Shared by ``bench identity``'s engines and its report: data-set and result types, measurement.
 
 ``LinkageSet`` (engine input with ground truth), ``EngineResult`` (one engine on one
-data set), ``_PeakRss`` (peak memory growth while an engine runs) and ``_score``
-(answers against the ground truth). Imported by ``identity`` and ``identity_engine``;
-imports neither.
+data set), ``Calibration`` (how often the weight's odds came true), ``_PeakRss`` (peak
+memory growth while an engine runs) and ``_score`` (answers against the ground truth).
+Imported by ``identity`` and ``identity_engine``; imports neither.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import os
 import resource
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["EngineResult", "LinkageSet", "label_recall", "recall_at_zero_false"]
+from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
+from payerbridge.identity.scoring import probability_from_weight
+
+__all__ = [
+    "Calibration",
+    "CalibrationBand",
+    "EngineResult",
+    "LinkageSet",
+    "label_recall",
+    "recall_at_zero_false",
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,63 @@ class LinkageSet:
         return sum(1 for t in self.truth if t >= 0)
 
 
+def _odds_bits(probability: float) -> float:
+    return math.log2(probability / (1.0 - probability))
+
+
+# Band edges in bits of match weight (the prior included): the two policies' auto bands
+# and round numbers below them.
+CALIBRATION_EDGES = (
+    0.0,
+    5.0,
+    10.0,
+    _odds_bits(SINGLE_EXCHANGE.auto_match_probability),
+    _odds_bits(BULK.auto_match_probability),
+)
+
+
+@dataclass(frozen=True)
+class CalibrationBand:
+    """Best candidates whose weight fell in [low, high): how many, how many were someone
+    else, and how many the weight said would be (the sum of 1 - match probability)."""
+
+    low: float
+    high: float
+    answers: int
+    wrong: int
+    expected_wrong: float
+
+
+@dataclass
+class Calibration:
+    """Whether the match weight's odds come true: per band of ``CALIBRATION_EDGES``, the
+    best candidates no guard held back, counted against the truth. A model whose odds
+    are honest shows about as many wrong as expected in every band; far fewer at the top
+    would mean evidence left unweighed, more would mean weight it does not have."""
+
+    answers: list[int] = field(default_factory=lambda: [0] * (len(CALIBRATION_EDGES) + 1))
+    wrong: list[int] = field(default_factory=lambda: [0] * (len(CALIBRATION_EDGES) + 1))
+    expected: list[float] = field(default_factory=lambda: [0.0] * (len(CALIBRATION_EDGES) + 1))
+
+    def add(self, weight: float, *, right: bool) -> None:
+        band = sum(1 for edge in CALIBRATION_EDGES if weight >= edge)
+        self.answers[band] += 1
+        self.wrong[band] += not right
+        self.expected[band] += probability_from_weight(-weight)
+
+    def merge(self, other: Calibration) -> None:
+        self.answers = [a + b for a, b in zip(self.answers, other.answers, strict=True)]
+        self.wrong = [a + b for a, b in zip(self.wrong, other.wrong, strict=True)]
+        self.expected = [a + b for a, b in zip(self.expected, other.expected, strict=True)]
+
+    def bands(self) -> tuple[CalibrationBand, ...]:
+        edges = (-math.inf, *CALIBRATION_EDGES, math.inf)
+        return tuple(
+            CalibrationBand(edges[b], edges[b + 1], n, self.wrong[b], self.expected[b])
+            for b, n in enumerate(self.answers)
+        )
+
+
 @dataclass(frozen=True)
 class EngineResult:
     """One engine on one data set. Rates are fractions; ``None`` where they do not apply."""
@@ -70,6 +138,8 @@ class EngineResult:
     review_reasons: tuple[tuple[str, int], ...] = ()
     # Per request label (generators that label): (label, requests about members, found).
     label_recall: tuple[tuple[str, int, int], ...] = ()
+    # Ours: the weight's odds against the truth (see ``Calibration``).
+    calibration: tuple[CalibrationBand, ...] = ()
 
     @property
     def precision(self) -> float:
