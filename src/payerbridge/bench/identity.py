@@ -45,6 +45,7 @@ from payerbridge.bench.identity_data import IdentitySet, generate_identity_set
 from payerbridge.bench.identity_engine import _run_ours
 from payerbridge.bench.identity_splink import link_with_splink
 from payerbridge.bench.identity_types import (
+    CALIBRATION_EDGES,
     EngineResult,
     LinkageSet,
     _PeakRss,
@@ -473,7 +474,8 @@ def _calibration(results: Sequence[EngineResult]) -> list[str]:
         "against how many the weight itself predicts (the sum of one minus each match",
         "probability). Honest odds show about as many wrong as predicted in each band; far",
         "fewer at the top would be evidence the model leaves unweighed, more would be weight",
-        "it does not have. The auto bands are 13.3 bits (single exchange) and 16.6 (bulk).",
+        f"it does not have. The auto bands are {CALIBRATION_EDGES[-2]:.1f} bits (single",
+        f"exchange) and {CALIBRATION_EDGES[-1]:.1f} (bulk).",
         "",
         "| data set | " + " | ".join(_band_name(b.low, b.high) for b in bands) + " |",
         "|---|" + "---:|" * len(bands),
