@@ -101,27 +101,19 @@ def test_two_people_who_both_fit_are_multiple_never_a_pick() -> None:
 def test_middling_evidence_is_reviewed() -> None:
     """A birth-date typo, no card data and another street (the home would tie the request to
     the household as a card does): likely, not certain."""
-    request = rec(
-        member_id=None,
-        subscriber_id=None,
-        ssn=None,
-        birth_date="1980-02-08",
-        address_lines=["9 Elm Rd"],
-    )
-    decision = run(request, ("p1", rec()), policy=BULK)
+    slipped = {
+        "member_id": None,
+        "subscriber_id": None,
+        "ssn": None,
+        "birth_date": "1980-02-08",
+        "address_lines": ["9 Elm Rd"],
+    }
+    decision = run(rec(**slipped), ("p1", rec()), policy=BULK)
     assert decision.outcome is MatchOutcome.REVIEW
     assert decision.candidate_ids == ("p1",) and decision.member_id is None
     assert decision.evidence.reason is DecisionReason.BELOW_AUTO_BAND
     assert decision.evidence.review_reason == "below_auto_band"
-    moved = rec(
-        member_id=None,
-        subscriber_id=None,
-        ssn=None,
-        birth_date="1980-02-08",
-        address_lines=["9 Elm Rd"],
-        postal_code="10001",
-        phone="3125559999",
-    )
+    moved = rec(**slipped, postal_code="10001", phone="3125559999")
     assert run(moved, ("p1", rec()), policy=BULK).outcome is MatchOutcome.NO_MATCH
 
 
