@@ -49,6 +49,9 @@ from payerbridge.types import MemberId
 __all__ = ["SqlIdentityStore"]
 
 _INDEX_BATCH = 2000
+# Members whose keys one DELETE removes: a few thousand keys, well under SQLite's
+# limit on a statement's parameters.
+_FORGET_BATCH = 500
 _MODEL_TTL_SECONDS = 30.0
 # Resources received from other payers are copies of their records, not our members.
 _RECEIVED_SOURCE = "exchange:"
@@ -128,30 +131,22 @@ class SqlIdentityStore:
         for start in range(0, len(wanted), _INDEX_BATCH):
             chunk = wanted[start : start + _INDEX_BATCH]
             records = dict(_member_records(connection, chunk))
-            # A member's keys are written with its record, so only members indexed before
-            # have keys to remove. Asking the record table (by its primary key) first also
-            # spares PostgreSQL planning the DELETE on a table it has no statistics for yet,
-            # a sequential scan per chunk that made indexing a large import quadratic.
-            indexed_before = list(
-                connection.execute(
-                    select(identity_member_records.c.member_id).where(
-                        identity_member_records.c.member_id.in_(chunk)
-                    )
-                ).scalars()
-            )
-            if indexed_before:
-                connection.execute(
-                    delete(identity_blocking_keys).where(
-                        identity_blocking_keys.c.member_id.in_(indexed_before)
-                    )
+            # Only members indexed before have keys to remove, and their records say which:
+            # the key table is kept in key order alone, with no index by member.
+            previous = {
+                member_id: listed
+                for member_id, listed in connection.execute(
+                    select(
+                        identity_member_records.c.member_id,
+                        identity_member_records.c.blocking_keys,
+                    ).where(identity_member_records.c.member_id.in_(chunk))
                 )
-                connection.execute(
-                    delete(identity_member_records).where(
-                        identity_member_records.c.member_id.in_(indexed_before)
-                    )
-                )
+            }
+            if previous:
+                _forget(connection, previous)
             if not records:
                 continue
+            keys = {member: sorted(self.keys_of(record)) for member, record in records.items()}
             stamp = self._sql.timestamp(at)
             with cursor_of(connection) as cursor:
                 insert_rows(
@@ -163,6 +158,7 @@ class SqlIdentityStore:
                                 "member_id": member_id,
                                 "indexed_at": stamp,
                                 "record": orjson.dumps(record_to_dict(record)).decode(),
+                                "blocking_keys": orjson.dumps(keys[member_id]).decode(),
                             }
                             for member_id, record in records.items()
                         ],
@@ -173,8 +169,8 @@ class SqlIdentityStore:
                         sorted(
                             (
                                 {"key": key, "member_id": member_id}
-                                for member_id, record in records.items()
-                                for key in self.keys_of(record)
+                                for member_id, held in keys.items()
+                                for key in held
                             ),
                             key=itemgetter("key"),
                         ),
@@ -287,20 +283,20 @@ class SqlIdentityStore:
         return [(MemberId(m), found[m]) for m in member_ids if m in found]
 
     def key_groups(self, member_ids: Sequence[str]) -> list[list[MemberId]]:
-        """For each blocking key of these members, every member holding it (for training)."""
+        """For each blocking key of these members, those of them holding it (for training),
+        as their records list them."""
         groups: dict[str, list[MemberId]] = {}
         with self._engine.connect() as connection:
-            for start in range(0, len(member_ids), 500):
-                chunk = member_ids[start : start + 500]
-                keys = select(identity_blocking_keys.c.key).where(
-                    identity_blocking_keys.c.member_id.in_(chunk)
-                )
+            for start in range(0, len(member_ids), _INDEX_BATCH):
+                chunk = member_ids[start : start + _INDEX_BATCH]
                 for row in connection.execute(
-                    select(identity_blocking_keys.c.key, identity_blocking_keys.c.member_id).where(
-                        identity_blocking_keys.c.key.in_(keys)
-                    )
+                    select(
+                        identity_member_records.c.member_id,
+                        identity_member_records.c.blocking_keys,
+                    ).where(identity_member_records.c.member_id.in_(chunk))
                 ):
-                    groups.setdefault(row.key, []).append(MemberId(row.member_id))
+                    for key in orjson.loads(row.blocking_keys):
+                        groups.setdefault(key, []).append(MemberId(row.member_id))
         return list(groups.values())
 
     # -- models ----------------------------------------------------------------------------
@@ -530,6 +526,24 @@ class SqlIdentityStore:
                 connection, member_id=member_id, kind=LinkKind.MERGED_INTO, value=into, at=at
             ):
                 raise NotFound(f"member {member_id} is not merged into {into}")
+
+
+def _forget(connection: Connection, indexed: dict[str, str]) -> None:
+    """Remove these members from the index: ``indexed`` maps each to its keys (JSON)."""
+    members = sorted(indexed)
+    for start in range(0, len(members), _FORGET_BATCH):
+        chunk = members[start : start + _FORGET_BATCH]
+        keys = sorted({key for member in chunk for key in orjson.loads(indexed[member])})
+        if keys:  # by key, as the table is ordered; the members only narrow each key's rows
+            connection.execute(
+                delete(identity_blocking_keys).where(
+                    identity_blocking_keys.c.key.in_(keys),
+                    identity_blocking_keys.c.member_id.in_(chunk),
+                )
+            )
+    connection.execute(
+        delete(identity_member_records).where(identity_member_records.c.member_id.in_(members))
+    )
 
 
 def _member_records(

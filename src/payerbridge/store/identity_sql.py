@@ -62,7 +62,7 @@ class IdentitySql(ResourceSql):
 
         # The index of a batch of members (an import, a reindex): many rows per statement.
         self.member_records = self.rows_insert(
-            identity_member_records, ("member_id", "indexed_at", "record")
+            identity_member_records, ("member_id", "indexed_at", "record", "blocking_keys")
         )
         self.blocking_keys = self.rows_insert(identity_blocking_keys, ("key", "member_id"))
 

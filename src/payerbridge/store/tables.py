@@ -422,14 +422,19 @@ identity_member_records = Table(
     Column("member_id", String(64), primary_key=True),
     Column("record", Text, nullable=False),
     Column("indexed_at", UtcDateTime(), nullable=False),
+    # The member's rows in identity_blocking_keys (a JSON list), by which they are deleted
+    # when it is indexed again: that table keeps no index by member (ADR 0020).
+    Column("blocking_keys", Text, nullable=False),
 )
 
+# Read only by key. Without a rowid on SQLite the primary key is the table itself: one
+# b-tree written per row instead of three.
 identity_blocking_keys = Table(
     "identity_blocking_keys",
     metadata,
     Column("key", String(24), primary_key=True),
     Column("member_id", String(64), primary_key=True),
-    Index("ix_identity_blocking_keys_member", "member_id"),
+    sqlite_with_rowid=False,
 )
 
 # Trained match models, a versioned artefact kept with the data; the newest
