@@ -671,12 +671,11 @@ def train_on_members(
             "no members are indexed: import member data first (payerbridge import) or "
             "rebuild the index (payerbridge identity reindex)"
         )
-    position = {member_id: i for i, (member_id, _) in enumerate(chosen)}
-    groups = [
-        [position[m] for m in group if m in position]
-        for group in store.key_groups([member_id for member_id, _ in chosen])
-    ]
-    fitted = fit_population([record for _, record in chosen], groups, rng=rng)
+    holders: dict[str, list[int]] = {}  # blocking key -> the sampled members holding it
+    for i, (_, _, keys) in enumerate(chosen):
+        for key in keys:
+            holders.setdefault(key, []).append(i)
+    fitted = fit_population([record for _, record, _ in chosen], holders.values(), rng=rng)
     summary = {
         **fitted.summary,
         "indexed_members": total,

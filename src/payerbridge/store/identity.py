@@ -268,36 +268,27 @@ class SqlIdentityStore:
         with self._engine.connect() as connection:
             return [MemberId(member_id) for member_id in connection.execute(query).scalars()]
 
-    def records_of(self, member_ids: Sequence[str]) -> list[tuple[MemberId, StandardRecord]]:
-        """The standardised records of these indexed members, in the order asked."""
-        found: dict[str, StandardRecord] = {}
-        with self._engine.connect() as connection:
-            for start in range(0, len(member_ids), _INDEX_BATCH):
-                chunk = member_ids[start : start + _INDEX_BATCH]
-                for row in connection.execute(
-                    select(
-                        identity_member_records.c.member_id, identity_member_records.c.record
-                    ).where(identity_member_records.c.member_id.in_(chunk))
-                ):
-                    found[row.member_id] = record_from_dict(orjson.loads(row.record))
-        return [(MemberId(m), found[m]) for m in member_ids if m in found]
-
-    def key_groups(self, member_ids: Sequence[str]) -> list[list[MemberId]]:
-        """For each blocking key of these members, those of them holding it (for training),
-        as their records list them."""
-        groups: dict[str, list[MemberId]] = {}
+    def records_of(
+        self, member_ids: Sequence[str]
+    ) -> list[tuple[MemberId, StandardRecord, list[str]]]:
+        """The standardised records of these indexed members, each with its blocking keys,
+        in the order asked."""
+        found: dict[str, tuple[StandardRecord, list[str]]] = {}
         with self._engine.connect() as connection:
             for start in range(0, len(member_ids), _INDEX_BATCH):
                 chunk = member_ids[start : start + _INDEX_BATCH]
                 for row in connection.execute(
                     select(
                         identity_member_records.c.member_id,
+                        identity_member_records.c.record,
                         identity_member_records.c.blocking_keys,
                     ).where(identity_member_records.c.member_id.in_(chunk))
                 ):
-                    for key in orjson.loads(row.blocking_keys):
-                        groups.setdefault(key, []).append(MemberId(row.member_id))
-        return list(groups.values())
+                    found[row.member_id] = (
+                        record_from_dict(orjson.loads(row.record)),
+                        orjson.loads(row.blocking_keys),
+                    )
+        return [(MemberId(m), *found[m]) for m in member_ids if m in found]
 
     # -- models ----------------------------------------------------------------------------
 
