@@ -365,8 +365,9 @@ def street_address(jaro_winkler_threshold: float = 0.88) -> Comparator:
 
 
 def phone() -> Comparator:
-    """10-digit phone: exact, one typo, else."""
-    names = ("null", "exact", "one_typo", "else")
+    """10-digit phone: exact, one typo, the same area code (a new number in the same area:
+    most moves are local), else."""
+    names = ("null", "exact", "one_typo", "same_area_code", "else")
 
     def level_of(a: StandardRecord, b: StandardRecord) -> int:
         x, y = a.phone, b.phone
@@ -374,7 +375,9 @@ def phone() -> Comparator:
             return 0
         if x == y:
             return 1
-        return 2 if is_one_edit_apart(x, y) else 3
+        if is_one_edit_apart(x, y):
+            return 2
+        return 3 if x[:3] == y[:3] else 4
 
     return Comparator("phone", names, level_of)
 

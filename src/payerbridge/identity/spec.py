@@ -306,7 +306,8 @@ DEFAULT_SPEC = ComparisonSpec(
             _levels(
                 ("exact", 0.70, 2.5e-6, "h"),
                 ("one_typo", 0.02, 1e-5, "h"),
-                ("else", 0.28, 1 - 1.25e-5, "h"),
+                ("same_area_code", 0.08, 0.01, "h"),
+                ("else", 0.20, 1 - 0.01 - 1.25e-5, "h"),
             ),
             disagreement_group="residence",
             exact_field="phone",

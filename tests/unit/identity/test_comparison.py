@@ -151,6 +151,7 @@ def test_birth_date_levels(left: str, right: str | None, expected: str) -> None:
         ("phone", "phone", "(217) 555-0101", "2175550101", "exact"),
         ("phone", "phone", "2175550101", "2175550110", "one_typo"),
         ("phone", "phone", "2175550101", "2715550101", "one_typo"),
+        ("phone", "phone", "2175550101", "2179990707", "same_area_code"),
         ("phone", "phone", "2175550101", "3125559999", "else"),
     ],
 )

@@ -15,6 +15,7 @@ from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision, 
 from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.frequencies import TermFrequencies
 from payerbridge.identity.scoring import default_model
+from payerbridge.identity.spec import DEFAULT_SPEC
 from tests.unit.identity.test_family_traps import (
     HEAD_SSN,
     assert_never_wrong,
@@ -98,6 +99,28 @@ def test_a_common_name_that_moved_is_not_auto_matched() -> None:
     decision = decide(request, people, SINGLE_EXCHANGE)
     assert decision.outcome is MatchOutcome.REVIEW and decision.candidate_ids == ("head",)
     assert decide(request, people, BULK).member_id is None
+
+
+@pytest.mark.parametrize("twin", ["Olivia", "Mia"])
+def test_a_member_who_moved_within_the_area_keeps_the_area_code_in_evidence(twin: str) -> None:
+    """Mila Smith moved across town: new street, ZIP and number, the same area code. That
+    is evidence a move across the country does not give; her twin who never enrolled moved
+    with her and is never taken for her, however alike their names."""
+    people = household()
+    people["twin_a"] = {**people["twin_a"], "given": ["Mila"]}
+    moved = {"address_lines": ["9 Harbor View Rd"], "postal_code": "98101"}
+    local = {**request_for(people["twin_a"], "no_card"), **moved, "phone": "217-555-0777"}
+    far = {**local, "phone": "206-555-0142"}
+    assert_found(decide(local, people, SINGLE_EXCHANGE), "twin_a")
+    phone = DEFAULT_SPEC.index("phone")
+    assert decide(local, people, SINGLE_EXCHANGE).evidence.candidates[0].levels[phone] == (
+        "same_area_code"
+    )
+    assert decide(far, people, SINGLE_EXCHANGE).outcome is MatchOutcome.REVIEW
+    others = without(people, "twin_b")
+    for policy in POLICIES:
+        trap = {**local, "given": [twin]}
+        assert_never_wrong(decide(trap, others, policy), "twin_b", others)
 
 
 @pytest.mark.parametrize("policy", POLICIES)
