@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
-from payerbridge.bootstrap import Platform, build_platform
+from payerbridge.bootstrap import Platform, build_platform, identity_secret
 from payerbridge.config import load_settings
 from payerbridge.identity.records import record_from_fhir
+from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import import_file
+from payerbridge.store.tables import identity_blocking_keys, identity_member_records
 from tests.builders import a_coverage, a_patient
 
 
@@ -187,3 +192,63 @@ def test_compartments_stream_one_member_after_another_a_few_rows_at_a_time(
             for ref in (f"Patient/{p}", *(f"Observation/{p}-o{n}" for n in range(3)))
         }
         assert all(r["meta"]["versionId"] == "1" for _, r in read)
+
+
+def _household(n: int) -> list[dict[str, Any]]:
+    """A subscriber and a dependent carrying the subscriber's SSN, far apart in id order,
+    the dependent with an ended coverage beside the current one."""
+    ssn = {"system": "http://hl7.org/fhir/sid/us-ssn", "value": f"123-45-{n:04d}"}
+    subscriber = a_patient(f"a-{n:03d}", family=f"Family{n}", member_id=None)
+    dependent = a_patient(f"z-{n:03d}", given="Luis", family=f"Family{n}", member_id=None)
+    subscriber["identifier"] = [ssn]
+    dependent["identifier"] = [ssn]
+    own = a_coverage(f"ca-{n}", patient=f"a-{n:03d}", member_id=f"M{n}", subscriber_id=f"S{n}")
+    current = a_coverage(f"cz-{n}", patient=f"z-{n:03d}", member_id=f"D{n}", subscriber_id=f"S{n}")
+    ended = {
+        **a_coverage(f"cy-{n}", patient=f"z-{n:03d}", member_id=f"OLD{n}"),
+        "status": "cancelled",
+    }
+    for coverage, relationship in ((own, "self"), (current, "child"), (ended, "child")):
+        coverage["subscriber"] = {"reference": f"Patient/a-{n:03d}"}
+        coverage["relationship"] = {"coding": [{"code": relationship}]}
+    return [subscriber, dependent, own, current, ended]
+
+
+def _index_of(platform: Platform) -> tuple[list[Any], list[Any]]:
+    with platform.engine.connect() as connection:
+        records = connection.execute(
+            select(
+                identity_member_records.c.member_id,
+                identity_member_records.c.record,
+                identity_member_records.c.blocking_keys,
+            ).order_by(identity_member_records.c.member_id)
+        ).all()
+        keys = connection.execute(
+            select(identity_blocking_keys).order_by(
+                identity_blocking_keys.c.key, identity_blocking_keys.c.member_id
+            )
+        ).all()
+    return records, keys
+
+
+def test_indexing_on_worker_processes_builds_the_index_an_import_builds(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """Many members are indexed on spawned processes, chunk by chunk, while the import's
+    transaction reads and writes: the index is the same, a subscriber in another chunk
+    included."""
+    lines = [resource for n in range(120) for resource in _household(n)]
+    assert platform.import_members(write_ndjson(tmp_path / "a.ndjson", lines)).accepted
+    in_process = _index_of(platform)  # 240 members: one chunk, indexed in this process
+    records = {member: orjson.loads(record) for member, record, _ in in_process[0]}
+    assert len(records) == 240
+    assert records["z-007"]["ssn_carried"] and not records["a-007"]["ssn_carried"]
+    assert records["z-007"]["member_id"] == "D7"  # the current coverage's, not the ended one's
+
+    pooled = SqlIdentityStore(
+        platform.engine, identity_secret(platform.settings), index_workers=2, index_batch=25
+    )
+    chunks: list[int] = []
+    assert pooled.reindex_all(at=datetime.now(UTC), progress=chunks.append) == 240
+    assert chunks == [25] * 9 + [15]
+    assert _index_of(platform) == in_process

@@ -21,16 +21,13 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, sele
 from payerbridge.errors import Conflict, NotFound
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.indexing import IndexChunk, IndexEntry, entries_in_order
 from payerbridge.identity.ports import DecisionToRecord
-from payerbridge.identity.records import (
-    current_coverage,
-    record_from_fhir,
-    ssn_of,
-    subscriber_ref,
-)
+from payerbridge.identity.records import current_coverage, subscriber_ref
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.spec import DEFAULT_SPEC
-from payerbridge.identity.standardize import StandardRecord, record_from_dict, record_to_dict
+from payerbridge.identity.standardize import StandardRecord, record_from_dict
+from payerbridge.processes import usable_cpus
 from payerbridge.store.dbapi import cursor_of, insert_rows, raw_cursor
 from payerbridge.store.identity_sql import IdentitySql, SqlMatchWrites
 from payerbridge.store.tables import (
@@ -49,6 +46,8 @@ from payerbridge.types import MemberId
 __all__ = ["SqlIdentityStore"]
 
 _INDEX_BATCH = 2000
+# Chunks from which indexing builds entries on a process pool.
+_POOLED_CHUNKS = 4
 # Members whose keys one DELETE removes: a few thousand keys, well under SQLite's
 # limit on a statement's parameters.
 _FORGET_BATCH = 500
@@ -95,14 +94,27 @@ _REVIEWS = select(identity_reviews, identity_decisions.c.evidence).join(
 
 
 class SqlIdentityStore:
-    """Identity tables in the SQL database; ``secret`` keys the blocking and request hashes."""
+    """Identity tables in the SQL database; ``secret`` keys the blocking and request hashes.
 
-    def __init__(self, engine: Engine, secret: bytes, *, reader: Engine | None = None) -> None:
+    Indexing many members builds their entries on ``index_workers`` processes (by default
+    one per usable CPU), ``index_batch`` members at a time."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        secret: bytes,
+        *,
+        reader: Engine | None = None,
+        index_workers: int | None = None,
+        index_batch: int = _INDEX_BATCH,
+    ) -> None:
         self._engine = engine
         # Matching's reads go through ``reader`` (on SQLite, without the write lock).
         self._reader = reader or engine
         self._secret = secret
         self._sql = IdentitySql(engine.dialect)
+        self._index_workers = usable_cpus() if index_workers is None else index_workers
+        self._index_batch = index_batch
         self._model: tuple[float, MatchModel | None] | None = None
         self._count: tuple[float, int] | None = None
 
@@ -123,60 +135,33 @@ class SqlIdentityStore:
     # -- the member index ------------------------------------------------------------------
 
     def index_members(
-        self, connection: Connection, member_ids: Iterable[str], *, at: datetime
+        self,
+        connection: Connection,
+        member_ids: Iterable[str],
+        *,
+        at: datetime,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
-        """(Re)index these Patients inside the caller's transaction; returns how many exist."""
+        """(Re)index these Patients inside the caller's transaction; returns how many exist.
+        ``progress`` receives the size of each chunk of ``member_ids`` once it is indexed."""
         wanted = sorted(set(member_ids))
+        chunks = [
+            wanted[s : s + self._index_batch] for s in range(0, len(wanted), self._index_batch)
+        ]
+        # A process pool pays for itself only over several chunks.
+        workers = self._index_workers if len(chunks) >= _POOLED_CHUNKS else 1
+        stamp = self._sql.timestamp(at)
         indexed = 0
-        for start in range(0, len(wanted), _INDEX_BATCH):
-            chunk = wanted[start : start + _INDEX_BATCH]
-            records = dict(_member_records(connection, chunk))
-            # Only members indexed before have keys to remove, and their records say which:
-            # the key table is kept in key order alone, with no index by member.
-            previous = {
-                member_id: listed
-                for member_id, listed in connection.execute(
-                    select(
-                        identity_member_records.c.member_id,
-                        identity_member_records.c.blocking_keys,
-                    ).where(identity_member_records.c.member_id.in_(chunk))
-                )
-            }
-            if previous:
-                _forget(connection, previous)
-            if not records:
-                continue
-            keys = {member: sorted(self.keys_of(record)) for member, record in records.items()}
-            stamp = self._sql.timestamp(at)
-            with cursor_of(connection) as cursor:
-                insert_rows(
-                    cursor,
-                    (
-                        self._sql.member_records,
-                        [
-                            {
-                                "member_id": member_id,
-                                "indexed_at": stamp,
-                                "record": orjson.dumps(record_to_dict(record)).decode(),
-                                "blocking_keys": orjson.dumps(keys[member_id]).decode(),
-                            }
-                            for member_id, record in records.items()
-                        ],
-                    ),
-                    (
-                        self._sql.blocking_keys,
-                        # In key order: each insert lands beside the last in the key's b-tree.
-                        sorted(
-                            (
-                                {"key": key, "member_id": member_id}
-                                for member_id, held in keys.items()
-                                for key in held
-                            ),
-                            key=itemgetter("key"),
-                        ),
-                    ),
-                )
-            indexed += len(records)
+        built = entries_in_order(
+            _index_chunks(connection, chunks), secret=self._secret, workers=workers
+        )
+        for chunk, entries in zip(chunks, built, strict=True):
+            if entries:
+                with cursor_of(connection) as cursor:
+                    _write_entries(cursor, self._sql, entries, stamp)
+            indexed += len(entries)
+            if progress is not None:
+                progress(len(chunk))
         return indexed
 
     def reindex_all(self, *, at: datetime, progress: Callable[[int], None] | None = None) -> int:
@@ -190,16 +175,10 @@ class SqlIdentityStore:
                     )
                 ).scalars()
             )
-        total = 0
         with self._engine.begin() as connection:
             connection.execute(delete(identity_blocking_keys))
             connection.execute(delete(identity_member_records))
-            for start in range(0, len(member_ids), _INDEX_BATCH):
-                chunk = member_ids[start : start + _INDEX_BATCH]
-                total += self.index_members(connection, chunk, at=at)
-                if progress is not None:
-                    progress(len(chunk))
-        return total
+            return self.index_members(connection, member_ids, at=at, progress=progress)
 
     def candidates(self, keys: Iterable[str]) -> list[tuple[MemberId, StandardRecord]]:
         """Members sharing at least one blocking key, in member id order; a member merged
@@ -537,13 +516,31 @@ def _forget(connection: Connection, indexed: dict[str, str]) -> None:
     )
 
 
-def _member_records(
-    connection: Connection, member_ids: Sequence[str]
-) -> Iterator[tuple[MemberId, StandardRecord]]:
-    """Standardised records of the Patients among ``member_ids``, each with its Coverage."""
-    patients = {
-        row.resource_id: orjson.loads(row.body)
-        for row in connection.execute(
+def _index_chunks(connection: Connection, chunks: Iterable[Sequence[str]]) -> Iterator[IndexChunk]:
+    """Each chunk of members, forgotten by the index and read back as stored."""
+    for chunk in chunks:
+        # Only members indexed before have keys to remove, and their records say which:
+        # the key table is kept in key order alone, with no index by member.
+        previous = {
+            member_id: listed
+            for member_id, listed in connection.execute(
+                select(
+                    identity_member_records.c.member_id,
+                    identity_member_records.c.blocking_keys,
+                ).where(identity_member_records.c.member_id.in_(chunk))
+            )
+        }
+        if previous:
+            _forget(connection, previous)
+        yield _stored_members(connection, chunk)
+
+
+def _stored_members(connection: Connection, member_ids: Sequence[str]) -> IndexChunk:
+    """The Patients among ``member_ids``, each with its current Coverage, and the Patients
+    of their subscribers who are not among them."""
+    patients: dict[str, str] = {
+        member_id: body
+        for member_id, body in connection.execute(
             # By primary key: a Patient's ref is "Patient/<id>".
             select(fhir_resources.c.resource_id, fhir_resources.c.body).where(
                 fhir_resources.c.ref.in_([f"Patient/{member}" for member in member_ids]),
@@ -551,44 +548,71 @@ def _member_records(
             )
         )
     }
-    coverages: dict[str, list[dict[str, Any]]] = {}
-    for row in connection.execute(
+    coverages: dict[str, list[tuple[dict[str, Any], str]]] = {}
+    for patient_id, body in connection.execute(
         select(fhir_resources.c.patient_id, fhir_resources.c.body).where(
             fhir_resources.c.resource_type == "Coverage",
             fhir_resources.c.patient_id.in_(list(patients)),
         )
     ):
-        coverages.setdefault(row.patient_id, []).append(orjson.loads(row.body))
-    chosen = {member: current_coverage(found) for member, found in coverages.items()}
+        coverages.setdefault(patient_id, []).append((orjson.loads(body), body))
+    chosen: dict[str, dict[str, Any]] = {}
+    chosen_json: dict[str, str] = {}
+    for member, found in coverages.items():
+        chosen[member] = current_coverage([coverage for coverage, _ in found])
+        chosen_json[member] = next(body for coverage, body in found if coverage is chosen[member])
     subscribers = {
         ref.removeprefix("Patient/")
         for coverage in chosen.values()
         if (ref := subscriber_ref(coverage)) is not None
     }
-    ssns = _subscriber_ssns(connection, subscribers - set(patients), patients)
-    for member_id, patient in patients.items():
-        coverage = chosen.get(member_id)
-        subscriber = subscriber_ref(coverage) if coverage else None
-        subscriber_ssn = ssns.get(subscriber.removeprefix("Patient/")) if subscriber else None
-        yield (
-            MemberId(member_id),
-            record_from_fhir(patient, coverage, subscriber_ssn=subscriber_ssn),
-        )
-
-
-def _subscriber_ssns(
-    connection: Connection, missing: set[str], known: dict[str, dict[str, Any]]
-) -> dict[str, str]:
-    """SSNs of subscribers, to tell a carried SSN from a dependent's own."""
-    patients = dict(known)
+    missing = sorted(subscribers - set(patients))
+    outside: dict[str, str] = {}
     if missing:
-        for row in connection.execute(
-            select(fhir_resources.c.resource_id, fhir_resources.c.body).where(
-                fhir_resources.c.ref.in_([f"Patient/{member}" for member in sorted(missing)])
+        outside = {
+            member_id: body
+            for member_id, body in connection.execute(
+                select(fhir_resources.c.resource_id, fhir_resources.c.body).where(
+                    fhir_resources.c.ref.in_([f"Patient/{member}" for member in missing])
+                )
             )
-        ):
-            patients[row.resource_id] = orjson.loads(row.body)
-    return {member: ssn for member, patient in patients.items() if (ssn := ssn_of(patient))}
+        }
+    return IndexChunk(
+        [(member, patient, chosen_json.get(member)) for member, patient in patients.items()],
+        outside,
+    )
+
+
+def _write_entries(
+    cursor: Any, sql: IdentitySql, entries: Sequence[IndexEntry], stamp: Any
+) -> None:
+    insert_rows(
+        cursor,
+        (
+            sql.member_records,
+            [
+                {
+                    "member_id": entry.member_id,
+                    "indexed_at": stamp,
+                    "record": entry.record,
+                    "blocking_keys": orjson.dumps(entry.keys).decode(),
+                }
+                for entry in entries
+            ],
+        ),
+        (
+            sql.blocking_keys,
+            # In key order: each insert lands beside the last in the key's b-tree.
+            sorted(
+                (
+                    {"key": key, "member_id": entry.member_id}
+                    for entry in entries
+                    for key in entry.keys
+                ),
+                key=itemgetter("key"),
+            ),
+        ),
+    )
 
 
 def _add_links(connection: Connection, links: Sequence[IdentityLink]) -> None:

@@ -1,0 +1,110 @@
+"""Members' entries in the identity index, built from their stored FHIR JSON: each
+member's standardised record (as JSON) and its keyed blocking keys.
+
+Building them is CPU-bound pure Python, and an import of a whole population builds a
+million. ``entries_in_order`` builds chunks on worker processes while the caller reads
+the next chunk and writes the last one's entries. The workers are spawned, not forked:
+the caller is inside its import's open transaction, and a forked child would inherit
+that connection (and any thread holding SQLite's locks) with it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from multiprocessing.pool import AsyncResult
+
+import orjson
+
+from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.records import record_from_fhir, ssn_of, subscriber_ref
+from payerbridge.identity.standardize import record_to_dict
+
+__all__ = ["IndexChunk", "IndexEntry", "entries_in_order", "index_entries"]
+
+Json = str | bytes
+
+
+@dataclass(frozen=True)
+class IndexChunk:
+    """The stored JSON of some members: each Patient with its current Coverage (if any),
+    and the Patients of subscribers who are not among them (for a carried SSN)."""
+
+    members: Sequence[tuple[str, Json, Json | None]]  # member id, Patient, Coverage
+    subscribers: Mapping[str, Json]  # member id -> Patient
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    member_id: str
+    record: str  # the standardised record, as JSON
+    keys: list[str]  # its blocking keys, sorted
+
+
+def index_entries(chunk: IndexChunk, *, secret: bytes) -> list[IndexEntry]:
+    """The index entries of a chunk's members, in the chunk's order."""
+    patients = {member_id: orjson.loads(patient) for member_id, patient, _ in chunk.members}
+    ssns: dict[str, str | None] = {}
+
+    def ssn_of_member(member_id: str) -> str | None:
+        if member_id not in ssns:
+            patient = patients.get(member_id)
+            if patient is None and member_id in chunk.subscribers:
+                patient = orjson.loads(chunk.subscribers[member_id])
+            ssns[member_id] = ssn_of(patient) if patient is not None else None
+        return ssns[member_id]
+
+    entries = []
+    for member_id, _, coverage_json in chunk.members:
+        coverage = orjson.loads(coverage_json) if coverage_json is not None else None
+        subscriber = subscriber_ref(coverage) if coverage else None
+        record = record_from_fhir(
+            patients[member_id],
+            coverage,
+            subscriber_ssn=ssn_of_member(subscriber.removeprefix("Patient/"))
+            if subscriber
+            else None,
+        )
+        entries.append(
+            IndexEntry(
+                member_id,
+                orjson.dumps(record_to_dict(record)).decode(),
+                sorted(blocking_keys(record, secret=secret)),
+            )
+        )
+    return entries
+
+
+# The secret of this worker process, set by the pool's initializer.
+_worker_secret: list[bytes] = []
+
+
+def _install(secret: bytes) -> None:
+    _worker_secret[:] = [secret]
+
+
+def _entries_of(chunk: IndexChunk) -> list[IndexEntry]:
+    return index_entries(chunk, secret=_worker_secret[0])
+
+
+def entries_in_order(
+    chunks: Iterable[IndexChunk], *, secret: bytes, workers: int
+) -> Iterator[list[IndexEntry]]:
+    """Each chunk's entries, in order. ``chunks`` is read in the calling thread (it may
+    read a database); with ``workers`` > 1 they are built on that many spawned processes,
+    a few chunks ahead of the caller."""
+    if workers <= 1:
+        yield from map(partial(index_entries, secret=secret), chunks)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_install, initargs=(secret,)) as pool:
+        building: deque[AsyncResult[list[IndexEntry]]] = deque()
+        for chunk in chunks:
+            building.append(pool.apply_async(_entries_of, (chunk,)))
+            if len(building) > workers:
+                yield building.popleft().get()
+        while building:
+            yield building.popleft().get()
