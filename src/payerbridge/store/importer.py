@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from payerbridge.fhir.resources import (
     SUPPORTED_TYPES,
     compartment_patient,
 )
+from payerbridge.store.dbapi import cursor_of
 from payerbridge.store.members import ResourceRow, resolve_compartments, write_batch
 from payerbridge.store.tables import (
     fhir_resources,
@@ -41,6 +43,9 @@ BATCH_SIZE = 1000
 # What a member's identity record is made of (the Patient and its Coverage).
 _MEMBER_TYPES = frozenset({"Patient", "Coverage"})
 MAX_REPORTED_ERRORS = 100
+# The page cache of an import's connection on SQLite, in KiB (an upper bound, not an
+# allocation: see _cache_for_bulk_load).
+_BULK_LOAD_CACHE_KIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,7 @@ def import_file(
     batch: list[ResourceRow] = []
     pending: dict[str, str] = {}
     touched: set[str] = set()
-    with engine.begin() as connection:
+    with engine.begin() as connection, _cache_for_bulk_load(connection):
         _plan_for_growing_tables(connection)
         for number, raw, size in _units(path):
             report.lines = number
@@ -213,6 +218,28 @@ def _plan_for_growing_tables(connection: Connection) -> None:
     which made a large import quadratic."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+@contextmanager
+def _cache_for_bulk_load(connection: Connection) -> Iterator[None]:
+    """On SQLite, a page cache the size of a large import's working set for its one
+    transaction. With the default few megabytes, the b-trees it grows (the blocking keys
+    above all) no longer fit once a few hundred thousand members are in: each insert
+    then reads its page back, and pages changed and pushed out spill to the WAL again and
+    again. The cache takes memory only as pages are read, and gives it back after."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    # On the DB-API connection: a rejected file's rollback has ended the SQLAlchemy
+    # transaction by the time the cache is given back.
+    with cursor_of(connection) as cursor:
+        (before,) = cursor.execute("PRAGMA cache_size").fetchone()
+        cursor.execute(f"PRAGMA cache_size = -{_BULK_LOAD_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        with cursor_of(connection) as cursor:
+            cursor.execute(f"PRAGMA cache_size = {int(before)}")
 
 
 def _refresh_statistics(engine: Engine) -> None:
