@@ -39,9 +39,11 @@ class IndexChunk:
 
 @dataclass(frozen=True)
 class IndexEntry:
+    """A member's entry as the index stores it: JSON text, ready to write."""
+
     member_id: str
-    record: str  # the standardised record, as JSON
-    keys: list[str]  # its blocking keys, sorted
+    record: str  # the standardised record
+    keys: str  # its blocking keys, a sorted list
 
 
 def index_entries(chunk: IndexChunk, *, secret: bytes) -> list[IndexEntry]:
@@ -72,7 +74,7 @@ def index_entries(chunk: IndexChunk, *, secret: bytes) -> list[IndexEntry]:
             IndexEntry(
                 member_id,
                 orjson.dumps(record_to_dict(record)).decode(),
-                sorted(blocking_keys(record, secret=secret)),
+                orjson.dumps(sorted(blocking_keys(record, secret=secret))).decode(),
             )
         )
     return entries

@@ -12,7 +12,6 @@ import hmac
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -21,7 +20,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, sele
 from payerbridge.errors import Conflict, NotFound
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
-from payerbridge.identity.indexing import IndexChunk, IndexEntry, entries_in_order
+from payerbridge.identity.indexing import IndexChunk, entries_in_order
 from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.records import current_coverage, subscriber_ref
 from payerbridge.identity.scoring import MatchModel
@@ -151,18 +150,33 @@ class SqlIdentityStore:
         # A process pool pays for itself only over several chunks.
         workers = self._index_workers if len(chunks) >= _POOLED_CHUNKS else 1
         stamp = self._sql.timestamp(at)
-        indexed = 0
+        indexed: list[str] = []
         built = entries_in_order(
             _index_chunks(connection, chunks), secret=self._secret, workers=workers
         )
-        for chunk, entries in zip(chunks, built, strict=True):
-            if entries:
-                with cursor_of(connection) as cursor:
-                    _write_entries(cursor, self._sql, entries, stamp)
-            indexed += len(entries)
-            if progress is not None:
-                progress(len(chunk))
-        return indexed
+        with cursor_of(connection) as cursor:
+            for chunk, entries in zip(chunks, built, strict=True):
+                insert_rows(
+                    cursor,
+                    (
+                        self._sql.member_records,
+                        [
+                            {
+                                "member_id": entry.member_id,
+                                "indexed_at": stamp,
+                                "record": entry.record,
+                                "blocking_keys": entry.keys,
+                            }
+                            for entry in entries
+                        ],
+                    ),
+                )
+                indexed.extend(entry.member_id for entry in entries)
+                if progress is not None:
+                    progress(len(chunk))
+            if indexed:
+                cursor.execute(*self._sql.listed_keys(indexed))
+        return len(indexed)
 
     def reindex_all(self, *, at: datetime, progress: Callable[[int], None] | None = None) -> int:
         """Rebuild the whole index from the member data (after a secret or spec change)."""
@@ -580,38 +594,6 @@ def _stored_members(connection: Connection, member_ids: Sequence[str]) -> IndexC
     return IndexChunk(
         [(member, patient, chosen_json.get(member)) for member, patient in patients.items()],
         outside,
-    )
-
-
-def _write_entries(
-    cursor: Any, sql: IdentitySql, entries: Sequence[IndexEntry], stamp: Any
-) -> None:
-    insert_rows(
-        cursor,
-        (
-            sql.member_records,
-            [
-                {
-                    "member_id": entry.member_id,
-                    "indexed_at": stamp,
-                    "record": entry.record,
-                    "blocking_keys": orjson.dumps(entry.keys).decode(),
-                }
-                for entry in entries
-            ],
-        ),
-        (
-            sql.blocking_keys,
-            # In key order: each insert lands beside the last in the key's b-tree.
-            sorted(
-                (
-                    {"key": key, "member_id": entry.member_id}
-                    for entry in entries
-                    for key in entry.keys
-                ),
-                key=itemgetter("key"),
-            ),
-        ),
     )
 
 
