@@ -570,16 +570,13 @@ def _stored_members(connection: Connection, member_ids: Sequence[str]) -> IndexC
         )
     ):
         coverages.setdefault(patient_id, []).append((orjson.loads(body), body))
-    chosen: dict[str, dict[str, Any]] = {}
-    chosen_json: dict[str, str] = {}
+    chosen: dict[str, str] = {}  # member -> its current Coverage, as stored
+    subscribers: set[str] = set()
     for member, found in coverages.items():
-        chosen[member] = current_coverage([coverage for coverage, _ in found])
-        chosen_json[member] = next(body for coverage, body in found if coverage is chosen[member])
-    subscribers = {
-        ref.removeprefix("Patient/")
-        for coverage in chosen.values()
-        if (ref := subscriber_ref(coverage)) is not None
-    }
+        current = current_coverage([coverage for coverage, _ in found])
+        chosen[member] = next(body for coverage, body in found if coverage is current)
+        if (ref := subscriber_ref(current)) is not None:
+            subscribers.add(ref.removeprefix("Patient/"))
     missing = sorted(subscribers - set(patients))
     outside: dict[str, str] = {}
     if missing:
@@ -592,7 +589,7 @@ def _stored_members(connection: Connection, member_ids: Sequence[str]) -> IndexC
             )
         }
     return IndexChunk(
-        [(member, patient, chosen_json.get(member)) for member, patient in patients.items()],
+        [(member, patient, chosen.get(member)) for member, patient in patients.items()],
         outside,
     )
 
