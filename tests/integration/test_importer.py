@@ -85,6 +85,28 @@ def test_a_file_with_bad_lines_is_rejected_whole_with_line_numbers(
     assert platform.members.count() == 0
 
 
+def test_members_are_handed_to_indexing_once_each_in_the_order_the_file_names_them(
+    platform: Platform, tmp_path: Path
+) -> None:
+    # Reading members back in the order their rows were written keeps each chunk's reads
+    # on neighbouring rows; sorted ids ("p1", "p10", "p100") scatter them over the table.
+    lines: list[object] = [
+        a_patient("p10", member_id="M10"),
+        a_coverage("c2", patient="p2", member_id="M2"),
+        a_patient("p2", member_id="M2"),
+        a_patient("p1", member_id="M1"),
+        a_coverage("c10", patient="p10", member_id="M10"),
+    ]
+    handed: list[list[str]] = []
+    report = import_file(
+        platform.engine,
+        write_ndjson(tmp_path / "order.ndjson", lines),
+        index_members=lambda _connection, ids: handed.append(list(ids)),
+    )
+    assert report.accepted
+    assert handed == [["p10", "p2", "p1"]]
+
+
 def test_big_files_are_rejected_whole_even_after_batches_were_flushed(
     platform: Platform, tmp_path: Path
 ) -> None:

@@ -142,8 +142,11 @@ class SqlIdentityStore:
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """(Re)index these Patients inside the caller's transaction; returns how many exist.
-        ``progress`` receives the size of each chunk of ``member_ids`` once it is indexed."""
-        wanted = sorted(set(member_ids))
+        ``progress`` receives the size of each chunk of ``member_ids`` once it is indexed.
+
+        Members are read back in the order given: an import gives the order it wrote their
+        rows in, so each chunk reads neighbouring rows, not rows strewn over the table."""
+        wanted = list(dict.fromkeys(member_ids))
         chunks = [
             wanted[s : s + self._index_batch] for s in range(0, len(wanted), self._index_batch)
         ]

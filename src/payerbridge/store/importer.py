@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,19 +144,20 @@ def import_file(
     *,
     source: str | None = None,
     progress: Callable[[int], None] | None = None,
-    index_members: Callable[[Connection, set[str]], object] | None = None,
+    index_members: Callable[[Connection, Sequence[str]], object] | None = None,
 ) -> FileReport:
     """Import one file atomically; ``progress`` receives bytes consumed.
 
     ``index_members`` receives, inside the import's transaction, the ids of the
-    members whose Patient or Coverage the file wrote, so the identity index never
-    disagrees with the member data."""
+    members whose Patient or Coverage the file wrote, in the order the file first names
+    them (the order their rows were written), so the identity index never disagrees
+    with the member data."""
     report = FileReport(path=path)
     source = source or f"import:{path.name}"
     at = datetime.now(UTC)
     batch: list[ResourceRow] = []
     pending: dict[str, str] = {}
-    touched: set[str] = set()
+    touched: dict[str, None] = {}  # an ordered set: reading back in write order
     with engine.begin() as connection, _cache_for_bulk_load(connection):
         _plan_for_growing_tables(connection)
         for number, raw, size in _units(path):
@@ -181,7 +182,7 @@ def import_file(
                 if via is not None:
                     pending[row.ref] = via
                 if row.resource_type in _MEMBER_TYPES and patient_id is not None:
-                    touched.add(patient_id)
+                    touched[patient_id] = None
             if len(batch) >= BATCH_SIZE:
                 write_batch(connection, batch, source=source, at=at)
                 batch.clear()
@@ -195,7 +196,7 @@ def import_file(
         write_batch(connection, batch, source=source, at=at)
         resolve_compartments(connection, pending)
         if index_members is not None and touched:
-            index_members(connection, touched)
+            index_members(connection, list(touched))
     _refresh_statistics(engine)
     logger.info("import accepted", extra={"file": path.name, "resources": report.resources})
     return report
