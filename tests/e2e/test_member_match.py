@@ -278,7 +278,10 @@ def test_brute_force_on_card_data_is_throttled(old_payer: ServerProcess) -> None
             matched_member(match(client, parameters("Mia", "2010-06-15", member_id="K201")))
             == "twin-a"
         )
-    assert "Noor" not in old_payer.log() and "1991-11-30" not in old_payer.log()
+    log = old_payer.log()
+    assert "Noor" not in log and "1991-11-30" not in log
+    # The request log names the operation (the route's template), as for every other route.
+    assert '"method":"POST","path":"/fhir/Patient/$member-match","status":429' in log
 
 
 def test_duplicates_are_merged_and_split_with_lineage(

@@ -142,7 +142,8 @@ def caller_of(request: Request) -> Caller:
         certificate_thumbprint=connection_thumbprint(request),
     )
     route = request.scope.get("route")
-    operation = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    # The route's template: one rate per operation, not per resource id.
+    operation = f"{request.method} {route.path if route is not None else request.scope['path']}"
     platform.limiter.take(principal.client_id, operation, now=time.monotonic())
     return Caller(principal)
 

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from payerbridge import __version__
 from payerbridge.api.deps import (
@@ -68,7 +70,7 @@ from payerbridge.logging import current_request_id
 from payerbridge.routing.profiles import PROFILES
 from payerbridge.security.model import MEMBER_MATCH_SCOPE, resource_scope
 
-__all__ = ["router"]
+__all__ = ["member_match_route", "router"]
 
 logger = logging.getLogger(__name__)
 router = APIRouter(
@@ -105,7 +107,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 async def member_match(request: Request) -> Response:
     """``POST /fhir/Patient/$member-match`` (HRex).
 
-    A plain Starlette route (``router.add_route`` below), not a FastAPI operation: the
+    A plain Starlette route (``member_match_route`` below), not a FastAPI operation: the
     hottest call of the old-payer side (ADR 0006) spent a sixth of its CPU in FastAPI's
     dependency solving for one header and the router's content negotiation, which it now
     does itself. Errors still reach the app's handlers as OperationOutcomes.
@@ -126,7 +128,22 @@ async def member_match(request: Request) -> Response:
     )
 
 
-router.add_route(f"{router.prefix}/Patient/$member-match", member_match, methods=["POST"])
+class _NamedRoute(Route):
+    """A plain Starlette route that puts itself in the scope as ``route``, as FastAPI's own
+    routes do: the request log and the rate limiter key on its path template."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
+
+
+# Put by ``create_app`` at the head of the application's route table, not on ``router``:
+# matched there with one pattern, before any router is searched.
+member_match_route = _NamedRoute(
+    f"{router.prefix}/Patient/$member-match", member_match, methods=["POST"]
+)
 
 
 def _answer_member_match(
