@@ -184,6 +184,37 @@ def test_an_import_on_postgresql_leaves_the_planner_statistics_of_what_it_wrote(
     assert visible == {"fhir_resources": True, "fhir_tokens": True}
 
 
+def test_a_large_import_on_postgresql_gives_the_planner_statistics_as_its_tables_grow(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """Unanalyzed, the planner guesses that a batch's ``ref = ANY(:refs)`` matches the
+    whole table, and each batch scanned every token written before it (quadratic). Read
+    from a second connection while the import's one transaction is still open."""
+    if platform.engine.dialect.name != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's")
+    patients = 25_000  # past the first ANALYZE, at 20,000 resources
+    path = write_ndjson(
+        tmp_path / "large.ndjson", [a_patient(f"p{i}", member_id=f"M{i}") for i in range(patients)]
+    )
+    size, consumed = path.stat().st_size, 0
+    seen: list[float] = []
+
+    def look(line_bytes: int) -> None:  # once, near the end of the file
+        nonlocal consumed
+        before, consumed = consumed, consumed + line_bytes
+        if before < 0.9 * size <= consumed:
+            with platform.engine.connect() as connection:
+                seen.append(
+                    connection.exec_driver_sql(
+                        "SELECT reltuples FROM pg_class WHERE relname = 'fhir_resources'"
+                    ).scalar_one()
+                )
+
+    assert import_file(platform.engine, path, progress=look).accepted
+    # -1 (never analyzed) without the import's own ANALYZE
+    assert len(seen) == 1 and seen[0] >= 20_000
+
+
 def test_compartments_stream_one_member_after_another_a_few_rows_at_a_time(
     platform: Platform, tmp_path: Path
 ) -> None:

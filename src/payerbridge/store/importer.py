@@ -46,6 +46,9 @@ MAX_REPORTED_ERRORS = 100
 # The page cache of an import's connection on SQLite, in KiB (an upper bound, not an
 # allocation: see _cache_for_bulk_load).
 _BULK_LOAD_CACHE_KIB = 1024 * 1024
+# On PostgreSQL, the resources an import writes before its first ANALYZE (see
+# _GrowingStatistics); then one each time the count has doubled.
+_FIRST_ANALYZE_RESOURCES = 20_000
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ def import_file(
     touched: dict[str, None] = {}  # an ordered set: reading back in write order
     with engine.begin() as connection, _cache_for_bulk_load(connection):
         _plan_for_growing_tables(connection)
+        statistics = _GrowingStatistics(connection)
         for number, raw, size in _units(path):
             report.lines = number
             if progress is not None:
@@ -186,6 +190,7 @@ def import_file(
             if len(batch) >= BATCH_SIZE:
                 write_batch(connection, batch, source=source, at=at)
                 batch.clear()
+                statistics.written(report.resources)
         if report.error_count:
             connection.rollback()
             report.counts.clear()
@@ -219,6 +224,32 @@ def _plan_for_growing_tables(connection: Connection) -> None:
     which made a large import quadratic."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+class _GrowingStatistics:
+    """On PostgreSQL, the statistics of the tables an import grows, kept within a factor of
+    two of their size inside its one transaction.
+
+    A table that was never analyzed has no statistics, and the planner then guesses that
+    each value of ``ref = ANY(:refs)`` matches half a percent of the rows: for a batch's
+    thousand refs, the whole table. Each batch's delete of its resources' old tokens
+    scanned every token written so far, and an import grew quadratic (ADR 0021 amendment
+    3). ANALYZE sees the rows of its own transaction. SKIP_LOCKED:
+    an import running beside another, which holds the tables' statistics lock until it
+    commits, goes on without and never waits for it."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection if connection.dialect.name == "postgresql" else None
+        self._next = _FIRST_ANALYZE_RESOURCES
+
+    def written(self, resources: int) -> None:
+        """``resources`` have been written so far."""
+        if self._connection is None or resources < self._next:
+            return
+        self._connection.exec_driver_sql(
+            f"ANALYZE (SKIP_LOCKED) {fhir_resources.name}, {fhir_tokens.name}"
+        )
+        self._next = 2 * resources
 
 
 @contextmanager
