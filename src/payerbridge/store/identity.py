@@ -155,7 +155,7 @@ class SqlIdentityStore:
         stamp = self._sql.timestamp(at)
         indexed: list[str] = []
         built = entries_in_order(
-            _index_chunks(connection, chunks), secret=self._secret, workers=workers
+            _index_chunks(connection, self._sql, chunks), secret=self._secret, workers=workers
         )
         with cursor_of(connection) as cursor:
             for chunk, entries in zip(chunks, built, strict=True):
@@ -533,64 +533,50 @@ def _forget(connection: Connection, indexed: dict[str, str]) -> None:
     )
 
 
-def _index_chunks(connection: Connection, chunks: Iterable[Sequence[str]]) -> Iterator[IndexChunk]:
+def _index_chunks(
+    connection: Connection, sql: IdentitySql, chunks: Iterable[Sequence[str]]
+) -> Iterator[IndexChunk]:
     """Each chunk of members, forgotten by the index and read back as stored."""
     for chunk in chunks:
         # Only members indexed before have keys to remove, and their records say which:
         # the key table is kept in key order alone, with no index by member.
-        previous = {
-            member_id: listed
-            for member_id, listed in connection.execute(
-                select(
-                    identity_member_records.c.member_id,
-                    identity_member_records.c.blocking_keys,
-                ).where(identity_member_records.c.member_id.in_(chunk))
-            )
-        }
+        with cursor_of(connection) as cursor:
+            cursor.execute(*sql.listed_keys_of(chunk))
+            previous: dict[str, str] = dict(cursor.fetchall())
         if previous:
             _forget(connection, previous)
-        yield _stored_members(connection, chunk)
+        yield _stored_members(connection, sql, chunk)
 
 
-def _stored_members(connection: Connection, member_ids: Sequence[str]) -> IndexChunk:
+def _stored_members(
+    connection: Connection, sql: IdentitySql, member_ids: Sequence[str]
+) -> IndexChunk:
     """The Patients among ``member_ids``, each with its current Coverage, and the Patients
     of their subscribers who are not among them."""
-    patients: dict[str, str] = {
-        member_id: body
-        for member_id, body in connection.execute(
-            # By primary key: a Patient's ref is "Patient/<id>".
-            select(fhir_resources.c.resource_id, fhir_resources.c.body).where(
-                fhir_resources.c.ref.in_([f"Patient/{member}" for member in member_ids]),
-                ~fhir_resources.c.source.startswith(_RECEIVED_SOURCE),
-            )
-        )
-    }
-    coverages: dict[str, list[tuple[dict[str, Any], str]]] = {}
-    for patient_id, body in connection.execute(
-        select(fhir_resources.c.patient_id, fhir_resources.c.body).where(
-            fhir_resources.c.resource_type == "Coverage",
-            fhir_resources.c.patient_id.in_(list(patients)),
-        )
-    ):
-        coverages.setdefault(patient_id, []).append((orjson.loads(body), body))
-    chosen: dict[str, str] = {}  # member -> its current Coverage, as stored
-    subscribers: set[str] = set()
-    for member, found in coverages.items():
-        current = current_coverage([coverage for coverage, _ in found])
-        chosen[member] = next(body for coverage, body in found if coverage is current)
-        if (ref := subscriber_ref(current)) is not None:
-            subscribers.add(ref.removeprefix("Patient/"))
-    missing = sorted(subscribers - set(patients))
-    outside: dict[str, str] = {}
-    if missing:
-        outside = {
+    with cursor_of(connection) as cursor:
+        # By primary key: a Patient's ref is "Patient/<id>".
+        cursor.execute(*sql.resources_by_ref([f"Patient/{member}" for member in member_ids]))
+        patients: dict[str, str] = {
             member_id: body
-            for member_id, body in connection.execute(
-                select(fhir_resources.c.resource_id, fhir_resources.c.body).where(
-                    fhir_resources.c.ref.in_([f"Patient/{member}" for member in missing])
-                )
-            )
+            for member_id, body, source in cursor.fetchall()
+            if not source.startswith(_RECEIVED_SOURCE)
         }
+        cursor.execute(*sql.coverages_of(list(patients)))
+        coverages: dict[str, list[tuple[dict[str, Any], str]]] = {}
+        for patient_id, body in cursor.fetchall():
+            coverages.setdefault(patient_id, []).append((orjson.loads(body), body))
+        chosen: dict[str, str] = {}  # member -> its current Coverage, as stored
+        subscribers: set[str] = set()
+        for member, found in coverages.items():
+            current = current_coverage([coverage for coverage, _ in found])
+            chosen[member] = next(body for coverage, body in found if coverage is current)
+            if (ref := subscriber_ref(current)) is not None:
+                subscribers.add(ref.removeprefix("Patient/"))
+        missing = sorted(subscribers - set(patients))
+        outside: dict[str, str] = {}
+        if missing:
+            cursor.execute(*sql.resources_by_ref([f"Patient/{member}" for member in missing]))
+            outside = {member_id: body for member_id, body, _ in cursor.fetchall()}
     return IndexChunk(
         [(member, patient, chosen.get(member)) for member, patient in patients.items()],
         outside,

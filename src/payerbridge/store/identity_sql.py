@@ -76,6 +76,19 @@ class IdentitySql(ResourceSql):
             f"SELECT k.value, r.member_id FROM {identity_member_records.name} AS r, {listed} "
             "WHERE r.member_id {one_of} ORDER BY k.value, r.member_id"
         )
+        # A chunk of members read back to be indexed, each list one parameter: bound one
+        # by one, thousands of them cost more to write out than the reads (ADR 0021).
+        self._listed_keys_of = (
+            f"SELECT member_id, blocking_keys FROM {identity_member_records.name} "
+            "WHERE member_id {one_of}"
+        )
+        self._resources_by_ref = (
+            f"SELECT resource_id, body, source FROM {fhir_resources.name} WHERE ref {{one_of}}"
+        )
+        self._coverages_of = (
+            f"SELECT patient_id, body FROM {fhir_resources.name} "
+            "WHERE resource_type = 'Coverage' AND patient_id {one_of}"
+        )
 
         # A card tried again only moves its row's time: the rows a count reads are the
         # distinct cards, however often a client resends the same request.
@@ -158,6 +171,18 @@ class IdentitySql(ResourceSql):
     def listed_keys(self, member_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
         """Insert the blocking keys listed on these members' records."""
         return self.one_of_many(self._listed_keys, member_ids)
+
+    def listed_keys_of(self, member_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
+        """Each of these members that is indexed, with the keys listed on its record."""
+        return self.one_of_many(self._listed_keys_of, member_ids)
+
+    def resources_by_ref(self, refs: Sequence[str]) -> tuple[str, dict[str, Any]]:
+        """The id, body and source of the resources of these refs."""
+        return self.one_of_many(self._resources_by_ref, refs)
+
+    def coverages_of(self, member_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
+        """The member id and body of every Coverage in these members' compartments."""
+        return self.one_of_many(self._coverages_of, member_ids)
 
     def candidates(self, keys: Sequence[str]) -> tuple[str, dict[str, Any]]:
         """The current candidates of these blocking keys: SQL and parameters."""
