@@ -277,7 +277,7 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
     }
     stored = platform.identity.decision("d-match")
     assert stored is not None and stored["outcome"] == "match" and stored["member"] == "ana"
-    assert stored["evidence"]["decision"] == "d-match"
+    assert stored["evidence"] == matched.evidence.to_dict()  # as decided, from its stored form
     case = platform.identity.review("case-1")
     assert case is not None and case.candidate_ids == ("ana",) and case.status == "open"
     assert platform.audit.for_entity("IdentityDecision", "d-none")[0]["outcome"] == "nomatch"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import NewType
+from typing import Any, NewType
 
 from payerbridge.types import MemberId
 
@@ -24,6 +24,7 @@ __all__ = [
     "DecisionReason",
     "Evidence",
     "MatchOutcome",
+    "evidence_from_stored",
 ]
 
 # The id of one match decision; evidence is retrievable by it.
@@ -98,6 +99,20 @@ class CandidateEvidence:
             "guard_violations": list(self.guard_violations),
         }
 
+    def to_stored(self) -> dict[str, object]:
+        """``to_dict`` with the comparisons as parallel lists, named by ``Evidence.to_stored``."""
+        return {
+            "member": self.member_id,
+            "levels": self.levels,
+            "match_weights": [round(weight, _WEIGHT_DECIMALS) for weight in self.match_weights],
+            "household_shared": self.household_shared,
+            "household_adjustment": round(self.household_adjustment, _WEIGHT_DECIMALS),
+            "match_weight": round(self.match_weight, _WEIGHT_DECIMALS),
+            "match_probability": self.match_probability,
+            "rule": self.rule,
+            "guard_violations": self.guard_violations,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
@@ -142,3 +157,69 @@ class Evidence:
             "policy_version": self.policy_version,
             "decided_at": self.decided_at.isoformat(),
         }
+
+    def to_stored(self) -> dict[str, object]:
+        """The form a decision's row keeps: ``to_dict`` with the comparisons named once and
+        each candidate's levels, weights and household flags as parallel lists
+        (``evidence_from_stored`` gives ``to_dict`` back). A decision is written for every
+        request, and one object per comparison per candidate was most of its bytes and of
+        the time spent writing it (ADR 0022)."""
+        return {
+            "review_reason": self.review_reason,
+            "decision": self.decision_id,
+            "outcome": self.outcome.value,
+            "reason": self.reason.value,
+            "member": self.member_id,
+            "rule": self.rule,
+            "candidates_considered": self.candidates_considered,
+            "comparisons": self.comparisons,
+            "candidates": [c.to_stored() for c in self.candidates],
+            "prior_match_weight": round(self.prior_match_weight, _WEIGHT_DECIMALS),
+            "model_version": self.model_version,
+            "spec_fingerprint": self.spec_fingerprint,
+            "policy_version": self.policy_version,
+            "decided_at": self.decided_at.isoformat(),
+        }
+
+
+# The parallel lists of a stored candidate, read back into one object per comparison.
+_STORED_COMPARISONS = ("levels", "match_weights", "household_shared")
+
+
+def evidence_from_stored(stored: dict[str, Any]) -> dict[str, Any]:
+    """``Evidence.to_dict`` of evidence as ``Evidence.to_stored`` left it (parsed JSON).
+    Evidence stored whole, as decisions were before the stored form, is that already."""
+    names = stored.get("comparisons")
+    if names is None:
+        return stored
+    shown: dict[str, Any] = {}
+    for key, value in stored.items():
+        if key == "candidates":
+            shown[key] = [_candidate_from_stored(names, candidate) for candidate in value]
+        elif key != "comparisons":
+            shown[key] = value
+    return shown
+
+
+def _candidate_from_stored(names: list[str], stored: dict[str, Any]) -> dict[str, Any]:
+    shown: dict[str, Any] = {}
+    for key, value in stored.items():
+        if key == "levels":
+            shown["comparisons"] = [
+                {
+                    "comparison": name,
+                    "level": level,
+                    "match_weight": weight,
+                    "household_shared": shared,
+                }
+                for name, level, weight, shared in zip(
+                    names,
+                    value,
+                    stored["match_weights"],
+                    stored["household_shared"],
+                    strict=True,
+                )
+            ]
+        elif key not in _STORED_COMPARISONS:
+            shown[key] = value
+    return shown

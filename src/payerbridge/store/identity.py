@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, sele
 
 from payerbridge.errors import Conflict, NotFound
 from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.evidence import evidence_from_stored
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
 from payerbridge.identity.indexing import IndexChunk, entries_in_order
 from payerbridge.identity.ports import DecisionToRecord
@@ -385,7 +386,7 @@ class SqlIdentityStore:
             "policy_version": row.policy_version,
             "model_version": row.model_version,
             "decided_at": row.decided_at,
-            "evidence": orjson.loads(row.evidence),
+            "evidence": evidence_from_stored(orjson.loads(row.evidence)),
         }
 
     def reviews(self, *, status: str | None, limit: int, offset: int) -> list[ReviewCase]:

@@ -209,7 +209,7 @@ class IdentitySql(ResourceSql):
             "policy_version": evidence.policy_version,
             "model_version": evidence.model_version,
             "decided_at": self.timestamp(evidence.decided_at),
-            "evidence": orjson.dumps(evidence.to_dict()).decode(),
+            "evidence": orjson.dumps(evidence.to_stored()).decode(),
         }
 
     def review_row(

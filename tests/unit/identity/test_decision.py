@@ -7,11 +7,17 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, DecisionReason, MatchOutcome
+from payerbridge.identity.evidence import (
+    DecisionId,
+    DecisionReason,
+    MatchOutcome,
+    evidence_from_stored,
+)
 from payerbridge.identity.scoring import default_model
 from payerbridge.identity.standardize import StandardRecord, standard_record
 from payerbridge.types import MemberId
@@ -199,6 +205,24 @@ def test_evidence_is_json_and_free_of_demographics_and_identifiers() -> None:
     assert {c["member"] for c in document["candidates"]} == {"p1", "p2"}  # type: ignore[union-attr]
     first = document["candidates"][0]  # type: ignore[index]
     assert {"comparison": "given_name", "level": "exact"}.items() <= first["comparisons"][0].items()
+
+
+def test_stored_evidence_reads_back_as_the_evidence_itself_and_says_no_more() -> None:
+    decision = run(
+        rec(given=["Ana", "Lucia"]),
+        ("p1", rec()),
+        ("p2", rec(given=["Olivia"], member_id="M-77", ssn=None)),
+    )
+    stored = orjson.dumps(decision.evidence.to_stored())
+    shown = decision.evidence.to_dict()
+    assert json.dumps(evidence_from_stored(orjson.loads(stored))) == json.dumps(shown)  # in order
+    assert len(stored) < 0.6 * len(orjson.dumps(shown))
+    assert b"lucia" not in stored.lower() and b"m-77" not in stored.lower()
+
+
+def test_evidence_stored_whole_before_the_stored_form_reads_as_it_was() -> None:
+    shown = run(rec(), ("p1", rec())).evidence.to_dict()
+    assert evidence_from_stored(orjson.loads(orjson.dumps(shown))) == shown
 
 
 def test_evidence_keeps_the_strongest_candidates() -> None:
