@@ -296,6 +296,40 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
     assert platform.identity.decision("d-new") is None
 
 
+def test_a_request_sent_again_finds_its_review_case_as_the_queue_shows_it(
+    platform: Platform,
+) -> None:
+    """``latest_review`` (one statement on every request) reads what ``review`` reads."""
+    matched = decided(platform, "Ana", "1980-02-03", "M100", "d-match")
+    reviewed = dataclasses.replace(
+        matched, decision_id=DecisionId("d-review"), outcome=MatchOutcome.REVIEW, member_id=None
+    )
+    record_batch_decisions(
+        platform.identity,
+        platform.transactions,
+        [
+            DecisionToRecord(
+                reviewed,
+                "cli",
+                "key-1",
+                "case-1",
+                decision_audit_event(reviewed, actor="cli", request_id="req-1"),
+            )
+        ],
+    )
+    assert platform.identity.latest_review("other", "key-1") is None
+    opened = platform.identity.latest_review("cli", "key-1")
+    assert opened is not None and opened.status == "open" and opened.decided_at is None
+    assert opened == platform.identity.review("case-1")
+    with platform.transactions.begin() as unit:
+        platform.identity.decide_review(
+            unit, "case-1", accept=True, member_id="ana", reviewer="op", reason="card", at=AT
+        )
+    accepted = platform.identity.latest_review("cli", "key-1")
+    assert accepted == platform.identity.review("case-1")
+    assert accepted is not None and accepted.member_id == "ana" and accepted.decided_at == AT
+
+
 @given(
     st.datetimes(
         min_value=datetime(1900, 1, 1),
