@@ -142,21 +142,9 @@ class Evidence:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (ISO timestamp, rounded weights), stable field names."""
-        return {
-            "review_reason": self.review_reason,
-            "decision": self.decision_id,
-            "outcome": self.outcome.value,
-            "reason": self.reason.value,
-            "member": self.member_id,
-            "rule": self.rule,
-            "candidates_considered": self.candidates_considered,
-            "candidates": [c.to_dict(self.comparisons) for c in self.candidates],
-            "prior_match_weight": round(self.prior_match_weight, _WEIGHT_DECIMALS),
-            "model_version": self.model_version,
-            "spec_fingerprint": self.spec_fingerprint,
-            "policy_version": self.policy_version,
-            "decided_at": self.decided_at.isoformat(),
-        }
+        return self._document(
+            {"candidates": [c.to_dict(self.comparisons) for c in self.candidates]}
+        )
 
     def to_stored(self) -> dict[str, object]:
         """The form a decision's row keeps: ``to_dict`` with the comparisons named once and
@@ -164,6 +152,15 @@ class Evidence:
         (``evidence_from_stored`` gives ``to_dict`` back). A decision is written for every
         request, and one object per comparison per candidate was most of its bytes and of
         the time spent writing it (ADR 0022)."""
+        return self._document(
+            {
+                "comparisons": self.comparisons,
+                "candidates": [c.to_stored() for c in self.candidates],
+            }
+        )
+
+    def _document(self, candidates: dict[str, object]) -> dict[str, object]:
+        """The evidence with ``candidates``, the candidates' part in either form, in place."""
         return {
             "review_reason": self.review_reason,
             "decision": self.decision_id,
@@ -172,8 +169,7 @@ class Evidence:
             "member": self.member_id,
             "rule": self.rule,
             "candidates_considered": self.candidates_considered,
-            "comparisons": self.comparisons,
-            "candidates": [c.to_stored() for c in self.candidates],
+            **candidates,
             "prior_match_weight": round(self.prior_match_weight, _WEIGHT_DECIMALS),
             "model_version": self.model_version,
             "spec_fingerprint": self.spec_fingerprint,
