@@ -11,6 +11,7 @@ and written to logs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -75,23 +76,32 @@ class CandidateEvidence:
     guard_violations: tuple[str, ...]
 
     def to_dict(self, comparisons: tuple[str, ...]) -> dict[str, object]:
+        return self._document(
+            {
+                "comparisons": _comparison_objects(
+                    comparisons, self.levels, self._weights(), self.household_shared
+                )
+            }
+        )
+
+    def to_stored(self) -> dict[str, object]:
+        """``to_dict`` with the comparisons as parallel lists, named by ``Evidence.to_stored``."""
+        return self._document(
+            {
+                "levels": self.levels,
+                "match_weights": self._weights(),
+                "household_shared": self.household_shared,
+            }
+        )
+
+    def _weights(self) -> list[float]:
+        return [round(weight, _WEIGHT_DECIMALS) for weight in self.match_weights]
+
+    def _document(self, comparisons: dict[str, object]) -> dict[str, object]:
+        """The candidate with ``comparisons``, its comparisons in either form, in place."""
         return {
             "member": self.member_id,
-            "comparisons": [
-                {
-                    "comparison": name,
-                    "level": level,
-                    "match_weight": round(weight, _WEIGHT_DECIMALS),
-                    "household_shared": shared,
-                }
-                for name, level, weight, shared in zip(
-                    comparisons,
-                    self.levels,
-                    self.match_weights,
-                    self.household_shared,
-                    strict=True,
-                )
-            ],
+            **comparisons,
             "household_adjustment": round(self.household_adjustment, _WEIGHT_DECIMALS),
             "match_weight": round(self.match_weight, _WEIGHT_DECIMALS),
             "match_probability": self.match_probability,
@@ -99,19 +109,15 @@ class CandidateEvidence:
             "guard_violations": list(self.guard_violations),
         }
 
-    def to_stored(self) -> dict[str, object]:
-        """``to_dict`` with the comparisons as parallel lists, named by ``Evidence.to_stored``."""
-        return {
-            "member": self.member_id,
-            "levels": self.levels,
-            "match_weights": [round(weight, _WEIGHT_DECIMALS) for weight in self.match_weights],
-            "household_shared": self.household_shared,
-            "household_adjustment": round(self.household_adjustment, _WEIGHT_DECIMALS),
-            "match_weight": round(self.match_weight, _WEIGHT_DECIMALS),
-            "match_probability": self.match_probability,
-            "rule": self.rule,
-            "guard_violations": self.guard_violations,
-        }
+
+def _comparison_objects(
+    names: Sequence[str], levels: Sequence[str], weights: Sequence[float], shared: Sequence[bool]
+) -> list[dict[str, object]]:
+    """One object per comparison, as evidence is shown."""
+    return [
+        {"comparison": name, "level": level, "match_weight": weight, "household_shared": flag}
+        for name, level, weight, flag in zip(names, levels, weights, shared, strict=True)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,21 +207,9 @@ def _candidate_from_stored(names: list[str], stored: dict[str, Any]) -> dict[str
     shown: dict[str, Any] = {}
     for key, value in stored.items():
         if key == "levels":
-            shown["comparisons"] = [
-                {
-                    "comparison": name,
-                    "level": level,
-                    "match_weight": weight,
-                    "household_shared": shared,
-                }
-                for name, level, weight, shared in zip(
-                    names,
-                    value,
-                    stored["match_weights"],
-                    stored["household_shared"],
-                    strict=True,
-                )
-            ]
+            shown["comparisons"] = _comparison_objects(
+                names, value, stored["match_weights"], stored["household_shared"]
+            )
         elif key not in _STORED_COMPARISONS:
             shown[key] = value
     return shown
