@@ -5,6 +5,7 @@ and the brute-force guard (HRex mm-4, mm-7..10)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,30 @@ def test_demographics_only_and_card_requests_find_the_member(old_payer: ServerPr
         married = parameters("Mila", "2010-06-15", member_id="K202")
         married["parameter"][0]["resource"]["name"][0]["family"] = "Okafor"
         assert matched_member(match(client, married)) == "twin-b"
+
+
+def test_requests_at_once_are_each_answered_and_audited(old_payer: ServerProcess) -> None:
+    """Requests over several connections at once (on SQLite they share commits, ADR 0023):
+    each gets its own member, each answer is audited, and the audit chain verifies."""
+    asked = {
+        "other": parameters("Noor", "1991-11-30", member_id="Z900"),
+        "twin-a": parameters("Mia", "2010-06-15", member_id="K201"),
+        "twin-b": parameters("Mila", "2010-06-15", member_id="K202"),
+        "head": parameters("Luis", "1970-03-14", gender="male", member_id="S100"),
+    }
+    expected = [member_id for member_id in asked for _ in range(6)]
+    with old_payer.client() as client, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda m: matched_member(match(client, asked[m])), expected))
+    assert answers == expected
+    with old_payer.platform() as platform:
+        for member_id in asked:
+            events = platform.audit.for_entity("Patient", member_id)
+            matches = [
+                e for e in events if (e["action"], e["outcome"]) == ("member-match", "match")
+            ]
+            assert len(matches) == 6, member_id
+    verified = old_payer.cli("audit", "verify")
+    assert verified.returncode == 0, verified.stderr
 
 
 def test_twins_are_never_swapped(old_payer: ServerProcess) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Dialect
 from payerbridge.store.driver_errors import DRIVER_ERRORS, store_error
 from payerbridge.store.engines import SpareConnections, spares_of
 from payerbridge.store.tables import UtcDateTime
+from payerbridge.store.write_group import WriteGroup, group_connection
 
 __all__ = [
     "DialectSql",
@@ -283,8 +284,12 @@ def cursor_of(connection: Any) -> Iterator[Any]:
 
 
 def take_driver_connection(engine: Engine) -> tuple[Any, Any]:
-    """A driver (DB-API) connection of ``engine`` (a spare one on SQLite) and what to give
-    it back to: the spares, or the pool's proxy."""
+    """A driver (DB-API) connection of ``engine`` (a spare one on SQLite; the open write
+    group's in a call that joins it) and what to give it back to: the spares, the group
+    (which keeps it), or the pool's proxy."""
+    grouped = group_connection(engine)
+    if grouped is not None:
+        return grouped, WriteGroup
     spares = spares_of(engine)
     if spares is not None:
         return spares.take(), spares
@@ -293,6 +298,8 @@ def take_driver_connection(engine: Engine) -> tuple[Any, Any]:
 
 
 def give_back_driver_connection(connection: Any, owner: Any, *, failed: bool) -> None:
+    if owner is WriteGroup:  # the group's: it stays in the group's transaction
+        return
     if isinstance(owner, SpareConnections):
         owner.give_back(connection, failed=failed)
     else:
@@ -320,7 +327,8 @@ def raw_cursor(engine: Engine) -> Iterator[Any]:
     the last write transaction gave back reads from memory where a reader connection would
     read the pages again (2-3% of a ``$member-match`` at 1M members)."""
     connection, owner = take_driver_connection(engine)
-    pooled = not isinstance(owner, SpareConnections)  # (SQLite's spares autocommit)
+    # SQLite's spares and its group's connection autocommit; psycopg's are set to.
+    pooled = owner is not WriteGroup and not isinstance(owner, SpareConnections)
     failed = True
     try:
         if pooled:  # psycopg: no BEGIN, no ROLLBACK

@@ -124,7 +124,13 @@ async def member_match(request: Request) -> Response:
     except PayerBridgeError as exc:
         body = exc
     return await run_store_bound(
-        current_platform(request), _answer_member_match, request, raw, body, idempotency_key
+        current_platform(request),
+        _answer_member_match,
+        request,
+        raw,
+        body,
+        idempotency_key,
+        grouped=True,
     )
 
 
