@@ -140,10 +140,33 @@ def test_reads_in_a_call_see_what_its_group_wrote(engine: Engine) -> None:
         await asyncio.sleep(0)
         assert committed(engine) == []
         await reader()
+        assert committed(engine) == [1]  # it read what the group wrote: it waited for it
         await writer
 
     asyncio.run(scenario())
     assert seen == [1]
+
+
+def test_a_call_that_writes_in_two_groups_waits_for_both(engine: Engine) -> None:
+    """A SQLAlchemy transaction in the middle of a call commits the call's first group;
+    the call's next unit opens a second one, which it must wait for too."""
+    group = group_of(engine)
+    transactions = SqlTransactions(engine)
+
+    async def scenario() -> None:
+        with group.joining() as ticket:
+            with transactions.begin() as unit:
+                unit.cursor().execute("INSERT INTO t VALUES (1)")
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO t VALUES (2)"))
+            with transactions.begin() as unit:
+                unit.cursor().execute("INSERT INTO t VALUES (3)")
+        assert committed(engine) == [1, 2]
+        await group.settled(ticket)
+        assert committed(engine) == [1, 2, 3]
+
+    asyncio.run(scenario())
+    assert group.commits == 2
 
 
 def test_a_writer_outside_the_group_commits_it_first(engine: Engine) -> None:

@@ -52,20 +52,20 @@ _SAVEPOINT = "unit"
 
 @dataclass(eq=False)
 class Ticket:
-    """One call's part in a group: whether it wrote in one, and how that group ended."""
+    """One call's part in the groups it wrote in or read from: how many have not ended
+    yet, and the first failure among them."""
 
-    joined: bool = False
-    done: bool = False
+    pending: int = 0
     error: BaseException | None = None
+    enlisted_in: int = -1  # the generation of the last group it was enlisted in
     waiter: asyncio.Future[None] | None = field(default=None, repr=False)
 
     def finish(self, error: BaseException | None) -> None:
-        self.done, self.error = True, error
-        if self.waiter is not None and not self.waiter.done():
-            if error is None:
-                self.waiter.set_result(None)
-            else:
-                self.waiter.set_exception(error)
+        self.pending -= 1
+        if self.error is None:
+            self.error = error
+        if not self.pending and self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
 
 _joining: ContextVar[tuple[WriteGroup, Ticket] | None] = ContextVar(
@@ -79,9 +79,12 @@ class WriteGroup:
     def __init__(self, spares: SpareConnections) -> None:
         self._spares = spares
         self._connection: WriterConnection | None = None
-        self._thread: int | None = None
+        # The one thread whose calls join: the event loop's, the first to join. Calls on
+        # any other (a second loop, as a test client runs) write as they would without.
+        self._owner: int | None = None
         self._tickets: list[Ticket] = []
         self._joins = 0  # units that joined, ever: the committer watches it move
+        self._generation = 0  # groups ended, ever: a ticket is enlisted once in each
         self._committer: asyncio.Task[None] | None = None
         self.commits = 0  # group transactions committed (for tests and reports)
 
@@ -99,12 +102,10 @@ class WriteGroup:
             _joining.reset(token)
 
     async def settled(self, ticket: Ticket) -> None:
-        """Return once the group ``ticket`` wrote in has committed; raise if it failed."""
-        if not ticket.joined:
-            return
-        if not ticket.done:
+        """Return once every group ``ticket`` was in has ended; raise if one failed."""
+        if ticket.pending:
             ticket.waiter = asyncio.get_running_loop().create_future()
-            await asyncio.shield(ticket.waiter)
+            await ticket.waiter  # cancelled with the call: the group commits regardless
         if ticket.error is not None:
             raise ticket.error
 
@@ -113,7 +114,7 @@ class WriteGroup:
     @property
     def connection(self) -> WriterConnection | None:
         """The open group's connection, on the thread that opened it; else None."""
-        if self._thread != threading.get_ident():
+        if self._owner != threading.get_ident():
             return None
         return self._connection
 
@@ -124,9 +125,7 @@ class WriteGroup:
             connection = self._open()
         with translated_errors():
             connection.execute(f"SAVEPOINT {_SAVEPOINT}")
-        if not ticket.joined:
-            ticket.joined = True
-            self._tickets.append(ticket)
+        self.enlist(ticket)
         self._joins += 1
         if self._committer is None:
             # In a context of its own: not the call's, which would name this group.
@@ -134,6 +133,13 @@ class WriteGroup:
                 self._commit_when_quiet(), context=contextvars.Context()
             )
         return connection
+
+    def enlist(self, ticket: Ticket) -> None:
+        """``ticket`` waits for the open group's commit."""
+        if ticket.enlisted_in != self._generation:
+            ticket.enlisted_in = self._generation
+            ticket.pending += 1
+            self._tickets.append(ticket)
 
     def release(self) -> None:
         """The unit's writes stay, to commit with the group's."""
@@ -161,6 +167,14 @@ class WriteGroup:
 
     # -- committing ------------------------------------------------------------------------
 
+    def _owns_thread(self) -> bool:
+        here = threading.get_ident()
+        if self._owner is None:
+            with _owning:
+                if self._owner is None:
+                    self._owner = here
+        return self._owner == here
+
     def _open(self) -> WriterConnection:
         connection = self._spares.take()
         if not isinstance(connection, WriterConnection):
@@ -175,7 +189,7 @@ class WriteGroup:
             self._spares.give_back(connection, failed=True)
             raise
         connection.before_lock_taken(self.flush)
-        self._connection, self._thread = connection, threading.get_ident()
+        self._connection = connection
         return connection
 
     async def _commit_when_quiet(self) -> None:
@@ -194,7 +208,8 @@ class WriteGroup:
         """Commit the group (or, after ``failure``, roll it back) and tell its tickets."""
         connection, tickets = self._connection, self._tickets
         assert connection is not None
-        self._connection, self._thread, self._tickets = None, None, []
+        self._connection, self._tickets = None, []
+        self._generation += 1
         connection.before_lock_taken(None)
         error = failure
         if error is None:
@@ -216,6 +231,7 @@ class WriteGroup:
 
 
 _groups: weakref.WeakKeyDictionary[Engine, WriteGroup] = weakref.WeakKeyDictionary()
+_owning = threading.Lock()
 
 
 def write_group_of(engine: Engine) -> WriteGroup | None:
@@ -235,14 +251,18 @@ def current_group(engine: Engine) -> tuple[WriteGroup, Ticket] | None:
     joining = _joining.get()
     if joining is None or _groups.get(engine) is not joining[0]:
         return None
-    group, _ticket = joining
-    if group._thread not in (None, threading.get_ident()):
-        return None
-    return joining
+    return joining if joining[0]._owns_thread() else None
 
 
 def group_connection(engine: Engine) -> Any:
     """The open group's connection when this call joins ``engine``'s group, else None:
-    the call's reads see what the group wrote."""
+    the call's reads see what the group wrote, and so the call waits for its commit
+    too (it must not answer with what may yet be rolled back)."""
     joining = current_group(engine)
-    return None if joining is None else joining[0].connection
+    if joining is None:
+        return None
+    group, ticket = joining
+    connection = group.connection
+    if connection is not None:
+        group.enlist(ticket)
+    return connection
