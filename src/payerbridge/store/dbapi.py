@@ -289,7 +289,7 @@ def take_driver_connection(engine: Engine) -> tuple[Any, Any]:
     (which keeps it), or the pool's proxy."""
     grouped = group_connection(engine)
     if grouped is not None:
-        return grouped, WriteGroup
+        return grouped
     spares = spares_of(engine)
     if spares is not None:
         return spares.take(), spares
@@ -298,7 +298,7 @@ def take_driver_connection(engine: Engine) -> tuple[Any, Any]:
 
 
 def give_back_driver_connection(connection: Any, owner: Any, *, failed: bool) -> None:
-    if owner is WriteGroup:  # the group's: it stays in the group's transaction
+    if isinstance(owner, WriteGroup):  # it stays in the group's transaction
         return
     if isinstance(owner, SpareConnections):
         owner.give_back(connection, failed=failed)
@@ -328,7 +328,7 @@ def raw_cursor(engine: Engine) -> Iterator[Any]:
     read the pages again (2-3% of a ``$member-match`` at 1M members)."""
     connection, owner = take_driver_connection(engine)
     # SQLite's spares and its group's connection autocommit; psycopg's are set to.
-    pooled = owner is not WriteGroup and not isinstance(owner, SpareConnections)
+    pooled = not isinstance(owner, WriteGroup | SpareConnections)
     failed = True
     try:
         if pooled:  # psycopg: no BEGIN, no ROLLBACK

@@ -10,7 +10,9 @@ argument. The transaction starts with the unit's first statement, on one of two 
   exchange step: its ``UPDATE ... RETURNING``, then its inserts and COMMIT, in two round
   trips). SQLAlchemy's connection, events and transaction objects cost more than a
   ``$member-match``'s small statements. The unit's one cursor reads a result only once
-  the pipeline is synced (``_SyncedReads``);
+  the pipeline is synced (``_SyncedReads``). On SQLite, a unit begun in a call of the
+  loop's write group (``store.write_group``, ADR 0023) is a savepoint in the group's
+  transaction instead, and commits with it;
 - ``connection`` first: the writing engine's SQLAlchemy transaction, for plain Core
   statements; ``cursor()`` then runs on the same connection. A unit that needs Core runs
   it before its first ``cursor()`` statement (a Core statement after them is refused:

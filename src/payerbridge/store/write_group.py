@@ -33,7 +33,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -254,15 +253,16 @@ def current_group(engine: Engine) -> tuple[WriteGroup, Ticket] | None:
     return joining if joining[0]._owns_thread() else None
 
 
-def group_connection(engine: Engine) -> Any:
-    """The open group's connection when this call joins ``engine``'s group, else None:
-    the call's reads see what the group wrote, and so the call waits for its commit
-    too (it must not answer with what may yet be rolled back)."""
+def group_connection(engine: Engine) -> tuple[WriterConnection, WriteGroup] | None:
+    """The open group's connection, and the group, when this call joins ``engine``'s
+    group: the call's reads see what the group wrote, and so the call waits for its
+    commit too (it must not answer with what may yet be rolled back). Else None."""
     joining = current_group(engine)
     if joining is None:
         return None
     group, ticket = joining
     connection = group.connection
-    if connection is not None:
-        group.enlist(ticket)
-    return connection
+    if connection is None:
+        return None
+    group.enlist(ticket)
+    return connection, group
