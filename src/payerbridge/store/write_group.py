@@ -112,7 +112,7 @@ class WriteGroup:
 
     @property
     def connection(self) -> WriterConnection | None:
-        """The open group's connection, on the thread that opened it; else None."""
+        """The open group's connection, on the group's own thread; else None."""
         if self._owner != threading.get_ident():
             return None
         return self._connection
