@@ -88,7 +88,6 @@ from payerbridge.store.token_keys import load_client_key, load_token_keys, rotat
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
-from payerbridge.store.write_group import WriteGroup, write_group_of
 from payerbridge.types import MemberId
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import WebhookPolicy
@@ -167,8 +166,6 @@ class Platform:
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
     checkpointer: WalCheckpointer | None = None  # SQLite only
-    # Group commit of the loop's hot writes (SQLite, settings.group_commit; ADR 0023).
-    write_group: WriteGroup | None = None
 
     @property
     def us(self) -> Organization:
@@ -199,8 +196,6 @@ class Platform:
         self.reader.dispose()
 
     def close(self) -> None:
-        if self.write_group is not None:  # what it holds commits, as a request would
-            self.write_group.flush()
         if self.checkpointer is not None:
             self.checkpointer.close()
         self.adapters.client.close()
@@ -502,7 +497,6 @@ def build_platform(
         ),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=checkpointer,
-        write_group=write_group_of(engine) if settings.group_commit else None,
     )
 
 

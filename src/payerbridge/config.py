@@ -39,12 +39,6 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of PostgreSQL for production; SQLite in data_dir when unset.",
     )
-    group_commit: bool = Field(
-        default=True,
-        description="On SQLite, $member-match requests that run while others wait for "
-        "their commit share one transaction, each in a savepoint, and answer once it "
-        "commits (ADR 0023); false: a transaction each.",
-    )
     org_name: str = Field(default="PayerBridge Demo Health Plan", min_length=1)
     org_npi: str = Field(default="1234567893", description="NPI by which partners name us.")
     public_base_url: str | None = Field(

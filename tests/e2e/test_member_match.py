@@ -154,8 +154,8 @@ def test_demographics_only_and_card_requests_find_the_member(old_payer: ServerPr
 
 
 def test_requests_at_once_are_each_answered_and_audited(old_payer: ServerProcess) -> None:
-    """Requests over several connections at once (on SQLite they share commits, ADR 0023):
-    each gets its own member, each answer is audited, and the audit chain verifies."""
+    """Requests over several connections at once: each gets its own member, each answer
+    is audited, and the audit chain verifies."""
     asked = {
         "other": parameters("Noor", "1991-11-30", member_id="Z900"),
         "twin-a": parameters("Mia", "2010-06-15", member_id="K201"),

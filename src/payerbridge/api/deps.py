@@ -175,15 +175,9 @@ SubmitterDep = Annotated[Caller, Depends(require_submitter)]
 PlatformDep = Annotated[Platform, Depends(current_platform)]
 
 
-async def run_store_bound(
-    platform: Platform, function: Callable[..., T], *args: Any, grouped: bool = False
-) -> T:
+async def run_store_bound(platform: Platform, function: Callable[..., T], *args: Any) -> T:
     """Run a short, store-bound call of a hot path: inline on embedded SQLite, in the
     thread pool on PostgreSQL.
-
-    ``grouped`` (SQLite): the call's writes join the loop's write group and the call
-    returns once that group has committed (ADR 0023); what the call raised is raised
-    then, or the commit's failure, which is the call's too.
 
     SQLite runs in this process, and a small request's statements take microseconds:
     the hop to a worker thread and back, and the GIL handed between the two threads
@@ -193,19 +187,7 @@ async def run_store_bound(
     PostgreSQL's statements wait on the network, and that wait must not hold up the
     event loop."""
     if platform.settings.is_sqlite:
-        group = platform.write_group
-        if not grouped or group is None:
-            return function(*args)
-        failure: BaseException | None = None
-        with group.joining() as ticket:
-            try:
-                result = function(*args)
-            except BaseException as exc:  # noqa: BLE001 - raised once its group has ended
-                failure = exc
-        await group.settled(ticket)
-        if failure is not None:
-            raise failure
-        return result
+        return function(*args)
     return await run_in_threadpool(function, *args)
 
 

@@ -23,7 +23,6 @@ from sqlalchemy.engine import Dialect
 from payerbridge.store.driver_errors import DRIVER_ERRORS, store_error
 from payerbridge.store.engines import SpareConnections, spares_of
 from payerbridge.store.tables import UtcDateTime
-from payerbridge.store.write_group import WriteGroup, group_connection
 
 __all__ = [
     "DialectSql",
@@ -284,12 +283,8 @@ def cursor_of(connection: Any) -> Iterator[Any]:
 
 
 def take_driver_connection(engine: Engine) -> tuple[Any, Any]:
-    """A driver (DB-API) connection of ``engine`` (a spare one on SQLite; the open write
-    group's in a call that joins it) and what to give it back to: the spares, the group
-    (which keeps it), or the pool's proxy."""
-    grouped = group_connection(engine)
-    if grouped is not None:
-        return grouped
+    """A driver (DB-API) connection of ``engine`` (a spare one on SQLite) and what to give
+    it back to: the spares, or the pool's proxy."""
     spares = spares_of(engine)
     if spares is not None:
         return spares.take(), spares
@@ -298,8 +293,6 @@ def take_driver_connection(engine: Engine) -> tuple[Any, Any]:
 
 
 def give_back_driver_connection(connection: Any, owner: Any, *, failed: bool) -> None:
-    if isinstance(owner, WriteGroup):  # it stays in the group's transaction
-        return
     if isinstance(owner, SpareConnections):
         owner.give_back(connection, failed=failed)
     else:
@@ -327,8 +320,7 @@ def raw_cursor(engine: Engine) -> Iterator[Any]:
     the last write transaction gave back reads from memory where a reader connection would
     read the pages again (2-3% of a ``$member-match`` at 1M members)."""
     connection, owner = take_driver_connection(engine)
-    # SQLite's spares and its group's connection autocommit; psycopg's are set to.
-    pooled = not isinstance(owner, WriteGroup | SpareConnections)
+    pooled = not isinstance(owner, SpareConnections)  # (SQLite's spares autocommit)
     failed = True
     try:
         if pooled:  # psycopg: no BEGIN, no ROLLBACK

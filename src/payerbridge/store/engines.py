@@ -10,7 +10,6 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -267,9 +266,6 @@ class _FileWriteLock:
         self._path = f"{path}.writer"
         self._fd: int | None = None
         self._pid = 0
-        # Run before this process takes the lock: an open write group of the loop's
-        # commits first (store.write_group), so that its thread never waits on itself.
-        self.before_take: Callable[[], None] | None = None
 
     def acquire(self) -> bool:
         # As long as SQLite's busy timeout: a thread that somehow nests two write
@@ -311,15 +307,8 @@ class WriterConnection(sqlite3.Connection):
     def use_lock(self, lock: _FileWriteLock) -> None:
         self._lock = lock
 
-    def before_lock_taken(self, callback: Callable[[], None] | None) -> None:
-        """Run ``callback`` whenever a connection of this file is about to take the lock."""
-        if self._lock is not None:
-            self._lock.before_take = callback
-
     def take_lock(self) -> None:
         if self._lock is not None and not self._holding:
-            if self._lock.before_take is not None:
-                self._lock.before_take()
             if not self._lock.acquire():
                 raise sqlite3.OperationalError("database is locked")
             self._holding = True

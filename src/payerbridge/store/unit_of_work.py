@@ -10,9 +10,7 @@ argument. The transaction starts with the unit's first statement, on one of two 
   exchange step: its ``UPDATE ... RETURNING``, then its inserts and COMMIT, in two round
   trips). SQLAlchemy's connection, events and transaction objects cost more than a
   ``$member-match``'s small statements. The unit's one cursor reads a result only once
-  the pipeline is synced (``_SyncedReads``). On SQLite, a unit begun in a call of the
-  loop's write group (``store.write_group``, ADR 0023) is a savepoint in the group's
-  transaction instead, and commits with it;
+  the pipeline is synced (``_SyncedReads``);
 - ``connection`` first: the writing engine's SQLAlchemy transaction, for plain Core
   statements; ``cursor()`` then runs on the same connection. A unit that needs Core runs
   it before its first ``cursor()`` statement (a Core statement after them is refused:
@@ -41,7 +39,6 @@ from payerbridge.store.audit import append_events
 from payerbridge.store.dbapi import give_back_driver_connection, take_driver_connection
 from payerbridge.store.driver_errors import translated_errors
 from payerbridge.store.engines import WriterConnection
-from payerbridge.store.write_group import WriteGroup, current_group
 from payerbridge.transactions import UnitOfWork
 
 __all__ = ["SqlTransactions", "SqlUnitOfWork", "sql_unit"]
@@ -65,7 +62,6 @@ class SqlUnitOfWork:
         self._cursor: Any = None
         self._pipeline: AbstractContextManager[Any] | None = None
         self._synced: Any = None  # psycopg's Pipeline, entered
-        self._group: WriteGroup | None = None  # joined (SQLite, store.write_group)
 
     def record(self, *events: AuditEvent) -> None:
         self._events.extend(events)
@@ -110,11 +106,6 @@ class SqlUnitOfWork:
         return self._core
 
     def _begin_on_driver(self) -> None:
-        joining = current_group(self._engine)
-        if joining is not None:  # a savepoint in the group's transaction
-            self._group, ticket = joining
-            self._driver = self._group.join(ticket)
-            return
         driver, self._owner = take_driver_connection(self._engine)
         self._driver = driver
         if isinstance(driver, WriterConnection):  # SQLite: the write lock, as every writer
@@ -140,11 +131,6 @@ class SqlUnitOfWork:
                 self._cursor.execute("COMMIT")
                 pipeline, self._pipeline, self._synced = self._pipeline, None, None
                 pipeline.__exit__(None, None, None)  # waits for it, raises its errors
-            elif self._group is not None:  # commits with the group's (settled by the edge)
-                self._group.release()
-                self._close_cursor()
-                self._driver = None
-                return
             else:
                 self._driver.commit()
             self._close_cursor()
@@ -162,9 +148,6 @@ class SqlUnitOfWork:
             core, self._core_transaction = self._core_transaction, None
             if core is not None:
                 core.__exit__(type(error), error, error.__traceback__)
-            elif self._group is not None and self._driver is not None:
-                self._driver = None
-                self._group.roll_back()
             elif self._driver is not None and self._owner is not None:
                 driver, self._driver = self._driver, None
                 try:
@@ -247,8 +230,6 @@ class SqlTransactions:
                 raise
         relay = self.relay_deliveries
         if unit.deliveries and relay is not None:
-            if unit._group is not None:  # a delivery starts once its row has committed
-                unit._group.flush()
             try:
                 relay(unit.deliveries)
             except Exception:  # noqa: BLE001 - committed: the sweep starts what was missed

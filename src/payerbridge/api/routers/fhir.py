@@ -124,13 +124,7 @@ async def member_match(request: Request) -> Response:
     except PayerBridgeError as exc:
         body = exc
     return await run_store_bound(
-        current_platform(request),
-        _answer_member_match,
-        request,
-        raw,
-        body,
-        idempotency_key,
-        grouped=True,
+        current_platform(request), _answer_member_match, request, raw, body, idempotency_key
     )
 
 
