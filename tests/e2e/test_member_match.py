@@ -177,6 +177,19 @@ def test_requests_at_once_are_each_answered_and_audited(old_payer: ServerProcess
     assert verified.returncode == 0, verified.stderr
 
 
+def test_a_match_is_logged_on_the_requests_one_line(old_payer: ServerProcess) -> None:
+    with old_payer.client() as client:
+        response = match(client, parameters("Noor", "1991-11-30", member_id="Z900"))
+    assert matched_member(response) == "other"
+    request_id = response.headers["x-request-id"]
+    lines = [orjson.loads(line) for line in old_payer.log().splitlines() if request_id in line]
+    [line] = lines
+    assert line["msg"] == "request" and line["status"] == 200
+    assert line["events"] == ["member-match decided", "member-match answered"]
+    assert line["outcome"] == "match" and line["decision_id"]
+    assert "Z900" not in old_payer.log() and "Noor" not in old_payer.log()
+
+
 def test_twins_are_never_swapped(old_payer: ServerProcess) -> None:
     with old_payer.client() as client:
         # The subscriber id only: both twins are on the card; Mia's name is a letter from

@@ -1,5 +1,6 @@
-"""ASGI middleware: correlation id, request size limit, one log line per request, and the
-last-resort 500 (an OperationOutcome with the request id, never a stack trace)."""
+"""ASGI middleware: correlation id, request size limit, one log line per request (with what
+its handlers noted on it: ``logging.log_on_request``), and the last-resort 500 (an
+OperationOutcome with the request id, never a stack trace)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from payerbridge.errors import Issue, PayloadTooLarge
 from payerbridge.fhir.outcome import operation_outcome
-from payerbridge.logging import request_id_var
+from payerbridge.logging import request_id_var, request_line
 
 __all__ = ["RequestContextMiddleware"]
 
@@ -37,6 +38,7 @@ class RequestContextMiddleware:
         request_id_var.set(request_id)
         started = time.perf_counter()
         state: dict[str, Any] = {"status": None}
+        noted: dict[str, Any] = {}  # what its handlers log on the request's line
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -52,10 +54,11 @@ class RequestContextMiddleware:
         except ValueError:
             declared = 0
         try:
-            if declared > self.max_request_bytes:
-                await self._reject_too_large(send_with_id, request_id)
-            else:
-                await self.app(scope, self._limited(receive), send_with_id)
+            with request_line() as noted:
+                if declared > self.max_request_bytes:
+                    await self._reject_too_large(send_with_id, request_id)
+                else:
+                    await self.app(scope, self._limited(receive), send_with_id)
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             logger.error(
                 "unhandled error", extra={"error_type": type(exc).__name__}, exc_info=False
@@ -76,6 +79,7 @@ class RequestContextMiddleware:
             logger.info(
                 "request",
                 extra={
+                    **noted,
                     "method": scope["method"],
                     "path": getattr(route, "path", None) or "unmatched",
                     "status": state["status"],

@@ -62,6 +62,7 @@ from payerbridge.identity.ports import (
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.standardize import StandardRecord
+from payerbridge.logging import log_on_request
 from payerbridge.transactions import Transactions
 
 __all__ = [
@@ -257,13 +258,12 @@ def match_member(
     if len(tried_at) > attempts.cards:
         raise _too_many_attempts(client_id, tried_at, attempts, at)
     if decision is not None:
-        logger.info(
+        log_on_request(
+            logger,
             "member-match decided",
-            extra={
-                "decision_id": decision.decision_id,
-                "outcome": decision.outcome.value,
-                "candidates": decision.evidence.candidates_considered,
-            },
+            decision_id=decision.decision_id,
+            outcome=decision.outcome.value,
+            candidates=decision.evidence.candidates_considered,
         )
     if isinstance(answer, MatchError):
         raise answer

@@ -66,7 +66,7 @@ from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
 from payerbridge.identity.decision import SINGLE_EXCHANGE
 from payerbridge.identity.member_match import MemberMatchRules, answer_member_match
 from payerbridge.identity.service import AttemptLimit
-from payerbridge.logging import current_request_id
+from payerbridge.logging import current_request_id, log_on_request
 from payerbridge.routing.profiles import PROFILES
 from payerbridge.security.model import MEMBER_MATCH_SCOPE, resource_scope
 
@@ -221,12 +221,11 @@ def _member_match(
         member_id=answer.matched.member_id if settings.member_match_return_member_id else None,
         shape=shape,
     )
-    logger.info(
+    log_on_request(
+        logger,
         "member-match answered",
-        extra={
-            "request_shape": match_input.shape.hrex if match_input.shape else None,
-            "answer_shape": shape.hrex if shape else "any",
-        },
+        request_shape=match_input.shape.hrex if match_input.shape else None,
+        answer_shape=shape.hrex if shape else "any",
     )
     return Answer(response, 200, answer.events)
 
