@@ -62,12 +62,11 @@ def current_request_id() -> str | None:
 
 
 @contextmanager
-def request_line() -> Iterator[dict[str, Any]]:
-    """The fields ``log_on_request`` adds, in the block, to the line that logs the request."""
-    fields: dict[str, Any] = {}
+def request_line(fields: dict[str, Any]) -> Iterator[None]:
+    """In the block, ``log_on_request`` adds to ``fields``: those of the request's line."""
     token = _request_line.set(fields)
     try:
-        yield fields
+        yield
     finally:
         _request_line.reset(token)
 

@@ -15,7 +15,8 @@ logger = logging.getLogger("payerbridge.test")
 
 def test_inside_a_request_the_fields_go_on_its_line(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    with request_line() as fields:
+    fields: dict[str, object] = {}
+    with request_line(fields):
         log_on_request(logger, "decided", decision_id="d1", outcome="match")
         log_on_request(logger, "answered", answer_shape="1.2.0")
     assert caplog.records == []

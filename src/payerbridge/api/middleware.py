@@ -54,7 +54,7 @@ class RequestContextMiddleware:
         except ValueError:
             declared = 0
         try:
-            with request_line() as noted:
+            with request_line(noted):
                 if declared > self.max_request_bytes:
                     await self._reject_too_large(send_with_id, request_id)
                 else:
