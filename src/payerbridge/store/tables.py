@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -46,6 +47,7 @@ __all__ = [
     "fhir_tokens",
     "idempotent_responses",
     "identity_attempts",
+    "rate_limits",
     "identity_blocking_keys",
     "identity_decisions",
     "identity_links",
@@ -526,6 +528,18 @@ identity_attempts = Table(
     Column("at", UtcDateTime(), nullable=False),
     # One row per card a client tried with the same demographics: its last attempt.
     Index("uq_identity_attempts_card", "client_id", "demographics_key", "card_key", unique=True),
+)
+
+# The rate limits' shared state (ADR 0025): per subject (a client id, or "address:" and
+# the caller's address) and operation, the bucket's theoretical arrival time (GCRA) in
+# seconds since the epoch; ``leased``: how many requests the last lease took.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("subject", String(300), primary_key=True),
+    Column("operation", String(200), primary_key=True),
+    Column("tat", Float(precision=53), nullable=False),
+    Column("leased", Integer, nullable=False),
 )
 
 # Webhook subscriptions: a client's URL that is told of its exchanges' state changes (an
