@@ -194,6 +194,10 @@ api_clients = Table(
     Column("certificate_uri", String(500), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("disabled_at", UtcDateTime(), nullable=True),
+    # What binds the client to its NPI: certificate, operator, or pending (no token).
+    Column("npi_evidence", String(20), nullable=False, server_default="operator"),
+    Column("npi_vouched_by", String(200), nullable=True),
+    Column("npi_vouched_at", UtcDateTime(), nullable=True),
 )
 
 # The jti of every client assertion our token endpoint accepted, until the assertion
