@@ -8,7 +8,7 @@ import os
 import random
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,7 +80,7 @@ from payerbridge.store.engines import (
 from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
-from payerbridge.store.importer import FileReport, import_file
+from payerbridge.store.importer import FileReport, import_file, import_files
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
@@ -178,6 +178,20 @@ class Platform:
         return import_file(
             self.engine,
             path,
+            progress=progress,
+            index_members=lambda connection, ids: self.adapters.identity.index_members(
+                connection, ids, at=utcnow()
+            ),
+        )
+
+    def import_member_files(
+        self, paths: Sequence[Path], *, progress: Callable[[Path, int], None] | None = None
+    ) -> list[FileReport]:
+        """Import member data files in one transaction, each all-or-nothing, and index the
+        members they touched once, at the end (a plan's export: one file per type)."""
+        return import_files(
+            self.engine,
+            paths,
             progress=progress,
             index_members=lambda connection, ids: self.adapters.identity.index_members(
                 connection, ids, at=utcnow()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 import uuid
 from collections.abc import Callable
@@ -233,12 +232,14 @@ def import_files(
     ],
     data_dir: DataDir = None,
 ) -> None:
-    """Load member data; each file is all-or-nothing, invalid lines reported by number."""
+    """Load member data; each file is all-or-nothing, invalid lines reported by number.
+
+    The files of one call commit together, and the members they touch are indexed for
+    matching once, after the last file: give a plan's per-type export (Patient.ndjson,
+    Coverage.ndjson, ...) in one call."""
     from payerbridge.bootstrap import build_platform
 
     platform = build_platform(settings_for(data_dir))
-    rejected = 0
-    totals: dict[str, int] = {}
     try:
         with Progress(
             TextColumn("{task.description}"),
@@ -248,28 +249,31 @@ def import_files(
             console=err,
             transient=True,
         ) as progress:
-            for path in files:
-                task = progress.add_task(path.name, total=path.stat().st_size)
-                report = platform.import_members(
-                    path, progress=functools.partial(progress.advance, task)
-                )
-                progress.remove_task(task)
-                if report.accepted:
-                    for resource_type, count in report.counts.items():
-                        totals[resource_type] = totals.get(resource_type, 0) + count
-                    err.print(f"[green]imported[/green] {path}: {report.resources} resources")
-                    continue
-                rejected += 1
-                err.print(
-                    f"[red]rejected[/red] {path}: {report.error_count} invalid line(s); "
-                    "nothing from this file was stored"
-                )
-                for line_error in report.errors:
-                    err.print(f"  line {line_error.line}: {line_error.text}")
-                if report.error_count > len(report.errors):
-                    err.print(f"  ... and {report.error_count - len(report.errors)} more")
+            tasks = {
+                path: progress.add_task(path.name, total=path.stat().st_size) for path in files
+            }
+            reports = platform.import_member_files(
+                files, progress=lambda path, size: progress.advance(tasks[path], size)
+            )
     finally:
         platform.close()
+    rejected = 0
+    totals: dict[str, int] = {}
+    for report in reports:
+        if report.accepted:
+            for resource_type, count in report.counts.items():
+                totals[resource_type] = totals.get(resource_type, 0) + count
+            err.print(f"[green]imported[/green] {report.path}: {report.resources} resources")
+            continue
+        rejected += 1
+        err.print(
+            f"[red]rejected[/red] {report.path}: {report.error_count} invalid line(s); "
+            "nothing from this file was stored"
+        )
+        for line_error in report.errors:
+            err.print(f"  line {line_error.line}: {line_error.text}")
+        if report.error_count > len(report.errors):
+            err.print(f"  ... and {report.error_count - len(report.errors)} more")
     table = Table("resource type", "imported", title="Import")
     for resource_type in sorted(totals):
         table.add_row(resource_type, str(totals[resource_type]))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing.pool import AsyncResult
 
@@ -23,7 +23,14 @@ from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.records import record_from_fhir, ssn_of, subscriber_ref
 from payerbridge.identity.standardize import record_to_dict
 
-__all__ = ["IndexChunk", "IndexEntry", "entries_in_order", "index_entries"]
+__all__ = [
+    "IndexChanges",
+    "IndexChunk",
+    "IndexEntry",
+    "entries_in_order",
+    "index_changes",
+    "index_entries",
+]
 
 Json = str | bytes
 
@@ -78,6 +85,56 @@ def index_entries(chunk: IndexChunk, *, secret: bytes) -> list[IndexEntry]:
             )
         )
     return entries
+
+
+@dataclass(frozen=True)
+class IndexChanges:
+    """What indexing a chunk of members changes in the index, against what it held.
+
+    A member indexed for the first time is ``fresh``: its keys are all those listed on
+    its record. A member indexed before whose entry is unchanged is left alone; one whose
+    entry changed has its record ``replaced`` and only the keys it lost ``removed`` and
+    those it gained ``added``; one whose Patient is gone is ``replaced`` by nothing and
+    loses every key. Keys are (key, member id) pairs."""
+
+    write: list[IndexEntry] = field(default_factory=list)  # records to write
+    replaced: list[str] = field(default_factory=list)  # stored records to remove first
+    fresh: list[str] = field(default_factory=list)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    added: list[tuple[str, str]] = field(default_factory=list)
+
+
+def index_changes(
+    member_ids: Sequence[str],
+    entries: Sequence[IndexEntry],
+    stored: Mapping[str, tuple[str, str]],
+) -> IndexChanges:
+    """The changes that index ``entries`` (built for ``member_ids``), given the entries
+    ``stored`` for those of them indexed before (member id -> record, keys as JSON).
+    A member of ``member_ids`` with no entry (its Patient is gone) leaves the index."""
+    changes = IndexChanges()
+    built = set()
+    for entry in entries:
+        member = entry.member_id
+        built.add(member)
+        before = stored.get(member)
+        if before is None:
+            changes.write.append(entry)
+            changes.fresh.append(member)
+            continue
+        record, keys = before
+        if record == entry.record and keys == entry.keys:
+            continue
+        old, new = set(orjson.loads(keys)), set(orjson.loads(entry.keys))
+        changes.write.append(entry)
+        changes.replaced.append(member)
+        changes.removed.extend((key, member) for key in sorted(old - new))
+        changes.added.extend((key, member) for key in sorted(new - old))
+    for member in member_ids:
+        if member in stored and member not in built:
+            changes.replaced.append(member)
+            changes.removed.extend((key, member) for key in orjson.loads(stored[member][1]))
+    return changes
 
 
 # The secret of this worker process, set by the pool's initializer.

@@ -21,7 +21,7 @@ from payerbridge.errors import Conflict, NotFound
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.evidence import evidence_from_stored
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
-from payerbridge.identity.indexing import IndexChunk, entries_in_order
+from payerbridge.identity.indexing import IndexChunk, entries_in_order, index_changes
 from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.records import current_coverage, subscriber_ref
 from payerbridge.identity.scoring import MatchModel
@@ -48,9 +48,6 @@ __all__ = ["SqlIdentityStore"]
 _INDEX_BATCH = 2000
 # Chunks from which indexing builds entries on a process pool.
 _POOLED_CHUNKS = 4
-# Members whose keys one DELETE removes: a few thousand keys, well under SQLite's
-# limit on a statement's parameters.
-_FORGET_BATCH = 500
 _MODEL_TTL_SECONDS = 30.0
 # Resources received from other payers are copies of their records, not our members.
 _RECEIVED_SOURCE = "exchange:"
@@ -146,24 +143,37 @@ class SqlIdentityStore:
         ``progress`` receives the size of each chunk of ``member_ids`` once it is indexed.
 
         Members are read back in the order given: an import gives the order it wrote their
-        rows in, so each chunk reads neighbouring rows, not rows strewn over the table."""
+        rows in, so each chunk reads neighbouring rows, not rows strewn over the table.
+        A member indexed before is written again only if its entry changed, and then only
+        the keys it lost are deleted, each by its primary key, and those it gained added
+        (``index_changes``): the key table has no index by member (ADR 0020)."""
         wanted = list(dict.fromkeys(member_ids))
         chunks = [
             wanted[s : s + self._index_batch] for s in range(0, len(wanted), self._index_batch)
         ]
         # A process pool pays for itself only over several chunks.
         workers = self._index_workers if len(chunks) >= _POOLED_CHUNKS else 1
-        stamp = self._sql.timestamp(at)
-        indexed: list[str] = []
+        sql = self._sql
+        stamp = sql.timestamp(at)
+        stored: dict[str, tuple[str, str]] = {}  # filled as each chunk is read back
+        fresh: list[str] = []  # indexed for the first time: their keys go in at the end
+        added: list[tuple[str, str]] = []  # keys gained by members indexed before
+        count = 0
         built = entries_in_order(
-            _index_chunks(connection, self._sql, chunks), secret=self._secret, workers=workers
+            _index_chunks(connection, sql, chunks, stored), secret=self._secret, workers=workers
         )
         with cursor_of(connection) as cursor:
             for chunk, entries in zip(chunks, built, strict=True):
+                changes = index_changes(chunk, entries, stored)
+                for member in chunk:
+                    stored.pop(member, None)
+                if changes.replaced:
+                    cursor.execute(*sql.drop_records(changes.replaced))
+                sql.drop_keys(cursor, changes.removed)
                 insert_rows(
                     cursor,
                     (
-                        self._sql.member_records,
+                        sql.member_records,
                         [
                             {
                                 "member_id": entry.member_id,
@@ -171,16 +181,20 @@ class SqlIdentityStore:
                                 "record": entry.record,
                                 "blocking_keys": entry.keys,
                             }
-                            for entry in entries
+                            for entry in changes.write
                         ],
                     ),
                 )
-                indexed.extend(entry.member_id for entry in entries)
+                fresh.extend(changes.fresh)
+                added.extend(changes.added)
+                count += len(entries)
                 if progress is not None:
                     progress(len(chunk))
-            if indexed:
-                cursor.execute(*self._sql.listed_keys(indexed))
-        return len(indexed)
+            if fresh:
+                cursor.execute(*sql.listed_keys(fresh))
+            added.sort()
+            insert_rows(cursor, (sql.keys, [{"key": k, "member_id": m} for k, m in added]))
+        return count
 
     def reindex_all(self, *, at: datetime, progress: Callable[[int], None] | None = None) -> int:
         """Rebuild the whole index from the member data (after a secret or spec change)."""
@@ -516,36 +530,18 @@ class SqlIdentityStore:
                 raise NotFound(f"member {member_id} is not merged into {into}")
 
 
-def _forget(connection: Connection, indexed: dict[str, str]) -> None:
-    """Remove these members from the index: ``indexed`` maps each to its keys (JSON)."""
-    members = sorted(indexed)
-    for start in range(0, len(members), _FORGET_BATCH):
-        chunk = members[start : start + _FORGET_BATCH]
-        keys = sorted({key for member in chunk for key in orjson.loads(indexed[member])})
-        if keys:  # by key, as the table is ordered; the members only narrow each key's rows
-            connection.execute(
-                delete(identity_blocking_keys).where(
-                    identity_blocking_keys.c.key.in_(keys),
-                    identity_blocking_keys.c.member_id.in_(chunk),
-                )
-            )
-    connection.execute(
-        delete(identity_member_records).where(identity_member_records.c.member_id.in_(members))
-    )
-
-
 def _index_chunks(
-    connection: Connection, sql: IdentitySql, chunks: Iterable[Sequence[str]]
+    connection: Connection,
+    sql: IdentitySql,
+    chunks: Iterable[Sequence[str]],
+    stored: dict[str, tuple[str, str]],
 ) -> Iterator[IndexChunk]:
-    """Each chunk of members, forgotten by the index and read back as stored."""
+    """Each chunk of members read back as stored; the entries of those already indexed
+    (record and listed keys) are put in ``stored`` as each chunk is read."""
     for chunk in chunks:
-        # Only members indexed before have keys to remove, and their records say which:
-        # the key table is kept in key order alone, with no index by member.
         with cursor_of(connection) as cursor:
-            cursor.execute(*sql.listed_keys_of(chunk))
-            previous: dict[str, str] = dict(cursor.fetchall())
-        if previous:
-            _forget(connection, previous)
+            cursor.execute(*sql.stored_entries(chunk))
+            stored.update((member, (record, keys)) for member, record, keys in cursor.fetchall())
         yield _stored_members(connection, sql, chunk)
 
 

@@ -78,10 +78,26 @@ class IdentitySql(ResourceSql):
         )
         # A chunk of members read back to be indexed, each list one parameter: bound one
         # by one, thousands of them cost more to write out than the reads (ADR 0021).
-        self._listed_keys_of = (
-            f"SELECT member_id, blocking_keys FROM {identity_member_records.name} "
+        self._stored_entries = (
+            f"SELECT member_id, record, blocking_keys FROM {identity_member_records.name} "
             "WHERE member_id {one_of}"
         )
+        self._drop_records = (
+            f"DELETE FROM {identity_member_records.name} WHERE member_id {{one_of}}"
+        )
+        # Keys a member indexed again no longer has, each by its whole primary key: the
+        # table has no index by member (ADR 0020), so a delete by member alone, or by a
+        # key and a list of members, reads every member under a key (ADR 0021 amendment 5).
+        self._keys_delete = sql(
+            f"DELETE FROM {identity_blocking_keys.name} AS k USING "
+            "jsonb_to_recordset(CAST(:pairs AS jsonb)) AS p(key text, member_id text) "
+            "WHERE k.key = p.key AND k.member_id = p.member_id"
+            if self.is_postgres
+            else f"DELETE FROM {identity_blocking_keys.name} "
+            "WHERE key = :key AND member_id = :member_id"
+        )
+        # Keys a member indexed again gained.
+        self.keys = self.rows_insert(identity_blocking_keys, ("key", "member_id"))
         self._resources_by_ref = (
             f"SELECT resource_id, body, source FROM {fhir_resources.name} WHERE ref {{one_of}}"
         )
@@ -172,9 +188,25 @@ class IdentitySql(ResourceSql):
         """Insert the blocking keys listed on these members' records."""
         return self.one_of_many(self._listed_keys, member_ids)
 
-    def listed_keys_of(self, member_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
-        """Each of these members that is indexed, with the keys listed on its record."""
-        return self.one_of_many(self._listed_keys_of, member_ids)
+    def stored_entries(self, member_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
+        """Each of these members that is indexed, with its record and the keys listed on it."""
+        return self.one_of_many(self._stored_entries, member_ids)
+
+    def drop_records(self, member_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
+        """Remove these members' records (not their keys)."""
+        return self.one_of_many(self._drop_records, member_ids)
+
+    def drop_keys(self, cursor: Any, pairs: Sequence[tuple[str, str]]) -> None:
+        """Delete these (key, member id) rows of the key table, each by its primary key."""
+        if not pairs:
+            return
+        if self.is_postgres:
+            rows = [{"key": key, "member_id": member} for key, member in pairs]
+            cursor.execute(self._keys_delete, {"pairs": orjson.dumps(rows).decode()})
+        else:
+            cursor.executemany(
+                self._keys_delete, [{"key": key, "member_id": member} for key, member in pairs]
+            )
 
     def resources_by_ref(self, refs: Sequence[str]) -> tuple[str, dict[str, Any]]:
         """The id, body and source of the resources of these refs."""

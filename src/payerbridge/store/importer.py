@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from payerbridge.store.tables import (
     identity_member_records,
 )
 
-__all__ = ["FileReport", "LineError", "import_file", "parse_line"]
+__all__ = ["FileReport", "IndexMembers", "LineError", "import_file", "import_files", "parse_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ _BULK_LOAD_CACHE_KIB = 1024 * 1024
 # On PostgreSQL, the resources an import writes before its first ANALYZE (see
 # _GrowingStatistics); then one each time the count has doubled.
 _FIRST_ANALYZE_RESOURCES = 20_000
+
+# Indexes, inside the import's transaction, the members whose Patient or Coverage it wrote.
+IndexMembers = Callable[[Connection, Sequence[str]], object]
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ def import_file(
     *,
     source: str | None = None,
     progress: Callable[[int], None] | None = None,
-    index_members: Callable[[Connection, Sequence[str]], object] | None = None,
+    index_members: IndexMembers | None = None,
 ) -> FileReport:
     """Import one file atomically; ``progress`` receives bytes consumed.
 
@@ -155,56 +159,118 @@ def import_file(
     members whose Patient or Coverage the file wrote, in the order the file first names
     them (the order their rows were written), so the identity index never disagrees
     with the member data."""
-    report = FileReport(path=path)
-    source = source or f"import:{path.name}"
-    at = datetime.now(UTC)
-    batch: list[ResourceRow] = []
-    pending: dict[str, str] = {}
+    (report,) = import_files(
+        engine,
+        [path],
+        source=source,
+        progress=None if progress is None else lambda _, size: progress(size),
+        index_members=index_members,
+    )
+    return report
+
+
+def import_files(
+    engine: Engine,
+    paths: Sequence[Path],
+    *,
+    source: str | None = None,
+    progress: Callable[[Path, int], None] | None = None,
+    index_members: IndexMembers | None = None,
+) -> list[FileReport]:
+    """Import files in one transaction, each of them all-or-nothing: a rejected file is
+    rolled back to its savepoint and the others are kept. ``progress`` receives each
+    file and the bytes of it consumed.
+
+    The members whose Patient or Coverage any accepted file wrote are indexed once, at
+    the end, before the one commit: a plan's FHIR server exports one file per type
+    (``Patient.ndjson``, then ``Coverage.ndjson``), and indexing each file's members as
+    it was loaded indexed every member twice, the first time from its Patient alone
+    (ADR 0021 amendment 5)."""
+    reports: list[FileReport] = []
     touched: dict[str, None] = {}  # an ordered set: reading back in write order
     with engine.begin() as connection, _cache_for_bulk_load(connection):
         _plan_for_growing_tables(connection)
         statistics = _GrowingStatistics(connection)
-        for number, raw, size in _units(path):
-            report.lines = number
-            if progress is not None:
-                progress(size)
-            if not raw.strip():
-                continue
-            try:
-                checked = parse_line(raw)
-            except _Invalid as exc:
-                report.error_count += 1
-                if len(report.errors) < MAX_REPORTED_ERRORS:
-                    report.errors.append(LineError(number, str(exc)))
-                continue
-            if report.error_count:
-                continue  # the file is rejected; keep reading only to report every bad line
-            for resource, patient_id, via in checked:
-                row = ResourceRow.from_resource(resource, patient_id)
-                batch.append(row)
-                report.counts[row.resource_type] += 1
-                if via is not None:
-                    pending[row.ref] = via
-                if row.resource_type in _MEMBER_TYPES and patient_id is not None:
-                    touched[patient_id] = None
-            if len(batch) >= BATCH_SIZE:
-                write_batch(connection, batch, source=source, at=at)
-                batch.clear()
-                statistics.written(report.resources)
-        if report.error_count:
-            connection.rollback()
-            report.counts.clear()
-            logger.warning(
-                "import rejected", extra={"file": path.name, "invalid_lines": report.error_count}
+        alone = len(paths) == 1  # no savepoint: a rejected file rolls back the transaction
+        for path in paths:
+            savepoint = None if alone else connection.begin_nested()
+            report, members = _load_file(
+                connection,
+                path,
+                source=source or f"import:{path.name}",
+                progress=None if progress is None else partial(progress, path),
+                statistics=statistics,
             )
-            return report
-        write_batch(connection, batch, source=source, at=at)
-        resolve_compartments(connection, pending)
+            reports.append(report)
+            if report.accepted:
+                touched.update(members)
+                if savepoint is not None:
+                    savepoint.commit()
+                continue
+            if savepoint is not None:
+                savepoint.rollback()
+            else:
+                connection.rollback()
         if index_members is not None and touched:
             index_members(connection, list(touched))
-    _refresh_statistics(engine)
+    if any(report.accepted for report in reports):
+        _refresh_statistics(engine)
+    return reports
+
+
+def _load_file(
+    connection: Connection,
+    path: Path,
+    *,
+    source: str,
+    progress: Callable[[int], None] | None,
+    statistics: _GrowingStatistics,
+) -> tuple[FileReport, dict[str, None]]:
+    """Write one file's resources in the caller's transaction; its report and the members
+    whose Patient or Coverage it wrote, in the order it first names them. A rejected
+    file's report lists its bad lines; the caller rolls back what it wrote."""
+    report = FileReport(path=path)
+    at = datetime.now(UTC)
+    batch: list[ResourceRow] = []
+    pending: dict[str, str] = {}
+    touched: dict[str, None] = {}
+    for number, raw, size in _units(path):
+        report.lines = number
+        if progress is not None:
+            progress(size)
+        if not raw.strip():
+            continue
+        try:
+            checked = parse_line(raw)
+        except _Invalid as exc:
+            report.error_count += 1
+            if len(report.errors) < MAX_REPORTED_ERRORS:
+                report.errors.append(LineError(number, str(exc)))
+            continue
+        if report.error_count:
+            continue  # the file is rejected; keep reading only to report every bad line
+        for resource, patient_id, via in checked:
+            row = ResourceRow.from_resource(resource, patient_id)
+            batch.append(row)
+            report.counts[row.resource_type] += 1
+            if via is not None:
+                pending[row.ref] = via
+            if row.resource_type in _MEMBER_TYPES and patient_id is not None:
+                touched[patient_id] = None
+        if len(batch) >= BATCH_SIZE:
+            write_batch(connection, batch, source=source, at=at)
+            statistics.written(len(batch))
+            batch.clear()
+    if report.error_count:
+        report.counts.clear()
+        logger.warning(
+            "import rejected", extra={"file": path.name, "invalid_lines": report.error_count}
+        )
+        return report, {}
+    write_batch(connection, batch, source=source, at=at)
+    resolve_compartments(connection, pending)
     logger.info("import accepted", extra={"file": path.name, "resources": report.resources})
-    return report
+    return report, touched
 
 
 # The tables an import writes (identity's index included), which it vacuums and analyzes
@@ -240,16 +306,18 @@ class _GrowingStatistics:
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection if connection.dialect.name == "postgresql" else None
+        self._written = 0
         self._next = _FIRST_ANALYZE_RESOURCES
 
     def written(self, resources: int) -> None:
-        """``resources`` have been written so far."""
-        if self._connection is None or resources < self._next:
+        """``resources`` more have been written (in any of the import's files)."""
+        self._written += resources
+        if self._connection is None or self._written < self._next:
             return
         self._connection.exec_driver_sql(
             f"ANALYZE (SKIP_LOCKED) {fhir_resources.name}, {fhir_tokens.name}"
         )
-        self._next = 2 * resources
+        self._next = 2 * self._written
 
 
 @contextmanager
