@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 from payerbridge.bench.identity_data import IdentitySet, generate_identity_set
 from payerbridge.bench.identity_engine import _run_ours
+from payerbridge.bench.identity_load import LoadTime, load_lines
 from payerbridge.bench.identity_splink import link_with_splink
 from payerbridge.bench.identity_types import (
     CALIBRATION_EDGES,
@@ -107,6 +108,7 @@ class MemberMatchLatency(Protocol):
 class IdentityBenchReport:
     results: list[EngineResult] = field(default_factory=list)
     online: list[OnlineLatency] = field(default_factory=list)
+    loads: list[LoadTime] = field(default_factory=list)
     markdown: str = ""
 
 
@@ -213,12 +215,14 @@ def run_identity_bench(
     policies: Sequence[MatchPolicy] = (BULK, SINGLE_EXCHANGE),
     member_match_latency: MemberMatchLatency | None = None,
     online_requests: int = 2_000,
+    load_times: Callable[[IdentitySet], list[LoadTime]] | None = None,
     on_result: Callable[[EngineResult], None] | None = None,
 ) -> IdentityBenchReport:
     """Run every engine on FEBRL4 and the synthetic sets; write the Markdown report to ``out``.
 
     ``member_match_latency`` (the online part, over HTTP) runs once, against
-    the largest synthetic population, with ``online_requests`` of its requests.
+    the largest synthetic population, with ``online_requests`` of its requests;
+    ``load_times`` (loading it as one file and as a per-type export) too.
     """
     report = IdentityBenchReport()
 
@@ -254,6 +258,8 @@ def run_identity_bench(
             range(largest.request_count), min(online_requests, largest.request_count)
         )
         report.online.append(member_match_latency(largest, chosen))
+    if load_times is not None and largest is not None:
+        report.loads = load_times(largest)
     report.markdown = report_markdown(
         report,
         seed=seed,
@@ -423,6 +429,7 @@ def report_markdown(
             f"| {o.per_second:,.0f} | {_per_second(o.bare_per_second)} | {o.note} |"
             for o in report.online
         ]
+    lines += load_lines(report.loads)
     return "\n".join(lines) + "\n"
 
 

@@ -211,6 +211,15 @@ def bench_identity(
             "(imports it into a temporary instance and starts a server).",
         ),
     ] = True,
+    load: Annotated[
+        bool,
+        typer.Option(
+            "--load/--no-load",
+            help="Also time loading the largest synthetic population into a fresh instance "
+            "as one file and as a per-type export (Patient.ndjson, Coverage.ndjson) in one "
+            "import call and in two.",
+        ),
+    ] = False,
     report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
         "docs/benchmarks/identity.md"
     ),
@@ -218,6 +227,7 @@ def bench_identity(
     """Identity matching, ours against Splink: precision, recall, false auto-matches, time.
     Needs the optional `bench` dependencies of pyproject.toml (Splink, recordlinkage)."""
     from payerbridge.bench.identity import GENERATORS, identity_table, run_identity_bench
+    from payerbridge.bench.identity_load import time_loads
     from payerbridge.bench.identity_online import HttpMemberMatchLatency
 
     sizes = [int(s) for s in members.split(",") if s.strip()]
@@ -237,6 +247,7 @@ def bench_identity(
         include_febrl=febrl,
         include_splink=splink,
         member_match_latency=HttpMemberMatchLatency(progress=err.print) if online else None,
+        load_times=(lambda data: time_loads(data, progress=err.print)) if load else None,
         on_result=lambda r: err.print(
             f"{r.dataset} / {r.engine}: recall {r.recall:.4f}, "
             f"{r.false_auto_matches} false auto-matches, {r.seconds:.1f}s"
