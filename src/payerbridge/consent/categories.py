@@ -3,8 +3,8 @@
 Each :class:`SensitiveCategory` names a kind of data that U.S. federal or state law
 protects beyond HIPAA, the ``meta.security`` labels that mark it (v3-ActCode
 information-sensitivity codes, v3-Confidentiality) and the clinical codes that reveal
-it when nobody labelled it: ICD-10-CM code families by prefix, and exact SNOMED CT,
-RxNorm, LOINC, CPT and HCPCS codes.
+it when nobody labelled it: ICD code families by prefix, and exact SNOMED CT, RxNorm,
+LOINC, CPT, HCPCS, NUCC taxonomy, place-of-service and service-type codes.
 
 The categories are data, not code (``data/sensitive-code-sets.json``): deliberately
 modest and reviewable defaults, versioned, which a plan's privacy officer extends with a
@@ -12,16 +12,21 @@ file of the same form (``PAYERBRIDGE_SENSITIVE_CODE_SETS``). An extension only a
 codes to a category, or new categories; it never narrows what is withheld (ADR 0011).
 The version and digest of the sets in force go on every disclosure decision's audit
 event, so what was withheld can be explained afterwards. Code matching is lexical:
-ICD-10 prefixes stand for their whole family, other systems match exactly (no
-terminology server, so no SNOMED or RxNorm hierarchy).
+ICD prefixes stand for their whole family, other systems match exactly (no
+terminology server, so no SNOMED or RxNorm hierarchy). A system is compared by what it
+names, however it is spelled (``system_identity``: OIDs, http or https, a trailing
+slash, case); a code of a system we do not know, or with none, is judged against every
+set (fail closed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
@@ -31,12 +36,20 @@ __all__ = [
     "ACT_CODE",
     "CONFIDENTIALITY",
     "CPT",
+    "CVX",
     "HCPCS",
     "ICD10CM",
+    "ICD10PCS",
+    "ICD9CM",
     "LOINC",
+    "NDC",
+    "NUCC",
+    "PLACE_OF_SERVICE",
     "RXNORM",
     "SHIPPED_CODE_SETS",
     "SNOMED",
+    "UCUM",
+    "X12_SERVICE_TYPE",
     "CodeSetError",
     "CodeSets",
     "SensitiveCategory",
@@ -44,34 +57,139 @@ __all__ = [
     "code_sets_from",
     "extended",
     "normalize_code",
+    "system_identity",
 ]
 
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+ICD10PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
+ICD9CM = "http://hl7.org/fhir/sid/icd-9-cm"
 SNOMED = "http://snomed.info/sct"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LOINC = "http://loinc.org"
 CPT = "http://www.ama-assn.org/go/cpt"
 HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+NDC = "http://hl7.org/fhir/sid/ndc"
+CVX = "http://hl7.org/fhir/sid/cvx"
+NUCC = "http://nucc.org/provider-taxonomy"
+UCUM = "http://unitsofmeasure.org"
+PLACE_OF_SERVICE = (
+    "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
+)
+X12_SERVICE_TYPE = "https://x12.org/codes/service-type-codes"
 
-# Other spellings of the same code systems seen on the wire. WHO ICD-10 shares the
-# chapter structure of every family used here, so its codes are read as ICD-10-CM.
-_SYSTEM_ALIASES = {
-    "http://hl7.org/fhir/sid/icd-10": ICD10CM,
-    "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets": HCPCS,
+# The code systems we recognise, by OID (HL7 OID registry, as the FHIR terminology
+# registry lists them). WHO ICD-10 shares the chapter structure of every family used
+# here, so its codes are read as ICD-10-CM; "HCPCS" without a level is read as both
+# levels (level I is CPT).
+_OIDS: Mapping[str, str] = {
+    "2.16.840.1.113883.6.90": ICD10CM,
+    "2.16.840.1.113883.6.3": ICD10CM,
+    "2.16.840.1.113883.6.4": ICD10PCS,
+    "2.16.840.1.113883.6.2": ICD9CM,
+    "2.16.840.1.113883.6.103": ICD9CM,
+    "2.16.840.1.113883.6.104": "http://hl7.org/fhir/sid/icd-9-cm/procedure",
+    "2.16.840.1.113883.6.96": SNOMED,
+    "2.16.840.1.113883.6.1": LOINC,
+    "2.16.840.1.113883.6.88": RXNORM,
+    "2.16.840.1.113883.6.12": CPT,
+    "2.16.840.1.113883.6.285": HCPCS,
+    "2.16.840.1.113883.6.14": HCPCS,
+    "2.16.840.1.113883.6.69": NDC,
+    "2.16.840.1.113883.12.292": CVX,
+    "2.16.840.1.113883.6.101": NUCC,
+    "2.16.840.1.113883.6.8": UCUM,
+    "2.16.840.1.113883.5.4": ACT_CODE,
+    "2.16.840.1.113883.5.25": CONFIDENTIALITY,
+}
+_REGISTERED = (
+    ACT_CODE,
+    CONFIDENTIALITY,
+    ICD10CM,
+    ICD10PCS,
+    ICD9CM,
+    SNOMED,
+    RXNORM,
+    LOINC,
+    CPT,
+    HCPCS,
+    NDC,
+    CVX,
+    NUCC,
+    UCUM,
+    PLACE_OF_SERVICE,
+    X12_SERVICE_TYPE,
+)
+# Other spellings of the same systems seen on the wire (after _uri_key).
+_ALIASES = {"hl7.org/fhir/sid/icd-10": ICD10CM}
+# Systems whose codes are compared without dots or spaces and in upper case (F10.20 =
+# f1020), and those compared in upper case only; the others exactly (trimmed).
+_DOTLESS = frozenset({ICD10CM, ICD10PCS, ICD9CM})
+_UPPER = frozenset({CPT, HCPCS, NUCC, LOINC, X12_SERVICE_TYPE, NDC})
+# Families of code systems whose members we know carry no code of their own elsewhere:
+# FHIR's and HL7 Terminology's own code systems (hl7.org/fhir/sid/ names external
+# systems, so an unknown one there is not known), and IETF/ISO URNs.
+_KNOWN_FAMILIES = ("terminology.hl7.org/codesystem/", "hl7.org/fhir/", "urn:ietf:", "urn:iso:")
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+
+
+def _uri_key(system: str) -> str:
+    """A system URI as compared: trimmed, lower case, no scheme, no ``www.``, no
+    trailing slash (``https://LOINC.org/`` = ``http://loinc.org``)."""
+    key = system.strip().lower()
+    for scheme in ("http://", "https://"):
+        if key.startswith(scheme):
+            key = key[len(scheme) :]
+            break
+    if key.startswith("www."):
+        key = key[4:]
+    return key.rstrip("/#")
+
+
+_BY_KEY: Mapping[str, str] = {
+    **{_uri_key(system): system for system in _REGISTERED},
+    **_ALIASES,
 }
 
 
+@lru_cache(maxsize=4096)
+def system_identity(system: str) -> tuple[str, bool]:
+    """The code system ``system`` names, however it is spelled (an OID, with or without
+    ``urn:oid:``, a registered URI in http or https, with a trailing slash, in any
+    case): its registry URI and True, or for a system we do not know its normalised
+    spelling and False. Codes of an unknown system are judged against every set."""
+    key = _uri_key(system)
+    oid = key[8:] if key.startswith("urn:oid:") else key
+    if _OID.match(oid):
+        known = _OIDS.get(oid)
+        return (known, True) if known else (f"urn:oid:{oid}", False)
+    known = _BY_KEY.get(key)
+    if known is not None:
+        return known, True
+    if key.startswith("snomed.info/sct/"):  # an edition or version in the URI
+        return SNOMED, True
+    if key.startswith("hl7.org/fhir/sid/"):
+        return key, False
+    return key, key.startswith(_KNOWN_FAMILIES)
+
+
 def canonical_system(system: str) -> str:
-    return _SYSTEM_ALIASES.get(system, system)
+    """``system`` as compared: the registry URI of a system we know, else its
+    normalised spelling."""
+    return system_identity(system)[0]
 
 
 def normalize_code(system: str, code: str) -> str:
-    """ICD-10 codes compare without the dot and in upper case (``F10.20`` = ``f1020``)."""
+    """A code as compared within ``system``: trimmed; ICD codes without dots or spaces
+    and in upper case (``F10.20`` = ``f1020``); CPT, HCPCS, LOINC, NDC and NUCC codes in
+    upper case."""
+    system = canonical_system(system)
     code = code.strip()
-    if canonical_system(system) == ICD10CM:
-        return code.replace(".", "").upper()
+    if system in _DOTLESS:
+        return code.replace(".", "").replace(" ", "").upper()
+    if system in _UPPER:
+        return code.upper()
     return code
 
 
@@ -90,6 +208,11 @@ class SensitiveCategory:
         # Normalize once so that configuration may spell systems and ICD codes either way.
         object.__setattr__(self, "codes", _normalized(self.codes))
         object.__setattr__(self, "code_prefixes", _normalized(self.code_prefixes))
+        object.__setattr__(
+            self,
+            "security_labels",
+            frozenset((canonical_system(s), c.strip()) for s, c in self.security_labels),
+        )
 
 
 def _normalized(pairs: frozenset[tuple[str, str]]) -> frozenset[tuple[str, str]]:
@@ -135,6 +258,7 @@ class _Coded(BaseModel):
     system: str = Field(min_length=1)
     code: str = Field(min_length=1)
     display: str | None = None
+    source: str | None = None  # a key of the document's sources: where the code comes from
 
 
 class _Category(BaseModel):
@@ -151,6 +275,8 @@ class _Document(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     description: str | None = None
+    # The public lists codes were taken from, by a short key the codes name (not hashed).
+    sources: dict[str, str] = {}
     categories: list[_Category] = Field(min_length=1)
 
 
@@ -165,6 +291,14 @@ def _read(document: Any) -> _Document:
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise CodeSetError(f"categories: {', '.join(repeated)} given more than once")
+    for i, category in enumerate(parsed.categories):
+        for kind in ("security_labels", "codes", "code_prefixes"):
+            for j, coded in enumerate(getattr(category, kind)):
+                if coded.source is not None and coded.source not in parsed.sources:
+                    raise CodeSetError(
+                        f"categories.{i}.{kind}.{j}.source: {coded.source[:64]!r} is not "
+                        "a key of sources"
+                    )
     return parsed
 
 

@@ -1,8 +1,10 @@
 """Data segmentation under a ``regular`` consent (pure): withhold sensitive data and links to it.
 
 A resource is sensitive when a :class:`~payerbridge.consent.categories.SensitiveCategory`
-matches one of its ``meta.security`` labels, or a code at one of the elements
-``SegmentationPolicy.code_elements`` lists for its type, or a contained resource.
+matches one of its ``meta.security`` labels or any Coding anywhere in it (extensions,
+components, values, ``supportingInfo``, ``serviceType``, contained resources...), its
+system recognised however it is spelled and a code without a known system judged
+against every set (``consent.recognition``).
 Withholding then spreads along references that carry meaning:
 
 - a resource whose medication, claim diagnosis or claim provider is withheld is
@@ -34,19 +36,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from payerbridge.consent.categories import (
-    SHIPPED_CODE_SETS,
-    CodeSets,
-    SensitiveCategory,
-    canonical_system,
-    normalize_code,
-)
+from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSets
 from payerbridge.consent.model import ConsentPolicy
+from payerbridge.consent.recognition import CategoryIndex, categories_in
 from payerbridge.fhir.resources import iter_references
-from payerbridge.json_paths import ElementPath, codings, element_path
+from payerbridge.json_paths import ElementPath, element_path
 
 __all__ = [
-    "DEFAULT_CODE_ELEMENTS",
+    "CLINICAL_TYPES",
     "DEFAULT_SEGMENTATION",
     "DEFAULT_SEGMENTABLE_TYPES",
     "Judgement",
@@ -68,33 +65,26 @@ __all__ = [
 Resource = dict[str, Any]
 """One FHIR R4 resource as parsed JSON."""
 
-# Where each type keeps the codes that say what it is about (dotted paths; lists are walked).
-DEFAULT_CODE_ELEMENTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+# The types segmentation judges by their codes and references.
+CLINICAL_TYPES = frozenset(
     {
-        "AllergyIntolerance": ("code",),
-        "Claim": (
-            "diagnosis.diagnosisCodeableConcept",
-            "procedure.procedureCodeableConcept",
-            "item.productOrService",
-        ),
-        "Condition": ("code",),
-        "Device": ("type",),
-        "DiagnosticReport": ("code", "conclusionCode"),
-        "Encounter": ("type", "reasonCode"),
-        "ExplanationOfBenefit": (
-            "diagnosis.diagnosisCodeableConcept",
-            "procedure.procedureCodeableConcept",
-            "item.productOrService",
-        ),
-        "Immunization": ("vaccineCode",),
-        "Medication": ("code",),
-        "MedicationDispense": ("medicationCodeableConcept",),
-        "MedicationRequest": ("medicationCodeableConcept", "reasonCode"),
-        "Observation": ("code", "valueCodeableConcept", "component.code"),
-        "Procedure": ("code", "reasonCode"),
+        "AllergyIntolerance",
+        "Claim",
+        "Condition",
+        "Device",
+        "DiagnosticReport",
+        "Encounter",
+        "ExplanationOfBenefit",
+        "Immunization",
+        "Medication",
+        "MedicationDispense",
+        "MedicationRequest",
+        "Observation",
+        "Procedure",
     }
 )
-# Types that carry no clinical meaning of their own: labels still apply to them.
+# Types that carry no clinical meaning of their own: their labels and codes still apply
+# (an opioid treatment program's type, an addiction specialist's qualification).
 NON_CLINICAL_TYPES = frozenset(
     {
         "Coverage",
@@ -108,7 +98,7 @@ NON_CLINICAL_TYPES = frozenset(
 )
 # CarePlan, CareTeam, Goal and DocumentReference hold free text and attachments that
 # codes cannot judge, so they are not segmentable by default.
-DEFAULT_SEGMENTABLE_TYPES = frozenset(DEFAULT_CODE_ELEMENTS) | NON_CLINICAL_TYPES
+DEFAULT_SEGMENTABLE_TYPES = CLINICAL_TYPES | NON_CLINICAL_TYPES
 
 # References whose target is what the referrer is about: withholding one withholds both.
 _DEPENDENT_REFERENCES: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -136,55 +126,11 @@ class SegmentationPolicy:
 
     code_sets: CodeSets = SHIPPED_CODE_SETS
     segmentable_types: frozenset[str] = DEFAULT_SEGMENTABLE_TYPES
-    code_elements: Mapping[str, tuple[str, ...]] = field(
-        default_factory=lambda: DEFAULT_CODE_ELEMENTS
-    )
     withhold_encounters_of_sensitive_care: bool = True
-    _index: _CategoryIndex = field(init=False, repr=False, compare=False)
+    _index: CategoryIndex = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", _CategoryIndex(self.code_sets.categories))
-
-
-class _CategoryIndex:
-    """Category names by label, by exact code and by code prefix: lookups, not scans."""
-
-    def __init__(self, categories: Iterable[SensitiveCategory]) -> None:
-        self.labels: dict[tuple[str, str], set[str]] = {}
-        self.codes: dict[tuple[str, str], set[str]] = {}
-        self.prefixes: dict[tuple[str, str], set[str]] = {}
-        for category in categories:
-            for label in category.security_labels:
-                self.labels.setdefault(label, set()).add(category.name)
-            for code in category.codes:
-                self.codes.setdefault(code, set()).add(category.name)
-            for prefix in category.code_prefixes:
-                self.prefixes.setdefault(prefix, set()).add(category.name)
-        self.has_prefixes = {system for system, _ in self.prefixes}
-        # The same few codes recur across a population: each is normalized and looked
-        # up once (bounded, since the codes come from the data).
-        self._by_code: dict[tuple[str, str], frozenset[str]] = {}
-
-    def names_for_code(self, system: str, code: str) -> frozenset[str]:
-        found = self._by_code.get((system, code))
-        if found is None:
-            found = self._look_up(system, code)
-            if len(self._by_code) >= _MOST_CACHED_CODES:
-                self._by_code.clear()
-            self._by_code[(system, code)] = found
-        return found
-
-    def _look_up(self, system: str, code: str) -> frozenset[str]:
-        system = canonical_system(system)
-        code = normalize_code(system, code)
-        names = set(self.codes.get((system, code), ()))
-        if system in self.has_prefixes:
-            for length in range(1, len(code) + 1):
-                names |= self.prefixes.get((system, code[:length]), set())
-        return frozenset(names)
-
-
-_MOST_CACHED_CODES = 65536
+        object.__setattr__(self, "_index", CategoryIndex(self.code_sets.categories))
 
 
 @dataclass(frozen=True)
@@ -224,40 +170,12 @@ def sensitive_categories_of(
 
 
 _NO_CATEGORIES: frozenset[str] = frozenset()
-_META_SECURITY = element_path("meta.security")
 
 
 def _category_names(resource: Mapping[str, Any], policy: SegmentationPolicy) -> set[str]:
-    """``sensitive_categories_of``, unfrozen: most resources fall in none, so no set is
-    built for them."""
-    index = policy._index
-    names: set[str] = set()
-    meta = resource.get("meta")
-    # Most resources have a meta (the store's version and time) without labels.
-    if meta and index.labels and (type(meta) is not dict or meta.get("security") is not None):
-        for system, code in _coded(_META_SECURITY.values(resource)):
-            found = index.labels.get((system, code))
-            if found:
-                names |= found
-    for path in policy.code_elements.get(str(resource.get("resourceType")), ()):
-        for system, code in _coded(element_path(path).values(resource)):
-            by_code = index.names_for_code(system, code)
-            if by_code:
-                names |= by_code
-    contained = resource.get("contained")
-    if contained:
-        for inner in contained:
-            if isinstance(inner, Mapping):
-                names |= _category_names(inner, policy)
-    return names
-
-
-def _coded(values: list[Any]) -> Iterator[tuple[str, str]]:
-    """The (system, code) of each Coding among ``values`` that has both as strings."""
-    for coding in codings(values):
-        system, code = coding.get("system"), coding.get("code")
-        if isinstance(system, str) and isinstance(code, str):
-            yield system, code
+    """``sensitive_categories_of``, unfrozen: most resources fall in none, so no frozen
+    set is built for them."""
+    return categories_in(resource, policy._index)
 
 
 def segment(

@@ -136,8 +136,11 @@ def dangling(kept: list[Resource], withheld: set[str]) -> list[str]:
             {"substance-use"},
         ),
         ({**condition("c"), "code": concept(SNOMED, "86406008")}, {"hiv"}),
-        ({**condition("c"), "code": concept("http://example.org/local", "B20")}, set()),
-        ({**condition("c"), "category": [concept(ICD10CM, "F11.20")]}, set()),  # not a code element
+        # A system we do not know: judged against every set (fail closed).
+        ({**condition("c"), "code": concept("http://example.org/local", "B20")}, {"hiv"}),
+        ({**condition("c"), "code": concept("http://example.org/local", "E11.9")}, set()),
+        # Any element counts, not only the main code.
+        ({**condition("c"), "category": [concept(ICD10CM, "F11.20")]}, {"substance-use"}),
         (observation("o", "56888-1"), {"hiv"}),
         (observation("o", "8867-4"), set()),
         (medication_request("m", "1819"), {"substance-use"}),
@@ -258,9 +261,8 @@ def test_categories_are_configurable() -> None:
     assert sensitive_categories_of(observation("o"), policy) == {"local-rule"}
     assert sensitive_categories_of(condition("c", "E11.9"), policy) == {"local-rule"}
     assert sensitive_categories_of(condition("c", "F11.20"), policy) == set()
-    elements = SegmentationPolicy(code_elements={"Condition": ("category",)})
     flagged = {**condition("c"), "category": [concept(ICD10CM, "F11.20")]}
-    assert sensitive_categories_of(flagged, elements) == {"substance-use"}
+    assert sensitive_categories_of(flagged) == {"substance-use"}  # any element counts
 
 
 def test_every_default_category_is_documented() -> None:

@@ -1,5 +1,7 @@
 """Segmentation's reads of a resource (element paths, codes, references) give exactly what
-the generic recursive walks they replaced gave, on tricky inputs too."""
+naive recursive walks give, on tricky inputs too: every Coding anywhere is judged, its
+system recognised however it is spelled, a code without a known system against every
+set."""
 
 from __future__ import annotations
 
@@ -10,16 +12,23 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payerbridge.consent.categories import ICD10CM, SHIPPED_CODE_SETS, SNOMED
+from payerbridge.consent.categories import (
+    ICD10CM,
+    SHIPPED_CODE_SETS,
+    SNOMED,
+    canonical_system,
+    normalize_code,
+    system_identity,
+)
 from payerbridge.consent.segmentation import (
-    DEFAULT_CODE_ELEMENTS,
+    CLINICAL_TYPES,
     DEFAULT_SEGMENTATION,
     SegmentationPolicy,
     judge,
     references_at,
     sensitive_categories_of,
 )
-from payerbridge.json_paths import ElementPath, codings, element_path, values_at
+from payerbridge.json_paths import ElementPath, element_path, values_at
 
 # -- the walks as they were, to compare against
 
@@ -35,36 +44,53 @@ def recursive_values_at(node: Any, path: str | tuple[str, ...]) -> Iterator[Any]
         yield from recursive_values_at(node[steps[0]], steps[1:])
 
 
-def scanned_names_for_code(policy: SegmentationPolicy, system: str, code: str) -> set[str]:
-    """Every category's codes and prefixes scanned, no index and no cache."""
-    from payerbridge.consent.categories import canonical_system, normalize_code
+def scanned_names_for_code(policy: SegmentationPolicy, system: Any, code: str) -> set[str]:
+    """Every category's codes and prefixes scanned, no index and no cache: within the
+    system named when we know it, else within every system the sets hold."""
+    categories = policy.code_sets.categories
+    if isinstance(system, str) and system.strip() and system_identity(system)[1]:
+        systems = {canonical_system(system)}
+    else:
+        systems = {s for c in categories for s, _ in c.codes | c.code_prefixes}
+    names = set()
+    for s in systems:
+        normalized = normalize_code(s, code)
+        names |= {
+            category.name
+            for category in categories
+            if (s, normalized) in category.codes
+            or any(ps == s and normalized.startswith(p) for ps, p in category.code_prefixes)
+        }
+    return names
 
-    system = canonical_system(system)
-    code = normalize_code(system, code)
-    return {
-        category.name
-        for category in policy.code_sets.categories
-        if (system, code) in category.codes
-        or any(s == system and code.startswith(p) for s, p in category.code_prefixes)
-    }
 
-
-def walked_categories(resource: Mapping[str, Any], policy: SegmentationPolicy) -> frozenset[str]:
+def walked_categories(node: Any, policy: SegmentationPolicy) -> frozenset[str]:
+    """Every element visited by recursion: Codings (a ``code`` string or number),
+    ``valueCode`` strings, and ``security`` lists read as labels too."""
     names: set[str] = set()
-    for coding in codings(recursive_values_at(resource, "meta.security")):
-        system, code = coding.get("system"), coding.get("code")
-        if isinstance(system, str) and isinstance(code, str):
-            names |= {
-                c.name for c in policy.code_sets.categories if (system, code) in c.security_labels
-            }
-    for path in policy.code_elements.get(str(resource.get("resourceType")), ()):
-        for coding in codings(recursive_values_at(resource, path)):
-            system, code = coding.get("system"), coding.get("code")
-            if isinstance(system, str) and isinstance(code, str):
-                names |= scanned_names_for_code(policy, system, code)
-    for contained in resource.get("contained") or ():
-        if isinstance(contained, Mapping):
-            names |= walked_categories(contained, policy)
+    if isinstance(node, list):
+        for item in node:
+            names |= walked_categories(item, policy)
+    elif isinstance(node, Mapping):
+        code = node.get("code")
+        system = node.get("system")
+        system = system if isinstance(system, str) else None
+        if isinstance(code, str) or (isinstance(code, int) and not isinstance(code, bool)):
+            names |= scanned_names_for_code(policy, system, str(code))
+        for key, value in node.items():
+            if key == "valueCode" and isinstance(value, str):
+                names |= scanned_names_for_code(policy, None, value)
+            if key == "security" and isinstance(value, list):
+                for coding in value:
+                    if not isinstance(coding, Mapping):
+                        continue
+                    label_system, label = coding.get("system"), coding.get("code")
+                    if isinstance(label_system, str) and isinstance(label, str):
+                        pair = (canonical_system(label_system), label.strip())
+                        names |= {
+                            c.name for c in policy.code_sets.categories if pair in c.security_labels
+                        }
+            names |= walked_categories(value, policy)
     return frozenset(names)
 
 
@@ -145,15 +171,14 @@ TREES = st.recursive(
     max_leaves=12,
 )
 TYPES = st.sampled_from(
-    [*DEFAULT_CODE_ELEMENTS, "Provenance", "Encounter", "Patient", "CarePlan", "Unknown"]
+    [*sorted(CLINICAL_TYPES), "Provenance", "Encounter", "Patient", "CarePlan", "Unknown"]
 )
 
 
 @st.composite
 def resources(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
     resource: dict[str, Any] = {"resourceType": draw(TYPES), "id": "r1"}
-    for path in DEFAULT_CODE_ELEMENTS.get(resource["resourceType"], ("code",)):
-        resource[path.split(".")[0]] = draw(TREES)
+    resource["code"] = draw(TREES)
     for key in draw(st.lists(KEYS, max_size=4)):
         resource[key] = draw(TREES)
     labelled = st.builds(lambda t: {"security": t}, TREES)
@@ -213,9 +238,9 @@ def test_a_code_looked_up_again_gives_the_same_categories() -> None:
 
 
 def test_the_code_cache_is_bounded(monkeypatch: Any) -> None:
-    from payerbridge.consent import segmentation
+    from payerbridge.consent import recognition
 
-    monkeypatch.setattr(segmentation, "_MOST_CACHED_CODES", 3)
+    monkeypatch.setattr(recognition, "_MOST_CACHED_CODES", 3)
     index = SegmentationPolicy()._index
     for n in range(10):
         assert index.names_for_code(SNOMED, str(n)) == frozenset()

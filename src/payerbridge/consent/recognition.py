@@ -1,0 +1,160 @@
+"""Recognising sensitive data in a resource (pure): every Coding anywhere in it, and its
+security labels, looked up in the categories in force.
+
+One walk over the parsed JSON visits every element: a Coding is any object with a
+``code`` (a string, or a number some systems write), wherever it sits (a resource's
+main code, an extension or modifierExtension at any depth, an Observation component's
+value, a claim's ``supportingInfo``, an Encounter's ``serviceType``, ``meta.tag``, a
+contained resource, a Quantity); an extension's ``valueCode`` is a code without a
+system. ``meta.security`` Codings are also read as labels. No path list decides where
+codes may be, so a code written somewhere unexpected is judged all the same.
+
+A code is compared within the system its Coding names, recognised however it is
+spelled (``categories.system_identity``); a code with no system, or a system we do not
+know, is compared against every system the sets hold (fail closed). Lookups are cached
+by (system, code) as written: a population repeats the same few codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from payerbridge.consent.categories import SensitiveCategory, normalize_code, system_identity
+
+__all__ = ["CategoryIndex", "categories_in"]
+
+_MOST_CACHED_CODES = 65536
+_NO_NAMES: frozenset[str] = frozenset()
+# Leaves of parsed JSON that hold nothing to walk.
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+# Primitive elements whose string value is a code with no system (extensions, Parameters).
+_CODE_VALUES = frozenset({"valueCode"})
+_BRANCHES = (Mapping, list, tuple)
+
+
+class CategoryIndex:
+    """Category names by label, by exact code and by code prefix: lookups, not scans."""
+
+    def __init__(self, categories: Iterable[SensitiveCategory]) -> None:
+        self.labels: dict[tuple[str, str], set[str]] = {}
+        self.codes: dict[tuple[str, str], set[str]] = {}
+        self.prefixes: dict[tuple[str, str], set[str]] = {}
+        for category in categories:
+            for label in category.security_labels:
+                self.labels.setdefault(label, set()).add(category.name)
+            for code in category.codes:
+                self.codes.setdefault(code, set()).add(category.name)
+            for prefix in category.code_prefixes:
+                self.prefixes.setdefault(prefix, set()).add(category.name)
+        self.has_prefixes = {system for system, _ in self.prefixes}
+        # Every system a code may be judged in when its own system says nothing.
+        self.has_codes = {system for system, _ in self.codes}
+        self.systems = tuple(sorted(self.has_codes | self.has_prefixes))
+        self._by_code: dict[tuple[object, str], frozenset[str]] = {}
+        self._by_label: dict[tuple[object, str], frozenset[str]] = {}
+
+    def names_for_code(self, system: object, code: str) -> frozenset[str]:
+        """The categories of ``code`` in ``system`` as written (None or a non-string:
+        no system)."""
+        found = self._by_code.get((system, code))
+        if found is None:
+            found = self._look_up(system, code)
+            if len(self._by_code) >= _MOST_CACHED_CODES:
+                self._by_code.clear()
+            self._by_code[(system, code)] = found
+        return found
+
+    def names_for_label(self, system: object, code: str) -> frozenset[str]:
+        found = self._by_label.get((system, code))
+        if found is None:
+            found = _NO_NAMES
+            if isinstance(system, str):
+                names = self.labels.get((system_identity(system)[0], code.strip()))
+                found = frozenset(names) if names else _NO_NAMES
+            if len(self._by_label) >= _MOST_CACHED_CODES:
+                self._by_label.clear()
+            self._by_label[(system, code)] = found
+        return found
+
+    def _look_up(self, system: object, code: str) -> frozenset[str]:
+        known = False
+        if isinstance(system, str) and system.strip():
+            canonical, known = system_identity(system)
+        candidates = (canonical,) if known else self.systems
+        if known and canonical not in self.has_prefixes and canonical not in self.has_codes:
+            return _NO_NAMES
+        names: set[str] = set()
+        for candidate in candidates:
+            normalized = normalize_code(candidate, code)
+            names.update(self.codes.get((candidate, normalized), ()))
+            if candidate in self.has_prefixes:
+                for length in range(1, len(normalized) + 1):
+                    names.update(self.prefixes.get((candidate, normalized[:length]), ()))
+        return frozenset(names) if names else _NO_NAMES
+
+
+def categories_in(resource: Mapping[str, Any], index: CategoryIndex) -> set[str]:
+    """The names of the categories whose labels or codes appear anywhere in ``resource``
+    (contained resources included)."""
+    # Exact type checks first, and the cache read inline: this walks every element of
+    # every resource released.
+    names: set[str] = set()
+    stack: list[Any] = [resource]
+    pop, push = stack.pop, stack.append
+    cached, look_up = index._by_code.get, index.names_for_code
+    while stack:
+        current = pop()
+        kind = type(current)
+        if kind is not dict and not isinstance(current, Mapping):
+            for item in current:
+                kind = type(item)
+                if (
+                    kind is dict
+                    or kind is list
+                    or (kind not in _LEAVES and isinstance(item, _BRANCHES))
+                ):
+                    push(item)
+            continue
+        for key, value in current.items():
+            kind = type(value)
+            if kind is str:
+                if key == "code":
+                    system = current.get("system")
+                    if type(system) is not str:
+                        system = None  # none, or not a system: judged against every set
+                    found = cached((system, value))
+                    if found is None:
+                        found = look_up(system, value)
+                    if found:
+                        names |= found
+                elif key in _CODE_VALUES:
+                    found = look_up(None, value)
+                    if found:
+                        names |= found
+            elif kind is dict:
+                push(value)
+            elif kind is list:
+                if key == "security":
+                    _label_names(value, index, names)
+                push(value)
+            elif kind is int:
+                if key == "code":  # a code some systems write as a number
+                    system = current.get("system")
+                    found = look_up(system if type(system) is str else None, str(value))
+                    if found:
+                        names |= found
+            elif kind not in _LEAVES and isinstance(value, _BRANCHES):
+                push(value)  # another Mapping or sequence type
+    return names
+
+
+def _label_names(security: list[Any], index: CategoryIndex, names: set[str]) -> None:
+    for coding in security:
+        if isinstance(coding, Mapping):
+            code = coding.get("code")
+            system = coding.get("system")
+            if isinstance(code, str) and (system is None or isinstance(system, str)):
+                found = index.names_for_label(system, code)
+                if found:
+                    names |= found
