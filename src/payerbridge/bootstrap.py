@@ -43,7 +43,10 @@ from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.ports import IdentityStore
+from payerbridge.net.addresses import AddressPolicy
+from payerbridge.net.transport import GuardedTransport
 from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.partners.answers import ResponseCaps
 from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
@@ -235,6 +238,25 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+def egress_policy(settings: Settings) -> AddressPolicy:
+    """Where outbound calls may connect: public addresses and the listed networks."""
+    if settings.webhook_allowed_hosts:
+        logger.warning(
+            "PAYERBRIDGE_WEBHOOK_ALLOWED_HOSTS is ignored: list networks in "
+            "PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS instead"
+        )
+    return AddressPolicy.allowing(settings.egress_allowed_networks or ())
+
+
+def response_caps(settings: Settings) -> ResponseCaps:
+    return ResponseCaps(
+        answer=settings.partner_max_answer_bytes,
+        record=settings.partner_max_record_bytes,
+        file=settings.partner_max_file_bytes,
+        document=settings.partner_max_document_bytes,
+    )
+
+
 def audit_signing_key_path(settings: Settings) -> Path:
     return settings.audit_signing_key or settings.data_dir / "audit-signing.key"
 
@@ -394,7 +416,11 @@ def build_platform(
     trust = load_trust_anchors(settings.udap_trust_anchors, settings.udap_revocation_lists)
     udap_identity = load_server_identity(settings.udap_certificate, settings.udap_certificate_key)
     udap_client = _our_udap_client(settings, udap_identity)
+    egress = egress_policy(settings)
+    caps = response_caps(settings)
     client = HttpxPartnerClient(
+        policy=egress,
+        caps=caps,
         timeout_seconds=settings.partner_timeout_seconds,
         user_agent=f"payerbridge/{__version__}",
         key=client_key,
@@ -419,7 +445,9 @@ def build_platform(
     )
     identity = SqlIdentityStore(engine, identity_secret(settings), reader=reader)
     clients = SqlClientDirectory(engine)
-    key_sets = HttpxKeySetSource(timeout_seconds=settings.partner_timeout_seconds)
+    key_sets = HttpxKeySetSource(
+        timeout_seconds=settings.partner_timeout_seconds, policy=egress, limit=caps.document
+    )
 
     def member_consent(member: MemberId, client: RegisteredClient, now: datetime) -> bool:
         context = DisclosureContext(
@@ -436,6 +464,8 @@ def build_platform(
 
     tokens = token_service(settings, clients, transactions, key_sets, member_consent, trust)
     discovery = HttpxPartnerDiscovery(
+        policy=egress,
+        document_limit=caps.document,
         timeout_seconds=settings.partner_timeout_seconds,
         udap=udap_client,
         trust=trust,
@@ -458,7 +488,7 @@ def build_platform(
         idempotency=SqlIdempotencyStore(engine),
         consents=consents,
         clients=clients,
-        webhook_targets=WebhookTargets(settings.webhook_allowed_hosts),
+        webhook_targets=WebhookTargets(egress),
         tokens=tokens,
         verifier=TokenVerifier(tokens.keys, issuer=settings.base_url),
         limiter=RateLimiter(
@@ -535,7 +565,9 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     webhooks.bind(
         webhooks.WebhookDelivery(
             platform.webhooks,
-            httpx.Client(follow_redirects=False),
+            httpx.Client(
+                follow_redirects=False, transport=GuardedTransport(platform.webhook_targets.policy)
+            ),
             WebhookPolicy(
                 max_attempts=settings.webhook_max_attempts,
                 timeout_seconds=settings.webhook_timeout_seconds,

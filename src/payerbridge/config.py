@@ -8,6 +8,7 @@ never imports this module.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from contextvars import ContextVar
 from pathlib import Path
@@ -27,6 +28,13 @@ from payerbridge.npi import is_valid_npi
 __all__ = ["Settings", "load_settings", "redacted"]
 
 _config_file: ContextVar[Path | None] = ContextVar("payerbridge_config_file", default=None)
+# What an egress exception may never open in production: this host, link-local
+# (cloud metadata at 169.254.169.254), multicast, "this network".
+_NEVER_IN_PROD = [
+    ipaddress.ip_network(n)
+    for n in ("127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "0.0.0.0/8")
+    + ("::1/128", "::/128", "fe80::/10", "ff00::/8", "::ffff:0:0/96")
+]
 
 
 class Settings(BaseSettings):
@@ -110,9 +118,40 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     webhook_allowed_hosts: list[str] = Field(
         default_factory=list,
-        description="Hosts a webhook may target although they resolve to a private or "
-        "loopback address, also over plain http (development only), as a JSON list, "
-        'e.g. ["127.0.0.1", "localhost"].',
+        description="Deprecated and ignored: addresses outside the public internet are "
+        "allowed by egress_allowed_networks (a warning is logged when this is set).",
+    )
+    # Where outbound calls may go (partners, jwks_url, webhooks) and how much of an
+    # answer is read (ADR 0026).
+    egress_allowed_networks: list[str] | None = Field(
+        default=None,
+        description="Networks (CIDR, as a JSON list) that partners, jwks_url and webhooks "
+        "may be reached in although they are not public (and over plain http). Unset: "
+        'loopback (["127.0.0.0/8", "::1/128"]) in dev and test, none in prod; in prod '
+        "only private networks may be listed (a partner over a private link), never "
+        "loopback, link-local, multicast or unspecified ones.",
+    )
+    partner_max_answer_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes read of one partner answer ($member-match, a $everything "
+        "or search page, a Bulk Data status): beyond, the call fails and is not retried.",
+    )
+    partner_max_record_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes read of one member's record over all its pages.",
+    )
+    partner_max_file_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes read of one Bulk Data file a partner's manifest lists.",
+    )
+    partner_max_document_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes read of a discovery document (metadata, SMART "
+        "configuration, UDAP metadata), a token answer or a client's JWK Set.",
     )
     worker_id: str = Field(
         default="local",
@@ -350,6 +389,29 @@ class Settings(BaseSettings):
         # request's Host header: an attacker chooses that.
         if self.environment == "prod" and self.public_base_url is None:
             raise ValueError("public_base_url is required when environment is prod")
+        return self
+
+    @model_validator(mode="after")
+    def _egress_networks(self) -> Settings:
+        # Explicit in the effective config (`payerbridge config show`): loopback for
+        # development and the test suite's partners on 127.0.0.1, nothing in production.
+        if self.egress_allowed_networks is None:
+            loopback = ["127.0.0.0/8", "::1/128"]
+            self.egress_allowed_networks = [] if self.environment == "prod" else loopback
+        for text in self.egress_allowed_networks:
+            try:
+                network = ipaddress.ip_network(text.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"egress_allowed_networks: {text!r} is not a network") from exc
+            local = any(
+                network.version == other.version and network.overlaps(other)
+                for other in _NEVER_IN_PROD
+            )
+            if self.environment == "prod" and local:
+                raise ValueError(
+                    f"egress_allowed_networks: {text} is a loopback, link-local, multicast "
+                    "or unspecified network; in prod only private networks may be listed"
+                )
         return self
 
     @classmethod

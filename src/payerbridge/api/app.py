@@ -100,6 +100,9 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.add_middleware(
-        RequestContextMiddleware, max_request_bytes=platform.settings.max_request_bytes
+        RequestContextMiddleware,
+        max_request_bytes=platform.settings.max_request_bytes,
+        # Redirects and Location headers name our configured base, never the Host header.
+        public_base_url=platform.settings.base_url,
     )
     return app

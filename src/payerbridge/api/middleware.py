@@ -1,6 +1,12 @@
 """ASGI middleware: correlation id, request size limit, one log line per request (with what
-its handlers noted on it: ``logging.log_on_request``), and the last-resort 500 (an
-OperationOutcome with the request id, never a stack trace)."""
+its handlers noted on it: ``logging.log_on_request``), the last-resort 500 (an
+OperationOutcome with the request id, never a stack trace), and our own origin.
+
+Every URL the application builds from a request (redirects such as ``/exchanges/`` to
+``/exchanges``, ``Location`` headers, Bundle links) names the configured public base
+(``PAYERBRIDGE_PUBLIC_BASE_URL``), never the request's ``Host`` header or scheme: the
+middleware replaces both in the request it passes on, so a forged ``Host`` is not
+reflected anywhere."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,14 +31,29 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_request_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_request_bytes: int, public_base_url: str | None = None
+    ) -> None:
         self.app = app
         self.max_request_bytes = max_request_bytes
+        self._origin: tuple[str, bytes] | None = None
+        if public_base_url is not None:
+            parts = urlsplit(public_base_url)
+            self._origin = (parts.scheme, parts.netloc.encode("latin-1"))
+
+    def _our_origin(self, scope: Scope) -> Scope:
+        """The request as if it had been sent to our configured base."""
+        if self._origin is None:
+            return scope
+        scheme, host = self._origin
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"host"]
+        return {**scope, "scheme": scheme, "headers": [(b"host", host), *headers]}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope = self._our_origin(scope)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         incoming = headers.get("x-request-id", "")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid.uuid4())

@@ -4,10 +4,13 @@ answers 401. With SMART Backend Services the assertion is signed with our client
 with UDAP B2B, with our community certificate's key, its chain in ``x5c`` and our
 organization in the B2B extension.
 
-The token endpoint is the partner's registered ``token_url`` (for UDAP, the one its
-signed metadata named when we registered), else the one its
-``{base}/.well-known/smart-configuration`` names. Nothing but the assertion (bound to
-that endpoint by ``aud`` and used once) is sent there.
+The token endpoint is the partner's registered ``token_url`` (set by an operator, or for
+UDAP the one its signed metadata named when we registered), else the one its
+``{base}/.well-known/smart-configuration`` names, which must then be on the origin of
+the partner's FHIR base (scheme, host and port): a configuration that names another
+origin is refused (PartnerRejected, not retried) and nothing is posted there; an
+operator approves another origin by setting ``token_url``. Nothing but the assertion
+(bound to that endpoint by ``aud`` and used once) is sent to the token endpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
+from payerbridge.net.origins import same_origin
+from payerbridge.partners.answers import MIB, send_capped
 from payerbridge.routing.model import Organization, Partner, PartnerAuth
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE, assertion_claims
 from payerbridge.security.udap import ServerIdentity, b2b_assertion
@@ -33,6 +38,7 @@ __all__ = [
     "OurUdapClient",
     "PartnerTokenSource",
     "client_assertion",
+    "off_origin_token_endpoint",
     "token_form",
 ]
 
@@ -51,11 +57,32 @@ class OurUdapClient:
     organization: Organization
 
 
+def off_origin_token_endpoint(partner: Partner, token_endpoint: str) -> str | None:
+    """Why a token endpoint the partner's SMART configuration names is refused (it is not
+    on the origin of the partner's FHIR base); None when it is."""
+    if same_origin(token_endpoint, partner.fhir_base):
+        return None
+    return (
+        f"its SMART configuration names a token endpoint ({token_endpoint[:200]}) on "
+        "another origin than its FHIR base; no assertion is sent there. An operator who "
+        "knows it is the partner's approves it by setting the partner's token_url "
+        "(`payerbridge partners add --token-url`)"
+    )
+
+
 class PartnerTokenSource:
-    def __init__(self, client: httpx.Client, key: ECKey, udap: OurUdapClient | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        key: ECKey,
+        udap: OurUdapClient | None = None,
+        *,
+        document_limit: int = 2 * MIB,
+    ) -> None:
         self._client = client
         self._key = key
         self._udap = udap
+        self._limit = document_limit
         # By the partner as registered when the token was got: a partner re-pointed by an
         # operator (base URL, token endpoint, client id, scope) never gets the old token.
         self._tokens: dict[tuple[object, ...], tuple[str, float]] = {}
@@ -129,15 +156,18 @@ class PartnerTokenSource:
             known = self._token_urls.get(_key(partner))
         if known is not None:
             return known
-        try:
-            response = self._client.get(
-                f"{partner.fhir_base}/.well-known/smart-configuration",
-                headers={"Accept": "application/json"},
-            )
-        except httpx.HTTPError as exc:
-            raise PartnerUnavailable(
-                f"partner '{partner.id}' SMART configuration is unreachable ({type(exc).__name__})"
-            ) from exc
+        request = self._client.build_request(
+            "GET",
+            f"{partner.fhir_base}/.well-known/smart-configuration",
+            headers={"Accept": "application/json"},
+        )
+        response = send_capped(
+            self._client,
+            request,
+            who=f"partner '{partner.id}' SMART configuration",
+            limit=self._limit,
+            setting="PARTNER_MAX_DOCUMENT_BYTES",
+        )
         if response.status_code != 200:
             raise PartnerUnavailable(
                 f"partner '{partner.id}' SMART configuration answered HTTP {response.status_code}",
@@ -148,17 +178,25 @@ class PartnerTokenSource:
             raise PartnerRejected(
                 f"partner '{partner.id}' SMART configuration names no token_endpoint"
             )
+        refused = off_origin_token_endpoint(partner, token_url)
+        if refused is not None:
+            logger.warning("partner token endpoint refused", extra={"partner_id": partner.id})
+            raise PartnerRejected(f"partner '{partner.id}' is not asked for a token: {refused}")
         with self._lock:
             self._token_urls[_key(partner)] = token_url
         return token_url
 
     def _post(self, partner: Partner, url: str, form: dict[str, str]) -> httpx.Response:
-        try:
-            return self._client.post(url, data=form, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise PartnerUnavailable(
-                f"partner '{partner.id}' token endpoint is unreachable ({type(exc).__name__})"
-            ) from exc
+        request = self._client.build_request(
+            "POST", url, data=form, headers={"Accept": "application/json"}
+        )
+        return send_capped(
+            self._client,
+            request,
+            who=f"partner '{partner.id}' token endpoint",
+            limit=self._limit,
+            setting="PARTNER_MAX_DOCUMENT_BYTES",
+        )
 
 
 def _key(partner: Partner) -> tuple[object, ...]:

@@ -8,6 +8,11 @@ mm-11), as is a 403 that carries a consent deny reason; other 401/403 into
 PartnerAuthRejected; 429, 5xx, timeouts and transport failures into
 PartnerUnavailable (with the partner's ``Retry-After``); other 4xx and unreadable
 bodies into PartnerRejected. Bodies are never logged.
+
+Every call goes through ``net.transport.GuardedTransport`` (the address connected to is
+the address checked against the egress policy) and every answer is read up to its cap
+(``partners.answers.ResponseCaps``): over it, or at a refused address, the call fails
+as PartnerRejected, not retried.
 """
 
 from __future__ import annotations
@@ -39,7 +44,10 @@ from payerbridge.exchange.retry import FailureClass, classify_status, retry_afte
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
 from payerbridge.fhir.resources import ID_PATTERN
+from payerbridge.net.addresses import AddressPolicy
+from payerbridge.net.transport import AddressRefused, AnswerTooLarge, GuardedTransport, send_bounded
 from payerbridge.onboarding.ports import BulkStatus
+from payerbridge.partners.answers import ResponseCaps, refused_address, too_large
 from payerbridge.partners.auth import OurUdapClient, PartnerTokenSource
 from payerbridge.routing.model import Partner
 
@@ -101,14 +109,19 @@ class HttpxPartnerClient:
         key: ECKey,
         udap: OurUdapClient | None = None,
         transport: httpx.BaseTransport | None = None,
+        policy: AddressPolicy | None = None,
+        caps: ResponseCaps | None = None,
     ) -> None:
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds),
-            transport=transport,
+            transport=transport or GuardedTransport(policy or AddressPolicy()),
             headers={"User-Agent": user_agent, "Accept": FHIR_JSON},
             follow_redirects=False,  # member data goes to the registered base URL only
         )
-        self._tokens = PartnerTokenSource(self._client, key, udap)
+        self._caps = caps or ResponseCaps()
+        self._tokens = PartnerTokenSource(
+            self._client, key, udap, document_limit=self._caps.document
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -129,6 +142,7 @@ class HttpxPartnerClient:
         body: dict[str, Any] | None = None,
         timeout: float | None = None,
         headers: dict[str, str] | None = None,
+        limit: int | None = None,
     ) -> httpx.Response:
         if not url.startswith(f"{partner.fhir_base}/"):
             raise PartnerRejected(
@@ -148,14 +162,23 @@ class HttpxPartnerClient:
             headers["Content-Type"] = FHIR_JSON
             content = orjson.dumps(body)
         started = time.perf_counter()
+        request = self._client.build_request(
+            method,
+            url,
+            headers=headers,
+            content=content,
+            timeout=httpx.Timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+        cap = limit or self._caps.answer
         try:
-            response = self._client.request(
-                method,
-                url,
-                headers=headers,
-                content=content,
-                timeout=httpx.Timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+            response = send_bounded(self._client, request, limit=cap)
+        except AnswerTooLarge as exc:
+            logger.warning("partner answer too large", extra={"partner_id": partner.id})
+            setting = "PARTNER_MAX_FILE_BYTES" if limit else "PARTNER_MAX_ANSWER_BYTES"
+            raise too_large(f"partner '{partner.id}'", exc.limit, setting) from exc
+        except AddressRefused as exc:
+            logger.warning("partner address refused", extra={"partner_id": partner.id})
+            raise refused_address(f"partner '{partner.id}'", exc) from exc
         except httpx.HTTPError as exc:
             logger.warning(
                 "partner unreachable",
@@ -290,6 +313,7 @@ class HttpxPartnerClient:
             url,
             idempotency_key=idempotency_key,
             headers={"Accept": "application/fhir+ndjson"},
+            limit=self._caps.file,
         )
         if response.status_code != 200:
             raise PartnerRejected(
@@ -415,6 +439,7 @@ class HttpxPartnerClient:
         first_content = b""
         entries: list[Any] = []
         sizes: list[int] = []
+        read = 0  # bytes of every page so far
         next_url: str | None = url
         while next_url is not None:
             if len(sizes) == MAX_EVERYTHING_PAGES:
@@ -430,6 +455,11 @@ class HttpxPartnerClient:
                     f"partner '{partner.id}' rejected {what} (page {len(sizes) + 1}): "
                     f"{_outcome_text(response)}",
                     status=response.status_code,
+                )
+            read += len(response.content)
+            if read > self._caps.record:
+                raise too_large(
+                    f"partner '{partner.id}' {what}", self._caps.record, "PARTNER_MAX_RECORD_BYTES"
                 )
             page = _bundle_page(response, partner, len(sizes) + 1, what)
             if first is None:

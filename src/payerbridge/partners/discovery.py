@@ -7,6 +7,15 @@ A UDAP partner's ``signed_metadata`` must chain to our community's trust anchors
 name the base we asked: that is how we know the endpoints we will send our statements
 and member data to are the partner's. We then register with it (dynamic client
 registration, our software statement signed with our community certificate).
+
+Endpoints stay where the partner is: a SMART configuration whose token endpoint is on
+another origin than the FHIR base is recorded as refused in the reading (the route then
+says why the partner cannot be called) unless an operator set ``token_url``; UDAP
+metadata whose token or registration endpoint is on an origin neither the base nor the
+operator's ``token_url`` has is refused, and nothing is registered. Every document is
+read through the egress policy's transport and up to ``PARTNER_MAX_DOCUMENT_BYTES``;
+``check_endpoints`` judges the addresses a partner's URLs resolve to when an operator
+registers it.
 """
 
 from __future__ import annotations
@@ -18,8 +27,12 @@ from typing import Any
 
 import httpx
 
-from payerbridge.errors import Issue, UnprocessableRequest
-from payerbridge.partners.auth import OurUdapClient
+from payerbridge.errors import Issue, PartnerError, UnprocessableRequest
+from payerbridge.net.addresses import AddressPolicy
+from payerbridge.net.origins import origin, same_origin
+from payerbridge.net.transport import GuardedTransport, Resolver, resolve
+from payerbridge.partners.answers import MIB, send_capped
+from payerbridge.partners.auth import OurUdapClient, off_origin_token_endpoint
 from payerbridge.routing.capabilities import read_capabilities
 from payerbridge.routing.model import Partner, PartnerAuth
 from payerbridge.security.certificates import TrustAnchors
@@ -40,9 +53,17 @@ class HttpxPartnerDiscovery:
         trust: TrustAnchors | None = None,
         clock_skew: timedelta = timedelta(seconds=60),
         transport: httpx.BaseTransport | None = None,
+        policy: AddressPolicy | None = None,
+        resolver: Resolver = resolve,
+        document_limit: int = 2 * MIB,
     ):
+        self._policy = policy or AddressPolicy()
+        self._resolve = resolver
+        self._limit = document_limit
         self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout_seconds), transport=transport, follow_redirects=False
+            timeout=httpx.Timeout(timeout_seconds),
+            transport=transport or GuardedTransport(self._policy, resolver=resolver),
+            follow_redirects=False,
         )
         self._udap = udap
         self._trust = trust
@@ -50,6 +71,40 @@ class HttpxPartnerDiscovery:
 
     def close(self) -> None:
         self._client.close()
+
+    def check_endpoints(self, partner: Partner) -> None:
+        """UnprocessableRequest naming each of the partner's URLs (``base_url``,
+        ``token_url``) whose host resolves to an address the egress policy refuses, or
+        that is plain http outside the networks an operator listed. A name that does not
+        resolve yet passes: every connection checks again."""
+        issues = []
+        for field, url in (("base_url", partner.base_url), ("token_url", partner.token_url)):
+            found = origin(url) if url else None
+            if found is None:
+                continue
+            scheme, host, port = found
+            try:
+                addresses = self._resolve(host.strip("[]"), port)
+            except (OSError, UnicodeError):
+                continue
+            refusals = self._policy.refusals(addresses)
+            if refusals:
+                issues.append(
+                    Issue(
+                        f"{field} resolves to an address that is not called ({refusals[0]}); "
+                        "partners are called on public addresses only, outside networks an "
+                        "operator lists (PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS)",
+                        field,
+                        "security",
+                    )
+                )
+            elif scheme != "https" and not self._policy.allows_plain_http(addresses):
+                issues.append(Issue(f"{field} must be an https:// URL", field, "security"))
+        if issues:
+            raise UnprocessableRequest(
+                f"partner '{partner.id}' was not registered: an endpoint is not called",
+                issues=issues,
+            )
 
     def read(self, partner: Partner) -> dict[str, Any]:
         """What the partner's discovery documents say (the FHIR version, the token and,
@@ -69,6 +124,10 @@ class HttpxPartnerDiscovery:
             if not isinstance(token_endpoint, str):
                 raise _unreadable(partner, "smart-configuration", "names no token_endpoint")
             found["token_endpoint"] = token_endpoint
+            if partner.token_url is None:  # the operator's token_url is approved
+                refused = off_origin_token_endpoint(partner, token_endpoint)
+                if refused is not None:
+                    found["refused_endpoints"] = {"token": refused}
         elif partner.auth is PartnerAuth.UDAP:
             found.update(self._udap_endpoints(partner))
         endpoints = {
@@ -77,7 +136,10 @@ class HttpxPartnerDiscovery:
             if isinstance(found.get(name), str)
         }
         found["capabilities"] = read_capabilities(
-            metadata, at=datetime.now(UTC), endpoints=endpoints
+            metadata,
+            at=datetime.now(UTC),
+            endpoints=endpoints,
+            refused=found.get("refused_endpoints"),
         ).to_json()
         return found
 
@@ -85,6 +147,9 @@ class HttpxPartnerDiscovery:
         """Register with a UDAP partner; the client id it gives us. UnprocessableRequest
         with the partner's reason when it refuses."""
         udap, _ = self._udap_trust(partner)
+        refused = _off_origin(partner, "registration", registration_endpoint)
+        if refused is not None:
+            raise _refused(partner, refused)
         statement = software_statement(
             udap.identity,
             client_uri=udap.client_uri,
@@ -95,14 +160,22 @@ class HttpxPartnerDiscovery:
             now=datetime.now(UTC),
             token_id=str(uuid.uuid4()),
         )
+        request = self._client.build_request(
+            "POST",
+            registration_endpoint,
+            json={"software_statement": statement, "udap": "1"},
+            headers={"Accept": "application/json"},
+        )
         try:
-            response = self._client.post(
-                registration_endpoint,
-                json={"software_statement": statement, "udap": "1"},
-                headers={"Accept": "application/json"},
+            response = send_capped(
+                self._client,
+                request,
+                who="it",
+                limit=self._limit,
+                setting="PARTNER_MAX_DOCUMENT_BYTES",
             )
-        except httpx.HTTPError as exc:
-            raise _refused(partner, f"is unreachable ({type(exc).__name__})") from exc
+        except PartnerError as exc:
+            raise _refused(partner, f"could not be used: {exc.text}") from exc
         body = _json_object(response)
         if response.status_code not in (200, 201):
             error = body.get("error") if body else None
@@ -150,20 +223,43 @@ class HttpxPartnerDiscovery:
             value = claims.get(name)
             if not isinstance(value, str) or not value.startswith(("https://", "http://")):
                 raise _unreadable(partner, "udap", f"signed_metadata names no {name}")
+            refused = _off_origin(partner, name.removesuffix("_endpoint"), value)
+            if refused is not None:
+                raise _unreadable(partner, "udap", f"signed_metadata: {refused}")
             endpoints[name] = value
         return endpoints
 
     def _document(self, partner: Partner, url: str, name: str) -> dict[str, Any]:
+        request = self._client.build_request("GET", url, headers={"Accept": "application/json"})
         try:
-            response = self._client.get(url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise _unreadable(partner, name, f"is unreachable ({type(exc).__name__})") from exc
+            response = send_capped(
+                self._client,
+                request,
+                who="it",
+                limit=self._limit,
+                setting="PARTNER_MAX_DOCUMENT_BYTES",
+            )
+        except PartnerError as exc:
+            raise _unreadable(partner, name, f"could not be read: {exc.text}") from exc
         if response.status_code != 200:
             raise _unreadable(partner, name, f"answered HTTP {response.status_code}")
         document = _json_object(response)
         if document is None:
             raise _unreadable(partner, name, "is not a JSON object")
         return document
+
+
+def _off_origin(partner: Partner, name: str, url: str) -> str | None:
+    """Why a UDAP partner's ``name`` endpoint is refused: on neither the origin of its
+    FHIR base nor that of the token_url an operator set; None when it may be used."""
+    approved = [partner.fhir_base, *([partner.token_url] if partner.token_url else [])]
+    if any(same_origin(url, other) for other in approved):
+        return None
+    return (
+        f"the {name} endpoint ({url[:200]}) is on another origin than the partner's FHIR "
+        "base; nothing is sent there unless an operator approves it by setting token_url "
+        "on that origin"
+    )
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:

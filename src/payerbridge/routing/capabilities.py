@@ -43,6 +43,9 @@ class Capabilities:
     # Types it searches by the member (a ``patient`` search parameter): a record can be
     # read by searches where $everything is not offered.
     searchable: frozenset[str] = frozenset()
+    # Endpoints its discovery documents named that we do not call, with why (a token
+    # endpoint on another origin than the FHIR base, no operator having approved it).
+    refused: Mapping[str, str] = field(default_factory=dict)
 
     def offers(self, operation: str) -> bool:
         return operation in self.operations
@@ -56,6 +59,7 @@ class Capabilities:
             "software": self.software,
             "endpoints": dict(sorted(self.endpoints.items())),
             "searchable": sorted(self.searchable),
+            **({"refused_endpoints": dict(sorted(self.refused.items()))} if self.refused else {}),
         }
 
     @classmethod
@@ -68,14 +72,20 @@ class Capabilities:
             software=data.get("software"),
             endpoints=dict(data.get("endpoints") or {}),
             searchable=frozenset(data.get("searchable") or ()),
+            refused=dict(data.get("refused_endpoints") or {}),
         )
 
 
 def read_capabilities(
-    statement: Mapping[str, Any], *, at: datetime, endpoints: Mapping[str, str] | None = None
+    statement: Mapping[str, Any],
+    *,
+    at: datetime,
+    endpoints: Mapping[str, str] | None = None,
+    refused: Mapping[str, str] | None = None,
 ) -> Capabilities:
     """A CapabilityStatement as routing reads it; ``endpoints``: what the partner's SMART
-    configuration or UDAP metadata named (its token and registration endpoints)."""
+    configuration or UDAP metadata named (its token and registration endpoints);
+    ``refused``: those of them we do not call, with why."""
     canonicals = [
         *_strings(statement.get("implementationGuide")),
         *_strings(statement.get("instantiates")),
@@ -117,6 +127,7 @@ def read_capabilities(
         software=_software(software) if isinstance(software, Mapping) else None,
         endpoints=dict(endpoints or {}),
         searchable=frozenset(searchable),
+        refused=dict(refused or {}),
     )
 
 
@@ -150,6 +161,11 @@ def changes(before: Capabilities | None, after: Capabilities) -> list[str]:
     for name in sorted(set(before.endpoints) | set(after.endpoints)):
         if before.endpoints.get(name) != after.endpoints.get(name):
             found.append(f"{name} endpoint changed")
+    for name in sorted(set(before.refused) | set(after.refused)):
+        if name in after.refused and name not in before.refused:
+            found.append(f"{name} endpoint refused")
+        elif name in before.refused and name not in after.refused:
+            found.append(f"{name} endpoint no longer refused")
     return found
 
 

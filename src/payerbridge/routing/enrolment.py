@@ -53,8 +53,10 @@ def enrol_partner(
     request_id: str | None,
 ) -> Enrolled:
     """Validate, check the partner's discovery documents where that is due, register with
-    it for UDAP, and store (audited with what changed and what discovery said)."""
+    it for UDAP, and store (audited with what changed and what discovery said). A URL
+    that resolves to an address we do not call is refused first, for a new partner too."""
     validate_partner(partner)
+    discovery.check_endpoints(partner)  # only where we call: before anything is sent
     before = registry.get(partner.id)
     discovered: dict[str, Any] | None = None
     if partner.auth is PartnerAuth.UDAP:

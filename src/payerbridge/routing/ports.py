@@ -59,6 +59,12 @@ class PartnerRegistry(Protocol):
 
 
 class PartnerDiscovery(Protocol):
+    def check_endpoints(self, partner: Partner) -> None:
+        """UnprocessableRequest naming each URL of the partner (``base_url``,
+        ``token_url``) that resolves to an address we do not call, or is plain http
+        where https is required."""
+        ...
+
     def read(self, partner: Partner) -> dict[str, Any]:
         """What the partner's discovery documents say (CapabilityStatement, SMART
         configuration or verified UDAP metadata: ``token_endpoint`` and, for UDAP,

@@ -119,6 +119,8 @@ def decide_route(
         unavailable = "the partner is suspended by an operator" + (
             f": {operations.note}" if operations.note else ""
         )
+    elif capabilities is not None and "token" in capabilities.refused:
+        unavailable = f"the partner's token endpoint is refused: {capabilities.refused['token']}"
     wait_until, wait_reason, planned = None, None, False
     maintenance = operations.in_maintenance(now) if now is not None else None
     if maintenance is not None:

@@ -4,7 +4,10 @@ Each delivery is a durable workflow of its own (``workflows/webhooks.py``) that 
 ``deliver_one`` and sleeps until the delivery is due again. A receiver that answers 2xx
 has the delivery; anything else (an error status, a timeout, a refused connection) is
 tried again later with full-jitter backoff and ``Retry-After`` honoured, until the
-policy's attempts are spent. The receiver's answer body is never read or logged.
+policy's attempts are spent. The receiver's answer body is never read or logged: the
+answer is streamed and closed after its status line and headers. The client posts
+through ``net.transport.GuardedTransport``, which refuses, at connection time, an
+address the egress policy does not allow.
 """
 
 from __future__ import annotations
@@ -81,9 +84,15 @@ def _post(
     status: int | None = None
     retry_after: float | None = None
     try:
-        response = client.post(
-            delivery.url, content=delivery.body, headers=headers, timeout=policy.timeout_seconds
+        request = client.build_request(
+            "POST",
+            delivery.url,
+            content=delivery.body,
+            headers=headers,
+            timeout=policy.timeout_seconds,
         )
+        response = client.send(request, stream=True)
+        response.close()  # the body is not ours to read
         status = response.status_code
         if 200 <= status < 300:
             store.delivered(delivery.id, status=status, at=clock())

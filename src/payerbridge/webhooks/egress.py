@@ -1,22 +1,23 @@
-"""Where a webhook may be posted: a public HTTPS address, checked after DNS resolution
-when the subscription is made and again before every post (a name that resolved to a
-public address yesterday may point inside the network today). Private, loopback,
-link-local, shared and reserved addresses are refused, unless an operator allow-lists
-the host for development (``PAYERBRIDGE_WEBHOOK_ALLOWED_HOSTS``). Redirects are never
-followed: a 3xx answer is a failed attempt.
+"""Where a webhook may be posted: an https:// address whose host resolves to addresses
+the egress policy allows (``net.addresses``: public ones, and those in networks the
+operator listed, where plain http is allowed too), checked when the subscription is
+made and again before every post (a name that resolved to a public address yesterday
+may point inside the network today). Redirects are never followed: a 3xx answer is a
+failed attempt.
 
-A name that changes between this check and the connection (DNS rebinding within
-seconds) is not caught; pinning the checked address would need a transport of our own.
+The post itself goes through ``net.transport.GuardedTransport``, which checks the
+address it connects to, so a name that changes between this check and the connection
+(DNS rebinding) is refused there too.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from payerbridge.errors import Issue, UnprocessableRequest
+from payerbridge.net.addresses import AddressPolicy
+from payerbridge.net.transport import resolve
 
 __all__ = ["WebhookTargets"]
 
@@ -24,8 +25,7 @@ Resolver = Callable[[str], Iterable[str]]
 
 
 def _resolve(host: str) -> list[str]:
-    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    return [str(info[4][0]) for info in infos]
+    return resolve(host, 443)
 
 
 def _refused(text: str) -> UnprocessableRequest:
@@ -35,9 +35,13 @@ def _refused(text: str) -> UnprocessableRequest:
 
 
 class WebhookTargets:
-    def __init__(self, allowed_hosts: Iterable[str] = (), resolve: Resolver = _resolve) -> None:
-        self._allowed = frozenset(host.lower() for host in allowed_hosts)
+    def __init__(self, policy: AddressPolicy | None = None, resolve: Resolver = _resolve) -> None:
+        self._policy = policy or AddressPolicy()
         self._resolve = resolve
+
+    @property
+    def policy(self) -> AddressPolicy:
+        return self._policy
 
     def check(self, url: str) -> str:
         """``url`` when a webhook may be posted there; UnprocessableRequest saying why not."""
@@ -47,21 +51,20 @@ class WebhookTargets:
             raise _refused(
                 "give an absolute https:// URL without credentials, at most 2000 characters"
             )
-        allowed = host in self._allowed
-        if parts.scheme != "https" and not (parts.scheme == "http" and allowed):
+        if parts.scheme not in ("https", "http"):
             raise _refused("webhooks are posted over https:// only")
-        if allowed:
-            return url
         try:
             addresses = list(self._resolve(host))
         except (OSError, UnicodeError) as exc:
             raise _refused(f"the webhook host does not resolve ({type(exc).__name__})") from exc
         if not addresses:
             raise _refused("the webhook host does not resolve")
-        for address in addresses:
-            if not ipaddress.ip_address(address.split("%")[0]).is_global:
-                raise _refused(
-                    "the webhook host resolves to a private, loopback, link-local or "
-                    "reserved address; only public addresses are posted to"
-                )
+        refusals = self._policy.refusals(addresses)
+        if refusals:
+            raise _refused(
+                f"the webhook host resolves to an address that is not public ({refusals[0]}); "
+                "only public addresses are posted to"
+            )
+        if parts.scheme != "https" and not self._policy.allows_plain_http(addresses):
+            raise _refused("webhooks are posted over https:// only")
         return url

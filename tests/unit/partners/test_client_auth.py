@@ -26,23 +26,27 @@ from tests.servers import new_signing_key, public_jwk
 KEY = new_signing_key()
 BASE = "https://old.example/fhir"
 PARTNER = Partner(PartnerId("old"), "Old", "1245319599", BASE, client_id="us-at-old")
+DISCOVERED_TOKEN = "https://old.example/auth/token"  # on the base's origin
 
 
 class ScriptedPartner:
     """A partner with a SMART configuration, a token endpoint and $everything."""
 
-    def __init__(self, *, refuse_first_token: bool = False) -> None:
+    def __init__(
+        self, *, refuse_first_token: bool = False, token_endpoint: str = DISCOVERED_TOKEN
+    ) -> None:
         self.calls: list[tuple[str, str]] = []
         self.assertions: list[dict[str, Any]] = []
         self.issued = 0
         self.refuse_first_token = refuse_first_token
+        self.token_endpoint = token_endpoint
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         url = str(request.url)
         self.calls.append((request.method, url))
         if url == f"{BASE}/.well-known/smart-configuration":
-            return httpx.Response(200, json={"token_endpoint": "https://auth.old.example/token"})
-        if url == "https://auth.old.example/token":
+            return httpx.Response(200, json={"token_endpoint": self.token_endpoint})
+        if url in (DISCOVERED_TOKEN, "https://auth.old.example/token"):
             form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
             claims = jwt.decode(
                 form["client_assertion"], KeySet([KEY]), algorithms=["ES384"]
@@ -75,10 +79,35 @@ def test_a_token_is_got_with_our_assertion_and_reused() -> None:
     sent = partner.assertions[0]
     assert sent["grant_type"] == "client_credentials"
     assert sent["claims"]["iss"] == sent["claims"]["sub"] == "us-at-old"
-    assert sent["claims"]["aud"] == "https://auth.old.example/token"
+    assert sent["claims"]["aud"] == DISCOVERED_TOKEN
     assert sent["claims"]["exp"] - sent["claims"]["iat"] <= 300
     assert "member-match" in sent["scope"]
     assert public_jwk(KEY)["kid"] == KEY.kid
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        "https://auth.old.example/token",  # another host
+        "https://old.example:8443/token",  # another port
+        "http://old.example/token",  # another scheme
+        "https://old.example.attacker.example/token",
+    ],
+)
+def test_a_discovered_token_endpoint_on_another_origin_gets_no_assertion(elsewhere: str) -> None:
+    partner = ScriptedPartner(token_endpoint=elsewhere)
+    with pytest.raises(PartnerRejected, match="another origin") as refused:
+        client_for(partner).everything(PARTNER, "Patient/1", idempotency_key="k1")
+    assert "token_url" in refused.value.text
+    assert partner.assertions == [] and all(method == "GET" for method, _ in partner.calls)
+
+
+def test_an_operator_set_token_url_on_another_origin_is_approved() -> None:
+    partner = ScriptedPartner(token_endpoint="https://attacker.example/token")
+    approved = replace(PARTNER, token_url="https://auth.old.example/token")
+    client_for(partner).everything(approved, "Patient/1", idempotency_key="k1")
+    assert partner.assertions[0]["claims"]["aud"] == "https://auth.old.example/token"
+    assert ("GET", f"{BASE}/.well-known/smart-configuration") not in partner.calls
 
 
 def test_a_refused_token_is_dropped_and_renewed_for_the_one_retry() -> None:

@@ -1,5 +1,5 @@
 """Where webhooks may go: public HTTPS addresses after resolution; loopback, private,
-link-local and reserved ones only for hosts an operator allow-lists."""
+link-local and reserved ones only in networks an operator lists."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import pytest
 
 from payerbridge.errors import UnprocessableRequest
+from payerbridge.net.addresses import AddressPolicy
 from payerbridge.webhooks.egress import WebhookTargets
 
 DNS = {
@@ -31,7 +32,7 @@ def resolve(host: str) -> Iterable[str]:
 
 
 def targets(*allowed: str) -> WebhookTargets:
-    return WebhookTargets(allowed, resolve=resolve)
+    return WebhookTargets(AddressPolicy.allowing(allowed), resolve=resolve)
 
 
 @pytest.mark.parametrize(
@@ -45,15 +46,15 @@ def test_public_https_targets_are_accepted(url: str) -> None:
     ("url", "why"),
     [
         ("http://hooks.example.com/x", "https"),
-        ("https://127.0.0.1/x", "private"),
+        ("https://127.0.0.1/x", "not public"),
         ("https://localhost/x", "resolve"),
-        ("https://inside.example.com/x", "private"),
-        ("https://mixed.example.com/x", "private"),
-        ("https://metadata.example.com/latest", "private"),
-        ("https://169.254.169.254/latest", "private"),
-        ("https://[::1]/x", "private"),
-        ("https://v6-local.example.com/x", "private"),
-        ("https://100.64.0.1/x", "private"),
+        ("https://inside.example.com/x", "not public"),
+        ("https://mixed.example.com/x", "not public"),
+        ("https://metadata.example.com/latest", "not public"),
+        ("https://169.254.169.254/latest", "not public"),
+        ("https://[::1]/x", "not public"),
+        ("https://v6-local.example.com/x", "not public"),
+        ("https://100.64.0.1/x", "not public"),
         ("https://nowhere.invalid/x", "does not resolve"),
         ("https://user:pw@hooks.example.com/x", "credentials"),
         ("ftp://hooks.example.com/x", "https"),
@@ -68,9 +69,22 @@ def test_other_targets_are_refused_with_the_field_named(url: str, why: str) -> N
     assert issue.expression == "url" and why in issue.text
 
 
-def test_an_allow_listed_host_may_be_local_and_plain_http() -> None:
-    local = targets("127.0.0.1", "LocalHost")
+def test_a_listed_network_may_be_local_and_plain_http() -> None:
+    local = targets("127.0.0.0/8", "::1/128")
     assert local.check("http://127.0.0.1:8080/x") == "http://127.0.0.1:8080/x"
-    assert local.check("http://localhost/x") == "http://localhost/x"
+    assert local.check("http://[::1]/x") == "http://[::1]/x"
     with pytest.raises(UnprocessableRequest):
         local.check("http://10.0.0.1/x")
+    with pytest.raises(UnprocessableRequest) as public_over_http:
+        local.check("http://hooks.example.com/x")
+    assert "https" in public_over_http.value.issues[0].text
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["224.0.0.1", "ff02::1", "64:ff9b::7f00:1", "2002:7f00:1::", "::ffff:127.0.0.1", "::127.0.0.1"],
+)
+def test_multicast_nat64_and_6to4_forms_of_loopback_are_refused(address: str) -> None:
+    with pytest.raises(UnprocessableRequest) as refused:
+        targets().check(f"https://[{address}]/x" if ":" in address else f"https://{address}/x")
+    assert "not public" in refused.value.issues[0].text

@@ -1,0 +1,30 @@
+"""The origin of a URL (scheme, host, port; RFC 6454), pure: a partner's token and
+registration endpoints must share its FHIR base's origin unless an operator named them."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+__all__ = ["origin", "same_origin"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an absolute http(s) URL; None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    return scheme, host, port if port is not None else _DEFAULT_PORTS[scheme]
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Whether both are absolute http(s) URLs of one origin."""
+    first = origin(url)
+    return first is not None and first == origin(other)

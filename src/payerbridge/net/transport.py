@@ -1,0 +1,166 @@
+"""The httpx transport of every outbound call that goes where someone else told us to go
+(partners, ``jwks_url``, webhooks), and answers read up to a cap.
+
+``GuardedTransport`` resolves the host itself when it opens a connection, checks every
+address with the ``AddressPolicy`` and connects to a checked address: the address
+judged is the address used, so a name that resolves to a public address when checked
+and to a private one a moment later (DNS rebinding) cannot slip between the two. The
+URL is unchanged, so the ``Host`` header and TLS SNI and certificate checks still name
+the host. Plain ``http://`` is refused unless every address is in a network the
+operator listed. Proxies from the environment are not used (a proxy would connect for
+us, unchecked).
+
+``send_bounded`` streams an answer and stops reading at a cap: a partner cannot make us
+hold more than the cap in memory (decompressed bytes are counted).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from typing import Any
+
+import httpcore
+import httpx
+
+from payerbridge.net.addresses import AddressPolicy
+
+__all__ = [
+    "AddressRefused",
+    "AnswerTooLarge",
+    "GuardedTransport",
+    "resolve",
+    "send_bounded",
+]
+
+Resolver = Callable[[str, int], list[str]]
+
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+_plain_http: ContextVar[bool] = ContextVar("payerbridge_plain_http", default=False)
+
+
+class AddressRefused(httpx.ConnectError):
+    """The host resolves to an address we do not connect to; nothing was sent."""
+
+
+class AnswerTooLarge(Exception):
+    """The answer is larger than the cap; reading stopped there."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than {limit} bytes")
+        self.limit = limit
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The host's addresses, in the resolver's order, each once."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    def __init__(self, policy: AddressPolicy, resolver: Resolver) -> None:
+        self._policy = policy
+        self._resolve = resolver
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            addresses = self._resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"{host} does not resolve") from exc
+        refusals = self._policy.refusals(addresses)
+        if refusals:
+            raise AddressRefused(f"{host} resolves to {refusals[0]}; nothing was sent")
+        if _plain_http.get() and not self._policy.allows_plain_http(addresses):
+            raise AddressRefused(
+                f"plain http:// to {host} is refused: https is required outside the "
+                "networks an operator listed (PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS)"
+            )
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} does not resolve")
+        failure: Exception | None = None
+        for address in addresses:  # the checked addresses, and only those
+            try:
+                return self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        raise AddressRefused("outbound calls do not use Unix sockets")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """An ``httpx.HTTPTransport`` that connects only where ``policy`` allows."""
+
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        *,
+        resolver: Resolver = resolve,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+    ) -> None:
+        super().__init__(limits=limits)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_GuardedBackend(policy, resolver),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        token = _plain_http.set(request.url.scheme != "https")
+        try:
+            return super().handle_request(request)
+        finally:
+            _plain_http.reset(token)
+
+
+def send_bounded(client: httpx.Client, request: httpx.Request, *, limit: int) -> httpx.Response:
+    """Send ``request`` and read at most ``limit`` bytes of the answer (AnswerTooLarge
+    beyond, the connection closed); the answer, read."""
+    response = client.send(request, stream=True)
+    try:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise AnswerTooLarge(limit)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise AnswerTooLarge(limit)
+            chunks.append(chunk)
+    finally:
+        response.close()
+    skipped = (b"content-encoding", b"content-length", b"transfer-encoding")
+    return httpx.Response(
+        response.status_code,
+        headers=[(k, v) for k, v in response.headers.raw if k.lower() not in skipped],
+        content=b"".join(chunks),
+        request=request,
+    )
