@@ -69,6 +69,7 @@ from payerbridge.store.checkpoints import (
     CheckpointUrl,
     load_or_create_signing_key,
     load_public_key,
+    read_checkpoints,
 )
 from payerbridge.store.clients import SqlAssertionLedger, SqlClientDirectory
 from payerbridge.store.consents import SqlConsentStore
@@ -265,6 +266,15 @@ def audit_checkpoint_path(settings: Settings) -> Path:
     return settings.audit_checkpoint_file or settings.data_dir / "audit-checkpoints.jsonl"
 
 
+def audit_witness_path(settings: Settings) -> Path | None:
+    """The witness's checkpoint file (outside the data dir), if one is configured: the
+    path itself, or ``audit-checkpoints.jsonl`` in it when it is a directory."""
+    witness = settings.audit_witness
+    if witness is not None and witness.is_dir():
+        return witness / "audit-checkpoints.jsonl"
+    return witness
+
+
 def audit_checkpointer(
     platform: Platform, *, every_seconds: float | None = None
 ) -> Callable[[], list[Checkpoint]]:
@@ -273,9 +283,13 @@ def audit_checkpointer(
     the configured interval (0: checkpoint the head now)."""
     settings = platform.settings
     key = load_or_create_signing_key(audit_signing_key_path(settings))
-    file = CheckpointFile(audit_checkpoint_path(settings))
-    url = settings.audit_checkpoint_url
-    sink = CheckpointSinks([file, CheckpointUrl(url)] if url else [file])
+    sinks: list[CheckpointFile | CheckpointUrl] = [CheckpointFile(audit_checkpoint_path(settings))]
+    witness = audit_witness_path(settings)
+    if witness is not None:
+        sinks.append(CheckpointFile(witness))
+    if settings.audit_checkpoint_url:
+        sinks.append(CheckpointUrl(settings.audit_checkpoint_url))
+    sink = CheckpointSinks(sinks)
     policy = CheckpointPolicy(
         every_events=settings.audit_checkpoint_every_events,
         every_seconds=(
@@ -290,14 +304,24 @@ def audit_checkpointer(
 
 
 def verify_audit_chain(
-    platform: Platform, *, checkpoints: Path | None = None, public_key: Path | None = None
+    platform: Platform,
+    *,
+    checkpoints: Path | None = None,
+    public_key: Path | None = None,
+    witness: Path | None = None,
+    against: Sequence[str] = (),
 ) -> ChainReport:
     """The stored chain checked against the signed checkpoints in ``checkpoints`` (the
-    configured file by default) with ``public_key`` (the signing key's by default)."""
+    configured file by default) and in ``witness`` (the configured witness by default)
+    with ``public_key`` (the signing key's by default); each of ``against`` (a
+    checkpoint's JSON or a file of them) is proven extended by the chain."""
     settings = platform.settings
     key = load_public_key(public_key or audit_signing_key_path(settings))
     signed = CheckpointFile(checkpoints or audit_checkpoint_path(settings)).read()
-    return verify_audit(platform.audit_chain, signed, key)
+    witness = witness or audit_witness_path(settings)
+    witnessed = CheckpointFile(witness).read() if witness is not None else []
+    held = [checkpoint for reference in against for checkpoint in read_checkpoints(reference)]
+    return verify_audit(platform.audit_chain, signed, key, witnessed=witnessed, against=held)
 
 
 def identity_secret(settings: Settings) -> bytes:

@@ -322,11 +322,21 @@ class Settings(BaseSettings):
         default=None,
         description="Also POST each batch of signed checkpoints (a JSON array) to this URL.",
     )
+    audit_witness: Path | None = Field(
+        default=None,
+        description="A witness of the signed checkpoints outside the data dir and the "
+        "database (an append-only file, or a directory that gets audit-checkpoints.jsonl): "
+        "each is appended there too, and `payerbridge audit verify` checks the chain and "
+        "the checkpoint file against it. Required in prod unless audit_checkpoint_url is set.",
+    )
     audit_checkpoint_every_events: int = Field(
         default=1000, ge=1, description="A checkpoint at every multiple of this many events."
     )
     audit_checkpoint_every_seconds: float = Field(
-        default=300.0, gt=0, description="And at the head when the last is older than this."
+        default=60.0,
+        gt=0,
+        description="And at the head when the last is older than this: events are signed at "
+        "most this long plus the 15 s schedule tick after they are written.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -345,6 +355,7 @@ class Settings(BaseSettings):
         "audit_signing_key",
         "audit_checkpoint_file",
         "audit_checkpoint_url",
+        "audit_witness",
         mode="before",
     )
     @classmethod
@@ -389,6 +400,34 @@ class Settings(BaseSettings):
         # request's Host header: an attacker chooses that.
         if self.environment == "prod" and self.public_base_url is None:
             raise ValueError("public_base_url is required when environment is prod")
+        return self
+
+    @model_validator(mode="after")
+    def _audit_is_witnessed(self) -> Settings:
+        # Whoever holds the data dir must not hold the key that signs the audit trail,
+        # nor the only copy of its checkpoints (ADR 0007).
+        data_dir = self.data_dir.resolve()
+        witness = self.audit_witness
+        if witness is not None and witness.resolve().is_relative_to(data_dir):
+            raise ValueError(
+                "audit_witness (PAYERBRIDGE_AUDIT_WITNESS) must be outside data_dir: "
+                "whoever holds the data dir could cut it"
+            )
+        if self.environment != "prod":
+            return self
+        key = self.audit_signing_key
+        if key is None or key.resolve().is_relative_to(data_dir):
+            raise ValueError(
+                "audit_signing_key (PAYERBRIDGE_AUDIT_SIGNING_KEY) must name a key file "
+                "outside data_dir when environment is prod: whoever holds the data dir "
+                "could sign a cut audit trail"
+            )
+        if self.audit_witness is None and self.audit_checkpoint_url is None:
+            raise ValueError(
+                "audit_witness (PAYERBRIDGE_AUDIT_WITNESS) or audit_checkpoint_url "
+                "(PAYERBRIDGE_AUDIT_CHECKPOINT_URL) is required when environment is prod: "
+                "signed audit checkpoints must be kept outside the data dir"
+            )
         return self
 
     @model_validator(mode="after")

@@ -271,3 +271,222 @@ def test_a_worker_signs_checkpoints_on_its_schedule(
     assert orjson.loads(lines[-1])["seq"] >= 2
     verified = payer.cli("audit", "verify")
     assert verified.returncode == 0, verified.stderr
+
+
+# The tail: checkpoints witnessed outside the data dir, and checkpoints held elsewhere.
+# These run the commands in this process (typer's runner): no server is needed.
+
+
+def _invoke(args: list[str], env: dict[str, str]) -> Any:
+    from typer.testing import CliRunner
+
+    from payerbridge.cli.audit import audit_app
+
+    return CliRunner().invoke(audit_app, args, env=env)
+
+
+def _build(data_dir: Path, env: dict[str, str]) -> None:
+    """15 events: checkpoints signed at 6 and 12 (published to every configured place),
+    three after the last."""
+    with _platform(data_dir, env) as platform:
+        for first, count in ((1, 6), (7, 6), (13, 3)):
+            platform.audit.record_many(_events(first, count))
+            if first < 13:
+                signed = _invoke(["checkpoint", "--data-dir", str(data_dir)], env)
+                assert signed.exit_code == 0, signed.output
+                assert f"up to event {first + count - 1}" in signed.stdout
+
+
+@pytest.fixture
+def witnessed(
+    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+) -> tuple[Path, dict[str, str], Path]:
+    """The store of ``audited``, its checkpoints also appended to a witness directory
+    outside the data dir."""
+    data_dir, witness = tmp_path / "payer", tmp_path / "witness"
+    witness.mkdir()
+    env = {**database_env(), "PAYERBRIDGE_AUDIT_WITNESS": str(witness)}
+    _build(data_dir, env)
+    return data_dir, env, witness / "audit-checkpoints.jsonl"
+
+
+def _trim_the_checkpoint_file(data_dir: Path, keep_up_to: int) -> None:
+    """The data dir's holder drops the newest checkpoints from the local file."""
+    path = data_dir / "audit-checkpoints.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(line for line in lines if orjson.loads(line)["seq"] <= keep_up_to))
+
+
+def _cut_the_tail(connection: Any, *, after: int) -> None:
+    """Delete every event after ``after`` and the database's record of the checkpoints
+    that covered them, and make the head row agree: what is left links up."""
+    connection.execute(_sql("DELETE FROM audit_events WHERE seq > ?"), (after,))
+    connection.execute(_sql("DELETE FROM audit_checkpoints WHERE seq > ?"), (after,))
+    row = connection.execute(
+        _sql("SELECT chain_hash FROM audit_events WHERE seq = ?"), (after,)
+    ).fetchone()
+    connection.execute(
+        _sql("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"), (after, row[0])
+    )
+
+
+def test_a_witnessed_store_verifies(witnessed: tuple[Path, dict[str, str], Path]) -> None:
+    data_dir, env, witness = witnessed
+    assert [orjson.loads(line)["seq"] for line in witness.read_bytes().splitlines()] == [6, 12]
+    verified = _invoke(["verify", "--data-dir", str(data_dir)], env)
+    assert verified.exit_code == 0, verified.output
+    assert "15 events" in verified.stdout and "2 signed checkpoints" in verified.stdout
+
+
+def test_cutting_the_tail_and_the_checkpoint_file_fails_against_the_witness(
+    witnessed: tuple[Path, dict[str, str], Path],
+) -> None:
+    data_dir, env, _ = witnessed
+    with _database(data_dir, env) as connection:
+        _drop_triggers(connection)
+        _cut_the_tail(connection, after=9)
+    _trim_the_checkpoint_file(data_dir, keep_up_to=6)
+    verified = _invoke(["verify", "--data-dir", str(data_dir)], env)
+    assert verified.exit_code == 6, verified.output
+    assert (
+        "first bad event 10: events 10..12 are missing: the witnessed checkpoint at 12 "
+        "covers them" in verified.stderr
+    )
+    assert "checkpoint 12 is missing from the checkpoint file: the witness holds it" in (
+        verified.stderr
+    )
+
+
+def test_trimming_the_witnessed_checkpoints_fails_verify(
+    witnessed: tuple[Path, dict[str, str], Path],
+) -> None:
+    data_dir, env, _ = witnessed
+    _trim_the_checkpoint_file(data_dir, keep_up_to=6)
+    verified = _invoke(["verify", "--data-dir", str(data_dir)], env)
+    assert verified.exit_code == 6, verified.output
+    assert "checkpoint 12 is missing from the checkpoint file: the witness holds it" in (
+        verified.stderr
+    )
+
+
+def test_against_passes_on_an_intact_extended_chain(
+    witnessed: tuple[Path, dict[str, str], Path],
+) -> None:
+    data_dir, env, witness = witnessed
+    with _platform(data_dir, env) as platform:
+        platform.audit.record_many(_events(16, 5))  # written since; not yet signed
+    line = witness.read_bytes().splitlines()[0].decode()  # the checkpoint at 6
+    verified = _invoke(
+        ["verify", "--data-dir", str(data_dir), "--against", line, "--against", str(witness)],
+        env,
+    )
+    assert verified.exit_code == 0, verified.output
+    for seq in (6, 12):
+        assert (
+            f"the chain of 20 events extends the witnessed checkpoint at {seq} "
+            "(RFC 9162 consistency proof holds)" in verified.stdout
+        )
+
+
+@pytest.fixture
+def unwitnessed(
+    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+) -> tuple[Path, dict[str, str], str]:
+    """The store of ``audited`` with no witness configured; the checkpoint at 12 is also
+    held elsewhere (by a partner, in a write-once store)."""
+    data_dir, env = tmp_path / "payer", database_env()
+    _build(data_dir, env)
+    lines = (data_dir / "audit-checkpoints.jsonl").read_bytes().splitlines()
+    held = tmp_path / "held.json"
+    held.write_bytes(lines[-1])
+    return data_dir, env, str(held)
+
+
+def test_against_names_the_events_cut_below_a_checkpoint_held_elsewhere(
+    unwitnessed: tuple[Path, dict[str, str], str],
+) -> None:
+    data_dir, env, held = unwitnessed
+    with _database(data_dir, env) as connection:
+        _drop_triggers(connection)
+        _cut_the_tail(connection, after=9)
+    _trim_the_checkpoint_file(data_dir, keep_up_to=6)
+    plain = _invoke(["verify", "--data-dir", str(data_dir)], env)
+    assert plain.exit_code == 0, plain.output  # what the data dir and database still say
+    verified = _invoke(["verify", "--data-dir", str(data_dir), "--against", held], env)
+    assert verified.exit_code == 6, verified.output
+    assert (
+        "first bad event 10: events 10..12 are missing: the witnessed checkpoint at 12 "
+        "covers them" in verified.stderr
+    )
+
+
+def test_against_finds_a_rewritten_chain_inconsistent(
+    unwitnessed: tuple[Path, dict[str, str], str],
+) -> None:
+    data_dir, env, held = unwitnessed
+    with _database(data_dir, env) as connection:
+        _drop_triggers(connection)
+        connection.execute(_sql("DELETE FROM audit_checkpoints WHERE seq > ?"), (6,))
+        _rehash_after_an_edit(connection)  # event 9 changed, every hash after it anew
+    _trim_the_checkpoint_file(data_dir, keep_up_to=6)
+    plain = _invoke(["verify", "--data-dir", str(data_dir)], env)
+    assert plain.exit_code == 0, plain.output
+    verified = _invoke(["verify", "--data-dir", str(data_dir), "--against", held], env)
+    assert verified.exit_code == 6, verified.output
+    assert (
+        "the witnessed checkpoint's root (at 12) is not consistent with the chain of 15 events"
+        in verified.stderr
+    )
+
+
+def test_against_refuses_what_is_not_a_checkpoint(
+    unwitnessed: tuple[Path, dict[str, str], str], tmp_path: Path
+) -> None:
+    data_dir, env, _ = unwitnessed
+    verified = _invoke(["verify", "--data-dir", str(data_dir), "--against", '{"seq": 3}'], env)
+    assert verified.exit_code == 2, verified.output
+    assert "the checkpoint given, line 1: not a checkpoint" in verified.stderr
+    missing = str(tmp_path / "nowhere.json")
+    verified = _invoke(["verify", "--data-dir", str(data_dir), "--against", missing], env)
+    assert verified.exit_code == 2 and "no such checkpoint file" in verified.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "names"),
+    [
+        ({}, "PAYERBRIDGE_AUDIT_SIGNING_KEY"),  # the default: in the data dir
+        (
+            {"PAYERBRIDGE_AUDIT_SIGNING_KEY": "{data_dir}/keys/audit.key"},
+            "PAYERBRIDGE_AUDIT_SIGNING_KEY",
+        ),
+        (
+            {
+                "PAYERBRIDGE_AUDIT_SIGNING_KEY": "{elsewhere}/audit.key",
+                "PAYERBRIDGE_AUDIT_WITNESS": "",
+            },
+            "PAYERBRIDGE_AUDIT_WITNESS",
+        ),
+    ],
+)
+def test_production_refuses_to_start_with_the_audit_key_or_witness_in_the_data_dir(
+    tmp_path: Path, settings: dict[str, str], names: str
+) -> None:
+    data_dir, elsewhere = tmp_path / "payer", tmp_path / "secrets"
+    env = {
+        "PAYERBRIDGE_ENVIRONMENT": "prod",
+        "PAYERBRIDGE_PUBLIC_BASE_URL": "https://payer.example",
+        "PAYERBRIDGE_AUDIT_WITNESS": str(tmp_path / "witness.jsonl"),
+        **{k: v.format(data_dir=data_dir, elsewhere=elsewhere) for k, v in settings.items()},
+    }
+    started = run_cli(["serve", "--data-dir", str(data_dir), "--port", "1"], env=env, timeout=60)
+    assert started.returncode == 2, started.stdout + started.stderr
+    assert "configuration error" in started.stderr and names in started.stderr
+    assert not (data_dir / "audit-signing.key").exists()
+
+
+def test_a_witness_inside_the_data_dir_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "payer"
+    env = {"PAYERBRIDGE_AUDIT_WITNESS": str(data_dir / "witness.jsonl")}
+    verified = _invoke(["checkpoint", "--data-dir", str(data_dir)], env)
+    assert verified.exit_code == 2, verified.output
+    assert "PAYERBRIDGE_AUDIT_WITNESS" in verified.stderr and "outside data_dir" in verified.stderr

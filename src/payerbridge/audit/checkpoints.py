@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from payerbridge.audit.chain import MerkleFrontier
+from payerbridge.errors import InvalidInput
 
 __all__ = [
     "Checkpoint",
@@ -28,6 +29,7 @@ __all__ = [
     "StoredCheckpoint",
     "due_checkpoints",
     "key_id",
+    "parse_checkpoints",
     "sign_checkpoint",
     "signature_holds",
 ]
@@ -125,6 +127,41 @@ def signature_holds(checkpoint: Checkpoint, public_key: Ed25519PublicKey) -> boo
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def parse_checkpoints(text: bytes, source: str) -> list[Checkpoint]:
+    """The checkpoints in ``text``: one JSON object, a JSON array of them, or JSON lines
+    (as the checkpoint file and the witness hold them). A part that is not a checkpoint
+    raises ``InvalidInput`` naming ``source`` and where in it."""
+    stripped = text.strip()
+    if stripped.startswith(b"["):
+        try:
+            values = orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"{source}: not a JSON array of checkpoints") from exc
+        if not isinstance(values, list):
+            raise InvalidInput(f"{source}: not a JSON array of checkpoints")
+        return [_checkpoint(value, f"{source}, item {n}") for n, value in enumerate(values, 1)]
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(f"{source}, line {number}: not a checkpoint (not JSON)") from exc
+            found.append(_checkpoint(value, f"{source}, line {number}"))
+    if not found and stripped:
+        raise InvalidInput(f"{source}: no checkpoint in it")
+    return found
+
+
+def _checkpoint(value: object, where: str) -> Checkpoint:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where}: not a checkpoint (a JSON object is expected)")
+    try:
+        return Checkpoint.from_json(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"{where}: not a checkpoint ({type(exc).__name__}: {exc})") from exc
 
 
 def due_checkpoints(

@@ -80,7 +80,21 @@ def write_checkpoints(
 
 
 def verify_audit(
-    chain: AuditChain, checkpoints: Sequence[Checkpoint], public_key: Ed25519PublicKey
+    chain: AuditChain,
+    checkpoints: Sequence[Checkpoint],
+    public_key: Ed25519PublicKey,
+    *,
+    witnessed: Sequence[Checkpoint] = (),
+    against: Sequence[Checkpoint] = (),
 ) -> ChainReport:
-    """The whole stored chain checked against the signed checkpoints and its head row."""
-    return verify_chain(chain.events(), checkpoints, public_key, head=chain.head())
+    """The whole stored chain checked against the signed checkpoints (the local file's and
+    the witness's) and its head row; each checkpoint in ``against`` is proven extended by
+    the chain (RFC 9162 consistency)."""
+    return verify_chain(
+        chain.events(),
+        checkpoints,
+        public_key,
+        head=chain.head(),
+        witnessed=witnessed,
+        against=against,
+    )

@@ -27,14 +27,37 @@ def audit_verify(
         Path | None,
         typer.Option(help="PEM key that checks the signatures (default: the signing key's)."),
     ] = None,
+    witness: Annotated[
+        Path | None,
+        typer.Option(
+            help="The witness's checkpoint file, kept outside the data dir (default: the "
+            "configured PAYERBRIDGE_AUDIT_WITNESS)."
+        ),
+    ] = None,
+    against: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--against",
+            metavar="CHECKPOINT",
+            help="A checkpoint held elsewhere (its JSON line, or a file of checkpoints): "
+            "prove the chain still extends it (RFC 9162 consistency). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Check every audit event's hash and link and every signed checkpoint; name the first
-    bad event. Exit status 0 only when all of it holds."""
+    """Check every audit event's hash and link and every signed checkpoint (the local
+    file's and the witness's); name the first bad event, and the checkpoints the witness
+    holds that the local file lost. Exit status 0 only when all of it holds."""
     from payerbridge.bootstrap import build_platform, verify_audit_chain
 
     platform = build_platform(settings_for(data_dir), run_migrations=False)
     try:
-        report = verify_audit_chain(platform, checkpoints=checkpoints, public_key=public_key)
+        report = verify_audit_chain(
+            platform,
+            checkpoints=checkpoints,
+            public_key=public_key,
+            witness=witness,
+            against=against or (),
+        )
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
@@ -52,6 +75,11 @@ def audit_verify(
         f"audit chain holds: {report.events} events, head {report.chain_head[:16]}, "
         f"{report.checkpoints_checked} signed checkpoints checked"
     )
+    for seq in report.proven:
+        out.print(
+            f"the chain of {report.events} events extends the witnessed checkpoint at {seq} "
+            "(RFC 9162 consistency proof holds)"
+        )
 
 
 @audit_app.command("checkpoint")

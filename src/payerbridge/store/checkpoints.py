@@ -2,8 +2,9 @@
 
 The signing key is an Ed25519 private key in a PEM file: generated on first start into
 the data dir with mode 0600 (its public half beside it), or given by path. Checkpoints
-are appended as JSON lines to a file (synced before the database records them) or
-posted to a URL the operator names; ``payerbridge audit verify`` reads the file.
+are appended as JSON lines to a file (synced before the database records them), to a
+witness file outside the data dir, and posted to a URL the operator names;
+``payerbridge audit verify`` reads the file and the witness.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from payerbridge.audit.checkpoints import Checkpoint
+from payerbridge.audit.checkpoints import Checkpoint, parse_checkpoints
 from payerbridge.errors import InvalidInput
 from payerbridge.store.key_files import write_private_file
 
@@ -35,6 +36,7 @@ __all__ = [
     "CheckpointUrl",
     "load_or_create_signing_key",
     "load_public_key",
+    "read_checkpoints",
 ]
 
 logger = logging.getLogger(__name__)
@@ -87,7 +89,8 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 
 class CheckpointFile:
-    """Checkpoints as JSON lines appended to a file, each synced to disk when written."""
+    """Checkpoints as JSON lines appended to a file (opened ``O_APPEND``: a line is never
+    written over), each synced to disk when written."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -103,20 +106,30 @@ class CheckpointFile:
             os.close(fd)
 
     def read(self) -> list[Checkpoint]:
-        """Every checkpoint in the file; a line that is not one is an error naming it."""
-        if not self.path.exists():
+        """Every checkpoint in the file (none if there is no file); a line that is not
+        one is an error naming it."""
+        try:
+            text = self.path.read_bytes()
+        except FileNotFoundError:
             return []
-        found = []
-        for number, line in enumerate(self.path.read_bytes().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                found.append(Checkpoint.from_json(orjson.loads(line)))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise InvalidInput(
-                    f"{self.path}, line {number}: not a checkpoint ({type(exc).__name__})"
-                ) from exc
-        return found
+        except OSError as exc:
+            raise InvalidInput(f"cannot read the checkpoints {self.path}: {exc}") from exc
+        return parse_checkpoints(text, str(self.path))
+
+
+def read_checkpoints(reference: str) -> list[Checkpoint]:
+    """Checkpoints held elsewhere: ``reference`` is a checkpoint's JSON itself (as one
+    line of a checkpoint file or witness) or the path of a file holding one, an array of
+    them or JSON lines."""
+    if reference.lstrip().startswith(("{", "[")):
+        return parse_checkpoints(reference.encode(), "the checkpoint given")
+    path = Path(reference)
+    if not path.is_file():
+        raise InvalidInput(f"{reference}: no such checkpoint file (or give the JSON itself)")
+    found = CheckpointFile(path).read()
+    if not found:
+        raise InvalidInput(f"{reference}: no checkpoint in it")
+    return found
 
 
 class CheckpointUrl:

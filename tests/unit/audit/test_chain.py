@@ -161,3 +161,68 @@ def test_checkpoints_are_signed_when_due_and_verify_against_the_chain() -> None:
     assert [c.seq for c in write_checkpoints(chain, Sink(), KEY, now=later, policy=policy)] == [12]
     report = verify_audit(chain, published, KEY.public_key())
     assert report.holds and report.checkpoints_checked == 4
+
+
+def test_checkpoints_the_witness_holds_and_the_file_lost_are_named() -> None:
+    stored = _stored([_event(n) for n in range(1, 13)])
+    local = [_checkpoint(stored, 4)]
+    witnessed = [_checkpoint(stored, 4), _checkpoint(stored, 8), _checkpoint(stored, 12)]
+    head = (12, stored[-1].chain_hash)
+    report = verify_chain(stored, local, KEY.public_key(), head=head, witnessed=witnessed)
+    assert report.first_bad is None and report.checkpoints_checked == 3
+    assert report.problems == [
+        "checkpoints 8, 12 are missing from the checkpoint file: the witness holds them"
+    ]
+
+
+def test_events_cut_with_the_file_are_named_by_the_witness() -> None:
+    stored = _stored([_event(n) for n in range(1, 13)])
+    witnessed = [_checkpoint(stored, 4), _checkpoint(stored, 10)]
+    cut = stored[:6]  # and the head row made to agree
+    report = verify_chain(
+        cut, witnessed[:1], KEY.public_key(), head=(6, cut[-1].chain_hash), witnessed=witnessed
+    )
+    assert report.first_bad is not None and report.first_bad.seq == 7
+    assert report.first_bad.reason == (
+        "events 7..10 are missing: the witnessed checkpoint at 10 covers them"
+    )
+
+
+def test_a_checkpoint_held_elsewhere_is_proven_extended() -> None:
+    stored = _stored([_event(n) for n in range(1, 21)])
+    held = _checkpoint(stored, 7)
+    report = verify_chain(
+        stored, [], KEY.public_key(), head=(20, stored[-1].chain_hash), against=[held]
+    )
+    assert report.holds and report.proven == [7]
+
+
+def test_a_cut_and_regrown_chain_is_not_consistent_with_a_checkpoint_held_elsewhere() -> None:
+    events = [_event(n) for n in range(1, 21)]
+    held = _checkpoint(_stored(events), 12)
+    # Events 10.. cut, and as many others written after them: a chain whose links hold.
+    regrown = _stored(events[:9] + [_event(n, outcome="failed") for n in range(10, 21)])
+    head = (20, regrown[-1].chain_hash)
+    report = verify_chain(regrown, [], KEY.public_key(), head=head, against=[held])
+    assert report.first_bad is None and report.proven == []
+    assert report.problems == [
+        "the witnessed checkpoint's root (at 12) is not consistent with the chain of 20 "
+        "events (RFC 9162 consistency proof)"
+    ]
+    shorter = regrown[:10]
+    report = verify_chain(
+        shorter, [], KEY.public_key(), head=(10, shorter[-1].chain_hash), against=[held]
+    )
+    assert report.first_bad is not None
+    assert report.first_bad.reason == (
+        "events 11..12 are missing: the witnessed checkpoint at 12 covers them"
+    )
+
+
+def test_a_checkpoint_held_elsewhere_must_be_signed_by_the_key() -> None:
+    stored = _stored([_event(n) for n in range(1, 5)])
+    other = sign_checkpoint(4, stored[-1].chain_hash, "00" * 32, T0, Ed25519PrivateKey.generate())
+    report = verify_chain(
+        stored, [], KEY.public_key(), head=(4, stored[-1].chain_hash), against=[other]
+    )
+    assert report.problems == ["the witnessed checkpoint at 4: its signature does not hold"]
