@@ -48,8 +48,12 @@ from payerbridge.identity.evidence import (
     Evidence,
     MatchOutcome,
 )
-from payerbridge.identity.rules import RELATIVE_GUARDS, RuleBook
-from payerbridge.identity.scoring import MatchModel, ScoredPair, score
+from payerbridge.identity.rules import (
+    HOUSEHOLD_EVIDENCE_ONLY,
+    RELATIVE_GUARDS,
+    RuleBook,
+)
+from payerbridge.identity.scoring import MatchModel, ScoredPair, comparison_vector, score_levels
 from payerbridge.identity.spec import ComparisonSpec
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.types import MemberId
@@ -178,13 +182,13 @@ def decide(
         rule=named[0].rule if outcome is MatchOutcome.MATCH else None,
         candidates_considered=len(ranked),
         comparisons=model.spec.names,
-        candidates=_evidence_candidates(ranked, named, model, policy),
+        candidates=_evidence_candidates(ranked, named, model, policy, book),
         prior_match_weight=model.prior_weight,
         model_version=model.version,
         spec_fingerprint=model.spec.fingerprint,
         policy_version=policy.version,
         decided_at=at,
-        review_reason=_review_reason(reason, named) if outcome is MatchOutcome.REVIEW else None,
+        review_reason=(_review_reason(reason, named) if outcome is MatchOutcome.REVIEW else None),
     )
     return MatchDecision(
         decision_id=decision_id,
@@ -197,19 +201,97 @@ def decide(
     )
 
 
+def _distinct(
+    candidates: Sequence[tuple[MemberId, StandardRecord]],
+) -> list[tuple[MemberId, StandardRecord]]:
+    seen: set[MemberId] = set()
+    distinct = []
+    for member_id, record in candidates:
+        if member_id not in seen:
+            seen.add(member_id)
+            distinct.append((member_id, record))
+    return distinct
+
+
+@dataclass(frozen=True, slots=True)
+class _Sharing:
+    """What the plan's own members show about the request's identifiers, among the
+    candidates (blocking brings every member holding the request's SSN or card number):
+    an SSN several members hold as their own (none of their records says it is carried)
+    is a household's, not a person's (a dependent enrolled under a parent's or a sibling's
+    SSN, on a record that does not say so); a card number held
+    by several members as their own is the family's card; and households (by subscriber
+    id) in which some member holds the request's SSN."""
+
+    shared_ssns: frozenset[str]
+    family_card: bool
+    households_with_ssn: frozenset[str]
+
+
+def _sharing(
+    request: StandardRecord, candidates: list[tuple[MemberId, StandardRecord]]
+) -> _Sharing | None:
+    """None when the candidates share nothing (the common case, and cheap)."""
+    if len(candidates) < 2:
+        return None
+    ssns: dict[str, int] = {}
+    card_holders = 0
+    households: set[str] = set()
+    for _, record in candidates:
+        if record.ssn:
+            if not record.ssn_carried:  # a carried one is its owner's: the owner holds it
+                ssns[record.ssn] = ssns.get(record.ssn, 0) + 1
+            if record.ssn == request.ssn and record.subscriber_id:
+                households.add(record.subscriber_id)
+        if request.member_id and record.member_id == request.member_id:
+            card_holders += 1
+    shared = frozenset(ssn for ssn, n in ssns.items() if n > 1)
+    if not shared and card_holders < 2 and not households:
+        return None
+    return _Sharing(shared, card_holders > 1, frozenset(households))
+
+
+def _levels_of(
+    model: MatchModel,
+    book: RuleBook,
+    request: StandardRecord,
+    record: StandardRecord,
+    sharing: _Sharing | None,
+) -> tuple[tuple[int, ...], StandardRecord]:
+    """The pair's comparison levels as the plan's members tell them (see ``_Sharing``),
+    and the member's record as compared."""
+    if sharing is not None and record.ssn in sharing.shared_ssns and not record.ssn_carried:
+        record = replace(record, ssn_carried=True)
+    levels = model.population_levels(
+        comparison_vector(model.spec, request, record), request, record
+    )
+    if sharing is None:
+        return levels, record
+    changed = list(levels)
+    if sharing.family_card and levels[book.member_id_index] == book.member_id_exact:
+        changed[book.member_id_index] = book.member_id_family_card
+    if (
+        levels[book.ssn_index] == book.ssn_else
+        and record.subscriber_id in sharing.households_with_ssn
+    ):
+        # The request shows the SSN of another member of this member's household: a carried
+        # SSN, no evidence either way.
+        changed[book.ssn_index] = 0
+    return tuple(changed), record
+
+
 def _rank(
     request: StandardRecord,
     candidates: Sequence[tuple[MemberId, StandardRecord]],
     model: MatchModel,
     book: RuleBook,
 ) -> list[_Candidate]:
-    seen: set[MemberId] = set()
+    distinct = _distinct(candidates)
+    sharing = _sharing(request, distinct)
     scored = []
-    for member_id, record in candidates:
-        if member_id in seen:
-            continue
-        seen.add(member_id)
-        pair = score(model, request, record)
+    for member_id, member in distinct:
+        levels, record = _levels_of(model, book, request, member, sharing)
+        pair = score_levels(model, levels, (request, record))
         conflicts = book.conflicts(pair.levels)
         violations = book.guard_violations(pair.levels, conflicts)
         fired = book.fired(pair.levels)
@@ -284,13 +366,19 @@ def _outcome(
 
 
 def _review_reason(reason: DecisionReason, named: list[_Candidate]) -> str:
-    """``given_name_conflict, birth_date_missing``, or the band: ``below_auto_band``."""
+    """``given_name_conflict, birth_date_missing``, or the band: ``below_auto_band``. (The
+    candidate's evidence names the household's identifiers that agreed, where
+    ``household_evidence_only`` held it back.)"""
     violations = named[0].violations if named else ()
     return ", ".join(violations) if violations else reason.value
 
 
 def _evidence_candidates(
-    ranked: list[_Candidate], named: list[_Candidate], model: MatchModel, policy: MatchPolicy
+    ranked: list[_Candidate],
+    named: list[_Candidate],
+    model: MatchModel,
+    policy: MatchPolicy,
+    book: RuleBook,
 ) -> tuple[CandidateEvidence, ...]:
     keep = {id(c) for c in ranked[: policy.evidence_candidates]} | {id(c) for c in named}
     names, shared = model.spec.level_names, model.spec.household_shared
@@ -305,6 +393,11 @@ def _evidence_candidates(
             match_probability=c.pair.match_probability,
             rule=c.rule,
             guard_violations=c.violations,
+            household_evidence=(
+                book.household_agreements(c.pair.levels)
+                if HOUSEHOLD_EVIDENCE_ONLY in c.violations
+                else ()
+            ),
         )
         for c in ranked
         if id(c) in keep

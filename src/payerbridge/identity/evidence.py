@@ -74,6 +74,9 @@ class CandidateEvidence:
     match_probability: float
     rule: str | None
     guard_violations: tuple[str, ...]
+    # With the guard ``household_evidence_only``: the identifiers a household shares that
+    # agreed (``ssn``, ``family_name``, ``street_address``...), by comparison name.
+    household_evidence: tuple[str, ...] = ()
 
     def to_dict(self, comparisons: tuple[str, ...]) -> dict[str, object]:
         return self._document(
@@ -107,6 +110,7 @@ class CandidateEvidence:
             "match_probability": self.match_probability,
             "rule": self.rule,
             "guard_violations": list(self.guard_violations),
+            "household_evidence": list(self.household_evidence),
         }
 
 

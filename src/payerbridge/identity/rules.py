@@ -72,7 +72,10 @@ from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
 __all__ = [
     "DETERMINISTIC_RULES",
     "GUARD_WAIVERS",
+    "HOUSEHOLD_EVIDENCE_ONLY",
+    "HOUSEHOLD_IDENTIFIERS",
     "RELATIVE_GUARDS",
+    "SSN_MISMATCH",
     "DeterministicRule",
     "GuardWaiver",
     "RuleBook",
@@ -108,7 +111,8 @@ _TYPO_GIVEN_NAME = (
 _PERSON_IDENTIFIERS = (("member_id", "exact"), ("ssn", "exact"))
 # What confirms a given name that agrees only up to a typo: a person-level identifier, or a
 # middle name that agrees in full (siblings seldom share one, and twins named alike more
-# seldom still).
+# seldom still). An SSN confirms no ``similar`` name (two typos away, Alexandra and
+# Amanda): a household shares its SSN, and a sister's name is as likely.
 _GIVEN_NAME_CONFIRMATIONS = (*_PERSON_IDENTIFIERS, ("middle_name", "exact"))
 _REQUIRED_PERSON_EVIDENCE = ("given_name", "birth_date")
 
@@ -169,22 +173,71 @@ _FULL_NAME_BIRTH_DATE_SLIP = (
 _RESIDENCE_AGREES = ("exact", "same_house_and_street", "same_house_similar_street")
 # A surname that agrees, or was entered in the given name's place.
 _FAMILY_NAME_AGREES = ("exact", "token_overlap", "jaro_winkler", "one_edit", "swapped")
+# Identifiers a household commonly shares, at the levels where they agree: an SSN (carried
+# by dependents, shown by relatives who never enrolled), the family's card, its subscriber
+# id, its surname, home and phone. They place a request in a household, never on a person.
+HOUSEHOLD_IDENTIFIERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ssn", ("exact", "carried")),
+    ("member_id", ("exact_subscriber_card", "is_subscriber_id")),
+    ("subscriber_id", ("exact",)),
+    ("family_name", ("exact", "token_overlap", "jaro_winkler", "one_edit")),
+    ("street_address", _RESIDENCE_AGREES),
+    ("postal_code", ("exact",)),
+    ("phone", ("exact", "one_typo")),
+)
+# The guard of a pair whose household identifiers agree while the person's own evidence
+# disagrees (see ``RuleBook.guard_violations``).
+HOUSEHOLD_EVIDENCE_ONLY = "household_evidence_only"
+# The guard of an SSN that disagrees where each side holds its own.
+SSN_MISMATCH = "ssn_mismatch"
 
 
-def _person_identifier_rules(identifier: str, wording: str) -> tuple[DeterministicRule, ...]:
+# A given name that is the person's own evidence beside an SSN: the name or a close variant
+# of it (a typo, a nickname, a misspelling), not a ``similar`` one (Alexandra, Amanda).
+_GIVEN_NAME_BESIDE_SSN = tuple(level for level in _GIVEN_NAME_CONFIRMABLE if level != "similar")
+# A given name that is the same name, up to what the plan's names show to be a misspelling or
+# a mix-up with the surname: with a birth date beyond a slip, anything less is two
+# disagreements (Maria and Mariana a generation apart).
+_GIVEN_NAME_THE_SAME = (*_SAME_GIVEN_NAME, "misspelling", "swapped")
+
+
+def _person_identifier_rules(
+    identifier: str, wording: str, *, household_shared: bool = False
+) -> tuple[DeterministicRule, ...]:
     """The rules of an identifier that names one person (the member's own card number, or
     the member's own SSN, not one carried from the subscriber). Each says which one
     disagreement the identifier outvotes; none outvotes two, a different sex with a
-    different name."""
+    different name.
+
+    ``household_shared`` (the SSN): a household shares it often enough (a dependent enrolled
+    under a parent's or a sibling's, a relative who never enrolled showing it) that it
+    confirms the person only together with the person's own evidence: it outvotes no
+    first name that is another name (a twin's, a sibling's), no birth date a generation
+    away (a parent's SSN on a child's request), and no typo that may be a sibling's name."""
+    given = _GIVEN_NAME_BESIDE_SSN if household_shared else _GIVEN_NAME_CONFIRMABLE
+    # Beside a household's identifier the first name may be missing or a close variant, never
+    # another name.
+    given_or_missing = (("given_name", ("null", *given)),) if household_shared else ()
+    tolerates_given = (
+        ("given_name_missing", "given_name_unconfirmed")
+        if household_shared
+        else ("given_name_conflict", "given_name_missing", "given_name_unconfirmed")
+    )
+    other_birth = ("null", "else") if household_shared else ("null", "else", "other_generation")
+    full_name = _GIVEN_NAME_THE_SAME if household_shared else _GIVEN_NAME_CONFIRMABLE
     return (
         DeterministicRule(
             f"{identifier}_birth_date_given_name",
-            f"{wording} and the birth date agree exactly and the first name agrees (up to a "
-            "typo, a nickname, a mix-up with the surname)",
+            f"{wording} and the birth date agree exactly and the first name agrees "
+            + (
+                "(by nickname, a misspelling the plan's names tell, a mix-up with the surname)"
+                if household_shared
+                else "(up to a typo, a nickname, a mix-up with the surname)"
+            ),
             (
                 (identifier, ("exact",)),
                 ("birth_date", ("exact",)),
-                ("given_name", _GIVEN_NAME_CONFIRMABLE),
+                ("given_name", given),
             ),
         ),
         DeterministicRule(
@@ -201,27 +254,39 @@ def _person_identifier_rules(identifier: str, wording: str) -> tuple[Determinist
         DeterministicRule(
             f"{identifier}_birth_date_family_name",
             f"{wording} and the birth date agree, the surname or the street address agrees, "
-            "and sex does not disagree; the first name may differ or be missing (a twin "
-            "differs by first name, but never holds the member's own card number or SSN)",
+            "and sex does not disagree; "
+            + (
+                "the first name may be missing or a close variant, never another name (a twin "
+                "carries her sister's SSN)"
+                if household_shared
+                else "the first name may differ or be missing (a twin differs by first name, "
+                "but never holds the member's own card number)"
+            ),
             (
                 (identifier, ("exact",)),
                 ("birth_date", ("exact",)),
                 ("sex", ("null", "exact")),
                 ("suffix", ("null", "exact")),
+                *given_or_missing,
             ),
             (("family_name", _FAMILY_NAME_AGREES), ("street_address", _RESIDENCE_AGREES)),
-            tolerates=("given_name_conflict", "given_name_missing", "given_name_unconfirmed"),
+            tolerates=tolerates_given,
         ),
         DeterministicRule(
             f"{identifier}_full_name",
             f"{wording}, the first name and the surname agree; the birth date may be wrong "
-            "or missing, even a generation away (the subscriber's birth date entered for a "
-            "dependent); a namesake father shows the household's card, not his son's own",
+            + (
+                "or missing, never a generation away (a parent's SSN on a child's request)"
+                if household_shared
+                else "or missing, even a generation away (the subscriber's birth date entered "
+                "for a dependent); a namesake father shows the household's card, not his son's "
+                "own"
+            ),
             (
                 (identifier, ("exact",)),
-                ("given_name", _GIVEN_NAME_CONFIRMABLE),
+                ("given_name", full_name),
                 ("family_name", _FAMILY_NAME_AGREES),
-                ("birth_date", ("null", "else", "other_generation")),
+                ("birth_date", other_birth),
                 ("sex", ("null", "exact")),
                 ("suffix", ("null", "exact")),
             ),
@@ -242,7 +307,9 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
             ("given_name", _SAME_GIVEN_NAME),
         ),
     ),
-    *_person_identifier_rules("ssn", "The member's own SSN (not a carried one)"),
+    *_person_identifier_rules(
+        "ssn", "The member's SSN (not one known to be carried)", household_shared=True
+    ),
     DeterministicRule(
         "household_card_birth_date_given_name",
         "The card names the member's household (its subscriber id, or a member id that is the "
@@ -300,6 +367,7 @@ class GuardWaiver:
 # A different generational suffix stays a guard everywhere.
 RELATIVE_GUARDS = frozenset(
     {
+        HOUSEHOLD_EVIDENCE_ONLY,
         "given_name_conflict",
         "given_name_unconfirmed",
         "given_name_missing",
@@ -311,13 +379,13 @@ RELATIVE_GUARDS = frozenset(
 GUARD_WAIVERS: tuple[GuardWaiver, ...] = (
     GuardWaiver(
         "own_identifier",
-        "The member's own card number or own SSN agrees exactly: relatives share a "
-        "household's card, address and surname, and twins a birth date, but none holds "
-        "the member's own number, so the guards against relatives give way to the weight "
-        "of the evidence (a first name or birth date entered wrong, or missing, costs "
-        "what it costs); sex must not disagree",
+        "The member's own card number agrees exactly: relatives share a household's card, "
+        "address and surname, and twins a birth date, but none holds the member's own "
+        "number, so the guards against relatives give way to the weight of the evidence (a "
+        "first name or birth date entered wrong, or missing, costs what it costs); sex must "
+        "not disagree",
         (("sex", ("null", "exact")), ("suffix", ("null", "exact"))),
-        (("member_id", ("exact",)), ("ssn", ("exact",))),
+        (("member_id", ("exact",)),),
         (
             "given_name_conflict",
             "given_name_missing",
@@ -325,6 +393,22 @@ GUARD_WAIVERS: tuple[GuardWaiver, ...] = (
             "birth_date_conflict",
             "birth_date_missing",
         ),
+    ),
+    GuardWaiver(
+        "own_ssn_with_own_evidence",
+        "The SSN agrees exactly and so does some of the person's own evidence (the first "
+        "name, or the birth date up to a slip) while none of it disagrees: the other may be "
+        "missing, and the weight decides. A household shares an SSN (dependents carry a "
+        "parent's or a sibling's), so it outvotes no disagreement of the person's own",
+        (
+            ("ssn", ("exact",)),
+            ("sex", ("null", "exact")),
+            ("suffix", ("null", "exact")),
+            ("given_name", ("null", *_GIVEN_NAME_BESIDE_SSN)),
+            ("birth_date", ("null", "exact", *_BIRTH_DATE_NEAR)),
+        ),
+        (("given_name", _GIVEN_NAME_BESIDE_SSN), ("birth_date", ("exact", *_BIRTH_DATE_NEAR))),
+        ("given_name_missing", "birth_date_missing"),
     ),
 )
 
@@ -348,10 +432,23 @@ class RuleBook:
         "_rules",
         "_member_id_else",
         "_sex_else",
+        "_ssn_else",
+        "_given_else",
+        "_given_own",
+        "_given_similar",
+        "_ssn_exact",
+        "_birth_conflict",
+        "_birth_exact",
+        "_own_card",
+        "_household",
         "_typo_given",
         "_waivers",
         "card_holder_levels",
+        "member_id_exact",
+        "member_id_family_card",
         "member_id_index",
+        "ssn_else",
+        "ssn_index",
         "rules",
         "spec",
     )
@@ -395,14 +492,38 @@ class RuleBook:
         self._approximate_given = _levels(spec, "given_name", _APPROXIMATE_GIVEN_NAME)
         self._typo_given = _levels(spec, "given_name", _TYPO_GIVEN_NAME)
         self._confirmations = tuple(
-            _levels(spec, name, [level]) for name, level in _GIVEN_NAME_CONFIRMATIONS
+            _levels(spec, name, [level])
+            for name, level in _GIVEN_NAME_CONFIRMATIONS
+            if (name, level) != ("ssn", "exact")  # see _given_name_confirmed
         )
         self._sex_else = _levels(spec, "sex", ["else"])
+        self._ssn_else = _levels(spec, "ssn", ["else"])
+        self._given_else = _levels(spec, "given_name", ["else"])
+        self._given_own = _levels(spec, "given_name", _GIVEN_NAME_THE_SAME)
+        self._given_similar = _levels(spec, "given_name", ["similar"])
+        self._ssn_exact = _levels(spec, "ssn", ["exact"])
+        self._birth_conflict = _levels(spec, "birth_date", ["else", "other_generation"])
+        self._birth_exact = _levels(spec, "birth_date", ["exact"])
+        self._own_card = _levels(spec, "member_id", ["exact"])
+        self._household = tuple(
+            (name, _levels(spec, name, levels))
+            for name, levels in HOUSEHOLD_IDENTIFIERS
+            if name in spec.names
+        )
         self._member_id_else = _levels(spec, "member_id", ["else"])
         # A candidate at one of these member id levels holds the number the card shows.
         self.member_id_index, self.card_holder_levels = _levels(
             spec, "member_id", ["exact", "exact_subscriber_card"]
         )
+        # Where the plan's members show a card number or an SSN to be a household's
+        # (``decision``), its levels are moved to the household's: a card number several
+        # members hold as their own is the family's card; an SSN the request shows that a
+        # member of this member's household holds is carried (no evidence either way).
+        self.member_id_exact = spec.comparisons[self.member_id_index].level_index("exact")
+        self.member_id_family_card = spec.comparisons[self.member_id_index].level_index(
+            "exact_subscriber_card"
+        )
+        self.ssn_index, (self.ssn_else,) = self._ssn_else[0], tuple(self._ssn_else[1])
 
     def fired_rule(self, levels: Sequence[int]) -> str | None:
         """The first deterministic rule the comparison vector satisfies, if any."""
@@ -440,14 +561,38 @@ class RuleBook:
         ``conflicts`` passes ``self.conflicts(levels)`` when the caller has it already.
         """
         violations = list(self.conflicts(levels) if conflicts is None else conflicts)
-        if _at(levels, self._typo_given) and not any(
-            _at(levels, confirmation) for confirmation in self._confirmations
-        ):
+        if _at(levels, self._typo_given) and not self._given_name_confirmed(levels):
             violations.append("given_name_unconfirmed")
         if _at(levels, self._member_id_else):
             violations.append("member_id_mismatch")
+        if _at(levels, self._ssn_else):
+            violations.append(SSN_MISMATCH)
         violations.extend(name for name, missing in self._required if _at(levels, missing))
+        if self.own_evidence_disagrees(levels) and self.household_agreements(levels):
+            violations.append(HOUSEHOLD_EVIDENCE_ONLY)
         return tuple(violations)
+
+    def _given_name_confirmed(self, levels: Sequence[int]) -> bool:
+        for confirmation in self._confirmations:
+            if _at(levels, confirmation):
+                return True
+        return _at(levels, self._ssn_exact) and not _at(levels, self._given_similar)
+
+    def own_evidence_disagrees(self, levels: Sequence[int]) -> bool:
+        """The person's own evidence says another person, and the member's own card number
+        does not say otherwise: another first name (a twin's, a sibling's), or a birth date
+        beyond a slip (years apart, a generation) with a first name that is not the same
+        name (Alexandra and Amanda, Maria and Mariana)."""
+        if _at(levels, self._own_card):
+            return False
+        if _at(levels, self._given_else):
+            return True
+        return _at(levels, self._birth_conflict) and not _at(levels, self._given_own)
+
+    def household_agreements(self, levels: Sequence[int]) -> tuple[str, ...]:
+        """The identifiers a household shares that agree for this pair (``HOUSEHOLD_IDENTIFIERS``),
+        by comparison name."""
+        return tuple(name for name, where in self._household if _at(levels, where))
 
 
 def _holds(

@@ -141,9 +141,13 @@ def test_strong_candidate_with_a_guard_violation_is_reviewed_not_matched() -> No
     decision = run(rec(given=["Xochitl"], ssn="123-45-6781"), ("p1", rec()))
     assert decision.outcome is MatchOutcome.REVIEW
     assert decision.evidence.reason is DecisionReason.GUARD_VIOLATION
-    assert decision.evidence.candidates[0].guard_violations == ("given_name_conflict",)
-    assert decision.evidence.review_reason == "given_name_conflict"
-    assert decision.evidence.to_dict()["review_reason"] == "given_name_conflict"
+    candidate = decision.evidence.candidates[0]
+    assert candidate.guard_violations == ("given_name_conflict", "household_evidence_only")
+    household = ("member_id", "subscriber_id", "family_name", "street_address", "postal_code")
+    assert candidate.household_evidence == (*household, "phone")
+    reason = "given_name_conflict, household_evidence_only"
+    assert decision.evidence.review_reason == reason
+    assert decision.evidence.to_dict()["review_reason"] == reason
 
 
 def test_weak_candidate_with_a_conflict_is_nomatch() -> None:

@@ -131,8 +131,26 @@ def test_rules(levels: dict[str, str], rule: str | None) -> None:
         ),
         (
             {**PERSON, "given_name": "else", "birth_date": "else", "suffix": "else"},
-            ("given_name_conflict", "birth_date_conflict", "suffix_conflict"),
+            (
+                "given_name_conflict",
+                "birth_date_conflict",
+                "suffix_conflict",
+                "household_evidence_only",
+            ),
         ),
+        # The household's identifiers agree, the person's own evidence does not.
+        (
+            {**PERSON, "given_name": "similar", "birth_date": "else", "ssn": "exact"},
+            ("birth_date_conflict", "given_name_unconfirmed", "household_evidence_only"),
+        ),
+        (
+            {**PERSON, "given_name": "jaro_winkler", "birth_date": "other_generation"},
+            ("birth_date_conflict", "given_name_unconfirmed", "household_evidence_only"),
+        ),
+        ({**PERSON, "ssn": "else"}, ("ssn_mismatch",)),
+        ({**PERSON, "ssn": "one_typo"}, ()),
+        # The member's own card number is no household's.
+        ({**PERSON, "given_name": "else", "member_id": "exact"}, ("given_name_conflict",)),
     ],
 )
 def test_guards(levels: dict[str, str], violations: tuple[str, ...]) -> None:

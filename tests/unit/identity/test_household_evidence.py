@@ -1,0 +1,303 @@
+"""Household-shared evidence is household evidence (issue 49).
+
+The false auto-matches found on a population we did not generate, each as a family trap:
+an identifier a household shares (an SSN carried by a dependent or shown by a relative
+who never enrolled, the surname, the home) agrees while the person's own evidence (first
+name, birth date) says another person; and strangers whose SSNs, each their own, disagree.
+Each test asserts the outcome and the evidence that decided it, under both policies and
+with a prior for a million members and a generous one for a thousand.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision, MatchPolicy, decide
+from payerbridge.identity.evidence import CandidateEvidence, DecisionId, MatchOutcome
+from payerbridge.identity.frequencies import TermFrequencies
+from payerbridge.identity.scoring import MatchModel, default_model
+from payerbridge.identity.standardize import standard_record
+from payerbridge.types import MemberId
+
+AT = datetime(2026, 3, 1, tzinfo=UTC)
+HOME = {
+    "family": "Garcia",
+    "address_lines": ["40 Elm Road"],
+    "postal_code": "30301",
+    "phone": "404-555-0199",
+    "subscriber_id": "G100",
+}
+SISTER_SSN = "321-54-9876"
+MOTHER_SSN = "555-12-3456"
+FATHER_SSN = "555-12-9999"
+
+
+def household() -> dict[str, dict[str, Any]]:
+    """A subscriber mother, her husband and their daughter; each holds their own SSN."""
+    return {
+        "mother": {
+            **HOME,
+            "given": ["Maria"],
+            "birth_date": "1980-07-02",
+            "sex": "female",
+            "member_id": "G100",
+            "ssn": MOTHER_SSN,
+        },
+        "father": {
+            **HOME,
+            "given": ["Alejandro"],
+            "birth_date": "1966-07-02",
+            "sex": "male",
+            "member_id": "G101",
+            "ssn": FATHER_SSN,
+        },
+        "sister": {
+            **HOME,
+            "given": ["Amanda"],
+            "birth_date": "2008-03-14",
+            "sex": "female",
+            "member_id": "G102",
+            "ssn": SISTER_SSN,
+        },
+    }
+
+
+MODELS = [default_model(), default_model(probability_two_random_records_match=1e-3)]
+POLICIES = [SINGLE_EXCHANGE, BULK]
+
+
+def decide_among(
+    request: dict[str, Any],
+    people: dict[str, dict[str, Any]],
+    model: MatchModel,
+    policy: MatchPolicy,
+) -> MatchDecision:
+    candidates = [(MemberId(name), standard_record(**fields)) for name, fields in people.items()]
+    return decide(standard_record(**request), candidates, model, policy, AT, DecisionId("d"))
+
+
+def candidate(decision: MatchDecision, member: str) -> CandidateEvidence:
+    return next(c for c in decision.evidence.candidates if c.member_id == member)
+
+
+def level(decision: MatchDecision, member: str, comparison: str) -> str:
+    return candidate(decision, member).levels[decision.evidence.comparisons.index(comparison)]
+
+
+def never_enrolled(given: str, birth_date: str, ssn: str) -> dict[str, Any]:
+    """A relative who never enrolled: the household's surname, home and phone, no card."""
+    person = {k: v for k, v in HOME.items() if k != "subscriber_id"}
+    return {**person, "given": [given], "birth_date": birth_date, "sex": "female", "ssn": ssn}
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("given", ["Alexnadra", "Alexandra", "Sofia"])
+def test_a_never_enrolled_sister_carrying_the_members_ssn_is_never_the_member(
+    model: MatchModel, policy: MatchPolicy, given: str
+) -> None:
+    """The 100,000-member false match: the member's SSN, surname and home, another first
+    name (a misspelled Alexandra against Amanda) and a birth date five years apart. Not an
+    auto-match, and the evidence names the household's identifiers and the two
+    disagreements of the person's own."""
+    decision = decide_among(
+        never_enrolled(given, "2013-09-21", SISTER_SSN), household(), model, policy
+    )
+    assert decision.outcome is MatchOutcome.NO_MATCH
+    assert decision.member_id is None
+    sister = candidate(decision, "sister")
+    # Alexandra is ``similar`` to Amanda (a sister's name as likely as a typo), the others
+    # another name.
+    given_guard = "given_name_unconfirmed" if given == "Alexandra" else "given_name_conflict"
+    assert set(sister.guard_violations) == {
+        given_guard,
+        "birth_date_conflict",
+        "household_evidence_only",
+    }
+    assert sister.household_evidence == (
+        "ssn",
+        "family_name",
+        "street_address",
+        "postal_code",
+        "phone",
+    )
+    assert level(decision, "sister", "ssn") == "exact"
+    assert level(decision, "sister", "birth_date") == "else"
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize(
+    ("given", "birth_date", "parent", "ssn"),
+    [
+        ("Mariana", "2000-01-30", "mother", MOTHER_SSN),  # 20 years apart
+        ("Alejandra", "2008-07-02", "father", FATHER_SSN),  # 42 years apart
+        ("Maria", "2002-07-02", "mother", MOTHER_SSN),  # a namesake daughter
+    ],
+)
+def test_a_parents_ssn_on_a_childs_request_is_never_the_parent(
+    model: MatchModel, policy: MatchPolicy, given: str, birth_date: str, parent: str, ssn: str
+) -> None:
+    """The million-member false matches of one family: a mother's SSN on her daughter's
+    request, a father's on his child's; the first names alike, the birth dates a generation
+    apart. The SSN outvotes no birth date a generation away."""
+    decision = decide_among(never_enrolled(given, birth_date, ssn), household(), model, policy)
+    assert decision.member_id is None
+    assert decision.outcome in (MatchOutcome.NO_MATCH, MatchOutcome.REVIEW)
+    held_back = candidate(decision, parent)
+    assert "birth_date_conflict" in held_back.guard_violations
+    assert held_back.rule is None
+    if given != "Maria":  # a first name that is not the same name is a second disagreement
+        assert "household_evidence_only" in held_back.guard_violations
+        assert held_back.household_evidence[0] == "ssn"
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_twin_carrying_her_sisters_ssn_goes_to_a_person(
+    model: MatchModel, policy: MatchPolicy
+) -> None:
+    """A twin who never enrolled shows her sister's SSN and shares her birth date; her first
+    name is another. The SSN used to outvote the first name (``ssn_birth_date_family_name``
+    fired and tolerated the conflict); a household's SSN does not: a reviewer sees why."""
+    decision = decide_among(
+        never_enrolled("Olivia", "2008-03-14", SISTER_SSN), household(), model, policy
+    )
+    assert decision.outcome is MatchOutcome.REVIEW
+    assert decision.evidence.review_reason == "given_name_conflict, household_evidence_only"
+    sister = candidate(decision, "sister")
+    assert sister.household_evidence == (
+        "ssn",
+        "family_name",
+        "street_address",
+        "postal_code",
+        "phone",
+    )
+    assert candidate(decision, "sister").rule is None
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_the_member_with_her_ssn_and_her_own_evidence_is_found(
+    model: MatchModel, policy: MatchPolicy
+) -> None:
+    """The other side of the traps: Amanda herself, with her SSN, a nickname or her birth
+    date one slip away, is matched."""
+    amanda = never_enrolled("Amanda", "2008-03-14", SISTER_SSN)
+    assert decide_among(amanda, household(), model, policy).member_id == "sister"
+    slip = {**amanda, "birth_date": "2008-14-03".replace("-14-03", "-03-41")}  # one typo
+    assert decide_among(slip, household(), model, policy).member_id == "sister"
+    mandy = {**amanda, "given": ["Mandy"], "family": "Okafor"}  # married, a nickname
+    assert decide_among(mandy, household(), model, policy).member_id == "sister"
+
+
+# A plan of a million members in which the given name is held by one member alone.
+RARE_NAME = MatchModel(
+    spec=default_model().spec,
+    probability_two_random_records_match=1e-3,
+    m_probabilities=default_model().m_probabilities,
+    u_probabilities=default_model().u_probabilities,
+    term_frequencies={"given_name": TermFrequencies(1_000_000, {"maria": 40_000})},
+)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_strangers_whose_own_ssns_disagree_are_never_matched(policy: MatchPolicy) -> None:
+    """The million-member strangers: a rare given name and middle name, the birth date with
+    day and month swapped, and little else in common: another surname, another street in
+    the same large ZIP code, and a different SSN on both sides, each their own. The names,
+    the date and the ZIP weigh enough for the auto band; the SSN that disagrees blocks it."""
+    member = {
+        "given": ["Zephyrine", "Odalys"],
+        "family": "Marchetti",
+        "birth_date": "1990-04-03",
+        "sex": "female",
+        "address_lines": ["9 Birch Lane"],
+        "postal_code": "60601",
+        "ssn": "468-22-1357",
+    }
+    stranger = {
+        **member,
+        "family": "Kowalczyk",
+        "birth_date": "1990-03-04",
+        "address_lines": ["700 Ocean Avenue"],
+        "ssn": "731-90-2468",
+    }
+    decision = decide_among(stranger, {"member": member}, RARE_NAME, policy)
+    assert decision.member_id is None
+    found = candidate(decision, "member")
+    assert found.match_probability >= policy.auto_match_probability  # the weight alone would
+    assert "ssn_mismatch" in found.guard_violations
+    assert level(decision, "member", "ssn") == "else"
+    assert decision.outcome is MatchOutcome.REVIEW
+    assert decision.evidence.review_reason == "ssn_mismatch"
+    # The same request with the member's own SSN one typo away is the member.
+    typo = {**stranger, "ssn": "468-22-1375"}
+    assert decide_among(typo, {"member": member}, RARE_NAME, policy).member_id == "member"
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_an_ssn_several_members_hold_is_the_households(
+    model: MatchModel, policy: MatchPolicy
+) -> None:
+    """Learned from the plan's own members: two sisters enrolled under one SSN whose records
+    do not say it is carried. A request showing it agrees with both on a household's
+    number, not a person's: the SSN is ``carried`` for both, and confirms no first name a
+    typo away (a twin named alike carries it too)."""
+    people = household()
+    people["sister"]["ssn"] = MOTHER_SSN
+    people["father"]["ssn"] = MOTHER_SSN
+    request = never_enrolled("Amamda", "2008-03-14", MOTHER_SSN)
+    decision = decide_among(request, people, model, policy)
+    assert level(decision, "sister", "ssn") == "carried"
+    assert decision.member_id is None
+    assert decision.outcome is MatchOutcome.REVIEW
+    assert candidate(decision, "sister").guard_violations == ("given_name_unconfirmed",)
+    # Held by her alone, the SSN is hers and confirms the typo.
+    alone = decide_among(
+        request, household() | {"sister": {**people["sister"], "ssn": SISTER_SSN}}, model, policy
+    )
+    request_alone = {**request, "ssn": SISTER_SSN}
+    alone = decide_among(request_alone, household(), model, policy)
+    assert level(alone, "sister", "ssn") == "exact"
+    assert alone.member_id == "sister"
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_card_number_several_members_hold_is_the_familys_card(
+    model: MatchModel, policy: MatchPolicy
+) -> None:
+    """A plan that issues one number per family: every member holds it as their own member
+    id. It places a request in the family, never on a person: a never-enrolled twin of the
+    sister showing it is not the sister."""
+    people = household()
+    for person in people.values():
+        person["member_id"] = "FAM-9"
+    twin = {**never_enrolled("Olivia", "2008-03-14", "999-00-1111"), "member_id": "FAM-9"}
+    twin.pop("ssn")
+    decision = decide_among(twin, people, model, policy)
+    assert level(decision, "sister", "member_id") == "exact_subscriber_card"
+    assert decision.member_id is None
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_request_showing_a_household_members_ssn_is_no_mismatch(
+    model: MatchModel, policy: MatchPolicy
+) -> None:
+    """A daughter's request shows her mother's SSN (the form asked for the subscriber's);
+    the plan holds the daughter's own. The request's SSN is held by a member of her
+    household: carried, no evidence either way, and she is found."""
+    request = never_enrolled("Amanda", "2008-03-14", MOTHER_SSN)
+    request["member_id"] = "G102"
+    decision = decide_among(request, household(), model, policy)
+    assert level(decision, "sister", "ssn") == "null"
+    assert decision.member_id == "sister"
+    # Shown by a stranger's request (no member of this household holds it), it disagrees.
+    stranger = {**request, "ssn": "111-22-3333"}
+    assert level(decide_among(stranger, household(), model, policy), "sister", "ssn") == "else"
