@@ -62,7 +62,7 @@ from payerbridge.identity.standardize import StandardRecord
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import RateLimit
-from payerbridge.security.model import RegisteredClient
+from payerbridge.security.model import OrganizationEvidence, RegisteredClient
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, ExchangeId, MemberId
 
@@ -855,7 +855,32 @@ class InMemoryClientDirectory:
 
     def update(self, unit: UnitOfWork, client: RegisteredClient, *, at: datetime) -> None:
         before = self.clients[client.client_id]
+        if before.npi != client.npi:
+            return  # the NPI never changes (as the SQL store's WHERE)
+        if client.npi_evidence is not OrganizationEvidence.CERTIFICATE:
+            client = dataclasses.replace(
+                client,
+                npi_evidence=before.npi_evidence,
+                npi_vouched_by=before.npi_vouched_by,
+                npi_vouched_at=before.npi_vouched_at,
+            )
         self.clients[client.client_id] = dataclasses.replace(client, revoked_at=before.revoked_at)
+
+    def approve(
+        self, unit: UnitOfWork, client_id: ClientId, npi: str, *, by: str, at: datetime
+    ) -> bool:
+        client = self.clients.get(client_id)
+        if client is None or client.is_revoked or client.npi != npi:
+            return False
+        if not client.is_awaiting_approval:
+            return False
+        self.clients[client_id] = dataclasses.replace(
+            client,
+            npi_evidence=OrganizationEvidence.OPERATOR,
+            npi_vouched_by=by,
+            npi_vouched_at=at,
+        )
+        return True
 
     def revoke(self, unit: UnitOfWork, client_id: ClientId, *, at: datetime) -> bool:
         client = self.clients.get(client_id)

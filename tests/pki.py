@@ -1,10 +1,13 @@
 """A real certificate chain made in the test: a root CA (the trust anchor), a client
-certificate with its URI, and revocation lists, as a UDAP community would issue them."""
+certificate with its URI (and, as our community profile has it, the organization's NPI
+as a SAN URI or an ``organizationIdentifier`` subject attribute), and revocation lists,
+as a UDAP community would issue them."""
 
 from __future__ import annotations
 
 import base64
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,18 +18,24 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertificateAuthority", "Issued"]
+__all__ = ["NPI_SYSTEM", "CertificateAuthority", "Issued"]
 
 NOW = datetime.now(UTC)
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test Community"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
+NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
+
+
+def _name(common_name: str, organization_identifier: str | None = None) -> x509.Name:
+    attributes = [
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test Community"),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ]
+    if organization_identifier is not None:
+        attributes.append(
+            x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, organization_identifier)
+        )
+    return x509.Name(attributes)
 
 
 def _key_usage(*, signs_certificates: bool) -> x509.KeyUsage:
@@ -87,18 +96,26 @@ class CertificateAuthority:
         *,
         not_before: datetime | None = None,
         not_after: datetime | None = None,
+        npi: str | None = None,
+        more_uris: Sequence[str] = (),
+        organization_identifier: str | None = None,
     ) -> Issued:
+        """A client certificate naming ``uri``; with ``npi`` it carries the organization's
+        NPI as the SAN URI ``http://hl7.org/fhir/sid/us-npi|<npi>``; ``more_uris`` adds
+        SAN URIs as given, ``organization_identifier`` the subject attribute (2.5.4.97)."""
         key = ec.generate_private_key(ec.SECP384R1())
+        uris = [uri, *([f"{NPI_SYSTEM}|{npi}"] if npi else []), *more_uris]
         certificate = (
             x509.CertificateBuilder()
-            .subject_name(_name(uri))
+            .subject_name(_name(uri, organization_identifier))
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(not_before or NOW - timedelta(days=1))
             .not_valid_after(not_after or NOW + timedelta(days=365))
             .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=False
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(u) for u in uris]),
+                critical=False,
             )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(signs_certificates=False), critical=True)

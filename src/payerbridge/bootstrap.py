@@ -58,7 +58,7 @@ from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import RegisteredClient
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
-from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier, public_jwk
+from payerbridge.security.tokens import TokenVerifier, public_jwk
 from payerbridge.security.udap import ServerIdentity
 from payerbridge.store.audit import SqlAuditChain, SqlAuditLog
 from payerbridge.store.breakers import SqlBreakerStore
@@ -88,7 +88,7 @@ from payerbridge.store.importer import FileReport, import_file, import_files
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
-from payerbridge.store.token_keys import load_client_key, load_token_keys, rotate_token_keys
+from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
@@ -348,9 +348,11 @@ def key_dir(settings: Settings) -> Path:
     return settings.key_dir or settings.data_dir / "keys"
 
 
-def rotate_access_token_keys(settings: Settings) -> AccessTokenKeys:
-    """A new access-token signing key; the previous one stays accepted."""
-    return rotate_token_keys(key_dir(settings))
+def rotate_access_token_keys(settings: Settings, *, retire_previous: bool = False) -> str:
+    """A new access-token signing key (its id); the previous one stays accepted until
+    the tokens it signed expire, or not at all with ``retire_previous``. Running servers
+    take it at their next request."""
+    return rotate_token_keys(key_dir(settings), retire_previous=retire_previous)
 
 
 def token_service(
@@ -366,9 +368,14 @@ def token_service(
         assertions=SqlAssertionLedger(),
         key_sets=key_sets,
         transactions=transactions,
-        keys=load_token_keys(key_dir(settings)),
+        keys=TokenKeyFiles(
+            key_dir(settings),
+            # A replaced key verifies as long as a token it signed can live.
+            grace=timedelta(seconds=settings.access_token_seconds + settings.clock_skew_seconds),
+        ),
         policy=TokenPolicy(
             issuer=settings.base_url,
+            audience=f"{settings.base_url}/fhir",
             token_url=f"{settings.base_url}/auth/token",
             registration_url=f"{settings.base_url}/auth/register",
             access_token_lifetime=timedelta(seconds=settings.access_token_seconds),
@@ -514,7 +521,9 @@ def build_platform(
         clients=clients,
         webhook_targets=WebhookTargets(egress),
         tokens=tokens,
-        verifier=TokenVerifier(tokens.keys, issuer=settings.base_url),
+        verifier=TokenVerifier(
+            tokens.keys, issuer=settings.base_url, audience=tokens.policy.audience
+        ),
         limiter=RateLimiter(
             per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         ),

@@ -366,8 +366,13 @@ def test_an_exchange_runs_with_a_udap_partner_we_registered_with_our_certificate
     anchor.write_bytes(community.pem())
     stranger = CertificateAuthority("Another Community")
 
-    def udap_env(name: str, port: int, authority: CertificateAuthority) -> dict[str, str]:
-        cert, key = authority.issue(f"http://127.0.0.1:{port}/fhir").write(tmp_path, name)
+    def udap_env(
+        name: str, port: int, authority: CertificateAuthority, npi: str | None = None
+    ) -> dict[str, str]:
+        # The community's certificate carries the payer's NPI (ADR 0026): it registers
+        # at the old payer with no operator step.
+        issued = authority.issue(f"http://127.0.0.1:{port}/fhir", npi=npi)
+        cert, key = issued.write(tmp_path, name)
         return {
             "PAYERBRIDGE_UDAP_TRUST_ANCHORS": orjson.dumps([str(anchor)]).decode(),
             "PAYERBRIDGE_UDAP_CERTIFICATE": str(cert),
@@ -393,7 +398,7 @@ def test_an_exchange_runs_with_a_udap_partner_we_registered_with_our_certificate
         env={
             "PAYERBRIDGE_ORG_NAME": info["platform"]["name"],
             "PAYERBRIDGE_ORG_NPI": info["platform"]["npi"],
-            **udap_env("new", new_port, community),
+            **udap_env("new", new_port, community, info["platform"]["npi"]),
         },
         port=new_port,
     )

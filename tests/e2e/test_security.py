@@ -409,7 +409,7 @@ def test_a_udap_client_registers_itself_under_a_trusted_anchor_and_gets_tokens(
     authority.revoke(revoked)
     payer = _udap_server(server, tmp_path, authority)
     uri = "https://newplan.example/udap"
-    issued = authority.issue(uri)
+    issued = authority.issue(uri, npi="1234567893")  # the NPI it claims, as a SAN URI
     with payer.anonymous() as anonymous:
         metadata = anonymous.get("/.well-known/udap").json()
         assert metadata["registration_endpoint"] == f"{payer.base_url}/auth/register"

@@ -79,12 +79,18 @@ def clients_list(data_dir: DataDir = None) -> None:
 
     platform = build_platform(settings_for(data_dir))
     try:
-        table = Table("id", "name", "npi", "kind", "scope", "revoked", title="Clients")
+        table = Table(
+            "id", "name", "npi", "npi bound by", "kind", "scope", "revoked", title="Clients"
+        )
         for client in platform.clients.list():
+            bound_by = client.npi_evidence.value
+            if client.npi_vouched_by and client.npi_vouched_by != bound_by:
+                bound_by = f"{bound_by} ({client.npi_vouched_by})"
             table.add_row(
                 client.client_id,
                 client.name,
                 client.npi,
+                bound_by,
                 client.kind.value,
                 " ".join(sorted(client.scopes)),
                 client.revoked_at.isoformat() if client.revoked_at else "",
@@ -92,6 +98,35 @@ def clients_list(data_dir: DataDir = None) -> None:
     finally:
         platform.close()
     out.print(table)
+
+
+@clients_app.command("approve")
+def clients_approve(
+    client_id: Annotated[str, typer.Option("--id", help="The waiting client.")],
+    npi: Annotated[str, typer.Option(help="The NPI it claims, which you have checked.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Approve the NPI a UDAP client claims when its certificate does not carry it (after
+    checking the organization out of band): it may then get tokens. Audited."""
+    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.security.service import approve_organization
+    from payerbridge.types import ClientId
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        approve_organization(
+            ClientId(client_id),
+            npi,
+            clients=platform.clients,
+            transactions=platform.transactions,
+            actor=cli_actor(),
+            now=utcnow(),
+        )
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    out.print(f"client '{client_id}' may act for NPI {npi}")
 
 
 @clients_app.command("revoke")
@@ -144,13 +179,25 @@ def token_issue(
 
 
 @keys_app.command("rotate")
-def keys_rotate(data_dir: DataDir = None) -> None:
+def keys_rotate(
+    retire_previous: Annotated[
+        bool,
+        typer.Option(
+            "--retire-previous",
+            help="Stop accepting tokens signed by the previous keys at once (a key "
+            "thought compromised); every client must ask for a new token.",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
     """Start signing access tokens with a new key; tokens signed by the previous one stay
-    valid until they expire, older keys are retired. Restart the servers to pick it up."""
+    valid until they expire (or not, with --retire-previous), older keys are retired.
+    Running servers take the new key at their next request: no restart."""
     from payerbridge.bootstrap import rotate_access_token_keys
 
-    keys = rotate_access_token_keys(settings_for(data_dir))
-    out.print(f"access tokens are now signed by key {keys.signing.kid}")
+    key_id = rotate_access_token_keys(settings_for(data_dir), retire_previous=retire_previous)
+    retired = "; tokens signed by the previous keys are refused from now" if retire_previous else ""
+    out.print(f"access tokens are now signed by key {key_id}{retired}")
 
 
 @keys_app.command("client-jwks")

@@ -29,6 +29,7 @@ __all__ = [
     "AccessClaims",
     "ClientKind",
     "OAuthError",
+    "OrganizationEvidence",
     "Principal",
     "RegisteredClient",
     "covers",
@@ -61,6 +62,15 @@ class ClientKind(StrEnum):
     UDAP = "udap"  # registered itself with a software statement signed under a trust anchor
 
 
+class OrganizationEvidence(StrEnum):
+    """What binds a client to the organization (NPI) it acts for; consents name NPIs, so
+    a client is given tokens only once the pairing rests on something we can check."""
+
+    CERTIFICATE = "certificate"  # its UDAP certificate carries the NPI (ADR 0009)
+    OPERATOR = "operator"  # an operator registered the client or approved the pairing
+    PENDING = "pending"  # claimed in a software statement only: awaits an operator
+
+
 @dataclass(frozen=True)
 class RegisteredClient:
     """A system allowed to ask our token endpoint for access tokens."""
@@ -74,10 +84,18 @@ class RegisteredClient:
     jwks_url: str | None = None  # ... or where to read them
     certificate_uri: str | None = None  # UDAP: the URI its certificates must name
     revoked_at: datetime | None = None
+    npi_evidence: OrganizationEvidence = OrganizationEvidence.OPERATOR
+    npi_vouched_by: str | None = None  # the operator (or "certificate") who bound the NPI
+    npi_vouched_at: datetime | None = None
 
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @property
+    def is_awaiting_approval(self) -> bool:
+        """Its NPI is only claimed: no token until an operator approves the pairing."""
+        return self.npi_evidence is OrganizationEvidence.PENDING
 
 
 @dataclass(frozen=True)

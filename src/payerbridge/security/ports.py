@@ -23,8 +23,16 @@ class ClientDirectory(Protocol):
         ...
 
     def update(self, unit: UnitOfWork, client: RegisteredClient, *, at: datetime) -> None:
-        """Replace a client's name, NPI, scopes and keys (a UDAP client registering
-        again); it stays revoked if it was."""
+        """Replace a client's name, scopes and keys (a UDAP client registering again),
+        never its NPI; what binds the NPI is replaced only by a certificate's evidence
+        (an operator's approval made meanwhile is kept). It stays revoked if it was."""
+        ...
+
+    def approve(
+        self, unit: UnitOfWork, client_id: ClientId, npi: str, *, by: str, at: datetime
+    ) -> bool:
+        """Bind a waiting client to ``npi`` on an operator's word; False when the client
+        is not waiting for approval of that NPI (any more)."""
         ...
 
     def revoke(self, unit: UnitOfWork, client_id: ClientId, *, at: datetime) -> bool:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import (
     Conflict,
+    InvalidInput,
     Issue,
     NotFound,
     PartnerError,
@@ -31,24 +32,33 @@ from payerbridge.security.model import (
     AccessClaims,
     ClientKind,
     OAuthError,
+    OrganizationEvidence,
     Principal,
     RegisteredClient,
     parse_scopes,
     uncovered_scopes,
 )
+from payerbridge.security.organization import bind_registration, certificate_npis
 from payerbridge.security.ports import AssertionLedger, ClientDirectory, KeySetSource
-from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier, sign_access_token
+from payerbridge.security.tokens import TokenKeySource, TokenVerifier, sign_access_token
 from payerbridge.security.udap import read_software_statement, udap_client, verify_udap_assertion
 from payerbridge.transactions import Transactions
 from payerbridge.types import ClientId, MemberId
 
 _MEMBER_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_AWAITING_APPROVAL = (
+    "the organization (NPI) this client registered for is claimed, not proven: its "
+    "certificate does not carry that NPI, so it awaits an operator's approval of the "
+    "pairing (payerbridge clients approve), or a registration with a certificate that "
+    "carries it"
+)
 
 __all__ = [
     "TokenGrant",
     "TokenPolicy",
     "TokenService",
     "add_client",
+    "approve_organization",
     "authenticate",
     "forget_spent_assertions",
     "revoke_client",
@@ -81,6 +91,7 @@ def client_event(
 @dataclass(frozen=True)
 class TokenPolicy:
     issuer: str  # our public base URL: the ``iss`` of our tokens
+    audience: str  # our FHIR base: the ``aud`` of our tokens (the API behind it)
     token_url: str  # the ``aud`` a client's assertion must name
     registration_url: str  # the ``aud`` of a UDAP software statement
     access_token_lifetime: timedelta
@@ -111,7 +122,7 @@ class TokenService:
     assertions: AssertionLedger
     key_sets: KeySetSource
     transactions: Transactions
-    keys: AccessTokenKeys
+    keys: TokenKeySource  # read afresh on use: a rotation holds without a restart
     policy: TokenPolicy
     trust: TrustAnchors  # UDAP: the certificate authorities the operator trusts
     new_id: Callable[[], str]
@@ -167,6 +178,8 @@ class TokenService:
         client = self.clients.get(client_id)
         if client is None or client.is_revoked:
             raise NotFound(f"no active client is registered with id '{client_id[:200]}'")
+        if client.is_awaiting_approval:
+            raise Conflict(_AWAITING_APPROVAL)
         scopes = self._granted_scopes({"scope": scope}, client)
         return self._issue(client_id, scopes, now=now, actor=actor, request_id=None)
 
@@ -190,7 +203,12 @@ class TokenService:
             patient=patient,
             certificate_thumbprint=certificate_thumbprint,
         )
-        token = sign_access_token(claims, self.keys, issuer=self.policy.issuer)
+        token = sign_access_token(
+            claims,
+            self.keys.current(now),
+            issuer=self.policy.issuer,
+            audience=self.policy.audience,
+        )
         scope = " ".join(sorted(scopes))
         self._audit(
             actor,
@@ -234,6 +252,7 @@ class TokenService:
                 "invalid_client", "the client is not registered or was revoked", status=401
             )
         if client.kind is ClientKind.UDAP:
+            # The assertion is verified first: only the certificate holder learns why.
             udap = verify_udap_assertion(
                 assertion,
                 client=client,
@@ -242,6 +261,7 @@ class TokenService:
                 now=now,
                 skew=self.policy.clock_skew,
             )
+            self._require_bound(client)
             return client, udap
         verified = verify_assertion(
             assertion,
@@ -252,14 +272,22 @@ class TokenService:
             now=now,
             skew=self.policy.clock_skew,
         )
+        self._require_bound(client)
         return client, verified
+
+    @staticmethod
+    def _require_bound(client: RegisteredClient) -> None:
+        if client.is_awaiting_approval:
+            raise OAuthError("unauthorized_client", _AWAITING_APPROVAL)
 
     def register_udap(
         self, body: Any, *, now: datetime, request_id: str | None = None
     ) -> RegisteredClient:
         """UDAP dynamic client registration: a client with a software statement signed
-        under a trusted certificate registers itself (again: the same id, updated).
-        OAuthError in RFC 7591's form, audited."""
+        under a trusted certificate registers itself (again: the same id, updated, never
+        another NPI). Its NPI is bound by the certificate when it carries it, else the
+        client waits for an operator's approval (``security.organization``). OAuthError
+        in RFC 7591's form, audited."""
         claimed = "unknown"
         try:
             if not isinstance(body, dict) or body.get("udap") != "1":
@@ -275,15 +303,17 @@ class TokenService:
                 now=now,
                 skew=self.policy.clock_skew,
             )
-            client = udap_client(statement)
-            claimed = client.client_id
+            claimed_client = udap_client(statement)
+            claimed = claimed_client.client_id
             with self.transactions.begin() as unit:
-                known = self.clients.get(client.client_id)
+                known = self.clients.get(claimed_client.client_id)
                 if known is not None and known.is_revoked:
                     raise OAuthError(
                         "unapproved_software_statement",
                         "this client was revoked by an operator; it cannot register again",
                     )
+                carried = certificate_npis(statement.certificate.leaf)
+                client = bind_registration(claimed_client, known, carried, now=now)
                 self.assertions.remember(
                     unit, client.client_id, statement.token_id, until=statement.expires_at
                 )
@@ -302,6 +332,7 @@ class TokenService:
                         detail={
                             "kind": "udap",
                             "npi": client.npi,
+                            "npi_evidence": client.npi_evidence.value,
                             "scope": " ".join(sorted(client.scopes)),
                             "certificate_sha256": statement.certificate.thumbprint,
                         },
@@ -425,7 +456,7 @@ def authenticate(
             ],
         )
     client = clients.get(claims.client_id)
-    if client is None or client.is_revoked:
+    if client is None or client.is_revoked or client.is_awaiting_approval:
         raise Unauthenticated(
             "the client of this access token was revoked",
             issues=[Issue("the client of this access token was revoked", "Authorization", "login")],
@@ -440,7 +471,15 @@ def add_client(
     transactions: Transactions,
     actor: str,
     now: datetime,
-) -> None:
+) -> RegisteredClient:
+    """Register a client an operator vouches for (the HTTP API's operator scope, the CLI
+    on the server's host): the operator is the evidence of its NPI, recorded as such."""
+    client = replace(
+        client,
+        npi_evidence=OrganizationEvidence.OPERATOR,
+        npi_vouched_by=actor,
+        npi_vouched_at=now,
+    )
     try:
         with transactions.begin() as unit:
             clients.add(unit, client, at=now)
@@ -453,6 +492,7 @@ def add_client(
                     actor=actor,
                     detail={
                         "npi": client.npi,
+                        "npi_evidence": client.npi_evidence.value,
                         "kind": client.kind.value,
                         "scope": " ".join(sorted(client.scopes)),
                     },
@@ -463,6 +503,54 @@ def add_client(
             f"a client with id '{client.client_id}' is already registered",
             issues=[Issue("choose another client id", "id", "duplicate")],
         ) from exc
+    return client
+
+
+def approve_organization(
+    client_id: ClientId,
+    npi: str,
+    *,
+    clients: ClientDirectory,
+    transactions: Transactions,
+    actor: str,
+    now: datetime,
+) -> RegisteredClient:
+    """An operator approves the pairing of a waiting client with the NPI it claims (named
+    again, so that an approval is of what the operator checked); audited. NotFound for no
+    active client, InvalidInput when the NPI is not the claimed one, Conflict when the
+    client's NPI is bound already."""
+    client = clients.get(client_id)
+    if client is None or client.is_revoked:
+        raise NotFound(f"no active client is registered with id '{client_id[:200]}'")
+    if npi != client.npi:
+        raise InvalidInput(
+            "the NPI to approve is not the one the client registered for",
+            issues=[Issue(f"the client registered for NPI {client.npi}; approve that", "npi")],
+        )
+    if not client.is_awaiting_approval:
+        raise Conflict(
+            f"the client's NPI is bound already (by {client.npi_evidence.value}); "
+            "nothing to approve"
+        )
+    with transactions.begin() as unit:
+        if not clients.approve(unit, client_id, npi, by=actor, at=now):
+            raise Conflict("the client changed while it was being approved; look again")
+        unit.record(
+            client_event(
+                "client.approve",
+                client_id,
+                "success",
+                at=now,
+                actor=actor,
+                detail={"npi": npi, "npi_evidence": OrganizationEvidence.OPERATOR.value},
+            )
+        )
+    return replace(
+        client,
+        npi_evidence=OrganizationEvidence.OPERATOR,
+        npi_vouched_by=actor,
+        npi_vouched_at=now,
+    )
 
 
 def revoke_client(

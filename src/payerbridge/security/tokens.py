@@ -4,15 +4,23 @@
 ES256 because every request verifies one: about 90 µs against 340 µs for ES384 on the
 same host, and a token seen before is not verified again (``TokenVerifier``'s cache).
 The key set holds the signing key and those it replaced, so a rotation does not cut
-off tokens already issued; the public half is published at our JWKS URL.
+off tokens already issued; the public half is published at our JWKS URL. A replaced key
+is accepted only until the tokens it could have signed have expired (``keys_in_force``),
+and every process reads the key set afresh when it changes (``TokenKeySource``), so a
+rotation, or a key retired at once, holds without a restart (ADR 0026).
+
+Each token names its audience (``aud``, RFC 9068): our FHIR base, the resource server
+the whole API behind this base URL is; a token without it, or for another, is refused.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, Protocol
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -25,7 +33,10 @@ from payerbridge.types import ClientId, MemberId
 __all__ = [
     "ACCESS_TOKEN_ALGORITHM",
     "AccessTokenKeys",
+    "DatedKey",
+    "TokenKeySource",
     "TokenVerifier",
+    "keys_in_force",
     "public_jwk",
     "sign_access_token",
 ]
@@ -40,12 +51,46 @@ class AccessTokenKeys:
     signing: ECKey
     accepted: tuple[ECKey, ...]
 
-    @property
+    @cached_property
     def key_set(self) -> KeySet:
         return KeySet(list(self.accepted))
 
+    @cached_property
+    def key_ids(self) -> frozenset[str]:
+        return frozenset(str(key.kid) for key in self.accepted)
+
     def public_jwks(self) -> dict[str, Any]:
         return {"keys": [public_jwk(key, ACCESS_TOKEN_ALGORITHM) for key in self.accepted]}
+
+    def current(self, now: datetime) -> AccessTokenKeys:
+        """A fixed key set is its own source (``TokenKeySource``)."""
+        return self
+
+
+class TokenKeySource(Protocol):
+    def current(self, now: datetime) -> AccessTokenKeys:
+        """The keys in force now, as every process sees them (``store.token_keys``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DatedKey:
+    key: ECKey
+    created_at: datetime
+
+
+def keys_in_force(keys: Sequence[DatedKey], *, now: datetime, grace: timedelta) -> AccessTokenKeys:
+    """The newest key signs; a key replaced by a newer one stays accepted for ``grace``
+    after its successor was made (the longest a token it signed can live), then not."""
+    if not keys:
+        raise ValueError("no access-token key")
+    ordered = sorted(keys, key=lambda dated: dated.created_at, reverse=True)
+    accepted = [ordered[0].key] + [
+        older.key
+        for newer, older in zip(ordered, ordered[1:], strict=False)
+        if now < newer.created_at + grace
+    ]
+    return AccessTokenKeys(signing=ordered[0].key, accepted=tuple(accepted))
 
 
 def public_jwk(key: ECKey, algorithm: str) -> dict[str, Any]:
@@ -53,9 +98,12 @@ def public_jwk(key: ECKey, algorithm: str) -> dict[str, Any]:
     return {**key.as_dict(private=False), "kid": key.kid, "use": "sig", "alg": algorithm}
 
 
-def sign_access_token(claims: AccessClaims, keys: AccessTokenKeys, *, issuer: str) -> str:
+def sign_access_token(
+    claims: AccessClaims, keys: AccessTokenKeys, *, issuer: str, audience: str
+) -> str:
     payload: dict[str, Any] = {
         "iss": issuer,
+        "aud": audience,
         "sub": claims.client_id,
         "client_id": claims.client_id,
         "scope": " ".join(sorted(claims.scopes)),
@@ -86,38 +134,52 @@ def _unauthenticated(text: str) -> Unauthenticated:
 
 
 class TokenVerifier:
-    """Checks bearer tokens against our keys; remembers the ones it has verified until
-    they expire (bounded), so a client's steady stream of calls pays the signature once."""
+    """Checks bearer tokens against the keys in force; remembers the ones it has verified
+    until they expire (bounded), so a client's steady stream of calls pays the signature
+    once, and drops one whose key was retired meanwhile."""
 
-    def __init__(self, keys: AccessTokenKeys, *, issuer: str, cache_size: int = 4096) -> None:
+    def __init__(
+        self, keys: TokenKeySource, *, issuer: str, audience: str, cache_size: int = 4096
+    ) -> None:
         self._keys = keys
-        self._key_set = keys.key_set
         self._issuer = issuer
-        self._cache: OrderedDict[str, AccessClaims] = OrderedDict()
+        self._audience = audience
+        self._cache: OrderedDict[str, tuple[AccessClaims, str]] = OrderedDict()
         self._cache_size = cache_size
 
     def verify(self, token: str, *, now: datetime) -> AccessClaims:
-        claims = self._cache.get(token)
-        if claims is None:
-            claims = self._decode(token)
-            self._cache[token] = claims
+        keys = self._keys.current(now)
+        cached = self._cache.get(token)
+        if cached is None:
+            cached = self._decode(token, keys)
+            self._cache[token] = cached
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+        claims, key_id = cached
+        if key_id not in keys.key_ids:
+            self._cache.pop(token, None)
+            raise _unauthenticated("the access token was signed by a key this server retired")
         if claims.expires_at <= now:
             self._cache.pop(token, None)
             raise _unauthenticated("the access token has expired")
         return claims
 
-    def _decode(self, token: str) -> AccessClaims:
+    def _decode(self, token: str, keys: AccessTokenKeys) -> tuple[AccessClaims, str]:
         try:
-            decoded = jwt.decode(token, self._key_set, algorithms=[ACCESS_TOKEN_ALGORITHM])
+            decoded = jwt.decode(token, keys.key_set, algorithms=[ACCESS_TOKEN_ALGORITHM])
         except (JoseError, ValueError) as exc:
             raise _unauthenticated("the access token is not one this server issued") from exc
         claims = decoded.claims
         if claims.get("iss") != self._issuer:
             raise _unauthenticated("the access token was issued for another server")
+        audience = claims.get("aud")
+        if audience != self._audience and not (
+            isinstance(audience, list) and self._audience in audience
+        ):
+            raise _unauthenticated("the access token is not meant for this server (aud)")
         try:
             confirmation = claims.get("cnf") or {}
+            key_id = str(decoded.header["kid"])
             return AccessClaims(
                 client_id=ClientId(str(claims["client_id"])),
                 scopes=frozenset(str(claims["scope"]).split()),
@@ -126,6 +188,6 @@ class TokenVerifier:
                 token_id=str(claims["jti"]),
                 patient=MemberId(claims["patient"]) if "patient" in claims else None,
                 certificate_thumbprint=confirmation.get("x5t#S256"),
-            )
+            ), key_id
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise _unauthenticated("the access token lacks claims this server puts in") from exc

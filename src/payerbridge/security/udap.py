@@ -46,6 +46,7 @@ from payerbridge.security.model import (
     parse_scopes,
     uncovered_scopes,
 )
+from payerbridge.security.organization import NPI_SYSTEMS, certificate_npis
 from payerbridge.types import ClientId
 
 __all__ = [
@@ -64,7 +65,6 @@ __all__ = [
 
 UDAP_ALGORITHMS = ("RS256", "RS384", "ES256", "ES384")
 B2B_EXTENSION = "hl7-b2b"
-_NPI_SYSTEMS = ("http://hl7.org/fhir/sid/us-npi", "urn:oid:2.16.840.1.113883.4.6")
 # Why we ask for a partner's data: payer-to-payer exchange is a coverage operation.
 _PURPOSE_OF_USE = "urn:oid:2.16.840.1.113883.5.8#COVERAGE"
 
@@ -123,7 +123,7 @@ def _npi_of(extensions: Any, *, error: str, status: int) -> str:
             status=status,
         )
     system, _, value = organization.rpartition("|")
-    if system not in _NPI_SYSTEMS or not is_valid_npi(value):
+    if system not in NPI_SYSTEMS or not is_valid_npi(value):
         raise OAuthError(
             error,
             f"extensions.{B2B_EXTENSION}.organization_id must be an NPI "
@@ -217,6 +217,13 @@ def verify_udap_assertion(
     checked = check_assertion_claims(
         claims, client_id=client.client_id, audience=token_url, now=now, skew=skew
     )
+    carried = certificate_npis(certificate.leaf)
+    if carried and client.npi not in carried:
+        raise OAuthError(
+            "invalid_client",
+            "the certificate carries another organization's NPI than this client's",
+            status=401,
+        )
     if _npi_of(claims.get("extensions"), error="invalid_grant", status=400) != client.npi:
         raise OAuthError(
             "invalid_grant",
@@ -330,7 +337,7 @@ def _b2b(npi: str, organization_name: str) -> dict[str, Any]:
     return {
         B2B_EXTENSION: {
             "version": "1",
-            "organization_id": f"{_NPI_SYSTEMS[0]}|{npi}",
+            "organization_id": f"{NPI_SYSTEMS[0]}|{npi}",
             "organization_name": organization_name,
             "purpose_of_use": [_PURPOSE_OF_USE],
         }

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, delete, select, update
 
-from payerbridge.security.model import ClientKind, RegisteredClient
+from payerbridge.security.model import ClientKind, OrganizationEvidence, RegisteredClient
 from payerbridge.store.dbapi import DialectSql, driver_sql, raw_cursor
 from payerbridge.store.tables import api_clients, client_assertions
 from payerbridge.store.unit_of_work import sql_unit
@@ -23,11 +23,15 @@ from payerbridge.types import ClientId
 
 __all__ = ["SqlAssertionLedger", "SqlClientDirectory"]
 
-_COLUMNS = "id, name, npi, kind, scopes, jwks, jwks_url, certificate_uri, disabled_at"
+_COLUMNS = (
+    "id, name, npi, kind, scopes, jwks, jwks_url, certificate_uri, disabled_at, "
+    "npi_evidence, npi_vouched_by, npi_vouched_at"
+)
 
 
 def _client(row: Any, read_timestamp: Callable[[Any], datetime | None]) -> RegisteredClient:
-    client_id, name, npi, kind, scopes, jwks, jwks_url, certificate_uri, disabled_at = row
+    (client_id, name, npi, kind, scopes, jwks, jwks_url, certificate_uri, disabled_at) = row[:9]
+    evidence, vouched_by, vouched_at = row[9:]
     return RegisteredClient(
         client_id=ClientId(client_id),
         name=name,
@@ -38,6 +42,9 @@ def _client(row: Any, read_timestamp: Callable[[Any], datetime | None]) -> Regis
         jwks_url=jwks_url,
         certificate_uri=certificate_uri,
         revoked_at=read_timestamp(disabled_at),
+        npi_evidence=OrganizationEvidence(evidence),
+        npi_vouched_by=vouched_by,
+        npi_vouched_at=read_timestamp(vouched_at),
     )
 
 
@@ -48,12 +55,19 @@ def _as_is(value: datetime | None) -> datetime | None:
 def _fields(client: RegisteredClient) -> dict[str, Any]:
     return {
         "name": client.name,
-        "npi": client.npi,
         "kind": client.kind.value,
         "scopes": " ".join(sorted(client.scopes)),
         "jwks": orjson.dumps(client.jwks).decode() if client.jwks is not None else None,
         "jwks_url": client.jwks_url,
         "certificate_uri": client.certificate_uri,
+    }
+
+
+def _evidence(client: RegisteredClient) -> dict[str, Any]:
+    return {
+        "npi_evidence": client.npi_evidence.value,
+        "npi_vouched_by": client.npi_vouched_by,
+        "npi_vouched_at": client.npi_vouched_at,
     }
 
 
@@ -84,21 +98,50 @@ class SqlClientDirectory:
                     api_clients.c.jwks_url,
                     api_clients.c.certificate_uri,
                     api_clients.c.disabled_at,
+                    api_clients.c.npi_evidence,
+                    api_clients.c.npi_vouched_by,
+                    api_clients.c.npi_vouched_at,
                 ).order_by(api_clients.c.id)
             ).all()
         return [_client(row, _as_is) for row in rows]
 
     def add(self, unit: UnitOfWork, client: RegisteredClient, *, at: datetime) -> None:
         sql_unit(unit).connection.execute(
-            api_clients.insert().values(id=client.client_id, created_at=at, **_fields(client))
+            api_clients.insert().values(
+                id=client.client_id,
+                created_at=at,
+                npi=client.npi,
+                **_fields(client),
+                **_evidence(client),
+            )
         )
 
     def update(self, unit: UnitOfWork, client: RegisteredClient, *, at: datetime) -> None:
+        proven = client.npi_evidence is OrganizationEvidence.CERTIFICATE
         sql_unit(unit).connection.execute(
             update(api_clients)
-            .where(api_clients.c.id == client.client_id)
-            .values(**_fields(client))
+            .where(api_clients.c.id == client.client_id, api_clients.c.npi == client.npi)
+            .values(**_fields(client), **(_evidence(client) if proven else {}))
         )
+
+    def approve(
+        self, unit: UnitOfWork, client_id: ClientId, npi: str, *, by: str, at: datetime
+    ) -> bool:
+        result = sql_unit(unit).connection.execute(
+            update(api_clients)
+            .where(
+                api_clients.c.id == client_id,
+                api_clients.c.npi == npi,
+                api_clients.c.npi_evidence == OrganizationEvidence.PENDING.value,
+                api_clients.c.disabled_at.is_(None),
+            )
+            .values(
+                npi_evidence=OrganizationEvidence.OPERATOR.value,
+                npi_vouched_by=by,
+                npi_vouched_at=at,
+            )
+        )
+        return result.rowcount == 1
 
     def revoke(self, unit: UnitOfWork, client_id: ClientId, *, at: datetime) -> bool:
         result = sql_unit(unit).connection.execute(

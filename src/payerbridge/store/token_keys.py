@@ -1,23 +1,34 @@
 """This server's private keys, as files in a key directory outside the database:
-- ``access-token-*.pem``: the ES256 keys that sign our access tokens; the newest signs,
-  the others stay accepted until rotated out, so a rotation cuts off no issued token;
+- ``access-token-<ns>.pem``: the ES256 keys that sign our access tokens, named by when
+  they were made; the newest signs, a replaced one stays accepted until the tokens it
+  could have signed have expired (``keys_in_force``), and a deleted one is not accepted;
 - ``client-assertion.pem``: the ES384 key with which we sign our own assertions to
   partners' token endpoints (its public half is what partners register for us).
+
+Every server process reads the access-token keys through ``TokenKeyFiles``, which looks
+at the directory on each use (one ``stat``, and a listing at least once a second) and
+reads the keys again when the listing changed: ``payerbridge keys rotate`` takes effect
+in running servers at their next request, without a restart (ADR 0026).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from joserfc.jwk import ECKey
 
-from payerbridge.security.tokens import AccessTokenKeys
+from payerbridge.security.tokens import AccessTokenKeys, DatedKey, keys_in_force
 from payerbridge.store.key_files import write_private_file
 
-__all__ = ["load_client_key", "load_token_keys", "rotate_token_keys"]
+__all__ = ["TokenKeyFiles", "load_client_key", "rotate_token_keys"]
 
 _ACCESS_PREFIX = "access-token-"
+_PATTERN = f"{_ACCESS_PREFIX}*.pem"
 
 
 def _read(path: Path) -> ECKey:
@@ -32,23 +43,91 @@ def _new_key(directory: Path, name: str, curve: str) -> Path:
     return path
 
 
-def load_token_keys(directory: Path, *, keep: int = 2) -> AccessTokenKeys:
-    """The access-token keys in ``directory`` (one created on first use), newest first."""
-    paths = sorted(directory.glob(f"{_ACCESS_PREFIX}*.pem"), reverse=True)
-    if not paths:
-        paths = [_new_key(directory, f"{_ACCESS_PREFIX}{time.time_ns():020d}.pem", "P-256")]
-    keys = tuple(_read(path) for path in paths[:keep])
-    return AccessTokenKeys(signing=keys[0], accepted=keys)
+def _new_access_key(directory: Path) -> Path:
+    return _new_key(directory, f"{_ACCESS_PREFIX}{time.time_ns():020d}.pem", "P-256")
 
 
-def rotate_token_keys(directory: Path, *, keep: int = 2) -> AccessTokenKeys:
-    """Add a new signing key; keys older than the ``keep`` newest are deleted, and tokens
-    they signed stop working."""
-    _new_key(directory, f"{_ACCESS_PREFIX}{time.time_ns():020d}.pem", "P-256")
-    paths = sorted(directory.glob(f"{_ACCESS_PREFIX}*.pem"), reverse=True)
-    for old in paths[keep:]:
+def _made_at(path: Path) -> datetime:
+    stamp = path.name.removeprefix(_ACCESS_PREFIX).removesuffix(".pem")
+    return datetime.fromtimestamp(int(stamp) / 1e9, UTC)
+
+
+def _names(directory: Path) -> tuple[str, ...]:
+    return tuple(sorted(path.name for path in directory.glob(_PATTERN)))
+
+
+class TokenKeyFiles:
+    """The access-token keys of a key directory as they are now (``TokenKeySource``):
+    one made on first use; read again whenever the directory's listing changes."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        grace: timedelta,
+        keep: int = 2,
+        relist_seconds: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._directory = directory
+        self._grace = grace
+        self._keep = keep
+        self._relist_seconds = relist_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        directory.mkdir(parents=True, exist_ok=True)
+        if not _names(directory):
+            _new_access_key(directory)
+        self._stamp = -1
+        self._listed_at = float("-inf")
+        self._names: tuple[str, ...] = ()
+        self._keys: tuple[DatedKey, ...] = ()
+        self._refresh()
+
+    def current(self, now: datetime) -> AccessTokenKeys:
+        # A stat per use (about a microsecond) sees a rotation at once; the listing once a
+        # second covers two changes within one tick of the directory's clock.
+        stamp = os.stat(self._directory).st_mtime_ns
+        if stamp != self._stamp or self._monotonic() - self._listed_at >= self._relist_seconds:
+            self._refresh()
+        return keys_in_force(self._keys, now=now, grace=self._grace)
+
+    def _refresh(self) -> None:
+        with self._lock:
+            for _ in range(3):  # a key retired between the listing and its reading
+                stamp = os.stat(self._directory).st_mtime_ns
+                names = _names(self._directory)
+                if names == self._names:
+                    break
+                try:
+                    self._keys = self._read_keys(names)
+                except FileNotFoundError:
+                    continue
+                self._names = names
+                break
+            self._stamp, self._listed_at = stamp, self._monotonic()
+
+    def _read_keys(self, names: tuple[str, ...]) -> tuple[DatedKey, ...]:
+        paths = [self._directory / name for name in reversed(names)][: self._keep]
+        if not paths:
+            raise LookupError(
+                f"no access-token key is left in {self._directory}: "
+                "run `payerbridge keys rotate` to make one"
+            )
+        return tuple(DatedKey(_read(path), _made_at(path)) for path in paths)
+
+
+def rotate_token_keys(directory: Path, *, keep: int = 2, retire_previous: bool = False) -> str:
+    """Add a new signing key and return its key id. The previous key stays accepted until
+    the tokens it signed have expired, unless ``retire_previous`` (a key thought
+    compromised): then every older key is deleted and its tokens stop working at once.
+    Keys older than the ``keep`` newest are deleted either way."""
+    directory.mkdir(parents=True, exist_ok=True)
+    made = _new_access_key(directory)
+    paths = sorted(directory.glob(_PATTERN), reverse=True)
+    for old in paths[1 if retire_previous else keep :]:
         old.unlink()
-    return load_token_keys(directory, keep=keep)
+    return str(_read(made).kid)
 
 
 def load_client_key(directory: Path) -> ECKey:

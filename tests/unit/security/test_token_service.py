@@ -114,6 +114,7 @@ class World:
             keys=keys,
             policy=TokenPolicy(
                 issuer=BASE,
+                audience=f"{BASE}/fhir",
                 token_url=TOKEN_URL,
                 registration_url=f"{BASE}/auth/register",
                 access_token_lifetime=timedelta(minutes=5),
@@ -124,7 +125,7 @@ class World:
             new_id=lambda: str(uuid.uuid4()),
             member_consent=lambda member, client, now: member in self.consenting,
         )
-        self.verifier = TokenVerifier(keys, issuer=BASE)
+        self.verifier = TokenVerifier(keys, issuer=BASE, audience=f"{BASE}/fhir")
 
     def refused(self, body: dict[str, str]) -> OAuthError:
         with pytest.raises(OAuthError) as caught:

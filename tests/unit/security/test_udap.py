@@ -48,7 +48,7 @@ B2B = {
     }
 }
 ANCHOR = CertificateAuthority()
-CLIENT = ANCHOR.issue(URI)
+CLIENT = ANCHOR.issue(URI, npi=NPI)  # our community profile: the NPI as a SAN URI
 
 
 def signed(issued: Issued, claims: dict[str, Any], alg: str = "ES384") -> str:
@@ -107,6 +107,7 @@ class World:
             keys=keys,
             policy=TokenPolicy(
                 issuer=BASE,
+                audience=f"{BASE}/fhir",
                 token_url=f"{BASE}/auth/token",
                 registration_url=f"{BASE}/auth/register",
                 access_token_lifetime=timedelta(minutes=5),
@@ -117,7 +118,7 @@ class World:
             new_id=lambda: str(uuid.uuid4()),
             member_consent=lambda member, client, now: member in self.consenting,
         )
-        self.verifier = TokenVerifier(keys, issuer=BASE)
+        self.verifier = TokenVerifier(keys, issuer=BASE, audience=f"{BASE}/fhir")
 
     def register(self, text: str) -> Any:
         return self.service.register_udap({"udap": "1", "software_statement": text}, now=NOW)
@@ -145,7 +146,7 @@ def test_a_client_registers_itself_and_gets_tokens_with_its_certificate() -> Non
     )
     assert principal.client_id == client.client_id and principal.npi == NPI
     # Registering again (a renewed certificate) keeps the id and updates the client.
-    renewed = ANCHOR.issue(URI)
+    renewed = ANCHOR.issue(URI, npi=NPI)
     again = world.register(statement(renewed, client_name="New Plan Inc"))
     assert again.client_id == client.client_id
     assert world.clients.get(client.client_id).name == "New Plan Inc"  # type: ignore[union-attr]

@@ -130,15 +130,23 @@ async def register(request: Request, platform: PlatformDep) -> Response:
     client = await run_in_threadpool(
         platform.tokens.register_udap, document, now=utcnow(), request_id=current_request_id()
     )
+    registered: dict[str, Any] = {
+        "client_id": client.client_id,
+        "software_statement": document["software_statement"],
+        "client_name": client.name,
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "scope": " ".join(sorted(client.scopes)),
+        # RFC 7591 allows more members: how the organization (NPI) is bound (ADR 0026).
+        "organization_status": "awaiting_approval" if client.is_awaiting_approval else "bound",
+    }
+    if client.is_awaiting_approval:
+        registered["organization_status_description"] = (
+            "the certificate does not carry the NPI the software statement claims; no "
+            "token is issued until an operator of this server approves the pairing"
+        )
     return JsonResponse(
-        {
-            "client_id": client.client_id,
-            "software_statement": document["software_statement"],
-            "client_name": client.name,
-            "grant_types": ["client_credentials"],
-            "token_endpoint_auth_method": "private_key_jwt",
-            "scope": " ".join(sorted(client.scopes)),
-        },
+        registered,
         status_code=201,
         headers={"Cache-Control": "no-store"},
     )
@@ -147,7 +155,7 @@ async def register(request: Request, platform: PlatformDep) -> Response:
 @router.get("/auth/jwks")
 def access_token_keys(platform: PlatformDep) -> dict[str, Any]:
     """The public keys that verify the access tokens we issue."""
-    return platform.tokens.keys.public_jwks()
+    return platform.tokens.keys.current(utcnow()).public_jwks()
 
 
 @router.get("/auth/client-jwks")

@@ -1,6 +1,7 @@
 """Clients of our authorization server, for operators: register one with its public keys
-(a JWK Set inline or its URL) and the scopes it may ask for, list them, revoke one (its
-tokens stop working at once). No secret is issued or kept."""
+(a JWK Set inline or its URL) and the scopes it may ask for, list them, approve the NPI a
+UDAP client claimed when its certificate does not carry it, revoke one (its tokens stop
+working at once). No secret is issued or kept."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from payerbridge.bootstrap import utcnow
 from payerbridge.errors import NotFound
 from payerbridge.security.model import RegisteredClient
 from payerbridge.security.registration import smart_client
-from payerbridge.security.service import add_client, revoke_client
+from payerbridge.security.service import add_client, approve_organization, revoke_client
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import ClientId
 
@@ -42,11 +43,20 @@ class ClientCreate(BaseModel):
     jwks_url: str | None = Field(default=None, max_length=500, description="Or their URL.")
 
 
+class OrganizationApproval(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    npi: str = Field(description="The NPI the client claims, named again by the operator.")
+
+
 def client_public(client: RegisteredClient) -> dict[str, Any]:
     return {
         "id": client.client_id,
         "name": client.name,
         "npi": client.npi,
+        "npi_evidence": client.npi_evidence.value,
+        "npi_vouched_by": client.npi_vouched_by,
+        "npi_vouched_at": utc_iso(client.npi_vouched_at) if client.npi_vouched_at else None,
         "kind": client.kind.value,
         "scope": " ".join(sorted(client.scopes)),
         "jwks_url": client.jwks_url,
@@ -63,14 +73,14 @@ def register_client(
     client = smart_client(
         body.id, body.name, body.npi, body.scope, jwks=body.jwks, jwks_url=body.jwks_url
     )
-    add_client(
+    stored = add_client(
         client,
         clients=platform.clients,
         transactions=platform.transactions,
         actor=operator.client_id,
         now=utcnow(),
     )
-    return client_public(client)
+    return client_public(stored)
 
 
 @router.get("", responses=_AUTH_ERRORS)
@@ -83,6 +93,30 @@ def get_client(client_id: str, platform: PlatformDep, _operator: OperatorDep) ->
     client = platform.clients.get(ClientId(client_id))
     if client is None:
         raise NotFound(f"no client is registered with id '{client_id[:200]}'")
+    return client_public(client)
+
+
+@router.post(
+    "/{client_id}/$approve-organization",
+    responses={
+        404: {"description": "No such client"},
+        409: {"description": "Its NPI is bound already"},
+        **_AUTH_ERRORS,
+    },
+)
+def approve(
+    client_id: str, body: OrganizationApproval, platform: PlatformDep, operator: OperatorDep
+) -> dict[str, Any]:
+    """Approve the pairing of a waiting UDAP client with the NPI it claims (its
+    certificate does not carry it): it may then get tokens. Recorded and audited."""
+    client = approve_organization(
+        ClientId(client_id),
+        body.npi,
+        clients=platform.clients,
+        transactions=platform.transactions,
+        actor=operator.client_id,
+        now=utcnow(),
+    )
     return client_public(client)
 
 
