@@ -63,20 +63,36 @@ def _cli(command: str, data_dir: Path, env: dict[str, str]) -> subprocess.Comple
     return run_cli(["audit", command, "--data-dir", str(data_dir)], env=env)
 
 
+# Most commands run in this process (typer's runner): a process of their own adds nothing.
+
+
+def _invoke(args: list[str], env: dict[str, str]) -> Any:
+    from typer.testing import CliRunner
+
+    from payerbridge.cli.audit import audit_app
+
+    return CliRunner().invoke(audit_app, args, env=env)
+
+
+def _build(data_dir: Path, env: dict[str, str]) -> None:
+    """15 events: checkpoints signed at 6 and 12 (published to every configured place),
+    three after the last."""
+    with _platform(data_dir, env) as platform:
+        for first, count in ((1, 6), (7, 6), (13, 3)):
+            platform.audit.record_many(_events(first, count))
+            if first < 13:
+                signed = _invoke(["checkpoint", "--data-dir", str(data_dir)], env)
+                assert signed.exit_code == 0, signed.output
+                assert f"up to event {first + count - 1}" in signed.stdout
+
+
 @pytest.fixture
 def audited(
     tmp_path: Path, database_env: Callable[[], dict[str, str]]
 ) -> tuple[Path, dict[str, str]]:
     """15 events: checkpoints signed at 6 and 12, three after the last."""
     data_dir, env = tmp_path / "payer", database_env()
-    for first, count in ((1, 6), (7, 6), (13, 3)):
-        with _platform(data_dir, env) as platform:
-            for n in range(first, first + count, 3):
-                platform.audit.record_many(_events(n, 3))
-        if first < 13:
-            signed = _cli("checkpoint", data_dir, env)
-            assert signed.returncode == 0, signed.stderr
-            assert f"up to event {first + count - 1}" in signed.stdout
+    _build(data_dir, env)
     return data_dir, env
 
 
@@ -185,8 +201,8 @@ def test_tampering_fails_verify_and_names_the_first_bad_event(
     with _database(data_dir, env) as connection:
         _drop_triggers(connection)
         tamper(connection)
-    verified = _cli("verify", data_dir, env)
-    assert verified.returncode == 6, verified.stdout + verified.stderr
+    verified = _invoke(["verify", "--data-dir", str(data_dir)], env)
+    assert verified.exit_code == 6, verified.output
     assert f"first bad event {first_bad}:" in verified.stderr
     assert says in verified.stderr
 
@@ -201,7 +217,7 @@ def test_the_database_refuses_to_change_or_delete_audit_events(
             connection.execute("UPDATE audit_events SET outcome = 'failed' WHERE seq = 3")
         with pytest.raises(errors, match="append-only"):
             connection.execute("DELETE FROM audit_events WHERE seq = 15")
-    assert _cli("verify", data_dir, env).returncode == 0
+    assert _invoke(["verify", "--data-dir", str(data_dir)], env).exit_code == 0
 
 
 _WRITER = textwrap.dedent(
@@ -273,30 +289,6 @@ def test_a_worker_signs_checkpoints_on_its_schedule(
     assert verified.returncode == 0, verified.stderr
 
 
-# The tail: checkpoints witnessed outside the data dir, and checkpoints held elsewhere.
-# These run the commands in this process (typer's runner): no server is needed.
-
-
-def _invoke(args: list[str], env: dict[str, str]) -> Any:
-    from typer.testing import CliRunner
-
-    from payerbridge.cli.audit import audit_app
-
-    return CliRunner().invoke(audit_app, args, env=env)
-
-
-def _build(data_dir: Path, env: dict[str, str]) -> None:
-    """15 events: checkpoints signed at 6 and 12 (published to every configured place),
-    three after the last."""
-    with _platform(data_dir, env) as platform:
-        for first, count in ((1, 6), (7, 6), (13, 3)):
-            platform.audit.record_many(_events(first, count))
-            if first < 13:
-                signed = _invoke(["checkpoint", "--data-dir", str(data_dir)], env)
-                assert signed.exit_code == 0, signed.output
-                assert f"up to event {first + count - 1}" in signed.stdout
-
-
 @pytest.fixture
 def witnessed(
     tmp_path: Path, database_env: Callable[[], dict[str, str]]
@@ -330,12 +322,16 @@ def _cut_the_tail(connection: Any, *, after: int) -> None:
     )
 
 
+# The tail: checkpoints witnessed outside the data dir, and checkpoints held elsewhere.
+
+
 def test_a_witnessed_store_verifies(witnessed: tuple[Path, dict[str, str], Path]) -> None:
     data_dir, env, witness = witnessed
     assert [orjson.loads(line)["seq"] for line in witness.read_bytes().splitlines()] == [6, 12]
     verified = _invoke(["verify", "--data-dir", str(data_dir)], env)
     assert verified.exit_code == 0, verified.output
     assert "15 events" in verified.stdout and "2 signed checkpoints" in verified.stdout
+    assert "2 witnessed checkpoints read" in verified.stdout
 
 
 def test_cutting_the_tail_and_the_checkpoint_file_fails_against_the_witness(
@@ -412,6 +408,7 @@ def test_against_names_the_events_cut_below_a_checkpoint_held_elsewhere(
     _trim_the_checkpoint_file(data_dir, keep_up_to=6)
     plain = _invoke(["verify", "--data-dir", str(data_dir)], env)
     assert plain.exit_code == 0, plain.output  # what the data dir and database still say
+    assert "note: no witnessed checkpoint read" in plain.stdout
     verified = _invoke(["verify", "--data-dir", str(data_dir), "--against", held], env)
     assert verified.exit_code == 6, verified.output
     assert (

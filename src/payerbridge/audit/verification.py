@@ -40,6 +40,7 @@ class ChainReport:
     first_bad: ChainBreak | None = None
     problems: list[str] = field(default_factory=list)  # beyond the first bad event
     proven: list[int] = field(default_factory=list)  # checkpoints held elsewhere, extended
+    witnessed: int = 0  # the witness's checkpoints whose signatures hold
 
     @property
     def holds(self) -> bool:
@@ -104,7 +105,9 @@ def _trusted(
             if not signature_holds(checkpoint, public_key):
                 report.problems.append(f"{where} at {checkpoint.seq}: its signature does not hold")
                 continue
-            if not is_witnessed:
+            if is_witnessed:
+                report.witnessed += 1
+            else:
                 kept.add(checkpoint.seq)
             known = trusted.setdefault(checkpoint.seq, _Trusted(checkpoint, is_witnessed))
             signed = (known.checkpoint.chain_head, known.checkpoint.merkle_root)

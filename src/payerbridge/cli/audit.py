@@ -75,6 +75,13 @@ def audit_verify(
         f"audit chain holds: {report.events} events, head {report.chain_head[:16]}, "
         f"{report.checkpoints_checked} signed checkpoints checked"
     )
+    if report.witnessed:
+        out.print(f"{report.witnessed} witnessed checkpoints read")
+    elif not report.proven:
+        out.print(
+            "note: no witnessed checkpoint read: events cut after the newest checkpoint in "
+            "the data dir would go unnoticed (set PAYERBRIDGE_AUDIT_WITNESS, or give --against)"
+        )
     for seq in report.proven:
         out.print(
             f"the chain of {report.events} events extends the witnessed checkpoint at {seq} "
