@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         "allowed by egress_allowed_networks (a warning is logged when this is set).",
     )
     # Where outbound calls may go (partners, jwks_url, webhooks) and how much of an
-    # answer is read (ADR 0026).
+    # answer is read (ADR 0027).
     egress_allowed_networks: list[str] | None = Field(
         default=None,
         description="Networks (CIDR, as a JSON list) that partners, jwks_url and webhooks "
