@@ -226,3 +226,19 @@ def test_a_checkpoint_held_elsewhere_must_be_signed_by_the_key() -> None:
         stored, [], KEY.public_key(), head=(4, stored[-1].chain_hash), against=[other]
     )
     assert report.problems == ["the witnessed checkpoint at 4: its signature does not hold"]
+
+
+def test_a_quiet_trails_newest_event_falls_due_once_the_interval_has_passed() -> None:
+    # Low traffic: no multiple of every_events is reached, yet the head is signed once
+    # the last checkpoint is every_seconds old (the schedule ticks every 15 s).
+    policy = CheckpointPolicy(every_events=1000, every_seconds=60)
+    signed_at = T0 - timedelta(seconds=59)
+    assert due_checkpoints(last_seq=5, last_at=signed_at, head_seq=6, now=T0, policy=policy) == []
+    later = T0 + timedelta(seconds=1)
+    assert due_checkpoints(last_seq=5, last_at=signed_at, head_seq=6, now=later, policy=policy) == [
+        6
+    ]
+    # Nothing new: nothing to sign however old the last one is.
+    assert (
+        due_checkpoints(last_seq=6, last_at=signed_at, head_seq=6, now=later, policy=policy) == []
+    )
