@@ -356,13 +356,22 @@ def test_cutting_the_tail_and_the_checkpoint_file_fails_against_the_witness(
 def test_trimming_the_witnessed_checkpoints_fails_verify(
     witnessed: tuple[Path, dict[str, str], Path],
 ) -> None:
-    data_dir, env, _ = witnessed
+    data_dir, env, witness = witnessed
     _trim_the_checkpoint_file(data_dir, keep_up_to=6)
     verified = _invoke(["verify", "--data-dir", str(data_dir)], env)
     assert verified.exit_code == 6, verified.output
     assert "checkpoint 12 is missing from the checkpoint file: the witness holds it" in (
         verified.stderr
     )
+    # An auditor's copy of the witness, on a machine where none is configured.
+    copy = data_dir.parent / "copy-of-the-witness.jsonl"
+    copy.write_bytes(witness.read_bytes())
+    unconfigured = {**env, "PAYERBRIDGE_AUDIT_WITNESS": ""}
+    verified = _invoke(
+        ["verify", "--data-dir", str(data_dir), "--witness", str(copy)], unconfigured
+    )
+    assert verified.exit_code == 6, verified.output
+    assert "checkpoint 12 is missing from the checkpoint file" in verified.stderr
 
 
 def test_against_passes_on_an_intact_extended_chain(
@@ -372,12 +381,9 @@ def test_against_passes_on_an_intact_extended_chain(
     with _platform(data_dir, env) as platform:
         platform.audit.record_many(_events(16, 5))  # written since; not yet signed
     line = witness.read_bytes().splitlines()[0].decode()  # the checkpoint at 6
-    verified = _invoke(
-        ["verify", "--data-dir", str(data_dir), "--against", line, "--against", str(witness)],
-        env,
-    )
-    assert verified.exit_code == 0, verified.output
-    for seq in (6, 12):
+    for held, seq in ((line, 6), (str(witness), 12)):  # a file of them: the newest is proven
+        verified = _invoke(["verify", "--data-dir", str(data_dir), "--against", held], env)
+        assert verified.exit_code == 0, verified.output
         assert (
             f"the chain of 20 events extends the witnessed checkpoint at {seq} "
             "(RFC 9162 consistency proof holds)" in verified.stdout

@@ -142,12 +142,15 @@ def verify_chain(
 ) -> ChainReport:
     """Check ``events`` (all of them, in sequence order) against ``checkpoints`` (the
     local file's) and ``witnessed`` ones (the witness's) signed by ``public_key``, and the
-    stored chain ``head``; the report names the first bad event. Each checkpoint in
-    ``against`` (held elsewhere) is proven extended by the chain with an RFC 9162
-    consistency proof, which needs ``head``."""
+    stored chain ``head``; the report names the first bad event. The newest checkpoint
+    in ``against`` (held elsewhere) is proven extended by the chain with an RFC 9162
+    consistency proof, which needs ``head``; older ones there count as witnessed."""
     report = ChainReport()
-    pending = _trusted(report, checkpoints, witnessed, public_key)
-    proofs = _Proofs(report, against, public_key, head)
+    # The newest held checkpoint is proven; any older ones are checked as the walk passes
+    # them, like the witness's (one proof per leaf stays cheap however many are given).
+    held = sorted(against, key=lambda c: c.seq)
+    pending = _trusted(report, checkpoints, [*witnessed, *held[:-1]], public_key)
+    proofs = _Proofs(report, held[-1:], public_key, head)
     frontier, previous, expected, agreed = MerkleFrontier(), GENESIS, 1, 0
     for event in events:
         found = event_break(event, expected, previous)

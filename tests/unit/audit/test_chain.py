@@ -242,3 +242,17 @@ def test_a_quiet_trails_newest_event_falls_due_once_the_interval_has_passed() ->
     assert (
         due_checkpoints(last_seq=6, last_at=signed_at, head_seq=6, now=later, policy=policy) == []
     )
+
+
+def test_of_several_checkpoints_held_elsewhere_the_newest_is_proven_and_the_rest_checked() -> None:
+    stored = _stored([_event(n) for n in range(1, 21)])
+    held = [_checkpoint(stored, 5), _checkpoint(stored, 15), _checkpoint(stored, 10)]
+    head = (20, stored[-1].chain_hash)
+    report = verify_chain(stored, [], KEY.public_key(), head=head, against=held)
+    assert report.proven == [15] and report.checkpoints_checked == 2
+    cut = stored[:12]
+    report = verify_chain(cut, [], KEY.public_key(), head=(12, cut[-1].chain_hash), against=held)
+    assert report.first_bad is not None
+    assert report.first_bad.reason == (
+        "events 13..15 are missing: the witnessed checkpoint at 15 covers them"
+    )
