@@ -53,6 +53,7 @@ __all__ = [
     "SegmentResult",
     "SegmentationPolicy",
     "judge",
+    "reference_key",
     "references_at",
     "segment",
     "withheld_among",
@@ -289,7 +290,7 @@ def _key(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _reference_key(reference: str) -> str | None:
+def reference_key(reference: str) -> str | None:
     """``Type/id`` of a relative or absolute literal reference (history stripped)."""
     if reference.startswith(("#", "urn:")):
         return None  # contained, or a bundle-local id: not another stored resource
@@ -314,7 +315,7 @@ def _references(resource: Mapping[str, Any], paths: Iterable[ElementPath]) -> li
             if type(value) is dict or isinstance(value, Mapping):
                 reference = value.get("reference")
                 if isinstance(reference, str):
-                    key = _reference_key(reference)
+                    key = reference_key(reference)
                     if key is not None:
                         found.append(key)
     return found
@@ -325,7 +326,7 @@ def _references(resource: Mapping[str, Any], paths: Iterable[ElementPath]) -> li
 
 def without_references(resource: Resource, withheld_keys: AbstractSet[str]) -> Resource:
     """The resource without its references to withheld resources (a copy when changed)."""
-    if not any(_reference_key(ref) in withheld_keys for ref in iter_references(resource)):
+    if not any(reference_key(ref) in withheld_keys for ref in iter_references(resource)):
         return resource  # the common case: nothing to strip, no copy
     stripped = _strip_element(resource, withheld_keys, in_list=False)
     assert stripped is not None  # a resource is never an entry of a list here
@@ -338,7 +339,7 @@ def _is_withheld_reference(value: Any, withheld_keys: AbstractSet[str]) -> bool:
     return (
         isinstance(value, Mapping)
         and isinstance(value.get("reference"), str)
-        and _reference_key(value["reference"]) in withheld_keys
+        and reference_key(value["reference"]) in withheld_keys
     )
 
 

@@ -29,8 +29,10 @@ from payerbridge.consent.segmentation import (
 )
 from payerbridge.disclosure.release import (
     SharedResources,
+    foreign_withheld,
     reach_shared,
     reachable_shared,
+    references_by_kind,
     shared_references,
 )
 from payerbridge.disclosure.search import SearchQuery
@@ -292,17 +294,26 @@ def _decide(
     search: SearchQuery | None = None,
 ) -> _Decision | None:
     judging = policy is ConsentPolicy.REGULAR
-    seen = [_see(r, judging, segmentation, search, window) for r in records]
+    # Under regular, every record referred to, to find those outside the compartment.
+    mentioned: set[str] | None = set() if judging else None
+    seen = [_see(r, judging, segmentation, search, window, mentioned) for r in records]
     own = {s.key for s in seen}
     if f"Patient/{patient_id}" not in own:
         return None
     found = reach_shared((ref for s in seen for ref in s.shared), shared, own)
-    reached = {item.key: item for item in (_see(r, judging, segmentation) for r in found)}
+    reached = {
+        item.key: item
+        for item in (_see(r, judging, segmentation, mentioned=mentioned) for r in found)
+    }
     withheld: frozenset[str] = frozenset()
+    foreign: frozenset[str] = frozenset()
     if judging:
         everyone = [*seen, *reached.values()]
         judgements = [s.judgement for s in everyone if s.judgement is not None]
         withheld = withheld_among(judgements, segmentation).keys
+        foreign = foreign_withheld(
+            (mentioned or set()) - own - reached.keys(), shared, segmentation
+        )
     # Withholding is decided on the whole compartment, the window after it: a record
     # outside the window may still make one inside it sensitive.
     within = _within_window([s for s in seen if s.key not in withheld])
@@ -313,7 +324,10 @@ def _decide(
         {key: item.shared for key, item in reached.items() if key not in withheld},
     )
     dropped = sum(1 for s in reached.values() if s.key not in withheld) - len(reachable)
-    return _Decision(kept, reached, reachable, withheld, len(withheld) + dropped, outside_window)
+    # References to records outside the compartment go like those to withheld ones.
+    return _Decision(
+        kept, reached, reachable, withheld | foreign, len(withheld) + dropped, outside_window
+    )
 
 
 def _within_window(kept: list[_Seen]) -> list[_Seen]:
@@ -334,10 +348,19 @@ def _see(
     segmentation: SegmentationPolicy,
     search: SearchQuery | None = None,
     window: ExchangeWindow | None = None,
+    mentioned: set[str] | None = None,
 ) -> _Seen:
+    """What the decision keeps of ``resource``; the other records it refers to are
+    added to ``mentioned`` when given."""
     updated = (resource.get("meta") or {}).get("lastUpdated")
     resource_type = str(resource["resourceType"])
     judgement = judge(resource, segmentation) if judging else None
+    if mentioned is None:
+        shared = tuple(shared_references(resource))
+    else:
+        shared_list, others = references_by_kind(resource)
+        shared = tuple(shared_list)
+        mentioned.update(others)
     targets: tuple[str, ...] = ()
     if resource_type == "Provenance":
         # What a Provenance is about is its targets: judged already when judging.
@@ -350,7 +373,7 @@ def _see(
         f"{resource_type}/{resource['id']}",
         resource_type,
         _instant(updated) if updated else None,
-        tuple(shared_references(resource)),
+        shared,
         judgement,
         selected,
         targets,

@@ -78,7 +78,9 @@ def read_resource(
     context: DisclosureContext, resource_type: str, resource_id: str
 ) -> dict[str, Any]:
     """A member's resource needs that member's consent for the caller and is read as
-    ``release`` lets it go with the rest of the compartment (withheld reads as absent).
+    ``release`` lets it go with the rest of the compartment. Withheld, not permitted by
+    a consent, another member's (to a member-scoped caller) and missing all read alike:
+    404, naming only what was asked.
 
     A shared resource (Organization, Medication, ...) belongs to no member: a member-
     scoped caller reads only those its member's released records reach; any other
@@ -92,7 +94,7 @@ def read_resource(
     if owner is None:
         resource = _found(members.read(resource_type, resource_id), absent)
         if context.only_member is not None:
-            policy = authorize_member(context, context.only_member, "read")
+            policy = _permitted(context, context.only_member, absent)
             released = release(
                 members.compartment(context.only_member), members, policy, context.segmentation
             )
@@ -100,10 +102,22 @@ def read_resource(
         if resource_type == "Patient" or sensitive_categories_of(resource, context.segmentation):
             raise absent  # a Patient without a compartment row is no member's to give
         return resource
-    policy = authorize_member(context, owner, "read")
+    if context.only_member is not None and owner != context.only_member:
+        raise absent  # another member's: absent, and its owner never named
+    policy = _permitted(context, owner, absent)
     # Segmentation judges a resource with what it refers to, so it needs the compartment.
     released = release(members.compartment(owner), members, policy, context.segmentation)
     return _among(released.records, key, absent)
+
+
+def _permitted(context: DisclosureContext, member: str, absent: NotFound) -> ConsentPolicy:
+    """The member's consent for a read: a denial reads as absent (404, the body of a
+    missing resource), so that a read never tells what exists without a consent; the
+    decision is audited all the same."""
+    try:
+        return authorize_member(context, member, "read")
+    except DisclosureDenied:
+        raise absent from None
 
 
 def _among(resources: list[dict[str, Any]], key: str, absent: NotFound) -> dict[str, Any]:

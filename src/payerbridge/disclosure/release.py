@@ -9,6 +9,13 @@ Organization, Practitioner, Location, ...), and those they point at in turn, are
 first and segmented in the same pass as the records; a shared resource that is left
 referenced only by withheld records does not go either, since that it was referenced
 would say something about the member (ADR 0010).
+
+A member's records may also point at records outside the member's compartment (another
+member's Condition, an Encounter never loaded). Those cannot be judged without their
+own member's compartment and consent, and never go with this member: under ``regular``
+every reference to them is removed like a reference to withheld data, but for a
+reference to another Patient that exists and says nothing sensitive by itself
+(a subscriber, a linked record) (``foreign_withheld``).
 """
 
 from __future__ import annotations
@@ -19,13 +26,22 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from payerbridge.consent.model import ConsentPolicy
-from payerbridge.consent.segmentation import DEFAULT_SEGMENTATION, SegmentationPolicy, segment
+from payerbridge.consent.segmentation import (
+    DEFAULT_SEGMENTATION,
+    SegmentationPolicy,
+    reference_key,
+    segment,
+    sensitive_categories_of,
+    without_references,
+)
 from payerbridge.fhir.resources import COMPARTMENT_FIELD, iter_references
 
 __all__ = [
     "Release",
     "SHARED_TYPES",
     "SharedResources",
+    "foreign_withheld",
+    "references_by_kind",
     "reach_shared",
     "reachable_shared",
     "release",
@@ -70,6 +86,11 @@ def release(
     if policy is ConsentPolicy.REGULAR:
         result = segment(candidates, segmentation)
         candidates, withheld = result.kept, result.withheld_count
+        known = own | {key for r in reached if (key := _key(r)) is not None}
+        outside = {k for r in candidates for k in references_by_kind(r)[1]} - known
+        foreign = foreign_withheld(outside, shared, segmentation)
+        if foreign:
+            candidates = [without_references(r, foreign) for r in candidates]
     kept_records = [r for r in candidates if _key(r) in own]
     kept_shared: dict[str, Resource] = {}
     for resource in candidates:
@@ -93,6 +114,43 @@ def shared_references(resource: Resource) -> Iterator[str]:
     for reference in iter_references(resource):
         if reference.count("/") == 1 and reference.split("/", 1)[0] in SHARED_TYPES:
             yield reference
+
+
+def references_by_kind(resource: Resource) -> tuple[list[str], list[str]]:
+    """In one walk, the shared resources ``resource`` refers to by a local reference
+    (``shared_references``), and the ``Type/id`` of every other record it refers to
+    (relative or absolute; contained and bundle-local ones left out)."""
+    shared: list[str] = []
+    others: list[str] = []
+    for reference in iter_references(resource):
+        if reference.count("/") == 1 and reference.split("/", 1)[0] in SHARED_TYPES:
+            shared.append(reference)
+            continue
+        key = reference_key(reference)
+        if key is not None and key.split("/", 1)[0] not in SHARED_TYPES:
+            others.append(key)
+    return shared, others
+
+
+def foreign_withheld(
+    outside: AbstractSet[str],
+    store: SharedResources,
+    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
+) -> frozenset[str]:
+    """Of the records outside a member's compartment that its records refer to, those a
+    ``regular`` release removes the references to: all but another Patient that exists
+    and says nothing sensitive by itself (what a Patient may say depends on nothing
+    else in its compartment)."""
+    if not outside:
+        return frozenset()
+    patients = sorted(key for key in outside if key.startswith("Patient/"))
+    plain = {
+        f"Patient/{patient['id']}"
+        for patient in (store.read_many(patients) if patients else [])
+        if patient.get("resourceType") == "Patient"
+        and not sensitive_categories_of(patient, segmentation)
+    }
+    return frozenset(outside - plain)
 
 
 def reach_shared(
