@@ -332,6 +332,7 @@ def test_a_witnessed_store_verifies(witnessed: tuple[Path, dict[str, str], Path]
     assert verified.exit_code == 0, verified.output
     assert "15 events" in verified.stdout and "2 signed checkpoints" in verified.stdout
     assert "2 witnessed checkpoints read" in verified.stdout
+    assert "events 13..15 are not under a signed checkpoint yet" in verified.stdout
 
 
 def test_cutting_the_tail_and_the_checkpoint_file_fails_against_the_witness(

@@ -41,6 +41,7 @@ class ChainReport:
     problems: list[str] = field(default_factory=list)  # beyond the first bad event
     proven: list[int] = field(default_factory=list)  # checkpoints held elsewhere, extended
     witnessed: int = 0  # the witness's checkpoints whose signatures hold
+    signed_up_to: int = 0  # the newest event a checked checkpoint covers
 
     @property
     def holds(self) -> bool:
@@ -173,7 +174,7 @@ def verify_chain(
                     "one of them was changed and the chain re-hashed",
                 )
                 return report
-            agreed = checkpoint.seq
+            agreed = report.signed_up_to = checkpoint.seq
     if pending:
         last = pending[-1]
         report.first_bad = ChainBreak(

@@ -75,6 +75,11 @@ def audit_verify(
         f"audit chain holds: {report.events} events, head {report.chain_head[:16]}, "
         f"{report.checkpoints_checked} signed checkpoints checked"
     )
+    if report.signed_up_to < report.events:
+        out.print(
+            f"events {report.signed_up_to + 1}..{report.events} are not under a signed "
+            "checkpoint yet (the next scheduled one signs them)"
+        )
     if report.witnessed:
         out.print(f"{report.witnessed} witnessed checkpoints read")
     elif not report.proven:
