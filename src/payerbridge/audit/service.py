@@ -69,7 +69,16 @@ def write_checkpoints(
         expected += 1
     if expected <= due[-1]:
         raise AuditChainBroken(f"audit event {expected} is missing")
-    if not chain.save_checkpoints(made, sink.publish):
+    try:
+        saved = chain.save_checkpoints(made, sink.publish)
+    except Exception:
+        # Nothing is signed until every place takes it: the unprotected tail grows.
+        logger.error(
+            "audit checkpoints not published; tried again at the next tick",
+            extra={"seq": due[-1], "unsigned_events": head_seq - last_seq},
+        )
+        raise
+    if not saved:
         return []
     checkpoints = [stored.checkpoint for stored in made]
     logger.info(

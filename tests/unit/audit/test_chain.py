@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from payerbridge.audit.chain import (
@@ -256,3 +257,23 @@ def test_of_several_checkpoints_held_elsewhere_the_newest_is_proven_and_the_rest
     assert report.first_bad.reason == (
         "events 13..15 are missing: the witnessed checkpoint at 15 covers them"
     )
+
+
+def test_a_checkpoint_no_sink_took_is_not_recorded_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from payerbridge.audit.service import write_checkpoints
+
+    log = InMemoryAuditLog()
+    chain = InMemoryAuditChain(log)
+    log.record_many([_event(n) for n in range(1, 4)])
+
+    class Unreachable:
+        def publish(self, checkpoints: Sequence[Checkpoint]) -> None:
+            raise OSError("the witness is not mounted")
+
+    policy = CheckpointPolicy(every_events=100, every_seconds=60)
+    with pytest.raises(OSError), caplog.at_level("ERROR"):
+        write_checkpoints(chain, Unreachable(), KEY, now=T0, policy=policy)
+    assert chain.last_checkpoint() is None
+    assert "audit checkpoints not published" in caplog.text

@@ -22,7 +22,6 @@ from payerbridge.audit.chain import (
     merkle_tree_hash,
 )
 
-settings.register_profile("long", max_examples=20_000, deadline=None)
 EXAMPLES = 20_000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 300
 
 # RFC 9162 section 2.1.5: seven leaves d0..d6.
