@@ -261,7 +261,7 @@ def test_webhooks_to_multicast_nat64_and_6to4_forms_of_loopback_are_refused(
     accepted = [host for host, answer in answers.items() if answer.status_code != 422]
     assert accepted == []  # before: multicast, NAT64 and 6to4 forms were accepted
     for answer in answers.values():
-        assert "not public" in answer.json()["issue"][0]["details"]["text"]
+        assert "not a public address" in answer.json()["issue"][0]["details"]["text"]
 
 
 def test_a_jwks_url_on_loopback_is_never_fetched(

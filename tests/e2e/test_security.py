@@ -349,8 +349,10 @@ def test_token_issue_prints_a_token_within_the_clients_scopes(
     ],
 )
 def test_a_webhook_cannot_target_this_machine_or_the_private_network(
-    payer: ServerProcess, url: str, why: str
+    server: Callable[..., ServerProcess], url: str, why: str
 ) -> None:
+    # As in production: no network listed as an exception (ADR 0027).
+    payer = server("payer", env={"PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS": "[]"})
     portal = payer.register_client("portal", scope=EXCHANGES_SCOPE)
     with payer.client_with(portal) as client:
         refused = client.post("/webhooks", json={"url": url})

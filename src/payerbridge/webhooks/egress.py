@@ -59,12 +59,12 @@ class WebhookTargets:
             raise _refused(f"the webhook host does not resolve ({type(exc).__name__})") from exc
         if not addresses:
             raise _refused("the webhook host does not resolve")
+        if parts.scheme != "https" and not self._policy.allows_plain_http(addresses):
+            raise _refused("webhooks are posted over https:// only")
         refusals = self._policy.refusals(addresses)
         if refusals:
             raise _refused(
-                f"the webhook host resolves to an address that is not public ({refusals[0]}); "
-                "only public addresses are posted to"
+                "the webhook host resolves to a private, loopback, link-local or reserved "
+                f"address ({refusals[0]}); only public addresses are posted to"
             )
-        if parts.scheme != "https" and not self._policy.allows_plain_http(addresses):
-            raise _refused("webhooks are posted over https:// only")
         return url

@@ -46,15 +46,15 @@ def test_public_https_targets_are_accepted(url: str) -> None:
     ("url", "why"),
     [
         ("http://hooks.example.com/x", "https"),
-        ("https://127.0.0.1/x", "not public"),
+        ("https://127.0.0.1/x", "not a public address"),
         ("https://localhost/x", "resolve"),
-        ("https://inside.example.com/x", "not public"),
-        ("https://mixed.example.com/x", "not public"),
-        ("https://metadata.example.com/latest", "not public"),
-        ("https://169.254.169.254/latest", "not public"),
-        ("https://[::1]/x", "not public"),
-        ("https://v6-local.example.com/x", "not public"),
-        ("https://100.64.0.1/x", "not public"),
+        ("https://inside.example.com/x", "not a public address"),
+        ("https://mixed.example.com/x", "not a public address"),
+        ("https://metadata.example.com/latest", "not a public address"),
+        ("https://169.254.169.254/latest", "not a public address"),
+        ("https://[::1]/x", "not a public address"),
+        ("https://v6-local.example.com/x", "not a public address"),
+        ("https://100.64.0.1/x", "not a public address"),
         ("https://nowhere.invalid/x", "does not resolve"),
         ("https://user:pw@hooks.example.com/x", "credentials"),
         ("ftp://hooks.example.com/x", "https"),
@@ -87,4 +87,4 @@ def test_a_listed_network_may_be_local_and_plain_http() -> None:
 def test_multicast_nat64_and_6to4_forms_of_loopback_are_refused(address: str) -> None:
     with pytest.raises(UnprocessableRequest) as refused:
         targets().check(f"https://[{address}]/x" if ":" in address else f"https://{address}/x")
-    assert "not public" in refused.value.issues[0].text
+    assert "not a public address" in refused.value.issues[0].text
