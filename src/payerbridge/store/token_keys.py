@@ -82,6 +82,9 @@ class TokenKeyFiles:
         self._listed_at = float("-inf")
         self._names: tuple[str, ...] = ()
         self._keys: tuple[DatedKey, ...] = ()
+        # The keys in force, until when they stay so (the next replaced key's end), and
+        # the keys read they were worked out from (a refresh meanwhile makes them stale).
+        self._in_force: tuple[AccessTokenKeys, datetime, tuple[DatedKey, ...]] | None = None
         self._refresh()
 
     def current(self, now: datetime) -> AccessTokenKeys:
@@ -90,7 +93,18 @@ class TokenKeyFiles:
         stamp = os.stat(self._directory).st_mtime_ns
         if stamp != self._stamp or self._monotonic() - self._listed_at >= self._relist_seconds:
             self._refresh()
-        return keys_in_force(self._keys, now=now, grace=self._grace)
+        read = self._keys
+        in_force = self._in_force
+        if in_force is not None and in_force[2] is read and now < in_force[1]:
+            return in_force[0]
+        keys = keys_in_force(read, now=now, grace=self._grace)
+        ends = [
+            newer.created_at + self._grace
+            for newer in sorted(read, key=lambda dated: dated.created_at)[1:]
+            if now < newer.created_at + self._grace
+        ]
+        self._in_force = (keys, min(ends, default=datetime.max.replace(tzinfo=UTC)), read)
+        return keys
 
     def _refresh(self) -> None:
         with self._lock:
