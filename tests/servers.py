@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
+import orjson
 from joserfc.jwk import ECKey
 
 from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE
@@ -222,6 +223,17 @@ class ServerProcess:
         self.log_file.close()
 
 
+# The guessing operations' own rates (ADR 0025) lifted for the servers tests start, as
+# the benches do: tests that send many requests are not about the limits; those that are
+# set PAYERBRIDGE_RATE_LIMITS themselves.
+LIFTED_GUESSING_RATES = orjson.dumps(
+    {
+        "POST /fhir/Patient/$member-match": {"per_minute": 600_000, "burst": 10_000},
+        "POST /fhir/Group/$bulk-member-match": {"per_minute": 600_000, "burst": 10_000},
+    }
+).decode()
+
+
 def start_server(
     data_dir: Path,
     *,
@@ -230,9 +242,17 @@ def start_server(
     args: tuple[str, ...] = (),
     tls_ca: Path | None = None,
     port: int | None = None,
+    log_name: str = "server.log",
 ) -> ServerProcess:
+    """A ``payerbridge serve`` process on ``data_dir`` (``log_name``: its log there, for a
+    second process on the same instance)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, "PAYERBRIDGE_ENVIRONMENT": "test", **env}
+    full_env = {
+        **os.environ,
+        "PAYERBRIDGE_ENVIRONMENT": "test",
+        "PAYERBRIDGE_RATE_LIMITS": LIFTED_GUESSING_RATES,
+        **env,
+    }
     for path in import_files:
         result = run_cli(["import", "--data-dir", str(data_dir), str(path)], env=full_env)
         assert result.returncode == 0, result.stderr
@@ -240,7 +260,7 @@ def start_server(
     # Our tokens' issuer: the URL the tests reach the server by (and the CLI agrees).
     scheme = "https" if tls_ca is not None else "http"
     full_env.setdefault("PAYERBRIDGE_PUBLIC_BASE_URL", f"{scheme}://127.0.0.1:{port}")
-    log_path = data_dir / "server.log"
+    log_path = data_dir / log_name
     log = log_path.open("wb")
     process = subprocess.Popen(
         [

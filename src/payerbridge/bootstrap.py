@@ -24,7 +24,7 @@ from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
-from payerbridge.config import Settings
+from payerbridge.config import GUESSING_RATES, OperationRate, Settings
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, extended
 from payerbridge.consent.model import Requester
 from payerbridge.consent.ports import ConsentStore
@@ -42,6 +42,7 @@ from payerbridge.exchange.ports import (
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
+from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.net.addresses import AddressPolicy
 from payerbridge.net.transport import GuardedTransport
@@ -54,7 +55,7 @@ from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.security.certificates import TrustAnchors
-from payerbridge.security.limits import RateLimiter
+from payerbridge.security.limits import Rate, RateLimiter, RatePolicy
 from payerbridge.security.model import RegisteredClient
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
@@ -88,6 +89,7 @@ from payerbridge.store.importer import FileReport, import_file, import_files
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
+from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
@@ -255,6 +257,23 @@ def response_caps(settings: Settings) -> ResponseCaps:
         record=settings.partner_max_record_bytes,
         file=settings.partner_max_file_bytes,
         document=settings.partner_max_document_bytes,
+    )
+
+
+def rate_policy(settings: Settings) -> RatePolicy:
+    """The rate of each operation per client (ADR 0025): the guessing operations' own,
+    those configured, and the default for the rest."""
+
+    def rate(per_second: float, burst: int) -> Rate | None:
+        return Rate(per_second, burst) if per_second > 0 else None
+
+    def of(limit: OperationRate) -> Rate | None:
+        return rate(limit.per_minute / 60, limit.burst)
+
+    operations = {**GUESSING_RATES, **settings.rate_limits}
+    return RatePolicy(
+        default=rate(settings.rate_limit_per_second, settings.rate_limit_burst),
+        operations={operation: of(limit) for operation, limit in operations.items()},
     )
 
 
@@ -524,9 +543,7 @@ def build_platform(
         verifier=TokenVerifier(
             tokens.keys, issuer=settings.base_url, audience=tokens.policy.audience
         ),
-        limiter=RateLimiter(
-            per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
-        ),
+        limiter=RateLimiter(rate_policy(settings), SqlAllowances(engine)),
         discovery=discovery,
         udap_identity=udap_identity,
         identity=identity,
@@ -548,6 +565,10 @@ def build_platform(
                 chunk_members=settings.bulk_chunk_members,
                 segmentation=segmentation,
                 payer_to_payer_years=settings.payer_to_payer_years,
+                attempts=AttemptLimit(
+                    settings.member_match_max_cards,
+                    timedelta(seconds=settings.member_match_window_seconds),
+                ),
             ),
             clock=utcnow,
             new_id=new_id,

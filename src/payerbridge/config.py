@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,7 +25,7 @@ from pydantic_settings import (
 
 from payerbridge.npi import is_valid_npi
 
-__all__ = ["Settings", "load_settings", "redacted"]
+__all__ = ["GUESSING_RATES", "OperationRate", "Settings", "load_settings", "redacted"]
 
 _config_file: ContextVar[Path | None] = ContextVar("payerbridge_config_file", default=None)
 # What an egress exception may never open in production: this host, link-local
@@ -35,6 +35,27 @@ _NEVER_IN_PROD = [
     for n in ("127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "0.0.0.0/8")
     + ("::1/128", "::/128", "fe80::/10", "ff00::/8", "::ffff:0:0/96")
 ]
+
+
+class OperationRate(BaseModel):
+    """One operation's rate limit per client: ``per_minute`` requests (0: no limit) after
+    ``burst`` at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_minute: float = Field(ge=0)
+    burst: int = Field(ge=1)
+
+
+# The operations whose answers let a caller guess who is a member, limited to what a
+# payer's own systems need (a new member's match, a few bulk jobs), not to what the
+# server can take (ADR 0025). An entry of rate_limits for the same operation replaces it.
+GUESSING_RATES = {
+    "POST /fhir/Patient/$member-match": OperationRate(per_minute=120, burst=30),
+    "POST /fhir/Group/$bulk-member-match": OperationRate(per_minute=10, burst=5),
+}
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 class Settings(BaseSettings):
@@ -298,11 +319,20 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(
         default=100.0,
         ge=0,
-        description="Requests per second one client may make to one operation, per "
-        "process (0: no limit); beyond it 429 with Retry-After.",
+        description="Requests per second one client may make to one operation, counted "
+        "across every process on the database (0: no limit); beyond it 429 with "
+        "Retry-After. Operations named in rate_limits have their own.",
     )
     rate_limit_burst: int = Field(
         default=200, ge=1, description="Requests a client may make at once before the rate."
+    )
+    rate_limits: dict[str, OperationRate] = Field(
+        default_factory=dict,
+        description="Rates of their own for operations, by method and route template "
+        '(\'{"POST /fhir/Patient/$member-match": {"per_minute": 60, "burst": 10}}\'), '
+        "counted per client across every process; per_minute 0: no limit. Added to the "
+        "defaults for the operations that guessing uses (GUESSING_RATES), which an entry "
+        "of the same operation replaces.",
     )
     clock_skew_seconds: int = Field(
         default=60, ge=0, le=300, description="Clock difference allowed on client assertions."
@@ -362,6 +392,18 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         # An exported-but-empty variable means "not configured", not "an empty URL".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _operations_are_routes(cls, value: dict[str, OperationRate]) -> dict[str, OperationRate]:
+        for operation in value:
+            method, _, path = operation.partition(" ")
+            if method not in _METHODS or not path.startswith("/") or " " in path:
+                raise ValueError(
+                    f"rate_limits names an operation as its method and route template, as "
+                    f"'POST /fhir/Patient/$member-match'; got {operation!r}"
+                )
+        return value
 
     @field_validator("identity_secret")
     @classmethod

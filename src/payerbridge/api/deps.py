@@ -144,7 +144,7 @@ def caller_of(request: Request) -> Caller:
     route = request.scope.get("route")
     # The route's template: one rate per operation, not per resource id.
     operation = f"{request.method} {route.path if route is not None else request.scope['path']}"
-    platform.limiter.take(principal.client_id, operation, now=time.monotonic())
+    platform.limiter.take(principal.client_id, operation, now=time.time())
     return Caller(principal)
 
 

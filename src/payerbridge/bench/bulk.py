@@ -478,6 +478,9 @@ def _serving(
         # One token for the server's whole life, and the bench polls as often as it likes.
         PAYERBRIDGE_ACCESS_TOKEN_SECONDS="3600",
         PAYERBRIDGE_RATE_LIMIT_PER_SECOND="0",
+        # And the kick-offs' own rate (ADR 0025): the bench sends its batches at once.
+        PAYERBRIDGE_RATE_LIMITS='{"POST /fhir/Group/$bulk-member-match": '
+        '{"per_minute": 0, "burst": 1}}',
     )
 
     def payerbridge(*args: str) -> list[str]:

@@ -10,6 +10,12 @@ cannot read puts a matched member in ConsentConstrainedMembers, without saying w
 (§pdex-156). A member not matched, sent to review or matching several goes to
 NonMatchedMembers. Each chunk's outcomes, decisions and consents commit with the job's
 cursor in one unit of work.
+
+Each member is an attempt for the card guard (HRex mm-7, ``identity.guard``), counted
+with the client's ``$member-match`` attempts: a member whose demographics the client has
+tried with more distinct cards than the limit within the window is not decided on (no
+decision, no review case), goes to NonMatchedMembers, and the job's error file
+(OperationOutcome) says which MemberBundle was refused and why.
 """
 
 from __future__ import annotations
@@ -42,9 +48,10 @@ from payerbridge.fhir.bulk_member_match import (
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.identity.decision import MatchPolicy
 from payerbridge.identity.evidence import MatchOutcome
-from payerbridge.identity.ports import IdentityStore
+from payerbridge.identity.guard import Attempt, AttemptLimit, note_attempt
+from payerbridge.identity.ports import DecisionToRecord, IdentityStore
 from payerbridge.identity.scoring import MatchModel
-from payerbridge.identity.service import decide_many_for_batch, model_for
+from payerbridge.identity.service import decide_many_for_batch, model_for, request_record
 from payerbridge.routing.model import Organization
 from payerbridge.transactions import Transactions
 from payerbridge.types import MemberId
@@ -62,6 +69,9 @@ __all__ = [
 ]
 
 GROUP_FILE, PARAMETERS_FILE = "Group.ndjson", "Parameters.ndjson"
+ERROR_FILE = "OperationOutcome.ndjson"
+# A member refused by the card guard, as its outcome is stored: not matched, and why.
+THROTTLED = "nomatch-throttled"
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class BulkRules:
     chunk_members: int  # members per unit of work
     segmentation: SegmentationPolicy  # what a regular consent withholds
     payer_to_payer_years: int  # the service-date window an export gives
+    attempts: AttemptLimit  # the card guard (HRex mm-7), shared with $member-match
 
 
 @dataclass(frozen=True)
@@ -189,7 +200,22 @@ def _match_chunk(
     with ports.transactions.begin() as unit:
         outcomes: list[MemberOutcome] = []
         events: list[AuditEvent] = []
+        kept: list[DecisionToRecord] = []
+        writes = ports.identity.match_writes(unit)
         for member, presented, to_record in decided:
+            attempt = note_attempt(
+                ports.identity,
+                writes,
+                request_record(member.request),
+                client_id=job.client_id,
+                limit=rules.attempts,
+                at=now,
+            )
+            if attempt.is_over:  # no decision, no review case: a guess reaches no one
+                outcomes.append(MemberOutcome(member.position, THROTTLED, None))
+                events.append(_throttled_event(job, member, attempt, now))
+                continue
+            kept.append(to_record)
             events.append(to_record.event)
             member_id = to_record.decision.member_id
             if to_record.decision.outcome is not MatchOutcome.MATCH or member_id is None:
@@ -219,7 +245,7 @@ def _match_chunk(
                 if permitted
                 else MemberOutcome(member.position, MatchResult.CONSENT_CONSTRAINED, None)
             )
-        ports.identity.record_decisions(unit, [to_record for _, _, to_record in decided])
+        ports.identity.record_decisions(unit, kept)
         if not ports.jobs.commit_chunk(
             unit, job.id, done_before=done_before, outcomes=outcomes, at=now
         ):
@@ -246,10 +272,11 @@ def _complete(ports: BulkPorts, job: BulkJob, members: Sequence[BulkMember]) -> 
     rules = ports.rules
     now = ports.clock()
     by_position = {member.position: member for member in members}
+    stored = ports.jobs.outcomes(job.id)
     results = [
-        MemberResult(by_position[o.position], MatchResult(o.result), o.patient_id)
-        for o in ports.jobs.outcomes(job.id)
+        MemberResult(by_position[o.position], _bucket(o.result), o.patient_id) for o in stored
     ]
+    throttled = sum(o.result == THROTTLED for o in stored)
     bodies = result_groups(
         results,
         group_ids={bucket: ports.new_id() for bucket in MatchResult},
@@ -275,7 +302,10 @@ def _complete(ports: BulkPorts, job: BulkJob, members: Sequence[BulkMember]) -> 
         if job.pdex_version == "2.1"
         else [OutputFile("Group", GROUP_FILE, len(groups))]
     )
+    if throttled:
+        output.append(OutputFile("OperationOutcome", ERROR_FILE, throttled, error=True))
     counts = {bucket.value: sum(r.result is bucket for r in results) for bucket in MatchResult}
+    counts["throttled"] = throttled
     with ports.transactions.begin() as unit:
         completed = ports.jobs.complete(
             unit,
@@ -325,6 +355,11 @@ def cancel_job(ports: BulkPorts, job_id: str, client_id: str, request_id: str | 
 
 def file_lines(ports: BulkPorts, job: BulkJob, name: str) -> Iterator[bytes]:
     """The NDJSON lines of one of a completed job's files."""
+    if name == ERROR_FILE:
+        for outcome in ports.jobs.outcomes(job.id):
+            if outcome.result == THROTTLED:
+                yield orjson.dumps(_throttled_outcome(outcome.position)) + b"\n"
+        return
     groups = [group.body for group in ports.jobs.groups_of(job.id)]
     if name == PARAMETERS_FILE:
         yield orjson.dumps(parameters_form(groups, job.pdex_version)) + b"\n"
@@ -357,4 +392,43 @@ def _unreadable_consent_event(job: BulkJob, member_id: str, at: datetime) -> Aud
         outcome="deny",
         request_id=job.id,
         detail={"hop": "bulk-member-match", "reason": "consent-unreadable", "bulk_job": job.id},
+    )
+
+
+def _bucket(result: str) -> MatchResult:
+    return MatchResult.NOT_MATCHED if result == THROTTLED else MatchResult(result)
+
+
+def _throttled_outcome(position: int) -> dict[str, Any]:
+    """The error file's line for a member the card guard refused (no member data)."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "throttled",
+                "diagnostics": (
+                    f"MemberBundle {position}: not matched: this client tried the same "
+                    "member's demographics with more different cards than the card guard "
+                    "allows within its window (HRex mm-7); send the card data the member "
+                    "gave you, later"
+                ),
+                "expression": [f"Parameters.parameter[{position}]"],
+            }
+        ],
+    }
+
+
+def _throttled_event(
+    job: BulkJob, member: BulkMember, attempt: Attempt, at: datetime
+) -> AuditEvent:
+    return AuditEvent(
+        at=at,
+        actor=job.client_id,
+        action="identity.attempt",
+        entity_type="BulkJob",
+        entity_id=job.id,
+        outcome="throttled",
+        request_id=job.id,
+        detail={"member": member.position, "cards_tried": len(attempt.tried_at)},
     )

@@ -9,9 +9,9 @@
    the decision is stored with its evidence; ``review`` opens a case.
 4. A match hands out the member's UMB (kept on the Patient and in the identity
    graph) and links the requester's CoverageToLink to the member (mm-4).
-5. Brute-force guard (HRex mm-7): every attempt is recorded; the same
-   demographics tried by one client with more distinct card data than the
-   limit within the window are refused (429), and nothing else is written.
+5. Brute-force guard (HRex mm-7, ``guard``): every attempt is recorded, bulk ones
+   too; the same demographics tried by one client with more distinct card data
+   than the limit within the window are refused (429), and nothing else is written.
 
 Reading and deciding come first; everything a match writes (the attempt, the
 decision with its evidence and audit event, a review case, the UMB, the links
@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
@@ -40,7 +39,6 @@ from payerbridge.errors import (
     MatchUnderReview,
     NoMatch,
     NotFound,
-    TooManyAttempts,
     UnprocessableRequest,
 )
 from payerbridge.fhir import codes
@@ -48,6 +46,7 @@ from payerbridge.fhir.member_match import MemberMatchInput
 from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.guard import AttemptLimit, note_attempt, too_many_attempts
 from payerbridge.identity.population import fit_population
 from payerbridge.identity.ports import (
     DecisionLedger,
@@ -86,14 +85,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AttemptLimit:
-    """At most ``cards`` distinct card data per client and demographics per ``window``."""
-
-    cards: int
-    window: timedelta
 
 
 @dataclass(frozen=True)
@@ -221,16 +212,8 @@ def match_member(
         outcome = _decided(decision, review_id)
     with transactions.begin() as unit:
         writes = index.match_writes(unit)
-        tried_at = writes.note_attempt(
-            client_id=client_id,
-            demographics_key=index.keyed_hash(
-                record.first_name, record.family_name, record.birth_date
-            ),
-            card_key=index.keyed_hash(record.member_id, record.subscriber_id),
-            at=at,
-            window=attempts.window,
-        )
-        if len(tried_at) <= attempts.cards:
+        attempt = note_attempt(index, writes, record, client_id=client_id, limit=attempts, at=at)
+        if not attempt.is_over:
             if decision is not None:
                 writes.record_decision(
                     decision,
@@ -255,8 +238,8 @@ def match_member(
             )
             if answer_audit is not None:
                 unit.record(*answer_audit(answer))
-    if len(tried_at) > attempts.cards:
-        raise _too_many_attempts(client_id, tried_at, attempts, at)
+    if attempt.is_over:
+        raise too_many_attempts(client_id, attempt, at)
     if decision is not None:
         log_on_request(
             logger,
@@ -268,26 +251,6 @@ def match_member(
     if isinstance(answer, MatchError):
         raise answer
     return answer
-
-
-def _too_many_attempts(
-    client_id: str, tried_at: list[datetime], limit: AttemptLimit, now: datetime
-) -> TooManyAttempts:
-    """Refused until enough of the other cards have left the window for this one (tried
-    again) to be within the limit: the true Retry-After."""
-    tried = len(tried_at)
-    leaves_at = tried_at[tried - limit.cards - 1] + limit.window
-    wait = max(1, math.ceil((leaves_at - now).total_seconds()))
-    logger.warning(
-        "member-match attempts over the limit",
-        extra={"client_id": client_id, "cards_tried": tried, "retry_after_seconds": wait},
-    )
-    return TooManyAttempts(
-        f"this client tried the same member's demographics with {tried} different cards "
-        f"within {int(limit.window.total_seconds() // 60)} minutes; further attempts are "
-        f"refused for {wait} seconds (HRex mm-7). Send the card data the member gave you.",
-        retry_after_seconds=wait,
-    )
 
 
 def _reviewed(index: IdentityIndex, case: ReviewCase) -> _Target | MatchError:

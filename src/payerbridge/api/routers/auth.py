@@ -171,7 +171,7 @@ def _limit_by_address(request: Request, platform: Platform) -> None:
     a proxy every caller has the proxy's address; limit there too."""
     address = request.client.host if request.client is not None else "unknown"
     operation = f"{request.method} {request.url.path}"
-    platform.limiter.take(f"address:{address}", operation, now=time.monotonic())
+    platform.limiter.take(f"address:{address}", operation, now=time.time())
 
 
 async def _form(request: Request) -> dict[str, str]:
