@@ -3,19 +3,44 @@ never by a software statement's word alone (ADR 0026), with real certificates.""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from payerbridge.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from payerbridge.security.model import OAuthError, OrganizationEvidence
-from payerbridge.security.organization import certificate_npis, npi_of_identifier
+from payerbridge.npi import npi_check_digit
+from payerbridge.security.model import (
+    ClientKind,
+    OAuthError,
+    OrganizationEvidence,
+    RegisteredClient,
+)
+from payerbridge.security.organization import (
+    bind_registration,
+    certificate_npis,
+    npi_of_identifier,
+)
 from payerbridge.security.service import approve_organization, authenticate
 from payerbridge.types import ClientId
 from tests.pki import NPI_SYSTEM, CertificateAuthority
 from tests.unit.security.test_udap import ANCHOR, B2B, NOW, NPI, URI, World, assertion, statement
 
 OTHER_NPI = "1245319599"
+
+
+def udap_client_for(npi: str) -> RegisteredClient:
+    return RegisteredClient(
+        ClientId("udap-1"),
+        "Plan",
+        npi,
+        frozenset({"system/*.rs"}),
+        kind=ClientKind.UDAP,
+        certificate_uri=URI,
+    )
 
 
 def test_the_npi_a_certificate_carries_by_the_community_profile() -> None:
@@ -129,8 +154,6 @@ def test_a_waiting_client_is_upgraded_by_a_certificate_that_carries_its_npi() ->
 
 def test_a_token_of_a_client_put_back_to_waiting_stops_working() -> None:
     """Defence in depth: authentication refuses a waiting client's token too."""
-    import dataclasses
-
     world = World()
     client = world.register(statement())
     grant = world.token(assertion(client.client_id))
@@ -146,3 +169,51 @@ def test_another_community_cannot_vouch_for_an_npi() -> None:
     world = World()
     with pytest.raises(OAuthError, match="trust anchor"):
         world.register(statement(CertificateAuthority("Other").issue(URI, npi=NPI)))
+
+
+# Generated cases: any claimed NPI against any NPIs a certificate carries, with or without
+# a client already registered; PAYERBRIDGE_HYPOTHESIS_EXAMPLES for a longer run by hand.
+EXAMPLES = int(os.environ.get("PAYERBRIDGE_HYPOTHESIS_EXAMPLES", "200"))
+_NPIS = st.from_regex(r"\A[0-9]{9}\Z").map(lambda base: base + str(npi_check_digit(base)))
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    claimed=_NPIS,
+    carried=st.frozensets(_NPIS, max_size=3),
+    known=st.one_of(st.none(), st.tuples(_NPIS, st.sampled_from(list(OrganizationEvidence)))),
+)
+def test_an_npi_is_bound_only_by_the_certificate_or_what_bound_it_before(
+    claimed: str,
+    carried: frozenset[str],
+    known: tuple[str, OrganizationEvidence] | None,
+) -> None:
+    client = udap_client_for(claimed)
+    before = None
+    if known is not None:
+        before = dataclasses.replace(udap_client_for(known[0]), npi_evidence=known[1])
+    try:
+        bound = bind_registration(client, before, carried, now=NOW)
+    except OAuthError:
+        assert (carried and claimed not in carried) or (before and before.npi != claimed)
+        return
+    assert bound.npi == claimed and (before is None or before.npi == claimed)
+    if claimed in carried:
+        assert bound.npi_evidence is OrganizationEvidence.CERTIFICATE
+    else:
+        assert not carried
+        expected = OrganizationEvidence.PENDING if before is None else before.npi_evidence
+        assert bound.npi_evidence is expected
+
+
+@settings(max_examples=max(EXAMPLES // 10, 10), deadline=None)
+@given(npi=_NPIS, other=_NPIS, form=st.sampled_from(["|", "%7C", "%7c"]))
+def test_a_certificate_carries_exactly_the_npis_written_in_the_profiles_forms(
+    npi: str, other: str, form: str
+) -> None:
+    issued = ANCHOR.issue(
+        URI,
+        more_uris=[f"urn:oid:2.16.840.1.113883.4.6{form}{npi}", f"https://x.example/{other}"],
+        organization_identifier=f"NPIUS-{other}" if other != npi else None,
+    )
+    assert certificate_npis(issued.certificate) == {npi, other}
