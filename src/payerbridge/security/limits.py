@@ -9,7 +9,7 @@ burst. The number lives in a shared store (``Allowances``): every process takes 
 the same bucket.
 
 A process does not ask the store for every request. It *leases* a block of requests at
-once (``block_of``: a twentieth of a second of the rate, at most an eighth of the
+once (``block_of``: a quarter of a second of the rate, at most an eighth of the
 burst, at least one) and serves them from memory; a refusal is remembered until the
 bucket has a request again. With the limits that guard against guessing (a few requests
 a second) every request asks the store; at high rates the store is asked a few times a
@@ -115,7 +115,7 @@ def seconds_until_next(tat: float, rate: Rate, now: float) -> float:
 
 def block_of(rate: Rate) -> int:
     """How many requests a process leases at once (see the module docstring)."""
-    return max(1, min(rate.burst // 8, math.ceil(rate.per_second / 20)))
+    return max(1, min(rate.burst // 8, math.ceil(rate.per_second / 4)))
 
 
 class Allowances(Protocol):

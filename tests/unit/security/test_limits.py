@@ -86,10 +86,11 @@ def test_an_operation_has_its_own_rate_or_none() -> None:
 def test_at_a_high_rate_the_store_is_asked_once_a_block() -> None:
     store = _Counted()
     limits = limiter(10_000, 20_000, store)
-    assert block_of(Rate(10_000, 20_000)) == 500  # a twentieth of a second of the rate
+    assert block_of(Rate(10_000, 20_000)) == 2_500  # a quarter of a second of the rate
+    assert block_of(Rate(100, 200)) == 25  # an eighth of the burst
     for i in range(5_000):
-        limits.take("a", "POST /m", now=i / 1000)
-    assert store.leases == 10
+        limits.take("a", "POST /m", now=i / 2500)
+    assert store.leases == 2
 
 
 def test_at_a_guessing_rate_every_request_asks_the_store() -> None:
