@@ -148,13 +148,13 @@ def test_a_certificate_without_the_npi_it_claims_cannot_read_that_npis_member(
     bare = COMMUNITY.issue(uri)  # a community certificate, but not the victim's
     registered = register(payer, bare, uri, VICTIM_NPI)
     assert registered.status_code == 201, registered.text
-    assert registered.json()["organization_status"] == "awaiting_approval"
     client_id = registered.json()["client_id"]
     token = ask_token(payer, bare, client_id, VICTIM_NPI)
+    assert read_everything(payer, token) == 401  # was 200: the member's record
     assert token.status_code == 400, token.text
     assert token.json()["error"] == "unauthorized_client"
     assert "awaits an operator's approval" in token.json()["error_description"]
-    assert read_everything(payer, token) == 401
+    assert registered.json()["organization_status"] == "awaiting_approval"
     issued = payer.cli("token", "issue", "--client", client_id, "--scope", "system/*.rs")
     assert issued.returncode != 0 and "awaits an operator" in issued.stderr + issued.stdout
     # The control: a certificate that carries the NPI reads the member at once.

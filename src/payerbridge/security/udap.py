@@ -7,7 +7,8 @@ Which organization a UDAP client acts for is its NPI, which consents and Provena
 name. FAST carries the requesting organization in the B2B authorization extension
 (``extensions.hl7-b2b.organization_id``) of each token request; we ask for the same
 object in the software statement, so that a registration is tied to one NPI, and hold
-every later token request to it (ADR 0009).
+every later token request to it (ADR 0009). The statement only claims it: the
+certificate, or an operator, proves it (``security.organization``, ADR 0026).
 """
 
 from __future__ import annotations
