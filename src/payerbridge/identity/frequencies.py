@@ -7,6 +7,14 @@ comparison that names a ``term_frequency`` field in the spec has its exact
 level weighed with the frequency of the agreed value instead of the average
 (``scoring``).
 
+Names are not spread evenly over the years: a name that is rare in a plan of a
+million may be one of the commonest among those born in one year (parents follow
+fashions), so agreeing on the name *and* the birth year says less than the two
+frequencies multiplied. For the comparisons in ``_BY_BIRTH_YEAR`` (the given name)
+training also counts each value per birth year (``cohort_key``) and the members per
+birth year (``BIRTH_YEARS``); ``scoring`` weighs an agreed name among members born in
+the pair's shared year by the larger of its frequency in the plan and in that year.
+
 The tables are counted from the members at training time and stored in the
 model. Only values held by at least two members are kept: the long tail of
 names held once is most of the distinct values, and a value missing from the
@@ -26,7 +34,17 @@ from payerbridge.errors import InvalidInput
 from payerbridge.identity.spec import ComparisonSpec
 from payerbridge.identity.standardize import StandardRecord
 
-__all__ = ["TermFrequencies", "count_term_frequencies"]
+__all__ = ["BIRTH_YEARS", "TermFrequencies", "cohort_key", "count_term_frequencies"]
+
+# The table of members per birth year, and the comparisons whose values are also counted
+# per birth year.
+BIRTH_YEARS = "birth_year"
+_BY_BIRTH_YEAR = ("given_name",)
+
+
+def cohort_key(name: str) -> str:
+    """The name of comparison ``name``'s table of values per birth year ("value|year")."""
+    return f"{name}|{BIRTH_YEARS}"
 
 
 @dataclass(frozen=True)
@@ -55,15 +73,26 @@ def count_term_frequencies(
         return {}
     getters = {name: attrgetter(field) for name, field in fields.items()}
     counters: dict[str, Counter[str]] = {name: Counter() for name in fields}
+    by_year = [name for name in _BY_BIRTH_YEAR if name in fields]
+    counters.update({cohort_key(name): Counter() for name in by_year})
+    years: Counter[str] = Counter()
     for record in records:
+        year = record.birth_date[:4] if record.birth_date else None
+        if year:
+            years[year] += 1
         for name, value_of in getters.items():
             value = value_of(record)
             if value:
                 counters[name][value] += 1
-    return {
+                if year and name in by_year:
+                    counters[cohort_key(name)][f"{value}|{year}"] += 1
+    tables = {
         name: TermFrequencies(
             sum(counter.values()), {value: n for value, n in counter.items() if n > 1}
         )
         for name, counter in counters.items()
         if counter
     }
+    if years and any(cohort_key(name) in tables for name in by_year):
+        tables[BIRTH_YEARS] = TermFrequencies(sum(years.values()), dict(years))
+    return tables

@@ -12,7 +12,8 @@ with rare exceptions, two different people. So:
   every pair of members that share a blocking key, each pair once, with u held
   fixed and ``estimate_lambda=False``: among one population's pairs the EM would
   drive lambda towards zero, so the model keeps the prior for $member-match,
-  1 / members (see ``training``).
+  1 / members: all the members a request is matched against, not the sample's size
+  (see ``training``).
 
 Keys held by more than ``max_group`` members (a common name in a large ZIP, a
 shared phone of a care home) are skipped: their pairs are almost all
@@ -110,16 +111,25 @@ def fit_population(
     rng: random.Random,
     u_pairs: int = 50_000,
     max_group: int = 50,
+    population: int | None = None,
 ) -> PopulationFit:
     """Train on members ``records``; ``key_groups`` are, per blocking key, the indexes
-    (into ``records``) of the members holding it. See the module docstring."""
+    (into ``records``) of the members holding it. See the module docstring.
+
+    ``population`` is how many members a request is matched against when ``records`` are
+    a sample of them: the prior is one in that many, not one in the sample's size (a
+    sample of 200,000 from a million members would make every request five times
+    likelier to be any one member than it is, 2.3 bits of odds that are not there)."""
     n = len(records)
     if n < 2:
         raise InvalidInput("training needs at least two indexed members")
     if u_pairs < 1 or max_group < 2:
         raise InvalidInput("training needs at least one random pair and groups of two")
+    if population is not None and population < n:
+        raise InvalidInput("the population cannot be smaller than the members sampled from it")
+    members = population or n
     household = household_pair_probability(records, max_group=max_group)
-    initial = default_model(probability_two_random_records_match=1 / n).with_population(
+    initial = default_model(probability_two_random_records_match=1 / members).with_population(
         {}, household
     )
     spec = initial.spec
@@ -146,6 +156,7 @@ def fit_population(
     frequencies = count_term_frequencies(records, spec)
     summary: dict[str, Any] = {
         "members": n,
+        "population": members,
         "random_pairs": u_pairs,
         "blocked_pairs": result.candidate_pairs,
         "skipped_groups": skipped,

@@ -56,6 +56,15 @@ sister may bear it: such a pair is weighed and guarded as a ``name_variant``
 (an identifier must confirm it), as the wider dataset's variants are. The set
 of such names comes from the model's given-name frequencies (``score``).
 
+A name is weighed among the members born in the pair's year where the model
+counted names per birth year (``frequencies``): by the larger of its frequency in
+the plan and among those born that year (drawn towards the plan's by as many
+members as hold it once in the plan, so a few namesakes of one year by chance move
+it little; ``_Cohorts``). A name that is rare in a million members
+may be among the commonest of one year's births, and a stranger born that year who
+shares it is that much likelier; with the birth date's own u, the pair of name and
+date is weighed by how often it occurs, not by the two frequencies multiplied.
+
 Misspellings
 ------------
 Twins are named alike often enough (Mia and Mila) that a first name a typo away
@@ -85,7 +94,7 @@ from operator import attrgetter, getitem
 from typing import Any
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.frequencies import TermFrequencies
+from payerbridge.identity.frequencies import BIRTH_YEARS, TermFrequencies, cohort_key
 from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
 from payerbridge.identity.standardize import StandardRecord
 
@@ -164,10 +173,11 @@ class MatchModel:
     _q: float = field(init=False, repr=False)
     # Whether the members share households at all (see ``relatives_unlikely``).
     relatives_unlikely: bool = field(init=False, repr=False)
-    # Per term-frequency comparison: (index, exact level, value getter, m of exact, table).
-    _frequency_adjusted: tuple[tuple[int, int, Any, float, TermFrequencies], ...] = field(
-        init=False, repr=False, compare=False
-    )
+    # Per term-frequency comparison: (index, exact level, value getter, m of exact, table,
+    # its table per birth year or None).
+    _frequency_adjusted: tuple[
+        tuple[int, int, Any, float, TermFrequencies, _Cohorts | None], ...
+    ] = field(init=False, repr=False, compare=False)
     # What the given-name table tells (see "Nicknames that are names in their own right"
     # and "Misspellings"); None without one.
     _held_names: _HeldGivenNames | None = field(init=False, repr=False, compare=False)
@@ -187,14 +197,22 @@ class MatchModel:
             for ms, us in zip(self.m_probabilities, self.u_probabilities, strict=True)
         )
         adjusted = []
+        years = self.term_frequencies.get(BIRTH_YEARS)
         for name, frequencies in self.term_frequencies.items():
+            if name == BIRTH_YEARS or name.endswith(cohort_key("")):
+                base = name.removesuffix(cohort_key(""))
+                if name != BIRTH_YEARS and (base not in self.term_frequencies or years is None):
+                    raise InvalidInput(f"a table per birth year for {base} without its tables")
+                continue
             weighed = next((c for c in self.spec.comparisons if c.name == name), None)
             if weighed is None or weighed.term_frequency is None:
                 raise InvalidInput(f"term frequencies for {name}, which has no frequency field")
             index, exact = self.spec.index(name), weighed.level_index("exact")
             getter = attrgetter(weighed.term_frequency)
             m = self.m_probabilities[index][exact - 1]
-            adjusted.append((index, exact, getter, m, frequencies))
+            by_year = self.term_frequencies.get(cohort_key(name))
+            cohorts = None if by_year is None or years is None else _Cohorts(by_year, years)
+            adjusted.append((index, exact, getter, m, frequencies, cohorts))
         q = self.household_pair_probability
         if q is None:
             q = min(_HOUSEHOLD_PAIRS_PER_MATCH * lam, 0.5)
@@ -381,6 +399,24 @@ class _HeldGivenNames:
         return _weight(self.m_exact, frequency)
 
 
+@dataclass(frozen=True, slots=True)
+class _Cohorts:
+    """A comparison's values counted per birth year, and the members per birth year."""
+
+    by_year: TermFrequencies
+    years: TermFrequencies
+
+    def frequency(self, value: str, year: str, in_plan: float) -> float:
+        """The share of the members born in ``year`` who hold ``value``, drawn towards
+        ``in_plan`` (its frequency among all members) by as many members as hold it once
+        there: count / (born + 1 / in_plan). A few members sharing a name and a year by
+        chance move it little; a name that fashion gave many children of one year, much.
+        0 where fewer than two of that year hold it (the plan-wide frequency stands)."""
+        count = self.by_year.counts.get(f"{value}|{year}")
+        born = self.years.counts.get(year)
+        return count / (born + 1.0 / in_plan) if count and born else 0.0
+
+
 def _first(row: tuple[Any, ...]) -> Any:
     return row[0]
 
@@ -471,9 +507,15 @@ def pair_weights(
     model has a table (an exact level means both hold the value; a misspelling weighs
     the held name's)."""
     weights = list(map(getitem, model.level_weights, levels))
-    for index, exact, value_of, m, table in model._frequency_adjusted:
+    for index, exact, value_of, m, table, cohorts in model._frequency_adjusted:
         if levels[index] == exact:
-            weights[index] = _weight(m, table.frequency(value_of(a)))
+            value = value_of(a)
+            frequency = table.frequency(value)
+            if cohorts is not None and a.birth_date and b.birth_date:
+                year = a.birth_date[:4]
+                if year == b.birth_date[:4]:
+                    frequency = max(frequency, cohorts.frequency(value, year, frequency))
+            weights[index] = _weight(m, frequency)
     held = model._held_names
     if held is not None and levels[held.index] == held.misspelling:
         weights[held.index] = held.misspelling_weight(a.first_name, b.first_name)

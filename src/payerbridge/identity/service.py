@@ -638,7 +638,9 @@ def train_on_members(
     for i, (_, _, keys) in enumerate(chosen):
         for key in keys:
             holders.setdefault(key, []).append(i)
-    fitted = fit_population([record for _, record, _ in chosen], holders.values(), rng=rng)
+    fitted = fit_population(
+        [record for _, record, _ in chosen], holders.values(), rng=rng, population=total
+    )
     summary = {
         **fitted.summary,
         "indexed_members": total,

@@ -214,3 +214,19 @@ def test_birth_date_agreement_is_counted_over_every_pair_of_members() -> None:
     # The prior's pseudo-pairs keep a plan where no two members agree off a u of zero.
     alone = count_exact_agreement(sampled, records[:1] + records[2:], DEFAULT_SPEC)
     assert 0 < alone[birth][0] < sampled[birth][0]
+
+
+def test_a_sample_is_trained_with_the_odds_of_the_whole_population(
+    population: tuple[list[MemberId], list[StandardRecord], list[list[int]]],
+) -> None:
+    """Trained on a sample of the members, a request is still matched against all of them:
+    the prior is one in the population, not one in the sample (a fifth of a million
+    members would make each request five times likelier to be any one of them)."""
+    _, records, groups = population
+    fit = fit_population(
+        records, groups, rng=random.Random(3), u_pairs=1_000, population=5 * len(records)
+    )
+    assert fit.model.probability_two_random_records_match == pytest.approx(1 / (5 * len(records)))
+    assert fit.summary["population"] == 5 * len(records)
+    with pytest.raises(InvalidInput, match="smaller than the members"):
+        fit_population(records, groups, rng=random.Random(3), population=len(records) - 1)
