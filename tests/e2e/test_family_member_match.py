@@ -298,3 +298,20 @@ def test_strangers_whose_own_ssns_disagree_are_not_matched(
         phone=False,
     )
     assert outcome_code(ask(old_payer, typo)) == "Patient/zephyrine"
+
+
+def test_a_namesake_son_carrying_his_fathers_ssn_is_not_the_father(
+    old_payer: ServerProcess, ops: httpx.Client
+) -> None:
+    """A son who never enrolled, named after his father and showing his SSN, born thirty
+    years later, no suffix on either: ``ssn_full_name`` took a birth date a generation
+    away (the subscriber's entered for a dependent); a household's SSN does not."""
+    body = request(["Alejandro"], "1996-07-02", "555-12-9999")
+    body["parameter"][0]["resource"]["gender"] = "male"
+    response = ask(old_payer, body)
+    assert outcome_code(response) in ("not-matched", "review")
+    father = held_back(evidence_of(old_payer, ops, response), "father")
+    assert father["levels"]["given_name"] == "exact"
+    assert father["levels"]["birth_date"] == "other_generation"
+    assert father["rule"] is None
+    assert "birth_date_conflict" in father["guard_violations"]

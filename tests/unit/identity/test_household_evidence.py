@@ -5,15 +5,19 @@ an identifier a household shares (an SSN carried by a dependent or shown by a re
 who never enrolled, the surname, the home) agrees while the person's own evidence (first
 name, birth date) says another person; and strangers whose SSNs, each their own, disagree.
 Each test asserts the outcome and the evidence that decided it, under both policies and
-with a prior for a million members and a generous one for a thousand.
+with a prior for a million members and a generous one for a thousand; one property over
+generated relatives (``HYPOTHESIS_PROFILE=long`` for a longer run by hand).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision, MatchPolicy, decide
 from payerbridge.identity.evidence import CandidateEvidence, DecisionId, MatchOutcome
@@ -301,3 +305,48 @@ def test_a_request_showing_a_household_members_ssn_is_no_mismatch(
     # Shown by a stranger's request (no member of this household holds it), it disagrees.
     stranger = {**request, "ssn": "111-22-3333"}
     assert level(decide_among(stranger, household(), model, policy), "sister", "ssn") == "else"
+
+
+_EXAMPLES = 5_000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 150
+_RELATIVES = ["Sofia", "Olivia", "Isabella", "Camila", "Lucia", "Valentina", "Elena", "Ximena"]
+
+
+@settings(max_examples=_EXAMPLES, deadline=None, database=None)
+@given(
+    member=st.sampled_from(["mother", "father", "sister"]),
+    given_name=st.sampled_from(_RELATIVES),
+    days_apart=st.integers(min_value=2 * 366, max_value=45 * 365),
+    later=st.booleans(),
+    card=st.sampled_from([None, "G100", "G101"]),
+    policy=st.sampled_from(POLICIES),
+    model=st.sampled_from(MODELS),
+)
+def test_no_relative_with_a_members_ssn_and_own_evidence_of_her_own_is_ever_the_member(
+    member: str,
+    given_name: str,
+    days_apart: int,
+    later: bool,
+    card: str | None,
+    policy: MatchPolicy,
+    model: MatchModel,
+) -> None:
+    """Any relative who never enrolled, with a member's SSN, the household's surname, home,
+    phone and perhaps a card (the family's, or the father's own: a relative presenting a
+    member's own card is the residual risk ADR 0017 names), another first name and a birth
+    date at least two years from the member's: never an auto-match, for anyone in the
+    household."""
+    people = household()
+    born = date.fromisoformat(people[member]["birth_date"])
+    birth = born + timedelta(days=days_apart if later else -days_apart)
+    relative = never_enrolled(given_name, birth.isoformat(), people[member]["ssn"])
+    if card is not None:
+        relative["member_id"] = card
+    decision = decide_among(relative, people, model, policy)
+    assert decision.member_id is None, decision.evidence.to_dict()
+    assert decision.outcome is not MatchOutcome.MATCH
+    shown = candidate(decision, member)
+    if card in (None, "G100"):  # no card, or the family's: household evidence only
+        assert "household_evidence_only" in shown.guard_violations
+        assert shown.household_evidence[0] == "ssn"
+    else:  # the father's own card number: a person's, not the household's
+        assert shown.guard_violations
