@@ -72,3 +72,39 @@ def test_a_shared_resource_of_another_member_or_a_missing_one_is_not_reached() -
     assert "Patient/p2" not in keys(released.resources)
     assert all(not ref.startswith(("Patient/", "Condition/")) for ask in store.asked
                for ref in ask)  # fmt: skip
+
+
+def test_under_regular_references_to_other_members_records_go_but_to_a_plain_patient() -> None:
+    """Issue 48: a record of this member pointing at another member's Condition (or at
+    a record never loaded) loses the reference; one pointing at another Patient that
+    says nothing sensitive keeps it; what is kept in the store is not changed."""
+    from payerbridge.disclosure.everything import EverythingQuery, plan_everything
+
+    patient = {"resourceType": "Patient", "id": "p1"}
+    spouse = {"resourceType": "Patient", "id": "p2"}
+    theirs = {"resourceType": "Condition", "id": "p2-dx", "subject": {"reference": "Patient/p2"}}
+    note = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "subject": {"reference": "Patient/p1"},
+        "focus": [
+            {"reference": "Condition/p2-dx"},
+            {"reference": "Encounter/never-loaded"},
+            {"reference": "Patient/p2"},
+        ],
+    }
+    store = Store({"Patient/p2": spouse, "Condition/p2-dx": theirs})
+    released = release([patient, note], store, ConsentPolicy.REGULAR)
+    [kept] = [r for r in released.records if r["id"] == "o1"]
+    assert kept["focus"] == [{"reference": "Patient/p2"}]
+    assert len(note["focus"]) == 3  # not changed in place
+    plan = plan_everything("p1", [patient, note], store, ConsentPolicy.REGULAR, EverythingQuery())
+    assert plan is not None
+    assert {"Condition/p2-dx", "Encounter/never-loaded"} <= plan.withheld
+    assert "Patient/p2" not in plan.withheld
+    assert plan.withheld_count == 0  # not this member's: nothing of its own withheld
+    labelled = {**spouse, "meta": {"security": [{"system": "urn:oid:2.16.840.1.113883.5.25",
+                                                  "code": "R"}]}}  # fmt: skip
+    restricted = release([patient, note], Store({"Patient/p2": labelled}), ConsentPolicy.REGULAR)
+    [kept] = [r for r in restricted.records if r["id"] == "o1"]
+    assert "focus" not in kept
