@@ -146,10 +146,10 @@ class HttpxPartnerDiscovery:
     def register(self, partner: Partner, registration_endpoint: str) -> str:
         """Register with a UDAP partner; the client id it gives us. UnprocessableRequest
         with the partner's reason when it refuses."""
-        udap, _ = self._udap_trust(partner)
         refused = _off_origin(partner, "registration", registration_endpoint)
         if refused is not None:
             raise _refused(partner, refused)
+        udap, _ = self._udap_trust(partner)
         statement = software_statement(
             udap.identity,
             client_uri=udap.client_uri,
