@@ -568,9 +568,17 @@ class RuleBook:
         if _at(levels, self._ssn_else):
             violations.append(SSN_MISMATCH)
         violations.extend(name for name, missing in self._required if _at(levels, missing))
-        if self.own_evidence_disagrees(levels) and self.household_agreements(levels):
+        if self.own_evidence_disagrees(levels) and self._any_household(levels):
             violations.append(HOUSEHOLD_EVIDENCE_ONLY)
         return tuple(violations)
+
+    def _any_household(self, levels: Sequence[int]) -> bool:
+        """Whether some identifier a household shares agrees (a loop: this runs for every
+        candidate whose own evidence disagrees)."""
+        for _, (index, agreeing) in self._household:  # noqa: SIM110 - a loop, as said
+            if levels[index] in agreeing:
+                return True
+        return False
 
     def _given_name_confirmed(self, levels: Sequence[int]) -> bool:
         for confirmation in self._confirmations:
@@ -583,11 +591,13 @@ class RuleBook:
         does not say otherwise: another first name (a twin's, a sibling's), or a birth date
         beyond a slip (years apart, a generation) with a first name that is not the same
         name (Alexandra and Amanda, Maria and Mariana)."""
-        if _at(levels, self._own_card):
+        if levels[self._own_card[0]] in self._own_card[1]:
             return False
-        if _at(levels, self._given_else):
+        given = levels[self._given_else[0]]
+        if given in self._given_else[1]:
             return True
-        return _at(levels, self._birth_conflict) and not _at(levels, self._given_own)
+        index, conflicts = self._birth_conflict
+        return levels[index] in conflicts and given not in self._given_own[1]
 
     def household_agreements(self, levels: Sequence[int]) -> tuple[str, ...]:
         """The identifiers a household shares that agree for this pair (``HOUSEHOLD_IDENTIFIERS``),
