@@ -27,6 +27,12 @@ Then:
    auto-acceptable apart from a conflict (a real member with a bad typo is
    worth a reviewer's look); else ``nomatch``.
 
+Before scoring, what the candidates show of the plan's own members is applied
+(``_Sharing``): an SSN several of them hold as their own is a household's, a card
+number several hold as their own is the family's card, and an SSN on the request
+that a member of a candidate's household holds is no evidence against that
+candidate.
+
 The same request, candidates, model and policy always give the same decision:
 candidates are ranked by match weight, then member id.
 """

@@ -24,7 +24,11 @@ number, the member's own SSN: never the subscriber's card, never a carried
 SSN) each name the one disagreement they outvote (``tolerates``): a first name
 entered wrong, a birth-date slip, a birth date wrong or missing. Relatives share
 the household's card, address and surname, and a twin the birth date, but none
-holds the member's own number.
+holds the member's own card number. An SSN is weaker: households share it (a
+dependent enrolled under a parent's or a sibling's, a relative who never
+enrolled showing it), so its rules outvote no first name that is another name,
+no ``similar`` name and no birth date a generation away: it confirms a person
+only together with her own evidence.
 
 Guards apply to rule matches and to scored matches alike, except those a
 fired rule tolerates, those a guard waiver lifts (``GUARD_WAIVERS``: with the
@@ -52,7 +56,15 @@ most it is reviewed:
   it: the card names someone else (``decision`` drops the guard when no
   candidate holds the number; the disagreement is then weighed);
 * ``given_name_missing`` / ``birth_date_missing``: without both there is no
-  person-level evidence, only household and card evidence.
+  person-level evidence, only household and card evidence;
+* ``ssn_mismatch``: both sides hold an SSN, neither carried, and they differ
+  beyond a typo: each holds her own, and they are not the same;
+* ``household_evidence_only``: identifiers a household shares agree
+  (``HOUSEHOLD_IDENTIFIERS``: an SSN, the family's card, the surname, the home)
+  while the person's own evidence disagrees (another first name, or a birth date
+  beyond a slip without the same first name) and the member's own card number
+  does not agree: a sibling, a parent or a twin who never enrolled. No rule
+  tolerates it and no waiver lifts it; the evidence lists what agreed.
 
 Conflicts (the ``*_conflict`` guards) mark pairs that are different people
 as far as the data can tell; ``training`` keeps them out of EM's estimate of
