@@ -17,8 +17,11 @@ by (system, code) as written: a population repeats the same few codes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import orjson
 
 from payerbridge.consent.categories import SensitiveCategory, normalize_code, system_identity
 
@@ -31,6 +34,9 @@ _LEAVES = frozenset({str, int, float, bool, type(None)})
 # Primitive elements whose string value is a code with no system (extensions, Parameters).
 _CODE_VALUES = frozenset({"valueCode"})
 _BRANCHES = (Mapping, list, tuple)
+# Every code a walk would look up, read from the resource's JSON: a string or a number
+# after a "code" or "valueCode" key.
+_CODES_IN_JSON = re.compile(r'"(?:code|valueCode)":(?:"([^"\\]*)"|(-?[0-9]+))')
 
 
 class CategoryIndex:
@@ -53,6 +59,19 @@ class CategoryIndex:
         self.systems = tuple(sorted(self.has_codes | self.has_prefixes))
         self._by_code: dict[tuple[object, str], frozenset[str]] = {}
         self._by_label: dict[tuple[object, str], frozenset[str]] = {}
+        # Whether a code could be sensitive in some system: the screen before a walk.
+        self._may_be_sensitive: dict[str, bool] = {}
+
+    def may_be_sensitive(self, code: str) -> bool:
+        """Whether ``code`` falls in some category in any system (what a code with no
+        system is judged by, so a superset of any system's answer)."""
+        found = self._may_be_sensitive.get(code)
+        if found is None:
+            found = bool(self.names_for_code(None, code))
+            if len(self._may_be_sensitive) >= _MOST_CACHED_CODES:
+                self._may_be_sensitive.clear()
+            self._may_be_sensitive[code] = found
+        return found
 
     def names_for_code(self, system: object, code: str) -> frozenset[str]:
         """The categories of ``code`` in ``system`` as written (None or a non-string:
@@ -96,9 +115,29 @@ class CategoryIndex:
 
 def categories_in(resource: Mapping[str, Any], index: CategoryIndex) -> set[str]:
     """The names of the categories whose labels or codes appear anywhere in ``resource``
-    (contained resources included)."""
-    # Exact type checks first, and the cache read inline: this walks every element of
-    # every resource released.
+    (contained resources included).
+
+    Most resources fall in none, so they are screened first in C: the resource as JSON,
+    every code a walk would look up read from it by one regular expression, each asked
+    whether it could be sensitive in any system. Only a resource with such a code, a
+    security label, an escaped character (which could spell a code another way) or
+    something JSON cannot hold is walked."""
+    try:
+        text = orjson.dumps(resource).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return _walk(resource, index)
+    if "\\" in text or '"security"' in text:
+        return _walk(resource, index)
+    screen = index.may_be_sensitive
+    for quoted, number in _CODES_IN_JSON.findall(text):
+        if screen(quoted or number):
+            return _walk(resource, index)
+    return set()
+
+
+def _walk(resource: Mapping[str, Any], index: CategoryIndex) -> set[str]:
+    """``categories_in`` by walking every element."""
+    # Exact type checks first, and the cache read inline.
     names: set[str] = set()
     stack: list[Any] = [resource]
     pop, push = stack.pop, stack.append

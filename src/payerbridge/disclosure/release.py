@@ -123,9 +123,14 @@ def references_by_kind(resource: Resource) -> tuple[list[str], list[str]]:
     shared: list[str] = []
     others: list[str] = []
     for reference in iter_references(resource):
-        if reference.count("/") == 1 and reference.split("/", 1)[0] in SHARED_TYPES:
-            shared.append(reference)
-            continue
+        if reference.count("/") == 1:  # the common case: a relative Type/id
+            resource_type, _, resource_id = reference.partition("/")
+            if resource_type in SHARED_TYPES:
+                shared.append(reference)
+                continue
+            if resource_type and resource_id and not reference.startswith(("#", "urn:")):
+                others.append(reference)
+                continue
         key = reference_key(reference)
         if key is not None and key.split("/", 1)[0] not in SHARED_TYPES:
             others.append(key)

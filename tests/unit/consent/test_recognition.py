@@ -305,3 +305,24 @@ def test_segment_lets_no_sensitive_fact_go_and_keeps_no_link_to_one(
     for resource in kept:
         assert not sensitive_categories_of(resource)
         assert not set(iter_references(resource)) & sensitive
+
+
+@pytest.mark.parametrize(
+    "coding",
+    [
+        {"system": ICD10CM, "code": ' B20"'},  # escaped in JSON: the screen walks instead
+        {"system": RXNORM, "code": 476556},
+        {"code": "B20", "extension": [{"url": "x", "valueInteger": 2**70}]},  # not JSON-able
+    ],
+)
+def test_the_json_screen_never_hides_a_code_the_walk_would_find(coding: dict[str, Any]) -> None:
+    from types import MappingProxyType
+
+    from payerbridge.consent.recognition import _walk, categories_in
+    from payerbridge.consent.segmentation import DEFAULT_SEGMENTATION
+
+    index = DEFAULT_SEGMENTATION._index
+    resource = condition(coding)
+    assert categories_in(resource, index) == _walk(resource, index)
+    proxied = MappingProxyType({**resource, "code": MappingProxyType(resource["code"])})
+    assert categories_in(proxied, index) == _walk(resource, index)
