@@ -45,6 +45,9 @@ PARTNER_SCOPES = DEFAULT_PARTNER_SCOPE
 ALL_SCOPES = f"{REQUESTER_SCOPES} {EXCHANGES_SCOPE} {OPERATOR_SCOPE}"
 
 
+LOOPBACK_NETWORKS = '["127.0.0.0/8", "::1/128"]'  # where the tests' partners listen
+
+
 def new_signing_key(curve: str = "P-384") -> ECKey:
     """A client's private key, named by its thumbprint."""
     key = ECKey.generate_key(curve, private=True)
@@ -251,6 +254,9 @@ def start_server(
         **os.environ,
         "PAYERBRIDGE_ENVIRONMENT": "test",
         "PAYERBRIDGE_RATE_LIMITS": LIFTED_GUESSING_RATES,
+        # The partners, key sets and webhook receivers of the tests listen on this machine
+        # (ADR 0027); a test of production behaviour passes "[]".
+        "PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
         **env,
     }
     for path in import_files:
@@ -298,7 +304,12 @@ def start_worker(
     data_dir: Path, *, env: dict[str, str], worker_id: str, log_path: Path
 ) -> subprocess.Popen[bytes]:
     """A ``payerbridge worker`` process (no HTTP) on the instance in ``data_dir``."""
-    full_env = {**os.environ, "PAYERBRIDGE_ENVIRONMENT": "test", **env}
+    full_env = {
+        **os.environ,
+        "PAYERBRIDGE_ENVIRONMENT": "test",
+        "PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
+        **env,
+    }
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [
