@@ -45,6 +45,7 @@ from payerbridge.consent.categories import (
     ICD10CM,
     LOINC,
     NUCC,
+    PLACE_OF_SERVICE,
     RXNORM,
     SHIPPED_CODE_SETS,
     SNOMED,
@@ -264,6 +265,8 @@ FACTS = st.sampled_from(sorted(PLACES)).flatmap(
     )
 )
 PREP = [(RXNORM, "476556"), (RXNORM, "1747691"), (HCPCS, "J0750"), (RXNORM, "6813")]
+SPECIALISTS = [(NUCC, "2084P0802X"), (NUCC, "101YA0400X"), (NUCC, "2084P0800X")]
+SITES = [(PLACE_OF_SERVICE, "58"), (PLACE_OF_SERVICE, "57"), (NUCC, "324500000X")]
 OTP = [(NUCC, "261QM2800X"), (HCPCS, "G2067"),
        ("https://x12.org/codes/service-type-codes", "AK")]  # fmt: skip
 
@@ -274,6 +277,8 @@ class MemberSpec:
     medication: Resource | None  # a sensitive Medication its order refers to
     program: Resource | None  # a sensitive Organization (an OTP) its claim comes from
     points_at_another: bool  # a record refers to the previous member's sensitive one
+    specialist: Resource | None = None  # a sensitive Practitioner who saw the member
+    site: Resource | None = None  # a sensitive Location the member was seen at
 
 
 MEMBERS = st.builds(
@@ -282,6 +287,8 @@ MEMBERS = st.builds(
     st.one_of(st.none(), codings(PREP)),
     st.one_of(st.none(), codings(OTP)),
     st.booleans(),
+    st.one_of(st.none(), codings(SPECIALISTS)),
+    st.one_of(st.none(), codings(SITES)),
 )
 
 
@@ -350,6 +357,21 @@ def build(payer: Payer, specs: list[MemberSpec], batch: Batch) -> None:
                      "serviceType": {"text": "visit"}}  # fmt: skip
             records += [program, claim]
             batch.sensitive |= {f"Organization/{pid}-otp", f"ExplanationOfBenefit/{pid}-otp-claim"}
+        if spec.specialist is not None or spec.site is not None:
+            visit: Resource = {"resourceType": "Encounter", "id": f"{pid}-visit",
+                               "status": "finished", "subject": subject}  # fmt: skip
+            if spec.specialist is not None:
+                records.append({"resourceType": "Practitioner", "id": f"{pid}-doc",
+                                "qualification": [{"code": concept(spec.specialist)}]})  # fmt: skip
+                visit["participant"] = [{"individual": {"reference": f"Practitioner/{pid}-doc"}}]
+                batch.sensitive.add(f"Practitioner/{pid}-doc")
+            if spec.site is not None:
+                records.append({"resourceType": "Location", "id": f"{pid}-site",
+                                "type": [concept(spec.site)]})  # fmt: skip
+                visit["location"] = [{"location": {"reference": f"Location/{pid}-site"}}]
+                batch.sensitive.add(f"Location/{pid}-site")
+            records.append(visit)
+            batch.plain[pid].add(f"Encounter/{pid}-visit")  # goes, without the links
         if spec.points_at_another and previous_sensitive is not None:
             records.append({"resourceType": "Observation", "id": f"{pid}-focus",
                             "status": "final", "subject": subject, "code": {"text": "note"},
@@ -547,6 +569,16 @@ FINDINGS: dict[str, list[MemberSpec]] = {
     "OTP service type": alone(finding("serviceType", "", "Encounter", HCPCS, "G2067")),
     "OTP organization": [
         MemberSpec([HIV], None, {"system": NUCC, "code": "261QM2800X", "display": MARK}, False)
+    ],
+    "addiction specialist and OTP site": [
+        MemberSpec(
+            [HIV],
+            None,
+            None,
+            False,
+            {"system": NUCC, "code": "2084P0802X", "display": MARK},
+            {"system": PLACE_OF_SERVICE, "code": "58", "display": MARK},
+        )  # fmt: skip
     ],
     "reference to another member's record": [
         MemberSpec([HIV], None, None, False),
