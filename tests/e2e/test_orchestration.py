@@ -59,7 +59,12 @@ def old_payer(server: Callable[..., ServerProcess], network: Path) -> ServerProc
 
 
 def register(
-    client: httpx.Client, partner_id: str, base_url: str, npi: str, client_id: str | None = None
+    client: httpx.Client,
+    partner_id: str,
+    base_url: str,
+    npi: str,
+    client_id: str | None = None,
+    token_url: str | None = None,
 ) -> None:
     response = client.post(
         "/partners",
@@ -69,6 +74,7 @@ def register(
             "npi": npi,
             "base_url": base_url,
             "client_id": client_id,
+            "token_url": token_url,
         },
     )
     assert response.status_code in (200, 201), response.text
@@ -159,7 +165,10 @@ def test_faulty_and_dead_partners_end_every_exchange_within_budget(
     new = server("new", env=FAST_RETRIES)
     old.trust(new, "newplan", npi="1234567893")
     with new.client() as client:
-        register(client, "flaky", flaky_url, old.env["PAYERBRIDGE_ORG_NPI"], "newplan")
+        # Behind the proxy, its token endpoint is on another origin (the old payer's own):
+        # the operator names it, which approves it (ADR 0027).
+        token_url = f"{old.base_url}/auth/token"
+        register(client, "flaky", flaky_url, old.env["PAYERBRIDGE_ORG_NPI"], "newplan", token_url)
         register(client, "down", f"http://127.0.0.1:{free_port()}/fhir", "1679576722")
         submitted = requests_for(network, "flaky", 40) + requests_for(network, "down", 10)
         for request in submitted:
@@ -233,7 +242,8 @@ def test_workers_killed_mid_flight_lose_nothing_and_repeat_no_side_effect(
 
     try:
         with api.client() as client:
-            register(client, "slow", slow_url, old.env["PAYERBRIDGE_ORG_NPI"], "newplan")
+            token_url = f"{old.base_url}/auth/token"  # another origin than the proxy's
+            register(client, "slow", slow_url, old.env["PAYERBRIDGE_ORG_NPI"], "newplan", token_url)
             thread = threading.Thread(target=killer, daemon=True)
             thread.start()
             for request in requests_for(network, "slow", 200):
