@@ -142,6 +142,9 @@ def new_payer(
                 "npi": OLD_NPI,
                 "base_url": old_base,
                 "client_id": "new-platform",
+                # The old payer's own token endpoint: on another origin when old_base is a
+                # proxy, which only an operator's entry approves (ADR 0027).
+                "token_url": f"{old.base_url}/auth/token",
             },
         )
         assert response.status_code == 201, response.text
