@@ -55,6 +55,7 @@ class CategoryIndex:
                 self.prefixes.setdefault(prefix, set()).add(category.name)
         self.has_prefixes = {system for system, _ in self.prefixes}
         # Every system a code may be judged in when its own system says nothing.
+        self.label_systems = tuple(sorted({system for system, _ in self.labels}))
         self.has_codes = {system for system, _ in self.codes}
         self.systems = tuple(sorted(self.has_codes | self.has_prefixes))
         self._by_code: dict[tuple[object, str], frozenset[str]] = {}
@@ -85,12 +86,19 @@ class CategoryIndex:
         return found
 
     def names_for_label(self, system: object, code: str) -> frozenset[str]:
+        """The categories of a security label; one with no system or a system we do not
+        know counts in every label system (fail closed)."""
         found = self._by_label.get((system, code))
         if found is None:
-            found = _NO_NAMES
-            if isinstance(system, str):
-                names = self.labels.get((system_identity(system)[0], code.strip()))
-                found = frozenset(names) if names else _NO_NAMES
+            code = code.strip()
+            known = False
+            if isinstance(system, str) and system.strip():
+                canonical, known = system_identity(system)
+            systems = (canonical,) if known else self.label_systems
+            names: set[str] = set()
+            for candidate in systems:
+                names.update(self.labels.get((candidate, code), ()))
+            found = frozenset(names) if names else _NO_NAMES
             if len(self._by_label) >= _MOST_CACHED_CODES:
                 self._by_label.clear()
             self._by_label[(system, code)] = found
@@ -193,7 +201,7 @@ def _label_names(security: list[Any], index: CategoryIndex, names: set[str]) -> 
         if isinstance(coding, Mapping):
             code = coding.get("code")
             system = coding.get("system")
-            if isinstance(code, str) and (system is None or isinstance(system, str)):
-                found = index.names_for_label(system, code)
+            if isinstance(code, str):
+                found = index.names_for_label(system if isinstance(system, str) else None, code)
                 if found:
                     names |= found

@@ -141,6 +141,22 @@ def test_a_coding_anywhere_counts(resource: Resource) -> None:
     assert sensitive_categories_of(resource) == expected
 
 
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ({"code": "HIV"}, {"hiv"}),  # no system: every label system
+        ({"system": "http://example.org/labels", "code": "ETH"}, {"substance-use"}),
+        ({"system": "urn:oid:2.16.840.1.113883.5.25", "code": " R "}, {"restricted"}),
+        ({"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HIV"}, set()),
+    ],
+)
+def test_a_security_label_is_judged_in_every_spelling(
+    label: dict[str, Any], expected: set[str]
+) -> None:
+    resource = {"resourceType": "Coverage", "id": "c", "meta": {"security": [label]}}
+    assert sensitive_categories_of(resource) == expected
+
+
 def test_a_code_set_source_must_be_declared() -> None:
     document = {
         "version": "v1",

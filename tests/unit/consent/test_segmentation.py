@@ -239,7 +239,8 @@ def test_categories_are_found_by_code(resource: Resource, expected: set[str]) ->
         ((CONFIDENTIALITY, "R"), {"restricted"}),
         ((CONFIDENTIALITY, "V"), {"restricted"}),
         ((CONFIDENTIALITY, "N"), set()),
-        (("http://example.org/labels", "HIV"), set()),
+        (("http://example.org/labels", "HIV"), {"hiv"}),  # an unknown system: fail closed
+        (("http://terminology.hl7.org/CodeSystem/v3-ActReason", "HIV"), set()),
     ],
 )
 def test_categories_are_found_by_security_label(label: tuple[str, str], expected: set[str]) -> None:

@@ -85,11 +85,18 @@ def walked_categories(node: Any, policy: SegmentationPolicy) -> frozenset[str]:
                     if not isinstance(coding, Mapping):
                         continue
                     label_system, label = coding.get("system"), coding.get("code")
-                    if isinstance(label_system, str) and isinstance(label, str):
-                        pair = (canonical_system(label_system), label.strip())
-                        names |= {
-                            c.name for c in policy.code_sets.categories if pair in c.security_labels
-                        }
+                    if not isinstance(label, str):
+                        continue
+                    if isinstance(label_system, str) and system_identity(label_system)[1]:
+                        wanted = {canonical_system(label_system)}
+                    else:  # no system, or one we do not know: every label system
+                        wanted = {s for c in policy.code_sets.categories
+                                  for s, _ in c.security_labels}  # fmt: skip
+                    names |= {
+                        c.name
+                        for c in policy.code_sets.categories
+                        if any((s, label.strip()) in c.security_labels for s in wanted)
+                    }
             names |= walked_categories(value, policy)
     return frozenset(names)
 
@@ -164,6 +171,7 @@ LEAVES = st.one_of(
     st.builds(lambda r: {"reference": r}, st.sampled_from(REFERENCES)),
     st.builds(lambda sc: {"system": sc[0], "code": sc[1]}, CODES),
     st.builds(lambda sc: {"coding": [{"system": sc[0], "code": sc[1]}, None]}, CODES),
+    st.builds(lambda sc: {"code": sc[1]}, CODES),  # no system: a code, or a label, judged widely
 )
 TREES = st.recursive(
     LEAVES,
