@@ -57,6 +57,7 @@ from payerbridge.identity.evidence import (
 from payerbridge.identity.rules import (
     HOUSEHOLD_EVIDENCE_ONLY,
     RELATIVE_GUARDS,
+    SSN_MISMATCH,
     RuleBook,
 )
 from payerbridge.identity.scoring import MatchModel, ScoredPair, comparison_vector, score_levels
@@ -177,7 +178,7 @@ def decide(
     if at.tzinfo is None:
         raise InvalidInput("the decision time must be timezone-aware")
     book = rules if rules is not None else _rulebook(model.spec)
-    ranked = _rank(request, candidates, model, book)
+    ranked = _rank(request, candidates, model, book, _dependent_born_after(at))
     outcome, reason, chosen, named = _outcome(ranked, policy)
     best = named[0] if named else (ranked[0] if ranked else None)
     evidence = Evidence(
@@ -286,11 +287,31 @@ def _levels_of(
     return tuple(changed), record
 
 
+# Dependents are covered on a parent's plan up to this age (in the US, by law), and it is
+# dependents whom plans enrol under a parent's or a sibling's SSN.
+_DEPENDENT_AGE = 26
+
+
+def _dependent_born_after(at: datetime) -> str:
+    """The birth date (YYYYMMDD) after which a member is young enough to be a dependent."""
+    return f"{at.year - _DEPENDENT_AGE:04d}{at.month:02d}{at.day:02d}"
+
+
+def _may_carry_an_ssn(record: StandardRecord, dependent_born_after: str) -> bool:
+    """Whether this member's SSN on file may be a relative's though the record does not say
+    so: not the subscriber (whose card number is the subscriber id), and young enough to
+    be a dependent (or of unknown age)."""
+    if record.member_id is not None and record.member_id == record.subscriber_id:
+        return False
+    return record.birth_date is None or record.birth_date > dependent_born_after
+
+
 def _rank(
     request: StandardRecord,
     candidates: Sequence[tuple[MemberId, StandardRecord]],
     model: MatchModel,
     book: RuleBook,
+    dependent_born_after: str,
 ) -> list[_Candidate]:
     distinct = _distinct(candidates)
     sharing = _sharing(request, distinct)
@@ -305,6 +326,10 @@ def _rank(
             lifted = book.waived(pair.levels) | (fired[1] if fired else frozenset())
             if model.relatives_unlikely:
                 lifted |= RELATIVE_GUARDS
+            if SSN_MISMATCH in violations and _may_carry_an_ssn(record, dependent_born_after):
+                # A dependent's SSN on file may be a sibling's or a parent's that no other
+                # candidate shows to be shared: the disagreement is weighed, not a guard.
+                lifted |= {SSN_MISMATCH}
             violations = tuple(v for v in violations if v not in lifted)
         scored.append(
             _Candidate(

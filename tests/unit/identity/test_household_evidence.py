@@ -350,3 +350,25 @@ def test_no_relative_with_a_members_ssn_and_own_evidence_of_her_own_is_ever_the_
         assert shown.household_evidence[0] == "ssn"
     else:  # the father's own card number: a person's, not the household's
         assert shown.guard_violations
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_dependents_ssn_on_file_may_be_a_siblings(model: MatchModel, policy: MatchPolicy) -> None:
+    """Plans enrol children under a sibling's or a parent's SSN on records that do not say
+    so, and the sibling may not be among the candidates to show it. Amanda (17, a
+    dependent) has her brother's SSN on file; her request shows her own: the disagreement
+    is weighed, not a guard, and she is found. The subscriber's SSN is her own: there it
+    stays a guard."""
+    people = household()
+    people["sister"]["ssn"] = "777-88-9999"  # her brother's, who is not a member
+    amanda = never_enrolled("Amanda", "2008-03-14", SISTER_SSN)
+    amanda["member_id"] = "G102"
+    decision = decide_among(amanda, people, model, policy)
+    assert level(decision, "sister", "ssn") == "else"
+    assert "ssn_mismatch" not in candidate(decision, "sister").guard_violations
+    assert decision.member_id == "sister"
+    maria = {**never_enrolled("Maria", "1980-07-02", "234-11-2222"), "member_id": "G100"}
+    held = decide_among(maria, household(), model, policy)
+    assert "ssn_mismatch" in candidate(held, "mother").guard_violations
+    assert held.member_id is None
