@@ -1,5 +1,6 @@
 """The rate limits' shared buckets in the database: two engines (as two processes) lease
-from one bucket, concurrently too, and the SQL lease agrees with the pure one."""
+from one bucket, concurrently too, the SQL lease agrees with the pure one, and a lease
+does not wait for the database's writers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from payerbridge.errors import RateLimited
 from payerbridge.security.limits import Lease, Rate, RateLimiter, RatePolicy, lease_tokens
 from payerbridge.store.engines import create_db_engine, migrate
 from payerbridge.store.rate_limits import SqlAllowances
+from payerbridge.store.tables import api_clients
 
 
 @pytest.fixture
@@ -79,3 +81,34 @@ def test_concurrent_leases_never_pass_more_than_the_burst(
     for thread in threads:
         thread.join()
     assert sum(granted) == 40  # 60 leases of 2 asked for; the bucket held 40
+
+
+def test_a_lease_does_not_wait_for_the_database_writers(engines: tuple[Engine, Engine]) -> None:
+    """A member import holds the write lock for minutes; the requests served meanwhile
+    still lease (on SQLite the buckets have a file of their own; on PostgreSQL a lease
+    locks only its row)."""
+    writing = threading.Event()
+    done = threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with engines[0].begin() as connection:
+            connection.execute(api_clients.delete().where(api_clients.c.id == "none"))
+            writing.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    try:
+        assert writing.wait(10)
+        outcome: list[Lease] = []
+        leasing = threading.Thread(
+            target=lambda: outcome.append(
+                SqlAllowances(engines[1]).lease("client-a", "POST /m", Rate(1, 5), 1, now=1.0)
+            )
+        )
+        leasing.start()
+        leasing.join(10)
+        assert outcome == [Lease(1, 2.0)]
+    finally:
+        done.set()
+        holder.join()

@@ -11,15 +11,26 @@ On PostgreSQL the lease is a single statement in autocommit (one round trip) tha
 not wait for its commit to be flushed (``synchronous_commit`` off for it alone): 4 ms a
 lease here otherwise. A crash of the database may forget the last fraction of a second
 of leases, leaving those buckets that much fuller.
+
+On SQLite the buckets are kept in a file of their own beside the database
+(``<name>-rate-limits.db``), so that a lease never waits for the database's writers: a
+member import holds the write lock for minutes, and reads went on through it before
+leases existed. Every process on the data dir shares that file (a forked child drops the
+connections it inherited); a lease is one statement in autocommit. Migration 0025's
+table stays empty there.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import os
+import weakref
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from payerbridge.security.limits import Lease, Rate
+from payerbridge.store.driver_errors import translate_driver_error
 from payerbridge.store.tables import rate_limits
 
 __all__ = ["SqlAllowances"]
@@ -72,14 +83,15 @@ _FORGET = text(f"DELETE FROM {rate_limits.name} WHERE tat <= :now")
 
 class SqlAllowances:
     def __init__(self, engine: Engine) -> None:
-        self._is_postgresql = engine.dialect.name == "postgresql"
-        # PostgreSQL: autocommit, each statement its own transaction (one round trip).
+        dialect = engine.dialect.name
+        # Autocommit: each statement its own transaction (one round trip, and on SQLite
+        # the upsert alone takes the file's lock, briefly).
         self._engine = (
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self._is_postgresql
-            else engine
+            _side_file(engine)
+            if dialect == "sqlite"
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
         )
-        self._lease = text(_lease_sql(engine.dialect.name))
+        self._lease = text(_lease_sql(dialect))
 
     def lease(self, subject: str, operation: str, rate: Rate, wanted: int, *, now: float) -> Lease:
         """Up to ``wanted`` requests of the shared bucket (``wanted`` is at most the
@@ -93,7 +105,7 @@ class SqlAllowances:
             "interval": rate.interval,
             "burst": rate.burst,
         }
-        with self._transaction() as connection:
+        with self._engine.connect() as connection:
             row = connection.execute(self._lease, values).first()
             if row is not None:
                 return Lease(int(row.leased), float(row.tat))
@@ -101,10 +113,43 @@ class SqlAllowances:
         return Lease(0, max(float(tat), now))
 
     def forget_idle(self, *, now: float) -> int:
-        with self._transaction() as connection:
+        with self._engine.connect() as connection:
             return connection.execute(_FORGET, {"now": float(now)}).rowcount
 
-    def _transaction(self) -> AbstractContextManager[Connection]:
-        # On SQLite a write transaction (BEGIN IMMEDIATE: the writers' lock); on
-        # PostgreSQL a connection in autocommit.
-        return self._engine.connect() if self._is_postgresql else self._engine.begin()
+
+_SIDE_TABLE = text(
+    f"CREATE TABLE IF NOT EXISTS {rate_limits.name} (subject VARCHAR(300) NOT NULL, "
+    "operation VARCHAR(200) NOT NULL, tat FLOAT NOT NULL, leased INTEGER NOT NULL, "
+    "PRIMARY KEY (subject, operation))"
+)
+
+
+def _side_file(engine: Engine) -> Engine:
+    """The engine of the buckets' own SQLite file beside ``engine``'s database."""
+    database = Path(str(engine.url.database)).resolve()
+    path = database.with_name(f"{database.stem}-rate-limits.db")
+    side = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": 30, "check_same_thread": False, "isolation_level": None},
+    )
+    # A forked child opens connections of its own (a connection must not cross a fork).
+    engine_ref = weakref.ref(side)
+    os.register_at_fork(after_in_child=lambda: _forget_pool(engine_ref))
+    event.listen(side, "connect", _side_pragmas)
+    event.listen(side, "handle_error", translate_driver_error)
+    with side.connect() as connection:
+        connection.execute(_SIDE_TABLE)
+    return side
+
+
+def _forget_pool(engine_ref: weakref.ReferenceType[Engine]) -> None:
+    engine = engine_ref()
+    if engine is not None:
+        engine.dispose(close=False)
+
+
+def _side_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
