@@ -204,6 +204,11 @@ class Platform:
             ),
         )
 
+    def check_jwks_url(self, url: str) -> str:
+        """``url`` when a client's JWK Set may be read there; UnprocessableRequest naming
+        ``jwks_url`` when it resolves to an address we never call (ADR 0027)."""
+        return self.adapters.key_sets.check(url)
+
     def before_fork(self) -> None:
         """Let go of what must not cross a fork: pooled connections (each child opens its
         own) and the WAL checkpoint thread, which this process does without from now on

@@ -24,8 +24,6 @@ import httpx
 import orjson
 import pytest
 
-from payerbridge.partners.auth import client_assertion
-from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
 from tests.e2e.test_exchange import network, submit, wait_terminal  # noqa: F401
 from tests.servers import ServerProcess, new_signing_key, public_jwk
 
@@ -280,22 +278,16 @@ def test_a_jwks_url_on_loopback_is_never_fetched(
                 "jwks_url": f"{jwks.url}/jwks",
             },
         )
-    token_url = f"{production_like.base_url}/auth/token"
-    if registered.status_code == 201:  # refused at use, if registration let it in
-        assertion = client_assertion(key, "fetcher", token_url)
-        with production_like.anonymous() as anonymous:
-            answer = anonymous.post(
-                "/auth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "scope": "system/*.rs",
-                    "client_assertion_type": CLIENT_ASSERTION_TYPE,
-                    "client_assertion": assertion,
-                },
-            )
-        assert answer.status_code == 401, answer.text
-    else:
-        assert registered.status_code == 422, registered.text
+    assert registered.status_code == 422, registered.text  # refused at registration
+    assert registered.json()["issue"][0]["expression"] == ["jwks_url"]
+    with production_like.client() as client:
+        assert client.get("/clients/fetcher").status_code == 404
+    added = production_like.cli(
+        "clients", "add", "--id", "fetcher", "--name", "Fetcher", "--npi", "1245319599",
+        "--scope", "system/*.rs", "--jwks-url", f"{jwks.url}/jwks",
+    )  # fmt: skip
+    assert added.returncode != 0
+    assert "jwks_url" in added.stdout + added.stderr
     assert jwks.requests == []
 
 

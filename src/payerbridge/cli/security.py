@@ -58,6 +58,8 @@ def clients_add(
         raise fail(exc) from exc
     platform = build_platform(settings_for(data_dir))
     try:
+        if client.jwks_url is not None:
+            platform.check_jwks_url(client.jwks_url)
         add_client(
             client,
             clients=platform.clients,

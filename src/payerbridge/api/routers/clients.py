@@ -73,6 +73,8 @@ def register_client(
     client = smart_client(
         body.id, body.name, body.npi, body.scope, jwks=body.jwks, jwks_url=body.jwks_url
     )
+    if client.jwks_url is not None:
+        platform.check_jwks_url(client.jwks_url)
     stored = add_client(
         client,
         clients=platform.clients,
