@@ -47,7 +47,6 @@ from payerbridge.consent.categories import (
     NUCC,
     PLACE_OF_SERVICE,
     RXNORM,
-    SHIPPED_CODE_SETS,
     SNOMED,
 )
 from payerbridge.disclosure.search import INCLUDES
@@ -55,6 +54,7 @@ from payerbridge.fhir.resources import iter_references
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
 from tests.conftest import ADMIN_URL, BACKEND, _admin_connect
+from tests.sensitive_codes import SENSITIVE_CODES, spellings
 from tests.servers import (
     REQUESTER_SCOPES,
     ServerProcess,
@@ -112,32 +112,6 @@ def payer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Payer]:
 
 
 # -- sensitive facts, spelled and placed the ways real systems write them
-
-SENSITIVE_CODES = sorted(
-    {pair for c in SHIPPED_CODE_SETS.categories for pair in c.codes}
-    | {(s, p) for c in SHIPPED_CODE_SETS.categories for s, p in c.code_prefixes}
-)
-OIDS = {
-    ICD10CM: "2.16.840.1.113883.6.90",
-    SNOMED: "2.16.840.1.113883.6.96",
-    LOINC: "2.16.840.1.113883.6.1",
-    RXNORM: "2.16.840.1.113883.6.88",
-    HCPCS: "2.16.840.1.113883.6.285",
-    NUCC: "2.16.840.1.113883.6.101",
-}
-
-
-def flipped_scheme(system: str) -> str:
-    if system.startswith("https://"):
-        return "http://" + system[8:]
-    return system.replace("http://", "https://", 1)
-
-
-def spellings(system: str) -> list[str | None]:
-    found: list[str | None] = [system, system + "/", flipped_scheme(system), system.upper()]
-    if system in OIDS:
-        found += [f"urn:oid:{OIDS[system]}", OIDS[system]]
-    return [*found, "http://example.org/local-codes", "", None]
 
 
 @st.composite

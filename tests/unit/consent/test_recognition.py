@@ -18,7 +18,6 @@ from payerbridge.consent.categories import (
     LOINC,
     NUCC,
     RXNORM,
-    SHIPPED_CODE_SETS,
     SNOMED,
     CodeSetError,
     canonical_system,
@@ -27,6 +26,7 @@ from payerbridge.consent.categories import (
 )
 from payerbridge.consent.segmentation import sensitive_categories_of
 from payerbridge.fhir.resources import iter_references
+from tests.sensitive_codes import SENSITIVE_CODES, spellings
 
 Resource = dict[str, Any]
 
@@ -194,25 +194,6 @@ def test_every_shipped_addition_names_a_declared_source() -> None:
 
 # -- generated: sensitive facts in every encoding and place, then segmented
 
-SENSITIVE_CODES = sorted(
-    {pair for c in SHIPPED_CODE_SETS.categories for pair in c.codes}
-    | {(s, p) for c in SHIPPED_CODE_SETS.categories for s, p in c.code_prefixes}
-)
-OIDS = {
-    ICD10CM: "2.16.840.1.113883.6.90",
-    SNOMED: "2.16.840.1.113883.6.96",
-    LOINC: "2.16.840.1.113883.6.1",
-    RXNORM: "2.16.840.1.113883.6.88",
-    HCPCS: "2.16.840.1.113883.6.285",
-    NUCC: "2.16.840.1.113883.6.101",
-}
-
-
-def flipped_scheme(system: str) -> str:
-    if system.startswith("https://"):
-        return "http://" + system[8:]
-    return system.replace("http://", "https://", 1)
-
 
 @st.composite
 def spelled(draw: st.DrawFn) -> dict[str, Any]:
@@ -221,19 +202,7 @@ def spelled(draw: st.DrawFn) -> dict[str, Any]:
     if system == ICD10CM and len(code) > 3 and "." not in code:
         code = f"{code[:3]}.{code[3:]}"
     code = draw(st.sampled_from([code, code.lower(), f" {code} "]))
-    written: Any = draw(
-        st.sampled_from(
-            [
-                system,
-                system + "/",
-                flipped_scheme(system),
-                system.upper(),
-                f"urn:oid:{OIDS[system]}" if system in OIDS else system,
-                "http://example.org/unknown",
-                None,
-            ]
-        )
-    )
+    written = draw(st.sampled_from(spellings(system)))
     coding: dict[str, Any] = {"code": code}
     if written is not None:
         coding["system"] = written
