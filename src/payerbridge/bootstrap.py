@@ -8,7 +8,7 @@ import os
 import random
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from payerbridge import __version__
 from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
@@ -185,9 +185,7 @@ class Platform:
             self.engine,
             path,
             progress=progress,
-            index_members=lambda connection, ids: self.adapters.identity.index_members(
-                connection, ids, at=utcnow()
-            ),
+            index_members=self._index_members,
         )
 
     def import_member_files(
@@ -199,15 +197,17 @@ class Platform:
             self.engine,
             paths,
             progress=progress,
-            index_members=lambda connection, ids: self.adapters.identity.index_members(
-                connection, ids, at=utcnow()
-            ),
+            index_members=self._index_members,
         )
 
     def check_jwks_url(self, url: str) -> str:
         """``url`` when a client's JWK Set may be read there; UnprocessableRequest naming
         ``jwks_url`` when it resolves to an address we never call (ADR 0027)."""
         return self.adapters.key_sets.check(url)
+
+    def _index_members(self, connection: Connection, member_ids: Iterable[str]) -> None:
+        """Index imported members for matching, inside the import's transaction."""
+        self.adapters.identity.index_members(connection, member_ids, at=utcnow())
 
     def before_fork(self) -> None:
         """Let go of what must not cross a fork: pooled connections (each child opens its

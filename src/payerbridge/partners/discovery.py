@@ -167,13 +167,7 @@ class HttpxPartnerDiscovery:
             headers={"Accept": "application/json"},
         )
         try:
-            response = send_capped(
-                self._client,
-                request,
-                who="it",
-                limit=self._limit,
-                setting="PARTNER_MAX_DOCUMENT_BYTES",
-            )
+            response = self._send(request)
         except PartnerError as exc:
             raise _refused(partner, f"could not be used: {exc.text}") from exc
         body = _json_object(response)
@@ -229,16 +223,20 @@ class HttpxPartnerDiscovery:
             endpoints[name] = value
         return endpoints
 
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        """The partner's answer to ``request``, read up to the cap of a document."""
+        return send_capped(
+            self._client,
+            request,
+            who="it",
+            limit=self._limit,
+            setting="PARTNER_MAX_DOCUMENT_BYTES",
+        )
+
     def _document(self, partner: Partner, url: str, name: str) -> dict[str, Any]:
         request = self._client.build_request("GET", url, headers={"Accept": "application/json"})
         try:
-            response = send_capped(
-                self._client,
-                request,
-                who="it",
-                limit=self._limit,
-                setting="PARTNER_MAX_DOCUMENT_BYTES",
-            )
+            response = self._send(request)
         except PartnerError as exc:
             raise _unreadable(partner, name, f"could not be read: {exc.text}") from exc
         if response.status_code != 200:
