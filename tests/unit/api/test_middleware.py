@@ -73,3 +73,24 @@ def test_without_a_configured_base_the_request_is_passed_as_it_came() -> None:
     seen = _seen(list(headers), "http", None)
     assert seen["scope"]["headers"] == headers
     assert seen["response"][b"x-request-id"] == b"r-1"
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_application() -> None:
+    statuses: list[int] = []
+    called: list[bool] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        called.append(True)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    middleware = RequestContextMiddleware(app, max_request_bytes=1000, public_base_url=_BASE)
+    headers = [(b"Content-Length", b"1001"), (b"host", b"payer.example.org")]
+    scope = {"type": "http", "method": "POST", "path": "/", "scheme": "https", "headers": headers}
+    asyncio.run(middleware(scope, receive, send))
+    assert statuses == [413] and not called
