@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,9 @@ def finished(client: httpx.Client, answer: httpx.Response) -> dict[str, Any]:
     while time.monotonic() < deadline:
         polled = client.get(status_url)
         if polled.status_code == 200:
+            # Until when the files can be fetched, as an HTTP date in the future.
+            expires = parsedate_to_datetime(polled.headers["Expires"])
+            assert expires > datetime.now(UTC), polled.headers["Expires"]
             return dict(polled.json())
         assert polled.status_code == 202, polled.text
         time.sleep(0.2)
@@ -184,6 +189,9 @@ def test_the_export_gives_the_consenting_matched_members_data_only(
     assert {t["reference"] for t in transmitter[0]["target"]} == {
         r for r in ours if not r.startswith("Provenance/")
     }
+    # ... as of the export's transactionTime, with the lastUpdated of what we author.
+    assert transmitter[0]["recorded"] == manifest["transactionTime"]
+    assert transmitter[0]["meta"]["lastUpdated"] == manifest["transactionTime"]
     assert {f["type"]: f["count"] for f in manifest["output"]}["Patient"] == 1
     # Luis's consent was revoked after the match: left out, and named.
     [error_file] = manifest["error"]

@@ -302,8 +302,13 @@ class _ChunkDecision:
             if kind != "Provenance"
         ]
         if targets:
+            # Recorded as of the export's transactionTime: the manifest promises nothing
+            # changed after it, and the Provenance is part of that snapshot.
             provenance = transmitter_provenance(
-                self._ports.new_id(), targets, transmitter=rules.us, recorded=self.now
+                self._ports.new_id(),
+                targets,
+                transmitter=rules.us,
+                recorded=self._job.transaction_time,
             )
             self.lines.append(OutputLine("Provenance", position, body=provenance))
 

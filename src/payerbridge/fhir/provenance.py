@@ -47,7 +47,9 @@ def transmitter_provenance(
     return {
         "resourceType": "Provenance",
         "id": provenance_id,
-        "meta": {"profile": [codes.PDEX_PROVENANCE_PROFILE]},
+        # We author it, so we say when it was last changed (Bulk Data clients sort and
+        # deduplicate by it): when it was recorded.
+        "meta": {"profile": [codes.PDEX_PROVENANCE_PROFILE], "lastUpdated": utc_iso(recorded)},
         "target": [{"reference": f"{r['resourceType']}/{r['id']}"} for r in targets],
         "recorded": utc_iso(recorded),
         "agent": [agent],

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC
+from email.utils import format_datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -272,7 +274,11 @@ def job_status(job_id: str, platform: PlatformDep, caller: CallerDep) -> Respons
                 "Retry-After": str(_RETRY_AFTER_SECONDS),
             },
         )
-    return JsonResponse(_manifest(platform, job))
+    # Bulk Data: the completed status SHOULD say until when its files can be fetched.
+    expires = {}
+    if job.expires_at is not None:
+        expires["Expires"] = format_datetime(job.expires_at.astimezone(UTC), usegmt=True)
+    return JsonResponse(_manifest(platform, job), headers=expires)
 
 
 def _manifest(platform: Platform, job: BulkJob) -> dict[str, Any]:
