@@ -219,6 +219,8 @@ def capability_statement(
             "url": fhir_base,
         },
         "fhirVersion": codes.FHIR_VERSION,
+        # Bulk Data clients and test kits look for it before they try an export.
+        "instantiates": [codes.BULK_DATA_SERVER],
         "format": ["application/fhir+json", "json"],
         "implementationGuide": [
             _versioned(_HREX_IG, hrex_version),

@@ -80,7 +80,12 @@ def test_the_guides_own_canonical_wins_over_an_operations_version() -> None:
 
 
 def test_our_own_capability_statement_reads_as_what_we_serve() -> None:
-    reading = read_capabilities(our_statement(), at=AT)
+    ours = our_statement()
+    # A Bulk Data server (IG v2.0.0), as its clients and test kit check before exporting.
+    assert ours["instantiates"] == [
+        "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data|2.0.0"
+    ]
+    reading = read_capabilities(ours, at=AT)
     assert {"member-match", "everything"} <= reading.operations
     assert {"hrex", "pdex"} <= set(reading.guides)
     assert reading.software == "payerbridge 1.0"
