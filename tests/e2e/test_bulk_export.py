@@ -226,6 +226,31 @@ def test_the_export_gives_the_consenting_matched_members_data_only(
     )
     assert sorted(f["type"] for f in narrowed["output"]) == ["Coverage", "Patient", "Provenance"]
 
+    # Bulk Data's Group/[id]/$export: the same Group and job, every type by default ...
+    pdex = finished(
+        client, client.get(f"/fhir/Group/{group['id']}/$davinci-data-export", headers=ASYNC)
+    )
+    bulk = finished(client, client.get(f"/fhir/Group/{group['id']}/$export", headers=ASYNC))
+    assert {f["type"]: f["count"] for f in bulk["output"]} == {
+        f["type"]: f["count"] for f in pdex["output"]
+    }
+    assert bulk["request"].endswith(f"/fhir/Group/{group['id']}/$export")
+    # ... but _type names every type that goes, the Patient and Provenance too.
+    only = finished(
+        client,
+        client.get(
+            f"/fhir/Group/{group['id']}/$export",
+            params={"_type": "Coverage,ExplanationOfBenefit"},
+            headers=ASYNC,
+        ),
+    )
+    assert sorted(f["type"] for f in only["output"]) == ["Coverage"]
+    with_provenance = finished(
+        client,
+        client.get("/fhir/Patient/$export", params={"_type": "Coverage,Provenance"}, headers=ASYNC),
+    )
+    assert sorted(f["type"] for f in with_provenance["output"]) == ["Coverage", "Provenance"]
+
 
 def changed_since(old_payer: ServerProcess, tmp_path: Path) -> None:
     """Ana's coverage is cancelled, and her blood-pressure order is recorded again as the

@@ -222,7 +222,13 @@ class _ChunkDecision:
         self._ports, self._job = ports, job
         self.now = ports.clock()
         self._requester = Requester(client_id=job.client_id, npi=job.requester_npi)
-        self._query = EverythingQuery(types=request.types, since=request.since, until=request.until)
+        self._query = EverythingQuery(
+            types=request.types,
+            since=request.since,
+            until=request.until,
+            exact_types=request.exact_types,
+        )
+        self._our_provenance = request.has_our_provenance
         self._window = ExchangeWindow.at(self.now, years=ports.rules.payer_to_payer_years)
         self._positions = {patient_id: position for position, patient_id in chunk}
         patients = list(self._positions)
@@ -301,7 +307,7 @@ class _ChunkDecision:
             for kind, _, rest in (entry.ref.partition("/") for entry in plan.entries)
             if kind != "Provenance"
         ]
-        if targets:
+        if targets and self._our_provenance:
             # Recorded as of the export's transactionTime: the manifest promises nothing
             # changed after it, and the Provenance is part of that snapshot.
             provenance = transmitter_provenance(

@@ -69,6 +69,9 @@ class EverythingQuery:
     since: datetime | None = None  # last updated after this
     count: int = 1000
     until: datetime | None = None  # last updated at or before this (bulk export's _until)
+    # Bulk Data's $export: the Patient too only when _type names it (PDex's operations
+    # always carry exactly one Patient). Never kept in a page token: $everything is PDex's.
+    exact_types: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -217,7 +220,7 @@ def plan_everything(
     patient_key = f"Patient/{patient_id}"
 
     def wanted(item: _Seen) -> bool:
-        if item.key == patient_key:
+        if item.key == patient_key and not query.exact_types:
             return True  # exactly one Patient, whatever _type says (PDex)
         if query.types is not None and item.resource_type not in query.types:
             return False

@@ -41,6 +41,15 @@ class ExportRequest:
     since: datetime | None
     until: datetime | None
     patients: tuple[str, ...] | None  # Patient ids to export of those in scope; None: all
+    # Bulk Data's $export: _type names every type that goes, the Patient and Provenance
+    # too. PDex's $davinci-data-export: the member's Patient and our transmitter
+    # Provenance go whatever _type says (ADR 0018).
+    exact_types: bool = False
+
+    @property
+    def has_our_provenance(self) -> bool:
+        """Whether our transmitter Provenance goes with what is exported."""
+        return not self.exact_types or self.types is None or "Provenance" in self.types
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +57,7 @@ class ExportRequest:
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
             "patients": list(self.patients) if self.patients is not None else None,
+            "exact_types": self.exact_types,
         }
 
     @classmethod
@@ -60,6 +70,7 @@ class ExportRequest:
             datetime.fromisoformat(since) if since else None,
             datetime.fromisoformat(until) if until else None,
             tuple(patients) if patients is not None else None,
+            bool(data.get("exact_types", False)),  # a job accepted before it was kept
         )
 
 
@@ -88,9 +99,12 @@ def export_parameters(body: Any) -> list[tuple[str, str]]:
     return pairs
 
 
-def parse_export_request(params: Iterable[tuple[str, str]]) -> ExportRequest:
+def parse_export_request(
+    params: Iterable[tuple[str, str]], *, exact_types: bool = False
+) -> ExportRequest:
     """The export asked for; InvalidInput (400) naming every parameter that is unknown,
-    unsupported, repeated or malformed."""
+    unsupported, repeated or malformed. ``exact_types``: Bulk Data's ``$export`` (see
+    ``ExportRequest``)."""
     issues: list[Issue] = []
     types: set[str] | None = None
     since = until = None
@@ -156,4 +170,5 @@ def parse_export_request(params: Iterable[tuple[str, str]]) -> ExportRequest:
         since,
         until,
         tuple(dict.fromkeys(patients)) if patients is not None else None,
+        exact_types,
     )

@@ -58,7 +58,8 @@ def _patient(hrex_version: str | None, everything: bool) -> dict[str, Any]:
                 "name": "export",
                 "definition": codes.PATIENT_EXPORT_OPERATION,
                 "documentation": "With Prefer: respond-async: the members whose consent names "
-                "the client, as $davinci-data-export gives a Group's.",
+                "the client, as Group/[id]/$export gives a Group's (_type names every type "
+                "that goes).",
             },
             *(
                 [
@@ -130,7 +131,15 @@ def _group() -> dict[str, Any]:
                 f"exportType {codes.PAYER_TO_PAYER_EXPORT} (the default), _type, _since, "
                 "_until, patient; _typeFilter and _elements are refused with 400. Each "
                 "member's consent is decided when the job reaches it; members left out are "
-                "named in the manifest's error file.",
+                "named in the manifest's error file. The member's Patient and our transmitter "
+                "Provenance go whatever _type says (PDex).",
+            },
+            {
+                "name": "export",
+                "definition": codes.GROUP_EXPORT_OPERATION,
+                "documentation": "Bulk Data's export of the same MatchedMembers Group, as "
+                "$davinci-data-export does it, except that _type names every type that goes "
+                "(the Patient and Provenance too).",
             },
         ],
         "documentation": "A client reads and finds only the Groups of its own "

@@ -85,3 +85,26 @@ def test_a_parameters_body_reads_as_the_query_string_would() -> None:
     assert "exactly one value" in refused.value.issues[0].text
     with pytest.raises(InvalidInput):
         export_parameters({"resourceType": "Bundle"})
+
+
+@pytest.mark.parametrize(
+    ("types", "exact", "ours"),
+    [
+        (None, True, True),  # Bulk Data's $export, every type: Provenance too
+        ("Coverage", True, False),  # _type leaves Provenance out
+        ("Coverage,Provenance", True, True),
+        ("Coverage", False, True),  # PDex: our transmitter Provenance whatever _type says
+    ],
+)
+def test_which_operation_decides_whether_our_provenance_goes(
+    types: str | None, exact: bool, ours: bool
+) -> None:
+    params = [("_type", types)] if types is not None else []
+    asked = parse_export_request(params, exact_types=exact)
+    assert (asked.exact_types, asked.has_our_provenance) == (exact, ours)
+    assert ExportRequest.from_json(asked.to_json()) == asked
+
+
+def test_a_job_accepted_before_the_rule_was_kept_reads_as_pdex() -> None:
+    old_row = {"types": ["Coverage"], "since": None, "until": None, "patients": None}
+    assert ExportRequest.from_json(old_row).exact_types is False

@@ -168,12 +168,21 @@ def _accepted(platform: Platform, job: BulkJob) -> Response:
 
 async def group_export(request: Request) -> Response:
     """``Group/{id}/$davinci-data-export`` (Da Vinci ATR, PDex): export the client's
-    MatchedMembers Group; parameters from the query string and, POSTed, a Parameters body."""
+    MatchedMembers Group; parameters from the query string and, POSTed, a Parameters body.
+    PDex's rule: the member's Patient and our transmitter Provenance whatever ``_type``."""
     return await _export_route(request, _kick_off_group_export)
 
 
+async def group_bulk_export(request: Request) -> Response:
+    """``Group/{id}/$export`` (Bulk Data): the same Group and job as
+    ``$davinci-data-export``, under Bulk Data's rule: ``_type`` names every type that goes
+    (ADR 0018), as Bulk Data clients expect."""
+    return await _export_route(request, _kick_off_group_bulk_export)
+
+
 async def patient_export(request: Request) -> Response:
-    """``Patient/$export`` (Bulk Data): export every member whose consent names the client."""
+    """``Patient/$export`` (Bulk Data): export every member whose consent names the client,
+    ``_type`` naming every type that goes."""
     return await _export_route(request, _kick_off_patient_export)
 
 
@@ -193,10 +202,15 @@ router.add_route(
     group_export,
     methods=["GET", "POST"],
 )
+router.add_route(
+    f"{router.prefix}/Group/{{group_id}}/$export", group_bulk_export, methods=["GET", "POST"]
+)
 router.add_route(f"{router.prefix}/Patient/$export", patient_export, methods=["GET", "POST"])
 
 
-def _export_request(request: Request, body: Any, caller: Caller) -> ExportRequest:
+def _export_request(
+    request: Request, body: Any, caller: Caller, *, exact_types: bool
+) -> ExportRequest:
     _whole_client(caller)
     caller.require(resource_scope("*"))
     _require_async(_preferences(request), "an export")
@@ -205,13 +219,21 @@ def _export_request(request: Request, body: Any, caller: Caller) -> ExportReques
     pairs = list(request.query_params.multi_items())
     if body is not None:
         pairs += export_parameters(body)
-    return parse_export_request(pairs)
+    return parse_export_request(pairs, exact_types=exact_types)
 
 
 def _kick_off_group_export(request: Request, body: Any) -> Response:
+    return _kick_off_a_group_export(request, body, exact_types=False)
+
+
+def _kick_off_group_bulk_export(request: Request, body: Any) -> Response:
+    return _kick_off_a_group_export(request, body, exact_types=True)
+
+
+def _kick_off_a_group_export(request: Request, body: Any, *, exact_types: bool) -> Response:
     platform = current_platform(request)
     caller = caller_of(request)
-    export = _export_request(request, body, caller)
+    export = _export_request(request, body, caller, exact_types=exact_types)
     group_id = str(request.path_params["group_id"])
     if not ID_PATTERN.match(group_id):
         raise NotFound(f"Group/{group_id[:64]} does not exist")
@@ -229,7 +251,7 @@ def _kick_off_group_export(request: Request, body: Any) -> Response:
 def _kick_off_patient_export(request: Request, body: Any) -> Response:
     platform = current_platform(request)
     caller = caller_of(request)
-    export = _export_request(request, body, caller)
+    export = _export_request(request, body, caller, exact_types=True)
     job = accept_patient_export(
         platform.bulk,
         export,
