@@ -42,7 +42,12 @@ def test_metadata_declares_exactly_what_is_implemented(
     assert {o["name"]: o["definition"] for o in group["operation"]} == {
         "bulk-member-match": "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/BulkMemberMatch",
         "davinci-data-export": "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/davinci-data-export",
+        "export": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
     }
+    # A Bulk Data server: its clients and the IG's test kit look for this before exporting.
+    assert statement["instantiates"] == [
+        "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data|2.0.0"
+    ]
     assert [i["code"] for i in group["interaction"]] == ["read", "search-type"]
     assert {p["name"] for p in group["searchParam"]} == {
         "identifier",
