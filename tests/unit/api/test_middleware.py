@@ -25,7 +25,11 @@ _values = st.one_of(
 )
 
 
-def _seen(headers: list[tuple[bytes, bytes]], scheme: str, base: str | None) -> dict[str, Any]:
+def _seen(
+    headers: list[tuple[bytes, bytes]], scheme: str, base: str | None, method: str = "GET"
+) -> dict[str, Any]:
+    """What the application saw (``scope``, absent if it was not called) and the answer's
+    ``status`` and ``response`` headers."""
     seen: dict[str, Any] = {}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -38,10 +42,11 @@ def _seen(headers: list[tuple[bytes, bytes]], scheme: str, base: str | None) -> 
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
+            seen["status"] = message["status"]
             seen["response"] = dict(message["headers"])
 
     middleware = RequestContextMiddleware(app, max_request_bytes=1000, public_base_url=base)
-    scope = {"type": "http", "method": "GET", "path": "/", "scheme": scheme, "headers": headers}
+    scope = {"type": "http", "method": method, "path": "/", "scheme": scheme, "headers": headers}
     asyncio.run(middleware(scope, receive, send))
     return seen
 
@@ -76,21 +81,6 @@ def test_without_a_configured_base_the_request_is_passed_as_it_came() -> None:
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_the_application() -> None:
-    statuses: list[int] = []
-    called: list[bool] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        called.append(True)
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    middleware = RequestContextMiddleware(app, max_request_bytes=1000, public_base_url=_BASE)
     headers = [(b"Content-Length", b"1001"), (b"host", b"payer.example.org")]
-    scope = {"type": "http", "method": "POST", "path": "/", "scheme": "https", "headers": headers}
-    asyncio.run(middleware(scope, receive, send))
-    assert statuses == [413] and not called
+    seen = _seen(headers, "https", _BASE, method="POST")
+    assert seen["status"] == 413 and "scope" not in seen

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC
 from email.utils import format_datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -170,14 +171,14 @@ async def group_export(request: Request) -> Response:
     """``Group/{id}/$davinci-data-export`` (Da Vinci ATR, PDex): export the client's
     MatchedMembers Group; parameters from the query string and, POSTed, a Parameters body.
     PDex's rule: the member's Patient and our transmitter Provenance whatever ``_type``."""
-    return await _export_route(request, _kick_off_group_export)
+    return await _export_route(request, partial(_kick_off_group_export, exact_types=False))
 
 
 async def group_bulk_export(request: Request) -> Response:
     """``Group/{id}/$export`` (Bulk Data): the same Group and job as
     ``$davinci-data-export``, under Bulk Data's rule: ``_type`` names every type that goes
     (ADR 0018), as Bulk Data clients expect."""
-    return await _export_route(request, _kick_off_group_bulk_export)
+    return await _export_route(request, partial(_kick_off_group_export, exact_types=True))
 
 
 async def patient_export(request: Request) -> Response:
@@ -222,15 +223,7 @@ def _export_request(
     return parse_export_request(pairs, exact_types=exact_types)
 
 
-def _kick_off_group_export(request: Request, body: Any) -> Response:
-    return _kick_off_a_group_export(request, body, exact_types=False)
-
-
-def _kick_off_group_bulk_export(request: Request, body: Any) -> Response:
-    return _kick_off_a_group_export(request, body, exact_types=True)
-
-
-def _kick_off_a_group_export(request: Request, body: Any, *, exact_types: bool) -> Response:
+def _kick_off_group_export(request: Request, body: Any, *, exact_types: bool) -> Response:
     platform = current_platform(request)
     caller = caller_of(request)
     export = _export_request(request, body, caller, exact_types=exact_types)
