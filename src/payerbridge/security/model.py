@@ -33,6 +33,7 @@ __all__ = [
     "Principal",
     "RegisteredClient",
     "covers",
+    "granted_types",
     "parse_scopes",
     "require_scope",
     "resource_scope",
@@ -175,6 +176,25 @@ def uncovered_scopes(allowed: frozenset[str], wanted: frozenset[str]) -> list[st
         if scope.startswith("system/")
     }
     return sorted(w for w in wanted if not any(covers(a, w) for a in widened))
+
+
+def granted_types(principal: Principal, access: str = "rs") -> frozenset[str] | None:
+    """The resource types the caller's token lets it read with ``access`` (SMART v2
+    letters; a v1 ``read`` grants ``rs``), in its own context (``system/``, or
+    ``patient/`` for a member-scoped token, which its ``system/`` scopes also grant):
+    None when a wildcard grants every type. What an export or ``$everything`` may hold."""
+    context = "patient" if principal.patient is not None else "system"
+    types: set[str] = set()
+    for scope in principal.scopes:
+        have = _RESOURCE_SCOPE.match(scope)
+        if have is None or have["context"] not in (context, "system"):
+            continue
+        if not set(access) <= _access_letters(have["access"]):
+            continue
+        if have["type"] == "*":
+            return None
+        types.add(have["type"])
+    return frozenset(types)
 
 
 def resource_scope(resource_type: str, access: str = "rs") -> str:
