@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from payerbridge.security.model import OPERATOR_SCOPE
+from payerbridge.security.model import MEMBER_MATCH_SCOPE, OPERATOR_SCOPE
 from tests.builders import (
     RXNORM,
     WITHHELD_UNDER_REGULAR,
@@ -300,3 +300,96 @@ def test_bad_exports_are_refused_saying_why(old_payer: ServerProcess, client: ht
     not_matched = found["entry"][0]["resource"]["id"]
     refused = client.post(f"/fhir/Group/{not_matched}/$davinci-data-export", headers=ASYNC)
     assert outcome(refused, 422) == ["business-rule"]
+
+
+def test_exports_hold_the_types_the_token_grants_each_resource_once(
+    old_payer: ServerProcess, client: httpx.Client
+) -> None:
+    group = matched_group(client)  # Ana and Luis: both reach the payer, Organization/org1
+    whole = finished(client, client.get(f"/fhir/Group/{group['id']}/$export", headers=ASYNC))
+    exported = files(client, whole["output"])
+    for listed in whole["output"]:  # each resource once; the counts are what was sent
+        lines = exported[listed["type"]]
+        assert listed["count"] == len(lines)
+        assert len({r["id"] for r in lines}) == len(lines), listed["type"]
+    assert "org1" in {r["id"] for r in exported["Organization"]}
+    # Every Provenance of ours names only what went.
+    sent = {f"{t}/{r['id']}" for t, lines in exported.items() for r in lines}
+    for provenance in exported["Provenance"]:
+        assert {t["reference"] for t in provenance["target"]} <= sent
+
+    # SMART v2 and v1 scopes per type: exactly those types, the rest named, not a 403.
+    for scope in (
+        "system/Patient.rs system/Coverage.rs",
+        "system/Patient.read system/Coverage.read",
+    ):
+        token = old_payer.register_client("newplan", npi=NEW_NPI, scope=scope)
+        with old_payer.client_with(token) as narrow:
+            for url in (
+                f"/fhir/Group/{group['id']}/$export",
+                f"/fhir/Group/{group['id']}/$davinci-data-export",
+            ):
+                kick_off = narrow.get(url, headers=ASYNC)
+                warned = [i for i in kick_off.json()["issue"] if i["severity"] == "warning"]
+                assert [i["code"] for i in warned] == ["forbidden"], kick_off.text
+                manifest = finished(narrow, kick_off)
+                assert sorted(f["type"] for f in manifest["output"]) == ["Coverage", "Patient"]
+                [error_file] = manifest["error"]
+                [notice] = files(narrow, [error_file])["OperationOutcome"]
+                assert "ExplanationOfBenefit" in notice["issue"][0]["details"]["text"]
+                assert notice["issue"][0]["severity"] == "warning"
+            # A type asked for and not granted is left out and named, the rest goes.
+            asked = narrow.get(
+                "/fhir/Patient/$export", params={"_type": "Coverage,Condition"}, headers=ASYNC
+            )
+            manifest = finished(narrow, asked)
+            assert [f["type"] for f in manifest["output"]] == ["Coverage"]
+            assert "Condition" in asked.text
+    # A token that grants no type to export, or none of those asked, is refused, saying why.
+    for scope, url in (
+        (MEMBER_MATCH_SCOPE, "/fhir/$export"),
+        ("system/Group.rs", f"/fhir/Group/{group['id']}/$export"),
+        ("system/Coverage.rs", "/fhir/Patient/$export?_type=Condition"),
+    ):
+        token = old_payer.register_client("newplan", npi=NEW_NPI, scope=scope)
+        with old_payer.client_with(token) as refused:
+            answer = refused.get(url, headers=ASYNC)
+            assert outcome(answer, 403) == ["forbidden"], scope
+            assert "system/" in answer.text
+
+
+def test_system_export_and_lenient_handling(client: httpx.Client) -> None:
+    matched_group(client)
+    # The system-level export: everything this client may have, the members whose
+    # consent names it, as Patient/$export gives them.
+    system = finished(client, client.get("/fhir/$export", headers=ASYNC))
+    patient = finished(client, client.get("/fhir/Patient/$export", headers=ASYNC))
+    assert {f["type"]: f["count"] for f in system["output"]} == {
+        f["type"]: f["count"] for f in patient["output"]
+    }
+    assert system["request"].endswith("/fhir/$export")
+    [declared] = client.get("/fhir/metadata").json()["rest"][0]["operation"]
+    assert declared["definition"] == "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
+    assert outcome(client.get("/fhir/$export?patient=Patient/p1", headers=ASYNC), 400) == [
+        "not-supported"
+    ]
+    # Optional parameters we do not support: refused, unless the client prefers lenient
+    # handling; then left out and named at kick-off and in the error file.
+    asked = (
+        "/fhir/Patient/$export?_elements=id&includeAssociatedData=LatestProvenanceResources"
+        "&_type=Coverage,Spaceship"
+    )
+    assert outcome(client.get(asked, headers=ASYNC), 400) == ["not-supported"] * 3
+    lenient = client.get(asked, headers={**ASYNC, "Prefer": "respond-async, handling=lenient"})
+    warned = {i["expression"][0] for i in lenient.json()["issue"] if i["severity"] == "warning"}
+    assert warned == {"_elements", "includeAssociatedData", "_type"}
+    manifest = finished(client, lenient)
+    assert [f["type"] for f in manifest["output"]] == ["Coverage"]
+    [notices] = files(client, manifest["error"])["OperationOutcome"]
+    assert len(notices["issue"]) == 3
+    # _typeFilter is refused even then: going on without it would send more than asked.
+    filtered = "/fhir/Patient/$export?_typeFilter=Coverage%3Fstatus%3Dactive"
+    lenient_filter = client.get(
+        filtered, headers={**ASYNC, "Prefer": "respond-async, handling=lenient"}
+    )
+    assert outcome(lenient_filter, 400) == ["not-supported"]

@@ -47,6 +47,8 @@ ERROR_FILE = "OperationOutcome"
 Resource = dict[str, Any]
 # Lines read per round trip while a file is downloaded: the memory a download holds.
 _PAGE_LINES = 1000
+# The member position of a line that is no member's (the export's notices).
+_NO_MEMBER = -1
 # Bodies a chunk's lines carry, at most (and a member's records kept for them): lines
 # past that are written by reference and their download reads each body then, so a chunk
 # of long histories holds no more than a chunk of ordinary ones.
@@ -164,17 +166,51 @@ def run_export(ports: BulkPorts, job_id: str) -> JobStatus:
     members: list[str] = saved["members"]
     size = ports.rules.chunk_members
     done, lines = job.done, job.lines
+    if request.notices and done == 0 and lines == 0:
+        lines = _commit_notices(ports, job, request)
+    shared = ports.jobs.shared_refs(job_id)
     while done < len(members):
         chunk = list(enumerate(members[done : done + size], start=done))
-        written = _export_chunk(ports, job, request, chunk, done, lines)
+        written = _export_chunk(ports, job, request, chunk, done, lines, shared)
         if written is None:  # cancelled, or another run committed it first
             current = ports.jobs.get(job_id)
             if current is None or current.status is not JobStatus.RUNNING:
                 return current.status if current is not None else JobStatus.CANCELLED
             done, lines = current.done, current.lines
+            shared = ports.jobs.shared_refs(job_id)
             continue
         done, lines = done + len(chunk), lines + written
-    return _complete(ports, job)
+    return _complete(ports, job, notices=1 if request.notices else 0)
+
+
+def _commit_notices(ports: BulkPorts, job: BulkJob, request: ExportRequest) -> int:
+    """The error file's first line: what the export leaves out of what was asked (types
+    the token does not grant, parameters let go under lenient handling). The lines
+    committed after it (1, or none if another run wrote it first: the chunks' guard
+    then finds the cursor moved)."""
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "warning",
+                "code": notice.code,
+                "details": {"text": notice.text},
+                "expression": [notice.parameter],
+            }
+            for notice in request.notices
+        ],
+    }
+    with ports.transactions.begin() as unit:
+        committed = ports.jobs.commit_export_chunk(
+            unit,
+            job.id,
+            done_before=0,
+            lines_before=0,
+            members=(),
+            lines=[OutputLine(ERROR_FILE, _NO_MEMBER, body=outcome)],
+            at=ports.clock(),
+        )
+    return 1 if committed else 0
 
 
 def _export_chunk(
@@ -184,9 +220,11 @@ def _export_chunk(
     chunk: Sequence[tuple[int, str]],
     done_before: int,
     lines_before: int,
+    shared: set[str],
 ) -> int | None:
-    """Decide and keep one chunk of members; the lines written, or None if superseded."""
-    decided = _ChunkDecision(ports, job, request, chunk)
+    """Decide and keep one chunk of members; the lines written, or None if superseded.
+    ``shared``: the shared resources already written, grown by the chunk's once kept."""
+    decided = _ChunkDecision(ports, job, request, chunk, shared)
     # The chunk's compartments come as one stream, one member after another; a member
     # with no compartment at all has no Patient here and is skipped after the rest.
     for patient_id, rows in groupby(decided.compartments(), key=itemgetter(0)):
@@ -205,12 +243,15 @@ def _export_chunk(
         ):
             return None
         unit.record(*decided.events)
+    shared |= decided.shared_new
     return len(decided.lines)
 
 
 class _ChunkDecision:
     """One chunk's members decided, with what the chunk reads once for all of them (their
-    consents, resource types and the shared resources they reach), and what it keeps."""
+    consents, resource types and the shared resources they reach), and what it keeps.
+    A shared resource goes once per export: with the first member that reaches it (the
+    others' Provenance still names it as sent)."""
 
     def __init__(
         self,
@@ -218,6 +259,7 @@ class _ChunkDecision:
         job: BulkJob,
         request: ExportRequest,
         chunk: Sequence[tuple[int, str]],
+        shared_sent: set[str],
     ) -> None:
         self._ports, self._job = ports, job
         self.now = ports.clock()
@@ -236,6 +278,8 @@ class _ChunkDecision:
         self._consents = _Read(ports.consents.for_members(patients, ConsentRole.DISCLOSE))
         self._shared = _SharedOnce(ports.members)
         self._decided: set[str] = set()
+        self._shared_sent = shared_sent
+        self.shared_new: set[str] = set()  # the shared resources this chunk writes
         self._bodies = 0  # the chunk's lines' bodies so far
         self.exported: list[ExportedMember] = []
         self.lines: list[OutputLine] = []
@@ -292,6 +336,10 @@ class _ChunkDecision:
         )
         stripping = policy is ConsentPolicy.REGULAR and plan.withheld
         for entry in plan.entries:
+            if entry.mode == "include":
+                if entry.ref in self._shared_sent or entry.ref in self.shared_new:
+                    continue
+                self.shared_new.add(entry.ref)
             file = entry.ref.split("/")[0]
             if own.whole is None:
                 self.lines.append(OutputLine(file, position, entry.ref, entry.mode))
@@ -383,14 +431,16 @@ def _skipped(position: int, patient_id: str) -> dict[str, object]:
     }
 
 
-def _complete(ports: BulkPorts, job: BulkJob) -> JobStatus:
+def _complete(ports: BulkPorts, job: BulkJob, *, notices: int) -> JobStatus:
+    """Done: the manifest's files and counts; ``notices``: the error file's lines that
+    are the export's notices, not members skipped."""
     now = ports.clock()
     counts = ports.jobs.file_counts(job.id)
     output = [
         OutputFile(kind, f"{kind}.ndjson", counts[kind], error=kind == ERROR_FILE)
         for kind in sorted(counts)
     ]
-    skipped = counts.get(ERROR_FILE, 0)
+    skipped = counts.get(ERROR_FILE, 0) - notices
     with ports.transactions.begin() as unit:
         completed = ports.jobs.complete(
             unit,
@@ -408,7 +458,7 @@ def _complete(ports: BulkPorts, job: BulkJob) -> JobStatus:
                     "completed",
                     now,
                     job.id,
-                    lines=sum(counts.values()) - skipped,
+                    lines=sum(counts.values()) - skipped - notices,
                     skipped=skipped,
                 )
             )

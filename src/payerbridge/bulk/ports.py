@@ -138,6 +138,11 @@ class BulkJobs(Protocol):
         both cursors, if the job is still running with its cursors there; else False."""
         ...
 
+    def shared_refs(self, job_id: str) -> set[str]:
+        """The shared resources (``include`` lines) the job's committed chunks hold:
+        each goes once per export, with the first member that reached it."""
+        ...
+
     def file_counts(self, job_id: str) -> dict[str, int]:
         """Lines per file of the job."""
         ...

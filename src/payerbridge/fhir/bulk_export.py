@@ -1,38 +1,64 @@
 """Bulk Data export requests: ``Group/{id}/$davinci-data-export`` (Da Vinci ATR, as PDex
-uses it) and ``Patient/$export``, read from the query string or a Parameters body.
+uses it), ``Group/{id}/$export``, ``Patient/$export`` and ``$export``, read from the
+query string or a Parameters body.
 
 Every parameter we do not implement is refused by name (400), never ignored: PDex 2.2
 §pdex-180 forbids ignoring ``_typeFilter`` silently, and Bulk Data servers refuse what
-they cannot honour. ``exportType`` may only be PDex's payer-to-payer one; without it,
-that is what is exported."""
+they cannot honour. Under ``Prefer: handling=lenient`` Bulk Data lets a server go on
+without an optional parameter it does not support: the output parameters
+(``_elements``, ``includeAssociatedData``, ``organizeOutputBy``,
+``allowPartialManifests``) and types we do not hold in ``_type`` are then left out and
+named in the export's notices, never silently. ``_typeFilter`` stays refused even then:
+going on without it would send more than was asked. ``exportType`` may only be PDex's
+payer-to-payer one; without it, that is what is exported.
+
+The types that go are also limited to those the access token grants (``limited_to``):
+the rest are named in the notices, and a token that grants none is refused (403)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from payerbridge.disclosure.everything import parse_instant
-from payerbridge.errors import InvalidInput, Issue
+from payerbridge.errors import Forbidden, InvalidInput, Issue
 from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
 from payerbridge.fhir.member_match import require_parameters
 from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
 
-__all__ = ["ExportRequest", "export_parameters", "parse_export_request"]
+__all__ = ["ExportRequest", "Notice", "export_parameters", "parse_export_request"]
 
 _NDJSON = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 # Bulk Data and ATR parameters we know and do not implement.
+_LENIENT_HINT = "; send Prefer: handling=lenient to export without it"
 _UNSUPPORTED = {
     "_typeFilter": "this server does not support _typeFilter; narrow the export with "
     "_type, _since and _until",
-    "_elements": "this server exports whole resources; _elements is not supported",
-    "includeAssociatedData": "includeAssociatedData is not supported",
+    "_elements": "this server exports whole resources; _elements is not supported" + _LENIENT_HINT,
+    "includeAssociatedData": "includeAssociatedData is not supported" + _LENIENT_HINT,
     "organizeOutputBy": "output is organised by resource type only; organizeOutputBy is "
-    "not supported",
-    "allowPartialManifests": "manifests are complete; allowPartialManifests is not supported",
+    "not supported" + _LENIENT_HINT,
+    "allowPartialManifests": "manifests are complete; allowPartialManifests is not supported"
+    + _LENIENT_HINT,
 }
+# Of those, what Bulk Data lets a server do without under Prefer: handling=lenient.
+_LENIENT = {"_elements", "includeAssociatedData", "organizeOutputBy", "allowPartialManifests"}
 _KNOWN = ("exportType", "_type", "_since", "_until", "patient", "_outputFormat")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the export leaves out of what was asked, and why: told at kick-off and
+    in the error file, never silently (``parameter``: what it concerns)."""
+
+    parameter: str
+    text: str
+    code: str  # an OperationOutcome issue code
+
+    def to_json(self) -> dict[str, str]:
+        return {"parameter": self.parameter, "text": self.text, "code": self.code}
 
 
 @dataclass(frozen=True)
@@ -45,11 +71,38 @@ class ExportRequest:
     # too. PDex's $davinci-data-export: the member's Patient and our transmitter
     # Provenance go whatever _type says (ADR 0018).
     exact_types: bool = False
+    notices: tuple[Notice, ...] = ()
 
     @property
     def has_our_provenance(self) -> bool:
         """Whether our transmitter Provenance goes with what is exported."""
         return not self.exact_types or self.types is None or "Provenance" in self.types
+
+    def limited_to(self, granted: frozenset[str] | None, scope_hint: str) -> ExportRequest:
+        """This export limited to the types the access token grants (None: all): exact
+        types from then on (PDex's Patient and Provenance go only if granted too), the
+        types left out named in a notice. Forbidden (403) when nothing is left;
+        ``scope_hint``: the scope form to name (``system/`` or ``patient/``)."""
+        if granted is None:
+            return self
+        wanted = set(SUPPORTED_TYPES if self.types is None else self.types)
+        if not self.exact_types and self.types is not None:
+            wanted |= {"Patient", "Provenance"}
+        allowed, refused = wanted & granted, sorted(wanted - granted)
+        if not allowed:
+            text = (
+                "the access token grants none of the types this export would hold; request "
+                f"a token with {scope_hint}*.rs or {scope_hint}[type].rs for the types wanted"
+            )
+            raise Forbidden(text, issues=[Issue(text, "Authorization", "forbidden")])
+        notices = self.notices
+        if refused:
+            text = (
+                f"not exported: {', '.join(refused)}: the access token does not grant "
+                f"{scope_hint}[type].rs (or .read) for them"
+            )
+            notices = (*notices, Notice("_type", text, "forbidden"))
+        return replace(self, types=frozenset(allowed), exact_types=True, notices=notices)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +111,7 @@ class ExportRequest:
             "until": self.until.isoformat() if self.until else None,
             "patients": list(self.patients) if self.patients is not None else None,
             "exact_types": self.exact_types,
+            "notices": [notice.to_json() for notice in self.notices],
         }
 
     @classmethod
@@ -71,6 +125,7 @@ class ExportRequest:
             datetime.fromisoformat(until) if until else None,
             tuple(patients) if patients is not None else None,
             bool(data.get("exact_types", False)),  # a job accepted before it was kept
+            tuple(Notice(**notice) for notice in data.get("notices", ())),
         )
 
 
@@ -100,12 +155,18 @@ def export_parameters(body: Any) -> list[tuple[str, str]]:
 
 
 def parse_export_request(
-    params: Iterable[tuple[str, str]], *, exact_types: bool = False
+    params: Iterable[tuple[str, str]],
+    *,
+    exact_types: bool = False,
+    lenient: bool = False,
+    takes_patient: bool = True,
 ) -> ExportRequest:
     """The export asked for; InvalidInput (400) naming every parameter that is unknown,
     unsupported, repeated or malformed. ``exact_types``: Bulk Data's ``$export`` (see
-    ``ExportRequest``)."""
+    ``ExportRequest``); ``lenient``: ``Prefer: handling=lenient`` (see the module);
+    ``takes_patient``: False for the system-level ``$export``, which has no ``patient``."""
     issues: list[Issue] = []
+    notices: list[Notice] = []
     types: set[str] | None = None
     since = until = None
     patients: list[str] | None = None
@@ -125,12 +186,14 @@ def parse_export_request(
         elif name == "_type":
             types = types if types is not None else set()
             for resource_type in (t.strip() for t in value.split(",")):
-                if resource_type not in SUPPORTED_TYPES:
-                    issues.append(
-                        Issue(f"_type: '{resource_type[:64]}' is not a type this server holds",
-                              name, "not-supported")
-                    )  # fmt: skip
-                types.add(resource_type)
+                if resource_type in SUPPORTED_TYPES:
+                    types.add(resource_type)
+                    continue
+                text = f"_type: '{resource_type[:64]}' is not a type this server holds"
+                if lenient:
+                    notices.append(Notice(name, f"{text}; not exported", "not-supported"))
+                else:
+                    issues.append(Issue(text, name, "not-supported"))
         elif name in ("_since", "_until"):
             instant = parse_instant(value)
             if instant is None:
@@ -142,6 +205,11 @@ def parse_export_request(
                 since = instant
             else:
                 until = instant
+        elif name == "patient" and not takes_patient:
+            issues.append(
+                Issue("patient is a parameter of Patient/$export and Group/[id]/$export, "
+                      "not of the system-level $export", name, "not-supported")
+            )  # fmt: skip
         elif name == "patient":
             patient_id = value.strip().removeprefix("Patient/")
             if not value.strip().startswith("Patient/") or not ID_PATTERN.match(patient_id):
@@ -154,6 +222,9 @@ def parse_export_request(
                     Issue(f"_outputFormat '{value[:60]}' is not offered; output is "
                           "application/fhir+ndjson", name, "not-supported")
                 )  # fmt: skip
+        elif name in _LENIENT and lenient:
+            text = f"{name} is not supported and was left out (Prefer: handling=lenient)"
+            notices.append(Notice(name, text, "not-supported"))
         elif name in _UNSUPPORTED:
             issues.append(Issue(_UNSUPPORTED[name], name, "not-supported"))
         else:
@@ -163,6 +234,8 @@ def parse_export_request(
             )  # fmt: skip
     if since is not None and until is not None and until <= since:
         issues.append(Issue("_until must be later than _since", "_until", "invalid"))
+    if types is not None and not types and not issues:
+        issues.append(Issue("_type names no type this server holds", "_type", "not-supported"))
     if issues:
         raise InvalidInput("the export request is not valid", issues=issues)
     return ExportRequest(
@@ -171,4 +244,5 @@ def parse_export_request(
         until,
         tuple(dict.fromkeys(patients)) if patients is not None else None,
         exact_types,
+        tuple(notices),
     )

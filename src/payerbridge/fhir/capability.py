@@ -129,7 +129,9 @@ def _group() -> dict[str, Any]:
                 "definition": codes.DATA_EXPORT_OPERATION,
                 "documentation": f"On a MatchedMembers Group, with Prefer: respond-async: "
                 f"exportType {codes.PAYER_TO_PAYER_EXPORT} (the default), _type, _since, "
-                "_until, patient; _typeFilter and _elements are refused with 400. Each "
+                "_until, patient; _typeFilter is refused with 400, and so are _elements and "
+                "includeAssociatedData unless Prefer: handling=lenient (then left out and "
+                "named). Only the types the token grants go (the rest named). Each "
                 "member's consent is decided when the job reaches it; members left out are "
                 "named in the manifest's error file. The member's Patient and our transmitter "
                 "Provenance go whatever _type says (PDex).",
@@ -242,6 +244,16 @@ def capability_statement(
                 "documentation": "Payer-to-payer exchange (HRex $member-match, PDex "
                 "$everything and $bulk-member-match). Errors are OperationOutcome resources.",
                 "resource": [_patient(hrex_version, everything), _group(), *others],
+                "operation": [
+                    {
+                        "name": "export",
+                        "definition": codes.SYSTEM_EXPORT_OPERATION,
+                        "documentation": "With Prefer: respond-async: everything the client "
+                        "may have, which is what Patient/$export gives (the members whose "
+                        "consent names it and the shared resources their records reach); "
+                        "no patient parameter.",
+                    }
+                ],
             }
         ],
     }

@@ -22,6 +22,7 @@ HREX_TEMP = "http://hl7.org/fhir/us/davinci-hrex/CodeSystem/hrex-temp"
 MEMBER_MATCH_OPERATION = "http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match"
 DATA_EXPORT_OPERATION = "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/davinci-data-export"
 PATIENT_EXPORT_OPERATION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
+SYSTEM_EXPORT_OPERATION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
 GROUP_EXPORT_OPERATION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
 # The Bulk Data IG v2.0.0 server capability our CapabilityStatement instantiates.
 BULK_DATA_SERVER = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data|2.0.0"

@@ -190,6 +190,14 @@ class SqlBulkJobs:
         insert_rows(cursor, (sql.members, member_rows), (sql.lines, line_rows))
         return True
 
+    def shared_refs(self, job_id: str) -> set[str]:
+        lines = bulk_output_lines
+        with self._reader.connect() as connection:
+            refs = connection.execute(
+                select(lines.c.ref).where(lines.c.job_id == job_id, lines.c.mode == "include")
+            ).scalars()
+            return {str(ref) for ref in refs}
+
     def file_counts(self, job_id: str) -> dict[str, int]:
         lines = bulk_output_lines
         with self._reader.connect() as connection:

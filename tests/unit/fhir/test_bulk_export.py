@@ -5,9 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from payerbridge.errors import InvalidInput
+from payerbridge.errors import Forbidden, InvalidInput
 from payerbridge.fhir.bulk_export import ExportRequest, export_parameters, parse_export_request
+from payerbridge.fhir.resources import SUPPORTED_TYPES
+from payerbridge.security.model import MEMBER_MATCH_SCOPE, Principal, covers, granted_types
+from payerbridge.types import ClientId
 
 P2P = "hl7.fhir.us.davinci-pdex#payertopayer"
 
@@ -108,3 +113,83 @@ def test_which_operation_decides_whether_our_provenance_goes(
 def test_a_job_accepted_before_the_rule_was_kept_reads_as_pdex() -> None:
     old_row = {"types": ["Coverage"], "since": None, "until": None, "patients": None}
     assert ExportRequest.from_json(old_row).exact_types is False
+
+
+# Scopes as SMART v1 and v2 write them, and forms that grant no read of a type.
+_TYPES = sorted(SUPPORTED_TYPES)
+_GRANTING = st.builds(
+    lambda context, kind, access: f"{context}/{kind}.{access}",
+    st.just("system"),
+    st.sampled_from([*_TYPES, "*"]),
+    st.sampled_from(["rs", "read", "cruds", "*"]),
+)
+_NOT_GRANTING = st.sampled_from(
+    [
+        "system/Patient.r",  # read without search: not enough to export
+        "system/Coverage.s",
+        "system/Condition.write",
+        "patient/Coverage.rs",  # another context
+        "system/Spaceship.rs",
+        MEMBER_MATCH_SCOPE,
+        "payerbridge/operator",
+    ]
+)
+
+
+@given(
+    scopes=st.frozensets(st.one_of(_GRANTING, _NOT_GRANTING), max_size=6),
+    asked=st.none() | st.frozensets(st.sampled_from(_TYPES), min_size=1),
+    exact=st.booleans(),
+)
+def test_an_export_holds_only_types_the_token_grants_and_names_the_rest(
+    scopes: frozenset[str], asked: frozenset[str] | None, exact: bool
+) -> None:
+    """Whatever the scopes and _type: every type that goes is granted by some scope, every
+    type wanted and not granted is named, and a token granting none of them is refused."""
+    principal = Principal(ClientId("c"), "1234567893", scopes)
+    request = ExportRequest(asked, None, None, None, exact)
+    granted = granted_types(principal)
+    wanted = set(_TYPES if asked is None else asked)
+    if not exact and asked is not None:
+        wanted |= {"Patient", "Provenance"}
+    try:
+        limited = request.limited_to(granted, "system/")
+    except Forbidden:
+        assert granted is not None and not wanted & granted
+        return
+    goes = set(_TYPES) if limited.types is None else set(limited.types)
+    for kind in goes:
+        assert any(covers(scope, f"system/{kind}.rs") for scope in scopes), kind
+    left_out = wanted - goes
+    named = " ".join(notice.text for notice in limited.notices)
+    assert all(kind in named for kind in left_out)
+    assert bool(left_out) == bool(limited.notices)
+    if "Provenance" not in goes:
+        assert not limited.has_our_provenance
+    assert ExportRequest.from_json(limited.to_json()) == limited
+
+
+def test_lenient_handling_names_what_it_leaves_out_and_still_refuses_type_filter() -> None:
+    params = [
+        ("_elements", "id"),
+        ("includeAssociatedData", "LatestProvenanceResources"),
+        ("_type", "Coverage,Spaceship"),
+    ]
+    with pytest.raises(InvalidInput) as strict:
+        parse_export_request(params)
+    assert [i.expression for i in strict.value.issues] == [
+        "_elements",
+        "includeAssociatedData",
+        "_type",
+    ]
+    assert "handling=lenient" in strict.value.issues[0].text
+    lenient = parse_export_request(params, lenient=True)
+    assert lenient.types == {"Coverage"}
+    assert [n.parameter for n in lenient.notices] == ["_elements", "includeAssociatedData", "_type"]
+    assert ExportRequest.from_json(lenient.to_json()) == lenient
+    with pytest.raises(InvalidInput):
+        parse_export_request([("_typeFilter", "Coverage?status=active")], lenient=True)
+    with pytest.raises(InvalidInput):  # nothing left to export
+        parse_export_request([("_type", "Spaceship")], lenient=True)
+    with pytest.raises(InvalidInput):  # the system-level export takes no patient
+        parse_export_request([("patient", "Patient/a")], takes_patient=False)

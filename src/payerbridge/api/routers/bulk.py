@@ -50,7 +50,7 @@ from payerbridge.fhir.bundles import searchset
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.fhir.resources import ID_PATTERN
 from payerbridge.logging import current_request_id
-from payerbridge.security.model import BULK_MEMBER_MATCH_SCOPES, resource_scope
+from payerbridge.security.model import BULK_MEMBER_MATCH_SCOPES, granted_types, resource_scope
 from payerbridge.timestamps import utc_iso
 from payerbridge.workflows.bulk import enqueue_job
 
@@ -153,7 +153,7 @@ def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
     return _accepted(platform, job)
 
 
-def _accepted(platform: Platform, job: BulkJob) -> Response:
+def _accepted(platform: Platform, job: BulkJob, export: ExportRequest | None = None) -> Response:
     # A crash before this line leaves the job accepted; the upkeep sweep enqueues it.
     enqueue_job(job.id, job.client_id)
     outcome = operation_outcome(
@@ -162,6 +162,16 @@ def _accepted(platform: Platform, job: BulkJob) -> Response:
         code="informational",
         request_id=current_request_id(),
     )
+    # What the export leaves out of what was asked is told here and in its error file.
+    outcome["issue"] += [
+        {
+            "severity": "warning",
+            "code": notice.code,
+            "details": {"text": notice.text},
+            "expression": [notice.parameter],
+        }
+        for notice in (export.notices if export is not None else ())
+    ]
     return FhirResponse(
         outcome, status_code=202, headers={"Content-Location": _status_url(platform, job.id)}
     )
@@ -184,7 +194,14 @@ async def group_bulk_export(request: Request) -> Response:
 async def patient_export(request: Request) -> Response:
     """``Patient/$export`` (Bulk Data): export every member whose consent names the client,
     ``_type`` naming every type that goes."""
-    return await _export_route(request, _kick_off_patient_export)
+    return await _export_route(request, partial(_kick_off_patient_export, system_level=False))
+
+
+async def system_export(request: Request) -> Response:
+    """``[base]/$export`` (Bulk Data): everything this client may have, which on a
+    payer-to-payer server is what ``Patient/$export`` gives: the members whose consent
+    names it and the shared resources their records reach (ADR 0018). No ``patient``."""
+    return await _export_route(request, partial(_kick_off_patient_export, system_level=True))
 
 
 async def _export_route(request: Request, kick_off: Any) -> Response:
@@ -207,20 +224,36 @@ router.add_route(
     f"{router.prefix}/Group/{{group_id}}/$export", group_bulk_export, methods=["GET", "POST"]
 )
 router.add_route(f"{router.prefix}/Patient/$export", patient_export, methods=["GET", "POST"])
+router.add_route(f"{router.prefix}/$export", system_export, methods=["GET", "POST"])
 
 
 def _export_request(
-    request: Request, body: Any, caller: Caller, *, exact_types: bool
+    request: Request, body: Any, caller: Caller, *, exact_types: bool, system_level: bool = False
 ) -> ExportRequest:
+    """The export asked for, limited to the types the token grants (SMART v1 or v2, per
+    type or ``*``); a token that grants no type at all is refused before anything else."""
     _whole_client(caller)
-    caller.require(resource_scope("*"))
-    _require_async(_preferences(request), "an export")
+    granted = granted_types(caller.principal)
+    if granted is not None and not granted:
+        text = (
+            "the access token grants no resource type to export; request system/*.rs, or "
+            "system/[type].rs for each type wanted (SMART v1: system/[type].read)"
+        )
+        raise Forbidden(text, issues=[Issue(text, "Authorization", "forbidden")])
+    preferences = _preferences(request)
+    _require_async(preferences, "an export")
     if isinstance(body, PayerBridgeError):
         raise body
     pairs = list(request.query_params.multi_items())
     if body is not None:
         pairs += export_parameters(body)
-    return parse_export_request(pairs, exact_types=exact_types)
+    export = parse_export_request(
+        pairs,
+        exact_types=exact_types,
+        lenient=preferences.get("handling") == "lenient",
+        takes_patient=not system_level,
+    )
+    return export.limited_to(granted, "system/")
 
 
 def _kick_off_group_export(request: Request, body: Any, *, exact_types: bool) -> Response:
@@ -238,13 +271,13 @@ def _kick_off_group_export(request: Request, body: Any, *, exact_types: bool) ->
         request_url=str(request.url),
         request_id=current_request_id(),
     )
-    return _accepted(platform, job)
+    return _accepted(platform, job, export)
 
 
-def _kick_off_patient_export(request: Request, body: Any) -> Response:
+def _kick_off_patient_export(request: Request, body: Any, *, system_level: bool) -> Response:
     platform = current_platform(request)
     caller = caller_of(request)
-    export = _export_request(request, body, caller, exact_types=True)
+    export = _export_request(request, body, caller, exact_types=True, system_level=system_level)
     job = accept_patient_export(
         platform.bulk,
         export,
@@ -252,7 +285,7 @@ def _kick_off_patient_export(request: Request, body: Any) -> Response:
         request_url=str(request.url),
         request_id=current_request_id(),
     )
-    return _accepted(platform, job)
+    return _accepted(platform, job, export)
 
 
 def _status_url(platform: Platform, job_id: str) -> str:
