@@ -16,6 +16,19 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# The real Bulk Data clients the e2e tests run unmodified (tests/clients): a venv of their
+# own, from their own pins, so that their dependencies never reach the project's.
+CLIENTS := $(VENV)/clients
+CLIENTS_STAMP := $(CLIENTS)/.installed
+
+$(CLIENTS)/bin/python:
+	$(PYTHON) -m venv $(CLIENTS)
+
+$(CLIENTS_STAMP): $(CLIENTS)/bin/python tests/clients/requirements.txt
+	$(CLIENTS)/bin/python -m pip install --quiet --upgrade "pip==25.3"
+	$(CLIENTS)/bin/python -m pip install --quiet -r tests/clients/requirements.txt
+	touch $(CLIENTS_STAMP)
+
 ## make run: install, initialise ./var, start the platform with three sandbox
 ## partners, send one exchange to each, then keep serving until Ctrl-C.
 run: $(STAMP)
@@ -23,7 +36,8 @@ run: $(STAMP)
 
 ## make test: the whole suite on SQLite, then again on PostgreSQL when
 ## PAYERBRIDGE_TEST_DATABASE_URL is set (CI sets it).
-test: $(STAMP)
+test: export PAYERBRIDGE_TEST_SMART_FETCH = $(abspath $(CLIENTS))/bin/smart-fetch
+test: $(STAMP) $(CLIENTS_STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
