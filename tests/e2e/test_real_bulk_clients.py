@@ -30,8 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 CLIENT_ID = "newplan"
 
 
+@pytest.fixture
 def smart_fetch() -> Path:
-    """The smart-fetch that ``make test`` installed (its own venv, never the project's)."""
+    """The smart-fetch that ``make test`` installed (its own venv, never the project's),
+    looked for before any server starts."""
     configured = os.environ.get(SMART_FETCH_ENV)
     binary = Path(configured) if configured else REPO / ".venv" / "clients" / "bin" / "smart-fetch"
     if not binary.is_file():
@@ -75,10 +77,10 @@ def write_keys(tmp_path: Path) -> tuple[dict[str, Any], Path, Path]:
 
 
 def run_smart_fetch(
-    payer: ServerProcess, out: Path, key: Path, *more: str
+    binary: Path, payer: ServerProcess, out: Path, key: Path, *more: str
 ) -> subprocess.CompletedProcess[str]:
     args = [
-        str(smart_fetch()),
+        str(binary),
         "bulk",
         str(out),
         "--fhir-url",
@@ -140,6 +142,8 @@ def check_export(
     assert [ref for ref, n in Counter(lines).items() if n > 1] == []
     assert set(lines) == expected, report
     assert not set(lines) & WITHHELD_UNDER_REGULAR
+    # Nobody left out and nothing asked refused: the manifest listed no error file.
+    assert not (out / "error").exists(), list((out / "error").iterdir())
     # Its log counts what it wrote, file by file and in all.
     downloaded = [e["eventDetail"] for e in events if e["eventId"] == "download_complete"]
     output = [d for d in downloaded if "/OperationOutcome." not in d["fileUrl"]]
@@ -150,7 +154,7 @@ def check_export(
 
 
 def test_smart_fetch_exports_the_matched_members_and_the_system_unmodified(
-    payer: ServerProcess, tmp_path: Path
+    smart_fetch: Path, payer: ServerProcess, tmp_path: Path
 ) -> None:
     public, jwks, pem = write_keys(tmp_path)
     # The new plan's client, registered with its public key; smart-fetch gets its own
@@ -160,11 +164,11 @@ def test_smart_fetch_exports_the_matched_members_and_the_system_unmodified(
         group = matched_group(client)  # Ana and Luis matched, their consents kept
 
     group_out = tmp_path / "group"
-    result = run_smart_fetch(payer, group_out, jwks, "--group", group["id"])
+    result = run_smart_fetch(smart_fetch, payer, group_out, jwks, "--group", group["id"])
     check_export(payer, result, group_out, f"/Group/{group['id']}/$export")
 
     # Without --group it calls the system-level [base]/$export: on a payer-to-payer
     # server, the members whose consent names this client, the same two.
     system_out = tmp_path / "system"
-    result = run_smart_fetch(payer, system_out, pem)
+    result = run_smart_fetch(smart_fetch, payer, system_out, pem)
     check_export(payer, result, system_out, "/$export")
