@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ class LeavesOneOut:
                 group_ids={bucket: f"g-{bucket.value}" for bucket in MatchResult},
                 requester=Organization("New Plan", NEW_NPI),
                 us=OLD.organization,
-                matched_on=date(2027, 1, 1),
+                matched_at=datetime(2027, 1, 1, tzinfo=UTC),
             )
             return _ndjson(groups)
         if name == "Patient":

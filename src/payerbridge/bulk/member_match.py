@@ -282,7 +282,7 @@ def _complete(ports: BulkPorts, job: BulkJob, members: Sequence[BulkMember]) -> 
         group_ids={bucket: ports.new_id() for bucket in MatchResult},
         requester=Organization(job.client_id, job.requester_npi),
         us=rules.us,
-        matched_on=now.date(),
+        matched_at=now,
     )
     groups = [
         StoredGroup(

@@ -30,7 +30,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -43,6 +43,7 @@ from payerbridge.fhir.member_match import (
 )
 from payerbridge.fhir.provenance import organization_reference
 from payerbridge.routing.model import Organization
+from payerbridge.timestamps import utc_iso
 
 __all__ = [
     "BULK_MEMBER_MATCH_OPERATION",
@@ -218,14 +219,15 @@ def result_groups(
     group_ids: Mapping[MatchResult, str],
     requester: Organization,
     us: Organization,
-    matched_on: date,
+    matched_at: datetime,
 ) -> list[dict[str, Any]]:
-    """MatchedMembers (always) and the other Groups that have members, in that order."""
+    """MatchedMembers (always) and the other Groups that have members, in that order,
+    authored (``meta.lastUpdated``) at ``matched_at``."""
     groups = []
     for bucket in MatchResult:
         chosen = [r for r in results if r.result is bucket]
         if chosen or bucket is MatchResult.MATCHED:
-            groups.append(_group(bucket, chosen, group_ids[bucket], requester, us, matched_on))
+            groups.append(_group(bucket, chosen, group_ids[bucket], requester, us, matched_at))
     return groups
 
 
@@ -235,7 +237,7 @@ def _group(
     group_id: str,
     requester: Organization,
     us: Organization,
-    matched_on: date,
+    matched_at: datetime,
 ) -> dict[str, Any]:
     display, name, profile = _BUCKETS[bucket]
     coding = {"system": RESULT_SYSTEM, "code": bucket.value, "display": display}
@@ -266,7 +268,7 @@ def _group(
     group: dict[str, Any] = {
         "resourceType": "Group",
         "id": group_id,
-        "meta": {"profile": [profile]},
+        "meta": {"profile": [profile], "lastUpdated": utc_iso(matched_at)},
     }
     if contained:
         group["contained"] = list(contained.values())
@@ -285,7 +287,7 @@ def _group(
                         "identifier": {"system": codes.NPI_SYSTEM, "value": requester.npi}
                     },
                     "exclude": False,
-                    "period": {"start": matched_on.isoformat()},
+                    "period": {"start": matched_at.date().isoformat()},
                 }
             ],
             "quantity": len(members),

@@ -4,7 +4,7 @@ examples and profiles (PDex 2.1.0 as published, 2.2.0 pre-publication)."""
 from __future__ import annotations
 
 import copy
-from datetime import date
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -47,7 +47,9 @@ def part(bundle: dict[str, Any], name: str) -> dict[str, Any]:
 def groups_for(*outcomes: tuple[int, MatchResult, str | None]) -> list[dict[str, Any]]:
     members = parse_bulk_member_match_request(official_request())
     results = [MemberResult(members[i], result, ours) for i, result, ours in outcomes]
-    return result_groups(results, group_ids=IDS, requester=THEM, us=US, matched_on=date(2027, 1, 2))
+    return result_groups(
+        results, group_ids=IDS, requester=THEM, us=US, matched_at=datetime(2027, 1, 2, tzinfo=UTC)
+    )
 
 
 def test_the_official_2_1_request_is_read_one_member_per_bundle() -> None:
@@ -130,7 +132,7 @@ def test_the_same_patient_with_two_coverages_is_two_entries_told_apart_by_covera
         MemberResult(members[2], MatchResult.MATCHED, "p100"),
     ]
     (group,) = result_groups(
-        results, group_ids=IDS, requester=THEM, us=US, matched_on=date(2027, 1, 2)
+        results, group_ids=IDS, requester=THEM, us=US, matched_at=datetime(2027, 1, 2, tzinfo=UTC)
     )
     assert [c["id"] for c in group["contained"]] == ["1", "9876B1", "other-coverage"]
     coverages = [m["entity"]["extension"][1]["valueReference"] for m in group["member"]]
@@ -201,7 +203,10 @@ def test_groups_carry_what_the_guide_asks() -> None:
 
 
 def test_matched_members_is_always_there_even_empty_the_others_only_with_members() -> None:
-    (matched,) = result_groups([], group_ids=IDS, requester=THEM, us=US, matched_on=date.today())
+    (matched,) = result_groups(
+        [], group_ids=IDS, requester=THEM, us=US, matched_at=datetime(2027, 1, 2, 3, tzinfo=UTC)
+    )
+    assert matched["meta"]["lastUpdated"] == "2027-01-02T03:00:00Z"  # we authored it then
     assert matched["code"]["coding"][0]["code"] == "match"
     assert "member" not in matched and matched["quantity"] == 0
     assert fhir_profiles.violations(matched, _profile("2.2.0", "match"), "pdex-2.2.0") == []
@@ -223,7 +228,7 @@ def test_submitted_meta_and_nested_contained_are_stripped() -> None:
         group_ids=IDS,
         requester=THEM,
         us=US,
-        matched_on=date(2027, 1, 2),
+        matched_at=datetime(2027, 1, 2, tzinfo=UTC),
     )
     assert matched["contained"][0]["meta"] == {"profile": ["http://example.org/p"]}
     assert "contained" not in matched["contained"][0]
