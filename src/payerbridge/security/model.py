@@ -34,6 +34,7 @@ __all__ = [
     "RegisteredClient",
     "covers",
     "granted_types",
+    "is_resource_scope",
     "parse_scopes",
     "require_scope",
     "resource_scope",
@@ -195,6 +196,11 @@ def granted_types(principal: Principal, access: str = "rs") -> frozenset[str] | 
             return None
         types.add(have["type"])
     return frozenset(types)
+
+
+def is_resource_scope(scope: str) -> bool:
+    """A SMART resource scope (``system/Patient.rs``, ``patient/*.read``)."""
+    return _RESOURCE_SCOPE.match(scope) is not None
 
 
 def resource_scope(resource_type: str, access: str = "rs") -> str:

@@ -35,6 +35,7 @@ from payerbridge.security.model import (
     OrganizationEvidence,
     Principal,
     RegisteredClient,
+    is_resource_scope,
     parse_scopes,
     uncovered_scopes,
 )
@@ -379,12 +380,18 @@ class TokenService:
         requested = parse_scopes(form.get("scope", ""))
         if not requested:
             raise OAuthError("invalid_scope", "scope is required (space-delimited)")
-        refused = uncovered_scopes(client.scopes, requested)
-        if refused:
+        uncovered = uncovered_scopes(client.scopes, requested)
+        # SMART resource scopes beyond the registration are left out of the grant, whose
+        # scope the token response names (RFC 6749 3.3; clients such as smart-fetch ask
+        # for every type they know); any other scope not allowed is refused by name.
+        refused = [scope for scope in uncovered if not is_resource_scope(scope)]
+        granted = requested - set(uncovered)
+        if refused or not granted:
             raise OAuthError(
-                "invalid_scope", f"the client is not allowed the scope(s): {' '.join(refused)}"
+                "invalid_scope",
+                f"the client is not allowed the scope(s): {' '.join(refused or uncovered)}",
             )
-        return requested
+        return granted
 
     def _member_of(self, form: Mapping[str, str], scopes: frozenset[str]) -> MemberId | None:
         """The member a member-scoped token is asked for (``patient``, the MemberId from

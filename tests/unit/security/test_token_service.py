@@ -3,6 +3,7 @@ real RS384 and ES384 keys, every refusal audited."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -203,6 +204,24 @@ def test_an_assertion_is_used_once() -> None:
 def test_a_scope_the_client_was_not_given_is_refused_by_name() -> None:
     refusal = World().refused(form(assertion(), scope="system/*.rs payerbridge/operator"))
     assert refusal.error == "invalid_scope" and "payerbridge/operator" in refusal.description
+
+
+def test_resource_scopes_beyond_the_registration_are_left_out_of_the_grant() -> None:
+    """A client asking for every type it knows (smart-fetch does) gets those it was
+    registered for, and the token says which; nothing it was not given, ever."""
+    world = World()
+    narrow = dataclasses.replace(
+        world.clients.clients[ClientId("newplan")],
+        scopes=frozenset({"system/Patient.rs", "system/Condition.rs"}),
+    )
+    world.clients.clients[narrow.client_id] = narrow
+    asked = "system/Patient.read system/Condition.read system/Observation.read system/*.rs"
+    grant = world.service.grant(form(assertion(), scope=asked), now=NOW)
+    assert grant.scope == "system/Condition.read system/Patient.read"
+    claims = world.verifier.verify(grant.access_token, now=NOW)
+    assert claims.scopes == {"system/Patient.read", "system/Condition.read"}
+    refusal = world.refused(form(assertion(), scope="system/Observation.rs system/*.read"))
+    assert refusal.error == "invalid_scope" and "Observation" in refusal.description
 
 
 @pytest.mark.parametrize(
