@@ -119,7 +119,10 @@ async def bulk_member_match(request: Request) -> Response:
     return await run_store_bound(current_platform(request), _kick_off, request, raw, body)
 
 
-router.add_route(f"{router.prefix}/Group/$bulk-member-match", bulk_member_match, methods=["POST"])
+# Routes of FastAPI's, so that the request log and the rate limits see their template
+# (scope["route"]); out of the OpenAPI schema, as they read their own bodies.
+_operation = partial(router.add_api_route, include_in_schema=False)
+_operation("/Group/$bulk-member-match", bulk_member_match, methods=["POST"])
 
 
 def _require_async(preferences: dict[str, str], operation: str) -> None:
@@ -215,16 +218,10 @@ async def _export_route(request: Request, kick_off: Any) -> Response:
     return await run_store_bound(current_platform(request), kick_off, request, body)
 
 
-router.add_route(
-    f"{router.prefix}/Group/{{group_id}}/$davinci-data-export",
-    group_export,
-    methods=["GET", "POST"],
-)
-router.add_route(
-    f"{router.prefix}/Group/{{group_id}}/$export", group_bulk_export, methods=["GET", "POST"]
-)
-router.add_route(f"{router.prefix}/Patient/$export", patient_export, methods=["GET", "POST"])
-router.add_route(f"{router.prefix}/$export", system_export, methods=["GET", "POST"])
+_operation("/Group/{group_id}/$davinci-data-export", group_export, methods=["GET", "POST"])
+_operation("/Group/{group_id}/$export", group_bulk_export, methods=["GET", "POST"])
+_operation("/Patient/$export", patient_export, methods=["GET", "POST"])
+_operation("/$export", system_export, methods=["GET", "POST"])
 
 
 def _export_request(
