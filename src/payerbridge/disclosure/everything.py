@@ -72,6 +72,10 @@ class EverythingQuery:
     # Bulk Data's $export: the Patient too only when _type names it (PDex's operations
     # always carry exactly one Patient). Never kept in a page token: $everything is PDex's.
     exact_types: bool = False
+    # Our transmitter Provenance goes with every page: only where the token that asked
+    # for the first page grants Provenance (disclosure.grants). Kept in the page token; a
+    # token kept without it (older) reads as False: when in doubt, left out.
+    our_provenance: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +83,7 @@ class EverythingQuery:
             "since": self.since.isoformat() if self.since else None,
             "count": self.count,
             "until": self.until.isoformat() if self.until else None,
+            "our_provenance": self.our_provenance,
         }
 
     @classmethod
@@ -89,6 +94,7 @@ class EverythingQuery:
             datetime.fromisoformat(since) if since else None,
             int(data["count"]),
             datetime.fromisoformat(until) if until else None,
+            our_provenance=data.get("our_provenance") is True,
         )
 
 
@@ -184,6 +190,9 @@ class EverythingPlan:
     total: int  # the member's own records that go (Bundle.total)
     withheld_count: int  # for the audit trail only
     outside_window: int  # records the payer-to-payer window leaves out, for the audit trail
+    # Types that would have gone but the caller's token does not grant (a search's
+    # Provenance and includes; $everything's are decided before it is planned).
+    left_out: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,19 +257,27 @@ def plan_search(
     policy: ConsentPolicy,
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
     window: ExchangeWindow | None = None,
+    granted: frozenset[str] | None = None,
 ) -> EverythingPlan | None:
     """Decide what a search within one member's records gives: the matching resources
     of the type among what may go (decided on the whole compartment, as for
     ``$everything``, and within ``window``), and with ``_revinclude=Provenance:target``
-    the stored Provenance of those that go."""
+    the stored Provenance of those that go. What ``_include`` reaches and the Provenance
+    go only where ``granted`` (the types the caller's token grants; None: all) holds
+    their type; the plan names the others (``left_out``), Provenance whenever it is not
+    granted, since our transmitter Provenance goes with every page."""
     decision = _decide(query.patient_id, records, shared, policy, segmentation, window, query)
     if decision is None:
         return None
     matches = [s for s in decision.kept if s.selected]
     found = {s.key for s in matches}
-    included = sorted({ref for s in matches for ref in s.included if ref in decision.reachable})
+    reached = {ref for s in matches for ref in s.included if ref in decision.reachable}
+    included = sorted(ref for ref in reached if _granted(granted, _type_of(ref)))
+    left_out = {_type_of(ref) for ref in reached} - {_type_of(ref) for ref in included}
     provenance = []
-    if query.revinclude_provenance:
+    if not _granted(granted, "Provenance"):
+        left_out.add("Provenance")
+    elif query.revinclude_provenance:
         provenance = [
             s
             for s in decision.kept
@@ -274,7 +291,16 @@ def plan_search(
         len(matches),
         decision.withheld_count,
         decision.outside_window,
+        frozenset(left_out),
     )
+
+
+def _granted(granted: frozenset[str] | None, resource_type: str) -> bool:
+    return granted is None or resource_type in granted
+
+
+def _type_of(ref: str) -> str:
+    return ref.split("/", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -437,13 +463,23 @@ def everything_page(
     us: Organization,
     provenance_id: str,
     now: datetime,
+    with_provenance: bool = True,
+    outcome: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One searchset page, with our Provenance for what it carries."""
+    """One searchset page, with our Provenance for what it carries (``with_provenance``:
+    where the caller's token grants Provenance) and, last, ``outcome`` (an
+    OperationOutcome saying what was left out and why) as an entry of mode ``outcome``."""
     entries = [_entry(resource, fhir_base, mode) for mode, resource in page]
     released = [r for _, r in page if r["resourceType"] != "Provenance"]
-    if released:
+    if released and with_provenance:
         transmitter = transmitter_provenance(provenance_id, released, transmitter=us, recorded=now)
         entries.append(_entry(transmitter, fhir_base, "include"))
+    if outcome is not None:
+        # No RESTful identity: a urn:uuid names it (R4 Bundle: fullUrl of such a resource).
+        entries.append(
+            {"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome,
+             "search": {"mode": "outcome"}}
+        )  # fmt: skip
     links = [{"relation": "self", "url": self_url}]
     if next_url is not None:
         links.append({"relation": "next", "url": next_url})

@@ -38,6 +38,15 @@ from payerbridge.disclosure.everything import (
     plan_search,
     released_on_page,
 )
+from payerbridge.disclosure.grants import (
+    Granted,
+    LeftOut,
+    grants,
+    limit_everything,
+    limit_patient_search,
+    on_page,
+    require_everything,
+)
 from payerbridge.disclosure.reads import (
     DisclosureContext,
     authorize_member,
@@ -61,14 +70,14 @@ from payerbridge.fhir.member_match import (
     build_member_match_response,
     parse_member_match_request,
 )
-from payerbridge.fhir.outcome import outcome_for
+from payerbridge.fhir.outcome import operation_outcome, outcome_for
 from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
 from payerbridge.identity.decision import SINGLE_EXCHANGE
 from payerbridge.identity.member_match import MemberMatchRules, answer_member_match
 from payerbridge.identity.service import AttemptLimit
 from payerbridge.logging import current_request_id, log_on_request
 from payerbridge.routing.profiles import PROFILES
-from payerbridge.security.model import MEMBER_MATCH_SCOPE, resource_scope
+from payerbridge.security.model import MEMBER_MATCH_SCOPE, granted_types, resource_scope
 
 __all__ = ["member_match_route", "router"]
 
@@ -230,6 +239,21 @@ def _member_match(
     return Answer(response, 200, answer.events)
 
 
+def _granted(caller: Caller) -> tuple[Granted, str]:
+    """The types the caller's token lets it read (None: every type), and the context of
+    the scopes it would ask for more with (``patient`` for a member-scoped token)."""
+    context = "patient" if caller.principal.patient is not None else "system"
+    return granted_types(caller.principal, "rs"), context
+
+
+def _outcome(left_out: LeftOut | None) -> dict[str, Any] | None:
+    """The outcome entry's OperationOutcome of a page that left types out, if it did."""
+    if left_out is None:
+        return None
+    outcome = operation_outcome([left_out.issue()], severity="warning", code="suppressed")
+    return {"id": new_id(), **outcome}
+
+
 def _disclosure(platform: Platform, caller: Caller) -> DisclosureContext:
     return DisclosureContext(
         members=platform.members,
@@ -254,8 +278,10 @@ def everything(
 ) -> Response:
     """The member's record in pages (``_type``, ``_since``, ``_count``): decided once at
     the first page, then paged by ``next`` links through that decision, the consent
-    decided again for every page."""
-    caller.require(resource_scope("*"))
+    decided again for every page. It holds the types the caller's token grants, the
+    Patient among them (disclosure.grants)."""
+    granted, context = _granted(caller)
+    require_everything(granted, context)
     if not platform.settings.offer_everything:
         text = (
             "this server does not offer $everything; read the member's record by searches "
@@ -268,6 +294,7 @@ def everything(
     if any(name == _PAGE_TOKEN for name, _ in params):
         return FhirResponse(_next_page(platform, caller, path, params))
     query = parse_everything_query(params, max_count=platform.settings.everything_page_size)
+    query, left_out = limit_everything(query, granted, SUPPORTED_TYPES, context)
     idempotency_key = checked_key(idempotency_key)
     # Decided on every call, a retry under the same Idempotency-Key included: a consent
     # revoked since the first answer stops the data here.
@@ -296,15 +323,19 @@ def everything(
             now,
             "everything",
             idempotency_key=idempotency_key,
+            left_out=left_out,
         )
         return Answer(bundle, 200, [event])
 
+    # What the token grants is part of the request: a retry under the same key by a
+    # token granting other types is another request, not a replay of the first answer.
+    grant = "*" if granted is None else ",".join(sorted(granted))
     return answer_once(
         platform,
         caller,
         idempotency_key,
         operation="everything",
-        request_hash=request_digest(request.url.path, str(request.query_params)),
+        request_hash=request_digest(request.url.path, str(request.query_params), grant),
         run=run,
     )
 
@@ -330,9 +361,11 @@ def _first_page(
     action: str,
     *,
     idempotency_key: str | None = None,
+    left_out: LeftOut | None = None,
 ) -> tuple[dict[str, Any], AuditEvent]:
-    """Keep the decision as a snapshot and answer its first page; the plan is None when
-    the member has no Patient."""
+    """Keep the decision as a snapshot and answer its first page, which says what the
+    caller's token left out (``left_out``); the plan is None when the member has no
+    Patient."""
     if plan is None:
         raise NotFound(f"Patient/{patient_id} does not exist")
     snapshot = Snapshot(
@@ -351,20 +384,17 @@ def _first_page(
     self_url = f"{fhir_base(platform)}{path}"
     if request.url.query:
         self_url += f"?{request.url.query}"
-    bundle, sent = _page(platform, snapshot, after=0, self_url=self_url, now=now)
-    event = _page_event(
-        caller,
-        snapshot,
-        now,
-        action,
-        entries=sent,
-        after=0,
-        first={
-            "withheld": plan.withheld_count,
-            "outside_window": plan.outside_window,
-            "idempotency_key": idempotency_key,
-        },
+    bundle, sent = _page(
+        platform, caller, snapshot, after=0, self_url=self_url, now=now, left_out=left_out
     )
+    first: dict[str, Any] = {
+        "withheld": plan.withheld_count,
+        "outside_window": plan.outside_window,
+        "idempotency_key": idempotency_key,
+    }
+    if left_out is not None:
+        first["types_not_granted"] = sorted(left_out.types)
+    event = _page_event(caller, snapshot, now, action, entries=sent, after=0, first=first)
     return bundle, event
 
 
@@ -403,25 +433,46 @@ def _next_page(
         )
     after = int(given[_AFTER])
     self_url = _page_url(platform, snapshot, after)
-    bundle, sent = _page(platform, snapshot, after=after, self_url=self_url, now=now)
+    bundle, sent = _page(platform, caller, snapshot, after=after, self_url=self_url, now=now)
     platform.audit.record(_page_event(caller, snapshot, now, hop, entries=sent, after=after))
     return bundle
 
 
 def _page(
-    platform: Platform, snapshot: Snapshot, *, after: int, self_url: str, now: datetime
+    platform: Platform,
+    caller: Caller,
+    snapshot: Snapshot,
+    *,
+    after: int,
+    self_url: str,
+    now: datetime,
+    left_out: LeftOut | None = None,
 ) -> tuple[dict[str, Any], int]:
+    """One page of the snapshot, as released now to this caller: what its token (the one
+    presented with this page) does not grant is left out too, and named."""
     count = snapshot.query.count
     rows = platform.snapshots.page(snapshot.id, after=after, count=count + 1)
     more, rows = len(rows) > count, rows[:count]
+    granted, context = _granted(caller)
+    allowed, denied = on_page(
+        ((mode, resource) for _, mode, resource in rows),
+        granted,
+        everything=snapshot.path.endswith("/$everything"),
+    )
     released = list(
         released_on_page(
-            ((mode, resource) for _, mode, resource in rows),
+            allowed,
             policy=snapshot.policy,
             withheld=snapshot.withheld,
             segmentation=platform.segmentation,
         )
     )
+    with_provenance = snapshot.query.our_provenance and grants(granted, "Provenance")
+    if snapshot.query.our_provenance and not with_provenance:
+        denied |= {"Provenance"}
+    if denied:  # a page asked with a token that grants less than the first page's did
+        narrower = LeftOut(frozenset(denied), context)
+        left_out = narrower if left_out is None else left_out | narrower
     next_url = _page_url(platform, snapshot, rows[-1][0]) if more else None
     bundle = everything_page(
         released,
@@ -432,6 +483,8 @@ def _page(
         us=platform.us,
         provenance_id=new_id(),
         now=now,
+        with_provenance=with_provenance,
+        outcome=_outcome(left_out),
     )
     return bundle, len(released)
 
@@ -476,7 +529,10 @@ def search_patients(platform: PlatformDep, caller: CallerDep, request: Request) 
     Provenance and, asked with ``_revinclude=Provenance:target``, their stored one; a
     member whose consent does not permit the caller is simply not found."""
     caller.require(resource_scope("Patient", "s"))
-    query = parse_patient_search(request.query_params.multi_items())
+    granted, context = _granted(caller)
+    query, with_provenance, left_out = limit_patient_search(
+        parse_patient_search(request.query_params.multi_items()), granted, context
+    )
     found = find_patients(_disclosure(platform, caller), query)
     now = utcnow()
     base = fhir_base(platform)
@@ -490,6 +546,8 @@ def search_patients(platform: PlatformDep, caller: CallerDep, request: Request) 
         us=platform.us,
         provenance_id=new_id(),
         now=now,
+        with_provenance=with_provenance,
+        outcome=_outcome(left_out),
     )
     return FhirResponse(bundle)
 
@@ -514,6 +572,7 @@ def search(
         return FhirResponse(searchset([], fhir_base=fhir_base(platform), at=utcnow()))
     policy = authorize_member(_disclosure(platform, caller), query.patient_id, "search")
     now = utcnow()
+    granted, context = _granted(caller)
     plan = plan_search(
         query,
         platform.members.stream_compartment(query.patient_id),
@@ -521,6 +580,7 @@ def search(
         policy,
         platform.segmentation,
         _window(platform, now),
+        granted,
     )
     bundle, event = _first_page(
         platform,
@@ -530,9 +590,10 @@ def search(
         policy,
         query.patient_id,
         path,
-        EverythingQuery(count=query.count),
+        EverythingQuery(count=query.count, our_provenance=grants(granted, "Provenance")),
         now,
         "search",
+        left_out=LeftOut(plan.left_out, context) if plan and plan.left_out else None,
     )
     platform.audit.record(event)
     return FhirResponse(bundle)
