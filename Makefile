@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= ./var
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres lint clean
+.PHONY: run test check coverage clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,19 +34,46 @@ $(CLIENTS_STAMP): $(CLIENTS)/bin/python tests/clients/requirements.txt
 run: $(STAMP)
 	$(BIN)/payerbridge demo --data-dir $(DATA_DIR)
 
-## make test: the whole suite on SQLite, then again on PostgreSQL when
-## PAYERBRIDGE_TEST_DATABASE_URL is set (CI sets it).
+# Test workers (pytest-xdist): most e2e tests wait on server processes and sockets, so
+# more workers than cores keep both cores busy.
+PYTEST_WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+
+## make check: the inner loop: lint, types, import contracts and the unit tests.
+check: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -n 2 tests/unit
+
+## make test: the whole suite on SQLite, then the tests that touch a database again on
+## PostgreSQL when PAYERBRIDGE_TEST_DATABASE_URL is set (CI sets it); the unit tests
+## touch none.
 test: export PAYERBRIDGE_TEST_SMART_FETCH = $(abspath $(CLIENTS))/bin/smart-fetch
 test: $(STAMP) $(CLIENTS_STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest tests
+	$(PYTEST) tests
 	@if [ -n "$$PAYERBRIDGE_TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL"; \
-		PAYERBRIDGE_TEST_BACKEND=postgres $(BIN)/python -m pytest tests; \
+		PAYERBRIDGE_TEST_BACKEND=postgres $(PYTEST) tests/integration tests/e2e; \
 	fi
 
+## make coverage: line coverage of src/ over the whole suite on SQLite (and PostgreSQL
+## when PAYERBRIDGE_TEST_DATABASE_URL is set), server processes included.
+coverage: export PAYERBRIDGE_TEST_SMART_FETCH = $(abspath $(CLIENTS))/bin/smart-fetch
+coverage: $(STAMP) $(CLIENTS_STAMP)
+	rm -f .coverage .coverage.*
+	$(PYTEST) --cov --cov-report= tests
+	@if [ -n "$$PAYERBRIDGE_TEST_DATABASE_URL" ]; then \
+		PAYERBRIDGE_TEST_BACKEND=postgres \
+			$(PYTEST) --cov --cov-append --cov-report= tests/integration tests/e2e; \
+	fi
+	$(BIN)/coverage combine --append --quiet || true
+	$(BIN)/coverage report --skip-covered --sort=cover | tail -25
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .coverage .coverage.*

@@ -98,7 +98,9 @@ def run_cli(
         [sys.executable, "-m", "payerbridge", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        # Wide enough that the CLI's usage errors never wrap a path (a worker's tmp
+        # paths are longer than a serial run's).
+        env={**os.environ, "COLUMNS": "1000", **(env or {})},
         timeout=timeout,
         check=False,
     )
@@ -262,7 +264,31 @@ def start_server(
     for path in import_files:
         result = run_cli(["import", "--data-dir", str(data_dir), str(path)], env=full_env)
         assert result.returncode == 0, result.stderr
-    port = port or free_port()
+    if port is not None:
+        return _serve(data_dir, full_env, args, tls_ca, port, log_name)
+    # A free port found here can be taken by another test's process (the suite runs on
+    # several workers) before the server binds it: then another port, a few times.
+    for attempt in range(3):
+        try:
+            return _serve(data_dir, dict(full_env), args, tls_ca, free_port(), log_name)
+        except PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PortTaken(RuntimeError):
+    """The server could not bind the port it was given."""
+
+
+def _serve(
+    data_dir: Path,
+    full_env: dict[str, str],
+    args: tuple[str, ...],
+    tls_ca: Path | None,
+    port: int,
+    log_name: str,
+) -> ServerProcess:
     # Our tokens' issuer: the URL the tests reach the server by (and the CLI agrees).
     scheme = "https" if tls_ca is not None else "http"
     full_env.setdefault("PAYERBRIDGE_PUBLIC_BASE_URL", f"{scheme}://127.0.0.1:{port}")
@@ -288,6 +314,9 @@ def start_server(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            server.stop()
+            if "address already in use" in server.log().lower():
+                raise PortTaken(f"port {port} was taken")
             raise RuntimeError(f"server exited early:\n{server.log()}")
         try:
             health = httpx.get(f"{server.base_url}/healthz", timeout=1, verify=server.verify)
