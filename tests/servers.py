@@ -262,8 +262,7 @@ def start_server(
         **env,
     }
     for path in import_files:
-        result = run_cli(["import", "--data-dir", str(data_dir), str(path)], env=full_env)
-        assert result.returncode == 0, result.stderr
+        seed(data_dir, full_env, path)
     if port is not None:
         return _serve(data_dir, full_env, args, tls_ca, port, log_name)
     # A free port found here can be taken by another test's process (the suite runs on
@@ -275,6 +274,32 @@ def start_server(
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def seed(data_dir: Path, env: dict[str, str], path: Path) -> None:
+    """Load one file of member data as ``payerbridge import`` does (its own commit and
+    indexing), in this process: a CLI process per file cost a second and a half of CPU.
+    The import command itself is tested through the CLI (tests/e2e/test_cli.py)."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.config import load_settings
+
+    ours = {k: v for k, v in env.items() if k.startswith("PAYERBRIDGE_")}
+    saved = {k: os.environ.get(k) for k in ours}
+    os.environ.update(ours)  # the instance's settings, as its CLI would read them
+    try:
+        platform = build_platform(load_settings(data_dir=data_dir))
+        try:
+            reports = platform.import_member_files([path], progress=lambda _path, _size: None)
+        finally:
+            platform.close()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    rejected = [(r.path, r.errors) for r in reports if not r.accepted]
+    assert not rejected, rejected
 
 
 class PortTaken(RuntimeError):
