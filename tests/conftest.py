@@ -44,36 +44,47 @@ def _postgres_reachable() -> None:
         pytest.exit(f"PostgreSQL requested but unreachable at {ADMIN_URL}: {exc}", returncode=3)
 
 
-@pytest.fixture
-def database_env() -> Iterator[Callable[[], dict[str, str]]]:
-    """A factory of environments, each pointing one payer instance at its own database."""
-    created: list[str] = []
+class _Databases:
+    """Fresh PostgreSQL databases, one per payer instance, dropped by ``drop``; on SQLite
+    each instance's data dir holds its own and this gives no settings."""
 
-    def make() -> dict[str, str]:
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def make(self) -> dict[str, str]:
         if BACKEND != "postgres":
             return {}
         name = f"pbtest_{uuid.uuid4().hex[:12]}"
         with _admin_connect() as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
-        created.append(name)
+        self.created.append(name)
         base = ADMIN_URL.rsplit("/", 1)[0]
         return {"PAYERBRIDGE_DATABASE_URL": f"{base}/{name}"}
 
-    yield make
-    if created:
-        with _admin_connect() as connection:
-            for name in created:
-                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    def drop(self) -> None:
+        if self.created:
+            with _admin_connect() as connection:
+                for name in self.created:
+                    connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
-def server(
-    tmp_path: Path, database_env: Callable[[], dict[str, str]]
-) -> Iterator[Callable[..., ServerProcess]]:
-    """Start real ``payerbridge serve`` processes; all are stopped at teardown."""
-    started: list[ServerProcess] = []
+def database_env() -> Iterator[Callable[[], dict[str, str]]]:
+    """A factory of environments, each pointing one payer instance at its own database."""
+    databases = _Databases()
+    yield databases.make
+    databases.drop()
+
+
+class _Servers:
+    """Starts real ``payerbridge serve`` processes under ``root``; ``stop`` stops them all."""
+
+    def __init__(self, root: Path, databases: _Databases) -> None:
+        self.root, self.databases = root, databases
+        self.started: list[ServerProcess] = []
 
     def start(
+        self,
         name: str,
         *,
         env: dict[str, str] | None = None,
@@ -83,19 +94,40 @@ def server(
         port: int | None = None,
     ) -> ServerProcess:
         process = start_server(
-            tmp_path / name,
-            env={**database_env(), **(env or {})},
+            self.root / name,
+            env={**self.databases.make(), **(env or {})},
             import_files=import_files or [],
             args=args,
             tls_ca=tls_ca,
             port=port,
         )
-        started.append(process)
+        self.started.append(process)
         return process
 
-    yield start
-    for process in started:
-        process.stop()
+    def stop(self) -> None:
+        for process in self.started:
+            process.stop()
+        self.databases.drop()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start real ``payerbridge serve`` processes; all are stopped at teardown."""
+    servers = _Servers(tmp_path, _Databases())
+    yield servers.start
+    servers.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., ServerProcess]]:
+    """As ``server``, for servers a module's tests share (each test with a client, a
+    member or a Group of its own, so that none sees another's): one start, not one per
+    test."""
+    servers = _Servers(tmp_path_factory.mktemp("module"), _Databases())
+    yield servers.start
+    servers.stop()
 
 
 @pytest.fixture
