@@ -30,9 +30,12 @@ $(CLIENTS_STAMP): $(CLIENTS)/bin/python tests/clients/requirements.txt
 	touch $(CLIENTS_STAMP)
 
 ## make run: install, initialise ./var, start the platform with three sandbox
-## partners, send one exchange to each, then keep serving until Ctrl-C.
+## partners, send one exchange to each, then keep serving until Ctrl-C or SIGTERM
+## (the platform on PORT, the partners from BASE_PORT on).
+PORT ?= 8080
+BASE_PORT ?= 8101
 run: $(STAMP)
-	$(BIN)/payerbridge demo --data-dir $(DATA_DIR)
+	$(BIN)/payerbridge demo --data-dir $(DATA_DIR) --port $(PORT) --base-port $(BASE_PORT)
 
 # Test workers (pytest-xdist): most e2e tests wait on server processes and sockets, so
 # more workers than cores keep both cores busy.

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
 from tests.builders import a_coverage, a_patient
-from tests.servers import run_cli
+from tests.servers import free_port_run, run_cli
 
 
 def digest(folder: Path) -> str:
@@ -119,3 +125,64 @@ def test_partners_and_config_commands(
     assert config["org_name"] == "Configured Plan"
     if env:
         assert config["database_url"] == "**********"
+
+
+def test_make_run_refuses_a_busy_port_naming_it_and_how_to_choose_others(tmp_path: Path) -> None:
+    base = free_port_run(4)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 1))  # the second partner's
+        taken.listen()
+        result = run_cli(
+            ["demo", "--data-dir", str(tmp_path / "var"), "--port", str(base + 3),
+             "--base-port", str(base)],
+            timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"port {base + 1} is busy: wanted for sandbox partner 2" in result.stderr
+    assert "--port N --base-port M" in result.stderr and "make run PORT=N" in result.stderr
+    assert not (tmp_path / "var" / "sandbox").exists()  # nothing started, nothing generated
+    clash = run_cli(
+        ["demo", "--data-dir", str(tmp_path / "var"), "--port", str(base + 1),
+         "--base-port", str(base)],
+        timeout=60,
+    )  # fmt: skip
+    assert clash.returncode == 2 and "wanted twice" in clash.stderr
+
+
+def test_make_run_stopped_by_sigterm_stops_every_process_it_started(tmp_path: Path) -> None:
+    base = free_port_run(4)  # three partners at base..base+2, the platform at base+3
+    ports = [base, base + 1, base + 2, base + 3]
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "payerbridge", "demo", "--data-dir", str(tmp_path / "var"),
+             "--members", "20", "--port", str(base + 3), "--base-port", str(base),
+             "--window-seconds", "0", "--no-weekly-maintenance"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PAYERBRIDGE_DATABASE_URL": "", "COLUMNS": "200"},
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while "serving" not in log.read_text(errors="replace"):
+            assert demo.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.2)
+        assert all(_listening(port) for port in ports)  # all four serve
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(_listening(port) for port in ports):  # every instance has exited
+            assert time.monotonic() < deadline, [p for p in ports if _listening(p)]
+            time.sleep(0.2)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+
+
+def _listening(port: int) -> bool:
+    """Whether something accepts connections on the port (a closed server's port may stay
+    unbindable a while for its connections' TIME_WAIT)."""
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0

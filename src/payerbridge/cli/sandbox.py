@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -197,17 +198,21 @@ def _wait_healthy(instances: list[Instance], timeout: float = 90) -> None:
 
 
 def _start_partners(
-    data_dir: Path, network: dict[str, Any], base_port: int, us: tuple[str, str]
-) -> list[Instance]:
+    data_dir: Path,
+    network: dict[str, Any],
+    base_port: int,
+    us: tuple[str, str],
+    instances: list[Instance],
+) -> None:
     """Load each partner's data once, register ``us`` (name, NPI) as its client with our
-    real public key, then start it as its own SQLite-backed instance."""
+    real public key, then start it as its own SQLite-backed instance, added to
+    ``instances`` as soon as it runs (so that an interruption meanwhile stops it)."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE
 
     network_dir = _network_dir(data_dir)
     our_keys = _our_key_set(data_dir)
-    instances = []
     for index, payer in enumerate(network["payers"]):
         payer_dir = data_dir / "sandbox" / payer["slug"]
         env = {
@@ -226,7 +231,6 @@ def _start_partners(
             err.print(f"loaded {report.resources:,} resources into {payer['slug']}")
         _register_client(payer_dir, _our_client_id(us[1]), us, DEFAULT_PARTNER_SCOPE, our_keys)
         instances.append(_spawn(payer["slug"], payer_dir, base_port + index, env, embedded=True))
-    return instances
 
 
 def _register_client(
@@ -264,6 +268,39 @@ def _our_key_set(data_dir: Path) -> dict[str, Any]:
         return platform.client_jwks
     finally:
         platform.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _require_free_ports(port: int, base_port: int) -> None:
+    """Refuse to start (exit 2) when a port the demo needs is taken, naming it and the
+    options that choose others: found later, a busy port ends in errors far from here."""
+    partners = range(base_port, base_port + SANDBOX_PARTNERS)
+    wanted = [(port, "the platform (--port)")] + [
+        (p, f"sandbox partner {p - base_port + 1} (--base-port)") for p in partners
+    ]
+    problems = [f"port {p} is busy: wanted for {role}" for p, role in wanted if not _bindable(p)]
+    if port in partners:
+        problems.append(f"port {port} is wanted twice: --port is in the partners' range")
+    for problem in problems:
+        err.print(f"[red]{problem}[/red]")
+    if problems:
+        err.print(
+            "choose others: payerbridge demo --port N --base-port M (partners take "
+            f"M to M+{SANDBOX_PARTNERS - 1}), or make run PORT=N BASE_PORT=M"
+        )
+        raise typer.Exit(2)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _stop(instances: list[Instance]) -> None:
@@ -315,8 +352,10 @@ def up(
     network = _ensure_network(data_dir, members, seed, as_of)
     settings = load_settings(data_dir=data_dir)
     us = (settings.org_name, settings.org_npi)
-    instances = _start_partners(data_dir, network, base_port, us)
+    signal.signal(signal.SIGTERM, _interrupt)
+    instances: list[Instance] = []
     try:
+        _start_partners(data_dir, network, base_port, us, instances)
         _wait_healthy(instances)
         _register_partners_locally(data_dir, instances, network, us[1])
     except BaseException:
@@ -493,17 +532,21 @@ def demo(
 ) -> None:
     """Start the platform with three sandbox partners that speak different HRex/PDex
     versions (one announces maintenance windows), send one exchange to each and show the
-    route decided for each."""
+    route decided for each. Ctrl-C or SIGTERM stops every process it started."""
+    _require_free_ports(port, base_port)
+    # SIGTERM as Ctrl-C: the instances run in sessions of their own, so only we stop them.
+    signal.signal(signal.SIGTERM, _interrupt)
     network = _ensure_network(data_dir, members, seed, None)
     platform_env = {
         "PAYERBRIDGE_ORG_NAME": network["platform"]["name"],
         "PAYERBRIDGE_ORG_NPI": network["platform"]["npi"],
     }
     us = (network["platform"]["name"], network["platform"]["npi"])
-    instances = _start_partners(data_dir, network, base_port, us)
-    platform = _spawn("platform", data_dir, port, platform_env)
-    instances.append(platform)
+    instances: list[Instance] = []
     try:
+        _start_partners(data_dir, network, base_port, us, instances)
+        platform = _spawn("platform", data_dir, port, platform_env)
+        instances.append(platform)
         _wait_healthy(instances)
         _register_partners_locally(
             data_dir,
