@@ -1,0 +1,114 @@
+"""docs/architecture.md stays true to the tree and to the import contracts.
+
+The page's conventions (stated in it): `name/` is a package and `name.py` a module under
+src/payerbridge/; other paths are under src/payerbridge/ unless they start with docs/,
+tests/ or src/; `name()` is a function defined in src/payerbridge/; the ```layers block is
+the layers contract, one line per layer, and the ```ignored block its ignore_imports.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "src" / "payerbridge"
+DOC = ROOT / "docs" / "architecture.md"
+PREFIX = "payerbridge."
+
+_CODE = re.compile(r"`([^`\n]+)`")
+_PATH = re.compile(r"[\w./-]+(?:\.py|\.md|/)")
+_FUNCTION = re.compile(r"(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)\(\)")
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _doc() -> str:
+    return DOC.read_text(encoding="utf-8")
+
+
+def _prose() -> str:
+    """The page without its fenced blocks."""
+    return re.sub(r"^```.*?^```", "", _doc(), flags=re.DOTALL | re.MULTILINE)
+
+
+def _block(info: str) -> list[str]:
+    found = re.findall(rf"^```{info}\n(.*?)^```", _doc(), flags=re.DOTALL | re.MULTILINE)
+    assert len(found) == 1, f"docs/architecture.md needs exactly one ```{info} block"
+    return [line.strip() for line in found[0].splitlines() if line.strip()]
+
+
+def _layers_contract() -> dict[str, Any]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    layers = [contract for contract in contracts if contract["type"] == "layers"]
+    assert len(layers) == 1
+    contract: dict[str, Any] = layers[0]
+    return contract
+
+
+def _short(module: str) -> str:
+    assert module.startswith(PREFIX), module
+    return module.removeprefix(PREFIX)
+
+
+def _cited() -> list[str]:
+    return [token.strip() for token in _CODE.findall(_prose())]
+
+
+def test_every_package_and_top_level_module_is_named() -> None:
+    cited = set(_cited())
+    packages = {f"{p.parent.name}/" for p in PACKAGE.glob("*/__init__.py")}
+    modules = {p.name for p in PACKAGE.glob("*.py")} - {"__init__.py", "__main__.py"}
+    missing = sorted((packages | modules) - cited)
+    assert not missing, f"docs/architecture.md does not name {missing}"
+
+
+def test_the_layer_diagram_is_the_layers_contract() -> None:
+    contract = [
+        " | ".join(_short(module.strip()) for module in layer.split("|"))
+        for layer in _layers_contract()["layers"]
+    ]
+    assert _block("layers") == contract
+
+
+def test_the_named_debt_is_the_contracts_ignore_imports() -> None:
+    named = set()
+    for line in _block("ignored"):
+        importer, imported = line.split(" -> ")
+        named |= {(importer, module.strip()) for module in imported.split(",")}
+    ignored = set()
+    for rule in _layers_contract().get("ignore_imports", []):
+        importer, imported = rule.split(" -> ")
+        ignored.add((_short(importer.strip()), _short(imported.strip())))
+    assert named == ignored
+
+
+def _exists(path: str) -> bool:
+    if path.startswith(("docs/", "tests/", "src/")):
+        return (ROOT / path).exists()
+    return (PACKAGE / path).exists() or (ROOT / path).exists()
+
+
+def test_every_cited_path_exists() -> None:
+    paths = [token for token in _cited() if _PATH.fullmatch(token)]
+    assert len(paths) > 30  # the page cites files; a parse that finds none is broken
+    missing = sorted({path for path in paths if not _exists(path)})
+    assert not missing, f"docs/architecture.md cites paths that do not exist: {missing}"
+
+
+def test_every_link_leads_to_a_file() -> None:
+    links = [link for link in _LINK.findall(_doc()) if "://" not in link]
+    assert links
+    missing = sorted({link for link in links if not (DOC.parent / link).exists()})
+    assert not missing, f"docs/architecture.md links to what does not exist: {missing}"
+
+
+def test_every_cited_function_is_defined() -> None:
+    names = {m.group(1) for token in _cited() if (m := _FUNCTION.fullmatch(token))}
+    assert len(names) > 30
+    source = "\n".join(p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py"))
+    defined = set(re.findall(r"^\s*(?:async\s+)?def\s+(\w+)\s*\(", source, flags=re.MULTILINE))
+    missing = sorted(names - defined)
+    assert not missing, f"docs/architecture.md cites functions no module defines: {missing}"
