@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import httpx
+import orjson
 import pytest
 
+from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
-from tests.servers import ServerProcess, new_key
+from tests.servers import REQUESTER_SCOPES, ServerProcess, new_key
 
 FHIR = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
 
-@pytest.fixture
-def payer(server: Callable[..., ServerProcess], tmp_path) -> ServerProcess:  # type: ignore[no-untyped-def]
-    data = tmp_path / "members.ndjson"
-    import orjson
-
+@pytest.fixture(scope="module")
+def shared_payer(
+    module_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> ServerProcess:
+    """One server the module's tests share. None of them registers a partner, so no
+    exchange can be stored by any of them; each test calls as a client of its own."""
+    data = tmp_path_factory.mktemp("bad-input") / "members.ndjson"
     data.write_bytes(
         b"\n".join(
             orjson.dumps(r)
@@ -31,12 +36,23 @@ def payer(server: Callable[..., ServerProcess], tmp_path) -> ServerProcess:  # t
             )
         )
     )
-    payer = server(
+    return module_server(
         "payer",
         env={"PAYERBRIDGE_MAX_REQUEST_BYTES": "20000", "PAYERBRIDGE_ORG_NPI": "1245319599"},
         import_files=[data],
     )
-    return payer.authorize("newplan", npi="1234567893")
+
+
+@pytest.fixture
+def payer(shared_payer: ServerProcess, request: pytest.FixtureRequest) -> ServerProcess:
+    """The shared server, whose ``client()`` is this test's own client (a requesting
+    payer that may also submit exchanges): ``GET /exchanges`` lists only its exchanges."""
+    token = shared_payer.register_client(
+        f"client-{request.node.name}",
+        npi="1234567893",
+        scope=f"{REQUESTER_SCOPES} {EXCHANGES_SCOPE}",
+    )
+    return dataclasses.replace(shared_payer, credential=token)
 
 
 def outcome(response: httpx.Response, status: int, code: str) -> str:
@@ -106,7 +122,9 @@ def test_unknown_partner_is_refused_and_no_exchange_is_stored(payer: ServerProce
         )
         assert "no partner is registered with id 'nobody'" in text
         assert client.get("/exchanges").json()["total"] == 0
-        assert client.get("/partners").json() == []
+    operator = payer.register_client("ops-test_unknown_partner", scope=OPERATOR_SCOPE)
+    with payer.client_with(operator) as ops:
+        assert ops.get("/partners").json() == []
 
 
 def test_invalid_exchange_fields_are_named(payer: ServerProcess) -> None:
@@ -203,6 +221,7 @@ def test_an_overlong_idempotency_key_is_named(payer: ServerProcess) -> None:
 
 
 def test_request_id_is_echoed_or_generated(payer: ServerProcess) -> None:
+    start = len(payer.log())  # what this test's requests log, not the others'
     with payer.client() as client:
         assert (
             client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
@@ -211,7 +230,7 @@ def test_request_id_is_echoed_or_generated(payer: ServerProcess) -> None:
         generated = client.get("/healthz", headers={"X-Request-ID": "bad id <script>"})
         assert generated.headers["x-request-id"] != "bad id"
         assert len(generated.headers["x-request-id"]) == 36
-    assert '"request_id":"abc-123"' in payer.log()
+    assert '"request_id":"abc-123"' in payer.log()[start:]
 
 
 def test_member_match_outcomes_are_422_with_hrex_codes(payer: ServerProcess) -> None:
@@ -255,7 +274,8 @@ def test_member_match_outcomes_are_422_with_hrex_codes(payer: ServerProcess) -> 
 
 
 def test_logs_never_carry_member_demographics(payer: ServerProcess) -> None:
+    start = len(payer.log())  # what this test's requests log, not the others'
     test_member_match_outcomes_are_422_with_hrex_codes(payer)
-    log = payer.log()
+    log = payer.log()[start:]
     for secret in ("Garcia", "1980-02-03", "M123", 'S1"'):
         assert secret not in log
