@@ -41,15 +41,21 @@ HAPPY_PATH = [
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("network")
-    write_network(out, 1, 60, 7, date.today() - timedelta(days=1), switchers=3)
+    # Twelve switchers: the tests that share the module's payers each move members of
+    # their own (see ``shared``).
+    write_network(out, 1, 60, 7, date.today() - timedelta(days=1), switchers=12)
     return out
 
 
-@pytest.fixture
-def payers(
-    server: Callable[..., ServerProcess], network: Path
+@pytest.fixture(scope="module")
+def shared(
+    module_server: Callable[..., ServerProcess], network: Path
 ) -> tuple[ServerProcess, ServerProcess, dict[str, Any]]:
-    return start_payers(server, network)
+    """An old payer and a new one the module's tests share, the old one the new one's
+    partner under its slug. A test that changes a partner registers the old payer (or one
+    of its own) under a partner id of its own (``add_partner``), and every test moves
+    switchers no other test moves, so that none sees another's exchanges or members."""
+    return start_payers(module_server, network)
 
 
 def start_payers(
@@ -59,16 +65,7 @@ def start_payers(
     new_env: dict[str, str] | None = None,
 ) -> tuple[ServerProcess, ServerProcess, dict[str, Any]]:
     info = orjson.loads((network / "network.json").read_bytes())
-    old_info = info["payers"][0]
-    old = server(
-        "old",
-        env={
-            "PAYERBRIDGE_ORG_NAME": old_info["name"],
-            "PAYERBRIDGE_ORG_NPI": old_info["npi"],
-            **(old_env or {}),
-        },
-        import_files=[network / old_info["file"]],
-    )
+    old = start_old(server, network, old_env)
     new = server(
         "new",
         env={
@@ -79,16 +76,45 @@ def start_payers(
             **(new_env or {}),
         },
     )
+    trust_new(old, new, info)
+    add_partner(new, old, info, info["payers"][0]["slug"])
+    return old, new, info
+
+
+def start_old(
+    server: Callable[..., ServerProcess], network: Path, env: dict[str, str] | None = None
+) -> ServerProcess:
+    """The old payer, holding the network's members."""
+    old_info = orjson.loads((network / "network.json").read_bytes())["payers"][0]
+    return server(
+        "old",
+        env={
+            "PAYERBRIDGE_ORG_NAME": old_info["name"],
+            "PAYERBRIDGE_ORG_NPI": old_info["npi"],
+            **(env or {}),
+        },
+        import_files=[network / old_info["file"]],
+    )
+
+
+def trust_new(old: ServerProcess, new: ServerProcess, info: dict[str, Any]) -> None:
     # The old payer registers the new one's key; the new one gets its own tokens.
     old.trust(new, "platform", npi=info["platform"]["npi"])
     # The tests read the old payer as a client of the same organization (the consents'
     # recipient), with a key of their own.
     old.authorize("platform-reader", npi=info["platform"]["npi"], scope=REQUESTER_SCOPES)
+
+
+def add_partner(
+    new: ServerProcess, old: ServerProcess, info: dict[str, Any], partner_id: str
+) -> None:
+    """The new payer adds the old one (which trusts it) as its partner ``partner_id``."""
+    old_info = info["payers"][0]
     with new.client() as client:
         response = client.post(
             "/partners",
             json={
-                "id": old_info["slug"],
+                "id": partner_id,
                 "name": old_info["name"],
                 "npi": old_info["npi"],
                 "base_url": old.fhir_base,
@@ -96,7 +122,15 @@ def start_payers(
             },
         )
         assert response.status_code == 201, response.text
-    return old, new, info
+
+
+def switcher_to(network: Path, number: int, partner_id: str | None = None) -> dict[str, Any]:
+    """The switcher ``number`` of the network, its request sent to ``partner_id`` when
+    given (a partner id a test registered the old payer under)."""
+    switcher: dict[str, Any] = orjson.loads((network / "switchers.json").read_bytes())[number]
+    if partner_id is not None:
+        switcher["request"] = {**switcher["request"], "old_payer": partner_id}
+    return switcher
 
 
 STOPPED = ("completed", "failed", "blocked", "dead_lettered", "manual_review")
@@ -121,10 +155,11 @@ def wait_terminal(client: Any, location: str, timeout: float = 60) -> dict[str, 
 
 
 def test_an_exchange_moves_the_members_history_with_provenance(
-    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
+    shared: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
 ) -> None:
-    old, new, info = payers
-    switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
+    old, new, info = shared
+    switcher = switcher_to(network, 0)
+    logged_before = len(old.log()), len(new.log())  # what the payers logged before this test
     with new.client() as client:
         location = submit(client, switcher["request"])
         exchange = wait_terminal(client, location)
@@ -173,7 +208,7 @@ def test_an_exchange_moves_the_members_history_with_provenance(
     assert kept and all(t["reference"] in by_id for p in kept for t in p["target"])
     # Neither payer logged who the member is.
     member = switcher["request"]["member"]
-    for log in (old.log(), new.log()):
+    for log in (old.log()[logged_before[0] :], new.log()[logged_before[1] :]):
         for secret in (
             member["family"],
             member["birth_date"],
@@ -209,10 +244,10 @@ def _references(node: Any) -> list[str]:
 
 
 def test_an_unknown_member_fails_with_a_reason_and_an_expired_consent_blocks(
-    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
+    shared: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
 ) -> None:
-    _old, new, _info = payers
-    request = orjson.loads((network / "switchers.json").read_bytes())[1]["request"]
+    _old, new, _info = shared
+    request = switcher_to(network, 1)["request"]
     # Someone the old payer never covered: another name, birth date and card.
     stranger = {
         **request,
@@ -227,7 +262,9 @@ def test_an_unknown_member_fails_with_a_reason_and_an_expired_consent_blocks(
         **request,
         "consent": {**request["consent"], "start": "2020-01-01", "end": "2020-03-01"},
     }
-    with new.client() as client:
+    # A client of its own (no operator scope): the listing shows its exchanges only.
+    token = new.register_client("client-unknown-member", scope=EXCHANGES_SCOPE)
+    with new.client_with(token) as client:
         failed = wait_terminal(
             client, client.post("/exchanges", json=stranger, headers=new_key()).headers["location"]
         )
@@ -434,10 +471,15 @@ def test_an_exchange_runs_with_a_udap_partner_we_registered_with_our_certificate
 
 
 def test_the_requester_follows_every_page_of_the_members_record(
-    server: Callable[..., ServerProcess], network: Path
+    server: Callable[..., ServerProcess],
+    shared: tuple[ServerProcess, ServerProcess, dict[str, Any]],
+    network: Path,
 ) -> None:
-    old, new, _ = start_payers(server, network, {"PAYERBRIDGE_EVERYTHING_PAGE_SIZE": "3"})
-    switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
+    _, new, info = shared  # an old payer of its own, the module's new payer
+    old = start_old(server, network, {"PAYERBRIDGE_EVERYTHING_PAGE_SIZE": "3"})
+    trust_new(old, new, info)
+    add_partner(new, old, info, "paged")
+    switcher = switcher_to(network, 2, "paged")
     with new.client() as client:
         location = submit(client, switcher["request"])
         exchange = wait_terminal(client, location)
@@ -460,14 +502,17 @@ def test_the_requester_follows_every_page_of_the_members_record(
 
 
 def test_a_partner_that_answers_member_match_without_member_id_is_searched_by_identifier(
-    server: Callable[..., ServerProcess], network: Path
+    server: Callable[..., ServerProcess],
+    shared: tuple[ServerProcess, ServerProcess, dict[str, Any]],
+    network: Path,
 ) -> None:
     """The HRex 1.0.0 answer (the member's identifier, no MemberId): the requester finds
     the Patient with ``Patient?identifier=`` as PDex 2.0 expects, and says so."""
-    old, new, _ = start_payers(
-        server, network, {"PAYERBRIDGE_MEMBER_MATCH_RETURN_MEMBER_ID": "false"}
-    )
-    switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
+    _, new, info = shared  # an old payer of its own, the module's new payer
+    old = start_old(server, network, {"PAYERBRIDGE_MEMBER_MATCH_RETURN_MEMBER_ID": "false"})
+    trust_new(old, new, info)
+    add_partner(new, old, info, "no-member-id")
+    switcher = switcher_to(network, 3, "no-member-id")
     with new.client() as client:
         location = submit(client, switcher["request"])
         exchange = wait_terminal(client, location)
@@ -553,10 +598,15 @@ def wait_until(
 
 
 def test_the_directory_keeps_what_a_partner_says_it_can_do_and_refresh_says_what_changed(
-    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]],
+    server: Callable[..., ServerProcess],
+    shared: tuple[ServerProcess, ServerProcess, dict[str, Any]],
+    network: Path,
 ) -> None:
-    old, new, info = payers
-    partner_id = info["payers"][0]["slug"]
+    _, new, info = shared  # an old payer of its own (it stops it), the module's new payer
+    old = start_old(server, network)
+    trust_new(old, new, info)
+    partner_id = "directory"
+    add_partner(new, old, info, partner_id)
     with new.client() as client:
         shown = client.get(f"/partners/{partner_id}").json()
         capabilities = shown["capabilities"]  # read when it was added
@@ -581,13 +631,14 @@ def test_the_directory_keeps_what_a_partner_says_it_can_do_and_refresh_says_what
 
 
 def test_a_partner_in_its_maintenance_window_is_waited_for_and_a_suspended_one_is_not_routed(
-    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
+    shared: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
 ) -> None:
     from datetime import UTC, datetime
 
-    old, new, info = payers
-    partner_id = info["payers"][0]["slug"]
-    switchers = orjson.loads((network / "switchers.json").read_bytes())
+    old, new, info = shared
+    partner_id = "maintained"  # the module's old payer, under a partner id of its own
+    add_partner(new, old, info, partner_id)
+    switchers = [switcher_to(network, number, partner_id) for number in (4, 5, 6)]
     now = datetime.now(UTC)
     ends = (now + timedelta(seconds=8)).replace(microsecond=0)
     window = {"start": (now - timedelta(minutes=5)).isoformat(), "end": ends.isoformat()}
@@ -665,15 +716,18 @@ def test_a_partner_in_its_maintenance_window_is_waited_for_and_a_suspended_one_i
 
 def test_a_partner_that_drops_everything_is_read_by_its_searches_after_a_refresh(
     server: Callable[..., ServerProcess],
-    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]],
+    shared: tuple[ServerProcess, ServerProcess, dict[str, Any]],
     network: Path,
 ) -> None:
     """The partner restarts without $everything: ``partners refresh`` says it dropped
     the operation, and the next exchange reads the member's record by its searches
     (by patient, with Provenance), completes, and says how it was read."""
-    old, new, info = payers
-    partner_id = info["payers"][0]["slug"]
-    switchers = orjson.loads((network / "switchers.json").read_bytes())
+    _, new, info = shared  # an old payer of its own (it restarts it), the module's new payer
+    old = start_old(server, network)
+    trust_new(old, new, info)
+    partner_id = "restarted"
+    add_partner(new, old, info, partner_id)
+    switchers = [switcher_to(network, 7, partner_id)]
     old.stop()
     old = server("old", env={**old.env, "PAYERBRIDGE_OFFER_EVERYTHING": "false"}, port=old.port)
     refreshed = new.cli("partners", "refresh", partner_id)
@@ -703,18 +757,20 @@ def test_a_partner_that_drops_everything_is_read_by_its_searches_after_a_refresh
 
 
 def test_a_partners_announced_rate_limit_spaces_every_call_to_it(
-    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
+    shared: tuple[ServerProcess, ServerProcess, dict[str, Any]], network: Path
 ) -> None:
     from datetime import datetime
 
-    old, new, info = payers
-    partner_id = info["payers"][0]["slug"]
+    old, new, info = shared
+    partner_id = "rate-limited"  # the module's old payer, under a partner id of its own
+    add_partner(new, old, info, partner_id)
+    logged_before = len(old.log())  # the old payer's log from here on is this test's
     limited = new.cli("partners", "operations", partner_id, "--rate-limit", "1/2")
     assert limited.returncode == 0, limited.stderr
     assert orjson.loads(limited.stdout)["rate_limit"] == {"requests": 1, "per_seconds": 2.0}
     bad = new.cli("partners", "operations", partner_id, "--rate-limit", "fast")
     assert bad.returncode != 0 and "rate_limit" in bad.stderr
-    switchers = orjson.loads((network / "switchers.json").read_bytes())[:2]
+    switchers = [switcher_to(network, number, partner_id) for number in (8, 9)]
     with new.client() as client:
         locations = [submit(client, switcher["request"]) for switcher in switchers]
         exchanges = [wait_terminal(client, at, timeout=60) for at in locations]
@@ -724,7 +780,7 @@ def test_a_partners_announced_rate_limit_spaces_every_call_to_it(
     # The partner saw its four calls (two per exchange) at least two seconds apart.
     calls = [
         datetime.fromisoformat(line["ts"].replace("Z", "+00:00"))
-        for line in map(orjson.loads, old.log().splitlines())
+        for line in map(orjson.loads, old.log()[logged_before:].splitlines())
         if line.get("msg") == "request" and _exchange_call(line)
     ]
     assert len(calls) == 4, calls
