@@ -25,7 +25,7 @@ import orjson
 import pytest
 
 from tests.e2e.test_exchange import network, submit, wait_terminal  # noqa: F401
-from tests.servers import ServerProcess, new_signing_key, public_jwk
+from tests.servers import ALL_SCOPES, ServerProcess, new_signing_key, public_jwk
 
 Answer = tuple[int, dict[str, str], bytes | Callable[[], Iterator[bytes]]]
 
@@ -212,10 +212,13 @@ NOT_PUBLIC = [
 ]
 
 
-@pytest.fixture
-def production_like(server: Callable[..., ServerProcess]) -> ServerProcess:
-    """A server whose operator listed no network: public addresses only, https only."""
-    return server("prod-like", env={"PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS": "[]"})
+@pytest.fixture(scope="module")
+def production_like(module_server: Callable[..., ServerProcess]) -> ServerProcess:
+    """A server whose operator listed no network: public addresses only, https only. The
+    module's tests share it: each is refused what it asks (nothing it asks is kept), under
+    the one client authorized here."""
+    payer = module_server("prod-like", env={"PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS": "[]"})
+    return payer.authorize("tester", scope=ALL_SCOPES)
 
 
 def test_partners_on_addresses_that_are_not_public_are_refused(
