@@ -6,8 +6,7 @@ decided it."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,7 @@ import orjson
 import pytest
 
 from payerbridge.security.model import OPERATOR_SCOPE
-from tests.conftest import ADMIN_URL, BACKEND, _admin_connect
-from tests.servers import REQUESTER_SCOPES, ServerProcess, start_server
+from tests.servers import REQUESTER_SCOPES, ServerProcess
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -142,25 +140,14 @@ def request(
 
 
 @pytest.fixture(scope="module")
-def old_payer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    base = Path(tmp_path_factory.mktemp("family"))
-    data = base / "members.ndjson"
+def old_payer(
+    module_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> ServerProcess:
+    data = Path(tmp_path_factory.mktemp("family")) / "members.ndjson"
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in MEMBERS))
     env = {"PAYERBRIDGE_ORG_NPI": OLD_NPI, "PAYERBRIDGE_MEMBER_MATCH_MAX_CARDS": "100"}
-    database = None
-    if BACKEND == "postgres":
-        database = f"pbtest_{uuid.uuid4().hex[:12]}"
-        with _admin_connect() as connection:
-            connection.execute(f'CREATE DATABASE "{database}"')
-        env["PAYERBRIDGE_DATABASE_URL"] = f"{ADMIN_URL.rsplit('/', 1)[0]}/{database}"
-    payer = start_server(base / "old", env=env, import_files=[data])
-    try:
-        yield payer.authorize("newplan", npi=NEW_NPI, scope=REQUESTER_SCOPES)
-    finally:
-        payer.stop()
-        if database is not None:
-            with _admin_connect() as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    payer = module_server("old", env=env, import_files=[data])
+    return payer.authorize("newplan", npi=NEW_NPI, scope=REQUESTER_SCOPES)
 
 
 @pytest.fixture(scope="module")
