@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,8 @@ from joserfc.jwk import ECKey
 
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
 from tests.builders import a_member_reaching_sensitive_shared_data, member_match_parameters
-from tests.conftest import BACKEND, _admin_connect
 from tests.pki import NPI_SYSTEM, CertificateAuthority, Issued
-from tests.servers import ALL_SCOPES, REQUESTER_SCOPES, ServerProcess, start_server
+from tests.servers import ALL_SCOPES, REQUESTER_SCOPES, ServerProcess
 
 OLD_NPI = "1245319599"
 VICTIM_NPI = "1234567893"  # the organization the member's consent names
@@ -33,7 +32,9 @@ EVERYTHING = "/fhir/Patient/p1/$everything"
 
 
 @pytest.fixture(scope="module")
-def payer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def payer(
+    module_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> ServerProcess:
     """The old payer trusting the community, holding member p1, whose consent (presented
     with $member-match by the victim's SMART client) names VICTIM_NPI."""
     directory = Path(tmp_path_factory.mktemp("organizations"))
@@ -43,39 +44,25 @@ def payer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data.write_bytes(
         b"\n".join(orjson.dumps(r) for r in a_member_reaching_sensitive_shared_data().values())
     )
-    database: dict[str, str] = {}
-    name = f"pbtest_{uuid.uuid4().hex[:12]}"
-    if BACKEND == "postgres":
-        with _admin_connect() as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        database["PAYERBRIDGE_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    payer = start_server(
-        directory / "old",
+    payer = module_server(
+        "old",
         env={
             "PAYERBRIDGE_ORG_NAME": "Old Plan",
             "PAYERBRIDGE_ORG_NPI": OLD_NPI,
             "PAYERBRIDGE_UDAP_TRUST_ANCHORS": orjson.dumps([str(anchor)]).decode(),
-            **database,
         },
         import_files=[data],
     )
-    try:
-        victim = payer.register_client("victim", npi=VICTIM_NPI, scope=REQUESTER_SCOPES)
-        with payer.client_with(victim) as client:
-            matched = client.post(
-                "/fhir/Patient/$member-match",
-                json=member_match_parameters(our_npi=VICTIM_NPI, partner_npi=OLD_NPI),
-                headers=FHIR,
-            )
-            assert matched.status_code == 200, matched.text
-            assert client.get(EVERYTHING).status_code == 200  # the consent works for it
-        payer.authorize("operator", scope=ALL_SCOPES)
-        yield payer
-    finally:
-        payer.stop()
-        if BACKEND == "postgres":
-            with _admin_connect() as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    victim = payer.register_client("victim", npi=VICTIM_NPI, scope=REQUESTER_SCOPES)
+    with payer.client_with(victim) as client:
+        matched = client.post(
+            "/fhir/Patient/$member-match",
+            json=member_match_parameters(our_npi=VICTIM_NPI, partner_npi=OLD_NPI),
+            headers=FHIR,
+        )
+        assert matched.status_code == 200, matched.text
+        assert client.get(EVERYTHING).status_code == 200  # the consent works for it
+    return payer.authorize("operator", scope=ALL_SCOPES)
 
 
 def _signed(issued: Issued, claims: dict[str, Any]) -> str:
