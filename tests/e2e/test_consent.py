@@ -21,7 +21,14 @@ from payerbridge.fhir.codes import CONSENT_POLICY
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
 from tests.e2e.test_exchange import _references, stored_everything, wait_terminal
-from tests.servers import REQUESTER_SCOPES, ServerProcess, new_key, new_signing_key, public_jwk
+from tests.servers import (
+    ALL_SCOPES,
+    REQUESTER_SCOPES,
+    ServerProcess,
+    new_key,
+    new_signing_key,
+    public_jwk,
+)
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -98,6 +105,40 @@ PEOPLE: dict[str, dict[str, Any]] = {
 }
 
 
+def _person(family: str, given: str, birth_date: str, gender: str) -> dict[str, Any]:
+    return {
+        "patient": {"family": family, "given": given, "birth_date": birth_date, "gender": gender},
+        "request": {"given": [given], "family": family, "birth_date": birth_date, "gender": gender},
+    }
+
+
+# The old payer's server is shared by the module's tests: each test has members of its own
+# (p1 and p2 are the two-member test's), so that none sees another's consents or matches.
+PEOPLE.update(
+    {
+        "p3": _person("Lindqvist", "Bea", "1982-07-08", "female"),
+        "p4": _person("Volkov", "Dmitri", "1969-09-10", "male"),
+        "p5": _person("Yilmaz", "Elif", "1990-11-12", "female"),
+        "p6": _person("Haddad", "Farid", "1985-01-14", "male"),
+        "p7": _person("Novak", "Greta", "1978-03-16", "female"),
+        "p8": _person("Tanaka", "Hiro", "1972-04-18", "male"),
+        "p9": _person("Berg", "Jonas", "1965-08-22", "male"),
+        "p10": _person("Adeyemi", "Kemi", "1993-10-24", "female"),
+        "p11": _person("Romano", "Luca", "1970-12-26", "male"),
+        "p12": _person("Olsen", "Mara", "1987-02-28", "female"),
+    }
+)
+# Each member's sensitive code (42 CFR 2 substance use, or HIV), member id and subscriber.
+MEMBERS: dict[str, tuple[str, str, str]] = {
+    "p1": ("F10.20", "M123", "S1"),
+    "p2": ("B20", "M200", "S2"),
+    **{
+        pid: ("F10.20", f"M{pid[1:]}00", f"S{pid[1:]}") for pid in PEOPLE if pid not in {"p1", "p2"}
+    },
+}
+MEMBERS["p12"] = ("B20", "M1200", "S12")
+
+
 def exchange_request(pid: str, policy: str, member_id: str, subscriber: str) -> dict[str, Any]:
     request = an_exchange_request("old", **PEOPLE[pid]["request"])
     request["old_coverage"] = {
@@ -110,20 +151,45 @@ def exchange_request(pid: str, policy: str, member_id: str, subscriber: str) -> 
     return request
 
 
-@pytest.fixture
-def old(server: Callable[..., ServerProcess], tmp_path: Path) -> ServerProcess:
-    data = tmp_path / "old.ndjson"
-    resources = [
-        *member_records("p1", "F10.20", "M123", "S1"),  # substance use (42 CFR 2)
-        *member_records("p2", "B20", "M200", "S2"),
-    ]  # HIV
+def start_old(
+    start: Callable[..., ServerProcess], directory: Path, pids: list[str]
+) -> ServerProcess:
+    """The old payer, holding the members ``pids``."""
+    data = directory / "old.ndjson"
+    resources = [r for pid in pids for r in member_records(pid, *MEMBERS[pid])]
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in resources))
-    payer = server(
+    return start(
         "old",
         env={"PAYERBRIDGE_ORG_NAME": "Old Plan", "PAYERBRIDGE_ORG_NPI": OLD_NPI},
         import_files=[data],
     )
-    return payer.authorize("newplan", npi=NEW_NPI)
+
+
+@pytest.fixture(scope="module")
+def old(
+    module_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> ServerProcess:
+    """The old payer the module's tests share, with every test's members."""
+    return start_old(module_server, tmp_path_factory.mktemp("old-data"), list(MEMBERS))
+
+
+@pytest.fixture
+def fresh_old(server: Callable[..., ServerProcess], tmp_path: Path) -> ServerProcess:
+    """An old payer of the test's own, for a test that depends on timing."""
+    return start_old(server, tmp_path, ["p1", "p2"])
+
+
+def new_plan(old: ServerProcess) -> tuple[str, str]:
+    """A client of ``old`` of the test's own, registered as the new payer (its NPI), and
+    its access token."""
+    client_id = f"newplan-{uuid.uuid4().hex[:8]}"
+    return client_id, old.register_client(client_id, npi=NEW_NPI, scope=ALL_SCOPES)
+
+
+def match_parameters(pid: str, **more: Any) -> dict[str, Any]:
+    """The $member-match Parameters for the member ``pid`` (under a sensitive-data
+    opt-in, as ``member_match_parameters``' own)."""
+    return member_match_parameters(exchange_request(pid, "sensitive", *MEMBERS[pid][1:]), **more)
 
 
 def new_payer(
@@ -133,7 +199,7 @@ def new_payer(
     ``old_base``."""
     new = server("new", env={"PAYERBRIDGE_ORG_NAME": "New Plan", "PAYERBRIDGE_ORG_NPI": NEW_NPI})
     old.trust(new, "new-platform", npi=NEW_NPI)
-    with new.client() as client:
+    with portal(new) as client:
         response = client.post(
             "/partners",
             json={
@@ -151,6 +217,17 @@ def new_payer(
     return new
 
 
+@pytest.fixture(scope="module")
+def new(module_server: Callable[..., ServerProcess], old: ServerProcess) -> ServerProcess:
+    """The new payer the module's tests share, calling the shared ``old`` directly."""
+    return new_payer(module_server, old.fhir_base, old)
+
+
+def portal(new: ServerProcess) -> httpx.Client:
+    """A client of ``new`` of the test's own, with every scope."""
+    return new.client_with(new.register_client(f"portal-{uuid.uuid4().hex[:8]}", scope=ALL_SCOPES))
+
+
 def codes_of(resources: list[dict[str, Any]]) -> set[str]:
     return {
         c["code"]
@@ -161,10 +238,9 @@ def codes_of(resources: list[dict[str, Any]]) -> set[str]:
 
 
 def test_a_regular_consent_receives_no_sensitive_resource_and_a_sensitive_one_does(
-    server: Callable[..., ServerProcess], old: ServerProcess
+    new: ServerProcess, old: ServerProcess
 ) -> None:
-    new = new_payer(server, old.fhir_base, old)
-    with new.client() as client:
+    with portal(new) as client:
         done = {}
         for pid, policy, member_id, subscriber in (
             ("p1", "regular", "M123", "S1"),
@@ -183,7 +259,8 @@ def test_a_regular_consent_receives_no_sensitive_resource_and_a_sensitive_one_do
 
     # What the old payer released under the regular consent: no sensitive Condition, no
     # Encounter for it, and no reference to either anywhere (the Observation lost its focus).
-    with old.client() as client:
+    _, reader = new_plan(old)
+    with old.client_with(reader) as client:
         regular = client.get("/fhir/Patient/p1/$everything").json()
         sensitive = client.get("/fhir/Patient/p2/$everything").json()
         withheld_read = client.get("/fhir/Condition/p1-sens")
@@ -228,8 +305,9 @@ def test_a_regular_consent_receives_no_sensitive_resource_and_a_sensitive_one_do
 
 
 def test_an_expired_consent_gets_422_that_says_why(old: ServerProcess) -> None:
-    parameters = member_match_parameters(start="2020-01-01", end="2020-03-01")
-    with old.client() as client:
+    parameters = match_parameters("p3", start="2020-01-01", end="2020-03-01")
+    _, requester = new_plan(old)
+    with old.client_with(requester) as client:
         response = client.post("/fhir/Patient/$member-match", json=parameters, headers=FHIR)
     assert response.status_code == 422
     issue = response.json()["issue"][0]
@@ -237,8 +315,17 @@ def test_an_expired_consent_gets_422_that_says_why(old: ServerProcess) -> None:
     assert issue["details"]["coding"][0]["code"] == "expired"
     assert "consent period has ended" in issue["details"]["text"]
     assert "MemberIdentifier" not in response.text  # HRex: no member id goes out
-    with old.client() as client:  # and no data either
-        assert client.get("/fhir/Patient/p1/$everything").status_code == 403
+    with old.client_with(requester) as client:  # and no data either
+        assert client.get("/fhir/Patient/p3/$everything").status_code == 403
+
+
+# Each case's own member on the shared old payer.
+BAD_CONSENT_MEMBER = {
+    "Consent.provision.period": "p4",
+    "Consent.sourceReference": "p5",
+    "Consent.policy": "p6",
+    "Consent.status": "p7",
+}
 
 
 @pytest.mark.parametrize(
@@ -253,21 +340,24 @@ def test_an_expired_consent_gets_422_that_says_why(old: ServerProcess) -> None:
 def test_a_bad_consent_is_422_naming_the_element_and_nothing_is_stored(
     old: ServerProcess, break_it: Callable[[dict[str, Any]], Any], element: str
 ) -> None:
-    parameters = member_match_parameters()
+    member = BAD_CONSENT_MEMBER[element]
+    parameters = match_parameters(member)
     consent = next(p["resource"] for p in parameters["parameter"] if p["name"] == "Consent")
     break_it(consent)
-    with old.client() as client:
+    client_id, requester = new_plan(old)
+    with old.client_with(requester) as client:
         response = client.post("/fhir/Patient/$member-match", json=parameters, headers=FHIR)
     assert response.status_code == 422, response.text
     expressions = {e for i in response.json()["issue"] for e in i.get("expression", [])}
     assert element in expressions, response.text
-    assert_nothing_stored(old)
+    assert_nothing_stored(old, member, client_id)
 
 
 def test_a_consent_naming_another_recipient_than_the_caller_is_refused(old: ServerProcess) -> None:
     # The caller is registered as NPI 1234567893; this consent lets someone else receive.
-    parameters = member_match_parameters(our_npi="1679576722")
-    with old.client() as client:
+    parameters = match_parameters("p8", our_npi="1679576722")
+    client_id, requester = new_plan(old)
+    with old.client_with(requester) as client:
         response = client.post("/fhir/Patient/$member-match", json=parameters, headers=FHIR)
     assert response.status_code == 422
     issues = response.json()["issue"]
@@ -276,16 +366,18 @@ def test_a_consent_naming_another_recipient_than_the_caller_is_refused(old: Serv
         and "requesting organization" in i["details"]["text"]
         for i in issues
     )
-    assert_nothing_stored(old)
+    assert_nothing_stored(old, "p8", client_id)
 
 
-def assert_nothing_stored(old: ServerProcess) -> None:
+def assert_nothing_stored(old: ServerProcess, member: str, client_id: str) -> None:
+    """No consent of ``member``, none of any member for the caller ``client_id`` (the
+    server is shared: other tests' members have theirs), no member id handed out."""
     with old.platform() as platform:
-        for member in ("p1", "p2"):
-            assert platform.consents.for_member(member, ConsentRole.DISCLOSE) == []
+        assert platform.consents.for_member(member, ConsentRole.DISCLOSE) == []
+        assert platform.consents.members_disclosed_to(client_id) == []
         umb = [
             i
-            for i in platform.members.read("Patient", "p1")["identifier"]
+            for i in platform.members.read("Patient", member)["identifier"]
             if i.get("type", {}).get("coding", [{}])[0].get("code") == "UMB"
         ]
         assert umb == []  # no member id was handed out either
@@ -293,9 +385,11 @@ def assert_nothing_stored(old: ServerProcess) -> None:
 
 def test_revoked_mid_flight_blocks_the_exchange_and_nothing_is_sent_after(
     server: Callable[..., ServerProcess],
-    old: ServerProcess,
+    fresh_old: ServerProcess,
     proxies: Callable[..., tuple[str, Path]],
 ) -> None:
+    # Timing matters here: payers of this test's own, not the shared ones.
+    old = fresh_old
     slow_url, calls = proxies(old.base_url, delay=1.5)
     new = new_payer(server, slow_url, old)
     with new.client() as client:
@@ -334,30 +428,28 @@ def test_revoked_mid_flight_blocks_the_exchange_and_nothing_is_sent_after(
 
 
 def test_a_consent_revoked_at_the_old_payer_stops_its_data(old: ServerProcess) -> None:
-    with old.client() as client:
+    client_id, requester = new_plan(old)
+    with old.client_with(requester) as client:
         matched = client.post(
-            "/fhir/Patient/$member-match", json=member_match_parameters(), headers=FHIR
+            "/fhir/Patient/$member-match", json=match_parameters("p9"), headers=FHIR
         )
         assert matched.status_code == 200, matched.text
-        assert client.get("/fhir/Patient/p1/$everything").status_code == 200
-        [consent] = client.get("/consents", params={"member_id": "p1"}).json()
-        assert consent["role"] == "disclose" and consent["recorded_by"] == "newplan"
+        assert client.get("/fhir/Patient/p9/$everything").status_code == 200
+        [consent] = client.get("/consents", params={"member_id": "p9"}).json()
+        assert consent["role"] == "disclose" and consent["recorded_by"] == client_id
         assert client.post(f"/consents/{consent['id']}/$revoke").status_code == 200
-        refused = client.get("/fhir/Patient/p1/$everything")
+        refused = client.get("/fhir/Patient/p9/$everything")
     assert refused.status_code == 403
     issue = refused.json()["issue"][0]
     assert issue["code"] == "forbidden" and issue["details"]["coding"][0]["code"] == "revoked"
 
 
-def test_an_opt_in_captured_ahead_runs_exchanges_by_its_id(
-    server: Callable[..., ServerProcess], old: ServerProcess
-) -> None:
-    new = new_payer(server, old.fhir_base, old)
-    with new.client() as client:
+def test_an_opt_in_captured_ahead_runs_exchanges_by_its_id(new: ServerProcess) -> None:
+    with portal(new) as client:
         captured = client.post(
             "/consents",
             json={
-                "member_id": "N-p1",
+                "member_id": "N-p10",
                 "old_payer": "old",
                 "policy": "sensitive",
                 "start": "2026-01-01",
@@ -367,7 +459,7 @@ def test_an_opt_in_captured_ahead_runs_exchanges_by_its_id(
         )
         assert captured.status_code == 201, captured.text
         consent_id = captured.json()["id"]
-        request = exchange_request("p1", "sensitive", "M123", "S1")
+        request = exchange_request("p10", "sensitive", *MEMBERS["p10"][1:])
         del request["consent"]
         other_member = {
             **request,
@@ -392,12 +484,14 @@ def test_a_member_scoped_token_after_member_match_reads_that_member_only(
     (``patient`` = the MemberId); the token is granted under that member's consent only,
     and reads nobody else."""
     key = new_signing_key()
+    data_client = f"newplan-data-{uuid.uuid4().hex[:8]}"
     old.register_client(
-        "newplan-data", npi=NEW_NPI, scope=REQUESTER_SCOPES, jwks={"keys": [public_jwk(key)]}
+        data_client, npi=NEW_NPI, scope=REQUESTER_SCOPES, jwks={"keys": [public_jwk(key)]}
     )
-    with old.client() as client:
+    _, requester = new_plan(old)
+    with old.client_with(requester) as client:
         matched = client.post(
-            "/fhir/Patient/$member-match", json=member_match_parameters(), headers=FHIR
+            "/fhir/Patient/$member-match", json=match_parameters("p11"), headers=FHIR
         )
         assert matched.status_code == 200, matched.text
     member = next(
@@ -405,13 +499,13 @@ def test_a_member_scoped_token_after_member_match_reads_that_member_only(
         for p in matched.json()["parameter"]
         if p["name"] == "MemberId"
     )
-    assert member == "p1"
+    assert member == "p11"
 
     def token_for(patient: str) -> httpx.Response:
         now = int(time.time())
         claims = {
-            "iss": "newplan-data",
-            "sub": "newplan-data",
+            "iss": data_client,
+            "sub": data_client,
             "aud": f"{old.base_url}/auth/token",
             "iat": now,
             "exp": now + 240,
@@ -434,12 +528,12 @@ def test_a_member_scoped_token_after_member_match_reads_that_member_only(
     assert granted.status_code == 200, granted.text
     with old.client_with(granted.json()["access_token"]) as scoped:
         assert scoped.get(f"/fhir/Patient/{member}/$everything").status_code == 200
-        assert scoped.get("/fhir/Patient/p2/$everything").status_code == 404
-        assert scoped.get("/fhir/Patient", params={"identifier": "S2"}).json()["total"] == 0
+        assert scoped.get("/fhir/Patient/p12/$everything").status_code == 404
+        assert scoped.get("/fhir/Patient", params={"identifier": "S12"}).json()["total"] == 0
         assert scoped.post("/fhir/Patient/$member-match", json={}, headers=FHIR).status_code == 403
         # Bulk work holds many members: never a member-scoped token's.
         async_ = {"Prefer": "respond-async"}
         assert scoped.get("/fhir/Patient/$export", headers=async_).status_code == 403
         assert scoped.get("/fhir/Group").status_code == 403
-    refused = token_for("p2")  # no consent was presented for p2
+    refused = token_for("p12")  # no consent was presented for p12
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
