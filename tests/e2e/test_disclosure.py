@@ -36,9 +36,18 @@ DATA = a_member_reaching_sensitive_shared_data()
 PRIOR_AUTH = "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-priorauthorization"
 
 
+@pytest.fixture(scope="module")
+def shared_old(
+    module_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> ServerProcess:
+    """The old payer with the member's data, one server the module's tests share: they
+    only read the member's records, each as clients of its own."""
+    return old_server(module_server, tmp_path_factory.mktemp("disclosure"))
+
+
 @pytest.fixture
-def old(server: Callable[..., ServerProcess], tmp_path: Path) -> dict[str, Any]:
-    return old_payer(server, tmp_path)
+def old(shared_old: ServerProcess, request: pytest.FixtureRequest) -> dict[str, Any]:
+    return {"payer": shared_old, **consenting_clients(shared_old, f"-{request.node.name}")}
 
 
 def old_payer(
@@ -49,16 +58,32 @@ def old_payer(
 ) -> dict[str, Any]:
     """The old payer with the member's data, and one client per consent, each having
     presented its consent with $member-match."""
+    payer = old_server(server, tmp_path, records, **env)
+    return {"payer": payer, **consenting_clients(payer)}
+
+
+def old_server(
+    server: Callable[..., ServerProcess],
+    tmp_path: Path,
+    records: dict[str, dict[str, Any]] = DATA,
+    **env: str,
+) -> ServerProcess:
+    """The old payer with the member's data."""
     data = tmp_path / "old.ndjson"
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in records.values()))
-    payer = server(
+    return server(
         "old",
         env={"PAYERBRIDGE_ORG_NAME": "Old Plan", "PAYERBRIDGE_ORG_NPI": OLD_NPI, **env},
         import_files=[data],
     )
+
+
+def consenting_clients(payer: ServerProcess, suffix: str = "") -> dict[str, str]:
+    """One client per consent (``<policy>-payer<suffix>``), each having presented its
+    consent with $member-match: the access token of each, by policy."""
     clients = {}
     for policy, npi in (("regular", REGULAR_NPI), ("sensitive", SENSITIVE_NPI)):
-        token = payer.register_client(f"{policy}-payer", npi=npi, scope=REQUESTER_SCOPES)
+        token = payer.register_client(f"{policy}-payer{suffix}", npi=npi, scope=REQUESTER_SCOPES)
         with payer.client_with(token) as client:
             matched = client.post(
                 "/fhir/Patient/$member-match",
@@ -67,7 +92,7 @@ def old_payer(
             )
             assert matched.status_code == 200, matched.text
         clients[policy] = token
-    return {"payer": payer, **clients}
+    return clients
 
 
 def keys(resources: list[dict[str, Any]]) -> set[str]:
