@@ -4,6 +4,8 @@ and the brute-force guard (HRex mm-4, mm-7..10)."""
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,6 +48,9 @@ HOUSEHOLD = [
     *member("twin-b", "Mila", "2010-06-15", "female", "K202"),
     *member("other", "Noor", "1991-11-30", "female", "Z900", subscriber="Z900"),
 ]
+# A member on a card of her own, whom only the identity graph's test asks for (the module's
+# tests share a server): her graph holds that test's links only.
+LINKED = member("ines", "Ines", "1985-09-09", "female", "L300", subscriber="L300")
 
 
 def parameters(
@@ -101,11 +106,14 @@ def parameters(
     return {"resourceType": "Parameters", "parameter": entries}
 
 
-@pytest.fixture
-def old_payer(server: Callable[..., ServerProcess], tmp_path: Path) -> ServerProcess:
-    data = tmp_path / "members.ndjson"
-    data.write_bytes(b"\n".join(orjson.dumps(r) for r in HOUSEHOLD))
-    payer = server(
+@pytest.fixture(scope="module")
+def shared_old_payer(
+    module_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> ServerProcess:
+    """One old payer the module's tests share, each asking as a client of its own."""
+    data = tmp_path_factory.mktemp("member-match") / "members.ndjson"
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in [*HOUSEHOLD, *LINKED]))
+    return module_server(
         "old",
         env={
             "PAYERBRIDGE_ORG_NPI": OLD_NPI,
@@ -113,12 +121,28 @@ def old_payer(server: Callable[..., ServerProcess], tmp_path: Path) -> ServerPro
         },
         import_files=[data],
     )
-    return payer.authorize("newplan", npi=NEW_NPI, scope=REQUESTER_SCOPES)
+
+
+def own_client_id(request: pytest.FixtureRequest) -> str:
+    """The id of the test's own requesting client on the shared server."""
+    return f"newplan-{request.node.name}"
+
+
+@pytest.fixture
+def old_payer(shared_old_payer: ServerProcess, request: pytest.FixtureRequest) -> ServerProcess:
+    """The shared old payer, whose ``client()`` is the test's own client (its cards
+    tried, its review cases and its audit events are its own)."""
+    token = shared_old_payer.register_client(
+        own_client_id(request), npi=NEW_NPI, scope=REQUESTER_SCOPES
+    )
+    return dataclasses.replace(shared_old_payer, credential=token)
 
 
 def operator(payer: ServerProcess) -> httpx.Client:
     """A client with the operator scope only (reviews, the identity graph)."""
-    return payer.client_with(payer.register_client("ops", scope=OPERATOR_SCOPE))
+    return payer.client_with(
+        payer.register_client(f"ops-{uuid.uuid4().hex[:8]}", scope=OPERATOR_SCOPE)
+    )
 
 
 def match(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
@@ -153,9 +177,11 @@ def test_demographics_only_and_card_requests_find_the_member(old_payer: ServerPr
         assert matched_member(match(client, married)) == "twin-b"
 
 
-def test_requests_at_once_are_each_answered_and_audited(old_payer: ServerProcess) -> None:
+def test_requests_at_once_are_each_answered_and_audited(
+    old_payer: ServerProcess, request: pytest.FixtureRequest
+) -> None:
     """Requests over several connections at once: each gets its own member, each answer
-    is audited, and the audit chain verifies."""
+    is audited (as this test's client's), and the audit chain verifies."""
     asked = {
         "other": parameters("Noor", "1991-11-30", member_id="Z900"),
         "twin-a": parameters("Mia", "2010-06-15", member_id="K201"),
@@ -170,7 +196,10 @@ def test_requests_at_once_are_each_answered_and_audited(old_payer: ServerProcess
         for member_id in asked:
             events = platform.audit.for_entity("Patient", member_id)
             matches = [
-                e for e in events if (e["action"], e["outcome"]) == ("member-match", "match")
+                e
+                for e in events
+                if (e["action"], e["outcome"]) == ("member-match", "match")
+                and e["actor"] == own_client_id(request)
             ]
             assert len(matches) == 6, member_id
     verified = old_payer.cli("audit", "verify")
@@ -178,16 +207,18 @@ def test_requests_at_once_are_each_answered_and_audited(old_payer: ServerProcess
 
 
 def test_a_match_is_logged_on_the_requests_one_line(old_payer: ServerProcess) -> None:
+    start = len(old_payer.log())  # what this test's request logs, not the others'
     with old_payer.client() as client:
         response = match(client, parameters("Noor", "1991-11-30", member_id="Z900"))
     assert matched_member(response) == "other"
     request_id = response.headers["x-request-id"]
-    lines = [orjson.loads(line) for line in old_payer.log().splitlines() if request_id in line]
+    log = old_payer.log()[start:]
+    lines = [orjson.loads(line) for line in log.splitlines() if request_id in line]
     [line] = lines
     assert line["msg"] == "request" and line["status"] == 200
     assert line["events"] == ["member-match decided", "member-match answered"]
     assert line["outcome"] == "match" and line["decision_id"]
-    assert "Z900" not in old_payer.log() and "Noor" not in old_payer.log()
+    assert "Z900" not in log and "Noor" not in log
 
 
 def test_twins_are_never_swapped(old_payer: ServerProcess) -> None:
@@ -207,13 +238,21 @@ def test_twins_are_never_swapped(old_payer: ServerProcess) -> None:
                 assert matched_member(response) == "twin-a" and given == "Mia"
 
 
-def test_a_review_case_is_opened_decided_and_answered(old_payer: ServerProcess) -> None:
+def own_reviews(ops: httpx.Client, request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    """The open review cases of the test's own requests (the server is shared)."""
+    cases = ops.get("/identity/reviews", params={"_count": 500}).json()["reviews"]
+    return [case for case in cases if case["requester"] == own_client_id(request)]
+
+
+def test_a_review_case_is_opened_decided_and_answered(
+    old_payer: ServerProcess, request: pytest.FixtureRequest
+) -> None:
     # A typo in the first name and no card: a reviewer must confirm it is Noor.
     typo = parameters("Nour", "1991-11-30", link_member_id="NEW-88")
     with old_payer.client() as client, operator(old_payer) as ops:
         first = issue(match(client, typo), 422, "business-rule")
         assert first["details"]["coding"] == [{"system": MATCH_OUTCOME, "code": "review"}]
-        cases = ops.get("/identity/reviews").json()["reviews"]
+        cases = own_reviews(ops, request)
         assert len(cases) == 1 and cases[0]["candidates"] == ["other"]
         # Why at a glance: a first name a typo away, and no identifier to confirm it.
         assert cases[0]["opened_because"] == "given_name_unconfirmed"
@@ -222,7 +261,7 @@ def test_a_review_case_is_opened_decided_and_answered(old_payer: ServerProcess) 
         # Asked again while open: the same case, no second one.
         again = issue(match(client, typo), 422, "business-rule")
         assert case_id in again["details"]["text"]
-        assert len(ops.get("/identity/reviews").json()["reviews"]) == 1
+        assert len(own_reviews(ops, request)) == 1
 
         case = ops.get(f"/identity/reviews/{case_id}").json()
         evidence = case["evidence"]
@@ -267,11 +306,13 @@ def test_a_review_case_is_opened_decided_and_answered(old_payer: ServerProcess) 
         assert [(e["action"], e["outcome"]) for e in events] == [("identity.review", "accepted")]
 
 
-def test_a_rejected_case_answers_no_match(old_payer: ServerProcess) -> None:
+def test_a_rejected_case_answers_no_match(
+    old_payer: ServerProcess, request: pytest.FixtureRequest
+) -> None:
     typo = parameters("Nour", "1991-11-30")
     with old_payer.client() as client, operator(old_payer) as ops:
         issue(match(client, typo), 422, "business-rule")
-        case_id = ops.get("/identity/reviews").json()["reviews"][0]["id"]
+        case_id = own_reviews(ops, request)[0]["id"]
         rejected = ops.post(
             f"/identity/reviews/{case_id}/$decide",
             json={"decision": "reject", "reason": "a different person", "reviewer": "r.lee"},
@@ -283,24 +324,25 @@ def test_a_rejected_case_answers_no_match(old_payer: ServerProcess) -> None:
 def test_coverage_to_link_and_umb_are_in_the_identity_graph(old_payer: ServerProcess) -> None:
     with old_payer.client() as client, operator(old_payer) as ops:
         response = match(
-            client, parameters("Mia", "2010-06-15", member_id="K201", link_member_id="NEW-123")
+            client, parameters("Ines", "1985-09-09", member_id="L300", link_member_id="NEW-123")
         )
-        assert matched_member(response) == "twin-a"
+        assert matched_member(response) == "ines"
         umb = response.json()["parameter"][0]["valueIdentifier"]["value"]
         # Queryable both ways: member -> identifiers, identifier -> member.
-        links = ops.get("/identity/members/twin-a/links").json()["links"]
+        links = ops.get("/identity/members/ines/links").json()["links"]
         linked = [link for link in links if link["kind"] == "linked-coverage"]
         assert [(link["system"], link["value"]) for link in linked] == [
             ("http://new.example/mb", "NEW-123")
         ]
         assert linked[0]["assigner"] == f"http://hl7.org/fhir/sid/us-npi|{NEW_NPI}"
         found = ops.get("/identity/links", params={"identifier": "http://new.example/mb|NEW-123"})
-        assert [link["member"] for link in found.json()["links"]] == ["twin-a"]
+        assert [link["member"] for link in found.json()["links"]] == ["ines"]
         by_umb = ops.get("/identity/links", params={"identifier": umb}).json()["links"]
-        assert [(link["member"], link["kind"]) for link in by_umb] == [("twin-a", "umb")]
+        assert [(link["member"], link["kind"]) for link in by_umb] == [("ines", "umb")]
 
 
 def test_brute_force_on_card_data_is_throttled(old_payer: ServerProcess) -> None:
+    start = len(old_payer.log())  # what this test's requests log, not the others'
     with old_payer.client() as client:
         for card in ("A1", "A2", "A3", "A1", "A2", "A1"):  # a card tried again is one card
             assert match(client, parameters("Noor", "1991-11-30", member_id=card)).status_code in (
@@ -316,7 +358,7 @@ def test_brute_force_on_card_data_is_throttled(old_payer: ServerProcess) -> None
             matched_member(match(client, parameters("Mia", "2010-06-15", member_id="K201")))
             == "twin-a"
         )
-    log = old_payer.log()
+    log = old_payer.log()[start:]
     assert "Noor" not in log and "1991-11-30" not in log
     # The request log names the operation (the route's template), as for every other route.
     assert '"method":"POST","path":"/fhir/Patient/$member-match","status":429' in log
