@@ -33,6 +33,7 @@ from tests.servers import (
     new_key,
     new_signing_key,
     public_jwk,
+    run_cli,
 )
 
 EC_KEY = new_signing_key()
@@ -42,9 +43,16 @@ RSA_KEY = RSAKey.import_key(
 )
 
 
-@pytest.fixture
-def payer(server: Callable[..., ServerProcess]) -> ServerProcess:
-    return server("payer")
+@pytest.fixture(scope="module")
+def payer(module_server: Callable[..., ServerProcess]) -> ServerProcess:
+    """One server the module's tests share: each registers clients and partners of its
+    own (tests that need settings of their own start theirs)."""
+    return module_server("payer")
+
+
+def own(prefix: str) -> str:
+    """A client id no other test of the shared server uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def assertion(
@@ -115,8 +123,9 @@ def test_discovery_documents_are_public_and_name_the_token_endpoint(payer: Serve
 def test_a_signed_assertion_gets_a_token_that_opens_the_api(
     payer: ServerProcess, tmp_path: Path, key: Any, alg: str
 ) -> None:
-    register_with_cli(payer, tmp_path, "requester", REQUESTER_SCOPES)
-    response = ask_token(payer, assertion(payer, "requester", key, alg), "system/*.rs")
+    requester = own("requester")
+    register_with_cli(payer, tmp_path, requester, REQUESTER_SCOPES)
+    response = ask_token(payer, assertion(payer, requester, key, alg), "system/*.rs")
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
     grant = response.json()
@@ -132,7 +141,7 @@ def test_a_signed_assertion_gets_a_token_that_opens_the_api(
         )
         assert refused.status_code == 403 and MEMBER_MATCH_SCOPE in refused.text
         assert client.get("/exchanges").status_code == 403
-    assert _audit_outcomes(payer, "requester") == ["success"]
+    assert _audit_outcomes(payer, requester) == ["success"]
 
 
 @pytest.mark.parametrize(
@@ -154,9 +163,10 @@ def test_a_bad_assertion_is_refused_in_oauths_form_and_audited(
     error: str,
     text: str,
 ) -> None:
-    register_with_cli(payer, tmp_path, "requester", REQUESTER_SCOPES)
+    requester = own("requester")
+    register_with_cli(payer, tmp_path, requester, REQUESTER_SCOPES)
     key = change.pop("key", EC_KEY)
-    client_id = change.pop("client", "requester")
+    client_id = own(change.pop("client")) if "client" in change else requester
     scope = change.pop("scope", "system/*.rs")
     if "exp" in change:
         change["iat"] = 0
@@ -170,8 +180,9 @@ def test_a_bad_assertion_is_refused_in_oauths_form_and_audited(
 def test_an_assertion_cannot_be_replayed_and_a_revoked_client_is_out_at_once(
     payer: ServerProcess, tmp_path: Path
 ) -> None:
-    register_with_cli(payer, tmp_path, "requester", REQUESTER_SCOPES)
-    once = assertion(payer, "requester")
+    requester = own("requester")
+    register_with_cli(payer, tmp_path, requester, REQUESTER_SCOPES)
+    once = assertion(payer, requester)
     first = ask_token(payer, once, "system/*.rs")
     assert first.status_code == 200
     again = ask_token(payer, once, "system/*.rs")
@@ -179,14 +190,17 @@ def test_an_assertion_cannot_be_replayed_and_a_revoked_client_is_out_at_once(
     token = first.json()["access_token"]
     with payer.client_with(token) as client:
         assert client.get("/fhir/Patient", params={"identifier": "x"}).status_code == 200
-        revoked = payer.cli("clients", "revoke", "--id", "requester")
+        revoked = payer.cli("clients", "revoke", "--id", requester)
         assert revoked.returncode == 0, revoked.stderr
         after = client.get("/fhir/Patient", params={"identifier": "x"})
         assert after.status_code == 401 and after.json()["issue"][0]["code"] == "login"
-    refused = ask_token(payer, assertion(payer, "requester"), "system/*.rs")
+    refused = ask_token(payer, assertion(payer, requester), "system/*.rs")
     assert refused.status_code == 401
-    listed = payer.cli("clients", "list")
-    assert "requester" in listed.stdout
+    # Wide enough that no id wraps, however many clients the shared server lists.
+    listed = run_cli(
+        ["clients", "list", "--data-dir", str(payer.data_dir)], env={**payer.env, "COLUMNS": "1000"}
+    )
+    assert requester in listed.stdout
 
 
 def test_the_token_endpoint_refuses_what_is_not_a_token_request(payer: ServerProcess) -> None:
@@ -247,18 +261,19 @@ def test_every_route_outside_the_public_list_refuses_an_anonymous_caller(
 def test_a_client_sees_and_touches_only_its_own_exchanges_and_consents(
     payer: ServerProcess,
 ) -> None:
-    ops = payer.register_client("ops", scope=OPERATOR_SCOPE)
+    ops = payer.register_client(own("ops"), scope=OPERATOR_SCOPE)
+    old_plan = "old-plan-tenancy"  # this test's own partner on the shared server
     with payer.client_with(ops) as operator:
         created = operator.post(
             "/partners",
-            json={"id": "old-plan", "name": "Old", "npi": "1245319599",
+            json={"id": old_plan, "name": "Old", "npi": "1245319599",
                   "base_url": "http://127.0.0.1:9/fhir"},
         )  # fmt: skip
         assert created.status_code == 201, created.text
-    a = payer.client_with(payer.register_client("plan-a", scope=EXCHANGES_SCOPE))
-    b = payer.client_with(payer.register_client("plan-b", scope=EXCHANGES_SCOPE))
+    a = payer.client_with(payer.register_client(own("plan-a"), scope=EXCHANGES_SCOPE))
+    b = payer.client_with(payer.register_client(own("plan-b"), scope=EXCHANGES_SCOPE))
     with a, b:
-        submitted = a.post("/exchanges", json=an_exchange_request("old-plan"), headers=new_key())
+        submitted = a.post("/exchanges", json=an_exchange_request(old_plan), headers=new_key())
         assert submitted.status_code == 202, submitted.text
         exchange = submitted.json()
         consent_id = exchange["consent_id"]
@@ -272,19 +287,24 @@ def test_a_client_sees_and_touches_only_its_own_exchanges_and_consents(
         listed = b.get("/consents", params={"member_id": "N1"}).json()
         assert listed == []
         # B cannot run an exchange under A's opt-in.
-        borrowed = {**an_exchange_request("old-plan"), "consent": None, "consent_id": consent_id}
+        borrowed = {**an_exchange_request(old_plan), "consent": None, "consent_id": consent_id}
         refused = b.post("/exchanges", json=borrowed, headers=new_key())
         assert refused.status_code == 422, refused.text
         assert "no member opt-in is recorded" in refused.text
         assert a.get(f"/consents/{consent_id}").status_code == 200
     with payer.client_with(ops) as operator:  # operators see everyone's
-        assert operator.get("/exchanges").json()["total"] == 1
+        # Of the exchanges with this test's partner (the server is shared): A's alone.
+        everyone = operator.get("/exchanges", params={"_count": 500}).json()
+        assert everyone["total"] <= 500  # all of them on this page
+        assert [e["id"] for e in everyone["items"] if e["old_payer"] == old_plan] == [
+            exchange["id"]
+        ]
 
 
 def test_nobody_but_an_operator_can_repoint_a_partner(payer: ServerProcess) -> None:
-    ops = payer.register_client("ops", scope=OPERATOR_SCOPE)
+    ops = payer.register_client(own("ops"), scope=OPERATOR_SCOPE)
     partner = {
-        "id": "old-plan",
+        "id": "old-plan-hijack",  # this test's own partner on the shared server
         "name": "Old",
         "npi": "1245319599",
         "base_url": "https://old.example/fhir",
@@ -295,27 +315,27 @@ def test_nobody_but_an_operator_can_repoint_a_partner(payer: ServerProcess) -> N
     hijack = {**partner, "base_url": "https://attacker.example/fhir"}
     with payer.anonymous() as anonymous:
         assert anonymous.post("/partners", json=hijack).status_code == 401
-    submitter = payer.register_client("portal", scope=EXCHANGES_SCOPE)
+    submitter = payer.register_client(own("portal"), scope=EXCHANGES_SCOPE)
     with payer.client_with(submitter) as portal:
         assert portal.post("/partners", json=hijack).status_code == 403
     with payer.client_with(ops) as operator:
-        assert operator.get("/partners/old-plan").json()["base_url"] == partner["base_url"]
+        assert operator.get(f"/partners/{partner['id']}").json()["base_url"] == partner["base_url"]
         # Re-pointing reads the new endpoint's discovery documents first: a host that
         # does not answer as a FHIR and SMART server is not where member data goes.
         dead = operator.post("/partners", json={**partner, "base_url": "https://127.0.0.1:9/fhir"})
         assert dead.status_code == 422 and "nothing was changed" in dead.text
         # The CLI is held to the same check.
         by_cli = payer.cli(
-            "partners", "add", "--id", "old-plan", "--name", "Old", "--npi", "1245319599",
+            "partners", "add", "--id", partner["id"], "--name", "Old", "--npi", "1245319599",
             "--base-url", "https://127.0.0.1:9/fhir", "--client-id", "us-at-old",
         )  # fmt: skip
         assert by_cli.returncode != 0 and "nothing was changed" in by_cli.stderr
-        assert operator.get("/partners/old-plan").json()["base_url"] == partner["base_url"]
+        assert operator.get(f"/partners/{partner['id']}").json()["base_url"] == partner["base_url"]
         live = f"{payer.base_url}/fhir"  # this server answers both documents
         moved = operator.post("/partners", json={**partner, "base_url": live})
         assert moved.status_code == 200, moved.text
     with payer.platform() as platform:
-        events = platform.audit.for_entity("Partner", "old-plan")
+        events = platform.audit.for_entity("Partner", partner["id"])
     registered = [e for e in events if e["action"] == "partner.register"]
     assert [e["outcome"] for e in registered] == ["created", "updated"]
     assert registered[-1]["detail"]["changed"] == ["base_url"]
@@ -329,12 +349,13 @@ def test_nobody_but_an_operator_can_repoint_a_partner(payer: ServerProcess) -> N
 def test_token_issue_prints_a_token_within_the_clients_scopes(
     payer: ServerProcess, tmp_path: Path
 ) -> None:
-    register_with_cli(payer, tmp_path, "portal", f"{EXCHANGES_SCOPE} {MEMBER_MATCH_SCOPE}")
-    issued = payer.cli("token", "issue", "--client", "portal", "--scope", EXCHANGES_SCOPE)
+    portal = own("portal")
+    register_with_cli(payer, tmp_path, portal, f"{EXCHANGES_SCOPE} {MEMBER_MATCH_SCOPE}")
+    issued = payer.cli("token", "issue", "--client", portal, "--scope", EXCHANGES_SCOPE)
     assert issued.returncode == 0, issued.stderr
     with payer.client_with(issued.stdout.strip()) as client:
         assert client.get("/exchanges").status_code == 200
-    wider = payer.cli("token", "issue", "--client", "portal", "--scope", ALL_SCOPES)
+    wider = payer.cli("token", "issue", "--client", portal, "--scope", ALL_SCOPES)
     assert wider.returncode != 0 and OPERATOR_SCOPE in wider.stderr
 
 
