@@ -27,7 +27,7 @@ import random
 import string
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -53,14 +53,12 @@ from payerbridge.disclosure.search import INCLUDES
 from payerbridge.fhir.resources import iter_references
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
-from tests.conftest import ADMIN_URL, BACKEND, _admin_connect
 from tests.sensitive_codes import SENSITIVE_CODES, spellings
 from tests.servers import (
     REQUESTER_SCOPES,
     ServerProcess,
     new_signing_key,
     public_jwk,
-    start_server,
 )
 
 OLD_NPI, REGULAR_NPI, OTHER_NPI = "1245319599", "1234567893", "1200000101"
@@ -89,26 +87,16 @@ class Payer:
 
 
 @pytest.fixture(scope="module")
-def payer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Payer]:
+def payer(
+    module_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Payer]:
     base = tmp_path_factory.mktemp("leaks")
     env = {"PAYERBRIDGE_ORG_NAME": "Old Plan", "PAYERBRIDGE_ORG_NPI": OLD_NPI}
-    database = None
-    if BACKEND == "postgres":
-        database = f"pbtest_{uuid.uuid4().hex[:12]}"
-        with _admin_connect() as connection:
-            connection.execute(f'CREATE DATABASE "{database}"')
-        env["PAYERBRIDGE_DATABASE_URL"] = f"{ADMIN_URL.rsplit('/', 1)[0]}/{database}"
-    server = start_server(base / "old", env=env, import_files=[])
-    try:
-        regular = server.register_client("regular-payer", npi=REGULAR_NPI, scope=REQUESTER_SCOPES)
-        other = server.register_client("other-payer", npi=OTHER_NPI, scope=REQUESTER_SCOPES)
-        with server.platform() as platform:
-            yield Payer(server, platform, regular, other, base)
-    finally:
-        server.stop()
-        if database is not None:
-            with _admin_connect() as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    server = module_server("old", env=env)
+    regular = server.register_client("regular-payer", npi=REGULAR_NPI, scope=REQUESTER_SCOPES)
+    other = server.register_client("other-payer", npi=OTHER_NPI, scope=REQUESTER_SCOPES)
+    with server.platform() as platform:
+        yield Payer(server, platform, regular, other, base)
 
 
 # -- sensitive facts, spelled and placed the ways real systems write them

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +20,7 @@ from joserfc import jwt
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
 from payerbridge.security.model import MEMBER_MATCH_SCOPE
 from tests.builders import a_member_reaching_sensitive_shared_data, member_match_parameters
-from tests.conftest import ADMIN_URL, BACKEND, _admin_connect
-from tests.servers import REQUESTER_SCOPES, ServerProcess, new_signing_key, public_jwk, start_server
+from tests.servers import REQUESTER_SCOPES, ServerProcess, new_signing_key, public_jwk
 
 OLD_NPI, NPI = "1245319599", "1234567893"
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -46,38 +45,27 @@ class Payer:
 
 
 @pytest.fixture(scope="module")
-def payer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Payer]:
+def payer(
+    module_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> Payer:
     """The old payer with one member (stored Provenance, shared resources), whose
     ``sensitive`` consent the client presented with $member-match: all of it may go."""
-    base = tmp_path_factory.mktemp("type-scopes")
-    data = base / "old.ndjson"
+    data = tmp_path_factory.mktemp("type-scopes") / "old.ndjson"
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in DATA.values()))
     env = {"PAYERBRIDGE_ORG_NAME": "Old Plan", "PAYERBRIDGE_ORG_NPI": OLD_NPI}
-    database = None
-    if BACKEND == "postgres":
-        database = f"pbtest_{uuid.uuid4().hex[:12]}"
-        with _admin_connect() as connection:
-            connection.execute(f'CREATE DATABASE "{database}"')
-        env["PAYERBRIDGE_DATABASE_URL"] = f"{ADMIN_URL.rsplit('/', 1)[0]}/{database}"
-    server = start_server(base / "old", env=env, import_files=[data])
-    try:
-        key = new_signing_key()
-        token = server.register_client(
-            CLIENT, npi=NPI, scope=REQUESTER_SCOPES, jwks={"keys": [public_jwk(key)]}
+    server = module_server("old", env=env, import_files=[data])
+    key = new_signing_key()
+    token = server.register_client(
+        CLIENT, npi=NPI, scope=REQUESTER_SCOPES, jwks={"keys": [public_jwk(key)]}
+    )
+    with server.client_with(token) as client:
+        matched = client.post(
+            "/fhir/Patient/$member-match",
+            json=member_match_parameters(our_npi=NPI, partner_npi=OLD_NPI, policy="sensitive"),
+            headers=FHIR,
         )
-        with server.client_with(token) as client:
-            matched = client.post(
-                "/fhir/Patient/$member-match",
-                json=member_match_parameters(our_npi=NPI, partner_npi=OLD_NPI, policy="sensitive"),
-                headers=FHIR,
-            )
-            assert matched.status_code == 200, matched.text
-        yield Payer(server, key)
-    finally:
-        server.stop()
-        if database is not None:
-            with _admin_connect() as connection:
-                connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        assert matched.status_code == 200, matched.text
+    return Payer(server, key)
 
 
 def types_of(bundle: Resource) -> set[str]:

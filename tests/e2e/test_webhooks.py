@@ -16,8 +16,18 @@ import pytest
 
 from payerbridge.security.model import EXCHANGES_SCOPE
 from payerbridge.webhooks.model import verify
-from tests.e2e.test_exchange import HAPPY_PATH, network, payers, wait_terminal  # noqa: F401
+from tests.e2e.test_exchange import HAPPY_PATH, network, start_payers, wait_terminal  # noqa: F401
 from tests.servers import ServerProcess, new_key
+
+
+@pytest.fixture
+def payers(
+    server: Callable[..., ServerProcess],
+    network: Any,  # noqa: F811
+) -> tuple[ServerProcess, ServerProcess, dict[str, Any]]:
+    """An old and a new payer of the test's own: it subscribes the new payer's plan
+    system and counts every delivery."""
+    return start_payers(server, network)
 
 
 @dataclass
@@ -76,7 +86,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
 
 
 def test_a_subscriber_is_told_of_every_state_change_signed_and_retried(
-    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]],  # noqa: F811
+    payers: tuple[ServerProcess, ServerProcess, dict[str, Any]],
     receiver: Receiver,
     network: Any,  # noqa: F811
 ) -> None:
