@@ -777,9 +777,11 @@ def test_a_partners_announced_rate_limit_spaces_every_call_to_it(
     assert [e["state"] for e in exchanges] == ["completed", "completed"], exchanges
     notes = " ".join(exchanges[0]["route"]["notes"])
     assert "the partner takes 1 calls per 2 s" in notes
-    # The partner saw its four calls (two per exchange) at least two seconds apart.
+    # The partner saw its four calls (two per exchange) begin at least two seconds apart:
+    # a line is logged when its answer is sent, so each call began its duration before.
     calls = [
         datetime.fromisoformat(line["ts"].replace("Z", "+00:00"))
+        - timedelta(milliseconds=line["duration_ms"])
         for line in map(orjson.loads, old.log()[logged_before:].splitlines())
         if line.get("msg") == "request" and _exchange_call(line)
     ]
