@@ -272,10 +272,10 @@ def plan_search(
     matches = [s for s in decision.kept if s.selected]
     found = {s.key for s in matches}
     reached = {ref for s in matches for ref in s.included if ref in decision.reachable}
-    included = sorted(ref for ref in reached if _granted(granted, _type_of(ref)))
+    included = sorted(ref for ref in reached if grants(granted, _type_of(ref)))
     left_out = {_type_of(ref) for ref in reached} - {_type_of(ref) for ref in included}
     provenance = []
-    if not _granted(granted, "Provenance"):
+    if not grants(granted, "Provenance"):
         left_out.add("Provenance")
     elif query.revinclude_provenance:
         provenance = [
@@ -295,7 +295,9 @@ def plan_search(
     )
 
 
-def _granted(granted: frozenset[str] | None, resource_type: str) -> bool:
+def grants(granted: frozenset[str] | None, resource_type: str) -> bool:
+    """Whether a token granting ``granted`` (None: every type) may read ``resource_type``
+    (disclosure.grants holds the rest of the rule)."""
     return granted is None or resource_type in granted
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from payerbridge.disclosure.everything import EverythingQuery
+from payerbridge.disclosure.everything import EverythingQuery, grants
 from payerbridge.disclosure.search import PatientQuery
 from payerbridge.errors import Forbidden, Issue
 
@@ -42,10 +42,6 @@ Granted = frozenset[str] | None  # None: a wildcard grants every type
 Entry = tuple[str, dict[str, Any] | None]  # (search mode, the resource; None when gone)
 
 _PROVENANCE = "Provenance"
-
-
-def grants(granted: Granted, resource_type: str) -> bool:
-    return granted is None or resource_type in granted
 
 
 def may_go(granted: Granted, mode: str, resource_type: str, *, everything: bool) -> bool:
