@@ -59,7 +59,12 @@ class _Databases:
             connection.execute(f'CREATE DATABASE "{name}"')
         self.created.append(name)
         base = ADMIN_URL.rsplit("/", 1)[0]
-        return {"PAYERBRIDGE_DATABASE_URL": f"{base}/{name}"}
+        # A server, its worker and the suite's other workers share the server's 100
+        # connections: a few per process is plenty for a test's load.
+        return {
+            "PAYERBRIDGE_DATABASE_URL": f"{base}/{name}",
+            "PAYERBRIDGE_DATABASE_MAX_CONNECTIONS": "4",
+        }
 
     def drop(self) -> None:
         if self.created:

@@ -452,7 +452,9 @@ def build_platform(
     """Open the database (migrating it to the newest schema) and wire the adapters."""
     segmentation = segmentation_policy(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_db_engine(settings.sqlalchemy_url)
+    engine = create_db_engine(
+        settings.sqlalchemy_url, max_connections=settings.database_max_connections
+    )
     if run_migrations:
         migrate(engine)
     reader = create_reader(engine)
@@ -647,7 +649,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         "executor_id": settings.worker_id,
         "log_level": "WARNING",
     }
-    engine = create_workflow_engine(system_url)
+    engine = create_workflow_engine(system_url, max_connections=settings.database_max_connections)
     _workflow_engines.append(engine)
     config["system_database_engine"] = engine
     if platform.checkpointer is not None:  # SQLite

@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of PostgreSQL for production; SQLite in data_dir when unset.",
     )
+    database_max_connections: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="PostgreSQL: the most connections one process opens for its own tables, "
+        "and as many again for its workflow records (DBOS). Every process on one server "
+        "counts twice this against the server's max_connections.",
+    )
     org_name: str = Field(default="PayerBridge Demo Health Plan", min_length=1)
     org_npi: str = Field(default="1234567893", description="NPI by which partners name us.")
     public_base_url: str | None = Field(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, text
 
+from payerbridge.bootstrap import build_platform
 from payerbridge.config import load_settings
 from payerbridge.errors import StoreConflict
 from payerbridge.store import engines
@@ -260,3 +261,26 @@ def test_a_unit_reads_its_own_result_when_an_unread_one_arrived_meanwhile(engine
         assert cursor.fetchone() == (2,)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT n FROM kept")).scalars().all() == [2]
+
+
+def test_a_process_opens_no_more_connections_than_configured(
+    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+) -> None:
+    """Several processes share one PostgreSQL server's max_connections: each opens at most
+    ``database_max_connections`` for its tables, and a thread past them waits its turn."""
+    url = database_env().get("PAYERBRIDGE_DATABASE_URL")
+    if url is None:
+        pytest.skip("SQLite opens files, not sessions of a server")
+    settings = load_settings(data_dir=tmp_path, database_url=url, database_max_connections=2)
+    platform = build_platform(settings)
+    engine = platform.engine
+    engine.pool._timeout = 0.5  # type: ignore[attr-defined]  # noqa: SLF001
+    try:
+        with (
+            engine.connect(),
+            engine.connect(),
+            pytest.raises(Exception, match="QueuePool limit of size 2"),  # noqa: PT011
+        ):
+            engine.connect()
+    finally:
+        platform.close()

@@ -40,8 +40,13 @@ _BUSY_TIMEOUT_SECONDS = 30
 _WAL_BACKSTOP_PAGES = 20_000
 
 
-def create_db_engine(url: str, *, pool_size: int = 10, reads_only: bool = False) -> Engine:
+def create_db_engine(
+    url: str, *, pool_size: int = 10, reads_only: bool = False, max_connections: int | None = None
+) -> Engine:
     """An engine tuned for the backend: WAL, a busy timeout and immediate transactions on SQLite.
+
+    ``max_connections`` (PostgreSQL): the most this engine opens, ``2 * pool_size`` when
+    unset; on SQLite, ``pool_size`` spare connections are kept.
 
     ``reads_only`` (SQLite): an engine for read-only hot paths whose transactions are
     plain deferred ones, so concurrent readers do not queue for the write lock (WAL
@@ -72,7 +77,8 @@ def create_db_engine(url: str, *, pool_size: int = 10, reads_only: bool = False)
     # closed when handed back to a full pool, so under load (a worker runs up to 64
     # exchanges) the pool opened and closed 71 in 500 exchanges, each a backend the server
     # forks. A thread that finds the pool empty waits for one; the work is CPU-bound then.
-    engine = create_engine(url, pool_size=2 * pool_size, max_overflow=0, connect_args=_PREPARED)
+    size = max_connections or 2 * pool_size
+    engine = create_engine(url, pool_size=size, max_overflow=0, connect_args=_PREPARED)
     event.listen(engine, "handle_error", translate_driver_error)
     return ping_when_idle(engine)
 
@@ -133,7 +139,7 @@ def _sqlite_file(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///")).resolve()
 
 
-def create_workflow_engine(url: str) -> Engine:
+def create_workflow_engine(url: str, *, max_connections: int = 20) -> Engine:
     """The engine of DBOS's system database; we dispose of it after DBOS is destroyed.
 
     DBOS's records need not wait for their flush to disk on either backend: a crash of
@@ -155,7 +161,11 @@ def create_workflow_engine(url: str) -> Engine:
             "options": options,
         }
         engine = create_engine(
-            url, pool_size=20, max_overflow=0, pool_timeout=30, connect_args=connect_args
+            url,
+            pool_size=max_connections,
+            max_overflow=0,
+            pool_timeout=30,
+            connect_args=connect_args,
         )
         return ping_when_idle(engine)
     _sqlite_file(url).parent.mkdir(parents=True, exist_ok=True)
