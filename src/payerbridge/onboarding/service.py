@@ -76,7 +76,9 @@ _LONGEST_POLL = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class Step:
-    """Where ``proceed`` left the onboarding: ``done``, or when to call it again."""
+    """Where ``proceed`` left the onboarding: ``done``, or when to call it again (None:
+    at once; a time only when waiting on the old payer, so a recovered run sleeps where
+    the first run did)."""
 
     done: bool
     retry_at: datetime | None = None
@@ -270,7 +272,7 @@ def _submit_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Ste
         ):
             ports.onboardings.record_results(unit, chunk.onboarding_id, withdrawn)
             unit.record(*events)
-    return Step(done=False, retry_at=now)
+    return Step(done=False)
 
 
 def _opted_in(
@@ -339,9 +341,9 @@ def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step
             at=now,
             group_id=group_id,
         ):
-            return Step(done=False, retry_at=now)
+            return Step(done=False)
         ports.onboardings.record_results(unit, chunk.onboarding_id, results)
-    return Step(done=False, retry_at=now)
+    return Step(done=False)
 
 
 def _submit_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step:
@@ -390,14 +392,14 @@ def _await_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Ste
     }
     with ports.transactions.begin() as unit:
         if not ports.onboardings.move_chunk(unit, chunk, Stage.DONE, at=now):
-            return Step(done=False, retry_at=now)
+            return Step(done=False)
         ports.onboardings.record_results(unit, chunk.onboarding_id, withdrawn | left_out)
         ports.onboardings.record_imported(unit, chunk.onboarding_id, normalized.per_member)
         unit.record(*events)
         ports.writer.write(  # last: on the unit's DB-API path, after the Core statements
             unit, normalized.resources, source=f"onboarding:{chunk.onboarding_id}", at=now
         )
-    return Step(done=False, retry_at=now)
+    return Step(done=False)
 
 
 def _manifest(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> dict[str, Any] | Step:
@@ -435,7 +437,7 @@ def _moved(
         ports.onboardings.move_chunk(
             unit, chunk, to, at=now, status_url=status_url, group_id=group_id
         )
-    return Step(done=False, retry_at=now)
+    return Step(done=False)
 
 
 def _ndjson(content: bytes) -> list[dict[str, Any]]:

@@ -17,14 +17,12 @@ from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 from payerbridge.bulk.jobs import run_job
 from payerbridge.bulk.member_match import BulkPorts, fail_job
 from payerbridge.errors import StoreUnavailable
+from payerbridge.workflows.steps import Progress, run_until_done
 
 __all__ = ["BULK_QUEUE", "BulkQueueLimits", "bind", "bulk_job_workflow", "enqueue_job"]
 
 logger = logging.getLogger(__name__)
 BULK_QUEUE = "bulk"
-# The database blinked: wait durably and carry on, up to this many times in a row.
-_DATABASE_RETRIES = 5
-_RETRY_SECONDS = 0.5  # doubled at each retry
 
 _ports: BulkPorts | None = None
 _queues: dict[str, Queue] = {}
@@ -50,24 +48,16 @@ def fail_bulk_job_step(job_id: str, error: str) -> None:
 @DBOS.workflow()
 def bulk_job_workflow(job_id: str) -> str:
     """Run the job to its end. Not a step: its row is its checkpoint (see the module)."""
-    hiccups = 0
-    while True:
-        try:
-            return run_job(_current(), job_id).value
-        except StoreUnavailable as exc:
-            hiccups += 1
-            if hiccups > _DATABASE_RETRIES:
-                return _failed(job_id, exc)
-            logger.warning(
-                "bulk job met a database error; trying again",
-                extra={"bulk_job_id": job_id, "error_type": type(exc).__name__},
-            )
-            DBOS.sleep(_RETRY_SECONDS * 2 ** (hiccups - 1))
-        except Exception as exc:  # noqa: BLE001 - every failure must end the job visibly
-            return _failed(job_id, exc)
+    return run_until_done(
+        lambda: Progress(ended=run_job(_current(), job_id).value),
+        transient=(StoreUnavailable,),  # the database blinked: a restart, a failover
+        end=lambda exc: _failed(job_id, exc),
+        clock=_current().clock,
+        log_context={"bulk_job_id": job_id},
+    )
 
 
-def _failed(job_id: str, exc: Exception) -> str:
+def _failed(job_id: str, exc: BaseException) -> str:
     logger.error(
         "bulk job failed",
         exc_info=exc,

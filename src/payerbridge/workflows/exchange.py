@@ -28,6 +28,7 @@ from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.logging import bind_context
 from payerbridge.types import ExchangeId, PartnerId
+from payerbridge.workflows.steps import RETRY_POLICY, Progress, run_until_done
 
 __all__ = [
     "EXCHANGE_QUEUE",
@@ -58,20 +59,14 @@ def _current() -> ExchangePorts:
     return _ports
 
 
-# The database blinked (a restart, a failover, SQLite busy past its timeout): wait
-# durably and carry on, up to _DATABASE_RETRIES times.
-_DATABASE_RETRIES = 5
-_RETRY_SECONDS = 0.2  # doubled at each retry
-
-
 def _is_database_error(error: BaseException) -> bool:
     return isinstance(error, StoreUnavailable)
 
 
 @DBOS.step(
     retries_allowed=True,
-    max_attempts=_DATABASE_RETRIES,
-    interval_seconds=_RETRY_SECONDS,
+    max_attempts=RETRY_POLICY.attempts,
+    interval_seconds=RETRY_POLICY.first_wait,
     backoff_rate=2.0,
     should_retry=_is_database_error,
 )
@@ -93,40 +88,33 @@ def exchange_workflow(exchange_id: ExchangeId) -> str:
     are the sleeps and ``fail_step``."""
     bind_context(exchange_id=exchange_id)
     ports = _current()
-    hiccups = 0
-    while True:
-        try:
-            result = service.proceed(ports, exchange_id, request_from_document)
-        except IllegalTransition:
+
+    def step() -> Progress:
+        result = service.proceed(ports, exchange_id, request_from_document)
+        if result.done or result.retry_at is None:
+            return Progress(ended=result.state.value)
+        return Progress(resume_at=result.retry_at)
+
+    def end(exc: BaseException) -> str:
+        if isinstance(exc, IllegalTransition):
             # Someone else moved the exchange meanwhile (a revocation blocked it, an
             # operator failed it): what they decided stands.
             return fail_step(exchange_id, "state-changed", "the exchange changed state")
-        except StoreUnavailable as exc:
-            hiccups += 1
-            if hiccups <= _DATABASE_RETRIES:
-                logger.warning(
-                    "exchange step met a database error; trying again",
-                    extra={"exchange_id": exchange_id, "error_type": type(exc).__name__},
-                )
-                DBOS.sleep(_RETRY_SECONDS * 2 ** (hiccups - 1))
-                continue
-            return _internal_error(exchange_id, exc)
-        except Exception as exc:  # noqa: BLE001 - every failure must end the exchange visibly
-            return _internal_error(exchange_id, exc)
-        hiccups = 0
-        if result.done or result.retry_at is None:
-            return result.state.value
-        DBOS.sleep(max((result.retry_at - ports.clock()).total_seconds(), 0.0))
+        logger.error(
+            "exchange step failed",
+            exc_info=exc,
+            extra={"exchange_id": exchange_id, "error_type": type(exc).__name__},
+        )
+        text = f"internal error ({type(exc).__name__}); see the server log"
+        return fail_step(exchange_id, "internal-error", text)
 
-
-def _internal_error(exchange_id: ExchangeId, exc: Exception) -> str:
-    logger.error(
-        "exchange step failed",
-        exc_info=exc,
-        extra={"exchange_id": exchange_id, "error_type": type(exc).__name__},
+    return run_until_done(
+        step,
+        transient=(StoreUnavailable,),  # the database blinked: a restart, a failover
+        end=end,
+        clock=ports.clock,
+        log_context={"exchange_id": exchange_id},
     )
-    text = f"internal error ({type(exc).__name__}); see the server log"
-    return fail_step(exchange_id, "internal-error", text)
 
 
 def workflow_id(exchange_id: ExchangeId, replay_count: int, review_round: int = 0) -> str:

@@ -20,16 +20,12 @@ from payerbridge.errors import (
 )
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.onboarding.service import fail_onboarding, proceed
+from payerbridge.workflows.steps import Progress, run_until_done
 
 __all__ = ["ONBOARDING_QUEUE", "bind", "enqueue_onboarding", "onboarding_workflow"]
 
 logger = logging.getLogger(__name__)
 ONBOARDING_QUEUE = "onboardings"
-# An old payer (or our database) that does not answer is tried again this many times in
-# a row, waiting twice as long each time from _FIRST_WAIT up to _LONGEST_WAIT.
-_ATTEMPTS = 8
-_FIRST_WAIT = 1.0
-_LONGEST_WAIT = 120.0
 
 _ports: OnboardingPorts | None = None
 _queues: dict[str, Queue] = {}
@@ -54,39 +50,34 @@ def fail_onboarding_step(onboarding_id: str, error: str) -> None:
 @DBOS.workflow()
 def onboarding_workflow(onboarding_id: str) -> str:
     ports = _current()
-    failures = 0
-    while True:
-        try:
-            step = proceed(ports, onboarding_id)
-        except (PartnerUnavailable, PartnerAuthRejected, StoreUnavailable) as exc:
-            failures += 1
-            if isinstance(exc, PartnerAuthRejected):  # its token may have been revoked
-                _refresh(ports, onboarding_id)
-            if failures >= _ATTEMPTS:
-                return _failed(onboarding_id, exc.text)
-            wait = getattr(exc, "retry_after", None) or _FIRST_WAIT * 2 ** (failures - 1)
-            logger.warning(
-                "onboarding step will be tried again",
-                extra={"onboarding_id": onboarding_id, "error_type": type(exc).__name__},
-            )
-            DBOS.sleep(min(float(wait), _LONGEST_WAIT))
-            continue
-        except PayerBridgeError as exc:  # the old payer refused, or answered what we cannot read
+
+    def step() -> Progress:
+        progress = proceed(ports, onboarding_id)
+        return Progress(ended="done" if progress.done else None, resume_at=progress.retry_at)
+
+    def before_retry(exc: BaseException) -> None:
+        if isinstance(exc, PartnerAuthRejected):  # its token may have been revoked
+            _refresh(ports, onboarding_id)
+
+    def end(exc: BaseException) -> str:
+        if isinstance(exc, PayerBridgeError):  # the old payer refused, or answered badly
             return _failed(onboarding_id, exc.text)
-        except Exception as exc:  # noqa: BLE001 - every failure must end the run visibly
-            logger.error(
-                "onboarding step failed",
-                exc_info=exc,
-                extra={"onboarding_id": onboarding_id, "error_type": type(exc).__name__},
-            )
-            return _failed(onboarding_id, f"internal error ({type(exc).__name__})")
-        failures = 0
-        if step.done:
-            return "done"
-        if step.retry_at is not None:
-            wait_seconds = (step.retry_at - ports.clock()).total_seconds()
-            if wait_seconds > 0:
-                DBOS.sleep(wait_seconds)
+        logger.error(
+            "onboarding step failed",
+            exc_info=exc,
+            extra={"onboarding_id": onboarding_id, "error_type": type(exc).__name__},
+        )
+        return _failed(onboarding_id, f"internal error ({type(exc).__name__})")
+
+    return run_until_done(
+        step,
+        # an old payer (or our database) that does not answer, or a token to renew
+        transient=(PartnerUnavailable, PartnerAuthRejected, StoreUnavailable),
+        end=end,
+        clock=ports.clock,
+        log_context={"onboarding_id": onboarding_id},
+        before_retry=before_retry,
+    )
 
 
 def _refresh(ports: OnboardingPorts, onboarding_id: str) -> None:
