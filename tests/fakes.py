@@ -86,9 +86,12 @@ __all__ = [
 
 
 class InMemoryUnitOfWork:
-    """The ``UnitOfWork`` port: the events recorded, for the commit."""
+    """The ``UnitOfWork`` port: the events recorded, for the commit; ``now`` from the
+    transactions' clock, ids numbered in the order they were handed out."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: datetime, ids: Callable[[], str]) -> None:
+        self.now = now
+        self.new_id = ids
         self.events: list[AuditEvent] = []
 
     def record(self, *events: AuditEvent) -> None:
@@ -97,11 +100,19 @@ class InMemoryUnitOfWork:
 
 class InMemoryTransactions:
     """The ``Transactions`` port over the fake stores given (``attach``): a rollback puts
-    back every container attribute (dict, list, set) of each, as it was at ``begin``."""
+    back every container attribute (dict, list, set) of each, as it was at ``begin``.
+    Each unit's ``now`` is read from ``clock`` as it begins (a ``FakeClock`` by default)."""
 
-    def __init__(self, audit: InMemoryAuditLog, *stores: object) -> None:
+    def __init__(
+        self,
+        audit: InMemoryAuditLog,
+        *stores: object,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self._audit = audit
         self._stores = list(stores)
+        self.clock = clock or FakeClock()
+        self._ids = 0
         self.commits = 0
         self.rollbacks = 0
 
@@ -114,7 +125,7 @@ class InMemoryTransactions:
             (store, {k: copy.deepcopy(v) for k, v in vars(store).items() if _is_container(v)})
             for store in self._stores
         ]
-        unit = InMemoryUnitOfWork()
+        unit = InMemoryUnitOfWork(self.clock(), self._new_id)
         try:
             yield unit
         except BaseException:
@@ -124,6 +135,10 @@ class InMemoryTransactions:
             raise
         self._audit.record_many(unit.events)
         self.commits += 1
+
+    def _new_id(self) -> str:
+        self._ids += 1
+        return f"unit-id-{self._ids}"
 
 
 def _is_container(value: object) -> bool:

@@ -8,11 +8,16 @@ commit: the audit chain's head is locked from their insert to the commit (ADR 00
 ADR 0008), so nothing else may run in between.
 
 Reads take no unit of work: each sees the last commit.
+
+The unit also carries what a use case's writes are stamped with: ``now``, the instant it
+began (read once from the clock its ``Transactions`` was built with), and ``new_id()``.
+Stores take times from their caller and never read the clock themselves.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Protocol
 
 from payerbridge.audit.model import AuditEvent
@@ -23,6 +28,16 @@ __all__ = ["Transactions", "UnitOfWork"]
 class UnitOfWork(Protocol):
     """One transaction in progress. Stores recognise their own kind (a SQL store takes a
     SQL unit of work) and write through it."""
+
+    @property
+    def now(self) -> datetime:
+        """The instant this unit began, read once: every write of the unit is stamped
+        with it."""
+        ...
+
+    def new_id(self) -> str:
+        """A fresh opaque id (a UUID's text) for a row or event the unit writes."""
+        ...
 
     def record(self, *events: AuditEvent) -> None:
         """Audit ``events`` in this transaction, after those recorded before them."""

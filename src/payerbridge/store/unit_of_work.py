@@ -16,6 +16,9 @@ argument. The transaction starts with the unit's first statement, on one of two 
   it before its first ``cursor()`` statement (a Core statement after them is refused:
   SQLAlchemy cannot take over a driver transaction).
 
+Each unit carries ``now``, read once from the clock ``SqlTransactions`` was built with as
+it begins, and ``new_id()``: the stores stamp its writes with them and read no clock.
+
 Audit events recorded on the unit are appended last, just before COMMIT, in the order
 they were recorded (``store.audit.append_events``). Webhook deliveries the unit wrote are
 handed to ``SqlTransactions.relay_deliveries`` after the commit.
@@ -28,8 +31,10 @@ block or at the commit; nothing above the store sees ``sqlite3`` or ``psycopg``.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -49,8 +54,9 @@ logger = logging.getLogger(__name__)
 class SqlUnitOfWork:
     """One write transaction (see the module docstring)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, now: datetime) -> None:
         self._engine = engine
+        self.now = now  # the instant the unit began (UnitOfWork.now)
         self.dialect = engine.dialect
         self.is_postgres = engine.dialect.name == "postgresql"
         self._events: list[AuditEvent] = []
@@ -62,6 +68,9 @@ class SqlUnitOfWork:
         self._cursor: Any = None
         self._pipeline: AbstractContextManager[Any] | None = None
         self._synced: Any = None  # psycopg's Pipeline, entered
+
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
 
     def record(self, *events: AuditEvent) -> None:
         self._events.extend(events)
@@ -210,17 +219,19 @@ class _SyncedReads:
 class SqlTransactions:
     """The ``Transactions`` port on one writing engine.
 
-    ``relay_deliveries``: what starts the webhook deliveries a unit wrote, once it has
-    committed (bootstrap sets it where workflows run). A delivery the relay misses (no
-    relay in this process, or the process died first) is started by the upkeep sweep."""
+    ``clock``: read once as each unit begins (its ``now``). ``relay_deliveries``: what
+    starts the webhook deliveries a unit wrote, once it has committed (bootstrap sets it
+    where workflows run). A delivery the relay misses (no relay in this process, or the
+    process died first) is started by the upkeep sweep."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] | None = None) -> None:
         self._engine = engine
+        self._clock = clock or _utcnow
         self.relay_deliveries: Callable[[Sequence[str]], None] | None = None
 
     @contextmanager
     def begin(self) -> Iterator[SqlUnitOfWork]:
-        unit = SqlUnitOfWork(self._engine)
+        unit = SqlUnitOfWork(self._engine, now=self._clock())
         with translated_errors():
             try:
                 yield unit
@@ -234,6 +245,10 @@ class SqlTransactions:
                 relay(unit.deliveries)
             except Exception:  # noqa: BLE001 - committed: the sweep starts what was missed
                 logger.exception("webhook deliveries not started; the sweep will")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def sql_unit(unit: UnitOfWork) -> SqlUnitOfWork:
