@@ -70,6 +70,4 @@ class MemberData(Protocol):
 class MemberStore(MemberData, MemberDirectory, MemberResources, ResourceWriter, Protocol):
     """The member data: what each room reads and writes, and what the edges count."""
 
-    def assign_identifier(self, patient_id: str, identifier: dict[str, Any]) -> None: ...
-
     def count(self, source_prefix: str | None = None) -> int: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -307,23 +307,6 @@ class SqlMemberStore:
                 select(fhir_tokens.c.ref).where(condition).distinct().order_by(fhir_tokens.c.ref)
             ).all()
         return [row.ref for row in rows]
-
-    def assign_identifier(self, patient_id: str, identifier: dict[str, Any]) -> None:
-        """Add an identifier (the UMB we hand out) to a stored Patient and index it."""
-        with self._engine.begin() as connection:
-            row = connection.execute(
-                select(fhir_resources.c.body, fhir_resources.c.source).where(
-                    fhir_resources.c.ref == f"Patient/{patient_id}"
-                )
-            ).one()
-            resource = orjson.loads(row.body)
-            resource.setdefault("identifier", []).append(identifier)
-            write_batch(
-                connection,
-                [ResourceRow.from_resource(resource, patient_id)],
-                source=row.source,
-                at=datetime.now(UTC),
-            )
 
     def write(
         self,
