@@ -25,7 +25,7 @@ from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
 from payerbridge.config import GUESSING_RATES, OperationRate, Settings
-from payerbridge.consent.categories import SHIPPED_CODE_SETS, extended
+from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
 from payerbridge.consent.model import Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
@@ -436,7 +436,7 @@ def segmentation_policy(settings: Settings) -> SegmentationPolicy:
     try:
         document = json.loads(path.read_text())
         return SegmentationPolicy(code_sets=extended(SHIPPED_CODE_SETS, document))
-    except (OSError, ValueError) as exc:  # CodeSetError and JSONDecodeError are ValueErrors
+    except (OSError, ValueError, CodeSetError) as exc:  # JSONDecodeError is a ValueError
         raise InvalidInput(
             f"PAYERBRIDGE_SENSITIVE_CODE_SETS ({path}) cannot be used: {exc}",
             issues=[Issue(str(exc), "sensitive_code_sets")],
