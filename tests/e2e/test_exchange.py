@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from payerbridge.sandbox.generator import write_network
 from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE
+from payerbridge_tools.sandbox.generator import write_network
 from tests.e2e.test_disclosure import follow
 from tests.pki import CertificateAuthority
 from tests.servers import (

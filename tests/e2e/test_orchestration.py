@@ -21,8 +21,8 @@ import orjson
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
-from payerbridge.sandbox.generator import write_network
 from payerbridge.store.tables import audit_events, consents
+from payerbridge_tools.sandbox.generator import write_network
 from tests.conftest import BACKEND
 from tests.servers import ServerProcess, free_port, new_key, start_worker
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from payerbridge.bench.identity_data import generate_identity_set
-from payerbridge.bench.identity_load import LAYOUTS, load_lines, time_loads
+from payerbridge_tools.bench.identity_data import generate_identity_set
+from payerbridge_tools.bench.identity_load import LAYOUTS, load_lines, time_loads
 
 # A whole benchmark run: `pytest -m bench` (make test leaves it out).
 pytestmark = pytest.mark.bench

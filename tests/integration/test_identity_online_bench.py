@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from payerbridge.bench.identity import MemberMatchLatency
-from payerbridge.bench.identity_data import generate_identity_set
-from payerbridge.bench.identity_online import HttpMemberMatchLatency
+from payerbridge_tools.bench.identity import MemberMatchLatency
+from payerbridge_tools.bench.identity_data import generate_identity_set
+from payerbridge_tools.bench.identity_online import HttpMemberMatchLatency
 
 # A whole benchmark run: `pytest -m bench` (make test leaves it out).
 pytestmark = pytest.mark.bench

@@ -2,8 +2,9 @@
 
 The page's conventions (stated in it): `name/` is a package and `name.py` a module under
 src/payerbridge/; other paths are under src/payerbridge/ unless they start with docs/,
-tests/ or src/; `name()` is a function defined in src/payerbridge/; the ```layers block is
-the layers contract, one line per layer, and the ```ignored block its ignore_imports.
+tests/ or src/; `name()` is a function defined under src/ (the product or the tools); the
+```layers block is the product's layers contract, one line per layer, and the ```ignored
+block its ignore_imports.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = ROOT / "src" / "payerbridge"
+SOURCES = ROOT / "src"
+PACKAGE = SOURCES / "payerbridge"
 DOC = ROOT / "docs" / "architecture.md"
 PREFIX = "payerbridge."
 
@@ -42,7 +44,11 @@ def _block(info: str) -> list[str]:
 def _layers_contract() -> dict[str, Any]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     contracts = config["tool"]["importlinter"]["contracts"]
-    layers = [contract for contract in contracts if contract["type"] == "layers"]
+    layers = [
+        contract
+        for contract in contracts
+        if contract["type"] == "layers" and contract["layers"][0].startswith(PREFIX)
+    ]
     assert len(layers) == 1
     contract: dict[str, Any] = layers[0]
     return contract
@@ -108,7 +114,7 @@ def test_every_link_leads_to_a_file() -> None:
 def test_every_cited_function_is_defined() -> None:
     names = {m.group(1) for token in _cited() if (m := _FUNCTION.fullmatch(token))}
     assert len(names) > 30
-    source = "\n".join(p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py"))
+    source = "\n".join(p.read_text(encoding="utf-8") for p in SOURCES.rglob("*.py"))
     defined = set(re.findall(r"^\s*(?:async\s+)?def\s+(\w+)\s*\(", source, flags=re.MULTILINE))
     missing = sorted(names - defined)
     assert not missing, f"docs/architecture.md cites functions no module defines: {missing}"

@@ -17,7 +17,7 @@ ROOMS = [
     "payerbridge.routing",
     "payerbridge.fhir",
     "payerbridge.partners",
-    "payerbridge.sandbox",
+    "payerbridge_tools.sandbox",
     "payerbridge.api",
     "payerbridge.consent",
     "payerbridge.webhooks",

@@ -18,11 +18,15 @@ from payerbridge.audit.checkpoints import (
 )
 from payerbridge.audit.ports import AuditChain, CheckpointSink
 from payerbridge.audit.verification import ChainReport, event_break, verify_chain
-from payerbridge.errors import AuditChainBroken
+from payerbridge.errors import PayerBridgeError
 
 __all__ = ["AuditChainBroken", "verify_audit", "write_checkpoints"]
 
 logger = logging.getLogger(__name__)
+
+
+class AuditChainBroken(PayerBridgeError):
+    """The stored chain does not check out: nothing is signed over it."""
 
 
 def write_checkpoints(

@@ -1,5 +1,5 @@
-"""``payerbridge``: serve, import, partners, config, sandbox, demo and bench commands
-(errors become exit codes as ``cli.console`` says)."""
+"""``payerbridge``: serve, import, partners, config and the other commands (errors become
+exit codes as ``cli.console`` says); bench, sandbox and demo come from ``cli.plugins``."""
 
 from __future__ import annotations
 
@@ -535,21 +535,19 @@ def main() -> None:  # pragma: no cover - console script entry point
     app()
 
 
-from payerbridge.cli import bench as _bench  # noqa: E402
 from payerbridge.cli import consents as _consents  # noqa: E402
-from payerbridge.cli import sandbox as _sandbox  # noqa: E402
 from payerbridge.cli import security as _security  # noqa: E402
 from payerbridge.cli.audit import audit_app  # noqa: E402
 from payerbridge.cli.identity import identity_app  # noqa: E402
 from payerbridge.cli.onboard import onboard  # noqa: E402
+from payerbridge.cli.plugins import add_plugin_commands  # noqa: E402
 
-app.add_typer(_sandbox.sandbox_app, name="sandbox")
-app.add_typer(_bench.bench_app, name="bench")
 app.add_typer(_security.clients_app, name="clients")
 app.add_typer(_security.token_app, name="token")
 app.add_typer(_security.keys_app, name="keys")
 app.add_typer(_consents.consents_app, name="consents")
 app.add_typer(identity_app, name="identity")
 app.add_typer(audit_app, name="audit")
-app.command("demo")(_sandbox.demo)
 app.command("onboard")(onboard)
+# bench, demo and sandbox: from payerbridge_tools, when the bench extra is installed.
+add_plugin_commands(app)

@@ -32,8 +32,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from payerbridge.errors import CodeSetError
-
 __all__ = [
     "ACT_CODE",
     "CONFIDENTIALITY",
@@ -249,6 +247,10 @@ class CodeSets:
     def label(self) -> str:
         """What the audit trail records: ``version sha256:<first 16 hex digits>``."""
         return f"{self.version} sha256:{self.digest[:16]}"
+
+
+class CodeSetError(ValueError):
+    """A code-set document that cannot be used, with where it is wrong."""
 
 
 class _Coded(BaseModel):

@@ -8,13 +8,13 @@ import math
 
 import pytest
 
-from payerbridge.bench import identity as bench
-from payerbridge.bench import identity_engine as engine
-from payerbridge.bench.identity_data import generate_identity_set
-from payerbridge.bench.identity_types import CALIBRATION_EDGES, Calibration
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
 from payerbridge.identity.standardize import standard_record
+from payerbridge_tools.bench import identity as bench
+from payerbridge_tools.bench import identity_engine as engine
+from payerbridge_tools.bench.identity_data import generate_identity_set
+from payerbridge_tools.bench.identity_types import CALIBRATION_EDGES, Calibration
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,14 @@ from functools import cache
 
 import pytest
 
-from payerbridge.bench.identity_census import (
+from payerbridge_tools.bench.identity_census import (
     CHILDREN_UNDER_18,
     HOUSEHOLD_TYPES,
     LABELS,
     SOURCES,
     generate_census_set,
 )
-from payerbridge.bench.identity_types import LinkageSet
+from payerbridge_tools.bench.identity_types import LinkageSet
 
 
 @cache

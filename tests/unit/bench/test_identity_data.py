@@ -6,15 +6,15 @@ from collections import defaultdict
 
 import pytest
 
-from payerbridge.bench.identity_data import (
+from payerbridge.identity.records import record_from_fhir
+from payerbridge.identity.standardize import standard_record
+from payerbridge_tools.bench.identity_data import (
     IdentitySet,
     Noise,
     Relationship,
     RequestKind,
     generate_identity_set,
 )
-from payerbridge.identity.records import record_from_fhir
-from payerbridge.identity.standardize import standard_record
 
 MEMBERS = 3_000
 

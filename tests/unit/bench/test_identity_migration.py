@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from faker.providers.person.en_US import Provider as EnUsNames
 
-from payerbridge.bench.identity_migration import LABELS, generate_migration_set
-from payerbridge.bench.identity_types import LinkageSet
+from payerbridge_tools.bench.identity_migration import LABELS, generate_migration_set
+from payerbridge_tools.bench.identity_types import LinkageSet
 
 MEMBER_KEYS = {
     "given",

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from payerbridge.bench.loadgen import build_request, run_load
+from payerbridge_tools.bench.loadgen import build_request, run_load
 
 
 @contextmanager

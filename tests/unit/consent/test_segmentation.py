@@ -30,7 +30,7 @@ from payerbridge.consent.segmentation import (
     unsegmentable_types,
 )
 from payerbridge.fhir.resources import SUPPORTED_TYPES, compartment_patient, iter_references
-from payerbridge.sandbox import build_network, generate_payer_population
+from payerbridge_tools.sandbox import build_network, generate_payer_population
 
 Resource = dict[str, Any]
 STRIP_ONLY = SegmentationPolicy(withhold_encounters_of_sensitive_care=False)

@@ -9,10 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payerbridge.bench.identity_data import generate_identity_set
 from payerbridge.identity.blocking import BLOCKING_RULES, blocking_keys
 from payerbridge.identity.standardize import standard_record
-from payerbridge.sandbox.population.vocabulary import FEMALE_NAMES, MALE_NAMES, SURNAMES
+from payerbridge_tools.bench.identity_data import generate_identity_set
+from payerbridge_tools.population.vocabulary import FEMALE_NAMES, MALE_NAMES, SURNAMES
 
 SECRET = b"test-blocking-secret"
 BASE: dict[str, Any] = {

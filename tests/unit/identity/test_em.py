@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from payerbridge.bench.identity_data import generate_identity_set
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
@@ -24,6 +23,7 @@ from payerbridge.identity.training import (
     estimate_u_probabilities,
 )
 from payerbridge.types import MemberId
+from payerbridge_tools.bench.identity_data import generate_identity_set
 
 SECRET = b"test-blocking-secret"
 

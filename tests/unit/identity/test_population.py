@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from payerbridge.bench.identity_data import generate_identity_set
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, decide
@@ -24,6 +23,7 @@ from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, standard_record
 from payerbridge.identity.training import count_exact_agreement
 from payerbridge.types import MemberId
+from payerbridge_tools.bench.identity_data import generate_identity_set
 
 SECRET = b"test-blocking-secret"
 

@@ -14,16 +14,16 @@ from typing import Any
 import orjson
 import pytest
 
-import payerbridge.sandbox as sandbox
+import payerbridge_tools.sandbox as sandbox
 from payerbridge.errors import InvalidInput
 from payerbridge.npi import is_valid_npi
-from payerbridge.sandbox import (
+from payerbridge_tools.population import npi_check_digit
+from payerbridge_tools.sandbox import (
     build_network,
     generate_payer_population,
     sample_switchers,
     write_network,
 )
-from payerbridge.sandbox.population import npi_check_digit
 
 AS_OF = date(2025, 6, 30)
 SEED = 20250630
@@ -123,7 +123,7 @@ def test_public_names_are_exported() -> None:
 
 
 def test_population_module_keeps_the_names_it_had_before_the_split() -> None:
-    from payerbridge.sandbox import population as module
+    from payerbridge_tools import population as module
 
     assert sorted(module.__all__) == [
         "Network",

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 
-from payerbridge.sandbox.population.network import Draw, PayerContext, derive_seed
-from payerbridge.sandbox.population.shapes import Code
-from payerbridge.sandbox.population.vocabulary import (
+from payerbridge_tools.population.network import Draw, PayerContext, derive_seed
+from payerbridge_tools.population.shapes import Code
+from payerbridge_tools.population.vocabulary import (
     ADULT_AGE_BANDS,
     COMMERCIAL_PLANS,
     EMPLOYERS,

@@ -48,11 +48,11 @@ import httpx
 import orjson
 from joserfc.jwk import ECKey
 
-from payerbridge.bench.identity import OnlineLatency
-from payerbridge.bench.identity_data import IdentitySet
-from payerbridge.bench.loadgen import build_request, run_load
 from payerbridge.partners.auth import token_form
 from payerbridge.security.model import MEMBER_MATCH_SCOPE
+from payerbridge_tools.bench.identity import OnlineLatency
+from payerbridge_tools.bench.identity_data import IdentitySet
+from payerbridge_tools.bench.loadgen import build_request, run_load
 
 __all__ = ["HttpMemberMatchLatency", "LoadedPopulation", "load_population", "write_population"]
 
@@ -232,7 +232,7 @@ def _running_server(data_dir: Path, *, startup_seconds: float) -> AbstractContex
 
 def _running_bare(data_dir: Path, *, startup_seconds: float) -> AbstractContextManager[int]:
     """The bare endpoint of ``bench.bare_endpoint``, for reference."""
-    command = [sys.executable, "-m", "payerbridge.bench.bare_endpoint"]
+    command = [sys.executable, "-m", "payerbridge_tools.bench.bare_endpoint"]
     return _running(
         command, _server_env(data_dir), data_dir / "bare.log", startup_seconds=startup_seconds
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from payerbridge.bench.machine import machine_lines
+from payerbridge_tools.bench.machine import machine_lines
 
 __all__ = ["ImportRun", "run_import_benchmark"]
 
@@ -42,7 +42,7 @@ class ImportRun:
 
 
 def _write_population(path: Path, members: int, seed: int) -> int:
-    from payerbridge.sandbox.population import build_network, generate_payer_population
+    from payerbridge_tools.population import build_network, generate_payer_population
 
     network = build_network(1)
     count = 0
@@ -62,7 +62,7 @@ def _one_run(path: Path) -> dict[str, float]:
     env["PAYERBRIDGE_LOG_LEVEL"] = "WARNING"
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "payerbridge.bench.importing", str(path), str(data_dir)],
+            [sys.executable, "-m", "payerbridge_tools.bench.importing", str(path), str(data_dir)],
             capture_output=True,
             text=True,
             env=env,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from payerbridge.sandbox.population.providers import BEHAVIORAL, INTERNAL, WOMENS
-from payerbridge.sandbox.population.shapes import Code
+from payerbridge_tools.population.providers import BEHAVIORAL, INTERNAL, WOMENS
+from payerbridge_tools.population.shapes import Code
 
 
 class Chronic(NamedTuple):

@@ -38,8 +38,8 @@ from typing import Any
 
 import httpx
 
-from payerbridge.bench.machine import machine_lines
 from payerbridge.types import PartnerId
+from payerbridge_tools.bench.machine import machine_lines
 
 __all__ = ["ExchangeRun", "report_markdown", "run_exchange_benchmark"]
 
@@ -81,7 +81,7 @@ def run_exchange_benchmark(
     each store runs with each number of worker processes (0: the API process works)."""
     port = _free_port()
     stub = subprocess.Popen(
-        [sys.executable, "-m", "payerbridge.bench.stub_partner", str(port)],
+        [sys.executable, "-m", "payerbridge_tools.bench.stub_partner", str(port)],
         stderr=subprocess.DEVNULL,
     )
     try:
@@ -99,7 +99,7 @@ def run_exchange_benchmark(
 def _child_run(
     label: str, admin_url: str | None, port: int, exchanges: int, sequential: int, workers: int
 ) -> ExchangeRun:
-    args = [sys.executable, "-m", "payerbridge.bench.exchanges", label, str(port)]
+    args = [sys.executable, "-m", "payerbridge_tools.bench.exchanges", label, str(port)]
     args += [str(exchanges), str(sequential), str(workers)]
     if admin_url:
         args.append(admin_url)
@@ -296,7 +296,7 @@ def _start_worker(
     data_dir: Path, database_url: str | None, n: int
 ) -> tuple[subprocess.Popen[bytes], Path]:
     timings = data_dir / f"partner-seconds-{n}.json"
-    args = [sys.executable, "-m", "payerbridge.bench.exchanges", "--worker", str(data_dir)]
+    args = [sys.executable, "-m", "payerbridge_tools.bench.exchanges", "--worker", str(data_dir)]
     args += [f"bench-{n}", str(timings), database_url or ""]
     return subprocess.Popen(args, stdin=subprocess.DEVNULL), timings
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from payerbridge.bench.identity_data import IdentitySet
+from payerbridge_tools.bench.identity_data import IdentitySet
 
 __all__ = ["LAYOUTS", "LoadTime", "load_lines", "time_loads"]
 

@@ -68,7 +68,7 @@ from itertools import accumulate
 from random import Random
 from typing import Any, TypeVar
 
-from payerbridge.bench.identity_types import LinkageSet
+from payerbridge_tools.bench.identity_types import LinkageSet
 
 __all__ = ["LABELS", "generate_migration_set"]
 

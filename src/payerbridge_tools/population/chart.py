@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from payerbridge.sandbox.population.clinical_codes import (
+from payerbridge_tools.population.clinical_codes import (
     ADOLESCENT,
     ALLERGIES,
     CHRONIC,
@@ -32,16 +32,16 @@ from payerbridge.sandbox.population.clinical_codes import (
     Problem,
     Sensitive,
 )
-from payerbridge.sandbox.population.entries import ChartEntries, Visit
-from payerbridge.sandbox.population.households import Household, Member
-from payerbridge.sandbox.population.network import Draw, PayerContext
-from payerbridge.sandbox.population.providers import (
+from payerbridge_tools.population.entries import ChartEntries, Visit
+from payerbridge_tools.population.households import Household, Member
+from payerbridge_tools.population.network import Draw, PayerContext
+from payerbridge_tools.population.providers import (
     HOSPITAL,
     ORG_PRACTITIONERS,
     PEDIATRICS,
     URGENT_CARE,
 )
-from payerbridge.sandbox.population.shapes import (
+from payerbridge_tools.population.shapes import (
     ACT_CODE,
     CPT,
     LOINC,

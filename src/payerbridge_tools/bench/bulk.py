@@ -50,8 +50,6 @@ import httpx
 import orjson
 from joserfc.jwk import ECKey
 
-from payerbridge.bench.identity_data import IdentitySet, Relationship, generate_identity_set
-from payerbridge.bench.machine import machine_lines
 from payerbridge.config import Settings
 from payerbridge.consent.model import ConsentId
 from payerbridge.exchange.model import (
@@ -67,6 +65,8 @@ from payerbridge.partners.auth import token_form
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.security.model import BULK_MEMBER_MATCH_SCOPES
 from payerbridge.types import ClientId, MemberId, PartnerId
+from payerbridge_tools.bench.identity_data import IdentitySet, Relationship, generate_identity_set
+from payerbridge_tools.bench.machine import machine_lines
 
 __all__ = [
     "KICK_OFF_MEMBERS",

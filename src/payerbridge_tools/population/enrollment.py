@@ -8,9 +8,9 @@ the file holds about that member.
 
 from __future__ import annotations
 
-from payerbridge.sandbox.population.households import Household, Member
-from payerbridge.sandbox.population.network import PayerContext
-from payerbridge.sandbox.population.shapes import (
+from payerbridge_tools.population.households import Household, Member
+from payerbridge_tools.population.network import PayerContext
+from payerbridge_tools.population.shapes import (
     HREX_TEMP,
     NPI_SYSTEM,
     SOPT,

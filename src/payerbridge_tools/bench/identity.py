@@ -41,11 +41,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-from payerbridge.bench.identity_data import IdentitySet, generate_identity_set
-from payerbridge.bench.identity_engine import _run_ours
-from payerbridge.bench.identity_load import LoadTime, load_lines
-from payerbridge.bench.identity_splink import link_with_splink
-from payerbridge.bench.identity_types import (
+from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy
+from payerbridge.processes import fork_workers
+from payerbridge_tools.bench.identity_data import IdentitySet, generate_identity_set
+from payerbridge_tools.bench.identity_engine import _run_ours
+from payerbridge_tools.bench.identity_load import LoadTime, load_lines
+from payerbridge_tools.bench.identity_splink import link_with_splink
+from payerbridge_tools.bench.identity_types import (
     CALIBRATION_EDGES,
     EngineResult,
     LinkageSet,
@@ -53,9 +55,7 @@ from payerbridge.bench.identity_types import (
     _score,
     recall_at_zero_false,
 )
-from payerbridge.bench.machine import machine_lines
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy
-from payerbridge.processes import fork_workers
+from payerbridge_tools.bench.machine import machine_lines
 
 __all__ = [
     "DEFAULT_SIZES",
@@ -130,7 +130,7 @@ def synthetic_set(data: IdentitySet) -> LinkageSet:
 def migration_set(members: int, *, seed: int, requests: int) -> LinkageSet:
     """The second generator's payer-migration set (written apart from the engine, with its
     own name sources and corruption model; see ``identity_migration``)."""
-    from payerbridge.bench.identity_migration import generate_migration_set
+    from payerbridge_tools.bench.identity_migration import generate_migration_set
 
     return generate_migration_set(members, seed=seed, requests=requests)
 
@@ -138,7 +138,7 @@ def migration_set(members: int, *, seed: int, requests: int) -> LinkageSet:
 def census_set(members: int, *, seed: int, requests: int) -> LinkageSet:
     """The third generator's set: households drawn from census-style family structures,
     with the second generator's corruption model (see ``identity_census``)."""
-    from payerbridge.bench.identity_census import generate_census_set
+    from payerbridge_tools.bench.identity_census import generate_census_set
 
     return generate_census_set(members, seed=seed, requests=requests)
 

@@ -3,7 +3,7 @@
 :class:`ChartEntries` numbers the ids, applies security labels to sensitive
 care, and writes Conditions, Observations, MedicationRequests, Procedures,
 Immunizations, and the ExplanationOfBenefit for each claim and prior
-authorization. :class:`~payerbridge.sandbox.population.chart.Chart` decides
+authorization. :class:`~payerbridge_tools.population.chart.Chart` decides
 what happens and when; the values these writers draw come from the same seeded
 stream, in the same order.
 """
@@ -13,10 +13,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from payerbridge.sandbox.population.clinical_codes import LABS, VITALS
-from payerbridge.sandbox.population.households import Household, Member
-from payerbridge.sandbox.population.network import PayerContext, derive_seed
-from payerbridge.sandbox.population.shapes import (
+from payerbridge_tools.population.clinical_codes import LABS, VITALS
+from payerbridge_tools.population.households import Household, Member
+from payerbridge_tools.population.network import PayerContext, derive_seed
+from payerbridge_tools.population.shapes import (
     ACT_CODE,
     CONFIDENTIALITY,
     CPT,

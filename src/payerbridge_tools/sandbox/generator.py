@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from payerbridge.sandbox.population import (
+from payerbridge_tools.population import (
     Network,
     PayerProfile,
     Resource,

@@ -25,14 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from payerbridge.bench.identity_types import (
-    Calibration,
-    EngineResult,
-    LinkageSet,
-    _PeakRss,
-    _score,
-    recall_at_zero_false,
-)
 from payerbridge.identity.blocking import BLOCKING_RULES, blocking_keys
 from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
 from payerbridge.identity.evidence import DecisionId, DecisionReason, MatchOutcome
@@ -47,6 +39,14 @@ from payerbridge.identity.training import (
 )
 from payerbridge.processes import fork_workers
 from payerbridge.types import MemberId
+from payerbridge_tools.bench.identity_types import (
+    Calibration,
+    EngineResult,
+    LinkageSet,
+    _PeakRss,
+    _score,
+    recall_at_zero_false,
+)
 
 _BENCH_SECRET = b"payerbridge-bench-identity-blocking"
 _DECIDED_AT = datetime(2027, 1, 1, tzinfo=UTC)

@@ -11,14 +11,14 @@ import random
 from datetime import date, timedelta
 
 from payerbridge.errors import InvalidInput
-from payerbridge.sandbox.population.households import (
+from payerbridge_tools.population.households import (
     MAX_HOUSEHOLD,
     Household,
     Member,
     build_household,
     stream_households,
 )
-from payerbridge.sandbox.population.network import (
+from payerbridge_tools.population.network import (
     Draw,
     Network,
     PayerContext,

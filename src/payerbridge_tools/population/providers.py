@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from payerbridge.sandbox.population.network import (
+from payerbridge_tools.population.network import (
     NPI_PRACTITIONER,
     NPI_PROVIDER_ORG,
     PayerContext,
     synthetic_npi,
 )
-from payerbridge.sandbox.population.shapes import TERMINOLOGY, Resource, concept, npi_identifier
+from payerbridge_tools.population.shapes import TERMINOLOGY, Resource, concept, npi_identifier
 
 PROVIDER_ORGS = (
     "Riverbend Family Medicine",

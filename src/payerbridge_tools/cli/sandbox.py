@@ -99,7 +99,7 @@ def _network_dir(data_dir: Path) -> Path:
 def _generate(out_dir: Path, payers: int, members: int, seed: int, as_of: date) -> None:
     from rich.progress import Progress
 
-    from payerbridge.sandbox.generator import write_network
+    from payerbridge_tools.sandbox.generator import write_network
 
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("generating", total=None)

@@ -36,29 +36,29 @@ from datetime import date
 
 from payerbridge.errors import InvalidInput
 from payerbridge.npi import npi_check_digit as npi_check_digit
-from payerbridge.sandbox.population.chart import Chart
-from payerbridge.sandbox.population.enrollment import (
+from payerbridge_tools.population.chart import Chart
+from payerbridge_tools.population.enrollment import (
     coverage_resource,
     patient_resource,
     provenance_resource,
 )
-from payerbridge.sandbox.population.households import MAX_HOUSEHOLD as MAX_HOUSEHOLD
-from payerbridge.sandbox.population.households import Household, stream_households
-from payerbridge.sandbox.population.network import PLATFORM_SLUG as PLATFORM_SLUG
-from payerbridge.sandbox.population.network import (
+from payerbridge_tools.population.households import MAX_HOUSEHOLD as MAX_HOUSEHOLD
+from payerbridge_tools.population.households import Household, stream_households
+from payerbridge_tools.population.network import PLATFORM_SLUG as PLATFORM_SLUG
+from payerbridge_tools.population.network import (
     Network,
     PayerContext,
     PayerProfile,
     build_network,
     payer_context,
 )
-from payerbridge.sandbox.population.network import derive_seed as derive_seed
-from payerbridge.sandbox.population.providers import directory
-from payerbridge.sandbox.population.shapes import NPI_SYSTEM as NPI_SYSTEM
-from payerbridge.sandbox.population.shapes import PRIOR_AUTH_PROFILE as PRIOR_AUTH_PROFILE
-from payerbridge.sandbox.population.shapes import Resource
-from payerbridge.sandbox.population.switchers import sample_switchers
-from payerbridge.sandbox.population.vocabulary import Place as Place
+from payerbridge_tools.population.network import derive_seed as derive_seed
+from payerbridge_tools.population.providers import directory
+from payerbridge_tools.population.shapes import NPI_SYSTEM as NPI_SYSTEM
+from payerbridge_tools.population.shapes import PRIOR_AUTH_PROFILE as PRIOR_AUTH_PROFILE
+from payerbridge_tools.population.shapes import Resource
+from payerbridge_tools.population.switchers import sample_switchers
+from payerbridge_tools.population.vocabulary import Place as Place
 
 __all__ = [
     "Network",

@@ -26,7 +26,7 @@ import httpx
 import orjson
 from joserfc.jwk import ECKey
 
-from payerbridge.bench.machine import machine_lines
+from payerbridge_tools.bench.machine import machine_lines
 
 __all__ = ["EverythingRun", "report_markdown", "run_everything_benchmark"]
 

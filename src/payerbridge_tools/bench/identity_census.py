@@ -47,8 +47,8 @@ from itertools import accumulate
 from random import Random
 from typing import Any
 
-from payerbridge.bench import identity_migration as corruption
-from payerbridge.bench.identity_migration import (
+from payerbridge_tools.bench import identity_migration as corruption
+from payerbridge_tools.bench.identity_migration import (
     OLDEST_GRANDPARENT_YEAR,
     REFERENCE_YEAR,
     RELATIVE_CARD_SHARES,
@@ -69,7 +69,7 @@ from payerbridge.bench.identity_migration import (
     _Requests,
     _weighted_choice,
 )
-from payerbridge.bench.identity_types import LinkageSet
+from payerbridge_tools.bench.identity_types import LinkageSet
 
 __all__ = ["HOUSEHOLD_TYPES", "LABELS", "SOURCES", "generate_census_set"]
 

@@ -26,7 +26,7 @@ def bench_import(
     ),
 ) -> None:
     """Streaming import into a fresh database: resources/s and peak memory per file size."""
-    from payerbridge.bench.importing import report_markdown, run_import_benchmark
+    from payerbridge_tools.bench.importing import report_markdown, run_import_benchmark
 
     sizes = [int(s) for s in members.split(",") if s.strip()]
     results = run_import_benchmark(
@@ -77,7 +77,7 @@ def bench_everything(
 ) -> None:
     """One member's long history moved between two payer processes, $everything paged:
     time, pages and each process's peak memory."""
-    from payerbridge.bench.everything import report_markdown, run_everything_benchmark
+    from payerbridge_tools.bench.everything import report_markdown, run_everything_benchmark
 
     runs = run_everything_benchmark(
         [int(s) for s in sizes.split(",") if s.strip()],
@@ -134,7 +134,7 @@ def bench_exchanges(
     ),
 ) -> None:
     """End-to-end exchanges/s and orchestration overhead per exchange, per store."""
-    from payerbridge.bench.exchanges import report_markdown, run_exchange_benchmark
+    from payerbridge_tools.bench.exchanges import report_markdown, run_exchange_benchmark
 
     stores: dict[str, str | None] = {"SQLite (WAL)": None}
     if postgres_url:
@@ -227,9 +227,9 @@ def bench_identity(
 ) -> None:
     """Identity matching, ours against Splink: precision, recall, false auto-matches, time.
     Needs the optional `bench` dependencies of pyproject.toml (Splink, recordlinkage)."""
-    from payerbridge.bench.identity import GENERATORS, identity_table, run_identity_bench
-    from payerbridge.bench.identity_load import time_loads
-    from payerbridge.bench.identity_online import HttpMemberMatchLatency
+    from payerbridge_tools.bench.identity import GENERATORS, identity_table, run_identity_bench
+    from payerbridge_tools.bench.identity_load import time_loads
+    from payerbridge_tools.bench.identity_online import HttpMemberMatchLatency
 
     sizes = [int(s) for s in members.split(",") if s.strip()]
     chosen = [g.strip() for g in generators.split(",") if g.strip()]
@@ -299,7 +299,7 @@ def bench_bulk(
 ) -> None:
     """$bulk-member-match of a sample of a large population, then the export of the matched
     members' data: members/s, resources/s and the server's peak memory."""
-    from payerbridge.bench.bulk import backend_name, report_markdown, run_bulk, verdicts
+    from payerbridge_tools.bench.bulk import backend_name, report_markdown, run_bulk, verdicts
 
     choices = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"]}
     if backend not in choices:

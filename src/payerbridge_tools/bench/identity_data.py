@@ -45,7 +45,8 @@ from typing import Any
 
 from payerbridge.identity.nicknames import ROOTS
 from payerbridge.identity.standardize import standard_record
-from payerbridge.sandbox.population.vocabulary import (
+from payerbridge.types import MemberId
+from payerbridge_tools.population.vocabulary import (
     FEMALE_NAMES,
     MALE_NAMES,
     PLACES,
@@ -53,7 +54,6 @@ from payerbridge.sandbox.population.vocabulary import (
     STREETS,
     SURNAMES,
 )
-from payerbridge.types import MemberId
 
 __all__ = [
     "NOISE",
