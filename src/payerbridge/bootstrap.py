@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from payerbridge import __version__
 from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
@@ -25,7 +25,7 @@ from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
 from payerbridge.config import GUESSING_RATES, OperationRate, Settings
-from payerbridge.consent.categories import SHIPPED_CODE_SETS, extended
+from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
 from payerbridge.consent.model import Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
@@ -85,7 +85,7 @@ from payerbridge.store.engines import (
 from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
-from payerbridge.store.importer import FileReport, import_file, import_files
+from payerbridge.store.importer import FileReport, import_files, refresh_statistics
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
@@ -94,6 +94,7 @@ from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import WebhookPolicy
@@ -181,33 +182,32 @@ class Platform:
         self, path: Path, *, progress: Callable[[int], None] | None = None
     ) -> FileReport:
         """Import a member data file and index its members for matching, atomically."""
-        return import_file(
-            self.engine,
-            path,
-            progress=progress,
-            index_members=self._index_members,
+        (report,) = self.import_member_files(
+            [path], progress=None if progress is None else lambda _, size: progress(size)
         )
+        return report
 
     def import_member_files(
         self, paths: Sequence[Path], *, progress: Callable[[Path, int], None] | None = None
     ) -> list[FileReport]:
         """Import member data files in one transaction, each all-or-nothing, and index the
         members they touched once, at the end (a plan's export: one file per type)."""
-        return import_files(
-            self.engine,
-            paths,
-            progress=progress,
-            index_members=self._index_members,
-        )
+        with self.transactions.begin() as unit:
+            reports = import_files(
+                unit, paths, progress=progress, index_members=self._index_members
+            )
+        if any(report.accepted for report in reports):
+            refresh_statistics(self.engine)
+        return reports
 
     def check_jwks_url(self, url: str) -> str:
         """``url`` when a client's JWK Set may be read there; UnprocessableRequest naming
         ``jwks_url`` when it resolves to an address we never call (ADR 0027)."""
         return self.adapters.key_sets.check(url)
 
-    def _index_members(self, connection: Connection, member_ids: Iterable[str]) -> None:
-        """Index imported members for matching, inside the import's transaction."""
-        self.adapters.identity.index_members(connection, member_ids, at=utcnow())
+    def _index_members(self, unit: UnitOfWork, member_ids: Iterable[str]) -> None:
+        """Index imported members for matching, in the import's unit of work."""
+        self.adapters.identity.index_members(unit, member_ids, at=unit.now)
 
     def before_fork(self) -> None:
         """Let go of what must not cross a fork: pooled connections (each child opens its
@@ -436,7 +436,7 @@ def segmentation_policy(settings: Settings) -> SegmentationPolicy:
     try:
         document = json.loads(path.read_text())
         return SegmentationPolicy(code_sets=extended(SHIPPED_CODE_SETS, document))
-    except (OSError, ValueError) as exc:  # CodeSetError and JSONDecodeError are ValueErrors
+    except (OSError, ValueError, CodeSetError) as exc:  # JSONDecodeError is a ValueError
         raise InvalidInput(
             f"PAYERBRIDGE_SENSITIVE_CODE_SETS ({path}) cannot be used: {exc}",
             issues=[Issue(str(exc), "sensitive_code_sets")],
@@ -467,7 +467,7 @@ def build_platform(
     exchanges = SqlExchangeStore(engine, reader=reader)
     breakers = SqlBreakerStore(engine, reader=reader)
     consents = SqlConsentStore(engine, reader=reader)
-    transactions = SqlTransactions(engine)
+    transactions = SqlTransactions(engine, clock=utcnow)
     audit = SqlAuditLog(transactions, reader=reader)
     client_key = load_client_key(key_dir(settings))
     trust = load_trust_anchors(settings.udap_trust_anchors, settings.udap_revocation_lists)

@@ -3,10 +3,14 @@
     PayerBridgeError
     ├── InvalidInput           the request or file is not acceptable as sent
     │   ├── MalformedContent   not parseable at all (bad JSON, wrong shape)
-    │   └── PayloadTooLarge
+    │   ├── PayloadTooLarge
+    │   ├── OAuthError         the token or registration endpoint refuses, answered in
+    │   │                      OAuth's own form (RFC 6749 5.2), not an OperationOutcome
+    │   └── CodeSetError       a sensitive code-set document that cannot be used
     ├── NotAcceptable          the client asked for a format we do not produce
     ├── UnsupportedMediaType   the client sent a format we do not read
     ├── Unauthenticated        no or wrong credentials for an endpoint that needs them
+    │   └── CertificateRejected    a UDAP certificate chain we do not trust
     ├── Forbidden              authenticated, but not allowed to do this
     ├── NotFound
     ├── Conflict
@@ -28,6 +32,7 @@
     ├── IllegalTransition      a workflow state change the state machine forbids
     ├── StoreUnavailable       the database did not answer (restart, failover, lock
     │                          held too long): retryable
+    ├── AuditChainBroken       the stored audit chain does not check out
     └── MappingError
 
 The core raises these; only ``fhir/outcome.py`` decides how each one looks on
@@ -40,7 +45,10 @@ from dataclasses import dataclass
 
 __all__ = [
     "AmbiguousMatch",
+    "AuditChainBroken",
     "Busy",
+    "CertificateRejected",
+    "CodeSetError",
     "Conflict",
     "ConsentDenied",
     "ConsentError",
@@ -57,6 +65,7 @@ __all__ = [
     "NoMatch",
     "NotAcceptable",
     "NotFound",
+    "OAuthError",
     "PartnerAuthRejected",
     "PartnerError",
     "PartnerRejected",
@@ -108,6 +117,23 @@ class PayloadTooLarge(InvalidInput):
     pass
 
 
+class OAuthError(InvalidInput):
+    """An answer of the token or registration endpoint in OAuth's own error form (RFC 6749
+    5.2, RFC 7591 3.2.2), not an OperationOutcome: ``error`` is the OAuth error code,
+    ``status`` the HTTP status (400 unless the RFC says otherwise, 401 for
+    ``invalid_client``)."""
+
+    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+class CodeSetError(InvalidInput):
+    """A code-set document that cannot be used, with where it is wrong."""
+
+
 class NotAcceptable(PayerBridgeError):
     pass
 
@@ -118,6 +144,14 @@ class UnsupportedMediaType(PayerBridgeError):
 
 class Unauthenticated(PayerBridgeError):
     pass
+
+
+class CertificateRejected(Unauthenticated):
+    """The chain is not one we trust; ``reason`` says why, for a person to act on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Forbidden(PayerBridgeError):
@@ -245,6 +279,10 @@ class PartnerRejected(PartnerError):
 
 class IllegalTransition(PayerBridgeError):
     pass
+
+
+class AuditChainBroken(PayerBridgeError):
+    """The stored chain does not check out: nothing is signed over it."""
 
 
 class MappingError(PayerBridgeError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from payerbridge.bootstrap import Platform, build_platform, identity_secret
 from payerbridge.config import load_settings
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.store.identity import SqlIdentityStore
-from payerbridge.store.importer import import_file
+from payerbridge.store.importer import FileReport, import_file, refresh_statistics
 from payerbridge.store.tables import identity_blocking_keys, identity_member_records
 from tests.builders import a_coverage, a_patient
 
@@ -29,6 +28,16 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # typ
     platform = build_platform(settings)
     yield platform
     platform.close()
+
+
+def imported(platform: Platform, path: Path, **options: Any) -> FileReport:
+    """``import_file`` in a unit of work of its own, the statistics refreshed once it has
+    committed (as ``Platform.import_members`` does)."""
+    with platform.transactions.begin() as unit:
+        report = import_file(unit, path, **options)
+    if report.accepted:
+        refresh_statistics(platform.engine)
+    return report
 
 
 def write_ndjson(path: Path, lines: list[object]) -> Path:
@@ -49,7 +58,7 @@ def test_a_valid_file_is_imported_with_compartments_and_tokens(
         "target": [{"reference": "Coverage/c1"}],
     }
     path = write_ndjson(tmp_path / "a.ndjson", [a_patient(), a_coverage(), provenance])
-    report = import_file(platform.engine, path)
+    report = imported(platform, path)
     assert report.accepted and report.counts == {"Patient": 1, "Coverage": 1, "Provenance": 1}
     assert [r["id"] for r in platform.members.compartment("p1")] == ["p1", "c1", "pv1"]
     assert platform.members.find_refs_by_token("Coverage", "identifier", "M123") == ["Coverage/c1"]
@@ -74,7 +83,7 @@ def test_a_file_with_bad_lines_is_rejected_whole_with_line_numbers(
             a_coverage(),
         ],
     )
-    report = import_file(platform.engine, path)
+    report = imported(platform, path)
     assert not report.accepted
     assert [(e.line, e.text.split(" (")[0]) for e in report.errors] == [
         (2, "not valid JSON"),
@@ -98,10 +107,10 @@ def test_members_are_handed_to_indexing_once_each_in_the_order_the_file_names_th
         a_coverage("c10", patient="p10", member_id="M10"),
     ]
     handed: list[list[str]] = []
-    report = import_file(
-        platform.engine,
+    report = imported(
+        platform,
         write_ndjson(tmp_path / "order.ndjson", lines),
-        index_members=lambda _connection, ids: handed.append(list(ids)),
+        index_members=lambda _unit, ids: handed.append(list(ids)),
     )
     assert report.accepted
     assert handed == [["p10", "p2", "p1"]]
@@ -112,7 +121,7 @@ def test_big_files_are_rejected_whole_even_after_batches_were_flushed(
 ) -> None:
     lines: list[object] = [a_patient(f"p{i}", member_id=f"M{i}") for i in range(2500)]
     lines.append(b"[]")
-    report = import_file(platform.engine, write_ndjson(tmp_path / "big.ndjson", lines))
+    report = imported(platform, write_ndjson(tmp_path / "big.ndjson", lines))
     assert report.errors[0].line == 2501
     assert platform.members.count() == 0
 
@@ -125,9 +134,9 @@ def test_a_bundle_file_and_a_reimport_replace_resources(platform: Platform, tmp_
     }
     path = tmp_path / "b.json"
     path.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
-    assert import_file(platform.engine, path).resources == 2
+    assert imported(platform, path).resources == 2
     changed = a_coverage(member_id="M999")
-    import_file(platform.engine, write_ndjson(tmp_path / "again.ndjson", [changed]))
+    imported(platform, write_ndjson(tmp_path / "again.ndjson", [changed]))
     coverage = platform.members.read("Coverage", "c1")
     assert coverage is not None and coverage["meta"]["versionId"] == "2"
     assert platform.members.find_refs_by_token("Coverage", "identifier", "M123") == []
@@ -164,7 +173,7 @@ def test_an_import_on_postgresql_leaves_the_planner_statistics_of_what_it_wrote(
     if platform.engine.dialect.name != "postgresql":
         pytest.skip("planner statistics are PostgreSQL's")
     path = write_ndjson(tmp_path / "a.ndjson", [a_patient(), a_coverage()])
-    assert import_file(platform.engine, path).accepted
+    assert imported(platform, path).accepted
     with platform.engine.connect() as connection:
         counted = dict(
             connection.exec_driver_sql(
@@ -210,7 +219,7 @@ def test_a_large_import_on_postgresql_gives_the_planner_statistics_as_its_tables
                     ).scalar_one()
                 )
 
-    assert import_file(platform.engine, path, progress=look).accepted
+    assert imported(platform, path, progress=look).accepted
     # -1 (never analyzed) without the import's own ANALYZE
     assert len(seen) == 1 and seen[0] >= 20_000
 
@@ -232,7 +241,7 @@ def test_compartments_stream_one_member_after_another_a_few_rows_at_a_time(
             }
             for n in range(3)
         )
-    assert import_file(platform.engine, write_ndjson(tmp_path / "a.ndjson", lines)).accepted
+    assert imported(platform, write_ndjson(tmp_path / "a.ndjson", lines)).accepted
     # Each member alone in pages of 3; two members in one read; all in one read.
     for chunk in (3, 8, 2000):
         read = list(platform.members.stream_compartments(["p3", "p1", "nobody"], chunk=chunk))
@@ -302,6 +311,7 @@ def test_indexing_on_worker_processes_builds_the_index_an_import_builds(
         platform.engine, identity_secret(platform.settings), index_workers=2, index_batch=25
     )
     chunks: list[int] = []
-    assert pooled.reindex_all(at=datetime.now(UTC), progress=chunks.append) == 240
+    with platform.transactions.begin() as unit:
+        assert pooled.reindex_all(unit, at=unit.now, progress=chunks.append) == 240
     assert chunks == [25] * 9 + [15]
     assert _index_of(platform) == in_process

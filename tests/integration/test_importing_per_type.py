@@ -124,14 +124,15 @@ def test_a_per_type_export_in_one_call_is_indexed_once_after_its_last_file(
         _write(tmp_path / "Coverage.ndjson", _coverages()),
     ]
     handed: list[list[str]] = []
-    reports = import_files(
-        per_type.engine,
-        files,
-        index_members=lambda connection, ids: (
-            handed.append(list(ids)),
-            per_type.adapters.identity.index_members(connection, ids, at=_now()),
-        ),
-    )
+    with per_type.transactions.begin() as unit:
+        reports = import_files(
+            unit,
+            files,
+            index_members=lambda unit, ids: (
+                handed.append(list(ids)),
+                per_type.adapters.identity.index_members(unit, ids, at=unit.now),
+            ),
+        )
     assert [r.counts for r in reports] == [{"Patient": _MEMBERS}, {"Coverage": _MEMBERS}]
     assert handed == [[f"p{n}" for n in range(_MEMBERS)]]  # once, in the order written
     _assert_indexed_as_one_file(per_type, single)
@@ -209,9 +210,3 @@ def test_a_rejected_file_among_several_leaves_the_others_loaded_and_indexed(
     assert sorted(records) == sorted(f"p{n}" for n in range(_MEMBERS))
     assert _found_by_card(platform, 7, "M7") == ["p7"]
     _assert_no_stale_keys(platform)
-
-
-def _now() -> Any:
-    from payerbridge.bootstrap import utcnow
-
-    return utcnow()

@@ -1,4 +1,5 @@
-"""One handler per error family, each answering with an OperationOutcome (fhir/outcome.py)."""
+"""One handler per error family, each answering with an OperationOutcome (fhir/outcome.py),
+or in OAuth's own form where the table says so (the token and registration endpoints)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from payerbridge.api.responses import FhirResponse, JsonResponse
-from payerbridge.errors import Busy, Issue, PayerBridgeError, TooManyAttempts, Unauthenticated
-from payerbridge.fhir.outcome import operation_outcome, outcome_for
+from payerbridge.errors import (
+    Busy,
+    Issue,
+    OAuthError,
+    PayerBridgeError,
+    TooManyAttempts,
+    Unauthenticated,
+)
+from payerbridge.fhir.outcome import WireForm, operation_outcome, outcome_for, rendering_for
 from payerbridge.logging import current_request_id
-from payerbridge.security.model import OAuthError
 
 __all__ = ["install_error_handlers"]
 
@@ -20,6 +27,10 @@ _HTTP_CODES = {404: "not-found", 405: "not-supported", 401: "login", 403: "forbi
 
 async def _on_payerbridge_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PayerBridgeError)
+    rendering = rendering_for(exc)
+    if rendering.form is WireForm.OAUTH:
+        assert isinstance(exc, OAuthError)
+        return _oauth_answer(exc, rendering.status)
     status, body = outcome_for(exc, current_request_id())
     headers = {}
     if isinstance(exc, Busy | TooManyAttempts):
@@ -29,15 +40,14 @@ async def _on_payerbridge_error(_request: Request, exc: Exception) -> Response:
     return FhirResponse(body, status_code=status, headers=headers)
 
 
-async def _on_oauth_error(_request: Request, exc: Exception) -> Response:
+def _oauth_answer(exc: OAuthError, status: int) -> Response:
     """The token endpoint answers in OAuth's error form (RFC 6749 5.2), never cached."""
-    assert isinstance(exc, OAuthError)
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-    if exc.status == 401:
+    if status == 401:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_client"'
     return JsonResponse(
         {"error": exc.error, "error_description": exc.description},
-        status_code=exc.status,
+        status_code=status,
         headers=headers,
     )
 
@@ -87,7 +97,7 @@ async def _on_http_error(_request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    # One handler for the whole tree, OAuthError included: Starlette finds it along the MRO.
     app.add_exception_handler(PayerBridgeError, _on_payerbridge_error)
-    app.add_exception_handler(OAuthError, _on_oauth_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -18,15 +18,11 @@ from payerbridge.audit.checkpoints import (
 )
 from payerbridge.audit.ports import AuditChain, CheckpointSink
 from payerbridge.audit.verification import ChainReport, event_break, verify_chain
-from payerbridge.errors import PayerBridgeError
+from payerbridge.errors import AuditChainBroken
 
 __all__ = ["AuditChainBroken", "verify_audit", "write_checkpoints"]
 
 logger = logging.getLogger(__name__)
-
-
-class AuditChainBroken(PayerBridgeError):
-    """The stored chain does not check out: nothing is signed over it."""
 
 
 def write_checkpoints(

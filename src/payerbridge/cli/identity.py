@@ -43,7 +43,7 @@ MATCH_CLIENT = "cli:identity-match"
 @identity_app.command("reindex")
 def identity_reindex(data_dir: DataDir = None) -> None:
     """Rebuild the matching index from the member data (after a secret or spec change)."""
-    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.bootstrap import build_platform
     from payerbridge.cli.console import settings_for
 
     platform = build_platform(settings_for(data_dir))
@@ -57,9 +57,10 @@ def identity_reindex(data_dir: DataDir = None) -> None:
             transient=True,
         ) as progress:
             task = progress.add_task("reindex", total=None)
-            indexed = platform.identity.reindex_all(
-                at=utcnow(), progress=lambda n: progress.advance(task, n)
-            )
+            with platform.transactions.begin() as unit:
+                indexed = platform.identity.reindex_all(
+                    unit, at=unit.now, progress=lambda n: progress.advance(task, n)
+                )
     finally:
         platform.close()
     out.print(f"{indexed} members indexed")

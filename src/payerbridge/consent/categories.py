@@ -32,6 +32,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from payerbridge.errors import CodeSetError
+
 __all__ = [
     "ACT_CODE",
     "CONFIDENTIALITY",
@@ -247,10 +249,6 @@ class CodeSets:
     def label(self) -> str:
         """What the audit trail records: ``version sha256:<first 16 hex digits>``."""
         return f"{self.version} sha256:{self.digest[:16]}"
-
-
-class CodeSetError(ValueError):
-    """A code-set document that cannot be used, with where it is wrong."""
 
 
 class _Coded(BaseModel):

@@ -2,17 +2,34 @@
 
 This table is the single place that decides it; the API handler and the CLI read it.
 HRex requires 422 for no match, multiple matches and consent that cannot be honoured.
+An ``OAuthError`` is answered in OAuth's own form (RFC 6749 5.2), not as an
+OperationOutcome, with the status the error carries; its row says so (``WireForm.OAUTH``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Any
 
 from payerbridge import errors
 from payerbridge.fhir import codes
 
-__all__ = ["ErrorRendering", "operation_outcome", "outcome_for", "rendering_for"]
+__all__ = [
+    "ErrorRendering",
+    "WireForm",
+    "operation_outcome",
+    "outcome_for",
+    "rendering_for",
+    "row_for",
+]
+
+
+class WireForm(Enum):
+    """The shape of the answer's body."""
+
+    OPERATION_OUTCOME = "OperationOutcome"
+    OAUTH = "oauth"  # {"error": ..., "error_description": ...}, never cached
 
 
 @dataclass(frozen=True)
@@ -20,15 +37,22 @@ class ErrorRendering:
     status: int
     severity: str
     code: str
+    form: WireForm = WireForm.OPERATION_OUTCOME
 
 
 # Most specific first: the first class an error is an instance of wins.
 _TABLE: tuple[tuple[type[errors.PayerBridgeError], ErrorRendering], ...] = (
     (errors.PayloadTooLarge, ErrorRendering(413, "error", "too-long")),
     (errors.MalformedContent, ErrorRendering(400, "error", "structure")),
+    # The token and registration endpoints: 400, or the status the error carries.
+    (errors.OAuthError, ErrorRendering(400, "error", "invalid", WireForm.OAUTH)),
+    # Only ever raised reading the operator's code sets, told as an InvalidInput.
+    (errors.CodeSetError, ErrorRendering(400, "error", "invalid")),
     (errors.InvalidInput, ErrorRendering(400, "error", "invalid")),
     (errors.NotAcceptable, ErrorRendering(406, "error", "not-supported")),
     (errors.UnsupportedMediaType, ErrorRendering(415, "error", "not-supported")),
+    # Never on the wire itself: UDAP answers it as the endpoint's OAuthError.
+    (errors.CertificateRejected, ErrorRendering(401, "error", "security")),
     (errors.Unauthenticated, ErrorRendering(401, "error", "login")),
     (errors.Forbidden, ErrorRendering(403, "error", "forbidden")),
     (errors.NotFound, ErrorRendering(404, "error", "not-found")),
@@ -49,15 +73,26 @@ _TABLE: tuple[tuple[type[errors.PayerBridgeError], ErrorRendering], ...] = (
     (errors.PartnerError, ErrorRendering(502, "error", "exception")),
     (errors.IllegalTransition, ErrorRendering(409, "error", "business-rule")),
     (errors.MappingError, ErrorRendering(500, "error", "exception")),
+    # The CLI and the checkpoint schedule meet it, never a request: as the fallback.
+    (errors.AuditChainBroken, ErrorRendering(500, "fatal", "exception")),
 )
 _DEFAULT = ErrorRendering(500, "fatal", "exception")
 
 
-def rendering_for(error: errors.PayerBridgeError) -> ErrorRendering:
+def row_for(error_class: type[errors.PayerBridgeError]) -> ErrorRendering | None:
+    """The table's row for errors of this class (the first row it is a subclass of);
+    None when no row covers it and it falls to the default (a 500)."""
     for cls, rendering in _TABLE:
-        if isinstance(error, cls):
+        if issubclass(error_class, cls):
             return rendering
-    return _DEFAULT
+    return None
+
+
+def rendering_for(error: errors.PayerBridgeError) -> ErrorRendering:
+    rendering = row_for(type(error)) or _DEFAULT
+    if isinstance(error, errors.OAuthError):
+        return replace(rendering, status=error.status)
+    return rendering
 
 
 def operation_outcome(

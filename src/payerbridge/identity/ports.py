@@ -197,8 +197,10 @@ class IdentityStore(
     the operator commands change (reindexing, the graph, the review queue)."""
 
     def reindex_all(
-        self, *, at: datetime, progress: Callable[[int], None] | None = None
-    ) -> int: ...
+        self, unit: UnitOfWork, *, at: datetime, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Rebuild the index from the member data in ``unit``; how many members."""
+        ...
 
     def decision(self, decision_id: str) -> dict[str, Any] | None: ...
 

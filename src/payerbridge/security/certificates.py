@@ -22,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from payerbridge.errors import CertificateRejected
+
 __all__ = [
     "CertificateRejected",
     "TrustAnchors",
@@ -30,14 +32,6 @@ __all__ = [
     "certificate_thumbprint",
     "verify_certificate_chain",
 ]
-
-
-class CertificateRejected(Exception):
-    """The chain is not one we trust; ``reason`` says why, for a person to act on."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from payerbridge.errors import Forbidden, Issue
+from payerbridge.errors import Forbidden, Issue, OAuthError
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
@@ -125,17 +125,6 @@ class Principal:
     @property
     def is_operator(self) -> bool:
         return OPERATOR_SCOPE in self.scopes
-
-
-class OAuthError(Exception):
-    """An answer of the token or registration endpoint in OAuth's own error form (RFC 6749
-    5.2, RFC 7591 3.2.2), not an OperationOutcome."""
-
-    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
 
 
 def parse_scopes(value: str, *, parameter: str = "scope") -> frozenset[str]:

@@ -133,13 +133,14 @@ class SqlIdentityStore:
 
     def index_members(
         self,
-        connection: Connection,
+        unit: UnitOfWork,
         member_ids: Iterable[str],
         *,
         at: datetime,
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        """(Re)index these Patients inside the caller's transaction; returns how many exist.
+        """(Re)index these Patients in ``unit`` (on its Core connection: an import's, which
+        wrote them); returns how many exist.
         ``progress`` receives the size of each chunk of ``member_ids`` once it is indexed.
 
         Members are read back in the order given: an import gives the order it wrote their
@@ -147,6 +148,7 @@ class SqlIdentityStore:
         A member indexed before is written again only if its entry changed, and then only
         the keys it lost are deleted, each by its primary key, and those it gained added
         (``index_changes``): the key table has no index by member (ADR 0020)."""
+        connection = sql_unit(unit).connection
         wanted = list(dict.fromkeys(member_ids))
         chunks = [
             wanted[s : s + self._index_batch] for s in range(0, len(wanted), self._index_batch)
@@ -196,8 +198,11 @@ class SqlIdentityStore:
             insert_rows(cursor, (sql.keys, [{"key": k, "member_id": m} for k, m in added]))
         return count
 
-    def reindex_all(self, *, at: datetime, progress: Callable[[int], None] | None = None) -> int:
-        """Rebuild the whole index from the member data (after a secret or spec change)."""
+    def reindex_all(
+        self, unit: UnitOfWork, *, at: datetime, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Rebuild the whole index from the member data (after a secret or spec change) in
+        ``unit``."""
         with self._engine.connect() as connection:
             member_ids = list(
                 connection.execute(
@@ -207,10 +212,10 @@ class SqlIdentityStore:
                     )
                 ).scalars()
             )
-        with self._engine.begin() as connection:
-            connection.execute(delete(identity_blocking_keys))
-            connection.execute(delete(identity_member_records))
-            return self.index_members(connection, member_ids, at=at, progress=progress)
+        connection = sql_unit(unit).connection
+        connection.execute(delete(identity_blocking_keys))
+        connection.execute(delete(identity_member_records))
+        return self.index_members(unit, member_ids, at=at, progress=progress)
 
     def candidates(self, keys: Iterable[str]) -> list[tuple[MemberId, StandardRecord]]:
         """Members sharing at least one blocking key, in member id order; a member merged

@@ -58,8 +58,14 @@ class IdentitySql(ResourceSql):
 
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
-        sql = self.sql
+        self._index_statements()
+        self._decision_statements()
+        self._graph_statements()
+        self._candidate_statements()
 
+    def _index_statements(self) -> None:
+        """The index's writes and reads: members' records and blocking keys."""
+        sql = self.sql
         # The index of a batch of members (an import, a reindex): many rows per statement.
         self.member_records = self.rows_insert(
             identity_member_records, ("member_id", "indexed_at", "record", "blocking_keys")
@@ -106,6 +112,9 @@ class IdentitySql(ResourceSql):
             "WHERE resource_type = 'Coverage' AND patient_id {one_of}"
         )
 
+    def _decision_statements(self) -> None:
+        """A request's attempt (the card guard), its decision and its review case."""
+        sql = self.sql
         # A card tried again only moves its row's time: the rows a count reads are the
         # distinct cards, however often a client resends the same request.
         self.attempt = self.insert(
@@ -138,6 +147,10 @@ class IdentitySql(ResourceSql):
             "WHERE client_id = :client_id AND request_key = :request_key "
             "ORDER BY opened_at DESC LIMIT 1"
         )
+
+    def _graph_statements(self) -> None:
+        """The identity graph's links, and the Patient a UMB handed out is written to."""
+        sql = self.sql
         self.current_links = sql(
             f"SELECT kind, system, value FROM {identity_links.name} "
             "WHERE member_id = :member_id AND valid_to IS NULL"
@@ -166,6 +179,9 @@ class IdentitySql(ResourceSql):
             f"SELECT body, source FROM {fhir_resources.name} WHERE ref = :ref"
             + (" FOR UPDATE" if self.is_postgres else "")
         )
+
+    def _candidate_statements(self) -> None:
+        """The members under a request's blocking keys, merged ones left out."""
         self._candidates = (
             f"SELECT r.member_id, r.record FROM {identity_member_records.name} r "
             f"WHERE r.member_id IN (SELECT k.member_id FROM {identity_blocking_keys.name} k "

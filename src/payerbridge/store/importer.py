@@ -2,8 +2,10 @@
 
 The hot path parses each line with orjson and checks only what the store relies on
 (resource type, id, compartment link); it never builds a full model. Each file is
-one transaction: a file with any invalid line is rejected whole, every bad line
-reported by number, and nothing of it is written.
+one transaction, the caller's unit of work: a file with any invalid line is rejected
+whole, every bad line reported by number, and nothing of it is written. Its rows are
+stamped with the unit's ``now``; once the unit has committed, the caller runs
+``refresh_statistics``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,8 +37,18 @@ from payerbridge.store.tables import (
     identity_blocking_keys,
     identity_member_records,
 )
+from payerbridge.store.unit_of_work import sql_unit
+from payerbridge.transactions import UnitOfWork
 
-__all__ = ["FileReport", "IndexMembers", "LineError", "import_file", "import_files", "parse_line"]
+__all__ = [
+    "FileReport",
+    "IndexMembers",
+    "LineError",
+    "import_file",
+    "import_files",
+    "parse_line",
+    "refresh_statistics",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +63,8 @@ _BULK_LOAD_CACHE_KIB = 1024 * 1024
 # _GrowingStatistics); then one each time the count has doubled.
 _FIRST_ANALYZE_RESOURCES = 20_000
 
-# Indexes, inside the import's transaction, the members whose Patient or Coverage it wrote.
-IndexMembers = Callable[[Connection, Sequence[str]], object]
+# Indexes, in the import's unit of work, the members whose Patient or Coverage it wrote.
+IndexMembers = Callable[[UnitOfWork, Sequence[str]], object]
 
 
 @dataclass(frozen=True)
@@ -146,21 +158,20 @@ def _units(path: Path) -> Iterator[tuple[int, bytes, int]]:
 
 
 def import_file(
-    engine: Engine,
+    unit: UnitOfWork,
     path: Path,
     *,
     source: str | None = None,
     progress: Callable[[int], None] | None = None,
     index_members: IndexMembers | None = None,
 ) -> FileReport:
-    """Import one file atomically; ``progress`` receives bytes consumed.
+    """Import one file atomically in ``unit``; ``progress`` receives bytes consumed.
 
-    ``index_members`` receives, inside the import's transaction, the ids of the
-    members whose Patient or Coverage the file wrote, in the order the file first names
-    them (the order their rows were written), so the identity index never disagrees
-    with the member data."""
+    ``index_members`` receives ``unit`` and the ids of the members whose Patient or
+    Coverage the file wrote, in the order the file first names them (the order their
+    rows were written), so the identity index never disagrees with the member data."""
     (report,) = import_files(
-        engine,
+        unit,
         [path],
         source=source,
         progress=None if progress is None else lambda _, size: progress(size),
@@ -170,16 +181,17 @@ def import_file(
 
 
 def import_files(
-    engine: Engine,
+    unit: UnitOfWork,
     paths: Sequence[Path],
     *,
     source: str | None = None,
     progress: Callable[[Path, int], None] | None = None,
     index_members: IndexMembers | None = None,
 ) -> list[FileReport]:
-    """Import files in one transaction, each of them all-or-nothing: a rejected file is
-    rolled back to its savepoint and the others are kept. ``progress`` receives each
-    file and the bytes of it consumed.
+    """Import files in ``unit``'s one transaction, each of them all-or-nothing: a rejected
+    file is rolled back to its savepoint and the others are kept. A lone file takes no
+    savepoint: rejected, it rolls back the unit's transaction, so the unit holds the
+    import alone. ``progress`` receives each file and the bytes of it consumed.
 
     The members whose Patient or Coverage any accepted file wrote are indexed once, at
     the end, before the one commit: a plan's FHIR server exports one file per type
@@ -188,7 +200,8 @@ def import_files(
     (ADR 0021 amendment 5)."""
     reports: list[FileReport] = []
     touched: dict[str, None] = {}  # an ordered set: reading back in write order
-    with engine.begin() as connection, _cache_for_bulk_load(connection):
+    connection = sql_unit(unit).connection
+    with _cache_for_bulk_load(connection):
         _plan_for_growing_tables(connection)
         statistics = _GrowingStatistics(connection)
         alone = len(paths) == 1  # no savepoint: a rejected file rolls back the transaction
@@ -198,6 +211,7 @@ def import_files(
                 connection,
                 path,
                 source=source or f"import:{path.name}",
+                at=unit.now,
                 progress=None if progress is None else partial(progress, path),
                 statistics=statistics,
             )
@@ -212,9 +226,7 @@ def import_files(
             else:
                 connection.rollback()
         if index_members is not None and touched:
-            index_members(connection, list(touched))
-    if any(report.accepted for report in reports):
-        _refresh_statistics(engine)
+            index_members(unit, list(touched))
     return reports
 
 
@@ -223,6 +235,7 @@ def _load_file(
     path: Path,
     *,
     source: str,
+    at: datetime,
     progress: Callable[[int], None] | None,
     statistics: _GrowingStatistics,
 ) -> tuple[FileReport, dict[str, None]]:
@@ -230,7 +243,6 @@ def _load_file(
     whose Patient or Coverage it wrote, in the order it first names them. A rejected
     file's report lists its bad lines; the caller rolls back what it wrote."""
     report = FileReport(path=path)
-    at = datetime.now(UTC)
     batch: list[ResourceRow] = []
     pending: dict[str, str] = {}
     touched: dict[str, None] = {}
@@ -342,8 +354,9 @@ def _cache_for_bulk_load(connection: Connection) -> Iterator[None]:
             cursor.execute(f"PRAGMA cache_size = {int(before)}")
 
 
-def _refresh_statistics(engine: Engine) -> None:
-    """On PostgreSQL, ``VACUUM (ANALYZE)`` what the import wrote, as after any bulk load.
+def refresh_statistics(engine: Engine) -> None:
+    """On PostgreSQL, ``VACUUM (ANALYZE)`` what an import wrote, as after any bulk load,
+    once its unit has committed.
     Until autovacuum gets there (if it is on at all) the planner would take the tables
     for empty, and training and matching would run many times slower. The vacuum also
     marks the new pages all-visible: the blocking-key and record reads of matching are

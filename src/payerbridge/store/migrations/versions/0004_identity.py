@@ -23,6 +23,14 @@ def _at(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
 
 
 def upgrade() -> None:
+    _create_index_tables()
+    _create_models()
+    _create_decisions_and_reviews()
+    _create_graph_and_attempts()
+
+
+def _create_index_tables() -> None:
+    """The members indexed for matching and their blocking keys."""
     op.create_table(
         "identity_member_records",
         sa.Column("member_id", sa.String(length=64), nullable=False),
@@ -39,6 +47,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_identity_blocking_keys_member", "identity_blocking_keys", ["member_id"], unique=False
     )
+
+
+def _create_models() -> None:
+    """The trained match models."""
     op.create_table(
         "identity_models",
         sa.Column("version", sa.String(length=64), nullable=False),
@@ -50,6 +62,10 @@ def upgrade() -> None:
         _at("activated_at", nullable=True),
         sa.PrimaryKeyConstraint("version", name=op.f("pk_identity_models")),
     )
+
+
+def _create_decisions_and_reviews() -> None:
+    """Each match decision with its evidence, and the review queue."""
     op.create_table(
         "identity_decisions",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -99,6 +115,10 @@ def upgrade() -> None:
         ["client_id", "request_key"],
         unique=False,
     )
+
+
+def _create_graph_and_attempts() -> None:
+    """The identity graph, and the attempts the card guard counts."""
     op.create_table(
         "identity_links",
         sa.Column("id", _AUTO_ID, autoincrement=True, nullable=False),
