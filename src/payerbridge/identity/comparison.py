@@ -63,6 +63,25 @@ class Comparator:
     parameters: tuple[tuple[str, float], ...] = ()
 
 
+# The levels of ``given_name``, by the numbers its level function returns.
+_GIVEN_NAME_LEVELS = (
+    "null",
+    "exact",
+    "nickname",
+    "written_as_one",
+    "name_variant",
+    "jaro_winkler",
+    "one_edit",
+    "initial",
+    "given_name_token",
+    "swapped",
+    "similar",
+    "other_middle_name",
+    "misspelling",
+    "else",
+)
+
+
 def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 0.8) -> Comparator:
     """First given name: exact, nickname, written as one, name variant, Jaro-Winkler, one
     edit, initial, other given name, swapped with the surname, similar, other middle name,
@@ -94,22 +113,6 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
     a typo level (``MatchModel.population_levels``), when one side's name is one the
     members hold and the other's is held by none of them.
     """
-    names = (
-        "null",
-        "exact",
-        "nickname",
-        "written_as_one",
-        "name_variant",
-        "jaro_winkler",
-        "one_edit",
-        "initial",
-        "given_name_token",
-        "swapped",
-        "similar",
-        "other_middle_name",
-        "misspelling",
-        "else",
-    )
 
     def level_of(a: StandardRecord, b: StandardRecord) -> int:
         x, y = a.first_name, b.first_name
@@ -144,7 +147,7 @@ def given_name(jaro_winkler_threshold: float = 0.92, similar_threshold: float = 
 
     return Comparator(
         "given_name",
-        names,
+        _GIVEN_NAME_LEVELS,
         level_of,
         (("jaro_winkler", jaro_winkler_threshold), ("similar", similar_threshold)),
     )

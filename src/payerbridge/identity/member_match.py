@@ -113,6 +113,39 @@ def answer_member_match(
     events: Sequence[AuditEvent] = [] if with_match else answer_audit(matched)
     if presented is None:
         return MemberMatchAnswer(matched, None, list(events))
+    return _with_presented_consent(
+        matched,
+        presented,
+        events,
+        transactions=transactions,
+        consents=consents,
+        members=members,
+        requester=requester,
+        source_npi=rules.source_npi,
+        at=at,
+        new_id=new_id,
+        request_id=request_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _with_presented_consent(
+    matched: MatchedMember,
+    presented: PresentedConsent,
+    events: Sequence[AuditEvent],
+    *,
+    transactions: Transactions,
+    consents: ConsentStore,
+    members: MemberResources,
+    requester: Requester,
+    source_npi: str,
+    at: Callable[[], datetime],
+    new_id: Callable[[], str],
+    request_id: str | None,
+    idempotency_key: str | None,
+) -> MemberMatchAnswer:
+    """The answer once the Consent presented with the request is decided for the matched
+    member, and kept if it permits; one that does not refuses the match (HRex mm-11)."""
     member_id = MemberId(matched.member_id)
     policies = supported_policies(members.resource_types(member_id))
     with transactions.begin() as unit:
@@ -124,7 +157,7 @@ def answer_member_match(
             member_id=member_id,
             requester=requester,
             at=at(),
-            source_npi=rules.source_npi,
+            source_npi=source_npi,
             supported_policies=policies,
             request_id=request_id,
             detail={"idempotency_key": idempotency_key},

@@ -226,6 +226,51 @@ def _person_identifier_rules(
     confirms the person only together with the person's own evidence: it outvotes no
     first name that is another name (a twin's, a sibling's), no birth date a generation
     away (a parent's SSN on a child's request), and no typo that may be a sibling's name."""
+    return (
+        _birth_date_given_name_rule(identifier, wording, household_shared),
+        _given_name_birth_date_near_rule(identifier, wording),
+        _birth_date_family_name_rule(identifier, wording, household_shared),
+        _full_name_rule(identifier, wording, household_shared),
+    )
+
+
+def _birth_date_given_name_rule(
+    identifier: str, wording: str, household_shared: bool
+) -> DeterministicRule:
+    given = _GIVEN_NAME_BESIDE_SSN if household_shared else _GIVEN_NAME_CONFIRMABLE
+    return DeterministicRule(
+        f"{identifier}_birth_date_given_name",
+        f"{wording} and the birth date agree exactly and the first name agrees "
+        + (
+            "(by nickname, a misspelling the plan's names tell, a mix-up with the surname)"
+            if household_shared
+            else "(up to a typo, a nickname, a mix-up with the surname)"
+        ),
+        (
+            (identifier, ("exact",)),
+            ("birth_date", ("exact",)),
+            ("given_name", given),
+        ),
+    )
+
+
+def _given_name_birth_date_near_rule(identifier: str, wording: str) -> DeterministicRule:
+    return DeterministicRule(
+        f"{identifier}_given_name_birth_date_near",
+        f"{wording} and the first name agree, and the birth date is one slip away (a typo, "
+        "day and month swapped, the year off by one or ten, the day recorded as 01)",
+        (
+            (identifier, ("exact",)),
+            ("given_name", _SAME_GIVEN_NAME),
+            ("birth_date", _BIRTH_DATE_NEAR),
+            ("sex", ("null", "exact")),
+        ),
+    )
+
+
+def _birth_date_family_name_rule(
+    identifier: str, wording: str, household_shared: bool
+) -> DeterministicRule:
     given = _GIVEN_NAME_BESIDE_SSN if household_shared else _GIVEN_NAME_CONFIRMABLE
     # Beside a household's identifier the first name may be missing or a close variant, never
     # another name.
@@ -235,75 +280,51 @@ def _person_identifier_rules(
         if household_shared
         else ("given_name_conflict", "given_name_missing", "given_name_unconfirmed")
     )
+    return DeterministicRule(
+        f"{identifier}_birth_date_family_name",
+        f"{wording} and the birth date agree, the surname or the street address agrees, "
+        "and sex does not disagree; "
+        + (
+            "the first name may be missing or a close variant, never another name (a twin "
+            "carries her sister's SSN)"
+            if household_shared
+            else "the first name may differ or be missing (a twin differs by first name, "
+            "but never holds the member's own card number)"
+        ),
+        (
+            (identifier, ("exact",)),
+            ("birth_date", ("exact",)),
+            ("sex", ("null", "exact")),
+            ("suffix", ("null", "exact")),
+            *given_or_missing,
+        ),
+        (("family_name", _FAMILY_NAME_AGREES), ("street_address", _RESIDENCE_AGREES)),
+        tolerates=tolerates_given,
+    )
+
+
+def _full_name_rule(identifier: str, wording: str, household_shared: bool) -> DeterministicRule:
     other_birth = ("null", "else") if household_shared else ("null", "else", "other_generation")
     full_name = _GIVEN_NAME_THE_SAME if household_shared else _GIVEN_NAME_CONFIRMABLE
-    return (
-        DeterministicRule(
-            f"{identifier}_birth_date_given_name",
-            f"{wording} and the birth date agree exactly and the first name agrees "
-            + (
-                "(by nickname, a misspelling the plan's names tell, a mix-up with the surname)"
-                if household_shared
-                else "(up to a typo, a nickname, a mix-up with the surname)"
-            ),
-            (
-                (identifier, ("exact",)),
-                ("birth_date", ("exact",)),
-                ("given_name", given),
-            ),
+    return DeterministicRule(
+        f"{identifier}_full_name",
+        f"{wording}, the first name and the surname agree; the birth date may be wrong "
+        + (
+            "or missing, never a generation away (a parent's SSN on a child's request)"
+            if household_shared
+            else "or missing, even a generation away (the subscriber's birth date entered "
+            "for a dependent); a namesake father shows the household's card, not his son's "
+            "own"
         ),
-        DeterministicRule(
-            f"{identifier}_given_name_birth_date_near",
-            f"{wording} and the first name agree, and the birth date is one slip away (a typo, "
-            "day and month swapped, the year off by one or ten, the day recorded as 01)",
-            (
-                (identifier, ("exact",)),
-                ("given_name", _SAME_GIVEN_NAME),
-                ("birth_date", _BIRTH_DATE_NEAR),
-                ("sex", ("null", "exact")),
-            ),
+        (
+            (identifier, ("exact",)),
+            ("given_name", full_name),
+            ("family_name", _FAMILY_NAME_AGREES),
+            ("birth_date", other_birth),
+            ("sex", ("null", "exact")),
+            ("suffix", ("null", "exact")),
         ),
-        DeterministicRule(
-            f"{identifier}_birth_date_family_name",
-            f"{wording} and the birth date agree, the surname or the street address agrees, "
-            "and sex does not disagree; "
-            + (
-                "the first name may be missing or a close variant, never another name (a twin "
-                "carries her sister's SSN)"
-                if household_shared
-                else "the first name may differ or be missing (a twin differs by first name, "
-                "but never holds the member's own card number)"
-            ),
-            (
-                (identifier, ("exact",)),
-                ("birth_date", ("exact",)),
-                ("sex", ("null", "exact")),
-                ("suffix", ("null", "exact")),
-                *given_or_missing,
-            ),
-            (("family_name", _FAMILY_NAME_AGREES), ("street_address", _RESIDENCE_AGREES)),
-            tolerates=tolerates_given,
-        ),
-        DeterministicRule(
-            f"{identifier}_full_name",
-            f"{wording}, the first name and the surname agree; the birth date may be wrong "
-            + (
-                "or missing, never a generation away (a parent's SSN on a child's request)"
-                if household_shared
-                else "or missing, even a generation away (the subscriber's birth date entered "
-                "for a dependent); a namesake father shows the household's card, not his son's "
-                "own"
-            ),
-            (
-                (identifier, ("exact",)),
-                ("given_name", full_name),
-                ("family_name", _FAMILY_NAME_AGREES),
-                ("birth_date", other_birth),
-                ("sex", ("null", "exact")),
-                ("suffix", ("null", "exact")),
-            ),
-            tolerates=("birth_date_conflict", "birth_date_missing"),
-        ),
+        tolerates=("birth_date_conflict", "birth_date_missing"),
     )
 
 

@@ -200,13 +200,8 @@ def estimate_parameters_em(
     """
     if prior_strength <= 0 or max_iterations < 1:
         raise InvalidInput("EM needs a positive prior strength and at least one iteration")
-    patterns = count_vectors(candidate_vectors)
-    if not patterns:
-        raise InvalidInput("EM needs at least one candidate pair")
-    if total_pair_count < sum(count for _, count in patterns):
-        raise InvalidInput("total_pair_count must count at least the candidate pairs")
+    patterns = _em_patterns(candidate_vectors, initial, total_pair_count)
     spec = initial.spec
-    _check_shape(spec, patterns)
     u = u_probabilities or initial.u_probabilities
     household = initial.household_pair_probability
     model = MatchModel(
@@ -216,19 +211,7 @@ def estimate_parameters_em(
         u,
         household_pair_probability=household,
     )
-    book = RuleBook(spec)
-    # Among unrelated people (no households among the members) a conflict is a data error
-    # like any other, and EM learns how common it is.
-    relatives = not model.relatives_unlikely
-    is_possible_match = [not (relatives and book.conflicts(vector)) for vector, _ in patterns]
-    fixed = [
-        {
-            k: m
-            for k, (level, m) in enumerate(zip(c.levels, row, strict=True))
-            if level.is_conflict and relatives
-        }
-        for c, row in zip(spec.comparisons, initial.m_probabilities, strict=True)
-    ]
+    is_possible_match, fixed = _em_constraints(model, initial, patterns)
     converged, iterations, expected = False, 0, 0.0
     while iterations < max_iterations:
         iterations += 1
@@ -258,6 +241,42 @@ def estimate_parameters_em(
         candidate_pairs=sum(count for _, count in patterns),
         distinct_vectors=len(patterns),
     )
+
+
+def _em_patterns(
+    candidate_vectors: Iterable[Sequence[int]], initial: MatchModel, total_pair_count: int
+) -> list[tuple[tuple[int, ...], int]]:
+    """The distinct comparison vectors with their counts, checked against the model's shape
+    and the size of the comparison space."""
+    patterns = count_vectors(candidate_vectors)
+    if not patterns:
+        raise InvalidInput("EM needs at least one candidate pair")
+    if total_pair_count < sum(count for _, count in patterns):
+        raise InvalidInput("total_pair_count must count at least the candidate pairs")
+    _check_shape(initial.spec, patterns)
+    return patterns
+
+
+def _em_constraints(
+    model: MatchModel, initial: MatchModel, patterns: Sequence[tuple[tuple[int, ...], int]]
+) -> tuple[list[bool], list[dict[int, float]]]:
+    """Which patterns may be matches at all, and the m each comparison keeps fixed: among
+    relatives, a conflict (another first name, another generation) is no match and its m
+    stays the initial model's."""
+    book = RuleBook(initial.spec)
+    # Among unrelated people (no households among the members) a conflict is a data error
+    # like any other, and EM learns how common it is.
+    relatives = not model.relatives_unlikely
+    is_possible_match = [not (relatives and book.conflicts(vector)) for vector, _ in patterns]
+    fixed = [
+        {
+            k: m
+            for k, (level, m) in enumerate(zip(c.levels, row, strict=True))
+            if level.is_conflict and relatives
+        }
+        for c, row in zip(initial.spec.comparisons, initial.m_probabilities, strict=True)
+    ]
+    return is_possible_match, fixed
 
 
 def _m_step(
