@@ -33,15 +33,10 @@ from payerbridge.errors import (
     PartnerUnavailable,
     StoreConflict,
 )
-from payerbridge.exchange.breaker import (
-    Admission,
-    BreakerState,
-    admit,
-    record_failure,
-    record_success,
-)
+from payerbridge.exchange.breaker import BreakerState
 from payerbridge.exchange.model import (
     STOPPED_STATES,
+    Attempt,
     DeadLetter,
     ExchangeRecord,
     ExchangeState,
@@ -49,7 +44,6 @@ from payerbridge.exchange.model import (
     Submission,
     Transition,
     check_transition,
-    transition_event,
 )
 from payerbridge.exchange.ports import Retrieved
 from payerbridge.fhir.member_match import MemberMatchResult
@@ -253,7 +247,6 @@ class InMemoryExchangeStore:
         request: dict[str, Any],
         request_hash: str,
         at: datetime,
-        request_id: str | None,
         idempotency_key: str | None = None,
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
@@ -289,7 +282,7 @@ class InMemoryExchangeStore:
         )
         self.records[exchange_id] = record
         steps = [(None, Move(ExchangeState.SUBMITTED))]
-        self._write(unit, record, steps, at, client_id, policy_version)
+        self._write(record, steps, at, client_id, policy_version)
 
     def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None:
         found = self._keys.get((client_id, key)) if key is not None else None
@@ -307,7 +300,7 @@ class InMemoryExchangeStore:
         actor: str,
         policy_version: str | None = None,
         expected: ExchangeState | None = None,
-    ) -> None:
+    ) -> ExchangeState:
         record = self.current(exchange_id)
         if expected is not None and record.state is not expected:
             raise IllegalTransition(
@@ -318,11 +311,11 @@ class InMemoryExchangeStore:
             check_transition(current, move.target)
             steps.append((current, move))
             current = move.target
-        self._write(unit, record, steps, at, actor, policy_version)
+        self._write(record, steps, at, actor, policy_version)
+        return record.state
 
     def _write(
         self,
-        unit: InMemoryUnitOfWork,
         record: ExchangeRecord,
         steps: Sequence[tuple[ExchangeState | None, Move]],
         at: datetime,
@@ -346,19 +339,6 @@ class InMemoryExchangeStore:
                     policy_version,
                 )
             )
-            unit.record(
-                transition_event(
-                    record.id,
-                    current,
-                    move.target,
-                    move.reason_code,
-                    move.detail,
-                    at=at,
-                    actor=actor,
-                    request_id=None,
-                    policy_version=policy_version,
-                )
-            )
         state = steps[-1][1].target if steps else record.state
         self.records[record.id] = dataclasses.replace(
             self.records[record.id],
@@ -369,37 +349,16 @@ class InMemoryExchangeStore:
         )
 
     def record_attempt(
-        self,
-        unit: InMemoryUnitOfWork,
-        exchange_id: str,
-        *,
-        step: str,
-        attempts: int,
-        next_attempt_at: datetime | None,
-        step_started_at: datetime,
-        last_error: str,
-        at: datetime,
-        detail: dict[str, Any],
+        self, unit: InMemoryUnitOfWork, exchange_id: str, attempt: Attempt, *, at: datetime
     ) -> None:
         self.records[exchange_id] = dataclasses.replace(
             self.current(exchange_id),
-            current_step=step,
-            attempts=attempts,
-            next_attempt_at=next_attempt_at,
-            step_started_at=step_started_at,
-            last_error=last_error,
+            current_step=attempt.step,
+            attempts=attempt.attempts,
+            next_attempt_at=attempt.next_attempt_at,
+            step_started_at=attempt.step_started_at,
+            last_error=attempt.last_error,
             updated_at=at,
-        )
-        unit.record(
-            AuditEvent(
-                at=at,
-                actor="payerbridge",
-                action="exchange.attempt",
-                entity_type="Exchange",
-                entity_id=exchange_id,
-                outcome="retry" if next_attempt_at else "gave-up",
-                detail={"step": step, "attempt": attempts, **detail},
-            )
         )
 
     def save_payload(
@@ -411,22 +370,14 @@ class InMemoryExchangeStore:
         self._letters[letter.exchange_id] = letter
 
     def block_under_consent(
-        self,
-        unit: InMemoryUnitOfWork,
-        consent_id: str,
-        *,
-        at: datetime,
-        actor: str,
-        reason_code: str,
-        text: str,
-    ) -> list[ExchangeId]:
+        self, unit: InMemoryUnitOfWork, consent_id: str, move: Move, *, at: datetime, actor: str
+    ) -> list[tuple[ExchangeId, ExchangeState]]:
         blocked = []
         for record in list(self.records.values()):
             if record.consent_id == consent_id and record.state not in STOPPED_STATES:
-                stop = {"error_code": reason_code, "error_text": text}
-                move = Move(ExchangeState.BLOCKED, reason_code, None, stop)
-                self._write(unit, record, [(record.state, move)], at, actor, None)
-                blocked.append(record.id)
+                check_transition(record.state, move.target)
+                self._write(record, [(record.state, move)], at, actor, None)
+                blocked.append((record.id, record.state))
         return blocked
 
     def mark_replayed(
@@ -580,43 +531,35 @@ class InMemoryResourceWriter:
 
 
 class InMemoryBreakerStore:
-    """Breakers by endpoint, moved by the pure breaker model."""
+    """The ``BreakerStore`` port: breakers by endpoint, rates by partner (the use case
+    moves them by the pure breaker model)."""
 
     def __init__(self) -> None:
         self.states: dict[str, BreakerState] = {}
         self.rates: dict[str, datetime] = {}  # partner -> when its next call is due
 
-    def admit(
-        self, endpoint: str, partner_id: str, *, now: datetime, cooldown: timedelta
-    ) -> Admission:
-        admission = admit(self.states.get(endpoint, BreakerState()), now, cooldown)
-        self.states[endpoint] = admission.state
-        return admission
-
-    def record(
-        self,
-        endpoint: str,
-        partner_id: str,
-        *,
-        succeeded: bool,
-        now: datetime,
-        threshold: int,
-        cooldown: timedelta,
-        seen: BreakerState | None = None,
-    ) -> BreakerState:
-        state = self.states.get(endpoint, BreakerState())
-        state = (
-            record_success(state)
-            if succeeded
-            else record_failure(state, now, threshold=threshold, cooldown=cooldown)
-        )
-        self.states[endpoint] = state
-        return state
-
     def get(self, endpoint: str) -> BreakerState:
         return self.states.get(endpoint, BreakerState())
 
-    def admit_rate(self, partner_id: str, limit: RateLimit, *, now: datetime) -> datetime | None:
+    def lock(
+        self, unit: InMemoryUnitOfWork, endpoint: str, partner_id: str, *, at: datetime
+    ) -> BreakerState:
+        return self.states.setdefault(endpoint, BreakerState())
+
+    def save(
+        self,
+        unit: InMemoryUnitOfWork,
+        endpoint: str,
+        partner_id: str,
+        state: BreakerState,
+        *,
+        at: datetime,
+    ) -> None:
+        self.states[endpoint] = state
+
+    def admit_rate(
+        self, unit: InMemoryUnitOfWork, partner_id: str, limit: RateLimit, *, now: datetime
+    ) -> datetime | None:
         wait, due = limit.admit(self.rates.get(partner_id), now)
         if wait is None:
             self.rates[partner_id] = due

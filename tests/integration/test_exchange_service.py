@@ -17,8 +17,11 @@ from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.consent.model import ConsentRole
 from payerbridge.consent.service import consent_recorded
-from payerbridge.exchange import service
-from payerbridge.exchange.model import ExchangeState, Move
+from payerbridge.exchange.model import Attempt, ExchangeState, Move
+from payerbridge.exchange.outbound import admit_call, record_outcome
+from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.steps import proceed
+from payerbridge.exchange.submission import request_hash, submit_exchange
 from payerbridge.fhir.member_match import build_member_match_response
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
@@ -59,7 +62,7 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # typ
 
 def submit(platform: Platform, raw: dict[str, Any]) -> str:
     request = ExchangeCreate.model_validate(raw)
-    return service.submit_exchange(
+    return submit_exchange(
         platform.exchange_ports,
         request.to_domain(),
         request.model_dump(mode="json"),
@@ -74,12 +77,9 @@ def test_each_transition_commits_with_its_audit_event_and_steps_do_not_repeat(
 ) -> None:
     ports = platform.exchange_ports
     exchange_id = submit(platform, an_exchange_request())
-    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
-    for step in (service.prepare, service.match, service.retrieve, service.normalize):
-        step(ports, exchange_id, request)
-    # A restart that replays finished steps changes nothing.
-    for step in (service.prepare, service.match, service.retrieve, service.normalize):
-        step(ports, exchange_id, request)
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+    # A restart that runs the exchange again changes nothing.
+    assert proceed(dataclasses.replace(ports, client=_NoCalls()), exchange_id, _parse).done
     record = platform.exchanges.get(exchange_id)
     assert record.state is ExchangeState.COMPLETED
     assert [t.seq for t in record.transitions] == list(range(1, 10))
@@ -97,11 +97,8 @@ def test_retrieve_stores_payload_and_resources_in_one_commit_and_a_kept_payload_
     platform: Platform,
 ) -> None:
     ports = platform.exchange_ports
-    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
     at_once = submit(platform, an_exchange_request())
-    for step in (service.prepare, service.match):
-        step(ports, at_once, request)
-    assert service.retrieve(ports, at_once, request).state is ExchangeState.COMPLETED
+    assert proceed(ports, at_once, _parse).state is ExchangeState.COMPLETED
     assert [t.to_state for t in platform.exchanges.get(at_once).transitions][-4:] == [
         "retrieving",
         "received",
@@ -112,14 +109,13 @@ def test_retrieve_stores_payload_and_resources_in_one_commit_and_a_kept_payload_
     # An exchange left at ``received`` with its payload apart (a build that normalized in a
     # commit of its own, stopped between the two) is finished by normalize on resume.
     kept = submit(platform, an_exchange_request())
-    for step in (service.prepare, service.match):
-        step(ports, kept, request)
+    _move(platform, kept, *_TO_MATCHED)
     body = old_payer(httpx.Request("GET", "http://old/fhir/Patient/p1/$everything")).content
     with platform.transactions.begin() as unit:
         platform.exchanges.save_payload(unit, kept, body.decode(), "sha", ports.clock())
         _advance(platform, unit, kept, ExchangeState.RETRIEVING, ExchangeState.RECEIVED)
-    assert service.retrieve(ports, kept, request).done is False  # nothing to call again
-    assert service.normalize(ports, kept, request).state is ExchangeState.COMPLETED
+    resumed = proceed(dataclasses.replace(ports, client=_NoCalls()), kept, _parse)
+    assert resumed.state is ExchangeState.COMPLETED  # from the payload kept: no call
     assert platform.members.count(source_prefix=f"exchange:{kept}") == 3
 
 
@@ -137,9 +133,7 @@ def test_a_rejected_payload_fails_the_exchange_and_stores_nothing(platform: Plat
     )
     ports = dataclasses.replace(platform.exchange_ports, client=client)
     exchange_id = submit(platform, an_exchange_request())
-    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
-    for step in (service.prepare, service.match, service.retrieve, service.normalize):
-        step(ports, exchange_id, request)
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.FAILED
     record = platform.exchanges.get(exchange_id)
     assert record.state is ExchangeState.FAILED
     assert record.error_code == "invalid-payload"
@@ -156,9 +150,7 @@ def test_a_prepare_step_cut_off_between_its_transitions_resumes(
         _move(platform, exchange_id, state, actor="crash")
         if state is left_in:
             break
-    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
-    for step in (service.prepare, service.match, service.retrieve, service.normalize):
-        step(ports, exchange_id, request)
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
     record = platform.exchanges.get(exchange_id)
     assert record.state is ExchangeState.COMPLETED
     states = [t.to_state for t in record.transitions]
@@ -185,9 +177,7 @@ def test_a_match_under_review_at_the_old_payer_stops_in_manual_review(
             Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), actor="test"
         )
         exchange_id = submit(platform, an_exchange_request())
-        request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
-        service.prepare(platform.exchange_ports, exchange_id, request)
-        result = service.match(platform.exchange_ports, exchange_id, request)
+        result = proceed(platform.exchange_ports, exchange_id, _parse)
         record = platform.exchanges.get(exchange_id)
         assert result.done and record.state is ExchangeState.MANUAL_REVIEW
         assert record.error_code == "partner-review" and "rc-1" in (record.error_text or "")
@@ -199,22 +189,12 @@ def _waiting_on_member_match(platform: Platform, exchange_id: str, *, calls_made
     """The row as a run leaves it when the $member-match call waits to be tried again
     after ``calls_made`` calls: what a workflow recovered anywhere resumes from."""
     ports = platform.exchange_ports
-    service.prepare(
-        ports, exchange_id, ExchangeCreate.model_validate(an_exchange_request()).to_domain()
-    )
+    if platform.exchanges.current(ExchangeId(exchange_id)).state is ExchangeState.SUBMITTED:
+        _move(platform, exchange_id, *_TO_ROUTED)  # as prepare leaves it
     now = ports.clock()
+    attempt = Attempt("member-match", calls_made, now, now, "503", {})
     with ports.transactions.begin() as unit:
-        ports.exchanges.record_attempt(
-            unit,
-            exchange_id,
-            step="member-match",
-            attempts=calls_made,
-            next_attempt_at=now,
-            step_started_at=now,
-            last_error="503",
-            at=now,
-            detail={},
-        )
+        ports.exchanges.record_attempt(unit, ExchangeId(exchange_id), attempt, at=now)
 
 
 def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_attempt(
@@ -228,19 +208,11 @@ def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_att
     policy = ports.retry_policy
     exchange_id = submit(platform, an_exchange_request())
     now = ports.clock()
-    for _ in range(policy.breaker_failure_threshold):
-        ports.breakers.record(
-            "http://old/fhir",
-            "old-plan",
-            succeeded=False,
-            now=now,
-            threshold=policy.breaker_failure_threshold,
-            cooldown=timedelta(seconds=policy.breaker_cooldown_seconds),
-        )
+    _open_breaker(ports)
     last = policy.max_attempts  # the step's last allowed call
     _waiting_on_member_match(platform, exchange_id, calls_made=last - 1)
 
-    held = service.proceed(ports, exchange_id, _parse)
+    held = proceed(ports, exchange_id, _parse)
     assert held.state is ExchangeState.ROUTE_SELECTED and not held.done
     assert held.retry_at is not None
     assert held.retry_at >= now + timedelta(seconds=policy.breaker_cooldown_seconds)
@@ -249,7 +221,7 @@ def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_att
 
     # Once the breaker may half-open, that last attempt goes out as its probe.
     later = dataclasses.replace(ports, clock=lambda: held.retry_at)
-    done = service.proceed(later, exchange_id, _parse)
+    done = proceed(later, exchange_id, _parse)
     assert done.state is ExchangeState.COMPLETED
     assert platform.breakers.get("http://old/fhir").status.value == "closed"
 
@@ -278,18 +250,18 @@ def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_l
         platform.exchange_ports, client=client, retry_policy=policy, random=lambda: 0.9
     )
     exchange_id = submit(platform, an_exchange_request())
-    first = service.proceed(ports, exchange_id, _parse)
+    first = proceed(ports, exchange_id, _parse)
     assert first.state is ExchangeState.ROUTE_SELECTED and first.retry_at is not None
     record = platform.exchanges.get(exchange_id)
     assert record.attempts == 1 and record.next_attempt_at == first.retry_at
     assert record.step_started_at is not None and record.current_step == "member-match"
 
-    early = service.proceed(ports, exchange_id, _parse)
+    early = proceed(ports, exchange_id, _parse)
     assert early == first and len(calls) == 1  # not due yet: no call
 
     last = ports.retry_policy.max_attempts
     _waiting_on_member_match(platform, exchange_id, calls_made=last - 1)
-    gave_up = service.proceed(ports, exchange_id, _parse)
+    gave_up = proceed(ports, exchange_id, _parse)
     assert gave_up.state is ExchangeState.DEAD_LETTERED and gave_up.done
     record = platform.exchanges.get(exchange_id)
     assert record.error_code == "attempts-exhausted" and record.attempts == last
@@ -327,6 +299,25 @@ def _move(
 
 def _parse(raw: dict[str, Any]) -> Any:
     return ExchangeCreate.model_validate(raw).to_domain()
+
+
+# The moves prepare commits, and the match after them: a row left there by a run.
+_TO_ROUTED = (ExchangeState.VALIDATED, ExchangeState.CONSENT_VERIFIED, ExchangeState.ROUTE_SELECTED)
+_TO_MATCHED = (*_TO_ROUTED, ExchangeState.MEMBER_MATCHED)
+
+
+class _NoCalls:
+    """A partner client for a run that must not call the partner."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the partner was called ({name})")
+
+
+def _open_breaker(ports: ExchangePorts, endpoint: str = "http://old/fhir") -> None:
+    """As many failed calls to ``endpoint`` as open its breaker."""
+    partner = Partner("old-plan", "Old Plan", "1245319599", endpoint)
+    for _ in range(ports.retry_policy.breaker_failure_threshold):
+        record_outcome(ports, partner, succeeded=False)
 
 
 def test_a_payload_received_again_replaces_the_earlier_one(platform: Platform) -> None:
@@ -479,30 +470,21 @@ def test_the_breaker_and_the_idempotency_key_read_back_as_they_were_kept(
     platform: Platform,
 ) -> None:
     """The reads before every call and every submission are DB-API SQL too."""
-    from datetime import timedelta
-
     from payerbridge.exchange.breaker import BreakerState, BreakerStatus
 
     ports = platform.exchange_ports
-    policy = ports.retry_policy
-    for _ in range(policy.breaker_failure_threshold):
-        ports.breakers.record(
-            "http://old/fhir",
-            "old-plan",
-            succeeded=False,
-            now=ports.clock(),
-            threshold=policy.breaker_failure_threshold,
-            cooldown=timedelta(seconds=policy.breaker_cooldown_seconds),
-        )
+    _open_breaker(ports)
     opened = platform.breakers.get("http://old/fhir")
     assert (
         opened.status is BreakerStatus.OPEN and opened == platform.breakers.all()["http://old/fhir"]
     )
     assert opened.open_until is not None and opened.open_until.utcoffset() is not None
     assert platform.breakers.get("http://other/fhir") == BreakerState()
+    (event,) = [e for e in platform.audit.for_entity("PartnerEndpoint", "http://old/fhir")]
+    assert (event["action"], event["detail"]["from"]) == ("breaker.opened", "closed")
 
     raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(mode="json")
-    submitted = service.submit_exchange(
+    submitted = submit_exchange(
         ports,
         ExchangeCreate.model_validate(raw).to_domain(),
         raw,
@@ -512,7 +494,7 @@ def test_the_breaker_and_the_idempotency_key_read_back_as_they_were_kept(
     )
     found = platform.exchanges.find_by_idempotency_key("tester", "key-1")
     assert found is not None and found.exchange_id == submitted.exchange_id
-    assert found.request_hash == service.request_hash(raw) and not found.created
+    assert found.request_hash == request_hash(raw) and not found.created
     assert platform.exchanges.find_by_idempotency_key("someone-else", "key-1") is None
 
 
@@ -521,7 +503,7 @@ def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(platform:
     rolls back the opt-in it recorded in the same transaction, and gets the winner."""
     ports = platform.exchange_ports
     raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(mode="json")
-    first = service.submit_exchange(
+    first = submit_exchange(
         ports,
         ExchangeCreate.model_validate(raw).to_domain(),
         raw,
@@ -555,7 +537,6 @@ def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(platform:
             request=raw,
             request_hash=first.request_hash,
             at=ports.clock(),
-            request_id=None,
             idempotency_key="k",
             consent_id="racing-opt-in",
         )
@@ -569,38 +550,35 @@ def test_a_healthy_breaker_is_trusted_briefly_and_a_write_of_our_own_drops_the_t
     """Two stores on one database stand for two workers: the breaker the other worker
     opens holds our calls back once our short trust in the healthy one has passed."""
     import time
-    from datetime import timedelta
 
     from payerbridge.store.breakers import SqlBreakerStore
 
-    ours = SqlBreakerStore(platform.engine, healthy_trusted_seconds=0.3)
-    theirs = SqlBreakerStore(platform.engine)
-    now, cooldown = platform.exchange_ports.clock(), timedelta(seconds=30)
-    assert ours.admit("http://old/fhir", "old-plan", now=now, cooldown=cooldown).allowed
-    for _ in range(5):
-        theirs.record(
-            "http://old/fhir", "old-plan", succeeded=False, now=now, threshold=5, cooldown=cooldown
-        )
-    assert ours.admit("http://old/fhir", "old-plan", now=now, cooldown=cooldown).allowed
+    ports = platform.exchange_ports
+    ours = dataclasses.replace(
+        ports, breakers=SqlBreakerStore(platform.engine, healthy_trusted_seconds=0.3)
+    )
+    theirs = dataclasses.replace(ports, breakers=SqlBreakerStore(platform.engine))
+    old = Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir")
+    now = ports.clock()
+    assert admit_call(ours, old, now).allowed
+    _open_breaker(theirs)
+    assert admit_call(ours, old, now).allowed
     time.sleep(0.4)
-    assert not ours.admit("http://old/fhir", "old-plan", now=now, cooldown=cooldown).allowed
+    assert not admit_call(ours, old, now).allowed
 
     # Our own write is not trusted past: a failure we record makes the next call read.
-    other = "http://other/fhir"
-    assert ours.admit(other, "old-plan", now=now, cooldown=cooldown).allowed
-    for _ in range(5):
-        ours.record(other, "old-plan", succeeded=False, now=now, threshold=5, cooldown=cooldown)
-    assert not ours.admit(other, "old-plan", now=now, cooldown=cooldown).allowed
+    other = dataclasses.replace(old, base_url="http://other/fhir")
+    assert admit_call(ours, other, now).allowed
+    _open_breaker(ours, other.fhir_base)
+    assert not admit_call(ours, other, now).allowed
 
 
 def test_retrieval_without_a_matched_member_fails_as_such(platform: Platform) -> None:
     ports = platform.exchange_ports
-    request = ExchangeCreate.model_validate(an_exchange_request()).to_domain()
     exchange_id = submit(platform, an_exchange_request())
-    service.prepare(ports, exchange_id, request)
     # Matched, but the member's reference was never kept.
-    _move(platform, exchange_id, ExchangeState.MEMBER_MATCHED)
-    assert service.retrieve(ports, exchange_id, request).state is ExchangeState.FAILED
+    _move(platform, exchange_id, *_TO_MATCHED)
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.FAILED
     record = platform.exchanges.get(exchange_id)
     assert record.error_code == "no-matched-member"
 
@@ -626,20 +604,21 @@ def test_a_partners_rate_limit_is_shared_by_every_worker_and_spends_no_attempt(
     other = build_platform(platform.settings)  # the second worker, same database
     try:
         now = datetime.now(UTC)
-        assert platform.breakers.admit_rate(PartnerId("old-plan"), limit, now=now) is None
-        assert other.breakers.admit_rate(PartnerId("old-plan"), limit, now=now) is None
-        turn = platform.breakers.admit_rate(PartnerId("old-plan"), limit, now=now)
+
+        def take_turn(worker: Platform) -> datetime | None:
+            with worker.transactions.begin() as unit:
+                return worker.breakers.admit_rate(unit, PartnerId("old-plan"), limit, now=now)
+
+        assert take_turn(platform) is None
+        assert take_turn(other) is None
+        turn = take_turn(platform)
         assert turn is not None and timedelta(seconds=29) < turn - now <= timedelta(seconds=30)
         # An exchange asked now waits for that turn, with no attempt spent.
         exchange_id = submit(platform, an_exchange_request())
-        waiting = service.proceed(platform.exchange_ports, ExchangeId(exchange_id), _parse)
+        waiting = proceed(platform.exchange_ports, ExchangeId(exchange_id), _parse)
         assert waiting.retry_at is not None and not waiting.done
         record = platform.exchanges.get(ExchangeId(exchange_id))
         assert (record.state, record.attempts) == (ExchangeState.ROUTE_SELECTED, 0)
         assert "calls per 60 s" in (record.last_error or "")
     finally:
         other.close()
-
-
-def _parse(raw: dict[str, Any]) -> Any:
-    return ExchangeCreate.model_validate(raw).to_domain()

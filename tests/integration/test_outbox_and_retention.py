@@ -48,7 +48,6 @@ def record_exchange(platform: Platform, client_id: str) -> str:
             request={},
             request_hash="h",
             at=T0,
-            request_id=None,
             idempotency_key=None,
             deadline_at=None,
             policy_version="p",
@@ -90,7 +89,6 @@ def test_the_deliveries_a_unit_of_work_wrote_are_relayed_once_it_commits(
             request={},
             request_hash="h",
             at=T0,
-            request_id=None,
         )
         raise RuntimeError("rolled back: nothing to relay")
     assert relayed == []

@@ -15,11 +15,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from payerbridge.audit.model import AuditEvent
+
 __all__ = [
     "Admission",
     "BreakerState",
     "BreakerStatus",
     "admit",
+    "breaker_event",
     "record_failure",
     "record_success",
 ]
@@ -77,3 +80,30 @@ def record_failure(
     if state.status is BreakerStatus.HALF_OPEN or failures >= threshold:
         return BreakerState(BreakerStatus.OPEN, failures, open_until=now + cooldown)
     return replace(state, consecutive_failures=failures)
+
+
+_ACTIONS = {
+    BreakerStatus.OPEN: "breaker.opened",
+    BreakerStatus.HALF_OPEN: "breaker.half-opened",
+    BreakerStatus.CLOSED: "breaker.closed",
+}
+
+
+def breaker_event(
+    endpoint: str, partner_id: str, before: BreakerState, after: BreakerState, *, at: datetime
+) -> AuditEvent:
+    """The audit event of the endpoint's breaker changing status, ``before`` → ``after``."""
+    return AuditEvent(
+        at=at,
+        actor="payerbridge",
+        action=_ACTIONS[after.status],
+        entity_type="PartnerEndpoint",
+        entity_id=endpoint,
+        outcome=after.status.value,
+        request_id=None,
+        detail={
+            "partner_id": partner_id,
+            "from": before.status.value,
+            "consecutive_failures": after.consecutive_failures,
+        },
+    )

@@ -12,6 +12,7 @@ when the partner's answer about the member's identity needs a person.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -23,6 +24,7 @@ from payerbridge.types import ExchangeId, PartnerId
 
 __all__ = [
     "Address",
+    "Attempt",
     "STOPPED_STATES",
     "TERMINAL_STATES",
     "ConsentGrant",
@@ -35,8 +37,10 @@ __all__ = [
     "Move",
     "Submission",
     "Transition",
+    "attempt_event",
     "check_transition",
     "transition_event",
+    "transition_events",
 ]
 
 
@@ -194,6 +198,20 @@ class Submission:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """A step's partner call that brought no answer to use (no state change): the calls
+    the step has made, when the next is due (None: the step gives up), when the step
+    began, why, and what its audit event says besides."""
+
+    step: str
+    attempts: int
+    next_attempt_at: datetime | None
+    step_started_at: datetime
+    last_error: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Transition:
     """One recorded state change of an exchange."""
 
@@ -267,4 +285,48 @@ def transition_event(
             "policy_version": policy_version,
             **(detail or {}),
         },
+    )
+
+
+def transition_events(
+    exchange_id: ExchangeId,
+    start: ExchangeState | None,
+    moves: Sequence[Move],
+    *,
+    at: datetime,
+    actor: str,
+    request_id: str | None,
+    policy_version: str | None,
+) -> list[AuditEvent]:
+    """The audit events of ``moves`` made one after another from ``start``."""
+    events, current = [], start
+    for move in moves:
+        events.append(
+            transition_event(
+                exchange_id,
+                current,
+                move.target,
+                move.reason_code,
+                move.detail,
+                at=at,
+                actor=actor,
+                request_id=request_id,
+                policy_version=policy_version,
+            )
+        )
+        current = move.target
+    return events
+
+
+def attempt_event(exchange_id: ExchangeId, attempt: Attempt, *, at: datetime) -> AuditEvent:
+    """The audit event that commits with an attempt: retried, or given up."""
+    return AuditEvent(
+        at=at,
+        actor="payerbridge",
+        action="exchange.attempt",
+        entity_type="Exchange",
+        entity_id=exchange_id,
+        outcome="retry" if attempt.next_attempt_at else "gave-up",
+        request_id=None,
+        detail={"step": attempt.step, "attempt": attempt.attempts, **attempt.detail},
     )

@@ -5,6 +5,10 @@ and reports what the step should do next: use the answer, wait and try again, or
 stop because the exchange was dead-lettered. The durable workflow does the waiting
 (``DBOS.sleep``), so a worker crash between attempts loses nothing.
 
+The endpoint's breaker is read before the call and moved after it (``admit_call``,
+``record_outcome``): a healthy one only read, any other change of it one transaction that
+holds its row, with the audit event of a change of status.
+
 An attempt is a call that went out. A call the open breaker, the partner's maintenance
 window or its announced rate limit holds back waits for it within the time budgets but
 spends no attempt: otherwise one short outage would dead-letter every exchange in flight to that
@@ -20,14 +24,33 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from payerbridge.errors import PartnerAuthRejected, PartnerUnavailable
-from payerbridge.exchange.breaker import BreakerState
-from payerbridge.exchange.model import DeadLetter, ExchangeState, Move
-from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.breaker import (
+    Admission,
+    BreakerState,
+    BreakerStatus,
+    admit,
+    breaker_event,
+    record_failure,
+    record_success,
+)
+from payerbridge.exchange.model import Attempt, DeadLetter, ExchangeRecord, ExchangeState, Move
+from payerbridge.exchange.moves import SYSTEM_ACTOR, StepResult, note_attempt, record_moves
+from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
 from payerbridge.exchange.retry import RetryPolicy, decide_retry
 from payerbridge.routing.model import Partner
-from payerbridge.types import ExchangeId
+from payerbridge.types import ExchangeId, PartnerId
 
-__all__ = ["CallOutcome", "StepClock", "call_partner", "dead_letter"]
+__all__ = [
+    "CallOutcome",
+    "StepClock",
+    "admit_call",
+    "after_failed_call",
+    "call_partner",
+    "dead_letter",
+    "idempotency_key",
+    "record_outcome",
+    "step_clock",
+]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +76,36 @@ class CallOutcome(Generic[T]):
     dead_lettered: bool = False
 
 
+def step_clock(
+    ports: ExchangePorts, record: ExchangeRecord, step: str, attempt: int, started: datetime
+) -> StepClock:
+    """The deadlines of ``attempt`` of the exchange's ``step``, begun at ``started``."""
+    deadline = record.deadline_at or record.created_at + timedelta(
+        seconds=ports.retry_policy.exchange_budget_seconds
+    )
+    return StepClock(
+        step=step,
+        attempt=attempt,
+        started=started,
+        step_deadline=started + timedelta(seconds=ports.retry_policy.step_budget_seconds),
+        exchange_deadline=deadline,
+    )
+
+
+def idempotency_key(record: ExchangeRecord, step: str) -> str:
+    """Stable per exchange and step, so the partner recognises a retried call; a replay
+    is a new request and gets its own key."""
+    suffix = f":replay-{record.replay_count}" if record.replay_count else ""
+    return f"{record.id}:{step}{suffix}"
+
+
+def after_failed_call(outcome: CallOutcome[Any], state: ExchangeState) -> StepResult:
+    """What the step says when its call brought no answer: stopped, or run again later."""
+    if outcome.dead_lettered:
+        return StepResult(ExchangeState.DEAD_LETTERED, done=True)
+    return StepResult(state, retry_at=outcome.retry_at)
+
+
 def call_partner(
     ports: ExchangePorts,
     exchange_id: ExchangeId,
@@ -70,11 +123,9 @@ def call_partner(
         return dead_letter(
             ports, exchange_id, partner, clock, "budget-exhausted", "time ran out", calls
         )
-    endpoint = partner.fhir_base
     held: tuple[str, str, datetime | None] | None = _announced_hold(ports, partner, now)
     if held is None:  # then the endpoint's breaker, whose state the outcome is recorded on
-        cooldown = timedelta(seconds=policy.breaker_cooldown_seconds)
-        admission = ports.breakers.admit(endpoint, partner.id, now=now, cooldown=cooldown)
+        admission = admit_call(ports, partner, now)
         if not admission.allowed:
             held = ("circuit-open", "the circuit is open", admission.retry_at)
     if held is not None:  # not a failure: it waits, and spends no attempt
@@ -89,14 +140,14 @@ def call_partner(
             ports.client.refresh_credentials(partner)  # needs-revalidation: exactly one more try
             value = call(timeout)
     except PartnerUnavailable as exc:
-        _record(ports, endpoint, partner, succeeded=False, seen=admission.state)
+        record_outcome(ports, partner, succeeded=False, seen=admission.state)
         return _retry_later(
             ports, exchange_id, partner, clock, "partner-unavailable", exc.text, exc.retry_after
         )
     except Exception:  # it answered: the endpoint is up
-        _record(ports, endpoint, partner, succeeded=True, seen=admission.state)
+        record_outcome(ports, partner, succeeded=True, seen=admission.state)
         raise
-    _record(ports, endpoint, partner, succeeded=True, seen=admission.state)
+    record_outcome(ports, partner, succeeded=True, seen=admission.state)
     return CallOutcome(value=value)
 
 
@@ -112,34 +163,70 @@ def _announced_hold(
         text = f"the partner is in its maintenance window until {until.isoformat()} ({why})"
         return "maintenance", text, until
     limit = partner.operations.rate_limit
-    turn = ports.breakers.admit_rate(partner.id, limit, now=now) if limit else None
-    if turn is not None and limit is not None:
-        return (
-            "rate-limited",
-            f"the partner takes {limit.requests} calls per {limit.per_seconds:g} s",
-            turn,
-        )
-    return None
+    if limit is None:
+        return None
+    with ports.transactions.begin() as unit:
+        turn = ports.breakers.admit_rate(unit, partner.id, limit, now=now)
+    if turn is None:
+        return None
+    text = f"the partner takes {limit.requests} calls per {limit.per_seconds:g} s"
+    return "rate-limited", text, turn
 
 
-def _record(
+def admit_call(ports: ExchangePorts, partner: Partner, now: datetime) -> Admission:
+    """Whether the endpoint's breaker lets a call go now. A closed breaker is only read;
+    any other is moved (to half-open for a probe) under its row's lock."""
+    endpoint = partner.fhir_base
+    current = ports.breakers.get(endpoint)
+    if current.status is BreakerStatus.CLOSED:  # the common case needs no write lock
+        return Admission(True, current)
+    cooldown = timedelta(seconds=ports.retry_policy.breaker_cooldown_seconds)
+    with ports.transactions.begin() as unit:
+        before = ports.breakers.lock(unit, endpoint, partner.id, at=now)
+        admission = admit(before, now, cooldown)
+        _keep(unit, ports, endpoint, partner.id, before, admission.state, now)
+    return admission
+
+
+def record_outcome(
+    ports: ExchangePorts, partner: Partner, *, succeeded: bool, seen: BreakerState | None = None
+) -> None:
+    """The call's outcome on the endpoint's breaker; ``seen``: the state the call was
+    admitted under. A success admitted under a healthy breaker writes (and reads) nothing:
+    failures other calls recorded meanwhile are left to count, which can only open the
+    breaker a call earlier."""
+    healthy = BreakerState()
+    endpoint = partner.fhir_base
+    if succeeded and (seen == healthy or ports.breakers.get(endpoint) == healthy):
+        return  # healthy and staying so: nothing to write
+    policy: RetryPolicy = ports.retry_policy
+    now = ports.clock()
+    with ports.transactions.begin() as unit:
+        before = ports.breakers.lock(unit, endpoint, partner.id, at=now)
+        if succeeded:
+            after = record_success(before)
+        else:
+            cooldown = timedelta(seconds=policy.breaker_cooldown_seconds)
+            threshold = policy.breaker_failure_threshold
+            after = record_failure(before, now, threshold=threshold, cooldown=cooldown)
+        _keep(unit, ports, endpoint, partner.id, before, after, now)
+
+
+def _keep(
+    unit: UnitOfWork,
     ports: ExchangePorts,
     endpoint: str,
-    partner: Partner,
-    *,
-    succeeded: bool,
-    seen: BreakerState,
+    partner_id: PartnerId,
+    before: BreakerState,
+    after: BreakerState,
+    at: datetime,
 ) -> None:
-    policy: RetryPolicy = ports.retry_policy
-    ports.breakers.record(
-        endpoint,
-        partner.id,
-        succeeded=succeeded,
-        now=ports.clock(),
-        threshold=policy.breaker_failure_threshold,
-        cooldown=timedelta(seconds=policy.breaker_cooldown_seconds),
-        seen=seen,
-    )
+    """The breaker moved ``before`` → ``after`` in ``unit``, audited when its status changed."""
+    if after == before:
+        return
+    ports.breakers.save(unit, endpoint, partner_id, after, at=at)
+    if after.status is not before.status:
+        unit.record(breaker_event(endpoint, partner_id, before, after, at=at))
 
 
 def _retry_later(
@@ -164,18 +251,16 @@ def _retry_later(
         retry_after_seconds=retry_after,
         unit_random=ports.random(),
     )
+    attempt = Attempt(
+        step=clock.step,
+        attempts=calls,
+        next_attempt_at=decision.retry_at,
+        step_started_at=clock.started,
+        last_error=text,
+        detail={"reason": reason, "partner_id": partner.id, "retry_after": retry_after},
+    )
     with ports.transactions.begin() as unit:
-        ports.exchanges.record_attempt(
-            unit,
-            exchange_id,
-            step=clock.step,
-            attempts=calls,
-            next_attempt_at=decision.retry_at,
-            step_started_at=clock.started,
-            last_error=text,
-            at=now,
-            detail={"reason": reason, "partner_id": partner.id, "retry_after": retry_after},
-        )
+        note_attempt(unit, ports, exchange_id, attempt, at=now)
     if decision.retry_at is None:
         assert decision.give_up_reason is not None
         give_up = decision.give_up_reason
@@ -225,17 +310,17 @@ def dead_letter(
         "error_text": f"the {clock.step} step gave up: {last_error}",
         "next_attempt_at": None,
     }
-    detail = {"step": clock.step, "attempts": attempts}
+    moves = [
+        Move(
+            ExchangeState.DEAD_LETTERED,
+            reason_code,
+            {"step": clock.step, "attempts": attempts},
+            stop,
+        )
+    ]
     with ports.transactions.begin() as unit:
         ports.exchanges.file_dead_letter(unit, letter)
-        ports.exchanges.advance(
-            unit,
-            exchange_id,
-            [Move(ExchangeState.DEAD_LETTERED, reason_code, detail, stop)],
-            at=now,
-            actor="payerbridge",
-            policy_version=ports.retry_policy.version,
-        )
+        record_moves(unit, ports, exchange_id, moves, at=now, actor=SYSTEM_ACTOR)
     logger.warning(
         "exchange dead-lettered",
         extra={"exchange_id": exchange_id, "step": clock.step, "reason_code": reason_code},

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from payerbridge.audit.ports import AuditLog
 from payerbridge.consent.ports import ConsentStore
-from payerbridge.exchange.breaker import Admission, BreakerState
+from payerbridge.exchange.breaker import BreakerState
 from payerbridge.exchange.model import (
+    Attempt,
     DeadLetter,
     ExchangeRecord,
     ExchangeState,
@@ -108,7 +109,8 @@ class PartnerDirectory(Protocol):
 
 
 class ExchangeStore(Protocol):
-    """Exchanges and their history. Writes run in the caller's unit of work."""
+    """Exchanges and their history. Writes run in the caller's unit of work; their audit
+    events are the caller's to record on it."""
 
     def create(
         self,
@@ -120,12 +122,13 @@ class ExchangeStore(Protocol):
         request: dict[str, Any],
         request_hash: str,
         at: datetime,
-        request_id: str | None,
         idempotency_key: str | None = None,
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
         consent_id: str | None = None,
-    ) -> None: ...
+    ) -> None:
+        """A new exchange in ``submitted``, moved there by ``client_id``."""
+        ...
 
     def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None: ...
 
@@ -139,32 +142,22 @@ class ExchangeStore(Protocol):
         actor: str,
         policy_version: str | None = None,
         expected: ExchangeState | None = None,
-    ) -> None: ...
+    ) -> ExchangeState:
+        """``moves`` one after another, each checked against the state machine; returns
+        the state they started from (``expected``, when given: IllegalTransition if the
+        exchange is no longer in it)."""
+        ...
 
     def record_attempt(
-        self,
-        unit: UnitOfWork,
-        exchange_id: ExchangeId,
-        *,
-        step: str,
-        attempts: int,
-        next_attempt_at: datetime | None,
-        step_started_at: datetime,
-        last_error: str,
-        at: datetime,
-        detail: dict[str, Any],
+        self, unit: UnitOfWork, exchange_id: ExchangeId, attempt: Attempt, *, at: datetime
     ) -> None: ...
 
     def block_under_consent(
-        self,
-        unit: UnitOfWork,
-        consent_id: str,
-        *,
-        at: datetime,
-        actor: str,
-        reason_code: str,
-        text: str,
-    ) -> list[ExchangeId]: ...
+        self, unit: UnitOfWork, consent_id: str, move: Move, *, at: datetime, actor: str
+    ) -> list[tuple[ExchangeId, ExchangeState]]:
+        """``move`` (to ``blocked``) for every unfinished exchange running under the
+        consent; each one's id with the state it was blocked from."""
+        ...
 
     def save_payload(
         self, unit: UnitOfWork, exchange_id: ExchangeId, body: str, sha256: str, at: datetime
@@ -203,32 +196,38 @@ class ResourceWriter(Protocol):
 
 
 class BreakerStore(Protocol):
+    """Each endpoint's breaker and each partner's rate, shared by every worker. Writes run
+    in the caller's unit of work."""
+
     def get(self, endpoint: str) -> BreakerState:
         """The endpoint's breaker as last recorded (closed if never)."""
         ...
 
+    def lock(
+        self, unit: UnitOfWork, endpoint: str, partner_id: PartnerId, *, at: datetime
+    ) -> BreakerState:
+        """The endpoint's breaker, held against every other writer until ``unit`` ends
+        (recorded closed at ``at`` if it never was)."""
+        ...
+
+    def save(
+        self,
+        unit: UnitOfWork,
+        endpoint: str,
+        partner_id: PartnerId,
+        state: BreakerState,
+        *,
+        at: datetime,
+    ) -> None:
+        """The endpoint's breaker as ``state`` (``lock`` it in ``unit`` first)."""
+        ...
+
     def admit_rate(
-        self, partner_id: PartnerId, limit: RateLimit, *, now: datetime
+        self, unit: UnitOfWork, partner_id: PartnerId, limit: RateLimit, *, now: datetime
     ) -> datetime | None:
         """Take the partner's next turn under its rate limit (every worker's calls
         count): None when a call may go now, else when one may."""
         ...
-
-    def admit(
-        self, endpoint: str, partner_id: PartnerId, *, now: datetime, cooldown: timedelta
-    ) -> Admission: ...
-
-    def record(
-        self,
-        endpoint: str,
-        partner_id: PartnerId,
-        *,
-        succeeded: bool,
-        now: datetime,
-        threshold: int,
-        cooldown: timedelta,
-        seen: BreakerState | None = None,
-    ) -> BreakerState: ...
 
 
 class ExchangeLedger(ExchangeStore, Protocol):

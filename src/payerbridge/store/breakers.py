@@ -1,43 +1,30 @@
-"""Circuit-breaker state per partner endpoint, shared by every worker through the database.
+"""Circuit-breaker state per partner endpoint, and each partner's rate, shared by every
+worker through the database.
 
-Each admission or outcome is one short transaction that locks the endpoint's row
-(``FOR UPDATE`` on PostgreSQL; SQLite transactions are immediate), applies the pure
-transition from ``exchange.breaker`` and, when the status changes, appends an audit
-event in the same transaction.
+Writes run in the caller's unit of work: ``lock`` holds the endpoint's row (``FOR UPDATE``
+on PostgreSQL; SQLite transactions are immediate) until the unit ends, so the use case
+(``exchange/outbound.py``) applies the pure transition of ``exchange.breaker`` and
+``save``s it, with the audit event of a change of status, in that one transaction.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
 
-from payerbridge.audit.model import AuditEvent
-from payerbridge.errors import StoreConflict
-from payerbridge.exchange.breaker import (
-    Admission,
-    BreakerState,
-    BreakerStatus,
-    admit,
-    record_failure,
-    record_success,
-)
+from payerbridge.exchange.breaker import BreakerState, BreakerStatus
 from payerbridge.routing.operations import RateLimit
-from payerbridge.store.audit import append_audit
 from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partner_breakers, partner_rates
+from payerbridge.store.unit_of_work import sql_unit
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import PartnerId
 
 __all__ = ["SqlBreakerStore"]
-
-_AUDIT_ACTION = {
-    BreakerStatus.OPEN: "breaker.opened",
-    BreakerStatus.HALF_OPEN: "breaker.half-opened",
-    BreakerStatus.CLOSED: "breaker.closed",
-}
 
 
 def _state(row: Any) -> BreakerState:
@@ -49,6 +36,34 @@ def _state(row: Any) -> BreakerState:
         open_until=row.open_until,
         probe_until=row.probe_until,
     )
+
+
+def _columns(partner_id: PartnerId, state: BreakerState, at: datetime) -> dict[str, Any]:
+    return {
+        "partner_id": partner_id,
+        "status": state.status.value,
+        "consecutive_failures": state.consecutive_failures,
+        "open_until": state.open_until,
+        "probe_until": state.probe_until,
+        "updated_at": at,
+    }
+
+
+def _locked(
+    connection: Connection, table: Table, key: str, value: str, fresh: dict[str, Any]
+) -> Any:
+    """The row of ``table`` whose ``key`` is ``value``, locked until the transaction ends;
+    inserted as ``fresh`` first when there is none (another worker's insert of it, at the
+    same moment, wins and is locked instead)."""
+    column = table.c[key]
+    locked = select(table).where(column == value).with_for_update()
+    row = connection.execute(locked).first()
+    if row is None:
+        module = postgresql if connection.dialect.name == "postgresql" else sqlite
+        insert = module.insert(table).values({key: value, **fresh})
+        connection.execute(insert.on_conflict_do_nothing(index_elements=[column]))
+        row = connection.execute(locked).first()
+    return row
 
 
 # How long this process trusts a healthy breaker it read: the route decision and each
@@ -73,160 +88,62 @@ class SqlBreakerStore:
         self._trusted = healthy_trusted_seconds
         self._healthy_until: dict[str, float] = {}  # endpoint -> time.monotonic()
 
-    def admit(
-        self, endpoint: str, partner_id: PartnerId, *, now: datetime, cooldown: timedelta
-    ) -> Admission:
-        if self._healthy_until.get(endpoint, 0.0) > time.monotonic():
-            return Admission(True, BreakerState())
-        current = self.get(endpoint)
-        if current.status is BreakerStatus.CLOSED:  # the common case needs no write lock
-            if current == BreakerState():
-                self._healthy_until[endpoint] = time.monotonic() + self._trusted
-            return Admission(True, current)
-        admission: Admission | None = None
-
-        def change(state: BreakerState) -> BreakerState:
-            nonlocal admission
-            admission = admit(state, now, cooldown)
-            return admission.state
-
-        self._update(endpoint, partner_id, now, change)
-        assert admission is not None
-        return admission
-
-    def record(
-        self,
-        endpoint: str,
-        partner_id: PartnerId,
-        *,
-        succeeded: bool,
-        now: datetime,
-        threshold: int,
-        cooldown: timedelta,
-        seen: BreakerState | None = None,
-    ) -> BreakerState:
-        """``seen``: the state the call was admitted under. A success admitted under a
-        healthy breaker writes (and reads) nothing: failures that other calls recorded
-        meanwhile are left to count, which can only open the breaker a call earlier."""
-        healthy = BreakerState()
-        if succeeded and (seen == healthy or self.get(endpoint) == healthy):
-            return healthy  # healthy and staying so: nothing to write
-
-        def change(state: BreakerState) -> BreakerState:
-            if succeeded:
-                return record_success(state)
-            return record_failure(state, now, threshold=threshold, cooldown=cooldown)
-
-        return self._update(endpoint, partner_id, now, change)
-
     def get(self, endpoint: str) -> BreakerState:
         """As last recorded; a breaker this process found healthy within the trusted
-        time is not read again (the route decision asks for it on every exchange)."""
+        time is not read again (the route decision and every call ask for it)."""
         if self._healthy_until.get(endpoint, 0.0) > time.monotonic():
             return BreakerState()
-        return _state(read_row(self._engine, partner_breakers, "endpoint", endpoint))
+        state = _state(read_row(self._engine, partner_breakers, "endpoint", endpoint))
+        if state == BreakerState():
+            self._healthy_until[endpoint] = time.monotonic() + self._trusted
+        return state
+
+    def lock(
+        self, unit: UnitOfWork, endpoint: str, partner_id: PartnerId, *, at: datetime
+    ) -> BreakerState:
+        """The endpoint's breaker, its row held against every other writer until ``unit``
+        ends (recorded closed at ``at`` if it never was)."""
+        self._healthy_until.pop(endpoint, None)
+        fresh = _columns(partner_id, BreakerState(), at)
+        connection = sql_unit(unit).connection
+        return _state(_locked(connection, partner_breakers, "endpoint", endpoint, fresh))
+
+    def save(
+        self,
+        unit: UnitOfWork,
+        endpoint: str,
+        partner_id: PartnerId,
+        state: BreakerState,
+        *,
+        at: datetime,
+    ) -> None:
+        """The endpoint's breaker as ``state``; its row ``lock``ed in ``unit`` first."""
+        self._healthy_until.pop(endpoint, None)
+        sql_unit(unit).connection.execute(
+            partner_breakers.update()
+            .where(partner_breakers.c.endpoint == endpoint)
+            .values(**_columns(partner_id, state, at))
+        )
 
     def admit_rate(
-        self, partner_id: PartnerId, limit: RateLimit, *, now: datetime
+        self, unit: UnitOfWork, partner_id: PartnerId, limit: RateLimit, *, now: datetime
     ) -> datetime | None:
         """Take the partner's next turn under its rate limit, for every worker at once:
-        None when a call may go now (the turn is taken), else when one may."""
-        for _ in range(2):  # a second pass only if another worker created the row first
-            try:
-                with self._engine.begin() as connection:
-                    row = connection.execute(
-                        select(partner_rates.c.due_at)
-                        .where(partner_rates.c.partner_id == partner_id)
-                        .with_for_update()
-                    ).first()
-                    wait, due = limit.admit(row.due_at if row else None, now)
-                    if wait is not None:
-                        return wait
-                    if row is None:
-                        connection.execute(
-                            partner_rates.insert().values(partner_id=partner_id, due_at=due)
-                        )
-                    else:
-                        connection.execute(
-                            partner_rates.update()
-                            .where(partner_rates.c.partner_id == partner_id)
-                            .values(due_at=due)
-                        )
-                    return None
-            except StoreConflict:
-                continue
-        raise RuntimeError("rate row kept changing under us")  # pragma: no cover
+        None when a call may go now (the turn is taken), else when one may. A partner
+        never called before starts due now, as it would without a row."""
+        connection = sql_unit(unit).connection
+        row = _locked(connection, partner_rates, "partner_id", partner_id, {"due_at": now})
+        wait, due = limit.admit(row.due_at, now)
+        if wait is not None:
+            return wait
+        connection.execute(
+            partner_rates.update()
+            .where(partner_rates.c.partner_id == partner_id)
+            .values(due_at=due)
+        )
+        return None
 
     def all(self) -> dict[str, BreakerState]:
         with self._reader.connect() as connection:
             rows = connection.execute(select(partner_breakers)).all()
         return {row.endpoint: _state(row) for row in rows}
-
-    def _update(
-        self,
-        endpoint: str,
-        partner_id: PartnerId,
-        now: datetime,
-        change: Callable[[BreakerState], BreakerState],
-    ) -> BreakerState:
-        self._healthy_until.pop(endpoint, None)
-        for _ in range(2):  # a second pass only if another worker created the row first
-            try:
-                with self._engine.begin() as connection:
-                    return self._update_in(connection, endpoint, partner_id, now, change)
-            except StoreConflict:
-                continue
-        raise RuntimeError("breaker row kept changing under us")  # pragma: no cover
-
-    def _update_in(
-        self,
-        connection: Connection,
-        endpoint: str,
-        partner_id: PartnerId,
-        now: datetime,
-        change: Callable[[BreakerState], BreakerState],
-    ) -> BreakerState:
-        row = connection.execute(
-            select(partner_breakers)
-            .where(partner_breakers.c.endpoint == endpoint)
-            .with_for_update()
-        ).first()
-        before = _state(row)
-        after = change(before)
-        if after == before and row is not None:
-            return after
-        values = {
-            "partner_id": partner_id,
-            "status": after.status.value,
-            "consecutive_failures": after.consecutive_failures,
-            "open_until": after.open_until,
-            "probe_until": after.probe_until,
-            "updated_at": now,
-        }
-        if row is None:
-            connection.execute(partner_breakers.insert().values(endpoint=endpoint, **values))
-        else:
-            connection.execute(
-                partner_breakers.update()
-                .where(partner_breakers.c.endpoint == endpoint)
-                .values(**values)
-            )
-        if after.status is not before.status:
-            append_audit(
-                connection,
-                AuditEvent(
-                    at=now,
-                    actor="payerbridge",
-                    action=_AUDIT_ACTION[after.status],
-                    entity_type="PartnerEndpoint",
-                    entity_id=endpoint,
-                    outcome=after.status.value,
-                    request_id=None,
-                    detail={
-                        "partner_id": partner_id,
-                        "from": before.status.value,
-                        "consecutive_failures": after.consecutive_failures,
-                    },
-                ),
-            )
-        return after

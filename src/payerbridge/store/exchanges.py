@@ -1,5 +1,6 @@
 """Exchanges and their state history, written in the caller's unit of work: every
-transition commits with its audit event and its webhook deliveries."""
+transition commits with its webhook deliveries, and with the audit events the use case
+records on the same unit (``exchange/moves.py``)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import orjson
 from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.engine import Dialect
 
-from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import IllegalTransition, NotFound
 from payerbridge.exchange.model import (
     STOPPED_STATES,
+    Attempt,
     DeadLetter,
     ExchangeRecord,
     ExchangeState,
@@ -24,7 +25,6 @@ from payerbridge.exchange.model import (
     Submission,
     Transition,
     check_transition,
-    transition_event,
 )
 from payerbridge.store.dbapi import DialectSql, insert_rows, raw_cursor, read_row
 from payerbridge.store.tables import (
@@ -203,11 +203,10 @@ def _write_transitions(
     at: datetime,
     actor: str,
     policy_version: str | None,
-    request_id: str | None,
     listeners: Sequence[str],
 ) -> None:
     """The transitions and their webhook deliveries, each kind in one statement, in the
-    unit of work; their audit events are recorded on it (written at its commit)."""
+    unit of work."""
     sql = ExchangeSql.of(unit.dialect)
     stamp = sql.timestamp(at)
     transitions = [
@@ -234,22 +233,6 @@ def _write_transitions(
             for w in written
         ],
         at=at,
-    )
-    unit.record(
-        *(
-            transition_event(
-                exchange_id,
-                w.current,
-                w.target,
-                w.reason_code,
-                w.detail,
-                at=at,
-                actor=actor,
-                request_id=request_id,
-                policy_version=policy_version,
-            )
-            for w in written
-        )
     )
 
 
@@ -287,7 +270,7 @@ def _moves(
     listeners: Sequence[str],
 ) -> None:
     """Checked state changes of a locked exchange row, in the unit of work: the row (once,
-    with every move's updates), the transitions and their audit events."""
+    with every move's updates) and the transitions."""
     steps, values = _plan(current, moves, at)
     values["last_seq"] = last_seq + len(steps)
     sql = ExchangeSql.of(unit.dialect)
@@ -300,7 +283,6 @@ def _moves(
         at=at,
         actor=actor,
         policy_version=policy_version,
-        request_id=None,
         listeners=listeners,
     )
 
@@ -327,7 +309,6 @@ class SqlExchangeStore:
         request: dict[str, Any],
         request_hash: str,
         at: datetime,
-        request_id: str | None,
         idempotency_key: str | None = None,
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
@@ -366,7 +347,6 @@ class SqlExchangeStore:
             at=at,
             actor=client_id,
             policy_version=policy_version,
-            request_id=request_id,
             listeners=listeners,
         )
 
@@ -388,10 +368,10 @@ class SqlExchangeStore:
         actor: str,
         policy_version: str | None = None,
         expected: ExchangeState | None = None,
-    ) -> None:
-        """Several state changes in a row, each checked against the state machine and
-        audited, in the unit of work: a step that passes through states without waiting
-        on anyone commits once.
+    ) -> ExchangeState:
+        """Several state changes in a row, each checked against the state machine, in the
+        unit of work: a step that passes through states without waiting on anyone commits
+        once. Returns the state the moves started from.
 
         ``expected``: the state the caller read, from which the moves start; if the
         exchange is no longer in it (a revocation, an operator), IllegalTransition. The
@@ -407,18 +387,19 @@ class SqlExchangeStore:
                 actor=actor,
                 policy_version=policy_version,
             )
-            return
+            return expected
         cursor = sql_of.cursor()
         cursor.execute(self._sql.lock_state, {"id": exchange_id})
         row = cursor.fetchone()
         if row is None:
             raise NotFound(f"exchange {exchange_id} does not exist")
-        if expected is not None and ExchangeState(row[0]) is not expected:
+        start = ExchangeState(row[0])
+        if expected is not None and start is not expected:
             raise IllegalTransition(f"the exchange is in '{row[0]}', no longer in '{expected}'")
         _moves(
             sql_of,
             exchange_id,
-            ExchangeState(row[0]),
+            start,
             row[1],
             moves,
             at=at,
@@ -426,6 +407,7 @@ class SqlExchangeStore:
             policy_version=policy_version,
             listeners=webhook_listeners(sql_of, exchange_id) if row[2] else (),
         )
+        return start
 
     def _move_from(
         self,
@@ -464,24 +446,15 @@ class SqlExchangeStore:
             at=at,
             actor=actor,
             policy_version=policy_version,
-            request_id=None,
             listeners=webhook_listeners(unit, exchange_id) if row[1] else (),
         )
 
     def block_under_consent(
-        self,
-        unit: UnitOfWork,
-        consent_id: str,
-        *,
-        at: datetime,
-        actor: str,
-        reason_code: str,
-        text: str,
-    ) -> list[ExchangeId]:
-        """Move every unfinished exchange running under the consent to ``blocked``
-        (locking each row), with its transition and audit event."""
+        self, unit: UnitOfWork, consent_id: str, move: Move, *, at: datetime, actor: str
+    ) -> list[tuple[ExchangeId, ExchangeState]]:
+        """``move`` every unfinished exchange running under the consent (to ``blocked``),
+        locking each row, with its transition; each one's id and the state it left."""
         sql_of = sql_unit(unit)
-        stop = {"error_code": reason_code, "error_text": text, "next_attempt_at": None}
         rows = sql_of.connection.execute(
             select(exchanges.c.id, exchanges.c.state, exchanges.c.last_seq)
             .where(
@@ -492,60 +465,38 @@ class SqlExchangeStore:
         ).all()
         blocked = []
         for row in rows:
+            start = ExchangeState(row.state)
             _moves(
                 sql_of,
                 row.id,
-                ExchangeState(row.state),
+                start,
                 row.last_seq,
-                [Move(ExchangeState.BLOCKED, reason_code, {"consent_id": consent_id}, stop)],
+                [move],
                 at=at,
                 actor=actor,
                 policy_version=None,
                 listeners=webhook_listeners(sql_of, row.id),
             )
-            blocked.append(ExchangeId(row.id))
+            blocked.append((ExchangeId(row.id), start))
         return blocked
 
     def record_attempt(
-        self,
-        unit: UnitOfWork,
-        exchange_id: ExchangeId,
-        *,
-        step: str,
-        attempts: int,
-        next_attempt_at: datetime | None,
-        step_started_at: datetime,
-        last_error: str,
-        at: datetime,
-        detail: dict[str, Any],
+        self, unit: UnitOfWork, exchange_id: ExchangeId, attempt: Attempt, *, at: datetime
     ) -> None:
-        """Note a failed attempt of a step (no state change), audited like a transition:
-        ``attempts``, the calls the step made; with ``next_attempt_at`` and when the step
-        began, what resuming it needs."""
-        sql_of = sql_unit(unit)
-        sql_of.connection.execute(
+        """Note an attempt of a step that brought no answer (no state change): the calls
+        the step made, with when the next is due and when the step began, what resuming
+        it needs."""
+        sql_unit(unit).connection.execute(
             exchanges.update()
             .where(exchanges.c.id == exchange_id)
             .values(
-                current_step=step,
-                attempts=attempts,
-                next_attempt_at=next_attempt_at,
-                step_started_at=step_started_at,
-                last_error=last_error,
+                current_step=attempt.step,
+                attempts=attempt.attempts,
+                next_attempt_at=attempt.next_attempt_at,
+                step_started_at=attempt.step_started_at,
+                last_error=attempt.last_error,
                 updated_at=at,
             )
-        )
-        sql_of.record(
-            AuditEvent(
-                at=at,
-                actor="payerbridge",
-                action="exchange.attempt",
-                entity_type="Exchange",
-                entity_id=exchange_id,
-                outcome="retry" if next_attempt_at else "gave-up",
-                request_id=None,
-                detail={"step": step, "attempt": attempts, **detail},
-            ),
         )
 
     def current(self, exchange_id: ExchangeId) -> ExchangeRecord:

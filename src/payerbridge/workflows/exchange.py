@@ -1,6 +1,6 @@
 """The outbound exchange as a DBOS workflow on a queue partitioned by partner.
 
-The workflow runs the use cases of ``exchange.service`` through ``service.proceed``,
+The workflow runs the use cases of the exchange room through ``exchange.steps.proceed``,
 which takes the exchange as far as it can go from the state its row records. DBOS makes
 the workflow durable: it is queued, and a run cut off by a crash is recovered and runs
 again, which resumes from the row; the use cases check the exchange's state, so a commit
@@ -22,10 +22,12 @@ from datetime import timedelta
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 
 from payerbridge.errors import IllegalTransition, StoreUnavailable
-from payerbridge.exchange import service
 from payerbridge.exchange.model import STOPPED_STATES, ExchangeState
+from payerbridge.exchange.moves import fail
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.requests import request_from_document
+from payerbridge.exchange.review import awaits_partner_review
+from payerbridge.exchange.steps import proceed
 from payerbridge.logging import bind_context
 from payerbridge.types import ExchangeId, PartnerId
 from payerbridge.workflows.steps import RETRY_POLICY, Progress, run_until_done
@@ -71,12 +73,12 @@ def _is_database_error(error: BaseException) -> bool:
     should_retry=_is_database_error,
 )
 def fail_step(exchange_id: ExchangeId, code: str, text: str) -> str:
-    return service.fail(_current(), exchange_id, code, text).state.value
+    return fail(_current(), exchange_id, code, text).state.value
 
 
 @DBOS.workflow()
 def exchange_workflow(exchange_id: ExchangeId) -> str:
-    """Run ``service.proceed`` until the exchange stops, waiting durably (``DBOS.sleep``)
+    """Run ``proceed`` until the exchange stops, waiting durably (``DBOS.sleep``)
     whenever a partner call must be tried again later.
 
     ``proceed`` is not a DBOS step: the exchange's row is its checkpoint. Each commit
@@ -90,7 +92,7 @@ def exchange_workflow(exchange_id: ExchangeId) -> str:
     ports = _current()
 
     def step() -> Progress:
-        result = service.proceed(ports, exchange_id, request_from_document)
+        result = proceed(ports, exchange_id, request_from_document)
         if result.done or result.retry_at is None:
             return Progress(ended=result.state.value)
         return Progress(resume_at=result.retry_at)
@@ -195,7 +197,7 @@ def unstarted_exchanges(ports: ExchangePorts, *, older_than: timedelta) -> list[
     for exchange_id in store.ids_in_state(ExchangeState.MANUAL_REVIEW, updated_before=now):
         record = store.current(exchange_id)
         due = record.next_attempt_at
-        if service.awaits_partner_review(record) and due is not None and due <= now:
+        if awaits_partner_review(record) and due is not None and due <= now:
             round_ = int(due.timestamp())
             found.append((exchange_id, record.partner_id, record.replay_count, round_))
     return found

@@ -344,7 +344,7 @@ def _worker(data_dir: Path, worker_id: str, timings: Path, database_url: str | N
 
 def _submit(platform: Any, partner: int) -> str:
     from payerbridge.exchange.requests import request_from_document
-    from payerbridge.exchange.service import submit_exchange
+    from payerbridge.exchange.submission import submit_exchange
     from payerbridge.workflows.exchange import enqueue_exchange
 
     request = {**_request(), "old_payer": f"stub-{partner}"}

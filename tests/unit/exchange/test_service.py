@@ -15,11 +15,14 @@ import pytest
 
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import Conflict, MatchUnderReview, NoMatch
-from payerbridge.exchange import service
+from payerbridge.exchange.interventions import ask_again_now, cancel, revoke_and_stop
 from payerbridge.exchange.model import ExchangeRequest, ExchangeState, Submission
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.retry import RetryPolicy
+from payerbridge.exchange.review import awaits_partner_review
+from payerbridge.exchange.steps import proceed
+from payerbridge.exchange.submission import submit_exchange
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Organization, Partner
@@ -49,18 +52,19 @@ BUNDLE = orjson.dumps(
 def _ports(client: FakePartnerClient, clock: FakeClock) -> ExchangePorts:
     audit = InMemoryAuditLog()
     ids = itertools.count(1)
-    exchanges, writer, consents = (
+    exchanges, writer, consents, breakers = (
         InMemoryExchangeStore(),
         InMemoryResourceWriter(),
         InMemoryConsentStore(),
+        InMemoryBreakerStore(),
     )
     return ExchangePorts(
-        transactions=InMemoryTransactions(audit, exchanges, writer, consents),
+        transactions=InMemoryTransactions(audit, exchanges, writer, consents, breakers),
         exchanges=exchanges,
         partners=InMemoryPartnerDirectory(OLD_PLAN),
         client=client,
         writer=writer,
-        breakers=InMemoryBreakerStore(),
+        breakers=breakers,
         consents=consents,
         audit=audit,
         us=Organization("New Plan", "1234567893"),
@@ -89,7 +93,7 @@ def _client(outages: int = 0) -> FakePartnerClient:
 
 def _submit(ports: ExchangePorts, raw: dict[str, Any], key: str | None = None) -> str:
     request = ExchangeCreate.model_validate(raw)
-    return service.submit_exchange(
+    return submit_exchange(
         ports,
         request.to_domain(),
         request.model_dump(mode="json"),
@@ -147,7 +151,7 @@ def test_proceed_takes_an_exchange_to_completed_with_one_audited_commit_per_hop(
     ports = _ports(client, FakeClock())
     exchange_id = _submit(ports, an_exchange_request())
 
-    result = service.proceed(ports, exchange_id, _parse)
+    result = proceed(ports, exchange_id, _parse)
 
     assert result.state is ExchangeState.COMPLETED and result.done
     record = ports.exchanges.current(exchange_id)
@@ -171,7 +175,7 @@ def test_proceed_takes_an_exchange_to_completed_with_one_audited_commit_per_hop(
     actions = ports.audit.actions(exchange_id)  # type: ignore[attr-defined]
     assert actions.count("exchange.transition") == 9
     # Running it again changes nothing: the row says it is done.
-    assert service.proceed(ports, exchange_id, _parse).done
+    assert proceed(ports, exchange_id, _parse).done
     assert len(client.calls) == 2
 
 
@@ -183,7 +187,7 @@ def test_a_partner_that_answers_without_member_id_is_asked_by_identifier() -> No
     ports = _ports(client, FakeClock())
     exchange_id = _submit(ports, an_exchange_request())
 
-    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
 
     record = ports.exchanges.current(exchange_id)
     assert record.matched_member_ref == "Patient/p1"
@@ -197,7 +201,7 @@ def test_a_member_the_partners_search_cannot_find_fails_the_exchange_as_no_match
     ports = _ports(client, FakeClock())
     exchange_id = _submit(ports, an_exchange_request())
 
-    result = service.proceed(ports, exchange_id, _parse)
+    result = proceed(ports, exchange_id, _parse)
 
     record = ports.exchanges.current(exchange_id)
     assert result.state is ExchangeState.FAILED and record.error_code == "no-match"
@@ -221,7 +225,7 @@ def test_an_exchange_waits_for_the_old_payers_reviewer_and_completes_when_accept
     exchange_id = _submit(ports, an_exchange_request())
     entered = clock.now
 
-    waiting = service.proceed(ports, exchange_id, _parse)
+    waiting = proceed(ports, exchange_id, _parse)
 
     record = ports.exchanges.current(exchange_id)
     assert waiting.state is ExchangeState.MANUAL_REVIEW and waiting.done
@@ -229,15 +233,15 @@ def test_an_exchange_waits_for_the_old_payers_reviewer_and_completes_when_accept
     assert record.next_attempt_at == entered + timedelta(seconds=300)
     assert record.deadline_at == entered + timedelta(hours=72)
     # Not due: nothing is asked.
-    assert service.proceed(ports, exchange_id, _parse).done and len(client.calls) == 1
+    assert proceed(ports, exchange_id, _parse).done and len(client.calls) == 1
     clock.now = entered + timedelta(seconds=300)
-    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.MANUAL_REVIEW
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.MANUAL_REVIEW
     record = ports.exchanges.current(exchange_id)
     # Asked again after as long as it has waited (the poll, here), under a new key.
     assert record.next_attempt_at == clock.now + timedelta(seconds=300)
     assert client.calls[1][1] != client.calls[0][1]
     clock.now = record.next_attempt_at
-    done = service.proceed(ports, exchange_id, _parse)
+    done = proceed(ports, exchange_id, _parse)
 
     assert done.state is ExchangeState.COMPLETED
     record = ports.exchanges.current(exchange_id)
@@ -253,10 +257,10 @@ def test_a_reviewers_rejection_at_the_old_payer_fails_the_exchange_with_the_reas
     client = _under_review(NoMatch("a reviewer found that no member matches this request"))
     ports = _ports(client, clock)
     exchange_id = _submit(ports, an_exchange_request())
-    service.proceed(ports, exchange_id, _parse)
+    proceed(ports, exchange_id, _parse)
     clock.now += timedelta(seconds=300)
 
-    result = service.proceed(ports, exchange_id, _parse)
+    result = proceed(ports, exchange_id, _parse)
 
     record = ports.exchanges.current(exchange_id)
     assert result.state is ExchangeState.FAILED and record.error_code == "no-match"
@@ -268,10 +272,10 @@ def test_a_review_that_outlasts_the_wait_fails_without_asking_again() -> None:
     client = _under_review()
     ports = _ports(client, clock)
     exchange_id = _submit(ports, an_exchange_request())
-    service.proceed(ports, exchange_id, _parse)
+    proceed(ports, exchange_id, _parse)
     clock.now += timedelta(hours=72)
 
-    result = service.proceed(ports, exchange_id, _parse)
+    result = proceed(ports, exchange_id, _parse)
 
     record = ports.exchanges.current(exchange_id)
     assert result.state is ExchangeState.FAILED
@@ -283,17 +287,17 @@ def test_a_partner_down_when_asked_again_leaves_the_exchange_waiting_for_the_swe
     client = _under_review()
     ports = _ports(client, clock)
     exchange_id = _submit(ports, an_exchange_request())
-    service.proceed(ports, exchange_id, _parse)
+    proceed(ports, exchange_id, _parse)
     clock.now += timedelta(seconds=300)
     client.outages = 1
 
-    result = service.proceed(ports, exchange_id, _parse)
+    result = proceed(ports, exchange_id, _parse)
 
     record = ports.exchanges.current(exchange_id)
     assert result.state is ExchangeState.MANUAL_REVIEW and result.done  # no loop in the run
     assert record.next_attempt_at is not None and record.next_attempt_at > clock.now
     clock.now = record.next_attempt_at
-    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
 
 
 def test_the_route_is_decided_from_the_directory_and_recorded_with_its_alternatives() -> None:
@@ -305,7 +309,7 @@ def test_the_route_is_decided_from_the_directory_and_recorded_with_its_alternati
     directory.readings[OLD_PLAN.id] = reading  # type: ignore[attr-defined]
     exchange_id = _submit(ports, an_exchange_request())
 
-    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
 
     record = ports.exchanges.current(exchange_id)
     (selected,) = [t for t in record.transitions if t.to_state == "route_selected"]
@@ -321,7 +325,7 @@ def test_a_partner_that_dropped_everything_fails_the_exchange_before_any_call() 
     ports.partners.readings[OLD_PLAN.id] = reading  # type: ignore[attr-defined]
     exchange_id = _submit(ports, an_exchange_request())
 
-    result = service.proceed(ports, exchange_id, _parse)
+    result = proceed(ports, exchange_id, _parse)
 
     record = ports.exchanges.current(exchange_id)
     assert result.state is ExchangeState.FAILED and record.error_code == "no-route"
@@ -334,16 +338,16 @@ def test_an_outage_is_waited_out_and_the_exchange_resumes_from_its_row() -> None
     ports = _ports(client, clock)
     exchange_id = _submit(ports, an_exchange_request())
 
-    waiting = service.proceed(ports, exchange_id, _parse)
+    waiting = proceed(ports, exchange_id, _parse)
 
     assert waiting.retry_at is not None and not waiting.done
     record = ports.exchanges.current(exchange_id)
     assert (record.state, record.attempts) == (ExchangeState.ROUTE_SELECTED, 1)
     # Not due yet: nothing is called.
-    assert service.proceed(ports, exchange_id, _parse).retry_at == waiting.retry_at
+    assert proceed(ports, exchange_id, _parse).retry_at == waiting.retry_at
     assert len(client.calls) == 1
     clock.now = waiting.retry_at
-    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
     # The retried call carries the same idempotency key: the partner can deduplicate it.
     assert client.calls[0] == client.calls[1]
 
@@ -355,11 +359,11 @@ def test_a_revoked_opt_in_blocks_the_exchange_before_anything_leaves() -> None:
     consent_id = ports.exchanges.current(exchange_id).consent_id
     assert consent_id is not None
 
-    _, blocked = service.revoke_and_stop(ports, consent_id, by="member", request_id=None)
+    _, blocked = revoke_and_stop(ports, consent_id, by="member", request_id=None)
 
     assert blocked == [exchange_id]
     assert ports.exchanges.current(exchange_id).state is ExchangeState.BLOCKED
-    assert service.proceed(ports, exchange_id, _parse).done
+    assert proceed(ports, exchange_id, _parse).done
     assert client.calls == []
 
 
@@ -394,14 +398,14 @@ def test_a_partner_in_its_maintenance_window_is_called_when_it_ends_with_the_bud
     exchange_id = _submit(ports, an_exchange_request())
     submitted = ports.exchanges.current(exchange_id)
 
-    waiting = service.proceed(ports, exchange_id, _parse)
+    waiting = proceed(ports, exchange_id, _parse)
 
     assert waiting.retry_at == ends and not waiting.done and client.calls == []
     record = ports.exchanges.current(exchange_id)
     assert record.state is ExchangeState.ROUTE_SELECTED and record.next_attempt_at == ends
     assert record.deadline_at == submitted.deadline_at + timedelta(hours=2)  # type: ignore[operator]
     clock.now = ends
-    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
 
 
 def test_an_operator_cancels_an_exchange_that_waits_but_not_one_running_a_step() -> None:
@@ -409,31 +413,31 @@ def test_an_operator_cancels_an_exchange_that_waits_but_not_one_running_a_step()
     ports = _ports(_client(outages=1), clock)
     exchange_id = _submit(ports, an_exchange_request())
     with pytest.raises(Conflict, match="only while it waits"):  # submitted: a run takes it now
-        service.cancel(ports, exchange_id, actor="ops", note="duplicate request")
-    assert service.proceed(ports, exchange_id, _parse).retry_at is not None  # waits to retry
+        cancel(ports, exchange_id, actor="ops", note="duplicate request")
+    assert proceed(ports, exchange_id, _parse).retry_at is not None  # waits to retry
     with pytest.raises(Conflict, match="under the old payer's review"):
-        service.ask_again_now(ports, exchange_id, actor="ops")
+        ask_again_now(ports, exchange_id, actor="ops")
 
-    service.cancel(ports, exchange_id, actor="ops", note="duplicate request")
+    cancel(ports, exchange_id, actor="ops", note="duplicate request")
 
     record = ports.exchanges.current(exchange_id)
     assert (record.state, record.error_code) == (ExchangeState.FAILED, "cancelled")
     assert record.error_text == "cancelled by an operator: duplicate request"
-    assert service.proceed(ports, exchange_id, _parse).done  # the waiting run just ends
+    assert proceed(ports, exchange_id, _parse).done  # the waiting run just ends
 
 
 def test_an_operator_has_the_old_payer_asked_again_now_about_its_review() -> None:
     clock = FakeClock()
     ports = _ports(_under_review(), clock)
     exchange_id = _submit(ports, an_exchange_request())
-    service.proceed(ports, exchange_id, _parse)
+    proceed(ports, exchange_id, _parse)
     waiting = ports.exchanges.current(exchange_id)
-    assert service.awaits_partner_review(waiting) and waiting.next_attempt_at > clock.now  # type: ignore[operator]
+    assert awaits_partner_review(waiting) and waiting.next_attempt_at > clock.now  # type: ignore[operator]
 
-    assert service.ask_again_now(ports, exchange_id, actor="ops") == clock.now
+    assert ask_again_now(ports, exchange_id, actor="ops") == clock.now
 
     assert ports.exchanges.current(exchange_id).next_attempt_at == clock.now
-    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
 
 
 def test_a_partner_without_everything_is_read_by_searches_as_the_route_decided() -> None:
@@ -450,7 +454,7 @@ def test_a_partner_without_everything_is_read_by_searches_as_the_route_decided()
     ports.partners.readings[OLD_PLAN.id] = reading  # type: ignore[attr-defined]
     exchange_id = _submit(ports, an_exchange_request())
 
-    assert service.proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
 
     assert [call for call, _ in client.calls] == [
         "member-match",

@@ -11,8 +11,9 @@ from payerbridge.api.idempotency import checked_key
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import InvalidInput, Issue, NotFound
+from payerbridge.exchange.interventions import ask_again_now, cancel, replay
 from payerbridge.exchange.model import DeadLetter, ExchangeRecord, ExchangeState
-from payerbridge.exchange.service import ask_again_now, cancel, replay, submit_exchange
+from payerbridge.exchange.submission import submit_exchange
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import ExchangeId

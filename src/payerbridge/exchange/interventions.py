@@ -1,0 +1,161 @@
+"""What people outside the workflow do to an exchange: an operator replays a dead-lettered
+one, cancels one that waits, or has the old payer's reviewer asked again now; a member's
+revocation stops every exchange running under the opt-in revoked.
+
+Each commits with its audit events; an exchange whose step is running now is refused
+(Conflict) where acting on it would race the step.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from payerbridge.consent.model import ConsentRole, StoredConsent
+from payerbridge.consent.service import revoke_consent
+from payerbridge.errors import Conflict, Issue
+from payerbridge.exchange.model import (
+    STOPPED_STATES,
+    Attempt,
+    ExchangeState,
+    Move,
+    transition_events,
+)
+from payerbridge.exchange.moves import note_attempt, record_moves
+from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.review import awaits_partner_review
+from payerbridge.types import ExchangeId
+
+__all__ = ["ask_again_now", "cancel", "replay", "revoke_and_stop"]
+
+logger = logging.getLogger(__name__)
+S = ExchangeState
+
+# States an operator may cancel from: nothing of the exchange is running in them.
+_CANCELLABLE = frozenset({S.MANUAL_REVIEW, S.DEAD_LETTERED, S.BLOCKED})
+
+
+def replay(
+    ports: ExchangePorts,
+    exchange_id: ExchangeId,
+    *,
+    actor: str,
+    replay_key: str | None,
+) -> bool:
+    """Send a dead-lettered exchange back to ``validated`` with a fresh budget, so that the
+    workflow re-checks consent and the member's identity before it asks for data again.
+
+    Idempotent: True when this call replayed it; False when the same ``replay_key``
+    already did. Any other state is a Conflict."""
+    record = ports.exchanges.current(exchange_id)
+    letter = ports.exchanges.dead_letter(exchange_id)
+    if replay_key is not None and letter is not None and letter.replay_key == replay_key:
+        return False
+    if record.state is not S.DEAD_LETTERED:
+        raise Conflict(
+            f"exchange {exchange_id} is '{record.state}'; only dead-lettered exchanges "
+            "can be replayed",
+            issues=[
+                Issue(
+                    f"exchange {exchange_id} is '{record.state}', not 'dead_lettered'",
+                    "state",
+                    "business-rule",
+                )
+            ],
+        )
+    now = ports.clock()
+    detail = {
+        "replay": record.replay_count + 1,
+        "dead_lettered_in": letter.step if letter else None,
+    }
+    fresh = {
+        "replay_count": record.replay_count + 1,
+        "deadline_at": now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
+        "attempts": 0,
+        "next_attempt_at": None,
+        "error_code": None,
+        "error_text": None,
+    }
+    with ports.transactions.begin() as unit:
+        ports.exchanges.mark_replayed(unit, exchange_id, by=actor, key=replay_key, at=now)
+        moves = [Move(S.VALIDATED, "replay", detail, fresh)]
+        record_moves(unit, ports, exchange_id, moves, at=now, actor=actor)
+    logger.info("exchange replayed", extra={"exchange_id": exchange_id})
+    return True
+
+
+def cancel(ports: ExchangePorts, exchange_id: ExchangeId, *, actor: str, note: str) -> None:
+    """An operator ends an exchange that waits (on a person, a review at the old payer, a
+    replay, or its next attempt): ``failed`` with ``cancelled`` and the operator's note.
+    One whose step is running now is refused (Conflict): cancel it when it waits."""
+    record = ports.exchanges.current(exchange_id)
+    now = ports.clock()
+    waiting = record.next_attempt_at is not None and record.next_attempt_at > now
+    if record.state not in _CANCELLABLE and not (waiting and record.state not in STOPPED_STATES):
+        raise _not_now(exchange_id, record.state, "cancelled", "while it waits")
+    text = f"cancelled by an operator: {note}"
+    stop = {"error_code": "cancelled", "error_text": text, "next_attempt_at": None}
+    moves = [Move(S.FAILED, "cancelled", {"by": actor, "note": note}, stop)]
+    with ports.transactions.begin() as unit:
+        record_moves(unit, ports, exchange_id, moves, at=now, actor=actor, expected=record.state)
+    logger.info("exchange cancelled", extra={"exchange_id": exchange_id})
+
+
+def ask_again_now(ports: ExchangePorts, exchange_id: ExchangeId, *, actor: str) -> datetime:
+    """An operator has the old payer asked again at once about a match it has under
+    review, instead of at the next poll: the sweep starts the run (when it is due)."""
+    record = ports.exchanges.current(exchange_id)
+    if not awaits_partner_review(record):
+        raise _not_now(exchange_id, record.state, "asked again", "under the old payer's review")
+    now = ports.clock()
+    attempt = Attempt(
+        step="member-match",
+        attempts=record.attempts,
+        next_attempt_at=now,
+        step_started_at=record.step_started_at or now,
+        last_error=record.last_error or "under review at the old payer",
+        detail={"resubmitted_by": actor},
+    )
+    with ports.transactions.begin() as unit:
+        note_attempt(unit, ports, exchange_id, attempt, at=now)
+    return now
+
+
+def _not_now(exchange_id: ExchangeId, state: ExchangeState, verb: str, when: str) -> Conflict:
+    text = f"exchange {exchange_id} is '{state}': it can be {verb} only {when}"
+    return Conflict(text, issues=[Issue(text, "state", "business-rule")])
+
+
+def revoke_and_stop(
+    ports: ExchangePorts, consent_id: str, *, by: str, request_id: str | None
+) -> tuple[StoredConsent, list[ExchangeId]]:
+    """Revoke a consent now; unfinished exchanges running under it (a member's opt-in)
+    move to ``blocked`` with reason ``revoked`` in the same transaction, so no step
+    that starts afterwards sends anything. Returns the consent and the blocked ids."""
+    now = ports.clock()
+    blocked: list[ExchangeId] = []
+    text = "the member revoked the consent this exchange ran under"
+    stop = {"error_code": "revoked", "error_text": text, "next_attempt_at": None}
+    move = Move(S.BLOCKED, "revoked", {"consent_id": consent_id}, stop)
+    with ports.transactions.begin() as unit:
+        revoked = revoke_consent(
+            unit, ports.consents, consent_id, at=now, by=by, request_id=request_id
+        )
+        if revoked.role is ConsentRole.RECEIVE:
+            moved = ports.exchanges.block_under_consent(unit, consent_id, move, at=now, actor=by)
+            for exchange_id, start in moved:
+                unit.record(
+                    *transition_events(
+                        exchange_id,
+                        start,
+                        [move],
+                        at=now,
+                        actor=by,
+                        request_id=None,
+                        policy_version=None,
+                    )
+                )
+            blocked = [exchange_id for exchange_id, _ in moved]
+    if blocked:
+        logger.info("exchanges blocked by revocation", extra={"exchanges": len(blocked)})
+    return revoked, blocked

@@ -1,0 +1,202 @@
+"""How a step records where it leaves an exchange, and says so to the workflow.
+
+Each move of the exchange commits with its audit events, built here from the moves (the
+store writes the rows, the use case records the events on the same unit of work). A
+step returns a ``StepResult``: stopped, carrying on, or to be run again at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.errors import IllegalTransition, PartnerAuthRejected, PartnerError
+from payerbridge.exchange.model import (
+    STOPPED_STATES,
+    Attempt,
+    ExchangeRecord,
+    ExchangeState,
+    Move,
+    attempt_event,
+    transition_events,
+)
+from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
+from payerbridge.types import ExchangeId
+
+__all__ = [
+    "SYSTEM_ACTOR",
+    "StepResult",
+    "advance",
+    "advance_in",
+    "block",
+    "fail",
+    "give_up",
+    "moved_on",
+    "note_attempt",
+    "partner_code",
+    "record_moves",
+    "stopped",
+]
+
+logger = logging.getLogger(__name__)
+S = ExchangeState
+SYSTEM_ACTOR = "payerbridge"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Where the step left the exchange: ``done`` when no further step should run,
+    ``retry_at`` when this step should run again then (the row says which attempt that
+    is and when the step began: ``proceed`` resumes from it)."""
+
+    state: ExchangeState
+    done: bool = False
+    retry_at: datetime | None = None
+
+
+def moved_on(record: ExchangeRecord, state: ExchangeState, **updates: Any) -> ExchangeRecord:
+    """The record as a commit that moved it to ``state`` left it (a transition resets
+    the attempts of the call that waited)."""
+    return replace(record, state=state, attempts=0, next_attempt_at=None, **updates)
+
+
+def stopped(state: ExchangeState) -> StepResult:
+    """The exchange is past this step (a replayed step) or has stopped."""
+    return StepResult(state, done=state in STOPPED_STATES)
+
+
+def record_moves(
+    unit: UnitOfWork,
+    ports: ExchangePorts,
+    exchange_id: ExchangeId,
+    moves: Sequence[Move],
+    *,
+    at: datetime,
+    actor: str,
+    expected: ExchangeState | None = None,
+) -> None:
+    """``moves`` of the exchange in ``unit``, each with its audit event; ``expected``, the
+    state they start from as the caller read it (IllegalTransition if it has left it)."""
+    version = ports.retry_policy.version
+    start = ports.exchanges.advance(
+        unit, exchange_id, moves, at=at, actor=actor, policy_version=version, expected=expected
+    )
+    unit.record(
+        *transition_events(
+            exchange_id, start, moves, at=at, actor=actor, request_id=None, policy_version=version
+        )
+    )
+
+
+def note_attempt(
+    unit: UnitOfWork,
+    ports: ExchangePorts,
+    exchange_id: ExchangeId,
+    attempt: Attempt,
+    *,
+    at: datetime,
+) -> None:
+    """``attempt`` on the exchange's row in ``unit``, with its audit event."""
+    ports.exchanges.record_attempt(unit, exchange_id, attempt, at=at)
+    unit.record(attempt_event(exchange_id, attempt, at=at))
+
+
+def fail(ports: ExchangePorts, exchange_id: ExchangeId, code: str, text: str) -> StepResult:
+    """Give up on an exchange (after an unexpected error); a no-op once it has stopped."""
+    state = ports.exchanges.current(exchange_id).state
+    if state in STOPPED_STATES:
+        return StepResult(state, done=True)
+    return give_up(ports, exchange_id, code, text)
+
+
+def give_up(
+    ports: ExchangePorts,
+    exchange_id: ExchangeId,
+    code: str,
+    text: str,
+    detail: dict[str, Any] | None = None,
+) -> StepResult:
+    """→ ``failed`` with ``code`` and ``text``, from whatever state the exchange is in."""
+    stop = {"error_code": code, "error_text": text, "next_attempt_at": None}
+    with ports.transactions.begin() as unit:
+        moves = [Move(S.FAILED, code, detail, stop)]
+        record_moves(unit, ports, exchange_id, moves, at=ports.clock(), actor=SYSTEM_ACTOR)
+    logger.warning("exchange failed", extra={"exchange_id": exchange_id, "reason_code": code})
+    return StepResult(S.FAILED, done=True)
+
+
+def advance(
+    ports: ExchangePorts,
+    exchange_id: ExchangeId,
+    target: ExchangeState,
+    *,
+    event: AuditEvent | None = None,
+    **move: Any,
+) -> None:
+    """``advance_in`` a unit of work of its own, after ``event`` (the consent decision
+    that allowed the move)."""
+    with ports.transactions.begin() as unit:
+        if event is not None:
+            unit.record(event)
+        advance_in(unit, ports, exchange_id, target, **move)
+
+
+def advance_in(
+    unit: UnitOfWork,
+    ports: ExchangePorts,
+    exchange_id: ExchangeId,
+    target: ExchangeState,
+    *,
+    reason_code: str | None = None,
+    detail: dict[str, Any] | None = None,
+    updates: dict[str, Any] | None = None,
+    before: Sequence[Move] = (),
+    then: Sequence[Move] = (),
+    expected: ExchangeState | None = None,
+) -> None:
+    """Move to ``target`` (passing through ``before`` and on to ``then``) in ``unit``;
+    ``expected``, the state the moves start from as the caller read it (the store then
+    moves the row only if it is still there)."""
+    reset = {"attempts": 0, "next_attempt_at": None, **(updates or {})}
+    moves = [*before, Move(target, reason_code, detail, reset), *then]
+    at = ports.clock()
+    record_moves(unit, ports, exchange_id, moves, at=at, actor=SYSTEM_ACTOR, expected=expected)
+
+
+def block(
+    ports: ExchangePorts,
+    exchange_id: ExchangeId,
+    reason: str,
+    text: str,
+    detail: dict[str, Any],
+    before: Sequence[Move] = (),
+    event: AuditEvent | None = None,
+) -> StepResult:
+    """→ ``blocked`` on consent grounds (with the audited decision that refused it, when
+    ours); a revocation may have blocked it already."""
+    try:
+        advance(
+            ports,
+            exchange_id,
+            S.BLOCKED,
+            reason_code=reason,
+            detail=detail,
+            updates={"error_code": reason, "error_text": text},
+            before=before,
+            event=event,
+        )
+    except IllegalTransition:
+        if event is not None:
+            ports.audit.record(event)
+        return stopped(ports.exchanges.current(exchange_id).state)
+    logger.warning("exchange blocked", extra={"exchange_id": exchange_id, "reason_code": reason})
+    return StepResult(S.BLOCKED, done=True)
+
+
+def partner_code(error: PartnerError) -> str:
+    """The reason code of a partner's terminal refusal."""
+    return "partner-unauthorized" if isinstance(error, PartnerAuthRejected) else "partner-error"

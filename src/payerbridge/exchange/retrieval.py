@@ -1,0 +1,212 @@
+"""The data hop of an exchange: the member's record read at the old payer (``$everything``,
+or its searches where the route chose them) and kept under our ids with Provenance.
+
+The payload, the resources and received → normalized → completed commit together. An
+exchange found in ``received`` (its payload kept apart by an earlier build, or a restart
+between the two) is normalized from the payload kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+import orjson
+
+from payerbridge.errors import ConsentDenied, PartnerError, PartnerRejected
+from payerbridge.exchange.consent_checks import check_consent, refused
+from payerbridge.exchange.model import ExchangeRecord, ExchangeState, Move
+from payerbridge.exchange.moves import (
+    StepResult,
+    advance,
+    advance_in,
+    block,
+    give_up,
+    partner_code,
+)
+from payerbridge.exchange.normalize import NormalizedBundle, normalize_everything_bundle
+from payerbridge.exchange.outbound import (
+    StepClock,
+    after_failed_call,
+    call_partner,
+    idempotency_key,
+    step_clock,
+)
+from payerbridge.exchange.ports import ExchangePorts, Retrieved, UnitOfWork
+from payerbridge.routing.model import Partner
+from payerbridge.routing.route import SEARCH, read_data_path
+from payerbridge.types import ExchangeId
+
+__all__ = ["normalize_received", "retrieve_record"]
+
+logger = logging.getLogger(__name__)
+S = ExchangeState
+STEP = "everything"
+
+
+def retrieve_record(
+    ports: ExchangePorts,
+    record: ExchangeRecord,
+    partner: Partner,
+    attempt: int,
+    started: datetime,
+    *,
+    checked: bool = False,
+) -> StepResult:
+    """member_matched → retrieving → received → normalized → completed: read the record
+    and keep it; ``checked`` when the match has just committed ``retrieving`` with this
+    hop's consent decision."""
+    exchange_id = record.id
+    if record.matched_member_ref is None:
+        return give_up(
+            ports,
+            exchange_id,
+            "no-matched-member",
+            "the exchange reached retrieval without the member the old payer matched; "
+            "replay it to match again",
+        )
+    if not checked:
+        check = check_consent(ports, record, partner, STEP)
+        if check.consent is None:
+            return refused(ports, exchange_id, check)
+        if record.state is S.MEMBER_MATCHED:
+            advance(ports, exchange_id, S.RETRIEVING, event=check.event, expected=record.state)
+        else:  # a retried call
+            ports.audit.record(check.event)
+    clock = step_clock(ports, record, STEP, attempt, started)
+    read = _read(ports, record, partner, clock)
+    if isinstance(read, StepResult):
+        return read
+    return _keep_received(ports, exchange_id, partner, *read)
+
+
+def _read(
+    ports: ExchangePorts, record: ExchangeRecord, partner: Partner, clock: StepClock
+) -> StepResult | tuple[Retrieved, str]:
+    """The member's record and how it was read, or where the partner's answer (or its
+    silence) left the exchange."""
+    exchange_id = record.id
+    member_ref = record.matched_member_ref
+    assert member_ref is not None
+    key = idempotency_key(record, STEP)
+    way, types = read_data_path(record.data_path)
+
+    def read(timeout: float) -> Retrieved:
+        if way == SEARCH:  # the partner offers no $everything: its searches, by the member
+            return ports.client.search_record(
+                partner, member_ref, types, idempotency_key=key, timeout=timeout
+            )
+        return ports.client.everything(partner, member_ref, idempotency_key=key, timeout=timeout)
+
+    try:
+        outcome = call_partner(ports, exchange_id, partner, clock, read)
+    except ConsentDenied as exc:  # the old payer refused on consent grounds
+        return block(ports, exchange_id, exc.reason, exc.text, {"by": "partner"})
+    except PartnerError as exc:
+        return give_up(ports, exchange_id, partner_code(exc), exc.text, {"status": exc.status})
+    if outcome.value is None:
+        return after_failed_call(outcome, S.RETRIEVING)
+    return outcome.value, way
+
+
+def _keep_received(
+    ports: ExchangePorts, exchange_id: ExchangeId, partner: Partner, retrieved: Retrieved, way: str
+) -> StepResult:
+    """The payload, its resources under our ids and → completed, in one commit."""
+    body = retrieved.content
+    digest = hashlib.sha256(body).hexdigest()
+    at = ports.clock()
+    received = Move(
+        S.RECEIVED,
+        detail={
+            "bytes": len(body),
+            "sha256": digest,
+            "pages": list(retrieved.page_sizes),
+            "read_by": way,
+        },
+    )
+    # Normalized at once, in memory: the payload, the resources and received → normalized →
+    # completed are one commit. A run cut off before it calls the partner again, under the
+    # same idempotency key, as it would if cut off before a commit of the payload alone.
+    normalized = _normalized(ports, exchange_id, partner, body)
+    with ports.transactions.begin() as unit:
+        ports.exchanges.save_payload(unit, exchange_id, body.decode(), digest, at)
+        if isinstance(normalized, str):
+            advance_in(unit, ports, exchange_id, S.RECEIVED, detail=received.detail)
+        else:
+            _store_normalized(unit, ports, exchange_id, normalized, S.RETRIEVING, before=[received])
+    if isinstance(normalized, str):
+        return give_up(ports, exchange_id, "invalid-payload", normalized)
+    return StepResult(S.COMPLETED, done=True)
+
+
+def _normalized(
+    ports: ExchangePorts, exchange_id: ExchangeId, partner: Partner, payload: bytes | str
+) -> NormalizedBundle | str:
+    """The received Bundle under our ids with Provenance, or why it cannot be stored."""
+    try:
+        return normalize_everything_bundle(
+            orjson.loads(payload),
+            new_id=ports.new_id,
+            received_at=ports.clock(),
+            us=ports.us,
+            old_payer=partner.organization,
+            exchange_id=exchange_id,
+        )
+    except (orjson.JSONDecodeError, UnicodeDecodeError, PartnerRejected) as exc:
+        return exc.text if isinstance(exc, PartnerRejected) else "the Bundle is not valid JSON"
+
+
+def normalize_received(
+    ports: ExchangePorts, record: ExchangeRecord, partner: Partner
+) -> StepResult:
+    """received → normalized → completed, for an exchange whose payload was kept apart;
+    normalized → completed for one stored before a restart."""
+    exchange_id = record.id
+    if record.state is S.NORMALIZED:  # stored before a restart; only the last move is missing
+        advance(ports, exchange_id, S.COMPLETED, expected=S.NORMALIZED)
+        return StepResult(S.COMPLETED, done=True)
+    normalized = _normalized(ports, exchange_id, partner, ports.exchanges.payload(exchange_id))
+    if isinstance(normalized, str):
+        return give_up(ports, exchange_id, "invalid-payload", normalized)
+    with ports.transactions.begin() as unit:
+        _store_normalized(unit, ports, exchange_id, normalized, S.RECEIVED)
+    return StepResult(S.COMPLETED, done=True)
+
+
+def _store_normalized(
+    unit: UnitOfWork,
+    ports: ExchangePorts,
+    exchange_id: ExchangeId,
+    normalized: NormalizedBundle,
+    expected: ExchangeState,
+    *,
+    before: Sequence[Move] = (),
+) -> None:
+    """The resources and → normalized → completed, in ``unit``."""
+    at = ports.clock()
+    advance_in(
+        unit,
+        ports,
+        exchange_id,
+        S.NORMALIZED,
+        detail={
+            "resources": dict(normalized.counts),
+            "skipped": dict(normalized.skipped),
+            "unresolved_references": normalized.unresolved_references,
+        },
+        updates={
+            "imported_patient_id": normalized.patient_id,
+            "resource_count": sum(normalized.counts.values()),
+        },
+        before=before,
+        then=[Move(S.COMPLETED)],
+        expected=expected,
+    )
+    ports.writer.write(unit, normalized.resources, source=f"exchange:{exchange_id}", at=at)
+    logger.info(
+        "exchange completed",
+        extra={"exchange_id": exchange_id, "resources": sum(normalized.counts.values())},
+    )

@@ -1,0 +1,216 @@
+"""An exchange submitted (new-payer role): recorded once per Idempotency-Key, with the
+member's opt-in it runs under; and an opt-in captured on its own, ahead of exchanges.
+
+A submission records the exchange in ``submitted``; the workflow takes it from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from payerbridge.consent.model import ConsentId, ConsentRole, StoredConsent
+from payerbridge.consent.service import consent_recorded, record_consent
+from payerbridge.errors import Conflict, Issue, StoreConflict, UnprocessableRequest
+from payerbridge.exchange.model import (
+    ConsentGrant,
+    ExchangeRequest,
+    ExchangeState,
+    Move,
+    Submission,
+    transition_events,
+)
+from payerbridge.exchange.opt_in import opt_in_consent
+from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
+from payerbridge.routing.model import Partner
+from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
+
+__all__ = ["capture_opt_in", "request_hash", "submit_exchange"]
+
+logger = logging.getLogger(__name__)
+
+
+def request_hash(raw: dict[str, Any]) -> str:
+    """The digest that tells a repeated submission from a different one."""
+    return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def submit_exchange(
+    ports: ExchangePorts,
+    request: ExchangeRequest,
+    raw: dict[str, Any],
+    *,
+    client_id: str,
+    request_id: str | None,
+    idempotency_key: str | None,
+) -> Submission:
+    """Record a new exchange in ``submitted`` (the workflow takes it from there), or
+    return the one this client already submitted under the same Idempotency-Key."""
+    digest = request_hash(raw)
+    earlier = ports.exchanges.find_by_idempotency_key(client_id, idempotency_key)
+    if earlier is None:
+        try:
+            earlier = _record_submission(
+                ports,
+                request,
+                raw,
+                digest,
+                client_id=client_id,
+                request_id=request_id,
+                idempotency_key=idempotency_key,
+            )
+        except StoreConflict:  # a concurrent twin under the same key committed first
+            earlier = ports.exchanges.find_by_idempotency_key(client_id, idempotency_key)
+            if earlier is None:
+                raise
+    if earlier.request_hash != digest:
+        raise Conflict(
+            "this Idempotency-Key was already used with a different request",
+            issues=[
+                Issue(
+                    f"exchange {earlier.exchange_id} was submitted under this Idempotency-Key "
+                    "with a different body; use a new key for a new request",
+                    "Idempotency-Key",
+                    "conflict",
+                )
+            ],
+        )
+    if earlier.created:
+        logger.info(
+            "exchange submitted",
+            extra={"exchange_id": earlier.exchange_id, "partner_id": request.old_payer},
+        )
+    return earlier
+
+
+def _record_submission(
+    ports: ExchangePorts,
+    request: ExchangeRequest,
+    raw: dict[str, Any],
+    digest: str,
+    *,
+    client_id: str,
+    request_id: str | None,
+    idempotency_key: str | None,
+) -> Submission:
+    """The exchange and its opt-in in one unit of work, with their audit events. The
+    opt-in captured with the request commits with the exchange, so a submission that
+    loses an Idempotency-Key race (StoreConflict) leaves no opt-in behind."""
+    partner = _check_partner(ports, request.old_payer)
+    now = ports.clock()
+    exchange_id = ExchangeId(ports.new_id())
+    version = ports.retry_policy.version
+    with ports.transactions.begin() as unit:
+        consent_id = _opt_in(
+            ports, unit, request, partner, client_id=client_id, request_id=request_id
+        )
+        ports.exchanges.create(
+            unit,
+            exchange_id=exchange_id,
+            partner_id=request.old_payer,
+            client_id=client_id,
+            request=raw,
+            request_hash=digest,
+            at=now,
+            idempotency_key=idempotency_key,
+            deadline_at=now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
+            policy_version=version,
+            consent_id=consent_id,
+        )
+        submitted = [Move(ExchangeState.SUBMITTED)]
+        unit.record(
+            *transition_events(
+                exchange_id,
+                None,
+                submitted,
+                at=now,
+                actor=client_id,
+                request_id=request_id,
+                policy_version=version,
+            )
+        )
+    return Submission(exchange_id, True, digest)
+
+
+def _check_partner(ports: ExchangePorts, partner_id: PartnerId) -> Partner:
+    partner = ports.partners.get(partner_id)
+    if partner is None:
+        raise UnprocessableRequest(
+            f"no partner is registered with id '{partner_id}'",
+            issues=[
+                Issue(
+                    f"no partner is registered with id '{partner_id}'; register it "
+                    "with `payerbridge partners add` or POST /partners",
+                    "old_payer",
+                    "not-found",
+                )
+            ],
+        )
+    return partner
+
+
+def _opt_in(
+    ports: ExchangePorts,
+    unit: UnitOfWork,
+    request: ExchangeRequest,
+    partner: Partner,
+    *,
+    client_id: str,
+    request_id: str | None,
+) -> str:
+    """The id of the opt-in the exchange runs under: one captured now from the request
+    (kept in ``unit``), or one captured before, which must be this member's and name
+    this old payer."""
+    if request.consent is not None:
+        consent = _new_opt_in(ports, request.consent, request.member_id, partner, client_id)
+        event = consent_recorded(consent, actor=client_id, request_id=request_id)
+        return ports.consents.add(unit, consent, event=event).consent_id
+    stored = ports.consents.get(request.consent_id or "")
+    if (
+        stored is None
+        or stored.role is not ConsentRole.RECEIVE
+        or stored.record.client_id != client_id  # another client's opt-in: not yours to use
+    ):
+        problem = f"no member opt-in is recorded with id '{request.consent_id}'"
+    elif stored.partner_id != partner.id:
+        problem = "the opt-in names another old payer than this exchange's old_payer"
+    elif stored.record.member_id != request.member_id:
+        problem = "the opt-in was given by another member than the one on new_coverage"
+    else:
+        return stored.consent_id
+    raise UnprocessableRequest(problem, issues=[Issue(problem, "consent_id", "value")])
+
+
+def capture_opt_in(
+    ports: ExchangePorts,
+    grant: ConsentGrant,
+    member_id: str,
+    partner: Partner,
+    client_id: str,
+    *,
+    request_id: str | None = None,
+) -> StoredConsent:
+    """Record a member's opt-in to the exchange with ``partner`` (audited); the same
+    opt-in captured again returns the first record."""
+    consent = _new_opt_in(ports, grant, member_id, partner, client_id)
+    with ports.transactions.begin() as unit:
+        return record_consent(unit, ports.consents, consent, actor=client_id, request_id=request_id)
+
+
+def _new_opt_in(
+    ports: ExchangePorts, grant: ConsentGrant, member_id: str, partner: Partner, client_id: str
+) -> StoredConsent:
+    return opt_in_consent(
+        grant,
+        consent_id=ConsentId(ports.new_id()),
+        member_id=MemberId(member_id),
+        old_payer=partner,
+        us=ports.us,
+        client_id=ClientId(client_id),
+        zone=ports.consent_zone,
+        at=ports.clock(),
+    )
