@@ -18,7 +18,7 @@ the rest are named in the notices, and a token that grants none is refused (403)
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -165,73 +165,16 @@ def parse_export_request(
     unsupported, repeated or malformed. ``exact_types``: Bulk Data's ``$export`` (see
     ``ExportRequest``); ``lenient``: ``Prefer: handling=lenient`` (see the module);
     ``takes_patient``: False for the system-level ``$export``, which has no ``patient``."""
-    issues: list[Issue] = []
-    notices: list[Notice] = []
-    types: set[str] | None = None
-    since = until = None
-    patients: list[str] | None = None
+    asked = _Asked()
     seen: set[str] = set()
     for raw_name, value in params:
         name = raw_name.split(":")[0]
         if name in seen and name not in ("_type", "patient"):
-            issues.append(Issue(f"{name} may be given once", name, "invalid"))
+            asked.issues.append(Issue(f"{name} may be given once", name, "invalid"))
             continue
         seen.add(name)
-        if name == "exportType":
-            if value.strip() != PAYER_TO_PAYER_EXPORT:
-                issues.append(
-                    Issue(f"exportType '{value[:80]}' is not offered; this server exports "
-                          f"{PAYER_TO_PAYER_EXPORT} only", name, "not-supported")
-                )  # fmt: skip
-        elif name == "_type":
-            types = types if types is not None else set()
-            for resource_type in (t.strip() for t in value.split(",")):
-                if resource_type in SUPPORTED_TYPES:
-                    types.add(resource_type)
-                    continue
-                text = f"_type: '{resource_type[:64]}' is not a type this server holds"
-                if lenient:
-                    notices.append(Notice(name, f"{text}; not exported", "not-supported"))
-                else:
-                    issues.append(Issue(text, name, "not-supported"))
-        elif name in ("_since", "_until"):
-            instant = parse_instant(value)
-            if instant is None:
-                issues.append(
-                    Issue(f"{name} must be a FHIR instant with a time zone, e.g. "
-                          "2024-01-01T00:00:00Z", name, "invalid")
-                )  # fmt: skip
-            elif name == "_since":
-                since = instant
-            else:
-                until = instant
-        elif name == "patient" and not takes_patient:
-            issues.append(
-                Issue("patient is a parameter of Patient/$export and Group/[id]/$export, "
-                      "not of the system-level $export", name, "not-supported")
-            )  # fmt: skip
-        elif name == "patient":
-            patient_id = value.strip().removeprefix("Patient/")
-            if not value.strip().startswith("Patient/") or not ID_PATTERN.match(patient_id):
-                issues.append(Issue("patient takes a reference Patient/[id]", name, "invalid"))
-            else:
-                patients = [*(patients or []), patient_id]
-        elif name == "_outputFormat":
-            if value.strip() not in _NDJSON:
-                issues.append(
-                    Issue(f"_outputFormat '{value[:60]}' is not offered; output is "
-                          "application/fhir+ndjson", name, "not-supported")
-                )  # fmt: skip
-        elif name in _LENIENT and lenient:
-            text = f"{name} is not supported and was left out (Prefer: handling=lenient)"
-            notices.append(Notice(name, text, "not-supported"))
-        elif name in _UNSUPPORTED:
-            issues.append(Issue(_UNSUPPORTED[name], name, "not-supported"))
-        else:
-            issues.append(
-                Issue(f"{name[:64]} is not a parameter of this export (supported: "
-                      f"{', '.join(_KNOWN)})", name[:64], "not-supported")
-            )  # fmt: skip
+        _read_parameter(asked, name, value, lenient=lenient, takes_patient=takes_patient)
+    issues, since, until, types = asked.issues, asked.since, asked.until, asked.types
     if since is not None and until is not None and until <= since:
         issues.append(Issue("_until must be later than _since", "_until", "invalid"))
     if types is not None and not types and not issues:
@@ -242,7 +185,88 @@ def parse_export_request(
         frozenset(types) if types is not None else None,
         since,
         until,
-        tuple(dict.fromkeys(patients)) if patients is not None else None,
+        tuple(dict.fromkeys(asked.patients)) if asked.patients is not None else None,
         exact_types,
-        tuple(notices),
+        tuple(asked.notices),
     )
+
+
+@dataclass
+class _Asked:
+    """An export request as its parameters are read, with the problems found so far."""
+
+    issues: list[Issue] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    types: set[str] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    patients: list[str] | None = None
+
+
+def _read_parameter(
+    asked: _Asked, name: str, value: str, *, lenient: bool, takes_patient: bool
+) -> None:
+    """One parameter into ``asked``: its value, or the issue or notice it makes."""
+    issues = asked.issues
+    if name == "exportType":
+        if value.strip() != PAYER_TO_PAYER_EXPORT:
+            issues.append(
+                Issue(f"exportType '{value[:80]}' is not offered; this server exports "
+                      f"{PAYER_TO_PAYER_EXPORT} only", name, "not-supported")
+            )  # fmt: skip
+    elif name == "_type":
+        _read_types(asked, value, lenient=lenient)
+    elif name in ("_since", "_until"):
+        instant = parse_instant(value)
+        if instant is None:
+            issues.append(
+                Issue(f"{name} must be a FHIR instant with a time zone, e.g. "
+                      "2024-01-01T00:00:00Z", name, "invalid")
+            )  # fmt: skip
+        elif name == "_since":
+            asked.since = instant
+        else:
+            asked.until = instant
+    elif name == "patient" and not takes_patient:
+        issues.append(
+            Issue("patient is a parameter of Patient/$export and Group/[id]/$export, "
+                  "not of the system-level $export", name, "not-supported")
+        )  # fmt: skip
+    elif name == "patient":
+        patient_id = value.strip().removeprefix("Patient/")
+        if not value.strip().startswith("Patient/") or not ID_PATTERN.match(patient_id):
+            issues.append(Issue("patient takes a reference Patient/[id]", name, "invalid"))
+        else:
+            asked.patients = [*(asked.patients or []), patient_id]
+    elif name == "_outputFormat":
+        if value.strip() not in _NDJSON:
+            issues.append(
+                Issue(f"_outputFormat '{value[:60]}' is not offered; output is "
+                      "application/fhir+ndjson", name, "not-supported")
+            )  # fmt: skip
+    elif name in _LENIENT and lenient:
+        text = f"{name} is not supported and was left out (Prefer: handling=lenient)"
+        asked.notices.append(Notice(name, text, "not-supported"))
+    elif name in _UNSUPPORTED:
+        issues.append(Issue(_UNSUPPORTED[name], name, "not-supported"))
+    else:
+        issues.append(
+            Issue(f"{name[:64]} is not a parameter of this export (supported: "
+                  f"{', '.join(_KNOWN)})", name[:64], "not-supported")
+        )  # fmt: skip
+
+
+def _read_types(asked: _Asked, value: str, *, lenient: bool) -> None:
+    """A ``_type`` value: the types this server holds; the others an issue, or under
+    ``Prefer: handling=lenient`` a notice."""
+    types = asked.types if asked.types is not None else set()
+    asked.types = types
+    for resource_type in (t.strip() for t in value.split(",")):
+        if resource_type in SUPPORTED_TYPES:
+            types.add(resource_type)
+            continue
+        text = f"_type: '{resource_type[:64]}' is not a type this server holds"
+        if lenient:
+            asked.notices.append(Notice("_type", f"{text}; not exported", "not-supported"))
+        else:
+            asked.issues.append(Issue(text, "_type", "not-supported"))

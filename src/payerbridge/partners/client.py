@@ -100,6 +100,29 @@ def _outcome_text(response: httpx.Response) -> str:
         return f"HTTP {response.status_code}"
 
 
+def _answer_of(partner: Partner, response: httpx.Response) -> httpx.Response:
+    """The partner's answer, when it is one to read (a success, 422, or a refusal the
+    caller reads); a consent refusal, a retryable status or one that asks for new
+    credentials raised as our error."""
+    if response.status_code < 400 or response.status_code == 422:
+        return response
+    if response.status_code == 403 and (reason := _consent_reason(response)):
+        raise ConsentDenied(_outcome_text(response), reason=reason)
+    failure = classify_status(response.status_code)
+    text = f"partner '{partner.id}' answered HTTP {response.status_code}"
+    if failure is FailureClass.RETRYABLE:
+        raise PartnerUnavailable(
+            text,
+            status=response.status_code,
+            retry_after=retry_after_seconds(
+                response.headers.get("Retry-After"), now=datetime.now(UTC)
+            ),
+        )
+    if failure is FailureClass.REVALIDATE:
+        raise PartnerAuthRejected(text, status=response.status_code)
+    return response
+
+
 class HttpxPartnerClient:
     def __init__(
         self,
@@ -196,23 +219,7 @@ class HttpxPartnerClient:
                 "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
-        if response.status_code < 400 or response.status_code == 422:
-            return response
-        if response.status_code == 403 and (reason := _consent_reason(response)):
-            raise ConsentDenied(_outcome_text(response), reason=reason)
-        failure = classify_status(response.status_code)
-        text = f"partner '{partner.id}' answered HTTP {response.status_code}"
-        if failure is FailureClass.RETRYABLE:
-            raise PartnerUnavailable(
-                text,
-                status=response.status_code,
-                retry_after=retry_after_seconds(
-                    response.headers.get("Retry-After"), now=datetime.now(UTC)
-                ),
-            )
-        if failure is FailureClass.REVALIDATE:
-            raise PartnerAuthRejected(text, status=response.status_code)
-        return response
+        return _answer_of(partner, response)
 
     def member_match(
         self,
