@@ -542,7 +542,7 @@ def build_platform(
         transactions=transactions,
         audit=audit,
         audit_chain=SqlAuditChain(engine, reader=reader),
-        idempotency=SqlIdempotencyStore(engine),
+        idempotency=SqlIdempotencyStore(),
         consents=consents,
         clients=clients,
         webhook_targets=WebhookTargets(egress),
@@ -699,7 +699,7 @@ def _upkeep(platform: Platform) -> Upkeep:
         overdue_deliveries=lambda: platform.webhooks.overdue(
             before=utcnow() - timedelta(seconds=10)
         ),
-        purge_idempotent_answers=lambda: platform.idempotency.purge(before=utcnow() - retention),
+        purge_idempotent_answers=lambda: _purge_idempotent_answers(platform, retention),
         forget_spent_assertions=lambda: forget_spent_assertions(platform.tokens, now=utcnow()),
         purge_disclosure_snapshots=lambda: platform.snapshots.purge(now=utcnow()),
         unstarted_bulk_jobs=lambda: platform.bulk.jobs.unstarted(
@@ -707,6 +707,11 @@ def _upkeep(platform: Platform) -> Upkeep:
         ),
         purge_bulk_jobs=lambda: platform.bulk.jobs.purge(now=utcnow()),
     )
+
+
+def _purge_idempotent_answers(platform: Platform, retention: timedelta) -> int:
+    with platform.transactions.begin() as unit:
+        return platform.idempotency.purge(unit, before=unit.now - retention)
 
 
 _workflow_engines: list[Engine] = []

@@ -1,16 +1,15 @@
 """Idempotency-Key on the old payer's operations: a call's claim on its key and the
 answer stored for a retry (pure types; ``store.idempotency`` keeps them, ``api.idempotency``
-answers with them)."""
+answers with them). The store writes in the caller's unit of work."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from payerbridge.audit.model import AuditEvent
+from payerbridge.transactions import UnitOfWork
 
 __all__ = ["Claim", "ClaimStatus", "IdempotencyStore", "StoredResponse"]
 
@@ -40,6 +39,7 @@ class IdempotencyStore(Protocol):
 
     def claim(
         self,
+        unit: UnitOfWork,
         client_id: str,
         key: str,
         *,
@@ -47,14 +47,16 @@ class IdempotencyStore(Protocol):
         request_hash: str,
         now: datetime,
         stale_after: timedelta,
-    ) -> Claim: ...
-
-    def complete(
-        self, client_id: str, key: str, response: StoredResponse, events: Sequence[AuditEvent]
-    ) -> None:
-        """Keep the answer with the call's audit events, in one transaction."""
+    ) -> Claim:
+        """The key claimed for this call, or why not (answered, in flight, mismatched)."""
         ...
 
-    def release(self, client_id: str, key: str) -> None: ...
+    def complete(
+        self, unit: UnitOfWork, client_id: str, key: str, response: StoredResponse
+    ) -> None:
+        """Keep the answer in ``unit``, where the caller records the call's audit events."""
+        ...
 
-    def purge(self, *, before: datetime) -> int: ...
+    def release(self, unit: UnitOfWork, client_id: str, key: str) -> None: ...
+
+    def purge(self, unit: UnitOfWork, *, before: datetime) -> int: ...

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
@@ -193,30 +195,75 @@ def test_a_target_that_now_resolves_inside_the_network_is_not_posted_to(
 
 
 def test_stored_idempotent_answers_are_purged_after_their_retention(platform: Platform) -> None:
-    store = platform.idempotency
+    store, transactions = platform.idempotency, platform.transactions
     stale = timedelta(minutes=5)
+
+    def claim(key: str, now: datetime) -> ClaimStatus:
+        with transactions.begin() as unit:
+            return store.claim(
+                unit,
+                "newplan",
+                key,
+                operation="everything",
+                request_hash="h",
+                now=now,
+                stale_after=stale,
+            ).status
+
     for key, at in (("old", T0), ("new", T0 + timedelta(hours=30))):
-        claim = store.claim(
-            "newplan", key, operation="everything", request_hash="h", now=at, stale_after=stale
-        )
-        assert claim.status is ClaimStatus.CLAIMED
-        store.complete("newplan", key, StoredResponse(200, "application/fhir+json", "{}"), [])
-    assert store.purge(before=T0 + timedelta(hours=24)) == 1
+        assert claim(key, at) is ClaimStatus.CLAIMED
+        with transactions.begin() as unit:
+            store.complete(unit, "newplan", key, StoredResponse(200, "application/fhir+json", "{}"))
+    with transactions.begin() as unit:
+        assert store.purge(unit, before=T0 + timedelta(hours=24)) == 1
     # The purged key is a new call again; the kept one still replays its answer.
-    again = store.claim(
-        "newplan",
-        "old",
-        operation="everything",
-        request_hash="h",
-        now=T0 + timedelta(hours=31),
-        stale_after=stale,
+    later = T0 + timedelta(hours=31)
+    assert (claim("old", later), claim("new", later)) == (ClaimStatus.CLAIMED, ClaimStatus.ANSWERED)
+
+
+def test_a_first_claim_that_loses_the_insert_is_in_flight_and_its_unit_still_commits(
+    platform: Platform,
+) -> None:
+    """Two first claims of one key: the one whose insert meets the other's row (written
+    after its read found none) is told the call is in flight, without an error that would
+    spoil its unit of work (on PostgreSQL, an aborted transaction)."""
+    other = (
+        "INSERT INTO idempotent_responses (client_id, idempotency_key, operation, "
+        "request_hash, status, media_type, body, created_at) "
+        "VALUES ('newplan', 'k', 'everything', 'h', 0, '', '', '2027-01-01 00:00:00')"
     )
-    kept = store.claim(
-        "newplan",
-        "new",
-        operation="everything",
-        request_hash="h",
-        now=T0 + timedelta(hours=31),
-        stale_after=stale,
-    )
-    assert (again.status, kept.status) == (ClaimStatus.CLAIMED, ClaimStatus.ANSWERED)
+
+    def the_other_call_first(
+        _conn: Any, cursor: Any, statement: str, *_: Any
+    ) -> None:  # just before this claim's INSERT
+        if statement.lstrip().upper().startswith("INSERT INTO IDEMPOTENT_RESPONSES"):
+            cursor.connection.cursor().execute(other)
+
+    store, stale = platform.idempotency, timedelta(minutes=5)
+    event.listen(platform.engine, "before_cursor_execute", the_other_call_first)
+    try:
+        with platform.transactions.begin() as unit:
+            raced = store.claim(
+                unit,
+                "newplan",
+                "k",
+                operation="everything",
+                request_hash="h",
+                now=T0,
+                stale_after=stale,
+            )
+            store.release(unit, "newplan", "other-key")  # the unit goes on
+    finally:
+        event.remove(platform.engine, "before_cursor_execute", the_other_call_first)
+    assert raced.status is ClaimStatus.IN_FLIGHT
+    with platform.transactions.begin() as unit:  # the other call's claim was committed
+        again = store.claim(
+            unit,
+            "newplan",
+            "k",
+            operation="everything",
+            request_hash="h",
+            now=T0,
+            stale_after=stale,
+        )
+    assert again.status is ClaimStatus.IN_FLIGHT

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from payerbridge.api.deps import Caller
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
-from payerbridge.bootstrap import Platform, utcnow
+from payerbridge.bootstrap import Platform
 from payerbridge.errors import Busy, InvalidInput, Issue, UnprocessableRequest
 from payerbridge.idempotency import ClaimStatus, StoredResponse
 
@@ -89,14 +89,16 @@ def answer_once(
         platform.audit.record_many(answer.events)
         return FhirResponse(answer.body, status_code=answer.status)
     store = platform.idempotency
-    claim = store.claim(
-        caller.client_id,
-        key,
-        operation=operation,
-        request_hash=request_hash,
-        now=utcnow(),
-        stale_after=_STALE_AFTER,
-    )
+    with platform.transactions.begin() as unit:
+        claim = store.claim(
+            unit,
+            caller.client_id,
+            key,
+            operation=operation,
+            request_hash=request_hash,
+            now=unit.now,
+            stale_after=_STALE_AFTER,
+        )
     if claim.status is ClaimStatus.ANSWERED:
         assert claim.response is not None
         stored = claim.response
@@ -117,10 +119,11 @@ def answer_once(
     try:
         answer = run()
     except BaseException:
-        store.release(caller.client_id, key)
+        with platform.transactions.begin() as unit:
+            store.release(unit, caller.client_id, key)
         raise
     body = orjson.dumps(answer.body).decode()
-    store.complete(
-        caller.client_id, key, StoredResponse(answer.status, FHIR_JSON, body), answer.events
-    )
+    with platform.transactions.begin() as unit:  # the answer and its events commit together
+        store.complete(unit, caller.client_id, key, StoredResponse(answer.status, FHIR_JSON, body))
+        unit.record(*answer.events)
     return Response(body, status_code=answer.status, media_type=FHIR_JSON)
