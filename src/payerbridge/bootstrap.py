@@ -699,19 +699,26 @@ def _upkeep(platform: Platform) -> Upkeep:
         overdue_deliveries=lambda: platform.webhooks.overdue(
             before=utcnow() - timedelta(seconds=10)
         ),
-        purge_idempotent_answers=lambda: _purge_idempotent_answers(platform, retention),
+        purge_idempotent_answers=lambda: _in_unit(
+            platform, lambda unit: platform.idempotency.purge(unit, before=unit.now - retention)
+        ),
         forget_spent_assertions=lambda: forget_spent_assertions(platform.tokens, now=utcnow()),
-        purge_disclosure_snapshots=lambda: platform.snapshots.purge(now=utcnow()),
+        purge_disclosure_snapshots=lambda: _in_unit(
+            platform, lambda unit: platform.snapshots.purge(unit, now=unit.now)
+        ),
         unstarted_bulk_jobs=lambda: platform.bulk.jobs.unstarted(
             updated_before=utcnow() - timedelta(seconds=10)
         ),
-        purge_bulk_jobs=lambda: platform.bulk.jobs.purge(now=utcnow()),
+        purge_bulk_jobs=lambda: _in_unit(
+            platform, lambda unit: platform.bulk.jobs.purge(unit, now=unit.now)
+        ),
     )
 
 
-def _purge_idempotent_answers(platform: Platform, retention: timedelta) -> int:
+def _in_unit(platform: Platform, work: Callable[[UnitOfWork], int]) -> int:
+    """An upkeep job in a unit of work of its own (what it dropped, as of ``unit.now``)."""
     with platform.transactions.begin() as unit:
-        return platform.idempotency.purge(unit, before=unit.now - retention)
+        return work(unit)
 
 
 _workflow_engines: list[Engine] = []

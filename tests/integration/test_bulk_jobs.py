@@ -187,11 +187,13 @@ def test_expired_output_and_groups_are_purged_and_an_unstarted_job_is_found(
     assert done is not None and done.expires_at is not None
     assert ports.jobs.request_body(job_id) == b""  # the demographics live in the Groups now
     # Past the files' expiry, the Groups stay (they live longer): so does the job's row.
-    assert ports.jobs.purge(now=done.expires_at + timedelta(seconds=1)) == 0
+    with ports.transactions.begin() as unit:
+        assert ports.jobs.purge(unit, now=done.expires_at + timedelta(seconds=1)) == 0
     assert count(platform, bulk_match_results) == 0
     assert len(ports.jobs.groups_of(job_id)) == 1
     # Past the Groups' expiry, nothing of the job is left.
-    assert ports.jobs.purge(now=done.expires_at + timedelta(days=365)) == 1
+    with ports.transactions.begin() as unit:
+        assert ports.jobs.purge(unit, now=done.expires_at + timedelta(days=365)) == 1
     assert ports.jobs.get(job_id) is None and ports.jobs.groups_of(job_id) == []
 
 

@@ -196,6 +196,7 @@ class BulkJobs(Protocol):
         """The client's unexpired Groups, of these requesters and results (None: any)."""
         ...
 
-    def purge(self, *, now: datetime) -> int:
-        """Drop jobs whose output expired, with their outcomes, and expired Groups."""
+    def purge(self, unit: UnitOfWork, *, now: datetime) -> int:
+        """Drop jobs whose output expired, with their outcomes, and expired Groups, in
+        ``unit``."""
         ...

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from payerbridge.disclosure.everything import PageEntry, Snapshot
 from payerbridge.exchange.ports import ResourceWriter
 from payerbridge.identity.ports import MemberDirectory, MemberResources
+from payerbridge.transactions import UnitOfWork
 
 __all__ = ["DisclosureSnapshots", "MemberData", "MemberRecords", "MemberStore"]
 
@@ -31,7 +32,10 @@ class DisclosureSnapshots(Protocol):
     """Where a paged ``$everything`` keeps its first page's decision
     (``store.disclosures``)."""
 
-    def save(self, snapshot: Snapshot, entries: Iterable[PageEntry]) -> None: ...
+    def save(self, unit: UnitOfWork, snapshot: Snapshot, entries: Iterable[PageEntry]) -> None:
+        """Keep the snapshot and its entries in ``unit`` (committed before its pages are
+        read)."""
+        ...
 
     def get(self, snapshot_id: str) -> Snapshot | None: ...
 
@@ -42,8 +46,8 @@ class DisclosureSnapshots(Protocol):
         resource as stored now, None when it is gone)."""
         ...
 
-    def purge(self, *, now: datetime) -> int:
-        """Drop expired snapshots; how many."""
+    def purge(self, unit: UnitOfWork, *, now: datetime) -> int:
+        """Drop expired snapshots in ``unit``; how many."""
         ...
 
 

@@ -371,16 +371,16 @@ class SqlBulkJobs:
             ).all()
         return [_group(row) for row in rows]
 
-    def purge(self, *, now: datetime) -> int:
-        with self._engine.begin() as connection:
-            connection.execute(delete(member_groups).where(member_groups.c.expires_at <= now))
-            expired = select(bulk_jobs.c.id).where(bulk_jobs.c.expires_at <= now)
-            for table in (bulk_match_results, bulk_export_members, bulk_output_lines):
-                connection.execute(delete(table).where(table.c.job_id.in_(expired)))
-            kept = select(member_groups.c.job_id)  # a job's row stays while its Groups do
-            result = connection.execute(
-                delete(bulk_jobs).where(bulk_jobs.c.id.in_(expired), bulk_jobs.c.id.not_in(kept))
-            )
+    def purge(self, unit: UnitOfWork, *, now: datetime) -> int:
+        connection = sql_unit(unit).connection
+        connection.execute(delete(member_groups).where(member_groups.c.expires_at <= now))
+        expired = select(bulk_jobs.c.id).where(bulk_jobs.c.expires_at <= now)
+        for table in (bulk_match_results, bulk_export_members, bulk_output_lines):
+            connection.execute(delete(table).where(table.c.job_id.in_(expired)))
+        kept = select(member_groups.c.job_id)  # a job's row stays while its Groups do
+        result = connection.execute(
+            delete(bulk_jobs).where(bulk_jobs.c.id.in_(expired), bulk_jobs.c.id.not_in(kept))
+        )
         return result.rowcount
 
     def _move(

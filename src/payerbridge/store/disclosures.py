@@ -1,5 +1,6 @@
 """Paged ``$everything`` snapshots in the database: the first page's decision and the
-ordered references every next link pages through."""
+ordered references every next link pages through. Saved and purged in the caller's unit
+of work."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from payerbridge.consent.model import ConsentPolicy
 from payerbridge.disclosure.everything import EverythingQuery, PageEntry, Snapshot
 from payerbridge.store.members import with_meta
 from payerbridge.store.tables import disclosure_snapshot_refs, disclosure_snapshots, fhir_resources
+from payerbridge.store.unit_of_work import sql_unit
+from payerbridge.transactions import UnitOfWork
 
 __all__ = ["SqlDisclosureSnapshots"]
 
@@ -25,33 +28,31 @@ class SqlDisclosureSnapshots:
         self._engine = engine
         self._reader = reader or engine
 
-    def save(self, snapshot: Snapshot, entries: Iterable[PageEntry]) -> None:
-        with self._engine.begin() as connection:
-            connection.execute(
-                insert(disclosure_snapshots).values(
-                    id=snapshot.id,
-                    client_id=snapshot.client_id,
-                    patient_id=snapshot.patient_id,
-                    policy=snapshot.policy.value,
-                    created_at=snapshot.created_at,
-                    expires_at=snapshot.expires_at,
-                    total=snapshot.total,
-                    query=orjson.dumps(
-                        {**snapshot.query.to_json(), "path": snapshot.path}
-                    ).decode(),
-                    withheld=orjson.dumps(sorted(snapshot.withheld)).decode(),
-                )
+    def save(self, unit: UnitOfWork, snapshot: Snapshot, entries: Iterable[PageEntry]) -> None:
+        connection = sql_unit(unit).connection
+        connection.execute(
+            insert(disclosure_snapshots).values(
+                id=snapshot.id,
+                client_id=snapshot.client_id,
+                patient_id=snapshot.patient_id,
+                policy=snapshot.policy.value,
+                created_at=snapshot.created_at,
+                expires_at=snapshot.expires_at,
+                total=snapshot.total,
+                query=orjson.dumps({**snapshot.query.to_json(), "path": snapshot.path}).decode(),
+                withheld=orjson.dumps(sorted(snapshot.withheld)).decode(),
             )
-            batch: list[dict[str, Any]] = []
-            for seq, entry in enumerate(entries, start=1):
-                batch.append(
-                    {"snapshot_id": snapshot.id, "seq": seq, "ref": entry.ref, "mode": entry.mode}
-                )
-                if len(batch) == _BATCH:
-                    connection.execute(insert(disclosure_snapshot_refs), batch)
-                    batch = []
-            if batch:
+        )
+        batch: list[dict[str, Any]] = []
+        for seq, entry in enumerate(entries, start=1):
+            batch.append(
+                {"snapshot_id": snapshot.id, "seq": seq, "ref": entry.ref, "mode": entry.mode}
+            )
+            if len(batch) == _BATCH:
                 connection.execute(insert(disclosure_snapshot_refs), batch)
+                batch = []
+        if batch:
+            connection.execute(insert(disclosure_snapshot_refs), batch)
 
     def get(self, snapshot_id: str) -> Snapshot | None:
         with self._reader.connect() as connection:
@@ -96,17 +97,15 @@ class SqlDisclosureSnapshots:
             (row.seq, row.mode, with_meta(row) if row.body is not None else None) for row in rows
         ]
 
-    def purge(self, *, now: datetime) -> int:
-        with self._engine.begin() as connection:
-            expired = select(disclosure_snapshots.c.id).where(
-                disclosure_snapshots.c.expires_at < now
+    def purge(self, unit: UnitOfWork, *, now: datetime) -> int:
+        connection = sql_unit(unit).connection
+        expired = select(disclosure_snapshots.c.id).where(disclosure_snapshots.c.expires_at < now)
+        connection.execute(
+            delete(disclosure_snapshot_refs).where(
+                disclosure_snapshot_refs.c.snapshot_id.in_(expired)
             )
-            connection.execute(
-                delete(disclosure_snapshot_refs).where(
-                    disclosure_snapshot_refs.c.snapshot_id.in_(expired)
-                )
-            )
-            result = connection.execute(
-                delete(disclosure_snapshots).where(disclosure_snapshots.c.expires_at < now)
-            )
+        )
+        result = connection.execute(
+            delete(disclosure_snapshots).where(disclosure_snapshots.c.expires_at < now)
+        )
         return result.rowcount or 0

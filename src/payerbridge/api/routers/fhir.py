@@ -380,7 +380,8 @@ def _first_page(
         withheld=plan.withheld,
         path=path,
     )
-    platform.snapshots.save(snapshot, plan.entries)
+    with platform.transactions.begin() as unit:  # committed: its pages are read back
+        platform.snapshots.save(unit, snapshot, plan.entries)
     self_url = f"{fhir_base(platform)}{path}"
     if request.url.query:
         self_url += f"?{request.url.query}"
