@@ -15,7 +15,7 @@ import orjson
 
 from payerbridge.consent.model import ConsentId, ConsentRole, StoredConsent
 from payerbridge.consent.service import consent_recorded, record_consent
-from payerbridge.errors import Conflict, Issue, StoreConflict, UnprocessableRequest
+from payerbridge.errors import Issue, StoreConflict, UnprocessableRequest
 from payerbridge.exchange.model import (
     ConsentGrant,
     ExchangeRequest,
@@ -49,7 +49,11 @@ def submit_exchange(
     idempotency_key: str | None,
 ) -> Submission:
     """Record a new exchange in ``submitted`` (the workflow takes it from there), or
-    return the one this client already submitted under the same Idempotency-Key."""
+    return the one this client already submitted under the same Idempotency-Key.
+
+    The key reused with another body is UnprocessableRequest (422), as for every
+    Idempotency-Key we honour (the IETF draft's answer; ADR 0004, amended). A twin
+    submitted at the same moment waits for nothing: it gets the exchange that won."""
     digest = request_hash(raw)
     earlier = ports.exchanges.find_by_idempotency_key(client_id, idempotency_key)
     if earlier is None:
@@ -68,7 +72,7 @@ def submit_exchange(
             if earlier is None:
                 raise
     if earlier.request_hash != digest:
-        raise Conflict(
+        raise UnprocessableRequest(
             "this Idempotency-Key was already used with a different request",
             issues=[
                 Issue(

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from payerbridge.api.schemas import ExchangeCreate
-from payerbridge.errors import Conflict, MatchUnderReview, NoMatch
+from payerbridge.errors import Conflict, MatchUnderReview, NoMatch, UnprocessableRequest
 from payerbridge.exchange.interventions import ask_again_now, cancel, revoke_and_stop
 from payerbridge.exchange.model import ExchangeRequest, ExchangeState, Submission
 from payerbridge.exchange.ports import ExchangePorts
@@ -24,6 +24,7 @@ from payerbridge.exchange.review import awaits_partner_review
 from payerbridge.exchange.steps import proceed
 from payerbridge.exchange.submission import submit_exchange
 from payerbridge.fhir.member_match import MemberMatchResult
+from payerbridge.fhir.outcome import rendering_for
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Organization, Partner
 from tests.builders import a_coverage, a_patient, an_exchange_request
@@ -113,8 +114,10 @@ def test_a_submission_is_recorded_once_per_idempotency_key() -> None:
     assert _submit(ports, an_exchange_request(), key="k1") == first
     record = ports.exchanges.current(first)
     assert record.state is ExchangeState.SUBMITTED and record.consent_id is not None
-    with pytest.raises(Conflict, match="different request"):
+    with pytest.raises(UnprocessableRequest, match="different request") as refused:
         _submit(ports, an_exchange_request(given=["Luisa"]), key="k1")
+    assert rendering_for(refused.value).status == 422  # as the old payer's keys answer
+    assert [issue.expression for issue in refused.value.issues] == ["Idempotency-Key"]
     assert _submit(ports, an_exchange_request(), key="k2") != first
 
 
