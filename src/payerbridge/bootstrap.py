@@ -451,24 +451,8 @@ def build_platform(
 ) -> Platform:
     """Open the database (migrating it to the newest schema) and wire the adapters."""
     segmentation = segmentation_policy(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_db_engine(
-        settings.sqlalchemy_url, max_connections=settings.database_max_connections
-    )
-    if run_migrations:
-        migrate(engine)
-    reader = create_reader(engine)
-    checkpointer = None
-    if settings.is_sqlite:
-        checkpointer = WalCheckpointer()
-        checkpointer.watch(settings.sqlalchemy_url)
-    members = SqlMemberStore(engine, reader=reader)
-    partners = SqlPartnerDirectory(engine, reader=reader)
-    exchanges = SqlExchangeStore(engine, reader=reader)
-    breakers = SqlBreakerStore(engine, reader=reader)
-    consents = SqlConsentStore(engine, reader=reader)
-    transactions = SqlTransactions(engine, clock=utcnow)
-    audit = SqlAuditLog(transactions, reader=reader)
+    stores = _open_stores(settings, run_migrations=run_migrations)
+    engine, reader, transactions = stores.engine, stores.reader, stores.transactions
     client_key = load_client_key(key_dir(settings))
     trust = load_trust_anchors(settings.udap_trust_anchors, settings.udap_revocation_lists)
     udap_identity = load_server_identity(settings.udap_certificate, settings.udap_certificate_key)
@@ -484,41 +468,13 @@ def build_platform(
         udap=udap_client,
         transport=partner_transport,
     )
-    ports = ExchangePorts(
-        transactions=transactions,
-        exchanges=exchanges,
-        partners=partners,
-        client=client,
-        writer=members,
-        breakers=breakers,
-        consents=consents,
-        audit=audit,
-        us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
-        clock=utcnow,
-        new_id=new_id,
-        random=random.random,
-        retry_policy=retry_policy(settings),
-        consent_zone=ZoneInfo(settings.consent_time_zone),
-    )
+    ports = _exchange_ports(settings, stores, client)
     identity = SqlIdentityStore(engine, identity_secret(settings), reader=reader)
     clients = SqlClientDirectory(engine)
     key_sets = HttpxKeySetSource(
         timeout_seconds=settings.partner_timeout_seconds, policy=egress, limit=caps.document
     )
-
-    def member_consent(member: MemberId, client: RegisteredClient, now: datetime) -> bool:
-        context = DisclosureContext(
-            members=members,
-            consents=consents,
-            audit=audit,
-            requester=Requester(client_id=client.client_id, npi=client.npi),
-            source_npi=settings.org_npi,
-            at=now,
-            request_id=None,
-            segmentation=segmentation,
-        )
-        return member_permits(context, member)
-
+    member_consent = _member_consent(settings, stores, segmentation)
     tokens = token_service(settings, clients, transactions, key_sets, member_consent, trust)
     discovery = HttpxPartnerDiscovery(
         policy=egress,
@@ -533,17 +489,17 @@ def build_platform(
         settings=settings,
         engine=engine,
         reader=reader,
-        members=members,
+        members=stores.members,
         segmentation=segmentation,
         snapshots=SqlDisclosureSnapshots(engine, reader=reader),
-        partners=partners,
-        exchanges=exchanges,
-        breakers=breakers,
+        partners=stores.partners,
+        exchanges=stores.exchanges,
+        breakers=stores.breakers,
         transactions=transactions,
-        audit=audit,
+        audit=stores.audit,
         audit_chain=SqlAuditChain(engine, reader=reader),
         idempotency=SqlIdempotencyStore(),
-        consents=consents,
+        consents=stores.consents,
         clients=clients,
         webhook_targets=WebhookTargets(egress),
         tokens=tokens,
@@ -557,51 +513,146 @@ def build_platform(
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
         exchange_ports=ports,
-        bulk=BulkPorts(
-            jobs=SqlBulkJobs(engine, reader=reader),
-            transactions=transactions,
-            identity=identity,
-            consents=consents,
-            members=members,
-            rules=BulkRules(
-                policy=BULK,
-                us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
-                consent_zone=ZoneInfo(settings.consent_time_zone),
-                output_lifetime=timedelta(hours=settings.bulk_output_hours),
-                group_lifetime=timedelta(days=settings.bulk_group_days),
-                chunk_members=settings.bulk_chunk_members,
-                segmentation=segmentation,
-                payer_to_payer_years=settings.payer_to_payer_years,
-                attempts=AttemptLimit(
-                    settings.member_match_max_cards,
-                    timedelta(seconds=settings.member_match_window_seconds),
-                ),
-            ),
-            clock=utcnow,
-            new_id=new_id,
-        ),
-        onboarding=OnboardingPorts(
-            transactions=transactions,
-            onboardings=SqlOnboardingStore(engine, reader=reader),
-            partners=partners,
-            bulk=client,
-            consents=consents,
-            writer=members,
-            us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
-            clock=utcnow,
-            new_id=new_id,
-            consent_zone=ZoneInfo(settings.consent_time_zone),
-            chunk_members=settings.onboarding_chunk_members,
-        ),
-        adapters=Adapters(
-            identity=identity,
-            client=client,
-            transactions=transactions,
-            key_sets=key_sets,
-            discovery=discovery,
-        ),
+        bulk=_bulk_ports(settings, stores, identity, segmentation),
+        onboarding=_onboarding_ports(settings, stores, client),
+        adapters=Adapters(identity, client, transactions, key_sets, discovery),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
+        checkpointer=stores.checkpointer,
+    )
+
+
+@dataclass(frozen=True)
+class _Stores:
+    """The database and the stores more than one room is wired to."""
+
+    engine: Engine
+    reader: Engine  # the engine for reads: ``engine`` itself on PostgreSQL
+    transactions: SqlTransactions
+    members: SqlMemberStore
+    partners: SqlPartnerDirectory
+    exchanges: SqlExchangeStore
+    breakers: SqlBreakerStore
+    consents: SqlConsentStore
+    audit: SqlAuditLog
+    checkpointer: WalCheckpointer | None  # SQLite's write-ahead log, checkpointed
+
+
+def _open_stores(settings: Settings, *, run_migrations: bool) -> _Stores:
+    """The database, its schema migrated to the newest (unless told not to), and its stores."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_db_engine(
+        settings.sqlalchemy_url, max_connections=settings.database_max_connections
+    )
+    if run_migrations:
+        migrate(engine)
+    reader = create_reader(engine)
+    checkpointer = None
+    if settings.is_sqlite:
+        checkpointer = WalCheckpointer()
+        checkpointer.watch(settings.sqlalchemy_url)
+    transactions = SqlTransactions(engine, clock=utcnow)
+    return _Stores(
+        engine=engine,
+        reader=reader,
+        transactions=transactions,
+        members=SqlMemberStore(engine, reader=reader),
+        partners=SqlPartnerDirectory(engine, reader=reader),
+        exchanges=SqlExchangeStore(engine, reader=reader),
+        breakers=SqlBreakerStore(engine, reader=reader),
+        consents=SqlConsentStore(engine, reader=reader),
+        audit=SqlAuditLog(transactions, reader=reader),
         checkpointer=checkpointer,
+    )
+
+
+def _exchange_ports(settings: Settings, stores: _Stores, client: PartnerClient) -> ExchangePorts:
+    """The outbound exchange's ports (new payer)."""
+    return ExchangePorts(
+        transactions=stores.transactions,
+        exchanges=stores.exchanges,
+        partners=stores.partners,
+        client=client,
+        writer=stores.members,
+        breakers=stores.breakers,
+        consents=stores.consents,
+        audit=stores.audit,
+        us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
+        clock=utcnow,
+        new_id=new_id,
+        random=random.random,
+        retry_policy=retry_policy(settings),
+        consent_zone=ZoneInfo(settings.consent_time_zone),
+    )
+
+
+def _member_consent(
+    settings: Settings, stores: _Stores, segmentation: SegmentationPolicy
+) -> Callable[[MemberId, RegisteredClient, datetime], bool]:
+    """Whether a member's consent lets a client read her data now (the token service
+    issues a member-scoped token only then)."""
+
+    def member_consent(member: MemberId, client: RegisteredClient, now: datetime) -> bool:
+        context = DisclosureContext(
+            members=stores.members,
+            consents=stores.consents,
+            audit=stores.audit,
+            requester=Requester(client_id=client.client_id, npi=client.npi),
+            source_npi=settings.org_npi,
+            at=now,
+            request_id=None,
+            segmentation=segmentation,
+        )
+        return member_permits(context, member)
+
+    return member_consent
+
+
+def _bulk_ports(
+    settings: Settings, stores: _Stores, identity: IdentityStore, segmentation: SegmentationPolicy
+) -> BulkPorts:
+    """``$bulk-member-match`` jobs and the exports (old payer)."""
+    rules = BulkRules(
+        policy=BULK,
+        us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
+        consent_zone=ZoneInfo(settings.consent_time_zone),
+        output_lifetime=timedelta(hours=settings.bulk_output_hours),
+        group_lifetime=timedelta(days=settings.bulk_group_days),
+        chunk_members=settings.bulk_chunk_members,
+        segmentation=segmentation,
+        payer_to_payer_years=settings.payer_to_payer_years,
+        attempts=AttemptLimit(
+            settings.member_match_max_cards,
+            timedelta(seconds=settings.member_match_window_seconds),
+        ),
+    )
+    return BulkPorts(
+        jobs=SqlBulkJobs(stores.engine, reader=stores.reader),
+        transactions=stores.transactions,
+        identity=identity,
+        consents=stores.consents,
+        members=stores.members,
+        rules=rules,
+        clock=utcnow,
+        new_id=new_id,
+    )
+
+
+def _onboarding_ports(
+    settings: Settings, stores: _Stores, client: HttpxPartnerClient
+) -> OnboardingPorts:
+    """Plan-year onboardings (new payer)."""
+    return OnboardingPorts(
+        transactions=stores.transactions,
+        onboardings=SqlOnboardingStore(stores.engine, reader=stores.reader),
+        partners=stores.partners,
+        bulk=client,
+        consents=stores.consents,
+        writer=stores.members,
+        us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
+        clock=utcnow,
+        new_id=new_id,
+        consent_zone=ZoneInfo(settings.consent_time_zone),
+        chunk_members=settings.onboarding_chunk_members,
     )
 
 
