@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import orjson
 import typer
@@ -27,6 +27,10 @@ from rich.table import Table
 from payerbridge import errors
 from payerbridge.cli.options import DataDir
 from payerbridge.processes import fork_workers
+
+if TYPE_CHECKING:
+    from payerbridge.bootstrap import Platform
+    from payerbridge.identity.batch import BatchMatcher
 
 __all__ = ["identity_app"]
 
@@ -144,7 +148,7 @@ def identity_match(
     before writing their answers."""
     from payerbridge.bootstrap import build_platform, new_id, utcnow
     from payerbridge.cli.console import settings_for
-    from payerbridge.identity.batch import OUTCOMES, BatchMatcher, match_lines
+    from payerbridge.identity.batch import OUTCOMES, BatchMatcher
     from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
     from payerbridge.identity.service import model_for
 
@@ -153,7 +157,6 @@ def identity_match(
     chosen = BULK if policy == "bulk" else SINGLE_EXCHANGE
     platform = build_platform(settings_for(data_dir))
     index = platform.identity
-    counts: Counter[str] = Counter()
     started = time.perf_counter()
 
     try:
@@ -169,32 +172,7 @@ def identity_match(
                 "untrained prior (payerbridge identity train)"
             )
         matcher = BatchMatcher(index, model, chosen, MATCH_CLIENT, utcnow, new_id)
-        with (
-            requests.open("rb") as source,
-            out_path.open("wb") as sink,
-            Progress(
-                TextColumn("matching"),
-                BarColumn(),
-                DownloadColumn(),
-                TimeRemainingColumn(),
-                console=err,
-                transient=True,
-                auto_refresh=False,  # its refresh thread would be running when workers fork
-            ) as progress,
-        ):
-            task = progress.add_task("match", total=requests.stat().st_size)
-            for size, answers in match_lines(
-                matcher,
-                index,
-                platform.transactions,
-                source,
-                workers=workers or fork_workers(),
-                before_fork=platform.before_fork,
-            ):
-                for answer in answers:
-                    counts[answer["outcome"]] += 1
-                    sink.write(orjson.dumps(answer) + b"\n")
-                progress.update(task, advance=size, refresh=True)
+        counts = _match_file(platform, matcher, requests, out_path, workers or fork_workers())
     finally:
         platform.close()
     seconds = time.perf_counter() - started
@@ -206,3 +184,40 @@ def identity_match(
     )
     for outcome in OUTCOMES:
         err.print(f"  {outcome:<9}{counts[outcome]:>10}")
+
+
+def _match_file(
+    platform: Platform, matcher: BatchMatcher, requests: Path, out_path: Path, workers: int
+) -> Counter[str]:
+    """Answer each request line of ``requests`` into ``out_path`` in input order, with a
+    progress bar; the outcomes counted."""
+    from payerbridge.identity.batch import match_lines
+
+    counts: Counter[str] = Counter()
+    with (
+        requests.open("rb") as source,
+        out_path.open("wb") as sink,
+        Progress(
+            TextColumn("matching"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            auto_refresh=False,  # its refresh thread would be running when workers fork
+        ) as progress,
+    ):
+        task = progress.add_task("match", total=requests.stat().st_size)
+        for size, answers in match_lines(
+            matcher,
+            platform.identity,
+            platform.transactions,
+            source,
+            workers=workers,
+            before_fork=platform.before_fork,
+        ):
+            for answer in answers:
+                counts[answer["outcome"]] += 1
+                sink.write(orjson.dumps(answer) + b"\n")
+            progress.update(task, advance=size, refresh=True)
+    return counts

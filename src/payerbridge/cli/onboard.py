@@ -7,7 +7,7 @@ import hashlib
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -17,6 +17,10 @@ from rich.table import Table
 from payerbridge.cli.console import err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
+
+if TYPE_CHECKING:
+    from payerbridge.onboarding.model import Onboarding
+    from payerbridge.onboarding.ports import OnboardingStore
 
 __all__ = ["onboard"]
 
@@ -46,7 +50,6 @@ def onboard(
     from payerbridge.api.routers.onboardings import onboarding_report
     from payerbridge.api.schemas import onboarding_requests
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
-    from payerbridge.onboarding.model import OnboardingStatus
     from payerbridge.onboarding.service import accept_onboarding, onboarding_id_for
     from payerbridge.types import OPERATOR, PartnerId
     from payerbridge.workflows.onboarding import enqueue_onboarding
@@ -79,27 +82,7 @@ def onboard(
         enqueue_onboarding(onboarding.id, onboarding.partner_id)
         err.print(f"onboarding {onboarding.id}: {onboarding.total} member(s) with '{partner}'")
         store = platform.onboarding.onboardings
-        with Progress(
-            TextColumn("{task.description:<9}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            matched = progress.add_task("matched", total=onboarding.total)
-            imported = progress.add_task("chunks", total=onboarding.chunks)
-            while not stop.is_set():
-                current = store.get(onboarding.id)
-                done = store.members(onboarding.id)
-                progress.update(matched, completed=sum(1 for m in done if m.result))
-                progress.update(
-                    imported,
-                    completed=sum(1 for c in store.chunks(onboarding.id) if c.stage == "done"),
-                )
-                if current is None or current.status is not OnboardingStatus.RUNNING:
-                    break
-                stop.wait(_POLL_SECONDS)
+        _watch(store, onboarding, stop)
         report = onboarding_report(platform, store.get(onboarding.id) or onboarding)
     finally:
         shutdown_workflows(platform)
@@ -109,6 +92,34 @@ def onboard(
     _print(report)
     if report["status"] != "completed":
         raise typer.Exit(1)
+
+
+def _watch(store: OnboardingStore, onboarding: Onboarding, stop: threading.Event) -> None:
+    """Progress bars of the run (members matched, chunks imported) until it ends or a
+    signal asks this process to stop."""
+    from payerbridge.onboarding.model import OnboardingStatus
+
+    with Progress(
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        matched = progress.add_task("matched", total=onboarding.total)
+        imported = progress.add_task("chunks", total=onboarding.chunks)
+        while not stop.is_set():
+            current = store.get(onboarding.id)
+            done = store.members(onboarding.id)
+            progress.update(matched, completed=sum(1 for m in done if m.result))
+            progress.update(
+                imported,
+                completed=sum(1 for c in store.chunks(onboarding.id) if c.stage == "done"),
+            )
+            if current is None or current.status is not OnboardingStatus.RUNNING:
+                break
+            stop.wait(_POLL_SECONDS)
 
 
 def _lines(content: bytes) -> list[Any]:
