@@ -677,6 +677,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     webhooks.bind(
         webhooks.WebhookDelivery(
             platform.webhooks,
+            platform.transactions,
             httpx.Client(
                 follow_redirects=False, transport=GuardedTransport(platform.webhook_targets.policy)
             ),

@@ -18,10 +18,11 @@ from payerbridge.config import load_settings
 from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.idempotency import ClaimStatus, StoredResponse
 from payerbridge.routing.model import Partner
+from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.types import OPERATOR, ExchangeId, PartnerId
 from payerbridge.webhooks.delivery import deliver_one
 from payerbridge.webhooks.egress import WebhookTargets
-from payerbridge.webhooks.model import DeliveryStatus, WebhookPolicy
+from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, WebhookPolicy
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -37,6 +38,16 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
     )
     yield platform
     platform.close()
+
+
+def subscribe(platform: Platform, client_id: str, url: str) -> Subscription:
+    with platform.transactions.begin() as unit:
+        return platform.webhooks.subscribe(unit, client_id=client_id, url=url, secret="s", at=T0)
+
+
+def claim(platform: Platform, delivery_id: str, now: datetime) -> Delivery | None:
+    with platform.transactions.begin() as unit:
+        return platform.webhooks.claim(unit, delivery_id, now=now)
 
 
 def record_exchange(platform: Platform, client_id: str) -> str:
@@ -63,9 +74,9 @@ def record_exchange(platform: Platform, client_id: str) -> str:
 
 
 def test_deliveries_are_written_for_the_owner_and_the_operator_only(platform: Platform) -> None:
-    mine = platform.webhooks.subscribe(client_id="portal", url="https://a/x", secret="s", at=T0)
-    ops = platform.webhooks.subscribe(client_id=OPERATOR, url="https://b/x", secret="s", at=T0)
-    platform.webhooks.subscribe(client_id="someone-else", url="https://c/x", secret="s", at=T0)
+    mine = subscribe(platform, "portal", "https://a/x")
+    ops = subscribe(platform, OPERATOR, "https://b/x")
+    subscribe(platform, "someone-else", "https://c/x")
     record_exchange(platform, "portal")
     for subscription in (mine, ops):
         deliveries = platform.webhooks.deliveries(subscription.id, limit=10, offset=0)
@@ -79,7 +90,7 @@ def test_deliveries_are_written_for_the_owner_and_the_operator_only(platform: Pl
 def test_the_deliveries_a_unit_of_work_wrote_are_relayed_once_it_commits(
     platform: Platform,
 ) -> None:
-    platform.webhooks.subscribe(client_id="portal", url="https://a/x", secret="s", at=T0)
+    subscribe(platform, "portal", "https://a/x")
     relayed: list[str] = []
     platform.transactions.relay_deliveries = relayed.extend
     with pytest.raises(RuntimeError), platform.transactions.begin() as unit:
@@ -108,21 +119,22 @@ PUBLIC_A = WebhookTargets(resolve=lambda host: ["93.184.215.14"])  # "a" is publ
 
 
 def test_a_delivery_is_claimed_only_when_pending_and_due(platform: Platform) -> None:
-    platform.webhooks.subscribe(client_id="portal", url="https://a/x", secret="s", at=T0)
+    subscribe(platform, "portal", "https://a/x")
     record_exchange(platform, "portal")
     [subscription] = platform.webhooks.subscriptions("portal")
     first, _ = platform.webhooks.deliveries(subscription.id, limit=10, offset=0)
-    assert platform.webhooks.claim(first.id, now=T0 - timedelta(seconds=1)) is None
+    assert claim(platform, first.id, T0 - timedelta(seconds=1)) is None
     assert platform.webhooks.due(first.id) == T0
-    claimed = platform.webhooks.claim(first.id, now=T0)
+    claimed = claim(platform, first.id, T0)
     assert claimed is not None and claimed.attempts == 1 and claimed.url == "https://a/x"
-    platform.webhooks.delivered(first.id, status=200, at=T0)
-    assert platform.webhooks.claim(first.id, now=T0) is None
+    with platform.transactions.begin() as unit:
+        platform.webhooks.delivered(unit, first.id, status=200, at=T0)
+    assert claim(platform, first.id, T0) is None
     assert platform.webhooks.due(first.id) is None  # nothing more to do
 
 
 def test_failures_are_retried_with_backoff_then_given_up(platform: Platform) -> None:
-    platform.webhooks.subscribe(client_id="portal", url="https://a/x", secret="s", at=T0)
+    subscribe(platform, "portal", "https://a/x")
     record_exchange(platform, "portal")
     [subscription] = platform.webhooks.subscriptions("portal")
     ids = [d.id for d in platform.webhooks.deliveries(subscription.id, limit=10, offset=0)]
@@ -134,15 +146,16 @@ def test_failures_are_retried_with_backoff_then_given_up(platform: Platform) -> 
 
     policy = WebhookPolicy(max_attempts=3, base_delay_seconds=1, max_delay_seconds=60)
     now = [T0]
+    transactions = SqlTransactions(platform.engine, clock=lambda: now[0])
 
     def deliver(delivery_id: str) -> datetime | None:
         return deliver_one(
             platform.webhooks,
+            transactions,
             client,
             policy,
             delivery_id,
             targets=PUBLIC_A,
-            clock=lambda: now[0],
             random=lambda: 0.5,
         )
 
@@ -169,7 +182,7 @@ def test_a_target_that_now_resolves_inside_the_network_is_not_posted_to(
 ) -> None:
     """The name was public when subscribed; it points at a private address by the time of
     the delivery (a rebinding): the delivery gives up, and nothing is posted."""
-    platform.webhooks.subscribe(client_id="portal", url="https://a/x", secret="s", at=T0)
+    subscribe(platform, "portal", "https://a/x")
     record_exchange(platform, "portal")
     [subscription] = platform.webhooks.subscriptions("portal")
     ids = [d.id for d in platform.webhooks.deliveries(subscription.id, limit=10, offset=0)]
@@ -179,11 +192,11 @@ def test_a_target_that_now_resolves_inside_the_network_is_not_posted_to(
         due = [
             deliver_one(
                 platform.webhooks,
+                SqlTransactions(platform.engine, clock=lambda: T0),
                 client,
                 WebhookPolicy(max_attempts=3),
                 delivery_id,
                 targets=rebound,
-                clock=lambda: T0,
                 random=lambda: 0.5,
             )
             for delivery_id in ids

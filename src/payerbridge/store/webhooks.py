@@ -3,12 +3,12 @@
 ``outbox_transitions`` runs in the unit of work that records a transition, so the
 delivery commits with the change it announces; the unit hands the new deliveries' ids
 on after its commit, and each gets a durable workflow (``workflows/webhooks.py``) that
-``claim``s it when due, posts it outside any transaction and records the outcome.
+``claim``s it when due, posts it outside any transaction and records the outcome. Every
+write is in the caller's unit of work, its ids from ``unit.new_id()``.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,8 +20,9 @@ from sqlalchemy.engine import Dialect
 from payerbridge.errors import NotFound
 from payerbridge.store.dbapi import DialectSql, insert_rows
 from payerbridge.store.tables import exchanges, webhook_deliveries, webhook_subscriptions
-from payerbridge.store.unit_of_work import SqlUnitOfWork
+from payerbridge.store.unit_of_work import SqlUnitOfWork, sql_unit
 from payerbridge.timestamps import utc_iso
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import OPERATOR
 from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, event_body
 
@@ -103,7 +104,7 @@ def outbox_transitions(
     rows = []
     for subscription_id in listeners:
         for seq, from_state, to_state, reason_code in transitions:
-            delivery_id = str(uuid.uuid4())
+            delivery_id = unit.new_id()
             body = event_body(
                 delivery_id=delivery_id,
                 exchange_id=exchange_id,
@@ -154,22 +155,22 @@ def _delivery(row: Any) -> Delivery:
 
 class SqlWebhookStore:
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
-        self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
 
-    def subscribe(self, *, client_id: str, url: str, secret: str, at: datetime) -> Subscription:
-        subscription_id = str(uuid.uuid4())
-        with self._engine.begin() as connection:
-            connection.execute(
-                webhook_subscriptions.insert().values(
-                    id=subscription_id,
-                    client_id=client_id,
-                    url=url,
-                    secret=secret,
-                    created_at=at,
-                    disabled_at=None,
-                )
+    def subscribe(
+        self, unit: UnitOfWork, *, client_id: str, url: str, secret: str, at: datetime
+    ) -> Subscription:
+        subscription_id = unit.new_id()
+        sql_unit(unit).connection.execute(
+            webhook_subscriptions.insert().values(
+                id=subscription_id,
+                client_id=client_id,
+                url=url,
+                secret=secret,
+                created_at=at,
+                disabled_at=None,
             )
+        )
         return Subscription(subscription_id, client_id, url, at, None)
 
     def subscriptions(self, client_id: str) -> list[Subscription]:
@@ -190,25 +191,27 @@ class SqlWebhookStore:
             raise NotFound(f"webhook subscription {subscription_id} does not exist")
         return _subscription(row)
 
-    def disable(self, subscription_id: str, client_id: str, *, at: datetime) -> Subscription:
+    def disable(
+        self, unit: UnitOfWork, subscription_id: str, client_id: str, *, at: datetime
+    ) -> Subscription:
         """Stop deliveries: pending ones are dropped with the subscription (kept, marked)."""
         current = self.subscription(subscription_id, client_id)
         if current.disabled_at is not None:
             return current
-        with self._engine.begin() as connection:
-            connection.execute(
-                webhook_subscriptions.update()
-                .where(webhook_subscriptions.c.id == subscription_id)
-                .values(disabled_at=at)
+        connection = sql_unit(unit).connection
+        connection.execute(
+            webhook_subscriptions.update()
+            .where(webhook_subscriptions.c.id == subscription_id)
+            .values(disabled_at=at)
+        )
+        connection.execute(
+            webhook_deliveries.update()
+            .where(
+                webhook_deliveries.c.subscription_id == subscription_id,
+                webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
             )
-            connection.execute(
-                webhook_deliveries.update()
-                .where(
-                    webhook_deliveries.c.subscription_id == subscription_id,
-                    webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
-                )
-                .values(status=DeliveryStatus.FAILED.value, last_error="subscription disabled")
-            )
+            .values(status=DeliveryStatus.FAILED.value, last_error="subscription disabled")
+        )
         return Subscription(current.id, current.client_id, current.url, current.created_at, at)
 
     def deliveries(self, subscription_id: str, *, limit: int, offset: int) -> list[Delivery]:
@@ -222,30 +225,30 @@ class SqlWebhookStore:
         with self._reader.connect() as connection:
             return [_delivery(row) for row in connection.execute(query)]
 
-    def claim(self, delivery_id: str, *, now: datetime) -> Delivery | None:
+    def claim(self, unit: UnitOfWork, delivery_id: str, *, now: datetime) -> Delivery | None:
         """The delivery with its subscription's URL and secret, counted as one more
         attempt, if it is pending and due (its one workflow is the only claimant)."""
-        with self._engine.begin() as connection:
-            taken = connection.execute(
-                webhook_deliveries.update()
-                .where(
-                    webhook_deliveries.c.id == delivery_id,
-                    webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
-                    webhook_deliveries.c.next_attempt_at <= now,
-                )
-                .values(attempts=webhook_deliveries.c.attempts + 1)
-            ).rowcount
-            if not taken:
-                return None
-            row = connection.execute(
-                select(
-                    webhook_deliveries,
-                    webhook_subscriptions.c.url,
-                    webhook_subscriptions.c.secret,
-                )
-                .join(webhook_subscriptions)
-                .where(webhook_deliveries.c.id == delivery_id)
-            ).one()
+        connection = sql_unit(unit).connection
+        taken = connection.execute(
+            webhook_deliveries.update()
+            .where(
+                webhook_deliveries.c.id == delivery_id,
+                webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+                webhook_deliveries.c.next_attempt_at <= now,
+            )
+            .values(attempts=webhook_deliveries.c.attempts + 1)
+        ).rowcount
+        if not taken:
+            return None
+        row = connection.execute(
+            select(
+                webhook_deliveries,
+                webhook_subscriptions.c.url,
+                webhook_subscriptions.c.secret,
+            )
+            .join(webhook_subscriptions)
+            .where(webhook_deliveries.c.id == delivery_id)
+        ).one()
         return _delivery(row)
 
     def due(self, delivery_id: str) -> datetime | None:
@@ -273,8 +276,9 @@ class SqlWebhookStore:
                 ).scalars()
             )
 
-    def delivered(self, delivery_id: str, *, status: int, at: datetime) -> None:
+    def delivered(self, unit: UnitOfWork, delivery_id: str, *, status: int, at: datetime) -> None:
         self._finish(
+            unit,
             delivery_id,
             status=DeliveryStatus.DELIVERED.value,
             last_status=status,
@@ -284,6 +288,7 @@ class SqlWebhookStore:
 
     def failed(
         self,
+        unit: UnitOfWork,
         delivery_id: str,
         *,
         status: int | None,
@@ -299,7 +304,7 @@ class SqlWebhookStore:
             values["status"] = DeliveryStatus.FAILED.value
         else:
             values["next_attempt_at"] = retry_at
-        self._finish(delivery_id, **values)
+        self._finish(unit, delivery_id, **values)
 
     def pending_count(self) -> int:
         with self._reader.connect() as connection:
@@ -311,14 +316,13 @@ class SqlWebhookStore:
                 ).scalar_one()
             )
 
-    def _finish(self, delivery_id: str, **values: Any) -> None:
-        with self._engine.begin() as connection:
-            connection.execute(
-                webhook_deliveries.update()
-                .where(
-                    webhook_deliveries.c.id == delivery_id,
-                    # a disabled subscription's deliveries stay as they were marked
-                    webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
-                )
-                .values(**values)
+    def _finish(self, unit: UnitOfWork, delivery_id: str, **values: Any) -> None:
+        sql_unit(unit).connection.execute(
+            webhook_deliveries.update()
+            .where(
+                webhook_deliveries.c.id == delivery_id,
+                # a disabled subscription's deliveries stay as they were marked
+                webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
             )
+            .values(**values)
+        )

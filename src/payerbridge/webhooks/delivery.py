@@ -7,7 +7,8 @@ tried again later with full-jitter backoff and ``Retry-After`` honoured, until t
 policy's attempts are spent. The receiver's answer body is never read or logged: the
 answer is streamed and closed after its status line and headers. The client posts
 through ``net.transport.GuardedTransport``, which refuses, at connection time, an
-address the egress policy does not allow.
+address the egress policy does not allow. The claim and the outcome are each a unit of
+work, and take their time from it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 
 from payerbridge.errors import UnprocessableRequest
 from payerbridge.exchange.retry import retry_after_seconds
+from payerbridge.transactions import Transactions
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import (
     DELIVERY_HEADER,
@@ -39,39 +41,43 @@ logger = logging.getLogger(__name__)
 
 def deliver_one(
     store: DeliveryStore,
+    transactions: Transactions,
     client: httpx.Client,
     policy: WebhookPolicy,
     delivery_id: str,
     *,
     targets: WebhookTargets,
-    clock: Callable[[], datetime],
     random: Callable[[], float],
 ) -> datetime | None:
     """Post the delivery once if it is due. Returns when it is due again (a failed
     attempt's retry, or a delivery not yet due), or None when it needs nothing more
     (delivered, given up, its subscription disabled)."""
-    delivery = store.claim(delivery_id, now=clock())
+    with transactions.begin() as unit:
+        delivery = store.claim(unit, delivery_id, now=unit.now)
     if delivery is None:
         return store.due(delivery_id)
     try:
         targets.check(delivery.url)  # again: where the name points now
     except UnprocessableRequest as refused:
-        store.failed(delivery.id, status=None, error=refused.issues[0].text, retry_at=None)
+        with transactions.begin() as unit:
+            store.failed(
+                unit, delivery.id, status=None, error=refused.issues[0].text, retry_at=None
+            )
         logger.warning(
             "webhook target refused",
             extra={"delivery_id": delivery.id, "exchange_id": delivery.exchange_id},
         )
         return None
-    return _post(store, client, policy, delivery, clock=clock, random=random)
+    return _post(store, transactions, client, policy, delivery, random=random)
 
 
 def _post(
     store: DeliveryStore,
+    transactions: Transactions,
     client: httpx.Client,
     policy: WebhookPolicy,
     delivery: ClaimedDelivery,
     *,
-    clock: Callable[[], datetime],
     random: Callable[[], float],
 ) -> datetime | None:
     headers = {
@@ -82,7 +88,7 @@ def _post(
         SIGNATURE_HEADER: sign(delivery.secret, int(time.time()), delivery.body),
     }
     status: int | None = None
-    retry_after: float | None = None
+    retry_after: str | None = None  # the receiver's Retry-After, as sent
     try:
         request = client.build_request(
             "POST",
@@ -95,20 +101,22 @@ def _post(
         response.close()  # the body is not ours to read
         status = response.status_code
         if 200 <= status < 300:
-            store.delivered(delivery.id, status=status, at=clock())
+            with transactions.begin() as unit:
+                store.delivered(unit, delivery.id, status=status, at=unit.now)
             return None
         error = f"the receiver answered {status}"
-        retry_after = retry_after_seconds(response.headers.get("retry-after"), now=clock())
+        retry_after = response.headers.get("retry-after")
     except httpx.HTTPError as exc:
         error = f"could not reach the receiver ({type(exc).__name__})"
-    retry_at = next_attempt(
-        policy,
-        attempt=delivery.attempts,
-        now=clock(),
-        retry_after_seconds=retry_after,
-        unit_random=random(),
-    )
-    store.failed(delivery.id, status=status, error=error, retry_at=retry_at)
+    with transactions.begin() as unit:
+        retry_at = next_attempt(
+            policy,
+            attempt=delivery.attempts,
+            now=unit.now,
+            retry_after_seconds=retry_after_seconds(retry_after, now=unit.now),
+            unit_random=random(),
+        )
+        store.failed(unit, delivery.id, status=status, error=error, retry_at=retry_at)
     logger.info(
         "webhook delivery failed",
         extra={

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from payerbridge.transactions import UnitOfWork
 from payerbridge.webhooks.model import Delivery, Subscription
 
 __all__ = ["ClaimedDelivery", "DeliveryStore", "WebhookStore"]
@@ -29,7 +30,9 @@ class ClaimedDelivery(Protocol):
 
 
 class DeliveryStore(Protocol):
-    def claim(self, delivery_id: str, *, now: datetime) -> ClaimedDelivery | None:
+    """The outbox as delivering sees it; each write in the caller's unit of work."""
+
+    def claim(self, unit: UnitOfWork, delivery_id: str, *, now: datetime) -> ClaimedDelivery | None:
         """The delivery, counted as one more attempt, if it is pending and due."""
         ...
 
@@ -37,22 +40,34 @@ class DeliveryStore(Protocol):
         """When the pending delivery is due; None once it needs nothing more."""
         ...
 
-    def delivered(self, delivery_id: str, *, status: int, at: datetime) -> None: ...
+    def delivered(
+        self, unit: UnitOfWork, delivery_id: str, *, status: int, at: datetime
+    ) -> None: ...
     def failed(
-        self, delivery_id: str, *, status: int | None, error: str, retry_at: datetime | None
+        self,
+        unit: UnitOfWork,
+        delivery_id: str,
+        *,
+        status: int | None,
+        error: str,
+        retry_at: datetime | None,
     ) -> None: ...
 
 
 class WebhookStore(DeliveryStore, Protocol):
     """Subscriptions, by their client, and the outbox the workflows drain."""
 
-    def subscribe(self, *, client_id: str, url: str, secret: str, at: datetime) -> Subscription: ...
+    def subscribe(
+        self, unit: UnitOfWork, *, client_id: str, url: str, secret: str, at: datetime
+    ) -> Subscription: ...
 
     def subscriptions(self, client_id: str) -> list[Subscription]: ...
 
     def subscription(self, subscription_id: str, client_id: str) -> Subscription: ...
 
-    def disable(self, subscription_id: str, client_id: str, *, at: datetime) -> Subscription: ...
+    def disable(
+        self, unit: UnitOfWork, subscription_id: str, client_id: str, *, at: datetime
+    ) -> Subscription: ...
 
     def deliveries(self, subscription_id: str, *, limit: int, offset: int) -> list[Delivery]: ...
 

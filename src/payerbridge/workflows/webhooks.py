@@ -24,6 +24,7 @@ from datetime import datetime
 import httpx
 from dbos import DBOS, Queue, SetWorkflowID
 
+from payerbridge.transactions import Transactions
 from payerbridge.webhooks.delivery import deliver_one
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import WebhookPolicy
@@ -45,6 +46,7 @@ class WebhookDelivery:
     """What a delivery's steps use, wired by bootstrap."""
 
     store: DeliveryStore
+    transactions: Transactions
     client: httpx.Client
     policy: WebhookPolicy
     targets: WebhookTargets
@@ -78,11 +80,11 @@ def attempt_delivery(delivery_id: str) -> float | None:
     bound = _delivery()
     due = deliver_one(
         bound.store,
+        bound.transactions,
         bound.client,
         bound.policy,
         delivery_id,
         targets=bound.targets,
-        clock=bound.clock,
         random=bound.random,
     )
     if due is None:

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import PlatformDep, SubmitterDep
 from payerbridge.api.responses import JsonResponse
-from payerbridge.bootstrap import utcnow
 from payerbridge.timestamps import utc_iso
 from payerbridge.webhooks.model import (
     DELIVERY_HEADER,
@@ -64,12 +63,11 @@ def subscribe(body: WebhookCreate, platform: PlatformDep, caller: SubmitterDep) 
     """Subscribe a URL to the state changes of the caller's exchanges (the operator's:
     of every exchange). The secret is shown only in this answer."""
     secret = secrets.token_urlsafe(32)
-    subscription = platform.webhooks.subscribe(
-        client_id=caller.owner,
-        url=platform.webhook_targets.check(body.url),
-        secret=secret,
-        at=utcnow(),
-    )
+    url = platform.webhook_targets.check(body.url)
+    with platform.transactions.begin() as unit:
+        subscription = platform.webhooks.subscribe(
+            unit, client_id=caller.owner, url=url, secret=secret, at=unit.now
+        )
     return {
         **_public(subscription),
         "secret": secret,
@@ -113,4 +111,6 @@ def unsubscribe(
     subscription_id: str, platform: PlatformDep, caller: SubmitterDep
 ) -> dict[str, Any]:
     """Stop deliveries; deliveries not yet made are marked failed, nothing is deleted."""
-    return _public(platform.webhooks.disable(subscription_id, caller.owner, at=utcnow()))
+    with platform.transactions.begin() as unit:
+        disabled = platform.webhooks.disable(unit, subscription_id, caller.owner, at=unit.now)
+    return _public(disabled)
