@@ -544,6 +544,40 @@ def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(platform:
     assert len(platform.consents.for_member(kept[0].record.member_id, ConsentRole.RECEIVE)) == 1
 
 
+def test_two_workers_failing_first_at_once_on_a_new_endpoint_count_both_failures(
+    platform: Platform,
+) -> None:
+    """The endpoint has no breaker row yet. The second worker's lock waits for the row the
+    first one is creating (its insert does nothing), then counts on from what it left."""
+    import threading
+    import time
+
+    from payerbridge.store.breakers import SqlBreakerStore
+
+    ports = platform.exchange_ports
+    theirs = dataclasses.replace(ports, breakers=SqlBreakerStore(platform.engine))
+    new = Partner("old-plan", "Old Plan", "1245319599", "http://new/fhir")
+    errors: list[BaseException] = []
+
+    def second_worker() -> None:
+        try:
+            record_outcome(theirs, new, succeeded=False)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    second = threading.Thread(target=second_worker)
+    now = ports.clock()
+    with ports.transactions.begin() as unit:
+        found = ports.breakers.lock(unit, new.fhir_base, new.id, at=now)
+        second.start()
+        time.sleep(0.5)  # the second worker is now waiting for the row
+        failed = dataclasses.replace(found, consecutive_failures=1)
+        ports.breakers.save(unit, new.fhir_base, new.id, failed, at=now)
+    second.join(10)
+    assert errors == []
+    assert platform.breakers.get(new.fhir_base).consecutive_failures == 2
+
+
 def test_a_healthy_breaker_is_trusted_briefly_and_a_write_of_our_own_drops_the_trust(
     platform: Platform,
 ) -> None:

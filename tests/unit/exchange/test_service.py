@@ -15,8 +15,10 @@ import pytest
 
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import Conflict, MatchUnderReview, NoMatch, UnprocessableRequest
+from payerbridge.exchange.breaker import BreakerState, BreakerStatus
 from payerbridge.exchange.interventions import ask_again_now, cancel, revoke_and_stop
 from payerbridge.exchange.model import ExchangeRequest, ExchangeState, Submission
+from payerbridge.exchange.outbound import admit_call, record_outcome
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.retry import RetryPolicy
@@ -335,6 +337,32 @@ def test_a_partner_that_dropped_everything_fails_the_exchange_before_any_call() 
     assert "does not offer $everything" in (record.error_text or "") and client.calls == []
 
 
+def test_a_breaker_moves_in_one_unit_with_its_audit_event_and_a_healthy_one_is_only_read() -> None:
+    clock = FakeClock()
+    ports = _ports(_client(), clock)
+    transactions: InMemoryTransactions = ports.transactions  # type: ignore[assignment]
+    assert admit_call(ports, OLD_PLAN, clock.now).allowed
+    record_outcome(ports, OLD_PLAN, succeeded=True, seen=BreakerState())
+    assert transactions.commits == 0  # closed and staying so: nothing written
+
+    for _ in range(5):  # the policy's threshold
+        record_outcome(ports, OLD_PLAN, succeeded=False)
+    assert not admit_call(ports, OLD_PLAN, clock.now).allowed
+    clock.advance(30)  # the cooldown
+    probe = admit_call(ports, OLD_PLAN, clock.now)
+    assert probe.allowed and probe.state.status is BreakerStatus.HALF_OPEN
+    record_outcome(ports, OLD_PLAN, succeeded=True, seen=probe.state)
+
+    events = ports.audit.for_entity("PartnerEndpoint", OLD_PLAN.fhir_base)  # type: ignore[attr-defined]
+    assert [(e["action"], e["detail"]["from"]) for e in events] == [
+        ("breaker.opened", "closed"),
+        ("breaker.half-opened", "open"),
+        ("breaker.closed", "half_open"),
+    ]
+    assert transactions.commits == 5 + 1 + 1 + 1  # each failure, the refusal, probe, close
+    assert ports.breakers.get(OLD_PLAN.fhir_base) == BreakerState()
+
+
 def test_an_outage_is_waited_out_and_the_exchange_resumes_from_its_row() -> None:
     clock = FakeClock()
     client = _client(outages=1)
@@ -346,6 +374,9 @@ def test_an_outage_is_waited_out_and_the_exchange_resumes_from_its_row() -> None
     assert waiting.retry_at is not None and not waiting.done
     record = ports.exchanges.current(exchange_id)
     assert (record.state, record.attempts) == (ExchangeState.ROUTE_SELECTED, 1)
+    (attempt,) = [e for e in ports.audit.events if e.action == "exchange.attempt"]  # type: ignore[attr-defined]
+    assert (attempt.entity_id, attempt.outcome) == (exchange_id, "retry")
+    assert attempt.detail["step"] == "member-match" and attempt.detail["attempt"] == 1
     # Not due yet: nothing is called.
     assert proceed(ports, exchange_id, _parse).retry_at == waiting.retry_at
     assert len(client.calls) == 1
