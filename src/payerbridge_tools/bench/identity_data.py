@@ -1,19 +1,22 @@
 """Synthetic payer-migration sets for ``bench identity``: members, match requests, ground truth.
 
-``generate_identity_set(members, seed=...)`` builds an old payer's population of
-about ``members`` people in households, and the match requests a new payer
+``generate_identity_set(members, seed=...)`` takes an old payer's population of
+``members`` people in households from the population generator the sandbox uses
+(``payerbridge_tools.population``), and builds the match requests a new payer
 sends (demographics plus whatever the old card shows), each with the member it
 is truly about or ``None``. The same arguments always give the same set.
 
-The population is meant to be hard in the ways real plans are:
+The population is meant to be hard in the ways real plans are, so it is drawn with a
+harder mix than the sandbox's (``MIX``):
 
-* households share surname, street address, ZIP, phone and the subscriber id
-  (the head's member id); dependents' records sometimes hold the head's SSN
-  (``ssn_carried``);
+* households share surname, street address, ZIP, the landline and the subscriber
+  id (the subscriber's member id); spouses and teenagers often have a mobile of
+  their own; dependents' records sometimes hold the subscriber's SSN
+  (``ssn_carried``), which is this module's addition to the population;
 * twins: a child with a sibling of the same birth date and surname and another
-  first name (8% of children); Jr/Sr: a son named after his father;
+  first name (8% of births); Jr/Sr: a son named after his father;
 * skewed names, so namesakes are common (a few hundred surnames and given
-  names for a million people).
+  names for a million people); members keep their first given name only.
 
 Requests about members depart from the member's record the way forms do (one
 independent draw per kind, see ``NOISE``): nicknames, typos in names and card
@@ -25,8 +28,9 @@ plan, and relatives of members who never enrolled (a twin, a sibling, a
 father with the same name as his son), who often show the household's card.
 
 Storage is columnar (``array`` and ``bytearray`` per field, names as indexes
-into the vocabulary, the rare free text from typos in small dictionaries), so
-a million members and a million requests take a few hundred MB at most.
+into the vocabulary, street lines once per household, the rare free text from
+typos in small dictionaries), so a million members and a million requests take
+a few hundred MB at most.
 Records are materialised one at a time: ``member_fields`` / ``request_fields``
 give keyword arguments for ``standard_record``; ``member_resources`` /
 ``request_resources`` give FHIR R4 Patient and Coverage dicts, as stored by
@@ -39,23 +43,32 @@ import random
 import string
 from array import array
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from enum import IntEnum, IntFlag
 from typing import Any
 
 from payerbridge.identity.nicknames import ROOTS
 from payerbridge.identity.standardize import standard_record
 from payerbridge.types import MemberId
-from payerbridge_tools.population.vocabulary import (
-    FEMALE_NAMES,
-    MALE_NAMES,
-    PLACES,
-    STREET_SUFFIXES,
-    STREETS,
-    SURNAMES,
+from payerbridge_tools.population.households import (
+    Household,
+    Member,
+    build_household,
+    draw_home,
+    stream_households,
 )
+from payerbridge_tools.population.mix import HouseholdMix
+from payerbridge_tools.population.network import (
+    PayerContext,
+    build_network,
+    derive_seed,
+    payer_context,
+)
+from payerbridge_tools.population.vocabulary import FEMALE_NAMES, MALE_NAMES, PLACES, SURNAMES
 
 __all__ = [
+    "AS_OF",
     "NOISE",
     "IdentitySet",
     "Noise",
@@ -64,17 +77,25 @@ __all__ = [
     "generate_identity_set",
 ]
 
+AS_OF = date(2026, 1, 1)
+"""The day the population is drawn as of (ages, coverage), unless asked otherwise."""
+# The old payer: the one payer of a one-payer network, whose member ids are
+# its prefix and nine digits.
+_NETWORK = build_network(1)
+_PAYER = _NETWORK.payers[0]
 GIVEN_NAMES: tuple[str, ...] = FEMALE_NAMES + MALE_NAMES
 _FEMALE_COUNT = len(FEMALE_NAMES)
-_STREETS = tuple(f"{s} {suffix}" for s in STREETS for suffix in STREET_SUFFIXES)
 _SUFFIX_TEXT = ("", "Jr", "Sr")  # index 0: no generational suffix
 _NO_NAME = 0xFFFF
 _CARD_SPACE = 10**9
 _SSN_SPACE = 665 * 99 * 9999  # areas 001-665, groups 01-99, serials 0001-9999
 _PEOPLE_PER_ZIP = 3000
-_MEMBER_CARD_PREFIX = "PB"
+_SSN_SHARE = 0.85  # members whose own SSN is on file
+_SSN_CARRIED_SHARE = 0.08  # dependents whose record holds the subscriber's instead
+_MEMBER_CARD_PREFIX = _PAYER.member_id_prefix
 _FOREIGN_CARD_PREFIX = "ZX"
 _GIVEN_INDEX = {name: index for index, name in enumerate(GIVEN_NAMES)}
+_RELATIONSHIP_CODES = {"self": 0, "spouse": 1, "child": 2}
 # Nicknames of the vocabulary's given names, from the engine's table (so a
 # nickname is one a form might show, not an invented spelling).
 # What standardisation makes of each name ("Zoë" and "Zoe" are one name to matching).
@@ -85,6 +106,10 @@ _NICKNAMES: dict[int, tuple[str, ...]] = {
     if ROOTS.get(name.lower())
 }
 MEMBER_SYSTEM = "https://old-payer.example/member-id"
+MIX = HouseholdMix(twin_share=0.08, junior_share=0.15, has_fictional_phones=False)
+"""The population's mix, harder than the sandbox's: 8% of births twins, about 6% of male
+subscribers a Sr with his Jr on the plan, phone numbers of any exchange; ``zips_per_place``
+grows with the population (``_mix``)."""
 SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 SUBSCRIBER_RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
@@ -161,9 +186,7 @@ class _Columns:
     suffix: bytearray = field(default_factory=bytearray)  # index into _SUFFIX_TEXT
     birth: array[int] = field(default_factory=lambda: array("I"))  # YYYYMMDD
     sex: bytearray = field(default_factory=bytearray)  # 0 unknown, 1 female, 2 male
-    house: array[int] = field(default_factory=lambda: array("H"))
-    street: array[int] = field(default_factory=lambda: array("H"))
-    unit: array[int] = field(default_factory=lambda: array("H"))  # 0: none
+    home: array[int] = field(default_factory=lambda: array("i"))  # index into IdentitySet.homes
     postal_code: array[int] = field(default_factory=lambda: array("I"))  # 0: none
     phone: array[int] = field(default_factory=lambda: array("Q"))  # 0: none
     member_card: array[int] = field(default_factory=lambda: array("q"))  # -1: none
@@ -184,9 +207,7 @@ class _Person:
     family: int
     birth: int
     sex: int
-    house: int
-    street: int
-    unit: int
+    home: int
     postal_code: int
     phone: int
     household: int
@@ -206,9 +227,7 @@ def _append(columns: _Columns, p: _Person) -> None:
     columns.suffix.append(p.suffix)
     columns.birth.append(p.birth)
     columns.sex.append(p.sex)
-    columns.house.append(p.house)
-    columns.street.append(p.street)
-    columns.unit.append(p.unit)
+    columns.home.append(p.home)
     columns.postal_code.append(p.postal_code)
     columns.phone.append(p.phone)
     columns.member_card.append(p.member_card)
@@ -224,9 +243,7 @@ def _row(columns: _Columns, i: int) -> _Person:
         family=columns.family[i],
         birth=columns.birth[i],
         sex=columns.sex[i],
-        house=columns.house[i],
-        street=columns.street[i],
-        unit=columns.unit[i],
+        home=columns.home[i],
         postal_code=columns.postal_code[i],
         phone=columns.phone[i],
         household=columns.household[i],
@@ -255,6 +272,10 @@ class IdentitySet:
     truth: array[int]
     request_kind: bytearray
     request_noise: array[int]
+    # Surnames by index: the vocabulary's, then the double-barrelled ones households hold.
+    surnames: list[str] = field(default_factory=lambda: list(SURNAMES))
+    # Street lines by index: one entry per household, and one per request that moved.
+    homes: list[tuple[str, ...]] = field(default_factory=list)
     # Free text that the vocabulary cannot hold (typos, nicknames), by request index.
     given_text: dict[int, str] = field(default_factory=dict)
     family_text: dict[int, str] = field(default_factory=dict)
@@ -284,11 +305,13 @@ class IdentitySet:
 
     def member_fields(self, i: int) -> dict[str, Any]:
         """Keyword arguments for ``standard_record``: member ``i`` as the old payer holds them."""
-        return _fields(self.members, i, {}, {}, {})
+        return _fields(self, self.members, i, {}, {}, {})
 
     def request_fields(self, j: int) -> dict[str, Any]:
         """Keyword arguments for ``standard_record``: request ``j`` as the new payer sends it."""
-        return _fields(self.requests, j, self.given_text, self.family_text, self.member_id_text)
+        return _fields(
+            self, self.requests, j, self.given_text, self.family_text, self.member_id_text
+        )
 
     def member_resources(self, i: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """Member ``i`` as stored: (Patient, Coverage); the Coverage carries the card."""
@@ -326,6 +349,7 @@ def ssn_text(number: int) -> str:
 
 
 def _fields(
+    data: IdentitySet,
     columns: _Columns,
     i: int,
     given_text: dict[int, str],
@@ -334,19 +358,18 @@ def _fields(
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "given": [given_text.get(i) or GIVEN_NAMES[columns.given[i]]],
-        "family": family_text.get(i) or SURNAMES[columns.family[i]],
+        "family": family_text.get(i) or data.surnames[columns.family[i]],
     }
     previous = columns.previous_family[i]
     if previous != _NO_NAME:
-        fields["previous_families"] = [SURNAMES[previous]]
+        fields["previous_families"] = [data.surnames[previous]]
     if columns.suffix[i]:
         fields["suffixes"] = [_SUFFIX_TEXT[columns.suffix[i]]]
     birth = columns.birth[i]
     fields["birth_date"] = f"{birth // 10000:04d}-{birth // 100 % 100:02d}-{birth % 100:02d}"
     if columns.sex[i]:
         fields["sex"] = "female" if columns.sex[i] == 1 else "male"
-    line = f"{columns.house[i]} {_STREETS[columns.street[i]]}"
-    fields["address_lines"] = [line, f"Apt {columns.unit[i]}"] if columns.unit[i] else [line]
+    fields["address_lines"] = list(data.homes[columns.home[i]])
     fields["postal_code"] = f"{columns.postal_code[i]:05d}"
     if columns.phone[i]:
         phone = f"{columns.phone[i]:010d}"
@@ -421,20 +444,23 @@ def _coverage(
     return coverage
 
 
-class _Generator:
-    """Draws households and requests from one seeded ``random.Random``."""
+def _mix(members: int) -> HouseholdMix:
+    """``MIX``, with about ``_PEOPLE_PER_ZIP`` people to a ZIP code however large the plan."""
+    return replace(MIX, zips_per_place=max(1, members // (_PEOPLE_PER_ZIP * len(PLACES))))
 
-    def __init__(self, seed: int, members: int) -> None:
-        self.rng = random.Random(seed)
-        self.card_offset = self.rng.randrange(_CARD_SPACE)
-        self.ssn_offset = self.rng.randrange(_SSN_SPACE)
-        zips_per_place = max(1, members // (_PEOPLE_PER_ZIP * len(PLACES)))
-        self.places = [
-            (int(place.postal_code) + k * 7, int(place.area_code))
-            for place in PLACES
-            for k in range(zips_per_place)
-        ]
-        self.people = 0  # card and SSN numbers are drawn per person generated
+
+class _Generator:
+    """The set's people from the population generator, and the draws its requests need
+    from one seeded ``random.Random`` of their own."""
+
+    def __init__(self, seed: int, members: int, as_of: date) -> None:
+        self.ctx: PayerContext = payer_context(_NETWORK, _PAYER, seed, as_of, mix=_mix(members))
+        self.rng = random.Random(derive_seed(self.ctx.seed, "requests"))
+        # Who has an SSN on file, in the order people are drawn.
+        self.ssn_draws = random.Random(derive_seed(self.ctx.seed, "ssn"))
+        self.ssn_offset = self.ssn_draws.randrange(_SSN_SPACE)
+        self.people = 0  # SSNs are drawn per person given one
+        self.surname_index = {name: index for index, name in enumerate(SURNAMES)}
 
     def skewed(self, size: int) -> int:
         """An index into a common-first list: about 1.5% of draws hit the first entry."""
@@ -454,97 +480,72 @@ class _Generator:
         year = self.rng.randint(low, high)
         return year * 10000 + self.rng.randint(1, 12) * 100 + self.rng.randint(1, 28)
 
-    def card(self) -> int:
-        """A member card number, unique per person (a bijection of the person counter)."""
-        self.people += 1
-        return (self.people * 7919 + self.card_offset) % _CARD_SPACE
-
     def ssn(self) -> int:
         """A valid SSN, unique per person (a bijection of the person counter)."""
+        self.people += 1
         k = (self.people * 1_000_003 + self.ssn_offset) % _SSN_SPACE
         area, rest = divmod(k, 99 * 9999)
         group, serial = divmod(rest, 9999)
         return (area + 1) * 1000000 + (group + 1) * 10000 + serial + 1
 
-    def home(self, household: int) -> _Person:
-        zip_code, area_code = self.rng.choice(self.places)
-        rng = self.rng
-        unit = rng.randint(1, 40) if rng.random() < 0.2 else 0
-        phone = area_code * 10_000_000 + rng.randint(2_000_000, 9_999_999)
-        return _Person(
-            given=0,
-            family=self.skewed(len(SURNAMES)),
-            birth=0,
-            sex=0,
-            house=rng.randint(1, 9999),
-            street=rng.randrange(len(_STREETS)),
-            unit=unit,
-            postal_code=zip_code,
-            phone=phone,
-            household=household,
-        )
+    def home(self, data: IdentitySet) -> tuple[int, int, int]:
+        """A home to move to: its lines' index in ``data.homes``, its ZIP and landline."""
+        home = draw_home(self.ctx, self.rng.random)
+        data.homes.append(home.lines)
+        return len(data.homes) - 1, int(home.postal_code), _phone_number(home.phone)
 
-    def person(
-        self, home: _Person, sex: int, birth: int, relationship: Relationship, given: int = -1
-    ) -> _Person:
-        card = self.card()
-        ssn = self.ssn() if self.rng.random() < 0.85 else 0
-        return _Person(
-            given=self.given(sex) if given < 0 else given,
-            family=home.family,
-            birth=birth,
-            sex=sex,
-            house=home.house,
-            street=home.street,
-            unit=home.unit,
-            postal_code=home.postal_code,
-            phone=home.phone,
-            household=home.household,
-            relationship=relationship,
-            ssn=ssn,
-            member_card=card,
-        )
-
-    def household(self, index: int) -> list[_Person]:
-        """Subscriber, maybe a spouse, children (sometimes twins), sometimes a Jr."""
-        rng = self.rng
-        home = self.home(index)
-        sex = rng.choice((1, 2))
-        head = self.person(home, sex, self.birth(1950, 1995), Relationship.SELF)
-        people = [head]
-        if rng.random() < 0.55:
-            spouse = self.person(home, 3 - sex, self.birth(1950, 1995), Relationship.SPOUSE)
-            if rng.random() < 0.15:  # kept their own surname
-                spouse.family = self.skewed(len(SURNAMES))
-            people.append(spouse)
-        born = head.birth // 10000
-        for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 2, 3, 4))):
-            child_sex = rng.choice((1, 2))
-            child = self.person(
-                home, child_sex, self.birth(born + 18, born + 40), Relationship.CHILD
-            )
-            people.append(child)
-            if rng.random() < 0.08:  # a twin: same birth date and surname, another name
-                twin_sex = child_sex if rng.random() < 0.6 else 3 - child_sex
-                twin = self.person(
-                    home,
-                    twin_sex,
-                    child.birth,
-                    Relationship.CHILD,
-                    given=self.given(twin_sex, avoid=(child.given,)),
-                )
-                people.append(twin)
-        if sex == 2 and rng.random() < 0.06:  # a junior named after his father
-            junior = self.person(
-                home, 2, self.birth(born + 18, born + 40), Relationship.CHILD, given=head.given
-            )
-            head.suffix, junior.suffix = 2, 1
-            people.append(junior)
+    def household(self, data: IdentitySet, household: Household) -> list[_Person]:
+        """The household's members as rows, its lines added to ``data.homes``, and the SSNs
+        the old payer has on file for them."""
+        data.homes.append(household.lines)
+        home = len(data.homes) - 1
+        people = [self._person(data, household, member, home) for member in household.members]
+        r = self.ssn_draws.random
         for person in people:
-            person.subscriber_card = head.member_card
-            if person is not head and head.ssn and rng.random() < 0.08:
+            person.ssn = self.ssn() if r() < _SSN_SHARE else 0
+        head = people[0]
+        for person in people[1:]:
+            if head.ssn and r() < _SSN_CARRIED_SHARE:
                 person.ssn, person.ssn_carried = head.ssn, True
         return people
+
+    def _person(
+        self, data: IdentitySet, household: Household, member: Member, home: int
+    ) -> _Person:
+        birth = member.birth_date
+        return _Person(
+            given=_GIVEN_INDEX[member.given[0]],
+            family=self._surname(data, member.family),
+            birth=birth.year * 10000 + birth.month * 100 + birth.day,
+            sex=1 if member.gender == "female" else 2,
+            home=home,
+            postal_code=int(household.postal_code),
+            phone=_phone_number(member.phone),
+            household=household.index,
+            relationship=Relationship(_RELATIONSHIP_CODES[member.relationship]),
+            suffix=_SUFFIX_TEXT.index(member.suffix),
+            member_card=_card_number(member.member_id),
+            subscriber_card=_card_number(household.subscriber_id),
+        )
+
+    def _surname(self, data: IdentitySet, family: str) -> int:
+        """``family``'s index in ``data.surnames``, added when a household made it up
+        (a double-barrelled name)."""
+        index = self.surname_index.get(family)
+        if index is None:
+            index = self.surname_index[family] = len(data.surnames)
+            data.surnames.append(family)
+            if index >= _NO_NAME:
+                raise ValueError("more surnames than the set can index")
+        return index
+
+
+def _phone_number(phone: str) -> int:
+    return int(phone.replace("-", ""))
+
+
+def _card_number(member_id: str) -> int:
+    return int(member_id.removeprefix(_MEMBER_CARD_PREFIX))
 
 
 def generate_identity_set(
@@ -553,8 +554,10 @@ def generate_identity_set(
     seed: int = 42,
     requests: int | None = None,
     non_member_share: float = 0.1,
+    as_of: date = AS_OF,
 ) -> IdentitySet:
-    """About ``members`` members (whole households) and ``requests`` requests about them.
+    """``members`` members (whole households, the last cut short) and ``requests`` requests
+    about them.
 
     ``requests`` defaults to one per ten members (at least 100); a share
     ``non_member_share`` of them is about people who are not members, half of
@@ -563,35 +566,33 @@ def generate_identity_set(
     if members < 10 or not 0.0 <= non_member_share < 1.0:
         raise ValueError("need at least 10 members and a non-member share in [0, 1)")
     wanted = requests if requests is not None else max(100, members // 10)
-    gen = _Generator(seed, members)
-    population, relationship = _Columns(), bytearray()
-    household = 0
-    while len(population) < members:
-        for person in gen.household(household):
-            if len(population) < members:
-                _append(population, person)
-                relationship.append(person.relationship)
-        household += 1
+    gen = _Generator(seed, members, as_of)
     data = IdentitySet(
         seed=seed,
-        members=population,
-        relationship=relationship,
+        members=_Columns(),
+        relationship=bytearray(),
         requests=_Columns(),
         truth=array("i"),
         request_kind=bytearray(),
         request_noise=array("I"),
     )
+    households = 0
+    for household in stream_households(gen.ctx, members):
+        for person in gen.household(data, household):
+            _append(data.members, person)
+            data.relationship.append(person.relationship)
+        households += 1
     outsiders = round(wanted * non_member_share)
     kinds = [RequestKind.MEMBER] * (wanted - outsiders)
     kinds += [RequestKind.OUTSIDER] * (outsiders - outsiders // 2)
     kinds += [RequestKind.RELATIVE] * (outsiders // 2)
     gen.rng.shuffle(kinds)
-    next_outsider_household = household
+    next_outsider_household = households  # households the plan does not have
     for kind in kinds:
         if kind is RequestKind.MEMBER:
             _add_member_request(gen, data)
         elif kind is RequestKind.OUTSIDER:
-            people = gen.household(next_outsider_household)
+            people = gen.household(data, build_household(gen.ctx, next_outsider_household))
             next_outsider_household += 1
             _add_outsider_request(gen, data, gen.rng.choice(people))
         else:
@@ -623,9 +624,7 @@ def _add_member_request(gen: _Generator, data: IdentitySet) -> None:
     noise |= _surname_noise(rng, data, person, j, relationship)
     noise |= _birth_noise(rng, person)
     if rng.random() < NOISE[Noise.MOVED]:
-        moved = gen.home(person.household)
-        person.house, person.street, person.unit = moved.house, moved.street, moved.unit
-        person.postal_code, person.phone = moved.postal_code, moved.phone
+        person.home, person.postal_code, person.phone = gen.home(data)
         noise |= Noise.MOVED
     noise |= _card_noise(rng, data, person, j, relationship)
     noise |= _missing(rng, person)
@@ -637,7 +636,7 @@ def _surname_noise(
 ) -> Noise:
     roll = rng.random()
     if roll < NOISE[Noise.FAMILY_TYPO]:
-        data.family_text[j] = _typo(rng, SURNAMES[person.family])
+        data.family_text[j] = _typo(rng, data.surnames[person.family])
         return Noise.FAMILY_TYPO
     roll -= NOISE[Noise.FAMILY_TYPO]
     is_adult = relationship is not Relationship.CHILD or person.birth // 10000 < 2000
@@ -649,7 +648,7 @@ def _surname_noise(
         if rng.random() < 0.5:  # the form also gives the maiden name
             person.previous_family = maiden
         return Noise.MARRIED
-    data.family_text[j] = f"{SURNAMES[maiden]}-{SURNAMES[new]}"
+    data.family_text[j] = f"{data.surnames[maiden]}-{data.surnames[new]}"
     return Noise.HYPHENATED
 
 
@@ -735,7 +734,6 @@ def _add_relative_request(gen: _Generator, data: IdentitySet) -> None:
     household = _household_rows(data.members, i)
     names = [data.members.given[k] for k in household]
     relative.ssn = gen.ssn() if rng.random() < 0.3 else 0
-    gen.card()  # keep card and SSN numbers unique per person generated
     relative.ssn_carried = False
     relative.suffix = 0
     roll = rng.random()

@@ -1,4 +1,5 @@
-"""Synthetic payer network and member populations for the sandbox (pure, seeded).
+"""Synthetic payer network and member populations: the one generator of the sandbox and the
+benchmarks (pure, seeded).
 
 A network is N old payers (``payer-a``, ``payer-b``, ...) plus the ``platform``
 payer that will ask them for data. For each old payer this package streams a FHIR
@@ -13,15 +14,22 @@ the same resources, and any one household can be rebuilt on its own. That is
 how :func:`sample_switchers` agrees with :func:`generate_payer_population`
 without holding the population in memory.
 
-All people, identifiers and phone numbers (555 exchange) are synthetic; cities,
-states, ZIP codes and area codes are real so that addresses look right.
+All people and identifiers are synthetic, and so are phone numbers in the
+sandbox's mix (555 exchange); cities, states, area codes and each city's first
+ZIP code are real so that addresses look right.
 About 3% of members get sensitive care (substance use, HIV, depression,
 contraception); those resources carry ``meta.security`` labels (v3-ActCode
 ETH/HIV/PSY/SEX and confidentiality R) so consent features have something to
 withhold.
 
+The sandbox draws its households with ``mix.SANDBOX``; the identity benchmark
+(``payerbridge_tools.bench.identity_data``) takes its members from the same
+households, drawn with a harder ``HouseholdMix`` (more twins, Jr and Sr, phone
+numbers and ZIP codes enough for a million people).
+
 This package composes its modules into the stream; the parts live in
-``network`` (payers, NPIs, seeds), ``vocabulary`` and ``clinical_codes``
+``network`` (payers, NPIs, seeds), ``mix`` (the shares households are drawn
+with), ``vocabulary`` and ``clinical_codes``
 (tables), ``providers`` (the shared directory), ``households`` (people),
 ``enrollment`` (Patient, Coverage, Provenance), ``chart`` and ``entries`` (each
 member's clinical and claims history), ``shapes`` (FHIR building blocks) and
@@ -44,6 +52,8 @@ from payerbridge_tools.population.enrollment import (
 )
 from payerbridge_tools.population.households import MAX_HOUSEHOLD as MAX_HOUSEHOLD
 from payerbridge_tools.population.households import Household, stream_households
+from payerbridge_tools.population.mix import SANDBOX as SANDBOX
+from payerbridge_tools.population.mix import HouseholdMix
 from payerbridge_tools.population.network import PLATFORM_SLUG as PLATFORM_SLUG
 from payerbridge_tools.population.network import (
     Network,
@@ -61,6 +71,7 @@ from payerbridge_tools.population.switchers import sample_switchers
 from payerbridge_tools.population.vocabulary import Place as Place
 
 __all__ = [
+    "HouseholdMix",
     "Network",
     "PayerProfile",
     "Resource",

@@ -42,7 +42,7 @@ def patient_resource(ctx: PayerContext, household: Household, member: Member) ->
             },
         ],
         "active": True,
-        "name": [{"use": "official", "family": member.family, "given": list(member.given)}],
+        "name": [_name(member)],
         "telecom": [{"system": "phone", "value": member.phone, "use": member.phone_use}],
         "gender": member.gender,
         "birthDate": member.birth_date.isoformat(),
@@ -52,11 +52,22 @@ def patient_resource(ctx: PayerContext, household: Household, member: Member) ->
                 "line": list(household.lines),
                 "city": household.place.city,
                 "state": household.place.state,
-                "postalCode": household.place.postal_code,
+                "postalCode": household.postal_code,
                 "country": "US",
             }
         ],
     }
+
+
+def _name(member: Member) -> dict[str, object]:
+    name: dict[str, object] = {
+        "use": "official",
+        "family": member.family,
+        "given": list(member.given),
+    }
+    if member.suffix:
+        name["suffix"] = [member.suffix]
+    return name
 
 
 def coverage_resource(ctx: PayerContext, household: Household, member: Member) -> Resource:

@@ -1,9 +1,11 @@
 """Households and the people in them: ages, names, twins, addresses, phones, member ids.
 
-A household is a subscriber, often a spouse, and up to four children (about 1%
-of births are twins, who share a birth date and surname but never a first
-name). Household ``index`` of a payer is rebuilt from its own seed alone, so a
-stream of households and a single rebuilt household always agree.
+A household is a subscriber, often a spouse, and up to four children (twins, at the
+context's ``HouseholdMix.twin_share`` of births, share a birth date and surname but never a
+first name, nor two that matching takes for one; some fathers name their eldest son after
+themselves, Jr and Sr, at its ``junior_share``). Household ``index`` of a payer is rebuilt
+from its own seed alone, so a stream of households and a single rebuilt household always
+agree. The sandbox and the identity benchmark both draw their members here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import cache
 
+from payerbridge.identity.standardize import standard_record
+from payerbridge_tools.population.mix import HouseholdMix
 from payerbridge_tools.population.network import Draw, PayerContext, derive_seed
 from payerbridge_tools.population.shapes import Code
 from payerbridge_tools.population.vocabulary import (
@@ -48,6 +53,17 @@ class Member:
     member_id: str
     umb: str
     coverage_start: date
+    suffix: str = ""  # "Jr" or "Sr"
+
+
+@dataclass(frozen=True, slots=True)
+class Home:
+    """Where a household lives: street lines, city, ZIP code and the landline."""
+
+    lines: tuple[str, ...]
+    place: Place
+    postal_code: str
+    phone: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +73,7 @@ class Household:
     index: int
     lines: tuple[str, ...]
     place: Place
+    postal_code: str  # the place's own, or another of its city's (HouseholdMix.zips_per_place)
     subscriber_id: str
     group: Code
     plan: Code
@@ -72,6 +89,7 @@ class _Person:
     birth: int  # ordinal
     family: str
     given: tuple[str, ...] = ()
+    suffix: str = ""
 
 
 def stream_households(ctx: PayerContext, members: int) -> Iterator[Household]:
@@ -89,17 +107,16 @@ def stream_households(ctx: PayerContext, members: int) -> Iterator[Household]:
 def build_household(ctx: PayerContext, index: int) -> Household:
     """Household ``index`` of this payer, rebuilt from its own seed alone."""
     r = random.Random(derive_seed(ctx.seed, "household", index)).random
-    place = PLACES[int(r() * len(PLACES))]
-    lines = _street_lines(r)
-    home_phone = _phone(place.area_code, r)
-    people = _people(ctx.today, r)
+    home = draw_home(ctx, r)
+    people = _people(ctx.today, ctx.mix.twin_share, r)
     for person in people:
         person.given = _given_names(r, person.gender, person.relationship == "child")
     _rename_twins(r, people)
+    if ctx.mix.junior_share:
+        _name_a_junior(r, people, ctx.mix.junior_share)
     start = _household_coverage_start(ctx.as_of, r)
     members = tuple(
-        _member(ctx, index, pos, person, home_phone, place.area_code, start, r)
-        for pos, person in enumerate(people)
+        _member(ctx, index, pos, person, home, start, r) for pos, person in enumerate(people)
     )
     prefix = ctx.payer.member_id_prefix
     is_medicare = (ctx.today - people[0].birth) >= 65 * 365.25
@@ -112,8 +129,9 @@ def build_household(ctx: PayerContext, index: int) -> Household:
         plan = COMMERCIAL_PLANS[int(r() * len(COMMERCIAL_PLANS))]
     return Household(
         index=index,
-        lines=lines,
-        place=place,
+        lines=home.lines,
+        place=home.place,
+        postal_code=home.postal_code,
         subscriber_id=members[0].member_id,
         group=group,
         plan=plan,
@@ -123,8 +141,19 @@ def build_household(ctx: PayerContext, index: int) -> Household:
     )
 
 
-def _people(today: int, r: Draw) -> list[_Person]:
-    family = _skewed(r, SURNAMES)
+def draw_home(ctx: PayerContext, r: Draw) -> Home:
+    """A home in one of the places: street lines, its ZIP code (one of the city's, as the
+    context's mix spreads them) and a landline in its area code."""
+    place = PLACES[int(r() * len(PLACES))]
+    postal_code = place.postal_code
+    if ctx.mix.zips_per_place > 1:
+        postal_code = f"{int(place.postal_code) + 7 * int(r() * ctx.mix.zips_per_place):05d}"
+    lines = _street_lines(r)
+    return Home(lines, place, postal_code, _phone(place.area_code, ctx.mix, r))
+
+
+def _people(today: int, twin_share: float, r: Draw) -> list[_Person]:
+    family = _surname(r)
     age = _adult_age(r)
     gender = "female" if r() < 0.52 else "male"
     people = [_Person("self", gender, _birth(today, age, r), family)]
@@ -138,15 +167,17 @@ def _people(today: int, r: Draw) -> list[_Person]:
         if roll < 0.80:
             spouse_family = family
         elif roll < 0.92:
-            spouse_family = _skewed(r, SURNAMES)
+            spouse_family = _surname(r)
         else:
-            spouse_family = f"{_skewed(r, SURNAMES)}-{family}"
+            spouse_family = f"{_surname(r)}-{family}"
         people.append(_Person("spouse", spouse_gender, _birth(today, spouse_age, r), spouse_family))
-    people.extend(_children(today, youngest, family, r))
+    people.extend(_children(today, youngest, family, twin_share, r))
     return people
 
 
-def _children(today: int, parent_age: int, family: str, r: Draw) -> list[_Person]:
+def _children(
+    today: int, parent_age: int, family: str, twin_share: float, r: Draw
+) -> list[_Person]:
     wanted = _children_count(parent_age, r)
     oldest = min(25, parent_age - 18)
     children: list[_Person] = []
@@ -154,7 +185,7 @@ def _children(today: int, parent_age: int, family: str, r: Draw) -> list[_Person
         birth = _birth(today, int(r() * (oldest + 1)), r)
         gender = "female" if r() < 0.49 else "male"
         children.append(_Person("child", gender, birth, family))
-        if len(children) < 4 and r() < 0.012:  # about 1% of births are twins
+        if len(children) < 4 and r() < twin_share:
             other = "male" if gender == "female" else "female"
             children.append(_Person("child", gender if r() < 0.65 else other, birth, family))
     children.sort(key=lambda child: child.birth)
@@ -181,7 +212,8 @@ def _children_count(parent_age: int, r: Draw) -> int:
 
 
 def _rename_twins(r: Draw, people: list[_Person]) -> None:
-    """Twins share birth date and surname, never a first name; some share an initial."""
+    """Twins share birth date and surname, never a first name (nor two that matching takes
+    for one, such as a nickname's); some share an initial."""
     for first, second in zip(people, people[1:], strict=False):
         if second.relationship != "child" or first.relationship != "child":
             continue
@@ -192,9 +224,35 @@ def _rename_twins(r: Draw, people: list[_Person]) -> None:
             names = tuple(name for name in names if name[0] == first.given[0][0]) or names
         for _ in range(16):
             candidate = names[int(r() * len(names))]
-            if candidate not in first.given and candidate not in second.given[1:]:
+            if not _is_one_name(candidate, first.given) and candidate not in second.given[1:]:
                 second.given = (candidate, *second.given[1:])
                 break
+
+
+def _name_a_junior(r: Draw, people: list[_Person], share: float) -> None:
+    """The subscriber, a father, names his eldest son after himself: Jr, and Sr on him.
+    Not when someone else in the household goes by that first name already."""
+    father = people[0]
+    sons = [p for p in people if p.relationship == "child" and p.gender == "male"]
+    if father.gender != "male" or not sons or r() >= share:
+        return
+    son = sons[0]  # children are in birth order
+    others = [p.given[0] for p in people if p is not father and p is not son]
+    if any(_is_one_name(name, father.given[:1]) for name in others):
+        return
+    son.given, son.suffix, father.suffix = father.given, "Jr", "Sr"
+
+
+@cache
+def _name_roots(name: str) -> frozenset[str]:
+    return frozenset(standard_record(given=[name]).first_name_roots)
+
+
+def _is_one_name(candidate: str, names: tuple[str, ...]) -> bool:
+    """Whether matching would take ``candidate`` for one of ``names`` (the same name, an
+    accent apart, or a nickname of it)."""
+    roots = _name_roots(candidate)
+    return any(name == candidate or roots & _name_roots(name) for name in names)
 
 
 def _member(
@@ -202,15 +260,14 @@ def _member(
     index: int,
     pos: int,
     person: _Person,
-    home_phone: str,
-    area_code: str,
+    home: Home,
     household_start: date,
     r: Draw,
 ) -> Member:
     age = (ctx.today - person.birth) / 365.25
-    phone, use = home_phone, "home"
+    phone, use = home.phone, "home"
     if (person.relationship == "spouse" and r() < 0.5) or (pos > 1 and age >= 14 and r() < 0.6):
-        phone, use = _phone(area_code, r), "mobile"
+        phone, use = _phone(home.place.area_code, ctx.mix, r), "mobile"
     number = index * 8 + pos
     member_no = (number * 738_219_461 + 104_729_357 + ctx.payer_index * 7919) % 10**9
     umb_no = (number * 521_830_497 + 7_771_113) % 10**9
@@ -229,12 +286,21 @@ def _member(
         member_id=f"{ctx.payer.member_id_prefix}{member_no:09d}",
         umb=f"U{umb_no:09d}",
         coverage_start=max(household_start, birth_date),
+        suffix=person.suffix,
     )
 
 
 def _skewed(r: Draw, names: tuple[str, ...]) -> str:
+    """A name from a common-first list, the front favoured: the first of n names is drawn
+    with probability 1/sqrt(n) (James or Mary about 3% of people, as over the generations)."""
     roll = r()
     return names[int(roll * roll * len(names))]
+
+
+def _surname(r: Draw) -> str:
+    """A surname, the front less favoured than given names: the first of n with probability
+    n ** (-1/1.3) (Smith about 1.5% of people; the census has 0.8%)."""
+    return SURNAMES[int(len(SURNAMES) * r() ** 1.3)]
 
 
 def _given_names(r: Draw, gender: str, is_child: bool) -> tuple[str, ...]:
@@ -278,8 +344,11 @@ def _street_lines(r: Draw) -> tuple[str, ...]:
     return (first, unit)
 
 
-def _phone(area_code: str, r: Draw) -> str:
-    return f"{area_code}-555-{int(r() * 10000):04d}"
+def _phone(area_code: str, mix: HouseholdMix, r: Draw) -> str:
+    if mix.has_fictional_phones:
+        return f"{area_code}-555-{int(r() * 10000):04d}"
+    number = 2_000_000 + int(r() * 8_000_000)  # exchanges 200-999
+    return f"{area_code}-{number // 10000:03d}-{number % 10000:04d}"
 
 
 def _household_coverage_start(as_of: date, r: Draw) -> date:

@@ -15,6 +15,7 @@ from datetime import date
 
 from payerbridge.errors import InvalidInput
 from payerbridge.npi import npi_check_digit
+from payerbridge_tools.population.mix import SANDBOX, HouseholdMix
 
 Draw = Callable[[], float]  # a bound ``random.Random.random``
 
@@ -122,7 +123,8 @@ def derive_seed(*parts: object) -> int:
 
 @dataclass(frozen=True, slots=True)
 class PayerContext:
-    """One old payer's generation settings: who it is, its seed, the as-of date and window."""
+    """One old payer's generation settings: who it is, its seed, the as-of date and window,
+    and the mix its households are drawn with."""
 
     payer: PayerProfile
     payer_index: int
@@ -132,6 +134,7 @@ class PayerContext:
     as_of: date
     today: int  # as_of ordinal
     window_days: int
+    mix: HouseholdMix = SANDBOX
 
     @property
     def org_id(self) -> str:
@@ -139,7 +142,12 @@ class PayerContext:
 
 
 def payer_context(
-    network: Network, payer: PayerProfile, seed: int, as_of: date, history_years: int = 3
+    network: Network,
+    payer: PayerProfile,
+    seed: int,
+    as_of: date,
+    history_years: int = 3,
+    mix: HouseholdMix = SANDBOX,
 ) -> PayerContext:
     if payer not in network.payers:
         raise InvalidInput("the payer is not one of the network's old payers")
@@ -155,4 +163,5 @@ def payer_context(
         as_of=as_of,
         today=as_of.toordinal(),
         window_days=round(history_years * 365.25),
+        mix=mix,
     )

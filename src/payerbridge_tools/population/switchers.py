@@ -112,7 +112,7 @@ def _switcher(
                     "line": list(household.lines),
                     "city": household.place.city,
                     "state": household.place.state,
-                    "postal_code": household.place.postal_code,
+                    "postal_code": household.postal_code,
                 },
                 "phone": member.phone,
             },

@@ -9,6 +9,7 @@ import pytest
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.standardize import standard_record
 from payerbridge_tools.bench.identity_data import (
+    AS_OF,
     IdentitySet,
     Noise,
     Relationship,
@@ -49,7 +50,7 @@ def test_sizes_are_as_asked(data: IdentitySet) -> None:
 
 
 def test_households_share_address_surname_phone_and_the_subscribers_id(data: IdentitySet) -> None:
-    sizes = []
+    sizes, landline = [], 0
     for rows in households(data).values():
         people = [data.member_fields(i) for i in rows]
         head = people[0]
@@ -57,12 +58,17 @@ def test_households_share_address_surname_phone_and_the_subscribers_id(data: Ide
         assert head["member_id"] == head["subscriber_id"]
         for person in people:
             assert person["subscriber_id"] == head["subscriber_id"]
-            for shared in ("address_lines", "postal_code", "phone"):
+            for shared in ("address_lines", "postal_code"):
                 assert person[shared] == head[shared]
         children = [p for i, p in zip(rows, people, strict=True) if data.relationship[i] == 2]
         assert all(child["family"] == head["family"] for child in children)
+        for child in children:  # under 14: the household's landline, never a mobile
+            if child["birth_date"] > f"{AS_OF.year - 13}-12-31":
+                assert child["phone"] == head["phone"]
+        landline += sum(person["phone"] == head["phone"] for person in people[1:])
         sizes.append(len(rows))
     assert max(sizes) >= 4 and sum(size > 1 for size in sizes) > len(sizes) / 3
+    assert landline > (len(data.members) - len(sizes)) / 2  # most dependents share it
 
 
 def test_member_ids_and_ssns_are_unique_except_carried_ones(data: IdentitySet) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import itertools
 import re
@@ -16,8 +17,13 @@ import pytest
 
 import payerbridge_tools.sandbox as sandbox
 from payerbridge.errors import InvalidInput
+from payerbridge.identity.standardize import standard_record
 from payerbridge.npi import is_valid_npi
 from payerbridge_tools.population import npi_check_digit
+from payerbridge_tools.population.households import stream_households
+from payerbridge_tools.population.mix import SANDBOX, HouseholdMix
+from payerbridge_tools.population.network import payer_context
+from payerbridge_tools.population.vocabulary import PLACES
 from payerbridge_tools.sandbox import (
     build_network,
     generate_payer_population,
@@ -126,6 +132,7 @@ def test_population_module_keeps_the_names_it_had_before_the_split() -> None:
     from payerbridge_tools import population as module
 
     assert sorted(module.__all__) == [
+        "HouseholdMix",
         "Network",
         "PayerProfile",
         "Resource",
@@ -440,3 +447,36 @@ def test_write_network_is_byte_identical_and_complete(tmp_path: Path) -> None:
     assert calls == sorted(calls) and calls[-1] == first.resources
     assert all(later - earlier >= 1000 for earlier, later in itertools.pairwise(calls[:-1]))
     assert not list(tmp_path.glob("**/*.tmp"))
+
+
+# --- the mix --------------------------------------------------------------------------
+
+
+def test_a_harder_mix_gives_twins_juniors_any_exchange_and_more_zips() -> None:
+    mix = HouseholdMix(twin_share=0.08, junior_share=0.5, has_fictional_phones=False)
+    mix = dataclasses.replace(mix, zips_per_place=3)
+    ctx = payer_context(NETWORK, PAYER, SEED, AS_OF, mix=mix)
+    households = list(stream_households(ctx, 3000))
+    twins = juniors = 0
+    for household in households:
+        members = household.members
+        children = [m for m in members if m.relationship == "child"]
+        for a, b in itertools.combinations(children, 2):
+            if a.birth_date == b.birth_date:
+                twins += 1
+                roots = [set(standard_record(given=[m.given[0]]).first_name_roots) for m in (a, b)]
+                assert not roots[0] & roots[1]
+        for son in (m for m in children if m.suffix == "Jr"):
+            juniors += 1
+            assert members[0].suffix == "Sr" and son.given == members[0].given
+    assert twins > 40 and juniors > 20
+    phones = [m.phone for h in households for m in h.members]
+    assert sum("-555-" in phone for phone in phones) < len(phones) / 50
+    real = {place.postal_code for place in PLACES}
+    zips = {h.postal_code for h in households}
+    assert real < zips and len(zips) > 2 * len(real)
+    sandbox = list(stream_households(payer_context(NETWORK, PAYER, SEED, AS_OF), 3000))
+    assert HouseholdMix() == SANDBOX
+    assert all("-555-" in m.phone for h in sandbox for m in h.members)
+    assert {h.postal_code for h in sandbox} <= real
+    assert not any(m.suffix for h in sandbox for m in h.members)
