@@ -11,6 +11,9 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The test extra holds what the tools beside the product (src/payerbridge_tools) need to
+# load: the suite tests them, and `make run` is their `payerbridge demo`. `payerbridge bench
+# identity`'s reference engines (Splink, recordlinkage) come with `pip install -e ".[bench]"`.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
