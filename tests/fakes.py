@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from payerbridge.audit.chain import GENESIS, detail_text, leaf_hash, link_events
-from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
+from payerbridge.audit.checkpoints import StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
 from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
 from payerbridge.errors import (
@@ -216,13 +216,8 @@ class InMemoryAuditChain:
     def last_checkpoint(self) -> StoredCheckpoint | None:
         return self.checkpoints[-1] if self.checkpoints else None
 
-    def save_checkpoints(
-        self,
-        checkpoints: Sequence[StoredCheckpoint],
-        publish: Callable[[Sequence[Checkpoint]], None],
-    ) -> bool:
-        publish([s.checkpoint for s in checkpoints])
-        self.checkpoints.extend(checkpoints)
+    def save_checkpoints(self, unit: UnitOfWork, checkpoints: Sequence[StoredCheckpoint]) -> bool:
+        self.checkpoints.extend(checkpoints)  # put back if the unit rolls back
         return True
 
 

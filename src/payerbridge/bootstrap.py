@@ -61,7 +61,7 @@ from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
 from payerbridge.security.tokens import TokenVerifier, public_jwk
 from payerbridge.security.udap import ServerIdentity
-from payerbridge.store.audit import SqlAuditChain, SqlAuditLog
+from payerbridge.store.audit import SqlAuditChain, SqlAuditTrail
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.bulk import SqlBulkJobs
 from payerbridge.store.checkpoints import (
@@ -94,7 +94,7 @@ from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
-from payerbridge.transactions import UnitOfWork
+from payerbridge.transactions import UnitAuditLog, UnitOfWork
 from payerbridge.types import MemberId
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import WebhookPolicy
@@ -153,7 +153,7 @@ class Platform:
     breakers: BreakerBoard
     transactions: Transactions
     audit: AuditLog
-    audit_chain: AuditChain
+    audit_chain: AuditChain[UnitOfWork]
     idempotency: IdempotencyStore
     consents: ConsentStore
     clients: ClientDirectory
@@ -322,7 +322,10 @@ def audit_checkpointer(
     )
 
     def checkpoint() -> list[Checkpoint]:
-        return write_checkpoints(platform.audit_chain, sink, key, now=utcnow(), policy=policy)
+        with platform.transactions.begin() as unit:
+            return write_checkpoints(
+                platform.audit_chain, sink, key, unit, now=unit.now, policy=policy
+            )
 
     return checkpoint
 
@@ -533,7 +536,7 @@ class _Stores:
     exchanges: SqlExchangeStore
     breakers: SqlBreakerStore
     consents: SqlConsentStore
-    audit: SqlAuditLog
+    audit: UnitAuditLog
     checkpointer: WalCheckpointer | None  # SQLite's write-ahead log, checkpointed
 
 
@@ -560,7 +563,7 @@ def _open_stores(settings: Settings, *, run_migrations: bool) -> _Stores:
         exchanges=SqlExchangeStore(engine, reader=reader),
         breakers=SqlBreakerStore(engine, reader=reader),
         consents=SqlConsentStore(engine, reader=reader),
-        audit=SqlAuditLog(transactions, reader=reader),
+        audit=UnitAuditLog(transactions, SqlAuditTrail(reader=reader)),
         checkpointer=checkpointer,
     )
 

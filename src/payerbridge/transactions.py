@@ -12,17 +12,22 @@ Reads take no unit of work: each sees the last commit.
 The unit also carries what a use case's writes are stamped with: ``now``, the instant it
 began (read once from the clock its ``Transactions`` was built with), and ``new_id()``.
 Stores take times from their caller and never read the clock themselves.
+
+``UnitAuditLog`` is the ``AuditLog`` port on the same units: events that go with no
+change (a read disclosed, a decision refused) each in a unit of their own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.audit.ports import AuditTrail
 
-__all__ = ["Transactions", "UnitOfWork"]
+__all__ = ["Transactions", "UnitAuditLog", "UnitOfWork"]
 
 
 class UnitOfWork(Protocol):
@@ -50,3 +55,23 @@ class Transactions(Protocol):
         A store's unique key refused raises StoreConflict, a database that does not
         answer StoreUnavailable (at the latest when the block ends)."""
         ...
+
+
+class UnitAuditLog:
+    """The ``AuditLog`` port on ``transactions``: each call's events in a unit of work of
+    their own, written last as in any unit; an entity's trail read from ``trail``."""
+
+    def __init__(self, transactions: Transactions, trail: AuditTrail) -> None:
+        self._transactions = transactions
+        self._trail = trail
+
+    def record(self, event: AuditEvent) -> None:
+        self.record_many([event])
+
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        if events:
+            with self._transactions.begin() as unit:
+                unit.record(*events)
+
+    def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
+        return self._trail.for_entity(entity_type, entity_id)

@@ -1,29 +1,40 @@
-"""The audit room's ports: the one writer of audit events, the chain as stored, and
-where signed checkpoints go."""
+"""The audit room's ports: the one writer of audit events, an entity's trail, the chain
+as stored, and where signed checkpoints go.
+
+The room sits below ``transactions``, so a port that writes in a unit of work names the
+unit's type as a parameter (``Unit``) rather than importing ``UnitOfWork``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, TypeVar
 
 from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
 
-__all__ = ["AuditChain", "AuditLog", "CheckpointSink"]
+__all__ = ["AuditChain", "AuditLog", "AuditTrail", "CheckpointSink", "Unit"]
+
+# The unit of work a port's writes take (``transactions.UnitOfWork``, above this room).
+Unit = TypeVar("Unit", contravariant=True)
 
 
-class AuditLog(Protocol):
-    """Appends audit events (each in a transaction of its own; stores that change
-    something append the events of that change in its own transaction)."""
+class AuditTrail(Protocol):
+    """An entity's audit events as stored, oldest first."""
+
+    def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]: ...
+
+
+class AuditLog(AuditTrail, Protocol):
+    """Appends audit events that go with no change, each call's in a unit of work of its
+    own (a change's events are recorded on the change's unit instead), and reads an
+    entity's trail."""
 
     def record(self, event: AuditEvent) -> None: ...
 
     def record_many(self, events: Sequence[AuditEvent]) -> None: ...
 
-    def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]: ...
 
-
-class AuditChain(Protocol):
+class AuditChain(Protocol[Unit]):
     """The chain as stored, and the record of the checkpoints made of it."""
 
     def head(self) -> tuple[int, str]: ...
@@ -32,11 +43,10 @@ class AuditChain(Protocol):
 
     def last_checkpoint(self) -> StoredCheckpoint | None: ...
 
-    def save_checkpoints(
-        self,
-        checkpoints: Sequence[StoredCheckpoint],
-        publish: Callable[[Sequence[Checkpoint]], None],
-    ) -> bool: ...
+    def save_checkpoints(self, unit: Unit, checkpoints: Sequence[StoredCheckpoint]) -> bool:
+        """Record ``checkpoints`` in ``unit``: False (nothing recorded) when another
+        process has recorded one of them first."""
+        ...
 
 
 class CheckpointSink(Protocol):

@@ -16,7 +16,7 @@ from payerbridge.audit.checkpoints import (
     due_checkpoints,
     sign_checkpoint,
 )
-from payerbridge.audit.ports import AuditChain, CheckpointSink
+from payerbridge.audit.ports import AuditChain, CheckpointSink, Unit
 from payerbridge.audit.verification import ChainReport, event_break, verify_chain
 from payerbridge.errors import AuditChainBroken
 
@@ -26,17 +26,19 @@ logger = logging.getLogger(__name__)
 
 
 def write_checkpoints(
-    chain: AuditChain,
+    chain: AuditChain[Unit],
     sink: CheckpointSink,
     key: Ed25519PrivateKey,
+    unit: Unit,
     *,
     now: datetime,
     policy: CheckpointPolicy,
 ) -> list[Checkpoint]:
-    """Sign the checkpoints that are due (``due_checkpoints``) and publish them to
-    ``sink``; the events since the last checkpoint are checked first, so a chain
-    changed in the database is never signed. Returns what was published (nothing when
-    none was due or another process made them first)."""
+    """Sign the checkpoints that are due (``due_checkpoints``), record them in ``unit``
+    and publish them to ``sink`` before it commits (a sink that fails rolls the record
+    back); the events since the last checkpoint are checked first, so a chain changed in
+    the database is never signed. Returns what was published (nothing when none was due
+    or another process made them first)."""
     last = chain.last_checkpoint()
     last_seq = 0 if last is None else last.checkpoint.seq
     head_seq, _ = chain.head()
@@ -66,7 +68,9 @@ def write_checkpoints(
     if expected <= due[-1]:
         raise AuditChainBroken(f"audit event {expected} is missing")
     try:
-        saved = chain.save_checkpoints(made, sink.publish)
+        saved = chain.save_checkpoints(unit, made)
+        if saved:
+            sink.publish([stored.checkpoint for stored in made])
     except Exception:
         # Nothing is signed until every place takes it: the unprotected tail grows.
         logger.error(
@@ -85,7 +89,7 @@ def write_checkpoints(
 
 
 def verify_audit(
-    chain: AuditChain,
+    chain: AuditChain[Unit],
     checkpoints: Sequence[Checkpoint],
     public_key: Ed25519PublicKey,
     *,

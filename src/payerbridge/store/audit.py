@@ -18,7 +18,7 @@ lock is held from the insert to the commit) and are never written in autocommit.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -31,9 +31,9 @@ from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
 from payerbridge.store.dbapi import DialectSql, RowsInsert, cursor_of, insert_rows, sqlite_timestamp
 from payerbridge.store.tables import audit_checkpoints, audit_events, audit_head
-from payerbridge.transactions import Transactions
+from payerbridge.transactions import UnitOfWork
 
-__all__ = ["SqlAuditChain", "SqlAuditLog", "append_audit", "append_events"]
+__all__ = ["SqlAuditChain", "SqlAuditTrail", "append_audit", "append_events"]
 
 _FIELDS = ("at", "actor", "action", "entity_type", "entity_id", "outcome", "request_id", "detail")
 _CHAIN = ("seq", "leaf_hash", "prev_hash", "chain_hash")
@@ -106,21 +106,12 @@ def append_audit(connection: Connection, *events: AuditEvent) -> None:
         append_events(cursor, events)
 
 
-class SqlAuditLog:
-    """The ``AuditLog`` port: events on their own, and the trail of an entity."""
+class SqlAuditTrail:
+    """The ``AuditTrail`` port: the trail of an entity (events are written by the unit
+    of work that records them, through ``append_events``)."""
 
-    def __init__(self, transactions: Transactions, *, reader: Engine) -> None:
-        self._transactions = transactions
+    def __init__(self, *, reader: Engine) -> None:
         self._reader = reader
-
-    def record(self, event: AuditEvent) -> None:
-        self.record_many([event])
-
-    def record_many(self, events: Sequence[AuditEvent]) -> None:
-        """Append the events in a unit of work of their own."""
-        if events:
-            with self._transactions.begin() as unit:
-                unit.record(*events)
 
     def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
         """The entity's audit trail, oldest first."""
@@ -157,7 +148,6 @@ class SqlAuditChain:
     trusts live outside the database)."""
 
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
-        self._engine = engine
         self._reader = reader or engine
 
     def head(self) -> tuple[int, str]:
@@ -200,13 +190,12 @@ class SqlAuditChain:
             frontier=MerkleFrontier(row.seq, list(orjson.loads(row.frontier))),
         )
 
-    def save_checkpoints(
-        self,
-        checkpoints: Sequence[StoredCheckpoint],
-        publish: Callable[[Sequence[Checkpoint]], None],
-    ) -> bool:
-        """Record ``checkpoints`` and ``publish`` them in one transaction: False (nothing
-        recorded or published) when another process has recorded one of them first."""
+    def save_checkpoints(self, unit: UnitOfWork, checkpoints: Sequence[StoredCheckpoint]) -> bool:
+        """Record ``checkpoints`` in ``unit``: False (nothing recorded) when another
+        process has recorded one of them first."""
+        # Imported here: the unit of work imports this module for ``append_events``.
+        from payerbridge.store.unit_of_work import sql_unit
+
         rows = [
             {
                 "seq": s.checkpoint.seq,
@@ -219,14 +208,13 @@ class SqlAuditChain:
             }
             for s in checkpoints
         ]
-        with self._engine.begin() as connection:
-            taken = connection.execute(
-                select(audit_checkpoints.c.seq).where(
-                    audit_checkpoints.c.seq.in_([r["seq"] for r in rows])
-                )
-            ).first()
-            if taken is not None:
-                return False
-            connection.execute(insert(audit_checkpoints), rows)
-            publish([s.checkpoint for s in checkpoints])  # a failure rolls the record back
+        connection = sql_unit(unit).connection
+        taken = connection.execute(
+            select(audit_checkpoints.c.seq).where(
+                audit_checkpoints.c.seq.in_([r["seq"] for r in rows])
+            )
+        ).first()
+        if taken is not None:
+            return False
+        connection.execute(insert(audit_checkpoints), rows)
         return True

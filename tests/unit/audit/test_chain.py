@@ -24,7 +24,7 @@ from payerbridge.audit.checkpoints import (
 )
 from payerbridge.audit.model import AuditEvent, StoredEvent
 from payerbridge.audit.verification import verify_chain
-from tests.fakes import InMemoryAuditChain, InMemoryAuditLog
+from tests.fakes import InMemoryAuditChain, InMemoryAuditLog, InMemoryTransactions
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 KEY = Ed25519PrivateKey.generate()
@@ -153,13 +153,18 @@ def test_checkpoints_are_signed_when_due_and_verify_against_the_chain() -> None:
             published.extend(checkpoints)
 
     policy = CheckpointPolicy(every_events=4, every_seconds=300)
+    transactions = InMemoryTransactions(log, chain)
+
+    def checkpoint(now: datetime) -> list[Checkpoint]:
+        with transactions.begin() as unit:
+            return write_checkpoints(chain, Sink(), KEY, unit, now=now, policy=policy)
+
     log.record_many([_event(n) for n in range(1, 10)])
-    made = write_checkpoints(chain, Sink(), KEY, now=T0, policy=policy)
+    made = checkpoint(T0)
     assert [c.seq for c in made] == [4, 8, 9]  # the multiples, and the head (none before)
-    assert write_checkpoints(chain, Sink(), KEY, now=T0, policy=policy) == []  # none due
+    assert checkpoint(T0) == []  # none due
     log.record_many([_event(n) for n in range(10, 14)])
-    later = T0 + timedelta(seconds=30)
-    assert [c.seq for c in write_checkpoints(chain, Sink(), KEY, now=later, policy=policy)] == [12]
+    assert [c.seq for c in checkpoint(T0 + timedelta(seconds=30))] == [12]
     report = verify_audit(chain, published, KEY.public_key())
     assert report.holds and report.checkpoints_checked == 4
 
@@ -273,7 +278,8 @@ def test_a_checkpoint_no_sink_took_is_not_recorded_and_is_logged(
             raise OSError("the witness is not mounted")
 
     policy = CheckpointPolicy(every_events=100, every_seconds=60)
-    with pytest.raises(OSError), caplog.at_level("ERROR"):
-        write_checkpoints(chain, Unreachable(), KEY, now=T0, policy=policy)
+    transactions = InMemoryTransactions(log, chain)
+    with pytest.raises(OSError), caplog.at_level("ERROR"), transactions.begin() as unit:
+        write_checkpoints(chain, Unreachable(), KEY, unit, now=T0, policy=policy)
     assert chain.last_checkpoint() is None
     assert "audit checkpoints not published" in caplog.text
