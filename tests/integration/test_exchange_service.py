@@ -24,6 +24,7 @@ from payerbridge.exchange.steps import proceed
 from payerbridge.exchange.submission import request_hash, submit_exchange
 from payerbridge.fhir.member_match import build_member_match_response
 from payerbridge.partners.client import HttpxPartnerClient
+from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ExchangeId, PartnerId
@@ -53,8 +54,11 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # typ
     env = database_env()
     settings = load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     platform = build_platform(settings, partner_transport=httpx.MockTransport(old_payer))
-    platform.partners.register(
-        Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), actor="test"
+    store_partner(
+        Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"),
+        registry=platform.partners,
+        transactions=platform.transactions,
+        actor="test",
     )
     yield platform
     platform.close()
@@ -173,8 +177,11 @@ def test_a_match_under_review_at_the_old_payer_stops_in_manual_review(
     settings = load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     platform = build_platform(settings, partner_transport=httpx.MockTransport(reviewing))
     try:
-        platform.partners.register(
-            Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), actor="test"
+        store_partner(
+            Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"),
+            registry=platform.partners,
+            transactions=platform.transactions,
+            actor="test",
         )
         exchange_id = submit(platform, an_exchange_request())
         result = proceed(platform.exchange_ports, exchange_id, _parse)
@@ -632,6 +639,7 @@ def test_a_partners_rate_limit_is_shared_by_every_worker_and_spends_no_attempt(
         PartnerId("old-plan"),
         {"rate_limit": limit.to_json()},
         registry=platform.partners,
+        transactions=platform.transactions,
         actor="test",
         request_id=None,
     )

@@ -24,6 +24,7 @@ from payerbridge.fhir.bulk_member_match import (
 )
 from payerbridge.onboarding.ports import BulkStatus
 from payerbridge.onboarding.service import accept_onboarding, proceed, result_counts
+from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.types import ClientId, PartnerId
 from tests.builders import a_patient
@@ -107,7 +108,7 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
         data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"), org_npi=NEW_NPI
     )
     platform = build_platform(settings)
-    platform.partners.register(OLD, actor="test")
+    store_partner(OLD, registry=platform.partners, transactions=platform.transactions, actor="test")
     yield platform
     platform.close()
 

@@ -17,6 +17,7 @@ from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.idempotency import ClaimStatus, StoredResponse
+from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.types import OPERATOR, ExchangeId, PartnerId
@@ -33,8 +34,11 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
     platform = build_platform(
         load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     )
-    platform.partners.register(
-        Partner("old", "Old Plan", "1245319599", "http://old/fhir"), actor="test"
+    store_partner(
+        Partner("old", "Old Plan", "1245319599", "http://old/fhir"),
+        registry=platform.partners,
+        transactions=platform.transactions,
+        actor="test",
     )
     yield platform
     platform.close()

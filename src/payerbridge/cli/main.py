@@ -20,6 +20,7 @@ from payerbridge.cli.options import DataDir
 from payerbridge.config import redacted
 from payerbridge.routing.model import PartnerAuth
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
+from payerbridge.transactions import Transactions
 from payerbridge.types import ExchangeId, PartnerId
 
 T = TypeVar("T")
@@ -328,8 +329,13 @@ def partners_add(
     )
     enrolled = _with_directory(
         data_dir,
-        lambda registry, discovery: enrol_partner(
-            partner, registry=registry, discovery=discovery, actor=cli_actor(), request_id=None
+        lambda registry, discovery, transactions: enrol_partner(
+            partner,
+            registry=registry,
+            discovery=discovery,
+            transactions=transactions,
+            actor=cli_actor(),
+            request_id=None,
         ),
     )
     verb = "registered" if enrolled.created else "updated"
@@ -342,16 +348,16 @@ def partners_add(
 
 
 def _with_directory(
-    data_dir: Path | None, use: Callable[[PartnerRegistry, PartnerDiscovery], T]
+    data_dir: Path | None, use: Callable[[PartnerRegistry, PartnerDiscovery, Transactions], T]
 ) -> T:
-    """Run ``use(directory, discovery)`` on the partner directory; a refusal is printed
-    with its reasons."""
+    """Run ``use(directory, discovery, transactions)`` on the partner directory; a
+    refusal is printed with its reasons."""
     from payerbridge.bootstrap import build_platform
 
     try:
         platform = build_platform(settings_for(data_dir))
         try:
-            return use(platform.partners, platform.discovery)
+            return use(platform.partners, platform.discovery, platform.transactions)
         finally:
             platform.close()
     except errors.PayerBridgeError as exc:
@@ -378,10 +384,11 @@ def partners_refresh(
 
     refreshed = _with_directory(
         data_dir,
-        lambda registry, discovery: refresh_partner(
+        lambda registry, discovery, transactions: refresh_partner(
             PartnerId(partner_id),
             registry=registry,
             discovery=discovery,
+            transactions=transactions,
             actor=cli_actor(),
             request_id=None,
         ),
@@ -450,7 +457,9 @@ def partners_operations(
     if suspend is not None and resume:
         raise fail(errors.InvalidInput("give --suspend or --resume, not both"))
 
-    def change(registry: PartnerRegistry, _discovery: PartnerDiscovery) -> Any:
+    def change(
+        registry: PartnerRegistry, _discovery: PartnerDiscovery, transactions: Transactions
+    ) -> Any:
         document = registered(registry, PartnerId(partner_id)).operations.to_json()
         if suspend is not None:
             document |= {"status": "suspended", "note": suspend}
@@ -463,7 +472,12 @@ def partners_operations(
         if rate_limit is not None:
             document["rate_limit"] = _rate_option(rate_limit)
         return set_operations(
-            PartnerId(partner_id), document, registry=registry, actor=cli_actor(), request_id=None
+            PartnerId(partner_id),
+            document,
+            registry=registry,
+            transactions=transactions,
+            actor=cli_actor(),
+            request_id=None,
         )
 
     partner = _with_directory(data_dir, change)

@@ -11,13 +11,16 @@ endpoint gives us our client id.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
+from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import Issue, NotFound, UnprocessableRequest
 from payerbridge.routing.capabilities import Capabilities, changes
 from payerbridge.routing.model import Partner, PartnerAuth, repointed, validate_partner
 from payerbridge.routing.operations import parse_operations
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
+from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import PartnerId
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "refresh_partner",
     "registered",
     "set_operations",
+    "store_partner",
 ]
 
 
@@ -49,6 +53,7 @@ def enrol_partner(
     *,
     registry: PartnerRegistry,
     discovery: PartnerDiscovery,
+    transactions: Transactions,
     actor: str,
     request_id: str | None,
 ) -> Enrolled:
@@ -71,11 +76,32 @@ def enrol_partner(
             discovered = discovery.read(partner)
         except UnprocessableRequest as exc:
             unread = exc.text
-    created = registry.register(partner, actor=actor, request_id=request_id, discovered=discovered)
     capabilities = None
-    if discovered is not None and "capabilities" in discovered:
-        capabilities = _keep(registry, partner, discovered, actor, request_id).capabilities
-    return Enrolled(partner, created, capabilities, unread)
+    with transactions.begin() as unit:  # the partner and its reading, audited together
+        stored = registry.register(unit, partner)
+        unit.record(_registered(unit.now, partner, stored, discovered, actor, request_id))
+        if discovered is not None and "capabilities" in discovered:
+            kept = _keep(unit, registry, partner, discovered, actor, request_id)
+            capabilities = kept.capabilities
+    return Enrolled(partner, stored is None, capabilities, unread)
+
+
+def store_partner(
+    partner: Partner,
+    *,
+    registry: PartnerRegistry,
+    transactions: Transactions,
+    actor: str,
+    request_id: str | None = None,
+) -> bool:
+    """Store the partner as given, audited, without reading its discovery documents or
+    registering with it (a sandbox or a benchmark that starts its partners itself); True
+    when it is new."""
+    validate_partner(partner)
+    with transactions.begin() as unit:
+        before = registry.register(unit, partner)
+        unit.record(_registered(unit.now, partner, before, None, actor, request_id))
+    return before is None
 
 
 def refresh_partner(
@@ -83,6 +109,7 @@ def refresh_partner(
     *,
     registry: PartnerRegistry,
     discovery: PartnerDiscovery,
+    transactions: Transactions,
     actor: str,
     request_id: str | None,
 ) -> Refreshed:
@@ -91,7 +118,9 @@ def refresh_partner(
     NotFound for an unknown partner; UnprocessableRequest naming the document that
     could not be read (the last reading stays)."""
     partner = registered(registry, partner_id)
-    return _keep(registry, partner, discovery.read(partner), actor, request_id)
+    discovered = discovery.read(partner)
+    with transactions.begin() as unit:
+        return _keep(unit, registry, partner, discovered, actor, request_id)
 
 
 def set_operations(
@@ -99,14 +128,29 @@ def set_operations(
     document: Any,
     *,
     registry: PartnerRegistry,
+    transactions: Transactions,
     actor: str,
     request_id: str | None,
 ) -> Partner:
     """Replace how an operator runs the partner (suspended or not, its maintenance
     windows), audited; the partner as it now stands."""
     operations = parse_operations(document)
-    if not registry.set_operations(partner_id, operations, actor=actor, request_id=request_id):
-        raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")
+    with transactions.begin() as unit:
+        replaced = registry.set_operations(unit, partner_id, operations)
+        if replaced is None:
+            raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")
+        unit.record(
+            AuditEvent(
+                at=unit.now,
+                actor=actor,
+                action="partner.operations",
+                entity_type="Partner",
+                entity_id=partner_id,
+                outcome=operations.status.value,
+                request_id=request_id,
+                detail={"before": replaced.before, "after": operations.to_json()},
+            )
+        )
     return registered(registry, partner_id)  # as stored, with the operations just set
 
 
@@ -119,18 +163,59 @@ def registered(registry: PartnerRegistry, partner_id: PartnerId) -> Partner:
 
 
 def _keep(
+    unit: UnitOfWork,
     registry: PartnerRegistry,
     partner: Partner,
     discovered: dict[str, Any],
     actor: str,
     request_id: str | None,
 ) -> Refreshed:
+    """Keep a reading of the partner's capabilities, audited with what it changed."""
     reading = Capabilities.from_json(discovered["capabilities"])
     found = changes(registry.capabilities(partner.id), reading)
-    registry.record_capabilities(
-        partner.id, reading, changes=found, actor=actor, request_id=request_id
+    registry.record_capabilities(unit, partner.id, reading)
+    unit.record(
+        AuditEvent(
+            at=reading.read_at,
+            actor=actor,
+            action="partner.capabilities",
+            entity_type="Partner",
+            entity_id=partner.id,
+            outcome="changed" if found else "unchanged",
+            request_id=request_id,
+            detail={"changes": list(found), "capabilities": reading.to_json()},
+        )
     )
     return Refreshed(reading, found)
+
+
+def _registered(
+    at: datetime,
+    partner: Partner,
+    before: Partner | None,
+    discovered: dict[str, Any] | None,
+    actor: str,
+    request_id: str | None,
+) -> AuditEvent:
+    """The audit event of a partner stored: created, or updated with the fields that
+    changed (a re-pointed base URL or token endpoint shows here) and what its discovery
+    documents said."""
+    fields = ("name", "npi", "base_url", "auth", "client_id", "token_url", "scope")
+    changed = [f for f in fields if getattr(before, f) != getattr(partner, f)] if before else []
+    return AuditEvent(
+        at=at,
+        actor=actor,
+        action="partner.register",
+        entity_type="Partner",
+        entity_id=partner.id,
+        outcome="updated" if before else "created",
+        request_id=request_id,
+        detail={
+            "base_url": partner.base_url,
+            "changed": changed,
+            **({"discovered": discovered} if discovered else {}),
+        },
+    )
 
 
 def _udap(

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import Operations
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import PartnerId
 
-__all__ = ["PartnerDiscovery", "PartnerRegistry"]
+__all__ = ["OperationsReplaced", "PartnerDiscovery", "PartnerRegistry"]
 
 
 class PartnerRegistry(Protocol):
-    def register(
-        self,
-        partner: Partner,
-        *,
-        actor: str,
-        request_id: str | None = None,
-        discovered: dict[str, Any] | None = None,
-    ) -> bool:
-        """Create or update, audited (with what changed and what its discovery documents
-        said when they were read); True when the partner is new."""
+    """The partners we call. Writes go through the caller's unit of work, stamped with
+    its ``now``; the use case records their audit events."""
+
+    def register(self, unit: UnitOfWork, partner: Partner) -> Partner | None:
+        """Create or update; the partner as it stood before (None: it is new)."""
         ...
 
     def get(self, partner_id: PartnerId) -> Partner | None: ...
@@ -35,27 +31,23 @@ class PartnerRegistry(Protocol):
         ...
 
     def record_capabilities(
-        self,
-        partner_id: PartnerId,
-        capabilities: Capabilities,
-        *,
-        changes: Sequence[str],
-        actor: str,
-        request_id: str | None = None,
+        self, unit: UnitOfWork, partner_id: PartnerId, capabilities: Capabilities
     ) -> None:
-        """Keep a new reading, audited with what it changed."""
+        """Keep a new reading."""
         ...
 
     def set_operations(
-        self,
-        partner_id: PartnerId,
-        operations: Operations,
-        *,
-        actor: str,
-        request_id: str | None = None,
-    ) -> bool:
-        """Replace how the partner is operated (audited); False when no such partner."""
+        self, unit: UnitOfWork, partner_id: PartnerId, operations: Operations
+    ) -> OperationsReplaced | None:
+        """Replace how the partner is operated; None when no such partner."""
         ...
+
+
+@dataclass(frozen=True)
+class OperationsReplaced:
+    """What ``set_operations`` replaced: the stored document (None: never set, active)."""
+
+    before: dict[str, Any] | None
 
 
 class PartnerDiscovery(Protocol):

@@ -227,6 +227,7 @@ def _one_run(
 
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
     from payerbridge.config import load_settings
+    from payerbridge.routing.enrolment import store_partner
     from payerbridge.routing.model import Partner
 
     database_url, cleanup = _fresh_database(admin_url)
@@ -238,7 +239,12 @@ def _one_run(
         for n in range(_PARTNERS):
             base = f"http://127.0.0.1:{port}/fhir/{n}"
             partner = Partner(PartnerId(f"stub-{n}"), f"Stub Plan {n}", "1245319599", base)
-            platform.partners.register(partner, actor="bench")
+            store_partner(
+                partner,
+                registry=platform.partners,
+                transactions=platform.transactions,
+                actor="bench",
+            )
         launch_workflows(platform, work=workers == 0)
         pool = [_start_worker(Path(tmp), database_url, n) for n in range(workers)]
         try:

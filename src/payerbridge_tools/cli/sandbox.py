@@ -383,7 +383,7 @@ def _register_partners_locally(
     that the sample exchange shows the wait)."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
-    from payerbridge.routing.enrolment import refresh_partner, set_operations
+    from payerbridge.routing.enrolment import refresh_partner, set_operations, store_partner
     from payerbridge.routing.model import Partner
 
     platform = build_platform(load_settings(data_dir=data_dir))
@@ -396,11 +396,17 @@ def _register_partners_locally(
                 f"{instance.base_url}/fhir",
                 client_id=_our_client_id(our_npi),
             )
-            platform.partners.register(partner, actor="sandbox")
+            store_partner(
+                partner,
+                registry=platform.partners,
+                transactions=platform.transactions,
+                actor="sandbox",
+            )
             refresh_partner(
                 partner.id,
                 registry=platform.partners,
                 discovery=platform.discovery,
+                transactions=platform.transactions,
                 actor="sandbox",
                 request_id=None,
             )
@@ -419,6 +425,7 @@ def _register_partners_locally(
                 partner.id,
                 {"maintenance": windows},
                 registry=platform.partners,
+                transactions=platform.transactions,
                 actor="sandbox",
                 request_id=None,
             )

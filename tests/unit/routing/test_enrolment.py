@@ -5,17 +5,22 @@ signed metadata is refused; nothing is stored when discovery fails."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import InvalidInput, NotFound, UnprocessableRequest
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.enrolment import enrol_partner, refresh_partner
 from payerbridge.routing.model import Partner, PartnerAuth
+from payerbridge.routing.operations import Operations
+from payerbridge.routing.ports import OperationsReplaced
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import PartnerId
 
 BASE = "https://old.example/fhir"
@@ -25,23 +30,22 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 class Registry:
+    """The partner directory and the transactions its writes commit in: each unit's
+    audit events are kept in ``events``."""
+
     def __init__(self) -> None:
         self.partners: dict[str, Partner] = {}
-        self.discovered: list[dict[str, Any] | None] = []
-        self.readings: dict[str, list[tuple[Capabilities, list[str]]]] = {}
+        self.stored_readings: dict[str, Capabilities] = {}
+        self.events: list[AuditEvent] = []
 
-    def register(
-        self,
-        partner: Partner,
-        *,
-        actor: str,
-        request_id: str | None = None,
-        discovered: dict[str, Any] | None = None,
-    ) -> bool:
-        created = partner.id not in self.partners
+    @contextmanager
+    def begin(self) -> Iterator[Unit]:
+        yield Unit(self.events)
+
+    def register(self, unit: UnitOfWork, partner: Partner) -> Partner | None:
+        before = self.partners.get(partner.id)
         self.partners[partner.id] = partner
-        self.discovered.append(discovered)
-        return created
+        return before
 
     def get(self, partner_id: PartnerId) -> Partner | None:
         return self.partners.get(partner_id)
@@ -50,18 +54,45 @@ class Registry:
         return list(self.partners.values())
 
     def capabilities(self, partner_id: PartnerId) -> Capabilities | None:
-        return self.readings[partner_id][-1][0] if self.readings.get(partner_id) else None
+        return self.stored_readings.get(partner_id)
 
     def record_capabilities(
-        self,
-        partner_id: PartnerId,
-        capabilities: Capabilities,
-        *,
-        changes: Sequence[str],
-        actor: str,
-        request_id: str | None = None,
+        self, unit: UnitOfWork, partner_id: PartnerId, capabilities: Capabilities
     ) -> None:
-        self.readings.setdefault(partner_id, []).append((capabilities, list(changes)))
+        self.stored_readings[partner_id] = capabilities
+
+    def set_operations(
+        self, unit: UnitOfWork, partner_id: PartnerId, operations: Operations
+    ) -> OperationsReplaced | None:
+        raise NotImplementedError
+
+    @property
+    def discovered(self) -> list[dict[str, Any] | None]:
+        """What discovery said, as each registration's audit event tells it."""
+        return [e.detail.get("discovered") for e in self.events if e.action == "partner.register"]
+
+    @property
+    def readings(self) -> dict[str, list[tuple[Capabilities, list[str]]]]:
+        """Each partner's readings and what they changed, as their audit events tell."""
+        found: dict[str, list[tuple[Capabilities, list[str]]]] = {}
+        for event in self.events:
+            if event.action == "partner.capabilities":
+                reading = Capabilities.from_json(event.detail["capabilities"])
+                found.setdefault(event.entity_id, []).append((reading, event.detail["changes"]))
+        return found
+
+
+class Unit:
+    now = NOW
+
+    def __init__(self, events: list[AuditEvent]) -> None:
+        self._events = events
+
+    def new_id(self) -> str:
+        return f"id-{len(self._events)}"
+
+    def record(self, *events: AuditEvent) -> None:
+        self._events.extend(events)
 
 
 class Discovery:
@@ -91,7 +122,12 @@ class Discovery:
 
 def enrol(partner: Partner, registry: Registry, discovery: Discovery) -> Any:
     return enrol_partner(
-        partner, registry=registry, discovery=discovery, actor="ops", request_id=None
+        partner,
+        registry=registry,
+        discovery=discovery,
+        transactions=registry,
+        actor="ops",
+        request_id=None,
     )
 
 
@@ -176,15 +212,20 @@ def test_a_refresh_keeps_the_new_reading_and_says_what_changed() -> None:
     enrol(Partner(PartnerId("old"), "Old", "1245319599", BASE), registry, discovery)
     discovery.operations = ["member-match"]
     refreshed = refresh_partner(
-        PartnerId("old"), registry=registry, discovery=discovery, actor="ops", request_id=None
+        PartnerId("old"),
+        registry=registry,
+        discovery=discovery,
+        transactions=registry,
+        actor="ops",
+        request_id=None,
     )
     assert refreshed.changes == ["dropped operation everything"]
     current = registry.capabilities(PartnerId("old"))
     assert current is not None and not current.offers("everything")
     with pytest.raises(NotFound):
         refresh_partner(
-            PartnerId("nobody"), registry=registry, discovery=discovery, actor="ops",
-            request_id=None,
+            PartnerId("nobody"), registry=registry, discovery=discovery, transactions=registry,
+            actor="ops", request_id=None,
         )  # fmt: skip
 
 

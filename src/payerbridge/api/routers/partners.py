@@ -107,6 +107,7 @@ def register_partner(
         partner,
         registry=platform.partners,
         discovery=platform.discovery,
+        transactions=platform.transactions,
         actor=operator.client_id,
         request_id=current_request_id(),
     )
@@ -154,6 +155,7 @@ def refresh(partner_id: str, platform: PlatformDep, operator: OperatorDep) -> di
         PartnerId(partner_id),
         registry=platform.partners,
         discovery=platform.discovery,
+        transactions=platform.transactions,
         actor=operator.client_id,
         request_id=current_request_id(),
     )
@@ -181,6 +183,7 @@ def put_operations(
         PartnerId(partner_id),
         body,
         registry=platform.partners,
+        transactions=platform.transactions,
         actor=operator.client_id,
         request_id=current_request_id(),
     )
