@@ -735,7 +735,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     )
     platform.adapters.transactions.relay_deliveries = webhooks.enqueue_deliveries
     if work:
-        maintenance.schedule()
+        maintenance.schedule(sweep_seconds=settings.upkeep_sweep_seconds)
 
 
 def _upkeep(platform: Platform) -> Upkeep:
@@ -744,16 +744,13 @@ def _upkeep(platform: Platform) -> Upkeep:
     from payerbridge.workflows.maintenance import Upkeep
 
     retention = timedelta(hours=platform.settings.idempotency_retention_hours)
+    grace = timedelta(seconds=platform.settings.upkeep_grace_seconds)
     return Upkeep(
         sign_checkpoints=audit_checkpointer(platform),
-        # Not moved for 10 s: the API process has had ample time to enqueue it itself.
-        unstarted_exchanges=lambda: unstarted_exchanges(
-            platform.exchange_ports, older_than=timedelta(seconds=10)
-        ),
-        # Overdue by 10 s: a workflow that was started sleeps until its delivery is due.
-        overdue_deliveries=lambda: platform.webhooks.overdue(
-            before=utcnow() - timedelta(seconds=10)
-        ),
+        # Not moved for the grace: the API process has had time to enqueue it itself.
+        unstarted_exchanges=lambda: unstarted_exchanges(platform.exchange_ports, older_than=grace),
+        # Overdue by the grace: a workflow that was started sleeps until it is due.
+        overdue_deliveries=lambda: platform.webhooks.overdue(before=utcnow() - grace),
         purge_idempotent_answers=lambda: _in_unit(
             platform, lambda unit: platform.idempotency.purge(unit, before=unit.now - retention)
         ),
@@ -761,9 +758,7 @@ def _upkeep(platform: Platform) -> Upkeep:
         purge_disclosure_snapshots=lambda: _in_unit(
             platform, lambda unit: platform.snapshots.purge(unit, now=unit.now)
         ),
-        unstarted_bulk_jobs=lambda: platform.bulk.jobs.unstarted(
-            updated_before=utcnow() - timedelta(seconds=10)
-        ),
+        unstarted_bulk_jobs=lambda: platform.bulk.jobs.unstarted(updated_before=utcnow() - grace),
         purge_bulk_jobs=lambda: _in_unit(
             platform, lambda unit: platform.bulk.jobs.purge(unit, now=unit.now)
         ),

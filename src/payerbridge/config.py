@@ -376,9 +376,30 @@ class Settings(BaseSettings):
         description="And at the head when the last is older than this: events are signed at "
         "most this long plus the 15 s schedule tick after they are written.",
     )
+    upkeep_sweep_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=60,
+        description="How often the upkeep sweep runs (a divisor of 60): it enqueues work "
+        "whose process died before enqueueing it, restarts overdue webhook deliveries and "
+        "purges what is past its retention.",
+    )
+    upkeep_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long work must have sat unenqueued (or a delivery overdue) before "
+        "the sweep takes it up: the process that recorded it has had time to do it itself.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     environment: Literal["dev", "test", "prod"] = "dev"
+
+    @field_validator("upkeep_sweep_seconds")
+    @classmethod
+    def _divides_a_minute(cls, value: int) -> int:
+        if 60 % value:
+            raise ValueError("must divide 60 (the sweep runs at fixed seconds of each minute)")
+        return value
 
     @field_validator(
         "database_url",

@@ -532,9 +532,11 @@ def test_an_exchange_the_old_payer_puts_under_review_waits_for_its_reviewer(
     waits in ``manual_review`` with the old payer's reason, asks again when due (the
     sweep), and, with nobody acting on our side, completes once the old payer's reviewer
     accepts, or fails with the reviewer's answer when it rejects."""
-    old, new, _ = start_payers(
-        server, network, new_env={"PAYERBRIDGE_PARTNER_REVIEW_POLL_SECONDS": "1"}
-    )
+    new_env = {
+        "PAYERBRIDGE_PARTNER_REVIEW_POLL_SECONDS": "1",
+        "PAYERBRIDGE_UPKEEP_SWEEP_SECONDS": "2",  # the sweep asks again; 30 s by default
+    }
+    old, new, _ = start_payers(server, network, new_env=new_env)
     switcher = orjson.loads((network / "switchers.json").read_bytes())[0]
     request = copy.deepcopy(switcher["request"])
     given = request["member"]["given"][0]

@@ -19,7 +19,11 @@ pytestmark = pytest.mark.slow
 def test_an_exchange_recorded_but_never_enqueued_is_swept_up(
     server: Callable[..., ServerProcess],
 ) -> None:
-    new = server("new")
+    # The sweep every 2 s, for what sat unenqueued 1 s (30 s and 10 s by default).
+    new = server(
+        "new",
+        env={"PAYERBRIDGE_UPKEEP_SWEEP_SECONDS": "2", "PAYERBRIDGE_UPKEEP_GRACE_SECONDS": "1"},
+    )
     dead = f"http://127.0.0.1:{free_port()}/fhir"  # nobody answers: the run retries
     with new.client() as client:
         response = client.post(
@@ -38,7 +42,7 @@ def test_an_exchange_recorded_but_never_enqueued_is_swept_up(
             idempotency_key=None,
         )
     exchange_id = submission.exchange_id
-    deadline = time.monotonic() + 90  # swept every 30 s once it is 10 s old
+    deadline = time.monotonic() + 60  # swept every 2 s once it is 1 s old
     with new.client() as client:
         while time.monotonic() < deadline:
             state = client.get(f"/exchanges/{exchange_id}").json()["state"]

@@ -43,3 +43,14 @@ def test_identity_secret_is_redacted_and_must_be_long(tmp_path: Path) -> None:
     assert key not in str(redacted(settings))
     with pytest.raises(ValidationError, match="identity_secret"):
         load_settings(data_dir=tmp_path, identity_secret="short")
+
+
+def test_the_sweep_runs_at_an_interval_that_divides_a_minute(tmp_path: Path) -> None:
+    from payerbridge.workflows.maintenance import sweep_schedule
+
+    assert load_settings(data_dir=tmp_path, upkeep_sweep_seconds=2).upkeep_sweep_seconds == 2
+    assert sweep_schedule(2) == "*/2 * * * * *" and sweep_schedule(60) == "0 * * * * *"
+    with pytest.raises(ValidationError, match="must divide 60"):
+        load_settings(data_dir=tmp_path, upkeep_sweep_seconds=7)
+    with pytest.raises(ValueError, match="must divide 60"):
+        sweep_schedule(45)

@@ -2,8 +2,9 @@
 (DBOS names the run after the tick) on whichever worker takes it from DBOS's queue;
 a tick missed while no worker ran is not made up, the next one does the work.
 
-- ``sweep`` (every 30 s): enqueue exchanges recorded but never enqueued (their API
-  process died in between; enqueueing an existing workflow id attaches to it), start
+- ``sweep`` (every ``upkeep_sweep_seconds``, 30 by default): enqueue exchanges recorded
+  but never enqueued (their API process died in between; enqueueing an existing
+  workflow id attaches to it), start
   the workflows of overdue webhook deliveries likewise, and purge stored
   Idempotency-Key answers past their retention; enqueue bulk jobs accepted but never
   enqueued, and drop expired bulk jobs and Groups.
@@ -29,14 +30,13 @@ from payerbridge.workflows.bulk import enqueue_job
 from payerbridge.workflows.exchange import Due, enqueue_exchange
 from payerbridge.workflows.webhooks import enqueue_deliveries
 
-__all__ = ["AUDIT_CHECKPOINT_SCHEDULE", "SWEEP_SCHEDULE", "Upkeep", "bind", "schedule"]
+__all__ = ["AUDIT_CHECKPOINT_SCHEDULE", "Upkeep", "bind", "schedule", "sweep_schedule"]
 
 logger = logging.getLogger(__name__)
 
 # Often enough that a checkpoint at every N events follows soon after the Nth; the
 # configured interval decides when the head itself is signed.
 AUDIT_CHECKPOINT_SCHEDULE = "*/15 * * * * *"
-SWEEP_SCHEDULE = "*/30 * * * * *"
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,14 @@ def sweep(scheduled_at: datetime, context: Any) -> None:
         logger.info("expired bulk jobs dropped", extra={"jobs": dropped})
 
 
-def schedule() -> None:
+def sweep_schedule(seconds: int) -> str:
+    """The sweep's cron (with seconds): every ``seconds`` of each minute."""
+    if not 1 <= seconds <= 60 or 60 % seconds:
+        raise ValueError(f"the sweep's interval must divide 60 seconds, not {seconds}")
+    return f"*/{seconds} * * * * *" if seconds < 60 else "0 * * * * *"
+
+
+def schedule(*, sweep_seconds: int = 30) -> None:
     """Create or replace the schedules (idempotent; every worker may call it)."""
     DBOS.apply_schedules(
         [
@@ -155,6 +162,10 @@ def schedule() -> None:
                 "workflow_fn": audit_checkpoint,
                 "schedule": AUDIT_CHECKPOINT_SCHEDULE,
             },
-            {"schedule_name": "sweep", "workflow_fn": sweep, "schedule": SWEEP_SCHEDULE},
+            {
+                "schedule_name": "sweep",
+                "workflow_fn": sweep,
+                "schedule": sweep_schedule(sweep_seconds),
+            },
         ]
     )
