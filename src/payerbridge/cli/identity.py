@@ -86,7 +86,7 @@ def identity_train(
 
     u comes from random pairs of members, m by EM over the members that share a
     blocking key. Prints the model version and a summary of the training."""
-    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.bootstrap import build_platform
     from payerbridge.cli.console import fail, settings_for
     from payerbridge.identity.service import train_on_members
 
@@ -94,7 +94,11 @@ def identity_train(
     try:
         with err.status(f"training on up to {sample:,} indexed members"):
             fitted = train_on_members(
-                platform.identity, sample=sample, seed=seed, at=utcnow(), activate=activate
+                platform.identity,
+                platform.transactions,
+                sample=sample,
+                seed=seed,
+                activate=activate,
             )
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc

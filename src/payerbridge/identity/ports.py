@@ -42,11 +42,11 @@ class ModelTraining(Protocol):
 
     def save_model(
         self,
+        unit: UnitOfWork,
         model: MatchModel,
         *,
         trained_on: int,
         summary: dict[str, Any],
-        at: datetime,
         activate: bool = True,
     ) -> None: ...
 

@@ -611,9 +611,9 @@ class TrainedModel:
 
 def train_on_members(
     store: ModelTraining,
+    transactions: Transactions,
     *,
     seed: int,
-    at: datetime,
     sample: int = DEFAULT_TRAINING_SAMPLE,
     activate: bool = True,
 ) -> TrainedModel:
@@ -647,7 +647,8 @@ def train_on_members(
         "seed": seed,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    store.save_model(
-        fitted.model, trained_on=len(chosen), summary=summary, at=at, activate=activate
-    )
+    with transactions.begin() as unit:  # trained at unit.now
+        store.save_model(
+            unit, fitted.model, trained_on=len(chosen), summary=summary, activate=activate
+        )
     return TrainedModel(fitted.model, summary)

@@ -310,36 +310,37 @@ class SqlIdentityStore:
 
     def save_model(
         self,
+        unit: UnitOfWork,
         model: MatchModel,
         *,
         trained_on: int,
         summary: dict[str, Any],
-        at: datetime,
         activate: bool = True,
     ) -> None:
-        with self._engine.begin() as connection:
-            exists = connection.execute(
-                select(identity_models.c.version).where(identity_models.c.version == model.version)
-            ).first()
-            values = {"activated_at": at if activate else None}
-            if exists:
-                connection.execute(
-                    update(identity_models)
-                    .where(identity_models.c.version == model.version)
-                    .values(**values)
+        """Keep the model, trained at ``unit.now`` and active from then unless told not."""
+        connection = sql_unit(unit).connection
+        exists = connection.execute(
+            select(identity_models.c.version).where(identity_models.c.version == model.version)
+        ).first()
+        values = {"activated_at": unit.now if activate else None}
+        if exists:
+            connection.execute(
+                update(identity_models)
+                .where(identity_models.c.version == model.version)
+                .values(**values)
+            )
+        else:
+            connection.execute(
+                insert(identity_models).values(
+                    version=model.version,
+                    spec_fingerprint=model.spec.fingerprint,
+                    trained_at=unit.now,
+                    trained_on=trained_on,
+                    summary=orjson.dumps(summary).decode(),
+                    body=model.to_json(),
+                    **values,
                 )
-            else:
-                connection.execute(
-                    insert(identity_models).values(
-                        version=model.version,
-                        spec_fingerprint=model.spec.fingerprint,
-                        trained_at=at,
-                        trained_on=trained_on,
-                        summary=orjson.dumps(summary).decode(),
-                        body=model.to_json(),
-                        **values,
-                    )
-                )
+            )
         self._model = None
 
     def active_model(self) -> MatchModel | None:

@@ -367,7 +367,7 @@ def _load(data_dir: Path, database_url: str, path: Path) -> _Loaded:
             raise RuntimeError(f"the bench population was rejected (first lines: {lines})")
         imported = time.perf_counter() - started
         started = time.perf_counter()
-        train_on_members(platform.identity, seed=42, at=utcnow())
+        train_on_members(platform.identity, platform.transactions, seed=42)
         trained = time.perf_counter() - started
         key = ECKey.generate_key("P-384", private=True)
         key = ECKey.import_key(key.as_dict(private=True), {"kid": key.thumbprint()})

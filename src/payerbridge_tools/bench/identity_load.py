@@ -66,7 +66,7 @@ def _write(data: IdentitySet, folder: Path) -> dict[str, list[list[Path]]]:
 
 def _load(data_dir: Path, calls: Sequence[Sequence[Path]]) -> tuple[list[float], float]:
     """Each call's import seconds into a fresh instance, then the training's."""
-    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.identity.service import train_on_members
 
@@ -88,7 +88,7 @@ def _load(data_dir: Path, calls: Sequence[Sequence[Path]]) -> tuple[list[float],
     platform = build_platform(settings)
     try:
         started = time.perf_counter()
-        train_on_members(platform.identity, seed=42, at=utcnow())  # as identity train does
+        train_on_members(platform.identity, platform.transactions, seed=42)  # as identity train
         return seconds, time.perf_counter() - started
     finally:
         platform.close()

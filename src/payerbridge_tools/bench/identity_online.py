@@ -122,7 +122,7 @@ def load_population(data_dir: Path, path: Path) -> LoadedPopulation:
             )
         imported = time.perf_counter() - started
         started = time.perf_counter()
-        train_on_members(platform.identity, seed=42, at=utcnow())  # as identity train does
+        train_on_members(platform.identity, platform.transactions, seed=42)  # as identity train
         trained = time.perf_counter() - started
         key = ECKey.generate_key("P-384", private=True)
         key = ECKey.import_key(key.as_dict(private=True), {"kid": key.thumbprint()})
