@@ -4,9 +4,11 @@ from typing import NewType
 
 __all__ = [
     "OPERATOR",
+    "BulkJobId",
     "ClientId",
     "ExchangeId",
     "MemberId",
+    "OnboardingId",
     "PartnerId",
     "RequestId",
     "ResourceId",
@@ -21,6 +23,10 @@ PartnerId = NewType("PartnerId", str)
 ExchangeId = NewType("ExchangeId", str)
 RequestId = NewType("RequestId", str)
 ClientId = NewType("ClientId", str)
+# A bulk job's id (``$bulk-member-match`` or an export): its status URL and workflow id.
+BulkJobId = NewType("BulkJobId", str)
+# A member onboarding's id (a batch of members brought over from their old payer).
+OnboardingId = NewType("OnboardingId", str)
 
 # The owner of what operators create (a webhook told of every exchange): operators are
 # clients with the operator scope, and they share what they create.

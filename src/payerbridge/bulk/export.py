@@ -39,7 +39,7 @@ from payerbridge.errors import Gone, InvalidInput, Issue, NotFound, Unprocessabl
 from payerbridge.fhir.bulk_export import ExportRequest
 from payerbridge.fhir.bulk_member_match import MatchResult
 from payerbridge.fhir.provenance import transmitter_provenance
-from payerbridge.types import MemberId
+from payerbridge.types import BulkJobId, MemberId
 
 __all__ = ["accept_group_export", "accept_patient_export", "export_file_lines", "run_export"]
 
@@ -130,7 +130,7 @@ def _accept(
     now: datetime,
 ) -> BulkJob:
     job = BulkJob(
-        id=ports.new_id(),
+        id=BulkJobId(ports.new_id()),
         client_id=requester.client_id,
         requester_npi=requester.npi,
         kind=kind,
@@ -151,7 +151,7 @@ def _accept(
     return job
 
 
-def run_export(ports: BulkPorts, job_id: str) -> JobStatus:
+def run_export(ports: BulkPorts, job_id: BulkJobId) -> JobStatus:
     """Take the export from where its row says it is to the end (see the module)."""
     job = ports.jobs.get(job_id)
     if job is None:

@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from payerbridge.bulk.export import export_file_lines, run_export
 from payerbridge.bulk.member_match import BulkPorts, file_lines, run_member_match
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
+from payerbridge.types import BulkJobId
 
 __all__ = ["job_file_lines", "run_job"]
 
 
-def run_job(ports: BulkPorts, job_id: str) -> JobStatus:
+def run_job(ports: BulkPorts, job_id: BulkJobId) -> JobStatus:
     """Take the job to its end from where its row says it is; the status it ended in."""
     job = ports.jobs.get(job_id)
     if job is None:

@@ -54,7 +54,7 @@ from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.service import decide_many_for_batch, model_for, request_record
 from payerbridge.routing.model import Organization
 from payerbridge.transactions import Transactions
-from payerbridge.types import MemberId
+from payerbridge.types import BulkJobId, ClientId, MemberId
 
 __all__ = [
     "BulkPorts",
@@ -117,7 +117,7 @@ def accept_member_match(
         raise UnprocessableRequest(exc.text, issues=exc.issues) from exc
     now = ports.clock()
     job = BulkJob(
-        id=ports.new_id(),
+        id=BulkJobId(ports.new_id()),
         client_id=requester.client_id,
         requester_npi=requester.npi,
         kind=JobKind.MEMBER_MATCH,
@@ -143,7 +143,7 @@ class _Superseded(Exception):
     """The job was cancelled, or another run committed this chunk, while it was decided."""
 
 
-def run_member_match(ports: BulkPorts, job_id: str) -> JobStatus:
+def run_member_match(ports: BulkPorts, job_id: BulkJobId) -> JobStatus:
     """Take the job from where its row says it is to the end (a recovered run resumes
     after the last committed chunk); the status it ended in."""
     job = ports.jobs.get(job_id)
@@ -323,7 +323,7 @@ def _complete(ports: BulkPorts, job: BulkJob, members: Sequence[BulkMember]) -> 
     return current.status if current is not None else JobStatus.CANCELLED
 
 
-def fail_job(ports: BulkPorts, job_id: str, error: str) -> None:
+def fail_job(ports: BulkPorts, job_id: BulkJobId, error: str) -> None:
     """End the job as failed, saying ``error`` (no member data) to its client."""
     now = ports.clock()
     with ports.transactions.begin() as unit:
@@ -333,7 +333,7 @@ def fail_job(ports: BulkPorts, job_id: str, error: str) -> None:
                 unit.record(job_event(job, job.kind.value, "failed", now, job_id))
 
 
-def job_of(ports: BulkPorts, job_id: str, client_id: str) -> BulkJob:
+def job_of(ports: BulkPorts, job_id: BulkJobId, client_id: ClientId) -> BulkJob:
     """The client's own job; anyone else's, or a cancelled one, does not exist (404)."""
     job = ports.jobs.get(job_id)
     if job is None or job.client_id != client_id or job.status is JobStatus.CANCELLED:
@@ -344,7 +344,9 @@ def job_of(ports: BulkPorts, job_id: str, client_id: str) -> BulkJob:
     return job
 
 
-def cancel_job(ports: BulkPorts, job_id: str, client_id: str, request_id: str | None) -> None:
+def cancel_job(
+    ports: BulkPorts, job_id: BulkJobId, client_id: ClientId, request_id: str | None
+) -> None:
     """Cancel the client's job: its workflow stops at its next chunk and what it wrote goes."""
     job = job_of(ports, job_id, client_id)
     now = ports.clock()

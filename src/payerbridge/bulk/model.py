@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from payerbridge.types import ClientId
+from payerbridge.types import BulkJobId, ClientId
 
 __all__ = ["BulkJob", "FINISHED", "JobKind", "JobStatus", "OutputFile", "PDEX_VERSIONS"]
 
@@ -43,7 +43,7 @@ class OutputFile:
 
 @dataclass(frozen=True)
 class BulkJob:
-    id: str
+    id: BulkJobId
     client_id: ClientId  # the only client that may see, poll, download or cancel it
     requester_npi: str
     kind: JobKind

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from payerbridge.bulk.model import BulkJob, OutputFile
 from payerbridge.disclosure.ports import MemberData
 from payerbridge.transactions import UnitOfWork
+from payerbridge.types import BulkJobId, ClientId
 
 __all__ = [
     "BulkJobs",
@@ -37,8 +38,8 @@ class StoredGroup:
     """A result Group of a job, owned by the job's client."""
 
     id: str
-    job_id: str
-    client_id: str
+    job_id: BulkJobId
+    client_id: ClientId
     requester_npi: str
     result: str  # a ``MatchResult`` value: the Group's code
     created_at: datetime
@@ -101,18 +102,18 @@ class BulkMembers(MemberData, Protocol):
 class BulkJobs(Protocol):
     def create(self, unit: UnitOfWork, job: BulkJob, request_body: bytes) -> None: ...
 
-    def get(self, job_id: str) -> BulkJob | None: ...
+    def get(self, job_id: BulkJobId) -> BulkJob | None: ...
 
-    def request_body(self, job_id: str) -> bytes: ...
+    def request_body(self, job_id: BulkJobId) -> bytes: ...
 
-    def start(self, unit: UnitOfWork, job_id: str, *, at: datetime) -> bool:
+    def start(self, unit: UnitOfWork, job_id: BulkJobId, *, at: datetime) -> bool:
         """Accepted to running; False when the job is not waiting to start."""
         ...
 
     def commit_chunk(
         self,
         unit: UnitOfWork,
-        job_id: str,
+        job_id: BulkJobId,
         *,
         done_before: int,
         outcomes: Sequence[MemberOutcome],
@@ -126,7 +127,7 @@ class BulkJobs(Protocol):
     def commit_export_chunk(
         self,
         unit: UnitOfWork,
-        job_id: str,
+        job_id: BulkJobId,
         *,
         done_before: int,
         lines_before: int,
@@ -138,27 +139,27 @@ class BulkJobs(Protocol):
         both cursors, if the job is still running with its cursors there; else False."""
         ...
 
-    def shared_refs(self, job_id: str) -> set[str]:
+    def shared_refs(self, job_id: BulkJobId) -> set[str]:
         """The shared resources (``include`` lines) the job's committed chunks hold:
         each goes once per export, with the first member that reached it."""
         ...
 
-    def file_counts(self, job_id: str) -> dict[str, int]:
+    def file_counts(self, job_id: BulkJobId) -> dict[str, int]:
         """Lines per file of the job."""
         ...
 
-    def line_page(self, job_id: str, file: str, *, after: int, count: int) -> list[LineRead]:
+    def line_page(self, job_id: BulkJobId, file: str, *, after: int, count: int) -> list[LineRead]:
         """Up to ``count`` lines of one file after line ``after``, in order."""
         ...
 
-    def outcomes(self, job_id: str) -> list[MemberOutcome]:
+    def outcomes(self, job_id: BulkJobId) -> list[MemberOutcome]:
         """The job's member outcomes, in position order."""
         ...
 
     def complete(
         self,
         unit: UnitOfWork,
-        job_id: str,
+        job_id: BulkJobId,
         *,
         groups: Sequence[StoredGroup],
         output: Sequence[OutputFile],
@@ -168,26 +169,26 @@ class BulkJobs(Protocol):
         """Running to completed, with its Groups and files; False if no longer running."""
         ...
 
-    def fail(self, unit: UnitOfWork, job_id: str, *, error: str, at: datetime) -> bool: ...
+    def fail(self, unit: UnitOfWork, job_id: BulkJobId, *, error: str, at: datetime) -> bool: ...
 
-    def cancel(self, unit: UnitOfWork, job_id: str, *, at: datetime) -> bool:
+    def cancel(self, unit: UnitOfWork, job_id: BulkJobId, *, at: datetime) -> bool:
         """Cancelled, its outcomes and Groups dropped; False if already cancelled."""
         ...
 
-    def unstarted(self, *, updated_before: datetime) -> list[tuple[str, str]]:
+    def unstarted(self, *, updated_before: datetime) -> list[tuple[BulkJobId, ClientId]]:
         """(job, client) of every job accepted before then and not started: its process
         may have died between recording it and enqueueing it."""
         ...
 
     def group(self, group_id: str) -> StoredGroup | None: ...
 
-    def groups_of(self, job_id: str) -> list[StoredGroup]:
+    def groups_of(self, job_id: BulkJobId) -> list[StoredGroup]:
         """The job's Groups, MatchedMembers first (the order they were written)."""
         ...
 
     def find_groups(
         self,
-        client_id: str,
+        client_id: ClientId,
         *,
         requester_npis: frozenset[str] | None,
         results: frozenset[str] | None,

@@ -32,7 +32,7 @@ from payerbridge.store.tables import (
 )
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import ClientId
+from payerbridge.types import BulkJobId, ClientId
 
 __all__ = ["SqlBulkJobs"]
 
@@ -86,25 +86,25 @@ class SqlBulkJobs:
             )
         )
 
-    def get(self, job_id: str) -> BulkJob | None:
+    def get(self, job_id: BulkJobId) -> BulkJob | None:
         with self._reader.connect() as connection:
             row = connection.execute(select(*_JOB_COLUMNS).where(bulk_jobs.c.id == job_id)).first()
         return _job(row) if row is not None else None
 
-    def request_body(self, job_id: str) -> bytes:
+    def request_body(self, job_id: BulkJobId) -> bytes:
         with self._reader.connect() as connection:
             body = connection.execute(
                 select(bulk_jobs.c.request_body).where(bulk_jobs.c.id == job_id)
             ).scalar_one()
         return str(body).encode()
 
-    def start(self, unit: UnitOfWork, job_id: str, *, at: datetime) -> bool:
+    def start(self, unit: UnitOfWork, job_id: BulkJobId, *, at: datetime) -> bool:
         return self._move(unit, job_id, {JobStatus.ACCEPTED}, status=JobStatus.RUNNING, at=at)
 
     def commit_chunk(
         self,
         unit: UnitOfWork,
-        job_id: str,
+        job_id: BulkJobId,
         *,
         done_before: int,
         outcomes: Sequence[MemberOutcome],
@@ -139,7 +139,7 @@ class SqlBulkJobs:
     def commit_export_chunk(
         self,
         unit: UnitOfWork,
-        job_id: str,
+        job_id: BulkJobId,
         *,
         done_before: int,
         lines_before: int,
@@ -190,7 +190,7 @@ class SqlBulkJobs:
         insert_rows(cursor, (sql.members, member_rows), (sql.lines, line_rows))
         return True
 
-    def shared_refs(self, job_id: str) -> set[str]:
+    def shared_refs(self, job_id: BulkJobId) -> set[str]:
         lines = bulk_output_lines
         with self._reader.connect() as connection:
             refs = connection.execute(
@@ -198,7 +198,7 @@ class SqlBulkJobs:
             ).scalars()
             return {str(ref) for ref in refs}
 
-    def file_counts(self, job_id: str) -> dict[str, int]:
+    def file_counts(self, job_id: BulkJobId) -> dict[str, int]:
         lines = bulk_output_lines
         with self._reader.connect() as connection:
             rows = connection.execute(
@@ -208,7 +208,7 @@ class SqlBulkJobs:
             ).all()
         return {str(file): int(count) for file, count in rows}
 
-    def line_page(self, job_id: str, file: str, *, after: int, count: int) -> list[LineRead]:
+    def line_page(self, job_id: BulkJobId, file: str, *, after: int, count: int) -> list[LineRead]:
         lines, members = bulk_output_lines, bulk_export_members
         with self._reader.connect() as connection:
             rows = connection.execute(
@@ -249,7 +249,7 @@ class SqlBulkJobs:
             for row in rows
         ]
 
-    def outcomes(self, job_id: str) -> list[MemberOutcome]:
+    def outcomes(self, job_id: BulkJobId) -> list[MemberOutcome]:
         table = bulk_match_results
         with self._reader.connect() as connection:
             rows = connection.execute(
@@ -262,7 +262,7 @@ class SqlBulkJobs:
     def complete(
         self,
         unit: UnitOfWork,
-        job_id: str,
+        job_id: BulkJobId,
         *,
         groups: Sequence[StoredGroup],
         output: Sequence[OutputFile],
@@ -302,7 +302,7 @@ class SqlBulkJobs:
             )
         return moved
 
-    def fail(self, unit: UnitOfWork, job_id: str, *, error: str, at: datetime) -> bool:
+    def fail(self, unit: UnitOfWork, job_id: BulkJobId, *, error: str, at: datetime) -> bool:
         return self._move(
             unit,
             job_id,
@@ -313,7 +313,7 @@ class SqlBulkJobs:
             request_body="",
         )
 
-    def cancel(self, unit: UnitOfWork, job_id: str, *, at: datetime) -> bool:
+    def cancel(self, unit: UnitOfWork, job_id: BulkJobId, *, at: datetime) -> bool:
         cancellable = set(JobStatus) - {JobStatus.CANCELLED}
         if not self._move(
             unit, job_id, cancellable, status=JobStatus.CANCELLED, at=at, request_body=""
@@ -324,7 +324,7 @@ class SqlBulkJobs:
             connection.execute(delete(table).where(table.c.job_id == job_id))
         return True
 
-    def unstarted(self, *, updated_before: datetime) -> list[tuple[str, str]]:
+    def unstarted(self, *, updated_before: datetime) -> list[tuple[BulkJobId, ClientId]]:
         with self._reader.connect() as connection:
             rows = connection.execute(
                 select(bulk_jobs.c.id, bulk_jobs.c.client_id).where(
@@ -332,7 +332,7 @@ class SqlBulkJobs:
                     bulk_jobs.c.updated_at < updated_before,
                 )
             ).all()
-        return [(row.id, row.client_id) for row in rows]
+        return [(BulkJobId(row.id), ClientId(row.client_id)) for row in rows]
 
     def group(self, group_id: str) -> StoredGroup | None:
         with self._reader.connect() as connection:
@@ -341,7 +341,7 @@ class SqlBulkJobs:
             ).first()
         return _group(row) if row is not None else None
 
-    def groups_of(self, job_id: str) -> list[StoredGroup]:
+    def groups_of(self, job_id: BulkJobId) -> list[StoredGroup]:
         with self._reader.connect() as connection:
             rows = connection.execute(
                 select(member_groups)
@@ -352,7 +352,7 @@ class SqlBulkJobs:
 
     def find_groups(
         self,
-        client_id: str,
+        client_id: ClientId,
         *,
         requester_npis: frozenset[str] | None,
         results: frozenset[str] | None,
@@ -386,7 +386,7 @@ class SqlBulkJobs:
     def _move(
         self,
         unit: UnitOfWork,
-        job_id: str,
+        job_id: BulkJobId,
         allowed: set[JobStatus],
         *,
         status: JobStatus,
@@ -404,7 +404,7 @@ class SqlBulkJobs:
 def _job(row: Row[Any]) -> BulkJob:
     files = orjson.loads(row.output) if row.output else []
     return BulkJob(
-        id=row.id,
+        id=BulkJobId(row.id),
         client_id=ClientId(row.client_id),
         requester_npi=row.requester_npi,
         kind=JobKind(row.kind),
@@ -443,8 +443,8 @@ def _decision(row: Any, decisions: dict[int, ExportedMember]) -> ExportedMember 
 def _group(row: Row[Any]) -> StoredGroup:
     return StoredGroup(
         id=row.id,
-        job_id=row.job_id,
-        client_id=row.client_id,
+        job_id=BulkJobId(row.job_id),
+        client_id=ClientId(row.client_id),
         requester_npi=row.requester_npi,
         result=row.result,
         created_at=row.created_at,

@@ -17,6 +17,7 @@ from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 from payerbridge.bulk.jobs import run_job
 from payerbridge.bulk.member_match import BulkPorts, fail_job
 from payerbridge.errors import StoreUnavailable
+from payerbridge.types import BulkJobId, ClientId
 from payerbridge.workflows.steps import Progress, run_until_done
 
 __all__ = ["BULK_QUEUE", "BulkQueueLimits", "bind", "bulk_job_workflow", "enqueue_job"]
@@ -41,12 +42,12 @@ def _current() -> BulkPorts:
 
 
 @DBOS.step()
-def fail_bulk_job_step(job_id: str, error: str) -> None:
+def fail_bulk_job_step(job_id: BulkJobId, error: str) -> None:
     fail_job(_current(), job_id, error)
 
 
 @DBOS.workflow()
-def bulk_job_workflow(job_id: str) -> str:
+def bulk_job_workflow(job_id: BulkJobId) -> str:
     """Run the job to its end. Not a step: its row is its checkpoint (see the module)."""
     return run_until_done(
         lambda: Progress(ended=run_job(_current(), job_id).value),
@@ -57,7 +58,7 @@ def bulk_job_workflow(job_id: str) -> str:
     )
 
 
-def _failed(job_id: str, exc: BaseException) -> str:
+def _failed(job_id: BulkJobId, exc: BaseException) -> str:
     logger.error(
         "bulk job failed",
         exc_info=exc,
@@ -69,7 +70,7 @@ def _failed(job_id: str, exc: BaseException) -> str:
     return "failed"
 
 
-def enqueue_job(job_id: str, client_id: str) -> None:
+def enqueue_job(job_id: BulkJobId, client_id: ClientId) -> None:
     """Enqueue the job's workflow (its id is the job's: enqueueing again attaches to it)."""
     queue = _queues.get(BULK_QUEUE)
     if queue is None:

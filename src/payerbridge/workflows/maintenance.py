@@ -26,6 +26,7 @@ from typing import Any
 from dbos import DBOS
 
 from payerbridge.audit.checkpoints import Checkpoint
+from payerbridge.types import BulkJobId, ClientId
 from payerbridge.workflows.bulk import enqueue_job
 from payerbridge.workflows.exchange import Due, enqueue_exchange
 from payerbridge.workflows.webhooks import enqueue_deliveries
@@ -49,7 +50,7 @@ class Upkeep:
     purge_idempotent_answers: Callable[[], int]
     forget_spent_assertions: Callable[[], int]
     purge_disclosure_snapshots: Callable[[], int]
-    unstarted_bulk_jobs: Callable[[], list[tuple[str, str]]]
+    unstarted_bulk_jobs: Callable[[], list[tuple[BulkJobId, ClientId]]]
     purge_bulk_jobs: Callable[[], int]
 
 
@@ -104,7 +105,7 @@ def purge_disclosure_snapshots() -> int:
 
 
 @DBOS.step()
-def find_unstarted_bulk_jobs() -> list[tuple[str, str]]:
+def find_unstarted_bulk_jobs() -> list[tuple[BulkJobId, ClientId]]:
     return _bound().unstarted_bulk_jobs()
 
 

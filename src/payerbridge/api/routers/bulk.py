@@ -52,6 +52,7 @@ from payerbridge.fhir.resources import ID_PATTERN
 from payerbridge.logging import current_request_id
 from payerbridge.security.model import BULK_MEMBER_MATCH_SCOPES, granted_types, resource_scope
 from payerbridge.timestamps import utc_iso
+from payerbridge.types import BulkJobId
 from payerbridge.workflows.bulk import enqueue_job
 
 __all__ = ["router"]
@@ -344,8 +345,7 @@ def _listed(platform: Platform, job: BulkJob, file: OutputFile) -> dict[str, Any
 def cancel(job_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Cancel the job (or, once done, drop its output): 202; its status is 404 after."""
     _whole_client(caller)
-    _check_job_id(job_id)
-    cancel_job(platform.bulk, job_id, caller.client_id, current_request_id())
+    cancel_job(platform.bulk, _check_job_id(job_id), caller.client_id, current_request_id())
     outcome = operation_outcome(
         [Issue("the job is cancelled and its output deleted")],
         severity="information",
@@ -407,8 +407,7 @@ def _whole_client(caller: Caller) -> None:
 
 def _own_job(platform: Platform, caller: Caller, job_id: str) -> BulkJob:
     _whole_client(caller)
-    _check_job_id(job_id)
-    job = job_of(platform.bulk, job_id, caller.client_id)
+    job = job_of(platform.bulk, _check_job_id(job_id), caller.client_id)
     if job.expired(utcnow()):
         raise Gone(
             f"the output of job '{job_id}' has expired",
@@ -417,9 +416,11 @@ def _own_job(platform: Platform, caller: Caller, job_id: str) -> BulkJob:
     return job
 
 
-def _check_job_id(job_id: str) -> None:
+def _check_job_id(job_id: str) -> BulkJobId:
+    """The job id of a path, once it has the shape of one."""
     if not ID_PATTERN.match(job_id):
         raise NotFound(f"no bulk job '{job_id[:64]}'")
+    return BulkJobId(job_id)
 
 
 @router.get("/Group/{group_id}", dependencies=[Depends(fhir_accept)])
