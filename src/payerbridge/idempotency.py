@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ClientId
 
 __all__ = ["Claim", "ClaimStatus", "IdempotencyStore", "StoredResponse"]
 
@@ -40,7 +41,7 @@ class IdempotencyStore(Protocol):
     def claim(
         self,
         unit: UnitOfWork,
-        client_id: str,
+        client_id: ClientId,
         key: str,
         *,
         operation: str,
@@ -52,11 +53,11 @@ class IdempotencyStore(Protocol):
         ...
 
     def complete(
-        self, unit: UnitOfWork, client_id: str, key: str, response: StoredResponse
+        self, unit: UnitOfWork, client_id: ClientId, key: str, response: StoredResponse
     ) -> None:
         """Keep the answer in ``unit``, where the caller records the call's audit events."""
         ...
 
-    def release(self, unit: UnitOfWork, client_id: str, key: str) -> None: ...
+    def release(self, unit: UnitOfWork, client_id: ClientId, key: str) -> None: ...
 
     def purge(self, unit: UnitOfWork, *, before: datetime) -> int: ...

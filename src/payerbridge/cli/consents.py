@@ -13,7 +13,7 @@ from rich.table import Table
 from payerbridge import errors
 from payerbridge.cli.console import cli_actor
 from payerbridge.cli.options import DataDir
-from payerbridge.types import PartnerId
+from payerbridge.types import ClientId, PartnerId
 
 __all__ = ["consents_app"]
 
@@ -54,7 +54,12 @@ def consents_capture(
         if partner is None:
             raise fail(errors.UnprocessableRequest(f"no partner is registered as '{old_payer}'"))
         stored = capture_opt_in(
-            platform.exchange_ports, grant, member_id, partner, cli_actor(), request_id=None
+            platform.exchange_ports,
+            grant,
+            member_id,
+            partner,
+            ClientId(cli_actor()),
+            request_id=None,
         )
     finally:
         platform.close()

@@ -27,6 +27,7 @@ from rich.table import Table
 from payerbridge import errors
 from payerbridge.cli.options import DataDir
 from payerbridge.processes import fork_workers
+from payerbridge.types import ClientId
 
 if TYPE_CHECKING:
     from payerbridge.bootstrap import Platform
@@ -41,7 +42,7 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 # Who the decisions of a bulk match file are recorded for (and audited as).
-MATCH_CLIENT = "cli:identity-match"
+MATCH_CLIENT = ClientId("cli:identity-match")
 
 
 @identity_app.command("reindex")

@@ -9,6 +9,7 @@ from typing import Protocol
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ClientId
 
 __all__ = ["ConsentReader", "ConsentStore"]
 
@@ -35,7 +36,7 @@ class ConsentStore(ConsentReader, Protocol):
         """``for_member`` of many members in one read (a bulk job's chunk)."""
         ...
 
-    def members_disclosed_to(self, client_id: str) -> list[str]:
+    def members_disclosed_to(self, client_id: ClientId) -> list[str]:
         """The members (ids, sorted) with an unrevoked consent to disclose to this client:
         whom a patient-level export of this client considers."""
         ...

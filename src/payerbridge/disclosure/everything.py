@@ -42,6 +42,7 @@ from payerbridge.fhir.provenance import transmitter_provenance
 from payerbridge.fhir.resources import SUPPORTED_TYPES
 from payerbridge.routing.model import Organization
 from payerbridge.timestamps import utc_iso
+from payerbridge.types import ClientId
 
 __all__ = [
     "EverythingPlan",
@@ -166,7 +167,7 @@ class Snapshot:
     """A first page's decision, kept so that the next links page through it."""
 
     id: str
-    client_id: str
+    client_id: ClientId
     patient_id: str
     policy: ConsentPolicy
     created_at: datetime

@@ -20,7 +20,7 @@ from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import IllegalTransition
-from payerbridge.types import ExchangeId, PartnerId
+from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [
     "Address",
@@ -232,7 +232,7 @@ class ExchangeRecord:
     id: ExchangeId
     state: ExchangeState
     partner_id: PartnerId
-    client_id: str
+    client_id: ClientId
     request: dict[str, Any]
     request_hash: str
     matched_member_ref: str | None

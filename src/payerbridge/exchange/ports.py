@@ -25,7 +25,7 @@ from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.routing.operations import RateLimit
 from payerbridge.transactions import Transactions, UnitOfWork
-from payerbridge.types import ExchangeId, PartnerId
+from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [
     "AuditLog",
@@ -118,7 +118,7 @@ class ExchangeStore(Protocol):
         *,
         exchange_id: ExchangeId,
         partner_id: PartnerId,
-        client_id: str,
+        client_id: ClientId,
         request: dict[str, Any],
         request_hash: str,
         at: datetime,
@@ -130,7 +130,9 @@ class ExchangeStore(Protocol):
         """A new exchange in ``submitted``, moved there by ``client_id``."""
         ...
 
-    def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None: ...
+    def find_by_idempotency_key(
+        self, client_id: ClientId, key: str | None
+    ) -> Submission | None: ...
 
     def advance(
         self,
@@ -234,7 +236,7 @@ class ExchangeLedger(ExchangeStore, Protocol):
     """The exchange store with what the API and the operator read."""
 
     def list_page(
-        self, *, client_id: str | None, state: ExchangeState | None, limit: int, offset: int
+        self, *, client_id: ClientId | None, state: ExchangeState | None, limit: int, offset: int
     ) -> tuple[int, list[ExchangeRecord]]:
         """One page, newest first, of ``client_id``'s exchanges (everyone's when None)."""
         ...

@@ -44,7 +44,7 @@ def submit_exchange(
     request: ExchangeRequest,
     raw: dict[str, Any],
     *,
-    client_id: str,
+    client_id: ClientId,
     request_id: str | None,
     idempotency_key: str | None,
 ) -> Submission:
@@ -97,7 +97,7 @@ def _record_submission(
     raw: dict[str, Any],
     digest: str,
     *,
-    client_id: str,
+    client_id: ClientId,
     request_id: str | None,
     idempotency_key: str | None,
 ) -> Submission:
@@ -163,7 +163,7 @@ def _opt_in(
     request: ExchangeRequest,
     partner: Partner,
     *,
-    client_id: str,
+    client_id: ClientId,
     request_id: str | None,
 ) -> str:
     """The id of the opt-in the exchange runs under: one captured now from the request
@@ -194,7 +194,7 @@ def capture_opt_in(
     grant: ConsentGrant,
     member_id: str,
     partner: Partner,
-    client_id: str,
+    client_id: ClientId,
     *,
     request_id: str | None = None,
 ) -> StoredConsent:
@@ -206,7 +206,7 @@ def capture_opt_in(
 
 
 def _new_opt_in(
-    ports: ExchangePorts, grant: ConsentGrant, member_id: str, partner: Partner, client_id: str
+    ports: ExchangePorts, grant: ConsentGrant, member_id: str, partner: Partner, client_id: ClientId
 ) -> StoredConsent:
     return opt_in_consent(
         grant,

@@ -26,6 +26,7 @@ from payerbridge.identity.ports import DecisionLedger, DecisionToRecord, Identit
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.service import decide_for_batch, record_batch_decisions
 from payerbridge.transactions import Transactions
+from payerbridge.types import ClientId
 
 __all__ = ["BatchAnswer", "BatchMatcher", "CHUNK_LINES", "OUTCOMES", "match_lines"]
 
@@ -44,7 +45,7 @@ class BatchMatcher:
     index: IdentityIndex
     model: MatchModel
     policy: MatchPolicy
-    client_id: str  # whom the decisions are recorded for (and audited as)
+    client_id: ClientId  # whom the decisions are recorded for (and audited as)
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
 

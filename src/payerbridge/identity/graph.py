@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from payerbridge.types import ClientId
+
 __all__ = ["IdentityLink", "LinkKind", "ReviewCase"]
 
 
@@ -30,7 +32,7 @@ class ReviewCase:
     id: str
     decision_id: str
     status: str  # open | accepted | rejected
-    client_id: str
+    client_id: ClientId
     request_key: str  # keyed hash of the request: the same request finds its case again
     candidate_ids: tuple[str, ...]
     opened_at: datetime

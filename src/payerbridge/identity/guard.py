@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from payerbridge.errors import TooManyAttempts
 from payerbridge.identity.ports import IdentityIndex, MatchWrites
 from payerbridge.identity.standardize import StandardRecord
+from payerbridge.types import ClientId
 
 __all__ = ["AttemptLimit", "Attempt", "note_attempt", "too_many_attempts"]
 
@@ -51,7 +52,7 @@ def note_attempt(
     writes: MatchWrites,
     record: StandardRecord,
     *,
-    client_id: str,
+    client_id: ClientId,
     limit: AttemptLimit,
     at: datetime,
 ) -> Attempt:
@@ -66,7 +67,7 @@ def note_attempt(
     return Attempt(tried_at, limit)
 
 
-def too_many_attempts(client_id: str, attempt: Attempt, now: datetime) -> TooManyAttempts:
+def too_many_attempts(client_id: ClientId, attempt: Attempt, now: datetime) -> TooManyAttempts:
     """Refused until enough of the other cards have left the window for this one (tried
     again) to be within the limit: the true Retry-After."""
     tried, limit = len(attempt.tried_at), attempt.limit

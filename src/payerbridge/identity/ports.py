@@ -15,7 +15,7 @@ from payerbridge.identity.graph import IdentityLink, ReviewCase
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import MemberId
+from payerbridge.types import ClientId, MemberId
 
 __all__ = [
     "DecisionLedger",
@@ -68,7 +68,7 @@ class DecisionToRecord:
     """A bulk-matching decision to store with its evidence, review case and audit event."""
 
     decision: MatchDecision
-    client_id: str
+    client_id: ClientId
     request_key: str
     review_id: str | None  # set for a ``review`` decision: the case to open
     event: AuditEvent
@@ -80,7 +80,7 @@ class MatchWrites(Protocol):
     def note_attempt(
         self,
         *,
-        client_id: str,
+        client_id: ClientId,
         demographics_key: str,
         card_key: str,
         at: datetime,
@@ -95,7 +95,7 @@ class MatchWrites(Protocol):
         self,
         decision: MatchDecision,
         *,
-        client_id: str,
+        client_id: ClientId,
         request_key: str,
         review_id: str | None,
         event: AuditEvent,
@@ -131,7 +131,7 @@ class IdentityIndex(Protocol):
 
     def active_model(self) -> MatchModel | None: ...
 
-    def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None: ...
+    def latest_review(self, client_id: ClientId, request_key: str) -> ReviewCase | None: ...
 
     def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]: ...
 

@@ -63,6 +63,7 @@ from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.logging import log_on_request
 from payerbridge.transactions import Transactions
+from payerbridge.types import ClientId
 
 __all__ = [
     "AttemptLimit",
@@ -184,7 +185,7 @@ def match_member(
     index: IdentityIndex,
     transactions: Transactions,
     *,
-    client_id: str,
+    client_id: ClientId,
     requester_npi: str | None,
     policy: MatchPolicy,
     attempts: AttemptLimit,
@@ -311,7 +312,7 @@ def _hand_out(
     request: MemberMatchInput,
     target: _Target,
     *,
-    client_id: str,
+    client_id: ClientId,
     requester_npi: str | None,
     at: datetime,
     umb_system: str,
@@ -540,7 +541,7 @@ def decide_for_batch(
     request: MemberMatchInput,
     *,
     request_id: str,
-    client_id: str,
+    client_id: ClientId,
     model: MatchModel,
     policy: MatchPolicy,
     at: datetime,
@@ -559,7 +560,7 @@ def decide_many_for_batch(
     index: IdentityIndex,
     requests: Sequence[tuple[str, MemberMatchInput]],
     *,
-    client_id: str,
+    client_id: ClientId,
     model: MatchModel,
     policy: MatchPolicy,
     at: datetime,
@@ -585,7 +586,7 @@ def _to_record(
     index: IdentityIndex,
     decision: MatchDecision,
     request_id: str,
-    client_id: str,
+    client_id: ClientId,
     new_id: Callable[[], str],
 ) -> DecisionToRecord:
     return DecisionToRecord(

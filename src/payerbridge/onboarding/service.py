@@ -84,7 +84,7 @@ class Step:
     retry_at: datetime | None = None
 
 
-def onboarding_id_for(client_id: str, key: str) -> str:
+def onboarding_id_for(client_id: ClientId, key: str) -> str:
     """A run's id: the same client and key (an Idempotency-Key, a file's digest) name the
     same run, so submitting again resumes it."""
     return hashlib.sha256(f"{client_id}\n{key}".encode()).hexdigest()[:32]
@@ -202,7 +202,7 @@ def _bundle(
     return member_bundle(parameters, request.member_id)
 
 
-def onboarding_of(ports: OnboardingPorts, onboarding_id: str, client_id: str) -> Onboarding:
+def onboarding_of(ports: OnboardingPorts, onboarding_id: str, client_id: ClientId) -> Onboarding:
     """The client's own onboarding; anyone else's does not exist (404)."""
     onboarding = ports.onboardings.get(onboarding_id)
     if onboarding is None or client_id not in (onboarding.client_id, OPERATOR):

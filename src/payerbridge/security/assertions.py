@@ -19,6 +19,7 @@ from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
 from payerbridge.security.model import OAuthError
+from payerbridge.types import ClientId
 
 __all__ = [
     "ASSERTION_ALGORITHMS",
@@ -69,13 +70,13 @@ class UnverifiedAssertion:
     """What an assertion says before its signature is checked: enough to find the client
     and its key, never to trust."""
 
-    client_id: str
+    client_id: ClientId
     header: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class AssertionClaims:
-    client_id: str
+    client_id: ClientId
     token_id: str  # jti
     expires_at: datetime
     claims: dict[str, Any]
@@ -100,7 +101,7 @@ def read_unverified(assertion: str) -> UnverifiedAssertion:
         raise _invalid("client_assertion has no iss (the client id)")
     if claims.get("sub") != issuer:
         raise _invalid("client_assertion sub must equal iss (the client id)")
-    return UnverifiedAssertion(issuer, dict(header))
+    return UnverifiedAssertion(ClientId(issuer), dict(header))
 
 
 def verify_assertion(
@@ -108,7 +109,7 @@ def verify_assertion(
     header: dict[str, Any],
     jwks: dict[str, Any],
     *,
-    client_id: str,
+    client_id: ClientId,
     audience: str,
     now: datetime,
     skew: timedelta,
@@ -136,7 +137,7 @@ def verify_assertion(
 
 
 def check_assertion_claims(
-    claims: dict[str, Any], *, client_id: str, audience: str, now: datetime, skew: timedelta
+    claims: dict[str, Any], *, client_id: ClientId, audience: str, now: datetime, skew: timedelta
 ) -> AssertionClaims:
     """The checks of a client's authentication JWT once its signature holds (SMART and
     UDAP alike): the client, the audience, the times and a jti."""

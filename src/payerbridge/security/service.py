@@ -68,7 +68,7 @@ __all__ = [
 
 def client_event(
     action: str,
-    client_id: str,
+    client_id: ClientId,
     outcome: str,
     *,
     at: datetime,
@@ -143,11 +143,11 @@ class TokenService:
         ``private_key_jwt`` assertion; OAuthError (audited) when anything is wrong. Asked
         over mutual TLS (``certificate_thumbprint``), the token is bound to that client
         certificate (RFC 8705) and refused on a connection without it."""
-        claimed = "unknown"  # who the assertion says it is, for the audit of a refusal
+        claimed = ClientId("unknown")  # who the assertion says it is, for the audit of a refusal
         try:
             assertion = self._assertion_of(form)
             unverified = read_unverified(assertion)
-            claimed = unverified.client_id[:200]
+            claimed = ClientId(unverified.client_id[:200])
             client, verified = self._authenticate_client(form, assertion, unverified, now=now)
             scopes = self._granted_scopes(form, client)
             patient = self._member_of(form, scopes)
@@ -212,10 +212,11 @@ class TokenService:
         )
         scope = " ".join(sorted(scopes))
         self._audit(
-            actor,
+            client_id,
             "success",
             now,
             request_id,
+            actor=actor,
             client_id=client_id,
             scope=scope,
             token_id=claims.token_id,
@@ -289,7 +290,7 @@ class TokenService:
         another NPI). Its NPI is bound by the certificate when it carries it, else the
         client waits for an operator's approval (``security.organization``). OAuthError
         in RFC 7591's form, audited."""
-        claimed = "unknown"
+        claimed = ClientId("unknown")
         try:
             if not isinstance(body, dict) or body.get("udap") != "1":
                 raise OAuthError("invalid_client_metadata", 'the request must carry "udap": "1"')
@@ -349,7 +350,7 @@ class TokenService:
         return client
 
     def _audit_registration(
-        self, actor: str, refusal: OAuthError, now: datetime, request_id: str | None
+        self, actor: ClientId, refusal: OAuthError, now: datetime, request_id: str | None
     ) -> None:
         with self.transactions.begin() as unit:
             unit.record(
@@ -422,16 +423,24 @@ class TokenService:
             ) from exc
 
     def _audit(
-        self, actor: str, outcome: str, now: datetime, request_id: str | None, **detail: str
+        self,
+        client: ClientId,
+        outcome: str,
+        now: datetime,
+        request_id: str | None,
+        *,
+        actor: str | None = None,
+        **detail: str,
     ) -> None:
+        """A token event about ``client``, by ``actor`` (the client itself unless given)."""
         with self.transactions.begin() as unit:
             unit.record(
                 client_event(
                     "auth.token",
-                    actor,
+                    client,
                     outcome,
                     at=now,
-                    actor=actor,
+                    actor=client if actor is None else actor,
                     request_id=request_id,
                     detail=detail,
                 )

@@ -152,7 +152,7 @@ def read_software_statement(
         raise OAuthError(bad, "iss must be a URI in the certificate's subject alternative names")
     try:
         checked = check_assertion_claims(
-            claims, client_id=issuer, audience=registration_url, now=now, skew=skew
+            claims, client_id=ClientId(issuer), audience=registration_url, now=now, skew=skew
         )
     except OAuthError as exc:
         text = exc.description.replace("client_assertion", "software_statement")

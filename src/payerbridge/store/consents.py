@@ -154,7 +154,7 @@ class SqlConsentStore:
             found[row.member_id].append(_stored(row))
         return found
 
-    def members_disclosed_to(self, client_id: str) -> list[str]:
+    def members_disclosed_to(self, client_id: ClientId) -> list[str]:
         with self._reader.connect() as connection:
             rows = connection.execute(
                 select(consents.c.member_id)

@@ -37,7 +37,7 @@ from payerbridge.store.tables import (
 from payerbridge.store.unit_of_work import SqlUnitOfWork, sql_unit
 from payerbridge.store.webhooks import listening_sql, outbox_transitions, webhook_listeners
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import ExchangeId, PartnerId
+from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = ["SqlExchangeStore"]
 
@@ -305,7 +305,7 @@ class SqlExchangeStore:
         *,
         exchange_id: ExchangeId,
         partner_id: PartnerId,
-        client_id: str,
+        client_id: ClientId,
         request: dict[str, Any],
         request_hash: str,
         at: datetime,
@@ -350,7 +350,7 @@ class SqlExchangeStore:
             listeners=listeners,
         )
 
-    def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None:
+    def find_by_idempotency_key(self, client_id: ClientId, key: str | None) -> Submission | None:
         if key is None:
             return None
         with raw_cursor(self._engine) as cursor:  # see raw_cursor: the writer's, on SQLite
@@ -535,7 +535,7 @@ class SqlExchangeStore:
         )
 
     def list_page(
-        self, *, client_id: str | None, state: ExchangeState | None, limit: int, offset: int
+        self, *, client_id: ClientId | None, state: ExchangeState | None, limit: int, offset: int
     ) -> tuple[int, list[ExchangeRecord]]:
         """(total, one page newest first), in two queries; histories are left out."""
         with self._reader.connect() as connection:

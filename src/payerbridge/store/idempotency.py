@@ -19,6 +19,7 @@ from payerbridge.idempotency import Claim, ClaimStatus, StoredResponse
 from payerbridge.store.tables import idempotent_responses
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ClientId
 
 __all__ = ["SqlIdempotencyStore"]
 
@@ -29,7 +30,7 @@ class SqlIdempotencyStore:
     def claim(
         self,
         unit: UnitOfWork,
-        client_id: str,
+        client_id: ClientId,
         key: str,
         *,
         operation: str,
@@ -73,7 +74,7 @@ class SqlIdempotencyStore:
         return Claim(ClaimStatus.CLAIMED)  # the earlier holder died mid-call
 
     def complete(
-        self, unit: UnitOfWork, client_id: str, key: str, response: StoredResponse
+        self, unit: UnitOfWork, client_id: ClientId, key: str, response: StoredResponse
     ) -> None:
         """Keep the answer; the call's audit events go on ``unit`` with it."""
         table = idempotent_responses
@@ -92,7 +93,7 @@ class SqlIdempotencyStore:
         )
         return int(result.rowcount or 0)
 
-    def release(self, unit: UnitOfWork, client_id: str, key: str) -> None:
+    def release(self, unit: UnitOfWork, client_id: ClientId, key: str) -> None:
         """Give a claim back (the call failed without an answer worth keeping)."""
         table = idempotent_responses
         sql_unit(unit).connection.execute(

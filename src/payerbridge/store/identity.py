@@ -41,7 +41,7 @@ from payerbridge.store.tables import (
 )
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import MemberId
+from payerbridge.types import ClientId, MemberId
 
 __all__ = ["SqlIdentityStore"]
 
@@ -422,7 +422,7 @@ class SqlIdentityStore:
             row = connection.execute(_REVIEWS.where(identity_reviews.c.id == review_id)).first()
         return _review(row) if row else None
 
-    def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None:
+    def latest_review(self, client_id: ClientId, request_key: str) -> ReviewCase | None:
         """The newest case opened for this requester's request (the same request again)."""
         with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
             cursor.execute(

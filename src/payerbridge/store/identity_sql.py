@@ -31,6 +31,7 @@ from payerbridge.store.tables import (
     identity_reviews,
 )
 from payerbridge.store.unit_of_work import SqlUnitOfWork
+from payerbridge.types import ClientId
 
 __all__ = ["IdentitySql", "SqlMatchWrites"]
 
@@ -245,7 +246,7 @@ class IdentitySql(ResourceSql):
         return self.one_of_many(self._current_records, member_ids)
 
     def decision_row(
-        self, decision: MatchDecision, client_id: str, request_key: str
+        self, decision: MatchDecision, client_id: ClientId, request_key: str
     ) -> dict[str, Any]:
         evidence = decision.evidence
         return {
@@ -261,7 +262,7 @@ class IdentitySql(ResourceSql):
         }
 
     def review_row(
-        self, decision: MatchDecision, review_id: str, client_id: str, request_key: str
+        self, decision: MatchDecision, review_id: str, client_id: ClientId, request_key: str
     ) -> dict[str, Any]:
         return {
             "id": review_id,
@@ -301,7 +302,7 @@ class SqlMatchWrites:
     def note_attempt(
         self,
         *,
-        client_id: str,
+        client_id: ClientId,
         demographics_key: str,
         card_key: str,
         at: datetime,
@@ -321,7 +322,7 @@ class SqlMatchWrites:
         self,
         decision: MatchDecision,
         *,
-        client_id: str,
+        client_id: ClientId,
         request_key: str,
         review_id: str | None,
         event: AuditEvent,

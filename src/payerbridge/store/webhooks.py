@@ -23,7 +23,7 @@ from payerbridge.store.tables import exchanges, webhook_deliveries, webhook_subs
 from payerbridge.store.unit_of_work import SqlUnitOfWork, sql_unit
 from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import OPERATOR
+from payerbridge.types import OPERATOR, ClientId
 from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, event_body
 
 __all__ = ["SqlWebhookStore", "listening_sql", "outbox_transitions", "webhook_listeners"]
@@ -74,7 +74,7 @@ class WebhookSql(DialectSql):
 
 
 def webhook_listeners(
-    unit: SqlUnitOfWork, exchange_id: str | None = None, *, client_id: str | None = None
+    unit: SqlUnitOfWork, exchange_id: str | None = None, *, client_id: ClientId | None = None
 ) -> list[str]:
     """The subscriptions told of the changes of an exchange (by its id, or by its client's
     before the exchange is written): one indexed read."""
@@ -158,7 +158,7 @@ class SqlWebhookStore:
         self._reader = reader or engine  # reads never take SQLite's write lock
 
     def subscribe(
-        self, unit: UnitOfWork, *, client_id: str, url: str, secret: str, at: datetime
+        self, unit: UnitOfWork, *, client_id: ClientId, url: str, secret: str, at: datetime
     ) -> Subscription:
         subscription_id = unit.new_id()
         sql_unit(unit).connection.execute(
@@ -173,7 +173,7 @@ class SqlWebhookStore:
         )
         return Subscription(subscription_id, client_id, url, at, None)
 
-    def subscriptions(self, client_id: str) -> list[Subscription]:
+    def subscriptions(self, client_id: ClientId) -> list[Subscription]:
         """The client's subscriptions (the operator's: everyone's), newest first."""
         query = select(webhook_subscriptions).order_by(webhook_subscriptions.c.created_at.desc())
         if client_id != OPERATOR:
@@ -181,7 +181,7 @@ class SqlWebhookStore:
         with self._reader.connect() as connection:
             return [_subscription(row) for row in connection.execute(query)]
 
-    def subscription(self, subscription_id: str, client_id: str) -> Subscription:
+    def subscription(self, subscription_id: str, client_id: ClientId) -> Subscription:
         """One of the client's subscriptions (any, for the operator), else NotFound."""
         with self._reader.connect() as connection:
             row = connection.execute(
@@ -192,7 +192,7 @@ class SqlWebhookStore:
         return _subscription(row)
 
     def disable(
-        self, unit: UnitOfWork, subscription_id: str, client_id: str, *, at: datetime
+        self, unit: UnitOfWork, subscription_id: str, client_id: ClientId, *, at: datetime
     ) -> Subscription:
         """Stop deliveries: pending ones are dropped with the subscription (kept, marked)."""
         current = self.subscription(subscription_id, client_id)

@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from payerbridge.exchange.retry import full_jitter_delay
+from payerbridge.types import ClientId
 
 __all__ = [
     "EVENT_TYPE",
@@ -52,7 +53,7 @@ class DeliveryStatus(StrEnum):
 @dataclass(frozen=True)
 class Subscription:
     id: str
-    client_id: str
+    client_id: ClientId
     url: str
     created_at: datetime
     disabled_at: datetime | None

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ClientId
 from payerbridge.webhooks.model import Delivery, Subscription
 
 __all__ = ["ClaimedDelivery", "DeliveryStore", "WebhookStore"]
@@ -58,15 +59,15 @@ class WebhookStore(DeliveryStore, Protocol):
     """Subscriptions, by their client, and the outbox the workflows drain."""
 
     def subscribe(
-        self, unit: UnitOfWork, *, client_id: str, url: str, secret: str, at: datetime
+        self, unit: UnitOfWork, *, client_id: ClientId, url: str, secret: str, at: datetime
     ) -> Subscription: ...
 
-    def subscriptions(self, client_id: str) -> list[Subscription]: ...
+    def subscriptions(self, client_id: ClientId) -> list[Subscription]: ...
 
-    def subscription(self, subscription_id: str, client_id: str) -> Subscription: ...
+    def subscription(self, subscription_id: str, client_id: ClientId) -> Subscription: ...
 
     def disable(
-        self, unit: UnitOfWork, subscription_id: str, client_id: str, *, at: datetime
+        self, unit: UnitOfWork, subscription_id: str, client_id: ClientId, *, at: datetime
     ) -> Subscription: ...
 
     def deliveries(self, subscription_id: str, *, limit: int, offset: int) -> list[Delivery]: ...

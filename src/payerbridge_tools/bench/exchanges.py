@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from payerbridge.types import PartnerId
+from payerbridge.types import ClientId, PartnerId
 from payerbridge_tools.bench.machine import machine_lines
 
 __all__ = ["ExchangeRun", "report_markdown", "run_exchange_benchmark"]
@@ -358,7 +358,7 @@ def _submit(platform: Any, partner: int) -> str:
         platform.exchange_ports,
         request_from_document(request),
         request,
-        client_id="bench",
+        client_id=ClientId("bench"),
         request_id=None,
         idempotency_key=str(uuid.uuid4()),
     )
