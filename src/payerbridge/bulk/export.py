@@ -163,7 +163,7 @@ def run_export(ports: BulkPorts, job_id: BulkJobId) -> JobStatus:
             ports.jobs.start(unit, job_id, at=ports.clock())
     saved = big_json.loads(ports.jobs.request_body(job_id))
     request = ExportRequest.from_json(saved["request"])
-    members: list[str] = saved["members"]
+    members = [MemberId(member) for member in saved["members"]]
     size = ports.rules.chunk_members
     done, lines = job.done, job.lines
     if request.notices and done == 0 and lines == 0:
@@ -217,7 +217,7 @@ def _export_chunk(
     ports: BulkPorts,
     job: BulkJob,
     request: ExportRequest,
-    chunk: Sequence[tuple[int, str]],
+    chunk: Sequence[tuple[int, MemberId]],
     done_before: int,
     lines_before: int,
     shared: set[str],
@@ -258,7 +258,7 @@ class _ChunkDecision:
         ports: BulkPorts,
         job: BulkJob,
         request: ExportRequest,
-        chunk: Sequence[tuple[int, str]],
+        chunk: Sequence[tuple[int, MemberId]],
         shared_sent: set[str],
     ) -> None:
         self._ports, self._job = ports, job
@@ -277,7 +277,7 @@ class _ChunkDecision:
         self._types = ports.members.resource_types_of(patients)
         self._consents = _Read(ports.consents.for_members(patients, ConsentRole.DISCLOSE))
         self._shared = _SharedOnce(ports.members)
-        self._decided: set[str] = set()
+        self._decided: set[MemberId] = set()
         self._shared_sent = shared_sent
         self.shared_new: set[str] = set()  # the shared resources this chunk writes
         self._bodies = 0  # the chunk's lines' bodies so far
@@ -285,13 +285,13 @@ class _ChunkDecision:
         self.lines: list[OutputLine] = []
         self.events: list[AuditEvent] = []
 
-    def compartments(self) -> Iterator[tuple[str, Resource]]:
+    def compartments(self) -> Iterator[tuple[MemberId, Resource]]:
         return self._ports.members.stream_compartments(list(self._positions))
 
-    def undecided(self) -> list[str]:
+    def undecided(self) -> list[MemberId]:
         return [p for p in self._positions if p not in self._decided]
 
-    def member(self, patient_id: str, records: Iterable[Resource]) -> None:
+    def member(self, patient_id: MemberId, records: Iterable[Resource]) -> None:
         """Decide one member (``records``: its compartment, streamed) and keep its lines."""
         rules = self._ports.rules
         position = self._positions[patient_id]
@@ -412,11 +412,11 @@ class _Read:
     def __init__(self, by_member: dict[str, list[StoredConsent]]) -> None:
         self._by_member = by_member
 
-    def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]:
+    def for_member(self, member_id: MemberId, role: ConsentRole) -> list[StoredConsent]:
         return self._by_member.get(member_id, []) if role is ConsentRole.DISCLOSE else []
 
 
-def _skipped(position: int, patient_id: str) -> dict[str, object]:
+def _skipped(position: int, patient_id: MemberId) -> dict[str, object]:
     """The error file's line for a member the export leaves out (not why: §pdex-156)."""
     return {
         "resourceType": "OperationOutcome",

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from payerbridge.bulk.model import BulkJob, OutputFile
 from payerbridge.disclosure.ports import MemberData
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import BulkJobId, ClientId
+from payerbridge.types import BulkJobId, ClientId, MemberId
 
 __all__ = [
     "BulkJobs",
@@ -30,7 +30,7 @@ class MemberOutcome:
 
     position: int
     result: str
-    patient_id: str | None
+    patient_id: MemberId | None
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class ExportedMember:
     (None: skipped) and what its decision withheld (references stripped on release)."""
 
     position: int
-    patient_id: str
+    patient_id: MemberId
     policy: str | None
     withheld: tuple[str, ...] = ()
     code_sets: str | None = None  # the label of the code sets its records were judged by
@@ -92,8 +92,8 @@ class BulkMembers(MemberData, Protocol):
         ...
 
     def stream_compartments(
-        self, patient_ids: Sequence[str]
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        self, patient_ids: Sequence[MemberId]
+    ) -> Iterator[tuple[MemberId, dict[str, Any]]]:
         """The members' compartments as ``(patient_id, resource)``, each member's
         resources together, a few rows at a time; a member with none is not named."""
         ...

@@ -9,7 +9,7 @@ from typing import Protocol
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import ClientId
+from payerbridge.types import ClientId, MemberId
 
 __all__ = ["ConsentReader", "ConsentStore"]
 
@@ -17,7 +17,7 @@ __all__ = ["ConsentReader", "ConsentStore"]
 class ConsentReader(Protocol):
     """What a disclosure decision reads: a member's consents."""
 
-    def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]: ...
+    def for_member(self, member_id: MemberId, role: ConsentRole) -> list[StoredConsent]: ...
 
 
 class ConsentStore(ConsentReader, Protocol):

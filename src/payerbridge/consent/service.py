@@ -72,7 +72,7 @@ def decision_event(
     decision: ConsentDecision,
     *,
     consent_id: str | None,
-    member_id: str,
+    member_id: MemberId,
     actor: str,
     hop: str,
     at: datetime,
@@ -155,7 +155,7 @@ def authorize_request(
     let us ask this partner for the member's data?"""
     if stored is None or stored.role is not ConsentRole.RECEIVE:
         decision = ConsentDecision.deny(DenyReason.NO_CONSENT)
-        member_id = "-"
+        member_id = MemberId("-")  # no opt-in: no member to name
     else:
         record = stored.record
         member_id = record.member_id

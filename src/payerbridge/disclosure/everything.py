@@ -42,7 +42,7 @@ from payerbridge.fhir.provenance import transmitter_provenance
 from payerbridge.fhir.resources import SUPPORTED_TYPES
 from payerbridge.routing.model import Organization
 from payerbridge.timestamps import utc_iso
-from payerbridge.types import ClientId
+from payerbridge.types import ClientId, MemberId
 
 __all__ = [
     "EverythingPlan",
@@ -168,7 +168,7 @@ class Snapshot:
 
     id: str
     client_id: ClientId
-    patient_id: str
+    patient_id: MemberId
     policy: ConsentPolicy
     created_at: datetime
     expires_at: datetime
@@ -212,7 +212,7 @@ class _Seen:
 
 
 def plan_everything(
-    patient_id: str,
+    patient_id: MemberId,
     records: Iterable[Resource],
     shared: SharedResources,
     policy: ConsentPolicy,
@@ -317,7 +317,7 @@ class _Decision:
 
 
 def _decide(
-    patient_id: str,
+    patient_id: MemberId,
     records: Iterable[Resource],
     shared: SharedResources,
     policy: ConsentPolicy,

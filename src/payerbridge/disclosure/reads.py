@@ -51,7 +51,7 @@ class DisclosureContext:
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION
 
 
-def authorize_member(context: DisclosureContext, patient_id: str, hop: str) -> ConsentPolicy:
+def authorize_member(context: DisclosureContext, patient_id: MemberId, hop: str) -> ConsentPolicy:
     """The data holder's consent check for one member: the decision is audited; a denial
     raises DisclosureDenied (403 with the reason), a permit gives the policy to segment by.
     Another member than a member-scoped token's is not found."""
@@ -110,7 +110,7 @@ def read_resource(
     return _among(released.records, key, absent)
 
 
-def _permitted(context: DisclosureContext, member: str, absent: NotFound) -> ConsentPolicy:
+def _permitted(context: DisclosureContext, member: MemberId, absent: NotFound) -> ConsentPolicy:
     """The member's consent for a read: a denial reads as absent (404, the body of a
     missing resource), so that a read never tells what exists without a consent; the
     decision is audited all the same."""
@@ -172,7 +172,7 @@ def find_patients(context: DisclosureContext, query: PatientQuery) -> list[tuple
     return found
 
 
-def member_permits(context: DisclosureContext, patient_id: str) -> bool:
+def member_permits(context: DisclosureContext, patient_id: MemberId) -> bool:
     """Whether the member's consent permits the caller data access now (audited, as
     every decision): asked before a member-scoped token is issued."""
     try:

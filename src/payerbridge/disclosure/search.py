@@ -16,6 +16,7 @@ from typing import Any
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.json_paths import codings, values_at
+from payerbridge.types import MemberId
 
 __all__ = [
     "INCLUDES",
@@ -150,7 +151,7 @@ class Filter:
 @dataclass(frozen=True)
 class SearchQuery:
     resource_type: str
-    patient_id: str
+    patient_id: MemberId
     filters: tuple[Filter, ...]
     count: int
     revinclude_provenance: bool
@@ -233,7 +234,12 @@ def parse_search(
         raise InvalidInput(f"the {resource_type} search is not valid", issues=issues)
     assert patient is not None
     return SearchQuery(
-        resource_type, patient, tuple(filters), count, revinclude, tuple(dict.fromkeys(includes))
+        resource_type,
+        MemberId(patient),
+        tuple(filters),
+        count,
+        revinclude,
+        tuple(dict.fromkeys(includes)),
     )
 
 

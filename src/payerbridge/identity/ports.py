@@ -60,7 +60,7 @@ class MemberDirectory(Protocol):
 class MemberResources(Protocol):
     """What deciding a presented consent needs from the member store."""
 
-    def resource_types(self, patient_id: str) -> set[str]: ...
+    def resource_types(self, patient_id: MemberId) -> set[str]: ...
 
 
 @dataclass(frozen=True)

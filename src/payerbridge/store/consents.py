@@ -128,7 +128,7 @@ class SqlConsentStore:
         row = read_row(self._engine, consents, "id", consent_id)
         return None if row is None else _stored(row)
 
-    def for_member(self, member_id: str, role: ConsentRole) -> list[StoredConsent]:
+    def for_member(self, member_id: MemberId, role: ConsentRole) -> list[StoredConsent]:
         """Newest first."""
         with self._reader.connect() as connection:
             rows = connection.execute(

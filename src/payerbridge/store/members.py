@@ -23,6 +23,7 @@ from payerbridge.store.tables import fhir_resources, fhir_tokens
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
+from payerbridge.types import MemberId
 
 __all__ = ["ResourceRow", "SqlMemberStore", "resolve_compartments", "with_meta", "write_batch"]
 
@@ -174,7 +175,7 @@ class SqlMemberStore:
                 found.extend(with_meta(row) for row in rows)
         return found
 
-    def compartment(self, patient_id: str) -> list[dict[str, Any]]:
+    def compartment(self, patient_id: MemberId) -> list[dict[str, Any]]:
         """Every resource in the member's Patient compartment, the Patient first."""
         with self._reader.connect() as connection:
             rows = connection.execute(
@@ -188,7 +189,9 @@ class SqlMemberStore:
             ).all()
         return [with_meta(row) for row in rows]
 
-    def stream_compartment(self, patient_id: str, *, chunk: int = 2000) -> Iterator[dict[str, Any]]:
+    def stream_compartment(
+        self, patient_id: MemberId, *, chunk: int = 2000
+    ) -> Iterator[dict[str, Any]]:
         """The member's compartment in chunks of ``chunk`` rows, by reference: what is
         held at once stays bounded however large the member's history."""
         after = ""
@@ -207,8 +210,8 @@ class SqlMemberStore:
             after = rows[-1].ref
 
     def stream_compartments(
-        self, patient_ids: Sequence[str], *, chunk: int = 2000
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        self, patient_ids: Sequence[MemberId], *, chunk: int = 2000
+    ) -> Iterator[tuple[MemberId, dict[str, Any]]]:
         """The compartments of several members as ``(patient_id, resource)``, one member's
         after another, about ``chunk`` rows per read: a bulk job's chunk in a few round
         trips instead of one per member, and bounded however large a member's history
@@ -218,7 +221,7 @@ class SqlMemberStore:
         one ``IN`` list and no cursor across members: paging across members by
         (patient, ref) leaves PostgreSQL's generic plan walking the whole index."""
         counts = self._resource_counts(patient_ids)
-        group: list[str] = []
+        group: list[MemberId] = []
         rows_in_group = 0
         for patient_id in patient_ids:
             count = counts.get(patient_id, 0)
@@ -246,7 +249,9 @@ class SqlMemberStore:
             ).all()
         return {patient_id: count for patient_id, count in rows}
 
-    def _compartments_of(self, patient_ids: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _compartments_of(
+        self, patient_ids: Sequence[MemberId]
+    ) -> Iterator[tuple[MemberId, dict[str, Any]]]:
         table = fhir_resources
         with self._reader.connect() as connection:
             rows = connection.execute(
@@ -255,9 +260,9 @@ class SqlMemberStore:
                 .order_by(table.c.patient_id, table.c.ref)
             ).all()
         for row in rows:
-            yield row.patient_id, with_meta(row)
+            yield MemberId(row.patient_id), with_meta(row)
 
-    def resource_types(self, patient_id: str) -> set[str]:
+    def resource_types(self, patient_id: MemberId) -> set[str]:
         """The resource types in the member's compartment (what segmentation must judge)."""
         with self._reader.connect() as connection:
             rows = connection.execute(
@@ -282,14 +287,15 @@ class SqlMemberStore:
             found[row.patient_id].add(row.resource_type)
         return found
 
-    def owner_of(self, resource_type: str, resource_id: str) -> str | None:
+    def owner_of(self, resource_type: str, resource_id: str) -> MemberId | None:
         """The member whose compartment holds the resource; None for shared resources."""
         with self._reader.connect() as connection:
-            return connection.execute(
+            owner: str | None = connection.execute(
                 select(fhir_resources.c.patient_id).where(
                     fhir_resources.c.ref == f"{resource_type}/{resource_id}"
                 )
             ).scalar_one_or_none()
+        return None if owner is None else MemberId(owner)
 
     def find_refs_by_token(
         self, resource_type: str, param: str, value: str, system: str | None = None

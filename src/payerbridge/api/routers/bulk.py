@@ -286,11 +286,11 @@ def _kick_off_patient_export(request: Request, body: Any, *, system_level: bool)
     return _accepted(platform, job, export)
 
 
-def _status_url(platform: Platform, job_id: str) -> str:
+def _status_url(platform: Platform, job_id: BulkJobId) -> str:
     return f"{_base(platform)}/bulk-status/{job_id}"
 
 
-def _file_url(platform: Platform, job_id: str, name: str) -> str:
+def _file_url(platform: Platform, job_id: BulkJobId, name: str) -> str:
     return f"{_base(platform)}/bulk-files/{job_id}/{name}"
 
 

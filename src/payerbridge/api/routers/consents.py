@@ -22,7 +22,7 @@ from payerbridge.exchange.interventions import revoke_and_stop
 from payerbridge.exchange.submission import capture_opt_in
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
-from payerbridge.types import PartnerId
+from payerbridge.types import MemberId, PartnerId
 
 __all__ = ["consent_public", "router"]
 
@@ -109,7 +109,7 @@ def list_consents(
     found = [
         consent
         for role in ConsentRole
-        for consent in platform.consents.for_member(member_id, role)
+        for consent in platform.consents.for_member(MemberId(member_id), role)
         if caller.is_operator or caller.client_id == consent.record.client_id
     ]
     found.sort(key=lambda c: c.created_at, reverse=True)

@@ -78,6 +78,7 @@ from payerbridge.identity.service import AttemptLimit
 from payerbridge.logging import current_request_id, log_on_request
 from payerbridge.routing.profiles import PROFILES
 from payerbridge.security.model import MEMBER_MATCH_SCOPE, granted_types, resource_scope
+from payerbridge.types import MemberId
 
 __all__ = ["member_match_route", "router"]
 
@@ -289,8 +290,9 @@ def everything(
         )
         raise NotFound(text, issues=[Issue(text, "$everything", "not-supported")])
     _check_id(patient_id)
+    member = MemberId(patient_id)
     params = list(request.query_params.multi_items())
-    path = f"/Patient/{patient_id}/$everything"
+    path = f"/Patient/{member}/$everything"
     if any(name == _PAGE_TOKEN for name, _ in params):
         return FhirResponse(_next_page(platform, caller, path, params))
     query = parse_everything_query(params, max_count=platform.settings.everything_page_size)
@@ -298,13 +300,13 @@ def everything(
     idempotency_key = checked_key(idempotency_key)
     # Decided on every call, a retry under the same Idempotency-Key included: a consent
     # revoked since the first answer stops the data here.
-    policy = authorize_member(_disclosure(platform, caller), patient_id, "everything")
+    policy = authorize_member(_disclosure(platform, caller), member, "everything")
 
     def run() -> Answer:
         now = utcnow()
         plan = plan_everything(
-            patient_id,
-            platform.members.stream_compartment(patient_id),
+            member,
+            platform.members.stream_compartment(member),
             platform.members,
             policy,
             query,
@@ -317,7 +319,7 @@ def everything(
             request,
             plan,
             policy,
-            patient_id,
+            member,
             path,
             query,
             now,
@@ -354,7 +356,7 @@ def _first_page(
     request: Request,
     plan: EverythingPlan | None,
     policy: ConsentPolicy,
-    patient_id: str,
+    patient_id: MemberId,
     path: str,
     query: EverythingQuery,
     now: datetime,
