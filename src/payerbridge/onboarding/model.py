@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from payerbridge.types import ClientId, PartnerId
+from payerbridge.types import ClientId, OnboardingId, PartnerId
 
 __all__ = ["Chunk", "Onboarding", "OnboardingMember", "OnboardingStatus", "Stage"]
 
@@ -30,7 +30,7 @@ class Stage(StrEnum):
 
 @dataclass(frozen=True)
 class Onboarding:
-    id: str
+    id: OnboardingId
     client_id: ClientId  # who asked; the only client that sees it
     partner_id: PartnerId
     status: OnboardingStatus
@@ -57,7 +57,7 @@ class OnboardingMember:
 
 @dataclass(frozen=True)
 class Chunk:
-    onboarding_id: str
+    onboarding_id: OnboardingId
     number: int
     first: int  # the position of its first member
     size: int

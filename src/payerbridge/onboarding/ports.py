@@ -19,6 +19,7 @@ from payerbridge.onboarding.model import (
 )
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.transactions import Transactions, UnitOfWork
+from payerbridge.types import OnboardingId
 
 __all__ = ["BulkPartner", "BulkStatus", "OnboardingPorts", "OnboardingStore"]
 
@@ -55,22 +56,22 @@ class OnboardingStore(Protocol):
         ...
 
     def add_members(
-        self, unit: UnitOfWork, onboarding_id: str, members: Sequence[OnboardingMember]
+        self, unit: UnitOfWork, onboarding_id: OnboardingId, members: Sequence[OnboardingMember]
     ) -> None: ...
 
-    def get(self, onboarding_id: str) -> Onboarding | None: ...
+    def get(self, onboarding_id: OnboardingId) -> Onboarding | None: ...
 
     def members(
-        self, onboarding_id: str, *, first: int = 0, size: int | None = None
+        self, onboarding_id: OnboardingId, *, first: int = 0, size: int | None = None
     ) -> list[OnboardingMember]:
         """In position order."""
         ...
 
-    def next_chunk(self, onboarding_id: str) -> Chunk | None:
+    def next_chunk(self, onboarding_id: OnboardingId) -> Chunk | None:
         """The first chunk not done."""
         ...
 
-    def chunks(self, onboarding_id: str) -> list[Chunk]: ...
+    def chunks(self, onboarding_id: OnboardingId) -> list[Chunk]: ...
 
     def move_chunk(
         self,
@@ -87,19 +88,22 @@ class OnboardingStore(Protocol):
         ...
 
     def record_results(
-        self, unit: UnitOfWork, onboarding_id: str, results: Mapping[int, tuple[str, str | None]]
+        self,
+        unit: UnitOfWork,
+        onboarding_id: OnboardingId,
+        results: Mapping[int, tuple[str, str | None]],
     ) -> None:
         """Each member's result and the old payer's Patient id, by position."""
         ...
 
     def record_imported(
-        self, unit: UnitOfWork, onboarding_id: str, counts: Mapping[int, int]
+        self, unit: UnitOfWork, onboarding_id: OnboardingId, counts: Mapping[int, int]
     ) -> None: ...
 
     def finish(
         self,
         unit: UnitOfWork,
-        onboarding_id: str,
+        onboarding_id: OnboardingId,
         status: OnboardingStatus,
         *,
         at: datetime,

@@ -47,7 +47,7 @@ from payerbridge.onboarding.model import (
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.routing.model import Partner
 from payerbridge.routing.profiles import PROFILES
-from payerbridge.types import OPERATOR, ClientId, MemberId, PartnerId
+from payerbridge.types import OPERATOR, ClientId, MemberId, OnboardingId, PartnerId
 
 __all__ = [
     "NOT_EXPORTED",
@@ -84,15 +84,15 @@ class Step:
     retry_at: datetime | None = None
 
 
-def onboarding_id_for(client_id: ClientId, key: str) -> str:
+def onboarding_id_for(client_id: ClientId, key: str) -> OnboardingId:
     """A run's id: the same client and key (an Idempotency-Key, a file's digest) name the
     same run, so submitting again resumes it."""
-    return hashlib.sha256(f"{client_id}\n{key}".encode()).hexdigest()[:32]
+    return OnboardingId(hashlib.sha256(f"{client_id}\n{key}".encode()).hexdigest()[:32])
 
 
 def accept_onboarding(
     ports: OnboardingPorts,
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     partner_id: PartnerId,
     requests: Sequence[ExchangeRequest],
     *,
@@ -202,7 +202,9 @@ def _bundle(
     return member_bundle(parameters, request.member_id)
 
 
-def onboarding_of(ports: OnboardingPorts, onboarding_id: str, client_id: ClientId) -> Onboarding:
+def onboarding_of(
+    ports: OnboardingPorts, onboarding_id: OnboardingId, client_id: ClientId
+) -> Onboarding:
     """The client's own onboarding; anyone else's does not exist (404)."""
     onboarding = ports.onboardings.get(onboarding_id)
     if onboarding is None or client_id not in (onboarding.client_id, OPERATOR):
@@ -210,7 +212,7 @@ def onboarding_of(ports: OnboardingPorts, onboarding_id: str, client_id: ClientI
     return onboarding
 
 
-def proceed(ports: OnboardingPorts, onboarding_id: str) -> Step:
+def proceed(ports: OnboardingPorts, onboarding_id: OnboardingId) -> Step:
     """Move the first unfinished chunk on by one stage (or finish the onboarding)."""
     onboarding = ports.onboardings.get(onboarding_id)
     if onboarding is None or onboarding.status is not OnboardingStatus.RUNNING:
@@ -460,7 +462,7 @@ def result_counts(members: Sequence[OnboardingMember]) -> dict[str, int]:
     return counts
 
 
-def fail_onboarding(ports: OnboardingPorts, onboarding_id: str, error: str) -> None:
+def fail_onboarding(ports: OnboardingPorts, onboarding_id: OnboardingId, error: str) -> None:
     now = ports.clock()
     onboarding = ports.onboardings.get(onboarding_id)
     with ports.transactions.begin() as unit:

@@ -21,7 +21,7 @@ from payerbridge.store.dbapi import DialectSql, insert_rows
 from payerbridge.store.tables import onboarding_chunks, onboarding_members, onboardings
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import ClientId, PartnerId
+from payerbridge.types import ClientId, OnboardingId, PartnerId
 
 __all__ = ["SqlOnboardingStore"]
 
@@ -69,7 +69,7 @@ class SqlOnboardingStore:
         )
 
     def add_members(
-        self, unit: UnitOfWork, onboarding_id: str, members: Sequence[OnboardingMember]
+        self, unit: UnitOfWork, onboarding_id: OnboardingId, members: Sequence[OnboardingMember]
     ) -> None:
         """On the unit's DB-API path: they follow the members' consents."""
         sql_of = sql_unit(unit)
@@ -85,7 +85,7 @@ class SqlOnboardingStore:
         ]
         insert_rows(sql_of.cursor(), (_MemberSql.of(sql_of.dialect).members, rows))
 
-    def get(self, onboarding_id: str) -> Onboarding | None:
+    def get(self, onboarding_id: OnboardingId) -> Onboarding | None:
         with self._reader.connect() as connection:
             row = connection.execute(
                 select(onboardings).where(onboardings.c.id == onboarding_id)
@@ -93,7 +93,7 @@ class SqlOnboardingStore:
         if row is None:
             return None
         return Onboarding(
-            id=row.id,
+            id=OnboardingId(row.id),
             client_id=ClientId(row.client_id),
             partner_id=PartnerId(row.partner_id),
             status=OnboardingStatus(row.status),
@@ -105,7 +105,7 @@ class SqlOnboardingStore:
         )
 
     def members(
-        self, onboarding_id: str, *, first: int = 0, size: int | None = None
+        self, onboarding_id: OnboardingId, *, first: int = 0, size: int | None = None
     ) -> list[OnboardingMember]:
         table = onboarding_members
         query = select(table).where(
@@ -128,7 +128,7 @@ class SqlOnboardingStore:
             for row in rows
         ]
 
-    def next_chunk(self, onboarding_id: str) -> Chunk | None:
+    def next_chunk(self, onboarding_id: OnboardingId) -> Chunk | None:
         table = onboarding_chunks
         with self._reader.connect() as connection:
             row = connection.execute(
@@ -139,7 +139,7 @@ class SqlOnboardingStore:
             ).first()
         return _chunk(row) if row is not None else None
 
-    def chunks(self, onboarding_id: str) -> list[Chunk]:
+    def chunks(self, onboarding_id: OnboardingId) -> list[Chunk]:
         table = onboarding_chunks
         with self._reader.connect() as connection:
             rows = connection.execute(
@@ -177,7 +177,10 @@ class SqlOnboardingStore:
         return result.rowcount == 1
 
     def record_results(
-        self, unit: UnitOfWork, onboarding_id: str, results: Mapping[int, tuple[str, str | None]]
+        self,
+        unit: UnitOfWork,
+        onboarding_id: OnboardingId,
+        results: Mapping[int, tuple[str, str | None]],
     ) -> None:
         connection = sql_unit(unit).connection
         for position, (result, old_patient) in results.items():
@@ -186,7 +189,7 @@ class SqlOnboardingStore:
             )
 
     def record_imported(
-        self, unit: UnitOfWork, onboarding_id: str, counts: Mapping[int, int]
+        self, unit: UnitOfWork, onboarding_id: OnboardingId, counts: Mapping[int, int]
     ) -> None:
         connection = sql_unit(unit).connection
         for position, count in counts.items():
@@ -195,7 +198,7 @@ class SqlOnboardingStore:
     def finish(
         self,
         unit: UnitOfWork,
-        onboarding_id: str,
+        onboarding_id: OnboardingId,
         status: OnboardingStatus,
         *,
         at: datetime,
@@ -221,7 +224,7 @@ class SqlOnboardingStore:
         return True
 
 
-def _member(onboarding_id: str, position: int) -> Any:
+def _member(onboarding_id: OnboardingId, position: int) -> Any:
     table = onboarding_members
     return update(table).where(
         and_(table.c.onboarding_id == onboarding_id, table.c.position == position)
@@ -230,7 +233,7 @@ def _member(onboarding_id: str, position: int) -> Any:
 
 def _chunk(row: Row[Any]) -> Chunk:
     return Chunk(
-        onboarding_id=row.onboarding_id,
+        onboarding_id=OnboardingId(row.onboarding_id),
         number=row.number,
         first=row.first_member,
         size=row.size,

@@ -20,6 +20,7 @@ from payerbridge.errors import (
 )
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.onboarding.service import fail_onboarding, proceed
+from payerbridge.types import OnboardingId
 from payerbridge.workflows.steps import Progress, run_until_done
 
 __all__ = ["ONBOARDING_QUEUE", "bind", "enqueue_onboarding", "onboarding_workflow"]
@@ -43,12 +44,12 @@ def _current() -> OnboardingPorts:
 
 
 @DBOS.step()
-def fail_onboarding_step(onboarding_id: str, error: str) -> None:
+def fail_onboarding_step(onboarding_id: OnboardingId, error: str) -> None:
     fail_onboarding(_current(), onboarding_id, error)
 
 
 @DBOS.workflow()
-def onboarding_workflow(onboarding_id: str) -> str:
+def onboarding_workflow(onboarding_id: OnboardingId) -> str:
     ports = _current()
 
     def step() -> Progress:
@@ -80,19 +81,19 @@ def onboarding_workflow(onboarding_id: str) -> str:
     )
 
 
-def _refresh(ports: OnboardingPorts, onboarding_id: str) -> None:
+def _refresh(ports: OnboardingPorts, onboarding_id: OnboardingId) -> None:
     onboarding = ports.onboardings.get(onboarding_id)
     partner = ports.partners.get(onboarding.partner_id) if onboarding else None
     if partner is not None:
         ports.bulk.refresh_credentials(partner)
 
 
-def _failed(onboarding_id: str, error: str) -> str:
+def _failed(onboarding_id: OnboardingId, error: str) -> str:
     fail_onboarding_step(onboarding_id, error)
     return "failed"
 
 
-def enqueue_onboarding(onboarding_id: str, partner_id: str) -> None:
+def enqueue_onboarding(onboarding_id: OnboardingId, partner_id: str) -> None:
     """Enqueue the run's workflow (its id is the run's: enqueueing again attaches to it)."""
     queue = _queues.get(ONBOARDING_QUEUE)
     if queue is None:

@@ -20,7 +20,7 @@ from payerbridge.onboarding.service import (
     onboarding_of,
     result_counts,
 )
-from payerbridge.types import PartnerId
+from payerbridge.types import OnboardingId, PartnerId
 from payerbridge.workflows.onboarding import enqueue_onboarding
 
 __all__ = ["onboarding_report", "router"]
@@ -63,7 +63,7 @@ def get_onboarding(
     onboarding_id: str, platform: PlatformDep, caller: SubmitterDep
 ) -> dict[str, Any]:
     """The run: where it is, and how many members matched, were refused, were imported."""
-    onboarding = onboarding_of(platform.onboarding, onboarding_id, caller.owner)
+    onboarding = onboarding_of(platform.onboarding, OnboardingId(onboarding_id), caller.owner)
     return onboarding_report(platform, onboarding)
 
 
@@ -77,7 +77,7 @@ def onboarding_members(
 ) -> dict[str, Any]:
     """Each member's result (match, nomatch, consentconstraint; null while waiting) and
     the resources imported for it, in the order submitted."""
-    onboarding = onboarding_of(platform.onboarding, onboarding_id, caller.owner)
+    onboarding = onboarding_of(platform.onboarding, OnboardingId(onboarding_id), caller.owner)
     members = platform.onboarding.onboardings.members(onboarding.id, first=offset, size=count)
     return {
         "total": onboarding.total,
