@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from payerbridge.types import ClientId
+from payerbridge.types import ClientId, MemberId
 
 __all__ = ["IdentityLink", "LinkKind", "ReviewCase"]
 
@@ -36,7 +36,7 @@ class ReviewCase:
     request_key: str  # keyed hash of the request: the same request finds its case again
     candidate_ids: tuple[str, ...]
     opened_at: datetime
-    member_id: str | None
+    member_id: MemberId | None
     reviewer: str | None
     reason: str | None
     decided_at: datetime | None
@@ -63,7 +63,7 @@ class ReviewCase:
 class IdentityLink:
     """One edge of the identity graph: our member is known as ``system|value``."""
 
-    member_id: str
+    member_id: MemberId
     kind: str  # umb | linked-coverage | linked-subscriber | reviewed-request | merged-into
     system: str
     value: str

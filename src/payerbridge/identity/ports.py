@@ -101,7 +101,7 @@ class MatchWrites(Protocol):
         event: AuditEvent,
     ) -> None: ...
 
-    def patient(self, member_id: str) -> dict[str, Any] | None: ...
+    def patient(self, member_id: MemberId) -> dict[str, Any] | None: ...
 
     def assign_identifier(
         self, patient: dict[str, Any], identifier: dict[str, Any], *, at: datetime
@@ -133,7 +133,7 @@ class IdentityIndex(Protocol):
 
     def latest_review(self, client_id: ClientId, request_key: str) -> ReviewCase | None: ...
 
-    def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]: ...
+    def merged_into(self, member_ids: Iterable[MemberId]) -> dict[MemberId, MemberId]: ...
 
     def match_writes(self, unit: UnitOfWork) -> MatchWrites:
         """The writes of one ``$member-match``, in ``unit``."""
@@ -151,7 +151,7 @@ class ReviewQueue(Protocol):
         review_id: str,
         *,
         accept: bool,
-        member_id: str | None,
+        member_id: MemberId | None,
         reviewer: str,
         reason: str,
         at: datetime,
@@ -174,14 +174,14 @@ class DecisionLedger(Protocol):
 class MergeLedger(Protocol):
     """What merging and splitting members needs from the identity store."""
 
-    def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]: ...
+    def merged_into(self, member_ids: Iterable[MemberId]) -> dict[MemberId, MemberId]: ...
 
     def change_merge(
         self,
         unit: UnitOfWork,
         *,
-        member_id: str,
-        into: str | None,
+        member_id: MemberId,
+        into: MemberId | None,
         at: datetime,
         link: IdentityLink | None,
     ) -> None:
@@ -206,7 +206,7 @@ class IdentityStore(
 
     def reviews(self, *, status: str | None, limit: int, offset: int) -> list[ReviewCase]: ...
 
-    def links_of(self, member_id: str) -> list[IdentityLink]: ...
+    def links_of(self, member_id: MemberId) -> list[IdentityLink]: ...
 
     def members_by_identifier(
         self, value: str, system: str | None = None

@@ -63,7 +63,7 @@ from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.logging import log_on_request
 from payerbridge.transactions import Transactions
-from payerbridge.types import ClientId
+from payerbridge.types import ClientId, MemberId
 
 __all__ = [
     "AttemptLimit",
@@ -90,7 +90,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class MatchedMember:
-    member_id: str
+    member_id: MemberId
     umb_system: str
     umb_value: str
     candidates_considered: int
@@ -175,7 +175,7 @@ def _request_key(index: IdentityIndex, record: StandardRecord) -> str:
 class _Target:
     """The member a request is answered with, before the UMB is handed out."""
 
-    member_id: str
+    member_id: MemberId
     decision_id: str
     candidates: int
 
@@ -372,7 +372,7 @@ def decide_review(
     review_id: str,
     *,
     accept: bool,
-    member_id: str | None,
+    member_id: MemberId | None,
     reviewer: str,
     reason: str,
     at: datetime,
@@ -451,7 +451,7 @@ def record_batch_decisions(
         unit.record(*(decision.event for decision in decisions))
 
 
-def survivor(index: IdentityIndex, member_id: str) -> str:
+def survivor(index: IdentityIndex, member_id: MemberId) -> MemberId:
     """The member a (possibly merged) member id means now, following merges."""
     seen = {member_id}
     while (into := index.merged_into([member_id]).get(member_id)) is not None:
@@ -463,7 +463,7 @@ def survivor(index: IdentityIndex, member_id: str) -> str:
 
 
 def _merge_event(
-    action: str, member_id: str, into: str, by: str, at: datetime, request_id: str | None
+    action: str, member_id: MemberId, into: MemberId, by: str, at: datetime, request_id: str | None
 ) -> AuditEvent:
     return AuditEvent(
         at=at,
@@ -481,8 +481,8 @@ def merge_members(
     ledger: MergeLedger,
     transactions: Transactions,
     directory: MemberDirectory,
-    member_id: str,
-    into: str,
+    member_id: MemberId,
+    into: MemberId,
     *,
     by: str,
     at: datetime,
@@ -520,12 +520,12 @@ def merge_members(
 def split_members(
     ledger: MergeLedger,
     transactions: Transactions,
-    member_id: str,
+    member_id: MemberId,
     *,
     by: str,
     at: datetime,
     request_id: str | None,
-) -> str:
+) -> MemberId:
     """End ``member_id``'s merge from ``at`` on (audited); returns the member it left."""
     into = ledger.merged_into([member_id]).get(member_id)
     if into is None:

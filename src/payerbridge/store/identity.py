@@ -437,7 +437,7 @@ class SqlIdentityStore:
         review_id: str,
         *,
         accept: bool,
-        member_id: str | None,
+        member_id: MemberId | None,
         reviewer: str,
         reason: str,
         at: datetime,
@@ -469,7 +469,7 @@ class SqlIdentityStore:
         """Add links in ``unit``; a link already valid is kept as is."""
         _add_links(sql_unit(unit).connection, links)
 
-    def links_of(self, member_id: str) -> list[IdentityLink]:
+    def links_of(self, member_id: MemberId) -> list[IdentityLink]:
         """Every link of a member, current and ended, oldest first."""
         with self._engine.connect() as connection:
             rows = connection.execute(
@@ -498,10 +498,10 @@ class SqlIdentityStore:
             ).all()
         return [_link(row) for row in rows]
 
-    def merged_into(self, member_ids: Iterable[str]) -> dict[str, str]:
+    def merged_into(self, member_ids: Iterable[MemberId]) -> dict[MemberId, MemberId]:
         """For each of these members merged into another, the member it now means."""
         wanted = sorted(set(member_ids))
-        found: dict[str, str] = {}
+        found: dict[MemberId, MemberId] = {}
         with self._reader.connect() as connection:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
@@ -512,15 +512,15 @@ class SqlIdentityStore:
                         identity_links.c.valid_to.is_(None),
                     )
                 ):
-                    found[row.member_id] = row.value
+                    found[MemberId(row.member_id)] = MemberId(row.value)
         return found
 
     def change_merge(
         self,
         unit: UnitOfWork,
         *,
-        member_id: str,
-        into: str | None,
+        member_id: MemberId,
+        into: MemberId | None,
         at: datetime,
         link: IdentityLink | None,
     ) -> None:
@@ -615,7 +615,7 @@ def _add_links(connection: Connection, links: Sequence[IdentityLink]) -> None:
 
 
 def _end_links(
-    connection: Connection, *, member_id: str, kind: str, value: str, at: datetime
+    connection: Connection, *, member_id: MemberId, kind: str, value: str, at: datetime
 ) -> int:
     result = connection.execute(
         update(identity_links)

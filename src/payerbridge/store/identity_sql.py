@@ -31,7 +31,7 @@ from payerbridge.store.tables import (
     identity_reviews,
 )
 from payerbridge.store.unit_of_work import SqlUnitOfWork
-from payerbridge.types import ClientId
+from payerbridge.types import ClientId, MemberId
 
 __all__ = ["IdentitySql", "SqlMatchWrites"]
 
@@ -335,7 +335,7 @@ class SqlMatchWrites:
             cursor.execute(sql.review, sql.review_row(decision, review_id, client_id, request_key))
         self._unit.record(event)
 
-    def patient(self, member_id: str) -> dict[str, Any] | None:
+    def patient(self, member_id: MemberId) -> dict[str, Any] | None:
         """The member's Patient as stored (locked until the transaction ends on PostgreSQL)."""
         self._cursor.execute(self._sql.patient, {"ref": f"Patient/{member_id}"})
         row = self._cursor.fetchone()

@@ -18,6 +18,7 @@ from payerbridge.errors import InvalidInput, Issue, NotFound
 from payerbridge.identity.service import decide_review as decide
 from payerbridge.identity.service import merge_members, split_members
 from payerbridge.logging import current_request_id
+from payerbridge.types import MemberId
 
 __all__ = ["router"]
 
@@ -75,7 +76,7 @@ def decide_review(
         platform.transactions,
         review_id,
         accept=body.decision == "accept",
-        member_id=body.member,
+        member_id=None if body.member is None else MemberId(body.member),
         reviewer=f"{operator.client_id}:{body.reviewer}",
         reason=body.reason,
         at=utcnow(),
@@ -87,7 +88,7 @@ def decide_review(
 @router.get("/members/{member_id}/links")
 def member_links(member_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
     """The member's identity graph: UMBs, other payers' ids, reviewed requests, merges."""
-    links = platform.identity.links_of(member_id)
+    links = platform.identity.links_of(MemberId(member_id))
     return {"member": member_id, "links": [link.to_dict() for link in links]}
 
 
@@ -113,8 +114,8 @@ def merge(
         platform.identity,
         platform.transactions,
         platform.members,
-        member_id,
-        body.into,
+        MemberId(member_id),
+        MemberId(body.into),
         by=f"{operator.client_id}:{body.reviewer}",
         at=utcnow(),
         request_id=current_request_id(),
@@ -130,7 +131,7 @@ def split(
     into = split_members(
         platform.identity,
         platform.transactions,
-        member_id,
+        MemberId(member_id),
         by=f"{operator.client_id}:{body.reviewer}",
         at=utcnow(),
         request_id=current_request_id(),
