@@ -384,7 +384,7 @@ def job_event(
     )
 
 
-def _unreadable_consent_event(job: BulkJob, member_id: str, at: datetime) -> AuditEvent:
+def _unreadable_consent_event(job: BulkJob, member_id: MemberId, at: datetime) -> AuditEvent:
     return AuditEvent(
         at=at,
         actor=job.client_id,
