@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any, NewType
 from zoneinfo import ZoneInfo
 
-from payerbridge.types import ClientId, MemberId
+from payerbridge.types import ClientId, MemberId, PartnerId
 
 __all__ = [
     "PresentedConsent",
@@ -167,7 +167,7 @@ class StoredConsent:
 
     record: ConsentRecord
     role: ConsentRole
-    partner_id: str | None  # the old payer an opt-in names (role ``receive``)
+    partner_id: PartnerId | None  # the old payer an opt-in names (role ``receive``)
     source_reference: str  # the signed consent document, for out-of-band audit only
     resource: dict[str, Any]  # the HRex Consent as received or as we send it
     created_at: datetime

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.types import PartnerId
 
 __all__ = [
     "Admission",
@@ -90,7 +91,7 @@ _ACTIONS = {
 
 
 def breaker_event(
-    endpoint: str, partner_id: str, before: BreakerState, after: BreakerState, *, at: datetime
+    endpoint: str, partner_id: PartnerId, before: BreakerState, after: BreakerState, *, at: datetime
 ) -> AuditEvent:
     """The audit event of the endpoint's breaker changing status, ``before`` → ``after``."""
     return AuditEvent(

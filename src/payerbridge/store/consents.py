@@ -24,7 +24,7 @@ from payerbridge.store.dbapi import DialectSql, insert_rows, read_row
 from payerbridge.store.tables import UtcDateTime, consents
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import ClientId, MemberId
+from payerbridge.types import ClientId, MemberId, PartnerId
 
 __all__ = ["SqlConsentStore"]
 
@@ -89,7 +89,7 @@ def _stored(row: Any) -> StoredConsent:
     return StoredConsent(
         record=record,
         role=ConsentRole(row.role),
-        partner_id=row.partner_id,
+        partner_id=None if row.partner_id is None else PartnerId(row.partner_id),
         source_reference=row.source_reference,
         resource=orjson.loads(row.resource),
         created_at=row.created_at,

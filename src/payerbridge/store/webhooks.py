@@ -23,7 +23,7 @@ from payerbridge.store.tables import exchanges, webhook_deliveries, webhook_subs
 from payerbridge.store.unit_of_work import SqlUnitOfWork, sql_unit
 from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import OPERATOR, ClientId
+from payerbridge.types import OPERATOR, ClientId, ExchangeId
 from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, event_body
 
 __all__ = ["SqlWebhookStore", "listening_sql", "outbox_transitions", "webhook_listeners"]
@@ -74,7 +74,7 @@ class WebhookSql(DialectSql):
 
 
 def webhook_listeners(
-    unit: SqlUnitOfWork, exchange_id: str | None = None, *, client_id: ClientId | None = None
+    unit: SqlUnitOfWork, exchange_id: ExchangeId | None = None, *, client_id: ClientId | None = None
 ) -> list[str]:
     """The subscriptions told of the changes of an exchange (by its id, or by its client's
     before the exchange is written): one indexed read."""
@@ -91,7 +91,7 @@ def outbox_transitions(
     unit: SqlUnitOfWork,
     listeners: Sequence[str],
     *,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     transitions: Sequence[tuple[int, str | None, str, str | None]],
     at: datetime,
 ) -> None:
@@ -139,7 +139,7 @@ def _delivery(row: Any) -> Delivery:
     return Delivery(
         id=row.id,
         subscription_id=row.subscription_id,
-        exchange_id=row.exchange_id,
+        exchange_id=ExchangeId(row.exchange_id),
         seq=row.seq,
         body=row.body.encode(),
         status=DeliveryStatus(row.status),

@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from payerbridge.exchange.retry import full_jitter_delay
-from payerbridge.types import ClientId
+from payerbridge.types import ClientId, ExchangeId
 
 __all__ = [
     "EVENT_TYPE",
@@ -63,7 +63,7 @@ class Subscription:
 class Delivery:
     id: str
     subscription_id: str
-    exchange_id: str
+    exchange_id: ExchangeId
     seq: int
     body: bytes
     status: DeliveryStatus
@@ -87,7 +87,7 @@ class WebhookPolicy:
 def event_body(
     *,
     delivery_id: str,
-    exchange_id: str,
+    exchange_id: ExchangeId,
     seq: int,
     from_state: str | None,
     to_state: str,

@@ -20,7 +20,7 @@ from payerbridge.errors import (
 )
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.onboarding.service import fail_onboarding, proceed
-from payerbridge.types import OnboardingId
+from payerbridge.types import OnboardingId, PartnerId
 from payerbridge.workflows.steps import Progress, run_until_done
 
 __all__ = ["ONBOARDING_QUEUE", "bind", "enqueue_onboarding", "onboarding_workflow"]
@@ -93,7 +93,7 @@ def _failed(onboarding_id: OnboardingId, error: str) -> str:
     return "failed"
 
 
-def enqueue_onboarding(onboarding_id: OnboardingId, partner_id: str) -> None:
+def enqueue_onboarding(onboarding_id: OnboardingId, partner_id: PartnerId) -> None:
     """Enqueue the run's workflow (its id is the run's: enqueueing again attaches to it)."""
     queue = _queues.get(ONBOARDING_QUEUE)
     if queue is None:
