@@ -79,7 +79,7 @@ def accept_group_export(
         text = "only a MatchedMembers Group can be exported: its members are ours"
         raise UnprocessableRequest(text, issues=[Issue(text, "Group.code", "business-rule")])
     members = [
-        str(member["entity"]["reference"]).removeprefix("Patient/")
+        MemberId(str(member["entity"]["reference"]).removeprefix("Patient/"))
         for member in group.body.get("member", [])
     ]
     members = list(dict.fromkeys(members))  # one Patient matched twice is exported once
@@ -122,7 +122,7 @@ def accept_patient_export(
 def _accept(
     ports: BulkPorts,
     kind: JobKind,
-    members: list[str],
+    members: list[MemberId],
     request: ExportRequest,
     requester: Requester,
     request_url: str,
@@ -409,7 +409,7 @@ class _SharedOnce:
 class _Read:
     """A chunk's consents as read once for all its members."""
 
-    def __init__(self, by_member: dict[str, list[StoredConsent]]) -> None:
+    def __init__(self, by_member: dict[MemberId, list[StoredConsent]]) -> None:
         self._by_member = by_member
 
     def for_member(self, member_id: MemberId, role: ConsentRole) -> list[StoredConsent]:

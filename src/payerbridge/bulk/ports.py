@@ -87,7 +87,7 @@ class LineRead:
 
 
 class BulkMembers(MemberData, Protocol):
-    def resource_types_of(self, patient_ids: Sequence[str]) -> dict[str, set[str]]:
+    def resource_types_of(self, patient_ids: Sequence[MemberId]) -> dict[MemberId, set[str]]:
         """Each member's resource types (``resource_types``), in one read."""
         ...
 

@@ -31,12 +31,12 @@ class ConsentStore(ConsentReader, Protocol):
     def get(self, consent_id: str) -> StoredConsent | None: ...
 
     def for_members(
-        self, member_ids: Sequence[str], role: ConsentRole
-    ) -> dict[str, list[StoredConsent]]:
+        self, member_ids: Sequence[MemberId], role: ConsentRole
+    ) -> dict[MemberId, list[StoredConsent]]:
         """``for_member`` of many members in one read (a bulk job's chunk)."""
         ...
 
-    def members_disclosed_to(self, client_id: ClientId) -> list[str]:
+    def members_disclosed_to(self, client_id: ClientId) -> list[MemberId]:
         """The members (ids, sorted) with an unrevoked consent to disclose to this client:
         whom a patient-level export of this client considers."""
         ...

@@ -27,6 +27,7 @@ from payerbridge.errors import Forbidden, InvalidInput, Issue
 from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
 from payerbridge.fhir.member_match import require_parameters
 from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
+from payerbridge.types import MemberId
 
 __all__ = ["ExportRequest", "Notice", "export_parameters", "parse_export_request"]
 
@@ -66,7 +67,7 @@ class ExportRequest:
     types: frozenset[str] | None  # None: every type we hold
     since: datetime | None
     until: datetime | None
-    patients: tuple[str, ...] | None  # Patient ids to export of those in scope; None: all
+    patients: tuple[MemberId, ...] | None  # Patient ids to export of those in scope; None: all
     # Bulk Data's $export: _type names every type that goes, the Patient and Provenance
     # too. PDex's $davinci-data-export: the member's Patient and our transmitter
     # Provenance go whatever _type says (ADR 0018).
@@ -123,7 +124,7 @@ class ExportRequest:
             frozenset(types) if types is not None else None,
             datetime.fromisoformat(since) if since else None,
             datetime.fromisoformat(until) if until else None,
-            tuple(patients) if patients is not None else None,
+            tuple(MemberId(p) for p in patients) if patients is not None else None,
             bool(data.get("exact_types", False)),  # a job accepted before it was kept
             tuple(Notice(**notice) for notice in data.get("notices", ())),
         )
@@ -185,7 +186,7 @@ def parse_export_request(
         frozenset(types) if types is not None else None,
         since,
         until,
-        tuple(dict.fromkeys(asked.patients)) if asked.patients is not None else None,
+        tuple(dict.fromkeys(map(MemberId, asked.patients))) if asked.patients is not None else None,
         exact_types,
         tuple(asked.notices),
     )

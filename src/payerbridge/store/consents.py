@@ -139,9 +139,9 @@ class SqlConsentStore:
         return [_stored(row) for row in rows]
 
     def for_members(
-        self, member_ids: Sequence[str], role: ConsentRole
-    ) -> dict[str, list[StoredConsent]]:
-        found: dict[str, list[StoredConsent]] = {member: [] for member in member_ids}
+        self, member_ids: Sequence[MemberId], role: ConsentRole
+    ) -> dict[MemberId, list[StoredConsent]]:
+        found: dict[MemberId, list[StoredConsent]] = {member: [] for member in member_ids}
         if not found:
             return found
         with self._reader.connect() as connection:
@@ -154,7 +154,7 @@ class SqlConsentStore:
             found[row.member_id].append(_stored(row))
         return found
 
-    def members_disclosed_to(self, client_id: ClientId) -> list[str]:
+    def members_disclosed_to(self, client_id: ClientId) -> list[MemberId]:
         with self._reader.connect() as connection:
             rows = connection.execute(
                 select(consents.c.member_id)
@@ -166,7 +166,7 @@ class SqlConsentStore:
                 .distinct()
                 .order_by(consents.c.member_id)
             ).all()
-        return [str(row.member_id) for row in rows]
+        return [MemberId(row.member_id) for row in rows]
 
     def revoke(self, unit: UnitOfWork, consent_id: str, *, at: datetime, by: str) -> StoredConsent:
         """Record the revocation (the earliest instant wins) in ``unit``, under a lock on

@@ -239,7 +239,7 @@ class SqlMemberStore:
         if group:
             yield from self._compartments_of(group)
 
-    def _resource_counts(self, patient_ids: Sequence[str]) -> dict[str, int]:
+    def _resource_counts(self, patient_ids: Sequence[MemberId]) -> dict[MemberId, int]:
         table = fhir_resources
         with self._reader.connect() as connection:
             rows = connection.execute(
@@ -247,7 +247,7 @@ class SqlMemberStore:
                 .where(table.c.patient_id.in_(patient_ids))
                 .group_by(table.c.patient_id)
             ).all()
-        return {patient_id: count for patient_id, count in rows}
+        return {MemberId(patient_id): count for patient_id, count in rows}
 
     def _compartments_of(
         self, patient_ids: Sequence[MemberId]
@@ -272,9 +272,9 @@ class SqlMemberStore:
             ).all()
         return {row.resource_type for row in rows}
 
-    def resource_types_of(self, patient_ids: Sequence[str]) -> dict[str, set[str]]:
+    def resource_types_of(self, patient_ids: Sequence[MemberId]) -> dict[MemberId, set[str]]:
         """``resource_types`` of many members in one query (a bulk job's chunk)."""
-        found: dict[str, set[str]] = {patient: set() for patient in patient_ids}
+        found: dict[MemberId, set[str]] = {patient: set() for patient in patient_ids}
         if not found:
             return found
         with self._reader.connect() as connection:
@@ -284,7 +284,7 @@ class SqlMemberStore:
                 .distinct()
             ).all()
         for row in rows:
-            found[row.patient_id].add(row.resource_type)
+            found[MemberId(row.patient_id)].add(row.resource_type)
         return found
 
     def owner_of(self, resource_type: str, resource_id: str) -> MemberId | None:
