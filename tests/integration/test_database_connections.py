@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, text
 
-from payerbridge.bootstrap import build_platform
+from payerbridge.bootstrap import build_platform, utcnow
 from payerbridge.config import load_settings
 from payerbridge.errors import StoreConflict
 from payerbridge.store import engines
@@ -152,7 +152,7 @@ def test_a_unit_of_work_commits_on_either_path_and_rolls_back_whole(engine: Engi
 
     kept = Table("kept", MetaData(), Column("n", Integer))
     kept_n = driver_sql(engine.dialect, "INSERT INTO kept VALUES (:n)")
-    transactions = SqlTransactions(engine)
+    transactions = SqlTransactions(engine, clock=utcnow)
     with transactions.begin() as unit:  # DB-API first
         unit.cursor().execute(kept_n, {"n": 1})
     with transactions.begin() as unit:  # Core first, then DB-API on the same transaction
@@ -196,7 +196,7 @@ def test_a_unit_of_work_copies_rows_after_its_pipelined_statements(engine: Engin
     kept_n = driver_sql(engine.dialect, "INSERT INTO kept VALUES (:n)")
     at = datetime(2026, 1, 1, tzinfo=UTC)
     bodies = ['{"a": "tab\there", "b": "line\nbreak"}', "back\\slash", None]
-    transactions = SqlTransactions(engine)
+    transactions = SqlTransactions(engine, clock=utcnow)
     with transactions.begin() as unit:
         unit.cursor().execute(kept_n, {"n": 1})
         rows = [{"id": n, "body": body, "at": sql.timestamp(at)} for n, body in enumerate(bodies)]
@@ -244,7 +244,7 @@ def test_a_unit_reads_its_own_result_when_an_unread_one_arrived_meanwhile(engine
         pytest.skip("pipelining is PostgreSQL's")
     from payerbridge.store.unit_of_work import SqlTransactions
 
-    transactions = SqlTransactions(engine)
+    transactions = SqlTransactions(engine, clock=utcnow)
     with transactions.begin() as unit:
         cursor = unit.cursor()
         cursor.execute(driver_sql(engine.dialect, "INSERT INTO kept VALUES (:n)"), {"n": 1})

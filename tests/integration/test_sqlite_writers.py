@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from payerbridge.bootstrap import build_platform
+from payerbridge.bootstrap import build_platform, utcnow
 from payerbridge.config import load_settings
 from payerbridge.store.dbapi import raw_cursor
 from payerbridge.store.engines import WalCheckpointer, create_db_engine
@@ -82,7 +82,7 @@ def test_units_of_work_queue_with_engine_writers_and_roll_back_on_error(
     tmp_path: Path,
 ) -> None:
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    transactions = SqlTransactions(engine)
+    transactions = SqlTransactions(engine, clock=utcnow)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE t (n INTEGER)"))
 

@@ -34,7 +34,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -224,9 +224,9 @@ class SqlTransactions:
     where workflows run). A delivery the relay misses (no relay in this process, or the
     process died first) is started by the upkeep sweep."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime]) -> None:
         self._engine = engine
-        self._clock = clock or _utcnow
+        self._clock = clock
         self.relay_deliveries: Callable[[Sequence[str]], None] | None = None
 
     @contextmanager
@@ -245,10 +245,6 @@ class SqlTransactions:
                 relay(unit.deliveries)
             except Exception:  # noqa: BLE001 - committed: the sweep starts what was missed
                 logger.exception("webhook deliveries not started; the sweep will")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def sql_unit(unit: UnitOfWork) -> SqlUnitOfWork:
