@@ -111,6 +111,8 @@ class _Servers:
 
     def stop(self) -> None:
         for process in self.started:
+            process.begin_stop()
+        for process in self.started:
             process.stop()
         self.databases.drop()
 

@@ -7,13 +7,14 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import httpx
 import orjson
@@ -21,6 +22,7 @@ from joserfc.jwk import ECKey
 
 from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE
 from payerbridge.security.model import EXCHANGES_SCOPE, MEMBER_MATCH_SCOPE, OPERATOR_SCOPE
+from tests.processes import ForkedProcess, run_forked
 
 __all__ = [
     "ALL_SCOPES",
@@ -92,15 +94,25 @@ def free_port_run(count: int) -> int:
 
 
 def run_cli(
-    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120
+    args: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    interpreter: bool = False,
 ) -> subprocess.CompletedProcess[str]:
+    """A ``payerbridge`` command run to its end, forked (tests/processes.py) or, with
+    ``interpreter``, as ``python -m payerbridge`` in an interpreter of its own."""
+    # Wide enough that the CLI's usage errors never wrap a path (a worker's tmp paths are
+    # longer than a serial run's).
+    full_env = {**os.environ, "COLUMNS": "1000", **(env or {})}
+    if not interpreter:
+        with tempfile.TemporaryDirectory(prefix="pb-cli-") as output:
+            return run_forked(args, env=full_env, output_dir=Path(output), timeout=timeout)
     return subprocess.run(
         [sys.executable, "-m", "payerbridge", *args],
         capture_output=True,
         text=True,
-        # Wide enough that the CLI's usage errors never wrap a path (a worker's tmp
-        # paths are longer than a serial run's).
-        env={**os.environ, "COLUMNS": "1000", **(env or {})},
+        env=full_env,
         timeout=timeout,
         check=False,
     )
@@ -111,11 +123,11 @@ class ServerProcess:
     data_dir: Path
     port: int
     env: dict[str, str]
-    process: subprocess.Popen[bytes]
+    process: ForkedProcess
     log_path: Path
-    log_file: BinaryIO
     credential: str | None = None  # an access token of a registered client, once issued
     tls_ca: Path | None = None  # served over HTTPS with a certificate from this CA
+    stopping: bool = False
 
     @property
     def verify(self) -> ssl.SSLContext | bool:
@@ -217,15 +229,20 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
+    def begin_stop(self) -> None:
+        """Ask the server to stop (SIGTERM, once: a second one makes uvicorn skip its
+        shutdown), without waiting: several servers stop side by side."""
+        if self.process.poll() is None and not self.stopping:
             self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log_file.close()
+            self.stopping = True
+
+    def stop(self) -> None:
+        self.begin_stop()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 # The guessing operations' own rates (ADR 0025) lifted for the servers tests start, as
@@ -318,24 +335,13 @@ def _serve(
     scheme = "https" if tls_ca is not None else "http"
     full_env.setdefault("PAYERBRIDGE_PUBLIC_BASE_URL", f"{scheme}://127.0.0.1:{port}")
     log_path = data_dir / log_name
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "payerbridge",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-            *args,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    log_path.write_bytes(b"")
+    process = ForkedProcess(
+        ["serve", "--data-dir", str(data_dir), "--port", str(port), *args],
         env=full_env,
+        stdout=log_path,
     )
-    server = ServerProcess(data_dir, port, full_env, process, log_path, log, tls_ca=tls_ca)
+    server = ServerProcess(data_dir, port, full_env, process, log_path, tls_ca=tls_ca)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -356,7 +362,7 @@ def _serve(
 
 def start_worker(
     data_dir: Path, *, env: dict[str, str], worker_id: str, log_path: Path
-) -> subprocess.Popen[bytes]:
+) -> ForkedProcess:
     """A ``payerbridge worker`` process (no HTTP) on the instance in ``data_dir``."""
     full_env = {
         **os.environ,
@@ -364,19 +370,8 @@ def start_worker(
         "PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
         **env,
     }
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "payerbridge",
-                "worker",
-                "--data-dir",
-                str(data_dir),
-                "--worker-id",
-                worker_id,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-        )
+    return ForkedProcess(
+        ["worker", "--data-dir", str(data_dir), "--worker-id", worker_id],
+        env=full_env,
+        stdout=log_path,
+    )

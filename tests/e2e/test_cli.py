@@ -15,7 +15,16 @@ from pathlib import Path
 import orjson
 
 from tests.builders import a_coverage, a_patient
-from tests.servers import free_port_run, run_cli
+from tests.servers import free_port_run
+from tests.servers import run_cli as _run_cli
+
+
+def run_cli(
+    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The command as an operator runs it: ``python -m payerbridge`` in an interpreter of
+    its own (the other modules' commands are forked from one that has imported it)."""
+    return _run_cli(args, env=env, timeout=timeout, interpreter=True)
 
 
 def digest(folder: Path) -> str:
