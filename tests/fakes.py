@@ -25,6 +25,7 @@ from payerbridge.audit.chain import GENESIS, detail_text, leaf_hash, link_events
 from payerbridge.audit.checkpoints import StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
 from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
+from payerbridge.disclosure.everything import PageEntry, Snapshot
 from payerbridge.errors import (
     Conflict,
     IllegalTransition,
@@ -72,6 +73,8 @@ __all__ = [
     "InMemoryAuditLog",
     "InMemoryBreakerStore",
     "InMemoryConsentStore",
+    "InMemoryDisclosureSnapshots",
+    "InMemoryMemberData",
     "InMemoryExchangeStore",
     "InMemoryIdentityStore",
     "InMemoryPartnerDirectory",
@@ -875,3 +878,80 @@ class StaticKeySets:
         if url not in self.sets:
             raise PartnerUnavailable(f"nothing is published at {url}")
         return self.sets[url]
+
+
+class InMemoryMemberData:
+    """The disclosure room's ``MemberData`` port: each member's compartment, and the
+    shared resources that are no member's."""
+
+    def __init__(self) -> None:
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.owners: dict[str, MemberId] = {}
+
+    def add(self, member_id: MemberId | None, *resources: dict[str, Any]) -> None:
+        for resource in resources:
+            key = f"{resource['resourceType']}/{resource['id']}"
+            self.resources[key] = resource
+            if member_id is not None:
+                self.owners[key] = member_id
+
+    def compartment(self, patient_id: MemberId) -> list[dict[str, Any]]:
+        return [self.resources[key] for key, owner in self.owners.items() if owner == patient_id]
+
+    def stream_compartment(self, patient_id: MemberId) -> Iterator[dict[str, Any]]:
+        yield from self.compartment(patient_id)
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        return self.resources.get(f"{resource_type}/{resource_id}")
+
+    def read_many(self, refs: Iterable[str]) -> list[dict[str, Any]]:
+        return [self.resources[ref] for ref in refs if ref in self.resources]
+
+    def resource_types(self, patient_id: MemberId) -> set[str]:
+        return {r["resourceType"] for r in self.compartment(patient_id)}
+
+    def owner_of(self, resource_type: str, resource_id: str) -> MemberId | None:
+        return self.owners.get(f"{resource_type}/{resource_id}")
+
+    def find_refs_by_token(
+        self, resource_type: str, param: str, value: str, system: str | None = None
+    ) -> list[str]:
+        return [
+            key
+            for key, resource in self.resources.items()
+            if resource["resourceType"] == resource_type
+            and any(
+                token.get("value") == value and system in (None, token.get("system"))
+                for token in resource.get(param, [])
+            )
+        ]
+
+
+class InMemoryDisclosureSnapshots:
+    """The ``DisclosureSnapshots`` port: a snapshot's entries numbered from 1, each page
+    reading its resources from ``members`` as they are now (None when gone)."""
+
+    def __init__(self, members: InMemoryMemberData) -> None:
+        self._members = members
+        self.snapshots: dict[str, Snapshot] = {}
+        self.entries: dict[str, list[PageEntry]] = {}
+
+    def save(self, unit: UnitOfWork, snapshot: Snapshot, entries: Iterable[PageEntry]) -> None:
+        self.snapshots[snapshot.id] = snapshot
+        self.entries[snapshot.id] = list(entries)
+
+    def get(self, snapshot_id: str) -> Snapshot | None:
+        return self.snapshots.get(snapshot_id)
+
+    def page(
+        self, snapshot_id: str, *, after: int, count: int
+    ) -> list[tuple[int, str, dict[str, Any] | None]]:
+        numbered = enumerate(self.entries.get(snapshot_id, []), start=1)
+        rows = [(seq, e.mode, self._members.resources.get(e.ref)) for seq, e in numbered]
+        return [row for row in rows if row[0] > after][:count]
+
+    def purge(self, unit: UnitOfWork, *, now: datetime) -> int:
+        expired = [key for key, s in self.snapshots.items() if s.expires_at < now]
+        for key in expired:
+            del self.snapshots[key], self.entries[key]
+        return len(expired)

@@ -27,36 +27,32 @@ from payerbridge.api.idempotency import Answer, answer_once, checked_key, reques
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, new_id, utcnow
-from payerbridge.consent.model import ConsentPolicy, PresentedConsent
-from payerbridge.disclosure.everything import (
-    EverythingPlan,
-    EverythingQuery,
-    Snapshot,
-    everything_page,
-    parse_everything_query,
-    plan_everything,
-    plan_search,
-    released_on_page,
+from payerbridge.consent.model import PresentedConsent
+from payerbridge.disclosure.everything import everything_page
+from payerbridge.disclosure.grants import require_everything
+from payerbridge.disclosure.operations import (
+    EverythingCommand,
+    PatientSearchCommand,
+    SearchCommand,
+    everything_query,
+    find_patient_page,
+    first_everything_page,
+    first_search_page,
+    open_everything,
 )
-from payerbridge.disclosure.grants import (
-    Granted,
-    LeftOut,
-    grants,
-    limit_everything,
-    limit_patient_search,
-    on_page,
-    require_everything,
+from payerbridge.disclosure.paging import (
+    NextPageCommand,
+    Page,
+    PagingPorts,
+    PagingRules,
+    Reader,
+    disclosure_context,
+    is_next_page,
+    next_page,
 )
-from payerbridge.disclosure.reads import (
-    DisclosureContext,
-    authorize_member,
-    find_patients,
-    read_resource,
-)
+from payerbridge.disclosure.reads import read_resource
 from payerbridge.disclosure.search import parse_patient_search, parse_search
-from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import (
-    Conflict,
     InvalidInput,
     Issue,
     NotFound,
@@ -240,33 +236,85 @@ def _member_match(
     return Answer(response, 200, answer.events)
 
 
-def _granted(caller: Caller) -> tuple[Granted, str]:
-    """The types the caller's token lets it read (None: every type), and the context of
-    the scopes it would ask for more with (``patient`` for a member-scoped token)."""
-    context = "patient" if caller.principal.patient is not None else "system"
-    return granted_types(caller.principal, "rs"), context
+def _reader(caller: Caller) -> Reader:
+    """The caller as the disclosure room sees it: the types its token lets it read, the
+    member a member-scoped token is limited to."""
+    return Reader(
+        caller.as_requester(),
+        granted_types(caller.principal, "rs"),
+        only_member=caller.principal.patient,
+        request_id=current_request_id(),
+    )
 
 
-def _outcome(left_out: LeftOut | None) -> dict[str, Any] | None:
-    """The outcome entry's OperationOutcome of a page that left types out, if it did."""
-    if left_out is None:
-        return None
-    outcome = operation_outcome([left_out.issue()], severity="warning", code="suppressed")
-    return {"id": new_id(), **outcome}
-
-
-def _disclosure(platform: Platform, caller: Caller) -> DisclosureContext:
-    return DisclosureContext(
+def _paging(platform: Platform) -> PagingPorts:
+    settings = platform.settings
+    return PagingPorts(
         members=platform.members,
         consents=platform.consents,
         audit=platform.audit,
-        requester=caller.as_requester(),
-        source_npi=platform.settings.org_npi,
-        at=utcnow(),
-        request_id=current_request_id(),
-        only_member=caller.principal.patient,
-        segmentation=platform.segmentation,
+        snapshots=platform.snapshots,
+        transactions=platform.transactions,
+        rules=PagingRules(
+            fhir_base=fhir_base(platform),
+            source_npi=settings.org_npi,
+            page_size=settings.everything_page_size,
+            snapshot_lifetime=timedelta(seconds=settings.everything_snapshot_seconds),
+            payer_to_payer_years=settings.payer_to_payer_years,
+            segmentation=platform.segmentation,
+            held_types=SUPPORTED_TYPES,
+        ),
     )
+
+
+class _AnswerUnit:
+    """The unit a first ``$everything`` page is answered on. It writes nothing itself
+    (the snapshot commits in a unit of its own); the events recorded on it are the
+    answer's, which answer_once records with the stored answer (alone, without a key)."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+        self.events: list[AuditEvent] = []
+
+    def new_id(self) -> str:
+        return new_id()
+
+    def record(self, *events: AuditEvent) -> None:
+        self.events.extend(events)
+
+
+def _self_url(platform: Platform, request: Request, path: str) -> str:
+    self_url = f"{fhir_base(platform)}{path}"
+    return f"{self_url}?{request.url.query}" if request.url.query else self_url
+
+
+def _bundle(platform: Platform, page: Page) -> dict[str, Any]:
+    """The page as a searchset Bundle, its outcome entry saying what was left out."""
+    outcome = None
+    if page.left_out is not None:
+        issues = [page.left_out.issue()]
+        outcome = {
+            "id": page.outcome_id,
+            **operation_outcome(issues, severity="warning", code="suppressed"),
+        }
+    return everything_page(
+        page.entries,
+        total=page.total,
+        fhir_base=fhir_base(platform),
+        self_url=page.self_url,
+        next_url=page.next_url,
+        us=platform.us,
+        provenance_id=page.provenance_id,
+        now=page.now,
+        with_provenance=page.with_provenance,
+        outcome=outcome,
+    )
+
+
+def _next_page(platform: Platform, command: NextPageCommand) -> FhirResponse:
+    with platform.transactions.begin() as unit:  # the page's audit event
+        page = next_page(command, unit, _paging(platform))
+    return FhirResponse(_bundle(platform, page))
 
 
 @router.get("/Patient/{patient_id}/$everything")
@@ -281,8 +329,8 @@ def everything(
     the first page, then paged by ``next`` links through that decision, the consent
     decided again for every page. It holds the types the caller's token grants, the
     Patient among them (disclosure.grants)."""
-    granted, context = _granted(caller)
-    require_everything(granted, context)
+    reader = _reader(caller)
+    require_everything(reader.granted, reader.context)
     if not platform.settings.offer_everything:
         text = (
             "this server does not offer $everything; read the member's record by searches "
@@ -293,266 +341,52 @@ def everything(
     member = MemberId(patient_id)
     params = list(request.query_params.multi_items())
     path = f"/Patient/{member}/$everything"
-    if any(name == _PAGE_TOKEN for name, _ in params):
-        return FhirResponse(_next_page(platform, caller, path, params))
-    query = parse_everything_query(params, max_count=platform.settings.everything_page_size)
-    query, left_out = limit_everything(query, granted, SUPPORTED_TYPES, context)
-    idempotency_key = checked_key(idempotency_key)
-    # Decided on every call, a retry under the same Idempotency-Key included: a consent
-    # revoked since the first answer stops the data here.
-    policy = authorize_member(_disclosure(platform, caller), member, "everything")
+    if is_next_page(params):
+        return _next_page(platform, NextPageCommand(reader, path, tuple(params)))
+    ports = _paging(platform)
+    query, left_out = everything_query(params, reader, ports.rules)
+    command = EverythingCommand(
+        reader,
+        member,
+        query,
+        left_out,
+        path,
+        _self_url(platform, request, path),
+        idempotency_key=checked_key(idempotency_key),
+    )
+    unit = _AnswerUnit()
+    asked = open_everything(command, unit, ports)  # on every call, a replay's too
 
     def run() -> Answer:
-        now = utcnow()
-        plan = plan_everything(
-            member,
-            platform.members.stream_compartment(member),
-            platform.members,
-            policy,
-            query,
-            platform.segmentation,
-            _window(platform, now),
-        )
-        bundle, event = _first_page(
-            platform,
-            caller,
-            request,
-            plan,
-            policy,
-            member,
-            path,
-            query,
-            now,
-            "everything",
-            idempotency_key=idempotency_key,
-            left_out=left_out,
-        )
-        return Answer(bundle, 200, [event])
+        page = first_everything_page(asked, unit, ports)
+        return Answer(_bundle(platform, page), 200, unit.events)
 
     # What the token grants is part of the request: a retry under the same key by a
     # token granting other types is another request, not a replay of the first answer.
-    grant = "*" if granted is None else ",".join(sorted(granted))
+    grant = "*" if reader.granted is None else ",".join(sorted(reader.granted))
     return answer_once(
         platform,
         caller,
-        idempotency_key,
+        command.idempotency_key,
         operation="everything",
         request_hash=request_digest(request.url.path, str(request.query_params), grant),
         run=run,
     )
 
 
-_PAGE_TOKEN, _AFTER = "_page_token", "_after"
-
-
-def _window(platform: Platform, now: datetime) -> ExchangeWindow:
-    """The payer-to-payer window of an answer asked now (disclosure.window)."""
-    return ExchangeWindow.at(now, years=platform.settings.payer_to_payer_years)
-
-
-def _first_page(
-    platform: Platform,
-    caller: Caller,
-    request: Request,
-    plan: EverythingPlan | None,
-    policy: ConsentPolicy,
-    patient_id: MemberId,
-    path: str,
-    query: EverythingQuery,
-    now: datetime,
-    action: str,
-    *,
-    idempotency_key: str | None = None,
-    left_out: LeftOut | None = None,
-) -> tuple[dict[str, Any], AuditEvent]:
-    """Keep the decision as a snapshot and answer its first page, which says what the
-    caller's token left out (``left_out``); the plan is None when the member has no
-    Patient."""
-    if plan is None:
-        raise NotFound(f"Patient/{patient_id} does not exist")
-    snapshot = Snapshot(
-        id=new_id(),
-        client_id=caller.client_id,
-        patient_id=patient_id,
-        policy=policy,
-        created_at=now,
-        expires_at=now + timedelta(seconds=platform.settings.everything_snapshot_seconds),
-        total=plan.total,
-        query=query,
-        withheld=plan.withheld,
-        path=path,
-    )
-    with platform.transactions.begin() as unit:  # committed: its pages are read back
-        platform.snapshots.save(unit, snapshot, plan.entries)
-    self_url = f"{fhir_base(platform)}{path}"
-    if request.url.query:
-        self_url += f"?{request.url.query}"
-    bundle, sent = _page(
-        platform, caller, snapshot, after=0, self_url=self_url, now=now, left_out=left_out
-    )
-    first: dict[str, Any] = {
-        "withheld": plan.withheld_count,
-        "outside_window": plan.outside_window,
-        "idempotency_key": idempotency_key,
-    }
-    if left_out is not None:
-        first["types_not_granted"] = sorted(left_out.types)
-    event = _page_event(caller, snapshot, now, action, entries=sent, after=0, first=first)
-    return bundle, event
-
-
-def _next_page(
-    platform: Platform, caller: Caller, path: str, params: list[tuple[str, str]]
-) -> dict[str, Any]:
-    """A page after the first, as its ``next`` link names it: only on the path, and to
-    the client, that asked for the first."""
-    given = dict(params)
-    if (
-        sorted(name for name, _ in params) != sorted((_AFTER, _PAGE_TOKEN))
-        or not given[_AFTER].isdigit()
-    ):
-        raise InvalidInput(
-            "a next page is asked with its link as given: _page_token and _after only",
-            issues=[Issue("follow the next link unchanged", _PAGE_TOKEN, "invalid")],
-        )
-    snapshot = platform.snapshots.get(given[_PAGE_TOKEN][:36])
-    now = utcnow()
-    if (
-        snapshot is None
-        or snapshot.client_id != caller.client_id
-        or snapshot.path != path
-        or snapshot.expires_at < now
-    ):
-        raise NotFound(
-            "these pages do not exist or have expired; ask again from the first page",
-            issues=[Issue("the page token is unknown or expired", _PAGE_TOKEN, "not-found")],
-        )
-    hop = "everything" if path.endswith("/$everything") else "search"
-    policy = authorize_member(_disclosure(platform, caller), snapshot.patient_id, hop)
-    if policy is not snapshot.policy:
-        raise Conflict(
-            "the member's consent changed since the first page; ask again from the first page",
-            issues=[Issue("the consent policy changed", _PAGE_TOKEN, "conflict")],
-        )
-    after = int(given[_AFTER])
-    self_url = _page_url(platform, snapshot, after)
-    bundle, sent = _page(platform, caller, snapshot, after=after, self_url=self_url, now=now)
-    platform.audit.record(_page_event(caller, snapshot, now, hop, entries=sent, after=after))
-    return bundle
-
-
-def _page(
-    platform: Platform,
-    caller: Caller,
-    snapshot: Snapshot,
-    *,
-    after: int,
-    self_url: str,
-    now: datetime,
-    left_out: LeftOut | None = None,
-) -> tuple[dict[str, Any], int]:
-    """One page of the snapshot, as released now to this caller: what its token (the one
-    presented with this page) does not grant is left out too, and named."""
-    count = snapshot.query.count
-    rows = platform.snapshots.page(snapshot.id, after=after, count=count + 1)
-    more, rows = len(rows) > count, rows[:count]
-    granted, context = _granted(caller)
-    allowed, denied = on_page(
-        ((mode, resource) for _, mode, resource in rows),
-        granted,
-        everything=snapshot.path.endswith("/$everything"),
-    )
-    released = list(
-        released_on_page(
-            allowed,
-            policy=snapshot.policy,
-            withheld=snapshot.withheld,
-            segmentation=platform.segmentation,
-        )
-    )
-    with_provenance = snapshot.query.our_provenance and grants(granted, "Provenance")
-    if snapshot.query.our_provenance and not with_provenance:
-        denied |= {"Provenance"}
-    if denied:  # a page asked with a token that grants less than the first page's did
-        narrower = LeftOut(frozenset(denied), context)
-        left_out = narrower if left_out is None else left_out | narrower
-    next_url = _page_url(platform, snapshot, rows[-1][0]) if more else None
-    bundle = everything_page(
-        released,
-        total=snapshot.total,
-        fhir_base=fhir_base(platform),
-        self_url=self_url,
-        next_url=next_url,
-        us=platform.us,
-        provenance_id=new_id(),
-        now=now,
-        with_provenance=with_provenance,
-        outcome=_outcome(left_out),
-    )
-    return bundle, len(released)
-
-
-def _page_url(platform: Platform, snapshot: Snapshot, after: int) -> str:
-    return f"{fhir_base(platform)}{snapshot.path}?{_PAGE_TOKEN}={snapshot.id}&{_AFTER}={after}"
-
-
-def _page_event(
-    caller: Caller,
-    snapshot: Snapshot,
-    now: datetime,
-    action: str,
-    *,
-    entries: int,
-    after: int,
-    first: dict[str, Any] | None = None,
-) -> AuditEvent:
-    detail: dict[str, Any] = {
-        "entries": entries,
-        "policy": snapshot.policy.value,
-        "pages": snapshot.id,
-        "path": snapshot.path,
-        "after": after,
-        **(first or {}),  # what the first page decided, and its Idempotency-Key
-    }
-    return AuditEvent(
-        at=now,
-        actor=caller.client_id,
-        action="patient.everything" if action == "everything" else "patient.search",
-        entity_type="Patient",
-        entity_id=snapshot.patient_id,
-        outcome="success",
-        request_id=current_request_id(),
-        detail=detail,
-    )
-
-
 @router.get("/Patient")
 def search_patients(platform: PlatformDep, caller: CallerDep, request: Request) -> FhirResponse:
-    """Patients by identifier (the UMB from $member-match) or id, with our transmitter
-    Provenance and, asked with ``_revinclude=Provenance:target``, their stored one; a
-    member whose consent does not permit the caller is simply not found."""
+    """Patients by identifier (the UMB from $member-match) or id, as
+    ``disclosure.operations.find_patient_page`` finds them."""
     caller.require(resource_scope("Patient", "s"))
-    granted, context = _granted(caller)
-    query, with_provenance, left_out = limit_patient_search(
-        parse_patient_search(request.query_params.multi_items()), granted, context
+    command = PatientSearchCommand(
+        _reader(caller),
+        parse_patient_search(request.query_params.multi_items()),
+        self_url=f"{fhir_base(platform)}/Patient?{request.url.query}",
     )
-    found = find_patients(_disclosure(platform, caller), query)
-    now = utcnow()
-    base = fhir_base(platform)
-    self_url = f"{base}/Patient?{request.url.query}"
-    bundle = everything_page(
-        found,
-        total=sum(1 for mode, _ in found if mode == "match"),
-        fhir_base=base,
-        self_url=self_url,
-        next_url=None,
-        us=platform.us,
-        provenance_id=new_id(),
-        now=now,
-        with_provenance=with_provenance,
-        outcome=_outcome(left_out),
-    )
-    return FhirResponse(bundle)
+    with platform.transactions.begin() as unit:
+        page = find_patient_page(command, unit, _paging(platform))
+    return FhirResponse(_bundle(platform, page))
 
 
 @router.get("/{resource_type}")
@@ -564,42 +398,19 @@ def search(
     ``$everything``; ``_revinclude=Provenance:target`` adds their stored Provenance."""
     _check_type(resource_type)
     caller.require(resource_scope(resource_type, "s"))
+    reader = _reader(caller)
     params = list(request.query_params.multi_items())
     path = f"/{resource_type}"
-    if any(name == _PAGE_TOKEN for name, _ in params):
-        return FhirResponse(_next_page(platform, caller, path, params))
+    if is_next_page(params):
+        return _next_page(platform, NextPageCommand(reader, path, tuple(params)))
     query = parse_search(resource_type, params, max_count=platform.settings.everything_page_size)
     _check_id(query.patient_id)
-    if caller.principal.patient is not None and query.patient_id != caller.principal.patient:
-        # A member-scoped token sees nobody else: an empty search, not a refusal.
-        return FhirResponse(searchset([], fhir_base=fhir_base(platform), at=utcnow()))
-    policy = authorize_member(_disclosure(platform, caller), query.patient_id, "search")
-    now = utcnow()
-    granted, context = _granted(caller)
-    plan = plan_search(
-        query,
-        platform.members.stream_compartment(query.patient_id),
-        platform.members,
-        policy,
-        platform.segmentation,
-        _window(platform, now),
-        granted,
-    )
-    bundle, event = _first_page(
-        platform,
-        caller,
-        request,
-        plan,
-        policy,
-        query.patient_id,
-        path,
-        EverythingQuery(count=query.count, our_provenance=grants(granted, "Provenance")),
-        now,
-        "search",
-        left_out=LeftOut(plan.left_out, context) if plan and plan.left_out else None,
-    )
-    platform.audit.record(event)
-    return FhirResponse(bundle)
+    command = SearchCommand(reader, query, path, _self_url(platform, request, path))
+    with platform.transactions.begin() as unit:  # the first page's audit event
+        page = first_search_page(command, unit, _paging(platform))
+    if page is None:  # a member-scoped token asking about another member
+        return FhirResponse(searchset([], fhir_base=fhir_base(platform), at=unit.now))
+    return FhirResponse(_bundle(platform, page))
 
 
 @router.get("/{resource_type}/{resource_id}")
@@ -610,7 +421,8 @@ def read(
     _check_type(resource_type)
     caller.require(resource_scope(resource_type, "r"))
     _check_id(resource_id)
-    return FhirResponse(read_resource(_disclosure(platform, caller), resource_type, resource_id))
+    context = disclosure_context(_reader(caller), utcnow(), _paging(platform))
+    return FhirResponse(read_resource(context, resource_type, resource_id))
 
 
 def _check_type(resource_type: str) -> None:

@@ -1,0 +1,178 @@
+"""The disclosure operations as use cases, each ``use_case(command, unit, ports)``:
+``$everything``'s first page, a search within one member's records, and ``Patient`` by
+identifier. A command holds what the request says (parsed by the edge); the unit gives
+the time, the ids and where the page's audit event is recorded; the result is a
+``Page`` (``disclosure.paging``) the edge renders.
+
+``$everything`` is answered in two steps because the edge answers it once per
+Idempotency-Key: the consent is decided on every call, a retry under the same key
+included (``open_everything``), the page only when the call is answered anew
+(``first_everything_page``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from payerbridge.disclosure.everything import (
+    EverythingQuery,
+    parse_everything_query,
+    plan_everything,
+    plan_search,
+)
+from payerbridge.disclosure.grants import LeftOut, grants, limit_everything, limit_patient_search
+from payerbridge.disclosure.paging import (
+    FirstPage,
+    Page,
+    PagingPorts,
+    PagingRules,
+    Reader,
+    decide_consent,
+    disclosure_context,
+    first_page,
+    window_at,
+)
+from payerbridge.disclosure.reads import find_patients
+from payerbridge.disclosure.search import PatientQuery, SearchQuery
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import MemberId
+
+__all__ = [
+    "EverythingCommand",
+    "PatientSearchCommand",
+    "SearchCommand",
+    "everything_query",
+    "find_patient_page",
+    "first_everything_page",
+    "first_search_page",
+    "open_everything",
+]
+
+
+@dataclass(frozen=True)
+class EverythingCommand:
+    """A first ``$everything`` page asked: its query limited to what the reader's token
+    grants (``everything_query``), and what that left out."""
+
+    reader: Reader
+    member: MemberId
+    query: EverythingQuery
+    left_out: LeftOut | None
+    path: str  # under the FHIR base
+    self_url: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchCommand:
+    """A first page of a search within one member's records."""
+
+    reader: Reader
+    query: SearchQuery
+    path: str  # under the FHIR base
+    self_url: str
+
+
+@dataclass(frozen=True)
+class PatientSearchCommand:
+    """``Patient?identifier=`` (or ``_id``), answered in one page."""
+
+    reader: Reader
+    query: PatientQuery
+    self_url: str
+
+
+def everything_query(
+    params: Sequence[tuple[str, str]], reader: Reader, rules: PagingRules
+) -> tuple[EverythingQuery, LeftOut | None]:
+    """The first page's query (400 naming every bad parameter), limited to the types the
+    reader's token grants (403 when it grants none that ``_type`` names), and what that
+    left out."""
+    query = parse_everything_query(params, max_count=rules.page_size)
+    return limit_everything(query, reader.granted, rules.held_types, reader.context)
+
+
+def open_everything(command: EverythingCommand, unit: UnitOfWork, ports: PagingPorts) -> FirstPage:
+    """The member's consent decided for the reader now (audited): a consent revoked since
+    an earlier answer stops the data here, even one replayed under its Idempotency-Key."""
+    policy = decide_consent(command.reader, command.member, "everything", unit, ports)
+    return FirstPage(
+        command.reader,
+        command.member,
+        command.path,
+        command.self_url,
+        command.query,
+        policy,
+        left_out=command.left_out,
+        idempotency_key=command.idempotency_key,
+    )
+
+
+def first_everything_page(asked: FirstPage, unit: UnitOfWork, ports: PagingPorts) -> Page:
+    """Decide what the member's ``$everything`` gives (streaming the compartment once,
+    within the payer-to-payer window) and answer its first page; NotFound when the
+    member has no Patient."""
+    members, rules = ports.members, ports.rules
+    plan = plan_everything(
+        asked.member,
+        members.stream_compartment(asked.member),
+        members,
+        asked.policy,
+        asked.query,
+        rules.segmentation,
+        window_at(unit.now, rules),
+    )
+    return first_page(asked, plan, unit, ports)
+
+
+def first_search_page(command: SearchCommand, unit: UnitOfWork, ports: PagingPorts) -> Page | None:
+    """A search decided by the member's consent on the whole compartment, paged like
+    ``$everything``; None when a member-scoped token asks about another member: it sees
+    nobody else, an empty search rather than a refusal."""
+    reader, query = command.reader, command.query
+    if reader.only_member is not None and query.patient_id != reader.only_member:
+        return None
+    policy = decide_consent(reader, query.patient_id, "search", unit, ports)
+    members, rules = ports.members, ports.rules
+    plan = plan_search(
+        query,
+        members.stream_compartment(query.patient_id),
+        members,
+        policy,
+        rules.segmentation,
+        window_at(unit.now, rules),
+        reader.granted,
+    )
+    asked = FirstPage(
+        reader,
+        query.patient_id,
+        command.path,
+        command.self_url,
+        EverythingQuery(count=query.count, our_provenance=grants(reader.granted, "Provenance")),
+        policy,
+        left_out=LeftOut(plan.left_out, reader.context) if plan and plan.left_out else None,
+    )
+    return first_page(asked, plan, unit, ports)
+
+
+def find_patient_page(command: PatientSearchCommand, unit: UnitOfWork, ports: PagingPorts) -> Page:
+    """Patients by identifier (the UMB from $member-match) or id, with our transmitter
+    Provenance and, asked with ``_revinclude=Provenance:target``, their stored one; a
+    member whose consent does not permit the reader is simply not found."""
+    reader = command.reader
+    query, with_provenance, left_out = limit_patient_search(
+        command.query, reader.granted, reader.context
+    )
+    found = find_patients(disclosure_context(reader, unit.now, ports), query)
+    return Page(
+        found,
+        total=sum(1 for mode, _ in found if mode == "match"),
+        self_url=command.self_url,
+        next_url=None,
+        with_provenance=with_provenance,
+        left_out=left_out,
+        now=unit.now,
+        provenance_id=unit.new_id(),
+        outcome_id=unit.new_id(),
+    )

@@ -1,0 +1,333 @@
+"""Paged answers: a first page's decision kept as a snapshot, and the pages read back
+through it by ``next`` links, each released to the caller as it asks and audited.
+
+``$everything`` and a search within one member's records page alike
+(``disclosure.operations`` decides their first pages). A page is a ``Page``, the data of
+one searchset Bundle; the edge renders it (``everything_page``) with its outcome entry.
+The snapshot commits in a unit of its own before its first page is read back (reads see
+the last commit); each page's audit event is recorded on the unit the use case is given,
+committed by its caller with whatever goes with the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.audit.ports import AuditLog
+from payerbridge.consent.model import ConsentPolicy, Requester
+from payerbridge.consent.ports import ConsentStore
+from payerbridge.consent.segmentation import SegmentationPolicy
+from payerbridge.disclosure.everything import (
+    EverythingPlan,
+    EverythingQuery,
+    Snapshot,
+    grants,
+    released_on_page,
+)
+from payerbridge.disclosure.grants import Granted, LeftOut, on_page
+from payerbridge.disclosure.ports import DisclosureSnapshots, MemberData
+from payerbridge.disclosure.reads import DisclosureContext, authorize_member
+from payerbridge.disclosure.window import ExchangeWindow
+from payerbridge.errors import Conflict, InvalidInput, Issue, NotFound
+from payerbridge.transactions import Transactions, UnitOfWork
+from payerbridge.types import MemberId
+
+__all__ = [
+    "AFTER",
+    "PAGE_TOKEN",
+    "FirstPage",
+    "NextPageCommand",
+    "Page",
+    "PagingPorts",
+    "PagingRules",
+    "Reader",
+    "decide_consent",
+    "disclosure_context",
+    "first_page",
+    "is_next_page",
+    "next_page",
+    "window_at",
+]
+
+Resource = dict[str, Any]
+Params = Sequence[tuple[str, str]]
+
+# The parameters of a next link: the snapshot's id and the position the page starts after.
+PAGE_TOKEN, AFTER = "_page_token", "_after"
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who asks, as the edge authenticated them: the requester the consent names, the
+    types their token grants (None: every type), the member a member-scoped token is
+    limited to, and the request's correlation id for the audit trail."""
+
+    requester: Requester
+    granted: Granted
+    only_member: MemberId | None = None
+    request_id: str | None = None
+
+    @property
+    def context(self) -> str:
+        """The context of the scopes the caller would ask for more with."""
+        return "patient" if self.only_member is not None else "system"
+
+
+@dataclass(frozen=True)
+class PagingRules:
+    fhir_base: str  # the next links are built on it
+    source_npi: str  # us, the discloser a consent names
+    page_size: int  # the most entries a page holds (the largest _count)
+    snapshot_lifetime: timedelta  # how long a first page's next links work
+    payer_to_payer_years: int  # the service-date window (disclosure.window)
+    segmentation: SegmentationPolicy  # what a regular consent withholds
+    held_types: frozenset[str]  # the types this server holds ($everything's possible ones)
+
+
+@dataclass(frozen=True)
+class PagingPorts:
+    members: MemberData
+    consents: ConsentStore
+    # Consent decisions, each in a unit of its own: a refusal's event commits before the
+    # refusal is raised (as a read's does).
+    audit: AuditLog
+    snapshots: DisclosureSnapshots
+    transactions: Transactions  # the snapshot commits before its first page is read back
+    rules: PagingRules
+
+
+@dataclass(frozen=True)
+class Page:
+    """One searchset page as it goes, for the edge to render (``everything_page``)."""
+
+    entries: list[tuple[str, Resource]]  # (search mode, resource as released)
+    total: int
+    self_url: str
+    next_url: str | None
+    with_provenance: bool  # our transmitter Provenance goes (the token grants it)
+    left_out: LeftOut | None  # said in an outcome entry (id ``outcome_id``) when set
+    now: datetime
+    provenance_id: str
+    outcome_id: str
+
+
+@dataclass(frozen=True)
+class NextPageCommand:
+    """A page after the first, asked with its ``next`` link on ``path``."""
+
+    reader: Reader
+    path: str  # under the FHIR base, as the route was asked
+    params: tuple[tuple[str, str], ...]
+
+
+def is_next_page(params: Params) -> bool:
+    return any(name == PAGE_TOKEN for name, _ in params)
+
+
+def decide_consent(
+    reader: Reader, member: MemberId, hop: str, unit: UnitOfWork, ports: PagingPorts
+) -> ConsentPolicy:
+    """The member's consent for the reader at ``unit.now`` (audited through
+    ``ports.audit``); DisclosureDenied or NotFound when it does not permit."""
+    return authorize_member(disclosure_context(reader, unit.now, ports), member, hop)
+
+
+@dataclass(frozen=True)
+class FirstPage:
+    """What a first page was asked with and decided under: the operations' commands
+    (``disclosure.operations``) come down to this."""
+
+    reader: Reader
+    member: MemberId
+    path: str  # under the FHIR base: the next links page it only
+    self_url: str
+    query: EverythingQuery  # kept in the snapshot: the page size, our Provenance
+    policy: ConsentPolicy
+    left_out: LeftOut | None = None  # types the reader's token left out of the decision
+    idempotency_key: str | None = None
+
+
+def first_page(
+    asked: FirstPage, plan: EverythingPlan | None, unit: UnitOfWork, ports: PagingPorts
+) -> Page:
+    """Keep ``plan`` as a snapshot and answer its first page, audited on ``unit`` with
+    what the first page decided; the plan is None when the member has no Patient."""
+    if plan is None:
+        raise NotFound(f"Patient/{asked.member} does not exist")
+    now = unit.now
+    snapshot = Snapshot(
+        id=unit.new_id(),
+        client_id=asked.reader.requester.client_id,
+        patient_id=asked.member,
+        policy=asked.policy,
+        created_at=now,
+        expires_at=now + ports.rules.snapshot_lifetime,
+        total=plan.total,
+        query=asked.query,
+        withheld=plan.withheld,
+        path=asked.path,
+    )
+    with ports.transactions.begin() as saving:  # committed: its pages are read back
+        ports.snapshots.save(saving, snapshot, plan.entries)
+    reader, left_out = asked.reader, asked.left_out
+    page, sent = _page(
+        reader, snapshot, unit, ports, after=0, self_url=asked.self_url, left_out=left_out
+    )
+    first: dict[str, Any] = {
+        "withheld": plan.withheld_count,
+        "outside_window": plan.outside_window,
+        "idempotency_key": asked.idempotency_key,
+    }
+    if asked.left_out is not None:
+        first["types_not_granted"] = sorted(asked.left_out.types)
+    unit.record(_page_event(asked.reader, snapshot, now, entries=sent, after=0, first=first))
+    return page
+
+
+def next_page(command: NextPageCommand, unit: UnitOfWork, ports: PagingPorts) -> Page:
+    """A page after the first, as its ``next`` link names it: only on the path, and to
+    the client, that asked for the first; the consent decided again, and the page
+    audited on ``unit``."""
+    params = command.params
+    given = dict(params)
+    if (
+        sorted(name for name, _ in params) != sorted((AFTER, PAGE_TOKEN))
+        or not given[AFTER].isdigit()
+    ):
+        raise InvalidInput(
+            "a next page is asked with its link as given: _page_token and _after only",
+            issues=[Issue("follow the next link unchanged", PAGE_TOKEN, "invalid")],
+        )
+    snapshot = ports.snapshots.get(given[PAGE_TOKEN][:36])
+    if (
+        snapshot is None
+        or snapshot.client_id != command.reader.requester.client_id
+        or snapshot.path != command.path
+        or snapshot.expires_at < unit.now
+    ):
+        raise NotFound(
+            "these pages do not exist or have expired; ask again from the first page",
+            issues=[Issue("the page token is unknown or expired", PAGE_TOKEN, "not-found")],
+        )
+    hop = "everything" if _is_everything(snapshot) else "search"
+    policy = decide_consent(command.reader, snapshot.patient_id, hop, unit, ports)
+    if policy is not snapshot.policy:
+        raise Conflict(
+            "the member's consent changed since the first page; ask again from the first page",
+            issues=[Issue("the consent policy changed", PAGE_TOKEN, "conflict")],
+        )
+    after = int(given[AFTER])
+    self_url = _page_url(ports.rules, snapshot, after)
+    page, sent = _page(command.reader, snapshot, unit, ports, after=after, self_url=self_url)
+    unit.record(_page_event(command.reader, snapshot, unit.now, entries=sent, after=after))
+    return page
+
+
+def window_at(now: datetime, rules: PagingRules) -> ExchangeWindow:
+    """The payer-to-payer window of an answer asked now (disclosure.window)."""
+    return ExchangeWindow.at(now, years=rules.payer_to_payer_years)
+
+
+def disclosure_context(reader: Reader, at: datetime, ports: PagingPorts) -> DisclosureContext:
+    """What the reads' consent checks go through, for ``reader`` at ``at``."""
+    return DisclosureContext(
+        members=ports.members,
+        consents=ports.consents,
+        audit=ports.audit,
+        requester=reader.requester,
+        source_npi=ports.rules.source_npi,
+        at=at,
+        request_id=reader.request_id,
+        only_member=reader.only_member,
+        segmentation=ports.rules.segmentation,
+    )
+
+
+def _page(
+    reader: Reader,
+    snapshot: Snapshot,
+    unit: UnitOfWork,
+    ports: PagingPorts,
+    *,
+    after: int,
+    self_url: str,
+    left_out: LeftOut | None = None,
+) -> tuple[Page, int]:
+    """One page of the snapshot, as released now to this reader, and how many entries it
+    sends: what its token (the one presented with this page) does not grant is left out
+    too, and named."""
+    count = snapshot.query.count
+    rows = ports.snapshots.page(snapshot.id, after=after, count=count + 1)
+    more, rows = len(rows) > count, rows[:count]
+    allowed, denied = on_page(
+        ((mode, resource) for _, mode, resource in rows),
+        reader.granted,
+        everything=_is_everything(snapshot),
+    )
+    released = list(
+        released_on_page(
+            allowed,
+            policy=snapshot.policy,
+            withheld=snapshot.withheld,
+            segmentation=ports.rules.segmentation,
+        )
+    )
+    with_provenance = snapshot.query.our_provenance and grants(reader.granted, "Provenance")
+    if snapshot.query.our_provenance and not with_provenance:
+        denied |= {"Provenance"}
+    if denied:  # a page asked with a token that grants less than the first page's did
+        narrower = LeftOut(frozenset(denied), reader.context)
+        left_out = narrower if left_out is None else left_out | narrower
+    page = Page(
+        released,
+        total=snapshot.total,
+        self_url=self_url,
+        next_url=_page_url(ports.rules, snapshot, rows[-1][0]) if more else None,
+        with_provenance=with_provenance,
+        left_out=left_out,
+        now=unit.now,
+        provenance_id=unit.new_id(),
+        outcome_id=unit.new_id(),
+    )
+    return page, len(released)
+
+
+def _is_everything(snapshot: Snapshot) -> bool:
+    return snapshot.path.endswith("/$everything")
+
+
+def _page_url(rules: PagingRules, snapshot: Snapshot, after: int) -> str:
+    return f"{rules.fhir_base}{snapshot.path}?{PAGE_TOKEN}={snapshot.id}&{AFTER}={after}"
+
+
+def _page_event(
+    reader: Reader,
+    snapshot: Snapshot,
+    now: datetime,
+    *,
+    entries: int,
+    after: int,
+    first: dict[str, Any] | None = None,
+) -> AuditEvent:
+    detail: dict[str, Any] = {
+        "entries": entries,
+        "policy": snapshot.policy.value,
+        "pages": snapshot.id,
+        "path": snapshot.path,
+        "after": after,
+        **(first or {}),  # what the first page decided, and its Idempotency-Key
+    }
+    return AuditEvent(
+        at=now,
+        actor=reader.requester.client_id,
+        action="patient.everything" if _is_everything(snapshot) else "patient.search",
+        entity_type="Patient",
+        entity_id=snapshot.patient_id,
+        outcome="success",
+        request_id=reader.request_id,
+        detail=detail,
+    )
