@@ -24,6 +24,8 @@ import orjson
 from payerbridge.audit.chain import GENESIS, detail_text, leaf_hash, link_events
 from payerbridge.audit.checkpoints import StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
+from payerbridge.bulk.model import BulkJob, JobStatus
+from payerbridge.bulk.ports import StoredGroup
 from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
 from payerbridge.disclosure.everything import PageEntry, Snapshot
 from payerbridge.errors import (
@@ -59,7 +61,7 @@ from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import RateLimit
 from payerbridge.security.model import OrganizationEvidence, RegisteredClient
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import ClientId, ExchangeId, MemberId
+from payerbridge.types import BulkJobId, ClientId, ExchangeId, MemberId
 
 __all__ = [
     "FakeClock",
@@ -72,6 +74,7 @@ __all__ = [
     "InMemoryAuditChain",
     "InMemoryAuditLog",
     "InMemoryBreakerStore",
+    "InMemoryBulkJobs",
     "InMemoryConsentStore",
     "InMemoryDisclosureSnapshots",
     "InMemoryMemberData",
@@ -419,6 +422,56 @@ class InMemoryExchangeStore:
 
     def dead_letter(self, exchange_id: str) -> DeadLetter | None:
         return self._letters.get(exchange_id)
+
+
+class InMemoryBulkJobs:
+    """The parts of the ``BulkJobs`` port that accepting, reading and cancelling jobs and
+    reading Groups use: jobs with their request bodies, and the Groups given."""
+
+    def __init__(self, *groups: StoredGroup) -> None:
+        self.jobs: dict[BulkJobId, BulkJob] = {}
+        self.bodies: dict[BulkJobId, bytes] = {}
+        self.groups = {group.id: group for group in groups}
+
+    def create(self, unit: UnitOfWork, job: BulkJob, request_body: bytes) -> None:
+        if job.id in self.jobs:
+            raise StoreConflict(f"bulk job {job.id} exists")
+        self.jobs[job.id] = job
+        self.bodies[job.id] = request_body
+
+    def get(self, job_id: BulkJobId) -> BulkJob | None:
+        return self.jobs.get(job_id)
+
+    def request_body(self, job_id: BulkJobId) -> bytes:
+        return self.bodies[job_id]
+
+    def cancel(self, unit: UnitOfWork, job_id: BulkJobId, *, at: datetime) -> bool:
+        job = self.jobs.get(job_id)
+        if job is None or job.status is JobStatus.CANCELLED:
+            return False
+        self.jobs[job_id] = dataclasses.replace(job, status=JobStatus.CANCELLED, updated_at=at)
+        self.groups = {k: g for k, g in self.groups.items() if g.job_id != job_id}
+        return True
+
+    def group(self, group_id: str) -> StoredGroup | None:
+        return self.groups.get(group_id)
+
+    def find_groups(
+        self,
+        client_id: ClientId,
+        *,
+        requester_npis: frozenset[str] | None,
+        results: frozenset[str] | None,
+        now: datetime,
+    ) -> list[StoredGroup]:
+        return [
+            group
+            for group in self.groups.values()
+            if group.client_id == client_id
+            and group.expires_at > now
+            and (requester_npis is None or group.requester_npi in requester_npis)
+            and (results is None or group.result in results)
+        ]
 
 
 class InMemoryPartnerDirectory:

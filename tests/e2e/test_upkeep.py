@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from payerbridge.api.schemas import ExchangeCreate
-from payerbridge.exchange.submission import submit_exchange
+from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
 from tests.builders import an_exchange_request
 from tests.servers import ServerProcess, free_port
 
@@ -34,12 +34,13 @@ def test_an_exchange_recorded_but_never_enqueued_is_swept_up(
     raw = an_exchange_request("old-plan")
     with new.platform() as platform:  # as the API records it, then dies before enqueueing
         submission = submit_exchange(
+            ExchangeSubmission(
+                ExchangeCreate.model_validate(raw).to_domain(),
+                raw,
+                client_id="anonymous",
+                idempotency_key=None,
+            ),
             platform.exchange_ports,
-            ExchangeCreate.model_validate(raw).to_domain(),
-            raw,
-            client_id="anonymous",
-            request_id=None,
-            idempotency_key=None,
         )
     exchange_id = submission.exchange_id
     deadline = time.monotonic() + 60  # swept every 2 s once it is 1 s old

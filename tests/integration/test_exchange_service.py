@@ -21,7 +21,7 @@ from payerbridge.exchange.model import Attempt, ExchangeState, Move
 from payerbridge.exchange.outbound import admit_call, record_outcome
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.steps import proceed
-from payerbridge.exchange.submission import request_hash, submit_exchange
+from payerbridge.exchange.submission import ExchangeSubmission, request_hash, submit_exchange
 from payerbridge.fhir.member_match import build_member_match_response
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.enrolment import store_partner
@@ -67,12 +67,14 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # typ
 def submit(platform: Platform, raw: dict[str, Any]) -> str:
     request = ExchangeCreate.model_validate(raw)
     return submit_exchange(
+        ExchangeSubmission(
+            request.to_domain(),
+            request.model_dump(mode="json"),
+            client_id="tester",
+            idempotency_key=None,
+            request_id="r1",
+        ),
         platform.exchange_ports,
-        request.to_domain(),
-        request.model_dump(mode="json"),
-        client_id="tester",
-        request_id="r1",
-        idempotency_key=None,
     ).exchange_id
 
 
@@ -492,12 +494,13 @@ def test_the_breaker_and_the_idempotency_key_read_back_as_they_were_kept(
 
     raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(mode="json")
     submitted = submit_exchange(
+        ExchangeSubmission(
+            ExchangeCreate.model_validate(raw).to_domain(),
+            raw,
+            client_id="tester",
+            idempotency_key="key-1",
+        ),
         ports,
-        ExchangeCreate.model_validate(raw).to_domain(),
-        raw,
-        client_id="tester",
-        request_id=None,
-        idempotency_key="key-1",
     )
     found = platform.exchanges.find_by_idempotency_key("tester", "key-1")
     assert found is not None and found.exchange_id == submitted.exchange_id
@@ -511,12 +514,13 @@ def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(platform:
     ports = platform.exchange_ports
     raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(mode="json")
     first = submit_exchange(
+        ExchangeSubmission(
+            ExchangeCreate.model_validate(raw).to_domain(),
+            raw,
+            client_id="tester",
+            idempotency_key="k",
+        ),
         ports,
-        ExchangeCreate.model_validate(raw).to_domain(),
-        raw,
-        client_id="tester",
-        request_id=None,
-        idempotency_key="k",
     )
     kept = platform.consents.for_member(
         platform.exchanges.get(first.exchange_id).request["new_coverage"]["member_id"],
@@ -542,7 +546,7 @@ def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(platform:
             partner_id=PartnerId("old-plan"),
             client_id="tester",
             request=raw,
-            request_hash=first.request_hash,
+            request_hash=request_hash(raw),
             at=ports.clock(),
             idempotency_key="k",
             consent_id="racing-opt-in",

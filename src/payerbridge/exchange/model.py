@@ -23,6 +23,7 @@ from payerbridge.errors import IllegalTransition
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [
+    "ExchangeStart",
     "Address",
     "Attempt",
     "STOPPED_STATES",
@@ -186,6 +187,16 @@ class DeadLetter:
     replayed_at: datetime | None = None
     replayed_by: str | None = None
     replay_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ExchangeStart:
+    """An exchange's workflow run for the edge to enqueue: the exchange, its old payer
+    (the queue's partition) and which run (0: its first; n: its n-th replay)."""
+
+    exchange_id: ExchangeId
+    partner_id: PartnerId
+    replay_count: int = 0
 
 
 @dataclass(frozen=True)

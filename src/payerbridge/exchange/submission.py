@@ -1,13 +1,17 @@
 """An exchange submitted (new-payer role): recorded once per Idempotency-Key, with the
 member's opt-in it runs under; and an opt-in captured on its own, ahead of exchanges.
 
-A submission records the exchange in ``submitted``; the workflow takes it from there.
+A submission records the exchange in ``submitted`` and says which workflow run to start;
+the edge enqueues it (this room enqueues nothing), and the workflow takes it from there.
+A process that dies between the two leaves the exchange in ``submitted``: a repeat of its
+Idempotency-Key says to start it again, and the upkeep sweep starts it anyway.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +23,7 @@ from payerbridge.errors import Issue, StoreConflict, UnprocessableRequest
 from payerbridge.exchange.model import (
     ConsentGrant,
     ExchangeRequest,
+    ExchangeStart,
     ExchangeState,
     Move,
     Submission,
@@ -29,7 +34,13 @@ from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
 from payerbridge.routing.model import Partner
 from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
 
-__all__ = ["capture_opt_in", "request_hash", "submit_exchange"]
+__all__ = [
+    "ExchangeSubmission",
+    "SubmittedExchange",
+    "capture_opt_in",
+    "request_hash",
+    "submit_exchange",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,34 +50,42 @@ def request_hash(raw: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def submit_exchange(
-    ports: ExchangePorts,
-    request: ExchangeRequest,
-    raw: dict[str, Any],
-    *,
-    client_id: ClientId,
-    request_id: str | None,
-    idempotency_key: str | None,
-) -> Submission:
-    """Record a new exchange in ``submitted`` (the workflow takes it from there), or
-    return the one this client already submitted under the same Idempotency-Key.
+@dataclass(frozen=True)
+class ExchangeSubmission:
+    """A client's exchange request: as read (``request``) and as sent (``raw``, kept and
+    hashed), under its Idempotency-Key (None: every submission is new)."""
+
+    request: ExchangeRequest
+    raw: dict[str, Any]
+    client_id: ClientId
+    idempotency_key: str | None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SubmittedExchange:
+    """What a submission came to: the exchange, whether this submission recorded it (else
+    it repeats an Idempotency-Key), and the run to enqueue: the first, while the exchange
+    still waits in ``submitted``; None once its workflow has moved it on."""
+
+    exchange_id: ExchangeId
+    is_new: bool
+    start: ExchangeStart | None
+
+
+def submit_exchange(command: ExchangeSubmission, ports: ExchangePorts) -> SubmittedExchange:
+    """Record a new exchange in ``submitted``, or find the one this client already
+    submitted under the same Idempotency-Key; either way, say what to enqueue.
 
     The key reused with another body is UnprocessableRequest (422), as for every
     Idempotency-Key we honour (the IETF draft's answer; ADR 0004, amended). A twin
     submitted at the same moment waits for nothing: it gets the exchange that won."""
-    digest = request_hash(raw)
+    client_id, idempotency_key = command.client_id, command.idempotency_key
+    digest = request_hash(command.raw)
     earlier = ports.exchanges.find_by_idempotency_key(client_id, idempotency_key)
     if earlier is None:
         try:
-            earlier = _record_submission(
-                ports,
-                request,
-                raw,
-                digest,
-                client_id=client_id,
-                request_id=request_id,
-                idempotency_key=idempotency_key,
-            )
+            earlier = _record_submission(ports, command, digest)
         except StoreConflict:  # a concurrent twin under the same key committed first
             earlier = ports.exchanges.find_by_idempotency_key(client_id, idempotency_key)
             if earlier is None:
@@ -86,24 +105,30 @@ def submit_exchange(
     if earlier.created:
         logger.info(
             "exchange submitted",
-            extra={"exchange_id": earlier.exchange_id, "partner_id": request.old_payer},
+            extra={"exchange_id": earlier.exchange_id, "partner_id": command.request.old_payer},
         )
-    return earlier
+        start = ExchangeStart(earlier.exchange_id, command.request.old_payer)
+        return SubmittedExchange(earlier.exchange_id, True, start)
+    return SubmittedExchange(earlier.exchange_id, False, _start_if_waiting(ports, earlier))
+
+
+def _start_if_waiting(ports: ExchangePorts, earlier: Submission) -> ExchangeStart | None:
+    """The first run of an exchange submitted before, while it still waits in
+    ``submitted``: a repeated POST may follow a crash between recording and enqueueing
+    (enqueueing a run that exists attaches to it)."""
+    record = ports.exchanges.current(earlier.exchange_id)
+    if record.state is not ExchangeState.SUBMITTED:
+        return None
+    return ExchangeStart(record.id, record.partner_id)
 
 
 def _record_submission(
-    ports: ExchangePorts,
-    request: ExchangeRequest,
-    raw: dict[str, Any],
-    digest: str,
-    *,
-    client_id: ClientId,
-    request_id: str | None,
-    idempotency_key: str | None,
+    ports: ExchangePorts, command: ExchangeSubmission, digest: str
 ) -> Submission:
     """The exchange and its opt-in in one unit of work, with their audit events. The
     opt-in captured with the request commits with the exchange, so a submission that
     loses an Idempotency-Key race (StoreConflict) leaves no opt-in behind."""
+    request, client_id, request_id = command.request, command.client_id, command.request_id
     partner = _check_partner(ports, request.old_payer)
     now = ports.clock()
     exchange_id = ExchangeId(ports.new_id())
@@ -117,10 +142,10 @@ def _record_submission(
             exchange_id=exchange_id,
             partner_id=request.old_payer,
             client_id=client_id,
-            request=raw,
+            request=command.raw,
             request_hash=digest,
             at=now,
-            idempotency_key=idempotency_key,
+            idempotency_key=command.idempotency_key,
             deadline_at=now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
             policy_version=version,
             consent_id=consent_id,

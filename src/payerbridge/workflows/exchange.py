@@ -22,7 +22,7 @@ from datetime import timedelta
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 
 from payerbridge.errors import IllegalTransition, StoreUnavailable
-from payerbridge.exchange.model import STOPPED_STATES, ExchangeState
+from payerbridge.exchange.model import STOPPED_STATES, ExchangeStart, ExchangeState
 from payerbridge.exchange.moves import fail
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.requests import request_from_document
@@ -38,6 +38,7 @@ __all__ = [
     "QueueLimits",
     "bind_ports",
     "enqueue_exchange",
+    "enqueue_start",
     "exchange_workflow",
     "register_queue",
     "unstarted_exchanges",
@@ -143,6 +144,12 @@ def enqueue_exchange(
         SetEnqueueOptions(queue_partition_key=partner_id),
     ):
         queue.enqueue(exchange_workflow, exchange_id)
+
+
+def enqueue_start(start: ExchangeStart | None) -> None:
+    """Enqueue the run a use case says to start (None: there is none to start)."""
+    if start is not None:
+        enqueue_exchange(start.exchange_id, start.partner_id, replay_count=start.replay_count)
 
 
 _queues: dict[str, Queue] = {}

@@ -350,20 +350,21 @@ def _worker(data_dir: Path, worker_id: str, timings: Path, database_url: str | N
 
 def _submit(platform: Any, partner: int) -> str:
     from payerbridge.exchange.requests import request_from_document
-    from payerbridge.exchange.submission import submit_exchange
-    from payerbridge.workflows.exchange import enqueue_exchange
+    from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
+    from payerbridge.workflows.exchange import enqueue_start
 
     request = {**_request(), "old_payer": f"stub-{partner}"}
-    submission = submit_exchange(
+    submitted = submit_exchange(
+        ExchangeSubmission(
+            request_from_document(request),
+            request,
+            client_id=ClientId("bench"),
+            idempotency_key=str(uuid.uuid4()),
+        ),
         platform.exchange_ports,
-        request_from_document(request),
-        request,
-        client_id=ClientId("bench"),
-        request_id=None,
-        idempotency_key=str(uuid.uuid4()),
     )
-    enqueue_exchange(submission.exchange_id, request["old_payer"])
-    return submission.exchange_id
+    enqueue_start(submitted.start)
+    return submitted.exchange_id
 
 
 def _wait_completed(platform: Any, ids: list[str], timeout: float = 600) -> None:

@@ -17,18 +17,23 @@ from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import Conflict, MatchUnderReview, NoMatch, UnprocessableRequest
 from payerbridge.exchange.breaker import BreakerState, BreakerStatus
 from payerbridge.exchange.interventions import ask_again_now, cancel, revoke_and_stop
-from payerbridge.exchange.model import ExchangeRequest, ExchangeState, Submission
+from payerbridge.exchange.model import ExchangeRequest, ExchangeStart, ExchangeState, Submission
 from payerbridge.exchange.outbound import admit_call, record_outcome
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.exchange.review import awaits_partner_review
 from payerbridge.exchange.steps import proceed
-from payerbridge.exchange.submission import submit_exchange
+from payerbridge.exchange.submission import (
+    ExchangeSubmission,
+    SubmittedExchange,
+    submit_exchange,
+)
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.fhir.outcome import rendering_for
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Organization, Partner
+from payerbridge.types import PartnerId
 from tests.builders import a_coverage, a_patient, an_exchange_request
 from tests.fakes import (
     FakeClock,
@@ -97,12 +102,14 @@ def _client(outages: int = 0) -> FakePartnerClient:
 def _submit(ports: ExchangePorts, raw: dict[str, Any], key: str | None = None) -> str:
     request = ExchangeCreate.model_validate(raw)
     return submit_exchange(
+        ExchangeSubmission(
+            request.to_domain(),
+            request.model_dump(mode="json"),
+            client_id="newplan",
+            idempotency_key=key,
+            request_id="r1",
+        ),
         ports,
-        request.to_domain(),
-        request.model_dump(mode="json"),
-        client_id="newplan",
-        request_id="r1",
-        idempotency_key=key,
     ).exchange_id
 
 
@@ -121,6 +128,26 @@ def test_a_submission_is_recorded_once_per_idempotency_key() -> None:
     assert rendering_for(refused.value).status == 422  # as the old payer's keys answer
     assert [issue.expression for issue in refused.value.issues] == ["Idempotency-Key"]
     assert _submit(ports, an_exchange_request(), key="k2") != first
+
+
+def _submitted(ports: ExchangePorts, key: str | None) -> SubmittedExchange:
+    raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(mode="json")
+    command = ExchangeSubmission(_parse(raw), raw, client_id="newplan", idempotency_key=key)
+    return submit_exchange(command, ports)
+
+
+def test_a_submission_says_which_run_to_enqueue_and_enqueues_nothing_itself() -> None:
+    ports = _ports(_client(), FakeClock())
+    first = _submitted(ports, "k1")
+    assert first.is_new
+    assert first.start == ExchangeStart(first.exchange_id, PartnerId("old-plan"))
+    # A repeat while it waits in submitted (its process may have died before enqueueing).
+    again = _submitted(ports, "k1")
+    assert (again.exchange_id, again.is_new, again.start) == (first.exchange_id, False, first.start)
+    proceed(ports, first.exchange_id, _parse)  # its workflow moves it on
+    assert ports.exchanges.current(first.exchange_id).state is not ExchangeState.SUBMITTED
+    later = _submitted(ports, "k1")
+    assert (later.exchange_id, later.is_new, later.start) == (first.exchange_id, False, None)
 
 
 class _RacingExchangeStore(InMemoryExchangeStore):

@@ -6,7 +6,6 @@ exist for it (404)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import UTC
 from email.utils import format_datetime
@@ -18,7 +17,6 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from payerbridge.api.deps import (
-    Caller,
     CallerDep,
     PlatformDep,
     caller_of,
@@ -28,29 +26,23 @@ from payerbridge.api.deps import (
     run_store_bound,
 )
 from payerbridge.api.responses import FhirResponse, JsonResponse
-from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, utcnow
-from payerbridge.bulk.export import accept_group_export, accept_patient_export
+from payerbridge.bulk import groups
+from payerbridge.bulk.access import JobFileRead, OwnJob, cancel_own_job, own_job, read_job_file
+from payerbridge.bulk.groups import GroupRead, GroupSearch
 from payerbridge.bulk.jobs import job_file_lines
-from payerbridge.bulk.member_match import accept_member_match, cancel_job, job_of
-from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob, JobStatus, OutputFile
-from payerbridge.errors import (
-    Forbidden,
-    Gone,
-    InvalidInput,
-    Issue,
-    NotAcceptable,
-    NotFound,
-    PayerBridgeError,
+from payerbridge.bulk.kick_off import (
+    ExportKickOff,
+    KickedOff,
+    MemberMatchKickOff,
+    kick_off_export,
+    kick_off_member_match,
 )
-from payerbridge.fhir import codes
-from payerbridge.fhir.bulk_export import ExportRequest, export_parameters, parse_export_request
-from payerbridge.fhir.bulk_member_match import RESULT_SYSTEM, MatchResult
+from payerbridge.bulk.model import BulkJob, JobStatus, OutputFile
+from payerbridge.errors import Issue, NotAcceptable, PayerBridgeError
 from payerbridge.fhir.bundles import searchset
 from payerbridge.fhir.outcome import operation_outcome
-from payerbridge.fhir.resources import ID_PATTERN
 from payerbridge.logging import current_request_id
-from payerbridge.security.model import BULK_MEMBER_MATCH_SCOPES, granted_types, resource_scope
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import BulkJobId
 from payerbridge.workflows.bulk import enqueue_job
@@ -61,8 +53,6 @@ router = APIRouter(prefix="/fhir", default_response_class=FhirResponse)
 
 NDJSON = "application/fhir+ndjson"
 _NDJSON_ACCEPTABLE = {NDJSON, "application/ndjson", "application/*", "*/*"}
-_SPEC_VERSION = re.compile(r"^(2\.[12])(\.\d+)?(-[\w.]+)?$")
-_DEFAULT_PDEX = "2.2"
 # How soon a client should poll a running job again (Bulk Data's Retry-After).
 _RETRY_AFTER_SECONDS = 2
 
@@ -80,31 +70,6 @@ def _preferences(request: Request) -> dict[str, str]:
             if name:
                 found[name.strip().lower()] = value.strip().strip('"')
     return found
-
-
-def _pdex_version(request: Request, preferences: dict[str, str]) -> str:
-    """The PDex version the requester wants its answer in: ``X-PDex-Spec-Version`` or
-    ``Prefer: pdex-spec=`` (as the PDex reference server reads them), else 2.2."""
-    asked = {
-        value
-        for value in (request.headers.get("x-pdex-spec-version"), preferences.get("pdex-spec"))
-        if value
-    }
-    versions = set()
-    for value in asked:
-        match = _SPEC_VERSION.match(value.strip())
-        if match is None:
-            text = (
-                f"PDex version '{value[:20]}' is not one this server answers in; "
-                f"ask for one of {', '.join(PDEX_VERSIONS)} (X-PDex-Spec-Version or "
-                "Prefer: pdex-spec=), or leave it out for 2.2"
-            )
-            raise InvalidInput(text, issues=[Issue(text, "X-PDex-Spec-Version", "not-supported")])
-        versions.add(match.group(1))
-    if len(versions) > 1:
-        text = "X-PDex-Spec-Version and Prefer: pdex-spec= ask for different PDex versions"
-        raise InvalidInput(text, issues=[Issue(text, "X-PDex-Spec-Version", "conflict")])
-    return versions.pop() if versions else _DEFAULT_PDEX
 
 
 async def bulk_member_match(request: Request) -> Response:
@@ -126,38 +91,29 @@ _operation = partial(router.add_api_route, include_in_schema=False)
 _operation("/Group/$bulk-member-match", bulk_member_match, methods=["POST"])
 
 
-def _require_async(preferences: dict[str, str], operation: str) -> None:
-    if "respond-async" not in preferences:
-        text = (
-            f"{operation} runs asynchronously: send 'Prefer: respond-async' and poll "
-            "the Content-Location of the answer"
-        )
-        raise InvalidInput(text, issues=[Issue(text, "Prefer", "required")])
-
-
 def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
     platform = current_platform(request)
     caller = caller_of(request)
-    _whole_client(caller)
-    caller.require(*BULK_MEMBER_MATCH_SCOPES)
     preferences = _preferences(request)
-    _require_async(preferences, "$bulk-member-match")
-    version = _pdex_version(request, preferences)
-    if isinstance(body, PayerBridgeError):
-        raise body
-    job = accept_member_match(
+    asked = (request.headers.get("x-pdex-spec-version"), preferences.get("pdex-spec"))
+    kicked_off = kick_off_member_match(
+        MemberMatchKickOff(
+            principal=caller.principal,
+            respond_async="respond-async" in preferences,
+            pdex_versions=frozenset(value for value in asked if value),
+            body=None if isinstance(body, PayerBridgeError) else body,
+            raw=raw,
+            request_url=str(request.url),
+            request_id=current_request_id(),
+            body_error=body if isinstance(body, PayerBridgeError) else None,
+        ),
         platform.bulk,
-        body,
-        raw,
-        requester=caller.as_requester(),
-        request_url=str(request.url),
-        pdex_version=version,
-        request_id=current_request_id(),
     )
-    return _accepted(platform, job)
+    return _accepted(platform, kicked_off)
 
 
-def _accepted(platform: Platform, job: BulkJob, export: ExportRequest | None = None) -> Response:
+def _accepted(platform: Platform, kicked_off: KickedOff) -> Response:
+    job = kicked_off.job
     # A crash before this line leaves the job accepted; the upkeep sweep enqueues it.
     enqueue_job(job.id, job.client_id)
     outcome = operation_outcome(
@@ -174,7 +130,7 @@ def _accepted(platform: Platform, job: BulkJob, export: ExportRequest | None = N
             "details": {"text": notice.text},
             "expression": [notice.parameter],
         }
-        for notice in (export.notices if export is not None else ())
+        for notice in kicked_off.notices
     ]
     return FhirResponse(
         outcome, status_code=202, headers={"Content-Location": _status_url(platform, job.id)}
@@ -185,27 +141,29 @@ async def group_export(request: Request) -> Response:
     """``Group/{id}/$davinci-data-export`` (Da Vinci ATR, PDex): export the client's
     MatchedMembers Group; parameters from the query string and, POSTed, a Parameters body.
     PDex's rule: the member's Patient and our transmitter Provenance whatever ``_type``."""
-    return await _export_route(request, partial(_kick_off_group_export, exact_types=False))
+    return await _export_route(request, partial(_kick_off_export, exact_types=False))
 
 
 async def group_bulk_export(request: Request) -> Response:
     """``Group/{id}/$export`` (Bulk Data): the same Group and job as
     ``$davinci-data-export``, under Bulk Data's rule: ``_type`` names every type that goes
     (ADR 0018), as Bulk Data clients expect."""
-    return await _export_route(request, partial(_kick_off_group_export, exact_types=True))
+    return await _export_route(request, partial(_kick_off_export, exact_types=True))
 
 
 async def patient_export(request: Request) -> Response:
     """``Patient/$export`` (Bulk Data): export every member whose consent names the client,
     ``_type`` naming every type that goes."""
-    return await _export_route(request, partial(_kick_off_patient_export, system_level=False))
+    return await _export_route(request, partial(_kick_off_export, exact_types=True))
 
 
 async def system_export(request: Request) -> Response:
     """``[base]/$export`` (Bulk Data): everything this client may have, which on a
     payer-to-payer server is what ``Patient/$export`` gives: the members whose consent
     names it and the shared resources their records reach (ADR 0018). No ``patient``."""
-    return await _export_route(request, partial(_kick_off_patient_export, system_level=True))
+    return await _export_route(
+        request, partial(_kick_off_export, exact_types=True, system_level=True)
+    )
 
 
 async def _export_route(request: Request, kick_off: Any) -> Response:
@@ -225,65 +183,30 @@ _operation("/Patient/$export", patient_export, methods=["GET", "POST"])
 _operation("/$export", system_export, methods=["GET", "POST"])
 
 
-def _export_request(
-    request: Request, body: Any, caller: Caller, *, exact_types: bool, system_level: bool = False
-) -> ExportRequest:
-    """The export asked for, limited to the types the token grants (SMART v1 or v2, per
-    type or ``*``); a token that grants no type at all is refused before anything else."""
-    _whole_client(caller)
-    granted = granted_types(caller.principal)
-    if granted is not None and not granted:
-        text = (
-            "the access token grants no resource type to export; request system/*.rs, or "
-            "system/[type].rs for each type wanted (SMART v1: system/[type].read)"
-        )
-        raise Forbidden(text, issues=[Issue(text, "Authorization", "forbidden")])
+def _kick_off_export(
+    request: Request, body: Any, *, exact_types: bool, system_level: bool = False
+) -> Response:
+    platform = current_platform(request)
+    caller = caller_of(request)
     preferences = _preferences(request)
-    _require_async(preferences, "an export")
-    if isinstance(body, PayerBridgeError):
-        raise body
-    pairs = list(request.query_params.multi_items())
-    if body is not None:
-        pairs += export_parameters(body)
-    export = parse_export_request(
-        pairs,
-        exact_types=exact_types,
-        lenient=preferences.get("handling") == "lenient",
-        takes_patient=not system_level,
-    )
-    return export.limited_to(granted, "system/")
-
-
-def _kick_off_group_export(request: Request, body: Any, *, exact_types: bool) -> Response:
-    platform = current_platform(request)
-    caller = caller_of(request)
-    export = _export_request(request, body, caller, exact_types=exact_types)
-    group_id = str(request.path_params["group_id"])
-    if not ID_PATTERN.match(group_id):
-        raise NotFound(f"Group/{group_id[:64]} does not exist")
-    job = accept_group_export(
+    group_id = request.path_params.get("group_id")
+    kicked_off = kick_off_export(
+        ExportKickOff(
+            principal=caller.principal,
+            group_id=None if group_id is None else str(group_id),
+            exact_types=exact_types,
+            respond_async="respond-async" in preferences,
+            lenient=preferences.get("handling") == "lenient",
+            query=list(request.query_params.multi_items()),
+            body=None if isinstance(body, PayerBridgeError) else body,
+            request_url=str(request.url),
+            request_id=current_request_id(),
+            system_level=system_level,
+            body_error=body if isinstance(body, PayerBridgeError) else None,
+        ),
         platform.bulk,
-        group_id,
-        export,
-        requester=caller.as_requester(),
-        request_url=str(request.url),
-        request_id=current_request_id(),
     )
-    return _accepted(platform, job, export)
-
-
-def _kick_off_patient_export(request: Request, body: Any, *, system_level: bool) -> Response:
-    platform = current_platform(request)
-    caller = caller_of(request)
-    export = _export_request(request, body, caller, exact_types=True, system_level=system_level)
-    job = accept_patient_export(
-        platform.bulk,
-        export,
-        requester=caller.as_requester(),
-        request_url=str(request.url),
-        request_id=current_request_id(),
-    )
-    return _accepted(platform, job, export)
+    return _accepted(platform, kicked_off)
 
 
 def _status_url(platform: Platform, job_id: BulkJobId) -> str:
@@ -305,7 +228,7 @@ def _file_url(platform: Platform, job_id: BulkJobId, name: str) -> str:
 def job_status(job_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Bulk Data status: 202 with ``X-Progress`` and ``Retry-After`` while the job runs,
     the manifest when it is done, an OperationOutcome if it failed, 410 once expired."""
-    job = _own_job(platform, caller, job_id)
+    job = own_job(OwnJob(caller.principal, job_id), platform.bulk)
     if job.status is JobStatus.FAILED:
         text = f"the job failed: {job.error or 'see the server log'}"
         body = operation_outcome(
@@ -344,8 +267,7 @@ def _listed(platform: Platform, job: BulkJob, file: OutputFile) -> dict[str, Any
 @router.delete("/bulk-status/{job_id}", status_code=202)
 def cancel(job_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
     """Cancel the job (or, once done, drop its output): 202; its status is 404 after."""
-    _whole_client(caller)
-    cancel_job(platform.bulk, _check_job_id(job_id), caller.client_id, current_request_id())
+    cancel_own_job(OwnJob(caller.principal, job_id, current_request_id()), platform.bulk)
     outcome = operation_outcome(
         [Issue("the job is cancelled and its output deleted")],
         severity="information",
@@ -374,68 +296,19 @@ def download(
         wanted = {part.split(";")[0].strip().lower() for part in accept.split(",")}
         if not wanted & _NDJSON_ACCEPTABLE:
             raise NotAcceptable(f"bulk files are {NDJSON}; the Accept header asks for another")
-    job = _own_job(platform, caller, job_id)
-    file = job.file(name) if job.status is JobStatus.COMPLETED else None
-    if file is None:
-        raise NotFound(
-            f"job '{job_id}' has no file '{name[:80]}'",
-            issues=[Issue("take the file URLs from the job's manifest", "name", "not-found")],
-        )
-    platform.audit.record(
-        AuditEvent(
-            at=utcnow(),
-            actor=caller.client_id,
-            action="bulk-file.read",
-            entity_type="BulkJob",
-            entity_id=job.id,
-            outcome="success",
-            request_id=current_request_id(),
-            detail={"file": file.name, "lines": file.count},
-        )
+    job, file = read_job_file(
+        JobFileRead(caller.principal, job_id, name, current_request_id()), platform.bulk
     )
     lines: Iterator[bytes] = job_file_lines(platform.bulk, job, file)
     return StreamingResponse(iterate_in_threadpool(lines), media_type=NDJSON)
 
 
-def _whole_client(caller: Caller) -> None:
-    """Bulk work is the client's, never a member-scoped token's: a Group and an export
-    hold many members."""
-    if caller.principal.patient is not None:
-        text = "a member-scoped token reads one member's records; bulk operations need the client's"
-        raise Forbidden(text, issues=[Issue(text, "patient", "forbidden")])
-
-
-def _own_job(platform: Platform, caller: Caller, job_id: str) -> BulkJob:
-    _whole_client(caller)
-    job = job_of(platform.bulk, _check_job_id(job_id), caller.client_id)
-    if job.expired(utcnow()):
-        raise Gone(
-            f"the output of job '{job_id}' has expired",
-            issues=[Issue("the job's files have expired; run it again", "job", "deleted")],
-        )
-    return job
-
-
-def _check_job_id(job_id: str) -> BulkJobId:
-    """The job id of a path, once it has the shape of one."""
-    if not ID_PATTERN.match(job_id):
-        raise NotFound(f"no bulk job '{job_id[:64]}'")
-    return BulkJobId(job_id)
-
-
 @router.get("/Group/{group_id}", dependencies=[Depends(fhir_accept)])
 def read_group(group_id: str, platform: PlatformDep, caller: CallerDep) -> FhirResponse:
     """A result Group of the caller's own ``$bulk-member-match``."""
-    _whole_client(caller)
-    caller.require(resource_scope("Group", "r"))
-    group = platform.bulk.jobs.group(group_id) if ID_PATTERN.match(group_id) else None
-    if group is None or group.client_id != caller.client_id or group.expires_at <= utcnow():
-        raise NotFound(f"Group/{group_id[:64]} does not exist")
-    return FhirResponse(group.body)
-
-
-_NPI_PARAMETERS = ("identifier", "characteristic-value-reference:identifier")
-_RESULT_PARAMETERS = ("code", "characteristic")
+    return FhirResponse(
+        groups.read_group(GroupRead(caller.principal, group_id), platform.bulk).body
+    )
 
 
 @router.get("/Group", dependencies=[Depends(fhir_accept)])
@@ -444,29 +317,8 @@ def search_groups(platform: PlatformDep, caller: CallerDep, request: Request) ->
     ``characteristic-value-reference:identifier`` (the requester's NPI), and ``code`` or
     ``characteristic`` (the match result). Values separated by commas are alternatives;
     a parameter given twice must hold both ways (PDex: multipleOr and multipleAnd)."""
-    _whole_client(caller)
-    caller.require(resource_scope("Group", "s"))
-    npis: set[str] | None = None
-    results: set[str] | None = None
-    for name, value in request.query_params.multi_items():
-        if name in _NPI_PARAMETERS:
-            npis = _and(npis, {_token(v, codes.NPI_SYSTEM, name) for v in value.split(",")})
-        elif name in _RESULT_PARAMETERS:
-            asked = {_token(v, RESULT_SYSTEM, name) for v in value.split(",")}
-            unknown = asked - {bucket.value for bucket in MatchResult}
-            if unknown:
-                text = f"'{sorted(unknown)[0][:40]}' is not a PdexMultiMemberMatchResultCS code"
-                raise InvalidInput(text, issues=[Issue(text, name, "code-invalid")])
-            results = _and(results, asked)
-        else:
-            supported = ", ".join((*_NPI_PARAMETERS, *_RESULT_PARAMETERS))
-            text = f"Group search parameter '{name[:60]}' is not supported; use {supported}"
-            raise InvalidInput(text, issues=[Issue(text, name[:60], "not-supported")])
-    found = platform.bulk.jobs.find_groups(
-        caller.client_id,
-        requester_npis=None if npis is None else frozenset(npis),
-        results=None if results is None else frozenset(results),
-        now=utcnow(),
+    found = groups.search_groups(
+        GroupSearch(caller.principal, list(request.query_params.multi_items())), platform.bulk
     )
     return FhirResponse(
         searchset(
@@ -476,16 +328,3 @@ def search_groups(platform: PlatformDep, caller: CallerDep, request: Request) ->
             self_url=str(request.url),
         )
     )
-
-
-def _and(before: set[str] | None, alternatives: set[str]) -> set[str]:
-    return alternatives if before is None else before & alternatives
-
-
-def _token(value: str, system: str, parameter: str) -> str:
-    """A token's code, when its system (if given) is ``system``."""
-    given_system, bar, code = value.strip().rpartition("|")
-    if (bar and given_system and given_system != system) or not code:
-        text = f"{parameter} takes {system}|code or a bare code"
-        raise InvalidInput(text, issues=[Issue(text, parameter, "invalid")])
-    return code

@@ -13,11 +13,11 @@ from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import InvalidInput, Issue, NotFound
 from payerbridge.exchange.interventions import ask_again_now, cancel, replay
 from payerbridge.exchange.model import DeadLetter, ExchangeRecord, ExchangeState
-from payerbridge.exchange.submission import submit_exchange
+from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import ExchangeId
-from payerbridge.workflows.exchange import enqueue_exchange
+from payerbridge.workflows.exchange import enqueue_exchange, enqueue_start
 
 __all__ = ["router"]
 
@@ -128,20 +128,19 @@ def create_exchange(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """202 + Location for a new exchange; 200 with the original for a repeated key."""
-    submission = submit_exchange(
+    submitted = submit_exchange(
+        ExchangeSubmission(
+            body.to_domain(),
+            body.model_dump(mode="json"),
+            client_id=caller.client_id,
+            idempotency_key=_checked_key(idempotency_key),
+            request_id=current_request_id(),
+        ),
         platform.exchange_ports,
-        body.to_domain(),
-        body.model_dump(mode="json"),
-        client_id=caller.client_id,
-        request_id=current_request_id(),
-        idempotency_key=_checked_key(idempotency_key),
     )
-    record = platform.exchanges.get(submission.exchange_id)
-    if submission.created or record.state is ExchangeState.SUBMITTED:
-        # A retried POST may follow a crash between recording and enqueueing: enqueue
-        # again (a no-op when the workflow exists).
-        enqueue_exchange(record.id, record.partner_id)
-    if not submission.created:
+    record = platform.exchanges.get(submitted.exchange_id)  # as submitted, before it runs
+    enqueue_start(submitted.start)  # a no-op when the workflow exists
+    if not submitted.is_new:
         response.status_code = 200
     response.headers["Location"] = str(request.url_for("get_exchange", exchange_id=record.id))
     return exchange_public(record, platform.exchanges.dead_letter(record.id))

@@ -1,0 +1,201 @@
+"""What a bulk kick-off checks before its job is recorded (PDex, Bulk Data; ADR 0018).
+
+Every kick-off is the whole client's (never a member-scoped token's) and asynchronous
+(``Prefer: respond-async``). ``$bulk-member-match`` needs its scopes and answers in the
+PDex version asked for (2.2 unless told). An export is limited to the resource types the
+token grants (SMART v1 or v2, per type or ``*``); a token that grants none is refused
+before anything else is read. A Group export takes the client's own MatchedMembers
+Group; a Patient or system export, the members whose consent names the client.
+
+The checks run in that order, an unreadable body told only once the caller may ask at
+all, so each request meets the same first error whatever else is wrong with it. The job
+is recorded here; the edge enqueues its workflow."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from payerbridge.bulk.access import require_whole_client
+from payerbridge.bulk.export import accept_group_export, accept_patient_export
+from payerbridge.bulk.member_match import BulkPorts, accept_member_match
+from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob
+from payerbridge.consent.model import Requester
+from payerbridge.errors import Forbidden, InvalidInput, Issue, NotFound, PayerBridgeError
+from payerbridge.fhir.bulk_export import (
+    ExportRequest,
+    Notice,
+    export_parameters,
+    parse_export_request,
+)
+from payerbridge.fhir.resources import ID_PATTERN
+from payerbridge.security.model import (
+    BULK_MEMBER_MATCH_SCOPES,
+    Principal,
+    granted_types,
+    require_scope,
+)
+
+__all__ = [
+    "ExportKickOff",
+    "KickedOff",
+    "MemberMatchKickOff",
+    "kick_off_export",
+    "kick_off_member_match",
+    "pdex_version_of",
+]
+
+_SPEC_VERSION = re.compile(r"^(2\.[12])(\.\d+)?(-[\w.]+)?$")
+_DEFAULT_PDEX = "2.2"
+
+
+@dataclass(frozen=True)
+class MemberMatchKickOff:
+    """A ``$bulk-member-match`` request: its body as read (or why it could not be) and
+    its raw bytes, kept with the job."""
+
+    principal: Principal
+    respond_async: bool  # Prefer: respond-async
+    pdex_versions: Collection[str]  # asked by X-PDex-Spec-Version or Prefer: pdex-spec=
+    body: Any
+    raw: bytes
+    request_url: str
+    request_id: str | None
+    body_error: PayerBridgeError | None = None
+
+
+@dataclass(frozen=True)
+class ExportKickOff:
+    """An export request: a Group's (``group_id``) or the client's members' (None), its
+    parameters from the query and a POSTed Parameters body."""
+
+    principal: Principal
+    group_id: str | None
+    exact_types: bool  # Bulk Data's rule: _type names every type that goes
+    respond_async: bool
+    lenient: bool  # Prefer: handling=lenient
+    query: Sequence[tuple[str, str]]
+    body: Any
+    request_url: str
+    request_id: str | None
+    system_level: bool = False  # [base]/$export: no patient parameter
+    body_error: PayerBridgeError | None = None
+
+
+@dataclass(frozen=True)
+class KickedOff:
+    """The job recorded (its workflow yet to enqueue) and what the export leaves out of
+    what was asked, to tell the client now as its error file will."""
+
+    job: BulkJob
+    notices: tuple[Notice, ...] = ()
+
+
+def kick_off_member_match(command: MemberMatchKickOff, ports: BulkPorts) -> KickedOff:
+    """Check the request (422 naming every bundle's issues; nothing kept) and record the
+    job with its audit event."""
+    principal = command.principal
+    require_whole_client(principal)
+    require_scope(principal, *BULK_MEMBER_MATCH_SCOPES)
+    _require_async(command.respond_async, "$bulk-member-match")
+    version = pdex_version_of(command.pdex_versions)
+    if command.body_error is not None:
+        raise command.body_error
+    job = accept_member_match(
+        ports,
+        command.body,
+        command.raw,
+        requester=_requester(principal),
+        request_url=command.request_url,
+        pdex_version=version,
+        request_id=command.request_id,
+    )
+    return KickedOff(job)
+
+
+def kick_off_export(command: ExportKickOff, ports: BulkPorts) -> KickedOff:
+    """Check the export asked for and record its job (see the module)."""
+    export = _export_request(command)
+    requester = _requester(command.principal)
+    if command.group_id is None:
+        job = accept_patient_export(
+            ports,
+            export,
+            requester=requester,
+            request_url=command.request_url,
+            request_id=command.request_id,
+        )
+        return KickedOff(job, export.notices)
+    if not ID_PATTERN.match(command.group_id):
+        raise NotFound(f"Group/{command.group_id[:64]} does not exist")
+    job = accept_group_export(
+        ports,
+        command.group_id,
+        export,
+        requester=requester,
+        request_url=command.request_url,
+        request_id=command.request_id,
+    )
+    return KickedOff(job, export.notices)
+
+
+def pdex_version_of(asked: Collection[str]) -> str:
+    """The PDex version to answer in: the one asked for (2.1 or 2.2, with any patch or
+    pre-release), else 2.2; versions that differ, or one we do not answer in, are
+    refused."""
+    versions = set()
+    for value in asked:
+        match = _SPEC_VERSION.match(value.strip())
+        if match is None:
+            text = (
+                f"PDex version '{value[:20]}' is not one this server answers in; "
+                f"ask for one of {', '.join(PDEX_VERSIONS)} (X-PDex-Spec-Version or "
+                "Prefer: pdex-spec=), or leave it out for 2.2"
+            )
+            raise InvalidInput(text, issues=[Issue(text, "X-PDex-Spec-Version", "not-supported")])
+        versions.add(match.group(1))
+    if len(versions) > 1:
+        text = "X-PDex-Spec-Version and Prefer: pdex-spec= ask for different PDex versions"
+        raise InvalidInput(text, issues=[Issue(text, "X-PDex-Spec-Version", "conflict")])
+    return versions.pop() if versions else _DEFAULT_PDEX
+
+
+def _export_request(command: ExportKickOff) -> ExportRequest:
+    """The export asked for, limited to the types the token grants; a token that grants
+    no type at all is refused before anything else."""
+    require_whole_client(command.principal)
+    granted = granted_types(command.principal)
+    if granted is not None and not granted:
+        text = (
+            "the access token grants no resource type to export; request system/*.rs, or "
+            "system/[type].rs for each type wanted (SMART v1: system/[type].read)"
+        )
+        raise Forbidden(text, issues=[Issue(text, "Authorization", "forbidden")])
+    _require_async(command.respond_async, "an export")
+    if command.body_error is not None:
+        raise command.body_error
+    pairs = list(command.query)
+    if command.body is not None:
+        pairs += export_parameters(command.body)
+    export = parse_export_request(
+        pairs,
+        exact_types=command.exact_types,
+        lenient=command.lenient,
+        takes_patient=not command.system_level,
+    )
+    return export.limited_to(granted, "system/")
+
+
+def _require_async(respond_async: bool, operation: str) -> None:
+    if not respond_async:
+        text = (
+            f"{operation} runs asynchronously: send 'Prefer: respond-async' and poll "
+            "the Content-Location of the answer"
+        )
+        raise InvalidInput(text, issues=[Issue(text, "Prefer", "required")])
+
+
+def _requester(principal: Principal) -> Requester:
+    return Requester(client_id=principal.client_id, npi=principal.npi)
