@@ -779,8 +779,10 @@ def test_a_partners_announced_rate_limit_spaces_every_call_to_it(
     assert [e["state"] for e in exchanges] == ["completed", "completed"], exchanges
     notes = " ".join(exchanges[0]["route"]["notes"])
     assert "the partner takes 1 calls per 2 s" in notes
-    # The partner saw its four calls (two per exchange) begin at least two seconds apart:
-    # a line is logged when its answer is sent, so each call began its duration before.
+    # The partner saw its four calls (two per exchange) begin two seconds apart: a line is
+    # logged when its answer is sent, so each call began its duration before. A loaded
+    # machine can start one call's clock late and the next's early, so the bound is looser
+    # than the two seconds; unspaced, the calls come milliseconds apart.
     calls = [
         datetime.fromisoformat(line["ts"].replace("Z", "+00:00"))
         - timedelta(milliseconds=line["duration_ms"])
@@ -789,7 +791,7 @@ def test_a_partners_announced_rate_limit_spaces_every_call_to_it(
     ]
     assert len(calls) == 4, calls
     gaps = [(b - a).total_seconds() for a, b in zip(calls, calls[1:], strict=False)]
-    assert all(gap >= 1.9 for gap in gaps), gaps
+    assert all(gap >= 1.5 for gap in gaps), gaps
 
 
 def _exchange_call(line: dict[str, Any]) -> bool:
