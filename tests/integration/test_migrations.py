@@ -23,9 +23,9 @@ from payerbridge.store.tables import metadata
 
 
 def test_migrations_match_the_declared_tables(
-    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+    tmp_path: Path, database_env: Callable[..., dict[str, str]]
 ) -> None:
-    env = database_env()
+    env = database_env(empty=True)
     settings = load_settings(
         data_dir=tmp_path / "data", database_url=env.get("PAYERBRIDGE_DATABASE_URL")
     )
@@ -40,10 +40,10 @@ def test_migrations_match_the_declared_tables(
 
 
 def test_processes_starting_together_on_one_postgresql_database_take_turns_migrating(
-    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+    tmp_path: Path, database_env: Callable[..., dict[str, str]]
 ) -> None:
     """An API and its workers started after an upgrade all migrate the same database."""
-    env = database_env()
+    env = database_env(empty=True)
     if not env:
         pytest.skip("SQLite has one writer at a time; the turns are PostgreSQL's")
     processes = [
@@ -91,11 +91,11 @@ def _key_table(engine: Engine) -> tuple[list[str], str]:
 
 
 def test_members_indexed_before_the_key_table_lost_its_member_index_keep_their_keys(
-    tmp_path: Path, database_env: Callable[[], dict[str, str]]
+    tmp_path: Path, database_env: Callable[..., dict[str, str]]
 ) -> None:
     """Revision 0024 copies each member's keys onto its record (by which they are deleted
     when it is indexed again), then drops the key table's index by member."""
-    env = database_env()
+    env = database_env(empty=True)
     engine = create_engine(
         env.get("PAYERBRIDGE_DATABASE_URL") or f"sqlite:///{tmp_path / 'payerbridge.db'}"
     )
