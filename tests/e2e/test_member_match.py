@@ -364,6 +364,44 @@ def test_brute_force_on_card_data_is_throttled(old_payer: ServerProcess) -> None
     assert '"method":"POST","path":"/fhir/Patient/$member-match","status":429' in log
 
 
+def test_under_an_idempotency_key_an_answer_is_kept_and_a_throttled_call_is_not(
+    old_payer: ServerProcess, request: pytest.FixtureRequest
+) -> None:
+    """A no-match (422) and a match are each answered once and replayed as they were,
+    with no side effect of the retry; a call refused for too many cards (429) keeps no
+    answer: the key is free again and the same call is decided again."""
+
+    def keyed(client: httpx.Client, body: dict[str, Any], key: str) -> httpx.Response:
+        headers = {**FHIR, "Idempotency-Key": key}
+        return client.post("/fhir/Patient/$member-match", json=body, headers=headers)
+
+    key = uuid.uuid4().hex
+    with old_payer.client() as client:
+        nobody = parameters("Zed", "1999-09-09", member_id="Q1")
+        first = keyed(client, nobody, f"{key}-none")
+        issue(first, 422, "not-found")
+        assert keyed(client, nobody, f"{key}-none").content == first.content
+        noor = parameters("Noor", "1991-11-30", member_id="Z900")
+        hit = keyed(client, noor, f"{key}-hit")
+        assert matched_member(hit) == "other"
+        assert keyed(client, noor, f"{key}-hit").content == hit.content
+        for card in ("C1", "C2", "C3"):  # three cards for Luis, none his
+            body = parameters("Luis", "1970-03-14", gender="male", member_id=card)
+            assert match(client, body).status_code in (200, 422)
+        guessed = parameters("Luis", "1970-03-14", gender="male", member_id="C4")
+        for _ in range(2):  # not in flight, not replayed: refused again
+            issue(keyed(client, guessed, f"{key}-guessed"), 429, "throttled")
+    with old_payer.platform() as platform:
+        answers = [
+            e
+            for member_id in ("-", "other", "head")
+            for e in platform.audit.for_entity("Patient", member_id)
+            if e["action"] == "member-match" and e["actor"] == own_client_id(request)
+        ]
+    keys = sorted((e.get("detail") or {}).get("idempotency_key") or "" for e in answers)
+    assert keys == ["", "", "", f"{key}-hit", f"{key}-none"]
+
+
 def test_duplicates_are_merged_and_split_with_lineage(
     server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:

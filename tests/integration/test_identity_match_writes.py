@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
-from payerbridge.errors import MatchError, StoreConflict, TooManyAttempts
+from payerbridge.consent.model import Requester
+from payerbridge.errors import MatchError, PayerBridgeError, StoreConflict, TooManyAttempts
 from payerbridge.fhir.member_match import parse_member_match_request
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
@@ -28,6 +28,8 @@ from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.service import (
     AttemptLimit,
     MatchedMember,
+    MemberMatchCommand,
+    MemberMatchRules,
     decide_request,
     decision_audit_event,
     match_member,
@@ -43,6 +45,7 @@ from payerbridge.store.tables import (
     identity_links,
     identity_reviews,
 )
+from payerbridge.types import ClientId
 from tests.builders import a_coverage, a_patient
 
 AT = datetime(2027, 1, 1, tzinfo=UTC)
@@ -134,42 +137,21 @@ def patient(platform: Platform, member_id: str) -> dict[str, Any]:
     return dict(orjson.loads(body))
 
 
-def match(
-    platform: Platform,
-    request: Any,
-    *,
-    cards: int = 5,
-    answer_audit: Callable[[MatchedMember | MatchError], list[AuditEvent]] | None = None,
-) -> MatchedMember:
-    return match_member(
-        request,
-        platform.identity,
-        platform.transactions,
-        client_id="newplan",
-        requester_npi="1234567893",
-        policy=SINGLE_EXCHANGE,
-        attempts=AttemptLimit(cards, timedelta(hours=1)),
-        at=AT,
-        new_id=lambda: f"id-{next(IDS)}",
-        umb_system="urn:umb",
-        audit=lambda decision: decision_audit_event(decision, actor="newplan", request_id="r1"),
-        answer_audit=answer_audit,
+def match(platform: Platform, request: Any, *, cards: int = 5) -> MatchedMember:
+    """``match_member`` in a unit of its own; a refusal, committed, then raised."""
+    with platform.transactions.begin() as unit:
+        answer = match_member(command(request, cards), unit, platform.identity)
+    if isinstance(answer, PayerBridgeError):
+        raise answer
+    return answer
+
+
+def command(request: Any, cards: int = 5) -> MemberMatchCommand:
+    rules = MemberMatchRules(
+        SINGLE_EXCHANGE, AttemptLimit(cards, timedelta(hours=1)), "1245319599", "urn:umb"
     )
-
-
-def answer_event(answer: MatchedMember | MatchError) -> list[AuditEvent]:
-    member = answer.member_id if isinstance(answer, MatchedMember) else "-"
-    return [
-        AuditEvent(
-            at=AT,
-            actor="newplan",
-            action="member-match",
-            entity_type="Patient",
-            entity_id=member,
-            outcome=type(answer).__name__,
-            request_id="r1",
-        )
-    ]
+    requester = Requester(ClientId("newplan"), "1234567893")
+    return MemberMatchCommand(request, None, requester, rules, request_id="r1")
 
 
 def test_a_match_commits_its_attempt_decision_audit_umb_and_links_together(
@@ -177,7 +159,7 @@ def test_a_match_commits_its_attempt_decision_audit_umb_and_links_together(
 ) -> None:
     before = rows(platform)
 
-    matched = match(platform, request_for("Ana", "1980-02-03", "M100"), answer_audit=answer_event)
+    matched = match(platform, request_for("Ana", "1980-02-03", "M100"))
 
     assert matched.member_id == "ana"
     after = rows(platform)
@@ -203,11 +185,12 @@ def test_a_match_commits_its_attempt_decision_audit_umb_and_links_together(
 def test_a_failure_mid_match_leaves_nothing_half_written(platform: Platform) -> None:
     before, body = rows(platform), patient(platform, "ana")
 
-    def failing(answer: MatchedMember | MatchError) -> list[AuditEvent]:
-        raise RuntimeError("the audit log is unavailable")
-
-    with pytest.raises(RuntimeError):
-        match(platform, request_for("Ana", "1980-02-03", "M100"), answer_audit=failing)
+    with pytest.raises(RuntimeError), platform.transactions.begin() as unit:
+        answer = match_member(
+            command(request_for("Ana", "1980-02-03", "M100")), unit, platform.identity
+        )
+        assert isinstance(answer, MatchedMember)
+        raise RuntimeError("what the unit did next failed (the presented consent's writes)")
 
     assert rows(platform) == before
     assert patient(platform, "ana") == body  # no UMB handed out
@@ -221,7 +204,7 @@ def test_an_attempt_over_the_limit_is_recorded_and_nothing_else(platform: Platfo
     before = rows(platform)
 
     with pytest.raises(TooManyAttempts):
-        match(platform, request_for("Anna", "1980-02-03", "X3"), cards=2, answer_audit=answer_event)
+        match(platform, request_for("Anna", "1980-02-03", "X3"), cards=2)
 
     after = rows(platform)
     assert {name: after[name] - before[name] for name in after} == {

@@ -1,9 +1,9 @@
 """Idempotency-Key on the old-payer FHIR operations: a retried call gets the first answer.
 
 A partner's workflow retries a call under the same key when it lost our answer (a
-timeout, a crash). The first call's answer and its audit events commit together;
-a retry is answered from the store and has no side effect of its own. Calls without
-the header are answered and audited as usual.
+timeout, a crash). The first call's writes, its answer and its audit events commit
+together, in one unit of work; a retry is answered from the store and has no side
+effect of its own. Calls without the header are answered and audited in one unit too.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from payerbridge.api.deps import Caller
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform
-from payerbridge.errors import Busy, InvalidInput, Issue, UnprocessableRequest
-from payerbridge.idempotency import ClaimStatus, StoredResponse
+from payerbridge.errors import Busy, InvalidInput, Issue, PayerBridgeError, UnprocessableRequest
+from payerbridge.idempotency import ClaimStatus, IdempotencyStore, StoredResponse
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import ClientId
 
 __all__ = ["KEY_MAX_LENGTH", "Answer", "answer_once", "checked_key", "request_digest"]
 
@@ -60,11 +62,15 @@ def checked_key(key: str | None) -> str | None:
 
 @dataclass
 class Answer:
-    """What an operation answers, and the audit events that record it."""
+    """What an operation answers, and the audit events that record it (besides those its
+    use case recorded on the unit). Or ``retry_later``: an error for the app's handlers to
+    answer once the unit commits, not kept for a retry (the key is released), since a
+    later call may be answered (429: too many attempts)."""
 
-    body: dict[str, object]
+    body: dict[str, object] = field(default_factory=dict)
     status: int = 200
     events: list[AuditEvent] = field(default_factory=list)
+    retry_later: PayerBridgeError | None = None
 
 
 def request_digest(*parts: bytes | str) -> str:
@@ -82,15 +88,54 @@ def answer_once(
     *,
     operation: str,
     request_hash: str,
-    run: Callable[[], Answer],
+    run: Callable[[UnitOfWork], Answer],
 ) -> Response:
-    if key is None:
-        answer = run()
-        platform.audit.record_many(answer.events)
-        return FhirResponse(answer.body, status_code=answer.status)
+    """``run``'s answer in one unit of work with its writes and audit events; under an
+    Idempotency-Key, the answer is kept in that unit too, and a retry is answered from
+    the store (the key is claimed first, in a unit of its own, so that a retry while the
+    first call runs is told to wait)."""
+    if key is not None:
+        replayed = _claim(platform, caller, key, operation=operation, request_hash=request_hash)
+        if replayed is not None:
+            return replayed
     store = platform.idempotency
+    try:
+        with platform.transactions.begin() as unit:
+            answer = run(unit)
+            unit.record(*answer.events)
+            kept = None if key is None else _keep(unit, store, caller.client_id, key, answer)
+    except BaseException:
+        if key is not None:
+            with platform.transactions.begin() as unit:
+                store.release(unit, caller.client_id, key)
+        raise
+    if answer.retry_later is not None:
+        raise answer.retry_later
+    if kept is None:
+        return FhirResponse(answer.body, status_code=answer.status)
+    return Response(kept, status_code=answer.status, media_type=FHIR_JSON)
+
+
+def _keep(
+    unit: UnitOfWork, store: IdempotencyStore, client_id: ClientId, key: str, answer: Answer
+) -> str | None:
+    """Keep ``answer`` for a retry under ``key`` and return its body as kept; an answer
+    not to keep (``retry_later``) releases the key instead."""
+    if answer.retry_later is not None:
+        store.release(unit, client_id, key)
+        return None
+    body = orjson.dumps(answer.body).decode()
+    store.complete(unit, client_id, key, StoredResponse(answer.status, FHIR_JSON, body))
+    return body
+
+
+def _claim(
+    platform: Platform, caller: Caller, key: str, *, operation: str, request_hash: str
+) -> Response | None:
+    """Claim ``key`` for this call (None), or answer a retry of an answered call from the
+    store; a key in flight or used for another request is refused."""
     with platform.transactions.begin() as unit:
-        claim = store.claim(
+        claim = platform.idempotency.claim(
             unit,
             caller.client_id,
             key,
@@ -116,14 +161,4 @@ def answer_once(
         )
     if claim.status is ClaimStatus.IN_FLIGHT:
         raise Busy("a request with this Idempotency-Key is still being processed; retry shortly")
-    try:
-        answer = run()
-    except BaseException:
-        with platform.transactions.begin() as unit:
-            store.release(unit, caller.client_id, key)
-        raise
-    body = orjson.dumps(answer.body).decode()
-    with platform.transactions.begin() as unit:  # the answer and its events commit together
-        store.complete(unit, caller.client_id, key, StoredResponse(answer.status, FHIR_JSON, body))
-        unit.record(*answer.events)
-    return Response(body, status_code=answer.status, media_type=FHIR_JSON)
+    return None

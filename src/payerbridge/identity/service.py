@@ -13,9 +13,11 @@
    too; the same demographics tried by one client with more distinct card data
    than the limit within the window are refused (429), and nothing else is written.
 
-Reading and deciding come first; everything a match writes (the attempt, the
-decision with its evidence and audit event, a review case, the UMB, the links
-and the answer's audit events) then commits in one transaction, or not at all.
+``match_member(command, unit, index)`` runs in the caller's unit of work: reading and
+deciding come first; everything a match writes (the attempt, the decision with its
+evidence and audit event, a review case, the UMB, the links and the answer's audit
+event) then commits with the unit, or not at all. A refusal is returned, not raised, so
+that the attempt it counted commits too.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.consent.model import PresentedConsent, Requester
 from payerbridge.errors import (
     AmbiguousMatch,
     Conflict,
@@ -39,6 +42,7 @@ from payerbridge.errors import (
     MatchUnderReview,
     NoMatch,
     NotFound,
+    TooManyAttempts,
     UnprocessableRequest,
 )
 from payerbridge.fhir import codes
@@ -62,13 +66,16 @@ from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.logging import log_on_request
-from payerbridge.transactions import Transactions
+from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
     "AttemptLimit",
+    "answer_audit_event",
     "decision_audit_event",
     "MatchedMember",
+    "MemberMatchCommand",
+    "MemberMatchRules",
     "decide_for_batch",
     "decide_many_for_batch",
     "decide_request",
@@ -97,6 +104,30 @@ class MatchedMember:
     decision_id: str
 
 
+@dataclass(frozen=True)
+class MemberMatchRules:
+    """The deployment's matching policy, brute-force guard, our NPI (the discloser
+    consents name) and the system of the UMBs we hand out."""
+
+    policy: MatchPolicy
+    attempts: AttemptLimit
+    source_npi: str
+    umb_system: str
+
+
+@dataclass(frozen=True)
+class MemberMatchCommand:
+    """One ``$member-match`` as asked: the request and the Consent presented with it (if
+    any), who asks and under which rules, and the ids its audit events carry."""
+
+    request: MemberMatchInput
+    presented: PresentedConsent | None
+    requester: Requester
+    rules: MemberMatchRules
+    request_id: str | None = None
+    idempotency_key: str | None = None
+
+
 def decision_audit_event(
     decision: MatchDecision, *, actor: str, request_id: str | None
 ) -> AuditEvent:
@@ -119,6 +150,29 @@ def decision_audit_event(
             "model_version": evidence.model_version,
             "policy_version": evidence.policy_version,
         },
+    )
+
+
+def answer_audit_event(
+    answer: MatchedMember | MatchError, command: MemberMatchCommand, *, at: datetime
+) -> AuditEvent:
+    """The audit event of a ``$member-match`` answer (``member-match``): the member and
+    the decision, or the refusal's kind; the Idempotency-Key it was asked under, if any."""
+    if isinstance(answer, MatchError):
+        member_id, outcome = "-", type(answer).__name__
+        detail: dict[str, Any] = {"decision": answer.decision_id}
+    else:
+        member_id, outcome = answer.member_id, "match"
+        detail = {"candidates": answer.candidates_considered, "decision": answer.decision_id}
+    return AuditEvent(
+        at=at,
+        actor=command.requester.client_id,
+        action="member-match",
+        entity_type="Patient",
+        entity_id=member_id,
+        outcome=outcome,
+        request_id=command.request_id,
+        detail={**detail, "idempotency_key": command.idempotency_key},
     )
 
 
@@ -181,25 +235,17 @@ class _Target:
 
 
 def match_member(
-    request: MemberMatchInput,
-    index: IdentityIndex,
-    transactions: Transactions,
-    *,
-    client_id: ClientId,
-    requester_npi: str | None,
-    policy: MatchPolicy,
-    attempts: AttemptLimit,
-    at: datetime,
-    new_id: Callable[[], str],
-    umb_system: str,
-    audit: Callable[[MatchDecision], AuditEvent],
-    answer_audit: Callable[[MatchedMember | MatchError], Sequence[AuditEvent]] | None = None,
-) -> MatchedMember:
-    """Match the request to one member or raise NoMatch / AmbiguousMatch / MatchUnderReview
-    (all 422, HRex mm-8..10) or TooManyAttempts (429, mm-7).
+    command: MemberMatchCommand, unit: UnitOfWork, index: IdentityIndex
+) -> MatchedMember | MatchError | TooManyAttempts:
+    """Match the request to one member in ``unit``, or say why not: NoMatch /
+    AmbiguousMatch / MatchUnderReview (all 422, HRex mm-8..10) or TooManyAttempts (429,
+    mm-7). Every answer is returned, not raised: the attempt it counted commits with the
+    unit, a refusal's too.
 
-    ``audit`` gives the decision's audit event; ``answer_audit``, the caller's events for
-    the answer. Both are stored in the transaction of the match's other writes."""
+    Reading and deciding come before the unit's first write (its transaction begins
+    there); the decision is stamped ``unit.now``. The decision's audit event and the
+    answer's are recorded on the unit; an attempt over the limit writes nothing else."""
+    request, client_id, at = command.request, command.requester.client_id, unit.now
     record = request_record(request)
     request_key = _request_key(index, record)
     decision: MatchDecision | None = None
@@ -208,40 +254,22 @@ def match_member(
     if reviewed is not None:
         outcome = _reviewed(index, reviewed)
     else:
-        decision = decide_request(index, record, model_for(index), policy, at, DecisionId(new_id()))
-        review_id = new_id() if decision.outcome is MatchOutcome.REVIEW else None
+        policy = command.rules.policy
+        decision = decide_request(
+            index, record, model_for(index), policy, at, DecisionId(unit.new_id())
+        )
+        review_id = unit.new_id() if decision.outcome is MatchOutcome.REVIEW else None
         outcome = _decided(decision, review_id)
-    with transactions.begin() as unit:
-        writes = index.match_writes(unit)
-        attempt = note_attempt(index, writes, record, client_id=client_id, limit=attempts, at=at)
-        if not attempt.is_over:
-            if decision is not None:
-                writes.record_decision(
-                    decision,
-                    client_id=client_id,
-                    request_key=request_key,
-                    review_id=review_id,
-                    event=audit(decision),
-                )
-            answer = (
-                outcome
-                if isinstance(outcome, MatchError)
-                else _hand_out(
-                    writes,
-                    request,
-                    outcome,
-                    client_id=client_id,
-                    requester_npi=requester_npi,
-                    at=at,
-                    umb_system=umb_system,
-                    new_umb=new_id,
-                )
-            )
-            if answer_audit is not None:
-                unit.record(*answer_audit(answer))
+    writes = index.match_writes(unit)
+    limit = command.rules.attempts
+    attempt = note_attempt(index, writes, record, client_id=client_id, limit=limit, at=at)
     if attempt.is_over:
-        raise too_many_attempts(client_id, attempt, at)
+        return too_many_attempts(client_id, attempt, at)
     if decision is not None:
+        event = decision_audit_event(decision, actor=client_id, request_id=command.request_id)
+        writes.record_decision(
+            decision, client_id=client_id, request_key=request_key, review_id=review_id, event=event
+        )
         log_on_request(
             logger,
             "member-match decided",
@@ -249,8 +277,12 @@ def match_member(
             outcome=decision.outcome.value,
             candidates=decision.evidence.candidates_considered,
         )
-    if isinstance(answer, MatchError):
-        raise answer
+    answer = (
+        outcome
+        if isinstance(outcome, MatchError)
+        else _hand_out(writes, command, outcome, at=at, new_umb=unit.new_id)
+    )
+    unit.record(answer_audit_event(answer, command, at=at))
     return answer
 
 
@@ -309,17 +341,15 @@ def _umb_of(patient: dict[str, Any]) -> tuple[str, str] | None:
 
 def _hand_out(
     writes: MatchWrites,
-    request: MemberMatchInput,
+    command: MemberMatchCommand,
     target: _Target,
     *,
-    client_id: ClientId,
-    requester_npi: str | None,
     at: datetime,
-    umb_system: str,
     new_umb: Callable[[], str],
 ) -> MatchedMember | NoMatch:
     """The member's UMB (handed out now if it has none) and the graph links of the match."""
     member_id, decision_id = target.member_id, target.decision_id
+    client_id, umb_system = command.requester.client_id, command.rules.umb_system
     patient = writes.patient(member_id)
     if patient is None:  # deleted since it was indexed
         return NoMatch(
@@ -340,8 +370,9 @@ def _hand_out(
         return IdentityLink(member_id, kind, system, value, assigner, decision_id, client_id, at)
 
     links = [link(LinkKind.UMB, umb[0], umb[1], None)]
-    if request.coverage_to_link is not None:
-        links.extend(_coverage_links(request.coverage_to_link, requester_npi, link))
+    to_link = command.request.coverage_to_link
+    if to_link is not None:
+        links.extend(_coverage_links(to_link, command.requester.npi, link))
     writes.add_links(links)
     return MatchedMember(member_id, umb[0], umb[1], target.candidates, decision_id)
 

@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from payerbridge.idempotency import Claim, ClaimStatus, StoredResponse
+from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.tables import idempotent_responses
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
@@ -76,12 +78,19 @@ class SqlIdempotencyStore:
     def complete(
         self, unit: UnitOfWork, client_id: ClientId, key: str, response: StoredResponse
     ) -> None:
-        """Keep the answer; the call's audit events go on ``unit`` with it."""
-        table = idempotent_responses
-        sql_unit(unit).connection.execute(
-            table.update()
-            .where(table.c.client_id == client_id, table.c.idempotency_key == key)
-            .values(status=response.status, media_type=response.media_type, body=response.body)
+        """Keep the answer; the call's audit events go on ``unit`` with it. In the driver's
+        own SQL: it follows the call's own writes in the unit (``$member-match``'s), on the
+        unit's DB-API path (``store.unit_of_work``)."""
+        sql_of = sql_unit(unit)
+        sql_of.cursor().execute(
+            _IdempotencySql.of(sql_of.dialect).complete,
+            {
+                "client_id": client_id,
+                "key": key,
+                "status": response.status,
+                "media_type": response.media_type,
+                "body": response.body,
+            },
         )
 
     def purge(self, unit: UnitOfWork, *, before: datetime) -> int:
@@ -94,12 +103,22 @@ class SqlIdempotencyStore:
         return int(result.rowcount or 0)
 
     def release(self, unit: UnitOfWork, client_id: ClientId, key: str) -> None:
-        """Give a claim back (the call failed without an answer worth keeping)."""
-        table = idempotent_responses
-        sql_unit(unit).connection.execute(
-            table.delete().where(
-                table.c.client_id == client_id,
-                table.c.idempotency_key == key,
-                table.c.status == _PENDING,
-            )
+        """Give a claim back (the call failed, or its answer is not one to keep)."""
+        sql_of = sql_unit(unit)
+        sql_of.cursor().execute(
+            _IdempotencySql.of(sql_of.dialect).release,
+            {"client_id": client_id, "key": key, "pending": _PENDING},
         )
+
+
+class _IdempotencySql(DialectSql):
+    """Completing and releasing a claim, in the driver's own SQL."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        table = idempotent_responses.name
+        where = "WHERE client_id = :client_id AND idempotency_key = :key"
+        self.complete = self.sql(
+            f"UPDATE {table} SET status = :status, media_type = :media_type, body = :body {where}"
+        )
+        self.release = self.sql(f"DELETE FROM {table} {where} AND status = :pending")

@@ -4,7 +4,6 @@ and decide a review case so the same request is answered with the member next ti
 from __future__ import annotations
 
 import functools
-import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,6 +17,7 @@ from payerbridge.errors import (
     MatchError,
     MatchUnderReview,
     NoMatch,
+    PayerBridgeError,
     TooManyAttempts,
 )
 from payerbridge.fhir.consent import parse_hrex_consent
@@ -25,6 +25,8 @@ from payerbridge.fhir.member_match import MemberMatchInput, parse_member_match_r
 from payerbridge.identity.decision import SINGLE_EXCHANGE, MatchDecision
 from payerbridge.identity.member_match import (
     MemberMatchAnswer,
+    MemberMatchCommand,
+    MemberMatchPorts,
     MemberMatchRules,
     answer_member_match,
 )
@@ -32,7 +34,6 @@ from payerbridge.identity.service import (
     AttemptLimit,
     MatchedMember,
     decide_review,
-    decision_audit_event,
     match_member,
 )
 from payerbridge.types import ClientId
@@ -72,27 +73,28 @@ def _other_card(n: int) -> MemberMatchInput:
     return request
 
 
+RULES = MemberMatchRules(
+    SINGLE_EXCHANGE,
+    LIMIT,
+    source_npi="1245319599",
+    umb_system="https://old.example/fhir/NamingSystem/umb",
+)
+REQUESTER = Requester(client_id=ClientId("newplan"), npi="1234567893")
+
+
+@functools.cache
+def _transactions(store: InMemoryIdentityStore) -> InMemoryTransactions:
+    """One store's units (their ids numbered across the test's calls)."""
+    return InMemoryTransactions(store.audit, store)
+
+
 def _match(store: InMemoryIdentityStore, request: MemberMatchInput) -> MatchedMember:
-    ids = itertools.count(1)
-
-    def answer(answer: MatchedMember | MatchError) -> list[AuditEvent]:
-        outcome = "match" if isinstance(answer, MatchedMember) else type(answer).__name__
-        return [AuditEvent(AT, "newplan", "member-match", "Patient", "-", outcome)]
-
-    return match_member(
-        request,
-        store,
-        InMemoryTransactions(store.audit, store),
-        client_id="newplan",
-        requester_npi="1234567893",
-        policy=SINGLE_EXCHANGE,
-        attempts=LIMIT,
-        at=AT,
-        new_id=lambda: f"id-{next(ids)}-{len(store.decisions)}",
-        umb_system="https://old.example/fhir/NamingSystem/umb",
-        audit=lambda d: decision_audit_event(d, actor="newplan", request_id=None),
-        answer_audit=answer,
-    )
+    """``match_member`` in a unit of its own; a refusal, committed, then raised."""
+    with _transactions(store).begin() as unit:
+        answer = match_member(MemberMatchCommand(request, None, REQUESTER, RULES), unit, store)
+    if isinstance(answer, PayerBridgeError):
+        raise answer
+    return answer
 
 
 def test_a_match_hands_out_one_umb_and_records_the_decision_with_its_evidence() -> None:
@@ -174,29 +176,20 @@ def test_a_case_is_decided_once_and_a_second_decision_changes_nothing() -> None:
 
 def _answer(
     store: InMemoryIdentityStore, consents: InMemoryConsentStore, **consent: str
-) -> MemberMatchAnswer:
-    requester = Requester(client_id=ClientId("newplan"), npi="1234567893")
+) -> tuple[MemberMatchAnswer, list[AuditEvent]]:
+    """The answer and the audit events its unit committed."""
     body = member_match_parameters(an_exchange_request(), **consent)
     request = parse_member_match_request(body)
     assert request.consent is not None
     presented = parse_hrex_consent(
-        request.consent, our_npi="1245319599", requester=requester, zone=ZoneInfo("UTC")
+        request.consent, our_npi="1245319599", requester=REQUESTER, zone=ZoneInfo("UTC")
     )
-    return answer_member_match(
-        request,
-        presented,
-        index=store,
-        transactions=InMemoryTransactions(store.audit, store, consents),
-        consents=consents,
-        members=_Members(),
-        requester=requester,
-        rules=MemberMatchRules(SINGLE_EXCHANGE, LIMIT, source_npi="1245319599"),
-        at=lambda: AT,
-        new_id=lambda: f"id-{len(store.decisions)}-{len(consents.consents)}",
-        umb_system="https://old.example/fhir/NamingSystem/umb",
-        request_id="r1",
-        idempotency_key="k1",
-    )
+    command = MemberMatchCommand(request, presented, REQUESTER, RULES, "r1", "k1")
+    ports = MemberMatchPorts(store, consents, _Members())
+    before = len(store.audit.events)
+    with InMemoryTransactions(store.audit, store, consents).begin() as unit:
+        answer = answer_member_match(command, unit, ports)
+    return answer, store.audit.events[before:]
 
 
 class _Members:
@@ -206,11 +199,36 @@ class _Members:
 
 def test_a_presented_consent_that_permits_is_kept_and_one_that_does_not_refuses_the_match() -> None:
     store, consents = _store(), InMemoryConsentStore()
-    answer = _answer(store, consents)
+    answer, events = _answer(store, consents)
     assert answer.refusal is None and answer.matched is not None
     assert [c.role.value for c in consents.consents.values()] == ["disclose"]
-    assert [e.action for e in answer.events] == ["member-match", "consent.decision"]
+    assert [e.action for e in events] == [
+        "identity.decision",
+        "member-match",
+        "consent.recorded",
+        "consent.decision",
+    ]
+    keyed = [e.detail["idempotency_key"] for e in events if "idempotency_key" in e.detail]
+    assert keyed == ["k1", "k1"]  # the answer's and the consent decision's
 
-    expired = _answer(store, consents, start="2020-01-01", end="2021-01-01")
+    expired, events = _answer(store, consents, start="2020-01-01", end="2021-01-01")
     assert isinstance(expired.refusal, ConsentDenied) and expired.matched is None
-    assert expired.events[-1].outcome == "deny" and len(consents.consents) == 1
+    assert events[-1].outcome == "deny" and len(consents.consents) == 1
+
+
+def test_answers_commit_in_the_unit_given_a_throttled_one_with_its_attempt_only() -> None:
+    store, consents = _store(), InMemoryConsentStore()
+    transactions = InMemoryTransactions(store.audit, store, consents)
+    ports = MemberMatchPorts(store, consents, _Members())
+    answers = []
+    for n in range(LIMIT.cards + 1):
+        command = MemberMatchCommand(_other_card(n), None, REQUESTER, RULES, "r1")
+        with transactions.begin() as unit:
+            answers.append(answer_member_match(command, unit, ports))
+    assert all(isinstance(a.refusal, MatchUnderReview) for a in answers[:-1])
+    throttled = answers[-1]
+    assert isinstance(throttled.throttled, TooManyAttempts) and throttled.refusal is None
+    assert (transactions.commits, transactions.rollbacks) == (LIMIT.cards + 1, 0)
+    assert len(store.attempts) == LIMIT.cards + 1  # the last attempt counted too
+    # the decision and the answer of each refusal; nothing of the throttled one
+    assert len(store.reviews) == LIMIT.cards and len(store.audit.events) == 2 * LIMIT.cards

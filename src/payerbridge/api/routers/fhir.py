@@ -25,9 +25,7 @@ from payerbridge.api.deps import (
 )
 from payerbridge.api.idempotency import Answer, answer_once, checked_key, request_digest
 from payerbridge.api.responses import FhirResponse
-from payerbridge.audit.model import AuditEvent
-from payerbridge.bootstrap import Platform, new_id, utcnow
-from payerbridge.consent.model import PresentedConsent
+from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.disclosure.everything import everything_page
 from payerbridge.disclosure.grants import require_everything
 from payerbridge.disclosure.operations import (
@@ -62,18 +60,24 @@ from payerbridge.fhir.bundles import searchset
 from payerbridge.fhir.capability import capability_statement
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import (
-    MemberMatchInput,
     build_member_match_response,
     parse_member_match_request,
 )
 from payerbridge.fhir.outcome import operation_outcome, outcome_for
 from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
 from payerbridge.identity.decision import SINGLE_EXCHANGE
-from payerbridge.identity.member_match import MemberMatchRules, answer_member_match
+from payerbridge.identity.member_match import (
+    MemberMatchAnswer,
+    MemberMatchCommand,
+    MemberMatchPorts,
+    MemberMatchRules,
+    answer_member_match,
+)
 from payerbridge.identity.service import AttemptLimit
 from payerbridge.logging import current_request_id, log_on_request
 from payerbridge.routing.profiles import PROFILES
 from payerbridge.security.model import MEMBER_MATCH_SCOPE, granted_types, resource_scope
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
 __all__ = ["member_match_route", "router"]
@@ -160,63 +164,57 @@ def _answer_member_match(
     caller.require(MEMBER_MATCH_SCOPE)
     if isinstance(body, PayerBridgeError):
         raise body
-    match_input = parse_member_match_request(body, strict=platform.settings.member_match_strict)
-    consent = None
-    if match_input.consent is not None:  # 422 naming every bad element; nothing is stored
-        consent = parse_hrex_consent(
-            match_input.consent,
-            our_npi=platform.settings.org_npi,
-            requester=caller.as_requester(),
-            zone=ZoneInfo(platform.settings.consent_time_zone),
-        )
-    umb_system = f"{fhir_base(platform)}/NamingSystem/umb"
+    command = _member_match_command(platform, caller, body, idempotency_key)
+    ports = MemberMatchPorts(platform.identity, platform.consents, platform.members)
     return answer_once(
         platform,
         caller,
         idempotency_key,
         operation="member-match",
         request_hash=request_digest(raw),
-        run=lambda: _member_match(
-            platform, caller, match_input, consent, umb_system, idempotency_key
-        ),
+        run=lambda unit: _rendered(platform, command, answer_member_match(command, unit, ports)),
     )
 
 
-def _member_match(
-    platform: Platform,
-    caller: Caller,
-    match_input: MemberMatchInput,
-    consent: PresentedConsent | None,
-    umb_system: str,
-    idempotency_key: str | None,
-) -> Answer:
+def _member_match_command(
+    platform: Platform, caller: Caller, body: Any, idempotency_key: str | None
+) -> MemberMatchCommand:
+    """The request as the use case takes it; a bad Consent is a 422 naming every bad
+    element, and nothing is stored."""
     settings = platform.settings
-    answer = answer_member_match(
-        match_input,
-        consent,
-        index=platform.identity,
-        transactions=platform.transactions,
-        consents=platform.consents,
-        members=platform.members,
-        requester=caller.as_requester(),
-        rules=MemberMatchRules(
-            policy=SINGLE_EXCHANGE,
-            attempts=AttemptLimit(
-                settings.member_match_max_cards,
-                timedelta(seconds=settings.member_match_window_seconds),
-            ),
-            source_npi=settings.org_npi,
+    match_input = parse_member_match_request(body, strict=settings.member_match_strict)
+    requester = caller.as_requester()
+    consent = None
+    if match_input.consent is not None:
+        consent = parse_hrex_consent(
+            match_input.consent,
+            our_npi=settings.org_npi,
+            requester=requester,
+            zone=ZoneInfo(settings.consent_time_zone),
+        )
+    rules = MemberMatchRules(
+        policy=SINGLE_EXCHANGE,
+        attempts=AttemptLimit(
+            settings.member_match_max_cards,
+            timedelta(seconds=settings.member_match_window_seconds),
         ),
-        at=utcnow,
-        new_id=new_id,
-        umb_system=umb_system,
-        request_id=current_request_id(),
-        idempotency_key=idempotency_key,
+        source_npi=settings.org_npi,
+        umb_system=f"{fhir_base(platform)}/NamingSystem/umb",
     )
+    return MemberMatchCommand(
+        match_input, consent, requester, rules, current_request_id(), idempotency_key
+    )
+
+
+def _rendered(platform: Platform, command: MemberMatchCommand, answer: MemberMatchAnswer) -> Answer:
+    """HRex Parameters naming the member matched, or the refusal's OperationOutcome."""
+    if answer.throttled is not None:
+        return Answer(retry_later=answer.throttled)
     if answer.refusal is not None:
         status, outcome = outcome_for(answer.refusal, current_request_id())
-        return Answer(outcome, status, answer.events)
+        return Answer(outcome, status)
     assert answer.matched is not None
+    settings, match_input = platform.settings, command.request
     # The caller's HRex version where its request names one, else the one we declare.
     shape = match_input.shape or (
         PROFILES.hrex[settings.hrex_version] if settings.hrex_version else None
@@ -233,7 +231,7 @@ def _member_match(
         request_shape=match_input.shape.hrex if match_input.shape else None,
         answer_shape=shape.hrex if shape else "any",
     )
-    return Answer(response, 200, answer.events)
+    return Answer(response, 200)
 
 
 def _reader(caller: Caller) -> Reader:
@@ -265,22 +263,6 @@ def _paging(platform: Platform) -> PagingPorts:
             held_types=SUPPORTED_TYPES,
         ),
     )
-
-
-class _AnswerUnit:
-    """The unit a first ``$everything`` page is answered on. It writes nothing itself
-    (the snapshot commits in a unit of its own); the events recorded on it are the
-    answer's, which answer_once records with the stored answer (alone, without a key)."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-        self.events: list[AuditEvent] = []
-
-    def new_id(self) -> str:
-        return new_id()
-
-    def record(self, *events: AuditEvent) -> None:
-        self.events.extend(events)
 
 
 def _self_url(platform: Platform, request: Request, path: str) -> str:
@@ -354,12 +336,11 @@ def everything(
         _self_url(platform, request, path),
         idempotency_key=checked_key(idempotency_key),
     )
-    unit = _AnswerUnit()
-    asked = open_everything(command, unit, ports)  # on every call, a replay's too
+    with platform.transactions.begin() as unit:  # on every call, a replay's too
+        asked = open_everything(command, unit, ports)
 
-    def run() -> Answer:
-        page = first_everything_page(asked, unit, ports)
-        return Answer(_bundle(platform, page), 200, unit.events)
+    def run(unit: UnitOfWork) -> Answer:
+        return Answer(_bundle(platform, first_everything_page(asked, unit, ports)))
 
     # What the token grants is part of the request: a retry under the same key by a
     # token granting other types is another request, not a replay of the first answer.
