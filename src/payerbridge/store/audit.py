@@ -1,7 +1,8 @@
 """The append-only, hash-chained audit table: the one path that writes audit events.
 
-``append_events`` is the only insert into ``audit_events``; every store calls it on the
-cursor of the transaction that makes the change the events record. Each event is
+``append_events`` is the only insert into ``audit_events``; the unit of work calls it on
+the cursor of the transaction that makes the change the events record, with the events
+recorded on it (``unit.record``), the one way events are recorded. Each event is
 written with its RFC 6962 leaf hash and linked into one gap-free chain (ADR 0007):
 
 - on PostgreSQL a trigger gives each row its ``seq`` and chain hash from the
@@ -22,18 +23,18 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from payerbridge.audit.chain import GENESIS, MerkleFrontier, detail_text, leaf_hash, link_events
 from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
-from payerbridge.store.dbapi import DialectSql, RowsInsert, cursor_of, insert_rows, sqlite_timestamp
+from payerbridge.store.dbapi import DialectSql, RowsInsert, insert_rows, sqlite_timestamp
 from payerbridge.store.tables import audit_checkpoints, audit_events, audit_head
 from payerbridge.transactions import UnitOfWork
 
-__all__ = ["SqlAuditChain", "SqlAuditTrail", "append_audit", "append_events"]
+__all__ = ["SqlAuditChain", "SqlAuditTrail", "append_events"]
 
 _FIELDS = ("at", "actor", "action", "entity_type", "entity_id", "outcome", "request_id", "detail")
 _CHAIN = ("seq", "leaf_hash", "prev_hash", "chain_hash")
@@ -98,12 +99,6 @@ def _append_linked(cursor: sqlite3.Cursor, events: Sequence[AuditEvent]) -> None
             for e, c in zip(events, chained, strict=True)
         ],
     )
-
-
-def append_audit(connection: Connection, *events: AuditEvent) -> None:
-    """``append_events`` in the transaction of a SQLAlchemy ``connection``."""
-    with cursor_of(connection) as cursor:
-        append_events(cursor, events)
 
 
 class SqlAuditTrail:
