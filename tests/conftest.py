@@ -215,4 +215,9 @@ def proxies(tmp_path: Path) -> Iterator[Callable[..., tuple[str, Path]]]:
     yield start
     for process in started:
         process.terminate()
-        process.wait(10)
+    for process in started:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:  # calls held open by a hang fault
+            process.kill()
+            process.wait()

@@ -835,6 +835,9 @@ class _InMemoryMatchWrites:
     def patient(self, member_id: str) -> dict[str, Any] | None:
         return self._store.patients.get(member_id)
 
+    def resource_types(self, member_id: str) -> set[str]:
+        return {"Patient", "Coverage"} if member_id in self._store.patients else set()
+
     def assign_identifier(
         self, patient: dict[str, Any], identifier: dict[str, Any], *, at: datetime
     ) -> None:

@@ -12,7 +12,7 @@ from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import supported_policies
 from payerbridge.consent.service import accept_presented_consent
 from payerbridge.errors import ConsentDenied, MatchError, TooManyAttempts
-from payerbridge.identity.ports import IdentityIndex, MemberResources
+from payerbridge.identity.ports import IdentityIndex
 from payerbridge.identity.service import (
     MatchedMember,
     MemberMatchCommand,
@@ -37,7 +37,6 @@ class MemberMatchPorts:
 
     index: IdentityIndex
     consents: ConsentStore
-    members: MemberResources
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,9 @@ def _with_presented_consent(
         requester=command.requester,
         at=unit.now,
         source_npi=command.rules.source_npi,
-        supported_policies=supported_policies(ports.members.resource_types(member_id)),
+        supported_policies=supported_policies(
+            ports.index.match_writes(unit).resource_types(member_id)
+        ),
         request_id=command.request_id,
         detail={"idempotency_key": command.idempotency_key},
     )

@@ -103,6 +103,12 @@ class MatchWrites(Protocol):
 
     def patient(self, member_id: MemberId) -> dict[str, Any] | None: ...
 
+    def resource_types(self, member_id: MemberId) -> set[str]:
+        """The types in the member's compartment, read in the unit: a read on another
+        connection while the unit holds its own would wait for a second one, and with
+        every pooled connection held by a unit doing the same, none would come."""
+        ...
+
     def assign_identifier(
         self, patient: dict[str, Any], identifier: dict[str, Any], *, at: datetime
     ) -> None: ...

@@ -180,6 +180,10 @@ class IdentitySql(ResourceSql):
             f"SELECT body, source FROM {fhir_resources.name} WHERE ref = :ref"
             + (" FOR UPDATE" if self.is_postgres else "")
         )
+        self.resource_types = sql(
+            f"SELECT DISTINCT resource_type FROM {fhir_resources.name} "
+            "WHERE patient_id = :patient_id"
+        )
 
     def _candidate_statements(self) -> None:
         """The members under a request's blocking keys, merged ones left out."""
@@ -343,6 +347,10 @@ class SqlMatchWrites:
             return None
         self._sources[member_id] = row[1]
         return dict(orjson.loads(row[0]))
+
+    def resource_types(self, member_id: MemberId) -> set[str]:
+        self._cursor.execute(self._sql.resource_types, {"patient_id": member_id})
+        return {row[0] for row in self._cursor.fetchall()}
 
     def assign_identifier(
         self, patient: dict[str, Any], identifier: dict[str, Any], *, at: datetime

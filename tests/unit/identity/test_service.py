@@ -185,16 +185,11 @@ def _answer(
         request.consent, our_npi="1245319599", requester=REQUESTER, zone=ZoneInfo("UTC")
     )
     command = MemberMatchCommand(request, presented, REQUESTER, RULES, "r1", "k1")
-    ports = MemberMatchPorts(store, consents, _Members())
+    ports = MemberMatchPorts(store, consents)
     before = len(store.audit.events)
     with InMemoryTransactions(store.audit, store, consents).begin() as unit:
         answer = answer_member_match(command, unit, ports)
     return answer, store.audit.events[before:]
-
-
-class _Members:
-    def resource_types(self, patient_id: str) -> set[str]:
-        return {"Patient", "Coverage"}
 
 
 def test_a_presented_consent_that_permits_is_kept_and_one_that_does_not_refuses_the_match() -> None:
@@ -219,7 +214,7 @@ def test_a_presented_consent_that_permits_is_kept_and_one_that_does_not_refuses_
 def test_answers_commit_in_the_unit_given_a_throttled_one_with_its_attempt_only() -> None:
     store, consents = _store(), InMemoryConsentStore()
     transactions = InMemoryTransactions(store.audit, store, consents)
-    ports = MemberMatchPorts(store, consents, _Members())
+    ports = MemberMatchPorts(store, consents)
     answers = []
     for n in range(LIMIT.cards + 1):
         command = MemberMatchCommand(_other_card(n), None, REQUESTER, RULES, "r1")
