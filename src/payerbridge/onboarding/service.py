@@ -220,9 +220,10 @@ def proceed(ports: OnboardingPorts, onboarding_id: OnboardingId) -> Step:
     chunk = ports.onboardings.next_chunk(onboarding_id)
     if chunk is None:
         now = ports.clock()
+        # Read before the unit takes its connection: every chunk is done, so they are final.
+        members = ports.onboardings.members(onboarding_id)
         with ports.transactions.begin() as unit:
             if ports.onboardings.finish(unit, onboarding_id, OnboardingStatus.COMPLETED, at=now):
-                members = ports.onboardings.members(onboarding_id)
                 imported = sum(1 for m in members if m.imported)
                 counts = result_counts(members)
                 unit.record(

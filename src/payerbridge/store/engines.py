@@ -23,11 +23,14 @@ from payerbridge.store.driver_errors import translate_driver_error
 __all__ = [
     "SpareConnections",
     "WalCheckpointer",
+    "SecondConnection",
     "WriterConnection",
     "create_db_engine",
     "create_reader",
     "create_workflow_engine",
+    "hold_for_unit",
     "migrate",
+    "release_for_unit",
     "spares_of",
 ]
 
@@ -80,7 +83,48 @@ def create_db_engine(
     size = max_connections or 2 * pool_size
     engine = create_engine(url, pool_size=size, max_overflow=0, connect_args=_PREPARED)
     event.listen(engine, "handle_error", translate_driver_error)
+    event.listen(engine, "checkout", _refuse_a_second_connection(engine))
     return ping_when_idle(engine)
+
+
+class SecondConnection(RuntimeError):
+    """A thread asked the pool for a connection while a unit of work it runs holds one."""
+
+
+_units = threading.local()  # the engines whose connection a unit of this thread holds
+
+
+def hold_for_unit(engine: Engine) -> None:
+    """A unit of work of this thread has taken a connection of ``engine`` (until
+    ``release_for_unit``)."""
+    held: dict[int, int] = _units.__dict__.setdefault("held", {})
+    held[id(engine)] = held.get(id(engine), 0) + 1
+
+
+def release_for_unit(engine: Engine) -> None:
+    held: dict[int, int] = _units.__dict__.setdefault("held", {})
+    left = held.get(id(engine), 0) - 1
+    if left > 0:
+        held[id(engine)] = left
+    else:
+        held.pop(id(engine), None)
+
+
+def _refuse_a_second_connection(engine: Engine) -> Any:
+    """A read or a second unit on another connection while this thread's unit holds one
+    waits for a connection that, under load, every other unit holds the same way: the
+    pool stalls until its timeout. Refused at once, with where, instead; the unit reads
+    through its own cursor."""
+    key = id(engine)
+
+    def refuse(_dbapi: Any, _record: Any, _proxy: Any) -> None:
+        if _units.__dict__.get("held", {}).get(key):
+            raise SecondConnection(
+                "a connection was asked for while this thread's unit of work holds one; "
+                "read and write through the unit instead"
+            )
+
+    return refuse
 
 
 # psycopg prepares a statement on its first use on a connection, not its sixth: the

@@ -43,7 +43,7 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.store.audit import append_events
 from payerbridge.store.dbapi import give_back_driver_connection, take_driver_connection
 from payerbridge.store.driver_errors import translated_errors
-from payerbridge.store.engines import WriterConnection
+from payerbridge.store.engines import WriterConnection, hold_for_unit, release_for_unit
 from payerbridge.transactions import UnitOfWork
 
 __all__ = ["SqlTransactions", "SqlUnitOfWork", "sql_unit"]
@@ -112,11 +112,13 @@ class SqlUnitOfWork:
             self._core_transaction = self._engine.begin()
             self._core = self._core_transaction.__enter__()
             self._driver = self._core.connection.dbapi_connection
+            hold_for_unit(self._engine)
         return self._core
 
     def _begin_on_driver(self) -> None:
         driver, self._owner = take_driver_connection(self._engine)
         self._driver = driver
+        hold_for_unit(self._engine)
         if isinstance(driver, WriterConnection):  # SQLite: the write lock, as every writer
             driver.take_lock()
             try:
@@ -134,7 +136,11 @@ class SqlUnitOfWork:
         core, self._core_transaction = self._core_transaction, None
         if core is not None:
             self._close_cursor()
-            core.__exit__(None, None, None)  # a failed commit rolls back inside
+            try:
+                core.__exit__(None, None, None)  # a failed commit rolls back inside
+            finally:
+                self._driver = None
+                release_for_unit(self._engine)
         elif self._driver is not None:
             if self._pipeline is not None:
                 self._cursor.execute("COMMIT")
@@ -144,6 +150,7 @@ class SqlUnitOfWork:
                 self._driver.commit()
             self._close_cursor()
             driver, self._driver = self._driver, None
+            release_for_unit(self._engine)
             give_back_driver_connection(driver, self._owner, failed=False)
 
     def _roll_back(self, error: BaseException) -> None:
@@ -156,9 +163,12 @@ class SqlUnitOfWork:
             self._close_cursor()
             core, self._core_transaction = self._core_transaction, None
             if core is not None:
+                self._driver = None
+                release_for_unit(self._engine)
                 core.__exit__(type(error), error, error.__traceback__)
             elif self._driver is not None and self._owner is not None:
                 driver, self._driver = self._driver, None
+                release_for_unit(self._engine)
                 try:
                     driver.rollback()
                 finally:
