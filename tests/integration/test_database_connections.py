@@ -284,3 +284,25 @@ def test_a_process_opens_no_more_connections_than_configured(
             engine.connect()
     finally:
         platform.close()
+
+
+def test_a_thread_whose_unit_holds_a_connection_is_refused_a_second_one(
+    engine: Engine,
+) -> None:
+    """A read on another connection while the thread's unit holds one would wait, under
+    load, for a connection every other unit holds the same way: refused at once."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writer is no pooled connection; its readers never wait on it")
+    from payerbridge.store.unit_of_work import SqlTransactions
+
+    transactions = SqlTransactions(engine, clock=utcnow)
+    with pytest.raises(engines.SecondConnection), transactions.begin() as unit:
+        unit.cursor().execute("INSERT INTO kept VALUES (1)")  # the unit takes its connection
+        with engine.connect():
+            pass
+    with transactions.begin() as unit:  # before its first statement it holds none
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM kept")).scalar_one() == 0
+        unit.cursor().execute("INSERT INTO kept VALUES (2)")
+    with engine.connect() as connection:  # and once it ended, it holds none either
+        assert connection.execute(text("SELECT n FROM kept")).scalars().all() == [2]

@@ -77,11 +77,13 @@ def enrol_partner(
         except UnprocessableRequest as exc:
             unread = exc.text
     capabilities = None
+    # Read before the unit takes its connection (store.engines.SecondConnection).
+    previous = registry.capabilities(partner.id)
     with transactions.begin() as unit:  # the partner and its reading, audited together
         stored = registry.register(unit, partner)
         unit.record(_registered(unit.now, partner, stored, discovered, actor, request_id))
         if discovered is not None and "capabilities" in discovered:
-            kept = _keep(unit, registry, partner, discovered, actor, request_id)
+            kept = _keep(unit, registry, partner, discovered, previous, actor, request_id)
             capabilities = kept.capabilities
     return Enrolled(partner, stored is None, capabilities, unread)
 
@@ -119,8 +121,9 @@ def refresh_partner(
     could not be read (the last reading stays)."""
     partner = registered(registry, partner_id)
     discovered = discovery.read(partner)
+    previous = registry.capabilities(partner.id)  # read before the unit takes its connection
     with transactions.begin() as unit:
-        return _keep(unit, registry, partner, discovered, actor, request_id)
+        return _keep(unit, registry, partner, discovered, previous, actor, request_id)
 
 
 def set_operations(
@@ -167,12 +170,14 @@ def _keep(
     registry: PartnerRegistry,
     partner: Partner,
     discovered: dict[str, Any],
+    previous: Capabilities | None,
     actor: str,
     request_id: str | None,
 ) -> Refreshed:
-    """Keep a reading of the partner's capabilities, audited with what it changed."""
+    """Keep a reading of the partner's capabilities, audited with what it changed since
+    ``previous``."""
     reading = Capabilities.from_json(discovered["capabilities"])
-    found = changes(registry.capabilities(partner.id), reading)
+    found = changes(previous, reading)
     registry.record_capabilities(unit, partner.id, reading)
     unit.record(
         AuditEvent(

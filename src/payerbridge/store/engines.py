@@ -9,6 +9,7 @@ import os
 import sqlite3
 import threading
 import time
+import traceback
 import weakref
 from pathlib import Path
 from typing import Any, cast
@@ -119,6 +120,12 @@ def _refuse_a_second_connection(engine: Engine) -> Any:
 
     def refuse(_dbapi: Any, _record: Any, _proxy: Any) -> None:
         if _units.__dict__.get("held", {}).get(key):
+            where = [
+                f"{frame.filename.rsplit('/src/', 1)[-1]}:{frame.lineno}"
+                for frame in traceback.extract_stack()
+                if "/payerbridge/" in frame.filename and not frame.filename.endswith("engines.py")
+            ]
+            logger.error("a second connection refused", extra={"where": where[-6:]})
             raise SecondConnection(
                 "a connection was asked for while this thread's unit of work holds one; "
                 "read and write through the unit instead"
