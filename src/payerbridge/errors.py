@@ -33,6 +33,8 @@
     ├── StoreUnavailable       the database did not answer (restart, failover, lock
     │                          held too long): retryable
     ├── AuditChainBroken       the stored audit chain does not check out
+    ├── SecondConnection       a unit of work's thread asked the pool for another
+    │                          connection: a bug, refused before it can stall the pool
     └── MappingError
 
 The core raises these; only ``fhir/outcome.py`` decides how each one looks on
@@ -46,6 +48,7 @@ from dataclasses import dataclass
 __all__ = [
     "AmbiguousMatch",
     "AuditChainBroken",
+    "SecondConnection",
     "Busy",
     "CertificateRejected",
     "CodeSetError",
@@ -283,6 +286,11 @@ class IllegalTransition(PayerBridgeError):
 
 class AuditChainBroken(PayerBridgeError):
     """The stored chain does not check out: nothing is signed over it."""
+
+
+class SecondConnection(PayerBridgeError):
+    """A thread asked the pool for a connection while a unit of work it runs holds one
+    (store.engines): under load every unit could wait so for one that never comes."""
 
 
 class MappingError(PayerBridgeError):

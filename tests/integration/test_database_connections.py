@@ -15,7 +15,7 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, text
 
 from payerbridge.bootstrap import build_platform, utcnow
 from payerbridge.config import load_settings
-from payerbridge.errors import StoreConflict
+from payerbridge.errors import SecondConnection, StoreConflict
 from payerbridge.store import engines
 from payerbridge.store.dbapi import (
     DialectSql,
@@ -296,7 +296,7 @@ def test_a_thread_whose_unit_holds_a_connection_is_refused_a_second_one(
     from payerbridge.store.unit_of_work import SqlTransactions
 
     transactions = SqlTransactions(engine, clock=utcnow)
-    with pytest.raises(engines.SecondConnection), transactions.begin() as unit:
+    with pytest.raises(SecondConnection), transactions.begin() as unit:
         unit.cursor().execute("INSERT INTO kept VALUES (1)")  # the unit takes its connection
         with engine.connect():
             pass

@@ -210,7 +210,7 @@ def test_a_large_import_on_postgresql_gives_the_planner_statistics_as_its_tables
     seen: list[float] = []
 
     # An engine of the test's own: the platform's refuses a second connection to the
-    # thread whose unit holds one (store.engines.SecondConnection).
+    # thread whose unit holds one (errors.SecondConnection, refused by store.engines).
     observer = create_engine(platform.engine.url, poolclass=NullPool)
 
     def look(line_bytes: int) -> None:  # once, near the end of the file

@@ -75,6 +75,7 @@ _TABLE: tuple[tuple[type[errors.PayerBridgeError], ErrorRendering], ...] = (
     (errors.MappingError, ErrorRendering(500, "error", "exception")),
     # The CLI and the checkpoint schedule meet it, never a request: as the fallback.
     (errors.AuditChainBroken, ErrorRendering(500, "fatal", "exception")),
+    (errors.SecondConnection, ErrorRendering(500, "fatal", "exception")),
 )
 _DEFAULT = ErrorRendering(500, "fatal", "exception")
 

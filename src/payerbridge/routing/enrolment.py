@@ -77,7 +77,7 @@ def enrol_partner(
         except UnprocessableRequest as exc:
             unread = exc.text
     capabilities = None
-    # Read before the unit takes its connection (store.engines.SecondConnection).
+    # Read before the unit takes its connection (errors.SecondConnection, refused by store.engines).
     previous = registry.capabilities(partner.id)
     with transactions.begin() as unit:  # the partner and its reading, audited together
         stored = registry.register(unit, partner)

@@ -19,12 +19,12 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 
+from payerbridge.errors import SecondConnection
 from payerbridge.store.driver_errors import translate_driver_error
 
 __all__ = [
     "SpareConnections",
     "WalCheckpointer",
-    "SecondConnection",
     "WriterConnection",
     "create_db_engine",
     "create_reader",
@@ -86,10 +86,6 @@ def create_db_engine(
     event.listen(engine, "handle_error", translate_driver_error)
     event.listen(engine, "checkout", _refuse_a_second_connection(engine))
     return ping_when_idle(engine)
-
-
-class SecondConnection(RuntimeError):
-    """A thread asked the pool for a connection while a unit of work it runs holds one."""
 
 
 _units = threading.local()  # the engines whose connection a unit of this thread holds
