@@ -288,6 +288,9 @@ def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay
         env={
             "PAYERBRIDGE_RETRY_MAX_ATTEMPTS": "3",
             "PAYERBRIDGE_RETRY_BASE_DELAY_SECONDS": "0.05",
+            # The replay's failures open the partner's breaker (5 in a row): its last
+            # attempt waits out the cool-off, 30 s by default.
+            "PAYERBRIDGE_BREAKER_COOLDOWN_SECONDS": "2",
         },
     )
     token = new.register_client("ops", scope=OPERATOR_SCOPE)
