@@ -263,3 +263,21 @@ WITHHELD_UNDER_REGULAR = frozenset(
         "Provenance/p1-arv-order-prov",
     }
 )
+
+
+def a_submitted_exchange(
+    ports: Any, raw: dict[str, Any], *, client_id: str, key: str | None = None
+) -> str:
+    """Submit ``raw`` as ``POST /exchanges`` parses and submits it; the exchange's id."""
+    from payerbridge.api.schemas import ExchangeCreate
+    from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
+
+    request = ExchangeCreate.model_validate(raw)
+    command = ExchangeSubmission(
+        request.to_domain(),
+        request.model_dump(mode="json"),
+        client_id=client_id,
+        idempotency_key=key,
+        request_id="r1",
+    )
+    return submit_exchange(command, ports).exchange_id

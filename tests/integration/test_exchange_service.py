@@ -28,7 +28,7 @@ from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ExchangeId, PartnerId
-from tests.builders import a_coverage, a_patient, an_exchange_request
+from tests.builders import a_coverage, a_patient, a_submitted_exchange, an_exchange_request
 from tests.servers import new_signing_key
 
 
@@ -65,17 +65,7 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # typ
 
 
 def submit(platform: Platform, raw: dict[str, Any]) -> str:
-    request = ExchangeCreate.model_validate(raw)
-    return submit_exchange(
-        ExchangeSubmission(
-            request.to_domain(),
-            request.model_dump(mode="json"),
-            client_id="tester",
-            idempotency_key=None,
-            request_id="r1",
-        ),
-        platform.exchange_ports,
-    ).exchange_id
+    return a_submitted_exchange(platform.exchange_ports, raw, client_id="tester")
 
 
 def test_each_transition_commits_with_its_audit_event_and_steps_do_not_repeat(

@@ -34,7 +34,7 @@ from payerbridge.fhir.outcome import rendering_for
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.types import PartnerId
-from tests.builders import a_coverage, a_patient, an_exchange_request
+from tests.builders import a_coverage, a_patient, a_submitted_exchange, an_exchange_request
 from tests.fakes import (
     FakeClock,
     FakePartnerClient,
@@ -100,17 +100,7 @@ def _client(outages: int = 0) -> FakePartnerClient:
 
 
 def _submit(ports: ExchangePorts, raw: dict[str, Any], key: str | None = None) -> str:
-    request = ExchangeCreate.model_validate(raw)
-    return submit_exchange(
-        ExchangeSubmission(
-            request.to_domain(),
-            request.model_dump(mode="json"),
-            client_id="newplan",
-            idempotency_key=key,
-            request_id="r1",
-        ),
-        ports,
-    ).exchange_id
+    return a_submitted_exchange(ports, raw, client_id="newplan", key=key)
 
 
 def _parse(raw: dict[str, Any]) -> ExchangeRequest:
