@@ -1,0 +1,488 @@
+"""Declarative, versioned mappings from a backend's records to FHIR resources (ADR 0031).
+
+A mapping is a directory an analyst can review without reading Python::
+
+    <name>/<version>/
+        mapping.toml          what it reads, what it produces, its PDex source format
+        transform.jsonata     one JSONata expression: a record in, a resource or a list out
+        conceptmaps/*.json    FHIR ConceptMaps: the local codes it translates
+        examples/<case>.<ext> a source file, and <case>.expected.json what it must give
+
+The expression sees the record's data and these functions besides JSONata's own:
+
+- ``$translate(code, conceptMap)``: the Coding a ConceptMap (url or id) gives a local
+  code; a code the map does not hold is an error naming the map and the code.
+- ``$date(text, field)``: a date in one of the forms backends write (CCYYMMDD,
+  CCYY-MM-DD, MM/DD/CCYY, DD-Mon-CCYY) as a FHIR date; anything else is an error naming
+  ``field`` (never the value: it may be a birth date).
+- ``$id(part, ...)``: a FHIR id derived from the source's namespace and the parts, the
+  same on every run, so that a record mapped again replaces what it gave before.
+
+Every resource produced carries the mapping (``meta.tag``, with its version) and the
+source (``meta.source``); elements left empty are dropped, as FHIR requires.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonata  # type: ignore[import-untyped]
+import orjson
+
+from payerbridge.errors import MappingError
+
+__all__ = [
+    "MAPPING_TAG_SYSTEM",
+    "SOURCE_FORMATS",
+    "BUILT_IN_MAPPINGS",
+    "Example",
+    "Mapping",
+    "MappingLibrary",
+    "MappingRef",
+    "RecordNotMapped",
+    "source_uri",
+]
+
+MAPPING_TAG_SYSTEM = "https://payerbridge.dev/fhir/CodeSystem/mapping"
+BUILT_IN_MAPPINGS = Path(__file__).resolve().parent / "mappings"
+# PDex's ProvenancePayerDataSource codes (the required binding of sourceFormat).
+SOURCE_FORMATS = frozenset(
+    [
+        "hl7v2other",
+        "hl7v2oru",
+        "hl7v2adt",
+        "hl7v2r01",
+        "hl7v2rsp",
+        "hl7v2orm",
+        "hl7v2mdm",
+        "hl7v2vxu",
+        "hl7v3",
+        "hl7ccda",
+        "hl7cda",
+        "hl7cdaqrda",
+        "hl7fhirdstu2",
+        "hl7fhirdstu3",
+        "hl7fhirr4",
+        "x12837",
+        "x12278",
+        "x12275",
+        "x12other",
+        "script",
+        "ncpdp",
+        "capture",
+        "customtx",
+        "image",
+        "unstructured",
+        "other",
+    ]
+)
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9\-]{0,62}$")
+_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
+}
+
+
+def source_uri(source_id: str) -> str:
+    """``meta.source`` of what a source's records gave."""
+    return f"urn:payerbridge:source:{source_id}"
+
+
+class RecordNotMapped(Exception):
+    """A record the mapping refuses: an unknown local code, a date it cannot read, an
+    expression that failed on it. ``text`` is fit for an operator (no demographics)."""
+
+    def __init__(self, text: str, code: str = "invalid") -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+
+
+@dataclass(frozen=True, order=True)
+class MappingRef:
+    name: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def parse(cls, text: str) -> MappingRef:
+        name, at, version = text.partition("@")
+        if not at or not _NAME.match(name) or not _VERSION.match(version):
+            raise ValueError(
+                f"'{text[:80]}' is not a mapping reference: write name@version, e.g. "
+                "x12-837-eob@1.0.0"
+            )
+        return cls(name, version)
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str
+    input: Path
+    expected: Path
+
+
+@dataclass(frozen=True)
+class _ConceptMap:
+    url: str
+    targets: dict[tuple[str | None, str], dict[str, str]]  # (source system, code) -> Coding
+
+
+@dataclass
+class Mapping:
+    """One mapping version, loaded and compiled; ``apply`` is pure."""
+
+    ref: MappingRef
+    directory: Path
+    description: str
+    source_format: str
+    input: str  # the reader: x12, csv, fixed-width, fhir
+    input_options: dict[str, Any]
+    produces: frozenset[str]
+    examples: list[Example]
+    _expression: Any = field(repr=False)
+    _concept_maps: dict[str, _ConceptMap] = field(repr=False)
+
+    @property
+    def tag(self) -> dict[str, str]:
+        return {"system": MAPPING_TAG_SYSTEM, "code": self.ref.name, "version": self.ref.version}
+
+    def apply(
+        self, data: dict[str, Any], *, source_id: str, namespace: str
+    ) -> list[dict[str, Any]]:
+        """The resources ``data`` (one record) gives; RecordNotMapped when it cannot."""
+        expression = self._expression
+        bindings = {"source": source_id}
+        try:
+            with _functions(self, namespace):
+                result = expression.evaluate(dict(data), bindings)
+        except RecordNotMapped:
+            raise
+        except jsonata.JException as exc:
+            raise RecordNotMapped(
+                f"mapping {self.ref} failed on this record at {self._where(exc)}: {_brief(exc)}",
+                "processing",
+            ) from None
+        return [self._stamped(r, source_id) for r in _resources(result, self)]
+
+    def _stamped(self, resource: dict[str, Any], source_id: str) -> dict[str, Any]:
+        kept: dict[str, Any] = _pruned(resource)
+        resource_type, resource_id = kept.get("resourceType"), kept.get("id")
+        if resource_type not in self.produces:
+            raise RecordNotMapped(
+                f"mapping {self.ref} produced a {str(resource_type)[:40]}, which its "
+                f"mapping.toml does not list in produces ({', '.join(sorted(self.produces))})",
+                "processing",
+            )
+        if not isinstance(resource_id, str) or not _ID.match(resource_id):
+            raise RecordNotMapped(
+                f"mapping {self.ref} produced a {resource_type} without a valid id "
+                "(use $id(...) for one)",
+                "processing",
+            )
+        meta = dict(kept.get("meta") or {})
+        meta["source"] = source_uri(source_id)
+        meta["tag"] = [t for t in meta.get("tag", []) if t.get("system") != MAPPING_TAG_SYSTEM] + [
+            self.tag
+        ]
+        kept["meta"] = meta
+        return kept
+
+    def _where(self, exc: Any) -> str:
+        position = getattr(exc, "location", None)
+        return _line_of(self.directory / "transform.jsonata", position)
+
+    def translate(self, code: Any, concept_map: Any, system: Any = None) -> dict[str, str]:
+        found = self._concept_maps.get(str(concept_map))
+        if found is None:
+            raise RecordNotMapped(
+                f"mapping {self.ref} asks for ConceptMap '{str(concept_map)[:120]}', which it "
+                "does not ship (conceptmaps/)",
+                "processing",
+            )
+        key = (None if system is None else str(system), str(code))
+        target = found.targets.get(key) or found.targets.get((None, str(code)))
+        if target is None:
+            raise RecordNotMapped(
+                f"the local code '{str(code)[:40]}' is not in ConceptMap {found.url} "
+                f"(mapping {self.ref}): add it to the map or correct the source",
+                "code-invalid",
+            )
+        return dict(target)
+
+
+class _Namespace:
+    """The functions an expression calls are bound per call; the mapping and source
+    namespace they need are set around ``evaluate``."""
+
+    mapping: Mapping | None = None
+    namespace: str = ""
+
+
+_CURRENT = _Namespace()
+
+
+class _functions:
+    def __init__(self, mapping: Mapping, namespace: str) -> None:
+        self.mapping, self.namespace = mapping, namespace
+
+    def __enter__(self) -> None:
+        _CURRENT.mapping, _CURRENT.namespace = self.mapping, self.namespace
+
+    def __exit__(self, *_: object) -> None:
+        _CURRENT.mapping = None
+
+
+def _translate(code: Any, concept_map: Any, system: Any = None) -> dict[str, str] | None:
+    if code is None:
+        return None
+    assert _CURRENT.mapping is not None
+    return _CURRENT.mapping.translate(code, concept_map, system)
+
+
+def _derived_id(*parts: Any) -> str:
+    text = "\x1f".join([_CURRENT.namespace, *("" if p is None else str(p) for p in parts)])
+    digest = hashlib.sha256(text.encode()).digest()[:20]
+    return base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+def _date(text: Any, field_name: Any = "a date") -> str | None:
+    if text is None or text == "":
+        return None
+    return parse_source_date(str(text), str(field_name))
+
+
+def parse_source_date(text: str, field_name: str) -> str:
+    """A backend's date as a FHIR date; RecordNotMapped naming ``field_name`` when it is
+    not one of the forms backends write (the value is never repeated: PHI)."""
+    value = text.strip()
+    try:
+        if re.fullmatch(r"\d{8}", value):
+            return date(int(value[:4]), int(value[4:6]), int(value[6:])).isoformat()
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return date.fromisoformat(value).isoformat()
+        if m := re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", value):
+            return date(int(m[3]), int(m[1]), int(m[2])).isoformat()
+        if m := re.fullmatch(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})", value):
+            return date(int(m[3]), _MONTHS[m[2].lower()], int(m[1])).isoformat()
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})?", value):
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).date().isoformat()
+    except (ValueError, KeyError):
+        pass
+    raise RecordNotMapped(
+        f"{field_name} is not a date this mapping reads (CCYYMMDD, CCYY-MM-DD, MM/DD/CCYY or "
+        "DD-Mon-CCYY)",
+        "value",
+    )
+
+
+def _brief(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def _line_of(path: Path, position: Any) -> str:
+    if not isinstance(position, int):
+        return f"{path.name}"
+    try:
+        text = path.read_text()
+    except OSError:
+        return f"{path.name}"
+    before = text[: max(0, position)]
+    return f"{path.name} line {before.count(chr(10)) + 1}"
+
+
+def _resources(result: Any, mapping: Mapping) -> list[dict[str, Any]]:
+    if result is None:
+        return []
+    items = result if isinstance(result, list) else [result]
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("resourceType"), str):
+            raise RecordNotMapped(
+                f"mapping {mapping.ref} gave something that is not a resource (an object "
+                "with resourceType)",
+                "processing",
+            )
+        out.append(item)
+    return out
+
+
+def _pruned(value: Any) -> Any:
+    """Without nulls, empty strings, empty arrays and empty objects: FHIR allows none."""
+    if isinstance(value, dict):
+        kept = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in (None, "", [], {})}
+    if isinstance(value, list):
+        items = [_pruned(v) for v in value]
+        return [v for v in items if v not in (None, "", [], {})]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _compiled(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        expression = jsonata.Jsonata(text)
+    except jsonata.JException as exc:
+        raise MappingError(
+            f"{path.parent}/{_line_of(path, getattr(exc, 'location', None))}: {_brief(exc)}"
+        ) from None
+    expression.register_lambda("translate", _translate)
+    expression.register_lambda("date", _date)
+    expression.register_lambda("id", _derived_id)
+    return expression
+
+
+def _concept_map(path: Path) -> _ConceptMap:
+    try:
+        document = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise MappingError(f"{path}: not a readable JSON ConceptMap ({_brief(exc)})") from None
+    if not isinstance(document, dict) or document.get("resourceType") != "ConceptMap":
+        raise MappingError(f"{path}: not a ConceptMap")
+    url = document.get("url")
+    if not isinstance(url, str):
+        raise MappingError(f"{path}: the ConceptMap has no url")
+    targets: dict[tuple[str | None, str], dict[str, str]] = {}
+    for group_index, group in enumerate(document.get("group") or []):
+        target_system = group.get("target")
+        if not isinstance(target_system, str):
+            raise MappingError(f"{path}: group[{group_index}] has no target system")
+        for element_index, element in enumerate(group.get("element") or []):
+            where = f"{path}: group[{group_index}].element[{element_index}]"
+            code = element.get("code")
+            equivalent = [
+                t
+                for t in element.get("target") or []
+                if t.get("equivalence", "equivalent")
+                in ("equivalent", "equal", "wider", "subsumes", "relatedto")
+            ]
+            if not isinstance(code, str) or len(equivalent) != 1:
+                raise MappingError(f"{where}: needs a code and exactly one usable target")
+            coding = {"system": target_system, "code": str(equivalent[0]["code"])}
+            if equivalent[0].get("display"):
+                coding["display"] = str(equivalent[0]["display"])
+            targets[(group.get("source"), code)] = coding
+            targets.setdefault((None, code), coding)
+    cm = _ConceptMap(url, targets)
+    return cm
+
+
+def load_mapping(directory: Path) -> Mapping:
+    """The mapping in ``directory`` (``<name>/<version>``); MappingError naming the file
+    and what is wrong."""
+    manifest_path = directory / "mapping.toml"
+    try:
+        manifest = tomllib.loads(manifest_path.read_text())
+    except OSError as exc:
+        raise MappingError(f"{manifest_path}: cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(f"{manifest_path}: {exc}") from None
+    problems = []
+    name, version = manifest.get("name"), manifest.get("version")
+    if name != directory.parent.name or version != directory.name:
+        problems.append(
+            f"name and version ({name}@{version}) must be those of its directory "
+            f"({directory.parent.name}@{directory.name})"
+        )
+    source_format = manifest.get("source_format")
+    if source_format not in SOURCE_FORMATS:
+        problems.append(
+            f"source_format '{source_format}' is not a PDex ProvenancePayerDataSource code"
+        )
+    reader = manifest.get("input")
+    if not isinstance(reader, str):
+        problems.append("input (the reader: x12, csv, fixed-width or fhir) is missing")
+    produces = manifest.get("produces")
+    if not isinstance(produces, list) or not produces:
+        problems.append("produces (the resource types it gives) is missing")
+    options = manifest.get("input_options", {})
+    if not isinstance(options, dict):
+        problems.append("input_options must be a table")
+    unknown = set(manifest) - {
+        "name",
+        "version",
+        "description",
+        "source_format",
+        "input",
+        "input_options",
+        "produces",
+    }
+    if unknown:
+        problems.append(f"unknown keys: {', '.join(sorted(unknown))}")
+    if problems:
+        raise MappingError(f"{manifest_path}: " + "; ".join(problems))
+    assert isinstance(name, str) and isinstance(version, str) and isinstance(reader, str)
+    assert isinstance(produces, list)
+    concept_maps: dict[str, _ConceptMap] = {}
+    for path in sorted((directory / "conceptmaps").glob("*.json")):
+        cm = _concept_map(path)
+        concept_maps[cm.url] = cm
+        concept_maps[path.stem] = cm
+    examples = [
+        Example(p.name.split(".", 1)[0], p, p.with_name(p.name.split(".", 1)[0] + ".expected.json"))
+        for p in sorted((directory / "examples").glob("*"))
+        if not p.name.endswith(".expected.json") and p.is_file()
+    ]
+    return Mapping(
+        ref=MappingRef(name, version),
+        directory=directory,
+        description=str(manifest.get("description", "")),
+        source_format=str(source_format),
+        input=reader,
+        input_options=dict(options),
+        produces=frozenset(str(t) for t in produces),
+        examples=examples,
+        _expression=_compiled(directory / "transform.jsonata"),
+        _concept_maps=concept_maps,
+    )
+
+
+class MappingLibrary:
+    """The mappings a deployment can use: the product's own and those in the
+    directories its sources file names, each by name and version. A later directory's
+    version of a name overrides an earlier one's."""
+
+    def __init__(self, roots: Iterable[Path] = (BUILT_IN_MAPPINGS,)) -> None:
+        self.roots = list(roots)
+        self._found: dict[MappingRef, Path] = {}
+        for root in self.roots:
+            for manifest in sorted(root.glob("*/*/mapping.toml")):
+                directory = manifest.parent
+                self._found[MappingRef(directory.parent.name, directory.name)] = directory
+        self._loaded: dict[MappingRef, Mapping] = {}
+
+    def refs(self) -> list[MappingRef]:
+        return sorted(self._found)
+
+    def has(self, ref: MappingRef) -> bool:
+        return ref in self._found
+
+    def get(self, ref: MappingRef) -> Mapping:
+        if ref not in self._loaded:
+            directory = self._found.get(ref)
+            if directory is None:
+                known = ", ".join(str(r) for r in self.refs() if r.name == ref.name)
+                raise MappingError(
+                    f"no mapping {ref}" + (f" (known versions: {known})" if known else "")
+                )
+            self._loaded[ref] = load_mapping(directory)
+        return self._loaded[ref]

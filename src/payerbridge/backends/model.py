@@ -1,0 +1,81 @@
+"""What a backend's records are once read, and what goes wrong with one (pure).
+
+A reader turns a file (an X12 interchange, a CSV or fixed-width extract, FHIR NDJSON)
+into ``SourceRecord``s: one unit a mapping turns into resources (an 837's claim, an
+834's member, a CSV row), with where it was found. A record that cannot be read or
+mapped becomes a ``RecordProblem`` naming the file and line or segment and why, and
+the rest of the file goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Location", "RecordProblem", "SourceRecord"]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a source file a record or a problem is: a line (CSV, fixed-width,
+    NDJSON) or a segment position (X12, counted from 1 at ISA) and its segment id."""
+
+    file: str
+    line: int | None = None
+    segment: int | None = None
+    segment_id: str | None = None
+
+    def __str__(self) -> str:
+        if self.segment is not None:
+            what = f" {self.segment_id}" if self.segment_id else ""
+            return f"{self.file}: segment {self.segment}{what}"
+        if self.line is not None:
+            return f"{self.file}: line {self.line}"
+        return self.file
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in (
+                ("file", self.file),
+                ("line", self.line),
+                ("segment", self.segment),
+                ("segment_id", self.segment_id),
+            )
+            if v is not None
+        }
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One record as its reader gives it to a mapping: ``data`` is plain JSON (objects,
+    arrays, strings), ``key`` the record's identity at the source (a claim number, a
+    member id with its line), stable across re-reads of the same file."""
+
+    kind: str  # what the reader found, e.g. "837P", "834", "row"
+    key: str
+    data: dict[str, Any]
+    location: Location
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """A record (or a whole file) that could not be read or mapped. ``text`` says what
+    and why so that a person can fix the file or the mapping; it never carries a
+    member's demographics or identifiers (a local code may be named)."""
+
+    location: Location
+    text: str
+    code: str = "invalid"  # an OperationOutcome issue code: invalid, structure, code-invalid...
+    key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.text}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"location": self.location.to_json(), "code": self.code}
+        out["text"] = self.text
+        if self.key is not None:
+            out["key"] = self.key
+        return out
