@@ -1,0 +1,76 @@
+"""What the platform asks of a source that is asked at request time (a live source), and
+what it answers: the records it gave and, when it could not give all, the gaps.
+
+A live source answers in its own format; the source's mapping turns what it gave into
+our resources, as it does for a replicated source's files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+__all__ = ["GAP_CODES", "LiveSource", "RecordsQuery", "SourceAnswer", "SourceGap"]
+
+# Why a source's records are missing from an answer (the completeness code system).
+GAP_CODES = ("source-unavailable", "source-timeout", "source-error")
+
+
+@dataclass(frozen=True)
+class SourceGap:
+    """What a source did not give: its types, why, and whether asking again may help.
+    ``text`` names no member data (statuses, counts, the source's id)."""
+
+    source: str
+    types: tuple[str, ...]
+    code: str  # one of GAP_CODES
+    text: str
+    retry_may_help: bool = True
+
+
+@dataclass(frozen=True)
+class RecordsQuery:
+    """A member's records at a source: ``member_key`` is the member's id there (kept
+    when the roster was read), ``types`` None for every type the source holds."""
+
+    member_key: str
+    types: frozenset[str] | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SourceAnswer:
+    """What a source gave within its budget: records in its own format (for a FHIR
+    server, its resources as it sent them), and the gaps, empty when it gave all."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    gaps: list[SourceGap] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.gaps
+
+
+class LiveSource(Protocol):
+    """A backend asked at request time (ADR 0031): a FHIR server the plan already runs."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def types(self) -> frozenset[str]:
+        """The resource types it answers for."""
+        ...
+
+    def roster(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """The members it holds, in its own format (for a FHIR server: its Patients,
+        through its Bulk Data ``$export`` when it offers one, else a paged search);
+        PartnerUnavailable/PartnerRejected when it cannot be read."""
+        ...
+
+    def records(self, query: RecordsQuery, *, budget_seconds: float) -> SourceAnswer:
+        """The member's records, answered within ``budget_seconds`` whatever happens:
+        what could not be read in time, or at all, is a gap, never an exception."""
+        ...
