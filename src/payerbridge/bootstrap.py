@@ -23,6 +23,9 @@ from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
 from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
+from payerbridge.backends.ingestion import Held
+from payerbridge.backends.mapping import Mapping
+from payerbridge.backends.sources import Sources, load_sources
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
 from payerbridge.config import GUESSING_RATES, OperationRate, Settings
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
@@ -31,7 +34,7 @@ from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.disclosure.ports import DisclosureSnapshots, MemberStore
 from payerbridge.disclosure.reads import DisclosureContext, member_permits
-from payerbridge.errors import InvalidInput, Issue
+from payerbridge.errors import InvalidInput, Issue, MappingError
 from payerbridge.exchange.ports import (
     BreakerBoard,
     ExchangeLedger,
@@ -90,6 +93,8 @@ from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.rate_limits import SqlAllowances
+from payerbridge.store.source_files import FileReport as SourceFileReport
+from payerbridge.store.source_files import SqlSourceFiles
 from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
@@ -169,6 +174,8 @@ class Platform:
     exchange_ports: ExchangePorts
     bulk: BulkPorts  # $bulk-member-match jobs and their Groups
     onboarding: OnboardingPorts  # plan-year onboardings (new payer)
+    sources: Sources  # the plan's backends and their mappings (sources file)
+    source_files: SqlSourceFiles  # replicated sources' files, mapped and kept
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -199,6 +206,25 @@ class Platform:
         if any(report.accepted for report in reports):
             refresh_statistics(self.engine)
         return reports
+
+    def ingest_source_file(self, source_id: str, name: str, body: bytes) -> SourceFileReport:
+        """Map and keep one file of a replicated source, in one transaction; the members
+        whose Patient or Coverage it gave are indexed for matching in it."""
+        spec = self.sources.replicated(source_id)
+        mapping = self.sources.library.get(spec.mapping_ref)
+        with self.transactions.begin() as unit:
+            report = self.source_files.ingest(unit, spec, mapping, name, body)
+        if report.counts:
+            refresh_statistics(self.engine)
+        return report
+
+    def remap_source(self, source_id: str) -> list[SourceFileReport]:
+        """Map every kept file of a replicated source again with the mapping version the
+        sources file now names (a new one, or one rolled back to), in one transaction."""
+        spec = self.sources.replicated(source_id)
+        mapping = self.sources.library.get(spec.mapping_ref)
+        with self.transactions.begin() as unit:
+            return self.source_files.remap(unit, spec, mapping)
 
     def check_jwks_url(self, url: str) -> str:
         """``url`` when a client's JWK Set may be read there; UnprocessableRequest naming
@@ -430,6 +456,19 @@ def _our_udap_client(settings: Settings, identity: ServerIdentity | None) -> Our
     return OurUdapClient(identity, uri, Organization(settings.org_name, settings.org_npi))
 
 
+def sources_file(settings: Settings) -> Path | None:
+    """The sources file: the one configured, else ``sources.toml`` in the data dir when
+    there is one."""
+    if settings.sources_file is not None:
+        return settings.sources_file
+    default = settings.data_dir / "sources.toml"
+    return default if default.is_file() else None
+
+
+def _refuse_hold(unit: UnitOfWork, source_id: str, mapping: Mapping, held: Sequence[Held]) -> None:
+    raise MappingError("resources failed their profile, and no quarantine is wired to hold them")
+
+
 def segmentation_policy(settings: Settings) -> SegmentationPolicy:
     """What a regular consent withholds here: the shipped code sets and the operator's
     additions (PAYERBRIDGE_SENSITIVE_CODE_SETS)."""
@@ -454,6 +493,7 @@ def build_platform(
 ) -> Platform:
     """Open the database (migrating it to the newest schema) and wire the adapters."""
     segmentation = segmentation_policy(settings)
+    sources = load_sources(sources_file(settings))
     stores = _open_stores(settings, run_migrations=run_migrations)
     engine, reader, transactions = stores.engine, stores.reader, stores.transactions
     client_key = load_client_key(key_dir(settings))
@@ -518,6 +558,15 @@ def build_platform(
         exchange_ports=ports,
         bulk=_bulk_ports(settings, stores, identity, segmentation),
         onboarding=_onboarding_ports(settings, stores, client),
+        sources=sources,
+        source_files=SqlSourceFiles(
+            engine,
+            us=Organization(settings.org_name, settings.org_npi),
+            check=lambda resource: [],
+            hold=_refuse_hold,
+            index_members=lambda unit, ids: identity.index_members(unit, ids, at=unit.now),
+            new_id=new_id,
+        ),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,

@@ -257,6 +257,12 @@ class Settings(BaseSettings):
         "(CMS-0057-F: five; PDex 2.2 lets a responder give more). Prior authorizations "
         "go while active or pending, or for a year after their last change.",
     )
+    sources_file: Path | None = Field(
+        default=None,
+        description="The sources file (TOML): the plan's backends the old payer answers "
+        "from, each with its mapping version, replicated or live (ADR 0031). Default: "
+        "sources.toml in the data dir when it exists; else only the built-in store.",
+    )
     sensitive_code_sets: Path | None = Field(
         default=None,
         description="A JSON file of sensitive codes and categories added to the shipped "

@@ -14,7 +14,12 @@ from payerbridge.fhir import codes
 from payerbridge.routing.model import Organization
 from payerbridge.timestamps import utc_iso
 
-__all__ = ["organization_reference", "receipt_provenance", "transmitter_provenance"]
+__all__ = [
+    "organization_reference",
+    "receipt_provenance",
+    "source_provenance",
+    "transmitter_provenance",
+]
 
 _CONTRACT_SIGNER = "http://terminology.hl7.org/CodeSystem/contractsignertypecodes"
 _DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
@@ -87,6 +92,51 @@ def receipt_provenance(
                     "valueCodeableConcept": {
                         "coding": [
                             {"system": codes.PROVENANCE_PAYER_DATA_SOURCE, "code": "hl7fhirr4"}
+                        ]
+                    },
+                }
+            ],
+        }
+    ]
+    return provenance
+
+
+def source_provenance(
+    provenance_id: str,
+    targets: list[dict[str, Any]],
+    *,
+    custodian: Organization,
+    source_id: str,
+    source_format: str,
+    mapping: dict[str, str],
+    recorded: datetime,
+) -> dict[str, Any]:
+    """Where resources made from one of our own backends came from: the source, its
+    format (PDex ``sourceFormat``) and the mapping version that made them, with us as
+    their custodian."""
+    provenance = transmitter_provenance(
+        provenance_id, targets, transmitter=custodian, recorded=recorded
+    )
+    provenance["meta"]["tag"] = [mapping]
+    provenance["activity"] = {
+        "coding": [{"system": _DATA_OPERATION, "code": "CREATE", "display": "create"}]
+    }
+    provenance["agent"].append(
+        _agent(codes.PROVENANCE_PARTICIPANT, "custodian", "Custodian", custodian)
+    )
+    provenance["entity"] = [
+        {
+            "role": "source",
+            "what": {
+                "identifier": {"system": "urn:payerbridge:source", "value": source_id},
+                "display": f"source {source_id}, mapping {mapping['code']}@{mapping['version']}",
+            },
+            "extension": [
+                {
+                    "url": codes.PROVENANCE_SOURCE_FORMAT,
+                    "valueCodeableConcept": {
+                        "coding": [
+                            {"system": codes.PROVENANCE_PAYER_DATA_SOURCE, "code": source_format}
                         ]
                     },
                 }

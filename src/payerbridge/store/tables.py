@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -27,6 +28,9 @@ from sqlalchemy.engine import Dialect
 
 __all__ = [
     "UtcDateTime",
+    "source_file_resources",
+    "source_files",
+    "source_members",
     "api_clients",
     "client_assertions",
     "audit_checkpoints",
@@ -710,4 +714,44 @@ onboarding_chunks = Table(
     Column("group_id", String(64), nullable=True),
     Column("due_at", UtcDateTime(), nullable=True),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# A replicated source's files as they arrived (ADR 0031): kept so that a new mapping
+# version can map them again; the same file twice (by digest) is one row.
+source_files = Table(
+    "source_files",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("source_id", String(40), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("mapping", String(120), nullable=False),  # name@version it was last mapped with
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("mapped_at", UtcDateTime(), nullable=False),
+    Column("report", Text, nullable=False),  # counts and problems (no member data), JSON
+    UniqueConstraint("source_id", "sha256", name="uq_source_files_digest"),
+)
+
+# What each file's records gave: so that mapping it again can tell added, changed and
+# no longer given resources apart.
+source_file_resources = Table(
+    "source_file_resources",
+    metadata,
+    Column("file_id", String(64), ForeignKey("source_files.id"), primary_key=True),
+    Column("ref", String(200), primary_key=True),
+    Index("ix_source_file_resources_ref", "ref"),
+)
+
+# A member's id at a live source (its Patient id there), read with the roster: how a
+# request for our member becomes a query at the source.
+source_members = Table(
+    "source_members",
+    metadata,
+    Column("source_id", String(40), primary_key=True),
+    Column("source_key", String(200), primary_key=True),
+    Column("member_id", String(64), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_source_members_member", "member_id", "source_id"),
 )

@@ -1,0 +1,118 @@
+"""A replicated source's file turned into resources, record by record (pure).
+
+Each record is mapped whole or not at all: a record the mapping refuses is a problem
+naming where it is and why, and the others go on. Each resource produced is checked
+against the profile it claims before it may be kept; one that fails is held for the
+quarantine with the reason, never kept and never dropped without a word. Every batch
+of records gets one Provenance per member, saying the data came from this source in
+this format through this mapping version (PDex ``sourceFormat``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from payerbridge.backends.mapping import Mapping, RecordNotMapped, source_uri
+from payerbridge.backends.model import RecordProblem, SourceRecord
+
+__all__ = ["Batch", "Held", "ProfileCheck", "map_batches"]
+
+Resource = dict[str, Any]
+# The profile check: what is wrong with a resource (empty when nothing), one text each.
+ProfileCheck = Callable[[Resource], list[Any]]
+# Builds the source Provenance: (id, targets, mapping, source id, recorded) -> resource.
+ProvenanceOf = Callable[[str, list[Resource], Mapping, str, datetime], Resource]
+
+
+@dataclass(frozen=True)
+class Held:
+    """A resource that failed the profile it claims, with why (ProfileIssue-like)."""
+
+    resource: Resource
+    issues: list[Any]
+    record_key: str
+    location: str
+
+
+@dataclass
+class Batch:
+    """Up to ``size`` records' worth of output: what to keep (with the compartment each
+    resource belongs to), what to hold, and what could not be mapped."""
+
+    resources: list[tuple[Resource, str | None]] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
+    problems: list[RecordProblem] = field(default_factory=list)
+    records: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def map_batches(
+    records: Iterable[SourceRecord | RecordProblem],
+    mapping: Mapping,
+    *,
+    source_id: str,
+    namespace: str,
+    check: ProfileCheck,
+    compartment_of: Callable[[Resource], str | None],
+    provenance: ProvenanceOf,
+    file_digest: str,
+    recorded: datetime,
+    size: int = 1000,
+) -> Iterator[Batch]:
+    """The file's output in batches of ``size`` records, so that a file of any length is
+    mapped in the same memory."""
+    batch = Batch()
+    number = 0
+    for item in records:
+        if isinstance(item, RecordProblem):
+            batch.problems.append(item)
+            continue
+        batch.records += 1
+        try:
+            produced = mapping.apply(item.data, source_id=source_id, namespace=namespace)
+        except RecordNotMapped as exc:
+            batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
+            continue
+        for resource in produced:
+            issues = check(resource)
+            if issues:
+                batch.held.append(Held(resource, issues, item.key, str(item.location)))
+                continue
+            batch.resources.append((resource, compartment_of(resource)))
+            batch.counts[resource["resourceType"]] += 1
+        if batch.records >= size:
+            yield _with_provenance(
+                batch, mapping, source_id, file_digest, number, recorded, provenance
+            )
+            number += 1
+            batch = Batch()
+    if batch.records or batch.problems:
+        yield _with_provenance(batch, mapping, source_id, file_digest, number, recorded, provenance)
+
+
+def _with_provenance(
+    batch: Batch,
+    mapping: Mapping,
+    source_id: str,
+    file_digest: str,
+    number: int,
+    recorded: datetime,
+    provenance: ProvenanceOf,
+) -> Batch:
+    by_member: dict[str, list[Resource]] = {}
+    for resource, member in batch.resources:
+        if member is not None:
+            by_member.setdefault(member, []).append(resource)
+    for member, targets in by_member.items():
+        seed = "\x1f".join((source_uri(source_id), file_digest, str(number), member))
+        provenance_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
+        batch.resources.append(
+            (provenance(provenance_id, targets, mapping, source_id, recorded), member)
+        )
+        batch.counts["Provenance"] += 1
+    return batch

@@ -1,0 +1,213 @@
+"""The deployment's sources file: which backends the old payer answers from, each read
+with which mapping version, replicated or live (ADR 0031).
+
+``sources.toml`` (``PAYERBRIDGE_SOURCES_FILE``, else ``<data dir>/sources.toml``)::
+
+    mapping_dirs = ["mappings"]          # the plan's own mappings, beside the product's
+
+    [[source]]
+    id = "enrollment"
+    mode = "replicated"                  # files dropped or pushed, mapped and kept
+    mapping = "x12-834-enrollment@1.0.0"
+    namespace = "plan"                   # the member-id space its Patients share
+
+    [[source]]
+    id = "clinical"
+    mode = "live"                        # asked at request time, within the budget
+    kind = "fhir-server"
+    mapping = "fhir-server-quirks@1.0.0"
+    base_url = "https://fhir.plan.example/r4"
+    budget_seconds = 2.0
+    ...
+
+The file is checked whole when the platform starts: every error is named with its
+source and field, and a source whose mapping is not there (or does not read what the
+source gives) stops the start rather than answering short later. The built-in store
+(``payerbridge import``) is always a source, ``store``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from payerbridge.backends.mapping import BUILT_IN_MAPPINGS, MappingLibrary, MappingRef
+from payerbridge.errors import InvalidInput, Issue, MappingError
+
+__all__ = [
+    "BUILT_IN_SOURCE",
+    "LiveSourceSpec",
+    "ReplicatedSourceSpec",
+    "SourceSpec",
+    "Sources",
+    "load_sources",
+]
+
+BUILT_IN_SOURCE = "store"
+_SOURCE_ID = re.compile(r"^[a-z][a-z0-9\-]{0,39}$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    mapping: str
+    namespace: str = Field(default="plan", min_length=1, max_length=40)
+    description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _SOURCE_ID.match(value):
+            raise ValueError(
+                "must be 1-40 lowercase letters, digits or '-', starting with a letter"
+            )
+        if value == BUILT_IN_SOURCE:
+            raise ValueError(f"'{BUILT_IN_SOURCE}' is the built-in store's id")
+        return value
+
+    @field_validator("mapping")
+    @classmethod
+    def _mapping(cls, value: str) -> str:
+        MappingRef.parse(value)
+        return value
+
+    @property
+    def mapping_ref(self) -> MappingRef:
+        return MappingRef.parse(self.mapping)
+
+
+class ReplicatedSourceSpec(_Spec):
+    """Files dropped in ``drop_dir`` or given to ``payerbridge sources ingest``, mapped
+    and kept; mapped again by ``payerbridge sources remap`` when the mapping changes."""
+
+    mode: Literal["replicated"]
+    drop_dir: Path | None = None
+
+
+class SmartClientSpec(BaseModel):
+    """How we authenticate to a plan's FHIR server: SMART Backend Services."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: str = Field(min_length=1)
+    key_file: Path  # our private key, a JWK (ES384 or RS384)
+    token_url: str | None = None  # else from <base>/.well-known/smart-configuration
+    scope: str = "system/*.read"
+
+
+class LiveSourceSpec(_Spec):
+    """A backend asked at request time: a plan's FHIR server."""
+
+    mode: Literal["live"]
+    kind: Literal["fhir-server"] = "fhir-server"
+    base_url: str = Field(pattern=r"^https?://")
+    types: list[str] = Field(min_length=1)
+    budget_seconds: float = Field(default=2.0, gt=0, le=60)
+    page_size: int = Field(default=200, ge=1, le=1000)
+    auth: SmartClientSpec | None = None
+
+
+SourceSpec = Annotated[ReplicatedSourceSpec | LiveSourceSpec, Field(discriminator="mode")]
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mapping_dirs: list[Path] = Field(default_factory=list)
+    source: list[SourceSpec] = Field(default_factory=list)
+
+
+class Sources:
+    """The sources of a deployment, checked, with the mappings they use loaded."""
+
+    def __init__(self, specs: list[ReplicatedSourceSpec | LiveSourceSpec], library: MappingLibrary):
+        self.specs = {spec.id: spec for spec in specs}
+        self.library = library
+
+    def __iter__(self) -> Any:
+        return iter(self.specs.values())
+
+    def get(self, source_id: str) -> ReplicatedSourceSpec | LiveSourceSpec:
+        spec = self.specs.get(source_id)
+        if spec is None:
+            known = ", ".join(sorted(self.specs)) or "none configured"
+            raise InvalidInput(f"no source '{source_id[:40]}' (sources: {known})")
+        return spec
+
+    def replicated(self, source_id: str) -> ReplicatedSourceSpec:
+        spec = self.get(source_id)
+        if not isinstance(spec, ReplicatedSourceSpec):
+            raise InvalidInput(f"source '{source_id}' is live: it is asked, not given files")
+        return spec
+
+    def live(self) -> list[LiveSourceSpec]:
+        return [s for s in self.specs.values() if isinstance(s, LiveSourceSpec)]
+
+
+def load_sources(path: Path | None) -> Sources:
+    """The sources ``path`` configures (none but the built-in store when it is None);
+    InvalidInput naming every error, each with its source and field."""
+    if path is None:
+        return Sources([], MappingLibrary())
+    where = str(path)
+    try:
+        document = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise InvalidInput(f"{where}: the sources file cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{where}: not TOML ({exc})") from None
+    try:
+        parsed = _File.model_validate(document)
+    except ValidationError as exc:
+        issues = [
+            Issue(f"{where}: {_field(error['loc'], document)}: {error['msg']}")
+            for error in exc.errors()
+        ]
+        raise InvalidInput(
+            f"{where}: {len(issues)} error(s) in the sources file", issues=issues
+        ) from None
+    roots = [BUILT_IN_MAPPINGS] + [
+        d if d.is_absolute() else (path.parent / d).resolve() for d in parsed.mapping_dirs
+    ]
+    issues = [
+        Issue(f"{where}: mapping_dirs: {d} is not a directory") for d in roots if not d.is_dir()
+    ]
+    library = MappingLibrary(r for r in roots if r.is_dir())
+    seen: set[str] = set()
+    for spec in parsed.source:
+        if spec.id in seen:
+            issues.append(Issue(f"{where}: source '{spec.id}': the id is used twice"))
+        seen.add(spec.id)
+        try:
+            mapping = library.get(spec.mapping_ref)
+        except MappingError as exc:
+            issues.append(Issue(f"{where}: source '{spec.id}': mapping: {exc.text}"))
+            continue
+        if isinstance(spec, LiveSourceSpec) and mapping.input != "fhir":
+            issues.append(
+                Issue(
+                    f"{where}: source '{spec.id}': mapping {mapping.ref} reads {mapping.input}, "
+                    "but a FHIR server gives FHIR"
+                )
+            )
+    if issues:
+        raise InvalidInput(f"{where}: {len(issues)} error(s) in the sources file", issues=issues)
+    return Sources(list(parsed.source), library)
+
+
+def _field(location: tuple[Any, ...], document: dict[str, Any]) -> str:
+    """``source 'claims' field mapping`` for pydantic's ('source', 1, 'replicated',
+    'mapping')."""
+    if len(location) >= 2 and location[0] == "source" and isinstance(location[1], int):
+        entries = document.get("source") or []
+        entry = entries[location[1]] if location[1] < len(entries) else {}
+        name = entry.get("id") if isinstance(entry, dict) else None
+        rest = [str(p) for p in location[2:] if p not in ("replicated", "live")]
+        label = f"source '{name}'" if isinstance(name, str) else f"source #{location[1] + 1}"
+        return f"{label}: {'.'.join(rest) or '(entry)'}"
+    return ".".join(str(p) for p in location)
