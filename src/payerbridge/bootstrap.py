@@ -23,18 +23,16 @@ from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
 from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
-from payerbridge.backends.ingestion import Held
-from payerbridge.backends.mapping import Mapping
-from payerbridge.backends.sources import Sources, load_sources
+from payerbridge.backends.sources import Sources, load_sources, sources_path
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
-from payerbridge.config import GUESSING_RATES, OperationRate, Settings
+from payerbridge.config import Settings
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
 from payerbridge.consent.model import Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.disclosure.ports import DisclosureSnapshots, MemberStore
 from payerbridge.disclosure.reads import DisclosureContext, member_permits
-from payerbridge.errors import InvalidInput, Issue, MappingError
+from payerbridge.errors import InvalidInput, Issue
 from payerbridge.exchange.ports import (
     BreakerBoard,
     ExchangeLedger,
@@ -42,23 +40,21 @@ from payerbridge.exchange.ports import (
     PartnerClient,
     Transactions,
 )
-from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.ports import IdentityStore
-from payerbridge.net.addresses import AddressPolicy
 from payerbridge.net.transport import GuardedTransport
 from payerbridge.onboarding.ports import OnboardingPorts
-from payerbridge.partners.answers import ResponseCaps
 from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
+from payerbridge.policies import egress_policy, rate_policy, response_caps, retry_policy
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.security.certificates import TrustAnchors
-from payerbridge.security.limits import Rate, RateLimiter, RatePolicy
+from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import RegisteredClient
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
@@ -93,8 +89,7 @@ from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.rate_limits import SqlAllowances
-from payerbridge.store.source_files import FileReport as SourceFileReport
-from payerbridge.store.source_files import SqlSourceFiles
+from payerbridge.store.source_files import SourceIngestion, SqlSourceFiles, refuse_to_hold
 from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
@@ -112,7 +107,6 @@ __all__ = [
     "Platform",
     "audit_checkpointer",
     "verify_audit_chain",
-    "retry_policy",
     "build_platform",
     "identity_secret",
     "launch_workflows",
@@ -174,8 +168,7 @@ class Platform:
     exchange_ports: ExchangePorts
     bulk: BulkPorts  # $bulk-member-match jobs and their Groups
     onboarding: OnboardingPorts  # plan-year onboardings (new payer)
-    sources: Sources  # the plan's backends and their mappings (sources file)
-    source_files: SqlSourceFiles  # replicated sources' files, mapped and kept
+    sources: SourceIngestion  # the plan's backends: replicated files mapped and kept
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -207,25 +200,6 @@ class Platform:
             refresh_statistics(self.engine)
         return reports
 
-    def ingest_source_file(self, source_id: str, name: str, body: bytes) -> SourceFileReport:
-        """Map and keep one file of a replicated source, in one transaction; the members
-        whose Patient or Coverage it gave are indexed for matching in it."""
-        spec = self.sources.replicated(source_id)
-        mapping = self.sources.library.get(spec.mapping_ref)
-        with self.transactions.begin() as unit:
-            report = self.source_files.ingest(unit, spec, mapping, name, body)
-        if report.counts:
-            refresh_statistics(self.engine)
-        return report
-
-    def remap_source(self, source_id: str) -> list[SourceFileReport]:
-        """Map every kept file of a replicated source again with the mapping version the
-        sources file now names (a new one, or one rolled back to), in one transaction."""
-        spec = self.sources.replicated(source_id)
-        mapping = self.sources.library.get(spec.mapping_ref)
-        with self.transactions.begin() as unit:
-            return self.source_files.remap(unit, spec, mapping)
-
     def check_jwks_url(self, url: str) -> str:
         """``url`` when a client's JWK Set may be read there; UnprocessableRequest naming
         ``jwks_url`` when it resolves to an address we never call (ADR 0027)."""
@@ -255,57 +229,6 @@ class Platform:
         self.adapters.identity.close()
         self.reader.dispose()
         self.engine.dispose()
-
-
-def retry_policy(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=settings.retry_max_attempts,
-        base_delay_seconds=settings.retry_base_delay_seconds,
-        max_delay_seconds=settings.retry_max_delay_seconds,
-        step_budget_seconds=settings.step_budget_seconds,
-        exchange_budget_seconds=settings.exchange_budget_seconds,
-        call_timeout_seconds=settings.partner_timeout_seconds,
-        breaker_failure_threshold=settings.breaker_failure_threshold,
-        breaker_cooldown_seconds=settings.breaker_cooldown_seconds,
-        review_poll_seconds=settings.partner_review_poll_seconds,
-        review_wait_seconds=settings.partner_review_wait_hours * 3600,
-    )
-
-
-def egress_policy(settings: Settings) -> AddressPolicy:
-    """Where outbound calls may connect: public addresses and the listed networks."""
-    if settings.webhook_allowed_hosts:
-        logger.warning(
-            "PAYERBRIDGE_WEBHOOK_ALLOWED_HOSTS is ignored: list networks in "
-            "PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS instead"
-        )
-    return AddressPolicy.allowing(settings.egress_allowed_networks or ())
-
-
-def response_caps(settings: Settings) -> ResponseCaps:
-    return ResponseCaps(
-        answer=settings.partner_max_answer_bytes,
-        record=settings.partner_max_record_bytes,
-        file=settings.partner_max_file_bytes,
-        document=settings.partner_max_document_bytes,
-    )
-
-
-def rate_policy(settings: Settings) -> RatePolicy:
-    """The rate of each operation per client (ADR 0025): the guessing operations' own,
-    those configured, and the default for the rest."""
-
-    def rate(per_second: float, burst: int) -> Rate | None:
-        return Rate(per_second, burst) if per_second > 0 else None
-
-    def of(limit: OperationRate) -> Rate | None:
-        return rate(limit.per_minute / 60, limit.burst)
-
-    operations = {**GUESSING_RATES, **settings.rate_limits}
-    return RatePolicy(
-        default=rate(settings.rate_limit_per_second, settings.rate_limit_burst),
-        operations={operation: of(limit) for operation, limit in operations.items()},
-    )
 
 
 def audit_signing_key_path(settings: Settings) -> Path:
@@ -456,19 +379,6 @@ def _our_udap_client(settings: Settings, identity: ServerIdentity | None) -> Our
     return OurUdapClient(identity, uri, Organization(settings.org_name, settings.org_npi))
 
 
-def sources_file(settings: Settings) -> Path | None:
-    """The sources file: the one configured, else ``sources.toml`` in the data dir when
-    there is one."""
-    if settings.sources_file is not None:
-        return settings.sources_file
-    default = settings.data_dir / "sources.toml"
-    return default if default.is_file() else None
-
-
-def _refuse_hold(unit: UnitOfWork, source_id: str, mapping: Mapping, held: Sequence[Held]) -> None:
-    raise MappingError("resources failed their profile, and no quarantine is wired to hold them")
-
-
 def segmentation_policy(settings: Settings) -> SegmentationPolicy:
     """What a regular consent withholds here: the shipped code sets and the operator's
     additions (PAYERBRIDGE_SENSITIVE_CODE_SETS)."""
@@ -493,7 +403,7 @@ def build_platform(
 ) -> Platform:
     """Open the database (migrating it to the newest schema) and wire the adapters."""
     segmentation = segmentation_policy(settings)
-    sources = load_sources(sources_file(settings))
+    sources = load_sources(sources_path(settings.sources_file, settings.data_dir))
     stores = _open_stores(settings, run_migrations=run_migrations)
     engine, reader, transactions = stores.engine, stores.reader, stores.transactions
     client_key = load_client_key(key_dir(settings))
@@ -558,19 +468,25 @@ def build_platform(
         exchange_ports=ports,
         bulk=_bulk_ports(settings, stores, identity, segmentation),
         onboarding=_onboarding_ports(settings, stores, client),
-        sources=sources,
-        source_files=SqlSourceFiles(
-            engine,
-            us=Organization(settings.org_name, settings.org_npi),
-            check=lambda resource: [],
-            hold=_refuse_hold,
-            index_members=lambda unit, ids: identity.index_members(unit, ids, at=unit.now),
-            new_id=new_id,
-        ),
+        sources=_source_ingestion(settings, sources, stores, identity),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,
     )
+
+
+def _source_ingestion(
+    settings: Settings, sources: Sources, stores: _Stores, identity: SqlIdentityStore
+) -> SourceIngestion:
+    files = SqlSourceFiles(
+        stores.engine,
+        us=Organization(settings.org_name, settings.org_npi),
+        check=lambda resource: [],
+        hold=refuse_to_hold,
+        index_members=lambda unit, ids: identity.index_members(unit, ids, at=unit.now),
+        new_id=new_id,
+    )
+    return SourceIngestion(sources, files, stores.transactions, stores.engine)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from typing import Any
 import jsonata  # type: ignore[import-untyped]
 import orjson
 
-from payerbridge.errors import MappingError
+from payerbridge.errors import InvalidInput, MappingError
 
 __all__ = [
     "MAPPING_TAG_SYSTEM",
@@ -100,13 +100,13 @@ def source_uri(source_id: str) -> str:
     return f"urn:payerbridge:source:{source_id}"
 
 
-class RecordNotMapped(Exception):
+class RecordNotMapped(InvalidInput):
     """A record the mapping refuses: an unknown local code, a date it cannot read, an
-    expression that failed on it. ``text`` is fit for an operator (no demographics)."""
+    expression that failed on it. ``text`` is fit for an operator (no demographics);
+    ``code`` is the OperationOutcome issue code of the problem it becomes."""
 
     def __init__(self, text: str, code: str = "invalid") -> None:
         super().__init__(text)
-        self.text = text
         self.code = code
 
 

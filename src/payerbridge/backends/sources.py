@@ -45,6 +45,7 @@ __all__ = [
     "SourceSpec",
     "Sources",
     "load_sources",
+    "sources_path",
 ]
 
 BUILT_IN_SOURCE = "store"
@@ -147,6 +148,15 @@ class Sources:
 
     def live(self) -> list[LiveSourceSpec]:
         return [s for s in self.specs.values() if isinstance(s, LiveSourceSpec)]
+
+
+def sources_path(configured: Path | None, data_dir: Path) -> Path | None:
+    """The sources file: the one configured, else ``sources.toml`` in the data dir when
+    there is one."""
+    if configured is not None:
+        return configured
+    default = data_dir / "sources.toml"
+    return default if default.is_file() else None
 
 
 def load_sources(path: Path | None) -> Sources:

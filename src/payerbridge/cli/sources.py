@@ -41,12 +41,11 @@ def _settings(data_dir: Path | None, sources_file: Path | None) -> Settings:
 @sources_app.command("check")
 def sources_check(data_dir: DataDir = None, sources_file: SourcesFile = None) -> None:
     """Check the sources file and the mappings it names; list the sources."""
-    from payerbridge.backends.sources import load_sources
-    from payerbridge.bootstrap import sources_file as configured
+    from payerbridge.backends.sources import load_sources, sources_path
 
     settings = _settings(data_dir, sources_file)
     try:
-        sources = load_sources(configured(settings))
+        sources = load_sources(sources_path(settings.sources_file, settings.data_dir))
     except errors.InvalidInput as exc:
         for issue in exc.issues:
             err.print(f"[red]error[/red] {issue.text}")
@@ -81,7 +80,7 @@ def sources_ingest(
     try:
         for path in files:
             try:
-                reports.append(platform.ingest_source_file(source, path.name, path.read_bytes()))
+                reports.append(platform.sources.ingest(source, path.name, path.read_bytes()))
             except errors.PayerBridgeError as exc:
                 raise fail(exc) from None
     finally:
@@ -107,7 +106,7 @@ def sources_remap(
     except errors.InvalidInput as exc:
         raise fail(exc) from None
     try:
-        reports = platform.remap_source(source)
+        reports = platform.sources.remap(source)
     except errors.PayerBridgeError as exc:
         raise fail(exc) from None
     finally:
@@ -126,7 +125,7 @@ def sources_files(
 
     platform = build_platform(_settings(data_dir, sources_file))
     try:
-        for row in platform.source_files.files(source):
+        for row in platform.sources.files.files(source):
             out.print_json(orjson.dumps(row).decode())
     finally:
         platform.close()
@@ -166,11 +165,11 @@ def _print_reports(reports, as_json: bool) -> None:  # type: ignore[no-untyped-d
 @mappings_app.command("list")
 def mappings_list(data_dir: DataDir = None, sources_file: SourcesFile = None) -> None:
     """The mappings available: the product's and the sources file's mapping_dirs."""
-    from payerbridge.backends.sources import load_sources
-    from payerbridge.bootstrap import sources_file as configured
+    from payerbridge.backends.sources import load_sources, sources_path
 
+    settings = _settings(data_dir, sources_file)
     try:
-        sources = load_sources(configured(_settings(data_dir, sources_file)))
+        sources = load_sources(sources_path(settings.sources_file, settings.data_dir))
     except errors.InvalidInput as exc:
         raise fail(exc) from None
     table = Table("mapping", "reads", "gives", "source format", "examples", title="Mappings")
@@ -204,11 +203,11 @@ def mappings_test(
     """Run mappings' own examples: each example file mapped and compared with its
     expected output; a difference is shown as a diff and fails the command."""
     from payerbridge.backends.examples import record_example, run_example
-    from payerbridge.backends.sources import load_sources
-    from payerbridge.bootstrap import sources_file as configured
+    from payerbridge.backends.sources import load_sources, sources_path
 
+    settings = _settings(data_dir, sources_file)
     try:
-        sources = load_sources(configured(_settings(data_dir, sources_file)))
+        sources = load_sources(sources_path(settings.sources_file, settings.data_dir))
     except errors.InvalidInput as exc:
         raise fail(exc) from None
     wanted = names or []

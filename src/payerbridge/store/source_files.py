@@ -25,10 +25,12 @@ from payerbridge.backends.ingestion import Batch, Held, ProfileCheck, map_batche
 from payerbridge.backends.mapping import Mapping
 from payerbridge.backends.model import RecordProblem
 from payerbridge.backends.readers import read_stream
-from payerbridge.backends.sources import ReplicatedSourceSpec
+from payerbridge.backends.sources import ReplicatedSourceSpec, Sources
+from payerbridge.errors import MappingError
 from payerbridge.fhir.provenance import source_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
+from payerbridge.store.importer import refresh_statistics
 from payerbridge.store.members import ResourceRow, write_batch
 from payerbridge.store.tables import (
     fhir_resources,
@@ -37,9 +39,9 @@ from payerbridge.store.tables import (
     source_files,
 )
 from payerbridge.store.unit_of_work import sql_unit
-from payerbridge.transactions import UnitOfWork
+from payerbridge.transactions import Transactions, UnitOfWork
 
-__all__ = ["FileReport", "SqlSourceFiles"]
+__all__ = ["FileReport", "SourceIngestion", "SqlSourceFiles", "refuse_to_hold"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,46 @@ class FileReport:
             "problems": [p.to_json() for p in self.problems],
             "changes": dict(sorted(self.changes.items())),
         }
+
+
+def refuse_to_hold(
+    unit: UnitOfWork, source_id: str, mapping: Mapping, held: Sequence[Held]
+) -> None:
+    """Where no quarantine is wired, what fails its profile stops the file: never kept,
+    never dropped."""
+    raise MappingError("resources failed their profile, and no quarantine is wired to hold them")
+
+
+class SourceIngestion:
+    """The sources of the deployment, and their files mapped and kept: what the CLI
+    and the API call."""
+
+    def __init__(
+        self, sources: Sources, files: SqlSourceFiles, transactions: Transactions, engine: Engine
+    ) -> None:
+        self.sources = sources
+        self.files = files
+        self.transactions = transactions
+        self.engine = engine
+
+    def ingest(self, source_id: str, name: str, body: bytes) -> FileReport:
+        """Map and keep one file of a replicated source, in one transaction; the members
+        whose Patient or Coverage it gave are indexed for matching in it."""
+        spec = self.sources.replicated(source_id)
+        mapping = self.sources.library.get(spec.mapping_ref)
+        with self.transactions.begin() as unit:
+            report = self.files.ingest(unit, spec, mapping, name, body)
+        if report.counts:
+            refresh_statistics(self.engine)
+        return report
+
+    def remap(self, source_id: str) -> list[FileReport]:
+        """Map every kept file of a replicated source again with the mapping version the
+        sources file now names (a new one, or one rolled back to), in one transaction."""
+        spec = self.sources.replicated(source_id)
+        mapping = self.sources.library.get(spec.mapping_ref)
+        with self.transactions.begin() as unit:
+            return self.files.remap(unit, spec, mapping)
 
 
 class SqlSourceFiles:
@@ -213,7 +255,6 @@ class SqlSourceFiles:
         previous: set[str] | None,
     ) -> None:
         connection = sql_unit(unit).connection
-        source = f"source:{spec.id}"
         touched: dict[str, None] = {}
         seen: set[str] = set()
 
@@ -249,27 +290,8 @@ class SqlSourceFiles:
             self._note(report, batch)
             if batch.held:
                 self.hold(unit, spec.id, mapping, batch.held)
-            if not batch.resources:
-                continue
-            rows = [ResourceRow.from_resource(r, member) for r, member in batch.resources]
-            if previous is not None:
-                self._classify(connection, rows, report)
-            write_batch(connection, rows, source=source, at=unit.now)
-            refs = [row.ref for row in rows]
-            fresh = [
-                ref
-                for ref in dict.fromkeys(refs)
-                if ref not in seen and (previous is None or ref not in previous)
-            ]
-            seen.update(refs)
-            if fresh:
-                connection.execute(
-                    insert(source_file_resources),
-                    [{"file_id": file_id, "ref": ref} for ref in fresh],
-                )
-            for row in rows:
-                if row.resource_type in _MEMBER_TYPES and row.patient_id is not None:
-                    touched[row.patient_id] = None
+            if batch.resources:
+                self._keep(unit, file_id, batch, report, previous, seen, touched)
         if previous is not None:
             gone = sorted(previous - seen)
             report.changes["removed"] = len(gone)
@@ -293,6 +315,37 @@ class SqlSourceFiles:
             },
         )
 
+    def _keep(
+        self,
+        unit: UnitOfWork,
+        file_id: str,
+        batch: Batch,
+        report: FileReport,
+        previous: set[str] | None,
+        seen: set[str],
+        touched: dict[str, None],
+    ) -> None:
+        """Write a batch's resources as the source's, and note what the file gave."""
+        connection = sql_unit(unit).connection
+        rows = [ResourceRow.from_resource(r, member) for r, member in batch.resources]
+        if previous is not None:
+            self._classify(connection, rows, report)
+        write_batch(connection, rows, source=f"source:{report.source_id}", at=unit.now)
+        refs = [row.ref for row in rows]
+        fresh = [
+            ref
+            for ref in dict.fromkeys(refs)
+            if ref not in seen and (previous is None or ref not in previous)
+        ]
+        seen.update(refs)
+        if fresh:
+            connection.execute(
+                insert(source_file_resources), [{"file_id": file_id, "ref": ref} for ref in fresh]
+            )
+        for row in rows:
+            if row.resource_type in _MEMBER_TYPES and row.patient_id is not None:
+                touched[row.patient_id] = None
+
     @staticmethod
     def _note(report: FileReport, batch: Batch) -> None:
         report.records += batch.records
@@ -305,6 +358,8 @@ class SqlSourceFiles:
 
     @staticmethod
     def _classify(connection: Any, rows: Sequence[ResourceRow], report: FileReport) -> None:
+        """Count the mapped resources as added, changed or unchanged (not their
+        Provenance, which each run records anew)."""
         stored = dict(
             connection.execute(
                 select(fhir_resources.c.ref, fhir_resources.c.body).where(
@@ -313,6 +368,8 @@ class SqlSourceFiles:
             ).all()
         )
         for row in rows:
+            if row.resource_type == "Provenance":
+                continue  # ours, recorded anew by every mapping run
             before = stored.get(row.ref)
             if before is None:
                 report.changes["added"] += 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from payerbridge.bootstrap import rate_policy
+from payerbridge.policies import rate_policy
 from payerbridge.config import Settings
 from payerbridge.security.limits import Rate
 

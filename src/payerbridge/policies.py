@@ -1,0 +1,68 @@
+"""The policies a deployment's settings make: retries and budgets, where outbound calls
+may go, how large a partner's answer may be, each operation's rate per client. Built
+once by ``bootstrap``; the rooms receive the policy, never the settings."""
+
+from __future__ import annotations
+
+import logging
+
+from payerbridge.config import GUESSING_RATES, OperationRate, Settings
+from payerbridge.exchange.retry import RetryPolicy
+from payerbridge.net.addresses import AddressPolicy
+from payerbridge.partners.answers import ResponseCaps
+from payerbridge.security.limits import Rate, RatePolicy
+
+__all__ = ["egress_policy", "rate_policy", "response_caps", "retry_policy"]
+
+logger = logging.getLogger(__name__)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.retry_max_attempts,
+        base_delay_seconds=settings.retry_base_delay_seconds,
+        max_delay_seconds=settings.retry_max_delay_seconds,
+        step_budget_seconds=settings.step_budget_seconds,
+        exchange_budget_seconds=settings.exchange_budget_seconds,
+        call_timeout_seconds=settings.partner_timeout_seconds,
+        breaker_failure_threshold=settings.breaker_failure_threshold,
+        breaker_cooldown_seconds=settings.breaker_cooldown_seconds,
+        review_poll_seconds=settings.partner_review_poll_seconds,
+        review_wait_seconds=settings.partner_review_wait_hours * 3600,
+    )
+
+
+def egress_policy(settings: Settings) -> AddressPolicy:
+    """Where outbound calls may connect: public addresses and the listed networks."""
+    if settings.webhook_allowed_hosts:
+        logger.warning(
+            "PAYERBRIDGE_WEBHOOK_ALLOWED_HOSTS is ignored: list networks in "
+            "PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS instead"
+        )
+    return AddressPolicy.allowing(settings.egress_allowed_networks or ())
+
+
+def response_caps(settings: Settings) -> ResponseCaps:
+    return ResponseCaps(
+        answer=settings.partner_max_answer_bytes,
+        record=settings.partner_max_record_bytes,
+        file=settings.partner_max_file_bytes,
+        document=settings.partner_max_document_bytes,
+    )
+
+
+def rate_policy(settings: Settings) -> RatePolicy:
+    """The rate of each operation per client (ADR 0025): the guessing operations' own,
+    those configured, and the default for the rest."""
+
+    def rate(per_second: float, burst: int) -> Rate | None:
+        return Rate(per_second, burst) if per_second > 0 else None
+
+    def of(limit: OperationRate) -> Rate | None:
+        return rate(limit.per_minute / 60, limit.burst)
+
+    operations = {**GUESSING_RATES, **settings.rate_limits}
+    return RatePolicy(
+        default=rate(settings.rate_limit_per_second, settings.rate_limit_burst),
+        operations={operation: of(limit) for operation, limit in operations.items()},
+    )

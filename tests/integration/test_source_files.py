@@ -1,0 +1,170 @@
+"""A replicated source's files against a real database: mapped and kept in one
+transaction each, Provenance with the PDex source format, the identity index fed, the
+same file twice a no-op, and a new mapping version re-mapping every kept file with a
+report of what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from payerbridge.bootstrap import Platform, build_platform
+from payerbridge.config import load_settings
+from payerbridge.store.tables import fhir_resources, identity_member_records
+
+MEMBERS_MAPPING = """
+{
+  "resourceType": "Patient",
+  "id": $id("Patient", member_id),
+  "identifier": [{"system": "https://plan.example/member-id", "value": member_id}],
+  "name": [{"family": last, "given": [first]}],
+  "gender": $translate(sex, "sexes").code,
+  "birthDate": $date(dob, "dob")
+}
+"""
+MEMBERS_MANIFEST = """
+name = "csv-members"
+version = "{version}"
+source_format = "customtx"
+input = "csv"
+produces = ["Patient"]
+
+[input_options]
+columns = ["member_id", "first", "last", "sex", "dob"]
+key = ["member_id"]
+"""
+SEXES = {
+    "resourceType": "ConceptMap",
+    "url": "https://plan.example/ConceptMap/sexes",
+    "group": [
+        {
+            "target": "http://hl7.org/fhir/administrative-gender",
+            "element": [
+                {"code": "F", "target": [{"code": "female"}]},
+                {"code": "M", "target": [{"code": "male"}]},
+            ],
+        }
+    ],
+}
+
+
+def write_mapping(root: Path, version: str, expression: str = MEMBERS_MAPPING) -> None:
+    directory = root / "csv-members" / version
+    (directory / "conceptmaps").mkdir(parents=True)
+    (directory / "mapping.toml").write_text(MEMBERS_MANIFEST.replace("{version}", version))
+    (directory / "transform.jsonata").write_text(expression)
+    (directory / "conceptmaps" / "sexes.json").write_text(orjson.dumps(SEXES).decode())
+
+
+def sources_file(tmp_path: Path, version: str) -> Path:
+    path = tmp_path / "sources.toml"
+    path.write_text(
+        'mapping_dirs = ["mappings"]\n'
+        f'[[source]]\nid = "enrollment"\nmode = "replicated"\nmapping = "csv-members@{version}"\n'
+        '[[source]]\nid = "clinical"\nmode = "replicated"\nmapping = "csv-conditions@1.0.0"\n'
+    )
+    return path
+
+
+@pytest.fixture
+def open_platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # type: ignore[no-untyped-def]
+    env = database_env()
+    opened: list[Platform] = []
+    write_mapping(tmp_path / "mappings", "1.0.0")
+
+    def start(version: str = "1.0.0") -> Platform:
+        for platform in opened:
+            platform.close()
+        settings = load_settings(
+            data_dir=tmp_path / "data",
+            database_url=env.get("PAYERBRIDGE_DATABASE_URL"),
+            sources_file=sources_file(tmp_path, version),
+        )
+        opened.append(build_platform(settings))
+        return opened[-1]
+
+    yield start
+    for platform in opened:
+        platform.close()
+
+
+MEMBERS = b"member_id,first,last,sex,dob\nA1,Ann,Lee,F,19800102\nB2,Bo,Kim,M,1979-12-31\n"
+CONDITIONS = (
+    b"member_id,row_id,problem_code,onset_date,resolved_date,recorded_date\n"
+    b"A1,R1,HTN,20200101,,\nA1,R2,NOPE,20200101,,\nB2,R3,DM2,2021-02-03,,\n"
+)
+
+
+def stored(platform: Platform, resource_type: str) -> list[dict]:  # type: ignore[type-arg]
+    with platform.engine.connect() as connection:
+        rows = connection.execute(
+            select(fhir_resources.c.body).where(fhir_resources.c.resource_type == resource_type)
+        ).scalars()
+        return [orjson.loads(body) for body in rows]
+
+
+def test_files_are_mapped_kept_and_indexed_and_the_same_file_twice_changes_nothing(
+    open_platform,  # type: ignore[no-untyped-def]
+) -> None:
+    platform = open_platform()
+    members = platform.sources.ingest("enrollment", "members.csv", MEMBERS)
+    assert members.counts == {"Patient": 2, "Provenance": 2}
+    conditions = platform.sources.ingest("clinical", "conditions.csv", CONDITIONS)
+    assert conditions.counts == {"Condition": 2, "Provenance": 2}
+    (problem,) = conditions.problems
+    assert problem.location.line == 3 and "'NOPE'" in problem.text
+
+    patients = {p["identifier"][0]["value"]: p for p in stored(platform, "Patient")}
+    condition_subjects = {c["subject"]["reference"] for c in stored(platform, "Condition")}
+    assert condition_subjects == {f"Patient/{p['id']}" for p in patients.values()}
+    with platform.engine.connect() as connection:
+        indexed = connection.execute(
+            select(func.count()).select_from(identity_member_records)
+        ).scalar_one()
+    assert indexed == 2  # the roster fed the identity index
+    formats = {
+        p["entity"][0]["extension"][0]["valueCodeableConcept"]["coding"][0]["code"]
+        for p in stored(platform, "Provenance")
+    }
+    assert formats == {"customtx"}
+    assert all(
+        p["meta"]["tag"][0]["code"] in ("csv-members", "csv-conditions")
+        for p in stored(platform, "Provenance")
+    )
+
+    again = platform.sources.ingest("enrollment", "members-again.csv", MEMBERS)
+    assert again.duplicate and not again.counts
+    assert len(stored(platform, "Patient")) == 2
+
+
+def test_a_new_mapping_version_remaps_every_file_and_says_what_changed(
+    open_platform,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    platform = open_platform()
+    platform.sources.ingest("enrollment", "members.csv", MEMBERS)
+    # 1.1.0 drops members born before 1980 and gives the others' names in upper case.
+    write_mapping(
+        tmp_path / "mappings",
+        "1.1.0",
+        MEMBERS_MAPPING.replace("[first]", "[$uppercase(first)]").replace(
+            '"resourceType": "Patient"',
+            '"resourceType": $substring(dob, 0, 4) < "1980" ? undefined : "Patient"',
+        ),
+    )
+    platform = open_platform("1.1.0")
+    (report,) = platform.sources.remap("enrollment")
+    assert report.mapping == "csv-members@1.1.0"
+    assert report.changes["changed"] == 1  # Ann's name
+    assert report.changes["removed"] >= 1  # Bo, no longer given
+    (patient,) = stored(platform, "Patient")
+    assert patient["name"][0]["given"] == ["ANN"]
+    assert patient["meta"]["tag"][0]["version"] == "1.1.0"
+    # Rolling back is a configuration change too.
+    platform = open_platform("1.0.0")
+    (back,) = platform.sources.remap("enrollment")
+    assert back.changes["added"] >= 1 and len(stored(platform, "Patient")) == 2
