@@ -23,6 +23,8 @@ from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
 from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
+from payerbridge.backends.ingestion import refuse_to_hold
+from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources, load_sources, sources_path
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
 from payerbridge.config import Settings
@@ -89,7 +91,7 @@ from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.rate_limits import SqlAllowances
-from payerbridge.store.source_files import SourceIngestion, SqlSourceFiles, refuse_to_hold
+from payerbridge.store.source_files import SqlSourceFiles
 from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
@@ -486,7 +488,9 @@ def _source_ingestion(
         index_members=lambda unit, ids: identity.index_members(unit, ids, at=unit.now),
         new_id=new_id,
     )
-    return SourceIngestion(sources, files, stores.transactions, stores.engine)
+    return SourceIngestion(
+        sources, files, stores.transactions, lambda: refresh_statistics(stores.engine)
+    )
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,31 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from payerbridge.backends.mapping import Mapping, RecordNotMapped, source_uri
 from payerbridge.backends.model import RecordProblem, SourceRecord
+from payerbridge.errors import MappingError
+from payerbridge.transactions import UnitOfWork
 
-__all__ = ["Batch", "Held", "ProfileCheck", "map_batches"]
+__all__ = [
+    "MAX_REPORTED_PROBLEMS",
+    "Batch",
+    "FileReport",
+    "Held",
+    "HoldResources",
+    "ProfileCheck",
+    "map_batches",
+    "refuse_to_hold",
+]
 
 Resource = dict[str, Any]
 # The profile check: what is wrong with a resource (empty when nothing), one text each.
 ProfileCheck = Callable[[Resource], list[Any]]
+MAX_REPORTED_PROBLEMS = 100
 # Builds the source Provenance: (id, targets, mapping, source id, recorded) -> resource.
 ProvenanceOf = Callable[[str, list[Resource], Mapping, str, datetime], Resource]
 
@@ -116,3 +128,50 @@ def _with_provenance(
         )
         batch.counts["Provenance"] += 1
     return batch
+
+
+@dataclass
+class FileReport:
+    """What one file gave: counts by type, what was held for its profile, the records
+    that could not be read or mapped (the first hundred, each with its line or segment),
+    and, when mapped again, what changed."""
+
+    source_id: str
+    name: str
+    sha256: str
+    mapping: str
+    file_id: str | None = None
+    duplicate: bool = False
+    records: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    held: int = 0
+    problem_count: int = 0
+    problems: list[RecordProblem] = field(default_factory=list)
+    changes: Counter[str] = field(default_factory=Counter)  # added, changed, unchanged, removed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source_id,
+            "file": self.name,
+            "sha256": self.sha256,
+            "mapping": self.mapping,
+            "duplicate": self.duplicate,
+            "records": self.records,
+            "resources": dict(sorted(self.counts.items())),
+            "quarantined": self.held,
+            "problem_count": self.problem_count,
+            "problems": [p.to_json() for p in self.problems],
+            "changes": dict(sorted(self.changes.items())),
+        }
+
+
+# Holds what failed its profile, in the ingestion's unit (the quarantine).
+HoldResources = Callable[[UnitOfWork, str, Mapping, Sequence[Held]], None]
+
+
+def refuse_to_hold(
+    unit: UnitOfWork, source_id: str, mapping: Mapping, held: Sequence[Held]
+) -> None:
+    """Where no quarantine is wired, what fails its profile stops the file: never kept,
+    never dropped."""
+    raise MappingError("resources failed their profile, and no quarantine is wired to hold them")

@@ -12,25 +12,27 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, delete, insert, select, update
 
-from payerbridge.backends.ingestion import Batch, Held, ProfileCheck, map_batches
+from payerbridge.backends.ingestion import (
+    MAX_REPORTED_PROBLEMS,
+    Batch,
+    FileReport,
+    HoldResources,
+    ProfileCheck,
+    map_batches,
+)
 from payerbridge.backends.mapping import Mapping
-from payerbridge.backends.model import RecordProblem
 from payerbridge.backends.readers import read_stream
-from payerbridge.backends.sources import ReplicatedSourceSpec, Sources
-from payerbridge.errors import MappingError
+from payerbridge.backends.sources import ReplicatedSourceSpec
 from payerbridge.fhir.provenance import source_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
-from payerbridge.store.importer import refresh_statistics
 from payerbridge.store.members import ResourceRow, write_batch
 from payerbridge.store.tables import (
     fhir_resources,
@@ -39,92 +41,14 @@ from payerbridge.store.tables import (
     source_files,
 )
 from payerbridge.store.unit_of_work import sql_unit
-from payerbridge.transactions import Transactions, UnitOfWork
+from payerbridge.transactions import UnitOfWork
 
-__all__ = ["FileReport", "SourceIngestion", "SqlSourceFiles", "refuse_to_hold"]
+__all__ = ["SqlSourceFiles"]
 
 logger = logging.getLogger(__name__)
 
-MAX_REPORTED_PROBLEMS = 100
 _MEMBER_TYPES = frozenset({"Patient", "Coverage"})
-# Holds what failed its profile, in the ingestion's unit (the quarantine).
-HoldResources = Callable[[UnitOfWork, str, Mapping, Sequence[Held]], None]
 IndexMembers = Callable[[UnitOfWork, Sequence[str]], object]
-
-
-@dataclass
-class FileReport:
-    """What one file gave: counts by type, what was held for its profile, the records
-    that could not be read or mapped (the first hundred, each with its line or segment),
-    and, when mapped again, what changed."""
-
-    source_id: str
-    name: str
-    sha256: str
-    mapping: str
-    file_id: str | None = None
-    duplicate: bool = False
-    records: int = 0
-    counts: Counter[str] = field(default_factory=Counter)
-    held: int = 0
-    problem_count: int = 0
-    problems: list[RecordProblem] = field(default_factory=list)
-    changes: Counter[str] = field(default_factory=Counter)  # added, changed, unchanged, removed
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source_id,
-            "file": self.name,
-            "sha256": self.sha256,
-            "mapping": self.mapping,
-            "duplicate": self.duplicate,
-            "records": self.records,
-            "resources": dict(sorted(self.counts.items())),
-            "quarantined": self.held,
-            "problem_count": self.problem_count,
-            "problems": [p.to_json() for p in self.problems],
-            "changes": dict(sorted(self.changes.items())),
-        }
-
-
-def refuse_to_hold(
-    unit: UnitOfWork, source_id: str, mapping: Mapping, held: Sequence[Held]
-) -> None:
-    """Where no quarantine is wired, what fails its profile stops the file: never kept,
-    never dropped."""
-    raise MappingError("resources failed their profile, and no quarantine is wired to hold them")
-
-
-class SourceIngestion:
-    """The sources of the deployment, and their files mapped and kept: what the CLI
-    and the API call."""
-
-    def __init__(
-        self, sources: Sources, files: SqlSourceFiles, transactions: Transactions, engine: Engine
-    ) -> None:
-        self.sources = sources
-        self.files = files
-        self.transactions = transactions
-        self.engine = engine
-
-    def ingest(self, source_id: str, name: str, body: bytes) -> FileReport:
-        """Map and keep one file of a replicated source, in one transaction; the members
-        whose Patient or Coverage it gave are indexed for matching in it."""
-        spec = self.sources.replicated(source_id)
-        mapping = self.sources.library.get(spec.mapping_ref)
-        with self.transactions.begin() as unit:
-            report = self.files.ingest(unit, spec, mapping, name, body)
-        if report.counts:
-            refresh_statistics(self.engine)
-        return report
-
-    def remap(self, source_id: str) -> list[FileReport]:
-        """Map every kept file of a replicated source again with the mapping version the
-        sources file now names (a new one, or one rolled back to), in one transaction."""
-        spec = self.sources.replicated(source_id)
-        mapping = self.sources.library.get(spec.mapping_ref)
-        with self.transactions.begin() as unit:
-            return self.files.remap(unit, spec, mapping)
 
 
 class SqlSourceFiles:

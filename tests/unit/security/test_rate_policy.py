@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from payerbridge.policies import rate_policy
 from payerbridge.config import Settings
+from payerbridge.policies import rate_policy
 from payerbridge.security.limits import Rate
 
 MEMBER_MATCH = "POST /fhir/Patient/$member-match"
