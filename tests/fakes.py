@@ -24,6 +24,8 @@ import orjson
 from payerbridge.audit.chain import GENESIS, detail_text, leaf_hash, link_events
 from payerbridge.audit.checkpoints import StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
+from payerbridge.backends.live import LiveAnswers
+from payerbridge.backends.ports import SourceGap
 from payerbridge.bulk.model import BulkJob, JobStatus
 from payerbridge.bulk.ports import StoredGroup
 from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
@@ -1011,3 +1013,27 @@ class InMemoryDisclosureSnapshots:
         for key in expired:
             del self.snapshots[key], self.entries[key]
         return len(expired)
+
+
+class FakeLiveSources:
+    """The disclosure room's ``LiveRecords`` port: a member's live records as set up by
+    the test (resources and gaps), kept into ``members`` when the page keeps them."""
+
+    def __init__(self, members: InMemoryMemberData) -> None:
+        self.members = members
+        self.answers: dict[MemberId, tuple[list[dict[str, Any]], list[SourceGap]]] = {}
+        self.asked: list[tuple[MemberId, frozenset[str] | None]] = []
+
+    def holds(self, member: MemberId) -> bool:
+        return member in self.answers
+
+    def ask(
+        self, member: MemberId, types: frozenset[str] | None, since: datetime | None
+    ) -> LiveAnswers:
+        self.asked.append((member, types))
+        return LiveAnswers(member)
+
+    def keep(self, unit: object, answers: LiveAnswers) -> list[SourceGap]:
+        resources, gaps = self.answers[answers.member]
+        self.members.add(answers.member, *resources)
+        return list(gaps)

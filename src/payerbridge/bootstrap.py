@@ -24,6 +24,7 @@ from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.backends.ingestion import refuse_to_hold
+from payerbridge.backends.live import LiveSources
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources, load_sources, sources_path
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
@@ -91,7 +92,12 @@ from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.rate_limits import SqlAllowances
-from payerbridge.store.source_files import SqlSourceFiles
+from payerbridge.store.source_files import (
+    SqlSourceFiles,
+    SqlSourceMembers,
+    live_adapters,
+    provenance_by,
+)
 from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
@@ -171,6 +177,7 @@ class Platform:
     bulk: BulkPorts  # $bulk-member-match jobs and their Groups
     onboarding: OnboardingPorts  # plan-year onboardings (new payer)
     sources: SourceIngestion  # the plan's backends: replicated files mapped and kept
+    live: LiveSources  # the plan's backends asked at request time
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -470,27 +477,45 @@ def build_platform(
         exchange_ports=ports,
         bulk=_bulk_ports(settings, stores, identity, segmentation),
         onboarding=_onboarding_ports(settings, stores, client),
-        sources=_source_ingestion(settings, sources, stores, identity),
+        **_sources(settings, sources, stores, identity),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,
     )
 
 
-def _source_ingestion(
+def _sources(
     settings: Settings, sources: Sources, stores: _Stores, identity: SqlIdentityStore
-) -> SourceIngestion:
+) -> dict[str, Any]:
+    """The plan's backends: replicated sources' files mapped and kept, live sources asked
+    at request time, both checked against their profiles (ADR 0031)."""
+    us = Organization(settings.org_name, settings.org_npi)
+
+    def index(unit: UnitOfWork, ids: Sequence[str]) -> None:
+        identity.index_members(unit, ids, at=unit.now)
+
     files = SqlSourceFiles(
         stores.engine,
-        us=Organization(settings.org_name, settings.org_npi),
-        check=lambda resource: [],
+        us=us,
+        check=lambda r: [],
         hold=refuse_to_hold,
-        index_members=lambda unit, ids: identity.index_members(unit, ids, at=unit.now),
+        index_members=index,
         new_id=new_id,
     )
-    return SourceIngestion(
+    live = LiveSources(
+        sources,
+        live_adapters(sources),
+        SqlSourceMembers(stores.reader),
+        stores.members,
+        check=lambda r: [],
+        hold=refuse_to_hold,
+        provenance=provenance_by(us),
+        index_members=index,
+    )
+    ingestion = SourceIngestion(
         sources, files, stores.transactions, lambda: refresh_statistics(stores.engine)
     )
+    return {"sources": ingestion, "live": live}
 
 
 @dataclass(frozen=True)

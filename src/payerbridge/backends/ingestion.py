@@ -29,6 +29,7 @@ __all__ = [
     "Held",
     "HoldResources",
     "ProfileCheck",
+    "ProvenanceOf",
     "map_batches",
     "refuse_to_hold",
 ]
@@ -75,6 +76,7 @@ def map_batches(
     file_digest: str,
     recorded: datetime,
     size: int = 1000,
+    member: str | None = None,
 ) -> Iterator[Batch]:
     """The file's output in batches of ``size`` records, so that a file of any length is
     mapped in the same memory."""
@@ -86,7 +88,9 @@ def map_batches(
             continue
         batch.records += 1
         try:
-            produced = mapping.apply(item.data, source_id=source_id, namespace=namespace)
+            produced = mapping.apply(
+                item.data, source_id=source_id, namespace=namespace, member=member
+            )
         except RecordNotMapped as exc:
             batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
             continue

@@ -162,11 +162,18 @@ class Mapping:
         return {"system": MAPPING_TAG_SYSTEM, "code": self.ref.name, "version": self.ref.version}
 
     def apply(
-        self, data: dict[str, Any], *, source_id: str, namespace: str
+        self,
+        data: dict[str, Any],
+        *,
+        source_id: str,
+        namespace: str,
+        member: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The resources ``data`` (one record) gives; RecordNotMapped when it cannot."""
+        """The resources ``data`` (one record) gives; RecordNotMapped when it cannot.
+        The expression sees ``$source`` and, for a live source's answer about one member,
+        ``$member``: that member's Patient id here."""
         expression = self._expression
-        bindings = {"source": source_id}
+        bindings = {"source": source_id, "member": member}
         try:
             with _functions(self, namespace):
                 result = expression.evaluate(dict(data), bindings)

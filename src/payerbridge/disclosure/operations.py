@@ -13,8 +13,9 @@ included (``open_everything``), the page only when the call is answered anew
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from payerbridge.backends.live import LiveAnswers
 from payerbridge.disclosure.everything import (
     EverythingQuery,
     parse_everything_query,
@@ -40,6 +41,8 @@ from payerbridge.types import MemberId
 
 __all__ = [
     "EverythingCommand",
+    "ask_live_for_search",
+    "ask_live_sources",
     "PatientSearchCommand",
     "SearchCommand",
     "everything_query",
@@ -109,10 +112,24 @@ def open_everything(command: EverythingCommand, unit: UnitOfWork, ports: PagingP
     )
 
 
-def first_everything_page(asked: FirstPage, unit: UnitOfWork, ports: PagingPorts) -> Page:
+def ask_live_sources(asked: FirstPage, ports: PagingPorts) -> LiveAnswers | None:
+    """The member's records asked of the live sources that hold them, for the types the
+    first page was asked for, once its consent permits: outside any unit of work, since
+    the calls may take a source's whole budget."""
+    if not ports.live.holds(asked.member):
+        return None
+    return ports.live.ask(asked.member, asked.query.types, asked.query.since)
+
+
+def first_everything_page(
+    asked: FirstPage, unit: UnitOfWork, ports: PagingPorts, live: LiveAnswers | None = None
+) -> Page:
     """Decide what the member's ``$everything`` gives (streaming the compartment once,
-    within the payer-to-payer window) and answer its first page; NotFound when the
+    within the payer-to-payer window, with what the live sources gave kept first) and
+    answer its first page, naming what a live source could not give; NotFound when the
     member has no Patient."""
+    if live is not None:
+        asked = replace(asked, gaps=tuple(ports.live.keep(unit, live)))
     members, rules = ports.members, ports.rules
     plan = plan_everything(
         asked.member,
@@ -126,13 +143,32 @@ def first_everything_page(asked: FirstPage, unit: UnitOfWork, ports: PagingPorts
     return first_page(asked, plan, unit, ports)
 
 
-def first_search_page(command: SearchCommand, unit: UnitOfWork, ports: PagingPorts) -> Page | None:
-    """A search decided by the member's consent on the whole compartment, paged like
-    ``$everything``; None when a member-scoped token asks about another member: it sees
-    nobody else, an empty search rather than a refusal."""
+def ask_live_for_search(command: SearchCommand, ports: PagingPorts) -> LiveAnswers | None:
+    """The searched type asked of the live sources that hold the member, only once the
+    member's consent permits the reader (decided and audited in a unit of its own, as a
+    refusal's is); outside any unit while the sources answer. None when no live source
+    holds the member."""
     reader, query = command.reader, command.query
     if reader.only_member is not None and query.patient_id != reader.only_member:
         return None
+    if not ports.live.holds(query.patient_id):
+        return None
+    with ports.transactions.begin() as unit:
+        decide_consent(reader, query.patient_id, "search", unit, ports)
+    return ports.live.ask(query.patient_id, frozenset({query.resource_type}), None)
+
+
+def first_search_page(
+    command: SearchCommand, unit: UnitOfWork, ports: PagingPorts, live: LiveAnswers | None = None
+) -> Page | None:
+    """A search decided by the member's consent on the whole compartment (with what the
+    live sources gave kept first), paged like ``$everything``; None when a member-scoped
+    token asks about another member: it sees nobody else, an empty search rather than a
+    refusal."""
+    reader, query = command.reader, command.query
+    if reader.only_member is not None and query.patient_id != reader.only_member:
+        return None
+    gaps = tuple(ports.live.keep(unit, live)) if live is not None else ()
     policy = decide_consent(reader, query.patient_id, "search", unit, ports)
     members, rules = ports.members, ports.rules
     plan = plan_search(
@@ -152,6 +188,7 @@ def first_search_page(command: SearchCommand, unit: UnitOfWork, ports: PagingPor
         EverythingQuery(count=query.count, our_provenance=grants(reader.granted, "Provenance")),
         policy,
         left_out=LeftOut(plan.left_out, reader.context) if plan and plan.left_out else None,
+        gaps=gaps,
     )
     return first_page(asked, plan, unit, ports)
 

@@ -12,12 +12,13 @@ committed by its caller with whatever goes with the answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.ports import AuditLog
+from payerbridge.backends.ports import SourceGap
 from payerbridge.consent.model import ConsentPolicy, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
@@ -29,7 +30,7 @@ from payerbridge.disclosure.everything import (
     released_on_page,
 )
 from payerbridge.disclosure.grants import Granted, LeftOut, on_page
-from payerbridge.disclosure.ports import DisclosureSnapshots, MemberData
+from payerbridge.disclosure.ports import DisclosureSnapshots, LiveRecords, MemberData
 from payerbridge.disclosure.reads import DisclosureContext, authorize_member
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import Conflict, InvalidInput, Issue, NotFound
@@ -91,6 +92,7 @@ class PagingRules:
 @dataclass(frozen=True)
 class PagingPorts:
     members: MemberData
+    live: LiveRecords  # the live sources, asked at the first page
     consents: ConsentStore
     # Consent decisions, each in a unit of its own: a refusal's event commits before the
     # refusal is raised (as a read's does).
@@ -113,6 +115,9 @@ class Page:
     now: datetime
     provenance_id: str
     outcome_id: str
+    # What live sources could not give (the first page says so; later pages read the
+    # snapshot the first page decided).
+    gaps: tuple[SourceGap, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ class FirstPage:
     policy: ConsentPolicy
     left_out: LeftOut | None = None  # types the reader's token left out of the decision
     idempotency_key: str | None = None
+    gaps: tuple[SourceGap, ...] = ()  # what live sources could not give
 
 
 def first_page(
@@ -184,8 +190,12 @@ def first_page(
     }
     if asked.left_out is not None:
         first["types_not_granted"] = sorted(asked.left_out.types)
+    if asked.gaps:
+        first["gaps"] = [
+            {"source": g.source, "types": list(g.types), "code": g.code} for g in asked.gaps
+        ]
     unit.record(_page_event(asked.reader, snapshot, now, entries=sent, after=0, first=first))
-    return page
+    return replace(page, gaps=asked.gaps)
 
 
 def next_page(command: NextPageCommand, unit: UnitOfWork, ports: PagingPorts) -> Page:

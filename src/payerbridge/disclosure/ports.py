@@ -8,13 +8,15 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
+from payerbridge.backends.live import LiveAnswers
+from payerbridge.backends.ports import SourceGap
 from payerbridge.disclosure.everything import PageEntry, Snapshot
 from payerbridge.exchange.ports import ResourceWriter
 from payerbridge.identity.ports import MemberDirectory, MemberResources
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
-__all__ = ["DisclosureSnapshots", "MemberData", "MemberRecords", "MemberStore"]
+__all__ = ["DisclosureSnapshots", "LiveRecords", "MemberData", "MemberRecords", "MemberStore"]
 
 
 class MemberRecords(Protocol):
@@ -50,6 +52,21 @@ class DisclosureSnapshots(Protocol):
     def purge(self, unit: UnitOfWork, *, now: datetime) -> int:
         """Drop expired snapshots in ``unit``; how many."""
         ...
+
+
+class LiveRecords(Protocol):
+    """The live sources (``backends.live.LiveSources``): a member's records asked at
+    request time, then kept in the answer's unit with the gaps they left."""
+
+    def holds(self, member: MemberId) -> bool:
+        """Whether any live source holds the member (nothing to ask otherwise)."""
+        ...
+
+    def ask(
+        self, member: MemberId, types: frozenset[str] | None, since: datetime | None
+    ) -> LiveAnswers: ...
+
+    def keep(self, unit: UnitOfWork, answers: LiveAnswers) -> list[SourceGap]: ...
 
 
 class MemberData(Protocol):

@@ -25,11 +25,13 @@ from payerbridge.backends.ingestion import (
     FileReport,
     HoldResources,
     ProfileCheck,
+    ProvenanceOf,
     map_batches,
 )
 from payerbridge.backends.mapping import Mapping
+from payerbridge.backends.ports import LiveSource
 from payerbridge.backends.readers import read_stream
-from payerbridge.backends.sources import ReplicatedSourceSpec
+from payerbridge.backends.sources import ReplicatedSourceSpec, Sources
 from payerbridge.fhir.provenance import source_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
@@ -39,16 +41,46 @@ from payerbridge.store.tables import (
     fhir_tokens,
     source_file_resources,
     source_files,
+    source_members,
 )
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
+from payerbridge.types import MemberId
 
-__all__ = ["SqlSourceFiles"]
+__all__ = ["SqlSourceFiles", "SqlSourceMembers", "live_adapters", "provenance_by"]
 
 logger = logging.getLogger(__name__)
 
 _MEMBER_TYPES = frozenset({"Patient", "Coverage"})
 IndexMembers = Callable[[UnitOfWork, Sequence[str]], object]
+
+
+def provenance_by(us: Organization) -> ProvenanceOf:
+    """The source Provenance of what a mapping made, with ``us`` as its custodian."""
+
+    def provenance(
+        provenance_id: str,
+        targets: list[dict[str, Any]],
+        mapping: Mapping,
+        source_id: str,
+        recorded: datetime,
+    ) -> dict[str, Any]:
+        return source_provenance(
+            provenance_id,
+            targets,
+            custodian=us,
+            source_id=source_id,
+            source_format=mapping.source_format,
+            mapping=mapping.tag,
+            recorded=recorded,
+        )
+
+    return provenance
+
+
+def live_adapters(sources: Sources) -> dict[str, LiveSource]:
+    """The adapter of each live source the sources file names."""
+    return {}
 
 
 class SqlSourceFiles:
@@ -182,23 +214,6 @@ class SqlSourceFiles:
         touched: dict[str, None] = {}
         seen: set[str] = set()
 
-        def provenance(
-            provenance_id: str,
-            targets: list[dict[str, Any]],
-            m: Mapping,
-            source_id: str,
-            at: datetime,
-        ) -> dict[str, Any]:
-            return source_provenance(
-                provenance_id,
-                targets,
-                custodian=self.us,
-                source_id=source_id,
-                source_format=m.source_format,
-                mapping=m.tag,
-                recorded=at,
-            )
-
         batches = map_batches(
             read_stream(mapping.input, io.BytesIO(body), name, mapping.input_options),
             mapping,
@@ -206,7 +221,7 @@ class SqlSourceFiles:
             namespace=spec.namespace,
             check=self.check,
             compartment_of=compartment_patient,
-            provenance=provenance,
+            provenance=provenance_by(self.us),
             file_digest=report.sha256,
             recorded=unit.now,
         )
@@ -334,3 +349,44 @@ def _content(body: str) -> bytes:
     resource = orjson.loads(body)
     resource.pop("meta", None)
     return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+
+
+class SqlSourceMembers:
+    """Which member is which at a live source: their id there, read with its roster."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def keys_of(self, member: MemberId) -> list[tuple[str, str]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(source_members.c.source_id, source_members.c.source_key)
+                .where(source_members.c.member_id == member)
+                .order_by(source_members.c.source_id)
+            ).all()
+        return [(row.source_id, row.source_key) for row in rows]
+
+    def link(self, unit: UnitOfWork, source_id: str, pairs: Sequence[tuple[str, str]]) -> None:
+        if not pairs:
+            return
+        connection = sql_unit(unit).connection
+        keys = [key for key, _ in pairs]
+        for start in range(0, len(keys), 500):
+            connection.execute(
+                delete(source_members).where(
+                    source_members.c.source_id == source_id,
+                    source_members.c.source_key.in_(keys[start : start + 500]),
+                )
+            )
+        connection.execute(
+            insert(source_members),
+            [
+                {
+                    "source_id": source_id,
+                    "source_key": key,
+                    "member_id": member,
+                    "updated_at": unit.now,
+                }
+                for key, member in dict(pairs).items()
+            ],
+        )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from payerbridge.backends.ports import SourceGap
 from payerbridge.consent.model import (
     ConsentId,
     ConsentPolicy,
@@ -24,6 +25,7 @@ from payerbridge.disclosure.operations import (
     EverythingCommand,
     PatientSearchCommand,
     SearchCommand,
+    ask_live_sources,
     everything_query,
     find_patient_page,
     first_everything_page,
@@ -45,6 +47,7 @@ from payerbridge.fhir.resources import SUPPORTED_TYPES
 from payerbridge.types import ClientId, MemberId
 from tests.fakes import (
     FakeClock,
+    FakeLiveSources,
     InMemoryAuditLog,
     InMemoryConsentStore,
     InMemoryDisclosureSnapshots,
@@ -69,8 +72,10 @@ class World:
         # The snapshots are not attached: a fake unit's rollback would put back what a
         # unit of their own committed inside it, which a database never does.
         self.transactions = InMemoryTransactions(self.audit, self.consents, clock=self.clock)
+        self.live = FakeLiveSources(self.members)
         self.ports = PagingPorts(
             members=self.members,
+            live=self.live,
             consents=self.consents,
             audit=self.audit,
             snapshots=self.snapshots,
@@ -142,7 +147,9 @@ def _first_everything(world: World, reader: Reader, params: list[tuple[str, str]
     )
     with world.transactions.begin() as unit:
         asked = open_everything(command, unit, world.ports)
-        return first_everything_page(asked, unit, world.ports)
+    live = ask_live_sources(asked, world.ports)
+    with world.transactions.begin() as unit:
+        return first_everything_page(asked, unit, world.ports, live)
 
 
 def _next(world: World, page: Page, reader: Reader | None = None, path: str = EVERYTHING) -> Page:
@@ -267,3 +274,36 @@ def test_a_first_query_keeps_only_granted_types() -> None:
     assert query.types == frozenset({"Coverage"})
     assert left_out is not None and left_out.types == frozenset({"Condition", "Provenance"})
     assert isinstance(query, EverythingQuery)
+
+
+def test_live_sources_are_asked_once_permitted_and_their_gaps_named_on_the_first_page(
+    world: World,
+) -> None:
+    condition = {
+        "resourceType": "Condition",
+        "id": "live-1",
+        "subject": {"reference": "Patient/p1"},
+    }
+    gap = SourceGap("clinical", ("Observation",), "source-timeout", "too slow")
+    world.live.answers[P1] = ([condition], [gap])
+    page = _first_everything(world, _reader(), [("_count", "3")])
+    assert world.live.asked == [(P1, None)]
+    assert page.gaps == (gap,)
+    assert page.total == 7  # the Patient, five Coverages and the live Condition
+    first, *_ = [e for e in world.audit.events if e.action == "patient.everything"]
+    assert first.detail["gaps"] == [
+        {"source": "clinical", "types": ["Observation"], "code": "source-timeout"}
+    ]
+    later = _next(world, page)
+    assert later.gaps == ()  # said once, on the first page
+
+
+def test_live_sources_are_not_asked_without_a_consent(world: World) -> None:
+    world.live.answers[MemberId("p2")] = ([], [])
+    reader = _reader()
+    query, left_out = everything_query([], reader, world.ports.rules)
+    path = "/Patient/p2/$everything"
+    command = EverythingCommand(reader, MemberId("p2"), query, left_out, path, f"{BASE}{path}")
+    with pytest.raises(DisclosureDenied), world.transactions.begin() as unit:
+        open_everything(command, unit, world.ports)
+    assert world.live.asked == []

@@ -32,6 +32,8 @@ from payerbridge.disclosure.operations import (
     EverythingCommand,
     PatientSearchCommand,
     SearchCommand,
+    ask_live_for_search,
+    ask_live_sources,
     everything_query,
     find_patient_page,
     first_everything_page,
@@ -58,6 +60,7 @@ from payerbridge.errors import (
 )
 from payerbridge.fhir.bundles import searchset
 from payerbridge.fhir.capability import capability_statement
+from payerbridge.fhir.completeness import Gap, completeness_outcome
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import (
     build_member_match_response,
@@ -249,6 +252,7 @@ def _paging(platform: Platform) -> PagingPorts:
     settings = platform.settings
     return PagingPorts(
         members=platform.members,
+        live=platform.live,
         consents=platform.consents,
         audit=platform.audit,
         snapshots=platform.snapshots,
@@ -279,6 +283,14 @@ def _bundle(platform: Platform, page: Page) -> dict[str, Any]:
             "id": page.outcome_id,
             **operation_outcome(issues, severity="warning", code="suppressed"),
         }
+    if page.gaps:  # what a live source could not give: never a silently short answer
+        incomplete = completeness_outcome(
+            Gap(g.source, g.types, g.code, g.text, g.retry_may_help) for g in page.gaps
+        )
+        if outcome is None:
+            outcome = {"id": page.outcome_id, **incomplete}
+        else:
+            outcome["issue"] = [*outcome["issue"], *incomplete["issue"]]
     return everything_page(
         page.entries,
         total=page.total,
@@ -338,9 +350,10 @@ def everything(
     )
     with platform.transactions.begin() as unit:  # on every call, a replay's too
         asked = open_everything(command, unit, ports)
+    live = ask_live_sources(asked, ports)  # permitted: the live sources, outside any unit
 
     def run(unit: UnitOfWork) -> Answer:
-        return Answer(_bundle(platform, first_everything_page(asked, unit, ports)))
+        return Answer(_bundle(platform, first_everything_page(asked, unit, ports, live)))
 
     # What the token grants is part of the request: a retry under the same key by a
     # token granting other types is another request, not a replay of the first answer.
@@ -387,8 +400,10 @@ def search(
     query = parse_search(resource_type, params, max_count=platform.settings.everything_page_size)
     _check_id(query.patient_id)
     command = SearchCommand(reader, query, path, _self_url(platform, request, path))
+    ports = _paging(platform)
+    live = ask_live_for_search(command, ports)
     with platform.transactions.begin() as unit:  # the first page's audit event
-        page = first_search_page(command, unit, _paging(platform))
+        page = first_search_page(command, unit, ports, live)
     if page is None:  # a member-scoped token asking about another member
         return FhirResponse(searchset([], fhir_base=fhir_base(platform), at=unit.now))
     return FhirResponse(_bundle(platform, page))
