@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import ECKey, RSAKey
 
-from payerbridge.backends.ports import RecordsQuery, SourceAnswer
+from payerbridge.backends.ports import LiveSource, RecordsQuery, SourceAnswer
 from payerbridge.errors import PartnerUnavailable
 from payerbridge.sources import FhirServerSettings, FhirServerSource
 from payerbridge_tools.sandbox.fhir_source import FhirSourceOptions, build_app
@@ -120,7 +120,9 @@ def test_a_member_is_read_whole_page_by_page(server: Server) -> None:
 def test_only_the_types_asked_for_and_held_are_read(server: Server) -> None:
     member = server.busiest_member()
     query = RecordsQuery(member, types=frozenset({"Condition", "ExplanationOfBenefit"}))
-    answer = server.source().records(query, budget_seconds=10)
+    source: LiveSource = server.source()  # the port, as the platform holds it
+    assert source.id == "clinical" and source.types == TYPES
+    answer = source.records(query, budget_seconds=10)
     assert answer.complete
     assert {r["resourceType"] for r in answer.records} == {"Condition"}
 
