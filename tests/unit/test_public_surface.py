@@ -17,6 +17,7 @@ ROOMS = [
     "payerbridge.routing",
     "payerbridge.fhir",
     "payerbridge.partners",
+    "payerbridge.sources",
     "payerbridge_tools.sandbox",
     "payerbridge.api",
     "payerbridge.consent",

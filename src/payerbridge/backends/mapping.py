@@ -13,8 +13,8 @@ The expression sees the record's data and these functions besides JSONata's own:
 - ``$translate(code, conceptMap)``: the Coding a ConceptMap (url or id) gives a local
   code; a code the map does not hold is an error naming the map and the code.
 - ``$date(text, field)``: a date in one of the forms backends write (CCYYMMDD,
-  CCYY-MM-DD, MM/DD/CCYY, DD-Mon-CCYY) as a FHIR date; anything else is an error naming
-  ``field`` (never the value: it may be a birth date).
+  CCYY-MM-DD or CCYY-M-D, MM/DD/CCYY, DD-Mon-CCYY, a dateTime) as a FHIR date; anything
+  else is an error naming ``field`` (never the value: it may be a birth date).
 - ``$id(part, ...)``: a FHIR id derived from the source's namespace and the parts, the
   same on every run, so that a record mapped again replaces what it gave before.
 
@@ -171,9 +171,11 @@ class Mapping:
     ) -> list[dict[str, Any]]:
         """The resources ``data`` (one record) gives; RecordNotMapped when it cannot.
         The expression sees ``$source`` and, for a live source's answer about one member,
-        ``$member``: that member's Patient id here."""
+        ``$patient``: the id of that member's Patient here."""
         expression = self._expression
-        bindings = {"source": source_id, "member": member}
+        bindings = {"source": source_id}
+        if member is not None:  # unbound otherwise: ``$exists($patient)`` is false
+            bindings["patient"] = member
         try:
             with _functions(self, namespace):
                 result = expression.evaluate(dict(data), bindings)
@@ -280,8 +282,8 @@ def parse_source_date(text: str, field_name: str) -> str:
     try:
         if re.fullmatch(r"\d{8}", value):
             return date(int(value[:4]), int(value[4:6]), int(value[6:])).isoformat()
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            return date.fromisoformat(value).isoformat()
+        if m := re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", value):
+            return date(int(m[1]), int(m[2]), int(m[3])).isoformat()
         if m := re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", value):
             return date(int(m[3]), int(m[1]), int(m[2])).isoformat()
         if m := re.fullmatch(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})", value):

@@ -614,3 +614,66 @@ def demo(
         return
     out.print("serving; Ctrl-C to stop")
     _serve_until_interrupted(instances)
+
+
+@sandbox_app.command("fhir-source")
+def fhir_source(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8190,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    members: Annotated[int, typer.Option(min=1, help="Members it holds.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed: same seed and date, same resources.")] = 42,
+    as_of: AsOf = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="The SMART client it accepts (with --jwks-file).")
+    ] = None,
+    jwks_file: Annotated[
+        Path | None, typer.Option(help="The client's public JWK Set (JSON); none: no token asked.")
+    ] = None,
+    export: Annotated[
+        bool, typer.Option("--export/--no-export", help="Offer Patient/$export.")
+    ] = True,
+    last_updated: Annotated[
+        bool, typer.Option("--last-updated/--no-last-updated", help="Offer _lastUpdated.")
+    ] = True,
+    token_seconds: Annotated[int, typer.Option(help="Lifetime of its access tokens.")] = 300,
+    export_retry_after: Annotated[
+        int, typer.Option(help="Seconds its export status asks a client to wait.")
+    ] = 1,
+    mode: Annotated[
+        str, typer.Option(help="Start misbehaving: normal, down, slow, fail-page, bad-page.")
+    ] = "normal",
+    delay: Annotated[float, typer.Option(help="slow: seconds added to each request.")] = 0.0,
+) -> None:
+    """Serve a plan's FHIR R4 server with quirks (local lab codes, other date forms,
+    missing elements), SMART Backend Services and Patient $export: a live source to read.
+    POST /_control {"mode": "slow", "delay": 5} changes how it misbehaves."""
+    import uvicorn
+
+    from payerbridge_tools.sandbox.fhir_source import FhirSourceOptions, build_app
+    from payerbridge_tools.sandbox.fhir_source_state import Control
+
+    if (client_id is None) != (jwks_file is None):
+        err.print("[red]error:[/red] --client-id and --jwks-file go together")
+        raise typer.Exit(2)
+    control = Control()
+    problem = control.set({"mode": mode, "delay": delay})
+    if problem:
+        err.print(f"[red]error:[/red] --mode: {problem}")
+        raise typer.Exit(2)
+    clients = {}
+    if client_id is not None and jwks_file is not None:
+        clients[client_id] = dict(orjson.loads(jwks_file.read_bytes()))
+    options = FhirSourceOptions(
+        members=members,
+        seed=seed,
+        as_of=date.fromisoformat(as_of) if as_of else date.today(),
+        clients=clients,
+        token_seconds=token_seconds,
+        export=export,
+        last_updated=last_updated,
+        export_retry_after=export_retry_after,
+        control=control,
+    )
+    app = build_app(options)
+    err.print(f"FHIR source with quirks: http://{host}:{port}/fhir ({members} members)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
