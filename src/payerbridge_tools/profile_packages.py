@@ -122,8 +122,11 @@ def extract(archive: Path) -> dict[str, Any]:
         if kind == "StructureDefinition" and "snapshot" in document:
             profiles.append(
                 {
-                    **{k: document[k] for k in ("url", "version", "name", "type", "kind")
-                       if k in document},
+                    **{
+                        k: document[k]
+                        for k in ("url", "version", "name", "type", "kind")
+                        if k in document
+                    },
                     "element": [_element(e) for e in document["snapshot"]["element"]],
                 }
             )
@@ -159,9 +162,12 @@ def examples(archive: Path) -> list[dict[str, Any]]:
                 reference = entry.get("reference", {}).get("reference")
                 if reference and entry.get("exampleCanonical"):
                     listed[reference] = entry["exampleCanonical"]
-        elif "/example/" in path and "resourceType" in document:
-            if len(json.dumps(document)) <= _LARGEST_EXAMPLE:
-                found.append((path.rsplit("/", 1)[-1], document))
+        elif (
+            "/example/" in path
+            and "resourceType" in document
+            and len(json.dumps(document)) <= _LARGEST_EXAMPLE
+        ):
+            found.append((path.rsplit("/", 1)[-1], document))
     return [
         {
             "file": file,
