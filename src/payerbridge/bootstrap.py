@@ -23,6 +23,7 @@ from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
 from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
+from payerbridge.backends.quarantine import Quarantine
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
 from payerbridge.config import GUESSING_RATES, OperationRate, Settings
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
@@ -40,6 +41,7 @@ from payerbridge.exchange.ports import (
     Transactions,
 )
 from payerbridge.exchange.retry import RetryPolicy
+from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
@@ -89,6 +91,7 @@ from payerbridge.store.importer import FileReport, import_files, refresh_statist
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
+from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
@@ -169,6 +172,8 @@ class Platform:
     exchange_ports: ExchangePorts
     bulk: BulkPorts  # $bulk-member-match jobs and their Groups
     onboarding: OnboardingPorts  # plan-year onboardings (new payer)
+    profiles: ProfileChecker  # the shipped profiles every produced resource must meet
+    quarantine: Quarantine  # what failed them, held for operators (ADR 0030)
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -518,6 +523,8 @@ def build_platform(
         exchange_ports=ports,
         bulk=_bulk_ports(settings, stores, identity, segmentation),
         onboarding=_onboarding_ports(settings, stores, client),
+        profiles=ProfileChecker.bundled(),
+        quarantine=SqlQuarantine(engine, reader=reader),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,
