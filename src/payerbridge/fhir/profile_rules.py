@@ -9,7 +9,7 @@ and its slices with the discriminators that tell them apart.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,8 @@ class ElementRule:
     discriminators: tuple[Discriminator, ...] = ()
     closed: bool = False
     slices: list[ElementRule] = field(default_factory=list)
+    # Each slice's test (``profile_check.slice_test``), built on first use, by slice id.
+    slice_tests: dict[str, Callable[[Any], bool] | None] = field(default_factory=dict)
 
     @property
     def is_choice(self) -> bool:

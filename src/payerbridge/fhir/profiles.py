@@ -86,6 +86,7 @@ class ProfileChecker:
             [vs for p in packages for vs in p.value_sets],
             [cs for p in packages for cs in p.code_systems],
         )
+        self._everything = everything
         self._profiles: dict[str, list[_Profile]] = {}
         for package in packages:
             terms = Terminology(package.value_sets, package.code_systems, fallback=everything)
@@ -94,7 +95,6 @@ class ProfileChecker:
                 self._profiles.setdefault(profile.url, []).append(profile)
         for versions in self._profiles.values():
             versions.sort(key=lambda p: _version_key(p.version))
-        self._slice_tests: dict[tuple[int, int], Callable[[Any], bool] | None] = {}
 
     @classmethod
     def bundled(cls) -> ProfileChecker:
@@ -171,13 +171,14 @@ class ProfileChecker:
         chosen = (own or versions)[-1:]
         return chosen[0].root if chosen else None
 
+    @staticmethod
     def _slice_test(
-        self, owner: ElementRule, piece: ElementRule, terms: Terminology
+        owner: ElementRule, piece: ElementRule, terms: Terminology
     ) -> Callable[[Any], bool] | None:
-        key = (id(owner), id(piece))
-        if key not in self._slice_tests:
-            self._slice_tests[key] = slice_test(owner, piece, terms.rule)
-        return self._slice_tests[key]
+        tests = owner.slice_tests
+        if piece.id not in tests:
+            tests[piece.id] = slice_test(owner, piece, terms.rule)
+        return tests[piece.id]
 
     def unchecked_bindings(self) -> dict[str, set[str]]:
         """The required bindings the packages cannot check (their ValueSet is not held
@@ -207,9 +208,7 @@ class ProfileChecker:
 
     def code_rule(self, value_set: str) -> CodeRule | None:
         """What ``value_set`` admits, from any shipped package (None: not held)."""
-        for versions in self._profiles.values():
-            return versions[-1].terminology.rule(value_set)
-        return None
+        return self._everything.rule(value_set)
 
 
 @cache

@@ -23,6 +23,7 @@ binding and says so (``ProfileChecker.unchecked_bindings``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,8 @@ class Terminology:
         }
         self._fallback = fallback
         self._rules: dict[str, CodeRule | None] = {}
+        self._expanding = threading.RLock()  # one expansion at a time; reads need none
+        self._in_progress: set[str] = set()
 
     def holds(self, value_set: str) -> bool:
         url = _bare(value_set)
@@ -95,10 +98,16 @@ class Terminology:
     def rule(self, value_set: str) -> CodeRule | None:
         """What ``value_set`` admits, or None when the packages cannot tell."""
         url = _bare(value_set)
-        if url not in self._rules:
-            self._rules[url] = None  # a ValueSet importing itself expands to nothing more
-            self._rules[url] = self._expand(url)
-        return self._rules[url]
+        if url in self._rules:
+            return self._rules[url]
+        with self._expanding:
+            if url not in self._in_progress:
+                self._in_progress.add(url)  # a ValueSet importing itself adds nothing
+                try:
+                    self._rules[url] = self._expand(url)
+                finally:
+                    self._in_progress.discard(url)
+            return self._rules.get(url)
 
     def _expand(self, url: str) -> CodeRule | None:
         document = self._value_sets.get(url)
