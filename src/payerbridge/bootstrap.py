@@ -23,8 +23,9 @@ from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
 from payerbridge.audit.ports import AuditChain, AuditLog
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
-from payerbridge.backends.ingestion import refuse_to_hold
+from payerbridge.backends.ingestion import hold_in
 from payerbridge.backends.live import LiveSources
+from payerbridge.backends.quarantine import Quarantine
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources, load_sources, sources_path
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
@@ -43,6 +44,7 @@ from payerbridge.exchange.ports import (
     PartnerClient,
     Transactions,
 )
+from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
@@ -63,6 +65,7 @@ from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
 from payerbridge.security.tokens import TokenVerifier, public_jwk
 from payerbridge.security.udap import ServerIdentity
+from payerbridge.sources.adapters import live_adapters
 from payerbridge.store.audit import SqlAuditChain, SqlAuditTrail
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.bulk import SqlBulkJobs
@@ -91,13 +94,9 @@ from payerbridge.store.importer import FileReport, import_files, refresh_statist
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
+from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
-from payerbridge.store.source_files import (
-    SqlSourceFiles,
-    SqlSourceMembers,
-    live_adapters,
-    provenance_by,
-)
+from payerbridge.store.source_files import SqlSourceFiles, SqlSourceMembers, provenance_by
 from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
@@ -178,6 +177,8 @@ class Platform:
     onboarding: OnboardingPorts  # plan-year onboardings (new payer)
     sources: SourceIngestion  # the plan's backends: replicated files mapped and kept
     live: LiveSources  # the plan's backends asked at request time
+    profiles: ProfileChecker  # the shipped profiles every produced resource must meet
+    quarantine: Quarantine  # what failed them, held for operators (ADR 0030)
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -490,6 +491,9 @@ def _sources(
     """The plan's backends: replicated sources' files mapped and kept, live sources asked
     at request time, both checked against their profiles (ADR 0031)."""
     us = Organization(settings.org_name, settings.org_npi)
+    profiles = ProfileChecker.bundled()
+    quarantine = SqlQuarantine(stores.engine, reader=stores.reader)
+    hold = hold_in(quarantine)
 
     def index(unit: UnitOfWork, ids: Sequence[str]) -> None:
         identity.index_members(unit, ids, at=unit.now)
@@ -497,25 +501,25 @@ def _sources(
     files = SqlSourceFiles(
         stores.engine,
         us=us,
-        check=lambda r: [],
-        hold=refuse_to_hold,
+        check=profiles.check,
+        hold=hold,
         index_members=index,
         new_id=new_id,
     )
     live = LiveSources(
         sources,
-        live_adapters(sources),
+        live_adapters(sources, egress_policy(settings)),
         SqlSourceMembers(stores.reader),
         stores.members,
-        check=lambda r: [],
-        hold=refuse_to_hold,
+        check=profiles.check,
+        hold=hold,
         provenance=provenance_by(us),
         index_members=index,
     )
     ingestion = SourceIngestion(
         sources, files, stores.transactions, lambda: refresh_statistics(stores.engine)
     )
-    return {"sources": ingestion, "live": live}
+    return {"sources": ingestion, "live": live, "profiles": profiles, "quarantine": quarantine}
 
 
 @dataclass(frozen=True)

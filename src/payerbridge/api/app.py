@@ -25,6 +25,7 @@ from payerbridge.api.routers import (
     identity,
     onboardings,
     partners,
+    quarantine,
     webhooks,
 )
 from payerbridge.bootstrap import Platform, launch_workflows, shutdown_workflows
@@ -88,6 +89,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(clients.router)
     app.include_router(identity.router)
     app.include_router(webhooks.router)
+    app.include_router(quarantine.router)
 
     @app.get("/openapi.json", tags=["operators"], include_in_schema=False)
     def openapi(_operator: OperatorDep) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from payerbridge.backends.mapping import Mapping, RecordNotMapped, source_uri
 from payerbridge.backends.model import RecordProblem, SourceRecord
+from payerbridge.backends.quarantine import HeldIssue, Quarantine, SourceId, ToHold, quarantine
 from payerbridge.errors import MappingError
 from payerbridge.transactions import UnitOfWork
 
@@ -30,6 +31,7 @@ __all__ = [
     "HoldResources",
     "ProfileCheck",
     "ProvenanceOf",
+    "hold_in",
     "map_batches",
     "refuse_to_hold",
 ]
@@ -171,6 +173,30 @@ class FileReport:
 
 # Holds what failed its profile, in the ingestion's unit (the quarantine).
 HoldResources = Callable[[UnitOfWork, str, Mapping, Sequence[Held]], None]
+
+
+def hold_in(store: Quarantine) -> HoldResources:
+    """What failed its profile, held in ``store`` with the mapping that made it, each
+    hold audited (ids and the rules broken, no values)."""
+
+    def hold(unit: UnitOfWork, source_id: str, mapping: Mapping, held: Sequence[Held]) -> None:
+        quarantine(
+            unit,
+            store,
+            [
+                ToHold(
+                    SourceId(source_id),
+                    item.resource,
+                    [HeldIssue.of(issue) for issue in item.issues],
+                    mapping_id=mapping.ref.name,
+                    mapping_version=mapping.ref.version,
+                )
+                for item in held
+            ],
+            actor=f"source:{source_id}",
+        )
+
+    return hold
 
 
 def refuse_to_hold(

@@ -29,9 +29,8 @@ from payerbridge.backends.ingestion import (
     map_batches,
 )
 from payerbridge.backends.mapping import Mapping
-from payerbridge.backends.ports import LiveSource
 from payerbridge.backends.readers import read_stream
-from payerbridge.backends.sources import ReplicatedSourceSpec, Sources
+from payerbridge.backends.sources import ReplicatedSourceSpec
 from payerbridge.fhir.provenance import source_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
@@ -47,7 +46,7 @@ from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
-__all__ = ["SqlSourceFiles", "SqlSourceMembers", "live_adapters", "provenance_by"]
+__all__ = ["SqlSourceFiles", "SqlSourceMembers", "provenance_by"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +75,6 @@ def provenance_by(us: Organization) -> ProvenanceOf:
         )
 
     return provenance
-
-
-def live_adapters(sources: Sources) -> dict[str, LiveSource]:
-    """The adapter of each live source the sources file names."""
-    return {}
 
 
 class SqlSourceFiles:

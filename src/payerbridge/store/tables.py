@@ -61,6 +61,7 @@ __all__ = [
     "member_groups",
     "metadata",
     "onboarding_chunks",
+    "quarantined_resources",
     "onboarding_members",
     "onboardings",
     "partner_breakers",
@@ -754,4 +755,25 @@ source_members = Table(
     Column("member_id", String(64), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_source_members_member", "member_id", "source_id"),
+)
+
+# What a source produced that failed a profile it claims (ADR 0030): held with the
+# reasons (``issues``: the profile issues, no values), never sent; ``seq`` orders them.
+quarantined_resources = Table(
+    "quarantined_resources",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("source_id", String(200), nullable=False),
+    Column("mapping_id", String(200), nullable=True),
+    Column("mapping_version", String(64), nullable=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=True),
+    Column("profiles", Text, nullable=False),
+    Column("issues", Text, nullable=False),
+    Column("held_at", UtcDateTime(), nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_quarantined_resources_source", "source_id", "seq"),
 )

@@ -43,9 +43,7 @@ def test_the_examples_give_what_was_recorded(mapping: Mapping, case: str) -> Non
 
 
 def _map(mapping: Mapping, resource: dict[str, Any], source: str = "clinical") -> dict[str, Any]:
-    (out,) = mapping.apply(
-        resource, source_id=source, namespace="plan", member="member-1"
-    )
+    (out,) = mapping.apply(resource, source_id=source, namespace="plan", member="member-1")
     return out
 
 

@@ -2,7 +2,7 @@
 member's id at a live source (ADR 0031)
 
 Revision ID: 0029
-Revises: 0026
+Revises: 0028
 Create Date: 2026-11-26 16:40:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from payerbridge.store.tables import UtcDateTime
 
 revision = "0029"
-down_revision = "0026"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
