@@ -20,6 +20,7 @@ MEMBERS_MAPPING = """
 {
   "resourceType": "Patient",
   "id": $id("Patient", member_id),
+  "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient|6.1.0"]},
   "identifier": [{"system": "https://plan.example/member-id", "value": member_id}],
   "name": [{"family": last, "given": [first]}],
   "gender": $translate(sex, "sexes").code,
@@ -93,6 +94,7 @@ def open_platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  
 
 
 MEMBERS = b"member_id,first,last,sex,dob\nA1,Ann,Lee,F,19800102\nB2,Bo,Kim,M,1979-12-31\n"
+NAMELESS = b"C3,,,F,19900101\n"
 CONDITIONS = (
     b"member_id,row_id,problem_code,onset_date,resolved_date,recorded_date\n"
     b"A1,R1,HTN,20200101,,\nA1,R2,NOPE,20200101,,\nB2,R3,DM2,2021-02-03,,\n"
@@ -111,8 +113,13 @@ def test_files_are_mapped_kept_and_indexed_and_the_same_file_twice_changes_nothi
     open_platform,  # type: ignore[no-untyped-def]
 ) -> None:
     platform = open_platform()
-    members = platform.sources.ingest("enrollment", "members.csv", MEMBERS)
+    members = platform.sources.ingest("enrollment", "members.csv", MEMBERS + NAMELESS)
     assert members.counts == {"Patient": 2, "Provenance": 2}
+    # A member without a name fails US Core's Patient: held with the reason, not kept.
+    assert members.held == 1
+    (held,) = platform.quarantine.list(limit=10)
+    assert held.source_id == "enrollment" and held.mapping_version == "1.0.0"
+    assert any(issue.path.endswith("name") for issue in held.issues)
     conditions = platform.sources.ingest("clinical", "conditions.csv", CONDITIONS)
     assert conditions.counts == {"Condition": 2, "Provenance": 2}
     (problem,) = conditions.problems
@@ -136,7 +143,7 @@ def test_files_are_mapped_kept_and_indexed_and_the_same_file_twice_changes_nothi
         for p in stored(platform, "Provenance")
     )
 
-    again = platform.sources.ingest("enrollment", "members-again.csv", MEMBERS)
+    again = platform.sources.ingest("enrollment", "members-again.csv", MEMBERS + NAMELESS)
     assert again.duplicate and not again.counts
     assert len(stored(platform, "Patient")) == 2
 
