@@ -287,10 +287,10 @@ class _Reader:
             self.skipping = "GS"
 
     def _errata(self, error: Any) -> bool:
-        """A version code the map's code list lacks because it is an errata version we
-        read with the map of the version it amends."""
+        """A version code the map's code list lacks: an errata version read with the map
+        of the version it amends, or a version pyx12 has no map for (control map only)."""
         return (
-            self.implementation in _ERRATA
+            (self.implementation in _ERRATA or self.map is None)
             and error.err_cde == "7"
             and error.refdes in ("GS08", "ST03")
         )
