@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """The X12 reader on public samples no one here wrote, on corrupted copies of them, and
 on a large generated 837 (memory)."""
 
@@ -51,7 +52,9 @@ def _read(data: bytes, name: str = "f.x12") -> list[SourceRecord | RecordProblem
 
 
 def test_the_table_names_every_sample() -> None:
-    found = {str(p.relative_to(DATA)) for p in DATA.rglob("*") if p.is_file() and p.name != "README.md"}
+    found = {
+        str(p.relative_to(DATA)) for p in DATA.rglob("*") if p.is_file() and p.name != "README.md"
+    }
     assert found == set(SAMPLES)
 
 
@@ -90,7 +93,10 @@ def _generated(claims: int, per_transaction: int = 5000) -> bytes:
 def test_a_bad_claim_refuses_that_claim_only() -> None:
     data = _generated(3).replace(b"CLM*C0000002*100***11:B:1", b"CLM*C0000002*100***1X:B:1")
     items = _read(data)
-    assert [i.key for i in items if isinstance(i, SourceRecord)] == ["1497758544|C0000001", "1497758544|C0000003"]
+    assert [i.key for i in items if isinstance(i, SourceRecord)] == [
+        "1497758544|C0000001",
+        "1497758544|C0000003",
+    ]
     (problem,) = [i for i in items if isinstance(i, RecordProblem)]
     assert problem.key == "1497758544|C0000002" and problem.location.segment_id == "CLM"
     assert "1X" not in problem.text
@@ -100,7 +106,10 @@ def test_a_wrong_se_count_refuses_its_transaction_set_and_the_next_one_reads() -
     data = _generated(4, per_transaction=2)
     data = data.replace(b"SE*35*0001", b"SE*36*0001")
     items = _read(data)
-    assert [i.key for i in items if isinstance(i, SourceRecord)] == ["1497758544|C0000003", "1497758544|C0000004"]
+    assert [i.key for i in items if isinstance(i, SourceRecord)] == [
+        "1497758544|C0000003",
+        "1497758544|C0000004",
+    ]
     (problem,) = [i for i in items if isinstance(i, RecordProblem)]
     assert problem.location.segment_id == "SE" and "SE01" in problem.text
 
@@ -140,7 +149,9 @@ def _corrupt(data: st.DataObject) -> bytes:
     elif how == "cut":
         return _VALID[: data.draw(st.integers(0, len(_VALID)))]
     elif how == "delimiters":
-        segments[index] = segments[index].replace(b"*", data.draw(st.sampled_from([b"|", b":", b"~", b"^"])))
+        segments[index] = segments[index].replace(
+            b"*", data.draw(st.sampled_from([b"|", b":", b"~", b"^"]))
+        )
     else:
         return data.draw(st.binary(max_size=400))
     return b"~\n".join(segments)
@@ -148,7 +159,9 @@ def _corrupt(data: st.DataObject) -> bytes:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_a_corrupted_file_gives_problems_at_its_segments_never_an_exception(data: st.DataObject) -> None:
+def test_a_corrupted_file_gives_problems_at_its_segments_never_an_exception(
+    data: st.DataObject,
+) -> None:
     corrupted = _corrupt(data)
     items = _read(corrupted)
     total = max(1, corrupted.count(b"~") + 1)
