@@ -190,6 +190,7 @@ class _Reader:
                 break
             position = src.get_cur_line()
             if self.faults.stop_at is not None and position >= self.faults.stop_at:
+                yield from self.faults.refused.get(self.faults.stop_at, [])
                 break
             if segment.get_seg_id() in ("ISA", "IEA", "GE"):
                 src.pop_errors()  # envelope errors: the first pass has them
@@ -297,7 +298,13 @@ class _Reader:
 
     def _st(self, segment: Any, position: int, src: Any) -> Records:
         yield from self._end_transaction()
-        assert self.kind is not None
+        src.pop_errors()
+        if self.kind is None:
+            yield self._problem(
+                position, "ST", "the transaction set is not inside a functional group"
+            )
+            self.skipping = "ST"
+            return
         st01 = segment.get_value("ST01") or ""
         if kind_of(str(self.gs.get("GS01", "")), st01, self.implementation) != self.kind.name:
             yield self._problem(

@@ -124,6 +124,14 @@ def test_a_cut_file_refuses_the_interchange_it_cuts() -> None:
     assert any("no IEA trailer" in t for t in texts)
 
 
+@pytest.mark.parametrize("dropped", [1, 2])
+def test_a_missing_gs_or_st_is_said_not_silent(dropped: int) -> None:
+    segments = _generated(2).split(b"~\n")
+    del segments[dropped]
+    items = _read(b"~\n".join(segments))
+    assert items and all(isinstance(i, RecordProblem) for i in items)
+
+
 def test_not_an_interchange_is_one_problem_at_segment_1() -> None:
     (problem,) = _read(b"NM1*IL*1*DOE~")
     assert isinstance(problem, RecordProblem) and problem.location.segment == 1
@@ -166,6 +174,7 @@ def test_a_corrupted_file_gives_problems_at_its_segments_never_an_exception(
     items = _read(corrupted)
     total = max(1, corrupted.count(b"~") + 1)
     good = {i.key for i in items if isinstance(i, SourceRecord)}
+    assert items  # never silent: records, or problems saying why not
     for item in items:
         if isinstance(item, RecordProblem):
             assert item.location.segment is not None and 1 <= item.location.segment <= total
