@@ -1,0 +1,562 @@
+"""X12 5010 interchanges read into records with pyx12 4.0.0: an 834's members, an 837's
+claims (837P, 837I, 837D), a 278's reviews (pure: from a stream, no database).
+
+The library is pyx12 (ADR 0031's note): segments come from its tokenizer
+(``x12file.X12Reader``: delimiters from ISA; ISA/IEA, GS/GE, ST/SE control numbers and
+counts; HL and 2400 LX numbering), are placed by its map walker (``map_walker``) and
+validated by its maps (``segment_if.is_valid_errors``: usage, lengths, code lists,
+dates), as its own ``x12n_document`` does, but segment by segment so that a file of any
+size reads in the same memory (no tree of the whole file is built). Maps: 834
+005010X220A1, 837P 005010X222A1 (its errata X222A2 read with it), 837I 005010X223A2
+(X223A1 and X223A3 read with it); pyx12 has none for the 5010 278 (X217) and 837D
+(X224A2), whose segments are placed by the loop tables of ``x12_loops`` after the same
+tokenizer and envelope checks (``validation`` says which in each record).
+
+The JSON of a record is described in ``x12_records``. Positions count segments from 1
+at the file's first ISA; a record's ``location`` is its first segment.
+
+Errors and what they refuse:
+
+- the file does not begin with a readable ISA: the file;
+- an envelope error (ISA/GS/ST elements, SE count or control number, GE/IEA count or
+  control number, a trailer missing, a control number used twice): the transaction set,
+  functional group or interchange it breaks, named at the segment where it was found;
+  the reader checks the envelopes in a first pass (the stream is spooled when it cannot
+  seek) so that no record of a broken envelope is ever given;
+- a functional group this reader does not map (835, 271...), or a kind the mapping does
+  not read (option ``kinds``): that group or those records, with one problem;
+- a segment or element error inside a record's loop (the 2300 loop of a claim and all
+  under it; an 834 2000 loop; a 278 2000E loop and its 2000F services): that record only;
+- an error in a context loop (an 837's 2000A/2000B/2000C and their 2010 loops, the
+  header): every record under it, each named, the error once at its segment.
+
+Problem texts never repeat element values (they may be names or member ids): they name
+the segment, its position, the element (``DMG02``), the map's element name and X12 codes.
+
+Options (a mapping's ``input_options``): ``kinds`` (the kinds it maps), ``parameters``
+(a table copied into every record's ``parameters``, e.g. the plan's member id system).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import tempfile
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any, BinaryIO
+
+import pyx12.errors  # type: ignore[import-untyped]
+import pyx12.map_if  # type: ignore[import-untyped]
+import pyx12.map_index  # type: ignore[import-untyped]
+import pyx12.params  # type: ignore[import-untyped]
+import pyx12.x12file  # type: ignore[import-untyped]
+from pyx12.map_walker import walk_tree  # type: ignore[import-untyped]
+
+from payerbridge.backends.model import Location, RecordProblem, SourceRecord
+from payerbridge.backends.x12_envelope import EnvelopeFaults, check_envelopes
+from payerbridge.backends.x12_loops import LOOPS, composites
+from payerbridge.backends.x12_records import (
+    KINDS,
+    Frame,
+    Kind,
+    record_data,
+    record_key,
+    segment_json,
+    subscriber_of,
+)
+from payerbridge.backends.x12_texts import element_text, walk_text
+
+__all__ = ["MAPS", "kind_of", "read_x12"]
+
+logger = logging.getLogger(__name__)
+
+Records = Iterator[SourceRecord | RecordProblem]
+
+# GS08 -> the pyx12 map it is validated with. The errata versions are read with the map
+# of the version they amend (pyx12's index names only X222A1 and X223A2): their changes
+# are small (code lists and situational notes), so an element those errata added or
+# allowed may be refused, and one they forbade accepted.
+MAPS = {
+    "005010X220A1": "834.5010.X220.A1.xml",
+    "005010X222A1": "837.5010.X222.A1.xml",
+    "005010X222A2": "837.5010.X222.A1.xml",
+    "005010X223A1": "837Q3.I.5010.X223.A1.xml",
+    "005010X223A2": "837Q3.I.5010.X223.A1.xml",
+    "005010X223A3": "837Q3.I.5010.X223.A1.xml",
+}
+_ERRATA = frozenset(["005010X222A2", "005010X223A1", "005010X223A3"])
+_PSEUDO_LOOPS = frozenset(["ISA_LOOP", "GS_LOOP", "ST_LOOP", "HEADER", "DETAIL", "FOOTER"])
+_ENVELOPE = frozenset(["ISA", "IEA", "GS", "GE", "ST", "SE"])
+_SPOOL_BYTES = 16 * 1024 * 1024
+
+
+def kind_of(gs01: str, st01: str | None, gs08: str) -> str | None:
+    """What the reader calls a transaction: 834, 837P/I/D, 278; None when it does not
+    map it."""
+    if gs01 == "BE" and st01 in (None, "834") and gs08.startswith("005010X220"):
+        return "834"
+    if gs01 == "HC" and st01 in (None, "837"):
+        return {"005010X222": "837P", "005010X223": "837I", "005010X224": "837D"}.get(gs08[:10])
+    if gs01 == "HI" and st01 in (None, "278") and gs08.startswith("005010X217"):
+        return "278"
+    return None
+
+
+@lru_cache(maxsize=8)
+def _map(name: str) -> Any:
+    """A pyx12 map, loaded once (maps are read, never changed, by validation)."""
+    return pyx12.map_if.load_map_file(name, pyx12.params.ParamsBase())
+
+
+def read_x12(stream: BinaryIO, name: str, options: dict[str, Any]) -> Records:
+    """The records of an X12 file, and the problems of what cannot be read."""
+    seekable = _seekable(stream)
+    start = seekable.tell()
+    text = _text(seekable)
+    try:
+        faults = check_envelopes(text, name)
+    finally:
+        text.detach()
+    seekable.seek(start)
+    text = _text(seekable)
+    try:
+        yield from _Reader(name, options, faults).read(text)
+    finally:
+        text.detach()
+        if seekable is not stream:
+            seekable.close()
+
+
+def _seekable(stream: BinaryIO) -> BinaryIO:
+    try:
+        if stream.seekable():
+            return stream
+    except (AttributeError, ValueError):
+        pass
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
+    while chunk := stream.read(1 << 16):
+        spool.write(chunk)
+    spool.seek(0)
+    return spool  # type: ignore[return-value]
+
+
+def _text(stream: BinaryIO) -> io.TextIOWrapper:
+    # latin-1 reads every byte: a character X12 does not allow is pyx12's to refuse.
+    return io.TextIOWrapper(stream, encoding="latin-1", newline="")
+
+
+class _Reader:
+    """One pass over the segments, building and giving records as their loops close."""
+
+    def __init__(self, name: str, options: dict[str, Any], faults: EnvelopeFaults) -> None:
+        self.name = name
+        self.faults = faults
+        self.kinds = frozenset(str(k) for k in options.get("kinds", KINDS))
+        parameters = options.get("parameters", {})
+        self.parameters = dict(parameters) if isinstance(parameters, dict) else {}
+        self.control = _map("x12.control.00501.xml")
+        self.walker = walk_tree()
+        self.node: Any = None
+        self.map: Any = None  # the transaction's pyx12 map; None: envelope only
+        self.kind: Kind | None = None
+        self.implementation = ""
+        self.isa: dict[str, Any] = {}
+        self.gs: dict[str, Any] = {}
+        self.stack: list[Frame] = []
+        self.skipping: str | None = None  # the envelope level being skipped
+        self.last_subscriber = ("", 0)  # 834: a family's run of INS loops
+        self._composites: dict[int, frozenset[int]] = {}
+        self._loops: dict[int, tuple[str, ...]] = {}
+        self._position = 0
+
+    def read(self, text: io.TextIOWrapper) -> Records:
+        if self.faults.unreadable is not None:
+            yield self.faults.unreadable
+            return
+        src = pyx12.x12file.X12Reader(text)
+        segments = iter(src)
+        while True:
+            try:
+                segment = next(segments)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001 - pyx12 raises many kinds
+                position = src.get_cur_line() + 1
+                yield self._problem(
+                    position, "", f"pyx12 cannot read on from here ({type(exc).__name__})"
+                )
+                break
+            position = src.get_cur_line()
+            if self.faults.stop_at is not None and position >= self.faults.stop_at:
+                yield from self.faults.refused.get(self.faults.stop_at, [])
+                break
+            if segment.get_seg_id() in ("ISA", "IEA", "GE"):
+                src.pop_errors()  # envelope errors: the first pass has them
+            try:
+                yield from self._segment(segment, position, src)
+            except (pyx12.errors.EngineError, pyx12.errors.X12Error, LookupError, TypeError) as exc:
+                yield from self._broken(position, segment.get_seg_id() or "", exc)
+        yield from self._end_transaction()
+
+    # -- envelopes ---------------------------------------------------------------
+
+    def _segment(self, segment: Any, position: int, src: Any) -> Records:
+        sid = segment.get_seg_id() or ""
+        self._position = position
+        if self.skipping is not None:
+            if not self._skip_ends(sid):
+                src.pop_errors()
+                return
+            closing = {"ST": "SE", "GS": "GE", "ISA": "IEA"}[self.skipping]
+            self.skipping = None
+            if sid == closing:
+                src.pop_errors()
+                return
+        refused = self.faults.refused.get(position)
+        if refused:
+            yield from refused
+            self.skipping = sid
+            yield from self._end_transaction()
+            return
+        if sid == "ISA":
+            yield from self._isa(segment, position)
+        elif sid == "GS":
+            yield from self._gs(segment, position, src)
+        elif sid == "ST":
+            yield from self._st(segment, position, src)
+        elif sid in ("GE", "IEA"):
+            yield from self._end_transaction()
+        elif not self.stack:
+            src.pop_errors()
+            yield self._problem(position, sid, f"segment {sid} is outside a transaction set")
+        else:
+            yield from self._body(segment, position, src)
+
+    def _skip_ends(self, sid: str) -> bool:
+        ends = {
+            "ST": ("SE", "ST", "GE", "GS", "IEA", "ISA"),
+            "GS": ("GE", "GS", "IEA", "ISA"),
+            "ISA": ("IEA", "ISA"),
+        }
+        return sid in ends[self.skipping or "ISA"]
+
+    def _isa(self, segment: Any, position: int) -> Records:
+        self.node = self.control.getnodebypath("/ISA_LOOP/ISA")
+        self.walker.forceWalkCounterToLoopStart("/ISA_LOOP", "/ISA_LOOP/ISA")
+        self.isa = segment_json(_elements(segment, None, frozenset()), "ISA")
+        errors = [e for e in self.node.is_valid_errors(segment)[1]]
+        if errors:
+            for error in errors:
+                yield self._problem(position, "ISA", element_text(error), "value")
+            yield self._problem(position, "ISA", "the interchange is refused: its ISA is invalid")
+            self.skipping = "ISA"
+
+    def _gs(self, segment: Any, position: int, src: Any) -> Records:
+        src.pop_errors()
+        gs01, gs08 = segment.get_value("GS01") or "", segment.get_value("GS08") or ""
+        kind = kind_of(gs01, None, gs08)
+        self.implementation = gs08
+        if kind is None or kind not in self.kinds:
+            what = f"GS01 {gs01[:2]}, GS08 {gs08[:12]}"
+            reads = ", ".join(sorted(self.kinds))
+            yield self._problem(
+                position,
+                "GS",
+                f"functional group ({what}) is not one this source reads ({reads}); "
+                "its transaction sets were skipped",
+                "not-supported",
+            )
+            self.skipping = "GS"
+            return
+        self.kind = KINDS[kind]
+        map_file = MAPS.get(gs08)
+        self.map = _map(map_file) if map_file else None
+        root = self.map if self.map is not None else self.control
+        self.node = root.getnodebypath("/ISA_LOOP/GS_LOOP/GS")
+        src.check_837_lx = kind.startswith("837")
+        self.walker.forceWalkCounterToLoopStart("/ISA_LOOP/GS_LOOP", "/ISA_LOOP/GS_LOOP/GS")
+        self.gs = segment_json(_elements(segment, None, frozenset()), "GS")
+        errors = [e for e in self.node.is_valid_errors(segment)[1] if not self._errata(e)]
+        if errors:
+            for error in errors:
+                yield self._problem(position, "GS", element_text(error), "value")
+            yield self._problem(
+                position, "GS", "the functional group is refused: its GS is invalid"
+            )
+            self.skipping = "GS"
+
+    def _errata(self, error: Any) -> bool:
+        """A version code the map's code list lacks: an errata version read with the map
+        of the version it amends, or a version pyx12 has no map for (control map only)."""
+        return (
+            (self.implementation in _ERRATA or self.map is None)
+            and error.err_cde == "7"
+            and error.refdes in ("GS08", "ST03")
+        )
+
+    def _st(self, segment: Any, position: int, src: Any) -> Records:
+        yield from self._end_transaction()
+        src.pop_errors()
+        if self.kind is None:
+            yield self._problem(
+                position, "ST", "the transaction set is not inside a functional group"
+            )
+            self.skipping = "ST"
+            return
+        st01 = segment.get_value("ST01") or ""
+        if kind_of(str(self.gs.get("GS01", "")), st01, self.implementation) != self.kind.name:
+            yield self._problem(
+                position,
+                "ST",
+                f"ST01 {st01[:3]} is not the transaction its GS08 names",
+                "structure",
+            )
+            self.skipping = "ST"
+            return
+        problems = []
+        if self.map is not None:
+            node, _, _, walk_errors = self.walker.walk_errors(
+                self.node, segment, src.get_seg_count(), position, src.get_ls_id()
+            )
+            self.node = node or self.node
+            problems = [walk_text(e, "ST") for e in walk_errors]
+            problems += [
+                element_text(e)
+                for e in self.node.is_valid_errors(segment)[1]
+                if not self._errata(e)
+            ]
+        src.pop_errors()
+        if problems:
+            for text in problems:
+                yield self._problem(position, "ST", text, "structure")
+            self.skipping = "ST"
+            return
+        root: dict[str, Any] = {
+            "kind": self.kind.name,
+            "implementation": self.implementation,
+            "validation": "envelope" if self.map is None else str(MAPS[self.implementation]),
+            "parameters": self.parameters,
+            "ISA": [self.isa],
+            "GS": [self.gs],
+        }
+        frame = Frame("", root, position, "ST", chain=False)
+        frame.add_segment(
+            "ST", segment_json(_elements(segment, self._node_or_none(), frozenset()), "ST")
+        )
+        self.stack = [frame]
+        self.last_subscriber = ("", 0)
+
+    def _node_or_none(self) -> Any:
+        return self.node if self.map is not None else None
+
+    def _close_to(self, depth: int) -> Records:
+        """Close the open loops above the first ``depth`` frames, giving records."""
+        while len(self.stack) > depth:
+            yield from self._pop()
+
+    def _end_transaction(self) -> Records:
+        yield from self._close_to(0)
+
+    # -- the body of a transaction set --------------------------------------------
+
+    def _body(self, segment: Any, position: int, src: Any) -> Records:
+        assert self.kind is not None
+        sid = segment.get_seg_id() or ""
+        if self.map is not None:
+            node, _, _, walk_errors = self.walker.walk_errors(
+                self.node, segment, src.get_seg_count(), position, src.get_ls_id()
+            )
+            owner = self._owner()
+            for error in walk_errors:
+                yield from self._fault(owner, position, sid, walk_text(error, sid), "structure")
+            if node is None:
+                return
+            self.node = node
+            yield from self._place_mapped(node)
+        else:
+            yield from self._place_table(segment, position)
+        top = self.stack[-1]
+        top.add_segment(
+            sid,
+            segment_json(_elements(segment, self._node_or_none(), composites(self.kind.name)), sid),
+        )
+        owner = self._owner()
+        for error in src.pop_errors():
+            yield from self._fault(owner, position, sid, _reader_text(error), "structure")
+        if self.map is not None and sid not in _ENVELOPE:
+            for error in self.node.is_valid_errors(segment)[1]:
+                yield from self._fault(owner, position, sid, element_text(error), "value")
+        if sid == "SE":
+            yield from self._end_transaction()
+
+    def _place_mapped(self, node: Any) -> Records:
+        """Open and close loops so that the stack matches the map node's loops."""
+        loops = self._loop_path(node)
+        current = [f.loop for f in self.stack[1:]]
+        keep = 0
+        while keep < min(len(loops), len(current)) and loops[keep] == current[keep]:
+            keep += 1
+        if keep == len(loops) and loops and node.is_first_seg_in_loop():
+            keep -= 1
+        yield from self._close_to(keep + 1)
+        for loop in loops[keep:]:
+            self._push(loop, node.id)
+
+    def _loop_path(self, node: Any) -> tuple[str, ...]:
+        found = self._loops.get(id(node))
+        if found is None:
+            parts = node.get_path().split("/")[1:-1]
+            found = tuple(p for p in parts if p not in _PSEUDO_LOOPS)
+            self._loops[id(node)] = found
+        return found
+
+    def _place_table(self, segment: Any, position: int) -> Records:
+        """Without a map: HL by its level and parent, other loops by the kind's table."""
+        assert self.kind is not None
+        table = LOOPS[self.kind.name]
+        sid = segment.get_seg_id() or ""
+        if sid in ("SE", "BHT"):
+            yield from self._close_to(1)
+            return
+        if sid == "HL":
+            parent = segment.get_value("HL02") or ""
+            level = segment.get_value("HL03") or ""
+            depth = 1
+            for index, frame in enumerate(self.stack):
+                if parent and frame.hl == parent:
+                    depth = index + 1
+            yield from self._close_to(depth)
+            loop = table.hl_levels.get(level)
+            if loop is None:
+                text = f"HL03 level code {level[:3]} is not one the {self.kind.name} TR3 defines"
+                yield from self._fault(self._owner(), position, sid, text, "value")
+                loop = "HL"
+            self._push(loop, sid).hl = segment.get_value("HL01") or ""
+            return
+        first = segment.get_value("01") or ""
+        for index in range(len(self.stack) - 1, -1, -1):
+            loop = table.child_loop(self.stack[index].loop, sid, first)
+            if loop is not None:
+                yield from self._close_to(index + 1)
+                self._push(loop, sid)
+                return
+
+    def _push(self, loop: str, segment_id: str) -> Frame:
+        assert self.kind is not None
+        parent = self.stack[-1]
+        chain = loop in self.kind.chain
+        frame = Frame(loop, {"loop": loop}, 0, segment_id, chain)
+        frame.position = self._position
+        if chain:
+            parent.child = frame
+        else:
+            parent.obj.setdefault(loop, []).append(frame.obj)
+        self.stack.append(frame)
+        return frame
+
+    def _pop(self) -> Records:
+        assert self.kind is not None
+        frame = self.stack[-1]
+        if frame.loop == self.kind.record_loop and frame.chain:
+            yield from self._give(frame)
+        self.stack.pop()
+        if self.stack:
+            self.stack[-1].child = None
+
+    def _give(self, frame: Frame) -> Records:
+        assert self.kind is not None
+        kind = self.kind
+        subscriber = subscriber_of(kind.name, frame.obj)
+        last, count = self.last_subscriber
+        ordinal = count + 1 if subscriber and subscriber == last else 1
+        self.last_subscriber = (subscriber, ordinal)
+        key = record_key(kind.name, self.stack, ordinal)
+        where = Location(self.name, segment=frame.position, segment_id=frame.segment_id)
+        if frame.problems:
+            for position, sid, text, code in frame.problems:
+                yield RecordProblem(
+                    Location(self.name, segment=position, segment_id=sid), text, code, key
+                )
+            return
+        faulty = next((f for f in self.stack[:-1] if f.faulty_at is not None), None)
+        if faulty is not None:
+            what = f"loop {faulty.loop}" if faulty.loop else "the transaction set's header"
+            text = f"{kind.noun} refused: {what} has errors (segment {faulty.faulty_at})"
+            yield RecordProblem(where, text, "structure", key)
+            return
+        yield SourceRecord(kind.name, key, record_data(self.stack), where)
+
+    def _owner(self) -> Frame:
+        for frame in reversed(self.stack):
+            if frame.chain:
+                return frame
+        return self.stack[0]
+
+    def _fault(self, owner: Frame, position: int, sid: str, text: str, code: str) -> Records:
+        assert self.kind is not None
+        if owner.chain and owner.loop == self.kind.record_loop:
+            owner.problems.append((position, sid, text, code))
+            return
+        if owner.faulty_at is None:
+            owner.faulty_at = position
+        yield self._problem(position, sid, text, code)
+
+    def _broken(self, position: int, sid: str, exc: Exception) -> Records:
+        """pyx12 failed on a segment: the rest of its transaction set is not read."""
+        logger.warning("x12: pyx12 failed at segment %s (%s)", position, type(exc).__name__)
+        text = (
+            f"pyx12 could not place segment {sid[:3]} ({type(exc).__name__}); the rest of "
+            "this transaction set is refused"
+        )
+        for frame in self.stack:
+            if frame.chain and self.kind is not None and frame.loop == self.kind.record_loop:
+                frame.problems.append((position, sid[:3], text, "structure"))
+        if self.stack:
+            self.stack[0].faulty_at = self.stack[0].faulty_at or position
+            yield from self._end_transaction()
+        yield self._problem(position, sid[:3], text)
+        self.skipping = "ST"
+        if self.map is not None:
+            self.node = self.map.getnodebypath("/ISA_LOOP/GS_LOOP/GS")
+
+    def _problem(
+        self, position: int, sid: str, text: str, code: str = "structure"
+    ) -> RecordProblem:
+        return RecordProblem(
+            Location(self.name, segment=position, segment_id=sid or None), text, code
+        )
+
+
+def _elements(segment: Any, node: Any, known: frozenset[str]) -> Iterator[tuple[list[str], bool]]:
+    sid = segment.get_seg_id() or ""
+    for index, element in enumerate(segment.elements, 1):
+        values = [e.get_value() for e in element.elements]
+        composite = f"{sid}{index:02d}" in known or _is_composite(node, index)
+        yield values, composite
+
+
+def _is_composite(node: Any, index: int) -> bool:
+    if node is None:
+        return False
+    child = node.get_child_node_by_idx(index - 1)
+    return bool(child is not None and child.is_composite())
+
+
+def _reader_text(error: tuple[str, str, str, Any, Any]) -> str:
+    kind, code, text = error[0], error[1], error[2]
+    known = {
+        "HL1": "HL01 does not continue the HL numbering",
+        "HL2": "HL02 names no open parent HL",
+        "LX": "LX01 does not continue the service line numbering of its claim",
+        "SEG1": "the segment ends with an element separator",
+        "8": "the segment is empty",
+    }
+    if code in known:
+        return known[code]
+    if code == "1" and "leading space" in text:
+        return "the segment begins with a space"
+    if code == "1":
+        return "the segment identifier is not valid"
+    return f"{kind} error {re.sub(r'[^A-Za-z0-9]', '', code)[:4]}"

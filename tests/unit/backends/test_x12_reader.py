@@ -1,0 +1,209 @@
+# ruff: noqa: E501
+"""The X12 reader on public samples no one here wrote, on corrupted copies of them, and
+on a large generated 837 (memory)."""
+
+from __future__ import annotations
+
+import io
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from payerbridge.backends.model import RecordProblem, SourceRecord
+from payerbridge.backends.x12 import read_x12
+from tests.unit.backends.x12_files import GeneratedStream, claims_837
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "x12"
+LFH = "LinuxForHealth-x12"
+
+# file -> (records read, kind, records refused, the first problem's segment position and text part)
+SAMPLES: dict[str, tuple[int, str | None, int, int | None, str]] = {
+    f"{LFH}/271_005010X279A1/subscriber-health-benefit-check-error.271": (0, None, 0, 2, "not one this source reads"),
+    f"{LFH}/834_005010X220A1/add-dependent.834": (1, "834", 0, None, ""),
+    f"{LFH}/834_005010X220A1/change-subscriber-information.834": (1, "834", 0, None, ""),
+    f"{LFH}/834_005010X220A1/enroll-employee-managed-care.834": (0, "834", 1, 10, "DTP is not expected here"),
+    f"{LFH}/834_005010X220A1/enroll-employee-multiple-products.834": (1, "834", 0, None, ""),
+    f"{LFH}/834_005010X220A1/terminate-subscriber-eligibility.834": (1, "834", 0, None, ""),
+    f"{LFH}/835_005010X221A1/cob-contractural-adjustment.835": (0, None, 0, 2, "not one this source reads"),
+    f"{LFH}/835_005010X221A1/managed-care.835": (0, None, 0, 2, "not one this source reads"),
+    f"{LFH}/835_005010X221A1/medicare-part-a.835": (0, None, 0, 2, "not one this source reads"),
+    f"{LFH}/835_005010X221A1/secondary-payment.835": (0, None, 0, 2, "not one this source reads"),
+    f"{LFH}/837_005010X222A2/demo.ambulance.example5.837": (0, "837P", 1, 23, "CLM05-02"),
+    f"{LFH}/837_005010X222A2/demo.cob.example3.A.837": (0, "837P", 1, 44, "(2330B) missing"),
+    f"{LFH}/837_005010X222A2/demo.drug.example10.2.837": (1, "837P", 0, None, ""),
+    f"{LFH}/837_005010X222A2/demo.example1.837": (1, "837P", 0, None, ""),
+    f"{LFH}/837_005010X223A3/institutional-claim.837i": (0, "837I", 1, 12, "N403"),
+    f"{LFH}/837_005010X223A3/out-of-network-repriced-claim.837i": (0, "837I", 1, 20, "CLM05-01"),
+    f"{LFH}/837_005010X223A3/two-claims-single-provider.837i": (0, "837I", 2, 12, "N403"),
+    "azoner-pyx12/examples/example834_5010.txt": (0, "834", 1, 4, "begins with a space"),
+    "azoner-pyx12/tests/834_deident_family.txt": (3, "834", 0, None, ""),
+    "azoner-pyx12/tests/834_deident_new_enroll.txt": (1, "834", 0, None, ""),
+    "azoner-pyx12/tests/834_deident_term.txt": (2, "834", 0, None, ""),
+    "azoner-pyx12/tests/834_ls_le_ls.txt": (1, "834", 0, None, ""),
+    "azoner-pyx12/tests/835_mult_loops.txt": (0, None, 0, 2, "not one this source reads"),
+}  # fmt: skip
+
+
+def _read(data: bytes, name: str = "f.x12") -> list[SourceRecord | RecordProblem]:
+    return list(read_x12(io.BytesIO(data), name, {}))
+
+
+def test_the_table_names_every_sample() -> None:
+    found = {
+        str(p.relative_to(DATA)) for p in DATA.rglob("*") if p.is_file() and p.name != "README.md"
+    }
+    assert found == set(SAMPLES)
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_a_public_sample_reads_or_is_refused_with_segment_and_reason(sample: str) -> None:
+    read, kind, refused, position, reason = SAMPLES[sample]
+    items = _read((DATA / sample).read_bytes(), Path(sample).name)
+    records = [i for i in items if isinstance(i, SourceRecord)]
+    problems = [i for i in items if isinstance(i, RecordProblem)]
+    assert len(records) == read
+    assert {r.kind for r in records} <= {kind}
+    assert len({p.key for p in problems if p.key is not None}) == refused
+    if position is None:
+        assert problems == []
+    else:
+        assert problems[0].location.segment == position
+        assert reason in problems[0].text
+    for record in records:
+        assert record.location.segment is not None and record.key
+
+
+def test_a_claim_reads_as_its_loops_with_the_context_it_needs() -> None:
+    (record,) = _read((DATA / LFH / "837_005010X222A2/demo.example1.837").read_bytes())
+    assert isinstance(record, SourceRecord)
+    claim = record.data["2000A"][0]["2000B"][0]["2000C"][0]["2300"][0]
+    assert claim["CLM"][0]["CLM05"] == ["11", "B", "1"]
+    assert [line["LX"][0]["LX01"] for line in claim["2400"]] == ["1", "2", "3", "4"]
+    assert record.data["2000A"][0]["2010AA"][0]["NM1"][0]["NM101"] == "85"
+    assert record.key == "1912301953|26463774" and record.location.segment == 27
+
+
+def _generated(claims: int, per_transaction: int = 5000) -> bytes:
+    return "".join(claims_837(claims, per_transaction)).encode()
+
+
+def test_a_bad_claim_refuses_that_claim_only() -> None:
+    data = _generated(3).replace(b"CLM*C0000002*100***11:B:1", b"CLM*C0000002*100***1X:B:1")
+    items = _read(data)
+    assert [i.key for i in items if isinstance(i, SourceRecord)] == [
+        "1497758544|C0000001",
+        "1497758544|C0000003",
+    ]
+    (problem,) = [i for i in items if isinstance(i, RecordProblem)]
+    assert problem.key == "1497758544|C0000002" and problem.location.segment_id == "CLM"
+    assert "1X" not in problem.text
+
+
+def test_a_wrong_se_count_refuses_its_transaction_set_and_the_next_one_reads() -> None:
+    data = _generated(4, per_transaction=2)
+    data = data.replace(b"SE*35*0001", b"SE*36*0001")
+    items = _read(data)
+    assert [i.key for i in items if isinstance(i, SourceRecord)] == [
+        "1497758544|C0000003",
+        "1497758544|C0000004",
+    ]
+    (problem,) = [i for i in items if isinstance(i, RecordProblem)]
+    assert problem.location.segment_id == "SE" and "SE01" in problem.text
+
+
+def test_a_cut_file_refuses_the_interchange_it_cuts() -> None:
+    """An interchange without its IEA is refused whole: which of its sets are complete
+    cannot be trusted (nothing half-written)."""
+    data = _generated(4, per_transaction=2)
+    items = _read(data[: data.index(b"CLM*C0000004")])
+    assert not [i for i in items if isinstance(i, SourceRecord)]
+    texts = [i.text for i in items if isinstance(i, RecordProblem)]
+    assert any("no IEA trailer" in t for t in texts)
+
+
+@pytest.mark.parametrize("dropped", [1, 2])
+def test_a_missing_gs_or_st_is_said_not_silent(dropped: int) -> None:
+    segments = _generated(2).split(b"~\n")
+    del segments[dropped]
+    items = _read(b"~\n".join(segments))
+    assert items and all(isinstance(i, RecordProblem) for i in items)
+
+
+def test_not_an_interchange_is_one_problem_at_segment_1() -> None:
+    (problem,) = _read(b"NM1*IL*1*DOE~")
+    assert isinstance(problem, RecordProblem) and problem.location.segment == 1
+
+
+_VALID = _generated(6, per_transaction=3)
+_SEGMENTS = _VALID.split(b"~\n")
+
+
+def _corrupt(data: st.DataObject) -> bytes:
+    segments = list(_SEGMENTS)
+    how = data.draw(st.sampled_from(["drop", "garbage", "se01", "cut", "delimiters", "bytes"]))
+    index = data.draw(st.integers(0, len(segments) - 2))
+    if how == "drop":
+        del segments[index]
+    elif how == "garbage":
+        parts = segments[index].split(b"*")
+        at = data.draw(st.integers(0, len(parts) - 1))
+        parts[at] = data.draw(st.binary(max_size=12))
+        segments[index] = b"*".join(parts)
+    elif how == "se01":
+        segments = [s.replace(b"SE*", b"SE*9") for s in segments]
+    elif how == "cut":
+        return _VALID[: data.draw(st.integers(0, len(_VALID)))]
+    elif how == "delimiters":
+        segments[index] = segments[index].replace(
+            b"*", data.draw(st.sampled_from([b"|", b":", b"~", b"^"]))
+        )
+    else:
+        return data.draw(st.binary(max_size=400))
+    return b"~\n".join(segments)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_corrupted_file_gives_problems_at_its_segments_never_an_exception(
+    data: st.DataObject,
+) -> None:
+    corrupted = _corrupt(data)
+    items = _read(corrupted)
+    total = max(1, corrupted.count(b"~") + 1)
+    good = {i.key for i in items if isinstance(i, SourceRecord)}
+    assert items  # never silent: records, or problems saying why not
+    for item in items:
+        if isinstance(item, RecordProblem):
+            assert item.location.segment is not None and 1 <= item.location.segment <= total
+    # Whatever was read is one of the file's claims, unchanged in identity.
+    assert good <= {f"1497758544|C{n:07d}" for n in range(1, 7)}
+
+
+def _peak(path: Path, claims: int) -> int:
+    with path.open("w") as out:
+        out.writelines(claims_837(claims, per_transaction=200))
+    tracemalloc.start()
+    count = 0
+    with path.open("rb") as stream:
+        for item in read_x12(stream, path.name, {}):
+            assert isinstance(item, SourceRecord)
+            count += 1
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert count == claims
+    return peak
+
+
+def test_memory_does_not_grow_with_the_number_of_claims(tmp_path: Path) -> None:
+    """30 and 300 claims streamed from a file: the peak stays flat (no tree of the file
+    is built; records go as their loops close). The bench measures 100,000."""
+    small, large = _peak(tmp_path / "small.837", 30), _peak(tmp_path / "large.837", 300)
+    assert large < small * 1.5
+
+
+def test_a_stream_that_cannot_seek_is_spooled_and_read() -> None:
+    items = list(read_x12(GeneratedStream(claims_837(5, per_transaction=2)), "pipe.837", {}))
+    assert [i.key for i in items] == [f"1497758544|C{n:07d}" for n in range(1, 6)]
