@@ -1,60 +1,25 @@
-"""The X12 mappings' own examples map to what they expect (x12-834-enrollment,
-x12-837-eob, x12-278-prior-auth): ``examples/<case>.<ext>`` read with the mapping's
-reader and mapped gives ``<case>.expected.json`` (``{"resources": [...], "problems":
-[...]}``). Set PAYERBRIDGE_RECORD_EXAMPLES=1 to write the expected files again, then
-read the diff."""
+"""The X12 mappings (x12-834-enrollment, x12-837-eob, x12-278-prior-auth): each has
+examples, and what they give keeps the payer-to-payer rules (their examples are run
+against their expected outputs with every other mapping's, in test_mapping.py;
+``payerbridge mappings test --record`` writes the expected files again)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import orjson
-import pytest
-
-from payerbridge.backends.mapping import BUILT_IN_MAPPINGS, Mapping, RecordNotMapped, load_mapping
+from payerbridge.backends.examples import run_example
+from payerbridge.backends.mapping import BUILT_IN_MAPPINGS, Mapping, load_mapping
 from payerbridge.backends.model import Location, RecordProblem
-from payerbridge.backends.readers import read_file
 
 X12_MAPPINGS = ["x12-837-eob/1.0.0", "x12-834-enrollment/1.0.0", "x12-278-prior-auth/1.0.0"]
 
 
 def outcome(mapping: Mapping, example: Path) -> dict[str, Any]:
-    """What the engine gives for one example file: its resources and problems."""
-    resources: list[dict[str, Any]] = []
-    problems: list[dict[str, Any]] = []
-    for item in read_file(mapping.input, example, mapping.input_options):
-        if isinstance(item, RecordProblem):
-            problems.append(item.to_json())
-            continue
-        try:
-            resources += mapping.apply(item.data, source_id="example", namespace="example")
-        except RecordNotMapped as exc:
-            problem = RecordProblem(item.location, exc.text, exc.code, item.key)
-            problems.append(problem.to_json())
-    return {"resources": resources, "problems": problems}
-
-
-def _cases() -> list[Any]:
-    cases = []
-    for name in X12_MAPPINGS:
-        directory = BUILT_IN_MAPPINGS / name
-        if not directory.exists():
-            continue
-        for example in load_mapping(directory).examples:
-            cases.append(pytest.param(directory, example.input, id=f"{name}:{example.name}"))
-    return cases
-
-
-@pytest.mark.parametrize(("directory", "example"), _cases())
-def test_an_example_maps_to_what_it_expects(directory: Path, example: Path) -> None:
-    mapping = load_mapping(directory)
-    got = outcome(mapping, example)
-    expected_path = example.with_name(example.name.split(".", 1)[0] + ".expected.json")
-    if os.environ.get("PAYERBRIDGE_RECORD_EXAMPLES"):
-        expected_path.write_bytes(orjson.dumps(got, option=orjson.OPT_INDENT_2) + b"\n")
-    assert got == orjson.loads(expected_path.read_bytes())
+    """What the engine gives for one example file, as ``payerbridge mappings test``
+    runs it (every shipped example is checked in test_mapping.py)."""
+    (found,) = [e for e in mapping.examples if e.input == example]
+    return run_example(mapping, found).actual
 
 
 def test_every_x12_mapping_has_examples() -> None:
