@@ -21,6 +21,7 @@ from payerbridge.backends.mapping import Mapping, RecordNotMapped, source_uri
 from payerbridge.backends.model import RecordProblem, SourceRecord
 from payerbridge.backends.quarantine import HeldIssue, Quarantine, SourceId, ToHold, quarantine
 from payerbridge.errors import MappingError
+from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
 
 __all__ = [
@@ -97,7 +98,7 @@ def map_batches(
             batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
             continue
         for resource in produced:
-            issues = check(resource)
+            issues = check(_as_served(resource, recorded))
             if issues:
                 batch.held.append(Held(resource, issues, item.key, str(item.location)))
                 continue
@@ -111,6 +112,16 @@ def map_batches(
             batch = Batch()
     if batch.records or batch.problems:
         yield _with_provenance(batch, mapping, source_id, file_digest, number, recorded, provenance)
+
+
+def _as_served(resource: Resource, recorded: datetime) -> Resource:
+    """The resource as the store will serve it, for its profile check: the store sets
+    ``meta.versionId`` and ``meta.lastUpdated`` (server-managed; CARIN BB requires
+    lastUpdated), so a mapping does not write them."""
+    meta = dict(resource.get("meta") or {})
+    meta.setdefault("versionId", "1")
+    meta.setdefault("lastUpdated", utc_iso(recorded))
+    return {**resource, "meta": meta}
 
 
 def _with_provenance(
