@@ -114,6 +114,50 @@ def sources_remap(
     _print_reports(reports, as_json)
 
 
+@sources_app.command("sync")
+def sources_sync(
+    source: Annotated[str, typer.Argument(help="The live source's id.")],
+    data_dir: DataDir = None,
+    sources_file: SourcesFile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Read a live source's roster (its Bulk Data export, or a search), keep its members'
+    Patients with the link to their id there, and index them for matching, in one
+    transaction; exits 3 when some could not be mapped or failed their profile."""
+    from payerbridge.bootstrap import build_platform
+
+    try:
+        platform = build_platform(_settings(data_dir, sources_file))
+    except errors.InvalidInput as exc:
+        raise fail(exc) from None
+    try:
+        with platform.transactions.begin() as unit:
+            report = platform.live.sync_roster(unit, source)
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from None
+    finally:
+        platform.close()
+    if as_json:
+        sys.stdout.write(
+            orjson.dumps(
+                {
+                    "source": report.source_id,
+                    "members": report.members,
+                    "problems": report.problems,
+                    "quarantined": report.held,
+                }
+            ).decode()
+            + "\n"
+        )
+    else:
+        err.print(
+            f"[green]synced[/green] {report.source_id}: {report.members} member(s) kept and "
+            f"indexed, {report.held} quarantined, {report.problems} problem(s)"
+        )
+    if report.problems or report.held:
+        raise typer.Exit(3)
+
+
 @sources_app.command("files")
 def sources_files(
     source: Annotated[str, typer.Argument(help="The replicated source's id.")],
