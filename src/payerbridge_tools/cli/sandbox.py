@@ -623,6 +623,12 @@ def fhir_source(
     members: Annotated[int, typer.Option(min=1, help="Members it holds.")] = 50,
     seed: Annotated[int, typer.Option(help="Seed: same seed and date, same resources.")] = 42,
     as_of: AsOf = None,
+    payer: Annotated[
+        str, typer.Option(help="Whose population it serves: this old payer of the network.")
+    ] = "payer-a",
+    network_payers: Annotated[
+        int, typer.Option(min=1, max=26, help="Old payers in that network (sandbox generate).")
+    ] = 1,
     client_id: Annotated[
         str | None, typer.Option(help="The SMART client it accepts (with --jwks-file).")
     ] = None,
@@ -649,9 +655,14 @@ def fhir_source(
     POST /_control {"mode": "slow", "delay": 5} changes how it misbehaves."""
     import uvicorn
 
+    from payerbridge_tools.population import build_network
     from payerbridge_tools.sandbox.fhir_source import FhirSourceOptions, build_app
     from payerbridge_tools.sandbox.fhir_source_state import Control
 
+    slugs = [p.slug for p in build_network(network_payers).payers]
+    if payer not in slugs:
+        err.print(f"[red]error:[/red] --payer: {payer} is not one of {', '.join(slugs)}")
+        raise typer.Exit(2)
     if (client_id is None) != (jwks_file is None):
         err.print("[red]error:[/red] --client-id and --jwks-file go together")
         raise typer.Exit(2)
@@ -667,6 +678,8 @@ def fhir_source(
         members=members,
         seed=seed,
         as_of=date.fromisoformat(as_of) if as_of else date.today(),
+        payer=slugs.index(payer),
+        payers=network_payers,
         clients=clients,
         token_seconds=token_seconds,
         export=export,

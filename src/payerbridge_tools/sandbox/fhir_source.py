@@ -53,6 +53,8 @@ class FhirSourceOptions:
 
     members: int = 20
     seed: int = 42
+    payer: int = 0  # whose population it serves: this old payer of a network of ``payers``
+    payers: int = 1
     as_of: date = date(2025, 1, 1)
     clients: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_seconds: int = 300

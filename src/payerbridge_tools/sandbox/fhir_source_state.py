@@ -107,7 +107,9 @@ class FhirSourceState:
             self.requests.clear()
             self.tokens_issued = 0
             o = self.options
-            for resource in quirky_population(o.members, o.seed, o.as_of):
+            for resource in quirky_population(
+                o.members, o.seed, o.as_of, payer=o.payer, payers=o.payers
+            ):
                 self._put(resource)
 
     def _put(self, resource: dict[str, Any]) -> None:

@@ -70,12 +70,16 @@ _DATE_FIELDS = (
 _ZONE = re.compile(r"(Z|[+-]\d{2}:\d{2})$")
 
 
-def quirky_population(members: int, seed: int, as_of: date) -> Iterator[Resource]:
-    """The served resources of ``members`` members of the sandbox's first old payer,
+def quirky_population(
+    members: int, seed: int, as_of: date, *, payer: int = 0, payers: int = 1
+) -> Iterator[Resource]:
+    """The served resources of ``members`` members of the old payer ``payer`` (its
+    index) in a sandbox network of ``payers`` old payers (the first of one by default),
     with their quirks; the same arguments give the same resources."""
-    network = build_network(1)
+    network = build_network(payers)
     names: dict[str, str] = {}
-    for resource in generate_payer_population(network, network.payers[0], members, seed, as_of):
+    chosen = network.payers[payer]
+    for resource in generate_payer_population(network, chosen, members, seed, as_of):
         kind = resource["resourceType"]
         if kind in ("Practitioner", "Organization"):
             names[f"{kind}/{resource['id']}"] = _name_of(resource)
