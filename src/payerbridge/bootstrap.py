@@ -90,6 +90,7 @@ from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.rate_limits import SqlAllowances
+from payerbridge.store.received import SqlReceivedStore
 from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
@@ -576,6 +577,7 @@ def _exchange_ports(settings: Settings, stores: _Stores, client: PartnerClient) 
         partners=stores.partners,
         client=client,
         writer=stores.members,
+        received=SqlReceivedStore(stores.engine, reader=stores.reader),
         breakers=stores.breakers,
         consents=stores.consents,
         audit=stores.audit,

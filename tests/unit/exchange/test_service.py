@@ -72,6 +72,7 @@ def _ports(client: FakePartnerClient, clock: FakeClock) -> ExchangePorts:
         partners=InMemoryPartnerDirectory(OLD_PLAN),
         client=client,
         writer=writer,
+        received=writer,
         breakers=breakers,
         consents=consents,
         audit=audit,
