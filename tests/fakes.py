@@ -37,7 +37,6 @@ from payerbridge.errors import (
     StoreConflict,
 )
 from payerbridge.exchange.breaker import BreakerState
-from payerbridge.exchange.reconcile import identifier_keys
 from payerbridge.exchange.model import (
     STOPPED_STATES,
     Attempt,
@@ -50,6 +49,7 @@ from payerbridge.exchange.model import (
     check_transition,
 )
 from payerbridge.exchange.ports import Retrieved
+from payerbridge.exchange.reconcile import identifier_keys
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import MatchDecision
