@@ -146,13 +146,24 @@ def _keep_received(
     # same idempotency key, as it would if cut off before a commit of the payload alone.
     normalized = _normalized(ports, record, partner, body)
     ended = S.FAILED
+    # Read before the unit begins: a unit's thread gets no second connection (ADR 0008).
+    elsewhere = (
+        [] if isinstance(normalized, str) else _held_conflicts(ports, record, partner, normalized)
+    )
     with ports.transactions.begin() as unit:
         ports.exchanges.save_payload(unit, exchange_id, body.decode(), digest, at)
         if isinstance(normalized, str):
             advance_in(unit, ports, exchange_id, S.RECEIVED, detail=received.detail)
         else:
             ended = _store_normalized(
-                unit, ports, record, partner, normalized, S.RETRIEVING, before=[received]
+                unit,
+                ports,
+                record,
+                partner,
+                normalized,
+                S.RETRIEVING,
+                elsewhere=elsewhere,
+                before=[received],
             )
     if isinstance(normalized, str):
         return give_up(ports, exchange_id, "invalid-payload", normalized)
@@ -195,15 +206,19 @@ def normalize_received(
     normalized = _normalized(ports, record, partner, ports.exchanges.payload(exchange_id))
     if isinstance(normalized, str):
         return give_up(ports, exchange_id, "invalid-payload", normalized)
+    elsewhere = _held_conflicts(ports, record, partner, normalized)
     with ports.transactions.begin() as unit:
-        ended = _store_normalized(unit, ports, record, partner, normalized, S.RECEIVED)
+        ended = _store_normalized(
+            unit, ports, record, partner, normalized, S.RECEIVED, elsewhere=elsewhere
+        )
     return StepResult(ended, done=True)
 
 
 def _held_conflicts(
-    ports: ExchangePorts, record: ExchangeRecord, holder: Holder, normalized: NormalizedBundle
+    ports: ExchangePorts, record: ExchangeRecord, partner: Partner, normalized: NormalizedBundle
 ) -> list[Conflict]:
     """Where the answer disagrees with what other old payers sent about the member."""
+    holder = holder_of(record, partner)
     keys = sorted({k for r, _ in normalized.resources for k in identifier_keys(r)})
     if not keys:
         return []
@@ -222,15 +237,17 @@ def _store_normalized(
     normalized: NormalizedBundle,
     expected: ExchangeState,
     *,
+    elsewhere: Sequence[Conflict],
     before: Sequence[Move] = (),
 ) -> ExchangeState:
     """The resources reconciled with what is held, and → normalized → its end, in
-    ``unit``; returns the end."""
+    ``unit`` (``elsewhere``: the conflicts with other old payers' data, read before it);
+    returns the end."""
     exchange_id = record.id
     at = ports.clock()
     holder = holder_of(record, partner)
     gaps = normalized.gaps
-    conflicts = [*normalized.conflicts, *_held_conflicts(ports, record, holder, normalized)]
+    conflicts = [*normalized.conflicts, *elsewhere]
     held = ports.received.held_refs(unit, normalized.patient_id)
     removed = stale_refs(held, normalized.refs, complete=not gaps)
     ended = end_state(gaps, conflicts)
