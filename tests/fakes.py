@@ -51,6 +51,7 @@ from payerbridge.exchange.model import (
     check_transition,
 )
 from payerbridge.exchange.ports import Retrieved
+from payerbridge.exchange.reconcile import identifier_keys
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import MatchDecision
@@ -425,6 +426,20 @@ class InMemoryExchangeStore:
     def dead_letter(self, exchange_id: str) -> DeadLetter | None:
         return self._letters.get(exchange_id)
 
+    def compartments_held(self, client_id: str, member_key: str, *, other_than: str) -> list[str]:
+        ends = ("completed", "partial", "conflict")
+        return sorted(
+            {
+                r.imported_patient_id
+                for r in self.records.values()
+                if r.member_key == member_key
+                and r.client_id == client_id
+                and r.state.value in ends
+                and r.imported_patient_id is not None
+                and r.imported_patient_id != other_than
+            }
+        )
+
 
 class InMemoryBulkJobs:
     """The parts of the ``BulkJobs`` port that accepting, reading and cancelling jobs and
@@ -569,8 +584,12 @@ class FakePartnerClient:
 
 
 class InMemoryResourceWriter:
+    """The ``ResourceWriter`` and ``ReceivedStore`` ports: what each source wrote, and the
+    resources as held (``rows``: by ref, the resource, its compartment and source)."""
+
     def __init__(self) -> None:
         self.written: dict[str, list[dict[str, Any]]] = {}
+        self.rows: dict[str, tuple[dict[str, Any], str | None, str]] = {}
 
     def write(
         self,
@@ -581,6 +600,30 @@ class InMemoryResourceWriter:
         at: datetime,
     ) -> None:
         self.written.setdefault(source, []).extend(r for r, _ in resources)
+        for resource, patient in resources:
+            ref = f"{resource['resourceType']}/{resource['id']}"
+            self.rows[ref] = (copy.deepcopy(resource), patient, source)
+
+    def held_refs(self, unit: InMemoryUnitOfWork, patient_id: str) -> list[str]:
+        return sorted(
+            ref
+            for ref, (_, patient, source) in self.rows.items()
+            if patient == patient_id and source.startswith("exchange:")
+        )
+
+    def remove(self, unit: InMemoryUnitOfWork, refs: Sequence[str]) -> None:
+        for ref in refs:
+            self.rows.pop(ref, None)
+
+    def with_identifiers(
+        self, patient_ids: Sequence[str], keys: Sequence[tuple[str, str, str]]
+    ) -> list[dict[str, Any]]:
+        wanted = set(keys)
+        return [
+            resource
+            for ref, (resource, patient, _) in sorted(self.rows.items())
+            if patient in patient_ids and wanted & set(identifier_keys(resource))
+        ]
 
 
 class InMemoryBreakerStore:

@@ -1,12 +1,17 @@
 """A fault-injecting HTTP proxy in front of a sandbox partner, run as its own process.
 
     python -m tests.faultproxy --port P --upstream http://127.0.0.1:Q --log calls.jsonl \
-        [--p503 0.3] [--ptimeout 0.1] [--pmalformed 0.05] [--delay 0.2] [--seed 7]
+        [--p503 0.3] [--ptimeout 0.1] [--pmalformed 0.05] [--delay 0.2] [--seed 7] \
+        [--outcome entry.json]
 
 Each call is answered with an injected 503 (with Retry-After), a hang longer than
 the caller's timeout, a truncated body (after the partner did the work), or the
 partner's own answer after ``delay`` seconds. Every call is logged as one JSON line
 (method, path, Idempotency-Key, what was injected) so tests can count attempts.
+
+``--outcome``: while that file exists, each ``$everything`` answer gets the Bundle entry
+it holds appended (an old payer's completeness OperationOutcome, say); remove the file
+and the partner answers in full again.
 """
 
 from __future__ import annotations
@@ -74,10 +79,14 @@ def build_app(args: argparse.Namespace) -> Starlette:
                 answer.status_code,
                 media_type="application/fhir+json",
             )
-        record(request, "none", answer.status_code)
-        return Response(
-            answer.content, answer.status_code, media_type=answer.headers.get("content-type")
-        )
+        content, fault = answer.content, "none"
+        outcome = Path(args.outcome) if args.outcome else None
+        if outcome and outcome.exists() and request.url.path.endswith("$everything"):
+            bundle = json.loads(content)
+            bundle["entry"] = [*(bundle.get("entry") or []), json.loads(outcome.read_text())]
+            content, fault = json.dumps(bundle).encode(), "outcome"
+        record(request, fault, answer.status_code)
+        return Response(content, answer.status_code, media_type=answer.headers.get("content-type"))
 
     return Starlette(routes=[Route("/{path:path}", proxy, methods=["GET", "POST"])])
 
@@ -93,6 +102,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--hang", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--outcome", default=None)
     args = parser.parse_args()
     uvicorn.run(
         build_app(args), host="127.0.0.1", port=args.port, log_level="warning", access_log=False

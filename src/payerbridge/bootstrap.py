@@ -96,6 +96,7 @@ from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
+from payerbridge.store.received import SqlReceivedStore
 from payerbridge.store.source_files import SqlSourceFiles, SqlSourceMembers, provenance_by
 from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
@@ -574,6 +575,7 @@ def _exchange_ports(settings: Settings, stores: _Stores, client: PartnerClient) 
         partners=stores.partners,
         client=client,
         writer=stores.members,
+        received=SqlReceivedStore(stores.engine, reader=stores.reader),
         breakers=stores.breakers,
         consents=stores.consents,
         audit=stores.audit,

@@ -133,7 +133,15 @@ def switcher_to(network: Path, number: int, partner_id: str | None = None) -> di
     return switcher
 
 
-STOPPED = ("completed", "failed", "blocked", "dead_lettered", "manual_review")
+STOPPED = (
+    "completed",
+    "partial",
+    "conflict",
+    "failed",
+    "blocked",
+    "dead_lettered",
+    "manual_review",
+)
 
 
 def submit(client: Any, request: dict[str, Any]) -> str:

@@ -175,6 +175,13 @@ def test_four_members_onboarded_by_api_with_their_results_and_histories(
             ("N-ZORA", "nomatch"),
             ("N-NOOR", "consentconstraint"),
         ]
+        # Each member's end carries its reason, as an exchange's does.
+        assert [i["reason"]["code"] for i in items] == [
+            "completed",
+            "completed",
+            "no-match",
+            "consent-constraint",
+        ]
     stored = imported(new)
     sources = {r["meta"]["source"].rsplit("/fhir/", 1)[1] for r in stored if "source" in r["meta"]}
     # Ana's record as her regular consent lets it go, Luis's whole record; nothing else.
@@ -230,7 +237,12 @@ def test_a_member_who_revokes_the_opt_in_while_the_onboarding_runs_is_not_import
         report = wait_done(client, answer.headers["Location"])
         assert report["results"]["withdrawn"] == 1 and report["results"]["match"] == 1
         items = client.get(f"{answer.headers['Location']}/members").json()["items"]
-        assert items[2] == {"member_id": "N-ANA", "result": "withdrawn", "imported": 0}
+        assert items[2]["reason"]["code"] == "withdrawn"
+        assert {k: items[2][k] for k in ("member_id", "result", "imported")} == {
+            "member_id": "N-ANA",
+            "result": "withdrawn",
+            "imported": 0,
+        }
         assert items[3]["result"] == "consentconstraint"  # asked about without her
     patients = [r for r in imported(new) if r["resourceType"] == "Patient"]
     assert [p["name"][0]["given"] for p in patients] == [["Luis"]]

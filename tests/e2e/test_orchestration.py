@@ -28,7 +28,15 @@ from tests.servers import ServerProcess, free_port, new_key, start_worker
 
 pytestmark = pytest.mark.slow
 
-STOPPED = {"completed", "failed", "blocked", "dead_lettered", "manual_review"}
+STOPPED = {
+    "completed",
+    "partial",
+    "conflict",
+    "failed",
+    "blocked",
+    "dead_lettered",
+    "manual_review",
+}
 FAST_RETRIES = {
     "PAYERBRIDGE_RETRY_MAX_ATTEMPTS": "5",
     "PAYERBRIDGE_RETRY_BASE_DELAY_SECONDS": "0.05",

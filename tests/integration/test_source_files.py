@@ -67,6 +67,7 @@ def sources_file(tmp_path: Path, version: str) -> Path:
         'mapping_dirs = ["mappings"]\n'
         f'[[source]]\nid = "enrollment"\nmode = "replicated"\nmapping = "csv-members@{version}"\n'
         '[[source]]\nid = "clinical"\nmode = "replicated"\nmapping = "csv-conditions@1.0.0"\n'
+        f'[[source]]\nid = "roster"\nmode = "replicated"\nmapping = "csv-members@{version}"\n'
     )
     return path
 
@@ -175,3 +176,19 @@ def test_a_new_mapping_version_remaps_every_file_and_says_what_changed(
     platform = open_platform("1.0.0")
     (back,) = platform.sources.remap("enrollment")
     assert back.changes["added"] >= 1 and len(stored(platform, "Patient")) == 2
+
+
+def test_a_resource_another_source_gave_differently_is_held_as_a_conflict_not_overwritten(
+    open_platform,  # type: ignore[no-untyped-def]
+) -> None:
+    platform = open_platform()
+    platform.sources.ingest("enrollment", "members.csv", MEMBERS)
+    other = MEMBERS.replace(b"19800102", b"19800201")  # Ann's birth date, otherwise
+    report = platform.sources.ingest("roster", "roster.csv", other)
+    assert report.conflicts == 1  # Bo is the same in both: nothing to keep twice
+    births = {p["identifier"][0]["value"]: p["birthDate"] for p in stored(platform, "Patient")}
+    assert births["A1"] == "1980-01-02"  # the first source's, kept
+    (held,) = platform.quarantine.list(limit=10)
+    (issue,) = held.issues
+    assert issue.rule == "conflict" and "source:enrollment" in issue.text
+    assert "birthDate" in issue.text and "1980" not in issue.text

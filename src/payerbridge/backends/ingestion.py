@@ -27,9 +27,12 @@ from payerbridge.transactions import UnitOfWork
 __all__ = [
     "MAX_REPORTED_PROBLEMS",
     "Batch",
+    "ConflictIssue",
     "FileReport",
     "Held",
     "HoldResources",
+    "conflict",
+    "differing_fields",
     "ProfileCheck",
     "ProvenanceOf",
     "hold_in",
@@ -165,6 +168,7 @@ class FileReport:
     problem_count: int = 0
     problems: list[RecordProblem] = field(default_factory=list)
     changes: Counter[str] = field(default_factory=Counter)  # added, changed, unchanged, removed
+    conflicts: int = 0  # resources another source gave differently: held, not overwritten
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -179,7 +183,36 @@ class FileReport:
             "problem_count": self.problem_count,
             "problems": [p.to_json() for p in self.problems],
             "changes": dict(sorted(self.changes.items())),
+            "conflicts": self.conflicts,
         }
+
+
+@dataclass(frozen=True)
+class ConflictIssue:
+    """Why a resource was held as a conflict: shaped as a profile issue is, for the
+    quarantine (``rule`` "conflict"; ``text`` names fields, never their values)."""
+
+    profile: str
+    path: str
+    rule: str
+    text: str
+
+
+def differing_fields(before: Resource, after: Resource) -> list[str]:
+    """The top-level elements two versions of a resource differ in (not their meta)."""
+    keys = (set(before) | set(after)) - {"meta"}
+    return sorted(k for k in keys if before.get(k) != after.get(k))
+
+
+def conflict(resource: Resource, other_source: str, fields: list[str]) -> Held:
+    """``resource`` held because ``other_source`` already gave it with other ``fields``."""
+    kind = resource.get("resourceType", "Resource")
+    text = (
+        f"{other_source} already gave this {kind} with other {', '.join(fields)}; that one is "
+        "kept and this one held: correct the sources, or give one of them its own namespace"
+    )
+    issue = ConflictIssue("", f"{kind}.{fields[0]}", "conflict", text)
+    return Held(resource, [issue], f"{kind}/{resource.get('id')}", "conflict")
 
 
 # Holds what failed its profile, in the ingestion's unit (the quarantine).

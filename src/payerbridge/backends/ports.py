@@ -29,6 +29,16 @@ class SourceGap:
     text: str
     retry_may_help: bool = True
 
+    def to_json(self) -> dict[str, Any]:
+        """The gap as the API and the audit trail show it."""
+        return {
+            "source": self.source,
+            "types": list(self.types),
+            "code": self.code,
+            "text": self.text,
+            "retry_may_help": self.retry_may_help,
+        }
+
 
 @dataclass(frozen=True)
 class RecordsQuery:

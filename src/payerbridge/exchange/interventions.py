@@ -1,6 +1,7 @@
 """What people outside the workflow do to an exchange: an operator replays a dead-lettered
-one, cancels one that waits, or has the old payer's reviewer asked again now; a member's
-revocation stops every exchange running under the opt-in revoked.
+one (or asks again for one that ended ``partial`` or ``conflict``), cancels one that
+waits, or has the old payer's reviewer asked again now; a member's revocation stops
+every exchange running under the opt-in revoked.
 
 Each commits with its audit events; an exchange whose step is running now is refused
 (Conflict) where acting on it would race the step.
@@ -15,6 +16,7 @@ from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.consent.service import revoke_consent
 from payerbridge.errors import Conflict, Issue
 from payerbridge.exchange.model import (
+    ASKABLE_AGAIN,
     STOPPED_STATES,
     Attempt,
     ExchangeState,
@@ -32,7 +34,7 @@ logger = logging.getLogger(__name__)
 S = ExchangeState
 
 # States an operator may cancel from: nothing of the exchange is running in them.
-_CANCELLABLE = frozenset({S.MANUAL_REVIEW, S.DEAD_LETTERED, S.BLOCKED})
+_CANCELLABLE = frozenset({S.MANUAL_REVIEW, S.DEAD_LETTERED, S.BLOCKED, S.PARTIAL, S.CONFLICT})
 
 
 def replay(
@@ -43,21 +45,29 @@ def replay(
     replay_key: str | None,
 ) -> bool:
     """Send a dead-lettered exchange back to ``validated`` with a fresh budget, so that the
-    workflow re-checks consent and the member's identity before it asks for data again.
+    workflow re-checks consent and the member's identity before it asks for data again;
+    the same for one that ended ``partial`` or ``conflict`` (asked again: what the old
+    payer sends now updates what we hold, ``exchange.reconcile``).
 
     Idempotent: True when this call replayed it; False when the same ``replay_key``
     already did. Any other state is a Conflict."""
-    record = ports.exchanges.current(exchange_id)
+    record = ports.exchanges.get(exchange_id)  # with its history: the replays' keys
     letter = ports.exchanges.dead_letter(exchange_id)
     if replay_key is not None and letter is not None and letter.replay_key == replay_key:
         return False
-    if record.state is not S.DEAD_LETTERED:
+    if replay_key is not None and any(
+        t.reason_code == "replay" and (t.detail or {}).get("replay_key") == replay_key
+        for t in record.transitions
+    ):
+        return False
+    if record.state not in ASKABLE_AGAIN:
         raise Conflict(
-            f"exchange {exchange_id} is '{record.state}'; only dead-lettered exchanges "
-            "can be replayed",
+            f"exchange {exchange_id} is '{record.state}'; only dead-lettered, partial or "
+            "conflict exchanges can be replayed",
             issues=[
                 Issue(
-                    f"exchange {exchange_id} is '{record.state}', not 'dead_lettered'",
+                    f"exchange {exchange_id} is '{record.state}', not one of "
+                    f"{', '.join(sorted(s.value for s in ASKABLE_AGAIN))}",
                     "state",
                     "business-rule",
                 )
@@ -66,7 +76,9 @@ def replay(
     now = ports.clock()
     detail = {
         "replay": record.replay_count + 1,
-        "dead_lettered_in": letter.step if letter else None,
+        "replayed_from": record.state.value,
+        "dead_lettered_in": letter.step if letter and record.state is S.DEAD_LETTERED else None,
+        "replay_key": replay_key,
     }
     fresh = {
         "replay_count": record.replay_count + 1,
@@ -77,9 +89,10 @@ def replay(
         "error_text": None,
     }
     with ports.transactions.begin() as unit:
-        ports.exchanges.mark_replayed(unit, exchange_id, by=actor, key=replay_key, at=now)
+        if record.state is S.DEAD_LETTERED:
+            ports.exchanges.mark_replayed(unit, exchange_id, by=actor, key=replay_key, at=now)
         moves = [Move(S.VALIDATED, "replay", detail, fresh)]
-        record_moves(unit, ports, exchange_id, moves, at=now, actor=actor)
+        record_moves(unit, ports, exchange_id, moves, at=now, actor=actor, expected=record.state)
     logger.info("exchange replayed", extra={"exchange_id": exchange_id})
     return True
 

@@ -1,9 +1,12 @@
 """The exchange request and its state machine (pure: no I/O, no clock).
 
     submitted → validated → consent_verified → route_selected → member_matched
-              → retrieving → received → normalized → completed
+              → retrieving → received → normalized → completed | partial | conflict
 
-Any working state may also stop in ``failed`` (terminal, with a reason code),
+``partial``: the data was stored but the answer lacked something (a source the old payer
+named, a page, resources we could not take); ``conflict``: two sources disagree about the
+same thing (both kept). Either may be asked again (``validated``, as a replay) or given
+up on (``failed``). Any working state may also stop in ``failed`` (terminal, with a reason code),
 ``blocked`` (consent, policy) or ``dead_lettered`` (retry budget spent). A
 dead-lettered exchange can be replayed: it goes back to ``validated`` and runs
 again from the consent check. ``route_selected`` may stop in ``manual_review``
@@ -23,6 +26,8 @@ from payerbridge.errors import IllegalTransition
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [
+    "ASKABLE_AGAIN",
+    "DATA_ENDS",
     "ExchangeStart",
     "Address",
     "Attempt",
@@ -55,6 +60,8 @@ class ExchangeState(StrEnum):
     RECEIVED = "received"
     NORMALIZED = "normalized"
     COMPLETED = "completed"
+    PARTIAL = "partial"
+    CONFLICT = "conflict"
     BLOCKED = "blocked"
     MANUAL_REVIEW = "manual_review"
     FAILED = "failed"
@@ -87,8 +94,17 @@ _HAPPY_PATH = (
     S.COMPLETED,
 )
 TERMINAL_STATES = frozenset({S.COMPLETED, S.FAILED})
+# The ends of an exchange whose data was stored, and states from which it may be asked again.
+DATA_ENDS = frozenset({S.COMPLETED, S.PARTIAL, S.CONFLICT})
+ASKABLE_AGAIN = frozenset({S.DEAD_LETTERED, S.PARTIAL, S.CONFLICT})
 # States in which no workflow works on the exchange; each waits for nothing or a person.
-STOPPED_STATES = TERMINAL_STATES | {S.BLOCKED, S.MANUAL_REVIEW, S.DEAD_LETTERED}
+STOPPED_STATES = TERMINAL_STATES | {
+    S.BLOCKED,
+    S.MANUAL_REVIEW,
+    S.DEAD_LETTERED,
+    S.PARTIAL,
+    S.CONFLICT,
+}
 
 _ALLOWED: dict[ExchangeState, frozenset[ExchangeState]] = {
     state: frozenset({following, S.FAILED, S.DEAD_LETTERED, S.BLOCKED})
@@ -99,7 +115,12 @@ _ALLOWED[S.ROUTE_SELECTED] = _ALLOWED[S.ROUTE_SELECTED] | {S.MANUAL_REVIEW}
 # asked again until it decides; a consent revoked or a partner gone meanwhile stops it.
 _ALLOWED[S.MANUAL_REVIEW] = frozenset({S.MEMBER_MATCHED, S.FAILED, S.BLOCKED, S.DEAD_LETTERED})
 _ALLOWED[S.BLOCKED] = frozenset({S.FAILED})
+_ALLOWED[S.NORMALIZED] = _ALLOWED[S.NORMALIZED] | {S.PARTIAL, S.CONFLICT}
 _ALLOWED[S.DEAD_LETTERED] = frozenset({S.VALIDATED, S.FAILED})  # replay, or give up
+# Asked again (a replay: consent and identity checked again), or given up on; a
+# revocation does not block what was already received.
+_ALLOWED[S.PARTIAL] = frozenset({S.VALIDATED, S.FAILED})
+_ALLOWED[S.CONFLICT] = frozenset({S.VALIDATED, S.FAILED})
 _ALLOWED[S.COMPLETED] = frozenset()
 _ALLOWED[S.FAILED] = frozenset()
 
@@ -265,6 +286,7 @@ class ExchangeRecord:
     step_started_at: datetime | None = None
     request_shape: str | None = None  # the HRex version the route chose to speak
     data_path: str | None = None  # how the route chose to read the record (``route``)
+    member_key: str | None = None  # whom its data is held for (``reconcile.Holder``), once stored
     transitions: tuple[Transition, ...] = ()
 
 

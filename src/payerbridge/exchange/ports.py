@@ -19,6 +19,7 @@ from payerbridge.exchange.model import (
     Move,
     Submission,
 )
+from payerbridge.exchange.reconcile import IdentifierKey
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.capabilities import Capabilities
@@ -36,6 +37,7 @@ __all__ = [
     "ExchangeStore",
     "PartnerClient",
     "PartnerDirectory",
+    "ReceivedStore",
     "ResourceWriter",
     "Retrieved",
     "Transactions",
@@ -185,6 +187,29 @@ class ExchangeStore(Protocol):
 
     def dead_letter(self, exchange_id: ExchangeId) -> DeadLetter | None: ...
 
+    def compartments_held(
+        self, client_id: ClientId, member_key: str, *, other_than: str
+    ) -> list[str]:
+        """Our Patient ids of the client's member ``member_key`` that exchanges with other
+        old payers stored (``other_than``: this exchange's own)."""
+        ...
+
+
+class ReceivedStore(Protocol):
+    """Received data as held, for reconciling an answer with it (``exchange.reconcile``)."""
+
+    def held_refs(self, unit: UnitOfWork, patient_id: str) -> list[str]:
+        """The refs of received resources in our Patient's compartment, read in ``unit``."""
+        ...
+
+    def remove(self, unit: UnitOfWork, refs: Sequence[str]) -> None: ...
+
+    def with_identifiers(
+        self, patient_ids: Sequence[str], keys: Sequence[IdentifierKey]
+    ) -> list[dict[str, Any]]:
+        """The resources of the compartments that carry one of the business identifiers."""
+        ...
+
 
 class ResourceWriter(Protocol):
     def write(
@@ -259,6 +284,7 @@ class ExchangePorts:
     partners: PartnerDirectory
     client: PartnerClient
     writer: ResourceWriter
+    received: ReceivedStore
     breakers: BreakerStore
     consents: ConsentStore
     audit: AuditLog

@@ -1,9 +1,13 @@
 """The data hop of an exchange: the member's record read at the old payer (``$everything``,
 or its searches where the route chose them) and kept under our ids with Provenance.
 
-The payload, the resources and received → normalized → completed commit together. An
-exchange found in ``received`` (its payload kept apart by an earlier build, or a restart
-between the two) is normalized from the payload kept.
+The payload, the resources and received → normalized → its end commit together. The
+end is ``completed``, ``partial`` (the answer lacked something: ``NormalizedBundle.gaps``)
+or ``conflict`` (sources disagree; both kept). The resources are reconciled with what we
+hold for the same client's member from the same old payer (``reconcile``): the same
+source identity updates the same row, and what a complete answer no longer sends is
+removed. An exchange found in ``received`` (its payload kept apart by an earlier build,
+or a restart between the two) is normalized from the payload kept.
 """
 
 from __future__ import annotations
@@ -35,11 +39,20 @@ from payerbridge.exchange.outbound import (
     step_clock,
 )
 from payerbridge.exchange.ports import ExchangePorts, Retrieved, UnitOfWork
+from payerbridge.exchange.reconcile import (
+    Conflict,
+    Holder,
+    conflicts_with_held,
+    end_reason,
+    end_state,
+    identifier_keys,
+    stale_refs,
+)
+from payerbridge.exchange.requests import request_from_document
 from payerbridge.routing.model import Partner
 from payerbridge.routing.route import SEARCH, read_data_path
-from payerbridge.types import ExchangeId
 
-__all__ = ["normalize_received", "retrieve_record"]
+__all__ = ["holder_of", "normalize_received", "retrieve_record"]
 
 logger = logging.getLogger(__name__)
 S = ExchangeState
@@ -79,7 +92,7 @@ def retrieve_record(
     read = _read(ports, record, partner, clock)
     if isinstance(read, StepResult):
         return read
-    return _keep_received(ports, exchange_id, partner, *read)
+    return _keep_received(ports, record, partner, *read)
 
 
 def _read(
@@ -112,9 +125,10 @@ def _read(
 
 
 def _keep_received(
-    ports: ExchangePorts, exchange_id: ExchangeId, partner: Partner, retrieved: Retrieved, way: str
+    ports: ExchangePorts, record: ExchangeRecord, partner: Partner, retrieved: Retrieved, way: str
 ) -> StepResult:
-    """The payload, its resources under our ids and → completed, in one commit."""
+    """The payload, its resources under our ids and → its end, in one commit."""
+    exchange_id = record.id
     body = retrieved.content
     digest = hashlib.sha256(body).hexdigest()
     at = ports.clock()
@@ -128,32 +142,52 @@ def _keep_received(
         },
     )
     # Normalized at once, in memory: the payload, the resources and received → normalized →
-    # completed are one commit. A run cut off before it calls the partner again, under the
+    # its end are one commit. A run cut off before it calls the partner again, under the
     # same idempotency key, as it would if cut off before a commit of the payload alone.
-    normalized = _normalized(ports, exchange_id, partner, body)
+    normalized = _normalized(ports, record, partner, body)
+    ended = S.FAILED
+    # Read before the unit begins: a unit's thread gets no second connection (ADR 0008).
+    elsewhere = (
+        [] if isinstance(normalized, str) else _held_conflicts(ports, record, partner, normalized)
+    )
     with ports.transactions.begin() as unit:
         ports.exchanges.save_payload(unit, exchange_id, body.decode(), digest, at)
         if isinstance(normalized, str):
             advance_in(unit, ports, exchange_id, S.RECEIVED, detail=received.detail)
         else:
-            _store_normalized(unit, ports, exchange_id, normalized, S.RETRIEVING, before=[received])
+            ended = _store_normalized(
+                unit,
+                ports,
+                record,
+                partner,
+                normalized,
+                S.RETRIEVING,
+                elsewhere=elsewhere,
+                before=[received],
+            )
     if isinstance(normalized, str):
         return give_up(ports, exchange_id, "invalid-payload", normalized)
-    return StepResult(S.COMPLETED, done=True)
+    return StepResult(ended, done=True)
+
+
+def holder_of(record: ExchangeRecord, partner: Partner) -> Holder:
+    """Whom the exchange's data is held for, and from which old payer."""
+    member = request_from_document(record.request).member_id
+    return Holder(record.client_id, member, partner.npi)
 
 
 def _normalized(
-    ports: ExchangePorts, exchange_id: ExchangeId, partner: Partner, payload: bytes | str
+    ports: ExchangePorts, record: ExchangeRecord, partner: Partner, payload: bytes | str
 ) -> NormalizedBundle | str:
     """The received Bundle under our ids with Provenance, or why it cannot be stored."""
     try:
         return normalize_everything_bundle(
             orjson.loads(payload),
-            new_id=ports.new_id,
+            holder=holder_of(record, partner),
             received_at=ports.clock(),
             us=ports.us,
             old_payer=partner.organization,
-            exchange_id=exchange_id,
+            exchange_id=record.id,
         )
     except (orjson.JSONDecodeError, UnicodeDecodeError, PartnerRejected) as exc:
         return exc.text if isinstance(exc, PartnerRejected) else "the Bundle is not valid JSON"
@@ -162,31 +196,69 @@ def _normalized(
 def normalize_received(
     ports: ExchangePorts, record: ExchangeRecord, partner: Partner
 ) -> StepResult:
-    """received → normalized → completed, for an exchange whose payload was kept apart;
-    normalized → completed for one stored before a restart."""
+    """received → normalized → its end, for an exchange whose payload was kept apart;
+    normalized → completed for one stored before a restart (by a build that committed
+    the two apart)."""
     exchange_id = record.id
     if record.state is S.NORMALIZED:  # stored before a restart; only the last move is missing
         advance(ports, exchange_id, S.COMPLETED, expected=S.NORMALIZED)
         return StepResult(S.COMPLETED, done=True)
-    normalized = _normalized(ports, exchange_id, partner, ports.exchanges.payload(exchange_id))
+    normalized = _normalized(ports, record, partner, ports.exchanges.payload(exchange_id))
     if isinstance(normalized, str):
         return give_up(ports, exchange_id, "invalid-payload", normalized)
+    elsewhere = _held_conflicts(ports, record, partner, normalized)
     with ports.transactions.begin() as unit:
-        _store_normalized(unit, ports, exchange_id, normalized, S.RECEIVED)
-    return StepResult(S.COMPLETED, done=True)
+        ended = _store_normalized(
+            unit, ports, record, partner, normalized, S.RECEIVED, elsewhere=elsewhere
+        )
+    return StepResult(ended, done=True)
+
+
+def _held_conflicts(
+    ports: ExchangePorts, record: ExchangeRecord, partner: Partner, normalized: NormalizedBundle
+) -> list[Conflict]:
+    """Where the answer disagrees with what other old payers sent about the member."""
+    holder = holder_of(record, partner)
+    keys = sorted({k for r, _ in normalized.resources for k in identifier_keys(r)})
+    if not keys:
+        return []
+    elsewhere = ports.exchanges.compartments_held(
+        record.client_id, holder.member_key, other_than=normalized.patient_id
+    )
+    held = ports.received.with_identifiers(elsewhere, keys)
+    return conflicts_with_held([r for r, _ in normalized.resources], held)
 
 
 def _store_normalized(
     unit: UnitOfWork,
     ports: ExchangePorts,
-    exchange_id: ExchangeId,
+    record: ExchangeRecord,
+    partner: Partner,
     normalized: NormalizedBundle,
     expected: ExchangeState,
     *,
+    elsewhere: Sequence[Conflict],
     before: Sequence[Move] = (),
-) -> None:
-    """The resources and → normalized → completed, in ``unit``."""
+) -> ExchangeState:
+    """The resources reconciled with what is held, and → normalized → its end, in
+    ``unit`` (``elsewhere``: the conflicts with other old payers' data, read before it);
+    returns the end."""
+    exchange_id = record.id
     at = ports.clock()
+    holder = holder_of(record, partner)
+    gaps = normalized.gaps
+    conflicts = [*normalized.conflicts, *elsewhere]
+    held = ports.received.held_refs(unit, normalized.patient_id)
+    removed = stale_refs(held, normalized.refs, complete=not gaps)
+    ended = end_state(gaps, conflicts)
+    reason = end_reason(gaps, conflicts)
+    completeness = {
+        "gaps": [gap.to_json() for gap in gaps],
+        "conflicts": [conflict.to_json() for conflict in conflicts],
+        "updated": len(set(held) & normalized.refs),
+        "removed": removed[:200],
+        "removed_count": len(removed),
+    }
     advance_in(
         unit,
         ports,
@@ -200,13 +272,30 @@ def _store_normalized(
         updates={
             "imported_patient_id": normalized.patient_id,
             "resource_count": sum(normalized.counts.values()),
+            "member_key": holder.member_key,
         },
         before=before,
-        then=[Move(S.COMPLETED)],
+        then=[
+            Move(
+                ended,
+                reason[0] if reason else None,
+                {"completeness": completeness},
+                {"error_code": reason[0], "error_text": reason[1]} if reason else None,
+            )
+        ],
         expected=expected,
     )
+    ports.received.remove(unit, removed)
     ports.writer.write(unit, normalized.resources, source=f"exchange:{exchange_id}", at=at)
     logger.info(
-        "exchange completed",
-        extra={"exchange_id": exchange_id, "resources": sum(normalized.counts.values())},
+        "exchange data stored",
+        extra={
+            "exchange_id": exchange_id,
+            "state": ended.value,
+            "resources": sum(normalized.counts.values()),
+            "gaps": len(gaps),
+            "conflicts": len(conflicts),
+            "removed": len(removed),
+        },
     )
+    return ended

@@ -22,8 +22,9 @@ fatal is a gap (source unknown; types from ``expression`` when present, else unk
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from payerbridge.backends.ports import SourceGap
 
 __all__ = [
     "COMPLETENESS_SYSTEM",
@@ -60,26 +61,9 @@ _TEXTS = {
 }
 
 
-@dataclass(frozen=True)
-class Gap:
-    """What an answer lacks: from which ``source``, which resource ``types``, why (``code``
-    and ``text``) and whether asking again may help."""
-
-    source: str
-    types: tuple[str, ...]
-    code: str
-    text: str
-    retry_may_help: bool
-
-    def to_json(self) -> dict[str, Any]:
-        """The gap as the API and the audit trail show it."""
-        return {
-            "source": self.source,
-            "types": list(self.types),
-            "code": self.code,
-            "text": self.text,
-            "retry_may_help": self.retry_may_help,
-        }
+# What an answer lacks: from which source, which types, why, whether asking again may
+# help; the old payer's live sources give these (backends.ports), the new payer reads them.
+Gap = SourceGap
 
 
 def completeness_outcome(gaps: Iterable[Gap]) -> dict[str, Any]:

@@ -55,6 +55,7 @@ __all__ = [
     "Step",
     "accept_onboarding",
     "fail_onboarding",
+    "member_reason",
     "onboarding_id_for",
     "onboarding_of",
     "proceed",
@@ -461,6 +462,43 @@ def result_counts(members: Sequence[OnboardingMember]) -> dict[str, int]:
         if member.result is not None:
             counts[member.result] += 1
     return counts
+
+
+# Each member's end, as a reason code and a text a person can act on (no member data).
+_REASONS = {
+    MatchResult.NOT_MATCHED.value: (
+        "no-match",
+        "the old payer found no single member for the demographics and coverage sent; "
+        "check them and submit the member again",
+    ),
+    MatchResult.CONSENT_CONSTRAINED.value: (
+        "consent-constraint",
+        "the old payer matched the member but its consent policy does not let it share "
+        "the member's data",
+    ),
+    WITHDRAWN: (
+        "withdrawn",
+        "the member's opt-in was revoked or lapsed before the data was asked for or kept",
+    ),
+    NOT_EXPORTED: (
+        "not-exported",
+        "matched, but the old payer's export left the member out (its error file says why)",
+    ),
+}
+
+
+def member_reason(member: OnboardingMember) -> dict[str, str] | None:
+    """Why the member ended as it did (None while it waits): its reason code and text,
+    as an exchange's end carries them."""
+    if member.result is None:
+        return None
+    if member.result == MatchResult.MATCHED.value:
+        if member.imported:
+            text = f"matched; {member.imported} resource(s) received and kept"
+            return {"code": "completed", "text": text}
+        return {"code": "matched", "text": "matched; the member's data has not arrived yet"}
+    code, text = _REASONS.get(member.result, (member.result, member.result))
+    return {"code": code, "text": text}
 
 
 def fail_onboarding(ports: OnboardingPorts, onboarding_id: OnboardingId, error: str) -> None:

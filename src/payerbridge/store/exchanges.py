@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect
 
 from payerbridge.errors import IllegalTransition, NotFound
 from payerbridge.exchange.model import (
+    DATA_ENDS,
     STOPPED_STATES,
     Attempt,
     DeadLetter,
@@ -73,6 +74,7 @@ def _record(row: Any, transitions: tuple[Transition, ...] = ()) -> ExchangeRecor
         step_started_at=row.step_started_at,
         request_shape=row.request_shape,
         data_path=row.data_path,
+        member_key=row.member_key,
         transitions=transitions,
     )
 
@@ -560,6 +562,25 @@ class SqlExchangeStore:
                     )
                 ).scalars()
             )
+
+    def compartments_held(
+        self, client_id: ClientId, member_key: str, *, other_than: str
+    ) -> list[str]:
+        """Our Patient ids of the member ``member_key`` (the client's) that exchanges with
+        other old payers stored, ``other_than`` this one."""
+        with self._reader.connect() as connection:
+            found = connection.execute(
+                select(exchanges.c.imported_patient_id)
+                .where(
+                    exchanges.c.member_key == member_key,
+                    exchanges.c.client_id == client_id,
+                    exchanges.c.state.in_([s.value for s in DATA_ENDS]),
+                    exchanges.c.imported_patient_id.is_not(None),
+                    exchanges.c.imported_patient_id != other_than,
+                )
+                .distinct()
+            ).scalars()
+            return sorted(str(patient) for patient in found)
 
     def counts_by_state(self) -> dict[str, int]:
         with self._reader.connect() as connection:

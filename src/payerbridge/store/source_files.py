@@ -26,6 +26,8 @@ from payerbridge.backends.ingestion import (
     HoldResources,
     ProfileCheck,
     ProvenanceOf,
+    conflict,
+    differing_fields,
     map_batches,
 )
 from payerbridge.backends.mapping import Mapping
@@ -224,7 +226,7 @@ class SqlSourceFiles:
             if batch.held:
                 self.hold(unit, spec.id, mapping, batch.held)
             if batch.resources:
-                self._keep(unit, file_id, batch, report, previous, seen, touched)
+                self._keep(unit, file_id, batch, report, previous, seen, touched, mapping)
         if previous is not None:
             gone = sorted(previous - seen)
             report.changes["removed"] = len(gone)
@@ -248,6 +250,37 @@ class SqlSourceFiles:
             },
         )
 
+    def _without_conflicts(
+        self, unit: UnitOfWork, rows: list[ResourceRow], report: FileReport, mapping: Mapping
+    ) -> list[ResourceRow]:
+        source = f"source:{report.source_id}"
+        refs = [r.ref for r in rows if r.resource_type != "Provenance"]
+        others = dict(
+            (row.ref, (row.source, row.body))
+            for row in sql_unit(unit).connection.execute(
+                select(fhir_resources.c.ref, fhir_resources.c.source, fhir_resources.c.body).where(
+                    fhir_resources.c.ref.in_(refs),
+                    fhir_resources.c.source != source,
+                )
+            )
+        )
+        if not others:
+            return rows
+        kept, conflicts = [], []
+        for row in rows:
+            other = others.get(row.ref)
+            if other is None:
+                kept.append(row)
+                continue
+            fields = differing_fields(orjson.loads(other[1]), orjson.loads(row.body))
+            if not fields:
+                continue  # the same as the other source gave: nothing to keep twice
+            conflicts.append(conflict(orjson.loads(row.body), other[0], fields))
+        if conflicts:
+            report.conflicts += len(conflicts)
+            self.hold(unit, report.source_id, mapping, conflicts)
+        return kept
+
     def _keep(
         self,
         unit: UnitOfWork,
@@ -257,10 +290,16 @@ class SqlSourceFiles:
         previous: set[str] | None,
         seen: set[str],
         touched: dict[str, None],
+        mapping: Mapping,
     ) -> None:
-        """Write a batch's resources as the source's, and note what the file gave."""
+        """Write a batch's resources as the source's, and note what the file gave. A
+        resource another source already gave differently is not overwritten: it is held
+        as a conflict, naming the other source and the fields that differ."""
         connection = sql_unit(unit).connection
         rows = [ResourceRow.from_resource(r, member) for r, member in batch.resources]
+        rows = self._without_conflicts(unit, rows, report, mapping)
+        if not rows:
+            return
         if previous is not None:
             self._classify(connection, rows, report)
         write_batch(connection, rows, source=f"source:{report.source_id}", at=unit.now)

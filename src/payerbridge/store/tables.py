@@ -280,7 +280,10 @@ exchanges = Table(
     Column("request_shape", String(16), nullable=True),
     # How it reads the member's record: "$everything", or the search and its types.
     Column("data_path", Text, nullable=True),
+    # Whom its data is held for (the client's member, hashed: ``exchange.reconcile``).
+    Column("member_key", String(64), nullable=True),
     Index("ix_exchanges_state", "state", "created_at"),
+    Index("ix_exchanges_member_key", "member_key"),
     Index("ix_exchanges_consent", "consent_id"),
     Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),
 )

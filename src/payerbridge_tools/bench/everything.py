@@ -205,7 +205,14 @@ def _one_run(size: int, page_size: int) -> EverythingRun:
             location = response.headers["location"]
             while True:
                 exchange = client.get(location).json()
-                if exchange["state"] in ("completed", "failed", "blocked", "dead_lettered"):
+                if exchange["state"] in (
+                    "completed",
+                    "partial",
+                    "conflict",
+                    "failed",
+                    "blocked",
+                    "dead_lettered",
+                ):
                     break
                 time.sleep(0.5)
         seconds = time.perf_counter() - started

@@ -378,7 +378,15 @@ def _wait_completed(platform: Any, ids: list[str], timeout: float = 600) -> None
             time.sleep(0.002 if len(ids) == 1 else 0.05)
 
 
-_STOPPED = {"completed", "failed", "blocked", "dead_lettered", "manual_review"}
+_STOPPED = {
+    "completed",
+    "partial",
+    "conflict",
+    "failed",
+    "blocked",
+    "dead_lettered",
+    "manual_review",
+}
 
 
 @dataclass

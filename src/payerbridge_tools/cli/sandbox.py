@@ -28,7 +28,15 @@ sandbox_app = typer.Typer(no_args_is_help=True, help="Synthetic payer network.")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-_TERMINAL = {"completed", "failed", "blocked", "dead_lettered", "manual_review"}
+_TERMINAL = {
+    "completed",
+    "partial",
+    "conflict",
+    "failed",
+    "blocked",
+    "dead_lettered",
+    "manual_review",
+}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pytest
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import Conflict, MatchUnderReview, NoMatch, UnprocessableRequest
 from payerbridge.exchange.breaker import BreakerState, BreakerStatus
-from payerbridge.exchange.interventions import ask_again_now, cancel, revoke_and_stop
+from payerbridge.exchange.interventions import ask_again_now, cancel, replay, revoke_and_stop
 from payerbridge.exchange.model import ExchangeRequest, ExchangeStart, ExchangeState, Submission
 from payerbridge.exchange.outbound import admit_call, record_outcome
 from payerbridge.exchange.ports import ExchangePorts
@@ -29,6 +29,7 @@ from payerbridge.exchange.submission import (
     SubmittedExchange,
     submit_exchange,
 )
+from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.fhir.outcome import rendering_for
 from payerbridge.routing.capabilities import Capabilities
@@ -72,6 +73,7 @@ def _ports(client: FakePartnerClient, clock: FakeClock) -> ExchangePorts:
         partners=InMemoryPartnerDirectory(OLD_PLAN),
         client=client,
         writer=writer,
+        received=writer,
         breakers=breakers,
         consents=consents,
         audit=audit,
@@ -515,3 +517,56 @@ def test_a_partner_without_everything_is_read_by_searches_as_the_route_decided()
     assert record.data_path == "search by compartment: Condition,Coverage,Patient"
     (received,) = [t for t in record.transitions if t.to_state == "received"]
     assert (received.detail or {})["read_by"] == "search by compartment"
+
+
+def _bundle(*resources: dict[str, Any], gaps: list[Gap] | None = None) -> bytes:
+    entries: list[dict[str, Any]] = [{"resource": r} for r in resources]
+    if gaps:
+        entries.append(outcome_entry(gaps))
+    return orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries})
+
+
+def test_a_partial_answer_ends_partial_and_asking_again_updates_what_is_held() -> None:
+    claims = Gap("claims", ("ExplanationOfBenefit",), "source-timeout", "no answer", True)
+    client = _client()
+    client.bundle = _bundle(a_patient(), a_coverage(), gaps=[claims])
+    ports = _ports(client, FakeClock())
+    exchange_id = _submit(ports, an_exchange_request())
+
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.PARTIAL
+    partial = ports.exchanges.current(exchange_id)
+    assert partial.error_code == "incomplete" and "'claims'" in (partial.error_text or "")
+    (end,) = [t for t in partial.transitions if t.to_state == "partial"]
+    assert end.detail and end.detail["completeness"]["gaps"] == [claims.to_json()]
+    writer = ports.writer
+    held = set(writer.rows)  # type: ignore[attr-defined]
+
+    # The old payer answers in full now, without the Coverage it no longer holds.
+    client.bundle = _bundle(a_patient(), {**a_coverage("c2"), "status": "cancelled"})
+    assert replay(ports, exchange_id, actor="ops", replay_key="again-1")
+    assert not replay(ports, exchange_id, actor="ops", replay_key="again-1")  # once per key
+    assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
+    done = ports.exchanges.current(exchange_id)
+    assert done.imported_patient_id == partial.imported_patient_id
+    assert done.error_code is None and done.replay_count == 1
+    rows = writer.rows  # type: ignore[attr-defined]
+    kinds = sorted(resource["resourceType"] for resource, _, _ in rows.values())
+    assert kinds == ["Coverage", "Patient", "Provenance"]  # the old Coverage removed
+    assert len(set(rows) - held) == 1  # the new Coverage; Patient and receipt updated
+
+
+def test_another_old_payer_that_disagrees_about_an_identifier_ends_in_conflict() -> None:
+    client = _client()
+    ports = _ports(client, FakeClock())
+    other = Partner("other-plan", "Other Plan", "1679576722", "http://other/fhir")
+    ports = dataclasses.replace(ports, partners=InMemoryPartnerDirectory(OLD_PLAN, other))
+    first = _submit(ports, an_exchange_request())
+    assert proceed(ports, first, _parse).state is ExchangeState.COMPLETED
+    client.bundle = _bundle(a_patient(), {**a_coverage(), "status": "cancelled"})
+    second = _submit(ports, an_exchange_request(old_payer="other-plan"))
+    assert proceed(ports, second, _parse).state is ExchangeState.CONFLICT
+    record = ports.exchanges.get(second)
+    (conflict,) = record.transitions[-1].detail["completeness"]["conflicts"]  # type: ignore[index]
+    assert conflict["resource_type"] == "Coverage" and conflict["paths"] == ["status"]
+    assert record.imported_patient_id != ports.exchanges.current(first).imported_patient_id
+    assert record.error_code == "conflict"

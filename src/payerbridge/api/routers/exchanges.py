@@ -1,4 +1,5 @@
-"""The new-payer exchange API: submit (202 + Location, idempotent), follow, replay."""
+"""The new-payer exchange API: submit (202 + Location, idempotent), follow, replay (or ask
+again for an exchange that ended ``partial`` or ``conflict``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import InvalidInput, Issue, NotFound
 from payerbridge.exchange.interventions import ask_again_now, cancel, replay
-from payerbridge.exchange.model import DeadLetter, ExchangeRecord, ExchangeState
+from payerbridge.exchange.model import DATA_ENDS, DeadLetter, ExchangeRecord, ExchangeState
 from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
@@ -51,6 +52,7 @@ def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) ->
         "replays": record.replay_count,
         "dead_letter": _dead_letter_public(letter) if letter else None,
         "route": _route(record),
+        "completeness": _completeness(record),
         "history": [
             {
                 "seq": t.seq,
@@ -73,6 +75,25 @@ def _route(record: ExchangeRecord) -> dict[str, Any] | None:
         route = (transition.detail or {}).get("route")
         if route is not None:
             return dict(route)
+    return None
+
+
+def _completeness(record: ExchangeRecord) -> dict[str, Any] | None:
+    """How complete the stored answer was, once the exchange ended with its data: what it
+    lacked (per source and types, why, whether asking again may help), where sources
+    disagreed (refs and field paths), and what was updated or removed of what we held.
+    Lists leave it out (no history); an exchange asked again shows it when it ends again."""
+    if record.state not in DATA_ENDS:
+        return None
+    for transition in reversed(record.transitions):
+        found = (transition.detail or {}).get("completeness")
+        if transition.to_state == record.state.value and found is not None:
+            gaps = found.get("gaps") or []
+            return {
+                "complete": not gaps,
+                "retry_may_help": any(g.get("retry_may_help") for g in gaps),
+                **found,
+            }
     return None
 
 
@@ -188,8 +209,10 @@ def replay_exchange(
     operator: OperatorDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
-    """Operators only: resume a dead-lettered exchange after re-checking consent and identity.
-    Repeating the call with the same Idempotency-Key changes nothing."""
+    """Operators only: resume a dead-lettered exchange, or ask the old payer again for one
+    that ended ``partial`` or ``conflict``, after re-checking consent and identity; what
+    it sends then updates what we hold. Repeating the call with the same Idempotency-Key
+    changes nothing."""
     key = _checked_key(idempotency_key) if idempotency_key is not None else None
     found = ExchangeId(exchange_id)
     replayed = replay(platform.exchange_ports, found, actor=operator.client_id, replay_key=key)

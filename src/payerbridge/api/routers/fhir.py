@@ -60,7 +60,7 @@ from payerbridge.errors import (
 )
 from payerbridge.fhir.bundles import searchset
 from payerbridge.fhir.capability import capability_statement
-from payerbridge.fhir.completeness import Gap, completeness_outcome
+from payerbridge.fhir.completeness import completeness_outcome
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import (
     build_member_match_response,
@@ -284,9 +284,7 @@ def _bundle(platform: Platform, page: Page) -> dict[str, Any]:
             **operation_outcome(issues, severity="warning", code="suppressed"),
         }
     if page.gaps:  # what a live source could not give: never a silently short answer
-        incomplete = completeness_outcome(
-            Gap(g.source, g.types, g.code, g.text, g.retry_may_help) for g in page.gaps
-        )
+        incomplete = completeness_outcome(page.gaps)
         if outcome is None:
             outcome = {"id": page.outcome_id, **incomplete}
         else:

@@ -16,6 +16,7 @@ from payerbridge.logging import current_request_id
 from payerbridge.onboarding.model import Onboarding
 from payerbridge.onboarding.service import (
     accept_onboarding,
+    member_reason,
     onboarding_id_for,
     onboarding_of,
     result_counts,
@@ -75,15 +76,21 @@ def onboarding_members(
     count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
 ) -> dict[str, Any]:
-    """Each member's result (match, nomatch, consentconstraint; null while waiting) and
-    the resources imported for it, in the order submitted."""
+    """Each member's result (match, nomatch, consentconstraint, withdrawn, notexported;
+    null while waiting) with its reason (code and text), and the resources imported for
+    it, in the order submitted."""
     onboarding = onboarding_of(platform.onboarding, OnboardingId(onboarding_id), caller.owner)
     members = platform.onboarding.onboardings.members(onboarding.id, first=offset, size=count)
     return {
         "total": onboarding.total,
         "offset": offset,
         "items": [
-            {"member_id": m.member_id, "result": m.result, "imported": m.imported or 0}
+            {
+                "member_id": m.member_id,
+                "result": m.result,
+                "reason": member_reason(m),
+                "imported": m.imported or 0,
+            }
             for m in members
         ],
     }

@@ -1,7 +1,7 @@
 """quarantined_resources: what failed a profile it claims, held for operators (ADR 0030)
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 Create Date: 2026-11-26 16:00:00.000000
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from payerbridge.store.tables import UtcDateTime
 
 revision = "0028"
-down_revision = "0026"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,101 @@
+"""What the new payer holds of received data, for reconciling an answer with it: the
+resources in a member's compartment (to find those no longer sent), their removal, and
+the resources of other compartments carrying given business identifiers (conflicts).
+
+Writes run in the caller's unit of work, on its DB-API cursor (as ``SqlMemberStore.write``
+does, after the exchange's moves)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy.engine import Dialect
+
+from payerbridge.exchange.reconcile import IdentifierKey
+from payerbridge.store.dbapi import DialectSql
+from payerbridge.store.tables import fhir_resources, fhir_tokens
+from payerbridge.store.unit_of_work import sql_unit
+from payerbridge.transactions import UnitOfWork
+
+__all__ = ["SqlReceivedStore"]
+
+# Received data only: ``payerbridge import`` writes its own sources, never reconciled.
+_RECEIVED_PREFIX = "exchange:"
+
+
+class ReceivedSql(DialectSql):
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        self.held = self.sql(
+            f"SELECT ref FROM {fhir_resources.name} WHERE patient_id = :patient_id "
+            "AND source LIKE :prefix"
+        )
+        self._drop_tokens = f"DELETE FROM {fhir_tokens.name} WHERE ref {{one_of}}"
+        self._drop_resources = f"DELETE FROM {fhir_resources.name} WHERE ref {{one_of}}"
+
+    def drops(self, refs: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        return [self.one_of(self._drop_tokens, refs), self.one_of(self._drop_resources, refs)]
+
+
+class SqlReceivedStore:
+    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
+        self._engine = engine
+        self._reader = reader or engine
+
+    def held_refs(self, unit: UnitOfWork, patient_id: str) -> list[str]:
+        """The refs of received resources in the compartment, read in ``unit``."""
+        sql_of = sql_unit(unit)
+        cursor = sql_of.cursor()
+        cursor.execute(
+            ReceivedSql.of(sql_of.dialect).held,
+            {"patient_id": patient_id, "prefix": f"{_RECEIVED_PREFIX}%"},
+        )
+        return [str(row[0]) for row in cursor.fetchall()]
+
+    def remove(self, unit: UnitOfWork, refs: Sequence[str]) -> None:
+        """Delete the resources and their search tokens, in ``unit``."""
+        if not refs:
+            return
+        sql_of = sql_unit(unit)
+        sql = ReceivedSql.of(sql_of.dialect)
+        cursor = sql_of.cursor()
+        for start in range(0, len(refs), 500):
+            for statement, parameters in sql.drops(refs[start : start + 500]):
+                cursor.execute(statement, parameters)
+
+    def with_identifiers(
+        self, patient_ids: Sequence[str], keys: Sequence[IdentifierKey]
+    ) -> list[dict[str, Any]]:
+        """The resources in the compartments ``patient_ids`` that carry one of ``keys``
+        (type, identifier system, value)."""
+        if not patient_ids or not keys:
+            return []
+        found: dict[str, dict[str, Any]] = {}
+        with self._reader.connect() as connection:
+            for start in range(0, len(keys), 200):
+                chunk = keys[start : start + 200]
+                matches = or_(
+                    *(
+                        and_(
+                            fhir_tokens.c.resource_type == kind,
+                            fhir_tokens.c.system == system,
+                            fhir_tokens.c.value == value,
+                        )
+                        for kind, system, value in chunk
+                    )
+                )
+                rows = connection.execute(
+                    select(fhir_resources.c.ref, fhir_resources.c.body)
+                    .join(fhir_tokens, fhir_tokens.c.ref == fhir_resources.c.ref)
+                    .where(
+                        fhir_tokens.c.param == "identifier",
+                        matches,
+                        fhir_resources.c.patient_id.in_(list(patient_ids)),
+                    )
+                ).all()
+                for row in rows:
+                    found.setdefault(row.ref, orjson.loads(row.body))
+        return [found[ref] for ref in sorted(found)]
