@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from payerbridge.backends.ingestion import (
+    Held,
     HoldResources,
     ProfileCheck,
     ProvenanceOf,
@@ -226,6 +227,8 @@ class LiveSources:
             raise InvalidInput(
                 f"source '{source_id}': its roster could not be read: {exc.text}"
             ) from exc
+        held: list[Held] = []
+        kept: list[tuple[Resource, str | None]] = []
         for patient in patients:
             native_id = str(patient.get("id"))
             record = SourceRecord(
@@ -245,15 +248,19 @@ class LiveSources:
                 recorded=unit.now,
             ):
                 report.problems += len(batch.problems)
-                if batch.held:
-                    report.held += len(batch.held)
-                    self.hold(unit, spec.id, mapping, batch.held)
+                report.held += len(batch.held)
+                held.extend(batch.held)
                 ours = [r for r, _ in batch.resources if r["resourceType"] == "Patient"]
-                if not ours:
-                    continue
-                self.writer.write(unit, batch.resources, source=f"source:{spec.id}", at=unit.now)
-                links.append((native_id, ours[0]["id"]))
+                if ours:
+                    kept.extend(batch.resources)
+                    links.append((native_id, ours[0]["id"]))
+        # The quarantine and the links first, the resources after: the SQL unit runs
+        # its plain statements before its bulk writes.
+        if held:
+            self.hold(unit, spec.id, mapping, held)
         self.links.link(unit, spec.id, links)
+        if kept:
+            self.writer.write(unit, kept, source=f"source:{spec.id}", at=unit.now)
         self.index_members(unit, [member for _, member in links])
         report.members = len(links)
         return report

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from payerbridge.backends.live import LiveAnswers
+from payerbridge.backends.ports import SourceGap
 from payerbridge.disclosure.everything import (
     EverythingQuery,
     parse_everything_query,
@@ -129,7 +130,7 @@ def first_everything_page(
     answer its first page, naming what a live source could not give; NotFound when the
     member has no Patient."""
     if live is not None:
-        asked = replace(asked, gaps=tuple(ports.live.keep(unit, live)))
+        asked = replace(asked, gaps=_kept(live, ports))
     members, rules = ports.members, ports.rules
     plan = plan_everything(
         asked.member,
@@ -141,6 +142,14 @@ def first_everything_page(
         window_at(unit.now, rules),
     )
     return first_page(asked, plan, unit, ports)
+
+
+def _kept(live: LiveAnswers, ports: PagingPorts) -> tuple[SourceGap, ...]:
+    """What the live sources gave, kept in a unit of its own, committed before the page
+    is decided: the page's snapshot is saved in a unit of its own too (its pages are read
+    back), which must not wait for a unit still holding these writes."""
+    with ports.transactions.begin() as unit:
+        return tuple(ports.live.keep(unit, live))
 
 
 def ask_live_for_search(command: SearchCommand, ports: PagingPorts) -> LiveAnswers | None:
@@ -168,7 +177,7 @@ def first_search_page(
     reader, query = command.reader, command.query
     if reader.only_member is not None and query.patient_id != reader.only_member:
         return None
-    gaps = tuple(ports.live.keep(unit, live)) if live is not None else ()
+    gaps = _kept(live, ports) if live is not None else ()
     policy = decide_consent(reader, query.patient_id, "search", unit, ports)
     members, rules = ports.members, ports.rules
     plan = plan_search(
