@@ -37,6 +37,8 @@ _TERMINAL = {
     "dead_lettered",
     "manual_review",
 }
+# After the FHIR partners: the X12/CSV partner, the FHIR-server partner and its server.
+SOURCE_PORTS = 3
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,11 @@ def _network_dir(data_dir: Path) -> Path:
     return data_dir / "sandbox" / "network"
 
 
-def _generate(out_dir: Path, payers: int, members: int, seed: int, as_of: date) -> None:
+def _generate(
+    out_dir: Path, payers: int, members: int, seed: int, as_of: date, sources: int = 0
+) -> None:
+    """``payers`` with FHIR files, and ``sources`` more whose history is in their own
+    systems (the demo's X12/CSV and FHIR-server partners)."""
     from rich.progress import Progress
 
     from payerbridge_tools.sandbox.generator import write_network
@@ -113,11 +119,12 @@ def _generate(out_dir: Path, payers: int, members: int, seed: int, as_of: date) 
         task = progress.add_task("generating", total=None)
         files = write_network(
             out_dir,
-            payers,
+            payers + sources,
             members,
             seed,
             as_of,
             progress=lambda n: progress.update(task, completed=n),
+            fhir_payers=payers,
         )
     err.print(f"generated {files.resources:,} resources for {payers} payers in {out_dir}")
 
@@ -285,9 +292,15 @@ def _interrupt(signum: int, frame: object) -> None:
 def _require_free_ports(port: int, base_port: int) -> None:
     """Refuse to start (exit 2) when a port the demo needs is taken, naming it and the
     options that choose others: found later, a busy port ends in errors far from here."""
-    partners = range(base_port, base_port + SANDBOX_PARTNERS)
+    from payerbridge_tools.cli.sandbox_sources import source_ports
+
+    partners = range(base_port, base_port + SANDBOX_PARTNERS + SOURCE_PORTS)
     wanted = [(port, "the platform (--port)")] + [
-        (p, f"sandbox partner {p - base_port + 1} (--base-port)") for p in partners
+        (p, f"sandbox partner {p - base_port + 1} (--base-port)")
+        for p in partners[:SANDBOX_PARTNERS]
+    ]
+    wanted += [
+        (p, f"{role} (--base-port)") for p, role in source_ports(base_port, SANDBOX_PARTNERS)
     ]
     problems = [f"port {p} is busy: wanted for {role}" for p, role in wanted if not _bindable(p)]
     if port in partners:
@@ -297,7 +310,7 @@ def _require_free_ports(port: int, base_port: int) -> None:
     if problems:
         err.print(
             "choose others: payerbridge demo --port N --base-port M (partners take "
-            f"M to M+{SANDBOX_PARTNERS - 1}), or make run PORT=N BASE_PORT=M"
+            f"M to M+{SANDBOX_PARTNERS + SOURCE_PORTS - 1}), or make run PORT=N BASE_PORT=M"
         )
         raise typer.Exit(2)
 
@@ -334,14 +347,19 @@ def _serve_until_interrupted(instances: list[Instance]) -> None:
 
 
 def _ensure_network(data_dir: Path, members: int, seed: int, as_of: str | None) -> dict[str, Any]:
+    """The network: the FHIR partners' populations, and the source partners' payers
+    (``source_payers``, whose data ``sandbox_sources`` writes or serves); generated
+    again when an older one lacks them."""
     network_dir = _network_dir(data_dir)
-    if not (network_dir / "network.json").exists():
+    path = network_dir / "network.json"
+    if not path.exists() or "source_payers" not in orjson.loads(path.read_bytes()):
         _generate(
             network_dir,
             SANDBOX_PARTNERS,
             members,
             seed,
             date.fromisoformat(as_of) if as_of else date.today(),
+            sources=2,
         )
     return _load_network(network_dir)
 
@@ -385,10 +403,12 @@ def _register_partners_locally(
     *,
     window_seconds: float = 0,
     weekly: bool = True,
+    payers: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Register each running partner, read what its CapabilityStatement says, and set
-    the maintenance windows it announces (``window_seconds``: also one starting now, so
-    that the sample exchange shows the wait)."""
+    """Register each running partner (of ``payers``, by default the network's FHIR
+    partners), read what its CapabilityStatement says, and set the maintenance windows
+    it announces (``window_seconds``: also one starting now, so that the sample exchange
+    shows the wait; only the FHIR partners announce any)."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.routing.enrolment import refresh_partner, set_operations, store_partner
@@ -396,7 +416,8 @@ def _register_partners_locally(
 
     platform = build_platform(load_settings(data_dir=data_dir))
     try:
-        for index, (instance, payer) in enumerate(zip(instances, network["payers"], strict=True)):
+        listed = network["payers"] if payers is None else payers
+        for index, (instance, payer) in enumerate(zip(instances, listed, strict=True)):
             partner = Partner(
                 payer["slug"],
                 payer["name"],
@@ -418,7 +439,7 @@ def _register_partners_locally(
                 actor="sandbox",
                 request_id=None,
             )
-            announces = profile_of(index).weekly_maintenance
+            announces = profile_of(index).weekly_maintenance if payers is None else None
             windows = [announces] if announces and weekly else []
             if announces and window_seconds:
                 now = datetime.now(UTC)
@@ -546,8 +567,17 @@ def demo(
     ] = True,
 ) -> None:
     """Start the platform with three sandbox partners that speak different HRex/PDex
-    versions (one announces maintenance windows), send one exchange to each and show the
-    route decided for each. Ctrl-C or SIGTERM stops every process it started."""
+    versions (one announces maintenance windows) and two whose history comes from a
+    plan's own systems (X12 and CSV files; a FHIR server asked live), send one exchange
+    to each and show the route decided for each, its completeness and the mappings its
+    data came through. Ctrl-C or SIGTERM stops every process it started."""
+    from payerbridge_tools.cli.sandbox_sources import (
+        SOURCE_PARTNER_LABELS,
+        exchange_sources,
+        print_completeness,
+        start_source_partners,
+    )
+
     _require_free_ports(port, base_port)
     # SIGTERM as Ctrl-C: the instances run in sessions of their own, so only we stop them.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -560,16 +590,23 @@ def demo(
     instances: list[Instance] = []
     try:
         _start_partners(data_dir, network, base_port, us, instances)
+        partners = list(instances)
+        sources = start_source_partners(
+            data_dir, network, base_port + SANDBOX_PARTNERS, us, instances
+        )
         platform = _spawn("platform", data_dir, port, platform_env)
         instances.append(platform)
         _wait_healthy(instances)
         _register_partners_locally(
             data_dir,
-            instances[:-1],
+            partners,
             network,
             us[1],
             window_seconds=window_seconds,
             weekly=weekly_maintenance,
+        )
+        _register_partners_locally(
+            data_dir, sources.partners, network, us[1], payers=sources.payers
         )
         switchers = orjson.loads((_network_dir(data_dir) / "switchers.json").read_bytes())
         token = _console_token(data_dir, port, us)
@@ -577,14 +614,16 @@ def demo(
         requests = [
             next(s["request"] for s in switchers if s["request"]["old_payer"] == payer["slug"])
             for payer in network["payers"]
-        ]
+        ] + sources.requests
         exchanges = _run_sample_exchanges(platform, requests, token)
     except BaseException:
         _stop(instances)
         raise
     _print_exchange(exchanges[0])
-    for index, exchange in enumerate(exchanges):
-        _print_route(exchange, profile_of(index).label)
+    labels = [profile_of(i).label for i in range(len(partners))] + list(SOURCE_PARTNER_LABELS)
+    for exchange, label in zip(exchanges, labels, strict=True):
+        _print_route(exchange, label)
+        print_completeness(exchange, exchange_sources(data_dir, exchange))
     done = [e for e in exchanges if e["state"] == "completed"]
     out.print(
         f"exchanges completed: [bold]{len(done)} of {len(exchanges)}[/bold], "
@@ -607,7 +646,8 @@ def demo(
         f"{_CONSOLE_CLIENT} --scope payerbridge/exchanges"
     )
     for instance in instances[:-1]:
-        out.print(f"  partner {instance.name}: {instance.base_url}/fhir/metadata")
+        what = "its FHIR server" if instance.name == "fhir-source" else "partner"
+        out.print(f"  {what} {instance.name}: {instance.base_url}/fhir/metadata")
     waiting = [
         e
         for e in exchanges

@@ -83,16 +83,21 @@ def write_network(
     as_of: date,
     switchers: int = 5,
     progress: Callable[[int], None] | None = None,
+    fhir_payers: int | None = None,
 ) -> NetworkFiles:
     """Generate every old payer's population and the switchers, and write them under ``out_dir``.
 
     ``progress`` gets the number of resources written so far (all files together).
+    ``fhir_payers``: only the first so many payers get an NDJSON file (``payers`` in
+    ``network.json``); the others (``source_payers``) hold their history in their own
+    systems' files or servers, which ``source_partners`` writes or serves.
     """
     network = build_network(payer_count)
     out_dir.mkdir(parents=True, exist_ok=True)
     counter = _Progress(progress)
     files: list[PayerFile] = []
-    for payer in network.payers:
+    loaded = network.payers[: payer_count if fhir_payers is None else fhir_payers]
+    for payer in loaded:
         path = out_dir / f"{payer.slug}.ndjson"
         resources = generate_payer_population(network, payer, members, seed, as_of)
         count = _write_ndjson(path, resources, counter)
@@ -101,23 +106,33 @@ def write_network(
     counter.finish()
     moving = [
         switcher
-        for payer in network.payers
+        for payer in loaded
         for switcher in sample_switchers(network, payer, members, seed, as_of, switchers)
     ]
     switchers_path = _write_json(out_dir / "switchers.json", moving)
-    network_path = _write_json(out_dir / "network.json", _manifest(network, members, seed, as_of))
+    manifest = _manifest(network, members, seed, as_of, len(loaded))
+    network_path = _write_json(out_dir / "network.json", manifest)
     return NetworkFiles(network=network_path, switchers=switchers_path, payers=tuple(files))
 
 
-def _manifest(network: Network, members: int, seed: int, as_of: date) -> dict[str, object]:
+def _manifest(
+    network: Network, members: int, seed: int, as_of: date, loaded: int
+) -> dict[str, object]:
     platform = network.platform
-    return {
+    manifest: dict[str, object] = {
         "seed": seed,
         "as_of": as_of.isoformat(),
         "members_per_payer": members,
         "platform": {"slug": platform.slug, "name": platform.name, "npi": platform.npi},
-        "payers": [_payer_entry(payer) for payer in network.payers],
+        "payers": [_payer_entry(payer) for payer in network.payers[:loaded]],
     }
+    if loaded < len(network.payers):
+        manifest["network_payers"] = len(network.payers)
+        manifest["source_payers"] = [
+            {k: v for k, v in _payer_entry(payer).items() if k != "file"}
+            for payer in network.payers[loaded:]
+        ]
+    return manifest
 
 
 def _payer_entry(payer: PayerProfile) -> dict[str, str]:

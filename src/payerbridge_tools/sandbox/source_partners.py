@@ -18,13 +18,12 @@ and the extracts have no place for the labels that withhold it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from payerbridge_tools.population import Network, PayerProfile
+from payerbridge_tools.population import Network, PayerProfile, sample_switchers
 from payerbridge_tools.population.chart import Chart
 from payerbridge_tools.population.households import Household, Member, stream_households
 from payerbridge_tools.population.network import payer_context
@@ -44,6 +43,7 @@ __all__ = [
     "REPLICATED_SOURCES",
     "PartnerFiles",
     "fhir_server_sources",
+    "source_switcher",
     "write_x12_partner",
 ]
 
@@ -324,8 +324,10 @@ def _write(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
-def switcher_requests(switchers: list[dict[str, Any]], slug: str) -> Iterator[dict[str, Any]]:
-    """The requests of the switchers moving from the partner ``slug``."""
-    for switcher in switchers:
-        if switcher["request"]["old_payer"] == slug:
-            yield switcher["request"]
+def source_switcher(
+    network: Network, payer: PayerProfile, members: int, seed: int, as_of: date
+) -> dict[str, Any]:
+    """A member of ``payer``'s population (of ``members``) moving to the platform, with
+    the request they make: demographics as the partner's systems hold them."""
+    (switcher,) = sample_switchers(network, payer, members, seed, as_of, 1)
+    return switcher
