@@ -100,13 +100,13 @@ def start_source_partners(
         port = first_port if payer is x12_payer else first_port + 1
         partners.append(_spawn(payer["slug"], payer_dir, port, env, embedded=True))
         instances.append(partners[-1])
-    from payerbridge_tools.sandbox.source_partners import source_switcher
+    from payerbridge_tools.sandbox.source_partners import fhir_server_switcher, source_switcher
 
     requests = [
-        source_switcher(population, by_slug[p["slug"]], SOURCE_MEMBERS, seed, as_of)["request"]
-        for p in (x12_payer, fhir_payer)
+        source_switcher(population, by_slug[x12_payer["slug"]], SOURCE_MEMBERS, seed, as_of),
+        fhir_server_switcher(population, by_slug[fhir_payer["slug"]], SOURCE_MEMBERS, seed, as_of),
     ]
-    return SourcePartners(partners, [x12_payer, fhir_payer], requests)
+    return SourcePartners(partners, [x12_payer, fhir_payer], [r["request"] for r in requests])
 
 
 def _partner_scope() -> str:

@@ -43,6 +43,7 @@ __all__ = [
     "REPLICATED_SOURCES",
     "PartnerFiles",
     "fhir_server_sources",
+    "fhir_server_switcher",
     "source_switcher",
     "write_x12_partner",
 ]
@@ -331,3 +332,44 @@ def source_switcher(
     the request they make: demographics as the partner's systems hold them."""
     (switcher,) = sample_switchers(network, payer, members, seed, as_of, 1)
     return switcher
+
+
+def fhir_server_switcher(
+    network: Network, payer: PayerProfile, members: int, seed: int, as_of: date
+) -> dict[str, Any]:
+    """A member of the FHIR-server partner (its server serving ``payer``'s population)
+    moving to the platform whose served records all map and meet their profiles, so
+    that their exchange completes; the quirky server's other members now and then have
+    a record the profile check holds back (a partial answer, as it should be)."""
+    from payerbridge.backends.mapping import MappingLibrary, MappingRef, RecordNotMapped
+    from payerbridge.fhir.profiles import ProfileChecker
+    from payerbridge_tools.sandbox.quirks import quirky_population
+
+    mapping = MappingLibrary().get(MappingRef.parse("fhir-server-quirks@1.0.0"))
+    checker = ProfileChecker.bundled()
+    held: set[str] = set()
+    index = network.payers.index(payer)
+    for record in quirky_population(members, seed, as_of, payer=index, payers=len(network.payers)):
+        member = _native_member(record)
+        try:
+            produced = mapping.apply(record, source_id=LIVE_SOURCE, namespace="plan", member="m")
+        except RecordNotMapped:
+            held.add(member)
+            continue
+        stamp = {"versionId": "1", "lastUpdated": f"{as_of.isoformat()}T00:00:00Z"}
+        if any(checker.check({**r, "meta": {**r["meta"], **stamp}}) for r in produced):
+            held.add(member)
+    for switcher in sample_switchers(network, payer, members, seed, as_of, members):
+        if switcher["old_patient_id"] not in held:
+            return switcher
+    raise ValueError(f"no member of {payer.slug} has only conformant records")
+
+
+def _native_member(resource: Resource) -> str:
+    if resource["resourceType"] == "Patient":
+        return str(resource["id"])
+    for name in ("subject", "patient", "beneficiary"):
+        reference = (resource.get(name) or {}).get("reference")
+        if isinstance(reference, str) and reference.startswith("Patient/"):
+            return reference.removeprefix("Patient/")
+    return ""
