@@ -137,12 +137,12 @@ def test_partners_and_config_commands(
 
 
 def test_make_run_refuses_a_busy_port_naming_it_and_how_to_choose_others(tmp_path: Path) -> None:
-    base = free_port_run(4)
+    base = free_port_run(7)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", base + 1))  # the second partner's
         taken.listen()
         result = run_cli(
-            ["demo", "--data-dir", str(tmp_path / "var"), "--port", str(base + 3),
+            ["demo", "--data-dir", str(tmp_path / "var"), "--port", str(base + 6),
              "--base-port", str(base)],
             timeout=60,
         )  # fmt: skip
@@ -159,13 +159,15 @@ def test_make_run_refuses_a_busy_port_naming_it_and_how_to_choose_others(tmp_pat
 
 
 def test_make_run_stopped_by_sigterm_stops_every_process_it_started(tmp_path: Path) -> None:
-    base = free_port_run(4)  # three partners at base..base+2, the platform at base+3
-    ports = [base, base + 1, base + 2, base + 3]
+    base = free_port_run(
+        7
+    )  # five partners and a FHIR server at base..base+5, the platform at base+6
+    ports = [base + n for n in range(7)]
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
         demo = subprocess.Popen(
             [sys.executable, "-m", "payerbridge", "demo", "--data-dir", str(tmp_path / "var"),
-             "--members", "20", "--port", str(base + 3), "--base-port", str(base),
+             "--members", "20", "--port", str(base + 6), "--base-port", str(base),
              "--window-seconds", "0", "--no-weekly-maintenance"],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -177,7 +179,7 @@ def test_make_run_stopped_by_sigterm_stops_every_process_it_started(tmp_path: Pa
             assert demo.poll() is None, log.read_text(errors="replace")
             assert time.monotonic() < deadline, log.read_text(errors="replace")
             time.sleep(0.2)
-        assert all(_listening(port) for port in ports)  # all four serve
+        assert all(_listening(port) for port in ports)  # all seven serve
         demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=60)
         deadline = time.monotonic() + 30

@@ -356,7 +356,9 @@ def test_make_run_demo_routes_one_exchange_to_each_of_three_differently_shaped_p
     1.1.0/PDex 2.1, HRex 1.2.0/PDex 2.2 announcing maintenance windows), one exchange to
     each: every one completes, each route is shown, and each partner saw the request in
     its own version's shape."""
-    base = free_port_run(4)  # three partners at base..base+2, the platform at base+3
+    # Three partners at base..base+2, the X12/CSV and FHIR-server partners and the
+    # latter's FHIR server at base+3..base+5, the platform at base+6.
+    base = free_port_run(7)
     var = tmp_path / "var"
     result = run_cli(
         [
@@ -367,7 +369,7 @@ def test_make_run_demo_routes_one_exchange_to_each_of_three_differently_shaped_p
             "--members",
             "30",
             "--port",
-            str(base + 3),
+            str(base + 6),
             "--base-port",
             str(base),
             "--window-seconds",
@@ -379,7 +381,11 @@ def test_make_run_demo_routes_one_exchange_to_each_of_three_differently_shaped_p
     )
     output = result.stdout
     assert result.returncode == 0, output + result.stderr
-    assert "exchanges completed: 3 of 3" in output
+    assert "exchanges completed: 5 of 5" in output
+    # The partners whose history comes from the plan's own systems, and what it came by.
+    assert "x12-834-enrollment@1.0.0" in output and "x12-837-eob@1.0.0" in output
+    assert "mappings: fhir-server-quirks@1.0.0" in output
+    assert output.count("completeness: complete") == 5
     assert "$member-match as HRex 1.0.0, member found by Patient?identifier=" in output
     assert "not chosen: MemberId: HRex 1.0.0 answers no MemberId" in output
     assert "$member-match as HRex 1.1.0, member found by MemberId" in output

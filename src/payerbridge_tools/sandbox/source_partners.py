@@ -339,8 +339,9 @@ def fhir_server_switcher(
 ) -> dict[str, Any]:
     """A member of the FHIR-server partner (its server serving ``payer``'s population)
     moving to the platform whose served records all map and meet their profiles, so
-    that their exchange completes; the quirky server's other members now and then have
-    a record the profile check holds back (a partial answer, as it should be)."""
+    that their exchange completes: the one with the most records among them (any member
+    when none is: their exchange ends partial). The quirky server's members now and
+    then have a record the profile check holds back, as it should."""
     from payerbridge.backends.mapping import MappingLibrary, MappingRef, RecordNotMapped
     from payerbridge.fhir.profiles import ProfileChecker
     from payerbridge_tools.sandbox.quirks import quirky_population
@@ -348,9 +349,11 @@ def fhir_server_switcher(
     mapping = MappingLibrary().get(MappingRef.parse("fhir-server-quirks@1.0.0"))
     checker = ProfileChecker.bundled()
     held: set[str] = set()
+    served: dict[str, int] = {}
     index = network.payers.index(payer)
     for record in quirky_population(members, seed, as_of, payer=index, payers=len(network.payers)):
         member = _native_member(record)
+        served[member] = served.get(member, 0) + 1
         try:
             produced = mapping.apply(record, source_id=LIVE_SOURCE, namespace="plan", member="m")
         except RecordNotMapped:
@@ -359,10 +362,10 @@ def fhir_server_switcher(
         stamp = {"versionId": "1", "lastUpdated": f"{as_of.isoformat()}T00:00:00Z"}
         if any(checker.check({**r, "meta": {**r["meta"], **stamp}}) for r in produced):
             held.add(member)
-    for switcher in sample_switchers(network, payer, members, seed, as_of, members):
-        if switcher["old_patient_id"] not in held:
-            return switcher
-    raise ValueError(f"no member of {payer.slug} has only conformant records")
+    switchers = sample_switchers(network, payer, members, seed, as_of, members)
+    clean = [s for s in switchers if s["old_patient_id"] not in held]
+    # The one with the most history among them: the exchange shows the source's records.
+    return max(clean or switchers, key=lambda s: served.get(s["old_patient_id"], 0))
 
 
 def _native_member(resource: Resource) -> str:
