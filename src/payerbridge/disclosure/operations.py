@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from payerbridge.backends.live import LiveAnswers
+from payerbridge.backends.ports import SourceGap
 from payerbridge.disclosure.everything import (
     EverythingQuery,
     parse_everything_query,
@@ -129,7 +130,7 @@ def first_everything_page(
     answer its first page, naming what a live source could not give; NotFound when the
     member has no Patient."""
     if live is not None:
-        asked = replace(asked, gaps=tuple(ports.live.keep(unit, live)))
+        asked = replace(asked, gaps=_keep_live(live, ports))
     members, rules = ports.members, ports.rules
     plan = plan_everything(
         asked.member,
@@ -168,7 +169,7 @@ def first_search_page(
     reader, query = command.reader, command.query
     if reader.only_member is not None and query.patient_id != reader.only_member:
         return None
-    gaps = tuple(ports.live.keep(unit, live)) if live is not None else ()
+    gaps = _keep_live(live, ports) if live is not None else ()
     policy = decide_consent(reader, query.patient_id, "search", unit, ports)
     members, rules = ports.members, ports.rules
     plan = plan_search(
@@ -191,6 +192,14 @@ def first_search_page(
         gaps=gaps,
     )
     return first_page(asked, plan, unit, ports)
+
+
+def _keep_live(live: LiveAnswers, ports: PagingPorts) -> tuple[SourceGap, ...]:
+    """What the live sources gave, kept in a unit of its own, committed before the
+    decision streams the compartment (a unit holding the write lock would stall the
+    snapshot's); the gaps they left."""
+    with ports.transactions.begin() as keeping:
+        return tuple(ports.live.keep(keeping, live))
 
 
 def find_patient_page(command: PatientSearchCommand, unit: UnitOfWork, ports: PagingPorts) -> Page:
