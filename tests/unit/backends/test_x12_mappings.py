@@ -235,12 +235,61 @@ def test_a_dependent_without_a_birth_date_is_refused_naming_what_is_missing(tmp_
 QUARANTINED = {("x12-278-prior-auth/1.0.0", "denied"): "denialreason.reason"}
 
 
+# Elements FHIR R4 repeats (0..*) in what the 834 and 278 give: always JSON arrays, even
+# with one value (JSONata makes a one-item sequence a single value unless told).
+REPEATED = frozenset(
+    [
+        "identifier",
+        "item",
+        "careTeam",
+        "diagnosis",
+        "insurance",
+        "adjudication",
+        "extension",
+        "preAuthRef",
+        "preAuthRefPeriod",
+        "name",
+        "given",
+        "prefix",
+        "suffix",
+        "telecom",
+        "address",
+        "line",
+        "class",
+        "payor",
+        "coding",
+        "modifier",
+        "profile",
+        "tag",
+    ]
+)
+
+
+def repeated_elements_are_arrays(value: Any, path: str = "") -> list[str]:
+    """The paths of repeated elements that are not arrays."""
+    wrong = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            at_root = "." not in path  # a Reference's identifier is single
+            repeated = (key in REPEATED and (key != "identifier" or at_root)) or (
+                key == "relationship" and path == "RelatedPerson"
+            )
+            if repeated and not isinstance(item, list):
+                wrong.append(f"{path}.{key}")
+            wrong += repeated_elements_are_arrays(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for item in value:
+            wrong += repeated_elements_are_arrays(item, path)
+    return wrong
+
+
 @pytest.mark.parametrize("name", ["x12-834-enrollment/1.0.0", "x12-278-prior-auth/1.0.0"])
 def test_every_example_resource_passes_the_profiles_it_claims(name: str) -> None:
     checker = ProfileChecker.bundled()
     mapping = load_mapping(BUILT_IN_MAPPINGS / name)
     for example in mapping.examples:
         for resource in outcome(mapping, example.input)["resources"]:
+            assert repeated_elements_are_arrays(resource, resource["resourceType"]) == []
             issues = checker.check(resource)
             expected = QUARANTINED.get((name, example.name))
             if expected is None:
