@@ -21,6 +21,7 @@ from payerbridge.backends.mapping import Mapping, RecordNotMapped, source_uri
 from payerbridge.backends.model import RecordProblem, SourceRecord
 from payerbridge.backends.quarantine import HeldIssue, Quarantine, SourceId, ToHold, quarantine
 from payerbridge.errors import MappingError
+from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
 
 __all__ = [
@@ -87,6 +88,7 @@ def map_batches(
     mapped in the same memory."""
     batch = Batch()
     number = 0
+    stamp = utc_iso(recorded)
     for item in records:
         if isinstance(item, RecordProblem):
             batch.problems.append(item)
@@ -100,6 +102,8 @@ def map_batches(
             batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
             continue
         for resource in produced:
+            # As it will be served: the profiles that require meta.lastUpdated see it.
+            resource["meta"]["lastUpdated"] = stamp
             issues = check(resource)
             if issues:
                 batch.held.append(Held(resource, issues, item.key, str(item.location)))
