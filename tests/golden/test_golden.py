@@ -22,6 +22,8 @@ def test_the_representative_scenarios_are_there() -> None:
         "hrex-1.0.0-partner",
         "fhir-server-quirks",
         "source-down",
+        "legacy-x12-csv",
+        "two-sources-conflict",
     } <= names
 
 

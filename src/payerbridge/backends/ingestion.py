@@ -192,9 +192,11 @@ class ConflictIssue:
 
 
 def differing_fields(before: Resource, after: Resource) -> list[str]:
-    """The top-level elements two versions of a resource differ in (not their meta)."""
-    keys = (set(before) | set(after)) - {"meta"}
-    return sorted(k for k in keys if before.get(k) != after.get(k))
+    """The top-level elements (not meta) in which ``after``, another source's version of
+    a resource, says something else than ``before``, or something more. What it leaves
+    out is no disagreement: a roster without addresses does not contradict the 834."""
+    keys = set(after) - {"meta"}
+    return sorted(k for k in keys if before.get(k) != after[k])
 
 
 def conflict(resource: Resource, other_source: str, fields: list[str]) -> Held:
