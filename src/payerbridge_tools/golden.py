@@ -197,32 +197,49 @@ def _live(scenario: Scenario, platform: Any) -> dict[str, Any] | None:
     return {"source": report.source_id, "members": report.members, "problems": report.problems}
 
 
-def _ask(scenario: Scenario, platform: Any) -> dict[str, Any]:
-    """``$member-match`` and ``$everything`` as the new payer asks them."""
+def _matched(scenario: Scenario, platform: Any) -> tuple[Any, dict[str, str], Any, str | None]:
+    """The new payer's client of this old payer (in-process, without its lifespan: no
+    workflows; these operations need none), its headers, the ``$member-match`` answer,
+    and the matched member's Patient id (None when there is no match)."""
     import httpx
 
     from payerbridge.api.app import create_app
     from payerbridge_tools.sandbox.asgi import SyncASGITransport
 
     token = _register(platform)
-    # Called in-process without its lifespan: no workflows; these operations need none.
     transport = SyncASGITransport(create_app(platform, run_workers=False))
     client = httpx.Client(transport=transport, base_url=BASE_URL, timeout=60)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
     body = _member_match_request(scenario, platform)
     answer = client.post("/fhir/Patient/$member-match", content=orjson.dumps(body), headers=headers)
-    out: dict[str, Any] = {
-        "member_match": {"status": answer.status_code, "body": _canonical(answer.json())}
-    }
     if answer.status_code != 200:
-        return out
-    umb = _umb(answer.json())
-    found = client.get(f"/fhir/Patient?identifier={umb}", headers=headers).json()
+        return client, headers, answer, None
+    found = client.get(f"/fhir/Patient?identifier={_umb(answer.json())}", headers=headers).json()
     patient = next(
         e["resource"]["id"]
         for e in found.get("entry", [])
         if e["resource"]["resourceType"] == "Patient"
     )
+    return client, headers, answer, patient
+
+
+def _ask_client(scenario: Scenario, platform: Any) -> tuple[Any, dict[str, str], str]:
+    """The client, its headers and the matched member (the benchmarks' start)."""
+    client, headers, answer, patient = _matched(scenario, platform)
+    if patient is None:
+        raise RuntimeError(f"no match: $member-match answered {answer.status_code}")
+    return client, headers, patient
+
+
+def _ask(scenario: Scenario, platform: Any) -> dict[str, Any]:
+    """``$member-match`` and ``$everything`` as the new payer asks them."""
+    client, headers, answer, patient = _matched(scenario, platform)
+    out: dict[str, Any] = {
+        "member_match": {"status": answer.status_code, "body": _canonical(answer.json())}
+    }
+    if patient is None:
+        return out
+    umb = _umb(answer.json())
     entries: list[dict[str, Any]] = []
     outcomes: list[dict[str, Any]] = []
     url: str | None = f"/fhir/Patient/{patient}/$everything"
