@@ -97,7 +97,12 @@ from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.received import SqlReceivedStore
-from payerbridge.store.source_files import SqlSourceFiles, SqlSourceMembers, provenance_by
+from payerbridge.store.source_files import (
+    SqlSourceFiles,
+    SqlSourceMembers,
+    SqlSourceWriter,
+    provenance_by,
+)
 from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
@@ -511,7 +516,7 @@ def _sources(
         sources,
         live_adapters(sources, egress_policy(settings)),
         SqlSourceMembers(stores.reader),
-        stores.members,
+        SqlSourceWriter(),
         check=profiles.check,
         hold=hold,
         provenance=provenance_by(us),

@@ -88,6 +88,7 @@ def map_batches(
     mapped in the same memory."""
     batch = Batch()
     number = 0
+    stamp = utc_iso(recorded)
     for item in records:
         if isinstance(item, RecordProblem):
             batch.problems.append(item)
@@ -101,7 +102,9 @@ def map_batches(
             batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
             continue
         for resource in produced:
-            issues = check(_as_served(resource, recorded))
+            # As it will be served: the profiles that require meta.lastUpdated see it.
+            resource["meta"]["lastUpdated"] = stamp
+            issues = check(resource)
             if issues:
                 batch.held.append(Held(resource, issues, item.key, str(item.location)))
                 continue
@@ -115,16 +118,6 @@ def map_batches(
             batch = Batch()
     if batch.records or batch.problems:
         yield _with_provenance(batch, mapping, source_id, file_digest, number, recorded, provenance)
-
-
-def _as_served(resource: Resource, recorded: datetime) -> Resource:
-    """The resource as the store will serve it, for its profile check: the store sets
-    ``meta.versionId`` and ``meta.lastUpdated`` (server-managed; CARIN BB requires
-    lastUpdated), so a mapping does not write them."""
-    meta = dict(resource.get("meta") or {})
-    meta.setdefault("versionId", "1")
-    meta.setdefault("lastUpdated", utc_iso(recorded))
-    return {**resource, "meta": meta}
 
 
 def _with_provenance(
@@ -199,9 +192,11 @@ class ConflictIssue:
 
 
 def differing_fields(before: Resource, after: Resource) -> list[str]:
-    """The top-level elements two versions of a resource differ in (not their meta)."""
-    keys = (set(before) | set(after)) - {"meta"}
-    return sorted(k for k in keys if before.get(k) != after.get(k))
+    """The top-level elements (not meta) in which ``after``, another source's version of
+    a resource, says something else than ``before``, or something more. What it leaves
+    out is no disagreement: a roster without addresses does not contradict the 834."""
+    keys = set(after) - {"meta"}
+    return sorted(k for k in keys if before.get(k) != after[k])
 
 
 def conflict(resource: Resource, other_source: str, fields: list[str]) -> Held:

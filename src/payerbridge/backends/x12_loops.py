@@ -99,7 +99,8 @@ _278 = LoopTable(
         ("2000F", "*"): "2010F",
     },
     composites=frozenset(
-        ["UM03", "UM04", "UM05", "HCR04", "SV101", "SV107", "SV202", "SV301", "SV304", "TOO03"]
+        # UM03 (service type) and HCR04 (second surgical opinion) are simple elements.
+        ["UM04", "UM05", "SV101", "SV107", "SV202", "SV301", "SV304", "TOO03"]
         + [f"HI{n:02d}" for n in range(1, 13)]
     ),
 )

@@ -130,7 +130,7 @@ def first_everything_page(
     answer its first page, naming what a live source could not give; NotFound when the
     member has no Patient."""
     if live is not None:
-        asked = replace(asked, gaps=_kept(live, ports))
+        asked = replace(asked, gaps=_keep_live(live, ports))
     members, rules = ports.members, ports.rules
     plan = plan_everything(
         asked.member,
@@ -142,14 +142,6 @@ def first_everything_page(
         window_at(unit.now, rules),
     )
     return first_page(asked, plan, unit, ports)
-
-
-def _kept(live: LiveAnswers, ports: PagingPorts) -> tuple[SourceGap, ...]:
-    """What the live sources gave, kept in a unit of its own, committed before the page
-    is decided: the page's snapshot is saved in a unit of its own too (its pages are read
-    back), which must not wait for a unit still holding these writes."""
-    with ports.transactions.begin() as unit:
-        return tuple(ports.live.keep(unit, live))
 
 
 def ask_live_for_search(command: SearchCommand, ports: PagingPorts) -> LiveAnswers | None:
@@ -177,7 +169,7 @@ def first_search_page(
     reader, query = command.reader, command.query
     if reader.only_member is not None and query.patient_id != reader.only_member:
         return None
-    gaps = _kept(live, ports) if live is not None else ()
+    gaps = _keep_live(live, ports) if live is not None else ()
     policy = decide_consent(reader, query.patient_id, "search", unit, ports)
     members, rules = ports.members, ports.rules
     plan = plan_search(
@@ -200,6 +192,14 @@ def first_search_page(
         gaps=gaps,
     )
     return first_page(asked, plan, unit, ports)
+
+
+def _keep_live(live: LiveAnswers, ports: PagingPorts) -> tuple[SourceGap, ...]:
+    """What the live sources gave, kept in a unit of its own, committed before the
+    decision streams the compartment (a unit holding the write lock would stall the
+    snapshot's); the gaps they left."""
+    with ports.transactions.begin() as keeping:
+        return tuple(ports.live.keep(keeping, live))
 
 
 def find_patient_page(command: PatientSearchCommand, unit: UnitOfWork, ports: PagingPorts) -> Page:

@@ -56,7 +56,8 @@ class DisclosureSnapshots(Protocol):
 
 class LiveRecords(Protocol):
     """The live sources (``backends.live.LiveSources``): a member's records asked at
-    request time, then kept in the answer's unit with the gaps they left."""
+    request time, then kept (in a unit of their own, before the first page's decision)
+    with the gaps they left."""
 
     def holds(self, member: MemberId) -> bool:
         """Whether any live source holds the member (nothing to ask otherwise)."""

@@ -96,6 +96,14 @@ class Invariant:
     key: str
     human: str
     holds: Callable[[Any, Mapping[str, Any]], bool]  # (the instance, the resource)
+    # The same, told the instance's type: a choice element's (``effectiveDateTime`` is a
+    # dateTime), which the element's path alone does not give fhirpathpy.
+    holds_as: Callable[[Any, Mapping[str, Any], str], bool] | None = None
+
+    def check(self, value: Any, root: Mapping[str, Any], kind: str | None = None) -> bool:
+        if kind is not None and self.holds_as is not None:
+            return self.holds_as(value, root, kind)
+        return self.holds(value, root)
 
 
 def compile_invariant(
@@ -118,7 +126,8 @@ def compile_invariant(
         return Invariant(
             key, human, lambda value, root: "contained" not in value or evaluate(value, root)
         )
-    return Invariant(key, human, evaluate)
+    typed = _typed(expression, terminology)
+    return Invariant(key, human, evaluate, lambda value, root, kind: typed(value, root, kind))
 
 
 @cache  # one parse per expression, type and package (``ProfileChecker`` lives long)
@@ -141,6 +150,21 @@ def _compiled(
         node = ResourceNode.create_node(value, type_path)  # type: ignore[no-untyped-call]
         result = function(node, {"resource": root, "rootResource": root})
         return bool(result) and all(item is True for item in result)
+
+    return holds
+
+
+@cache
+def _typed(
+    expression: str, terminology: Terminology
+) -> Callable[[Any, Mapping[str, Any], str], bool]:
+    """``expression`` evaluated on an instance of a type given at each call."""
+    compiled: dict[str, Callable[[Any, Mapping[str, Any]], bool]] = {}
+
+    def holds(value: Any, root: Mapping[str, Any], kind: str) -> bool:
+        if kind not in compiled:
+            compiled[kind] = _compiled(expression, kind, terminology)
+        return compiled[kind](value, root)
 
     return holds
 

@@ -273,7 +273,8 @@ class Walk:
             self._values(rule, occurrence)
         for invariant in rule.invariants:
             try:
-                holds = invariant.holds(value, self._resource)
+                kind = occurrence.type if len(rule.types) > 1 else None
+                holds = invariant.check(value, self._resource, kind)
             except Exception:  # noqa: BLE001 - the engine's own errors: fail closed
                 holds = False
             if not holds:

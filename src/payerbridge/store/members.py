@@ -25,7 +25,15 @@ from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
-__all__ = ["ResourceRow", "SqlMemberStore", "resolve_compartments", "with_meta", "write_batch"]
+__all__ = [
+    "ResourceRow",
+    "ResourceSql",
+    "SqlMemberStore",
+    "resolve_compartments",
+    "with_meta",
+    "write_batch",
+    "write_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -94,10 +102,10 @@ def write_batch(
     """Insert or replace resources and re-index their tokens, inside the caller's transaction."""
     if rows:
         with cursor_of(connection) as cursor:
-            _write_rows(cursor, ResourceSql.of(connection.dialect), rows, source=source, at=at)
+            write_rows(cursor, ResourceSql.of(connection.dialect), rows, source=source, at=at)
 
 
-def _write_rows(
+def write_rows(
     cursor: Any, sql: ResourceSql, rows: Sequence[ResourceRow], *, source: str, at: datetime
 ) -> None:
     unique = {row.ref: row for row in rows}  # last one wins, as a sequence of PUTs would
@@ -329,7 +337,7 @@ class SqlMemberStore:
         sql_of = sql_unit(unit)
         sql = ResourceSql.of(sql_of.dialect)
         for start in range(0, len(rows), 1000):
-            _write_rows(sql_of.cursor(), sql, rows[start : start + 1000], source=source, at=at)
+            write_rows(sql_of.cursor(), sql, rows[start : start + 1000], source=source, at=at)
 
     def count(self, source_prefix: str | None = None) -> int:
         query = select(func.count()).select_from(fhir_resources)

@@ -36,7 +36,7 @@ from payerbridge.backends.sources import ReplicatedSourceSpec
 from payerbridge.fhir.provenance import source_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
-from payerbridge.store.members import ResourceRow, write_batch
+from payerbridge.store.members import ResourceRow, ResourceSql, write_batch, write_rows
 from payerbridge.store.tables import (
     fhir_resources,
     fhir_tokens,
@@ -48,7 +48,7 @@ from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
-__all__ = ["SqlSourceFiles", "SqlSourceMembers", "provenance_by"]
+__all__ = ["SqlSourceFiles", "SqlSourceMembers", "SqlSourceWriter", "provenance_by"]
 
 logger = logging.getLogger(__name__)
 
@@ -423,3 +423,26 @@ class SqlSourceMembers:
                 for key, member in dict(pairs).items()
             ],
         )
+
+
+class SqlSourceWriter:
+    """Writes what a live source gave, on whichever path the unit began: a unit that
+    has not begun takes the Core connection, so that a roster's members can be indexed
+    (Core statements) in it after their rows are written; an answer's unit, begun on
+    the DB-API path by its Idempotency-Key, is written on its cursor."""
+
+    def write(
+        self,
+        unit: UnitOfWork,
+        resources: list[tuple[dict[str, Any], str | None]],
+        *,
+        source: str,
+        at: datetime,
+    ) -> None:
+        rows = [ResourceRow.from_resource(resource, member) for resource, member in resources]
+        sql = sql_unit(unit)
+        if not sql.has_begun:
+            sql.connection  # noqa: B018  (begins the unit on the Core path)
+        with_sql = ResourceSql.of(sql.dialect)
+        for start in range(0, len(rows), 1000):
+            write_rows(sql.cursor(), with_sql, rows[start : start + 1000], source=source, at=at)

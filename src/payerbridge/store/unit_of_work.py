@@ -79,6 +79,11 @@ class SqlUnitOfWork:
         """Webhook deliveries this unit wrote, handed to the relay once it commits."""
         self.deliveries.extend(delivery_ids)
 
+    @property
+    def has_begun(self) -> bool:
+        """Whether a statement has run in the unit (on either path)."""
+        return self._driver is not None
+
     def cursor(self) -> Any:
         """The transaction's DB-API cursor (one per unit of work)."""
         if self._cursor is None:

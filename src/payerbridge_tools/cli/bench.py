@@ -352,3 +352,38 @@ def bench_bulk(
         for verdict in verdicts(run):
             out.print(f"{backend_name(run.backend)}: {verdict.replace('**', '')}")
     out.print(f"report written to {report}")
+
+
+@bench_app.command("adapters")
+def bench_adapters(
+    claims: Annotated[
+        str, typer.Option(help="Comma-separated 837P file sizes, in claims.")
+    ] = "10000,100000",
+    pairs: Annotated[int, typer.Option(min=1, help="Live-source pairs (medians).")] = 15,
+    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks/adapters.md"
+    ),
+) -> None:
+    """837 claims mapped to EOB per second and peak memory beside pyx12's parse alone,
+    and a live source's $everything against reading the source directly."""
+    import os
+    import platform as host
+
+    from payerbridge_tools.bench.adapters import report_markdown, run_live_benchmark, run_x12_sizes
+
+    sizes = [int(s) for s in claims.split(",") if s.strip()]
+    x12 = run_x12_sizes(
+        sizes,
+        lambda r: err.print(
+            f"{r.claims:>7,} claims: pyx12 alone {r.pyx12_claims_per_second:,.0f}/s "
+            f"({r.pyx12_peak_rss_mb:.0f} MB), read + map {r.mapped_claims_per_second:,.0f}/s "
+            f"({r.mapped_peak_rss_mb:.0f} MB)"
+        ),
+    )
+    live = run_live_benchmark(pairs=pairs)
+    machine = f"{host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}."
+    markdown = report_markdown(x12, live, machine=machine)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(markdown)
+    out.print(markdown)
+    out.print(f"report written to {report}")

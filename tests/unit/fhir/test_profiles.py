@@ -413,3 +413,41 @@ def test_a_basis_eob_needs_no_amounts_where_the_financial_profile_does(
         financial["meta"]["profile"] = [resource["meta"]["profile"][0].replace("-Basis|", "|")]
         issues = checker.check(financial)
         assert any(i.path.startswith("ExplanationOfBenefit.total") for i in issues), issues
+
+
+def test_an_invariant_on_a_choice_element_sees_the_type_its_key_names(
+    checker: ProfileChecker,
+) -> None:
+    """An invariant on ``effective[x]`` such as ``$this as dateTime`` (vs-1): the engine
+    is told the instance is a dateTime, or every effectiveDateTime would fail it (the
+    golden fhir-server-quirks scenario quarantined every lab so)."""
+    observation = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "meta": {
+            "profile": [
+                "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab|6.1.0"
+            ]
+        },
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2021-03-05",
+        "valueQuantity": {
+            "value": 6.1,
+            "unit": "%",
+            "system": "http://unitsofmeasure.org",
+            "code": "%",
+        },
+    }
+    assert checker.check(observation) == []

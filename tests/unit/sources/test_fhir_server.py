@@ -19,10 +19,10 @@ from joserfc.jwk import ECKey, RSAKey
 from payerbridge.backends.ports import LiveSource, RecordsQuery, SourceAnswer
 from payerbridge.errors import PartnerUnavailable
 from payerbridge.sources import FhirServerSettings, FhirServerSource
+from payerbridge_tools.sandbox.asgi import RefusingTransport, SyncASGITransport
 from payerbridge_tools.sandbox.fhir_source import FhirSourceOptions, build_app
 from payerbridge_tools.sandbox.fhir_source_state import FhirSourceState
 from payerbridge_tools.sandbox.quirks import SERVED_TYPES
-from tests.unit.sources.asgi import RefusingTransport, SyncASGITransport
 
 BASE = "http://fhir.test/fhir"
 TYPES = frozenset(SERVED_TYPES)

@@ -1,0 +1,100 @@
+"""A replicated source's bad files through ``payerbridge sources`` and ``payerbridge
+mappings``, each command its own process on the real database: every problem named
+with its file and line or segment, the rest of the file kept, nothing half-written, and
+a broken mapping or sources file refused at once with where it is broken."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from payerbridge.backends.mapping import BUILT_IN_MAPPINGS
+from tests.servers import run_cli
+
+X12 = BUILT_IN_MAPPINGS / "x12-837-eob" / "1.0.0" / "examples" / "professional.837"
+CSV_HEADER = "member_id,row_id,problem_code,onset_date,resolved_date,recorded_date\n"
+
+
+@pytest.fixture
+def plan(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # type: ignore[no-untyped-def]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sources.toml").write_text(
+        'mapping_dirs = ["mappings"]\n'
+        '[[source]]\nid = "claims"\nmode = "replicated"\nmapping = "x12-837-eob@1.0.0"\n'
+        '[[source]]\nid = "clinical"\nmode = "replicated"\nmapping = "csv-conditions@1.0.0"\n'
+    )
+    (data / "mappings").mkdir()
+    return data, database_env()
+
+
+def ingest(data: Path, env: dict[str, str], source: str, path: Path) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
+    result = run_cli(
+        ["sources", "ingest", source, str(path), "--data-dir", str(data), "--json"], env=env
+    )
+    assert result.returncode in (0, 3), result.stderr
+    return result.returncode, [orjson.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_a_csv_with_bad_rows_keeps_the_rest_and_names_each_line(plan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data, env = plan
+    extract = tmp_path / "conditions.csv"
+    extract.write_text(
+        CSV_HEADER
+        + "M1,R1,HTN,20200101,,\n"  # kept
+        + "M1,R2,NOPE,20200101,,\n"  # an unknown local code
+        + "M1,R3,DM2,2020-02-30,,\n"  # a date that is no date
+        + "M1,R4,DM2\n"  # too few fields
+    )
+    code, (report,) = ingest(data, env, "clinical", extract)
+    assert code == 3  # problems: a script sees them
+    assert report["resources"] == {"Condition": 1, "Provenance": 1}
+    problems = {p["location"]["line"]: p["text"] for p in report["problems"]}
+    assert "'NOPE'" in problems[3] and "local-problems" in problems[3]
+    assert problems[4].startswith("onset_date is not a date")
+    assert "fields" in problems[5]
+    assert "2020-02-30" not in orjson.dumps(report).decode()  # never a value
+
+
+def test_a_csv_without_a_column_is_refused_whole_naming_it(plan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data, env = plan
+    extract = tmp_path / "conditions.csv"
+    extract.write_text("member_id,row_id,problem_code\nM1,R1,HTN\n")
+    _, (report,) = ingest(data, env, "clinical", extract)
+    assert report["records"] == 0 and report["resources"] == {}
+    (problem,) = report["problems"]
+    assert problem["location"]["line"] == 1 and "onset_date" in problem["text"]
+
+
+def test_a_broken_x12_envelope_and_segment_are_named_by_position(plan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data, env = plan
+    good = X12.read_text()
+    _, (report,) = ingest(data, env, "claims", X12)
+    assert report["resources"]["ExplanationOfBenefit"] >= 1 and not report["problems"]
+    broken = tmp_path / "broken.837"
+    broken.write_text(good.replace("SE*", "SE*9", 1))  # the transaction set's count is wrong
+    _, (refused,) = ingest(data, env, "claims", broken)
+    assert refused["resources"] == {}
+    (problem,) = refused["problems"]
+    assert problem["location"]["segment_id"] == "SE" and problem["location"]["segment"] > 1
+
+
+def test_a_broken_mapping_stops_the_command_naming_the_file_and_line(plan) -> None:  # type: ignore[no-untyped-def]
+    data, env = plan
+    mine = data / "mappings" / "csv-conditions" / "2.0.0"
+    shutil.copytree(BUILT_IN_MAPPINGS / "csv-conditions" / "1.0.0", mine)
+    (mine / "mapping.toml").write_text(
+        (mine / "mapping.toml").read_text().replace('"1.0.0"', '"2.0.0"')
+    )
+    (mine / "transform.jsonata").write_text('{\n  "resourceType": "Condition",\n  "id": (\n}\n')
+    sources = data / "sources.toml"
+    sources.write_text(sources.read_text().replace("csv-conditions@1.0.0", "csv-conditions@2.0.0"))
+    result = run_cli(["sources", "check", "--data-dir", str(data)], env=env)
+    assert result.returncode == 2
+    assert "source 'clinical'" in result.stderr and "transform.jsonata line" in result.stderr
+    tested = run_cli(["mappings", "test", "csv-conditions@2.0.0", "--data-dir", str(data)], env=env)
+    assert tested.returncode != 0
