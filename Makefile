@@ -32,7 +32,7 @@ $(CLIENTS_STAMP): $(CLIENTS)/bin/python tests/clients/requirements.txt
 	$(CLIENTS)/bin/python -m pip install --quiet -r tests/clients/requirements.txt
 	touch $(CLIENTS_STAMP)
 
-## make run: install, initialise ./var, start the platform with three sandbox
+## make run: install, initialise ./var, start the platform with five sandbox
 ## partners, send one exchange to each, then keep serving until Ctrl-C or SIGTERM
 ## (the platform on PORT, the partners from BASE_PORT on).
 PORT ?= 8080
