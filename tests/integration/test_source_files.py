@@ -192,3 +192,64 @@ def test_a_resource_another_source_gave_differently_is_held_as_a_conflict_not_ov
     (issue,) = held.issues
     assert issue.rule == "conflict" and "source:enrollment" in issue.text
     assert "birthDate" in issue.text and "1980" not in issue.text
+
+
+def test_what_a_live_source_no_longer_gives_leaves_what_we_keep_unless_its_answer_had_a_gap(
+    open_platform,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from payerbridge.backends.live import AskedSource, LiveAnswers
+    from payerbridge.backends.ports import RecordsQuery, SourceAnswer, SourceGap
+    from payerbridge.backends.sources import LiveSourceSpec
+    from payerbridge.types import MemberId
+
+    platform = open_platform()
+    spec = LiveSourceSpec(
+        id="clinical",
+        mode="live",
+        mapping="fhir-server-quirks@1.0.0",
+        base_url="https://fhir.plan.example",
+        types=["Condition", "Encounter"],
+    )
+    member = MemberId("member-1")
+
+    def condition(cid: str) -> dict:  # type: ignore[type-arg]
+        return {
+            "resourceType": "Condition",
+            "id": cid,
+            "clinicalStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                        "code": "active",
+                    }
+                ]
+            },
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                            "code": "problem-list-item",
+                        }
+                    ]
+                }
+            ],
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10"}]},
+            "subject": {"reference": "Patient/their-1"},
+        }
+
+    def answer(*ids: str, gap: bool = False) -> LiveAnswers:
+        gaps = [SourceGap("clinical", ("Condition",), "source-timeout", "slow")] if gap else []
+        query = RecordsQuery("their-1", frozenset({"Condition"}))
+        given = SourceAnswer([condition(i) for i in ids], gaps)
+        return LiveAnswers(member, [AskedSource(spec, query, given)])
+
+    def kept() -> int:
+        return sum(1 for c in stored(platform, "Condition"))
+
+    platform.live.sources.specs["clinical"] = spec
+    for given, expected in ((answer("a", "b"), 2), (answer("a", gap=True), 2), (answer("a"), 1)):
+        with platform.transactions.begin() as unit:
+            platform.live.keep(unit, given)
+        assert kept() == expected

@@ -32,7 +32,7 @@ from payerbridge.errors import InvalidInput, PartnerError
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
-__all__ = ["LiveAnswers", "LiveSources", "RosterReport", "SourceMembers"]
+__all__ = ["AskedSource", "LiveAnswers", "LiveSources", "RosterReport", "SourceMembers"]
 
 logger = logging.getLogger(__name__)
 Resource = dict[str, Any]
@@ -60,10 +60,20 @@ class Writer(Protocol):
         at: datetime,
     ) -> None: ...
 
+    def prune(
+        self, unit: UnitOfWork, *, source: str, member: str, types: frozenset[str], keep: set[str]
+    ) -> int:
+        """Remove the member's ``types`` kept from ``source`` but those in ``keep``;
+        how many."""
+        ...
+
 
 @dataclass(frozen=True)
-class _Asked:
+class AskedSource:
+    """One live source's answer to one query."""
+
     spec: LiveSourceSpec
+    query: RecordsQuery
     answer: SourceAnswer
 
 
@@ -72,7 +82,7 @@ class LiveAnswers:
     """What the live sources answered about one member, to keep in the answer's unit."""
 
     member: MemberId
-    asked: list[_Asked] = field(default_factory=list)
+    asked: list[AskedSource] = field(default_factory=list)
 
 
 @dataclass
@@ -133,7 +143,8 @@ class LiveSources:
         with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
             answers = list(pool.map(lambda asked: self._ask_one(*asked), wanted))
         return LiveAnswers(
-            member, [_Asked(spec, a) for (spec, _), a in zip(wanted, answers, strict=True)]
+            member,
+            [AskedSource(spec, q, a) for (spec, q), a in zip(wanted, answers, strict=True)],
         )
 
     def _ask_one(self, spec: LiveSourceSpec, query: RecordsQuery) -> SourceAnswer:
@@ -175,6 +186,7 @@ class LiveSources:
                 for r in answer.records
             )
             refused: set[str] = set()
+            given: set[str] = set()
             for batch in map_batches(
                 records,
                 mapping,
@@ -183,7 +195,9 @@ class LiveSources:
                 check=self.check,
                 compartment_of=lambda _: answers.member,
                 provenance=self.provenance,
-                file_digest=f"live:{unit.now.isoformat()}",
+                # One Provenance per member and source, replaced by each answer, not one
+                # more on every request.
+                file_digest="live",
                 recorded=unit.now,
                 member=answers.member,
             ):
@@ -192,9 +206,11 @@ class LiveSources:
                     self.hold(unit, spec.id, mapping, batch.held)
                     refused.update(h.resource.get("resourceType", "unknown") for h in batch.held)
                 if batch.resources:
+                    given.update(f"{r['resourceType']}/{r['id']}" for r, _ in batch.resources)
                     self.writer.write(
                         unit, batch.resources, source=f"source:{spec.id}", at=unit.now
                     )
+            self._prune(unit, asked, answers.member, given, refused)
             if refused:
                 gaps.append(
                     SourceGap(
@@ -207,6 +223,28 @@ class LiveSources:
                     )
                 )
         return gaps
+
+    def _prune(
+        self,
+        unit: UnitOfWork,
+        asked: AskedSource,
+        member: MemberId,
+        given: set[str],
+        refused: set[str],
+    ) -> None:
+        """What the source no longer gives leaves what we keep of it: for each type it
+        answered whole (no gap, none of its records held back, not only what changed
+        since), the member's records of that type kept from it before and not given now.
+        A type with a gap keeps what it had: a missing answer withdraws nothing."""
+        if asked.query.since is not None:
+            return
+        asked_types = asked.query.types or frozenset(asked.spec.types)
+        lacking = {t for gap in asked.answer.gaps for t in gap.types} | refused
+        whole = frozenset(t for t in asked_types if t not in lacking and t != "Patient")
+        if whole:
+            self.writer.prune(
+                unit, source=f"source:{asked.spec.id}", member=member, types=whole, keep=given
+            )
 
     def sync_roster(self, unit: UnitOfWork, source_id: str) -> RosterReport:
         """Read a live source's members (its Bulk Data export, or a search), map their

@@ -446,3 +446,27 @@ class SqlSourceWriter:
         with_sql = ResourceSql.of(sql.dialect)
         for start in range(0, len(rows), 1000):
             write_rows(sql.cursor(), with_sql, rows[start : start + 1000], source=source, at=at)
+
+    def prune(
+        self, unit: UnitOfWork, *, source: str, member: str, types: frozenset[str], keep: set[str]
+    ) -> int:
+        """Remove the member's ``types`` kept from ``source`` but those in ``keep``, on the
+        unit's cursor; how many."""
+        sql = sql_unit(unit)
+        cursor = sql.cursor()
+        dialect = ResourceSql.of(sql.dialect)
+        select_text, params = dialect.one_of(
+            "SELECT ref FROM fhir_resources WHERE source = :source AND patient_id = :member "
+            "AND resource_type {one_of}",
+            sorted(types),
+        )
+        cursor.execute(select_text, {**params, "source": source, "member": member})
+        stale = [row[0] for row in cursor.fetchall() if row[0] not in keep]
+        for start in range(0, len(stale), 500):
+            chunk = stale[start : start + 500]
+            for table in ("fhir_tokens", "fhir_resources"):
+                text, chunk_params = dialect.one_of(
+                    f"DELETE FROM {table} WHERE ref {{one_of}}", chunk
+                )
+                cursor.execute(text, chunk_params)
+        return len(stale)
