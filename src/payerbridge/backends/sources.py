@@ -7,7 +7,7 @@ with which mapping version, replicated or live (ADR 0031).
 
     [[source]]
     id = "enrollment"
-    mode = "replicated"                  # files dropped or pushed, mapped and kept
+    mode = "replicated"                  # files given (sources ingest), mapped and kept
     mapping = "x12-834-enrollment@1.0.0"
     namespace = "plan"                   # the member-id space its Patients share
 
@@ -83,11 +83,10 @@ class _Spec(BaseModel):
 
 
 class ReplicatedSourceSpec(_Spec):
-    """Files dropped in ``drop_dir`` or given to ``payerbridge sources ingest``, mapped
-    and kept; mapped again by ``payerbridge sources remap`` when the mapping changes."""
+    """Files given to ``payerbridge sources ingest``, mapped and kept; mapped again by
+    ``payerbridge sources remap`` when the mapping changes."""
 
     mode: Literal["replicated"]
-    drop_dir: Path | None = None
 
 
 class SmartClientSpec(BaseModel):
