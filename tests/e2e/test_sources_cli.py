@@ -60,6 +60,18 @@ def test_a_csv_with_bad_rows_keeps_the_rest_and_names_each_line(plan, tmp_path: 
     assert "2020-02-30" not in orjson.dumps(report).decode()  # never a value
 
 
+def test_the_files_a_source_was_given_and_an_unknown_source_named(plan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data, env = plan
+    extract = tmp_path / "conditions.csv"
+    extract.write_text(CSV_HEADER + "M1,R1,HTN,20200101,,\n")
+    ingest(data, env, "clinical", extract)
+    listed = run_cli(["sources", "files", "clinical", "--data-dir", str(data)], env=env)
+    (row,) = [orjson.loads(line) for line in listed.stdout.splitlines()]
+    assert row["name"] == "conditions.csv" and row["mapping"] == "csv-conditions@1.0.0"
+    unknown = run_cli(["sources", "files", "labs", "--data-dir", str(data)], env=env)
+    assert unknown.returncode != 0 and "no source 'labs'" in unknown.stderr
+
+
 def test_a_csv_without_a_column_is_refused_whole_naming_it(plan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data, env = plan
     extract = tmp_path / "conditions.csv"

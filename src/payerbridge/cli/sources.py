@@ -167,10 +167,16 @@ def sources_files(
     """The files a replicated source has been given, as JSON lines."""
     from payerbridge.bootstrap import build_platform
 
-    platform = build_platform(_settings(data_dir, sources_file))
     try:
+        platform = build_platform(_settings(data_dir, sources_file))
+    except errors.InvalidInput as exc:
+        raise fail(exc) from None
+    try:
+        platform.sources.sources.replicated(source)  # an unknown or live source: said so
         for row in platform.sources.files.files(source):
-            out.print_json(orjson.dumps(row).decode())
+            sys.stdout.write(orjson.dumps(row).decode() + "\n")
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from None
     finally:
         platform.close()
 
