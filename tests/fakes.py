@@ -52,6 +52,7 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.exchange.ports import Retrieved
 from payerbridge.exchange.reconcile import identifier_keys
+from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import MatchDecision
@@ -516,8 +517,11 @@ class FakePartnerClient:
         outages: int = 0,
         found: str | None = None,
         answers: list[MemberMatchResult | Exception] | None = None,
+        page_missing_until_last: bool = False,
     ) -> None:
         self.match, self.bundle, self.outages, self.found = match, bundle, outages, found
+        # $everything's later page down on every attempt: the last keeps what was read.
+        self.page_missing_until_last = page_missing_until_last
         self.answers = list(answers or [])  # $member-match answers before ``match``, in turn
         self.calls: list[tuple[str, str]] = []  # (operation, idempotency key)
 
@@ -563,8 +567,16 @@ class FakePartnerClient:
         *,
         idempotency_key: str,
         timeout: float | None = None,
+        keep_partial: bool = False,
     ) -> Retrieved:
         self._call("everything", idempotency_key)
+        if self.page_missing_until_last:
+            if not keep_partial:
+                raise PartnerUnavailable("page 2 of $everything: the partner is down")
+            bundle = orjson.loads(self.bundle)
+            gap = Gap("old-plan $everything page 2", ("unknown",), "source-unavailable", "down")
+            bundle["entry"] = [*bundle.get("entry", []), outcome_entry([gap])]
+            return Retrieved(orjson.dumps(bundle), (len(bundle["entry"]) - 1,))
         return Retrieved(self.bundle, (len(orjson.loads(self.bundle).get("entry") or []),))
 
     def search_record(
@@ -575,6 +587,7 @@ class FakePartnerClient:
         *,
         idempotency_key: str,
         timeout: float | None = None,
+        keep_partial: bool = False,
     ) -> Retrieved:
         self._call("search:" + ",".join(types), idempotency_key)
         return Retrieved(self.bundle, (len(orjson.loads(self.bundle).get("entry") or []),))

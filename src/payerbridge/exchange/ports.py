@@ -73,8 +73,11 @@ class PartnerClient(Protocol):
         *,
         idempotency_key: str,
         timeout: float | None = None,
+        keep_partial: bool = False,
     ) -> Retrieved:
-        """The member's record, every page of it followed to the end."""
+        """The member's record, every page of it followed to the end. A later page the
+        partner cannot give now fails the call (to be retried), unless ``keep_partial``
+        (the last attempt): then the pages before it, with an outcome naming it."""
         ...
 
     def search_record(
@@ -85,6 +88,7 @@ class PartnerClient(Protocol):
         *,
         idempotency_key: str,
         timeout: float | None = None,
+        keep_partial: bool = False,
     ) -> Retrieved:
         """The member's record read by searches (the Patient, then each of ``types`` by
         ``patient``, with their Provenance), every page followed: one searchset Bundle."""

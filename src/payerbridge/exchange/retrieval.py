@@ -105,13 +105,18 @@ def _read(
     assert member_ref is not None
     key = idempotency_key(record, STEP)
     way, types = read_data_path(record.data_path)
+    # The last attempt keeps the pages read before one the partner cannot give: the
+    # exchange ends partial, naming the page, rather than with nothing.
+    last = clock.attempt >= ports.retry_policy.max_attempts
 
     def read(timeout: float) -> Retrieved:
         if way == SEARCH:  # the partner offers no $everything: its searches, by the member
             return ports.client.search_record(
-                partner, member_ref, types, idempotency_key=key, timeout=timeout
+                partner, member_ref, types, idempotency_key=key, timeout=timeout, keep_partial=last
             )
-        return ports.client.everything(partner, member_ref, idempotency_key=key, timeout=timeout)
+        return ports.client.everything(
+            partner, member_ref, idempotency_key=key, timeout=timeout, keep_partial=last
+        )
 
     try:
         outcome = call_partner(ports, exchange_id, partner, clock, read)

@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -42,6 +42,7 @@ from payerbridge.errors import (
 from payerbridge.exchange.ports import Retrieved
 from payerbridge.exchange.retry import FailureClass, classify_status, retry_after_seconds
 from payerbridge.fhir import codes
+from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
 from payerbridge.fhir.resources import ID_PATTERN
 from payerbridge.net.addresses import AddressPolicy
@@ -377,14 +378,19 @@ class HttpxPartnerClient:
         *,
         idempotency_key: str,
         timeout: float | None = None,
+        keep_partial: bool = False,
     ) -> Retrieved:
         """``$everything``, following ``next`` to the end: one Bundle of every page's
         entries. A next link off the partner's registered base, a page that is not a
         Bundle, too many pages, or pages that end short of the ``total`` the partner
-        announced fail the call; nothing is kept of a truncated record."""
+        announced fail the call. A later page that the partner cannot give now (down,
+        5xx, 429) fails it too, to be retried, but on the last attempt (``keep_partial``)
+        ends the record there: what was read, with a completeness outcome naming the
+        page, so the exchange ends ``partial`` and asking again may complete it (ids by
+        source identity: nothing is kept twice)."""
         relative = _member_on_base(partner, member_ref)
         url = f"{partner.fhir_base}/{relative}/$everything"
-        pages = self._pages(partner, url, "$everything", idempotency_key, timeout)
+        pages = self._pages(partner, url, "$everything", idempotency_key, timeout, keep_partial)
         logger.info(
             "partner $everything received",
             extra={
@@ -393,10 +399,12 @@ class HttpxPartnerClient:
                 "entries": len(pages.entries),
             },
         )
-        if len(pages.sizes) == 1:  # the Bundle as sent: nothing to merge, no second encoding
+        if len(pages.sizes) == 1 and pages.missing is None:  # as sent: nothing to merge
             return Retrieved(pages.first_content, pages.sizes)
         merged = {k: v for k, v in pages.first.items() if k != "link"}
         merged["entry"] = pages.entries
+        if pages.missing is not None:
+            merged["entry"] = [*pages.entries, outcome_entry([pages.missing])]
         return Retrieved(orjson.dumps(merged), pages.sizes)
 
     def search_record(
@@ -407,6 +415,7 @@ class HttpxPartnerClient:
         *,
         idempotency_key: str,
         timeout: float | None = None,
+        keep_partial: bool = False,
     ) -> Retrieved:
         """The member's record read by searches, for a partner without ``$everything``:
         the Patient by ``_id``, then each of ``types`` by ``patient``, each with the
@@ -417,11 +426,14 @@ class HttpxPartnerClient:
         searches = [("Patient", "_id"), *((t, "patient") for t in types if t != "Patient")]
         entries: list[Any] = []
         sizes: list[int] = []
+        missing: list[Gap] = []
         seen: set[tuple[Any, Any]] = set()
         for resource_type, parameter in searches:
             query = urlencode({parameter: member, "_revinclude": "Provenance:target"})
             url = f"{partner.fhir_base}/{resource_type}?{query}"
-            pages = self._pages(partner, url, f"{resource_type} search", idempotency_key, timeout)
+            pages = self._pages(
+                partner, url, f"{resource_type} search", idempotency_key, timeout, keep_partial
+            )
             for entry in pages.entries:
                 resource = entry.get("resource") if isinstance(entry, dict) else None
                 key = (resource or {}).get("resourceType"), (resource or {}).get("id")
@@ -429,15 +441,25 @@ class HttpxPartnerClient:
                     seen.add(key)
                     entries.append(entry)
             sizes.extend(pages.sizes)
+            if pages.missing is not None:  # the type's later pages: named, not dropped
+                missing.append(replace(pages.missing, types=(resource_type,)))
         logger.info(
             "partner record read by searches",
             extra={"partner_id": partner.id, "searches": len(searches), "entries": len(entries)},
         )
+        if missing:
+            entries.append(outcome_entry(missing))
         bundle = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
         return Retrieved(orjson.dumps(bundle), tuple(sizes))
 
     def _pages(
-        self, partner: Partner, url: str, what: str, idempotency_key: str, timeout: float | None
+        self,
+        partner: Partner,
+        url: str,
+        what: str,
+        idempotency_key: str,
+        timeout: float | None,
+        keep_partial: bool = False,
     ) -> _Pages:
         """Every page of a searchset from ``url``, ``next`` followed to the end (within
         the partner's base, at most ``MAX_EVERYTHING_PAGES``, as many matches as the
@@ -447,6 +469,7 @@ class HttpxPartnerClient:
         entries: list[Any] = []
         sizes: list[int] = []
         read = 0  # bytes of every page so far
+        missing: Gap | None = None
         next_url: str | None = url
         while next_url is not None:
             if len(sizes) == MAX_EVERYTHING_PAGES:
@@ -454,9 +477,23 @@ class HttpxPartnerClient:
                     f"partner '{partner.id}' {what} has more than "
                     f"{MAX_EVERYTHING_PAGES} pages; stopped rather than import part of it"
                 )
-            response = self._send(
-                partner, "GET", next_url, idempotency_key=idempotency_key, timeout=timeout
-            )
+            try:
+                response = self._send(
+                    partner, "GET", next_url, idempotency_key=idempotency_key, timeout=timeout
+                )
+            except PartnerUnavailable as exc:
+                if first is None or not keep_partial:
+                    raise
+                missing = _missing_page(partner, what, len(sizes) + 1, exc.text)
+                break
+            if (
+                keep_partial
+                and first is not None
+                and (response.status_code == 429 or response.status_code >= 500)
+            ):
+                reason = f"HTTP {response.status_code}"
+                missing = _missing_page(partner, what, len(sizes) + 1, reason)
+                break
             if response.status_code != 200:
                 raise PartnerRejected(
                     f"partner '{partner.id}' rejected {what} (page {len(sizes) + 1}): "
@@ -478,12 +515,12 @@ class HttpxPartnerClient:
         assert first is not None
         matches = sum(1 for e in entries if (e.get("search") or {}).get("mode", "match") == "match")
         total = first.get("total")
-        if len(sizes) > 1 and isinstance(total, int) and matches < total:
+        if missing is None and len(sizes) > 1 and isinstance(total, int) and matches < total:
             raise PartnerRejected(
                 f"partner '{partner.id}' {what} pages ended with {matches} of the "
                 f"{total} resources it announced; nothing was imported"
             )
-        return _Pages(first, first_content, entries, tuple(sizes))
+        return _Pages(first, first_content, entries, tuple(sizes), missing)
 
 
 @dataclass(frozen=True)
@@ -492,6 +529,21 @@ class _Pages:
     first_content: bytes
     entries: list[Any]
     sizes: tuple[int, ...]
+    missing: Gap | None = None  # the page the partner could not give now, and why
+
+
+def _missing_page(partner: Partner, what: str, page: int, reason: str) -> Gap:
+    logger.warning(
+        "partner page missing", extra={"partner_id": partner.id, "page": page, "reason": reason}
+    )
+    return Gap(
+        source=f"{partner.id} {what} page {page}",
+        types=("unknown",),
+        code="source-unavailable",
+        text=f"partner '{partner.id}' could not give page {page} of {what} ({reason}); "
+        "the pages before it were kept",
+        retry_may_help=True,
+    )
 
 
 def _member_on_base(partner: Partner, member_ref: str) -> str:

@@ -570,3 +570,25 @@ def test_another_old_payer_that_disagrees_about_an_identifier_ends_in_conflict()
     assert conflict["resource_type"] == "Coverage" and conflict["paths"] == ["status"]
     assert record.imported_patient_id != ports.exchanges.current(first).imported_patient_id
     assert record.error_code == "conflict"
+
+
+def test_a_later_page_down_on_every_attempt_ends_the_exchange_partial_on_the_last() -> None:
+    """Each attempt but the last fails on the missing page and is retried; the last keeps
+    the pages read before it and the exchange ends partial, naming the page."""
+    clock = FakeClock()
+    client = FakePartnerClient(
+        match=MemberMatchResult("urn:umb", "U1", "Patient/p1"),
+        bundle=BUNDLE,
+        page_missing_until_last=True,
+    )
+    ports = _ports(client, clock)
+    exchange_id = _submit(ports, an_exchange_request())
+    result = proceed(ports, exchange_id, _parse)
+    while not result.done and result.retry_at is not None:
+        clock.now = result.retry_at
+        result = proceed(ports, exchange_id, _parse)
+    record = ports.exchanges.current(exchange_id)
+    assert record.state is ExchangeState.PARTIAL, (record.state, record.error_code)
+    everything = [op for op, _ in client.calls if op == "everything"]
+    assert len(everything) == ports.retry_policy.max_attempts
+    assert "page 2" in orjson.dumps(record.transitions[-1].detail).decode()
