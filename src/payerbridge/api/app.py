@@ -26,6 +26,7 @@ from payerbridge.api.routers import (
     onboardings,
     partners,
     quarantine,
+    sources,
     webhooks,
 )
 from payerbridge.bootstrap import Platform, launch_workflows, shutdown_workflows
@@ -90,6 +91,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(identity.router)
     app.include_router(webhooks.router)
     app.include_router(quarantine.router)
+    app.include_router(sources.router)
 
     @app.get("/openapi.json", tags=["operators"], include_in_schema=False)
     def openapi(_operator: OperatorDep) -> dict[str, Any]:

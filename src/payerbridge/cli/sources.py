@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from payerbridge import errors
-from payerbridge.cli.console import err, fail, out, settings_for
+from payerbridge.cli.console import cli_actor, err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
 from payerbridge.config import Settings
 
@@ -80,7 +80,8 @@ def sources_ingest(
     try:
         for path in files:
             try:
-                reports.append(platform.sources.ingest(source, path.name, path.read_bytes()))
+                body = path.read_bytes()
+                reports.append(platform.sources.ingest(source, path.name, body, actor=cli_actor()))
             except errors.PayerBridgeError as exc:
                 raise fail(exc) from None
     finally:
@@ -106,7 +107,7 @@ def sources_remap(
     except errors.InvalidInput as exc:
         raise fail(exc) from None
     try:
-        reports = platform.sources.remap(source)
+        reports = platform.sources.remap(source, actor=cli_actor())
     except errors.PayerBridgeError as exc:
         raise fail(exc) from None
     finally:

@@ -46,7 +46,10 @@ def list_quarantine(
     _operator: OperatorDep,
     source: Annotated[str | None, Query(max_length=200, description="Only this source's.")] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="Only those held after this one (its seq).")
+        int | None,
+        # A seq is a 64-bit integer: a larger cursor is refused (400), not sent to the
+        # database to overflow there.
+        Query(ge=0, le=2**63 - 1, description="Only those held after this one (its seq)."),
     ] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
