@@ -31,6 +31,7 @@ __all__ = [
     "SqlMemberStore",
     "resolve_compartments",
     "with_meta",
+    "remove_rows",
     "write_batch",
     "write_rows",
 ]
@@ -90,10 +91,26 @@ class ResourceSql(DialectSql):
             fhir_tokens, ("ref", "resource_type", "param", "system", "value")
         )
         self._drop_tokens = f"DELETE FROM {fhir_tokens.name} WHERE ref {{one_of}}"
+        self._drop_resources = f"DELETE FROM {fhir_resources.name} WHERE ref {{one_of}}"
 
     def drop_tokens(self, refs: list[str]) -> tuple[str, dict[str, Any]]:
         """The statement and parameters that delete the tokens of ``refs``."""
         return self.one_of(self._drop_tokens, refs)
+
+    def drop_resources(self, refs: list[str]) -> tuple[str, dict[str, Any]]:
+        """The statement and parameters that delete the resources of ``refs``."""
+        return self.one_of(self._drop_resources, refs)
+
+
+def remove_rows(cursor: Any, sql: ResourceSql, refs: Sequence[str]) -> None:
+    """Delete resources and their search tokens, in the cursor's transaction: what a
+    complete answer no longer sends, a mapping no longer gives, a live source no longer
+    holds."""
+    refs = list(refs)
+    for start in range(0, len(refs), 500):
+        chunk = refs[start : start + 500]
+        cursor.execute(*sql.drop_tokens(chunk))
+        cursor.execute(*sql.drop_resources(chunk))
 
 
 def write_batch(

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect
 
 from payerbridge.exchange.reconcile import IdentifierKey
 from payerbridge.store.dbapi import DialectSql
+from payerbridge.store.members import ResourceSql, remove_rows
 from payerbridge.store.tables import fhir_resources, fhir_tokens
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
@@ -33,11 +34,6 @@ class ReceivedSql(DialectSql):
             f"SELECT ref FROM {fhir_resources.name} WHERE patient_id = :patient_id "
             "AND source LIKE :prefix"
         )
-        self._drop_tokens = f"DELETE FROM {fhir_tokens.name} WHERE ref {{one_of}}"
-        self._drop_resources = f"DELETE FROM {fhir_resources.name} WHERE ref {{one_of}}"
-
-    def drops(self, refs: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-        return [self.one_of(self._drop_tokens, refs), self.one_of(self._drop_resources, refs)]
 
 
 class SqlReceivedStore:
@@ -60,11 +56,7 @@ class SqlReceivedStore:
         if not refs:
             return
         sql_of = sql_unit(unit)
-        sql = ReceivedSql.of(sql_of.dialect)
-        cursor = sql_of.cursor()
-        for start in range(0, len(refs), 500):
-            for statement, parameters in sql.drops(refs[start : start + 500]):
-                cursor.execute(statement, parameters)
+        remove_rows(sql_of.cursor(), ResourceSql.of(sql_of.dialect), refs)
 
     def with_identifiers(
         self, patient_ids: Sequence[str], keys: Sequence[IdentifierKey]

@@ -36,10 +36,16 @@ from payerbridge.backends.sources import ReplicatedSourceSpec
 from payerbridge.fhir.provenance import source_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
-from payerbridge.store.members import ResourceRow, ResourceSql, write_batch, write_rows
+from payerbridge.store.dbapi import cursor_of
+from payerbridge.store.members import (
+    ResourceRow,
+    ResourceSql,
+    remove_rows,
+    write_batch,
+    write_rows,
+)
 from payerbridge.store.tables import (
     fhir_resources,
-    fhir_tokens,
     source_file_resources,
     source_files,
     source_members,
@@ -372,8 +378,8 @@ class SqlSourceFiles:
             )
             gone = [ref for ref in chunk if ref not in still]
             if gone:
-                connection.execute(delete(fhir_tokens).where(fhir_tokens.c.ref.in_(gone)))
-                connection.execute(delete(fhir_resources).where(fhir_resources.c.ref.in_(gone)))
+                with cursor_of(connection) as cursor:
+                    remove_rows(cursor, ResourceSql.of(connection.dialect), gone)
 
 
 def _content(body: str) -> bytes:
@@ -462,11 +468,5 @@ class SqlSourceWriter:
         )
         cursor.execute(select_text, {**params, "source": source, "member": member})
         stale = [row[0] for row in cursor.fetchall() if row[0] not in keep]
-        for start in range(0, len(stale), 500):
-            chunk = stale[start : start + 500]
-            for table in ("fhir_tokens", "fhir_resources"):
-                text, chunk_params = dialect.one_of(
-                    f"DELETE FROM {table} WHERE ref {{one_of}}", chunk
-                )
-                cursor.execute(text, chunk_params)
+        remove_rows(cursor, dialect, stale)
         return len(stale)
