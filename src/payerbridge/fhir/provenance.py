@@ -70,35 +70,18 @@ def receipt_provenance(
     recorded: datetime,
     exchange_id: str,
 ) -> dict[str, Any]:
-    provenance = transmitter_provenance(
-        provenance_id, targets, transmitter=transmitter, recorded=recorded
+    return _created_from(
+        provenance_id,
+        targets,
+        transmitter=transmitter,
+        custodian=custodian,
+        recorded=recorded,
+        what={
+            "identifier": {"system": "urn:payerbridge:exchange", "value": exchange_id},
+            "display": f"payer-to-payer exchange from {transmitter.name}",
+        },
+        source_format="hl7fhirr4",
     )
-    provenance["activity"] = {
-        "coding": [{"system": _DATA_OPERATION, "code": "CREATE", "display": "create"}]
-    }
-    provenance["agent"].append(
-        _agent(codes.PROVENANCE_PARTICIPANT, "custodian", "Custodian", custodian)
-    )
-    provenance["entity"] = [
-        {
-            "role": "source",
-            "what": {
-                "identifier": {"system": "urn:payerbridge:exchange", "value": exchange_id},
-                "display": f"payer-to-payer exchange from {transmitter.name}",
-            },
-            "extension": [
-                {
-                    "url": codes.PROVENANCE_SOURCE_FORMAT,
-                    "valueCodeableConcept": {
-                        "coding": [
-                            {"system": codes.PROVENANCE_PAYER_DATA_SOURCE, "code": "hl7fhirr4"}
-                        ]
-                    },
-                }
-            ],
-        }
-    ]
-    return provenance
 
 
 def source_provenance(
@@ -114,10 +97,37 @@ def source_provenance(
     """Where resources made from one of our own backends came from: the source, its
     format (PDex ``sourceFormat``) and the mapping version that made them, with us as
     their custodian."""
-    provenance = transmitter_provenance(
-        provenance_id, targets, transmitter=custodian, recorded=recorded
+    provenance = _created_from(
+        provenance_id,
+        targets,
+        transmitter=custodian,
+        custodian=custodian,
+        recorded=recorded,
+        what={
+            "identifier": {"system": "urn:payerbridge:source", "value": source_id},
+            "display": f"source {source_id}, mapping {mapping['code']}@{mapping['version']}",
+        },
+        source_format=source_format,
     )
     provenance["meta"]["tag"] = [mapping]
+    return provenance
+
+
+def _created_from(
+    provenance_id: str,
+    targets: list[dict[str, Any]],
+    *,
+    transmitter: Organization,
+    custodian: Organization,
+    recorded: datetime,
+    what: dict[str, Any],
+    source_format: str,
+) -> dict[str, Any]:
+    """Data created here from ``what`` (its PDex ``sourceFormat``), sent by
+    ``transmitter`` and in ``custodian``'s custody."""
+    provenance = transmitter_provenance(
+        provenance_id, targets, transmitter=transmitter, recorded=recorded
+    )
     provenance["activity"] = {
         "coding": [{"system": _DATA_OPERATION, "code": "CREATE", "display": "create"}]
     }
@@ -127,10 +137,7 @@ def source_provenance(
     provenance["entity"] = [
         {
             "role": "source",
-            "what": {
-                "identifier": {"system": "urn:payerbridge:source", "value": source_id},
-                "display": f"source {source_id}, mapping {mapping['code']}@{mapping['version']}",
-            },
+            "what": what,
             "extension": [
                 {
                     "url": codes.PROVENANCE_SOURCE_FORMAT,
