@@ -11,7 +11,8 @@ operator listed. Proxies from the environment are not used (a proxy would connec
 us, unchecked).
 
 ``send_bounded`` streams an answer and stops reading at a cap: a partner cannot make us
-hold more than the cap in memory (decompressed bytes are counted).
+hold more than the cap in memory (decompressed bytes are counted). ``oauth_error`` says
+why a token endpoint refused us, in its own words as far as OAuth defines them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "AddressRefused",
     "AnswerTooLarge",
     "GuardedTransport",
+    "oauth_error",
     "resolve",
     "send_bounded",
 ]
@@ -164,3 +166,15 @@ def send_bounded(client: httpx.Client, request: httpx.Request, *, limit: int) ->
         content=b"".join(chunks),
         request=request,
     )
+
+
+def oauth_error(response: httpx.Response) -> str:
+    """A token endpoint's refusal: its OAuth ``error`` code (RFC 6749 5.2), else the
+    HTTP status; never its free text, which may echo what we sent."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])[:100]
+    return f"HTTP {response.status_code}"

@@ -29,6 +29,7 @@ from joserfc.jwk import ECKey
 
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
 from payerbridge.net.origins import same_origin
+from payerbridge.net.transport import oauth_error
 from payerbridge.partners.answers import MIB, send_capped
 from payerbridge.routing.model import Organization, Partner, PartnerAuth
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE, assertion_claims
@@ -115,7 +116,7 @@ class PartnerTokenSource:
         response = self._post(partner, token_url, self._form(partner, client_id, token_url))
         if response.status_code in (400, 401):
             raise PartnerAuthRejected(
-                f"partner '{partner.id}' refused our token request ({_oauth_error(response)})",
+                f"partner '{partner.id}' refused our token request ({oauth_error(response)})",
                 status=response.status_code,
             )
         if response.status_code != 200:
@@ -235,13 +236,3 @@ def _json(response: httpx.Response, partner: Partner) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise PartnerRejected(f"partner '{partner.id}' answered with something not a JSON object")
     return body
-
-
-def _oauth_error(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}"
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return str(body["error"])[:100]
-    return f"HTTP {response.status_code}"

@@ -25,7 +25,7 @@ from joserfc.jwk import ECKey, JWKRegistry, RSAKey
 
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
 from payerbridge.net.origins import same_origin
-from payerbridge.net.transport import AddressRefused, AnswerTooLarge, send_bounded
+from payerbridge.net.transport import AddressRefused, AnswerTooLarge, oauth_error, send_bounded
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE, assertion_claims
 
 __all__ = ["SigningKey", "SmartTokens", "signing_key"]
@@ -127,7 +127,7 @@ class SmartTokens:
         self.requested += 1
         if response.status_code in (400, 401, 403):
             raise PartnerAuthRejected(
-                f"source '{self._source}' refused our token request ({_oauth_error(response)}): "
+                f"source '{self._source}' refused our token request ({oauth_error(response)}): "
                 "check its client id, registered key and scope",
                 status=response.status_code,
             )
@@ -192,13 +192,3 @@ class SmartTokens:
         if not isinstance(body, dict):
             raise PartnerRejected(f"source '{self._source}' {what} is not a JSON object")
         return body
-
-
-def _oauth_error(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}"
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return str(body["error"])[:100]
-    return f"HTTP {response.status_code}"
