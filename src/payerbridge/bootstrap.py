@@ -516,7 +516,7 @@ def _sources(
         sources,
         live_adapters(sources, egress_policy(settings)),
         SqlSourceMembers(stores.reader),
-        SqlSourceWriter(),
+        SqlSourceWriter(stores.members),
         check=profiles.check,
         hold=hold,
         provenance=provenance_by(us),

@@ -33,7 +33,6 @@ __all__ = [
     "with_meta",
     "remove_rows",
     "write_batch",
-    "write_rows",
 ]
 
 
@@ -119,10 +118,10 @@ def write_batch(
     """Insert or replace resources and re-index their tokens, inside the caller's transaction."""
     if rows:
         with cursor_of(connection) as cursor:
-            write_rows(cursor, ResourceSql.of(connection.dialect), rows, source=source, at=at)
+            _write_rows(cursor, ResourceSql.of(connection.dialect), rows, source=source, at=at)
 
 
-def write_rows(
+def _write_rows(
     cursor: Any, sql: ResourceSql, rows: Sequence[ResourceRow], *, source: str, at: datetime
 ) -> None:
     unique = {row.ref: row for row in rows}  # last one wins, as a sequence of PUTs would
@@ -354,7 +353,7 @@ class SqlMemberStore:
         sql_of = sql_unit(unit)
         sql = ResourceSql.of(sql_of.dialect)
         for start in range(0, len(rows), 1000):
-            write_rows(sql_of.cursor(), sql, rows[start : start + 1000], source=source, at=at)
+            _write_rows(sql_of.cursor(), sql, rows[start : start + 1000], source=source, at=at)
 
     def count(self, source_prefix: str | None = None) -> int:
         query = select(func.count()).select_from(fhir_resources)

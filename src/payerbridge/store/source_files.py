@@ -40,9 +40,9 @@ from payerbridge.store.dbapi import cursor_of
 from payerbridge.store.members import (
     ResourceRow,
     ResourceSql,
+    SqlMemberStore,
     remove_rows,
     write_batch,
-    write_rows,
 )
 from payerbridge.store.tables import (
     fhir_resources,
@@ -437,6 +437,9 @@ class SqlSourceWriter:
     (Core statements) in it after their rows are written; an answer's unit, begun on
     the DB-API path by its Idempotency-Key, is written on its cursor."""
 
+    def __init__(self, members: SqlMemberStore) -> None:
+        self.members = members
+
     def write(
         self,
         unit: UnitOfWork,
@@ -445,13 +448,10 @@ class SqlSourceWriter:
         source: str,
         at: datetime,
     ) -> None:
-        rows = [ResourceRow.from_resource(resource, member) for resource, member in resources]
         sql = sql_unit(unit)
         if not sql.has_begun:
             sql.connection  # noqa: B018  (begins the unit on the Core path)
-        with_sql = ResourceSql.of(sql.dialect)
-        for start in range(0, len(rows), 1000):
-            write_rows(sql.cursor(), with_sql, rows[start : start + 1000], source=source, at=at)
+        self.members.write(unit, resources, source=source, at=at)
 
     def prune(
         self, unit: UnitOfWork, *, source: str, member: str, types: frozenset[str], keep: set[str]
