@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-__all__ = ["GOLDEN_DIR", "Scenario", "diff", "run", "scenarios"]
+__all__ = ["GOLDEN_DIR", "Scenario", "diff", "everything_pages", "run", "scenarios"]
 
 GOLDEN_DIR = Path(__file__).resolve().parents[2] / "tests" / "golden"
 OLD_PAYER = ("Golden Old Health Plan", "1245319599")
@@ -242,14 +242,11 @@ def _ask(scenario: Scenario, platform: Any) -> dict[str, Any]:
     umb = _umb(answer.json())
     entries: list[dict[str, Any]] = []
     outcomes: list[dict[str, Any]] = []
-    url: str | None = f"/fhir/Patient/{patient}/$everything"
     pages = 0
-    while url is not None:
-        page = client.get(url, headers=headers)
+    for status, bundle in everything_pages(client, headers, patient):
         pages += 1
-        bundle = page.json()
-        if page.status_code != 200:
-            out["everything"] = {"status": page.status_code, "body": _canonical(bundle)}
+        if status != 200:
+            out["everything"] = {"status": status, "body": _canonical(bundle)}
             return out
         for entry in bundle.get("entry", []):
             resource = entry["resource"]
@@ -257,16 +254,30 @@ def _ask(scenario: Scenario, platform: Any) -> dict[str, Any]:
                 outcomes.append(_canonical(resource, keep_id=False))
             else:
                 entries.append(_canonical(resource))
-        url = next(
-            (link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None
-        )
-        if url is not None:
-            url = url.removeprefix(BASE_URL)
     entries.sort(key=lambda r: (r["resourceType"], r.get("id", ""), orjson.dumps(r)))
     out["everything"] = {"status": 200, "pages": pages, "resources": entries, "outcomes": outcomes}
     # The member identifier the match minted is new each run: named, not compared.
     minted = umb.split("|", 1)[1]
     return dict(orjson.loads(orjson.dumps(out).decode().replace(minted, "<minted-member-id>")))
+
+
+def everything_pages(
+    client: Any, headers: dict[str, str], patient: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each page of the member's ``$everything`` (status, Bundle), ``next`` followed;
+    a page that is not 200 ends it."""
+    url: str | None = f"/fhir/Patient/{patient}/$everything"
+    while url is not None:
+        page = client.get(url, headers=headers)
+        bundle = page.json()
+        yield page.status_code, bundle
+        if page.status_code != 200:
+            return
+        url = next(
+            (link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None
+        )
+        if url is not None:
+            url = url.removeprefix(BASE_URL)
 
 
 def _register(platform: Any) -> str:

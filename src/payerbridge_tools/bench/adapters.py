@@ -124,21 +124,14 @@ def run_live_benchmark(pairs: int = 15, members: int = 10) -> LiveRun:
 
 
 def _everything_count(client: Any, headers: dict[str, str], patient: str) -> int:
-    count = 0
-    url: str | None = f"/fhir/Patient/{patient}/$everything"
-    while url is not None:
-        bundle = client.get(url, headers=headers).json()
-        count += sum(
-            1
-            for e in bundle.get("entry", [])
-            if e["resource"]["resourceType"] != "OperationOutcome"
-        )
-        url = next(
-            (link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None
-        )
-        if url is not None:
-            url = "/" + url.split("/", 3)[3]
-    return count
+    from payerbridge_tools.golden import everything_pages
+
+    return sum(
+        1
+        for _, bundle in everything_pages(client, headers, patient)
+        for e in bundle.get("entry", [])
+        if e["resource"]["resourceType"] != "OperationOutcome"
+    )
 
 
 def report_markdown(x12: list[X12Run], live: LiveRun | None, *, machine: str) -> str:
