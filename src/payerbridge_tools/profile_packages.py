@@ -27,21 +27,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from payerbridge.fhir.profile_packages import SHIPPED_PACKAGES
+
 __all__ = ["PACKAGES", "extract", "main"]
 
-# The packages the product ships, by file name: US Core 3.1.1 and 6.1.0 (and 7.0.0, which
-# CARIN BB 2.2.0 and PDex 2.2 build on), CARIN BB 2.0.0 and 2.2.0 (its non-financial Basis
-# EOB profiles), PDex 2.0.0, 2.1.0 and 2.2.0.
-PACKAGES = (
-    "us-core-3.1.1",
-    "us-core-6.1.0",
-    "us-core-7.0.0",
-    "carin-bb-2.0.0",
-    "carin-bb-2.2.0",
-    "davinci-pdex-2.0.0",
-    "davinci-pdex-2.1.0",
-    "davinci-pdex-2.2.0",
-)
+# The packages the product ships, by file name, in the order it reads them: US Core
+# 3.1.1 and 6.1.0 (and 7.0.0, which CARIN BB 2.2.0 and PDex 2.2 build on), CARIN BB
+# 2.0.0 and 2.2.0 (its non-financial Basis EOB profiles), PDex 2.0.0, 2.1.0 and 2.2.0.
+PACKAGES = SHIPPED_PACKAGES
 
 PRODUCT_DIR = Path(__file__).resolve().parents[1] / "payerbridge" / "fhir" / "packages"
 

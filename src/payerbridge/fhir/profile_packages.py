@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["Package", "shipped_packages"]
+__all__ = ["Package", "SHIPPED_PACKAGES", "shipped_packages"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Package:
 
 
 # The order they are read in: a canonical that several hold is taken from the later one.
-_FILES = (
+SHIPPED_PACKAGES = (
     "us-core-3.1.1",
     "us-core-6.1.0",
     "us-core-7.0.0",
@@ -47,10 +47,10 @@ _FILES = (
 
 @cache
 def shipped_packages() -> tuple[Package, ...]:
-    """The packages shipped with the product, in ``_FILES`` order (read once)."""
+    """The packages shipped with the product, in ``SHIPPED_PACKAGES`` order (read once)."""
     folder = resources.files("payerbridge.fhir").joinpath("packages")
     packages = []
-    for name in _FILES:
+    for name in SHIPPED_PACKAGES:
         document = json.loads(gzip.decompress(folder.joinpath(f"{name}.json.gz").read_bytes()))
         packages.append(
             Package(

@@ -21,20 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from payerbridge_tools.bench.x12 import X12Run, run_x12_benchmark, write_837
+from payerbridge_tools.sandbox.quirks import SERVED_TYPES
 
 __all__ = ["LiveRun", "report_markdown", "run_live_benchmark", "run_x12_sizes"]
 
-LIVE_TYPES = [
-    "Patient",
-    "Coverage",
-    "Condition",
-    "Observation",
-    "MedicationRequest",
-    "Encounter",
-    "Procedure",
-    "Immunization",
-    "AllergyIntolerance",
-]
+# Every type the sandbox's FHIR server serves: the live source is asked for them all.
+LIVE_TYPES = list(SERVED_TYPES)
 
 
 def run_x12_sizes(sizes: list[int], on_run: Callable[[X12Run], None]) -> list[X12Run]:

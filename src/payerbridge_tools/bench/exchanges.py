@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from payerbridge.exchange.model import STOPPED_STATES
 from payerbridge.types import ClientId, PartnerId
 from payerbridge_tools.bench.machine import machine_lines
 
@@ -378,15 +379,8 @@ def _wait_completed(platform: Any, ids: list[str], timeout: float = 600) -> None
             time.sleep(0.002 if len(ids) == 1 else 0.05)
 
 
-_STOPPED = {
-    "completed",
-    "partial",
-    "conflict",
-    "failed",
-    "blocked",
-    "dead_lettered",
-    "manual_review",
-}
+# Where no workflow works on an exchange any more: its run is over.
+_STOPPED = {state.value for state in STOPPED_STATES}
 
 
 @dataclass

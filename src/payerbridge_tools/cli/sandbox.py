@@ -24,19 +24,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from payerbridge.exchange.model import STOPPED_STATES
+
 sandbox_app = typer.Typer(no_args_is_help=True, help="Synthetic payer network.")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-_TERMINAL = {
-    "completed",
-    "partial",
-    "conflict",
-    "failed",
-    "blocked",
-    "dead_lettered",
-    "manual_review",
-}
+_TERMINAL = {state.value for state in STOPPED_STATES}
 # After the FHIR partners: the X12/CSV partner, the FHIR-server partner and its server.
 SOURCE_PORTS = 3
 
