@@ -24,8 +24,9 @@ import orjson
 from payerbridge.audit.chain import GENESIS, detail_text, leaf_hash, link_events
 from payerbridge.audit.checkpoints import StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
-from payerbridge.backends.live import LiveAnswers
-from payerbridge.backends.ports import SourceGap
+from payerbridge.backends.live import AskedSource, LiveAnswers
+from payerbridge.backends.ports import RecordsQuery, SourceAnswer, SourceGap
+from payerbridge.backends.sources import LiveSourceSpec
 from payerbridge.bulk.model import BulkJob, JobStatus
 from payerbridge.bulk.ports import StoredGroup
 from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
@@ -1086,8 +1087,18 @@ class FakeLiveSources:
     def ask(
         self, member: MemberId, types: frozenset[str] | None, since: datetime | None
     ) -> LiveAnswers:
+        if member not in self.answers:
+            return LiveAnswers(member)  # no source holds the member: nothing asked
         self.asked.append((member, types))
-        return LiveAnswers(member)
+        spec = LiveSourceSpec(
+            id="clinical",
+            mode="live",
+            mapping="fhir-server-quirks@1.0.0",
+            base_url="https://fhir.plan.example",
+            types=["Condition"],
+        )
+        query = RecordsQuery("their-id", types, since)
+        return LiveAnswers(member, [AskedSource(spec, query, SourceAnswer())])
 
     def keep(self, unit: object, answers: LiveAnswers) -> list[SourceGap]:
         resources, gaps = self.answers[answers.member]

@@ -116,10 +116,9 @@ def open_everything(command: EverythingCommand, unit: UnitOfWork, ports: PagingP
 def ask_live_sources(asked: FirstPage, ports: PagingPorts) -> LiveAnswers | None:
     """The member's records asked of the live sources that hold them, for the types the
     first page was asked for, once its consent permits: outside any unit of work, since
-    the calls may take a source's whole budget."""
-    if not ports.live.holds(asked.member):
-        return None
-    return ports.live.ask(asked.member, asked.query.types, asked.query.since)
+    the calls may take a source's whole budget. None when no live source holds them."""
+    answers = ports.live.ask(asked.member, asked.query.types, asked.query.since)
+    return answers if answers.asked else None
 
 
 def first_everything_page(
