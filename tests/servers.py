@@ -229,6 +229,18 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def logged(self, since: int, *needles: str, lines: int = 1, timeout: float = 10.0) -> str:
+        """The log written after offset ``since``, once it holds ``lines`` lines with every
+        needle. A request's line is written after its answer is sent, so a test reading
+        the log as soon as it has the answer can come before the line does."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()[since:]
+            found = [line for line in log.splitlines() if all(n in line for n in needles)]
+            if len(found) >= lines or time.monotonic() > deadline:
+                return log
+            time.sleep(0.05)
+
     def begin_stop(self) -> None:
         """Ask the server to stop (SIGTERM, once: a second one makes uvicorn skip its
         shutdown), without waiting: several servers stop side by side."""

@@ -230,7 +230,7 @@ def test_request_id_is_echoed_or_generated(payer: ServerProcess) -> None:
         generated = client.get("/healthz", headers={"X-Request-ID": "bad id <script>"})
         assert generated.headers["x-request-id"] != "bad id"
         assert len(generated.headers["x-request-id"]) == 36
-    assert '"request_id":"abc-123"' in payer.log()[start:]
+    assert '"request_id":"abc-123"' in payer.logged(start, '"request_id":"abc-123"')
 
 
 def test_member_match_outcomes_are_422_with_hrex_codes(payer: ServerProcess) -> None:

@@ -803,7 +803,9 @@ def test_a_partners_announced_rate_limit_spaces_every_call_to_it(
     calls = [
         datetime.fromisoformat(line["ts"].replace("Z", "+00:00"))
         - timedelta(milliseconds=line["duration_ms"])
-        for line in map(orjson.loads, old.log()[logged_before:].splitlines())
+        for line in map(
+            orjson.loads, old.logged(logged_before, "$everything", lines=2).splitlines()
+        )
         if line.get("msg") == "request" and _exchange_call(line)
     ]
     assert len(calls) == 4, calls
