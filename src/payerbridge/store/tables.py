@@ -500,8 +500,20 @@ identity_reviews = Table(
     Column("reviewer", String(200), nullable=True),
     Column("reason", Text, nullable=True),
     Column("decided_at", UtcDateTime(), nullable=True),
+    # Each change (a decision, a reopening) adds one: a change is written only on the
+    # version its changer read (a conditional UPDATE), so a stale page changes nothing.
+    Column("version", Integer, nullable=False, server_default="1"),
+    # The queue's order: risk in [0, 1] and when the case is due (identity.review_queue).
+    Column("risk", Float(precision=53), nullable=False, server_default="0"),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("policy", String(64), nullable=True),  # the match policy's name
+    Column("opened_because", String(500), nullable=True),  # the decision's review_reason
+    # The request as matching read it (a StandardRecord's JSON): demographics, kept for
+    # the case's reviewer, as identity_member_records keeps the members'.
+    Column("request_record", Text, nullable=True),
     Index("ix_identity_reviews_status", "status", "opened_at"),
     Index("ix_identity_reviews_request", "client_id", "request_key"),
+    Index("ix_identity_reviews_queue", "status", "due_at", "id"),
 )
 
 # The identity graph: our member and the identifiers others know them by (UMBs we
