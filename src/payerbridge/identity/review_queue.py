@@ -64,6 +64,7 @@ MIN_WAIT = timedelta(hours=2)
 RIVAL_SPAN = 10.0
 _RELATIVES, _RIVALS, _UNCERTAINTY = 0.4, 0.3, 0.3
 _RISK_DECIMALS = 3
+_WEIGHT_DECIMALS = 3  # as ``Evidence`` stores weights
 _POLICIES = {policy.name: policy for policy in (SINGLE_EXCHANGE, BULK)}
 _HOUSEHOLD_GUARDS = RELATIVE_GUARDS | {SSN_MISMATCH}
 _MS = timedelta(milliseconds=1)
@@ -90,10 +91,11 @@ def signals_of(evidence: Evidence, proposed: Sequence[str]) -> CaseSignals:
     """The signals of a ``review`` decision's evidence; ``proposed``: the case's candidates."""
     named = [c for c in evidence.candidates if c.member_id in proposed]
     best = named[0] if named else (evidence.candidates[0] if evidence.candidates else None)
-    others = [c.match_weight for c in evidence.candidates if c is not best]
+    # Rounded as evidence is stored: a case ranked from its stored evidence ranks alike.
+    others = [round(c.match_weight, _WEIGHT_DECIMALS) for c in evidence.candidates if c is not best]
     return CaseSignals(
         policy_version=evidence.policy_version,
-        best_weight=None if best is None else best.match_weight,
+        best_weight=None if best is None else round(best.match_weight, _WEIGHT_DECIMALS),
         runner_up_weight=max(others, default=None),
         guards=() if best is None else best.guard_violations,
         household_evidence=best is not None and bool(best.household_evidence),

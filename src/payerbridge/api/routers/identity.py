@@ -192,11 +192,11 @@ def version_sent(if_match: str | None, version: int | None) -> int:
         )
     chosen = from_header if from_header is not None else version
     if chosen is None:
-        raise PreconditionRequired(
+        text = (
             "say which version of the case the change was made on: If-Match with the ETag "
-            "of GET /identity/reviews/{id}, or version in the body",
-            issues=[Issue("If-Match or version is required", "If-Match", "required")],
+            "of GET /identity/reviews/{id}, or version in the body"
         )
+        raise PreconditionRequired(text, issues=[Issue(text, "If-Match", "required")])
     return chosen
 
 
