@@ -64,6 +64,8 @@ __all__ = [
     "quarantined_resources",
     "onboarding_members",
     "onboardings",
+    "operator_sessions",
+    "operators",
     "partner_breakers",
     "partners",
     "webhook_deliveries",
@@ -780,3 +782,7 @@ quarantined_resources = Table(
     Column("body", Text, nullable=False),
     Index("ix_quarantined_resources_source", "source_id", "seq"),
 )
+
+
+# The console's accounts and sessions, defined beside (ADR 0035) on the same metadata.
+from payerbridge.store.operator_tables import operator_sessions, operators  # noqa: E402
