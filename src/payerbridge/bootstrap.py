@@ -42,6 +42,7 @@ from payerbridge.exchange.ports import (
     PartnerClient,
     Transactions,
 )
+from payerbridge.exchange.search import ExchangeSearch
 from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
@@ -93,6 +94,7 @@ from payerbridge.store.engines import (
     create_workflow_engine,
     migrate,
 )
+from payerbridge.store.exchange_search import SqlExchangeSearch
 from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
@@ -169,6 +171,7 @@ class Platform:
     snapshots: DisclosureSnapshots  # paged $everything decisions
     partners: PartnerRegistry
     exchanges: ExchangeLedger
+    exchange_search: ExchangeSearch  # GET /exchanges and the console's search
     breakers: BreakerBoard
     transactions: Transactions
     audit: AuditLog
@@ -456,6 +459,7 @@ def build_platform(
         snapshots=SqlDisclosureSnapshots(engine, reader=reader),
         partners=stores.partners,
         exchanges=stores.exchanges,
+        exchange_search=SqlExchangeSearch(reader),
         breakers=stores.breakers,
         transactions=transactions,
         audit=stores.audit,

@@ -284,8 +284,18 @@ exchanges = Table(
     Column("data_path", Text, nullable=True),
     # Whom its data is held for (the client's member, hashed: ``exchange.reconcile``).
     Column("member_key", String(64), nullable=True),
+    # The request that submitted it (X-Request-ID): what a search by request finds.
+    Column("request_id", String(128), nullable=True),
     Index("ix_exchanges_state", "state", "created_at"),
-    Index("ix_exchanges_member_key", "member_key"),
+    # Searches page newest first by (created_at, id): each filter leads an index in that
+    # order (migration 0032), so a page is an index range at any depth.
+    Index("ix_exchanges_created", "created_at", "id"),
+    Index("ix_exchanges_updated", "updated_at"),
+    Index("ix_exchanges_client_created", "client_id", "created_at", "id"),
+    Index("ix_exchanges_partner_created", "partner_id", "created_at", "id"),
+    Index("ix_exchanges_member_created", "member_key", "created_at", "id"),
+    Index("ix_exchanges_reason_created", "error_code", "created_at", "id"),
+    Index("ix_exchanges_request", "request_id"),
     Index("ix_exchanges_consent", "consent_id"),
     Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),
 )
@@ -401,6 +411,8 @@ audit_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("chain_hash", String(64), nullable=False),
     Index("ix_audit_events_entity", "entity_type", "entity_id"),
+    # A partner's proofs are of the events its requests caused (migration 0032).
+    Index("ix_audit_events_request", "request_id"),
     UniqueConstraint("seq"),
 )
 
