@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import random
 import secrets
 import uuid
@@ -50,6 +49,7 @@ from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.net.transport import GuardedTransport
 from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.oversight.ports import Oversight
 from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
@@ -99,9 +99,11 @@ from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_files, refresh_statistics
+from payerbridge.store.key_files import write_private_file
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.operators import SqlOperatorAccounts
+from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
@@ -195,6 +197,7 @@ class Platform:
     live: LiveSources  # the plan's backends asked at request time
     profiles: ProfileChecker  # the shipped profiles every produced resource must meet
     quarantine: Quarantine  # what failed them, held for operators (ADR 0030)
+    oversight: Oversight  # the console's dashboard, jobs and partners' recent exchanges
     operators: OperatorPorts  # the console's accounts and sessions (ADR 0035)
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
@@ -328,22 +331,13 @@ def verify_audit_chain(
 
 
 def identity_secret(settings: Settings) -> bytes:
-    """The identity hashing key: configured, else kept in the data dir (created once)."""
+    """The identity hashing key: configured, else kept in the data dir (created once; of
+    two processes starting at once, one key wins and neither reads a half-written file)."""
     if settings.identity_secret is not None:
         return settings.identity_secret.get_secret_value().encode()
     path = settings.data_dir / "identity.key"
     if not path.exists():
-        # Written aside and linked into place: of two processes starting at once, one
-        # key wins and neither reads a half-written file.
-        draft = path.with_name(f".identity.key.{os.getpid()}")
-        draft.write_text(secrets.token_hex(32))
-        draft.chmod(0o600)
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
+        write_private_file(path, secrets.token_hex(32).encode())
     return path.read_bytes().strip()
 
 
@@ -483,6 +477,7 @@ def build_platform(
         onboarding=_onboarding_ports(settings, stores, client),
         **_sources(settings, sources, stores, identity),
         operators=_operator_ports(settings, stores, allowances),
+        oversight=SqlOversight(engine, reader=reader),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,

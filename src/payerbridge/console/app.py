@@ -16,7 +16,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform
-from payerbridge.console import login, overview
+from payerbridge.console import (
+    audit,
+    consents,
+    exchanges,
+    interventions,
+    jobs,
+    login,
+    overview,
+    partners,
+)
 from payerbridge.console.pages import HERE, SECURITY_HEADERS, plain_page, render
 from payerbridge.errors import Forbidden, PayerBridgeError
 from payerbridge.fhir.outcome import rendering_for
@@ -59,6 +68,12 @@ def build_console(platform: Platform) -> FastAPI:
     console.state.platform = platform
     console.include_router(login.router)
     console.include_router(overview.router)
+    console.include_router(exchanges.router)
+    console.include_router(interventions.router)
+    console.include_router(partners.router)
+    console.include_router(jobs.router)
+    console.include_router(consents.router)
+    console.include_router(audit.router)
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_error_pages(console)
     console.add_middleware(SecurityHeaders, tls=platform.settings.base_url.startswith("https"))

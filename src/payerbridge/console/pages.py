@@ -135,12 +135,13 @@ class Page:
     def last(self) -> int:
         return min(self.offset + self.count, self.total)
 
-    def links(self, query: Mapping[str, Any]) -> dict[str, str | None]:
-        """The previous and next pages' query strings, with the list's other filters."""
-        kept = {k: v for k, v in query.items() if k != "offset" and v not in (None, "")}
+    def links(self, query: Mapping[str, Any], param: str = "offset") -> dict[str, str | None]:
+        """The previous and next pages' query strings, with the list's other filters
+        (``param``: the page's offset parameter)."""
+        kept = {k: v for k, v in query.items() if k != param and v not in (None, "")}
 
         def at(offset: int) -> str:
-            return "?" + urlencode({**kept, "offset": offset})
+            return "?" + urlencode({**kept, param: offset})
 
         previous = at(max(0, self.offset - self.count)) if self.offset > 0 else None
         following = at(self.offset + self.count) if self.offset + self.count < self.total else None

@@ -495,6 +495,7 @@ identity_decisions = Table(
     Column("decided_at", UtcDateTime(), nullable=False),
     Column("evidence", Text, nullable=False),
     Index("ix_identity_decisions_request", "client_id", "request_key", "decided_at"),
+    Index("ix_identity_decisions_decided", "decided_at", "outcome"),  # the dashboard's
 )
 
 # The manual review queue: one case per ``review`` decision.

@@ -1,7 +1,8 @@
-"""operators and operator_sessions: the console's accounts and sessions (ADR 0035)
+"""operators and operator_sessions: the console's accounts and sessions; decisions indexed
+by when they were made, for the dashboard's match outcomes (ADR 0035)
 
 Revision ID: 0033
-Revises: 0029
+Revises: 0032
 Create Date: 2026-12-01 10:00:00.000000
 """
 
@@ -11,7 +12,7 @@ from alembic import op
 from payerbridge.store.tables import UtcDateTime
 
 revision = "0033"
-down_revision = "0029"
+down_revision = "0032"
 branch_labels = None
 depends_on = None
 
@@ -41,6 +42,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_identity_decisions_decided", table_name="identity_decisions")
     op.drop_index("ix_operator_sessions_operator", table_name="operator_sessions")
     op.drop_table("operator_sessions")
     op.drop_table("operators")
