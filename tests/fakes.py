@@ -257,6 +257,8 @@ class InMemoryExchangeStore:
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
         consent_id: str | None = None,
+        request_id: str | None = None,
+        member_key: str | None = None,
     ) -> None:
         if idempotency_key is not None:
             if (client_id, idempotency_key) in self._keys:
@@ -285,6 +287,8 @@ class InMemoryExchangeStore:
             deadline_at=deadline_at,
             replay_count=0,
             consent_id=consent_id,
+            member_key=member_key,
+            request_id=request_id,
         )
         self.records[exchange_id] = record
         steps = [(None, Move(ExchangeState.SUBMITTED))]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import secrets
 import uuid
@@ -30,7 +28,6 @@ from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources, load_sources, sources_path
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
 from payerbridge.config import Settings
-from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
 from payerbridge.consent.model import Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
@@ -44,6 +41,7 @@ from payerbridge.exchange.ports import (
     PartnerClient,
     Transactions,
 )
+from payerbridge.exchange.search import ExchangeSearch
 from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
@@ -51,16 +49,25 @@ from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.net.transport import GuardedTransport
 from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.oversight.ports import Oversight
 from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
-from payerbridge.policies import egress_policy, rate_policy, response_caps, retry_policy
+from payerbridge.policies import (
+    egress_policy,
+    rate_policy,
+    response_caps,
+    retry_policy,
+    segmentation_policy,
+    session_policy,
+)
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import RegisteredClient
+from payerbridge.security.operator_accounts import LOGIN_RATES, OperatorPorts
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
 from payerbridge.security.tokens import TokenVerifier, public_jwk
@@ -87,12 +94,16 @@ from payerbridge.store.engines import (
     create_workflow_engine,
     migrate,
 )
+from payerbridge.store.exchange_search import SqlExchangeSearch
 from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_files, refresh_statistics
+from payerbridge.store.key_files import write_private_file
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
+from payerbridge.store.operators import SqlOperatorAccounts
+from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
@@ -162,6 +173,7 @@ class Platform:
     snapshots: DisclosureSnapshots  # paged $everything decisions
     partners: PartnerRegistry
     exchanges: ExchangeLedger
+    exchange_search: ExchangeSearch  # GET /exchanges and the console's search
     breakers: BreakerBoard
     transactions: Transactions
     audit: AuditLog
@@ -185,6 +197,8 @@ class Platform:
     live: LiveSources  # the plan's backends asked at request time
     profiles: ProfileChecker  # the shipped profiles every produced resource must meet
     quarantine: Quarantine  # what failed them, held for operators (ADR 0030)
+    oversight: Oversight  # the console's dashboard, jobs and partners' recent exchanges
+    operators: OperatorPorts  # the console's accounts and sessions (ADR 0035)
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -317,22 +331,13 @@ def verify_audit_chain(
 
 
 def identity_secret(settings: Settings) -> bytes:
-    """The identity hashing key: configured, else kept in the data dir (created once)."""
+    """The identity hashing key: configured, else kept in the data dir (created once; of
+    two processes starting at once, one key wins and neither reads a half-written file)."""
     if settings.identity_secret is not None:
         return settings.identity_secret.get_secret_value().encode()
     path = settings.data_dir / "identity.key"
     if not path.exists():
-        # Written aside and linked into place: of two processes starting at once, one
-        # key wins and neither reads a half-written file.
-        draft = path.with_name(f".identity.key.{os.getpid()}")
-        draft.write_text(secrets.token_hex(32))
-        draft.chmod(0o600)
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
+        write_private_file(path, secrets.token_hex(32).encode())
     return path.read_bytes().strip()
 
 
@@ -395,22 +400,6 @@ def _our_udap_client(settings: Settings, identity: ServerIdentity | None) -> Our
     return OurUdapClient(identity, uri, Organization(settings.org_name, settings.org_npi))
 
 
-def segmentation_policy(settings: Settings) -> SegmentationPolicy:
-    """What a regular consent withholds here: the shipped code sets and the operator's
-    additions (PAYERBRIDGE_SENSITIVE_CODE_SETS)."""
-    path = settings.sensitive_code_sets
-    if path is None:
-        return SegmentationPolicy()
-    try:
-        document = json.loads(path.read_text())
-        return SegmentationPolicy(code_sets=extended(SHIPPED_CODE_SETS, document))
-    except (OSError, ValueError, CodeSetError) as exc:  # JSONDecodeError is a ValueError
-        raise InvalidInput(
-            f"PAYERBRIDGE_SENSITIVE_CODE_SETS ({path}) cannot be used: {exc}",
-            issues=[Issue(str(exc), "sensitive_code_sets")],
-        ) from exc
-
-
 def build_platform(
     settings: Settings,
     *,
@@ -444,6 +433,7 @@ def build_platform(
         timeout_seconds=settings.partner_timeout_seconds, policy=egress, limit=caps.document
     )
     member_consent = _member_consent(settings, stores, segmentation)
+    allowances = SqlAllowances(engine)
     tokens = token_service(settings, clients, transactions, key_sets, member_consent, trust)
     discovery = HttpxPartnerDiscovery(
         policy=egress,
@@ -463,6 +453,7 @@ def build_platform(
         snapshots=SqlDisclosureSnapshots(engine, reader=reader),
         partners=stores.partners,
         exchanges=stores.exchanges,
+        exchange_search=SqlExchangeSearch(reader),
         breakers=stores.breakers,
         transactions=transactions,
         audit=stores.audit,
@@ -475,7 +466,7 @@ def build_platform(
         verifier=TokenVerifier(
             tokens.keys, issuer=settings.base_url, audience=tokens.policy.audience
         ),
-        limiter=RateLimiter(rate_policy(settings), SqlAllowances(engine)),
+        limiter=RateLimiter(rate_policy(settings), allowances),
         discovery=discovery,
         udap_identity=udap_identity,
         identity=identity,
@@ -485,6 +476,8 @@ def build_platform(
         bulk=_bulk_ports(settings, stores, identity, segmentation),
         onboarding=_onboarding_ports(settings, stores, client),
         **_sources(settings, sources, stores, identity),
+        operators=_operator_ports(settings, stores, allowances),
+        oversight=SqlOversight(engine, reader=reader),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,
@@ -591,6 +584,15 @@ def _exchange_ports(settings: Settings, stores: _Stores, client: PartnerClient) 
         retry_policy=retry_policy(settings),
         consent_zone=ZoneInfo(settings.consent_time_zone),
     )
+
+
+def _operator_ports(
+    settings: Settings, stores: _Stores, allowances: SqlAllowances
+) -> OperatorPorts:
+    """The console's accounts and sessions, sign-ins throttled (ADR 0035)."""
+    accounts = SqlOperatorAccounts(stores.engine, reader=stores.reader)
+    logins = RateLimiter(LOGIN_RATES, allowances)
+    return OperatorPorts(accounts, stores.transactions, logins, session_policy(settings), utcnow)
 
 
 def _member_consent(

@@ -270,7 +270,8 @@ def test_a_client_sees_and_touches_only_its_own_exchanges_and_consents(
                   "base_url": "http://127.0.0.1:9/fhir"},
         )  # fmt: skip
         assert created.status_code == 201, created.text
-    a = payer.client_with(payer.register_client(own("plan-a"), scope=EXCHANGES_SCOPE))
+    a_client_id = own("plan-a")
+    a = payer.client_with(payer.register_client(a_client_id, scope=EXCHANGES_SCOPE))
     b = payer.client_with(payer.register_client(own("plan-b"), scope=EXCHANGES_SCOPE))
     with a, b:
         submitted = a.post("/exchanges", json=an_exchange_request(old_plan), headers=new_key())
@@ -281,6 +282,16 @@ def test_a_client_sees_and_touches_only_its_own_exchanges_and_consents(
         assert b.get(f"/exchanges/{exchange['id']}").status_code == 404
         assert b.get("/exchanges").json()["total"] == 0
         assert a.get("/exchanges").json()["total"] == 1
+        # Searched by our member id and the submitting request: A's own, never B's.
+        request_id = submitted.headers["X-Request-ID"]
+        for params in ({"member": "N1"}, {"request_id": request_id}, {"partner": old_plan}):
+            assert [e["id"] for e in a.get("/exchanges", params=params).json()["items"]] == [
+                exchange["id"]
+            ]
+            assert b.get("/exchanges", params=params).json()["items"] == []
+        refused_search = b.get("/exchanges", params={"client": a_client_id})
+        assert refused_search.status_code == 403, refused_search.text
+        assert refused_search.json()["resourceType"] == "OperationOutcome"
         assert b.get(f"/consents/{consent_id}").status_code == 404
         assert b.post(f"/consents/{consent_id}/$revoke").status_code == 404
         assert b.post(f"/exchanges/{exchange['id']}/$replay").status_code == 403
@@ -299,6 +310,8 @@ def test_a_client_sees_and_touches_only_its_own_exchanges_and_consents(
         assert [e["id"] for e in everyone["items"] if e["old_payer"] == old_plan] == [
             exchange["id"]
         ]
+        found = operator.get("/exchanges", params={"member": "N1", "client": a_client_id})
+        assert [e["id"] for e in found.json()["items"]] == [exchange["id"]]
 
 
 def test_nobody_but_an_operator_can_repoint_a_partner(payer: ServerProcess) -> None:

@@ -30,6 +30,7 @@ from payerbridge.api.routers import (
     webhooks,
 )
 from payerbridge.bootstrap import Platform, launch_workflows, shutdown_workflows
+from payerbridge.console import install_console
 
 __all__ = ["COMMON_RESPONSES", "create_app"]
 
@@ -92,6 +93,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(quarantine.router)
     app.include_router(sources.router)
+    install_console(app, platform)  # the operator console's pages at /console (ADR 0035)
 
     @app.get("/openapi.json", tags=["operators"], include_in_schema=False)
     def openapi(_operator: OperatorDep) -> dict[str, Any]:

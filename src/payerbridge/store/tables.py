@@ -64,6 +64,8 @@ __all__ = [
     "quarantined_resources",
     "onboarding_members",
     "onboardings",
+    "operator_sessions",
+    "operators",
     "partner_breakers",
     "partners",
     "webhook_deliveries",
@@ -282,8 +284,18 @@ exchanges = Table(
     Column("data_path", Text, nullable=True),
     # Whom its data is held for (the client's member, hashed: ``exchange.reconcile``).
     Column("member_key", String(64), nullable=True),
+    # The request that submitted it (X-Request-ID): what a search by request finds.
+    Column("request_id", String(128), nullable=True),
     Index("ix_exchanges_state", "state", "created_at"),
-    Index("ix_exchanges_member_key", "member_key"),
+    # Searches page newest first by (created_at, id): each filter leads an index in that
+    # order (migration 0032), so a page is an index range at any depth.
+    Index("ix_exchanges_created", "created_at", "id"),
+    Index("ix_exchanges_updated", "updated_at"),
+    Index("ix_exchanges_client_created", "client_id", "created_at", "id"),
+    Index("ix_exchanges_partner_created", "partner_id", "created_at", "id"),
+    Index("ix_exchanges_member_created", "member_key", "created_at", "id"),
+    Index("ix_exchanges_reason_created", "error_code", "created_at", "id"),
+    Index("ix_exchanges_request", "request_id"),
     Index("ix_exchanges_consent", "consent_id"),
     Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),
 )
@@ -399,6 +411,8 @@ audit_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("chain_hash", String(64), nullable=False),
     Index("ix_audit_events_entity", "entity_type", "entity_id"),
+    # A partner's proofs are of the events its requests caused (migration 0032).
+    Index("ix_audit_events_request", "request_id"),
     UniqueConstraint("seq"),
 )
 
@@ -481,6 +495,7 @@ identity_decisions = Table(
     Column("decided_at", UtcDateTime(), nullable=False),
     Column("evidence", Text, nullable=False),
     Index("ix_identity_decisions_request", "client_id", "request_key", "decided_at"),
+    Index("ix_identity_decisions_decided", "decided_at", "outcome"),  # the dashboard's
 )
 
 # The manual review queue: one case per ``review`` decision.
@@ -792,3 +807,7 @@ quarantined_resources = Table(
     Column("body", Text, nullable=False),
     Index("ix_quarantined_resources_source", "source_id", "seq"),
 )
+
+
+# The console's accounts and sessions, defined beside (ADR 0035) on the same metadata.
+from payerbridge.store.operator_tables import operator_sessions, operators  # noqa: E402
