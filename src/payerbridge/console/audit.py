@@ -14,6 +14,8 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, verify_audit_chain
 from payerbridge.console.auth import AuditorDep, FormDep, PlatformDep
 from payerbridge.console.pages import render
+from payerbridge.errors import PayerBridgeError
+from payerbridge.fhir.outcome import rendering_for
 from payerbridge.logging import current_request_id
 from payerbridge.security.operator_accounts import SignedIn
 
@@ -34,6 +36,23 @@ def audit_page(
     entity_type: EntityPart = None,
     entity_id: EntityPart = None,
 ) -> Response:
+    notice = None
+    if request.query_params.get("done") == "verified":
+        notice = "the chain was verified: see the result below"
+    return _audit_view(request, platform, found, entity_type, entity_id, notice=notice)
+
+
+def _audit_view(
+    request: Request,
+    platform: Platform,
+    found: SignedIn,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     head_seq, head_hash = platform.audit_chain.head()
     last = platform.audit_chain.last_checkpoint()
     trail: list[dict[str, Any]] | None = None
@@ -48,16 +67,21 @@ def audit_page(
         "entity_type": entity_type or "",
         "entity_id": entity_id or "",
         "trail": trail,
-        "notice": "the chain was verified: see the result below"
-        if request.query_params.get("done") == "verified"
-        else None,
+        "notice": notice,
+        "error": error,
     }
-    return render(request, found, "audit.html", context, active="audit")
+    return render(request, found, "audit.html", context, status_code=status_code, active="audit")
 
 
 @router.post("/audit/verify")
-def verify(platform: PlatformDep, found: AuditorDep, _form: FormDep) -> Response:
-    _record_verification(platform, found)
+def verify(request: Request, platform: PlatformDep, found: AuditorDep, _form: FormDep) -> Response:
+    try:
+        _record_verification(platform, found)
+    except PayerBridgeError as exc:  # no key or checkpoint file to verify against yet
+        text = f"the chain cannot be verified now: {exc.text}"
+        return _audit_view(
+            request, platform, found, error=text, status_code=rendering_for(exc).status
+        )
     return RedirectResponse("/console/audit?done=verified", status_code=303)
 
 
