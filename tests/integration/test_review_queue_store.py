@@ -46,7 +46,7 @@ def test_cases_opened_before_the_queue_was_ranked_are_ranked_from_their_evidence
     )
     try:
         with engine.begin() as connection:
-            command.upgrade(_alembic(connection), "0029")
+            command.upgrade(_alembic(connection), "0033")
             connection.execute(
                 text(
                     "INSERT INTO identity_decisions (id, outcome, client_id, request_key, "
@@ -86,7 +86,7 @@ def test_cases_opened_before_the_queue_was_ranked_are_ranked_from_their_evidence
         assert row.request_record is None  # not kept before: the view shows the member alone
 
         with engine.begin() as connection:
-            command.downgrade(_alembic(connection), "0029")
+            command.downgrade(_alembic(connection), "0033")
         with engine.connect() as connection:
             columns = {c["name"] for c in inspect(connection).get_columns("identity_reviews")}
         assert not {"version", "risk", "due_at", "request_record"} & columns

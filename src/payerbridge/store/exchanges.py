@@ -597,7 +597,7 @@ class SqlExchangeStore:
                 .limit(limit)
                 .offset(offset)
             ).all()
-        return int(total), [_record(row) for row in rows]
+        return int(total), [exchange_record(row) for row in rows]
 
     def counts_by_state(self) -> dict[str, int]:
         with self._reader.connect() as connection:

@@ -5,7 +5,7 @@ Cases opened before this revision are ranked from their decision's evidence, as 
 are when they open (``identity.review_queue``); their request was not kept.
 
 Revision ID: 0034
-Revises: 0029
+Revises: 0033
 Create Date: 2026-11-27 10:00:00.000000
 """
 
@@ -17,7 +17,7 @@ from payerbridge.identity.review_queue import priority_of, review_risk, signals_
 from payerbridge.store.tables import UtcDateTime
 
 revision = "0034"
-down_revision = "0029"
+down_revision = "0033"
 branch_labels = None
 depends_on = None
 
