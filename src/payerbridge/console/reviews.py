@@ -45,6 +45,7 @@ _PAGE = 50
 _STATUSES = ("open", "accepted", "rejected", "any")
 _AGES = {"": None, "1h": timedelta(hours=1), "4h": timedelta(hours=4), "1d": timedelta(days=1)}
 _CODE = re.compile(r"^[a-z_]{1,64}$")
+_QUEUE_PARAMETERS = frozenset({"status", "policy", "reason", "older", "page", "done", "case"})
 _NOTICES = {"accepted": "accepted", "rejected": "rejected", "reopened": "reopened"}
 
 
@@ -84,14 +85,14 @@ def _queue_query(params: dict[str, str], now: datetime) -> ReviewQuery:
 def queue_page(request: Request, platform: PlatformDep, found: ReviewerDep) -> Response:
     """The queue, in its order; ``j``/``k`` move through it, ``Enter`` opens a case."""
     params = {k: v[:400] for k, v in request.query_params.items()}
-    context: dict[str, Any] = {
-        "form": params,
-        "statuses": _STATUSES,
-        "ages": _AGES,
-        "now": utcnow(),
-    }
+    now = utcnow()
+    context: dict[str, Any] = {"form": params, "statuses": _STATUSES, "ages": _AGES, "now": now}
     try:
-        query = _queue_query(params, context["now"])
+        unknown = sorted(set(params) - _QUEUE_PARAMETERS)
+        if unknown:
+            text = f"this page has no filter {', '.join(unknown)[:100]}"
+            raise InvalidInput(text, issues=[Issue(text, unknown[0][:40], "value")])
+        query = _queue_query(params, now)
     except InvalidInput as exc:
         context.update(error=exc.text, cases=[], following=None)
         return render(request, found, "reviews.html", context, status_code=400, active="reviews")
