@@ -191,6 +191,12 @@ def _case_view(
     return render(request, found, "review.html", context, status_code=status_code, active="reviews")
 
 
+def _told(error: PayerBridgeError) -> str:
+    """The error as the page says it: its text, and what its issues add."""
+    more = [issue.text for issue in error.issues if issue.text != error.text]
+    return "; ".join([error.text, *more])
+
+
 def _field(form: FormData, name: str, limit: int) -> str:
     value = form.get(name)
     return value.strip()[:limit] if isinstance(value, str) else ""
@@ -224,7 +230,7 @@ def decide_case(
     except PayerBridgeError as exc:
         status = rendering_for(exc).status
         return _case_view(
-            request, platform, found, review_id, error=exc.text, sent=sent, status_code=status
+            request, platform, found, review_id, error=_told(exc), sent=sent, status_code=status
         )
     return RedirectResponse(
         f"/console/reviews/next?done={decided.status}&case={quote(decided.id)}", status_code=303
@@ -275,7 +281,7 @@ def reopen_case(
         )
     except PayerBridgeError as exc:
         status = rendering_for(exc).status
-        return _case_view(request, platform, found, review_id, error=exc.text, status_code=status)
+        return _case_view(request, platform, found, review_id, error=_told(exc), status_code=status)
     return RedirectResponse(f"/console/reviews/{review_id}?done=reopened", status_code=303)
 
 
