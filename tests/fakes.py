@@ -227,6 +227,11 @@ class InMemoryAuditChain:
     def last_checkpoint(self) -> StoredCheckpoint | None:
         return self.checkpoints[-1] if self.checkpoints else None
 
+    def about(self, entities: Sequence[tuple[str, str]]) -> list[StoredEvent]:
+        """The ``AuditReader`` port's events about ``entities``, in the chain's order."""
+        wanted = set(entities)
+        return [e for e in self._stored() if (e.entity_type, e.entity_id) in wanted]
+
     def save_checkpoints(self, unit: UnitOfWork, checkpoints: Sequence[StoredCheckpoint]) -> bool:
         self.checkpoints.extend(checkpoints)  # put back if the unit rolls back
         return True

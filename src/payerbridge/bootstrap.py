@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from payerbridge import __version__
 from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
-from payerbridge.audit.ports import AuditChain, AuditLog
+from payerbridge.audit.ports import AuditChain, AuditLog, AuditReader
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.backends.ingestion import hold_in
@@ -68,6 +68,7 @@ from payerbridge.security.tokens import TokenVerifier, public_jwk
 from payerbridge.security.udap import ServerIdentity
 from payerbridge.sources.adapters import live_adapters
 from payerbridge.store.audit import SqlAuditChain, SqlAuditTrail
+from payerbridge.store.audit_reads import SqlAuditReader
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.bulk import SqlBulkJobs
 from payerbridge.store.checkpoints import (
@@ -169,6 +170,7 @@ class Platform:
     transactions: Transactions
     audit: AuditLog
     audit_chain: AuditChain[UnitOfWork]
+    audit_reader: AuditReader  # timelines, AuditEvent, proofs (issue 53)
     idempotency: IdempotencyStore
     consents: ConsentStore
     clients: ClientDirectory
@@ -471,6 +473,7 @@ def build_platform(
         transactions=transactions,
         audit=stores.audit,
         audit_chain=SqlAuditChain(engine, reader=reader),
+        audit_reader=SqlAuditReader(reader),
         idempotency=SqlIdempotencyStore(),
         consents=stores.consents,
         clients=clients,

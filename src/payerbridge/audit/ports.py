@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
 
-__all__ = ["AuditChain", "AuditLog", "AuditTrail", "CheckpointSink", "Unit"]
+__all__ = ["AuditChain", "AuditLog", "AuditReader", "AuditTrail", "CheckpointSink", "Unit"]
 
 # The unit of work a port's writes take (``transactions.UnitOfWork``, above this room).
 Unit = TypeVar("Unit", contravariant=True)
@@ -22,6 +22,14 @@ class AuditTrail(Protocol):
     """An entity's audit events as stored, oldest first."""
 
     def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]: ...
+
+
+class AuditReader(Protocol):
+    """The stored events an auditor reads (``store/audit_reads.py``)."""
+
+    def about(self, entities: Sequence[tuple[str, str]]) -> list[StoredEvent]:
+        """The events about any of ``entities`` (type, id), in the chain's order."""
+        ...
 
 
 class AuditLog(AuditTrail, Protocol):
