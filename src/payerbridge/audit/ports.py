@@ -25,10 +25,29 @@ class AuditTrail(Protocol):
 
 
 class AuditReader(Protocol):
-    """The stored events an auditor reads (``store/audit_reads.py``)."""
+    """The stored events an auditor reads, and what proofs are built from
+    (``store/audit_reads.py``)."""
 
     def about(self, entities: Sequence[tuple[str, str]]) -> list[StoredEvent]:
         """The events about any of ``entities`` (type, id), in the chain's order."""
+        ...
+
+    def by_request(self, request_id: str, *, actor: str | None, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` events ``request_id`` caused (``actor``'s only, unless None)."""
+        ...
+
+    def event(self, seq: int) -> StoredEvent | None: ...
+
+    def checkpoint(self, seq: int | None = None) -> Checkpoint | None:
+        """The recorded checkpoint at ``seq``; None: the newest."""
+        ...
+
+    def leaves(self, start: int, end: int) -> list[str]:
+        """The leaf hashes of leaves ``[start, end)`` (leaf ``i`` is event ``i + 1``)."""
+        ...
+
+    def nodes(self, level: int, start: int, end: int) -> dict[int, str]:
+        """The kept subtree roots at ``level`` with index in ``[start, end)``."""
         ...
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
 
+from payerbridge.audit.checkpoints import Checkpoint
 from payerbridge.audit.model import StoredEvent
-from payerbridge.store.tables import audit_events
+from payerbridge.store.tables import audit_checkpoints, audit_events, audit_tree_nodes
 
 __all__ = ["SqlAuditReader"]
 
@@ -52,3 +53,50 @@ class SqlAuditReader:
         query = select(*_COLUMNS).where(or_(*matches)).order_by(_C.seq)
         with self._engine.connect() as connection:
             return _events(connection.execute(query).all())
+
+    def by_request(self, request_id: str, *, actor: str | None, limit: int) -> list[StoredEvent]:
+        query = select(*_COLUMNS).where(_C.request_id == request_id)  # ix_audit_events_request
+        if actor is not None:
+            query = query.where(_C.actor == actor)
+        with self._engine.connect() as connection:
+            return _events(connection.execute(query.order_by(_C.seq).limit(limit)).all())
+
+    def event(self, seq: int) -> StoredEvent | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(*_COLUMNS).where(_C.seq == seq)).first()
+        return _events([row])[0] if row is not None else None
+
+    def checkpoint(self, seq: int | None = None) -> Checkpoint | None:
+        table = audit_checkpoints.c
+        query = select(audit_checkpoints)
+        if seq is None:
+            query = query.order_by(table.seq.desc()).limit(1)
+        else:
+            query = query.where(table.seq == seq)
+        with self._engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            return None
+        return Checkpoint(
+            seq=row.seq,
+            chain_head=row.chain_head,
+            merkle_root=row.merkle_root,
+            at=row.at,
+            key_id=row.key_id,
+            signature=row.signature,
+        )
+
+    def leaves(self, start: int, end: int) -> list[str]:
+        query = (
+            select(_C.leaf_hash).where(_C.seq > start, _C.seq <= end).order_by(_C.seq)
+        )  # leaf i is event i + 1
+        with self._engine.connect() as connection:
+            return list(connection.execute(query).scalars())
+
+    def nodes(self, level: int, start: int, end: int) -> dict[int, str]:
+        table = audit_tree_nodes.c
+        query = select(table.idx, table.hash).where(
+            table.level == level, table.idx >= start, table.idx < end
+        )
+        with self._engine.connect() as connection:
+            return {int(row.idx): str(row.hash) for row in connection.execute(query)}
