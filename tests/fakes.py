@@ -24,6 +24,7 @@ import orjson
 from payerbridge.audit.chain import GENESIS, detail_text, leaf_hash, link_events
 from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
+from payerbridge.audit.search import AuditQuery
 from payerbridge.backends.live import AskedSource, LiveAnswers
 from payerbridge.backends.ports import RecordsQuery, SourceAnswer, SourceGap
 from payerbridge.backends.sources import LiveSourceSpec
@@ -240,6 +241,19 @@ class InMemoryAuditChain:
 
     def event(self, seq: int) -> StoredEvent | None:
         return next((e for e in self._stored() if e.seq == seq), None)
+
+    def search(self, query: AuditQuery) -> list[StoredEvent]:
+        found = [
+            e
+            for e in reversed(self._stored())
+            if (query.entity is None or (e.entity_type, e.entity_id) == query.entity)
+            and query.agent in (None, e.actor)
+            and query.action in (None, e.action)
+            and (query.before is None or e.seq < query.before)
+            and (query.start is None or e.at >= query.start)
+            and (query.end is None or e.at < query.end)
+        ]
+        return found[: query.count]
 
     def checkpoint(self, seq: int | None = None) -> Checkpoint | None:
         made = [s.checkpoint for s in self.checkpoints if seq in (None, s.checkpoint.seq)]

@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
+from payerbridge.audit.search import AuditQuery
 
 __all__ = ["AuditChain", "AuditLog", "AuditReader", "AuditTrail", "CheckpointSink", "Unit"]
 
@@ -37,6 +38,10 @@ class AuditReader(Protocol):
         ...
 
     def event(self, seq: int) -> StoredEvent | None: ...
+
+    def search(self, query: AuditQuery) -> list[StoredEvent]:
+        """Up to ``query.count`` events, newest first, before ``query.before``."""
+        ...
 
     def checkpoint(self, seq: int | None = None) -> Checkpoint | None:
         """The recorded checkpoint at ``seq``; None: the newest."""

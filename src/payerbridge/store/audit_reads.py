@@ -11,6 +11,7 @@ from sqlalchemy import Engine, and_, or_, select
 
 from payerbridge.audit.checkpoints import Checkpoint
 from payerbridge.audit.model import StoredEvent
+from payerbridge.audit.search import AuditQuery
 from payerbridge.store.tables import audit_checkpoints, audit_events, audit_tree_nodes
 
 __all__ = ["SqlAuditReader"]
@@ -60,6 +61,25 @@ class SqlAuditReader:
             query = query.where(_C.actor == actor)
         with self._engine.connect() as connection:
             return _events(connection.execute(query.order_by(_C.seq).limit(limit)).all())
+
+    def search(self, query: AuditQuery) -> list[StoredEvent]:
+        conditions = []
+        if query.entity is not None:  # ix_audit_events_entity, then back along seq
+            kind, key = query.entity
+            conditions += [_C.entity_type == kind, _C.entity_id == key]
+        if query.agent is not None:
+            conditions.append(_C.actor == query.agent)
+        if query.action is not None:
+            conditions.append(_C.action == query.action)
+        if query.start is not None:
+            conditions.append(_C.at >= query.start)
+        if query.end is not None:
+            conditions.append(_C.at < query.end)
+        if query.before is not None:
+            conditions.append(_C.seq < query.before)
+        found = select(*_COLUMNS).where(*conditions).order_by(_C.seq.desc()).limit(query.count)
+        with self._engine.connect() as connection:
+            return _events(connection.execute(found).all())
 
     def event(self, seq: int) -> StoredEvent | None:
         with self._engine.connect() as connection:
