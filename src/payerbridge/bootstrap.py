@@ -18,7 +18,8 @@ from sqlalchemy import Engine
 
 from payerbridge import __version__
 from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
-from payerbridge.audit.ports import AuditChain, AuditLog
+from payerbridge.audit.ports import AuditChain, AuditLog, AuditReader
+from payerbridge.audit.proofs import ProofCheck, verify_document
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.backends.ingestion import hold_in
@@ -74,6 +75,7 @@ from payerbridge.security.tokens import TokenVerifier, public_jwk
 from payerbridge.security.udap import ServerIdentity
 from payerbridge.sources.adapters import live_adapters
 from payerbridge.store.audit import SqlAuditChain, SqlAuditTrail
+from payerbridge.store.audit_reads import SqlAuditReader
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.bulk import SqlBulkJobs
 from payerbridge.store.checkpoints import (
@@ -178,6 +180,7 @@ class Platform:
     transactions: Transactions
     audit: AuditLog
     audit_chain: AuditChain[UnitOfWork]
+    audit_reader: AuditReader  # timelines, AuditEvent, proofs (issue 53)
     idempotency: IdempotencyStore
     consents: ConsentStore
     clients: ClientDirectory
@@ -330,6 +333,23 @@ def verify_audit_chain(
     return verify_audit(platform.audit_chain, signed, key, witnessed=witnessed, against=held)
 
 
+def check_proof_file(document: Path, public_key: Path) -> list[ProofCheck]:
+    """Each proof in ``document`` (one proof, or ``GET /audit/proofs``'s answer) checked
+    with the public key in ``public_key`` alone: no settings, no database."""
+    key = load_public_key(public_key)
+    try:
+        found = json.loads(document.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read a proof from {document}: {exc}") from exc
+    if not isinstance(found, dict):
+        raise InvalidInput(f"{document} holds no proof document (a JSON object)")
+    proofs = [*found.get("proofs", []), found.get("consistency")] if "proofs" in found else [found]
+    try:
+        return [verify_document(proof, key) for proof in proofs if proof is not None]
+    except ValueError as exc:
+        raise InvalidInput(f"{document}: {exc}") from exc
+
+
 def identity_secret(settings: Settings) -> bytes:
     """The identity hashing key: configured, else kept in the data dir (created once; of
     two processes starting at once, one key wins and neither reads a half-written file)."""
@@ -458,6 +478,7 @@ def build_platform(
         transactions=transactions,
         audit=stores.audit,
         audit_chain=SqlAuditChain(engine, reader=reader),
+        audit_reader=SqlAuditReader(reader),
         idempotency=SqlIdempotencyStore(),
         consents=stores.consents,
         clients=clients,

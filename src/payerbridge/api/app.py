@@ -16,6 +16,7 @@ from payerbridge.api.errors import install_error_handlers
 from payerbridge.api.middleware import RequestContextMiddleware
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.routers import (
+    audit,
     auth,
     bulk,
     clients,
@@ -83,6 +84,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.router.routes.append(fhir.member_match_route)
     app.include_router(auth.router)  # before fhir: /fhir/.well-known/... is not a resource read
     app.include_router(bulk.router)  # before fhir: /fhir/Group... is not a member's resource
+    app.include_router(audit.router)  # before fhir: /fhir/AuditEvent is the audit chain's
     app.include_router(fhir.router)
     app.include_router(exchanges.router)
     app.include_router(onboardings.router)

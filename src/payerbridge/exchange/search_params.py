@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from payerbridge.errors import InvalidInput, Issue
@@ -27,6 +26,7 @@ from payerbridge.exchange.search import (
     ExchangeCursor,
     ExchangeQuery,
 )
+from payerbridge.timestamps import date_search_range
 from payerbridge.types import ClientId, PartnerId
 
 __all__ = ["SEARCH_PARAMETERS", "exchange_query"]
@@ -34,9 +34,6 @@ __all__ = ["SEARCH_PARAMETERS", "exchange_query"]
 _ID = re.compile(r"^[A-Za-z0-9._~:@/+=-]{1,200}$")  # printable ids: no spaces, commas
 _CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _KEY = re.compile(r"^[0-9a-f]{40}$")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
-_PREFIXES = ("eq", "ge", "gt", "le", "lt")
 _STATES = {state.value: state for state in ExchangeState}
 
 
@@ -101,28 +98,10 @@ def _cursor(value: str, problems: _Problems) -> ExchangeCursor | None:
         return None
 
 
-def _precision(text: str) -> tuple[datetime, datetime]:
-    """The instants ``text`` covers: [start, end). ValueError if it is no date."""
-    if _DAY.match(text):
-        day = date.fromisoformat(text)
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return start, start + timedelta(days=1)
-    if not _INSTANT.match(text):
-        raise ValueError(text)
-    start = datetime.fromisoformat(text).astimezone(UTC)
-    clock = re.sub(r"(Z|[+-]\d{2}:\d{2})$", "", text.split("T", 1)[1])
-    if "." in clock:
-        step = timedelta(microseconds=1)
-    else:
-        step = timedelta(seconds=1) if clock.count(":") == 2 else timedelta(minutes=1)
-    return start, start + step
-
-
 def _date_range(name: str) -> Callable[[str, _Problems], DateRange | None]:
     def read(value: str, problems: _Problems) -> DateRange | None:
-        prefix, text = (value[:2], value[2:]) if value[:2] in _PREFIXES else ("eq", value)
         try:
-            low, high = _precision(text)
+            start, end = date_search_range(value)
         except ValueError:
             problems.add(
                 name,
@@ -130,13 +109,7 @@ def _date_range(name: str) -> Callable[[str, _Problems], DateRange | None]:
                 "offset (2026-03-01T10:00:00Z)",
             )
             return None
-        return {
-            "eq": DateRange(low, high),
-            "ge": DateRange(low, None),
-            "gt": DateRange(high, None),
-            "le": DateRange(None, high),
-            "lt": DateRange(None, low),
-        }[prefix]
+        return DateRange(start, end)
 
     return read
 

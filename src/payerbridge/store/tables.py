@@ -416,6 +416,19 @@ audit_events = Table(
     UniqueConstraint("seq"),
 )
 
+# Roots of the perfect subtrees of 2**level leaves (levels 8, 16, 24, 32) of the audit
+# chain's Merkle tree, kept as checkpoints are signed: a proof reads these, not the chain
+# (``audit/proofs.py``). A cache the signed root checks, never trusted on its own.
+audit_tree_nodes = Table(
+    "audit_tree_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column(
+        "idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("hash", String(64), nullable=False),
+)
+
 # The chain's last event (one row, id 1): what the next event links to. Writers lock it
 # (PostgreSQL) or read it in their write transaction (SQLite).
 audit_head = Table(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 
-from payerbridge.api.deps import OperatorDep, PlatformDep, SubmitterDep
+from payerbridge.api.deps import AuditReaderDep, OperatorDep, PlatformDep, SubmitterDep
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ExchangeCreate
@@ -17,6 +17,7 @@ from payerbridge.exchange.model import DATA_ENDS, DeadLetter, ExchangeRecord
 from payerbridge.exchange.search import search_exchanges
 from payerbridge.exchange.search_params import exchange_query
 from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
+from payerbridge.exchange.timeline import audit_of_exchange
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import ExchangeId
@@ -172,15 +173,15 @@ def create_exchange(
 
 @router.get("")
 def list_exchanges(
-    request: Request, response: Response, platform: PlatformDep, caller: SubmitterDep
+    request: Request, response: Response, platform: PlatformDep, caller: AuditReaderDep
 ) -> dict[str, Any]:
-    """The caller's exchanges (an operator's: everyone's), newest first, searched by
+    """The caller's exchanges (an operator's or auditor's: everyone's), newest first, searched by
     member, partner, client, request id, state, reason code and dates
     (``exchange/search_params.py``); ``next`` (and ``Link: rel=next``) is the next page."""
     page = search_exchanges(
         exchange_query(request.query_params.multi_items()),
         platform.exchange_search,
-        viewer=None if caller.is_operator else caller.client_id,
+        viewer=None if caller.sees_everyone else caller.client_id,
     )
     following = None
     if page.next is not None:
@@ -195,13 +196,30 @@ def list_exchanges(
 
 
 @router.get("/{exchange_id}", name="get_exchange")
-def get_exchange(exchange_id: str, platform: PlatformDep, caller: SubmitterDep) -> dict[str, Any]:
+def get_exchange(exchange_id: str, platform: PlatformDep, caller: AuditReaderDep) -> dict[str, Any]:
     """One of the caller's exchanges; another client's answers 404, as a missing one."""
     found = ExchangeId(exchange_id)
     record = platform.exchanges.get(found)
-    if not caller.is_operator and record.client_id != caller.client_id:
+    if not caller.sees_everyone and record.client_id != caller.client_id:
         raise NotFound(f"exchange {exchange_id[:64]} does not exist")
     return exchange_public(record, platform.exchanges.dead_letter(found))
+
+
+@router.get("/{exchange_id}/audit")
+def get_exchange_audit(
+    exchange_id: str, platform: PlatformDep, caller: AuditReaderDep
+) -> dict[str, Any]:
+    """The exchange's whole life from its audit trail, in order (``exchange/timeline.py``):
+    intake, consent decisions, route, the old payer's answer, every partner call with
+    status and latency, retries, the final state. Its client's, an operator's, an
+    auditor's; another client's answers 404."""
+    timeline = audit_of_exchange(
+        ExchangeId(exchange_id),
+        viewer=None if caller.sees_everyone else caller.client_id,
+        exchanges=platform.exchanges,
+        audit=platform.audit_reader,
+    )
+    return timeline.to_json()
 
 
 @router.post("/{exchange_id}/$replay")
