@@ -122,6 +122,8 @@ def decide_review(
                         "decision": decided.decision_id,
                         "member": decided.member_id,
                         "version": decided.version,
+                        # How long the case waited: the review queue's time to resolution.
+                        "waited_seconds": round((at - decided.opened_at).total_seconds(), 3),
                     },
                 )
             )

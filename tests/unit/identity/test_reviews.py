@@ -64,7 +64,12 @@ def test_a_decision_is_audited_with_the_reviewer_as_actor_and_moves_the_version(
     assert (case.status, case.member_id, case.version) == ("accepted", "p1", 2)
     (event,) = [e for e in store.audit.events if e.action == "identity.review"]
     assert (event.actor, event.entity_id, event.outcome) == ("ops:r.lee", review_id, "accepted")
-    assert event.detail == {"decision": case.decision_id, "member": "p1", "version": 2}
+    assert event.detail == {
+        "decision": case.decision_id,
+        "member": "p1",
+        "version": 2,
+        "waited_seconds": 0.0,
+    }
 
 
 def test_a_second_decision_is_refused_naming_who_decided_and_when() -> None:
