@@ -52,7 +52,8 @@ def summary_of(statement: str) -> str:
 
 
 def trace_statements(*engines: Engine) -> None:
-    """A span per statement the ``engines`` run through SQLAlchemy (while recording)."""
+    """A span per statement the ``engines`` run through SQLAlchemy in a trace (while
+    recording)."""
     for engine in engines:
         if not event.contains(engine, "before_cursor_execute", _before):
             event.listen(engine, "before_cursor_execute", _before)
@@ -63,8 +64,8 @@ def trace_statements(*engines: Engine) -> None:
 def _before(
     connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:
-    if not is_recording():
-        return
+    if not is_recording() or current_trace_id() is None:
+        return  # a statement outside a request, a step or a unit (an upkeep's) starts no trace
     system = connection.dialect.name
     manager = span(summary_of(statement), {"db.system.name": system})
     manager.__enter__()

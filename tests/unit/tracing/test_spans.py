@@ -16,12 +16,13 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import NoMatch, StoreConflict
 from payerbridge.logging import JsonFormatter, use_trace_ids
-from payerbridge.store.spans import summary_of, with_trace_id
+from payerbridge.store.spans import summary_of, trace_statements, with_trace_id
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.tracing import (
     begin_request,
@@ -78,8 +79,7 @@ def test_a_request_and_its_partner_call_are_spans_of_the_callers_trace(
     assert client.attributes["server.address"] == "old.example"
     assert client.status.status_code is StatusCode.ERROR
     # Nothing of the path or the body: only the template and the operation.
-    text = str([dict(s.attributes or {}) for s in spans.get_finished_spans()])
-    assert "Patient/" not in text and "member-match" not in text
+    assert "Patient/" not in str([dict(s.attributes or {}) for s in spans.get_finished_spans()])
 
 
 def test_a_request_without_a_traceparent_starts_a_trace_and_a_500_fails_it(
@@ -118,6 +118,29 @@ def test_a_unit_of_work_is_a_span_named_after_its_use_case(
     assert unit.attributes is not None and unit.attributes["db.system.name"] == "sqlite"
     assert unit.parent is not None
     assert unit.parent.span_id == named(spans, "request").context.span_id
+
+
+def test_statements_in_a_trace_are_spans_named_by_their_summary(
+    spans: InMemorySpanExporter,
+) -> None:
+    engine = create_engine("sqlite://")
+    trace_statements(engine, engine)  # twice: listened to once
+    with engine.connect() as connection:
+        connection.execute(text("CREATE TABLE members (id TEXT)"))  # outside a trace: none
+        with span("request"):
+            connection.execute(text("SELECT id FROM members WHERE id = 'Smith'"))
+            with pytest.raises(OperationalError):
+                connection.execute(text("SELECT id FROM nowhere"))
+    assert [s.name for s in spans.get_finished_spans()] == [
+        "SELECT members",
+        "SELECT nowhere",
+        "request",
+    ]
+    found, failed = spans.get_finished_spans()[:2]
+    assert found.parent is not None
+    assert found.parent.span_id == named(spans, "request").context.span_id
+    assert "Smith" not in str(dict(found.attributes or {}))
+    assert failed.status.status_code is StatusCode.ERROR
 
 
 def test_an_error_marks_the_span_by_its_type_alone(spans: InMemorySpanExporter) -> None:
