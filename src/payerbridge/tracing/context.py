@@ -289,13 +289,11 @@ def begin_request(method: str, headers: list[tuple[bytes, bytes]], request_id: s
 
 def _caller_context(headers: list[tuple[bytes, bytes]]) -> Context | None:
     traceparent = tracestate = None
-    for name, value in headers:
-        if len(name) in (10, 11):  # cheaper than lowering every header name
-            lowered = name.lower()
-            if lowered == b"traceparent":
-                traceparent = value.decode("latin-1")
-            elif lowered == b"tracestate":
-                tracestate = value.decode("latin-1")
+    for name, value in headers:  # ASGI servers give header names in lower case
+        if name == b"traceparent":
+            traceparent = value.decode("latin-1")
+        elif name == b"tracestate":
+            tracestate = value.decode("latin-1")
     if traceparent is None:
         return None
     return _extracted(traceparent, tracestate)

@@ -53,7 +53,7 @@ def headers(**values: str) -> list[tuple[bytes, bytes]]:
 
 def test_a_callers_trace_is_continued_and_sent_on_unchanged() -> None:
     seen: list[httpx.Request] = []
-    traced = begin_request("POST", headers(Traceparent=CALLER, tracestate="vendor=1"), "r-1")
+    traced = begin_request("POST", headers(traceparent=CALLER, tracestate="vendor=1"), "r-1")
     try:
         assert current_ids() == (TRACE, None)  # the caller's span is not ours to name
         with pytest.raises(NoMatch):
