@@ -47,6 +47,7 @@ from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.ports import IdentityStore
+from payerbridge.logging import use_trace_ids
 from payerbridge.net.transport import GuardedTransport
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.oversight.ports import Oversight
@@ -115,10 +116,12 @@ from payerbridge.store.source_files import (
     SqlSourceWriter,
     provenance_by,
 )
+from payerbridge.store.spans import trace_statements
 from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
+from payerbridge.tracing import current_ids, start_tracing, stop_tracing
 from payerbridge.transactions import UnitAuditLog, UnitOfWork
 from payerbridge.types import MemberId
 from payerbridge.webhooks.egress import WebhookTargets
@@ -684,6 +687,10 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     from payerbridge.workflows import bulk, exchange, maintenance, onboarding, webhooks
 
     settings = platform.settings
+    start_tracing(settings, version=__version__)  # ADR 0033
+    use_trace_ids(current_ids)
+    if settings.tracing != "off":
+        trace_statements(platform.engine, platform.reader)
     exchange.bind_ports(platform.exchange_ports)
     bulk.bind(platform.bulk)
     onboarding.bind(platform.onboarding)
@@ -791,6 +798,7 @@ def shutdown_workflows(platform: Platform) -> None:
 
     platform.adapters.transactions.relay_deliveries = None
     DBOS.destroy()
+    stop_tracing()  # its last spans sent
     webhooks.bind(None)
     while _workflow_engines:
         _workflow_engines.pop().dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -409,6 +410,31 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    # Tracing (ADR 0033, tracing/setup.py).
+    tracing: Literal["off", "otlp", "log"] = Field(
+        default="off",
+        description="Record spans and send them: 'otlp' to an OpenTelemetry collector over "
+        "OTLP/HTTP, 'log' as JSON log lines; 'off' records none (trace context is still "
+        "propagated, see trace_propagation).",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="The collector's OTLP/HTTP traces URL (http://collector:4318/v1/traces); "
+        "unset: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, else "
+        "http://localhost:4318/v1/traces.",
+    )
+    trace_sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="The share of the traces we start that are recorded; a caller's "
+        "traceparent decides for the traces it started.",
+    )
+    trace_propagation: bool = Field(
+        default=True,
+        description="Continue a caller's W3C traceparent (into the workflows it starts, on "
+        "log lines and audit events) and send ours, or the caller's, to partners.",
+    )
     environment: Literal["dev", "test", "prod"] = "dev"
 
     @field_validator("upkeep_sweep_seconds")
@@ -432,12 +458,22 @@ class Settings(BaseSettings):
         "audit_checkpoint_file",
         "audit_checkpoint_url",
         "audit_witness",
+        "otlp_endpoint",
         mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # An exported-but-empty variable means "not configured", not "an empty URL".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError(
+                f"otlp_endpoint must be an http:// or https:// URL of the collector, got {value!r}"
+            )
+        return value
 
     @field_validator("rate_limits")
     @classmethod

@@ -4,6 +4,10 @@ Only edges (the server, the CLI) call ``configure_logging``. Modules log with
 ``logging.getLogger(__name__)`` and pass our internal ids as ``extra``; they never
 log names, birth dates, member or subscriber ids, or resource bodies.
 
+Every line logged in a traced context carries its ``trace_id`` (and ``span_id`` when the
+span is ours), read through the function ``use_trace_ids`` was given (bootstrap gives
+``tracing.current_ids``; this module imports no tracing library).
+
 An HTTP request is logged as one line (``api/middleware.py``). What a hot path has to say
 about the request it serves (``log_on_request``) goes onto that line rather than a line
 of its own: each line costs the request a record, a format and a write.
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -28,6 +32,7 @@ __all__ = [
     "log_on_request",
     "request_id_var",
     "request_line",
+    "use_trace_ids",
 ]
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -36,6 +41,15 @@ partner_id_var: ContextVar[str | None] = ContextVar("partner_id", default=None)
 # The fields of the current request's one log line, while a request is being served.
 _request_line: ContextVar[dict[str, Any] | None] = ContextVar("request_line", default=None)
 
+TraceIds = Callable[[], tuple[str | None, str | None]]
+
+
+def _untraced() -> tuple[str | None, str | None]:
+    return None, None
+
+
+# The current trace id and span id, where there are (``use_trace_ids``).
+_trace_ids: TraceIds = _untraced
 # Attributes every LogRecord has; anything else was passed through ``extra``.
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 # Keys that would carry member data; dropped even if a caller passes them by mistake.
@@ -90,6 +104,12 @@ def bind_context(*, exchange_id: str | None = None, partner_id: str | None = Non
         partner_id_var.set(partner_id)
 
 
+def use_trace_ids(source: TraceIds | None) -> None:
+    """Read the current trace and span ids from ``source`` for every line (None: none)."""
+    global _trace_ids
+    _trace_ids = source or _untraced
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -107,6 +127,11 @@ class JsonFormatter(logging.Formatter):
             value = var.get()
             if value is not None:
                 entry[key] = value
+        trace_id, span_id = _trace_ids()
+        if trace_id is not None and "trace_id" not in record.__dict__:
+            entry["trace_id"] = trace_id
+            if span_id is not None:
+                entry["span_id"] = span_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and key not in _FORBIDDEN_KEYS and key not in entry:
                 entry[key] = value

@@ -54,3 +54,20 @@ def test_the_sweep_runs_at_an_interval_that_divides_a_minute(tmp_path: Path) -> 
         load_settings(data_dir=tmp_path, upkeep_sweep_seconds=7)
     with pytest.raises(ValueError, match="must divide 60"):
         sweep_schedule(45)
+
+
+def test_tracing_settings_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    assert (settings.tracing, settings.trace_propagation, settings.otlp_endpoint) == (
+        "off",
+        True,
+        None,
+    )
+    monkeypatch.setenv("PAYERBRIDGE_OTLP_ENDPOINT", " ")  # exported but empty: unset
+    assert load_settings(data_dir=tmp_path, tracing="otlp").otlp_endpoint is None
+    with pytest.raises(ValidationError, match="tracing"):
+        load_settings(data_dir=tmp_path, tracing="zipkin")
+    with pytest.raises(ValidationError, match="otlp_endpoint must be an http"):
+        load_settings(data_dir=tmp_path, otlp_endpoint="collector:4318")
+    with pytest.raises(ValidationError, match="trace_sample_ratio"):
+        load_settings(data_dir=tmp_path, trace_sample_ratio=1.5)

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from payerbridge.errors import Issue, PayloadTooLarge
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.logging import request_id_var, request_line
+from payerbridge.tracing import begin_request
 
 __all__ = ["RequestContextMiddleware"]
 
@@ -75,6 +76,8 @@ class RequestContextMiddleware:
         scope, incoming, declared_length = self._our_origin(scope)
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid.uuid4())
         request_id_var.set(request_id)
+        # The caller's trace continued (and our span, when recording) until the line below.
+        traced = begin_request(scope["method"], scope["headers"], request_id)
         started = time.perf_counter()
         state: dict[str, Any] = {"status": None}
         noted: dict[str, Any] = {}  # what its handlers log on the request's line
@@ -125,6 +128,7 @@ class RequestContextMiddleware:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
+            traced.end(getattr(route, "path", None), state["status"])
 
     def _limited(self, receive: Receive) -> Receive:
         received = 0

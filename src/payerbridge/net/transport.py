@@ -10,7 +10,8 @@ the host. Plain ``http://`` is refused unless every address is in a network the
 operator listed. Proxies from the environment are not used (a proxy would connect for
 us, unchecked).
 
-``send_bounded`` streams an answer and stops reading at a cap: a partner cannot make us
+``send_bounded`` sends the current trace context with the call (ADR 0033), streams an
+answer and stops reading at a cap: a partner cannot make us
 hold more than the cap in memory (decompressed bytes are counted). ``oauth_error`` says
 why a token endpoint refused us, in its own words as far as OAuth defines them.
 """
@@ -26,6 +27,7 @@ import httpcore
 import httpx
 
 from payerbridge.net.addresses import AddressPolicy
+from payerbridge.tracing import answered, outbound_span, send_trace_context
 
 __all__ = [
     "AddressRefused",
@@ -144,7 +146,17 @@ class GuardedTransport(httpx.HTTPTransport):
 
 def send_bounded(client: httpx.Client, request: httpx.Request, *, limit: int) -> httpx.Response:
     """Send ``request`` and read at most ``limit`` bytes of the answer (AnswerTooLarge
-    beyond, the connection closed); the answer, read."""
+    beyond, the connection closed); the answer, read. The call carries the current trace
+    context (W3C ``traceparent``), and is a client span of its own when recording."""
+    url = request.url
+    with outbound_span(request.method, url.host, url.port, url.path) as current:
+        send_trace_context(request.headers)
+        response = _read_bounded(client, request, limit)
+        answered(current, response.status_code)
+        return response
+
+
+def _read_bounded(client: httpx.Client, request: httpx.Request, limit: int) -> httpx.Response:
     response = client.send(request, stream=True)
     try:
         declared = response.headers.get("content-length", "")

@@ -19,7 +19,9 @@ argument. The transaction starts with the unit's first statement, on one of two 
 Each unit carries ``now``, read once from the clock ``SqlTransactions`` was built with as
 it begins, and ``new_id()``: the stores stamp its writes with them and read no clock.
 
-Audit events recorded on the unit are appended last, just before COMMIT, in the order
+When tracing records, each unit is a span named after the use case that began it, and
+its audit events carry the trace's id (``store.spans``). Audit events recorded on the
+unit are appended last, just before COMMIT, in the order
 they were recorded (``store.audit.append_events``). Webhook deliveries the unit wrote are
 handed to ``SqlTransactions.relay_deliveries`` after the commit.
 
@@ -44,6 +46,7 @@ from payerbridge.store.audit import append_events
 from payerbridge.store.dbapi import give_back_driver_connection, take_driver_connection
 from payerbridge.store.driver_errors import translated_errors
 from payerbridge.store.engines import WriterConnection, hold_for_unit, release_for_unit
+from payerbridge.store.spans import unit_span, with_trace_id
 from payerbridge.transactions import UnitOfWork
 
 __all__ = ["SqlTransactions", "SqlUnitOfWork", "sql_unit"]
@@ -73,7 +76,7 @@ class SqlUnitOfWork:
         return str(uuid.uuid4())
 
     def record(self, *events: AuditEvent) -> None:
-        self._events.extend(events)
+        self._events.extend(with_trace_id(events))  # the trace's id, when there is one
 
     def add_deliveries(self, delivery_ids: Sequence[str]) -> None:
         """Webhook deliveries this unit wrote, handed to the relay once it commits."""
@@ -247,7 +250,7 @@ class SqlTransactions:
     @contextmanager
     def begin(self) -> Iterator[SqlUnitOfWork]:
         unit = SqlUnitOfWork(self._engine, now=self._clock())
-        with translated_errors():
+        with unit_span(self._engine.dialect.name), translated_errors():
             try:
                 yield unit
                 unit._commit()

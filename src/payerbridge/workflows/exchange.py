@@ -29,6 +29,7 @@ from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.review import awaits_partner_review
 from payerbridge.exchange.steps import proceed
 from payerbridge.logging import bind_context
+from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import ExchangeId, PartnerId
 from payerbridge.workflows.steps import RETRY_POLICY, Progress, run_until_done
 
@@ -78,9 +79,13 @@ def fail_step(exchange_id: ExchangeId, code: str, text: str) -> str:
 
 
 @DBOS.workflow()
-def exchange_workflow(exchange_id: ExchangeId) -> str:
+def exchange_workflow(exchange_id: ExchangeId, traceparent: str | None = None) -> str:
     """Run ``proceed`` until the exchange stops, waiting durably (``DBOS.sleep``)
     whenever a partner call must be tried again later.
+
+    ``traceparent``: the trace of the request that started the run (ADR 0033), an input
+    DBOS keeps with the workflow: each step continues it, on any worker, however late,
+    and the partner calls carry it on.
 
     ``proceed`` is not a DBOS step: the exchange's row is its checkpoint. Each commit
     moves the row on, with what a waiting call needs to resume (its attempts, when its
@@ -93,7 +98,12 @@ def exchange_workflow(exchange_id: ExchangeId) -> str:
     ports = _current()
 
     def step() -> Progress:
-        result = proceed(ports, exchange_id, request_from_document)
+        with (
+            continued(traceparent),
+            span("exchange.proceed", {"payerbridge.exchange_id": exchange_id}) as current,
+        ):
+            result = proceed(ports, exchange_id, request_from_document)
+            current.set_attribute("payerbridge.exchange_state", result.state.value)
         if result.done or result.retry_at is None:
             return Progress(ended=result.state.value)
         return Progress(resume_at=result.retry_at)
@@ -134,8 +144,9 @@ def enqueue_exchange(
     replay_count: int = 0,
     review_round: int = 0,
 ) -> None:
-    """Enqueue the exchange's workflow; the id is derived from the exchange, so enqueueing
-    it again (a retried POST, the sweep) attaches to the same workflow instead."""
+    """Enqueue the exchange's workflow, to continue the current trace; the id is derived
+    from the exchange, so enqueueing it again (a retried POST, the sweep) attaches to the
+    same workflow instead."""
     queue = _queues.get(EXCHANGE_QUEUE)
     if queue is None:
         raise RuntimeError(f"the {EXCHANGE_QUEUE} queue is not registered")
@@ -143,7 +154,7 @@ def enqueue_exchange(
         SetWorkflowID(workflow_id(exchange_id, replay_count, review_round)),
         SetEnqueueOptions(queue_partition_key=partner_id),
     ):
-        queue.enqueue(exchange_workflow, exchange_id)
+        queue.enqueue(exchange_workflow, exchange_id, current_traceparent())
 
 
 def enqueue_start(start: ExchangeStart | None) -> None:
