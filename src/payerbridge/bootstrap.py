@@ -49,6 +49,13 @@ from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.ports import IdentityStore
+from payerbridge.metrics import (
+    PlatformMetrics,
+    observe_events,
+    serve_metrics,
+    shared_directory,
+    use_shared_directory,
+)
 from payerbridge.net.transport import GuardedTransport
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.partners.auth import OurUdapClient
@@ -96,6 +103,7 @@ from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
+from payerbridge.store.readings import SqlReadingsSource
 from payerbridge.store.received import SqlReceivedStore
 from payerbridge.store.source_files import (
     SqlSourceFiles,
@@ -123,6 +131,8 @@ __all__ = [
     "build_platform",
     "identity_secret",
     "launch_workflows",
+    "metrics_listener",
+    "share_metrics",
     "new_id",
     "shutdown_workflows",
     "utcnow",
@@ -185,6 +195,7 @@ class Platform:
     live: LiveSources  # the plan's backends asked at request time
     profiles: ProfileChecker  # the shipped profiles every produced resource must meet
     quarantine: Quarantine  # what failed them, held for operators (ADR 0030)
+    metrics: PlatformMetrics  # the shared state as read now, and /metrics (ADR 0032)
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -485,6 +496,7 @@ def build_platform(
         bulk=_bulk_ports(settings, stores, identity, segmentation),
         onboarding=_onboarding_ports(settings, stores, client),
         **_sources(settings, sources, stores, identity),
+        metrics=PlatformMetrics(SqlReadingsSource(reader), stores.partners.list, utcnow),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,
@@ -558,6 +570,7 @@ def _open_stores(settings: Settings, *, run_migrations: bool) -> _Stores:
         checkpointer = WalCheckpointer()
         checkpointer.watch(settings.sqlalchemy_url)
     transactions = SqlTransactions(engine, clock=utcnow)
+    transactions.observe_committed = observe_events  # the business metrics (ADR 0032)
     return _Stores(
         engine=engine,
         reader=reader,
@@ -789,3 +802,21 @@ def shutdown_workflows(platform: Platform) -> None:
     webhooks.bind(None)
     while _workflow_engines:
         _workflow_engines.pop().dispose()
+
+
+def share_metrics(settings: Settings) -> None:
+    """This process's counters in the host's shared directory (multiprocess mode), when
+    ``metrics_multiprocess`` or prometheus-client's own ``PROMETHEUS_MULTIPROC_DIR`` asks
+    for it. Called by ``serve`` and ``worker`` before anything is counted (ADR 0032)."""
+    directory = settings.data_dir / "metrics" if settings.metrics_multiprocess else None
+    directory = directory or shared_directory()
+    if directory is not None:
+        use_shared_directory(directory.resolve())
+
+
+def metrics_listener(platform: Platform, port: int | None) -> Any:
+    """The exposition on a listener of its own at ``port`` (none when None): the server,
+    to shut down."""
+    if port is None:
+        return None
+    return serve_metrics(platform.metrics, host=platform.settings.metrics_host, port=port)

@@ -23,6 +23,7 @@ from payerbridge.api.routers import (
     exchanges,
     fhir,
     identity,
+    metrics,
     onboardings,
     partners,
     quarantine,
@@ -92,6 +93,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(quarantine.router)
     app.include_router(sources.router)
+    app.include_router(metrics.router)
 
     @app.get("/openapi.json", tags=["operators"], include_in_schema=False)
     def openapi(_operator: OperatorDep) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from payerbridge.errors import Issue, PayloadTooLarge
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.logging import request_id_var, request_line
+from payerbridge.metrics import record_http
 
 __all__ = ["RequestContextMiddleware"]
 
@@ -114,15 +115,18 @@ class RequestContextMiddleware:
                     ),
                 )
         finally:
-            route = scope.get("route")
+            # The route's template, never the path itself: a path carries ids.
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            took = time.perf_counter() - started
+            record_http(scope["method"], template, state["status"], took)
             logger.info(
                 "request",
                 extra={
                     **noted,
                     "method": scope["method"],
-                    "path": getattr(route, "path", None) or "unmatched",
+                    "path": template,
                     "status": state["status"],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(took * 1000, 2),
                 },
             )
 

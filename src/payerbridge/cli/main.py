@@ -68,14 +68,16 @@ def serve(
     import uvicorn
 
     from payerbridge.api.app import create_app
-    from payerbridge.bootstrap import build_platform
+    from payerbridge.bootstrap import build_platform, metrics_listener, share_metrics
     from payerbridge.collector import settle_for_serving
     from payerbridge.logging import configure_logging
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = settings_for(data_dir, **overrides)
     configure_logging(settings.log_level, settings.log_format)
+    share_metrics(settings)
     platform = build_platform(settings)
+    metrics_listener(platform, settings.metrics_port)
     tls: dict[str, Any] = {}
     if settings.tls_certfile is not None:
         import ssl
@@ -113,18 +115,36 @@ def worker(
             "id, it resumes the workflows it was running."
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve this worker's metrics on this port, without a token, for a scraper "
+            "on a private network (PAYERBRIDGE_METRICS_PORT).",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Run exchange workflows without serving HTTP; start as many as the database allows."""
     import signal
     import threading
 
-    from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
+    from payerbridge.bootstrap import (
+        build_platform,
+        launch_workflows,
+        metrics_listener,
+        share_metrics,
+        shutdown_workflows,
+    )
     from payerbridge.collector import settle_for_serving
     from payerbridge.logging import configure_logging
 
-    settings = settings_for(data_dir, **({"worker_id": worker_id} if worker_id else {}))
+    overrides = {k: v for k, v in (("worker_id", worker_id), ("metrics_port", metrics_port)) if v}
+    settings = settings_for(data_dir, **overrides)
     configure_logging(settings.log_level, settings.log_format)
+    share_metrics(settings)
     platform = build_platform(settings)
+    listener = metrics_listener(platform, settings.metrics_port)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -132,6 +152,8 @@ def worker(
     settle_for_serving()
     err.print(f"worker {settings.worker_id} running; Ctrl-C to stop")
     stop.wait()
+    if listener is not None:
+        listener.shutdown()
     shutdown_workflows(platform)
     platform.close()
 

@@ -464,7 +464,12 @@ def decide_review(
                 entity_id=decided.id,
                 outcome=decided.status,
                 request_id=request_id,
-                detail={"decision": decided.decision_id, "member": decided.member_id},
+                detail={
+                    "decision": decided.decision_id,
+                    "member": decided.member_id,
+                    # How long the case waited: the review queue's time to resolution.
+                    "waited_seconds": round((at - decided.opened_at).total_seconds(), 3),
+                },
             )
         )
     return decided

@@ -283,6 +283,8 @@ exchanges = Table(
     # Whom its data is held for (the client's member, hashed: ``exchange.reconcile``).
     Column("member_key", String(64), nullable=True),
     Index("ix_exchanges_state", "state", "created_at"),
+    # A metrics scrape counts exchanges by state and reason from the index alone.
+    Index("ix_exchanges_state_reason", "state", "error_code"),
     Index("ix_exchanges_member_key", "member_key"),
     Index("ix_exchanges_consent", "consent_id"),
     Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),
