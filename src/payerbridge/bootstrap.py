@@ -49,13 +49,7 @@ from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.ports import IdentityStore
-from payerbridge.metrics import (
-    PlatformMetrics,
-    observe_events,
-    serve_metrics,
-    shared_directory,
-    use_shared_directory,
-)
+from payerbridge.metrics import PlatformMetrics, observe_events
 from payerbridge.net.transport import GuardedTransport
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.partners.auth import OurUdapClient
@@ -131,8 +125,6 @@ __all__ = [
     "build_platform",
     "identity_secret",
     "launch_workflows",
-    "metrics_listener",
-    "share_metrics",
     "new_id",
     "shutdown_workflows",
     "utcnow",
@@ -802,21 +794,3 @@ def shutdown_workflows(platform: Platform) -> None:
     webhooks.bind(None)
     while _workflow_engines:
         _workflow_engines.pop().dispose()
-
-
-def share_metrics(settings: Settings) -> None:
-    """This process's counters in the host's shared directory (multiprocess mode), when
-    ``metrics_multiprocess`` or prometheus-client's own ``PROMETHEUS_MULTIPROC_DIR`` asks
-    for it. Called by ``serve`` and ``worker`` before anything is counted (ADR 0032)."""
-    directory = settings.data_dir / "metrics" if settings.metrics_multiprocess else None
-    directory = directory or shared_directory()
-    if directory is not None:
-        use_shared_directory(directory.resolve())
-
-
-def metrics_listener(platform: Platform, port: int | None) -> Any:
-    """The exposition on a listener of its own at ``port`` (none when None): the server,
-    to shut down."""
-    if port is None:
-        return None
-    return serve_metrics(platform.metrics, host=platform.settings.metrics_host, port=port)

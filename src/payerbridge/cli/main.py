@@ -68,16 +68,18 @@ def serve(
     import uvicorn
 
     from payerbridge.api.app import create_app
-    from payerbridge.bootstrap import build_platform, metrics_listener, share_metrics
+    from payerbridge.bootstrap import build_platform
     from payerbridge.collector import settle_for_serving
     from payerbridge.logging import configure_logging
+    from payerbridge.metrics import serve_metrics, share_metrics
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = settings_for(data_dir, **overrides)
     configure_logging(settings.log_level, settings.log_format)
     share_metrics(settings)
     platform = build_platform(settings)
-    metrics_listener(platform, settings.metrics_port)
+    if settings.metrics_port is not None:  # for a scraper on a private network
+        serve_metrics(platform.metrics, host=settings.metrics_host, port=settings.metrics_port)
     tls: dict[str, Any] = {}
     if settings.tls_certfile is not None:
         import ssl
@@ -129,22 +131,21 @@ def worker(
     import signal
     import threading
 
-    from payerbridge.bootstrap import (
-        build_platform,
-        launch_workflows,
-        metrics_listener,
-        share_metrics,
-        shutdown_workflows,
-    )
+    from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
     from payerbridge.collector import settle_for_serving
     from payerbridge.logging import configure_logging
+    from payerbridge.metrics import serve_metrics, share_metrics
 
     overrides = {k: v for k, v in (("worker_id", worker_id), ("metrics_port", metrics_port)) if v}
     settings = settings_for(data_dir, **overrides)
     configure_logging(settings.log_level, settings.log_format)
     share_metrics(settings)
     platform = build_platform(settings)
-    listener = metrics_listener(platform, settings.metrics_port)
+    listener = None
+    if settings.metrics_port is not None:  # this worker as a scrape target of its own
+        listener = serve_metrics(
+            platform.metrics, host=settings.metrics_host, port=settings.metrics_port
+        )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -5,7 +5,7 @@ An adapter below the edges and above the rooms: the edges and adapters record he
 rooms never do (their audit events are counted once committed: ``metrics.events``)."""
 
 from payerbridge.metrics.events import observe_events
-from payerbridge.metrics.exposition import PlatformMetrics, serve_metrics
+from payerbridge.metrics.exposition import PlatformMetrics, serve_metrics, share_metrics
 from payerbridge.metrics.process import (
     record_http,
     record_partner_call,
@@ -21,6 +21,7 @@ __all__ = [
     "record_http",
     "record_partner_call",
     "serve_metrics",
+    "share_metrics",
     "shared_directory",
     "use_shared_directory",
 ]

@@ -3,16 +3,16 @@
 A custom collector (prometheus-client calls ``collect`` at each exposition): whichever
 process is scraped reads the same rows, so every process reports the same truth, and a
 gauge never drifts from what the database holds (a counter kept per process would, as
-soon as two processes move the same exchange). A snapshot is reused for ``max_age``:
-several scrapers, or the console, within a few seconds cost one set of queries. When the
-database does not answer, ``payerbridge_database_readings_up`` is 0 and no gauge is
-given, rather than stale values or a failed scrape.
+soon as two processes move the same exchange). Each scrape reads anew: the readings are a
+few aggregates over indexes (``store/readings.py``), and a scrape every 15 s is nothing
+beside the platform's own work. When the database does not answer,
+``payerbridge_database_readings_up`` is 0 and no gauge is given, rather than stale values
+or a failed scrape.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -28,21 +28,8 @@ logger = logging.getLogger(__name__)
 
 
 class DatabaseCollector:
-    def __init__(self, snapshot: Callable[[], Snapshot], *, max_age_seconds: float = 5.0) -> None:
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         self._snapshot = snapshot
-        self._max_age = max_age_seconds
-        self._lock = threading.Lock()
-        self._kept: tuple[float, Snapshot] | None = None
-
-    def current(self) -> Snapshot:
-        """The snapshot, read again when the one kept is older than ``max_age``."""
-        with self._lock:
-            kept = self._kept
-            if kept is not None and time.monotonic() - kept[0] < self._max_age:
-                return kept[1]
-            snapshot = self._snapshot()
-            self._kept = (time.monotonic(), snapshot)
-            return snapshot
 
     def describe(self) -> list[Metric]:
         return []  # registered without reading the database
@@ -54,7 +41,7 @@ class DatabaseCollector:
         )
         started = time.perf_counter()
         try:
-            snapshot = self.current()
+            snapshot = self._snapshot()
         except Exception as exc:  # noqa: BLE001 - a scrape must answer; the log says why
             logger.warning("metrics readings failed", extra={"error_type": type(exc).__name__})
             up.add_metric([], 0)

@@ -16,12 +16,13 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from payerbridge.config import Settings
 from payerbridge.metrics.database import DatabaseCollector
-from payerbridge.metrics.process import process_metrics, shared_directory
+from payerbridge.metrics.process import process_metrics, shared_directory, use_shared_directory
 from payerbridge.metrics.readings import ReadingsSource, Snapshot, take_snapshot
 from payerbridge.routing.model import Partner
 
-__all__ = ["PlatformMetrics", "serve_metrics"]
+__all__ = ["PlatformMetrics", "serve_metrics", "share_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,21 +48,20 @@ class PlatformMetrics:
         clock: Callable[[], datetime],
     ) -> None:
         self._source, self._partners, self._clock = source, partners, clock
-        self.database = DatabaseCollector(self._read)
+        self.database = DatabaseCollector(self.snapshot)
         self._registry: CollectorRegistry | None = None
 
-    def _read(self) -> Snapshot:
-        return take_snapshot(self._source, self._partners, now=self._clock())
-
     def snapshot(self) -> Snapshot:
-        """The shared state now (at most a few seconds old: ``DatabaseCollector``)."""
-        return self.database.current()
+        """The shared state now, read from the database."""
+        return take_snapshot(self._source, self._partners, now=self._clock())
 
     @property
     def registry(self) -> CollectorRegistry:
         """Built at the first scrape: by then the process has chosen its mode."""
         if self._registry is None:
-            registry = CollectorRegistry()
+            # Collectors that read when scraped name no series beforehand; name[] filters
+            # their answer too.
+            registry = CollectorRegistry(support_collectors_without_names=True)
             directory = shared_directory()
             if directory is not None:  # every process's files, summed
                 MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
@@ -86,3 +86,13 @@ def serve_metrics(metrics: PlatformMetrics, *, host: str, port: int) -> Any:
     server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
     logger.info("metrics listener started", extra={"host": host, "port": port})
     return server
+
+
+def share_metrics(settings: Settings) -> None:
+    """This process's counters in the host's shared directory (multiprocess mode), when
+    ``metrics_multiprocess`` or prometheus-client's own ``PROMETHEUS_MULTIPROC_DIR`` asks
+    for it. ``serve`` and ``worker`` call it before anything is counted."""
+    directory = settings.data_dir / "metrics" if settings.metrics_multiprocess else None
+    directory = directory or shared_directory()
+    if directory is not None:
+        use_shared_directory(directory.resolve())

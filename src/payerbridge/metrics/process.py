@@ -87,90 +87,101 @@ class ProcessMetrics:
     """This process's metrics, on a registry of their own."""
 
     def __init__(self) -> None:
-        self.registry = registry = CollectorRegistry()
+        self.registry = CollectorRegistry()
+        self._edges()
+        self._decisions()
+        self._work()
 
-        def counter(name: str, text: str, labels: tuple[str, ...]) -> Labelled:
-            return Labelled(Counter(name, text, labels, registry=registry))
+    def _counter(self, name: str, text: str, labels: tuple[str, ...]) -> Labelled:
+        return Labelled(Counter(name, text, labels, registry=self.registry))
 
-        def histogram(
-            name: str, text: str, labels: tuple[str, ...], buckets: tuple[float, ...]
-        ) -> Labelled:
-            return Labelled(Histogram(name, text, labels, registry=registry, buckets=buckets))
+    def _histogram(
+        self, name: str, text: str, labels: tuple[str, ...], buckets: tuple[float, ...]
+    ) -> Labelled:
+        return Labelled(Histogram(name, text, labels, registry=self.registry, buckets=buckets))
 
-        self.http_requests = counter(
+    def _edges(self) -> None:
+        """What comes in (HTTP) and goes out (partner calls)."""
+        self.http_requests = self._counter(
             "payerbridge_http_requests",
             "HTTP requests answered, by route template and status",
             ("method", "route", "status"),
         )
-        self.http_duration = histogram(
+        self.http_duration = self._histogram(
             "payerbridge_http_request_duration_seconds",
             "Time to answer an HTTP request, by route template",
             ("method", "route"),
             _HTTP_BUCKETS,
         )
-        self.partner_calls = counter(
+        self.partner_calls = self._counter(
             "payerbridge_partner_requests",
             "Calls to partner payers, by partner, operation and status (or why none came)",
-            ("partner", "operation", "status"),
+            ("partner", "method", "operation", "status"),
         )
-        self.partner_duration = histogram(
+        self.partner_duration = self._histogram(
             "payerbridge_partner_request_duration_seconds",
             "Time a partner payer took to answer, by partner and operation",
             ("partner", "operation"),
             _PARTNER_BUCKETS,
         )
-        self.match_decisions = counter(
+
+    def _decisions(self) -> None:
+        """Identity, review, consent and disclosure decisions."""
+        self.match_decisions = self._counter(
             "payerbridge_member_match_decisions",
             "$member-match decisions, by match policy, outcome and reason",
             ("policy", "outcome", "reason"),
         )
-        self.reviews_decided = counter(
+        self.reviews_decided = self._counter(
             "payerbridge_identity_reviews_decided",
             "Identity review cases decided, by outcome",
             ("outcome",),
         )
-        self.review_resolution = histogram(
+        self.review_resolution = self._histogram(
             "payerbridge_identity_review_resolution_seconds",
             "Time from a review case's opening to its decision",
             ("outcome",),
             _REVIEW_BUCKETS,
         )
-        self.consent_decisions = counter(
+        self.consent_decisions = self._counter(
             "payerbridge_consent_decisions",
             "Consent decisions, by hop, outcome (permit or deny) and deny reason",
             ("hop", "outcome", "reason"),
         )
-        self.exchange_transitions = counter(
-            "payerbridge_exchange_transitions",
-            "Exchanges moved into a state, by state and reason code",
-            ("state", "reason_code"),
-        )
-        self.exchange_retries = counter(
-            "payerbridge_exchange_retries",
-            "Partner calls of exchange steps to be tried again, by step and reason",
-            ("step", "reason"),
-        )
-        self.disclosures = counter(
+        self.disclosures = self._counter(
             "payerbridge_disclosures",
             "Disclosures of a member's record ($everything, searches), by operation and policy",
             ("operation", "policy"),
         )
-        self.withheld = counter(
+        self.withheld = self._counter(
             "payerbridge_disclosure_withheld_resources",
             "Resources a consent withheld from disclosures, by operation and policy",
             ("operation", "policy"),
         )
-        self.breaker_changes = counter(
+
+    def _work(self) -> None:
+        """Exchanges, breakers, bulk jobs and onboardings moving."""
+        self.exchange_transitions = self._counter(
+            "payerbridge_exchange_transitions",
+            "Exchanges moved into a state, by state and reason code",
+            ("state", "reason_code"),
+        )
+        self.exchange_retries = self._counter(
+            "payerbridge_exchange_retries",
+            "Partner calls of exchange steps to be tried again, by step and reason",
+            ("step", "reason"),
+        )
+        self.breaker_changes = self._counter(
             "payerbridge_partner_breaker_transitions",
             "Circuit breaker status changes, by partner and new status",
             ("partner", "state"),
         )
-        self.bulk_jobs = counter(
+        self.bulk_jobs = self._counter(
             "payerbridge_bulk_jobs",
             "Bulk jobs accepted and ended, by kind and outcome",
             ("kind", "outcome"),
         )
-        self.onboardings = counter(
+        self.onboardings = self._counter(
             "payerbridge_onboardings",
             "Plan-year onboardings started and ended, by outcome",
             ("outcome",),
@@ -191,11 +202,13 @@ def record_http(method: str, route: str, status: int | None, seconds: float) -> 
     metrics.http_duration.child(method, route).observe(seconds)
 
 
-def record_partner_call(partner: str, operation: str, status: str, seconds: float) -> None:
+def record_partner_call(
+    partner: str, method: str, operation: str, status: str, seconds: float
+) -> None:
     """One call to a partner: its HTTP status, or why there was none (``unreachable``,
     ``too-large``, ``refused``)."""
     metrics = _current
-    metrics.partner_calls.child(partner, operation, status).inc()
+    metrics.partner_calls.child(partner, method, operation, status).inc()
     metrics.partner_duration.child(partner, operation).observe(seconds)
 
 

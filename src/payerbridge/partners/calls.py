@@ -33,17 +33,18 @@ def send_counted(
         status = "refused"
         raise
     finally:
-        operation = partner_operation(request.method, request.url.path, partner)
-        record_partner_call(partner.id, operation, status, time.perf_counter() - started)
+        operation = partner_operation(request.url.path, partner)
+        took = time.perf_counter() - started
+        record_partner_call(partner.id, request.method, operation, status, took)
 
 
-def partner_operation(method: str, path: str, partner: Partner) -> str:
+def partner_operation(path: str, partner: Partner) -> str:
     """A call's operation as a metric names it, without the ids its path carries:
-    ``POST $member-match``, ``GET $everything``, ``GET Coverage`` (a search or a read),
-    ``GET bulk-status`` (a status URL's first segment)."""
+    ``$member-match``, ``$everything``, ``Coverage`` (a search or a read), ``bulk-status``
+    (a status URL's first segment); ``base`` for the base itself."""
     base = httpx.URL(partner.fhir_base).path.rstrip("/")
     segments = [s for s in path.removeprefix(base).split("/") if s]
     operations = [s for s in segments if s.startswith("$")]
     if operations:
-        return f"{method} {operations[-1]}"
-    return f"{method} {segments[0]}" if segments else method
+        return operations[-1]
+    return segments[0] if segments else "base"
