@@ -222,6 +222,13 @@ def test_a_snapshot_reads_the_shared_state_and_the_scrape_shows_it(platform: Pla
     assert gauges[("payerbridge_onboarding_members_done", ())] == 20
     dead = (("reason_code", "attempts-exhausted"), ("step", "member-match"))
     assert gauges[("payerbridge_dead_letters", dead)] == 1
+    # The console's plain values: the same numbers.
+    charted = platform.metrics.samples(["payerbridge_identity_reviews_open_older_than"])
+    assert sorted((labels["seconds"], v) for _, labels, v in charted) == [
+        ("259200", 1),
+        ("3600", 3),
+        ("86400", 2),
+    ]
 
 
 def test_only_a_committed_units_events_are_counted(platform: Platform) -> None:

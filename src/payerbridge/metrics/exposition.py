@@ -72,6 +72,17 @@ class PlatformMetrics:
             self._registry = registry
         return self._registry
 
+    def samples(self, names: Sequence[str] = ()) -> list[tuple[str, dict[str, str], float]]:
+        """The exposition as plain values, each sample's name, labels and value (only the
+        series ``names`` when given): what the console charts, from the same numbers a
+        scrape gets (in multiprocess mode, every process's counters)."""
+        registry: Any = self.registry.restricted_registry(names) if names else self.registry
+        return [
+            (sample.name, dict(sample.labels), sample.value)
+            for family in registry.collect()
+            for sample in family.samples
+        ]
+
     def render(self, accept: str | None, names: Sequence[str] = ()) -> tuple[bytes, str]:
         """The exposition (Prometheus text, or OpenMetrics when ``accept`` asks for it),
         only the series ``names`` when given, and its media type."""
