@@ -215,14 +215,16 @@ def test_metrics_are_for_operators_and_bad_parameters_are_refused(
         forbidden = portal.get("/metrics")
     assert forbidden.status_code == 403 and forbidden.json()["issue"][0]["code"] == "forbidden"
     with new.client() as operator:
-        wrong = operator.get("/metrics", params={"format": "json", "name[]": "no such name"})
+        unknown = operator.get("/metrics", params={"format": "json", "name[]": "process_open_fds"})
+        not_ours = operator.get("/metrics", params={"name[]": "false"})
         only = operator.get("/metrics", params={"name[]": "payerbridge_exchanges"})
         openmetrics = operator.get(
             "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
         )
-    assert wrong.status_code == 400
-    issues = wrong.json()["issue"]
-    assert [i["expression"] for i in issues] == [["format"], ["name[]"]]
+    assert unknown.status_code == 400
+    assert [i["expression"] for i in unknown.json()["issue"]] == [["format"]]
+    assert not_ours.status_code == 400
+    assert not_ours.json()["issue"][0]["expression"] == ["query.name[].0"], not_ours.text
     assert only.status_code == 200
     assert {family.name for family in text_string_to_metric_families(only.text)} == {
         "payerbridge_exchanges"

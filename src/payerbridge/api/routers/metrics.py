@@ -8,9 +8,10 @@ prometheus-client's own handler does; any other parameter is refused.
 
 from __future__ import annotations
 
-import re
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import StringConstraints
 
 from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.errors import InvalidInput, Issue
@@ -19,26 +20,21 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["operators"])
 
-_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$")
+# The series this exposition has: ours, and the process collector's.
+SeriesName = Annotated[
+    str, StringConstraints(pattern=r"^(payerbridge|process)_[a-zA-Z0-9_]{1,190}$")
+]
 
 
-def _series(request: Request) -> list[str]:
-    """The ``name[]`` values asked for; InvalidInput naming any other parameter or a
-    value that is not a metric name."""
+def _only_series(request: Request) -> None:
+    """InvalidInput naming each parameter other than ``name[]``."""
     issues = [
         Issue(f"'{key[:40]}' is not a parameter of /metrics; use name[]", key[:40], "not-supported")
         for key in request.query_params
         if key != "name[]"
     ]
-    names = request.query_params.getlist("name[]")
-    issues += [
-        Issue(f"name[] '{name[:40]}' is not a metric name", "name[]", "value")
-        for name in names
-        if not _NAME.match(name)
-    ]
     if issues:
         raise InvalidInput("the request's parameters are not those of /metrics", issues=issues)
-    return names
 
 
 @router.get(
@@ -46,8 +42,17 @@ def _series(request: Request) -> list[str]:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}},
 )
-def metrics(request: Request, platform: PlatformDep, _operator: OperatorDep) -> Response:
+def metrics(
+    request: Request,
+    platform: PlatformDep,
+    _operator: OperatorDep,
+    names: Annotated[
+        list[SeriesName] | None,
+        Query(alias="name[]", description="Only these series (repeatable): payerbridge_exchanges"),
+    ] = None,
+) -> Response:
     """This process's counters (every process's on the host in multiprocess mode) and
     the database's shared state, in Prometheus's text format (OpenMetrics when asked)."""
-    body, media_type = platform.metrics.render(request.headers.get("accept"), _series(request))
+    _only_series(request)
+    body, media_type = platform.metrics.render(request.headers.get("accept"), names or [])
     return Response(content=body, media_type=media_type)
