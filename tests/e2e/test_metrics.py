@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -64,7 +64,7 @@ def scrape(process: ServerProcess) -> tuple[Samples, str]:
 
 
 def listener_scrape(port: int, timeout: float = 30) -> Samples:
-    """The worker's own listener, without a token, once it answers."""
+    """A metrics listener's answer, without a token, once it answers."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -90,15 +90,21 @@ def stranger(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class Payers(NamedTuple):
+    old: ServerProcess
+    new: ServerProcess  # its API process; a worker runs its exchanges
+    worker_port: int  # the worker's own metrics listener
+    old_port: int  # the old payer's (`serve`'s) metrics listener
+
+
 @pytest.fixture(scope="module")
-def payers(
-    module_server: Callable[..., ServerProcess], network: Path
-) -> Iterator[tuple[ServerProcess, ServerProcess, int]]:
-    """The old payer; the new one's API process (the "down" partner registered, which
-    nothing answers) and its worker, sharing their counters, the worker's own metrics on
-    the port given with them."""
+def payers(module_server: Callable[..., ServerProcess], network: Path) -> Iterator[Payers]:
+    """The old payer, serving its metrics on a listener too; the new one's API process
+    (the "down" partner registered, which nothing answers) and its worker, sharing their
+    counters, the worker's own metrics on a listener of its own."""
     info = orjson.loads((network / "network.json").read_bytes())
-    old = start_old(module_server, network)
+    old_port = free_port()  # the old payer's own listener, as `serve` runs it
+    old = start_old(module_server, network, {"PAYERBRIDGE_METRICS_PORT": str(old_port)})
     new = module_server(
         "new",
         env={
@@ -130,16 +136,16 @@ def payers(
         stdout=new.data_dir / "worker.log",
     )
     try:
-        yield old, new, port
+        yield Payers(old, new, port, old_port)
     finally:
         worker.terminate()
         worker.wait(30)
 
 
 def test_business_metrics_move_as_exchanges_complete_fail_and_wait(
-    payers: tuple[ServerProcess, ServerProcess, int], network: Path
+    payers: Payers, network: Path
 ) -> None:
-    old, new, port = payers
+    old, new, port, old_port = payers
     slug = orjson.loads((network / "network.json").read_bytes())["payers"][0]["slug"]
     before, _ = scrape(new)
     old_before, _ = scrape(old)
@@ -157,6 +163,7 @@ def test_business_metrics_move_as_exchanges_complete_fail_and_wait(
     assert {state: e["state"] for state, e in ended.items()} == {s: s for s in requests}
     after, new_text = scrape(new)
     on_worker = listener_scrape(port)
+    old_listener = listener_scrape(old_port)
     old_after, old_text = scrape(old)
 
     def moved(name: str, **labels: str) -> float:
@@ -192,6 +199,8 @@ def test_business_metrics_move_as_exchanges_complete_fail_and_wait(
     for outcome in ("match", "nomatch"):
         labels = {"policy": "single_exchange", "outcome": outcome}
         assert total(old_after, decisions, **labels) - total(old_before, decisions, **labels) == 1
+    matched = {"policy": "single_exchange", "outcome": "match"}
+    assert total(old_listener, decisions, **matched) == total(old_after, decisions, **matched)
     # No label names a member or an exchange.
     for request in requests.values():
         member = request["member"]
@@ -204,9 +213,9 @@ def test_business_metrics_move_as_exchanges_complete_fail_and_wait(
 
 
 def test_metrics_are_for_operators_and_bad_parameters_are_refused(
-    payers: tuple[ServerProcess, ServerProcess, int],
+    payers: Payers,
 ) -> None:
-    _old, new, _port = payers
+    new = payers.new
     with new.anonymous() as anonymous:
         refused = anonymous.get("/metrics")
     assert refused.status_code == 401 and refused.json()["issue"][0]["code"] == "login"
