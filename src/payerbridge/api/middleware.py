@@ -1,6 +1,7 @@
 """ASGI middleware: correlation id, request size limit, one log line per request (with what
-its handlers noted on it: ``logging.log_on_request``), the last-resort 500 (an
-OperationOutcome with the request id, never a stack trace), and our own origin.
+its handlers noted on it: ``logging.log_on_request``) and its metrics (by route template),
+the last-resort 500 (an OperationOutcome with the request id, never a stack trace), and
+our own origin.
 
 Every URL the application builds from a request (redirects such as ``/exchanges/`` to
 ``/exchanges``, ``Location`` headers, Bundle links) names the configured public base

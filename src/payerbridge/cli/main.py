@@ -71,15 +71,14 @@ def serve(
     from payerbridge.bootstrap import build_platform
     from payerbridge.collector import settle_for_serving
     from payerbridge.logging import configure_logging
-    from payerbridge.metrics import serve_metrics, share_metrics
+    from payerbridge.metrics import share_metrics
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = settings_for(data_dir, **overrides)
     configure_logging(settings.log_level, settings.log_format)
     share_metrics(settings)
     platform = build_platform(settings)
-    if settings.metrics_port is not None:  # for a scraper on a private network
-        serve_metrics(platform.metrics, host=settings.metrics_host, port=settings.metrics_port)
+    _metrics_listener(platform)
     tls: dict[str, Any] = {}
     if settings.tls_certfile is not None:
         import ssl
@@ -134,18 +133,14 @@ def worker(
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
     from payerbridge.collector import settle_for_serving
     from payerbridge.logging import configure_logging
-    from payerbridge.metrics import serve_metrics, share_metrics
+    from payerbridge.metrics import share_metrics
 
     overrides = {k: v for k, v in (("worker_id", worker_id), ("metrics_port", metrics_port)) if v}
     settings = settings_for(data_dir, **overrides)
     configure_logging(settings.log_level, settings.log_format)
     share_metrics(settings)
     platform = build_platform(settings)
-    listener = None
-    if settings.metrics_port is not None:  # this worker as a scrape target of its own
-        listener = serve_metrics(
-            platform.metrics, host=settings.metrics_host, port=settings.metrics_port
-        )
+    listener = _metrics_listener(platform)  # this worker as a scrape target of its own
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -155,8 +150,26 @@ def worker(
     stop.wait()
     if listener is not None:
         listener.shutdown()
+        listener.server_close()
     shutdown_workflows(platform)
     platform.close()
+
+
+def _metrics_listener(platform: Any) -> Any:
+    """The metrics listener of ``metrics_port`` (None when unset), for a scraper on a
+    private network; exit 2 naming the setting when its port cannot be bound."""
+    from payerbridge.metrics import serve_metrics
+
+    settings = platform.settings
+    if settings.metrics_port is None:
+        return None
+    try:
+        return serve_metrics(
+            platform.metrics, host=settings.metrics_host, port=settings.metrics_port
+        )
+    except errors.PayerBridgeError as exc:
+        platform.close()
+        raise fail(exc) from exc
 
 
 @workers_app.command("recover")

@@ -17,6 +17,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from payerbridge.config import Settings
+from payerbridge.errors import InvalidInput, Issue
 from payerbridge.metrics.database import DatabaseCollector
 from payerbridge.metrics.process import process_metrics, shared_directory, use_shared_directory
 from payerbridge.metrics.readings import ReadingsSource, Snapshot, take_snapshot
@@ -93,8 +94,13 @@ class PlatformMetrics:
 
 def serve_metrics(metrics: PlatformMetrics, *, host: str, port: int) -> Any:
     """Serve the exposition on ``host:port`` from a thread of its own, without
-    authentication: for a scraper on a private network. The server, to shut down."""
-    server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    authentication: for a scraper on a private network. The server, to shut down;
+    InvalidInput naming the setting when the address cannot be bound."""
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        text = f"the metrics listener cannot listen on {host}:{port} ({exc.strerror})"
+        raise InvalidInput(text, issues=[Issue(text, "PAYERBRIDGE_METRICS_PORT")]) from exc
     logger.info("metrics listener started", extra={"host": host, "port": port})
     return server
 
