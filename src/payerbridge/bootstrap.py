@@ -48,6 +48,7 @@ from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.logging import use_trace_ids
+from payerbridge.metrics import PlatformMetrics, observe_events
 from payerbridge.net.transport import GuardedTransport
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.oversight.ports import Oversight
@@ -109,6 +110,7 @@ from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
+from payerbridge.store.readings import SqlReadingsSource
 from payerbridge.store.received import SqlReceivedStore
 from payerbridge.store.source_files import (
     SqlSourceFiles,
@@ -204,6 +206,7 @@ class Platform:
     quarantine: Quarantine  # what failed them, held for operators (ADR 0030)
     oversight: Oversight  # the console's dashboard, jobs and partners' recent exchanges
     operators: OperatorPorts  # the console's accounts and sessions (ADR 0035)
+    metrics: PlatformMetrics  # the shared state as read now, and /metrics (ADR 0032)
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -484,6 +487,7 @@ def build_platform(
         **_sources(settings, sources, stores, identity),
         operators=_operator_ports(settings, stores, allowances),
         oversight=SqlOversight(engine, reader=reader),
+        metrics=PlatformMetrics(SqlReadingsSource(reader), stores.partners.list, utcnow),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,
@@ -557,6 +561,7 @@ def _open_stores(settings: Settings, *, run_migrations: bool) -> _Stores:
         checkpointer = WalCheckpointer()
         checkpointer.watch(settings.sqlalchemy_url)
     transactions = SqlTransactions(engine, clock=utcnow)
+    transactions.observe_committed = observe_events  # the business metrics (ADR 0032)
     return _Stores(
         engine=engine,
         reader=reader,

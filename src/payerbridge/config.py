@@ -407,6 +407,24 @@ class Settings(BaseSettings):
         default=12 * 3600,
         ge=1,
         description="A console session ends this long after sign-in, however active.",
+    # Metrics (ADR 0032): /metrics behind the operator scope, and optionally a listener
+    # of their own for a scraper on a private network.
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Also serve the Prometheus exposition on this port, without a token, "
+        "for a scraper on a private network (`payerbridge worker --metrics-port` overrides it "
+        "for a worker). Unset: only GET /metrics, with the operator scope.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="The interface the metrics listener binds."
+    )
+    metrics_multiprocess: bool = Field(
+        default=False,
+        description="The processes of this data dir on this host (serve, workers) write "
+        "their counters under <data dir>/metrics and every exposition sums them all: scrape "
+        "one of them. Off: each process is a scrape target of its own.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -459,6 +477,7 @@ class Settings(BaseSettings):
         "audit_checkpoint_url",
         "audit_witness",
         "otlp_endpoint",
+        "metrics_port",
         mode="before",
     )
     @classmethod

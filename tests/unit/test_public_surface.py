@@ -24,6 +24,7 @@ ROOMS = [
     "payerbridge.webhooks",
     "payerbridge.bulk",
     "payerbridge.onboarding",
+    "payerbridge.metrics",
 ]
 
 

@@ -24,6 +24,7 @@ from payerbridge.api.routers import (
     exchanges,
     fhir,
     identity,
+    metrics,
     onboardings,
     partners,
     quarantine,
@@ -96,6 +97,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(quarantine.router)
     app.include_router(sources.router)
     install_console(app, platform)  # the operator console's pages at /console (ADR 0035)
+    app.include_router(metrics.router)
 
     @app.get("/openapi.json", tags=["operators"], include_in_schema=False)
     def openapi(_operator: OperatorDep) -> dict[str, Any]:

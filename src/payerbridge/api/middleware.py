@@ -1,6 +1,7 @@
 """ASGI middleware: correlation id, request size limit, one log line per request (with what
-its handlers noted on it: ``logging.log_on_request``), the last-resort 500 (an
-OperationOutcome with the request id, never a stack trace), and our own origin.
+its handlers noted on it: ``logging.log_on_request``) and its metrics (by route template),
+the last-resort 500 (an OperationOutcome with the request id, never a stack trace), and
+our own origin.
 
 Every URL the application builds from a request (redirects such as ``/exchanges/`` to
 ``/exchanges``, ``Location`` headers, Bundle links) names the configured public base
@@ -24,6 +25,7 @@ from payerbridge.errors import Issue, PayloadTooLarge
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.logging import request_id_var, request_line
 from payerbridge.tracing import begin_request
+from payerbridge.metrics import record_http
 
 __all__ = ["RequestContextMiddleware"]
 
@@ -117,15 +119,18 @@ class RequestContextMiddleware:
                     ),
                 )
         finally:
-            route = scope.get("route")
+            # The route's template, never the path itself: a path carries ids.
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            took = time.perf_counter() - started
+            record_http(scope["method"], template, state["status"], took)
             logger.info(
                 "request",
                 extra={
                     **noted,
                     "method": scope["method"],
-                    "path": getattr(route, "path", None) or "unmatched",
+                    "path": template,
                     "status": state["status"],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(took * 1000, 2),
                 },
             )
             traced.end(getattr(route, "path", None), state["status"])

@@ -71,11 +71,14 @@ def serve(
     from payerbridge.bootstrap import build_platform
     from payerbridge.collector import settle_for_serving
     from payerbridge.logging import configure_logging
+    from payerbridge.metrics import share_metrics
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = settings_for(data_dir, **overrides)
     configure_logging(settings.log_level, settings.log_format)
+    share_metrics(settings)
     platform = build_platform(settings)
+    _metrics_listener(platform)
     tls: dict[str, Any] = {}
     if settings.tls_certfile is not None:
         import ssl
@@ -113,6 +116,15 @@ def worker(
             "id, it resumes the workflows it was running."
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve this worker's metrics on this port, without a token, for a scraper "
+            "on a private network (PAYERBRIDGE_METRICS_PORT).",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Run exchange workflows without serving HTTP; start as many as the database allows."""
     import signal
@@ -121,10 +133,14 @@ def worker(
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
     from payerbridge.collector import settle_for_serving
     from payerbridge.logging import configure_logging
+    from payerbridge.metrics import share_metrics
 
-    settings = settings_for(data_dir, **({"worker_id": worker_id} if worker_id else {}))
+    overrides = {k: v for k, v in (("worker_id", worker_id), ("metrics_port", metrics_port)) if v}
+    settings = settings_for(data_dir, **overrides)
     configure_logging(settings.log_level, settings.log_format)
+    share_metrics(settings)
     platform = build_platform(settings)
+    listener = _metrics_listener(platform)  # this worker as a scrape target of its own
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -132,8 +148,28 @@ def worker(
     settle_for_serving()
     err.print(f"worker {settings.worker_id} running; Ctrl-C to stop")
     stop.wait()
+    if listener is not None:
+        listener.shutdown()
+        listener.server_close()
     shutdown_workflows(platform)
     platform.close()
+
+
+def _metrics_listener(platform: Any) -> Any:
+    """The metrics listener of ``metrics_port`` (None when unset), for a scraper on a
+    private network; exit 2 naming the setting when its port cannot be bound."""
+    from payerbridge.metrics import serve_metrics
+
+    settings = platform.settings
+    if settings.metrics_port is None:
+        return None
+    try:
+        return serve_metrics(
+            platform.metrics, host=settings.metrics_host, port=settings.metrics_port
+        )
+    except errors.PayerBridgeError as exc:
+        platform.close()
+        raise fail(exc) from exc
 
 
 @workers_app.command("recover")

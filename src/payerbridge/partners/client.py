@@ -46,10 +46,11 @@ from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
 from payerbridge.fhir.resources import ID_PATTERN
 from payerbridge.net.addresses import AddressPolicy
-from payerbridge.net.transport import AddressRefused, AnswerTooLarge, GuardedTransport, send_bounded
+from payerbridge.net.transport import AddressRefused, AnswerTooLarge, GuardedTransport
 from payerbridge.onboarding.ports import BulkStatus
 from payerbridge.partners.answers import ResponseCaps, refused_address, too_large
 from payerbridge.partners.auth import OurUdapClient, PartnerTokenSource
+from payerbridge.partners.calls import send_counted
 from payerbridge.routing.model import Partner
 
 __all__ = ["MAX_EVERYTHING_PAGES", "HttpxPartnerClient"]
@@ -195,7 +196,7 @@ class HttpxPartnerClient:
         )
         cap = limit or self._caps.answer
         try:
-            response = send_bounded(self._client, request, limit=cap)
+            response = send_counted(self._client, request, partner, cap)
         except AnswerTooLarge as exc:
             logger.warning("partner answer too large", extra={"partner_id": partner.id})
             setting = "PARTNER_MAX_FILE_BYTES" if limit else "PARTNER_MAX_ANSWER_BYTES"

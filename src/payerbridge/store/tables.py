@@ -294,6 +294,8 @@ exchanges = Table(
     Index("ix_exchanges_member_created", "member_key", "created_at", "id"),
     Index("ix_exchanges_reason_created", "error_code", "created_at", "id"),
     Index("ix_exchanges_request", "request_id"),
+    # A metrics scrape counts exchanges by state and reason from the index alone.
+    Index("ix_exchanges_state_reason", "state", "error_code"),
     Index("ix_exchanges_consent", "consent_id"),
     Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),
 )

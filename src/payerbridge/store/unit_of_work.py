@@ -240,12 +240,14 @@ class SqlTransactions:
     ``clock``: read once as each unit begins (its ``now``). ``relay_deliveries``: what
     starts the webhook deliveries a unit wrote, once it has committed (bootstrap sets it
     where workflows run). A delivery the relay misses (no relay in this process, or the
-    process died first) is started by the upkeep sweep."""
+    process died first) is started by the upkeep sweep. ``observe_committed``: what is
+    told a committed unit's audit events (the metrics, ``metrics.events``)."""
 
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime]) -> None:
         self._engine = engine
         self._clock = clock
         self.relay_deliveries: Callable[[Sequence[str]], None] | None = None
+        self.observe_committed: Callable[[Sequence[AuditEvent]], None] | None = None
 
     @contextmanager
     def begin(self) -> Iterator[SqlUnitOfWork]:
@@ -257,6 +259,8 @@ class SqlTransactions:
             except BaseException as error:
                 unit._roll_back(error)
                 raise
+        if unit._events and self.observe_committed is not None:
+            self.observe_committed(unit._events)
         relay = self.relay_deliveries
         if unit.deliveries and relay is not None:
             try:

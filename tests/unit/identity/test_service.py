@@ -141,13 +141,14 @@ def test_a_decided_review_answers_the_same_request_with_the_member() -> None:
         store,
         InMemoryTransactions(store.audit, store),
         ReviewDecision(review_id, 1, True, MemberId("p1"), "ops", "called the member"),
-        at=AT,
+        at=AT + timedelta(hours=2),
         request_id=None,
     )
 
     assert case.status == "accepted"
     assert _match(store, request).member_id == "p1"
-    assert "identity.review" in [e.action for e in store.audit.events]
+    (event,) = [e for e in store.audit.events if e.action == "identity.review"]
+    assert event.detail["waited_seconds"] == 7200  # the queue's time to resolution
 
 
 def test_a_case_is_decided_once_and_a_second_decision_changes_nothing() -> None:

@@ -1,0 +1,173 @@
+"""The aggregated reads a metrics scrape makes (``metrics.readings.ReadingsSource``).
+
+A handful of queries on one read connection, each an aggregate over an index or over a
+small table, so that a scrape costs the same at a thousand exchanges as at a million
+give or take an index scan: exchanges by (state, error code) over
+``ix_exchanges_state_reason``, open review cases over ``ix_identity_reviews_status``,
+dead letters joined by key to exchanges still dead-lettered, unfinished bulk jobs over
+``ix_bulk_jobs_status``, the chunks of running onboardings by key, and the audit chain's
+head, last checkpoint and first unsigned event, each by key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, case, func, select
+
+from payerbridge.metrics.readings import (
+    AuditTail,
+    BreakerReading,
+    DatabaseReadings,
+    DeadLetterCount,
+    ExchangeCount,
+    JobProgress,
+    OnboardingProgress,
+    ReviewBacklog,
+)
+from payerbridge.store.tables import (
+    audit_checkpoints,
+    audit_events,
+    audit_head,
+    bulk_jobs,
+    dead_letters,
+    exchanges,
+    identity_reviews,
+    onboarding_chunks,
+    onboardings,
+    partner_breakers,
+)
+
+__all__ = ["SqlReadingsSource"]
+
+_UNFINISHED_JOBS = ("accepted", "running")
+
+
+class SqlReadingsSource:
+    def __init__(self, reader: Engine) -> None:
+        self._reader = reader
+
+    def read(self, *, now: datetime, review_ages: Sequence[timedelta]) -> DatabaseReadings:
+        with self._reader.connect() as connection:
+            return DatabaseReadings(
+                exchanges=_exchanges(connection),
+                reviews=_reviews(connection, now, review_ages),
+                dead_letters=_dead_letters(connection),
+                breakers=_breakers(connection),
+                bulk_jobs=_bulk_jobs(connection),
+                onboardings=_onboardings(connection),
+                audit=_audit_tail(connection),
+            )
+
+
+def _exchanges(connection: Connection) -> tuple[ExchangeCount, ...]:
+    rows = connection.execute(
+        select(exchanges.c.state, exchanges.c.error_code, func.count()).group_by(
+            exchanges.c.state, exchanges.c.error_code
+        )
+    ).all()
+    return tuple(ExchangeCount(state, code, int(count)) for state, code, count in rows)
+
+
+def _reviews(
+    connection: Connection, now: datetime, review_ages: Sequence[timedelta]
+) -> ReviewBacklog:
+    opened = identity_reviews.c.opened_at
+    past = [
+        func.coalesce(func.sum(case((opened < now - age, 1), else_=0)), 0) for age in review_ages
+    ]
+    row = connection.execute(
+        select(func.count(), func.min(opened), *past).where(identity_reviews.c.status == "open")
+    ).one()
+    return ReviewBacklog(
+        open=int(row[0]),
+        oldest_opened_at=row[1],
+        older_than={
+            int(age.total_seconds()): int(count)
+            for age, count in zip(review_ages, row[2:], strict=True)
+        },
+    )
+
+
+def _dead_letters(connection: Connection) -> tuple[DeadLetterCount, ...]:
+    rows = connection.execute(
+        select(
+            dead_letters.c.step,
+            dead_letters.c.reason_code,
+            func.count(),
+            func.min(dead_letters.c.dead_lettered_at),
+        )
+        .join(exchanges, exchanges.c.id == dead_letters.c.exchange_id)
+        .where(exchanges.c.state == "dead_lettered")
+        .group_by(dead_letters.c.step, dead_letters.c.reason_code)
+    ).all()
+    return tuple(DeadLetterCount(step, code, int(n), oldest) for step, code, n, oldest in rows)
+
+
+def _breakers(connection: Connection) -> tuple[BreakerReading, ...]:
+    rows = connection.execute(
+        select(
+            partner_breakers.c.partner_id, partner_breakers.c.endpoint, partner_breakers.c.status
+        )
+    ).all()
+    return tuple(BreakerReading(partner, endpoint, status) for partner, endpoint, status in rows)
+
+
+def _bulk_jobs(connection: Connection) -> tuple[JobProgress, ...]:
+    rows = connection.execute(
+        select(
+            bulk_jobs.c.kind,
+            bulk_jobs.c.status,
+            func.count(),
+            func.coalesce(func.sum(bulk_jobs.c.total), 0),
+            func.coalesce(func.sum(bulk_jobs.c.done), 0),
+        )
+        .where(bulk_jobs.c.status.in_(_UNFINISHED_JOBS))
+        .group_by(bulk_jobs.c.kind, bulk_jobs.c.status)
+    ).all()
+    return tuple(
+        JobProgress(kind, status, int(jobs), int(members), int(done))
+        for kind, status, jobs, members, done in rows
+    )
+
+
+def _onboardings(connection: Connection) -> OnboardingProgress:
+    running = onboardings.c.status == "running"
+    jobs, members = connection.execute(
+        select(func.count(), func.coalesce(func.sum(onboardings.c.total), 0)).where(running)
+    ).one()
+    rows: list[Any] = list(
+        connection.execute(
+            select(onboarding_chunks.c.stage, func.count(), func.sum(onboarding_chunks.c.size))
+            .join(onboardings, onboardings.c.id == onboarding_chunks.c.onboarding_id)
+            .where(running)
+            .group_by(onboarding_chunks.c.stage)
+        ).all()
+    )
+    return OnboardingProgress(
+        running=int(jobs),
+        members=int(members),
+        members_done=sum(int(size or 0) for stage, _, size in rows if stage == "done"),
+        chunks={stage: int(count) for stage, count, _ in rows},
+    )
+
+
+def _audit_tail(connection: Connection) -> AuditTail:
+    head = connection.execute(select(audit_head.c.seq).where(audit_head.c.id == 1)).scalar()
+    last = connection.execute(
+        select(audit_checkpoints.c.seq, audit_checkpoints.c.at)
+        .order_by(audit_checkpoints.c.seq.desc())
+        .limit(1)
+    ).first()
+    signed, signed_at = (int(last[0]), last[1]) if last is not None else (0, None)
+    head_seq = int(head or 0)
+    oldest = None
+    if head_seq > signed:
+        oldest = connection.execute(
+            select(audit_events.c.at).where(audit_events.c.seq == signed + 1)
+        ).scalar()
+    return AuditTail(
+        head_seq=head_seq, checkpoint_seq=signed, checkpoint_at=signed_at, oldest_unsigned_at=oldest
+    )
