@@ -407,6 +407,7 @@ class Settings(BaseSettings):
         default=12 * 3600,
         ge=1,
         description="A console session ends this long after sign-in, however active.",
+    )
     # Metrics (ADR 0032): /metrics behind the operator scope, and optionally a listener
     # of their own for a scraper on a private network.
     metrics_port: int | None = Field(

@@ -24,8 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from payerbridge.errors import Issue, PayloadTooLarge
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.logging import request_id_var, request_line
-from payerbridge.tracing import begin_request
 from payerbridge.metrics import record_http
+from payerbridge.tracing import begin_request
 
 __all__ = ["RequestContextMiddleware"]
 
@@ -120,7 +120,8 @@ class RequestContextMiddleware:
                 )
         finally:
             # The route's template, never the path itself: a path carries ids.
-            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            route_path = getattr(scope.get("route"), "path", None)
+            template = route_path or "unmatched"
             took = time.perf_counter() - started
             record_http(scope["method"], template, state["status"], took)
             logger.info(
@@ -133,7 +134,7 @@ class RequestContextMiddleware:
                     "duration_ms": round(took * 1000, 2),
                 },
             )
-            traced.end(getattr(route, "path", None), state["status"])
+            traced.end(route_path, state["status"])
 
     def _limited(self, receive: Receive) -> Receive:
         received = 0
