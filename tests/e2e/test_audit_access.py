@@ -105,6 +105,11 @@ def test_an_exchange_is_found_and_its_life_read_back_field_by_field(
     with new.client() as client:  # an operator is not an auditor
         refused = client.get("/fhir/AuditEvent", headers=FHIR)
         assert refused.status_code == 403, refused.text
+        statement = client.get("/fhir/metadata", headers=FHIR).json()
+    declared = {r["type"]: r for r in statement["rest"][0]["resource"]}["AuditEvent"]
+    assert {p["name"] for p in declared["searchParam"]} == {
+        "patient", "entity", "agent", "subtype", "date", "_count"
+    }  # fmt: skip
     _check_old_payers_disclosure(old, info, switcher)
     # The member asked for again: two exchanges, a page each, the next one linked.
     with new.client() as client:
