@@ -58,7 +58,10 @@ def test_an_exchange_is_found_and_its_life_read_back_field_by_field(
             found = client.get("/exchanges", params=params).json()
             assert [e["id"] for e in found["items"]] == [exchange["id"]], params
         audit = client.get(f"/exchanges/{exchange['id']}/audit")
+        extra = client.get(f"/exchanges/{exchange['id']}/audit", params={"since": "1"})
+        assert client.get("/exchanges/nope/audit").status_code == 404
     assert audit.status_code == 200, audit.text
+    assert extra.status_code == 400 and extra.json()["issue"][0]["expression"] == ["since"]
     timeline = audit.json()
     events = timeline["events"]
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)

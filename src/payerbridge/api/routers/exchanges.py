@@ -210,12 +210,16 @@ def get_exchange(exchange_id: str, platform: PlatformDep, caller: AuditReaderDep
 
 @router.get("/{exchange_id}/audit")
 def get_exchange_audit(
-    exchange_id: str, platform: PlatformDep, caller: AuditReaderDep
+    exchange_id: str, request: Request, platform: PlatformDep, caller: AuditReaderDep
 ) -> dict[str, Any]:
     """The exchange's whole life from its audit trail, in order (``exchange/timeline.py``):
     intake, consent decisions, route, the old payer's answer, every partner call with
     status and latency, retries, the final state. Its client's, an operator's, an
-    auditor's; another client's answers 404."""
+    auditor's; another client's answers 404. It takes no parameter."""
+    if request.query_params:
+        names = ", ".join(sorted({n[:40] for n in request.query_params}))
+        text = f"the audit of an exchange takes no parameters ({names})"
+        raise InvalidInput(text, issues=[Issue(text, names, "not-supported")])
     timeline = audit_of_exchange(
         ExchangeId(exchange_id),
         viewer=None if caller.sees_everyone else caller.client_id,
