@@ -58,7 +58,10 @@ def test_an_exchange_is_found_and_its_life_read_back_field_by_field(
             found = client.get("/exchanges", params=params).json()
             assert [e["id"] for e in found["items"]] == [exchange["id"]], params
         audit = client.get(f"/exchanges/{exchange['id']}/audit")
+        extra = client.get(f"/exchanges/{exchange['id']}/audit", params={"since": "1"})
+        assert client.get("/exchanges/nope/audit").status_code == 404
     assert audit.status_code == 200, audit.text
+    assert extra.status_code == 400 and extra.json()["issue"][0]["expression"] == ["since"]
     timeline = audit.json()
     events = timeline["events"]
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
@@ -105,7 +108,23 @@ def test_an_exchange_is_found_and_its_life_read_back_field_by_field(
     with new.client() as client:  # an operator is not an auditor
         refused = client.get("/fhir/AuditEvent", headers=FHIR)
         assert refused.status_code == 403, refused.text
+        statement = client.get("/fhir/metadata", headers=FHIR).json()
+    declared = {r["type"]: r for r in statement["rest"][0]["resource"]}["AuditEvent"]
+    assert {p["name"] for p in declared["searchParam"]} == {
+        "patient", "entity", "agent", "subtype", "date", "_count"
+    }  # fmt: skip
     _check_old_payers_disclosure(old, info, switcher)
+    # The member asked for again: two exchanges, a page each, the next one linked.
+    with new.client() as client:
+        again = submit(client, switcher["request"])
+        first = client.get("/exchanges", params={"member": member, "_count": 1})
+        assert first.headers["link"] == f'<{first.json()["next"]}>; rel="next"'
+        second = client.get(first.json()["next"]).json()
+    assert first.json()["total"] == second["total"] == 2 and second["next"] is None
+    assert [first.json()["items"][0]["id"], second["items"][0]["id"]] == [
+        again.rsplit("/", 1)[1],
+        exchange["id"],
+    ]
 
 
 def _check_new_payers_audit_events(

@@ -204,6 +204,34 @@ def _resource(resource_type: str) -> dict[str, Any]:
     }
 
 
+def _audit_event() -> dict[str, Any]:
+    """The audit chain as AuditEvent (IHE BALP), for auditors (ADR 0034)."""
+    searched = (
+        ("patient", "reference", "events about the member"),
+        ("entity", "reference", "events about an entity (Type/id)"),
+        ("agent", "token", "events a client caused (its client id)"),
+        ("subtype", "token", "our action (https://payerbridge.dev/CodeSystem/audit-action)"),
+        ("date", "date", "when recorded (twice for a range)"),
+        ("_count", "number", "page size, newest first"),
+    )
+    return {
+        "type": "AuditEvent",
+        "supportedProfile": [
+            f"{_BALP}/IHE.BasicAudit.PrivacyDisclosure.Source",
+            f"{_BALP}/IHE.BasicAudit.PrivacyDisclosure.Recipient",
+        ],
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [
+            {"name": name, "type": kind, "documentation": text} for name, kind, text in searched
+        ],
+        "documentation": "Auditors only (scope payerbridge/auditor); the id is the event's "
+        "place in the hash chain, which GET /audit/proofs proves (RFC 9162).",
+    }
+
+
+_BALP = "https://profiles.ihe.net/ITI/BALP/StructureDefinition"
+
+
 def capability_statement(
     *,
     fhir_base: str,
@@ -243,7 +271,12 @@ def capability_statement(
                 "security": _security(token_url),
                 "documentation": "Payer-to-payer exchange (HRex $member-match, PDex "
                 "$everything and $bulk-member-match). Errors are OperationOutcome resources.",
-                "resource": [_patient(hrex_version, everything), _group(), *others],
+                "resource": [
+                    _patient(hrex_version, everything),
+                    _group(),
+                    *others,
+                    _audit_event(),
+                ],
                 "operation": [
                     {
                         "name": "export",

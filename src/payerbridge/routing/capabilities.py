@@ -95,8 +95,9 @@ def read_capabilities(
     for rest in _dicts(statement.get("rest")):
         for resource in _dicts(rest.get("resource")):
             names = {_string(p.get("name")) for p in _dicts(resource.get("searchParam"))}
-            if "patient" in names and isinstance(resource.get("type"), str):
-                searchable.add(resource["type"])
+            kind = resource.get("type")
+            if "patient" in names and isinstance(kind, str) and kind not in _NOT_RECORDS:
+                searchable.add(kind)
         for operation in (
             *_dicts(rest.get("operation")),
             *(
@@ -189,6 +190,10 @@ def _is_ig(url: str) -> bool:
 def _software(software: Mapping[str, Any]) -> str | None:
     name, version = _string(software.get("name")), _string(software.get("version"))
     return " ".join(part for part in (name, version) if part) or None
+
+
+# Searched by patient but no part of the member's record: a server's own audit trail.
+_NOT_RECORDS = frozenset({"AuditEvent"})
 
 
 def _string(value: Any) -> str | None:

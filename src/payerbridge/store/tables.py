@@ -288,7 +288,6 @@ exchanges = Table(
     Index("ix_exchanges_state", "state", "created_at"),
     # Searches page newest first: each filter leads an index on (..., created_at, id).
     Index("ix_exchanges_created", "created_at", "id"),
-    Index("ix_exchanges_updated", "updated_at"),
     Index("ix_exchanges_client_created", "client_id", "created_at", "id"),
     Index("ix_exchanges_partner_created", "partner_id", "created_at", "id"),
     Index("ix_exchanges_member_created", "member_key", "created_at", "id"),

@@ -143,6 +143,9 @@ def test_a_server_without_everything_is_read_as_searchable_by_patient() -> None:
     assert "everything" not in reading.operations and "member-match" in reading.operations
     assert {"Condition", "Coverage", "ExplanationOfBenefit"} <= reading.searchable
     assert "Patient" not in reading.searchable  # the Patient is searched by _id
+    # Our audit trail is searched by patient too, for auditors: no part of the record.
+    types = {r["type"] for r in our_statement()["rest"][0]["resource"]}
+    assert "AuditEvent" in types and "AuditEvent" not in reading.searchable
     with_everything = read_capabilities(our_statement(), at=AT)
     assert changes(with_everything, reading) == ["dropped operation everything"]
     assert Capabilities.from_json(json.loads(json.dumps(reading.to_json()))) == reading

@@ -4,6 +4,7 @@ again for an exchange that ended ``partial`` or ``conflict``)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Header, Request, Response
 
@@ -184,8 +185,10 @@ def list_exchanges(
         viewer=None if caller.sees_everyone else caller.client_id,
     )
     following = None
-    if page.next is not None:
-        following = str(request.url.include_query_params(_cursor=page.next.encode()))
+    if page.next is not None:  # on the configured base: the Host header is the caller's
+        params = [(n, v) for n, v in request.query_params.multi_items() if n != "_cursor"]
+        query = urlencode([*params, ("_cursor", page.next.encode())])
+        following = f"{platform.settings.base_url}/exchanges?{query}"
         response.headers["Link"] = f'<{following}>; rel="next"'
     return {
         "total": page.total,
@@ -207,12 +210,16 @@ def get_exchange(exchange_id: str, platform: PlatformDep, caller: AuditReaderDep
 
 @router.get("/{exchange_id}/audit")
 def get_exchange_audit(
-    exchange_id: str, platform: PlatformDep, caller: AuditReaderDep
+    exchange_id: str, request: Request, platform: PlatformDep, caller: AuditReaderDep
 ) -> dict[str, Any]:
     """The exchange's whole life from its audit trail, in order (``exchange/timeline.py``):
     intake, consent decisions, route, the old payer's answer, every partner call with
     status and latency, retries, the final state. Its client's, an operator's, an
-    auditor's; another client's answers 404."""
+    auditor's; another client's answers 404. It takes no parameter."""
+    if request.query_params:
+        names = ", ".join(sorted({n[:40] for n in request.query_params}))
+        text = f"the audit of an exchange takes no parameters ({names})"
+        raise InvalidInput(text, issues=[Issue(text, names, "not-supported")])
     timeline = audit_of_exchange(
         ExchangeId(exchange_id),
         viewer=None if caller.sees_everyone else caller.client_id,
