@@ -630,13 +630,13 @@ def demo(
         )
         switchers = orjson.loads((_network_dir(data_dir) / "switchers.json").read_bytes())
         token = _console_token(data_dir, port, us)
-        login = _console_login(data_dir)
         # One member moving from each partner.
         requests = [
             next(s["request"] for s in switchers if s["request"]["old_payer"] == payer["slug"])
             for payer in network["payers"]
         ] + sources.requests
         exchanges = _run_sample_exchanges(platform, requests, token)
+        login = _console_login(data_dir)  # after: the short maintenance window is timed
     except BaseException:
         _stop(instances)
         raise
