@@ -287,6 +287,8 @@ def an_auditor(platform: Platform, browser: Callable[[], TestClient]) -> TestCli
         ("/console/?period=1y", 400, "period"),
         ("/console/consents?member_id=a%20b", 400, "member_id"),
         ("/console/audit?entity_type=a%20b&entity_id=x", 400, "entity_type"),
+        ("/console/audit?entity_type=Partner&entity_id=old-plan&offset=x", 400, "offset"),
+        ("/console/consents?member_id=N1&offset=-5", 400, "offset"),
         ("/console/no-such-page", 404, "no such page"),
     ],
 )
