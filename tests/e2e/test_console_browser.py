@@ -155,6 +155,10 @@ def test_an_operator_signs_in_searches_an_exchange_and_opens_its_timeline_by_key
     expect(page.locator("#timeline")).to_contain_text("exchange.attempt")
     expect(page.locator("#reason-link")).to_have_attribute("href", "/runbooks/attempts-exhausted")
     expect(page.locator("#dead-letter")).to_contain_text("member-match")
+    calls = page.locator("#partner-calls tbody tr")
+    expect(calls).to_have_count(1)  # one attempt: the partner never answered
+    expect(calls.first).to_contain_text("unavailable")
+    expect(calls.first).to_contain_text("member-match")
     shoot(page, "exchange-timeline")
 
 
