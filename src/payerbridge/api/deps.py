@@ -48,7 +48,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Routes open to anyone, by design: discovery, the token endpoint, health.
+# Routes open to anyone, by design: discovery, the token endpoint, health, the runbooks
+# each OperationOutcome links (api/routers/runbooks.py says why).
 PUBLIC_ROUTES = frozenset(
     {
         ("GET", "/fhir/metadata"),
@@ -61,6 +62,8 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/auth/client-jwks"),
         ("POST", "/auth/token"),
         ("GET", "/healthz"),
+        ("GET", "/runbooks"),
+        ("GET", "/runbooks/{code}"),
     }
 )
 

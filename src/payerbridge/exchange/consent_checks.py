@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.consent.model import Requester, StoredConsent
+from payerbridge.consent.model import DenyReason, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request
 from payerbridge.exchange.model import ExchangeRecord, Move
 from payerbridge.exchange.moves import SYSTEM_ACTOR, StepResult, block
@@ -61,7 +61,7 @@ def check_consent(
     )
     decision = disclosure.decision
     permitted = stored if decision.permitted else None
-    reason = decision.reason.value if decision.reason else "no-consent"
+    reason = (decision.reason or DenyReason.NO_CONSENT).value
     return ConsentCheck(permitted, disclosure.event, reason, decision.text, hop)
 
 
