@@ -123,6 +123,14 @@ def database_env() -> Iterator[Callable[..., dict[str, str]]]:
     databases.drop()
 
 
+@pytest.fixture(scope="module")
+def module_database_env() -> Iterator[Callable[..., dict[str, str]]]:
+    """As ``database_env``, for a database a module's tests share."""
+    databases = _Databases()
+    yield databases.make
+    databases.drop()
+
+
 class _Servers:
     """Starts real ``payerbridge serve`` processes under ``root``; ``stop`` stops them all."""
 

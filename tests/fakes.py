@@ -22,8 +22,9 @@ from typing import Any
 import orjson
 
 from payerbridge.audit.chain import GENESIS, detail_text, leaf_hash, link_events
-from payerbridge.audit.checkpoints import StoredCheckpoint
+from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
+from payerbridge.audit.search import AuditQuery
 from payerbridge.backends.live import AskedSource, LiveAnswers
 from payerbridge.backends.ports import RecordsQuery, SourceAnswer, SourceGap
 from payerbridge.backends.sources import LiveSourceSpec
@@ -227,6 +228,44 @@ class InMemoryAuditChain:
     def last_checkpoint(self) -> StoredCheckpoint | None:
         return self.checkpoints[-1] if self.checkpoints else None
 
+    # -- the ``AuditReader`` port -------------------------------------------------------
+
+    def about(self, entities: Sequence[tuple[str, str]]) -> list[StoredEvent]:
+        wanted = set(entities)
+        return [e for e in self._stored() if (e.entity_type, e.entity_id) in wanted]
+
+    def by_request(self, request_id: str, *, actor: str | None, limit: int) -> list[StoredEvent]:
+        return [
+            e for e in self._stored() if e.request_id == request_id and actor in (None, e.actor)
+        ][:limit]
+
+    def event(self, seq: int) -> StoredEvent | None:
+        return next((e for e in self._stored() if e.seq == seq), None)
+
+    def search(self, query: AuditQuery) -> list[StoredEvent]:
+        found = [
+            e
+            for e in reversed(self._stored())
+            if (query.entity is None or (e.entity_type, e.entity_id) == query.entity)
+            and query.agent in (None, e.actor)
+            and query.action in (None, e.action)
+            and (query.before is None or e.seq < query.before)
+            and (query.start is None or e.at >= query.start)
+            and (query.end is None or e.at < query.end)
+        ]
+        return found[: query.count]
+
+    def checkpoint(self, seq: int | None = None) -> Checkpoint | None:
+        made = [s.checkpoint for s in self.checkpoints if seq in (None, s.checkpoint.seq)]
+        return made[-1] if made else None
+
+    def leaves(self, start: int, end: int) -> list[str]:
+        return [e.leaf_hash for e in self._stored()[start:end]]
+
+    def nodes(self, level: int, start: int, end: int) -> dict[int, str]:
+        kept = {(h, i): d for s in self.checkpoints for h, i, d in s.nodes}
+        return {i: kept[(level, i)] for i in range(start, end) if (level, i) in kept}
+
     def save_checkpoints(self, unit: UnitOfWork, checkpoints: Sequence[StoredCheckpoint]) -> bool:
         self.checkpoints.extend(checkpoints)  # put back if the unit rolls back
         return True
@@ -257,6 +296,8 @@ class InMemoryExchangeStore:
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
         consent_id: str | None = None,
+        request_id: str | None = None,
+        member_key: str | None = None,
     ) -> None:
         if idempotency_key is not None:
             if (client_id, idempotency_key) in self._keys:
@@ -285,6 +326,8 @@ class InMemoryExchangeStore:
             deadline_at=deadline_at,
             replay_count=0,
             consent_id=consent_id,
+            member_key=member_key,
+            request_id=request_id,
         )
         self.records[exchange_id] = record
         steps = [(None, Move(ExchangeState.SUBMITTED))]

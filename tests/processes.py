@@ -52,9 +52,12 @@ def _start_forkserver() -> None:
             os.environ["COLUMNS"] = saved
 
 
-def _main(args: list[str], env: dict[str, str], cwd: str, stdout: str, stderr: str) -> None:
+def _main(
+    args: list[str], env: dict[str, str], cwd: str, stdout: str, stderr: str, stdin: str | None
+) -> None:
     """The child: the command as ``python -m payerbridge`` runs it, in the given
-    environment and directory, its output to the given files."""
+    environment and directory, its output to the given files (its input from ``stdin``'s
+    file, if given)."""
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
@@ -62,6 +65,8 @@ def _main(args: list[str], env: dict[str, str], cwd: str, stdout: str, stderr: s
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         os.dup2(target, fd)
         os.close(target)
+    if stdin is not None:
+        sys.stdin = open(stdin)  # noqa: SIM115 - the child's input until it exits
     sys.argv = ["payerbridge", *args]
     from payerbridge.cli.main import app
 
@@ -73,13 +78,26 @@ class ForkedProcess:
     the tests use."""
 
     def __init__(
-        self, args: list[str], *, env: dict[str, str], stdout: Path, stderr: Path | None = None
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        stdout: Path,
+        stderr: Path | None = None,
+        stdin: Path | None = None,
     ) -> None:
         self.args = args
         _start_forkserver()
         self._process = _CONTEXT.Process(
             target=_main,
-            args=(args, env, os.getcwd(), str(stdout), str(stderr or stdout)),
+            args=(
+                args,
+                env,
+                os.getcwd(),
+                str(stdout),
+                str(stderr or stdout),
+                str(stdin) if stdin is not None else None,
+            ),
             name=f"payerbridge {args[0]}",
         )
         self._process.start()
@@ -116,13 +134,23 @@ class ForkedProcess:
 
 
 def run_forked(
-    args: list[str], *, env: dict[str, str], output_dir: Path, timeout: float
+    args: list[str],
+    *,
+    env: dict[str, str],
+    output_dir: Path,
+    timeout: float,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """A command run to its end, as ``subprocess.run(..., capture_output=True)`` would."""
+    """A command run to its end, as ``subprocess.run(..., capture_output=True)`` would
+    (``input``: what it reads on its standard input)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     stdout = output_dir / f"cli-{os.getpid()}-{len(_STARTED)}.out"
     stderr = stdout.with_suffix(".err")
-    process = ForkedProcess(args, env=env, stdout=stdout, stderr=stderr)
+    stdin = None
+    if input is not None:
+        stdin = stdout.with_suffix(".in")
+        stdin.write_text(input)
+    process = ForkedProcess(args, env=env, stdout=stdout, stderr=stderr, stdin=stdin)
     try:
         code = process.wait(timeout)
     except subprocess.TimeoutExpired:

@@ -99,17 +99,22 @@ def run_cli(
     env: dict[str, str] | None = None,
     timeout: float = 120,
     interpreter: bool = False,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """A ``payerbridge`` command run to its end, forked (tests/processes.py) or, with
-    ``interpreter``, as ``python -m payerbridge`` in an interpreter of its own."""
+    ``interpreter``, as ``python -m payerbridge`` in an interpreter of its own
+    (``input``: what it reads on its standard input)."""
     # Wide enough that the CLI's usage errors never wrap a path (a worker's tmp paths are
     # longer than a serial run's).
     full_env = {**os.environ, "COLUMNS": "1000", **(env or {})}
     if not interpreter:
         with tempfile.TemporaryDirectory(prefix="pb-cli-") as output:
-            return run_forked(args, env=full_env, output_dir=Path(output), timeout=timeout)
+            return run_forked(
+                args, env=full_env, output_dir=Path(output), timeout=timeout, input=input
+            )
     return subprocess.run(
         [sys.executable, "-m", "payerbridge", *args],
+        input=input,
         capture_output=True,
         text=True,
         env=full_env,
@@ -223,8 +228,8 @@ class ServerProcess:
         self.credential = self.register_client(client_id, npi=npi, scope=scope)
         return self
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run_cli([*args, "--data-dir", str(self.data_dir)], env=self.env)
+    def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run_cli([*args, "--data-dir", str(self.data_dir)], env=self.env, input=input)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

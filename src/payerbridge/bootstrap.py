@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +18,8 @@ from sqlalchemy import Engine
 
 from payerbridge import __version__
 from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
-from payerbridge.audit.ports import AuditChain, AuditLog
+from payerbridge.audit.ports import AuditChain, AuditLog, AuditReader
+from payerbridge.audit.proofs import ProofCheck, verify_document
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.backends.ingestion import hold_in
@@ -30,7 +29,6 @@ from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources, load_sources, sources_path
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
 from payerbridge.config import Settings
-from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
 from payerbridge.consent.model import Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
@@ -44,35 +42,51 @@ from payerbridge.exchange.ports import (
     PartnerClient,
     Transactions,
 )
+from payerbridge.exchange.search import ExchangeSearch
 from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.ports import IdentityStore
+from payerbridge.net.addresses import AddressPolicy
 from payerbridge.net.transport import GuardedTransport
 from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.oversight.ports import Oversight
+from payerbridge.partners.answers import ResponseCaps
 from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
-from payerbridge.policies import egress_policy, rate_policy, response_caps, retry_policy
+from payerbridge.policies import (
+    egress_policy,
+    rate_policy,
+    response_caps,
+    retry_policy,
+    segmentation_policy,
+    session_policy,
+)
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import RegisteredClient
+from payerbridge.security.operator_accounts import LOGIN_RATES, OperatorPorts
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService, forget_spent_assertions
 from payerbridge.security.tokens import TokenVerifier, public_jwk
 from payerbridge.security.udap import ServerIdentity
 from payerbridge.sources.adapters import live_adapters
 from payerbridge.store.audit import SqlAuditChain, SqlAuditTrail
+from payerbridge.store.audit_reads import SqlAuditReader
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.bulk import SqlBulkJobs
 from payerbridge.store.checkpoints import (
     CheckpointFile,
     CheckpointSinks,
     CheckpointUrl,
+    audit_checkpoint_path,
+    audit_signing_key_path,
+    audit_witness_path,
     load_or_create_signing_key,
     load_public_key,
     read_checkpoints,
@@ -87,12 +101,16 @@ from payerbridge.store.engines import (
     create_workflow_engine,
     migrate,
 )
+from payerbridge.store.exchange_search import SqlExchangeSearch
 from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_files, refresh_statistics
+from payerbridge.store.key_files import identity_secret
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
+from payerbridge.store.operators import SqlOperatorAccounts
+from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
@@ -103,7 +121,12 @@ from payerbridge.store.source_files import (
     SqlSourceWriter,
     provenance_by,
 )
-from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
+from payerbridge.store.token_keys import (
+    TokenKeyFiles,
+    key_dir,
+    load_client_key,
+    rotate_access_token_keys,
+)
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
@@ -122,6 +145,7 @@ __all__ = [
     "verify_audit_chain",
     "build_platform",
     "identity_secret",
+    "rotate_access_token_keys",
     "launch_workflows",
     "new_id",
     "shutdown_workflows",
@@ -162,10 +186,12 @@ class Platform:
     snapshots: DisclosureSnapshots  # paged $everything decisions
     partners: PartnerRegistry
     exchanges: ExchangeLedger
+    exchange_search: ExchangeSearch  # GET /exchanges and the console's search
     breakers: BreakerBoard
     transactions: Transactions
     audit: AuditLog
     audit_chain: AuditChain[UnitOfWork]
+    audit_reader: AuditReader  # timelines, AuditEvent, proofs (issue 53)
     idempotency: IdempotencyStore
     consents: ConsentStore
     clients: ClientDirectory
@@ -185,6 +211,8 @@ class Platform:
     live: LiveSources  # the plan's backends asked at request time
     profiles: ProfileChecker  # the shipped profiles every produced resource must meet
     quarantine: Quarantine  # what failed them, held for operators (ADR 0030)
+    oversight: Oversight  # the console's dashboard, jobs and partners' recent exchanges
+    operators: OperatorPorts  # the console's accounts and sessions (ADR 0035)
     adapters: Adapters
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
@@ -247,23 +275,6 @@ class Platform:
         self.engine.dispose()
 
 
-def audit_signing_key_path(settings: Settings) -> Path:
-    return settings.audit_signing_key or settings.data_dir / "audit-signing.key"
-
-
-def audit_checkpoint_path(settings: Settings) -> Path:
-    return settings.audit_checkpoint_file or settings.data_dir / "audit-checkpoints.jsonl"
-
-
-def audit_witness_path(settings: Settings) -> Path | None:
-    """The witness's checkpoint file (outside the data dir), if one is configured: the
-    path itself, or ``audit-checkpoints.jsonl`` in it when it is a directory."""
-    witness = settings.audit_witness
-    if witness is not None and witness.is_dir():
-        return witness / "audit-checkpoints.jsonl"
-    return witness
-
-
 def audit_checkpointer(
     platform: Platform, *, every_seconds: float | None = None
 ) -> Callable[[], list[Checkpoint]]:
@@ -316,35 +327,21 @@ def verify_audit_chain(
     return verify_audit(platform.audit_chain, signed, key, witnessed=witnessed, against=held)
 
 
-def identity_secret(settings: Settings) -> bytes:
-    """The identity hashing key: configured, else kept in the data dir (created once)."""
-    if settings.identity_secret is not None:
-        return settings.identity_secret.get_secret_value().encode()
-    path = settings.data_dir / "identity.key"
-    if not path.exists():
-        # Written aside and linked into place: of two processes starting at once, one
-        # key wins and neither reads a half-written file.
-        draft = path.with_name(f".identity.key.{os.getpid()}")
-        draft.write_text(secrets.token_hex(32))
-        draft.chmod(0o600)
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    return path.read_bytes().strip()
-
-
-def key_dir(settings: Settings) -> Path:
-    return settings.key_dir or settings.data_dir / "keys"
-
-
-def rotate_access_token_keys(settings: Settings, *, retire_previous: bool = False) -> str:
-    """A new access-token signing key (its id); the previous one stays accepted until
-    the tokens it signed expire, or not at all with ``retire_previous``. Running servers
-    take it within 50 ms."""
-    return rotate_token_keys(key_dir(settings), retire_previous=retire_previous)
+def check_proof_file(document: Path, public_key: Path) -> list[ProofCheck]:
+    """Each proof in ``document`` (one proof, or ``GET /audit/proofs``'s answer) checked
+    with the public key in ``public_key`` alone: no settings, no database."""
+    key = load_public_key(public_key)
+    try:
+        found = json.loads(document.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read a proof from {document}: {exc}") from exc
+    if not isinstance(found, dict):
+        raise InvalidInput(f"{document} holds no proof document (a JSON object)")
+    proofs = [*found.get("proofs", []), found.get("consistency")] if "proofs" in found else [found]
+    try:
+        return [verify_document(proof, key) for proof in proofs if proof is not None]
+    except ValueError as exc:
+        raise InvalidInput(f"{document}: {exc}") from exc
 
 
 def token_service(
@@ -395,22 +392,6 @@ def _our_udap_client(settings: Settings, identity: ServerIdentity | None) -> Our
     return OurUdapClient(identity, uri, Organization(settings.org_name, settings.org_npi))
 
 
-def segmentation_policy(settings: Settings) -> SegmentationPolicy:
-    """What a regular consent withholds here: the shipped code sets and the operator's
-    additions (PAYERBRIDGE_SENSITIVE_CODE_SETS)."""
-    path = settings.sensitive_code_sets
-    if path is None:
-        return SegmentationPolicy()
-    try:
-        document = json.loads(path.read_text())
-        return SegmentationPolicy(code_sets=extended(SHIPPED_CODE_SETS, document))
-    except (OSError, ValueError, CodeSetError) as exc:  # JSONDecodeError is a ValueError
-        raise InvalidInput(
-            f"PAYERBRIDGE_SENSITIVE_CODE_SETS ({path}) cannot be used: {exc}",
-            issues=[Issue(str(exc), "sensitive_code_sets")],
-        ) from exc
-
-
 def build_platform(
     settings: Settings,
     *,
@@ -444,16 +425,9 @@ def build_platform(
         timeout_seconds=settings.partner_timeout_seconds, policy=egress, limit=caps.document
     )
     member_consent = _member_consent(settings, stores, segmentation)
+    allowances = SqlAllowances(engine)
     tokens = token_service(settings, clients, transactions, key_sets, member_consent, trust)
-    discovery = HttpxPartnerDiscovery(
-        policy=egress,
-        document_limit=caps.document,
-        timeout_seconds=settings.partner_timeout_seconds,
-        udap=udap_client,
-        trust=trust,
-        clock_skew=timedelta(seconds=settings.clock_skew_seconds),
-        transport=partner_transport,
-    )
+    discovery = _discovery(settings, egress, caps, udap_client, trust, partner_transport)
     return Platform(
         settings=settings,
         engine=engine,
@@ -463,10 +437,12 @@ def build_platform(
         snapshots=SqlDisclosureSnapshots(engine, reader=reader),
         partners=stores.partners,
         exchanges=stores.exchanges,
+        exchange_search=SqlExchangeSearch(reader),
         breakers=stores.breakers,
         transactions=transactions,
         audit=stores.audit,
         audit_chain=SqlAuditChain(engine, reader=reader),
+        audit_reader=SqlAuditReader(reader),
         idempotency=SqlIdempotencyStore(),
         consents=stores.consents,
         clients=clients,
@@ -475,7 +451,7 @@ def build_platform(
         verifier=TokenVerifier(
             tokens.keys, issuer=settings.base_url, audience=tokens.policy.audience
         ),
-        limiter=RateLimiter(rate_policy(settings), SqlAllowances(engine)),
+        limiter=RateLimiter(rate_policy(settings), allowances),
         discovery=discovery,
         udap_identity=udap_identity,
         identity=identity,
@@ -485,9 +461,31 @@ def build_platform(
         bulk=_bulk_ports(settings, stores, identity, segmentation),
         onboarding=_onboarding_ports(settings, stores, client),
         **_sources(settings, sources, stores, identity),
+        operators=_operator_ports(settings, stores, allowances),
+        oversight=SqlOversight(engine, reader=reader),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,
+    )
+
+
+def _discovery(
+    settings: Settings,
+    egress: AddressPolicy,
+    caps: ResponseCaps,
+    udap: OurUdapClient | None,
+    trust: TrustAnchors,
+    transport: httpx.BaseTransport | None,
+) -> HttpxPartnerDiscovery:
+    """Reads a partner's discovery documents (its CapabilityStatement, SMART or UDAP)."""
+    return HttpxPartnerDiscovery(
+        policy=egress,
+        document_limit=caps.document,
+        timeout_seconds=settings.partner_timeout_seconds,
+        udap=udap,
+        trust=trust,
+        clock_skew=timedelta(seconds=settings.clock_skew_seconds),
+        transport=transport,
     )
 
 
@@ -591,6 +589,15 @@ def _exchange_ports(settings: Settings, stores: _Stores, client: PartnerClient) 
         retry_policy=retry_policy(settings),
         consent_zone=ZoneInfo(settings.consent_time_zone),
     )
+
+
+def _operator_ports(
+    settings: Settings, stores: _Stores, allowances: SqlAllowances
+) -> OperatorPorts:
+    """The console's accounts and sessions, sign-ins throttled (ADR 0035)."""
+    accounts = SqlOperatorAccounts(stores.engine, reader=stores.reader)
+    logins = RateLimiter(LOGIN_RATES, allowances)
+    return OperatorPorts(accounts, stores.transactions, logins, session_policy(settings), utcnow)
 
 
 def _member_consent(

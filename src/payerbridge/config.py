@@ -408,6 +408,17 @@ class Settings(BaseSettings):
         description="The runbook pages this server serves at /runbooks, one <code>.md each. "
         "Unset: docs/runbooks of the source tree it runs from.",
     )
+    # The operator console (ADR 0035).
+    console_idle_seconds: int = Field(
+        default=1800,
+        ge=1,
+        description="A console session ends after this long without a request.",
+    )
+    console_session_seconds: int = Field(
+        default=12 * 3600,
+        ge=1,
+        description="A console session ends this long after sign-in, however active.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     environment: Literal["dev", "test", "prod"] = "dev"

@@ -1,18 +1,32 @@
 """The policies a deployment's settings make: retries and budgets, where outbound calls
-may go, how large a partner's answer may be, each operation's rate per client. Built
+may go, how large a partner's answer may be, each operation's rate per client, what a
+regular consent withholds, how long a console session lives. Built
 once by ``bootstrap``; the rooms receive the policy, never the settings."""
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import timedelta
 
 from payerbridge.config import GUESSING_RATES, OperationRate, Settings
+from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
+from payerbridge.consent.segmentation import SegmentationPolicy
+from payerbridge.errors import InvalidInput, Issue
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.net.addresses import AddressPolicy
 from payerbridge.partners.answers import ResponseCaps
 from payerbridge.security.limits import Rate, RatePolicy
+from payerbridge.security.operators import SessionPolicy
 
-__all__ = ["egress_policy", "rate_policy", "response_caps", "retry_policy"]
+__all__ = [
+    "egress_policy",
+    "rate_policy",
+    "response_caps",
+    "retry_policy",
+    "segmentation_policy",
+    "session_policy",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +80,27 @@ def rate_policy(settings: Settings) -> RatePolicy:
         default=rate(settings.rate_limit_per_second, settings.rate_limit_burst),
         operations={operation: of(limit) for operation, limit in operations.items()},
     )
+
+
+def session_policy(settings: Settings) -> SessionPolicy:
+    """How long a console session lives (ADR 0035)."""
+    return SessionPolicy(
+        idle=timedelta(seconds=settings.console_idle_seconds),
+        absolute=timedelta(seconds=settings.console_session_seconds),
+    )
+
+
+def segmentation_policy(settings: Settings) -> SegmentationPolicy:
+    """What a regular consent withholds here: the shipped code sets and the operator's
+    additions (PAYERBRIDGE_SENSITIVE_CODE_SETS)."""
+    path = settings.sensitive_code_sets
+    if path is None:
+        return SegmentationPolicy()
+    try:
+        document = json.loads(path.read_text())
+        return SegmentationPolicy(code_sets=extended(SHIPPED_CODE_SETS, document))
+    except (OSError, ValueError, CodeSetError) as exc:  # JSONDecodeError is a ValueError
+        raise InvalidInput(
+            f"PAYERBRIDGE_SENSITIVE_CODE_SETS ({path}) cannot be used: {exc}",
+            issues=[Issue(str(exc), "sensitive_code_sets")],
+        ) from exc

@@ -1,8 +1,14 @@
-"""Timestamps on the wire: always UTC ISO 8601 with a ``Z``, whatever the database returned."""
+"""Timestamps on the wire: always UTC ISO 8601 with a ``Z``, whatever the database
+returned; and FHIR's date search parameters read as ranges of instants."""
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime, timedelta
 
-__all__ = ["utc_iso"]
+__all__ = ["date_search_range", "utc_iso"]
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
+_PREFIXES = ("eq", "ge", "gt", "le", "lt")
 
 
 def utc_iso(value: datetime) -> str:
@@ -10,3 +16,35 @@ def utc_iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _precision(text: str) -> tuple[datetime, datetime]:
+    """The instants ``text`` covers: [start, end). ValueError if it is no date."""
+    if _DAY.match(text):
+        day = date.fromisoformat(text)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return start, start + timedelta(days=1)
+    if not _INSTANT.match(text):
+        raise ValueError(text)
+    start = datetime.fromisoformat(text).astimezone(UTC)
+    clock = re.sub(r"(Z|[+-]\d{2}:\d{2})$", "", text.split("T", 1)[1])
+    if "." in clock:
+        step = timedelta(microseconds=1)
+    else:
+        step = timedelta(seconds=1) if clock.count(":") == 2 else timedelta(minutes=1)
+    return start, start + step
+
+
+def date_search_range(value: str) -> tuple[datetime | None, datetime | None]:
+    """FHIR's date search (``[eq|ge|gt|le|lt]`` and ``YYYY-MM-DD``, a UTC day, or an
+    instant with its offset) as [start, end), each None when open; ValueError if the
+    value is none of these. A value means the range of its precision."""
+    prefix, text = (value[:2], value[2:]) if value[:2] in _PREFIXES else ("eq", value)
+    low, high = _precision(text)
+    return {
+        "eq": (low, high),
+        "ge": (low, None),
+        "gt": (high, None),
+        "le": (None, high),
+        "lt": (None, low),
+    }[prefix]

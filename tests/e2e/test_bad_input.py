@@ -127,6 +127,25 @@ def test_unknown_partner_is_refused_and_no_exchange_is_stored(payer: ServerProce
         assert ops.get("/partners").json() == []
 
 
+def test_a_bad_exchange_search_names_each_parameter(payer: ServerProcess) -> None:
+    with payer.client() as client:
+        refused = client.get(
+            "/exchanges",
+            params=[("state", "done"), ("name", "Ana"), ("created", "soon"), ("_count", "0")],
+        )
+        assert refused.status_code == 400, refused.text
+        issues = refused.json()["issue"]
+        assert [(i["expression"][0], i["code"]) for i in issues] == [
+            ("state", "invalid"),
+            ("name", "not-supported"),
+            ("created", "invalid"),
+            ("_count", "invalid"),
+        ]
+        cursor = client.get("/exchanges", params={"_cursor": "forged"})
+        assert "follow the 'next' link" in outcome(cursor, 400, "invalid")
+        assert "next" in outcome(client.get("/exchanges?_offset=50"), 400, "not-supported")
+
+
 def test_invalid_exchange_fields_are_named(payer: ServerProcess) -> None:
     request = an_exchange_request()
     request["member"]["birth_date"] = "1980-13-45"

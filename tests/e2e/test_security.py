@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey, RSAKey
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from payerbridge.security.assertions import CERTIFICATE_HEADERS, CLIENT_ASSERTION_TYPE
 from payerbridge.security.certificates import certificate_chain
@@ -223,14 +223,41 @@ def _walkable(path: str) -> str:
 
 
 def _routes(routes: list[Any]) -> list[Route]:
-    """Every endpoint of a route table, through included routers."""
+    """Every endpoint of a route table, through included routers (the console, a mounted
+    application of its own, is walked by its own test below)."""
     found: list[Route] = []
     for route in routes:
         if isinstance(route, Route):
             found.append(route)
+        elif isinstance(route, Mount):
+            continue
         else:  # an included router (FastAPI wraps each in its own route)
             found.extend(_routes(route.original_router.routes))
     return found
+
+
+def test_every_console_page_outside_the_sign_in_sends_an_anonymous_browser_to_it(
+    payer: ServerProcess,
+) -> None:
+    """Walks the console's own route table: a page added later without a session check
+    fails here. A page answers a browser (a redirect to sign in), not an API client."""
+    from payerbridge.console.app import CONSOLE_PATH, PUBLIC_PAGES, build_console
+
+    with payer.platform() as platform:
+        console = build_console(platform)
+    walked = 0
+    with payer.anonymous() as anonymous:
+        for route in _routes(console.routes):
+            for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):
+                path = CONSOLE_PATH + _walkable(route.path)
+                response = anonymous.request(method, path, follow_redirects=False)
+                if (method, route.path) in PUBLIC_PAGES:
+                    assert response.status_code in (200, 403), (method, path)  # a form's token
+                    continue
+                walked += 1
+                assert response.status_code == 303, (method, path, response.text[:200])
+                assert response.headers["location"].startswith("/console/login?why=signin")
+    assert walked >= 15  # the table was really walked
 
 
 def test_every_route_outside_the_public_list_refuses_an_anonymous_caller(
@@ -270,7 +297,8 @@ def test_a_client_sees_and_touches_only_its_own_exchanges_and_consents(
                   "base_url": "http://127.0.0.1:9/fhir"},
         )  # fmt: skip
         assert created.status_code == 201, created.text
-    a = payer.client_with(payer.register_client(own("plan-a"), scope=EXCHANGES_SCOPE))
+    a_client_id = own("plan-a")
+    a = payer.client_with(payer.register_client(a_client_id, scope=EXCHANGES_SCOPE))
     b = payer.client_with(payer.register_client(own("plan-b"), scope=EXCHANGES_SCOPE))
     with a, b:
         submitted = a.post("/exchanges", json=an_exchange_request(old_plan), headers=new_key())
@@ -281,6 +309,16 @@ def test_a_client_sees_and_touches_only_its_own_exchanges_and_consents(
         assert b.get(f"/exchanges/{exchange['id']}").status_code == 404
         assert b.get("/exchanges").json()["total"] == 0
         assert a.get("/exchanges").json()["total"] == 1
+        # Searched by our member id and the submitting request: A's own, never B's.
+        request_id = submitted.headers["X-Request-ID"]
+        for params in ({"member": "N1"}, {"request_id": request_id}, {"partner": old_plan}):
+            assert [e["id"] for e in a.get("/exchanges", params=params).json()["items"]] == [
+                exchange["id"]
+            ]
+            assert b.get("/exchanges", params=params).json()["items"] == []
+        refused_search = b.get("/exchanges", params={"client": a_client_id})
+        assert refused_search.status_code == 403, refused_search.text
+        assert refused_search.json()["resourceType"] == "OperationOutcome"
         assert b.get(f"/consents/{consent_id}").status_code == 404
         assert b.post(f"/consents/{consent_id}/$revoke").status_code == 404
         assert b.post(f"/exchanges/{exchange['id']}/$replay").status_code == 403
@@ -299,6 +337,8 @@ def test_a_client_sees_and_touches_only_its_own_exchanges_and_consents(
         assert [e["id"] for e in everyone["items"] if e["old_payer"] == old_plan] == [
             exchange["id"]
         ]
+        found = operator.get("/exchanges", params={"member": "N1", "client": a_client_id})
+        assert [e["id"] for e in found.json()["items"]] == [exchange["id"]]
 
 
 def test_nobody_but_an_operator_can_repoint_a_partner(payer: ServerProcess) -> None:

@@ -24,6 +24,8 @@ ROOMS = [
     "payerbridge.webhooks",
     "payerbridge.bulk",
     "payerbridge.onboarding",
+    "payerbridge.oversight",
+    "payerbridge.console",
 ]
 
 

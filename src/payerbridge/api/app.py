@@ -16,6 +16,7 @@ from payerbridge.api.errors import install_error_handlers
 from payerbridge.api.middleware import RequestContextMiddleware
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.routers import (
+    audit,
     auth,
     bulk,
     clients,
@@ -31,6 +32,7 @@ from payerbridge.api.routers import (
     webhooks,
 )
 from payerbridge.bootstrap import Platform, launch_workflows, shutdown_workflows
+from payerbridge.console import install_console
 from payerbridge.fhir.reasons import link_runbooks_to
 
 __all__ = ["COMMON_RESPONSES", "create_app"]
@@ -85,6 +87,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.router.routes.append(fhir.member_match_route)
     app.include_router(auth.router)  # before fhir: /fhir/.well-known/... is not a resource read
     app.include_router(bulk.router)  # before fhir: /fhir/Group... is not a member's resource
+    app.include_router(audit.router)  # before fhir: /fhir/AuditEvent is the audit chain's
     app.include_router(fhir.router)
     app.include_router(exchanges.router)
     app.include_router(onboardings.router)
@@ -96,6 +99,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(quarantine.router)
     app.include_router(sources.router)
     app.include_router(runbooks.router)
+    install_console(app, platform)  # the operator console's pages at /console (ADR 0035)
 
     @app.get("/openapi.json", tags=["operators"], include_in_schema=False)
     def openapi(_operator: OperatorDep) -> dict[str, Any]:

@@ -29,12 +29,20 @@ from payerbridge.errors import (
     UnsupportedMediaType,
 )
 from payerbridge.security.certificates import certificate_thumbprint
-from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE, Principal, require_scope
+from payerbridge.security.model import (
+    AUDITOR_SCOPE,
+    EXCHANGES_SCOPE,
+    OPERATOR_SCOPE,
+    Principal,
+    require_scope,
+)
 from payerbridge.security.service import authenticate
 from payerbridge.types import OPERATOR, ClientId
 
 __all__ = [
     "PUBLIC_ROUTES",
+    "AuditReaderDep",
+    "AuditorDep",
     "Caller",
     "CallerDep",
     "OperatorDep",
@@ -95,6 +103,11 @@ class Caller:
     @property
     def is_operator(self) -> bool:
         return self.principal.is_operator
+
+    @property
+    def sees_everyone(self) -> bool:
+        """An operator or an auditor: reads every client's exchanges and their audit."""
+        return self.principal.is_operator or self.principal.is_auditor
 
     @property
     def owner(self) -> ClientId:
@@ -167,6 +180,18 @@ async def require_submitter(caller: Annotated[Caller, Depends(current_caller)]) 
     return caller
 
 
+async def require_auditor(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    """Reads the audit trail: AuditEvent, checkpoints."""
+    caller.require(AUDITOR_SCOPE)
+    return caller
+
+
+async def require_audit_reader(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    """Reads an exchange's audit: its client, an operator or an auditor."""
+    caller.require(EXCHANGES_SCOPE, OPERATOR_SCOPE, AUDITOR_SCOPE)
+    return caller
+
+
 def current_platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
@@ -175,6 +200,8 @@ def current_platform(request: Request) -> Platform:
 CallerDep = Annotated[Caller, Depends(current_caller)]
 OperatorDep = Annotated[Caller, Depends(require_operator)]
 SubmitterDep = Annotated[Caller, Depends(require_submitter)]
+AuditorDep = Annotated[Caller, Depends(require_auditor)]
+AuditReaderDep = Annotated[Caller, Depends(require_audit_reader)]
 PlatformDep = Annotated[Platform, Depends(current_platform)]
 
 

@@ -145,15 +145,24 @@ class MerkleFrontier:
     subtrees: list[str] = field(default_factory=list)
 
     def add(self, leaf: str) -> None:
+        self.add_nodes(leaf)
+
+    def add_nodes(self, leaf: str) -> list[tuple[int, int, str]]:
+        """Add ``leaf``; the perfect subtrees it completed, as (height, index, root): the
+        subtree at height ``h`` and index ``i`` holds leaves ``[i * 2**h, (i+1) * 2**h)``."""
         self.subtrees.append(leaf)
         self.size += 1
+        made = []
         # Merge equal-sized subtrees: one merge per trailing zero bit of the new size.
-        size = self.size
+        size, height = self.size, 0
         while size % 2 == 0:
             right = self.subtrees.pop()
             left = self.subtrees.pop()
             self.subtrees.append(hash_children(left, right))
             size //= 2
+            height += 1
+            made.append((height, (self.size >> height) - 1, self.subtrees[-1]))
+        return made
 
     def root(self) -> str:
         """MTH over the leaves so far (RFC 6962 section 2.1): the subtrees folded from

@@ -78,10 +78,13 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class StoredCheckpoint:
-    """A checkpoint with the Merkle frontier the next one continues from."""
+    """A checkpoint with the Merkle frontier the next one continues from, and the kept
+    subtree roots (height, index, root) completed since the checkpoint before it
+    (``proofs.NODE_LEVELS``: what proofs are built from)."""
 
     checkpoint: Checkpoint
     frontier: MerkleFrontier
+    nodes: tuple[tuple[int, int, str], ...] = ()
 
 
 def _instant(at: datetime) -> str:

@@ -11,8 +11,9 @@ from typing import Any, Protocol, TypeVar
 
 from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
+from payerbridge.audit.search import AuditQuery
 
-__all__ = ["AuditChain", "AuditLog", "AuditTrail", "CheckpointSink", "Unit"]
+__all__ = ["AuditChain", "AuditLog", "AuditReader", "AuditTrail", "CheckpointSink", "Unit"]
 
 # The unit of work a port's writes take (``transactions.UnitOfWork``, above this room).
 Unit = TypeVar("Unit", contravariant=True)
@@ -22,6 +23,37 @@ class AuditTrail(Protocol):
     """An entity's audit events as stored, oldest first."""
 
     def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]: ...
+
+
+class AuditReader(Protocol):
+    """The stored events an auditor reads, and what proofs are built from
+    (``store/audit_reads.py``)."""
+
+    def about(self, entities: Sequence[tuple[str, str]]) -> list[StoredEvent]:
+        """The events about any of ``entities`` (type, id), in the chain's order."""
+        ...
+
+    def by_request(self, request_id: str, *, actor: str | None, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` events ``request_id`` caused (``actor``'s only, unless None)."""
+        ...
+
+    def event(self, seq: int) -> StoredEvent | None: ...
+
+    def search(self, query: AuditQuery) -> list[StoredEvent]:
+        """Up to ``query.count`` events, newest first, before ``query.before``."""
+        ...
+
+    def checkpoint(self, seq: int | None = None) -> Checkpoint | None:
+        """The recorded checkpoint at ``seq``; None: the newest."""
+        ...
+
+    def leaves(self, start: int, end: int) -> list[str]:
+        """The leaf hashes of leaves ``[start, end)`` (leaf ``i`` is event ``i + 1``)."""
+        ...
+
+    def nodes(self, level: int, start: int, end: int) -> dict[int, str]:
+        """The kept subtree roots at ``level`` with index in ``[start, end)``."""
+        ...
 
 
 class AuditLog(AuditTrail, Protocol):

@@ -17,6 +17,7 @@ from payerbridge.audit.checkpoints import (
     sign_checkpoint,
 )
 from payerbridge.audit.ports import AuditChain, CheckpointSink, Unit
+from payerbridge.audit.proofs import NODE_LEVELS
 from payerbridge.audit.verification import ChainReport, event_break, verify_chain
 from payerbridge.errors import AuditChainBroken
 
@@ -54,16 +55,18 @@ def write_checkpoints(
     frontier = MerkleFrontier() if last is None else last.frontier.copy()
     previous = GENESIS if last is None else last.checkpoint.chain_head
     made: list[StoredCheckpoint] = []
+    nodes: list[tuple[int, int, str]] = []  # kept subtree roots, for proofs
     expected, wanted = last_seq + 1, set(due)
     for event in chain.events(after=last_seq, up_to=due[-1]):
         found = event_break(event, expected, previous)
         if found is not None:
             raise AuditChainBroken(f"audit event {found.seq}: {found.reason}")
-        frontier.add(event.leaf_hash)
+        nodes.extend(n for n in frontier.add_nodes(event.leaf_hash) if n[0] in NODE_LEVELS)
         previous = event.chain_hash
         if event.seq in wanted:
             signed = sign_checkpoint(event.seq, previous, frontier.root(), now, key)
-            made.append(StoredCheckpoint(signed, frontier.copy()))
+            made.append(StoredCheckpoint(signed, frontier.copy(), tuple(nodes)))
+            nodes = []
         expected += 1
     if expected <= due[-1]:
         raise AuditChainBroken(f"audit event {expected} is missing")

@@ -1,10 +1,13 @@
-"""``payerbridge audit``: verify the hash-chained audit trail, and sign a checkpoint now."""
+"""``payerbridge audit``: verify the hash-chained audit trail, sign a checkpoint now, prove
+an event (or two checkpoints' consistency) and check such a proof with the public key."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 
 from payerbridge import errors
@@ -111,3 +114,71 @@ def audit_checkpoint(data_dir: DataDir = None) -> None:
         out.print("no new audit events since the last checkpoint")
         return
     out.print(f"signed {len(signed)} checkpoint(s), up to event {signed[-1].seq}")
+
+
+@audit_app.command("prove")
+def audit_prove(
+    event: Annotated[
+        int | None, typer.Option("--event", min=1, help="The event's sequence number.")
+    ] = None,
+    checkpoint: Annotated[
+        int | None,
+        typer.Option(min=1, help="The signed checkpoint to prove against (default: the newest)."),
+    ] = None,
+    consistency: Annotated[
+        int | None,
+        typer.Option(
+            "--consistency",
+            min=1,
+            metavar="FIRST",
+            help="Instead of an event: prove the checkpoint's tree extends checkpoint FIRST's.",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print a self-contained JSON proof (RFC 9162): the event's stored fields, its leaf
+    index, the tree size, the audit path and the signed checkpoint; anyone holding the
+    public key checks it with ``payerbridge audit verify-proof``."""
+    from payerbridge.audit.proving import prove_consistency, prove_event
+    from payerbridge.bootstrap import build_platform
+
+    if (event is None) == (consistency is None):
+        raise fail(errors.InvalidInput("give --event SEQ or --consistency FIRST (one of them)"))
+    platform = build_platform(settings_for(data_dir), run_migrations=False)
+    try:
+        if event is not None:
+            document = prove_event(platform.audit_reader, event, checkpoint=checkpoint)
+        else:
+            assert consistency is not None
+            document = prove_consistency(platform.audit_reader, consistency, second=checkpoint)
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@audit_app.command("verify-proof")
+def audit_verify_proof(
+    proof: Annotated[
+        Path, typer.Argument(help="The proof (audit prove's, or GET /audit/proofs').")
+    ],
+    public_key: Annotated[
+        Path, typer.Option(help="The audit signing key's public PEM (audit-signing.pub).")
+    ],
+) -> None:
+    """Check a proof with the public key alone (no database, no settings): exit 0 when
+    every proof in the file holds, 6 naming the first that does not."""
+    from payerbridge.bootstrap import check_proof_file
+
+    try:
+        checks = check_proof_file(proof, public_key)
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    if not checks:
+        raise fail(errors.InvalidInput(f"{proof} holds no proof (its events are pending?)"))
+    for check in checks:
+        if not check.holds:
+            err.print(f"[red]proof fails:[/red] {check.reason}")
+            raise typer.Exit(6)
+        out.print(f"proof holds: {check.reason}")

@@ -119,8 +119,8 @@ def consents_code_sets(data_dir: DataDir = None) -> None:
     """The sensitive code sets a regular consent withholds here: the shipped ones with
     the operator's additions (PAYERBRIDGE_SENSITIVE_CODE_SETS), checked, with the
     version and digest recorded on every disclosure decision."""
-    from payerbridge.bootstrap import segmentation_policy
     from payerbridge.cli.console import fail, settings_for
+    from payerbridge.policies import segmentation_policy
 
     try:
         code_sets = segmentation_policy(settings_for(data_dir)).code_sets

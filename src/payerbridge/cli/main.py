@@ -554,6 +554,7 @@ from payerbridge.cli import security as _security  # noqa: E402
 from payerbridge.cli.audit import audit_app  # noqa: E402
 from payerbridge.cli.identity import identity_app  # noqa: E402
 from payerbridge.cli.onboard import onboard  # noqa: E402
+from payerbridge.cli.operators import operators_app  # noqa: E402
 from payerbridge.cli.plugins import add_plugin_commands  # noqa: E402
 from payerbridge.cli.quarantine import quarantine_app  # noqa: E402
 from payerbridge.cli.sources import mappings_app, sources_app  # noqa: E402
@@ -567,6 +568,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(sources_app, name="sources")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(operators_app, name="operators")
 app.command("onboard")(onboard)
 # bench, demo and sandbox: from payerbridge_tools, when the bench extra is installed.
 add_plugin_commands(app)

@@ -6,7 +6,7 @@ block it causes: nothing leaves without a decision that permits it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import DenyReason, Requester, StoredConsent
@@ -62,7 +62,9 @@ def check_consent(
     decision = disclosure.decision
     permitted = stored if decision.permitted else None
     reason = (decision.reason or DenyReason.NO_CONSENT).value
-    return ConsentCheck(permitted, disclosure.event, reason, decision.text, hop)
+    # Named with the exchange it decided for: its audit timeline finds it so.
+    event = replace(disclosure.event, detail={**disclosure.event.detail, "exchange_id": record.id})
+    return ConsentCheck(permitted, event, reason, decision.text, hop)
 
 
 def refused(

@@ -19,6 +19,7 @@ from payerbridge.exchange.model import (
     ASKABLE_AGAIN,
     STOPPED_STATES,
     Attempt,
+    ExchangeRecord,
     ExchangeState,
     Move,
     transition_events,
@@ -29,7 +30,7 @@ from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.review import awaits_partner_review
 from payerbridge.types import ExchangeId
 
-__all__ = ["ask_again_now", "cancel", "replay", "revoke_and_stop"]
+__all__ = ["ask_again_now", "can_cancel", "cancel", "replay", "revoke_and_stop"]
 
 logger = logging.getLogger(__name__)
 S = ExchangeState
@@ -104,8 +105,7 @@ def cancel(ports: ExchangePorts, exchange_id: ExchangeId, *, actor: str, note: s
     One whose step is running now is refused (Conflict): cancel it when it waits."""
     record = ports.exchanges.current(exchange_id)
     now = ports.clock()
-    waiting = record.next_attempt_at is not None and record.next_attempt_at > now
-    if record.state not in _CANCELLABLE and not (waiting and record.state not in STOPPED_STATES):
+    if not can_cancel(record, now):
         raise _not_now(exchange_id, record.state, "cancelled", "while it waits")
     text = f"cancelled by an operator: {note}"
     stop = {"error_code": ExchangeReason.CANCELLED, "error_text": text, "next_attempt_at": None}
@@ -113,6 +113,13 @@ def cancel(ports: ExchangePorts, exchange_id: ExchangeId, *, actor: str, note: s
     with ports.transactions.begin() as unit:
         record_moves(unit, ports, exchange_id, moves, at=now, actor=actor, expected=record.state)
     logger.info("exchange cancelled", extra={"exchange_id": exchange_id})
+
+
+def can_cancel(record: ExchangeRecord, now: datetime) -> bool:
+    """Whether an operator may cancel the exchange now: it waits (on a person, a review
+    at the old payer, a replay, or its next attempt)."""
+    waiting = record.next_attempt_at is not None and record.next_attempt_at > now
+    return record.state in _CANCELLABLE or (waiting and record.state not in STOPPED_STATES)
 
 
 def ask_again_now(ports: ExchangePorts, exchange_id: ExchangeId, *, actor: str) -> datetime:

@@ -38,6 +38,7 @@ from payerbridge.exchange.outbound import (
     idempotency_key,
     step_clock,
 )
+from payerbridge.exchange.partner_calls import PartnerCall
 from payerbridge.exchange.ports import ExchangePorts, PartnerClient
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.review import awaits_partner_review, wait_for_reviewer
@@ -57,6 +58,8 @@ _MATCH_FAILURES: dict[type[Exception], str] = {
 
 # The member the old payer found, and how (``MemberId``, or ``Patient?identifier=``).
 _Found = tuple[MemberMatchResult, str]
+# With the call that found it.
+_Answer = tuple[_Found, PartnerCall | None]
 
 
 def match_at_old_payer(
@@ -117,7 +120,7 @@ def _ask(
     partner: Partner,
     parameters: dict[str, Any],
     clock: StepClock,
-) -> StepResult | _Found:
+) -> StepResult | _Answer:
     """The old payer's member, or where its answer (or its silence) left the exchange."""
     exchange_id = record.id
     key = idempotency_key(record, STEP)
@@ -142,7 +145,7 @@ def _ask(
         return give_up(ports, exchange_id, partner_code(exc), exc.text, {"status": exc.status})
     if outcome.value is None:
         return after_failed_call(outcome, record.state)
-    return outcome.value
+    return outcome.value, outcome.call
 
 
 def _member_of(
@@ -168,11 +171,11 @@ def _matched(
     record: ExchangeRecord,
     partner: Partner,
     consent: StoredConsent,
-    found: _Found,
+    asked: _Answer,
 ) -> tuple[StepResult, ExchangeRecord]:
     """The member found: → member_matched → retrieving in one commit, with the opt-in
     decided again for the data; a member other than the one matched before stops."""
-    answer, found_by = found
+    (answer, found_by), call = asked
     member_ref = answer.member_ref
     assert member_ref is not None
     if record.matched_member_ref is not None and record.matched_member_ref != member_ref:
@@ -186,7 +189,7 @@ def _matched(
         updates |= {"error_code": None, "error_text": None, "deadline_at": ports.clock() + budget}
     reached = Move(
         S.MEMBER_MATCHED,
-        detail={"member_found_by": found_by},
+        detail={"member_found_by": found_by, **({"call": call.to_json()} if call else {})},
         updates={"attempts": 0, "next_attempt_at": None, **updates},
     )
     matched = moved_on(record, S.MEMBER_MATCHED, matched_member_ref=member_ref)

@@ -286,7 +286,8 @@ class ExchangeRecord:
     step_started_at: datetime | None = None
     request_shape: str | None = None  # the HRex version the route chose to speak
     data_path: str | None = None  # how the route chose to read the record (``route``)
-    member_key: str | None = None  # whom its data is held for (``reconcile.Holder``), once stored
+    member_key: str | None = None  # whom its data is held for (``reconcile.member_key_of``)
+    request_id: str | None = None  # the request that submitted it (its X-Request-ID)
     transitions: tuple[Transition, ...] = ()
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from payerbridge.errors import PartnerAuthRejected, PartnerUnavailable
+from payerbridge.errors import PartnerAuthRejected, PartnerUnavailable, PayerBridgeError
 from payerbridge.exchange.breaker import (
     Admission,
     BreakerState,
@@ -35,6 +35,13 @@ from payerbridge.exchange.breaker import (
 )
 from payerbridge.exchange.model import Attempt, DeadLetter, ExchangeRecord, ExchangeState, Move
 from payerbridge.exchange.moves import SYSTEM_ACTOR, StepResult, note_attempt, record_moves
+from payerbridge.exchange.partner_calls import (
+    ANSWERED,
+    REFUSED,
+    UNAVAILABLE,
+    PartnerCall,
+    partner_call_event,
+)
 from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.retry import RetryPolicy, decide_retry
@@ -75,6 +82,7 @@ class CallOutcome(Generic[T]):
     value: T | None = None
     retry_at: datetime | None = None
     dead_lettered: bool = False
+    call: PartnerCall | None = None  # the call made, if one went out
 
 
 def step_clock(
@@ -140,6 +148,7 @@ def call_partner(
         wait = (until - now).total_seconds() if until else None
         return _retry_later(ports, exchange_id, partner, clock, reason, text, wait, attempted=False)
     timeout = min(policy.call_timeout_seconds, remaining)
+    sent = ports.clock()
     try:
         try:
             value = call(timeout)
@@ -148,6 +157,7 @@ def call_partner(
             value = call(timeout)
     except PartnerUnavailable as exc:
         record_outcome(ports, partner, succeeded=False, seen=admission.state)
+        made = _made(ports, partner, clock, sent, UNAVAILABLE, exc)
         return _retry_later(
             ports,
             exchange_id,
@@ -156,12 +166,39 @@ def call_partner(
             ExchangeReason.PARTNER_UNAVAILABLE,
             exc.text,
             exc.retry_after,
+            call=made,
         )
-    except Exception:  # it answered: the endpoint is up
+    except Exception as exc:  # it answered: the endpoint is up
         record_outcome(ports, partner, succeeded=True, seen=admission.state)
+        if isinstance(exc, PayerBridgeError):  # a refusal: its own event, then its move
+            ports.audit.record(
+                partner_call_event(exchange_id, _made(ports, partner, clock, sent, REFUSED, exc))
+            )
         raise
     record_outcome(ports, partner, succeeded=True, seen=admission.state)
-    return CallOutcome(value=value)
+    return CallOutcome(value=value, call=_made(ports, partner, clock, sent, ANSWERED))
+
+
+def _made(
+    ports: ExchangePorts,
+    partner: Partner,
+    clock: StepClock,
+    sent: datetime,
+    outcome: str,
+    error: Exception | None = None,
+) -> PartnerCall:
+    """The call sent at ``sent``, as it ended now; an answer taken was HTTP 200."""
+    latency = ports.clock() - sent
+    return PartnerCall(
+        step=clock.step,
+        attempt=clock.attempt,
+        endpoint=partner.fhir_base,
+        at=sent,
+        latency_ms=max(0, round(latency.total_seconds() * 1000)),
+        outcome=outcome,
+        status=200 if error is None else getattr(error, "status", None),
+        error=None if error is None else type(error).__name__,
+    )
 
 
 def _announced_hold(
@@ -252,6 +289,7 @@ def _retry_later(
     retry_after: float | None,
     *,
     attempted: bool = True,
+    call: PartnerCall | None = None,
 ) -> CallOutcome[Any]:
     now = ports.clock()
     calls = clock.attempt if attempted else clock.attempt - 1
@@ -270,7 +308,12 @@ def _retry_later(
         next_attempt_at=decision.retry_at,
         step_started_at=clock.started,
         last_error=text,
-        detail={"reason": reason, "partner_id": partner.id, "retry_after": retry_after},
+        detail={
+            "reason": reason,
+            "partner_id": partner.id,
+            "retry_after": retry_after,
+            **({"call": call.to_json()} if call else {}),
+        },
     )
     with ports.transactions.begin() as unit:
         note_attempt(unit, ports, exchange_id, attempt, at=now)

@@ -132,8 +132,11 @@ class ExchangeStore(Protocol):
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
         consent_id: str | None = None,
+        request_id: str | None = None,
+        member_key: str | None = None,
     ) -> None:
-        """A new exchange in ``submitted``, moved there by ``client_id``."""
+        """A new exchange in ``submitted``, moved there by ``client_id``; ``request_id``
+        and ``member_key`` are what a search finds it by."""
         ...
 
     def find_by_idempotency_key(
@@ -263,12 +266,6 @@ class BreakerStore(Protocol):
 
 class ExchangeLedger(ExchangeStore, Protocol):
     """The exchange store with what the API and the operator read."""
-
-    def list_page(
-        self, *, client_id: ClientId | None, state: ExchangeState | None, limit: int, offset: int
-    ) -> tuple[int, list[ExchangeRecord]]:
-        """One page, newest first, of ``client_id``'s exchanges (everyone's when None)."""
-        ...
 
     def counts_by_state(self) -> dict[str, int]: ...
 

@@ -29,6 +29,7 @@ __all__ = [
     "end_reason",
     "end_state",
     "identifier_keys",
+    "member_key_of",
     "stale_refs",
 ]
 
@@ -53,7 +54,7 @@ class Holder:
     def member_key(self) -> str:
         """The client's member, hashed: what every old payer's data about the member
         shares (the member id itself is never stored beside it)."""
-        return _digest(self.client_id, self.member_id)
+        return member_key_of(self.client_id, self.member_id)
 
     def our_id(self, old_ref: str) -> str:
         """Our id of the resource the old payer keeps as ``old_ref`` (``Type/id``)."""
@@ -62,6 +63,12 @@ class Holder:
     def receipt_id(self) -> str:
         """Our receipt Provenance's id: one per holder, updated by every answer."""
         return self.our_id("#receipt")  # '#' is in no FHIR id: no old ref gives it
+
+
+def member_key_of(client_id: str, member_id: str) -> str:
+    """The client's member ``member_id`` (ours, from the new card), hashed: stored with
+    each exchange from its submission, and what a search by member looks for."""
+    return _digest(client_id, member_id)
 
 
 def _digest(*parts: str) -> str:

@@ -38,6 +38,7 @@ from payerbridge.exchange.outbound import (
     idempotency_key,
     step_clock,
 )
+from payerbridge.exchange.partner_calls import PartnerCall
 from payerbridge.exchange.ports import ExchangePorts, Retrieved, UnitOfWork
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.reconcile import (
@@ -98,7 +99,7 @@ def retrieve_record(
 
 def _read(
     ports: ExchangePorts, record: ExchangeRecord, partner: Partner, clock: StepClock
-) -> StepResult | tuple[Retrieved, str]:
+) -> StepResult | tuple[Retrieved, str, PartnerCall | None]:
     """The member's record and how it was read, or where the partner's answer (or its
     silence) left the exchange."""
     exchange_id = record.id
@@ -127,11 +128,16 @@ def _read(
         return give_up(ports, exchange_id, partner_code(exc), exc.text, {"status": exc.status})
     if outcome.value is None:
         return after_failed_call(outcome, S.RETRIEVING)
-    return outcome.value, way
+    return outcome.value, way, outcome.call
 
 
 def _keep_received(
-    ports: ExchangePorts, record: ExchangeRecord, partner: Partner, retrieved: Retrieved, way: str
+    ports: ExchangePorts,
+    record: ExchangeRecord,
+    partner: Partner,
+    retrieved: Retrieved,
+    way: str,
+    call: PartnerCall | None,
 ) -> StepResult:
     """The payload, its resources under our ids and → its end, in one commit."""
     exchange_id = record.id
@@ -145,6 +151,7 @@ def _keep_received(
             "sha256": digest,
             "pages": list(retrieved.page_sizes),
             "read_by": way,
+            **({"call": call.to_json()} if call else {}),
         },
     )
     # Normalized at once, in memory: the payload, the resources and received → normalized →

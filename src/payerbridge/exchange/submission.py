@@ -31,6 +31,7 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.exchange.opt_in import opt_in_consent
 from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
+from payerbridge.exchange.reconcile import member_key_of
 from payerbridge.routing.model import Partner
 from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
 
@@ -149,6 +150,8 @@ def _record_submission(
             deadline_at=now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
             policy_version=version,
             consent_id=consent_id,
+            request_id=request_id,
+            member_key=member_key_of(client_id, request.member_id),
         )
         submitted = [Move(ExchangeState.SUBMITTED)]
         unit.record(

@@ -22,6 +22,7 @@ from payerbridge.errors import Forbidden, Issue, OAuthError, OAuthErrorCode
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
+    "AUDITOR_SCOPE",
     "BULK_MEMBER_MATCH_SCOPES",
     "EXCHANGES_SCOPE",
     "MEMBER_MATCH_SCOPE",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 OPERATOR_SCOPE = "payerbridge/operator"
+# Reads the audit trail (AuditEvent, every exchange's timeline) and nothing else: the
+# people who check the operators are not operators (issue 53).
+AUDITOR_SCOPE = "payerbridge/auditor"
 EXCHANGES_SCOPE = "payerbridge/exchanges"
 MEMBER_MATCH_SCOPE = "http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match"
 # PDex 2.2's scope for $bulk-member-match, and 2.1's (the ballot-era canonical). A client
@@ -125,6 +129,10 @@ class Principal:
     @property
     def is_operator(self) -> bool:
         return OPERATOR_SCOPE in self.scopes
+
+    @property
+    def is_auditor(self) -> bool:
+        return AUDITOR_SCOPE in self.scopes
 
 
 def parse_scopes(value: str, *, parameter: str = "scope") -> frozenset[str]:

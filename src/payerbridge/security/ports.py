@@ -1,5 +1,6 @@
 """The security room's ports: the clients registered with us, the assertions they have
-used, and where a client's keys are read from (``store.clients``, ``partners.keys``)."""
+used, and where a client's keys are read from (``store.clients``, ``partners.keys``);
+the console's operator accounts and sessions (``store.operators``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from payerbridge.security.model import RegisteredClient
+from payerbridge.security.operators import Operator, OperatorSession, Role
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId
 
-__all__ = ["AssertionLedger", "ClientDirectory", "KeySetSource"]
+__all__ = ["AssertionLedger", "ClientDirectory", "KeySetSource", "OperatorAccounts"]
 
 
 class ClientDirectory(Protocol):
@@ -55,4 +57,43 @@ class AssertionLedger(Protocol):
 class KeySetSource(Protocol):
     def fetch(self, url: str) -> dict[str, Any]:
         """The JWK Set published at ``url``; PartnerUnavailable when it cannot be read."""
+        ...
+
+
+class OperatorAccounts(Protocol):
+    """Console accounts and their sessions; writes in the caller's unit of work."""
+
+    def get(self, name: str) -> Operator | None: ...
+
+    def list(self) -> list[Operator]: ...
+
+    def add(self, unit: UnitOfWork, operator: Operator) -> None:
+        """A new account; StoreConflict when the name is taken."""
+        ...
+
+    def set_password(self, unit: UnitOfWork, name: str, password_hash: str) -> bool:
+        """False when there is no such account."""
+        ...
+
+    def set_role(self, unit: UnitOfWork, name: str, role: Role) -> bool: ...
+
+    def disable(self, unit: UnitOfWork, name: str) -> bool:
+        """Disable the account (at ``unit.now``); False when there is none or it was."""
+        ...
+
+    def open_session(self, unit: UnitOfWork, session: OperatorSession) -> None: ...
+
+    def session(self, token_hash: str) -> OperatorSession | None: ...
+
+    def touch_session(self, unit: UnitOfWork, token_hash: str) -> None:
+        """Record a request of the session at ``unit.now``."""
+        ...
+
+    def end_session(self, unit: UnitOfWork, token_hash: str) -> bool:
+        """End the session at ``unit.now``; False when it had ended."""
+        ...
+
+    def end_sessions_of(self, unit: UnitOfWork, name: str) -> int:
+        """End every live session of the account (a password changed, an account
+        disabled); how many."""
         ...

@@ -31,7 +31,7 @@ from payerbridge.audit.chain import GENESIS, MerkleFrontier, detail_text, leaf_h
 from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
 from payerbridge.store.dbapi import DialectSql, RowsInsert, insert_rows, sqlite_timestamp
-from payerbridge.store.tables import audit_checkpoints, audit_events, audit_head
+from payerbridge.store.tables import audit_checkpoints, audit_events, audit_head, audit_tree_nodes
 from payerbridge.transactions import UnitOfWork
 
 __all__ = ["SqlAuditChain", "SqlAuditTrail", "append_events"]
@@ -212,4 +212,11 @@ class SqlAuditChain:
         if taken is not None:
             return False
         connection.execute(insert(audit_checkpoints), rows)
+        nodes = [
+            {"level": level, "idx": index, "hash": digest}
+            for stored in checkpoints
+            for level, index, digest in stored.nodes
+        ]
+        if nodes:
+            connection.execute(insert(audit_tree_nodes), nodes)
         return True

@@ -40,14 +40,14 @@ from payerbridge.store.webhooks import listening_sql, outbox_transitions, webhoo
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
-__all__ = ["SqlExchangeStore"]
+__all__ = ["SqlExchangeStore", "exchange_record"]
 
 
 def _json(value: Any) -> str | None:
     return orjson.dumps(value).decode() if value is not None else None
 
 
-def _record(row: Any, transitions: tuple[Transition, ...] = ()) -> ExchangeRecord:
+def exchange_record(row: Any, transitions: tuple[Transition, ...] = ()) -> ExchangeRecord:
     return ExchangeRecord(
         id=row.id,
         state=ExchangeState(row.state),
@@ -75,6 +75,7 @@ def _record(row: Any, transitions: tuple[Transition, ...] = ()) -> ExchangeRecor
         request_shape=row.request_shape,
         data_path=row.data_path,
         member_key=row.member_key,
+        request_id=row.request_id,
         transitions=transitions,
     )
 
@@ -130,6 +131,8 @@ class ExchangeSql(DialectSql):
                 "replay_count",
                 "consent_id",
                 "last_seq",
+                "request_id",
+                "member_key",
             ),
         )
         self.transitions = self.rows_insert(
@@ -315,10 +318,13 @@ class SqlExchangeStore:
         deadline_at: datetime | None = None,
         policy_version: str | None = None,
         consent_id: str | None = None,
+        request_id: str | None = None,
+        member_key: str | None = None,
     ) -> None:
         """Record a new exchange in ``submitted``. Another one of this client under the
         same ``idempotency_key`` makes the unit of work's commit raise StoreConflict (the
-        unique index settles concurrent storms)."""
+        unique index settles concurrent storms). ``request_id`` (the submitting request's)
+        and ``member_key`` are what a search finds it by."""
         check_transition(None, ExchangeState.SUBMITTED)
         sql_of = sql_unit(unit)
         sql = ExchangeSql.of(sql_of.dialect)
@@ -340,6 +346,8 @@ class SqlExchangeStore:
             "replay_count": 0,
             "consent_id": consent_id,
             "last_seq": 1,
+            "request_id": request_id,
+            "member_key": member_key,
         }
         insert_rows(sql_of.cursor(), (sql.new_exchange, [sql.bound(values, _TIMESTAMPS)]))
         _write_transitions(
@@ -506,7 +514,7 @@ class SqlExchangeStore:
         row = read_row(self._engine, exchanges, "id", exchange_id)
         if row is None:
             raise NotFound(f"exchange {exchange_id} does not exist")
-        return _record(row)
+        return exchange_record(row)
 
     def get(self, exchange_id: ExchangeId) -> ExchangeRecord:
         """The exchange with its ordered history of transitions."""
@@ -519,7 +527,7 @@ class SqlExchangeStore:
                 .where(exchange_transitions.c.exchange_id == exchange_id)
                 .order_by(exchange_transitions.c.seq)
             ).all()
-        return _record(
+        return exchange_record(
             row,
             tuple(
                 Transition(
@@ -535,23 +543,6 @@ class SqlExchangeStore:
                 for s in steps
             ),
         )
-
-    def list_page(
-        self, *, client_id: ClientId | None, state: ExchangeState | None, limit: int, offset: int
-    ) -> tuple[int, list[ExchangeRecord]]:
-        """(total, one page newest first), in two queries; histories are left out."""
-        with self._reader.connect() as connection:
-            count = select(func.count()).select_from(exchanges)
-            page = select(exchanges).order_by(exchanges.c.created_at.desc(), exchanges.c.id)
-            if client_id is not None:
-                count = count.where(exchanges.c.client_id == client_id)
-                page = page.where(exchanges.c.client_id == client_id)
-            if state is not None:
-                count = count.where(exchanges.c.state == state.value)
-                page = page.where(exchanges.c.state == state.value)
-            total = connection.execute(count).scalar_one()
-            rows = connection.execute(page.limit(limit).offset(offset)).all()
-        return int(total), [_record(row) for row in rows]
 
     def ids_in_state(self, state: ExchangeState, *, updated_before: datetime) -> list[ExchangeId]:
         with self._reader.connect() as connection:

@@ -16,7 +16,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
@@ -64,6 +63,8 @@ __all__ = [
     "quarantined_resources",
     "onboarding_members",
     "onboardings",
+    "operator_sessions",
+    "operators",
     "partner_breakers",
     "partners",
     "webhook_deliveries",
@@ -282,8 +283,18 @@ exchanges = Table(
     Column("data_path", Text, nullable=True),
     # Whom its data is held for (the client's member, hashed: ``exchange.reconcile``).
     Column("member_key", String(64), nullable=True),
+    # The request that submitted it (X-Request-ID): what a search by request finds.
+    Column("request_id", String(128), nullable=True),
     Index("ix_exchanges_state", "state", "created_at"),
-    Index("ix_exchanges_member_key", "member_key"),
+    # Searches page newest first by (created_at, id): each filter leads an index in that
+    # order (migration 0032), so a page is an index range at any depth.
+    Index("ix_exchanges_created", "created_at", "id"),
+    Index("ix_exchanges_updated", "updated_at"),
+    Index("ix_exchanges_client_created", "client_id", "created_at", "id"),
+    Index("ix_exchanges_partner_created", "partner_id", "created_at", "id"),
+    Index("ix_exchanges_member_created", "member_key", "created_at", "id"),
+    Index("ix_exchanges_reason_created", "error_code", "created_at", "id"),
+    Index("ix_exchanges_request", "request_id"),
     Index("ix_exchanges_consent", "consent_id"),
     Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),
 )
@@ -399,7 +410,22 @@ audit_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("chain_hash", String(64), nullable=False),
     Index("ix_audit_events_entity", "entity_type", "entity_id"),
+    # A partner's proofs are of the events its requests caused (migration 0032).
+    Index("ix_audit_events_request", "request_id"),
     UniqueConstraint("seq"),
+)
+
+# Roots of the perfect subtrees of 2**level leaves (levels 8, 16, 24, 32) of the audit
+# chain's Merkle tree, kept as checkpoints are signed: a proof reads these, not the chain
+# (``audit/proofs.py``). A cache the signed root checks, never trusted on its own.
+audit_tree_nodes = Table(
+    "audit_tree_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column(
+        "idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("hash", String(64), nullable=False),
 )
 
 # The chain's last event (one row, id 1): what the next event links to. Writers lock it
@@ -481,6 +507,7 @@ identity_decisions = Table(
     Column("decided_at", UtcDateTime(), nullable=False),
     Column("evidence", Text, nullable=False),
     Index("ix_identity_decisions_request", "client_id", "request_key", "decided_at"),
+    Index("ix_identity_decisions_decided", "decided_at", "outcome"),  # the dashboard's
 )
 
 # The manual review queue: one case per ``review`` decision.
@@ -720,63 +747,12 @@ onboarding_chunks = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
-# A replicated source's files as they arrived (ADR 0031): kept so that a new mapping
-# version can map them again; the same file twice (by digest) is one row.
-source_files = Table(
-    "source_files",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("source_id", String(40), nullable=False),
-    Column("name", String(300), nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("size", BigInteger, nullable=False),
-    Column("body", LargeBinary, nullable=False),
-    Column("mapping", String(120), nullable=False),  # name@version it was last mapped with
-    Column("received_at", UtcDateTime(), nullable=False),
-    Column("mapped_at", UtcDateTime(), nullable=False),
-    Column("report", Text, nullable=False),  # counts and problems (no member data), JSON
-    UniqueConstraint("source_id", "sha256", name="uq_source_files_digest"),
-)
-
-# What each file's records gave: so that mapping it again can tell added, changed and
-# no longer given resources apart.
-source_file_resources = Table(
-    "source_file_resources",
-    metadata,
-    Column("file_id", String(64), ForeignKey("source_files.id"), primary_key=True),
-    Column("ref", String(200), primary_key=True),
-    Index("ix_source_file_resources_ref", "ref"),
-)
-
-# A member's id at a live source (its Patient id there), read with the roster: how a
-# request for our member becomes a query at the source.
-source_members = Table(
-    "source_members",
-    metadata,
-    Column("source_id", String(40), primary_key=True),
-    Column("source_key", String(200), primary_key=True),
-    Column("member_id", String(64), nullable=False),
-    Column("updated_at", UtcDateTime(), nullable=False),
-    Index("ix_source_members_member", "member_id", "source_id"),
-)
-
-# What a source produced that failed a profile it claims (ADR 0030): held with the
-# reasons (``issues``: the profile issues, no values), never sent; ``seq`` orders them.
-quarantined_resources = Table(
-    "quarantined_resources",
-    metadata,
-    Column(
-        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column("id", String(64), nullable=False, unique=True),
-    Column("source_id", String(200), nullable=False),
-    Column("mapping_id", String(200), nullable=True),
-    Column("mapping_version", String(64), nullable=True),
-    Column("resource_type", String(64), nullable=False),
-    Column("resource_id", String(64), nullable=True),
-    Column("profiles", Text, nullable=False),
-    Column("issues", Text, nullable=False),
-    Column("held_at", UtcDateTime(), nullable=False),
-    Column("body", Text, nullable=False),
-    Index("ix_quarantined_resources_source", "source_id", "seq"),
+# The sources' tables (ADR 0031) and the quarantine (ADR 0030), defined beside.
+# The console's accounts and sessions, defined beside (ADR 0035) on the same metadata.
+from payerbridge.store.operator_tables import operator_sessions, operators  # noqa: E402
+from payerbridge.store.source_tables import (  # noqa: E402
+    quarantined_resources,
+    source_file_resources,
+    source_files,
+    source_members,
 )

@@ -217,7 +217,16 @@ def test_a_partner_that_answers_without_member_id_is_asked_by_identifier() -> No
     assert record.matched_member_ref == "Patient/p1"
     assert [op for op, _ in client.calls] == ["member-match", "find-member", "everything"]
     (matched,) = [t for t in record.transitions if t.to_state == "member_matched"]
-    assert matched.detail == {"member_found_by": "Patient?identifier="}
+    assert matched.detail is not None
+    assert matched.detail["member_found_by"] == "Patient?identifier="
+    # The call that found the member goes with the move it allowed.
+    call = matched.detail["call"]
+    assert (call["step"], call["attempt"], call["outcome"], call["status"]) == (
+        "member-match",
+        1,
+        "answered",
+        200,
+    )
 
 
 def test_a_member_the_partners_search_cannot_find_fails_the_exchange_as_no_match() -> None:

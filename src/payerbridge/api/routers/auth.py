@@ -19,6 +19,7 @@ from payerbridge.errors import OAuthErrorCode
 from payerbridge.logging import current_request_id
 from payerbridge.security.assertions import ASSERTION_ALGORITHMS
 from payerbridge.security.model import (
+    AUDITOR_SCOPE,
     BULK_MEMBER_MATCH_SCOPES,
     EXCHANGES_SCOPE,
     MEMBER_MATCH_SCOPE,
@@ -51,6 +52,7 @@ def smart_configuration(platform: Platform) -> dict[str, Any]:
             BULK_MEMBER_MATCH_SCOPES[0],
             EXCHANGES_SCOPE,
             OPERATOR_SCOPE,
+            AUDITOR_SCOPE,
         ],
         "response_types_supported": ["token"],
         "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 
-from payerbridge.api.deps import OperatorDep, PlatformDep, SubmitterDep
+from payerbridge.api.deps import AuditReaderDep, OperatorDep, PlatformDep, SubmitterDep
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import InvalidInput, Issue, NotFound
 from payerbridge.exchange.interventions import ask_again_now, cancel, replay
-from payerbridge.exchange.model import DATA_ENDS, DeadLetter, ExchangeRecord, ExchangeState
+from payerbridge.exchange.model import DATA_ENDS, DeadLetter, ExchangeRecord
+from payerbridge.exchange.search import search_exchanges
+from payerbridge.exchange.search_params import exchange_query
 from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
+from payerbridge.exchange.timeline import audit_of_exchange
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import ExchangeId
@@ -23,8 +26,6 @@ from payerbridge.workflows.exchange import enqueue_exchange, enqueue_start
 __all__ = ["router"]
 
 router = APIRouter(prefix="/exchanges", default_response_class=JsonResponse, tags=["exchanges"])
-
-_MAX_OFFSET = 1_000_000  # paging further is a listing nobody reads, and overflows nothing
 
 
 def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) -> dict[str, Any]:
@@ -35,6 +36,9 @@ def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) ->
         "state": record.state.value,
         "old_payer": record.partner_id,
         "consent_id": record.consent_id,
+        "client_id": record.client_id,
+        "request_id": record.request_id,
+        "member_key": record.member_key,
         "created_at": utc_iso(record.created_at),
         "updated_at": utc_iso(record.updated_at),
         "matched_member": record.matched_member_ref,
@@ -169,37 +173,53 @@ def create_exchange(
 
 @router.get("")
 def list_exchanges(
-    platform: PlatformDep,
-    caller: SubmitterDep,
-    state: Annotated[
-        ExchangeState | None, Query(description="Only exchanges in this state.")
-    ] = None,
-    count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(alias="_offset", ge=0, le=_MAX_OFFSET)] = 0,
+    request: Request, response: Response, platform: PlatformDep, caller: AuditReaderDep
 ) -> dict[str, Any]:
-    """The caller's exchanges (an operator's: everyone's), newest first."""
-    total, records = platform.exchanges.list_page(
-        client_id=None if caller.is_operator else caller.client_id,
-        state=state,
-        limit=count,
-        offset=offset,
+    """The caller's exchanges (an operator's or auditor's: everyone's), newest first, searched by
+    member, partner, client, request id, state, reason code and dates
+    (``exchange/search_params.py``); ``next`` (and ``Link: rel=next``) is the next page."""
+    page = search_exchanges(
+        exchange_query(request.query_params.multi_items()),
+        platform.exchange_search,
+        viewer=None if caller.sees_everyone else caller.client_id,
     )
+    following = None
+    if page.next is not None:
+        following = str(request.url.include_query_params(_cursor=page.next.encode()))
+        response.headers["Link"] = f'<{following}>; rel="next"'
     return {
-        "total": total,
-        "offset": offset,
-        "count": len(records),
-        "items": [exchange_public(record) for record in records],
+        "total": page.total,
+        "count": len(page.items),
+        "next": following,
+        "items": [exchange_public(record) for record in page.items],
     }
 
 
 @router.get("/{exchange_id}", name="get_exchange")
-def get_exchange(exchange_id: str, platform: PlatformDep, caller: SubmitterDep) -> dict[str, Any]:
+def get_exchange(exchange_id: str, platform: PlatformDep, caller: AuditReaderDep) -> dict[str, Any]:
     """One of the caller's exchanges; another client's answers 404, as a missing one."""
     found = ExchangeId(exchange_id)
     record = platform.exchanges.get(found)
-    if not caller.is_operator and record.client_id != caller.client_id:
+    if not caller.sees_everyone and record.client_id != caller.client_id:
         raise NotFound(f"exchange {exchange_id[:64]} does not exist")
     return exchange_public(record, platform.exchanges.dead_letter(found))
+
+
+@router.get("/{exchange_id}/audit")
+def get_exchange_audit(
+    exchange_id: str, platform: PlatformDep, caller: AuditReaderDep
+) -> dict[str, Any]:
+    """The exchange's whole life from its audit trail, in order (``exchange/timeline.py``):
+    intake, consent decisions, route, the old payer's answer, every partner call with
+    status and latency, retries, the final state. Its client's, an operator's, an
+    auditor's; another client's answers 404."""
+    timeline = audit_of_exchange(
+        ExchangeId(exchange_id),
+        viewer=None if caller.sees_everyone else caller.client_id,
+        exchanges=platform.exchanges,
+        audit=platform.audit_reader,
+    )
+    return timeline.to_json()
 
 
 @router.post("/{exchange_id}/$replay")

@@ -1,0 +1,112 @@
+"""The audit chain, for auditors: how far it is signed (its head, the last signed
+checkpoint, the events not yet signed), the last verification and a new one on demand
+(recorded as an audit event itself, so the page shows who last verified and what was
+found), and an entity's trail."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.bootstrap import Platform, verify_audit_chain
+from payerbridge.console.auth import AuditorDep, FormDep, PlatformDep
+from payerbridge.console.pages import render
+from payerbridge.errors import PayerBridgeError
+from payerbridge.fhir.outcome import rendering_for
+from payerbridge.logging import current_request_id
+from payerbridge.security.operator_accounts import SignedIn
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+_TRAIL = 200  # the newest events of an entity shown
+_CHAIN = ("AuditChain", "chain")
+EntityPart = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9._:/@-]*$")]
+
+
+@router.get("/audit")
+def audit_page(
+    request: Request,
+    platform: PlatformDep,
+    found: AuditorDep,
+    entity_type: EntityPart = None,
+    entity_id: EntityPart = None,
+) -> Response:
+    notice = None
+    if request.query_params.get("done") == "verified":
+        notice = "the chain was verified: see the result below"
+    return _audit_view(request, platform, found, entity_type, entity_id, notice=notice)
+
+
+def _audit_view(
+    request: Request,
+    platform: Platform,
+    found: SignedIn,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    head_seq, head_hash = platform.audit_chain.head()
+    last = platform.audit_chain.last_checkpoint()
+    trail: list[dict[str, Any]] | None = None
+    if entity_type and entity_id:
+        trail = platform.audit.for_entity(entity_type, entity_id)[-_TRAIL:]
+    context = {
+        "head_seq": head_seq,
+        "head_hash": head_hash,
+        "checkpoint": last.checkpoint if last else None,
+        "unsigned": head_seq - (last.checkpoint.seq if last else 0),
+        "verified": platform.oversight.last_event(*_CHAIN, "audit.verify"),
+        "entity_type": entity_type or "",
+        "entity_id": entity_id or "",
+        "trail": trail,
+        "notice": notice,
+        "error": error,
+    }
+    return render(request, found, "audit.html", context, status_code=status_code, active="audit")
+
+
+@router.post("/audit/verify")
+def verify(request: Request, platform: PlatformDep, found: AuditorDep, _form: FormDep) -> Response:
+    try:
+        _record_verification(platform, found)
+    except PayerBridgeError as exc:  # no key or checkpoint file to verify against yet
+        text = f"the chain cannot be verified now: {exc.text}"
+        return _audit_view(
+            request, platform, found, error=text, status_code=rendering_for(exc).status
+        )
+    return RedirectResponse("/console/audit?done=verified", status_code=303)
+
+
+def _record_verification(platform: Platform, found: SignedIn) -> None:
+    """Verify the stored chain against the signed checkpoints with the public key, and
+    record what was found."""
+    report = verify_audit_chain(platform)
+    platform.audit.record(
+        AuditEvent(
+            at=platform.operators.clock(),
+            actor=found.actor,
+            action="audit.verify",
+            entity_type=_CHAIN[0],
+            entity_id=_CHAIN[1],
+            outcome="holds" if report.holds else "broken",
+            request_id=current_request_id(),
+            detail={
+                "events": report.events,
+                "last_seq": report.last_seq,
+                "checkpoints_checked": report.checkpoints_checked,
+                "signed_up_to": report.signed_up_to,
+                "witnessed": report.witnessed,
+                "first_bad": report.first_bad.seq if report.first_bad else None,
+                "first_bad_reason": report.first_bad.reason if report.first_bad else None,
+                "problems": report.problems[:20],
+            },
+        )
+    )

@@ -1,0 +1,174 @@
+"""Who is asking, and may they: the session cookie, the dependencies every console route
+takes, and the CSRF check of every form (ADR 0035).
+
+- ``SignedInDep``: the request's operator (``SignedIn``); none sends the browser to the
+  sign-in page, which brings it back afterwards.
+- ``require_permission(Permission.X)``: the same, refused with the 403 page when the
+  operator's role lacks the permission; ``ReaderDep``, ``ReviewerDep``,
+  ``IntervenerDep``, ``PartnersDep`` and ``AuditorDep`` are the five.
+- ``checked_form``: a POST's form, once its ``csrf_token`` field matches the session's
+  (``csrf_field()`` in a template writes it) and the request comes from our own origin;
+  ``FormDep`` is it as a parameter.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from payerbridge.bootstrap import Platform
+from payerbridge.errors import Forbidden, Issue, Unauthenticated
+from payerbridge.security.operator_accounts import SignedIn, session_of
+from payerbridge.security.operators import Permission
+
+__all__ = [
+    "AuditorDep",
+    "FormDep",
+    "IntervenerDep",
+    "PartnersDep",
+    "PlatformDep",
+    "ReaderDep",
+    "ReviewerDep",
+    "SESSION_COOKIE",
+    "SignedInDep",
+    "checked_form",
+    "clear_session_cookie",
+    "current_platform",
+    "require_permission",
+    "safe_next",
+    "set_session_cookie",
+    "signed_in",
+]
+
+SESSION_COOKIE = "pb_console"
+_COOKIE_PATH = "/console"
+# Form fields a console form may send, at most: a larger form is refused unread.
+_MAX_FIELDS = 50
+
+
+def current_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(current_platform)]
+
+
+def _is_tls(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def set_session_cookie(response: Response, request: Request, token: str) -> None:
+    """The session token, for the console's paths only, out of scripts' reach, never
+    sent with a request another site starts, over TLS only when we serve TLS."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        path=_COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=_is_tls(request),
+    )
+
+
+def clear_session_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path=_COOKIE_PATH, httponly=True, samesite="strict", secure=_is_tls(request)
+    )
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a console path of ours, never another site."""
+    if not target or not target.startswith("/console") or target.startswith("//"):
+        return "/console/"
+    if any(c in target for c in "\\\r\n") or target.startswith("/console/login"):
+        return "/console/"
+    return target
+
+
+def _to_sign_in(request: Request, why: str) -> HTTPException:
+    """A redirect to the sign-in page that comes back here (for a page; after a form,
+    to the page it was posted from)."""
+    back = request.url.path
+    if request.method == "GET" and request.url.query:
+        back = f"{back}?{request.url.query}"
+    elif request.method != "GET":
+        back = request.headers.get("referer", "").partition(request.url.netloc)[2] or "/console/"
+    location = f"/console/login?why={quote(why)}&next={quote(safe_next(back), safe='')}"
+    return HTTPException(303, headers={"Location": location})
+
+
+def signed_in(request: Request, platform: PlatformDep) -> SignedIn:
+    """The request's live session (a sync dependency: FastAPI runs it on a thread)."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if not token:
+        raise _to_sign_in(request, "signin")
+    try:
+        found = session_of(platform.operators, token)
+    except Unauthenticated as exc:
+        why = exc.issues[0].expression if exc.issues else None
+        raise _to_sign_in(request, (why or "session.signin").removeprefix("session.")) from exc
+    request.state.signed_in = found
+    return found
+
+
+SignedInDep = Annotated[SignedIn, Depends(signed_in)]
+
+
+def require_permission(permission: Permission) -> object:
+    """A dependency: the signed-in operator, if their role has ``permission``."""
+
+    def permitted(found: SignedInDep) -> SignedIn:
+        if not found.operator.may(permission):
+            text = (
+                f"your role ({found.operator.role}) does not open this page: it needs the "
+                f"'{permission}' permission"
+            )
+            raise Forbidden(text, issues=[Issue(text, "role", "forbidden")])
+        return found
+
+    return Depends(permitted)
+
+
+ReaderDep = Annotated[SignedIn, require_permission(Permission.READ)]
+ReviewerDep = Annotated[SignedIn, require_permission(Permission.REVIEW)]
+IntervenerDep = Annotated[SignedIn, require_permission(Permission.INTERVENE)]
+PartnersDep = Annotated[SignedIn, require_permission(Permission.PARTNERS)]
+AuditorDep = Annotated[SignedIn, require_permission(Permission.AUDIT)]
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser names the origin of a form it posts: it must be ours (a browser that
+    sends neither header is an old one or not a browser; the token still decides)."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null":
+        return origin == f"{request.url.scheme}://{request.url.netloc}"
+    site = request.headers.get("sec-fetch-site")
+    return site in (None, "same-origin", "none")
+
+
+async def checked_form(request: Request, found: SignedInDep) -> FormData:
+    """The POST's form once its CSRF token is the session's (Forbidden otherwise)."""
+    form = await request.form(max_files=0, max_fields=_MAX_FIELDS)
+    sent = form.get("csrf_token")
+    if (
+        not isinstance(sent, str)
+        or not hmac.compare_digest(sent.encode(), found.csrf_token.encode())
+        or not _same_origin(request)
+    ):
+        text = (
+            "this form's security token is missing or out of date (the page was open "
+            "before you signed in again, or the form came from elsewhere): reload the page "
+            "and send it again"
+        )
+        raise Forbidden(text, issues=[Issue(text, "csrf_token", "forbidden")])
+    return form
+
+
+FormDep = Annotated[FormData, Depends(checked_form)]

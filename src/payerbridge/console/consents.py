@@ -1,0 +1,110 @@
+"""Consents: a member's, found by our member id or a consent's id, and their revocation
+(an operator's: the same use case as ``POST /consents/{id}/$revoke``, which blocks the
+exchanges still running under a member's opt-in in the same transaction)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from payerbridge.consent.model import ConsentRole, StoredConsent
+from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
+from payerbridge.console.pages import render
+from payerbridge.errors import Conflict, Issue, NotFound, PayerBridgeError
+from payerbridge.exchange.interventions import revoke_and_stop
+from payerbridge.fhir.outcome import rendering_for
+from payerbridge.logging import current_request_id
+from payerbridge.types import MemberId
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+Identifier = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._:-]*$")]
+
+
+@router.get("/consents")
+def consents_page(
+    request: Request,
+    platform: PlatformDep,
+    found: ReaderDep,
+    member_id: Identifier = None,
+    consent_id: Identifier = None,
+) -> Response:
+    return _consents_view(request, platform, found, member_id, consent_id)
+
+
+def _consents_view(
+    request: Request,
+    platform: Any,
+    found: Any,
+    member_id: str | None,
+    consent_id: str | None,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    consents: list[StoredConsent] = []
+    if consent_id:
+        one = platform.consents.get(consent_id)
+        consents = [one] if one is not None else []
+    elif member_id:
+        consents = [
+            consent
+            for role in ConsentRole
+            for consent in platform.consents.for_member(MemberId(member_id), role)
+        ]
+        consents.sort(key=lambda c: c.created_at, reverse=True)
+    context = {
+        "member_id": member_id or "",
+        "consent_id": consent_id or "",
+        "searched": bool(member_id or consent_id),
+        "consents": consents,
+        "notice": notice or _notice(request),
+        "error": error,
+    }
+    return render(
+        request, found, "consents.html", context, status_code=status_code, active="consents"
+    )
+
+
+def _notice(request: Request) -> str | None:
+    blocked = request.query_params.get("blocked")
+    if request.query_params.get("done") != "revoked":
+        return None
+    stopped = f"; {blocked} exchange(s) under it were stopped" if blocked not in (None, "0") else ""
+    return f"the consent was revoked{stopped}"
+
+
+@router.post("/consents/{consent_id}/revoke")
+def revoke(
+    consent_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
+) -> Response:
+    consent_id = consent_id[:64]
+    try:
+        stored = platform.consents.get(consent_id)
+        if stored is None:
+            raise NotFound(f"no consent has the id '{consent_id}'")
+        if stored.record.revoked_at is not None or form.get("shown_status") != "active":
+            text = "the consent was revoked already (the page was older than that)"
+            raise Conflict(text, issues=[Issue(text, "status", "conflict")])
+        _, blocked = revoke_and_stop(
+            platform.exchange_ports, consent_id, by=found.actor, request_id=current_request_id()
+        )
+    except PayerBridgeError as exc:
+        return _consents_view(
+            request,
+            platform,
+            found,
+            None,
+            consent_id,
+            error=exc.text,
+            status_code=rendering_for(exc).status,
+        )
+    return RedirectResponse(
+        f"/console/consents?consent_id={consent_id}&done=revoked&blocked={len(blocked)}",
+        status_code=303,
+    )

@@ -1,0 +1,188 @@
+"""How every console page is rendered: the Jinja2 templates, ``render()`` with what each
+page's layout needs, the security headers, paging, and errors as pages (ADR 0035).
+
+A page's template extends ``base.html`` and fills its blocks ``title``, ``content`` and
+``scripts`` (``<script src>`` of a file in ``static/``: the policy refuses inline
+script and style). ``render(request, signed_in, "page.html", {...})`` gives it the
+operator, the navigation their role may open, ``csrf_field()`` for its forms,
+``runbook_url(code)`` for reason codes and ``page_links(page)`` for paged lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.templating import Jinja2Templates
+
+from payerbridge import __version__
+from payerbridge.security.operator_accounts import SignedIn
+from payerbridge.security.operators import Permission
+from payerbridge.timestamps import utc_iso
+
+__all__ = [
+    "NAVIGATION",
+    "SECURITY_HEADERS",
+    "NavItem",
+    "Page",
+    "plain_page",
+    "render",
+    "runbook_url",
+    "templates",
+]
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: str
+    href: str
+    permission: Permission
+
+
+# The layout's navigation: an operator sees the pages their role may open.
+NAVIGATION: tuple[NavItem, ...] = (
+    NavItem("dashboard", "Dashboard", "/console/", Permission.READ),
+    NavItem("exchanges", "Exchanges", "/console/exchanges", Permission.READ),
+    NavItem("reviews", "Identity reviews", "/console/reviews", Permission.REVIEW),
+    NavItem("waiting", "Dead letters & waiting", "/console/waiting", Permission.READ),
+    NavItem("partners", "Partners", "/console/partners", Permission.PARTNERS),
+    NavItem("jobs", "Bulk jobs & onboardings", "/console/jobs", Permission.READ),
+    NavItem("consents", "Consents", "/console/consents", Permission.READ),
+    NavItem("audit", "Audit", "/console/audit", Permission.AUDIT),
+)
+
+# Every console answer: scripts, styles, images and forms from this origin only, never
+# framed; pages are not kept by the browser or a proxy (they show member data).
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+NO_STORE: Mapping[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def runbook_url(code: str | None) -> str | None:
+    """Where the runbook of a reason code is (``docs/runbooks/<code>.md`` served by the
+    runbooks' route)."""
+    if not code:
+        return None
+    return f"/runbooks/{code}"
+
+
+@pass_context
+def _csrf_field(context: Mapping[str, Any]) -> Markup:
+    """The hidden field every POST form carries (``auth.checked_form`` checks it)."""
+    token = context.get("csrf_token") or ""
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(token)
+
+
+def _when(value: Any) -> str:
+    """An instant as the pages show it: UTC to the second."""
+    if value is None:
+        return ""
+    return utc_iso(value)[:19].replace("T", " ") + " UTC"
+
+
+def _environment() -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html", "svg"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals.update(
+        csrf_field=_csrf_field,
+        runbook_url=runbook_url,
+        static=lambda name: f"/console/static/{name}?v={__version__}",
+        version=__version__,
+    )
+    environment.filters["when"] = _when
+    return environment
+
+
+templates = Jinja2Templates(env=_environment())
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: where it starts, its size, how many there are in all."""
+
+    offset: int
+    count: int
+    total: int
+
+    @property
+    def first(self) -> int:
+        return min(self.offset + 1, self.total)
+
+    @property
+    def last(self) -> int:
+        return min(self.offset + self.count, self.total)
+
+    def links(self, query: Mapping[str, Any], param: str = "offset") -> dict[str, str | None]:
+        """The previous and next pages' query strings, with the list's other filters
+        (``param``: the page's offset parameter)."""
+        kept = {k: v for k, v in query.items() if k != param and v not in (None, "")}
+
+        def at(offset: int) -> str:
+            return "?" + urlencode({**kept, param: offset})
+
+        previous = at(max(0, self.offset - self.count)) if self.offset > 0 else None
+        following = at(self.offset + self.count) if self.offset + self.count < self.total else None
+        return {"previous": previous, "next": following}
+
+
+def render(
+    request: Request,
+    signed_in: SignedIn | None,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    active: str | None = None,
+) -> Response:
+    """A console page: ``template`` with ``context`` and what the layout needs."""
+    operator = signed_in.operator if signed_in else None
+    nav = [item for item in NAVIGATION if operator is not None and operator.may(item.permission)]
+    full = {
+        "signed_in": signed_in,
+        "operator": operator,
+        "csrf_token": signed_in.csrf_token if signed_in else None,
+        "nav": nav,
+        "active": active,
+        "Permission": Permission,
+        **(context or {}),
+    }
+    return templates.TemplateResponse(
+        request, template, full, status_code=status_code, headers=dict(NO_STORE)
+    )
+
+
+def plain_page(request: Request, status_code: int, title: str, text: str) -> Response:
+    """An error page outside any session (404, 500): no navigation, no member data."""
+    try:
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {"title": title, "text": text, "status": status_code, "nav": []},
+            status_code=status_code,
+            headers=dict(NO_STORE),
+        )
+    except Exception:  # noqa: BLE001 - the page of last resort must not fail itself
+        return HTMLResponse(f"<h1>{status_code}</h1>", status_code=status_code)

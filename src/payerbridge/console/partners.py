@@ -1,0 +1,157 @@
+"""Partners, for operators: the directory, each partner's last capability reading (the
+guide versions it speaks, its operations) and what changed at that refresh, its
+breaker, how it is run (suspended or not, maintenance windows, its rate) and its
+exchanges of the last day. An operator reads the capabilities again, suspends or
+resumes it: the same use cases as ``PUT /partners/{id}/operations`` and ``$refresh``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from payerbridge.bootstrap import Platform
+from payerbridge.console.auth import FormDep, IntervenerDep, PartnersDep, PlatformDep
+from payerbridge.console.pages import render
+from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
+from payerbridge.exchange.breaker import BreakerState
+from payerbridge.fhir.outcome import rendering_for
+from payerbridge.logging import current_request_id
+from payerbridge.routing.enrolment import refresh_partner, registered, set_operations
+from payerbridge.security.operator_accounts import SignedIn
+from payerbridge.types import PartnerId
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+_NOTICES = {
+    "refreshed": "the partner's capabilities were read again",
+    "suspended": "the partner is suspended: new exchanges find no route to it",
+    "resumed": "the partner takes exchanges again",
+}
+
+
+@router.get("/partners")
+def partners_page(request: Request, platform: PlatformDep, found: PartnersDep) -> Response:
+    now = platform.operators.clock()
+    breakers = platform.breakers.all()
+    recent = platform.oversight.partner_exchanges(now - timedelta(days=1))
+    rows = [
+        {
+            "partner": partner,
+            "breaker": breakers.get(partner.fhir_base) or BreakerState(),
+            "capabilities": platform.partners.capabilities(partner.id),
+            "maintenance": partner.operations.in_maintenance(now),
+            "recent": recent.get(partner.id, {}),
+        }
+        for partner in platform.partners.list()
+    ]
+    return render(request, found, "partners.html", {"rows": rows}, active="partners")
+
+
+@router.get("/partners/{partner_id}")
+def partner_page(
+    partner_id: str, request: Request, platform: PlatformDep, found: PartnersDep
+) -> Response:
+    partner = registered(platform.partners, PartnerId(partner_id[:64]))
+    notice = _NOTICES.get(request.query_params.get("done", ""))
+    return _partner_view(request, platform, found, partner.id, notice=notice)
+
+
+def _partner_view(
+    request: Request,
+    platform: Platform,
+    found: SignedIn,
+    partner_id: PartnerId,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    partner = registered(platform.partners, partner_id)
+    now = platform.operators.clock()
+    last_refresh = platform.oversight.last_event("Partner", partner.id, "partner.capabilities")
+    context: dict[str, Any] = {
+        "partner": partner,
+        "breaker": platform.breakers.get(partner.fhir_base),
+        "capabilities": platform.partners.capabilities(partner.id),
+        "last_refresh": last_refresh,
+        "changes": (last_refresh or {}).get("detail", {}).get("changes", []),
+        "operations": partner.operations.to_json(),
+        "maintenance": partner.operations.in_maintenance(now),
+        "recent": platform.oversight.partner_exchanges(now - timedelta(days=1)).get(partner.id, {}),
+        "notice": notice,
+        "error": error,
+    }
+    return render(
+        request, found, "partner.html", context, status_code=status_code, active="partners"
+    )
+
+
+def _act(
+    request: Request, platform: Platform, found: SignedIn, partner_id: str, action: Any
+) -> Response:
+    partner = registered(platform.partners, PartnerId(partner_id[:64]))
+    try:
+        done = action(partner)
+    except PayerBridgeError as exc:
+        return _partner_view(
+            request,
+            platform,
+            found,
+            partner.id,
+            error=exc.text,
+            status_code=rendering_for(exc).status,
+        )
+    return RedirectResponse(f"/console/partners/{partner.id}?done={done}", status_code=303)
+
+
+@router.post("/partners/{partner_id}/refresh")
+def refresh(
+    partner_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, _form: FormDep
+) -> Response:
+    def run(partner: Any) -> str:
+        refresh_partner(
+            partner.id,
+            registry=platform.partners,
+            discovery=platform.discovery,
+            transactions=platform.transactions,
+            actor=found.actor,
+            request_id=current_request_id(),
+        )
+        return "refreshed"
+
+    return _act(request, platform, found, partner_id, run)
+
+
+@router.post("/partners/{partner_id}/status")
+def set_status(
+    partner_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
+) -> Response:
+    def run(partner: Any) -> str:
+        status, note = form.get("status"), form.get("note")
+        note = note.strip()[:500] if isinstance(note, str) else ""
+        if status not in ("suspended", "active"):
+            text = "choose to suspend or to resume the partner"
+            raise InvalidInput(text, issues=[Issue(text, "status", "value")])
+        if status == "suspended" and not note:
+            text = "say why the partner is suspended: exchanges that find no route show it"
+            raise InvalidInput(text, issues=[Issue(text, "note", "required")])
+        document = partner.operations.to_json() | {
+            "status": status,
+            "note": note if status == "suspended" else None,
+        }
+        set_operations(
+            partner.id,
+            document,
+            registry=platform.partners,
+            transactions=platform.transactions,
+            actor=found.actor,
+            request_id=current_request_id(),
+        )
+        return "suspended" if status == "suspended" else "resumed"
+
+    return _act(request, platform, found, partner_id, run)

@@ -1,0 +1,188 @@
+"""Finding exchanges (pure): the filters an operator or a client searches by, the stable
+cursor a page continues from, and the use case that applies tenancy and pages.
+
+Pages are keyset pages, newest first by ``(created_at, id)``: the cursor is the last
+exchange shown, and the next page starts strictly after it, so paging stays fast at any
+depth and an exchange submitted meanwhile neither repeats nor shifts a row.
+
+Members are found by our member id (the new card's ``member_id``, else its
+``subscriber_id``), never by name or birth date: the id is hashed with the client that
+asked (``member_key_of()``, the key the received data is held under), so the search is
+indexed without storing the id beside the exchange. An operator who names a member and
+no client searches every client's key for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from payerbridge.errors import Forbidden
+from payerbridge.exchange.model import ExchangeRecord, ExchangeState
+from payerbridge.exchange.reconcile import member_key_of
+from payerbridge.types import ClientId, ExchangeId, PartnerId
+
+__all__ = [
+    "DEFAULT_COUNT",
+    "MAX_COUNT",
+    "DateRange",
+    "ExchangeCursor",
+    "ExchangeFilter",
+    "ExchangePage",
+    "ExchangeQuery",
+    "ExchangeSearch",
+    "search_exchanges",
+]
+
+DEFAULT_COUNT, MAX_COUNT = 50, 500
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Instants from ``start`` (inclusive) to ``end`` (exclusive); None: unbounded."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.start is None and self.end is None
+
+    def narrowed(self, other: DateRange) -> DateRange:
+        """Both ranges at once (``created=ge...&created=lt...``)."""
+        starts = [d for d in (self.start, other.start) if d is not None]
+        ends = [d for d in (self.end, other.end) if d is not None]
+        return DateRange(max(starts) if starts else None, min(ends) if ends else None)
+
+
+@dataclass(frozen=True)
+class ExchangeCursor:
+    """Where a page ended: the last exchange shown. Opaque on the wire."""
+
+    created_at: datetime
+    exchange_id: ExchangeId
+
+    def encode(self) -> str:
+        at = _utc(self.created_at).isoformat()
+        raw = f"{at}|{self.exchange_id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> ExchangeCursor:
+        """The cursor ``encode()`` wrote; ValueError for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            at, exchange_id = raw.split("|", 1)
+            created_at = datetime.fromisoformat(at)
+        except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+            raise ValueError("not a cursor this server wrote") from error
+        if created_at.tzinfo is None or not exchange_id or len(exchange_id) > 64:
+            raise ValueError("not a cursor this server wrote")
+        return cls(created_at, ExchangeId(exchange_id))
+
+
+@dataclass(frozen=True)
+class ExchangeQuery:
+    """What the caller asked for. ``member_id`` is our member id (hashed before it is
+    searched); ``states`` and ``reason_codes`` match any of theirs; ``reason_codes`` are
+    the code the exchange stopped or waits with (its ``error.code``)."""
+
+    client_id: ClientId | None = None
+    member_id: str | None = None
+    member_key: str | None = None
+    partner_id: PartnerId | None = None
+    request_id: str | None = None
+    states: frozenset[ExchangeState] = frozenset()
+    reason_codes: frozenset[str] = frozenset()
+    created: DateRange = field(default_factory=DateRange)
+    updated: DateRange = field(default_factory=DateRange)
+    count: int = DEFAULT_COUNT
+    after: ExchangeCursor | None = None
+
+
+@dataclass(frozen=True)
+class ExchangeFilter:
+    """What the store runs: the query with tenancy applied and members as their keys
+    (``member_keys`` None: any member; empty: none can match)."""
+
+    client_id: ClientId | None = None
+    member_keys: frozenset[str] | None = None
+    partner_id: PartnerId | None = None
+    request_id: str | None = None
+    states: frozenset[ExchangeState] = frozenset()
+    reason_codes: frozenset[str] = frozenset()
+    created: DateRange = field(default_factory=DateRange)
+    updated: DateRange = field(default_factory=DateRange)
+
+
+@dataclass(frozen=True)
+class ExchangePage:
+    """One page, newest first, without histories; ``total`` matches the whole filter;
+    ``next`` continues after the last item (None: this is the last page)."""
+
+    items: tuple[ExchangeRecord, ...]
+    total: int
+    next: ExchangeCursor | None
+
+
+class ExchangeSearch(Protocol):
+    """The indexed reads a search runs (``store/exchange_search.py``)."""
+
+    def find(
+        self, where: ExchangeFilter, *, limit: int, after: ExchangeCursor | None
+    ) -> list[ExchangeRecord]:
+        """Up to ``limit`` exchanges newest first by (created_at, id), after ``after``."""
+        ...
+
+    def count(self, where: ExchangeFilter) -> int: ...
+
+    def client_ids(self) -> Sequence[ClientId]:
+        """Every client that has submitted an exchange."""
+        ...
+
+
+def search_exchanges(
+    query: ExchangeQuery, search: ExchangeSearch, *, viewer: ClientId | None
+) -> ExchangePage:
+    """One page of the exchanges ``query`` names that ``viewer`` may see: a client only
+    its own (naming another client is Forbidden); None, an operator: everyone's."""
+    if viewer is not None and query.client_id not in (None, viewer):
+        raise Forbidden("a client searches only its own exchanges: leave out 'client'")
+    client = viewer if viewer is not None else query.client_id
+    where = ExchangeFilter(
+        client_id=client,
+        member_keys=_member_keys(query, client, search),
+        partner_id=query.partner_id,
+        request_id=query.request_id,
+        states=query.states,
+        reason_codes=query.reason_codes,
+        created=query.created,
+        updated=query.updated,
+    )
+    found = search.find(where, limit=query.count + 1, after=query.after)
+    items = tuple(found[: query.count])
+    last = items[-1] if len(found) > query.count else None
+    following = ExchangeCursor(_utc(last.created_at), last.id) if last else None
+    return ExchangePage(items, search.count(where), following)
+
+
+def _member_keys(
+    query: ExchangeQuery, client: ClientId | None, search: ExchangeSearch
+) -> frozenset[str] | None:
+    keys: set[str] | None = None
+    if query.member_key is not None:
+        keys = {query.member_key}
+    if query.member_id is not None:
+        clients = [client] if client is not None else search.client_ids()
+        by_id = {member_key_of(c, query.member_id) for c in clients}
+        keys = by_id if keys is None else keys & by_id
+    return frozenset(keys) if keys is not None else None
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite gives naive UTC datetimes, PostgreSQL aware ones: one form for cursors."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,35 @@
+"""The operator console's tables (ADR 0035), on ``tables.metadata``: its accounts with
+their argon2id hashes (never a password), and their sessions, kept as the SHA-256 of
+the token only the browser holds."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, ForeignKey, Index, String, Table
+
+from payerbridge.store.tables import UtcDateTime, metadata
+
+__all__ = ["operator_sessions", "operators"]
+
+
+operators = Table(
+    "operators",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("password_changed_at", UtcDateTime(), nullable=False),
+    Column("disabled_at", UtcDateTime(), nullable=True),
+)
+
+# Their sessions: the SHA-256 of the token only the browser holds.
+operator_sessions = Table(
+    "operator_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("operator", String(64), ForeignKey("operators.name"), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Column("ended_at", UtcDateTime(), nullable=True),
+    Index("ix_operator_sessions_operator", "operator", "ended_at"),
+)
