@@ -10,11 +10,12 @@ from datetime import timedelta
 from payerbridge.exchange.model import Attempt, ExchangeRecord, ExchangeState
 from payerbridge.exchange.moves import StepResult, advance, note_attempt
 from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.reasons import ExchangeReason
 
 __all__ = ["PARTNER_REVIEW", "awaits_partner_review", "wait_for_reviewer"]
 
 S = ExchangeState
-PARTNER_REVIEW = "partner-review"
+PARTNER_REVIEW = ExchangeReason.PARTNER_REVIEW
 _REVIEW_POLL_CAP = timedelta(hours=1)
 
 
