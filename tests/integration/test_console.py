@@ -201,6 +201,12 @@ def test_the_sign_in_form_needs_its_own_token_and_forms_need_the_sessions(
         headers={"Origin": "https://evil.example"},
     )
     assert cross_site.status_code == 403
+    fetched = client.post(
+        "/console/logout",
+        data={"csrf_token": csrf(client)},
+        headers={"Sec-Fetch-Site": "cross-site", "Origin": BASE},
+    )
+    assert fetched.status_code == 403
     assert client.get("/console/").status_code == 200  # none of them signed it out
 
 
