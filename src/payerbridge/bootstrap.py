@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import uuid
@@ -19,7 +18,6 @@ from sqlalchemy import Engine
 from payerbridge import __version__
 from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
 from payerbridge.audit.ports import AuditChain, AuditLog, AuditReader
-from payerbridge.audit.proofs import ProofCheck, verify_document
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.backends.ingestion import hold_in
@@ -325,23 +323,6 @@ def verify_audit_chain(
     witnessed = CheckpointFile(witness).read() if witness is not None else []
     held = [checkpoint for reference in against for checkpoint in read_checkpoints(reference)]
     return verify_audit(platform.audit_chain, signed, key, witnessed=witnessed, against=held)
-
-
-def check_proof_file(document: Path, public_key: Path) -> list[ProofCheck]:
-    """Each proof in ``document`` (one proof, or ``GET /audit/proofs``'s answer) checked
-    with the public key in ``public_key`` alone: no settings, no database."""
-    key = load_public_key(public_key)
-    try:
-        found = json.loads(document.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot read a proof from {document}: {exc}") from exc
-    if not isinstance(found, dict):
-        raise InvalidInput(f"{document} holds no proof document (a JSON object)")
-    proofs = [*found.get("proofs", []), found.get("consistency")] if "proofs" in found else [found]
-    try:
-        return [verify_document(proof, key) for proof in proofs if proof is not None]
-    except ValueError as exc:
-        raise InvalidInput(f"{document}: {exc}") from exc
 
 
 def token_service(

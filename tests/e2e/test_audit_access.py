@@ -106,6 +106,17 @@ def test_an_exchange_is_found_and_its_life_read_back_field_by_field(
         refused = client.get("/fhir/AuditEvent", headers=FHIR)
         assert refused.status_code == 403, refused.text
     _check_old_payers_disclosure(old, info, switcher)
+    # The member asked for again: two exchanges, a page each, the next one linked.
+    with new.client() as client:
+        again = submit(client, switcher["request"])
+        first = client.get("/exchanges", params={"member": member, "_count": 1})
+        assert first.headers["link"] == f'<{first.json()["next"]}>; rel="next"'
+        second = client.get(first.json()["next"]).json()
+    assert first.json()["total"] == second["total"] == 2 and second["next"] is None
+    assert [first.json()["items"][0]["id"], second["items"][0]["id"]] == [
+        again.rsplit("/", 1)[1],
+        exchange["id"],
+    ]
 
 
 def _check_new_payers_audit_events(

@@ -283,13 +283,10 @@ exchanges = Table(
     Column("data_path", Text, nullable=True),
     # Whom its data is held for (the client's member, hashed: ``exchange.reconcile``).
     Column("member_key", String(64), nullable=True),
-    # The request that submitted it (X-Request-ID): what a search by request finds.
-    Column("request_id", String(128), nullable=True),
+    Column("request_id", String(128), nullable=True),  # the X-Request-ID that submitted it
     Index("ix_exchanges_state", "state", "created_at"),
-    # Searches page newest first by (created_at, id): each filter leads an index in that
-    # order (migration 0032), so a page is an index range at any depth.
+    # Searches page newest first: each filter leads an index on (..., created_at, id).
     Index("ix_exchanges_created", "created_at", "id"),
-    Index("ix_exchanges_updated", "updated_at"),
     Index("ix_exchanges_client_created", "client_id", "created_at", "id"),
     Index("ix_exchanges_partner_created", "partner_id", "created_at", "id"),
     Index("ix_exchanges_member_created", "member_key", "created_at", "id"),
@@ -410,21 +407,16 @@ audit_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("chain_hash", String(64), nullable=False),
     Index("ix_audit_events_entity", "entity_type", "entity_id"),
-    # A partner's proofs are of the events its requests caused (migration 0032).
-    Index("ix_audit_events_request", "request_id"),
+    Index("ix_audit_events_request", "request_id"),  # a partner's proofs, by its request
     UniqueConstraint("seq"),
 )
 
-# Roots of the perfect subtrees of 2**level leaves (levels 8, 16, 24, 32) of the audit
-# chain's Merkle tree, kept as checkpoints are signed: a proof reads these, not the chain
-# (``audit/proofs.py``). A cache the signed root checks, never trusted on its own.
+# The audit tree's kept subtree roots (``audit/proofs.py``), a cache its signed roots check.
 audit_tree_nodes = Table(
     "audit_tree_nodes",
     metadata,
-    Column("level", Integer, primary_key=True, autoincrement=False),
-    Column(
-        "idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
-    ),
+    Column("level", Integer, primary_key=True),
+    Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("hash", String(64), nullable=False),
 )
 

@@ -4,6 +4,7 @@ again for an exchange that ended ``partial`` or ``conflict``)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Header, Request, Response
 
@@ -184,8 +185,10 @@ def list_exchanges(
         viewer=None if caller.sees_everyone else caller.client_id,
     )
     following = None
-    if page.next is not None:
-        following = str(request.url.include_query_params(_cursor=page.next.encode()))
+    if page.next is not None:  # on the configured base: the Host header is the caller's
+        params = [(n, v) for n, v in request.query_params.multi_items() if n != "_cursor"]
+        query = urlencode([*params, ("_cursor", page.next.encode())])
+        following = f"{platform.settings.base_url}/exchanges?{query}"
         response.headers["Link"] = f'<{following}>; rel="next"'
     return {
         "total": page.total,

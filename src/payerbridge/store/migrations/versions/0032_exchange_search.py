@@ -32,7 +32,6 @@ depends_on = None
 _BATCH = 2000
 _SEARCH_INDEXES = {
     "ix_exchanges_created": ["created_at", "id"],
-    "ix_exchanges_updated": ["updated_at"],
     "ix_exchanges_client_created": ["client_id", "created_at", "id"],
     "ix_exchanges_partner_created": ["partner_id", "created_at", "id"],
     "ix_exchanges_member_created": ["member_key", "created_at", "id"],
