@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,9 +48,11 @@ from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.logging import use_trace_ids
 from payerbridge.metrics import PlatformMetrics, observe_events
+from payerbridge.net.addresses import AddressPolicy
 from payerbridge.net.transport import GuardedTransport
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.oversight.ports import Oversight
+from payerbridge.partners.answers import ResponseCaps
 from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
@@ -83,6 +84,9 @@ from payerbridge.store.checkpoints import (
     CheckpointFile,
     CheckpointSinks,
     CheckpointUrl,
+    audit_checkpoint_path,
+    audit_signing_key_path,
+    audit_witness_path,
     load_or_create_signing_key,
     load_public_key,
     read_checkpoints,
@@ -102,7 +106,7 @@ from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_files, refresh_statistics
-from payerbridge.store.key_files import write_private_file
+from payerbridge.store.key_files import identity_secret
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.operators import SqlOperatorAccounts
@@ -119,7 +123,12 @@ from payerbridge.store.source_files import (
     provenance_by,
 )
 from payerbridge.store.spans import trace_statements
-from payerbridge.store.token_keys import TokenKeyFiles, load_client_key, rotate_token_keys
+from payerbridge.store.token_keys import (
+    TokenKeyFiles,
+    key_dir,
+    load_client_key,
+    rotate_access_token_keys,
+)
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.store.webhooks import SqlWebhookStore
@@ -139,6 +148,7 @@ __all__ = [
     "verify_audit_chain",
     "build_platform",
     "identity_secret",
+    "rotate_access_token_keys",
     "launch_workflows",
     "new_id",
     "shutdown_workflows",
@@ -269,23 +279,6 @@ class Platform:
         self.engine.dispose()
 
 
-def audit_signing_key_path(settings: Settings) -> Path:
-    return settings.audit_signing_key or settings.data_dir / "audit-signing.key"
-
-
-def audit_checkpoint_path(settings: Settings) -> Path:
-    return settings.audit_checkpoint_file or settings.data_dir / "audit-checkpoints.jsonl"
-
-
-def audit_witness_path(settings: Settings) -> Path | None:
-    """The witness's checkpoint file (outside the data dir), if one is configured: the
-    path itself, or ``audit-checkpoints.jsonl`` in it when it is a directory."""
-    witness = settings.audit_witness
-    if witness is not None and witness.is_dir():
-        return witness / "audit-checkpoints.jsonl"
-    return witness
-
-
 def audit_checkpointer(
     platform: Platform, *, every_seconds: float | None = None
 ) -> Callable[[], list[Checkpoint]]:
@@ -336,28 +329,6 @@ def verify_audit_chain(
     witnessed = CheckpointFile(witness).read() if witness is not None else []
     held = [checkpoint for reference in against for checkpoint in read_checkpoints(reference)]
     return verify_audit(platform.audit_chain, signed, key, witnessed=witnessed, against=held)
-
-
-def identity_secret(settings: Settings) -> bytes:
-    """The identity hashing key: configured, else kept in the data dir (created once; of
-    two processes starting at once, one key wins and neither reads a half-written file)."""
-    if settings.identity_secret is not None:
-        return settings.identity_secret.get_secret_value().encode()
-    path = settings.data_dir / "identity.key"
-    if not path.exists():
-        write_private_file(path, secrets.token_hex(32).encode())
-    return path.read_bytes().strip()
-
-
-def key_dir(settings: Settings) -> Path:
-    return settings.key_dir or settings.data_dir / "keys"
-
-
-def rotate_access_token_keys(settings: Settings, *, retire_previous: bool = False) -> str:
-    """A new access-token signing key (its id); the previous one stays accepted until
-    the tokens it signed expire, or not at all with ``retire_previous``. Running servers
-    take it within 50 ms."""
-    return rotate_token_keys(key_dir(settings), retire_previous=retire_previous)
 
 
 def token_service(
@@ -443,15 +414,7 @@ def build_platform(
     member_consent = _member_consent(settings, stores, segmentation)
     allowances = SqlAllowances(engine)
     tokens = token_service(settings, clients, transactions, key_sets, member_consent, trust)
-    discovery = HttpxPartnerDiscovery(
-        policy=egress,
-        document_limit=caps.document,
-        timeout_seconds=settings.partner_timeout_seconds,
-        udap=udap_client,
-        trust=trust,
-        clock_skew=timedelta(seconds=settings.clock_skew_seconds),
-        transport=partner_transport,
-    )
+    discovery = _discovery(settings, egress, caps, udap_client, trust, partner_transport)
     return Platform(
         settings=settings,
         engine=engine,
@@ -491,6 +454,26 @@ def build_platform(
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,
+    )
+
+
+def _discovery(
+    settings: Settings,
+    egress: AddressPolicy,
+    caps: ResponseCaps,
+    udap: OurUdapClient | None,
+    trust: TrustAnchors,
+    transport: httpx.BaseTransport | None,
+) -> HttpxPartnerDiscovery:
+    """Reads a partner's discovery documents (its CapabilityStatement, SMART or UDAP)."""
+    return HttpxPartnerDiscovery(
+        policy=egress,
+        document_limit=caps.document,
+        timeout_seconds=settings.partner_timeout_seconds,
+        udap=udap,
+        trust=trust,
+        clock_skew=timedelta(seconds=settings.clock_skew_seconds),
+        transport=transport,
     )
 
 

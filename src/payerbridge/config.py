@@ -397,6 +397,18 @@ class Settings(BaseSettings):
         description="How long work must have sat unenqueued (or a delivery overdue) before "
         "the sweep takes it up: the process that recorded it has had time to do it itself.",
     )
+    runbook_url: str | None = Field(
+        default=None,
+        description="Where the runbook links of OperationOutcomes, OAuth errors and the CLI "
+        "point, {code} standing for the reason code (an intranet wiki, say: "
+        "https://wiki.plan.example/payerbridge/{code}). Unset: this server's own "
+        "/runbooks/{code}.",
+    )
+    runbooks_dir: Path | None = Field(
+        default=None,
+        description="The runbook pages this server serves at /runbooks, one <code>.md each. "
+        "Unset: docs/runbooks of the source tree it runs from.",
+    )
     # The operator console (ADR 0035).
     console_idle_seconds: int = Field(
         default=1800,
@@ -479,6 +491,8 @@ class Settings(BaseSettings):
         "audit_witness",
         "otlp_endpoint",
         "metrics_port",
+        "runbook_url",
+        "runbooks_dir",
         mode="before",
     )
     @classmethod
@@ -505,6 +519,18 @@ class Settings(BaseSettings):
                     f"rate_limits names an operation as its method and route template, as "
                     f"'POST /fhir/Patient/$member-match'; got {operation!r}"
                 )
+        return value
+
+    @field_validator("runbook_url")
+    @classmethod
+    def _runbook_url_has_a_code(cls, value: str | None) -> str | None:
+        if value is not None and (
+            "{code}" not in value or not value.startswith(("https://", "http://"))
+        ):
+            raise ValueError(
+                "runbook_url must be an http(s) address with {code} where the reason code "
+                f"goes, as https://wiki.plan.example/payerbridge/{{code}}; got {value!r}"
+            )
         return value
 
     @field_validator("identity_secret")
@@ -630,6 +656,11 @@ class Settings(BaseSettings):
             return self.public_base_url.rstrip("/")
         scheme = "https" if self.tls_certfile is not None else "http"
         return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def runbook_template(self) -> str:
+        """Where runbook links point, ``{code}`` for the code (see ``runbook_url``)."""
+        return self.runbook_url or f"{self.base_url}/runbooks/{{code}}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -46,6 +46,7 @@ the wire (HTTP status, OperationOutcome issue code) and ``cli`` picks exit codes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 __all__ = [
     "AmbiguousMatch",
@@ -71,6 +72,7 @@ __all__ = [
     "NotAcceptable",
     "NotFound",
     "OAuthError",
+    "OAuthErrorCode",
     "PartnerAuthRejected",
     "PartnerError",
     "PartnerRejected",
@@ -104,7 +106,13 @@ class Issue:
 
 
 class PayerBridgeError(Exception):
-    """Base of every error payerbridge raises on purpose."""
+    """Base of every error payerbridge raises on purpose.
+
+    ``reason_code`` names it for people and machines: the OperationOutcome carries it
+    (with a link to its runbook, ``docs/runbooks/<code>.md``), so does the CLI. Each class
+    has its own; ``ConsentDenied`` and ``OAuthError`` carry the one of the instance."""
+
+    reason_code = "internal-error"  # what nothing more specific says: the 500
 
     def __init__(self, text: str, *, issues: list[Issue] | None = None) -> None:
         super().__init__(text)
@@ -113,15 +121,32 @@ class PayerBridgeError(Exception):
 
 
 class InvalidInput(PayerBridgeError):
-    pass
+    reason_code = "invalid-input"
 
 
 class MalformedContent(InvalidInput):
-    pass
+    reason_code = "malformed-content"
 
 
 class PayloadTooLarge(InvalidInput):
-    pass
+    reason_code = "payload-too-large"
+
+
+class OAuthErrorCode(StrEnum):
+    """The error codes our token and registration endpoints answer with: RFC 6749 5.2,
+    RFC 7591 3.2.2 and UDAP Dynamic Client Registration (``invalid_signed_metadata``,
+    ``unapproved_software_statement``)."""
+
+    INVALID_REQUEST = "invalid_request"
+    INVALID_CLIENT = "invalid_client"
+    INVALID_GRANT = "invalid_grant"
+    UNAUTHORIZED_CLIENT = "unauthorized_client"
+    UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
+    INVALID_SCOPE = "invalid_scope"
+    INVALID_CLIENT_METADATA = "invalid_client_metadata"
+    INVALID_SOFTWARE_STATEMENT = "invalid_software_statement"
+    UNAPPROVED_SOFTWARE_STATEMENT = "unapproved_software_statement"
+    INVALID_SIGNED_METADATA = "invalid_signed_metadata"
 
 
 class OAuthError(InvalidInput):
@@ -130,9 +155,12 @@ class OAuthError(InvalidInput):
     ``status`` the HTTP status (400 unless the RFC says otherwise, 401 for
     ``invalid_client``)."""
 
-    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+    reason_code = OAuthErrorCode.INVALID_REQUEST.value
+
+    def __init__(self, error: OAuthErrorCode, description: str, *, status: int = 400) -> None:
         super().__init__(description)
-        self.error = error
+        self.error = str(error)
+        self.reason_code = self.error
         self.description = description
         self.status = status
 
@@ -140,21 +168,25 @@ class OAuthError(InvalidInput):
 class CodeSetError(InvalidInput):
     """A code-set document that cannot be used, with where it is wrong."""
 
+    reason_code = "code-set-invalid"
+
 
 class NotAcceptable(PayerBridgeError):
-    pass
+    reason_code = "not-acceptable"
 
 
 class UnsupportedMediaType(PayerBridgeError):
-    pass
+    reason_code = "unsupported-media-type"
 
 
 class Unauthenticated(PayerBridgeError):
-    pass
+    reason_code = "unauthenticated"
 
 
 class CertificateRejected(Unauthenticated):
     """The chain is not one we trust; ``reason`` says why, for a person to act on."""
+
+    reason_code = "certificate-rejected"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -162,15 +194,15 @@ class CertificateRejected(Unauthenticated):
 
 
 class Forbidden(PayerBridgeError):
-    pass
+    reason_code = "forbidden"
 
 
 class NotFound(PayerBridgeError):
-    pass
+    reason_code = "not-found"
 
 
 class Conflict(PayerBridgeError):
-    pass
+    reason_code = "request-conflict"
 
 
 class PreconditionFailed(PayerBridgeError):
@@ -186,10 +218,14 @@ class PreconditionRequired(PayerBridgeError):
 class Gone(PayerBridgeError):
     """It existed, and its time is up (a bulk job's files past their expiry)."""
 
+    reason_code = "gone"
+
 
 class StoreConflict(Conflict):
     """The store refused a write that collides with a unique key (a concurrent twin won);
     the store translates its driver's integrity errors into this."""
+
+    reason_code = "store-conflict"
 
 
 class StoreUnavailable(PayerBridgeError):
@@ -197,19 +233,23 @@ class StoreUnavailable(PayerBridgeError):
     timeout, a failover); the store translates its driver's operational errors into
     this, so callers retry without knowing which database runs underneath."""
 
+    reason_code = "store-unavailable"
     retry_after_seconds = 1
 
 
 class Busy(PayerBridgeError):
+    reason_code = "busy"
     retry_after_seconds = 1
 
 
 class UnprocessableRequest(PayerBridgeError):
-    pass
+    reason_code = "unprocessable"
 
 
 class MatchError(PayerBridgeError):
     """$member-match found no single member; ``decision_id`` names the stored decision."""
+
+    reason_code = "no-match"
 
     def __init__(
         self, text: str, *, decision_id: str | None = None, issues: list[Issue] | None = None
@@ -219,15 +259,17 @@ class MatchError(PayerBridgeError):
 
 
 class NoMatch(MatchError):
-    pass
+    reason_code = "no-match"
 
 
 class AmbiguousMatch(MatchError):
-    pass
+    reason_code = "multiple-matches"
 
 
 class MatchUnderReview(MatchError):
     """The request fits a member only on evidence a person must look at; a case is open."""
+
+    reason_code = "match-under-review"
 
     def __init__(
         self, text: str, *, decision_id: str | None = None, review_id: str | None = None
@@ -240,6 +282,8 @@ class TooManyAttempts(PayerBridgeError):
     """Brute-force guard (HRex mm-7): the same demographics tried with too many cards;
     ``retry_after_seconds``: when enough of them have left the window for a retry."""
 
+    reason_code = "too-many-attempts"
+
     def __init__(self, text: str, *, retry_after_seconds: int) -> None:
         super().__init__(text)
         self.retry_after_seconds = retry_after_seconds
@@ -248,13 +292,17 @@ class TooManyAttempts(PayerBridgeError):
 class RateLimited(TooManyAttempts):
     """A client called one operation more often than its rate allows."""
 
+    reason_code = "client-rate-limited"
+
 
 class ConsentError(PayerBridgeError):
-    pass
+    reason_code = "consent-error"
 
 
 class ConsentDenied(ConsentError):
     """A consent decision said no; ``reason`` is its machine-readable code (e.g. ``expired``)."""
+
+    reason_code = "refused"  # a refusal that gave no reason (a partner's, say)
 
     # ``reason`` has a default so that the error survives pickling (DBOS records steps).
     def __init__(
@@ -262,6 +310,7 @@ class ConsentDenied(ConsentError):
     ) -> None:
         super().__init__(text, issues=issues)
         self.reason = reason
+        self.reason_code = reason
 
 
 class DisclosureDenied(ConsentDenied):
@@ -271,6 +320,8 @@ class DisclosureDenied(ConsentDenied):
 class PartnerError(PayerBridgeError):
     """A partner payer did not give us what we asked for."""
 
+    reason_code = "partner-error"
+
     def __init__(
         self, text: str, *, status: int | None = None, issues: list[Issue] | None = None
     ) -> None:
@@ -279,6 +330,8 @@ class PartnerError(PayerBridgeError):
 
 
 class PartnerUnavailable(PartnerError):
+    reason_code = "partner-unavailable"
+
     def __init__(
         self, text: str, *, status: int | None = None, retry_after: float | None = None
     ) -> None:
@@ -287,25 +340,29 @@ class PartnerUnavailable(PartnerError):
 
 
 class PartnerAuthRejected(PartnerError):
-    pass
+    reason_code = "partner-unauthorized"
 
 
 class PartnerRejected(PartnerError):
-    pass
+    reason_code = "partner-error"
 
 
 class IllegalTransition(PayerBridgeError):
-    pass
+    reason_code = "illegal-transition"
 
 
 class AuditChainBroken(PayerBridgeError):
     """The stored chain does not check out: nothing is signed over it."""
+
+    reason_code = "audit-chain-broken"
 
 
 class SecondConnection(PayerBridgeError):
     """A thread asked the pool for a connection while a unit of work it runs holds one
     (store.engines): under load every unit could wait so for one that never comes."""
 
+    reason_code = "second-connection"
+
 
 class MappingError(PayerBridgeError):
-    pass
+    reason_code = "mapping-error"

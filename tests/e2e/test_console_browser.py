@@ -150,12 +150,20 @@ def test_an_operator_signs_in_searches_an_exchange_and_opens_its_timeline_by_key
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{payer.base_url}/console/exchanges/{exchange['id']}")
     expect(page.locator("#exchange-state")).to_have_text("dead_lettered")
-    timeline = page.locator("#timeline li")
-    expect(timeline.first).to_contain_text("exchange.transition")
-    expect(page.locator("#timeline")).to_contain_text("exchange.attempt")
-    expect(page.locator("#reason-link")).to_have_attribute("href", "/runbooks/attempts-exhausted")
+    timeline = page.locator("#timeline")
+    expect(timeline.locator("li[data-kind=intake]").first).to_be_visible()
+    expect(timeline).to_contain_text("exchange.transition")
+    expect(timeline).to_contain_text("exchange.attempt")
+    runbook = f"{payer.base_url}/runbooks/attempts-exhausted"
+    expect(page.locator("#reason-link")).to_have_attribute("href", runbook)
     expect(page.locator("#dead-letter")).to_contain_text("member-match")
+    calls = page.locator("#partner-calls tbody tr")
+    expect(calls).to_have_count(1)  # one attempt: the partner never answered
+    expect(calls.first).to_contain_text("unavailable")
+    expect(calls.first).to_contain_text("member-match")
     shoot(page, "exchange-timeline")
+    opened = page.request.get(runbook)
+    assert opened.status == 200 and "attempts-exhausted" in opened.text()
 
 
 def test_an_operator_replays_a_dead_letter_and_its_timeline_shows_the_replay(

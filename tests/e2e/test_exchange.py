@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -405,6 +406,20 @@ def test_make_run_demo_routes_one_exchange_to_each_of_three_differently_shaped_p
     assert all('"path":"/fhir/Patient","status":200' not in seen[s] for s in slugs[1:])
     everything = '"path":"/fhir/Patient/{patient_id}/$everything","status":200'
     assert all(everything in log for log in seen.values())
+    # The console's address and a sign-in made for this run, which signs in.
+    assert f"the console:  http://127.0.0.1:{base + 6}/console/" in output
+    login = re.search(r"sign in as  (\S+) / (\S+) \(role operator", output)
+    assert login is not None, output
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.config import load_settings
+    from payerbridge.security.operator_accounts import log_in
+
+    platform = build_platform(load_settings(data_dir=var, database_url=None))
+    try:
+        signed = log_in(platform.operators, login[1], login[2], token="t" * 43, address="test")
+    finally:
+        platform.close()
+    assert signed.operator.role.value == "operator"
 
 
 def test_an_exchange_runs_with_a_udap_partner_we_registered_with_our_certificate(

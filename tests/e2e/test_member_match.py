@@ -15,6 +15,7 @@ import httpx
 import orjson
 import pytest
 
+from payerbridge.fhir.reasons import REASON_SYSTEM, RUNBOOK_EXTENSION
 from payerbridge.security.model import OPERATOR_SCOPE
 from tests.builders import a_coverage, a_patient, member_match_parameters
 from tests.fhir_profiles import load, violations
@@ -251,7 +252,16 @@ def test_a_review_case_is_opened_decided_and_answered(
     typo = parameters("Nour", "1991-11-30", link_member_id="NEW-88")
     with old_payer.client() as client, operator(old_payer) as ops:
         first = issue(match(client, typo), 422, "business-rule")
-        assert first["details"]["coding"] == [{"system": MATCH_OUTCOME, "code": "review"}]
+        assert first["details"]["coding"] == [
+            {"system": MATCH_OUTCOME, "code": "review"},
+            {"system": REASON_SYSTEM, "code": "match-under-review"},
+        ]
+        # Its runbook, linked by the address the server is configured with, served by it.
+        (link,) = first["extension"]
+        assert link["url"] == RUNBOOK_EXTENSION
+        assert link["valueUrl"] == f"{old_payer.base_url}/runbooks/match-under-review"
+        runbook = httpx.get(link["valueUrl"], timeout=10, verify=old_payer.verify)
+        assert runbook.status_code == 200 and "## What to do" in runbook.text
         cases = own_reviews(ops, request)
         assert len(cases) == 1 and cases[0]["candidates"] == ["other"]
         # Why at a glance: a first name a typo away, and no identifier to confirm it.

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey, RSAKey
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from payerbridge.security.assertions import CERTIFICATE_HEADERS, CLIENT_ASSERTION_TYPE
 from payerbridge.security.certificates import certificate_chain
@@ -223,14 +223,41 @@ def _walkable(path: str) -> str:
 
 
 def _routes(routes: list[Any]) -> list[Route]:
-    """Every endpoint of a route table, through included routers."""
+    """Every endpoint of a route table, through included routers (the console, a mounted
+    application of its own, is walked by its own test below)."""
     found: list[Route] = []
     for route in routes:
         if isinstance(route, Route):
             found.append(route)
+        elif isinstance(route, Mount):
+            continue
         else:  # an included router (FastAPI wraps each in its own route)
             found.extend(_routes(route.original_router.routes))
     return found
+
+
+def test_every_console_page_outside_the_sign_in_sends_an_anonymous_browser_to_it(
+    payer: ServerProcess,
+) -> None:
+    """Walks the console's own route table: a page added later without a session check
+    fails here. A page answers a browser (a redirect to sign in), not an API client."""
+    from payerbridge.console.app import CONSOLE_PATH, PUBLIC_PAGES, build_console
+
+    with payer.platform() as platform:
+        console = build_console(platform)
+    walked = 0
+    with payer.anonymous() as anonymous:
+        for route in _routes(console.routes):
+            for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):
+                path = CONSOLE_PATH + _walkable(route.path)
+                response = anonymous.request(method, path, follow_redirects=False)
+                if (method, route.path) in PUBLIC_PAGES:
+                    assert response.status_code in (200, 403), (method, path)  # a form's token
+                    continue
+                walked += 1
+                assert response.status_code == 303, (method, path, response.text[:200])
+                assert response.headers["location"].startswith("/console/login?why=signin")
+    assert walked >= 15  # the table was really walked
 
 
 def test_every_route_outside_the_public_list_refuses_an_anonymous_caller(

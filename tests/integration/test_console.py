@@ -201,6 +201,12 @@ def test_the_sign_in_form_needs_its_own_token_and_forms_need_the_sessions(
         headers={"Origin": "https://evil.example"},
     )
     assert cross_site.status_code == 403
+    fetched = client.post(
+        "/console/logout",
+        data={"csrf_token": csrf(client)},
+        headers={"Sec-Fetch-Site": "cross-site", "Origin": BASE},
+    )
+    assert fetched.status_code == 403
     assert client.get("/console/").status_code == 200  # none of them signed it out
 
 
@@ -287,6 +293,8 @@ def an_auditor(platform: Platform, browser: Callable[[], TestClient]) -> TestCli
         ("/console/?period=1y", 400, "period"),
         ("/console/consents?member_id=a%20b", 400, "member_id"),
         ("/console/audit?entity_type=a%20b&entity_id=x", 400, "entity_type"),
+        ("/console/audit?entity_type=Partner&entity_id=old-plan&offset=x", 400, "offset"),
+        ("/console/consents?member_id=N1&offset=-5", 400, "offset"),
         ("/console/no-such-page", 404, "no such page"),
     ],
 )

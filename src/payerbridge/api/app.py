@@ -28,11 +28,13 @@ from payerbridge.api.routers import (
     onboardings,
     partners,
     quarantine,
+    runbooks,
     sources,
     webhooks,
 )
 from payerbridge.bootstrap import Platform, launch_workflows, shutdown_workflows
 from payerbridge.console import install_console
+from payerbridge.fhir.reasons import link_runbooks_to
 
 __all__ = ["COMMON_RESPONSES", "create_app"]
 
@@ -79,6 +81,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
         responses=COMMON_RESPONSES,
     )
     app.state.platform = platform
+    link_runbooks_to(platform.settings.runbook_template)  # each OperationOutcome's link
     install_error_handlers(app)
     # The old payer's hottest call first: FastAPI searches each included router's routes
     # (twice for the router it picks) before the one it wants, a twentieth of the call.
@@ -96,6 +99,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(quarantine.router)
     app.include_router(sources.router)
+    app.include_router(runbooks.router)
     install_console(app, platform)  # the operator console's pages at /console (ADR 0035)
     app.include_router(metrics.router)
 

@@ -56,7 +56,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Routes open to anyone, by design: discovery, the token endpoint, health.
+# Routes open to anyone, by design: discovery, the token endpoint, health, the runbooks
+# each OperationOutcome links (api/routers/runbooks.py says why).
 PUBLIC_ROUTES = frozenset(
     {
         ("GET", "/fhir/metadata"),
@@ -69,6 +70,8 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/auth/client-jwks"),
         ("POST", "/auth/token"),
         ("GET", "/healthz"),
+        ("GET", "/runbooks"),
+        ("GET", "/runbooks/{code}"),
     }
 )
 

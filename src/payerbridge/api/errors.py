@@ -11,18 +11,32 @@ from starlette.responses import Response
 from payerbridge.api.responses import FhirResponse, JsonResponse
 from payerbridge.errors import (
     Busy,
+    Forbidden,
+    InvalidInput,
     Issue,
+    MalformedContent,
+    NotFound,
     OAuthError,
     PayerBridgeError,
     TooManyAttempts,
     Unauthenticated,
 )
 from payerbridge.fhir.outcome import WireForm, operation_outcome, outcome_for, rendering_for
+from payerbridge.fhir.reasons import runbook_url
 from payerbridge.logging import current_request_id
 
-__all__ = ["install_error_handlers"]
+__all__ = ["METHOD_NOT_ALLOWED", "install_error_handlers"]
 
 _HTTP_CODES = {404: "not-found", 405: "not-supported", 401: "login", 403: "forbidden"}
+# The reason codes of the statuses the router answers itself (an unknown path, a method the
+# path does not take), as the errors of ours that would say the same.
+METHOD_NOT_ALLOWED = "method-not-allowed"
+_HTTP_REASONS = {
+    404: NotFound.reason_code,
+    405: METHOD_NOT_ALLOWED,
+    401: Unauthenticated.reason_code,
+    403: Forbidden.reason_code,
+}
 
 
 async def _on_payerbridge_error(_request: Request, exc: Exception) -> Response:
@@ -45,8 +59,13 @@ def _oauth_answer(exc: OAuthError, status: int) -> Response:
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_client"'
+    # error_uri (RFC 6749 5.2): the page a person reads about the error, its runbook.
     return JsonResponse(
-        {"error": exc.error, "error_description": exc.description},
+        {
+            "error": exc.error,
+            "error_description": exc.description,
+            "error_uri": runbook_url(exc.error),
+        },
         status_code=status,
         headers=headers,
     )
@@ -66,6 +85,7 @@ async def _on_validation_error(_request: Request, exc: Exception) -> Response:
             severity="error",
             code="structure",
             request_id=current_request_id(),
+            reason=MalformedContent.reason_code,
         )
         return FhirResponse(body, status_code=400)
     issues = [
@@ -77,7 +97,11 @@ async def _on_validation_error(_request: Request, exc: Exception) -> Response:
         for e in errors
     ]
     body = operation_outcome(
-        issues, severity="error", code="invalid", request_id=current_request_id()
+        issues,
+        severity="error",
+        code="invalid",
+        request_id=current_request_id(),
+        reason=InvalidInput.reason_code,
     )
     return FhirResponse(body, status_code=400)
 
@@ -92,6 +116,7 @@ async def _on_http_error(_request: Request, exc: Exception) -> Response:
         severity="error",
         code=_HTTP_CODES.get(exc.status_code, "processing"),
         request_id=current_request_id(),
+        reason=_HTTP_REASONS.get(exc.status_code),
     )
     return FhirResponse(body, status_code=exc.status_code, headers=exc.headers)
 

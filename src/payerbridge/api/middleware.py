@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from payerbridge.errors import Issue, PayloadTooLarge
+from payerbridge.errors import Issue, PayerBridgeError, PayloadTooLarge
 from payerbridge.fhir.outcome import operation_outcome
 from payerbridge.logging import request_id_var, request_line
 from payerbridge.metrics import record_http
@@ -116,6 +116,7 @@ class RequestContextMiddleware:
                         severity="fatal",
                         code="exception",
                         request_id=request_id,
+                        reason=PayerBridgeError.reason_code,
                     ),
                 )
         finally:
@@ -166,6 +167,7 @@ class RequestContextMiddleware:
                 severity="error",
                 code="too-long",
                 request_id=request_id,
+                reason=PayloadTooLarge.reason_code,
             ),
         )
 

@@ -105,6 +105,8 @@ class RecordNotMapped(InvalidInput):
     expression that failed on it. ``text`` is fit for an operator (no demographics);
     ``code`` is the OperationOutcome issue code of the problem it becomes."""
 
+    reason_code = "record-not-mapped"
+
     def __init__(self, text: str, code: str = "invalid") -> None:
         super().__init__(text)
         self.code = code

@@ -30,7 +30,7 @@ import orjson
 
 from payerbridge import big_json
 from payerbridge.audit.model import AuditEvent
-from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
+from payerbridge.bulk.model import BulkJob, BulkReason, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import BulkJobs, BulkMembers, MemberOutcome, StoredGroup
 from payerbridge.consent.model import ConsentId, PresentedConsent, Requester
 from payerbridge.consent.ports import ConsentStore
@@ -71,7 +71,7 @@ __all__ = [
 GROUP_FILE, PARAMETERS_FILE = "Group.ndjson", "Parameters.ndjson"
 ERROR_FILE = "OperationOutcome.ndjson"
 # A member refused by the card guard, as its outcome is stored: not matched, and why.
-THROTTLED = "nomatch-throttled"
+THROTTLED = BulkReason.THROTTLED.value
 
 
 @dataclass(frozen=True)
@@ -393,7 +393,11 @@ def _unreadable_consent_event(job: BulkJob, member_id: MemberId, at: datetime) -
         entity_id=member_id,
         outcome="deny",
         request_id=job.id,
-        detail={"hop": "bulk-member-match", "reason": "consent-unreadable", "bulk_job": job.id},
+        detail={
+            "hop": "bulk-member-match",
+            "reason": BulkReason.CONSENT_UNREADABLE.value,
+            "bulk_job": job.id,
+        },
     )
 
 

@@ -8,7 +8,15 @@ from enum import StrEnum
 
 from payerbridge.types import BulkJobId, ClientId
 
-__all__ = ["BulkJob", "FINISHED", "JobKind", "JobStatus", "OutputFile", "PDEX_VERSIONS"]
+__all__ = [
+    "BulkJob",
+    "BulkReason",
+    "FINISHED",
+    "JobKind",
+    "JobStatus",
+    "OutputFile",
+    "PDEX_VERSIONS",
+]
 
 # The PDex versions whose $bulk-member-match answer we write (``fhir.bulk_member_match``).
 PDEX_VERSIONS = ("2.1", "2.2")
@@ -26,6 +34,20 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"  # by its client (DELETE): gone for good
+
+
+class BulkReason(StrEnum):
+    """Why a bulk job, or one member of a $bulk-member-match, did not get what was asked,
+    where the job says so itself (stored, in the audit trail, in its status); each has its
+    runbook, ``docs/runbooks/<code>.md``."""
+
+    # The card guard (HRex mm-7) refused the member: stored as its result, told in the
+    # job's error file as ``throttled``.
+    THROTTLED = "nomatch-throttled"
+    # The member's Consent could not be read: its consent decision is a deny.
+    CONSENT_UNREADABLE = "consent-unreadable"
+    # The whole job failed (its status answers 500 with why).
+    JOB_FAILED = "job-failed"
 
 
 FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})

@@ -1,8 +1,9 @@
 """What every command shares: the consoles, the settings, and errors as exit codes.
 
-Errors from the payerbridge tree become a one-line message on stderr and an exit
-code (2 invalid input, 3 not found, 4 conflict or unprocessable, 5 partner, 1 other;
-``audit verify`` exits 6 when the audit chain does not hold).
+Errors from the payerbridge tree become a one-line message on stderr, with the error's
+reason code and the address of its runbook, and an exit code (2 invalid input, 3 not
+found, 4 conflict or unprocessable, 5 partner, 1 other; ``audit verify`` exits 6 when the
+audit chain does not hold).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.console import Console
 
 from payerbridge import errors
 from payerbridge.config import Settings, load_settings
+from payerbridge.fhir.reasons import link_runbooks_to, runbook_url
 
 __all__ = ["cli_actor", "err", "fail", "out", "settings_for"]
 
@@ -43,13 +45,16 @@ def fail(error: errors.PayerBridgeError) -> typer.Exit:
         if issue.text != error.text:
             where = f" ({issue.expression})" if issue.expression else ""
             err.print(f"  - {issue.text}{where}")
+    err.print(f"  reason: {error.reason_code}; runbook: {runbook_url(error.reason_code)}")
     code = next((c for cls, c in _EXIT_CODES if isinstance(error, cls)), 1)
     return typer.Exit(code)
 
 
 def settings_for(data_dir: Path | None, **overrides: Any) -> Settings:
     try:
-        return load_settings(data_dir=data_dir, **overrides)
+        settings = load_settings(data_dir=data_dir, **overrides)
     except ValueError as exc:  # pydantic ValidationError is a ValueError
         err.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    link_runbooks_to(settings.runbook_template)  # what fail() prints
+    return settings

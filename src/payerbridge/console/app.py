@@ -32,7 +32,7 @@ from payerbridge.errors import Forbidden, PayerBridgeError
 from payerbridge.fhir.outcome import rendering_for
 from payerbridge.logging import current_request_id
 
-__all__ = ["CONSOLE_PATH", "build_console", "install_console"]
+__all__ = ["CONSOLE_PATH", "PUBLIC_PAGES", "build_console", "install_console"]
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, verify_audit_chain
 from payerbridge.console.auth import AuditorDep, FormDep, PlatformDep
-from payerbridge.console.pages import render
+from payerbridge.console.pages import Page, render
 from payerbridge.errors import PayerBridgeError
 from payerbridge.fhir.outcome import rendering_for
 from payerbridge.logging import current_request_id
@@ -23,7 +23,7 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-_TRAIL = 200  # the newest events of an entity shown
+_TRAIL = 100  # events of an entity a page shows
 _CHAIN = ("AuditChain", "chain")
 EntityPart = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9._:/@-]*$")]
 
@@ -35,11 +35,14 @@ def audit_page(
     found: AuditorDep,
     entity_type: EntityPart = None,
     entity_id: EntityPart = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
     notice = None
     if request.query_params.get("done") == "verified":
         notice = "the chain was verified: see the result below"
-    return _audit_view(request, platform, found, entity_type, entity_id, notice=notice)
+    return _audit_view(
+        request, platform, found, entity_type, entity_id, offset=offset, notice=notice
+    )
 
 
 def _audit_view(
@@ -49,6 +52,7 @@ def _audit_view(
     entity_type: str | None = None,
     entity_id: str | None = None,
     *,
+    offset: int = 0,
     notice: str | None = None,
     error: str | None = None,
     status_code: int = 200,
@@ -56,8 +60,11 @@ def _audit_view(
     head_seq, head_hash = platform.audit_chain.head()
     last = platform.audit_chain.last_checkpoint()
     trail: list[dict[str, Any]] | None = None
+    page = Page(offset, _TRAIL, 0)
     if entity_type and entity_id:
-        trail = platform.audit.for_entity(entity_type, entity_id)[-_TRAIL:]
+        events = platform.audit.for_entity(entity_type, entity_id)
+        page = Page(offset, _TRAIL, len(events))
+        trail = events[offset : offset + _TRAIL]
     context = {
         "head_seq": head_seq,
         "head_hash": head_hash,
@@ -67,6 +74,8 @@ def _audit_view(
         "entity_type": entity_type or "",
         "entity_id": entity_id or "",
         "trail": trail,
+        "page": page,
+        "links": page.links(dict(request.query_params)),
         "notice": notice,
         "error": error,
     }

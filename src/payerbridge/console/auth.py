@@ -144,13 +144,17 @@ AuditorDep = Annotated[SignedIn, require_permission(Permission.AUDIT)]
 
 
 def _same_origin(request: Request) -> bool:
-    """A browser names the origin of a form it posts: it must be ours (a browser that
-    sends neither header is an old one or not a browser; the token still decides)."""
-    origin = request.headers.get("origin")
-    if origin is not None and origin != "null":
-        return origin == f"{request.url.scheme}://{request.url.netloc}"
+    """Whether the browser says the form came from a page of ours: ``Sec-Fetch-Site``
+    where it sends one (whatever name the operator reached us by), else ``Origin``
+    against our configured base. A client that sends neither is an old browser or not a
+    browser: the token still decides."""
     site = request.headers.get("sec-fetch-site")
-    return site in (None, "same-origin", "none")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return True
+    return origin == f"{request.url.scheme}://{request.url.netloc}"
 
 
 async def checked_form(request: Request, found: SignedInDep) -> FormData:

@@ -40,7 +40,7 @@ def _y(value: float, top: int) -> float:
 def _axes(chart: Chart, top: int) -> list[str]:
     buckets = len(chart.window.starts)
     parts = []
-    for fraction in (0.0, 0.5, 1.0):
+    for fraction in (0.0, 0.5, 1.0) if top >= 2 else (0.0, 1.0):
         y = _y(top * fraction, top)
         parts.append(
             f'<line class="grid" x1="{_LEFT}" x2="{_WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'

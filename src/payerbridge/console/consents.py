@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
-from payerbridge.console.pages import render
+from payerbridge.console.pages import Page, render
 from payerbridge.errors import Conflict, Issue, NotFound, PayerBridgeError
 from payerbridge.exchange.interventions import revoke_and_stop
 from payerbridge.fhir.outcome import rendering_for
@@ -23,6 +23,8 @@ __all__ = ["router"]
 router = APIRouter()
 
 Identifier = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._:-]*$")]
+Offset = Annotated[int, Query(ge=0, le=100_000)]
+_PAGE = 50
 
 
 @router.get("/consents")
@@ -32,8 +34,9 @@ def consents_page(
     found: ReaderDep,
     member_id: Identifier = None,
     consent_id: Identifier = None,
+    offset: Offset = 0,
 ) -> Response:
-    return _consents_view(request, platform, found, member_id, consent_id)
+    return _consents_view(request, platform, found, member_id, consent_id, offset=offset)
 
 
 def _consents_view(
@@ -43,6 +46,7 @@ def _consents_view(
     member_id: str | None,
     consent_id: str | None,
     *,
+    offset: int = 0,
     notice: str | None = None,
     error: str | None = None,
     status_code: int = 200,
@@ -58,11 +62,14 @@ def _consents_view(
             for consent in platform.consents.for_member(MemberId(member_id), role)
         ]
         consents.sort(key=lambda c: c.created_at, reverse=True)
+    page = Page(offset, _PAGE, len(consents))
     context = {
         "member_id": member_id or "",
         "consent_id": consent_id or "",
         "searched": bool(member_id or consent_id),
-        "consents": consents,
+        "consents": consents[offset : offset + _PAGE],
+        "page": page,
+        "links": page.links(dict(request.query_params)),
         "notice": notice or _notice(request),
         "error": error,
     }

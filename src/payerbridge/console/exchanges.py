@@ -21,6 +21,7 @@ from payerbridge.exchange.model import ASKABLE_AGAIN, DATA_ENDS, ExchangeRecord,
 from payerbridge.exchange.review import awaits_partner_review
 from payerbridge.exchange.search import ExchangePage, search_exchanges
 from payerbridge.exchange.search_params import exchange_query
+from payerbridge.exchange.timeline import audit_of_exchange
 from payerbridge.logging import current_request_id
 from payerbridge.security.operator_accounts import SignedIn
 from payerbridge.types import ExchangeId
@@ -98,14 +99,18 @@ def exchange_view(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    """An exchange's page, with an action's outcome when it follows one."""
-    trail = platform.audit.for_entity("Exchange", record.id)
+    """An exchange's page, with an action's outcome when it follows one: its timeline
+    from the audit trail (``exchange.timeline``), the route, the old payer's answer about
+    the member, every partner call, where it ended."""
+    timeline = audit_of_exchange(
+        record.id, viewer=None, exchanges=platform.exchanges, audit=platform.audit_reader
+    )
     context = {
         "record": record,
         "letter": platform.exchanges.dead_letter(record.id),
-        "route": _route(record),
+        "timeline": timeline,
+        "route": timeline.route or _route(record),
         "completeness": _completeness(record),
-        "timeline": trail,
         "can_replay": record.state in ASKABLE_AGAIN,
         "can_cancel": can_cancel(record, platform.operators.clock()),
         "can_resubmit": awaits_partner_review(record),

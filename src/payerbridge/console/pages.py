@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
 from payerbridge import __version__
+from payerbridge.fhir.reasons import runbook_url as reason_runbook_url
 from payerbridge.security.operator_accounts import SignedIn
 from payerbridge.security.operators import Permission
 from payerbridge.timestamps import utc_iso
@@ -78,11 +79,9 @@ NO_STORE: Mapping[str, str] = {"Cache-Control": "no-store", "Pragma": "no-cache"
 
 
 def runbook_url(code: str | None) -> str | None:
-    """Where the runbook of a reason code is (``docs/runbooks/<code>.md`` served by the
-    runbooks' route)."""
-    if not code:
-        return None
-    return f"/runbooks/{code}"
+    """Where the runbook of a reason code is (``docs/runbooks/<code>.md``, served at
+    ``/runbooks/<code>`` or where ``fhir.reasons`` was pointed)."""
+    return reason_runbook_url(code) if code else None
 
 
 @pass_context

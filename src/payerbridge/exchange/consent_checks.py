@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.consent.model import Requester, StoredConsent
+from payerbridge.consent.model import DenyReason, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request
 from payerbridge.exchange.model import ExchangeRecord, Move
 from payerbridge.exchange.moves import SYSTEM_ACTOR, StepResult, block
@@ -61,7 +61,7 @@ def check_consent(
     )
     decision = disclosure.decision
     permitted = stored if decision.permitted else None
-    reason = decision.reason.value if decision.reason else "no-consent"
+    reason = (decision.reason or DenyReason.NO_CONSENT).value
     # Named with the exchange it decided for: its audit timeline finds it so.
     event = replace(disclosure.event, detail={**disclosure.event.detail, "exchange_id": record.id})
     return ConsentCheck(permitted, event, reason, decision.text, hop)

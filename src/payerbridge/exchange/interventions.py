@@ -26,6 +26,7 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.exchange.moves import note_attempt, record_moves
 from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.review import awaits_partner_review
 from payerbridge.types import ExchangeId
 
@@ -57,7 +58,7 @@ def replay(
     if replay_key is not None and letter is not None and letter.replay_key == replay_key:
         return False
     if replay_key is not None and any(
-        t.reason_code == "replay" and (t.detail or {}).get("replay_key") == replay_key
+        t.reason_code == ExchangeReason.REPLAY and (t.detail or {}).get("replay_key") == replay_key
         for t in record.transitions
     ):
         return False
@@ -92,7 +93,7 @@ def replay(
     with ports.transactions.begin() as unit:
         if record.state is S.DEAD_LETTERED:
             ports.exchanges.mark_replayed(unit, exchange_id, by=actor, key=replay_key, at=now)
-        moves = [Move(S.VALIDATED, "replay", detail, fresh)]
+        moves = [Move(S.VALIDATED, ExchangeReason.REPLAY, detail, fresh)]
         record_moves(unit, ports, exchange_id, moves, at=now, actor=actor, expected=record.state)
     logger.info("exchange replayed", extra={"exchange_id": exchange_id})
     return True
@@ -107,8 +108,8 @@ def cancel(ports: ExchangePorts, exchange_id: ExchangeId, *, actor: str, note: s
     if not can_cancel(record, now):
         raise _not_now(exchange_id, record.state, "cancelled", "while it waits")
     text = f"cancelled by an operator: {note}"
-    stop = {"error_code": "cancelled", "error_text": text, "next_attempt_at": None}
-    moves = [Move(S.FAILED, "cancelled", {"by": actor, "note": note}, stop)]
+    stop = {"error_code": ExchangeReason.CANCELLED, "error_text": text, "next_attempt_at": None}
+    moves = [Move(S.FAILED, ExchangeReason.CANCELLED, {"by": actor, "note": note}, stop)]
     with ports.transactions.begin() as unit:
         record_moves(unit, ports, exchange_id, moves, at=now, actor=actor, expected=record.state)
     logger.info("exchange cancelled", extra={"exchange_id": exchange_id})

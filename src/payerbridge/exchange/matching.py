@@ -40,6 +40,7 @@ from payerbridge.exchange.outbound import (
 )
 from payerbridge.exchange.partner_calls import PartnerCall
 from payerbridge.exchange.ports import ExchangePorts, PartnerClient
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.review import awaits_partner_review, wait_for_reviewer
 from payerbridge.fhir.member_match import MemberMatchResult, build_member_match_request
 from payerbridge.routing.model import Partner
@@ -51,8 +52,8 @@ S = ExchangeState
 STEP = "member-match"
 
 _MATCH_FAILURES: dict[type[Exception], str] = {
-    NoMatch: "no-match",
-    AmbiguousMatch: "multiple-matches",
+    NoMatch: ExchangeReason.NO_MATCH,
+    AmbiguousMatch: ExchangeReason.MULTIPLE_MATCHES,
 }
 
 # The member the old payer found, and how (``MemberId``, or ``Patient?identifier=``).
@@ -204,15 +205,15 @@ def _identity_changed(ports: ExchangePorts, record: ExchangeRecord) -> StepResul
     """The old payer matched another member than before: a person must decide."""
     if record.state is S.MANUAL_REVIEW:  # the old payer's reviewer chose another member
         text = "the old payer's reviewer matched a different member than before"
-        return give_up(ports, record.id, "identity-changed", text)
+        return give_up(ports, record.id, ExchangeReason.IDENTITY_CHANGED, text)
     advance(
         ports,
         record.id,
         S.MANUAL_REVIEW,
-        reason_code="identity-changed",
+        reason_code=ExchangeReason.IDENTITY_CHANGED,
         detail={"replay": record.replay_count},
         updates={
-            "error_code": "identity-changed",
+            "error_code": ExchangeReason.IDENTITY_CHANGED,
             "error_text": "on replay the partner matched a different member than before; "
             "a person must confirm the member before data is requested",
         },

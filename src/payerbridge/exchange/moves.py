@@ -25,6 +25,7 @@ from payerbridge.exchange.model import (
     transition_events,
 )
 from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.types import ExchangeId
 
 __all__ = [
@@ -199,4 +200,8 @@ def block(
 
 def partner_code(error: PartnerError) -> str:
     """The reason code of a partner's terminal refusal."""
-    return "partner-unauthorized" if isinstance(error, PartnerAuthRejected) else "partner-error"
+    return (
+        ExchangeReason.PARTNER_UNAUTHORIZED
+        if isinstance(error, PartnerAuthRejected)
+        else ExchangeReason.PARTNER_ERROR
+    )

@@ -43,6 +43,7 @@ from payerbridge.exchange.partner_calls import (
     partner_call_event,
 )
 from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.retry import RetryPolicy, decide_retry
 from payerbridge.routing.model import Partner
 from payerbridge.types import ExchangeId, PartnerId
@@ -129,13 +130,19 @@ def call_partner(
     if remaining <= 0:
         calls = clock.attempt - 1  # this attempt never went out
         return dead_letter(
-            ports, exchange_id, partner, clock, "budget-exhausted", "time ran out", calls
+            ports,
+            exchange_id,
+            partner,
+            clock,
+            ExchangeReason.BUDGET_EXHAUSTED,
+            "time ran out",
+            calls,
         )
     held: tuple[str, str, datetime | None] | None = _announced_hold(ports, partner, now)
     if held is None:  # then the endpoint's breaker, whose state the outcome is recorded on
         admission = admit_call(ports, partner, now)
         if not admission.allowed:
-            held = ("circuit-open", "the circuit is open", admission.retry_at)
+            held = (ExchangeReason.CIRCUIT_OPEN, "the circuit is open", admission.retry_at)
     if held is not None:  # not a failure: it waits, and spends no attempt
         reason, text, until = held
         wait = (until - now).total_seconds() if until else None
@@ -156,7 +163,7 @@ def call_partner(
             exchange_id,
             partner,
             clock,
-            "partner-unavailable",
+            ExchangeReason.PARTNER_UNAVAILABLE,
             exc.text,
             exc.retry_after,
             call=made,
@@ -204,7 +211,7 @@ def _announced_hold(
     if maintenance is not None:
         until, why = maintenance
         text = f"the partner is in its maintenance window until {until.isoformat()} ({why})"
-        return "maintenance", text, until
+        return ExchangeReason.MAINTENANCE, text, until
     limit = partner.operations.rate_limit
     if limit is None:
         return None
@@ -213,7 +220,7 @@ def _announced_hold(
     if turn is None:
         return None
     text = f"the partner takes {limit.requests} calls per {limit.per_seconds:g} s"
-    return "rate-limited", text, turn
+    return ExchangeReason.RATE_LIMITED, text, turn
 
 
 def admit_call(ports: ExchangePorts, partner: Partner, now: datetime) -> Admission:

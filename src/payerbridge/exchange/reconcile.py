@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payerbridge.exchange.model import ExchangeState
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.fhir.completeness import Gap
 
 __all__ = [
@@ -261,11 +262,14 @@ def end_reason(gaps: Sequence[Gap], conflicts: Sequence[Conflict]) -> tuple[str,
         )
         if gaps:
             text += f"; the answer was also incomplete ({_gaps_text(gaps)})"
-        return "conflict", text
+        return ExchangeReason.CONFLICT, text
     if gaps:
         may_help = any(g.retry_may_help for g in gaps)
         advice = "asking again may help" if may_help else "asking again will not help"
-        return "incomplete", f"the answer was incomplete ({_gaps_text(gaps)}); {advice}"
+        return (
+            ExchangeReason.INCOMPLETE,
+            f"the answer was incomplete ({_gaps_text(gaps)}); {advice}",
+        )
     return None
 
 

@@ -40,6 +40,7 @@ from payerbridge.exchange.outbound import (
 )
 from payerbridge.exchange.partner_calls import PartnerCall
 from payerbridge.exchange.ports import ExchangePorts, Retrieved, UnitOfWork
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.reconcile import (
     Conflict,
     Holder,
@@ -77,7 +78,7 @@ def retrieve_record(
         return give_up(
             ports,
             exchange_id,
-            "no-matched-member",
+            ExchangeReason.NO_MATCHED_MEMBER,
             "the exchange reached retrieval without the member the old payer matched; "
             "replay it to match again",
         )
@@ -178,7 +179,7 @@ def _keep_received(
                 before=[received],
             )
     if isinstance(normalized, str):
-        return give_up(ports, exchange_id, "invalid-payload", normalized)
+        return give_up(ports, exchange_id, ExchangeReason.INVALID_PAYLOAD, normalized)
     return StepResult(ended, done=True)
 
 
@@ -217,7 +218,7 @@ def normalize_received(
         return StepResult(S.COMPLETED, done=True)
     normalized = _normalized(ports, record, partner, ports.exchanges.payload(exchange_id))
     if isinstance(normalized, str):
-        return give_up(ports, exchange_id, "invalid-payload", normalized)
+        return give_up(ports, exchange_id, ExchangeReason.INVALID_PAYLOAD, normalized)
     elsewhere = _held_conflicts(ports, record, partner, normalized)
     with ports.transactions.begin() as unit:
         ended = _store_normalized(

@@ -23,6 +23,8 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Protocol
 
+from payerbridge.exchange.reasons import ExchangeReason
+
 __all__ = [
     "retry_after_seconds",
     "Backoff",
@@ -132,13 +134,13 @@ def decide_retry(
     Waits at least ``Retry-After``; gives up rather than wait past either deadline,
     since an attempt that starts after its budget could only be cut off."""
     if attempt >= policy.max_attempts:
-        return RetryDecision(None, "attempts-exhausted")
+        return RetryDecision(None, ExchangeReason.ATTEMPTS_EXHAUSTED)
     delay = full_jitter_delay(policy, attempt, unit_random)
     if retry_after_seconds is not None:
         delay = max(delay, retry_after_seconds)
     retry_at = now + timedelta(seconds=delay)
     if retry_at >= min(step_deadline, exchange_deadline):
-        return RetryDecision(None, "budget-exhausted")
+        return RetryDecision(None, ExchangeReason.BUDGET_EXHAUSTED)
     return RetryDecision(retry_at, None)
 
 

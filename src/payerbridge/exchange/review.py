@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from payerbridge.exchange.model import Attempt, ExchangeRecord, ExchangeState
 from payerbridge.exchange.moves import StepResult, advance, note_attempt
 from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 S = ExchangeState
-PARTNER_REVIEW = "partner-review"
+PARTNER_REVIEW = ExchangeReason.PARTNER_REVIEW
 _REVIEW_POLL_CAP = timedelta(hours=1)
 
 

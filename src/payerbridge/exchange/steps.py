@@ -30,6 +30,7 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.exchange.moves import StepResult, advance, give_up, moved_on, stopped
 from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.retrieval import normalize_received, retrieve_record
 from payerbridge.exchange.review import awaits_partner_review
 from payerbridge.routing.model import Partner
@@ -70,7 +71,7 @@ def proceed(ports: ExchangePorts, exchange_id: ExchangeId, parse: RequestParser)
     request = parse(record.request)
     partner = ports.partners.get(request.old_payer)
     if partner is None:
-        return give_up(ports, record.id, "unknown-partner", _GONE)
+        return give_up(ports, record.id, ExchangeReason.UNKNOWN_PARTNER, _GONE)
     check, checked = None, False
     if record.state in _PREPARING:
         prepared, check, record = _prepare(ports, record, partner)
@@ -104,13 +105,13 @@ def _ask_again(ports: ExchangePorts, record: ExchangeRecord, parse: RequestParse
             "the old payer's reviewer did not decide on the member within the time we wait "
             f"({record.error_text or 'under review'}); submit the exchange again to retry"
         )
-        return give_up(ports, record.id, "partner-review-expired", text)
+        return give_up(ports, record.id, ExchangeReason.PARTNER_REVIEW_EXPIRED, text)
     if record.next_attempt_at is not None and record.next_attempt_at > now:
         return StepResult(S.MANUAL_REVIEW, done=True)
     request = parse(record.request)
     partner = ports.partners.get(request.old_payer)
     if partner is None:
-        return give_up(ports, record.id, "unknown-partner", _GONE)
+        return give_up(ports, record.id, ExchangeReason.UNKNOWN_PARTNER, _GONE)
     # Each question is a step of its own, with the step's budget from now.
     matched, record = match_at_old_payer(ports, record, partner, request, record.attempts + 1, now)
     if matched.done or matched.retry_at is not None:
@@ -164,12 +165,12 @@ def _select_route(
     detail = {"partner_id": partner.id, "endpoint": partner.fhir_base, "route": route.to_json()}
     if not route.routable:
         text = f"no way to this partner's member data that we can use: {route.why_not()}"
-        stop = {"error_code": "no-route", "error_text": text}
+        stop = {"error_code": ExchangeReason.NO_ROUTE, "error_text": text}
         advance(
             ports,
             record.id,
             S.FAILED,
-            reason_code="no-route",
+            reason_code=ExchangeReason.NO_ROUTE,
             detail=detail,
             updates=stop,
             before=moves,

@@ -1,5 +1,7 @@
 """How each payerbridge error looks on the wire: HTTP status, severity, OperationOutcome issue code.
 
+Each issue also carries the error's reason code and its runbook's address (``fhir/reasons.py``).
+
 This table is the single place that decides it; the API handler and the CLI read it.
 HRex requires 422 for no match, multiple matches and consent that cannot be honoured.
 An ``OAuthError`` is answered in OAuth's own form (RFC 6749 5.2), not as an
@@ -14,6 +16,7 @@ from typing import Any
 
 from payerbridge import errors
 from payerbridge.fhir import codes
+from payerbridge.fhir.reasons import reason_coding, runbook_extension
 
 __all__ = [
     "ErrorRendering",
@@ -105,12 +108,14 @@ def operation_outcome(
     code: str,
     request_id: str | None = None,
     coding: tuple[str, str] | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """An OperationOutcome with one issue per problem; the request id lets support find the logs.
 
     ``coding`` (system, code) goes into ``details.coding``, so that a partner's software can
     tell a revoked consent from an expired one, or a match under review from a refusal,
-    without reading the text."""
+    without reading the text. ``reason``, the reason code, follows it there as a Coding of
+    ours, and the issue links its runbook (``fhir/reasons.py``)."""
     rendered = []
     for issue in issues:
         entry: dict[str, Any] = {
@@ -118,8 +123,12 @@ def operation_outcome(
             "code": issue.code or code,
             "details": {"text": issue.text},
         }
-        if coding:
-            entry["details"]["coding"] = [{"system": coding[0], "code": coding[1]}]
+        codings = [{"system": coding[0], "code": coding[1]}] if coding else []
+        if reason:
+            codings.append(reason_coding(reason))
+            entry["extension"] = [runbook_extension(reason)]
+        if codings:
+            entry["details"]["coding"] = codings
         if issue.expression:
             entry["expression"] = [issue.expression]
         if request_id:
@@ -138,6 +147,7 @@ def outcome_for(
         code=rendering.code,
         request_id=request_id,
         coding=_coding_of(error),
+        reason=error.reason_code,
     )
     return rendering.status, body
 

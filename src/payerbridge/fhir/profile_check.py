@@ -14,12 +14,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from payerbridge.fhir.profile_rules import PRIMITIVES, Discriminator, ElementRule, type_of_key
 from payerbridge.fhir.value_sets import CodeRule
 
-__all__ = ["Found", "Walk", "slice_test"]
+__all__ = ["Found", "ProfileRule", "Walk", "slice_test"]
+
+
+class ProfileRule(StrEnum):
+    """The kinds of rule a resource can break against a profile it claims: why the
+    quarantine holds it (``ProfileIssue.rule``; an invariant is ``invariant:<key>``). Each
+    has its runbook, ``docs/runbooks/<rule>.md``."""
+
+    NO_PROFILE = "no-profile"  # it claims none
+    UNKNOWN_PROFILE = "unknown-profile"  # it claims one we do not ship
+    TYPE = "type"  # a profile of another resource type, or a choice type it does not allow
+    CARDINALITY = "cardinality"
+    FIXED = "fixed"
+    PATTERN = "pattern"
+    BINDING = "binding"  # no code from a required value set
+    INVARIANT = "invariant"
+
 
 Found = tuple[str, str, str]  # (path, rule, text)
 
@@ -257,17 +274,23 @@ class Walk:
     def _cardinality(self, rule: ElementRule, count: int, path: str) -> None:
         if count < rule.min:
             text = f"{count} found where {rule.id} needs at least {rule.min}"
-            self.found.append((path, "cardinality", text))
+            self.found.append((path, ProfileRule.CARDINALITY.value, text))
         elif rule.max is not None and count > rule.max:
             allowed = "none" if rule.max == 0 else f"at most {rule.max}"
             self.found.append(
-                (path, "cardinality", f"{count} found where {rule.id} allows {allowed}")
+                (
+                    path,
+                    ProfileRule.CARDINALITY.value,
+                    f"{count} found where {rule.id} allows {allowed}",
+                )
             )
 
     def _check_value(self, rule: ElementRule, occurrence: _Occurrence, depth: int) -> None:
         value, path = occurrence.value, occurrence.path
         if occurrence.type is not None and rule.types and occurrence.type not in rule.types:
-            self.found.append((path, "type", f"{rule.id} does not allow a {occurrence.type}"))
+            self.found.append(
+                (path, ProfileRule.TYPE.value, f"{rule.id} does not allow a {occurrence.type}")
+            )
             return
         if not occurrence.is_bare:
             self._values(rule, occurrence)
@@ -278,7 +301,9 @@ class Walk:
             except Exception:  # noqa: BLE001 - the engine's own errors: fail closed
                 holds = False
             if not holds:
-                self.found.append((path, f"invariant:{invariant.key}", invariant.human))
+                self.found.append(
+                    (path, f"{ProfileRule.INVARIANT.value}:{invariant.key}", invariant.human)
+                )
         if depth < _MAX_DEPTH:
             for profile in rule.profiles:
                 extension = self._extension(profile)
@@ -296,17 +321,25 @@ class Walk:
         value, path = occurrence.value, occurrence.path
         if rule.fixed is not None and not _same(value, rule.fixed):
             self.found.append(
-                (path, "fixed", f"differs from the value {rule.id} fixes: {_brief(rule.fixed)}")
+                (
+                    path,
+                    ProfileRule.FIXED.value,
+                    f"differs from the value {rule.id} fixes: {_brief(rule.fixed)}",
+                )
             )
         if rule.pattern is not None and not _contains(value, rule.pattern):
             self.found.append(
-                (path, "pattern", f"lacks what {rule.id} requires: {_brief(rule.pattern)}")
+                (
+                    path,
+                    ProfileRule.PATTERN.value,
+                    f"lacks what {rule.id} requires: {_brief(rule.pattern)}",
+                )
             )
         if rule.binding is not None:
             code_rule = self._code_rule(rule.binding)
             if code_rule is not None and not _admitted(code_rule, value):
                 text = f"no code from the required value set {rule.binding}"
-                self.found.append((path, "binding", text))
+                self.found.append((path, ProfileRule.BINDING.value, text))
 
 
 def _admitted(rule: CodeRule, value: Any) -> bool:

@@ -22,7 +22,7 @@ from functools import cache
 from typing import Any
 
 from payerbridge.fhir.invariants import SKIPPED
-from payerbridge.fhir.profile_check import Walk, slice_test
+from payerbridge.fhir.profile_check import ProfileRule, Walk, slice_test
 from payerbridge.fhir.profile_packages import Package, shipped_packages
 from payerbridge.fhir.profile_rules import ElementRule, compile_profile
 from payerbridge.fhir.value_sets import CodeRule, Terminology
@@ -36,9 +36,7 @@ class ProfileIssue:
 
     profile: str  # the canonical checked, url|version
     path: str  # where, e.g. "ExplanationOfBenefit.item[0].productOrService"
-    # cardinality | type | fixed | pattern | binding | invariant:<key> | unknown-profile
-    # | no-profile
-    rule: str
+    rule: str  # a ``ProfileRule``: cardinality, type, ..., or invariant:<key>
     text: str  # what a person can act on; never the element's value
 
     def to_json(self) -> dict[str, str]:
@@ -115,7 +113,7 @@ class ProfileChecker:
         claims = (resource.get("meta") or {}).get("profile") or []
         if not claims:
             text = "the resource claims no profile (meta.profile): nothing can vouch for it"
-            return [ProfileIssue("", kind, "no-profile", text)]
+            return [ProfileIssue("", kind, ProfileRule.NO_PROFILE.value, text)]
         issues: list[ProfileIssue] = []
         for claim in claims:
             issues += self._check_claim(resource, kind, str(claim))
@@ -142,10 +140,10 @@ class ProfileChecker:
         versions = [p for p in self._versions(claim) if p.kind == "resource"]
         if not versions:
             text = "the resource claims a profile that is not among the packages shipped"
-            return [ProfileIssue(claim, kind, "unknown-profile", text)]
+            return [ProfileIssue(claim, kind, ProfileRule.UNKNOWN_PROFILE.value, text)]
         if all(p.type != kind for p in versions):
             text = f"the profile is one of {versions[-1].type}, not of {kind}"
-            return [ProfileIssue(versions[-1].canonical, kind, "type", text)]
+            return [ProfileIssue(versions[-1].canonical, kind, ProfileRule.TYPE.value, text)]
         found: list[ProfileIssue] = []
         for profile in reversed(versions):  # newest first: its issues are the ones reported
             walked = self._walk(resource, profile)

@@ -605,6 +605,18 @@ class RuleBook:
             violations.append(HOUSEHOLD_EVIDENCE_ONLY)
         return tuple(violations)
 
+    def guard_names(self) -> tuple[str, ...]:
+        """Every guard ``guard_violations`` may name, in its order (the runbook
+        ``docs/runbooks/guard_violation.md`` says what each means)."""
+        return (
+            *(name for name, _ in self._conflicts),
+            "given_name_unconfirmed",
+            "member_id_mismatch",
+            SSN_MISMATCH,
+            *(name for name, _ in self._required),
+            HOUSEHOLD_EVIDENCE_ONLY,
+        )
+
     def _any_household(self, levels: Sequence[int]) -> bool:
         """Whether some identifier a household shares agrees (a loop: this runs for every
         candidate whose own evidence disagrees)."""

@@ -51,6 +51,7 @@ from payerbridge.types import OPERATOR, ClientId, MemberId, OnboardingId, Partne
 
 __all__ = [
     "NOT_EXPORTED",
+    "REASON_CODES",
     "WITHDRAWN",
     "Step",
     "accept_onboarding",
@@ -485,6 +486,11 @@ _REASONS = {
         "matched, but the old payer's export left the member out (its error file says why)",
     ),
 }
+
+
+# The codes of the ends that are not a success, each with its runbook
+# (``docs/runbooks/<code>.md``); a member matched and received ends ``matched`` or ``completed``.
+REASON_CODES = frozenset(code for code, _ in _REASONS.values())
 
 
 def member_reason(member: OnboardingMember) -> dict[str, str] | None:

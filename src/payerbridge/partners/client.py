@@ -40,6 +40,7 @@ from payerbridge.errors import (
     PartnerUnavailable,
 )
 from payerbridge.exchange.ports import Retrieved
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.retry import FailureClass, classify_status, retry_after_seconds
 from payerbridge.fhir import codes
 from payerbridge.fhir.completeness import Gap, outcome_entry
@@ -248,7 +249,9 @@ class HttpxPartnerClient:
                 raise NoMatch(text)
             if _coded(response, codes.MEMBER_MATCH_OUTCOME) == "review":
                 raise MatchUnderReview(text)
-            raise ConsentDenied(text, reason=_consent_reason(response) or "refused")
+            raise ConsentDenied(
+                text, reason=_consent_reason(response) or ExchangeReason.PARTNER_REFUSED.value
+            )
         if response.status_code != 200:
             raise PartnerRejected(
                 f"partner '{partner.id}' rejected $member-match: {_outcome_text(response)}",

@@ -18,6 +18,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
+from payerbridge.errors import OAuthErrorCode
 from payerbridge.security.model import OAuthError
 from payerbridge.types import ClientId
 
@@ -83,7 +84,7 @@ class AssertionClaims:
 
 
 def _invalid(description: str) -> OAuthError:
-    return OAuthError("invalid_client", description, status=401)
+    return OAuthError(OAuthErrorCode.INVALID_CLIENT, description, status=401)
 
 
 def read_unverified(assertion: str) -> UnverifiedAssertion:

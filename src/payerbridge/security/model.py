@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from payerbridge.errors import Forbidden, Issue, OAuthError
+from payerbridge.errors import Forbidden, Issue, OAuthError, OAuthErrorCode
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
@@ -140,7 +140,9 @@ def parse_scopes(value: str, *, parameter: str = "scope") -> frozenset[str]:
     scopes = value.split()
     for scope in scopes:
         if not _SCOPE_TOKEN.match(scope):
-            raise OAuthError("invalid_scope", f"{parameter} holds a malformed scope token")
+            raise OAuthError(
+                OAuthErrorCode.INVALID_SCOPE, f"{parameter} holds a malformed scope token"
+            )
     return frozenset(scopes)
 
 

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -180,9 +181,14 @@ def check_password(password: str, *, name: str) -> str:
 # argon2id with argon2-cffi's defaults (RFC 9106's second recommended option: t=3,
 # 64 MiB, p=4): tens of milliseconds a sign-in, days of GPU time a guessed password.
 _HASHER = PasswordHasher()
-# Verified when the name is no account, so that a wrong name takes as long as a wrong
-# password and timing does not tell which names exist.
-_DECOY = _HASHER.hash("payerbridge decoy password, never an account's")
+
+
+@cache
+def _decoy() -> str:
+    """Verified when the name is no account, so that a wrong name takes as long as a
+    wrong password and timing does not tell which names exist (made once, when first
+    needed: not at import)."""
+    return _HASHER.hash("payerbridge decoy password, never an account's")
 
 
 def hash_password(password: str) -> str:
@@ -193,6 +199,6 @@ def password_matches(encoded: str | None, password: str) -> bool:
     """Whether ``password`` is the one ``encoded`` was made from (``None``: no account;
     the decoy is verified, at the same cost)."""
     try:
-        return _HASHER.verify(encoded or _DECOY, password[:MAX_PASSWORD]) and encoded is not None
+        return _HASHER.verify(encoded or _decoy(), password[:MAX_PASSWORD]) and encoded is not None
     except (VerificationError, InvalidHashError):
         return False

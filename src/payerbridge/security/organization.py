@@ -27,6 +27,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from payerbridge.errors import OAuthErrorCode
 from payerbridge.npi import is_valid_npi
 from payerbridge.security.model import (
     ClientKind,
@@ -90,20 +91,20 @@ def bind_registration(
     again would change the NPI or take over a client an operator registered."""
     if carried and claimed.npi not in carried:
         raise OAuthError(
-            "invalid_software_statement",
+            OAuthErrorCode.INVALID_SOFTWARE_STATEMENT,
             "extensions.hl7-b2b.organization_id names an NPI the certificate does not "
             "carry; the certificate was issued for another organization",
         )
     if known is not None:
         if known.kind is not ClientKind.UDAP:
             raise OAuthError(
-                "invalid_client_metadata",
+                OAuthErrorCode.INVALID_CLIENT_METADATA,
                 "this client id belongs to a client an operator registered; it cannot be "
                 "registered by software statement",
             )
         if known.npi != claimed.npi:
             raise OAuthError(
-                "invalid_client_metadata",
+                OAuthErrorCode.INVALID_CLIENT_METADATA,
                 "registering again cannot change the organization (NPI) this client is "
                 "registered for; register another client URI for another organization",
             )

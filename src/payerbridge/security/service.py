@@ -16,6 +16,7 @@ from payerbridge.errors import (
     InvalidInput,
     Issue,
     NotFound,
+    OAuthErrorCode,
     PartnerError,
     StoreConflict,
     Unauthenticated,
@@ -154,7 +155,7 @@ class TokenService:
             self._spend(client.client_id, verified.token_id, verified.expires_at)
             if patient is not None and not self.member_consent(patient, client, now):
                 raise OAuthError(
-                    "invalid_grant",
+                    OAuthErrorCode.INVALID_GRANT,
                     "no consent from this member permits the client's organization now; "
                     "present it with $member-match first",
                 )
@@ -226,16 +227,17 @@ class TokenService:
     def _assertion_of(self, form: Mapping[str, str]) -> str:
         if form.get("grant_type") != "client_credentials":
             raise OAuthError(
-                "unsupported_grant_type",
+                OAuthErrorCode.UNSUPPORTED_GRANT_TYPE,
                 "grant_type must be client_credentials (SMART Backend Services)",
             )
         if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
             raise OAuthError(
-                "invalid_request", f"client_assertion_type must be {CLIENT_ASSERTION_TYPE}"
+                OAuthErrorCode.INVALID_REQUEST,
+                f"client_assertion_type must be {CLIENT_ASSERTION_TYPE}",
             )
         assertion = form.get("client_assertion")
         if not assertion:
-            raise OAuthError("invalid_request", "client_assertion is required")
+            raise OAuthError(OAuthErrorCode.INVALID_REQUEST, "client_assertion is required")
         return assertion
 
     def _authenticate_client(
@@ -247,11 +249,15 @@ class TokenService:
         now: datetime,
     ) -> tuple[RegisteredClient, AssertionClaims]:
         if "client_id" in form and form["client_id"] != unverified.client_id:
-            raise OAuthError("invalid_client", "client_id does not match the assertion's iss")
+            raise OAuthError(
+                OAuthErrorCode.INVALID_CLIENT, "client_id does not match the assertion's iss"
+            )
         client = self.clients.get(ClientId(unverified.client_id))
         if client is None or client.is_revoked:
             raise OAuthError(
-                "invalid_client", "the client is not registered or was revoked", status=401
+                OAuthErrorCode.INVALID_CLIENT,
+                "the client is not registered or was revoked",
+                status=401,
             )
         if client.kind is ClientKind.UDAP:
             # The assertion is verified first: only the certificate holder learns why.
@@ -280,7 +286,7 @@ class TokenService:
     @staticmethod
     def _require_bound(client: RegisteredClient) -> None:
         if client.is_awaiting_approval:
-            raise OAuthError("unauthorized_client", _AWAITING_APPROVAL)
+            raise OAuthError(OAuthErrorCode.UNAUTHORIZED_CLIENT, _AWAITING_APPROVAL)
 
     def register_udap(
         self, body: Any, *, now: datetime, request_id: str | None = None
@@ -293,10 +299,14 @@ class TokenService:
         claimed = ClientId("unknown")
         try:
             if not isinstance(body, dict) or body.get("udap") != "1":
-                raise OAuthError("invalid_client_metadata", 'the request must carry "udap": "1"')
+                raise OAuthError(
+                    OAuthErrorCode.INVALID_CLIENT_METADATA, 'the request must carry "udap": "1"'
+                )
             statement_text = body.get("software_statement")
             if not isinstance(statement_text, str) or not statement_text:
-                raise OAuthError("invalid_software_statement", "software_statement is required")
+                raise OAuthError(
+                    OAuthErrorCode.INVALID_SOFTWARE_STATEMENT, "software_statement is required"
+                )
             statement = read_software_statement(
                 statement_text,
                 trust=self.trust,
@@ -311,7 +321,7 @@ class TokenService:
                 known = self.clients.get(claimed_client.client_id)
                 if known is not None and known.is_revoked:
                     raise OAuthError(
-                        "unapproved_software_statement",
+                        OAuthErrorCode.UNAPPROVED_SOFTWARE_STATEMENT,
                         "this client was revoked by an operator; it cannot register again",
                     )
                 carried = certificate_npis(statement.certificate.leaf)
@@ -341,7 +351,9 @@ class TokenService:
                     )
                 )
         except StoreConflict as exc:
-            refusal = OAuthError("invalid_software_statement", "software_statement jti was used")
+            refusal = OAuthError(
+                OAuthErrorCode.INVALID_SOFTWARE_STATEMENT, "software_statement jti was used"
+            )
             self._audit_registration(claimed, refusal, now, request_id)
             raise refusal from exc
         except OAuthError as refusal:
@@ -369,18 +381,22 @@ class TokenService:
         if client.jwks is not None:
             return client.jwks
         if client.jwks_url is None:
-            raise OAuthError("invalid_client", "the client has no registered keys", status=401)
+            raise OAuthError(
+                OAuthErrorCode.INVALID_CLIENT, "the client has no registered keys", status=401
+            )
         try:
             return self.key_sets.fetch(client.jwks_url)
         except PartnerError as exc:
             raise OAuthError(
-                "invalid_client", "the client's JWK Set URL could not be read", status=401
+                OAuthErrorCode.INVALID_CLIENT,
+                "the client's JWK Set URL could not be read",
+                status=401,
             ) from exc
 
     def _granted_scopes(self, form: Mapping[str, str], client: RegisteredClient) -> frozenset[str]:
         requested = parse_scopes(form.get("scope", ""))
         if not requested:
-            raise OAuthError("invalid_scope", "scope is required (space-delimited)")
+            raise OAuthError(OAuthErrorCode.INVALID_SCOPE, "scope is required (space-delimited)")
         uncovered = uncovered_scopes(client.scopes, requested)
         # SMART resource scopes beyond the registration are left out of the grant, whose
         # scope the token response names (RFC 6749 3.3; clients such as smart-fetch ask
@@ -389,7 +405,7 @@ class TokenService:
         granted = requested - set(uncovered)
         if refused or not granted:
             raise OAuthError(
-                "invalid_scope",
+                OAuthErrorCode.INVALID_SCOPE,
                 f"the client is not allowed the scope(s): {' '.join(refused or uncovered)}",
             )
         return granted
@@ -401,13 +417,18 @@ class TokenService:
         in_patient_context = {scope.startswith("patient/") for scope in scopes}
         if patient is None:
             if True in in_patient_context:
-                raise OAuthError("invalid_scope", "patient/ scopes need the patient parameter")
+                raise OAuthError(
+                    OAuthErrorCode.INVALID_SCOPE, "patient/ scopes need the patient parameter"
+                )
             return None
         if not _MEMBER_ID.match(patient):
-            raise OAuthError("invalid_request", "patient must be a FHIR id (the MemberId)")
+            raise OAuthError(
+                OAuthErrorCode.INVALID_REQUEST, "patient must be a FHIR id (the MemberId)"
+            )
         if in_patient_context != {True}:
             raise OAuthError(
-                "invalid_scope", "a member-scoped token (patient) takes patient/ scopes only"
+                OAuthErrorCode.INVALID_SCOPE,
+                "a member-scoped token (patient) takes patient/ scopes only",
             )
         return MemberId(patient)
 
@@ -419,7 +440,9 @@ class TokenService:
                 self.assertions.remember(unit, client_id, token_id, until=until)
         except StoreConflict as exc:
             raise OAuthError(
-                "invalid_client", "client_assertion jti was used before (a replay)", status=401
+                OAuthErrorCode.INVALID_CLIENT,
+                "client_assertion jti was used before (a replay)",
+                status=401,
             ) from exc
 
     def _audit(

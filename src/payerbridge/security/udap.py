@@ -26,6 +26,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
+from payerbridge.errors import OAuthErrorCode
 from payerbridge.npi import is_valid_npi
 from payerbridge.security.assertions import (
     CERTIFICATE_HEADERS,
@@ -82,7 +83,7 @@ class SoftwareStatement:
 
 
 def _signed_by_certificate(
-    token: str, trust: TrustAnchors, *, now: datetime, error: str, status: int
+    token: str, trust: TrustAnchors, *, now: datetime, error: OAuthErrorCode, status: int
 ) -> tuple[dict[str, Any], VerifiedCertificate]:
     """The claims of a JWT signed with the key of its ``x5c`` leaf, once the chain holds."""
     try:
@@ -113,7 +114,7 @@ def _signed_by_certificate(
     return dict(decoded.claims), verified
 
 
-def _npi_of(extensions: Any, *, error: str, status: int) -> str:
+def _npi_of(extensions: Any, *, error: OAuthErrorCode, status: int) -> str:
     b2b = extensions.get(B2B_EXTENSION) if isinstance(extensions, dict) else None
     organization = b2b.get("organization_id") if isinstance(b2b, dict) else None
     if not isinstance(organization, str):
@@ -145,7 +146,7 @@ def read_software_statement(
 ) -> SoftwareStatement:
     """A software statement, checked as FAST asks for B2B client credentials clients;
     OAuthError (``invalid_software_statement`` or ``invalid_client_metadata``)."""
-    bad = "invalid_software_statement"
+    bad = OAuthErrorCode.INVALID_SOFTWARE_STATEMENT
     claims, certificate = _signed_by_certificate(statement, trust, now=now, error=bad, status=400)
     issuer = claims.get("iss")
     if not isinstance(issuer, str) or issuer not in certificate.uris:
@@ -157,7 +158,7 @@ def read_software_statement(
     except OAuthError as exc:
         text = exc.description.replace("client_assertion", "software_statement")
         raise OAuthError(bad, text) from exc
-    metadata = "invalid_client_metadata"
+    metadata = OAuthErrorCode.INVALID_CLIENT_METADATA
     if claims.get("grant_types") != ["client_credentials"]:
         raise OAuthError(metadata, 'grant_types must be ["client_credentials"] (B2B)')
     if claims.get("token_endpoint_auth_method") != "private_key_jwt":
@@ -171,7 +172,7 @@ def read_software_statement(
     refused = uncovered_scopes(allowed_scopes, scopes)
     if refused:
         raise OAuthError(
-            "invalid_client_metadata",
+            OAuthErrorCode.INVALID_CLIENT_METADATA,
             f"UDAP clients may not register for: {' '.join(refused)}",
         )
     npi = _npi_of(claims.get("extensions"), error=metadata, status=400)
@@ -207,11 +208,11 @@ def verify_udap_assertion(
     names the registered URI, the usual claims, and the B2B extension naming the
     registered organization."""
     claims, certificate = _signed_by_certificate(
-        assertion, trust, now=now, error="invalid_client", status=401
+        assertion, trust, now=now, error=OAuthErrorCode.INVALID_CLIENT, status=401
     )
     if client.certificate_uri not in certificate.uris:
         raise OAuthError(
-            "invalid_client",
+            OAuthErrorCode.INVALID_CLIENT,
             "the certificate does not name the URI this client registered with",
             status=401,
         )
@@ -221,13 +222,16 @@ def verify_udap_assertion(
     carried = certificate_npis(certificate.leaf)
     if carried and client.npi not in carried:
         raise OAuthError(
-            "invalid_client",
+            OAuthErrorCode.INVALID_CLIENT,
             "the certificate carries another organization's NPI than this client's",
             status=401,
         )
-    if _npi_of(claims.get("extensions"), error="invalid_grant", status=400) != client.npi:
+    if (
+        _npi_of(claims.get("extensions"), error=OAuthErrorCode.INVALID_GRANT, status=400)
+        != client.npi
+    ):
         raise OAuthError(
-            "invalid_grant",
+            OAuthErrorCode.INVALID_GRANT,
             f"extensions.{B2B_EXTENSION}.organization_id names another organization than "
             "the one this client registered for",
         )
@@ -313,24 +317,26 @@ def read_signed_metadata(
     that chains to our trust anchors and names the FHIR base we asked (``iss``), not
     expired. The claims (its endpoints); OAuthError saying what does not hold."""
     claims, certificate = _signed_by_certificate(
-        token, trust, now=now, error="invalid_signed_metadata", status=422
+        token, trust, now=now, error=OAuthErrorCode.INVALID_SIGNED_METADATA, status=422
     )
     issuer = claims.get("iss")
     if issuer != fhir_base or claims.get("sub") != issuer:
         raise OAuthError(
-            "invalid_signed_metadata",
+            OAuthErrorCode.INVALID_SIGNED_METADATA,
             "iss and sub must be the FHIR base URL the metadata was read from",
             status=422,
         )
     if issuer not in certificate.uris:
         raise OAuthError(
-            "invalid_signed_metadata",
+            OAuthErrorCode.INVALID_SIGNED_METADATA,
             "the certificate does not name the FHIR base URL (subject alternative name)",
             status=422,
         )
     expires = claims.get("exp")
     if not isinstance(expires, int) or expires < (now - skew).timestamp():
-        raise OAuthError("invalid_signed_metadata", "the signed metadata has expired", status=422)
+        raise OAuthError(
+            OAuthErrorCode.INVALID_SIGNED_METADATA, "the signed metadata has expired", status=422
+        )
     return claims
 
 

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from payerbridge.audit.checkpoints import Checkpoint, parse_checkpoints
+from payerbridge.config import Settings
 from payerbridge.errors import InvalidInput
 from payerbridge.store.key_files import write_private_file
 
@@ -34,6 +35,9 @@ __all__ = [
     "CheckpointFile",
     "CheckpointSinks",
     "CheckpointUrl",
+    "audit_checkpoint_path",
+    "audit_signing_key_path",
+    "audit_witness_path",
     "load_or_create_signing_key",
     "load_public_key",
     "read_checkpoints",
@@ -161,3 +165,20 @@ class CheckpointSinks:
     def publish(self, checkpoints: Sequence[Checkpoint]) -> None:
         for sink in self._sinks:
             sink.publish(checkpoints)
+
+
+def audit_signing_key_path(settings: Settings) -> Path:
+    return settings.audit_signing_key or settings.data_dir / "audit-signing.key"
+
+
+def audit_checkpoint_path(settings: Settings) -> Path:
+    return settings.audit_checkpoint_file or settings.data_dir / "audit-checkpoints.jsonl"
+
+
+def audit_witness_path(settings: Settings) -> Path | None:
+    """The witness's checkpoint file (outside the data dir), if one is configured: the
+    path itself, or ``audit-checkpoints.jsonl`` in it when it is a directory."""
+    witness = settings.audit_witness
+    if witness is not None and witness.is_dir():
+        return witness / "audit-checkpoints.jsonl"
+    return witness

@@ -4,9 +4,12 @@ gives): written once, readable by the owner only."""
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
-__all__ = ["write_private_file"]
+from payerbridge.config import Settings
+
+__all__ = ["identity_secret", "write_private_file"]
 
 
 def write_private_file(path: Path, content: bytes) -> bool:
@@ -28,3 +31,14 @@ def write_private_file(path: Path, content: bytes) -> bool:
     finally:
         draft.unlink()
     return True
+
+
+def identity_secret(settings: Settings) -> bytes:
+    """The identity hashing key: configured, else kept in the data dir (created once; of
+    two processes starting at once, one key wins and neither reads a half-written file)."""
+    if settings.identity_secret is not None:
+        return settings.identity_secret.get_secret_value().encode()
+    path = settings.data_dir / "identity.key"
+    if not path.exists():
+        write_private_file(path, secrets.token_hex(32).encode())
+    return path.read_bytes().strip()

@@ -22,10 +22,17 @@ from pathlib import Path
 
 from joserfc.jwk import ECKey
 
+from payerbridge.config import Settings
 from payerbridge.security.tokens import AccessTokenKeys, DatedKey, keys_in_force
 from payerbridge.store.key_files import write_private_file
 
-__all__ = ["TokenKeyFiles", "load_client_key", "rotate_token_keys"]
+__all__ = [
+    "TokenKeyFiles",
+    "key_dir",
+    "load_client_key",
+    "rotate_access_token_keys",
+    "rotate_token_keys",
+]
 
 _ACCESS_PREFIX = "access-token-"
 _PATTERN = f"{_ACCESS_PREFIX}*.pem"
@@ -158,3 +165,14 @@ def load_client_key(directory: Path) -> ECKey:
     if not path.exists():
         _new_key(directory, path.name, "P-384")
     return _read(path)
+
+
+def key_dir(settings: Settings) -> Path:
+    return settings.key_dir or settings.data_dir / "keys"
+
+
+def rotate_access_token_keys(settings: Settings, *, retire_previous: bool = False) -> str:
+    """A new access-token signing key (its id); the previous one stays accepted until
+    the tokens it signed expire, or not at all with ``retire_previous``. Running servers
+    take it within 50 ms."""
+    return rotate_token_keys(key_dir(settings), retire_previous=retire_previous)

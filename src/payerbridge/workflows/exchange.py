@@ -25,6 +25,7 @@ from payerbridge.errors import IllegalTransition, StoreUnavailable
 from payerbridge.exchange.model import STOPPED_STATES, ExchangeStart, ExchangeState
 from payerbridge.exchange.moves import fail
 from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.review import awaits_partner_review
 from payerbridge.exchange.steps import proceed
@@ -112,14 +113,16 @@ def exchange_workflow(exchange_id: ExchangeId, traceparent: str | None = None) -
         if isinstance(exc, IllegalTransition):
             # Someone else moved the exchange meanwhile (a revocation blocked it, an
             # operator failed it): what they decided stands.
-            return fail_step(exchange_id, "state-changed", "the exchange changed state")
+            return fail_step(
+                exchange_id, ExchangeReason.STATE_CHANGED.value, "the exchange changed state"
+            )
         logger.error(
             "exchange step failed",
             exc_info=exc,
             extra={"exchange_id": exchange_id, "error_type": type(exc).__name__},
         )
         text = f"internal error ({type(exc).__name__}); see the server log"
-        return fail_step(exchange_id, "internal-error", text)
+        return fail_step(exchange_id, ExchangeReason.INTERNAL_ERROR.value, text)
 
     return run_until_done(
         step,

@@ -7,6 +7,7 @@ with its own data directory, port and organization, loaded with generated member
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -481,6 +482,31 @@ def _console_token(data_dir: Path, port: int, org: tuple[str, str]) -> str:
     return grant.access_token
 
 
+_CONSOLE_OPERATOR = "sandbox-operator"
+
+
+def _console_login(data_dir: Path) -> tuple[str, str]:
+    """An operator account for the console with a password made now (an account from an
+    earlier run gets a new one: passwords are kept only as hashes)."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.config import load_settings
+    from payerbridge.security.operator_accounts import add_operator, set_operator_password
+    from payerbridge.security.operators import Role
+
+    password = secrets.token_urlsafe(15)
+    platform = build_platform(load_settings(data_dir=data_dir))
+    try:
+        if platform.operators.accounts.get(_CONSOLE_OPERATOR) is None:
+            add_operator(
+                platform.operators, _CONSOLE_OPERATOR, Role.OPERATOR, password, actor="sandbox"
+            )
+        else:
+            set_operator_password(platform.operators, _CONSOLE_OPERATOR, password, actor="sandbox")
+    finally:
+        platform.close()
+    return _CONSOLE_OPERATOR, password
+
+
 def _run_sample_exchanges(
     platform: Instance, requests: list[dict[str, Any]], token: str
 ) -> list[dict[str, Any]]:
@@ -610,6 +636,7 @@ def demo(
             for payer in network["payers"]
         ] + sources.requests
         exchanges = _run_sample_exchanges(platform, requests, token)
+        login = _console_login(data_dir)  # after: the short maintenance window is timed
     except BaseException:
         _stop(instances)
         raise
@@ -638,6 +665,11 @@ def demo(
     out.print(
         f"  a token:      payerbridge token issue --data-dir {data_dir} --client "
         f"{_CONSOLE_CLIENT} --scope payerbridge/exchanges"
+    )
+    out.print(f"  the console:  {platform.base_url}/console/")
+    out.print(
+        f"    sign in as  {login[0]} / {login[1]} (role operator; more accounts: "
+        f"payerbridge operators add NAME --role viewer --data-dir {data_dir})"
     )
     for instance in instances[:-1]:
         what = "its FHIR server" if instance.name == "fhir-source" else "partner"

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from payerbridge.api.deps import PlatformDep, connection_thumbprint
 from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import Platform, new_id, utcnow
+from payerbridge.errors import OAuthErrorCode
 from payerbridge.logging import current_request_id
 from payerbridge.security.assertions import ASSERTION_ALGORITHMS
 from payerbridge.security.model import (
@@ -121,14 +122,18 @@ async def register(request: Request, platform: PlatformDep) -> Response:
     _limit_by_address(request, platform)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        raise OAuthError("invalid_client_metadata", "send the registration as application/json")
+        raise OAuthError(
+            OAuthErrorCode.INVALID_CLIENT_METADATA, "send the registration as application/json"
+        )
     body = await request.body()
     if len(body) > _MAX_FORM_BYTES * 4:
-        raise OAuthError("invalid_client_metadata", "the registration is too large")
+        raise OAuthError(OAuthErrorCode.INVALID_CLIENT_METADATA, "the registration is too large")
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise OAuthError("invalid_client_metadata", "the registration is not JSON") from exc
+        raise OAuthError(
+            OAuthErrorCode.INVALID_CLIENT_METADATA, "the registration is not JSON"
+        ) from exc
     client = await run_in_threadpool(
         platform.tokens.register_udap, document, now=utcnow(), request_id=current_request_id()
     )
@@ -179,18 +184,24 @@ def _limit_by_address(request: Request, platform: Platform) -> None:
 async def _form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != _FORM:
-        raise OAuthError("invalid_request", f"the token request must be sent as {_FORM}")
+        raise OAuthError(
+            OAuthErrorCode.INVALID_REQUEST, f"the token request must be sent as {_FORM}"
+        )
     body = await request.body()
     if len(body) > _MAX_FORM_BYTES:
-        raise OAuthError("invalid_request", "the token request is too large")
+        raise OAuthError(OAuthErrorCode.INVALID_REQUEST, "the token request is too large")
     try:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise OAuthError("invalid_request", "the token request body is not a valid form") from exc
+        raise OAuthError(
+            OAuthErrorCode.INVALID_REQUEST, "the token request body is not a valid form"
+        ) from exc
     form: dict[str, str] = {}
     for name, value in pairs:
         if name in form:  # RFC 6749 3.2: a parameter MUST NOT be sent twice
-            raise OAuthError("invalid_request", f"parameter {name} is sent more than once")
+            raise OAuthError(
+                OAuthErrorCode.INVALID_REQUEST, f"parameter {name} is sent more than once"
+            )
         form[name] = value
     return form
 

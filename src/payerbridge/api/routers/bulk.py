@@ -38,7 +38,7 @@ from payerbridge.bulk.kick_off import (
     kick_off_export,
     kick_off_member_match,
 )
-from payerbridge.bulk.model import BulkJob, JobStatus, OutputFile
+from payerbridge.bulk.model import BulkJob, BulkReason, JobStatus, OutputFile
 from payerbridge.errors import Issue, NotAcceptable, PayerBridgeError
 from payerbridge.fhir.bundles import searchset
 from payerbridge.fhir.outcome import operation_outcome
@@ -232,7 +232,11 @@ def job_status(job_id: str, platform: PlatformDep, caller: CallerDep) -> Respons
     if job.status is JobStatus.FAILED:
         text = f"the job failed: {job.error or 'see the server log'}"
         body = operation_outcome(
-            [Issue(text)], severity="error", code="exception", request_id=current_request_id()
+            [Issue(text)],
+            severity="error",
+            code="exception",
+            request_id=current_request_id(),
+            reason=BulkReason.JOB_FAILED.value,
         )
         return FhirResponse(body, status_code=500)
     if job.status is not JobStatus.COMPLETED:

@@ -12,7 +12,7 @@ was stored; earlier rows get it from their request, as ``exchange.reconcile`` co
 so far are computed here from the stored leaves, the next ones as checkpoints are signed.
 
 Revision ID: 0032
-Revises: 0029
+Revises: 0030
 Create Date: 2026-11-28 10:00:00.000000
 """
 
@@ -25,7 +25,7 @@ from alembic import op
 from payerbridge.audit.chain import MerkleFrontier
 
 revision = "0032"
-down_revision = "0029"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 

@@ -39,6 +39,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("token_hash"),
     )
     op.create_index("ix_operator_sessions_operator", "operator_sessions", ["operator", "ended_at"])
+    op.create_index(
+        "ix_identity_decisions_decided", "identity_decisions", ["decided_at", "outcome"]
+    )
 
 
 def downgrade() -> None:
