@@ -110,6 +110,7 @@ def seed_reviews(platform: Platform, now: datetime) -> None:
                     request_key=case,
                     candidate_ids="[]",
                     opened_at=opened,
+                    due_at=opened,
                 )
             )
 
