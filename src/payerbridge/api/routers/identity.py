@@ -200,7 +200,14 @@ def version_sent(if_match: str | None, version: int | None) -> int:
     return chosen
 
 
-@router.post("/reviews/{review_id}/$decide")
+# A case changes only on the version its decider read (ADR 0036).
+_VERSIONED = {
+    412: {"description": "The case changed since that version was read: read it again"},
+    428: {"description": "No version: send If-Match with the case's ETag, or version"},
+}
+
+
+@router.post("/reviews/{review_id}/$decide", responses=_VERSIONED)
 def decide_review(
     review_id: str,
     body: ReviewDecisionBody,
@@ -238,7 +245,7 @@ class ReviewReopenBody(BaseModel):
     version: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
-@router.post("/reviews/{review_id}/$reopen")
+@router.post("/reviews/{review_id}/$reopen", responses=_VERSIONED)
 def reopen_review(
     review_id: str,
     body: ReviewReopenBody,
