@@ -33,7 +33,6 @@ from payerbridge.bulk.ports import StoredGroup
 from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
 from payerbridge.disclosure.everything import PageEntry, Snapshot
 from payerbridge.errors import (
-    Conflict,
     IllegalTransition,
     NoMatch,
     NotFound,
@@ -60,6 +59,7 @@ from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import MatchDecision
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
 from payerbridge.identity.records import record_from_fhir
+from payerbridge.identity.review_queue import ReviewOpening
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.routing.capabilities import Capabilities
@@ -786,6 +786,7 @@ class InMemoryIdentityStore:
         self.attempts: dict[tuple[str, str, str], datetime] = {}
         self.decisions: dict[str, tuple[MatchDecision, str]] = {}  # id -> (decision, client)
         self.reviews: dict[str, ReviewCase] = {}
+        self.requests: dict[str, StandardRecord] = {}  # review id -> the request
         self.links: list[IdentityLink] = []
         self.audit = InMemoryAuditLog()
 
@@ -850,17 +851,16 @@ class InMemoryIdentityStore:
         unit: InMemoryUnitOfWork,
         review_id: str,
         *,
+        version: int,
         accept: bool,
         member_id: str | None,
         reviewer: str,
         reason: str,
         at: datetime,
-    ) -> ReviewCase:
+    ) -> ReviewCase | None:
         case = self.reviews.get(review_id)
-        if case is None:
-            raise NotFound(f"no review case {review_id}")
-        if case.status != "open":
-            raise Conflict(f"review case {review_id} was already decided ({case.status})")
+        if case is None or case.status != "open" or case.version != version:
+            return None
         decided = dataclasses.replace(
             case,
             status="accepted" if accept else "rejected",
@@ -868,9 +868,59 @@ class InMemoryIdentityStore:
             reviewer=reviewer,
             reason=reason,
             decided_at=at,
+            version=case.version + 1,
         )
         self.reviews[review_id] = decided
         return decided
+
+    def reopen_review(
+        self, unit: InMemoryUnitOfWork, review_id: str, *, version: int
+    ) -> ReviewCase | None:
+        case = self.reviews.get(review_id)
+        if case is None or case.status == "open" or case.version != version:
+            return None
+        reopened = dataclasses.replace(
+            case,
+            status="open",
+            member_id=None,
+            reviewer=None,
+            reason=None,
+            decided_at=None,
+            version=case.version + 1,
+        )
+        self.reviews[review_id] = reopened
+        return reopened
+
+    def end_link(self, unit: InMemoryUnitOfWork, link: IdentityLink, *, at: datetime) -> None:
+        self.links = [
+            dataclasses.replace(k, valid_to=at)
+            if (k.member_id, k.kind, k.value, k.valid_to)
+            == (link.member_id, link.kind, link.value, None)
+            else k
+            for k in self.links
+        ]
+
+    # -- what showing a case reads ---------------------------------------------------------
+
+    def decision(self, decision_id: str) -> dict[str, Any] | None:
+        found = self.decisions.get(decision_id)
+        if found is None:
+            return None
+        decision, client_id = found
+        return {
+            "id": decision.decision_id,
+            "outcome": decision.outcome.value,
+            "requester": client_id,
+            "evidence": decision.evidence.to_dict(),
+        }
+
+    def review_request(self, review_id: str) -> StandardRecord | None:
+        return self.requests.get(review_id)
+
+    def records_of(
+        self, member_ids: Sequence[str]
+    ) -> list[tuple[MemberId, StandardRecord, list[str]]]:
+        return [(MemberId(m), self.records[m], []) for m in member_ids if m in self.records]
 
     def add_links(self, unit: InMemoryUnitOfWork, links: Sequence[IdentityLink]) -> None:
         current = {
@@ -912,14 +962,15 @@ class _InMemoryMatchWrites:
         *,
         client_id: str,
         request_key: str,
-        review_id: str | None,
+        review: ReviewOpening | None,
         event: AuditEvent,
     ) -> None:
         store = self._store
         store.decisions[decision.decision_id] = (decision, client_id)
-        if review_id is not None:
-            store.reviews[review_id] = ReviewCase(
-                id=review_id,
+        if review is not None:
+            store.requests[review.id] = review.request
+            store.reviews[review.id] = ReviewCase(
+                id=review.id,
                 decision_id=decision.decision_id,
                 status="open",
                 client_id=client_id,
@@ -931,6 +982,9 @@ class _InMemoryMatchWrites:
                 reason=None,
                 decided_at=None,
                 opened_because=decision.evidence.review_reason,
+                risk=review.priority.risk,
+                due_at=review.priority.due_at,
+                policy=review.policy,
             )
         self._unit.record(event)
 

@@ -15,6 +15,8 @@
     ├── NotFound
     ├── Conflict
     │   └── StoreConflict      a write met a row that already holds its unique key
+    ├── PreconditionFailed     a change made on a version the resource no longer has (412)
+    ├── PreconditionRequired   a change that must name the version it was made on (428)
     ├── Busy                   the same request is being processed; retry shortly
     ├── TooManyAttempts        brute-force guard (429, with when to try again)
     │   └── RateLimited        a client over its rate for one operation
@@ -77,6 +79,8 @@ __all__ = [
     "PartnerUnavailable",
     "PayerBridgeError",
     "PayloadTooLarge",
+    "PreconditionFailed",
+    "PreconditionRequired",
     "StoreConflict",
     "StoreUnavailable",
     "RateLimited",
@@ -199,6 +203,20 @@ class NotFound(PayerBridgeError):
 
 class Conflict(PayerBridgeError):
     reason_code = "request-conflict"
+
+
+class PreconditionFailed(PayerBridgeError):
+    """A change sent with the version it was made on (If-Match), which the resource no
+    longer has: someone changed it since the sender read it (RFC 9110 13.1.1)."""
+
+    reason_code = "precondition-failed"
+
+
+class PreconditionRequired(PayerBridgeError):
+    """A change that must say which version it was made on, sent without one
+    (RFC 6585 3): without it a stale page could overwrite a newer change."""
+
+    reason_code = "precondition-required"
 
 
 class Gone(PayerBridgeError):

@@ -585,12 +585,18 @@ def test_an_exchange_the_old_payer_puts_under_review_waits_for_its_reviewer(
         with operator(old) as ops:
             (case,) = ops.get("/identity/reviews").json()["reviews"]
             assert case["id"] in waiting["error"]["text"]  # the old payer's reference
+            # Our side of it: waiting at that partner on its case, since when, until when.
+            (waits,) = client.get("/identity/waiting-at-partners").json()["items"]
+            assert waits["exchange"] == waiting["id"] and waits["partner_case"] == case["id"]
+            assert waits["partner"] == waiting["old_payer"]
+            assert waits["deadline_at"] == waiting["deadline_at"] and waits["waited_seconds"] >= 0
             decided = ops.post(
                 f"/identity/reviews/{case['id']}/$decide",
                 json={
                     "decision": decision,
                     "reason": "checked against the enrolment file",
                     "reviewer": "r.lee",
+                    "version": case["version"],
                     **({"member": switcher["old_patient_id"]} if decision == "accept" else {}),
                 },
             )

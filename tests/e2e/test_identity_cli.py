@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
+from payerbridge.identity.review_queue import ReviewQuery
 from payerbridge.store.tables import identity_models
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
 from tests.servers import run_cli
@@ -346,7 +347,7 @@ def test_identity_reindex_train_and_match_a_request_file(
             assert decision["model_version"] == active.version
         reviewed = {
             case.decision_id: case
-            for case in platform.identity.reviews(status="open", limit=10, offset=0)
+            for case in platform.identity.reviews(ReviewQuery(status="open", limit=10))
         }
         # A review names the member the request is about, never a relative.
         if no_card["outcome"] == "review":

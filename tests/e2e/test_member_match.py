@@ -273,17 +273,39 @@ def test_a_review_case_is_opened_decided_and_answered(
         assert case_id in again["details"]["text"]
         assert len(own_reviews(ops, request)) == 1
 
-        case = ops.get(f"/identity/reviews/{case_id}").json()
+        shown = ops.get(f"/identity/reviews/{case_id}")
+        case = shown.json()
+        assert shown.headers["ETag"] == 'W/"1"' and case["version"] == 1
         evidence = case["evidence"]
         assert evidence["outcome"] == "review" and evidence["candidates"][0]["member"] == "other"
         levels = {c["comparison"]: c["level"] for c in evidence["candidates"][0]["comparisons"]}
         assert levels["given_name"] != "exact" and levels["birth_date"] == "exact"
-        assert "Nour" not in str(case) and "1991" not in str(case)
+        # Side by side for the reviewer: the request's value and the member's, per field.
+        candidate, *also_considered = case["comparison"]["candidates"]
+        assert candidate["member"] == "other" and candidate["proposed"] is True
+        assert not any(c["proposed"] for c in also_considered)
+        fields = {f["comparison"]: f for f in candidate["fields"]}
+        assert (fields["given_name"]["request"], fields["given_name"]["candidate"]) == (
+            "nour",
+            "noor",
+        )
+        assert fields["birth_date"]["request"] == fields["birth_date"]["candidate"] == "1991-11-30"
+        assert candidate["band"] in ("review_band", "auto_band")
+        assert case["comparison"]["bands"]["policy"] == "single_exchange"
+        # The list shows no demographics; the showing is audited, the log holds none.
+        assert "nour" not in str(cases).lower() and "1991" not in str(cases)
+        assert "nour" not in old_payer.log().lower()
 
         # Bad decisions are refused with nothing changed.
         wrong = ops.post(
             f"/identity/reviews/{case_id}/$decide",
-            json={"decision": "accept", "member": "head", "reason": "x", "reviewer": "r.lee"},
+            json={
+                "decision": "accept",
+                "member": "head",
+                "reason": "x",
+                "reviewer": "r.lee",
+                "version": 1,
+            },
         )
         assert wrong.status_code == 400, wrong.text
         assert client.get("/identity/reviews").status_code in (401, 403)  # not for clients
@@ -296,14 +318,16 @@ def test_a_review_case_is_opened_decided_and_answered(
                 "reason": "spelling confirmed with the member by phone",
                 "reviewer": "r.lee",
             },
+            headers={"If-Match": shown.headers["ETag"]},
         )
         assert accepted.status_code == 200, accepted.text
-        assert accepted.json()["status"] == "accepted"
+        assert accepted.json()["status"] == "accepted" and accepted.headers["ETag"] == 'W/"2"'
         twice = ops.post(
             f"/identity/reviews/{case_id}/$decide",
-            json={"decision": "reject", "reason": "x", "reviewer": "r.lee"},
+            json={"decision": "reject", "reason": "x", "reviewer": "k.wu", "version": 2},
         )
-        assert twice.status_code == 409
+        refused = issue(twice, 409, "conflict")
+        assert ":r.lee at 20" in refused["details"]["text"]  # who decided, and when
 
         # The requester's next identical request gets the member.
         assert matched_member(match(client, typo)) == "other"
@@ -313,7 +337,11 @@ def test_a_review_case_is_opened_decided_and_answered(
         assert ops.get(f"/identity/decisions/{case['decision']}").json()["outcome"] == "review"
     with old_payer.platform() as platform:
         events = platform.audit.for_entity("IdentityReview", case_id)
-        assert [(e["action"], e["outcome"]) for e in events] == [("identity.review", "accepted")]
+        assert [(e["action"], e["outcome"]) for e in events] == [
+            ("identity.review.view", "success"),
+            ("identity.review", "accepted"),
+        ]
+        assert events[1]["actor"].endswith(":r.lee")
 
 
 def test_a_rejected_case_answers_no_match(
@@ -325,10 +353,159 @@ def test_a_rejected_case_answers_no_match(
         case_id = own_reviews(ops, request)[0]["id"]
         rejected = ops.post(
             f"/identity/reviews/{case_id}/$decide",
-            json={"decision": "reject", "reason": "a different person", "reviewer": "r.lee"},
+            json={
+                "decision": "reject",
+                "reason": "a different person",
+                "reviewer": "r.lee",
+                "version": 1,
+            },
         )
         assert rejected.json()["status"] == "rejected"
         issue(match(client, typo), 422, "not-found")
+
+
+def open_case(payer: ServerProcess, ops: httpx.Client, client_id: str) -> dict[str, Any]:
+    """A review case opened by ``client_id``'s request for Noor, her name a letter off."""
+    token = payer.register_client(client_id, npi=NEW_NPI, scope=REQUESTER_SCOPES)
+    with payer.client_with(token) as client:
+        issue(match(client, parameters("Nour", "1991-11-30")), 422, "business-rule")
+    cases = ops.get("/identity/reviews", params={"_count": 500}).json()["reviews"]
+    (case,) = [case for case in cases if case["requester"] == client_id]
+    return case
+
+
+def decide(ops: httpx.Client, case_id: str, **sent: Any) -> httpx.Response:
+    headers = {"If-Match": sent.pop("if_match")} if "if_match" in sent else {}
+    body = {"decision": "reject", "reason": "a different person", "reviewer": "r.lee", **sent}
+    return ops.post(f"/identity/reviews/{case_id}/$decide", json=body, headers=headers)
+
+
+def test_a_stale_page_cannot_overwrite_a_newer_decision(
+    shared_old_payer: ServerProcess, request: pytest.FixtureRequest
+) -> None:
+    with operator(shared_old_payer) as ops:
+        case_id = open_case(shared_old_payer, ops, own_client_id(request))["id"]
+        stale = ops.get(f"/identity/reviews/{case_id}").headers["ETag"]  # a page left open
+        # Without the version it was made on, a change is not taken (RFC 6585).
+        issue(decide(ops, case_id), 428, "required")
+        first = decide(ops, case_id, if_match=stale, decision="accept", member="other")
+        assert first.status_code == 200, first.text
+        # The decision is undone on the version that shows it, never on the stale page's.
+        reopen = {"reason": "the member called back", "reviewer": "lead"}
+        url = f"/identity/reviews/{case_id}/$reopen"
+        issue(ops.post(url, json=reopen, headers={"If-Match": stale}), 412, "conflict")
+        reopened = ops.post(url, json=reopen, headers={"If-Match": first.headers["ETag"]})
+        assert reopened.status_code == 200, reopened.text
+        assert reopened.json()["status"] == "open" and reopened.headers["ETag"] == 'W/"3"'
+        # The page read before all of it would overwrite the case: refused, saying so.
+        refused = issue(decide(ops, case_id, if_match=stale), 412, "conflict")
+        assert "changed after version 1 was read" in refused["details"]["text"]
+        latest = decide(ops, case_id, if_match=reopened.headers["ETag"])
+        assert latest.status_code == 200 and latest.json()["status"] == "rejected"
+    with shared_old_payer.platform() as platform:
+        events = platform.audit.for_entity("IdentityReview", case_id)
+        assert [e["action"] for e in events if e["action"] != "identity.review.view"] == [
+            "identity.review",
+            "identity.review.reopen",
+            "identity.review",
+        ]
+
+
+def test_of_reviewers_deciding_a_case_at_once_exactly_one_wins(
+    shared_old_payer: ServerProcess, request: pytest.FixtureRequest
+) -> None:
+    with operator(shared_old_payer) as ops:
+        case_id = open_case(shared_old_payer, ops, own_client_id(request))["id"]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(
+                    lambda n: decide(ops, case_id, version=1, reviewer=f"reviewer-{n}"), range(8)
+                )
+            )
+        assert sorted(a.status_code for a in answers) == [200] + [409] * 7, [
+            a.text for a in answers
+        ]
+        (winner,) = [a.json()["reviewer"] for a in answers if a.status_code == 200]
+        for lost in (a for a in answers if a.status_code == 409):
+            assert f"rejected by {winner} at" in lost.json()["issue"][0]["details"]["text"]
+    with shared_old_payer.platform() as platform:
+        decided = platform.audit.for_entity("IdentityReview", case_id)
+        assert [e["actor"] for e in decided if e["action"] == "identity.review"] == [winner]
+
+
+def test_bad_review_input_gets_a_clear_outcome(
+    shared_old_payer: ServerProcess, request: pytest.FixtureRequest
+) -> None:
+    with operator(shared_old_payer) as ops:
+        case_id = open_case(shared_old_payer, ops, own_client_id(request))["id"]
+        url = f"/identity/reviews/{case_id}/$decide"
+        assert (
+            "reason"
+            in issue(
+                ops.post(url, json={"decision": "reject", "reviewer": "r", "version": 1}),
+                400,
+                "required",
+            )["details"]["text"]
+        )
+        issue(decide(ops, case_id, version=1, reason="   "), 400, "invalid")
+        unknown = issue(
+            decide(ops, case_id, version=1, decision="accept", member="head"), 400, "value"
+        )
+        assert unknown["expression"] == ["member"] and "other" in unknown["details"]["text"]
+        issue(decide(ops, case_id, version=1, decision="maybe"), 400, "invalid")
+        issue(decide(ops, case_id, version=1, colour="red"), 400, "invalid")
+        issue(decide(ops, case_id, version=0), 400, "invalid")
+        issue(decide(ops, case_id, if_match="*"), 400, "invalid")
+        issue(decide(ops, case_id, if_match='W/"1"', version=2), 400, "invalid")
+        malformed = ops.post(
+            url, content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        issue(malformed, 400, "structure")
+        issue(decide(ops, "no-such-case", version=1), 404, "not-found")
+        for bad in (
+            {"page": "nonsense"},
+            {"older-than": "3 weeks"},
+            {"sort": "risk"},
+            {"_count": 0},
+        ):
+            issue(ops.get("/identity/reviews", params=bad), 400, "invalid")
+        # Nothing was decided.
+        assert ops.get(f"/identity/reviews/{case_id}").json()["status"] == "open"
+
+
+def test_the_queue_is_oldest_and_riskiest_first_paged_and_filtered(
+    shared_old_payer: ServerProcess, request: pytest.FixtureRequest
+) -> None:
+    mine = {f"{own_client_id(request)}-{n}" for n in range(3)}
+    with operator(shared_old_payer) as ops:
+        for client_id in sorted(mine):
+            open_case(shared_old_payer, ops, client_id)
+        # One case a page, following the next links: every open case once, in order.
+        seen: list[dict[str, Any]] = []
+        url: str | None = "/identity/reviews?_count=1"
+        while url is not None:
+            page = ops.get(url).json()
+            seen.extend(page["reviews"])
+            url = page["next"]
+        assert len({case["id"] for case in seen}) == len(seen)
+        assert [(c["due_at"], c["id"]) for c in seen] == sorted(
+            (c["due_at"], c["id"]) for c in seen
+        )
+        assert mine <= {case["requester"] for case in seen}
+        for case in seen:
+            assert 0 <= case["risk"] <= 1 and case["due_at"] > case["opened_at"]
+            assert case["overdue"] is False and case["age_seconds"] >= 0
+        # Filters: a reason the case was opened for, the policy, its age.
+        reason = "given_name_unconfirmed"
+        by_reason = ops.get("/identity/reviews", params={"reason": reason, "_count": 500})
+        assert mine <= {c["requester"] for c in by_reason.json()["reviews"]}
+        assert all(reason in c["opened_because"] for c in by_reason.json()["reviews"])
+        other = ops.get("/identity/reviews", params={"reason": "ssn_mismatch", "_count": 500})
+        assert not mine & {c["requester"] for c in other.json()["reviews"]}
+        bulk = ops.get("/identity/reviews", params={"policy": "bulk", "_count": 500}).json()
+        assert not mine & {c["requester"] for c in bulk["reviews"]}
+        old = ops.get("/identity/reviews", params={"older-than": "1d"}).json()
+        assert old["reviews"] == [] and old["next"] is None
 
 
 def test_coverage_to_link_and_umb_are_in_the_identity_graph(old_payer: ServerProcess) -> None:

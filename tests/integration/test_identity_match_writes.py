@@ -25,6 +25,7 @@ from payerbridge.fhir.member_match import parse_member_match_request
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
 from payerbridge.identity.ports import DecisionToRecord
+from payerbridge.identity.review_queue import ReviewOpening, review_opening
 from payerbridge.identity.service import (
     AttemptLimit,
     MatchedMember,
@@ -37,6 +38,7 @@ from payerbridge.identity.service import (
     record_batch_decisions,
     request_record,
 )
+from payerbridge.identity.standardize import StandardRecord
 from payerbridge.store.tables import (
     audit_events,
     fhir_resources,
@@ -241,7 +243,7 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
             decision,
             "cli",
             f"key-{i}",
-            "case-1" if decision is reviewed else None,
+            opening("case-1", decision) if decision is reviewed else None,
             decision_audit_event(decision, actor="cli", request_id=f"req-{i}"),
         )
         for i, decision in enumerate((matched, unmatched, reviewed))
@@ -279,6 +281,10 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
     assert platform.identity.decision("d-new") is None
 
 
+def opening(review_id: str, decision: MatchDecision) -> ReviewOpening:
+    return review_opening(review_id, StandardRecord(), decision.evidence, decision.candidate_ids)
+
+
 def test_a_request_sent_again_finds_its_review_case_as_the_queue_shows_it(
     platform: Platform,
 ) -> None:
@@ -295,7 +301,7 @@ def test_a_request_sent_again_finds_its_review_case_as_the_queue_shows_it(
                 reviewed,
                 "cli",
                 "key-1",
-                "case-1",
+                opening("case-1", reviewed),
                 decision_audit_event(reviewed, actor="cli", request_id="req-1"),
             )
         ],
@@ -306,7 +312,14 @@ def test_a_request_sent_again_finds_its_review_case_as_the_queue_shows_it(
     assert opened == platform.identity.review("case-1")
     with platform.transactions.begin() as unit:
         platform.identity.decide_review(
-            unit, "case-1", accept=True, member_id="ana", reviewer="op", reason="card", at=AT
+            unit,
+            "case-1",
+            version=1,
+            accept=True,
+            member_id="ana",
+            reviewer="op",
+            reason="card",
+            at=AT,
         )
     accepted = platform.identity.latest_review("cli", "key-1")
     assert accepted == platform.identity.review("case-1")

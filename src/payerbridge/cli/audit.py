@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -13,6 +13,9 @@ import typer
 from payerbridge import errors
 from payerbridge.cli.console import err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
+
+if TYPE_CHECKING:
+    from payerbridge.audit.proofs import ProofCheck
 
 __all__ = ["audit_app"]
 
@@ -169,10 +172,8 @@ def audit_verify_proof(
 ) -> None:
     """Check a proof with the public key alone (no database, no settings): exit 0 when
     every proof in the file holds, 6 naming the first that does not."""
-    from payerbridge.bootstrap import check_proof_file
-
     try:
-        checks = check_proof_file(proof, public_key)
+        checks = _check_proof_file(proof, public_key)
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     if not checks:
@@ -182,3 +183,27 @@ def audit_verify_proof(
             err.print(f"[red]proof fails:[/red] {check.reason}")
             raise typer.Exit(6)
         out.print(f"proof holds: {check.reason}")
+
+
+def _check_proof_file(document: Path, public_key: Path) -> list[ProofCheck]:
+    """Each proof in ``document`` (one proof, or ``GET /audit/proofs``'s answer) checked
+    with the Ed25519 public key in ``public_key`` alone: no settings, no database."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from payerbridge.audit.proofs import verify_document
+
+    try:
+        key = load_pem_public_key(public_key.read_bytes())
+        found = orjson.loads(document.read_bytes())
+    except (OSError, ValueError) as exc:  # orjson's and a PEM's errors are ValueErrors
+        raise errors.InvalidInput(f"cannot read the proof or the key: {exc}") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise errors.InvalidInput(f"{public_key} is not an Ed25519 public key")
+    if not isinstance(found, dict):
+        raise errors.InvalidInput(f"{document} holds no proof document (a JSON object)")
+    proofs = [*found.get("proofs", []), found.get("consistency")] if "proofs" in found else [found]
+    try:
+        return [verify_document(proof, key) for proof in proofs if proof is not None]
+    except ValueError as exc:
+        raise errors.InvalidInput(f"{document}: {exc}") from exc

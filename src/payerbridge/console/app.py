@@ -25,6 +25,7 @@ from payerbridge.console import (
     login,
     overview,
     partners,
+    reviews,
 )
 from payerbridge.console.pages import HERE, SECURITY_HEADERS, plain_page, render
 from payerbridge.errors import Forbidden, PayerBridgeError
@@ -74,6 +75,7 @@ def build_console(platform: Platform) -> FastAPI:
     console.include_router(jobs.router)
     console.include_router(consents.router)
     console.include_router(audit.router)
+    console.include_router(reviews.router)
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_error_pages(console)
     console.add_middleware(SecurityHeaders, tls=platform.settings.base_url.startswith("https"))

@@ -267,6 +267,13 @@ class BreakerStore(Protocol):
 class ExchangeLedger(ExchangeStore, Protocol):
     """The exchange store with what the API and the operator read."""
 
+    def waiting_on_partner_reviewers(
+        self, *, client_id: ClientId | None, limit: int, offset: int
+    ) -> tuple[int, list[ExchangeRecord]]:
+        """(total, one page), the longest waiting first, of ``client_id``'s exchanges
+        (everyone's when None) waiting on an old payer's reviewer (``review.py``)."""
+        ...
+
     def counts_by_state(self) -> dict[str, int]: ...
 
 

@@ -5,14 +5,25 @@ time a little later, until the reviewer decides or the wait runs out.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from payerbridge.exchange.model import Attempt, ExchangeRecord, ExchangeState
 from payerbridge.exchange.moves import StepResult, advance, note_attempt
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.reasons import ExchangeReason
+from payerbridge.exchange.retry import RetryPolicy
+from payerbridge.types import ClientId, ExchangeId, PartnerId
 
-__all__ = ["PARTNER_REVIEW", "awaits_partner_review", "wait_for_reviewer"]
+__all__ = [
+    "PARTNER_REVIEW",
+    "PartnerReviewWait",
+    "awaits_partner_review",
+    "partner_case_reference",
+    "partner_review_wait",
+    "wait_for_reviewer",
+]
 
 S = ExchangeState
 PARTNER_REVIEW = ExchangeReason.PARTNER_REVIEW
@@ -66,3 +77,52 @@ def wait_for_reviewer(
         expected=record.state,
     )
     return StepResult(S.MANUAL_REVIEW, done=True)
+
+
+# How an old payer names its review case in its answer's text: ours says "review case
+# <id>"; HRex gives the case no element of its own, so another server's may name none.
+_CASE_REFERENCE = re.compile(r"review case ([0-9A-Za-z][0-9A-Za-z._:-]{0,126}[0-9A-Za-z])")
+
+
+def partner_case_reference(text: str | None) -> str | None:
+    """The old payer's review case named in its answer's text, if it names one."""
+    found = _CASE_REFERENCE.search(text or "")
+    return found.group(1) if found else None
+
+
+@dataclass(frozen=True)
+class PartnerReviewWait:
+    """An exchange waiting on the old payer's reviewer, as the requester follows it."""
+
+    exchange_id: ExchangeId
+    partner_id: PartnerId
+    client_id: ClientId
+    since: datetime | None  # when the old payer first said a person is looking
+    waited: timedelta | None
+    next_ask_at: datetime | None
+    deadline_at: datetime | None
+    case_reference: str | None  # the old payer's review case, when its answer names it
+    text: str | None  # the old payer's answer
+
+
+def partner_review_wait(
+    record: ExchangeRecord, policy: RetryPolicy, now: datetime
+) -> PartnerReviewWait:
+    """How long ``record`` has waited on the old payer's reviewer, and until when it may.
+    When the wait began is on the row: its deadline less the whole wait (``wait_for_reviewer``)."""
+    since = (
+        record.deadline_at - timedelta(seconds=policy.review_wait_seconds)
+        if record.deadline_at
+        else None
+    )
+    return PartnerReviewWait(
+        record.id,
+        record.partner_id,
+        record.client_id,
+        since,
+        None if since is None else max(now - since, timedelta(0)),
+        record.next_attempt_at,
+        record.deadline_at,
+        partner_case_reference(record.error_text),
+        record.error_text,
+    )

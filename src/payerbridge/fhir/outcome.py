@@ -60,6 +60,8 @@ _TABLE: tuple[tuple[type[errors.PayerBridgeError], ErrorRendering], ...] = (
     (errors.Forbidden, ErrorRendering(403, "error", "forbidden")),
     (errors.NotFound, ErrorRendering(404, "error", "not-found")),
     (errors.Conflict, ErrorRendering(409, "error", "conflict")),
+    (errors.PreconditionFailed, ErrorRendering(412, "error", "conflict")),
+    (errors.PreconditionRequired, ErrorRendering(428, "error", "required")),
     (errors.Gone, ErrorRendering(410, "error", "deleted")),
     (errors.Busy, ErrorRendering(503, "error", "transient")),
     (errors.StoreUnavailable, ErrorRendering(503, "error", "transient")),

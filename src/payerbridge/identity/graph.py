@@ -42,6 +42,23 @@ class ReviewCase:
     decided_at: datetime | None
     # Why the engine opened the case (the decision's ``review_reason``).
     opened_because: str | None = None
+    # Each change of the case (a decision, a reopening) adds one: a change sent on an
+    # older version was made on a stale page (``identity.reviews``).
+    version: int = 1
+    # Its place in the queue (``identity.review_queue``); None on a case opened before
+    # cases were ranked, which comes first.
+    risk: float | None = None
+    due_at: datetime | None = None
+    policy: str | None = None  # the match policy's name: single_exchange, bulk
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The reasons it was opened for, one by one."""
+        return tuple(r.strip() for r in (self.opened_because or "").split(",") if r.strip())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +73,10 @@ class ReviewCase:
             "reviewer": self.reviewer,
             "reason": self.reason,
             "decided_at": self.decided_at,
+            "version": self.version,
+            "risk": self.risk,
+            "due_at": self.due_at,
+            "policy": self.policy,
         }
 
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from payerbridge.audit.model import AuditEvent
 from payerbridge.identity.decision import MatchDecision
 from payerbridge.identity.graph import IdentityLink, ReviewCase
+from payerbridge.identity.review_queue import ReviewOpening, ReviewQuery
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.transactions import UnitOfWork
@@ -70,7 +71,7 @@ class DecisionToRecord:
     decision: MatchDecision
     client_id: ClientId
     request_key: str
-    review_id: str | None  # set for a ``review`` decision: the case to open
+    review: ReviewOpening | None  # set for a ``review`` decision: the case to open
     event: AuditEvent
 
 
@@ -97,7 +98,7 @@ class MatchWrites(Protocol):
         *,
         client_id: ClientId,
         request_key: str,
-        review_id: str | None,
+        review: ReviewOpening | None,
         event: AuditEvent,
     ) -> None: ...
 
@@ -147,7 +148,7 @@ class IdentityIndex(Protocol):
 
 
 class ReviewQueue(Protocol):
-    """What deciding a review case needs from the identity store."""
+    """What deciding and reopening a review case need from the identity store."""
 
     def review(self, review_id: str) -> ReviewCase | None: ...
 
@@ -156,17 +157,28 @@ class ReviewQueue(Protocol):
         unit: UnitOfWork,
         review_id: str,
         *,
+        version: int,
         accept: bool,
         member_id: MemberId | None,
         reviewer: str,
         reason: str,
         at: datetime,
-    ) -> ReviewCase:
-        """Close the open case in ``unit`` and return it decided; NotFound, or Conflict
-        when it was decided already."""
+    ) -> ReviewCase | None:
+        """Close the case in ``unit`` if it is open at ``version``, in one conditional
+        write, and return it decided (its version one more); None when it is not (of two
+        deciders at once, one gets None)."""
+        ...
+
+    def reopen_review(self, unit: UnitOfWork, review_id: str, *, version: int) -> ReviewCase | None:
+        """Open the decided case again in ``unit`` if it is at ``version`` (one conditional
+        write), its decision cleared; None when it is not."""
         ...
 
     def add_links(self, unit: UnitOfWork, links: Sequence[IdentityLink]) -> None: ...
+
+    def end_link(self, unit: UnitOfWork, link: IdentityLink, *, at: datetime) -> None:
+        """End the current link of the member to ``link.system|value`` at ``at``."""
+        ...
 
 
 class DecisionLedger(Protocol):
@@ -210,7 +222,14 @@ class IdentityStore(
 
     def decision(self, decision_id: str) -> dict[str, Any] | None: ...
 
-    def reviews(self, *, status: str | None, limit: int, offset: int) -> list[ReviewCase]: ...
+    def reviews(self, query: ReviewQuery) -> list[ReviewCase]:
+        """One page of cases in the queue's order (``identity.review_queue``)."""
+        ...
+
+    def review_request(self, review_id: str) -> StandardRecord | None:
+        """The request as matching read it, kept with the case (demographics: for its
+        reviewer only); None for a case opened before requests were kept."""
+        ...
 
     def links_of(self, member_id: MemberId) -> list[IdentityLink]: ...
 

@@ -60,9 +60,9 @@ from payerbridge.identity.ports import (
     MemberDirectory,
     MergeLedger,
     ModelTraining,
-    ReviewQueue,
 )
 from payerbridge.identity.records import record_from_fhir
+from payerbridge.identity.review_queue import ReviewOpening, review_opening
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.logging import log_on_request
@@ -79,7 +79,6 @@ __all__ = [
     "decide_for_batch",
     "decide_many_for_batch",
     "decide_request",
-    "decide_review",
     "merge_members",
     "record_batch_decisions",
     "split_members",
@@ -249,7 +248,7 @@ def match_member(
     record = request_record(request)
     request_key = _request_key(index, record)
     decision: MatchDecision | None = None
-    review_id: str | None = None
+    review: ReviewOpening | None = None
     reviewed = index.latest_review(client_id, request_key)
     if reviewed is not None:
         outcome = _reviewed(index, reviewed)
@@ -258,8 +257,8 @@ def match_member(
         decision = decide_request(
             index, record, model_for(index), policy, at, DecisionId(unit.new_id())
         )
-        review_id = unit.new_id() if decision.outcome is MatchOutcome.REVIEW else None
-        outcome = _decided(decision, review_id)
+        review = _opening(unit.new_id, record, decision)
+        outcome = _decided(decision, None if review is None else review.id)
     writes = index.match_writes(unit)
     limit = command.rules.attempts
     attempt = note_attempt(index, writes, record, client_id=client_id, limit=limit, at=at)
@@ -268,7 +267,7 @@ def match_member(
     if decision is not None:
         event = decision_audit_event(decision, actor=client_id, request_id=command.request_id)
         writes.record_decision(
-            decision, client_id=client_id, request_key=request_key, review_id=review_id, event=event
+            decision, client_id=client_id, request_key=request_key, review=review, event=event
         )
         log_on_request(
             logger,
@@ -284,6 +283,15 @@ def match_member(
     )
     unit.record(answer_audit_event(answer, command, at=at))
     return answer
+
+
+def _opening(
+    new_id: Callable[[], str], record: StandardRecord, decision: MatchDecision
+) -> ReviewOpening | None:
+    """The case a ``review`` decision opens, with the request its reviewer compares."""
+    if decision.outcome is not MatchOutcome.REVIEW:
+        return None
+    return review_opening(new_id(), record, decision.evidence, decision.candidate_ids)
 
 
 def _reviewed(index: IdentityIndex, case: ReviewCase) -> _Target | MatchError:
@@ -397,79 +405,6 @@ def _coverage_links(
     return links
 
 
-def decide_review(
-    queue: ReviewQueue,
-    transactions: Transactions,
-    review_id: str,
-    *,
-    accept: bool,
-    member_id: MemberId | None,
-    reviewer: str,
-    reason: str,
-    at: datetime,
-    request_id: str | None,
-) -> ReviewCase:
-    """Accept (naming one of the case's candidates) or reject an open case, audited.
-
-    An accepted case links the request to the member in the identity graph, and the
-    requester's next identical ``$member-match`` is answered with that member."""
-    case = queue.review(review_id)
-    if case is None:
-        raise NotFound(f"no review case {review_id}")
-    if accept and member_id not in case.candidate_ids:
-        raise InvalidInput(
-            "accepting a case names the member, one of its candidates",
-            issues=[
-                Issue(
-                    f"member must be one of: {', '.join(case.candidate_ids)}",
-                    "member",
-                    "required" if member_id is None else "value",
-                )
-            ],
-        )
-    if not accept and member_id is not None:
-        raise InvalidInput(
-            "a rejected case names no member",
-            issues=[Issue("leave out member when rejecting a case", "member")],
-        )
-
-    with transactions.begin() as unit:
-        decided = queue.decide_review(
-            unit,
-            review_id,
-            accept=accept,
-            member_id=member_id,
-            reviewer=reviewer,
-            reason=reason,
-            at=at,
-        )
-        if decided.member_id is not None:
-            link = IdentityLink(
-                decided.member_id,
-                LinkKind.REVIEWED_REQUEST,
-                LinkKind.MATCH_REQUEST_SYSTEM,
-                decided.request_key,
-                decided.client_id,
-                decided.decision_id,
-                reviewer,
-                at,
-            )
-            queue.add_links(unit, [link])
-        unit.record(
-            AuditEvent(
-                at=at,
-                actor=reviewer,
-                action="identity.review",
-                entity_type="IdentityReview",
-                entity_id=decided.id,
-                outcome=decided.status,
-                request_id=request_id,
-                detail={"decision": decided.decision_id, "member": decided.member_id},
-            )
-        )
-    return decided
-
-
 def record_batch_decisions(
     ledger: DecisionLedger, transactions: Transactions, decisions: Sequence[DecisionToRecord]
 ) -> None:
@@ -581,10 +516,9 @@ def decide_for_batch(
     """Decide one request of a bulk match file (``request_id``: the line's own id) into
     the decision to store, with its review case when a person must confirm it and its
     audit event; nothing is handed out (no UMB): the file's answer is the decision."""
-    decision = decide_request(
-        index, request_record(request), model, policy, at, DecisionId(new_id())
-    )
-    return _to_record(index, decision, request_id, client_id, new_id)
+    record = request_record(request)
+    decision = decide_request(index, record, model, policy, at, DecisionId(new_id()))
+    return _to_record(index, decision, record, request_id, client_id, new_id)
 
 
 def decide_many_for_batch(
@@ -605,6 +539,7 @@ def decide_many_for_batch(
         _to_record(
             index,
             decide(record, candidates, model, policy, at, DecisionId(new_id())),
+            record,
             request_id,
             client_id,
             new_id,
@@ -616,6 +551,7 @@ def decide_many_for_batch(
 def _to_record(
     index: IdentityIndex,
     decision: MatchDecision,
+    record: StandardRecord,
     request_id: str,
     client_id: ClientId,
     new_id: Callable[[], str],
@@ -624,7 +560,7 @@ def _to_record(
         decision,
         client_id,
         index.keyed_hash(request_id),
-        new_id() if decision.outcome is MatchOutcome.REVIEW else None,
+        _opening(new_id, record, decision),
         decision_audit_event(decision, actor=client_id, request_id=request_id[:128]),
     )
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, bindparam, func, select
+from sqlalchemy import Engine, and_, bindparam, func, select
 from sqlalchemy.engine import Dialect
 
 from payerbridge.errors import IllegalTransition, NotFound
@@ -27,6 +27,7 @@ from payerbridge.exchange.model import (
     Transition,
     check_transition,
 )
+from payerbridge.exchange.review import PARTNER_REVIEW
 from payerbridge.store.dbapi import DialectSql, insert_rows, raw_cursor, read_row
 from payerbridge.store.tables import (
     UtcDateTime,
@@ -572,6 +573,31 @@ class SqlExchangeStore:
                 .distinct()
             ).scalars()
             return sorted(str(patient) for patient in found)
+
+    def waiting_on_partner_reviewers(
+        self, *, client_id: ClientId | None, limit: int, offset: int
+    ) -> tuple[int, list[ExchangeRecord]]:
+        """(total, one page) of ``client_id``'s exchanges (everyone's when None) waiting on
+        an old payer's reviewer, the longest waiting first (the earliest deadline: each
+        wait's is fixed when it begins); histories are left out."""
+        waiting = and_(
+            exchanges.c.state == ExchangeState.MANUAL_REVIEW.value,
+            exchanges.c.error_code == PARTNER_REVIEW,
+        )
+        if client_id is not None:
+            waiting = and_(waiting, exchanges.c.client_id == client_id)
+        with self._reader.connect() as connection:
+            total = connection.execute(
+                select(func.count()).select_from(exchanges).where(waiting)
+            ).scalar_one()
+            rows = connection.execute(
+                select(exchanges)
+                .where(waiting)
+                .order_by(exchanges.c.deadline_at, exchanges.c.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return int(total), [exchange_record(row) for row in rows]
 
     def counts_by_state(self) -> dict[str, int]:
         with self._reader.connect() as connection:

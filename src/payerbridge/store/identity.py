@@ -15,15 +15,28 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
-from payerbridge.errors import Conflict, NotFound
+from payerbridge.errors import NotFound
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.evidence import evidence_from_stored
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
 from payerbridge.identity.indexing import IndexChunk, entries_in_order, index_changes
 from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.records import current_coverage, subscriber_ref
+from payerbridge.identity.review_queue import ReviewQuery
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, record_from_dict
@@ -80,14 +93,39 @@ def _review(row: Any) -> ReviewCase:
         row.reviewer,
         row.reason,
         row.decided_at,
-        orjson.loads(row.evidence).get("review_reason"),
+        row.opened_because,
+        version=row.version,
+        risk=row.risk,
+        due_at=row.due_at,
+        policy=row.policy,
     )
 
 
-# Review cases with their decision's evidence, which says why each was opened.
-_REVIEWS = select(identity_reviews, identity_decisions.c.evidence).join(
-    identity_decisions, identity_decisions.c.id == identity_reviews.c.decision_id
-)
+# Review cases without the request they hold (demographics, read only to show a case).
+_REVIEWS = select(*(c for c in identity_reviews.c if c.name != "request_record"))
+
+
+def _in_queue(query: ReviewQuery) -> Select[Any]:
+    """The cases ``query`` asks for, in the queue's order (the index ``ix_identity_reviews_
+    queue`` for a status), from after its position."""
+    reviews = identity_reviews.c
+    page = _REVIEWS.order_by(reviews.due_at, reviews.id).limit(query.limit)
+    if query.status is not None:
+        page = page.where(reviews.status == query.status)
+    if query.policy is not None:
+        page = page.where(reviews.policy == query.policy)
+    if query.reason is not None:
+        # One of the listed reasons ("a, b"): delimited on both sides, wildcards escaped.
+        listed = literal(", ") + reviews.opened_because + literal(", ")
+        page = page.where(listed.contains(f", {query.reason}, ", autoescape=True))
+    if query.opened_before is not None:
+        page = page.where(reviews.opened_at <= query.opened_before)
+    if query.after is not None:
+        due, review_id = query.after.due_at, query.after.id
+        page = page.where(
+            or_(reviews.due_at > due, and_(reviews.due_at == due, reviews.id > review_id))
+        )
+    return page
 
 
 class SqlIdentityStore:
@@ -383,9 +421,9 @@ class SqlIdentityStore:
             ),
         )
         reviews = [
-            sql.review_row(d.decision, d.review_id, d.client_id, d.request_key)
+            sql.review_row(d.decision, d.review, d.client_id, d.request_key)
             for d in decisions
-            if d.review_id is not None
+            if d.review is not None
         ]
         if reviews:
             cursor.executemany(sql.review, reviews)
@@ -409,18 +447,24 @@ class SqlIdentityStore:
             "evidence": evidence_from_stored(orjson.loads(row.evidence)),
         }
 
-    def reviews(self, *, status: str | None, limit: int, offset: int) -> list[ReviewCase]:
-        query = _REVIEWS.order_by(identity_reviews.c.opened_at, identity_reviews.c.id)
-        if status is not None:
-            query = query.where(identity_reviews.c.status == status)
+    def reviews(self, query: ReviewQuery) -> list[ReviewCase]:
+        """One page of cases in the queue's order: when each is due, then its id."""
         with self._engine.connect() as connection:
-            rows = connection.execute(query.limit(limit).offset(offset)).all()
+            rows = connection.execute(_in_queue(query)).all()
         return [_review(row) for row in rows]
 
     def review(self, review_id: str) -> ReviewCase | None:
         with self._engine.connect() as connection:
             row = connection.execute(_REVIEWS.where(identity_reviews.c.id == review_id)).first()
         return _review(row) if row else None
+
+    def review_request(self, review_id: str) -> StandardRecord | None:
+        """The request as matching read it, kept with the case (demographics)."""
+        with self._engine.connect() as connection:
+            stored = connection.execute(
+                select(identity_reviews.c.request_record).where(identity_reviews.c.id == review_id)
+            ).scalar_one_or_none()
+        return None if stored is None else record_from_dict(orjson.loads(stored))
 
     def latest_review(self, client_id: ClientId, request_key: str) -> ReviewCase | None:
         """The newest case opened for this requester's request (the same request again)."""
@@ -436,31 +480,57 @@ class SqlIdentityStore:
         unit: UnitOfWork,
         review_id: str,
         *,
+        version: int,
         accept: bool,
         member_id: MemberId | None,
         reviewer: str,
         reason: str,
         at: datetime,
-    ) -> ReviewCase:
-        """Close an open case in ``unit``. A case is decided once: the update takes only an
-        open case, so of two deciders one wins and the other gets a conflict."""
+    ) -> ReviewCase | None:
+        """Close the case in ``unit`` if it is open at ``version``: one conditional UPDATE,
+        so of two deciders at once one wins (the other's finds no row: on PostgreSQL it
+        waits for the first's row lock, then reads the row it left). None when no row
+        was changed."""
         connection = sql_unit(unit).connection
+        reviews = identity_reviews.c
         closed = connection.execute(
             update(identity_reviews)
-            .where(identity_reviews.c.id == review_id, identity_reviews.c.status == "open")
+            .where(reviews.id == review_id, reviews.status == "open", reviews.version == version)
             .values(
                 status="accepted" if accept else "rejected",
                 member_id=member_id,
                 reviewer=reviewer,
                 reason=reason,
                 decided_at=at,
+                version=reviews.version + 1,
             )
         )
-        row = connection.execute(_REVIEWS.where(identity_reviews.c.id == review_id)).first()
-        if row is None:
-            raise NotFound(f"no review case {review_id}")
-        if not closed.rowcount:
-            raise Conflict(f"review case {review_id} was already decided ({row.status})")
+        return self._changed(connection, review_id, closed.rowcount)
+
+    def reopen_review(self, unit: UnitOfWork, review_id: str, *, version: int) -> ReviewCase | None:
+        """Open the decided case again in ``unit`` if it is at ``version`` (one conditional
+        UPDATE), its decision cleared; None when no row was changed."""
+        connection = sql_unit(unit).connection
+        reviews = identity_reviews.c
+        reopened = connection.execute(
+            update(identity_reviews)
+            .where(reviews.id == review_id, reviews.status != "open", reviews.version == version)
+            .values(
+                status="open",
+                member_id=None,
+                reviewer=None,
+                reason=None,
+                decided_at=None,
+                version=reviews.version + 1,
+            )
+        )
+        return self._changed(connection, review_id, reopened.rowcount)
+
+    @staticmethod
+    def _changed(connection: Connection, review_id: str, rowcount: int | None) -> ReviewCase | None:
+        if not rowcount:
+            return None
+        row = connection.execute(_REVIEWS.where(identity_reviews.c.id == review_id)).one()
         return _review(row)
 
     # -- the identity graph ----------------------------------------------------------------
@@ -468,6 +538,16 @@ class SqlIdentityStore:
     def add_links(self, unit: UnitOfWork, links: Sequence[IdentityLink]) -> None:
         """Add links in ``unit``; a link already valid is kept as is."""
         _add_links(sql_unit(unit).connection, links)
+
+    def end_link(self, unit: UnitOfWork, link: IdentityLink, *, at: datetime) -> None:
+        """End the member's current link to ``link``'s value, of its kind, at ``at``."""
+        _end_links(
+            sql_unit(unit).connection,
+            member_id=link.member_id,
+            kind=link.kind,
+            value=link.value,
+            at=at,
+        )
 
     def links_of(self, member_id: MemberId) -> list[IdentityLink]:
         """Every link of a member, current and ended, oldest first."""

@@ -19,6 +19,8 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.identity.decision import MatchDecision
 from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind
+from payerbridge.identity.review_queue import ReviewOpening
+from payerbridge.identity.standardize import record_to_dict
 from payerbridge.store.dbapi import insert_rows
 from payerbridge.store.members import ResourceRow, ResourceSql
 from payerbridge.store.tables import (
@@ -141,6 +143,12 @@ class IdentitySql(ResourceSql):
                 "request_key",
                 "candidate_ids",
                 "opened_at",
+                "version",
+                "risk",
+                "due_at",
+                "policy",
+                "opened_because",
+                "request_record",
             ),
         )
         self.latest_review = sql(
@@ -266,16 +274,26 @@ class IdentitySql(ResourceSql):
         }
 
     def review_row(
-        self, decision: MatchDecision, review_id: str, client_id: ClientId, request_key: str
+        self,
+        decision: MatchDecision,
+        review: ReviewOpening,
+        client_id: ClientId,
+        request_key: str,
     ) -> dict[str, Any]:
         return {
-            "id": review_id,
+            "id": review.id,
             "decision_id": decision.decision_id,
             "status": "open",
             "client_id": client_id,
             "request_key": request_key,
             "candidate_ids": orjson.dumps(list(decision.candidate_ids)).decode(),
             "opened_at": self.timestamp(decision.evidence.decided_at),
+            "version": 1,
+            "risk": review.priority.risk,
+            "due_at": self.timestamp(review.priority.due_at),
+            "policy": review.policy,
+            "opened_because": decision.evidence.review_reason,
+            "request_record": orjson.dumps(record_to_dict(review.request)).decode(),
         }
 
     def link_row(self, link: IdentityLink) -> dict[str, Any]:
@@ -328,15 +346,15 @@ class SqlMatchWrites:
         *,
         client_id: ClientId,
         request_key: str,
-        review_id: str | None,
+        review: ReviewOpening | None,
         event: AuditEvent,
     ) -> None:
         """The decision with its evidence, its audit event and, for ``review``, its case."""
         sql, cursor = self._sql, self._cursor
         cursor.execute(sql.decision, sql.decision_row(decision, client_id, request_key))
         if decision.outcome is MatchOutcome.REVIEW:
-            assert review_id is not None
-            cursor.execute(sql.review, sql.review_row(decision, review_id, client_id, request_key))
+            assert review is not None
+            cursor.execute(sql.review, sql.review_row(decision, review, client_id, request_key))
         self._unit.record(event)
 
     def patient(self, member_id: MemberId) -> dict[str, Any] | None:

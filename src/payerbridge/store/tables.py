@@ -283,11 +283,9 @@ exchanges = Table(
     Column("data_path", Text, nullable=True),
     # Whom its data is held for (the client's member, hashed: ``exchange.reconcile``).
     Column("member_key", String(64), nullable=True),
-    # The request that submitted it (X-Request-ID): what a search by request finds.
-    Column("request_id", String(128), nullable=True),
+    Column("request_id", String(128), nullable=True),  # the X-Request-ID that submitted it
     Index("ix_exchanges_state", "state", "created_at"),
-    # Searches page newest first by (created_at, id): each filter leads an index in that
-    # order (migration 0032), so a page is an index range at any depth.
+    # Searches page newest first: each filter leads an index on (..., created_at, id).
     Index("ix_exchanges_created", "created_at", "id"),
     Index("ix_exchanges_updated", "updated_at"),
     Index("ix_exchanges_client_created", "client_id", "created_at", "id"),
@@ -410,21 +408,16 @@ audit_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("chain_hash", String(64), nullable=False),
     Index("ix_audit_events_entity", "entity_type", "entity_id"),
-    # A partner's proofs are of the events its requests caused (migration 0032).
-    Index("ix_audit_events_request", "request_id"),
+    Index("ix_audit_events_request", "request_id"),  # a partner's proofs, by its request
     UniqueConstraint("seq"),
 )
 
-# Roots of the perfect subtrees of 2**level leaves (levels 8, 16, 24, 32) of the audit
-# chain's Merkle tree, kept as checkpoints are signed: a proof reads these, not the chain
-# (``audit/proofs.py``). A cache the signed root checks, never trusted on its own.
+# The audit tree's kept subtree roots (``audit/proofs.py``), a cache its signed roots check.
 audit_tree_nodes = Table(
     "audit_tree_nodes",
     metadata,
-    Column("level", Integer, primary_key=True, autoincrement=False),
-    Column(
-        "idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
-    ),
+    Column("level", Integer, primary_key=True),
+    Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("hash", String(64), nullable=False),
 )
 
@@ -527,8 +520,20 @@ identity_reviews = Table(
     Column("reviewer", String(200), nullable=True),
     Column("reason", Text, nullable=True),
     Column("decided_at", UtcDateTime(), nullable=True),
+    # Each change (a decision, a reopening) adds one: a change is written only on the
+    # version its changer read (a conditional UPDATE), so a stale page changes nothing.
+    Column("version", Integer, nullable=False, server_default="1"),
+    # The queue's order: risk in [0, 1] and when the case is due (identity.review_queue).
+    Column("risk", Float(precision=53), nullable=False, server_default="0"),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("policy", String(64), nullable=True),  # the match policy's name
+    Column("opened_because", String(500), nullable=True),  # the decision's review_reason
+    # The request as matching read it (a StandardRecord's JSON): demographics, kept for
+    # the case's reviewer, as identity_member_records keeps the members'.
+    Column("request_record", Text, nullable=True),
     Index("ix_identity_reviews_status", "status", "opened_at"),
     Index("ix_identity_reviews_request", "client_id", "request_key"),
+    Index("ix_identity_reviews_queue", "status", "due_at", "id"),
 )
 
 # The identity graph: our member and the identifiers others know them by (UMBs we

@@ -22,7 +22,11 @@ from payerbridge.exchange.outbound import admit_call, record_outcome
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.retry import RetryPolicy
-from payerbridge.exchange.review import awaits_partner_review
+from payerbridge.exchange.review import (
+    awaits_partner_review,
+    partner_case_reference,
+    partner_review_wait,
+)
 from payerbridge.exchange.steps import proceed
 from payerbridge.exchange.submission import (
     ExchangeSubmission,
@@ -265,6 +269,11 @@ def test_an_exchange_waits_for_the_old_payers_reviewer_and_completes_when_accept
     assert record.error_code == "partner-review" and "R1" in (record.error_text or "")
     assert record.next_attempt_at == entered + timedelta(seconds=300)
     assert record.deadline_at == entered + timedelta(hours=72)
+    # The requester's view of it: since when, the partner's case, the next question.
+    wait = partner_review_wait(record, ports.retry_policy, entered + timedelta(hours=1))
+    assert (wait.since, wait.waited, wait.case_reference) == (entered, timedelta(hours=1), "R1")
+    assert (wait.partner_id, wait.next_ask_at) == (record.partner_id, record.next_attempt_at)
+    assert partner_case_reference("under review; call us") is None
     # Not due: nothing is asked.
     assert proceed(ports, exchange_id, _parse).done and len(client.calls) == 1
     clock.now = entered + timedelta(seconds=300)

@@ -30,13 +30,13 @@ from payerbridge.identity.member_match import (
     MemberMatchRules,
     answer_member_match,
 )
+from payerbridge.identity.reviews import ReviewDecision, decide_review
 from payerbridge.identity.service import (
     AttemptLimit,
     MatchedMember,
-    decide_review,
     match_member,
 )
-from payerbridge.types import ClientId
+from payerbridge.types import ClientId, MemberId
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
 from tests.fakes import (
     InMemoryConsentStore,
@@ -140,11 +140,7 @@ def test_a_decided_review_answers_the_same_request_with_the_member() -> None:
     case = decide_review(
         store,
         InMemoryTransactions(store.audit, store),
-        review_id,
-        accept=True,
-        member_id="p1",
-        reviewer="ops",
-        reason="called the member",
+        ReviewDecision(review_id, 1, True, MemberId("p1"), "ops", "called the member"),
         at=AT,
         request_id=None,
     )
@@ -161,17 +157,20 @@ def test_a_case_is_decided_once_and_a_second_decision_changes_nothing() -> None:
     review_id = under_review.value.review_id
     assert review_id is not None
     transactions = InMemoryTransactions(store.audit, store)
-    decide = functools.partial(
-        decide_review, store, transactions, review_id, reason="checked", at=AT, request_id=None
-    )
+
+    def decide(accept: bool, member_id: str | None, reviewer: str) -> None:
+        member = None if member_id is None else MemberId(member_id)
+        choice = ReviewDecision(review_id, 1, accept, member, reviewer, "checked")
+        decide_review(store, transactions, choice, at=AT, request_id=None)
+
     decide(accept=False, member_id=None, reviewer="ops")
     kept = (list(store.links), list(store.audit.events), store.reviews[review_id])
 
-    with pytest.raises(Conflict, match="already decided"):
+    with pytest.raises(Conflict, match="already decided: rejected by ops at 20"):
         decide(accept=True, member_id="p1", reviewer="someone else")
 
     assert (store.links, store.audit.events, store.reviews[review_id]) == kept
-    assert store.reviews[review_id].status == "rejected" and transactions.rollbacks == 1
+    assert store.reviews[review_id].status == "rejected"
 
 
 def _answer(
