@@ -68,6 +68,9 @@ class ConsoleRun:
     exchanges: int
     review_cases: int = 0
     load_seconds: dict[str, float] = field(default_factory=dict)
+    # The machine's load average (1, 5, 15 min) when the pages had been timed: a busy machine
+    # slows every page, and a report should say how busy it was.
+    busy: tuple[float, float, float] = (0.0, 0.0, 0.0)
     pages: list[PageTime] = field(default_factory=list)
 
 
@@ -109,6 +112,7 @@ def _one_backend(
             progress(f"{run.backend}: {run.review_cases:,} review cases open; timing pages")
             with sessions(base, keys) as signed_in:
                 run.pages = [time_page(signed_in, page, repeat) for page in pages(signed_in, fleet)]
+                run.busy = os.getloadavg()  # over the timing's last minute
     return run
 
 
@@ -317,7 +321,8 @@ def report_markdown(runs: Sequence[ConsoleRun], *, repeat: int, note: str = "") 
             f"## {run.backend}: {run.members:,} members, {run.exchanges:,} exchanges, "
             f"{run.review_cases:,} open review cases",
             "",
-            f"Loading: {loaded}.",
+            f"Loading: {loaded}. Load average as the pages were timed: "
+            f"{', '.join(f'{n:.1f}' for n in run.busy)} (1, 5, 15 min).",
             "",
             "| surface | page | asked as | p50 ms | p95 ms | max ms | p95 < 300 ms |",
             "|---|---|---|---:|---:|---:|:-:|",
