@@ -209,10 +209,14 @@ class PreconditionFailed(PayerBridgeError):
     """A change sent with the version it was made on (If-Match), which the resource no
     longer has: someone changed it since the sender read it (RFC 9110 13.1.1)."""
 
+    reason_code = "precondition-failed"
+
 
 class PreconditionRequired(PayerBridgeError):
     """A change that must say which version it was made on, sent without one
     (RFC 6585 3): without it a stale page could overwrite a newer change."""
+
+    reason_code = "precondition-required"
 
 
 class Gone(PayerBridgeError):

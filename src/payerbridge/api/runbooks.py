@@ -15,12 +15,14 @@ Each room declares its codes in one place; this module only gathers them, by fam
 
 A code may sit in several families when it means the same in each (``no-match`` is the
 error a ``$member-match`` answers and the reason an exchange fails on it): one page says
-both. ``tests/unit/test_runbooks.py`` fails when a code has no page, or a page no code.
+both. ``tests/unit/test_runbooks.py`` fails when a code has no page, or a page no code
+(the alerts' pages, ``alert-<name>.md``, are the alert rules' to name).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -37,10 +39,19 @@ from payerbridge.fhir.profile_check import ProfileRule
 from payerbridge.identity.evidence import DecisionReason
 from payerbridge.onboarding.service import REASON_CODES as ONBOARDING_REASONS
 
-__all__ = ["INDEX", "RunbookShelf", "default_runbooks_dir", "reason_families", "runbook_codes"]
+__all__ = [
+    "ALERT_PAGE",
+    "INDEX",
+    "RunbookShelf",
+    "default_runbooks_dir",
+    "reason_families",
+    "runbook_codes",
+]
 
 logger = logging.getLogger(__name__)
 INDEX = "README"  # the page that lists every runbook
+# The pages of the Prometheus alerts (``alert-<name>.md``), which the alert rules link.
+ALERT_PAGE = re.compile(r"^alert-[a-z0-9]+(?:-[a-z0-9]+)*$")
 _ERROR_CLASSES: tuple[type[PayerBridgeError], ...] = (
     *(
         cls
@@ -95,7 +106,7 @@ class RunbookShelf:
     def page(self, code: str) -> str:
         """The runbook of ``code`` as written (Markdown); NotFound for a code we do not
         emit, or when the pages are not where the settings say."""
-        if code != INDEX and code not in runbook_codes():
+        if code != INDEX and code not in runbook_codes() and not ALERT_PAGE.match(code):
             raise NotFound(
                 f"no runbook for the reason code '{code[:64]}': it is not one payerbridge "
                 "emits; /runbooks lists every one"

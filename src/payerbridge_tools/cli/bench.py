@@ -387,3 +387,52 @@ def bench_adapters(
     report.write_text(markdown)
     out.print(markdown)
     out.print(f"report written to {report}")
+
+
+@bench_app.command("console")
+def bench_console(
+    members: Annotated[
+        int, typer.Option(min=100, help="Members in the identity index.")
+    ] = 1_000_000,
+    exchanges: Annotated[
+        int, typer.Option(min=10, help="Exchanges with their histories.")
+    ] = 100_000,
+    match_requests: Annotated[
+        int, typer.Option(min=1, help="$member-match requests sent first (they open the reviews).")
+    ] = 20_000,
+    repeat: Annotated[int, typer.Option(min=5, help="Times each page is asked for.")] = 100,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PAYERBRIDGE_BENCH_DATABASE_URL",
+            help="PostgreSQL admin URL; the run gets a fresh database. Unset: SQLite only.",
+        ),
+    ] = None,
+    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks/console.md"
+    ),
+) -> None:
+    """The operators' pages (API and console) timed over a loaded plan: p50 and p95 per page."""
+    from payerbridge_tools.bench.console import report_markdown, run_console
+
+    backends = ["sqlite", "postgres"] if postgres_url else ["sqlite"]
+    runs = run_console(
+        members=members,
+        exchanges=exchanges,
+        backends=backends,
+        admin_url=postgres_url,
+        repeat=repeat,
+        match_requests=match_requests,
+        progress=err.print,
+    )
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(report_markdown(runs, repeat=repeat))
+    for run in runs:
+        table = Table("surface", "page", "p50 ms", "p95 ms", "under 300 ms", title=run.backend)
+        for page in run.pages:
+            under = "yes" if page.meets_target else "NO"
+            table.add_row(
+                page.surface, page.name, f"{page.p50_ms:.1f}", f"{page.p95_ms:.1f}", under
+            )
+        out.print(table)
+    out.print(f"report written to {report}")
