@@ -201,7 +201,7 @@ def version_sent(if_match: str | None, version: int | None) -> int:
 
 
 # A case changes only on the version its decider read (ADR 0036).
-_VERSIONED = {
+_VERSIONED: dict[int | str, dict[str, Any]] = {
     412: {"description": "The case changed since that version was read: read it again"},
     428: {"description": "No version: send If-Match with the case's ETag, or version"},
 }
