@@ -618,6 +618,12 @@ def demo(
         instances.append(platform)
         _wait_healthy(instances)
         _register_partners_locally(
+            data_dir, sources.partners, network, us[1], payers=sources.payers
+        )
+        switchers = orjson.loads((_network_dir(data_dir) / "switchers.json").read_bytes())
+        token = _console_token(data_dir, port, us)
+        # Last before the exchanges: the short maintenance window starts when it is set.
+        _register_partners_locally(
             data_dir,
             partners,
             network,
@@ -625,11 +631,6 @@ def demo(
             window_seconds=window_seconds,
             weekly=weekly_maintenance,
         )
-        _register_partners_locally(
-            data_dir, sources.partners, network, us[1], payers=sources.payers
-        )
-        switchers = orjson.loads((_network_dir(data_dir) / "switchers.json").read_bytes())
-        token = _console_token(data_dir, port, us)
         # One member moving from each partner.
         requests = [
             next(s["request"] for s in switchers if s["request"]["old_payer"] == payer["slug"])
