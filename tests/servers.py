@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import ssl
 import subprocess
@@ -80,17 +81,33 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def _ephemeral_low() -> int:
+    """The lowest port Linux hands out to outbound connections (32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_run(count: int) -> int:
     """The first of ``count`` consecutive free ports (the sandbox puts partners at base, base+1).
 
-    ``free_port() + 1`` is not enough: Linux hands out ports of the other parity to outbound
-    connections, so the next port is often some client's local port and a server cannot bind it.
+    The run is taken below the ephemeral range, each test worker in a band of its own: a port
+    the OS gives out (``free_port()``, any client's local port) could otherwise be taken by
+    another test between this check and the moment the sandbox binds it, which can be a
+    minute later (the demo generates its data first).
     """
+    low, high = 10_000, _ephemeral_low()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
+    band = (high - low) // max(workers, 1)
+    first = low + (int(worker) % workers if worker.isdigit() else 0) * band
+    rng = random.Random()
     for _ in range(200):
-        base = free_port()
-        if base + count <= 65535 and all(_bindable(base + i) for i in range(1, count)):
+        base = rng.randrange(first, first + band - count)
+        if all(_bindable(base + i) for i in range(count)):
             return base
-    raise RuntimeError(f"no run of {count} free ports")
+    raise RuntimeError(f"no run of {count} free ports in {first}..{first + band}")
 
 
 def run_cli(

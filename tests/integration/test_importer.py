@@ -170,7 +170,8 @@ def test_an_import_on_postgresql_leaves_the_planner_statistics_of_what_it_wrote(
     platform: Platform, tmp_path: Path
 ) -> None:
     """Without them the planner takes the tables for empty until autovacuum gets there;
-    and the pages it wrote are all-visible, so reads by index need not visit them."""
+    and the import vacuums them, so the pages it wrote can be marked all-visible and reads
+    by index need not visit them."""
     if platform.engine.dialect.name != "postgresql":
         pytest.skip("planner statistics are PostgreSQL's")
     path = write_ndjson(tmp_path / "a.ndjson", [a_patient(), a_coverage()])
@@ -182,16 +183,19 @@ def test_an_import_on_postgresql_leaves_the_planner_statistics_of_what_it_wrote(
                 "('fhir_resources', 'fhir_tokens')"
             ).all()
         )
-        visible = dict(
+        # Whether the pages became all-visible is not asserted: another test worker's open
+        # transaction in the same database holds back VACUUM's horizon. That the import's
+        # VACUUM ran is what it owes (autovacuum is off on CI's server, so nothing else does).
+        vacuumed = dict(
             connection.exec_driver_sql(
-                "SELECT relname, relallvisible = relpages AND relpages > 0 FROM pg_class "
-                "WHERE relname IN ('fhir_resources', 'fhir_tokens')"
+                "SELECT relname, last_vacuum IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE schemaname = current_schema() AND relname IN "
+                "('fhir_resources', 'fhir_tokens')"
             ).all()
         )
     assert counted["fhir_resources"] == 2  # -1 (never analyzed) without the import's ANALYZE
     assert counted["fhir_tokens"] > 0
-    # 0 all-visible pages without the import's VACUUM (autovacuum is off on CI's server).
-    assert visible == {"fhir_resources": True, "fhir_tokens": True}
+    assert vacuumed == {"fhir_resources": True, "fhir_tokens": True}
 
 
 def test_a_large_import_on_postgresql_gives_the_planner_statistics_as_its_tables_grow(
