@@ -677,7 +677,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     settings = platform.settings
     start_tracing(settings, version=__version__)  # ADR 0033
     use_trace_ids(current_ids)
-    if settings.tracing != "off":
+    if settings.tracing != "off" and settings.trace_statements:
         trace_statements(platform.engine, platform.reader)
     exchange.bind_ports(platform.exchange_ports)
     bulk.bind(platform.bulk)

@@ -461,6 +461,12 @@ class Settings(BaseSettings):
         description="The share of the traces we start that are recorded; a caller's "
         "traceparent decides for the traces it started.",
     )
+    trace_statements: bool = Field(
+        default=False,
+        description="While recording, also a span per SQL statement (its operation and "
+        "table, never its values): for finding a slow query; each costs a span's recording "
+        "and export, dozens per exchange.",
+    )
     trace_propagation: bool = Field(
         default=True,
         description="Continue a caller's W3C traceparent (into the workflows it starts, on "

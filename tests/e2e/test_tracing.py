@@ -97,6 +97,7 @@ def test_a_callers_trace_runs_through_both_payers(
         "PAYERBRIDGE_OTLP_ENDPOINT": collector.url,
         "OTEL_SERVICE_NAME": "new-payer",
         "OTEL_BSP_SCHEDULE_DELAY": "50",  # the batch sent within 50 ms, not 5 s
+        "PAYERBRIDGE_TRACE_STATEMENTS": "true",
     }
     old, new, _info = start_payers(server, network, new_env=recording)
     switcher = switcher_to(network, 0)
@@ -129,6 +130,11 @@ def test_a_callers_trace_runs_through_both_payers(
     # Each unit of work is named after the use case that began it.
     units = {s["name"] for s in collector.spans if s["attributes"].get("code.function.name")}
     assert {unit.split(".")[1] for unit in units} >= {"submission", "retrieval"}, units
+    # Statements asked for: a span each, in the trace, inside a span of ours (a request or
+    # a unit), named by operation and table.
+    recorded = {s["span_id"] for s in collector.spans}
+    reads = [s for s in collector.named("SELECT exchanges") if s["trace_id"] == trace_id]
+    assert reads and {s["parent_span_id"] for s in reads} <= recorded
     assert {s["service"] for s in collector.spans} == {"new-payer"}  # the old payer records none
     # Nothing of the member in any span: templates, operations, our ids and codes.
     exported = orjson.dumps(collector.spans).decode()
