@@ -410,6 +410,7 @@ audit_events = Table(
     Column("chain_hash", String(64), nullable=False),
     Index("ix_audit_events_entity", "entity_type", "entity_id"),
     Index("ix_audit_events_request", "request_id"),  # a partner's proofs, by its request
+    Index("ix_audit_events_at", "at", "seq"),  # an AuditEvent search by date
     UniqueConstraint("seq"),
 )
 
