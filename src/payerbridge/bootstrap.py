@@ -49,7 +49,7 @@ from payerbridge.identity.ports import IdentityStore
 from payerbridge.logging import use_trace_ids
 from payerbridge.metrics import PlatformMetrics, observe_events
 from payerbridge.net.addresses import AddressPolicy
-from payerbridge.net.transport import GuardedTransport
+from payerbridge.net.transport import GuardedTransport, carry_trace_context
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.oversight.ports import Oversight
 from payerbridge.partners.answers import ResponseCaps
@@ -687,7 +687,9 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
             platform.webhooks,
             platform.transactions,
             httpx.Client(
-                follow_redirects=False, transport=GuardedTransport(platform.webhook_targets.policy)
+                follow_redirects=False,
+                transport=GuardedTransport(platform.webhook_targets.policy),
+                event_hooks={"request": [carry_trace_context]},  # ADR 0033
             ),
             WebhookPolicy(
                 max_attempts=settings.webhook_max_attempts,

@@ -18,8 +18,10 @@ import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tests.builders import a_patient
+from tests.e2e import test_bulk_member_match as bulk
 from tests.e2e.test_exchange import network, start_payers, switcher_to, wait_terminal  # noqa: F401
-from tests.servers import ServerProcess, new_key
+from tests.servers import REQUESTER_SCOPES, ServerProcess, new_key
 
 
 class Collector:
@@ -171,3 +173,32 @@ def test_a_callers_trace_runs_through_both_payers(
     for payer in (new, old):
         verified = payer.cli("audit", "verify")
         assert verified.returncode == 0, verified.stderr
+
+
+def test_a_bulk_job_continues_the_trace_of_its_kick_off(
+    server: Callable[..., ServerProcess], tmp_path: Path, collector: Collector
+) -> None:
+    """The job runs on a worker, later: its span is in the kick-off's trace."""
+    data = tmp_path / "members.ndjson"
+    people = [a_patient(pid, member_id=member_id) for pid, *_, member_id in bulk.MEMBERS]
+    data.write_bytes(b"\n".join(orjson.dumps(person) for person in people))
+    recording = {
+        "PAYERBRIDGE_ORG_NPI": bulk.OLD_NPI,
+        "PAYERBRIDGE_TRACING": "otlp",
+        "PAYERBRIDGE_OTLP_ENDPOINT": collector.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "50",
+    }
+    old = server("old", env=recording, import_files=[data])
+    old = old.authorize("newplan", npi=bulk.NEW_NPI, scope=REQUESTER_SCOPES)
+    trace_id = secrets.token_hex(16)
+    with old.client() as client:
+        status_url = bulk.kick_off(
+            client, bulk.four_members(), traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01"
+        )
+        bulk.wait_for_manifest(client, status_url)
+    collector.wait_for(lambda s: s["name"] == "bulk.run" and s["trace_id"] == trace_id)
+    [kick] = [s for s in collector.named("POST /fhir/Group/$bulk-member-match")]
+    run = next(s for s in collector.named("bulk.run") if s["trace_id"] == trace_id)
+    assert kick["trace_id"] == trace_id
+    assert run["attributes"]["payerbridge.bulk_job_state"] == "completed"
+    assert run["attributes"]["payerbridge.bulk_job_id"] in status_url

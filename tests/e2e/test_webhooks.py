@@ -4,6 +4,7 @@ posts retried under the same delivery id."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -110,7 +111,9 @@ def test_a_subscriber_is_told_of_every_state_change_signed_and_retried(
         assert [s["id"] for s in listed["items"]] == [subscription["id"]]
         assert "secret" not in listed["items"][0]
 
-        response = client.post("/exchanges", json=switchers[0]["request"], headers=new_key())
+        trace_id = secrets.token_hex(16)
+        traced = {**new_key(), "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+        response = client.post("/exchanges", json=switchers[0]["request"], headers=traced)
         assert response.status_code == 202, response.text
         exchange = wait_terminal(client, response.headers["location"])
         assert exchange["state"] == "completed", exchange
@@ -118,6 +121,8 @@ def test_a_subscriber_is_told_of_every_state_change_signed_and_retried(
         wait_for(lambda: len(receiver.delivered()) == len(HAPPY_PATH))
         events = []
         for headers, body in receiver.delivered():
+            # Each post continues the trace of the request whose exchange it tells of.
+            assert headers["traceparent"].split("-")[1] == trace_id
             assert verify(secret, headers["payerbridge-signature"], body, now=int(time.time()))
             assert not verify(
                 "another-secret", headers["payerbridge-signature"], body, now=int(time.time())

@@ -33,6 +33,7 @@ __all__ = [
     "AddressRefused",
     "AnswerTooLarge",
     "GuardedTransport",
+    "carry_trace_context",
     "oauth_error",
     "resolve",
     "send_bounded",
@@ -142,6 +143,12 @@ class GuardedTransport(httpx.HTTPTransport):
             return super().handle_request(request)
         finally:
             _plain_http.reset(token)
+
+
+def carry_trace_context(request: httpx.Request) -> None:
+    """An httpx ``request`` event hook: the call carries the current trace context (a
+    client whose calls do not go through ``send_bounded``, as webhook posts)."""
+    send_trace_context(request.headers)
 
 
 def send_bounded(client: httpx.Client, request: httpx.Request, *, limit: int) -> httpx.Response:

@@ -17,6 +17,7 @@ from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 from payerbridge.bulk.jobs import run_job
 from payerbridge.bulk.member_match import BulkPorts, fail_job
 from payerbridge.errors import StoreUnavailable
+from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import BulkJobId, ClientId
 from payerbridge.workflows.steps import Progress, run_until_done
 
@@ -47,10 +48,22 @@ def fail_bulk_job_step(job_id: BulkJobId, error: str) -> None:
 
 
 @DBOS.workflow()
-def bulk_job_workflow(job_id: BulkJobId) -> str:
-    """Run the job to its end. Not a step: its row is its checkpoint (see the module)."""
+def bulk_job_workflow(job_id: BulkJobId, traceparent: str | None = None) -> str:
+    """Run the job to its end. Not a step: its row is its checkpoint (see the module).
+    ``traceparent``: the kick-off's trace, continued on whichever worker runs the job
+    (ADR 0033; None for jobs enqueued before it was an input, or by the sweep)."""
+
+    def step() -> Progress:
+        with (
+            continued(traceparent),
+            span("bulk.run", {"payerbridge.bulk_job_id": job_id}) as current,
+        ):
+            ended = run_job(_current(), job_id).value
+            current.set_attribute("payerbridge.bulk_job_state", ended)
+        return Progress(ended=ended)
+
     return run_until_done(
-        lambda: Progress(ended=run_job(_current(), job_id).value),
+        step,
         transient=(StoreUnavailable,),  # the database blinked: a restart, a failover
         end=lambda exc: _failed(job_id, exc),
         clock=_current().clock,
@@ -76,7 +89,7 @@ def enqueue_job(job_id: BulkJobId, client_id: ClientId) -> None:
     if queue is None:
         raise RuntimeError(f"the {BULK_QUEUE} queue is not registered")
     with SetWorkflowID(job_id), SetEnqueueOptions(queue_partition_key=client_id):
-        queue.enqueue(bulk_job_workflow, job_id)
+        queue.enqueue(bulk_job_workflow, job_id, current_traceparent())
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from payerbridge.errors import (
 )
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.onboarding.service import fail_onboarding, proceed
+from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import OnboardingId, PartnerId
 from payerbridge.workflows.steps import Progress, run_until_done
 
@@ -49,11 +50,17 @@ def fail_onboarding_step(onboarding_id: OnboardingId, error: str) -> None:
 
 
 @DBOS.workflow()
-def onboarding_workflow(onboarding_id: OnboardingId) -> str:
+def onboarding_workflow(onboarding_id: OnboardingId, traceparent: str | None = None) -> str:
+    """Run the onboarding to its end; ``traceparent``: the trace of the request or command
+    that started it, continued by every step (ADR 0033)."""
     ports = _current()
 
     def step() -> Progress:
-        progress = proceed(ports, onboarding_id)
+        with (
+            continued(traceparent),
+            span("onboarding.proceed", {"payerbridge.onboarding_id": onboarding_id}),
+        ):
+            progress = proceed(ports, onboarding_id)
         return Progress(ended="done" if progress.done else None, resume_at=progress.retry_at)
 
     def before_retry(exc: BaseException) -> None:
@@ -102,7 +109,7 @@ def enqueue_onboarding(onboarding_id: OnboardingId, partner_id: PartnerId) -> No
         SetWorkflowID(f"onboarding:{onboarding_id}"),
         SetEnqueueOptions(queue_partition_key=partner_id),
     ):
-        queue.enqueue(onboarding_workflow, onboarding_id)
+        queue.enqueue(onboarding_workflow, onboarding_id, current_traceparent())
 
 
 def register_queue(*, partner_concurrency: int, polling_interval_seconds: float) -> None:

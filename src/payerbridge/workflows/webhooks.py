@@ -24,6 +24,7 @@ from datetime import datetime
 import httpx
 from dbos import DBOS, Queue, SetWorkflowID
 
+from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.transactions import Transactions
 from payerbridge.webhooks.delivery import deliver_one
 from payerbridge.webhooks.egress import WebhookTargets
@@ -74,27 +75,34 @@ def _delivery() -> WebhookDelivery:
 
 
 @DBOS.step()
-def attempt_delivery(delivery_id: str) -> float | None:
+def attempt_delivery(delivery_id: str, traceparent: str | None = None) -> float | None:
     """Post the delivery once if it is due: the seconds until it is due again, or None
-    once it needs nothing more."""
+    once it needs nothing more. The post continues ``traceparent`` (the bound client
+    sends the current trace context: ``send_trace_context``)."""
     bound = _delivery()
-    due = deliver_one(
-        bound.store,
-        bound.transactions,
-        bound.client,
-        bound.policy,
-        delivery_id,
-        targets=bound.targets,
-        random=bound.random,
-    )
+    with (
+        continued(traceparent),
+        span("webhook.deliver", {"payerbridge.delivery_id": delivery_id}),
+    ):
+        due = deliver_one(
+            bound.store,
+            bound.transactions,
+            bound.client,
+            bound.policy,
+            delivery_id,
+            targets=bound.targets,
+            random=bound.random,
+        )
     if due is None:
         return None
     return max((due - bound.clock()).total_seconds(), _MIN_WAIT_SECONDS)
 
 
 @DBOS.workflow()
-def webhook_delivery(delivery_id: str) -> None:
-    while (wait := attempt_delivery(delivery_id)) is not None:
+def webhook_delivery(delivery_id: str, traceparent: str | None = None) -> None:
+    """``traceparent``: the trace of the unit whose commit made the delivery (ADR 0033);
+    None when the sweep enqueued it."""
+    while (wait := attempt_delivery(delivery_id, traceparent)) is not None:
         DBOS.sleep(wait)
 
 
@@ -110,6 +118,7 @@ def enqueue_deliveries(delivery_ids: Sequence[str]) -> None:
     """Start each delivery's workflow (a no-op for one already started)."""
     if _queue is None:
         raise RuntimeError(f"the {WEBHOOK_QUEUE} queue is not registered")
+    traceparent = current_traceparent()
     for delivery_id in delivery_ids:
         with SetWorkflowID(f"webhook-{delivery_id}"):
-            _queue.enqueue(webhook_delivery, delivery_id)
+            _queue.enqueue(webhook_delivery, delivery_id, traceparent)
