@@ -26,6 +26,7 @@ from tests.builders import (
     a_member_reaching_sensitive_shared_data,
     a_patient,
 )
+from tests.e2e.test_metrics import scrape, total
 from tests.servers import REQUESTER_SCOPES, ServerProcess
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
@@ -197,6 +198,12 @@ def test_the_export_gives_the_consenting_matched_members_data_only(
     [error_file] = manifest["error"]
     [outcome] = files(client, [error_file])["OperationOutcome"]
     assert outcome["issue"][0]["details"]["text"] == "Patient/luis was not exported"
+    # The export's disclosures are counted once it completes: Ana's, and what hers withheld.
+    samples, _ = scrape(old_payer)
+    key = {"operation": "group-export", "policy": "regular"}
+    assert total(samples, "payerbridge_disclosures_total", **key) == 1
+    withheld = total(samples, "payerbridge_disclosure_withheld_resources_total", **key)
+    assert withheld == len(WITHHELD_UNDER_REGULAR)
 
     # Downloaded again after the job: what has not changed goes as written; a resource
     # changed since goes as it is now, and not at all if it has become sensitive.

@@ -332,6 +332,7 @@ class _ChunkDecision:
                 policy.value,
                 tuple(plan.withheld),
                 rules.segmentation.code_sets.label,
+                plan.withheld_count,
             )
         )
         stripping = policy is ConsentPolicy.REGULAR and plan.withheld
@@ -441,6 +442,9 @@ def _complete(ports: BulkPorts, job: BulkJob, *, notices: int) -> JobStatus:
         for kind in sorted(counts)
     ]
     skipped = counts.get(ERROR_FILE, 0) - notices
+    # Per consent policy, the members released and what their decisions withheld: the
+    # export's disclosures, counted once it is complete (metrics.events).
+    released = ports.jobs.released_counts(job.id)
     with ports.transactions.begin() as unit:
         completed = ports.jobs.complete(
             unit,
@@ -460,6 +464,8 @@ def _complete(ports: BulkPorts, job: BulkJob, *, notices: int) -> JobStatus:
                     job.id,
                     lines=sum(counts.values()) - skipped - notices,
                     skipped=skipped,
+                    released={policy: n for policy, (n, _) in released.items()},
+                    withheld={policy: n for policy, (_, n) in released.items()},
                 )
             )
     if completed:

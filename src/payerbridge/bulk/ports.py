@@ -57,6 +57,7 @@ class ExportedMember:
     policy: str | None
     withheld: tuple[str, ...] = ()
     code_sets: str | None = None  # the label of the code sets its records were judged by
+    withheld_count: int = 0  # the resources its decision withheld, as $everything counts them
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,11 @@ class BulkJobs(Protocol):
 
     def file_counts(self, job_id: BulkJobId) -> dict[str, int]:
         """Lines per file of the job."""
+        ...
+
+    def released_counts(self, job_id: BulkJobId) -> dict[str, tuple[int, int]]:
+        """Of an export: per consent policy, the members released and the resources
+        their decisions withheld."""
         ...
 
     def line_page(self, job_id: BulkJobId, file: str, *, after: int, count: int) -> list[LineRead]:

@@ -70,6 +70,19 @@ def _disclosure(metrics: ProcessMetrics, event: AuditEvent) -> None:
         metrics.withheld.child(*key).inc(withheld)
 
 
+def _exported(metrics: ProcessMetrics, event: AuditEvent) -> None:
+    """A completed export's disclosures: each member released is one, by its policy."""
+    released, withheld = event.detail.get("released"), event.detail.get("withheld")
+    if not isinstance(released, dict) or not isinstance(withheld, dict):
+        return  # a bulk match, or an export completed before these were recorded
+    for policy, members in released.items():
+        if isinstance(members, int) and members > 0:
+            metrics.disclosures.child(event.action, policy).inc(members)
+        count = withheld.get(policy)
+        if isinstance(count, int) and count > 0:
+            metrics.withheld.child(event.action, policy).inc(count)
+
+
 def _breaker(metrics: ProcessMetrics, event: AuditEvent) -> None:
     metrics.breaker_changes.child(event.detail.get("partner_id"), event.outcome).inc()
 
@@ -104,5 +117,7 @@ def observe_events(events: Sequence[AuditEvent]) -> None:
                 observer(metrics, event)
             elif event.entity_type == "BulkJob" and event.outcome in _BULK_OUTCOMES:
                 metrics.bulk_jobs.child(event.action, event.outcome).inc()
+                if event.outcome == "completed":
+                    _exported(metrics, event)
     except Exception:  # noqa: BLE001 - see the docstring
         logger.exception("audit events not counted")

@@ -150,7 +150,8 @@ class ProcessMetrics:
         )
         self.disclosures = self._counter(
             "payerbridge_disclosures",
-            "Disclosures of a member's record ($everything, searches), by operation and policy",
+            "Disclosures of a member's record ($everything, searches, a member of a bulk "
+            "export), by operation and policy",
             ("operation", "policy"),
         )
         self.withheld = self._counter(

@@ -37,7 +37,15 @@ from payerbridge.types import BulkJobId, ClientId
 __all__ = ["SqlBulkJobs"]
 
 _OUTCOME_COLUMNS = ("job_id", "position", "result", "patient_id")
-_MEMBER_COLUMNS = ("job_id", "position", "patient_id", "policy", "withheld", "code_sets")
+_MEMBER_COLUMNS = (
+    "job_id",
+    "position",
+    "patient_id",
+    "policy",
+    "withheld",
+    "code_sets",
+    "withheld_count",
+)
 _LINE_COLUMNS = ("job_id", "seq", "file", "member", "ref", "mode", "body", "version_id")
 # The job's rows besides its own, in the order they are dropped.
 _JOB_ROWS = (bulk_match_results, bulk_export_members, bulk_output_lines, member_groups)
@@ -171,6 +179,7 @@ class SqlBulkJobs:
                 "policy": m.policy,
                 "withheld": orjson.dumps(list(m.withheld)).decode() if m.policy else None,
                 "code_sets": m.code_sets,
+                "withheld_count": m.withheld_count if m.policy else None,
             }
             for m in members
         ]
@@ -207,6 +216,20 @@ class SqlBulkJobs:
                 .group_by(lines.c.file)
             ).all()
         return {str(file): int(count) for file, count in rows}
+
+    def released_counts(self, job_id: BulkJobId) -> dict[str, tuple[int, int]]:
+        members = bulk_export_members.c
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(
+                    members.policy,
+                    func.count(),
+                    func.coalesce(func.sum(members.withheld_count), 0),
+                )
+                .where(members.job_id == job_id, members.policy.is_not(None))
+                .group_by(members.policy)
+            ).all()
+        return {str(policy): (int(count), int(withheld)) for policy, count, withheld in rows}
 
     def line_page(self, job_id: BulkJobId, file: str, *, after: int, count: int) -> list[LineRead]:
         lines, members = bulk_output_lines, bulk_export_members

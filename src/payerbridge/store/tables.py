@@ -689,6 +689,7 @@ bulk_export_members = Table(
     Column("policy", String(16), nullable=True),
     Column("withheld", Text, nullable=True),  # JSON list of Type/id
     Column("code_sets", String(200), nullable=True),  # the label of those it was judged by
+    Column("withheld_count", Integer, nullable=True),  # as $everything's audit counts them
 )
 
 # A job's output lines in the order written: a member's resource (its reference, its body

@@ -118,6 +118,27 @@ def test_review_resolution_disclosures_and_withheld_resources() -> None:
     assert moved_by([first_page], "payerbridge_disclosure_withheld_resources_total", **key) == 3
 
 
+def test_a_completed_export_counts_each_member_released_and_what_was_withheld() -> None:
+    completed = AuditEvent(
+        AT,
+        "newplan",
+        "group-export",
+        "BulkJob",
+        "job-1",
+        "completed",
+        detail={"released": {"regular": 40, "sensitive": 2}, "withheld": {"regular": 9}},
+    )
+    regular = {"operation": "group-export", "policy": "regular"}
+    assert moved_by([completed], "payerbridge_disclosures_total", **regular) == 40
+    assert moved_by([completed], "payerbridge_disclosure_withheld_resources_total", **regular) == 9
+    sensitive = {"operation": "group-export", "policy": "sensitive"}
+    assert moved_by([completed], "payerbridge_disclosures_total", **sensitive) == 2
+    # A bulk match completes without them: counted as a job, not as disclosures.
+    matched = AuditEvent(AT, "newplan", "bulk-member-match", "BulkJob", "job-2", "completed")
+    jobs = {"kind": "bulk-member-match", "outcome": "completed"}
+    assert moved_by([matched], "payerbridge_bulk_jobs_total", **jobs) == 1
+
+
 def test_a_malformed_event_is_skipped_and_never_fails_the_committed_unit() -> None:
     odd = AuditEvent(
         AT,
