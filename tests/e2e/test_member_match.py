@@ -692,3 +692,47 @@ def test_each_caller_is_answered_in_the_shape_of_the_hrex_version_it_names(
                     f"hrex-{checked}", "StructureDefinition-hrex-parameters-member-match-out"
                 )
                 assert violations(answer.json(), profile, f"hrex-{checked}") == []
+
+
+def test_a_case_is_listed_shown_decided_and_reopened_from_the_command_line(
+    shared_old_payer: ServerProcess, request: pytest.FixtureRequest
+) -> None:
+    payer = shared_old_payer
+    with operator(payer) as ops:
+        case_id = open_case(payer, ops, own_client_id(request))["id"]
+    listed = payer.cli("identity", "reviews", "list", "--json", "--limit", "500")
+    assert listed.returncode == 0, listed.stderr
+    [case] = [c for c in orjson.loads(listed.stdout)["reviews"] if c["id"] == case_id]
+    assert case["status"] == "open" and case["version"] == 1
+    assert "nour" not in listed.stdout.lower()  # the list shows no demographics
+    table = payer.cli("identity", "reviews", "list")
+    assert table.returncode == 0 and case_id in table.stdout
+
+    shown = payer.cli("identity", "reviews", "show", case_id)
+    assert shown.returncode == 0, shown.stderr
+    [candidate, *_] = orjson.loads(shown.stdout)["comparison"]["candidates"]
+    fields = {f["comparison"]: f for f in candidate["fields"]}
+    assert (fields["given_name"]["request"], fields["given_name"]["candidate"]) == ("nour", "noor")
+
+    decide = ("identity", "reviews", "decide", case_id, "--reason", "not her")
+    neither = payer.cli(*decide, "--version", "1")
+    assert neither.returncode == 2 and "--accept MEMBER or --reject" in neither.stderr
+    stale = payer.cli(*decide, "--version", "7", "--reject")
+    assert stale.returncode == 4, stale.stderr
+    rejected = payer.cli(*decide, "--version", "1", "--reject")
+    assert rejected.returncode == 0, rejected.stderr
+    assert "rejected by cli:" in rejected.stdout and "(version 2)" in rejected.stdout
+    twice = payer.cli(*decide, "--version", "2", "--accept", "other")
+    assert twice.returncode == 4 and "rejected by cli:" in twice.stderr
+
+    reopened = payer.cli(
+        "identity", "reviews", "reopen", case_id, "--version", "2", "--reason", "x"
+    )
+    assert reopened.returncode == 0, reopened.stderr
+    with operator(payer) as ops:
+        now = ops.get(f"/identity/reviews/{case_id}").json()
+    assert (now["status"], now["version"]) == ("open", 3)
+    with payer.platform() as platform:
+        trail = platform.audit.for_entity("IdentityReview", case_id)
+    actions = [(e["action"], e["actor"].split(":")[0]) for e in trail]
+    assert ("identity.review.view", "cli") in actions and ("identity.review", "cli") in actions

@@ -2,7 +2,7 @@
 
 Errors from the payerbridge tree become a one-line message on stderr, with the error's
 reason code and the address of its runbook, and an exit code (2 invalid input, 3 not
-found, 4 conflict or unprocessable, 5 partner, 1 other; ``audit verify`` exits 6 when the
+found, 4 conflict, stale or unprocessable, 5 partner, 1 other; ``audit verify`` exits 6 when the
 audit chain does not hold).
 """
 
@@ -34,6 +34,7 @@ _EXIT_CODES: tuple[tuple[type[errors.PayerBridgeError], int], ...] = (
     (errors.InvalidInput, 2),
     (errors.NotFound, 3),
     (errors.Conflict, 4),
+    (errors.PreconditionFailed, 4),  # changed since the version the command named
     (errors.UnprocessableRequest, 4),
     (errors.PartnerError, 5),
 )

@@ -593,12 +593,14 @@ from payerbridge.cli.onboard import onboard  # noqa: E402
 from payerbridge.cli.operators import operators_app  # noqa: E402
 from payerbridge.cli.plugins import add_plugin_commands  # noqa: E402
 from payerbridge.cli.quarantine import quarantine_app  # noqa: E402
+from payerbridge.cli.reviews import reviews_app  # noqa: E402
 from payerbridge.cli.sources import mappings_app, sources_app  # noqa: E402
 
 app.add_typer(_security.clients_app, name="clients")
 app.add_typer(_security.token_app, name="token")
 app.add_typer(_security.keys_app, name="keys")
 app.add_typer(_consents.consents_app, name="consents")
+identity_app.add_typer(reviews_app, name="reviews")
 app.add_typer(identity_app, name="identity")
 app.add_typer(audit_app, name="audit")
 app.add_typer(sources_app, name="sources")
