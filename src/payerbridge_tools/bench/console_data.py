@@ -258,8 +258,10 @@ def load_exchanges(
             member_ids.append(document["new_coverage"]["member_id"])
             request_ids.append(request_id)
         _move(platform, written, rng, record_moves, note_attempt, SYSTEM_ACTOR)
-        if progress is not None and (start // BATCH) % 40 == 39:
-            progress(f"exchanges: {start + BATCH:,} of {count:,} written")
+        if (start // BATCH) % 40 == 39:
+            _analyze(platform)
+            if progress is not None:
+                progress(f"exchanges: {start + BATCH:,} of {count:,} written")
     return Fleet(
         tuple(ids),
         tuple(member_ids),
@@ -269,6 +271,16 @@ def load_exchanges(
         first_day,
         time.perf_counter() - started,
     )
+
+
+def _analyze(platform: Any) -> None:
+    """On PostgreSQL, ANALYZE the tables the load writes, as autovacuum would (the bench's
+    server may have it off): a plan cached while they were empty (the idempotency lookup
+    by the wrong index, reading a client's every exchange) makes the load quadratic."""
+    if platform.engine.dialect.name != "postgresql":
+        return
+    with platform.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("ANALYZE exchanges, exchange_transitions, audit_events")
 
 
 def _move(
