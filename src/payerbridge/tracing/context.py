@@ -63,7 +63,9 @@ def configure(tracer: Tracer | None, *, propagate: bool) -> None:
 
 
 def is_recording() -> bool:
-    return _tracer is not None
+    """Whether spans are recorded here now: a tracer is set, and the current trace (if
+    any) was not dropped by the sampler."""
+    return _tracer is not None and not _dropped()
 
 
 def is_propagating() -> bool:
@@ -79,9 +81,16 @@ def span(
     """A span around the block, the current one inside it (an error leaving the block
     marks it failed, by its type alone: messages may quote data). Not recording: the
     invalid span, which ignores what it is told."""
-    if _tracer is None:
+    if _tracer is None or _dropped():
         return _OFF
     return _recorded(_tracer, name, attributes, kind)
+
+
+def _dropped() -> bool:
+    """Whether the current trace is one the sampler dropped: its spans' children would be
+    dropped too (the sampler follows the parent), so none is made at all."""
+    context = trace.get_current_span().get_span_context()
+    return context.is_valid and not context.trace_flags.sampled
 
 
 @contextmanager
@@ -201,7 +210,7 @@ def outbound_span(
 ) -> AbstractContextManager[Span]:
     """A client span around an outbound call, named by the method and the FHIR operation
     or resource type of the path (never the path or query itself: they may carry ids)."""
-    if _tracer is None:
+    if _tracer is None or _dropped():
         return _OFF
     attributes: dict[str, str | int | float | bool] = {
         "http.request.method": method,

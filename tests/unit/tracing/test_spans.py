@@ -28,6 +28,7 @@ from payerbridge.tracing import (
     begin_request,
     current_ids,
     record_with,
+    send_trace_context,
     span,
     start_tracing,
     stop_tracing,
@@ -199,3 +200,29 @@ def test_off_records_nothing_and_log_writes_spans_as_json_lines(
     assert line["span_name"] == "work" and line["trace_id"] == trace_id
     assert line["attributes"] == {"payerbridge.exchange_id": "e1"}
     assert line["kind"] == "internal" and line["parent_span_id"] is None
+
+
+def test_a_trace_the_sampler_dropped_makes_no_spans_below_it_but_keeps_its_id() -> None:
+    """A caller that sampled its trace out (flags 00): the request's span is not recorded,
+    and neither a unit's nor a partner call's span is made under it; the trace id still
+    goes on (logs, audit events, the partner)."""
+    exporter = InMemorySpanExporter()
+    record_with(exporter, batch=False)
+    unsampled = f"00-{TRACE}-00f067aa0ba902b7-00"
+    traced = begin_request("POST", headers(traceparent=unsampled), "r-1")
+    try:
+        outside: dict[str, str] = {}
+        send_trace_context(outside)
+        with span("a use case") as current:
+            assert not current.is_recording()
+            assert current_ids()[0] == TRACE
+            sent: dict[str, str] = {}
+            send_trace_context(sent)
+            # No span of its own: the context sent on is the request's, as it was.
+            assert sent["traceparent"] == outside["traceparent"]
+            assert sent["traceparent"].startswith(f"00-{TRACE}-")
+            assert sent["traceparent"].endswith("-00")
+    finally:
+        traced.end("/exchanges", 202)
+        stop_tracing()
+    assert exporter.get_finished_spans() == ()
