@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from payerbridge.errors import Issue, PayerBridgeError, PayloadTooLarge
 from payerbridge.fhir.outcome import operation_outcome
-from payerbridge.logging import request_id_var, request_line
+from payerbridge.logging import new_request_id, request_id_var, request_line
 from payerbridge.metrics import record_http
 from payerbridge.tracing import begin_request
 
@@ -76,7 +75,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         scope, incoming, declared_length = self._our_origin(scope)
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_request_id()
         request_id_var.set(request_id)
         # The caller's trace continued (and our span, when recording) until the line below.
         traced = begin_request(scope["method"], scope["headers"], request_id)
