@@ -141,10 +141,15 @@ def test_an_operator_signs_in_searches_an_exchange_and_opens_its_timeline_by_key
     expect(page.locator("svg.chart")).to_have_count(4)
     shoot(page, "dashboard")
     page.click("nav >> text=Exchanges")
+    expect(page.locator("h1")).to_have_text("Exchanges")
+    # The keys are a deferred script's, there once DOMContentLoaded has fired: a key
+    # pressed before is lost.
+    page.wait_for_load_state("domcontentloaded")
     page.keyboard.press("/")  # focuses the search
     page.keyboard.type("SEARCH-1")
     page.keyboard.press("Enter")
     expect(page.locator("#search-total")).to_have_text("1 exchange")
+    page.wait_for_load_state("domcontentloaded")
     shoot(page, "exchange-search")
     page.keyboard.press("j")  # the first row
     page.keyboard.press("Enter")
