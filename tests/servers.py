@@ -100,7 +100,7 @@ def free_port_run(count: int) -> int:
     low, high = 10_000, _ephemeral_low()
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
-    band = (high - low) // max(workers, 1)
+    band = (high - low) // workers
     first = low + (int(worker) % workers if worker.isdigit() else 0) * band
     rng = random.Random()
     for _ in range(200):
