@@ -19,6 +19,7 @@ from payerbridge.exchange.reconcile import member_key_of
 from payerbridge.exchange.search import ExchangeQuery, search_exchanges
 from payerbridge.exchange.search_params import exchange_query
 from payerbridge.routing.model import Partner
+from payerbridge.store.readings import SqlReadingsSource
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -156,3 +157,35 @@ def test_searches_are_index_ranges_not_scans(platform: Platform) -> None:
             ).all()
             details = " ".join(str(row[-1]) for row in plan)
             assert index in details and "TEMP B-TREE" not in details, details
+
+
+def test_a_scrape_counts_by_state_and_reason_from_the_partial_reason_index(
+    platform: Platform,
+) -> None:
+    # The reason's index holds only exchanges that carry one: the counts of those without
+    # are each state's total less its reasoned ones, read in the same statement.
+    ids = [_submit(platform, n, at=T0 + timedelta(minutes=n)) for n in range(6)]
+    _fail(platform, ids[0], "no-route", T0)
+    _fail(platform, ids[1], "no-route", T0)
+    _fail(platform, ids[2], "no-match", T0)
+    with platform.transactions.begin() as unit:  # failed with no reason kept
+        platform.exchanges.advance(
+            unit, ids[3], [Move(ExchangeState.FAILED, None)], at=T0, actor="test"
+        )
+    readings = SqlReadingsSource(platform.reader).read(now=T0, review_ages=())
+    counts = {(c.state, c.reason_code): c.count for c in readings.exchanges}
+    assert counts == {
+        ("failed", "no-route"): 2,
+        ("failed", "no-match"): 1,
+        ("failed", None): 1,
+        ("submitted", None): 2,
+    }
+    if platform.engine.dialect.name == "sqlite":
+        with platform.reader.connect() as connection:
+            plan = connection.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT state, error_code, count(*) FROM exchanges"
+                    " WHERE error_code IS NOT NULL GROUP BY state, error_code"
+                )
+            ).all()
+        assert "COVERING INDEX ix_exchanges_state_reason" in " ".join(str(r[-1]) for r in plan)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, select
+from sqlalchemy import Connection, Engine, case, func, null, select, union_all
 
 from payerbridge.metrics.readings import (
     AuditTail,
@@ -63,12 +63,21 @@ class SqlReadingsSource:
 
 
 def _exchanges(connection: Connection) -> tuple[ExchangeCount, ...]:
-    rows = connection.execute(
-        select(exchanges.c.state, exchanges.c.error_code, func.count()).group_by(
-            exchanges.c.state, exchanges.c.error_code
-        )
-    ).all()
-    return tuple(ExchangeCount(state, code, int(count)) for state, code, count in rows)
+    """Counts by state and reason. One statement, so one snapshot: the exchanges of each
+    state, then those of them that carry a reason (each branch read from its own index,
+    the reason's holding only rows that have one); the rest of a state have none."""
+    state, code = exchanges.c.state, exchanges.c.error_code
+    every = select(state, null().label("code"), func.count()).group_by(state)
+    reasoned = select(state, code, func.count()).where(code.is_not(None)).group_by(state, code)
+    rows = connection.execute(union_all(every, reasoned)).all()
+    totals = {name: int(count) for name, reason, count in rows if reason is None}
+    found = []
+    for name, reason, count in rows:
+        if reason is not None:
+            found.append(ExchangeCount(name, reason, int(count)))
+            totals[name] -= int(count)
+    found += [ExchangeCount(name, None, rest) for name, rest in totals.items() if rest > 0]
+    return tuple(found)
 
 
 def _reviews(

@@ -7,6 +7,7 @@ everything an exchange does is kept as rows that only ever grow (transitions, au
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -244,6 +246,9 @@ consents = Table(
     Index("ix_consents_member", "member_id", "role", "created_at"),
 )
 
+_REASON_GIVEN = text("error_code IS NOT NULL")
+_HAS_REASON: dict[str, Any] = {"sqlite_where": _REASON_GIVEN, "postgresql_where": _REASON_GIVEN}
+
 exchanges = Table(
     "exchanges",
     metadata,
@@ -290,10 +295,12 @@ exchanges = Table(
     Index("ix_exchanges_client_created", "client_id", "created_at", "id"),
     Index("ix_exchanges_partner_created", "partner_id", "created_at", "id"),
     Index("ix_exchanges_member_created", "member_key", "created_at", "id"),
-    Index("ix_exchanges_reason_created", "error_code", "created_at", "id"),
+    # Only exchanges that carry a reason: most end without one, and never write these.
+    Index("ix_exchanges_reason_created", "error_code", "created_at", "id", **_HAS_REASON),
     Index("ix_exchanges_request", "request_id"),
-    # A metrics scrape counts exchanges by state and reason from the index alone.
-    Index("ix_exchanges_state_reason", "state", "error_code"),
+    # A metrics scrape counts exchanges by state from ``ix_exchanges_state`` and by
+    # state and reason from this one, each from the index alone (``store.readings``).
+    Index("ix_exchanges_state_reason", "state", "error_code", **_HAS_REASON),
     Index("ix_exchanges_consent", "consent_id"),
     Index("ix_exchanges_idempotency", "client_id", "idempotency_key", unique=True),
 )

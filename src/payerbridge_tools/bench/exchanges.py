@@ -227,6 +227,7 @@ def _one_run(
     import dataclasses
 
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
+    from payerbridge.collector import settle_for_serving
     from payerbridge.config import load_settings
     from payerbridge.routing.enrolment import store_partner
     from payerbridge.routing.model import Partner
@@ -246,6 +247,7 @@ def _one_run(
                 transactions=platform.transactions,
                 actor="bench",
             )
+        settle_for_serving()  # as ``payerbridge serve`` does before it serves
         launch_workflows(platform, work=workers == 0)
         pool = [_start_worker(Path(tmp), database_url, n) for n in range(workers)]
         try:
@@ -332,6 +334,7 @@ def _worker(data_dir: Path, worker_id: str, timings: Path, database_url: str | N
     import threading
 
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
+    from payerbridge.collector import settle_for_serving
     from payerbridge.config import load_settings
 
     settings = load_settings(
@@ -342,6 +345,7 @@ def _worker(data_dir: Path, worker_id: str, timings: Path, database_url: str | N
     platform.exchange_ports = dataclasses.replace(platform.exchange_ports, client=timed)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    settle_for_serving()  # as ``payerbridge worker`` does before it works
     launch_workflows(platform, work=True)
     stop.wait()
     shutdown_workflows(platform)
