@@ -26,6 +26,7 @@ from payerbridge.backends.quarantine import Quarantine
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources, load_sources, sources_path
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
+from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.config import Settings
 from payerbridge.consent.model import Requester
 from payerbridge.consent.ports import ConsentStore
@@ -58,6 +59,7 @@ from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.policies import (
+    compliance_obligations,
     egress_policy,
     rate_policy,
     response_caps,
@@ -186,6 +188,7 @@ class Platform:
     reader: Engine  # the engine for reads: ``engine`` itself on PostgreSQL
     members: MemberStore
     segmentation: SegmentationPolicy  # what a regular consent withholds, by which code sets
+    obligations: ObligationSet  # the rule's clocks on the plan's calendar (ADR 0037)
     snapshots: DisclosureSnapshots  # paged $everything decisions
     partners: PartnerRegistry
     exchanges: ExchangeLedger
@@ -387,6 +390,7 @@ def build_platform(
 ) -> Platform:
     """Open the database (migrating it to the newest schema) and wire the adapters."""
     segmentation = segmentation_policy(settings)
+    obligations = compliance_obligations(settings)
     sources = load_sources(sources_path(settings.sources_file, settings.data_dir))
     stores = _open_stores(settings, run_migrations=run_migrations)
     engine, reader, transactions = stores.engine, stores.reader, stores.transactions
@@ -421,6 +425,7 @@ def build_platform(
         reader=reader,
         members=stores.members,
         segmentation=segmentation,
+        obligations=obligations,
         snapshots=SqlDisclosureSnapshots(engine, reader=reader),
         partners=stores.partners,
         exchanges=stores.exchanges,

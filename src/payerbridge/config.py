@@ -271,6 +271,18 @@ class Settings(BaseSettings):
         "version): what a regular consent withholds. It only adds; the version and digest "
         "in force are recorded on every disclosure decision (`payerbridge code-sets`).",
     )
+    obligations_file: Path | None = Field(
+        default=None,
+        description="A JSON file of the rule's clocks (the form of "
+        "payerbridge/compliance/data/obligations.json, with its own version): each "
+        "obligation's limit, warning and cited source (ADR 0037). Unset: the shipped file.",
+    )
+    business_calendar: Path | None = Field(
+        default=None,
+        description="A JSON file of the plan's business days: its time zone, days off and "
+        "holidays (the form of payerbridge/compliance/data/us-federal-holidays.json). Unset: "
+        "US federal holidays in America/New_York.",
+    )
     member_match_return_member_id: bool = Field(
         default=True, description="$member-match also returns MemberId (our Patient reference)."
     )
@@ -455,11 +467,12 @@ class Settings(BaseSettings):
         "http://localhost:4318/v1/traces.",
     )
     trace_sample_ratio: float = Field(
-        default=1.0,
+        default=0.1,
         ge=0,
         le=1,
-        description="The share of the traces we start that are recorded; a caller's "
-        "traceparent decides for the traces it started.",
+        description="The share of the traces we start that are recorded (1.0: every one; "
+        "each recorded span costs tens of microseconds, ADR 0033); a caller's traceparent "
+        "decides for the traces it started.",
     )
     trace_statements: bool = Field(
         default=False,

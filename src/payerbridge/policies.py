@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import timedelta
+from importlib.resources import files
+from pathlib import Path
+from typing import TypeVar
 
+from payerbridge.compliance.calendar import CalendarError, load_calendar
+from payerbridge.compliance.obligations import ObligationError, ObligationSet, load_obligations
 from payerbridge.config import GUESSING_RATES, OperationRate, Settings
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
 from payerbridge.consent.segmentation import SegmentationPolicy
@@ -20,6 +26,7 @@ from payerbridge.security.limits import Rate, RatePolicy
 from payerbridge.security.operators import SessionPolicy
 
 __all__ = [
+    "compliance_obligations",
     "egress_policy",
     "rate_policy",
     "response_caps",
@@ -29,6 +36,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -103,4 +111,41 @@ def segmentation_policy(settings: Settings) -> SegmentationPolicy:
         raise InvalidInput(
             f"PAYERBRIDGE_SENSITIVE_CODE_SETS ({path}) cannot be used: {exc}",
             issues=[Issue(str(exc), "sensitive_code_sets")],
+        ) from exc
+
+
+def compliance_obligations(settings: Settings) -> ObligationSet:
+    """The rule's clocks on the plan's business calendar (ADR 0037): the shipped files, or
+    the operator's. A file that cannot be used stops start-up, naming its field."""
+    shipped = files("payerbridge.compliance").joinpath("data")
+    calendar = _configured(
+        "PAYERBRIDGE_BUSINESS_CALENDAR",
+        settings.business_calendar,
+        lambda: shipped.joinpath("us-federal-holidays.json").read_text(),
+        load_calendar,
+    )
+    return _configured(
+        "PAYERBRIDGE_OBLIGATIONS_FILE",
+        settings.obligations_file,
+        lambda: shipped.joinpath("obligations.json").read_text(),
+        lambda text: load_obligations(text, calendar),
+    )
+
+
+def _configured(
+    variable: str, path: Path | None, shipped: Callable[[], str], load: Callable[[str], _T]
+) -> _T:
+    if path is None:
+        return load(shipped())
+    try:
+        return load(path.read_text())
+    except OSError as exc:
+        raise InvalidInput(
+            f"{variable} ({path}) cannot be read: {exc.strerror or exc}",
+            issues=[Issue(f"{path} cannot be read", variable)],
+        ) from exc
+    except (CalendarError, ObligationError) as exc:
+        raise InvalidInput(
+            f"{variable} ({path}) cannot be used: {exc}",
+            issues=[Issue(exc.text, exc.field or variable)],
         ) from exc

@@ -112,9 +112,17 @@ def test_a_reviewer_decides_a_case_by_form_and_is_taken_to_the_next(
     assert queue.status_code == 200, queue.text[:500]
     listed = re.findall(r'data-case="([^"]+)"', queue.text)
     assert listed.index(first) < listed.index(second)  # same risk: the older first
+    # Beside the queue's own due time, the rule's: one business day from the request.
+    opened = platform.identity.review(first)
+    assert opened is not None
+    clock = platform.obligations.answer(opened.opened_at, None, opened.opened_at)
+    row = re.search(rf'data-case="{first}".*?</tr>', queue.text, re.S)
+    assert row and 'class="answer-clock" data-standing="pending"' in row.group(0)
     page = client.get(f"/console/reviews/{first}")
     assert page.status_code == 200
     text = text_of(page)
+    assert clock.due_at is not None and clock.due_at.strftime("%Y-%m-%d %H:%M:%S") in text
+    assert 'id="answer-clock" data-standing="pending"' in page.text
     # Side by side: the request's first name and Ana's, each comparison with its weight.
     assert "anna" in text and re.search(r">ana<", page.text)
     assert "given name" in text and "proposed" in text and "Review band" in text

@@ -74,18 +74,29 @@ def reviews_list(
     from payerbridge.identity.review_queue import ReviewQuery
 
     query = ReviewQuery(status=None if status == "any" else status, limit=limit)
-    cases = _with_platform(data_dir, lambda platform: platform.identity.reviews(query))
+    cases, obligations = _with_platform(
+        data_dir, lambda platform: (platform.identity.reviews(query), platform.obligations)
+    )
     now = utcnow()
-    shown = [review_public(case, now) for case in cases]
+    shown = [review_public(case, now, obligations) for case in cases]
     if as_json:
         _print_json({"reviews": shown, "count": len(shown)})
         return
     table = Table(
-        "id", "status", "opened because", "age", "risk", "due", "version", title="Reviews"
+        "id",
+        "status",
+        "opened because",
+        "age",
+        "risk",
+        "due",
+        "answer due",
+        "version",
+        title="Reviews",
     )
     for case in shown:
         hours = case["age_seconds"] / 3600
         due = f"{case['due_at'] or ''}{' (overdue)' if case['overdue'] else ''}"
+        answer = case["answer"]
         table.add_row(
             case["id"],
             case["status"],
@@ -93,6 +104,7 @@ def reviews_list(
             f"{hours:.1f} h",
             f"{case['risk']:.2f}" if case["risk"] is not None else "",
             due,
+            f"{answer['due_at'] or ''} ({answer['standing'].replace('_', ' ')})",
             str(case["version"]),
         )
     out.print(table)
@@ -120,7 +132,7 @@ def reviews_show(
             request_id=None,
         )
         return {
-            **review_public(case.case, utcnow()),
+            **review_public(case.case, utcnow(), platform.obligations),
             "evidence": case.evidence,
             "comparison": case.view.to_dict(),
         }
@@ -160,13 +172,16 @@ def reviews_decide(
         reviewer=actor,
         reason=reason,
     )
-    decided = _with_platform(
+    decided, obligations = _with_platform(
         data_dir,
-        lambda platform: decide_review(
-            platform.identity, platform.transactions, decision, at=utcnow(), request_id=None
+        lambda platform: (
+            decide_review(
+                platform.identity, platform.transactions, decision, at=utcnow(), request_id=None
+            ),
+            platform.obligations,
         ),
     )
-    case = review_public(decided, utcnow())
+    case = review_public(decided, utcnow(), obligations)
     out.print(f"{case['id']}: {case['status']} by {actor} (version {case['version']})")
 
 

@@ -11,6 +11,7 @@ what they decided. A decision made, the reviewer is taken to the next case.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -20,6 +21,7 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from payerbridge.bootstrap import Platform, utcnow
+from payerbridge.compliance.obligations import Assessment
 from payerbridge.console.auth import FormDep, PlatformDep, ReaderDep, ReviewerDep
 from payerbridge.console.pages import Page, render
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
@@ -106,7 +108,13 @@ def queue_page(request: Request, platform: PlatformDep, found: ReviewerDep) -> R
         following = str(request.url.include_query_params(page=token))
     done, case_id = params.get("done"), params.get("case")
     notice = f"case {case_id[:12]} {_NOTICES[done]}" if done in _NOTICES and case_id else None
-    context.update(cases=cases, following=following, notice=notice, overdue=is_overdue)
+    context.update(
+        cases=cases,
+        following=following,
+        notice=notice,
+        overdue=is_overdue,
+        answer=_answer(platform),
+    )
     return render(request, found, "reviews.html", context, active="reviews")
 
 
@@ -187,6 +195,7 @@ def _case_view(
         "error": error,
         "sent": sent or {},
         "overdue": is_overdue,
+        "answer": _answer(platform),
     }
     return render(request, found, "review.html", context, status_code=status_code, active="reviews")
 
@@ -283,6 +292,18 @@ def reopen_case(
         status = rendering_for(exc).status
         return _case_view(request, platform, found, review_id, error=_told(exc), status_code=status)
     return RedirectResponse(f"/console/reviews/{review_id}?done=reopened", status_code=303)
+
+
+def _answer(platform: Platform) -> Callable[[ReviewCase, datetime], Assessment]:
+    """Where a case's answer stands against the rule's clock (one business day from the
+    request, by the plan's calendar): for the pages to show beside the queue's own due."""
+
+    def answer(case: ReviewCase, now: datetime) -> Assessment:
+        return platform.obligations.answer(
+            case.opened_at, None if case.is_open else case.decided_at, now
+        )
+
+    return answer
 
 
 def is_overdue(case: ReviewCase, now: datetime) -> bool:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from payerbridge.api.deps import OperatorDep, PlatformDep, SubmitterDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import utcnow
+from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.errors import InvalidInput, Issue, NotFound, PreconditionRequired
 from payerbridge.exchange.review import PartnerReviewWait, partner_review_wait
 from payerbridge.identity.graph import ReviewCase
@@ -79,15 +80,30 @@ def _age(older_than: str | None) -> timedelta | None:
     return timedelta(**{_DURATION_UNITS[found.group(2)]: int(found.group(1))})
 
 
-def review_public(case: ReviewCase, now: datetime) -> dict[str, Any]:
-    """A case as lists show it: no demographics, its age and whether it is overdue."""
+def review_public(case: ReviewCase, now: datetime, obligations: ObligationSet) -> dict[str, Any]:
+    """A case as lists show it: no demographics, its age, whether it is overdue in the
+    queue, and where its answer stands against the rule's clock (the requester waits for
+    it: one business day from the request, by the plan's calendar)."""
     shown = case.to_dict()
     for name in ("opened_at", "decided_at", "due_at"):
         if shown[name] is not None:
             shown[name] = utc_iso(shown[name])
     shown["age_seconds"] = int((now - case.opened_at).total_seconds())
     shown["overdue"] = case.is_open and case.due_at is not None and case.due_at < now
+    shown["answer"] = answer_clock(case, now, obligations)
     return shown
+
+
+def answer_clock(case: ReviewCase, now: datetime, obligations: ObligationSet) -> dict[str, Any]:
+    """The responder's deadline for the request that opened ``case``: when its answer is
+    due, and whether it was met, missed or is at risk (``compliance.obligations``)."""
+    found = obligations.answer(case.opened_at, None if case.is_open else case.decided_at, now)
+    return {
+        "obligation": found.obligation,
+        "due_at": None if found.due_at is None else utc_iso(found.due_at),
+        "standing": found.standing.value,
+        "why": found.why,
+    }
 
 
 @router.get("/reviews")
@@ -125,7 +141,7 @@ def list_reviews(
         position = encode_position(QueuePosition(last.due_at, last.id))
         following = str(request.url.include_query_params(page=position))
     return {
-        "reviews": [review_public(case, now) for case in cases],
+        "reviews": [review_public(case, now, platform.obligations) for case in cases],
         "count": len(cases),
         "next": following,
     }
@@ -153,7 +169,7 @@ def get_review(
     )
     response.headers["ETag"] = review_etag(shown.case)
     return {
-        **review_public(shown.case, utcnow()),
+        **review_public(shown.case, utcnow(), platform.obligations),
         "evidence": shown.evidence,
         "comparison": shown.view.to_dict(),
     }
@@ -234,7 +250,7 @@ def decide_review(
         request_id=current_request_id(),
     )
     response.headers["ETag"] = review_etag(decided)
-    return review_public(decided, utcnow())
+    return review_public(decided, utcnow(), platform.obligations)
 
 
 class ReviewReopenBody(BaseModel):
@@ -267,7 +283,7 @@ def reopen_review(
         request_id=current_request_id(),
     )
     response.headers["ETag"] = review_etag(reopened)
-    return review_public(reopened, utcnow())
+    return review_public(reopened, utcnow(), platform.obligations)
 
 
 @router.get("/waiting-at-partners")
