@@ -46,6 +46,7 @@ def test_our_request_ids_are_version_7_uuids_that_grow_with_time() -> None:
         made.append(new_request_id())
         time.sleep(0.002)  # a millisecond apart at least
     parsed = [uuid.UUID(made_id) for made_id in made]
+    assert [str(u) for u in parsed] == made  # in the canonical form, lower case
     assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}
     assert made == sorted(made) and len(set(made)) == 3
     # The first 48 bits are the millisecond it was made.

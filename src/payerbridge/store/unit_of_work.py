@@ -76,7 +76,7 @@ class SqlUnitOfWork:
         return str(uuid.uuid4())
 
     def record(self, *events: AuditEvent) -> None:
-        self._events.extend(with_trace_id(events))  # the trace's id, when there is one
+        self._events.extend(events)
 
     def add_deliveries(self, delivery_ids: Sequence[str]) -> None:
         """Webhook deliveries this unit wrote, handed to the relay once it commits."""
@@ -139,8 +139,8 @@ class SqlUnitOfWork:
             self._synced = self._pipeline.__enter__()
 
     def _commit(self) -> None:
-        if self._events:
-            append_events(self.cursor(), self._events)
+        if self._events:  # with the trace's id, when there is one: read once per unit
+            append_events(self.cursor(), with_trace_id(self._events))
         core, self._core_transaction = self._core_transaction, None
         if core is not None:
             self._close_cursor()
