@@ -15,6 +15,7 @@ member: spans carry route templates, operations, our internal ids and codes.
 from __future__ import annotations
 
 import contextlib
+import random
 import re
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -25,7 +26,20 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    INVALID_SPAN_ID,
+    INVALID_TRACE_ID,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+    TraceState,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = [
@@ -56,10 +70,20 @@ _NOTHING: AbstractContextManager[None] = nullcontext()
 _PLUMBING = frozenset({contextlib.__file__})
 
 
-def configure(tracer: Tracer | None, *, propagate: bool) -> None:
-    """Record spans with ``tracer`` (None: none), and propagate trace context or not."""
-    global _tracer, _propagating
+# The traces we start are recorded when their id's low 64 bits fall below this bound:
+# the SDK's TraceIdRatioBased rule, applied here (the provider's root sampler keeps
+# every root it is given), so that a trace sampled out costs no SDK span at all.
+_LOW_64 = (1 << 64) - 1
+_root_bound = 1 << 64
+_UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
+
+
+def configure(tracer: Tracer | None, *, propagate: bool, sample_ratio: float = 1.0) -> None:
+    """Record spans with ``tracer`` (None: none), the share ``sample_ratio`` of the traces
+    we start (a caller's decides for its own), and propagate trace context or not."""
+    global _tracer, _propagating, _root_bound
     _tracer, _propagating = tracer, propagate
+    _root_bound = round(sample_ratio * (1 << 64))
 
 
 def is_recording() -> bool:
@@ -81,9 +105,53 @@ def span(
     """A span around the block, the current one inside it (an error leaving the block
     marks it failed, by its type alone: messages may quote data). Not recording: the
     invalid span, which ignores what it is told."""
-    if _tracer is None or _dropped():
+    if _tracer is None:
         return _OFF
-    return _recorded(_tracer, name, attributes, kind)
+    return _started(_tracer, name, attributes, kind)
+
+
+def _started(
+    tracer: Tracer,
+    name: str,
+    attributes: Mapping[str, str | int | float | bool] | None,
+    kind: SpanKind,
+) -> AbstractContextManager[Span]:
+    """The span, in the current trace as its sampler decided; starting a trace when there
+    is none, sampled here. A dropped one is not made: an unrecorded span of the trace is
+    current in the block, so what runs inside it is dropped too and logs its trace id."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        return _recorded(tracer, name, attributes, kind) if context.trace_flags.sampled else _OFF
+    trace_id = _new_trace_id()
+    if trace_id & _LOW_64 < _root_bound:
+        return _recorded(tracer, name, attributes, kind)
+    return _current_in_block(_unrecorded(trace_id, TraceState()))
+
+
+@contextmanager
+def _current_in_block(current: Span) -> Iterator[Span]:
+    token = otel_context.attach(trace.set_span_in_context(current))
+    try:
+        yield current
+    finally:
+        otel_context.detach(token)
+
+
+def _new_trace_id() -> int:
+    """A random trace id, as the SDK's RandomIdGenerator makes one."""
+    while (trace_id := random.getrandbits(128)) == INVALID_TRACE_ID:
+        continue
+    return trace_id
+
+
+def _unrecorded(trace_id: int, state: TraceState) -> NonRecordingSpan:
+    """A span of the trace that is not recorded, with a span id of its own (what the SDK
+    makes of a span its sampler drops)."""
+    while (span_id := random.getrandbits(64)) == INVALID_SPAN_ID:
+        continue
+    return NonRecordingSpan(
+        SpanContext(trace_id, span_id, is_remote=False, trace_flags=_UNSAMPLED, trace_state=state)
+    )
 
 
 def _dropped() -> bool:
@@ -220,7 +288,7 @@ def outbound_span(
         attributes["server.port"] = port
     operation = operation_of(path)
     name = f"{method} {operation}" if operation else method
-    return _recorded(_tracer, name, attributes, SpanKind.CLIENT)
+    return _started(_tracer, name, attributes, SpanKind.CLIENT)
 
 
 def operation_of(path: str) -> str:
@@ -286,6 +354,18 @@ def begin_request(method: str, headers: list[tuple[bytes, bytes]], request_id: s
         if parent is None:
             return _UNTRACED
         return RequestTrace(otel_context.attach(parent), None, method)
+    caller = None if parent is None else trace.get_current_span(parent).get_span_context()
+    dropped = None
+    if caller is None:
+        trace_id = _new_trace_id()
+        if trace_id & _LOW_64 >= _root_bound:
+            dropped = _unrecorded(trace_id, TraceState())
+    elif not caller.trace_flags.sampled:  # the caller's decision: no span of ours
+        dropped = _unrecorded(caller.trace_id, caller.trace_state)
+    if dropped is not None:
+        return RequestTrace(
+            otel_context.attach(trace.set_span_in_context(dropped, parent)), None, method
+        )
     current = _tracer.start_span(
         f"{method}",  # named by its route once routed (RequestTrace.end)
         context=parent,

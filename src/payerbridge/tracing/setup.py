@@ -82,7 +82,7 @@ def record_with(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 
     global _provider
     stop_tracing()
@@ -91,13 +91,15 @@ def record_with(
         attributes.setdefault("service.name", "payerbridge")
     # Our own provider, not the global one: nothing else in the process (DBOS) starts
     # spans on it, and a test can set it up again.
+    # Parent-based: a caller's decision stands. A trace we start was sampled already
+    # (``tracing.context``, at ``sample_ratio``): the SDK is asked only for those we keep.
     provider = TracerProvider(
-        resource=Resource.create(attributes), sampler=ParentBasedTraceIdRatio(sample_ratio)
+        resource=Resource.create(attributes), sampler=ParentBased(root=ALWAYS_ON)
     )
     processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
     provider.add_span_processor(processor)
     _provider = provider
-    configure(provider.get_tracer("payerbridge"), propagate=propagate)
+    configure(provider.get_tracer("payerbridge"), propagate=propagate, sample_ratio=sample_ratio)
 
 
 def stop_tracing() -> None:
