@@ -68,9 +68,9 @@ def _main(
     if stdin is not None:
         sys.stdin = open(stdin)  # noqa: SIM115 - the child's input until it exits
     sys.argv = ["payerbridge", *args]
-    from payerbridge.cli.main import app
+    from payerbridge.cli.main import main
 
-    app(args=args, prog_name="payerbridge")
+    main(args)
 
 
 class ForkedProcess:

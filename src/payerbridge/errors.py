@@ -55,6 +55,7 @@ __all__ = [
     "Busy",
     "CertificateRejected",
     "CodeSetError",
+    "ComplianceFileError",
     "Conflict",
     "ConsentDenied",
     "ConsentError",
@@ -169,6 +170,13 @@ class CodeSetError(InvalidInput):
     """A code-set document that cannot be used, with where it is wrong."""
 
     reason_code = "code-set-invalid"
+
+
+class ComplianceFileError(InvalidInput):
+    """An obligations or business-calendar file that cannot be used, with where it is
+    wrong (``compliance``)."""
+
+    reason_code = "compliance-file-invalid"
 
 
 class NotAcceptable(PayerBridgeError):

@@ -18,7 +18,7 @@ from payerbridge.compliance.obligations import ObligationError, ObligationSet, l
 from payerbridge.config import GUESSING_RATES, OperationRate, Settings
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
 from payerbridge.consent.segmentation import SegmentationPolicy
-from payerbridge.errors import InvalidInput, Issue
+from payerbridge.errors import ComplianceFileError, InvalidInput, Issue
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.net.addresses import AddressPolicy
 from payerbridge.partners.answers import ResponseCaps
@@ -140,12 +140,12 @@ def _configured(
     try:
         return load(path.read_text())
     except OSError as exc:
-        raise InvalidInput(
+        raise ComplianceFileError(
             f"{variable} ({path}) cannot be read: {exc.strerror or exc}",
             issues=[Issue(f"{path} cannot be read", variable)],
         ) from exc
     except (CalendarError, ObligationError) as exc:
-        raise InvalidInput(
-            f"{variable} ({path}) cannot be used: {exc}",
+        raise ComplianceFileError(
+            f"{variable} ({path}) cannot be used: {exc.text}",
             issues=[Issue(exc.text, exc.field or variable)],
         ) from exc

@@ -98,6 +98,7 @@ def test_a_calendar_or_obligations_file_that_cannot_be_used_stops_the_payer(
     )
     assert refused.returncode != 0
     assert "PAYERBRIDGE_BUSINESS_CALENDAR" in refused.stderr and "holidays.0.date" in refused.stderr
+    assert "compliance-file-invalid" in refused.stderr  # its runbook's name
     obligations = _shipped_obligations()
     del obligations["obligations"][1]["source"]  # type: ignore[index]
     rules = tmp_path / "obligations.json"

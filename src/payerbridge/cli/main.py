@@ -581,8 +581,14 @@ def config_show(data_dir: DataDir = None) -> None:
     )
 
 
-def main() -> None:  # pragma: no cover - console script entry point
-    app()
+def main(args: list[str] | None = None) -> None:
+    """The command line (``payerbridge``, ``python -m payerbridge``). An error of ours
+    that reaches here, a setting no command can be built with (a file it names that
+    cannot be used), is told with its reason and runbook, not as a traceback."""
+    try:
+        app(args=args, prog_name="payerbridge")
+    except errors.PayerBridgeError as exc:
+        sys.exit(fail(exc).exit_code)
 
 
 from payerbridge.cli import consents as _consents  # noqa: E402

@@ -45,7 +45,10 @@ Reason = Annotated[str, typer.Option(help="Why, for the audit trail and the next
 def _with_platform(data_dir: DataDir, work: Callable[[Platform], T]) -> T:
     from payerbridge.bootstrap import build_platform
 
-    platform = build_platform(settings_for(data_dir), run_migrations=False)
+    try:
+        platform = build_platform(settings_for(data_dir), run_migrations=False)
+    except errors.PayerBridgeError as exc:  # a setting that cannot be used, named
+        raise fail(exc) from exc
     try:
         return work(platform)
     except errors.PayerBridgeError as exc:

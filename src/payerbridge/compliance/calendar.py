@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from payerbridge.errors import ComplianceFileError, Issue
+
 __all__ = ["ISO_DAYS", "BusinessCalendar", "CalendarError", "load_calendar"]
 
 ISO_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -97,13 +99,14 @@ class BusinessCalendar:
         return BusinessCalendar(self.zone, self.days_off, self.holidays | frozenset(extra))
 
 
-class CalendarError(ValueError):
+class CalendarError(ComplianceFileError):
     """A calendar file that cannot be used: ``field`` names where, as a path."""
 
+    reason_code = "compliance-file-invalid"
+
     def __init__(self, field: str, text: str) -> None:
-        super().__init__(f"{field}: {text}" if field else text)
+        super().__init__(f"{field}: {text}" if field else text, issues=[Issue(text, field or None)])
         self.field = field
-        self.text = text
 
 
 class _Holiday(BaseModel):

@@ -29,6 +29,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from payerbridge.compliance.calendar import BusinessCalendar
+from payerbridge.errors import ComplianceFileError, Issue
 
 __all__ = [
     "ANSWER_WITHIN",
@@ -56,13 +57,14 @@ ANSWER_WITHIN = "answer-within-one-business-day"
 REQUIRED = frozenset({REQUEST_AFTER_ENROLMENT, ANSWER_WITHIN})
 
 
-class ObligationError(ValueError):
+class ObligationError(ComplianceFileError):
     """An obligations file that cannot be used: ``field`` names where, as a path."""
 
+    reason_code = "compliance-file-invalid"
+
     def __init__(self, field: str, text: str) -> None:
-        super().__init__(f"{field}: {text}" if field else text)
+        super().__init__(f"{field}: {text}" if field else text, issues=[Issue(text, field or None)])
         self.field = field
-        self.text = text
 
 
 class _Strict(BaseModel):
