@@ -29,10 +29,18 @@ def _promtool() -> str:
     return found
 
 
-def _run(*args: str) -> str:
-    done = subprocess.run(
-        [_promtool(), *args], cwd=RULES, capture_output=True, text=True, timeout=120, check=False
-    )
+def _run(*args: str, tries: int = 1) -> str:
+    for _ in range(tries):
+        done = subprocess.run(
+            [_promtool(), *args],
+            cwd=RULES,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode == 0:
+            break
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -51,7 +59,11 @@ def test_the_rules_are_valid_for_prometheus() -> None:
 
 
 def test_the_alerts_fire_as_their_unit_tests_say() -> None:
-    output = _run("test", "rules", *TESTS)
+    # promtool 2.42 (Debian 12) now and then evaluates none of the 7-day drift alerts on a
+    # loaded machine: seen once in ten runs beside three busy processes, never on a quiet
+    # one, and the same file passes at once when run again. A rule of ours that is wrong
+    # fails every try, so a second try hides no fault of ours.
+    output = _run("test", "rules", *TESTS, tries=2)
     assert output.count("SUCCESS") == len(TESTS), output
 
 
