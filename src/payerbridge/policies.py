@@ -9,12 +9,11 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
 
-from payerbridge.compliance.calendar import CalendarError, load_calendar
-from payerbridge.compliance.obligations import ObligationError, ObligationSet, load_obligations
+from payerbridge.compliance.calendar import FileFieldError, load_calendar, shipped_calendar
+from payerbridge.compliance.obligations import ObligationSet, load_obligations, shipped_obligations
 from payerbridge.config import GUESSING_RATES, OperationRate, Settings
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
 from payerbridge.consent.segmentation import SegmentationPolicy
@@ -117,26 +116,22 @@ def segmentation_policy(settings: Settings) -> SegmentationPolicy:
 def compliance_obligations(settings: Settings) -> ObligationSet:
     """The rule's clocks on the plan's business calendar (ADR 0037): the shipped files, or
     the operator's. A file that cannot be used stops start-up, naming its field."""
-    shipped = files("payerbridge.compliance").joinpath("data")
     calendar = _configured(
-        "PAYERBRIDGE_BUSINESS_CALENDAR",
-        settings.business_calendar,
-        lambda: shipped.joinpath("us-federal-holidays.json").read_text(),
-        load_calendar,
+        "PAYERBRIDGE_BUSINESS_CALENDAR", settings.business_calendar, shipped_calendar, load_calendar
     )
     return _configured(
         "PAYERBRIDGE_OBLIGATIONS_FILE",
         settings.obligations_file,
-        lambda: shipped.joinpath("obligations.json").read_text(),
+        lambda: shipped_obligations(calendar),
         lambda text: load_obligations(text, calendar),
     )
 
 
 def _configured(
-    variable: str, path: Path | None, shipped: Callable[[], str], load: Callable[[str], _T]
+    variable: str, path: Path | None, shipped: Callable[[], _T], load: Callable[[str], _T]
 ) -> _T:
     if path is None:
-        return load(shipped())
+        return shipped()
     try:
         return load(path.read_text())
     except OSError as exc:
@@ -144,7 +139,7 @@ def _configured(
             f"{variable} ({path}) cannot be read: {exc.strerror or exc}",
             issues=[Issue(f"{path} cannot be read", variable)],
         ) from exc
-    except (CalendarError, ObligationError) as exc:
+    except FileFieldError as exc:
         raise ComplianceFileError(
             f"{variable} ({path}) cannot be used: {exc.text}",
             issues=[Issue(exc.text, exc.field or variable)],

@@ -45,10 +45,7 @@ Reason = Annotated[str, typer.Option(help="Why, for the audit trail and the next
 def _with_platform(data_dir: DataDir, work: Callable[[Platform], T]) -> T:
     from payerbridge.bootstrap import build_platform
 
-    try:
-        platform = build_platform(settings_for(data_dir), run_migrations=False)
-    except errors.PayerBridgeError as exc:  # a setting that cannot be used, named
-        raise fail(exc) from exc
+    platform = build_platform(settings_for(data_dir), run_migrations=False)  # errors: main()
     try:
         return work(platform)
     except errors.PayerBridgeError as exc:

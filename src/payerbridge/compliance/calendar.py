@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from importlib.resources import files
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,7 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from payerbridge.errors import ComplianceFileError, Issue
 
-__all__ = ["ISO_DAYS", "BusinessCalendar", "CalendarError", "load_calendar"]
+__all__ = [
+    "ISO_DAYS",
+    "BusinessCalendar",
+    "CalendarError",
+    "FileFieldError",
+    "first_error",
+    "load_calendar",
+    "shipped_calendar",
+]
 
 ISO_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # Longer than any run of days off a calendar could hold (a weekend around a week of
@@ -99,14 +108,26 @@ class BusinessCalendar:
         return BusinessCalendar(self.zone, self.days_off, self.holidays | frozenset(extra))
 
 
-class CalendarError(ComplianceFileError):
-    """A calendar file that cannot be used: ``field`` names where, as a path."""
+class FileFieldError(ComplianceFileError):
+    """A compliance file that cannot be used: ``field`` names where, as a path."""
 
     reason_code = "compliance-file-invalid"
 
     def __init__(self, field: str, text: str) -> None:
         super().__init__(f"{field}: {text}" if field else text, issues=[Issue(text, field or None)])
         self.field = field
+
+
+class CalendarError(FileFieldError):
+    """A calendar file that cannot be used."""
+
+    reason_code = "compliance-file-invalid"
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """The first error's field, as a dotted path (list items by index), and its text."""
+    first = exc.errors()[0]
+    return ".".join(str(part) for part in first["loc"]), first["msg"]
 
 
 class _Holiday(BaseModel):
@@ -149,8 +170,7 @@ def load_calendar(text: str | bytes) -> BusinessCalendar:
     try:
         parsed = _CalendarFile.model_validate_json(text)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise CalendarError(".".join(str(p) for p in first["loc"]), first["msg"]) from None
+        raise CalendarError(*first_error(exc)) from None
     seen: set[date] = set()
     for n, holiday in enumerate(parsed.holidays):
         if holiday.day in seen:
@@ -159,3 +179,9 @@ def load_calendar(text: str | bytes) -> BusinessCalendar:
     return BusinessCalendar(
         parsed.zone, frozenset(ISO_DAYS.index(day) for day in parsed.days_off), frozenset(seen)
     )
+
+
+def shipped_calendar() -> BusinessCalendar:
+    """The calendar shipped: US federal holidays in New York time."""
+    text = files("payerbridge.compliance").joinpath("data/us-federal-holidays.json").read_text()
+    return load_calendar(text)

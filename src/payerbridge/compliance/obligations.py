@@ -28,8 +28,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from payerbridge.compliance.calendar import BusinessCalendar
-from payerbridge.errors import ComplianceFileError, Issue
+from payerbridge.compliance.calendar import BusinessCalendar, FileFieldError, first_error
 
 __all__ = [
     "ANSWER_WITHIN",
@@ -43,7 +42,6 @@ __all__ = [
     "ObligationError",
     "ObligationSet",
     "Standing",
-    "first_error",
     "load_obligations",
     "shipped_obligations",
 ]
@@ -57,14 +55,10 @@ ANSWER_WITHIN = "answer-within-one-business-day"
 REQUIRED = frozenset({REQUEST_AFTER_ENROLMENT, ANSWER_WITHIN})
 
 
-class ObligationError(ComplianceFileError):
-    """An obligations file that cannot be used: ``field`` names where, as a path."""
+class ObligationError(FileFieldError):
+    """An obligations file that cannot be used."""
 
     reason_code = "compliance-file-invalid"
-
-    def __init__(self, field: str, text: str) -> None:
-        super().__init__(f"{field}: {text}" if field else text, issues=[Issue(text, field or None)])
-        self.field = field
 
 
 class _Strict(BaseModel):
@@ -327,9 +321,3 @@ def load_obligations(text: str | bytes, calendar: BusinessCalendar) -> Obligatio
 def shipped_obligations(calendar: BusinessCalendar) -> ObligationSet:
     text = files("payerbridge.compliance").joinpath("data/obligations.json").read_text()
     return load_obligations(text, calendar)
-
-
-def first_error(exc: ValidationError) -> tuple[str, str]:
-    """The first error's field, as a dotted path (list items by index), and its text."""
-    first = exc.errors()[0]
-    return ".".join(str(part) for part in first["loc"]), first["msg"]

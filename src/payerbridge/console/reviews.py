@@ -299,9 +299,7 @@ def _answer(platform: Platform) -> Callable[[ReviewCase, datetime], Assessment]:
     request, by the plan's calendar): for the pages to show beside the queue's own due."""
 
     def answer(case: ReviewCase, now: datetime) -> Assessment:
-        return platform.obligations.answer(
-            case.opened_at, None if case.is_open else case.decided_at, now
-        )
+        return platform.obligations.answer(case.opened_at, case.answered_at, now)
 
     return answer
 

@@ -56,6 +56,11 @@ class ReviewCase:
         return self.status == "open"
 
     @property
+    def answered_at(self) -> datetime | None:
+        """When the request that opened it could be answered: its decision, once decided."""
+        return None if self.is_open else self.decided_at
+
+    @property
     def reasons(self) -> tuple[str, ...]:
         """The reasons it was opened for, one by one."""
         return tuple(r.strip() for r in (self.opened_because or "").split(",") if r.strip())

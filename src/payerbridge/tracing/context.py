@@ -123,7 +123,7 @@ def _started(
     if context.is_valid:
         return _recorded(tracer, name, attributes, kind) if context.trace_flags.sampled else _OFF
     trace_id = _new_trace_id()
-    if trace_id & _LOW_64 < _root_bound:
+    if _kept(trace_id):
         return _recorded(tracer, name, attributes, kind)
     return _current_in_block(_unrecorded(trace_id, TraceState()))
 
@@ -135,6 +135,11 @@ def _current_in_block(current: Span) -> Iterator[Span]:
         yield current
     finally:
         otel_context.detach(token)
+
+
+def _kept(trace_id: int) -> bool:
+    """Whether a trace we start is recorded: TraceIdRatioBased's rule at our ratio."""
+    return trace_id & _LOW_64 < _root_bound
 
 
 def _new_trace_id() -> int:
@@ -358,7 +363,7 @@ def begin_request(method: str, headers: list[tuple[bytes, bytes]], request_id: s
     dropped = None
     if caller is None:
         trace_id = _new_trace_id()
-        if trace_id & _LOW_64 >= _root_bound:
+        if not _kept(trace_id):
             dropped = _unrecorded(trace_id, TraceState())
     elif not caller.trace_flags.sampled:  # the caller's decision: no span of ours
         dropped = _unrecorded(caller.trace_id, caller.trace_state)

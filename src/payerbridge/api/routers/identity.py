@@ -97,7 +97,7 @@ def review_public(case: ReviewCase, now: datetime, obligations: ObligationSet) -
 def answer_clock(case: ReviewCase, now: datetime, obligations: ObligationSet) -> dict[str, Any]:
     """The responder's deadline for the request that opened ``case``: when its answer is
     due, and whether it was met, missed or is at risk (``compliance.obligations``)."""
-    found = obligations.answer(case.opened_at, None if case.is_open else case.decided_at, now)
+    found = obligations.answer(case.opened_at, case.answered_at, now)
     return {
         "obligation": found.obligation,
         "due_at": None if found.due_at is None else utc_iso(found.due_at),
