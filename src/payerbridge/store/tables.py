@@ -59,6 +59,7 @@ __all__ = [
     "identity_member_records",
     "identity_models",
     "identity_reviews",
+    "legal_holds",
     "member_groups",
     "metadata",
     "onboarding_chunks",
@@ -289,6 +290,8 @@ exchanges = Table(
     # Whom its data is held for (the client's member, hashed: ``exchange.reconcile``).
     Column("member_key", String(64), nullable=True),
     Column("request_id", String(128), nullable=True),  # the X-Request-ID that submitted it
+    # When the purge cut ``request`` to what the audit needs (``lifecycle``, ADR 0038).
+    Column("request_minimised_at", UtcDateTime(), nullable=True),
     Index("ix_exchanges_state", "state", "created_at"),
     # Searches page newest first: each filter leads an index on (..., created_at, id).
     Index("ix_exchanges_created", "created_at", "id"),
@@ -770,4 +773,20 @@ from payerbridge.store.source_tables import (  # noqa: E402
     source_file_resources,
     source_files,
     source_members,
+)
+
+
+# A member whose records must be kept (litigation, an investigation): while a hold is
+# not released, erasure is refused (ADR 0038).
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("member_id", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("placed_by", String(200), nullable=False),
+    Column("placed_at", UtcDateTime(), nullable=False),
+    Column("released_by", String(200), nullable=True),
+    Column("released_at", UtcDateTime(), nullable=True),
+    Index("ix_legal_holds_member", "member_id", "released_at"),
 )
