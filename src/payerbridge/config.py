@@ -200,6 +200,15 @@ class Settings(BaseSettings):
         "characters). Unset: a random key kept in the data dir (identity.key). Every process "
         "sharing a database must use the same key; changing it needs `identity reindex`.",
     )
+    data_key_file: Path | None = Field(
+        default=None,
+        description="The key-encryption key that wraps the data keys sealing the PHI "
+        "columns outside the FHIR store (identity records, review requests, exchange "
+        "requests; ADR 0039), kept outside the database: 64 hex digits, mode 0600. Unset: "
+        "data.key in the data dir, made on the database's first start; a file named here "
+        "must exist. Every process on one database needs the same file; without it nothing "
+        "sealed can be read, and the server does not start.",
+    )
     everything_page_size: int = Field(
         default=1000,
         ge=1,
@@ -498,6 +507,7 @@ class Settings(BaseSettings):
         "database_url",
         "public_base_url",
         "identity_secret",
+        "data_key_file",
         "key_dir",
         "tls_certfile",
         "tls_keyfile",

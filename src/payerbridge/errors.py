@@ -35,6 +35,8 @@
     ├── StoreUnavailable       the database did not answer (restart, failover, lock
     │                          held too long): retryable
     ├── AuditChainBroken       the stored audit chain does not check out
+    ├── DataKeyUnavailable     a sealed column cannot be opened: its data key is unknown,
+    │                          the key-encryption key is lost or wrong, or the value altered
     ├── SecondConnection       a unit of work's thread asked the pool for another
     │                          connection: a bug, refused before it can stall the pool
     └── MappingError
@@ -58,6 +60,7 @@ __all__ = [
     "ComplianceFileError",
     "Conflict",
     "ConsentDenied",
+    "DataKeyUnavailable",
     "ConsentError",
     "DisclosureDenied",
     "Forbidden",
@@ -367,6 +370,15 @@ class AuditChainBroken(PayerBridgeError):
     """The stored chain does not check out: nothing is signed over it."""
 
     reason_code = "audit-chain-broken"
+
+
+class DataKeyUnavailable(PayerBridgeError):
+    """A sealed value cannot be opened, or sealing cannot start: the key-encryption key
+    is missing or is not the one the data keys were wrapped with, a value names a data
+    key the database does not hold, or a value was altered or moved (ADR 0039). Nothing
+    is matched on what cannot be read."""
+
+    reason_code = "data-key-unavailable"
 
 
 class SecondConnection(PayerBridgeError):

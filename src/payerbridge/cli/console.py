@@ -1,9 +1,9 @@
 """What every command shares: the consoles, the settings, and errors as exit codes.
 
 Errors from the payerbridge tree become a one-line message on stderr, with the error's
-reason code and the address of its runbook, and an exit code (2 invalid input, 3 not
-found, 4 conflict, stale or unprocessable, 5 partner, 1 other; ``audit verify`` exits 6 when the
-audit chain does not hold).
+reason code and the address of its runbook, and an exit code (2 invalid input or a data
+key that cannot be used, 3 not found, 4 conflict, stale or unprocessable, 5 partner, 1
+other; ``audit verify`` exits 6 when the audit chain does not hold).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ _EXIT_CODES: tuple[tuple[type[errors.PayerBridgeError], int], ...] = (
     (errors.PreconditionFailed, 4),  # changed since the version the command named
     (errors.UnprocessableRequest, 4),
     (errors.PartnerError, 5),
+    (errors.DataKeyUnavailable, 2),  # the key-encryption key file: a setting to fix
 )
 
 

@@ -81,6 +81,8 @@ _TABLE: tuple[tuple[type[errors.PayerBridgeError], ErrorRendering], ...] = (
     # The CLI and the checkpoint schedule meet it, never a request: as the fallback.
     (errors.AuditChainBroken, ErrorRendering(500, "fatal", "exception")),
     (errors.SecondConnection, ErrorRendering(500, "fatal", "exception")),
+    # Sealed data that cannot be opened (ADR 0039): refused, never matched on.
+    (errors.DataKeyUnavailable, ErrorRendering(500, "fatal", "exception")),
 )
 _DEFAULT = ErrorRendering(500, "fatal", "exception")
 

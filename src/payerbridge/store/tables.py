@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -42,6 +43,7 @@ __all__ = [
     "bulk_match_results",
     "bulk_output_lines",
     "consents",
+    "data_keys",
     "dead_letters",
     "disclosure_snapshot_refs",
     "disclosure_snapshots",
@@ -455,6 +457,21 @@ audit_checkpoints = Table(
     Column("key_id", String(64), nullable=False),
     Column("signature", String(200), nullable=False),
     Column("frontier", Text, nullable=False),
+)
+
+# The data keys that seal the PHI columns outside the FHIR store (ADR 0039), each wrapped
+# (AES-256-GCM) under the key-encryption key kept outside the database, named by its
+# fingerprint. The newest key not retired seals; a retired key still opens what a pass
+# has not yet moved. ``sealed_all_at``: when a pass left every sealed value under it.
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("kek_fingerprint", String(32), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("retired_at", UtcDateTime(), nullable=True),
+    Column("sealed_all_at", UtcDateTime(), nullable=True),
 )
 
 

@@ -1,0 +1,218 @@
+"""Envelope encryption of the PHI columns kept outside the FHIR store (ADR 0039).
+
+A sealed value is text, so it fits the ``Text`` column it replaces, and says what it is::
+
+    pb1:<data key id>:<base64url(nonce || AES-256-GCM ciphertext and tag)>
+
+Its associated data binds it to its place: the format version, the data key's id, the
+table, the column and the row's key. A value copied to another column, or to another
+row of the same column (one member's record swapped for another's), does not open.
+
+Data keys (DEKs) are random 256-bit AES-GCM keys, stored wrapped: sealed themselves
+under the key-encryption key (KEK), which is kept outside the database. Nothing here does
+I/O or draws randomness: keys, nonces and a way to fetch an unknown key are passed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from payerbridge.errors import DataKeyUnavailable
+
+__all__ = [
+    "KEY_BYTES",
+    "NONCE_BYTES",
+    "SEALED_PREFIX",
+    "SealedField",
+    "Sealer",
+    "is_sealed",
+    "kek_fingerprint",
+    "key_id_of",
+    "open_value",
+    "seal_value",
+    "unwrap_key",
+    "wrap_key",
+]
+
+SEALED_PREFIX = "pb1:"
+KEY_BYTES = 32  # AES-256
+NONCE_BYTES = 12  # AES-GCM's 96-bit nonce, random per value
+_WRAP_CONTEXT = b"payerbridge/data-key/v1|"
+_FINGERPRINT_CONTEXT = b"payerbridge/kek-fingerprint/v1"
+
+
+@dataclass(frozen=True)
+class SealedField:
+    """A column whose values are sealed: the associated data names it."""
+
+    table: str
+    column: str
+
+    def associated(self, key_id: str, row_key: str) -> bytes:
+        return f"{SEALED_PREFIX}{key_id}|{self.table}.{self.column}|{row_key}".encode()
+
+
+def is_sealed(text: str) -> bool:
+    return text.startswith(SEALED_PREFIX)
+
+
+def key_id_of(text: str) -> str | None:
+    """The id of the data key ``text`` is sealed under; None when it is not sealed."""
+    if not is_sealed(text):
+        return None
+    key_id, sep, _ = text[len(SEALED_PREFIX) :].partition(":")
+    return key_id if sep and key_id else None
+
+
+def _split(text: str, field: SealedField) -> tuple[str, bytes]:
+    key_id = key_id_of(text)
+    if key_id is None:
+        raise DataKeyUnavailable(
+            f"{field.table}.{field.column} holds a value that is not sealed: it is refused, "
+            "not read as plaintext (run `payerbridge keys rotate-data` to seal what is left)"
+        )
+    body = text[len(SEALED_PREFIX) + len(key_id) + 1 :]
+    try:
+        blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise _altered(field) from exc
+    if len(blob) < NONCE_BYTES + 16:
+        raise _altered(field)
+    return key_id, blob
+
+
+def _altered(field: SealedField) -> DataKeyUnavailable:
+    return DataKeyUnavailable(
+        f"a sealed value of {field.table}.{field.column} does not open under its data key: "
+        "it was altered or moved from another row or column"
+    )
+
+
+def seal_value(
+    cipher: AESGCM,
+    key_id: str,
+    plaintext: bytes,
+    *,
+    field: SealedField,
+    row_key: str,
+    nonce: bytes,
+) -> str:
+    """``plaintext`` sealed under the data key ``key_id`` (``cipher``) for its place."""
+    sealed = cipher.encrypt(nonce, plaintext, field.associated(key_id, row_key))
+    body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+    return f"{SEALED_PREFIX}{key_id}:{body}"
+
+
+def open_value(
+    cipher: AESGCM, key_id: str, blob: bytes, *, field: SealedField, row_key: str
+) -> bytes:
+    """The plaintext of a value sealed under ``key_id`` (``blob``: nonce and ciphertext)."""
+    try:
+        return cipher.decrypt(
+            blob[:NONCE_BYTES], blob[NONCE_BYTES:], field.associated(key_id, row_key)
+        )
+    except InvalidTag as exc:
+        raise _altered(field) from exc
+
+
+def kek_fingerprint(kek: bytes) -> str:
+    """A short public name of a key-encryption key (an HMAC of a constant under it): which
+    KEK wrapped a data key, without revealing anything of the KEK."""
+    return hmac.new(kek, _FINGERPRINT_CONTEXT, hashlib.sha256).hexdigest()[:16]
+
+
+def wrap_key(kek: bytes, key_id: str, key: bytes, *, nonce: bytes) -> bytes:
+    """The data key ``key`` sealed under the KEK, bound to its id."""
+    return nonce + AESGCM(kek).encrypt(nonce, key, _WRAP_CONTEXT + key_id.encode())
+
+
+def unwrap_key(kek: bytes, key_id: str, wrapped: bytes) -> bytes:
+    """The data key of ``wrapped``; DataKeyUnavailable when ``kek`` did not wrap it."""
+    try:
+        key = AESGCM(kek).decrypt(
+            wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _WRAP_CONTEXT + key_id.encode()
+        )
+    except (InvalidTag, ValueError) as exc:
+        raise DataKeyUnavailable(
+            f"data key {key_id} does not unwrap under the key-encryption key given "
+            f"(fingerprint {kek_fingerprint(kek)}): the KEK file is not the one the data "
+            "keys were made with"
+        ) from exc
+    if len(key) != KEY_BYTES:
+        raise DataKeyUnavailable(f"data key {key_id} is not a {KEY_BYTES * 8}-bit key")
+    return key
+
+
+class Sealer:
+    """Seals values under the current data key and opens values sealed under any known one.
+
+    ``fetch`` gives the bytes of a data key this sealer has not seen (one made by another
+    process's rotation), or None when no such key exists; ``nonces`` draws a nonce.
+    Safe to share between threads: a key is added once, under a lock."""
+
+    def __init__(
+        self,
+        keys: dict[str, bytes],
+        current: str,
+        *,
+        nonces: Callable[[int], bytes],
+        fetch: Callable[[str], bytes | None],
+    ) -> None:
+        if current not in keys:
+            raise DataKeyUnavailable(f"the current data key {current} is not among the keys")
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self._current = current
+        self._nonces = nonces
+        self._fetch = fetch
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> str:
+        return self._current
+
+    def use(self, key_id: str) -> None:
+        """Seal under ``key_id`` from now (a rotation made it the current key)."""
+        self._cipher(key_id)
+        self._current = key_id
+
+    def seal(self, plaintext: bytes | str, *, field: SealedField, row_key: str) -> str:
+        if isinstance(plaintext, str):
+            plaintext = plaintext.encode()
+        key_id = self._current
+        return seal_value(
+            self._ciphers[key_id],
+            key_id,
+            plaintext,
+            field=field,
+            row_key=row_key,
+            nonce=self._nonces(NONCE_BYTES),
+        )
+
+    def open(self, text: str, *, field: SealedField, row_key: str) -> bytes:
+        key_id, blob = _split(text, field)
+        return open_value(self._cipher(key_id), key_id, blob, field=field, row_key=row_key)
+
+    def _cipher(self, key_id: str) -> AESGCM:
+        cipher = self._ciphers.get(key_id)
+        if cipher is not None:
+            return cipher
+        with self._lock:
+            cipher = self._ciphers.get(key_id)
+            if cipher is None:
+                key = self._fetch(key_id)
+                if key is None:
+                    raise DataKeyUnavailable(
+                        f"a sealed value names data key {key_id}, which the database does "
+                        "not hold: it cannot be opened"
+                    )
+                cipher = self._ciphers[key_id] = AESGCM(key)
+        return cipher

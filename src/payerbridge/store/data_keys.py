@@ -1,0 +1,264 @@
+"""The data keys that seal the PHI columns outside the FHIR store, and the key-encryption
+key (KEK) that wraps them, kept as a file outside the database (ADR 0039).
+
+``open_keyring`` reads the KEK and every data key at start-up: a missing or wrong KEK
+stops start-up with DataKeyUnavailable, before anything is matched. The first start of a
+database makes its KEK (``data.key`` in the data dir, 0600, unless ``data_key_file``
+names one) and its first data key. The stores seal and open through ``DataKeyring``;
+it learns of a key another process's rotation made when a value names it, and looks for
+a newer current key at most every ``refresh_seconds``, on a connection of its own (a
+unit of work's thread may not take a second one from the stores' pool).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, insert, select, update
+from sqlalchemy.pool import NullPool
+
+from payerbridge.config import Settings
+from payerbridge.errors import DataKeyUnavailable
+from payerbridge.security.sealing import (
+    KEY_BYTES,
+    NONCE_BYTES,
+    SealedField,
+    Sealer,
+    kek_fingerprint,
+    unwrap_key,
+    wrap_key,
+)
+from payerbridge.store.key_files import write_private_file
+from payerbridge.store.tables import data_keys
+from payerbridge.store.unit_of_work import sql_unit
+from payerbridge.transactions import UnitOfWork
+
+__all__ = [
+    "DataKeyInfo",
+    "DataKeyring",
+    "kek_path",
+    "new_kek_file",
+    "open_keyring",
+    "read_kek",
+]
+
+logger = logging.getLogger(__name__)
+
+_REFRESH_SECONDS = 30.0
+
+
+def kek_path(settings: Settings) -> Path:
+    """Where the KEK is kept: the configured file, else ``data.key`` in the data dir."""
+    return settings.data_key_file or settings.data_dir / "data.key"
+
+
+def new_kek_file(path: Path) -> bool:
+    """Create a KEK file at ``path`` (0600) unless one is there; True when made."""
+    return write_private_file(path, secrets.token_hex(KEY_BYTES).encode() + b"\n")
+
+
+def read_kek(path: Path) -> bytes:
+    """The KEK kept in ``path`` (64 hex digits); DataKeyUnavailable when it cannot be."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError as exc:
+        raise DataKeyUnavailable(
+            f"the key-encryption key file {path} is missing (PAYERBRIDGE_DATA_KEY_FILE): "
+            "the data keys in the database are wrapped under it, and nothing sealed can be "
+            "read without it"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataKeyUnavailable(
+            f"the key-encryption key file {path} cannot be read ({exc.__class__.__name__})"
+        ) from exc
+    try:
+        kek = bytes.fromhex(text)
+    except ValueError:
+        kek = b""
+    if len(kek) != KEY_BYTES:
+        raise DataKeyUnavailable(
+            f"the key-encryption key file {path} does not hold a {KEY_BYTES * 8}-bit key "
+            f"as {KEY_BYTES * 2} hex digits"
+        )
+    return kek
+
+
+@dataclass(frozen=True)
+class DataKeyInfo:
+    """A data key as listed: never its bytes."""
+
+    id: str
+    kek_fingerprint: str
+    created_at: datetime
+    retired_at: datetime | None
+    sealed_all_at: datetime | None
+
+
+class DataKeyring:
+    """Seals and opens the values of sealed columns under the database's data keys."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        kek: bytes,
+        keys: dict[str, bytes],
+        current: str,
+        *,
+        refresh_seconds: float = _REFRESH_SECONDS,
+    ) -> None:
+        # Its own connections, opened rarely (a key fetched, the current key looked up).
+        self._engine = create_engine(engine.url, poolclass=NullPool)
+        self._kek = kek
+        self._refresh_seconds = refresh_seconds
+        self._next_refresh = time.monotonic() + refresh_seconds
+        self._sealer = Sealer(keys, current, nonces=secrets.token_bytes, fetch=self._fetch)
+
+    @property
+    def kek_fingerprint(self) -> str:
+        return kek_fingerprint(self._kek)
+
+    @property
+    def current(self) -> str:
+        return self._sealer.current
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def seal(self, plaintext: bytes | str, *, field: SealedField, row_key: str) -> str:
+        if time.monotonic() >= self._next_refresh:
+            self.refresh()
+        return self._sealer.seal(plaintext, field=field, row_key=row_key)
+
+    def open(self, text: str, *, field: SealedField, row_key: str) -> bytes:
+        return self._sealer.open(text, field=field, row_key=row_key)
+
+    def refresh(self) -> None:
+        """Seal under the newest key not retired from now (a rotation elsewhere made it)."""
+        self._next_refresh = time.monotonic() + self._refresh_seconds
+        try:
+            with self._engine.connect() as connection:
+                newest = _current_id(connection)
+        except Exception:  # noqa: BLE001 - the key in use stays valid; tried again later
+            logger.warning("the current data key could not be looked up; sealing goes on")
+            return
+        if newest is not None and newest != self._sealer.current:
+            self._sealer.use(newest)
+
+    def _fetch(self, key_id: str) -> bytes | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(data_keys).where(data_keys.c.id == key_id)).first()
+        if row is None:
+            return None
+        _check_fingerprint(row.kek_fingerprint, self._kek, key_id)
+        return unwrap_key(self._kek, key_id, bytes(row.wrapped_key))
+
+    # -- the keys' life: made, retired, rewrapped (rotation, ``security.data_rotation``) --
+
+    def data_keys(self) -> list[DataKeyInfo]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(data_keys).order_by(data_keys.c.created_at, data_keys.c.id)
+            ).all()
+        return [
+            DataKeyInfo(r.id, r.kek_fingerprint, r.created_at, r.retired_at, r.sealed_all_at)
+            for r in rows
+        ]
+
+    def make_key(self, unit: UnitOfWork) -> str:
+        """A new data key, current from now, in ``unit``; every other key is retired."""
+        connection = sql_unit(unit).connection
+        key_id = _insert_key(connection, self._kek, at=unit.now)
+        connection.execute(
+            update(data_keys)
+            .where(data_keys.c.id != key_id, data_keys.c.retired_at.is_(None))
+            .values(retired_at=unit.now)
+        )
+        return key_id
+
+    def use(self, key_id: str) -> None:
+        """Seal under ``key_id`` from now (once the unit that made it has committed)."""
+        self._sealer.use(key_id)
+
+    def mark_sealed_all(self, unit: UnitOfWork, key_id: str) -> None:
+        sql_unit(unit).connection.execute(
+            update(data_keys).where(data_keys.c.id == key_id).values(sealed_all_at=unit.now)
+        )
+
+    def rewrap(self, unit: UnitOfWork, new_kek: bytes) -> list[str]:
+        """Every data key wrapped again under ``new_kek``, in ``unit``: their ids."""
+        connection = sql_unit(unit).connection
+        rows = connection.execute(select(data_keys).with_for_update()).all()
+        fingerprint = kek_fingerprint(new_kek)
+        for row in rows:
+            _check_fingerprint(row.kek_fingerprint, self._kek, row.id)
+            key = unwrap_key(self._kek, row.id, bytes(row.wrapped_key))
+            wrapped = wrap_key(new_kek, row.id, key, nonce=secrets.token_bytes(NONCE_BYTES))
+            connection.execute(
+                update(data_keys)
+                .where(data_keys.c.id == row.id)
+                .values(wrapped_key=wrapped, kek_fingerprint=fingerprint)
+            )
+        return [row.id for row in rows]
+
+
+def _current_id(connection: Connection) -> str | None:
+    return connection.execute(
+        select(data_keys.c.id)
+        .where(data_keys.c.retired_at.is_(None))
+        .order_by(data_keys.c.created_at.desc(), data_keys.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _check_fingerprint(stored: str, kek: bytes, key_id: str) -> None:
+    if stored != kek_fingerprint(kek):
+        raise DataKeyUnavailable(
+            f"data key {key_id} is wrapped under the key-encryption key of fingerprint "
+            f"{stored}, not under the one given (fingerprint {kek_fingerprint(kek)}): "
+            "PAYERBRIDGE_DATA_KEY_FILE names the wrong file"
+        )
+
+
+def _insert_key(connection: Connection, kek: bytes, *, at: datetime) -> str:
+    key_id = secrets.token_hex(8)
+    key = secrets.token_bytes(KEY_BYTES)
+    connection.execute(
+        insert(data_keys).values(
+            id=key_id,
+            wrapped_key=wrap_key(kek, key_id, key, nonce=secrets.token_bytes(NONCE_BYTES)),
+            kek_fingerprint=kek_fingerprint(kek),
+            created_at=at,
+            retired_at=None,
+            sealed_all_at=None,
+        )
+    )
+    return key_id
+
+
+def open_keyring(engine: Engine, settings: Settings, *, now: datetime) -> DataKeyring:
+    """The database's data keys, unwrapped under the KEK (made, with the first data key,
+    on a database that has none). DataKeyUnavailable, before anything is read, when the
+    KEK file is missing or is not the one the keys were wrapped under."""
+    path = kek_path(settings)
+    with engine.begin() as connection:
+        rows = connection.execute(select(data_keys)).all()
+        if not rows:
+            # A database that never had a data key: its KEK is made now, unless given.
+            if settings.data_key_file is None:
+                new_kek_file(path)
+            _insert_key(connection, read_kek(path), at=now)
+            rows = connection.execute(select(data_keys)).all()
+        current = _current_id(connection)
+    kek = read_kek(path)
+    keys = {}
+    for row in rows:
+        _check_fingerprint(row.kek_fingerprint, kek, row.id)
+        keys[row.id] = unwrap_key(kek, row.id, bytes(row.wrapped_key))
+    if current is None:  # every key retired: a rotation's unit lost; the newest seals
+        current = max(rows, key=lambda r: (r.created_at, r.id)).id
+    return DataKeyring(engine, kek, keys, current)

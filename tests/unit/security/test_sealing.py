@@ -1,0 +1,121 @@
+"""The sealed-value format (ADR 0039): round trip, and every way a value must not open."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payerbridge.errors import DataKeyUnavailable
+from payerbridge.security.sealing import (
+    SEALED_PREFIX,
+    SealedField,
+    Sealer,
+    is_sealed,
+    kek_fingerprint,
+    key_id_of,
+    unwrap_key,
+    wrap_key,
+)
+
+RECORD = SealedField("identity_member_records", "record")
+REQUEST = SealedField("identity_reviews", "request_record")
+KEY_A, KEY_B = b"a" * 32, b"b" * 32
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _sealer(keys: dict[str, bytes] | None = None, current: str = "k1", **more: bytes) -> Sealer:
+    return Sealer(
+        keys or {"k1": KEY_A}, current, nonces=os.urandom, fetch=lambda key_id: more.get(key_id)
+    )
+
+
+@given(plaintext=st.binary(max_size=2000), row_key=st.text(max_size=64))
+def test_a_sealed_value_opens_to_what_was_sealed(plaintext: bytes, row_key: str) -> None:
+    sealer = _sealer()
+    sealed = sealer.seal(plaintext, field=RECORD, row_key=row_key)
+    assert is_sealed(sealed) and key_id_of(sealed) == "k1"
+    assert sealed.isascii()
+    assert sealer.open(sealed, field=RECORD, row_key=row_key) == plaintext
+
+
+@given(plaintext=st.text(min_size=1, max_size=200))
+def test_the_same_value_sealed_twice_differs_and_shows_nothing_of_it(plaintext: str) -> None:
+    sealer = _sealer()
+    first = sealer.seal(plaintext, field=RECORD, row_key="m1")
+    second = sealer.seal(plaintext, field=RECORD, row_key="m1")
+    assert first != second  # a fresh nonce each time
+    if len(plaintext) >= 4:
+        assert plaintext not in first
+
+
+@given(plaintext=st.binary(min_size=1, max_size=500), position=st.integers(min_value=0))
+def test_a_value_altered_anywhere_does_not_open(plaintext: bytes, position: int) -> None:
+    sealer = _sealer()
+    sealed = sealer.seal(plaintext, field=RECORD, row_key="m1")
+    body_start = len(SEALED_PREFIX) + len("k1:")
+    at = body_start + position % (len(sealed) - body_start)
+    # The top bit of the character's six: a base64 text's last character may carry unused
+    # low bits, never an unused top one.
+    swapped = _ALPHABET[_ALPHABET.index(sealed[at]) ^ 32]
+    altered = sealed[:at] + swapped + sealed[at + 1 :]
+    with pytest.raises(DataKeyUnavailable):
+        sealer.open(altered, field=RECORD, row_key="m1")
+
+
+@given(plaintext=st.binary(max_size=200))
+def test_a_value_moved_to_another_column_or_row_does_not_open(plaintext: bytes) -> None:
+    sealer = _sealer()
+    sealed = sealer.seal(plaintext, field=RECORD, row_key="m1")
+    with pytest.raises(DataKeyUnavailable, match="altered or moved"):
+        sealer.open(sealed, field=REQUEST, row_key="m1")
+    with pytest.raises(DataKeyUnavailable, match="altered or moved"):
+        sealer.open(sealed, field=RECORD, row_key="m2")
+
+
+def test_a_value_under_another_key_of_the_same_id_does_not_open() -> None:
+    sealed = _sealer().seal(b"{}", field=RECORD, row_key="m1")
+    with pytest.raises(DataKeyUnavailable, match="altered or moved"):
+        _sealer({"k1": KEY_B}).open(sealed, field=RECORD, row_key="m1")
+
+
+def test_a_value_naming_an_unknown_key_is_refused_unless_it_can_be_fetched() -> None:
+    sealed = _sealer({"k2": KEY_B}, "k2").seal(b"{}", field=RECORD, row_key="m1")
+    with pytest.raises(DataKeyUnavailable, match="data key k2, which the database does not"):
+        _sealer().open(sealed, field=RECORD, row_key="m1")
+    # A key another process's rotation made is fetched once, then known.
+    assert _sealer(k2=KEY_B).open(sealed, field=RECORD, row_key="m1") == b"{}"
+
+
+@pytest.mark.parametrize(
+    "stored", ['{"family": "Doe"}', "pb1:", "pb1:k1", "pb1:k1:!!!", "pb1:k1:AA"]
+)
+def test_plaintext_and_malformed_values_are_refused(stored: str) -> None:
+    with pytest.raises(DataKeyUnavailable):
+        _sealer().open(stored, field=RECORD, row_key="m1")
+
+
+def test_a_rotated_sealer_seals_under_its_new_key_and_opens_the_old() -> None:
+    sealer = _sealer({"k1": KEY_A, "k2": KEY_B})
+    old = sealer.seal(b"old", field=RECORD, row_key="m1")
+    sealer.use("k2")
+    new = sealer.seal(b"new", field=RECORD, row_key="m1")
+    assert (key_id_of(old), key_id_of(new)) == ("k1", "k2")
+    assert sealer.open(old, field=RECORD, row_key="m1") == b"old"
+
+
+@given(dek=st.binary(min_size=32, max_size=32))
+def test_a_data_key_unwraps_only_under_its_kek_and_its_id(dek: bytes) -> None:
+    wrapped = wrap_key(KEY_A, "k1", dek, nonce=os.urandom(12))
+    assert unwrap_key(KEY_A, "k1", wrapped) == dek
+    with pytest.raises(DataKeyUnavailable, match="does not unwrap"):
+        unwrap_key(KEY_B, "k1", wrapped)
+    with pytest.raises(DataKeyUnavailable, match="does not unwrap"):
+        unwrap_key(KEY_A, "k2", wrapped)
+
+
+def test_a_kek_fingerprint_names_the_key_without_showing_it() -> None:
+    assert kek_fingerprint(KEY_A) == kek_fingerprint(KEY_A) != kek_fingerprint(KEY_B)
+    assert len(kek_fingerprint(KEY_A)) == 16 and KEY_A.hex()[:8] not in kek_fingerprint(KEY_A)
