@@ -1,0 +1,179 @@
+"""The ``Platform`` the edges are handed: every port, wired, and the adapters its own
+plumbing needs; the clock and the ids it is wired with."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from payerbridge.audit.ports import AuditChain, AuditLog, AuditReader
+from payerbridge.backends.live import LiveSources
+from payerbridge.backends.quarantine import Quarantine
+from payerbridge.backends.service import SourceIngestion
+from payerbridge.bulk.member_match import BulkPorts
+from payerbridge.compliance.obligations import ObligationSet
+from payerbridge.config import Settings
+from payerbridge.consent.ports import ConsentStore
+from payerbridge.consent.segmentation import SegmentationPolicy
+from payerbridge.disclosure.ports import DisclosureSnapshots, MemberStore
+from payerbridge.exchange.ports import (
+    BreakerBoard,
+    ExchangeLedger,
+    ExchangePorts,
+    PartnerClient,
+    Transactions,
+)
+from payerbridge.exchange.search import ExchangeSearch
+from payerbridge.fhir.profiles import ProfileChecker
+from payerbridge.idempotency import IdempotencyStore
+from payerbridge.identity.ports import IdentityStore
+from payerbridge.metrics import PlatformMetrics
+from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.oversight.ports import Oversight
+from payerbridge.partners.client import HttpxPartnerClient
+from payerbridge.partners.discovery import HttpxPartnerDiscovery
+from payerbridge.partners.key_sets import HttpxKeySetSource
+from payerbridge.routing.model import Organization
+from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
+from payerbridge.security.limits import RateLimiter
+from payerbridge.security.operator_accounts import OperatorPorts
+from payerbridge.security.ports import ClientDirectory
+from payerbridge.security.service import TokenService
+from payerbridge.security.tokens import TokenVerifier
+from payerbridge.security.udap import ServerIdentity
+from payerbridge.store.engines import WalCheckpointer
+from payerbridge.store.identity import SqlIdentityStore
+from payerbridge.store.importer import FileReport, import_files, refresh_statistics
+from payerbridge.store.unit_of_work import SqlTransactions
+from payerbridge.transactions import UnitOfWork
+from payerbridge.webhooks.egress import WebhookTargets
+from payerbridge.webhooks.ports import WebhookStore
+
+__all__ = ["Adapters", "Platform", "new_id", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """The concrete adapters the platform's own plumbing needs (indexing imported members,
+    relaying committed webhook deliveries, closing); everything else sees the ports."""
+
+    identity: SqlIdentityStore
+    client: HttpxPartnerClient
+    transactions: SqlTransactions
+    key_sets: HttpxKeySetSource
+    discovery: HttpxPartnerDiscovery
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    engine: Engine
+    reader: Engine  # the engine for reads: ``engine`` itself on PostgreSQL
+    members: MemberStore
+    segmentation: SegmentationPolicy  # what a regular consent withholds, by which code sets
+    obligations: ObligationSet  # the rule's clocks on the plan's calendar (ADR 0037)
+    snapshots: DisclosureSnapshots  # paged $everything decisions
+    partners: PartnerRegistry
+    exchanges: ExchangeLedger
+    exchange_search: ExchangeSearch  # GET /exchanges and the console's search
+    breakers: BreakerBoard
+    transactions: Transactions
+    audit: AuditLog
+    audit_chain: AuditChain[UnitOfWork]
+    audit_reader: AuditReader  # timelines, AuditEvent, proofs (issue 53)
+    idempotency: IdempotencyStore
+    consents: ConsentStore
+    clients: ClientDirectory
+    webhook_targets: WebhookTargets  # where a webhook may be posted
+    tokens: TokenService  # the token endpoint
+    verifier: TokenVerifier  # checks the bearer token of every request
+    limiter: RateLimiter  # requests per client and operation
+    discovery: PartnerDiscovery  # reads a re-pointed partner's discovery documents
+    udap_identity: ServerIdentity | None  # signs our UDAP metadata, when configured
+    identity: IdentityStore
+    webhooks: WebhookStore
+    client: PartnerClient
+    exchange_ports: ExchangePorts
+    bulk: BulkPorts  # $bulk-member-match jobs and their Groups
+    onboarding: OnboardingPorts  # plan-year onboardings (new payer)
+    sources: SourceIngestion  # the plan's backends: replicated files mapped and kept
+    live: LiveSources  # the plan's backends asked at request time
+    profiles: ProfileChecker  # the shipped profiles every produced resource must meet
+    quarantine: Quarantine  # what failed them, held for operators (ADR 0030)
+    oversight: Oversight  # the console's dashboard, jobs and partners' recent exchanges
+    operators: OperatorPorts  # the console's accounts and sessions (ADR 0035)
+    metrics: PlatformMetrics  # the shared state as read now, and /metrics (ADR 0032)
+    adapters: Adapters
+    # The public half of the key we sign assertions to partners with, as a JWK Set.
+    client_jwks: dict[str, Any] = field(default_factory=dict)
+    checkpointer: WalCheckpointer | None = None  # SQLite only
+
+    @property
+    def us(self) -> Organization:
+        return Organization(self.settings.org_name, self.settings.org_npi)
+
+    def import_members(
+        self, path: Path, *, progress: Callable[[int], None] | None = None
+    ) -> FileReport:
+        """Import a member data file and index its members for matching, atomically."""
+        (report,) = self.import_member_files(
+            [path], progress=None if progress is None else lambda _, size: progress(size)
+        )
+        return report
+
+    def import_member_files(
+        self, paths: Sequence[Path], *, progress: Callable[[Path, int], None] | None = None
+    ) -> list[FileReport]:
+        """Import member data files in one transaction, each all-or-nothing, and index the
+        members they touched once, at the end (a plan's export: one file per type)."""
+        with self.transactions.begin() as unit:
+            reports = import_files(
+                unit, paths, progress=progress, index_members=self._index_members
+            )
+        if any(report.accepted for report in reports):
+            refresh_statistics(self.engine)
+        return reports
+
+    def check_jwks_url(self, url: str) -> str:
+        """``url`` when a client's JWK Set may be read there; UnprocessableRequest naming
+        ``jwks_url`` when it resolves to an address we never call (ADR 0027)."""
+        return self.adapters.key_sets.check(url)
+
+    def _index_members(self, unit: UnitOfWork, member_ids: Iterable[str]) -> None:
+        """Index imported members for matching, in the import's unit of work."""
+        self.adapters.identity.index_members(unit, member_ids, at=unit.now)
+
+    def before_fork(self) -> None:
+        """Let go of what must not cross a fork: pooled connections (each child opens its
+        own) and the WAL checkpoint thread, which this process does without from now on
+        (SQLite's own checkpoint is the backstop). A fork while that thread is inside
+        SQLite copies SQLite's process-wide mutexes held, and the child's first
+        connection then waits for them forever."""
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+        self.engine.dispose()
+        self.reader.dispose()
+
+    def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+        self.adapters.client.close()
+        self.adapters.key_sets.close()
+        self.adapters.discovery.close()
+        self.adapters.identity.close()
+        self.reader.dispose()
+        self.engine.dispose()

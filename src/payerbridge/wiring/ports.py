@@ -1,0 +1,246 @@
+"""The ports each room's use cases are handed, built from the stores and the settings."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from payerbridge.backends.ingestion import hold_in
+from payerbridge.backends.live import LiveSources
+from payerbridge.backends.service import SourceIngestion
+from payerbridge.backends.sources import Sources
+from payerbridge.bulk.member_match import BulkPorts, BulkRules
+from payerbridge.config import Settings
+from payerbridge.consent.model import Requester
+from payerbridge.consent.segmentation import SegmentationPolicy
+from payerbridge.disclosure.reads import DisclosureContext, member_permits
+from payerbridge.exchange.ports import (
+    ExchangePorts,
+    PartnerClient,
+)
+from payerbridge.fhir.profiles import ProfileChecker
+from payerbridge.identity.decision import BULK
+from payerbridge.identity.guard import AttemptLimit
+from payerbridge.identity.ports import IdentityStore
+from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.partners.client import HttpxPartnerClient
+from payerbridge.partners.key_sets import HttpxKeySetSource
+from payerbridge.policies import (
+    egress_policy,
+    retry_policy,
+    session_policy,
+)
+from payerbridge.routing.model import Organization
+from payerbridge.security.certificates import TrustAnchors
+from payerbridge.security.limits import RateLimiter
+from payerbridge.security.model import RegisteredClient
+from payerbridge.security.operator_accounts import LOGIN_RATES, OperatorPorts
+from payerbridge.security.ports import ClientDirectory
+from payerbridge.security.service import TokenPolicy, TokenService
+from payerbridge.sources.adapters import live_adapters
+from payerbridge.store.bulk import SqlBulkJobs
+from payerbridge.store.clients import SqlAssertionLedger
+from payerbridge.store.identity import SqlIdentityStore
+from payerbridge.store.importer import refresh_statistics
+from payerbridge.store.onboardings import SqlOnboardingStore
+from payerbridge.store.operators import SqlOperatorAccounts
+from payerbridge.store.quarantine import SqlQuarantine
+from payerbridge.store.rate_limits import SqlAllowances
+from payerbridge.store.received import SqlReceivedStore
+from payerbridge.store.source_files import (
+    SqlSourceFiles,
+    SqlSourceMembers,
+    SqlSourceWriter,
+    provenance_by,
+)
+from payerbridge.store.token_keys import (
+    TokenKeyFiles,
+    key_dir,
+)
+from payerbridge.store.unit_of_work import SqlTransactions
+from payerbridge.transactions import UnitOfWork
+from payerbridge.types import MemberId
+from payerbridge.wiring.platform import new_id, utcnow
+from payerbridge.wiring.stores import Stores
+
+__all__ = [
+    "bulk_ports",
+    "exchange_ports",
+    "member_consent_check",
+    "onboarding_ports",
+    "operator_ports",
+    "plan_backends",
+    "token_service",
+]
+
+
+def token_service(
+    settings: Settings,
+    clients: ClientDirectory,
+    transactions: SqlTransactions,
+    key_sets: HttpxKeySetSource,
+    member_consent: Callable[[MemberId, RegisteredClient, datetime], bool],
+    trust: TrustAnchors,
+) -> TokenService:
+    return TokenService(
+        clients=clients,
+        assertions=SqlAssertionLedger(),
+        key_sets=key_sets,
+        transactions=transactions,
+        keys=TokenKeyFiles(
+            key_dir(settings),
+            # A replaced key verifies as long as a token it signed can live.
+            grace=timedelta(seconds=settings.access_token_seconds + settings.clock_skew_seconds),
+        ),
+        policy=TokenPolicy(
+            issuer=settings.base_url,
+            audience=f"{settings.base_url}/fhir",
+            token_url=f"{settings.base_url}/auth/token",
+            registration_url=f"{settings.base_url}/auth/register",
+            access_token_lifetime=timedelta(seconds=settings.access_token_seconds),
+            clock_skew=timedelta(seconds=settings.clock_skew_seconds),
+            udap_scopes=frozenset(settings.udap_client_scopes.split()),
+        ),
+        trust=trust,
+        member_consent=member_consent,
+        new_id=new_id,
+    )
+
+
+def exchange_ports(settings: Settings, stores: Stores, client: PartnerClient) -> ExchangePorts:
+    """The outbound exchange's ports (new payer)."""
+    return ExchangePorts(
+        transactions=stores.transactions,
+        exchanges=stores.exchanges,
+        partners=stores.partners,
+        client=client,
+        writer=stores.members,
+        received=SqlReceivedStore(stores.engine, reader=stores.reader),
+        breakers=stores.breakers,
+        consents=stores.consents,
+        audit=stores.audit,
+        us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
+        clock=utcnow,
+        new_id=new_id,
+        random=random.random,
+        retry_policy=retry_policy(settings),
+        consent_zone=ZoneInfo(settings.consent_time_zone),
+    )
+
+
+def operator_ports(settings: Settings, stores: Stores, allowances: SqlAllowances) -> OperatorPorts:
+    """The console's accounts and sessions, sign-ins throttled (ADR 0035)."""
+    accounts = SqlOperatorAccounts(stores.engine, reader=stores.reader)
+    logins = RateLimiter(LOGIN_RATES, allowances)
+    return OperatorPorts(accounts, stores.transactions, logins, session_policy(settings), utcnow)
+
+
+def member_consent_check(
+    settings: Settings, stores: Stores, segmentation: SegmentationPolicy
+) -> Callable[[MemberId, RegisteredClient, datetime], bool]:
+    """Whether a member's consent lets a client read her data now (the token service
+    issues a member-scoped token only then)."""
+
+    def member_consent(member: MemberId, client: RegisteredClient, now: datetime) -> bool:
+        context = DisclosureContext(
+            members=stores.members,
+            consents=stores.consents,
+            audit=stores.audit,
+            requester=Requester(client_id=client.client_id, npi=client.npi),
+            source_npi=settings.org_npi,
+            at=now,
+            request_id=None,
+            segmentation=segmentation,
+        )
+        return member_permits(context, member)
+
+    return member_consent
+
+
+def bulk_ports(
+    settings: Settings, stores: Stores, identity: IdentityStore, segmentation: SegmentationPolicy
+) -> BulkPorts:
+    """``$bulk-member-match`` jobs and the exports (old payer)."""
+    rules = BulkRules(
+        policy=BULK,
+        us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
+        consent_zone=ZoneInfo(settings.consent_time_zone),
+        output_lifetime=timedelta(hours=settings.bulk_output_hours),
+        group_lifetime=timedelta(days=settings.bulk_group_days),
+        chunk_members=settings.bulk_chunk_members,
+        segmentation=segmentation,
+        payer_to_payer_years=settings.payer_to_payer_years,
+        attempts=AttemptLimit(
+            settings.member_match_max_cards,
+            timedelta(seconds=settings.member_match_window_seconds),
+        ),
+    )
+    return BulkPorts(
+        jobs=SqlBulkJobs(stores.engine, reader=stores.reader),
+        transactions=stores.transactions,
+        identity=identity,
+        consents=stores.consents,
+        members=stores.members,
+        rules=rules,
+        clock=utcnow,
+        new_id=new_id,
+    )
+
+
+def onboarding_ports(
+    settings: Settings, stores: Stores, client: HttpxPartnerClient
+) -> OnboardingPorts:
+    """Plan-year onboardings (new payer)."""
+    return OnboardingPorts(
+        transactions=stores.transactions,
+        onboardings=SqlOnboardingStore(stores.engine, reader=stores.reader),
+        partners=stores.partners,
+        bulk=client,
+        consents=stores.consents,
+        writer=stores.members,
+        us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
+        clock=utcnow,
+        new_id=new_id,
+        consent_zone=ZoneInfo(settings.consent_time_zone),
+        chunk_members=settings.onboarding_chunk_members,
+    )
+
+
+def plan_backends(
+    settings: Settings, sources: Sources, stores: Stores, identity: SqlIdentityStore
+) -> dict[str, Any]:
+    """The plan's backends: replicated sources' files mapped and kept, live sources asked
+    at request time, both checked against their profiles (ADR 0031)."""
+    us = Organization(settings.org_name, settings.org_npi)
+    profiles = ProfileChecker.bundled()
+    quarantine = SqlQuarantine(stores.engine, reader=stores.reader)
+    hold = hold_in(quarantine)
+
+    def index(unit: UnitOfWork, ids: Sequence[str]) -> None:
+        identity.index_members(unit, ids, at=unit.now)
+
+    files = SqlSourceFiles(
+        stores.engine,
+        us=us,
+        check=profiles.check,
+        hold=hold,
+        index_members=index,
+        new_id=new_id,
+    )
+    live = LiveSources(
+        sources,
+        live_adapters(sources, egress_policy(settings)),
+        SqlSourceMembers(stores.reader),
+        SqlSourceWriter(stores.members),
+        check=profiles.check,
+        hold=hold,
+        provenance=provenance_by(us),
+        index_members=index,
+    )
+    ingestion = SourceIngestion(
+        sources, files, stores.transactions, lambda: refresh_statistics(stores.engine)
+    )
+    return {"sources": ingestion, "live": live, "profiles": profiles, "quarantine": quarantine}

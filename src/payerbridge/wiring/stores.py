@@ -1,0 +1,72 @@
+"""The database, its schema migrated, and the stores more than one room is wired to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from payerbridge.config import Settings
+from payerbridge.metrics import observe_events
+from payerbridge.store.audit import SqlAuditTrail
+from payerbridge.store.breakers import SqlBreakerStore
+from payerbridge.store.consents import SqlConsentStore
+from payerbridge.store.engines import (
+    WalCheckpointer,
+    create_db_engine,
+    create_reader,
+    migrate,
+)
+from payerbridge.store.exchanges import SqlExchangeStore
+from payerbridge.store.members import SqlMemberStore
+from payerbridge.store.partners import SqlPartnerDirectory
+from payerbridge.store.unit_of_work import SqlTransactions
+from payerbridge.transactions import UnitAuditLog
+from payerbridge.wiring.platform import utcnow
+
+__all__ = ["Stores", "open_stores"]
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The database and the stores more than one room is wired to."""
+
+    engine: Engine
+    reader: Engine  # the engine for reads: ``engine`` itself on PostgreSQL
+    transactions: SqlTransactions
+    members: SqlMemberStore
+    partners: SqlPartnerDirectory
+    exchanges: SqlExchangeStore
+    breakers: SqlBreakerStore
+    consents: SqlConsentStore
+    audit: UnitAuditLog
+    checkpointer: WalCheckpointer | None  # SQLite's write-ahead log, checkpointed
+
+
+def open_stores(settings: Settings, *, run_migrations: bool) -> Stores:
+    """The database, its schema migrated to the newest (unless told not to), and its stores."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_db_engine(
+        settings.sqlalchemy_url, max_connections=settings.database_max_connections
+    )
+    if run_migrations:
+        migrate(engine)
+    reader = create_reader(engine)
+    checkpointer = None
+    if settings.is_sqlite:
+        checkpointer = WalCheckpointer()
+        checkpointer.watch(settings.sqlalchemy_url)
+    transactions = SqlTransactions(engine, clock=utcnow)
+    transactions.observe_committed = observe_events  # the business metrics (ADR 0032)
+    return Stores(
+        engine=engine,
+        reader=reader,
+        transactions=transactions,
+        members=SqlMemberStore(engine, reader=reader),
+        partners=SqlPartnerDirectory(engine, reader=reader),
+        exchanges=SqlExchangeStore(engine, reader=reader),
+        breakers=SqlBreakerStore(engine, reader=reader),
+        consents=SqlConsentStore(engine, reader=reader),
+        audit=UnitAuditLog(transactions, SqlAuditTrail(reader=reader)),
+        checkpointer=checkpointer,
+    )

@@ -1,0 +1,164 @@
+"""DBOS in this process: the workflows bound to the platform and launched, the scheduled
+upkeep's use cases, and the shutdown."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import httpx
+from sqlalchemy import Engine
+
+from payerbridge import __version__
+from payerbridge.config import Settings
+from payerbridge.logging import use_trace_ids
+from payerbridge.net.transport import GuardedTransport, carry_trace_context
+from payerbridge.security.service import forget_spent_assertions
+from payerbridge.store.engines import create_workflow_engine
+from payerbridge.store.spans import trace_statements
+from payerbridge.tracing import current_ids, start_tracing, stop_tracing
+from payerbridge.transactions import UnitOfWork
+from payerbridge.webhooks.model import WebhookPolicy
+from payerbridge.wiring.audit import audit_checkpointer
+from payerbridge.wiring.platform import Platform, utcnow
+
+if TYPE_CHECKING:
+    from payerbridge.workflows.maintenance import Upkeep
+
+__all__ = ["launch_workflows", "shutdown_workflows"]
+
+
+def _dbos_system_url(settings: Settings) -> str:
+    if settings.is_sqlite:
+        return f"sqlite:///{(settings.data_dir / 'workflows.db').resolve()}"
+    return settings.sqlalchemy_url
+
+
+def launch_workflows(platform: Platform, *, work: bool = True) -> None:
+    """Start DBOS in this process. A worker (``work``) recovers its own unfinished
+    workflows, runs queued exchanges and sweeps up exchanges that were recorded but
+    never enqueued; an API-only process just enqueues."""
+    from dbos import DBOS, DBOSConfig
+
+    from payerbridge.workflows import bulk, exchange, maintenance, onboarding, webhooks
+
+    settings = platform.settings
+    start_tracing(settings, version=__version__)  # ADR 0033
+    use_trace_ids(current_ids)
+    if settings.tracing != "off" and settings.trace_statements:
+        trace_statements(platform.engine, platform.reader)
+    exchange.bind_ports(platform.exchange_ports)
+    bulk.bind(platform.bulk)
+    onboarding.bind(platform.onboarding)
+    webhooks.bind(
+        webhooks.WebhookDelivery(
+            platform.webhooks,
+            platform.transactions,
+            httpx.Client(
+                follow_redirects=False,
+                transport=GuardedTransport(platform.webhook_targets.policy),
+                event_hooks={"request": [carry_trace_context]},  # ADR 0033
+            ),
+            WebhookPolicy(
+                max_attempts=settings.webhook_max_attempts,
+                timeout_seconds=settings.webhook_timeout_seconds,
+            ),
+            platform.webhook_targets,
+            clock=utcnow,
+            random=random.random,
+        )
+    )
+    # Every process binds the upkeep, before a recovered tick can run: DBOS's own queue,
+    # which carries the scheduled ticks, is worked by every process, API-only ones too.
+    maintenance.bind(_upkeep(platform))
+    system_url = _dbos_system_url(settings)
+    config: DBOSConfig = {
+        "name": "payerbridge",
+        "system_database_url": system_url,
+        "application_version": __version__,
+        "executor_id": settings.worker_id,
+        "log_level": "WARNING",
+    }
+    engine = create_workflow_engine(system_url, max_connections=settings.database_max_connections)
+    _workflow_engines.append(engine)
+    config["system_database_engine"] = engine
+    if platform.checkpointer is not None:  # SQLite
+        platform.checkpointer.watch(system_url)
+    DBOS(config=config)
+    if not work:
+        DBOS.listen_queues([])
+    DBOS.launch()
+    exchange.register_queue(
+        exchange.QueueLimits(
+            partner_concurrency=settings.partner_concurrency,
+            partner_rate_per_second=settings.partner_rate_per_second,
+            worker_concurrency=settings.worker_concurrency,
+            polling_interval_seconds=settings.queue_polling_seconds,
+        )
+    )
+    webhooks.register_queue()
+    bulk.register_queue(
+        bulk.BulkQueueLimits(
+            client_concurrency=settings.bulk_client_concurrency,
+            worker_concurrency=settings.bulk_worker_concurrency,
+            polling_interval_seconds=settings.queue_polling_seconds,
+        )
+    )
+    onboarding.register_queue(
+        partner_concurrency=settings.onboarding_partner_concurrency,
+        polling_interval_seconds=settings.queue_polling_seconds,
+    )
+    platform.adapters.transactions.relay_deliveries = webhooks.enqueue_deliveries
+    if work:
+        maintenance.schedule(sweep_seconds=settings.upkeep_sweep_seconds)
+
+
+def _upkeep(platform: Platform) -> Upkeep:
+    """The use cases of the scheduled upkeep workflows, on this platform."""
+    from payerbridge.workflows.exchange import unstarted_exchanges
+    from payerbridge.workflows.maintenance import Upkeep
+
+    retention = timedelta(hours=platform.settings.idempotency_retention_hours)
+    grace = timedelta(seconds=platform.settings.upkeep_grace_seconds)
+    return Upkeep(
+        sign_checkpoints=audit_checkpointer(platform),
+        # Not moved for the grace: the API process has had time to enqueue it itself.
+        unstarted_exchanges=lambda: unstarted_exchanges(platform.exchange_ports, older_than=grace),
+        # Overdue by the grace: a workflow that was started sleeps until it is due.
+        overdue_deliveries=lambda: platform.webhooks.overdue(before=utcnow() - grace),
+        purge_idempotent_answers=lambda: _in_unit(
+            platform, lambda unit: platform.idempotency.purge(unit, before=unit.now - retention)
+        ),
+        forget_spent_assertions=lambda: forget_spent_assertions(platform.tokens, now=utcnow()),
+        purge_disclosure_snapshots=lambda: _in_unit(
+            platform, lambda unit: platform.snapshots.purge(unit, now=unit.now)
+        ),
+        unstarted_bulk_jobs=lambda: platform.bulk.jobs.unstarted(updated_before=utcnow() - grace),
+        purge_bulk_jobs=lambda: _in_unit(
+            platform, lambda unit: platform.bulk.jobs.purge(unit, now=unit.now)
+        ),
+    )
+
+
+def _in_unit(platform: Platform, work: Callable[[UnitOfWork], int]) -> int:
+    """An upkeep job in a unit of work of its own (what it dropped, as of ``unit.now``)."""
+    with platform.transactions.begin() as unit:
+        return work(unit)
+
+
+_workflow_engines: list[Engine] = []
+
+
+def shutdown_workflows(platform: Platform) -> None:
+    from dbos import DBOS
+
+    from payerbridge.workflows import webhooks
+
+    platform.adapters.transactions.relay_deliveries = None
+    DBOS.destroy()
+    stop_tracing()  # its last spans sent
+    webhooks.bind(None)
+    while _workflow_engines:
+        _workflow_engines.pop().dispose()
