@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import httpx
 
 from payerbridge.backends.sources import load_sources, sources_path
+from payerbridge.compliance.lifecycle import Retention
 from payerbridge.config import Settings
 from payerbridge.metrics import PlatformMetrics
 from payerbridge.policies import (
@@ -25,14 +27,17 @@ from payerbridge.security.tokens import TokenVerifier, public_jwk
 from payerbridge.store.audit import SqlAuditChain
 from payerbridge.store.audit_reads import SqlAuditReader
 from payerbridge.store.clients import SqlClientDirectory
+from payerbridge.store.data_keys import kek_path, new_kek_file, read_kek
 from payerbridge.store.disclosures import SqlDisclosureSnapshots
 from payerbridge.store.exchange_search import SqlExchangeSearch
 from payerbridge.store.idempotency import SqlIdempotencyStore
+from payerbridge.store.lifecycle import SqlLifecycleStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.key_files import identity_secret
 from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.readings import SqlReadingsSource
+from payerbridge.store.sealed_columns import SqlSealedData
 from payerbridge.store.token_keys import key_dir, load_client_key, rotate_access_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.webhooks import SqlWebhookStore
@@ -63,6 +68,8 @@ __all__ = [
     "verify_audit_chain",
     "build_platform",
     "identity_secret",
+    "new_kek_file",
+    "read_kek",
     "rotate_access_token_keys",
     "launch_workflows",
     "new_id",
@@ -94,7 +101,9 @@ def build_platform(
     caps = response_caps(settings)
     client = partner_client(settings, egress, caps, client_key, udap_client, partner_transport)
     ports = exchange_ports(settings, stores, client)
-    identity = SqlIdentityStore(engine, identity_secret(settings), reader=reader)
+    identity = SqlIdentityStore(
+        engine, identity_secret(settings), keyring=stores.keyring, reader=reader
+    )
     clients = SqlClientDirectory(engine)
     key_sets = key_set_source(settings, egress, caps)
     member_consent = member_consent_check(settings, stores, segmentation)
@@ -108,10 +117,15 @@ def build_platform(
         members=stores.members,
         segmentation=segmentation,
         obligations=obligations,
+        lifecycle=SqlLifecycleStore(engine, keyring=stores.keyring),
+        retention=Retention(
+            raw_payload_grace=timedelta(hours=settings.raw_payload_grace_hours),
+            request_grace=timedelta(hours=settings.request_retention_hours),
+        ),
         snapshots=SqlDisclosureSnapshots(engine, reader=reader),
         partners=stores.partners,
         exchanges=stores.exchanges,
-        exchange_search=SqlExchangeSearch(reader),
+        exchange_search=SqlExchangeSearch(reader, keyring=stores.keyring),
         breakers=stores.breakers,
         transactions=transactions,
         audit=stores.audit,
@@ -139,6 +153,8 @@ def build_platform(
         oversight=SqlOversight(engine, reader=reader),
         metrics=PlatformMetrics(SqlReadingsSource(reader), stores.partners.list, utcnow),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
+        sealed_data=SqlSealedData(stores.keyring),
+        kek_path=kek_path(settings),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,
     )

@@ -143,6 +143,19 @@ class Settings(BaseSettings):
         description="How long an answer is kept for retries under the same Idempotency-Key "
         "(old-payer side); answers may hold member data, so they are purged after this.",
     )
+    # The data lifecycle (ADR 0038), applied by the upkeep sweep.
+    raw_payload_grace_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="How long a partner's raw answer (the Bundle received) is kept after its "
+        "exchange stored the data or failed; the normalized resources stay.",
+    )
+    request_retention_hours: float = Field(
+        default=720.0,
+        gt=0,
+        description="How long an ended exchange keeps its submitted demographics, and a "
+        "decided review case its request, before they are cut to what the audit needs.",
+    )
     # Webhooks on exchange state changes, each delivery a durable workflow on the workers.
     webhook_max_attempts: int = Field(default=8, ge=1, description="Attempts per delivery.")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)

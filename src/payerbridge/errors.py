@@ -59,6 +59,7 @@ __all__ = [
     "CodeSetError",
     "ComplianceFileError",
     "Conflict",
+    "LegalHoldActive",
     "ConsentDenied",
     "DataKeyUnavailable",
     "ConsentError",
@@ -214,6 +215,13 @@ class NotFound(PayerBridgeError):
 
 class Conflict(PayerBridgeError):
     reason_code = "request-conflict"
+
+
+class LegalHoldActive(Conflict):
+    """A member under a legal hold: their records must be kept, so erasure is refused
+    until every hold on them is released (ADR 0038)."""
+
+    reason_code = "legal-hold-active"
 
 
 class PreconditionFailed(PayerBridgeError):

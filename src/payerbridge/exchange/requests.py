@@ -20,7 +20,11 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.types import PartnerId
 
-__all__ = ["request_from_document"]
+__all__ = ["MINIMISED", "minimised_request", "request_from_document", "request_member_id"]
+
+# The key a request cut to what its audit needs carries (ADR 0038): it is read by
+# ``request_member_id`` only, never as a request again.
+MINIMISED = "minimised"
 
 
 def request_from_document(document: dict[str, Any]) -> ExchangeRequest:
@@ -70,3 +74,27 @@ def _grant(consent: dict[str, Any]) -> ConsentGrant:
         date.fromisoformat(consent["end"]),
         consent["source_reference"],
     )
+
+
+def minimised_request(document: dict[str, Any], *, keep_member: bool = True) -> dict[str, Any]:
+    """``document`` cut to what the exchange's audit trail needs: the old payer, our
+    member id (the entity its consent decisions are recorded about) unless the member
+    was erased, and the opt-in's policy; no demographics, no other plan's identifiers."""
+    if document.get(MINIMISED):
+        kept = dict(document)
+    else:
+        consent = document.get("consent") or {}
+        member = request_from_document(document).member_id
+        kept = {MINIMISED: True, "old_payer": document.get("old_payer"), "member_id": member}
+        kept["consent_policy"] = consent.get("policy")
+    if not keep_member:
+        kept["member_id"] = None
+    return kept
+
+
+def request_member_id(document: dict[str, Any]) -> str | None:
+    """Our member id in a kept request, whole or minimised (None once erased)."""
+    if document.get(MINIMISED):
+        member: str | None = document.get("member_id")
+        return member
+    return request_from_document(document).member_id

@@ -23,7 +23,7 @@ from payerbridge.audit.ports import AuditReader
 from payerbridge.errors import NotFound
 from payerbridge.exchange.model import ExchangeRecord, ExchangeState
 from payerbridge.exchange.ports import ExchangeStore
-from payerbridge.exchange.requests import request_from_document
+from payerbridge.exchange.requests import request_member_id
 from payerbridge.types import ClientId, ExchangeId
 
 __all__ = ["ENDS", "ExchangeTimeline", "TimelineEntry", "audit_of_exchange", "exchange_timeline"]
@@ -157,8 +157,10 @@ def audit_of_exchange(
         raise NotFound(f"exchange {exchange_id[:64]} does not exist")
     about: list[tuple[str, str]] = [("Exchange", record.id)]
     if record.consent_id is not None:
-        member = request_from_document(record.request).member_id
-        about += [("Consent", record.consent_id), ("Patient", member)]
+        about.append(("Consent", record.consent_id))
+        member = request_member_id(record.request)
+        if member is not None:
+            about.append(("Patient", member))
     return exchange_timeline(record, audit.about(about))
 
 

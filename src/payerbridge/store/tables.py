@@ -783,27 +783,13 @@ onboarding_chunks = Table(
 )
 
 # The sources' tables (ADR 0031) and the quarantine (ADR 0030), defined beside.
-# The console's accounts and sessions, defined beside (ADR 0035) on the same metadata.
+# The console's accounts and sessions, defined beside (ADR 0035) on the same metadata,
+# and the legal holds (ADR 0038).
+from payerbridge.store.lifecycle_tables import legal_holds  # noqa: E402
 from payerbridge.store.operator_tables import operator_sessions, operators  # noqa: E402
 from payerbridge.store.source_tables import (  # noqa: E402
     quarantined_resources,
     source_file_resources,
     source_files,
     source_members,
-)
-
-
-# A member whose records must be kept (litigation, an investigation): while a hold is
-# not released, erasure is refused (ADR 0038).
-legal_holds = Table(
-    "legal_holds",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("member_id", String(64), nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("placed_by", String(200), nullable=False),
-    Column("placed_at", UtcDateTime(), nullable=False),
-    Column("released_by", String(200), nullable=True),
-    Column("released_at", UtcDateTime(), nullable=True),
-    Index("ix_legal_holds_member", "member_id", "released_at"),
 )

@@ -17,6 +17,7 @@ from payerbridge.backends.live import LiveSources
 from payerbridge.backends.quarantine import Quarantine
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.bulk.member_match import BulkPorts
+from payerbridge.compliance.lifecycle import LifecycleStore, Retention
 from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.config import Settings
 from payerbridge.consent.ports import ConsentStore
@@ -50,6 +51,7 @@ from payerbridge.security.udap import ServerIdentity
 from payerbridge.store.engines import WalCheckpointer
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_files, refresh_statistics
+from payerbridge.store.sealed_columns import SqlSealedData
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.transactions import UnitOfWork
 from payerbridge.webhooks.egress import WebhookTargets
@@ -86,6 +88,8 @@ class Platform:
     members: MemberStore
     segmentation: SegmentationPolicy  # what a regular consent withholds, by which code sets
     obligations: ObligationSet  # the rule's clocks on the plan's calendar (ADR 0037)
+    lifecycle: LifecycleStore  # legal holds, the purge and erasure (ADR 0038)
+    retention: Retention  # how long raw payloads and requests are kept after they end
     snapshots: DisclosureSnapshots  # paged $everything decisions
     partners: PartnerRegistry
     exchanges: ExchangeLedger
@@ -118,6 +122,8 @@ class Platform:
     operators: OperatorPorts  # the console's accounts and sessions (ADR 0035)
     metrics: PlatformMetrics  # the shared state as read now, and /metrics (ADR 0032)
     adapters: Adapters
+    sealed_data: SqlSealedData  # the data keys and the columns they seal (ADR 0039)
+    kek_path: Path  # the key-encryption key's file
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
     checkpointer: WalCheckpointer | None = None  # SQLite only
@@ -175,5 +181,6 @@ class Platform:
         self.adapters.key_sets.close()
         self.adapters.discovery.close()
         self.adapters.identity.close()
+        self.sealed_data.close()
         self.reader.dispose()
         self.engine.dispose()

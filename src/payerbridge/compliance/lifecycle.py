@@ -1,0 +1,204 @@
+"""The data lifecycle's use cases (ADR 0038): the purge that applies the retention
+classes, legal holds, and the erasure of one member. Each runs in a unit of work of its
+own and is audited in it; the audit records what was removed (tables and counts, ids),
+never the PHI itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from payerbridge.audit.model import AuditEvent
+from payerbridge.errors import InvalidInput, LegalHoldActive, NotFound
+from payerbridge.transactions import Transactions, UnitOfWork
+
+__all__ = [
+    "Hold",
+    "LifecycleStore",
+    "Purged",
+    "Retention",
+    "erase_member",
+    "place_hold",
+    "purge",
+    "release_hold",
+]
+
+# A reason is for people: kept whole, but bounded.
+_MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: str
+    member_id: str
+    reason: str
+    placed_by: str
+    placed_at: datetime
+    released_by: str | None = None
+    released_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long what the purge acts on is kept after its work ended."""
+
+    raw_payload_grace: timedelta
+    request_grace: timedelta
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What one purge removed: exchange ids whose raw payload went and whose request
+    was minimised, and review cases whose request record went."""
+
+    payloads: tuple[str, ...]
+    requests: tuple[str, ...]
+    review_requests: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.payloads or self.requests or self.review_requests)
+
+
+class LifecycleStore(Protocol):
+    def holds(self, unit: UnitOfWork, member_id: str) -> list[Hold]:
+        """Every hold on ``member_id``, released ones too, oldest first."""
+        ...
+
+    def add_hold(self, unit: UnitOfWork, hold: Hold) -> None: ...
+
+    def release_hold(self, unit: UnitOfWork, hold_id: str, *, by: str) -> Hold:
+        """The hold ``hold_id`` released now (NotFound, or Conflict if it already was)."""
+        ...
+
+    def purge_payloads(self, unit: UnitOfWork, *, ended_before: datetime) -> list[str]:
+        """Drop the raw payloads of exchanges whose data was stored (or that failed)
+        before ``ended_before``; the exchange ids."""
+        ...
+
+    def minimise_requests(
+        self, unit: UnitOfWork, *, ended_before: datetime, limit: int
+    ) -> list[str]:
+        """Cut the requests of exchanges that ended before ``ended_before`` to what the
+        audit needs; the exchange ids (at most ``limit``)."""
+        ...
+
+    def forget_review_requests(self, unit: UnitOfWork, *, decided_before: datetime) -> list[str]:
+        """Drop the request records of review cases decided before ``decided_before``."""
+        ...
+
+    def erase_member(self, unit: UnitOfWork, member_id: str) -> dict[str, int]:
+        """Remove ``member_id``'s PHI from every table: rows removed or cut, by table."""
+        ...
+
+    def compact(self) -> None:
+        """After an erasure committed: let no copy of what was removed stay in the
+        database's files (SQLite's write-ahead log; PostgreSQL's dead rows)."""
+        ...
+
+
+def purge(
+    transactions: Transactions,
+    store: LifecycleStore,
+    retention: Retention,
+    *,
+    batch: int = 500,
+) -> Purged:
+    """Apply the retention classes once, in one unit of work, audited."""
+    with transactions.begin() as unit:
+        payloads = store.purge_payloads(unit, ended_before=unit.now - retention.raw_payload_grace)
+        cutoff = unit.now - retention.request_grace
+        requests = store.minimise_requests(unit, ended_before=cutoff, limit=batch)
+        reviews = store.forget_review_requests(unit, decided_before=cutoff)
+        purged = Purged(tuple(payloads), tuple(requests), tuple(reviews))
+        if purged:
+            unit.record(
+                AuditEvent(
+                    at=unit.now,
+                    actor="system:lifecycle",
+                    action="lifecycle.purge",
+                    entity_type="Retention",
+                    entity_id="purge",
+                    outcome="success",
+                    detail={
+                        "raw_payloads": list(purged.payloads),
+                        "requests_minimised": list(purged.requests),
+                        "review_requests": list(purged.review_requests),
+                    },
+                )
+            )
+        return purged
+
+
+def place_hold(
+    transactions: Transactions, store: LifecycleStore, member_id: str, *, by: str, reason: str
+) -> Hold:
+    reason = _reason(reason)
+    with transactions.begin() as unit:
+        hold = Hold(unit.new_id(), _member(member_id), reason, by, unit.now)
+        store.add_hold(unit, hold)
+        unit.record(_event(unit, "member.hold", by, hold.member_id, {"hold": hold.id}))
+        return hold
+
+
+def release_hold(
+    transactions: Transactions, store: LifecycleStore, hold_id: str, *, by: str
+) -> Hold:
+    with transactions.begin() as unit:
+        hold = store.release_hold(unit, hold_id, by=by)
+        unit.record(_event(unit, "member.hold-release", by, hold.member_id, {"hold": hold.id}))
+        return hold
+
+
+def erase_member(
+    transactions: Transactions, store: LifecycleStore, member_id: str, *, by: str, reason: str
+) -> Mapping[str, int]:
+    """Remove ``member_id``'s PHI from every table, unless a hold stands (LegalHoldActive,
+    nothing changed). The audit event names the tables and counts, not what they held."""
+    member_id, reason = _member(member_id), _reason(reason)
+    with transactions.begin() as unit:
+        standing = [hold for hold in store.holds(unit, member_id) if hold.released_at is None]
+        if standing:
+            raise LegalHoldActive(
+                f"member {member_id} is under legal hold ({', '.join(h.id for h in standing)}); "
+                "nothing was erased: a hold must be released by whoever may before erasure"
+            )
+        removed = store.erase_member(unit, member_id)
+        if not any(removed.values()):
+            raise NotFound(f"no data of member {member_id} is held here; nothing was erased")
+        detail = {"removed": {t: n for t, n in sorted(removed.items()) if n}, "reason": reason}
+        unit.record(_event(unit, "member.erase", by, member_id, detail))
+    store.compact()
+    return removed
+
+
+def _event(
+    unit: UnitOfWork, action: str, by: str, member_id: str, detail: dict[str, Any]
+) -> AuditEvent:
+    return AuditEvent(
+        at=unit.now,
+        actor=by,
+        action=action,
+        entity_type="Patient",
+        entity_id=member_id,
+        outcome="success",
+        detail=detail,
+    )
+
+
+def _member(member_id: str) -> str:
+    member_id = member_id.strip()
+    if not member_id or len(member_id) > 64:
+        raise InvalidInput("a member id is 1 to 64 characters (our Patient id)")
+    return member_id
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("a reason is required: say why, without member data")
+    if len(reason) > _MAX_REASON:
+        raise InvalidInput(f"a reason is at most {_MAX_REASON} characters")
+    return reason
