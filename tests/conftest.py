@@ -82,6 +82,7 @@ class _Databases:
     @classmethod
     def migrated_template(cls) -> str:
         if cls.template is None:
+            import psycopg
             from dbos import DBOS
 
             from payerbridge.bootstrap import build_platform
@@ -94,6 +95,10 @@ class _Databases:
                 settings = load_settings(data_dir=Path(data_dir), database_url=_database_url(name))
                 build_platform(settings).close()  # our migrations, as `db upgrade` runs them
                 DBOS.migrate(settings.sqlalchemy_url)  # DBOS's, as its first launch would
+            with psycopg.connect(_database_url(name), autocommit=True) as template:
+                # Its data key is wrapped under a key-encryption key left in the data dir
+                # just removed: each copy makes its own at its first start (ADR 0039).
+                template.execute("DELETE FROM data_keys")
             with _admin_connect() as connection:  # a template is copied with nobody on it
                 connection.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",

@@ -31,9 +31,9 @@ from payerbridge.store.data_keys import kek_path, new_kek_file, read_kek
 from payerbridge.store.disclosures import SqlDisclosureSnapshots
 from payerbridge.store.exchange_search import SqlExchangeSearch
 from payerbridge.store.idempotency import SqlIdempotencyStore
-from payerbridge.store.lifecycle import SqlLifecycleStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.key_files import identity_secret
+from payerbridge.store.lifecycle import SqlLifecycleStore
 from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.readings import SqlReadingsSource

@@ -287,8 +287,9 @@ def _household(n: int) -> list[dict[str, Any]]:
 
 
 def _index_of(platform: Platform) -> tuple[list[Any], list[Any]]:
+    """Each member's record (opened: sealed anew each time it is written) and keys."""
     with platform.engine.connect() as connection:
-        records = connection.execute(
+        sealed = connection.execute(
             select(
                 identity_member_records.c.member_id,
                 identity_member_records.c.record,
@@ -300,6 +301,11 @@ def _index_of(platform: Platform) -> tuple[list[Any], list[Any]]:
                 identity_blocking_keys.c.key, identity_blocking_keys.c.member_id
             )
         ).all()
+    column = "identity_member_records.record"
+    records = [
+        (member, platform.sealed_data.open(column, record, member).decode(), listed)
+        for member, record, listed in sealed
+    ]
     return records, keys
 
 
@@ -318,7 +324,11 @@ def test_indexing_on_worker_processes_builds_the_index_an_import_builds(
     assert records["z-007"]["member_id"] == "D7"  # the current coverage's, not the ended one's
 
     pooled = SqlIdentityStore(
-        platform.engine, identity_secret(platform.settings), index_workers=2, index_batch=25
+        platform.engine,
+        identity_secret(platform.settings),
+        keyring=platform.sealed_data.keyring,
+        index_workers=2,
+        index_batch=25,
     )
     chunks: list[int] = []
     with platform.transactions.begin() as unit:

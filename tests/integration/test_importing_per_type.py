@@ -67,7 +67,12 @@ def _index(platform: Platform) -> tuple[dict[str, tuple[str, list[str]]], list[t
     """Each member's record and listed keys, and the key table's rows."""
     with platform.engine.connect() as connection:
         records = {
-            row.member_id: (row.record, sorted(orjson.loads(row.blocking_keys)))
+            row.member_id: (
+                platform.sealed_data.open(
+                    "identity_member_records.record", row.record, row.member_id
+                ).decode(),
+                sorted(orjson.loads(row.blocking_keys)),
+            )
             for row in connection.execute(select(identity_member_records))
         }
         keys = sorted(

@@ -212,3 +212,101 @@ def keys_client_jwks(data_dir: DataDir = None) -> None:
         typer.echo(orjson.dumps(platform.client_jwks).decode())
     finally:
         platform.close()
+
+
+@keys_app.command("rotate-data")
+def keys_rotate_data(
+    batch: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Values moved per unit of work.")
+    ] = 500,
+    data_dir: DataDir = None,
+) -> None:
+    """Make a new data key and move every sealed value (identity records, review cases'
+    and exchanges' requests) under it, a batch per transaction; the old keys are retired.
+    A rotation cut short is resumed by running it again. Servers keep running: they
+    seal under the new key within 30 seconds. Audited."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.security.data_rotation import rotate_data_keys
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        report = rotate_data_keys(
+            platform.sealed_data, platform.transactions, actor=cli_actor(), batch=batch
+        )
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    moved = ", ".join(f"{column} {count}" for column, count in report.moved.items())
+    verb = "resumed" if report.resumed else "made"
+    retired = ", ".join(report.retired) or "none"
+    out.print(f"data key {report.key_id} {verb}; values moved: {moved}; retired: {retired}")
+
+
+@keys_app.command("rotate-kek")
+def keys_rotate_kek(
+    to: Annotated[
+        Path,
+        typer.Option(
+            "--to",
+            help="The new key-encryption key file: made (0600) if it does not exist, "
+            "else read (64 hex digits).",
+        ),
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Wrap every data key again under a new key-encryption key, in one transaction.
+    Then set PAYERBRIDGE_DATA_KEY_FILE to the new file and restart every process; keep
+    the old file until all have restarted, then destroy it. Audited."""
+    from payerbridge.bootstrap import build_platform, new_kek_file, read_kek
+    from payerbridge.security.data_rotation import rewrap_data_keys
+    from payerbridge.security.sealing import kek_fingerprint
+
+    settings = settings_for(data_dir)
+    platform = build_platform(settings)
+    try:
+        if to.resolve() == platform.kek_path.resolve():
+            raise errors.InvalidInput("--to names the key-encryption key in use now")
+        made = new_kek_file(to)
+        new_kek = read_kek(to)
+        fingerprint = kek_fingerprint(new_kek)
+        rewrapped = rewrap_data_keys(
+            platform.sealed_data,
+            platform.transactions,
+            new_kek,
+            fingerprint=fingerprint,
+            actor=cli_actor(),
+        )
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    source = "made" if made else "read"
+    out.print(
+        f"{len(rewrapped)} data key(s) wrapped under {to} ({source}; fingerprint "
+        f"{fingerprint}); set PAYERBRIDGE_DATA_KEY_FILE={to} and restart every process"
+    )
+
+
+@keys_app.command("data-keys")
+def keys_data_keys(data_dir: DataDir = None) -> None:
+    """List the data keys (never their bytes) and the key-encryption key in use."""
+    from payerbridge.bootstrap import build_platform
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        sealed = platform.sealed_data
+        table = Table("id", "kek", "made", "retired", "sealed all", title="Data keys")
+        for key in sealed.data_keys():
+            table.add_row(
+                key.id + (" (current)" if key.id == sealed.current else ""),
+                key.kek_fingerprint,
+                key.created_at.isoformat(),
+                key.retired_at.isoformat() if key.retired_at else "",
+                key.sealed_all_at.isoformat() if key.sealed_all_at else "",
+            )
+        kek = f"key-encryption key: {platform.kek_path} (fingerprint {sealed.kek_fingerprint})"
+    finally:
+        platform.close()
+    out.print(table)
+    out.print(kek)

@@ -2,7 +2,7 @@
 
 A sealed value is text, so it fits the ``Text`` column it replaces, and says what it is::
 
-    pb1:<data key id>:<base64url(nonce || AES-256-GCM ciphertext and tag)>
+    pb1:<data key id>:<base64(nonce || AES-256-GCM ciphertext and tag)>
 
 Its associated data binds it to its place: the format version, the data key's id, the
 table, the column and the row's key. A value copied to another column, or to another
@@ -15,7 +15,6 @@ I/O or draws randomness: keys, nonces and a way to fetch an unknown key are pass
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -60,6 +59,18 @@ class SealedField:
     def associated(self, key_id: str, row_key: str) -> bytes:
         return f"{SEALED_PREFIX}{key_id}|{self.table}.{self.column}|{row_key}".encode()
 
+    def not_sealed(self) -> DataKeyUnavailable:
+        return DataKeyUnavailable(
+            f"{self.table}.{self.column} holds a value that is not sealed: it is refused, "
+            "not read as plaintext (run `payerbridge keys rotate-data` to seal what is left)"
+        )
+
+    def altered(self) -> DataKeyUnavailable:
+        return DataKeyUnavailable(
+            f"a sealed value of {self.table}.{self.column} does not open under its data key: "
+            "it was altered or moved from another row or column"
+        )
+
 
 def is_sealed(text: str) -> bool:
     return text.startswith(SEALED_PREFIX)
@@ -74,27 +85,19 @@ def key_id_of(text: str) -> str | None:
 
 
 def _split(text: str, field: SealedField) -> tuple[str, bytes]:
-    key_id = key_id_of(text)
-    if key_id is None:
-        raise DataKeyUnavailable(
-            f"{field.table}.{field.column} holds a value that is not sealed: it is refused, "
-            "not read as plaintext (run `payerbridge keys rotate-data` to seal what is left)"
-        )
-    body = text[len(SEALED_PREFIX) + len(key_id) + 1 :]
+    """The data key id and the nonce and ciphertext of a sealed value."""
+    if not text.startswith(SEALED_PREFIX):
+        raise field.not_sealed()
+    key_id, sep, body = text[len(SEALED_PREFIX) :].partition(":")
+    if not sep or not key_id:
+        raise field.not_sealed()
     try:
-        blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise _altered(field) from exc
+        blob = binascii.a2b_base64(body, strict_mode=True)
+    except binascii.Error as exc:
+        raise field.altered() from exc
     if len(blob) < NONCE_BYTES + 16:
-        raise _altered(field)
+        raise field.altered()
     return key_id, blob
-
-
-def _altered(field: SealedField) -> DataKeyUnavailable:
-    return DataKeyUnavailable(
-        f"a sealed value of {field.table}.{field.column} does not open under its data key: "
-        "it was altered or moved from another row or column"
-    )
 
 
 def seal_value(
@@ -108,7 +111,7 @@ def seal_value(
 ) -> str:
     """``plaintext`` sealed under the data key ``key_id`` (``cipher``) for its place."""
     sealed = cipher.encrypt(nonce, plaintext, field.associated(key_id, row_key))
-    body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+    body = binascii.b2a_base64(nonce + sealed, newline=False).decode()
     return f"{SEALED_PREFIX}{key_id}:{body}"
 
 
@@ -121,7 +124,7 @@ def open_value(
             blob[:NONCE_BYTES], blob[NONCE_BYTES:], field.associated(key_id, row_key)
         )
     except InvalidTag as exc:
-        raise _altered(field) from exc
+        raise field.altered() from exc
 
 
 def kek_fingerprint(kek: bytes) -> str:
@@ -199,7 +202,13 @@ class Sealer:
 
     def open(self, text: str, *, field: SealedField, row_key: str) -> bytes:
         key_id, blob = _split(text, field)
-        return open_value(self._cipher(key_id), key_id, blob, field=field, row_key=row_key)
+        cipher = self._ciphers.get(key_id) or self._cipher(key_id)
+        try:
+            return cipher.decrypt(
+                blob[:NONCE_BYTES], blob[NONCE_BYTES:], field.associated(key_id, row_key)
+            )
+        except InvalidTag as exc:
+            raise field.altered() from exc
 
     def _cipher(self, key_id: str) -> AESGCM:
         cipher = self._ciphers.get(key_id)

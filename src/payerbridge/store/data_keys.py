@@ -1,13 +1,13 @@
 """The data keys that seal the PHI columns outside the FHIR store, and the key-encryption
 key (KEK) that wraps them, kept as a file outside the database (ADR 0039).
 
-``open_keyring`` reads the KEK and every data key at start-up: a missing or wrong KEK
+``load_keyring`` reads the KEK and every data key at start-up: a missing or wrong KEK
 stops start-up with DataKeyUnavailable, before anything is matched. The first start of a
 database makes its KEK (``data.key`` in the data dir, 0600, unless ``data_key_file``
-names one) and its first data key. The stores seal and open through ``DataKeyring``;
-it learns of a key another process's rotation made when a value names it, and looks for
-a newer current key at most every ``refresh_seconds``, on a connection of its own (a
-unit of work's thread may not take a second one from the stores' pool).
+names one) and its first data key (``add_first_key``). The stores seal and open through
+``DataKeyring``; it learns of a key another process's rotation made when a value names
+it, and looks for a newer current key at most every ``refresh_seconds``, on a connection
+of its own (a unit of work's thread may not take a second one from the stores' pool).
 """
 
 from __future__ import annotations
@@ -34,16 +34,18 @@ from payerbridge.security.sealing import (
     wrap_key,
 )
 from payerbridge.store.key_files import write_private_file
-from payerbridge.store.tables import data_keys
+from payerbridge.store.key_tables import data_keys
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
 
 __all__ = [
     "DataKeyInfo",
     "DataKeyring",
+    "add_first_key",
+    "has_data_keys",
     "kek_path",
+    "load_keyring",
     "new_kek_file",
-    "open_keyring",
     "read_kek",
 ]
 
@@ -240,21 +242,30 @@ def _insert_key(connection: Connection, kek: bytes, *, at: datetime) -> str:
     return key_id
 
 
-def open_keyring(engine: Engine, settings: Settings, *, now: datetime) -> DataKeyring:
-    """The database's data keys, unwrapped under the KEK (made, with the first data key,
-    on a database that has none). DataKeyUnavailable, before anything is read, when the
-    KEK file is missing or is not the one the keys were wrapped under."""
+def add_first_key(unit: UnitOfWork, settings: Settings) -> str:
+    """The first data key of a database that has none, in ``unit``, wrapped under the
+    KEK (made now, unless ``data_key_file`` names one: that file must exist)."""
     path = kek_path(settings)
-    with engine.begin() as connection:
+    if settings.data_key_file is None:
+        new_kek_file(path)
+    return _insert_key(sql_unit(unit).connection, read_kek(path), at=unit.now)
+
+
+def has_data_keys(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return connection.execute(select(data_keys.c.id).limit(1)).first() is not None
+
+
+def load_keyring(engine: Engine, settings: Settings) -> DataKeyring:
+    """The database's data keys, unwrapped under the KEK. DataKeyUnavailable, before
+    anything is read, when the KEK file is missing or is not the one the keys were
+    wrapped under; a KEK is never made here (the keys would be lost under a new one)."""
+    with engine.connect() as connection:
         rows = connection.execute(select(data_keys)).all()
-        if not rows:
-            # A database that never had a data key: its KEK is made now, unless given.
-            if settings.data_key_file is None:
-                new_kek_file(path)
-            _insert_key(connection, read_kek(path), at=now)
-            rows = connection.execute(select(data_keys)).all()
         current = _current_id(connection)
-    kek = read_kek(path)
+    if not rows:
+        raise DataKeyUnavailable("the database holds no data key (add_first_key makes one)")
+    kek = read_kek(kek_path(settings))
     keys = {}
     for row in rows:
         _check_fingerprint(row.kek_fingerprint, kek, row.id)

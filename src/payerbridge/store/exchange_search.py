@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
 
 from payerbridge.exchange.model import ExchangeRecord
 from payerbridge.exchange.search import DateRange, ExchangeCursor, ExchangeFilter
+from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.exchanges import exchange_record
 from payerbridge.store.tables import exchanges
 from payerbridge.types import ClientId
@@ -22,8 +23,9 @@ _C = exchanges.c
 class SqlExchangeSearch:
     """The ``ExchangeSearch`` port, reading on the reader engine (no write lock)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, keyring: DataKeyring) -> None:
         self._engine = engine
+        self._keyring = keyring
 
     def find(
         self, where: ExchangeFilter, *, limit: int, after: ExchangeCursor | None
@@ -45,7 +47,7 @@ class SqlExchangeSearch:
             .limit(limit)
         )
         with self._engine.connect() as connection:
-            return [exchange_record(row) for row in connection.execute(query)]
+            return [exchange_record(row, self._keyring) for row in connection.execute(query)]
 
     def count(self, where: ExchangeFilter) -> int:
         query = select(func.count()).select_from(exchanges).where(*_conditions(where))

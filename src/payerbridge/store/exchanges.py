@@ -1,6 +1,7 @@
 """Exchanges and their state history, written in the caller's unit of work: every
 transition commits with its webhook deliveries, and with the audit events the use case
-records on the same unit (``exchange/moves.py``)."""
+records on the same unit (``exchange/moves.py``). The submitted request (the member's
+demographics) is sealed under the data keys (ADR 0039), bound to its exchange."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ from payerbridge.exchange.model import (
     check_transition,
 )
 from payerbridge.exchange.review import PARTNER_REVIEW
+from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import DialectSql, insert_rows, raw_cursor, read_row
+from payerbridge.store.sealed_columns import EXCHANGE_REQUEST
 from payerbridge.store.tables import (
     UtcDateTime,
     dead_letters,
@@ -48,13 +51,17 @@ def _json(value: Any) -> str | None:
     return orjson.dumps(value).decode() if value is not None else None
 
 
-def exchange_record(row: Any, transitions: tuple[Transition, ...] = ()) -> ExchangeRecord:
+def exchange_record(
+    row: Any, keyring: DataKeyring, transitions: tuple[Transition, ...] = ()
+) -> ExchangeRecord:
+    """The exchange of a row of ``exchanges``, its request opened."""
+    request = keyring.open(row.request, field=EXCHANGE_REQUEST, row_key=row.id)
     return ExchangeRecord(
         id=row.id,
         state=ExchangeState(row.state),
         partner_id=row.partner_id,
         client_id=row.client_id,
-        request=orjson.loads(row.request),
+        request=orjson.loads(request),
         request_hash=row.request_hash,
         matched_member_ref=row.matched_member_ref,
         member_identifier=row.member_identifier,
@@ -300,9 +307,12 @@ _PAYLOAD = select(exchange_payloads.c.body).where(
 
 
 class SqlExchangeStore:
-    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, keyring: DataKeyring, reader: Engine | None = None
+    ) -> None:
         self._engine = engine
         self._reader = reader or engine  # reads never take SQLite's write lock
+        self._keyring = keyring
         self._sql = ExchangeSql.of(engine.dialect)
 
     def create(
@@ -337,7 +347,9 @@ class SqlExchangeStore:
             "state": ExchangeState.SUBMITTED.value,
             "partner_id": partner_id,
             "client_id": client_id,
-            "request": _json(request),
+            "request": self._keyring.seal(
+                orjson.dumps(request), field=EXCHANGE_REQUEST, row_key=exchange_id
+            ),
             "request_hash": request_hash,
             "created_at": at,
             "updated_at": at,
@@ -515,7 +527,7 @@ class SqlExchangeStore:
         row = read_row(self._engine, exchanges, "id", exchange_id)
         if row is None:
             raise NotFound(f"exchange {exchange_id} does not exist")
-        return exchange_record(row)
+        return exchange_record(row, self._keyring)
 
     def get(self, exchange_id: ExchangeId) -> ExchangeRecord:
         """The exchange with its ordered history of transitions."""
@@ -530,6 +542,7 @@ class SqlExchangeStore:
             ).all()
         return exchange_record(
             row,
+            self._keyring,
             tuple(
                 Transition(
                     seq=s.seq,
@@ -597,7 +610,7 @@ class SqlExchangeStore:
                 .limit(limit)
                 .offset(offset)
             ).all()
-        return int(total), [exchange_record(row) for row in rows]
+        return int(total), [exchange_record(row, self._keyring) for row in rows]
 
     def counts_by_state(self) -> dict[str, int]:
         with self._reader.connect() as connection:

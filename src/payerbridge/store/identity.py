@@ -1,9 +1,10 @@
 """The identity engine's tables: member index, models, decisions, review cases, graph, attempts.
 
 The pure engine (``payerbridge.identity``) decides; this adapter keeps what it
-needs between requests. Nothing here holds a demographic in clear outside
-``identity_member_records`` (the standardised records matching compares),
-which lives beside the member data it is derived from.
+needs between requests. The demographics it keeps, the standardised records matching
+compares (``identity_member_records.record``) and a review case's request
+(``identity_reviews.request_record``), are sealed under the data keys (ADR 0039): sealed
+as they are written, opened as they are read, each bound to its row.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, record_from_dict
 from payerbridge.processes import usable_cpus
+from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import cursor_of, insert_rows, raw_cursor
 from payerbridge.store.identity_sql import IdentitySql, SqlMatchWrites
+from payerbridge.store.sealed_columns import MEMBER_RECORD, REVIEW_REQUEST
 from payerbridge.store.tables import (
     fhir_resources,
     identity_blocking_keys,
@@ -129,7 +132,8 @@ def _in_queue(query: ReviewQuery) -> Select[Any]:
 
 
 class SqlIdentityStore:
-    """Identity tables in the SQL database; ``secret`` keys the blocking and request hashes.
+    """Identity tables in the SQL database; ``secret`` keys the blocking and request hashes,
+    ``keyring`` seals the demographics.
 
     Indexing many members builds their entries on ``index_workers`` processes (by default
     one per usable CPU), ``index_batch`` members at a time."""
@@ -139,6 +143,7 @@ class SqlIdentityStore:
         engine: Engine,
         secret: bytes,
         *,
+        keyring: DataKeyring,
         reader: Engine | None = None,
         index_workers: int | None = None,
         index_batch: int = _INDEX_BATCH,
@@ -147,6 +152,7 @@ class SqlIdentityStore:
         # Matching's reads go through ``reader`` (on SQLite, without the write lock).
         self._reader = reader or engine
         self._secret = secret
+        self._keyring = keyring
         self._sql = IdentitySql(engine.dialect)
         self._index_workers = usable_cpus() if index_workers is None else index_workers
         self._index_batch = index_batch
@@ -166,6 +172,15 @@ class SqlIdentityStore:
         """A keyed hash of values that must not be stored in clear (requests, card data)."""
         message = orjson.dumps(list(parts))
         return hmac.digest(self._secret, message, "sha256").hex()  # one C call
+
+    # -- sealed demographics ---------------------------------------------------------------
+
+    def _opened(self, member_id: str, stored: str) -> bytes:
+        """A member's standardised record (JSON) as stored sealed."""
+        return self._keyring.open(stored, field=MEMBER_RECORD, row_key=member_id)
+
+    def _record(self, member_id: str, stored: str) -> StandardRecord:
+        return record_from_dict(orjson.loads(self._opened(member_id, stored)))
 
     # -- the member index ------------------------------------------------------------------
 
@@ -200,7 +215,9 @@ class SqlIdentityStore:
         added: list[tuple[str, str]] = []  # keys gained by members indexed before
         count = 0
         built = entries_in_order(
-            _index_chunks(connection, sql, chunks, stored), secret=self._secret, workers=workers
+            _index_chunks(connection, sql, chunks, stored, self._opened),
+            secret=self._secret,
+            workers=workers,
         )
         with cursor_of(connection) as cursor:
             for chunk, entries in zip(chunks, built, strict=True):
@@ -218,7 +235,9 @@ class SqlIdentityStore:
                             {
                                 "member_id": entry.member_id,
                                 "indexed_at": stamp,
-                                "record": entry.record,
+                                "record": self._keyring.seal(
+                                    entry.record, field=MEMBER_RECORD, row_key=entry.member_id
+                                ),
                                 "blocking_keys": entry.keys,
                             }
                             for entry in changes.write
@@ -266,8 +285,7 @@ class SqlIdentityStore:
             cursor.execute(sql, parameters)
             rows = cursor.fetchall()
         return [
-            (MemberId(member_id), record_from_dict(orjson.loads(record)))
-            for member_id, record in rows
+            (MemberId(member_id), self._record(member_id, record)) for member_id, record in rows
         ]
 
     def candidates_of_many(
@@ -288,7 +306,7 @@ class SqlIdentityStore:
             if members:
                 cursor.execute(*self._sql.current_records(members))
                 records = {
-                    member_id: record_from_dict(orjson.loads(record))
+                    member_id: self._record(member_id, record)
                     for member_id, record in cursor.fetchall()
                 }
         return [
@@ -339,7 +357,7 @@ class SqlIdentityStore:
                     ).where(identity_member_records.c.member_id.in_(chunk))
                 ):
                     found[row.member_id] = (
-                        record_from_dict(orjson.loads(row.record)),
+                        self._record(row.member_id, row.record),
                         orjson.loads(row.blocking_keys),
                     )
         return [(MemberId(m), *found[m]) for m in member_ids if m in found]
@@ -404,7 +422,7 @@ class SqlIdentityStore:
 
     def match_writes(self, unit: UnitOfWork) -> SqlMatchWrites:
         """A ``$member-match``'s writes, in ``unit``."""
-        return SqlMatchWrites(sql_unit(unit), self._sql)
+        return SqlMatchWrites(sql_unit(unit), self._sql, self._keyring)
 
     def record_decisions(self, unit: UnitOfWork, decisions: Sequence[DecisionToRecord]) -> None:
         """Store decisions with their evidence and review cases in ``unit`` (bulk matching;
@@ -421,7 +439,7 @@ class SqlIdentityStore:
             ),
         )
         reviews = [
-            sql.review_row(d.decision, d.review, d.client_id, d.request_key)
+            sql.review_row(d.decision, d.review, d.client_id, d.request_key, self._keyring)
             for d in decisions
             if d.review is not None
         ]
@@ -464,7 +482,10 @@ class SqlIdentityStore:
             stored = connection.execute(
                 select(identity_reviews.c.request_record).where(identity_reviews.c.id == review_id)
             ).scalar_one_or_none()
-        return None if stored is None else record_from_dict(orjson.loads(stored))
+        if stored is None:
+            return None
+        opened = self._keyring.open(stored, field=REVIEW_REQUEST, row_key=review_id)
+        return record_from_dict(orjson.loads(opened))
 
     def latest_review(self, client_id: ClientId, request_key: str) -> ReviewCase | None:
         """The newest case opened for this requester's request (the same request again)."""
@@ -621,13 +642,17 @@ def _index_chunks(
     sql: IdentitySql,
     chunks: Iterable[Sequence[str]],
     stored: dict[str, tuple[str, str]],
+    opened: Callable[[str, str], bytes],
 ) -> Iterator[IndexChunk]:
     """Each chunk of members read back as stored; the entries of those already indexed
-    (record and listed keys) are put in ``stored`` as each chunk is read."""
+    (record, opened, and listed keys) are put in ``stored`` as each chunk is read."""
     for chunk in chunks:
         with cursor_of(connection) as cursor:
             cursor.execute(*sql.stored_entries(chunk))
-            stored.update((member, (record, keys)) for member, record, keys in cursor.fetchall())
+            stored.update(
+                (member, (opened(member, record).decode(), keys))
+                for member, record, keys in cursor.fetchall()
+            )
         yield _stored_members(connection, sql, chunk)
 
 

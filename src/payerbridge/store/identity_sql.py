@@ -21,8 +21,10 @@ from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind
 from payerbridge.identity.review_queue import ReviewOpening
 from payerbridge.identity.standardize import record_to_dict
+from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import insert_rows
 from payerbridge.store.members import ResourceRow, ResourceSql
+from payerbridge.store.sealed_columns import REVIEW_REQUEST
 from payerbridge.store.tables import (
     fhir_resources,
     identity_attempts,
@@ -279,7 +281,10 @@ class IdentitySql(ResourceSql):
         review: ReviewOpening,
         client_id: ClientId,
         request_key: str,
+        keyring: DataKeyring,
     ) -> dict[str, Any]:
+        """The case's row, its request (demographics) sealed for it."""
+        request = orjson.dumps(record_to_dict(review.request))
         return {
             "id": review.id,
             "decision_id": decision.decision_id,
@@ -293,7 +298,7 @@ class IdentitySql(ResourceSql):
             "due_at": self.timestamp(review.priority.due_at),
             "policy": review.policy,
             "opened_because": decision.evidence.review_reason,
-            "request_record": orjson.dumps(record_to_dict(review.request)).decode(),
+            "request_record": keyring.seal(request, field=REVIEW_REQUEST, row_key=review.id),
         }
 
     def link_row(self, link: IdentityLink) -> dict[str, Any]:
@@ -315,10 +320,11 @@ class SqlMatchWrites:
     the attempt, the decision with its evidence, review case and audit event, the UMB
     handed out and the identity-graph links. All of it commits, or none of it."""
 
-    def __init__(self, unit: SqlUnitOfWork, sql: IdentitySql) -> None:
+    def __init__(self, unit: SqlUnitOfWork, sql: IdentitySql, keyring: DataKeyring) -> None:
         self._unit = unit
         self._cursor = unit.cursor()
         self._sql = sql
+        self._keyring = keyring
         self._sources: dict[str, str] = {}  # the source of each Patient read
 
     def note_attempt(
@@ -354,7 +360,8 @@ class SqlMatchWrites:
         cursor.execute(sql.decision, sql.decision_row(decision, client_id, request_key))
         if decision.outcome is MatchOutcome.REVIEW:
             assert review is not None
-            cursor.execute(sql.review, sql.review_row(decision, review, client_id, request_key))
+            row = sql.review_row(decision, review, client_id, request_key, self._keyring)
+            cursor.execute(sql.review, row)
         self._unit.record(event)
 
     def patient(self, member_id: MemberId) -> dict[str, Any] | None:

@@ -127,6 +127,17 @@ class SqlSealedData:
         return self._keyring.current
 
     @property
+    def keyring(self) -> DataKeyring:
+        return self._keyring
+
+    def close(self) -> None:
+        self._keyring.close()
+
+    def open(self, column: str, stored: str, row_key: str) -> bytes:
+        """A value of ``column`` (``table.column``) as stored, opened for its row."""
+        return self._keyring.open(stored, field=self._columns[column].field, row_key=row_key)
+
+    @property
     def kek_fingerprint(self) -> str:
         return self._keyring.kek_fingerprint
 

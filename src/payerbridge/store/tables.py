@@ -17,7 +17,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
@@ -459,22 +458,6 @@ audit_checkpoints = Table(
     Column("frontier", Text, nullable=False),
 )
 
-# The data keys that seal the PHI columns outside the FHIR store (ADR 0039), each wrapped
-# (AES-256-GCM) under the key-encryption key kept outside the database, named by its
-# fingerprint. The newest key not retired seals; a retired key still opens what a pass
-# has not yet moved. ``sealed_all_at``: when a pass left every sealed value under it.
-data_keys = Table(
-    "data_keys",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("wrapped_key", LargeBinary, nullable=False),
-    Column("kek_fingerprint", String(32), nullable=False),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("retired_at", UtcDateTime(), nullable=True),
-    Column("sealed_all_at", UtcDateTime(), nullable=True),
-)
-
-
 # -- identity (old-payer side) ---------------------------------------------------------------
 # Members as matching sees them: the standardised record of each Patient loaded from
 # the payer's own files, and its blocking keys (keyed hashes, no demographics).
@@ -784,7 +767,8 @@ onboarding_chunks = Table(
 
 # The sources' tables (ADR 0031) and the quarantine (ADR 0030), defined beside.
 # The console's accounts and sessions, defined beside (ADR 0035) on the same metadata,
-# and the legal holds (ADR 0038).
+# and the legal holds (ADR 0038); the data keys that seal PHI at rest (ADR 0039).
+from payerbridge.store.key_tables import data_keys  # noqa: E402
 from payerbridge.store.lifecycle_tables import legal_holds  # noqa: E402
 from payerbridge.store.operator_tables import operator_sessions, operators  # noqa: E402
 from payerbridge.store.source_tables import (  # noqa: E402

@@ -8,9 +8,16 @@ from sqlalchemy import Engine
 
 from payerbridge.config import Settings
 from payerbridge.metrics import observe_events
+from payerbridge.security.data_rotation import seal_what_is_left
 from payerbridge.store.audit import SqlAuditTrail
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.consents import SqlConsentStore
+from payerbridge.store.data_keys import (
+    DataKeyring,
+    add_first_key,
+    has_data_keys,
+    load_keyring,
+)
 from payerbridge.store.engines import (
     WalCheckpointer,
     create_db_engine,
@@ -20,6 +27,7 @@ from payerbridge.store.engines import (
 from payerbridge.store.exchanges import SqlExchangeStore
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.partners import SqlPartnerDirectory
+from payerbridge.store.sealed_columns import SqlSealedData
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.transactions import UnitAuditLog
 from payerbridge.wiring.platform import utcnow
@@ -34,6 +42,7 @@ class Stores:
     engine: Engine
     reader: Engine  # the engine for reads: ``engine`` itself on PostgreSQL
     transactions: SqlTransactions
+    keyring: DataKeyring  # seals the PHI columns outside the FHIR store (ADR 0039)
     members: SqlMemberStore
     partners: SqlPartnerDirectory
     exchanges: SqlExchangeStore
@@ -58,13 +67,21 @@ def open_stores(settings: Settings, *, run_migrations: bool) -> Stores:
         checkpointer.watch(settings.sqlalchemy_url)
     transactions = SqlTransactions(engine, clock=utcnow)
     transactions.observe_committed = observe_events  # the business metrics (ADR 0032)
+    # A missing or wrong key-encryption key stops here, before anything is read; values
+    # stored before sealing began are sealed before anything reads them.
+    if not has_data_keys(engine):
+        with transactions.begin() as unit:
+            add_first_key(unit, settings)
+    keyring = load_keyring(engine, settings)
+    seal_what_is_left(SqlSealedData(keyring), transactions, actor="payerbridge")
     return Stores(
         engine=engine,
         reader=reader,
         transactions=transactions,
+        keyring=keyring,
         members=SqlMemberStore(engine, reader=reader),
         partners=SqlPartnerDirectory(engine, reader=reader),
-        exchanges=SqlExchangeStore(engine, reader=reader),
+        exchanges=SqlExchangeStore(engine, keyring=keyring, reader=reader),
         breakers=SqlBreakerStore(engine, reader=reader),
         consents=SqlConsentStore(engine, reader=reader),
         audit=UnitAuditLog(transactions, SqlAuditTrail(reader=reader)),
