@@ -436,3 +436,22 @@ def bench_console(
             )
         out.print(table)
     out.print(f"report written to {report}")
+
+
+@bench_app.command("sealing")
+def bench_sealing(
+    records: Annotated[int, typer.Option(min=1, help="Identity records sealed and opened.")] = 5000,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds (the best is reported).")] = 5,
+) -> None:
+    """What sealing costs an identity record in process (ADR 0039): seal, open, and the
+    parse each candidate cost before."""
+    from payerbridge_tools.bench.sealing import measure_sealing
+
+    cost = measure_sealing(records=records, rounds=rounds)
+    table = Table("per record", "µs", title=f"Sealing, {cost.records:,} records")
+    table.add_row(
+        f"seal ({cost.mean_bytes:.0f} bytes -> {cost.sealed_bytes:.0f})", f"{cost.seal_us:.2f}"
+    )
+    table.add_row("open (each candidate matching reads)", f"{cost.open_us:.2f}")
+    table.add_row("parse, as before sealing (JSON to record)", f"{cost.parse_us:.2f}")
+    out.print(table)
