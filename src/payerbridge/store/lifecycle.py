@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -411,26 +412,34 @@ def _erase_exchanges(
 
 
 def _erase_consents(conn: Connection, member_ids: set[str], *, now: datetime) -> dict[str, int]:
-    count = 0
-    for chunk in _chunks(sorted(member_ids)):
-        mine = consents.c.member_id.in_(chunk)
-        count += _deleted(
-            conn,
-            update(consents)
-            .where(mine, consents.c.resource != _ERASED_CONSENT)
-            .values(resource=_ERASED_CONSENT),
-        )
+    """The member's consents, kept as evidence that one was given (their id, period,
+    policy and the resource's hash) with everything naming the member cut: the
+    resource, who signed, and the member id itself (a digest that finds no member)."""
+    counts = {"consents": 0, "onboarding_members": 0}
+    for member in sorted(member_ids):
+        mine = consents.c.member_id == member
         conn.execute(
             update(consents)
             .where(mine, consents.c.revoked_at.is_(None))
             .values(revoked_at=now, revoked_by="erasure")
         )
-        conn.execute(
-            update(onboarding_members)
-            .where(onboarding_members.c.member_id.in_(chunk))
-            .values(bundle="{}")
+        counts["consents"] += _deleted(
+            conn,
+            update(consents)
+            .where(mine)
+            .values(resource=_ERASED_CONSENT, performer="erased", member_id=_erased(member)),
         )
-    return {"consents": count}
+        counts["onboarding_members"] += _deleted(
+            conn,
+            update(onboarding_members)
+            .where(onboarding_members.c.member_id == member)
+            .values(bundle="{}", member_id=_erased(member)),
+        )
+    return counts
+
+
+def _erased(member_id: str) -> str:
+    return "erased:" + hashlib.sha256(member_id.encode()).hexdigest()[:40]
 
 
 def _erase_answers(conn: Connection, member_id: str, member_ids: set[str]) -> dict[str, int]:

@@ -7,7 +7,8 @@ a tick missed while no worker ran is not made up, the next one does the work.
   workflow id attaches to it), start
   the workflows of overdue webhook deliveries likewise, and purge stored
   Idempotency-Key answers past their retention; enqueue bulk jobs accepted but never
-  enqueued, and drop expired bulk jobs and Groups.
+  enqueued, and drop expired bulk jobs and Groups; apply the retention classes (raw
+  payloads, ended requests; ADR 0038).
 - ``audit_checkpoint`` (every 15 s): sign the audit chain's checkpoints that are due
   (ADR 0007).
 
@@ -52,6 +53,7 @@ class Upkeep:
     purge_disclosure_snapshots: Callable[[], int]
     unstarted_bulk_jobs: Callable[[], list[tuple[BulkJobId, ClientId]]]
     purge_bulk_jobs: Callable[[], int]
+    apply_retention: Callable[[], dict[str, int]]
 
 
 _upkeep: Upkeep | None = None
@@ -114,6 +116,11 @@ def purge_bulk_jobs() -> int:
     return _bound().purge_bulk_jobs()
 
 
+@DBOS.step()
+def apply_retention() -> dict[str, int]:
+    return _bound().apply_retention()
+
+
 @DBOS.workflow()
 def sweep(scheduled_at: datetime, context: Any) -> None:
     unstarted = find_unstarted_exchanges()
@@ -145,6 +152,9 @@ def sweep(scheduled_at: datetime, context: Any) -> None:
     dropped = purge_bulk_jobs()
     if dropped:
         logger.info("expired bulk jobs dropped", extra={"jobs": dropped})
+    applied = apply_retention()
+    if any(applied.values()):
+        logger.info("retention applied", extra=applied)
 
 
 def sweep_schedule(seconds: int) -> str:
