@@ -78,14 +78,18 @@ def decision_event(
     at: datetime,
     request_id: str | None,
     detail: dict[str, Any] | None = None,
+    about_consent: bool = False,
 ) -> AuditEvent:
-    """``consent.decision``: the outcome, the reason code and the policy version (ids only)."""
+    """``consent.decision``: the outcome, the reason code and the policy version (ids only).
+    About the member (our Patient id), or with ``about_consent`` about the opt-in: the
+    requester's member id is their number on our card, which the chain must not hold
+    (a hash chain cannot forget it when the member is erased; ADR 0038)."""
     return AuditEvent(
         at=at,
         actor=actor,
         action="consent.decision",
-        entity_type="Patient",
-        entity_id=member_id,
+        entity_type="Consent" if about_consent else "Patient",
+        entity_id=(consent_id or "-") if about_consent else member_id,
         outcome="permit" if decision.permitted else "deny",
         request_id=request_id,
         detail={
@@ -176,6 +180,7 @@ def authorize_request(
         hop=hop,
         at=at,
         request_id=request_id,
+        about_consent=True,
     )
     return Disclosure(decision, ConsentId(consent_id) if consent_id else None, event)
 
@@ -208,7 +213,8 @@ def consent_recorded(consent: StoredConsent, *, actor: str, request_id: str | No
         request_id=request_id,
         detail={
             "role": consent.role.value,
-            "member_id": record.member_id,
+            # Our Patient id for a consent presented to us; never our member's card number.
+            **({"member_id": record.member_id} if consent.role is ConsentRole.DISCLOSE else {}),
             "policy": record.policy.value,
             "resource_hash": record.resource_hash,
             "partner_id": consent.partner_id,

@@ -215,10 +215,10 @@ def _exchange_kind(action: str, detail: dict[str, Any]) -> str:
 def _is_ours(record: ExchangeRecord, event: StoredEvent, detail: dict[str, Any]) -> bool:
     """A consent event about this exchange: its opt-in's, or a decision naming it (one
     from before decisions named their exchange: under its opt-in, during its life)."""
-    if event.entity_type == "Consent":
-        return record.consent_id is not None and event.entity_id == record.consent_id
     if "exchange_id" in detail:
         return bool(detail["exchange_id"] == record.id)
+    if event.entity_type == "Consent":
+        return record.consent_id is not None and event.entity_id == record.consent_id
     return (
         record.consent_id is not None
         and detail.get("consent_id") == record.consent_id
