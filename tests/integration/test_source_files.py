@@ -6,6 +6,7 @@ report of what changed."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -13,8 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from payerbridge.bootstrap import Platform, build_platform
+from payerbridge.compliance.lifecycle import Retention, purge
 from payerbridge.config import load_settings
-from payerbridge.store.tables import fhir_resources, identity_member_records
+from payerbridge.store.tables import fhir_resources, identity_member_records, source_files
 
 MEMBERS_MAPPING = """
 {
@@ -253,3 +255,20 @@ def test_what_a_live_source_no_longer_gives_leaves_what_we_keep_unless_its_answe
         with platform.transactions.begin() as unit:
             platform.live.keep(unit, given)
         assert kept() == expected
+
+
+def test_a_file_whose_body_the_purge_dropped_is_not_mapped_again_and_keeps_what_it_gave(
+    open_platform,  # type: ignore[no-untyped-def]
+) -> None:
+    platform = open_platform()
+    platform.sources.ingest("enrollment", "members.csv", MEMBERS)
+    # Mapped a week ago or more: its body is past the raw-payload grace (ADR 0038).
+    keep_no_body = Retention(raw_payload_grace=timedelta(0), request_grace=timedelta(days=30))
+    purged = purge(platform.transactions, platform.lifecycle, keep_no_body)
+    assert len(purged.source_files) == 1
+    with platform.engine.connect() as connection:
+        (body,) = connection.execute(select(source_files.c.body)).scalars()
+    assert bytes(body) == b""
+    (report,) = platform.sources.remap("enrollment")
+    assert report.body_gone and not report.changes  # mapping nothing would remove them all
+    assert len(stored(platform, "Patient")) == 2

@@ -162,6 +162,9 @@ class FileReport:
     problems: list[RecordProblem] = field(default_factory=list)
     changes: Counter[str] = field(default_factory=Counter)  # added, changed, unchanged, removed
     conflicts: int = 0  # resources another source gave differently: held, not overwritten
+    # Mapped again without its body, which the purge or an erasure removed (ADR 0038):
+    # not mapped, and what it gave is left as it was.
+    body_gone: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -177,6 +180,7 @@ class FileReport:
             "problems": [p.to_json() for p in self.problems],
             "changes": dict(sorted(self.changes.items())),
             "conflicts": self.conflicts,
+            "body_gone": self.body_gone,
         }
 
 

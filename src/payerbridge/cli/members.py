@@ -147,12 +147,4 @@ def retention_purge(data_dir: DataDir = None) -> None:
         purged = purge(platform.transactions, platform.lifecycle, platform.retention)
     finally:
         platform.close()
-    typer.echo(
-        orjson.dumps(
-            {
-                "raw_payloads": len(purged.payloads),
-                "requests_minimised": len(purged.requests),
-                "review_requests": len(purged.review_requests),
-            }
-        ).decode()
-    )
+    typer.echo(orjson.dumps(purged.counts()).decode())

@@ -57,9 +57,18 @@ class Purged:
     payloads: tuple[str, ...]
     requests: tuple[str, ...]
     review_requests: tuple[str, ...]
+    source_files: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.payloads or self.requests or self.review_requests)
+        return any(self.counts().values())
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "raw_payloads": len(self.payloads),
+            "requests_minimised": len(self.requests),
+            "review_requests": len(self.review_requests),
+            "source_files": len(self.source_files),
+        }
 
 
 class LifecycleStore(Protocol):
@@ -89,6 +98,11 @@ class LifecycleStore(Protocol):
         """Drop the request records of review cases decided before ``decided_before``."""
         ...
 
+    def purge_source_files(self, unit: UnitOfWork, *, mapped_before: datetime) -> list[str]:
+        """Drop the bodies of backend files last mapped before ``mapped_before`` (their
+        digests and reports stay); the file ids."""
+        ...
+
     def erase_member(self, unit: UnitOfWork, member_id: str) -> dict[str, int]:
         """Remove ``member_id``'s PHI from every table: rows removed or cut, by table."""
         ...
@@ -108,11 +122,13 @@ def purge(
 ) -> Purged:
     """Apply the retention classes once, in one unit of work, audited."""
     with transactions.begin() as unit:
-        payloads = store.purge_payloads(unit, ended_before=unit.now - retention.raw_payload_grace)
+        raw_cutoff = unit.now - retention.raw_payload_grace
+        payloads = store.purge_payloads(unit, ended_before=raw_cutoff)
+        files = store.purge_source_files(unit, mapped_before=raw_cutoff)
         cutoff = unit.now - retention.request_grace
         requests = store.minimise_requests(unit, ended_before=cutoff, limit=batch)
         reviews = store.forget_review_requests(unit, decided_before=cutoff)
-        purged = Purged(tuple(payloads), tuple(requests), tuple(reviews))
+        purged = Purged(tuple(payloads), tuple(requests), tuple(reviews), tuple(files))
         if purged:
             unit.record(
                 AuditEvent(
@@ -126,6 +142,7 @@ def purge(
                         "raw_payloads": list(purged.payloads),
                         "requests_minimised": list(purged.requests),
                         "review_requests": list(purged.review_requests),
+                        "source_files": list(purged.source_files),
                     },
                 )
             )

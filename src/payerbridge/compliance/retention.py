@@ -62,7 +62,7 @@ CATALOGUE: dict[str, TableRetention] = {
     "exchange_payloads": TableRetention(_R.RAW_PAYLOAD, ("body",), "the Bundle received"),
     "source_files": TableRetention(_R.RAW_PAYLOAD, ("body",), "a backend file as received"),
     "quarantined_resources": TableRetention(
-        _R.RAW_PAYLOAD, ("body",), "what failed a profile, held for a person"
+        _R.MEMBER_RECORD, ("body",), "what failed a profile, held until a person acts"
     ),
     "exchanges": TableRetention(
         _R.REQUEST, ("request", "member_identifier"), "the submitted demographics"
@@ -87,6 +87,7 @@ CATALOGUE: dict[str, TableRetention] = {
     "audit_checkpoints": TableRetention(_R.AUDIT),
     "identity_decisions": TableRetention(_R.AUDIT, (), "levels, weights and member ids"),
     "exchange_transitions": TableRetention(_R.AUDIT),
+    "obligation_clocks": TableRetention(_R.AUDIT, (), "ids and times of each deadline"),
     "legal_holds": _NONE,
     "data_keys": _NONE,  # data keys, wrapped by a key kept outside the database
     "identity_attempts": _NONE,  # keyed hashes, for guessing limits, kept a day

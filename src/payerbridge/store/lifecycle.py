@@ -163,6 +163,20 @@ class SqlLifecycleStore:
             conn.execute(update(reviews).where(reviews.c.id.in_(chunk)).values(request_record=None))
         return ids
 
+    def purge_source_files(self, unit: UnitOfWork, *, mapped_before: datetime) -> list[str]:
+        conn = _conn(unit)
+        files = source_files
+        ids = list(
+            conn.execute(
+                select(files.c.id).where(
+                    files.c.mapped_at < mapped_before, func.length(files.c.body) > 0
+                )
+            ).scalars()
+        )
+        for chunk in _chunks(ids):
+            conn.execute(update(files).where(files.c.id.in_(chunk)).values(body=b""))
+        return ids
+
     # -- erasure ----------------------------------------------------------------------
     def erase_member(self, unit: UnitOfWork, member_id: str) -> dict[str, int]:
         conn = _conn(unit)

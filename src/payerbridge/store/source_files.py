@@ -155,6 +155,11 @@ class SqlSourceFiles:
         reports = []
         for row in files:
             report = FileReport(spec.id, row.name, row.sha256, str(mapping.ref), file_id=row.id)
+            if not row.body:
+                # Purged or erased (ADR 0038): mapping nothing would remove all it gave.
+                report.body_gone = True
+                reports.append(report)
+                continue
             previous = set(
                 connection.execute(
                     select(source_file_resources.c.ref).where(

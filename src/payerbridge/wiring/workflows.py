@@ -147,12 +147,7 @@ def _retention_applied(platform: Platform) -> dict[str, int]:
     """One pass of the retention classes (ADR 0038): how many of each went."""
     from payerbridge.compliance.lifecycle import purge
 
-    purged = purge(platform.transactions, platform.lifecycle, platform.retention)
-    return {
-        "raw_payloads": len(purged.payloads),
-        "requests_minimised": len(purged.requests),
-        "review_requests": len(purged.review_requests),
-    }
+    return purge(platform.transactions, platform.lifecycle, platform.retention).counts()
 
 
 def _in_unit(platform: Platform, work: Callable[[UnitOfWork], int]) -> int:
