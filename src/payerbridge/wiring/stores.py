@@ -60,6 +60,11 @@ def open_stores(settings: Settings, *, run_migrations: bool) -> Stores:
     )
     if run_migrations:
         migrate(engine)
+    try:
+        keyring = _keyring(engine, settings)
+    except BaseException:
+        engine.dispose()  # start-up stops here: nothing is left open behind it
+        raise
     reader = create_reader(engine)
     checkpointer = None
     if settings.is_sqlite:
@@ -67,12 +72,7 @@ def open_stores(settings: Settings, *, run_migrations: bool) -> Stores:
         checkpointer.watch(settings.sqlalchemy_url)
     transactions = SqlTransactions(engine, clock=utcnow)
     transactions.observe_committed = observe_events  # the business metrics (ADR 0032)
-    # A missing or wrong key-encryption key stops here, before anything is read; values
-    # stored before sealing began are sealed before anything reads them.
-    if not has_data_keys(engine):
-        with transactions.begin() as unit:
-            add_first_key(unit, settings)
-    keyring = load_keyring(engine, settings)
+    # Values stored before sealing began are sealed before anything reads them.
     seal_what_is_left(SqlSealedData(keyring), transactions, actor="payerbridge")
     return Stores(
         engine=engine,
@@ -87,3 +87,12 @@ def open_stores(settings: Settings, *, run_migrations: bool) -> Stores:
         audit=UnitAuditLog(transactions, SqlAuditTrail(reader=reader)),
         checkpointer=checkpointer,
     )
+
+
+def _keyring(engine: Engine, settings: Settings) -> DataKeyring:
+    """The data keys (ADR 0039): a missing or wrong key-encryption key stops start-up
+    here, before anything is read; a database without a data key gets its first."""
+    if not has_data_keys(engine):
+        with SqlTransactions(engine, clock=utcnow).begin() as unit:
+            add_first_key(unit, settings)
+    return load_keyring(engine, settings)
