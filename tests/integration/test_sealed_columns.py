@@ -18,7 +18,7 @@ import orjson
 import pytest
 from sqlalchemy import select, update
 
-from payerbridge.bootstrap import Platform, build_platform
+from payerbridge.bootstrap import Platform, build_platform, new_kek_file, read_kek
 from payerbridge.cli.main import main
 from payerbridge.config import Settings, load_settings
 from payerbridge.consent.model import Requester
@@ -41,8 +41,8 @@ from payerbridge.identity.service import (
     request_record,
 )
 from payerbridge.routing.model import Partner
-from payerbridge.security.data_rotation import rotate_data_keys
-from payerbridge.security.sealing import key_id_of
+from payerbridge.security.data_rotation import rewrap_data_keys, rotate_data_keys
+from payerbridge.security.sealing import kek_fingerprint, key_id_of
 from payerbridge.store.tables import (
     audit_events,
     data_keys,
@@ -363,3 +363,33 @@ def test_a_lost_key_stops_a_command_with_its_reason_exit_2_and_no_traceback(
 
     monkeypatch.setenv("PAYERBRIDGE_DATA_KEY_FILE", str(tmp_path / "elsewhere.key"))
     assert _command(["keys", "data-keys", "--data-dir", str(tmp_path)], env, monkeypatch) == 0
+
+
+def test_the_kek_rotated_wraps_every_data_key_anew_and_the_old_file_no_longer_opens_them(
+    tmp_path: Path, env: dict[str, str], platform: Platform
+) -> None:
+    _match(platform)
+    new_kek = tmp_path / "elsewhere" / "data.key"
+    new_kek_file(new_kek)
+    rewrapped = rewrap_data_keys(
+        platform.sealed_data,
+        platform.transactions,
+        read_kek(new_kek),
+        fingerprint=kek_fingerprint(read_kek(new_kek)),
+        actor="cli:test",
+    )
+    platform.close()
+
+    assert rewrapped == [key.id for key in platform.sealed_data.data_keys()]
+    with pytest.raises(DataKeyUnavailable, match="wrong file"):
+        build_platform(_settings(tmp_path, env)).close()
+    moved = build_platform(_settings(tmp_path, env).model_copy(update={"data_key_file": new_kek}))
+    try:
+        assert _match(moved).member_id == "ana"
+        with moved.engine.connect() as connection:
+            action = connection.execute(
+                select(audit_events.c.action).where(audit_events.c.entity_type == "DataKey")
+            ).scalar_one()
+        assert action == "data-key.rewrap"
+    finally:
+        moved.close()

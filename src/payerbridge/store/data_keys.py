@@ -221,8 +221,9 @@ def _check_fingerprint(stored: str, kek: bytes, key_id: str) -> None:
     if stored != kek_fingerprint(kek):
         raise DataKeyUnavailable(
             f"data key {key_id} is wrapped under the key-encryption key of fingerprint "
-            f"{stored}, not under the one given (fingerprint {kek_fingerprint(kek)}): "
-            "PAYERBRIDGE_DATA_KEY_FILE names the wrong file"
+            f"{stored}, not under the one read (fingerprint {kek_fingerprint(kek)}): the "
+            "key-encryption key file (PAYERBRIDGE_DATA_KEY_FILE, else data.key in the data "
+            "dir) is the wrong file"
         )
 
 
