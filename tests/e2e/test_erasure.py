@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, select, text
 from payerbridge.store.tables import metadata
 from payerbridge_tools.sandbox.generator import write_network
 from tests.e2e.test_exchange import start_payers, submit, switcher_to, wait_terminal
-from tests.servers import ServerProcess
+from tests.servers import REQUESTER_SCOPES, ServerProcess
 
 # The sweep runs every second and the lifecycle's graces are a second: the purge is seen.
 LIFECYCLE = {
@@ -129,10 +129,36 @@ def test_a_members_data_is_purged_on_time_held_and_then_erased_without_a_trace(
     assert found(markers, every_value(old))  # nothing was erased
     released = old.cli("members", "release", held.stdout.strip(), "--by", "counsel")
     assert released.returncode == 0, released.stderr
-    for payer, member in ((old, old_member), (new, imported)):
-        erased = payer.cli("members", "erase", member, "--reason", "member request", "--by", "ops")
-        assert erased.returncode == 0, erased.stderr
-        assert orjson.loads(erased.stdout)["fhir_resources"] > 0
+    erased = old.cli("members", "erase", old_member, "--reason", "member request", "--by", "ops")
+    assert erased.returncode == 0, erased.stderr
+    assert orjson.loads(erased.stdout)["fhir_resources"] > 0
+    # The new payer's privacy office erases through the API: an operator's, with a reason.
+    path = f"/lifecycle/members/{imported}/$erase"
+    with new.client_with(new.register_client("plan-app", scope=REQUESTER_SCOPES)) as app:
+        assert app.post(path, json={"reason": "member request", "by": "ops"}).status_code == 403
+    with new.client() as operator:
+        for body in ({"by": "ops"}, {"reason": "x", "by": "ops", "member": "other"}):
+            refused = operator.post(path, json=body)
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["resourceType"] == "OperationOutcome"
+        held_api = operator.post(
+            f"/lifecycle/members/{imported}/holds", json={"reason": "audit 7", "by": "counsel"}
+        )
+        assert held_api.status_code == 201, held_api.text
+        blocked = operator.post(path, json={"reason": "member request", "by": "privacy"})
+        assert blocked.status_code == 409, blocked.text
+        assert blocked.json()["issue"][0]["details"]["coding"][0]["code"] == "legal-hold-active"
+        hold_id = held_api.json()["id"]
+        release = f"/lifecycle/holds/{hold_id}/$release"
+        assert operator.post(release, json={"by": "counsel"}).status_code == 200
+        assert operator.post(release, json={"by": "counsel"}).status_code == 409
+        listed = operator.get(f"/lifecycle/members/{imported}/holds").json()["holds"]
+        assert [h["released_by"] for h in listed] == ["tester:counsel"]
+        erased_api = operator.post(path, json={"reason": "member request", "by": "privacy"})
+        assert erased_api.status_code == 200, erased_api.text
+        assert erased_api.json()["removed"]["exchanges"] == 1
+        again = operator.post(path, json={"reason": "member request", "by": "privacy"})
+        assert again.status_code == 404, again.text
 
     # The audit chains included: they name members by our ids, never by their cards.
     for payer in (old, new):

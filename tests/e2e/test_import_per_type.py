@@ -35,7 +35,11 @@ def _index(data_dir: Path, env: dict[str, str]) -> tuple[dict[str, Any], set[tup
             records = {
                 row.member_id: (
                     row.indexed_at,
-                    orjson.loads(row.record),
+                    orjson.loads(  # sealed at rest (ADR 0039)
+                        platform.sealed_data.open(
+                            "identity_member_records.record", row.record, row.member_id
+                        )
+                    ),
                     orjson.loads(row.blocking_keys),
                 )
                 for row in connection.execute(select(identity_member_records))

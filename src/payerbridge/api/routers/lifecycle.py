@@ -1,0 +1,92 @@
+"""The data lifecycle for operators (ADR 0038): a member's legal holds, their release,
+and a member's erasure (refused with ``legal-hold-active`` while a hold stands). The
+same use cases as ``payerbridge members …``; each is audited in the caller's name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from payerbridge.api.deps import OperatorDep, PlatformDep
+from payerbridge.api.responses import JsonResponse
+from payerbridge.compliance.lifecycle import Hold, erase_member, place_hold, release_hold
+from payerbridge.timestamps import utc_iso
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/lifecycle", default_response_class=JsonResponse, tags=["lifecycle"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+
+    by: str = Field(min_length=1, max_length=200, description="The person acting.")
+
+
+class WithReason(_Body):
+    reason: str = Field(min_length=1, max_length=500, description="Why; no member data.")
+
+
+def _hold(hold: Hold) -> dict[str, Any]:
+    return {
+        "id": hold.id,
+        "member_id": hold.member_id,
+        "reason": hold.reason,
+        "placed_by": hold.placed_by,
+        "placed_at": utc_iso(hold.placed_at),
+        "released_by": hold.released_by,
+        "released_at": utc_iso(hold.released_at) if hold.released_at else None,
+    }
+
+
+@router.get("/members/{member_id}/holds")
+def member_holds(member_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
+    with platform.transactions.begin() as unit:
+        holds = platform.lifecycle.holds(unit, member_id[:64])
+    return {"member_id": member_id[:64], "holds": [_hold(h) for h in holds]}
+
+
+@router.post("/members/{member_id}/holds", status_code=201)
+def hold_member(
+    member_id: str,
+    body: WithReason,
+    response: Response,
+    platform: PlatformDep,
+    operator: OperatorDep,
+) -> dict[str, Any]:
+    hold = place_hold(
+        platform.transactions,
+        platform.lifecycle,
+        member_id,
+        by=f"{operator.client_id}:{body.by}",
+        reason=body.reason,
+    )
+    response.headers["Location"] = f"/lifecycle/members/{hold.member_id}/holds"
+    return _hold(hold)
+
+
+@router.post("/holds/{hold_id}/$release")
+def release(hold_id: str, body: _Body, platform: PlatformDep, operator: OperatorDep) -> Any:
+    hold = release_hold(
+        platform.transactions,
+        platform.lifecycle,
+        hold_id[:64],
+        by=f"{operator.client_id}:{body.by}",
+    )
+    return _hold(hold)
+
+
+@router.post("/members/{member_id}/$erase")
+def erase(
+    member_id: str, body: WithReason, platform: PlatformDep, operator: OperatorDep
+) -> dict[str, Any]:
+    removed = erase_member(
+        platform.transactions,
+        platform.lifecycle,
+        member_id,
+        by=f"{operator.client_id}:{body.by}",
+        reason=body.reason,
+    )
+    return {"member_id": member_id.strip(), "removed": dict(removed)}
