@@ -12,6 +12,7 @@ from datetime import timedelta
 import httpx
 
 from payerbridge.backends.sources import load_sources, sources_path
+from payerbridge.compliance.clocks import Clocks
 from payerbridge.compliance.lifecycle import Retention
 from payerbridge.config import Settings
 from payerbridge.metrics import PlatformMetrics
@@ -34,6 +35,7 @@ from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.key_files import identity_secret
 from payerbridge.store.lifecycle import SqlLifecycleStore
+from payerbridge.store.obligation_clocks import SqlObligationClocks
 from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.readings import SqlReadingsSource
@@ -100,7 +102,8 @@ def build_platform(
     egress = egress_policy(settings)
     caps = response_caps(settings)
     client = partner_client(settings, egress, caps, client_key, udap_client, partner_transport)
-    ports = exchange_ports(settings, stores, client)
+    clocks = Clocks(obligations, SqlObligationClocks(engine, reader=reader))
+    ports = exchange_ports(settings, stores, client, clocks)
     identity = SqlIdentityStore(
         engine, identity_secret(settings), keyring=stores.keyring, reader=reader
     )
@@ -117,6 +120,8 @@ def build_platform(
         members=stores.members,
         segmentation=segmentation,
         obligations=obligations,
+        clocks=clocks,
+        clock_reader=SqlObligationClocks(reader),
         lifecycle=SqlLifecycleStore(engine, keyring=stores.keyring),
         retention=Retention(
             raw_payload_grace=timedelta(hours=settings.raw_payload_grace_hours),

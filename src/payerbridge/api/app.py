@@ -20,6 +20,7 @@ from payerbridge.api.routers import (
     auth,
     bulk,
     clients,
+    compliance,
     consents,
     exchanges,
     fhir,
@@ -100,6 +101,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(quarantine.router)
     app.include_router(sources.router)
     app.include_router(runbooks.router)
+    app.include_router(compliance.router)
     install_console(app, platform)  # the operator console's pages at /console (ADR 0035)
     app.include_router(metrics.router)
 

@@ -594,6 +594,7 @@ def main(args: list[str] | None = None) -> None:
 from payerbridge.cli import consents as _consents  # noqa: E402
 from payerbridge.cli import security as _security  # noqa: E402
 from payerbridge.cli.audit import audit_app  # noqa: E402
+from payerbridge.cli.compliance import compliance_app  # noqa: E402
 from payerbridge.cli.identity import identity_app  # noqa: E402
 from payerbridge.cli.members import members_app, retention_app  # noqa: E402
 from payerbridge.cli.onboard import onboard  # noqa: E402
@@ -616,6 +617,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(operators_app, name="operators")
 app.add_typer(members_app, name="members")
 app.add_typer(retention_app, name="retention")
+app.add_typer(compliance_app, name="compliance")
 app.command("onboard")(onboard)
 # bench, demo and sandbox: from payerbridge_tools, when the bench extra is installed.
 add_plugin_commands(app)

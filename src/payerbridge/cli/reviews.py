@@ -176,7 +176,12 @@ def reviews_decide(
         data_dir,
         lambda platform: (
             decide_review(
-                platform.identity, platform.transactions, decision, at=utcnow(), request_id=None
+                platform.identity,
+                platform.transactions,
+                decision,
+                at=utcnow(),
+                request_id=None,
+                clocks=platform.clocks.ledger,
             ),
             platform.obligations,
         ),

@@ -262,6 +262,14 @@ class ObligationSet:
             return Assessment(
                 obligation_id, Standing.NOT_STARTED, None, f"waiting for {', '.join(waiting)}"
             )
+        return self.standing(obligation_id, due, done_at=done_at, now=now)
+
+    def standing(
+        self, obligation_id: str, due: datetime, *, done_at: datetime | None, now: datetime
+    ) -> Assessment:
+        """Where a deadline due at ``due`` stands at ``now``, done at ``done_at`` (None: not
+        yet): as kept in an obligation row, whose due time was fixed when it started."""
+        deadline = self._deadline(obligation_id)
         if done_at is not None:
             if done_at <= due:
                 return Assessment(obligation_id, Standing.MET, due, "done in time")

@@ -235,6 +235,7 @@ def decide_case(
             choice,
             at=utcnow(),
             request_id=current_request_id(),
+            clocks=platform.clocks.ledger,
         )
     except PayerBridgeError as exc:
         status = rendering_for(exc).status

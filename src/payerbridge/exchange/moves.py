@@ -15,6 +15,7 @@ from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import IllegalTransition, PartnerAuthRejected, PartnerError
+from payerbridge.exchange.clocks import keep_clocks, note_hold
 from payerbridge.exchange.model import (
     STOPPED_STATES,
     Attempt,
@@ -91,6 +92,7 @@ def record_moves(
             exchange_id, start, moves, at=at, actor=actor, request_id=None, policy_version=version
         )
     )
+    keep_clocks(unit, ports, exchange_id, moves, at=at)
 
 
 def note_attempt(
@@ -104,6 +106,9 @@ def note_attempt(
     """``attempt`` on the exchange's row in ``unit``, with its audit event."""
     ports.exchanges.record_attempt(unit, exchange_id, attempt, at=at)
     unit.record(attempt_event(exchange_id, attempt, at=at))
+    reason = attempt.detail.get("reason")
+    if reason:
+        note_hold(unit, ports, exchange_id, str(reason), at=at)
 
 
 def fail(ports: ExchangePorts, exchange_id: ExchangeId, code: str, text: str) -> StepResult:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from payerbridge.audit.ports import AuditLog
+from payerbridge.compliance.clocks import Clocks
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.exchange.breaker import BreakerState
 from payerbridge.exchange.model import (
@@ -302,3 +303,4 @@ class ExchangePorts:
     random: Callable[[], float]  # uniform in [0, 1), for retry jitter
     retry_policy: RetryPolicy
     consent_zone: ZoneInfo  # where date-only opt-in periods are read
+    clocks: Clocks | None = None  # the obligation rows kept (``exchange.clocks``)

@@ -20,6 +20,7 @@ import orjson
 from payerbridge.consent.model import ConsentId, ConsentRole, StoredConsent
 from payerbridge.consent.service import consent_recorded, record_consent
 from payerbridge.errors import Issue, StoreConflict, UnprocessableRequest
+from payerbridge.exchange.clocks import start_request_clock
 from payerbridge.exchange.model import (
     ConsentGrant,
     ExchangeRequest,
@@ -135,9 +136,7 @@ def _record_submission(
     exchange_id = ExchangeId(ports.new_id())
     version = ports.retry_policy.version
     with ports.transactions.begin() as unit:
-        consent_id = _opt_in(
-            ports, unit, request, partner, client_id=client_id, request_id=request_id
-        )
+        opt_in = _opt_in(ports, unit, request, partner, client_id=client_id, request_id=request_id)
         ports.exchanges.create(
             unit,
             exchange_id=exchange_id,
@@ -149,10 +148,11 @@ def _record_submission(
             idempotency_key=command.idempotency_key,
             deadline_at=now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
             policy_version=version,
-            consent_id=consent_id,
+            consent_id=opt_in.consent_id,
             request_id=request_id,
             member_key=member_key_of(client_id, request.member_id),
         )
+        start_request_clock(unit, ports, exchange_id, request, opt_in)
         submitted = [Move(ExchangeState.SUBMITTED)]
         unit.record(
             *transition_events(
@@ -193,14 +193,14 @@ def _opt_in(
     *,
     client_id: ClientId,
     request_id: str | None,
-) -> str:
-    """The id of the opt-in the exchange runs under: one captured now from the request
-    (kept in ``unit``), or one captured before, which must be this member's and name
-    this old payer."""
+) -> StoredConsent:
+    """The opt-in the exchange runs under: one captured now from the request (kept in
+    ``unit``), or one captured before, which must be this member's and name this old
+    payer."""
     if request.consent is not None:
         consent = _new_opt_in(ports, request.consent, request.member_id, partner, client_id)
         event = consent_recorded(consent, actor=client_id, request_id=request_id)
-        return ports.consents.add(unit, consent, event=event).consent_id
+        return ports.consents.add(unit, consent, event=event)
     stored = ports.consents.get(request.consent_id or "")
     if (
         stored is None
@@ -213,7 +213,7 @@ def _opt_in(
     elif stored.record.member_id != request.member_id:
         problem = "the opt-in was given by another member than the one on new_coverage"
     else:
-        return stored.consent_id
+        return stored
     raise UnprocessableRequest(problem, issues=[Issue(problem, "consent_id", "value")])
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from payerbridge.compliance.clocks import Clocks, Subject, SubjectType, new_clock
+from payerbridge.compliance.obligations import ANSWER_WITHIN
 from payerbridge.consent.model import ConsentId, PresentedConsent
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import supported_policies
 from payerbridge.consent.service import accept_presented_consent
-from payerbridge.errors import ConsentDenied, MatchError, TooManyAttempts
+from payerbridge.errors import ConsentDenied, MatchError, MatchUnderReview, TooManyAttempts
 from payerbridge.identity.ports import IdentityIndex
 from payerbridge.identity.service import (
     MatchedMember,
@@ -37,6 +39,7 @@ class MemberMatchPorts:
 
     index: IdentityIndex
     consents: ConsentStore
+    clocks: Clocks | None = None  # the one-business-day answer's rows (None: none kept)
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,38 @@ def answer_member_match(
     if isinstance(matched, TooManyAttempts):
         return MemberMatchAnswer(None, throttled=matched)
     if isinstance(matched, MatchError):
+        _keep_answer_clock(unit, ports, matched)
         return MemberMatchAnswer(None, refusal=matched)
+    _keep_answer_clock(unit, ports, matched)
     if command.presented is None:
         return MemberMatchAnswer(matched)
     return _with_presented_consent(matched, command.presented, command, unit, ports)
+
+
+def _keep_answer_clock(
+    unit: UnitOfWork, ports: MemberMatchPorts, answer: MatchedMember | MatchError
+) -> None:
+    """The one-business-day answer's row of this request, one insert in ``unit`` (no
+    read): answered now, or waiting for a reviewer (its case's row, kept once however
+    often the request is asked again; met when the case is decided)."""
+    if ports.clocks is None or answer.decision_id is None:
+        return
+    if isinstance(answer, MatchUnderReview):
+        if answer.review_id is None:
+            return
+        subject, done_at = Subject(SubjectType.REVIEW, answer.review_id), None
+    else:  # a member, none, several (a consent refused after it is still answered now)
+        subject, done_at = Subject(SubjectType.REQUEST, answer.decision_id), unit.now
+    clock = new_clock(
+        ports.clocks.obligations,
+        ANSWER_WITHIN,
+        subject,
+        {"request_received": unit.now},
+        clock_id=unit.new_id(),
+        at=unit.now,
+        done_at=done_at,
+    )
+    ports.clocks.ledger.start(unit, clock)
 
 
 def _with_presented_consent(

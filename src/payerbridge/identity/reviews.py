@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.ports import AuditLog
+from payerbridge.compliance.clocks import ClockLedger, Subject, SubjectType
+from payerbridge.compliance.obligations import ANSWER_WITHIN
 from payerbridge.errors import (
     Conflict,
     InvalidInput,
@@ -82,9 +84,11 @@ def decide_review(
     *,
     at: datetime,
     request_id: str | None,
+    clocks: ClockLedger | None = None,
 ) -> ReviewCase:
     """Accept (naming one of the case's candidates) or reject an open case, audited with
-    the reviewer as actor.
+    the reviewer as actor; the request it held is answered now (its one-business-day
+    row in ``clocks``, settled in the same unit).
 
     An accepted case links the request to the member in the identity graph, and the
     requester's next identical ``$member-match`` is answered with that member."""
@@ -109,6 +113,9 @@ def decide_review(
         if decided is not None:
             if decided.member_id is not None:
                 queue.add_links(unit, [_reviewed_request(decided, decision.reviewer, at)])
+            if clocks is not None:
+                subject = Subject(SubjectType.REVIEW, decided.id)
+                clocks.settle(unit, ANSWER_WITHIN, subject, done_at=at)
             unit.record(
                 AuditEvent(
                     at=at,

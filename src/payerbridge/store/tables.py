@@ -63,6 +63,7 @@ __all__ = [
     "legal_holds",
     "member_groups",
     "metadata",
+    "obligation_clocks",
     "onboarding_chunks",
     "quarantined_resources",
     "onboarding_members",
@@ -767,7 +768,9 @@ onboarding_chunks = Table(
 
 # The sources' tables (ADR 0031) and the quarantine (ADR 0030), defined beside.
 # The console's accounts and sessions, defined beside (ADR 0035) on the same metadata,
-# and the legal holds (ADR 0038); the data keys that seal PHI at rest (ADR 0039).
+# and the legal holds (ADR 0038); the data keys that seal PHI at rest (ADR 0039); the
+# obligation rows (ADR 0037).
+from payerbridge.store.compliance_tables import obligation_clocks  # noqa: E402
 from payerbridge.store.key_tables import data_keys  # noqa: E402
 from payerbridge.store.lifecycle_tables import legal_holds  # noqa: E402
 from payerbridge.store.operator_tables import operator_sessions, operators  # noqa: E402

@@ -17,6 +17,7 @@ from payerbridge.backends.live import LiveSources
 from payerbridge.backends.quarantine import Quarantine
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.bulk.member_match import BulkPorts
+from payerbridge.compliance.clocks import ClockReader, Clocks
 from payerbridge.compliance.lifecycle import LifecycleStore, Retention
 from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.config import Settings
@@ -88,6 +89,8 @@ class Platform:
     members: MemberStore
     segmentation: SegmentationPolicy  # what a regular consent withholds, by which code sets
     obligations: ObligationSet  # the rule's clocks on the plan's calendar (ADR 0037)
+    clocks: Clocks  # the obligation rows each exchange, case and request keeps
+    clock_reader: ClockReader  # ... read for the compliance report
     lifecycle: LifecycleStore  # legal holds, the purge and erasure (ADR 0038)
     retention: Retention  # how long raw payloads and requests are kept after they end
     snapshots: DisclosureSnapshots  # paged $everything decisions

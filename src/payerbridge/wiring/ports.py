@@ -13,6 +13,7 @@ from payerbridge.backends.live import LiveSources
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
+from payerbridge.compliance.clocks import Clocks
 from payerbridge.config import Settings
 from payerbridge.consent.model import Requester
 from payerbridge.consent.segmentation import SegmentationPolicy
@@ -110,8 +111,10 @@ def token_service(
     )
 
 
-def exchange_ports(settings: Settings, stores: Stores, client: PartnerClient) -> ExchangePorts:
-    """The outbound exchange's ports (new payer)."""
+def exchange_ports(
+    settings: Settings, stores: Stores, client: PartnerClient, clocks: Clocks
+) -> ExchangePorts:
+    """The outbound exchange's ports (new payer), keeping the requester's clocks."""
     return ExchangePorts(
         transactions=stores.transactions,
         exchanges=stores.exchanges,
@@ -128,6 +131,7 @@ def exchange_ports(settings: Settings, stores: Stores, client: PartnerClient) ->
         random=random.random,
         retry_policy=retry_policy(settings),
         consent_zone=ZoneInfo(settings.consent_time_zone),
+        clocks=clocks,
     )
 
 

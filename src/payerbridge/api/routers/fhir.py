@@ -168,7 +168,7 @@ def _answer_member_match(
     if isinstance(body, PayerBridgeError):
         raise body
     command = _member_match_command(platform, caller, body, idempotency_key)
-    ports = MemberMatchPorts(platform.identity, platform.consents)
+    ports = MemberMatchPorts(platform.identity, platform.consents, platform.clocks)
     return answer_once(
         platform,
         caller,

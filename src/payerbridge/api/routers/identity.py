@@ -248,6 +248,7 @@ def decide_review(
         ),
         at=utcnow(),
         request_id=current_request_id(),
+        clocks=platform.clocks.ledger,
     )
     response.headers["ETag"] = review_etag(decided)
     return review_public(decided, utcnow(), platform.obligations)

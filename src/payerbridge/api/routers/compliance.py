@@ -1,0 +1,73 @@
+"""The compliance report over HTTP, for operators and auditors: per obligation, the rows
+met, missed, at risk and pending in a window, with the reasons and the subjects behind
+each (``compliance.report``), as JSON or CSV."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from payerbridge.api.deps import Caller, PlatformDep, current_caller
+from payerbridge.api.responses import JsonResponse
+from payerbridge.bootstrap import utcnow
+from payerbridge.compliance.report import (
+    FORMATS,
+    compliance_report,
+    report_csv,
+    report_json,
+    report_window,
+)
+from payerbridge.errors import InvalidInput, Issue
+from payerbridge.security.model import AUDITOR_SCOPE, OPERATOR_SCOPE
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["compliance"])
+_PARAMETERS = ("from", "to", "_format")
+
+
+async def _reader(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    """Operators run the platform; auditors check it."""
+    caller.require(OPERATOR_SCOPE, AUDITOR_SCOPE)
+    return caller
+
+
+@router.get("/compliance/report", response_model=None)
+def report(
+    request: Request, platform: PlatformDep, _: Annotated[Caller, Depends(_reader)]
+) -> Response | dict[str, Any]:
+    """``from`` (inclusive) and ``to`` (exclusive), dates in the plan's calendar zone, at
+    most 366 days apart; ``_format`` json (the default) or csv."""
+    given = _given(request)
+    window = report_window(given.get("from"), given.get("to"), platform.obligations.calendar.zone)
+    shape = given.get("_format", "json")
+    if shape not in FORMATS:
+        text = f"_format: one of {', '.join(FORMATS)} (got '{shape[:20]}')"
+        raise InvalidInput(text, issues=[Issue(text, "_format", "not-supported")])
+    found = compliance_report(window, platform.clock_reader, platform.obligations, utcnow())
+    if shape == "csv":
+        name = f"compliance-{window.first}-{window.last}.csv"
+        return Response(
+            report_csv(found),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return JsonResponse(report_json(found))
+
+
+def _given(request: Request) -> dict[str, str]:
+    """Each parameter once, none unknown; else 400 naming them."""
+    found: dict[str, str] = {}
+    issues = []
+    for name, value in request.query_params.multi_items():
+        if name not in _PARAMETERS:
+            text = f"{name[:40]}: unknown parameter; known: {', '.join(_PARAMETERS)}"
+            issues.append(Issue(text, name[:40], "not-supported"))
+        elif name in found:
+            issues.append(Issue(f"{name}: give it once", name, "invalid"))
+        else:
+            found[name] = value
+    if issues:
+        raise InvalidInput(issues[0].text, issues=issues)
+    return found

@@ -1,0 +1,166 @@
+"""Obligation rows (pure): for each exchange, review case and answered request, the
+obligation that applies, when it started, when it is due, when it was done and why it
+was held up (ADR 0037, "Obligation rows and the report").
+
+A row is written when its clock starts, in the unit of work of the event that started
+it, with its due time fixed then by the obligations file of that moment (its
+``obligation_version``). It is settled (``done_at``) in the unit of work of the event
+that meets it. Where it stands is decided when it is read (``standing_now``): a row not
+done becomes at risk, then missed, as time passes, whatever was stored.
+
+Subjects: an ``exchange`` (new payer: our request to the old payer, and the old payer's
+answer to it as we saw it), a ``review`` case (old payer: a ``$member-match`` a person
+answers), and a ``request`` answered at once (old payer: the identity decision that
+answered it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from payerbridge.compliance.obligations import Assessment, ObligationSet, Standing
+from payerbridge.transactions import UnitOfWork
+
+__all__ = [
+    "ClockLedger",
+    "ClockReader",
+    "Clocks",
+    "ObligationClock",
+    "Subject",
+    "SubjectType",
+    "new_clock",
+    "standing_now",
+]
+
+
+class SubjectType(StrEnum):
+    EXCHANGE = "exchange"
+    REVIEW = "review"
+    REQUEST = "request"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What an obligation row is about."""
+
+    type: SubjectType
+    id: str
+
+
+@dataclass(frozen=True)
+class ObligationClock:
+    """One obligation row. ``reason``: a short code (an exchange's reason code, never PHI)
+    saying what last held the subject up while the clock ran."""
+
+    id: str
+    obligation: str
+    obligation_version: str
+    subject: Subject
+    partner_id: str | None
+    started_at: datetime
+    due_at: datetime | None
+    done_at: datetime | None
+    standing: Standing
+    reason: str | None
+    updated_at: datetime
+
+
+def new_clock(
+    obligations: ObligationSet,
+    obligation_id: str,
+    subject: Subject,
+    events: Mapping[str, datetime],
+    *,
+    clock_id: str,
+    at: datetime,
+    partner_id: str | None = None,
+    done_at: datetime | None = None,
+) -> ObligationClock:
+    """The row of ``obligation_id`` for ``subject``, started by ``events`` (the later of
+    those it counts from), its due time by the obligations file of now."""
+    deadline = obligations[obligation_id].deadline
+    assert deadline is not None
+    happened = [events[name] for name in deadline.starts.events if name in events]
+    started = max(happened) if happened else at
+    due = obligations.due(obligation_id, events)
+    found = _assess(obligations, obligation_id, due, done_at, at)
+    return ObligationClock(
+        id=clock_id,
+        obligation=obligation_id,
+        obligation_version=obligations.version,
+        subject=subject,
+        partner_id=partner_id,
+        started_at=started,
+        due_at=due,
+        done_at=done_at,
+        standing=found.standing,
+        reason=None,
+        updated_at=at,
+    )
+
+
+def standing_now(obligations: ObligationSet, clock: ObligationClock, now: datetime) -> Assessment:
+    """Where the row stands at ``now``: from its due and done times, not its stored
+    standing (a row nobody touched since it started is at risk or missed by now)."""
+    return _assess(obligations, clock.obligation, clock.due_at, clock.done_at, now)
+
+
+def _assess(
+    obligations: ObligationSet,
+    obligation_id: str,
+    due: datetime | None,
+    done_at: datetime | None,
+    now: datetime,
+) -> Assessment:
+    if due is None:
+        return Assessment(obligation_id, Standing.NOT_STARTED, None, "not started")
+    if obligation_id not in obligations.by_id:  # a file that no longer has it: no warning
+        if done_at is not None:
+            met = done_at <= due
+            return Assessment(obligation_id, Standing.MET if met else Standing.MISSED, due, "")
+        late = now > due
+        return Assessment(obligation_id, Standing.MISSED if late else Standing.PENDING, due, "")
+    return obligations.standing(obligation_id, due, done_at=done_at, now=now)
+
+
+class ClockLedger(Protocol):
+    """Obligation rows, written in the caller's unit of work; none of these reads first."""
+
+    def start(self, unit: UnitOfWork, clock: ObligationClock) -> None:
+        """Add the row; one the subject already has for the obligation is kept as it is."""
+        ...
+
+    def start_after(self, unit: UnitOfWork, clock: ObligationClock, *, after: str) -> None:
+        """Add the row with the partner of the subject's ``after`` row (None without one);
+        one the subject already has for the obligation is kept as it is."""
+        ...
+
+    def settle(
+        self, unit: UnitOfWork, obligation: str, subject: Subject, *, done_at: datetime
+    ) -> None:
+        """The subject's row of ``obligation`` done at ``done_at`` (met or missed by its due
+        time), unless it was done before."""
+        ...
+
+    def note(self, unit: UnitOfWork, subject: Subject, reason: str, *, at: datetime) -> None:
+        """``reason`` (a code) on each of the subject's rows not done yet."""
+        ...
+
+
+class ClockReader(Protocol):
+    def started_between(self, start: datetime, end: datetime) -> list[ObligationClock]:
+        """The rows started in [start, end), the earliest first."""
+        ...
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """What a use case that keeps obligation rows needs: the obligations, on the plan's
+    calendar, and the rows."""
+
+    obligations: ObligationSet
+    ledger: ClockLedger
