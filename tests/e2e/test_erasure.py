@@ -6,7 +6,6 @@ each audit chain still verifies."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from datetime import date, timedelta

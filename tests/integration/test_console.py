@@ -24,10 +24,12 @@ with warnings.catch_warnings():  # Starlette 1.x would have httpx2 for its test 
 from payerbridge.api.app import create_app
 from payerbridge.bootstrap import Platform, audit_checkpointer, build_platform, utcnow
 from payerbridge.config import load_settings
+from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.security.operator_accounts import add_operator, disable_operator
 from payerbridge.security.operators import Role, name_digest
+from payerbridge.types import ExchangeId
 from tests.builders import a_submitted_exchange, an_exchange_request
 
 PASSWORD = "a long enough password"
@@ -432,3 +434,54 @@ def test_the_dashboard_charts_what_the_database_holds_and_the_auditor_verifies_t
     assert (f"console:{accounts[Role.AUDITOR]}", "holds") in [
         (e["actor"], e["outcome"]) for e in trail
     ]
+
+
+def test_identifiers_are_masked_until_a_reasoned_grant_of_the_operators_own_and_it_ends(
+    platform: Platform, browser: Callable[[], TestClient], accounts: dict[Role, str]
+) -> None:
+    exchange_id = a_submitted_exchange(
+        platform.exchange_ports, an_exchange_request(), client_id="plan"
+    )
+    identifier = "OLD-MEMBER-5557321"
+    with platform.transactions.begin() as unit:
+        platform.exchanges.advance(
+            unit,
+            ExchangeId(exchange_id),
+            [Move(ExchangeState.VALIDATED, updates={"member_identifier": identifier})],
+            at=utcnow(),
+            actor="test",
+        )
+    path = f"/console/exchanges/{exchange_id}"
+    viewer = accounts[Role.VIEWER]
+    client = signed_in(browser, viewer)
+    masked_page = text_of(client.get(path))
+    assert identifier not in masked_page and "••••7321" in masked_page
+
+    def ask(reason: str, minutes: str) -> httpx.Response:
+        form = {"csrf_token": csrf(client), "reason": reason, "minutes": minutes, "next": path}
+        return client.post("/console/unmask", data=form)
+
+    for reason, minutes, why in (
+        (" ", "15", "say why"),
+        ("INC-4411", "600", "1 to 60 minutes"),
+        ("INC-4411", "soon", "whole number"),
+    ):
+        refused = ask(reason, minutes)
+        assert refused.status_code == 400 and why in text_of(refused), text_of(refused)[:500]
+    assert identifier not in text_of(client.get(path))
+    granted = ask("INC-4411 member's own request", "1")
+    assert granted.status_code == 303 and granted.headers["location"] == path
+    shown = text_of(client.get(path))
+    assert identifier in shown and "break-glass grant until" in shown
+    actions = [e["action"] for e in events(platform, "Operator", viewer)]
+    assert actions.count("console.break-glass") == 1 and "console.unmasked-view" in actions
+    # The grant is the operator's own: another still sees the identifier masked.
+    other = signed_in(browser, accounts[Role.OPERATOR])
+    assert identifier not in text_of(other.get(path))
+    # And it ends.
+    now = platform.operators
+    platform.operators = dataclasses.replace(now, clock=lambda: utcnow() + timedelta(minutes=2))
+    try:
+        assert identifier not in text_of(client.get(path))
+    finally:
+        platform.operators = now

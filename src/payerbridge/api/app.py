@@ -25,6 +25,7 @@ from payerbridge.api.routers import (
     exchanges,
     fhir,
     identity,
+    lifecycle,
     metrics,
     onboardings,
     partners,
@@ -102,6 +103,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(sources.router)
     app.include_router(runbooks.router)
     app.include_router(compliance.router)
+    app.include_router(lifecycle.router)
     install_console(app, platform)  # the operator console's pages at /console (ADR 0035)
     app.include_router(metrics.router)
 

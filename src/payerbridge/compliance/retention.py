@@ -106,6 +106,7 @@ CATALOGUE: dict[str, TableRetention] = {
     "source_file_resources": _NONE,
     "operators": _NONE,
     "operator_sessions": _NONE,
+    "unmask_grants": _NONE,  # who saw identifiers unmasked, why and until when
 }
 
 

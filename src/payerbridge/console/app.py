@@ -26,6 +26,7 @@ from payerbridge.console import (
     overview,
     partners,
     reviews,
+    unmask,
 )
 from payerbridge.console.pages import HERE, SECURITY_HEADERS, plain_page, render
 from payerbridge.errors import Forbidden, PayerBridgeError
@@ -76,6 +77,7 @@ def build_console(platform: Platform) -> FastAPI:
     console.include_router(consents.router)
     console.include_router(audit.router)
     console.include_router(reviews.router)
+    console.include_router(unmask.router)
     console.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_error_pages(console)
     console.add_middleware(SecurityHeaders, tls=platform.settings.base_url.startswith("https"))

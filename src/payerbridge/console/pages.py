@@ -23,9 +23,12 @@ from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
 from payerbridge import __version__
+from payerbridge.audit.model import AuditEvent
 from payerbridge.fhir.reasons import runbook_url as reason_runbook_url
+from payerbridge.logging import current_request_id
+from payerbridge.security.break_glass import active_grant, masked
 from payerbridge.security.operator_accounts import SignedIn
-from payerbridge.security.operators import Permission
+from payerbridge.security.operators import Permission, UnmaskGrant
 from payerbridge.timestamps import utc_iso
 
 __all__ = [
@@ -159,7 +162,11 @@ def render(
     """A console page: ``template`` with ``context`` and what the layout needs."""
     operator = signed_in.operator if signed_in else None
     nav = [item for item in NAVIGATION if operator is not None and operator.may(item.permission)]
+    grant = _unmasking(request, signed_in, template)
     full = {
+        "unmasked": grant,
+        # A member's identifier as a page shows it: masked unless a grant is in force.
+        "shown": (lambda value: value or "") if grant is not None else masked,
         "signed_in": signed_in,
         "operator": operator,
         "csrf_token": signed_in.csrf_token if signed_in else None,
@@ -171,6 +178,29 @@ def render(
     return templates.TemplateResponse(
         request, template, full, status_code=status_code, headers=dict(NO_STORE)
     )
+
+
+def _unmasking(request: Request, signed_in: SignedIn | None, template: str) -> UnmaskGrant | None:
+    """The operator's break-glass grant in force, if any; a page shown under one is
+    audited (which page, under which grant)."""
+    platform = getattr(request.app.state, "platform", None)
+    if signed_in is None or platform is None:
+        return None
+    grant = active_grant(platform.operators, signed_in)
+    if grant is not None:
+        platform.audit.record(
+            AuditEvent(
+                at=platform.operators.clock(),
+                actor=signed_in.actor,
+                action="console.unmasked-view",
+                entity_type="Operator",
+                entity_id=signed_in.operator.name,
+                outcome="success",
+                request_id=current_request_id(),
+                detail={"grant": grant.id, "page": template, "path": request.url.path[:200]},
+            )
+        )
+    return grant
 
 
 def plain_page(request: Request, status_code: int, title: str, text: str) -> Response:

@@ -37,6 +37,7 @@ __all__ = [
     "OperatorSession",
     "Permission",
     "Role",
+    "UnmaskGrant",
     "SessionPolicy",
     "SessionState",
     "check_name",
@@ -202,3 +203,14 @@ def password_matches(encoded: str | None, password: str) -> bool:
         return _HASHER.verify(encoded or _decoy(), password[:MAX_PASSWORD]) and encoded is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+@dataclass(frozen=True)
+class UnmaskGrant:
+    """A break-glass grant: ``operator`` sees masked identifiers until ``expires_at``."""
+
+    id: str
+    operator: str
+    reason: str
+    granted_at: datetime
+    expires_at: datetime

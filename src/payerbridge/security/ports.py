@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from payerbridge.security.model import RegisteredClient
-from payerbridge.security.operators import Operator, OperatorSession, Role
+from payerbridge.security.operators import Operator, OperatorSession, Role, UnmaskGrant
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId
 
@@ -96,4 +96,12 @@ class OperatorAccounts(Protocol):
     def end_sessions_of(self, unit: UnitOfWork, name: str) -> int:
         """End every live session of the account (a password changed, an account
         disabled); how many."""
+        ...
+
+    def add_grant(self, unit: UnitOfWork, grant: UnmaskGrant) -> None:
+        """Keep a break-glass grant (ADR 0038)."""
+        ...
+
+    def active_grant(self, name: str, *, now: datetime) -> UnmaskGrant | None:
+        """The account's break-glass grant in force at ``now`` (the latest to end)."""
         ...

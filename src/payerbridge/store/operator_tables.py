@@ -4,11 +4,11 @@ the token only the browser holds."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
 
 from payerbridge.store.tables import UtcDateTime, metadata
 
-__all__ = ["operator_sessions", "operators"]
+__all__ = ["operator_sessions", "operators", "unmask_grants"]
 
 
 operators = Table(
@@ -32,4 +32,17 @@ operator_sessions = Table(
     Column("last_seen_at", UtcDateTime(), nullable=False),
     Column("ended_at", UtcDateTime(), nullable=True),
     Index("ix_operator_sessions_operator", "operator", "ended_at"),
+)
+
+# Break-glass (ADR 0038): an operator's grant to see the identifiers the console masks,
+# with why and until when. Each page shown under it is audited.
+unmask_grants = Table(
+    "unmask_grants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("operator", String(64), ForeignKey("operators.name"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("granted_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Index("ix_unmask_grants_operator", "operator", "expires_at"),
 )

@@ -4,12 +4,13 @@ written in the caller's unit of work, which the use case audits
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from payerbridge.security.operators import Operator, OperatorSession, Role
-from payerbridge.store.tables import operator_sessions, operators
+from payerbridge.security.operators import Operator, OperatorSession, Role, UnmaskGrant
+from payerbridge.store.tables import operator_sessions, operators, unmask_grants
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
 
@@ -127,3 +128,19 @@ class SqlOperatorAccounts:
             .values(ended_at=unit.now)
         )
         return int(result.rowcount)
+
+    def add_grant(self, unit: UnitOfWork, grant: UnmaskGrant) -> None:
+        sql_unit(unit).connection.execute(insert(unmask_grants).values(**grant.__dict__))
+
+    def active_grant(self, name: str, *, now: datetime) -> UnmaskGrant | None:
+        grants = unmask_grants
+        with self._reader.connect() as connection:
+            row = connection.execute(
+                select(grants)
+                .where(grants.c.operator == name, grants.c.expires_at > now)
+                .order_by(grants.c.expires_at.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        return UnmaskGrant(row.id, row.operator, row.reason, row.granted_at, row.expires_at)

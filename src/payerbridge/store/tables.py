@@ -70,6 +70,7 @@ __all__ = [
     "onboardings",
     "operator_sessions",
     "operators",
+    "unmask_grants",
     "partner_breakers",
     "partners",
     "webhook_deliveries",
@@ -773,7 +774,11 @@ onboarding_chunks = Table(
 from payerbridge.store.compliance_tables import obligation_clocks  # noqa: E402
 from payerbridge.store.key_tables import data_keys  # noqa: E402
 from payerbridge.store.lifecycle_tables import legal_holds  # noqa: E402
-from payerbridge.store.operator_tables import operator_sessions, operators  # noqa: E402
+from payerbridge.store.operator_tables import (  # noqa: E402
+    operator_sessions,
+    operators,
+    unmask_grants,
+)
 from payerbridge.store.source_tables import (  # noqa: E402
     quarantined_resources,
     source_file_resources,
