@@ -1,0 +1,148 @@
+"""Rotating the data keys (ADR 0039) on a fake of the sealed columns: a new key, every
+value moved under it a batch per unit, the old retired, audited without values; a cut
+rotation resumed under its key; plaintext sealed only before sealing ever completed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import pytest
+
+from payerbridge.errors import DataKeyUnavailable
+from payerbridge.security.data_rotation import rotate_data_keys, seal_what_is_left
+from payerbridge.transactions import UnitOfWork
+from tests.fakes import InMemoryAuditLog, InMemoryTransactions
+
+
+@dataclass(frozen=True)
+class Key:
+    id: str
+    retired_at: datetime | None = None
+    sealed_all_at: datetime | None = None
+
+
+class FakeSealedData:
+    """Values as (key id, plaintext); a key id of None is a value stored in plaintext."""
+
+    kek_fingerprint = "f00d"
+
+    def __init__(self, values: dict[str, list[tuple[str | None, str]]], keys: list[Key]) -> None:
+        self.values = values
+        self.keys = keys
+        self.current = next(k.id for k in reversed(keys) if k.retired_at is None)
+        self.batches = 0
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.values)
+
+    def data_keys(self) -> list[Key]:
+        return list(self.keys)
+
+    def make_key(self, unit: UnitOfWork) -> str:
+        self.keys = [replace(k, retired_at=k.retired_at or unit.now) for k in self.keys]
+        self.keys.append(Key(f"k{len(self.keys) + 1}"))
+        return self.keys[-1].id
+
+    def use(self, key_id: str) -> None:
+        self.current = key_id
+
+    def mark_sealed_all(self, unit: UnitOfWork, key_id: str) -> None:
+        self.keys = [replace(k, sealed_all_at=unit.now) if k.id == key_id else k for k in self.keys]
+
+    def has_rows(self, unit: UnitOfWork, column: str) -> bool:
+        return bool(self.values[column])
+
+    def reseal_batch(
+        self,
+        unit: UnitOfWork,
+        column: str,
+        *,
+        after: str | None,
+        limit: int,
+        plaintext_allowed: bool,
+    ) -> tuple[str | None, int, int]:
+        self.batches += 1
+        start = 0 if after is None else int(after) + 1
+        rows = self.values[column][start : start + limit]
+        moved = 0
+        for n, (key_id, text) in enumerate(rows, start=start):
+            if key_id == self.current:
+                continue
+            if key_id is None and not plaintext_allowed:
+                raise DataKeyUnavailable(f"{column} holds a plaintext value")
+            self.values[column][n] = (self.current, text)
+            moved += 1
+        last = str(start + len(rows) - 1) if len(rows) == limit else None
+        return last, len(rows), moved
+
+    def rewrap(self, unit: UnitOfWork, new_kek: bytes) -> list[str]:
+        return [k.id for k in self.keys]
+
+
+def _sealed(
+    values: dict[str, list[tuple[str | None, str]]], keys: list[Key]
+) -> tuple[FakeSealedData, InMemoryTransactions, InMemoryAuditLog]:
+    audit = InMemoryAuditLog()
+    data = FakeSealedData(values, keys)
+    return data, InMemoryTransactions(audit, data), audit
+
+
+def test_a_rotation_moves_every_value_under_a_new_key_in_batches_and_retires_the_old() -> None:
+    data, transactions, audit = _sealed(
+        {"t.a": [("k1", "x")] * 5, "t.b": [("k1", "y")] * 2},
+        [Key("k1", sealed_all_at=datetime(2026, 1, 1).astimezone())],
+    )
+
+    report = rotate_data_keys(data, transactions, actor="cli:ops", batch=2)
+
+    assert report.key_id == "k2" and report.retired == ("k1",) and not report.resumed
+    assert report.moved == {"t.a": 5, "t.b": 2}
+    assert {key for column in data.values.values() for key, _ in column} == {"k2"}
+    assert data.batches == 3 + 2  # 2+2+1, then 2 and an empty read
+    assert data.keys[0].retired_at is not None and data.keys[1].sealed_all_at is not None
+    assert [(e.action, e.entity_id, e.actor) for e in audit.events] == [
+        ("data-key.create", "k2", "cli:ops"),
+        ("data-key.rotate", "k2", "cli:ops"),
+    ]
+    assert "x" not in repr([e.detail for e in audit.events])
+
+
+def test_a_rotation_cut_short_resumes_under_its_own_key() -> None:
+    data, transactions, _ = _sealed(
+        {"t.a": [("k2", "x"), ("k1", "x")]},
+        [
+            Key(
+                "k1",
+                retired_at=datetime(2026, 1, 2).astimezone(),
+                sealed_all_at=datetime(2026, 1, 1).astimezone(),
+            ),
+            Key("k2"),
+        ],
+    )
+
+    report = rotate_data_keys(data, transactions, actor="cli:ops")
+
+    assert report.resumed and report.key_id == "k2" and report.moved == {"t.a": 1}
+    assert [k.id for k in data.keys] == ["k1", "k2"]  # no third key
+
+
+def test_plaintext_is_sealed_at_start_only_until_a_pass_has_completed() -> None:
+    data, transactions, audit = _sealed({"t.a": [(None, "x"), ("k1", "y")]}, [Key("k1")])
+
+    report = seal_what_is_left(data, transactions, actor="payerbridge")
+
+    assert report is not None and report.moved == {"t.a": 1}
+    assert [e.action for e in audit.events] == ["data.seal"]
+    assert seal_what_is_left(data, transactions, actor="payerbridge") is None  # done once
+    data.values["t.a"].append((None, "z"))  # written outside payerbridge afterwards
+    with pytest.raises(DataKeyUnavailable, match="plaintext"):
+        rotate_data_keys(data, transactions, actor="cli:ops")
+
+
+def test_a_new_database_is_marked_sealed_without_an_audit_event() -> None:
+    data, transactions, audit = _sealed({"t.a": []}, [Key("k1")])
+
+    assert seal_what_is_left(data, transactions, actor="payerbridge") is not None
+    assert data.keys[0].sealed_all_at is not None and audit.events == []
