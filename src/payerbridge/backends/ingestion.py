@@ -180,7 +180,7 @@ class FileReport:
             "problems": [p.to_json() for p in self.problems],
             "changes": dict(sorted(self.changes.items())),
             "conflicts": self.conflicts,
-            "body_gone": self.body_gone,
+            **({"body_gone": True} if self.body_gone else {}),
         }
 
 

@@ -6,6 +6,7 @@ never the PHI itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ __all__ = [
     "release_hold",
 ]
 
+# Our Patient ids are FHIR ids.
+_FHIR_ID = re.compile(r"[A-Za-z0-9.\-]{1,64}")
 # A reason is for people: kept whole, but bounded.
 _MAX_REASON = 500
 
@@ -207,8 +210,8 @@ def _event(
 
 def _member(member_id: str) -> str:
     member_id = member_id.strip()
-    if not member_id or len(member_id) > 64:
-        raise InvalidInput("a member id is 1 to 64 characters (our Patient id)")
+    if not _FHIR_ID.fullmatch(member_id):
+        raise InvalidInput("a member id is our Patient id: 1 to 64 letters, digits, '-' and '.'")
     return member_id
 
 

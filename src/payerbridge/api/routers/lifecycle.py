@@ -5,6 +5,7 @@ same use cases as ``payerbridge members …``; each is audited in the caller's n
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,7 +64,7 @@ def hold_member(
         by=f"{operator.client_id}:{body.by}",
         reason=body.reason,
     )
-    response.headers["Location"] = f"/lifecycle/members/{hold.member_id}/holds"
+    response.headers["Location"] = f"/lifecycle/members/{quote(hold.member_id)}/holds"
     return _hold(hold)
 
 
