@@ -39,7 +39,7 @@ from payerbridge.store.obligation_clocks import SqlObligationClocks
 from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.readings import SqlReadingsSource
-from payerbridge.store.sealed_columns import SqlSealedData
+from payerbridge.store.sealed_columns import SqlSealedData, link_index_key
 from payerbridge.store.token_keys import key_dir, load_client_key, rotate_access_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.webhooks import SqlWebhookStore
@@ -158,7 +158,7 @@ def build_platform(
         oversight=SqlOversight(engine, reader=reader),
         metrics=PlatformMetrics(SqlReadingsSource(reader), stores.partners.list, utcnow),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
-        sealed_data=SqlSealedData(stores.keyring),
+        sealed_data=SqlSealedData(stores.keyring, link_index_key(identity_secret(settings))),
         kek_path=kek_path(settings),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,

@@ -47,6 +47,7 @@ from payerbridge.store.tables import (
     audit_events,
     data_keys,
     exchanges,
+    identity_links,
     identity_member_records,
     identity_reviews,
 )
@@ -58,6 +59,7 @@ AT = datetime(2027, 1, 1, tzinfo=UTC)
 ADDRESS = {"line": ["12 Quince Lane"], "city": "Springfield", "postalCode": "62704"}
 # What must not be readable anywhere in the sealed tables.
 PLAINTEXT = ("Garcia", "GARCIA", "Ana", "ANA", "1980-02-03", "19800203", "Quince", "QUINCE")
+NEW_PAYER_ID = "NEWPAYER-4711"  # the requester's member id, linked to ours
 
 
 def _settings(data_dir: Path, env: dict[str, str]) -> Settings:
@@ -117,12 +119,21 @@ def _request(given: str = "Ana", birth_date: str = "1980-02-03", member_id: str 
         "beneficiary": {"reference": "Patient/1"},
         "payor": [{"display": "Old"}],
     }
+    link = {
+        "resourceType": "Coverage",
+        "id": "n",
+        "status": "active",
+        "identifier": [{"system": "http://new.example/mb", "value": NEW_PAYER_ID}],
+        "beneficiary": {"reference": "Patient/1"},
+        "payor": [{"display": "New"}],
+    }
     return parse_member_match_request(
         {
             "resourceType": "Parameters",
             "parameter": [
                 {"name": "MemberPatient", "resource": patient},
                 {"name": "CoverageToMatch", "resource": coverage},
+                {"name": "CoverageToLink", "resource": link},
             ],
         }
     )
@@ -176,6 +187,7 @@ _SEALED = (
     (identity_member_records.name, "member_id", "record"),
     (identity_reviews.name, "id", "request_record"),
     (exchanges.name, "id", "request"),
+    (identity_links.name, "id", "value"),
 )
 
 
@@ -206,9 +218,9 @@ def test_the_identity_tables_and_exchanges_read_raw_show_no_name_birth_date_or_a
     exchange_id = _submit_an_exchange(platform)
 
     assert matched.member_id == "ana"
-    for table in ("identity_member_records", "identity_reviews", "exchanges"):
+    for table in ("identity_member_records", "identity_reviews", "exchanges", "identity_links"):
         dump = repr(_raw_rows(platform.settings, env, table))
-        leaked = [text for text in PLAINTEXT if text in dump]
+        leaked = [text for text in (*PLAINTEXT, NEW_PAYER_ID, matched.umb_value) if text in dump]
         assert not leaked, f"{table} shows {leaked}"
     values = _raw_values(platform.settings, env)
     assert all(len(found) >= 1 for found in values.values()), values
@@ -218,12 +230,15 @@ def test_the_identity_tables_and_exchanges_read_raw_show_no_name_birth_date_or_a
     case = platform.identity.review_request("case-1")
     assert case is not None and case == request_record(_request())
     assert platform.exchanges.get(exchange_id).request["patient"]["family"] == "Garcia"
+    [found] = platform.identity.members_by_identifier(NEW_PAYER_ID, "http://new.example/mb")
+    assert (found.member_id, found.value) == ("ana", NEW_PAYER_ID)
+    assert _match(platform).umb_value == matched.umb_value  # the UMB found by its blind index
 
 
 def test_rotation_moves_every_value_under_a_new_key_retires_the_old_and_is_audited(
     platform: Platform, env: dict[str, str]
 ) -> None:
-    _match(platform)
+    first = _match(platform)
     _open_a_review_case(platform)
     exchange_id = _submit_an_exchange(platform)
     old = platform.sealed_data.current
@@ -237,13 +252,15 @@ def test_rotation_moves_every_value_under_a_new_key_retires_the_old_and_is_audit
         "identity_member_records.record": 2,
         "identity_reviews.request_record": 1,
         "exchanges.request": 1,
+        "identity_links.value": 2,  # the UMB and the requester's member id
     }
     values = _raw_values(platform.settings, env)
     assert {key_id_of(v) for found in values.values() for v in found} == {report.key_id}
     keys = {key.id: key for key in platform.sealed_data.data_keys()}
     assert keys[old].retired_at is not None and keys[report.key_id].retired_at is None
     assert keys[report.key_id].sealed_all_at is not None
-    assert _match(platform).member_id == "ana"  # matching reads the moved records
+    again = _match(platform)  # matching reads the moved records and links
+    assert again.member_id == "ana" and again.umb_value == first.umb_value
     assert platform.exchanges.get(exchange_id).request["patient"]["given"] == "Ana"
     with platform.engine.connect() as connection:
         events = connection.execute(
@@ -393,3 +410,33 @@ def test_the_kek_rotated_wraps_every_data_key_anew_and_the_old_file_no_longer_op
         assert action == "data-key.rewrap"
     finally:
         moved.close()
+
+
+def test_links_stored_before_their_values_were_sealed_are_sealed_and_keyed_at_the_next_start(
+    tmp_path: Path, env: dict[str, str], platform: Platform
+) -> None:
+    matched = _match(platform)
+    # As migration 0042 leaves the links made before it: plaintext, no blind index.
+    links = platform.identity.links_of(matched.member_id)
+    with platform.engine.begin() as connection:
+        for link in links:
+            connection.execute(
+                update(identity_links)
+                .where(
+                    identity_links.c.member_id == link.member_id,
+                    identity_links.c.kind == link.kind,
+                )
+                .values(value=link.value, value_key=None)
+            )
+    platform.close()
+
+    restarted = build_platform(_settings(tmp_path, env))
+    try:
+        values = _raw_values(restarted.settings, env)["identity_links.value"]
+        assert len(values) == 2 and all(key_id_of(v) for v in values)
+        assert NEW_PAYER_ID not in repr(_raw_rows(restarted.settings, env, "identity_links"))
+        [found] = restarted.identity.members_by_identifier(NEW_PAYER_ID)
+        assert found.member_id == "ana"
+        assert _match(restarted).umb_value == matched.umb_value
+    finally:
+        restarted.close()

@@ -221,8 +221,8 @@ def keys_rotate_data(
     ] = 500,
     data_dir: DataDir = None,
 ) -> None:
-    """Make a new data key and move every sealed value (identity records, review cases'
-    and exchanges' requests) under it, a batch per transaction; the old keys are retired.
+    """Make a new data key and move every sealed value (identity records and links, review
+    cases' and exchanges' requests) under it, a batch per transaction; the old keys retire.
     A rotation cut short is resumed by running it again. Servers keep running: they
     seal under the new key within 30 seconds. Audited."""
     from payerbridge.bootstrap import build_platform

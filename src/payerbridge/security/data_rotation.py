@@ -58,15 +58,17 @@ class SealedData(Protocol):
 
     def has_rows(self, unit: UnitOfWork, column: str) -> bool: ...
 
+    def has_unindexed_rows(self, unit: UnitOfWork, column: str) -> bool: ...
+
     def reseal_batch(
         self,
         unit: UnitOfWork,
         column: str,
         *,
-        after: str | None,
+        after: object,
         limit: int,
         plaintext_allowed: bool,
-    ) -> tuple[str | None, int, int]: ...
+    ) -> tuple[object, int, int]: ...
 
     def rewrap(self, unit: UnitOfWork, new_kek: bytes) -> list[str]: ...
 
@@ -114,7 +116,7 @@ def _pass(
     read: dict[str, int] = {}
     moved: dict[str, int] = {}
     for column in data.columns:
-        after: str | None = None
+        after: object = None
         read[column] = moved[column] = 0
         while True:
             with transactions.begin() as unit:
@@ -187,21 +189,26 @@ def seal_what_is_left(
     batch: int = DEFAULT_BATCH,
     progress: Callable[[str, int], None] | None = None,
 ) -> RotationReport | None:
-    """At start-up: until a pass has completed, values stored before sealing began may be
-    plaintext; seal them before anything reads them (audited when any were). None when a
-    pass had completed already."""
-    keys = data.data_keys()
-    if not _is_legacy_possible(keys):
-        return None
+    """At start-up, seal what was stored before sealing began, before anything reads it:
+    every column until a pass has completed once, and the rows of a column sealed since
+    (its blind index not yet filled) until they are. Audited when any were; None when
+    there was nothing to do."""
+    legacy = _is_legacy_possible(data.data_keys())
     key_id = data.current
     with transactions.begin() as unit:
-        stored = [column for column in data.columns if data.has_rows(unit, column)]
-        if not stored:  # a new database: nothing to seal
-            data.mark_sealed_all(unit, key_id)
+        unindexed = [column for column in data.columns if data.has_unindexed_rows(unit, column)]
+        stored = legacy and any(data.has_rows(unit, column) for column in data.columns)
+        if not unindexed and not stored:
+            if not legacy:
+                return None
+            data.mark_sealed_all(unit, key_id)  # a new database: nothing to seal
             return RotationReport(key_id, False, ())
-    read, moved = _pass(data, transactions, batch=batch, plaintext_allowed=True, progress=progress)
+    read, moved = _pass(
+        data, transactions, batch=batch, plaintext_allowed=legacy, progress=progress
+    )
     with transactions.begin() as unit:
-        data.mark_sealed_all(unit, key_id)
+        if legacy:
+            data.mark_sealed_all(unit, key_id)
         unit.record(_event("data.seal", key_id, at=unit.now, actor=actor, detail={"moved": moved}))
     return RotationReport(key_id, False, (), read, moved)
 

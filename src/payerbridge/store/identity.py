@@ -4,7 +4,8 @@ The pure engine (``payerbridge.identity``) decides; this adapter keeps what it
 needs between requests. The demographics it keeps, the standardised records matching
 compares (``identity_member_records.record``) and a review case's request
 (``identity_reviews.request_record``), are sealed under the data keys (ADR 0039): sealed
-as they are written, opened as they are read, each bound to its row.
+as they are written, opened as they are read, each bound to its row. So are the
+identity graph's identifiers (``identity_links.value``), looked up by a keyed hash.
 """
 
 from __future__ import annotations
@@ -45,7 +46,12 @@ from payerbridge.processes import usable_cpus
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import cursor_of, insert_rows, raw_cursor
 from payerbridge.store.identity_sql import IdentitySql, SqlMatchWrites
-from payerbridge.store.sealed_columns import MEMBER_RECORD, REVIEW_REQUEST
+from payerbridge.store.sealed_columns import (
+    MEMBER_RECORD,
+    REVIEW_REQUEST,
+    SealedLinks,
+    link_index_key,
+)
 from payerbridge.store.tables import (
     fhir_resources,
     identity_blocking_keys,
@@ -69,12 +75,12 @@ _MODEL_TTL_SECONDS = 30.0
 _RECEIVED_SOURCE = "exchange:"
 
 
-def _link(row: Any) -> IdentityLink:
+def _link(row: Any, links: SealedLinks) -> IdentityLink:
     return IdentityLink(
         row.member_id,
         row.kind,
         row.system,
-        row.value,
+        links.open(row),
         row.assigner,
         row.decision_id,
         row.recorded_by,
@@ -153,6 +159,7 @@ class SqlIdentityStore:
         self._reader = reader or engine
         self._secret = secret
         self._keyring = keyring
+        self._links = SealedLinks(keyring, link_index_key(secret))
         self._sql = IdentitySql(engine.dialect)
         self._index_workers = usable_cpus() if index_workers is None else index_workers
         self._index_batch = index_batch
@@ -272,7 +279,21 @@ class SqlIdentityStore:
         connection = sql_unit(unit).connection
         connection.execute(delete(identity_blocking_keys))
         connection.execute(delete(identity_member_records))
+        self._rekey_links(connection)
         return self.index_members(unit, member_ids, at=at, progress=progress)
+
+    def _rekey_links(self, connection: Connection) -> None:
+        """Every link's blind index computed again (under this store's secret)."""
+        links = identity_links.c
+        rows = connection.execute(
+            select(links.id, links.member_id, links.kind, links.system, links.value)
+        ).all()
+        for row in rows:
+            connection.execute(
+                update(identity_links)
+                .where(links.id == row.id)
+                .values(value_key=self._links.key_of(self._links.open(row)))
+            )
 
     def candidates(self, keys: Iterable[str]) -> list[tuple[MemberId, StandardRecord]]:
         """Members sharing at least one blocking key, in member id order; a member merged
@@ -422,7 +443,7 @@ class SqlIdentityStore:
 
     def match_writes(self, unit: UnitOfWork) -> SqlMatchWrites:
         """A ``$member-match``'s writes, in ``unit``."""
-        return SqlMatchWrites(sql_unit(unit), self._sql, self._keyring)
+        return SqlMatchWrites(sql_unit(unit), self._sql, self._keyring, self._links)
 
     def record_decisions(self, unit: UnitOfWork, decisions: Sequence[DecisionToRecord]) -> None:
         """Store decisions with their evidence and review cases in ``unit`` (bulk matching;
@@ -558,7 +579,7 @@ class SqlIdentityStore:
 
     def add_links(self, unit: UnitOfWork, links: Sequence[IdentityLink]) -> None:
         """Add links in ``unit``; a link already valid is kept as is."""
-        _add_links(sql_unit(unit).connection, links)
+        _add_links(sql_unit(unit).connection, self._links, links)
 
     def end_link(self, unit: UnitOfWork, link: IdentityLink, *, at: datetime) -> None:
         """End the member's current link to ``link``'s value, of its kind, at ``at``."""
@@ -566,7 +587,7 @@ class SqlIdentityStore:
             sql_unit(unit).connection,
             member_id=link.member_id,
             kind=link.kind,
-            value=link.value,
+            value_key=self._links.key_of(link.value),
             at=at,
         )
 
@@ -580,24 +601,24 @@ class SqlIdentityStore:
                         identity_links.c.member_id == member_id,
                         and_(
                             identity_links.c.kind == "merged-into",
-                            identity_links.c.value == member_id,
+                            identity_links.c.value_key == self._links.key_of(member_id),
                         ),
                     )
                 )
                 .order_by(identity_links.c.valid_from, identity_links.c.id)
             ).all()
-        return [_link(row) for row in rows]
+        return [_link(row, self._links) for row in rows]
 
     def members_by_identifier(self, value: str, system: str | None = None) -> list[IdentityLink]:
         """Links naming ``system|value`` (any system when None), current and ended."""
-        condition = identity_links.c.value == value
+        condition = identity_links.c.value_key == self._links.key_of(value)
         if system is not None:
             condition = and_(condition, identity_links.c.system == system)
         with self._engine.connect() as connection:
             rows = connection.execute(
                 select(identity_links).where(condition).order_by(identity_links.c.id)
             ).all()
-        return [_link(row) for row in rows]
+        return [_link(row, self._links) for row in rows]
 
     def merged_into(self, member_ids: Iterable[MemberId]) -> dict[MemberId, MemberId]:
         """For each of these members merged into another, the member it now means."""
@@ -607,13 +628,18 @@ class SqlIdentityStore:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 for row in connection.execute(
-                    select(identity_links.c.member_id, identity_links.c.value).where(
+                    select(
+                        identity_links.c.member_id,
+                        identity_links.c.kind,
+                        identity_links.c.system,
+                        identity_links.c.value,
+                    ).where(
                         identity_links.c.kind == LinkKind.MERGED_INTO,
                         identity_links.c.member_id.in_(chunk),
                         identity_links.c.valid_to.is_(None),
                     )
                 ):
-                    found[MemberId(row.member_id)] = MemberId(row.value)
+                    found[MemberId(row.member_id)] = MemberId(self._links.open(row))
         return found
 
     def change_merge(
@@ -628,11 +654,15 @@ class SqlIdentityStore:
         """Merge (``link`` given) or split (``into`` the member to split from) in ``unit``."""
         connection = sql_unit(unit).connection
         if link is not None:
-            _add_links(connection, [link])
+            _add_links(connection, self._links, [link])
         else:
             assert into is not None
             if not _end_links(
-                connection, member_id=member_id, kind=LinkKind.MERGED_INTO, value=into, at=at
+                connection,
+                member_id=member_id,
+                kind=LinkKind.MERGED_INTO,
+                value_key=self._links.key_of(into),
+                at=at,
             ):
                 raise NotFound(f"member {member_id} is not merged into {into}")
 
@@ -691,15 +721,16 @@ def _stored_members(
     )
 
 
-def _add_links(connection: Connection, links: Sequence[IdentityLink]) -> None:
+def _add_links(connection: Connection, sealed: SealedLinks, links: Sequence[IdentityLink]) -> None:
     """Add links in the transaction of ``connection``; a link already valid is kept."""
     for link in links:
+        value, value_key = sealed.seal(link)
         current = connection.execute(
             select(identity_links.c.id).where(
                 identity_links.c.member_id == link.member_id,
                 identity_links.c.kind == link.kind,
                 identity_links.c.system == link.system,
-                identity_links.c.value == link.value,
+                identity_links.c.value_key == value_key,
                 identity_links.c.valid_to.is_(None),
             )
         ).first()
@@ -709,7 +740,8 @@ def _add_links(connection: Connection, links: Sequence[IdentityLink]) -> None:
                     member_id=link.member_id,
                     kind=link.kind,
                     system=link.system,
-                    value=link.value,
+                    value=value,
+                    value_key=value_key,
                     assigner=link.assigner,
                     decision_id=link.decision_id,
                     recorded_by=link.recorded_by,
@@ -720,14 +752,14 @@ def _add_links(connection: Connection, links: Sequence[IdentityLink]) -> None:
 
 
 def _end_links(
-    connection: Connection, *, member_id: MemberId, kind: str, value: str, at: datetime
+    connection: Connection, *, member_id: MemberId, kind: str, value_key: str, at: datetime
 ) -> int:
     result = connection.execute(
         update(identity_links)
         .where(
             identity_links.c.member_id == member_id,
             identity_links.c.kind == kind,
-            identity_links.c.value == value,
+            identity_links.c.value_key == value_key,
             identity_links.c.valid_to.is_(None),
         )
         .values(valid_to=at)

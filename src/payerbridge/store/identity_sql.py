@@ -24,7 +24,7 @@ from payerbridge.identity.standardize import record_to_dict
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import insert_rows
 from payerbridge.store.members import ResourceRow, ResourceSql
-from payerbridge.store.sealed_columns import REVIEW_REQUEST
+from payerbridge.store.sealed_columns import REVIEW_REQUEST, SealedLinks
 from payerbridge.store.tables import (
     fhir_resources,
     identity_attempts,
@@ -163,7 +163,7 @@ class IdentitySql(ResourceSql):
         """The identity graph's links, and the Patient a UMB handed out is written to."""
         sql = self.sql
         self.current_links = sql(
-            f"SELECT kind, system, value FROM {identity_links.name} "
+            f"SELECT kind, system, value_key FROM {identity_links.name} "
             "WHERE member_id = :member_id AND valid_to IS NULL"
         )
         self.link = self.insert(
@@ -173,6 +173,7 @@ class IdentitySql(ResourceSql):
                 "kind",
                 "system",
                 "value",
+                "value_key",
                 "assigner",
                 "decision_id",
                 "recorded_by",
@@ -301,12 +302,15 @@ class IdentitySql(ResourceSql):
             "request_record": keyring.seal(request, field=REVIEW_REQUEST, row_key=review.id),
         }
 
-    def link_row(self, link: IdentityLink) -> dict[str, Any]:
+    def link_row(self, link: IdentityLink, sealed: SealedLinks) -> dict[str, Any]:
+        """The link's row, its value sealed and its blind index beside it."""
+        value, value_key = sealed.seal(link)
         return {
             "member_id": link.member_id,
             "kind": link.kind,
             "system": link.system,
-            "value": link.value,
+            "value": value,
+            "value_key": value_key,
             "assigner": link.assigner,
             "decision_id": link.decision_id,
             "recorded_by": link.recorded_by,
@@ -320,11 +324,14 @@ class SqlMatchWrites:
     the attempt, the decision with its evidence, review case and audit event, the UMB
     handed out and the identity-graph links. All of it commits, or none of it."""
 
-    def __init__(self, unit: SqlUnitOfWork, sql: IdentitySql, keyring: DataKeyring) -> None:
+    def __init__(
+        self, unit: SqlUnitOfWork, sql: IdentitySql, keyring: DataKeyring, links: SealedLinks
+    ) -> None:
         self._unit = unit
         self._cursor = unit.cursor()
         self._sql = sql
         self._keyring = keyring
+        self._links = links
         self._sources: dict[str, str] = {}  # the source of each Patient read
 
     def note_attempt(
@@ -418,9 +425,9 @@ class SqlMatchWrites:
             current.update((member_id, *row) for row in cursor.fetchall())
         new = []
         for link in links:
-            key = (link.member_id, link.kind, link.system, link.value)
+            key = (link.member_id, link.kind, link.system, self._links.key_of(link.value))
             if key not in current:
                 current.add(key)
-                new.append(sql.link_row(link))
+                new.append(sql.link_row(link, self._links))
         if new:
             cursor.executemany(sql.link, new)

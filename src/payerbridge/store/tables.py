@@ -552,7 +552,8 @@ identity_reviews = Table(
 
 # The identity graph: our member and the identifiers others know them by (UMBs we
 # hand out, other payers' member and subscriber ids, merged member ids). Rows are
-# never deleted: ending a link sets ``valid_to``, so lineage stays queryable.
+# never deleted: ending a link sets ``valid_to``, so lineage stays queryable. ``value``
+# is sealed (ADR 0039) and found by ``value_key``, a keyed hash of it.
 identity_links = Table(
     "identity_links",
     metadata,
@@ -562,14 +563,15 @@ identity_links = Table(
     Column("member_id", String(64), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("system", String(500), nullable=False),
-    Column("value", String(200), nullable=False),
+    Column("value", Text, nullable=False),
     Column("assigner", String(200), nullable=True),
     Column("decision_id", String(64), nullable=True),
     Column("recorded_by", String(200), nullable=False),
     Column("valid_from", UtcDateTime(), nullable=False),
     Column("valid_to", UtcDateTime(), nullable=True),
+    Column("value_key", String(64), nullable=True),  # None: stored before sealing (0042)
     Index("ix_identity_links_member", "member_id", "kind"),
-    Index("ix_identity_links_identifier", "system", "value"),
+    Index("ix_identity_links_value_key", "value_key", "system"),
 )
 
 # $member-match attempts, for the brute-force guard (HRex mm-7): keyed hashes of the

@@ -25,9 +25,10 @@ from payerbridge.store.engines import (
     migrate,
 )
 from payerbridge.store.exchanges import SqlExchangeStore
+from payerbridge.store.key_files import identity_secret
 from payerbridge.store.members import SqlMemberStore
 from payerbridge.store.partners import SqlPartnerDirectory
-from payerbridge.store.sealed_columns import SqlSealedData
+from payerbridge.store.sealed_columns import SqlSealedData, link_index_key
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.transactions import UnitAuditLog
 from payerbridge.wiring.platform import utcnow
@@ -73,7 +74,8 @@ def open_stores(settings: Settings, *, run_migrations: bool) -> Stores:
     transactions = SqlTransactions(engine, clock=utcnow)
     transactions.observe_committed = observe_events  # the business metrics (ADR 0032)
     # Values stored before sealing began are sealed before anything reads them.
-    seal_what_is_left(SqlSealedData(keyring), transactions, actor="payerbridge")
+    sealed = SqlSealedData(keyring, link_index_key(identity_secret(settings)))
+    seal_what_is_left(sealed, transactions, actor="payerbridge")
     return Stores(
         engine=engine,
         reader=reader,

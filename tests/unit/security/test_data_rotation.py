@@ -54,6 +54,9 @@ class FakeSealedData:
     def has_rows(self, unit: UnitOfWork, column: str) -> bool:
         return bool(self.values[column])
 
+    def has_unindexed_rows(self, unit: UnitOfWork, column: str) -> bool:
+        return False
+
     def reseal_batch(
         self,
         unit: UnitOfWork,
