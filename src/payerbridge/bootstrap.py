@@ -156,7 +156,11 @@ def build_platform(
         **plan_backends(settings, sources, stores, identity),
         operators=operator_ports(settings, stores, allowances),
         oversight=SqlOversight(engine, reader=reader),
-        metrics=PlatformMetrics(SqlReadingsSource(reader), stores.partners.list, utcnow),
+        metrics=PlatformMetrics(
+            SqlReadingsSource(reader, risk_windows=obligations.risk_windows()),
+            stores.partners.list,
+            utcnow,
+        ),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         sealed_data=SqlSealedData(stores.keyring, link_index_key(identity_secret(settings))),
         kek_path=kek_path(settings),

@@ -172,7 +172,7 @@ def test_a_scrape_counts_by_state_and_reason_from_the_partial_reason_index(
         platform.exchanges.advance(
             unit, ids[3], [Move(ExchangeState.FAILED, None)], at=T0, actor="test"
         )
-    readings = SqlReadingsSource(platform.reader).read(now=T0, review_ages=())
+    readings = SqlReadingsSource(platform.reader, risk_windows={}).read(now=T0, review_ages=())
     counts = {(c.state, c.reason_code): c.count for c in readings.exchanges}
     assert counts == {
         ("failed", "no-route"): 2,

@@ -163,7 +163,7 @@ def every_text(platform: Platform) -> str:
                 for column, value in row._mapping.items():
                     found = sealed.get((table.name, column))
                     if found is not None and value is not None:
-                        key = row._mapping[found.row_key]
+                        key = found.row_key(row)
                         value = platform.sealed_data.open(found.name, value, key).decode()
                     parts.append(str(value))
     return "\n".join(parts)

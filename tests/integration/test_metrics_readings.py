@@ -26,6 +26,7 @@ from payerbridge.store.tables import (
     bulk_jobs,
     identity_decisions,
     identity_reviews,
+    obligation_clocks,
     onboarding_chunks,
     onboardings,
 )
@@ -252,3 +253,51 @@ def test_only_a_committed_units_events_are_counted(platform: Platform) -> None:
     with platform.transactions.begin() as unit:
         record_moves(unit, ports, exchange_id, failed, at=unit.now, actor="test")
     assert counted() == before + 1
+
+
+def test_the_obligation_rows_not_done_are_counted_by_where_they_stand_now(
+    platform: Platform,
+) -> None:
+    now = datetime.now(UTC)
+    answer = "answer-within-one-business-day"  # at risk 8 hours before it is due
+    rows = [
+        ("done", answer, now + timedelta(hours=1), now),  # done: not counted
+        ("later", answer, now + timedelta(days=2), None),
+        ("soon", answer, now + timedelta(hours=3), None),
+        ("late", answer, now - timedelta(hours=1), None),
+        ("asked", "request-after-enrolment", now + timedelta(days=6), None),
+    ]
+    with platform.engine.begin() as connection:
+        connection.execute(
+            obligation_clocks.insert(),
+            [
+                {
+                    "id": f"c-{name}",
+                    "obligation": obligation,
+                    "obligation_version": "v",
+                    "subject_type": "exchange",
+                    "subject_id": f"ex-{name}",
+                    "started_at": now - timedelta(days=1),
+                    "due_at": due,
+                    "done_at": done,
+                    "standing": "pending",
+                    "updated_at": now,
+                }
+                for name, obligation, due, done in rows
+            ],
+        )
+
+    readings = {row.obligation: row for row in platform.metrics.snapshot().readings.obligations}
+
+    got = readings[answer]
+    assert (got.pending, got.at_risk, got.missed) == (1, 1, 1)
+    asked = readings["request-after-enrolment"]
+    assert (asked.pending, asked.at_risk, asked.missed) == (1, 0, 0)
+    body, _ = platform.metrics.render(None)
+    samples = {
+        (sample.labels["obligation"], sample.labels["standing"]): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name == "payerbridge_obligations_open"
+    }
+    assert samples[(answer, "at_risk")] == 1 and samples[(answer, "missed")] == 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib.resources import files
 from typing import Annotated, Literal
@@ -284,6 +284,15 @@ class ObligationSet:
                 obligation_id, Standing.AT_RISK, due, f"not done, {_span(due - now)} left"
             )
         return Assessment(obligation_id, Standing.PENDING, due, "not done yet")
+
+    def risk_windows(self) -> dict[str, timedelta]:
+        """How long before its due time each deadline counts as at risk, by id."""
+        windows = {}
+        for obligation_id, obligation in self.by_id.items():
+            if obligation.deadline is not None:
+                due = datetime(2000, 1, 1, tzinfo=UTC)
+                windows[obligation_id] = due - obligation.deadline.at_risk_before.before(due)
+        return windows
 
     def answer(self, received: datetime, answered: datetime | None, now: datetime) -> Assessment:
         """The responder's clock (``ANSWER_WITHIN``) of a request received at ``received``

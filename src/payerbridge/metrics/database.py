@@ -67,6 +67,25 @@ def _families(snapshot: Snapshot) -> Iterator[Metric]:
     yield from _partner_families(snapshot)
     yield from _job_families(snapshot)
     yield from _audit_families(snapshot)
+    yield from _obligation_families(snapshot)
+
+
+def _obligation_families(snapshot: Snapshot) -> Iterator[Metric]:
+    """The rule's clocks not done yet, by where they stand: an alert fires on at_risk
+    before a deadline is missed (ADR 0037)."""
+    open_ = _gauge(
+        "payerbridge_obligations_open",
+        "Obligation rows not done yet, by obligation and standing (pending, at_risk, missed)",
+        ["obligation", "standing"],
+    )
+    for row in snapshot.readings.obligations:
+        for standing, count in (
+            ("pending", row.pending),
+            ("at_risk", row.at_risk),
+            ("missed", row.missed),
+        ):
+            open_.add_metric([label_value(row.obligation), standing], count)
+    yield open_
 
 
 def _exchange_families(snapshot: Snapshot) -> Iterator[Metric]:

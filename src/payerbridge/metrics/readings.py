@@ -25,6 +25,7 @@ __all__ = [
     "DeadLetterCount",
     "ExchangeCount",
     "JobProgress",
+    "ObligationsOpen",
     "OnboardingProgress",
     "PartnerState",
     "ReadingsSource",
@@ -106,6 +107,16 @@ class AuditTail:
 
 
 @dataclass(frozen=True)
+class ObligationsOpen:
+    """An obligation's rows not done yet, by where they stand now (ADR 0037)."""
+
+    obligation: str
+    pending: int
+    at_risk: int
+    missed: int
+
+
+@dataclass(frozen=True)
 class DatabaseReadings:
     exchanges: tuple[ExchangeCount, ...]
     reviews: ReviewBacklog
@@ -114,6 +125,7 @@ class DatabaseReadings:
     bulk_jobs: tuple[JobProgress, ...]
     onboardings: OnboardingProgress
     audit: AuditTail
+    obligations: tuple[ObligationsOpen, ...] = ()
 
 
 class ReadingsSource(Protocol):

@@ -11,11 +11,11 @@ head, last checkpoint and first unsigned event, each by key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, null, select, union_all
+from sqlalchemy import Connection, Engine, and_, case, func, literal, null, select, union_all
 
 from payerbridge.metrics.readings import (
     AuditTail,
@@ -24,6 +24,7 @@ from payerbridge.metrics.readings import (
     DeadLetterCount,
     ExchangeCount,
     JobProgress,
+    ObligationsOpen,
     OnboardingProgress,
     ReviewBacklog,
 )
@@ -35,6 +36,7 @@ from payerbridge.store.tables import (
     dead_letters,
     exchanges,
     identity_reviews,
+    obligation_clocks,
     onboarding_chunks,
     onboardings,
     partner_breakers,
@@ -46,8 +48,9 @@ _UNFINISHED_JOBS = ("accepted", "running")
 
 
 class SqlReadingsSource:
-    def __init__(self, reader: Engine) -> None:
+    def __init__(self, reader: Engine, *, risk_windows: Mapping[str, timedelta]) -> None:
         self._reader = reader
+        self._risk_windows = dict(risk_windows)  # per obligation: at risk this long before
 
     def read(self, *, now: datetime, review_ages: Sequence[timedelta]) -> DatabaseReadings:
         with self._reader.connect() as connection:
@@ -59,7 +62,32 @@ class SqlReadingsSource:
                 bulk_jobs=_bulk_jobs(connection),
                 onboardings=_onboardings(connection),
                 audit=_audit_tail(connection),
+                obligations=_obligations(connection, now, self._risk_windows),
             )
+
+
+def _obligations(
+    connection: Connection, now: datetime, windows: Mapping[str, timedelta]
+) -> tuple[ObligationsOpen, ...]:
+    """The rows not done yet, from ``ix_obligation_clocks_open`` (those rows only)."""
+    clocks = obligation_clocks
+    due = clocks.c.due_at
+    risky = [(and_(clocks.c.obligation == name, due < now + w), 1) for name, w in windows.items()]
+    at_risk = case((due < now, 0), *risky, else_=0) if risky else literal(0)
+    rows = connection.execute(
+        select(
+            clocks.c.obligation,
+            func.count(),
+            func.coalesce(func.sum(at_risk), 0),
+            func.coalesce(func.sum(case((due < now, 1), else_=0)), 0),
+        )
+        .where(clocks.c.done_at.is_(None), due.is_not(None))
+        .group_by(clocks.c.obligation)
+    ).all()
+    return tuple(
+        ObligationsOpen(name, int(total) - int(risk) - int(missed), int(risk), int(missed))
+        for name, total, risk, missed in sorted(rows)
+    )
 
 
 def _exchanges(connection: Connection) -> tuple[ExchangeCount, ...]:

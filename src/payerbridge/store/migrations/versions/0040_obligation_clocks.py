@@ -43,9 +43,18 @@ def upgrade() -> None:
         "ix_obligation_clocks_started", "obligation_clocks", ["started_at", "obligation"]
     )
     op.create_index("ix_obligation_clocks_due", "obligation_clocks", ["due_at", "obligation"])
+    not_done = sa.text("done_at IS NULL")
+    op.create_index(
+        "ix_obligation_clocks_open",
+        "obligation_clocks",
+        ["obligation", "due_at"],
+        sqlite_where=not_done,
+        postgresql_where=not_done,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_obligation_clocks_open", table_name="obligation_clocks")
     op.drop_index("ix_obligation_clocks_due", table_name="obligation_clocks")
     op.drop_index("ix_obligation_clocks_started", table_name="obligation_clocks")
     op.drop_index("ux_obligation_clocks_subject", table_name="obligation_clocks")
