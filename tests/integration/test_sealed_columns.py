@@ -43,6 +43,7 @@ from payerbridge.identity.service import (
 from payerbridge.routing.model import Partner
 from payerbridge.security.data_rotation import rewrap_data_keys, rotate_data_keys
 from payerbridge.security.sealing import kek_fingerprint, key_id_of
+from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.tables import (
     audit_events,
     data_keys,
@@ -440,3 +441,18 @@ def test_links_stored_before_their_values_were_sealed_are_sealed_and_keyed_at_th
         assert _match(restarted).umb_value == matched.umb_value
     finally:
         restarted.close()
+
+
+def test_a_reindex_under_a_new_secret_keys_the_links_anew(platform: Platform) -> None:
+    matched = _match(platform)
+    renewed = SqlIdentityStore(platform.engine, b"n" * 32, keyring=platform.sealed_data.keyring)
+    assert renewed.members_by_identifier(NEW_PAYER_ID) == []  # keyed under the old secret
+
+    with platform.transactions.begin() as unit:
+        renewed.reindex_all(unit, at=unit.now)
+
+    [found] = renewed.members_by_identifier(NEW_PAYER_ID, "http://new.example/mb")
+    assert found.member_id == matched.member_id
+    assert [link.value for link in renewed.links_of(matched.member_id)] == [
+        link.value for link in platform.identity.links_of(matched.member_id)
+    ]
