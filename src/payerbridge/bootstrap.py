@@ -7,15 +7,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import httpx
 
 from payerbridge.backends.sources import load_sources, sources_path
 from payerbridge.compliance.clocks import Clocks
-from payerbridge.compliance.lifecycle import Retention
 from payerbridge.config import Settings
-from payerbridge.metrics import PlatformMetrics
 from payerbridge.policies import (
     compliance_obligations,
     egress_policy,
@@ -34,11 +31,9 @@ from payerbridge.store.exchange_search import SqlExchangeSearch
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.key_files import identity_secret
-from payerbridge.store.lifecycle import SqlLifecycleStore
 from payerbridge.store.obligation_clocks import SqlObligationClocks
 from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.rate_limits import SqlAllowances
-from payerbridge.store.readings import SqlReadingsSource
 from payerbridge.store.sealed_columns import SqlSealedData, link_index_key
 from payerbridge.store.token_keys import key_dir, load_client_key, rotate_access_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
@@ -55,10 +50,12 @@ from payerbridge.wiring.platform import Adapters, Platform, new_id, utcnow
 from payerbridge.wiring.ports import (
     bulk_ports,
     exchange_ports,
+    lifecycle_ports,
     member_consent_check,
     onboarding_ports,
     operator_ports,
     plan_backends,
+    platform_metrics,
     token_service,
 )
 from payerbridge.wiring.stores import open_stores
@@ -122,11 +119,7 @@ def build_platform(
         obligations=obligations,
         clocks=clocks,
         clock_reader=SqlObligationClocks(reader),
-        lifecycle=SqlLifecycleStore(engine, keyring=stores.keyring),
-        retention=Retention(
-            raw_payload_grace=timedelta(hours=settings.raw_payload_grace_hours),
-            request_grace=timedelta(hours=settings.request_retention_hours),
-        ),
+        **lifecycle_ports(settings, stores),
         snapshots=SqlDisclosureSnapshots(engine, reader=reader),
         partners=stores.partners,
         exchanges=stores.exchanges,
@@ -156,11 +149,7 @@ def build_platform(
         **plan_backends(settings, sources, stores, identity),
         operators=operator_ports(settings, stores, allowances),
         oversight=SqlOversight(engine, reader=reader),
-        metrics=PlatformMetrics(
-            SqlReadingsSource(reader, risk_windows=obligations.risk_windows()),
-            stores.partners.list,
-            utcnow,
-        ),
+        metrics=platform_metrics(stores, obligations),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         sealed_data=SqlSealedData(stores.keyring, link_index_key(identity_secret(settings))),
         kek_path=kek_path(settings),

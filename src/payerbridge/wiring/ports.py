@@ -14,6 +14,8 @@ from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
 from payerbridge.compliance.clocks import Clocks
+from payerbridge.compliance.lifecycle import Retention
+from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.config import Settings
 from payerbridge.consent.model import Requester
 from payerbridge.consent.segmentation import SegmentationPolicy
@@ -26,6 +28,7 @@ from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.ports import IdentityStore
+from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.key_sets import HttpxKeySetSource
@@ -46,10 +49,12 @@ from payerbridge.store.bulk import SqlBulkJobs
 from payerbridge.store.clients import SqlAssertionLedger
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import refresh_statistics
+from payerbridge.store.lifecycle import SqlLifecycleStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.operators import SqlOperatorAccounts
 from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
+from payerbridge.store.readings import SqlReadingsSource
 from payerbridge.store.received import SqlReceivedStore
 from payerbridge.store.source_files import (
     SqlSourceFiles,
@@ -248,3 +253,21 @@ def plan_backends(
         sources, files, stores.transactions, lambda: refresh_statistics(stores.engine)
     )
     return {"sources": ingestion, "live": live, "profiles": profiles, "quarantine": quarantine}
+
+
+def lifecycle_ports(settings: Settings, stores: Stores) -> dict[str, Any]:
+    """The data lifecycle's store and retention (ADR 0038), as ``Platform`` fields."""
+    return {
+        "lifecycle": SqlLifecycleStore(stores.engine, keyring=stores.keyring),
+        "retention": Retention(
+            raw_payload_grace=timedelta(hours=settings.raw_payload_grace_hours),
+            request_grace=timedelta(hours=settings.request_retention_hours),
+        ),
+    }
+
+
+def platform_metrics(stores: Stores, obligations: ObligationSet) -> PlatformMetrics:
+    """The scrape's readings of the shared state, the rule's clocks judged by their
+    at-risk windows."""
+    readings = SqlReadingsSource(stores.reader, risk_windows=obligations.risk_windows())
+    return PlatformMetrics(readings, stores.partners.list, utcnow)
