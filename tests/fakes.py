@@ -298,6 +298,7 @@ class InMemoryExchangeStore:
         consent_id: str | None = None,
         request_id: str | None = None,
         member_key: str | None = None,
+        since: datetime | None = None,
     ) -> None:
         if idempotency_key is not None:
             if (client_id, idempotency_key) in self._keys:
@@ -328,6 +329,7 @@ class InMemoryExchangeStore:
             consent_id=consent_id,
             member_key=member_key,
             request_id=request_id,
+            since=since,
         )
         self.records[exchange_id] = record
         steps = [(None, Move(ExchangeState.SUBMITTED))]
@@ -567,6 +569,7 @@ class FakePartnerClient:
         # $everything's later page down on every attempt: the last keeps what was read.
         self.page_missing_until_last = page_missing_until_last
         self.answers = list(answers or [])  # $member-match answers before ``match``, in turn
+        self.since_asked: datetime | None = None  # what the last $everything asked from
         self.calls: list[tuple[str, str]] = []  # (operation, idempotency key)
 
     def _call(self, operation: str, key: str) -> None:
@@ -612,8 +615,10 @@ class FakePartnerClient:
         idempotency_key: str,
         timeout: float | None = None,
         keep_partial: bool = False,
+        since: datetime | None = None,
     ) -> Retrieved:
         self._call("everything", idempotency_key)
+        self.since_asked = since
         if self.page_missing_until_last:
             if not keep_partial:
                 raise PartnerUnavailable("page 2 of $everything: the partner is down")

@@ -4,7 +4,7 @@ returned; and FHIR's date search parameters read as ranges of instants."""
 import re
 from datetime import UTC, date, datetime, timedelta
 
-__all__ = ["date_search_range", "utc_iso"]
+__all__ = ["date_search_range", "instant_of", "utc_iso"]
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
@@ -16,6 +16,17 @@ def utc_iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def instant_of(text: str) -> datetime | None:
+    """A FHIR instant (a date and a time with a zone, ``2027-01-01T00:00:00Z``) in UTC,
+    or None when ``text`` is not one."""
+    if not _INSTANT.match(text):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
 
 
 def _precision(text: str) -> tuple[datetime, datetime]:

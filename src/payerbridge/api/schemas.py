@@ -6,10 +6,10 @@ of ``POST /consents``. Kept as sent, the exchange's body is read back by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.exchange.model import (
@@ -19,6 +19,7 @@ from payerbridge.exchange.model import (
     ExchangeRequest,
     MemberDemographics,
 )
+from payerbridge.timestamps import instant_of
 from payerbridge.types import PartnerId
 
 __all__ = [
@@ -109,6 +110,21 @@ class ExchangeCreate(_Strict):
         max_length=64,
         description="Or the id of an opt-in captured before (POST /consents).",
     )
+    since: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Ask only for what changed after this FHIR instant (`_since`), e.g. "
+        "the time the last successful exchange's data was received: 2027-01-01T00:00:00Z.",
+    )
+
+    @field_validator("since")
+    @classmethod
+    def _an_instant(cls, value: str | None) -> str | None:
+        if value is not None and instant_of(value) is None:
+            raise ValueError(
+                "since must be a FHIR instant with a time zone, e.g. 2027-01-01T00:00:00Z"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_opt_in(self) -> ExchangeCreate:
@@ -140,7 +156,12 @@ class ExchangeCreate(_Strict):
             new_coverage=_card(self.new_coverage),
             consent=self.consent.to_domain() if self.consent else None,
             consent_id=self.consent_id,
+            since=_since(self.since),
         )
+
+
+def _since(value: str | None) -> datetime | None:
+    return instant_of(value) if value is not None else None
 
 
 def _card(coverage: CoverageIn) -> CoverageCard:

@@ -184,6 +184,7 @@ class ExchangeRequest:
     new_coverage: CoverageCard
     consent: ConsentGrant | None  # the opt-in, captured with the request
     consent_id: str | None = None  # or an opt-in captured before (POST /consents)
+    since: datetime | None = None  # ask only for what changed after this (``_since``)
 
     @property
     def member_id(self) -> str:
@@ -288,6 +289,7 @@ class ExchangeRecord:
     data_path: str | None = None  # how the route chose to read the record (``route``)
     member_key: str | None = None  # whom its data is held for (``reconcile.member_key_of``)
     request_id: str | None = None  # the request that submitted it (its X-Request-ID)
+    since: datetime | None = None  # asks only for what changed after this (``_since``)
     transitions: tuple[Transition, ...] = ()
 
 

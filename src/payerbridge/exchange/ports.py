@@ -75,10 +75,12 @@ class PartnerClient(Protocol):
         idempotency_key: str,
         timeout: float | None = None,
         keep_partial: bool = False,
+        since: datetime | None = None,
     ) -> Retrieved:
         """The member's record, every page of it followed to the end. A later page the
         partner cannot give now fails the call (to be retried), unless ``keep_partial``
-        (the last attempt): then the pages before it, with an outcome naming it."""
+        (the last attempt): then the pages before it, with an outcome naming it.
+        ``since``: only what changed after it (``_since``)."""
         ...
 
     def search_record(
@@ -135,9 +137,11 @@ class ExchangeStore(Protocol):
         consent_id: str | None = None,
         request_id: str | None = None,
         member_key: str | None = None,
+        since: datetime | None = None,
     ) -> None:
         """A new exchange in ``submitted``, moved there by ``client_id``; ``request_id``
-        and ``member_key`` are what a search finds it by."""
+        and ``member_key`` are what a search finds it by; ``since``: it asks only for
+        what changed after that instant."""
         ...
 
     def find_by_idempotency_key(

@@ -44,6 +44,8 @@ class ExchangeReason(StrEnum):
     # → partial / conflict: the data was stored, with what it lacked or where sources disagree
     INCOMPLETE = "incomplete"
     CONFLICT = "conflict"
+    # → completed: an incremental exchange (``since``) whose answer held nothing new
+    NOTHING_NEW = "nothing-new"
     # an attempt that waits (no state change): why the call did not go, or brought nothing
     PARTNER_UNAVAILABLE = "partner-unavailable"
     MAINTENANCE = "maintenance"

@@ -8,7 +8,7 @@ test holds the two readings equal.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from payerbridge.exchange.model import (
@@ -45,7 +45,12 @@ def request_from_document(document: dict[str, Any]) -> ExchangeRequest:
         new_coverage=_card(document["new_coverage"]),
         consent=_grant(consent) if consent else None,
         consent_id=document.get("consent_id"),
+        since=_since(document.get("since")),
     )
+
+
+def _since(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _address(address: dict[str, Any]) -> Address:

@@ -21,6 +21,7 @@ import orjson
 
 from payerbridge.errors import ConsentDenied, PartnerError, PartnerRejected
 from payerbridge.exchange.consent_checks import check_consent, refused
+from payerbridge.exchange.increments import changed_since
 from payerbridge.exchange.model import ExchangeRecord, ExchangeState, Move
 from payerbridge.exchange.moves import (
     StepResult,
@@ -53,6 +54,7 @@ from payerbridge.exchange.reconcile import (
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.routing.model import Partner
 from payerbridge.routing.route import SEARCH, read_data_path
+from payerbridge.timestamps import utc_iso
 
 __all__ = ["holder_of", "normalize_received", "retrieve_record"]
 
@@ -117,7 +119,12 @@ def _read(
                 partner, member_ref, types, idempotency_key=key, timeout=timeout, keep_partial=last
             )
         return ports.client.everything(
-            partner, member_ref, idempotency_key=key, timeout=timeout, keep_partial=last
+            partner,
+            member_ref,
+            idempotency_key=key,
+            timeout=timeout,
+            keep_partial=last,
+            since=record.since,
         )
 
     try:
@@ -176,11 +183,32 @@ def _keep_received(
                 normalized,
                 S.RETRIEVING,
                 elsewhere=elsewhere,
+                changed=_changed(record, body),
                 before=[received],
             )
     if isinstance(normalized, str):
         return give_up(ports, exchange_id, ExchangeReason.INVALID_PAYLOAD, normalized)
     return StepResult(ended, done=True)
+
+
+def _changed(record: ExchangeRecord, payload: bytes | str) -> dict[str, int]:
+    """What an incremental exchange's answer held that changed after its ``since``."""
+    if record.since is None:
+        return {}
+    try:
+        return changed_since(orjson.loads(payload), record.since)
+    except orjson.JSONDecodeError:
+        return {}
+
+
+def _nothing_new(record: ExchangeRecord, changed: dict[str, int]) -> tuple[str, str] | None:
+    """``nothing-new`` for an incremental exchange whose answer changed nothing."""
+    if record.since is None or changed:
+        return None
+    return (
+        ExchangeReason.NOTHING_NEW,
+        f"the old payer has nothing new since {utc_iso(record.since)}",
+    )
 
 
 def holder_of(record: ExchangeRecord, partner: Partner) -> Holder:
@@ -220,9 +248,17 @@ def normalize_received(
     if isinstance(normalized, str):
         return give_up(ports, exchange_id, ExchangeReason.INVALID_PAYLOAD, normalized)
     elsewhere = _held_conflicts(ports, record, partner, normalized)
+    changed = _changed(record, ports.exchanges.payload(exchange_id))
     with ports.transactions.begin() as unit:
         ended = _store_normalized(
-            unit, ports, record, partner, normalized, S.RECEIVED, elsewhere=elsewhere
+            unit,
+            ports,
+            record,
+            partner,
+            normalized,
+            S.RECEIVED,
+            elsewhere=elsewhere,
+            changed=changed,
         )
     return StepResult(ended, done=True)
 
@@ -251,10 +287,12 @@ def _store_normalized(
     expected: ExchangeState,
     *,
     elsewhere: Sequence[Conflict],
+    changed: dict[str, int],
     before: Sequence[Move] = (),
 ) -> ExchangeState:
     """The resources reconciled with what is held, and → normalized → its end, in
-    ``unit`` (``elsewhere``: the conflicts with other old payers' data, read before it);
+    ``unit`` (``elsewhere``: the conflicts with other old payers' data, read before it;
+    ``changed``: what the answer held that changed after the exchange's ``since``);
     returns the end."""
     exchange_id = record.id
     at = ports.clock()
@@ -262,15 +300,17 @@ def _store_normalized(
     gaps = normalized.gaps
     conflicts = [*normalized.conflicts, *elsewhere]
     held = ports.received.held_refs(unit, normalized.patient_id)
-    removed = stale_refs(held, normalized.refs, complete=not gaps)
+    # An answer asked _since holds only what changed: what it leaves out still stands.
+    removed = stale_refs(held, normalized.refs, complete=not gaps and record.since is None)
     ended = end_state(gaps, conflicts)
-    reason = end_reason(gaps, conflicts)
+    reason = end_reason(gaps, conflicts) or _nothing_new(record, changed)
     completeness = {
         "gaps": [gap.to_json() for gap in gaps],
         "conflicts": [conflict.to_json() for conflict in conflicts],
         "updated": len(set(held) & normalized.refs),
         "removed": removed[:200],
         "removed_count": len(removed),
+        **({"since": utc_iso(record.since), "changed": changed} if record.since else {}),
     }
     advance_in(
         unit,

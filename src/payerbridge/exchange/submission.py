@@ -151,6 +151,7 @@ def _record_submission(
             consent_id=opt_in.consent_id,
             request_id=request_id,
             member_key=member_key_of(client_id, request.member_id),
+            since=request.since,
         )
         start_request_clock(unit, ports, exchange_id, request, opt_in)
         submitted = [Move(ExchangeState.SUBMITTED)]

@@ -53,6 +53,7 @@ from payerbridge.partners.answers import ResponseCaps, refused_address, too_larg
 from payerbridge.partners.auth import OurUdapClient, PartnerTokenSource
 from payerbridge.partners.calls import send_counted
 from payerbridge.routing.model import Partner
+from payerbridge.timestamps import utc_iso
 
 __all__ = ["MAX_EVERYTHING_PAGES", "HttpxPartnerClient"]
 
@@ -383,17 +384,21 @@ class HttpxPartnerClient:
         idempotency_key: str,
         timeout: float | None = None,
         keep_partial: bool = False,
+        since: datetime | None = None,
     ) -> Retrieved:
         """``$everything``, following ``next`` to the end: one Bundle of every page's
-        entries. A next link off the partner's registered base, a page that is not a
-        Bundle, too many pages, or pages that end short of the ``total`` the partner
-        announced fail the call. A later page that the partner cannot give now (down,
-        5xx, 429) fails it too, to be retried, but on the last attempt (``keep_partial``)
-        ends the record there: what was read, with a completeness outcome naming the
-        page, so the exchange ends ``partial`` and asking again may complete it (ids by
-        source identity: nothing is kept twice)."""
+        entries; ``since``: only what changed after it (``_since``). A next link off
+        the partner's registered base, a page that is not a Bundle, too many pages, or
+        pages that end short of the ``total`` the partner announced fail the call. A
+        later page that the partner cannot give now (down, 5xx, 429) fails it too, to be
+        retried, but on the last attempt (``keep_partial``) ends the record there: what
+        was read, with a completeness outcome naming the page, so the exchange ends
+        ``partial`` and asking again may complete it (ids by source identity: nothing
+        is kept twice)."""
         relative = _member_on_base(partner, member_ref)
         url = f"{partner.fhir_base}/{relative}/$everything"
+        if since is not None:
+            url += "?" + urlencode({"_since": utc_iso(since)})
         pages = self._pages(partner, url, "$everything", idempotency_key, timeout, keep_partial)
         logger.info(
             "partner $everything received",

@@ -84,6 +84,7 @@ def exchange_record(
         data_path=row.data_path,
         member_key=row.member_key,
         request_id=row.request_id,
+        since=row.since,
         transitions=transitions,
     )
 
@@ -141,6 +142,7 @@ class ExchangeSql(DialectSql):
                 "last_seq",
                 "request_id",
                 "member_key",
+                "since",
             ),
         )
         self.transitions = self.rows_insert(
@@ -331,6 +333,7 @@ class SqlExchangeStore:
         consent_id: str | None = None,
         request_id: str | None = None,
         member_key: str | None = None,
+        since: datetime | None = None,
     ) -> None:
         """Record a new exchange in ``submitted``. Another one of this client under the
         same ``idempotency_key`` makes the unit of work's commit raise StoreConflict (the
@@ -361,6 +364,7 @@ class SqlExchangeStore:
             "last_seq": 1,
             "request_id": request_id,
             "member_key": member_key,
+            "since": since,
         }
         insert_rows(sql_of.cursor(), (sql.new_exchange, [sql.bound(values, _TIMESTAMPS)]))
         _write_transitions(

@@ -295,6 +295,7 @@ exchanges = Table(
     Column("request_id", String(128), nullable=True),  # the X-Request-ID that submitted it
     # When the purge cut ``request`` to what the audit needs (``lifecycle``, ADR 0038).
     Column("request_minimised_at", UtcDateTime(), nullable=True),
+    Column("since", UtcDateTime(), nullable=True),  # asks only what changed after (``_since``)
     Index("ix_exchanges_state", "state", "created_at"),
     # Searches page newest first: each filter leads an index on (..., created_at, id).
     Index("ix_exchanges_created", "created_at", "id"),

@@ -46,6 +46,8 @@ def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) ->
         "member_identifier": record.member_identifier,
         "imported_patient_id": record.imported_patient_id,
         "resource_count": record.resource_count,
+        "since": utc_iso(record.since) if record.since else None,
+        "received_at": _received_at(record),
         "error": {"code": record.error_code, "text": record.error_text}
         if record.error_code
         else None,
@@ -72,6 +74,15 @@ def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) ->
             for t in record.transitions
         ],
     }
+
+
+def _received_at(record: ExchangeRecord) -> str | None:
+    """When its data was last received (the ``since`` of a next incremental exchange);
+    None in lists, which carry no history."""
+    for transition in reversed(record.transitions):
+        if transition.to_state == "received":
+            return utc_iso(transition.at)
+    return None
 
 
 def _route(record: ExchangeRecord) -> dict[str, Any] | None:
