@@ -254,6 +254,7 @@ def test_rotation_moves_every_value_under_a_new_key_retires_the_old_and_is_audit
         "identity_reviews.request_record": 1,
         "exchanges.request": 1,
         "identity_links.value": 2,  # the UMB and the requester's member id
+        "pull_schedules.request": 0,  # no standing pulls here
     }
     values = _raw_values(platform.settings, env)
     assert {key_id_of(v) for found in values.values() for v in found} == {report.key_id}

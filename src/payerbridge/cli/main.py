@@ -600,6 +600,7 @@ from payerbridge.cli.members import members_app, retention_app  # noqa: E402
 from payerbridge.cli.onboard import onboard  # noqa: E402
 from payerbridge.cli.operators import operators_app  # noqa: E402
 from payerbridge.cli.plugins import add_plugin_commands  # noqa: E402
+from payerbridge.cli.pulls import pulls_app  # noqa: E402
 from payerbridge.cli.quarantine import quarantine_app  # noqa: E402
 from payerbridge.cli.reviews import reviews_app  # noqa: E402
 from payerbridge.cli.sources import mappings_app, sources_app  # noqa: E402
@@ -618,6 +619,7 @@ app.add_typer(operators_app, name="operators")
 app.add_typer(members_app, name="members")
 app.add_typer(retention_app, name="retention")
 app.add_typer(compliance_app, name="compliance")
+app.add_typer(pulls_app, name="pulls")
 app.command("onboard")(onboard)
 # bench, demo and sandbox: from payerbridge_tools, when the bench extra is installed.
 add_plugin_commands(app)

@@ -88,6 +88,9 @@ CATALOGUE: dict[str, TableRetention] = {
     "identity_decisions": TableRetention(_R.AUDIT, (), "levels, weights and member ids"),
     "exchange_transitions": TableRetention(_R.AUDIT),
     "obligation_clocks": TableRetention(_R.AUDIT, (), "ids and times of each deadline"),
+    "pull_schedules": TableRetention(
+        _R.REQUEST, ("request",), "the request each pull sends, sealed; cut when it stops"
+    ),
     "legal_holds": _NONE,
     "data_keys": _NONE,  # data keys, wrapped by a key kept outside the database
     "identity_attempts": _NONE,  # keyed hashes, for guessing limits, kept a day

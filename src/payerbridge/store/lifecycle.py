@@ -50,6 +50,7 @@ from payerbridge.store.tables import (
     member_groups,
     metadata,
     onboarding_members,
+    pull_schedules,
     quarantined_resources,
     source_file_resources,
     source_files,
@@ -400,7 +401,15 @@ def _erase_exchanges(
     conn: Connection, ids: list[str], requests: _Requests, *, now: datetime
 ) -> dict[str, int]:
     counts = {"exchanges": 0, "exchange_payloads": 0, "onboarding_members": 0}
+    counts["pull_schedules"] = 0
     for chunk in _chunks(ids):
+        # Their standing pulls stop, and the request they kept is cut (ADR 0040).
+        counts["pull_schedules"] += _deleted(
+            conn,
+            update(pull_schedules)
+            .where(pull_schedules.c.source_exchange_id.in_(chunk))
+            .values(request=None, status="stopped", stop_reason="erased", next_due_at=None),
+        )
         counts["exchange_payloads"] += _deleted(
             conn, exchange_payloads.delete().where(exchange_payloads.c.exchange_id.in_(chunk))
         )

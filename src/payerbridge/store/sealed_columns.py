@@ -26,6 +26,7 @@ from payerbridge.store.tables import (
     identity_links,
     identity_member_records,
     identity_reviews,
+    pull_schedules,
 )
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
@@ -34,6 +35,7 @@ __all__ = [
     "EXCHANGE_REQUEST",
     "LINK_VALUE",
     "MEMBER_RECORD",
+    "PULL_REQUEST",
     "REVIEW_REQUEST",
     "SEALED_COLUMNS",
     "SealedColumn",
@@ -53,6 +55,8 @@ EXCHANGE_REQUEST = SealedField(exchanges.name, "request")
 # An identifier others know our member by (their member and subscriber ids, our UMBs),
 # found by ``value_key``, a keyed hash of it (a blind index).
 LINK_VALUE = SealedField(identity_links.name, "value")
+# The request a standing pull sends each time (issue 54, ADR 0040).
+PULL_REQUEST = SealedField(pull_schedules.name, "request")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ SEALED_COLUMNS = (
     SealedColumn(MEMBER_RECORD, identity_member_records, "member_id", ("member_id",)),
     SealedColumn(REVIEW_REQUEST, identity_reviews, "id", ("id",)),
     SealedColumn(EXCHANGE_REQUEST, exchanges, "id", ("id",)),
+    SealedColumn(PULL_REQUEST, pull_schedules, "id", ("id",)),
     SealedColumn(LINK_VALUE, identity_links, "id", ("member_id", "kind", "system"), "value_key"),
 )
 

@@ -64,6 +64,7 @@ __all__ = [
     "member_groups",
     "metadata",
     "obligation_clocks",
+    "pull_schedules",
     "onboarding_chunks",
     "quarantined_resources",
     "onboarding_members",
@@ -782,6 +783,7 @@ from payerbridge.store.operator_tables import (  # noqa: E402
     operators,
     unmask_grants,
 )
+from payerbridge.store.pull_tables import pull_schedules  # noqa: E402
 from payerbridge.store.source_tables import (  # noqa: E402
     quarantined_resources,
     source_file_resources,

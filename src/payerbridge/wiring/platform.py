@@ -31,6 +31,7 @@ from payerbridge.exchange.ports import (
     PartnerClient,
     Transactions,
 )
+from payerbridge.exchange.pulls import PullSchedules
 from payerbridge.exchange.search import ExchangeSearch
 from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.idempotency import IdempotencyStore
@@ -93,6 +94,7 @@ class Platform:
     clock_reader: ClockReader  # ... read for the compliance report
     lifecycle: LifecycleStore  # legal holds, the purge and erasure (ADR 0038)
     retention: Retention  # how long raw payloads and requests are kept after they end
+    pulls: PullSchedules  # standing quarterly and run-off pulls (ADR 0040)
     snapshots: DisclosureSnapshots  # paged $everything decisions
     partners: PartnerRegistry
     exchanges: ExchangeLedger

@@ -52,6 +52,7 @@ from payerbridge.store.importer import refresh_statistics
 from payerbridge.store.lifecycle import SqlLifecycleStore
 from payerbridge.store.onboardings import SqlOnboardingStore
 from payerbridge.store.operators import SqlOperatorAccounts
+from payerbridge.store.pull_schedules import SqlPullSchedules
 from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.readings import SqlReadingsSource
@@ -256,9 +257,11 @@ def plan_backends(
 
 
 def lifecycle_ports(settings: Settings, stores: Stores) -> dict[str, Any]:
-    """The data lifecycle's store and retention (ADR 0038), as ``Platform`` fields."""
+    """The data lifecycle's store and retention (ADR 0038), and the standing pulls
+    (ADR 0040), as ``Platform`` fields."""
     return {
         "lifecycle": SqlLifecycleStore(stores.engine, keyring=stores.keyring),
+        "pulls": SqlPullSchedules(stores.engine, keyring=stores.keyring),
         "retention": Retention(
             raw_payload_grace=timedelta(hours=settings.raw_payload_grace_hours),
             request_grace=timedelta(hours=settings.request_retention_hours),

@@ -140,7 +140,16 @@ def _upkeep(platform: Platform) -> Upkeep:
             platform, lambda unit: platform.bulk.jobs.purge(unit, now=unit.now)
         ),
         apply_retention=lambda: _retention_applied(platform),
+        start_due_pulls=lambda: _pulls_started(platform),
     )
+
+
+def _pulls_started(platform: Platform) -> dict[str, int]:
+    """The scheduled pulls due now started (ADR 0040), as counts."""
+    from payerbridge.exchange.pulls import start_due_pulls
+
+    run = start_due_pulls(platform.exchange_ports, platform.pulls, utcnow())
+    return {"started": len(run.started), "stopped": len(run.stopped), "waiting": run.waiting}
 
 
 def _retention_applied(platform: Platform) -> dict[str, int]:

@@ -8,7 +8,8 @@ a tick missed while no worker ran is not made up, the next one does the work.
   the workflows of overdue webhook deliveries likewise, and purge stored
   Idempotency-Key answers past their retention; enqueue bulk jobs accepted but never
   enqueued, and drop expired bulk jobs and Groups; apply the retention classes (raw
-  payloads, ended requests; ADR 0038).
+  payloads, ended requests; ADR 0038); start the scheduled pulls that are due (their
+  exchanges are enqueued by the next sweep; ADR 0040).
 - ``audit_checkpoint`` (every 15 s): sign the audit chain's checkpoints that are due
   (ADR 0007).
 
@@ -54,6 +55,7 @@ class Upkeep:
     unstarted_bulk_jobs: Callable[[], list[tuple[BulkJobId, ClientId]]]
     purge_bulk_jobs: Callable[[], int]
     apply_retention: Callable[[], dict[str, int]]
+    start_due_pulls: Callable[[], dict[str, int]] = dict  # the scheduled pulls (ADR 0040)
 
 
 _upkeep: Upkeep | None = None
@@ -121,6 +123,11 @@ def apply_retention() -> dict[str, int]:
     return _bound().apply_retention()
 
 
+@DBOS.step()
+def start_due_pulls() -> dict[str, int]:
+    return _bound().start_due_pulls()
+
+
 @DBOS.workflow()
 def sweep(scheduled_at: datetime, context: Any) -> None:
     unstarted = find_unstarted_exchanges()
@@ -155,6 +162,9 @@ def sweep(scheduled_at: datetime, context: Any) -> None:
     applied = apply_retention()
     if any(applied.values()):
         logger.info("retention applied", extra=applied)
+    pulled = start_due_pulls()
+    if any(pulled.values()):
+        logger.info("scheduled pulls run", extra=pulled)
 
 
 def sweep_schedule(seconds: int) -> str:

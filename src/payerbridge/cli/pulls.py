@@ -1,0 +1,128 @@
+"""``payerbridge pulls …``: standing quarterly and run-off pulls of a member's data at
+an old payer, each an exchange asked ``since`` the last successful one (ADR 0040)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+import orjson
+import typer
+
+from payerbridge import errors
+from payerbridge.cli.console import cli_actor, fail
+from payerbridge.cli.options import DataDir
+
+__all__ = ["pulls_app"]
+
+pulls_app = typer.Typer(no_args_is_help=True, help="Standing quarterly and run-off pulls.")
+
+
+def _json(value: object) -> None:
+    typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+@pulls_app.command("schedule")
+def pulls_schedule(
+    exchange: Annotated[str, typer.Option(help="The member's last successful exchange.")],
+    kind: Annotated[str, typer.Option(help="quarterly (coverage concurrent) or run-off.")],
+    coverage_end: Annotated[
+        str | None, typer.Option(help="run-off: the day coverage ended (YYYY-MM-DD).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Pull the member an exchange moved again, from it on: refused without a current
+    opt-in (with the consent's reason)."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.cli.console import settings_for
+    from payerbridge.exchange.pull_model import PullKind
+    from payerbridge.exchange.pulls import pull_schedules_public, schedule_pull
+    from payerbridge.types import ExchangeId
+
+    try:
+        pull_kind = PullKind(kind)
+        ended = date.fromisoformat(coverage_end) if coverage_end else None
+    except ValueError as exc:
+        raise fail(
+            errors.InvalidInput(f"--kind quarterly|run-off, --coverage-end a date: {exc}")
+        ) from exc
+    platform = build_platform(settings_for(data_dir))
+    try:
+        schedule = schedule_pull(
+            platform.exchange_ports,
+            platform.pulls,
+            ExchangeId(exchange),
+            pull_kind,
+            actor=cli_actor(),
+            coverage_end=datetime(ended.year, ended.month, ended.day, tzinfo=UTC)
+            if ended
+            else None,
+        )
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    _json(pull_schedules_public([schedule])[0])
+
+
+@pulls_app.command("list")
+def pulls_list(
+    active: Annotated[bool, typer.Option(help="Only the schedules still running.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """The schedules as JSON (ids and times, no member data)."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.cli.console import settings_for
+    from payerbridge.exchange.pull_model import PullStatus
+    from payerbridge.exchange.pulls import pull_schedules_public
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        schedules = platform.pulls.all(status=PullStatus.ACTIVE if active else None)
+    finally:
+        platform.close()
+    _json(pull_schedules_public(schedules))
+
+
+@pulls_app.command("cancel")
+def pulls_cancel(
+    schedule_id: Annotated[str, typer.Argument(help="The schedule's id.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Stop a schedule (``cancelled``); the request it kept is cut."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.cli.console import settings_for
+    from payerbridge.exchange.pulls import cancel_pull, pull_schedules_public
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        schedule = cancel_pull(
+            platform.exchange_ports, platform.pulls, schedule_id, actor=cli_actor()
+        )
+    except errors.PayerBridgeError as exc:
+        raise fail(exc) from exc
+    finally:
+        platform.close()
+    _json(pull_schedules_public([schedule])[0])
+
+
+@pulls_app.command("run")
+def pulls_run(data_dir: DataDir = None) -> None:
+    """Start the pulls due now, as the upkeep sweep does (a worker enqueues them)."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.cli.console import settings_for
+    from payerbridge.exchange.pulls import start_due_pulls
+    from payerbridge.wiring.platform import utcnow
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        run = start_due_pulls(platform.exchange_ports, platform.pulls, utcnow())
+    finally:
+        platform.close()
+    _json(
+        {
+            "started": list(run.started),
+            "stopped": [list(s) for s in run.stopped],
+            "waiting": run.waiting,
+        }
+    )

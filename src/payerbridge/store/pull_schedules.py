@@ -1,0 +1,84 @@
+"""The standing pulls in SQL (``pull_schedules``): their rows, and the request each
+sends, sealed under the data keys (ADR 0039) and cut when the schedule stops."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, select, update
+
+from payerbridge.errors import NotFound
+from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
+from payerbridge.store.data_keys import DataKeyring
+from payerbridge.store.sealed_columns import PULL_REQUEST
+from payerbridge.store.tables import pull_schedules
+from payerbridge.store.unit_of_work import sql_unit
+from payerbridge.transactions import UnitOfWork
+
+__all__ = ["SqlPullSchedules"]
+
+_T = pull_schedules
+_ROW = [c for c in _T.c if c.name != "request"]
+
+
+class SqlPullSchedules:
+    def __init__(self, engine: Engine, *, keyring: DataKeyring) -> None:
+        self._engine = engine
+        self._keyring = keyring
+
+    def add(self, unit: UnitOfWork, schedule: PullSchedule, request: dict[str, Any]) -> None:
+        values = {c.name: getattr(schedule, c.name) for c in _ROW}
+        values["kind"], values["status"] = schedule.kind.value, schedule.status.value
+        values["request"] = self._keyring.seal(
+            orjson.dumps(request), field=PULL_REQUEST, row_key=schedule.id
+        )
+        sql_unit(unit).connection.execute(_T.insert().values(**values))
+
+    def get(self, schedule_id: str) -> PullSchedule:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(*_ROW).where(_T.c.id == schedule_id)).first()
+        if row is None:
+            raise NotFound(f"pull schedule {schedule_id[:64]} does not exist")
+        return _schedule(row)
+
+    def all(self, *, status: PullStatus | None = None) -> list[PullSchedule]:
+        query = select(*_ROW).order_by(_T.c.created_at, _T.c.id)
+        if status is not None:
+            query = query.where(_T.c.status == status.value)
+        with self._engine.connect() as conn:
+            return [_schedule(row) for row in conn.execute(query)]
+
+    def due(self, now: datetime) -> list[PullSchedule]:
+        query = (
+            select(*_ROW)
+            .where(_T.c.status == PullStatus.ACTIVE.value, _T.c.next_due_at <= now)
+            .order_by(_T.c.next_due_at, _T.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [_schedule(row) for row in conn.execute(query)]
+
+    def request(self, schedule_id: str) -> dict[str, Any] | None:
+        with self._engine.connect() as conn:
+            sealed = conn.execute(select(_T.c.request).where(_T.c.id == schedule_id)).scalar()
+        if sealed is None:
+            return None
+        opened = self._keyring.open(sealed, field=PULL_REQUEST, row_key=schedule_id)
+        document: dict[str, Any] = orjson.loads(opened)
+        return document
+
+    def update(self, unit: UnitOfWork, schedule_id: str, **values: Any) -> None:
+        if values.get("status") == PullStatus.STOPPED.value:
+            values["request"] = None  # a stopped schedule keeps no demographics
+        sql_unit(unit).connection.execute(
+            update(_T)
+            .where(_T.c.id == schedule_id, _T.c.status == PullStatus.ACTIVE.value)
+            .values(**values)
+        )
+
+
+def _schedule(row: Any) -> PullSchedule:
+    fields = dict(row._mapping)
+    fields["kind"], fields["status"] = PullKind(row.kind), PullStatus(row.status)
+    return PullSchedule(**fields)
