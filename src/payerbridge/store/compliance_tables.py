@@ -34,9 +34,8 @@ obligation_clocks = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
     # One row per obligation and subject: a second start of it changes nothing.
     Index("ux_obligation_clocks_subject", "subject_id", "obligation", "subject_type", unique=True),
-    # The report: the rows started in a window, by obligation; the gauge: those due.
+    # The report: the rows started in a window, by obligation.
     Index("ix_obligation_clocks_started", "started_at", "obligation"),
-    Index("ix_obligation_clocks_due", "due_at", "obligation"),
     # The metrics scrape: the rows not done yet, which are few beside all the rows.
     Index("ix_obligation_clocks_open", "obligation", "due_at", **_OPEN),
 )

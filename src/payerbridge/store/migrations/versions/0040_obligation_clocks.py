@@ -42,7 +42,6 @@ def upgrade() -> None:
     op.create_index(
         "ix_obligation_clocks_started", "obligation_clocks", ["started_at", "obligation"]
     )
-    op.create_index("ix_obligation_clocks_due", "obligation_clocks", ["due_at", "obligation"])
     not_done = sa.text("done_at IS NULL")
     op.create_index(
         "ix_obligation_clocks_open",
@@ -55,7 +54,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_obligation_clocks_open", table_name="obligation_clocks")
-    op.drop_index("ix_obligation_clocks_due", table_name="obligation_clocks")
     op.drop_index("ix_obligation_clocks_started", table_name="obligation_clocks")
     op.drop_index("ux_obligation_clocks_subject", table_name="obligation_clocks")
     op.drop_table("obligation_clocks")
