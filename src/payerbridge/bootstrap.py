@@ -118,7 +118,7 @@ def build_platform(
         segmentation=segmentation,
         obligations=obligations,
         clocks=clocks,
-        clock_reader=SqlObligationClocks(reader),
+        clock_reader=SqlObligationClocks(reader, obligations=obligations),
         **lifecycle_ports(settings, stores),
         snapshots=SqlDisclosureSnapshots(engine, reader=reader),
         partners=stores.partners,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.bootstrap import Platform, build_platform, utcnow
@@ -23,6 +24,7 @@ from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
+from payerbridge.store.tables import identity_decisions, obligation_clocks
 from payerbridge.types import ClientId, ExchangeId
 from tests.builders import an_exchange_request
 
@@ -139,3 +141,42 @@ def test_a_review_cases_row_is_kept_once_and_met_when_settled(platform: Platform
         clocks.ledger.settle(unit, ANSWER_WITHIN, subject, done_at=decided + timedelta(days=1))
     (settled,) = platform.clock_reader.subject(subject)  # type: ignore[attr-defined]
     assert settled.done_at == decided and settled.standing is Standing.MISSED
+
+
+def test_a_request_answered_at_once_is_read_as_met_from_its_decision_without_a_row(
+    platform: Platform,
+) -> None:
+    at = datetime(2027, 3, 5, 20, 0, tzinfo=UTC)
+    decisions = [
+        ("d-match", "match", "single_exchange-abc"),
+        ("d-none", "nomatch", "single_exchange-abc"),
+        ("d-review", "review", "single_exchange-abc"),  # has a row of its own, its case's
+        ("d-bulk", "match", "bulk-abc"),  # a bulk job's, not an online answer
+    ]
+    with platform.engine.begin() as connection:
+        connection.execute(
+            identity_decisions.insert(),
+            [
+                {
+                    "id": decision_id,
+                    "outcome": outcome,
+                    "member_id": None,
+                    "client_id": "newplan",
+                    "request_key": decision_id,
+                    "policy_version": policy,
+                    "model_version": "m",
+                    "decided_at": at,
+                    "evidence": "{}",
+                }
+                for decision_id, outcome, policy in decisions
+            ],
+        )
+    read = platform.clock_reader.started_between(at - timedelta(hours=1), at + timedelta(hours=1))
+    assert {(c.subject.type, c.subject.id) for c in read} == {
+        (SubjectType.REQUEST, "d-match"),
+        (SubjectType.REQUEST, "d-none"),
+    }
+    assert all(c.obligation == ANSWER_WITHIN and c.done_at == at for c in read)
+    assert {c.due_at for c in read} == {platform.obligations.answer(at, None, at).due_at}
+    with platform.engine.connect() as connection:  # and none of them wrote a row
+        assert connection.execute(select(func.count()).select_from(obligation_clocks)).scalar() == 0

@@ -75,25 +75,21 @@ def answer_member_match(
 def _keep_answer_clock(
     unit: UnitOfWork, ports: MemberMatchPorts, answer: MatchedMember | MatchError
 ) -> None:
-    """The one-business-day answer's row of this request, one insert in ``unit`` (no
-    read): answered now, or waiting for a reviewer (its case's row, kept once however
-    often the request is asked again; met when the case is decided)."""
-    if ports.clocks is None or answer.decision_id is None:
+    """The one-business-day answer's row of a request that waits for a reviewer, one
+    insert in ``unit`` (no read), kept once however often the request is asked again and
+    met when its case is decided. A request answered at once needs no row: its identity
+    decision says when (``store.obligation_clocks`` reads it as met)."""
+    if ports.clocks is None or not isinstance(answer, MatchUnderReview):
         return
-    if isinstance(answer, MatchUnderReview):
-        if answer.review_id is None:
-            return
-        subject, done_at = Subject(SubjectType.REVIEW, answer.review_id), None
-    else:  # a member, none, several (a consent refused after it is still answered now)
-        subject, done_at = Subject(SubjectType.REQUEST, answer.decision_id), unit.now
+    if answer.review_id is None:
+        return
     clock = new_clock(
         ports.clocks.obligations,
         ANSWER_WITHIN,
-        subject,
+        Subject(SubjectType.REVIEW, answer.review_id),
         {"request_received": unit.now},
         clock_id=unit.new_id(),
         at=unit.now,
-        done_at=done_at,
     )
     ports.clocks.ledger.start(unit, clock)
 

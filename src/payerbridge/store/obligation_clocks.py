@@ -9,14 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import Dialect
 
 from payerbridge.compliance.clocks import ObligationClock, Subject, SubjectType
-from payerbridge.compliance.obligations import Standing
+from payerbridge.compliance.obligations import ANSWER_WITHIN, ObligationSet, Standing
+from payerbridge.identity.decision import SINGLE_EXCHANGE
 from payerbridge.store.compliance_tables import obligation_clocks
 from payerbridge.store.dbapi import DialectSql
-from payerbridge.store.tables import UtcDateTime
+from payerbridge.store.tables import UtcDateTime, identity_decisions
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
 
@@ -76,9 +77,16 @@ def _subject(subject: Subject) -> dict[str, str]:
 class SqlObligationClocks:
     """``ClockLedger`` and ``ClockReader`` (``compliance.clocks``)."""
 
-    def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        reader: Engine | None = None,
+        obligations: ObligationSet | None = None,
+    ) -> None:
         self._reader = reader or engine
         self._sql = _ClockSql.of(engine.dialect)
+        self._obligations = obligations  # to read the requests answered at once
 
     def start(self, unit: UnitOfWork, clock: ObligationClock) -> None:
         sql_unit(unit).cursor().execute(self._sql.start, self._sql.row(clock))
@@ -107,7 +115,10 @@ class SqlObligationClocks:
             .order_by(_T.c.started_at, _T.c.id)
         )
         with self._reader.connect() as connection:
-            return [_clock(row) for row in connection.execute(query)]
+            rows = [_clock(row) for row in connection.execute(query)]
+            if self._obligations is not None:
+                rows += _answered_at_once(connection, self._obligations, start, end)
+        return sorted(rows, key=lambda clock: (clock.started_at, clock.id))
 
     def subject(self, subject: Subject) -> list[ObligationClock]:
         """The subject's rows (tests and support)."""
@@ -116,6 +127,41 @@ class SqlObligationClocks:
         )
         with self._reader.connect() as connection:
             return [_clock(row) for row in connection.execute(query.order_by(_T.c.started_at))]
+
+
+def _answered_at_once(
+    connection: Connection, obligations: ObligationSet, start: datetime, end: datetime
+) -> list[ObligationClock]:
+    """The ``$member-match`` requests answered at once in [start, end), as met rows of
+    the one-business-day answer: each one's identity decision says when (no row is
+    written for them: one per request cost the online path about a tenth of its
+    throughput, docs/benchmarks/data-lifecycle.md). A request sent to review has a row
+    of its own, kept until its case is decided."""
+    decisions = identity_decisions
+    found = connection.execute(
+        select(decisions.c.id, decisions.c.decided_at).where(
+            decisions.c.decided_at >= start,
+            decisions.c.decided_at < end,
+            decisions.c.outcome != "review",
+            decisions.c.policy_version.like(f"{SINGLE_EXCHANGE.name}-%"),
+        )
+    )
+    return [
+        ObligationClock(
+            id=decision_id,
+            obligation=ANSWER_WITHIN,
+            obligation_version=obligations.version,
+            subject=Subject(SubjectType.REQUEST, decision_id),
+            partner_id=None,
+            started_at=at,
+            due_at=obligations.due(ANSWER_WITHIN, {"request_received": at}),
+            done_at=at,
+            standing=Standing.MET,
+            reason=None,
+            updated_at=at,
+        )
+        for decision_id, at in found
+    ]
 
 
 def _clock(row: Any) -> ObligationClock:
