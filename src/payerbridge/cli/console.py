@@ -9,8 +9,10 @@ other; ``audit verify`` exits 6 when the audit chain does not hold).
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -19,7 +21,10 @@ from payerbridge import errors
 from payerbridge.config import Settings, load_settings
 from payerbridge.fhir.reasons import link_runbooks_to, runbook_url
 
-__all__ = ["cli_actor", "err", "fail", "out", "settings_for"]
+if TYPE_CHECKING:
+    from payerbridge.bootstrap import Platform
+
+__all__ = ["cli_actor", "err", "fail", "opened_platform", "out", "settings_for"]
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -60,3 +65,16 @@ def settings_for(data_dir: Path | None, **overrides: Any) -> Settings:
         raise typer.Exit(2) from exc
     link_runbooks_to(settings.runbook_template)  # what fail() prints
     return settings
+
+
+@contextmanager
+def opened_platform(data_dir: Path | None) -> Iterator[Platform]:
+    """The platform on ``data_dir`` for one command, closed however the command ends
+    (bootstrap imported here, not at the CLI's start: ``--help`` stays quick)."""
+    from payerbridge.bootstrap import build_platform
+
+    platform = build_platform(settings_for(data_dir))
+    try:
+        yield platform
+    finally:
+        platform.close()

@@ -31,12 +31,10 @@ def members_hold(
     data_dir: DataDir = None,
 ) -> None:
     """Place a legal hold on a member: their erasure is refused until it is released."""
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.console import settings_for
+    from payerbridge.cli.console import opened_platform
     from payerbridge.compliance.lifecycle import place_hold
 
-    platform = build_platform(settings_for(data_dir))
-    try:
+    with opened_platform(data_dir) as platform:
         hold = place_hold(
             platform.transactions,
             platform.lifecycle,
@@ -44,8 +42,6 @@ def members_hold(
             by=by or cli_actor(),
             reason=reason,
         )
-    finally:
-        platform.close()
     typer.echo(hold.id)
 
 
@@ -56,17 +52,13 @@ def members_release(
     data_dir: DataDir = None,
 ) -> None:
     """Release a legal hold (only on the word of whoever placed it, or counsel)."""
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.console import settings_for
+    from payerbridge.cli.console import opened_platform
     from payerbridge.compliance.lifecycle import release_hold
 
-    platform = build_platform(settings_for(data_dir))
-    try:
+    with opened_platform(data_dir) as platform:
         hold = release_hold(
             platform.transactions, platform.lifecycle, hold_id, by=by or cli_actor()
         )
-    finally:
-        platform.close()
     typer.echo(f"released {hold.id} (member {hold.member_id})")
 
 
@@ -76,15 +68,10 @@ def members_holds(
     data_dir: DataDir = None,
 ) -> None:
     """List a member's legal holds, released ones too."""
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.console import settings_for
+    from payerbridge.cli.console import opened_platform
 
-    platform = build_platform(settings_for(data_dir))
-    try:
-        with platform.transactions.begin() as unit:
-            holds = platform.lifecycle.holds(unit, member_id)
-    finally:
-        platform.close()
+    with opened_platform(data_dir) as platform, platform.transactions.begin() as unit:
+        holds = platform.lifecycle.holds(unit, member_id)
     table = Table("hold", "placed", "by", "reason", "released")
     for hold in holds:
         released = (
@@ -105,12 +92,10 @@ def members_erase(
 ) -> None:
     """Erase a member's PHI from every table (refused under a legal hold); prints what
     was removed, by table. The audit trail keeps that record, without the PHI."""
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.console import settings_for
+    from payerbridge.cli.console import opened_platform
     from payerbridge.compliance.lifecycle import erase_member
 
-    platform = build_platform(settings_for(data_dir))
-    try:
+    with opened_platform(data_dir) as platform:
         removed = erase_member(
             platform.transactions,
             platform.lifecycle,
@@ -118,8 +103,6 @@ def members_erase(
             by=by or cli_actor(),
             reason=reason,
         )
-    finally:
-        platform.close()
     typer.echo(orjson.dumps(dict(removed), option=orjson.OPT_INDENT_2).decode())
 
 
@@ -138,13 +121,9 @@ def retention_classes() -> None:
 def retention_purge(data_dir: DataDir = None) -> None:
     """Apply the retention classes now (the upkeep sweep does it on its own); prints
     what went."""
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.console import settings_for
+    from payerbridge.cli.console import opened_platform
     from payerbridge.compliance.lifecycle import purge
 
-    platform = build_platform(settings_for(data_dir))
-    try:
+    with opened_platform(data_dir) as platform:
         purged = purge(platform.transactions, platform.lifecycle, platform.retention)
-    finally:
-        platform.close()
     typer.echo(orjson.dumps(purged.counts()).decode())

@@ -33,8 +33,7 @@ def pulls_schedule(
 ) -> None:
     """Pull the member an exchange moved again, from it on: refused without a current
     opt-in (with the consent's reason)."""
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.console import settings_for
+    from payerbridge.cli.console import opened_platform
     from payerbridge.exchange.pull_model import PullKind
     from payerbridge.exchange.pulls import pull_schedules_public, schedule_pull
     from payerbridge.types import ExchangeId
@@ -46,22 +45,20 @@ def pulls_schedule(
         raise fail(
             errors.InvalidInput(f"--kind quarterly|run-off, --coverage-end a date: {exc}")
         ) from exc
-    platform = build_platform(settings_for(data_dir))
-    try:
-        schedule = schedule_pull(
-            platform.exchange_ports,
-            platform.pulls,
-            ExchangeId(exchange),
-            pull_kind,
-            actor=cli_actor(),
-            coverage_end=datetime(ended.year, ended.month, ended.day, tzinfo=UTC)
-            if ended
-            else None,
-        )
-    except errors.PayerBridgeError as exc:
-        raise fail(exc) from exc
-    finally:
-        platform.close()
+    with opened_platform(data_dir) as platform:
+        try:
+            schedule = schedule_pull(
+                platform.exchange_ports,
+                platform.pulls,
+                ExchangeId(exchange),
+                pull_kind,
+                actor=cli_actor(),
+                coverage_end=datetime(ended.year, ended.month, ended.day, tzinfo=UTC)
+                if ended
+                else None,
+            )
+        except errors.PayerBridgeError as exc:
+            raise fail(exc) from exc
     _json(pull_schedules_public([schedule])[0])
 
 
@@ -71,16 +68,12 @@ def pulls_list(
     data_dir: DataDir = None,
 ) -> None:
     """The schedules as JSON (ids and times, no member data)."""
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.console import settings_for
+    from payerbridge.cli.console import opened_platform
     from payerbridge.exchange.pull_model import PullStatus
     from payerbridge.exchange.pulls import pull_schedules_public
 
-    platform = build_platform(settings_for(data_dir))
-    try:
+    with opened_platform(data_dir) as platform:
         schedules = platform.pulls.all(status=PullStatus.ACTIVE if active else None)
-    finally:
-        platform.close()
     _json(pull_schedules_public(schedules))
 
 
@@ -90,35 +83,28 @@ def pulls_cancel(
     data_dir: DataDir = None,
 ) -> None:
     """Stop a schedule (``cancelled``); the request it kept is cut."""
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.console import settings_for
+    from payerbridge.cli.console import opened_platform
     from payerbridge.exchange.pulls import cancel_pull, pull_schedules_public
 
-    platform = build_platform(settings_for(data_dir))
-    try:
-        schedule = cancel_pull(
-            platform.exchange_ports, platform.pulls, schedule_id, actor=cli_actor()
-        )
-    except errors.PayerBridgeError as exc:
-        raise fail(exc) from exc
-    finally:
-        platform.close()
+    with opened_platform(data_dir) as platform:
+        try:
+            schedule = cancel_pull(
+                platform.exchange_ports, platform.pulls, schedule_id, actor=cli_actor()
+            )
+        except errors.PayerBridgeError as exc:
+            raise fail(exc) from exc
     _json(pull_schedules_public([schedule])[0])
 
 
 @pulls_app.command("run")
 def pulls_run(data_dir: DataDir = None) -> None:
     """Start the pulls due now, as the upkeep sweep does (a worker enqueues them)."""
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.cli.console import settings_for
+    from payerbridge.bootstrap import utcnow
+    from payerbridge.cli.console import opened_platform
     from payerbridge.exchange.pulls import start_due_pulls
-    from payerbridge.wiring.platform import utcnow
 
-    platform = build_platform(settings_for(data_dir))
-    try:
+    with opened_platform(data_dir) as platform:
         run = start_due_pulls(platform.exchange_ports, platform.pulls, utcnow())
-    finally:
-        platform.close()
     _json(
         {
             "started": list(run.started),
