@@ -292,6 +292,15 @@ class ExchangeRecord:
     since: datetime | None = None  # asks only for what changed after this (``_since``)
     transitions: tuple[Transition, ...] = ()
 
+    @property
+    def last_received_at(self) -> datetime | None:
+        """When its data was last received (a replay receives again); None without the
+        history, as in lists, or before any data came."""
+        for transition in reversed(self.transitions):
+            if transition.to_state == S.RECEIVED.value:
+                return transition.at
+        return None
+
 
 def transition_event(
     exchange_id: ExchangeId,

@@ -78,10 +78,7 @@ class PullsRun:
 
 def _received_at(record: ExchangeRecord) -> datetime | None:
     """When an exchange that stored its data received it (None: it stored none)."""
-    if record.state not in DATA_ENDS:
-        return None
-    received = [t.at for t in record.transitions if t.to_state == "received"]
-    return received[-1] if received else None
+    return record.last_received_at if record.state in DATA_ENDS else None
 
 
 def _consent_reason(

@@ -47,7 +47,7 @@ def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) ->
         "imported_patient_id": record.imported_patient_id,
         "resource_count": record.resource_count,
         "since": utc_iso(record.since) if record.since else None,
-        "received_at": _received_at(record),
+        "received_at": utc_iso(received) if (received := record.last_received_at) else None,
         "error": {"code": record.error_code, "text": record.error_text}
         if record.error_code
         else None,
@@ -74,15 +74,6 @@ def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) ->
             for t in record.transitions
         ],
     }
-
-
-def _received_at(record: ExchangeRecord) -> str | None:
-    """When its data was last received (the ``since`` of a next incremental exchange);
-    None in lists, which carry no history."""
-    for transition in reversed(record.transitions):
-        if transition.to_state == "received":
-            return utc_iso(transition.at)
-    return None
 
 
 def _route(record: ExchangeRecord) -> dict[str, Any] | None:
