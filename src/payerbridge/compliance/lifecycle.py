@@ -7,7 +7,7 @@ never the PHI itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -110,9 +110,9 @@ class LifecycleStore(Protocol):
         """Remove ``member_id``'s PHI from every table: rows removed or cut, by table."""
         ...
 
-    def compact(self) -> None:
-        """After an erasure committed: let no copy of what was removed stay in the
-        database's files (SQLite's write-ahead log; PostgreSQL's dead rows)."""
+    def compact(self, tables: Iterable[str]) -> None:
+        """After an erasure committed: let no copy of what was removed from ``tables``
+        stay in the database's files (SQLite's write-ahead log; PostgreSQL's dead rows)."""
         ...
 
 
@@ -190,7 +190,7 @@ def erase_member(
             raise NotFound(f"no data of member {member_id} is held here; nothing was erased")
         detail = {"removed": {t: n for t, n in sorted(removed.items()) if n}, "reason": reason}
         unit.record(_event(unit, "member.erase", by, member_id, detail))
-    store.compact()
+    store.compact(table for table, count in removed.items() if count)
     return removed
 
 

@@ -77,7 +77,6 @@ class SqlLifecycleStore:
             raise RuntimeError(f"tables without a retention class: {', '.join(missing)}")
         self._engine = engine
         self._requests = _Requests(keyring)
-        self._touched: set[str] = set()
 
     # -- legal holds ------------------------------------------------------------------
     def holds(self, unit: UnitOfWork, member_id: str) -> list[Hold]:
@@ -197,11 +196,9 @@ class SqlLifecycleStore:
         finally:
             if conn.dialect.name == "sqlite":
                 conn.exec_driver_sql("PRAGMA secure_delete = OFF")
-        self._touched |= {table for table, count in removed.items() if count}
         return {table: removed.get(table, 0) for table in sorted(phi_tables())}
 
-    def compact(self) -> None:
-        touched, self._touched = sorted(self._touched & CATALOGUE.keys()), set()
+    def compact(self, tables: Iterable[str]) -> None:
         if self._engine.dialect.name == "sqlite":
             # Outside any transaction (the engine's begin one on connect): the old pages
             # of the erased rows leave the write-ahead log; readers at work may keep some
@@ -214,7 +211,7 @@ class SqlLifecycleStore:
             return
         with self._engine.connect() as conn:
             autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
-            for table in touched:
+            for table in sorted(set(tables) & CATALOGUE.keys()):
                 autocommit.exec_driver_sql(f"VACUUM {metadata.tables[table].name}")
 
 
