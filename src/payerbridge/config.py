@@ -305,6 +305,13 @@ class Settings(BaseSettings):
         "holidays (the form of payerbridge/compliance/data/us-federal-holidays.json). Unset: "
         "US federal holidays in America/New_York.",
     )
+    simulated_clock_file: Path | None = Field(
+        default=None,
+        description="Rehearsals and tests only, never production: the platform's time is "
+        "read from this file (a FHIR instant, the time as of the file's last change, "
+        "running on from then), so the rule's clocks can be rehearsed over simulated weeks. "
+        "Every process of a rehearsal (both payers) reads the same file.",
+    )
     member_match_return_member_id: bool = Field(
         default=True, description="$member-match also returns MemberId (our Patient reference)."
     )

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from payerbridge.clock import utcnow
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
 from payerbridge.net.origins import same_origin
 from payerbridge.net.transport import oauth_error
@@ -97,7 +96,7 @@ class PartnerTokenSource:
             return None
         with self._lock:
             cached = self._tokens.get(_key(partner))
-        if cached is not None and cached[1] - _EARLY_SECONDS > time.time():
+        if cached is not None and cached[1] - _EARLY_SECONDS > utcnow().timestamp():
             return f"Bearer {cached[0]}"
         token, expires_at = self._request_token(partner, partner.client_id)
         with self._lock:
@@ -112,7 +111,7 @@ class PartnerTokenSource:
 
     def _request_token(self, partner: Partner, client_id: str) -> tuple[str, float]:
         token_url = self._token_url(partner)
-        started = time.time()
+        started = utcnow().timestamp()  # tokens expire by the partner's clock
         response = self._post(partner, token_url, self._form(partner, client_id, token_url))
         if response.status_code in (400, 401):
             raise PartnerAuthRejected(
@@ -145,7 +144,7 @@ class PartnerTokenSource:
             token_url=token_url,
             npi=self._udap.organization.npi,
             organization_name=self._udap.organization.name,
-            now=datetime.now(UTC),
+            now=utcnow(),
             token_id=str(uuid.uuid4()),
         )
         return _token_request(assertion, partner.scope, udap="1")
@@ -206,9 +205,7 @@ def _key(partner: Partner) -> tuple[object, ...]:
 
 def client_assertion(key: ECKey, client_id: str, token_url: str) -> str:
     """A SMART Backend Services assertion: ours, for ``token_url``, used once."""
-    claims = assertion_claims(
-        client_id, token_url, now=datetime.now(UTC), token_id=str(uuid.uuid4())
-    )
+    claims = assertion_claims(client_id, token_url, now=utcnow(), token_id=str(uuid.uuid4()))
     header = {"alg": "ES384", "kid": key.kid, "typ": "JWT"}
     return jwt.encode(header, claims, key, algorithms=["ES384"])
 

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,6 +30,7 @@ import httpx
 import orjson
 from joserfc.jwk import ECKey
 
+from payerbridge.clock import utcnow
 from payerbridge.errors import (
     AmbiguousMatch,
     ConsentDenied,
@@ -118,9 +119,7 @@ def _answer_of(partner: Partner, response: httpx.Response) -> httpx.Response:
         raise PartnerUnavailable(
             text,
             status=response.status_code,
-            retry_after=retry_after_seconds(
-                response.headers.get("Retry-After"), now=datetime.now(UTC)
-            ),
+            retry_after=retry_after_seconds(response.headers.get("Retry-After"), now=utcnow()),
         )
     if failure is FailureClass.REVALIDATE:
         raise PartnerAuthRejected(text, status=response.status_code)
@@ -301,7 +300,7 @@ class HttpxPartnerClient:
         if response.status_code == 202:
             return BulkStatus(
                 None,
-                retry_after_seconds(response.headers.get("Retry-After"), now=datetime.now(UTC)),
+                retry_after_seconds(response.headers.get("Retry-After"), now=utcnow()),
                 response.headers.get("X-Progress"),
             )
         if response.status_code != 200:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
+from payerbridge.clock import utcnow
 from payerbridge.errors import Issue, PartnerError, UnprocessableRequest
 from payerbridge.net.addresses import AddressPolicy
 from payerbridge.net.origins import origin, same_origin
@@ -137,7 +138,7 @@ class HttpxPartnerDiscovery:
         }
         found["capabilities"] = read_capabilities(
             metadata,
-            at=datetime.now(UTC),
+            at=utcnow(),
             endpoints=endpoints,
             refused=found.get("refused_endpoints"),
         ).to_json()
@@ -157,7 +158,7 @@ class HttpxPartnerDiscovery:
             client_name=udap.organization.name,
             npi=udap.organization.npi,
             scope=partner.scope,
-            now=datetime.now(UTC),
+            now=utcnow(),
             token_id=str(uuid.uuid4()),
         )
         request = self._client.build_request(
@@ -207,7 +208,7 @@ class HttpxPartnerDiscovery:
                 signed,
                 trust,
                 fhir_base=partner.fhir_base,
-                now=datetime.now(UTC),
+                now=utcnow(),
                 skew=self._skew,
             )
         except OAuthError as exc:

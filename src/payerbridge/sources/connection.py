@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 import orjson
 
+from payerbridge.clock import utcnow
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
 from payerbridge.exchange.retry import retry_after_seconds
 from payerbridge.net.origins import same_origin
@@ -161,7 +162,7 @@ class FhirConnection:
             return response
         text = f"source '{self.source}' {what}: HTTP {status}"
         if status == 429 or status >= 500:
-            wait = retry_after_seconds(response.headers.get("Retry-After"), now=datetime.now(UTC))
+            wait = retry_after_seconds(response.headers.get("Retry-After"), now=utcnow())
             raise PartnerUnavailable(
                 text + (f" (retry after {wait:.0f} s)" if wait is not None else ""),
                 status=status,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 
+from payerbridge.clock import utcnow
 from payerbridge.errors import PartnerError, PartnerRejected, PartnerUnavailable
 from payerbridge.exchange.retry import retry_after_seconds
 from payerbridge.net.origins import same_origin
@@ -114,7 +115,7 @@ def _wait_for(
                 f"source '{http.source}' export status answered HTTP {response.status_code}",
                 status=response.status_code,
             )
-        wait = retry_after_seconds(response.headers.get("Retry-After"), now=datetime.now(UTC))
+        wait = retry_after_seconds(response.headers.get("Retry-After"), now=utcnow())
         wait = min(_POLL_MOST, _POLL_DEFAULT if wait is None else wait)
         if clock() + wait > give_up_at:
             raise PartnerUnavailable(

@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, RSAKey
 
+from payerbridge.clock import utcnow
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
 from payerbridge.net.origins import same_origin
 from payerbridge.net.transport import AddressRefused, AnswerTooLarge, oauth_error, send_bounded
@@ -114,7 +114,7 @@ class SmartTokens:
     def _request(self, timeout: float) -> tuple[str, float]:
         token_url = self._token_url or self._discover(timeout)
         claims = assertion_claims(
-            self._client_id, token_url, now=datetime.now(UTC), token_id=str(uuid.uuid4())
+            self._client_id, token_url, now=utcnow(), token_id=str(uuid.uuid4())
         )
         form = {
             "grant_type": "client_credentials",

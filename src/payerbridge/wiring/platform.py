@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from payerbridge.backends.live import LiveSources
 from payerbridge.backends.quarantine import Quarantine
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.bulk.member_match import BulkPorts
+from payerbridge.clock import utcnow
 from payerbridge.compliance.clocks import ClockReader, Clocks
 from payerbridge.compliance.lifecycle import LifecycleStore, Retention
 from payerbridge.compliance.obligations import ObligationSet
@@ -60,10 +60,6 @@ from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.ports import WebhookStore
 
 __all__ = ["Adapters", "Platform", "new_id", "utcnow"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_id() -> str:

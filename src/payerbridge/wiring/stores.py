@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from payerbridge.clock import simulate, utcnow
 from payerbridge.config import Settings
 from payerbridge.metrics import observe_events
 from payerbridge.security.data_rotation import seal_what_is_left
@@ -31,7 +32,6 @@ from payerbridge.store.partners import SqlPartnerDirectory
 from payerbridge.store.sealed_columns import SqlSealedData, link_index_key
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.transactions import UnitAuditLog
-from payerbridge.wiring.platform import utcnow
 
 __all__ = ["Stores", "open_stores"]
 
@@ -56,6 +56,7 @@ class Stores:
 def open_stores(settings: Settings, *, run_migrations: bool) -> Stores:
     """The database, its schema migrated to the newest (unless told not to), and its stores."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    simulate(settings.simulated_clock_file)  # before anything is stamped with the time
     engine = create_db_engine(
         settings.sqlalchemy_url, max_connections=settings.database_max_connections
     )
