@@ -7,17 +7,19 @@ or not, and a transmitter Provenance of its own made for this answer: that Prove
 not news. An answer with nothing last updated after ``since`` found nothing new, and the
 exchange says so (``nothing-new``) rather than looking like an empty success. Judged by
 ``meta.lastUpdated``, this holds for a record read by searches too (which carry no
-``_since``: the whole record comes, and is upserted by source identity).
+``_since``: the whole record comes, and is upserted by source identity), and for an
+onboarding's bulk export asked ``_since`` (``$davinci-data-export``), judged per member.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from payerbridge.timestamps import instant_of
 
-__all__ = ["changed_since"]
+__all__ = ["changed_among", "changed_since"]
 
 _NOT_NEWS = frozenset({"Provenance", "OperationOutcome"})
 
@@ -26,10 +28,17 @@ def changed_since(bundle: Any, since: datetime) -> dict[str, int]:
     """Per type, the resources of ``bundle`` last updated after ``since`` (a resource
     without ``meta.lastUpdated`` counts as changed: we cannot tell), Provenance and
     outcomes left out."""
-    changed: dict[str, int] = {}
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
-    for entry in entries or ():
-        resource = entry.get("resource") if isinstance(entry, dict) else None
+    return changed_among(
+        (entry.get("resource") if isinstance(entry, dict) else None for entry in entries or ()),
+        since,
+    )
+
+
+def changed_among(resources: Iterable[Any], since: datetime) -> dict[str, int]:
+    """As ``changed_since``, of resources as a bulk export's files carry them."""
+    changed: dict[str, int] = {}
+    for resource in resources:
         if not isinstance(resource, dict):
             continue
         kind = resource.get("resourceType")
