@@ -1,8 +1,11 @@
 """Turning an old payer's bulk export into resources of our own (pure), as
-``exchange.normalize`` turns one member's ``$everything``: every resource gets a new id,
-every reference among them is rewritten, the old payer's Provenance is kept (re-targeted,
-with the member whose records it is about), and each member gets our receipt Provenance
-for what arrived for it."""
+``exchange.normalize`` turns one member's ``$everything``: every resource gets our id for
+its source identity (``reconcile.Holder``: the member's resources the ids an exchange of
+the member gives them, a shared one an id of the client and old payer), so a later run,
+an incremental one above all, updates what an earlier one stored rather than adding a
+copy; every reference among them is rewritten, the old payer's Provenance is kept
+(re-targeted, with the member whose records it is about), and each member gets our
+receipt Provenance for what arrived for it."""
 
 from __future__ import annotations
 
@@ -14,13 +17,23 @@ from typing import Any
 
 from payerbridge.consent.segmentation import references_at
 from payerbridge.exchange.normalize import as_ours, receivable_ref
+from payerbridge.exchange.reconcile import Holder
 from payerbridge.fhir.provenance import receipt_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
 
-__all__ = ["NormalizedExport", "normalize_export"]
+__all__ = ["ExportMember", "NormalizedExport", "normalize_export"]
 
 Resource = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ExportMember:
+    """A member we asked the old payer about: its position in the run, and whom its data
+    is held for."""
+
+    position: int
+    holder: Holder
 
 
 @dataclass(frozen=True)
@@ -34,16 +47,18 @@ class NormalizedExport:
 def normalize_export(
     resources: Iterable[Resource],
     *,
-    members: Mapping[str, int],
+    members: Mapping[str, ExportMember],
+    shared: Holder,
     new_id: Callable[[], str],
     received_at: datetime,
     us: Organization,
     old_payer: Organization,
     run_id: str,
 ) -> NormalizedExport:
-    """``members``: the old payer's Patient id of each member we asked about, to its
-    position. A resource in another Patient's compartment is dropped (the old payer
-    should not have sent it); shared resources (no compartment) are kept."""
+    """``members``: the old payer's Patient id of each member we asked about, to the
+    member. A resource in another Patient's compartment is dropped (the old payer should
+    not have sent it); shared resources (no compartment) are kept, under ``shared``'s
+    ids; ``new_id`` names our receipts (one per member and run)."""
     skipped: Counter[str] = Counter()
     id_map: dict[str, str] = {}
     kept: list[Resource] = []
@@ -59,7 +74,8 @@ def normalize_export(
             continue
         if old_ref in id_map:
             continue  # the same resource twice (two members reach it): keep one
-        id_map[old_ref] = f"{resource['resourceType']}/{new_id()}"
+        holder = members[owner].holder if owner is not None else shared
+        id_map[old_ref] = f"{resource['resourceType']}/{holder.our_id(old_ref)}"
         kept.append(resource)
 
     def rewrite(reference: str) -> str:
@@ -78,7 +94,7 @@ def normalize_export(
                 (owners[t] for t in references_at(resource, ("target",)) if owners.get(t)), None
             )
         copy = as_ours(resource, id_map, rewrite, old_payer)
-        position = members[owner] if owner is not None else None
+        position = members[owner].position if owner is not None else None
         normalized.append((copy, _new_patient(id_map, owner), position))
 
     by_member: dict[int, list[Resource]] = {}

@@ -39,6 +39,11 @@ class Onboarding:
     created_at: datetime
     updated_at: datetime
     error: str | None = None
+    since: datetime | None = None  # an incremental run: only what changed after this
+    # What its data reflects: the earliest transactionTime of its exports (the old
+    # payer's clock, as ``_since`` is judged), our clock's receipt time where a manifest
+    # has none; the ``since`` of the next run that carries on from this one.
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class OnboardingMember:
     result: str | None = None  # a PdexMultiMemberMatchResultCS code once matched
     old_patient: str | None = None  # the old payer's Patient id for a matched member
     imported: int | None = None  # resources imported for it (None: not yet, or none came)
+    changed: int | None = None  # of an incremental run: what its answer held that changed
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from payerbridge.onboarding.model import (
 )
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.transactions import Transactions, UnitOfWork
-from payerbridge.types import OnboardingId
+from payerbridge.types import ClientId, OnboardingId, PartnerId
 
 __all__ = ["BulkPartner", "BulkStatus", "OnboardingPorts", "OnboardingStore"]
 
@@ -61,6 +61,11 @@ class OnboardingStore(Protocol):
 
     def get(self, onboarding_id: OnboardingId) -> Onboarding | None: ...
 
+    def last_received_at(self, client_id: ClientId, partner_id: PartnerId) -> datetime | None:
+        """What the client's last completed onboarding with the partner that received
+        data reflects (its ``received_at``); None if there is none."""
+        ...
+
     def members(
         self, onboarding_id: OnboardingId, *, first: int = 0, size: int | None = None
     ) -> list[OnboardingMember]:
@@ -97,8 +102,21 @@ class OnboardingStore(Protocol):
         ...
 
     def record_imported(
-        self, unit: UnitOfWork, onboarding_id: OnboardingId, counts: Mapping[int, int]
-    ) -> None: ...
+        self,
+        unit: UnitOfWork,
+        onboarding_id: OnboardingId,
+        counts: Mapping[int, int],
+        *,
+        changed: Mapping[int, int] | None = None,
+    ) -> None:
+        """Each member's resources imported and, of an incremental run, how many of
+        them changed since, by position."""
+        ...
+
+    def record_received(self, unit: UnitOfWork, onboarding_id: OnboardingId, at: datetime) -> None:
+        """``at`` (what a chunk's export reflects) as the run's ``received_at`` when it is
+        the earliest so far."""
+        ...
 
     def finish(
         self,

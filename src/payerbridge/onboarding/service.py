@@ -5,7 +5,8 @@ a run cut off anywhere carries on from the last commit.
 A chunk's round trip: kick off ``$bulk-member-match`` with its members' MemberBundles
 (each with the member's opt-in as HRex Consent), poll as ``Retry-After`` says, read the
 Groups into each member's result, export the MatchedMembers Group with
-``$davinci-data-export``, poll, download the files and import what they hold under our
+``$davinci-data-export`` (``_since`` the run's ``since``, for an incremental run:
+``onboarding.increments``), poll, download the files and import what they hold under our
 ids with Provenance, in one unit of work with each member's count. The member's opt-in
 is decided before it is asked about and again before its data is kept, as an exchange's
 is at every hop: one revoked or lapsed meanwhile is ``withdrawn``.
@@ -14,9 +15,10 @@ is at every hop: one revoked or lapsed meanwhile is ``withdrawn``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -28,6 +30,7 @@ from payerbridge.errors import InvalidInput, Issue, NotFound, PartnerRejected, U
 from payerbridge.exchange.model import ExchangeRequest
 from payerbridge.exchange.moves import SYSTEM_ACTOR
 from payerbridge.exchange.opt_in import opt_in_consent
+from payerbridge.exchange.reconcile import Holder
 from payerbridge.fhir.bulk_member_match import (
     MatchResult,
     matched_group_id,
@@ -36,7 +39,14 @@ from payerbridge.fhir.bulk_member_match import (
 )
 from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
 from payerbridge.fhir.member_match import build_member_match_request
-from payerbridge.onboarding.importing import normalize_export
+from payerbridge.onboarding.importing import ExportMember, normalize_export
+from payerbridge.onboarding.increments import (
+    SinceAsked,
+    changed_per_member,
+    export_time,
+    since_asked,
+    since_parameters,
+)
 from payerbridge.onboarding.model import (
     Chunk,
     Onboarding,
@@ -45,6 +55,13 @@ from payerbridge.onboarding.model import (
     Stage,
 )
 from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.onboarding.results import (
+    NOT_EXPORTED,
+    REASON_CODES,
+    WITHDRAWN,
+    member_reason,
+    result_counts,
+)
 from payerbridge.routing.model import Partner
 from payerbridge.routing.profiles import PROFILES
 from payerbridge.types import OPERATOR, ClientId, MemberId, OnboardingId, PartnerId
@@ -66,13 +83,6 @@ __all__ = [
 # How long to wait before polling when the old payer does not say (Bulk Data's default
 # pace), and the longest wait we take from its Retry-After.
 _DEFAULT_POLL = timedelta(seconds=2)
-# A member whose opt-in stopped permitting the exchange before its data came: not asked
-# about, or its data not kept.
-WITHDRAWN = "withdrawn"
-# Matched, but nothing of the member came in the old payer's export: it left the member
-# out when the export ran (its consent decided again there, §pdex-167), and its error file
-# says so.
-NOT_EXPORTED = "notexported"
 _LONGEST_POLL = timedelta(minutes=5)
 
 
@@ -100,10 +110,13 @@ def accept_onboarding(
     *,
     client_id: ClientId,
     request_id: str | None,
+    since: SinceAsked = None,
 ) -> Onboarding:
     """Record the onboarding with each member's opt-in (kept as a consent record) and
     MemberBundle, all or nothing; an onboarding of this id already recorded is returned
-    as it is (the same file submitted again resumes it)."""
+    as it is (the same file submitted again resumes it). ``since``: ask only what changed
+    after it (``last``: after what the client's last completed run with the partner
+    reflects; InvalidInput when there is none)."""
     existing = ports.onboardings.get(onboarding_id)
     if existing is not None:
         if existing.client_id != client_id:
@@ -116,6 +129,7 @@ def accept_onboarding(
             issues=[Issue("register the old payer first", "partner", "not-found")],
         )
     _check_members(requests)
+    asked_since = since_asked(ports.onboardings, client_id, partner_id, since)
     now = ports.clock()
     size = ports.chunk_members
     onboarding = Onboarding(
@@ -127,6 +141,7 @@ def accept_onboarding(
         chunks=(len(requests) + size - 1) // size,
         created_at=now,
         updated_at=now,
+        since=asked_since,
     )
     chunks = [
         Chunk(onboarding_id, n, first, min(size, len(requests) - first), Stage.SUBMIT_MATCH)
@@ -159,7 +174,8 @@ def accept_onboarding(
                 )
             )
         ports.onboardings.add_members(unit, onboarding_id, members)
-        unit.record(_event(onboarding, "accepted", now, request_id, members=len(requests)))
+        asked = {"since": asked_since.isoformat()} if asked_since else {}
+        unit.record(_event(onboarding, "accepted", now, request_id, members=len(requests), **asked))
     return onboarding
 
 
@@ -239,11 +255,11 @@ def proceed(ports: OnboardingPorts, onboarding_id: OnboardingId) -> Step:
     now = ports.clock()
     if chunk.due_at is not None and chunk.due_at > now:
         return Step(done=False, retry_at=chunk.due_at)
-    stages = {
+    stages: dict[Stage, Callable[[OnboardingPorts, Partner, Chunk], Step]] = {
         Stage.SUBMIT_MATCH: _submit_match,
         Stage.AWAIT_MATCH: _await_match,
-        Stage.SUBMIT_EXPORT: _submit_export,
-        Stage.AWAIT_EXPORT: _await_export,
+        Stage.SUBMIT_EXPORT: partial(_submit_export, since=onboarding.since),
+        Stage.AWAIT_EXPORT: partial(_await_export, onboarding=onboarding),
     }
     return stages[chunk.stage](ports, partner, chunk)
 
@@ -351,10 +367,15 @@ def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step
     return Step(done=False)
 
 
-def _submit_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step:
+def _submit_export(
+    ports: OnboardingPorts, partner: Partner, chunk: Chunk, *, since: datetime | None
+) -> Step:
     body = {
         "resourceType": "Parameters",
-        "parameter": [{"name": "exportType", "valueCanonical": PAYER_TO_PAYER_EXPORT}],
+        "parameter": [
+            {"name": "exportType", "valueCanonical": PAYER_TO_PAYER_EXPORT},
+            *since_parameters(since),
+        ],
     }
     status_url = ports.bulk.kick_off(
         partner,
@@ -365,7 +386,9 @@ def _submit_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> St
     return _moved(ports, chunk, Stage.AWAIT_EXPORT, status_url=status_url, group_id=chunk.group_id)
 
 
-def _await_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step:
+def _await_export(
+    ports: OnboardingPorts, partner: Partner, chunk: Chunk, *, onboarding: Onboarding
+) -> Step:
     manifest = _manifest(ports, partner, chunk)
     if not isinstance(manifest, dict):
         return manifest
@@ -378,12 +401,17 @@ def _await_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Ste
     members = ports.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
     matched = [m for m in members if m.old_patient]
     permitted, events = _opted_in(ports, partner, matched, "onboarding-import")
-    theirs = {str(m.old_patient): m.position for m in matched if m.position in permitted}
+    theirs = {
+        str(m.old_patient): ExportMember(m.position, _holder(onboarding, partner, m.member_id))
+        for m in matched
+        if m.position in permitted
+    }
     withdrawn = {m.position: (WITHDRAWN, None) for m in matched if m.position not in permitted}
     now = ports.clock()
     normalized = normalize_export(
         resources,
         members=theirs,
+        shared=_holder(onboarding, partner, None),
         new_id=ports.new_id,
         received_at=now,
         us=ports.us,
@@ -395,16 +423,31 @@ def _await_export(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Ste
         for m in matched
         if m.position in permitted and not normalized.per_member.get(m.position)
     }
+    changed = None
+    if onboarding.since is not None:
+        positions = {patient: member.position for patient, member in theirs.items()}
+        changed = changed_per_member(resources, positions, onboarding.since)
     with ports.transactions.begin() as unit:
         if not ports.onboardings.move_chunk(unit, chunk, Stage.DONE, at=now):
             return Step(done=False)
         ports.onboardings.record_results(unit, chunk.onboarding_id, withdrawn | left_out)
-        ports.onboardings.record_imported(unit, chunk.onboarding_id, normalized.per_member)
+        ports.onboardings.record_imported(
+            unit, chunk.onboarding_id, normalized.per_member, changed=changed
+        )
+        if normalized.per_member:  # data came: what it reflects is the next run's since
+            ports.onboardings.record_received(unit, chunk.onboarding_id, export_time(manifest, now))
         unit.record(*events)
         ports.writer.write(  # last: on the unit's DB-API path, after the Core statements
             unit, normalized.resources, source=f"onboarding:{chunk.onboarding_id}", at=now
         )
     return Step(done=False)
+
+
+def _holder(onboarding: Onboarding, partner: Partner, member_id: str | None) -> Holder:
+    """Whom the run's data is held for: the client's member, as an exchange of the member
+    holds it (the same ids), or, for a shared resource (``member_id`` None), the client
+    whichever member reaches it."""
+    return Holder(onboarding.client_id, member_id or "", partner.npi)
 
 
 def _manifest(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> dict[str, Any] | Step:
@@ -453,58 +496,6 @@ def _ndjson(content: bytes) -> list[dict[str, Any]]:
     if not all(isinstance(line, dict) for line in lines):
         raise PartnerRejected("a line of a file the partner listed is not a resource")
     return lines
-
-
-def result_counts(members: Sequence[OnboardingMember]) -> dict[str, int]:
-    """Members by result (match, nomatch, consentconstraint, withdrawn, notexported);
-    those still waiting are not counted."""
-    counts = {bucket.value: 0 for bucket in MatchResult} | {WITHDRAWN: 0, NOT_EXPORTED: 0}
-    for member in members:
-        if member.result is not None:
-            counts[member.result] += 1
-    return counts
-
-
-# Each member's end, as a reason code and a text a person can act on (no member data).
-_REASONS = {
-    MatchResult.NOT_MATCHED.value: (
-        "no-match",
-        "the old payer found no single member for the demographics and coverage sent; "
-        "check them and submit the member again",
-    ),
-    MatchResult.CONSENT_CONSTRAINED.value: (
-        "consent-constraint",
-        "the old payer matched the member but its consent policy does not let it share "
-        "the member's data",
-    ),
-    WITHDRAWN: (
-        "withdrawn",
-        "the member's opt-in was revoked or lapsed before the data was asked for or kept",
-    ),
-    NOT_EXPORTED: (
-        "not-exported",
-        "matched, but the old payer's export left the member out (its error file says why)",
-    ),
-}
-
-
-# The codes of the ends that are not a success, each with its runbook
-# (``docs/runbooks/<code>.md``); a member matched and received ends ``matched`` or ``completed``.
-REASON_CODES = frozenset(code for code, _ in _REASONS.values())
-
-
-def member_reason(member: OnboardingMember) -> dict[str, str] | None:
-    """Why the member ended as it did (None while it waits): its reason code and text,
-    as an exchange's end carries them."""
-    if member.result is None:
-        return None
-    if member.result == MatchResult.MATCHED.value:
-        if member.imported:
-            text = f"matched; {member.imported} resource(s) received and kept"
-            return {"code": "completed", "text": text}
-        return {"code": "matched", "text": "matched; the member's data has not arrived yet"}
-    code, text = _REASONS.get(member.result, (member.result, member.result))
-    return {"code": code, "text": text}
 
 
 def fail_onboarding(ports: OnboardingPorts, onboarding_id: OnboardingId, error: str) -> None:

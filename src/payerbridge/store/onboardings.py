@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Row, and_, insert, select, update
+from sqlalchemy import Engine, Row, and_, insert, or_, select, update
 
 from payerbridge.onboarding.model import (
     Chunk,
@@ -51,6 +51,7 @@ class SqlOnboardingStore:
                 chunks=onboarding.chunks,
                 created_at=onboarding.created_at,
                 updated_at=onboarding.updated_at,
+                since=onboarding.since,
             )
         )
         connection.execute(
@@ -102,7 +103,24 @@ class SqlOnboardingStore:
             created_at=row.created_at,
             updated_at=row.updated_at,
             error=row.error,
+            since=row.since,
+            received_at=row.received_at,
         )
+
+    def last_received_at(self, client_id: ClientId, partner_id: PartnerId) -> datetime | None:
+        table = onboardings
+        with self._reader.connect() as connection:
+            return connection.execute(
+                select(table.c.received_at)
+                .where(
+                    table.c.client_id == client_id,
+                    table.c.partner_id == partner_id,
+                    table.c.status == OnboardingStatus.COMPLETED.value,
+                    table.c.received_at.is_not(None),
+                )
+                .order_by(table.c.updated_at.desc(), table.c.received_at.desc())
+                .limit(1)
+            ).scalar()
 
     def members(
         self, onboarding_id: OnboardingId, *, first: int = 0, size: int | None = None
@@ -124,6 +142,7 @@ class SqlOnboardingStore:
                 row.result,
                 row.old_patient,
                 row.imported,
+                row.changed,
             )
             for row in rows
         ]
@@ -189,11 +208,31 @@ class SqlOnboardingStore:
             )
 
     def record_imported(
-        self, unit: UnitOfWork, onboarding_id: OnboardingId, counts: Mapping[int, int]
+        self,
+        unit: UnitOfWork,
+        onboarding_id: OnboardingId,
+        counts: Mapping[int, int],
+        *,
+        changed: Mapping[int, int] | None = None,
     ) -> None:
         connection = sql_unit(unit).connection
+        changed = changed or {}
         for position, count in counts.items():
-            connection.execute(_member(onboarding_id, position).values(imported=count))
+            values = {"imported": count}
+            if position in changed:
+                values["changed"] = changed[position]
+            connection.execute(_member(onboarding_id, position).values(**values))
+
+    def record_received(self, unit: UnitOfWork, onboarding_id: OnboardingId, at: datetime) -> None:
+        table = onboardings
+        sql_unit(unit).connection.execute(
+            update(table)
+            .where(
+                table.c.id == onboarding_id,
+                or_(table.c.received_at.is_(None), table.c.received_at > at),
+            )
+            .values(received_at=at)
+        )
 
     def finish(
         self,

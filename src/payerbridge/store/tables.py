@@ -739,6 +739,10 @@ onboardings = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("error", String(500), nullable=True),
+    # An incremental run: what it asked since (``_since``), and what its data reflects
+    # (its exports' earliest transactionTime): the since of the next (revision 0045).
+    Column("since", UtcDateTime(), nullable=True),
+    Column("received_at", UtcDateTime(), nullable=True),
 )
 
 # Its members: the MemberBundle sent (dropped when the run ends) and what became of each.
@@ -753,6 +757,7 @@ onboarding_members = Table(
     Column("result", String(24), nullable=True),
     Column("old_patient", String(64), nullable=True),
     Column("imported", Integer, nullable=True),
+    Column("changed", Integer, nullable=True),  # of an incremental run: resources changed
 )
 
 # Its chunks: each one $bulk-member-match and one export at the old payer; the row is

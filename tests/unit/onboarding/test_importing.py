@@ -1,12 +1,13 @@
-"""An old payer's export made ours: new ids, references rewritten, strangers dropped, the
-old payer's Provenance kept and our receipt per member."""
+"""An old payer's export made ours: our ids for its source identity, references rewritten,
+strangers dropped, the old payer's Provenance kept and our receipt per member."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from itertools import count
 
-from payerbridge.onboarding.importing import normalize_export
+from payerbridge.exchange.reconcile import Holder
+from payerbridge.onboarding.importing import ExportMember, NormalizedExport, normalize_export
 from payerbridge.routing.model import Organization
 from tests.builders import a_coverage, a_patient
 
@@ -41,17 +42,26 @@ def export() -> list[dict[str, object]]:
     ]
 
 
-def test_the_export_is_stored_under_our_ids_with_a_receipt_per_member() -> None:
+MEMBER = Holder("plan-client", "N-1", OLD.npi)
+SHARED = Holder("plan-client", "", OLD.npi)
+
+
+def made_ours(run_id: str = "run-1") -> NormalizedExport:
     ids = count()
-    normalized = normalize_export(
+    return normalize_export(
         export(),
-        members={"p1": 3},
-        new_id=lambda: f"n{next(ids)}",
+        members={"p1": ExportMember(3, MEMBER)},
+        shared=SHARED,
+        new_id=lambda: f"{run_id}-n{next(ids)}",
         received_at=datetime(2027, 1, 2, tzinfo=UTC),
         us=US,
         old_payer=OLD,
-        run_id="run-1",
+        run_id=run_id,
     )
+
+
+def test_the_export_is_stored_under_our_ids_with_a_receipt_per_member() -> None:
+    normalized = made_ours()
     stored = {f"{r['resourceType']}/{r['id']}": (r, owner) for r, owner in normalized.resources}
     by_source = {r["meta"].get("source"): r for r, _ in stored.values()}
     patient = by_source["https://old.example/fhir/Patient/p1"]
@@ -74,3 +84,15 @@ def test_the_export_is_stored_under_our_ids_with_a_receipt_per_member() -> None:
     assert normalized.per_member == {3: 5}
     assert len(normalized.resources) == 6  # and the doctor
     assert stored[f"Provenance/{kept['id']}"][1] == patient["id"]  # with what it is about
+
+
+def test_a_later_run_updates_what_an_earlier_one_stored_rather_than_adding_a_copy() -> None:
+    first, second = made_ours("run-1"), made_ours("run-2")
+    refs = [{f"{r['resourceType']}/{r['id']}" for r, _ in run.resources} for run in (first, second)]
+    # Everything but our receipt (one per member and run) keeps its id.
+    assert len(refs[0] - refs[1]) == 1 and len(refs[0] & refs[1]) == 5
+    # The member's resources under the ids an exchange of the member gives them.
+    by_source = {r["meta"].get("source"): r for r, _ in first.resources}
+    assert by_source["https://old.example/fhir/Patient/p1"]["id"] == MEMBER.our_id("Patient/p1")
+    doctor = by_source["https://old.example/fhir/Practitioner/doc"]
+    assert doctor["id"] == SHARED.our_id("Practitioner/doc")
