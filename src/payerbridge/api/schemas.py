@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -23,6 +23,7 @@ from payerbridge.timestamps import instant_of
 from payerbridge.types import PartnerId
 
 __all__ = [
+    "PullScheduleCreate",
     "ConsentCapture",
     "ConsentIn",
     "ExchangeCreate",
@@ -186,6 +187,13 @@ def onboarding_requests(partner: str, members: Sequence[Any]) -> list[ExchangeRe
                       f"members[{line - 1}].old_payer")
             )  # fmt: skip
             continue
+        if "since" in member:
+            issues.append(
+                Issue(f"line {line}: since is the onboarding's, not a member's (since of "
+                      "POST /onboardings, --since of payerbridge onboard)",
+                      f"members[{line - 1}].since", "not-supported")
+            )  # fmt: skip
+            continue
         if "consent" not in member or "consent_id" in member:
             issues.append(
                 Issue(f"line {line}: consent (the member's opt-in itself) is required to "
@@ -216,3 +224,31 @@ class OnboardingCreate(_Strict):
         max_length=100_000,
         description="Each member as POST /exchanges takes it, without old_payer, with consent.",
     )
+    since: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Ask the old payer's exports only for what changed after this FHIR "
+        "instant (_since), or 'last': after what the last completed onboarding with the "
+        "partner received (its received_at).",
+    )
+
+
+class PullScheduleCreate(_Strict):
+    """Exactly one of ``request`` (the member's first request, as for POST /exchanges) or
+    ``exchange`` (a successful exchange to pull again from)."""
+
+    request: ExchangeCreate | None = None
+    exchange: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    coverage_end: date | None = Field(
+        default=None,
+        description="The day the member's coverage at the old payer ends or ended; "
+        "unset: it goes on (concurrent coverage, pulled quarterly).",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PullScheduleCreate:
+        if (self.request is None) == (self.exchange is None):
+            raise ValueError("give exactly one of 'request' (a first request) or 'exchange'")
+        if self.request is not None and self.request.since is not None:
+            raise ValueError("a first request reads the whole record: drop 'since'")
+        return self

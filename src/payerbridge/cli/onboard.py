@@ -1,11 +1,14 @@
 """``payerbridge onboard``: plan-year onboarding of a file of new members at one old payer,
-run durably in this process (a DBOS worker), with progress bars and a report."""
+run durably in this process (a DBOS worker), with progress bars and a report; with
+``--since``, an incremental one (only what changed after an instant, or after the last
+completed onboarding with the partner: ``--since last``)."""
 
 from __future__ import annotations
 
 import hashlib
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +22,9 @@ from payerbridge.cli.options import DataDir
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
 
 if TYPE_CHECKING:
+    from payerbridge.bootstrap import Platform
+    from payerbridge.exchange.model import ExchangeRequest
+    from payerbridge.onboarding.increments import SinceAsked
     from payerbridge.onboarding.model import Onboarding
     from payerbridge.onboarding.ports import OnboardingStore
 
@@ -40,43 +46,47 @@ def onboard(
         ),
     ],
     data_dir: DataDir = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Ask only for what changed after this FHIR instant (2027-01-01T00:00:00Z), "
+            "sent as _since on $davinci-data-export; 'last': after what the last completed "
+            "onboarding with the partner received (its received_at).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (as GET /onboardings/{id}).")
+    ] = False,
 ) -> None:
     """Match the members at the old payer with $bulk-member-match, export the matched
     members' histories with $davinci-data-export and import them with Provenance.
 
-    The run is durable: stopped or killed, the same command with the same file carries on
-    where it was. Each member's result and count are in the report (and at
-    GET /onboardings/{id})."""
+    The run is durable: stopped or killed, the same command with the same file (and
+    --since) carries on where it was. Each member's result and count are in the report
+    (and at GET /onboardings/{id})."""
     from payerbridge.api.routers.onboardings import onboarding_report
     from payerbridge.api.schemas import onboarding_requests
-    from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
-    from payerbridge.onboarding.service import accept_onboarding, onboarding_id_for
-    from payerbridge.types import OPERATOR, PartnerId
+    from payerbridge.bootstrap import build_platform, shutdown_workflows
+    from payerbridge.onboarding.increments import parse_since
+    from payerbridge.onboarding.service import onboarding_id_for
+    from payerbridge.types import OPERATOR
     from payerbridge.workflows.onboarding import enqueue_onboarding
 
     content = members.read_bytes()
     try:
         requests = onboarding_requests(partner, _lines(content))
+        asked = parse_since(since, name="--since")
     except PayerBridgeError as exc:
         raise fail(exc) from exc
-    digest = hashlib.sha256(partner.encode() + b"\n" + content).hexdigest()
-    run_id = onboarding_id_for(OPERATOR, digest)
     # Its own worker id: run again after a crash, this process recovers the run's workflow.
-    platform = build_platform(settings_for(data_dir, worker_id=f"onboard-{run_id[:16]}"))
+    worker = onboarding_id_for(OPERATOR, _digest(partner, content, since))
+    platform = build_platform(settings_for(data_dir, worker_id=f"onboard-{worker[:16]}"))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        launch_workflows(platform, work=True)
         try:
-            onboarding = accept_onboarding(
-                platform.onboarding,
-                run_id,
-                PartnerId(partner),
-                requests,
-                client_id=OPERATOR,
-                request_id=None,
-            )
+            onboarding = _accepted(platform, partner, content, requests, asked)
         except PayerBridgeError as exc:
             raise fail(exc) from exc
         enqueue_onboarding(onboarding.id, onboarding.partner_id)
@@ -89,9 +99,49 @@ def onboard(
     if stop.is_set() and report["status"] == "running":
         err.print(f"stopped; run the same command again to carry on ({report['id']})")
         raise typer.Exit(130)
-    _print(report)
+    if as_json:
+        typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print(report)
     if report["status"] != "completed":
         raise typer.Exit(1)
+
+
+def _accepted(
+    platform: Platform,
+    partner: str,
+    content: bytes,
+    requests: Sequence[ExchangeRequest],
+    asked: SinceAsked,
+) -> Onboarding:
+    """The run of this file (and since), accepted, or as it stands if it was; the
+    platform's workflows launched. ``last`` is read before they are: a run they recover
+    must not move it meanwhile, so that the same command names the same run."""
+    from payerbridge.bootstrap import launch_workflows
+    from payerbridge.onboarding.increments import since_asked
+    from payerbridge.onboarding.service import accept_onboarding, onboarding_id_for
+    from payerbridge.types import OPERATOR, PartnerId
+
+    since = since_asked(platform.onboarding.onboardings, OPERATOR, PartnerId(partner), asked)
+    asked_text = since.isoformat() if since else None
+    run_id = onboarding_id_for(OPERATOR, _digest(partner, content, asked_text))
+    launch_workflows(platform, work=True)
+    return accept_onboarding(
+        platform.onboarding,
+        run_id,
+        PartnerId(partner),
+        requests,
+        client_id=OPERATOR,
+        request_id=None,
+        since=since,
+    )
+
+
+def _digest(partner: str, content: bytes, since: str | None) -> str:
+    """What names a run: the partner, the file and what it asks since (none: as before
+    there was --since, so a run started then is carried on)."""
+    asked = b"" if since is None else b"\nsince " + since.encode()
+    return hashlib.sha256(partner.encode() + b"\n" + content + asked).hexdigest()
 
 
 def _watch(store: OnboardingStore, onboarding: Onboarding, stop: threading.Event) -> None:
@@ -144,6 +194,10 @@ def _print(report: dict[str, Any]) -> None:
         table.add_row(name, str(count))
     table.add_row("imported", str(report["imported_members"]))
     table.add_row("resources imported", str(report["imported_resources"]))
+    if report["since"]:
+        table.add_row(f"nothing new since {report['since']}", str(report["nothing_new"]))
     out.print(table)
+    if report["received_at"]:
+        err.print(f"received_at {report['received_at']} (the since of the next: --since last)")
     if report["error"]:
         err.print(f"[red]error:[/red] {report['error']}")

@@ -13,6 +13,7 @@ from payerbridge.api.schemas import OnboardingCreate, onboarding_requests
 from payerbridge.bootstrap import Platform
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.logging import current_request_id
+from payerbridge.onboarding.increments import parse_since
 from payerbridge.onboarding.model import Onboarding
 from payerbridge.onboarding.service import (
     accept_onboarding,
@@ -21,6 +22,7 @@ from payerbridge.onboarding.service import (
     onboarding_of,
     result_counts,
 )
+from payerbridge.timestamps import utc_iso
 from payerbridge.types import OnboardingId, PartnerId
 from payerbridge.workflows.onboarding import enqueue_onboarding
 
@@ -44,6 +46,7 @@ def create_onboarding(
         text = "POST /onboardings needs an Idempotency-Key header (resend it when retrying)"
         raise InvalidInput(text, issues=[Issue(text, "Idempotency-Key", "required")])
     requests = onboarding_requests(body.partner, body.members)
+    since = parse_since(body.since)
     onboarding = accept_onboarding(
         platform.onboarding,
         onboarding_id_for(caller.client_id, checked_key(idempotency_key)),
@@ -51,6 +54,7 @@ def create_onboarding(
         requests,
         client_id=caller.client_id,
         request_id=current_request_id(),
+        since=since,
     )
     enqueue_onboarding(onboarding.id, onboarding.partner_id)  # again: a no-op when running
     response.headers["Location"] = str(
@@ -77,8 +81,9 @@ def onboarding_members(
     offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
 ) -> dict[str, Any]:
     """Each member's result (match, nomatch, consentconstraint, withdrawn, notexported;
-    null while waiting) with its reason (code and text), and the resources imported for
-    it, in the order submitted."""
+    null while waiting) with its reason (code and text), the resources imported for it
+    and, of an incremental run, how many of them changed (``nothing-new`` when none), in
+    the order submitted."""
     onboarding = onboarding_of(platform.onboarding, OnboardingId(onboarding_id), caller.owner)
     members = platform.onboarding.onboardings.members(onboarding.id, first=offset, size=count)
     return {
@@ -88,8 +93,9 @@ def onboarding_members(
             {
                 "member_id": m.member_id,
                 "result": m.result,
-                "reason": member_reason(m),
+                "reason": member_reason(m, onboarding.since),
                 "imported": m.imported or 0,
+                "changed": m.changed,
             }
             for m in members
         ],
@@ -114,6 +120,12 @@ def onboarding_report(platform: Platform, onboarding: Onboarding) -> dict[str, A
             "total": onboarding.chunks,
             "done": sum(1 for c in chunks if c.stage.value == "done"),
         },
+        "since": utc_iso(onboarding.since) if onboarding.since else None,
+        # What its data reflects: the since of a run that carries on from this one.
+        "received_at": utc_iso(onboarding.received_at) if onboarding.received_at else None,
+        "nothing_new": (
+            sum(1 for m in members if m.imported and m.changed == 0) if onboarding.since else None
+        ),
         "created_at": onboarding.created_at.isoformat(),
         "updated_at": onboarding.updated_at.isoformat(),
     }

@@ -1,0 +1,217 @@
+"""Incremental onboardings against a scripted old payer that honours ``_since``: a first
+run reads everything and reflects its export's transactionTime; a second, asked
+``since`` ``last``, sends ``_since`` that time, keeps the one member's new Condition
+under the ids the first run gave its record (nothing twice, nothing removed), and says
+the other member's answer held nothing new (issue 54, ADR 0040)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from payerbridge.api.schemas import onboarding_requests
+from payerbridge.bootstrap import Platform, build_platform
+from payerbridge.config import load_settings
+from payerbridge.disclosure.everything import parse_instant
+from payerbridge.errors import InvalidInput
+from payerbridge.fhir.bulk_member_match import (
+    MatchResult,
+    MemberResult,
+    parse_bulk_member_match_request,
+    result_groups,
+)
+from payerbridge.onboarding.model import Onboarding
+from payerbridge.onboarding.ports import BulkStatus, OnboardingPorts
+from payerbridge.onboarding.service import accept_onboarding, member_reason, proceed
+from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.model import Organization, Partner
+from payerbridge.store.tables import fhir_resources
+from payerbridge.types import ClientId, OnboardingId, PartnerId
+from tests.builders import a_patient
+from tests.integration.test_onboarding_left_out import member
+
+OLD = Partner(PartnerId("old"), "Old Plan", "1245319599", "http://old.example/fhir")
+NEW_NPI = "1234567893"
+FIRST_EXPORT = "2027-03-01T00:00:00Z"
+SECOND_EXPORT = "2027-04-01T00:00:00Z"
+
+
+def _at(resource: dict[str, Any], stamp: str) -> dict[str, Any]:
+    return {**resource, "meta": {"lastUpdated": stamp}}
+
+
+def _condition(patient: str, name: str, stamp: str) -> dict[str, Any]:
+    return _at(
+        {
+            "resourceType": "Condition",
+            "id": f"{patient}-{name}",
+            "subject": {"reference": f"Patient/{patient}"},
+            "code": {"text": name},
+        },
+        stamp,
+    )
+
+
+class OldPayer:
+    """Matches every member (its Patient ``old-<n>``) and exports, of what it holds, what
+    was last updated after the export's ``_since`` (the Patient always, as PDex says)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = [
+            _at(a_patient("old-0", given="Ana", family="Garcia"), "2026-01-01T00:00:00Z"),
+            _at(a_patient("old-1", given="Bea", family="Garcia"), "2026-01-01T00:00:00Z"),
+            _condition("old-0", "asthma", "2026-02-01T00:00:00Z"),
+            _condition("old-1", "gout", "2026-02-01T00:00:00Z"),
+        ]
+        self.export_bodies: list[dict[str, Any]] = []
+        self.transaction_time = FIRST_EXPORT
+
+    def kick_off(
+        self, partner: Partner, path: str, body: dict[str, Any], *, idempotency_key: str
+    ) -> str:
+        if path == "Group/$bulk-member-match":
+            self._members = parse_bulk_member_match_request(body)
+            return f"{OLD.base_url}/bulk-status/match"
+        self.export_bodies.append(body)
+        return f"{OLD.base_url}/bulk-status/export-{len(self.export_bodies)}"
+
+    def poll(self, partner: Partner, status_url: str, *, idempotency_key: str) -> BulkStatus:
+        kind = status_url.rsplit("/", 1)[1]
+        kind, name = ("Group", "Group") if kind == "match" else ("Patient", kind)
+        return BulkStatus(
+            manifest={
+                "transactionTime": self.transaction_time,
+                "output": [{"type": kind, "url": f"{OLD.base_url}/files/{name}"}],
+            }
+        )
+
+    def download(self, partner: Partner, url: str, *, idempotency_key: str) -> bytes:
+        name = url.rsplit("/", 1)[1]
+        if name == "Group":
+            results = [
+                MemberResult(member, MatchResult.MATCHED, f"old-{n}")
+                for n, member in enumerate(self._members)
+            ]
+            groups = result_groups(
+                results,
+                group_ids={bucket: f"g-{bucket.value}" for bucket in MatchResult},
+                requester=Organization("New Plan", NEW_NPI),
+                us=OLD.organization,
+                matched_at=datetime(2027, 1, 1, tzinfo=UTC),
+            )
+            return _ndjson(groups)
+        asked = {p["name"]: p for p in self.export_bodies[-1]["parameter"]}
+        since = parse_instant(asked["_since"]["valueInstant"]) if "_since" in asked else None
+        return _ndjson(
+            [
+                r
+                for r in self.records
+                if since is None
+                or r["resourceType"] == "Patient"
+                or parse_instant(r["meta"]["lastUpdated"]) > since  # type: ignore[operator]
+            ]
+        )
+
+    def refresh_credentials(self, partner: Partner) -> None:
+        pass
+
+
+def _ndjson(resources: list[dict[str, Any]]) -> bytes:
+    return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in resources)
+
+
+@pytest.fixture
+def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iterator[Platform]:
+    env = database_env()
+    settings = load_settings(
+        data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"), org_npi=NEW_NPI
+    )
+    platform = build_platform(settings)
+    store_partner(OLD, registry=platform.partners, transactions=platform.transactions, actor="test")
+    yield platform
+    platform.close()
+
+
+MEMBERS = [member("Ana", "Garcia", "M1", "N-ANA"), member("Bea", "Garcia", "M2", "N-BEA")]
+
+
+def _run(ports: OnboardingPorts, run_id: str, since: Any = None) -> Onboarding:
+    run = accept_onboarding(
+        ports,
+        OnboardingId(run_id),
+        PartnerId("old"),
+        onboarding_requests("old", MEMBERS),
+        client_id=ClientId("ops"),
+        request_id=None,
+        since=since,
+    )
+    for _ in range(20):
+        if proceed(ports, run.id).done:
+            break
+    else:
+        pytest.fail("the onboarding did not finish")
+    ended = ports.onboardings.get(run.id)
+    assert ended is not None and ended.status.value == "completed", ended
+    return ended
+
+
+def _stored(platform: Platform) -> dict[str, dict[str, Any]]:
+    """What the new payer holds from onboardings, by where the old payer kept it."""
+    with platform.engine.connect() as connection:
+        rows = connection.execute(
+            select(fhir_resources.c.ref, fhir_resources.c.body).where(
+                fhir_resources.c.source.like("onboarding:%")
+            )
+        ).all()
+    bodies = [orjson.loads(row.body) for row in rows if "source" in orjson.loads(row.body)["meta"]]
+    by_source = {r["meta"]["source"].rsplit("/fhir/", 1)[1]: r for r in bodies}
+    assert len(by_source) == len(bodies), "a resource of the old payer's is held twice"
+    return by_source
+
+
+def test_a_run_since_the_last_brings_only_what_changed_and_says_when_nothing_did(
+    platform: Platform,
+) -> None:
+    old = OldPayer()
+    ports = dataclasses.replace(platform.onboarding, bulk=old)
+    with pytest.raises(InvalidInput, match="no completed onboarding with 'old' received data"):
+        _run(ports, "too-early", since="last")
+
+    first = _run(ports, "run-1")
+    assert first.since is None and first.received_at == parse_instant(FIRST_EXPORT)
+    assert [p["name"] for p in old.export_bodies[-1]["parameter"]] == ["exportType"]
+    held = _stored(platform)
+    assert set(held) == {"Patient/old-0", "Patient/old-1", "Condition/old-0-asthma",
+                         "Condition/old-1-gout"}  # fmt: skip
+
+    # The old payer records a Condition for Bea; Ana's record does not change.
+    old.records.append(_condition("old-1", "migraine", "2027-03-15T00:00:00Z"))
+    old.transaction_time = SECOND_EXPORT
+    second = _run(ports, "run-2", since="last")
+    assert second.since == parse_instant(FIRST_EXPORT)
+    assert second.received_at == parse_instant(SECOND_EXPORT)
+    assert {"name": "_since", "valueInstant": FIRST_EXPORT} in old.export_bodies[-1]["parameter"]
+    members = ports.onboardings.members(second.id)
+    assert [(m.member_id, m.imported, m.changed) for m in members] == [
+        ("N-ANA", 2, 0),  # her Patient, unchanged, and our receipt
+        ("N-BEA", 3, 1),  # her Patient, the migraine, and our receipt
+    ]
+    assert [member_reason(m, second.since)["code"] for m in members] == [  # type: ignore[index]
+        "nothing-new",
+        "completed",
+    ]
+    now_held = _stored(platform)
+    # The migraine added under Bea's record; nothing removed, nothing kept twice.
+    assert set(now_held) == set(held) | {"Condition/old-1-migraine"}
+    assert {k: r["id"] for k, r in now_held.items() if k in held} == {
+        k: r["id"] for k, r in held.items()
+    }
+    bea = held["Patient/old-1"]["id"]
+    assert now_held["Condition/old-1-migraine"]["subject"]["reference"] == f"Patient/{bea}"
