@@ -29,6 +29,7 @@ from payerbridge.api.routers import (
     metrics,
     onboardings,
     partners,
+    pulls,
     quarantine,
     runbooks,
     sources,
@@ -94,6 +95,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     app.include_router(fhir.router)
     app.include_router(exchanges.router)
     app.include_router(onboardings.router)
+    app.include_router(pulls.router)
     app.include_router(partners.router)
     app.include_router(consents.router)
     app.include_router(clients.router)

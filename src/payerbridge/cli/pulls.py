@@ -1,5 +1,5 @@
-"""``payerbridge pulls …``: standing quarterly and run-off pulls of a member's data at
-an old payer, each an exchange asked ``since`` the last successful one (ADR 0040)."""
+"""``payerbridge pulls …``: standing pulls of a member's data at an old payer, each an
+exchange asked ``since`` the last successful one (ADR 0040)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from payerbridge.cli.options import DataDir
 
 __all__ = ["pulls_app"]
 
-pulls_app = typer.Typer(no_args_is_help=True, help="Standing quarterly and run-off pulls.")
+pulls_app = typer.Typer(no_args_is_help=True, help="Standing pulls: first, quarterly and run-off.")
 
 
 def _json(value: object) -> None:
@@ -25,33 +25,33 @@ def _json(value: object) -> None:
 @pulls_app.command("schedule")
 def pulls_schedule(
     exchange: Annotated[str, typer.Option(help="The member's last successful exchange.")],
-    kind: Annotated[str, typer.Option(help="quarterly (coverage concurrent) or run-off.")],
     coverage_end: Annotated[
-        str | None, typer.Option(help="run-off: the day coverage ended (YYYY-MM-DD).")
+        str | None,
+        typer.Option(
+            help="The day the member's coverage at the old payer ends or ended "
+            "(YYYY-MM-DD); unset: it goes on, and the pulls are quarterly."
+        ),
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Pull the member an exchange moved again, from it on: refused without a current
-    opt-in (with the consent's reason)."""
+    """Pull the member an exchange moved again, from it on: quarterly while coverage at
+    the old payer goes on, run-off after it ends, until the opt-in's period ends. Refused
+    without a current opt-in (with the consent's reason). A member's first request is
+    scheduled by their client: POST /pull-schedules."""
     from payerbridge.cli.console import opened_platform
-    from payerbridge.exchange.pull_model import PullKind
     from payerbridge.exchange.pulls import pull_schedules_public, schedule_pull
     from payerbridge.types import ExchangeId
 
     try:
-        pull_kind = PullKind(kind)
         ended = date.fromisoformat(coverage_end) if coverage_end else None
     except ValueError as exc:
-        raise fail(
-            errors.InvalidInput(f"--kind quarterly|run-off, --coverage-end a date: {exc}")
-        ) from exc
+        raise fail(errors.InvalidInput(f"--coverage-end must be a date: {exc}")) from exc
     with opened_platform(data_dir) as platform:
         try:
             schedule = schedule_pull(
                 platform.exchange_ports,
                 platform.pulls,
                 ExchangeId(exchange),
-                pull_kind,
                 actor=cli_actor(),
                 coverage_end=datetime(ended.year, ended.month, ended.day, tzinfo=UTC)
                 if ended

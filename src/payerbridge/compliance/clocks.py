@@ -33,6 +33,7 @@ __all__ = [
     "Subject",
     "SubjectType",
     "new_clock",
+    "period_clock",
     "standing_now",
 ]
 
@@ -41,6 +42,7 @@ class SubjectType(StrEnum):
     EXCHANGE = "exchange"
     REVIEW = "review"
     REQUEST = "request"
+    PULL = "pull"  # a period a standing pull owes, until its pull's exchange takes it
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,33 @@ def new_clock(
     )
 
 
+def period_clock(
+    obligations: ObligationSet,
+    obligation_id: str,
+    subject: Subject,
+    *,
+    started: datetime,
+    due: datetime,
+    clock_id: str,
+    at: datetime,
+    partner_id: str | None,
+) -> ObligationClock:
+    """The row of one period of a repeat (``obligation_id``), as a standing pull owes it."""
+    return ObligationClock(
+        id=clock_id,
+        obligation=obligation_id,
+        obligation_version=obligations.version,
+        subject=subject,
+        partner_id=partner_id,
+        started_at=started,
+        due_at=due,
+        done_at=None,
+        standing=_assess(obligations, obligation_id, due, None, at).standing,
+        reason=None,
+        updated_at=at,
+    )
+
+
 def standing_now(obligations: ObligationSet, clock: ObligationClock, now: datetime) -> Assessment:
     """Where the row stands at ``now``: from its due and done times, not its stored
     standing (a row nobody touched since it started is at risk or missed by now)."""
@@ -134,9 +163,19 @@ class ClockLedger(Protocol):
         """Add the row; one the subject already has for the obligation is kept as it is."""
         ...
 
-    def start_after(self, unit: UnitOfWork, clock: ObligationClock, *, after: str) -> None:
-        """Add the row with the partner of the subject's ``after`` row (None without one);
+    def start_after(self, unit: UnitOfWork, clock: ObligationClock) -> None:
+        """Add the row with the partner of the subject's earlier rows (None without one);
         one the subject already has for the obligation is kept as it is."""
+        ...
+
+    def hand_over(self, unit: UnitOfWork, source: Subject, target: Subject) -> None:
+        """The rows of ``source`` not done yet become ``target``'s: a standing pull's
+        period taken by the exchange that pulls for it."""
+        ...
+
+    def settle_asked(self, unit: UnitOfWork, subject: Subject, *, done_at: datetime) -> None:
+        """The subject's rows of the obligations met by asking (``ASKING``), done at
+        ``done_at`` unless done before."""
         ...
 
     def settle(

@@ -32,10 +32,13 @@ from payerbridge.compliance.calendar import BusinessCalendar, FileFieldError, fi
 
 __all__ = [
     "ANSWER_WITHIN",
+    "ASKING",
     "CONDITIONS",
     "EVENTS",
     "REQUEST_AFTER_ENROLMENT",
+    "QUARTERLY",
     "REQUIRED",
+    "RUN_OFF",
     "Assessment",
     "Limit",
     "Obligation",
@@ -52,7 +55,11 @@ CONDITIONS = frozenset({"concurrent_coverage"})
 # The obligations the platform acts on, by id: a file without one of them is refused.
 REQUEST_AFTER_ENROLMENT = "request-after-enrolment"
 ANSWER_WITHIN = "answer-within-one-business-day"
-REQUIRED = frozenset({REQUEST_AFTER_ENROLMENT, ANSWER_WITHIN})
+QUARTERLY = "concurrent-coverage-quarterly"  # the standing pulls' cadence (ADR 0040)
+RUN_OFF = "run-off"
+REQUIRED = frozenset({REQUEST_AFTER_ENROLMENT, ANSWER_WITHIN, QUARTERLY, RUN_OFF})
+# The requester's obligations an exchange meets by asking: its first, or a pull's period.
+ASKING = (REQUEST_AFTER_ENROLMENT, QUARTERLY, RUN_OFF)
 
 
 class ObligationError(FileFieldError):
@@ -164,9 +171,16 @@ class Repeat(_Strict):
     while_: Annotated[str | None, Field(alias="while")] = None
     starts: str | None = Field(default=None, alias="from")
     until: str | None = None
+    at_risk_before: Limit | None = None  # the warning before each period's end
 
     @model_validator(mode="after")
     def _bounds(self) -> Repeat:
+        if self.every.business_days is not None:
+            raise ValueError("a repeat's 'every' is given in days, hours, months or years")
+        if self.at_risk_before is not None and (
+            self.at_risk_before.days is None and self.at_risk_before.hours is None
+        ):
+            raise ValueError("at_risk_before is given in days or hours")
         if (self.while_ is None) == (self.starts is None):
             raise ValueError("give one of 'while' (a condition) or 'from' (an event)")
         if self.while_ is not None and self.while_ not in CONDITIONS:
@@ -267,9 +281,10 @@ class ObligationSet:
     def standing(
         self, obligation_id: str, due: datetime, *, done_at: datetime | None, now: datetime
     ) -> Assessment:
-        """Where a deadline due at ``due`` stands at ``now``, done at ``done_at`` (None: not
-        yet): as kept in an obligation row, whose due time was fixed when it started."""
-        deadline = self._deadline(obligation_id)
+        """Where a deadline, or a repeat's period, due at ``due`` stands at ``now``, done
+        at ``done_at`` (None: not yet): as kept in an obligation row, whose due time was
+        fixed when it started."""
+        warning = self.warning(obligation_id)
         if done_at is not None:
             if done_at <= due:
                 return Assessment(obligation_id, Standing.MET, due, "done in time")
@@ -279,20 +294,36 @@ class ObligationSet:
             return Assessment(
                 obligation_id, Standing.MISSED, due, f"not done, {_span(now - due)} overdue"
             )
-        if now >= deadline.at_risk_before.before(due):
+        if warning is not None and now >= warning.before(due):
             return Assessment(
                 obligation_id, Standing.AT_RISK, due, f"not done, {_span(due - now)} left"
             )
         return Assessment(obligation_id, Standing.PENDING, due, "not done yet")
 
+    def warning(self, obligation_id: str) -> Limit | None:
+        """How long before its due time a row of ``obligation_id`` counts as at risk."""
+        obligation = self.by_id[obligation_id]
+        if obligation.deadline is not None:
+            return obligation.deadline.at_risk_before
+        return obligation.repeats.at_risk_before if obligation.repeats is not None else None
+
     def risk_windows(self) -> dict[str, timedelta]:
-        """How long before its due time each deadline counts as at risk, by id."""
+        """How long before its due time each deadline or period counts as at risk, by id."""
         windows = {}
-        for obligation_id, obligation in self.by_id.items():
-            if obligation.deadline is not None:
-                due = datetime(2000, 1, 1, tzinfo=UTC)
-                windows[obligation_id] = due - obligation.deadline.at_risk_before.before(due)
+        due = datetime(2000, 1, 1, tzinfo=UTC)
+        for obligation_id in self.by_id:
+            warning = self.warning(obligation_id)
+            if warning is not None:
+                windows[obligation_id] = due - warning.before(due)
         return windows
+
+    def period_end(self, obligation_id: str, started: datetime) -> datetime:
+        """When a period of the repeat ``obligation_id`` that started at ``started`` ends:
+        the next time must come by then."""
+        repeats = self.by_id[obligation_id].repeats
+        if repeats is None:
+            raise ValueError(f"obligation '{obligation_id}' is not a repeat")
+        return repeats.every.after(started, self.calendar)
 
     def answer(self, received: datetime, answered: datetime | None, now: datetime) -> Assessment:
         """The responder's clock (``ANSWER_WITHIN``) of a request received at ``received``
@@ -330,8 +361,9 @@ def load_obligations(text: str | bytes, calendar: BusinessCalendar) -> Obligatio
     if missing:
         raise ObligationError("obligations", f"no obligation {', '.join(missing)}")
     for required in REQUIRED:
-        if by_id[required].deadline is None:
-            raise ObligationError(f"obligations[{required}]", "must be a deadline")
+        shape = "deadline" if required in (REQUEST_AFTER_ENROLMENT, ANSWER_WITHIN) else "repeats"
+        if getattr(by_id[required], shape) is None:
+            raise ObligationError(f"obligations[{required}]", f"must be a {shape.rstrip('s')}")
     return ObligationSet(parsed.version, by_id, calendar)
 
 

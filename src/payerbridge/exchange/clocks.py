@@ -29,7 +29,7 @@ from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.types import ExchangeId
 
-__all__ = ["is_asked", "keep_clocks", "note_hold", "start_request_clock"]
+__all__ = ["is_asked", "keep_clocks", "note_hold", "start_request_clock", "take_over_clock"]
 
 S = ExchangeState
 # The old payer's answers that end the exchange: the question was asked and answered.
@@ -60,6 +60,16 @@ def start_request_clock(
         partner_id=request.old_payer,
     )
     ports.clocks.ledger.start(unit, clock)
+
+
+def take_over_clock(
+    unit: UnitOfWork, ports: ExchangePorts, exchange_id: ExchangeId, source: Subject
+) -> None:
+    """A standing pull's exchange takes the period its schedule owed (``source``: the
+    period, or the exchange of a pull tried before that brought no answer)."""
+    if ports.clocks is not None:
+        target = Subject(SubjectType.EXCHANGE, exchange_id)
+        ports.clocks.ledger.hand_over(unit, source, target)
 
 
 def _day_start(day: date | None, zone: ZoneInfo) -> datetime | None:
@@ -94,8 +104,8 @@ def keep_clocks(
         return
     ledger, subject = ports.clocks.ledger, Subject(SubjectType.EXCHANGE, exchange_id)
     for move in moves:
-        if is_asked(move):
-            ledger.settle(unit, REQUEST_AFTER_ENROLMENT, subject, done_at=at)
+        if is_asked(move):  # whichever the request met: its first, or a pull's period
+            ledger.settle_asked(unit, subject, done_at=at)
             _start_partner_clock(unit, ports, subject, move, at)
         elif move.target is S.RECEIVED:
             ledger.settle(unit, ANSWER_WITHIN, subject, done_at=at)
@@ -128,7 +138,7 @@ def _start_partner_clock(
         at=at,
         done_at=at if ends else None,
     )
-    ports.clocks.ledger.start_after(unit, clock, after=REQUEST_AFTER_ENROLMENT)
+    ports.clocks.ledger.start_after(unit, clock)
     if move.target is S.MANUAL_REVIEW:  # its answer waits for a person there
         ports.clocks.ledger.note(unit, subject, ExchangeReason.PARTNER_REVIEW, at=at)
 

@@ -1,6 +1,13 @@
-"""Standing pulls (pure): a member's data asked again of one old payer, quarterly while
-coverage is concurrent or run-off after it ended, each pull an exchange asked ``since``
-the last successful one's data was received (issue 54, ADR 0040)."""
+"""Standing pulls (pure): a member's data asked of one old payer: first once coverage
+has started and the member opted in, again at least quarterly while coverage is
+concurrent, and run-off after it ended until the opt-in's period ends; each pull after
+the first an exchange asked ``since`` the last successful one's data was received
+(issue 54, ADR 0040).
+
+The cadence is the obligations file's (ADR 0037): each pull a schedule owes has a
+period, the obligation it meets and when that period ends; a pull starts a week before
+its period's warning, so it is asked in time and never waits to be at risk.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +15,35 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from payerbridge.compliance.obligations import (
+    QUARTERLY,
+    REQUEST_AFTER_ENROLMENT,
+    RUN_OFF,
+    ObligationSet,
+)
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [
-    "QUARTER",
-    "RUN_OFF_EVERY",
+    "LEAD",
+    "RETRY_AFTER",
+    "Period",
     "PullKind",
     "PullSchedule",
     "PullStatus",
-    "first_due",
-    "next_due",
+    "first_period",
+    "next_period",
     "pull_key",
 ]
 
-# "At least quarterly": a quarter is at most 92 days, so every 91 is always in time.
-QUARTER = timedelta(days=91)
-# Run-off: asked again every month from coverage end until the opt-in's period ends.
-RUN_OFF_EVERY = timedelta(days=30)
+# A repeat's pull starts this long before its period's warning.
+LEAD = timedelta(days=7)
+# A pull that ended without the old payer's answer (an outage) is tried again this soon,
+# and a settled pull is looked at this soon after it started.
+RETRY_AFTER = timedelta(days=1)
 
 
 class PullKind(StrEnum):
+    FIRST = "first"  # the first request: coverage started and the member opted in
     QUARTERLY = "quarterly"  # while coverage is concurrent
     RUN_OFF = "run-off"  # from coverage end until the opt-in's period ends
 
@@ -48,30 +64,63 @@ class PullSchedule:
     client_id: ClientId
     consent_id: str
     member_key: str | None
-    source_exchange_id: ExchangeId
+    source_exchange_id: ExchangeId | None  # None: the first pull made it (``first``)
     last_exchange_id: ExchangeId | None
     last_received_at: datetime | None
     next_due_at: datetime | None
     coverage_end: datetime | None
     pulls: int
     stop_reason: str | None
+    awaiting_pull: bool  # its last pull started and waits to be looked at
     created_by: str
     created_at: datetime
     updated_at: datetime
 
 
-def first_due(kind: PullKind, received_at: datetime, coverage_end: datetime | None) -> datetime:
-    """The first pull after the exchange a schedule starts from: a quarter after its data
-    was received, or (run-off) when coverage ended, if that is later than it."""
-    if kind is PullKind.QUARTERLY:
-        return received_at + QUARTER
-    assert coverage_end is not None
-    return max(coverage_end, received_at)
+@dataclass(frozen=True)
+class Period:
+    """The next pull a schedule owes: its kind, the obligation it meets (None: none is
+    owed before the opt-in ends, so the schedule only waits for that), when the period
+    started and ends, and when to start the pull."""
+
+    kind: PullKind
+    obligation: str | None
+    started_at: datetime
+    due_at: datetime | None
+    start_at: datetime
 
 
-def next_due(kind: PullKind, started_at: datetime) -> datetime:
-    """The pull after one started at ``started_at``."""
-    return started_at + (QUARTER if kind is PullKind.QUARTERLY else RUN_OFF_EVERY)
+def first_period(
+    obligations: ObligationSet, coverage_start: datetime | None, opt_in: datetime
+) -> Period:
+    """The first request, owed a week (by the file) after the later of the new
+    coverage's start and the opt-in; started as soon as both have come."""
+    events = {"coverage_start": coverage_start or opt_in, "opt_in": opt_in}
+    started = max(events.values())
+    due = obligations.due(REQUEST_AFTER_ENROLMENT, events)
+    return Period(PullKind.FIRST, REQUEST_AFTER_ENROLMENT, started, due, started)
+
+
+def next_period(
+    obligations: ObligationSet,
+    after: datetime,
+    coverage_end: datetime | None,
+    consent_end: datetime | None,
+) -> Period:
+    """The period after a pull that started at ``after``: quarterly while coverage at
+    the old payer goes on past the quarter, else run-off from its end (or from ``after``,
+    once it has ended); none owed when the period would end after the opt-in does."""
+    quarter_end = obligations.period_end(QUARTERLY, after)
+    if coverage_end is None or quarter_end < coverage_end:
+        kind, obligation, started = PullKind.QUARTERLY, QUARTERLY, after
+    else:
+        kind, obligation, started = PullKind.RUN_OFF, RUN_OFF, max(coverage_end, after)
+    due = obligations.period_end(obligation, started)
+    if consent_end is not None and due > consent_end:
+        return Period(kind, None, started, None, max(started, consent_end))
+    warning = obligations.warning(obligation)
+    warned = warning.before(due) if warning is not None else due
+    return Period(kind, obligation, started, due, max(started, warned - LEAD))
 
 
 def pull_key(schedule_id: str, number: int) -> str:

@@ -1,6 +1,11 @@
-"""Standing pulls: schedule one from a member's successful exchange, list and cancel
-them, and start those due as exchanges asked ``since`` the last successful pull's data
-was received, the opt-in decided again at each run (issue 54, ADR 0040).
+"""Standing pulls: schedule one for a member's first request or from their successful
+exchange, cancel them, and start those due as exchanges asked ``since`` the last
+successful pull's data was received, the opt-in decided again at each run (issue 54,
+ADR 0040).
+
+Each pull a schedule owes is an obligation row (ADR 0037): the first request's week,
+then each quarter's or run-off period's, written as the period starts (subject ``pull``)
+and taken over by the exchange that pulls for it, which settles it when asked.
 
 A schedule keeps the request its pulls send (sealed, and cut when it stops), since the
 purge minimises an ended exchange's request (ADR 0038). A pull is submitted like any
@@ -13,41 +18,53 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any, Protocol
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.consent.model import DenyReason, Requester
+from payerbridge.compliance.clocks import Subject, SubjectType, period_clock
+from payerbridge.compliance.obligations import ObligationSet
+from payerbridge.consent.model import DenyReason, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request
 from payerbridge.errors import ConsentDenied, InvalidInput, Issue, NotFound
-from payerbridge.exchange.model import DATA_ENDS, STOPPED_STATES, ExchangeRecord
+from payerbridge.exchange.model import DATA_ENDS, STOPPED_STATES, ExchangeRecord, ExchangeState
 from payerbridge.exchange.moves import SYSTEM_ACTOR
 from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.pull_model import (
-    PullKind,
+    RETRY_AFTER,
+    Period,
     PullSchedule,
     PullStatus,
-    first_due,
-    next_due,
+    first_period,
+    next_period,
     pull_key,
 )
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.requests import request_from_document
-from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
+from payerbridge.exchange.submission import (
+    ExchangeSubmission,
+    capture_opt_in,
+    submit_exchange,
+)
 from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import ClientId, ExchangeId
+from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [
     "PullSchedules",
     "PullsRun",
     "cancel_pull",
     "pull_schedules_public",
+    "schedule_first_pull",
     "schedule_pull",
     "start_due_pulls",
 ]
 
 logger = logging.getLogger(__name__)
 HOP = "scheduled-pull"
+# The old payer's answers that leave nothing to pull from it: no member, several, or its
+# refusal on consent grounds.
+_NOTHING_TO_PULL = frozenset({ExchangeReason.NO_MATCH, ExchangeReason.MULTIPLE_MATCHES})
 
 
 class PullSchedules(Protocol):
@@ -55,7 +72,15 @@ class PullSchedules(Protocol):
 
     def get(self, schedule_id: str) -> PullSchedule: ...
 
-    def all(self, *, status: PullStatus | None = None) -> list[PullSchedule]: ...
+    def all(
+        self,
+        *,
+        status: PullStatus | None = None,
+        client_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[PullSchedule]:
+        """The schedules, the oldest first: ``client_id``'s only, at most ``limit``."""
+        ...
 
     def due(self, now: datetime) -> list[PullSchedule]: ...
 
@@ -104,15 +129,15 @@ def schedule_pull(
     ports: ExchangePorts,
     schedules: PullSchedules,
     exchange_id: ExchangeId,
-    kind: PullKind,
     *,
     actor: str,
     coverage_end: datetime | None = None,
 ) -> PullSchedule:
-    """A standing pull of the member an exchange moved, from that exchange on. Refused
-    (InvalidInput) unless the exchange stored its data and still holds its request, and
-    a run-off without ``coverage_end``; refused (ConsentDenied, with the consent's
-    reason) unless the member's opt-in permits asking the old payer now."""
+    """A standing pull of the member an exchange moved, from that exchange on: quarterly
+    while their coverage at the old payer goes on (``coverage_end`` None: no end known),
+    run-off from its end. Refused (InvalidInput) unless the exchange stored its data and
+    still holds its request; refused (ConsentDenied, with the consent's reason) unless
+    the member's opt-in permits asking the old payer now."""
     record = ports.exchanges.get(exchange_id)
     received_at = _received_at(record)
     problems = []
@@ -134,48 +159,184 @@ def schedule_pull(
                 "value",
             )
         )
-    if kind is PullKind.RUN_OFF and coverage_end is None:
-        problems.append(
-            Issue("a run-off pull needs the coverage's end", "coverage_end", "required")
-        )
     if problems:
         raise InvalidInput("the pull cannot be scheduled", issues=problems)
-    assert received_at is not None
-    partner = ports.partners.get(record.partner_id)
-    if partner is None:
-        raise NotFound(f"partner {record.partner_id} is no longer registered")
     now = ports.clock()
-    reason, text, event = _consent_reason(ports, record.consent_id or "", partner.npi, now)
+    consent_end = _opt_in_checked(ports, record.partner_id, record.consent_id or "", now)
+    period = next_period(_obligations(ports), record.created_at, coverage_end, consent_end)
+    request = {k: v for k, v in record.request.items() if k not in ("consent", "since")}
+    request["consent_id"] = record.consent_id
+    schedule = _new_schedule(
+        ports,
+        period,
+        record.partner_id,
+        record.client_id,
+        record.consent_id or "",
+        coverage_end,
+        actor=actor,
+        now=now,
+        source=record,
+        received_at=received_at,
+    )
+    return _add(ports, schedules, schedule, request, period)
+
+
+def schedule_first_pull(
+    ports: ExchangePorts,
+    schedules: PullSchedules,
+    submission: ExchangeSubmission,
+    *,
+    actor: str,
+    coverage_end: datetime | None = None,
+) -> PullSchedule:
+    """The member's first request, owed a week after the later of the new coverage's
+    start and their opt-in, started as soon as both have come; then their standing
+    pulls, as ``schedule_pull``. An opt-in given with the request is recorded now; one
+    whose period has not begun is what the schedule waits for, any other refusal
+    (revoked, expired, another member's) refuses the schedule with its reason."""
+    request, client_id = submission.request, submission.client_id
+    partner = ports.partners.get(request.old_payer)
+    if partner is None:
+        raise InvalidInput(
+            f"no partner is registered with id '{request.old_payer}'",
+            issues=[Issue("register the old payer first", "old_payer", "not-found")],
+        )
+    opt_in = (
+        capture_opt_in(ports, request.consent, request.member_id, partner, client_id)
+        if request.consent is not None
+        else _captured_opt_in(ports, request.consent_id or "", client_id, request.member_id)
+    )
+    zone = _obligations(ports).calendar.tz
+    covered = request.new_coverage.start
+    period = first_period(
+        _obligations(ports),
+        datetime.combine(covered, time(), zone) if covered else None,
+        opt_in.record.period_start,
+    )
+    now = ports.clock()
+    _opt_in_checked(ports, partner.id, opt_in.consent_id, max(now, period.start_at))
+    raw = {k: v for k, v in submission.raw.items() if k not in ("consent", "since")}
+    raw["consent_id"] = opt_in.consent_id
+    schedule = _new_schedule(
+        ports,
+        period,
+        partner.id,
+        client_id,
+        opt_in.consent_id,
+        coverage_end,
+        actor=actor,
+        now=now,
+    )
+    return _add(ports, schedules, schedule, raw, period)
+
+
+def _captured_opt_in(
+    ports: ExchangePorts, consent_id: str, client_id: ClientId, member_id: str
+) -> StoredConsent:
+    stored = ports.consents.get(consent_id)
+    if stored is None or stored.record.client_id != client_id:
+        problem = f"no member opt-in is recorded with id '{consent_id[:64]}'"
+    elif stored.record.member_id != member_id:
+        problem = "the opt-in was given by another member than the one on new_coverage"
+    else:
+        return stored
+    raise InvalidInput(problem, issues=[Issue(problem, "consent_id", "value")])
+
+
+def _obligations(ports: ExchangePorts) -> ObligationSet:
+    if ports.clocks is None:
+        raise RuntimeError("standing pulls keep obligation rows: wire ExchangePorts.clocks")
+    return ports.clocks.obligations
+
+
+def _opt_in_checked(
+    ports: ExchangePorts, partner_id: str, consent_id: str, at: datetime
+) -> datetime | None:
+    """The opt-in's period end, when it permits asking the old payer at ``at``; else
+    ConsentDenied with its reason (audited)."""
+    partner = ports.partners.get(PartnerId(partner_id))
+    if partner is None:
+        raise NotFound(f"partner {partner_id} is no longer registered")
+    reason, text, event = _consent_reason(ports, consent_id, partner.npi, at)
     if reason is not None:
         ports.audit.record(event)
         raise ConsentDenied(
             f"no current opt-in for this member at {partner.id}: {text}", reason=reason
         )
-    request = {k: v for k, v in record.request.items() if k not in ("consent", "since")}
-    request["consent_id"] = record.consent_id
-    schedule = PullSchedule(
+    stored = ports.consents.get(consent_id)
+    return stored.record.period_end if stored is not None else None
+
+
+def _new_schedule(
+    ports: ExchangePorts,
+    period: Period,
+    partner_id: PartnerId,
+    client_id: ClientId,
+    consent_id: str,
+    coverage_end: datetime | None,
+    *,
+    actor: str,
+    now: datetime,
+    source: ExchangeRecord | None = None,
+    received_at: datetime | None = None,
+) -> PullSchedule:
+    return PullSchedule(
         id=ports.new_id(),
-        kind=kind,
+        kind=period.kind,
         status=PullStatus.ACTIVE,
-        partner_id=record.partner_id,
-        client_id=record.client_id,
-        consent_id=record.consent_id or "",
-        member_key=record.member_key,
-        source_exchange_id=record.id,
-        last_exchange_id=record.id,
+        partner_id=partner_id,
+        client_id=client_id,
+        consent_id=consent_id,
+        member_key=source.member_key if source is not None else None,
+        source_exchange_id=source.id if source is not None else None,
+        last_exchange_id=source.id if source is not None else None,
         last_received_at=received_at,
-        next_due_at=first_due(kind, received_at, coverage_end),
+        next_due_at=period.start_at,
         coverage_end=coverage_end,
         pulls=0,
         stop_reason=None,
+        awaiting_pull=False,
         created_by=actor,
         created_at=now,
         updated_at=now,
     )
+
+
+def _add(
+    ports: ExchangePorts,
+    schedules: PullSchedules,
+    schedule: PullSchedule,
+    request: dict[str, Any],
+    period: Period,
+) -> PullSchedule:
     with ports.transactions.begin() as unit:
         schedules.add(unit, schedule, request)
-        unit.record(event, _event(schedule, "pull.scheduled", actor, now))
+        _owe(unit, ports, schedule, 1, period)
+        unit.record(_event(schedule, "pull.scheduled", schedule.created_by, schedule.created_at))
     return schedule
+
+
+def _owe(
+    unit: UnitOfWork, ports: ExchangePorts, schedule: PullSchedule, number: int, period: Period
+) -> None:
+    """The row of the period pull ``number`` meets, as the period starts."""
+    if ports.clocks is None or period.obligation is None or period.due_at is None:
+        return
+    clock = period_clock(
+        ports.clocks.obligations,
+        period.obligation,
+        _period_subject(schedule.id, number),
+        started=period.started_at,
+        due=period.due_at,
+        clock_id=unit.new_id(),
+        at=unit.now,
+        partner_id=schedule.partner_id,
+    )
+    ports.clocks.ledger.start(unit, clock)
+
+
+def _period_subject(schedule_id: str, number: int) -> Subject:
+    return Subject(SubjectType.PULL, f"{schedule_id}/{number}")
 
 
 def cancel_pull(
@@ -198,8 +359,12 @@ def start_due_pulls(ports: ExchangePorts, schedules: PullSchedules, now: datetim
     waiting = 0
     for schedule in schedules.due(now):
         outcome = _run_one(ports, schedules, schedule, now)
-        if outcome is None:
-            waiting += 1
+        if outcome is not None and outcome[0] == "advanced":
+            moved = schedules.get(schedule.id)
+            if moved.next_due_at is not None and moved.next_due_at <= now:  # looked at late
+                outcome = _run_one(ports, schedules, moved, now)
+        if outcome is None or outcome[0] == "advanced":
+            waiting += outcome is None
         elif outcome[0] == "started":
             started.append(ExchangeId(outcome[1]))
         else:
@@ -212,37 +377,43 @@ def start_due_pulls(ports: ExchangePorts, schedules: PullSchedules, now: datetim
 def _run_one(
     ports: ExchangePorts, schedules: PullSchedules, schedule: PullSchedule, now: datetime
 ) -> tuple[str, str] | None:
-    """One due schedule: ("started", exchange id), ("stopped", reason) or None (its last
-    pull still runs)."""
-    last_received = schedule.last_received_at
-    if schedule.last_exchange_id is not None:
+    """One due schedule: ("started", exchange id), ("advanced", kind), ("stopped",
+    reason) or None (its last pull still runs, or waits for a person)."""
+    takes_over = _period_subject(schedule.id, schedule.pulls + 1)
+    if schedule.awaiting_pull:
+        assert schedule.last_exchange_id is not None
         last = ports.exchanges.get(schedule.last_exchange_id)
-        if last.state not in STOPPED_STATES:
+        if last.state not in STOPPED_STATES or last.state is ExchangeState.MANUAL_REVIEW:
             return None
-        last_received = _received_at(last) or last_received
+        received = _received_at(last)
+        if received is not None:
+            return _advance(ports, schedules, schedule, last, received)
+        if last.state is ExchangeState.BLOCKED or last.error_code in _NOTHING_TO_PULL:
+            answer = last.error_code or last.state.value
+            _stop(ports, schedules, schedule, answer, SYSTEM_ACTOR)
+            return "stopped", answer
+        # No answer came (an outage, a spent budget): asked again now, the open row with it.
+        takes_over = Subject(SubjectType.EXCHANGE, last.id)
     partner = ports.partners.get(schedule.partner_id)
     request = schedules.request(schedule.id)
     if partner is None or request is None:
-        _stop(
-            ports,
-            schedules,
-            schedule,
-            "unknown-partner" if partner is None else "no-request",
-            SYSTEM_ACTOR,
-        )
-        return "stopped", "unknown-partner" if partner is None else "no-request"
+        gone = "unknown-partner" if partner is None else "no-request"
+        _stop(ports, schedules, schedule, gone, SYSTEM_ACTOR)
+        return "stopped", gone
     reason, _, event = _consent_reason(ports, schedule.consent_id, partner.npi, now)
     if reason is not None:
         _stop(ports, schedules, schedule, reason, SYSTEM_ACTOR, event)
         return "stopped", reason
     number = schedule.pulls + 1
-    raw = {**request, **({"since": utc_iso(last_received)} if last_received else {})}
+    since = schedule.last_received_at
+    raw = {**request, **({"since": utc_iso(since)} if since else {})}
     submitted = submit_exchange(
         ExchangeSubmission(
             request=request_from_document(raw),
             raw=raw,
             client_id=schedule.client_id,
             idempotency_key=pull_key(schedule.id, number),
+            takes_over=takes_over,
         ),
         ports,
     )
@@ -251,8 +422,8 @@ def _run_one(
             unit,
             schedule.id,
             last_exchange_id=submitted.exchange_id,
-            last_received_at=last_received,
-            next_due_at=next_due(schedule.kind, now),
+            next_due_at=now + RETRY_AFTER,
+            awaiting_pull=True,
             pulls=number,
             updated_at=now,
         )
@@ -261,6 +432,33 @@ def _run_one(
             _event(schedule, "pull.started", SYSTEM_ACTOR, now, exchange_id=submitted.exchange_id),
         )
     return "started", submitted.exchange_id
+
+
+def _advance(
+    ports: ExchangePorts,
+    schedules: PullSchedules,
+    schedule: PullSchedule,
+    last: ExchangeRecord,
+    received: datetime,
+) -> tuple[str, str]:
+    """The last pull stored its data: the next period starts from when that pull did,
+    its row written now, and its receipt is the next pull's ``since``."""
+    stored = ports.consents.get(schedule.consent_id)
+    consent_end = stored.record.period_end if stored is not None else None
+    period = next_period(_obligations(ports), last.created_at, schedule.coverage_end, consent_end)
+    now = ports.clock()
+    with ports.transactions.begin() as unit:
+        schedules.update(
+            unit,
+            schedule.id,
+            kind=period.kind.value,
+            last_received_at=received,
+            next_due_at=period.start_at,
+            awaiting_pull=False,
+            updated_at=now,
+        )
+        _owe(unit, ports, schedule, schedule.pulls + 1, period)
+    return "advanced", period.kind.value
 
 
 def _stop(
@@ -304,7 +502,7 @@ def _event(
 
 
 def pull_schedules_public(schedules: Sequence[PullSchedule]) -> list[dict[str, Any]]:
-    """The schedules as the CLI shows them (ids and times; no demographics)."""
+    """The schedules as the CLI and the API show them (ids and times; no demographics)."""
     return [
         {
             "id": s.id,
@@ -312,7 +510,9 @@ def pull_schedules_public(schedules: Sequence[PullSchedule]) -> list[dict[str, A
             "status": s.status.value,
             "old_payer": s.partner_id,
             "consent_id": s.consent_id,
+            "client_id": s.client_id,
             "source_exchange": s.source_exchange_id,
+            "awaiting_pull": s.awaiting_pull,
             "last_exchange": s.last_exchange_id,
             "last_received_at": utc_iso(s.last_received_at) if s.last_received_at else None,
             "next_due_at": utc_iso(s.next_due_at) if s.next_due_at else None,

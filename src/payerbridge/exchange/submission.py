@@ -17,10 +17,11 @@ from typing import Any
 
 import orjson
 
+from payerbridge.compliance.clocks import Subject
 from payerbridge.consent.model import ConsentId, ConsentRole, StoredConsent
 from payerbridge.consent.service import consent_recorded, record_consent
 from payerbridge.errors import Issue, StoreConflict, UnprocessableRequest
-from payerbridge.exchange.clocks import start_request_clock
+from payerbridge.exchange.clocks import start_request_clock, take_over_clock
 from payerbridge.exchange.model import (
     ConsentGrant,
     ExchangeRequest,
@@ -62,6 +63,8 @@ class ExchangeSubmission:
     client_id: ClientId
     idempotency_key: str | None
     request_id: str | None = None
+    # A standing pull's: the obligation row it takes over, instead of starting its own.
+    takes_over: Subject | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,10 @@ def _record_submission(
             member_key=member_key_of(client_id, request.member_id),
             since=request.since,
         )
-        start_request_clock(unit, ports, exchange_id, request, opt_in)
+        if command.takes_over is not None:
+            take_over_clock(unit, ports, exchange_id, command.takes_over)
+        else:
+            start_request_clock(unit, ports, exchange_id, request, opt_in)
         submitted = [Move(ExchangeState.SUBMITTED)]
         unit.record(
             *transition_events(

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import Dialect
 
 from payerbridge.compliance.clocks import ObligationClock, Subject, SubjectType
-from payerbridge.compliance.obligations import ANSWER_WITHIN, ObligationSet, Standing
+from payerbridge.compliance.obligations import ANSWER_WITHIN, ASKING, ObligationSet, Standing
 from payerbridge.identity.decision import SINGLE_EXCHANGE
 from payerbridge.store.compliance_tables import obligation_clocks
 from payerbridge.store.dbapi import DialectSql
@@ -36,7 +36,8 @@ class _ClockSql(DialectSql):
         self.start = self.insert(_T, _COLUMNS, _KEEP)
         partner = (
             f"(SELECT partner_id FROM {_T.name} WHERE subject_id = :of_id "
-            "AND subject_type = :of_type AND obligation = :after)"
+            "AND subject_type = :of_type AND partner_id IS NOT NULL "
+            "ORDER BY started_at LIMIT 1)"
         )
         values = ", ".join(f":{c}" if c != "partner_id" else partner for c in _COLUMNS)
         self.start_after = self.sql(
@@ -46,6 +47,16 @@ class _ClockSql(DialectSql):
             f"UPDATE {_T.name} SET done_at = :done_at, updated_at = :done_at, standing = "
             "CASE WHEN due_at IS NULL OR due_at >= :done_at THEN 'met' ELSE 'missed' END "
             f"WHERE {_SUBJECT} AND obligation = :obligation AND done_at IS NULL"
+        )
+        asking = ", ".join(f"'{obligation}'" for obligation in ASKING)  # ids, not input
+        self.settle_asked = self.sql(
+            f"UPDATE {_T.name} SET done_at = :done_at, updated_at = :done_at, standing = "
+            "CASE WHEN due_at IS NULL OR due_at >= :done_at THEN 'met' ELSE 'missed' END "
+            f"WHERE {_SUBJECT} AND done_at IS NULL AND obligation IN ({asking})"
+        )
+        self.hand_over = self.sql(
+            f"UPDATE {_T.name} SET subject_id = :to_id, subject_type = :to_type "
+            f"WHERE {_SUBJECT} AND done_at IS NULL"
         )
         self.note = self.sql(
             f"UPDATE {_T.name} SET reason = :reason, updated_at = :at "
@@ -91,11 +102,19 @@ class SqlObligationClocks:
     def start(self, unit: UnitOfWork, clock: ObligationClock) -> None:
         sql_unit(unit).cursor().execute(self._sql.start, self._sql.row(clock))
 
-    def start_after(self, unit: UnitOfWork, clock: ObligationClock, *, after: str) -> None:
+    def start_after(self, unit: UnitOfWork, clock: ObligationClock) -> None:
         row = self._sql.row(clock)
         del row["partner_id"]
-        of = {"of_id": clock.subject.id, "of_type": clock.subject.type.value, "after": after}
+        of = {"of_id": clock.subject.id, "of_type": clock.subject.type.value}
         sql_unit(unit).cursor().execute(self._sql.start_after, {**row, **of})
+
+    def hand_over(self, unit: UnitOfWork, source: Subject, target: Subject) -> None:
+        values = {**_subject(source), "to_id": target.id, "to_type": target.type.value}
+        sql_unit(unit).cursor().execute(self._sql.hand_over, values)
+
+    def settle_asked(self, unit: UnitOfWork, subject: Subject, *, done_at: datetime) -> None:
+        values = {**_subject(subject), "done_at": self._sql.timestamp(done_at)}
+        sql_unit(unit).cursor().execute(self._sql.settle_asked, values)
 
     def settle(
         self, unit: UnitOfWork, obligation: str, subject: Subject, *, done_at: datetime

@@ -43,10 +43,18 @@ class SqlPullSchedules:
             raise NotFound(f"pull schedule {schedule_id[:64]} does not exist")
         return _schedule(row)
 
-    def all(self, *, status: PullStatus | None = None) -> list[PullSchedule]:
-        query = select(*_ROW).order_by(_T.c.created_at, _T.c.id)
+    def all(
+        self,
+        *,
+        status: PullStatus | None = None,
+        client_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[PullSchedule]:
+        query = select(*_ROW).order_by(_T.c.created_at, _T.c.id).limit(limit)
         if status is not None:
             query = query.where(_T.c.status == status.value)
+        if client_id is not None:
+            query = query.where(_T.c.client_id == client_id)
         with self._engine.connect() as conn:
             return [_schedule(row) for row in conn.execute(query)]
 

@@ -1,25 +1,90 @@
-"""Standing pulls on the in-memory ports, with a clock the test moves: scheduled from a
-successful exchange, started when due as exchanges asked ``since`` the last successful
-pull, the opt-in decided again at each run (issue 54, ADR 0040)."""
+"""Standing pulls on the in-memory ports, with a clock the test moves: a first request
+started once coverage has begun and the member opted in, then pulls each period of the
+obligations file asks for, each an exchange asked ``since`` the last successful pull and
+keeping the period's obligation row, the opt-in decided again at each run (issue 54,
+ADR 0040)."""
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from payerbridge.api.schemas import ExchangeCreate
+from payerbridge.compliance.calendar import BusinessCalendar
+from payerbridge.compliance.clocks import Clocks, ObligationClock, Subject
+from payerbridge.compliance.obligations import (
+    ASKING,
+    QUARTERLY,
+    REQUEST_AFTER_ENROLMENT,
+    RUN_OFF,
+    Standing,
+    shipped_obligations,
+)
 from payerbridge.errors import ConsentDenied, InvalidInput
 from payerbridge.exchange.interventions import revoke_and_stop
 from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.pull_model import QUARTER, RUN_OFF_EVERY, PullKind, PullSchedule
-from payerbridge.exchange.pulls import cancel_pull, schedule_pull, start_due_pulls
+from payerbridge.exchange.pull_model import LEAD, RETRY_AFTER, PullSchedule
+from payerbridge.exchange.pulls import (
+    cancel_pull,
+    schedule_first_pull,
+    schedule_pull,
+    start_due_pulls,
+)
 from payerbridge.exchange.steps import proceed
+from payerbridge.exchange.submission import ExchangeSubmission
 from payerbridge.transactions import UnitOfWork
-from tests.builders import a_patient, an_exchange_request
+from tests.builders import a_patient, a_submitted_exchange, an_exchange_request
 from tests.fakes import FakeClock, InMemoryAuditLog
-from tests.unit.exchange.test_service import _bundle, _client, _parse, _ports, _submit
+from tests.unit.exchange.test_service import _bundle, _client, _parse, _ports
+
+OBLIGATIONS = shipped_obligations(BusinessCalendar("America/New_York", frozenset({5, 6})))
+QUARTER_WARNING = timedelta(days=14) + LEAD  # the shipped file's warning, and our lead
+
+
+class InMemoryClockLedger:
+    """The ``ClockLedger`` port in memory: one row per subject and obligation."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[Subject, str], ObligationClock] = {}
+
+    def start(self, unit: UnitOfWork, clock: ObligationClock) -> None:
+        self.rows.setdefault((clock.subject, clock.obligation), clock)
+
+    def start_after(self, unit: UnitOfWork, clock: ObligationClock) -> None:
+        partners = [r.partner_id for r in self.rows.values() if r.subject == clock.subject]
+        self.start(unit, dataclasses.replace(clock, partner_id=next(iter(partners), None)))
+
+    def settle(
+        self, unit: UnitOfWork, obligation: str, subject: Subject, *, done_at: datetime
+    ) -> None:
+        row = self.rows.get((subject, obligation))
+        if row is not None and row.done_at is None:
+            late = row.due_at is not None and done_at > row.due_at
+            standing = Standing.MISSED if late else Standing.MET
+            self.rows[(subject, obligation)] = dataclasses.replace(
+                row, done_at=done_at, standing=standing
+            )
+
+    def settle_asked(self, unit: UnitOfWork, subject: Subject, *, done_at: datetime) -> None:
+        for obligation in ASKING:
+            self.settle(unit, obligation, subject, done_at=done_at)
+
+    def hand_over(self, unit: UnitOfWork, source: Subject, target: Subject) -> None:
+        for (subject, obligation), row in list(self.rows.items()):
+            if subject == source and row.done_at is None:
+                del self.rows[(subject, obligation)]
+                self.rows[(target, obligation)] = dataclasses.replace(row, subject=target)
+
+    def note(self, unit: UnitOfWork, subject: Subject, reason: str, *, at: datetime) -> None:
+        for key, row in self.rows.items():
+            if key[0] == subject and row.done_at is None:
+                self.rows[key] = dataclasses.replace(row, reason=reason)
+
+    def of(self, subject_id: str) -> dict[str, ObligationClock]:
+        return {o: row for (s, o), row in self.rows.items() if s.id == subject_id}
 
 
 class InMemoryPullSchedules:
@@ -35,7 +100,7 @@ class InMemoryPullSchedules:
     def get(self, schedule_id: str) -> PullSchedule:
         return self.rows[schedule_id]
 
-    def all(self, *, status: Any = None) -> list[PullSchedule]:
+    def all(self, *, status: Any = None, client_id: Any = None, limit: Any = None) -> Any:
         return [s for s in self.rows.values() if status is None or s.status is status]
 
     def due(self, now: datetime) -> list[PullSchedule]:
@@ -54,103 +119,190 @@ class InMemoryPullSchedules:
         fields = {**values}
         if "status" in fields:
             fields["status"] = type(self.rows[schedule_id].status)(fields["status"])
+        if "kind" in fields:
+            fields["kind"] = type(self.rows[schedule_id].kind)(fields["kind"])
         self.rows[schedule_id] = dataclasses.replace(self.rows[schedule_id], **fields)
 
 
-def _a_moved_member() -> tuple[Any, Any, FakeClock, str]:
+def _with_clocks(ports: Any, clock: FakeClock) -> tuple[Any, InMemoryClockLedger]:
+    ledger = InMemoryClockLedger()
+    ports.transactions.clock = clock
+    return dataclasses.replace(ports, clocks=Clocks(OBLIGATIONS, ledger)), ledger
+
+
+def _a_moved_member() -> tuple[Any, Any, FakeClock, str, InMemoryClockLedger]:
     clock = FakeClock()
     client = _client()
     patient = {**a_patient(), "meta": {"lastUpdated": "2026-01-01T00:00:00Z"}}
     client.bundle = _bundle(patient)
-    ports = _ports(client, clock)
+    ports, ledger = _with_clocks(_ports(client, clock), clock)
     exchange_id = _submit(ports, an_exchange_request())
     assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
-    return ports, client, clock, exchange_id
+    return ports, client, clock, exchange_id, ledger
 
 
-def test_a_quarterly_pull_starts_when_due_asking_since_the_last_successful_one() -> None:
-    ports, client, clock, first = _a_moved_member()
-    received = clock.now
+def _submit(ports: Any, raw: dict[str, Any]) -> str:
+    return a_submitted_exchange(ports, raw, client_id="newplan")
+
+
+def test_a_first_request_waits_for_coverage_then_goes_in_its_week_and_pulls_go_on() -> None:
+    clock = FakeClock(datetime(2026, 11, 22, 9, tzinfo=UTC))
+    client = _client()
+    client.bundle = _bundle({**a_patient(), "meta": {"lastUpdated": "2026-01-01T00:00:00Z"}})
+    ports, ledger = _with_clocks(_ports(client, clock), clock)
     schedules = InMemoryPullSchedules()
-    schedule = schedule_pull(ports, schedules, first, PullKind.QUARTERLY, actor="ops")
-    assert schedule.next_due_at == received + QUARTER
-    assert "member" in schedules.requests[schedule.id]  # type: ignore[operator]
-    assert "consent" not in schedules.requests[schedule.id]  # type: ignore[operator]
-
-    clock.advance(QUARTER.total_seconds() - 60)
-    assert start_due_pulls(ports, schedules, clock.now).started == ()  # not due yet
-    clock.advance(60)
-    (pull,) = start_due_pulls(ports, schedules, clock.now).started
-    record = ports.exchanges.current(pull)
-    assert record.since == received and record.consent_id == schedule.consent_id
-    assert schedules.get(schedule.id).next_due_at == clock.now + QUARTER
-    assert start_due_pulls(ports, schedules, clock.now).started == ()  # due in a quarter
-    # A run cut off after submitting, before its schedule moved on, submits nothing new
-    # when run again: the pull's Idempotency-Key finds the exchange it submitted.
-    moved = schedules.rows[schedule.id]
-    schedules.rows[schedule.id] = dataclasses.replace(
-        moved, pulls=0, next_due_at=clock.now, last_exchange_id=first
+    raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(
+        mode="json", exclude_none=True
+    )  # coverage starts 2026-12-01
+    schedule = schedule_first_pull(
+        ports,
+        schedules,
+        ExchangeSubmission(_parse(raw), raw, client_id="newplan", idempotency_key=None),
+        actor="newplan",
     )
-    assert start_due_pulls(ports, schedules, clock.now).started == (pull,)
-    schedules.rows[schedule.id] = moved
+    starts = datetime(2026, 12, 1, 5, tzinfo=UTC)  # midnight in New York
+    assert (schedule.kind.value, schedule.next_due_at) == ("first", starts)
+    assert "consent" not in schedules.requests[schedule.id]  # type: ignore[operator]
+    row = ledger.of(f"{schedule.id}/1")[REQUEST_AFTER_ENROLMENT]
+    assert (row.started_at, row.due_at) == (starts, starts + timedelta(days=7))
 
-    assert proceed(ports, pull, _parse).state is ExchangeState.COMPLETED
-    assert ports.exchanges.current(pull).error_code == "nothing-new"
-    pulled_at = clock.now
-    clock.advance(QUARTER.total_seconds())
+    assert start_due_pulls(ports, schedules, starts - timedelta(seconds=1)).started == ()
+    clock.now = starts + timedelta(days=2)
+    (first,) = start_due_pulls(ports, schedules, clock.now).started
+    assert ports.exchanges.current(first).since is None  # the whole record
+    assert ledger.of(f"{schedule.id}/1") == {}  # the exchange took the period's row
+    assert proceed(ports, first, _parse).state is ExchangeState.COMPLETED
+    assert ledger.of(first)[REQUEST_AFTER_ENROLMENT].standing is Standing.MET
+    received = clock.now
+
+    clock.advance(RETRY_AFTER.total_seconds())  # looked at: the quarter starts from it
+    run = start_due_pulls(ports, schedules, clock.now)
+    assert (run.started, run.waiting) == ((), 0)
+    moved = schedules.get(schedule.id)
+    quarter = ledger.of(f"{schedule.id}/2")[QUARTERLY]
+    assert moved.kind.value == "quarterly" and moved.last_received_at == received
+    assert quarter.started_at == starts + timedelta(days=2)
+    assert quarter.due_at == datetime(2027, 3, 3, 5, tzinfo=UTC)  # three months after
+    assert moved.next_due_at == quarter.due_at - QUARTER_WARNING
+
+    clock.now = quarter.due_at - QUARTER_WARNING
     (second,) = start_due_pulls(ports, schedules, clock.now).started
-    assert ports.exchanges.current(second).since == pulled_at  # the last successful pull
-    audit: InMemoryAuditLog = ports.audit  # type: ignore[assignment]
-    actions = [e.action for e in audit.events]
-    assert actions.count("pull.started") == 3 and "pull.scheduled" in actions  # one run twice
+    assert ports.exchanges.current(second).since == received
+    assert proceed(ports, second, _parse).state is ExchangeState.COMPLETED
+    assert ledger.of(second)[QUARTERLY].standing is Standing.MET
+
+
+def test_a_pull_that_got_no_answer_is_tried_again_with_its_row_and_no_member_stops_it() -> None:
+    ports, client, clock, first, ledger = _a_moved_member()
+    schedules = InMemoryPullSchedules()
+    schedule = schedule_pull(ports, schedules, first, actor="ops")
+    clock.now = schedule.next_due_at  # type: ignore[assignment]
+    (pull,) = start_due_pulls(ports, schedules, clock.now).started
+    # The pull ran out of its budget without an answer.
+    record = ports.exchanges.current(pull)
+    ports.exchanges.records[pull] = dataclasses.replace(
+        record, state=ExchangeState.FAILED, error_code="partner-unavailable"
+    )
+    clock.advance(RETRY_AFTER.total_seconds() - 60)
+    assert start_due_pulls(ports, schedules, clock.now).started == ()
+    clock.advance(60)
+    (again,) = start_due_pulls(ports, schedules, clock.now).started
+    assert ledger.of(pull) == {} and QUARTERLY in ledger.of(again)  # the row went along
+    assert schedules.get(schedule.id).pulls == 2
+
+    record = ports.exchanges.current(again)
+    ports.exchanges.records[again] = dataclasses.replace(
+        record, state=ExchangeState.FAILED, error_code="no-match"
+    )
+    clock.advance(RETRY_AFTER.total_seconds())
+    run = start_due_pulls(ports, schedules, clock.now)
+    assert run.stopped == ((schedule.id, "no-match"),)
+
+
+def test_run_off_follows_coverage_end_and_nothing_is_owed_past_the_opt_in() -> None:
+    ports, _, clock, first, ledger = _a_moved_member()
+    schedules = InMemoryPullSchedules()
+    ended = clock.now + timedelta(days=30)  # within the quarter: run-off from its end
+    schedule = schedule_pull(ports, schedules, first, actor="ops", coverage_end=ended)
+    row = ledger.of(f"{schedule.id}/1")[RUN_OFF]
+    assert schedule.kind.value == "run-off" and row.started_at == ended
+    assert schedule.next_due_at == row.due_at - QUARTER_WARNING  # type: ignore[operator]
+
+    # An opt-in that ends before the period would: no row, the schedule waits for its end.
+    record = ports.exchanges.current(first)
+    stored = ports.consents.get(record.consent_id or "")
+    short = dataclasses.replace(
+        stored.record,
+        period_end=ended + timedelta(days=10),  # type: ignore[union-attr]
+    )
+    ports.consents.consents[record.consent_id] = dataclasses.replace(stored, record=short)  # type: ignore[attr-defined, arg-type]
+    other = schedule_pull(ports, schedules, first, actor="ops", coverage_end=ended)
+    assert ledger.of(f"{other.id}/1") == {} and other.next_due_at == short.period_end
+    clock.now = short.period_end + timedelta(seconds=1)
+    run = start_due_pulls(ports, schedules, clock.now)
+    assert (other.id, "expired") in run.stopped
 
 
 def test_a_pull_still_running_waits_and_a_revoked_opt_in_stops_the_schedule() -> None:
-    ports, _, clock, first = _a_moved_member()
+    ports, _, clock, first, _ = _a_moved_member()
     schedules = InMemoryPullSchedules()
-    ended = clock.now - timedelta(days=1)
-    schedule = schedule_pull(
-        ports, schedules, first, PullKind.RUN_OFF, actor="ops", coverage_end=ended
-    )
-    assert schedule.next_due_at == clock.now  # coverage ended already: due at once
+    schedule = schedule_pull(ports, schedules, first, actor="ops", coverage_end=clock.now)
+    clock.now = schedule.next_due_at  # type: ignore[assignment]
     (pull,) = start_due_pulls(ports, schedules, clock.now).started
-    assert schedules.get(schedule.id).next_due_at == clock.now + RUN_OFF_EVERY
-    clock.advance(RUN_OFF_EVERY.total_seconds())
+    clock.advance(RETRY_AFTER.total_seconds())
     run = start_due_pulls(ports, schedules, clock.now)  # the pull has not run yet
     assert (run.started, run.waiting) == ((), 1)
+    # A run cut off after submitting, before its schedule moved on, submits nothing new
+    # when run again: the pull's Idempotency-Key finds the exchange it submitted.
+    moved = schedules.rows[schedule.id]
+    schedules.rows[schedule.id] = dataclasses.replace(moved, pulls=0, awaiting_pull=False)
+    assert start_due_pulls(ports, schedules, clock.now).started == (pull,)
 
     revoke_and_stop(ports, schedule.consent_id, by="member", request_id=None)
-    run = start_due_pulls(ports, schedules, clock.now)
-    assert run.stopped == ((schedule.id, "revoked"),)
-    stopped = schedules.get(schedule.id)
-    assert (stopped.status.value, stopped.stop_reason, stopped.next_due_at) == (
-        "stopped",
-        "revoked",
-        None,
-    )
-    assert schedules.request(schedule.id) is None  # no demographics kept once stopped
     assert ports.exchanges.current(pull).state is ExchangeState.BLOCKED
+    clock.advance(RETRY_AFTER.total_seconds())
+    run = start_due_pulls(ports, schedules, clock.now)
+    assert run.stopped == ((schedule.id, "revoked"),)  # the pull was blocked so
+    stopped = schedules.get(schedule.id)
+    assert (stopped.status.value, stopped.next_due_at) == ("stopped", None)
+    assert schedules.request(schedule.id) is None  # no demographics kept once stopped
+    audit: InMemoryAuditLog = ports.audit  # type: ignore[assignment]
+    actions = [e.action for e in audit.events]
+    assert actions.count("pull.started") == 2 and "pull.scheduled" in actions
 
 
 def test_a_schedule_without_a_current_opt_in_is_refused_with_the_reason() -> None:
-    ports, _, clock, first = _a_moved_member()
+    ports, _, clock, first, _ = _a_moved_member()
     schedules = InMemoryPullSchedules()
     record = ports.exchanges.current(first)
     revoke_and_stop(ports, record.consent_id or "", by="member", request_id=None)
     with pytest.raises(ConsentDenied) as refused:
-        schedule_pull(ports, schedules, first, PullKind.QUARTERLY, actor="ops")
+        schedule_pull(ports, schedules, first, actor="ops")
     assert refused.value.reason == "revoked" and schedules.rows == {}
-    with pytest.raises(InvalidInput, match="cannot be scheduled") as invalid:
-        schedule_pull(ports, schedules, first, PullKind.RUN_OFF, actor="ops")
-    assert [i.expression for i in invalid.value.issues] == ["coverage_end"]
+    raw = {k: v for k, v in an_exchange_request().items() if k != "consent"}
+    raw["consent_id"] = record.consent_id
+    with pytest.raises(ConsentDenied, match="no current opt-in"):
+        schedule_first_pull(
+            ports,
+            schedules,
+            ExchangeSubmission(_parse(raw), raw, client_id="newplan", idempotency_key=None),
+            actor="newplan",
+        )
+    raw["consent_id"] = "no-such-opt-in"
+    with pytest.raises(InvalidInput, match="no member opt-in is recorded"):
+        schedule_first_pull(
+            ports,
+            schedules,
+            ExchangeSubmission(_parse(raw), raw, client_id="newplan", idempotency_key=None),
+            actor="newplan",
+        )
+    assert schedules.rows == {}
 
 
 def test_a_cancelled_schedule_starts_nothing() -> None:
-    ports, _, clock, first = _a_moved_member()
+    ports, _, clock, first, _ = _a_moved_member()
     schedules = InMemoryPullSchedules()
-    schedule = schedule_pull(
-        ports, schedules, first, PullKind.RUN_OFF, actor="ops", coverage_end=clock.now
-    )
+    schedule = schedule_pull(ports, schedules, first, actor="ops", coverage_end=clock.now)
     cancelled = cancel_pull(ports, schedules, schedule.id, actor="ops")
     assert (cancelled.status.value, cancelled.stop_reason) == ("stopped", "cancelled")
-    assert start_due_pulls(ports, schedules, clock.now + QUARTER).started == ()
+    assert start_due_pulls(ports, schedules, clock.now + timedelta(days=400)).started == ()

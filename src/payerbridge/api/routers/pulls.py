@@ -1,0 +1,119 @@
+"""``/pull-schedules``: a client's standing pulls of its members' data at their old
+payers: the first request once coverage has started and the member opted in, then
+quarterly and run-off pulls (issue 54, ADR 0040). A client sees only its own; an
+operator or auditor sees everyone's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from payerbridge.api.deps import AuditReaderDep, Caller, PlatformDep, SubmitterDep
+from payerbridge.api.responses import JsonResponse
+from payerbridge.api.schemas import PullScheduleCreate
+from payerbridge.bootstrap import Platform
+from payerbridge.errors import NotFound
+from payerbridge.exchange.pull_model import PullSchedule, PullStatus
+from payerbridge.exchange.pulls import (
+    cancel_pull,
+    pull_schedules_public,
+    schedule_first_pull,
+    schedule_pull,
+)
+from payerbridge.exchange.submission import ExchangeSubmission
+from payerbridge.types import ExchangeId
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/pull-schedules", default_response_class=JsonResponse, tags=["exchanges"]
+)
+
+
+def _owned(platform: Platform, schedule_id: str, caller: Caller) -> PullSchedule:
+    schedule = platform.pulls.get(schedule_id)
+    if not caller.sees_everyone and schedule.client_id != caller.client_id:
+        raise NotFound(f"pull schedule {schedule_id[:64]} does not exist")
+    return schedule
+
+
+@router.post("", status_code=201)
+def create_pull_schedule(
+    body: PullScheduleCreate,
+    platform: PlatformDep,
+    caller: SubmitterDep,
+    request: Request,
+    response: Response,
+) -> dict[str, Any]:
+    """A standing pull: refused (403) when the member's opt-in forbids asking the old
+    payer (an opt-in whose period has not begun is what a first request waits for)."""
+    ended = body.coverage_end
+    coverage_end = datetime(ended.year, ended.month, ended.day, tzinfo=UTC) if ended else None
+    actor = caller.client_id
+    if body.request is not None:
+        schedule = schedule_first_pull(
+            platform.exchange_ports,
+            platform.pulls,
+            ExchangeSubmission(
+                body.request.to_domain(),
+                body.request.model_dump(mode="json", exclude_none=True),
+                client_id=caller.client_id,
+                idempotency_key=None,
+            ),
+            actor=actor,
+            coverage_end=coverage_end,
+        )
+    else:
+        assert body.exchange is not None
+        record = platform.exchanges.get(ExchangeId(body.exchange))
+        if record.client_id != caller.client_id:
+            raise NotFound(f"exchange {body.exchange[:64]} does not exist")
+        schedule = schedule_pull(
+            platform.exchange_ports,
+            platform.pulls,
+            record.id,
+            actor=actor,
+            coverage_end=coverage_end,
+        )
+    response.headers["Location"] = str(
+        request.url_for("get_pull_schedule", schedule_id=schedule.id)
+    )
+    return pull_schedules_public([schedule])[0]
+
+
+@router.get("")
+def list_pull_schedules(
+    platform: PlatformDep,
+    caller: AuditReaderDep,
+    status: Annotated[PullStatus | None, Query()] = None,
+    count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The caller's schedules (an operator's or auditor's: everyone's), the oldest first,
+    at most ``_count``."""
+    found = platform.pulls.all(
+        status=status,
+        client_id=None if caller.sees_everyone else caller.client_id,
+        limit=count,
+    )
+    return {"count": len(found), "items": pull_schedules_public(found)}
+
+
+@router.get("/{schedule_id}", name="get_pull_schedule")
+def get_pull_schedule(
+    schedule_id: str, platform: PlatformDep, caller: AuditReaderDep
+) -> dict[str, Any]:
+    return pull_schedules_public([_owned(platform, schedule_id, caller)])[0]
+
+
+@router.post("/{schedule_id}/$cancel")
+def cancel_pull_schedule(
+    schedule_id: str, platform: PlatformDep, caller: SubmitterDep
+) -> dict[str, Any]:
+    """Stop the schedule (``cancelled``); the request it kept is cut."""
+    _owned(platform, schedule_id, caller)
+    stopped = cancel_pull(
+        platform.exchange_ports, platform.pulls, schedule_id, actor=caller.client_id
+    )
+    return pull_schedules_public([stopped])[0]
