@@ -5,7 +5,6 @@ nothing new and says so (issue 54, ADR 0040)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -113,10 +112,8 @@ def test_an_incremental_exchange_brings_only_what_changed_and_says_when_nothing_
         assert "since must be a FHIR instant" in bad.text
 
     # A standing pull of the member stops when the member is erased, its request cut.
-    scheduled = _cli_json(
-        new, "pulls", "schedule", "--exchange", first["id"], "--kind", "quarterly"
-    )
-    assert scheduled["status"] == "active"
+    scheduled = _cli_json(new, "pulls", "schedule", "--exchange", first["id"])
+    assert (scheduled["status"], scheduled["kind"]) == ("active", "quarterly")
     erased = new.cli("members", "erase", patient_id, "--reason", "member's request")
     assert erased.returncode == 0, erased.stderr
     (after,) = _cli_json(new, "pulls", "list")
@@ -129,40 +126,30 @@ def _cli_json(payer: ServerProcess, *args: str) -> Any:
     return orjson.loads(done.stdout)
 
 
-def test_a_run_off_pull_is_started_by_the_sweep_and_a_revoked_opt_in_refuses_a_schedule(
+def test_a_run_off_schedule_from_the_cli_and_a_revoked_opt_in_refuses_a_schedule(
     server: Callable[..., ServerProcess], network: Path
 ) -> None:
-    sweep = {"PAYERBRIDGE_UPKEEP_SWEEP_SECONDS": "2", "PAYERBRIDGE_UPKEEP_GRACE_SECONDS": "1"}
-    _, new, _ = start_payers(server, network, new_env=sweep)
+    _, new, _ = start_payers(server, network)
     request = switcher_to(network, 1)["request"]
     with new.client() as client:
         first = wait_terminal(client, submit(client, request))
         assert first["state"] == "completed", first
-        yesterday = (date.today() - timedelta(days=1)).isoformat()
-        schedule = _cli_json(
-            new, "pulls", "schedule", "--exchange", first["id"], "--kind", "run-off",
-            "--coverage-end", yesterday,
-        )  # fmt: skip
-        assert (
-            schedule["status"] == "active" and schedule["last_received_at"] == first["received_at"]
-        )
-        # The upkeep sweep starts the pull (coverage ended: due at once), then enqueues it.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            (listed,) = _cli_json(new, "pulls", "list")
-            if listed["pulls"] == 1:
-                break
-            time.sleep(0.5)
-        assert listed["pulls"] == 1 and listed["last_exchange"] != first["id"], listed
-        pull = wait_terminal(client, f"/exchanges/{listed['last_exchange']}")
-        assert pull["since"] == first["received_at"]
-        assert (pull["state"], pull["error"]["code"]) == ("completed", "nothing-new"), pull
+    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    schedule = _cli_json(
+        new, "pulls", "schedule", "--exchange", first["id"], "--coverage-end", yesterday
+    )
+    # Coverage at the old payer ended: run-off, its first period from the exchange on
+    # (the sweep starting pulls is tests/e2e/test_rule_clocks.py's).
+    assert (schedule["kind"], schedule["status"]) == ("run-off", "active")
+    assert schedule["last_received_at"] == first["received_at"]
+    bad = new.cli("pulls", "schedule", "--exchange", first["id"], "--coverage-end", "soon")
+    assert bad.returncode == 2 and "--coverage-end must be a date" in bad.stderr
 
-        cancelled = _cli_json(new, "pulls", "cancel", schedule["id"])
-        assert (cancelled["status"], cancelled["stop_reason"]) == ("stopped", "cancelled")
-        revoked = new.cli("consents", "revoke", first["consent_id"])
-        assert revoked.returncode == 0, revoked.stderr
-        refused = new.cli("pulls", "schedule", "--exchange", first["id"], "--kind", "quarterly")
-        assert refused.returncode != 0
-        assert "reason: revoked" in refused.stderr and "no current opt-in" in refused.stderr
-        assert _cli_json(new, "pulls", "list", "--active") == []
+    cancelled = _cli_json(new, "pulls", "cancel", schedule["id"])
+    assert (cancelled["status"], cancelled["stop_reason"]) == ("stopped", "cancelled")
+    revoked = new.cli("consents", "revoke", first["consent_id"])
+    assert revoked.returncode == 0, revoked.stderr
+    refused = new.cli("pulls", "schedule", "--exchange", first["id"])
+    assert refused.returncode != 0
+    assert "reason: revoked" in refused.stderr and "no current opt-in" in refused.stderr
+    assert _cli_json(new, "pulls", "list", "--active") == []

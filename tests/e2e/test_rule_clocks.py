@@ -42,6 +42,9 @@ from tests.e2e.test_incremental_exchange import _a_new_condition, _received
 from tests.servers import ALL_SCOPES, ServerProcess, free_port
 
 PLAN = ZoneInfo("America/New_York")  # the shipped calendar's zone
+# What an old payer that does not answer holds a pull up with, by how far it got when the
+# clock moved on: its calls failing, its breaker open, the exchange's budget spent.
+OUTAGE = {"partner-unavailable", "attempts-exhausted", "circuit-open", "budget-exhausted"}
 
 
 class Clock:
@@ -172,6 +175,24 @@ def test_first_quarterly_and_run_off_pulls_meet_the_rule_on_a_simulated_clock(
         ):
             assert (schedule["kind"], schedule["pulls"]) == ("first", 0), schedule
             assert _instant(schedule["next_due_at"]) == starts
+        for body, status, problem in (
+            ({}, 400, "give exactly one of 'request'"),
+            ({"request": ongoing["request"], "exchange": "x"}, 400, "give exactly one of"),
+            ({"exchange": "no-such-exchange"}, 404, "does not exist"),
+            (
+                {"request": {**ongoing["request"], "since": "2026-01-01T00:00:00Z"}},
+                400,
+                "drop 'since'",
+            ),
+            ({"exchange": "x", "coverage_end": "soon"}, 400, "coverage_end"),
+        ):
+            refused = client.post("/pull-schedules", json=body)
+            assert refused.status_code == status, (body, refused.text)
+            assert problem in refused.text, refused.text
+        assert client.get("/pull-schedules/nope").status_code == 404
+        listed = client.get("/pull-schedules", params={"status": "active"}).json()
+        assert listed["count"] == 3
+        assert client.get("/pull-schedules", params={"_count": 0}).status_code == 400
         time.sleep(2)  # a sweep or two: nothing is due before coverage starts
         assert client.get(f"/pull-schedules/{ongoing_schedule['id']}").json()["pulls"] == 0
 
@@ -244,7 +265,7 @@ def test_first_quarterly_and_run_off_pulls_meet_the_rule_on_a_simulated_clock(
     # with each pull tried again, so it names the last one.
     (missed,) = first["missed"]["subjects"]
     assert missed["partner_id"] == "gone-plan"
-    assert missed["reason"] in ("attempts-exhausted", "partner-unavailable", "circuit-open"), missed
+    assert missed["reason"] in OUTAGE, missed
     assert "overdue" in missed["why"]
     assert first["counts"]["met"] == 2 and first["counts"]["missed"] == 1
     answered = _subjects(shown[ANSWER_WITHIN], "met")  # the old payer's day, as we saw it
