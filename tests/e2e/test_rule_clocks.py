@@ -278,6 +278,13 @@ def test_first_quarterly_and_run_off_pulls_meet_the_rule_on_a_simulated_clock(
         (owed,) = shown[obligation]["pending"]["subjects"]
         assert owed["subject_type"] == "pull"
 
+    # The member erased: the schedule made for their first request stops, its request cut.
+    erased = new.cli("members", "erase", first_ongoing["imported_patient_id"], "--reason", "asked")
+    assert erased.returncode == 0, erased.stderr
+    listed = orjson.loads(new.cli("pulls", "list").stdout)
+    stopped = {s["id"]: s["stop_reason"] for s in listed if s["status"] == "stopped"}
+    assert stopped == {ongoing_schedule["id"]: "erased"}
+
 
 def _midnight(day: date, zone: Any) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=zone)

@@ -40,6 +40,7 @@ from payerbridge.exchange.pull_model import (
     pull_key,
 )
 from payerbridge.exchange.reasons import ExchangeReason
+from payerbridge.exchange.reconcile import member_key_of
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.submission import (
     ExchangeSubmission,
@@ -226,6 +227,7 @@ def schedule_first_pull(
         coverage_end,
         actor=actor,
         now=now,
+        member_key=member_key_of(client_id, request.member_id),
     )
     return _add(ports, schedules, schedule, raw, period)
 
@@ -279,6 +281,7 @@ def _new_schedule(
     now: datetime,
     source: ExchangeRecord | None = None,
     received_at: datetime | None = None,
+    member_key: str | None = None,
 ) -> PullSchedule:
     return PullSchedule(
         id=ports.new_id(),
@@ -287,7 +290,7 @@ def _new_schedule(
         partner_id=partner_id,
         client_id=client_id,
         consent_id=consent_id,
-        member_key=source.member_key if source is not None else None,
+        member_key=source.member_key if source is not None else member_key,
         source_exchange_id=source.id if source is not None else None,
         last_exchange_id=source.id if source is not None else None,
         last_received_at=received_at,

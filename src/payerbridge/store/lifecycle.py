@@ -404,7 +404,12 @@ def _erase_exchanges(
         counts["pull_schedules"] += _deleted(
             conn,
             update(pull_schedules)
-            .where(pull_schedules.c.source_exchange_id.in_(chunk))
+            .where(
+                or_(
+                    pull_schedules.c.source_exchange_id.in_(chunk),
+                    pull_schedules.c.last_exchange_id.in_(chunk),  # a first request's
+                )
+            )
             .values(request=None, status="stopped", stop_reason="erased", next_due_at=None),
         )
         counts["exchange_payloads"] += _deleted(
