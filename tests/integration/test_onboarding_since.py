@@ -22,6 +22,7 @@ from payerbridge.config import load_settings
 from payerbridge.disclosure.everything import parse_instant
 from payerbridge.errors import InvalidInput
 from payerbridge.fhir.bulk_member_match import (
+    BulkMember,
     MatchResult,
     MemberResult,
     parse_bulk_member_match_request,
@@ -60,8 +61,9 @@ def _condition(patient: str, name: str, stamp: str) -> dict[str, Any]:
 
 
 class OldPayer:
-    """Matches every member (its Patient ``old-<n>``) and exports, of what it holds, what
-    was last updated after the export's ``_since`` (the Patient always, as PDex says)."""
+    """Matches every member (Ana is its Patient ``old-0``, Bea ``old-1``) and exports, of
+    what it holds, what was last updated after the export's ``_since`` (the Patient
+    always, as PDex says)."""
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = [
@@ -96,8 +98,8 @@ class OldPayer:
         name = url.rsplit("/", 1)[1]
         if name == "Group":
             results = [
-                MemberResult(member, MatchResult.MATCHED, f"old-{n}")
-                for n, member in enumerate(self._members)
+                MemberResult(member, MatchResult.MATCHED, _OLD_IDS[_given(member)])
+                for member in self._members
             ]
             groups = result_groups(
                 results,
@@ -121,6 +123,13 @@ class OldPayer:
 
     def refresh_credentials(self, partner: Partner) -> None:
         pass
+
+
+_OLD_IDS = {"Ana": "old-0", "Bea": "old-1"}  # who each member is at the old payer
+
+
+def _given(member: BulkMember) -> str:
+    return str(member.request.patient["name"][0]["given"][0])
 
 
 def _ndjson(resources: list[dict[str, Any]]) -> bytes:
@@ -215,3 +224,27 @@ def test_a_run_since_the_last_brings_only_what_changed_and_says_when_nothing_did
     }
     bea = held["Patient/old-1"]["id"]
     assert now_held["Condition/old-1-migraine"]["subject"]["reference"] == f"Patient/{bea}"
+
+
+class ExportsAtTimes(OldPayer):
+    """Each export reflects its own time: the second one's earlier than the first's."""
+
+    TIMES = ("2027-03-02T00:00:00Z", "2027-03-01T12:00:00Z")
+
+    def poll(self, partner: Partner, status_url: str, *, idempotency_key: str) -> BulkStatus:
+        status = super().poll(partner, status_url, idempotency_key=idempotency_key)
+        kind = status_url.rsplit("/", 1)[1]
+        if kind.startswith("export-") and status.manifest is not None:
+            number = int(kind.split("-")[1])
+            return BulkStatus(
+                manifest={**status.manifest, "transactionTime": self.TIMES[number - 1]}
+            )
+        return status
+
+
+def test_a_run_of_several_chunks_reflects_its_earliest_export(platform: Platform) -> None:
+    """Asked since the earliest, the next run misses nothing any chunk's export could have."""
+    ports = dataclasses.replace(platform.onboarding, bulk=ExportsAtTimes(), chunk_members=1)
+    run = _run(ports, "run-chunks")
+    assert ports.onboardings.chunks(run.id)[-1].number == 1  # two chunks, two exports
+    assert run.received_at == parse_instant(ExportsAtTimes.TIMES[1])
