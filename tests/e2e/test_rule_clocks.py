@@ -284,6 +284,15 @@ def test_first_quarterly_and_run_off_pulls_meet_the_rule_on_a_simulated_clock(
     listed = orjson.loads(new.cli("pulls", "list").stdout)
     stopped = {s["id"]: s["stop_reason"] for s in listed if s["status"] == "stopped"}
     assert stopped == {ongoing_schedule["id"]: "erased"}
+    # A member whose opt-in is revoked is refused a schedule, with the reason.
+    revoked = new.cli("consents", "revoke", first_ending["consent_id"])
+    assert revoked.returncode == 0, revoked.stderr
+    with ExitStack() as stack:
+        body = {k: v for k, v in ending["request"].items() if k != "consent"}
+        body["consent_id"] = first_ending["consent_id"]
+        refused = clock.client(new, stack).post("/pull-schedules", json={"request": body})
+    assert refused.status_code == 422, refused.text
+    assert "no current opt-in" in refused.text and "revoked" in refused.text
 
 
 def _midnight(day: date, zone: Any) -> datetime:
