@@ -163,7 +163,7 @@ def schedule_pull(
     if problems:
         raise InvalidInput("the pull cannot be scheduled", issues=problems)
     now = ports.clock()
-    consent_end = _opt_in_checked(ports, record.partner_id, record.consent_id or "", now)
+    consent_end, decided = _opt_in_checked(ports, record.partner_id, record.consent_id or "", now)
     period = next_period(_obligations(ports), record.created_at, coverage_end, consent_end)
     request = {k: v for k, v in record.request.items() if k not in ("consent", "since")}
     request["consent_id"] = record.consent_id
@@ -179,7 +179,7 @@ def schedule_pull(
         source=record,
         received_at=received_at,
     )
-    return _add(ports, schedules, schedule, request, period)
+    return _add(ports, schedules, schedule, request, period, decided)
 
 
 def schedule_first_pull(
@@ -215,7 +215,7 @@ def schedule_first_pull(
         opt_in.record.period_start,
     )
     now = ports.clock()
-    _opt_in_checked(ports, partner.id, opt_in.consent_id, max(now, period.start_at))
+    _, decided = _opt_in_checked(ports, partner.id, opt_in.consent_id, max(now, period.start_at))
     raw = {k: v for k, v in submission.raw.items() if k not in ("consent", "since")}
     raw["consent_id"] = opt_in.consent_id
     schedule = _new_schedule(
@@ -229,7 +229,7 @@ def schedule_first_pull(
         now=now,
         member_key=member_key_of(client_id, request.member_id),
     )
-    return _add(ports, schedules, schedule, raw, period)
+    return _add(ports, schedules, schedule, raw, period, decided)
 
 
 def _captured_opt_in(
@@ -253,9 +253,9 @@ def _obligations(ports: ExchangePorts) -> ObligationSet:
 
 def _opt_in_checked(
     ports: ExchangePorts, partner_id: str, consent_id: str, at: datetime
-) -> datetime | None:
-    """The opt-in's period end, when it permits asking the old payer at ``at``; else
-    ConsentDenied with its reason (audited)."""
+) -> tuple[datetime | None, AuditEvent]:
+    """The opt-in's period end and the decision's audit event, when it permits asking
+    the old payer at ``at``; else ConsentDenied with its reason (audited)."""
     partner = ports.partners.get(PartnerId(partner_id))
     if partner is None:
         raise NotFound(f"partner {partner_id} is no longer registered")
@@ -266,7 +266,7 @@ def _opt_in_checked(
             f"no current opt-in for this member at {partner.id}: {text}", reason=reason
         )
     stored = ports.consents.get(consent_id)
-    return stored.record.period_end if stored is not None else None
+    return (stored.record.period_end if stored is not None else None), event
 
 
 def _new_schedule(
@@ -311,11 +311,15 @@ def _add(
     schedule: PullSchedule,
     request: dict[str, Any],
     period: Period,
+    decided: AuditEvent,
 ) -> PullSchedule:
+    """The schedule, the row of the period its first pull meets and the opt-in's decision
+    that let it be made, in one unit."""
     with ports.transactions.begin() as unit:
         schedules.add(unit, schedule, request)
         _owe(unit, ports, schedule, 1, period)
-        unit.record(_event(schedule, "pull.scheduled", schedule.created_by, schedule.created_at))
+        scheduled = _event(schedule, "pull.scheduled", schedule.created_by, schedule.created_at)
+        unit.record(decided, scheduled)
     return schedule
 
 

@@ -269,6 +269,8 @@ def test_a_pull_still_running_waits_and_a_revoked_opt_in_stops_the_schedule() ->
     audit: InMemoryAuditLog = ports.audit  # type: ignore[assignment]
     actions = [e.action for e in audit.events]
     assert actions.count("pull.started") == 2 and "pull.scheduled" in actions
+    # The opt-in's decision that let the schedule be made is kept with it.
+    assert actions[actions.index("pull.scheduled") - 1] == "consent.decision"
 
 
 def test_a_schedule_without_a_current_opt_in_is_refused_with_the_reason() -> None:
