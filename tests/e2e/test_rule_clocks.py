@@ -245,6 +245,17 @@ def test_first_quarterly_and_run_off_pulls_meet_the_rule_on_a_simulated_clock(
         (end,) = [step for step in runoff["history"] if step["to"] == "completed"]
         assert end["detail"]["completeness"]["changed"] == {"Condition": 1}
 
+        # The plan learns the concurrent coverage ends: the period owed now stands, the
+        # ones after it follow the coverage (tests/unit/exchange/test_pulls.py).
+        ends = (clock.now + timedelta(days=30)).date()
+        patched = client.patch(
+            f"/pull-schedules/{quarter['id']}", json={"coverage_end": ends.isoformat()}
+        )
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["coverage_end"] == f"{ends.isoformat()}T00:00:00Z"
+        bad = client.patch(f"/pull-schedules/{quarter['id']}", json={"coverage_end": "soon"})
+        assert bad.status_code == 400 and "coverage_end" in bad.text
+
         # A day on, the sweep has looked at both pulls: the next periods are owed.
         clock.set(clock.now + timedelta(days=1, hours=1))
         client = clock.client(new, stack)

@@ -24,6 +24,7 @@ from payerbridge.types import PartnerId
 
 __all__ = [
     "PullScheduleCreate",
+    "PullScheduleUpdate",
     "ConsentCapture",
     "ConsentIn",
     "ExchangeCreate",
@@ -252,3 +253,9 @@ class PullScheduleCreate(_Strict):
         if self.request is not None and self.request.since is not None:
             raise ValueError("a first request reads the whole record: drop 'since'")
         return self
+
+
+class PullScheduleUpdate(_Strict):
+    """What a plan learns after scheduling: the day coverage at the old payer ends."""
+
+    coverage_end: date

@@ -96,6 +96,38 @@ def pulls_cancel(
     _json(pull_schedules_public([schedule])[0])
 
 
+@pulls_app.command("update")
+def pulls_update(
+    schedule_id: Annotated[str, typer.Argument(help="The schedule's id.")],
+    coverage_end: Annotated[
+        str,
+        typer.Option(help="The day the member's coverage at the old payer ends (YYYY-MM-DD)."),
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """The day coverage at the old payer ends, learned after scheduling: the periods after
+    the one owed now follow it (run-off from its end)."""
+    from payerbridge.cli.console import opened_platform
+    from payerbridge.exchange.pulls import end_coverage, pull_schedules_public
+
+    try:
+        ended = date.fromisoformat(coverage_end)
+    except ValueError as exc:
+        raise fail(errors.InvalidInput(f"--coverage-end must be a date: {exc}")) from exc
+    with opened_platform(data_dir) as platform:
+        try:
+            schedule = end_coverage(
+                platform.exchange_ports,
+                platform.pulls,
+                schedule_id,
+                datetime(ended.year, ended.month, ended.day, tzinfo=UTC),
+                actor=cli_actor(),
+            )
+        except errors.PayerBridgeError as exc:
+            raise fail(exc) from exc
+    _json(pull_schedules_public([schedule])[0])
+
+
 @pulls_app.command("run")
 def pulls_run(data_dir: DataDir = None) -> None:
     """Start the pulls due now, as the upkeep sweep does (a worker enqueues them)."""

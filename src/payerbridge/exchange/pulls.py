@@ -26,7 +26,7 @@ from payerbridge.compliance.clocks import Subject, SubjectType, period_clock
 from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.consent.model import DenyReason, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request
-from payerbridge.errors import ConsentDenied, InvalidInput, Issue, NotFound
+from payerbridge.errors import Conflict, ConsentDenied, InvalidInput, Issue, NotFound
 from payerbridge.exchange.model import DATA_ENDS, STOPPED_STATES, ExchangeRecord, ExchangeState
 from payerbridge.exchange.moves import SYSTEM_ACTOR
 from payerbridge.exchange.ports import ExchangePorts
@@ -55,6 +55,7 @@ __all__ = [
     "PullSchedules",
     "PullsRun",
     "cancel_pull",
+    "end_coverage",
     "pull_schedules_public",
     "schedule_first_pull",
     "schedule_pull",
@@ -353,6 +354,32 @@ def cancel_pull(
     schedule = schedules.get(schedule_id)
     if schedule.status is PullStatus.ACTIVE:
         _stop(ports, schedules, schedule, "cancelled", actor)
+    return schedules.get(schedule_id)
+
+
+def end_coverage(
+    ports: ExchangePorts,
+    schedules: PullSchedules,
+    schedule_id: str,
+    coverage_end: datetime,
+    *,
+    actor: str,
+) -> PullSchedule:
+    """The day the member's coverage at the old payer ends, learned after scheduling: the
+    period owed now stands (its pull comes before its end), and the periods after it
+    follow the coverage (run-off from its end). Conflict for a stopped schedule."""
+    schedule = schedules.get(schedule_id)
+    if schedule.status is not PullStatus.ACTIVE:
+        raise Conflict(
+            f"pull schedule {schedule_id[:64]} stopped ({schedule.stop_reason}): "
+            "schedule the member again"
+        )
+    now = ports.clock()
+    with ports.transactions.begin() as unit:
+        schedules.update(unit, schedule.id, coverage_end=coverage_end, updated_at=now)
+        unit.record(
+            _event(schedule, "pull.updated", actor, now, coverage_end=utc_iso(coverage_end))
+        )
     return schedules.get(schedule_id)
 
 

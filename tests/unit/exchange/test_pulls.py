@@ -23,12 +23,13 @@ from payerbridge.compliance.obligations import (
     Standing,
     shipped_obligations,
 )
-from payerbridge.errors import ConsentDenied, InvalidInput
+from payerbridge.errors import Conflict, ConsentDenied, InvalidInput
 from payerbridge.exchange.interventions import revoke_and_stop
 from payerbridge.exchange.model import ExchangeState
 from payerbridge.exchange.pull_model import LEAD, RETRY_AFTER, PullSchedule
 from payerbridge.exchange.pulls import (
     cancel_pull,
+    end_coverage,
     schedule_first_pull,
     schedule_pull,
     start_due_pulls,
@@ -308,3 +309,29 @@ def test_a_cancelled_schedule_starts_nothing() -> None:
     cancelled = cancel_pull(ports, schedules, schedule.id, actor="ops")
     assert (cancelled.status.value, cancelled.stop_reason) == ("stopped", "cancelled")
     assert start_due_pulls(ports, schedules, clock.now + timedelta(days=400)).started == ()
+
+
+def test_a_coverage_end_learned_later_turns_the_periods_after_the_owed_one_to_run_off() -> None:
+    ports, client, clock, first, ledger = _a_moved_member()
+    schedules = InMemoryPullSchedules()
+    schedule = schedule_pull(ports, schedules, first, actor="ops")
+    assert schedule.kind.value == "quarterly"
+    ended = clock.now + timedelta(days=100)  # after the owed quarter, before the next
+    updated = end_coverage(ports, schedules, schedule.id, ended, actor="ops")
+    assert updated.coverage_end == ended and updated.kind.value == "quarterly"
+    assert QUARTERLY in ledger.of(f"{schedule.id}/1")  # the period owed now stands
+
+    clock.now = schedule.next_due_at  # type: ignore[assignment]
+    (pull,) = start_due_pulls(ports, schedules, clock.now).started
+    assert proceed(ports, pull, _parse).state is ExchangeState.COMPLETED
+    clock.advance(RETRY_AFTER.total_seconds())
+    start_due_pulls(ports, schedules, clock.now)
+    moved = schedules.get(schedule.id)
+    run_off = ledger.of(f"{schedule.id}/2")[RUN_OFF]
+    assert moved.kind.value == "run-off" and run_off.started_at == ended
+
+    cancel_pull(ports, schedules, schedule.id, actor="ops")
+    with pytest.raises(Conflict, match="stopped"):
+        end_coverage(ports, schedules, schedule.id, ended, actor="ops")
+    audit: InMemoryAuditLog = ports.audit  # type: ignore[assignment]
+    assert "pull.updated" in [e.action for e in audit.events]

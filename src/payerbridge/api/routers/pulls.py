@@ -12,12 +12,13 @@ from fastapi import APIRouter, Query, Request, Response
 
 from payerbridge.api.deps import AuditReaderDep, Caller, PlatformDep, SubmitterDep
 from payerbridge.api.responses import JsonResponse
-from payerbridge.api.schemas import PullScheduleCreate
+from payerbridge.api.schemas import PullScheduleCreate, PullScheduleUpdate
 from payerbridge.bootstrap import Platform
 from payerbridge.errors import NotFound
 from payerbridge.exchange.pull_model import PullSchedule, PullStatus
 from payerbridge.exchange.pulls import (
     cancel_pull,
+    end_coverage,
     pull_schedules_public,
     schedule_first_pull,
     schedule_pull,
@@ -105,6 +106,24 @@ def get_pull_schedule(
     schedule_id: str, platform: PlatformDep, caller: AuditReaderDep
 ) -> dict[str, Any]:
     return pull_schedules_public([_owned(platform, schedule_id, caller)])[0]
+
+
+@router.patch("/{schedule_id}")
+def update_pull_schedule(
+    schedule_id: str, body: PullScheduleUpdate, platform: PlatformDep, caller: SubmitterDep
+) -> dict[str, Any]:
+    """The day the member's coverage at the old payer ends, learned after scheduling: the
+    periods after the one owed now follow it (409 for a stopped schedule)."""
+    _owned(platform, schedule_id, caller)
+    ended = body.coverage_end
+    updated = end_coverage(
+        platform.exchange_ports,
+        platform.pulls,
+        schedule_id,
+        datetime(ended.year, ended.month, ended.day, tzinfo=UTC),
+        actor=caller.client_id,
+    )
+    return pull_schedules_public([updated])[0]
 
 
 @router.post("/{schedule_id}/$cancel")
