@@ -1,7 +1,8 @@
 """The shared state a scrape reads, on a real database (SQLite and PostgreSQL): exchanges
 by state and reason, the review backlog by age, dead letters still waiting, breakers and
 maintenance per partner, unfinished bulk jobs and onboardings, the audit chain's unsigned
-tail; and the counters of business events move only for units that commit."""
+tail, the standing pulls and those overdue; and the counters of business events move only
+for units that commit."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from payerbridge.store.tables import (
     obligation_clocks,
     onboarding_chunks,
     onboardings,
+    pull_schedules,
 )
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
@@ -301,3 +303,63 @@ def test_the_obligation_rows_not_done_are_counted_by_where_they_stand_now(
         if sample.name == "payerbridge_obligations_open"
     }
     assert samples[(answer, "at_risk")] == 1 and samples[(answer, "missed")] == 1
+
+
+def test_the_standing_pulls_are_counted_by_kind_and_status_and_the_overdue_ones_apart(
+    platform: Platform,
+) -> None:
+    now = datetime.now(UTC)
+    ago = timedelta(days=2)
+    running = exchange_in(platform, "running", [Move(S.VALIDATED)], now - ago)
+    ended = exchange_in(platform, "ended", [Move(S.VALIDATED), Move(S.FAILED, "x")], now - ago)
+    rows = [  # name, kind, status, next due, awaiting its last pull
+        ("later", "quarterly", "active", now + timedelta(days=30), None),
+        ("late", "quarterly", "active", now - ago, None),  # the sweep never started it
+        ("just-due", "run-off", "active", now - timedelta(hours=3), None),
+        ("pulling", "first", "active", now - ago, running),  # its pull still runs
+        ("unread", "quarterly", "active", now - ago, ended),  # its ended pull never read
+        ("stopped", "quarterly", "stopped", None, None),
+    ]
+    with platform.engine.begin() as connection:
+        connection.execute(
+            pull_schedules.insert(),
+            [
+                {
+                    "id": f"p-{name}",
+                    "kind": kind,
+                    "status": status,
+                    "partner_id": "old",
+                    "client_id": "newplan",
+                    "consent_id": "c-1",
+                    "next_due_at": due,
+                    "awaiting_pull": last is not None,
+                    "last_exchange_id": last,
+                    "created_by": "test",
+                    "created_at": now - timedelta(days=90),
+                    "updated_at": now - ago,
+                }
+                for name, kind, status, due, last in rows
+            ],
+        )
+
+    reading = platform.metrics.snapshot().readings.pull_schedules
+
+    counts = {(row.kind, row.status): row.count for row in reading.counts}
+    assert counts == {
+        ("first", "active"): 1,
+        ("quarterly", "active"): 3,
+        ("quarterly", "stopped"): 1,
+        ("run-off", "active"): 1,
+    }
+    assert reading.overdue == 2  # late and unread
+    body, _ = platform.metrics.render(None)
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name.startswith("payerbridge_pull_schedules")
+    }
+    assert samples[("payerbridge_pull_schedules_overdue", ())] == 2
+    quarterly = (("kind", "quarterly"), ("status", "active"))
+    assert samples[("payerbridge_pull_schedules", quarterly)] == 3
+    assert len(samples) == 5  # the four pairs of kind and status seen, and the overdue

@@ -68,6 +68,27 @@ def _families(snapshot: Snapshot) -> Iterator[Metric]:
     yield from _job_families(snapshot)
     yield from _audit_families(snapshot)
     yield from _obligation_families(snapshot)
+    yield from _pull_families(snapshot)
+
+
+def _pull_families(snapshot: Snapshot) -> Iterator[Metric]:
+    """The standing pulls (ADR 0040); an alert fires when some are overdue: the upkeep
+    sweep that starts them is not running."""
+    reading = snapshot.readings.pull_schedules
+    schedules = _gauge(
+        "payerbridge_pull_schedules",
+        "Standing pulls by kind (first, quarterly, run-off) and status (active, stopped)",
+        ["kind", "status"],
+    )
+    for row in reading.counts:
+        schedules.add_metric([label_value(row.kind), label_value(row.status)], row.count)
+    yield schedules
+    overdue = _gauge(
+        "payerbridge_pull_schedules_overdue",
+        "Active standing pulls due more than a day ago and not waiting on their last pull",
+    )
+    overdue.add_metric([], reading.overdue)
+    yield overdue
 
 
 def _obligation_families(snapshot: Snapshot) -> Iterator[Metric]:

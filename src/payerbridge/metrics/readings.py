@@ -1,7 +1,8 @@
 """What the database says about the platform now: the state every process shares.
 
 Exchanges by state and reason, the review backlog and its age, dead letters, breakers,
-bulk jobs and onboardings in progress, the audit chain's unsigned tail. A store adapter
+bulk jobs and onboardings in progress, the audit chain's unsigned tail, the standing
+pulls and those overdue. A store adapter
 reads them in a few aggregated, indexed queries (``ReadingsSource``); ``take_snapshot``
 adds the partners' operational state and what the clock makes of the timestamps. The
 scrape (``metrics.database``) and the operator console read the same ``Snapshot``, so
@@ -15,9 +16,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from payerbridge.exchange.model import STOPPED_STATES, ExchangeState
 from payerbridge.routing.model import Partner
 
 __all__ = [
+    "PULL_OVERDUE_AFTER",
+    "PULL_WAITING_STATES",
     "REVIEW_AGE_BOUNDS",
     "AuditTail",
     "BreakerReading",
@@ -28,6 +32,8 @@ __all__ = [
     "ObligationsOpen",
     "OnboardingProgress",
     "PartnerState",
+    "PullScheduleCount",
+    "PullSchedulesReading",
     "ReadingsSource",
     "ReviewBacklog",
     "Snapshot",
@@ -37,6 +43,17 @@ __all__ = [
 # The ages the open review cases are counted past: an hour, a day, three days (the new
 # payer's default wait for the old payer's reviewer).
 REVIEW_AGE_BOUNDS = (timedelta(hours=1), timedelta(hours=24), timedelta(hours=72))
+# An active standing pull due longer ago than this is overdue: the upkeep sweep starts a
+# due pull within a minute, and looks at a started one a day later (ADR 0040), so one
+# left past its due time this long means the sweep is not running, or fails on it. Not
+# overdue: one whose last pull is still running or waits for a reviewer, in one of
+# ``PULL_WAITING_STATES`` (the sweep leaves it be, however long that takes).
+PULL_OVERDUE_AFTER = timedelta(days=1)
+PULL_WAITING_STATES = frozenset(
+    state.value
+    for state in ExchangeState
+    if state not in STOPPED_STATES or state is ExchangeState.MANUAL_REVIEW
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,24 @@ class ObligationsOpen:
 
 
 @dataclass(frozen=True)
+class PullScheduleCount:
+    """Standing pulls of a kind in a status (ADR 0040)."""
+
+    kind: str
+    status: str
+    count: int
+
+
+@dataclass(frozen=True)
+class PullSchedulesReading:
+    """The standing pulls by kind and status, and the active ones overdue (due more than
+    ``PULL_OVERDUE_AFTER`` ago, and not waiting on their last pull)."""
+
+    counts: tuple[PullScheduleCount, ...] = ()
+    overdue: int = 0
+
+
+@dataclass(frozen=True)
 class DatabaseReadings:
     exchanges: tuple[ExchangeCount, ...]
     reviews: ReviewBacklog
@@ -126,6 +161,7 @@ class DatabaseReadings:
     onboardings: OnboardingProgress
     audit: AuditTail
     obligations: tuple[ObligationsOpen, ...] = ()
+    pull_schedules: PullSchedulesReading = field(default_factory=PullSchedulesReading)
 
 
 class ReadingsSource(Protocol):

@@ -5,8 +5,9 @@ small table, so that a scrape costs the same at a thousand exchanges as at a mil
 give or take an index scan: exchanges by (state, error code) over
 ``ix_exchanges_state_reason``, open review cases over ``ix_identity_reviews_status``,
 dead letters joined by key to exchanges still dead-lettered, unfinished bulk jobs over
-``ix_bulk_jobs_status``, the chunks of running onboardings by key, and the audit chain's
-head, last checkpoint and first unsigned event, each by key.
+``ix_bulk_jobs_status``, the chunks of running onboardings by key, the audit chain's
+head, last checkpoint and first unsigned event, each by key, and the standing pulls by
+kind and status with those overdue over ``ix_pull_schedules_due``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,23 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, literal, null, select, union_all
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 
 from payerbridge.metrics.readings import (
+    PULL_OVERDUE_AFTER,
+    PULL_WAITING_STATES,
     AuditTail,
     BreakerReading,
     DatabaseReadings,
@@ -26,6 +41,8 @@ from payerbridge.metrics.readings import (
     JobProgress,
     ObligationsOpen,
     OnboardingProgress,
+    PullScheduleCount,
+    PullSchedulesReading,
     ReviewBacklog,
 )
 from payerbridge.store.tables import (
@@ -40,6 +57,7 @@ from payerbridge.store.tables import (
     onboarding_chunks,
     onboardings,
     partner_breakers,
+    pull_schedules,
 )
 
 __all__ = ["SqlReadingsSource"]
@@ -63,6 +81,7 @@ class SqlReadingsSource:
                 onboardings=_onboardings(connection),
                 audit=_audit_tail(connection),
                 obligations=_obligations(connection, now, self._risk_windows),
+                pull_schedules=_pull_schedules(connection, now),
             )
 
 
@@ -87,6 +106,35 @@ def _obligations(
     return tuple(
         ObligationsOpen(name, int(total) - int(risk) - int(missed), int(risk), int(missed))
         for name, total, risk, missed in sorted(rows)
+    )
+
+
+def _pull_schedules(connection: Connection, now: datetime) -> PullSchedulesReading:
+    """One statement: the schedules by kind and status (a scan of one row per member and
+    old payer, its leading columns only: fewer rows than the exchanges they make), and
+    the active ones overdue, from ``ix_pull_schedules_due`` (a few rows at most while
+    the sweep runs), each joined by key to its last pull to leave out those whose pull
+    still runs or waits for a reviewer. The overdue count is the row without a kind."""
+    t, last = pull_schedules, exchanges
+    counts = select(t.c.kind, t.c.status, func.count()).group_by(t.c.kind, t.c.status)
+    overdue = (
+        select(null().label("kind"), null().label("status"), func.count())
+        .select_from(t.outerjoin(last, last.c.id == t.c.last_exchange_id))
+        .where(
+            t.c.status == "active",
+            t.c.next_due_at < now - PULL_OVERDUE_AFTER,
+            or_(
+                t.c.awaiting_pull == false(),
+                last.c.state.is_(None),  # gone: the sweep fails on it
+                last.c.state.not_in(sorted(PULL_WAITING_STATES)),
+            ),
+        )
+    )
+    rows = connection.execute(union_all(counts, overdue)).all()
+    found = sorted((kind, status, int(n)) for kind, status, n in rows if kind is not None)
+    return PullSchedulesReading(
+        counts=tuple(PullScheduleCount(*row) for row in found),
+        overdue=sum(int(n) for kind, _, n in rows if kind is None),
     )
 
 
