@@ -171,7 +171,8 @@ def test_a_request_answered_at_once_is_read_as_met_from_its_decision_without_a_r
                 for decision_id, outcome, policy in decisions
             ],
         )
-    read = platform.clock_reader.started_between(at - timedelta(hours=1), at + timedelta(hours=1))
+    span = (at - timedelta(hours=1), at + timedelta(hours=1))
+    read = list(platform.clock_reader.started_between(*span))
     assert {(c.subject.type, c.subject.id) for c in read} == {
         (SubjectType.REQUEST, "d-match"),
         (SubjectType.REQUEST, "d-none"),
@@ -180,3 +181,11 @@ def test_a_request_answered_at_once_is_read_as_met_from_its_decision_without_a_r
     assert {c.due_at for c in read} == {platform.obligations.answer(at, None, at).due_at}
     with platform.engine.connect() as connection:  # and none of them wrote a row
         assert connection.execute(select(func.count()).select_from(obligation_clocks)).scalar() == 0
+    # counted in the database, and listed the first so many
+    reader, risk, now = platform.clock_reader, platform.obligations.risk_windows(), utcnow()
+    counted = reader.tally(*span, now=now, risk=risk)
+    assert counted == {(ANSWER_WITHIN, Standing.MET, None, True): 2}
+    first = reader.standing_rows(
+        *span, now=now, risk=risk, standings=[Standing.MET], obligation=ANSWER_WITHIN, limit=1
+    )
+    assert [clock.subject.id for clock in first] == ["d-match"]

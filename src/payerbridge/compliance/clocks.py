@@ -16,9 +16,9 @@ answered it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -191,8 +191,40 @@ class ClockLedger(Protocol):
 
 
 class ClockReader(Protocol):
-    def started_between(self, start: datetime, end: datetime) -> list[ObligationClock]:
-        """The rows started in [start, end), the earliest first."""
+    """The rows, read for the report (a plan's year is millions of them): counted where
+    they are kept, listed by standing, streamed in pages. Each takes the rows started in
+    [start, end), the requests answered at once among them (met, done as they started),
+    and where a row stands at ``now`` as ``standing_now`` decides it: ``risk`` is how long
+    before its due time a row of each obligation is at risk (``ObligationSet.risk_windows``;
+    one not named never is)."""
+
+    def tally(
+        self, start: datetime, end: datetime, *, now: datetime, risk: Mapping[str, timedelta]
+    ) -> Mapping[tuple[str, Standing, str | None, bool], int]:
+        """How many rows stand where at ``now``, by (obligation, standing, the row's reason
+        code, whether it is done)."""
+        ...
+
+    def standing_rows(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        now: datetime,
+        risk: Mapping[str, timedelta],
+        standings: Collection[Standing],
+        obligation: str | None = None,
+        limit: int | None = None,
+    ) -> list[ObligationClock]:
+        """The rows that stand at one of ``standings`` at ``now`` (of ``obligation`` only,
+        when given), the earliest first (by started_at, then id), the first ``limit``."""
+        ...
+
+    def started_between(
+        self, start: datetime, end: datetime, *, obligation: str | None = None, page: int = 1000
+    ) -> Iterator[ObligationClock]:
+        """Every row (of ``obligation`` only, when given), the earliest first, read ``page``
+        rows at a time."""
         ...
 
 

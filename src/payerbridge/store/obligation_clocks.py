@@ -1,20 +1,25 @@
 """The obligation rows (``compliance.clocks``) in SQL: written in the driver's own SQL on
 the caller's unit of work (an exchange step's and a ``$member-match``'s units run on the
 DB-API path, pipelined on PostgreSQL), none of the writes reading first; read with Core
-for the report.
+for the report: counted in the database (``tally``, the standing as of now in SQL by
+``store.clock_standing``), the rows of a standing listed (``standing_rows``), and every
+row streamed in keyset pages (``started_between``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import heapq
+from collections.abc import Callable, Collection, Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.engine import Dialect
 
 from payerbridge.compliance.clocks import ObligationClock, Subject, SubjectType
 from payerbridge.compliance.obligations import ANSWER_WITHIN, ASKING, ObligationSet, Standing
 from payerbridge.identity.decision import SINGLE_EXCHANGE
+from payerbridge.store.clock_standing import standing_sql, window_sql
 from payerbridge.store.compliance_tables import obligation_clocks
 from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.tables import UtcDateTime, identity_decisions
@@ -127,17 +132,81 @@ class SqlObligationClocks:
         values = {**_subject(subject), "reason": reason[:64], "at": self._sql.timestamp(at)}
         sql_unit(unit).cursor().execute(self._sql.note, values)
 
-    def started_between(self, start: datetime, end: datetime) -> list[ObligationClock]:
-        query = (
-            select(_T)
-            .where(_T.c.started_at >= start, _T.c.started_at < end)
-            .order_by(_T.c.started_at, _T.c.id)
+    def tally(
+        self, start: datetime, end: datetime, *, now: datetime, risk: Mapping[str, timedelta]
+    ) -> dict[tuple[str, Standing, str | None, bool], int]:
+        """How many rows started in [start, end) stand where at ``now``, counted in the
+        database by obligation, standing, reason code and whether done; the requests
+        answered at once among them (met, no reason)."""
+        inner = (
+            select(
+                _T.c.obligation,
+                standing_sql(now, risk).label("standing"),
+                _T.c.reason,
+                _T.c.done_at.is_not(None).label("done"),
+            )
+            .where(window_sql(start, end))
+            .subquery()
         )
+        keys = (inner.c.obligation, inner.c.standing, inner.c.reason, inner.c.done)
+        query = select(*keys, func.count()).group_by(*keys)
+        counted: dict[tuple[str, Standing, str | None, bool], int] = {}
+        with self._reader.connect() as connection:
+            for obligation, standing, reason, done, count in connection.execute(query):
+                counted[(obligation, Standing(standing), reason, bool(done))] = count
+            if self._obligations is not None:
+                answered_at_once = select(func.count()).where(*_answered_at_once(start, end))
+                answered = connection.execute(answered_at_once).scalar_one()
+                if answered:
+                    key = (ANSWER_WITHIN, Standing.MET, None, True)
+                    counted[key] = counted.get(key, 0) + answered
+        return counted
+
+    def standing_rows(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        now: datetime,
+        risk: Mapping[str, timedelta],
+        standings: Collection[Standing],
+        obligation: str | None = None,
+        limit: int | None = None,
+    ) -> list[ObligationClock]:
+        """The rows started in [start, end) that stand at one of ``standings`` at ``now``
+        (of ``obligation`` only, when given), the earliest first, the first ``limit``."""
+        query = select(_T).where(
+            window_sql(start, end), standing_sql(now, risk).in_([s.value for s in standings])
+        )
+        if obligation is not None:
+            query = query.where(_T.c.obligation == obligation)
+        query = query.order_by(_T.c.started_at, _T.c.id).limit(limit)
         with self._reader.connect() as connection:
             rows = [_clock(row) for row in connection.execute(query)]
-            if self._obligations is not None:
-                rows += _answered_at_once(connection, self._obligations, start, end)
-        return sorted(rows, key=lambda clock: (clock.started_at, clock.id))
+        if Standing.MET in standings and obligation in (None, ANSWER_WITHIN):
+            answered = self._answered(start, end, limit=limit)
+            rows = list(heapq.merge(rows, answered, key=_order))[:limit]
+        return rows
+
+    def started_between(
+        self, start: datetime, end: datetime, *, obligation: str | None = None, page: int = 1000
+    ) -> Iterator[ObligationClock]:
+        """The rows started in [start, end) (of ``obligation`` only, when given), the
+        earliest first, read ``page`` at a time (keyset pages on (started_at, id), each
+        on a connection of its own): an export of any size holds one page."""
+        only = [] if obligation is None else [_T.c.obligation == obligation]
+
+        def rows(after: tuple[datetime, str] | None) -> list[ObligationClock]:
+            query = select(_T).where(*_keyset(after, start, end, _T.c.started_at, _T.c.id), *only)
+            with self._reader.connect() as connection:
+                ordered = query.order_by(_T.c.started_at, _T.c.id).limit(page)
+                return [_clock(row) for row in connection.execute(ordered)]
+
+        found = _paged(rows, page)
+        if obligation not in (None, ANSWER_WITHIN) or self._obligations is None:
+            return found
+        answered = _paged(lambda after: self._answered(start, end, after=after, limit=page), page)
+        return heapq.merge(found, answered, key=_order)
 
     def subject(self, subject: Subject) -> list[ObligationClock]:
         """The subject's rows (tests and support)."""
@@ -147,40 +216,96 @@ class SqlObligationClocks:
         with self._reader.connect() as connection:
             return [_clock(row) for row in connection.execute(query.order_by(_T.c.started_at))]
 
+    def _answered(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        after: tuple[datetime, str] | None = None,
+        limit: int | None = None,
+    ) -> list[ObligationClock]:
+        """The ``$member-match`` requests answered at once in [start, end), as met rows of
+        the one-business-day answer, the earliest first: each one's identity decision says
+        when (no row is written for them: one per request cost the online path about a
+        tenth of its throughput, docs/benchmarks/data-lifecycle.md). A request sent to
+        review has a row of its own, kept until its case is decided."""
+        obligations = self._obligations
+        if obligations is None or limit == 0:
+            return []
+        d = identity_decisions.c
+        query = (
+            select(d.id, d.decided_at)
+            .where(*_answered_at_once(start, end, after))
+            .order_by(d.decided_at, d.id)
+            .limit(limit)
+        )
+        with self._reader.connect() as connection:
+            found = connection.execute(query).all()
+        return [
+            ObligationClock(
+                id=decision_id,
+                obligation=ANSWER_WITHIN,
+                obligation_version=obligations.version,
+                subject=Subject(SubjectType.REQUEST, decision_id),
+                partner_id=None,
+                started_at=at,
+                due_at=obligations.due(ANSWER_WITHIN, {"request_received": at}),
+                done_at=at,
+                standing=Standing.MET,
+                reason=None,
+                updated_at=at,
+            )
+            for decision_id, at in found
+        ]
+
 
 def _answered_at_once(
-    connection: Connection, obligations: ObligationSet, start: datetime, end: datetime
-) -> list[ObligationClock]:
-    """The ``$member-match`` requests answered at once in [start, end), as met rows of
-    the one-business-day answer: each one's identity decision says when (no row is
-    written for them: one per request cost the online path about a tenth of its
-    throughput, docs/benchmarks/data-lifecycle.md). A request sent to review has a row
-    of its own, kept until its case is decided."""
-    decisions = identity_decisions
-    found = connection.execute(
-        select(decisions.c.id, decisions.c.decided_at).where(
-            decisions.c.decided_at >= start,
-            decisions.c.decided_at < end,
-            decisions.c.outcome != "review",
-            decisions.c.policy_version.like(f"{SINGLE_EXCHANGE.name}-%"),
-        )
-    )
+    start: datetime, end: datetime, after: tuple[datetime, str] | None = None
+) -> list[ColumnElement[bool]]:
+    """The identity decisions of the single-exchange policy in [start, end) (after
+    ``after``, a page's last) not sent to review: the ``$member-match`` requests answered
+    at once (a bulk job's are not)."""
+    d = identity_decisions.c
     return [
-        ObligationClock(
-            id=decision_id,
-            obligation=ANSWER_WITHIN,
-            obligation_version=obligations.version,
-            subject=Subject(SubjectType.REQUEST, decision_id),
-            partner_id=None,
-            started_at=at,
-            due_at=obligations.due(ANSWER_WITHIN, {"request_received": at}),
-            done_at=at,
-            standing=Standing.MET,
-            reason=None,
-            updated_at=at,
-        )
-        for decision_id, at in found
+        d.outcome != "review",
+        d.policy_version.like(f"{SINGLE_EXCHANGE.name}-%"),
+        *_keyset(after, start, end, d.decided_at, d.id),
     ]
+
+
+def _keyset(
+    after: tuple[datetime, str] | None,
+    start: datetime,
+    end: datetime,
+    column: ColumnElement[datetime],
+    key: ColumnElement[str],
+) -> list[ColumnElement[bool]]:
+    """The rows with ``column`` in [start, end) that come after ``after`` in the order
+    (column, key): one range on ``column``, from the later of the two, so that the index
+    is searched from where the last page ended."""
+    lower = start if after is None else max(start, after[0])
+    found = [column >= lower, column < end]
+    if after is not None:
+        found.append(or_(column > after[0], key > after[1]))
+    return found
+
+
+def _paged(
+    read: Callable[[tuple[datetime, str] | None], list[ObligationClock]], size: int
+) -> Iterator[ObligationClock]:
+    """Each row of the pages ``read`` gives (``size`` rows at most), the next asked after
+    the last row of the one before, until one comes back short."""
+    after: tuple[datetime, str] | None = None
+    while True:
+        page = read(after)
+        yield from page
+        if len(page) < size:
+            return
+        after = (page[-1].started_at, page[-1].id)
+
+
+def _order(clock: ObligationClock) -> tuple[datetime, str]:
+    return (clock.started_at, clock.id)
 
 
 def _clock(row: Any) -> ObligationClock:
