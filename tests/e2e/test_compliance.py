@@ -2,7 +2,8 @@
 one partner sits in a maintenance window while an exchange whose member enrolled ten days
 ago waits for it, and the report shows that exchange missed with the reason, over HTTP
 (JSON, CSV) and from the command line; the old payer's report shows the $member-match
-it answered; bad input is refused with the reason."""
+it answered; the met subjects listed up to ``_subjects``; bad input is refused with the
+reason."""
 
 from __future__ import annotations
 
@@ -81,6 +82,13 @@ def test_the_report_shows_one_exchange_met_and_one_held_by_its_partner_missed(
         answer = shown[ANSWER_WITHIN]  # the old payer's answer, as we saw it
         assert met_id in [s["subject_id"] for s in answer["met"]["subjects"]]
 
+        assert request["met"]["truncated"] is False and request["missed"]["truncated"] is False
+        first = client.get("/compliance/report", params={**span, "_subjects": "0"})
+        assert first.status_code == 200, first.text
+        none = _by_obligation(first.json())[REQUEST_AFTER_ENROLMENT]
+        assert none["met"]["subjects"] == [] and none["met"]["truncated"] is True
+        assert none["counts"] == request["counts"] and len(none["missed"]["subjects"]) == 1
+
         as_csv = client.get("/compliance/report", params={**span, "_format": "csv"})
         assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
         lines = list(csv.DictReader(io.StringIO(as_csv.text)))
@@ -95,12 +103,16 @@ def test_the_report_shows_one_exchange_met_and_one_held_by_its_partner_missed(
             ({"from": "2020-01-01", "to": span["to"]}, "at most 366 days"),
             ({**span, "_format": "xml"}, "_format: one of json, csv"),
             ({**span, "member": "x"}, "member: unknown parameter"),
+            ({**span, "_subjects": "all"}, "'_subjects' must be a whole number from 0 to"),
+            ({**span, "_subjects": "100000"}, "'_subjects' must be a whole number from 0 to"),
         ):
             refused = client.get("/compliance/report", params=params)
             assert refused.status_code == 400, (params, refused.text)
             outcome = refused.json()
             assert outcome["resourceType"] == "OperationOutcome"
             assert problem in outcome["issue"][0]["details"]["text"], outcome
+            if "_subjects" in params:
+                assert outcome["issue"][0]["expression"] == ["_subjects"], outcome
 
     listed = new.cli("compliance", "report", "--from", span["from"], "--to", span["to"])
     assert listed.returncode == 0, listed.stderr
@@ -115,6 +127,19 @@ def test_the_report_shows_one_exchange_met_and_one_held_by_its_partner_missed(
     )
     bad = new.cli("compliance", "report", "--from", span["to"], "--to", span["from"])
     assert bad.returncode == 2 and "'from' must be before 'to'" in bad.stderr
+    limited = new.cli(
+        "compliance", "report", *("--from", span["from"], "--to", span["to"]), "--subjects", "x"
+    )
+    assert limited.returncode == 2 and "'--subjects' must be a whole number" in limited.stderr
+    as_csv_cli = new.cli(
+        "compliance", "report", "--from", span["from"], "--to", span["to"], "--format", "csv"
+    )
+    assert as_csv_cli.returncode == 0, as_csv_cli.stderr
+    keys = ("obligation", "standing", "subject_id")  # the same rows, streamed by either
+    from_cli = list(csv.DictReader(io.StringIO(as_csv_cli.stdout)))
+    assert [[line[k] for k in keys] for line in from_cli] == [
+        [line[k] for k in keys] for line in lines
+    ]
 
     # The old payer answered the $member-match at once: its one-business-day row is met.
     with old.client() as client:  # as the partner's reader: not its report to see

@@ -2,7 +2,8 @@
 (``compliance.clocks.standing_now``) on a real database, SQLite and PostgreSQL: for
 generated rows and instants, at and around each boundary (done at its due time, now at
 its due time, now at the start of its obligation's warning), for obligations with a
-warning, without one and no longer in the file."""
+warning, without one and no longer in the file; and the report's queries search the
+window by index."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.compliance.calendar import BusinessCalendar
@@ -30,9 +32,11 @@ from payerbridge.compliance.obligations import (
     Standing,
     load_obligations,
 )
+from payerbridge.compliance.report import compliance_report, report_csv, report_window
 from payerbridge.config import load_settings
 from payerbridge.store.obligation_clocks import SqlObligationClocks
 from payerbridge.store.tables import obligation_clocks
+from tests.conftest import BACKEND
 
 
 def _obligations() -> ObligationSet:
@@ -160,3 +164,31 @@ def test_the_sql_standing_is_the_pure_rules(
         for clock in clocks
     )
     assert reader.tally(*span, now=now, risk=RISK) == dict(expected)
+
+
+def test_the_reports_queries_search_the_window_by_index(platform: Platform, tmp_path: Path) -> None:
+    if BACKEND != "sqlite":
+        pytest.skip("the query plans checked are SQLite's")
+    statements: list[tuple[str, Any]] = []
+
+    def keep(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    window = report_window("2027-01-01", "2027-12-31", OBLIGATIONS.calendar.zone)
+    now = datetime(2027, 6, 1, tzinfo=UTC)
+    reader = SqlObligationClocks(platform.reader, obligations=OBLIGATIONS)
+    event.listen(platform.reader, "before_cursor_execute", keep)
+    try:
+        compliance_report(window, reader, OBLIGATIONS, now)
+        list(report_csv(window, reader, OBLIGATIONS, now))
+        list(reader.started_between(window.start, window.end, page=1))
+    finally:
+        event.remove(platform.reader, "before_cursor_execute", keep)
+    plans = []
+    with platform.reader.connect() as connection:
+        for statement, parameters in statements:
+            if statement.startswith("SELECT"):
+                plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                plans.append(" / ".join(row[3] for row in plan))
+    assert plans and all("USING INDEX ix_" in plan for plan in plans), plans
+    assert not any("SCAN" in plan for plan in plans), plans

@@ -29,10 +29,19 @@ def compliance_report_command(
         str | None, typer.Option("--to", help="Last day (YYYY-MM-DD), not included.")
     ] = None,
     shape: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    subjects: Annotated[
+        str | None,
+        typer.Option(
+            "--subjects",
+            help="json: how many subjects each list of met rows shows (default 100, at most "
+            "10000); those missed, at risk and pending are all shown.",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Every obligation row started from --from to --to (at most 366 days), where each
-    stands now: counts per obligation, the reasons, the exchanges and cases behind them."""
+    stands now: counts per obligation, the reasons, the exchanges and cases behind them
+    (csv: every row, written as it is read)."""
     from payerbridge.bootstrap import build_platform, utcnow
     from payerbridge.compliance.report import (
         compliance_report,
@@ -40,6 +49,7 @@ def compliance_report_command(
         report_json,
         report_table,
         report_window,
+        subjects_limit,
     )
     from payerbridge.policies import compliance_obligations
 
@@ -50,16 +60,22 @@ def compliance_report_command(
             raise errors.InvalidInput(text)
         zone = compliance_obligations(settings).calendar.zone
         window = report_window(first, last, zone)
+        limit = subjects_limit(subjects, "--subjects")
     except errors.PayerBridgeError as exc:
         raise fail(exc) from None
     platform = build_platform(settings)
     try:
-        found = compliance_report(window, platform.clock_reader, platform.obligations, utcnow())
+        reader, obligations, now = platform.clock_reader, platform.obligations, utcnow()
+        if shape == "csv":
+            for chunk in report_csv(window, reader, obligations, now):
+                typer.echo(chunk, nl=False)
+            return
+        # The table shows the rows missed and at risk: no met subjects to read for it.
+        listed = limit if shape == "json" else 0
+        found = compliance_report(window, reader, obligations, now, subjects=listed)
     finally:
         platform.close()
     if shape == "json":
         typer.echo(orjson.dumps(report_json(found), option=orjson.OPT_INDENT_2).decode())
-    elif shape == "csv":
-        typer.echo(report_csv(found), nl=False)
     else:
         typer.echo(report_table(found), nl=False)

@@ -2,6 +2,11 @@
 stands now, counted per obligation with the reasons and the subjects behind each count;
 and the report as JSON, CSV or a table.
 
+A plan's window holds millions of rows, so the reader counts them where they are kept
+(``ClockReader.tally``); the report lists the subjects behind the rows missed, at risk
+and pending in full (few, and each is acted on) and the first ``subjects`` of the met
+(and not started) ones; the CSV, every row, is written a page at a time as it is read.
+
 The window is given as dates, read as whole days in the plan's calendar zone: ``from``
 inclusive, ``to`` exclusive, at most ``MAX_DAYS`` long.
 """
@@ -10,9 +15,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from itertools import product
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,23 +28,35 @@ from payerbridge.compliance.obligations import REQUIRED, Assessment, ObligationS
 from payerbridge.errors import InvalidInput, Issue
 
 __all__ = [
+    "DEFAULT_SUBJECTS",
     "FORMATS",
     "MAX_DAYS",
+    "MAX_SUBJECTS",
     "ComplianceReport",
     "ObligationReport",
     "ReportLine",
     "ReportWindow",
+    "StandingReport",
     "compliance_report",
+    "reason_of",
     "report_csv",
     "report_json",
     "report_table",
     "report_window",
+    "subjects_limit",
 ]
 
 MAX_DAYS = 366
 FORMATS = ("json", "csv")
 # The standings a report counts, in the order it shows them.
 COUNTED = (Standing.MET, Standing.MISSED, Standing.AT_RISK, Standing.PENDING)
+SHOWN = (*COUNTED, Standing.NOT_STARTED)
+# Whose subjects are listed in full (few, and someone acts on each), and whose only up to
+# the report's ``subjects`` (a plan answers millions of requests a year, met).
+IN_FULL = (Standing.MISSED, Standing.AT_RISK, Standing.PENDING)
+LIMITED = (Standing.MET, Standing.NOT_STARTED)
+DEFAULT_SUBJECTS = 100
+MAX_SUBJECTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,29 @@ def report_window(first: str | None, last: str | None, zone: str) -> ReportWindo
     return ReportWindow(days["from"], days["to"], start, end)
 
 
+def subjects_limit(text: str | None, name: str = "_subjects") -> int:
+    """How many subjects each list of met (and not started) rows shows, given as ``name``:
+    ``DEFAULT_SUBJECTS`` when not given, at most ``MAX_SUBJECTS``; InvalidInput naming it."""
+    if text is None:
+        return DEFAULT_SUBJECTS
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SUBJECTS:
+        problem = f"'{name}' must be a whole number from 0 to {MAX_SUBJECTS} (got '{text[:20]}')"
+        raise InvalidInput(problem, issues=[Issue(problem, name)])
+    return int(text)
+
+
+def reason_of(standing: Standing, code: str | None, *, is_done: bool) -> str | None:
+    """What held a row up: None for a row met; else the row's code, or where there is
+    none, ``late`` (done after its due time), ``not-done`` (missed or at risk), None."""
+    if standing is Standing.MET:
+        return None
+    if code:
+        return code
+    if standing is Standing.MISSED:
+        return "late" if is_done else "not-done"
+    return "not-done" if standing is Standing.AT_RISK else None
+
+
 @dataclass(frozen=True)
 class ReportLine:
     """One obligation row as it stands at the report's time."""
@@ -88,17 +130,23 @@ class ReportLine:
     @property
     def reason(self) -> str | None:
         """What held it up (the row's code) for a row not met; else None."""
-        if self.found.standing is Standing.MET:
-            return None
-        return self.clock.reason or _plain(self.found)
+        is_done = self.clock.done_at is not None
+        return reason_of(self.found.standing, self.clock.reason, is_done=is_done)
 
 
-def _plain(found: Assessment) -> str | None:
-    if found.standing is Standing.MISSED:
-        return "late" if found.why.startswith("done") else "not-done"
-    if found.standing is Standing.AT_RISK:
-        return "not-done"
-    return None
+@dataclass(frozen=True)
+class StandingReport:
+    """The rows of one obligation that stand at ``standing``: how many, the reasons
+    behind them (code: count) and the subjects shown, all of them unless ``truncated``."""
+
+    standing: Standing
+    count: int
+    reasons: Mapping[str, int]
+    lines: tuple[ReportLine, ...]
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.lines) < self.count
 
 
 @dataclass(frozen=True)
@@ -106,39 +154,88 @@ class ObligationReport:
     obligation: str
     title: str
     role: str
-    lines: tuple[ReportLine, ...]
+    standings: Mapping[Standing, StandingReport]  # each of SHOWN
 
-    def of(self, standing: Standing) -> list[ReportLine]:
-        return [line for line in self.lines if line.found.standing is standing]
+    def of(self, standing: Standing) -> tuple[ReportLine, ...]:
+        return self.standings[standing].lines
 
     def counts(self) -> dict[str, int]:
-        tally = Counter(line.found.standing for line in self.lines)
-        return {standing.value: tally[standing] for standing in (*COUNTED, Standing.NOT_STARTED)}
+        return {standing.value: self.standings[standing].count for standing in SHOWN}
 
 
 @dataclass(frozen=True)
 class ComplianceReport:
     window: ReportWindow
     at: datetime
+    subjects: int  # the most subjects a list of met or not-started rows shows
     obligations: tuple[ObligationReport, ...]
 
 
 def compliance_report(
-    window: ReportWindow, reader: ClockReader, obligations: ObligationSet, now: datetime
+    window: ReportWindow,
+    reader: ClockReader,
+    obligations: ObligationSet,
+    now: datetime,
+    *,
+    subjects: int = DEFAULT_SUBJECTS,
 ) -> ComplianceReport:
-    """Every row started in ``window``, assessed at ``now``, by obligation: those the
-    platform acts on always, others where they have rows."""
-    lines: dict[str, list[ReportLine]] = {name: [] for name in sorted(REQUIRED)}
-    for clock in reader.started_between(window.start, window.end):
-        found = standing_now(obligations, clock, now)
-        lines.setdefault(clock.obligation, []).append(ReportLine(clock, found))
-    reports = []
-    for name, kept in lines.items():
-        known = obligations.by_id.get(name)
-        title = known.title if known else name
-        role = known.role if known else ""
-        reports.append(ObligationReport(name, title, role, tuple(kept)))
-    return ComplianceReport(window, now, tuple(reports))
+    """The rows started in ``window``, assessed at ``now``, by obligation (those the
+    platform acts on always, others where they have rows): counted by the reader, the
+    subjects behind those missed, at risk and pending listed in full, the first
+    ``subjects`` of the others."""
+    risk = obligations.risk_windows()
+    counted = reader.tally(window.start, window.end, now=now, risk=risk)
+    names = _names(counted)
+    lines: dict[tuple[str, Standing], list[ReportLine]] = defaultdict(list)
+
+    def keep(clocks: Iterable[ObligationClock]) -> None:
+        for clock in clocks:
+            found = standing_now(obligations, clock, now)
+            lines[(clock.obligation, found.standing)].append(ReportLine(clock, found))
+
+    span = (window.start, window.end)
+    keep(reader.standing_rows(*span, now=now, risk=risk, standings=IN_FULL))
+    for name, standing in product(names, LIMITED):
+        if subjects and any(key[:2] == (name, standing) for key in counted):
+            only = (standing,)
+            first = reader.standing_rows(
+                *span, now=now, risk=risk, standings=only, obligation=name, limit=subjects
+            )
+            keep(first)
+    return ComplianceReport(
+        window,
+        now,
+        subjects,
+        tuple(_obligation_report(obligations, name, counted, lines) for name in names),
+    )
+
+
+def _names(counted: Mapping[tuple[str, Standing, str | None, bool], int]) -> list[str]:
+    """The obligations the platform acts on, and the others that have rows."""
+    return sorted(REQUIRED) + sorted({key[0] for key in counted} - REQUIRED)
+
+
+def _obligation_report(
+    obligations: ObligationSet,
+    name: str,
+    counted: Mapping[tuple[str, Standing, str | None, bool], int],
+    lines: Mapping[tuple[str, Standing], list[ReportLine]],
+) -> ObligationReport:
+    standings = {}
+    for standing in SHOWN:
+        count, reasons = 0, Counter[str]()
+        for (obligation, at, code, is_done), n in counted.items():
+            if (obligation, at) == (name, standing):
+                count += n
+                reason = reason_of(standing, code, is_done=is_done)
+                if reason:
+                    reasons[reason] += n
+        kept = tuple(lines.get((name, standing), ()))
+        standings[standing] = StandingReport(standing, count, dict(sorted(reasons.items())), kept)
+    known = obligations.by_id.get(name)
+    title = known.title if known else name
+    role = known.role if known else ""
+    return ObligationReport(name, title, role, standings)
 
 
 def _line_json(line: ReportLine) -> dict[str, Any]:
@@ -161,18 +258,19 @@ def _iso(at: datetime | None) -> str | None:
 
 
 def report_json(report: ComplianceReport) -> dict[str, Any]:
-    """Per obligation: each standing's count, the reasons behind it (code: count) and the
-    subjects."""
+    """Per obligation: each standing's count, the reasons behind it (code: count), the
+    subjects and whether they are all there (``truncated``: the met and not-started
+    lists show the first ``subjects_limit``)."""
     shown = []
     for entry in report.obligations:
         by_standing: dict[str, Any] = {}
-        for standing in (*COUNTED, Standing.NOT_STARTED):
-            kept = entry.of(standing)
-            reasons = Counter(line.reason for line in kept if line.reason)
+        for standing in SHOWN:
+            part = entry.standings[standing]
             by_standing[standing.value] = {
-                "count": len(kept),
-                "reasons": dict(sorted(reasons.items())),
-                "subjects": [_line_json(line) for line in kept],
+                "count": part.count,
+                "reasons": dict(part.reasons),
+                "subjects": [_line_json(line) for line in part.lines],
+                "truncated": part.truncated,
             }
         shown.append(
             {
@@ -187,6 +285,7 @@ def report_json(report: ComplianceReport) -> dict[str, Any]:
         "from": report.window.first.isoformat(),
         "to": report.window.last.isoformat(),
         "at": report.at.isoformat(),
+        "subjects_limit": report.subjects,
         "obligations": shown,
     }
 
@@ -206,21 +305,51 @@ CSV_COLUMNS = (
 )
 
 
-def report_csv(report: ComplianceReport) -> str:
-    """One line per row: its obligation, standing and reason, the subject and its times."""
+def report_csv(
+    window: ReportWindow,
+    reader: ClockReader,
+    obligations: ObligationSet,
+    now: datetime,
+    *,
+    page: int = 1000,
+) -> Iterator[str]:
+    """Every row started in ``window``, one line each (its obligation, standing and
+    reason, the subject and its times), by obligation and then as they started: the
+    header and then a chunk of text per ``page`` rows, read from ``reader`` as they are
+    written. The obligations are counted first, so a reader that fails does so here,
+    before anything is written."""
+    risk = obligations.risk_windows()
+    counted = reader.tally(window.start, window.end, now=now, risk=risk)
+    return _csv_chunks(window, reader, obligations, now, _names(counted), page)
+
+
+def _csv_chunks(
+    window: ReportWindow,
+    reader: ClockReader,
+    obligations: ObligationSet,
+    now: datetime,
+    names: list[str],
+    page: int,
+) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for entry in report.obligations:
-        for line in entry.lines:
-            shown = _line_json(line)
-            shown |= {"obligation": entry.obligation, "standing": line.found.standing.value}
+    written = 0
+    for name in names:
+        for clock in reader.started_between(window.start, window.end, obligation=name, page=page):
+            line = ReportLine(clock, standing_now(obligations, clock, now))
+            shown = _line_json(line) | {"obligation": name, "standing": line.found.standing.value}
             writer.writerow(["" if shown[c] is None else shown[c] for c in CSV_COLUMNS])
-    return out.getvalue()
+            written += 1
+            if written % page == 0:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+    yield out.getvalue()
 
 
 def report_table(report: ComplianceReport) -> str:
-    """The counts per obligation, the reasons, and each row not met or pending."""
+    """The counts per obligation, the reasons, and each row missed or at risk."""
     window = report.window
     out = [f"Compliance from {window.first} to {window.last} (not included), at {report.at}"]
     for entry in report.obligations:

@@ -1,12 +1,15 @@
 """The compliance report over HTTP, for operators and auditors: per obligation, the rows
 met, missed, at risk and pending in a window, with the reasons and the subjects behind
-each (``compliance.report``), as JSON or CSV."""
+each (``compliance.report``; the met ones up to ``_subjects``), as JSON, or every row as
+CSV, streamed as it is read."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import iterate_in_threadpool
+from starlette.responses import StreamingResponse
 
 from payerbridge.api.deps import Caller, PlatformDep, current_caller
 from payerbridge.api.responses import JsonResponse
@@ -17,6 +20,7 @@ from payerbridge.compliance.report import (
     report_csv,
     report_json,
     report_window,
+    subjects_limit,
 )
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.security.model import AUDITOR_SCOPE, OPERATOR_SCOPE
@@ -24,7 +28,7 @@ from payerbridge.security.model import AUDITOR_SCOPE, OPERATOR_SCOPE
 __all__ = ["router"]
 
 router = APIRouter(tags=["compliance"])
-_PARAMETERS = ("from", "to", "_format")
+_PARAMETERS = ("from", "to", "_format", "_subjects")
 
 
 async def _reader(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
@@ -38,21 +42,25 @@ def report(
     request: Request, platform: PlatformDep, _: Annotated[Caller, Depends(_reader)]
 ) -> Response | dict[str, Any]:
     """``from`` (inclusive) and ``to`` (exclusive), dates in the plan's calendar zone, at
-    most 366 days apart; ``_format`` json (the default) or csv."""
+    most 366 days apart; ``_format`` json (the default) or csv (every row, streamed);
+    ``_subjects``: how many subjects each list of met rows shows in the JSON (default
+    100, at most 10000; those missed, at risk and pending are all shown)."""
     given = _given(request)
     window = report_window(given.get("from"), given.get("to"), platform.obligations.calendar.zone)
     shape = given.get("_format", "json")
     if shape not in FORMATS:
         text = f"_format: one of {', '.join(FORMATS)} (got '{shape[:20]}')"
         raise InvalidInput(text, issues=[Issue(text, "_format", "not-supported")])
-    found = compliance_report(window, platform.clock_reader, platform.obligations, utcnow())
+    subjects = subjects_limit(given.get("_subjects"))
+    reader, obligations, now = platform.clock_reader, platform.obligations, utcnow()
     if shape == "csv":
         name = f"compliance-{window.first}-{window.last}.csv"
-        return Response(
-            report_csv(found),
+        return StreamingResponse(
+            iterate_in_threadpool(report_csv(window, reader, obligations, now)),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
+    found = compliance_report(window, reader, obligations, now, subjects=subjects)
     return JsonResponse(report_json(found))
 
 
