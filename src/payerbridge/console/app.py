@@ -25,6 +25,7 @@ from payerbridge.console import (
     login,
     overview,
     partners,
+    pulls,
     reviews,
     unmask,
 )
@@ -74,6 +75,7 @@ def build_console(platform: Platform) -> FastAPI:
     console.include_router(interventions.router)
     console.include_router(partners.router)
     console.include_router(jobs.router)
+    console.include_router(pulls.router)
     console.include_router(consents.router)
     console.include_router(audit.router)
     console.include_router(reviews.router)

@@ -61,6 +61,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("waiting", "Dead letters & waiting", "/console/waiting", Permission.READ),
     NavItem("partners", "Partners", "/console/partners", Permission.PARTNERS),
     NavItem("jobs", "Bulk jobs & onboardings", "/console/jobs", Permission.READ),
+    NavItem("pulls", "Pulls", "/console/pulls", Permission.READ),
     NavItem("consents", "Consents", "/console/consents", Permission.READ),
     NavItem("audit", "Audit", "/console/audit", Permission.AUDIT),
 )

@@ -33,6 +33,7 @@ from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.pull_model import (
     RETRY_AFTER,
     Period,
+    PullKind,
     PullSchedule,
     PullStatus,
     first_period,
@@ -85,6 +86,18 @@ class PullSchedules(Protocol):
         ...
 
     def due(self, now: datetime) -> list[PullSchedule]: ...
+
+    def page(
+        self,
+        *,
+        status: PullStatus | None = None,
+        kind: PullKind | None = None,
+        offset: int = 0,
+        count: int = 50,
+    ) -> tuple[int, list[PullSchedule]]:
+        """How many schedules there are of ``status`` and ``kind``, and ``count`` of them
+        from ``offset``: the next due first, then those due no more, the newest first."""
+        ...
 
     def request(self, schedule_id: str) -> dict[str, Any] | None: ...
 

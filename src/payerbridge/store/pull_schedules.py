@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from payerbridge.errors import NotFound
 from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
@@ -66,6 +66,31 @@ class SqlPullSchedules:
         )
         with self._engine.connect() as conn:
             return [_schedule(row) for row in conn.execute(query)]
+
+    def page(
+        self,
+        *,
+        status: PullStatus | None = None,
+        kind: PullKind | None = None,
+        offset: int = 0,
+        count: int = 50,
+    ) -> tuple[int, list[PullSchedule]]:
+        """The next due first (the most overdue at the top), then those due no more (the
+        stopped), the newest first. The active ones alone are read in the order of
+        ``ix_pull_schedules_due``; the others are sorted."""
+        chosen = []
+        if status is not None:
+            chosen.append(_T.c.status == status.value)
+        if kind is not None:
+            chosen.append(_T.c.kind == kind.value)
+        order = [_T.c.next_due_at, _T.c.created_at.desc(), _T.c.id]
+        if status is not PullStatus.ACTIVE:  # a stopped schedule is due no more (NULL)
+            order.insert(0, _T.c.next_due_at.is_(None))
+        total = select(func.count()).select_from(_T).where(*chosen)
+        rows = select(*_ROW).where(*chosen).order_by(*order).offset(offset).limit(count)
+        with self._engine.connect() as conn:
+            found = int(conn.execute(total).scalar_one())
+            return found, [_schedule(row) for row in conn.execute(rows)]
 
     def request(self, schedule_id: str) -> dict[str, Any] | None:
         with self._engine.connect() as conn:

@@ -111,6 +111,12 @@ class InMemoryPullSchedules:
             if s.status.value == "active" and s.next_due_at is not None and s.next_due_at <= now
         ]
 
+    def page(
+        self, *, status: Any = None, kind: Any = None, offset: int = 0, count: int = 50
+    ) -> Any:
+        found = [s for s in self.all(status=status) if kind is None or s.kind is kind]
+        return len(found), found[offset : offset + count]
+
     def request(self, schedule_id: str) -> dict[str, Any] | None:
         return self.requests.get(schedule_id)
 

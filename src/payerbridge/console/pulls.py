@@ -1,0 +1,149 @@
+"""Standing pulls (ADR 0040): the schedules, the next due first, filtered by status and
+kind, a page at a time, each marked overdue when the upkeep sweep has left it more than
+a day past due; and their cancelling (an operator's: the same use case as
+``POST /pull-schedules/{id}/$cancel``, audited as ``pull.stopped``).
+
+No member data: a schedule's request is sealed and never read here, and its member key
+(a hash of the member's id) is not shown either."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from payerbridge.bootstrap import Platform, utcnow
+from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
+from payerbridge.console.pages import Page, render
+from payerbridge.errors import Conflict, InvalidInput, Issue, NotFound, PayerBridgeError
+from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
+from payerbridge.exchange.pulls import cancel_pull
+from payerbridge.fhir.outcome import rendering_for
+from payerbridge.metrics.readings import PULL_OVERDUE_AFTER, PULL_WAITING_STATES
+from payerbridge.security.operator_accounts import SignedIn
+from payerbridge.types import ExchangeId
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+_PAGE = 50
+Filter = Annotated[str, Query(max_length=20)]
+Offset = Annotated[int, Query(ge=0, le=100_000)]
+_E = TypeVar("_E", PullStatus, PullKind)
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    """A schedule as the page shows it, with where it stands against its due time:
+    ``overdue`` (the sweep has not acted on it), ``pulling`` (past due, but its last pull
+    still runs or waits for a reviewer: the sweep rightly waits) or None."""
+
+    schedule: PullSchedule
+    lateness: str | None
+
+
+def _chosen(enum: type[_E], name: str, value: str) -> _E | None:
+    """A filter's value ('' or none: any), refused with what it may be."""
+    if not value:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        text = f"'{value[:20]}' is no {name} of a pull schedule; one of {allowed}"
+        raise InvalidInput(text, issues=[Issue(text, name, "value")]) from None
+
+
+def _lateness(platform: Platform, schedule: PullSchedule, now: datetime) -> str | None:
+    """As ``payerbridge_pull_schedules_overdue`` counts it (``store.readings``)."""
+    due = schedule.next_due_at
+    if schedule.status is not PullStatus.ACTIVE or due is None or due >= now - PULL_OVERDUE_AFTER:
+        return None
+    if schedule.awaiting_pull and schedule.last_exchange_id is not None:
+        try:
+            state = platform.exchanges.get(ExchangeId(schedule.last_exchange_id)).state
+        except NotFound:
+            return "overdue"  # its pull is gone: the sweep fails on it
+        if state.value in PULL_WAITING_STATES:
+            return "pulling"
+    return "overdue"
+
+
+@router.get("/pulls")
+def pulls_page(
+    request: Request,
+    platform: PlatformDep,
+    found: ReaderDep,
+    status: Filter = "",
+    kind: Filter = "",
+    offset: Offset = 0,
+) -> Response:
+    return _pulls_view(request, platform, found, status=status, kind=kind, offset=offset)
+
+
+def _pulls_view(
+    request: Request,
+    platform: Platform,
+    found: SignedIn,
+    *,
+    status: str = "",
+    kind: str = "",
+    offset: int = 0,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    chosen_status = _chosen(PullStatus, "status", status)
+    chosen_kind = _chosen(PullKind, "kind", kind)
+    total, schedules = platform.pulls.page(
+        status=chosen_status, kind=chosen_kind, offset=offset, count=_PAGE
+    )
+    now = utcnow()
+    rows = [ScheduleRow(s, _lateness(platform, s, now)) for s in schedules]
+    page = Page(offset, _PAGE, total)
+    context = {
+        "rows": rows,
+        "overdue": sum(row.lateness == "overdue" for row in rows),
+        "page": page,
+        "links": page.links({"status": status, "kind": kind}),
+        "statuses": list(PullStatus),
+        "kinds": list(PullKind),
+        "status": chosen_status,
+        "kind": chosen_kind,
+        "notice": _notice(request),
+        "error": error,
+    }
+    return render(request, found, "pulls.html", context, status_code=status_code, active="pulls")
+
+
+def _notice(request: Request) -> str | None:
+    schedule = request.query_params.get("schedule", "")[:64]
+    if request.query_params.get("done") == "cancelled" and schedule:
+        return f"pull schedule {schedule} was cancelled: it starts no more pulls"
+    return None
+
+
+@router.post("/pulls/{schedule_id}/cancel")
+def cancel_schedule(
+    schedule_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
+) -> Response:
+    """Stop an active schedule (``cancelled``): the form needs only the session's token."""
+    schedule_id = schedule_id[:64]
+    try:
+        schedule = platform.pulls.get(schedule_id)
+        if schedule.status is not PullStatus.ACTIVE:
+            text = (
+                f"pull schedule {schedule_id} stopped already ({schedule.stop_reason}): "
+                "the page was older than that"
+            )
+            raise Conflict(text, issues=[Issue(text, "status", "conflict")])
+        cancel_pull(platform.exchange_ports, platform.pulls, schedule_id, actor=found.actor)
+    except PayerBridgeError as exc:
+        status = rendering_for(exc).status
+        return _pulls_view(request, platform, found, error=exc.text, status_code=status)
+    return RedirectResponse(
+        f"/console/pulls?done=cancelled&schedule={schedule_id}", status_code=303
+    )
