@@ -91,7 +91,8 @@ def _obligations(
     """The rows not done yet, from ``ix_obligation_clocks_open`` (those rows only)."""
     clocks = obligation_clocks
     due = clocks.c.due_at
-    risky = [(and_(clocks.c.obligation == name, due < now + w), 1) for name, w in windows.items()]
+    # At risk from ``due - w`` on, that instant included (``ObligationSet.standing``).
+    risky = [(and_(clocks.c.obligation == name, due <= now + w), 1) for name, w in windows.items()]
     at_risk = case((due < now, 0), *risky, else_=0) if risky else literal(0)
     rows = connection.execute(
         select(
