@@ -3,7 +3,7 @@ exchange asked ``since`` the last successful one (ADR 0040)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated
 
 import orjson
@@ -20,6 +20,16 @@ pulls_app = typer.Typer(no_args_is_help=True, help="Standing pulls: first, quart
 
 def _json(value: object) -> None:
     typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def _coverage_end(text: str | None) -> datetime | None:
+    """``--coverage-end`` as the instant a schedule keeps; a bad date exits 2, naming it."""
+    from payerbridge.exchange.pull_model import coverage_ends
+
+    try:
+        return coverage_ends(date.fromisoformat(text) if text else None)
+    except ValueError as exc:
+        raise fail(errors.InvalidInput(f"--coverage-end must be a date: {exc}")) from exc
 
 
 @pulls_app.command("schedule")
@@ -42,10 +52,7 @@ def pulls_schedule(
     from payerbridge.exchange.pulls import pull_schedules_public, schedule_pull
     from payerbridge.types import ExchangeId
 
-    try:
-        ended = date.fromisoformat(coverage_end) if coverage_end else None
-    except ValueError as exc:
-        raise fail(errors.InvalidInput(f"--coverage-end must be a date: {exc}")) from exc
+    ended = _coverage_end(coverage_end)
     with opened_platform(data_dir) as platform:
         try:
             schedule = schedule_pull(
@@ -53,9 +60,7 @@ def pulls_schedule(
                 platform.pulls,
                 ExchangeId(exchange),
                 actor=cli_actor(),
-                coverage_end=datetime(ended.year, ended.month, ended.day, tzinfo=UTC)
-                if ended
-                else None,
+                coverage_end=ended,
             )
         except errors.PayerBridgeError as exc:
             raise fail(exc) from exc
@@ -110,17 +115,15 @@ def pulls_update(
     from payerbridge.cli.console import opened_platform
     from payerbridge.exchange.pulls import end_coverage, pull_schedules_public
 
-    try:
-        ended = date.fromisoformat(coverage_end)
-    except ValueError as exc:
-        raise fail(errors.InvalidInput(f"--coverage-end must be a date: {exc}")) from exc
+    ended = _coverage_end(coverage_end)
+    assert ended is not None  # a required option
     with opened_platform(data_dir) as platform:
         try:
             schedule = end_coverage(
                 platform.exchange_ports,
                 platform.pulls,
                 schedule_id,
-                datetime(ended.year, ended.month, ended.day, tzinfo=UTC),
+                ended,
                 actor=cli_actor(),
             )
         except errors.PayerBridgeError as exc:

@@ -29,7 +29,14 @@ from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.types import ExchangeId
 
-__all__ = ["is_asked", "keep_clocks", "note_hold", "start_request_clock", "take_over_clock"]
+__all__ = [
+    "day_start",
+    "is_asked",
+    "keep_clocks",
+    "note_hold",
+    "start_request_clock",
+    "take_over_clock",
+]
 
 S = ExchangeState
 # The old payer's answers that end the exchange: the question was asked and answered.
@@ -48,7 +55,7 @@ def start_request_clock(
         return
     obligations = ports.clocks.obligations
     opted_in = opt_in.record.period_start
-    covered = _day_start(request.new_coverage.start, obligations.calendar.tz)
+    covered = day_start(request.new_coverage.start, obligations.calendar.tz)
     events = {"opt_in": opted_in, "coverage_start": covered or opted_in}
     clock = new_clock(
         obligations,
@@ -72,7 +79,8 @@ def take_over_clock(
         ports.clocks.ledger.hand_over(unit, source, target)
 
 
-def _day_start(day: date | None, zone: ZoneInfo) -> datetime | None:
+def day_start(day: date | None, zone: ZoneInfo) -> datetime | None:
+    """The first instant of ``day`` in ``zone`` (None: no day)."""
     return None if day is None else datetime.combine(day, time(), zone)
 
 

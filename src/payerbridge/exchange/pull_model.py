@@ -12,7 +12,7 @@ its period's warning, so it is asked in time and never waits to be at risk.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from payerbridge.compliance.obligations import (
@@ -30,6 +30,7 @@ __all__ = [
     "PullKind",
     "PullSchedule",
     "PullStatus",
+    "coverage_ends",
     "first_period",
     "next_period",
     "pull_key",
@@ -121,6 +122,12 @@ def next_period(
     warning = obligations.warning(obligation)
     warned = warning.before(due) if warning is not None else due
     return Period(kind, obligation, started, due, max(started, warned - LEAD))
+
+
+def coverage_ends(day: date | None) -> datetime | None:
+    """The day coverage at the old payer ends, as given to the API and the CLI, as the
+    instant a schedule keeps: that day's first instant in UTC (None: no end known)."""
+    return None if day is None else datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def pull_key(schedule_id: str, number: int) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any, Protocol
 
 from payerbridge.audit.model import AuditEvent
@@ -27,6 +27,7 @@ from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.consent.model import DenyReason, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request
 from payerbridge.errors import Conflict, ConsentDenied, InvalidInput, Issue, NotFound
+from payerbridge.exchange.clocks import day_start
 from payerbridge.exchange.model import DATA_ENDS, STOPPED_STATES, ExchangeRecord, ExchangeState
 from payerbridge.exchange.moves import SYSTEM_ACTOR
 from payerbridge.exchange.ports import ExchangePorts
@@ -46,8 +47,10 @@ from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.submission import (
     ExchangeSubmission,
     capture_opt_in,
+    opt_in_problem,
     submit_exchange,
 )
+from payerbridge.routing.model import Partner
 from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, ExchangeId, PartnerId
@@ -219,15 +222,13 @@ def schedule_first_pull(
     opt_in = (
         capture_opt_in(ports, request.consent, request.member_id, partner, client_id)
         if request.consent is not None
-        else _captured_opt_in(ports, request.consent_id or "", client_id, request.member_id)
+        else _captured_opt_in(
+            ports, request.consent_id or "", client_id, request.member_id, partner
+        )
     )
-    zone = _obligations(ports).calendar.tz
-    covered = request.new_coverage.start
-    period = first_period(
-        _obligations(ports),
-        datetime.combine(covered, time(), zone) if covered else None,
-        opt_in.record.period_start,
-    )
+    obligations = _obligations(ports)
+    covered = day_start(request.new_coverage.start, obligations.calendar.tz)
+    period = first_period(obligations, covered, opt_in.record.period_start)
     now = ports.clock()
     _, decided = _opt_in_checked(ports, partner.id, opt_in.consent_id, max(now, period.start_at))
     raw = {k: v for k, v in submission.raw.items() if k not in ("consent", "since")}
@@ -247,16 +248,15 @@ def schedule_first_pull(
 
 
 def _captured_opt_in(
-    ports: ExchangePorts, consent_id: str, client_id: ClientId, member_id: str
+    ports: ExchangePorts, consent_id: str, client_id: ClientId, member_id: str, partner: Partner
 ) -> StoredConsent:
+    """An opt-in captured before, usable as an exchange's would be (``opt_in_problem``)."""
     stored = ports.consents.get(consent_id)
-    if stored is None or stored.record.client_id != client_id:
-        problem = f"no member opt-in is recorded with id '{consent_id[:64]}'"
-    elif stored.record.member_id != member_id:
-        problem = "the opt-in was given by another member than the one on new_coverage"
-    else:
-        return stored
-    raise InvalidInput(problem, issues=[Issue(problem, "consent_id", "value")])
+    problem = opt_in_problem(stored, consent_id, client_id, member_id, partner)
+    if problem is not None:
+        raise InvalidInput(problem, issues=[Issue(problem, "consent_id", "value")])
+    assert stored is not None
+    return stored
 
 
 def _obligations(ports: ExchangePorts) -> ObligationSet:

@@ -41,6 +41,7 @@ __all__ = [
     "ExchangeSubmission",
     "SubmittedExchange",
     "capture_opt_in",
+    "opt_in_problem",
     "request_hash",
     "submit_exchange",
 ]
@@ -208,20 +209,36 @@ def _opt_in(
         consent = _new_opt_in(ports, request.consent, request.member_id, partner, client_id)
         event = consent_recorded(consent, actor=client_id, request_id=request_id)
         return ports.consents.add(unit, consent, event=event)
-    stored = ports.consents.get(request.consent_id or "")
+    consent_id = request.consent_id or ""
+    stored = ports.consents.get(consent_id)
+    problem = opt_in_problem(stored, consent_id, client_id, request.member_id, partner)
+    if problem is None:
+        assert stored is not None
+        return stored
+    raise UnprocessableRequest(problem, issues=[Issue(problem, "consent_id", "value")])
+
+
+def opt_in_problem(
+    stored: StoredConsent | None,
+    consent_id: str,
+    client_id: ClientId,
+    member_id: str,
+    partner: Partner,
+) -> str | None:
+    """Why an opt-in captured before may not be used for asking ``partner`` about
+    ``member_id`` on ``client_id``'s behalf (None: it may): it must be a member's opt-in
+    of this client's, naming this old payer and given by this member."""
     if (
         stored is None
         or stored.role is not ConsentRole.RECEIVE
         or stored.record.client_id != client_id  # another client's opt-in: not yours to use
     ):
-        problem = f"no member opt-in is recorded with id '{request.consent_id}'"
-    elif stored.partner_id != partner.id:
-        problem = "the opt-in names another old payer than this exchange's old_payer"
-    elif stored.record.member_id != request.member_id:
-        problem = "the opt-in was given by another member than the one on new_coverage"
-    else:
-        return stored
-    raise UnprocessableRequest(problem, issues=[Issue(problem, "consent_id", "value")])
+        return f"no member opt-in is recorded with id '{consent_id[:64]}'"
+    if stored.partner_id != partner.id:
+        return "the opt-in names another old payer than this exchange's old_payer"
+    if stored.record.member_id != member_id:
+        return "the opt-in was given by another member than the one on new_coverage"
+    return None
 
 
 def capture_opt_in(

@@ -48,17 +48,15 @@ class _ClockSql(DialectSql):
         self.start_after = self.sql(
             f"INSERT INTO {_T.name} ({', '.join(_COLUMNS)}) VALUES ({values}){_KEEP}"
         )
-        self.settle = self.sql(
+        # Done at ``done_at``: met by its due time, else missed.
+        done = (
             f"UPDATE {_T.name} SET done_at = :done_at, updated_at = :done_at, standing = "
             "CASE WHEN due_at IS NULL OR due_at >= :done_at THEN 'met' ELSE 'missed' END "
-            f"WHERE {_SUBJECT} AND obligation = :obligation AND done_at IS NULL"
+            f"WHERE {_SUBJECT} AND done_at IS NULL AND "
         )
+        self.settle = self.sql(f"{done}obligation = :obligation")
         asking = ", ".join(f"'{obligation}'" for obligation in ASKING)  # ids, not input
-        self.settle_asked = self.sql(
-            f"UPDATE {_T.name} SET done_at = :done_at, updated_at = :done_at, standing = "
-            "CASE WHEN due_at IS NULL OR due_at >= :done_at THEN 'met' ELSE 'missed' END "
-            f"WHERE {_SUBJECT} AND done_at IS NULL AND obligation IN ({asking})"
-        )
+        self.settle_asked = self.sql(f"{done}obligation IN ({asking})")
         self.hand_over = self.sql(
             f"UPDATE {_T.name} SET subject_id = :to_id, subject_type = :to_type "
             f"WHERE {_SUBJECT} AND done_at IS NULL"

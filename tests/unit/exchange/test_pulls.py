@@ -23,6 +23,7 @@ from payerbridge.compliance.obligations import (
     Standing,
     shipped_obligations,
 )
+from payerbridge.consent.model import ConsentRole
 from payerbridge.errors import Conflict, ConsentDenied, InvalidInput
 from payerbridge.exchange.interventions import revoke_and_stop
 from payerbridge.exchange.model import ExchangeState
@@ -297,14 +298,34 @@ def test_a_schedule_without_a_current_opt_in_is_refused_with_the_reason() -> Non
             ExchangeSubmission(_parse(raw), raw, client_id="newplan", idempotency_key=None),
             actor="newplan",
         )
-    raw["consent_id"] = "no-such-opt-in"
-    with pytest.raises(InvalidInput, match="no member opt-in is recorded"):
-        schedule_first_pull(
-            ports,
-            schedules,
-            ExchangeSubmission(_parse(raw), raw, client_id="newplan", idempotency_key=None),
-            actor="newplan",
-        )
+    # An opt-in of this member that an exchange could not use is refused as it would be:
+    # none under that id, one naming another old payer, a consent presented to us.
+    opted_in = ports.consents.get(record.consent_id or "")
+    assert opted_in is not None
+    other_payer = dataclasses.replace(
+        opted_in,
+        record=dataclasses.replace(opted_in.record, consent_id="other-payer"),
+        partner_id="another-plan",
+    )
+    presented = dataclasses.replace(
+        opted_in,
+        record=dataclasses.replace(opted_in.record, consent_id="presented"),
+        role=ConsentRole.DISCLOSE,
+    )
+    ports.consents.consents.update({"other-payer": other_payer, "presented": presented})
+    for consent_id, problem in (
+        ("no-such-opt-in", "no member opt-in is recorded"),
+        ("other-payer", "names another old payer"),
+        ("presented", "no member opt-in is recorded"),
+    ):
+        raw["consent_id"] = consent_id
+        with pytest.raises(InvalidInput, match=problem):
+            schedule_first_pull(
+                ports,
+                schedules,
+                ExchangeSubmission(_parse(raw), raw, client_id="newplan", idempotency_key=None),
+                actor="newplan",
+            )
     assert schedules.rows == {}
 
 

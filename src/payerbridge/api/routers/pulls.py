@@ -5,7 +5,6 @@ operator or auditor sees everyone's."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -15,7 +14,7 @@ from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import PullScheduleCreate, PullScheduleUpdate
 from payerbridge.bootstrap import Platform
 from payerbridge.errors import NotFound
-from payerbridge.exchange.pull_model import PullSchedule, PullStatus
+from payerbridge.exchange.pull_model import PullSchedule, PullStatus, coverage_ends
 from payerbridge.exchange.pulls import (
     cancel_pull,
     end_coverage,
@@ -48,10 +47,9 @@ def create_pull_schedule(
     request: Request,
     response: Response,
 ) -> dict[str, Any]:
-    """A standing pull: refused (403) when the member's opt-in forbids asking the old
+    """A standing pull: refused (422) when the member's opt-in forbids asking the old
     payer (an opt-in whose period has not begun is what a first request waits for)."""
-    ended = body.coverage_end
-    coverage_end = datetime(ended.year, ended.month, ended.day, tzinfo=UTC) if ended else None
+    coverage_end = coverage_ends(body.coverage_end)
     actor = caller.client_id
     if body.request is not None:
         schedule = schedule_first_pull(
@@ -115,13 +113,10 @@ def update_pull_schedule(
     """The day the member's coverage at the old payer ends, learned after scheduling: the
     periods after the one owed now follow it (409 for a stopped schedule)."""
     _owned(platform, schedule_id, caller)
-    ended = body.coverage_end
+    ended = coverage_ends(body.coverage_end)
+    assert ended is not None  # required by the body
     updated = end_coverage(
-        platform.exchange_ports,
-        platform.pulls,
-        schedule_id,
-        datetime(ended.year, ended.month, ended.day, tzinfo=UTC),
-        actor=caller.client_id,
+        platform.exchange_ports, platform.pulls, schedule_id, ended, actor=caller.client_id
     )
     return pull_schedules_public([updated])[0]
 
