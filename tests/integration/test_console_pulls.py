@@ -17,6 +17,8 @@ import pytest
 from payerbridge.api.app import create_app
 from payerbridge.bootstrap import Platform, build_platform, utcnow
 from payerbridge.config import load_settings
+from payerbridge.exchange.model import ExchangeState, Move
+from payerbridge.exchange.moves import record_moves
 from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
@@ -219,6 +221,55 @@ def test_the_list_is_filtered_by_status_and_kind_and_paged(
     rest = text_of(quarterly)
     assert "showing 51–52 of 52 schedule(s) (any status, quarterly)" in rest
     assert 'href="?kind=quarterly&amp;offset=0">previous' in quarterly.text
+
+
+def test_the_page_marks_late_schedules_as_the_overdue_gauge_counts_them(
+    platform: Platform, browser: Callable[[], TestClient], accounts: dict[Role, str]
+) -> None:
+    """One rule (``store.pull_lateness``) on the same rows: the page marks each
+    schedule overdue, pulling or neither, and the gauge counts those it marks overdue."""
+    now = utcnow()
+    ago = now - timedelta(days=2)
+
+    def last_pull(*path: ExchangeState) -> ExchangeId:
+        exchange_id = ExchangeId(
+            a_submitted_exchange(platform.exchange_ports, an_exchange_request(), client_id="plan")
+        )
+        moves = [Move(state, "x" if state is ExchangeState.FAILED else None) for state in path]
+        with platform.transactions.begin() as unit:
+            record_moves(unit, platform.exchange_ports, exchange_id, moves, at=now, actor="test")
+        return exchange_id
+
+    S = ExchangeState
+    review = last_pull(S.VALIDATED, S.CONSENT_VERIFIED, S.ROUTE_SELECTED, S.MANUAL_REVIEW)
+    cases = {  # name: (what the schedule is, its mark)
+        "in-review": (dict(awaiting_pull=True, last_exchange_id=review), "pulling"),
+        "ended": (dict(awaiting_pull=True, last_exchange_id=last_pull(S.FAILED)), "overdue"),
+        "gone": (dict(awaiting_pull=True, last_exchange_id="ex-gone"), "overdue"),
+        "no-pull": (dict(awaiting_pull=True), "overdue"),
+        "not-awaited": (dict(last_exchange_id=last_pull()), "overdue"),  # running, unread
+        "just-due": (dict(next_due_at=now - timedelta(hours=23)), None),
+        "stopped-late": (dict(status=PullStatus.STOPPED, stop_reason="revoked"), None),
+    }
+    made = {
+        name: a_schedule(name, now, **{"next_due_at": ago, **v}) for name, (v, _) in cases.items()
+    }
+    seeded = seed(platform, *made.values())
+    expected = {made[name].id: mark for name, (_, mark) in cases.items()}
+    expected |= {seeded.late: "overdue", seeded.pulling: "pulling"}
+    expected |= {seeded.later: None, seeded.stopped: None}
+
+    shown = text_of(signed_in(browser, accounts[Role.VIEWER]).get("/console/pulls"))
+    marks = {}
+    for schedule_id in expected:
+        row = shown[shown.index(f'id="pull-{schedule_id}"') :].split("</tr>")[0]
+        badges = {">overdue</span>": "overdue", ">pull running</span>": "pulling"}
+        found = [mark for badge, mark in badges.items() if badge in row]
+        marks[schedule_id] = found[0] if found else None
+    assert marks == expected
+    overdue = sum(mark == "overdue" for mark in expected.values())
+    assert platform.metrics.snapshot().readings.pull_schedules.overdue == overdue == 5
+    assert f"{overdue} schedule(s) on this page are more than a day past due" in shown
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ No member data: a schedule's request is sealed and never read here, and its memb
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -18,13 +17,11 @@ from starlette.responses import RedirectResponse, Response
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
 from payerbridge.console.pages import Page, render
-from payerbridge.errors import Conflict, InvalidInput, Issue, NotFound, PayerBridgeError
+from payerbridge.errors import Conflict, InvalidInput, Issue, PayerBridgeError
 from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
 from payerbridge.exchange.pulls import cancel_pull
 from payerbridge.fhir.outcome import rendering_for
-from payerbridge.metrics.readings import PULL_OVERDUE_AFTER, PULL_WAITING_STATES
 from payerbridge.security.operator_accounts import SignedIn
-from payerbridge.types import ExchangeId
 
 __all__ = ["router"]
 
@@ -38,7 +35,8 @@ _E = TypeVar("_E", PullStatus, PullKind)
 
 @dataclass(frozen=True)
 class ScheduleRow:
-    """A schedule as the page shows it, with where it stands against its due time:
+    """A schedule as the page shows it, with where it stands against its due time, as
+    ``payerbridge_pull_schedules_overdue`` counts it (``PullSchedules.lateness_of``):
     ``overdue`` (the sweep has not acted on it), ``pulling`` (past due, but its last pull
     still runs or waits for a reviewer: the sweep rightly waits) or None."""
 
@@ -56,21 +54,6 @@ def _chosen(enum: type[_E], name: str, value: str) -> _E | None:
         allowed = ", ".join(member.value for member in enum)
         text = f"'{value[:20]}' is no {name} of a pull schedule; one of {allowed}"
         raise InvalidInput(text, issues=[Issue(text, name, "value")]) from None
-
-
-def _lateness(platform: Platform, schedule: PullSchedule, now: datetime) -> str | None:
-    """As ``payerbridge_pull_schedules_overdue`` counts it (``store.readings``)."""
-    due = schedule.next_due_at
-    if schedule.status is not PullStatus.ACTIVE or due is None or due >= now - PULL_OVERDUE_AFTER:
-        return None
-    if schedule.awaiting_pull and schedule.last_exchange_id is not None:
-        try:
-            state = platform.exchanges.get(ExchangeId(schedule.last_exchange_id)).state
-        except NotFound:
-            return "overdue"  # its pull is gone: the sweep fails on it
-        if state.value in PULL_WAITING_STATES:
-            return "pulling"
-    return "overdue"
 
 
 @router.get("/pulls")
@@ -101,8 +84,8 @@ def _pulls_view(
     total, schedules = platform.pulls.page(
         status=chosen_status, kind=chosen_kind, offset=offset, count=_PAGE
     )
-    now = utcnow()
-    rows = [ScheduleRow(s, _lateness(platform, s, now)) for s in schedules]
+    late = platform.pulls.lateness_of([s.id for s in schedules], utcnow())
+    rows = [ScheduleRow(s, late.get(s.id)) for s in schedules]
     page = Page(offset, _PAGE, total)
     context = {
         "rows": rows,

@@ -102,6 +102,13 @@ class PullSchedules(Protocol):
         from ``offset``: the next due first, then those due no more, the newest first."""
         ...
 
+    def lateness_of(self, schedule_ids: Sequence[str], now: datetime) -> dict[str, str]:
+        """Of these schedules (a page's, in one read), those ``overdue`` at ``now``: active,
+        more than a day past due, and not waiting on their last pull (as
+        ``payerbridge_pull_schedules_overdue`` counts them); and those ``pulling``: as late,
+        but their last pull still runs or waits for a reviewer. The others are left out."""
+        ...
+
     def request(self, schedule_id: str) -> dict[str, Any] | None: ...
 
     def update(self, unit: UnitOfWork, schedule_id: str, **values: Any) -> None:

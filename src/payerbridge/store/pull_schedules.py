@@ -1,8 +1,10 @@
 """The standing pulls in SQL (``pull_schedules``): their rows, and the request each
-sends, sealed under the data keys (ADR 0039) and cut when the schedule stops."""
+sends, sealed under the data keys (ADR 0039) and cut when the schedule stops; and which
+of a page's are late (``store.pull_lateness``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +14,7 @@ from sqlalchemy import Engine, func, select, update
 from payerbridge.errors import NotFound
 from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
 from payerbridge.store.data_keys import DataKeyring
+from payerbridge.store.pull_lateness import WITH_LAST_PULL, is_past_due, lateness
 from payerbridge.store.sealed_columns import PULL_REQUEST
 from payerbridge.store.tables import pull_schedules
 from payerbridge.store.unit_of_work import sql_unit
@@ -91,6 +94,19 @@ class SqlPullSchedules:
         with self._engine.connect() as conn:
             found = int(conn.execute(total).scalar_one())
             return found, [_schedule(row) for row in conn.execute(rows)]
+
+    def lateness_of(self, schedule_ids: Sequence[str], now: datetime) -> dict[str, str]:
+        """Of ``schedule_ids`` (a page's), those ``overdue`` or ``pulling`` at ``now``
+        (``lateness``): one statement, each read by key with its last pull."""
+        if not schedule_ids:
+            return {}
+        query = (
+            select(_T.c.id, lateness(now))
+            .select_from(WITH_LAST_PULL)
+            .where(_T.c.id.in_(schedule_ids), is_past_due(now))
+        )
+        with self._engine.connect() as conn:
+            return {schedule_id: mark for schedule_id, mark in conn.execute(query)}
 
     def request(self, schedule_id: str) -> dict[str, Any] | None:
         with self._engine.connect() as conn:

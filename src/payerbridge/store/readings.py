@@ -7,7 +7,8 @@ give or take an index scan: exchanges by (state, error code) over
 dead letters joined by key to exchanges still dead-lettered, unfinished bulk jobs over
 ``ix_bulk_jobs_status``, the chunks of running onboardings by key, the audit chain's
 head, last checkpoint and first unsigned event, each by key, and the standing pulls by
-kind and status with those overdue over ``ix_pull_schedules_due``.
+kind and status with those overdue (``store.pull_lateness``, the console's rule too)
+over ``ix_pull_schedules_due``.
 """
 
 from __future__ import annotations
@@ -21,18 +22,14 @@ from sqlalchemy import (
     Engine,
     and_,
     case,
-    false,
     func,
     literal,
     null,
-    or_,
     select,
     union_all,
 )
 
 from payerbridge.metrics.readings import (
-    PULL_OVERDUE_AFTER,
-    PULL_WAITING_STATES,
     AuditTail,
     BreakerReading,
     DatabaseReadings,
@@ -45,6 +42,7 @@ from payerbridge.metrics.readings import (
     PullSchedulesReading,
     ReviewBacklog,
 )
+from payerbridge.store.pull_lateness import WITH_LAST_PULL, is_past_due, lateness
 from payerbridge.store.tables import (
     audit_checkpoints,
     audit_events,
@@ -113,23 +111,16 @@ def _obligations(
 def _pull_schedules(connection: Connection, now: datetime) -> PullSchedulesReading:
     """One statement: the schedules by kind and status (a scan of one row per member and
     old payer, its leading columns only: fewer rows than the exchanges they make), and
-    the active ones overdue, from ``ix_pull_schedules_due`` (a few rows at most while
-    the sweep runs), each joined by key to its last pull to leave out those whose pull
-    still runs or waits for a reviewer. The overdue count is the row without a kind."""
-    t, last = pull_schedules, exchanges
+    the active ones overdue by the rule the console marks by (``lateness``): the past due
+    from ``ix_pull_schedules_due`` (a few rows at most while the sweep runs), each joined
+    by key to its last pull to leave out those whose pull still runs or waits for a
+    reviewer. The overdue count is the row without a kind."""
+    t = pull_schedules
     counts = select(t.c.kind, t.c.status, func.count()).group_by(t.c.kind, t.c.status)
     overdue = (
         select(null().label("kind"), null().label("status"), func.count())
-        .select_from(t.outerjoin(last, last.c.id == t.c.last_exchange_id))
-        .where(
-            t.c.status == "active",
-            t.c.next_due_at < now - PULL_OVERDUE_AFTER,
-            or_(
-                t.c.awaiting_pull == false(),
-                last.c.state.is_(None),  # gone: the sweep fails on it
-                last.c.state.not_in(sorted(PULL_WAITING_STATES)),
-            ),
-        )
+        .select_from(WITH_LAST_PULL)
+        .where(is_past_due(now), lateness(now) == "overdue")
     )
     rows = connection.execute(union_all(counts, overdue)).all()
     found = sorted((kind, status, int(n)) for kind, status, n in rows if kind is not None)
