@@ -34,11 +34,13 @@ __all__ = [
     "link",
     "link_events",
     "merkle_tree_hash",
+    "stored_leaf_hash",
 ]
 
 GENESIS = hashlib.sha256(b"").hexdigest()  # RFC 6962's hash of the empty tree
 
 _LEAF = b"\x00"
+
 _NODE = b"\x01"
 
 
@@ -78,6 +80,12 @@ def canonical_bytes(
 
 def leaf_hash(event: AuditEvent) -> str:
     """The event's RFC 6962 leaf hash (hex)."""
+    return stored_leaf_hash(event, detail_text(event.detail))
+
+
+def stored_leaf_hash(event: AuditEvent, detail: str | None) -> str:
+    """The leaf hash of ``event`` stored with ``detail`` as its detail's text (the writer
+    serialises a detail once, for the row and the hash)."""
     return hash_leaf(
         canonical_bytes(
             at=event.at,
@@ -87,7 +95,7 @@ def leaf_hash(event: AuditEvent) -> str:
             entity_id=event.entity_id,
             outcome=event.outcome,
             request_id=event.request_id,
-            detail=detail_text(event.detail),
+            detail=detail,
         )
     )
 

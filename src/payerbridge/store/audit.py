@@ -27,7 +27,13 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from payerbridge.audit.chain import GENESIS, MerkleFrontier, detail_text, leaf_hash, link_events
+from payerbridge.audit.chain import (
+    GENESIS,
+    MerkleFrontier,
+    detail_text,
+    link_events,
+    stored_leaf_hash,
+)
 from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
 from payerbridge.audit.model import AuditEvent, StoredEvent
 from payerbridge.store.dbapi import DialectSql, RowsInsert, insert_rows, sqlite_timestamp
@@ -53,7 +59,7 @@ _SQLITE = _AuditSql(sqlite.dialect())
 _POSTGRES = _AuditSql(postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]  # SQLAlchemy's dialect classes are untyped
 
 
-def _fields(event: AuditEvent, at: Any) -> dict[str, Any]:
+def _fields(event: AuditEvent, at: Any, detail: str | None) -> dict[str, Any]:
     return {
         "at": at,
         "actor": event.actor,
@@ -62,41 +68,67 @@ def _fields(event: AuditEvent, at: Any) -> dict[str, Any]:
         "entity_id": event.entity_id,
         "outcome": event.outcome,
         "request_id": event.request_id,
-        "detail": detail_text(event.detail),
+        "detail": detail,
     }
 
 
-def append_events(cursor: Any, events: Sequence[AuditEvent]) -> None:
+def _stored_details(events: Sequence[AuditEvent], trace_id: str | None) -> list[str | None]:
+    """Each event's detail as stored and hashed, with ``trace_id`` added where the event
+    names none (serialised once here: the row and the leaf hash share the text)."""
+    if trace_id is None:
+        return [detail_text(e.detail) for e in events]
+    return [
+        detail_text(e.detail if "trace_id" in e.detail else {**e.detail, "trace_id": trace_id})
+        for e in events
+    ]
+
+
+def append_events(
+    cursor: Any, events: Sequence[AuditEvent], *, trace_id: str | None = None
+) -> None:
     """Append ``events``, in order, inside the transaction of ``cursor`` (a DB-API cursor
-    of the writing engine; see the module docstring for what each store does)."""
+    of the writing engine; see the module docstring for what each store does), each
+    with ``trace_id`` (the current trace's, if any) in its detail: the audit trail leads
+    to the trace, and the trace to the request."""
     if not events:
         return
+    details = _stored_details(events, trace_id)
     if isinstance(cursor, sqlite3.Cursor):
-        _append_linked(cursor, events)
+        _append_linked(cursor, events, details)
         return
     insert_rows(
         cursor,
-        (_POSTGRES.unlinked, [{**_fields(e, e.at), "leaf_hash": leaf_hash(e)} for e in events]),
+        (
+            _POSTGRES.unlinked,
+            [
+                {**_fields(e, e.at, d), "leaf_hash": stored_leaf_hash(e, d)}
+                for e, d in zip(events, details, strict=True)
+            ],
+        ),
     )
 
 
-def _append_linked(cursor: sqlite3.Cursor, events: Sequence[AuditEvent]) -> None:
+def _append_linked(
+    cursor: sqlite3.Cursor, events: Sequence[AuditEvent], details: Sequence[str | None]
+) -> None:
     if not cursor.connection.in_transaction:
         # The head read and the inserts must be one transaction, or two writers fork it.
         raise RuntimeError("audit events are written inside the change's transaction")
     head_seq, head_hash = cursor.execute(_SQLITE.head).fetchone()
-    chained = link_events(head_seq, head_hash, (leaf_hash(e) for e in events))
+    chained = link_events(
+        head_seq, head_hash, (stored_leaf_hash(e, d) for e, d in zip(events, details, strict=True))
+    )
     cursor.executemany(
         _SQLITE.insert_linked,
         [
             {
-                **_fields(e, sqlite_timestamp(e.at)),
+                **_fields(e, sqlite_timestamp(e.at), d),
                 "seq": c.seq,
                 "leaf_hash": c.leaf_hash,
                 "prev_hash": c.prev_hash,
                 "chain_hash": c.chain_hash,
             }
-            for e, c in zip(events, chained, strict=True)
+            for e, d, c in zip(events, details, chained, strict=True)
         ],
     )
 

@@ -1,7 +1,8 @@
 """The store's part of a trace (ADR 0033): a span per unit of work, named after the use
 case that opened it; one per statement SQLAlchemy runs (the hot paths' statements on
-driver cursors are inside their unit's span, or their request's); and the trace id in
-the detail of the audit events a unit records.
+driver cursors are inside their unit's span, or their request's). The trace id in the
+detail of the audit events a unit records is added where they are written
+(``store.audit.append_events``).
 
 Spans name tables and operations, never parameters: a statement's values may be a
 member's. Not recording, each costs a module global's read, and statements are not
@@ -11,18 +12,15 @@ listened to at all.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine, event
 
-from payerbridge.audit.model import AuditEvent
 from payerbridge.tracing import current_trace_id, is_recording, span
 from payerbridge.tracing.context import calling_function
 
-__all__ = ["summary_of", "trace_statements", "unit_span", "with_trace_id"]
+__all__ = ["summary_of", "trace_statements", "unit_span"]
 
 _UNTRACED: AbstractContextManager[None] = nullcontext()
 _SPAN_KEY = "payerbridge.span"  # the statement's span, in the execution context's connection info
@@ -86,17 +84,3 @@ def _error(context: Any) -> None:
     if manager is not None:
         error = context.original_exception  # the span fails by its type (tracing.span)
         manager.__exit__(type(error), error, error.__traceback__)
-
-
-def with_trace_id(events: Sequence[AuditEvent]) -> Sequence[AuditEvent]:
-    """``events`` with the current trace's id in their detail (``trace_id``), when there is
-    a trace: the audit trail leads to the trace, and the trace to the request."""
-    trace_id = current_trace_id()
-    if trace_id is None:
-        return events
-    return [
-        event
-        if "trace_id" in event.detail
-        else replace(event, detail={**event.detail, "trace_id": trace_id})
-        for event in events
-    ]

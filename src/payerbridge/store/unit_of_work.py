@@ -19,10 +19,10 @@ argument. The transaction starts with the unit's first statement, on one of two 
 Each unit carries ``now``, read once from the clock ``SqlTransactions`` was built with as
 it begins, and ``new_id()``: the stores stamp its writes with them and read no clock.
 
-When tracing records, each unit is a span named after the use case that began it, and
-its audit events carry the trace's id (``store.spans``). Audit events recorded on the
-unit are appended last, just before COMMIT, in the order
-they were recorded (``store.audit.append_events``). Webhook deliveries the unit wrote are
+When tracing records, each unit is a span named after the use case that began it
+(``store.spans``). Audit events recorded on the unit are appended last, just before
+COMMIT, in the order they were recorded, with the current trace's id when there is one
+(``store.audit.append_events``). Webhook deliveries the unit wrote are
 handed to ``SqlTransactions.relay_deliveries`` after the commit.
 
 Driver errors are translated here into ``StoreConflict`` (a unique key refused) and
@@ -46,7 +46,8 @@ from payerbridge.store.audit import append_events
 from payerbridge.store.dbapi import give_back_driver_connection, take_driver_connection
 from payerbridge.store.driver_errors import translated_errors
 from payerbridge.store.engines import WriterConnection, hold_for_unit, release_for_unit
-from payerbridge.store.spans import unit_span, with_trace_id
+from payerbridge.store.spans import unit_span
+from payerbridge.tracing import current_trace_id
 from payerbridge.transactions import UnitOfWork
 
 __all__ = ["SqlTransactions", "SqlUnitOfWork", "sql_unit"]
@@ -140,7 +141,7 @@ class SqlUnitOfWork:
 
     def _commit(self) -> None:
         if self._events:  # with the trace's id, when there is one: read once per unit
-            append_events(self.cursor(), with_trace_id(self._events))
+            append_events(self.cursor(), self._events, trace_id=current_trace_id())
         core, self._core_transaction = self._core_transaction, None
         if core is not None:
             self._close_cursor()

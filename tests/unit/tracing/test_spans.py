@@ -1,8 +1,8 @@
 """Recording: the request's server span continues the caller's trace and is named by its
 route template; a partner call is a client span under it whose id the partner receives
 as the parent; a unit of work is a span named after the use case that began it; errors
-mark a span by their type alone; audit events carry the trace id; ``log`` writes spans
-as JSON lines."""
+mark a span by their type alone; ``log`` writes spans as JSON lines (the trace id on
+audit events: ``tests/integration/test_audit_trace_ids.py``)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,9 @@ from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_tra
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import NoMatch, StoreConflict
 from payerbridge.logging import JsonFormatter, use_trace_ids
-from payerbridge.store.spans import summary_of, trace_statements, with_trace_id
+from payerbridge.store.spans import summary_of, trace_statements
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.tracing import (
     begin_request,
@@ -152,16 +151,6 @@ def test_an_error_marks_the_span_by_its_type_alone(spans: InMemorySpanExporter) 
     assert failed.attributes is not None and failed.attributes["error.type"] == "StoreConflict"
     assert failed.events == ()  # no exception event: its message may quote a value
     assert "123-45" not in str(failed.status.description)
-
-
-def test_audit_events_carry_the_trace_id_only_in_a_trace(spans: InMemorySpanExporter) -> None:
-    event = AuditEvent(NOW, "test", "member-match", "decision", "d1", "match", "r", {"k": 1})
-    assert with_trace_id([event]) == [event]
-    with span("request"):
-        (traced,) = with_trace_id([event])
-        trace_id = current_ids()[0]
-    assert traced.detail == {"k": 1, "trace_id": trace_id}
-    assert event.detail == {"k": 1}
 
 
 def test_spans_are_named_by_operation_and_summary_never_by_values() -> None:
