@@ -40,7 +40,6 @@ __all__ = [
 GENESIS = hashlib.sha256(b"").hexdigest()  # RFC 6962's hash of the empty tree
 
 _LEAF = b"\x00"
-
 _NODE = b"\x01"
 
 
