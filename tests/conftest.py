@@ -16,11 +16,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from tests.servers import ServerProcess, free_port, start_server
+
+if TYPE_CHECKING:
+    from payerbridge.bootstrap import Platform
 
 BACKEND = os.environ.get("PAYERBRIDGE_TEST_BACKEND", "sqlite")
 ADMIN_URL = os.environ.get(
@@ -126,6 +130,23 @@ def database_env() -> Iterator[Callable[..., dict[str, str]]]:
     databases = _Databases()
     yield databases.make
     databases.drop()
+
+
+@pytest.fixture
+def platform(tmp_path: Path, database_env: Callable[..., dict[str, str]]) -> Iterator[Platform]:
+    """One payer instance in process, with the default settings, on the backend under
+    test (a module that needs other settings or data defines its own ``platform``)."""
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.config import load_settings
+
+    env = database_env()
+    platform = build_platform(
+        load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
+    )
+    try:
+        yield platform
+    finally:
+        platform.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,9 @@ subtree roots kept as checkpoints are signed, proofs built from them, and migrat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
-import pytest
 from alembic import command
 from sqlalchemy import text
 
@@ -17,25 +14,12 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.proofs import verify_document
 from payerbridge.audit.proving import prove_consistency, prove_event
 from payerbridge.audit.search import AuditQuery
-from payerbridge.bootstrap import Platform, audit_checkpointer, build_platform
-from payerbridge.config import load_settings
+from payerbridge.bootstrap import Platform, audit_checkpointer
 from payerbridge.exchange.reconcile import member_key_of
 from payerbridge.store.checkpoints import load_public_key
 from tests.integration.test_migrations import _alembic
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iterator[Platform]:
-    env = database_env()
-    platform = build_platform(
-        load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
-    )
-    try:
-        yield platform
-    finally:
-        platform.close()
 
 
 def _record(platform: Platform, first: int, count: int) -> None:

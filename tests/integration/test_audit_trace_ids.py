@@ -4,33 +4,19 @@ own, absent outside a trace; every row's leaf hash matches its stored fields."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
-import pytest
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.verification import event_break
-from payerbridge.bootstrap import Platform, build_platform
-from payerbridge.config import load_settings
+from payerbridge.bootstrap import Platform
 from payerbridge.store.audit import SqlAuditChain
 from payerbridge.tracing import continued
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 OTHER = "0af7651916cd43dd8448eb211c80319c"
-
-
-@pytest.fixture
-def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iterator[Platform]:
-    env = database_env()
-    platform = build_platform(
-        load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
-    )
-    yield platform
-    platform.close()
 
 
 def _event(entity_id: str, detail: dict[str, object]) -> AuditEvent:

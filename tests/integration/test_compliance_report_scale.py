@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from payerbridge.bootstrap import Platform, build_platform, utcnow
+from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.compliance.clocks import ClockReader, ObligationClock
 from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT, Standing
 from payerbridge.compliance.report import compliance_report, report_csv, report_json, report_window
-from payerbridge.config import load_settings
 from payerbridge.store.tables import identity_decisions, obligation_clocks
 
 MET, MISSED, AT_RISK, PENDING = 12_000, 30, 10, 20
@@ -50,16 +46,6 @@ class _Counting:
         for clock in self.reader.started_between(start, end, obligation=obligation, page=page):
             self.read += 1
             yield clock
-
-
-@pytest.fixture
-def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iterator[Platform]:
-    env = database_env()
-    platform = build_platform(
-        load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
-    )
-    yield platform
-    platform.close()
 
 
 def _rows(now: datetime) -> list[dict[str, Any]]:

@@ -4,30 +4,15 @@ audited with it, after the unit's own DB-API statements."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from payerbridge.backends.quarantine import HeldIssue, SourceId, ToHold, quarantine
-from payerbridge.bootstrap import Platform, build_platform
-from payerbridge.config import load_settings
+from payerbridge.bootstrap import Platform
 from payerbridge.store.unit_of_work import sql_unit
 
 ISSUE = HeldIssue("http://example.org/p|1", "Patient.identifier", "cardinality", "0 found")
-
-
-@pytest.fixture
-def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iterator[Platform]:
-    env = database_env()
-    platform = build_platform(
-        load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
-    )
-    try:
-        yield platform
-    finally:
-        platform.close()
 
 
 def _item(n: int, source: str = "s1") -> ToHold:
