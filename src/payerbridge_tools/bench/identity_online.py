@@ -54,7 +54,19 @@ from payerbridge_tools.bench.identity import OnlineLatency
 from payerbridge_tools.bench.identity_data import IdentitySet
 from payerbridge_tools.bench.loadgen import build_request, run_load
 
-__all__ = ["HttpMemberMatchLatency", "LoadedPopulation", "load_population", "write_population"]
+__all__ = [
+    "HttpMemberMatchLatency",
+    "LoadedPopulation",
+    "access_token",
+    "free_port",
+    "load_population",
+    "request_bodies",
+    "server_env",
+    "stop_process",
+    "wait_healthy",
+    "wire_requests",
+    "write_population",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +158,7 @@ def load_population(data_dir: Path, path: Path) -> LoadedPopulation:
         platform.close()
 
 
-def _access_token(port: int, key: ECKey) -> str:
+def access_token(port: int, key: ECKey) -> str:
     """A token from the server's own token endpoint, as a requesting payer gets one."""
     token_url = f"http://127.0.0.1:{port}/auth/token"
     form = token_form(key, _REQUESTER_ID, token_url, MEMBER_MATCH_SCOPE)
@@ -158,7 +170,7 @@ def _access_token(port: int, key: ECKey) -> str:
 # -- the server ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -169,7 +181,7 @@ _LIFTED_MEMBER_MATCH_RATE = orjson.dumps(
 ).decode()
 
 
-def _server_env(data_dir: Path) -> dict[str, str]:
+def server_env(data_dir: Path) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -199,16 +211,16 @@ def _running(
 
     Stopped (terminate, then kill if it lingers) however the block ends.
     """
-    port = _free_port()
+    port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*command, str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
         )
         try:
-            _wait_healthy(process, f"http://127.0.0.1:{port}", log_path, startup_seconds)
+            wait_healthy(process, f"http://127.0.0.1:{port}", log_path, startup_seconds)
             yield port
         finally:
-            _stop(process)
+            stop_process(process)
 
 
 def _running_server(data_dir: Path, *, startup_seconds: float) -> AbstractContextManager[int]:
@@ -226,7 +238,7 @@ def _running_server(data_dir: Path, *, startup_seconds: float) -> AbstractContex
         "--port",
     ]
     return _running(
-        command, _server_env(data_dir), data_dir / "server.log", startup_seconds=startup_seconds
+        command, server_env(data_dir), data_dir / "server.log", startup_seconds=startup_seconds
     )
 
 
@@ -234,11 +246,11 @@ def _running_bare(data_dir: Path, *, startup_seconds: float) -> AbstractContextM
     """The bare endpoint of ``bench.bare_endpoint``, for reference."""
     command = [sys.executable, "-m", "payerbridge_tools.bench.bare_endpoint"]
     return _running(
-        command, _server_env(data_dir), data_dir / "bare.log", startup_seconds=startup_seconds
+        command, server_env(data_dir), data_dir / "bare.log", startup_seconds=startup_seconds
     )
 
 
-def _wait_healthy(
+def wait_healthy(
     process: subprocess.Popen[bytes], base_url: str, log_path: Path, seconds: float
 ) -> None:
     deadline = time.monotonic() + seconds
@@ -262,7 +274,7 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -275,7 +287,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 # -- requests --------------------------------------------------------------------------------
 
 
-def _bodies(data: IdentitySet, requests: Sequence[int]) -> list[bytes]:
+def request_bodies(data: IdentitySet, requests: Sequence[int]) -> list[bytes]:
     """Each request's Parameters, serialised before any clock starts."""
     bodies = []
     for j in requests:
@@ -348,7 +360,7 @@ def _sequential(client: httpx.Client, bodies: Sequence[bytes], tally: _Tally) ->
     return timings
 
 
-def _wire_requests(port: int, token: str | None, bodies: Sequence[bytes]) -> list[bytes]:
+def wire_requests(port: int, token: str | None, bodies: Sequence[bytes]) -> list[bytes]:
     headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
@@ -415,7 +427,7 @@ class HttpMemberMatchLatency:
     def __call__(self, data: IdentitySet, requests: Sequence[int]) -> OnlineLatency:
         if not requests:
             raise ValueError("the online probe needs at least one request")
-        bodies = _bodies(data, requests)
+        bodies = request_bodies(data, requests)
         with tempfile.TemporaryDirectory(prefix="payerbridge-bench-online-") as tmp:
             data_dir = Path(tmp)
             started = time.perf_counter()
@@ -431,14 +443,14 @@ class HttpMemberMatchLatency:
                 "starting the server"
             )
             with _running_server(data_dir, startup_seconds=self.startup_seconds) as port:
-                token = _access_token(port, loaded.key)
+                token = access_token(port, loaded.key)
                 timings, per_second, tally = self._measure(port, token, bodies)
             self._say("online: the same load against a bare FastAPI endpoint, for reference")
             with _running_bare(data_dir, startup_seconds=self.startup_seconds) as port:
                 bare = _Tally()
                 bare_per_second = _throughput(
                     port,
-                    _wire_requests(port, None, bodies),
+                    wire_requests(port, None, bodies),
                     self.throughput_requests,
                     self.connections,
                     bare,
@@ -472,7 +484,7 @@ class HttpMemberMatchLatency:
         )
         per_second = _throughput(
             port,
-            _wire_requests(port, token, bodies),
+            wire_requests(port, token, bodies),
             self.throughput_requests,
             self.connections,
             tally,

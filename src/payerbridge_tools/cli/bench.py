@@ -455,3 +455,66 @@ def bench_sealing(
     table.add_row("open (each candidate matching reads)", f"{cost.open_us:.2f}")
     table.add_row("parse, as before sealing (JSON to record)", f"{cost.parse_us:.2f}")
     out.print(table)
+
+
+@bench_app.command("online")
+def bench_online(
+    side: Annotated[
+        list[str],
+        typer.Option(
+            help="A side, NAME=SOURCE[,PAYERBRIDGE_SETTING=VALUE...]: SOURCE a git revision "
+            "or a directory holding src/payerbridge. Give two or more; the first is the base."
+        ),
+    ],
+    members: Annotated[int, typer.Option(min=10, help="Members in the population.")] = 20_000,
+    requests: Annotated[int, typer.Option(min=1, help="Distinct requests sent.")] = 2_000,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds, each side once in each.")] = 5,
+    timed: Annotated[int, typer.Option(min=1, help="Requests in each timed run.")] = 6_000,
+    connections: Annotated[int, typer.Option(min=1, help="Keep-alive connections.")] = 8,
+    count_instructions: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Also count the instructions of this many requests under callgrind "
+            "(needs valgrind; 0: no count).",
+        ),
+    ] = 0,
+    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks/online-ab.md"
+    ),
+) -> None:
+    """Online $member-match, side against side in one run: requests/s, CPU and
+    (optionally) instructions per request, for a change's cost bound."""
+    from payerbridge_tools.bench.machine import machine_lines
+    from payerbridge_tools.bench.online_ab import (
+        parse_side,
+        report_markdown,
+        run_online_ab,
+        summary_header,
+        summary_rows,
+    )
+
+    try:
+        sides = [parse_side(text) for text in side]
+        result = run_online_ab(
+            sides,
+            members=members,
+            requests=requests,
+            rounds=rounds,
+            timed_requests=timed,
+            connections=connections,
+            counted_requests=count_instructions or None,
+            progress=err.print,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(report_markdown(result, machine_lines()))
+    table = Table(*summary_header(result), title="Online $member-match, side against side")
+    for row in summary_rows(result):
+        table.add_row(*row)
+    out.print(table)
+    differing = result.differing_answers()
+    if differing:
+        err.print(f"the answers differ on {', '.join(differing)}")
+    out.print(f"report written to {report}")
