@@ -313,7 +313,9 @@ def _measure(
     data_dir = scratch / f"run-{round_number}-{side.name}"
     shutil.copytree(pristine, data_dir)
     try:
-        settings = {"PAYERBRIDGE_OTLP_ENDPOINT": sink, **side.settings}
+        settings = dict(side.settings)
+        if settings.get("PAYERBRIDGE_TRACING") == "otlp":
+            settings.setdefault("PAYERBRIDGE_OTLP_ENDPOINT", sink)
         env = _tree_env(src, settings, data_dir)
         answers: Counter[int] = Counter()
         with _serving(env, data_dir, pin=plan.pin, callgrind=None) as (port, process):
