@@ -72,6 +72,8 @@ __all__ = [
 _SIDE = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)=(?P<source>[^,]+)(?P<settings>(,[^,]+)*)$")
 _SETTING = re.compile(r"^PAYERBRIDGE_[A-Z0-9_]+=.*$")
 _TICKS = os.sysconf("SC_CLK_TCK")
+# A revision is looked up in the checkout this bench runs from.
+_CHECKOUT = Path(__file__).resolve().parents[3]
 # Run in a tree's own interpreter path: its code loads the population and registers the
 # requesting payer, whose private key it writes to the file named third.
 _LOAD_SCRIPT = """
@@ -379,7 +381,7 @@ def run_online_ab(
     warmup: int = 1_500,
     counted_requests: int | None = None,
     seed: int = 42,
-    repo: Path = Path("."),
+    repo: Path = _CHECKOUT,
     progress: Callable[[str], None] = lambda _: None,
 ) -> OnlineAB:
     """Every side in every round (the order reversed each other round), each on a fresh
