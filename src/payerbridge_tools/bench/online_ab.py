@@ -95,9 +95,11 @@ class Side:
     source: str
     settings: Mapping[str, str] = field(default_factory=dict)
 
-    def describe(self) -> str:
+    def describe(self, commit: str | None = None) -> str:
+        """The source as given (and the commit it was, when another), and its settings."""
+        text = self.source if commit in (None, self.source) else f"{self.source} ({commit})"
         extra = ", ".join(f"{k}={v}" for k, v in sorted(self.settings.items()))
-        return f"{self.source}" + (f" with {extra}" if extra else "")
+        return text + (f" with {extra}" if extra else "")
 
 
 def parse_side(text: str) -> Side:
@@ -138,6 +140,7 @@ class OnlineAB:
     timed_requests: int
     counted_requests: int | None
     pinned: bool
+    commits: Mapping[str, str] = field(default_factory=dict)  # source -> what it was
 
     def of(self, side: str) -> list[Measurement]:
         return [m for m in self.measurements if m.side == side]
@@ -188,6 +191,21 @@ def _trees(sides: Sequence[Side], scratch: Path, repo: Path) -> Iterator[dict[st
                 ["git", "-C", str(repo), "worktree", "remove", "--force", str(worktree)],
                 capture_output=True,
             )
+
+
+def _commit_of(tree: Path) -> str:
+    """The commit a tree holds, short, and whether it was changed since ("+")."""
+    head = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    if not head:
+        return "not a git checkout"
+    changed = subprocess.run(
+        ["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return f"{head}+" if changed else head
 
 
 def _tree_env(src: Path, settings: Mapping[str, str], data_dir: Path) -> dict[str, str]:
@@ -400,6 +418,7 @@ def run_online_ab(
         population = scratch / "members.ndjson"
         write_population(data, population)
         with _trees(sides, scratch, repo) as trees, _otlp_sink() as sink:
+            commits = {source: _commit_of(src.parent) for source, src in trees.items()}
             pristine: dict[str, tuple[Path, ECKey]] = {}
             for source, src in trees.items():
                 loaded = scratch / f"pristine-{len(pristine)}"
@@ -430,6 +449,7 @@ def run_online_ab(
         timed_requests,
         counted_requests,
         pin,
+        commits,
     )
 
 
@@ -453,7 +473,7 @@ def summary_rows(result: OnlineAB) -> list[list[str]]:
     rows = []
     for index, side in enumerate(result.sides):
         runs = result.of(side.name)
-        row = [side.name, side.describe()]
+        row = [side.name, side.describe(result.commits.get(side.source))]
         for attribute, shown in (("per_second", "{:,.0f}"), ("cpu_ms", "{:.3f}")):
             row.append(shown.format(statistics.median(getattr(m, attribute) for m in runs)))
             row.append(_median_change(result.ratios(side.name, attribute) if index else []))

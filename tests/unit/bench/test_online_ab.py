@@ -28,6 +28,11 @@ def test_a_side_is_a_name_a_source_and_its_settings() -> None:
         {"PAYERBRIDGE_TRACING": "otlp", "PAYERBRIDGE_TRACE_SAMPLE_RATIO": "0.01"},
     )
     assert parse_side("base=../old") == Side("base", "../old", {})
+    # a report names the commit a directory held ("+": changed since), a revision as given
+    assert side.describe("abc123") == "abc123 with PAYERBRIDGE_TRACE_SAMPLE_RATIO=0.01, " + (
+        "PAYERBRIDGE_TRACING=otlp"
+    )
+    assert Side("head", ".").describe("9c171b7+") == ". (9c171b7+)"
 
 
 @pytest.mark.parametrize(
