@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from payerbridge.security.break_glass import masked
 from payerbridge.security.model import AUDITOR_SCOPE, EXCHANGES_SCOPE, OPERATOR_SCOPE
 from payerbridge_tools.sandbox.generator import write_network
 from tests.e2e.test_exchange import HAPPY_PATH, start_payers, submit, switcher_to, wait_terminal
@@ -97,13 +98,22 @@ def test_an_exchange_is_found_and_its_life_read_back_field_by_field(
     assert (final["state"], final["reason_code"]) == ("completed", None)
     assert final["seq"] == events[-1]["seq"]
 
-    # Another client's exchange is missing to it; an auditor reads it whole.
+    # Another client's exchange is missing to it; an auditor reads it, the member's
+    # identifier at the old payer masked as the console masks it (ADR 0038), which its
+    # own client reads whole.
+    whole = identity["member_identifier"]
+    assert whole and exchange["member_identifier"] == whole
     stranger = new.register_client(f"stranger-{uuid.uuid4().hex[:6]}", scope=EXCHANGES_SCOPE)
     with new.client_with(stranger) as client:
         assert client.get(f"/exchanges/{exchange['id']}/audit").status_code == 404
     auditor = new.register_client(f"auditor-{uuid.uuid4().hex[:6]}", scope=AUDITOR_SCOPE)
     with new.client_with(auditor) as client:
-        assert client.get(f"/exchanges/{exchange['id']}/audit").json() == timeline
+        read = client.get(f"/exchanges/{exchange['id']}/audit").json()
+        assert read["identity"]["member_identifier"] == masked(whole) != whole
+        assert read == timeline | {"identity": identity | {"member_identifier": masked(whole)}}
+        shown = client.get(f"/exchanges/{exchange['id']}").json()
+        listed = client.get("/exchanges", params={"request_id": request_id}).json()["items"]
+        assert shown["member_identifier"] == listed[0]["member_identifier"] == masked(whole)
         _check_new_payers_audit_events(client, exchange, request_id, timeline)
     with new.client() as client:  # an operator is not an auditor
         refused = client.get("/fhir/AuditEvent", headers=FHIR)

@@ -12,6 +12,7 @@ from payerbridge.api.deps import AuditReaderDep, OperatorDep, PlatformDep, Submi
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ExchangeCreate
+from payerbridge.bootstrap import Platform
 from payerbridge.errors import InvalidInput, Issue, NotFound
 from payerbridge.exchange.interventions import ask_again_now, cancel, replay
 from payerbridge.exchange.model import DATA_ENDS, DeadLetter, ExchangeRecord
@@ -20,6 +21,7 @@ from payerbridge.exchange.search_params import exchange_query
 from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
 from payerbridge.exchange.timeline import audit_of_exchange
 from payerbridge.logging import current_request_id
+from payerbridge.security.break_glass import masked
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import ExchangeId
 from payerbridge.workflows.exchange import enqueue_exchange, enqueue_start
@@ -29,9 +31,18 @@ __all__ = ["router"]
 router = APIRouter(prefix="/exchanges", default_response_class=JsonResponse, tags=["exchanges"])
 
 
-def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) -> dict[str, Any]:
-    """The exchange as the API shows it: state, outcome, retries, and the ordered history
-    (the history only where the record carries it: not in lists)."""
+def _identifier_for(record_client: str, value: str | None, reader: str) -> str | None:
+    """The member's identifier at the old payer as ``reader`` may see it: whole by the
+    client whose exchange it is, masked for an operator or auditor reading another's
+    (ADR 0038: the console's break-glass grant is how a person sees it whole)."""
+    return value if value is None or record_client == reader else masked(value)
+
+
+def exchange_public(
+    record: ExchangeRecord, letter: DeadLetter | None = None, *, reader: str
+) -> dict[str, Any]:
+    """The exchange as the API shows it to ``reader``: state, outcome, retries, and the
+    ordered history (the history only where the record carries it: not in lists)."""
     return {
         "id": record.id,
         "state": record.state.value,
@@ -43,7 +54,7 @@ def exchange_public(record: ExchangeRecord, letter: DeadLetter | None = None) ->
         "created_at": utc_iso(record.created_at),
         "updated_at": utc_iso(record.updated_at),
         "matched_member": record.matched_member_ref,
-        "member_identifier": record.member_identifier,
+        "member_identifier": _identifier_for(record.client_id, record.member_identifier, reader),
         "imported_patient_id": record.imported_patient_id,
         "resource_count": record.resource_count,
         "since": utc_iso(record.since) if record.since else None,
@@ -171,7 +182,9 @@ def create_exchange(
     if not submitted.is_new:
         response.status_code = 200
     response.headers["Location"] = str(request.url_for("get_exchange", exchange_id=record.id))
-    return exchange_public(record, platform.exchanges.dead_letter(record.id))
+    return exchange_public(
+        record, platform.exchanges.dead_letter(record.id), reader=caller.client_id
+    )
 
 
 @router.get("")
@@ -196,7 +209,7 @@ def list_exchanges(
         "total": page.total,
         "count": len(page.items),
         "next": following,
-        "items": [exchange_public(record) for record in page.items],
+        "items": [exchange_public(record, reader=caller.client_id) for record in page.items],
     }
 
 
@@ -207,7 +220,7 @@ def get_exchange(exchange_id: str, platform: PlatformDep, caller: AuditReaderDep
     record = platform.exchanges.get(found)
     if not caller.sees_everyone and record.client_id != caller.client_id:
         raise NotFound(f"exchange {exchange_id[:64]} does not exist")
-    return exchange_public(record, platform.exchanges.dead_letter(found))
+    return exchange_public(record, platform.exchanges.dead_letter(found), reader=caller.client_id)
 
 
 @router.get("/{exchange_id}/audit")
@@ -227,8 +240,19 @@ def get_exchange_audit(
         viewer=None if caller.sees_everyone else caller.client_id,
         exchanges=platform.exchanges,
         audit=platform.audit_reader,
-    )
-    return timeline.to_json()
+    ).to_json()
+    identity = timeline["identity"]
+    if identity is not None:
+        identity["member_identifier"] = _identifier_for(
+            timeline["client_id"], identity["member_identifier"], caller.client_id
+        )
+    return timeline
+
+
+def _operator_view(platform: Platform, found: ExchangeId, operator: str) -> dict[str, Any]:
+    """The exchange as an operator's action left it."""
+    record = platform.exchanges.get(found)
+    return exchange_public(record, platform.exchanges.dead_letter(found), reader=operator)
 
 
 @router.post("/{exchange_id}/$replay")
@@ -248,7 +272,7 @@ def replay_exchange(
     record = platform.exchanges.get(found)
     if replayed:
         enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
-    return exchange_public(record, platform.exchanges.dead_letter(found))
+    return exchange_public(record, platform.exchanges.dead_letter(found), reader=operator.client_id)
 
 
 @router.post("/{exchange_id}/$cancel")
@@ -265,7 +289,7 @@ def cancel_exchange(
     found = ExchangeId(exchange_id)
     platform.exchanges.current(found)  # 404 before anything else
     cancel(platform.exchange_ports, found, actor=operator.client_id, note=note.strip()[:500])
-    return exchange_public(platform.exchanges.get(found), platform.exchanges.dead_letter(found))
+    return _operator_view(platform, found, operator.client_id)
 
 
 @router.post("/{exchange_id}/$resubmit")
@@ -276,4 +300,4 @@ def resubmit_exchange(
     instead of at the next poll (the sweep starts the run within its period)."""
     found = ExchangeId(exchange_id)
     ask_again_now(platform.exchange_ports, found, actor=operator.client_id)
-    return exchange_public(platform.exchanges.get(found), platform.exchanges.dead_letter(found))
+    return _operator_view(platform, found, operator.client_id)
