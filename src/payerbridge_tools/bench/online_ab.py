@@ -12,7 +12,7 @@ than the bounds it is asked to settle (3 % for issue 53, 5 % for issue 54), so:
   within its round as well as by the medians;
 - the server is pinned to one core and the load generator (this process) to the other;
 - the server's CPU per request is read from ``/proc`` beside the requests/s;
-- with ``instructions``, each side also serves under ``valgrind --tool=callgrind`` and
+- with ``counted_requests``, each side also serves under ``valgrind --tool=callgrind`` and
   the instructions its event loop's thread ran for a fixed number of requests are
   counted (``callgrind_control -i on``/``off`` around them). A count does not depend on
   the machine's speed that minute; it leaves out the background threads, whose work
