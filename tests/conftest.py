@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -139,21 +140,28 @@ def database_env() -> Iterator[Callable[..., dict[str, str]]]:
     databases.drop()
 
 
-@pytest.fixture
-def platform(tmp_path: Path, database_env: Callable[..., dict[str, str]]) -> Iterator[Platform]:
-    """One payer instance in process, with the default settings, on the backend under
-    test (a module that needs other settings or data defines its own ``platform``)."""
+@contextmanager
+def opened_platform(data_dir: Path, env: dict[str, str]) -> Iterator[Platform]:
+    """A payer instance in process on ``data_dir``, with the default settings and the
+    database ``env`` names (``database_env()``'s), closed however the block ends."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
 
-    env = database_env()
     platform = build_platform(
-        load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
+        load_settings(data_dir=data_dir, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     )
     try:
         yield platform
     finally:
         platform.close()
+
+
+@pytest.fixture
+def platform(tmp_path: Path, database_env: Callable[..., dict[str, str]]) -> Iterator[Platform]:
+    """One payer instance in process, with the default settings, on the backend under
+    test (a module that needs other settings or data defines its own ``platform``)."""
+    with opened_platform(tmp_path, database_env()) as platform:
+        yield platform
 
 
 @pytest.fixture(scope="module")

@@ -24,24 +24,10 @@ import pytest
 
 from payerbridge.audit.chain import canonical_bytes, hash_leaf, link
 from payerbridge.audit.model import AuditEvent
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, opened_platform
 from tests.servers import ServerProcess, run_cli
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-
-
-@contextmanager
-def _platform(data_dir: Path, env: dict[str, str]) -> Iterator[Any]:
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.config import load_settings
-
-    platform = build_platform(
-        load_settings(data_dir=data_dir, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
-    )
-    try:
-        yield platform
-    finally:
-        platform.close()
 
 
 def _events(first: int, count: int) -> list[AuditEvent]:
@@ -77,7 +63,7 @@ def _invoke(args: list[str], env: dict[str, str]) -> Any:
 def _build(data_dir: Path, env: dict[str, str]) -> None:
     """15 events: checkpoints signed at 6 and 12 (published to every configured place),
     three after the last."""
-    with _platform(data_dir, env) as platform:
+    with opened_platform(data_dir, env) as platform:
         for first, count in ((1, 6), (7, 6), (13, 3)):
             platform.audit.record_many(_events(first, count))
             if first < 13:
@@ -247,7 +233,7 @@ def test_writers_in_several_processes_leave_one_unbroken_chain(
     tmp_path: Path, database_env: Callable[[], dict[str, str]]
 ) -> None:
     data_dir, env = tmp_path / "payer", database_env()
-    with _platform(data_dir, env):
+    with opened_platform(data_dir, env):
         pass  # migrated
     rounds, workers = 60, 4
     started = [
@@ -379,7 +365,7 @@ def test_against_passes_on_an_intact_extended_chain(
     witnessed: tuple[Path, dict[str, str], Path],
 ) -> None:
     data_dir, env, witness = witnessed
-    with _platform(data_dir, env) as platform:
+    with opened_platform(data_dir, env) as platform:
         platform.audit.record_many(_events(16, 5))  # written since; not yet signed
     line = witness.read_bytes().splitlines()[0].decode()  # the checkpoint at 6
     for held, seq in ((line, 6), (str(witness), 12)):  # a file of them: the newest is proven
