@@ -26,6 +26,8 @@ MATCH_OUTCOME = "urn:payerbridge:member-match-outcome"
 HOME = {"use": "home", "line": ["40 Elm Road"], "postalCode": "30301"}
 PHONE = {"system": "phone", "value": "404-555-0199", "use": "home"}
 SISTER_SSN, MOTHER_SSN, STRANGER_SSN = "321-54-9876", "555-12-3456", "468-22-1357"
+OKAFOR_HOME = {"use": "home", "line": ["7 Kingfisher Court"], "postalCode": "77002"}
+AMARA_SSN = "402-33-5150"
 
 
 def member(
@@ -79,6 +81,29 @@ MEMBERS = [
     *member("mother", ["Maria"], "Garcia", "1980-07-02", "G100", MOTHER_SSN),
     *member("father", ["Alejandro"], "Garcia", "1966-07-02", "G101", "555-12-9999"),
     *member("sister", ["Amanda"], "Garcia", "2008-03-14", "G102", SISTER_SSN),
+    # A mother and her five-year-old daughter; the baby born this year was never enrolled.
+    *member(
+        "grace",
+        ["Grace"],
+        "Okafor",
+        "1992-04-10",
+        "O100",
+        "402-33-5101",
+        subscriber="grace",
+        subscriber_id="O100",
+        address=OKAFOR_HOME,
+    ),
+    *member(
+        "amara",
+        ["Amara"],
+        "Okafor",
+        "2021-06-10",
+        "O101",
+        AMARA_SSN,
+        subscriber="grace",
+        subscriber_id="O100",
+        address=OKAFOR_HOME,
+    ),
     *member(
         "zephyrine",
         ["Zephyrine", "Odalys"],
@@ -221,6 +246,52 @@ def test_a_never_enrolled_sister_carrying_the_members_ssn_is_not_the_member(
     assert outcome_code(ask(old_payer, request(["Amanda"], "2008-03-14", SISTER_SSN))) == (
         "Patient/sister"
     )
+
+
+def test_a_newborn_on_her_sisters_ssn_is_not_her_sister(
+    old_payer: ServerProcess, ops: httpx.Client
+) -> None:
+    """Issue 66's held-out false match, as a plan sees it each enrolment season: a baby who
+    never enrolled, carrying her older sister's SSN, with the family's surname and home,
+    the same sex, no card, a first name that shares little more than its first letter
+    with her sister's (Adaora, Amara) and born five years later. Not her sister, and the
+    evidence names what the household shares, what of the baby's own disagrees, and the
+    pattern."""
+    response = ask(
+        old_payer,
+        request(["Adaora"], "2026-06-02", AMARA_SSN, family="Okafor", address=OKAFOR_HOME),
+    )
+    assert outcome_code(response) in ("not-matched", "review")
+    evidence = evidence_of(old_payer, ops, response)
+    assert evidence["member"] is None
+    sister = held_back(evidence, "amara")
+    assert sister["levels"]["ssn"] == "exact"
+    assert sister["levels"]["birth_date"] == "else"
+    assert sister["rule"] is None
+    assert {"birth_date_conflict", "household_evidence_only", "younger_on_shared_ssn"} <= set(
+        sister["guard_violations"]
+    )
+    assert sister["household_evidence"][0] == "ssn"
+    assert {"family_name", "street_address", "postal_code"} <= set(sister["household_evidence"])
+    assert sister["own_evidence_against"] == ["given_name", "birth_date"]
+    # Amara herself, with her SSN, is found.
+    amara = request(["Amara"], "2021-06-10", AMARA_SSN, family="Okafor", address=OKAFOR_HOME)
+    assert outcome_code(ask(old_payer, amara)) == "Patient/amara"
+
+
+def test_an_initial_with_a_twins_ssn_goes_to_a_person(
+    old_payer: ServerProcess, ops: httpx.Client
+) -> None:
+    """Only an initial, the member's SSN, birth date, surname and home: her twin, named
+    with the same initial and carrying her SSN, looks the same. An SSN confirms no
+    initial (a household shares it): a person decides, and sees what held the pair."""
+    response = ask(old_payer, request(["A"], "2008-03-14", SISTER_SSN))
+    assert outcome_code(response) == "review"
+    evidence = evidence_of(old_payer, ops, response)
+    assert evidence["review_reason"] == "given_name_unconfirmed"
+    sister = held_back(evidence, "sister")
+    assert sister["levels"]["given_name"] == "initial"
+    assert sister["household_evidence"][0] == "ssn"
 
 
 def test_a_mothers_ssn_on_her_daughters_request_is_not_the_mother(

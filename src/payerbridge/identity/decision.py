@@ -55,9 +55,11 @@ from payerbridge.identity.evidence import (
     MatchOutcome,
 )
 from payerbridge.identity.rules import (
+    GIVEN_NAME_UNCONFIRMED,
     HOUSEHOLD_EVIDENCE_ONLY,
     RELATIVE_GUARDS,
     SSN_MISMATCH,
+    YOUNGER_ON_SHARED_SSN,
     RuleBook,
 )
 from payerbridge.identity.scoring import MatchModel, ScoredPair, comparison_vector, score_levels
@@ -306,6 +308,13 @@ def _may_carry_an_ssn(record: StandardRecord, at: datetime) -> bool:
     return record.birth_date is None or record.birth_date > _dependent_born_after(at)
 
 
+def _years_after(later: str | None, earlier: str | None) -> int:
+    """Whole years from the birth date ``earlier`` to ``later`` (YYYYMMDD); 0 without both."""
+    if not later or not earlier:
+        return 0
+    return int(later[:4]) - int(earlier[:4]) - (later[4:] < earlier[4:])
+
+
 def _rank(
     request: StandardRecord,
     candidates: Sequence[tuple[MemberId, StandardRecord]],
@@ -323,6 +332,12 @@ def _rank(
         violations = book.guard_violations(pair.levels, conflicts)
         fired = book.fired(pair.levels)
         if violations:
+            if (
+                HOUSEHOLD_EVIDENCE_ONLY in violations
+                and book.younger_on_shared_ssn(pair.levels)
+                and _years_after(request.birth_date, record.birth_date) >= 1
+            ):
+                violations = (*violations, YOUNGER_ON_SHARED_SSN)
             lifted = book.waived(pair.levels) | (fired[1] if fired else frozenset())
             if model.relatives_unlikely:
                 lifted |= RELATIVE_GUARDS
@@ -426,6 +441,12 @@ def _evidence_candidates(
             guard_violations=c.violations,
             household_evidence=(
                 book.household_agreements(c.pair.levels)
+                if HOUSEHOLD_EVIDENCE_ONLY in c.violations
+                or GIVEN_NAME_UNCONFIRMED in c.violations
+                else ()
+            ),
+            own_evidence_against=(
+                book.own_evidence_against(c.pair.levels)
                 if HOUSEHOLD_EVIDENCE_ONLY in c.violations
                 else ()
             ),

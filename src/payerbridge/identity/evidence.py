@@ -74,9 +74,13 @@ class CandidateEvidence:
     match_probability: float
     rule: str | None
     guard_violations: tuple[str, ...]
-    # With the guard ``household_evidence_only``: the identifiers a household shares that
-    # agreed (``ssn``, ``family_name``, ``street_address``...), by comparison name.
+    # With the guards ``household_evidence_only`` or ``given_name_unconfirmed``: the
+    # identifiers a household shares that agreed (``ssn``, ``family_name``,
+    # ``street_address``...), by comparison name: what held the pair together.
     household_evidence: tuple[str, ...] = ()
+    # With it too: the person's own evidence that disagreed or did not confirm her
+    # (``given_name``, ``birth_date``), by comparison name.
+    own_evidence_against: tuple[str, ...] = ()
 
     def to_dict(self, comparisons: tuple[str, ...]) -> dict[str, object]:
         return self._document(
@@ -111,6 +115,7 @@ class CandidateEvidence:
             "rule": self.rule,
             "guard_violations": list(self.guard_violations),
             "household_evidence": list(self.household_evidence),
+            "own_evidence_against": list(self.own_evidence_against),
         }
 
 

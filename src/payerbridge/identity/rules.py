@@ -83,11 +83,13 @@ from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
 
 __all__ = [
     "DETERMINISTIC_RULES",
+    "GIVEN_NAME_UNCONFIRMED",
     "GUARD_WAIVERS",
     "HOUSEHOLD_EVIDENCE_ONLY",
     "HOUSEHOLD_IDENTIFIERS",
     "RELATIVE_GUARDS",
     "SSN_MISMATCH",
+    "YOUNGER_ON_SHARED_SSN",
     "DeterministicRule",
     "GuardWaiver",
     "RuleBook",
@@ -119,13 +121,12 @@ _TYPO_GIVEN_NAME = (
     "similar",
     "other_middle_name",
 )
-# Identifier levels that confirm the person, not just the household.
-_PERSON_IDENTIFIERS = (("member_id", "exact"), ("ssn", "exact"))
-# What confirms a given name that agrees only up to a typo: a person-level identifier, or a
-# middle name that agrees in full (siblings seldom share one, and twins named alike more
-# seldom still). An SSN confirms no ``similar`` name (two typos away, Alexandra and
-# Amanda): a household shares its SSN, and a sister's name is as likely.
-_GIVEN_NAME_CONFIRMATIONS = (*_PERSON_IDENTIFIERS, ("middle_name", "exact"))
+# What confirms a given name that agrees only up to a typo: the member's own card number
+# (a plan issues it to one person), or a middle name that agrees in full (siblings seldom
+# share one, and twins named alike more seldom still). Never an SSN: a household shares it
+# (a twin named alike carries her sister's), so it confirms only what is already the
+# person's own evidence.
+_GIVEN_NAME_CONFIRMATIONS = (("member_id", "exact"), ("middle_name", "exact"))
 _REQUIRED_PERSON_EVIDENCE = ("given_name", "birth_date")
 
 
@@ -200,57 +201,99 @@ HOUSEHOLD_IDENTIFIERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # The guard of a pair whose household identifiers agree while the person's own evidence
 # disagrees (see ``RuleBook.guard_violations``).
 HOUSEHOLD_EVIDENCE_ONLY = "household_evidence_only"
+# The guard of a first name that agrees only up to a typo, with nothing of the person's own
+# to confirm it.
+GIVEN_NAME_UNCONFIRMED = "given_name_unconfirmed"
 # The guard of an SSN that disagrees where each side holds its own.
 SSN_MISMATCH = "ssn_mismatch"
+# Named beside ``household_evidence_only`` where the SSN agrees and the request's person was
+# born years after the member: a newborn enrolled on a sibling's SSN, a child on a parent's.
+YOUNGER_ON_SHARED_SSN = "younger_on_shared_ssn"
 
 
-# A given name that is the person's own evidence beside an SSN: the name or a close variant
-# of it (a typo, a nickname, a misspelling), not a ``similar`` one (Alexandra, Amanda).
-_GIVEN_NAME_BESIDE_SSN = tuple(level for level in _GIVEN_NAME_CONFIRMABLE if level != "similar")
-# A given name that is the same name, up to what the plan's names show to be a misspelling or
-# a mix-up with the surname: with a birth date beyond a slip, anything less is two
-# disagreements (Maria and Mariana a generation apart).
-_GIVEN_NAME_THE_SAME = (*_SAME_GIVEN_NAME, "misspelling", "swapped")
+# A given name that is the person's own evidence by itself: the same name as written, by
+# nickname, run together, entered in the surname's place, or misspelled as the plan's own
+# names tell a typo from a name. Anything less (an initial, a part of the given names, a
+# typo the plan cannot tell from a sibling's name) is own evidence only where the person's
+# own card number or a middle name in full confirms it (``given_name_unconfirmed``).
+_GIVEN_NAME_OWN = (*_SAME_GIVEN_NAME, "misspelling", "swapped")
+# A birth date that is the person's own evidence: exact, or one known slip of it.
+_BIRTH_DATE_OWN = ("exact", *_BIRTH_DATE_NEAR)
 
 
-def _person_identifier_rules(
-    identifier: str, wording: str, *, household_shared: bool = False
-) -> tuple[DeterministicRule, ...]:
-    """The rules of an identifier that names one person (the member's own card number, or
-    the member's own SSN, not one carried from the subscriber). Each says which one
-    disagreement the identifier outvotes; none outvotes two, a different sex with a
-    different name.
-
-    ``household_shared`` (the SSN): a household shares it often enough (a dependent enrolled
-    under a parent's or a sibling's, a relative who never enrolled showing it) that it
-    confirms the person only together with the person's own evidence: it outvotes no
-    first name that is another name (a twin's, a sibling's), no birth date a generation
-    away (a parent's SSN on a child's request), and no typo that may be a sibling's name."""
+def _own_card_rules() -> tuple[DeterministicRule, ...]:
+    """The rules of the member's own card number, which a plan issues to one person: each
+    says which one disagreement the number outvotes; none outvotes two, a different sex
+    with a different name. Relatives share the household's card, address and surname, and
+    a twin the birth date, but none holds the member's own number."""
+    wording = "The card's member id (the member's own)"
     return (
-        _birth_date_given_name_rule(identifier, wording, household_shared),
-        _given_name_birth_date_near_rule(identifier, wording),
-        _birth_date_family_name_rule(identifier, wording, household_shared),
-        _full_name_rule(identifier, wording, household_shared),
+        DeterministicRule(
+            "member_id_birth_date_given_name",
+            f"{wording} and the birth date agree exactly and the first name agrees (up to a "
+            "typo, a nickname, a mix-up with the surname)",
+            (
+                ("member_id", ("exact",)),
+                ("birth_date", ("exact",)),
+                ("given_name", _GIVEN_NAME_CONFIRMABLE),
+            ),
+        ),
+        _given_name_birth_date_near_rule("member_id", wording),
+        DeterministicRule(
+            "member_id_birth_date_family_name",
+            f"{wording} and the birth date agree, the surname or the street address agrees, "
+            "and sex does not disagree; the first name may differ or be missing (a twin "
+            "differs by first name, but never holds the member's own card number)",
+            (
+                ("member_id", ("exact",)),
+                ("birth_date", ("exact",)),
+                ("sex", ("null", "exact")),
+                ("suffix", ("null", "exact")),
+            ),
+            (("family_name", _FAMILY_NAME_AGREES), ("street_address", _RESIDENCE_AGREES)),
+            tolerates=("given_name_conflict", "given_name_missing", "given_name_unconfirmed"),
+        ),
+        DeterministicRule(
+            "member_id_full_name",
+            f"{wording}, the first name and the surname agree; the birth date may be wrong "
+            "or missing, even a generation away (the subscriber's birth date entered for a "
+            "dependent); a namesake father shows the household's card, not his son's own",
+            (
+                ("member_id", ("exact",)),
+                ("given_name", _GIVEN_NAME_CONFIRMABLE),
+                ("family_name", _FAMILY_NAME_AGREES),
+                ("birth_date", ("null", "else", "other_generation")),
+                ("sex", ("null", "exact")),
+                ("suffix", ("null", "exact")),
+            ),
+            tolerates=("birth_date_conflict", "birth_date_missing"),
+        ),
     )
 
 
-def _birth_date_given_name_rule(
-    identifier: str, wording: str, household_shared: bool
-) -> DeterministicRule:
-    given = _GIVEN_NAME_BESIDE_SSN if household_shared else _GIVEN_NAME_CONFIRMABLE
-    return DeterministicRule(
-        f"{identifier}_birth_date_given_name",
-        f"{wording} and the birth date agree exactly and the first name agrees "
-        + (
-            "(by nickname, a misspelling the plan's names tell, a mix-up with the surname)"
-            if household_shared
-            else "(up to a typo, a nickname, a mix-up with the surname)"
+def _ssn_rules() -> tuple[DeterministicRule, ...]:
+    """The rules of the member's SSN (not one known to be carried). A household shares an
+    SSN often enough (a dependent or a newborn enrolled under a parent's or a sibling's, a
+    relative who never enrolled showing it) that it confirms a person only together with
+    the person's own evidence, both of it: the first name (``_GIVEN_NAME_OWN``) and the
+    birth date, exact or one slip away. It outvotes no disagreement and fills in nothing
+    missing."""
+    wording = "The member's SSN (not one known to be carried)"
+    return (
+        DeterministicRule(
+            "ssn_birth_date_given_name",
+            f"{wording} and the birth date agree exactly and the first name is the same name "
+            "(as written, by nickname, run together, a misspelling the plan's names tell, a "
+            "mix-up with the surname)",
+            (
+                ("ssn", ("exact",)),
+                ("birth_date", ("exact",)),
+                ("given_name", _GIVEN_NAME_OWN),
+                ("sex", ("null", "exact")),
+                ("suffix", ("null", "exact")),
+            ),
         ),
-        (
-            (identifier, ("exact",)),
-            ("birth_date", ("exact",)),
-            ("given_name", given),
-        ),
+        _given_name_birth_date_near_rule("ssn", wording),
     )
 
 
@@ -268,68 +311,8 @@ def _given_name_birth_date_near_rule(identifier: str, wording: str) -> Determini
     )
 
 
-def _birth_date_family_name_rule(
-    identifier: str, wording: str, household_shared: bool
-) -> DeterministicRule:
-    given = _GIVEN_NAME_BESIDE_SSN if household_shared else _GIVEN_NAME_CONFIRMABLE
-    # Beside a household's identifier the first name may be missing or a close variant, never
-    # another name.
-    given_or_missing = (("given_name", ("null", *given)),) if household_shared else ()
-    tolerates_given = (
-        ("given_name_missing", "given_name_unconfirmed")
-        if household_shared
-        else ("given_name_conflict", "given_name_missing", "given_name_unconfirmed")
-    )
-    return DeterministicRule(
-        f"{identifier}_birth_date_family_name",
-        f"{wording} and the birth date agree, the surname or the street address agrees, "
-        "and sex does not disagree; "
-        + (
-            "the first name may be missing or a close variant, never another name (a twin "
-            "carries her sister's SSN)"
-            if household_shared
-            else "the first name may differ or be missing (a twin differs by first name, "
-            "but never holds the member's own card number)"
-        ),
-        (
-            (identifier, ("exact",)),
-            ("birth_date", ("exact",)),
-            ("sex", ("null", "exact")),
-            ("suffix", ("null", "exact")),
-            *given_or_missing,
-        ),
-        (("family_name", _FAMILY_NAME_AGREES), ("street_address", _RESIDENCE_AGREES)),
-        tolerates=tolerates_given,
-    )
-
-
-def _full_name_rule(identifier: str, wording: str, household_shared: bool) -> DeterministicRule:
-    other_birth = ("null", "else") if household_shared else ("null", "else", "other_generation")
-    full_name = _GIVEN_NAME_THE_SAME if household_shared else _GIVEN_NAME_CONFIRMABLE
-    return DeterministicRule(
-        f"{identifier}_full_name",
-        f"{wording}, the first name and the surname agree; the birth date may be wrong "
-        + (
-            "or missing, never a generation away (a parent's SSN on a child's request)"
-            if household_shared
-            else "or missing, even a generation away (the subscriber's birth date entered "
-            "for a dependent); a namesake father shows the household's card, not his son's "
-            "own"
-        ),
-        (
-            (identifier, ("exact",)),
-            ("given_name", full_name),
-            ("family_name", _FAMILY_NAME_AGREES),
-            ("birth_date", other_birth),
-            ("sex", ("null", "exact")),
-            ("suffix", ("null", "exact")),
-        ),
-        tolerates=("birth_date_conflict", "birth_date_missing"),
-    )
-
-
 DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
-    *_person_identifier_rules("member_id", "The card's member id (the member's own)"),
+    *_own_card_rules(),
     DeterministicRule(
         "subscriber_card_birth_date_given_name",
         "The subscriber's card number and the birth date agree exactly and the first name "
@@ -340,9 +323,7 @@ DETERMINISTIC_RULES: tuple[DeterministicRule, ...] = (
             ("given_name", _SAME_GIVEN_NAME),
         ),
     ),
-    *_person_identifier_rules(
-        "ssn", "The member's SSN (not one known to be carried)", household_shared=True
-    ),
+    *_ssn_rules(),
     DeterministicRule(
         "household_card_birth_date_given_name",
         "The card names the member's household (its subscriber id, or a member id that is the "
@@ -401,8 +382,9 @@ class GuardWaiver:
 RELATIVE_GUARDS = frozenset(
     {
         HOUSEHOLD_EVIDENCE_ONLY,
+        YOUNGER_ON_SHARED_SSN,
         "given_name_conflict",
-        "given_name_unconfirmed",
+        GIVEN_NAME_UNCONFIRMED,
         "given_name_missing",
         "birth_date_conflict",
         "birth_date_missing",
@@ -422,26 +404,10 @@ GUARD_WAIVERS: tuple[GuardWaiver, ...] = (
         (
             "given_name_conflict",
             "given_name_missing",
-            "given_name_unconfirmed",
+            GIVEN_NAME_UNCONFIRMED,
             "birth_date_conflict",
             "birth_date_missing",
         ),
-    ),
-    GuardWaiver(
-        "own_ssn_with_own_evidence",
-        "The SSN agrees exactly and so does some of the person's own evidence (the first "
-        "name, or the birth date up to a slip) while none of it disagrees: the other may be "
-        "missing, and the weight decides. A household shares an SSN (dependents carry a "
-        "parent's or a sibling's), so it outvotes no disagreement of the person's own",
-        (
-            ("ssn", ("exact",)),
-            ("sex", ("null", "exact")),
-            ("suffix", ("null", "exact")),
-            ("given_name", ("null", *_GIVEN_NAME_BESIDE_SSN)),
-            ("birth_date", ("null", "exact", *_BIRTH_DATE_NEAR)),
-        ),
-        (("given_name", _GIVEN_NAME_BESIDE_SSN), ("birth_date", ("exact", *_BIRTH_DATE_NEAR))),
-        ("given_name_missing", "birth_date_missing"),
     ),
 )
 
@@ -468,10 +434,10 @@ class RuleBook:
         "_ssn_else",
         "_given_else",
         "_given_own",
-        "_given_similar",
-        "_ssn_exact",
-        "_birth_conflict",
+        "_given_same",
+        "_birth_own",
         "_birth_exact",
+        "_ssn_shared",
         "_own_card",
         "_household",
         "_typo_given",
@@ -525,18 +491,16 @@ class RuleBook:
         self._approximate_given = _levels(spec, "given_name", _APPROXIMATE_GIVEN_NAME)
         self._typo_given = _levels(spec, "given_name", _TYPO_GIVEN_NAME)
         self._confirmations = tuple(
-            _levels(spec, name, [level])
-            for name, level in _GIVEN_NAME_CONFIRMATIONS
-            if (name, level) != ("ssn", "exact")  # see _given_name_confirmed
+            _levels(spec, name, [level]) for name, level in _GIVEN_NAME_CONFIRMATIONS
         )
         self._sex_else = _levels(spec, "sex", ["else"])
         self._ssn_else = _levels(spec, "ssn", ["else"])
         self._given_else = _levels(spec, "given_name", ["else"])
-        self._given_own = _levels(spec, "given_name", _GIVEN_NAME_THE_SAME)
-        self._given_similar = _levels(spec, "given_name", ["similar"])
-        self._ssn_exact = _levels(spec, "ssn", ["exact"])
-        self._birth_conflict = _levels(spec, "birth_date", ["else", "other_generation"])
+        self._given_own = _levels(spec, "given_name", _GIVEN_NAME_OWN)
+        self._given_same = _levels(spec, "given_name", (*_SAME_GIVEN_NAME, "swapped"))
+        self._birth_own = _levels(spec, "birth_date", _BIRTH_DATE_OWN)
         self._birth_exact = _levels(spec, "birth_date", ["exact"])
+        self._ssn_shared = _levels(spec, "ssn", ["exact", "carried"])
         self._own_card = _levels(spec, "member_id", ["exact"])
         self._household = tuple(
             (name, _levels(spec, name, levels))
@@ -595,13 +559,13 @@ class RuleBook:
         """
         violations = list(self.conflicts(levels) if conflicts is None else conflicts)
         if _at(levels, self._typo_given) and not self._given_name_confirmed(levels):
-            violations.append("given_name_unconfirmed")
+            violations.append(GIVEN_NAME_UNCONFIRMED)
         if _at(levels, self._member_id_else):
             violations.append("member_id_mismatch")
         if _at(levels, self._ssn_else):
             violations.append(SSN_MISMATCH)
         violations.extend(name for name, missing in self._required if _at(levels, missing))
-        if self.own_evidence_disagrees(levels) and self._any_household(levels):
+        if self.own_evidence_against(levels) and self._any_household(levels):
             violations.append(HOUSEHOLD_EVIDENCE_ONLY)
         return tuple(violations)
 
@@ -610,11 +574,12 @@ class RuleBook:
         ``docs/runbooks/guard_violation.md`` says what each means)."""
         return (
             *(name for name, _ in self._conflicts),
-            "given_name_unconfirmed",
+            GIVEN_NAME_UNCONFIRMED,
             "member_id_mismatch",
             SSN_MISMATCH,
             *(name for name, _ in self._required),
             HOUSEHOLD_EVIDENCE_ONLY,
+            YOUNGER_ON_SHARED_SSN,
         )
 
     def _any_household(self, levels: Sequence[int]) -> bool:
@@ -626,23 +591,47 @@ class RuleBook:
         return False
 
     def _given_name_confirmed(self, levels: Sequence[int]) -> bool:
-        for confirmation in self._confirmations:
+        for confirmation in self._confirmations:  # noqa: SIM110 - a loop, as _holds says
             if _at(levels, confirmation):
                 return True
-        return _at(levels, self._ssn_exact) and not _at(levels, self._given_similar)
+        return False
 
-    def own_evidence_disagrees(self, levels: Sequence[int]) -> bool:
-        """The person's own evidence says another person, and the member's own card number
-        does not say otherwise: another first name (a twin's, a sibling's), or a birth date
-        beyond a slip (years apart, a generation) with a first name that is not the same
-        name (Alexandra and Amanda, Maria and Mariana)."""
-        if levels[self._own_card[0]] in self._own_card[1]:
-            return False
-        given = levels[self._given_else[0]]
-        if given in self._given_else[1]:
-            return True
-        index, conflicts = self._birth_conflict
-        return levels[index] in conflicts and given not in self._given_own[1]
+    def own_evidence_against(self, levels: Sequence[int]) -> tuple[str, ...]:
+        """The person's own evidence that speaks against her being the member, by comparison
+        name, where the member's own card number does not agree (it names one person;
+        nothing else a household may share does): ``given_name`` when the first name is
+        another name; ``birth_date`` when the birth dates are beyond a slip (years apart, a
+        generation); both when the first name agrees only in part (a misspelling, a typo,
+        an initial) and the birth date is not exact (two departures: a sibling's as much as
+        hers). A first name in part beside the exact date is ``given_name_unconfirmed``'s
+        to judge, and a missing one the ``*_missing`` guards'."""
+        if _at(levels, self._own_card):
+            return ()
+        given = levels[self._given_own[0]]
+        birth = levels[self._birth_own[0]]
+        if given in self._given_same[1] and birth in self._birth_own[1]:
+            return ()  # the common case, first
+        # The date: exact or one slip away agrees; beyond a slip it is another person's.
+        birth_against = birth != 0 and birth not in self._birth_own[1]
+        if given == 0 or given in self._given_same[1]:
+            given_against = False
+        elif given in self._given_else[1]:
+            given_against = True
+        else:  # in part (a misspelling, a typo, an initial): ``given_name_unconfirmed`` says
+            # whether it needs confirming; beside a date that is not exact, two departures.
+            given_against = birth != 0 and birth not in self._birth_exact[1]
+            birth_against = birth_against or given_against
+        return (
+            *(("given_name",) if given_against else ()),
+            *(("birth_date",) if birth_against else ()),
+        )
+
+    def younger_on_shared_ssn(self, levels: Sequence[int]) -> bool:
+        """Whether the pair's SSN agrees (exact or carried) while the birth dates are beyond
+        a slip: with the request's person born years after the member, the pattern of a
+        newborn enrolled on a sibling's SSN (``decision`` compares the dates)."""
+        birth = levels[self._birth_own[0]]
+        return _at(levels, self._ssn_shared) and birth != 0 and birth not in self._birth_own[1]
 
     def household_agreements(self, levels: Sequence[int]) -> tuple[str, ...]:
         """The identifiers a household shares that agree for this pair (``HOUSEHOLD_IDENTIFIERS``),

@@ -369,8 +369,10 @@ class MatchModel:
         )
 
 
-# The given-name levels of a typo, which a misspelling of a held name replaces.
-_TYPO_LEVELS = ("jaro_winkler", "one_edit", "similar")
+# The given-name levels of a typo, which a misspelling of a held name replaces: one
+# keystroke, not ``similar`` (two typos, or names that share little more than a first
+# letter: Alexandra and Amanda), where a newborn's new name as often as a typo lies.
+_TYPO_LEVELS = ("jaro_winkler", "one_edit")
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,7 +162,12 @@ def test_typo_in_first_name_without_card_data_is_reviewed() -> None:
     decision = run(request, ("p1", rec()))
     assert decision.outcome is MatchOutcome.REVIEW
     assert decision.evidence.candidates[0].guard_violations == ("given_name_unconfirmed",)
-    confirmed = run(rec(given=["Anna"]), ("p1", rec()))
+    # The household's card and SSN do not confirm it (a twin named Anna shows both); a
+    # middle name in full does.
+    with_ssn = run(rec(given=["Anna"]), ("p1", rec()))
+    assert with_ssn.outcome is MatchOutcome.REVIEW
+    assert with_ssn.evidence.candidates[0].household_evidence[0] == "ssn"
+    confirmed = run(rec(given=["Anna", "Lucia"]), ("p1", rec(given=["Ana", "Lucia"])))
     assert (confirmed.outcome, confirmed.member_id) == (MatchOutcome.MATCH, "p1")
 
 

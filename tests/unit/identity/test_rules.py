@@ -109,7 +109,9 @@ def test_rules(levels: dict[str, str], rule: str | None) -> None:
     [
         ({**PERSON, "member_id": "exact"}, ()),
         ({**PERSON, "given_name": "else", "member_id": "exact"}, ("given_name_conflict",)),
-        ({**PERSON, "birth_date": "else"}, ("birth_date_conflict",)),
+        # The surname is a household's: a birth date beyond a slip beside it is not hers.
+        ({**PERSON, "birth_date": "else"}, ("birth_date_conflict", "household_evidence_only")),
+        ({**PERSON, "family_name": "else", "birth_date": "else"}, ("birth_date_conflict",)),
         ({**PERSON, "suffix": "else", "member_id": "exact"}, ("suffix_conflict",)),
         # Boy/girl twins Alexander and Alexandra share the nickname Alex.
         (
@@ -119,7 +121,17 @@ def test_rules(levels: dict[str, str], rule: str | None) -> None:
         ({**PERSON, "given_name": "nickname"}, ()),
         # A near miss on the name needs a person-level identifier (Mia and Mila are twins).
         ({**PERSON, "given_name": "jaro_winkler"}, ("given_name_unconfirmed",)),
-        ({**PERSON, "given_name": "one_edit", "ssn": "exact"}, ()),
+        # An SSN confirms no typo: a household shares it, and a twin named alike carries it.
+        ({**PERSON, "given_name": "one_edit", "ssn": "exact"}, ("given_name_unconfirmed",)),
+        ({**PERSON, "given_name": "one_edit", "middle_name": "exact"}, ()),
+        # A misspelling the plan's names tell, beside the exact date, is hers; beside a date
+        # one slip away it is two departures.
+        ({**PERSON, "given_name": "misspelling", "ssn": "exact"}, ()),
+        (
+            {**PERSON, "given_name": "misspelling", "birth_date": "one_typo", "ssn": "exact"},
+            ("household_evidence_only",),
+        ),
+        ({**PERSON, "given_name": "nickname", "birth_date": "year_off", "ssn": "exact"}, ()),
         (
             {**PERSON, "given_name": "one_edit", "member_id": "exact_subscriber_card"},
             ("given_name_unconfirmed",),
