@@ -100,7 +100,7 @@ class Household:
         }
 
 
-def _novel_name(draw: st.DrawFn, near: str) -> str:
+def _novel_name(draw: st.DrawFn, near: str, taken: set[str]) -> str:
     """A name no member holds: the relative's initial and a few letters of their own (a
     newborn's new name), kept at least two keystrokes from ``near`` (one keystroke from a
     held name and held by none, it is a typo as far as any data can tell)."""
@@ -108,7 +108,7 @@ def _novel_name(draw: st.DrawFn, near: str) -> str:
         tail = draw(st.text(alphabet="aeiolnrsty", min_size=2, max_size=7))
         name = (near[0] + tail).capitalize()
         close = edit_distance_at_most(name.lower(), near.lower(), 1)
-        if not close and jaro_winkler(name.lower(), near.lower()) < 0.92:
+        if not close and jaro_winkler(name.lower(), near.lower()) < 0.92 and name not in taken:
             return name
 
 
@@ -129,7 +129,7 @@ def households(draw: st.DrawFn) -> Household:
         if like is None or draw(st.booleans()):
             name = draw(st.sampled_from(pool))  # held, alike or not
         else:
-            name = _novel_name(draw, like)  # new, sharing the initial
+            name = _novel_name(draw, like, taken)  # new, sharing the initial
         taken.add(name)
         person = Person(key, name, sex, born, next(ssns), enrolled=False)
         people.append(person)
@@ -225,7 +225,9 @@ def test_no_relative_who_never_enrolled_is_ever_auto_matched(
     for model in MODELS:
         for policy in POLICIES:
             decision = decide_for(household, request, model, policy)
-            assert decision.member_id is None, repr((household, relative, request, decision.evidence.to_dict()))
+            assert decision.member_id is None, repr(
+                (household, relative, request, decision.evidence.to_dict())
+            )
             assert decision.outcome is not MatchOutcome.MATCH
             for held in decision.evidence.candidates:
                 if "household_evidence_only" in held.guard_violations:
