@@ -441,8 +441,7 @@ def _evidence_candidates(
             guard_violations=c.violations,
             household_evidence=(
                 book.household_agreements(c.pair.levels)
-                if HOUSEHOLD_EVIDENCE_ONLY in c.violations
-                or GIVEN_NAME_UNCONFIRMED in c.violations
+                if HOUSEHOLD_EVIDENCE_ONLY in c.violations or GIVEN_NAME_UNCONFIRMED in c.violations
                 else ()
             ),
             own_evidence_against=(

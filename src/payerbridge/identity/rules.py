@@ -19,16 +19,17 @@ A first-name typo never does: a twin who never enrolled is named alike
 request in a household as the card does, for the full name with a birth-date
 slip, where no relative but a namesake a generation away could stand.
 
-The rules of an identifier that names one person (the member's own card
-number, the member's own SSN: never the subscriber's card, never a carried
-SSN) each name the one disagreement they outvote (``tolerates``): a first name
-entered wrong, a birth-date slip, a birth date wrong or missing. Relatives share
-the household's card, address and surname, and a twin the birth date, but none
-holds the member's own card number. An SSN is weaker: households share it (a
-dependent enrolled under a parent's or a sibling's, a relative who never
-enrolled showing it), so its rules outvote no first name that is another name,
-no ``similar`` name and no birth date a generation away: it confirms a person
-only together with her own evidence.
+The rules of the member's own card number (never the subscriber's card) each
+name the one disagreement they outvote (``tolerates``): a first name entered
+wrong, a birth-date slip, a birth date wrong or missing. Relatives share the
+household's card, address and surname, and a twin the birth date, but none
+holds the member's own card number. An SSN is a household's too (a dependent or
+a newborn enrolled under a parent's or a sibling's, a relative who never
+enrolled showing it), so it confirms a person only together with her own
+evidence, both of it: a first name that is the same name (as written, by
+nickname, run together, swapped with the surname, or a misspelling the plan's
+names tell) and a birth date exact or one slip away. It outvotes nothing,
+fills in nothing missing, and confirms no first name in part.
 
 Guards apply to rule matches and to scored matches alike, except those a
 fired rule tolerates, those a guard waiver lifts (``GUARD_WAIVERS``: with the
@@ -41,9 +42,9 @@ most it is reviewed:
   initial tolerance (twins, parent and child), or agree only approximately
   while sex disagrees (boy/girl twins Alexander and Alexandra);
 * ``given_name_unconfirmed``: the given names agree only up to a typo, an
-  initial, a dataset variant or a partial compound name, and no person-level
-  identifier (a member id that is not the subscriber's card, an own SSN)
-  agrees exactly, nor a middle name in full. Twins are named alike often
+  initial, a dataset variant or a partial compound name, and neither the
+  member's own card number (not the subscriber's card, not an SSN: a twin
+  named alike carries her sister's) nor a middle name in full agrees. Twins are named alike often
   enough (Mia and Mila) that a near miss on the name, with the birth date and
   household agreeing, is as much the twin as a typo. Not a ``misspelling``: a
   typo that the plan's own given names tell from a twin's name (``scoring``),
@@ -61,10 +62,15 @@ most it is reviewed:
   beyond a typo: each holds her own, and they are not the same;
 * ``household_evidence_only``: identifiers a household shares agree
   (``HOUSEHOLD_IDENTIFIERS``: an SSN, the family's card, the surname, the home)
-  while the person's own evidence disagrees (another first name, or a birth date
-  beyond a slip without the same first name) and the member's own card number
-  does not agree: a sibling, a parent or a twin who never enrolled. No rule
-  tolerates it and no waiver lifts it; the evidence lists what agreed.
+  while the person's own evidence disagrees (``RuleBook.own_evidence_against``:
+  another first name; a birth date beyond a slip, whatever the first name; a
+  first name in part beside a birth date that is not exact) and the member's own
+  card number does not agree: a sibling, a parent, a newborn or a twin who never
+  enrolled. No rule tolerates it and no waiver lifts it; the evidence lists what
+  agreed and what of the person's own did not;
+* ``younger_on_shared_ssn``: beside it, the SSN agrees and the request's person
+  was born years after the member (``decision`` compares the dates): the
+  newborn enrolled on a sibling's SSN, the child on a parent's.
 
 Conflicts (the ``*_conflict`` guards) mark pairs that are different people
 as far as the data can tell; ``training`` keeps them out of EM's estimate of
