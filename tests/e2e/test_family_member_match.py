@@ -261,9 +261,11 @@ def test_a_newborn_on_her_sisters_ssn_is_not_her_sister(
         old_payer,
         request(["Adaora"], "2026-06-02", AMARA_SSN, family="Okafor", address=OKAFOR_HOME),
     )
-    assert outcome_code(response) in ("not-matched", "review")
+    # Two disagreements of her own against a household's identifiers: no one to propose.
+    assert outcome_code(response) == "not-matched"
     evidence = evidence_of(old_payer, ops, response)
     assert evidence["member"] is None
+    assert evidence["reason"] == "guard_violation"
     sister = held_back(evidence, "amara")
     assert sister["levels"]["ssn"] == "exact"
     assert sister["levels"]["birth_date"] == "else"
@@ -321,7 +323,13 @@ def test_a_twin_carrying_her_sisters_ssn_goes_to_a_reviewer_who_sees_why(
     assert case["opened_because"] == "given_name_conflict, household_evidence_only"
     sister = held_back(evidence, "sister")
     assert sister["household_evidence"][0] == "ssn"
+    assert sister["own_evidence_against"] == ["given_name"]
     assert sister["levels"]["birth_date"] == "exact"
+    # The reviewer's side-by-side view says the same.
+    shown = ops.get(f"/identity/reviews/{case['id']}").json()["comparison"]["candidates"][0]
+    assert shown["member"] == "sister"
+    assert shown["household_evidence"][0] == "ssn"
+    assert shown["own_evidence_against"] == ["given_name"]
 
 
 def test_strangers_whose_own_ssns_disagree_are_not_matched(

@@ -113,6 +113,7 @@ class CandidateView:
     band: str | None  # where its weight falls among the bands (None: bands unknown)
     guard_violations: tuple[str, ...]
     household_evidence: tuple[str, ...]
+    own_evidence_against: tuple[str, ...]  # what of the person's own did not agree
     rule: str | None
     is_on_file: bool  # False: the member is no longer indexed (values not shown)
     fields: tuple[FieldView, ...]
@@ -126,6 +127,7 @@ class CandidateView:
             "band": self.band,
             "guard_violations": list(self.guard_violations),
             "household_evidence": list(self.household_evidence),
+            "own_evidence_against": list(self.own_evidence_against),
             "rule": self.rule,
             "on_file": self.is_on_file,
             "fields": [f.to_dict() for f in self.fields],
@@ -233,6 +235,7 @@ def _candidate(
         None if bands is None else bands.place(weight),
         _names(found.get("guard_violations")),
         _names(found.get("household_evidence")),
+        _names(found.get("own_evidence_against")),
         None if found.get("rule") is None else str(found.get("rule")),
         record is not None,
         tuple(fields),
