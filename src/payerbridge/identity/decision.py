@@ -308,6 +308,28 @@ def _may_carry_an_ssn(record: StandardRecord, at: datetime) -> bool:
     return record.birth_date is None or record.birth_date > _dependent_born_after(at)
 
 
+def _confirmed_beside_ssn(
+    book: RuleBook, levels: tuple[int, ...], request: StandardRecord, record: StandardRecord
+) -> bool:
+    """Whether the SSN, beside the exact birth date, confirms a first name that agrees only
+    in part because it is a middle name of the person's own used as the first (Elena for
+    María Elena): a recognised variant, which a twin carrying the SSN is seldom given.
+    Never an initial, a typo or a dataset's variant: a twin shares the one and is named a
+    letter or a variant away often enough (Mia and Mila, Katie and Kathryn)."""
+    return (
+        levels[book.given_index] == book.given_token
+        and book.ssn_beside_own_date(levels)
+        and _middle_name_as_first(request, record)
+    )
+
+
+def _middle_name_as_first(request: StandardRecord, record: StandardRecord) -> bool:
+    """One side's first name is a middle name of the other's (Elena for María Elena), not
+    the first word of a compound first name on both (María for María José)."""
+    x, y = request.first_name, record.first_name
+    return x != y and (x in record.middle_names or y in request.middle_names)
+
+
 def _years_after(later: str | None, earlier: str | None) -> int:
     """Whole years from the birth date ``earlier`` to ``later`` (YYYYMMDD); 0 without both."""
     if not later or not earlier:
@@ -331,6 +353,10 @@ def _rank(
         conflicts = book.conflicts(pair.levels)
         violations = book.guard_violations(pair.levels, conflicts)
         fired = book.fired(pair.levels)
+        if GIVEN_NAME_UNCONFIRMED in violations and _confirmed_beside_ssn(
+            book, pair.levels, request, record
+        ):
+            violations = tuple(v for v in violations if v != GIVEN_NAME_UNCONFIRMED)
         if violations:
             if (
                 HOUSEHOLD_EVIDENCE_ONLY in violations

@@ -444,6 +444,10 @@ class RuleBook:
         "_birth_own",
         "_birth_exact",
         "_ssn_shared",
+        "_ssn_exact",
+        "given_index",
+        "given_token",
+        "_middle_else",
         "_own_card",
         "_household",
         "_typo_given",
@@ -507,6 +511,10 @@ class RuleBook:
         self._birth_own = _levels(spec, "birth_date", _BIRTH_DATE_OWN)
         self._birth_exact = _levels(spec, "birth_date", ["exact"])
         self._ssn_shared = _levels(spec, "ssn", ["exact", "carried"])
+        self._ssn_exact = _levels(spec, "ssn", ["exact"])
+        self.given_index = spec.index("given_name")
+        self.given_token = spec.comparisons[self.given_index].level_index("given_name_token")
+        self._middle_else = _levels(spec, "middle_name", ["shared", "else"])
         self._own_card = _levels(spec, "member_id", ["exact"])
         self._household = tuple(
             (name, _levels(spec, name, levels))
@@ -630,6 +638,17 @@ class RuleBook:
         return (
             *(("given_name",) if given_against else ()),
             *(("birth_date",) if birth_against else ()),
+        )
+
+    def ssn_beside_own_date(self, levels: Sequence[int]) -> bool:
+        """Whether the SSN and the birth date agree exactly and sex and the middle names do
+        not disagree: where ``decision`` lets the SSN confirm a middle name used as the
+        first, which a twin carrying the SSN is seldom given."""
+        return (
+            _at(levels, self._ssn_exact)
+            and _at(levels, self._birth_exact)
+            and not _at(levels, self._sex_else)
+            and not _at(levels, self._middle_else)
         )
 
     def younger_on_shared_ssn(self, levels: Sequence[int]) -> bool:

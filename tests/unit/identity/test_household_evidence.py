@@ -394,3 +394,25 @@ def test_a_dependents_ssn_on_file_may_be_a_siblings(model: MatchModel, policy: M
     held = decide_among(maria, household(), model, policy)
     assert "ssn_mismatch" in candidate(held, "mother").guard_violations
     assert held.member_id is None
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_her_middle_name_used_as_the_first_with_her_ssn_is_hers(
+    model: MatchModel, policy: MatchPolicy
+) -> None:
+    """A recognised variant of her own name beside the SSN and her exact birth date: Amanda
+    Rose, asked about as Rose, is found; the SSN confirms no initial (a twin Anna shares
+    it) and no first word of a compound name (a twin María may share it)."""
+    people = household()
+    people["sister"]["given"] = ["Amanda", "Rose"]
+    rose = never_enrolled("Rose", "2008-03-14", SISTER_SSN)
+    assert decide_among(rose, people, model, policy).member_id == "sister"
+    initial = never_enrolled("A", "2008-03-14", SISTER_SSN)
+    held = decide_among(initial, people, model, policy)
+    assert held.member_id is None
+    assert candidate(held, "sister").guard_violations == ("given_name_unconfirmed",)
+    people["sister"]["given"] = ["Maria Jose"]
+    maria = decide_among(never_enrolled("Maria", "2008-03-14", SISTER_SSN), people, model, policy)
+    assert level(maria, "sister", "given_name") == "given_name_token"
+    assert maria.member_id is None
