@@ -101,15 +101,21 @@ class Household:
         }
 
 
+def _one_keystroke(x: str, y: str) -> bool:
+    """Names a typo apart (one edit, or Jaro-Winkler at the given-name level's 0.92)."""
+    x, y = x.lower(), y.lower()
+    return edit_distance_at_most(x, y, 1) or jaro_winkler(x, y) >= 0.92
+
+
 def _novel_name(draw: st.DrawFn, near: str, taken: set[str]) -> str:
-    """A name no member holds: the relative's initial and a few letters of their own (a
-    newborn's new name), kept at least two keystrokes from ``near`` (one keystroke from a
-    held name and held by none, it is a typo as far as any data can tell)."""
+    """A name no member holds: the initial of ``near`` and a few letters of its own (a
+    newborn's new name), at least two keystrokes from every name in the household (one
+    keystroke from a held name and held by none, it is a typo as far as any data can
+    tell: the residual risk ADR 0017 names)."""
     while True:
         tail = draw(st.text(alphabet="aeiolnrsty", min_size=2, max_size=7))
         name = (near[0] + tail).capitalize()
-        close = edit_distance_at_most(name.lower(), near.lower(), 1)
-        if not close and jaro_winkler(name.lower(), near.lower()) < 0.92 and name not in taken:
+        if not any(_one_keystroke(name, other) for other in (near, *taken)):
             return name
 
 
@@ -122,15 +128,21 @@ def households(draw: st.DrawFn) -> Household:
     ssns = iter(f"{area}-{20 + i}-{4000 + i}" for i, area in enumerate(range(201, 240)))
     people: list[Person] = []
     taken: set[str] = set()
+    novel: set[str] = set()  # names no member of the plan holds
 
     def add(key: str, sex: str, born: date, *, like: str | None = None) -> Person:
         # Parents do not give two of their children one name (a namesake son is his
         # father's, a generation apart: added below).
-        pool = [n for n in (GIRLS if sex == "female" else BOYS) if n not in taken]
-        if like is None or draw(st.booleans()):
+        pool = [
+            n
+            for n in (GIRLS if sex == "female" else BOYS)
+            if n not in taken and not any(_one_keystroke(n, new) for new in novel)
+        ]
+        if pool and (like is None or draw(st.booleans())):
             name = draw(st.sampled_from(pool))  # held, alike or not
-        else:
-            name = _novel_name(draw, like, taken)  # new, sharing the initial
+        else:  # new, sharing the initial of a sibling's (or, the names used up, any)
+            name = _novel_name(draw, like or (GIRLS if sex == "female" else BOYS)[0], taken)
+            novel.add(name)
         taken.add(name)
         person = Person(key, name, sex, born, next(ssns), enrolled=False)
         people.append(person)
