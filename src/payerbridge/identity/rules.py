@@ -44,9 +44,11 @@ most it is reviewed:
 * ``given_name_unconfirmed``: the given names agree only up to a typo, an
   initial, a dataset variant or a partial compound name, and neither the
   member's own card number (not the subscriber's card, not an SSN: a twin
-  named alike carries her sister's) nor a middle name in full agrees. Twins are named alike often
-  enough (Mia and Mila) that a near miss on the name, with the birth date and
-  household agreeing, is as much the twin as a typo. Not a ``misspelling``: a
+  named alike carries her sister's) nor a middle name in full agrees (beside
+  the SSN and the exact birth date, ``decision`` takes a middle name used as
+  the first). Twins are named alike often enough (Mia and Mila) that a near
+  miss on the name, with the birth date and household agreeing, is as much
+  the twin as a typo. Not a ``misspelling``: a
   typo that the plan's own given names tell from a twin's name (``scoring``),
   which the weight decides;
 * ``birth_date_conflict``: the birth dates disagree beyond one typo, a
