@@ -522,7 +522,14 @@ def report_markdown(result: OnlineAB, machine: Sequence[str]) -> str:
             + ", ".join(f"{n:,} × {s}" for s, n in result.measurements[0].answers)
             + ")."
             if not differing
-            else "DIFFERENT on " + ", ".join(differing) + "."
+            else "DIFFERENT on "
+            + ", ".join(differing)
+            + " ("
+            + "; ".join(
+                f"{m.side} round {m.round}: " + ", ".join(f"{n:,} × {s}" for s, n in m.answers)
+                for m in result.measurements
+            )
+            + ")."
         ),
         "",
         "| " + " | ".join(header) + " |",

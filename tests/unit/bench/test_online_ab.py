@@ -90,7 +90,9 @@ def test_a_side_that_answers_otherwise_is_named() -> None:
     other = Measurement("head", 1, 100, 1.0, ((200, 89), (422, 11)), 4.0)
     result = _result(_measured("base", 1, 100, 1.0, 4.0), other)
     assert result.differing_answers() == ["head"]
-    assert "DIFFERENT on head" in report_markdown(result, [])
+    report = report_markdown(result, [])
+    # Each side's answers, so that a change that answers otherwise says by how much.
+    assert "DIFFERENT on head (base round 1: 90 × 200, 10 × 422; head round 1: 89 × 200" in (report)
 
 
 def test_the_main_threads_totals_are_read_not_its_summary(tmp_path: Path) -> None:
