@@ -441,7 +441,6 @@ class RuleBook:
         "_sex_else",
         "_ssn_else",
         "_given_else",
-        "_given_own",
         "_given_same",
         "_birth_own",
         "_birth_exact",
@@ -508,7 +507,6 @@ class RuleBook:
         self._sex_else = _levels(spec, "sex", ["else"])
         self._ssn_else = _levels(spec, "ssn", ["else"])
         self._given_else = _levels(spec, "given_name", ["else"])
-        self._given_own = _levels(spec, "given_name", _GIVEN_NAME_OWN)
         self._given_same = _levels(spec, "given_name", (*_SAME_GIVEN_NAME, "swapped"))
         self._birth_own = _levels(spec, "birth_date", _BIRTH_DATE_OWN)
         self._birth_exact = _levels(spec, "birth_date", ["exact"])
@@ -623,7 +621,7 @@ class RuleBook:
         to judge, and a missing one the ``*_missing`` guards'."""
         if _at(levels, self._own_card):
             return ()
-        given = levels[self._given_own[0]]
+        given = levels[self.given_index]
         birth = levels[self._birth_own[0]]
         if given in self._given_same[1] and birth in self._birth_own[1]:
             return ()  # the common case, first
