@@ -26,7 +26,7 @@ import orjson
 
 from payerbridge import big_json
 from payerbridge.audit.model import AuditEvent
-from payerbridge.bulk.member_match import BulkPorts, job_event
+from payerbridge.bulk.member_match import BulkPorts, BulkRules, job_event
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import ExportedMember, LineRead, OutputLine
 from payerbridge.consent.model import ConsentPolicy, ConsentRole, Requester, StoredConsent
@@ -306,6 +306,7 @@ class _ChunkDecision:
             hop="bulk-export",
             request_id=self._job.id,
             code_sets=rules.segmentation.code_sets.label,
+            scope=rules.scope.label,
         )
         self.events.append(disclosure.event)
         policy = disclosure.decision.policy if disclosure.decision.permitted else None
@@ -320,6 +321,7 @@ class _ChunkDecision:
                 self._query,
                 rules.segmentation,
                 self._window,
+                rules.scope,
             )
         if policy is None or plan is None:
             self.exported.append(ExportedMember(position, patient_id, None))
@@ -331,7 +333,7 @@ class _ChunkDecision:
                 patient_id,
                 policy.value,
                 tuple(plan.withheld),
-                rules.segmentation.code_sets.label,
+                judged_by(rules),
                 plan.withheld_count,
             )
         )
@@ -350,6 +352,7 @@ class _ChunkDecision:
             version = int(resource["meta"]["versionId"])
             if stripping:
                 resource = without_references(resource, plan.withheld)
+            resource, _ = rules.scope.shaped(resource)
             self.lines.append(OutputLine(file, position, entry.ref, entry.mode, resource, version))
         targets = [
             {"resourceType": kind, "id": rest}
@@ -477,8 +480,8 @@ def _complete(ports: BulkPorts, job: BulkJob, *, notices: int) -> JobStatus:
 def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Iterator[bytes]:
     """One file of a completed export, as it may go now: a page of lines per item (each
     item is a hop to and from the thread that reads the database, so not one per line)."""
-    segmentation = ports.rules.segmentation
-    code_sets = segmentation.code_sets.label
+    segmentation, scope = ports.rules.segmentation, ports.rules.scope
+    code_sets = judged_by(ports.rules)
     after = 0
     while True:
         page = ports.jobs.line_page(job.id, file.type, after=after, count=_PAGE_LINES)
@@ -503,6 +506,7 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
                 policy=ConsentPolicy(line.decision.policy),
                 withheld=frozenset(line.decision.withheld),
                 segmentation=segmentation,
+                scope=scope,
             )
             if resource is not None:
                 out.append(orjson.dumps(resource).decode())
@@ -511,9 +515,15 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
         after = page[-1].seq
 
 
+def judged_by(rules: BulkRules) -> str:
+    """What a member's lines were judged and shaped by: the sensitive code sets and the
+    data scope (a line written under others is released again as it may go now)."""
+    return f"{rules.segmentation.code_sets.label} {rules.scope.label}"
+
+
 def _as_written(line: LineRead, code_sets: str) -> bool:
     """Whether a member's line may go as written: its resource is still at the version
-    judged, by the code sets in force now."""
+    judged, by the code sets and the data scope in force now."""
     return (
         line.text is not None
         and line.version is not None

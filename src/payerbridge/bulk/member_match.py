@@ -36,6 +36,7 @@ from payerbridge.consent.model import ConsentId, PresentedConsent, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy, supported_policies
 from payerbridge.consent.service import accept_presented_consent
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
 from payerbridge.errors import InvalidInput, Issue, NotFound, UnprocessableRequest
 from payerbridge.fhir.bulk_member_match import (
     BulkMember,
@@ -85,6 +86,7 @@ class BulkRules:
     segmentation: SegmentationPolicy  # what a regular consent withholds
     payer_to_payer_years: int  # the service-date window an export gives
     attempts: AttemptLimit  # the card guard (HRex mm-7), shared with $member-match
+    scope: DataScope = PAYER_TO_PAYER  # what the rule lets an export carry at all
 
 
 @dataclass(frozen=True)

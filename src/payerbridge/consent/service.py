@@ -114,12 +114,14 @@ def authorize_disclosure(
     hop: str,
     request_id: str | None,
     code_sets: str,
+    scope: str | None = None,
 ) -> Disclosure:
     """May ``requester`` receive ``member_id``'s data from us now, and which of it?
 
     The scope asked is everything we hold; a ``regular`` permit means the caller
     segments before anything leaves, by the sensitive code sets ``code_sets`` names
-    (recorded with the decision)."""
+    (recorded with the decision), and ``scope`` names the data scope (what the rule lets
+    leave at all) that shapes what goes."""
     consents = [c.record for c in store.for_member(member_id, ConsentRole.DISCLOSE)]
     decision, consent = decide_among(
         consents,
@@ -140,7 +142,7 @@ def authorize_disclosure(
         hop=hop,
         at=at,
         request_id=request_id,
-        detail={"code_sets": code_sets},
+        detail={"code_sets": code_sets, **({"scope": scope} if scope else {})},
     )
     return Disclosure(decision, consent_id, event)
 

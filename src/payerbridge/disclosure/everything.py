@@ -10,8 +10,9 @@ resource that has since become sensitive does not go under a ``regular`` consent
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -35,6 +36,7 @@ from payerbridge.disclosure.release import (
     references_by_kind,
     shared_references,
 )
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
 from payerbridge.disclosure.search import SearchQuery
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import InvalidInput, Issue
@@ -194,6 +196,8 @@ class EverythingPlan:
     # Types that would have gone but the caller's token does not grant (a search's
     # Provenance and includes; $everything's are decided before it is planned).
     left_out: frozenset[str] = frozenset()
+    # Records the data scope leaves out, by why (disclosure.scope), for the audit trail.
+    outside_scope: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +213,7 @@ class _Seen:
     targets: tuple[str, ...]  # a Provenance's targets
     in_window: bool  # within the payer-to-payer window (a Provenance: decided by its targets)
     included: tuple[str, ...] = ()  # what the search's _include follows from it
+    excluded: str | None = None  # why the data scope leaves it out, if it does
 
 
 def plan_everything(
@@ -219,12 +224,13 @@ def plan_everything(
     query: EverythingQuery,
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
     window: ExchangeWindow | None = None,
+    scope: DataScope = PAYER_TO_PAYER,
 ) -> EverythingPlan | None:
     """Decide what goes, streaming ``records`` (the member's compartment) once; None when
     the member has no Patient. The shared resources they reach are read level by level
-    and judged with them, as ``release`` does; ``window`` then leaves out the records
-    outside the payer-to-payer window."""
-    decision = _decide(patient_id, records, shared, policy, segmentation, window)
+    and judged with them, as ``release`` does; ``scope`` and ``window`` then leave out
+    the records the rule does not let go and those outside the payer-to-payer window."""
+    decision = _decide(patient_id, records, shared, policy, segmentation, window, scope)
     if decision is None:
         return None
     patient_key = f"Patient/{patient_id}"
@@ -248,6 +254,7 @@ def plan_everything(
         len(matches),
         decision.withheld_count,
         decision.outside_window,
+        outside_scope=decision.outside_scope,
     )
 
 
@@ -259,6 +266,7 @@ def plan_search(
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
     window: ExchangeWindow | None = None,
     granted: frozenset[str] | None = None,
+    scope: DataScope = PAYER_TO_PAYER,
 ) -> EverythingPlan | None:
     """Decide what a search within one member's records gives: the matching resources
     of the type among what may go (decided on the whole compartment, as for
@@ -267,7 +275,9 @@ def plan_search(
     go only where ``granted`` (the types the caller's token grants; None: all) holds
     their type; the plan names the others (``left_out``), Provenance whenever it is not
     granted, since our transmitter Provenance goes with every page."""
-    decision = _decide(query.patient_id, records, shared, policy, segmentation, window, query)
+    decision = _decide(
+        query.patient_id, records, shared, policy, segmentation, window, scope, query
+    )
     if decision is None:
         return None
     matches = [s for s in decision.kept if s.selected]
@@ -293,6 +303,7 @@ def plan_search(
         decision.withheld_count,
         decision.outside_window,
         frozenset(left_out),
+        decision.outside_scope,
     )
 
 
@@ -314,6 +325,7 @@ class _Decision:
     withheld: frozenset[str]
     withheld_count: int
     outside_window: int
+    outside_scope: dict[str, int]
 
 
 def _decide(
@@ -323,19 +335,20 @@ def _decide(
     policy: ConsentPolicy,
     segmentation: SegmentationPolicy,
     window: ExchangeWindow | None,
+    scope: DataScope,
     search: SearchQuery | None = None,
 ) -> _Decision | None:
     judging = policy is ConsentPolicy.REGULAR
     # Under regular, every record referred to, to find those outside the compartment.
     mentioned: set[str] | None = set() if judging else None
-    seen = [_see(r, judging, segmentation, search, window, mentioned) for r in records]
+    seen = [_see(r, judging, segmentation, scope, search, window, mentioned) for r in records]
     own = {s.key for s in seen}
     if f"Patient/{patient_id}" not in own:
         return None
     found = reach_shared((ref for s in seen for ref in s.shared), shared, own)
     reached = {
         item.key: item
-        for item in (_see(r, judging, segmentation, mentioned=mentioned) for r in found)
+        for item in (_see(r, judging, segmentation, scope, mentioned=mentioned) for r in found)
     }
     withheld: frozenset[str] = frozenset()
     foreign: frozenset[str] = frozenset()
@@ -346,30 +359,43 @@ def _decide(
         foreign = foreign_withheld(
             (mentioned or set()) - own - reached.keys(), shared, segmentation
         )
-    # Withholding is decided on the whole compartment, the window after it: a record
-    # outside the window may still make one inside it sensitive.
-    within = _within_window([s for s in seen if s.key not in withheld])
-    outside_window = len(seen) - len(withheld.intersection(own)) - len(within)
+    # Withholding is decided on the whole compartment, the scope and the window after it:
+    # a record the rule does not let go may still make one it does sensitive.
+    judged = [s for s in seen if s.key not in withheld]
+    outside_scope = Counter(s.excluded for s in judged if s.excluded is not None)
+    within = _within_window(judged)
+    outside_window = len(judged) - sum(outside_scope.values()) - len(within)
     kept = within
     reachable = reachable_shared(
         (ref for s in kept for ref in s.shared),
-        {key: item.shared for key, item in reached.items() if key not in withheld},
+        {
+            key: item.shared
+            for key, item in reached.items()
+            if key not in withheld and item.excluded is None
+        },
     )
     dropped = sum(1 for s in reached.values() if s.key not in withheld) - len(reachable)
     # References to records outside the compartment go like those to withheld ones.
     return _Decision(
-        kept, reached, reachable, withheld | foreign, len(withheld) + dropped, outside_window
+        kept,
+        reached,
+        reachable,
+        withheld | foreign,
+        len(withheld) + dropped,
+        outside_window,
+        dict(outside_scope),
     )
 
 
 def _within_window(kept: list[_Seen]) -> list[_Seen]:
-    """The records the window admits; a Provenance goes unless every record it is about
-    is left out (it would describe nothing that goes)."""
-    outside = {s.key for s in kept if not s.in_window}
+    """The records the scope and the window admit; a Provenance goes unless every record
+    it is about is left out (it would describe nothing that goes)."""
+    outside = {s.key for s in kept if not s.in_window or s.excluded is not None}
     return [
         s
         for s in kept
         if s.in_window
+        and s.excluded is None
         and (s.resource_type != "Provenance" or not s.targets or not outside.issuperset(s.targets))
     ]
 
@@ -378,6 +404,7 @@ def _see(
     resource: Resource,
     judging: bool,
     segmentation: SegmentationPolicy,
+    scope: DataScope,
     search: SearchQuery | None = None,
     window: ExchangeWindow | None = None,
     mentioned: set[str] | None = None,
@@ -411,6 +438,7 @@ def _see(
         targets,
         window is None or resource_type == "Provenance" or window.admits(resource),
         included,
+        scope.excludes(resource),
     )
 
 
@@ -426,13 +454,21 @@ def released_on_page(
     policy: ConsentPolicy,
     withheld: frozenset[str],
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
+    scope: DataScope = PAYER_TO_PAYER,
+    removed: Counter[str] | None = None,
 ) -> Iterator[tuple[str, Resource]]:
     """The page's resources as they may go now: stripped of references to what was
     withheld, and, under ``regular``, none that has become sensitive since the decision
-    (or that is gone)."""
+    (or that is gone); each shaped as ``scope`` lets it go, what that removed tallied
+    in ``removed``."""
     for mode, resource in resources:
         released = released_now(
-            resource, policy=policy, withheld=withheld, segmentation=segmentation
+            resource,
+            policy=policy,
+            withheld=withheld,
+            segmentation=segmentation,
+            scope=scope,
+            removed=removed,
         )
         if released is not None:
             yield mode, released
@@ -444,15 +480,21 @@ def released_now(
     policy: ConsentPolicy,
     withheld: frozenset[str],
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
+    scope: DataScope = PAYER_TO_PAYER,
+    removed: Counter[str] | None = None,
 ) -> Resource | None:
-    """One resource of ``released_on_page``: as it may go now, or None."""
-    if resource is None:
+    """One resource of ``released_on_page``: as it may go now, or None. The scope is
+    asked again: a record changed since the decision may have left it."""
+    if resource is None or scope.excludes(resource) is not None:
         return None
     if policy is ConsentPolicy.REGULAR:
         if sensitive_categories_of(resource, segmentation):
             return None
         if withheld:  # most members: nothing to strip, and no need to look
             resource = without_references(resource, withheld)
+    resource, elements = scope.shaped(resource)
+    if elements and removed is not None:
+        removed.update(elements)
     return resource
 
 

@@ -139,6 +139,7 @@ def first_everything_page(
         asked.query,
         rules.segmentation,
         window_at(unit.now, rules),
+        rules.scope,
     )
     return first_page(asked, plan, unit, ports)
 
@@ -179,6 +180,7 @@ def first_search_page(
         rules.segmentation,
         window_at(unit.now, rules),
         reader.granted,
+        rules.scope,
     )
     asked = FirstPage(
         reader,

@@ -11,6 +11,7 @@ committed by its caller with whatever goes with the answer.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from payerbridge.disclosure.everything import (
 from payerbridge.disclosure.grants import Granted, LeftOut, on_page
 from payerbridge.disclosure.ports import DisclosureSnapshots, LiveRecords, MemberData
 from payerbridge.disclosure.reads import DisclosureContext, authorize_member
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import Conflict, InvalidInput, Issue, NotFound
 from payerbridge.transactions import Transactions, UnitOfWork
@@ -87,6 +89,7 @@ class PagingRules:
     payer_to_payer_years: int  # the service-date window (disclosure.window)
     segmentation: SegmentationPolicy  # what a regular consent withholds
     held_types: frozenset[str]  # the types this server holds ($everything's possible ones)
+    scope: DataScope = PAYER_TO_PAYER  # what the rule lets leave at all (disclosure.scope)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class Page:
     # What live sources could not give (the first page says so; later pages read the
     # snapshot the first page decided).
     gaps: tuple[SourceGap, ...] = ()
+    # The elements the data scope removed from what this page carries (``Type.element``).
+    removed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,12 +185,14 @@ def first_page(
     with ports.transactions.begin() as saving:  # committed: its pages are read back
         ports.snapshots.save(saving, snapshot, plan.entries)
     reader, left_out = asked.reader, asked.left_out
-    page, sent = _page(
+    page, sent, removed = _page(
         reader, snapshot, unit, ports, after=0, self_url=asked.self_url, left_out=left_out
     )
     first: dict[str, Any] = {
         "withheld": plan.withheld_count,
         "outside_window": plan.outside_window,
+        "scope": ports.rules.scope.label,
+        "outside_scope": dict(sorted(plan.outside_scope.items())),
         "idempotency_key": asked.idempotency_key,
     }
     if asked.left_out is not None:
@@ -194,7 +201,11 @@ def first_page(
         first["gaps"] = [
             {"source": g.source, "types": list(g.types), "code": g.code} for g in asked.gaps
         ]
-    unit.record(_page_event(asked.reader, snapshot, now, entries=sent, after=0, first=first))
+    unit.record(
+        _page_event(
+            asked.reader, snapshot, now, entries=sent, after=0, removed=removed, first=first
+        )
+    )
     return replace(page, gaps=asked.gaps)
 
 
@@ -232,8 +243,20 @@ def next_page(command: NextPageCommand, unit: UnitOfWork, ports: PagingPorts) ->
         )
     after = int(given[AFTER])
     self_url = _page_url(ports.rules, snapshot, after)
-    page, sent = _page(command.reader, snapshot, unit, ports, after=after, self_url=self_url)
-    unit.record(_page_event(command.reader, snapshot, unit.now, entries=sent, after=after))
+    page, sent, removed = _page(
+        command.reader, snapshot, unit, ports, after=after, self_url=self_url
+    )
+    unit.record(
+        _page_event(
+            command.reader,
+            snapshot,
+            unit.now,
+            entries=sent,
+            after=after,
+            removed=removed,
+            scope=ports.rules.scope.label,
+        )
+    )
     return page
 
 
@@ -254,6 +277,7 @@ def disclosure_context(reader: Reader, at: datetime, ports: PagingPorts) -> Disc
         request_id=reader.request_id,
         only_member=reader.only_member,
         segmentation=ports.rules.segmentation,
+        scope=ports.rules.scope,
     )
 
 
@@ -266,10 +290,10 @@ def _page(
     after: int,
     self_url: str,
     left_out: LeftOut | None = None,
-) -> tuple[Page, int]:
-    """One page of the snapshot, as released now to this reader, and how many entries it
-    sends: what its token (the one presented with this page) does not grant is left out
-    too, and named."""
+) -> tuple[Page, int, Counter[str]]:
+    """One page of the snapshot, as released now to this reader, how many entries it
+    sends and what the data scope removed from them: what its token (the one presented
+    with this page) does not grant is left out too, and named."""
     count = snapshot.query.count
     rows = ports.snapshots.page(snapshot.id, after=after, count=count + 1)
     more, rows = len(rows) > count, rows[:count]
@@ -278,12 +302,15 @@ def _page(
         reader.granted,
         everything=_is_everything(snapshot),
     )
+    removed: Counter[str] = Counter()
     released = list(
         released_on_page(
             allowed,
             policy=snapshot.policy,
             withheld=snapshot.withheld,
             segmentation=ports.rules.segmentation,
+            scope=ports.rules.scope,
+            removed=removed,
         )
     )
     with_provenance = snapshot.query.our_provenance and grants(reader.granted, "Provenance")
@@ -302,8 +329,9 @@ def _page(
         now=unit.now,
         provenance_id=unit.new_id(),
         outcome_id=unit.new_id(),
+        removed=tuple(sorted(removed)),
     )
-    return page, len(released)
+    return page, len(released), removed
 
 
 def _is_everything(snapshot: Snapshot) -> bool:
@@ -321,6 +349,8 @@ def _page_event(
     *,
     entries: int,
     after: int,
+    removed: Counter[str],
+    scope: str | None = None,
     first: dict[str, Any] | None = None,
 ) -> AuditEvent:
     detail: dict[str, Any] = {
@@ -331,6 +361,10 @@ def _page_event(
         "after": after,
         **(first or {}),  # what the first page decided, and its Idempotency-Key
     }
+    if scope is not None:
+        detail["scope"] = scope
+    if removed:  # elements the data scope removed from this page, by name: how often
+        detail["elements_removed"] = dict(sorted(removed.items()))
     return AuditEvent(
         at=now,
         actor=reader.requester.client_id,

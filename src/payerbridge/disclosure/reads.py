@@ -19,7 +19,8 @@ from payerbridge.consent.segmentation import (
 )
 from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.ports import MemberData
-from payerbridge.disclosure.release import release
+from payerbridge.disclosure.release import Release, release
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
 from payerbridge.disclosure.search import PatientQuery
 from payerbridge.errors import DisclosureDenied, NotFound
 from payerbridge.types import MemberId
@@ -49,6 +50,7 @@ class DisclosureContext:
     # A member-scoped token reads this member only; others read as absent.
     only_member: MemberId | None = None
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION
+    scope: DataScope = PAYER_TO_PAYER  # what the rule lets leave at all
 
 
 def authorize_member(context: DisclosureContext, patient_id: MemberId, hop: str) -> ConsentPolicy:
@@ -69,6 +71,7 @@ def authorize_member(context: DisclosureContext, patient_id: MemberId, hop: str)
         hop=hop,
         request_id=context.request_id,
         code_sets=context.segmentation.code_sets.label,
+        scope=context.scope.label,
     )
     context.audit.record(disclosure.event)
     return disclosure.require(data_access=True)
@@ -95,19 +98,23 @@ def read_resource(
         resource = _found(members.read(resource_type, resource_id), absent)
         if context.only_member is not None:
             policy = _permitted(context, context.only_member, absent)
-            released = release(
-                members.compartment(context.only_member), members, policy, context.segmentation
-            )
+            released = _release(context, members.compartment(context.only_member), policy)
             return _among(released.shared, key, absent)
         if resource_type == "Patient" or sensitive_categories_of(resource, context.segmentation):
             raise absent  # a Patient without a compartment row is no member's to give
-        return resource
+        if context.scope.excludes(resource) is not None:
+            raise absent  # not for this purpose at all
+        return context.scope.shaped(resource)[0]
     if context.only_member is not None and owner != context.only_member:
         raise absent  # another member's: absent, and its owner never named
     policy = _permitted(context, owner, absent)
     # Segmentation judges a resource with what it refers to, so it needs the compartment.
-    released = release(members.compartment(owner), members, policy, context.segmentation)
+    released = _release(context, members.compartment(owner), policy)
     return _among(released.records, key, absent)
+
+
+def _release(context: DisclosureContext, records: list[Resource], policy: ConsentPolicy) -> Release:
+    return release(records, context.members, policy, context.segmentation, context.scope)
 
 
 def _permitted(context: DisclosureContext, member: MemberId, absent: NotFound) -> ConsentPolicy:
@@ -156,13 +163,11 @@ def find_patients(context: DisclosureContext, query: PatientQuery) -> list[tuple
             continue
         if not query.revinclude_provenance:
             # What a Patient may keep depends only on the shared resources it points at.
-            kept = release([patient], members, policy, context.segmentation).records
+            kept = _release(context, [patient], policy).records
             found.extend(("match", r) for r in kept)
             continue
         key = f"Patient/{patient['id']}"
-        released = release(
-            members.compartment(patient["id"]), members, policy, context.segmentation
-        )
+        released = _release(context, members.compartment(patient["id"]), policy)
         found.extend(("match", r) for r in released.records if r["resourceType"] == "Patient")
         found.extend(
             ("include", r)

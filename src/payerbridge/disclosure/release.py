@@ -34,6 +34,7 @@ from payerbridge.consent.segmentation import (
     sensitive_categories_of,
     without_references,
 )
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
 from payerbridge.fhir.resources import COMPARTMENT_FIELD, iter_references
 
 __all__ = [
@@ -63,6 +64,7 @@ class Release:
     records: list[Resource]  # the member's own records that may go, in the order given
     shared: list[Resource]  # the shared resources they reach that may go, by reference
     withheld_count: int  # for the audit trail only; the requester never learns it
+    outside_scope: int = 0  # what the data scope kept back, for the audit trail
 
     @property
     def resources(self) -> list[Resource]:
@@ -74,11 +76,14 @@ def release(
     shared: SharedResources,
     policy: ConsentPolicy,
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
+    scope: DataScope = PAYER_TO_PAYER,
 ) -> Release:
     """``records`` (the member's, all of them where withholding may spread between them,
     as for a compartment) with the shared resources they reach, as ``policy`` lets them
     go: everything under ``sensitive``; under ``regular`` the segmented rest, stripped
-    of references to what is withheld."""
+    of references to what is withheld. Then only what ``scope`` lets leave, shaped as
+    it says (judged first with the rest: a record the rule keeps back may still make
+    another sensitive)."""
     own = {key for record in records if (key := _key(record)) is not None}
     reached = reach_shared((ref for r in records for ref in shared_references(r)), shared, own)
     candidates = [*records, *reached]
@@ -91,9 +96,11 @@ def release(
         foreign = foreign_withheld(outside, shared, segmentation)
         if foreign:
             candidates = [without_references(r, foreign) for r in candidates]
-    kept_records = [r for r in candidates if _key(r) in own]
+    in_scope = [r for r in candidates if scope.excludes(r) is None]
+    outside_scope = len(candidates) - len(in_scope)
+    kept_records = [r for r in in_scope if _key(r) in own]
     kept_shared: dict[str, Resource] = {}
-    for resource in candidates:
+    for resource in in_scope:
         key = _key(resource)
         if key is not None and key not in own:
             kept_shared[key] = resource
@@ -103,9 +110,10 @@ def release(
     )
     dropped = len(kept_shared) - len(reachable)
     return Release(
-        kept_records,
-        [kept_shared[key] for key in sorted(reachable)],
+        [scope.shaped(r)[0] for r in kept_records],
+        [scope.shaped(kept_shared[key])[0] for key in sorted(reachable)],
         withheld + dropped,
+        outside_scope,
     )
 
 

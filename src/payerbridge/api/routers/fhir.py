@@ -51,6 +51,7 @@ from payerbridge.disclosure.paging import (
     next_page,
 )
 from payerbridge.disclosure.reads import read_resource
+from payerbridge.disclosure.scope import scope_issue
 from payerbridge.disclosure.search import parse_patient_search, parse_search
 from payerbridge.errors import (
     InvalidInput,
@@ -283,6 +284,14 @@ def _bundle(platform: Platform, page: Page) -> dict[str, Any]:
             "id": page.outcome_id,
             **operation_outcome(issues, severity="warning", code="suppressed"),
         }
+    if page.removed:  # what the data scope removed: said, never silently
+        shaped = operation_outcome(
+            [scope_issue(page.removed)], severity="information", code="informational"
+        )
+        if outcome is None:
+            outcome = {"id": page.outcome_id, **shaped}
+        else:
+            outcome["issue"] = [*outcome["issue"], *shaped["issue"]]
     if page.gaps:  # what a live source could not give: never a silently short answer
         incomplete = completeness_outcome(page.gaps)
         if outcome is None:

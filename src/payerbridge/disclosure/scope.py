@@ -1,0 +1,367 @@
+"""The data scope of a purpose (pure): which resource types, states and elements may leave
+for it, read from a versioned file that cites where each rule comes from
+(``data/payer-to-payer-scope.json``, or the operator's ``PAYERBRIDGE_SCOPE_FILE``).
+
+Consent and segmentation decide whose data goes and what a member's consent withholds;
+the scope is what the rule lets go at all, whatever the consent says. For
+payer-to-payer (CMS-0057-F; PDex 2.1+): the types of PDex's data set and the USCDI,
+claims in CARIN BB's non-financial (Basis) shape, without provider remittances and
+enrollee cost-sharing, and no prior authorization for a drug. A record the scope leaves
+out is left out like one outside the five-year window: after segmentation has judged the
+compartment with it. What shaping removes is named (``Type.element``) for the audit trail.
+
+Shaping never changes the stored record: it copies the path down to what it removes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from payerbridge.compliance.calendar import FileFieldError, first_error
+from payerbridge.errors import Issue
+
+__all__ = [
+    "DRUG_PRIOR_AUTHORIZATION",
+    "NOT_IN_SCOPE",
+    "PAYER_TO_PAYER",
+    "DataScope",
+    "ScopeError",
+    "load_scope",
+    "scope_issue",
+    "shipped_scope",
+]
+
+Resource = dict[str, Any]
+
+# Why the scope leaves a record out, as the audit trail names it.
+NOT_IN_SCOPE = "type-not-in-scope"
+DRUG_PRIOR_AUTHORIZATION = "drug-prior-authorization"
+
+
+class ScopeError(FileFieldError):
+    """A data scope file that cannot be used: ``field`` names where."""
+
+    reason_code = "scope-file-invalid"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+
+_Text = Annotated[str, Field(min_length=1, max_length=2000)]
+_Path = Annotated[str, Field(pattern=r"^[a-z][A-Za-z]*(\.[a-z][A-Za-z]*)*$", max_length=200)]
+_TypeName = Annotated[str, Field(pattern=r"^[A-Z][A-Za-z]+$", max_length=64)]
+
+
+class _Source(_Strict):
+    citation: _Text
+    document: _Text
+    confirmed: bool
+    note: _Text | None = None
+
+
+class _ResourceRule(_Strict):
+    resource_type: _TypeName = Field(alias="type")
+    source: str
+
+
+class _Coding(_Strict):
+    system: _Text
+    code: _Text
+
+
+class _DrugPriorAuthorizations(_Strict):
+    source: str
+    title: _Text
+    claim_types: tuple[_Coding, ...] = Field(alias="claimTypes")
+    product_systems: tuple[_Text, ...] = Field(alias="productSystems", min_length=1)
+    hcpcs_systems: tuple[_Text, ...] = Field(alias="hcpcsSystems")
+    hcpcs_drug_prefixes: tuple[Annotated[str, Field(min_length=1, max_length=5)], ...] = Field(
+        alias="hcpcsDrugPrefixes"
+    )
+    note: _Text | None = None
+
+
+class _Removed(_Strict):
+    path: _Path
+    what: _Text
+    resource_type: _TypeName | None = Field(default=None, alias="resourceType")
+
+
+class _AppliesTo(_Strict):
+    resource_type: _TypeName = Field(alias="resourceType")
+    except_use: tuple[str, ...] = Field(default=(), alias="exceptUse")
+
+
+class _NonFinancialClaims(_Strict):
+    source: str
+    title: _Text
+    applies_to: _AppliesTo = Field(alias="appliesTo")
+    removed: tuple[_Removed, ...] = Field(min_length=1)
+    emptied_adjudications: tuple[_Path, ...] = Field(alias="emptiedAdjudications")
+    profiles: dict[str, str]
+
+
+class _CostSharing(_Strict):
+    source: str
+    title: _Text
+    removed: tuple[_Removed, ...]
+
+    @model_validator(mode="after")
+    def _typed(self) -> _CostSharing:
+        for n, item in enumerate(self.removed):
+            if item.resource_type is None:
+                raise ValueError(f"removed.{n}.resourceType is required here")
+        return self
+
+
+class _File(_Strict):
+    purpose: Annotated[str, Field(pattern=r"^[a-z][a-z-]*$", max_length=64)]
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    description: _Text
+    sources: dict[str, _Source] = Field(min_length=1)
+    resources: tuple[_ResourceRule, ...] = Field(min_length=1)
+    drug_prior_authorizations: _DrugPriorAuthorizations = Field(alias="drugPriorAuthorizations")
+    non_financial_claims: _NonFinancialClaims = Field(alias="nonFinancialClaims")
+    cost_sharing: _CostSharing = Field(alias="costSharing")
+
+
+@dataclass(frozen=True)
+class _Removal:
+    resource_type: str
+    steps: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return ".".join((self.resource_type, *self.steps))
+
+
+class DataScope:
+    """What a purpose lets leave (see the module's docstring)."""
+
+    def __init__(self, parsed: _File) -> None:
+        self.purpose = parsed.purpose
+        self.version = parsed.version
+        self.types = frozenset(rule.resource_type for rule in parsed.resources)
+        drugs = parsed.drug_prior_authorizations
+        self._drug_claim_types = frozenset((c.system, c.code) for c in drugs.claim_types)
+        self._drug_systems = frozenset(_system_key(s) for s in drugs.product_systems)
+        self._hcpcs_systems = frozenset(_system_key(s) for s in drugs.hcpcs_systems)
+        self._hcpcs_drug_prefixes = tuple(p.upper() for p in drugs.hcpcs_drug_prefixes)
+        claims = parsed.non_financial_claims
+        self._claim_type = claims.applies_to.resource_type
+        self._claim_uses_kept = frozenset(claims.applies_to.except_use)
+        self._claim_removals = tuple(
+            _Removal(self._claim_type, tuple(r.path.split("."))) for r in claims.removed
+        )
+        self._emptied = tuple(tuple(path.split(".")) for path in claims.emptied_adjudications)
+        self._profiles = dict(claims.profiles)
+        by_type: dict[str, list[_Removal]] = {}
+        for removed in parsed.cost_sharing.removed:
+            resource_type = str(removed.resource_type)
+            by_type.setdefault(resource_type, []).append(
+                _Removal(resource_type, tuple(removed.path.split(".")))
+            )
+        self._other_removals = {k: tuple(v) for k, v in by_type.items()}
+
+    @property
+    def label(self) -> str:
+        """What the audit trail records a decision was made under."""
+        return f"{self.purpose}@{self.version}"
+
+    def excludes(self, resource: Mapping[str, Any]) -> str | None:
+        """Why the scope leaves ``resource`` out (``NOT_IN_SCOPE``,
+        ``DRUG_PRIOR_AUTHORIZATION``), or None when it may go."""
+        resource_type = resource.get("resourceType")
+        if resource_type not in self.types:
+            return NOT_IN_SCOPE
+        if (
+            resource_type == "ExplanationOfBenefit"
+            and resource.get("use") == "preauthorization"
+            and self._is_for_a_drug(resource)
+        ):
+            return DRUG_PRIOR_AUTHORIZATION
+        return None
+
+    def shaped(self, resource: Resource) -> tuple[Resource, tuple[str, ...]]:
+        """``resource`` as the scope lets it go, and the elements it removed (by name,
+        ``Type.element``); ``resource`` itself when nothing is removed."""
+        resource_type = resource.get("resourceType")
+        if resource_type == self._claim_type:
+            if resource.get("use") in self._claim_uses_kept:
+                return resource, ()
+            return self._non_financial(resource)
+        removals = self._other_removals.get(str(resource_type))
+        if not removals:
+            return resource, ()
+        return _remove_all(resource, removals)
+
+    def _non_financial(self, claim: Resource) -> tuple[Resource, tuple[str, ...]]:
+        shaped, removed = _remove_all(claim, self._claim_removals)
+        if removed:
+            for steps in self._emptied:
+                shaped = _prune_emptied(shaped, steps)
+        profiles = (shaped.get("meta") or {}).get("profile")
+        if isinstance(profiles, list) and any(
+            _canonical(p) in self._profiles for p in profiles if isinstance(p, str)
+        ):
+            meta = dict(shaped["meta"])
+            meta["profile"] = [self._basis(p) if isinstance(p, str) else p for p in profiles]
+            shaped = {**shaped, "meta": meta}
+        return shaped, removed
+
+    def _basis(self, profile: str) -> str:
+        url, bar, version = profile.partition("|")
+        basis = self._profiles.get(url)
+        return f"{basis}{bar}{version}" if basis else profile
+
+    def _is_for_a_drug(self, authorization: Mapping[str, Any]) -> bool:
+        for coding in _codings(authorization.get("type")):
+            if (coding.get("system"), coding.get("code")) in self._drug_claim_types:
+                return True
+        for coding in _product_codings(authorization):
+            system = _system_key(str(coding.get("system") or ""))
+            if system in self._drug_systems:
+                return True
+            code = str(coding.get("code") or "").strip().upper()
+            if system in self._hcpcs_systems and code.startswith(self._hcpcs_drug_prefixes):
+                return True
+        return False
+
+
+def load_scope(text: str | bytes) -> DataScope:
+    """The scope of a file's JSON; ScopeError names the first field at fault."""
+    try:
+        parsed = _File.model_validate_json(text)
+    except ValidationError as exc:
+        raise ScopeError(*first_error(exc)) from None
+    cited = [("resources", n, rule.source) for n, rule in enumerate(parsed.resources)] + [
+        ("drugPriorAuthorizations", None, parsed.drug_prior_authorizations.source),
+        ("nonFinancialClaims", None, parsed.non_financial_claims.source),
+        ("costSharing", None, parsed.cost_sharing.source),
+    ]
+    for field, n, source in cited:
+        if source not in parsed.sources:
+            where = f"{field}.{n}.source" if n is not None else f"{field}.source"
+            raise ScopeError(where, f"'{source}' is not among the sources")
+    seen: set[str] = set()
+    for n, rule in enumerate(parsed.resources):
+        if rule.resource_type in seen:
+            raise ScopeError(f"resources.{n}.type", f"'{rule.resource_type}' is given twice")
+        seen.add(rule.resource_type)
+    if "Patient" not in seen:
+        raise ScopeError("resources", "Patient must be in scope: every answer is about one")
+    return DataScope(parsed)
+
+
+def shipped_scope() -> DataScope:
+    """The payer-to-payer scope the platform ships."""
+    text = files("payerbridge.disclosure").joinpath("data/payer-to-payer-scope.json").read_text()
+    return load_scope(text)
+
+
+def scope_issue(removed: Iterable[str]) -> Issue:
+    """What a page tells its reader about the elements the scope removed from it."""
+    return Issue(
+        "sent as the payer-to-payer rule lets these go: claims in the non-financial shape "
+        "(CARIN BB Basis), without provider remittances and enrollee cost-sharing; removed: "
+        + ", ".join(sorted(set(removed))),
+        code="informational",
+    )
+
+
+def _system_key(system: str) -> str:
+    """A code system URI as compared: case, scheme and a trailing slash do not matter."""
+    key = system.strip().lower().rstrip("/")
+    for scheme in ("https://", "http://"):
+        if key.startswith(scheme):
+            return key[len(scheme) :]
+    return key
+
+
+def _canonical(profile: str) -> str:
+    return profile.partition("|")[0]
+
+
+def _codings(concept: Any) -> Iterable[Mapping[str, Any]]:
+    if isinstance(concept, dict):
+        for coding in concept.get("coding") or ():
+            if isinstance(coding, dict):
+                yield coding
+
+
+def _product_codings(resource: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    """The codings of what every line, detail and sub-detail (added ones too) is for."""
+    levels = [*(resource.get("item") or ()), *(resource.get("addItem") or ())]
+    while levels:
+        line = levels.pop()
+        if not isinstance(line, dict):
+            continue
+        yield from _codings(line.get("productOrService"))
+        levels.extend(line.get("detail") or ())
+        levels.extend(line.get("subDetail") or ())
+
+
+def _remove_all(
+    resource: Resource, removals: Iterable[_Removal]
+) -> tuple[Resource, tuple[str, ...]]:
+    removed: list[str] = []
+    for removal in removals:
+        resource, changed = _remove(resource, removal.steps)
+        if changed:
+            removed.append(removal.name)
+    return resource, tuple(removed)
+
+
+def _remove(node: Resource, steps: tuple[str, ...]) -> tuple[Resource, bool]:
+    """``node`` without the element at ``steps`` (through lists at every level), copied
+    only along the way to what is removed."""
+    head, rest = steps[0], steps[1:]
+    if head not in node:
+        return node, False
+    if not rest:
+        return {k: v for k, v in node.items() if k != head}, True
+    value = node[head]
+    if isinstance(value, dict):
+        child, changed = _remove(value, rest)
+        return ({**node, head: child}, True) if changed else (node, False)
+    if isinstance(value, list):
+        children, any_changed = [], False
+        for item in value:
+            if isinstance(item, dict):
+                item, changed = _remove(item, rest)
+                any_changed = any_changed or changed
+            children.append(item)
+        return ({**node, head: children}, True) if any_changed else (node, False)
+    return node, False
+
+
+# An adjudication that kept only these said nothing but the amount removed from it.
+_EMPTY_ADJUDICATION = frozenset({"category", "id"})
+
+
+def _prune_emptied(node: Resource, steps: tuple[str, ...]) -> Resource:
+    """``node`` without the adjudications at ``steps`` left with only their category."""
+    head, rest = steps[0], steps[1:]
+    value = node.get(head)
+    if not isinstance(value, list):
+        return node
+    if not rest:
+        kept = [a for a in value if not (isinstance(a, dict) and a.keys() <= _EMPTY_ADJUDICATION)]
+        if len(kept) == len(value):
+            return node
+        if kept:
+            return {**node, head: kept}
+        return {k: v for k, v in node.items() if k != head}
+    children = [_prune_emptied(item, rest) if isinstance(item, dict) else item for item in value]
+    if all(a is b for a, b in zip(children, value, strict=True)):
+        return node
+    return {**node, head: children}
+
+
+PAYER_TO_PAYER = shipped_scope()  # the shipped file; a plan's own comes from bootstrap
