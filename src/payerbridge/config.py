@@ -59,6 +59,14 @@ GUESSING_RATES = {
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
+# Who an edge authenticates: an API client, the CLI's operating-system user, a console
+# account (compliance.lifecycle.Acting).
+_PRINCIPAL_KINDS = frozenset({"api", "cli", "console"})
+# The console's roles (security.operators.Role, below which config sits; a test keeps
+# the two equal).
+_CONSOLE_ROLES = frozenset({"viewer", "reviewer", "operator", "auditor"})
+
+
 class Settings(BaseSettings):
     """Effective configuration of one payerbridge instance."""
 
@@ -155,6 +163,22 @@ class Settings(BaseSettings):
         gt=0,
         description="How long an ended exchange keeps its submitted demographics, and a "
         "decided review case its request, before they are cut to what the audit needs.",
+    )
+    # Who may release a hold and break the glass (ADR 0046).
+    hold_counsel: str = Field(
+        default="",
+        description="Counsel: the principals who may release any legal hold besides the one "
+        "that placed it, space-delimited: console:<account>, api:<client id>, cli:<os user>.",
+    )
+    break_glass_roles: str = Field(
+        default="operator",
+        description="The console roles that may ask to see masked identifiers (break-glass), "
+        "space-delimited: viewer, reviewer, operator, auditor.",
+    )
+    break_glass_approval: bool = Field(
+        default=False,
+        description="A break-glass grant is in force only once another operator whose role "
+        "may break the glass approved it.",
     )
     # Webhooks on exchange state changes, each delivery a durable workflow on the workers.
     webhook_max_attempts: int = Field(default=8, ge=1, description="Attempts per delivery.")
@@ -341,6 +365,12 @@ class Settings(BaseSettings):
         "with the same demographics within the window.",
     )
     member_match_window_seconds: float = Field(default=3600.0, gt=0)
+    audit_refusal_window_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Refused $member-match and $bulk-member-match calls are audited as one "
+        "event per client, reason and window of this length (ADR 0045).",
+    )
     # The authorization server (SMART Backend Services; ADR 0009).
     key_dir: Path | None = Field(
         default=None,
@@ -569,6 +599,29 @@ class Settings(BaseSettings):
                     f"'POST /fhir/Patient/$member-match'; got {operation!r}"
                 )
         return value
+
+    @field_validator("hold_counsel")
+    @classmethod
+    def _counsel_are_principals(cls, value: str) -> str:
+        for principal in value.split():
+            kind, _, name = principal.partition(":")
+            if kind not in _PRINCIPAL_KINDS or not name:
+                raise ValueError(
+                    "hold_counsel names principals as console:<account>, api:<client id> or "
+                    f"cli:<os user>, space-delimited; got {principal!r}"
+                )
+        return " ".join(value.split())
+
+    @field_validator("break_glass_roles")
+    @classmethod
+    def _break_glass_roles_exist(cls, value: str) -> str:
+        unknown = sorted(set(value.split()) - _CONSOLE_ROLES)
+        if unknown:
+            raise ValueError(
+                f"break_glass_roles names console roles ({', '.join(sorted(_CONSOLE_ROLES))}); "
+                f"got {', '.join(unknown)}"
+            )
+        return " ".join(value.split())
 
     @field_validator("runbook_url")
     @classmethod

@@ -152,7 +152,7 @@ def test_a_members_data_is_purged_on_time_held_and_then_erased_without_a_trace(
         assert operator.post(release, json={"by": "counsel"}).status_code == 200
         assert operator.post(release, json={"by": "counsel"}).status_code == 409
         listed = operator.get(f"/lifecycle/members/{imported}/holds").json()["holds"]
-        assert [h["released_by"] for h in listed] == ["tester:counsel"]
+        assert [h["released_by"] for h in listed] == ["api:tester (counsel)"]
         erased_api = operator.post(path, json={"reason": "member request", "by": "privacy"})
         assert erased_api.status_code == 200, erased_api.text
         assert erased_api.json()["removed"]["exchanges"] == 1

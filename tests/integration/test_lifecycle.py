@@ -22,6 +22,7 @@ from payerbridge.bootstrap import (
     verify_audit_chain,
 )
 from payerbridge.compliance.lifecycle import (
+    Acting,
     Retention,
     erase_member,
     place_hold,
@@ -187,15 +188,18 @@ def test_a_hold_refuses_erasure_and_an_erasure_leaves_none_of_the_members_phi(
     before = every_text(platform)
     assert all(marker in before for marker in ERASED + KEPT)
 
-    hold = place_hold(
-        platform.transactions, platform.lifecycle, "zq", by="counsel", reason="case 12"
-    )
+    counsel = Acting("cli:counsel")
+    hold = place_hold(platform.transactions, platform.lifecycle, "zq", by=counsel, reason="case 12")
     with pytest.raises(LegalHoldActive):
         erase_member(platform.transactions, platform.lifecycle, "zq", by="ops", reason="request")
     assert every_text(platform).count("Quarrington") == before.count("Quarrington")
-    release_hold(platform.transactions, platform.lifecycle, hold.id, by="counsel")
+    release_hold(
+        platform.transactions, platform.lifecycle, hold.id, by=counsel, policy=platform.holds
+    )
     with pytest.raises(Conflict):
-        release_hold(platform.transactions, platform.lifecycle, hold.id, by="counsel")
+        release_hold(
+            platform.transactions, platform.lifecycle, hold.id, by=counsel, policy=platform.holds
+        )
 
     removed = erase_member(
         platform.transactions, platform.lifecycle, "zq", by="ops", reason="member's request"

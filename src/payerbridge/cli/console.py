@@ -42,6 +42,7 @@ _EXIT_CODES: tuple[tuple[type[errors.PayerBridgeError], int], ...] = (
     (errors.PreconditionFailed, 4),  # changed since the version the command named
     (errors.UnprocessableRequest, 4),
     (errors.PartnerError, 5),
+    (errors.Forbidden, 7),  # not this principal's to do (a hold another placed)
     (errors.DataKeyUnavailable, 2),  # the key-encryption key file: a setting to fix
 )
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from payerbridge.cli.console import cli_actor
 from payerbridge.cli.options import DataDir
+from payerbridge.compliance.lifecycle import Acting
 
 __all__ = ["members_app", "retention_app"]
 
@@ -20,7 +21,15 @@ retention_app = typer.Typer(no_args_is_help=True, help="What each table keeps, a
 out = Console()
 
 Reason = Annotated[str, typer.Option(help="Why (for the audit trail; no member data).")]
-By = Annotated[str | None, typer.Option(help="Who acts (default: the OS user).")]
+By = Annotated[
+    str | None,
+    typer.Option(help="The person acting, recorded beside the OS user (who is the principal)."),
+]
+
+
+def _acting(by: str | None) -> Acting:
+    """The CLI acts as the operating-system user; ``--by`` names a person beside it."""
+    return Acting(cli_actor(), by)
 
 
 @members_app.command("hold")
@@ -39,7 +48,7 @@ def members_hold(
             platform.transactions,
             platform.lifecycle,
             member_id,
-            by=by or cli_actor(),
+            by=_acting(by),
             reason=reason,
         )
     typer.echo(hold.id)
@@ -51,13 +60,18 @@ def members_release(
     by: By = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Release a legal hold (only on the word of whoever placed it, or counsel)."""
+    """Release a legal hold: only the principal that placed it (here the OS user) or
+    counsel (PAYERBRIDGE_HOLD_COUNSEL) may."""
     from payerbridge.cli.console import opened_platform
     from payerbridge.compliance.lifecycle import release_hold
 
     with opened_platform(data_dir) as platform:
         hold = release_hold(
-            platform.transactions, platform.lifecycle, hold_id, by=by or cli_actor()
+            platform.transactions,
+            platform.lifecycle,
+            hold_id,
+            by=_acting(by),
+            policy=platform.holds,
         )
     typer.echo(f"released {hold.id} (member {hold.member_id})")
 
@@ -100,7 +114,7 @@ def members_erase(
             platform.transactions,
             platform.lifecycle,
             member_id,
-            by=by or cli_actor(),
+            by=_acting(by).label,
             reason=reason,
         )
     typer.echo(orjson.dumps(dict(removed), option=orjson.OPT_INDENT_2).decode())

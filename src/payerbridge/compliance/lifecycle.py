@@ -2,10 +2,16 @@
 classes, legal holds, and the erasure of one member. Each runs in a unit of work of its
 own and is audited in it; the audit records what was removed (tables and counts, ids),
 never the PHI itself.
+
+A hold is released only by the principal that placed it or by one the plan names as
+counsel (``HoldPolicy``, ADR 0046): the principal is who the edge authenticated (an API
+client, the operating-system user of the CLI, a console account), never a name typed
+in a form. A refusal changes nothing and is audited.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,11 +19,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.errors import InvalidInput, LegalHoldActive, NotFound
+from payerbridge.errors import Forbidden, InvalidInput, Issue, LegalHoldActive, NotFound
 from payerbridge.transactions import Transactions, UnitOfWork
 
 __all__ = [
+    "Acting",
     "Hold",
+    "HoldPolicy",
     "LifecycleStore",
     "Purged",
     "Retention",
@@ -42,6 +50,46 @@ class Hold:
     placed_at: datetime
     released_by: str | None = None
     released_at: datetime | None = None
+    # Who may release it besides counsel: the principal that placed it (None for a hold
+    # placed before ADR 0046: counsel alone).
+    placed_by_principal: str | None = None
+
+
+@dataclass(frozen=True)
+class Acting:
+    """Who acts on a hold: the ``principal`` the edge authenticated (``api:<client id>``,
+    ``cli:<os user>``, ``console:<account>``) and the ``person`` it says acts, where that
+    is not the principal itself (an API client names the person; recorded, not trusted)."""
+
+    principal: str
+    person: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What the hold and the audit trail show (at most 200 characters)."""
+        if not self.person or self.person == self.principal:
+            return self.principal[:200]
+        return f"{self.principal} ({self.person})"[:200]
+
+
+@dataclass(frozen=True)
+class HoldPolicy:
+    """Who may release a hold: the principal that placed it, or one of ``counsel``
+    (the plan's ``PAYERBRIDGE_HOLD_COUNSEL``)."""
+
+    counsel: frozenset[str] = frozenset()
+
+    def may_release(self, hold: Hold, principal: str) -> bool:
+        return principal in self.counsel or (
+            hold.placed_by_principal is not None and hold.placed_by_principal == principal
+        )
+
+    def who_may_release(self, hold: Hold) -> str:
+        placer = hold.placed_by_principal
+        counsel = ", ".join(sorted(self.counsel)) or "none is named: PAYERBRIDGE_HOLD_COUNSEL"
+        if placer is None:
+            return f"counsel ({counsel}); it was placed before holds named their principal"
+        return f"the principal that placed it ({placer}) or counsel ({counsel})"
 
 
 @dataclass(frozen=True)
@@ -78,6 +126,8 @@ class LifecycleStore(Protocol):
     def holds(self, unit: UnitOfWork, member_id: str) -> list[Hold]:
         """Every hold on ``member_id``, released ones too, oldest first."""
         ...
+
+    def hold(self, unit: UnitOfWork, hold_id: str) -> Hold | None: ...
 
     def add_hold(self, unit: UnitOfWork, hold: Hold) -> None: ...
 
@@ -153,23 +203,51 @@ def purge(
 
 
 def place_hold(
-    transactions: Transactions, store: LifecycleStore, member_id: str, *, by: str, reason: str
+    transactions: Transactions, store: LifecycleStore, member_id: str, *, by: Acting, reason: str
 ) -> Hold:
     reason = _reason(reason)
     with transactions.begin() as unit:
-        hold = Hold(unit.new_id(), _member(member_id), reason, by, unit.now)
+        hold = Hold(
+            unit.new_id(),
+            _member(member_id),
+            reason,
+            by.label,
+            unit.now,
+            placed_by_principal=by.principal,
+        )
         store.add_hold(unit, hold)
-        unit.record(_event(unit, "member.hold", by, hold.member_id, {"hold": hold.id}))
+        unit.record(_event(unit, "member.hold", by.label, hold.member_id, {"hold": hold.id}))
         return hold
 
 
 def release_hold(
-    transactions: Transactions, store: LifecycleStore, hold_id: str, *, by: str
+    transactions: Transactions,
+    store: LifecycleStore,
+    hold_id: str,
+    *,
+    by: Acting,
+    policy: HoldPolicy,
 ) -> Hold:
+    """Release ``hold_id`` when ``by``'s principal placed it or is counsel; otherwise
+    Forbidden saying who may, nothing changed, the refusal audited."""
     with transactions.begin() as unit:
-        hold = store.release_hold(unit, hold_id, by=by)
-        unit.record(_event(unit, "member.hold-release", by, hold.member_id, {"hold": hold.id}))
-        return hold
+        hold = store.hold(unit, hold_id)
+        if hold is None:
+            raise NotFound(f"legal hold {hold_id[:64]} does not exist")
+        if policy.may_release(hold, by.principal):
+            released = store.release_hold(unit, hold_id, by=by.label)
+            placer = hold.placed_by_principal == by.principal
+            detail = {"hold": hold.id, "as": "placer" if placer else "counsel"}
+            unit.record(_event(unit, "member.hold-release", by.label, hold.member_id, detail))
+            return released
+    with transactions.begin() as unit:
+        refused = _event(unit, "member.hold-release", by.label, hold.member_id, {"hold": hold.id})
+        unit.record(dataclasses.replace(refused, outcome="failure"))
+    text = (
+        f"legal hold {hold.id} may be released only by {policy.who_may_release(hold)}; "
+        f"you act as {by.principal}: ask one of them"
+    )
+    raise Forbidden(text, issues=[Issue(text, "hold", "forbidden")])
 
 
 def erase_member(

@@ -20,6 +20,7 @@ from payerbridge.console import (
     audit,
     consents,
     exchanges,
+    holds,
     interventions,
     jobs,
     login,
@@ -77,6 +78,7 @@ def build_console(platform: Platform) -> FastAPI:
     console.include_router(jobs.router)
     console.include_router(pulls.router)
     console.include_router(consents.router)
+    console.include_router(holds.router)
     console.include_router(audit.router)
     console.include_router(reviews.router)
     console.include_router(unmask.router)

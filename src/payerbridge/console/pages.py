@@ -63,6 +63,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("jobs", "Bulk jobs & onboardings", "/console/jobs", Permission.READ),
     NavItem("pulls", "Pulls", "/console/pulls", Permission.READ),
     NavItem("consents", "Consents", "/console/consents", Permission.READ),
+    NavItem("holds", "Legal holds", "/console/holds", Permission.READ),
     NavItem("audit", "Audit", "/console/audit", Permission.AUDIT),
 )
 

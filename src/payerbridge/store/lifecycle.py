@@ -87,6 +87,10 @@ class SqlLifecycleStore:
         )
         return [_hold(row) for row in rows]
 
+    def hold(self, unit: UnitOfWork, hold_id: str) -> Hold | None:
+        row = _conn(unit).execute(select(legal_holds).where(legal_holds.c.id == hold_id)).first()
+        return None if row is None else _hold(row)
+
     def add_hold(self, unit: UnitOfWork, hold: Hold) -> None:
         _conn(unit).execute(legal_holds.insert().values(**hold.__dict__))
 
@@ -245,6 +249,7 @@ def _hold(row: Any) -> Hold:
         placed_at=row.placed_at,
         released_by=row.released_by,
         released_at=row.released_at,
+        placed_by_principal=row.placed_by_principal,
     )
 
 

@@ -20,5 +20,7 @@ legal_holds = Table(
     Column("placed_at", UtcDateTime(), nullable=False),
     Column("released_by", String(200), nullable=True),
     Column("released_at", UtcDateTime(), nullable=True),
+    # The principal that placed it, who may release it besides counsel (ADR 0046).
+    Column("placed_by_principal", String(200), nullable=True),
     Index("ix_legal_holds_member", "member_id", "released_at"),
 )

@@ -4,7 +4,7 @@ the token only the browser holds."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, false
 
 from payerbridge.store.tables import UtcDateTime, metadata
 
@@ -44,5 +44,11 @@ unmask_grants = Table(
     Column("reason", Text, nullable=False),
     Column("granted_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
+    # Where the plan asks a second person (ADR 0046): the grant is in force only once
+    # another operator approved it, for ``minutes`` from then.
+    Column("needs_approval", Boolean(), nullable=False, server_default=false()),
+    Column("minutes", Integer(), nullable=True),
+    Column("approved_by", String(64), nullable=True),
+    Column("approved_at", UtcDateTime(), nullable=True),
     Index("ix_unmask_grants_operator", "operator", "expires_at"),
 )

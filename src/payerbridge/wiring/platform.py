@@ -18,7 +18,7 @@ from payerbridge.backends.service import SourceIngestion
 from payerbridge.bulk.member_match import BulkPorts
 from payerbridge.clock import utcnow
 from payerbridge.compliance.clocks import ClockReader, Clocks
-from payerbridge.compliance.lifecycle import LifecycleStore, Retention
+from payerbridge.compliance.lifecycle import HoldPolicy, LifecycleStore, Retention
 from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.config import Settings
 from payerbridge.consent.ports import ConsentStore
@@ -90,6 +90,7 @@ class Platform:
     clock_reader: ClockReader  # ... read for the compliance report
     lifecycle: LifecycleStore  # legal holds, the purge and erasure (ADR 0038)
     retention: Retention  # how long raw payloads and requests are kept after they end
+    holds: HoldPolicy  # who may release a legal hold (ADR 0046)
     pulls: PullSchedules  # standing quarterly and run-off pulls (ADR 0040)
     snapshots: DisclosureSnapshots  # paged $everything decisions
     partners: PartnerRegistry

@@ -14,7 +14,7 @@ from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources
 from payerbridge.bulk.member_match import BulkPorts, BulkRules
 from payerbridge.compliance.clocks import Clocks
-from payerbridge.compliance.lifecycle import Retention
+from payerbridge.compliance.lifecycle import HoldPolicy, Retention
 from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.config import Settings
 from payerbridge.consent.model import Requester
@@ -266,6 +266,7 @@ def lifecycle_ports(settings: Settings, stores: Stores) -> dict[str, Any]:
             raw_payload_grace=timedelta(hours=settings.raw_payload_grace_hours),
             request_grace=timedelta(hours=settings.request_retention_hours),
         ),
+        "holds": HoldPolicy(counsel=frozenset(settings.hold_counsel.split())),
     }
 
 

@@ -1,6 +1,10 @@
 """The data lifecycle for operators (ADR 0038): a member's legal holds, their release,
 and a member's erasure (refused with ``legal-hold-active`` while a hold stands). The
-same use cases as ``payerbridge members …``; each is audited in the caller's name."""
+same use cases as ``payerbridge members …``; each is audited in the caller's name.
+
+The principal that acts is the client the token names (``api:<client id>``); ``by`` is
+the person it says acts, recorded beside it. A hold is released only by the client that
+placed it or by counsel (ADR 0046): 403 ``forbidden`` otherwise, saying who may."""
 
 from __future__ import annotations
 
@@ -10,9 +14,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from payerbridge.api.deps import OperatorDep, PlatformDep
+from payerbridge.api.deps import Caller, OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
-from payerbridge.compliance.lifecycle import Hold, erase_member, place_hold, release_hold
+from payerbridge.compliance.lifecycle import (
+    Acting,
+    Hold,
+    erase_member,
+    place_hold,
+    release_hold,
+)
 from payerbridge.timestamps import utc_iso
 
 __all__ = ["router"]
@@ -30,12 +40,17 @@ class WithReason(_Body):
     reason: str = Field(min_length=1, max_length=500, description="Why; no member data.")
 
 
+def _acting(operator: Caller, body: _Body) -> Acting:
+    return Acting(f"api:{operator.client_id}", body.by)
+
+
 def _hold(hold: Hold) -> dict[str, Any]:
     return {
         "id": hold.id,
         "member_id": hold.member_id,
         "reason": hold.reason,
         "placed_by": hold.placed_by,
+        "placed_by_principal": hold.placed_by_principal,
         "placed_at": utc_iso(hold.placed_at),
         "released_by": hold.released_by,
         "released_at": utc_iso(hold.released_at) if hold.released_at else None,
@@ -61,7 +76,7 @@ def hold_member(
         platform.transactions,
         platform.lifecycle,
         member_id,
-        by=f"{operator.client_id}:{body.by}",
+        by=_acting(operator, body),
         reason=body.reason,
     )
     response.headers["Location"] = f"/lifecycle/members/{quote(hold.member_id)}/holds"
@@ -74,7 +89,8 @@ def release(hold_id: str, body: _Body, platform: PlatformDep, operator: Operator
         platform.transactions,
         platform.lifecycle,
         hold_id[:64],
-        by=f"{operator.client_id}:{body.by}",
+        by=_acting(operator, body),
+        policy=platform.holds,
     )
     return _hold(hold)
 
@@ -87,7 +103,7 @@ def erase(
         platform.transactions,
         platform.lifecycle,
         member_id,
-        by=f"{operator.client_id}:{body.by}",
+        by=_acting(operator, body).label,
         reason=body.reason,
     )
     return {"member_id": member_id.strip(), "removed": dict(removed)}

@@ -1,0 +1,95 @@
+"""Legal holds: a member's, found by our member id; placing one (an operator's) and
+releasing one, which the use case allows only to the account that placed it or to
+counsel (ADR 0046): the page says who may when it refuses, with the status the API
+answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from payerbridge.compliance.lifecycle import Acting, Hold, place_hold, release_hold
+from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
+from payerbridge.console.pages import render
+from payerbridge.errors import PayerBridgeError
+from payerbridge.fhir.outcome import rendering_for
+from payerbridge.security.operator_accounts import SignedIn
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+MemberQuery = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9.\-]*$")]
+
+
+@router.get("/holds")
+def holds_page(
+    request: Request, platform: PlatformDep, found: ReaderDep, member_id: MemberQuery = None
+) -> Response:
+    notice = {"placed": "the hold was placed", "released": "the hold was released"}.get(
+        request.query_params.get("done", "")
+    )
+    return _view(request, platform, found, member_id, notice=notice)
+
+
+@router.post("/holds")
+def place(request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep) -> Response:
+    member_id, reason = str(form.get("member_id") or "")[:64], str(form.get("reason") or "")
+    try:
+        hold = place_hold(
+            platform.transactions,
+            platform.lifecycle,
+            member_id,
+            by=Acting(found.actor),
+            reason=reason,
+        )
+    except PayerBridgeError as exc:
+        status = rendering_for(exc).status
+        return _view(request, platform, found, member_id, error=exc.text, status_code=status)
+    return RedirectResponse(f"/console/holds?member_id={hold.member_id}&done=placed", 303)
+
+
+@router.post("/holds/{hold_id}/release")
+def release(
+    hold_id: str, request: Request, platform: PlatformDep, found: ReaderDep, form: FormDep
+) -> Response:
+    member_id = str(form.get("member_id") or "")[:64]
+    try:
+        hold = release_hold(
+            platform.transactions,
+            platform.lifecycle,
+            hold_id[:64],
+            by=Acting(found.actor),
+            policy=platform.holds,
+        )
+    except PayerBridgeError as exc:
+        status = rendering_for(exc).status
+        return _view(request, platform, found, member_id, error=exc.text, status_code=status)
+    return RedirectResponse(f"/console/holds?member_id={hold.member_id}&done=released", 303)
+
+
+def _view(
+    request: Request,
+    platform: Any,
+    found: SignedIn,
+    member_id: str | None,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    holds: list[Hold] = []
+    if member_id:
+        with platform.transactions.begin() as unit:
+            holds = platform.lifecycle.holds(unit, member_id)
+    context = {
+        "member_id": member_id or "",
+        "holds": holds,
+        "mine": found.actor,
+        "counsel": found.actor in platform.holds.counsel,
+        "notice": notice,
+        "error": error,
+    }
+    return render(request, found, "holds.html", context, status_code=status_code, active="holds")
