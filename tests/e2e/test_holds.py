@@ -162,3 +162,29 @@ def test_a_hold_placed_in_the_console_is_released_there_by_its_placer_or_counsel
     with console(payer, "legal") as lawyer:
         done = _post(lawyer, f"/console/holds/{hold}/release", {"member_id": member})
         assert done.status_code == 303, done.text[:500]
+
+
+def test_a_partner_url_with_credentials_is_refused_at_registration(payer: ServerProcess) -> None:
+    body = {
+        "id": "creds-plan",
+        "name": "Creds Plan",
+        "npi": "1245319599",
+        "base_url": "https://clerk:hunter2@fhir.creds.example/fhir",
+    }
+    with payer.client() as operator:
+        refused = operator.post("/partners", json=body)
+        assert refused.status_code == 400, refused.text
+        issues = refused.json()["issue"]
+        assert [i["expression"] for i in issues] == [["base_url"]]
+        assert "hunter2" not in refused.text
+        token = {**body, "base_url": "https://fhir.creds.example/fhir", "client_id": "us"}
+        token["token_url"] = "https://us:pw@fhir.creds.example/token"
+        refused = operator.post("/partners", json=token)
+        assert refused.status_code == 400, refused.text
+        assert [i["expression"] for i in refused.json()["issue"]] == [["token_url"]]
+        assert operator.get("/partners/creds-plan").status_code == 404
+    cli = payer.cli(
+        "partners", "add", "--id", "creds-plan", "--name", "Creds Plan", "--npi", "1245319599",
+        "--base-url", "https://clerk:hunter2@fhir.creds.example/fhir",
+    )  # fmt: skip
+    assert cli.returncode == 2 and "base_url must not carry" in cli.stderr, cli.stderr

@@ -1,11 +1,13 @@
 """The origin of a URL (scheme, host, port; RFC 6454), pure: a partner's token and
-registration endpoints must share its FHIR base's origin unless an operator named them."""
+registration endpoints must share its FHIR base's origin unless an operator named them.
+And whether a URL carries credentials (``user:password@``), which no URL we call may:
+httpx would send them as Basic auth to whoever answers there (ADR 0046)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-__all__ = ["origin", "same_origin"]
+__all__ = ["has_userinfo", "origin", "same_origin"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -28,3 +30,12 @@ def same_origin(url: str, other: str) -> bool:
     """Whether both are absolute http(s) URLs of one origin."""
     first = origin(url)
     return first is not None and first == origin(other)
+
+
+def has_userinfo(url: str) -> bool:
+    """Whether ``url``'s authority names a user (or a password): ``https://u:p@host/``,
+    ``https://u@host/``, ``https://@host/`` alike."""
+    try:
+        return "@" in urlsplit(url.strip()).netloc
+    except ValueError:
+        return False

@@ -32,6 +32,7 @@ from payerbridge.tracing import answered, outbound_span, send_trace_context
 __all__ = [
     "AddressRefused",
     "AnswerTooLarge",
+    "CredentialsInUrl",
     "GuardedTransport",
     "carry_trace_context",
     "oauth_error",
@@ -47,6 +48,10 @@ _plain_http: ContextVar[bool] = ContextVar("payerbridge_plain_http", default=Fal
 
 class AddressRefused(httpx.ConnectError):
     """The host resolves to an address we do not connect to; nothing was sent."""
+
+
+class CredentialsInUrl(httpx.ConnectError):
+    """The URL carries ``user:password@``; nothing was sent."""
 
 
 class AnswerTooLarge(Exception):
@@ -138,6 +143,14 @@ class GuardedTransport(httpx.HTTPTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.userinfo:
+            # httpx turns a URL's user:password@ into Basic auth: a partner row stored
+            # before registration refused them must not send them either (ADR 0046).
+            raise CredentialsInUrl(
+                f"{request.url.host}: a URL with a user name or password in it is not "
+                "called; nothing was sent (register the partner's URL without them)",
+                request=request,
+            )
         token = _plain_http.set(request.url.scheme != "https")
         try:
             return super().handle_request(request)

@@ -8,6 +8,7 @@ from enum import StrEnum
 from urllib.parse import urlparse
 
 from payerbridge.errors import InvalidInput, Issue
+from payerbridge.net.origins import has_userinfo
 from payerbridge.npi import is_valid_npi
 from payerbridge.routing.operations import ACTIVE, Operations
 from payerbridge.types import PartnerId
@@ -101,6 +102,7 @@ def validate_partner(partner: Partner) -> None:
         token = urlparse(partner.token_url)
         if token.scheme not in ("http", "https") or not token.netloc:
             issues.append(Issue("token_url must be an absolute http(s) URL", "token_url"))
+    issues.extend(_credentials_in(("base_url", partner.base_url), ("token_url", partner.token_url)))
     if partner.client_id is not None and not partner.client_id.strip():
         issues.append(Issue("client_id must not be blank", "client_id"))
     if partner.auth is PartnerAuth.NONE and partner.token_url is not None:
@@ -109,3 +111,19 @@ def validate_partner(partner: Partner) -> None:
         issues.append(Issue("scope must name at least one scope", "scope", "required"))
     if issues:
         raise InvalidInput("the partner registration is not valid", issues=issues)
+
+
+def _credentials_in(*fields: tuple[str, str | None]) -> list[Issue]:
+    """A URL with ``user:password@`` in it is refused: its credentials would go as Basic
+    auth to whoever answers there (ADR 0046)."""
+    return [
+        Issue(
+            f"{name} must not carry a user name or password (user:password@ before the "
+            "host): they would be sent to the partner as Basic auth. Give the host alone; "
+            "we authenticate with client_id and our key (SMART) or UDAP",
+            name,
+            "value",
+        )
+        for name, url in fields
+        if url is not None and has_userinfo(url)
+    ]

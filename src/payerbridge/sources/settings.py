@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from payerbridge.net.origins import has_userinfo
+
 __all__ = ["PER_TYPE_SCOPE", "FhirServerSettings", "read_private_key"]
 
 PER_TYPE_SCOPE = "per-type"  # the scope setting that asks system/<Type>.read for each type
@@ -43,6 +45,12 @@ class FhirServerSettings:
         problems = []
         if not self.base_url.startswith(("https://", "http://")) or self.base_url.endswith("/"):
             problems.append("base_url must be an http(s) URL without a trailing /")
+        for name, url in (("base_url", self.base_url), ("token_url", self.token_url)):
+            if url is not None and has_userinfo(url):
+                problems.append(
+                    f"{name} must not carry a user name or password (user:password@): they "
+                    "would be sent as Basic auth; use client_id and private_key"
+                )
         if not self.types:
             problems.append("types must name at least one resource type")
         if (self.client_id is None) != (self.private_key is None):
