@@ -151,7 +151,9 @@ def build_platform(
         oversight=SqlOversight(engine, reader=reader),
         metrics=platform_metrics(stores, obligations),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
-        sealed_data=SqlSealedData(stores.keyring, link_index_key(identity_secret(settings))),
+        sealed_data=SqlSealedData(
+            stores.keyring, link_index_key(identity_secret(settings)), identity_secret(settings)
+        ),
         kek_path=kek_path(settings),
         client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,

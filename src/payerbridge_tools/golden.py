@@ -365,19 +365,16 @@ def _member_match_request(scenario: Scenario, platform: Any) -> dict[str, Any]:
 def _from_roster(platform: Any, index: int, request: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy import select
 
+    from payerbridge.store.members import opened_resource
     from payerbridge.store.tables import fhir_resources
 
     with platform.engine.connect() as connection:
-        bodies = (
-            connection.execute(
-                select(fhir_resources.c.body)
-                .where(fhir_resources.c.resource_type == "Patient")
-                .order_by(fhir_resources.c.ref)
-            )
-            .scalars()
-            .all()
-        )
-    patient = orjson.loads(bodies[index])
+        rows = connection.execute(
+            select(fhir_resources.c.ref, fhir_resources.c.body)
+            .where(fhir_resources.c.resource_type == "Patient")
+            .order_by(fhir_resources.c.ref)
+        ).all()
+    patient = opened_resource(platform.engine, *rows[index])
     name = patient["name"][0]
     member_id = patient["identifier"][0]["value"]
     return {

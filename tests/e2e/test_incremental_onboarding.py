@@ -65,15 +65,19 @@ def _stored(payer: ServerProcess) -> list[tuple[str, dict[str, Any]]]:
     """What the payer holds from onboardings: each resource with the run that last wrote it."""
     from sqlalchemy import select
 
+    from payerbridge.store.members import opened_resource
     from payerbridge.store.tables import fhir_resources
 
     with payer.platform() as platform, platform.engine.connect() as connection:
         rows = connection.execute(
-            select(fhir_resources.c.source, fhir_resources.c.body).where(
+            select(fhir_resources.c.ref, fhir_resources.c.source, fhir_resources.c.body).where(
                 fhir_resources.c.source.like("onboarding:%")
             )
         ).all()
-    return [(row.source.split(":", 1)[1], orjson.loads(row.body)) for row in rows]
+        return [
+            (row.source.split(":", 1)[1], opened_resource(connection, row.ref, row.body))
+            for row in rows
+        ]
 
 
 def _sources(stored: list[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -139,13 +139,16 @@ def imported(payer: ServerProcess) -> list[dict[str, Any]]:
     """What the new payer stored from the old one."""
     from sqlalchemy import select
 
+    from payerbridge.store.members import opened_resource
     from payerbridge.store.tables import fhir_resources
 
     with payer.platform() as platform, platform.engine.connect() as connection:
         rows = connection.execute(
-            select(fhir_resources.c.body).where(fhir_resources.c.source.like("onboarding:%"))
+            select(fhir_resources.c.ref, fhir_resources.c.body).where(
+                fhir_resources.c.source.like("onboarding:%")
+            )
         ).all()
-    return [orjson.loads(row.body) for row in rows]
+        return [opened_resource(connection, row.ref, row.body) for row in rows]
 
 
 def test_four_members_onboarded_by_api_with_their_results_and_histories(

@@ -39,6 +39,7 @@ from payerbridge.identity.service import (
     request_record,
 )
 from payerbridge.identity.standardize import StandardRecord
+from payerbridge.store.members import opened_resource
 from payerbridge.store.tables import (
     audit_events,
     fhir_resources,
@@ -136,7 +137,7 @@ def patient(platform: Platform, member_id: str) -> dict[str, Any]:
         body = connection.execute(
             select(fhir_resources.c.body).where(fhir_resources.c.ref == f"Patient/{member_id}")
         ).scalar_one()
-    return dict(orjson.loads(body))
+    return opened_resource(platform.engine, f"Patient/{member_id}", body)
 
 
 def match(platform: Platform, request: Any, *, cards: int = 5) -> MatchedMember:

@@ -33,6 +33,7 @@ from payerbridge.onboarding.ports import BulkStatus, OnboardingPorts
 from payerbridge.onboarding.service import accept_onboarding, member_reason, proceed
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Organization, Partner
+from payerbridge.store.members import opened_resource
 from payerbridge.store.tables import fhir_resources
 from payerbridge.types import ClientId, OnboardingId, PartnerId
 from tests.builders import a_patient
@@ -179,7 +180,8 @@ def _stored(platform: Platform) -> dict[str, dict[str, Any]]:
                 fhir_resources.c.source.like("onboarding:%")
             )
         ).all()
-    bodies = [orjson.loads(row.body) for row in rows if "source" in orjson.loads(row.body)["meta"]]
+    opened = [opened_resource(platform.engine, row.ref, row.body) for row in rows]
+    bodies = [body for body in opened if "source" in body["meta"]]
     by_source = {r["meta"]["source"].rsplit("/fhir/", 1)[1]: r for r in bodies}
     assert len(by_source) == len(bodies), "a resource of the old payer's is held twice"
     return by_source

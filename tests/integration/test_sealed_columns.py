@@ -48,6 +48,7 @@ from payerbridge.store.tables import (
     audit_events,
     data_keys,
     exchanges,
+    fhir_resources,
     identity_links,
     identity_member_records,
     identity_reviews,
@@ -249,13 +250,17 @@ def test_rotation_moves_every_value_under_a_new_key_retires_the_old_and_is_audit
     )
 
     assert report.key_id != old and report.retired == (old,) and not report.resumed
-    assert report.moved == {
-        "identity_member_records.record": 2,
-        "identity_reviews.request_record": 1,
-        "exchanges.request": 1,
-        "identity_links.value": 2,  # the UMB and the requester's member id
-        "pull_schedules.request": 0,  # no standing pulls here
-    }
+    assert (
+        report.moved.items()
+        >= {  # beside the member data's columns (ADR 0044)
+            "identity_member_records.record": 2,
+            "identity_reviews.request_record": 1,
+            "exchanges.request": 1,
+            "identity_links.value": 2,  # the UMB and the requester's member id
+            "pull_schedules.request": 0,  # no standing pulls here
+            "fhir_resources.body": 4,  # Ana's Patient and Coverage, and the requester's
+        }.items()
+    )
     values = _raw_values(platform.settings, env)
     assert {key_id_of(v) for found in values.values() for v in found} == {report.key_id}
     keys = {key.id: key for key in platform.sealed_data.data_keys()}
@@ -310,6 +315,12 @@ def test_values_stored_before_sealing_began_are_sealed_at_the_next_start(
                 .where(identity_member_records.c.member_id == row.member_id)
                 .values(record=plaintext)
             )
+        # And the member data, as it was kept before ADR 0044.
+        for row in connection.execute(select(fhir_resources.c.ref, fhir_resources.c.body)).all():
+            body = platform.sealed_data.open("fhir_resources.body", row.body, row.ref).decode()
+            connection.execute(
+                update(fhir_resources).where(fhir_resources.c.ref == row.ref).values(body=body)
+            )
         connection.execute(data_keys.delete())
     platform.close()
     (tmp_path / "data.key").unlink()
@@ -320,6 +331,9 @@ def test_values_stored_before_sealing_began_are_sealed_at_the_next_start(
         assert len(values) == 2
         assert {key_id_of(v) for v in values} == {restarted.sealed_data.current}
         assert _match(restarted).member_id == "ana"
+        with restarted.engine.connect() as connection:
+            bodies = connection.execute(select(fhir_resources.c.body)).scalars().all()
+        assert bodies and {key_id_of(b) for b in bodies} == {restarted.sealed_data.current}
         [key] = restarted.sealed_data.data_keys()
         assert key.sealed_all_at is not None
         with restarted.engine.connect() as connection:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.compliance.lifecycle import Retention, purge
 from payerbridge.config import load_settings
+from payerbridge.store.members import opened_resource
 from payerbridge.store.tables import fhir_resources, identity_member_records, source_files
 
 MEMBERS_MAPPING = """
@@ -107,9 +108,11 @@ CONDITIONS = (
 def stored(platform: Platform, resource_type: str) -> list[dict]:  # type: ignore[type-arg]
     with platform.engine.connect() as connection:
         rows = connection.execute(
-            select(fhir_resources.c.body).where(fhir_resources.c.resource_type == resource_type)
-        ).scalars()
-        return [orjson.loads(body) for body in rows]
+            select(fhir_resources.c.ref, fhir_resources.c.body).where(
+                fhir_resources.c.resource_type == resource_type
+            )
+        ).all()
+        return [opened_resource(platform.engine, *row) for row in rows]
 
 
 def test_files_are_mapped_kept_and_indexed_and_the_same_file_twice_changes_nothing(

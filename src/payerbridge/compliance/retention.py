@@ -45,7 +45,9 @@ _NONE = TableRetention(_R.OPERATIONAL)
 
 CATALOGUE: dict[str, TableRetention] = {
     "fhir_resources": TableRetention(_R.MEMBER_RECORD, ("body",), "the members' records"),
-    "fhir_tokens": TableRetention(_R.MEMBER_RECORD, ("value",), "their search values"),
+    "fhir_tokens": TableRetention(
+        _R.MEMBER_RECORD, ("value", "value_key"), "their search values and blind keys"
+    ),
     "consents": TableRetention(_R.MEMBER_RECORD, ("resource",), "the member's Consent"),
     "identity_member_records": TableRetention(
         _R.MEMBER_RECORD, ("record",), "standardised demographics matching reads"
@@ -93,6 +95,7 @@ CATALOGUE: dict[str, TableRetention] = {
     ),
     "legal_holds": _NONE,
     "data_keys": _NONE,  # data keys, wrapped by a key kept outside the database
+    "sealed_columns": _NONE,  # which sealed columns a pass has sealed once (ADR 0044)
     "identity_attempts": _NONE,  # keyed hashes, for guessing limits, kept a day
     "identity_models": _NONE,
     "dead_letters": _NONE,

@@ -8,7 +8,7 @@ never a value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -60,6 +60,12 @@ class SealedData(Protocol):
 
     def has_unindexed_rows(self, unit: UnitOfWork, column: str) -> bool: ...
 
+    def pending_columns(self, unit: UnitOfWork) -> Sequence[str]:
+        """The columns no pass has sealed yet (ADR 0044): they may hold plaintext."""
+        ...
+
+    def mark_columns_sealed(self, unit: UnitOfWork, columns: Sequence[str]) -> None: ...
+
     def reseal_batch(
         self,
         unit: UnitOfWork,
@@ -109,10 +115,11 @@ def _pass(
     transactions: Transactions,
     *,
     batch: int,
-    plaintext_allowed: bool,
+    plaintext_in: Collection[str],
     progress: Callable[[str, int], None] | None,
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Every sealed column moved under the current key, a batch per unit of work."""
+    """Every sealed column moved under the current key, a batch per unit of work; a
+    plaintext value is sealed in the columns ``plaintext_in`` and refused elsewhere."""
     read: dict[str, int] = {}
     moved: dict[str, int] = {}
     for column in data.columns:
@@ -121,7 +128,11 @@ def _pass(
         while True:
             with transactions.begin() as unit:
                 after, seen, written = data.reseal_batch(
-                    unit, column, after=after, limit=batch, plaintext_allowed=plaintext_allowed
+                    unit,
+                    column,
+                    after=after,
+                    limit=batch,
+                    plaintext_allowed=column in plaintext_in,
                 )
             read[column] += seen
             moved[column] += written
@@ -144,7 +155,9 @@ def rotate_data_keys(
     A rotation cut short (its key has no ``sealed_all_at``) is resumed, not begun anew."""
     keys = data.data_keys()
     current = next((key for key in keys if key.id == data.current), None)
-    plaintext_allowed = _is_legacy_possible(keys)
+    with transactions.begin() as unit:
+        pending = list(data.pending_columns(unit))
+    plaintext_in = set(data.columns) if _is_legacy_possible(keys) else set(pending)
     resumed = current is not None and current.sealed_all_at is None and len(keys) > 1
     if resumed:
         assert current is not None
@@ -165,10 +178,11 @@ def rotate_data_keys(
             )
         data.use(key_id)
     read, moved = _pass(
-        data, transactions, batch=batch, plaintext_allowed=plaintext_allowed, progress=progress
+        data, transactions, batch=batch, plaintext_in=plaintext_in, progress=progress
     )
     with transactions.begin() as unit:
         data.mark_sealed_all(unit, key_id)
+        data.mark_columns_sealed(unit, pending)
         unit.record(
             _event(
                 "data-key.rotate",
@@ -196,19 +210,24 @@ def seal_what_is_left(
     legacy = _is_legacy_possible(data.data_keys())
     key_id = data.current
     with transactions.begin() as unit:
+        pending = list(data.pending_columns(unit))
+        plaintext_in = set(data.columns) if legacy else set(pending)
         unindexed = [column for column in data.columns if data.has_unindexed_rows(unit, column)]
-        stored = legacy and any(data.has_rows(unit, column) for column in data.columns)
+        stored = any(data.has_rows(unit, column) for column in plaintext_in)
         if not unindexed and not stored:
-            if not legacy:
+            if not legacy and not pending:
                 return None
-            data.mark_sealed_all(unit, key_id)  # a new database: nothing to seal
+            if legacy:
+                data.mark_sealed_all(unit, key_id)  # a new database: nothing to seal
+            data.mark_columns_sealed(unit, pending)  # or nothing yet in them
             return RotationReport(key_id, False, ())
     read, moved = _pass(
-        data, transactions, batch=batch, plaintext_allowed=legacy, progress=progress
+        data, transactions, batch=batch, plaintext_in=plaintext_in, progress=progress
     )
     with transactions.begin() as unit:
         if legacy:
             data.mark_sealed_all(unit, key_id)
+        data.mark_columns_sealed(unit, pending)
         unit.record(_event("data.seal", key_id, at=unit.now, actor=actor, detail={"moved": moved}))
     return RotationReport(key_id, False, (), read, moved)
 

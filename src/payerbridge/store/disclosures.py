@@ -13,6 +13,7 @@ from sqlalchemy import Engine, delete, insert, select
 
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.disclosure.everything import EverythingQuery, PageEntry, Snapshot
+from payerbridge.store.at_rest import at_rest
 from payerbridge.store.members import with_meta
 from payerbridge.store.tables import disclosure_snapshot_refs, disclosure_snapshots, fhir_resources
 from payerbridge.store.unit_of_work import sql_unit
@@ -84,6 +85,7 @@ class SqlDisclosureSnapshots:
                 select(
                     refs.c.seq,
                     refs.c.mode,
+                    refs.c.ref,
                     fhir_resources.c.body,
                     fhir_resources.c.version_id,
                     fhir_resources.c.last_updated,
@@ -93,8 +95,10 @@ class SqlDisclosureSnapshots:
                 .order_by(refs.c.seq)
                 .limit(count)
             ).all()
+        keys = at_rest(self._reader)
         return [
-            (row.seq, row.mode, with_meta(row) if row.body is not None else None) for row in rows
+            (row.seq, row.mode, with_meta(row, keys) if row.body is not None else None)
+            for row in rows
         ]
 
     def purge(self, unit: UnitOfWork, *, now: datetime) -> int:

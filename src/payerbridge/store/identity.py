@@ -43,6 +43,7 @@ from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.identity.standardize import StandardRecord, record_from_dict
 from payerbridge.processes import usable_cpus
+from payerbridge.store.at_rest import at_rest
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import cursor_of, insert_rows, raw_cursor
 from payerbridge.store.identity_sql import IdentitySql, SqlMatchWrites
@@ -52,6 +53,7 @@ from payerbridge.store.sealed_columns import (
     SealedLinks,
     link_index_key,
 )
+from payerbridge.store.sealed_fields import RESOURCE_BODY
 from payerbridge.store.tables import (
     fhir_resources,
     identity_blocking_keys,
@@ -691,18 +693,24 @@ def _stored_members(
 ) -> IndexChunk:
     """The Patients among ``member_ids``, each with its current Coverage, and the Patients
     of their subscribers who are not among them."""
+    keys = at_rest(connection)
+
+    def opened(ref: str, body: str) -> str:
+        return keys.open(body, RESOURCE_BODY, ref).decode()
+
     with cursor_of(connection) as cursor:
         # By primary key: a Patient's ref is "Patient/<id>".
         cursor.execute(*sql.resources_by_ref([f"Patient/{member}" for member in member_ids]))
         patients: dict[str, str] = {
-            member_id: body
+            member_id: opened(f"Patient/{member_id}", body)
             for member_id, body, source in cursor.fetchall()
             if not source.startswith(_RECEIVED_SOURCE)
         }
         cursor.execute(*sql.coverages_of(list(patients)))
         coverages: dict[str, list[tuple[dict[str, Any], str]]] = {}
-        for patient_id, body in cursor.fetchall():
-            coverages.setdefault(patient_id, []).append((orjson.loads(body), body))
+        for patient_id, ref, body in cursor.fetchall():
+            text = opened(ref, body)
+            coverages.setdefault(patient_id, []).append((orjson.loads(text), text))
         chosen: dict[str, str] = {}  # member -> its current Coverage, as stored
         subscribers: set[str] = set()
         for member, found in coverages.items():
@@ -714,7 +722,10 @@ def _stored_members(
         outside: dict[str, str] = {}
         if missing:
             cursor.execute(*sql.resources_by_ref([f"Patient/{member}" for member in missing]))
-            outside = {member_id: body for member_id, body, _ in cursor.fetchall()}
+            outside = {
+                member_id: opened(f"Patient/{member_id}", body)
+                for member_id, body, _ in cursor.fetchall()
+            }
     return IndexChunk(
         [(member, patient, chosen.get(member)) for member, patient in patients.items()],
         outside,

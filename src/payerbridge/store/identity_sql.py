@@ -21,10 +21,12 @@ from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind
 from payerbridge.identity.review_queue import ReviewOpening
 from payerbridge.identity.standardize import record_to_dict
+from payerbridge.store.at_rest import at_rest
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import insert_rows
 from payerbridge.store.members import ResourceRow, ResourceSql
 from payerbridge.store.sealed_columns import REVIEW_REQUEST, SealedLinks
+from payerbridge.store.sealed_fields import RESOURCE_BODY
 from payerbridge.store.tables import (
     fhir_resources,
     identity_attempts,
@@ -113,7 +115,7 @@ class IdentitySql(ResourceSql):
             f"SELECT resource_id, body, source FROM {fhir_resources.name} WHERE ref {{one_of}}"
         )
         self._coverages_of = (
-            f"SELECT patient_id, body FROM {fhir_resources.name} "
+            f"SELECT patient_id, ref, body FROM {fhir_resources.name} "
             "WHERE resource_type = 'Coverage' AND patient_id {one_of}"
         )
 
@@ -245,7 +247,7 @@ class IdentitySql(ResourceSql):
         return self.one_of_many(self._resources_by_ref, refs)
 
     def coverages_of(self, member_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
-        """The member id and body of every Coverage in these members' compartments."""
+        """The member id, ref and body of every Coverage in these members' compartments."""
         return self.one_of_many(self._coverages_of, member_ids)
 
     def candidates(self, keys: Sequence[str]) -> tuple[str, dict[str, Any]]:
@@ -378,7 +380,8 @@ class SqlMatchWrites:
         if row is None:
             return None
         self._sources[member_id] = row[1]
-        return dict(orjson.loads(row[0]))
+        body = at_rest(self._unit).open(row[0], RESOURCE_BODY, f"Patient/{member_id}")
+        return dict(orjson.loads(body))
 
     def resource_types(self, member_id: MemberId) -> set[str]:
         self._cursor.execute(self._sql.resource_types, {"patient_id": member_id})
@@ -392,14 +395,14 @@ class SqlMatchWrites:
         source = self._sources[member_id]
         resource = {**patient, "identifier": [*(patient.get("identifier") or []), identifier]}
         row = ResourceRow.from_resource(resource, member_id)
-        sql, cursor = self._sql, self._cursor
+        sql, cursor, keys = self._sql, self._cursor, at_rest(self._unit)
         cursor.execute(
             sql.rewrite_resource,
             {
                 "patient_id": member_id,
                 "last_updated": sql.timestamp(at),
                 "source": source,
-                "body": row.body,
+                "body": keys.seal(row.body, RESOURCE_BODY, row.ref),
                 "ref": row.ref,
             },
         )
@@ -410,7 +413,8 @@ class SqlMatchWrites:
                 "resource_type": row.resource_type,
                 "param": param,
                 "system": system,
-                "value": value,
+                "value": "",
+                "value_key": keys.token_key(value),
             }
             for param, system, value in row.tokens
         ]

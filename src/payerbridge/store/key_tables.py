@@ -8,7 +8,7 @@ from sqlalchemy import Column, LargeBinary, String, Table
 
 from payerbridge.store.tables import UtcDateTime, metadata
 
-__all__ = ["data_keys"]
+__all__ = ["data_keys", "sealed_columns"]
 
 # The newest key not retired seals; a retired key still opens what a pass has not yet
 # moved. ``sealed_all_at``: when a pass left every sealed value under the key.
@@ -21,4 +21,15 @@ data_keys = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("retired_at", UtcDateTime(), nullable=True),
     Column("sealed_all_at", UtcDateTime(), nullable=True),
+)
+
+# Each sealed column whose values a pass has sealed once (ADR 0044): a column a later
+# release began to seal may hold plaintext stored before it until its first pass ends,
+# and none after. The columns ADR 0039 sealed count as sealed once any key has
+# ``sealed_all_at``.
+sealed_columns = Table(
+    "sealed_columns",
+    metadata,
+    Column("name", String(200), primary_key=True),  # ``table.column``
+    Column("sealed_at", UtcDateTime(), nullable=False),
 )

@@ -1,5 +1,8 @@
 """The member data store: FHIR resources as JSON rows plus their search tokens.
 
+A body is sealed at rest for its ``Type/id`` and a token kept as a keyed blind key of its
+value (ADR 0044): the keys come with the engine (``store.at_rest``).
+
 One adapter among the future backend adapters (roadmap: backends); callers see
 plain FHIR dicts, never rows. Writes go through ``write_batch`` so the importer and
 the exchange share one upsert path.
@@ -18,7 +21,9 @@ from sqlalchemy import Connection, Engine, and_, func, select, update
 from sqlalchemy.engine import Dialect
 
 from payerbridge.fhir.resources import token_entries
+from payerbridge.store.at_rest import AtRest, at_rest
 from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows
+from payerbridge.store.sealed_fields import RESOURCE_BODY
 from payerbridge.store.tables import fhir_resources, fhir_tokens
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.timestamps import utc_iso
@@ -30,6 +35,7 @@ __all__ = [
     "ResourceSql",
     "SqlMemberStore",
     "resolve_compartments",
+    "opened_resource",
     "with_meta",
     "remove_rows",
     "write_batch",
@@ -87,7 +93,7 @@ class ResourceSql(DialectSql):
             "body = excluded.body",
         )
         self.tokens = self.rows_insert(
-            fhir_tokens, ("ref", "resource_type", "param", "system", "value")
+            fhir_tokens, ("ref", "resource_type", "param", "system", "value", "value_key")
         )
         self._drop_tokens = f"DELETE FROM {fhir_tokens.name} WHERE ref {{one_of}}"
         self._drop_resources = f"DELETE FROM {fhir_resources.name} WHERE ref {{one_of}}"
@@ -117,12 +123,20 @@ def write_batch(
 ) -> None:
     """Insert or replace resources and re-index their tokens, inside the caller's transaction."""
     if rows:
+        keys = at_rest(connection)
         with cursor_of(connection) as cursor:
-            _write_rows(cursor, ResourceSql.of(connection.dialect), rows, source=source, at=at)
+            sql = ResourceSql.of(connection.dialect)
+            _write_rows(cursor, sql, rows, source=source, at=at, keys=keys)
 
 
 def _write_rows(
-    cursor: Any, sql: ResourceSql, rows: Sequence[ResourceRow], *, source: str, at: datetime
+    cursor: Any,
+    sql: ResourceSql,
+    rows: Sequence[ResourceRow],
+    *,
+    source: str,
+    at: datetime,
+    keys: AtRest,
 ) -> None:
     unique = {row.ref: row for row in rows}  # last one wins, as a sequence of PUTs would
     stamp = sql.timestamp(at)
@@ -136,7 +150,7 @@ def _write_rows(
             "version_id": 1,
             "last_updated": stamp,
             "source": source,
-            "body": row.body,
+            "body": keys.seal(row.body, RESOURCE_BODY, ref),
         }
         for ref, row in unique.items()
     ]
@@ -146,7 +160,8 @@ def _write_rows(
             "resource_type": row.resource_type,
             "param": param,
             "system": system,
-            "value": value,
+            "value": "",
+            "value_key": keys.token_key(value),
         }
         for ref, row in unique.items()
         for param, system, value in row.tokens
@@ -154,8 +169,10 @@ def _write_rows(
     insert_rows(cursor, (sql.upsert, resources), (sql.tokens, tokens))
 
 
-def with_meta(row: Any) -> dict[str, Any]:
-    resource: dict[str, Any] = orjson.loads(row.body)
+def with_meta(row: Any, keys: AtRest) -> dict[str, Any]:
+    """The resource of a row (``ref``, ``body``, ``version_id``, ``last_updated``), opened
+    and with its ``meta`` filled."""
+    resource: dict[str, Any] = orjson.loads(keys.open(row.body, RESOURCE_BODY, row.ref))
     meta = resource.get("meta")
     if type(meta) is not dict:
         meta = dict(meta or {})
@@ -166,11 +183,23 @@ def with_meta(row: Any) -> dict[str, Any]:
     return resource
 
 
+def opened_resource(bind: Any, ref: str, body: str) -> dict[str, Any]:
+    """A body of ``fhir_resources`` as stored, opened (for readers of the table outside
+    these stores: the tools, the tests); ``bind``: an engine or connection of its database."""
+    resource: dict[str, Any] = orjson.loads(at_rest(bind).open(body, RESOURCE_BODY, ref))
+    return resource
+
+
 # A batch of rows is written with one timestamp: each is rendered once.
 _last_updated = lru_cache(maxsize=256)(utc_iso)
 
 
-_COLUMNS = (fhir_resources.c.body, fhir_resources.c.version_id, fhir_resources.c.last_updated)
+_COLUMNS = (
+    fhir_resources.c.ref,
+    fhir_resources.c.body,
+    fhir_resources.c.version_id,
+    fhir_resources.c.last_updated,
+)
 
 
 class SqlMemberStore:
@@ -185,18 +214,19 @@ class SqlMemberStore:
             row = connection.execute(
                 select(*_COLUMNS).where(fhir_resources.c.ref == f"{resource_type}/{resource_id}")
             ).first()
-        return with_meta(row) if row else None
+        return with_meta(row, at_rest(self._reader)) if row else None
 
     def read_many(self, refs: Iterable[str]) -> list[dict[str, Any]]:
         wanted = sorted(set(refs))
         found: list[dict[str, Any]] = []
+        keys = at_rest(self._reader)
         with self._reader.connect() as connection:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 rows = connection.execute(
                     select(*_COLUMNS).where(fhir_resources.c.ref.in_(chunk))
                 ).all()
-                found.extend(with_meta(row) for row in rows)
+                found.extend(with_meta(row, keys) for row in rows)
         return found
 
     def compartment(self, patient_id: MemberId) -> list[dict[str, Any]]:
@@ -211,7 +241,8 @@ class SqlMemberStore:
                     fhir_resources.c.ref,
                 )
             ).all()
-        return [with_meta(row) for row in rows]
+        keys = at_rest(self._reader)
+        return [with_meta(row, keys) for row in rows]
 
     def stream_compartment(
         self, patient_id: MemberId, *, chunk: int = 2000
@@ -219,16 +250,17 @@ class SqlMemberStore:
         """The member's compartment in chunks of ``chunk`` rows, by reference: what is
         held at once stays bounded however large the member's history."""
         after = ""
+        keys = at_rest(self._reader)
         while True:
             with self._reader.connect() as connection:
                 rows = connection.execute(
-                    select(*_COLUMNS, fhir_resources.c.ref)
+                    select(*_COLUMNS)
                     .where(fhir_resources.c.patient_id == patient_id, fhir_resources.c.ref > after)
                     .order_by(fhir_resources.c.ref)
                     .limit(chunk)
                 ).all()
             for row in rows:
-                yield with_meta(row)
+                yield with_meta(row, keys)
             if len(rows) < chunk:
                 return
             after = rows[-1].ref
@@ -283,8 +315,9 @@ class SqlMemberStore:
                 .where(table.c.patient_id.in_(patient_ids))
                 .order_by(table.c.patient_id, table.c.ref)
             ).all()
+        keys = at_rest(self._reader)
         for row in rows:
-            yield MemberId(row.patient_id), with_meta(row)
+            yield MemberId(row.patient_id), with_meta(row, keys)
 
     def resource_types(self, patient_id: MemberId) -> set[str]:
         """The resource types in the member's compartment (what segmentation must judge)."""
@@ -328,7 +361,7 @@ class SqlMemberStore:
         condition = and_(
             fhir_tokens.c.resource_type == resource_type,
             fhir_tokens.c.param == param,
-            fhir_tokens.c.value == value,
+            fhir_tokens.c.value_key == at_rest(self._reader).token_key(value),
         )
         if system is not None:
             condition = and_(condition, fhir_tokens.c.system == system)
@@ -352,8 +385,10 @@ class SqlMemberStore:
         ]
         sql_of = sql_unit(unit)
         sql = ResourceSql.of(sql_of.dialect)
+        keys = at_rest(sql_of)
         for start in range(0, len(rows), 1000):
-            _write_rows(sql_of.cursor(), sql, rows[start : start + 1000], source=source, at=at)
+            batch = rows[start : start + 1000]
+            _write_rows(sql_of.cursor(), sql, batch, source=source, at=at, keys=keys)
 
     def count(self, source_prefix: str | None = None) -> int:
         query = select(func.count()).select_from(fhir_resources)

@@ -15,8 +15,10 @@ from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.engine import Dialect
 
 from payerbridge.exchange.reconcile import IdentifierKey
+from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.members import ResourceSql, remove_rows
+from payerbridge.store.sealed_fields import RESOURCE_BODY
 from payerbridge.store.tables import fhir_resources, fhir_tokens
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
@@ -66,6 +68,7 @@ class SqlReceivedStore:
         if not patient_ids or not keys:
             return []
         found: dict[str, dict[str, Any]] = {}
+        at = at_rest(self._reader)
         with self._reader.connect() as connection:
             for start in range(0, len(keys), 200):
                 chunk = keys[start : start + 200]
@@ -74,7 +77,7 @@ class SqlReceivedStore:
                         and_(
                             fhir_tokens.c.resource_type == kind,
                             fhir_tokens.c.system == system,
-                            fhir_tokens.c.value == value,
+                            fhir_tokens.c.value_key == at.token_key(value),
                         )
                         for kind, system, value in chunk
                     )
@@ -89,5 +92,6 @@ class SqlReceivedStore:
                     )
                 ).all()
                 for row in rows:
-                    found.setdefault(row.ref, orjson.loads(row.body))
+                    if row.ref not in found:
+                        found[row.ref] = orjson.loads(at.open(row.body, RESOURCE_BODY, row.ref))
         return [found[ref] for ref in sorted(found)]

@@ -12,21 +12,30 @@ start, and what it already moved is read and left.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, select, text, tuple_, update
 
 from payerbridge.errors import DataKeyUnavailable
 from payerbridge.identity.graph import IdentityLink
 from payerbridge.security.sealing import SealedField, is_sealed, key_id_of
+from payerbridge.store.at_rest import token_index_key
 from payerbridge.store.data_keys import DataKeyInfo, DataKeyring
+from payerbridge.store.sealed_fields import (
+    RESOURCE_BODY,
+)
 from payerbridge.store.tables import (
+    UtcDateTime,
     exchanges,
+    fhir_resources,
+    fhir_tokens,
     identity_links,
     identity_member_records,
     identity_reviews,
     pull_schedules,
+    sealed_columns,
 )
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
@@ -41,7 +50,10 @@ __all__ = [
     "SealedColumn",
     "SealedLinks",
     "SqlSealedData",
+    "TOKEN_VALUES",
     "has_rows",
+    "has_unkeyed_tokens",
+    "key_tokens_batch",
     "link_index_key",
     "reseal_batch",
 ]
@@ -62,12 +74,12 @@ PULL_REQUEST = SealedField(pull_schedules.name, "request")
 @dataclass(frozen=True)
 class SealedColumn:
     """A sealed column with the table it is in, the primary key a pass reads it in the
-    order of, the columns whose values (joined by ``|``) a value is sealed for, and the
-    column of its blind index, if it is looked up by value."""
+    order of (one column or several), the columns whose values (joined by ``|``) a value
+    is sealed for, and the column of its blind index, if it is looked up by value."""
 
     field: SealedField
     table: Table
-    order_by: str
+    order_by: str | tuple[str, ...]
     bound_to: tuple[str, ...]
     blind_index: str | None = None
 
@@ -75,8 +87,27 @@ class SealedColumn:
     def name(self) -> str:
         return f"{self.field.table}.{self.field.column}"
 
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return (self.order_by,) if isinstance(self.order_by, str) else self.order_by
+
     def row_key(self, row: Any) -> str:
         return "|".join(str(row._mapping[column]) for column in self.bound_to)
+
+    def key_of(self, row: Any) -> Any:
+        """The row's place in the pass's order (a value, or a tuple of several)."""
+        values = tuple(row._mapping[column] for column in self.key_columns)
+        return values[0] if len(values) == 1 else values
+
+    def after(self, key: Any) -> ColumnElement[bool]:
+        columns = [self.table.c[name] for name in self.key_columns]
+        later: ColumnElement[bool] = (
+            columns[0] > key if len(columns) == 1 else tuple_(*columns) > tuple_(*key)
+        )
+        return later
+
+    def at(self, row: Any) -> ColumnElement[bool]:
+        return and_(*(self.table.c[name] == row._mapping[name] for name in self.key_columns))
 
 
 SEALED_COLUMNS = (
@@ -85,7 +116,13 @@ SEALED_COLUMNS = (
     SealedColumn(EXCHANGE_REQUEST, exchanges, "id", ("id",)),
     SealedColumn(PULL_REQUEST, pull_schedules, "id", ("id",)),
     SealedColumn(LINK_VALUE, identity_links, "id", ("member_id", "kind", "system"), "value_key"),
+    # Member data wherever it sits (ADR 0044).
+    SealedColumn(RESOURCE_BODY, fhir_resources, "ref", ("ref",)),
 )
+
+# The search index's values: not sealed (nothing reads them back) but replaced by their
+# blind keys (``fhir_tokens.value_key``); the pass keys the rows stored before 0047.
+TOKEN_VALUES = "fhir_tokens.value"
 
 
 def link_index_key(secret: bytes) -> bytes:
@@ -124,7 +161,7 @@ class SealedLinks:
 def has_rows(unit: UnitOfWork, column: SealedColumn) -> bool:
     """Whether ``column`` holds any value (a database that had data before sealing)."""
     value = column.table.c[column.field.column]
-    query = select(column.table.c[column.order_by]).where(value.is_not(None)).limit(1)
+    query = select(column.table.c[column.key_columns[0]]).where(value.is_not(None)).limit(1)
     return sql_unit(unit).connection.execute(query).first() is not None
 
 
@@ -133,7 +170,7 @@ def has_unindexed_rows(unit: UnitOfWork, column: SealedColumn) -> bool:
     if column.blind_index is None:
         return False
     blind = column.table.c[column.blind_index]
-    query = select(column.table.c[column.order_by]).where(blind.is_(None)).limit(1)
+    query = select(column.table.c[column.key_columns[0]]).where(blind.is_(None)).limit(1)
     return sql_unit(unit).connection.execute(query).first() is not None
 
 
@@ -153,13 +190,14 @@ def reseal_batch(
     before sealing began is sealed as it is when ``plaintext_allowed``, or when its row
     has no blind index yet; otherwise it is refused."""
     table, field = column.table, column.field
-    order, value = table.c[column.order_by], table.c[field.column]
-    wanted = {order.name, value.name, *column.bound_to}
+    value = table.c[field.column]
+    order = [table.c[name] for name in column.key_columns]
+    wanted = {*column.key_columns, value.name, *column.bound_to}
     if column.blind_index is not None:
         wanted.add(column.blind_index)
-    query = select(*(table.c[name] for name in sorted(wanted))).order_by(order).limit(limit)
+    query = select(*(table.c[name] for name in sorted(wanted))).order_by(*order).limit(limit)
     if after is not None:
-        query = query.where(order > after)
+        query = query.where(column.after(after))
     connection = sql_unit(unit).connection
     rows = connection.execute(query).all()
     current = keyring.current
@@ -183,23 +221,66 @@ def reseal_batch(
             )
         changes[field.column] = keyring.seal(plaintext, field=field, row_key=row_key)
         written = connection.execute(
-            update(table).where(order == row._mapping[order.name], value == stored).values(changes)
+            update(table).where(column.at(row), value == stored).values(changes)
         )
         moved += int(written.rowcount or 0)
-    last = rows[-1]._mapping[order.name] if len(rows) == limit else None
+    last = column.key_of(rows[-1]) if len(rows) == limit else None
     return last, len(rows), moved
+
+
+def has_unkeyed_tokens(unit: UnitOfWork) -> bool:
+    """Whether the search index has rows stored before 0047 (a value, no blind key)."""
+    query = select(fhir_tokens.c.ref).where(fhir_tokens.c.value_key.is_(None)).limit(1)
+    return sql_unit(unit).connection.execute(query).first() is not None
+
+
+def key_tokens_batch(unit: UnitOfWork, token_key: bytes, *, limit: int) -> tuple[Any, int, int]:
+    """Give up to ``limit`` rows of the search index stored before 0047 their blind keys
+    and empty their values, in ``unit``: (True while more may be left, else None; rows
+    read; rows written). Keyed rows leave the rows read, so each batch reads the next."""
+    tokens = fhir_tokens.c
+    query = (
+        select(tokens.ref, tokens.resource_type, tokens.param, tokens.system, tokens.value)
+        .where(tokens.value_key.is_(None))
+        .limit(limit)
+    )
+    connection = sql_unit(unit).connection
+    rows = connection.execute(query).all()
+    moved = 0
+    for row in rows:
+        written = connection.execute(
+            update(fhir_tokens)
+            .where(
+                tokens.ref == row.ref,
+                tokens.resource_type == row.resource_type,
+                tokens.param == row.param,
+                tokens.system == row.system,
+                tokens.value == row.value,
+                tokens.value_key.is_(None),
+            )
+            .values(value="", value_key=_blind_key(token_key, row.value))
+        )
+        moved += int(written.rowcount or 0)
+    return (True if len(rows) == limit else None), len(rows), moved
 
 
 def _unindexed(column: SealedColumn, row: Any) -> bool:
     return column.blind_index is not None and row._mapping[column.blind_index] is None
 
 
+_MARK_SEALED = text(
+    f"INSERT INTO {sealed_columns.name} (name, sealed_at) VALUES (:name, :sealed_at) "
+    "ON CONFLICT (name) DO NOTHING"
+).bindparams(bindparam("sealed_at", type_=UtcDateTime()))
+
+
 class SqlSealedData:
     """The data keys and the sealed columns, for rotation (``security.data_rotation``)."""
 
-    def __init__(self, keyring: DataKeyring, index_key: bytes) -> None:
+    def __init__(self, keyring: DataKeyring, index_key: bytes, secret: bytes) -> None:
         self._keyring = keyring
         self._index_key = index_key
+        self._token_key = token_index_key(secret)
         self._columns = {column.name: column for column in SEALED_COLUMNS}
 
     @property
@@ -223,7 +304,7 @@ class SqlSealedData:
 
     @property
     def columns(self) -> list[str]:
-        return list(self._columns)
+        return [*self._columns, TOKEN_VALUES]
 
     def data_keys(self) -> list[DataKeyInfo]:
         return self._keyring.data_keys()
@@ -237,13 +318,28 @@ class SqlSealedData:
     def mark_sealed_all(self, unit: UnitOfWork, key_id: str) -> None:
         self._keyring.mark_sealed_all(unit, key_id)
 
+    def pending_columns(self, unit: UnitOfWork) -> list[str]:
+        connection = sql_unit(unit).connection
+        done = set(connection.execute(select(sealed_columns.c.name)).scalars())
+        return [column for column in self.columns if column not in done]
+
+    def mark_columns_sealed(self, unit: UnitOfWork, columns: Sequence[str]) -> None:
+        if columns:  # two processes starting at once may both have sealed them
+            sql_unit(unit).connection.execute(
+                _MARK_SEALED, [{"name": name, "sealed_at": unit.now} for name in columns]
+            )
+
     def rewrap(self, unit: UnitOfWork, new_kek: bytes) -> list[str]:
         return self._keyring.rewrap(unit, new_kek)
 
     def has_rows(self, unit: UnitOfWork, column: str) -> bool:
+        if column == TOKEN_VALUES:
+            return has_unkeyed_tokens(unit)
         return has_rows(unit, self._columns[column])
 
     def has_unindexed_rows(self, unit: UnitOfWork, column: str) -> bool:
+        if column == TOKEN_VALUES:
+            return has_unkeyed_tokens(unit)
         return has_unindexed_rows(unit, self._columns[column])
 
     def reseal_batch(
@@ -255,6 +351,8 @@ class SqlSealedData:
         limit: int,
         plaintext_allowed: bool,
     ) -> tuple[object, int, int]:
+        if column == TOKEN_VALUES:
+            return key_tokens_batch(unit, self._token_key, limit=limit)
         return reseal_batch(
             unit,
             self._keyring,

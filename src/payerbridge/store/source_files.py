@@ -36,6 +36,7 @@ from payerbridge.backends.sources import ReplicatedSourceSpec
 from payerbridge.fhir.provenance import source_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
+from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import cursor_of
 from payerbridge.store.members import (
     ResourceRow,
@@ -44,6 +45,7 @@ from payerbridge.store.members import (
     remove_rows,
     write_batch,
 )
+from payerbridge.store.sealed_fields import RESOURCE_BODY
 from payerbridge.store.tables import (
     fhir_resources,
     source_file_resources,
@@ -266,8 +268,9 @@ class SqlSourceFiles:
     ) -> list[ResourceRow]:
         source = f"source:{report.source_id}"
         refs = [r.ref for r in rows if r.resource_type != "Provenance"]
+        keys = at_rest(sql_unit(unit))
         others = dict(
-            (row.ref, (row.source, row.body))
+            (row.ref, (row.source, keys.open(row.body, RESOURCE_BODY, row.ref)))
             for row in sql_unit(unit).connection.execute(
                 select(fhir_resources.c.ref, fhir_resources.c.source, fhir_resources.c.body).where(
                     fhir_resources.c.ref.in_(refs),
@@ -343,13 +346,15 @@ class SqlSourceFiles:
     def _classify(connection: Any, rows: Sequence[ResourceRow], report: FileReport) -> None:
         """Count the mapped resources as added, changed or unchanged (not their
         Provenance, which each run records anew)."""
-        stored = dict(
-            connection.execute(
+        keys = at_rest(connection)
+        stored = {
+            ref: keys.open(body, RESOURCE_BODY, ref)
+            for ref, body in connection.execute(
                 select(fhir_resources.c.ref, fhir_resources.c.body).where(
                     fhir_resources.c.ref.in_([row.ref for row in rows])
                 )
             ).all()
-        )
+        }
         for row in rows:
             if row.resource_type == "Provenance":
                 continue  # ours, recorded anew by every mapping run
@@ -387,7 +392,7 @@ class SqlSourceFiles:
                     remove_rows(cursor, ResourceSql.of(connection.dialect), gone)
 
 
-def _content(body: str) -> bytes:
+def _content(body: str | bytes) -> bytes:
     """A resource's content without its meta (versions, the mapping's tag): what a
     reader of the data would see change."""
     resource = orjson.loads(body)

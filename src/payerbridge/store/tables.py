@@ -67,6 +67,7 @@ __all__ = [
     "pull_schedules",
     "onboarding_chunks",
     "quarantined_resources",
+    "sealed_columns",
     "onboarding_members",
     "onboardings",
     "operator_sessions",
@@ -156,6 +157,8 @@ disclosure_snapshot_refs = Table(
 
 # Token search index: identifiers (any type) and Coverage.subscriberId.
 # ``system`` is '' when the identifier has none, so value-only searches use the index.
+# Searched by ``value_key``, a keyed blind key of the value (ADR 0044): ``value`` is kept
+# empty (it held the value itself before revision 0047; the first start empties it).
 fhir_tokens = Table(
     "fhir_tokens",
     metadata,
@@ -164,7 +167,8 @@ fhir_tokens = Table(
     Column("param", String(64), nullable=False),
     Column("system", String(500), nullable=False),
     Column("value", String(200), nullable=False),
-    Index("ix_fhir_tokens_lookup", "resource_type", "param", "value"),
+    Column("value_key", String(64), nullable=True),
+    Index("ix_fhir_tokens_value_key", "resource_type", "param", "value_key"),
     Index("ix_fhir_tokens_ref", "ref"),
 )
 
@@ -781,7 +785,7 @@ onboarding_chunks = Table(
 # and the legal holds (ADR 0038); the data keys that seal PHI at rest (ADR 0039); the
 # obligation rows (ADR 0037).
 from payerbridge.store.compliance_tables import obligation_clocks  # noqa: E402
-from payerbridge.store.key_tables import data_keys  # noqa: E402
+from payerbridge.store.key_tables import data_keys, sealed_columns  # noqa: E402
 from payerbridge.store.lifecycle_tables import legal_holds  # noqa: E402
 from payerbridge.store.operator_tables import (  # noqa: E402
     operator_sessions,

@@ -88,6 +88,11 @@ class SqlUnitOfWork:
         """Whether a statement has run in the unit (on either path)."""
         return self._driver is not None
 
+    @property
+    def engine(self) -> Engine:
+        """The writing engine (its data keys: ``store.at_rest``)."""
+        return self._engine
+
     def cursor(self) -> Any:
         """The transaction's DB-API cursor (one per unit of work)."""
         if self._cursor is None:

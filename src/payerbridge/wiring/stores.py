@@ -10,6 +10,7 @@ from payerbridge.clock import simulate, utcnow
 from payerbridge.config import Settings
 from payerbridge.metrics import observe_events
 from payerbridge.security.data_rotation import seal_what_is_left
+from payerbridge.store.at_rest import AtRest, attach, token_index_key
 from payerbridge.store.audit import SqlAuditTrail
 from payerbridge.store.breakers import SqlBreakerStore
 from payerbridge.store.consents import SqlConsentStore
@@ -68,6 +69,10 @@ def open_stores(settings: Settings, *, run_migrations: bool) -> Stores:
         engine.dispose()  # start-up stops here: nothing is left open behind it
         raise
     reader = create_reader(engine)
+    # Member data is sealed wherever it is stored (ADR 0044): the keys go with the engines.
+    keys = AtRest(keyring, token_index_key(identity_secret(settings)))
+    attach(engine, keys)
+    attach(reader, keys)
     checkpointer = None
     if settings.is_sqlite:
         checkpointer = WalCheckpointer()
@@ -75,7 +80,8 @@ def open_stores(settings: Settings, *, run_migrations: bool) -> Stores:
     transactions = SqlTransactions(engine, clock=utcnow)
     transactions.observe_committed = observe_events  # the business metrics (ADR 0032)
     # Values stored before sealing began are sealed before anything reads them.
-    sealed = SqlSealedData(keyring, link_index_key(identity_secret(settings)))
+    secret = identity_secret(settings)
+    sealed = SqlSealedData(keyring, link_index_key(secret), secret)
     seal_what_is_left(sealed, transactions, actor="payerbridge")
     return Stores(
         engine=engine,

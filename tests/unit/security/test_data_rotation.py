@@ -4,6 +4,7 @@ rotation resumed under its key; plaintext sealed only before sealing ever comple
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -32,6 +33,7 @@ class FakeSealedData:
         self.keys = keys
         self.current = next(k.id for k in reversed(keys) if k.retired_at is None)
         self.batches = 0
+        self.sealed: set[str] = set()  # the columns a pass has sealed once
 
     @property
     def columns(self) -> list[str]:
@@ -53,6 +55,12 @@ class FakeSealedData:
 
     def has_rows(self, unit: UnitOfWork, column: str) -> bool:
         return bool(self.values[column])
+
+    def pending_columns(self, unit: UnitOfWork) -> list[str]:
+        return [column for column in self.values if column not in self.sealed]
+
+    def mark_columns_sealed(self, unit: UnitOfWork, columns: Sequence[str]) -> None:
+        self.sealed.update(columns)
 
     def has_unindexed_rows(self, unit: UnitOfWork, column: str) -> bool:
         return False
@@ -149,3 +157,38 @@ def test_a_new_database_is_marked_sealed_without_an_audit_event() -> None:
 
     assert seal_what_is_left(data, transactions, actor="payerbridge") is not None
     assert data.keys[0].sealed_all_at is not None and audit.events == []
+
+
+def test_a_column_sealed_from_a_later_release_is_sealed_at_start_and_the_others_still_refuse() -> (
+    None
+):
+    # Sealing completed once (ADR 0039) for "t.a"; "t.b" is sealed from a later release
+    # on (ADR 0044): its values stored before are plaintext, and a start seals them.
+    data, transactions, audit = _sealed(
+        {"t.a": [("k1", "x")], "t.b": [(None, "y"), (None, "z")]},
+        [Key("k1", sealed_all_at=datetime(2026, 1, 1))],
+    )
+    data.sealed = {"t.a"}
+
+    report = seal_what_is_left(data, transactions, actor="payerbridge")
+
+    assert report is not None and report.moved == {"t.a": 0, "t.b": 2}
+    assert data.values["t.b"] == [("k1", "y"), ("k1", "z")] and data.sealed == {"t.a", "t.b"}
+    assert [e.action for e in audit.events] == ["data.seal"]
+    assert seal_what_is_left(data, transactions, actor="payerbridge") is None  # done once
+    # From then on a plaintext value there is refused, as in the columns sealed before.
+    data.values["t.b"].append((None, "w"))
+    with pytest.raises(DataKeyUnavailable, match="plaintext"):
+        rotate_data_keys(data, transactions, actor="cli:ops")
+
+
+def test_a_later_column_sealed_by_a_rotation_before_any_start_is_marked_sealed() -> None:
+    data, transactions, _ = _sealed(
+        {"t.a": [("k1", "x")], "t.b": [(None, "y")]},
+        [Key("k1", sealed_all_at=datetime(2026, 1, 1))],
+    )
+    data.sealed = {"t.a"}
+
+    report = rotate_data_keys(data, transactions, actor="cli:ops")
+
+    assert report.moved == {"t.a": 1, "t.b": 1} and data.sealed == {"t.a", "t.b"}
