@@ -317,6 +317,13 @@ class Settings(BaseSettings):
         "version): what a regular consent withholds. It only adds; the version and digest "
         "in force are recorded on every disclosure decision (`payerbridge code-sets`).",
     )
+    scope_file: Path | None = Field(
+        default=None,
+        description="A JSON file of the payer-to-payer data scope (the form of "
+        "payerbridge/disclosure/data/payer-to-payer-scope.json, with its own version): the "
+        "resource types, states and elements the rule lets leave, each citing its source "
+        "(ADR 0042). Unset: the shipped file. Recorded on every disclosure decision.",
+    )
     obligations_file: Path | None = Field(
         default=None,
         description="A JSON file of the rule's clocks (the form of "

@@ -17,6 +17,7 @@ from payerbridge.compliance.obligations import ObligationSet, load_obligations, 
 from payerbridge.config import GUESSING_RATES, OperationRate, Settings
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
 from payerbridge.consent.segmentation import SegmentationPolicy
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope, load_scope
 from payerbridge.errors import ComplianceFileError, InvalidInput, Issue
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.net.addresses import AddressPolicy
@@ -26,6 +27,7 @@ from payerbridge.security.operators import SessionPolicy
 
 __all__ = [
     "compliance_obligations",
+    "data_scope",
     "egress_policy",
     "rate_policy",
     "response_caps",
@@ -124,6 +126,14 @@ def compliance_obligations(settings: Settings) -> ObligationSet:
         settings.obligations_file,
         lambda: shipped_obligations(calendar),
         lambda text: load_obligations(text, calendar),
+    )
+
+
+def data_scope(settings: Settings) -> DataScope:
+    """What the payer-to-payer rule lets leave (ADR 0042): the shipped file, or the
+    operator's. A file that cannot be used stops start-up, naming its field."""
+    return _configured(
+        "PAYERBRIDGE_SCOPE_FILE", settings.scope_file, lambda: PAYER_TO_PAYER, load_scope
     )
 
 

@@ -46,7 +46,7 @@ DRUG_PRIOR_AUTHORIZATION = "drug-prior-authorization"
 class ScopeError(FileFieldError):
     """A data scope file that cannot be used: ``field`` names where."""
 
-    reason_code = "scope-file-invalid"
+    reason_code = "compliance-file-invalid"  # its runbook: the rule's files
 
 
 class _Strict(BaseModel):
@@ -131,14 +131,41 @@ class _File(_Strict):
     cost_sharing: _CostSharing = Field(alias="costSharing")
 
 
-@dataclass(frozen=True)
-class _Removal:
-    resource_type: str
-    steps: tuple[str, ...]
+# What shaping removes, as a tree of element names, each with its name as the audit trail
+# gives it and whether it is a list of adjudications to prune: a leaf (no branch) is
+# removed, a branch is walked (through lists at every level); one walk per resource.
+@dataclass(frozen=True, slots=True)
+class _Node:
+    name: str  # Type.element.path
+    below: dict[str, _Node] | None  # None: removed whole
+    prune: bool  # adjudications left with only their category go too
 
-    @property
-    def name(self) -> str:
-        return ".".join((self.resource_type, *self.steps))
+
+def _tree(
+    resource_type: str, paths: Iterable[tuple[str, ...]], emptied: frozenset[str] = frozenset()
+) -> dict[str, _Node]:
+    nested: dict[str, Any] = {}
+    for steps in paths:
+        level = nested
+        for step in steps[:-1]:
+            level = level.setdefault(step, {})
+            if level is None:
+                break
+        else:
+            level[steps[-1]] = None
+
+    def build(level: dict[str, Any], prefix: tuple[str, ...]) -> dict[str, _Node]:
+        nodes = {}
+        for step, below in level.items():
+            path = (*prefix, step)
+            nodes[step] = _Node(
+                ".".join((resource_type, *path)),
+                None if below is None else build(below, path),
+                ".".join(path) in emptied,
+            )
+        return nodes
+
+    return build(nested, ())
 
 
 class DataScope:
@@ -156,18 +183,18 @@ class DataScope:
         claims = parsed.non_financial_claims
         self._claim_type = claims.applies_to.resource_type
         self._claim_uses_kept = frozenset(claims.applies_to.except_use)
-        self._claim_removals = tuple(
-            _Removal(self._claim_type, tuple(r.path.split("."))) for r in claims.removed
+        self._claim_removals = _tree(
+            self._claim_type,
+            (tuple(r.path.split(".")) for r in claims.removed),
+            frozenset(claims.emptied_adjudications),
         )
-        self._emptied = tuple(tuple(path.split(".")) for path in claims.emptied_adjudications)
         self._profiles = dict(claims.profiles)
-        by_type: dict[str, list[_Removal]] = {}
+        by_type: dict[str, list[tuple[str, ...]]] = {}
         for removed in parsed.cost_sharing.removed:
-            resource_type = str(removed.resource_type)
-            by_type.setdefault(resource_type, []).append(
-                _Removal(resource_type, tuple(removed.path.split(".")))
+            by_type.setdefault(str(removed.resource_type), []).append(
+                tuple(removed.path.split("."))
             )
-        self._other_removals = {k: tuple(v) for k, v in by_type.items()}
+        self._other_removals = {k: _tree(k, v) for k, v in by_type.items()}
 
     @property
     def label(self) -> str:
@@ -199,13 +226,14 @@ class DataScope:
         removals = self._other_removals.get(str(resource_type))
         if not removals:
             return resource, ()
-        return _remove_all(resource, removals)
+        removed: set[str] = set()
+        shaped = _walk(resource, removals, removed)
+        return shaped, tuple(sorted(removed))
 
     def _non_financial(self, claim: Resource) -> tuple[Resource, tuple[str, ...]]:
-        shaped, removed = _remove_all(claim, self._claim_removals)
-        if removed:
-            for steps in self._emptied:
-                shaped = _prune_emptied(shaped, steps)
+        found: set[str] = set()
+        shaped = _walk(claim, self._claim_removals, found)
+        removed = tuple(sorted(found))
         profiles = (shaped.get("meta") or {}).get("profile")
         if isinstance(profiles, list) and any(
             _canonical(p) in self._profiles for p in profiles if isinstance(p, str)
@@ -307,61 +335,50 @@ def _product_codings(resource: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]
         levels.extend(line.get("subDetail") or ())
 
 
-def _remove_all(
-    resource: Resource, removals: Iterable[_Removal]
-) -> tuple[Resource, tuple[str, ...]]:
-    removed: list[str] = []
-    for removal in removals:
-        resource, changed = _remove(resource, removal.steps)
-        if changed:
-            removed.append(removal.name)
-    return resource, tuple(removed)
+# An adjudication that kept only these said nothing but the amount removed from it.
+_EMPTY_ADJUDICATION = frozenset({"category", "id"})
 
 
-def _remove(node: Resource, steps: tuple[str, ...]) -> tuple[Resource, bool]:
-    """``node`` without the element at ``steps`` (through lists at every level), copied
-    only along the way to what is removed."""
-    head, rest = steps[0], steps[1:]
-    if head not in node:
-        return node, False
-    if not rest:
-        return {k: v for k, v in node.items() if k != head}, True
-    value = node[head]
-    if isinstance(value, dict):
-        child, changed = _remove(value, rest)
-        return ({**node, head: child}, True) if changed else (node, False)
-    if isinstance(value, list):
-        children, any_changed = [], False
-        for item in value:
-            if isinstance(item, dict):
-                item, changed = _remove(item, rest)
-                any_changed = any_changed or changed
-            children.append(item)
-        return ({**node, head: children}, True) if any_changed else (node, False)
-    return node, False
+def _walk(node: Resource, tree: dict[str, _Node], found: set[str]) -> Resource:
+    """``node`` without what ``tree`` removes, copied only along the way to what is
+    removed, the removed elements' names added to ``found``."""
+    changed: dict[str, Any] = {}
+    dropped: list[str] = []
+    for name, step in tree.items():
+        value = node.get(name)
+        if value is None:
+            continue
+        below = step.below
+        if below is None:
+            dropped.append(name)
+            found.add(step.name)
+        elif type(value) is dict:
+            child = _walk(value, below, found)
+            if child is not value:
+                changed[name] = child
+        elif type(value) is list:
+            items = [_walk(i, below, found) if type(i) is dict else i for i in value]
+            if any(a is not b for a, b in zip(items, value, strict=True)):
+                if step.prune:
+                    items = [a for a in items if not _said_only_an_amount(a)]
+                changed[name] = items
+    if not changed and not dropped:
+        return node
+    shaped = {k: v for k, v in node.items() if k not in dropped}
+    for name, value in changed.items():
+        if value:
+            shaped[name] = value
+        else:  # every entry said only an amount: the element goes
+            del shaped[name]
+    return shaped
 
 
 # An adjudication that kept only these said nothing but the amount removed from it.
 _EMPTY_ADJUDICATION = frozenset({"category", "id"})
 
 
-def _prune_emptied(node: Resource, steps: tuple[str, ...]) -> Resource:
-    """``node`` without the adjudications at ``steps`` left with only their category."""
-    head, rest = steps[0], steps[1:]
-    value = node.get(head)
-    if not isinstance(value, list):
-        return node
-    if not rest:
-        kept = [a for a in value if not (isinstance(a, dict) and a.keys() <= _EMPTY_ADJUDICATION)]
-        if len(kept) == len(value):
-            return node
-        if kept:
-            return {**node, head: kept}
-        return {k: v for k, v in node.items() if k != head}
-    children = [_prune_emptied(item, rest) if isinstance(item, dict) else item for item in value]
-    if all(a is b for a, b in zip(children, value, strict=True)):
-        return node
-    return {**node, head: children}
+def _said_only_an_amount(adjudication: Any) -> bool:
+    return isinstance(adjudication, dict) and adjudication.keys() <= _EMPTY_ADJUDICATION
 
 
 PAYER_TO_PAYER = shipped_scope()  # the shipped file; a plan's own comes from bootstrap
