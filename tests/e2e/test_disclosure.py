@@ -326,7 +326,7 @@ def test_an_operators_code_sets_withhold_more_and_each_decision_names_them(
     payer: ServerProcess = old["payer"]
     shown = payer.cli("consents", "code-sets")
     assert shown.returncode == 0, shown.stderr
-    assert "payerbridge-2026.12+plan-7 sha256:" in shown.stdout and "plan-local" in shown.stdout
+    assert "payerbridge-2027.01+plan-7 sha256:" in shown.stdout and "plan-local" in shown.stdout
     with payer.client_with(old["regular"]) as client:
         bundle = client.get("/fhir/Patient/p1/$everything").json()
     kept = keys(stored([e["resource"] for e in bundle["entry"]]))

@@ -333,7 +333,10 @@ def build(payer: Payer, specs: list[MemberSpec], batch: Batch) -> None:
                 visit["location"] = [{"location": {"reference": f"Location/{pid}-site"}}]
                 batch.sensitive.add(f"Location/{pid}-site")
             records.append(visit)
-            batch.plain[pid].add(f"Encounter/{pid}-visit")  # goes, without the links
+            if spec.site is not None:  # a visit to a Part 2 program's site says it all
+                batch.sensitive.add(f"Encounter/{pid}-visit")
+            else:  # a visit to an addiction specialist goes, without the link
+                batch.plain[pid].add(f"Encounter/{pid}-visit")
         if spec.points_at_another and previous_sensitive is not None:
             records.append({"resourceType": "Observation", "id": f"{pid}-focus",
                             "status": "final", "subject": subject, "code": {"text": "note"},

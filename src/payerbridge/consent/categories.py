@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -55,9 +56,11 @@ __all__ = [
     "CodeSetError",
     "CodeSets",
     "SensitiveCategory",
+    "Term",
     "canonical_system",
     "code_sets_from",
     "extended",
+    "ndc_forms",
     "normalize_code",
     "system_identity",
 ]
@@ -128,7 +131,11 @@ _ALIASES = {"hl7.org/fhir/sid/icd-10": ICD10CM}
 # Systems whose codes are compared without dots or spaces and in upper case (F10.20 =
 # f1020), and those compared in upper case only; the others exactly (trimmed).
 _DOTLESS = frozenset({ICD10CM, ICD10PCS, ICD9CM})
-_UPPER = frozenset({CPT, HCPCS, NUCC, LOINC, X12_SERVICE_TYPE, NDC})
+_UPPER = frozenset({CPT, HCPCS, NUCC, LOINC, X12_SERVICE_TYPE})
+# The three 10-digit NDC layouts, by the length of each hyphenated part, and where the
+# 11-digit (5-4-2) billing form pads each with a zero.
+_NDC_LAYOUTS = {(4, 4, 2): 0, (5, 3, 2): 5, (5, 4, 1): 9, (4, 4): 0, (5, 3): 5}
+_NDC_DIGITS = re.compile(r"^[0-9]+$")
 # Families of code systems whose members we know carry no code of their own elsewhere:
 # FHIR's and HL7 Terminology's own code systems (hl7.org/fhir/sid/ names external
 # systems, so an unknown one there is not known), and IETF/ISO URNs.
@@ -136,10 +143,23 @@ _KNOWN_FAMILIES = ("terminology.hl7.org/codesystem/", "hl7.org/fhir/", "urn:ietf
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 
 
+# Characters that render as nothing and would split a code or a word (soft hyphen,
+# zero-width spaces and joiners, word joiner, byte-order mark).
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
+
+
+def _folded(text: str) -> str:
+    """``text`` in Unicode NFKC without invisible characters (full-width ``Ｆ１１`` =
+    ``F11``); ASCII is returned as it is, at no cost."""
+    if text.isascii():
+        return text
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+
+
 def _uri_key(system: str) -> str:
     """A system URI as compared: trimmed, lower case, no scheme, no ``www.``, no
     trailing slash (``https://LOINC.org/`` = ``http://loinc.org``)."""
-    key = system.strip().lower()
+    key = _folded(system).strip().lower()
     for scheme in ("http://", "https://"):
         if key.startswith(scheme):
             key = key[len(scheme) :]
@@ -183,16 +203,43 @@ def canonical_system(system: str) -> str:
 
 
 def normalize_code(system: str, code: str) -> str:
-    """A code as compared within ``system``: trimmed; ICD codes without dots or spaces
-    and in upper case (``F10.20`` = ``f1020``); CPT, HCPCS, LOINC, NDC and NUCC codes in
-    upper case."""
+    """A code as compared within ``system``: in Unicode NFKC (full-width digits and
+    letters as ASCII) and trimmed; ICD codes without dots or spaces and in upper case
+    (``F10.20`` = ``f1020``); CPT, HCPCS, LOINC and NUCC codes in upper case; an NDC as
+    its 11 digits (``ndc_forms``)."""
     system = canonical_system(system)
-    code = code.strip()
+    code = _folded(code).strip()
+    if system == NDC:
+        return ndc_forms(code)[0]
     if system in _DOTLESS:
         return code.replace(".", "").replace(" ", "").upper()
     if system in _UPPER:
         return code.upper()
     return code
+
+
+def ndc_forms(code: str) -> tuple[str, ...]:
+    """The 11-digit (5-4-2) forms an NDC may stand for, the likeliest first.
+
+    Hyphens say where the zero goes (``61958-0701-1`` = ``61958070101``; a product code
+    ``12496-1208`` = ``124961208``, the package left off). Ten digits without hyphens
+    could be any of the three 10-digit layouts, so all three are returned (fail
+    closed); eleven digits are the billing form already. Anything else is returned as
+    written, without hyphens or spaces, in upper case."""
+    compact = code.replace(" ", "")
+    parts = compact.split("-")
+    if len(parts) > 1 and all(_NDC_DIGITS.match(part) for part in parts):
+        lengths = tuple(len(part) for part in parts)
+        joined = "".join(parts)
+        if lengths in ((5, 4, 2), (5, 4)):
+            return (joined,)
+        at = _NDC_LAYOUTS.get(lengths)
+        if at is not None:
+            return (f"{joined[:at]}0{joined[at:]}",)
+        return (joined,)
+    if len(compact) == 10 and _NDC_DIGITS.match(compact):
+        return (f"0{compact}", f"{compact[:5]}0{compact[5:]}", f"{compact[:9]}0{compact[9:]}")
+    return (compact.replace("-", "").upper(),)
 
 
 @dataclass(frozen=True)
@@ -205,15 +252,38 @@ class SensitiveCategory:
     security_labels: frozenset[tuple[str, str]]  # (system, code) in meta.security
     codes: frozenset[tuple[str, str]] = frozenset()  # exact (system, code)
     code_prefixes: frozenset[tuple[str, str]] = frozenset()  # (system, normalized prefix)
+    # Words and phrases that reveal the category in free text (``consent.terms``).
+    terms: frozenset[Term] = frozenset()
 
     def __post_init__(self) -> None:
         # Normalize once so that configuration may spell systems and ICD codes either way.
         object.__setattr__(self, "codes", _normalized(self.codes))
         object.__setattr__(self, "code_prefixes", _normalized(self.code_prefixes))
+        object.__setattr__(self, "terms", frozenset(term.normalized() for term in self.terms))
         object.__setattr__(
             self,
             "security_labels",
             frozenset((canonical_system(s), c.strip()) for s, c in self.security_labels),
+        )
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word or phrase that reveals a category in free text, matched as whole words
+    after normalisation (NFKC, case folded, spacing and hyphens collapsed); with
+    ``case_sensitive`` it matches only as written (``AIDS``, not ``aids``), and not
+    right after any of ``unless_after`` (``hearing AIDS``)."""
+
+    text: str
+    case_sensitive: bool = False
+    unless_after: tuple[str, ...] = ()
+
+    def normalized(self) -> Term:
+        text = " ".join(_folded(self.text).replace("-", " ").split())
+        return Term(
+            text if self.case_sensitive else text.casefold(),
+            self.case_sensitive,
+            tuple(sorted({" ".join(_folded(w).casefold().split()) for w in self.unless_after})),
         )
 
 
@@ -239,6 +309,7 @@ class CodeSets:
                 sorted(category.security_labels),
                 sorted(category.codes),
                 sorted(category.code_prefixes),
+                sorted([t.text, t.case_sensitive, list(t.unless_after)] for t in category.terms),
             ]
             for category in sorted(self.categories, key=lambda c: c.name)
         ]
@@ -259,6 +330,14 @@ class _Coded(BaseModel):
     source: str | None = None  # a key of the document's sources: where the code comes from
 
 
+class _Term(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    term: str = Field(min_length=2, max_length=80, pattern=r"[^\W_]")
+    case_sensitive: bool = False
+    unless_after: list[str] = []
+    source: str | None = None
+
+
 class _Category(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -267,6 +346,7 @@ class _Category(BaseModel):
     security_labels: list[_Coded] = []
     codes: list[_Coded] = []
     code_prefixes: list[_Coded] = []
+    terms: list[_Term] = []
 
 
 class _Document(BaseModel):
@@ -290,7 +370,7 @@ def _read(document: Any) -> _Document:
     if repeated:
         raise CodeSetError(f"categories: {', '.join(repeated)} given more than once")
     for i, category in enumerate(parsed.categories):
-        for kind in ("security_labels", "codes", "code_prefixes"):
+        for kind in ("security_labels", "codes", "code_prefixes", "terms"):
             for j, coded in enumerate(getattr(category, kind)):
                 if coded.source is not None and coded.source not in parsed.sources:
                     raise CodeSetError(
@@ -304,11 +384,16 @@ def _pairs(coded: Iterable[_Coded]) -> frozenset[tuple[str, str]]:
     return frozenset((c.system, c.code) for c in coded)
 
 
+def _terms(entries: Iterable[_Term]) -> frozenset[Term]:
+    return frozenset(Term(t.term, t.case_sensitive, tuple(t.unless_after)) for t in entries)
+
+
 def _category(entry: _Category, *, base: SensitiveCategory | None = None) -> SensitiveCategory:
-    labels, codes, prefixes = (
+    labels, codes, prefixes, terms = (
         _pairs(entry.security_labels),
         _pairs(entry.codes),
         _pairs(entry.code_prefixes),
+        _terms(entry.terms),
     )
     if base is not None:
         return SensitiveCategory(
@@ -318,13 +403,16 @@ def _category(entry: _Category, *, base: SensitiveCategory | None = None) -> Sen
             security_labels=base.security_labels | labels,
             codes=base.codes | codes,
             code_prefixes=base.code_prefixes | prefixes,
+            terms=base.terms | terms,
         )
     if not entry.description or not entry.legal_basis:
         raise CodeSetError(
             f"category {entry.name}: a new category needs a description and a legal_basis"
         )
-    if not (labels or codes or prefixes):
-        raise CodeSetError(f"category {entry.name}: names no security label, code or code prefix")
+    if not (labels or codes or prefixes or terms):
+        raise CodeSetError(
+            f"category {entry.name}: names no security label, code, code prefix or term"
+        )
     return SensitiveCategory(
         name=entry.name,
         description=entry.description,
@@ -332,6 +420,7 @@ def _category(entry: _Category, *, base: SensitiveCategory | None = None) -> Sen
         security_labels=labels,
         codes=codes,
         code_prefixes=prefixes,
+        terms=terms,
     )
 
 

@@ -1,5 +1,5 @@
-"""Recognising sensitive data in a resource (pure): every Coding anywhere in it, and its
-security labels, looked up in the categories in force.
+"""Recognising sensitive data in a resource (pure): every Coding anywhere in it, its
+security labels and its free text, looked up in the categories in force.
 
 One walk over the parsed JSON visits every element: a Coding is any object with a
 ``code`` (a string, or a number some systems write), wherever it sits (a resource's
@@ -12,7 +12,9 @@ codes may be, so a code written somewhere unexpected is judged all the same.
 A code is compared within the system its Coding names, recognised however it is
 spelled (``categories.system_identity``); a code with no system, or a system we do not
 know, is compared against every system the sets hold (fail closed). Lookups are cached
-by (system, code) as written: a population repeats the same few codes.
+by (system, code) as written: a population repeats the same few codes. An NDC is
+compared in its 11-digit form, a 10-digit one without hyphens in each layout it may
+have. Free text is judged by the categories' terms (``consent.terms``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from typing import Any
 
 import orjson
 
-from payerbridge.consent.categories import SensitiveCategory, normalize_code, system_identity
+from payerbridge.consent.categories import (
+    NDC,
+    SensitiveCategory,
+    ndc_forms,
+    normalize_code,
+    system_identity,
+)
+from payerbridge.consent.terms import TermIndex, resource_text
 
 __all__ = ["CategoryIndex", "categories_in"]
 
@@ -43,6 +52,8 @@ class CategoryIndex:
     """Category names by label, by exact code and by code prefix: lookups, not scans."""
 
     def __init__(self, categories: Iterable[SensitiveCategory]) -> None:
+        categories = tuple(categories)
+        self.terms = TermIndex(categories)
         self.labels: dict[tuple[str, str], set[str]] = {}
         self.codes: dict[tuple[str, str], set[str]] = {}
         self.prefixes: dict[tuple[str, str], set[str]] = {}
@@ -113,34 +124,39 @@ class CategoryIndex:
             return _NO_NAMES
         names: set[str] = set()
         for candidate in candidates:
-            normalized = normalize_code(candidate, code)
-            names.update(self.codes.get((candidate, normalized), ()))
-            if candidate in self.has_prefixes:
-                for length in range(1, len(normalized) + 1):
-                    names.update(self.prefixes.get((candidate, normalized[:length]), ()))
+            forms = ndc_forms(code) if candidate == NDC else (normalize_code(candidate, code),)
+            for normalized in forms:
+                names.update(self.codes.get((candidate, normalized), ()))
+                if candidate in self.has_prefixes:
+                    for length in range(1, len(normalized) + 1):
+                        names.update(self.prefixes.get((candidate, normalized[:length]), ()))
         return frozenset(names) if names else _NO_NAMES
 
 
 def categories_in(resource: Mapping[str, Any], index: CategoryIndex) -> set[str]:
-    """The names of the categories whose labels or codes appear anywhere in ``resource``
-    (contained resources included).
+    """The names of the categories whose labels, codes or terms appear anywhere in
+    ``resource`` (contained resources included).
 
     Most resources fall in none, so they are screened first in C: the resource as JSON,
     every code a walk would look up read from it by one regular expression, each asked
     whether it could be sensitive in any system. Only a resource with such a code, a
     security label, an escaped character (which could spell a code another way) or
-    something JSON cannot hold is walked."""
+    something JSON cannot hold is walked (a code in full-width or other compatibility
+    characters is screened in NFKC like any other). The same JSON text is then searched
+    for the categories' terms (``consent.terms``): free text is judged too."""
     try:
-        text = orjson.dumps(resource).decode()
+        raw = orjson.dumps(resource)
     except (TypeError, orjson.JSONEncodeError):
-        return _walk(resource, index)
+        return _walk(resource, index) | index.terms.names_in(resource_text(resource))
+    names = index.terms.names_in_json(raw)
+    text = raw.decode()
     if "\\" in text or '"security"' in text:
-        return _walk(resource, index)
+        return names | _walk(resource, index)
     screen = index.may_be_sensitive
     for quoted, number in _CODES_IN_JSON.findall(text):
         if screen(quoted or number):
-            return _walk(resource, index)
-    return set()
+            return names | _walk(resource, index)
+    return names
 
 
 def _walk(resource: Mapping[str, Any], index: CategoryIndex) -> set[str]:

@@ -1,9 +1,10 @@
 """Data segmentation under a ``regular`` consent (pure): withhold sensitive data and links to it.
 
 A resource is sensitive when a :class:`~payerbridge.consent.categories.SensitiveCategory`
-matches one of its ``meta.security`` labels or any Coding anywhere in it (extensions,
-components, values, ``supportingInfo``, ``serviceType``, contained resources...), its
-system recognised however it is spelled and a code without a known system judged
+matches one of its ``meta.security`` labels, a term in its text (``consent.terms``: a
+``code.text``, a display alone, a note, the narrative, a name) or any Coding anywhere
+in it (extensions, components, values, ``supportingInfo``, ``serviceType``, contained
+resources...), its system recognised however it is spelled and a code without a known system judged
 against every set (``consent.recognition``).
 Withholding then spreads along references that carry meaning:
 
@@ -14,7 +15,13 @@ Withholding then spreads along references that carry meaning:
   when a withheld resource was recorded in it (``encounter``, ``item.encounter``,
   ``context``) or when its diagnosis or reason is withheld: the visit itself is the
   sensitive care. Off, such an Encounter is kept and only the reference is removed;
-- a Provenance whose targets are all withheld is withheld.
+- a Provenance whose targets are all withheld is withheld;
+- a 42 CFR Part 2 program (an Organization, Location, HealthcareService or
+  PractitionerRole in a ``program_categories`` category: by its type, its identifier's
+  type, its service codes or its name) is withheld with everything that refers to it
+  but a Patient (a visit there, a claim from it, its sites and roles, the Provenance
+  it signed): that the member was there is what Part 2 protects. A Patient is kept
+  without the reference.
 
 Kept resources lose every reference to withheld ones: a list entry that is such a
 reference is removed; a repeating element (``Encounter.diagnosis``,
@@ -30,11 +37,14 @@ them and reports them, and :func:`supported_policies` tells ``policy.evaluate`` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+import orjson
 
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSets
 from payerbridge.consent.model import ConsentPolicy
@@ -49,6 +59,7 @@ __all__ = [
     "Judgement",
     "Withheld",
     "NON_CLINICAL_TYPES",
+    "PROGRAM_TYPES",
     "Resource",
     "SegmentResult",
     "SegmentationPolicy",
@@ -110,6 +121,10 @@ _DEPENDENT_REFERENCES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "Claim": ("diagnosis.diagnosisReference", "provider"),
     }
 )
+# Types that can be a program or one of its sites or roles: withheld for a program
+# category, with everything that refers to them.
+PROGRAM_TYPES = frozenset({"HealthcareService", "Location", "Organization", "PractitionerRole"})
+_REFERENCES_IN_JSON = re.compile(rb'"reference":"([^"\\]*)"')
 _ENCOUNTER_REASONS = ("diagnosis.condition", "reasonReference")
 _CARE_CONTEXT = ("encounter", "item.encounter", "context")
 _PROVENANCE_TARGET = (element_path("target"),)
@@ -128,6 +143,8 @@ class SegmentationPolicy:
     code_sets: CodeSets = SHIPPED_CODE_SETS
     segmentable_types: frozenset[str] = DEFAULT_SEGMENTABLE_TYPES
     withhold_encounters_of_sensitive_care: bool = True
+    # Categories whose programs are withheld with everything that refers to them.
+    program_categories: frozenset[str] = frozenset({"substance-use"})
     _index: CategoryIndex = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -211,6 +228,8 @@ class Judgement:
     about: tuple[str, ...]
     about_all: bool
     recorded_in: tuple[str, ...]  # the Encounters it was recorded in
+    is_program: bool = False  # a program (PROGRAM_TYPES) in a program category
+    refers_to: tuple[str, ...] = ()  # the programs, sites and roles it refers to
 
 
 @dataclass(frozen=True)
@@ -236,14 +255,36 @@ def judge(
         for target in _references(resource, _CARE_CONTEXT_PATHS)
         if target.startswith("Encounter/")
     )
+    names = _category_names(resource, policy)
     return Judgement(
         _key(resource),
         resource_type,
-        bool(_category_names(resource, policy)),
+        bool(names),
         about,
         about_all,
         recorded_in,
+        resource_type in PROGRAM_TYPES and not policy.program_categories.isdisjoint(names),
+        _program_references(resource),
     )
+
+
+def _program_references(resource: Mapping[str, Any]) -> tuple[str, ...]:
+    """``Type/id`` of every program, site or role ``resource`` refers to, read from its
+    JSON in C (walked when the JSON has an escape or cannot be written)."""
+    try:
+        raw = orjson.dumps(resource)
+    except (TypeError, orjson.JSONEncodeError):
+        raw = b"\\"
+    if b"\\" in raw:
+        references = list(iter_references(resource))
+    else:
+        references = [r.decode() for r in _REFERENCES_IN_JSON.findall(raw)]
+    found = []
+    for reference in references:
+        key = reference_key(reference)
+        if key is not None and key.partition("/")[0] in PROGRAM_TYPES:
+            found.append(key)
+    return tuple(found)
 
 
 def withheld_among(
@@ -258,12 +299,17 @@ def withheld_among(
     if not withheld:  # most members: nothing withheld, so nothing to spread from
         return Withheld(frozenset(), frozenset(), unsegmentable)
     by_key = {j.key: index for index, j in enumerate(judged) if j.key is not None}
+    programs = {j.key for i in withheld if (j := judged[i]).is_program and j.key is not None}
     while True:  # each pass only adds
         keys = {k for i in withheld if (k := judged[i].key) is not None}
         spread = {
             index
             for index, j in enumerate(judged)
-            if index not in withheld and _about_withheld(j, keys)
+            if index not in withheld
+            and (
+                _about_withheld(j, keys)
+                or (j.resource_type != "Patient" and not programs.isdisjoint(j.refers_to))
+            )
         }
         if policy.withhold_encounters_of_sensitive_care:
             spread |= {
@@ -275,6 +321,14 @@ def withheld_among(
         if not spread:
             return Withheld(frozenset(withheld), frozenset(keys), unsegmentable)
         withheld |= spread
+        # A site or role of a program is part of it: what refers to it is withheld too.
+        programs |= {
+            j.key
+            for i in spread
+            if (j := judged[i]).resource_type in PROGRAM_TYPES
+            and j.key is not None
+            and not programs.isdisjoint(j.refers_to)
+        }
 
 
 def _about_withheld(judgement: Judgement, withheld_keys: AbstractSet[str]) -> bool:

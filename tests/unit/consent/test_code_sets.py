@@ -41,8 +41,8 @@ LOCAL = {
 
 
 def test_the_shipped_sets_have_a_version_a_digest_and_every_category_documented() -> None:
-    assert SHIPPED_CODE_SETS.version == "payerbridge-2026.12"
-    assert SHIPPED_CODE_SETS.label.startswith("payerbridge-2026.12 sha256:")
+    assert SHIPPED_CODE_SETS.version == "payerbridge-2027.01"
+    assert SHIPPED_CODE_SETS.label.startswith("payerbridge-2027.01 sha256:")
     names = {category.name for category in SHIPPED_CODE_SETS.categories}
     assert {"substance-use", "hiv", "behavioral-health", "genetic", "restricted"} <= names
     for category in SHIPPED_CODE_SETS.categories:
@@ -51,7 +51,7 @@ def test_the_shipped_sets_have_a_version_a_digest_and_every_category_documented(
 
 def test_an_extension_adds_a_category_and_the_version_says_so() -> None:
     sets = extended(SHIPPED_CODE_SETS, extension(LOCAL))
-    assert sets.version == "payerbridge-2026.12+plan-7"
+    assert sets.version == "payerbridge-2027.01+plan-7"
     assert sets.digest != SHIPPED_CODE_SETS.digest
     policy = SegmentationPolicy(code_sets=sets)
     assert sensitive_categories_of(drug_order("197361"), policy) == {"plan-local"}
@@ -81,7 +81,7 @@ def test_the_digest_is_of_what_the_sets_match_not_of_how_the_file_is_written() -
     [
         (extension({"name": "hiv", "description": "something milder"}), "does not rewrite"),
         (extension({**LOCAL, "legal_basis": None}), "needs a description and a legal_basis"),
-        (extension({**LOCAL, "codes": []}), "names no security label, code or code prefix"),
+        (extension({**LOCAL, "codes": []}), "names no security label, code, code prefix or term"),
         (extension({**LOCAL, "code": []}), "categories.0.code"),
         (extension({**LOCAL, "codes": [{"system": RXNORM}]}), "categories.0.codes.0.code"),
         (extension(LOCAL, LOCAL), "plan-local given more than once"),

@@ -185,11 +185,13 @@ def test_every_shipped_addition_names_a_declared_source() -> None:
     used = {
         entry["source"]
         for category in document["categories"]
-        for kind in ("codes", "code_prefixes")
-        for entry in category[kind]
+        for kind in ("codes", "code_prefixes", "terms")
+        for entry in category.get(kind, [])
         if "source" in entry
     }
     assert used == set(document["sources"])
+    terms = [entry for category in document["categories"] for entry in category.get("terms", [])]
+    assert terms and all("source" in entry for entry in terms)
 
 
 # -- generated: sensitive facts in every encoding and place, then segmented

@@ -335,7 +335,8 @@ def test_an_encounter_for_sensitive_care_is_withheld_by_default() -> None:
 
 
 def test_without_encounter_withholding_only_the_references_go() -> None:
-    text = {"status": "generated", "div": "<div>Opioid dependence follow-up</div>"}
+    # The narrative names nothing sensitive (a narrative that does withholds the Encounter).
+    text = {"status": "generated", "div": "<div>Follow-up of c1 and c2</div>"}
     resources = [
         condition("c1", "F11.20"),
         condition("c2"),

@@ -5,6 +5,9 @@ set."""
 
 from __future__ import annotations
 
+import html
+import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -14,17 +17,21 @@ from hypothesis import strategies as st
 
 from payerbridge.consent.categories import (
     ICD10CM,
+    NDC,
     SHIPPED_CODE_SETS,
     SNOMED,
     canonical_system,
+    ndc_forms,
     normalize_code,
     system_identity,
 )
 from payerbridge.consent.segmentation import (
     CLINICAL_TYPES,
     DEFAULT_SEGMENTATION,
+    PROGRAM_TYPES,
     SegmentationPolicy,
     judge,
+    reference_key,
     references_at,
     sensitive_categories_of,
 )
@@ -54,14 +61,68 @@ def scanned_names_for_code(policy: SegmentationPolicy, system: Any, code: str) -
         systems = {s for c in categories for s, _ in c.codes | c.code_prefixes}
     names = set()
     for s in systems:
-        normalized = normalize_code(s, code)
-        names |= {
-            category.name
-            for category in categories
-            if (s, normalized) in category.codes
-            or any(ps == s and normalized.startswith(p) for ps, p in category.code_prefixes)
-        }
+        for normalized in ndc_forms(code) if s == NDC else (normalize_code(s, code),):
+            names |= {
+                category.name
+                for category in categories
+                if (s, normalized) in category.codes
+                or any(ps == s and normalized.startswith(p) for ps, p in category.code_prefixes)
+            }
     return names
+
+
+def walked_reference_strings(node: Any) -> Iterator[str]:
+    """Every ``reference`` string anywhere."""
+    if isinstance(node, list):
+        for item in node:
+            yield from walked_reference_strings(item)
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                yield value
+            else:
+                yield from walked_reference_strings(value)
+
+
+def walked_strings(node: Any) -> Iterator[str]:
+    """Every key and string value, but the values of ``code``, ``valueCode`` and
+    ``system`` (judged as codes)."""
+    if isinstance(node, list):
+        for item in node:
+            yield from walked_strings(item)
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield key
+            if key in ("code", "valueCode", "system") and isinstance(value, str):
+                continue
+            yield from walked_strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def term_found(term: Any, text: str) -> bool:
+    """One term looked for in one string, on its own (no trie, no screen)."""
+    text = unicodedata.normalize("NFKC", html.unescape(unicodedata.normalize("NFKC", text)))
+    text = re.sub("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]", "", text)
+    words = r"[\s\-_]+".join(re.escape(word) for word in term.text.split())
+    pattern = re.compile(rf"(?<![^\W_])(?:{words})(?![^\W_])")
+    if not term.case_sensitive:
+        return bool(pattern.search(text.casefold()))
+    for match in pattern.finditer(text):
+        before = " ".join(text[: match.start()].casefold().split())
+        if not any(before.endswith(words) for words in term.unless_after):
+            return True
+    return False
+
+
+def walked_terms(node: Any, policy: SegmentationPolicy) -> frozenset[str]:
+    strings = list(walked_strings(node))
+    return frozenset(
+        category.name
+        for category in policy.code_sets.categories
+        for term in category.terms
+        if any(term_found(term, text) for text in strings)
+    )
 
 
 def walked_categories(node: Any, policy: SegmentationPolicy) -> frozenset[str]:
@@ -163,7 +224,20 @@ KEYS = st.sampled_from(
         "x",
     ]
 )
+# Free text: terms, their near misses and their disguises, among plain words.
+WORDS = st.sampled_from(
+    ["HIV disease", "hiv", "ＨＩＶ", "H\u00adIV", "H&#73;V", "archive", "hivx", "x_hiv",
+     "HEARING AIDS", "hearing\nAIDS", "AIDS", "aids", "first  AIDS", "PrEP", "bowel prep",
+     "Opioid-use  disorder", "opioid use", "BRCA1", "Abortion", "child abuse", "abuse",
+     "Suboxone", "Riverside Opioid Treatment Program", "depression screening", "note",
+     "visit", "\u00e9t\u00e9", "\"quoted\" hiv", "back\\slash"]
+)  # fmt: skip
+TEXTS = st.lists(WORDS, min_size=1, max_size=3).map(" ".join)
 LEAVES = st.one_of(
+    TEXTS,
+    st.builds(lambda t: {"text": t}, TEXTS),
+    st.builds(lambda t: {"display": t}, TEXTS),
+    st.builds(lambda t: {"code": t}, TEXTS),  # a code, not words
     st.none(),
     st.booleans(),
     st.integers(-2, 2),
@@ -179,8 +253,9 @@ TREES = st.recursive(
     max_leaves=12,
 )
 TYPES = st.sampled_from(
-    [*sorted(CLINICAL_TYPES), "Provenance", "Encounter", "Patient", "CarePlan", "Unknown"]
-)
+    [*sorted(CLINICAL_TYPES), "Provenance", "Encounter", "Patient", "CarePlan", "Unknown",
+     *sorted(PROGRAM_TYPES)]
+)  # fmt: skip
 
 
 @st.composite
@@ -232,7 +307,9 @@ def test_an_element_path_flattens_nested_lists_in_order_and_skips_what_is_not_an
 @given(resources())
 @settings(max_examples=300)
 def test_categories_are_those_a_scan_of_every_category_finds(resource: dict[str, Any]) -> None:
-    assert sensitive_categories_of(resource) == walked_categories(resource, DEFAULT_SEGMENTATION)
+    policy = DEFAULT_SEGMENTATION
+    expected = walked_categories(resource, policy) | walked_terms(resource, policy)
+    assert sensitive_categories_of(resource) == expected
 
 
 def test_a_code_looked_up_again_gives_the_same_categories() -> None:
@@ -291,7 +368,14 @@ def test_a_judgement_is_about_what_the_walked_references_name(resource: dict[str
     assert judgement.about == tuple(walked_references(resource, about))
     care = walked_references(resource, ("encounter", "item.encounter", "context"))
     assert judgement.recorded_in == tuple(t for t in care if t.startswith("Encounter/"))
-    assert judgement.sensitive == bool(walked_categories(resource, policy))
+    names = walked_categories(resource, policy) | walked_terms(resource, policy)
+    assert judgement.sensitive == bool(names)
+    assert judgement.is_program == (resource_type in PROGRAM_TYPES and "substance-use" in names)
+    assert sorted(judgement.refers_to) == sorted(
+        key
+        for key in (reference_key(r) for r in walked_reference_strings(resource))
+        if key is not None and key.split("/")[0] in PROGRAM_TYPES
+    )
     paths = ("target", "item.encounter", "x")
     assert list(references_at(resource, paths)) == walked_references(resource, paths)
 
