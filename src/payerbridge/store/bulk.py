@@ -21,7 +21,9 @@ from payerbridge.bulk.ports import (
     OutputLine,
     StoredGroup,
 )
+from payerbridge.store.at_rest import AtRest, at_rest
 from payerbridge.store.dbapi import DialectSql, insert_rows
+from payerbridge.store.sealed_fields import BULK_LINE, BULK_REQUEST, MEMBER_GROUP
 from payerbridge.store.tables import (
     bulk_export_members,
     bulk_jobs,
@@ -84,7 +86,7 @@ class SqlBulkJobs:
                 status=job.status.value,
                 pdex_version=job.pdex_version,
                 request_url=job.request_url,
-                request_body=request_body.decode(),
+                request_body=at_rest(sql_unit(unit)).seal(request_body, BULK_REQUEST, job.id),
                 total=job.total,
                 done=job.done,
                 lines=job.lines,
@@ -104,7 +106,9 @@ class SqlBulkJobs:
             body = connection.execute(
                 select(bulk_jobs.c.request_body).where(bulk_jobs.c.id == job_id)
             ).scalar_one()
-        return str(body).encode()
+        if not body:  # dropped once the job ended
+            return b""
+        return at_rest(self._reader).open(body, BULK_REQUEST, job_id)
 
     def start(self, unit: UnitOfWork, job_id: BulkJobId, *, at: datetime) -> bool:
         return self._move(unit, job_id, {JobStatus.ACCEPTED}, status=JobStatus.RUNNING, at=at)
@@ -183,6 +187,7 @@ class SqlBulkJobs:
             }
             for m in members
         ]
+        keys = at_rest(sql_unit(unit))
         line_rows = [
             {
                 "job_id": job_id,
@@ -191,7 +196,9 @@ class SqlBulkJobs:
                 "member": line.member,
                 "ref": line.ref,
                 "mode": line.mode,
-                "body": orjson.dumps(line.body).decode() if line.body is not None else None,
+                "body": None
+                if line.body is None
+                else keys.seal(orjson.dumps(line.body), BULK_LINE, f"{job_id}|{seq}"),
                 "version_id": line.version,
             }
             for seq, line in enumerate(lines, start=lines_before + 1)
@@ -259,12 +266,15 @@ class SqlBulkJobs:
                 .limit(count)
             ).all()
         decisions: dict[int, ExportedMember] = {}  # a member's lines share one
+        keys = at_rest(self._reader)
         return [
             LineRead(
                 row.seq,
                 row.member,
                 row.ref,
-                row.body,
+                None
+                if row.body is None
+                else keys.open(row.body, BULK_LINE, f"{job_id}|{row.seq}").decode(),
                 row.version_id,
                 row.current_version,
                 _decision(row, decisions) if row.ref is not None else None,
@@ -306,6 +316,7 @@ class SqlBulkJobs:
             request_body="",  # the submitted demographics are in the Groups now
         )
         if moved and groups:
+            keys = at_rest(sql_unit(unit))
             sql_unit(unit).connection.execute(
                 insert(member_groups),
                 [
@@ -318,7 +329,7 @@ class SqlBulkJobs:
                         "result": group.result,
                         "created_at": group.created_at,
                         "expires_at": group.expires_at,
-                        "body": orjson.dumps(group.body).decode(),
+                        "body": keys.seal(orjson.dumps(group.body), MEMBER_GROUP, group.id),
                     }
                     for seq, group in enumerate(groups)
                 ],
@@ -362,7 +373,7 @@ class SqlBulkJobs:
             row = connection.execute(
                 select(member_groups).where(member_groups.c.id == group_id)
             ).first()
-        return _group(row) if row is not None else None
+        return _group(row, at_rest(self._reader)) if row is not None else None
 
     def groups_of(self, job_id: BulkJobId) -> list[StoredGroup]:
         with self._reader.connect() as connection:
@@ -371,7 +382,7 @@ class SqlBulkJobs:
                 .where(member_groups.c.job_id == job_id)
                 .order_by(member_groups.c.seq)
             ).all()
-        return [_group(row) for row in rows]
+        return [_group(row, at_rest(self._reader)) for row in rows]
 
     def find_groups(
         self,
@@ -392,7 +403,7 @@ class SqlBulkJobs:
             rows = connection.execute(
                 query.order_by(member_groups.c.created_at, member_groups.c.seq)
             ).all()
-        return [_group(row) for row in rows]
+        return [_group(row, at_rest(self._reader)) for row in rows]
 
     def purge(self, unit: UnitOfWork, *, now: datetime) -> int:
         connection = sql_unit(unit).connection
@@ -463,7 +474,7 @@ def _decision(row: Any, decisions: dict[int, ExportedMember]) -> ExportedMember 
     return decision
 
 
-def _group(row: Row[Any]) -> StoredGroup:
+def _group(row: Row[Any], keys: AtRest) -> StoredGroup:
     return StoredGroup(
         id=row.id,
         job_id=BulkJobId(row.job_id),
@@ -472,5 +483,5 @@ def _group(row: Row[Any]) -> StoredGroup:
         result=row.result,
         created_at=row.created_at,
         expires_at=row.expires_at,
-        body=orjson.loads(row.body),
+        body=orjson.loads(keys.open(row.body, MEMBER_GROUP, row.id)),
     )

@@ -20,7 +20,9 @@ from payerbridge.consent.model import (
     revoke,
 )
 from payerbridge.errors import NotFound
+from payerbridge.store.at_rest import AtRest, at_rest
 from payerbridge.store.dbapi import DialectSql, insert_rows, read_row
+from payerbridge.store.sealed_fields import CONSENT_RESOURCE
 from payerbridge.store.tables import UtcDateTime, consents
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
@@ -45,7 +47,7 @@ class ConsentSql(DialectSql):
         )
         self.new_consent = self.rows_insert(consents, _COLUMNS)
 
-    def row(self, consent: StoredConsent) -> dict[str, Any]:
+    def row(self, consent: StoredConsent, keys: AtRest) -> dict[str, Any]:
         record = consent.record
         values = {
             "id": record.consent_id,
@@ -60,7 +62,9 @@ class ConsentSql(DialectSql):
             "partner_id": consent.partner_id,
             "performer": record.performer,
             "source_reference": consent.source_reference,
-            "resource": orjson.dumps(consent.resource).decode(),
+            "resource": keys.seal(
+                orjson.dumps(consent.resource), CONSENT_RESOURCE, record.consent_id
+            ),
             "resource_hash": record.resource_hash,
             "policy_version": record.policy_version,
             "created_at": consent.created_at,
@@ -70,7 +74,7 @@ class ConsentSql(DialectSql):
         return self.bound(values, _TIMESTAMPS)
 
 
-def _stored(row: Any) -> StoredConsent:
+def _stored(row: Any, keys: AtRest) -> StoredConsent:
     record = ConsentRecord(
         consent_id=ConsentId(row.id),
         member_id=MemberId(row.member_id),
@@ -91,7 +95,7 @@ def _stored(row: Any) -> StoredConsent:
         role=ConsentRole(row.role),
         partner_id=None if row.partner_id is None else PartnerId(row.partner_id),
         source_reference=row.source_reference,
-        resource=orjson.loads(row.resource),
+        resource=orjson.loads(keys.open(row.resource, CONSENT_RESOURCE, row.id)),
         created_at=row.created_at,
     )
 
@@ -119,14 +123,14 @@ class SqlConsentStore:
         )
         same = cursor.fetchone()
         if same is not None:
-            return _stored(sql.named(_COLUMNS, _TIMESTAMPS, same))
-        insert_rows(cursor, (sql.new_consent, [sql.row(consent)]))
+            return _stored(sql.named(_COLUMNS, _TIMESTAMPS, same), at_rest(sql_of))
+        insert_rows(cursor, (sql.new_consent, [sql.row(consent, at_rest(sql_of))]))
         sql_of.record(event)
         return consent
 
     def get(self, consent_id: str) -> StoredConsent | None:
         row = read_row(self._engine, consents, "id", consent_id)
-        return None if row is None else _stored(row)
+        return None if row is None else _stored(row, at_rest(self._engine))
 
     def for_member(self, member_id: MemberId, role: ConsentRole) -> list[StoredConsent]:
         """Newest first."""
@@ -136,7 +140,7 @@ class SqlConsentStore:
                 .where(consents.c.member_id == member_id, consents.c.role == role.value)
                 .order_by(consents.c.created_at.desc(), consents.c.id.desc())
             ).all()
-        return [_stored(row) for row in rows]
+        return [_stored(row, at_rest(self._reader)) for row in rows]
 
     def for_members(
         self, member_ids: Sequence[MemberId], role: ConsentRole
@@ -150,8 +154,9 @@ class SqlConsentStore:
                 .where(consents.c.member_id.in_(sorted(found)), consents.c.role == role.value)
                 .order_by(consents.c.created_at.desc(), consents.c.id.desc())
             ).all()
+        keys = at_rest(self._reader)
         for row in rows:
-            found[row.member_id].append(_stored(row))
+            found[row.member_id].append(_stored(row, keys))
         return found
 
     def members_disclosed_to(self, client_id: ClientId) -> list[MemberId]:
@@ -177,7 +182,7 @@ class SqlConsentStore:
         ).first()
         if row is None:
             raise NotFound(f"Consent/{consent_id} does not exist")
-        stored = _stored(row)
+        stored = _stored(row, at_rest(connection))
         revoked = revoke(stored.record, at=at, by=by)
         if revoked is not stored.record:
             connection.execute(

@@ -32,6 +32,7 @@ from payerbridge.exchange.review import PARTNER_REVIEW
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import DialectSql, insert_rows, raw_cursor, read_row
 from payerbridge.store.sealed_columns import EXCHANGE_REQUEST
+from payerbridge.store.sealed_fields import EXCHANGE_PAYLOAD
 from payerbridge.store.tables import (
     UtcDateTime,
     dead_letters,
@@ -634,7 +635,7 @@ class SqlExchangeStore:
                 "exchange_id": exchange_id,
                 "received_at": sql.timestamp(at),
                 "sha256": sha256,
-                "body": body,
+                "body": self._keyring.seal(body, field=EXCHANGE_PAYLOAD, row_key=exchange_id),
             },
         )
 
@@ -643,7 +644,7 @@ class SqlExchangeStore:
             body = connection.execute(_PAYLOAD, {"id": exchange_id}).scalar_one_or_none()
         if body is None:
             raise NotFound(f"exchange {exchange_id} has no received payload")
-        return str(body)
+        return self._keyring.open(body, field=EXCHANGE_PAYLOAD, row_key=exchange_id).decode()
 
     def payload_sha256(self, exchange_id: ExchangeId) -> str | None:
         with self._reader.connect() as connection:

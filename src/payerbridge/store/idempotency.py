@@ -17,7 +17,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from payerbridge.idempotency import Claim, ClaimStatus, StoredResponse
+from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import DialectSql
+from payerbridge.store.sealed_fields import IDEMPOTENT_BODY
 from payerbridge.store.tables import idempotent_responses
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
@@ -66,9 +68,10 @@ class SqlIdempotencyStore:
         if row.operation != operation or row.request_hash != request_hash:
             return Claim(ClaimStatus.MISMATCH)
         if row.status != _PENDING:
+            body = at_rest(connection).open(row.body, IDEMPOTENT_BODY, f"{client_id}|{key}")
             return Claim(
                 ClaimStatus.ANSWERED,
-                StoredResponse(row.status, row.media_type, row.body),
+                StoredResponse(row.status, row.media_type, body.decode()),
             )
         if row.created_at > now - stale_after:
             return Claim(ClaimStatus.IN_FLIGHT)
@@ -89,7 +92,7 @@ class SqlIdempotencyStore:
                 "key": key,
                 "status": response.status,
                 "media_type": response.media_type,
-                "body": response.body,
+                "body": at_rest(sql_of).seal(response.body, IDEMPOTENT_BODY, f"{client_id}|{key}"),
             },
         )
 

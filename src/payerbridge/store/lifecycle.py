@@ -29,8 +29,17 @@ from payerbridge.errors import Conflict, NotFound
 from payerbridge.exchange.model import DATA_ENDS, TERMINAL_STATES, ExchangeState
 from payerbridge.exchange.reconcile import member_key_of
 from payerbridge.exchange.requests import MINIMISED, minimised_request, request_member_id
+from payerbridge.security.sealing import SealedField
+from payerbridge.store.at_rest import at_rest
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.sealed_columns import EXCHANGE_REQUEST
+from payerbridge.store.sealed_fields import (
+    CONSENT_RESOURCE,
+    IDEMPOTENT_BODY,
+    MEMBER_GROUP,
+    ONBOARDING_BUNDLE,
+    QUARANTINED_BODY,
+)
 from payerbridge.store.tables import (
     bulk_export_members,
     bulk_output_lines,
@@ -339,13 +348,18 @@ def _erase_sources(conn: Connection, member_id: str, refs: list[str]) -> dict[st
             conn, source_members.delete().where(source_members.c.member_id == member_id)
         )
     }
-    # Held resources name the member by their id at the source, or by ours.
-    mentions = [f'%"{_like(key)}"%' for key in keys] + [f"%Patient/{_like(member_id)}%"]
-    counts["quarantined_resources"] = _deleted(
-        conn,
-        quarantined_resources.delete().where(
-            or_(*(quarantined_resources.c.body.like(m, escape="\\") for m in mentions))
-        ),
+    # Held resources name the member by their id at the source, or by ours. Sealed, they
+    # are opened to be searched (an erasure is rare; the quarantine is small).
+    mentions = [f'"{key}"'.encode() for key in keys] + [f"Patient/{member_id}".encode()]
+    held = quarantined_resources.c
+    naming = [
+        row.seq
+        for row in conn.execute(select(held.seq, held.id, held.body)).all()
+        if _mentions(conn, row.body, QUARANTINED_BODY, row.id, mentions)
+    ]
+    counts["quarantined_resources"] = sum(
+        _deleted(conn, quarantined_resources.delete().where(held.seq.in_(chunk)))
+        for chunk in _chunks(naming)
     )
     # A file that gave any of the member's resources holds their PHI as received: its
     # body goes (what it gave was mapped; its digest and report stay).
@@ -453,18 +467,31 @@ def _erase_consents(conn: Connection, member_ids: set[str], *, now: datetime) ->
             .where(mine, consents.c.revoked_at.is_(None))
             .values(revoked_at=now, revoked_by="erasure")
         )
-        counts["consents"] += _deleted(
-            conn,
-            update(consents)
-            .where(mine)
-            .values(resource=_ERASED_CONSENT, performer="erased", member_id=_erased(member)),
-        )
-        counts["onboarding_members"] += _deleted(
-            conn,
-            update(onboarding_members)
-            .where(onboarding_members.c.member_id == member)
-            .values(bundle="{}", member_id=_erased(member)),
-        )
+        keys = at_rest(conn)
+        for consent_id in conn.execute(select(consents.c.id).where(mine)).scalars().all():
+            counts["consents"] += _deleted(
+                conn,
+                update(consents)
+                .where(consents.c.id == consent_id)
+                .values(
+                    resource=keys.seal(_ERASED_CONSENT, CONSENT_RESOURCE, consent_id),
+                    performer="erased",
+                    member_id=_erased(member),
+                ),
+            )
+        onboarded = onboarding_members.c
+        for run, position in conn.execute(
+            select(onboarded.onboarding_id, onboarded.position).where(onboarded.member_id == member)
+        ).all():
+            counts["onboarding_members"] += _deleted(
+                conn,
+                update(onboarding_members)
+                .where(onboarded.onboarding_id == run, onboarded.position == position)
+                .values(
+                    bundle=keys.seal("{}", ONBOARDING_BUNDLE, f"{run}|{position}"),
+                    member_id=_erased(member),
+                ),
+            )
     return counts
 
 
@@ -474,13 +501,28 @@ def _erased(member_id: str) -> str:
 
 def _erase_answers(conn: Connection, member_id: str, member_ids: set[str]) -> dict[str, int]:
     """Stored answers that name the member (a replay of one would disclose them again)."""
-    answers = idempotent_responses
-    names = [f"%Patient/{_like(member_id)}%"] + [f'%"{_like(m)}"%' for m in sorted(member_ids)]
-    return {
-        "idempotent_responses": _deleted(
-            conn, answers.delete().where(or_(*(answers.c.body.like(n, escape="\\") for n in names)))
-        )
-    }
+    answers = idempotent_responses.c
+    names = [f"Patient/{member_id}".encode()] + [f'"{m}"'.encode() for m in sorted(member_ids)]
+    removed = 0
+    for row in conn.execute(select(answers.client_id, answers.idempotency_key, answers.body)):
+        if _mentions(conn, row.body, IDEMPOTENT_BODY, f"{row[0]}|{row[1]}", names):
+            removed += _deleted(
+                conn,
+                idempotent_responses.delete().where(
+                    answers.client_id == row[0], answers.idempotency_key == row[1]
+                ),
+            )
+    return {"idempotent_responses": removed}
+
+
+def _mentions(
+    conn: Connection, stored: str, field: SealedField, row_key: str, needles: list[bytes]
+) -> bool:
+    """Whether a sealed value (opened) holds any of ``needles``."""
+    if not stored:
+        return False
+    text = at_rest(conn).open(stored, field, row_key)
+    return any(needle in text for needle in needles)
 
 
 def _erase_bulk(conn: Connection, member_id: str) -> dict[str, int]:
@@ -500,12 +542,12 @@ def _erase_bulk(conn: Connection, member_id: str) -> dict[str, int]:
         )
     groups = 0
     reference = f"Patient/{member_id}"
-    for row in conn.execute(
-        select(member_groups.c.id, member_groups.c.body).where(
-            member_groups.c.body.like(f"%{_like(reference)}%", escape="\\")
-        )
-    ).all():
-        body = orjson.loads(row.body)
+    keys = at_rest(conn)
+    for row in conn.execute(select(member_groups.c.id, member_groups.c.body)).all():
+        text = keys.open(row.body, MEMBER_GROUP, row.id)
+        if reference.encode() not in text:
+            continue
+        body = orjson.loads(text)
         body["member"] = [
             m for m in body.get("member", []) if m.get("entity", {}).get("reference") != reference
         ]
@@ -514,7 +556,7 @@ def _erase_bulk(conn: Connection, member_id: str) -> dict[str, int]:
             conn,
             update(member_groups)
             .where(member_groups.c.id == row.id)
-            .values(body=orjson.dumps(body).decode()),
+            .values(body=keys.seal(orjson.dumps(body), MEMBER_GROUP, row.id)),
         )
     return {"bulk_output_lines": lines, "member_groups": groups}
 

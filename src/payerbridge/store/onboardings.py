@@ -17,7 +17,9 @@ from payerbridge.onboarding.model import (
     OnboardingStatus,
     Stage,
 )
+from payerbridge.store.at_rest import AtRest, at_rest
 from payerbridge.store.dbapi import DialectSql, insert_rows
+from payerbridge.store.sealed_fields import ONBOARDING_BUNDLE
 from payerbridge.store.tables import onboarding_chunks, onboarding_members, onboardings
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
@@ -74,13 +76,16 @@ class SqlOnboardingStore:
     ) -> None:
         """On the unit's DB-API path: they follow the members' consents."""
         sql_of = sql_unit(unit)
+        keys = at_rest(sql_of)
         rows = [
             {
                 "onboarding_id": onboarding_id,
                 "position": m.position,
                 "member_id": m.member_id,
                 "consent_id": m.consent_id,
-                "bundle": orjson.dumps(m.bundle).decode(),
+                "bundle": keys.seal(
+                    orjson.dumps(m.bundle), ONBOARDING_BUNDLE, f"{onboarding_id}|{m.position}"
+                ),
             }
             for m in members
         ]
@@ -133,12 +138,13 @@ class SqlOnboardingStore:
             query = query.where(table.c.position < first + size)
         with self._reader.connect() as connection:
             rows = connection.execute(query.order_by(table.c.position)).all()
+        keys = at_rest(self._reader)
         return [
             OnboardingMember(
                 row.position,
                 row.member_id,
                 row.consent_id,
-                orjson.loads(row.bundle) if row.bundle else {},
+                _bundle(keys, row),
                 row.result,
                 row.old_patient,
                 row.imported,
@@ -281,3 +287,13 @@ def _chunk(row: Row[Any]) -> Chunk:
         group_id=row.group_id,
         due_at=row.due_at,
     )
+
+
+def _bundle(keys: AtRest, row: Any) -> dict[str, Any]:
+    """A member's bundle, opened; empty once its run ended (or erased to ``{}``)."""
+    if not row.bundle:
+        return {}
+    bundle: dict[str, Any] = orjson.loads(
+        keys.open(row.bundle, ONBOARDING_BUNDLE, f"{row.onboarding_id}|{row.position}")
+    )
+    return bundle

@@ -19,7 +19,9 @@ from payerbridge.backends.quarantine import (
     page_limit,
 )
 from payerbridge.errors import NotFound
+from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import DialectSql
+from payerbridge.store.sealed_fields import QUARANTINED_BODY
 from payerbridge.store.tables import quarantined_resources
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
@@ -37,12 +39,14 @@ class SqlQuarantine:
 
     def hold(self, unit: UnitOfWork, items: Sequence[ToHold]) -> list[QuarantinedResource]:
         sql = sql_unit(unit)
+        keys = at_rest(sql)
         rows: list[dict[str, Any]] = []
         for item in items:
             resource_id = item.resource.get("id")
+            held_id = sql.new_id()
             rows.append(
                 {
-                    "id": sql.new_id(),
+                    "id": held_id,
                     "source_id": item.source_id,
                     "mapping_id": item.mapping_id,
                     "mapping_version": item.mapping_version,
@@ -51,7 +55,7 @@ class SqlQuarantine:
                     "profiles": orjson.dumps(claimed_profiles(item.resource)).decode(),
                     "issues": orjson.dumps([i.to_json() for i in item.issues]).decode(),
                     "held_at": unit.now,
-                    "body": orjson.dumps(item.resource).decode(),
+                    "body": keys.seal(orjson.dumps(item.resource), QUARANTINED_BODY, held_id),
                 }
             )
         if not rows:
@@ -99,7 +103,8 @@ class SqlQuarantine:
             row = connection.execute(select(_table).where(_table.c.id == quarantine_id)).first()
         if row is None:
             raise NotFound(f"no quarantined resource {quarantine_id[:64]}")
-        return _resource(row, body=orjson.loads(row.body))
+        body = at_rest(self._reader).open(row.body, QUARANTINED_BODY, row.id)
+        return _resource(row, body=orjson.loads(body))
 
     def count(self, *, source: SourceId | None = None) -> int:
         query = select(func.count()).select_from(_table)

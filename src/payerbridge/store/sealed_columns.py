@@ -24,17 +24,33 @@ from payerbridge.security.sealing import SealedField, is_sealed, key_id_of
 from payerbridge.store.at_rest import token_index_key
 from payerbridge.store.data_keys import DataKeyInfo, DataKeyring
 from payerbridge.store.sealed_fields import (
+    BULK_LINE,
+    BULK_REQUEST,
+    CONSENT_RESOURCE,
+    EXCHANGE_PAYLOAD,
+    IDEMPOTENT_BODY,
+    MEMBER_GROUP,
+    ONBOARDING_BUNDLE,
+    QUARANTINED_BODY,
     RESOURCE_BODY,
 )
 from payerbridge.store.tables import (
     UtcDateTime,
+    bulk_jobs,
+    bulk_output_lines,
+    consents,
+    exchange_payloads,
     exchanges,
     fhir_resources,
     fhir_tokens,
+    idempotent_responses,
     identity_links,
     identity_member_records,
     identity_reviews,
+    member_groups,
+    onboarding_members,
     pull_schedules,
+    quarantined_resources,
     sealed_columns,
 )
 from payerbridge.store.unit_of_work import sql_unit
@@ -118,6 +134,24 @@ SEALED_COLUMNS = (
     SealedColumn(LINK_VALUE, identity_links, "id", ("member_id", "kind", "system"), "value_key"),
     # Member data wherever it sits (ADR 0044).
     SealedColumn(RESOURCE_BODY, fhir_resources, "ref", ("ref",)),
+    SealedColumn(EXCHANGE_PAYLOAD, exchange_payloads, "exchange_id", ("exchange_id",)),
+    SealedColumn(MEMBER_GROUP, member_groups, "id", ("id",)),
+    SealedColumn(BULK_REQUEST, bulk_jobs, "id", ("id",)),
+    SealedColumn(BULK_LINE, bulk_output_lines, ("job_id", "seq"), ("job_id", "seq")),
+    SealedColumn(
+        ONBOARDING_BUNDLE,
+        onboarding_members,
+        ("onboarding_id", "position"),
+        ("onboarding_id", "position"),
+    ),
+    SealedColumn(QUARANTINED_BODY, quarantined_resources, "seq", ("id",)),
+    SealedColumn(CONSENT_RESOURCE, consents, "id", ("id",)),
+    SealedColumn(
+        IDEMPOTENT_BODY,
+        idempotent_responses,
+        ("client_id", "idempotency_key"),
+        ("client_id", "idempotency_key"),
+    ),
 )
 
 # The search index's values: not sealed (nothing reads them back) but replaced by their
@@ -204,8 +238,8 @@ def reseal_batch(
     moved = 0
     for row in rows:
         stored = row._mapping[value.name]
-        if stored is None or key_id_of(stored) == current:
-            continue
+        if not stored or key_id_of(stored) == current:
+            continue  # nothing kept (a job's request once it ended, a claim not answered)
         row_key = column.row_key(row)
         changes: dict[str, str] = {}
         if is_sealed(stored):

@@ -15,7 +15,6 @@ __all__ = [
     "ONBOARDING_BUNDLE",
     "QUARANTINED_BODY",
     "RESOURCE_BODY",
-    "WEBHOOK_BODY",
 ]
 
 # Every member record the plan holds or received; bound to its ``Type/id``.
@@ -36,5 +35,4 @@ QUARANTINED_BODY = SealedField("quarantined_resources", "body")
 CONSENT_RESOURCE = SealedField("consents", "resource")
 # An answer replayed to a retried call; bound to ``client|idempotency key``.
 IDEMPOTENT_BODY = SealedField("idempotent_responses", "body")
-# A webhook's notification kept for its retries; bound to the delivery's id.
-WEBHOOK_BODY = SealedField("webhook_deliveries", "body")
+# (A webhook's body is not sealed: it names the exchange and its states, no member.)
