@@ -1,7 +1,9 @@
 """Holds and break-glass that need the right person (issue 67, ADR 0046), against one real
 server the module shares: a legal hold placed by one principal is released by it or by
-counsel only, through the API, the CLI and the console alike; a refusal changes nothing
-and is audited."""
+counsel only, through the API, the CLI and the console alike, a refusal changing nothing
+and audited; break-glass is for a role that may see identifiers and, as this plan asks,
+in force once a second operator approved it; a partner URL with credentials in it is
+refused."""
 
 from __future__ import annotations
 
@@ -19,7 +21,10 @@ from payerbridge.security.operators import Role
 from tests.servers import ServerProcess
 
 PASSWORD = "a long enough password"
-ENV = {"PAYERBRIDGE_HOLD_COUNSEL": "api:counsel-app console:legal"}
+ENV = {
+    "PAYERBRIDGE_HOLD_COUNSEL": "api:counsel-app console:legal",
+    "PAYERBRIDGE_BREAK_GLASS_APPROVAL": "true",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +35,7 @@ def payer(module_server: Callable[..., ServerProcess]) -> ServerProcess:
             ("ops-one", Role.OPERATOR),
             ("ops-two", Role.OPERATOR),
             ("legal", Role.AUDITOR),
+            ("watcher", Role.VIEWER),
         ):
             add_operator(platform.operators, name, role, PASSWORD, actor="test")
     return payer
@@ -188,3 +194,26 @@ def test_a_partner_url_with_credentials_is_refused_at_registration(payer: Server
         "--base-url", "https://clerk:hunter2@fhir.creds.example/fhir",
     )  # fmt: skip
     assert cli.returncode == 2 and "base_url must not carry" in cli.stderr, cli.stderr
+
+
+def test_break_glass_needs_a_role_that_sees_identifiers_and_a_second_operator(
+    payer: ServerProcess,
+) -> None:
+    with console(payer, "watcher") as viewer:
+        refused = _post(viewer, "/console/unmask", {"reason": "curious", "minutes": "5"})
+        assert refused.status_code == 403
+        assert "may not see members' identifiers" in html.unescape(refused.text)
+    with console(payer, "ops-one") as asker, console(payer, "ops-two") as second:
+        asked = _post(asker, "/console/unmask", {"reason": "INC-4411", "minutes": "5"})
+        assert asked.status_code == 303 and "done=requested" in asked.headers["location"]
+        assert 'id="unmasked"' not in asker.get("/console/").text
+        grant = re.findall(
+            r'action="/console/unmask/([^/"]+)/approve"', second.get("/console/unmask").text
+        )
+        assert len(grant) == 1
+        own = _post(asker, f"/console/unmask/{grant[0]}/approve", {})
+        assert own.status_code == 403
+        approved = _post(second, f"/console/unmask/{grant[0]}/approve", {})
+        assert approved.status_code == 303, approved.text[:500]
+        assert 'id="unmasked"' in asker.get("/console/").text
+        assert 'id="unmasked"' not in second.get("/console/").text

@@ -28,7 +28,7 @@ from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.security.operator_accounts import add_operator, disable_operator
-from payerbridge.security.operators import Role, name_digest
+from payerbridge.security.operators import BreakGlassPolicy, Role, name_digest
 from payerbridge.types import ExchangeId
 from tests.builders import a_submitted_exchange, an_exchange_request
 
@@ -452,8 +452,17 @@ def test_identifiers_are_masked_until_a_reasoned_grant_of_the_operators_own_and_
             actor="test",
         )
     path = f"/console/exchanges/{exchange_id}"
-    viewer = accounts[Role.VIEWER]
-    client = signed_in(browser, viewer)
+    # A role that may not see identifiers (a viewer, by default) cannot break the glass.
+    viewer = signed_in(browser, accounts[Role.VIEWER])
+    form = {"csrf_token": csrf(viewer), "reason": "curious", "minutes": "5", "next": path}
+    refused = viewer.post("/console/unmask", data=form)
+    assert refused.status_code == 403 and "may not see members' identifiers" in text_of(refused)
+    assert identifier not in text_of(viewer.get(path))
+    assert [
+        (e["action"], e["outcome"]) for e in events(platform, "Operator", accounts[Role.VIEWER])
+    ][-1] == ("console.break-glass", "failure")
+    operator = accounts[Role.OPERATOR]
+    client = signed_in(browser, operator)
     masked_page = text_of(client.get(path))
     assert identifier not in masked_page and "••••7321" in masked_page
 
@@ -473,10 +482,10 @@ def test_identifiers_are_masked_until_a_reasoned_grant_of_the_operators_own_and_
     assert granted.status_code == 303 and granted.headers["location"] == path
     shown = text_of(client.get(path))
     assert identifier in shown and "break-glass grant until" in shown
-    actions = [e["action"] for e in events(platform, "Operator", viewer)]
+    actions = [e["action"] for e in events(platform, "Operator", operator)]
     assert actions.count("console.break-glass") == 1 and "console.unmasked-view" in actions
     # The grant is the operator's own: another still sees the identifier masked.
-    other = signed_in(browser, accounts[Role.OPERATOR])
+    other = signed_in(browser, accounts[Role.REVIEWER])
     assert identifier not in text_of(other.get(path))
     # And it ends.
     now = platform.operators
@@ -485,3 +494,38 @@ def test_identifiers_are_masked_until_a_reasoned_grant_of_the_operators_own_and_
         assert identifier not in text_of(client.get(path))
     finally:
         platform.operators = now
+
+
+def test_where_the_plan_asks_a_second_operator_a_grant_waits_for_their_approval(
+    platform: Platform, browser: Callable[[], TestClient], accounts: dict[Role, str]
+) -> None:
+    ports = platform.operators
+    platform.operators = dataclasses.replace(
+        ports, break_glass=BreakGlassPolicy(frozenset({Role.OPERATOR}), needs_approval=True)
+    )
+    try:
+        asker_name = accounts[Role.OPERATOR]
+        asker = signed_in(browser, asker_name)
+        form = {"csrf_token": csrf(asker), "reason": "INC-9", "minutes": "5", "next": "/console/"}
+        asked = asker.post("/console/unmask", data=form)
+        assert asked.status_code == 303 and "done=requested" in asked.headers["location"]
+        assert 'id="unmasked"' not in asker.get("/console/").text  # not in force yet
+        page = asker.get("/console/unmask").text
+        grant_id = re.findall(r'<td class="mono">([^<]+)</td><td>' + asker_name, page)[0]
+        approve = f"/console/unmask/{grant_id}/approve"
+        # Not by the one who asked, nor by a role that may not see identifiers.
+        own = asker.post(approve, data={"csrf_token": csrf(asker)})
+        assert own.status_code == 403 and "second operator" in text_of(own)
+        viewer = signed_in(browser, accounts[Role.VIEWER])
+        assert viewer.post(approve, data={"csrf_token": csrf(viewer)}).status_code == 403
+        second = signed_in(browser, an_account(platform, Role.OPERATOR))
+        done = second.post(approve, data={"csrf_token": csrf(second)})
+        assert done.status_code == 303, text_of(done)[:500]
+        assert 'id="unmasked"' in asker.get("/console/").text
+        again = second.post(approve, data={"csrf_token": csrf(second)})
+        assert again.status_code == 409
+        trail = [(e["action"], e["outcome"]) for e in events(platform, "Operator", asker_name)]
+        assert trail.count(("console.break-glass-approval", "failure")) == 2
+        assert trail.count(("console.break-glass-approval", "success")) == 1
+    finally:
+        platform.operators = ports

@@ -1,20 +1,35 @@
-"""Masked by default, seen under break-glass (ADR 0038): the console shows a member's
-identifiers masked; an operator who must see them asks for a grant, for a reason and a
-few minutes, in their own name. The grant and every page shown under it are audited.
+"""Masked by default, seen under break-glass (ADR 0038, ADR 0046): the console shows a
+member's identifiers masked; an operator whose role may see them asks for a grant, for a
+reason and a few minutes, in their own name. Where the plan asks a second person
+(``BreakGlassPolicy.needs_approval``) the grant is a request until another such
+operator approves it. The grant, its approval, every refusal and every page shown under
+it are audited.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.errors import InvalidInput, Issue
+from payerbridge.errors import Conflict, Forbidden, InvalidInput, Issue, NotFound
 from payerbridge.security.operator_accounts import OperatorPorts, SignedIn
-from payerbridge.security.operators import UnmaskGrant
+from payerbridge.security.operators import BreakGlassPolicy, UnmaskGrant
 
-__all__ = ["MAX_MINUTES", "UnmaskGrant", "active_grant", "grant_unmasking", "masked"]
+__all__ = [
+    "MAX_MINUTES",
+    "BreakGlassPolicy",
+    "UnmaskGrant",
+    "active_grant",
+    "approve_unmasking",
+    "grant_unmasking",
+    "masked",
+    "pending_requests",
+]
 
 MAX_MINUTES = 60
+# How long a request waits for a second operator before it lapses.
+APPROVAL_WINDOW = timedelta(minutes=60)
 _MAX_REASON = 500
 _SHOWN = 4  # the last characters a masked identifier keeps, to tell two apart
 
@@ -31,7 +46,9 @@ def masked(value: str | None) -> str:
 def grant_unmasking(
     ports: OperatorPorts, signed_in: SignedIn, *, reason: str, minutes: int
 ) -> UnmaskGrant:
-    """Grant ``signed_in``'s operator sight of masked identifiers for ``minutes``."""
+    """Grant ``signed_in``'s operator sight of masked identifiers for ``minutes`` (a
+    request waiting for a second operator, where the plan asks one); Forbidden, audited,
+    when their role may not see identifiers."""
     reason = reason.strip()
     problems = []
     if not reason:
@@ -42,24 +59,59 @@ def grant_unmasking(
         problems.append(Issue(f"a grant lasts 1 to {MAX_MINUTES} minutes", "minutes"))
     if problems:
         raise InvalidInput(problems[0].text, issues=problems)
+    policy = ports.break_glass
+    refused = policy.refusal(signed_in.operator.role)
+    if refused is not None:
+        _refuse(ports, signed_in, "console.break-glass", signed_in.operator.name, refused)
     with ports.transactions.begin() as unit:
         now = unit.now
+        pending = policy.needs_approval
+        lasts = APPROVAL_WINDOW if pending else timedelta(minutes=minutes)
         grant = UnmaskGrant(
-            unit.new_id(), signed_in.operator.name, reason, now, now + timedelta(minutes=minutes)
+            unit.new_id(),
+            signed_in.operator.name,
+            reason,
+            now,
+            now + lasts,
+            needs_approval=pending,
+            minutes=minutes,
         )
         ports.accounts.add_grant(unit, grant)
-        unit.record(
-            AuditEvent(
-                at=now,
-                actor=signed_in.actor,
-                action="console.break-glass",
-                entity_type="Operator",
-                entity_id=signed_in.operator.name,
-                outcome="success",
-                detail={"grant": grant.id, "minutes": minutes, "reason": reason},
-            )
-        )
+        detail = {"grant": grant.id, "minutes": minutes, "reason": reason, "pending": pending}
+        unit.record(_event(unit.now, signed_in, "console.break-glass", grant.operator, detail))
     return grant
+
+
+def approve_unmasking(ports: OperatorPorts, signed_in: SignedIn, grant_id: str) -> UnmaskGrant:
+    """``signed_in`` approves another operator's break-glass request: it is in force for
+    its minutes from now. Forbidden (audited) for their own request or a role that may
+    not break the glass; NotFound, or Conflict once approved or lapsed."""
+    grant = ports.accounts.grant(grant_id[:64])
+    if grant is None or not grant.needs_approval:
+        raise NotFound(f"no break-glass request has the id '{grant_id[:64]}'")
+    refused = ports.break_glass.refusal(signed_in.operator.role)
+    if refused is None and grant.operator == signed_in.operator.name:
+        refused = "a second operator approves a break-glass request, not the one who asked"
+    if refused is not None:
+        _refuse(ports, signed_in, "console.break-glass-approval", grant.operator, refused)
+    with ports.transactions.begin() as unit:
+        until = unit.now + timedelta(minutes=grant.minutes or MAX_MINUTES)
+        approved = ports.accounts.approve_grant(
+            unit, grant.id, by=signed_in.operator.name, expires_at=until
+        )
+        if approved is None:
+            text = "the request was approved already, or lapsed: the operator asks again"
+            raise Conflict(text, issues=[Issue(text, "grant", "conflict")])
+        detail = {"grant": grant.id, "minutes": grant.minutes}
+        unit.record(
+            _event(unit.now, signed_in, "console.break-glass-approval", grant.operator, detail)
+        )
+    return approved
+
+
+def pending_requests(ports: OperatorPorts) -> tuple[UnmaskGrant, ...]:
+    """Break-glass requests waiting for a second operator."""
+    return ports.accounts.pending_grants(now=ports.clock())
 
 
 def active_grant(ports: OperatorPorts, signed_in: SignedIn | None) -> UnmaskGrant | None:
@@ -67,3 +119,31 @@ def active_grant(ports: OperatorPorts, signed_in: SignedIn | None) -> UnmaskGran
     if signed_in is None:
         return None
     return ports.accounts.active_grant(signed_in.operator.name, now=ports.clock())
+
+
+def _refuse(ports: OperatorPorts, signed_in: SignedIn, action: str, about: str, text: str) -> None:
+    """Audit the refusal in a unit of its own, then raise Forbidden saying why."""
+    with ports.transactions.begin() as unit:
+        detail = {"role": signed_in.operator.role.value, "why": text}
+        unit.record(_event(unit.now, signed_in, action, about, detail, outcome="failure"))
+    raise Forbidden(text, issues=[Issue(text, "role", "forbidden")])
+
+
+def _event(
+    at: datetime,
+    signed_in: SignedIn,
+    action: str,
+    about: str,
+    detail: dict[str, Any],
+    *,
+    outcome: str = "success",
+) -> AuditEvent:
+    return AuditEvent(
+        at=at,
+        actor=signed_in.actor,
+        action=action,
+        entity_type="Operator",
+        entity_id=about,
+        outcome=outcome,
+        detail=detail,
+    )

@@ -13,6 +13,7 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import Conflict, Issue, NotFound, StoreConflict, Unauthenticated
 from payerbridge.security.limits import Rate, RateLimiter, RatePolicy
 from payerbridge.security.operators import (
+    BreakGlassPolicy,
     Operator,
     OperatorSession,
     Role,
@@ -67,6 +68,7 @@ class OperatorPorts:
     logins: RateLimiter  # LOGIN_RATES on the shared buckets
     sessions: SessionPolicy
     clock: Callable[[], datetime]
+    break_glass: BreakGlassPolicy = BreakGlassPolicy()  # who may see identifiers (ADR 0046)
 
 
 @dataclass(frozen=True)

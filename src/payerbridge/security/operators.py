@@ -33,6 +33,7 @@ from payerbridge.errors import InvalidInput, Issue
 
 __all__ = [
     "PERMISSIONS",
+    "BreakGlassPolicy",
     "Operator",
     "OperatorSession",
     "Permission",
@@ -206,11 +207,40 @@ def password_matches(encoded: str | None, password: str) -> bool:
 
 
 @dataclass(frozen=True)
+class BreakGlassPolicy:
+    """Who may break the glass (the roles that may see identifiers) and whether a second
+    operator must approve (``PAYERBRIDGE_BREAK_GLASS_ROLES``, ``…_APPROVAL``)."""
+
+    roles: frozenset[Role] = frozenset({Role.OPERATOR})
+    needs_approval: bool = False
+
+    def refusal(self, role: Role) -> str | None:
+        if role in self.roles:
+            return None
+        allowed = ", ".join(sorted(r.value for r in self.roles)) or "no role"
+        return (
+            f"your role ({role.value}) may not see members' identifiers: the plan lets "
+            f"{allowed} break the glass (PAYERBRIDGE_BREAK_GLASS_ROLES)"
+        )
+
+
+@dataclass(frozen=True)
 class UnmaskGrant:
-    """A break-glass grant: ``operator`` sees masked identifiers until ``expires_at``."""
+    """A break-glass grant: ``operator`` sees masked identifiers until ``expires_at``.
+    Where the plan asks a second person, it ``needs_approval``: until another operator
+    approved it, it is a request (``expires_at`` is then when the request lapses), and
+    once approved it lasts ``minutes`` from ``approved_at``."""
 
     id: str
     operator: str
     reason: str
     granted_at: datetime
     expires_at: datetime
+    needs_approval: bool = False
+    minutes: int | None = None
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+
+    @property
+    def is_pending(self) -> bool:
+        return self.needs_approval and self.approved_at is None

@@ -103,5 +103,19 @@ class OperatorAccounts(Protocol):
         ...
 
     def active_grant(self, name: str, *, now: datetime) -> UnmaskGrant | None:
-        """The account's break-glass grant in force at ``now`` (the latest to end)."""
+        """The account's break-glass grant in force at ``now`` (the latest to end): one
+        that needs no approval or was approved."""
+        ...
+
+    def grant(self, grant_id: str) -> UnmaskGrant | None: ...
+
+    def pending_grants(self, *, now: datetime) -> tuple[UnmaskGrant, ...]:
+        """Break-glass requests that wait for a second operator and have not lapsed."""
+        ...
+
+    def approve_grant(
+        self, unit: UnitOfWork, grant_id: str, *, by: str, expires_at: datetime
+    ) -> UnmaskGrant | None:
+        """Approve the pending request ``grant_id`` (at ``unit.now``) until
+        ``expires_at``; None when there is no such request waiting (any more)."""
         ...

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, or_, select, update
 
 from payerbridge.security.operators import Operator, OperatorSession, Role, UnmaskGrant
 from payerbridge.store.tables import operator_sessions, operators, unmask_grants
@@ -35,6 +35,20 @@ def _session(row: Any) -> OperatorSession:
         created_at=row.created_at,
         last_seen_at=row.last_seen_at,
         ended_at=row.ended_at,
+    )
+
+
+def _grant(row: Any) -> UnmaskGrant:
+    return UnmaskGrant(
+        id=row.id,
+        operator=row.operator,
+        reason=row.reason,
+        granted_at=row.granted_at,
+        expires_at=row.expires_at,
+        needs_approval=bool(row.needs_approval),
+        minutes=row.minutes,
+        approved_by=row.approved_by,
+        approved_at=row.approved_at,
     )
 
 
@@ -137,10 +151,54 @@ class SqlOperatorAccounts:
         with self._reader.connect() as connection:
             row = connection.execute(
                 select(grants)
-                .where(grants.c.operator == name, grants.c.expires_at > now)
+                .where(
+                    grants.c.operator == name,
+                    grants.c.expires_at > now,
+                    or_(grants.c.needs_approval.is_(False), grants.c.approved_at.is_not(None)),
+                )
                 .order_by(grants.c.expires_at.desc())
                 .limit(1)
             ).first()
-        if row is None:
+        return None if row is None else _grant(row)
+
+    def pending_grants(self, *, now: datetime) -> tuple[UnmaskGrant, ...]:
+        grants = unmask_grants
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(grants)
+                .where(
+                    grants.c.needs_approval.is_(True),
+                    grants.c.approved_at.is_(None),
+                    grants.c.expires_at > now,
+                )
+                .order_by(grants.c.granted_at, grants.c.id)
+                .limit(200)
+            ).all()
+        return tuple(_grant(row) for row in rows)
+
+    def approve_grant(
+        self, unit: UnitOfWork, grant_id: str, *, by: str, expires_at: datetime
+    ) -> UnmaskGrant | None:
+        grants = unmask_grants
+        connection = sql_unit(unit).connection
+        changed = connection.execute(
+            update(grants)
+            .where(
+                grants.c.id == grant_id,
+                grants.c.needs_approval.is_(True),
+                grants.c.approved_at.is_(None),
+                grants.c.expires_at > unit.now,
+            )
+            .values(approved_by=by, approved_at=unit.now, expires_at=expires_at)
+        )
+        if changed.rowcount != 1:
             return None
-        return UnmaskGrant(row.id, row.operator, row.reason, row.granted_at, row.expires_at)
+        row = connection.execute(select(grants).where(grants.c.id == grant_id)).one()
+        return _grant(row)
+
+    def grant(self, grant_id: str) -> UnmaskGrant | None:
+        with self._reader.connect() as connection:
+            row = connection.execute(
+                select(unmask_grants).where(unmask_grants.c.id == grant_id)
+            ).first()
+        return None if row is None else _grant(row)

@@ -42,6 +42,7 @@ from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import RegisteredClient
 from payerbridge.security.operator_accounts import LOGIN_RATES, OperatorPorts
+from payerbridge.security.operators import BreakGlassPolicy, Role
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService
 from payerbridge.sources.adapters import live_adapters
@@ -145,7 +146,13 @@ def operator_ports(settings: Settings, stores: Stores, allowances: SqlAllowances
     """The console's accounts and sessions, sign-ins throttled (ADR 0035)."""
     accounts = SqlOperatorAccounts(stores.engine, reader=stores.reader)
     logins = RateLimiter(LOGIN_RATES, allowances)
-    return OperatorPorts(accounts, stores.transactions, logins, session_policy(settings), utcnow)
+    break_glass = BreakGlassPolicy(
+        roles=frozenset(Role(role) for role in settings.break_glass_roles.split()),
+        needs_approval=settings.break_glass_approval,
+    )
+    return OperatorPorts(
+        accounts, stores.transactions, logins, session_policy(settings), utcnow, break_glass
+    )
 
 
 def member_consent_check(
