@@ -23,6 +23,7 @@
     ├── UnprocessableRequest   well-formed, but it names something we cannot act on
     ├── MatchError
     │   ├── NoMatch
+    │   │   └── WrongCardGuess     demographics tried with another card: no review case
     │   └── AmbiguousMatch
     ├── ConsentError
     │   └── ConsentDenied      the consent does not permit this (422 at $member-match)
@@ -93,6 +94,7 @@ __all__ = [
     "Unauthenticated",
     "UnprocessableRequest",
     "UnsupportedMediaType",
+    "WrongCardGuess",
 ]
 
 
@@ -285,6 +287,13 @@ class NoMatch(MatchError):
     reason_code = "no-match"
 
 
+class WrongCardGuess(NoMatch):
+    """Demographics this client tried with another card within the card guard's window
+    (HRex mm-7), which only a reviewer could have matched: answered as no match, with no
+    decision stored and no review case opened (a guessed card reaches no reviewer). On the
+    wire it is NoMatch, reason code and all: the guesser learns nothing more."""
+
+
 class AmbiguousMatch(MatchError):
     reason_code = "multiple-matches"
 
@@ -313,9 +322,14 @@ class TooManyAttempts(PayerBridgeError):
 
 
 class RateLimited(TooManyAttempts):
-    """A client called one operation more often than its rate allows."""
+    """A client called one operation more often than its rate allows; ``subject`` is
+    whose bucket was empty (a client id, or ``address:...`` before there is a client)."""
 
     reason_code = "client-rate-limited"
+
+    def __init__(self, text: str, *, retry_after_seconds: int, subject: str | None = None) -> None:
+        super().__init__(text, retry_after_seconds=retry_after_seconds)
+        self.subject = subject
 
 
 class ConsentError(PayerBridgeError):

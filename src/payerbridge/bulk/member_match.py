@@ -15,7 +15,11 @@ Each member is an attempt for the card guard (HRex mm-7, ``identity.guard``), co
 with the client's ``$member-match`` attempts: a member whose demographics the client has
 tried with more distinct cards than the limit within the window is not decided on (no
 decision, no review case), goes to NonMatchedMembers, and the job's error file
-(OperationOutcome) says which MemberBundle was refused and why.
+(OperationOutcome) says which MemberBundle was refused and why. A member that only a
+reviewer could match, its demographics tried by the client with another card, is a
+guess: no decision, no case, NonMatchedMembers. Members not matched, refused by the
+guard or guessed are counted in the chunk's unit by client, reason and window (ADR
+0045): the audit chain holds one event per window, not one per member.
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ import orjson
 
 from payerbridge import big_json
 from payerbridge.audit.model import AuditEvent
+from payerbridge.audit.refusals import (
+    CARD_GUARD,
+    DEFAULT_WINDOW,
+    Refusal,
+    RefusalCounts,
+    count_refusals,
+)
 from payerbridge.bulk.model import BulkJob, BulkReason, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import BulkJobs, BulkMembers, MemberOutcome, StoredGroup
 from payerbridge.consent.model import ConsentId, PresentedConsent, Requester
@@ -37,7 +48,16 @@ from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy, supported_policies
 from payerbridge.consent.service import accept_presented_consent
 from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
-from payerbridge.errors import InvalidInput, Issue, NotFound, UnprocessableRequest
+from payerbridge.errors import (
+    AmbiguousMatch,
+    InvalidInput,
+    Issue,
+    MatchUnderReview,
+    NoMatch,
+    NotFound,
+    TooManyAttempts,
+    UnprocessableRequest,
+)
 from payerbridge.fhir.bulk_member_match import (
     BulkMember,
     MatchResult,
@@ -49,12 +69,12 @@ from payerbridge.fhir.bulk_member_match import (
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.identity.decision import MatchPolicy
 from payerbridge.identity.evidence import MatchOutcome
-from payerbridge.identity.guard import Attempt, AttemptLimit, note_attempt
+from payerbridge.identity.guard import AttemptLimit, is_wrong_card_guess, note_attempt
 from payerbridge.identity.ports import DecisionToRecord, IdentityStore
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.service import decide_many_for_batch, model_for, request_record
 from payerbridge.routing.model import Organization
-from payerbridge.transactions import Transactions
+from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import BulkJobId, ClientId, MemberId
 
 __all__ = [
@@ -86,6 +106,7 @@ class BulkRules:
     segmentation: SegmentationPolicy  # what a regular consent withholds
     payer_to_payer_years: int  # the service-date window an export gives
     attempts: AttemptLimit  # the card guard (HRex mm-7), shared with $member-match
+    refusal_window: timedelta = DEFAULT_WINDOW  # members refused, counted per window
     scope: DataScope = PAYER_TO_PAYER  # what the rule lets an export carry at all
 
 
@@ -99,6 +120,7 @@ class BulkPorts:
     rules: BulkRules
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
+    refusals: RefusalCounts[UnitOfWork] | None = None  # members refused, counted
 
 
 def accept_member_match(
@@ -203,6 +225,7 @@ def _match_chunk(
         outcomes: list[MemberOutcome] = []
         events: list[AuditEvent] = []
         kept: list[DecisionToRecord] = []
+        refused: list[str] = []  # the reason of each member refused
         writes = ports.identity.match_writes(unit)
         for member, presented, to_record in decided:
             attempt = note_attempt(
@@ -215,13 +238,18 @@ def _match_chunk(
             )
             if attempt.is_over:  # no decision, no review case: a guess reaches no one
                 outcomes.append(MemberOutcome(member.position, THROTTLED, None))
-                events.append(_throttled_event(job, member, attempt, now))
+                refused.append(TooManyAttempts.reason_code)
+                continue
+            if is_wrong_card_guess(attempt, to_record.decision.outcome):
+                outcomes.append(MemberOutcome(member.position, MatchResult.NOT_MATCHED, None))
+                refused.append(CARD_GUARD)
                 continue
             kept.append(to_record)
             events.append(to_record.event)
             member_id = to_record.decision.member_id
             if to_record.decision.outcome is not MatchOutcome.MATCH or member_id is None:
                 outcomes.append(MemberOutcome(member.position, MatchResult.NOT_MATCHED, None))
+                refused.append(_NOT_MATCHED.get(to_record.decision.outcome, NoMatch.reason_code))
                 continue
             permitted = False
             if presented is None:
@@ -252,7 +280,23 @@ def _match_chunk(
             unit, job.id, done_before=done_before, outcomes=outcomes, at=now
         ):
             raise _Superseded  # rolls the chunk back
+        if ports.refusals is not None:
+            operation = "bulk-member-match"
+            count_refusals(
+                ports.refusals,
+                unit,
+                [Refusal(job.client_id, operation, reason, now) for reason in refused],
+                length=rules.refusal_window,
+            )
         unit.record(*events)
+
+
+# The reason a member the engine did not match is counted under: its $member-match's.
+_NOT_MATCHED = {
+    MatchOutcome.NO_MATCH: NoMatch.reason_code,
+    MatchOutcome.MULTIPLE: AmbiguousMatch.reason_code,
+    MatchOutcome.REVIEW: MatchUnderReview.reason_code,
+}
 
 
 def _presented(
@@ -425,18 +469,3 @@ def _throttled_outcome(position: int) -> dict[str, Any]:
             }
         ],
     }
-
-
-def _throttled_event(
-    job: BulkJob, member: BulkMember, attempt: Attempt, at: datetime
-) -> AuditEvent:
-    return AuditEvent(
-        at=at,
-        actor=job.client_id,
-        action="identity.attempt",
-        entity_type="BulkJob",
-        entity_id=job.id,
-        outcome="throttled",
-        request_id=job.id,
-        detail={"member": member.position, "cards_tried": len(attempt.tried_at)},
-    )

@@ -97,6 +97,7 @@ CATALOGUE: dict[str, TableRetention] = {
     "data_keys": _NONE,  # data keys, wrapped by a key kept outside the database
     "sealed_columns": _NONE,  # which sealed columns a pass has sealed once (ADR 0044)
     "identity_attempts": _NONE,  # keyed hashes, for guessing limits, kept a day
+    "audit_refusal_windows": _NONE,  # refused calls counted by client and reason
     "identity_models": _NONE,
     "dead_letters": _NONE,
     "partners": _NONE,

@@ -7,6 +7,13 @@ the processes on one database share the count. An attempt over the limit writes 
 else: no decision and no review case (a guessed card does not reach a reviewer); online
 it is answered 429, in bulk the member is listed as not matched and the job's error
 file says why. The demographics and the card are kept as keyed hashes only.
+
+Within the limit, a card is a guess when the client has tried the same demographics
+with another card within the window (``is_wrong_card_guess``): one that only a reviewer
+could match opens no review case (a reviewer would see every guess), and is answered as
+no match (``WrongCardGuess``). The client's first card still goes to a reviewer when the
+evidence asks for one, as does another client's. Both refusals are counted in the audit
+chain by client and window (``audit.refusals``, ADR 0045).
 """
 
 from __future__ import annotations
@@ -16,12 +23,20 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from payerbridge.errors import TooManyAttempts
+from payerbridge.errors import TooManyAttempts, WrongCardGuess
+from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.ports import IdentityIndex, MatchWrites
 from payerbridge.identity.standardize import StandardRecord
 from payerbridge.types import ClientId
 
-__all__ = ["AttemptLimit", "Attempt", "note_attempt", "too_many_attempts"]
+__all__ = [
+    "AttemptLimit",
+    "Attempt",
+    "is_wrong_card_guess",
+    "note_attempt",
+    "too_many_attempts",
+    "wrong_card_guess",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +80,17 @@ def note_attempt(
         window=limit.window,
     )
     return Attempt(tried_at, limit)
+
+
+def is_wrong_card_guess(attempt: Attempt, outcome: MatchOutcome) -> bool:
+    """A request that only a reviewer could match, its demographics tried by this client
+    with another card within the window: no case for it."""
+    return outcome is MatchOutcome.REVIEW and len(attempt.tried_at) > 1
+
+
+def wrong_card_guess() -> WrongCardGuess:
+    """The answer to a wrong-card guess: no match, worded as any no match."""
+    return WrongCardGuess("no member matched the demographics and coverage in the request")
 
 
 def too_many_attempts(client_id: ClientId, attempt: Attempt, now: datetime) -> TooManyAttempts:

@@ -1,19 +1,30 @@
 """The ``$member-match`` use case (old payer): match the request to one member, decide the
 Consent presented with it and keep it if it permits, all in the caller's unit of work
 with the audit events that record them. The FHIR edge parses the request into a
-``MemberMatchCommand`` and renders what this returns."""
+``MemberMatchCommand`` and renders what this returns.
+
+A refusal (no match, several, under review, a wrong-card guess, the card guard's 429, a
+Consent that does not permit) is counted in the same unit, by client, reason and window:
+the audit chain holds one event per window, not one per refused call (ADR 0045)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from payerbridge.audit.refusals import Refusal, RefusalCounts, count_refusals, refusal_reason
 from payerbridge.compliance.clocks import Clocks, Subject, SubjectType, new_clock
 from payerbridge.compliance.obligations import ANSWER_WITHIN
 from payerbridge.consent.model import ConsentId, PresentedConsent
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import supported_policies
 from payerbridge.consent.service import accept_presented_consent
-from payerbridge.errors import ConsentDenied, MatchError, MatchUnderReview, TooManyAttempts
+from payerbridge.errors import (
+    ConsentDenied,
+    MatchError,
+    MatchUnderReview,
+    PayerBridgeError,
+    TooManyAttempts,
+)
 from payerbridge.identity.ports import IdentityIndex
 from payerbridge.identity.service import (
     MatchedMember,
@@ -40,6 +51,7 @@ class MemberMatchPorts:
     index: IdentityIndex
     consents: ConsentStore
     clocks: Clocks | None = None  # the one-business-day answer's rows (None: none kept)
+    refusals: RefusalCounts[UnitOfWork] | None = None  # refused calls counted (ADR 0045)
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,32 @@ def answer_member_match(
 ) -> MemberMatchAnswer:
     """Answer one ``$member-match`` in ``unit``: the match's writes, the presented
     consent's and the audit events of both commit together, whatever the answer (an
-    attempt over the limit writes the attempt only)."""
+    attempt over the limit writes the attempt only); a refusal is counted with them."""
+    answer = _answer(command, unit, ports)
+    refused = answer.refusal or answer.throttled
+    if refused is not None:
+        _count_refused(ports, unit, command, refused)
+    return answer
+
+
+def _count_refused(
+    ports: MemberMatchPorts,
+    unit: UnitOfWork,
+    command: MemberMatchCommand,
+    refused: PayerBridgeError,
+) -> None:
+    """Count a refused ``$member-match`` in ``unit`` (ADR 0045)."""
+    if ports.refusals is None:
+        return
+    refusal = Refusal(
+        command.requester.client_id, "member-match", refusal_reason(refused), unit.now
+    )
+    count_refusals(ports.refusals, unit, [refusal], length=command.rules.refusal_window)
+
+
+def _answer(
+    command: MemberMatchCommand, unit: UnitOfWork, ports: MemberMatchPorts
+) -> MemberMatchAnswer:
     matched = match_member(command, unit, ports.index)
     if isinstance(matched, TooManyAttempts):
         return MemberMatchAnswer(None, throttled=matched)

@@ -12,6 +12,8 @@
 5. Brute-force guard (HRex mm-7, ``guard``): every attempt is recorded, bulk ones
    too; the same demographics tried by one client with more distinct card data
    than the limit within the window are refused (429), and nothing else is written.
+   Within the limit, a card that only a reviewer could match, for demographics the
+   client tried with another card, is a guess: no decision, no case, no match (422).
 
 ``match_member(command, unit, index)`` runs in the caller's unit of work: reading and
 deciding come first; everything a match writes (the attempt, the decision with its
@@ -28,10 +30,11 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.audit.refusals import DEFAULT_WINDOW
 from payerbridge.consent.model import PresentedConsent, Requester
 from payerbridge.errors import (
     AmbiguousMatch,
@@ -50,7 +53,13 @@ from payerbridge.fhir.member_match import MemberMatchInput
 from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
 from payerbridge.identity.evidence import DecisionId, MatchOutcome
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
-from payerbridge.identity.guard import AttemptLimit, note_attempt, too_many_attempts
+from payerbridge.identity.guard import (
+    AttemptLimit,
+    is_wrong_card_guess,
+    note_attempt,
+    too_many_attempts,
+    wrong_card_guess,
+)
 from payerbridge.identity.population import fit_population
 from payerbridge.identity.ports import (
     DecisionLedger,
@@ -106,12 +115,14 @@ class MatchedMember:
 @dataclass(frozen=True)
 class MemberMatchRules:
     """The deployment's matching policy, brute-force guard, our NPI (the discloser
-    consents name) and the system of the UMBs we hand out."""
+    consents name), the system of the UMBs we hand out, and the window refused calls are
+    counted in (ADR 0045)."""
 
     policy: MatchPolicy
     attempts: AttemptLimit
     source_npi: str
     umb_system: str
+    refusal_window: timedelta = DEFAULT_WINDOW
 
 
 @dataclass(frozen=True)
@@ -237,13 +248,14 @@ def match_member(
     command: MemberMatchCommand, unit: UnitOfWork, index: IdentityIndex
 ) -> MatchedMember | MatchError | TooManyAttempts:
     """Match the request to one member in ``unit``, or say why not: NoMatch /
-    AmbiguousMatch / MatchUnderReview (all 422, HRex mm-8..10) or TooManyAttempts (429,
-    mm-7). Every answer is returned, not raised: the attempt it counted commits with the
-    unit, a refusal's too.
+    AmbiguousMatch / MatchUnderReview (all 422, HRex mm-8..10), WrongCardGuess (a
+    NoMatch) or TooManyAttempts (429, mm-7). Every answer is returned, not raised: the
+    attempt it counted commits with the unit, a refusal's too.
 
     Reading and deciding come before the unit's first write (its transaction begins
     there); the decision is stamped ``unit.now``. The decision's audit event and the
-    answer's are recorded on the unit; an attempt over the limit writes nothing else."""
+    answer's are recorded on the unit; an attempt over the limit, or a wrong-card guess,
+    writes nothing else (the caller counts it, ``audit.refusals``)."""
     request, client_id, at = command.request, command.requester.client_id, unit.now
     record = request_record(request)
     request_key = _request_key(index, record)
@@ -264,6 +276,8 @@ def match_member(
     attempt = note_attempt(index, writes, record, client_id=client_id, limit=limit, at=at)
     if attempt.is_over:
         return too_many_attempts(client_id, attempt, at)
+    if decision is not None and is_wrong_card_guess(attempt, decision.outcome):
+        return wrong_card_guess()
     if decision is not None:
         event = decision_audit_event(decision, actor=client_id, request_id=command.request_id)
         writes.record_decision(

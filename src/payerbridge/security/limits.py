@@ -185,7 +185,7 @@ class RateLimiter:
         with self._lock:
             held = self._held_for(key)
             if now < held.refused_until:
-                raise _limited(operation, rate, held.refused_until - now)
+                raise _limited(subject, operation, rate, held.refused_until - now)
             if held.tokens > 0 and now < held.until:
                 held.tokens -= 1
                 return
@@ -200,7 +200,7 @@ class RateLimiter:
             if lease.granted == 0:
                 wait = seconds_until_next(lease.tat, rate, now)
                 held.refused_until = now + wait
-                raise _limited(operation, rate, wait)
+                raise _limited(subject, operation, rate, wait)
             if now >= held.until:
                 held.tokens = 0
             held.tokens += lease.granted - 1
@@ -217,10 +217,11 @@ class RateLimiter:
         return held
 
 
-def _limited(operation: str, rate: Rate, wait: float) -> RateLimited:
+def _limited(subject: str, operation: str, rate: Rate, wait: float) -> RateLimited:
     seconds = max(1, math.ceil(wait - _EPSILON))
     return RateLimited(
         f"this client calls {operation} more often than {rate.describe()} allows; retry in "
         f"{seconds} seconds",
         retry_after_seconds=seconds,
+        subject=subject,
     )

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from payerbridge.audit.ports import AuditChain, AuditLog, AuditReader
+from payerbridge.audit.refusals import RefusalCounts
 from payerbridge.backends.live import LiveSources
 from payerbridge.backends.quarantine import Quarantine
 from payerbridge.backends.service import SourceIngestion
@@ -53,6 +54,7 @@ from payerbridge.security.udap import ServerIdentity
 from payerbridge.store.engines import WalCheckpointer
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_files, refresh_statistics
+from payerbridge.store.refusals import SqlRefusalCounts
 from payerbridge.store.sealed_columns import SqlSealedData
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.transactions import UnitOfWork
@@ -129,6 +131,8 @@ class Platform:
     # The public half of the key we sign assertions to partners with, as a JWK Set.
     client_jwks: dict[str, Any] = field(default_factory=dict)
     checkpointer: WalCheckpointer | None = None  # SQLite only
+    # Refused $member-match and $bulk-member-match calls, counted (ADR 0045).
+    refusals: RefusalCounts[UnitOfWork] = field(default_factory=SqlRefusalCounts)
 
     @property
     def us(self) -> Organization:

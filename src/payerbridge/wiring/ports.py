@@ -58,6 +58,7 @@ from payerbridge.store.quarantine import SqlQuarantine
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.readings import SqlReadingsSource
 from payerbridge.store.received import SqlReceivedStore
+from payerbridge.store.refusals import SqlRefusalCounts
 from payerbridge.store.source_files import (
     SqlSourceFiles,
     SqlSourceMembers,
@@ -194,6 +195,7 @@ def bulk_ports(
             settings.member_match_max_cards,
             timedelta(seconds=settings.member_match_window_seconds),
         ),
+        refusal_window=timedelta(seconds=settings.audit_refusal_window_seconds),
     )
     return BulkPorts(
         jobs=SqlBulkJobs(stores.engine, reader=stores.reader),
@@ -204,6 +206,7 @@ def bulk_ports(
         rules=rules,
         clock=utcnow,
         new_id=new_id,
+        refusals=SqlRefusalCounts(),
     )
 
 

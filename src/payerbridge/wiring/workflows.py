@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import Engine
 
 from payerbridge import __version__
+from payerbridge.audit.refusals import close_ended_windows
 from payerbridge.config import Settings
 from payerbridge.logging import use_trace_ids
 from payerbridge.net.transport import GuardedTransport, carry_trace_context
@@ -141,6 +142,9 @@ def _upkeep(platform: Platform) -> Upkeep:
         ),
         apply_retention=lambda: _retention_applied(platform),
         start_due_pulls=lambda: _pulls_started(platform),
+        close_refusal_windows=lambda: _in_unit(
+            platform, lambda unit: close_ended_windows(platform.refusals, unit)
+        ),
     )
 
 

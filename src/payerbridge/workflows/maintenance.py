@@ -11,7 +11,8 @@ a tick missed while no worker ran is not made up, the next one does the work.
   payloads, ended requests; ADR 0038); start the scheduled pulls that are due (their
   exchanges are enqueued by the next sweep; ADR 0040).
 - ``audit_checkpoint`` (every 15 s): sign the audit chain's checkpoints that are due
-  (ADR 0007).
+  (ADR 0007), then write the event of each window of refused calls that has ended and
+  that no refused call has closed since (ADR 0045; signed at the next tick).
 
 Scheduled workflows are module-level functions (DBOS cannot schedule a configured
 instance's methods), so bootstrap binds the use cases they run with ``bind``.
@@ -56,6 +57,7 @@ class Upkeep:
     purge_bulk_jobs: Callable[[], int]
     apply_retention: Callable[[], dict[str, int]]
     start_due_pulls: Callable[[], dict[str, int]] = dict  # the scheduled pulls (ADR 0040)
+    close_refusal_windows: Callable[[], int] = int  # refused calls' windows (ADR 0045)
 
 
 _upkeep: Upkeep | None = None
@@ -78,9 +80,16 @@ def sign_due_checkpoints() -> int:
     return len(_bound().sign_checkpoints())
 
 
+@DBOS.step()
+def close_refusal_windows() -> int:
+    return _bound().close_refusal_windows()
+
+
 @DBOS.workflow()
 def audit_checkpoint(scheduled_at: datetime, context: Any) -> None:
     sign_due_checkpoints()
+    # After the signing: a step added after a released workflow's steps, never before.
+    close_refusal_windows()
 
 
 @DBOS.step()

@@ -4,12 +4,14 @@ and decide a review case so the same request is answered with the member next ti
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.audit.refusals import Refusal, RefusalWindow
 from payerbridge.consent.model import Requester
 from payerbridge.errors import (
     Conflict,
@@ -19,6 +21,7 @@ from payerbridge.errors import (
     NoMatch,
     PayerBridgeError,
     TooManyAttempts,
+    WrongCardGuess,
 )
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import MemberMatchInput, parse_member_match_request
@@ -212,18 +215,59 @@ def test_a_presented_consent_that_permits_is_kept_and_one_that_does_not_refuses_
 
 
 def test_answers_commit_in_the_unit_given_a_throttled_one_with_its_attempt_only() -> None:
+    """One client tries the member's demographics with one card after another: the first
+    goes to a reviewer, the others are guesses (no case, answered as no match) until the
+    card guard answers 429; each refusal is counted, none chained one by one."""
     store, consents = _store(), InMemoryConsentStore()
     transactions = InMemoryTransactions(store.audit, store, consents)
-    ports = MemberMatchPorts(store, consents)
+    counted = CountedRefusals()
+    ports = MemberMatchPorts(store, consents, refusals=counted)
     answers = []
     for n in range(LIMIT.cards + 1):
         command = MemberMatchCommand(_other_card(n), None, REQUESTER, RULES, "r1")
         with transactions.begin() as unit:
             answers.append(answer_member_match(command, unit, ports))
-    assert all(isinstance(a.refusal, MatchUnderReview) for a in answers[:-1])
+    assert isinstance(answers[0].refusal, MatchUnderReview)
+    guesses = [a.refusal for a in answers[1:-1]]
+    assert all(isinstance(g, WrongCardGuess) and g.reason_code == "no-match" for g in guesses)
     throttled = answers[-1]
     assert isinstance(throttled.throttled, TooManyAttempts) and throttled.refusal is None
     assert (transactions.commits, transactions.rollbacks) == (LIMIT.cards + 1, 0)
     assert len(store.attempts) == LIMIT.cards + 1  # the last attempt counted too
-    # the decision and the answer of each refusal; nothing of the throttled one
-    assert len(store.reviews) == LIMIT.cards and len(store.audit.events) == 2 * LIMIT.cards
+    # the first card's decision, case and answer; nothing of a guess or the throttled one
+    assert len(store.reviews) == 1 and len(store.audit.events) == 2
+    assert [r.reason for r in counted.refusals] == [
+        "match-under-review",
+        *["card-guard"] * (LIMIT.cards - 1),
+        "too-many-attempts",
+    ]
+    assert {(r.client_id, r.operation) for r in counted.refusals} == {
+        (REQUESTER.client_id, "member-match")
+    }
+
+
+def test_another_clients_first_card_still_goes_to_a_reviewer() -> None:
+    """The guard is the client's: a second client asking with its own card opens a case."""
+    store = _store()
+    with pytest.raises(MatchUnderReview):
+        _match(store, _other_card(0))
+    with pytest.raises(WrongCardGuess):
+        _match(store, _other_card(1))
+    other = Requester(client_id=ClientId("other-plan"), npi="1679576722")
+    with _transactions(store).begin() as unit:
+        answer = match_member(MemberMatchCommand(_other_card(2), None, other, RULES), unit, store)
+    assert isinstance(answer, MatchUnderReview) and answer.review_id is not None
+    assert len(store.reviews) == 2
+
+
+class CountedRefusals:
+    """``RefusalCounts`` that keeps what it was given (the windows are the store's)."""
+
+    def __init__(self) -> None:
+        self.refusals: list[Refusal] = []
+
+    def count(self, unit: object, refusals: Sequence[Refusal], *, length: timedelta) -> None:
+        self.refusals.extend(refusals)
+
+    def take_ended(self, unit: object, *, now: datetime, limit: int) -> list[RefusalWindow]:
+        return []

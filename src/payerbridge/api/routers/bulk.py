@@ -25,6 +25,7 @@ from payerbridge.api.deps import (
     read_json_body,
     run_store_bound,
 )
+from payerbridge.api.refusals import caller_of_counted
 from payerbridge.api.responses import FhirResponse, JsonResponse
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.bulk import groups
@@ -93,7 +94,7 @@ _operation("/Group/$bulk-member-match", bulk_member_match, methods=["POST"])
 
 def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
     platform = current_platform(request)
-    caller = caller_of(request)
+    caller = caller_of_counted(platform, request, "bulk-member-match")
     preferences = _preferences(request)
     asked = (request.headers.get("x-pdex-spec-version"), preferences.get("pdex-spec"))
     kicked_off = kick_off_member_match(

@@ -17,13 +17,13 @@ from payerbridge.api.deps import (
     Caller,
     CallerDep,
     PlatformDep,
-    caller_of,
     current_platform,
     fhir_accept,
     read_json_body,
     run_store_bound,
 )
 from payerbridge.api.idempotency import Answer, answer_once, checked_key, request_digest
+from payerbridge.api.refusals import caller_of_counted, refusal_window
 from payerbridge.api.responses import FhirResponse
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.disclosure.everything import everything_page
@@ -164,12 +164,14 @@ def _answer_member_match(
     request: Request, raw: bytes, body: Any, idempotency_key: str | None
 ) -> Response:
     platform = current_platform(request)
-    caller = caller_of(request)
+    caller = caller_of_counted(platform, request, "member-match")
     caller.require(MEMBER_MATCH_SCOPE)
     if isinstance(body, PayerBridgeError):
         raise body
     command = _member_match_command(platform, caller, body, idempotency_key)
-    ports = MemberMatchPorts(platform.identity, platform.consents, platform.clocks)
+    ports = MemberMatchPorts(
+        platform.identity, platform.consents, platform.clocks, platform.refusals
+    )
     return answer_once(
         platform,
         caller,
@@ -204,6 +206,7 @@ def _member_match_command(
         ),
         source_npi=settings.org_npi,
         umb_system=f"{fhir_base(platform)}/NamingSystem/umb",
+        refusal_window=refusal_window(platform),
     )
     return MemberMatchCommand(
         match_input, consent, requester, rules, current_request_id(), idempotency_key
