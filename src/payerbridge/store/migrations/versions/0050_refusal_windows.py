@@ -2,7 +2,7 @@
 client, operation, reason and window, each closed window one audit event (ADR 0045)
 
 Revision ID: 0050
-Revises: 0048, 0051
+Revises: 0049
 Create Date: 2026-11-27 22:00:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from payerbridge.store.tables import UtcDateTime
 
 revision = "0050"
-down_revision = ("0048", "0051")
+down_revision = "0049"
 branch_labels = None
 depends_on = None
 
