@@ -36,6 +36,7 @@ def payer(module_server: Callable[..., ServerProcess]) -> ServerProcess:
             ("ops-two", Role.OPERATOR),
             ("legal", Role.AUDITOR),
             ("watcher", Role.VIEWER),
+            ("owner", Role.REVIEWER),
         ):
             add_operator(platform.operators, name, role, PASSWORD, actor="test")
     return payer
@@ -48,20 +49,25 @@ def _token(page: str, field: str) -> str:
 
 
 @contextmanager
-def console(payer: ServerProcess, name: str) -> Iterator[httpx.Client]:
-    """A browser signed in to the console as ``name``."""
-    with httpx.Client(base_url=payer.base_url, timeout=30) as client:
-        form = client.get("/console/login")
-        signed = client.post(
-            "/console/login",
-            data={
-                "login_token": _token(form.text, "login_token"),
-                "name": name,
-                "password": PASSWORD,
-            },
-        )
+def console(
+    payer: ServerProcess, name: str, *, source: str = "127.0.0.1"
+) -> Iterator[httpx.Client]:
+    """A browser signed in to the console as ``name``, from the address ``source``."""
+    with _browser(payer, source) as client:
+        signed = _sign_in(client, name, PASSWORD)
         assert signed.status_code == 303, signed.text[:500]
         yield client
+
+
+def _browser(payer: ServerProcess, source: str) -> httpx.Client:
+    transport = httpx.HTTPTransport(local_address=source)
+    return httpx.Client(base_url=payer.base_url, timeout=30, transport=transport)
+
+
+def _sign_in(client: httpx.Client, name: str, password: str) -> httpx.Response:
+    form = client.get("/console/login")
+    data = {"login_token": _token(form.text, "login_token"), "name": name, "password": password}
+    return client.post("/console/login", data=data)
 
 
 def _post(client: httpx.Client, path: str, data: dict[str, str]) -> httpx.Response:
@@ -217,3 +223,20 @@ def test_break_glass_needs_a_role_that_sees_identifiers_and_a_second_operator(
         assert approved.status_code == 303, approved.text[:500]
         assert 'id="unmasked"' in asker.get("/console/").text
         assert 'id="unmasked"' not in second.get("/console/").text
+
+
+def test_a_guesser_from_one_address_does_not_keep_the_owner_out(payer: ServerProcess) -> None:
+    """Loopback is a whole /8: the guesser calls from 127.0.0.2, the owner from 127.0.0.1."""
+    with _browser(payer, "127.0.0.2") as guesser:
+        tries = [_sign_in(guesser, "owner", "not the password").status_code for _ in range(6)]
+        assert tries == [401] * 5 + [429]
+        slowed = _sign_in(guesser, "owner", PASSWORD)
+        assert slowed.status_code == 429 and "unlock" in html.unescape(slowed.text)
+    with console(payer, "owner", source="127.0.0.1") as owner:
+        assert owner.get("/console/").status_code == 200
+    unlocked = payer.cli("operators", "unlock", "owner")
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert payer.cli("operators", "unlock", "nobody-here").returncode == 3
+    with payer.platform() as platform:
+        trail = [e["action"] for e in platform.audit.for_entity("Operator", "owner")]
+    assert "operator.unlock" in trail

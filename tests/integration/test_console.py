@@ -24,11 +24,20 @@ with warnings.catch_warnings():  # Starlette 1.x would have httpx2 for its test 
 from payerbridge.api.app import create_app
 from payerbridge.bootstrap import Platform, audit_checkpointer, build_platform, utcnow
 from payerbridge.config import load_settings
+from payerbridge.errors import NotFound, TooManyAttempts, Unauthenticated
 from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
-from payerbridge.security.operator_accounts import add_operator, disable_operator
+from payerbridge.security.limits import Rate, RateLimiter
+from payerbridge.security.operator_accounts import (
+    LOGIN_RATES,
+    add_operator,
+    disable_operator,
+    log_in,
+    unlock_operator,
+)
 from payerbridge.security.operators import BreakGlassPolicy, Role, name_digest
+from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.types import ExchangeId
 from tests.builders import a_submitted_exchange, an_exchange_request
 
@@ -180,7 +189,53 @@ def test_a_wrong_password_or_name_says_the_same_and_guessing_is_throttled(
     guessed = an_account(platform, Role.REVIEWER)
     answers = [sign_in(client, guessed, "wrong password, again").status_code for _ in range(6)]
     assert answers[:5] == [401] * 5 and answers[5] == 429
-    assert "more often than" in sign_in(client, guessed).text  # even the right password
+    assert "too many sign-ins" in sign_in(client, guessed).text  # even the right password
+
+
+def test_a_guesser_slows_only_their_own_address_and_another_operator_unlocks_the_name(
+    platform: Platform,
+) -> None:
+    """The throttle's buckets, through the use case (the HTTP client has one address):
+    a guesser from one address spends the (name, address) bucket alone; the name's own
+    bucket bounds many addresses together, and an unlock fills both again."""
+    ports = platform.operators
+    owner = an_account(platform, Role.OPERATOR)
+
+    def attempt(address: str, password: str = "not the password at all") -> str:
+        try:
+            log_in(ports, owner, password, token=uuid.uuid4().hex, address=address)
+        except Unauthenticated:
+            return "wrong"
+        except TooManyAttempts as exc:
+            assert "unlock" in exc.text or "more often than" in exc.text
+            return "slowed"
+        return "in"
+
+    guesser = f"198.51.100.{uuid.uuid4().int % 250}"
+    assert [attempt(guesser) for _ in range(6)] == ["wrong"] * 5 + ["slowed"]
+    assert attempt(guesser, PASSWORD) == "slowed"  # the guesser's address, even right
+    assert attempt("203.0.113.9", PASSWORD) == "in"  # the owner, from their own
+    # Many addresses together spend the name's bucket (here 8 at once): then the owner
+    # is slowed too, until another operator unlocks the account.
+    tight = dataclasses.replace(
+        LOGIN_RATES,
+        operations={**LOGIN_RATES.operations, "console sign-in by name": Rate(1 / 30, 8)},
+    )
+    allowances = SqlAllowances(platform.engine)
+    ports = dataclasses.replace(ports, logins=RateLimiter(tight, allowances))
+    owner = an_account(platform, Role.OPERATOR)
+    addresses = [f"192.0.2.{n}" for n in range(1, 5)]
+    assert [attempt(a) for a in addresses for _ in range(2)] == ["wrong"] * 8
+    assert attempt("203.0.113.10", PASSWORD) == "slowed"
+    assert unlock_operator(ports, owner, actor="cli:admin") >= 5
+    # The shared buckets are full again: a process that did not see them empty lets the
+    # owner in (one that did waits out the interval it computed, at most 30 s).
+    ports = dataclasses.replace(ports, logins=RateLimiter(tight, allowances))
+    assert attempt("203.0.113.10", PASSWORD) == "in"
+    trail = [(e["action"], e["actor"]) for e in events(platform, "Operator", owner)]
+    assert ("operator.unlock", "cli:admin") in trail
+    with pytest.raises(NotFound):
+        unlock_operator(ports, "no-such-operator", actor="cli:admin")
 
 
 def test_the_sign_in_form_needs_its_own_token_and_forms_need_the_sessions(

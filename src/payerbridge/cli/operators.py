@@ -116,6 +116,19 @@ def operators_set_password(
     out.print(f"password of operator {name} replaced; its sessions have ended")
 
 
+@operators_app.command("unlock")
+def operators_unlock(
+    name: Annotated[str, typer.Argument(help="The account a guesser slowed.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Let an account sign in again at once, from every address: its sign-in throttle's
+    buckets are filled again (audited)."""
+    from payerbridge.security.operator_accounts import unlock_operator
+
+    _run(data_dir, lambda ports: unlock_operator(ports, name, actor=cli_actor()))
+    out.print(f"operator {name} may sign in again")
+
+
 @operators_app.command("set-role")
 def operators_set_role(
     name: Annotated[str, typer.Argument(help="The account.")],

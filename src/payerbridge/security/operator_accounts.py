@@ -1,7 +1,13 @@
 """The console's account use cases: add an operator, change a password or a role,
-disable an account; sign in (throttled against guessing), find a request's session,
-sign out. Each change commits with its audit event, the operator named as the actor
-of what they do (ADR 0035)."""
+disable an account, unlock one; sign in (throttled against guessing), find a request's
+session, sign out. Each change commits with its audit event, the operator named as the
+actor of what they do (ADR 0035).
+
+The sign-in throttle (ADR 0046) slows a guesser without locking the owner out: its
+tightest bucket is the account's name *from one address*, so a guesser from one address
+spends only their own; a looser bucket per name alone bounds guessing from many
+addresses, and when that one is spent another operator unlocks the account
+(``unlock_operator``, ``payerbridge operators unlock``)."""
 
 from __future__ import annotations
 
@@ -10,7 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.errors import Conflict, Issue, NotFound, StoreConflict, Unauthenticated
+from payerbridge.errors import (
+    Conflict,
+    Issue,
+    NotFound,
+    RateLimited,
+    StoreConflict,
+    TooManyAttempts,
+    Unauthenticated,
+)
 from payerbridge.security.limits import Rate, RateLimiter, RatePolicy
 from payerbridge.security.operators import (
     BreakGlassPolicy,
@@ -28,7 +42,7 @@ from payerbridge.security.operators import (
     session_state,
     token_digest,
 )
-from payerbridge.security.ports import OperatorAccounts
+from payerbridge.security.ports import OperatorAccounts, ThrottleBuckets
 from payerbridge.transactions import Transactions, UnitOfWork
 
 __all__ = [
@@ -45,16 +59,24 @@ __all__ = [
     "session_of",
     "set_operator_password",
     "set_operator_role",
+    "unlock_operator",
 ]
 
-# Sign-in attempts, whatever their outcome: per account name 5 at once then one every
-# 12 s; per address 30 at once then 2 a second (a shared office's NAT). A guesser gets
-# 300 passwords an hour at one account, against a 12-character password.
+# Sign-in attempts, whatever their outcome: per account name from one address 5 at once
+# then one every 12 s (a guesser there gets 300 passwords an hour, against a 12-character
+# password; the owner elsewhere is not slowed); per account name from anywhere 60 at
+# once then one every 30 s (many addresses together get 120 an hour); per address 30 at
+# once then 2 a second (a shared office's NAT).
+_BY_NAME_AND_ADDRESS = "console sign-in by name and address"
 _BY_NAME = "console sign-in by name"
 _BY_ADDRESS = "console sign-in by address"
 LOGIN_RATES = RatePolicy(
     default=None,
-    operations={_BY_NAME: Rate(per_second=1 / 12, burst=5), _BY_ADDRESS: Rate(2.0, burst=30)},
+    operations={
+        _BY_NAME_AND_ADDRESS: Rate(per_second=1 / 12, burst=5),
+        _BY_NAME: Rate(per_second=1 / 30, burst=60),
+        _BY_ADDRESS: Rate(2.0, burst=30),
+    },
 )
 
 # What a failed sign-in says, whatever failed: it does not tell which names exist.
@@ -69,6 +91,7 @@ class OperatorPorts:
     sessions: SessionPolicy
     clock: Callable[[], datetime]
     break_glass: BreakGlassPolicy = BreakGlassPolicy()  # who may see identifiers (ADR 0046)
+    buckets: ThrottleBuckets | None = None  # the logins' shared buckets, for an unlock
 
 
 @dataclass(frozen=True)
@@ -172,7 +195,15 @@ def log_in(ports: OperatorPorts, name: str, password: str, *, token: str, addres
     typed = name_digest(name)
     seconds = ports.clock().timestamp()
     ports.logins.take(f"address:{address}", _BY_ADDRESS, now=seconds)
-    ports.logins.take(f"name:{typed}", _BY_NAME, now=seconds)
+    try:
+        ports.logins.take(f"{_name_subject(typed)}@{address}", _BY_NAME_AND_ADDRESS, now=seconds)
+        ports.logins.take(_name_subject(typed), _BY_NAME, now=seconds)
+    except RateLimited as exc:
+        text = (
+            f"too many sign-ins to this account: retry in {exc.retry_after_seconds} seconds, "
+            "or ask another operator to unlock it (payerbridge operators unlock)"
+        )
+        raise TooManyAttempts(text, retry_after_seconds=exc.retry_after_seconds) from exc
     operator = ports.accounts.get(name)
     matches = password_matches(operator.password_hash if operator else None, password)
     now = ports.clock()
@@ -204,6 +235,26 @@ def log_in(ports: OperatorPorts, name: str, password: str, *, token: str, addres
             )
         )
     return SignedIn(operator, session, csrf_token_of(token))
+
+
+def _name_subject(typed: str) -> str:
+    """The throttle's subject for a typed name (its digest): ``@<address>`` follows it in
+    the bucket of one address."""
+    return f"name:{typed}"
+
+
+def unlock_operator(ports: OperatorPorts, name: str, *, actor: str) -> int:
+    """Fill the sign-in buckets of ``name`` again (from every address): the way back in
+    for an operator a guesser slowed. NotFound when there is no such account; how many
+    buckets were emptied. Audited as ``operator.unlock``."""
+    if ports.accounts.get(name) is None:
+        raise _no_operator(name)
+    if ports.buckets is None:
+        raise RuntimeError("the sign-in buckets are not wired: nothing to unlock")
+    forgotten = ports.buckets.forget_subject(_name_subject(name_digest(name)))
+    with ports.transactions.begin() as unit:
+        unit.record(_event(unit.now, actor, "operator.unlock", name, "success", buckets=forgotten))
+    return forgotten
 
 
 def session_of(ports: OperatorPorts, token: str) -> SignedIn:

@@ -12,7 +12,13 @@ from payerbridge.security.operators import Operator, OperatorSession, Role, Unma
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId
 
-__all__ = ["AssertionLedger", "ClientDirectory", "KeySetSource", "OperatorAccounts"]
+__all__ = [
+    "AssertionLedger",
+    "ClientDirectory",
+    "KeySetSource",
+    "OperatorAccounts",
+    "ThrottleBuckets",
+]
 
 
 class ClientDirectory(Protocol):
@@ -57,6 +63,14 @@ class AssertionLedger(Protocol):
 class KeySetSource(Protocol):
     def fetch(self, url: str) -> dict[str, Any]:
         """The JWK Set published at ``url``; PartnerUnavailable when it cannot be read."""
+        ...
+
+
+class ThrottleBuckets(Protocol):
+    """The shared rate-limit buckets, as an unlock empties them (``store.rate_limits``)."""
+
+    def forget_subject(self, subject: str) -> int:
+        """Fill again the buckets of ``subject`` and of ``<subject>@...``; how many."""
         ...
 
 

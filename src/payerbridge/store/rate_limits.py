@@ -79,6 +79,10 @@ _TAT = text(
     f"SELECT tat FROM {rate_limits.name} WHERE subject = :subject AND operation = :operation"
 )
 _FORGET = text(f"DELETE FROM {rate_limits.name} WHERE tat <= :now")
+# A subject's buckets and those of the subjects it heads (``<subject>@<more>``).
+_FORGET_SUBJECT = text(
+    f"DELETE FROM {rate_limits.name} WHERE subject = :subject OR subject LIKE :headed"
+)
 
 
 class SqlAllowances:
@@ -115,6 +119,14 @@ class SqlAllowances:
     def forget_idle(self, *, now: float) -> int:
         with self._engine.connect() as connection:
             return connection.execute(_FORGET, {"now": float(now)}).rowcount
+
+    def forget_subject(self, subject: str) -> int:
+        """Fill again every bucket of ``subject`` and of the subjects it heads
+        (``<subject>@...``): an operator's account unlocked (ADR 0046). A process that
+        saw a bucket empty keeps refusing until the refill it computed (one interval)."""
+        values = {"subject": subject[:300], "headed": f"{subject[:290]}@%"}
+        with self._engine.connect() as connection:
+            return connection.execute(_FORGET_SUBJECT, values).rowcount
 
 
 _SIDE_TABLE = text(

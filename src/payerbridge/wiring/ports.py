@@ -152,7 +152,13 @@ def operator_ports(settings: Settings, stores: Stores, allowances: SqlAllowances
         needs_approval=settings.break_glass_approval,
     )
     return OperatorPorts(
-        accounts, stores.transactions, logins, session_policy(settings), utcnow, break_glass
+        accounts,
+        stores.transactions,
+        logins,
+        session_policy(settings),
+        utcnow,
+        break_glass,
+        buckets=allowances,
     )
 
 
