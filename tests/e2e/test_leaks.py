@@ -1,13 +1,18 @@
 """The generative leak test, over HTTP against one real old-payer process for the module.
 
-Hypothesis writes members whose records carry sensitive facts in every encoding real
-systems use (a system as an OID, with or without ``urn:oid:``, in http or https, with a
-trailing slash, in another case, unknown, or none; a code in another case, padded, or a
-number) and in every place FHIR R4 allows a Coding (the main code, a category, an
+Hypothesis writes members whose records carry sensitive facts in every code system the
+shipped sets write each category in (ICD-10-CM and -PCS, SNOMED CT, RxNorm, NDC in a
+pharmacy's layouts, LOINC, CPT, HCPCS, NUCC, place of service, X12), in every encoding
+real systems use (a system as an OID, with or without ``urn:oid:``, in http or https,
+with a trailing slash, in another case, unknown, or none; a code in another case,
+padded, or a number), and in words alone (a shipped term, disguised, as ``code.text``, a
+display without a code, a note, a ``valueString`` or the narrative), in every place FHIR
+R4 allows a Coding (the main code, a category, an
 extension at any depth or on a primitive, a modifierExtension, an Observation
 component's value, a claim's ``supportingInfo``, an Encounter's ``serviceType``,
 ``meta.tag``, a contained resource), shared resources that are sensitive by themselves
-(a PrEP Medication, an opioid treatment program, an addiction specialist), and
+(a PrEP Medication, an opioid treatment program by its type or only by its name, an
+addiction specialist), a stay at the program, and
 references from one member's records to another member's sensitive ones. Each fact
 carries a marker display. Under a ``regular`` consent nothing marked, nothing that
 depends on it and no reference to it may leave by any path: reads, searches with every
@@ -44,6 +49,7 @@ from payerbridge.consent.categories import (
     HCPCS,
     ICD10CM,
     LOINC,
+    NDC,
     NUCC,
     PLACE_OF_SERVICE,
     RXNORM,
@@ -53,7 +59,7 @@ from payerbridge.disclosure.search import INCLUDES
 from payerbridge.fhir.resources import iter_references
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
-from tests.sensitive_codes import SENSITIVE_CODES, spellings
+from tests.sensitive_codes import SENSITIVE_CODES, SENSITIVE_TERMS, disguises, spellings
 from tests.servers import (
     REQUESTER_SCOPES,
     ServerProcess,
@@ -108,6 +114,9 @@ def codings(draw: st.DrawFn, pool: list[tuple[str, str]] = SENSITIVE_CODES) -> R
     system, code = draw(st.sampled_from(pool))
     if system == ICD10CM and len(code) > 3:
         code = f"{code[:3]}.{code[3:]}"
+    if system == NDC and len(code) == 9:  # a product: a package of it, as dispensed
+        package = draw(st.from_regex(r"\A[0-9]{2}\Z"))
+        code = draw(st.sampled_from([f"{code[:5]}-{code[5:]}-{package}", code + package]))
     written_code: Any = draw(st.sampled_from([code, code.lower(), f" {code} "]))
     if code.isdigit() and not code.startswith("0") and draw(st.booleans()):
         written_code = int(code)  # some systems write numeric codes as numbers
@@ -217,7 +226,39 @@ class Fact:
     coding: Resource
 
 
-FACTS = st.sampled_from(sorted(PLACES)).flatmap(
+# Where words alone may say it, per type (a Coding with a display and no code included).
+WORDED: dict[str, list[str]] = {
+    "Condition": ["code.text", "display", "note", "narrative"],
+    "Observation": ["code.text", "display", "note", "valueString", "narrative"],
+    "Procedure": ["code.text", "display", "note"],
+    "MedicationRequest": ["display", "note"],
+}
+
+
+@st.composite
+def words(draw: st.DrawFn) -> Resource:
+    """A shipped term, disguised, beside the marker: as free text writes it."""
+    term = draw(st.sampled_from(SENSITIVE_TERMS))
+    return {"text": f"{MARK} {draw(st.sampled_from(disguises(*term)))}."}
+
+
+def place_words(resource: Resource, where: str, text: str) -> None:
+    """Put ``text`` at ``where`` in ``resource``, with no Coding that says it."""
+    key = "medicationCodeableConcept" if resource["resourceType"] == "MedicationRequest" else "code"
+    if where == "code.text":
+        resource[key] = {"text": text}
+    elif where == "display":
+        resource[key] = {"coding": [{"display": text}]}
+    elif where == "note":
+        resource["note"] = [{"text": text}]
+    elif where == "valueString":
+        resource["valueString"] = text
+    else:  # the narrative
+        div = f'<div xmlns="http://www.w3.org/1999/xhtml">{text}</div>'
+        resource["text"] = {"status": "generated", "div": div}
+
+
+CODED = st.sampled_from(sorted(PLACES)).flatmap(
     lambda t: st.builds(
         Fact,
         st.just(t),
@@ -226,7 +267,18 @@ FACTS = st.sampled_from(sorted(PLACES)).flatmap(
         codings(),
     )
 )
-PREP = [(RXNORM, "476556"), (RXNORM, "1747691"), (HCPCS, "J0750"), (RXNORM, "6813")]
+WORDS_ONLY = st.sampled_from(sorted(WORDED)).flatmap(
+    lambda t: st.builds(
+        Fact,
+        st.just(t),
+        st.sampled_from([f"words:{where}" for where in WORDED[t]]),
+        st.just(""),
+        words(),
+    )
+)
+FACTS = st.one_of(CODED, WORDS_ONLY)
+PREP = [(RXNORM, "476556"), (RXNORM, "1747691"), (HCPCS, "J0750"), (RXNORM, "6813"),
+        (NDC, "619580701"), (NDC, "124961208")]  # fmt: skip
 SPECIALISTS = [(NUCC, "2084P0802X"), (NUCC, "101YA0400X"), (NUCC, "2084P0800X")]
 SITES = [(PLACE_OF_SERVICE, "58"), (PLACE_OF_SERVICE, "57"), (NUCC, "324500000X")]
 OTP = [(NUCC, "261QM2800X"), (HCPCS, "G2067"),
@@ -247,7 +299,7 @@ MEMBERS = st.builds(
     MemberSpec,
     st.lists(FACTS, min_size=1, max_size=5),
     st.one_of(st.none(), codings(PREP)),
-    st.one_of(st.none(), codings(OTP)),
+    st.one_of(st.none(), codings(OTP), st.just({"name": f"{MARK} Opioid Treatment Program"})),
     st.booleans(),
     st.one_of(st.none(), codings(SPECIALISTS)),
     st.one_of(st.none(), codings(SITES)),
@@ -300,7 +352,10 @@ def build(payer: Payer, specs: list[MemberSpec], batch: Batch) -> None:
             )
             if fact.resource_type == "Observation":
                 resource["status"] = "final"
-            place(resource, fact.where, fact.coding, fact.how)
+            if fact.where.startswith("words:"):
+                place_words(resource, fact.where.removeprefix("words:"), fact.coding["text"])
+            else:
+                place(resource, fact.where, fact.coding, fact.how)
             records.append(resource)
             batch.sensitive.add(f"{fact.resource_type}/{resource['id']}")
         if spec.medication is not None:
@@ -312,13 +367,20 @@ def build(payer: Payer, specs: list[MemberSpec], batch: Batch) -> None:
             records += [medication, order]
             batch.sensitive |= {f"Medication/{pid}-med", f"MedicationRequest/{pid}-order"}
         if spec.program is not None:
-            program = {"resourceType": "Organization", "id": f"{pid}-otp", "name": "A clinic",
-                       "type": [concept(spec.program)]}  # fmt: skip
+            program = {"resourceType": "Organization", "id": f"{pid}-otp", "name": "A clinic"}
+            if "name" in spec.program:  # known only by its name
+                program["name"] = spec.program["name"]
+            else:
+                program["type"] = [concept(spec.program)]
             claim = {"resourceType": "ExplanationOfBenefit", "id": f"{pid}-otp-claim",
                      "patient": subject, "provider": {"reference": f"Organization/{pid}-otp"},
                      "serviceType": {"text": "visit"}}  # fmt: skip
-            records += [program, claim]
-            batch.sensitive |= {f"Organization/{pid}-otp", f"ExplanationOfBenefit/{pid}-otp-claim"}
+            stay = {"resourceType": "Encounter", "id": f"{pid}-otp-stay", "status": "finished",
+                    "subject": subject,
+                    "serviceProvider": {"reference": f"Organization/{pid}-otp"}}  # fmt: skip
+            records += [program, claim, stay]
+            batch.sensitive |= {f"Organization/{pid}-otp", f"ExplanationOfBenefit/{pid}-otp-claim",
+                                f"Encounter/{pid}-otp-stay"}  # fmt: skip
         if spec.specialist is not None or spec.site is not None:
             visit: Resource = {"resourceType": "Encounter", "id": f"{pid}-visit",
                                "status": "finished", "subject": subject}  # fmt: skip
