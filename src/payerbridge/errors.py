@@ -293,6 +293,8 @@ class WrongCardGuess(NoMatch):
     decision stored and no review case opened (a guessed card reaches no reviewer). On the
     wire it is NoMatch, reason code and all: the guesser learns nothing more."""
 
+    reason_code = NoMatch.reason_code  # said here: the same code on purpose
+
 
 class AmbiguousMatch(MatchError):
     reason_code = "multiple-matches"
