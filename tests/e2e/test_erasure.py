@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 
+from payerbridge.store.sealed_columns import SEALED_COLUMNS
 from payerbridge.store.tables import metadata
 from payerbridge_tools.sandbox.generator import write_network
 from tests.e2e.test_exchange import start_payers, submit, switcher_to, wait_terminal
@@ -61,19 +62,32 @@ def compartment(resource: dict[str, Any]) -> str | None:
 
 
 def every_value(payer: ServerProcess) -> dict[str, str]:
-    """Every table of the payer's database as text, as the database's own tools show it."""
+    """Every table of the payer's database as text, as the database's own tools show it,
+    with the sealed values opened (ADR 0044): what the plan itself could still read."""
     url = (
         payer.env.get("PAYERBRIDGE_DATABASE_URL")
         or f"sqlite:///{payer.data_dir / 'payerbridge.db'}"
     )
     engine = create_engine(url)
+    sealed = {column.name: column for column in SEALED_COLUMNS}
     tables = {}
-    with engine.connect() as connection:
+    with payer.platform() as platform, engine.connect() as connection:
         for table in metadata.sorted_tables:
-            rows = connection.execute(select(text("*")).select_from(table)).all()
-            tables[table.name] = "\n".join(" ".join(str(v) for v in row) for row in rows)
+            rows = connection.execute(select(table)).all()
+            tables[table.name] = "\n".join(
+                " ".join(_opened(platform, sealed, table.name, row, name) for name in row._fields)
+                for row in rows
+            )
     engine.dispose()
     return tables
+
+
+def _opened(platform: Any, sealed: dict[str, Any], table: str, row: Any, name: str) -> str:
+    value = row._mapping[name]
+    column = sealed.get(f"{table}.{name}")
+    if column is None or not value:
+        return str(value)
+    return str(platform.sealed_data.open(column.name, value, column.row_key(row)).decode())
 
 
 def found(markers: list[str], tables: dict[str, str]) -> dict[str, list[str]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,13 +35,14 @@ from payerbridge.security.sealing import (
     wrap_key,
 )
 from payerbridge.store.key_files import write_private_file
-from payerbridge.store.key_tables import data_keys
+from payerbridge.store.tables import data_keys
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
 
 __all__ = [
     "DataKeyInfo",
     "DataKeyring",
+    "NoncePool",
     "add_first_key",
     "has_data_keys",
     "kek_path",
@@ -90,6 +92,26 @@ def read_kek(path: Path) -> bytes:
     return kek
 
 
+class NoncePool:
+    """Random nonces drawn from the OS a few thousand at a time: one ``os.urandom`` call
+    cost more than the AES-GCM seal of a resource (ADR 0044). Each nonce is still 96 random
+    bits, never handed out twice; safe to share between threads."""
+
+    def __init__(self, batch: int = 4096) -> None:
+        self._batch = batch
+        self._pool = b""
+        self._at = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, size: int) -> bytes:
+        with self._lock:
+            if self._at + size > len(self._pool):
+                self._pool, self._at = secrets.token_bytes(size * self._batch), 0
+            start = self._at
+            self._at = start + size
+            return self._pool[start : self._at]
+
+
 @dataclass(frozen=True)
 class DataKeyInfo:
     """A data key as listed: never its bytes."""
@@ -118,7 +140,7 @@ class DataKeyring:
         self._kek = kek
         self._refresh_seconds = refresh_seconds
         self._next_refresh = time.monotonic() + refresh_seconds
-        self._sealer = Sealer(keys, current, nonces=secrets.token_bytes, fetch=self._fetch)
+        self._sealer = Sealer(keys, current, nonces=NoncePool(), fetch=self._fetch)
 
     @property
     def kek_fingerprint(self) -> str:

@@ -442,9 +442,16 @@ def bench_console(
 def bench_sealing(
     records: Annotated[int, typer.Option(min=1, help="Identity records sealed and opened.")] = 5000,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds (the best is reported).")] = 5,
+    members: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Members of a generated population whose bodies are measured (0: none)."
+        ),
+    ] = 300,
 ) -> None:
     """What sealing costs an identity record in process (ADR 0039): seal, open, and the
-    parse each candidate cost before."""
+    parse each candidate cost before; and a member's resource (ADR 0044): seal, open and
+    a compartment read, on a generated population imported into a platform."""
     from payerbridge_tools.bench.sealing import measure_sealing
 
     cost = measure_sealing(records=records, rounds=rounds)
@@ -454,6 +461,29 @@ def bench_sealing(
     )
     table.add_row("open (each candidate matching reads)", f"{cost.open_us:.2f}")
     table.add_row("parse, as before sealing (JSON to record)", f"{cost.parse_us:.2f}")
+    out.print(table)
+    if members:
+        _bench_member_data_sealing(members, rounds)
+
+
+def _bench_member_data_sealing(members: int, rounds: int) -> None:
+    """The member data's bodies (ADR 0044): per resource of a generated population."""
+    from payerbridge_tools.bench.sealing_everywhere import measure_member_data_sealing
+
+    cost = measure_member_data_sealing(members=members, rounds=rounds)
+    table = Table(
+        "per resource",
+        "µs",
+        title=f"Member data, {cost.resources:,} resources of {cost.members:,} members",
+    )
+    table.add_row(
+        f"seal ({cost.mean_bytes:.0f} bytes -> {cost.sealed_bytes:.0f})", f"{cost.seal_us:.2f}"
+    )
+    table.add_row("open", f"{cost.open_us:.2f}")
+    table.add_row("read a compartment's resource (query, open, parse)", f"{cost.read_us:.2f}")
+    table.add_row("the open's share of that read", f"{cost.read_share:.1%}")
+    table.add_row("an export adds (open, seal the line, open it)", f"{cost.export_added_us:.2f}")
+    table.add_row("CPU speed: 1M additions, ms (lower is faster)", f"{cost.loop_ms:.0f}")
     out.print(table)
 
 

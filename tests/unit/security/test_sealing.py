@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 from hypothesis import given
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from payerbridge.errors import DataKeyUnavailable
 from payerbridge.security.sealing import (
+    NONCE_BYTES,
     SEALED_PREFIX,
     SealedField,
     Sealer,
@@ -19,6 +21,7 @@ from payerbridge.security.sealing import (
     unwrap_key,
     wrap_key,
 )
+from payerbridge.store.data_keys import NoncePool
 
 RECORD = SealedField("identity_member_records", "record")
 REQUEST = SealedField("identity_reviews", "request_record")
@@ -119,3 +122,42 @@ def test_a_data_key_unwraps_only_under_its_kek_and_its_id(dek: bytes) -> None:
 def test_a_kek_fingerprint_names_the_key_without_showing_it() -> None:
     assert kek_fingerprint(KEY_A) == kek_fingerprint(KEY_A) != kek_fingerprint(KEY_B)
     assert len(kek_fingerprint(KEY_A)) == 16 and KEY_A.hex()[:8] not in kek_fingerprint(KEY_A)
+
+
+@given(
+    plaintext=st.binary(min_size=1, max_size=300),
+    position=st.integers(min_value=0),
+    inserted=st.characters(codec="ascii"),
+)
+def test_text_slipped_into_a_sealed_value_never_opens_to_another_plaintext(
+    plaintext: bytes, position: int, inserted: str
+) -> None:
+    # Decoding is not strict (ADR 0044): a character outside base64's alphabet is skipped,
+    # one inside it shifts the bytes; either way the tag decides, so a value opens to
+    # what was sealed or not at all.
+    sealer = _sealer()
+    sealed = sealer.seal(plaintext, field=RECORD, row_key="m1")
+    body_start = len(SEALED_PREFIX) + len("k1:")
+    at = body_start + position % (len(sealed) - body_start + 1)
+    altered = sealed[:at] + inserted + sealed[at:]
+    try:
+        opened = sealer.open(altered, field=RECORD, row_key="m1")
+    except DataKeyUnavailable:
+        return
+    assert opened == plaintext
+
+
+def test_the_nonce_pool_never_hands_out_a_nonce_twice_across_threads() -> None:
+    pool = NoncePool(batch=64)  # refilled many times over
+    drawn: list[bytes] = []
+
+    def draw() -> None:
+        drawn.extend(pool(NONCE_BYTES) for _ in range(2000))
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(drawn) == 8000 and len(set(drawn)) == 8000
+    assert {len(nonce) for nonce in drawn} == {NONCE_BYTES}
