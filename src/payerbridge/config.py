@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from payerbridge.npi import is_valid_npi
+from payerbridge.principals import check_console_roles, check_principals
 
 __all__ = ["GUESSING_RATES", "OperationRate", "Settings", "load_settings", "redacted"]
 
@@ -57,14 +58,6 @@ GUESSING_RATES = {
 }
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-
-
-# Who an edge authenticates: an API client, the CLI's operating-system user, a console
-# account (compliance.lifecycle.Acting).
-_PRINCIPAL_KINDS = frozenset({"api", "cli", "console"})
-# The console's roles (security.operators.Role, below which config sits; a test keeps
-# the two equal).
-_CONSOLE_ROLES = frozenset({"viewer", "reviewer", "operator", "auditor"})
 
 
 class Settings(BaseSettings):
@@ -167,18 +160,14 @@ class Settings(BaseSettings):
     # Who may release a hold and break the glass (ADR 0046).
     hold_counsel: str = Field(
         default="",
-        description="Counsel: the principals who may release any legal hold besides the one "
-        "that placed it, space-delimited: console:<account>, api:<client id>, cli:<os user>.",
+        description="Counsel, who may release any legal hold besides its placer: principals, "
+        "space-delimited (console:<account>, api:<client id>, cli:<os user>).",
     )
     break_glass_roles: str = Field(
-        default="operator",
-        description="The console roles that may ask to see masked identifiers (break-glass), "
-        "space-delimited: viewer, reviewer, operator, auditor.",
+        default="operator", description="The console roles that may break the glass."
     )
     break_glass_approval: bool = Field(
-        default=False,
-        description="A break-glass grant is in force only once another operator whose role "
-        "may break the glass approved it.",
+        default=False, description="A break-glass grant waits for a second operator's approval."
     )
     # Webhooks on exchange state changes, each delivery a durable workflow on the workers.
     webhook_max_attempts: int = Field(default=8, ge=1, description="Attempts per delivery.")
@@ -610,25 +599,12 @@ class Settings(BaseSettings):
     @field_validator("hold_counsel")
     @classmethod
     def _counsel_are_principals(cls, value: str) -> str:
-        for principal in value.split():
-            kind, _, name = principal.partition(":")
-            if kind not in _PRINCIPAL_KINDS or not name:
-                raise ValueError(
-                    "hold_counsel names principals as console:<account>, api:<client id> or "
-                    f"cli:<os user>, space-delimited; got {principal!r}"
-                )
-        return " ".join(value.split())
+        return check_principals(value, setting="hold_counsel")
 
     @field_validator("break_glass_roles")
     @classmethod
     def _break_glass_roles_exist(cls, value: str) -> str:
-        unknown = sorted(set(value.split()) - _CONSOLE_ROLES)
-        if unknown:
-            raise ValueError(
-                f"break_glass_roles names console roles ({', '.join(sorted(_CONSOLE_ROLES))}); "
-                f"got {', '.join(unknown)}"
-            )
-        return " ".join(value.split())
+        return check_console_roles(value, setting="break_glass_roles")
 
     @field_validator("runbook_url")
     @classmethod

@@ -1,6 +1,6 @@
 """The settings that name who may release a hold and break the glass (ADR 0046): counsel
 are principals of a kind an edge authenticates, break-glass roles are console roles,
-and config's copy of the roles is the console's."""
+and config's copy of the roles (principals.py) is the console's."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from payerbridge.config import _CONSOLE_ROLES, load_settings
+from payerbridge.config import load_settings
+from payerbridge.principals import CONSOLE_ROLES
 from payerbridge.security.operators import Role
 
 
 def test_config_knows_the_console_roles() -> None:
-    assert {role.value for role in Role} == _CONSOLE_ROLES
+    assert {role.value for role in Role} == CONSOLE_ROLES
 
 
 def test_counsel_and_break_glass_roles_are_checked(tmp_path: Path) -> None:

@@ -32,7 +32,6 @@ from payerbridge.tracing import answered, outbound_span, send_trace_context
 __all__ = [
     "AddressRefused",
     "AnswerTooLarge",
-    "CredentialsInUrl",
     "GuardedTransport",
     "carry_trace_context",
     "oauth_error",
@@ -47,11 +46,8 @@ _plain_http: ContextVar[bool] = ContextVar("payerbridge_plain_http", default=Fal
 
 
 class AddressRefused(httpx.ConnectError):
-    """The host resolves to an address we do not connect to; nothing was sent."""
-
-
-class CredentialsInUrl(httpx.ConnectError):
-    """The URL carries ``user:password@``; nothing was sent."""
+    """The host resolves to an address we do not connect to, or the URL carries
+    credentials (``user:password@``); nothing was sent."""
 
 
 class AnswerTooLarge(Exception):
@@ -146,7 +142,7 @@ class GuardedTransport(httpx.HTTPTransport):
         if request.url.userinfo:
             # httpx turns a URL's user:password@ into Basic auth: a partner row stored
             # before registration refused them must not send them either (ADR 0046).
-            raise CredentialsInUrl(
+            raise AddressRefused(
                 f"{request.url.host}: a URL with a user name or password in it is not "
                 "called; nothing was sent (register the partner's URL without them)",
                 request=request,

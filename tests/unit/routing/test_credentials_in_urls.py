@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from payerbridge.errors import InvalidInput
 from payerbridge.net.addresses import AddressPolicy
 from payerbridge.net.origins import has_userinfo
-from payerbridge.net.transport import CredentialsInUrl, GuardedTransport
+from payerbridge.net.transport import AddressRefused, GuardedTransport
 from payerbridge.routing.model import Partner, PartnerAuth, validate_partner
 from payerbridge.sources.settings import FhirServerSettings
 from payerbridge.types import PartnerId
@@ -78,6 +78,6 @@ def test_the_guarded_transport_sends_nothing_to_a_url_with_credentials() -> None
     transport = GuardedTransport(AddressPolicy.allowing(["127.0.0.0/8"]), resolver=resolver)
     with (
         httpx.Client(transport=transport, timeout=5) as client,
-        pytest.raises(CredentialsInUrl, match="nothing was sent"),
+        pytest.raises(AddressRefused, match="nothing was sent"),
     ):
         client.get("https://user:secret@old.example/fhir/metadata")
