@@ -6,9 +6,11 @@ SQLite in a temporary data dir, its bodies sealed as stored. Measured, best of t
 
 - ``seal`` and ``open`` of each body, with the data keys' own sealer (what a write and a
   read of ``fhir_resources.body``, or of a bulk output line, add);
-- ``read``: the members' compartments read back as a bulk export and ``$everything`` read
-  them (``stream_compartments``: the query, the open, the JSON parse, the meta), so the
-  open's share of the read path is measured on the same rows;
+- ``read`` and ``read_plain``: the members' compartments read back as a bulk export and
+  ``$everything`` read them (``stream_compartments``: the query, the open, the JSON
+  parse, the meta), from the sealed database and from a copy of it whose bodies are
+  plaintext read through keys that open nothing; the two are timed in turns, round by
+  round, so a busy machine slows both alike;
 - ``loop_ms``: the fixed pure-Python loop the other reports time, to set these numbers
   beside the end-to-end figures recorded on a quieter machine.
 
@@ -28,6 +30,9 @@ from typing import Any
 
 import orjson
 
+from payerbridge.security.sealing import SealedField
+from payerbridge.store.at_rest import AtRest
+
 __all__ = ["MemberDataSealingCost", "measure_member_data_sealing"]
 
 
@@ -40,6 +45,7 @@ class MemberDataSealingCost:
     seal_us: float  # per resource
     open_us: float
     read_us: float  # per resource of stream_compartments, sealed as shipped
+    read_plain_us: float  # the same, from a copy whose bodies are plaintext (before 0044)
     loop_ms: float  # 1M additions in pure Python (the other reports' CPU speed line)
 
     @property
@@ -48,8 +54,8 @@ class MemberDataSealingCost:
 
     @property
     def read_share(self) -> float:
-        """The open's share of the read path, against the read without it."""
-        return self.open_us / max(self.read_us - self.open_us, 1e-9)
+        """What sealing adds to the read path, against the read without it."""
+        return self.read_us / self.read_plain_us - 1
 
 
 def _best(rounds: int, count: int, run: Callable[[], object]) -> float:
@@ -102,6 +108,14 @@ def measure_member_data_sealing(
             plain = [(ref, keys.open(body, RESOURCE_BODY, ref)) for ref, body in sealed]
             patients = sorted({MemberId(row.patient_id) for row in rows if row.patient_id})
             read_count = sum(1 for row in rows if row.patient_id)
+            plain_store, plain_engine = _plaintext_copy(platform, root / "plain.db", plain)
+            sealed_reads, plain_reads = [], []
+            for _ in range(rounds):
+                sealed_reads.append(
+                    _best(1, read_count, lambda: _read_all(platform.members, patients))
+                )
+                plain_reads.append(_best(1, read_count, lambda: _read_all(plain_store, patients)))
+            plain_engine.dispose()
             return MemberDataSealingCost(
                 resources=len(rows),
                 members=len(patients),
@@ -109,7 +123,8 @@ def measure_member_data_sealing(
                 sealed_bytes=sum(len(body) for _, body in sealed) / len(sealed),
                 seal_us=_best(rounds, len(plain), lambda: _seal_all(keys, plain)),
                 open_us=_best(rounds, len(sealed), lambda: _open_all(keys, sealed)),
-                read_us=_best(rounds, read_count, lambda: _read_all(platform.members, patients)),
+                read_us=min(sealed_reads),
+                read_plain_us=min(plain_reads),
                 loop_ms=_loop_ms(),
             )
         finally:
@@ -133,3 +148,37 @@ def _open_all(keys: Any, sealed: Sequence[tuple[str, str]]) -> None:
 def _read_all(members: Any, patients: Sequence[Any]) -> None:
     for _ in members.stream_compartments(patients):
         pass
+
+
+class _Unsealed(AtRest):
+    """Keys that open a body as it is stored: the database as it was before ADR 0044."""
+
+    def __init__(self) -> None:
+        pass
+
+    def open(self, stored: str, field: SealedField, row_key: str) -> bytes:
+        return stored.encode()
+
+
+def _plaintext_copy(platform: Any, path: Path, plain: Sequence[tuple[str, bytes]]) -> Any:
+    """A copy of the platform's SQLite database whose bodies are plaintext, and a member
+    store reading it through keys that open nothing (and its engine, to dispose of)."""
+    import sqlite3
+
+    from payerbridge.store.at_rest import attach
+    from payerbridge.store.engines import create_db_engine
+    from payerbridge.store.members import SqlMemberStore
+
+    source = sqlite3.connect(platform.settings.data_dir / "payerbridge.db")
+    copy = sqlite3.connect(path)
+    with source, copy:
+        source.backup(copy)
+        copy.executemany(
+            "UPDATE fhir_resources SET body = ? WHERE ref = ?",
+            [(body.decode(), ref) for ref, body in plain],
+        )
+    source.close()
+    copy.close()
+    engine = create_db_engine(f"sqlite:///{path}")
+    attach(engine, _Unsealed())
+    return SqlMemberStore(engine), engine

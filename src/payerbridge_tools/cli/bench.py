@@ -480,8 +480,9 @@ def _bench_member_data_sealing(members: int, rounds: int) -> None:
         f"seal ({cost.mean_bytes:.0f} bytes -> {cost.sealed_bytes:.0f})", f"{cost.seal_us:.2f}"
     )
     table.add_row("open", f"{cost.open_us:.2f}")
-    table.add_row("read a compartment's resource (query, open, parse)", f"{cost.read_us:.2f}")
-    table.add_row("the open's share of that read", f"{cost.read_share:.1%}")
+    table.add_row("read a compartment's resource, sealed", f"{cost.read_us:.2f}")
+    table.add_row("the same, plaintext (before ADR 0044)", f"{cost.read_plain_us:.2f}")
+    table.add_row("sealing adds to the read ($everything, export)", f"{cost.read_share:+.1%}")
     table.add_row("an export adds (open, seal the line, open it)", f"{cost.export_added_us:.2f}")
     table.add_row("CPU speed: 1M additions, ms (lower is faster)", f"{cost.loop_ms:.0f}")
     out.print(table)

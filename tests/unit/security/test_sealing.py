@@ -132,9 +132,9 @@ def test_a_kek_fingerprint_names_the_key_without_showing_it() -> None:
 def test_text_slipped_into_a_sealed_value_never_opens_to_another_plaintext(
     plaintext: bytes, position: int, inserted: str
 ) -> None:
-    # Decoding is not strict (ADR 0044): a character outside base64's alphabet is skipped,
-    # one inside it shifts the bytes; either way the tag decides, so a value opens to
-    # what was sealed or not at all.
+    # A character outside base64's alphabet is refused by the decoder, one inside it
+    # shifts the bytes and the tag refuses them: a value opens to what was sealed or not
+    # at all (ADR 0044's codec, as binascii's strict one did).
     sealer = _sealer()
     sealed = sealer.seal(plaintext, field=RECORD, row_key="m1")
     body_start = len(SEALED_PREFIX) + len("k1:")
