@@ -34,7 +34,7 @@ from payerbridge.consent.categories import (
 )
 from payerbridge.consent.terms import TermIndex, resource_text
 
-__all__ = ["CategoryIndex", "categories_in"]
+__all__ = ["CategoryIndex", "categories_in", "categories_and_json"]
 
 _MOST_CACHED_CODES = 65536
 _NO_NAMES: frozenset[str] = frozenset()
@@ -144,19 +144,27 @@ def categories_in(resource: Mapping[str, Any], index: CategoryIndex) -> set[str]
     something JSON cannot hold is walked (a code in full-width or other compatibility
     characters is screened in NFKC like any other). The same JSON text is then searched
     for the categories' terms (``consent.terms``): free text is judged too."""
+    return categories_and_json(resource, index)[0]
+
+
+def categories_and_json(
+    resource: Mapping[str, Any], index: CategoryIndex
+) -> tuple[set[str], bytes | None]:
+    """``categories_in``, and the resource's JSON it read them from (None when JSON
+    cannot hold it), for a caller that reads more from it."""
     try:
         raw = orjson.dumps(resource)
     except (TypeError, orjson.JSONEncodeError):
-        return _walk(resource, index) | index.terms.names_in(resource_text(resource))
+        return _walk(resource, index) | index.terms.names_in(resource_text(resource)), None
     names = index.terms.names_in_json(raw)
     text = raw.decode()
     if "\\" in text or '"security"' in text:
-        return names | _walk(resource, index)
+        return names | _walk(resource, index), raw
     screen = index.may_be_sensitive
     for quoted, number in _CODES_IN_JSON.findall(text):
         if screen(quoted or number):
-            return names | _walk(resource, index)
-    return names
+            return names | _walk(resource, index), raw
+    return names, raw
 
 
 def _walk(resource: Mapping[str, Any], index: CategoryIndex) -> set[str]:

@@ -44,11 +44,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import orjson
-
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSets
 from payerbridge.consent.model import ConsentPolicy
-from payerbridge.consent.recognition import CategoryIndex, categories_in
+from payerbridge.consent.recognition import CategoryIndex, categories_and_json, categories_in
 from payerbridge.fhir.resources import iter_references
 from payerbridge.json_paths import ElementPath, element_path
 
@@ -125,6 +123,12 @@ _DEPENDENT_REFERENCES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 # category, with everything that refers to them.
 PROGRAM_TYPES = frozenset({"HealthcareService", "Location", "Organization", "PractitionerRole"})
 _REFERENCES_IN_JSON = re.compile(rb'"reference":"([^"\\]*)"')
+# References to a program, site or role (``Type/id``, relative or absolute), from JSON.
+_PROGRAM_REFERENCES_IN_JSON = re.compile(
+    rb'"reference":"((?:[^"\\]*/)?(?:'
+    + b"|".join(t.encode() for t in sorted(PROGRAM_TYPES))
+    + rb')/[^"\\]*)"'
+)
 _ENCOUNTER_REASONS = ("diagnosis.condition", "reasonReference")
 _CARE_CONTEXT = ("encounter", "item.encounter", "context")
 _PROVENANCE_TARGET = (element_path("target"),)
@@ -255,7 +259,7 @@ def judge(
         for target in _references(resource, _CARE_CONTEXT_PATHS)
         if target.startswith("Encounter/")
     )
-    names = _category_names(resource, policy)
+    names, raw = categories_and_json(resource, policy._index)
     return Judgement(
         _key(resource),
         resource_type,
@@ -264,21 +268,19 @@ def judge(
         about_all,
         recorded_in,
         resource_type in PROGRAM_TYPES and not policy.program_categories.isdisjoint(names),
-        _program_references(resource),
+        _program_references(resource, raw),
     )
 
 
-def _program_references(resource: Mapping[str, Any]) -> tuple[str, ...]:
+def _program_references(resource: Mapping[str, Any], raw: bytes | None) -> tuple[str, ...]:
     """``Type/id`` of every program, site or role ``resource`` refers to, read from its
-    JSON in C (walked when the JSON has an escape or cannot be written)."""
-    try:
-        raw = orjson.dumps(resource)
-    except (TypeError, orjson.JSONEncodeError):
-        raw = b"\\"
-    if b"\\" in raw:
+    JSON ``raw`` in C (walked when a reference has an escape or JSON could not hold it)."""
+    if raw is None or (
+        b"\\" in raw and len(_REFERENCES_IN_JSON.findall(raw)) != raw.count(b'"reference":"')
+    ):  # a reference JSON escapes: the regular expressions would not read it
         references = list(iter_references(resource))
     else:
-        references = [r.decode() for r in _REFERENCES_IN_JSON.findall(raw)]
+        references = [r.decode() for r in _PROGRAM_REFERENCES_IN_JSON.findall(raw)]
     found = []
     for reference in references:
         key = reference_key(reference)
