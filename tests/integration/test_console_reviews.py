@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
+from payerbridge.consent.model import Requester
 from payerbridge.errors import MatchUnderReview
 from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.exchange.moves import advance
@@ -25,7 +27,7 @@ from payerbridge.identity.service import match_member
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.security.operators import Role
-from payerbridge.types import ExchangeId
+from payerbridge.types import ClientId, ExchangeId
 from tests.builders import a_coverage, a_patient, a_submitted_exchange, an_exchange_request
 from tests.integration.test_console import (
     Accounts,
@@ -86,12 +88,13 @@ def accounts(platform: Platform) -> dict[Role, str]:
 
 
 def open_case(platform: Platform) -> str:
-    """A review case: Ana's birth date, her name a letter off, a card nobody holds."""
+    """A review case: Ana's birth date, her name a letter off, a card nobody holds; each
+    from a client of its own (one client's second card would be a guess, ADR 0045)."""
     card = f"X{uuid.uuid4().hex[:8]}"
+    asked = command(request_for("Anna", "1980-02-03", card), 1000)
+    asked = replace(asked, requester=Requester(ClientId(f"plan-{card}"), "1234567893"))
     with platform.transactions.begin() as unit:
-        answer = match_member(
-            command(request_for("Anna", "1980-02-03", card), 1000), unit, platform.identity
-        )
+        answer = match_member(asked, unit, platform.identity)
     assert isinstance(answer, MatchUnderReview) and answer.review_id, answer
     return answer.review_id
 
