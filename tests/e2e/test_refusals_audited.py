@@ -21,7 +21,7 @@ from payerbridge.fhir.reasons import REASON_SYSTEM
 from payerbridge.security.model import AUDITOR_SCOPE, OPERATOR_SCOPE
 from tests.builders import a_coverage, a_member_bundle, a_patient
 from tests.e2e.test_guessing import MEMBER_MATCH, OLD_NPI, _wait_for_manifest, parameters
-from tests.servers import REQUESTER_SCOPES, ServerProcess
+from tests.servers import REQUESTER_SCOPES, ServerProcess, run_cli
 
 FHIR = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 WINDOW_SECONDS = 1.0  # short, so that a test sees its windows end
@@ -102,10 +102,12 @@ def _audited(payer: ServerProcess, clients: set[str]) -> tuple[Counts, list[dict
     return counts, events
 
 
-def test_a_burst_of_refused_calls_is_audited_as_counted_windows(payer: ServerProcess) -> None:
+def test_a_burst_of_refused_calls_is_audited_as_counted_windows(
+    payer: ServerProcess, tmp_path: Path
+) -> None:
     """Fourteen people no one holds from one client: ten answered 422, four refused by the
     client's rate (429); the chain holds their counts by reason, exactly, and nothing of
-    what was asked; it verifies."""
+    what was asked; it verifies, and a window's event is proven with the public key."""
     with _client(payer, "guesser") as guesser:
         answers = [
             guesser.post(
@@ -131,6 +133,15 @@ def test_a_burst_of_refused_calls_is_audited_as_counted_windows(payer: ServerPro
         assert asked not in text
     verified = payer.cli("audit", "verify")
     assert verified.returncode == 0, verified.stderr
+    assert payer.cli("audit", "checkpoint").returncode == 0
+    proved = payer.cli("audit", "prove", "--event", events[0]["id"])
+    assert proved.returncode == 0, proved.stderr
+    proof = tmp_path / "refusals-proof.json"
+    proof.write_text(proved.stdout)
+    key = tmp_path / "audit.pub"
+    key.write_bytes((payer.data_dir / "audit-signing.key.pub").read_bytes())
+    checked = run_cli(["audit", "verify-proof", str(proof), "--public-key", str(key)])
+    assert checked.returncode == 0 and "proof holds" in checked.stdout, checked.stdout
 
 
 def test_wrong_card_guesses_open_no_case_and_are_audited_by_reason(payer: ServerProcess) -> None:

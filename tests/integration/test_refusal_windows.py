@@ -183,3 +183,18 @@ def test_concurrent_refusals_and_closers_lose_and_repeat_nothing(platform: Platf
     windows = [e["window_start"] for e in events]
     assert len(windows) == len(set(windows))
     assert platform.audit_chain.head()[0] == len(_events(platform))
+
+
+def test_the_audit_tick_closes_what_no_refusal_has(platform: Platform) -> None:
+    """The upkeep's step (run after the checkpoints are signed) writes the events of the
+    windows that ended with no refused call since to close them."""
+    from payerbridge.wiring.workflows import _upkeep
+
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    with _unit_at(platform, long_ago) as unit:
+        platform.refusals.count(
+            unit, [Refusal("client-t", "bulk-member-match", "card-guard", long_ago)], length=MINUTE
+        )
+    assert _upkeep(platform).close_refusal_windows() == 1
+    assert _upkeep(platform).close_refusal_windows() == 0
+    assert _totals(platform) == {("client-t", "card-guard"): 1}
