@@ -8,6 +8,7 @@ reason, exit 2, and no traceback."""
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -43,12 +44,15 @@ from payerbridge.identity.service import (
 from payerbridge.routing.model import Partner
 from payerbridge.security.data_rotation import rewrap_data_keys, rotate_data_keys
 from payerbridge.security.sealing import kek_fingerprint, key_id_of
+from payerbridge.store.at_rest import token_index_key
 from payerbridge.store.identity import SqlIdentityStore
+from payerbridge.store.key_files import identity_secret
 from payerbridge.store.tables import (
     audit_events,
     data_keys,
     exchanges,
     fhir_resources,
+    fhir_tokens,
     identity_links,
     identity_member_records,
     identity_reviews,
@@ -468,6 +472,14 @@ def test_a_reindex_under_a_new_secret_keys_the_links_anew(platform: Platform) ->
 
     [found] = renewed.members_by_identifier(NEW_PAYER_ID, "http://new.example/mb")
     assert found.member_id == matched.member_id
+    # The search index's blind keys too (ADR 0044): an identifier is found under the new key.
+    with platform.engine.connect() as connection:
+        keys = set(connection.execute(select(fhir_tokens.c.value_key)).scalars())
+    assert hmac.digest(token_index_key(b"n" * 32), b"M100", "sha256").hex() in keys
+    assert (
+        hmac.digest(token_index_key(identity_secret(platform.settings)), b"M100", "sha256").hex()
+        not in keys
+    )
     assert [link.value for link in renewed.links_of(matched.member_id)] == [
         link.value for link in platform.identity.links_of(matched.member_id)
     ]
