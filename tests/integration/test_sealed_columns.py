@@ -56,6 +56,7 @@ from payerbridge.store.tables import (
     identity_links,
     identity_member_records,
     identity_reviews,
+    sealed_columns,
 )
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 from tests.builders import a_coverage, a_patient
@@ -483,3 +484,42 @@ def test_a_reindex_under_a_new_secret_keys_the_links_anew(platform: Platform) ->
     assert [link.value for link in renewed.links_of(matched.member_id)] == [
         link.value for link in platform.identity.links_of(matched.member_id)
     ]
+
+
+def test_member_data_stored_before_it_was_sealed_is_sealed_at_the_next_start_once(
+    tmp_path: Path, env: dict[str, str], platform: Platform
+) -> None:
+    # A database upgraded to 0048 after ADR 0039's sealing completed: the FHIR store's
+    # bodies are plaintext, and no pass has sealed their column yet (ADR 0044).
+    with platform.engine.begin() as connection:
+        rows = connection.execute(select(fhir_resources.c.ref, fhir_resources.c.body)).all()
+        for row in rows:
+            body = platform.sealed_data.open("fhir_resources.body", row.body, row.ref).decode()
+            connection.execute(
+                update(fhir_resources).where(fhir_resources.c.ref == row.ref).values(body=body)
+            )
+        connection.execute(
+            sealed_columns.delete().where(sealed_columns.c.name == "fhir_resources.body")
+        )
+    platform.close()
+
+    restarted = build_platform(_settings(tmp_path, env))
+    try:
+        with restarted.engine.connect() as connection:
+            bodies = connection.execute(select(fhir_resources.c.body)).scalars().all()
+            names = set(connection.execute(select(sealed_columns.c.name)).scalars())
+        assert len(bodies) == len(rows)
+        assert {key_id_of(body) for body in bodies} == {restarted.sealed_data.current}
+        assert "fhir_resources.body" in names
+        assert restarted.members.read("Patient", "ana") is not None
+        # Sealed once: a plaintext body written afterwards is refused, not read.
+        with restarted.engine.begin() as connection:
+            connection.execute(
+                update(fhir_resources)
+                .where(fhir_resources.c.ref == "Patient/ana")
+                .values(body='{"resourceType": "Patient", "id": "ana"}')
+            )
+        with pytest.raises(DataKeyUnavailable, match="not sealed"):
+            restarted.members.read("Patient", "ana")
+    finally:
+        restarted.close()

@@ -139,6 +139,11 @@ def test_files_are_mapped_kept_and_indexed_and_the_same_file_twice_changes_nothi
             select(func.count()).select_from(identity_member_records)
         ).scalar_one()
     assert indexed == 2  # the roster fed the identity index
+    # The files are kept sealed (ADR 0044): nothing of the roster in the clear.
+    with platform.engine.connect() as connection:
+        kept = [bytes(body) for body in connection.execute(select(source_files.c.body)).scalars()]
+    assert len(kept) == 2 and all(body.startswith(b"pb1:") for body in kept)
+    assert not any(name in body for body in kept for name in (b"Ann", b"Lee", b"19800102"))
     formats = {
         p["entity"][0]["extension"][0]["valueCodeableConcept"]["coding"][0]["code"]
         for p in stored(platform, "Provenance")

@@ -33,6 +33,7 @@ from payerbridge.store.sealed_fields import (
     ONBOARDING_BUNDLE,
     QUARANTINED_BODY,
     RESOURCE_BODY,
+    SOURCE_FILE,
 )
 from payerbridge.store.tables import (
     UtcDateTime,
@@ -52,6 +53,7 @@ from payerbridge.store.tables import (
     pull_schedules,
     quarantined_resources,
     sealed_columns,
+    source_files,
 )
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
@@ -146,6 +148,7 @@ SEALED_COLUMNS = (
     ),
     SealedColumn(QUARANTINED_BODY, quarantined_resources, "seq", ("id",)),
     SealedColumn(CONSENT_RESOURCE, consents, "id", ("id",)),
+    SealedColumn(SOURCE_FILE, source_files, "id", ("id",)),
     SealedColumn(
         IDEMPOTENT_BODY,
         idempotent_responses,
@@ -238,22 +241,29 @@ def reseal_batch(
     moved = 0
     for row in rows:
         stored = row._mapping[value.name]
-        if not stored or key_id_of(stored) == current:
+        if not stored:
             continue  # nothing kept (a job's request once it ended, a claim not answered)
+        # A binary column (a source's file) keeps the sealed text as its ASCII bytes.
+        is_binary = not isinstance(stored, str)
+        stored = bytes(stored) if is_binary else stored
+        text: str = bytes(stored).decode("latin-1") if is_binary else str(stored)
+        if key_id_of(text) == current:
+            continue
         row_key = column.row_key(row)
-        changes: dict[str, str] = {}
-        if is_sealed(stored):
-            plaintext = keyring.open(stored, field=field, row_key=row_key)
+        changes: dict[str, str | bytes] = {}
+        if is_sealed(text):
+            plaintext = keyring.open(text, field=field, row_key=row_key)
         elif plaintext_allowed or _unindexed(column, row):
-            plaintext = stored.encode()
+            plaintext = bytes(stored) if is_binary else text.encode()
             if column.blind_index is not None:
-                changes[column.blind_index] = _blind_key(index_key, stored)
+                changes[column.blind_index] = _blind_key(index_key, text)
         else:
             raise DataKeyUnavailable(
                 f"{column.name} holds a plaintext value though sealing is complete: it "
                 "was written outside payerbridge, or by a version before sealing began"
             )
-        changes[field.column] = keyring.seal(plaintext, field=field, row_key=row_key)
+        sealed = keyring.seal(plaintext, field=field, row_key=row_key)
+        changes[field.column] = sealed.encode() if is_binary else sealed
         written = connection.execute(
             update(table).where(column.at(row), value == stored).values(changes)
         )

@@ -15,6 +15,7 @@ __all__ = [
     "ONBOARDING_BUNDLE",
     "QUARANTINED_BODY",
     "RESOURCE_BODY",
+    "SOURCE_FILE",
 ]
 
 # Every member record the plan holds or received; bound to its ``Type/id``.
@@ -33,6 +34,9 @@ ONBOARDING_BUNDLE = SealedField("onboarding_members", "bundle")
 QUARANTINED_BODY = SealedField("quarantined_resources", "body")
 # The HRex Consent as presented; bound to the consent's id.
 CONSENT_RESOURCE = SealedField("consents", "resource")
+# A source's file as received (a roster, claims), kept to map again; bound to its id.
+# The column is binary: the sealed text is stored as its ASCII bytes.
+SOURCE_FILE = SealedField("source_files", "body")
 # An answer replayed to a retried call; bound to ``client|idempotency key``.
 IDEMPOTENT_BODY = SealedField("idempotent_responses", "body")
 # (A webhook's body is not sealed: it names the exchange and its states, no member.)

@@ -45,7 +45,7 @@ from payerbridge.store.members import (
     remove_rows,
     write_batch,
 )
-from payerbridge.store.sealed_fields import RESOURCE_BODY
+from payerbridge.store.sealed_fields import RESOURCE_BODY, SOURCE_FILE
 from payerbridge.store.tables import (
     fhir_resources,
     source_file_resources,
@@ -130,7 +130,8 @@ class SqlSourceFiles:
                 name=name[:300],
                 sha256=digest,
                 size=len(body),
-                body=body,
+                # Sealed for the file's id (ADR 0044): a roster or claim file as received.
+                body=at_rest(connection).seal(body, SOURCE_FILE, file_id).encode(),
                 mapping=str(mapping.ref),
                 received_at=unit.now,
                 mapped_at=unit.now,
@@ -169,7 +170,8 @@ class SqlSourceFiles:
                     )
                 ).scalars()
             )
-            self._map_file(unit, spec, mapping, row.id, row.name, bytes(row.body), report, previous)
+            body = at_rest(connection).open(bytes(row.body).decode(), SOURCE_FILE, row.id)
+            self._map_file(unit, spec, mapping, row.id, row.name, body, report, previous)
             connection.execute(
                 update(source_files)
                 .where(source_files.c.id == row.id)
