@@ -70,7 +70,7 @@ from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.identity.decision import MatchPolicy
 from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.guard import AttemptLimit, is_wrong_card_guess, note_attempt
-from payerbridge.identity.ports import DecisionToRecord, IdentityStore
+from payerbridge.identity.ports import DecisionToRecord, IdentityStore, MatchWrites
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.service import decide_many_for_batch, model_for, request_record
 from payerbridge.routing.model import Organization
@@ -228,21 +228,10 @@ def _match_chunk(
         refused: list[str] = []  # the reason of each member refused
         writes = ports.identity.match_writes(unit)
         for member, presented, to_record in decided:
-            attempt = note_attempt(
-                ports.identity,
-                writes,
-                request_record(member.request),
-                client_id=job.client_id,
-                limit=rules.attempts,
-                at=now,
-            )
-            if attempt.is_over:  # no decision, no review case: a guess reaches no one
-                outcomes.append(MemberOutcome(member.position, THROTTLED, None))
-                refused.append(TooManyAttempts.reason_code)
-                continue
-            if is_wrong_card_guess(attempt, to_record.decision.outcome):
-                outcomes.append(MemberOutcome(member.position, MatchResult.NOT_MATCHED, None))
-                refused.append(CARD_GUARD)
+            guarded = _guarded(ports, writes, job, member, to_record.decision.outcome, now)
+            if guarded is not None:  # no decision, no review case: a guess reaches no one
+                outcomes.append(MemberOutcome(member.position, guarded[0], None))
+                refused.append(guarded[1])
                 continue
             kept.append(to_record)
             events.append(to_record.event)
@@ -281,14 +270,38 @@ def _match_chunk(
         ):
             raise _Superseded  # rolls the chunk back
         if ports.refusals is not None:
-            operation = "bulk-member-match"
-            count_refusals(
-                ports.refusals,
-                unit,
-                [Refusal(job.client_id, operation, reason, now) for reason in refused],
-                length=rules.refusal_window,
-            )
+            refusals = [Refusal(job.client_id, _OPERATION, reason, now) for reason in refused]
+            count_refusals(ports.refusals, unit, refusals, length=rules.refusal_window)
         unit.record(*events)
+
+
+_OPERATION = "bulk-member-match"
+
+
+def _guarded(
+    ports: BulkPorts,
+    writes: MatchWrites,
+    job: BulkJob,
+    member: BulkMember,
+    outcome: MatchOutcome,
+    at: datetime,
+) -> tuple[str, str] | None:
+    """The member's attempt noted for the card guard (HRex mm-7); when it refuses the
+    member (over the limit: throttled) or the member is a wrong-card guess (not matched),
+    the result to store and the reason it is counted under."""
+    attempt = note_attempt(
+        ports.identity,
+        writes,
+        request_record(member.request),
+        client_id=job.client_id,
+        limit=ports.rules.attempts,
+        at=at,
+    )
+    if attempt.is_over:
+        return THROTTLED, TooManyAttempts.reason_code
+    if is_wrong_card_guess(attempt, outcome):
+        return MatchResult.NOT_MATCHED.value, CARD_GUARD
+    return None
 
 
 # The reason a member the engine did not match is counted under: its $member-match's.
