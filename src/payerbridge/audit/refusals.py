@@ -11,8 +11,10 @@ finds it ended first, and the counter is marked closed in that same transaction.
 refusal whose window was closed while it ran counts in the next window still open:
 every refusal is in exactly one event.
 
-The store does the counting and the closing (``RefusalCounts``); this module decides
-windows, reasons and events (pure).
+The store keeps the counters (``RefusalCounts``); this module decides windows, reasons
+and events (pure), and holds the use cases that count (``count_refusals``, in the
+refusal's unit; ``count_refusal_alone``, in one of its own) and close
+(``close_ended_windows``) through that port.
 """
 
 from __future__ import annotations
