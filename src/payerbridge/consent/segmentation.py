@@ -19,9 +19,9 @@ Withholding then spreads along references that carry meaning:
 - a 42 CFR Part 2 program (an Organization, Location, HealthcareService or
   PractitionerRole in a ``program_categories`` category: by its type, its identifier's
   type, its service codes or its name) is withheld with everything that refers to it
-  but a Patient (a visit there, a claim from it, its sites and roles, the Provenance
-  it signed): that the member was there is what Part 2 protects. A Patient is kept
-  without the reference.
+  (a visit there, a claim from it, its sites, services and roles, the Provenance it
+  signed): that the member was there is what Part 2 protects. A Patient and another
+  Organization (``partOf``: an org chart) are kept without the reference.
 
 Kept resources lose every reference to withheld ones: a list entry that is such a
 reference is removed; a repeating element (``Encounter.diagnosis``,
@@ -122,6 +122,9 @@ _DEPENDENT_REFERENCES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 # Types that can be a program or one of its sites or roles: withheld for a program
 # category, with everything that refers to them.
 PROGRAM_TYPES = frozenset({"HealthcareService", "Location", "Organization", "PractitionerRole"})
+# Types kept without their reference to a program: the member, and another organization
+# (a parent or a unit in an org chart is judged by what it is itself).
+_KEEP_LINKS_TO_PROGRAMS = frozenset({"Patient", "Organization"})
 _REFERENCES_IN_JSON = re.compile(rb'"reference":"([^"\\]*)"')
 # References to a program, site or role (``Type/id``, relative or absolute), from JSON.
 _PROGRAM_REFERENCES_IN_JSON = re.compile(
@@ -310,7 +313,10 @@ def withheld_among(
             if index not in withheld
             and (
                 _about_withheld(j, keys)
-                or (j.resource_type != "Patient" and not programs.isdisjoint(j.refers_to))
+                or (
+                    j.resource_type not in _KEEP_LINKS_TO_PROGRAMS
+                    and not programs.isdisjoint(j.refers_to)
+                )
             )
         }
         if policy.withhold_encounters_of_sensitive_care:

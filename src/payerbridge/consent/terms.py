@@ -6,9 +6,11 @@ disease" and no Coding, a Coding with a ``display`` and no code, an Observation
 ``note``, a narrative, a ``valueString``, an Organization's name ("... Opioid Treatment
 Program"). Every string in the resource is judged, keys and all, from its JSON text,
 but the values of ``code``, ``valueCode`` and ``system``, which are judged as codes
-(a v3-ActReason ``HIV`` is not the word HIV). There is no walk: the words are split
-out in C (the bytes translated and split), and the text is searched for whole terms
-only when it holds a term's key word, which few resources do.
+(a v3-ActReason ``HIV`` is not the word HIV), and of ``id``, a key that names nothing
+(a reference to a record names it to the recipient, so a reference is judged). There
+is no walk: the words are split out in C (the bytes translated and split), and the
+text is searched for whole terms only when it holds a term's key word, which few
+resources do.
 
 The text is normalised before comparison: Unicode NFKC (full-width and other
 compatibility forms as ASCII), invisible characters removed, HTML character
@@ -35,8 +37,8 @@ __all__ = ["TermIndex", "normalised", "resource_text"]
 
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
 _JSON_BREAKS = re.compile(r"\\[nrt]")
-# The codes and systems of a resource's JSON, judged as codes and not as words.
-_CODE_VALUES = re.compile(r'"(?:code|valueCode|system)":"(?:[^"\\]|\\.)*"')
+# The codes and systems of a resource's JSON, judged as codes and not as words, and ids.
+_CODE_VALUES = re.compile(r'"(?:code|valueCode|system|id)":"(?:[^"\\]|\\.)*"')
 _SEPARATOR = r"[\s\-_]+"
 _SEPARATORS = re.compile(_SEPARATOR)
 # How far back to look for the words a case-sensitive term must not follow.

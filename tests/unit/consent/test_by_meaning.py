@@ -166,11 +166,20 @@ def test_a_program_known_by_its_name_is_withheld_with_everything_that_refers_to_
             "location": [{"location": ref("Location/site")}]}  # fmt: skip
     claim = {"resourceType": "ExplanationOfBenefit", "id": "x", "patient": ref("Patient/p"),
              "facility": ref("Location/site")}  # fmt: skip
+    role = {
+        "resourceType": "PractitionerRole",
+        "id": "role",
+        "organization": ref("Organization/otp"),
+    }
+    seen = {"resourceType": "Observation", "id": "o", "performer": [ref("PractitionerRole/role")]}
+    unit = {"resourceType": "Organization", "id": "unit", "partOf": ref("Organization/otp")}
     other = {"resourceType": "Encounter", "id": "e2", "subject": ref("Patient/p")}
-    result = segment([program, site, patient, stay, claim, other])
+    result = segment([program, site, patient, stay, claim, role, seen, unit, other])
     kept = {f"{r['resourceType']}/{r['id']}": r for r in result.kept}
-    assert set(kept) == {"Patient/p", "Encounter/e2"}
-    assert "managingOrganization" not in kept["Patient/p"]  # kept, without the link
+    assert set(kept) == {"Patient/p", "Encounter/e2", "Organization/unit"}
+    # The member and an organization in an org chart are kept, without the link.
+    assert "managingOrganization" not in kept["Patient/p"]
+    assert kept["Organization/unit"] == {"resourceType": "Organization", "id": "unit"}
 
 
 def test_a_site_of_another_kind_is_not_a_program() -> None:
@@ -185,3 +194,18 @@ def test_a_site_of_another_kind_is_not_a_program() -> None:
 def test_a_record_with_neither_a_code_nor_text_is_released() -> None:
     bare = {"resourceType": "Condition", "id": "c", "subject": ref("Patient/p")}
     assert segment([bare]).kept == [bare]
+
+
+def test_an_operator_adds_terms_and_the_digest_says_so() -> None:
+    from payerbridge.consent.categories import extended
+    from payerbridge.consent.segmentation import SegmentationPolicy
+
+    terms = [{"term": "Crisis Stabilization Unit"}]
+    document = {"version": "plan-8", "categories": [{"name": "behavioral-health", "terms": terms}]}
+    added = extended(SHIPPED_CODE_SETS, document)
+    assert added.digest != SHIPPED_CODE_SETS.digest
+    note = placed("Admitted to the crisis-stabilization unit", "note")
+    assert sensitive_categories_of(note) == frozenset()
+    assert sensitive_categories_of(note, SegmentationPolicy(code_sets=added)) == {
+        "behavioral-health"
+    }

@@ -86,14 +86,14 @@ def walked_reference_strings(node: Any) -> Iterator[str]:
 
 def walked_strings(node: Any) -> Iterator[str]:
     """Every key and string value, but the values of ``code``, ``valueCode`` and
-    ``system`` (judged as codes)."""
+    ``system`` (judged as codes) and of ``id``."""
     if isinstance(node, list):
         for item in node:
             yield from walked_strings(item)
     elif isinstance(node, Mapping):
         for key, value in node.items():
             yield key
-            if key in ("code", "valueCode", "system") and isinstance(value, str):
+            if key in ("code", "valueCode", "system", "id") and isinstance(value, str):
                 continue
             yield from walked_strings(value)
     elif isinstance(node, str):
@@ -238,6 +238,7 @@ LEAVES = st.one_of(
     st.builds(lambda t: {"text": t}, TEXTS),
     st.builds(lambda t: {"display": t}, TEXTS),
     st.builds(lambda t: {"code": t}, TEXTS),  # a code, not words
+    st.builds(lambda t: {"id": t}, TEXTS),  # a key, not words
     st.none(),
     st.booleans(),
     st.integers(-2, 2),
