@@ -32,7 +32,6 @@ from sqlalchemy import (
 )
 
 from payerbridge.errors import NotFound
-from payerbridge.fhir.resources import token_entries
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.evidence import evidence_from_stored
 from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
@@ -55,9 +54,9 @@ from payerbridge.store.sealed_columns import (
     link_index_key,
 )
 from payerbridge.store.sealed_fields import RESOURCE_BODY
+from payerbridge.store.search_index import rekey_tokens
 from payerbridge.store.tables import (
     fhir_resources,
-    fhir_tokens,
     identity_blocking_keys,
     identity_decisions,
     identity_links,
@@ -284,42 +283,8 @@ class SqlIdentityStore:
         connection.execute(delete(identity_blocking_keys))
         connection.execute(delete(identity_member_records))
         self._rekey_links(connection)
-        self._rekey_tokens(connection)
+        rekey_tokens(connection, token_index_key(self._secret))
         return self.index_members(unit, member_ids, at=at, progress=progress)
-
-    def _rekey_tokens(self, connection: Connection, *, batch: int = 1000) -> None:
-        """The search index's blind keys computed again from the bodies, under the key
-        this store's secret derives (ADR 0044): as the links', a new secret keys them."""
-        resources, tokens = fhir_resources.c, fhir_tokens.c
-        opened, token_key = at_rest(connection), token_index_key(self._secret)
-        after = ""
-        while True:
-            rows = connection.execute(
-                select(resources.ref, resources.resource_type, resources.body)
-                .where(resources.ref > after)
-                .order_by(resources.ref)
-                .limit(batch)
-            ).all()
-            if not rows:
-                return
-            connection.execute(delete(fhir_tokens).where(tokens.ref.in_([r.ref for r in rows])))
-            keyed = [
-                {
-                    "ref": row.ref,
-                    "resource_type": row.resource_type,
-                    "param": param,
-                    "system": system,
-                    "value": "",
-                    "value_key": hmac.digest(token_key, value.encode(), "sha256").hex(),
-                }
-                for row in rows
-                for param, system, value in token_entries(
-                    orjson.loads(opened.open(row.body, RESOURCE_BODY, row.ref))
-                )
-            ]
-            if keyed:
-                connection.execute(insert(fhir_tokens), keyed)
-            after = rows[-1].ref
 
     def _rekey_links(self, connection: Connection) -> None:
         """Every link's blind index computed again (under this store's secret)."""

@@ -730,63 +730,19 @@ bulk_output_lines = Table(
     Index("ix_bulk_output_lines_file", "job_id", "file", "seq"),
 )
 
-# Plan-year onboardings (new payer): one run per file of members and old payer.
-onboardings = Table(
-    "onboardings",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("client_id", String(200), nullable=False),
-    Column("partner_id", String(64), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("total", Integer, nullable=False),
-    Column("chunks", Integer, nullable=False),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("updated_at", UtcDateTime(), nullable=False),
-    Column("error", String(500), nullable=True),
-    # An incremental run: what it asked since (``_since``), and what its data reflects
-    # (its exports' earliest transactionTime): the since of the next (revision 0045).
-    Column("since", UtcDateTime(), nullable=True),
-    Column("received_at", UtcDateTime(), nullable=True),
-)
-
-# Its members: the MemberBundle sent (dropped when the run ends) and what became of each.
-onboarding_members = Table(
-    "onboarding_members",
-    metadata,
-    Column("onboarding_id", String(64), ForeignKey("onboardings.id"), primary_key=True),
-    Column("position", Integer, primary_key=True),
-    Column("member_id", String(64), nullable=False),
-    Column("consent_id", String(64), nullable=False),
-    Column("bundle", Text, nullable=False),
-    Column("result", String(24), nullable=True),
-    Column("old_patient", String(64), nullable=True),
-    Column("imported", Integer, nullable=True),
-    Column("changed", Integer, nullable=True),  # of an incremental run: resources changed
-)
-
-# Its chunks: each one $bulk-member-match and one export at the old payer; the row is
-# the chunk's checkpoint.
-onboarding_chunks = Table(
-    "onboarding_chunks",
-    metadata,
-    Column("onboarding_id", String(64), ForeignKey("onboardings.id"), primary_key=True),
-    Column("number", Integer, primary_key=True),
-    Column("first_member", Integer, nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("stage", String(16), nullable=False),
-    Column("status_url", String(2000), nullable=True),
-    Column("group_id", String(64), nullable=True),
-    Column("due_at", UtcDateTime(), nullable=True),
-    Column("updated_at", UtcDateTime(), nullable=False),
-)
-
-# The sources' tables (ADR 0031) and the quarantine (ADR 0030), defined beside.
+# The sources' tables (ADR 0031) and the quarantine (ADR 0030), defined beside; so are
+# the plan-year onboardings (ADR 0019).
 # The console's accounts and sessions, defined beside (ADR 0035) on the same metadata,
 # and the legal holds (ADR 0038); the data keys that seal PHI at rest (ADR 0039); the
 # obligation rows (ADR 0037).
 from payerbridge.store.compliance_tables import obligation_clocks  # noqa: E402
 from payerbridge.store.key_tables import data_keys, sealed_columns  # noqa: E402
 from payerbridge.store.lifecycle_tables import legal_holds  # noqa: E402
+from payerbridge.store.onboarding_tables import (  # noqa: E402
+    onboarding_chunks,
+    onboarding_members,
+    onboardings,
+)
 from payerbridge.store.operator_tables import (  # noqa: E402
     operator_sessions,
     operators,
