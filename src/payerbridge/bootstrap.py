@@ -15,6 +15,7 @@ from payerbridge.compliance.clocks import Clocks
 from payerbridge.config import Settings
 from payerbridge.policies import (
     compliance_obligations,
+    data_scope,
     egress_policy,
     rate_policy,
     response_caps,
@@ -88,6 +89,7 @@ def build_platform(
 ) -> Platform:
     """Open the database (migrating it to the newest schema) and wire the adapters."""
     segmentation = segmentation_policy(settings)
+    scope = data_scope(settings)
     obligations = compliance_obligations(settings)
     sources = load_sources(sources_path(settings.sources_file, settings.data_dir))
     stores = open_stores(settings, run_migrations=run_migrations)
@@ -106,7 +108,7 @@ def build_platform(
     )
     clients = SqlClientDirectory(engine)
     key_sets = key_set_source(settings, egress, caps)
-    member_consent = member_consent_check(settings, stores, segmentation)
+    member_consent = member_consent_check(settings, stores, segmentation, scope)
     allowances = SqlAllowances(engine)
     tokens = token_service(settings, clients, transactions, key_sets, member_consent, trust)
     discovery = partner_discovery(settings, egress, caps, udap_client, trust, partner_transport)
@@ -116,6 +118,7 @@ def build_platform(
         reader=reader,
         members=stores.members,
         segmentation=segmentation,
+        scope=scope,
         obligations=obligations,
         clocks=clocks,
         clock_reader=SqlObligationClocks(reader, obligations=obligations),
@@ -144,7 +147,7 @@ def build_platform(
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
         exchange_ports=ports,
-        bulk=bulk_ports(settings, stores, identity, segmentation),
+        bulk=bulk_ports(settings, stores, identity, segmentation, scope),
         onboarding=onboarding_ports(settings, stores, client),
         **plan_backends(settings, sources, stores, identity),
         operators=operator_ports(settings, stores, allowances),

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +33,7 @@ from tests.builders import (
     an_exchange_request,
     member_match_parameters,
 )
-from tests.servers import REQUESTER_SCOPES, ServerProcess
+from tests.servers import REQUESTER_SCOPES, ServerProcess, run_cli
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -264,3 +266,19 @@ def test_the_audit_trail_names_the_scope_and_what_it_removed(payer: Payer) -> No
     assert page["outside_scope"] == {"drug-prior-authorization": 1}
     assert page["elements_removed"]["ExplanationOfBenefit.total"] == 1
     assert page["elements_removed"]["Coverage.costToBeneficiary"] == 1
+
+
+def test_a_scope_file_that_cannot_be_used_stops_the_payer(tmp_path: Path) -> None:
+    shipped = files("payerbridge.disclosure").joinpath("data/payer-to-payer-scope.json")
+    scope = json.loads(shipped.read_text())
+    scope["resources"][3]["source"] = "a-source-nobody-cited"
+    path = tmp_path / "scope.json"
+    path.write_text(json.dumps(scope))
+    refused = run_cli(  # refused before it binds a port: the port is never used
+        ["serve", "--data-dir", str(tmp_path / "data"), "--port", "9"],
+        env={"PAYERBRIDGE_SCOPE_FILE": str(path)},
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "PAYERBRIDGE_SCOPE_FILE" in refused.stderr
+    assert "resources.3.source" in refused.stderr

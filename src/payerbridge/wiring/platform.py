@@ -25,6 +25,7 @@ from payerbridge.config import Settings
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.disclosure.ports import DisclosureSnapshots, MemberStore
+from payerbridge.disclosure.scope import DataScope
 from payerbridge.exchange.ports import (
     BreakerBoard,
     ExchangeLedger,
@@ -87,6 +88,7 @@ class Platform:
     reader: Engine  # the engine for reads: ``engine`` itself on PostgreSQL
     members: MemberStore
     segmentation: SegmentationPolicy  # what a regular consent withholds, by which code sets
+    scope: DataScope  # what the payer-to-payer rule lets leave at all (ADR 0042)
     obligations: ObligationSet  # the rule's clocks on the plan's calendar (ADR 0037)
     clocks: Clocks  # the obligation rows each exchange, case and request keeps
     clock_reader: ClockReader  # ... read for the compliance report

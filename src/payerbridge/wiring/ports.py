@@ -20,6 +20,7 @@ from payerbridge.config import Settings
 from payerbridge.consent.model import Requester
 from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.disclosure.reads import DisclosureContext, member_permits
+from payerbridge.disclosure.scope import DataScope
 from payerbridge.exchange.ports import (
     ExchangePorts,
     PartnerClient,
@@ -163,7 +164,7 @@ def operator_ports(settings: Settings, stores: Stores, allowances: SqlAllowances
 
 
 def member_consent_check(
-    settings: Settings, stores: Stores, segmentation: SegmentationPolicy
+    settings: Settings, stores: Stores, segmentation: SegmentationPolicy, scope: DataScope
 ) -> Callable[[MemberId, RegisteredClient, datetime], bool]:
     """Whether a member's consent lets a client read her data now (the token service
     issues a member-scoped token only then)."""
@@ -178,6 +179,7 @@ def member_consent_check(
             at=now,
             request_id=None,
             segmentation=segmentation,
+            scope=scope,
         )
         return member_permits(context, member)
 
@@ -185,7 +187,11 @@ def member_consent_check(
 
 
 def bulk_ports(
-    settings: Settings, stores: Stores, identity: IdentityStore, segmentation: SegmentationPolicy
+    settings: Settings,
+    stores: Stores,
+    identity: IdentityStore,
+    segmentation: SegmentationPolicy,
+    scope: DataScope,
 ) -> BulkPorts:
     """``$bulk-member-match`` jobs and the exports (old payer)."""
     rules = BulkRules(
@@ -196,6 +202,7 @@ def bulk_ports(
         group_lifetime=timedelta(days=settings.bulk_group_days),
         chunk_members=settings.bulk_chunk_members,
         segmentation=segmentation,
+        scope=scope,
         payer_to_payer_years=settings.payer_to_payer_years,
         attempts=AttemptLimit(
             settings.member_match_max_cards,

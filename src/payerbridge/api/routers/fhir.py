@@ -269,6 +269,7 @@ def _paging(platform: Platform) -> PagingPorts:
             payer_to_payer_years=settings.payer_to_payer_years,
             segmentation=platform.segmentation,
             held_types=SUPPORTED_TYPES,
+            scope=platform.scope,
         ),
     )
 
