@@ -176,7 +176,9 @@ class DataScope:
         self.version = parsed.version
         self.types = frozenset(rule.resource_type for rule in parsed.resources)
         drugs = parsed.drug_prior_authorizations
-        self._drug_claim_types = frozenset((c.system, c.code) for c in drugs.claim_types)
+        self._drug_claim_types = frozenset(
+            (_system_key(c.system), c.code.strip()) for c in drugs.claim_types
+        )
         self._drug_systems = frozenset(_system_key(s) for s in drugs.product_systems)
         self._hcpcs_systems = frozenset(_system_key(s) for s in drugs.hcpcs_systems)
         self._hcpcs_drug_prefixes = tuple(p.upper() for p in drugs.hcpcs_drug_prefixes)
@@ -250,7 +252,8 @@ class DataScope:
 
     def _is_for_a_drug(self, authorization: Mapping[str, Any]) -> bool:
         for coding in _codings(authorization.get("type")):
-            if (coding.get("system"), coding.get("code")) in self._drug_claim_types:
+            kind = (_system_key(str(coding.get("system") or "")), str(coding.get("code")).strip())
+            if kind in self._drug_claim_types:
                 return True
         for coding in _product_codings(authorization):
             system = _system_key(str(coding.get("system") or ""))

@@ -234,7 +234,9 @@ _other_products = st.one_of(
 )
 
 
-def _authorization(product: dict[str, Any], where: str, type_code: str) -> dict[str, Any]:
+def _authorization(
+    product: dict[str, Any], where: str, type_code: str, type_system: str = _CLAIM_TYPE
+) -> dict[str, Any]:
     line: dict[str, Any] = {"sequence": 1, "productOrService": {"coding": [product]}}
     if where == "detail":
         line = {"sequence": 1, "productOrService": {"text": "kit"}, "detail": [line]}
@@ -243,7 +245,7 @@ def _authorization(product: dict[str, Any], where: str, type_code: str) -> dict[
         "id": "pa",
         "use": "preauthorization",
         "status": "active",
-        "type": {"coding": [{"system": _CLAIM_TYPE, "code": type_code}]},
+        "type": {"coding": [{"system": type_system, "code": type_code}]},
         "item" if where != "addItem" else "addItem": [line],
     }
 
@@ -256,12 +258,16 @@ def test_a_prior_authorization_for_a_drug_does_not_leave(
     assert PAYER_TO_PAYER.excludes(authorization) == DRUG_PRIOR_AUTHORIZATION
 
 
-@given(_other_products, st.sampled_from(["item", "detail", "addItem"]))
+@given(
+    _other_products,
+    st.sampled_from(["item", "detail", "addItem"]),
+    st.sampled_from([_CLAIM_TYPE, f"{_CLAIM_TYPE}/", _CLAIM_TYPE.replace("http:", "HTTPS:")]),
+)
 def test_a_prior_authorization_for_a_service_leaves_unless_it_is_a_pharmacy_claim(
-    product: dict[str, Any], where: str
+    product: dict[str, Any], where: str, claim_type: str
 ) -> None:
     assert PAYER_TO_PAYER.excludes(_authorization(product, where, "professional")) is None
-    pharmacy = _authorization(product, where, "pharmacy")
+    pharmacy = _authorization(product, where, "pharmacy", claim_type)
     assert PAYER_TO_PAYER.excludes(pharmacy) == DRUG_PRIOR_AUTHORIZATION
 
 
