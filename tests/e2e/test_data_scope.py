@@ -13,7 +13,6 @@ names the scope and what it removed."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -33,6 +32,7 @@ from tests.builders import (
     an_exchange_request,
     member_match_parameters,
 )
+from tests.fhir_client import bundles, downloaded, finished
 from tests.servers import REQUESTER_SCOPES, ServerProcess, run_cli
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
@@ -152,42 +152,19 @@ def payer(
         yield Payer(server, platform, token, group["id"])
 
 
-def finished(client: httpx.Client, answer: httpx.Response) -> Resource:
-    assert answer.status_code == 202, answer.text
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        polled = client.get(answer.headers["Content-Location"])
-        if polled.status_code == 200:
-            return dict(polled.json())
-        assert polled.status_code == 202, polled.text
-        time.sleep(0.1)
-    raise AssertionError("the job did not complete in time")
-
-
 def exported(client: httpx.Client, answer: httpx.Response) -> list[Resource]:
-    found: list[Resource] = []
-    for entry in finished(client, answer)["output"]:
-        lines = client.get(entry["url"], headers={"Accept": "application/fhir+ndjson"})
-        assert lines.status_code == 200
-        found += [orjson.loads(line) for line in lines.content.splitlines() if line]
-    return found
+    return downloaded(client, finished(client, answer))
 
 
 def pages(client: httpx.Client, url: str, params: Any) -> tuple[list[Resource], list[Resource]]:
     """What the pages carry, and their outcome entries."""
     found: list[Resource] = []
     outcomes: list[Resource] = []
-    answer = client.get(url, params=params)
-    while True:
-        assert answer.status_code == 200, answer.text
-        bundle = answer.json()
+    for bundle in bundles(client, url, params):
         for entry in bundle.get("entry", []):
             kept = outcomes if entry["search"]["mode"] == "outcome" else found
             kept.append(entry["resource"])
-        following = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
-        if not following:
-            return found, outcomes
-        answer = client.get(following[0])
+    return found, outcomes
 
 
 def every_path(payer: Payer) -> dict[str, list[Resource]]:

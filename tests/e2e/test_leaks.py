@@ -59,6 +59,7 @@ from payerbridge.disclosure.search import INCLUDES
 from payerbridge.fhir.resources import iter_references
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
+from tests.fhir_client import pages
 from tests.sensitive_codes import SENSITIVE_CODES, SENSITIVE_TERMS, disguises, spellings
 from tests.servers import (
     REQUESTER_SCOPES,
@@ -440,19 +441,6 @@ def load(payer: Payer, batch: Batch) -> None:
 
 
 # -- every path out
-
-
-def pages(client: httpx.Client, url: str, params: dict[str, str] | None = None) -> list[Resource]:
-    found: list[Resource] = []
-    answer = client.get(url, params=params)
-    while True:
-        assert answer.status_code == 200, answer.text
-        bundle = answer.json()
-        found += [entry["resource"] for entry in bundle.get("entry", [])]
-        following = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
-        if not following:
-            return found
-        answer = client.get(following[0])
 
 
 def exported(client: httpx.Client, since: str) -> list[Resource]:

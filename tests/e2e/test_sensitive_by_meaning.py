@@ -20,12 +20,10 @@ depends on one and no reference to one leaves; under ``sensitive`` every case do
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
@@ -33,6 +31,7 @@ from payerbridge.consent.categories import CPT, HCPCS, ICD10CM, ICD10PCS, LOINC,
 from payerbridge.disclosure.search import INCLUDES
 from payerbridge.fhir.resources import iter_references
 from tests.builders import a_coverage, a_member_bundle, a_patient
+from tests.fhir_client import downloaded, finished, pages
 from tests.servers import REQUESTER_SCOPES, ServerProcess
 
 OLD_NPI, NEW_NPI = "1245319599", "1234567893"
@@ -174,41 +173,6 @@ def payer(
         matched = sorted(m["entity"]["reference"] for m in group["member"])
         assert matched == ["Patient/rita", "Patient/sam"], matched
     yield Payer(server, token, group["id"])
-
-
-def finished(client: httpx.Client, answer: httpx.Response) -> dict[str, Any]:
-    assert answer.status_code == 202, answer.text
-    status_url = answer.headers["Content-Location"]
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        polled = client.get(status_url)
-        if polled.status_code == 200:
-            return dict(polled.json())
-        assert polled.status_code == 202, polled.text
-        time.sleep(0.05)
-    raise AssertionError("the job did not complete in time")
-
-
-def downloaded(client: httpx.Client, manifest: dict[str, Any]) -> list[Resource]:
-    found: list[Resource] = []
-    for entry in manifest["output"]:
-        answer = client.get(entry["url"], headers={"Accept": "application/fhir+ndjson"})
-        assert answer.status_code == 200, answer.text
-        found += [orjson.loads(row) for row in answer.content.splitlines() if row]
-    return found
-
-
-def pages(client: httpx.Client, url: str, params: Any = None) -> list[Resource]:
-    found: list[Resource] = []
-    answer = client.get(url, params=params)
-    while True:
-        assert answer.status_code == 200, answer.text
-        bundle = answer.json()
-        found += [entry["resource"] for entry in bundle.get("entry", [])]
-        following = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
-        if not following:
-            return found
-        answer = client.get(following[0])
 
 
 def what_leaves(payer: Payer, member: Member) -> dict[str, list[Resource]]:
