@@ -191,7 +191,6 @@ def first_page(
     first: dict[str, Any] = {
         "withheld": plan.withheld_count,
         "outside_window": plan.outside_window,
-        "scope": ports.rules.scope.label,
         "outside_scope": dict(sorted(plan.outside_scope.items())),
         "idempotency_key": asked.idempotency_key,
     }
@@ -203,7 +202,14 @@ def first_page(
         ]
     unit.record(
         _page_event(
-            asked.reader, snapshot, now, entries=sent, after=0, removed=removed, first=first
+            asked.reader,
+            snapshot,
+            now,
+            entries=sent,
+            after=0,
+            removed=removed,
+            scope=ports.rules.scope.label,
+            first=first,
         )
     )
     return replace(page, gaps=asked.gaps)
@@ -350,7 +356,7 @@ def _page_event(
     entries: int,
     after: int,
     removed: Counter[str],
-    scope: str | None = None,
+    scope: str,
     first: dict[str, Any] | None = None,
 ) -> AuditEvent:
     detail: dict[str, Any] = {
@@ -359,10 +365,9 @@ def _page_event(
         "pages": snapshot.id,
         "path": snapshot.path,
         "after": after,
+        "scope": scope,  # the data scope this page was shaped by
         **(first or {}),  # what the first page decided, and its Idempotency-Key
     }
-    if scope is not None:
-        detail["scope"] = scope
     if removed:  # elements the data scope removed from this page, by name: how often
         detail["elements_removed"] = dict(sorted(removed.items()))
     return AuditEvent(

@@ -23,7 +23,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from payerbridge.compliance.calendar import FileFieldError, first_error
+from payerbridge.consent.categories import canonical_system
 from payerbridge.errors import Issue
+from payerbridge.json_paths import codings, element_path
 
 __all__ = [
     "DRUG_PRIOR_AUTHORIZATION",
@@ -177,10 +179,10 @@ class DataScope:
         self.types = frozenset(rule.resource_type for rule in parsed.resources)
         drugs = parsed.drug_prior_authorizations
         self._drug_claim_types = frozenset(
-            (_system_key(c.system), c.code.strip()) for c in drugs.claim_types
+            (canonical_system(c.system), c.code.strip()) for c in drugs.claim_types
         )
-        self._drug_systems = frozenset(_system_key(s) for s in drugs.product_systems)
-        self._hcpcs_systems = frozenset(_system_key(s) for s in drugs.hcpcs_systems)
+        self._drug_systems = frozenset(canonical_system(s) for s in drugs.product_systems)
+        self._hcpcs_systems = frozenset(canonical_system(s) for s in drugs.hcpcs_systems)
         self._hcpcs_drug_prefixes = tuple(p.upper() for p in drugs.hcpcs_drug_prefixes)
         claims = parsed.non_financial_claims
         self._claim_type = claims.applies_to.resource_type
@@ -251,17 +253,18 @@ class DataScope:
         return f"{basis}{bar}{version}" if basis else profile
 
     def _is_for_a_drug(self, authorization: Mapping[str, Any]) -> bool:
-        for coding in _codings(authorization.get("type")):
-            kind = (_system_key(str(coding.get("system") or "")), str(coding.get("code")).strip())
-            if kind in self._drug_claim_types:
+        for coding in codings([authorization.get("type")]):
+            system = canonical_system(str(coding.get("system") or ""))
+            if (system, str(coding.get("code")).strip()) in self._drug_claim_types:
                 return True
-        for coding in _product_codings(authorization):
-            system = _system_key(str(coding.get("system") or ""))
-            if system in self._drug_systems:
-                return True
-            code = str(coding.get("code") or "").strip().upper()
-            if system in self._hcpcs_systems and code.startswith(self._hcpcs_drug_prefixes):
-                return True
+        for path in _PRODUCTS:
+            for coding in codings(path.values(authorization)):
+                system = canonical_system(str(coding.get("system") or ""))
+                if system in self._drug_systems:
+                    return True
+                code = str(coding.get("code") or "").strip().upper()
+                if system in self._hcpcs_systems and code.startswith(self._hcpcs_drug_prefixes):
+                    return True
         return False
 
 
@@ -306,40 +309,22 @@ def scope_issue(removed: Iterable[str]) -> Issue:
     )
 
 
-def _system_key(system: str) -> str:
-    """A code system URI as compared: case, scheme and a trailing slash do not matter."""
-    key = system.strip().lower().rstrip("/")
-    for scheme in ("https://", "http://"):
-        if key.startswith(scheme):
-            return key[len(scheme) :]
-    return key
-
-
 def _canonical(profile: str) -> str:
     return profile.partition("|")[0]
 
 
-def _codings(concept: Any) -> Iterable[Mapping[str, Any]]:
-    if isinstance(concept, dict):
-        for coding in concept.get("coding") or ():
-            if isinstance(coding, dict):
-                yield coding
-
-
-def _product_codings(resource: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-    """The codings of what every line, detail and sub-detail (added ones too) is for."""
-    levels = [*(resource.get("item") or ()), *(resource.get("addItem") or ())]
-    while levels:
-        line = levels.pop()
-        if not isinstance(line, dict):
-            continue
-        yield from _codings(line.get("productOrService"))
-        levels.extend(line.get("detail") or ())
-        levels.extend(line.get("subDetail") or ())
-
-
-# An adjudication that kept only these said nothing but the amount removed from it.
-_EMPTY_ADJUDICATION = frozenset({"category", "id"})
+# What every line, detail and sub-detail (added ones too) of a claim is for.
+_PRODUCTS = tuple(
+    element_path(f"{line}.productOrService")
+    for line in (
+        "item",
+        "item.detail",
+        "item.detail.subDetail",
+        "addItem",
+        "addItem.detail",
+        "addItem.detail.subDetail",
+    )
+)
 
 
 def _walk(node: Resource, tree: dict[str, _Node], found: set[str]) -> Resource:
