@@ -24,9 +24,9 @@ V2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 NOOR = ("Noor", "Haddad", "1991-11-30", "female")
 
 
-@pytest.fixture
-def members(tmp_path: Path) -> Path:
-    noor = a_patient(
+def noor() -> bytes:
+    """The old payer's one member, as an import file's lines."""
+    patient = a_patient(
         "noor",
         given="Noor",
         family="Haddad",
@@ -35,8 +35,13 @@ def members(tmp_path: Path) -> Path:
         member_id="M789",
     )
     coverage = a_coverage("noor-cov", patient="noor", member_id="M789", subscriber_id="M789")
+    return b"\n".join(orjson.dumps(r) for r in (patient, coverage))
+
+
+@pytest.fixture
+def members(tmp_path: Path) -> Path:
     path = tmp_path / "members.ndjson"
-    path.write_bytes(b"\n".join(orjson.dumps(r) for r in (noor, coverage)))
+    path.write_bytes(noor())
     return path
 
 

@@ -19,8 +19,8 @@ import pytest
 
 from payerbridge.fhir.reasons import REASON_SYSTEM
 from payerbridge.security.model import AUDITOR_SCOPE, OPERATOR_SCOPE
-from tests.builders import a_coverage, a_member_bundle, a_patient
-from tests.e2e.test_guessing import MEMBER_MATCH, OLD_NPI, _wait_for_manifest, parameters
+from tests.builders import a_member_bundle
+from tests.e2e.test_guessing import MEMBER_MATCH, OLD_NPI, _wait_for_manifest, noor, parameters
 from tests.servers import REQUESTER_SCOPES, ServerProcess, run_cli
 
 FHIR = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -36,17 +36,8 @@ Counts = Counter[tuple[str, str, str]]  # (client, operation, reason) -> refused
 
 @pytest.fixture(scope="module")
 def payer(module_server: Callable[..., ServerProcess], tmp_path_factory: Any) -> ServerProcess:
-    noor = a_patient(
-        "noor",
-        given="Noor",
-        family="Haddad",
-        birth_date="1991-11-30",
-        gender="female",
-        member_id="M789",
-    )
-    coverage = a_coverage("noor-cov", patient="noor", member_id="M789", subscriber_id="M789")
     members: Path = tmp_path_factory.mktemp("refusals") / "members.ndjson"
-    members.write_bytes(b"\n".join(orjson.dumps(r) for r in (noor, coverage)))
+    members.write_bytes(noor())
     return module_server(
         "old",
         env={
