@@ -32,7 +32,12 @@ from payerbridge.bulk.ports import ExportedMember, LineRead, OutputLine
 from payerbridge.consent.model import ConsentPolicy, ConsentRole, Requester, StoredConsent
 from payerbridge.consent.segmentation import supported_policies, without_references
 from payerbridge.consent.service import authorize_disclosure
-from payerbridge.disclosure.everything import EverythingQuery, plan_everything, released_now
+from payerbridge.disclosure.everything import (
+    EverythingQuery,
+    SeenShared,
+    plan_everything,
+    released_now,
+)
 from payerbridge.disclosure.release import SharedResources
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import Gone, InvalidInput, Issue, NotFound, UnprocessableRequest
@@ -277,6 +282,7 @@ class _ChunkDecision:
         self._types = ports.members.resource_types_of(patients)
         self._consents = _Read(ports.consents.for_members(patients, ConsentRole.DISCLOSE))
         self._shared = _SharedOnce(ports.members)
+        self._seen_shared: SeenShared = {}  # each shared resource judged once a chunk
         self._decided: set[MemberId] = set()
         self._shared_sent = shared_sent
         self.shared_new: set[str] = set()  # the shared resources this chunk writes
@@ -322,6 +328,7 @@ class _ChunkDecision:
                 rules.segmentation,
                 self._window,
                 rules.scope,
+                self._seen_shared,
             )
         if policy is None or plan is None:
             self.exported.append(ExportedMember(position, patient_id, None))

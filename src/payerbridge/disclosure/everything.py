@@ -50,6 +50,7 @@ __all__ = [
     "EverythingPlan",
     "EverythingQuery",
     "PageEntry",
+    "SeenShared",
     "Snapshot",
     "released_now",
     "released_on_page",
@@ -216,6 +217,11 @@ class _Seen:
     excluded: str | None = None  # why the data scope leaves it out, if it does
 
 
+# What was seen of shared resources, by ``Type/id`` and whether it was judged, with the
+# other records each refers to (``_decide``'s ``mentioned``).
+SeenShared = dict[tuple[str, bool], tuple[_Seen, set[str]]]
+
+
 def plan_everything(
     patient_id: MemberId,
     records: Iterable[Resource],
@@ -225,12 +231,17 @@ def plan_everything(
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
     window: ExchangeWindow | None = None,
     scope: DataScope = PAYER_TO_PAYER,
+    seen_shared: SeenShared | None = None,
 ) -> EverythingPlan | None:
     """Decide what goes, streaming ``records`` (the member's compartment) once; None when
     the member has no Patient. The shared resources they reach are read level by level
     and judged with them, as ``release`` does; ``scope`` and ``window`` then leave out
-    the records the rule does not let go and those outside the payer-to-payer window."""
-    decision = _decide(patient_id, records, shared, policy, segmentation, window, scope)
+    the records the rule does not let go and those outside the payer-to-payer window.
+    ``seen_shared``: what was seen of the shared resources for other members planned
+    with the same ``shared`` reader (a bulk chunk's), so each is judged once."""
+    decision = _decide(
+        patient_id, records, shared, policy, segmentation, window, scope, seen_shared=seen_shared
+    )
     if decision is None:
         return None
     patient_key = f"Patient/{patient_id}"
@@ -337,6 +348,8 @@ def _decide(
     window: ExchangeWindow | None,
     scope: DataScope,
     search: SearchQuery | None = None,
+    *,
+    seen_shared: SeenShared | None = None,
 ) -> _Decision | None:
     judging = policy is ConsentPolicy.REGULAR
     # Under regular, every record referred to, to find those outside the compartment.
@@ -346,10 +359,20 @@ def _decide(
     if f"Patient/{patient_id}" not in own:
         return None
     found = reach_shared((ref for s in seen for ref in s.shared), shared, own)
-    reached = {
-        item.key: item
-        for item in (_see(r, judging, segmentation, scope, mentioned=mentioned) for r in found)
-    }
+    memo: SeenShared = {} if seen_shared is None else seen_shared
+    reached = {}
+    for resource in found:
+        key = (f"{resource['resourceType']}/{resource['id']}", judging)
+        if key not in memo:
+            others: set[str] = set()
+            seen_it = _see(
+                resource, judging, segmentation, scope, mentioned=others if judging else None
+            )
+            memo[key] = (seen_it, others)
+        item, others = memo[key]
+        reached[item.key] = item
+        if mentioned is not None:
+            mentioned.update(others)
     withheld: frozenset[str] = frozenset()
     foreign: frozenset[str] = frozenset()
     if judging:
