@@ -148,14 +148,16 @@ def categories_in(resource: Mapping[str, Any], index: CategoryIndex) -> set[str]
 
 
 def categories_and_json(
-    resource: Mapping[str, Any], index: CategoryIndex
+    resource: Mapping[str, Any], index: CategoryIndex, raw: bytes | None = None
 ) -> tuple[set[str], bytes | None]:
     """``categories_in``, and the resource's JSON it read them from (None when JSON
-    cannot hold it), for a caller that reads more from it."""
-    try:
-        raw = orjson.dumps(resource)
-    except (TypeError, orjson.JSONEncodeError):
-        return _walk(resource, index) | index.terms.names_in(resource_text(resource)), None
+    cannot hold it), for a caller that reads more from it; ``raw``: that JSON, when the
+    caller has it already."""
+    if raw is None:
+        try:
+            raw = orjson.dumps(resource)
+        except (TypeError, orjson.JSONEncodeError):
+            return _walk(resource, index) | index.terms.names_in(resource_text(resource)), None
     names = index.terms.names_in_json(raw)
     text = raw.decode()
     if "\\" in text or '"security"' in text:

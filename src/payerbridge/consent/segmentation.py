@@ -247,8 +247,14 @@ class Withheld:
 
 
 def judge(
-    resource: Mapping[str, Any], policy: SegmentationPolicy = DEFAULT_SEGMENTATION
+    resource: Mapping[str, Any],
+    policy: SegmentationPolicy = DEFAULT_SEGMENTATION,
+    raw: bytes | None = None,
+    references: Sequence[str] | None = None,
 ) -> Judgement:
+    """What withholding needs to know of ``resource``; ``raw`` (its JSON, ``json_of``)
+    and ``references`` (every reference it holds, ``references_of``): when the caller
+    has read them already."""
     resource_type = str(resource.get("resourceType"))
     if resource_type == "Provenance":
         about, about_all = tuple(_references(resource, _PROVENANCE_TARGET)), True
@@ -262,7 +268,7 @@ def judge(
         for target in _references(resource, _CARE_CONTEXT_PATHS)
         if target.startswith("Encounter/")
     )
-    names, raw = categories_and_json(resource, policy._index)
+    names, raw = categories_and_json(resource, policy._index, raw)
     return Judgement(
         _key(resource),
         resource_type,
@@ -271,8 +277,18 @@ def judge(
         about_all,
         recorded_in,
         resource_type in PROGRAM_TYPES and not policy.program_categories.isdisjoint(names),
-        _program_references(resource, raw),
+        _program_references(resource, raw) if references is None else _programs(references),
     )
+
+
+def _programs(references: Iterable[str]) -> tuple[str, ...]:
+    """``Type/id`` of every program, site or role among ``references``."""
+    found = []
+    for reference in references:
+        key = reference_key(reference)
+        if key is not None and key.partition("/")[0] in PROGRAM_TYPES:
+            found.append(key)
+    return tuple(found)
 
 
 def _program_references(resource: Mapping[str, Any], raw: bytes | None) -> tuple[str, ...]:
@@ -284,12 +300,7 @@ def _program_references(resource: Mapping[str, Any], raw: bytes | None) -> tuple
         references = list(iter_references(resource))
     else:
         references = [r.decode() for r in _PROGRAM_REFERENCES_IN_JSON.findall(raw)]
-    found = []
-    for reference in references:
-        key = reference_key(reference)
-        if key is not None and key.partition("/")[0] in PROGRAM_TYPES:
-            found.append(key)
-    return tuple(found)
+    return _programs(references)
 
 
 def withheld_among(

@@ -41,7 +41,7 @@ from payerbridge.disclosure.search import SearchQuery
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.fhir.provenance import transmitter_provenance
-from payerbridge.fhir.resources import SUPPORTED_TYPES
+from payerbridge.fhir.resources import SUPPORTED_TYPES, json_of, references_of
 from payerbridge.routing.model import Organization
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import ClientId, MemberId
@@ -436,11 +436,14 @@ def _see(
     added to ``mentioned`` when given."""
     updated = (resource.get("meta") or {}).get("lastUpdated")
     resource_type = str(resource["resourceType"])
-    judgement = judge(resource, segmentation) if judging else None
+    # Its JSON and references, read once (in C, not by walking it) for all that follows.
+    raw = json_of(resource)
+    references = references_of(resource, raw)
+    judgement = judge(resource, segmentation, raw, references) if judging else None
     if mentioned is None:
-        shared = tuple(shared_references(resource))
+        shared = tuple(shared_references(resource, references))
     else:
-        shared_list, others = references_by_kind(resource)
+        shared_list, others = references_by_kind(resource, references)
         shared = tuple(shared_list)
         mentioned.update(others)
     targets: tuple[str, ...] = ()

@@ -117,20 +117,24 @@ def release(
     )
 
 
-def shared_references(resource: Resource) -> Iterator[str]:
-    """The ``Type/id`` of each shared resource ``resource`` refers to by a local reference."""
-    for reference in iter_references(resource):
+def shared_references(resource: Resource, references: Iterable[str] | None = None) -> Iterator[str]:
+    """The ``Type/id`` of each shared resource ``resource`` refers to by a local reference
+    (``references``: every reference it holds, when the caller has read them)."""
+    for reference in iter_references(resource) if references is None else references:
         if reference.count("/") == 1 and reference.split("/", 1)[0] in SHARED_TYPES:
             yield reference
 
 
-def references_by_kind(resource: Resource) -> tuple[list[str], list[str]]:
-    """In one walk, the shared resources ``resource`` refers to by a local reference
+def references_by_kind(
+    resource: Resource, references: Iterable[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """In one reading, the shared resources ``resource`` refers to by a local reference
     (``shared_references``), and the ``Type/id`` of every other record it refers to
-    (relative or absolute; contained and bundle-local ones left out)."""
+    (relative or absolute; contained and bundle-local ones left out); ``references``:
+    every reference it holds (``references_of``), when the caller has read them."""
     shared: list[str] = []
     others: list[str] = []
-    for reference in iter_references(resource):
+    for reference in iter_references(resource) if references is None else references:
         if reference.count("/") == 1:  # the common case: a relative Type/id
             resource_type, _, resource_id = reference.partition("/")
             if resource_type in SHARED_TYPES:
