@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -14,11 +16,13 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine, create_engine, inspect
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 from payerbridge import store
 from payerbridge.bootstrap import build_platform
 from payerbridge.config import load_settings
+from payerbridge.security.sealing import SealedField, Sealer, key_id_of
+from payerbridge.store.sealed_fields import BULK_LINE, EXCHANGE_PAYLOAD, RESOURCE_BODY, SOURCE_FILE
 from payerbridge.store.tables import metadata
 
 
@@ -146,5 +150,172 @@ def test_members_indexed_before_the_key_table_lost_its_member_index_keep_their_k
         indexes, declared = _key_table(engine)
         assert indexes == ["ix_identity_blocking_keys_member"]
         assert "WITHOUT ROWID" not in declared
+    finally:
+        engine.dispose()
+
+
+# As ADR 0044 sealed them before 0052: text, with the same associated data.
+_TEXT_SEALED = {
+    name: SealedField(field.table, field.column)
+    for name, field in {
+        "fhir_resources": RESOURCE_BODY,
+        "bulk_output_lines": BULK_LINE,
+        "exchange_payloads": EXCHANGE_PAYLOAD,
+        "source_files": SOURCE_FILE,
+    }.items()
+}
+_AT = "2027-01-01 00:00:00"
+_NOT_UTF8 = b"\xff\xfeMRN|1|GARCIA\n"  # a source's file as received, before sealing began
+
+
+def _rows_before_0052(connection: Connection, sealer: Sealer) -> dict[str, Any]:
+    """A sealed and a plaintext value in each column 0052 converts; what each should open to."""
+
+    def sealed(table: str, row_key: str, plaintext: bytes) -> str:
+        return sealer.seal(plaintext, field=_TEXT_SEALED[table], row_key=row_key)
+
+    def insert(table: str, **values: Any) -> None:
+        names = ", ".join(values)
+        connection.execute(
+            text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(f':{n}' for n in values)})"),
+            values,
+        )
+
+    for ref, body in (
+        ("Patient/ana", sealed("fhir_resources", "Patient/ana", b'{"id": "ana"}')),
+        ("Patient/old", '{"id": "old"}'),  # before sealing began: sealed at the next start
+    ):
+        insert(
+            "fhir_resources",
+            ref=ref,
+            resource_type="Patient",
+            resource_id=ref[8:],
+            patient_id=ref[8:],
+            version_id=1,
+            last_updated=_AT,
+            source="test",
+            body=body,
+        )
+    insert(
+        "bulk_jobs",
+        id="j1",
+        client_id="c",
+        requester_npi="1234567893",
+        kind="export",
+        status="running",
+        pdex_version="2.0",
+        request_url="/",
+        request_body="",
+        total=1,
+        done=0,
+        lines=2,
+        created_at=_AT,
+        updated_at=_AT,
+        transaction_time=_AT,
+    )
+    for seq, body in ((1, sealed("bulk_output_lines", "j1|1", b'{"line": 1}')), (2, None)):
+        insert("bulk_output_lines", job_id="j1", seq=seq, file="Patient", member=0, body=body)
+    insert(
+        "partners",
+        id="old",
+        name="Old",
+        npi="1245319599",
+        base_url="http://old.example",
+        created_at=_AT,
+        updated_at=_AT,
+    )
+    insert(
+        "exchanges",
+        id="x1",
+        state="received",
+        partner_id="old",
+        client_id="c",
+        request="",
+        request_hash="0" * 64,
+        created_at=_AT,
+        updated_at=_AT,
+    )
+    payload = sealed("exchange_payloads", "x1", b'{"resourceType": "Bundle"}')
+    insert("exchange_payloads", exchange_id="x1", received_at=_AT, sha256="0" * 64, body=payload)
+    for file_id, body in (
+        ("f1", sealed("source_files", "f1", b"MRN|1|GARCIA\n").encode()),
+        ("f2", _NOT_UTF8),
+        ("f3", b""),  # mapped long ago: its body dropped
+    ):
+        insert(
+            "source_files",
+            id=file_id,
+            source_id="s",
+            name="roster.psv",
+            sha256=file_id,
+            size=1,
+            body=body,
+            mapping="m@1",
+            received_at=_AT,
+            mapped_at=_AT,
+            report="{}",
+        )
+    return {
+        "fhir_resources": {"Patient/ana": b'{"id": "ana"}', "Patient/old": None},
+        "bulk_output_lines": {"j1|1": b'{"line": 1}', "j1|2": None},
+        "exchange_payloads": {"x1": b'{"resourceType": "Bundle"}'},
+        "source_files": {"f1": b"MRN|1|GARCIA\n", "f2": None, "f3": None},
+    }
+
+
+_BODIES = {
+    "fhir_resources": "SELECT ref, body FROM fhir_resources",
+    "bulk_output_lines": "SELECT job_id || '|' || seq, body FROM bulk_output_lines",
+    "exchange_payloads": "SELECT exchange_id, body FROM exchange_payloads",
+    "source_files": "SELECT id, body FROM source_files",
+}
+
+
+def _bodies(engine: Engine) -> dict[str, dict[str, Any]]:
+    with engine.connect() as connection:
+        return {
+            table: {key: body for key, body in connection.execute(text(query))}
+            for table, query in _BODIES.items()
+        }
+
+
+def test_0052_stores_the_hot_sealed_columns_as_binary_and_back(
+    tmp_path: Path, database_env: Callable[..., dict[str, str]]
+) -> None:
+    """Sealed text becomes ``pb1:<key id>:`` and the raw nonce and ciphertext, opening under
+    the same key and associated data; a value not sealed yet keeps its bytes for the next
+    start's pass; the downgrade gives back the text."""
+    env = database_env(empty=True)
+    engine = create_engine(
+        env.get("PAYERBRIDGE_DATABASE_URL") or f"sqlite:///{tmp_path / 'payerbridge.db'}"
+    )
+    sealer = Sealer({"k1": b"k" * 32}, "k1", nonces=os.urandom, fetch=lambda _: None)
+    binary = {table: dataclasses.replace(f, binary=True) for table, f in _TEXT_SEALED.items()}
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic(connection), "0050")
+            expected = _rows_before_0052(connection, sealer)
+        before = _bodies(engine)
+
+        with engine.begin() as connection:
+            command.upgrade(_alembic(connection), "0052")
+        after = _bodies(engine)
+
+        for table, opens_to in expected.items():
+            for row_key, plaintext in opens_to.items():
+                stored, was = after[table][row_key], before[table][row_key]
+                assert stored is None or isinstance(stored, bytes), (table, row_key)
+                if plaintext is not None:
+                    assert stored.startswith(b"pb1:k1:") and key_id_of(stored) == "k1"
+                    field, row = binary[table], row_key
+                    assert sealer.open(stored, field=field, row_key=row) == plaintext
+                elif was is not None:  # kept as it was, to be sealed at the next start
+                    assert stored == (was.encode() if isinstance(was, str) else was)
+        assert after["source_files"]["f2"] == _NOT_UTF8
+        assert after["bulk_output_lines"]["j1|2"] is None
+
+        with engine.begin() as connection:
+            command.downgrade(_alembic(connection), "0050")
+        assert _bodies(engine) == before
     finally:
         engine.dispose()

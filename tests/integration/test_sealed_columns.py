@@ -320,9 +320,9 @@ def test_values_stored_before_sealing_began_are_sealed_at_the_next_start(
                 .where(identity_member_records.c.member_id == row.member_id)
                 .values(record=plaintext)
             )
-        # And the member data, as it was kept before ADR 0044.
+        # And the member data, as it was kept before ADR 0044 (as its bytes since 0052).
         for row in connection.execute(select(fhir_resources.c.ref, fhir_resources.c.body)).all():
-            body = platform.sealed_data.open("fhir_resources.body", row.body, row.ref).decode()
+            body = platform.sealed_data.open("fhir_resources.body", row.body, row.ref)
             connection.execute(
                 update(fhir_resources).where(fhir_resources.c.ref == row.ref).values(body=body)
             )
@@ -494,7 +494,7 @@ def test_member_data_stored_before_it_was_sealed_is_sealed_at_the_next_start_onc
     with platform.engine.begin() as connection:
         rows = connection.execute(select(fhir_resources.c.ref, fhir_resources.c.body)).all()
         for row in rows:
-            body = platform.sealed_data.open("fhir_resources.body", row.body, row.ref).decode()
+            body = platform.sealed_data.open("fhir_resources.body", row.body, row.ref)
             connection.execute(
                 update(fhir_resources).where(fhir_resources.c.ref == row.ref).values(body=body)
             )
@@ -517,7 +517,7 @@ def test_member_data_stored_before_it_was_sealed_is_sealed_at_the_next_start_onc
             connection.execute(
                 update(fhir_resources)
                 .where(fhir_resources.c.ref == "Patient/ana")
-                .values(body='{"resourceType": "Patient", "id": "ana"}')
+                .values(body=b'{"resourceType": "Patient", "id": "ana"}')
             )
         with pytest.raises(DataKeyUnavailable, match="not sealed"):
             restarted.members.read("Patient", "ana")

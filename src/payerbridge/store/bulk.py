@@ -198,7 +198,7 @@ class SqlBulkJobs:
                 "mode": line.mode,
                 "body": None
                 if line.body is None
-                else keys.seal(orjson.dumps(line.body), BULK_LINE, f"{job_id}|{seq}"),
+                else keys.seal_bytes(orjson.dumps(line.body), BULK_LINE, f"{job_id}|{seq}"),
                 "version_id": line.version,
             }
             for seq, line in enumerate(lines, start=lines_before + 1)

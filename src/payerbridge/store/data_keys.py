@@ -158,8 +158,14 @@ class DataKeyring:
             self.refresh()
         return self._sealer.seal(plaintext, field=field, row_key=row_key)
 
-    def open(self, text: str, *, field: SealedField, row_key: str) -> bytes:
-        return self._sealer.open(text, field=field, row_key=row_key)
+    def seal_bytes(self, plaintext: bytes | str, *, field: SealedField, row_key: str) -> bytes:
+        """``seal`` for a binary field (``SealedField.binary``): bytes, no base64."""
+        if time.monotonic() >= self._next_refresh:
+            self.refresh()
+        return self._sealer.seal_bytes(plaintext, field=field, row_key=row_key)
+
+    def open(self, stored: str | bytes | memoryview, *, field: SealedField, row_key: str) -> bytes:
+        return self._sealer.open(stored, field=field, row_key=row_key)
 
     def refresh(self) -> None:
         """Seal under the newest key not retired from now (a rotation elsewhere made it)."""

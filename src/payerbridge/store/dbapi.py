@@ -256,8 +256,20 @@ def insert_rows(cursor: Any, *inserts: tuple[RowsInsert, Sequence[Mapping[str, A
         queries = ", ".join(f"i{n} AS ({query})" for n, query in enumerate(leading))
         text = f"WITH {queries} {text}"
     cursor.execute(
-        text, {f"rows{n}": orjson.dumps(rows).decode() for n, (_, rows) in enumerate(inserts)}
+        text,
+        {
+            f"rows{n}": orjson.dumps(rows, default=_bytea_text).decode()
+            for n, (_, rows) in enumerate(inserts)
+        },
     )
+
+
+def _bytea_text(value: Any) -> str:
+    """A binary value in a JSON row (a sealed body): bytea's hex text, which
+    ``json_populate_recordset`` reads into a bytea column as those bytes."""
+    if isinstance(value, bytes | memoryview):
+        return "\\x" + value.hex()
+    raise TypeError(f"{type(value).__name__} is not a column value")
 
 
 @contextmanager

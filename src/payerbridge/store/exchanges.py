@@ -635,7 +635,7 @@ class SqlExchangeStore:
                 "exchange_id": exchange_id,
                 "received_at": sql.timestamp(at),
                 "sha256": sha256,
-                "body": self._keyring.seal(body, field=EXCHANGE_PAYLOAD, row_key=exchange_id),
+                "body": self._keyring.seal_bytes(body, field=EXCHANGE_PAYLOAD, row_key=exchange_id),
             },
         )
 

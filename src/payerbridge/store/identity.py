@@ -697,7 +697,7 @@ def _stored_members(
     of their subscribers who are not among them."""
     keys = at_rest(connection)
 
-    def opened(ref: str, body: str) -> str:
+    def opened(ref: str, body: bytes) -> str:
         return keys.open(body, RESOURCE_BODY, ref).decode()
 
     with cursor_of(connection) as cursor:

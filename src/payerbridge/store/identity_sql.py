@@ -402,7 +402,7 @@ class SqlMatchWrites:
                 "patient_id": member_id,
                 "last_updated": sql.timestamp(at),
                 "source": source,
-                "body": keys.seal(row.body, RESOURCE_BODY, row.ref),
+                "body": keys.seal_bytes(row.body, RESOURCE_BODY, row.ref),
                 "ref": row.ref,
             },
         )

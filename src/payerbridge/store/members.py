@@ -150,7 +150,7 @@ def _write_rows(
             "version_id": 1,
             "last_updated": stamp,
             "source": source,
-            "body": keys.seal(row.body, RESOURCE_BODY, ref),
+            "body": keys.seal_bytes(row.body, RESOURCE_BODY, ref),
         }
         for ref, row in unique.items()
     ]
@@ -183,7 +183,7 @@ def with_meta(row: Any, keys: AtRest) -> dict[str, Any]:
     return resource
 
 
-def opened_resource(bind: Any, ref: str, body: str) -> dict[str, Any]:
+def opened_resource(bind: Any, ref: str, body: bytes | memoryview) -> dict[str, Any]:
     """A body of ``fhir_resources`` as stored, opened (for readers of the table outside
     these stores: the tools, the tests); ``bind``: an engine or connection of its database."""
     resource: dict[str, Any] = orjson.loads(at_rest(bind).open(body, RESOURCE_BODY, ref))

@@ -243,27 +243,27 @@ def reseal_batch(
         stored = row._mapping[value.name]
         if not stored:
             continue  # nothing kept (a job's request once it ended, a claim not answered)
-        # A binary column (a source's file) keeps the sealed text as its ASCII bytes.
-        is_binary = not isinstance(stored, str)
-        stored = bytes(stored) if is_binary else stored
-        text: str = bytes(stored).decode("latin-1") if is_binary else str(stored)
-        if key_id_of(text) == current:
+        # A binary column's value is bytes, its key id read from its ``pb1:<key id>:``.
+        if key_id_of(stored) == current:
             continue
         row_key = column.row_key(row)
         changes: dict[str, str | bytes] = {}
-        if is_sealed(text):
-            plaintext = keyring.open(text, field=field, row_key=row_key)
+        if is_sealed(stored):
+            plaintext = keyring.open(stored, field=field, row_key=row_key)
         elif plaintext_allowed or _unindexed(column, row):
-            plaintext = bytes(stored) if is_binary else text.encode()
+            plaintext = bytes(stored) if field.binary else stored.encode()
             if column.blind_index is not None:
-                changes[column.blind_index] = _blind_key(index_key, text)
+                changes[column.blind_index] = _blind_key(index_key, stored)
         else:
             raise DataKeyUnavailable(
                 f"{column.name} holds a plaintext value though sealing is complete: it "
                 "was written outside payerbridge, or by a version before sealing began"
             )
-        sealed = keyring.seal(plaintext, field=field, row_key=row_key)
-        changes[field.column] = sealed.encode() if is_binary else sealed
+        changes[field.column] = (
+            keyring.seal_bytes(plaintext, field=field, row_key=row_key)
+            if field.binary
+            else keyring.seal(plaintext, field=field, row_key=row_key)
+        )
         written = connection.execute(
             update(table).where(column.at(row), value == stored).values(changes)
         )
@@ -338,7 +338,7 @@ class SqlSealedData:
     def close(self) -> None:
         self._keyring.close()
 
-    def open(self, column: str, stored: str, row_key: str) -> bytes:
+    def open(self, column: str, stored: str | bytes | memoryview, row_key: str) -> bytes:
         """A value of ``column`` (``table.column``) as stored, opened for its row."""
         return self._keyring.open(stored, field=self._columns[column].field, row_key=row_key)
 

@@ -131,7 +131,7 @@ class SqlSourceFiles:
                 sha256=digest,
                 size=len(body),
                 # Sealed for the file's id (ADR 0044): a roster or claim file as received.
-                body=at_rest(connection).seal(body, SOURCE_FILE, file_id).encode(),
+                body=at_rest(connection).seal_bytes(body, SOURCE_FILE, file_id),
                 mapping=str(mapping.ref),
                 received_at=unit.now,
                 mapped_at=unit.now,
@@ -170,7 +170,7 @@ class SqlSourceFiles:
                     )
                 ).scalars()
             )
-            body = at_rest(connection).open(bytes(row.body).decode(), SOURCE_FILE, row.id)
+            body = at_rest(connection).open(row.body, SOURCE_FILE, row.id)
             self._map_file(unit, spec, mapping, row.id, row.name, body, report, previous)
             connection.execute(
                 update(source_files)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -119,7 +120,7 @@ fhir_resources = Table(
     Column("version_id", Integer, nullable=False, default=1),
     Column("last_updated", UtcDateTime(), nullable=False),
     Column("source", String(200), nullable=False),
-    Column("body", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # sealed as bytes (ADR 0044)
     Index("ix_fhir_resources_patient", "patient_id", "resource_type"),
     Index("ix_fhir_resources_source", "source"),
     Index("ix_fhir_resources_patient_ref", "patient_id", "ref"),
@@ -401,7 +402,7 @@ exchange_payloads = Table(
     Column("exchange_id", String(64), ForeignKey("exchanges.id"), primary_key=True),
     Column("received_at", UtcDateTime(), nullable=False),
     Column("sha256", String(64), nullable=False),
-    Column("body", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # sealed as bytes (ADR 0044)
 )
 
 # Append-only and hash-chained (ADR 0007). Written only through store/audit.py, in the
@@ -725,7 +726,7 @@ bulk_output_lines = Table(
     Column("member", Integer, nullable=False),  # the member's position in the job
     Column("ref", String(200), nullable=True),
     Column("mode", String(8), nullable=True),
-    Column("body", Text, nullable=True),
+    Column("body", LargeBinary, nullable=True),  # sealed as bytes (ADR 0044)
     Column("version_id", Integer, nullable=True),
     Index("ix_bulk_output_lines_file", "job_id", "file", "seq"),
 )

@@ -135,10 +135,10 @@ def _seal_all(keys: Any, plain: Sequence[tuple[str, bytes]]) -> None:
     from payerbridge.store.sealed_fields import RESOURCE_BODY
 
     for ref, body in plain:
-        keys.seal(body, RESOURCE_BODY, ref)
+        keys.seal_bytes(body, RESOURCE_BODY, ref)
 
 
-def _open_all(keys: Any, sealed: Sequence[tuple[str, str]]) -> None:
+def _open_all(keys: Any, sealed: Sequence[tuple[str, bytes]]) -> None:
     from payerbridge.store.sealed_fields import RESOURCE_BODY
 
     for ref, body in sealed:
@@ -156,8 +156,8 @@ class _Unsealed(AtRest):
     def __init__(self) -> None:
         pass
 
-    def open(self, stored: str, field: SealedField, row_key: str) -> bytes:
-        return stored.encode()
+    def open(self, stored: str | bytes | memoryview, field: SealedField, row_key: str) -> bytes:
+        return stored.encode() if isinstance(stored, str) else bytes(stored)
 
 
 def _plaintext_copy(platform: Any, path: Path, plain: Sequence[tuple[str, bytes]]) -> Any:
@@ -175,7 +175,7 @@ def _plaintext_copy(platform: Any, path: Path, plain: Sequence[tuple[str, bytes]
         source.backup(copy)
         copy.executemany(
             "UPDATE fhir_resources SET body = ? WHERE ref = ?",
-            [(body.decode(), ref) for ref, body in plain],
+            [(body, ref) for ref, body in plain],
         )
     source.close()
     copy.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import os
 import threading
 
@@ -25,6 +26,8 @@ from payerbridge.store.data_keys import NoncePool
 
 RECORD = SealedField("identity_member_records", "record")
 REQUEST = SealedField("identity_reviews", "request_record")
+BODY = SealedField("fhir_resources", "body", binary=True)
+LINE = SealedField("bulk_output_lines", "body", binary=True)
 KEY_A, KEY_B = b"a" * 32, b"b" * 32
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -145,6 +148,107 @@ def test_text_slipped_into_a_sealed_value_never_opens_to_another_plaintext(
     except DataKeyUnavailable:
         return
     assert opened == plaintext
+
+
+# -- binary fields: ``pb1:<key id>:`` and the nonce and ciphertext as bytes (ADR 0044)
+
+
+@given(plaintext=st.binary(max_size=2000), row_key=st.text(max_size=64))
+def test_a_binary_value_opens_to_what_was_sealed_from_bytes_or_a_view(
+    plaintext: bytes, row_key: str
+) -> None:
+    sealer = _sealer()
+    sealed = sealer.seal_bytes(plaintext, field=BODY, row_key=row_key)
+    assert isinstance(sealed, bytes) and sealed.startswith(b"pb1:k1:")
+    assert is_sealed(sealed) and key_id_of(sealed) == key_id_of(memoryview(sealed)) == "k1"
+    # No base64: the prefix, a nonce, the ciphertext and a 16-byte tag.
+    assert len(sealed) == len(b"pb1:k1:") + NONCE_BYTES + len(plaintext) + 16
+    assert sealer.open(sealed, field=BODY, row_key=row_key) == plaintext
+    assert sealer.open(memoryview(sealed), field=BODY, row_key=row_key) == plaintext
+
+
+def test_a_binary_value_keeps_the_text_values_associated_data() -> None:
+    # 0052 decodes a text value's base64 and nothing else: it opens as a binary one.
+    text = _sealer().seal(b"{}", field=SealedField("fhir_resources", "body"), row_key="P/a")
+    head, blob = text.rsplit(":", 1)
+    converted = f"{head}:".encode() + binascii.a2b_base64(blob)
+    assert _sealer().open(converted, field=BODY, row_key="P/a") == b"{}"
+
+
+@given(plaintext=st.binary(max_size=200))
+def test_a_binary_value_moved_to_another_row_or_column_does_not_open(plaintext: bytes) -> None:
+    sealer = _sealer()
+    sealed = sealer.seal_bytes(plaintext, field=BODY, row_key="Patient/a")
+    with pytest.raises(DataKeyUnavailable, match="altered or moved"):
+        sealer.open(sealed, field=BODY, row_key="Patient/b")
+    with pytest.raises(DataKeyUnavailable, match="altered or moved"):
+        sealer.open(sealed, field=LINE, row_key="Patient/a")
+    with pytest.raises(DataKeyUnavailable, match="altered or moved"):
+        _sealer({"k1": KEY_B}).open(sealed, field=BODY, row_key="Patient/a")
+
+
+@given(plaintext=st.binary(max_size=300), position=st.integers(min_value=0))
+def test_a_binary_value_altered_anywhere_does_not_open_to_anything_else(
+    plaintext: bytes, position: int
+) -> None:
+    sealer = _sealer()
+    sealed = sealer.seal_bytes(plaintext, field=BODY, row_key="Patient/a")
+    at = position % len(sealed)
+    altered = sealed[:at] + bytes([sealed[at] ^ 1]) + sealed[at + 1 :]
+    with pytest.raises(DataKeyUnavailable):
+        sealer.open(altered, field=BODY, row_key="Patient/a")
+
+
+def test_a_binary_value_naming_an_unknown_key_is_fetched_or_refused() -> None:
+    sealed = _sealer({"k2": KEY_B}, "k2").seal_bytes(b"{}", field=BODY, row_key="P/a")
+    with pytest.raises(DataKeyUnavailable, match="data key k2, which the database does not"):
+        _sealer().open(sealed, field=BODY, row_key="P/a")
+    assert _sealer(k2=KEY_B).open(sealed, field=BODY, row_key="P/a") == b"{}"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b'{"resourceType": "Patient"}',  # stored before sealing began: never read as such
+        b"",
+        b"pb1:",
+        b"pb1:k1",
+        b"pb1::" + b"\0" * 40,
+        b"pb1:k1:" + b"\0" * 20,
+        b"pb1:" + b"k" * 80 + b":" + b"\0" * 40,
+        b"pb1:\xff:" + b"\0" * 40,
+        b"PB1:k1:" + b"\0" * 40,
+    ],
+)
+def test_plaintext_and_malformed_binary_values_are_refused(stored: bytes) -> None:
+    with pytest.raises(DataKeyUnavailable):
+        _sealer().open(stored, field=BODY, row_key="P/a")
+    assert key_id_of(stored) is None or stored.startswith(b"pb1:k1:")
+
+
+def test_the_text_and_binary_apis_refuse_each_others_fields() -> None:
+    sealer = _sealer()
+    with pytest.raises(TypeError, match="fhir_resources.body is sealed as bytes"):
+        sealer.seal(b"{}", field=BODY, row_key="P/a")
+    with pytest.raises(TypeError, match="identity_member_records.record is sealed as text"):
+        sealer.seal_bytes(b"{}", field=RECORD, row_key="m1")
+    text = sealer.seal(b"{}", field=RECORD, row_key="m1")
+    binary = sealer.seal_bytes(b"{}", field=BODY, row_key="P/a")
+    with pytest.raises(TypeError, match="sealed as bytes"):
+        sealer.open(text, field=BODY, row_key="P/a")  # a text value read from a binary column
+    with pytest.raises(TypeError, match="sealed as text"):
+        sealer.open(binary, field=RECORD, row_key="m1")
+    with pytest.raises(TypeError, match="sealed as text"):
+        sealer.open(text.encode(), field=RECORD, row_key="m1")
+
+
+def test_a_rotated_sealer_seals_binary_values_under_its_new_key_and_opens_the_old() -> None:
+    sealer = _sealer({"k1": KEY_A, "k2": KEY_B})
+    old = sealer.seal_bytes(b"old", field=BODY, row_key="P/a")
+    sealer.use("k2")
+    new = sealer.seal_bytes(b"new", field=BODY, row_key="P/a")
+    assert (key_id_of(old), key_id_of(new)) == ("k1", "k2")
+    assert sealer.open(old, field=BODY, row_key="P/a") == b"old"
 
 
 def test_the_nonce_pool_never_hands_out_a_nonce_twice_across_threads() -> None:
