@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, text
+from sqlalchemy import Column, Engine, Integer, LargeBinary, MetaData, String, Table, text
 
 from payerbridge.bootstrap import build_platform, utcnow
 from payerbridge.config import load_settings
@@ -215,6 +215,37 @@ def test_a_unit_of_work_copies_rows_after_its_pipelined_statements(engine: Engin
     assert kept == [1, 2]
     with engine.begin() as connection:  # the connection went back to the pool clean
         connection.execute(text("DELETE FROM kept"))
+
+
+def test_bytes_go_into_a_binary_column_as_they_are_by_copy_or_by_rows(engine: Engine) -> None:
+    """A sealed body (ADR 0044: raw nonce and ciphertext) lands byte for byte, however its
+    bytes look as text (tab, newline, backslash, NUL, not UTF-8): by COPY and as the JSON
+    rows PostgreSQL's other inserts bind."""
+    from payerbridge.store.unit_of_work import SqlTransactions
+
+    binary = Table(
+        "binary_rows",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("body", LargeBinary, nullable=True),
+    )
+    binary.create(engine)
+    sql = DialectSql.of(engine.dialect)
+    by_copy = sql.rows_insert(binary, ("id", "body"), copy=True)
+    by_rows = sql.rows_insert(binary, ("id", "body"))
+    bodies = [b"pb1:k1:\t\n\\\x00\xff\r", bytes(range(256)), b"", None]
+    transactions = SqlTransactions(engine, clock=utcnow)
+    with transactions.begin() as unit:
+        copied = [{"id": n, "body": body} for n, body in enumerate(bodies)]
+        insert_rows(unit.copy_cursor(), (by_copy, copied))
+        bound = [{"id": 10 + n, "body": body} for n, body in enumerate(bodies)]
+        insert_rows(unit.cursor(), (by_rows, bound))
+    with engine.connect() as connection:
+        found = dict(connection.execute(binary.select().order_by(binary.c.id)).all())
+    assert found == {
+        **dict(enumerate(bodies)),
+        **{10 + n: body for n, body in enumerate(bodies)},
+    }
 
 
 def test_named_parameters_are_written_in_the_drivers_style(engine: Engine) -> None:
