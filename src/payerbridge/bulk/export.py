@@ -500,11 +500,11 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
         now: dict[str, Resource] = {}
         if stale:
             now = {f"{r['resourceType']}/{r['id']}": r for r in ports.members.read_many(stale)}
-        out: list[str] = []
+        out: list[bytes] = []
         for line, as_written in zip(page, written, strict=True):
             if as_written or line.ref is None:
-                if line.text is not None:
-                    out.append(line.text)
+                if line.body is not None:
+                    out.append(line.body)
                 continue
             if line.decision is None or line.decision.policy is None:
                 continue
@@ -516,9 +516,10 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
                 scope=scope,
             )
             if resource is not None:
-                out.append(orjson.dumps(resource).decode())
+                out.append(orjson.dumps(resource))
         if out:
-            yield ("\n".join(out) + "\n").encode()
+            out.append(b"")  # the page's last line ends too
+            yield b"\n".join(out)
         after = page[-1].seq
 
 
@@ -532,7 +533,7 @@ def _as_written(line: LineRead, code_sets: str) -> bool:
     """Whether a member's line may go as written: its resource is still at the version
     judged, by the code sets and the data scope in force now."""
     return (
-        line.text is not None
+        line.body is not None
         and line.version is not None
         and line.version == line.current_version
         and line.decision is not None

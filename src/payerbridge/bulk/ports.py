@@ -81,7 +81,7 @@ class LineRead:
     seq: int
     member: int
     ref: str | None  # None: a body of our own
-    text: str | None  # the body as written (JSON)
+    body: bytes | None  # the body as written (JSON), kept as bytes all the way out
     version: int | None  # the version judged when written
     current_version: int | None
     decision: ExportedMember | None  # the member's, for a member's resource
