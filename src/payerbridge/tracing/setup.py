@@ -15,6 +15,8 @@ kept with ``sample_ratio``'s probability.
 from __future__ import annotations
 
 import os
+import socket
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -24,10 +26,28 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
-__all__ = ["TracingMode", "TracingSettings", "record_with", "start_tracing", "stop_tracing"]
+__all__ = [
+    "TracingMode",
+    "TracingSettings",
+    "process_resource",
+    "record_with",
+    "start_tracing",
+    "stop_tracing",
+]
 
 TracingMode = Literal["off", "otlp", "log"]
 _provider: TracerProvider | None = None
+_INSTANCE_ID = "service.instance.id"
+_instance_id = str(uuid.uuid4())  # this process's; a forked child draws its own (below)
+
+
+def _new_instance_id() -> None:
+    global _instance_id
+    _instance_id = str(uuid.uuid4())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_instance_id)
 
 
 class TracingSettings(Protocol):
@@ -55,8 +75,25 @@ def start_tracing(settings: TracingSettings, *, version: str) -> None:
         _exporter(settings.tracing, settings.otlp_endpoint),
         propagate=settings.trace_propagation,
         sample_ratio=settings.trace_sample_ratio,
-        resource={"service.version": version, "service.instance.id": settings.worker_id},
+        resource={"service.version": version, **process_resource(settings.worker_id)},
     )
+
+
+def process_resource(worker_id: str) -> dict[str, str | int]:
+    """The resource attributes of this process: ``service.instance.id`` unique to it (a
+    random UUID, as the semantic conventions advise: every process of a deployment may
+    share a host, a worker id, and in time a pid), and what tells an operator which one
+    it is: its host, its pid, its worker id. An ``OTEL_RESOURCE_ATTRIBUTES`` that names
+    ``service.instance.id`` is kept."""
+    attributes: dict[str, str | int] = {
+        "host.name": socket.gethostname(),
+        "process.pid": os.getpid(),
+        "payerbridge.worker_id": worker_id,
+    }
+    given = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    if not any(pair.split("=", 1)[0].strip() == _INSTANCE_ID for pair in given.split(",")):
+        attributes[_INSTANCE_ID] = _instance_id
+    return attributes
 
 
 def _exporter(mode: TracingMode, otlp_endpoint: str | None) -> SpanExporter:
@@ -74,7 +111,7 @@ def record_with(
     *,
     propagate: bool = True,
     sample_ratio: float = 1.0,
-    resource: Mapping[str, str] | None = None,
+    resource: Mapping[str, str | int] | None = None,
     batch: bool = True,
 ) -> None:
     """Record spans and hand them to ``exporter`` (in batches, off the request's path;
