@@ -26,10 +26,25 @@ from payerbridge.logging import new_request_id, request_id_var, request_line
 from payerbridge.metrics import record_http
 from payerbridge.tracing import begin_request
 
-__all__ = ["RequestContextMiddleware"]
+__all__ = ["UNMATCHED", "RequestContextMiddleware", "route_template"]
 
 logger = logging.getLogger("payerbridge.api.request")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+UNMATCHED = "unmatched"  # the route label of a request no route matched
+
+
+def route_template(scope: Scope, root_path: str = "") -> str:
+    """The template of the route that answered, never the path itself (a path carries
+    ids): ``/exchanges/{exchange_id}``. A mounted application's routes carry its mount
+    (``/console/exchanges``, apart from the API's ``/exchanges``), and a path under a
+    mount that no route of it matched is ``<mount>/{path}``; any other, ``unmatched``.
+    ``root_path``: the request's before the application routed it."""
+    mount = scope.get("root_path", "")
+    mount = mount[len(root_path) :] if mount.startswith(root_path) else ""
+    route_path = getattr(scope.get("route"), "path", None)
+    if route_path is not None:
+        return f"{mount}{route_path}"
+    return f"{mount}/{{path}}" if mount else UNMATCHED
 
 
 class RequestContextMiddleware:
@@ -75,6 +90,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         scope, incoming, declared_length = self._our_origin(scope)
+        root_path = scope.get("root_path", "")  # a mounted app (the console) extends it
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_request_id()
         request_id_var.set(request_id)
         # The caller's trace continued (and our span, when recording) until the line below.
@@ -119,9 +135,7 @@ class RequestContextMiddleware:
                     ),
                 )
         finally:
-            # The route's template, never the path itself: a path carries ids.
-            route_path = getattr(scope.get("route"), "path", None)
-            template = route_path or "unmatched"
+            template = route_template(scope, root_path)
             took = time.perf_counter() - started
             record_http(scope["method"], template, state["status"], took)
             logger.info(
@@ -134,7 +148,7 @@ class RequestContextMiddleware:
                     "duration_ms": round(took * 1000, 2),
                 },
             )
-            traced.end(route_path, state["status"])
+            traced.end(None if template == UNMATCHED else template, state["status"])
 
     def _limited(self, receive: Receive) -> Receive:
         received = 0

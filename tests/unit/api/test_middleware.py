@@ -1,6 +1,7 @@
 """The request middleware in process: whatever ``Host`` headers a request carries, the
 application sees one, our configured base's, and our scheme; the request id and the
-declared length are read as before."""
+declared length are read as before; requests are counted by route template, a mounted
+application's (the console's) under its mount."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import asyncio
 import re
 from typing import Any
 
+import httpx
+from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from payerbridge.api.middleware import RequestContextMiddleware
+from payerbridge.metrics.process import process_metrics
 
 _BASE = "https://payer.example.org"
 _A_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
@@ -84,3 +88,50 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_application() ->
     headers = [(b"Content-Length", b"1001"), (b"host", b"payer.example.org")]
     seen = _seen(headers, "https", _BASE, method="POST")
     assert seen["status"] == 413 and "scope" not in seen
+
+
+def _routes_counted(paths: list[str]) -> dict[str, float]:
+    """Each path requested through the middleware, in front of an API route and a
+    mounted application (as the console is): the requests counted, by route label."""
+    api, console = FastAPI(), FastAPI()
+
+    @api.get("/exchanges")
+    def listed() -> dict[str, str]:
+        return {}
+
+    @console.get("/exchanges/{exchange_id}")
+    def page(exchange_id: str) -> dict[str, str]:
+        return {}
+
+    api.mount("/console", console)
+    app = RequestContextMiddleware(api, max_request_bytes=1000)
+    counted = "payerbridge_http_requests_total"
+
+    def count(route: str) -> float:
+        sample = process_metrics().registry.get_sample_value
+        labels = {"method": "GET", "route": route}
+        return sum(sample(counted, {**labels, "status": s}) or 0.0 for s in ("200", "404"))
+
+    routes = ("/exchanges", "/console/exchanges/{exchange_id}", "/console/{path}", "unmatched")
+    before = {route: count(route) for route in routes}
+
+    async def send_all() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for path in paths:
+                await client.get(path)
+
+    asyncio.run(send_all())
+    return {route: count(route) - before[route] for route in routes}
+
+
+def test_the_consoles_pages_are_labelled_apart_from_the_apis_routes() -> None:
+    moved = _routes_counted(
+        ["/exchanges", "/console/exchanges/ex-1", "/console/exchanges/ex-2", "/console/nope", "/x"]
+    )
+    assert moved == {
+        "/exchanges": 1,
+        "/console/exchanges/{exchange_id}": 2,  # the template, never the id
+        "/console/{path}": 1,  # under the console's mount, no page of it
+        "unmatched": 1,
+    }
