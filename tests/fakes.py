@@ -39,7 +39,7 @@ from payerbridge.errors import (
     PartnerUnavailable,
     StoreConflict,
 )
-from payerbridge.exchange.breaker import BreakerState
+from payerbridge.exchange.breaker import BreakerState, BreakerStatus
 from payerbridge.exchange.model import (
     STOPPED_STATES,
     Attempt,
@@ -51,7 +51,7 @@ from payerbridge.exchange.model import (
     Transition,
     check_transition,
 )
-from payerbridge.exchange.ports import Retrieved
+from payerbridge.exchange.ports import ProbeAnswer, Retrieved
 from payerbridge.exchange.reconcile import identifier_keys
 from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
@@ -67,7 +67,7 @@ from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import RateLimit
 from payerbridge.security.model import OrganizationEvidence, RegisteredClient
 from payerbridge.transactions import UnitOfWork
-from payerbridge.types import BulkJobId, ClientId, ExchangeId, MemberId
+from payerbridge.types import BulkJobId, ClientId, ExchangeId, MemberId, PartnerId
 
 __all__ = [
     "FakeClock",
@@ -571,6 +571,13 @@ class FakePartnerClient:
         self.answers = list(answers or [])  # $member-match answers before ``match``, in turn
         self.since_asked: datetime | None = None  # what the last $everything asked from
         self.calls: list[tuple[str, str]] = []  # (operation, idempotency key)
+        self.probes = 0  # the breaker's probes: answered while no outage is left
+
+    def probe(self, partner: Partner, *, timeout: float) -> ProbeAnswer:
+        self.probes += 1
+        if self.outages > 0:
+            return ProbeAnswer(False, None, "ConnectError", 1)
+        return ProbeAnswer(True, 200, None, 1)
 
     def _call(self, operation: str, key: str) -> None:
         self.calls.append((operation, key))
@@ -695,6 +702,7 @@ class InMemoryBreakerStore:
     def __init__(self) -> None:
         self.states: dict[str, BreakerState] = {}
         self.rates: dict[str, datetime] = {}  # partner -> when its next call is due
+        self.partners: dict[str, PartnerId] = {}  # endpoint -> the partner it was locked for
 
     def get(self, endpoint: str) -> BreakerState:
         return self.states.get(endpoint, BreakerState())
@@ -702,6 +710,7 @@ class InMemoryBreakerStore:
     def lock(
         self, unit: InMemoryUnitOfWork, endpoint: str, partner_id: str, *, at: datetime
     ) -> BreakerState:
+        self.partners[endpoint] = PartnerId(partner_id)
         return self.states.setdefault(endpoint, BreakerState())
 
     def save(
@@ -722,6 +731,13 @@ class InMemoryBreakerStore:
         if wait is None:
             self.rates[partner_id] = due
         return wait
+
+    def unhealthy(self) -> list[tuple[str, PartnerId, BreakerState]]:
+        return [
+            (endpoint, self.partners.get(endpoint, PartnerId("old-plan")), state)
+            for endpoint, state in self.states.items()
+            if state.status is not BreakerStatus.CLOSED
+        ]
 
 
 class InMemoryConsentStore:

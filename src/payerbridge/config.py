@@ -102,16 +102,23 @@ class Settings(BaseSettings):
     partner_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Longest single partner call (shortened by budgets)."
     )
-    # Outbound exchanges: retries, budgets and the circuit breaker (exchange/retry.py).
-    retry_max_attempts: int = Field(default=6, ge=1, description="Attempts per step.")
+    # Outbound exchanges: time budgets, backoff and the breaker (exchange/retry.py, ADR 0047).
+    retry_max_attempts: int | None = Field(
+        default=None, ge=1, description="Calls a step may make; unset: the deadline alone."
+    )
     retry_base_delay_seconds: float = Field(default=0.5, ge=0)
     retry_max_delay_seconds: float = Field(default=30.0, ge=0)
-    step_budget_seconds: float = Field(default=120.0, gt=0)
-    exchange_budget_seconds: float = Field(
-        default=900.0, gt=0, description="Overall deadline of an exchange from submission."
+    retry_longest_delay_seconds: float = Field(
+        default=3600.0, ge=0, description="Past max_delay, a tenth of the time waited, to this."
+    )
+    step_budget_seconds: float | None = Field(default=None, gt=0)
+    exchange_budget_seconds: float | None = Field(
+        default=None, gt=0, description="From submission; unset: the rule's clocks (ADR 0037)."
     )
     breaker_failure_threshold: int = Field(default=5, ge=1)
-    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    breaker_cooldown_seconds: float = Field(
+        default=30.0, gt=0, description="The probe interval of an open breaker."
+    )
     partner_review_poll_seconds: float = Field(
         default=300.0,
         gt=0,

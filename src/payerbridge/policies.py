@@ -45,6 +45,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         max_attempts=settings.retry_max_attempts,
         base_delay_seconds=settings.retry_base_delay_seconds,
         max_delay_seconds=settings.retry_max_delay_seconds,
+        longest_delay_seconds=settings.retry_longest_delay_seconds,
         step_budget_seconds=settings.step_budget_seconds,
         exchange_budget_seconds=settings.exchange_budget_seconds,
         call_timeout_seconds=settings.partner_timeout_seconds,

@@ -200,29 +200,39 @@ def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_att
     platform: Platform,
 ) -> None:
     """A short outage must not dead-letter every exchange in flight: the held-back call
-    waits until the breaker may half-open, on the attempt it would have made."""
+    is parked until the breaker's probe is due, on the attempt it would have made, and
+    the probe that finds the partner answering lets it go (ADR 0047)."""
     from datetime import timedelta
+
+    from payerbridge.exchange.outbound import PARKED_FOR_BREAKER
 
     ports = platform.exchange_ports
     policy = ports.retry_policy
     exchange_id = submit(platform, an_exchange_request())
     now = ports.clock()
     _open_breaker(ports)
-    last = policy.max_attempts  # the step's last allowed call
-    _waiting_on_member_match(platform, exchange_id, calls_made=last - 1)
+    _waiting_on_member_match(platform, exchange_id, calls_made=3)
 
     held = proceed(ports, exchange_id, _parse)
     assert held.state is ExchangeState.ROUTE_SELECTED and not held.done
     assert held.retry_at is not None
     assert held.retry_at >= now + timedelta(seconds=policy.breaker_cooldown_seconds)
     record = platform.exchanges.get(exchange_id)
-    assert record.attempts == last - 1 and record.last_error == "the circuit is open"  # spent none
+    assert record.attempts == 3 and record.last_error == PARKED_FOR_BREAKER  # spent none
+    assert record.next_attempt_at == held.retry_at
+    (parked,) = [
+        e for e in platform.audit.for_entity("Exchange", exchange_id) if e["outcome"] == "parked"
+    ]
+    assert parked["detail"]["reason"] == "circuit-open"
 
-    # Once the breaker may half-open, that last attempt goes out as its probe.
+    # Once its probe is due, the exchange that wakes first probes (GET metadata), and the
+    # call that was held back goes out.
     later = dataclasses.replace(ports, clock=lambda: held.retry_at)
     done = proceed(later, exchange_id, _parse)
     assert done.state is ExchangeState.COMPLETED
     assert platform.breakers.get("http://old/fhir").status.value == "closed"
+    probe = platform.audit.for_entity("PartnerEndpoint", "http://old/fhir")[-1]
+    assert probe["action"] == "breaker.closed" and probe["detail"]["probe"]["status"] == 200
 
 
 def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_letters(
@@ -244,7 +254,9 @@ def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_l
     )
     # A first retry at least 27 s away, whatever the jitter draws: "not due yet" must not
     # depend on how fast this machine gets to the second proceed.
-    policy = dataclasses.replace(platform.exchange_ports.retry_policy, base_delay_seconds=30.0)
+    policy = dataclasses.replace(
+        platform.exchange_ports.retry_policy, base_delay_seconds=30.0, max_attempts=6
+    )
     ports = dataclasses.replace(
         platform.exchange_ports, client=client, retry_policy=policy, random=lambda: 0.9
     )
@@ -258,7 +270,7 @@ def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_l
     early = proceed(ports, exchange_id, _parse)
     assert early == first and len(calls) == 1  # not due yet: no call
 
-    last = ports.retry_policy.max_attempts
+    last = 6  # the operator's attempt limit (none by default: the deadline alone)
     _waiting_on_member_match(platform, exchange_id, calls_made=last - 1)
     gave_up = proceed(ports, exchange_id, _parse)
     assert gave_up.state is ExchangeState.DEAD_LETTERED and gave_up.done
@@ -479,6 +491,7 @@ def test_the_breaker_and_the_idempotency_key_read_back_as_they_were_kept(
     )
     assert opened.open_until is not None and opened.open_until.utcoffset() is not None
     assert platform.breakers.get("http://other/fhir") == BreakerState()
+    assert platform.breakers.unhealthy() == [("http://old/fhir", "old-plan", opened)]
     (event,) = [e for e in platform.audit.for_entity("PartnerEndpoint", "http://old/fhir")]
     assert (event["action"], event["detail"]["from"]) == ("breaker.opened", "closed")
 

@@ -484,10 +484,19 @@ def partners_operations(
             "'none' clears it."
         ),
     ] = None,
+    exchange_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="How long an exchange with it keeps trying from its submission before it "
+            "is dead-lettered (deadline-exceeded): seconds, or with a unit (90m, 36h, 7d); "
+            "'default' for the platform's (the rule's clocks)."
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Suspend or resume a partner, or set its maintenance windows (new exchanges wait
-    for a window to end); prints how it is now run."""
+    """Suspend or resume a partner, set its maintenance windows (new exchanges wait
+    for a window to end), its rate or its exchanges' time budget; prints how it is now
+    run."""
     from payerbridge.routing.enrolment import registered, set_operations
 
     if suspend is not None and resume:
@@ -507,6 +516,8 @@ def partners_operations(
             document["maintenance"] = [_window_option(text) for text in maintenance]
         if rate_limit is not None:
             document["rate_limit"] = _rate_option(rate_limit)
+        if exchange_budget is not None:
+            document["exchange_budget_seconds"] = _budget_option(exchange_budget)
         return set_operations(
             PartnerId(partner_id),
             document,
@@ -529,6 +540,23 @@ def _rate_option(text: str) -> Any:
     requests, _, seconds = text.partition("/")
     try:
         return {"requests": int(requests), "per_seconds": float(seconds)}
+    except ValueError:
+        return text  # refused by the check, which names the form
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _budget_option(text: str) -> Any:
+    """'default' (None), or seconds with an optional unit, as the API's budget (checked
+    there, which names the range)."""
+    value = text.strip().lower()
+    if value == "default":
+        return None
+    unit = _UNITS.get(value[-1:], 0)
+    number = value[:-1] if unit else value
+    try:
+        return float(number) * (unit or 1)
     except ValueError:
         return text  # refused by the check, which names the form
 

@@ -1,12 +1,22 @@
 """Circuit breaker per partner endpoint (pure state transitions; the store shares them).
 
-    closed ──(threshold consecutive failures)──▶ open ──(cooldown over)──▶ half_open
-      ▲                                                                      │
-      └──────────────(probe succeeds)─────────── half_open ◀──(probe fails: open again)
+    closed ──(threshold consecutive failures)──▶ open ──(probe due: claimed)──▶ half_open
+      ▲  ▲                                        ▲                                │
+      │  └────────(any call or probe answered)────┼────────────────────────────────┤
+      │                                           └──────(probe failed: open again)┘
+      └── a successful call closes it from any status
 
-While open, calls are not made: the step waits until the breaker may half-open.
-In half-open exactly one caller (the probe) is let through; if that caller dies
-mid-call its probe lease expires after one cooldown and another caller may probe.
+While open, exchanges are parked: no call of theirs goes out and none spends an attempt.
+The breaker is probed on its own schedule, once per ``interval``: whoever finds the probe
+due first (a parked exchange waking, or the upkeep sweep) claims it under the row's lock
+(``half_open``, with a lease of one interval) and makes one light call to the endpoint,
+not an exchange's own; its answer closes the breaker or opens it for another interval.
+So at most one probe per interval goes out for an endpoint, however many exchanges wait
+and however many workers run them; a prober that dies loses its lease at its end.
+
+What a screen shows is ``as_seen(state, now)``: an open breaker whose ``open_until`` has
+passed is no longer holding calls back (its probe is due), so it reads half-open, never
+"open" for ever.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.types import PartnerId
@@ -23,9 +34,12 @@ __all__ = [
     "BreakerState",
     "BreakerStatus",
     "admit",
+    "as_seen",
     "breaker_event",
     "record_failure",
+    "record_probe",
     "record_success",
+    "settle_seconds",
 ]
 
 
@@ -37,50 +51,97 @@ class BreakerStatus(StrEnum):
 
 @dataclass(frozen=True)
 class BreakerState:
+    """``open_until``: when an open breaker's next probe is due; ``probe_until``: the
+    lease of the probe a half-open breaker waits on."""
+
     status: BreakerStatus = BreakerStatus.CLOSED
     consecutive_failures: int = 0
     open_until: datetime | None = None
-    probe_until: datetime | None = None  # lease of the caller probing a half-open breaker
+    probe_until: datetime | None = None
+
+    @property
+    def next_probe_at(self) -> datetime | None:
+        """When the endpoint may be probed next (None: closed, nothing to probe)."""
+        if self.status is BreakerStatus.OPEN:
+            return self.open_until
+        if self.status is BreakerStatus.HALF_OPEN:
+            return self.probe_until
+        return None
 
 
 CLOSED = BreakerState()
 
 
+def as_seen(state: BreakerState, now: datetime) -> BreakerState:
+    """The breaker as it stands at ``now``: open only while it holds calls back; past its
+    ``open_until`` it waits for its probe, which is half-open."""
+    due = state.next_probe_at
+    if state.status is BreakerStatus.OPEN and due is not None and now >= due:
+        return replace(state, status=BreakerStatus.HALF_OPEN, probe_until=None)
+    return state
+
+
 @dataclass(frozen=True)
 class Admission:
-    """Whether a call may go out now; if not, the earliest time it could."""
+    """Whether a call may go out now. Not allowed: ``probe`` when the caller has just
+    claimed the endpoint's probe (``state`` holds its lease) and is to make it first,
+    else ``retry_at``, when to look again."""
 
     allowed: bool
     state: BreakerState
     retry_at: datetime | None = None
+    probe: bool = False
 
 
-def admit(state: BreakerState, now: datetime, cooldown: timedelta) -> Admission:
+def settle_seconds(interval: timedelta) -> float:
+    """How soon a call held back by a probe in flight looks again: a probe ends at once
+    on a refused connection, so its outcome is read long before its lease runs out."""
+    return min(1.0, interval.total_seconds() / 10)
+
+
+def admit(state: BreakerState, now: datetime, interval: timedelta) -> Admission:
+    """What the breaker lets a caller do at ``now``: call, wait, or claim the probe."""
     if state.status is BreakerStatus.CLOSED:
         return Admission(True, state)
+    due = state.next_probe_at
+    if due is None or now >= due:  # the probe is due (or its prober's lease ran out)
+        claimed = replace(state, status=BreakerStatus.HALF_OPEN, probe_until=now + interval)
+        return Admission(False, claimed, probe=True)
     if state.status is BreakerStatus.OPEN:
-        assert state.open_until is not None
-        if now < state.open_until:
-            return Admission(False, state, state.open_until)
-        probing = replace(state, status=BreakerStatus.HALF_OPEN, probe_until=now + cooldown)
-        return Admission(True, probing)
-    assert state.probe_until is not None
-    if now < state.probe_until:  # someone else is probing
-        return Admission(False, state, state.probe_until)
-    return Admission(True, replace(state, probe_until=now + cooldown))
+        return Admission(False, state, due)
+    settle = now + timedelta(seconds=settle_seconds(interval))
+    return Admission(False, state, min(due, settle))  # a probe is in flight
 
 
 def record_success(state: BreakerState) -> BreakerState:
+    """A call or a probe answered: the endpoint is up."""
     return CLOSED if state != CLOSED else state
 
 
 def record_failure(
     state: BreakerState, now: datetime, *, threshold: int, cooldown: timedelta
 ) -> BreakerState:
+    """A call found the endpoint down. A closed breaker opens at ``threshold`` failures in
+    a row, for one probe interval (``cooldown``); an open or half-open one only counts it
+    (its probe schedule is its own: a straggling call does not put it off)."""
     failures = state.consecutive_failures + 1
-    if state.status is BreakerStatus.HALF_OPEN or failures >= threshold:
+    if state.status is BreakerStatus.CLOSED and failures >= threshold:
         return BreakerState(BreakerStatus.OPEN, failures, open_until=now + cooldown)
     return replace(state, consecutive_failures=failures)
+
+
+def record_probe(
+    state: BreakerState, now: datetime, *, answered: bool, interval: timedelta
+) -> BreakerState:
+    """The probe's outcome: answered closes the breaker; not answered opens it until the
+    next probe is due. A breaker that left half-open meanwhile (a call answered and
+    closed it) is not reopened by a probe that ended late."""
+    if answered:
+        return record_success(state)
+    if state.status is not BreakerStatus.HALF_OPEN:
+        return replace(state, consecutive_failures=state.consecutive_failures + 1)
+    failures = state.consecutive_failures + 1
+    return BreakerState(BreakerStatus.OPEN, failures, open_until=now + interval)
 
 
 _ACTIONS = {
@@ -91,9 +152,17 @@ _ACTIONS = {
 
 
 def breaker_event(
-    endpoint: str, partner_id: PartnerId, before: BreakerState, after: BreakerState, *, at: datetime
+    endpoint: str,
+    partner_id: PartnerId,
+    before: BreakerState,
+    after: BreakerState,
+    *,
+    at: datetime,
+    detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """The audit event of the endpoint's breaker changing status, ``before`` → ``after``."""
+    """The audit event of the endpoint's breaker changing status, ``before`` → ``after``
+    (``detail``: the probe that moved it, when one did)."""
+    next_probe = after.next_probe_at
     return AuditEvent(
         at=at,
         actor="payerbridge",
@@ -106,5 +175,7 @@ def breaker_event(
             "partner_id": partner_id,
             "from": before.status.value,
             "consecutive_failures": after.consecutive_failures,
+            "next_probe_at": next_probe.isoformat() if next_probe else None,
+            **(detail or {}),
         },
     )

@@ -31,6 +31,7 @@ from payerbridge.types import ExchangeId
 
 __all__ = [
     "day_start",
+    "request_events",
     "is_asked",
     "keep_clocks",
     "note_hold",
@@ -54,9 +55,7 @@ def start_request_clock(
     if ports.clocks is None:
         return
     obligations = ports.clocks.obligations
-    opted_in = opt_in.record.period_start
-    covered = day_start(request.new_coverage.start, obligations.calendar.tz)
-    events = {"opt_in": opted_in, "coverage_start": covered or opted_in}
+    events = request_events(ports, request, opt_in)
     clock = new_clock(
         obligations,
         REQUEST_AFTER_ENROLMENT,
@@ -67,6 +66,19 @@ def start_request_clock(
         partner_id=request.old_payer,
     )
     ports.clocks.ledger.start(unit, clock)
+
+
+def request_events(
+    ports: ExchangePorts, request: ExchangeRequest, opt_in: StoredConsent
+) -> dict[str, datetime]:
+    """What the rule's request clock counts from: the member's opt-in (the first instant
+    its period is in force) and the new coverage's start (the first instant of that day
+    in the plan's zone; the opt-in when unknown)."""
+    opted_in = opt_in.record.period_start
+    if ports.clocks is None:
+        return {"opt_in": opted_in, "coverage_start": opted_in}
+    covered = day_start(request.new_coverage.start, ports.clocks.obligations.calendar.tz)
+    return {"opt_in": opted_in, "coverage_start": covered or opted_in}
 
 
 def take_over_clock(

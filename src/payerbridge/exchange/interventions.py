@@ -10,11 +10,12 @@ Each commits with its audit events; an exchange whose step is running now is ref
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.consent.service import revoke_consent
 from payerbridge.errors import Conflict, Issue
+from payerbridge.exchange.budgets import exchange_deadline
 from payerbridge.exchange.model import (
     ASKABLE_AGAIN,
     STOPPED_STATES,
@@ -84,7 +85,7 @@ def replay(
     }
     fresh = {
         "replay_count": record.replay_count + 1,
-        "deadline_at": now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
+        "deadline_at": exchange_deadline(ports, ports.partners.get(record.partner_id), now),
         "attempts": 0,
         "next_attempt_at": None,
         "error_code": None,

@@ -10,7 +10,7 @@ runs again later, ``outbound.py``).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from payerbridge.consent.model import StoredConsent
@@ -21,6 +21,7 @@ from payerbridge.errors import (
     NoMatch,
     PartnerError,
 )
+from payerbridge.exchange.budgets import exchange_deadline
 from payerbridge.exchange.consent_checks import ConsentCheck, check_consent, refused
 from payerbridge.exchange.model import ExchangeRecord, ExchangeRequest, ExchangeState, Move
 from payerbridge.exchange.moves import (
@@ -185,8 +186,8 @@ def _matched(
         "member_identifier": answer.identifier_value,
     }
     if awaits_partner_review(record):  # decided: the wait is over, the data has its budget
-        budget = timedelta(seconds=ports.retry_policy.exchange_budget_seconds)
-        updates |= {"error_code": None, "error_text": None, "deadline_at": ports.clock() + budget}
+        deadline = exchange_deadline(ports, partner, ports.clock())
+        updates |= {"error_code": None, "error_text": None, "deadline_at": deadline}
     reached = Move(
         S.MEMBER_MATCHED,
         detail={"member_found_by": found_by, **({"call": call.to_json()} if call else {})},

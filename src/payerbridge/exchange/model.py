@@ -364,14 +364,19 @@ def transition_events(
 
 
 def attempt_event(exchange_id: ExchangeId, attempt: Attempt, *, at: datetime) -> AuditEvent:
-    """The audit event that commits with an attempt: retried, or given up."""
+    """The audit event that commits with an attempt: retried, parked (a call held back,
+    which spent no attempt), or given up."""
+    if attempt.next_attempt_at is None:
+        outcome = "gave-up"
+    else:
+        outcome = "parked" if attempt.detail.get("parked") else "retry"
     return AuditEvent(
         at=at,
         actor="payerbridge",
         action="exchange.attempt",
         entity_type="Exchange",
         entity_id=exchange_id,
-        outcome="retry" if attempt.next_attempt_at else "gave-up",
+        outcome=outcome,
         request_id=None,
         detail={"step": attempt.step, "attempt": attempt.attempts, **attempt.detail},
     )

@@ -1,18 +1,20 @@
-"""One outbound partner call of an exchange step, inside its budgets and the endpoint's breaker.
+"""One outbound partner call of an exchange step, inside its deadline and the endpoint's
+breaker (ADR 0047: time budgets, not attempt counts).
 
 ``call_partner`` makes at most one attempt (two when credentials need refreshing)
 and reports what the step should do next: use the answer, wait and try again, or
 stop because the exchange was dead-lettered. The durable workflow does the waiting
 (``DBOS.sleep``), so a worker crash between attempts loses nothing.
 
-The endpoint's breaker is read before the call and moved after it (``admit_call``,
-``record_outcome``): a healthy one only read, any other change of it one transaction that
-holds its row, with the audit event of a change of status.
-
 An attempt is a call that went out. A call the open breaker, the partner's maintenance
-window or its announced rate limit holds back waits for it within the time budgets but
-spends no attempt: otherwise one short outage would dead-letter every exchange in flight to that
-partner without any of them calling.
+window or its announced rate limit holds back is **parked**: it waits for it, within the
+exchange's deadline, and spends no attempt; the first park is audited (with when the
+exchange looks again and why), the same park renewed at each look is not. A call that
+failed retryably is tried again after a backoff that grows toward the deadline
+(``retry.decide_retry``). The exchange is dead-lettered when its deadline passes (or
+leaves no time for another call): ``deadline-exceeded``, with the last error.
+
+The breaker itself, its probe and its audit, are ``circuit.py``'s.
 """
 
 from __future__ import annotations
@@ -24,15 +26,9 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from payerbridge.errors import PartnerAuthRejected, PartnerUnavailable, PayerBridgeError
-from payerbridge.exchange.breaker import (
-    Admission,
-    BreakerState,
-    BreakerStatus,
-    admit,
-    breaker_event,
-    record_failure,
-    record_success,
-)
+from payerbridge.exchange.breaker import settle_seconds
+from payerbridge.exchange.budgets import exchange_deadline
+from payerbridge.exchange.circuit import admit_call, probe_interval, record_outcome
 from payerbridge.exchange.model import Attempt, DeadLetter, ExchangeRecord, ExchangeState, Move
 from payerbridge.exchange.moves import SYSTEM_ACTOR, StepResult, note_attempt, record_moves
 from payerbridge.exchange.partner_calls import (
@@ -42,11 +38,19 @@ from payerbridge.exchange.partner_calls import (
     PartnerCall,
     partner_call_event,
 )
-from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
+from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.exchange.retry import RetryPolicy, decide_retry
+from payerbridge.exchange.retry import (
+    RetryDecision,
+    RetryPolicy,
+    decide_retry,
+    decide_wait,
+    first_deadline,
+    is_last_call,
+)
 from payerbridge.routing.model import Partner
-from payerbridge.types import ExchangeId, PartnerId
+from payerbridge.timestamps import utc_iso
+from payerbridge.types import ExchangeId
 
 __all__ = [
     "CallOutcome",
@@ -63,16 +67,34 @@ __all__ = [
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+PARKED_FOR_BREAKER = (
+    "parked: the partner's circuit breaker is open; the exchange resumes when the "
+    "breaker's probe finds the partner answering"
+)
+
 
 @dataclass(frozen=True)
 class StepClock:
-    """The attempt being made, when its step began and the deadlines it runs under."""
+    """The attempt being made, when its step began and the deadlines it runs under (the
+    step's own only when a step budget is set); ``waiting``: why the row says this step's
+    call waited last (its ``last_error``), to tell a renewed park from a new one."""
 
     step: str
     attempt: int
     started: datetime
-    step_deadline: datetime
+    step_deadline: datetime | None
     exchange_deadline: datetime
+    waiting: str | None = None
+
+    def is_last_call(self, policy: RetryPolicy, now: datetime) -> bool:
+        """Whether the call about to go would have no retry if it failed."""
+        return is_last_call(
+            policy,
+            attempt=self.attempt,
+            now=now,
+            step_deadline=self.step_deadline,
+            exchange_deadline=self.exchange_deadline,
+        )
 
 
 @dataclass(frozen=True)
@@ -89,15 +111,16 @@ def step_clock(
     ports: ExchangePorts, record: ExchangeRecord, step: str, attempt: int, started: datetime
 ) -> StepClock:
     """The deadlines of ``attempt`` of the exchange's ``step``, begun at ``started``."""
-    deadline = record.deadline_at or record.created_at + timedelta(
-        seconds=ports.retry_policy.exchange_budget_seconds
-    )
+    policy = ports.retry_policy
+    deadline = record.deadline_at or exchange_deadline(ports, None, record.created_at)
+    budget = policy.step_budget_seconds
     return StepClock(
         step=step,
         attempt=attempt,
         started=started,
-        step_deadline=started + timedelta(seconds=ports.retry_policy.step_budget_seconds),
+        step_deadline=started + timedelta(seconds=budget) if budget is not None else None,
         exchange_deadline=deadline,
+        waiting=record.last_error if record.current_step == step else None,
     )
 
 
@@ -126,27 +149,20 @@ def call_partner(
     (no match, consent refused, a contract error) propagate to the step unchanged."""
     policy: RetryPolicy = ports.retry_policy
     now = ports.clock()
-    remaining = (min(clock.step_deadline, clock.exchange_deadline) - now).total_seconds()
-    if remaining <= 0:
-        calls = clock.attempt - 1  # this attempt never went out
-        return dead_letter(
-            ports,
-            exchange_id,
-            partner,
-            clock,
-            ExchangeReason.BUDGET_EXHAUSTED,
-            "time ran out",
-            calls,
-        )
+    deadline, reason = first_deadline(clock.step_deadline, clock.exchange_deadline)
+    remaining = (deadline - now).total_seconds()
+    if remaining <= 0:  # this attempt never goes out
+        last = clock.waiting or "no call was made"
+        return dead_letter(ports, exchange_id, partner, clock, reason, last, clock.attempt - 1)
     held: tuple[str, str, datetime | None] | None = _announced_hold(ports, partner, now)
-    if held is None:  # then the endpoint's breaker, whose state the outcome is recorded on
+    seen = None
+    if held is None:  # then the endpoint's breaker, probed here when its probe is due
         admission = admit_call(ports, partner, now)
+        seen = admission.state
         if not admission.allowed:
-            held = (ExchangeReason.CIRCUIT_OPEN, "the circuit is open", admission.retry_at)
+            held = (ExchangeReason.CIRCUIT_OPEN, PARKED_FOR_BREAKER, admission.retry_at)
     if held is not None:  # not a failure: it waits, and spends no attempt
-        reason, text, until = held
-        wait = (until - now).total_seconds() if until else None
-        return _retry_later(ports, exchange_id, partner, clock, reason, text, wait, attempted=False)
+        return _park(ports, exchange_id, partner, clock, *held)
     timeout = min(policy.call_timeout_seconds, remaining)
     sent = ports.clock()
     try:
@@ -156,26 +172,18 @@ def call_partner(
             ports.client.refresh_credentials(partner)  # needs-revalidation: exactly one more try
             value = call(timeout)
     except PartnerUnavailable as exc:
-        record_outcome(ports, partner, succeeded=False, seen=admission.state)
+        record_outcome(ports, partner, succeeded=False, seen=seen)
         made = _made(ports, partner, clock, sent, UNAVAILABLE, exc)
-        return _retry_later(
-            ports,
-            exchange_id,
-            partner,
-            clock,
-            ExchangeReason.PARTNER_UNAVAILABLE,
-            exc.text,
-            exc.retry_after,
-            call=made,
-        )
+        reason = ExchangeReason.PARTNER_UNAVAILABLE
+        return _retry_later(ports, exchange_id, partner, clock, reason, exc, made)
     except Exception as exc:  # it answered: the endpoint is up
-        record_outcome(ports, partner, succeeded=True, seen=admission.state)
+        record_outcome(ports, partner, succeeded=True, seen=seen)
         if isinstance(exc, PayerBridgeError):  # a refusal: its own event, then its move
             ports.audit.record(
                 partner_call_event(exchange_id, _made(ports, partner, clock, sent, REFUSED, exc))
             )
         raise
-    record_outcome(ports, partner, succeeded=True, seen=admission.state)
+    record_outcome(ports, partner, succeeded=True, seen=seen)
     return CallOutcome(value=value, call=_made(ports, partner, clock, sent, ANSWERED))
 
 
@@ -223,60 +231,33 @@ def _announced_hold(
     return ExchangeReason.RATE_LIMITED, text, turn
 
 
-def admit_call(ports: ExchangePorts, partner: Partner, now: datetime) -> Admission:
-    """Whether the endpoint's breaker lets a call go now. A closed breaker is only read;
-    any other is moved (to half-open for a probe) under its row's lock."""
-    endpoint = partner.fhir_base
-    current = ports.breakers.get(endpoint)
-    if current.status is BreakerStatus.CLOSED:  # the common case needs no write lock
-        return Admission(True, current)
-    cooldown = timedelta(seconds=ports.retry_policy.breaker_cooldown_seconds)
-    with ports.transactions.begin() as unit:
-        before = ports.breakers.lock(unit, endpoint, partner.id, at=now)
-        admission = admit(before, now, cooldown)
-        _keep(unit, ports, endpoint, partner.id, before, admission.state, now)
-    return admission
-
-
-def record_outcome(
-    ports: ExchangePorts, partner: Partner, *, succeeded: bool, seen: BreakerState | None = None
-) -> None:
-    """The call's outcome on the endpoint's breaker; ``seen``: the state the call was
-    admitted under. A success admitted under a healthy breaker writes (and reads) nothing:
-    failures other calls recorded meanwhile are left to count, which can only open the
-    breaker a call earlier."""
-    healthy = BreakerState()
-    endpoint = partner.fhir_base
-    if succeeded and (seen == healthy or ports.breakers.get(endpoint) == healthy):
-        return  # healthy and staying so: nothing to write
-    policy: RetryPolicy = ports.retry_policy
-    now = ports.clock()
-    with ports.transactions.begin() as unit:
-        before = ports.breakers.lock(unit, endpoint, partner.id, at=now)
-        if succeeded:
-            after = record_success(before)
-        else:
-            cooldown = timedelta(seconds=policy.breaker_cooldown_seconds)
-            threshold = policy.breaker_failure_threshold
-            after = record_failure(before, now, threshold=threshold, cooldown=cooldown)
-        _keep(unit, ports, endpoint, partner.id, before, after, now)
-
-
-def _keep(
-    unit: UnitOfWork,
+def _park(
     ports: ExchangePorts,
-    endpoint: str,
-    partner_id: PartnerId,
-    before: BreakerState,
-    after: BreakerState,
-    at: datetime,
-) -> None:
-    """The breaker moved ``before`` → ``after`` in ``unit``, audited when its status changed."""
-    if after == before:
-        return
-    ports.breakers.save(unit, endpoint, partner_id, after, at=at)
-    if after.status is not before.status:
-        unit.record(breaker_event(endpoint, partner_id, before, after, at=at))
+    exchange_id: ExchangeId,
+    partner: Partner,
+    clock: StepClock,
+    reason: str,
+    text: str,
+    until: datetime | None,
+) -> CallOutcome[Any]:
+    """The call waits for what holds it back (``until``), spending no attempt: the
+    exchange looks again then (a parked exchange on the breaker: its next probe, spread
+    a little), or is dead-lettered when its deadline comes first."""
+    now = ports.clock()
+    spread = settle_seconds(probe_interval(ports)) if reason == ExchangeReason.CIRCUIT_OPEN else 0
+    decision = decide_wait(
+        until=until,
+        now=now,
+        step_deadline=clock.step_deadline,
+        exchange_deadline=clock.exchange_deadline,
+        spread_seconds=spread,
+        unit_random=ports.random(),
+    )
+    renewed = clock.waiting == text  # the same park, looked at again: no new event
+    detail = {"reason": reason, "parked": True, "partner_id": partner.id}
+    return _note_wait(
+        ports, exchange_id, partner, clock, decision, text, detail, attempted=False, quiet=renewed
+    )
 
 
 def _retry_later(
@@ -285,39 +266,66 @@ def _retry_later(
     partner: Partner,
     clock: StepClock,
     reason: str,
-    text: str,
-    retry_after: float | None,
-    *,
-    attempted: bool = True,
-    call: PartnerCall | None = None,
+    error: PartnerUnavailable,
+    call: PartnerCall,
 ) -> CallOutcome[Any]:
+    """The call went out and the partner did not answer: tried again after the backoff,
+    within the deadline, or dead-lettered."""
     now = ports.clock()
-    calls = clock.attempt if attempted else clock.attempt - 1
     decision = decide_retry(
         ports.retry_policy,
-        attempt=calls,
+        attempt=clock.attempt,
         now=now,
+        started=clock.started,
         step_deadline=clock.step_deadline,
         exchange_deadline=clock.exchange_deadline,
-        retry_after_seconds=retry_after,
+        retry_after_seconds=error.retry_after,
         unit_random=ports.random(),
     )
+    detail = {
+        "reason": reason,
+        "partner_id": partner.id,
+        "retry_after": error.retry_after,
+        "call": call.to_json(),
+    }
+    return _note_wait(ports, exchange_id, partner, clock, decision, error.text, detail)
+
+
+def _note_wait(
+    ports: ExchangePorts,
+    exchange_id: ExchangeId,
+    partner: Partner,
+    clock: StepClock,
+    decision: RetryDecision,
+    text: str,
+    detail: dict[str, Any],
+    *,
+    attempted: bool = True,
+    quiet: bool = False,
+) -> CallOutcome[Any]:
+    """The wait on the exchange's row, audited (``exchange.attempt``: why, when it looks
+    again, its deadline) unless ``quiet``; or the dead letter when there is none."""
+    now = ports.clock()
+    calls = clock.attempt if attempted else clock.attempt - 1
+    retry_at = decision.retry_at
+    detail |= {
+        "next_attempt_at": utc_iso(retry_at) if retry_at else None,
+        "deadline_at": utc_iso(clock.exchange_deadline),
+    }
     attempt = Attempt(
         step=clock.step,
         attempts=calls,
-        next_attempt_at=decision.retry_at,
+        next_attempt_at=retry_at,
         step_started_at=clock.started,
         last_error=text,
-        detail={
-            "reason": reason,
-            "partner_id": partner.id,
-            "retry_after": retry_after,
-            **({"call": call.to_json()} if call else {}),
-        },
+        detail=detail,
     )
     with ports.transactions.begin() as unit:
-        note_attempt(unit, ports, exchange_id, attempt, at=now)
-    if decision.retry_at is None:
+        if quiet and retry_at is not None:
+            ports.exchanges.record_attempt(unit, exchange_id, attempt, at=now)
+        else:
+            note_attempt(unit, ports, exchange_id, attempt, at=now)
+    if retry_at is None:
         assert decision.give_up_reason is not None
         give_up = decision.give_up_reason
         return dead_letter(ports, exchange_id, partner, clock, give_up, text, calls)
@@ -327,10 +335,10 @@ def _retry_later(
             "exchange_id": exchange_id,
             "step": clock.step,
             "attempts": calls,
-            "reason": reason,
+            "reason": detail["reason"],
         },
     )
-    return CallOutcome(retry_at=decision.retry_at)
+    return CallOutcome(retry_at=retry_at)
 
 
 def dead_letter(
@@ -363,17 +371,16 @@ def dead_letter(
     )
     stop = {
         "error_code": reason_code,
-        "error_text": f"the {clock.step} step gave up: {last_error}",
+        "error_text": _gave_up(reason_code, clock, last_error, attempts),
         "next_attempt_at": None,
     }
-    moves = [
-        Move(
-            ExchangeState.DEAD_LETTERED,
-            reason_code,
-            {"step": clock.step, "attempts": attempts},
-            stop,
-        )
-    ]
+    detail = {
+        "step": clock.step,
+        "attempts": attempts,
+        "deadline_at": utc_iso(clock.exchange_deadline),
+        "last_error": last_error,
+    }
+    moves = [Move(ExchangeState.DEAD_LETTERED, reason_code, detail, stop)]
     with ports.transactions.begin() as unit:
         ports.exchanges.file_dead_letter(unit, letter)
         record_moves(unit, ports, exchange_id, moves, at=now, actor=SYSTEM_ACTOR)
@@ -382,3 +389,19 @@ def dead_letter(
         extra={"exchange_id": exchange_id, "step": clock.step, "reason_code": reason_code},
     )
     return CallOutcome(dead_lettered=True)
+
+
+def _gave_up(reason_code: str, clock: StepClock, last_error: str, attempts: int) -> str:
+    """Why the step gave up, as the exchange's ``error.text`` says it."""
+    if reason_code == ExchangeReason.DEADLINE_EXCEEDED:
+        why = (
+            f"its deadline ({utc_iso(clock.exchange_deadline)}) passed, or left no time for "
+            "another call, with the partner still not answering"
+        )
+    elif reason_code == ExchangeReason.BUDGET_EXHAUSTED and clock.step_deadline is not None:
+        why = f"the step's own budget ran out at {utc_iso(clock.step_deadline)}"
+    elif reason_code == ExchangeReason.ATTEMPTS_EXHAUSTED:
+        why = f"it made {attempts} calls, the most a step may"
+    else:
+        why = reason_code
+    return f"the {clock.step} step gave up: {why}; last: {last_error}"

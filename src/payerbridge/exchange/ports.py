@@ -38,6 +38,7 @@ __all__ = [
     "ExchangeStore",
     "PartnerClient",
     "PartnerDirectory",
+    "ProbeAnswer",
     "ReceivedStore",
     "ResourceWriter",
     "Retrieved",
@@ -98,6 +99,31 @@ class PartnerClient(Protocol):
         ...
 
     def refresh_credentials(self, partner: Partner) -> None: ...
+
+    def probe(self, partner: Partner, *, timeout: float) -> ProbeAnswer:
+        """One light call to the partner's FHIR endpoint (its CapabilityStatement, no
+        token asked): whether it answers at all, for its breaker's probe."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProbeAnswer:
+    """What a breaker's probe found: ``answered`` when the endpoint gave any answer but a
+    5xx or 429 (a 401 or 404 is an endpoint that is up); the status, or the error's name
+    when none came; how long it took."""
+
+    answered: bool
+    status: int | None
+    error: str | None
+    latency_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "answered": self.answered,
+            "status": self.status,
+            "error": self.error,
+            "latency_ms": self.latency_ms,
+        }
 
 
 @dataclass(frozen=True)
@@ -266,6 +292,11 @@ class BreakerStore(Protocol):
     ) -> datetime | None:
         """Take the partner's next turn under its rate limit (every worker's calls
         count): None when a call may go now, else when one may."""
+        ...
+
+    def unhealthy(self) -> list[tuple[str, PartnerId, BreakerState]]:
+        """Every endpoint whose breaker is not closed, with its partner: the ones a probe
+        may be due for."""
         ...
 
 

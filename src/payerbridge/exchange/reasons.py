@@ -36,7 +36,10 @@ class ExchangeReason(StrEnum):
     PARTNER_REFUSED = "refused"
     # → manual_review: the old payer's reviewer is looking at the match
     PARTNER_REVIEW = "partner-review"
-    # → dead_lettered: the step's retries are spent
+    # → dead_lettered: the exchange's deadline passed (or leaves no time for another call)
+    # with the partner still not answering; or a limit an operator set besides ran out:
+    # the attempts a step may make, a step's own budget
+    DEADLINE_EXCEEDED = "deadline-exceeded"
     ATTEMPTS_EXHAUSTED = "attempts-exhausted"
     BUDGET_EXHAUSTED = "budget-exhausted"
     # → validated: an operator asked again

@@ -111,7 +111,7 @@ def _read(
     way, types = read_data_path(record.data_path)
     # The last attempt keeps the pages read before one the partner cannot give: the
     # exchange ends partial, naming the page, rather than with nothing.
-    last = clock.attempt >= ports.retry_policy.max_attempts
+    last = clock.is_last_call(ports.retry_policy, ports.clock())
 
     def read(timeout: float) -> Retrieved:
         if way == SEARCH:  # the partner offers no $everything: its searches, by the member

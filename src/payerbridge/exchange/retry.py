@@ -2,12 +2,21 @@
 
 Every partner failure falls in one class:
 
-- ``retryable``: connection errors, timeouts, 429, 500/502/503/504. Tried again after a
-  bounded exponential backoff with full jitter, never sooner than the partner's
-  ``Retry-After``, within the step's attempt limit and both time budgets.
+- ``retryable``: connection errors, timeouts, 429, 500/502/503/504. Tried again until the
+  exchange's deadline (time budgets, not attempt counts): after a backoff that grows
+  with each call and with the time already waited, equal-jittered, never sooner than the
+  partner's ``Retry-After``, and never so late that a call could not end before the
+  deadline. A partner down for minutes costs an exchange time, not its chance.
 - ``revalidate``: 401/403. Credentials are refreshed and the call is tried once more;
   a second refusal is terminal.
 - ``terminal``: other 4xx, contract and schema errors. Never retried.
+
+A call held back (the endpoint's open breaker, the partner's maintenance window or its
+rate limit) is not a failure: it waits (``decide_wait``) and spends no attempt. An
+exchange gives up (is dead-lettered) only when its deadline has passed or leaves no time
+for another call (``deadline-exceeded``), on a terminal error, or at the limits an
+operator may set besides: attempts per step (``attempts-exhausted``) and a step's own
+budget (``budget-exhausted``); both are off by default.
 
 Consent and identity outcomes (no match, multiple matches, consent refused) are
 answers, not failures: the service turns them into ``failed``/``blocked`` directly.
@@ -31,9 +40,14 @@ __all__ = [
     "FailureClass",
     "RetryDecision",
     "RetryPolicy",
+    "backoff_ceiling",
+    "backoff_delay",
     "classify_status",
     "decide_retry",
+    "decide_wait",
+    "first_deadline",
     "full_jitter_delay",
+    "is_last_call",
 ]
 
 
@@ -58,28 +72,40 @@ def classify_status(status: int) -> FailureClass:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Attempt limits and time budgets of outbound steps; versioned by its own content."""
+    """Time budgets, backoff and the breaker of outbound steps; versioned by its own
+    content. ``None`` limits are off: no attempt limit, no step budget, and the
+    exchange's deadline from the rule's clocks (``exchange.budgets``)."""
 
-    max_attempts: int = 6
+    max_attempts: int | None = None
     base_delay_seconds: float = 0.5
     max_delay_seconds: float = 30.0
-    step_budget_seconds: float = 120.0
-    exchange_budget_seconds: float = 900.0
+    # Past ``max_delay`` the wait grows with the time the step has waited (a tenth of it
+    # by default), up to ``longest_delay``: a partner down for a day is not asked twice
+    # a minute all day, and one down for a minute is asked again within seconds.
+    longest_delay_seconds: float = 3600.0
+    backoff_growth: float = 0.1
+    step_budget_seconds: float | None = None
+    exchange_budget_seconds: float | None = None
     call_timeout_seconds: float = 30.0
     breaker_failure_threshold: int = 5
-    breaker_cooldown_seconds: float = 30.0
+    breaker_cooldown_seconds: float = 30.0  # the probe interval of an open breaker
+    # A later page of the record the partner cannot give is retried this many times,
+    # then what was read is kept (the exchange ends partial, naming the page).
+    partial_after_attempts: int = 6
     # Waiting on the old payer's reviewer: the first wait, and the most we wait in all.
     review_poll_seconds: float = 300.0
     review_wait_seconds: float = 72 * 3600.0
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if min(self.base_delay_seconds, self.max_delay_seconds) < 0:
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1 (or None: no limit)")
+        delays = (self.base_delay_seconds, self.max_delay_seconds, self.longest_delay_seconds)
+        if min(*delays, self.backoff_growth) < 0:
             raise ValueError("retry delays cannot be negative")
-        if min(self.step_budget_seconds, self.exchange_budget_seconds) <= 0:
-            raise ValueError("time budgets must be positive")
-        if self.breaker_failure_threshold < 1:
+        budgets = (self.step_budget_seconds, self.exchange_budget_seconds)
+        if any(b is not None and b <= 0 for b in budgets) or self.breaker_cooldown_seconds <= 0:
+            raise ValueError("time budgets and the probe interval must be positive")
+        if self.breaker_failure_threshold < 1 or self.partial_after_attempts < 1:
             raise ValueError("breaker_failure_threshold must be at least 1")
 
     @functools.cached_property  # recorded with every transition: hashed once
@@ -89,7 +115,7 @@ class RetryPolicy:
         text = ",".join(f"{k}={v}" for k, v in sorted(asdict(self).items()))
         return "retry/" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    def snapshot(self) -> dict[str, float | int | str]:
+    def snapshot(self) -> dict[str, float | int | str | None]:
         return {**asdict(self), "version": self.version}
 
 
@@ -111,6 +137,24 @@ def full_jitter_delay(policy: Backoff, attempt: int, unit_random: float) -> floa
     return ceiling * unit_random
 
 
+def backoff_ceiling(policy: RetryPolicy, attempt: int, waited_seconds: float) -> float:
+    """The longest wait after failed call number ``attempt`` of a step that has waited
+    ``waited_seconds`` so far: exponential up to ``max_delay``, then a tenth (the growth)
+    of the time waited, at most ``longest_delay``. Never shrinks as either grows."""
+    exponential = policy.base_delay_seconds * 2.0 ** min(max(attempt - 1, 0), 64)
+    grown = policy.backoff_growth * max(waited_seconds, 0.0)
+    return min(policy.longest_delay_seconds, max(min(policy.max_delay_seconds, exponential), grown))
+
+
+def backoff_delay(
+    policy: RetryPolicy, attempt: int, waited_seconds: float, unit_random: float
+) -> float:
+    """Equal jitter on the ceiling: uniform in [ceiling/2, ceiling], so the waits spread
+    out (and their spread grows) but never fall back to nothing as the deadline nears."""
+    ceiling = backoff_ceiling(policy, attempt, waited_seconds)
+    return ceiling * (0.5 + unit_random / 2)
+
+
 @dataclass(frozen=True)
 class RetryDecision:
     """``retry_at`` when the step should run again; otherwise ``give_up_reason``."""
@@ -119,29 +163,83 @@ class RetryDecision:
     give_up_reason: str | None
 
 
+def first_deadline(
+    step_deadline: datetime | None, exchange_deadline: datetime
+) -> tuple[datetime, str]:
+    """The deadline that comes first, and the reason code of missing it: the step's own
+    budget (``budget-exhausted``), when one is set and ends sooner, else the exchange's
+    (``deadline-exceeded``)."""
+    if step_deadline is not None and step_deadline < exchange_deadline:
+        return step_deadline, ExchangeReason.BUDGET_EXHAUSTED
+    return exchange_deadline, ExchangeReason.DEADLINE_EXCEEDED
+
+
 def decide_retry(
     policy: RetryPolicy,
     *,
     attempt: int,
     now: datetime,
-    step_deadline: datetime,
+    started: datetime,
+    step_deadline: datetime | None,
     exchange_deadline: datetime,
     retry_after_seconds: float | None,
     unit_random: float,
 ) -> RetryDecision:
-    """After retryable failure number ``attempt``: when to try again, or why not.
+    """After retryable failure number ``attempt`` (the calls the step has made, since
+    ``started``): when to call again, or why not.
 
-    Waits at least ``Retry-After``; gives up rather than wait past either deadline,
-    since an attempt that starts after its budget could only be cut off."""
-    if attempt >= policy.max_attempts:
+    The next call is due after the backoff, at least ``Retry-After``, and no later than
+    the last moment a call still has its whole time before the deadline: the final try
+    is made, not skipped. Gives up when the failed call was already that last one, or
+    the partner asks us to wait past it."""
+    if policy.max_attempts is not None and attempt >= policy.max_attempts:
         return RetryDecision(None, ExchangeReason.ATTEMPTS_EXHAUSTED)
-    delay = full_jitter_delay(policy, attempt, unit_random)
-    if retry_after_seconds is not None:
-        delay = max(delay, retry_after_seconds)
-    retry_at = now + timedelta(seconds=delay)
-    if retry_at >= min(step_deadline, exchange_deadline):
-        return RetryDecision(None, ExchangeReason.BUDGET_EXHAUSTED)
-    return RetryDecision(retry_at, None)
+    deadline, reason = first_deadline(step_deadline, exchange_deadline)
+    latest = deadline - timedelta(seconds=policy.call_timeout_seconds)
+    asked = timedelta(seconds=retry_after_seconds or 0.0)
+    if now >= latest or now + asked > latest:
+        return RetryDecision(None, reason)
+    waited = (now - started).total_seconds()
+    delay = timedelta(seconds=backoff_delay(policy, attempt, waited, unit_random))
+    return RetryDecision(min(now + max(delay, asked), latest), None)
+
+
+def decide_wait(
+    *,
+    until: datetime | None,
+    now: datetime,
+    step_deadline: datetime | None,
+    exchange_deadline: datetime,
+    spread_seconds: float,
+    unit_random: float,
+) -> RetryDecision:
+    """A call held back (the open breaker, a maintenance window, the rate limit) waits
+    until ``until``, later by up to ``spread_seconds`` so that the exchanges parked on one
+    breaker do not all wake at once, and never past the deadline: one that reaches it
+    still held back gives up there."""
+    deadline, reason = first_deadline(step_deadline, exchange_deadline)
+    if now >= deadline:
+        return RetryDecision(None, reason)
+    wake = (until or now) + timedelta(seconds=max(spread_seconds, 0.0) * unit_random)
+    return RetryDecision(min(max(wake, now), deadline), None)
+
+
+def is_last_call(
+    policy: RetryPolicy,
+    *,
+    attempt: int,
+    now: datetime,
+    step_deadline: datetime | None,
+    exchange_deadline: datetime,
+) -> bool:
+    """Whether the call about to go would have no retry if it failed: the limits allow
+    no more, or it is already within the deadline's last call time."""
+    if policy.max_attempts is not None and attempt >= policy.max_attempts:
+        return True
+    if attempt >= policy.partial_after_attempts:
+        return True
+    deadline, _ = first_deadline(step_deadline, exchange_deadline)
+    return now >= deadline - timedelta(seconds=policy.call_timeout_seconds)
 
 
 def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:

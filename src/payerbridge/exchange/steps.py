@@ -179,11 +179,15 @@ def _select_route(
         )
         return StepResult(S.FAILED, done=True), record
     updates: dict[str, Any] = {"request_shape": route.shape.hrex, "data_path": route.data_path}
-    if route.wait_until is not None:
-        # Called when the endpoint can be; a planned window does not use the budget.
-        updates |= {"next_attempt_at": route.wait_until, "last_error": route.wait_reason}
+    wait_until = route.wait_until
+    if wait_until is not None:
+        # Called when the endpoint can be; a planned window does not use the budget, an
+        # open circuit is waited for no longer than the deadline (ADR 0047).
         if route.planned_wait and record.deadline_at is not None:
-            updates["deadline_at"] = record.deadline_at + (route.wait_until - now)
+            updates["deadline_at"] = record.deadline_at + (wait_until - now)
+        elif record.deadline_at is not None:
+            wait_until = min(wait_until, record.deadline_at)
+        updates |= {"next_attempt_at": wait_until, "last_error": route.wait_reason}
     advance(
         ports,
         record.id,
@@ -195,8 +199,8 @@ def _select_route(
         expected=record.state,
     )
     routed = replace(moved_on(record, S.ROUTE_SELECTED), **updates)
-    if route.wait_until is not None:
-        return StepResult(S.ROUTE_SELECTED, retry_at=route.wait_until), routed
+    if wait_until is not None:
+        return StepResult(S.ROUTE_SELECTED, retry_at=wait_until), routed
     return StepResult(S.ROUTE_SELECTED), routed
 
 

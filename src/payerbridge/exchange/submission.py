@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -21,7 +20,8 @@ from payerbridge.compliance.clocks import Subject
 from payerbridge.consent.model import ConsentId, ConsentRole, StoredConsent
 from payerbridge.consent.service import consent_recorded, record_consent
 from payerbridge.errors import Issue, StoreConflict, UnprocessableRequest
-from payerbridge.exchange.clocks import start_request_clock, take_over_clock
+from payerbridge.exchange.budgets import exchange_deadline
+from payerbridge.exchange.clocks import request_events, start_request_clock, take_over_clock
 from payerbridge.exchange.model import (
     ConsentGrant,
     ExchangeRequest,
@@ -150,7 +150,9 @@ def _record_submission(
             request_hash=digest,
             at=now,
             idempotency_key=command.idempotency_key,
-            deadline_at=now + timedelta(seconds=ports.retry_policy.exchange_budget_seconds),
+            deadline_at=exchange_deadline(
+                ports, partner, now, events=request_events(ports, request, opt_in)
+            ),
             policy_version=version,
             consent_id=opt_in.consent_id,
             request_id=request_id,

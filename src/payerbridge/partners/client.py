@@ -40,7 +40,7 @@ from payerbridge.errors import (
     PartnerRejected,
     PartnerUnavailable,
 )
-from payerbridge.exchange.ports import Retrieved
+from payerbridge.exchange.ports import ProbeAnswer, Retrieved
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.retry import FailureClass, classify_status, retry_after_seconds
 from payerbridge.fhir import codes
@@ -264,6 +264,29 @@ class HttpxPartnerClient:
                 "the partner's $member-match response is not JSON", status=response.status_code
             ) from exc
         return parse_member_match_response(body)
+
+    def probe(self, partner: Partner, *, timeout: float) -> ProbeAnswer:
+        """GET the partner's CapabilityStatement without a token (a token endpoint that is
+        down is not the endpoint): any answer but a 5xx or 429 is an endpoint that is up.
+        The answer's body is not read past the document cap, nor kept."""
+        request = self._client.build_request(
+            "GET",
+            f"{partner.fhir_base}/metadata",
+            headers={"X-Request-ID": "breaker-probe"},
+            timeout=httpx.Timeout(timeout),
+        )
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        try:
+            status = send_counted(self._client, request, partner, self._caps.document).status_code
+        except AnswerTooLarge:
+            status = 200  # it answered, at length
+        except (AddressRefused, httpx.HTTPError) as exc:
+            error = type(exc).__name__
+        answered = status is not None and status < 500 and status != 429
+        latency = round((time.perf_counter() - started) * 1000)
+        return ProbeAnswer(answered, status, error, latency)
 
     def kick_off(
         self, partner: Partner, path: str, body: dict[str, Any], *, idempotency_key: str

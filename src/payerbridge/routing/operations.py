@@ -1,5 +1,7 @@
 """How a partner is operated (pure): whether an operator has suspended exchanges with it,
-and the maintenance windows it announced, one-off or weekly in its own time zone.
+the maintenance windows it announced, one-off or weekly in its own time zone, the rate
+it takes, and how long an exchange keeps trying it (its time budget; unset: the
+platform's, else the rule's clocks, ``exchange.budgets``).
 
 Set by an operator (``PUT /partners/{id}/operations``, ``payerbridge partners
 operations``), kept apart from the registration so re-registering a partner does not
@@ -112,6 +114,8 @@ class Operations:
     maintenance: tuple[MaintenanceWindow, ...] = ()
     note: str | None = None  # the operator's word on a suspension
     rate_limit: RateLimit | None = None  # what the partner announced it takes
+    # How long an exchange with it keeps trying from its (re)start: its deadline.
+    exchange_budget_seconds: float | None = None
 
     def in_maintenance(self, now: datetime) -> tuple[datetime, str] | None:
         """The latest end among the windows ``now`` is in, with their reasons."""
@@ -126,6 +130,7 @@ class Operations:
             "note": self.note,
             "maintenance": [window.to_json() for window in self.maintenance],
             "rate_limit": self.rate_limit.to_json() if self.rate_limit else None,
+            "exchange_budget_seconds": self.exchange_budget_seconds,
         }
 
 
@@ -137,7 +142,8 @@ def parse_operations(document: Any) -> Operations:
     if not isinstance(document, Mapping):
         raise InvalidInput("operations must be a JSON object", issues=[Issue("not an object", "")])
     issues: list[Issue] = []
-    unknown = set(document) - {"status", "note", "maintenance", "rate_limit"}
+    known = {"status", "note", "maintenance", "rate_limit", "exchange_budget_seconds"}
+    unknown = set(document) - known
     issues += [Issue(f"unknown field '{name}'", name) for name in sorted(unknown)]
     status = document.get("status", "active")
     if status not in {s.value for s in PartnerStatus}:
@@ -155,9 +161,31 @@ def parse_operations(document: Any) -> Operations:
         if window is not None:
             windows.append(window)
     rate_limit = _rate_limit(document.get("rate_limit"), issues)
+    budget = _budget(document.get("exchange_budget_seconds"), issues)
     if issues:
         raise InvalidInput("the partner's operations are not valid", issues=issues)
-    return Operations(PartnerStatus(status), tuple(windows), note, rate_limit)
+    return Operations(PartnerStatus(status), tuple(windows), note, rate_limit, budget)
+
+
+# A budget shorter than this could not hold one call and its retry; longer than this
+# outlives any clock of the rule.
+_BUDGET_RANGE = (1.0, 90 * 24 * 3600.0)
+
+
+def _budget(value: Any, issues: list[Issue]) -> float | None:
+    if value is None:
+        return None
+    low, high = _BUDGET_RANGE
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        issues.append(
+            Issue(
+                f"exchange_budget_seconds is the seconds an exchange keeps trying, {low:g} "
+                f"to {high:g} (null: the platform's default)",
+                "exchange_budget_seconds",
+            )
+        )
+        return None
+    return float(value)
 
 
 def _rate_limit(value: Any, issues: list[Issue]) -> RateLimit | None:

@@ -143,6 +143,17 @@ class SqlBreakerStore:
         )
         return None
 
+    def unhealthy(self) -> list[tuple[str, PartnerId, BreakerState]]:
+        """Every endpoint whose breaker is not closed, with its partner (a handful of rows:
+        one per endpoint, and only those in trouble)."""
+        with self._reader.connect() as connection:
+            rows = connection.execute(
+                select(partner_breakers).where(
+                    partner_breakers.c.status != BreakerStatus.CLOSED.value
+                )
+            ).all()
+        return [(row.endpoint, PartnerId(row.partner_id), _state(row)) for row in rows]
+
     def all(self) -> dict[str, BreakerState]:
         with self._reader.connect() as connection:
             rows = connection.execute(select(partner_breakers)).all()

@@ -118,6 +118,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
 
 def _upkeep(platform: Platform) -> Upkeep:
     """The use cases of the scheduled upkeep workflows, on this platform."""
+    from payerbridge.exchange.circuit import probe_due_breakers
     from payerbridge.workflows.exchange import unstarted_exchanges
     from payerbridge.workflows.maintenance import Upkeep
 
@@ -145,6 +146,7 @@ def _upkeep(platform: Platform) -> Upkeep:
         close_refusal_windows=lambda: _in_unit(
             platform, lambda unit: close_ended_windows(platform.refusals, unit)
         ),
+        probe_breakers=lambda: probe_due_breakers(platform.exchange_ports),
     )
 
 

@@ -9,7 +9,9 @@ a tick missed while no worker ran is not made up, the next one does the work.
   Idempotency-Key answers past their retention; enqueue bulk jobs accepted but never
   enqueued, and drop expired bulk jobs and Groups; apply the retention classes (raw
   payloads, ended requests; ADR 0038); start the scheduled pulls that are due (their
-  exchanges are enqueued by the next sweep; ADR 0040).
+  exchanges are enqueued by the next sweep; ADR 0040); probe the partner endpoints whose
+  open breaker's probe is due and that no parked exchange has probed (ADR 0047), so a
+  breaker closes when its partner is back even with nothing waiting on it.
 - ``audit_checkpoint`` (every 15 s): sign the audit chain's checkpoints that are due
   (ADR 0007), then write the event of each window of refused calls that has ended and
   that no refused call has closed since (ADR 0045; signed at the next tick).
@@ -58,6 +60,7 @@ class Upkeep:
     apply_retention: Callable[[], dict[str, int]]
     start_due_pulls: Callable[[], dict[str, int]] = dict  # the scheduled pulls (ADR 0040)
     close_refusal_windows: Callable[[], int] = int  # refused calls' windows (ADR 0045)
+    probe_breakers: Callable[[], int] = int  # open breakers due for their probe (ADR 0047)
 
 
 _upkeep: Upkeep | None = None
@@ -137,6 +140,11 @@ def start_due_pulls() -> dict[str, int]:
     return _bound().start_due_pulls()
 
 
+@DBOS.step()
+def probe_breakers() -> int:
+    return _bound().probe_breakers()
+
+
 @DBOS.workflow()
 def sweep(scheduled_at: datetime, context: Any) -> None:
     unstarted = find_unstarted_exchanges()
@@ -174,6 +182,10 @@ def sweep(scheduled_at: datetime, context: Any) -> None:
     pulled = start_due_pulls()
     if any(pulled.values()):
         logger.info("scheduled pulls run", extra=pulled)
+    # Last: appended to the released workflow (ADR 0047).
+    probed = probe_breakers()
+    if probed:
+        logger.info("partner breakers probed", extra={"endpoints": probed})
 
 
 def sweep_schedule(seconds: int) -> str:

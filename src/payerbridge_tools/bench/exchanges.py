@@ -214,6 +214,9 @@ class _TimedClient:
     def refresh_credentials(self, partner: Any) -> None:
         self._inner.refresh_credentials(partner)
 
+    def probe(self, partner: Any, *, timeout: float) -> Any:
+        return self._inner.probe(partner, timeout=timeout)
+
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)

@@ -15,7 +15,7 @@ import pytest
 
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import Conflict, MatchUnderReview, NoMatch, UnprocessableRequest
-from payerbridge.exchange.breaker import BreakerState, BreakerStatus
+from payerbridge.exchange.breaker import BreakerState
 from payerbridge.exchange.interventions import ask_again_now, cancel, replay, revoke_and_stop
 from payerbridge.exchange.model import ExchangeRequest, ExchangeStart, ExchangeState, Submission
 from payerbridge.exchange.outbound import admit_call, record_outcome
@@ -376,7 +376,8 @@ def test_a_partner_that_dropped_everything_fails_the_exchange_before_any_call() 
 
 def test_a_breaker_moves_in_one_unit_with_its_audit_event_and_a_healthy_one_is_only_read() -> None:
     clock = FakeClock()
-    ports = _ports(_client(), clock)
+    client = _client()
+    ports = _ports(client, clock)
     transactions: InMemoryTransactions = ports.transactions  # type: ignore[assignment]
     assert admit_call(ports, OLD_PLAN, clock.now).allowed
     record_outcome(ports, OLD_PLAN, succeeded=True, seen=BreakerState())
@@ -384,11 +385,12 @@ def test_a_breaker_moves_in_one_unit_with_its_audit_event_and_a_healthy_one_is_o
 
     for _ in range(5):  # the policy's threshold
         record_outcome(ports, OLD_PLAN, succeeded=False)
-    assert not admit_call(ports, OLD_PLAN, clock.now).allowed
-    clock.advance(30)  # the cooldown
-    probe = admit_call(ports, OLD_PLAN, clock.now)
-    assert probe.allowed and probe.state.status is BreakerStatus.HALF_OPEN
-    record_outcome(ports, OLD_PLAN, succeeded=True, seen=probe.state)
+    held = admit_call(ports, OLD_PLAN, clock.now)
+    assert not held.allowed and held.retry_at == clock.now + timedelta(seconds=30)
+    clock.advance(30)  # the probe interval: the caller that finds it due claims the probe
+    probed = admit_call(ports, OLD_PLAN, clock.now)
+    assert probed.allowed and probed.state == BreakerState() and client.probes == 1
+    assert client.calls == []  # the probe is a call of its own, not an exchange's
 
     events = ports.audit.for_entity("PartnerEndpoint", OLD_PLAN.fhir_base)  # type: ignore[attr-defined]
     assert [(e["action"], e["detail"]["from"]) for e in events] == [
@@ -396,7 +398,9 @@ def test_a_breaker_moves_in_one_unit_with_its_audit_event_and_a_healthy_one_is_o
         ("breaker.half-opened", "open"),
         ("breaker.closed", "half_open"),
     ]
-    assert transactions.commits == 5 + 1 + 1 + 1  # each failure, the refusal, probe, close
+    assert events[-1]["detail"]["probe"]["answered"] is True
+    # Each failure, the probe claimed and its outcome: the held-back call only read.
+    assert transactions.commits == 5 + 1 + 1
     assert ports.breakers.get(OLD_PLAN.fhir_base) == BreakerState()
 
 

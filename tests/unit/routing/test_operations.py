@@ -121,6 +121,7 @@ def test_a_document_round_trips() -> None:
             },
         ],
         "rate_limit": {"requests": 120, "per_seconds": 60.0},
+        "exchange_budget_seconds": 3600.0,
     }
     operations = parse_operations(document)
     assert operations.status is PartnerStatus.SUSPENDED
