@@ -16,7 +16,7 @@ from payerbridge.bootstrap import Platform
 from payerbridge.console.auth import FormDep, IntervenerDep, PartnersDep, PlatformDep
 from payerbridge.console.pages import render
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
-from payerbridge.exchange.breaker import BreakerState
+from payerbridge.exchange.breaker import BreakerState, as_seen
 from payerbridge.fhir.outcome import rendering_for
 from payerbridge.logging import current_request_id
 from payerbridge.routing.enrolment import refresh_partner, registered, set_operations
@@ -42,7 +42,7 @@ def partners_page(request: Request, platform: PlatformDep, found: PartnersDep) -
     rows = [
         {
             "partner": partner,
-            "breaker": breakers.get(partner.fhir_base) or BreakerState(),
+            "breaker": as_seen(breakers.get(partner.fhir_base) or BreakerState(), now),
             "capabilities": platform.partners.capabilities(partner.id),
             "maintenance": partner.operations.in_maintenance(now),
             "recent": recent.get(partner.id, {}),
@@ -76,7 +76,7 @@ def _partner_view(
     last_refresh = platform.oversight.last_event("Partner", partner.id, "partner.capabilities")
     context: dict[str, Any] = {
         "partner": partner,
-        "breaker": platform.breakers.get(partner.fhir_base),
+        "breaker": as_seen(platform.breakers.get(partner.fhir_base), now),
         "capabilities": platform.partners.capabilities(partner.id),
         "last_refresh": last_refresh,
         "changes": (last_refresh or {}).get("detail", {}).get("changes", []),

@@ -29,6 +29,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from payerbridge.exchange.breaker import BreakerState, BreakerStatus, as_seen
 from payerbridge.metrics.readings import (
     AuditTail,
     BreakerReading,
@@ -74,7 +75,7 @@ class SqlReadingsSource:
                 exchanges=_exchanges(connection),
                 reviews=_reviews(connection, now, review_ages),
                 dead_letters=_dead_letters(connection),
-                breakers=_breakers(connection),
+                breakers=_breakers(connection, now),
                 bulk_jobs=_bulk_jobs(connection),
                 onboardings=_onboardings(connection),
                 audit=_audit_tail(connection),
@@ -183,13 +184,25 @@ def _dead_letters(connection: Connection) -> tuple[DeadLetterCount, ...]:
     return tuple(DeadLetterCount(step, code, int(n), oldest) for step, code, n, oldest in rows)
 
 
-def _breakers(connection: Connection) -> tuple[BreakerReading, ...]:
+def _breakers(connection: Connection, now: datetime) -> tuple[BreakerReading, ...]:
+    """Each endpoint's breaker as it stands ``now``: one past its ``open_until`` waits for
+    its probe, half-open (``exchange.breaker.as_seen``), not open for ever."""
     rows = connection.execute(
         select(
-            partner_breakers.c.partner_id, partner_breakers.c.endpoint, partner_breakers.c.status
+            partner_breakers.c.partner_id,
+            partner_breakers.c.endpoint,
+            partner_breakers.c.status,
+            partner_breakers.c.open_until,
         )
     ).all()
-    return tuple(BreakerReading(partner, endpoint, status) for partner, endpoint, status in rows)
+    return tuple(
+        BreakerReading(
+            partner,
+            endpoint,
+            as_seen(BreakerState(BreakerStatus(status), open_until=until), now).status.value,
+        )
+        for partner, endpoint, status, until in rows
+    )
 
 
 def _bulk_jobs(connection: Connection) -> tuple[JobProgress, ...]:

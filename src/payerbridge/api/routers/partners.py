@@ -3,6 +3,7 @@ API lives and how we get a token from them. Every change is audited with what ch
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response
@@ -10,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
-from payerbridge.exchange.breaker import BreakerState
+from payerbridge.clock import utcnow
+from payerbridge.exchange.breaker import BreakerState, as_seen
 from payerbridge.logging import current_request_id
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.enrolment import (
@@ -66,10 +68,14 @@ def partner_public(
     partner: Partner,
     breaker: BreakerState | None = None,
     capabilities: Capabilities | None = None,
+    *,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The partner, what its CapabilityStatement said when last read and, where known,
-    the circuit breaker of its FHIR endpoint."""
-    state = breaker or BreakerState()
+    the circuit breaker of its FHIR endpoint as it stands ``now`` (an open breaker past
+    its ``open_until`` waits for its probe: half-open, not open)."""
+    state = as_seen(breaker or BreakerState(), now or utcnow())
+    next_probe = state.next_probe_at
     return {
         "id": partner.id,
         "name": partner.name,
@@ -85,6 +91,7 @@ def partner_public(
             "status": state.status.value,
             "consecutive_failures": state.consecutive_failures,
             "open_until": utc_iso(state.open_until) if state.open_until else None,
+            "next_probe_at": utc_iso(next_probe) if next_probe else None,
         },
     }
 
@@ -177,8 +184,10 @@ def put_operations(
     new exchanges find no route, with ``note`` as the reason) and its ``maintenance``
     windows (``{"start", "end", "reason"}`` instants, or ``{"weekly": "sun", "start":
     "02:00", "end": "04:00", "zone": "America/New_York", "reason"}``), during which new
-    exchanges wait, and its ``rate_limit`` (``{"requests", "per_seconds"}``: every
-    worker's calls count); replaces what was set before."""
+    exchanges wait, its ``rate_limit`` (``{"requests", "per_seconds"}``: every
+    worker's calls count), and ``exchange_budget_seconds``: how long an exchange with it
+    keeps trying from its submission before it is dead-lettered (null: the platform's
+    default, the rule's clocks); replaces what was set before."""
     partner = set_operations(
         PartnerId(partner_id),
         body,
