@@ -7,7 +7,9 @@
 Each call is answered with an injected 503 (with Retry-After), a hang longer than
 the caller's timeout, a truncated body (after the partner did the work), or the
 partner's own answer after ``delay`` seconds. Every call is logged as one JSON line
-(method, path, Idempotency-Key, what was injected) so tests can count attempts.
+(when, method, path, Idempotency-Key, what was injected) so tests can count attempts. A
+partner that is stopped behind it is answered 502 (``upstream-down``), still logged: the
+calls a stopped partner would have received are counted.
 
 ``--outcome``: while that file exists, each ``$everything`` answer gets the Bundle entry
 it holds appended (an old payer's completeness OperationOutcome, say); remove the file
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ def build_app(args: argparse.Namespace) -> Starlette:
 
     def record(request: Request, fault: str, status: int | None) -> None:
         entry: dict[str, Any] = {
+            "at": time.time(),
             "method": request.method,
             "path": request.url.path,
             "key": request.headers.get("idempotency-key"),
@@ -65,13 +69,17 @@ def build_app(args: argparse.Namespace) -> Starlette:
         headers = {
             k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
         }
-        answer = await upstream.request(
-            request.method,
-            request.url.path,
-            params=request.query_params,
-            headers=headers,
-            content=body,
-        )
+        try:
+            answer = await upstream.request(
+                request.method,
+                request.url.path,
+                params=request.query_params,
+                headers=headers,
+                content=body,
+            )
+        except httpx.TransportError:  # the partner behind is stopped
+            record(request, "upstream-down", 502)
+            return Response('{"resourceType":"OperationOutcome"}', 502)
         if roll < args.p503 + args.ptimeout + args.pmalformed:
             record(request, "malformed", answer.status_code)
             return Response(
