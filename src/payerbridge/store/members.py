@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect
 
 from payerbridge.fhir.resources import token_entries
 from payerbridge.store.at_rest import AtRest, at_rest
-from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows
+from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows, raw_cursor
 from payerbridge.store.sealed_fields import RESOURCE_BODY
 from payerbridge.store.tables import fhir_resources, fhir_tokens
 from payerbridge.store.unit_of_work import sql_unit
@@ -183,6 +183,33 @@ def with_meta(row: Any, keys: AtRest) -> dict[str, Any]:
     return resource
 
 
+def _opened(
+    ref: str, body: bytes, version_id: int, last_updated: str, keys: AtRest
+) -> dict[str, Any]:
+    """``with_meta`` of a row read by DB-API (``last_updated`` rendered already)."""
+    resource: dict[str, Any] = orjson.loads(keys.open(body, RESOURCE_BODY, ref))
+    meta = resource.get("meta")
+    if type(meta) is not dict:
+        meta = dict(meta or {})
+        resource["meta"] = meta
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = last_updated
+    return resource
+
+
+@lru_cache(maxsize=256)
+def _stamp(sql: DialectSql, stored: Any) -> str:
+    """A ``last_updated`` as the driver gives it, rendered as ``meta.lastUpdated``."""
+    moment = sql.read_timestamp(stored)
+    assert moment is not None  # the column is not nullable
+    return utc_iso(moment)
+
+
+_READ_MANY = (
+    f"SELECT ref, body, version_id, last_updated FROM {fhir_resources.name} WHERE ref {{one_of}}"
+)
+
+
 def opened_resource(bind: Any, ref: str, body: bytes | memoryview) -> dict[str, Any]:
     """A body of ``fhir_resources`` as stored, opened (for readers of the table outside
     these stores: the tools, the tests); ``bind``: an engine or connection of its database."""
@@ -217,16 +244,22 @@ class SqlMemberStore:
         return with_meta(row, at_rest(self._reader)) if row else None
 
     def read_many(self, refs: Iterable[str]) -> list[dict[str, Any]]:
+        """The resources of ``refs`` that exist. DB-API SQL (``raw_cursor``): a bulk export
+        asks for a few shared resources at a time, once for each member that reaches one
+        not read yet, and as a SQLAlchemy statement each ask cost more than its rows."""
         wanted = sorted(set(refs))
+        if not wanted:
+            return []
+        sql = DialectSql.of(self._engine.dialect)
+        keys = at_rest(self._engine)
         found: list[dict[str, Any]] = []
-        keys = at_rest(self._reader)
-        with self._reader.connect() as connection:
+        with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                rows = connection.execute(
-                    select(*_COLUMNS).where(fhir_resources.c.ref.in_(chunk))
-                ).all()
-                found.extend(with_meta(row, keys) for row in rows)
+                cursor.execute(*sql.one_of(_READ_MANY, wanted[start : start + 500]))
+                found.extend(
+                    _opened(ref, body, version_id, _stamp(sql, stamp), keys)
+                    for ref, body, version_id, stamp in cursor.fetchall()
+                )
         return found
 
     def compartment(self, patient_id: MemberId) -> list[dict[str, Any]]:
