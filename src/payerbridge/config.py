@@ -473,10 +473,18 @@ class Settings(BaseSettings):
     )
     runbook_url: str | None = Field(
         default=None,
-        description="Where the runbook links of OperationOutcomes, OAuth errors and the CLI "
-        "point, {code} standing for the reason code (an intranet wiki, say: "
-        "https://wiki.plan.example/payerbridge/{code}). Unset: this server's own "
-        "/runbooks/{code}.",
+        description="Where the runbook links of OperationOutcomes, OAuth errors, the CLI and "
+        "the alert rules point, {code} standing for the reason code or the alert's page "
+        "(an intranet wiki, say: https://wiki.plan.example/payerbridge/{code}). Unset: "
+        "<runbook_base_url>/{code}.",
+    )
+    runbook_base_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s]+(/\S*)?$",
+        description="Where the runbook pages are, each at <base>/<code> (an alert's at "
+        "<base>/alert-<name>), for the alert rules (`payerbridge alerts rules`) and runbook "
+        "links. Unset: <public_base_url>/runbooks; without one, the links name this server "
+        "and the alert rules https://payerbridge.dev/runbooks.",
     )
     runbooks_dir: Path | None = Field(
         default=None,
@@ -574,6 +582,7 @@ class Settings(BaseSettings):
         "otlp_endpoint",
         "metrics_port",
         "runbook_url",
+        "runbook_base_url",
         "runbooks_dir",
         mode="before",
     )
@@ -752,7 +761,8 @@ class Settings(BaseSettings):
     @property
     def runbook_template(self) -> str:
         """Where runbook links point, ``{code}`` for the code (see ``runbook_url``)."""
-        return self.runbook_url or f"{self.base_url}/runbooks/{{code}}"
+        base = (self.runbook_base_url or f"{self.base_url}/runbooks").rstrip("/")
+        return self.runbook_url or f"{base}/{{code}}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,7 +2,10 @@
 as an API process and a worker sharing their counters (multiprocess mode). The business
 metrics move as exchanges complete, fail and wait; the database's state reads the same
 from either process; nothing in a label names a member, an exchange or a path's id; and
-only an operator, or a scraper on the metrics listener, reads any of it."""
+only an operator, or a scraper on the metrics listener, reads any of it. A scrape during
+a partner's outage counts the calls that found it down; every state and reason the
+platform knows is there at zero before it happens; the console's pages are counted
+apart from the API's routes."""
 
 from __future__ import annotations
 
@@ -95,6 +98,7 @@ class Payers(NamedTuple):
     new: ServerProcess  # its API process; a worker runs its exchanges
     worker_port: int  # the worker's own metrics listener
     old_port: int  # the old payer's (`serve`'s) metrics listener
+    network: Path
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +140,7 @@ def payers(module_server: Callable[..., ServerProcess], network: Path) -> Iterat
         stdout=new.data_dir / "worker.log",
     )
     try:
-        yield Payers(old, new, port, old_port)
+        yield Payers(old, new, port, old_port, network)
     finally:
         worker.terminate()
         worker.wait(30)
@@ -145,7 +149,7 @@ def payers(module_server: Callable[..., ServerProcess], network: Path) -> Iterat
 def test_business_metrics_move_as_exchanges_complete_fail_and_wait(
     payers: Payers, network: Path
 ) -> None:
-    old, new, port, old_port = payers
+    old, new, port, old_port, _ = payers
     slug = orjson.loads((network / "network.json").read_bytes())["payers"][0]["slug"]
     before, _ = scrape(new)
     old_before, _ = scrape(old)
@@ -189,7 +193,7 @@ def test_business_metrics_move_as_exchanges_complete_fail_and_wait(
     member_match = {"partner": slug, "method": "POST", "operation": "$member-match"}
     assert moved(calls, **member_match, status="200") == 1
     assert moved(calls, **member_match, status="422") == 1
-    assert moved(calls, partner="down", status="unreachable") == 2
+    assert moved(calls, partner="down", status="none", outcome="unreachable") >= 2
     assert moved("payerbridge_partner_request_duration_seconds_count", partner=slug) >= 2
     assert total(on_worker, calls, partner="down") == total(after, calls, partner="down")
     # HTTP by route template: the exchanges' ids are not in it.
@@ -242,3 +246,73 @@ def test_metrics_are_for_operators_and_bad_parameters_are_refused(
     }
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
     assert openmetrics.text.rstrip().endswith("# EOF")
+
+
+def test_a_scrape_during_a_partner_outage_shows_its_unreachable_calls(payers: Payers) -> None:
+    """A partner we hold a token from, and nothing listens at its address: the exchange
+    sent to it asks for a token first, and that call finds it down. A scrape while it is
+    down counts the calls, unreachable, with no HTTP status; the known series are there
+    at zero (dead letters by step and reason, the rule's clocks by standing, a match
+    after a review); the console's pages are labelled apart from the API's routes."""
+    new = payers.new
+    switcher = orjson.loads((payers.network / "switchers.json").read_bytes())[0]
+    with new.client() as client:
+        created = client.post(
+            "/partners",
+            json={
+                "id": "outage",
+                "name": "Outage",
+                "npi": "1245319599",
+                "base_url": f"http://127.0.0.1:{free_port()}/fhir",
+                "client_id": "platform",
+            },
+        )
+        assert created.status_code == 201, created.text
+        before, _ = scrape(new)
+        submit(client, {**switcher["request"], "old_payer": "outage"})
+        assert client.get("/exchanges").status_code == 200
+    with new.anonymous() as anonymous:
+        anonymous.get("/console/exchanges", follow_redirects=False)
+        anonymous.get("/console/no-such-page", follow_redirects=False)
+    calls = "payerbridge_partner_requests_total"
+    deadline = time.monotonic() + 60
+    while True:
+        after, _ = scrape(new)  # the API process: the worker's counters summed in
+        failed = total(after, calls, partner="outage") - total(before, calls, partner="outage")
+        if failed >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    unreachable = {"partner": "outage", "status": "none", "outcome": "unreachable"}
+    assert total(after, calls, **unreachable) - total(before, calls, **unreachable) == failed
+    assert failed >= 1
+    # The token path (its SMART configuration, then the token) is what the call hits
+    # first: before, it was counted nowhere.
+    token_path = sum(
+        total(after, calls, **unreachable, operation=operation)
+        - total(before, calls, **unreachable, operation=operation)
+        for operation in ("smart-configuration", "token")
+    )
+    assert token_path >= 1
+    # Every series the platform knows is there, at zero when nothing happened to it.
+    letters = {
+        (dict(labels)["step"], dict(labels)["reason_code"])
+        for name, labels in after
+        if name == "payerbridge_dead_letters"
+    }
+    steps, reasons = ("member-match", "everything"), ("attempts-exhausted", "budget-exhausted")
+    assert {(step, reason) for step in steps for reason in reasons} <= letters, letters
+    missed = {
+        dict(labels)["obligation"]: value
+        for (name, labels), value in after.items()
+        if name == "payerbridge_obligations_open" and ("standing", "missed") in labels
+    }
+    assert len(missed) >= 3 and set(missed.values()) <= {0.0}, missed
+    reviewed = {"policy": "single_exchange", "outcome": "match", "reason": "review_accepted"}
+    decisions = frozenset({**reviewed, "via": "review"}.items())
+    assert ("payerbridge_member_match_decisions_total", decisions) in after
+    # The console's pages and the API's routes, each under its own label.
+    requests = "payerbridge_http_requests_total"
+    assert total(after, requests, method="GET", route="/console/exchanges") >= 1
+    assert total(after, requests, method="GET", route="/console/{path}") >= 1
+    api = total(after, requests, method="GET", route="/exchanges")
+    assert api - total(before, requests, method="GET", route="/exchanges") == 1

@@ -362,4 +362,6 @@ def test_the_standing_pulls_are_counted_by_kind_and_status_and_the_overdue_ones_
     assert samples[("payerbridge_pull_schedules_overdue", ())] == 2
     quarterly = (("kind", "quarterly"), ("status", "active"))
     assert samples[("payerbridge_pull_schedules", quarterly)] == 3
-    assert len(samples) == 5  # the four pairs of kind and status seen, and the overdue
+    # Every pair of kind and status, those with no schedule at 0, and the overdue.
+    assert len(samples) == 7
+    assert samples[("payerbridge_pull_schedules", (("kind", "first"), ("status", "stopped")))] == 0

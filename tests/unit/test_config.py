@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from payerbridge.config import load_settings, redacted
+from payerbridge.metrics.alert_rules import alert_runbook_template
 from payerbridge.npi import is_valid_npi
 
 
@@ -71,3 +72,22 @@ def test_tracing_settings_are_checked(tmp_path: Path, monkeypatch: pytest.Monkey
         load_settings(data_dir=tmp_path, otlp_endpoint="collector:4318")
     with pytest.raises(ValidationError, match="trace_sample_ratio"):
         load_settings(data_dir=tmp_path, trace_sample_ratio=1.5)
+
+
+def test_runbook_links_follow_the_runbook_base_and_alerts_are_never_local(
+    tmp_path: Path,
+) -> None:
+    bare = load_settings(data_dir=tmp_path)
+    assert bare.runbook_template == "http://127.0.0.1:8080/runbooks/{code}"  # this server's
+    assert alert_runbook_template(bare) == "https://payerbridge.dev/runbooks/{code}"
+    public = load_settings(data_dir=tmp_path, public_base_url="https://pb.plan.example/")
+    assert alert_runbook_template(public) == "https://pb.plan.example/runbooks/{code}"
+    assert public.runbook_template == alert_runbook_template(public)
+    based = load_settings(data_dir=tmp_path, runbook_base_url="https://wiki.plan.example/rb/")
+    assert based.runbook_template == "https://wiki.plan.example/rb/{code}"
+    assert alert_runbook_template(based) == based.runbook_template
+    wiki = "https://wiki.plan.example/{code}.md"
+    both = load_settings(data_dir=tmp_path, runbook_base_url="https://x.example", runbook_url=wiki)
+    assert both.runbook_template == alert_runbook_template(both) == wiki
+    with pytest.raises(ValidationError, match="runbook_base_url"):
+        load_settings(data_dir=tmp_path, runbook_base_url="docs/runbooks")

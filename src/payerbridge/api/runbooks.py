@@ -22,7 +22,6 @@ both. ``tests/unit/test_runbooks.py`` fails when a code has no page, or a page n
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -37,6 +36,7 @@ from payerbridge.errors import NotFound, OAuthErrorCode, PayerBridgeError
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.fhir.profile_check import ProfileRule
 from payerbridge.identity.evidence import DecisionReason
+from payerbridge.metrics.alert_rules import ALERT_PAGE  # the alert rules' pages
 from payerbridge.onboarding.service import REASON_CODES as ONBOARDING_REASONS
 
 __all__ = [
@@ -50,8 +50,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 INDEX = "README"  # the page that lists every runbook
-# The pages of the Prometheus alerts (``alert-<name>.md``), which the alert rules link.
-ALERT_PAGE = re.compile(r"^alert-[a-z0-9]+(?:-[a-z0-9]+)*$")
 _ERROR_CLASSES: tuple[type[PayerBridgeError], ...] = (
     *(
         cls

@@ -164,16 +164,26 @@ def decision_audit_event(
 
 
 def answer_audit_event(
-    answer: MatchedMember | MatchError, command: MemberMatchCommand, *, at: datetime
+    answer: MatchedMember | MatchError,
+    command: MemberMatchCommand,
+    *,
+    at: datetime,
+    reviewed: ReviewCase | None = None,
 ) -> AuditEvent:
     """The audit event of a ``$member-match`` answer (``member-match``): the member and
-    the decision, or the refusal's kind; the Idempotency-Key it was asked under, if any."""
+    the decision, or the refusal's kind; the Idempotency-Key it was asked under, if any.
+    An answer a reviewer's decision gave (``reviewed``, a case no longer open) says so
+    (``via``, the case's outcome and match policy): the metrics count it as the
+    reviewer's decision."""
     if isinstance(answer, MatchError):
         member_id, outcome = "-", type(answer).__name__
         detail: dict[str, Any] = {"decision": answer.decision_id}
     else:
         member_id, outcome = answer.member_id, "match"
         detail = {"candidates": answer.candidates_considered, "decision": answer.decision_id}
+    if reviewed is not None and not reviewed.is_open:
+        policy = reviewed.policy or command.rules.policy.name
+        detail |= {"via": "review", "review": reviewed.status, "policy": policy}
     return AuditEvent(
         at=at,
         actor=command.requester.client_id,
@@ -295,7 +305,7 @@ def match_member(
         if isinstance(outcome, MatchError)
         else _hand_out(writes, command, outcome, at=at, new_umb=unit.new_id)
     )
-    unit.record(answer_audit_event(answer, command, at=at))
+    unit.record(answer_audit_event(answer, command, at=at, reviewed=reviewed))
     return answer
 
 

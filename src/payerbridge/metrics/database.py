@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from payerbridge.metrics import vocabulary
 from payerbridge.metrics.process import label_value
 from payerbridge.metrics.readings import Snapshot
 
@@ -28,8 +29,14 @@ logger = logging.getLogger(__name__)
 
 
 class DatabaseCollector:
-    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+    """The gauges, each labelled series the platform knows given even at zero
+    (``metrics.vocabulary``; ``obligations``: the ids of the rule's clocks kept)."""
+
+    def __init__(
+        self, snapshot: Callable[[], Snapshot], *, obligations: Sequence[str] = ()
+    ) -> None:
         self._snapshot = snapshot
+        self._obligations = tuple(obligations)
 
     def describe(self) -> list[Metric]:
         return []  # registered without reading the database
@@ -54,20 +61,39 @@ class DatabaseCollector:
         )
         took.add_metric([], time.perf_counter() - started)
         yield took
-        yield from _families(snapshot)
+        yield from _families(snapshot, self._obligations)
 
 
 def _gauge(name: str, text: str, labels: list[str] | None = None) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, text, labels=labels)
 
 
-def _families(snapshot: Snapshot) -> Iterator[Metric]:
+Key = tuple[object, ...]  # label values as read: label_value checks each
+
+
+def _labelled(
+    family: GaugeMetricFamily, found: Iterable[tuple[Key, float]], known: Iterable[Key]
+) -> GaugeMetricFamily:
+    """``family`` with the values found (label values checked) and, at zero, each known
+    label set that was not: a series that exists before its first row."""
+    values: dict[tuple[str, ...], float] = {}
+    for raw, value in found:
+        key = tuple(label_value(part) for part in raw)
+        values[key] = values.get(key, 0) + value
+    for raw in known:
+        values.setdefault(tuple(label_value(part) for part in raw), 0)
+    for key, value in values.items():
+        family.add_metric(list(key), value)
+    return family
+
+
+def _families(snapshot: Snapshot, obligations: Sequence[str]) -> Iterator[Metric]:
     yield from _exchange_families(snapshot)
     yield from _review_families(snapshot)
     yield from _partner_families(snapshot)
     yield from _job_families(snapshot)
     yield from _audit_families(snapshot)
-    yield from _obligation_families(snapshot)
+    yield from _obligation_families(snapshot, obligations)
     yield from _pull_families(snapshot)
 
 
@@ -80,9 +106,8 @@ def _pull_families(snapshot: Snapshot) -> Iterator[Metric]:
         "Standing pulls by kind (first, quarterly, run-off) and status (active, stopped)",
         ["kind", "status"],
     )
-    for row in reading.counts:
-        schedules.add_metric([label_value(row.kind), label_value(row.status)], row.count)
-    yield schedules
+    found = (((row.kind, row.status), row.count) for row in reading.counts)
+    yield _labelled(schedules, found, vocabulary.PULL_SCHEDULES)
     overdue = _gauge(
         "payerbridge_pull_schedules_overdue",
         "Active standing pulls due more than a day ago and not waiting on their last pull",
@@ -91,22 +116,25 @@ def _pull_families(snapshot: Snapshot) -> Iterator[Metric]:
     yield overdue
 
 
-def _obligation_families(snapshot: Snapshot) -> Iterator[Metric]:
+def _obligation_families(snapshot: Snapshot, obligations: Sequence[str]) -> Iterator[Metric]:
     """The rule's clocks not done yet, by where they stand: an alert fires on at_risk
-    before a deadline is missed (ADR 0037)."""
+    before a deadline is missed, and on missed (ADR 0037); each obligation kept is
+    given, at zero when none of its rows is open."""
     open_ = _gauge(
         "payerbridge_obligations_open",
         "Obligation rows not done yet, by obligation and standing (pending, at_risk, missed)",
         ["obligation", "standing"],
     )
-    for row in snapshot.readings.obligations:
+    found = (
+        ((row.obligation, standing), count)
+        for row in snapshot.readings.obligations
         for standing, count in (
             ("pending", row.pending),
             ("at_risk", row.at_risk),
             ("missed", row.missed),
-        ):
-            open_.add_metric([label_value(row.obligation), standing], count)
-    yield open_
+        )
+    )
+    yield _labelled(open_, found, vocabulary.obligation_series(obligations))
 
 
 def _exchange_families(snapshot: Snapshot) -> Iterator[Metric]:
@@ -116,19 +144,15 @@ def _exchange_families(snapshot: Snapshot) -> Iterator[Metric]:
         "Exchanges by state and reason code (the database's count)",
         ["state", "reason_code"],
     )
-    for row in readings.exchanges:
-        exchanges.add_metric([label_value(row.state), label_value(row.reason_code)], row.count)
-    yield exchanges
+    found = (((row.state, row.reason_code), row.count) for row in readings.exchanges)
+    yield _labelled(exchanges, found, vocabulary.exchange_series())
     letters = _gauge(
         "payerbridge_dead_letters",
         "Exchanges dead-lettered and not yet replayed or given up on, by step and reason",
         ["step", "reason_code"],
     )
-    for letter in readings.dead_letters:
-        letters.add_metric(
-            [label_value(letter.step), label_value(letter.reason_code)], letter.count
-        )
-    yield letters
+    found = (((letter.step, letter.reason_code), letter.count) for letter in readings.dead_letters)
+    yield _labelled(letters, found, vocabulary.dead_letter_series())
     oldest = min((letter.oldest_at for letter in readings.dead_letters), default=None)
     age = _gauge("payerbridge_dead_letter_oldest_age_seconds", "Age of the oldest dead letter")
     age.add_metric([], snapshot.age_seconds(oldest))
@@ -188,14 +212,11 @@ def _job_families(snapshot: Snapshot) -> Iterator[Metric]:
     done = _gauge(
         "payerbridge_bulk_job_members_done", "Members unfinished bulk jobs have done", labels
     )
-    for row in snapshot.readings.bulk_jobs:
-        key = [label_value(row.kind), label_value(row.status)]
-        jobs.add_metric(key, row.jobs)
-        members.add_metric(key, row.members)
-        done.add_metric(key, row.done)
-    yield jobs
-    yield members
-    yield done
+    rows = snapshot.readings.bulk_jobs
+    known = vocabulary.BULK_JOB_UNFINISHED
+    yield _labelled(jobs, (((row.kind, row.status), row.jobs) for row in rows), known)
+    yield _labelled(members, (((row.kind, row.status), row.members) for row in rows), known)
+    yield _labelled(done, (((row.kind, row.status), row.done) for row in rows), known)
     onboarding = snapshot.readings.onboardings
     running = _gauge("payerbridge_onboardings_running", "Onboardings running")
     running.add_metric([], onboarding.running)
@@ -211,9 +232,8 @@ def _job_families(snapshot: Snapshot) -> Iterator[Metric]:
     chunks = _gauge(
         "payerbridge_onboarding_chunks", "Chunks of running onboardings, by stage", ["stage"]
     )
-    for stage, count in sorted(onboarding.chunks.items()):
-        chunks.add_metric([label_value(stage)], count)
-    yield chunks
+    found = (((stage,), count) for stage, count in sorted(onboarding.chunks.items()))
+    yield _labelled(chunks, found, ((stage,) for stage in vocabulary.ONBOARDING_STAGES))
 
 
 def _audit_families(snapshot: Snapshot) -> Iterator[Metric]:

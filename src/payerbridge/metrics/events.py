@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.metrics.process import ProcessMetrics, process_metrics
+from payerbridge.metrics.vocabulary import REVIEWED_ANSWERS, VIA_ENGINE, VIA_REVIEW
 
 __all__ = ["observe_events"]
 
@@ -33,7 +34,23 @@ def _policy_name(version: object) -> str | None:
 def _match_decision(metrics: ProcessMetrics, event: AuditEvent) -> None:
     detail = event.detail
     policy = _policy_name(detail.get("policy_version"))
-    metrics.match_decisions.child(policy, event.outcome, detail.get("reason")).inc()
+    reason = detail.get("reason")
+    metrics.match_decisions.child(policy, event.outcome, reason, VIA_ENGINE).inc()
+
+
+def _member_match_answer(metrics: ProcessMetrics, event: AuditEvent) -> None:
+    """A request answered after a reviewer decided the case the engine opened for it: a
+    decision of its own, the reviewer's (``via="review"``): the match a reviewer
+    accepted counts as a match, which the engine's ``review`` did not. Other answers
+    repeat the engine's decision, counted from its own event."""
+    detail = event.detail
+    answered = REVIEWED_ANSWERS.get(str(detail.get("review")))
+    if detail.get("via") != VIA_REVIEW or answered is None:
+        return
+    outcome, reason = answered
+    if (event.outcome == "match") != (outcome == "match"):
+        return  # accepted, and the member is no longer on file: no decision of its own
+    metrics.match_decisions.child(detail.get("policy"), outcome, reason, VIA_REVIEW).inc()
 
 
 def _review_decided(metrics: ProcessMetrics, event: AuditEvent) -> None:
@@ -93,6 +110,7 @@ def _onboarding(metrics: ProcessMetrics, event: AuditEvent) -> None:
 
 _OBSERVERS: dict[str, Callable[[ProcessMetrics, AuditEvent], None]] = {
     "identity.decision": _match_decision,
+    "member-match": _member_match_answer,
     "identity.review": _review_decided,
     "consent.decision": _consent_decision,
     "exchange.transition": _exchange_transition,

@@ -47,9 +47,13 @@ class PlatformMetrics:
         source: ReadingsSource,
         partners: Callable[[], Sequence[Partner]],
         clock: Callable[[], datetime],
+        *,
+        obligations: Sequence[str] = (),
     ) -> None:
+        """``obligations``: the ids of the rule's clocks this deployment keeps, each
+        given in the gauges even while none of its rows is open."""
         self._source, self._partners, self._clock = source, partners, clock
-        self.database = DatabaseCollector(self.snapshot)
+        self.database = DatabaseCollector(self.snapshot, obligations=obligations)
         self._registry: CollectorRegistry | None = None
 
     def snapshot(self) -> Snapshot:

@@ -24,6 +24,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, values
 
+from payerbridge.metrics import vocabulary
+
 __all__ = [
     "LABEL_SETS",
     "Labelled",
@@ -65,6 +67,7 @@ class Labelled:
     def __init__(self, metric: Any) -> None:
         self._metric = metric
         self._children: dict[tuple[object, ...], Any] = {}
+        self._known = 0  # children made by ``zero``: the platform's own values
         self._other: Any = None
 
     def child(self, *raw: object) -> Any:
@@ -73,8 +76,15 @@ class Labelled:
             found = self._new_child(raw)
         return found
 
+    def zero(self, *raw: object) -> None:
+        """Export the series of these label values at zero before anything is counted in
+        it (``metrics.vocabulary``): a value the platform knows, outside the cap."""
+        if raw not in self._children:
+            self._children[raw] = self._metric.labels(*(label_value(value) for value in raw))
+            self._known += 1
+
     def _new_child(self, raw: tuple[object, ...]) -> Any:
-        if len(self._children) >= LABEL_SETS:
+        if len(self._children) - self._known >= LABEL_SETS:
             if self._other is None:
                 self._other = self._metric.labels(*(OTHER for _ in raw))
             return self._other
@@ -91,6 +101,7 @@ class ProcessMetrics:
         self._edges()
         self._decisions()
         self._work()
+        self._zeros()
 
     def _counter(self, name: str, text: str, labels: tuple[str, ...]) -> Labelled:
         return Labelled(Counter(name, text, labels, registry=self.registry))
@@ -115,8 +126,10 @@ class ProcessMetrics:
         )
         self.partner_calls = self._counter(
             "payerbridge_partner_requests",
-            "Calls to partner payers, by partner, operation and status (or why none came)",
-            ("partner", "method", "operation", "status"),
+            "Calls to partner payers, by partner, operation, HTTP status (none: no answer) "
+            "and outcome (success, rejected, throttled, server-error, or why no answer "
+            "came: unreachable, timeout, transport-error, too-large, refused)",
+            ("partner", "method", "operation", "status", "outcome"),
         )
         self.partner_duration = self._histogram(
             "payerbridge_partner_request_duration_seconds",
@@ -129,8 +142,9 @@ class ProcessMetrics:
         """Identity, review, consent and disclosure decisions."""
         self.match_decisions = self._counter(
             "payerbridge_member_match_decisions",
-            "$member-match decisions, by match policy, outcome and reason",
-            ("policy", "outcome", "reason"),
+            "$member-match decisions, by match policy, outcome, reason and what decided "
+            "(via: engine, or review for a request answered after its review case was decided)",
+            ("policy", "outcome", "reason", "via"),
         )
         self.reviews_decided = self._counter(
             "payerbridge_identity_reviews_decided",
@@ -188,6 +202,24 @@ class ProcessMetrics:
             ("outcome",),
         )
 
+    def _zeros(self) -> None:
+        """Every series of a label set the platform knows, at zero from the start: the
+        first event of each is a change that rate() and increase() see."""
+        for labels in vocabulary.match_decision_series():
+            self.match_decisions.zero(*labels)
+        for outcome in vocabulary.REVIEW_OUTCOMES:
+            self.reviews_decided.zero(outcome)
+            self.review_resolution.zero(outcome)
+        for state, reason in vocabulary.exchange_series():
+            self.exchange_transitions.zero(state, reason)
+        for step in vocabulary.EXCHANGE_STEPS:
+            for reason in vocabulary.WAIT_REASONS:
+                self.exchange_retries.zero(step, reason)
+        for kind, outcome in vocabulary.BULK_JOB_OUTCOMES:
+            self.bulk_jobs.zero(kind, outcome)
+        for outcome in vocabulary.ONBOARDING_OUTCOMES:
+            self.onboardings.zero(outcome)
+
 
 _current = ProcessMetrics()
 
@@ -204,12 +236,12 @@ def record_http(method: str, route: str, status: int | None, seconds: float) -> 
 
 
 def record_partner_call(
-    partner: str, method: str, operation: str, status: str, seconds: float
+    partner: str, method: str, operation: str, status: str, outcome: str, seconds: float
 ) -> None:
-    """One call to a partner: its HTTP status, or why there was none (``unreachable``,
-    ``too-large``, ``refused``)."""
+    """One call to a partner: its HTTP status (``none`` when no answer came) and its
+    outcome, the status's class or why no answer came (``partners.calls``)."""
     metrics = _current
-    metrics.partner_calls.child(partner, method, operation, status).inc()
+    metrics.partner_calls.child(partner, method, operation, status, outcome).inc()
     metrics.partner_duration.child(partner, operation).observe(seconds)
 
 

@@ -29,7 +29,8 @@ from payerbridge.clock import utcnow
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
 from payerbridge.net.origins import same_origin
 from payerbridge.net.transport import oauth_error
-from payerbridge.partners.answers import MIB, send_capped
+from payerbridge.partners.answers import MIB
+from payerbridge.partners.calls import send_counted_document
 from payerbridge.routing.model import Organization, Partner, PartnerAuth
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE, assertion_claims
 from payerbridge.security.udap import ServerIdentity, b2b_assertion
@@ -161,9 +162,11 @@ class PartnerTokenSource:
             f"{partner.fhir_base}/.well-known/smart-configuration",
             headers={"Accept": "application/json"},
         )
-        response = send_capped(
+        response = send_counted_document(
             self._client,
             request,
+            partner,
+            "smart-configuration",
             who=f"partner '{partner.id}' SMART configuration",
             limit=self._limit,
             setting="PARTNER_MAX_DOCUMENT_BYTES",
@@ -190,9 +193,11 @@ class PartnerTokenSource:
         request = self._client.build_request(
             "POST", url, data=form, headers={"Accept": "application/json"}
         )
-        return send_capped(
+        return send_counted_document(
             self._client,
             request,
+            partner,
+            "token",
             who=f"partner '{partner.id}' token endpoint",
             limit=self._limit,
             setting="PARTNER_MAX_DOCUMENT_BYTES",

@@ -1,18 +1,108 @@
-"""One call to a partner, sent within its answer cap and counted in the partner call
+"""Every call to a partner, sent within its answer cap and counted in the partner call
 metrics (``payerbridge_partner_requests_total``, ``..._duration_seconds``) by partner,
-operation and status; the operation names no ids (``partner_operation``)."""
+operation, HTTP status and outcome; the operation names no ids (``partner_operation``).
+
+A call counts whether or not an answer came: the outcome is the answer's class
+(``success``, ``rejected``, ``throttled``, ``server-error``) or why none came
+(``unreachable``: no connection, refused or not routed, or the name did not resolve;
+``timeout``: connected, no answer in time; ``transport-error``: the connection broke
+mid-answer; ``too-large``: over its cap; ``refused``: an address the egress policy
+refuses), with status ``none``. The calls made before a partner's operation (its SMART
+configuration, our token request) are counted too, as ``smart-configuration`` and
+``token``: when the partner is down, they are the calls that fail.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 
 from payerbridge.metrics import record_partner_call
 from payerbridge.net.transport import AddressRefused, AnswerTooLarge, send_bounded
+from payerbridge.partners.answers import send_capped
 from payerbridge.routing.model import Partner
 
-__all__ = ["partner_operation", "send_counted"]
+__all__ = [
+    "CALL_OUTCOMES",
+    "CountedCall",
+    "answer_outcome",
+    "counted_call",
+    "failure_outcome",
+    "partner_operation",
+    "send_counted",
+    "send_counted_document",
+]
+
+# Every outcome a call is counted under: the label's values, bounded.
+CALL_OUTCOMES = (
+    "success",
+    "rejected",
+    "throttled",
+    "server-error",
+    "unreachable",
+    "timeout",
+    "transport-error",
+    "too-large",
+    "refused",
+)
+
+
+def answer_outcome(status_code: int) -> str:
+    """The class of an answer's HTTP status."""
+    if status_code == 429:
+        return "throttled"
+    if status_code >= 500:
+        return "server-error"
+    return "rejected" if status_code >= 400 else "success"
+
+
+def failure_outcome(exc: BaseException) -> str:
+    """Why no answer came, from the exception (or the one it was raised from)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, AnswerTooLarge):
+            return "too-large"
+        if isinstance(seen, AddressRefused):
+            return "refused"
+        if isinstance(seen, httpx.ConnectError | httpx.ConnectTimeout):
+            return "unreachable"  # never connected: down, not listening, not routed
+        if isinstance(seen, httpx.TimeoutException):
+            return "timeout"
+        if isinstance(seen, httpx.HTTPError):
+            return "transport-error"
+        seen = seen.__cause__
+    return "transport-error"
+
+
+class CountedCall:
+    """What a call's count says: its status and outcome, set once an answer came."""
+
+    status = "none"
+    outcome: str | None = None
+
+    def answered(self, status_code: int) -> None:
+        self.status, self.outcome = str(status_code), answer_outcome(status_code)
+
+
+@contextmanager
+def counted_call(partner: Partner, method: str, operation: str) -> Iterator[CountedCall]:
+    """Count the call made in the block: as answered (``CountedCall.answered``), else as
+    why it failed; its time either way."""
+    call = CountedCall()
+    started = time.perf_counter()
+    try:
+        yield call
+    except BaseException as exc:
+        if call.outcome is None:
+            call.outcome = failure_outcome(exc)
+        raise
+    finally:
+        took = time.perf_counter() - started
+        outcome = call.outcome or "transport-error"
+        record_partner_call(partner.id, method, operation, call.status, outcome, took)
 
 
 def send_counted(
@@ -20,22 +110,29 @@ def send_counted(
 ) -> httpx.Response:
     """``send_bounded``, counted in the partner call metrics: its status, or why none
     came back, and how long it took."""
-    started = time.perf_counter()
-    status = "unreachable"
-    try:
+    operation = partner_operation(request.url.path, partner)
+    with counted_call(partner, request.method, operation) as call:
         response = send_bounded(client, request, limit=limit)
-        status = str(response.status_code)
+        call.answered(response.status_code)
         return response
-    except AnswerTooLarge:
-        status = "too-large"
-        raise
-    except AddressRefused:
-        status = "refused"
-        raise
-    finally:
-        operation = partner_operation(request.url.path, partner)
-        took = time.perf_counter() - started
-        record_partner_call(partner.id, request.method, operation, status, took)
+
+
+def send_counted_document(
+    client: httpx.Client,
+    request: httpx.Request,
+    partner: Partner,
+    operation: str,
+    *,
+    who: str,
+    limit: int,
+    setting: str,
+) -> httpx.Response:
+    """``send_capped`` (our errors for what went wrong), counted as a call to
+    ``partner`` under ``operation`` (``token``, ``smart-configuration``)."""
+    with counted_call(partner, request.method, operation) as call:
+        response = send_capped(client, request, who=who, limit=limit, setting=setting)
+        call.answered(response.status_code)
+        return response
 
 
 def partner_operation(path: str, partner: Partner) -> str:

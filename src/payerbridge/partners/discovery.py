@@ -32,8 +32,9 @@ from payerbridge.errors import Issue, PartnerError, UnprocessableRequest
 from payerbridge.net.addresses import AddressPolicy
 from payerbridge.net.origins import origin, same_origin
 from payerbridge.net.transport import GuardedTransport, Resolver, resolve
-from payerbridge.partners.answers import MIB, send_capped
+from payerbridge.partners.answers import MIB
 from payerbridge.partners.auth import OurUdapClient, off_origin_token_endpoint
+from payerbridge.partners.calls import send_counted_document
 from payerbridge.routing.capabilities import read_capabilities
 from payerbridge.routing.model import Partner, PartnerAuth
 from payerbridge.security.certificates import TrustAnchors
@@ -168,7 +169,7 @@ class HttpxPartnerDiscovery:
             headers={"Accept": "application/json"},
         )
         try:
-            response = self._send(request)
+            response = self._send(request, partner, "registration")
         except PartnerError as exc:
             raise _refused(partner, f"could not be used: {exc.text}") from exc
         body = _json_object(response)
@@ -224,11 +225,14 @@ class HttpxPartnerDiscovery:
             endpoints[name] = value
         return endpoints
 
-    def _send(self, request: httpx.Request) -> httpx.Response:
-        """The partner's answer to ``request``, read up to the cap of a document."""
-        return send_capped(
+    def _send(self, request: httpx.Request, partner: Partner, operation: str) -> httpx.Response:
+        """The partner's answer to ``request``, read up to the cap of a document; counted
+        as a call to the partner (``operation``: the document's name)."""
+        return send_counted_document(
             self._client,
             request,
+            partner,
+            operation,
             who="it",
             limit=self._limit,
             setting="PARTNER_MAX_DOCUMENT_BYTES",
@@ -237,7 +241,7 @@ class HttpxPartnerDiscovery:
     def _document(self, partner: Partner, url: str, name: str) -> dict[str, Any]:
         request = self._client.build_request("GET", url, headers={"Accept": "application/json"})
         try:
-            response = self._send(request)
+            response = self._send(request, partner, name)
         except PartnerError as exc:
             raise _unreadable(partner, name, f"could not be read: {exc.text}") from exc
         if response.status_code != 200:

@@ -297,4 +297,5 @@ def platform_metrics(stores: Stores, obligations: ObligationSet) -> PlatformMetr
     """The scrape's readings of the shared state, the rule's clocks judged by their
     at-risk windows."""
     readings = SqlReadingsSource(stores.reader, risk_windows=obligations.risk_windows())
-    return PlatformMetrics(readings, stores.partners.list, utcnow)
+    kept = tuple(obligations.by_id)  # each in the gauges, at zero while none is open
+    return PlatformMetrics(readings, stores.partners.list, utcnow, obligations=kept)

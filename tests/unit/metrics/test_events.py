@@ -1,22 +1,37 @@
 """The business counters, moved by the audit events the rooms build (their own builders,
-so that a renamed detail key fails here); labels are codes, never ids, and bounded."""
+so that a renamed detail key fails here); labels are codes, never ids, and bounded; the
+series of every state and reason the platform knows are there at zero from the start;
+a match answered after a reviewer accepted it counts as a match, the reviewer's."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import ConsentDecision, ConsentPolicy, DenyReason
 from payerbridge.consent.service import decision_event
+from payerbridge.errors import MatchUnderReview
 from payerbridge.exchange.breaker import BreakerState, BreakerStatus, breaker_event
 from payerbridge.exchange.model import Attempt, ExchangeState, attempt_event, transition_event
+from payerbridge.identity.reviews import ReviewDecision, decide_review
 from payerbridge.metrics import observe_events
-from payerbridge.metrics.process import LABEL_SETS, Labelled, label_value, process_metrics
+from payerbridge.metrics.process import (
+    LABEL_SETS,
+    Labelled,
+    ProcessMetrics,
+    label_value,
+    process_metrics,
+)
 from payerbridge.partners.calls import partner_operation
 from payerbridge.routing.model import Partner
 from payerbridge.types import ExchangeId, MemberId, PartnerId
+from tests.fakes import InMemoryTransactions
+from tests.unit.identity.test_service import _match as match_in_unit
+from tests.unit.identity.test_service import _other_card as other_card
+from tests.unit.identity.test_service import _store as identity_store
 
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -170,6 +185,67 @@ def test_labels_are_codes_never_free_text_and_bounded_in_number() -> None:
     (family,) = registry.collect()
     kept = {sample.labels["code"]: sample.value for sample in family.samples}
     assert len(kept) == LABEL_SETS + 1 and kept["other"] == 50
+
+
+def test_the_known_series_are_there_at_zero_and_outside_the_bound() -> None:
+    fresh = ProcessMetrics()  # as a process starts
+    sample = fresh.registry.get_sample_value
+    dead = {"state": "dead_lettered", "reason_code": "attempts-exhausted"}
+    assert sample("payerbridge_exchange_transitions_total", dead) == 0
+    assert sample("payerbridge_exchange_transitions_total", {**dead, "reason_code": "none"}) == 0
+    for state in ExchangeState:
+        assert (
+            sample(
+                "payerbridge_exchange_transitions_total", {"state": state, "reason_code": "none"}
+            )
+            == 0
+        )
+    retry = {"step": "everything", "reason": "partner-unavailable"}
+    assert sample("payerbridge_exchange_retries_total", retry) == 0
+    engine = {"policy": "bulk", "outcome": "review", "reason": "margin_too_small", "via": "engine"}
+    assert sample("payerbridge_member_match_decisions_total", engine) == 0
+    reviewed = {"policy": "single_exchange", "outcome": "match", "reason": "review_accepted"}
+    assert sample("payerbridge_member_match_decisions_total", {**reviewed, "via": "review"}) == 0
+    assert sample("payerbridge_identity_reviews_decided_total", {"outcome": "rejected"}) == 0
+    jobs = {"kind": "group-export", "outcome": "failed"}
+    assert sample("payerbridge_bulk_jobs_total", jobs) == 0
+    assert sample("payerbridge_onboardings_total", {"outcome": "completed"}) == 0
+    # Known values do not use up the bound a flood of unknown ones is held to.
+    registry = CollectorRegistry()
+    counter = Labelled(Counter("known", "known and unknown codes", ["code"], registry=registry))
+    for i in range(10):
+        counter.zero(f"known-{i}")
+    for i in range(LABEL_SETS + 5):
+        counter.child(f"code-{i}").inc()
+    (family,) = registry.collect()
+    kept = {sample.labels["code"]: sample.value for sample in family.samples}
+    assert len(kept) == 10 + LABEL_SETS + 1 and kept["other"] == 5 and kept["known-3"] == 0
+
+
+def test_a_match_a_reviewer_accepted_counts_as_a_match_when_answered() -> None:
+    """The engine's review is its decision; the reviewer's acceptance, answered as a match
+    when the same request comes again, is a decision too: a match, ``via="review"``."""
+    store = identity_store()
+    request = other_card(0)
+    with pytest.raises(MatchUnderReview) as under_review:
+        match_in_unit(store, request)
+    with pytest.raises(MatchUnderReview):
+        match_in_unit(store, request)  # asked again while the case is open: no decision
+    review_id = under_review.value.review_id
+    assert review_id is not None
+    choice = ReviewDecision(review_id, 1, True, MemberId("p1"), "ops", "called the member")
+    decide_review(store, InMemoryTransactions(store.audit, store), choice, at=AT, request_id=None)
+    assert match_in_unit(store, request).member_id == "p1"
+
+    name = "payerbridge_member_match_decisions_total"
+    policy = {"policy": "single_exchange"}
+    review = {**policy, "outcome": "review", "reason": "guard_violation", "via": "engine"}
+    match = {**policy, "outcome": "match", "reason": "review_accepted", "via": "review"}
+    before = value(name, **review), value(name, **match)
+    observe_events(store.audit.events)
+    assert (value(name, **review), value(name, **match)) == (before[0] + 1, before[1] + 1)
+    matched = [e for e in store.audit.events if e.action == "member-match" and e.outcome == "match"]
+    assert [e.detail["via"] for e in matched] == ["review"]
 
 
 def test_a_partner_calls_operation_names_no_id() -> None:

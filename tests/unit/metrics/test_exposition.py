@@ -1,6 +1,7 @@
 """The exposition in process: the listener serves this process's counters and the shared
 state without a token; a port it cannot bind is a clear error naming the setting; readings
-that fail leave the scrape answering, with ``payerbridge_database_readings_up`` 0."""
+that fail leave the scrape answering, with ``payerbridge_database_readings_up`` 0; every
+state and reason the platform knows is a gauge series, at zero when no row has it."""
 
 from __future__ import annotations
 
@@ -48,9 +49,9 @@ class Readings:
         )
 
 
-def metrics(source: Readings) -> PlatformMetrics:
+def metrics(source: Readings, obligations: Sequence[str] = ()) -> PlatformMetrics:
     partners = [Partner(PartnerId("old"), "Old", "1245319599", "https://old.example/fhir")]
-    return PlatformMetrics(source, lambda: partners, lambda: NOW)
+    return PlatformMetrics(source, lambda: partners, lambda: NOW, obligations=obligations)
 
 
 def values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -111,3 +112,32 @@ def test_readings_that_fail_leave_the_scrape_answering() -> None:
     assert media_type.startswith("text/plain")
     assert seen[("payerbridge_database_readings_up", ())] == 0
     assert not [name for name, _ in seen if name == "payerbridge_exchanges"]
+
+
+def test_every_known_state_and_reason_is_a_series_at_zero_when_no_row_has_it() -> None:
+    kept = ("answer-within-one-business-day", "run-off")
+    body, _ = metrics(Readings(), obligations=kept).render(None)
+    seen = values(body.decode())
+
+    def gauge(name: str, **labels: str) -> float | None:
+        return seen.get((name, tuple(sorted(labels.items()))))
+
+    # The rows there are, as they are; beside them, every other state at zero.
+    assert gauge("payerbridge_exchanges", state="completed", reason_code="none") == 2
+    assert gauge("payerbridge_exchanges", state="dead_lettered", reason_code="none") == 0
+    dead = {"state": "dead_lettered", "reason_code": "attempts-exhausted"}
+    assert gauge("payerbridge_exchanges", **dead) == 0
+    assert gauge("payerbridge_exchanges", state="blocked", reason_code="revoked") == 0
+    # No dead letter at all: each step and reason there, at zero.
+    for step in ("member-match", "everything"):
+        for reason in ("attempts-exhausted", "budget-exhausted"):
+            assert gauge("payerbridge_dead_letters", step=step, reason_code=reason) == 0
+    # No obligation open: each kept, in each standing, at zero.
+    for obligation in kept:
+        for standing in ("pending", "at_risk", "missed"):
+            assert (
+                gauge("payerbridge_obligations_open", obligation=obligation, standing=standing) == 0
+            )
+    assert gauge("payerbridge_pull_schedules", kind="run-off", status="active") == 0
+    assert gauge("payerbridge_bulk_jobs_unfinished", kind="group-export", status="running") == 0
+    assert gauge("payerbridge_onboarding_chunks", stage="await-export") == 0
