@@ -272,9 +272,7 @@ class SqlBulkJobs:
                 row.seq,
                 row.member,
                 row.ref,
-                None
-                if row.body is None
-                else keys.open(row.body, BULK_LINE, f"{job_id}|{row.seq}"),
+                None if row.body is None else keys.open(row.body, BULK_LINE, f"{job_id}|{row.seq}"),
                 row.version_id,
                 row.current_version,
                 _decision(row, decisions) if row.ref is not None else None,
