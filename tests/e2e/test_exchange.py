@@ -297,9 +297,10 @@ def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay
         env={
             "PAYERBRIDGE_RETRY_MAX_ATTEMPTS": "3",
             "PAYERBRIDGE_RETRY_BASE_DELAY_SECONDS": "0.05",
-            # The replay's failures open the partner's breaker (5 in a row): its last
-            # attempt waits out the cool-off, 30 s by default.
+            # The replay's failures open the partner's breaker (5 in a row): parked on it,
+            # it spends no more attempts and waits for its deadline (ADR 0047).
             "PAYERBRIDGE_BREAKER_COOLDOWN_SECONDS": "2",
+            "PAYERBRIDGE_EXCHANGE_BUDGET_SECONDS": "8",
         },
     )
     token = new.register_client("ops", scope=OPERATOR_SCOPE)
@@ -343,6 +344,7 @@ def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay
         assert again.status_code == 200
         replayed = wait_terminal(client, response.headers["location"], timeout=90)
         assert replayed["replays"] == 1 and replayed["state"] == "dead_lettered"
+        assert replayed["error"]["code"] == "deadline-exceeded"  # a fresh deadline, spent
         steps = [(s["to"], s["actor"]) for s in replayed["history"]]
         assert steps.count(("validated", "ops")) == 1  # one replay, by the operator
         assert [s for s, _ in steps].count("consent_verified") == 2  # consent checked again

@@ -48,6 +48,7 @@ __all__ = [
     "first_deadline",
     "full_jitter_delay",
     "is_last_call",
+    "last_call",
 ]
 
 
@@ -87,6 +88,9 @@ class RetryPolicy:
     step_budget_seconds: float | None = None
     exchange_budget_seconds: float | None = None
     call_timeout_seconds: float = 30.0
+    # The least time before the deadline a retry is still worth making (a call's timeout
+    # is cut to what is left): so the last try is made, not skipped.
+    last_call_seconds: float = 1.0
     breaker_failure_threshold: int = 5
     breaker_cooldown_seconds: float = 30.0  # the probe interval of an open breaker
     # A later page of the record the partner cannot give is retried this many times,
@@ -105,6 +109,8 @@ class RetryPolicy:
         budgets = (self.step_budget_seconds, self.exchange_budget_seconds)
         if any(b is not None and b <= 0 for b in budgets) or self.breaker_cooldown_seconds <= 0:
             raise ValueError("time budgets and the probe interval must be positive")
+        if self.last_call_seconds < 0:
+            raise ValueError("last_call_seconds cannot be negative")
         if self.breaker_failure_threshold < 1 or self.partial_after_attempts < 1:
             raise ValueError("breaker_failure_threshold must be at least 1")
 
@@ -189,13 +195,13 @@ def decide_retry(
     ``started``): when to call again, or why not.
 
     The next call is due after the backoff, at least ``Retry-After``, and no later than
-    the last moment a call still has its whole time before the deadline: the final try
-    is made, not skipped. Gives up when the failed call was already that last one, or
-    the partner asks us to wait past it."""
+    the last moment a call is still worth making before the deadline (``last_call``):
+    the final try is made, not skipped. Gives up when the failed call was already that
+    last one, or the partner asks us to wait past it."""
     if policy.max_attempts is not None and attempt >= policy.max_attempts:
         return RetryDecision(None, ExchangeReason.ATTEMPTS_EXHAUSTED)
     deadline, reason = first_deadline(step_deadline, exchange_deadline)
-    latest = deadline - timedelta(seconds=policy.call_timeout_seconds)
+    latest = deadline - last_call(policy)
     asked = timedelta(seconds=retry_after_seconds or 0.0)
     if now >= latest or now + asked > latest:
         return RetryDecision(None, reason)
@@ -233,13 +239,19 @@ def is_last_call(
     exchange_deadline: datetime,
 ) -> bool:
     """Whether the call about to go would have no retry if it failed: the limits allow
-    no more, or it is already within the deadline's last call time."""
+    no more, or it is already within the deadline's last call time (``last_call``)."""
     if policy.max_attempts is not None and attempt >= policy.max_attempts:
         return True
     if attempt >= policy.partial_after_attempts:
         return True
     deadline, _ = first_deadline(step_deadline, exchange_deadline)
-    return now >= deadline - timedelta(seconds=policy.call_timeout_seconds)
+    return now >= deadline - last_call(policy)
+
+
+def last_call(policy: RetryPolicy) -> timedelta:
+    """How long before the deadline the last call is due at the latest: a second, or
+    the call's whole timeout when that is shorter."""
+    return timedelta(seconds=min(policy.call_timeout_seconds, policy.last_call_seconds))
 
 
 def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:

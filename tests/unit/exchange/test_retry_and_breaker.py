@@ -32,6 +32,7 @@ from payerbridge.exchange.retry import (
     decide_wait,
     full_jitter_delay,
     is_last_call,
+    last_call,
     retry_after_seconds,
 )
 
@@ -95,10 +96,10 @@ def test_retry_waits_an_equal_jittered_backoff_and_at_least_retry_after() -> Non
 
 def test_attempts_are_not_counted_by_default_the_deadline_ends_retries() -> None:
     assert decide(50)[0] is not None  # fifty calls: still within the deadline
-    # The last call that still has its whole time (2 s) before the deadline is made...
-    assert decide(3, exchange_left=3) == (T0 + timedelta(seconds=1), None)
+    # The last call worth making (a second before the deadline) is made...
+    assert decide(3, exchange_left=3) == (T0 + timedelta(seconds=2), None)
     # ...and once past it, or asked to wait past it, the exchange gives up.
-    assert decide(3, exchange_left=1.5) == (None, "deadline-exceeded")
+    assert decide(3, exchange_left=0.9) == (None, "deadline-exceeded")
     assert decide(1, retry_after=30, exchange_left=20) == (None, "deadline-exceeded")
 
 
@@ -163,9 +164,9 @@ def test_a_retry_is_never_beyond_the_deadline_and_never_before_retry_after(
     retry_after: float | None,
     unit: float,
 ) -> None:
-    """Property: a retry is due no later than the last moment a call still has its whole
-    time before the deadline, never sooner than the partner asked; and the exchange only
-    gives up (without an attempt limit) when no such call fits."""
+    """Property: a retry is due no later than the last moment a call is still worth
+    making before the deadline, never sooner than the partner asked; and the exchange
+    only gives up (without an attempt limit) when no such call fits."""
     deadline = T0 + timedelta(seconds=left)
     decision = decide_retry(
         policy,
@@ -177,7 +178,7 @@ def test_a_retry_is_never_beyond_the_deadline_and_never_before_retry_after(
         retry_after_seconds=retry_after,
         unit_random=unit,
     )
-    latest = deadline - timedelta(seconds=policy.call_timeout_seconds)
+    latest = deadline - last_call(policy)
     asked = T0 + timedelta(seconds=retry_after or 0)
     if decision.retry_at is None:
         assert decision.give_up_reason == "deadline-exceeded"
@@ -245,7 +246,7 @@ def test_the_last_call_keeps_what_it_read() -> None:
         )
 
     assert not last(1, 100) and last(6, 100)  # a later page's retries are few
-    assert last(1, 1.5)  # no time for another call after this one
+    assert last(1, 0.9)  # no time for another call after this one
     assert last(2, 100, RetryPolicy(max_attempts=2))
 
 
