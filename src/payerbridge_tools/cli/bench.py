@@ -83,7 +83,7 @@ def bench_everything(
         [int(s) for s in sizes.split(",") if s.strip()],
         page_size=page_size,
         on_run=lambda r: err.print(
-            f"{r.resources:>7} resources: {r.pages} pages in {r.seconds:.1f}s, old payer peak "
+            f"{r.resources:>7} resources: {r.pages} pages in {r.seconds:.2f}s, old payer peak "
             f"{r.old_rss_peak_mb:.0f} MB, new payer peak {r.new_rss_peak_mb:.0f} MB"
         ),
     )
@@ -98,7 +98,7 @@ def bench_everything(
             f"{run.resources:,}",
             str(run.pages),
             f"{run.received:,}",
-            f"{run.seconds:.1f}",
+            f"{run.seconds:.2f}",
             f"{run.old_rss_before_mb:.0f} → {run.old_rss_peak_mb:.0f}",
             f"{run.new_rss_before_mb:.0f} → {run.new_rss_peak_mb:.0f}",
         )
