@@ -1178,9 +1178,14 @@ class InMemoryDisclosureSnapshots:
 
     def page(
         self, snapshot_id: str, *, after: int, count: int
-    ) -> list[tuple[int, str, dict[str, Any] | None]]:
+    ) -> list[tuple[int, str, dict[str, Any] | None, bool]]:
         numbered = enumerate(self.entries.get(snapshot_id, []), start=1)
-        rows = [(seq, e.mode, self._members.resources.get(e.ref)) for seq, e in numbered]
+        rows = []
+        for seq, entry in numbered:
+            resource = self._members.resources.get(entry.ref)
+            now = (resource or {}).get("meta", {}).get("versionId")
+            judged = entry.version is not None and now == str(entry.version)
+            rows.append((seq, entry.mode, resource, judged))
         return [row for row in rows if row[0] > after][:count]
 
     def purge(self, unit: UnitOfWork, *, now: datetime) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -179,12 +180,15 @@ class Snapshot:
     query: EverythingQuery
     withheld: frozenset[str]
     path: str  # what was asked, under the FHIR base: the next links page it only
+    # The code sets and data scope that judged it (None: not known, its pages judge again).
+    judged_by: str | None = None
 
 
 @dataclass(frozen=True)
 class PageEntry:
     ref: str
     mode: str  # "match": the member's own record; "include": a shared resource it reaches
+    version: int | None = None  # the version judged, when the resource named it
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,7 @@ class _Seen:
     in_window: bool  # within the payer-to-payer window (a Provenance: decided by its targets)
     included: tuple[str, ...] = ()  # what the search's _include follows from it
     excluded: str | None = None  # why the data scope leaves it out, if it does
+    version: int | None = None  # ``meta.versionId``, when a number
 
 
 # What was seen of shared resources, by ``Type/id`` and whether it was judged, with the
@@ -259,8 +264,8 @@ def plan_everything(
     matches.sort(key=lambda s: s.key != patient_key)  # stable: the Patient first
     includes = [decision.reached[k] for k in sorted(decision.reachable)]
     return EverythingPlan(
-        [PageEntry(s.key, "match") for s in matches]
-        + [PageEntry(s.key, "include") for s in includes if wanted(s)],
+        [PageEntry(s.key, "match", s.version) for s in matches]
+        + [PageEntry(s.key, "include", s.version) for s in includes if wanted(s)],
         decision.withheld,
         len(matches),
         decision.withheld_count,
@@ -306,9 +311,9 @@ def plan_search(
             if s.resource_type == "Provenance" and found.intersection(s.targets)
         ]
     return EverythingPlan(
-        [PageEntry(s.key, "match") for s in matches]
-        + [PageEntry(key, "include") for key in included]
-        + [PageEntry(s.key, "include") for s in provenance],
+        [PageEntry(s.key, "match", s.version) for s in matches]
+        + [PageEntry(key, "include", decision.reached[key].version) for key in included]
+        + [PageEntry(s.key, "include", s.version) for s in provenance],
         decision.withheld,
         len(matches),
         decision.withheld_count,
@@ -465,7 +470,13 @@ def _see(
         window is None or resource_type == "Provenance" or window.admits(resource),
         included,
         scope.excludes(resource),
+        _version(resource),
     )
+
+
+def _version(resource: Resource) -> int | None:
+    version = (resource.get("meta") or {}).get("versionId")
+    return int(version) if isinstance(version, str) and version.isdigit() else None
 
 
 @lru_cache(maxsize=1024)
@@ -482,11 +493,13 @@ def released_on_page(
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
     scope: DataScope = PAYER_TO_PAYER,
     removed: Counter[str] | None = None,
+    as_judged: AbstractSet[str] = frozenset(),
 ) -> Iterator[tuple[str, Resource]]:
     """The page's resources as they may go now: stripped of references to what was
     withheld, and, under ``regular``, none that has become sensitive since the decision
     (or that is gone); each shaped as ``scope`` lets it go, what that removed tallied
-    in ``removed``."""
+    in ``removed``. ``as_judged``: the ``Type/id`` of those still at the version the
+    decision judged, by the code sets in force now (not judged again)."""
     for mode, resource in resources:
         released = released_now(
             resource,
@@ -495,6 +508,8 @@ def released_on_page(
             segmentation=segmentation,
             scope=scope,
             removed=removed,
+            judged=resource is not None
+            and f"{resource['resourceType']}/{resource['id']}" in as_judged,
         )
         if released is not None:
             yield mode, released
@@ -508,13 +523,16 @@ def released_now(
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
     scope: DataScope = PAYER_TO_PAYER,
     removed: Counter[str] | None = None,
+    judged: bool = False,
 ) -> Resource | None:
     """One resource of ``released_on_page``: as it may go now, or None. The scope is
-    asked again: a record changed since the decision may have left it."""
+    asked again: a record changed since the decision may have left it. ``judged``: the
+    resource is the one the decision judged (same version, same code sets), so what it
+    found stands: it is not judged again."""
     if resource is None or scope.excludes(resource) is not None:
         return None
     if policy is ConsentPolicy.REGULAR:
-        if sensitive_categories_of(resource, segmentation):
+        if not judged and sensitive_categories_of(resource, segmentation):
             return None
         if withheld:  # most members: nothing to strip, and no need to look
             resource = without_references(resource, withheld)

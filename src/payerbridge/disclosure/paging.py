@@ -181,6 +181,7 @@ def first_page(
         query=asked.query,
         withheld=plan.withheld,
         path=asked.path,
+        judged_by=judged_by(ports.rules),
     )
     with ports.transactions.begin() as saving:  # committed: its pages are read back
         ports.snapshots.save(saving, snapshot, plan.entries)
@@ -303,8 +304,14 @@ def _page(
     count = snapshot.query.count
     rows = ports.snapshots.page(snapshot.id, after=after, count=count + 1)
     more, rows = len(rows) > count, rows[:count]
+    # Those still at the version the decision judged, by what judges now, stand as judged.
+    as_judged = (
+        {_ref(resource) for _, _, resource, same in rows if same and resource is not None}
+        if snapshot.judged_by is not None and snapshot.judged_by == judged_by(ports.rules)
+        else frozenset()
+    )
     allowed, denied = on_page(
-        ((mode, resource) for _, mode, resource in rows),
+        ((mode, resource) for _, mode, resource, _ in rows),
         reader.granted,
         everything=_is_everything(snapshot),
     )
@@ -317,6 +324,7 @@ def _page(
             segmentation=ports.rules.segmentation,
             scope=ports.rules.scope,
             removed=removed,
+            as_judged=as_judged,
         )
     )
     with_provenance = snapshot.query.our_provenance and grants(reader.granted, "Provenance")
@@ -338,6 +346,16 @@ def _page(
         removed=tuple(sorted(removed)),
     )
     return page, len(released), removed
+
+
+def judged_by(rules: PagingRules) -> str:
+    """What a snapshot's records were judged by: the sensitive code sets and the data
+    scope (a page under others judges its records again)."""
+    return f"{rules.segmentation.code_sets.label} {rules.scope.label}"
+
+
+def _ref(resource: dict[str, Any]) -> str:
+    return f"{resource['resourceType']}/{resource['id']}"
 
 
 def _is_everything(snapshot: Snapshot) -> bool:

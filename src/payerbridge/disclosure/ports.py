@@ -44,9 +44,10 @@ class DisclosureSnapshots(Protocol):
 
     def page(
         self, snapshot_id: str, *, after: int, count: int
-    ) -> list[tuple[int, str, dict[str, Any] | None]]:
+    ) -> list[tuple[int, str, dict[str, Any] | None, bool]]:
         """Up to ``count`` entries after position ``after``: (position, mode, the
-        resource as stored now, None when it is gone)."""
+        resource as stored now, None when it is gone; whether it is still at the version
+        the snapshot judged)."""
         ...
 
     def purge(self, unit: UnitOfWork, *, now: datetime) -> int:

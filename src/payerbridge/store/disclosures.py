@@ -42,12 +42,19 @@ class SqlDisclosureSnapshots:
                 total=snapshot.total,
                 query=orjson.dumps({**snapshot.query.to_json(), "path": snapshot.path}).decode(),
                 withheld=orjson.dumps(sorted(snapshot.withheld)).decode(),
+                judged_by=snapshot.judged_by,
             )
         )
         batch: list[dict[str, Any]] = []
         for seq, entry in enumerate(entries, start=1):
             batch.append(
-                {"snapshot_id": snapshot.id, "seq": seq, "ref": entry.ref, "mode": entry.mode}
+                {
+                    "snapshot_id": snapshot.id,
+                    "seq": seq,
+                    "ref": entry.ref,
+                    "mode": entry.mode,
+                    "version_id": entry.version,
+                }
             )
             if len(batch) == _BATCH:
                 connection.execute(insert(disclosure_snapshot_refs), batch)
@@ -74,11 +81,12 @@ class SqlDisclosureSnapshots:
             query=EverythingQuery.from_json(query),
             withheld=frozenset(orjson.loads(row.withheld)),
             path=str(query.get("path", "")),
+            judged_by=row.judged_by,
         )
 
     def page(
         self, snapshot_id: str, *, after: int, count: int
-    ) -> list[tuple[int, str, dict[str, Any] | None]]:
+    ) -> list[tuple[int, str, dict[str, Any] | None, bool]]:
         refs = disclosure_snapshot_refs
         with self._reader.connect() as connection:
             rows = connection.execute(
@@ -86,6 +94,7 @@ class SqlDisclosureSnapshots:
                     refs.c.seq,
                     refs.c.mode,
                     refs.c.ref,
+                    refs.c.version_id.label("judged_version"),
                     fhir_resources.c.body,
                     fhir_resources.c.version_id,
                     fhir_resources.c.last_updated,
@@ -97,7 +106,12 @@ class SqlDisclosureSnapshots:
             ).all()
         keys = at_rest(self._reader)
         return [
-            (row.seq, row.mode, with_meta(row, keys) if row.body is not None else None)
+            (
+                row.seq,
+                row.mode,
+                with_meta(row, keys) if row.body is not None else None,
+                row.judged_version is not None and row.judged_version == row.version_id,
+            )
             for row in rows
         ]
 

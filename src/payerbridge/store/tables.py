@@ -141,6 +141,8 @@ disclosure_snapshots = Table(
     Column("total", Integer, nullable=False),  # the member's own records that go
     Column("query", Text, nullable=False),  # the parameters, as JSON, for the next links
     Column("withheld", Text, nullable=False),  # JSON list of Type/id
+    # The code sets and data scope that judged it (None: made before 0053).
+    Column("judged_by", String(200), nullable=True),
 )
 disclosure_snapshot_refs = Table(
     "disclosure_snapshot_refs",
@@ -154,6 +156,7 @@ disclosure_snapshot_refs = Table(
     Column("seq", Integer, primary_key=True),
     Column("ref", String(200), nullable=False),
     Column("mode", String(8), nullable=False),  # match (the member's) or include (shared)
+    Column("version_id", Integer, nullable=True),  # the version judged (None: before 0053)
 )
 
 # Token search index: identifiers (any type) and Coverage.subscriberId.

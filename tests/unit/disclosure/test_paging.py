@@ -307,3 +307,29 @@ def test_live_sources_are_not_asked_without_a_consent(world: World) -> None:
     with pytest.raises(DisclosureDenied), world.transactions.begin() as unit:
         open_everything(command, unit, world.ports)
     assert world.live.asked == []
+
+
+def _versioned(resource: dict[str, Any], version: int) -> dict[str, Any]:
+    return {**resource, "meta": {"versionId": str(version)}}
+
+
+@pytest.mark.parametrize("new_version", [True, False])
+def test_a_later_page_judges_again_what_changed_since_the_decision(
+    world: World, new_version: bool
+) -> None:
+    """A record still at the version the first page judged, by the same code sets, goes as
+    judged; one changed since (a new version) is judged again: made sensitive, it stays."""
+    world.members.add(P1, *(_versioned(_coverage(f"cov{n}", "p1"), 1) for n in range(5)))
+    stored = world.consents.consents[ConsentId("c-p1")]
+    regular = replace(stored.record, policy=ConsentPolicy.REGULAR)
+    world.consents.consents[stored.consent_id] = replace(stored, record=regular)
+    first = _first_everything(world, _reader(), [("_count", "2")])
+    assert [r["id"] for _, r in first.entries] == ["p1", "cov0"]
+    # Coverage/cov3 now says, in words, what a regular consent withholds.
+    sensitive = {**_coverage("cov3", "p1"), "text": {"div": "<div>HIV disease</div>"}}
+    world.members.add(P1, _versioned(sensitive, 2 if new_version else 1))
+    second = _next(world, first)
+    third = _next(world, second)
+    sent = [r["id"] for page in (second, third) for _, r in page.entries]
+    # Without a new version the store could not have changed it: what was judged stands.
+    assert sent == (["cov1", "cov2", "cov4"] if new_version else ["cov1", "cov2", "cov3", "cov4"])
