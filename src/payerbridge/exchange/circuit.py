@@ -53,8 +53,9 @@ def admit_call(ports: ExchangePorts, partner: Partner, now: datetime) -> Admissi
     if current.status is BreakerStatus.CLOSED:  # the common case needs no write lock
         return Admission(True, current)
     interval = probe_interval(ports)
-    if not admit(current, now, interval).probe:
-        return admit(current, now, interval)  # held back: nothing to write
+    seen = admit(current, now, interval)
+    if not seen.probe:
+        return seen  # held back: nothing to write
     with ports.transactions.begin() as unit:
         before = ports.breakers.lock(unit, endpoint, partner.id, at=now)
         admission = admit(before, now, interval)
