@@ -951,7 +951,7 @@ def report_markdown(runs: Sequence[BulkRun], *, seed: int, note: str = "") -> st
             f"{r.match.members_per_second:,.0f} | {r.match.matched:,} | "
             f"{r.match.not_matched:,} | {r.match.consent_constrained:,} | "
             f"{r.match.rss_start_mb:.0f} → {r.match.rss_peak_mb:.0f} | "
-            f"{r.match.server_cpu_seconds:.0f} | {r.match.machine_cpu_seconds:.0f} |"
+            f"{r.match.server_cpu_seconds:.2f} | {r.match.machine_cpu_seconds:.0f} |"
             for r in runs
         ),
         "",
@@ -965,7 +965,7 @@ def report_markdown(runs: Sequence[BulkRun], *, seed: int, note: str = "") -> st
             f"| {backend_name(r.backend)} | {e.share:.0%} | {e.groups} | {e.members:,} | "
             f"{e.resources:,} | {e.skipped:,} | {e.megabytes:,.0f} | {e.seconds:.1f} | "
             f"{e.download_seconds:.1f} | {e.resources_per_second:,.0f} | "
-            f"{e.rss_start_mb:.0f} → {e.rss_peak_mb:.0f} | {e.server_cpu_seconds:.0f} | "
+            f"{e.rss_start_mb:.0f} → {e.rss_peak_mb:.0f} | {e.server_cpu_seconds:.2f} | "
             f"{e.machine_cpu_seconds:.0f} |"
             for r in runs
             for e in r.exports

@@ -47,6 +47,10 @@ class EverythingRun:
     old_rss_peak_mb: float
     new_rss_before_mb: float
     new_rss_peak_mb: float
+    # CPU each payer process spent on the exchange: less swayed than the time by what
+    # else the machine runs (an A/B's sides in turns on a shared machine).
+    old_cpu_seconds: float = float("nan")
+    new_cpu_seconds: float = float("nan")
 
 
 def _history(path: Path, size: int) -> None:
@@ -123,6 +127,12 @@ def _serve(data_dir: Path, env: dict[str, str], port: int) -> subprocess.Popen[b
     raise RuntimeError(f"the server in {data_dir} did not start")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -193,6 +203,7 @@ def _one_run(size: int, page_size: int) -> EverythingRun:
         new = _serve(new_dir, new_env, new_port)
         processes.append(new)
         old_before, new_before = _peak_rss_mb(old.pid), _peak_rss_mb(new.pid)
+        old_cpu, new_cpu = _cpu_seconds(old.pid), _cpu_seconds(new.pid)
         started = time.perf_counter()
         with httpx.Client(
             base_url=f"http://127.0.0.1:{new_port}",
@@ -233,6 +244,8 @@ def _one_run(size: int, page_size: int) -> EverythingRun:
             old_rss_peak_mb=_peak_rss_mb(old.pid),
             new_rss_before_mb=new_before,
             new_rss_peak_mb=_peak_rss_mb(new.pid),
+            old_cpu_seconds=_cpu_seconds(old.pid) - old_cpu,
+            new_cpu_seconds=_cpu_seconds(new.pid) - new_cpu,
         )
     finally:
         for process in processes:
@@ -296,14 +309,16 @@ def report_markdown(runs: list[EverythingRun], *, page_size: int) -> str:
         *machine_lines(),
         "",
         "| resources | pages | entries received | exchange s | old payer peak RSS MB "
-        "(before → after) | new payer peak RSS MB (before → after) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "(before → after) | new payer peak RSS MB (before → after) | old payer CPU s | "
+        "new payer CPU s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         lines.append(
             f"| {run.resources:,} | {run.pages} | {run.received:,} | {run.seconds:.2f} | "
             f"{run.old_rss_before_mb:.0f} → {run.old_rss_peak_mb:.0f} | "
-            f"{run.new_rss_before_mb:.0f} → {run.new_rss_peak_mb:.0f} |"
+            f"{run.new_rss_before_mb:.0f} → {run.new_rss_peak_mb:.0f} | "
+            f"{run.old_cpu_seconds:.2f} | {run.new_cpu_seconds:.2f} |"
         )
     lines += [
         "",

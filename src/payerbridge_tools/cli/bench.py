@@ -83,7 +83,8 @@ def bench_everything(
         [int(s) for s in sizes.split(",") if s.strip()],
         page_size=page_size,
         on_run=lambda r: err.print(
-            f"{r.resources:>7} resources: {r.pages} pages in {r.seconds:.2f}s, old payer peak "
+            f"{r.resources:>7} resources: {r.pages} pages in {r.seconds:.2f}s (CPU: old payer "
+            f"{r.old_cpu_seconds:.2f}s, new payer {r.new_cpu_seconds:.2f}s), old payer peak "
             f"{r.old_rss_peak_mb:.0f} MB, new payer peak {r.new_rss_peak_mb:.0f} MB"
         ),
     )
