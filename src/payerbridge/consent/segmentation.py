@@ -285,6 +285,11 @@ def _programs(references: Iterable[str]) -> tuple[str, ...]:
     """``Type/id`` of every program, site or role among ``references``."""
     found = []
     for reference in references:
+        resource_type, _, rest = reference.partition("/")
+        if rest and "/" not in rest and rest != "_history":  # a relative Type/id: its key
+            if resource_type in PROGRAM_TYPES:
+                found.append(reference)
+            continue
         key = reference_key(reference)
         if key is not None and key.partition("/")[0] in PROGRAM_TYPES:
             found.append(key)
