@@ -14,7 +14,8 @@ from sqlalchemy import Engine, delete, insert, select
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.disclosure.everything import EverythingQuery, PageEntry, Snapshot
 from payerbridge.store.at_rest import at_rest
-from payerbridge.store.members import with_meta
+from payerbridge.store.dbapi import DialectSql, raw_cursor
+from payerbridge.store.members import opened_row
 from payerbridge.store.tables import disclosure_snapshot_refs, disclosure_snapshots, fhir_resources
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork
@@ -22,6 +23,14 @@ from payerbridge.transactions import UnitOfWork
 __all__ = ["SqlDisclosureSnapshots"]
 
 _BATCH = 5000
+
+
+_PAGE = (
+    f"SELECT r.seq, r.mode, r.version_id, r.ref, f.body, f.version_id, f.last_updated "
+    f"FROM {disclosure_snapshot_refs.name} r "
+    f"LEFT JOIN {fhir_resources.name} f ON f.ref = r.ref "
+    "WHERE r.snapshot_id = :snapshot AND r.seq > :after ORDER BY r.seq LIMIT :count"
+)
 
 
 class SqlDisclosureSnapshots:
@@ -87,32 +96,23 @@ class SqlDisclosureSnapshots:
     def page(
         self, snapshot_id: str, *, after: int, count: int
     ) -> list[tuple[int, str, dict[str, Any] | None, bool]]:
-        refs = disclosure_snapshot_refs
-        with self._reader.connect() as connection:
-            rows = connection.execute(
-                select(
-                    refs.c.seq,
-                    refs.c.mode,
-                    refs.c.ref,
-                    refs.c.version_id.label("judged_version"),
-                    fhir_resources.c.body,
-                    fhir_resources.c.version_id,
-                    fhir_resources.c.last_updated,
-                )
-                .select_from(refs.outerjoin(fhir_resources, fhir_resources.c.ref == refs.c.ref))
-                .where(refs.c.snapshot_id == snapshot_id, refs.c.seq > after)
-                .order_by(refs.c.seq)
-                .limit(count)
-            ).all()
-        keys = at_rest(self._reader)
+        # DB-API SQL: as a SQLAlchemy statement, its rows' processing cost more than the
+        # database (a page of a thousand records).
+        sql = DialectSql.of(self._engine.dialect)
+        keys = at_rest(self._engine)
+        with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
+            cursor.execute(
+                sql.sql(_PAGE), {"snapshot": snapshot_id, "after": after, "count": count}
+            )
+            rows = cursor.fetchall()
         return [
             (
-                row.seq,
-                row.mode,
-                with_meta(row, keys) if row.body is not None else None,
-                row.judged_version is not None and row.judged_version == row.version_id,
+                seq,
+                mode,
+                None if body is None else opened_row(sql, keys, ref, body, version_id, stamp),
+                judged is not None and judged == version_id,
             )
-            for row in rows
+            for seq, mode, judged, ref, body, version_id, stamp in rows
         ]
 
     def purge(self, unit: UnitOfWork, *, now: datetime) -> int:

@@ -36,6 +36,7 @@ __all__ = [
     "SqlMemberStore",
     "resolve_compartments",
     "opened_resource",
+    "opened_row",
     "with_meta",
     "remove_rows",
     "write_batch",
@@ -183,17 +184,18 @@ def with_meta(row: Any, keys: AtRest) -> dict[str, Any]:
     return resource
 
 
-def _opened(
-    ref: str, body: bytes, version_id: int, last_updated: str, keys: AtRest
+def opened_row(
+    sql: DialectSql, keys: AtRest, ref: str, body: bytes, version_id: int, stamp: Any
 ) -> dict[str, Any]:
-    """``with_meta`` of a row read by DB-API (``last_updated`` rendered already)."""
+    """``with_meta`` of a row read by DB-API: ``stamp`` is its ``last_updated`` as the
+    driver gives it."""
     resource: dict[str, Any] = orjson.loads(keys.open(body, RESOURCE_BODY, ref))
     meta = resource.get("meta")
     if type(meta) is not dict:
         meta = dict(meta or {})
         resource["meta"] = meta
     meta["versionId"] = str(version_id)
-    meta["lastUpdated"] = last_updated
+    meta["lastUpdated"] = _stamp(sql, stamp)
     return resource
 
 
@@ -205,6 +207,16 @@ def _stamp(sql: DialectSql, stored: Any) -> str:
     return utc_iso(moment)
 
 
+# The hot reads of member data (a bulk export's chunks, $everything's first page) as DB-API
+# SQL: as SQLAlchemy statements their rows' processing cost more than the database.
+_COMPARTMENT_PAGE = (
+    f"SELECT ref, body, version_id, last_updated FROM {fhir_resources.name} "
+    "WHERE patient_id = :patient AND ref > :after ORDER BY ref LIMIT :count"
+)
+_COMPARTMENTS = (
+    f"SELECT ref, body, version_id, last_updated, patient_id FROM {fhir_resources.name} "
+    "WHERE patient_id {one_of} ORDER BY patient_id, ref"
+)
 _READ_MANY = (
     f"SELECT ref, body, version_id, last_updated FROM {fhir_resources.name} WHERE ref {{one_of}}"
 )
@@ -257,7 +269,7 @@ class SqlMemberStore:
             for start in range(0, len(wanted), 500):
                 cursor.execute(*sql.one_of(_READ_MANY, wanted[start : start + 500]))
                 found.extend(
-                    _opened(ref, body, version_id, _stamp(sql, stamp), keys)
+                    opened_row(sql, keys, ref, body, version_id, stamp)
                     for ref, body, version_id, stamp in cursor.fetchall()
                 )
         return found
@@ -283,20 +295,18 @@ class SqlMemberStore:
         """The member's compartment in chunks of ``chunk`` rows, by reference: what is
         held at once stays bounded however large the member's history."""
         after = ""
-        keys = at_rest(self._reader)
+        sql = DialectSql.of(self._engine.dialect)
+        keys = at_rest(self._engine)
+        text = sql.sql(_COMPARTMENT_PAGE)
         while True:
-            with self._reader.connect() as connection:
-                rows = connection.execute(
-                    select(*_COLUMNS)
-                    .where(fhir_resources.c.patient_id == patient_id, fhir_resources.c.ref > after)
-                    .order_by(fhir_resources.c.ref)
-                    .limit(chunk)
-                ).all()
-            for row in rows:
-                yield with_meta(row, keys)
+            with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
+                cursor.execute(text, {"patient": patient_id, "after": after, "count": chunk})
+                rows = cursor.fetchall()
+            for ref, body, version_id, stamp in rows:
+                yield opened_row(sql, keys, ref, body, version_id, stamp)
             if len(rows) < chunk:
                 return
-            after = rows[-1].ref
+            after = rows[-1][0]
 
     def stream_compartments(
         self, patient_ids: Sequence[MemberId], *, chunk: int = 2000
@@ -341,16 +351,13 @@ class SqlMemberStore:
     def _compartments_of(
         self, patient_ids: Sequence[MemberId]
     ) -> Iterator[tuple[MemberId, dict[str, Any]]]:
-        table = fhir_resources
-        with self._reader.connect() as connection:
-            rows = connection.execute(
-                select(*_COLUMNS, table.c.patient_id)
-                .where(table.c.patient_id.in_(patient_ids))
-                .order_by(table.c.patient_id, table.c.ref)
-            ).all()
-        keys = at_rest(self._reader)
-        for row in rows:
-            yield MemberId(row.patient_id), with_meta(row, keys)
+        sql = DialectSql.of(self._engine.dialect)
+        keys = at_rest(self._engine)
+        with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
+            cursor.execute(*sql.one_of(_COMPARTMENTS, patient_ids))
+            rows = cursor.fetchall()
+        for ref, body, version_id, stamp, patient_id in rows:
+            yield MemberId(patient_id), opened_row(sql, keys, ref, body, version_id, stamp)
 
     def resource_types(self, patient_id: MemberId) -> set[str]:
         """The resource types in the member's compartment (what segmentation must judge)."""
