@@ -34,7 +34,9 @@ $(CLIENTS_STAMP): $(CLIENTS)/bin/python tests/clients/requirements.txt
 
 ## make run: install, initialise ./var, start the platform with five sandbox
 ## partners, send one exchange to each, then keep serving until Ctrl-C or SIGTERM
-## (the platform on PORT, the partners from BASE_PORT on).
+## (the platform on PORT, the partners from BASE_PORT on). Meanwhile, from another
+## terminal: `payerbridge sandbox partner stop|start payer-b --data-dir $(DATA_DIR)`; the
+## commands it prints act as its platform on any ports ($(DATA_DIR)/payerbridge.toml).
 PORT ?= 8080
 BASE_PORT ?= 8101
 run: $(STAMP)

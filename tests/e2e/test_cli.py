@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import orjson
 
 from tests.builders import a_coverage, a_patient
@@ -136,8 +139,25 @@ def test_partners_and_config_commands(
         assert config["database_url"] == "**********"
 
 
+def _leave_in_time_wait(port: int) -> None:
+    """A server on the port, stopped after closing a connection first: the port is left
+    in TIME_WAIT (a minute), as a stopped ``make run``'s are, with nothing listening."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server closes first: its side waits
+            client.recv(1)
+    with socket.socket() as plain, contextlib.suppress(OSError):
+        plain.bind(("127.0.0.1", port))
+        raise AssertionError("the port is not in TIME_WAIT: the test shows nothing")
+
+
 def test_make_run_refuses_a_busy_port_naming_it_and_how_to_choose_others(tmp_path: Path) -> None:
     base = free_port_run(7)
+    _leave_in_time_wait(base + 2)  # a stopped run's: free to listen on again
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", base + 1))  # the second partner's
         taken.listen()
@@ -148,6 +168,7 @@ def test_make_run_refuses_a_busy_port_naming_it_and_how_to_choose_others(tmp_pat
         )  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"port {base + 1} is busy: wanted for sandbox partner 2" in result.stderr
+    assert f"port {base + 2} " not in result.stderr  # TIME_WAIT is not busy
     assert "--port N --base-port M" in result.stderr and "make run PORT=N" in result.stderr
     assert not (tmp_path / "var" / "sandbox").exists()  # nothing started, nothing generated
     clash = run_cli(
@@ -180,6 +201,10 @@ def test_make_run_stopped_by_sigterm_stops_every_process_it_started(tmp_path: Pa
             assert time.monotonic() < deadline, log.read_text(errors="replace")
             time.sleep(0.2)
         assert all(_listening(port) for port in ports)  # all seven serve
+        _check_printed_commands_act_as_the_demo(log.read_text(errors="replace"), base + 6)
+        _check_one_partner_stops_and_starts_while_the_others_serve(
+            tmp_path / "var", demo, log, ports
+        )
         demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=60)
         deadline = time.monotonic() + 30
@@ -189,6 +214,64 @@ def test_make_run_stopped_by_sigterm_stops_every_process_it_started(tmp_path: Pa
     finally:
         if demo.poll() is None:
             demo.kill()
+
+
+def _check_printed_commands_act_as_the_demo(output: str, port: int) -> None:
+    """On ports not the defaults, the commands the demo prints act as its platform: the
+    token minted is accepted, ``pulls schedule`` is not refused ``recipient-mismatch``."""
+    env = {"PAYERBRIDGE_DATABASE_URL": ""}
+    printed = re.search(r"a token:\s+payerbridge (token issue .*)", output)
+    assert printed is not None, output
+    issued = run_cli(printed.group(1).split(), env=env)
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
+    answer = httpx.get(
+        f"http://127.0.0.1:{port}/exchanges",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    completed = [e["id"] for e in answer.json()["items"] if e["state"] == "completed"]
+    assert completed, answer.text
+    scheduled = run_cli(
+        [
+            "pulls",
+            "schedule",
+            "--exchange",
+            completed[0],
+            "--data-dir",
+            printed.group(1).split()[3],
+        ],
+        env=env,
+    )
+    assert "recipient-mismatch" not in scheduled.stderr + scheduled.stdout
+    assert scheduled.returncode == 0, scheduled.stderr
+
+
+def _check_one_partner_stops_and_starts_while_the_others_serve(
+    data_dir: Path, demo: subprocess.Popen[bytes], log: Path, ports: list[int]
+) -> None:
+    """``sandbox partner stop|start`` from another terminal; a partner that dies is
+    reported and the rest keep serving."""
+    stopped = run_cli(["sandbox", "partner", "stop", "payer-b", "--data-dir", str(data_dir)])
+    assert stopped.returncode == 0, stopped.stderr
+    others = [p for p in ports if p != ports[1]]
+    assert not _listening(ports[1]) and all(_listening(p) for p in others)
+    assert demo.poll() is None, log.read_text(errors="replace")
+    started = run_cli(["sandbox", "partner", "start", "payer-b", "--data-dir", str(data_dir)])
+    assert started.returncode == 0, started.stderr
+    metadata = httpx.get(f"http://127.0.0.1:{ports[1]}/fhir/metadata", timeout=30)
+    assert metadata.status_code == 200
+    listed = run_cli(["sandbox", "partner", "list", "--data-dir", str(data_dir)])
+    pid = re.search(r"payer-c: running \(port \d+, pid (\d+)\)", listed.stdout)
+    assert pid is not None, listed.stdout + listed.stderr
+    os.kill(int(pid.group(1)), signal.SIGKILL)  # a partner dies
+    deadline = time.monotonic() + 30
+    while "payer-c exited" not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.2)
+    assert demo.poll() is None and all(_listening(p) for p in ports if p != ports[2])
+    ports.remove(ports[2])  # no longer served: the SIGTERM check below skips it
 
 
 def _listening(port: int) -> bool:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,8 +26,10 @@ from rich.console import Console
 from rich.table import Table
 
 from payerbridge.exchange.model import STOPPED_STATES
+from payerbridge_tools.cli.sandbox_control import Supervisor, partner_app
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="Synthetic payer network.")
+sandbox_app.add_typer(partner_app, name="partner")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -87,14 +89,41 @@ AsOf = Annotated[
 
 @dataclass
 class Instance:
+    """A process of the sandbox, with what started it (``argv``, ``env``: the
+    environment it was given; None: ours) so that it can be started again."""
+
     name: str
     data_dir: Path
     port: int
     process: subprocess.Popen[bytes]
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def pid(self) -> int:
+        return self.process.pid
+
+    def terminate(self) -> None:
+        _stop([self])
+
+    def restart(self) -> None:
+        self.process = launch(self.argv, self.data_dir, self.env)
+
+
+def launch(argv: list[str], data_dir: Path, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+    """Start a process of the sandbox in a session of its own (so that only we stop it),
+    its output appended to ``data_dir/server.log``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "server.log").open("ab") as log:
+        return subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
 
 def _network_dir(data_dir: Path) -> Path:
@@ -153,29 +182,21 @@ def _spawn(
     name: str, data_dir: Path, port: int, env: dict[str, str], *, embedded: bool = False
 ) -> Instance:
     """Start ``serve``; ``embedded`` instances ignore PAYERBRIDGE_DATABASE_URL (SQLite)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     base_env = dict(os.environ)
     if embedded:
         base_env.pop("PAYERBRIDGE_DATABASE_URL", None)
-    log = (data_dir / "server.log").open("ab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "payerbridge",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**base_env, **env},
-        start_new_session=True,
-    )
-    log.close()
-    return Instance(name, data_dir, port, process)
+    argv = [
+        sys.executable,
+        "-m",
+        "payerbridge",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+    ]
+    full_env = {**base_env, **env}
+    return Instance(name, data_dir, port, launch(argv, data_dir, full_env), argv, full_env)
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -280,6 +301,31 @@ def _our_key_set(data_dir: Path) -> dict[str, Any]:
         platform.close()
 
 
+_ENVIRONMENT_MARK = "# Written by payerbridge demo"
+
+
+def _write_environment(data_dir: Path, org: tuple[str, str], port: int) -> None:
+    """Write the platform's organization and port to ``DATA_DIR/payerbridge.toml``, the
+    config file every command given ``--data-dir DATA_DIR`` reads (PAYERBRIDGE_ variables
+    still win): so the commands the demo prints act as its platform, on any port (the
+    issuer of a token is our base URL). A file of the operator's own is left alone."""
+    path = data_dir / "payerbridge.toml"
+    if path.exists() and not path.read_text(errors="replace").startswith(_ENVIRONMENT_MARK):
+        err.print(
+            f"[yellow]{path} is not the demo's: left as it is; commands on {data_dir} "
+            f"need PAYERBRIDGE_ORG_NPI={org[1]} PAYERBRIDGE_PORT={port}[/yellow]"
+        )
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"{_ENVIRONMENT_MARK} for the platform it runs; written again by each run.",
+        f"org_name = {orjson.dumps(org[0]).decode()}",
+        f"org_npi = {orjson.dumps(org[1]).decode()}",
+        f"port = {port}",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -311,7 +357,10 @@ def _require_free_ports(port: int, base_port: int) -> None:
 
 
 def _bindable(port: int) -> bool:
+    """Whether a server could listen on the port now: SO_REUSEADDR, as servers set it,
+    so that the TIME_WAIT of a stopped server's connections does not count as busy."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -330,15 +379,19 @@ def _stop(instances: list[Instance]) -> None:
             instance.process.kill()
 
 
-def _serve_until_interrupted(instances: list[Instance]) -> None:
+def _serve_until_interrupted(instances: list[Instance], data_dir: Path) -> None:
+    """Serve until Ctrl-C or SIGTERM, stopping and starting single instances as
+    ``payerbridge sandbox partner`` asks; one that exits is reported, not fatal."""
+    supervisor = Supervisor(instances, data_dir)
     try:
-        while all(i.process.poll() is None for i in instances):
+        while True:
+            supervisor.check()
             time.sleep(0.5)
-        err.print("[red]an instance stopped; shutting the sandbox down[/red]")
     except KeyboardInterrupt:
         err.print("stopping")
     finally:
         _stop(instances)
+        supervisor.close()
 
 
 def _ensure_network(data_dir: Path, members: int, seed: int, as_of: str | None) -> dict[str, Any]:
@@ -387,7 +440,7 @@ def up(
             f"{instance.name} ({profile_of(index).label}): {instance.base_url}/fhir "
             f"(log {instance.data_dir}/server.log)"
         )
-    _serve_until_interrupted(instances)
+    _serve_until_interrupted(instances, data_dir)
 
 
 def _register_partners_locally(
@@ -607,6 +660,7 @@ def demo(
         "PAYERBRIDGE_ORG_NPI": network["platform"]["npi"],
     }
     us = (network["platform"]["name"], network["platform"]["npi"])
+    _write_environment(data_dir, us, port)
     instances: list[Instance] = []
     try:
         _start_partners(data_dir, network, base_port, us, instances)
@@ -687,8 +741,12 @@ def demo(
         if len(done) + len(waiting) != len(exchanges):
             raise typer.Exit(1)
         return
+    out.print(
+        f"  break one:    payerbridge sandbox partner stop {partners[1].name} --data-dir "
+        f"{data_dir} (then start; the others keep serving)"
+    )
     out.print("serving; Ctrl-C to stop")
-    _serve_until_interrupted(instances)
+    _serve_until_interrupted(instances, data_dir)
 
 
 @sandbox_app.command("fhir-source")

@@ -35,6 +35,7 @@ from payerbridge_tools.cli.sandbox import (
     _spawn,
     _wait_healthy,
     err,
+    launch,
     out,
 )
 
@@ -261,16 +262,9 @@ def _client_keys(payer_dir: Path) -> tuple[Path, Path]:
 
 
 def _spawn_fhir_source(directory: Path, port: int, args: list[str]) -> Instance:
-    directory.mkdir(parents=True, exist_ok=True)
-    log = (directory / "server.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "payerbridge", "sandbox", "fhir-source", "--port", str(port)] + args,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    return Instance("fhir-source", directory, port, process)
+    argv = [sys.executable, "-m", "payerbridge", "sandbox", "fhir-source", "--port", str(port)]
+    argv += args
+    return Instance("fhir-source", directory, port, launch(argv, directory, None), argv)
 
 
 def exchange_sources(data_dir: Path, exchange: dict[str, Any]) -> dict[str, list[str]]:
