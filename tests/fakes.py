@@ -456,11 +456,15 @@ class InMemoryExchangeStore:
 
     get = current
 
-    def ids_in_state(self, state: ExchangeState, *, updated_before: datetime) -> list[ExchangeId]:
+    def ids_in_state(
+        self, state: ExchangeState, *, updated_before: datetime, partner_id: str | None = None
+    ) -> list[ExchangeId]:
         return [
             r.id
             for r in self.records.values()
-            if r.state is state and r.updated_at < updated_before
+            if r.state is state
+            and r.updated_at < updated_before
+            and (partner_id is None or r.partner_id == partner_id)
         ]
 
     def payload(self, exchange_id: str) -> str:

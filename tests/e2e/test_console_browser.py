@@ -1,7 +1,9 @@
 """The operator console in a real browser (headless Chromium, Debian's, driven by
 Playwright) against a real ``payerbridge serve``: sign in, search an exchange and open
 its timeline from the keyboard, replay a dead letter, a page above the role refused, a
-form without its CSRF token refused, a wrong password told, an idle session ended.
+form without its CSRF token refused, a wrong password told, an idle session ended; a
+partner seen going down and coming back on the health page, and its dead letters
+replayed in one action.
 
 Screenshots are kept in ``test-artifacts/screenshots/`` (git-ignored). Without
 ``/usr/bin/chromium`` the module is skipped, unless ``CI=true``: then it fails."""
@@ -9,11 +11,14 @@ Screenshots are kept in ``test-artifacts/screenshots/`` (git-ignored). Without
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE
@@ -242,3 +247,103 @@ def test_an_idle_session_sends_the_operator_back_to_sign_in(
         "your session expired after a while without use; sign in again"
     )
     expect(page).to_have_url(f"{short.base_url}/console/login?why=idle&next=%2Fconsole%2F")
+
+
+class FaultProxy:
+    """``tests/faultproxy.py`` on one port in front of ``upstream``: stopped, the partner
+    at its address is down (connections refused); started again, it is back."""
+
+    def __init__(self, upstream: str, log: Path) -> None:
+        self.port, self.upstream, self.log = free_port(), upstream, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/fhir"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.faultproxy", "--port", str(self.port)]
+            + ["--upstream", self.upstream, "--log", str(self.log)],
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).is_success:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("the fault proxy did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+def test_an_operator_sees_a_partner_go_down_and_come_back_and_replays_its_dead_letters(
+    page: Page, payer: ServerProcess, tmp_path: Path
+) -> None:
+    """The partner is the payer itself behind the fault proxy: up, it answers (its
+    ``$member-match`` refuses us, which is an answer); stopped, nothing answers."""
+    proxy = FaultProxy(payer.base_url, tmp_path / "calls.jsonl")
+    proxy.start()
+    try:
+        with payer.client_with(payer.register_client("health", scope=OPERATOR_SCOPE)) as admin:
+            created = admin.post(
+                "/partners",
+                json={"id": "flaky", "name": "Flaky Plan", "npi": "1234567802",
+                      "base_url": proxy.base_url},
+            )  # fmt: skip
+            assert created.status_code == 201, created.text
+            proxy.stop()  # the partner goes down
+            letters = [_dead_letter_with(payer, "flaky", f"FLAKY-{n}") for n in range(2)]
+            health = admin.get("/partners/flaky/health").json()
+            assert health["state"] == "down", health
+            assert health["unanswered"] == 2 and health["last_success_at"] is None
+
+        sign_in(page, payer, "ops")
+        expect(page.locator("#now-partners")).to_contain_text("flaky")
+        page.click("nav >> text=Partner health")
+        row = page.locator("#health-flaky")
+        expect(row.locator(".health-state")).to_have_text("down")
+        expect(row.locator(".error-mix")).not_to_contain_text("none")
+        expect(row.locator(".dead-letters")).to_have_text("2")
+        shoot(page, "partner-down")
+
+        proxy.start()  # the partner is back on the same address
+        page.once("dialog", lambda dialog: dialog.accept())  # "Replay every dead letter …?"
+        row.locator("button", has_text="Replay all").click()
+        expect(page.locator(".flash.notice")).to_contain_text("2 dead letter(s) of flaky replayed")
+        with payer.client() as client:
+            replayed = [wait_stopped(client, e["id"]) for e in letters]
+        assert all(e["replays"] == 1 for e in replayed), replayed
+        page.reload()
+        expect(row.locator(".health-state")).not_to_have_text("down")
+        expect(row.locator(".last-success")).not_to_contain_text("none")
+        shoot(page, "partner-back")
+    finally:
+        proxy.stop()
+    with payer.client() as client:  # a requester is not an operator
+        assert client.get("/partners/flaky/health").status_code == 403
+        assert client.post("/partners/flaky/dead-letters/$replay").status_code == 403
+    with payer.client_with(payer.register_client("health", scope=OPERATOR_SCOPE)) as admin:
+        again = admin.post("/partners/flaky/dead-letters/$replay", headers=new_key())
+        assert again.status_code == 200 and again.json()["replayed"] == [], again.text
+    with payer.platform() as platform:
+        events = platform.oversight.last_event("Partner", "flaky", "partner.dead-letters-replayed")
+    assert events is not None and events["actor"] == "console:ops"
+    assert events["detail"]["count"] == 2
+
+
+def _dead_letter_with(payer: ServerProcess, partner: str, member_id: str) -> dict[str, Any]:
+    request = an_exchange_request(partner)
+    request["new_coverage"] = {**request["new_coverage"], "member_id": member_id}
+    with payer.client() as client:
+        submitted = client.post("/exchanges", json=request, headers=new_key())
+        assert submitted.status_code == 202, submitted.text
+        exchange = wait_stopped(client, submitted.json()["id"])
+    assert exchange["state"] == "dead_lettered", exchange
+    return exchange

@@ -38,7 +38,7 @@ from payerbridge.security.operator_accounts import (
 )
 from payerbridge.security.operators import BreakGlassPolicy, Role, name_digest
 from payerbridge.store.rate_limits import SqlAllowances
-from payerbridge.types import ExchangeId
+from payerbridge.types import ExchangeId, PartnerId
 from tests.builders import a_submitted_exchange, an_exchange_request
 
 PASSWORD = "a long enough password"
@@ -300,6 +300,7 @@ PAGES = {
     "/console/consents": Role.VIEWER,
     "/console/partners": Role.OPERATOR,
     "/console/partners/old-plan": Role.OPERATOR,
+    "/console/health": Role.OPERATOR,
     "/console/audit": Role.AUDITOR,
     "/console/audit?entity_type=Partner&entity_id=old-plan": Role.AUDITOR,
 }
@@ -463,6 +464,53 @@ def test_an_operator_suspends_and_resumes_a_partner_and_a_failed_refresh_is_show
     changes = [e for e in events(platform, "Partner", "old-plan") if e["actor"] == actor]
     assert [e["outcome"] for e in changes] == ["suspended", "active"]
     assert client.get("/console/partners/nobody").status_code == 404
+
+
+def test_an_operator_edits_a_partners_maintenance_windows_and_contacts_audited(
+    platform: Platform, browser: Callable[[], TestClient], accounts: dict[Role, str]
+) -> None:
+    client = signed_in(browser, accounts[Role.OPERATOR])
+    token = csrf(client, "/console/partners/old-plan")
+    target = "/console/partners/old-plan/operations"
+    window = '[{"start": "2026-12-01T02:00:00Z", "end": "2026-12-01T04:00:00Z", "reason": "db"}]'
+    form = {
+        "csrf_token": token,
+        "maintenance": window,
+        "contact_name_0": "Interop desk",
+        "contact_email_0": "interop@old.example",
+        "contact_name_1": "On call",
+        "contact_phone_1": "+1 555 0100",
+    }
+    saved = client.post(target, data=form)
+    assert saved.status_code == 303, saved.text
+    page = text_of(client.get(saved.headers["location"]))
+    assert "maintenance windows and contacts were saved" in page
+    assert "interop@old.example" in page and "+1 555 0100" in page
+    bad = client.post(target, data={**form, "contact_email_0": "", "contact_phone_1": "x"})
+    assert bad.status_code == 400 and "a contact has an email address" in bad.text
+    not_json = client.post(target, data={**form, "maintenance": "[{"})
+    assert not_json.status_code == 400 and "JSON list" in not_json.text
+    operations = platform.partners.get(PartnerId("old-plan")).operations  # type: ignore[union-attr]
+    assert [c.name for c in operations.contacts] == ["Interop desk", "On call"]
+    assert [w.reason for w in operations.maintenance] == ["db"]
+    changes = [
+        e for e in events(platform, "Partner", "old-plan") if e["action"] == "partner.operations"
+    ]
+    change = changes[-1]  # the one saved (the refused ones changed nothing)
+    assert change["actor"] == f"console:{accounts[Role.OPERATOR]}"
+    assert change["detail"]["after"]["contacts"][0]["email"] == "interop@old.example"
+    assert change["detail"]["before"]["maintenance"] == []
+
+
+def test_the_health_page_and_the_dashboard_show_each_partners_state(
+    platform: Platform, browser: Callable[[], TestClient], accounts: dict[Role, str]
+) -> None:
+    client = signed_in(browser, accounts[Role.OPERATOR])
+    page = client.get("/console/health")
+    assert page.status_code == 200
+    assert 'id="health-old-plan"' in page.text and 'data-state="up"' in page.text
+    board = client.get("/console/").text
+    assert 'id="now-partners"' in board and "every partner is up" in board
 
 
 def test_the_dashboard_charts_what_the_database_holds_and_the_auditor_verifies_the_chain(

@@ -628,6 +628,7 @@ from payerbridge.cli.identity import identity_app  # noqa: E402
 from payerbridge.cli.members import members_app, retention_app  # noqa: E402
 from payerbridge.cli.onboard import onboard  # noqa: E402
 from payerbridge.cli.operators import operators_app  # noqa: E402
+from payerbridge.cli.partner_health import add_partner_health_commands  # noqa: E402
 from payerbridge.cli.plugins import add_plugin_commands  # noqa: E402
 from payerbridge.cli.pulls import pulls_app  # noqa: E402
 from payerbridge.cli.quarantine import quarantine_app  # noqa: E402
@@ -644,6 +645,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(sources_app, name="sources")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(quarantine_app, name="quarantine")
+add_partner_health_commands(partners_app)
 app.add_typer(operators_app, name="operators")
 app.add_typer(members_app, name="members")
 app.add_typer(retention_app, name="retention")

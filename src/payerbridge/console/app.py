@@ -20,6 +20,7 @@ from payerbridge.console import (
     audit,
     consents,
     exchanges,
+    health,
     holds,
     interventions,
     jobs,
@@ -75,6 +76,7 @@ def build_console(platform: Platform) -> FastAPI:
     console.include_router(exchanges.router)
     console.include_router(interventions.router)
     console.include_router(partners.router)
+    console.include_router(health.router)
     console.include_router(jobs.router)
     console.include_router(pulls.router)
     console.include_router(consents.router)

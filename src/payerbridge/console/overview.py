@@ -1,6 +1,7 @@
 """The dashboard: the key signals over the last day, week or month as charts, and the
 figures of now (exchanges by state, the review backlog and its oldest case, how far the
-audit chain's last signed checkpoint is behind its head)."""
+audit chain's last signed checkpoint is behind its head, partners by health and those
+not up)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import Response
 
 from payerbridge.console.auth import PlatformDep, ReaderDep
 from payerbridge.console.charts import chart_svg, legend_html
+from payerbridge.console.health import health_summary
 from payerbridge.console.pages import render
 from payerbridge.oversight.dashboard import build_dashboard
 from payerbridge.oversight.model import Period
@@ -44,6 +46,7 @@ def dashboard(
             "checkpoint": checkpoint,
             "unsigned": head_seq - (checkpoint.seq if checkpoint else 0),
             "now": now,
+            "partner_health": health_summary(platform, now),
         },
         active="dashboard",
     )

@@ -60,6 +60,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("reviews", "Identity reviews", "/console/reviews", Permission.REVIEW),
     NavItem("waiting", "Dead letters & waiting", "/console/waiting", Permission.READ),
     NavItem("partners", "Partners", "/console/partners", Permission.PARTNERS),
+    NavItem("health", "Partner health", "/console/health", Permission.PARTNERS),
     NavItem("jobs", "Bulk jobs & onboardings", "/console/jobs", Permission.READ),
     NavItem("pulls", "Pulls", "/console/pulls", Permission.READ),
     NavItem("consents", "Consents", "/console/consents", Permission.READ),

@@ -2,13 +2,15 @@
 guide versions it speaks, its operations) and what changed at that refresh, its
 breaker, how it is run (suspended or not, maintenance windows, its rate) and its
 exchanges of the last day. An operator reads the capabilities again, suspends or
-resumes it: the same use cases as ``PUT /partners/{id}/operations`` and ``$refresh``."""
+resumes it, edits its maintenance windows and contacts: the same use cases as ``PUT
+/partners/{id}/operations`` (audited with what was before and after) and ``$refresh``."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -31,6 +33,7 @@ _NOTICES = {
     "refreshed": "the partner's capabilities were read again",
     "suspended": "the partner is suspended: new exchanges find no route to it",
     "resumed": "the partner takes exchanges again",
+    "operations": "the partner's maintenance windows and contacts were saved",
 }
 
 
@@ -81,6 +84,10 @@ def _partner_view(
         "last_refresh": last_refresh,
         "changes": (last_refresh or {}).get("detail", {}).get("changes", []),
         "operations": partner.operations.to_json(),
+        "maintenance_json": orjson.dumps(
+            partner.operations.to_json()["maintenance"], option=orjson.OPT_INDENT_2
+        ).decode(),
+        "contact_rows": _CONTACT_ROWS,
         "maintenance": partner.operations.in_maintenance(now),
         "recent": platform.oversight.partner_exchanges(now - timedelta(days=1)).get(partner.id, {}),
         "notice": notice,
@@ -103,10 +110,18 @@ def _act(
             platform,
             found,
             partner.id,
-            error=exc.text,
+            error=_told(exc),
             status_code=rendering_for(exc).status,
         )
     return RedirectResponse(f"/console/partners/{partner.id}?done={done}", status_code=303)
+
+
+def _told(exc: PayerBridgeError) -> str:
+    """The error with each problem it names (a field of a form, and what is wrong)."""
+    named = [f"{i.expression}: {i.text}" if i.expression else i.text for i in exc.issues]
+    if not named or named == [exc.text]:
+        return exc.text
+    return f"{exc.text}: {'; '.join(named)}"
 
 
 @router.post("/partners/{partner_id}/refresh")
@@ -155,3 +170,55 @@ def set_status(
         return "suspended" if status == "suspended" else "resumed"
 
     return _act(request, platform, found, partner_id, run)
+
+
+@router.post("/partners/{partner_id}/operations")
+def set_windows_and_contacts(
+    partner_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
+) -> Response:
+    """The maintenance windows (the API's JSON list of windows) and the contacts (rows of
+    name, email, phone) an operator edited; the rest of the operations is kept."""
+
+    def run(partner: Any) -> str:
+        document = partner.operations.to_json() | {
+            "maintenance": _maintenance_field(form.get("maintenance")),
+            "contacts": _contact_rows(form),
+        }
+        set_operations(
+            partner.id,
+            document,
+            registry=platform.partners,
+            transactions=platform.transactions,
+            actor=found.actor,
+            request_id=current_request_id(),
+        )
+        return "operations"
+
+    return _act(request, platform, found, partner_id, run)
+
+
+def _maintenance_field(value: Any) -> Any:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        return []
+    try:
+        return orjson.loads(text[:20_000])
+    except orjson.JSONDecodeError as exc:
+        why = "maintenance windows are a JSON list, as the API takes them"
+        raise InvalidInput(why, issues=[Issue(why, "maintenance", "invalid")]) from exc
+
+
+def _contact_rows(form: Any) -> list[dict[str, str | None]]:
+    """Each row with anything in it (a row left blank is no contact)."""
+    rows = []
+    for index in range(_CONTACT_ROWS):
+        fields = {
+            name: (form.get(f"contact_{name}_{index}") or "").strip()[:200] or None
+            for name in ("name", "email", "phone")
+        }
+        if any(fields.values()):
+            rows.append(fields)
+    return rows
+
+
+_CONTACT_ROWS = 10

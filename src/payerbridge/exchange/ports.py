@@ -216,8 +216,15 @@ class ExchangeStore(Protocol):
     def current(self, exchange_id: ExchangeId) -> ExchangeRecord: ...
 
     def ids_in_state(
-        self, state: ExchangeState, *, updated_before: datetime
-    ) -> list[ExchangeId]: ...
+        self,
+        state: ExchangeState,
+        *,
+        updated_before: datetime,
+        partner_id: PartnerId | None = None,
+    ) -> list[ExchangeId]:
+        """The exchanges in ``state`` last moved before ``updated_before`` (of one
+        partner's, with ``partner_id``), oldest first."""
+        ...
 
     def payload(self, exchange_id: ExchangeId) -> str: ...
 

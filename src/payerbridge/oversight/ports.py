@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from payerbridge.oversight.model import BucketCount, Grain, JobProgress, OnboardingProgress
+from payerbridge.oversight.partner_health import CallSample
 
-__all__ = ["Oversight"]
+__all__ = ["Oversight", "PartnerCalls"]
 
 
 class Oversight(Protocol):
@@ -49,4 +50,10 @@ class Oversight(Protocol):
 
     def last_event(self, entity_type: str, entity_id: str, action: str) -> dict[str, Any] | None:
         """The entity's newest audit event of ``action`` (``AuditTrail``'s shape)."""
+        ...
+
+
+class PartnerCalls(Protocol):
+    def calls_since(self, since: datetime) -> dict[str, list[CallSample]]:
+        """Per partner id, the calls and probes made to it since ``since``."""
         ...

@@ -22,6 +22,7 @@ from payerbridge.errors import InvalidInput, Issue
 
 __all__ = [
     "ACTIVE",
+    "Contact",
     "MaintenanceWindow",
     "Operations",
     "PartnerStatus",
@@ -109,6 +110,19 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """Whom to call about the partner (its operations desk, its on-call): a name and an
+    email address or a phone number, or both."""
+
+    name: str
+    email: str | None = None
+    phone: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "email": self.email, "phone": self.phone}
+
+
+@dataclass(frozen=True)
 class Operations:
     status: PartnerStatus = PartnerStatus.ACTIVE
     maintenance: tuple[MaintenanceWindow, ...] = ()
@@ -116,6 +130,7 @@ class Operations:
     rate_limit: RateLimit | None = None  # what the partner announced it takes
     # How long an exchange with it keeps trying from its (re)start: its deadline.
     exchange_budget_seconds: float | None = None
+    contacts: tuple[Contact, ...] = ()
 
     def in_maintenance(self, now: datetime) -> tuple[datetime, str] | None:
         """The latest end among the windows ``now`` is in, with their reasons."""
@@ -131,6 +146,7 @@ class Operations:
             "maintenance": [window.to_json() for window in self.maintenance],
             "rate_limit": self.rate_limit.to_json() if self.rate_limit else None,
             "exchange_budget_seconds": self.exchange_budget_seconds,
+            "contacts": [contact.to_json() for contact in self.contacts],
         }
 
 
@@ -142,7 +158,7 @@ def parse_operations(document: Any) -> Operations:
     if not isinstance(document, Mapping):
         raise InvalidInput("operations must be a JSON object", issues=[Issue("not an object", "")])
     issues: list[Issue] = []
-    known = {"status", "note", "maintenance", "rate_limit", "exchange_budget_seconds"}
+    known = {"status", "note", "maintenance", "rate_limit", "exchange_budget_seconds", "contacts"}
     unknown = set(document) - known
     issues += [Issue(f"unknown field '{name}'", name) for name in sorted(unknown)]
     status = document.get("status", "active")
@@ -162,9 +178,54 @@ def parse_operations(document: Any) -> Operations:
             windows.append(window)
     rate_limit = _rate_limit(document.get("rate_limit"), issues)
     budget = _budget(document.get("exchange_budget_seconds"), issues)
+    contacts = _contacts(document.get("contacts"), issues)
     if issues:
         raise InvalidInput("the partner's operations are not valid", issues=issues)
-    return Operations(PartnerStatus(status), tuple(windows), note, rate_limit, budget)
+    return Operations(PartnerStatus(status), tuple(windows), note, rate_limit, budget, contacts)
+
+
+def _contacts(value: Any, issues: list[Issue]) -> tuple[Contact, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        issues.append(Issue("contacts must be a list of contacts", "contacts"))
+        return ()
+    found: list[Contact] = []
+    for index, item in enumerate(value):
+        where = f"contacts[{index}]"
+        if not isinstance(item, Mapping):
+            issues.append(Issue('a contact is {"name", "email", "phone"}', where))
+            continue
+        issues += [
+            Issue(f"unknown field '{k}'", f"{where}.{k}")
+            for k in sorted(set(item) - {"name", "email", "phone"})
+        ]
+        name, email, phone = (_text(item.get(k), f"{where}.{k}", issues) for k in _CONTACT)
+        if not name:
+            issues.append(Issue("a contact has a name", f"{where}.name"))
+        if not email and not phone:
+            issues.append(Issue("a contact has an email address or a phone number", where))
+        if email and ("@" not in email or any(c.isspace() for c in email)):
+            issues.append(Issue("not an email address", f"{where}.email"))
+        if phone and not all(c.isdigit() or c in "+-() ." for c in phone):
+            issues.append(
+                Issue("a phone number holds digits, spaces and + - ( ) .", f"{where}.phone")
+            )
+        if name and (email or phone):
+            found.append(Contact(name, email or None, phone or None))
+    return tuple(found)
+
+
+_CONTACT = ("name", "email", "phone")
+
+
+def _text(value: Any, where: str, issues: list[Issue]) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > 200:
+        issues.append(Issue("text of at most 200 characters", where))
+        return ""
+    return value.strip()
 
 
 # A budget shorter than this could not hold one call and its retry; longer than this

@@ -563,15 +563,19 @@ class SqlExchangeStore:
             ),
         )
 
-    def ids_in_state(self, state: ExchangeState, *, updated_before: datetime) -> list[ExchangeId]:
+    def ids_in_state(
+        self,
+        state: ExchangeState,
+        *,
+        updated_before: datetime,
+        partner_id: PartnerId | None = None,
+    ) -> list[ExchangeId]:
+        where = [exchanges.c.state == state.value, exchanges.c.updated_at < updated_before]
+        if partner_id is not None:
+            where.append(exchanges.c.partner_id == partner_id)
+        query = select(exchanges.c.id).where(*where).order_by(exchanges.c.updated_at)
         with self._reader.connect() as connection:
-            return list(
-                connection.execute(
-                    select(exchanges.c.id).where(
-                        exchanges.c.state == state.value, exchanges.c.updated_at < updated_before
-                    )
-                ).scalars()
-            )
+            return list(connection.execute(query).scalars())
 
     def compartments_held(
         self, client_id: ClientId, member_key: str, *, other_than: str

@@ -40,7 +40,7 @@ from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts
-from payerbridge.oversight.ports import Oversight
+from payerbridge.oversight.ports import Oversight, PartnerCalls
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
@@ -55,6 +55,7 @@ from payerbridge.security.udap import ServerIdentity
 from payerbridge.store.engines import WalCheckpointer
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_files, refresh_statistics
+from payerbridge.store.partner_health import SqlPartnerCalls
 from payerbridge.store.refusals import SqlRefusalCounts
 from payerbridge.store.sealed_columns import SqlSealedData
 from payerbridge.store.unit_of_work import SqlTransactions
@@ -135,6 +136,12 @@ class Platform:
     checkpointer: WalCheckpointer | None = None  # SQLite only
     # Refused $member-match and $bulk-member-match calls, counted (ADR 0045).
     refusals: RefusalCounts[UnitOfWork] = field(default_factory=SqlRefusalCounts)
+
+    @property
+    def partner_calls(self) -> PartnerCalls:
+        """Each partner's recent calls and probes, for its health (read from the audit
+        trail on the reader)."""
+        return SqlPartnerCalls(self.engine, reader=self.reader)
 
     @property
     def us(self) -> Organization:

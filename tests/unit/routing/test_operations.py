@@ -122,6 +122,10 @@ def test_a_document_round_trips() -> None:
         ],
         "rate_limit": {"requests": 120, "per_seconds": 60.0},
         "exchange_budget_seconds": 3600.0,
+        "contacts": [
+            {"name": "Interop desk", "email": "interop@old.example", "phone": None},
+            {"name": "On call", "email": None, "phone": "+1 555 0100"},
+        ],
     }
     operations = parse_operations(document)
     assert operations.status is PartnerStatus.SUSPENDED
@@ -211,3 +215,23 @@ def test_a_rate_limit_that_is_not_a_count_per_seconds_is_refused(bad: object) ->
     with pytest.raises(InvalidInput) as caught:
         parse_operations({"rate_limit": bad})
     assert caught.value.issues[0].expression == "rate_limit"
+
+
+def test_a_contact_has_a_name_and_a_way_to_reach_it() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_operations(
+            {
+                "contacts": [
+                    {"name": "", "email": "a@b.example"},
+                    {"name": "Desk"},
+                    {"name": "Desk", "email": "not an address", "phone": "call me"},
+                ]
+            }
+        )
+    where = sorted(issue.expression for issue in refused.value.issues)
+    assert where == [
+        "contacts[0].name",
+        "contacts[1]",
+        "contacts[2].email",
+        "contacts[2].phone",
+    ]

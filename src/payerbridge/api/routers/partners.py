@@ -4,16 +4,18 @@ API lives and how we get a token from them. Every change is audited with what ch
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.clock import utcnow
 from payerbridge.exchange.breaker import BreakerState, as_seen
+from payerbridge.exchange.bulk_replay import replay_partner_dead_letters
 from payerbridge.logging import current_request_id
+from payerbridge.oversight.partner_health import HealthPolicy, partners_health
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.enrolment import (
     enrol_partner,
@@ -24,6 +26,7 @@ from payerbridge.routing.enrolment import (
 from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerAuth
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import PartnerId
+from payerbridge.workflows.exchange import enqueue_exchange
 
 __all__ = ["router"]
 
@@ -201,3 +204,49 @@ def put_operations(
         platform.breakers.get(partner.fhir_base),
         platform.partners.capabilities(partner.id),
     )
+
+
+@router.get(
+    "/{partner_id}/health",
+    responses={404: {"description": "No such partner"}, **_AUTH_ERRORS},
+)
+def get_health(partner_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
+    """Operators only: the partner's health now (``up``, ``degraded``, ``down`` or
+    ``maintenance``) and why, from its breaker as it stands, its maintenance windows and
+    the calls made to it over the last hour (exchanges' calls and the breaker's probes):
+    the last answered one, the error mix, the p95 latency of answered calls."""
+    partner = registered(platform.partners, PartnerId(partner_id))
+    now = utcnow()
+    policy = HealthPolicy()
+    calls = platform.partner_calls.calls_since(now - policy.window)
+    breakers = {partner.fhir_base: platform.breakers.get(partner.fhir_base)}
+    health = partners_health([partner], breakers, calls, now, policy)[partner.id]
+    return {"partner_id": partner.id, "at": utc_iso(now), **health.to_json()}
+
+
+@router.post(
+    "/{partner_id}/dead-letters/$replay",
+    responses={404: {"description": "No such partner"}, **_AUTH_ERRORS},
+)
+def replay_dead_letters(
+    partner_id: str,
+    platform: PlatformDep,
+    operator: OperatorDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> dict[str, Any]:
+    """Operators only: replay every exchange with the partner that is dead-lettered now
+    (after its outage), each as ``POST /exchanges/{id}/$replay`` would; audited on the
+    partner (``partner.dead-letters-replayed``). The same Idempotency-Key sent again
+    replays nothing it already replayed."""
+    partner = registered(platform.partners, PartnerId(partner_id))
+    done = replay_partner_dead_letters(
+        platform.exchange_ports,
+        partner.id,
+        actor=operator.client_id,
+        replay_key=idempotency_key.strip()[:120] if idempotency_key else None,
+        request_id=current_request_id(),
+    )
+    for exchange_id in done.replayed:
+        record = platform.exchanges.current(exchange_id)
+        enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
+    return done.to_json()

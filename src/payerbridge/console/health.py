@@ -1,0 +1,113 @@
+"""Partner health, for operators: each partner's state (up, degraded, down, in
+maintenance) and why, its last success, error mix and p95 latency over the last hour, its
+breaker and next probe, and its dead letters, every one replayed in one action (the same
+use case as ``POST /partners/{id}/dead-letters/$replay``, audited with the operator as the
+actor; a key made with the page, so the same form sent twice replays once)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from payerbridge.bootstrap import Platform
+from payerbridge.console.auth import FormDep, IntervenerDep, PartnersDep, PlatformDep
+from payerbridge.console.pages import render
+from payerbridge.exchange.bulk_replay import replay_partner_dead_letters
+from payerbridge.exchange.model import ExchangeState
+from payerbridge.logging import current_request_id
+from payerbridge.oversight.partner_health import (
+    HealthPolicy,
+    HealthState,
+    PartnerHealth,
+    partners_health,
+)
+from payerbridge.routing.enrolment import registered
+from payerbridge.types import PartnerId
+from payerbridge.workflows.exchange import enqueue_exchange
+
+__all__ = ["health_summary", "router"]
+
+router = APIRouter()
+
+
+def read_health(platform: Platform, now: datetime) -> dict[PartnerId, PartnerHealth]:
+    """Every registered partner's health at ``now``."""
+    policy = HealthPolicy()
+    calls = platform.partner_calls.calls_since(now - policy.window)
+    return partners_health(platform.partners.list(), platform.breakers.all(), calls, now, policy)
+
+
+def health_summary(platform: Platform, now: datetime) -> dict[str, Any]:
+    """The dashboard's card: partners by state, and those not up by name."""
+    found = read_health(platform, now)
+    counts = {state.value: 0 for state in HealthState}
+    for health in found.values():
+        counts[health.state.value] += 1
+    troubled = sorted(
+        (partner_id, health.state.value)
+        for partner_id, health in found.items()
+        if health.state is not HealthState.UP
+    )
+    return {"counts": counts, "troubled": troubled}
+
+
+@router.get("/health")
+def health_page(request: Request, platform: PlatformDep, found: PartnersDep) -> Response:
+    now = platform.operators.clock()
+    healths = read_health(platform, now)
+    letters_before = now + timedelta(microseconds=1)
+    rows = [
+        {
+            "partner": partner,
+            "health": healths[partner.id],
+            "dead_letters": len(
+                platform.exchanges.ids_in_state(
+                    ExchangeState.DEAD_LETTERED,
+                    updated_before=letters_before,
+                    partner_id=partner.id,
+                )
+            ),
+        }
+        for partner in platform.partners.list()
+    ]
+    context: dict[str, Any] = {
+        "rows": rows,
+        "now": now,
+        "window_minutes": int(HealthPolicy().window.total_seconds() // 60),
+        "replay_key": secrets.token_urlsafe(16),
+        "notice": _notice(request),
+    }
+    return render(request, found, "health.html", context, active="health")
+
+
+def _notice(request: Request) -> str | None:
+    partner, count = request.query_params.get("partner"), request.query_params.get("count")
+    if request.query_params.get("done") == "replayed" and partner and count and count.isdigit():
+        return f"{int(count)} dead letter(s) of {partner[:64]} replayed: a worker resumes them"
+    return None
+
+
+@router.post("/partners/{partner_id}/dead-letters/replay")
+def replay_dead_letters(
+    partner_id: str, platform: PlatformDep, found: IntervenerDep, form: FormDep
+) -> Response:
+    partner = registered(platform.partners, PartnerId(partner_id[:64]))
+    key = form.get("replay_key")
+    done = replay_partner_dead_letters(
+        platform.exchange_ports,
+        partner.id,
+        actor=found.actor,
+        replay_key=key[:64] if isinstance(key, str) and key else None,
+        request_id=current_request_id(),
+    )
+    for exchange_id in done.replayed:
+        record = platform.exchanges.current(exchange_id)
+        enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
+    return RedirectResponse(
+        f"/console/health?done=replayed&partner={partner.id}&count={len(done.replayed)}",
+        status_code=303,
+    )

@@ -1,0 +1,200 @@
+"""A partner's health (pure): up, degraded, down or in maintenance, derived from what the
+platform already keeps: its breaker as it stands now (``exchange.breaker.as_seen``), its
+maintenance windows, and the calls made to it over a recent window (exchanges' partner
+calls and the breaker's probes, as the audit trail keeps them).
+
+    in maintenance  a window of its operations holds it now (whatever the calls say)
+    down            its breaker is not closed, or every call of the last minutes (the
+                    policy's ``state_window``) went unanswered
+    degraded        some of those went unanswered (at least ``degraded_share``), failures in a
+                    row are counted on a closed breaker, or the p95 latency (over the
+                    longer ``window``, like the last success and the error mix) is
+                    over ``slow_ms``
+    up              otherwise, a window without calls included
+
+A call the partner answered, refusal included (no match, a consent refusal, a 4xx), is
+the partner being up: only an unanswered call (unreachable, timed out, a 5xx or 429)
+counts against its health.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from payerbridge.exchange.breaker import BreakerState, BreakerStatus, as_seen
+from payerbridge.routing.model import Partner
+from payerbridge.types import PartnerId
+
+__all__ = [
+    "CallSample",
+    "HealthPolicy",
+    "HealthState",
+    "PartnerHealth",
+    "derive_health",
+    "p95",
+    "partners_health",
+]
+
+
+class HealthState(StrEnum):
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+    MAINTENANCE = "maintenance"
+
+
+@dataclass(frozen=True)
+class CallSample:
+    """One call to the partner: ``answered`` False when no answer came (or a 5xx/429);
+    ``kind`` names what came back for the error mix (``answered``, ``refused``, an error's
+    name or ``http 503``); ``probe`` when the breaker's probe made it."""
+
+    at: datetime
+    answered: bool
+    latency_ms: int
+    kind: str
+    probe: bool = False
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    window: timedelta = timedelta(hours=1)  # last success, error mix, p95
+    state_window: timedelta = timedelta(minutes=5)  # the calls the state is judged on
+    degraded_share: float = 0.1
+    slow_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class PartnerHealth:
+    state: HealthState
+    breaker: BreakerState
+    calls: int
+    unanswered: int
+    last_success_at: datetime | None
+    latency_p95_ms: int | None
+    error_mix: dict[str, int] = field(default_factory=dict)
+    maintenance_until: datetime | None = None
+    maintenance_reason: str | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def next_probe_at(self) -> datetime | None:
+        return self.breaker.next_probe_at
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "state": self.state.value,
+            "reasons": list(self.reasons),
+            "calls": self.calls,
+            "unanswered": self.unanswered,
+            "last_success_at": iso(self.last_success_at),
+            "latency_p95_ms": self.latency_p95_ms,
+            "error_mix": dict(self.error_mix),
+            "breaker": {
+                "status": self.breaker.status.value,
+                "consecutive_failures": self.breaker.consecutive_failures,
+                "next_probe_at": iso(self.breaker.next_probe_at),
+            },
+            "maintenance": (
+                {"until": iso(self.maintenance_until), "reason": self.maintenance_reason}
+                if self.maintenance_until
+                else None
+            ),
+        }
+
+
+def p95(latencies: Sequence[int]) -> int | None:
+    """The 95th percentile (nearest rank) of ``latencies``; None when there are none."""
+    if not latencies:
+        return None
+    ordered = sorted(latencies)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def derive_health(
+    breaker: BreakerState,
+    calls: Sequence[CallSample],
+    *,
+    maintenance: tuple[datetime, str] | None,
+    last_success_before: datetime | None,
+    now: datetime,
+    policy: HealthPolicy = HealthPolicy(),  # noqa: B008 (frozen)
+) -> PartnerHealth:
+    """The partner's health at ``now``. ``breaker``: as seen at ``now``; ``calls``: those
+    of the policy's window (older ones are left out here too); ``last_success_before``:
+    its last answered call before the window, if the caller knows it."""
+    recent = [c for c in calls if now - policy.window <= c.at <= now]
+    answered = [c for c in recent if c.answered]
+    unanswered = len(recent) - len(answered)
+    latency = p95([c.latency_ms for c in answered])
+    last_success = max((c.at for c in answered), default=last_success_before)
+    mix = Counter(c.kind for c in recent if c.kind != "answered")
+    latest = [c for c in recent if now - policy.state_window <= c.at]
+    state, reasons = _judge(breaker, latest, latency, maintenance, policy)
+    return PartnerHealth(
+        state=state,
+        breaker=breaker,
+        calls=len(recent),
+        unanswered=unanswered,
+        last_success_at=last_success,
+        latency_p95_ms=latency,
+        error_mix=dict(sorted(mix.items())),
+        maintenance_until=maintenance[0] if maintenance else None,
+        maintenance_reason=maintenance[1] if maintenance else None,
+        reasons=reasons,
+    )
+
+
+def _judge(
+    breaker: BreakerState,
+    recent: Sequence[CallSample],
+    latency: int | None,
+    maintenance: tuple[datetime, str] | None,
+    policy: HealthPolicy,
+) -> tuple[HealthState, tuple[str, ...]]:
+    if maintenance is not None:
+        return HealthState.MAINTENANCE, (f"in maintenance: {maintenance[1]}",)
+    if breaker.status is not BreakerStatus.CLOSED:
+        return HealthState.DOWN, (f"breaker {breaker.status.value}",)
+    unanswered = sum(1 for c in recent if not c.answered)
+    if recent and unanswered == len(recent):
+        return HealthState.DOWN, (f"none of {len(recent)} calls answered",)
+    reasons: list[str] = []
+    if recent and unanswered / len(recent) >= policy.degraded_share:
+        reasons.append(f"{unanswered} of {len(recent)} calls unanswered")
+    if breaker.consecutive_failures:
+        reasons.append(f"{breaker.consecutive_failures} failures in a row")
+    if latency is not None and latency > policy.slow_ms:
+        reasons.append(f"p95 {latency} ms over {policy.slow_ms} ms")
+    return (HealthState.DEGRADED if reasons else HealthState.UP), tuple(reasons)
+
+
+def partners_health(
+    partners: Sequence[Partner],
+    breakers: Mapping[str, BreakerState],
+    calls: Mapping[str, Sequence[CallSample]],
+    now: datetime,
+    policy: HealthPolicy = HealthPolicy(),  # noqa: B008 (frozen)
+) -> dict[PartnerId, PartnerHealth]:
+    """Each partner's health at ``now`` from its endpoint's breaker (as recorded: seen
+    here at ``now``), its calls (by partner id) and its maintenance windows."""
+    return {
+        partner.id: derive_health(
+            as_seen(breakers.get(partner.fhir_base) or BreakerState(), now),
+            calls.get(partner.id, ()),
+            maintenance=partner.operations.in_maintenance(now),
+            last_success_before=None,
+            now=now,
+            policy=policy,
+        )
+        for partner in partners
+    }
