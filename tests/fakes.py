@@ -773,9 +773,12 @@ class InMemoryConsentStore:
         ]
 
     def for_members(
-        self, member_ids: Sequence[str], role: ConsentRole
+        self, member_ids: Sequence[str], role: ConsentRole, *, resources: bool = True
     ) -> dict[str, list[StoredConsent]]:
-        return {member: self.for_member(member, role) for member in member_ids}
+        found = {member: self.for_member(member, role) for member in member_ids}
+        if resources:
+            return found
+        return {m: [dataclasses.replace(c, resource={}) for c in cs] for m, cs in found.items()}
 
     def members_disclosed_to(self, client_id: str) -> list[str]:
         return sorted(

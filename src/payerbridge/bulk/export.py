@@ -280,7 +280,10 @@ class _ChunkDecision:
         self._positions = {patient_id: position for position, patient_id in chunk}
         patients = list(self._positions)
         self._types = ports.members.resource_types_of(patients)
-        self._consents = _Read(ports.consents.for_members(patients, ConsentRole.DISCLOSE))
+        # The decisions read the consents' records: their resources are left unopened.
+        self._consents = _Read(
+            ports.consents.for_members(patients, ConsentRole.DISCLOSE, resources=False)
+        )
         self._shared = _SharedOnce(ports.members)
         self._seen_shared: SeenShared = {}  # each shared resource judged once a chunk
         self._decided: set[MemberId] = set()

@@ -31,9 +31,11 @@ class ConsentStore(ConsentReader, Protocol):
     def get(self, consent_id: str) -> StoredConsent | None: ...
 
     def for_members(
-        self, member_ids: Sequence[MemberId], role: ConsentRole
+        self, member_ids: Sequence[MemberId], role: ConsentRole, *, resources: bool = True
     ) -> dict[MemberId, list[StoredConsent]]:
-        """``for_member`` of many members in one read (a bulk job's chunk)."""
+        """``for_member`` of many members in one read (a bulk job's chunk); without
+        ``resources``, each consent's ``resource`` is left unread (``{}``): a decision
+        reads the records alone, and opening every member's Consent cost more than it."""
         ...
 
     def members_disclosed_to(self, client_id: ClientId) -> list[MemberId]:

@@ -74,7 +74,7 @@ class ConsentSql(DialectSql):
         return self.bound(values, _TIMESTAMPS)
 
 
-def _stored(row: Any, keys: AtRest) -> StoredConsent:
+def _stored(row: Any, keys: AtRest, *, resource: bool = True) -> StoredConsent:
     record = ConsentRecord(
         consent_id=ConsentId(row.id),
         member_id=MemberId(row.member_id),
@@ -95,7 +95,9 @@ def _stored(row: Any, keys: AtRest) -> StoredConsent:
         role=ConsentRole(row.role),
         partner_id=None if row.partner_id is None else PartnerId(row.partner_id),
         source_reference=row.source_reference,
-        resource=orjson.loads(keys.open(row.resource, CONSENT_RESOURCE, row.id)),
+        resource=orjson.loads(keys.open(row.resource, CONSENT_RESOURCE, row.id))
+        if resource
+        else {},
         created_at=row.created_at,
     )
 
@@ -143,7 +145,7 @@ class SqlConsentStore:
         return [_stored(row, at_rest(self._reader)) for row in rows]
 
     def for_members(
-        self, member_ids: Sequence[MemberId], role: ConsentRole
+        self, member_ids: Sequence[MemberId], role: ConsentRole, *, resources: bool = True
     ) -> dict[MemberId, list[StoredConsent]]:
         found: dict[MemberId, list[StoredConsent]] = {member: [] for member in member_ids}
         if not found:
@@ -156,7 +158,7 @@ class SqlConsentStore:
             ).all()
         keys = at_rest(self._reader)
         for row in rows:
-            found[row.member_id].append(_stored(row, keys))
+            found[row.member_id].append(_stored(row, keys, resource=resources))
         return found
 
     def members_disclosed_to(self, client_id: ClientId) -> list[MemberId]:
