@@ -10,6 +10,7 @@ Screenshots are kept in ``test-artifacts/screenshots/`` (git-ignored). Without
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -332,6 +333,12 @@ def test_an_operator_sees_a_partner_go_down_and_come_back_and_replays_its_dead_l
     with payer.client_with(payer.register_client("health", scope=OPERATOR_SCOPE)) as admin:
         again = admin.post("/partners/flaky/dead-letters/$replay", headers=new_key())
         assert again.status_code == 200 and again.json()["replayed"] == [], again.text
+    shown = payer.cli("partners", "health", "flaky")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["state"] in ("up", "degraded")
+    replayed_by_cli = payer.cli("partners", "replay-dead-letters", "flaky", "--key", "k1")
+    assert replayed_by_cli.returncode == 0, replayed_by_cli.stderr
+    assert "0 dead letter(s) of flaky replayed" in replayed_by_cli.stdout
     with payer.platform() as platform:
         events = platform.oversight.last_event("Partner", "flaky", "partner.dead-letters-replayed")
     assert events is not None and events["actor"] == "console:ops"

@@ -7,6 +7,7 @@ actor; a key made with the page, so the same form sent twice replays once)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,19 +27,23 @@ from payerbridge.oversight.partner_health import (
     partners_health,
 )
 from payerbridge.routing.enrolment import registered
+from payerbridge.routing.model import Partner
 from payerbridge.types import PartnerId
 from payerbridge.workflows.exchange import enqueue_exchange
 
-__all__ = ["health_summary", "router"]
+__all__ = ["health_summary", "read_health", "router"]
 
 router = APIRouter()
 
 
-def read_health(platform: Platform, now: datetime) -> dict[PartnerId, PartnerHealth]:
-    """Every registered partner's health at ``now``."""
+def read_health(
+    platform: Platform, now: datetime, partners: Sequence[Partner] | None = None
+) -> dict[PartnerId, PartnerHealth]:
+    """The health at ``now`` of ``partners`` (every registered partner's by default)."""
     policy = HealthPolicy()
     calls = platform.partner_calls.calls_since(now - policy.window)
-    return partners_health(platform.partners.list(), platform.breakers.all(), calls, now, policy)
+    chosen = platform.partners.list() if partners is None else partners
+    return partners_health(chosen, platform.breakers.all(), calls, now, policy)
 
 
 def health_summary(platform: Platform, now: datetime) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from payerbridge.bootstrap import Platform
 from payerbridge.console.auth import FormDep, IntervenerDep, PartnersDep, PlatformDep
+from payerbridge.console.health import read_health
 from payerbridge.console.pages import render
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
 from payerbridge.exchange.breaker import BreakerState, as_seen
@@ -90,6 +91,7 @@ def _partner_view(
         "contact_rows": _CONTACT_ROWS,
         "maintenance": partner.operations.in_maintenance(now),
         "recent": platform.oversight.partner_exchanges(now - timedelta(days=1)).get(partner.id, {}),
+        "health": read_health(platform, now, [partner])[partner.id],
         "notice": notice,
         "error": error,
     }
