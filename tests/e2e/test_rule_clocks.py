@@ -43,8 +43,15 @@ from tests.servers import ALL_SCOPES, ServerProcess, free_port
 
 PLAN = ZoneInfo("America/New_York")  # the shipped calendar's zone
 # What an old payer that does not answer holds a pull up with, by how far it got when the
-# clock moved on: its calls failing, its breaker open, the exchange's budget spent.
-OUTAGE = {"partner-unavailable", "attempts-exhausted", "circuit-open", "budget-exhausted"}
+# clock moved on: its calls failing, its breaker open, the exchange's budget spent, its
+# deadline passed (ADR 0047: exchanges try until their deadline).
+OUTAGE = {
+    "partner-unavailable",
+    "attempts-exhausted",
+    "circuit-open",
+    "budget-exhausted",
+    "deadline-exceeded",
+}
 
 
 class Clock:
