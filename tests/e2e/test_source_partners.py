@@ -268,7 +268,10 @@ def test_a_source_down_mid_request_is_named_and_asking_again_completes(
         issue = outcome["issue"][0]
         assert issue["details"]["coding"][0]["system"] == COMPLETENESS_SYSTEM
         assert {"url": SOURCE_EXTENSION, "valueString": LIVE_SOURCE} in issue["extension"]
-        assert set(issue["expression"]) & {"Condition", "Observation", "Encounter"}
+        # The types missed may be named across several issues: one per way they were
+        # missed (not read within the budget, a call that timed out), as the load decides.
+        named = {e for each in outcome["issue"] for e in each.get("expression", [])}
+        assert named & {"Condition", "Observation", "Encounter"}, outcome
         again = http.get(f"/fhir/{member}/$everything", timeout=30)
         assert again.status_code == 200, again.text
         assert _completeness(again.json()) is None
