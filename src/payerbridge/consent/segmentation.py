@@ -37,7 +37,6 @@ them and reports them, and :func:`supported_policies` tells ``policy.evaluate`` 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from typing import Any
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSets
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.consent.recognition import CategoryIndex, categories_and_json, categories_in
-from payerbridge.fhir.resources import iter_references
+from payerbridge.fhir.resources import iter_references, references_of
 from payerbridge.json_paths import ElementPath, element_path
 
 __all__ = [
@@ -125,13 +124,6 @@ PROGRAM_TYPES = frozenset({"HealthcareService", "Location", "Organization", "Pra
 # Types kept without their reference to a program: the member, and another organization
 # (a parent or a unit in an org chart is judged by what it is itself).
 _KEEP_LINKS_TO_PROGRAMS = frozenset({"Patient", "Organization"})
-_REFERENCES_IN_JSON = re.compile(rb'"reference":"([^"\\]*)"')
-# References to a program, site or role (``Type/id``, relative or absolute), from JSON.
-_PROGRAM_REFERENCES_IN_JSON = re.compile(
-    rb'"reference":"((?:[^"\\]*/)?(?:'
-    + b"|".join(t.encode() for t in sorted(PROGRAM_TYPES))
-    + rb')/[^"\\]*)"'
-)
 _ENCOUNTER_REASONS = ("diagnosis.condition", "reasonReference")
 _CARE_CONTEXT = ("encounter", "item.encounter", "context")
 _PROVENANCE_TARGET = (element_path("target"),)
@@ -277,7 +269,7 @@ def judge(
         about_all,
         recorded_in,
         resource_type in PROGRAM_TYPES and not policy.program_categories.isdisjoint(names),
-        _program_references(resource, raw) if references is None else _programs(references),
+        _programs(references_of(resource, raw) if references is None else references),
     )
 
 
@@ -294,18 +286,6 @@ def _programs(references: Iterable[str]) -> tuple[str, ...]:
         if key is not None and key.partition("/")[0] in PROGRAM_TYPES:
             found.append(key)
     return tuple(found)
-
-
-def _program_references(resource: Mapping[str, Any], raw: bytes | None) -> tuple[str, ...]:
-    """``Type/id`` of every program, site or role ``resource`` refers to, read from its
-    JSON ``raw`` in C (walked when a reference has an escape or JSON could not hold it)."""
-    if raw is None or (
-        b"\\" in raw and len(_REFERENCES_IN_JSON.findall(raw)) != raw.count(b'"reference":"')
-    ):  # a reference JSON escapes: the regular expressions would not read it
-        references = list(iter_references(resource))
-    else:
-        references = [r.decode() for r in _PROGRAM_REFERENCES_IN_JSON.findall(raw)]
-    return _programs(references)
 
 
 def withheld_among(
