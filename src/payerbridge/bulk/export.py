@@ -26,7 +26,7 @@ import orjson
 
 from payerbridge import big_json
 from payerbridge.audit.model import AuditEvent
-from payerbridge.bulk.member_match import BulkPorts, BulkRules, job_event
+from payerbridge.bulk.member_match import BulkPorts, job_event
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import ExportedMember, LineRead, OutputLine
 from payerbridge.consent.model import ConsentPolicy, ConsentRole, Requester, StoredConsent
@@ -35,6 +35,7 @@ from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.everything import (
     EverythingQuery,
     SeenShared,
+    judged_by,
     plan_everything,
     released_now,
 )
@@ -343,7 +344,7 @@ class _ChunkDecision:
                 patient_id,
                 policy.value,
                 tuple(plan.withheld),
-                judged_by(rules),
+                judged_by(rules.segmentation, rules.scope),
                 plan.withheld_count,
             )
         )
@@ -491,7 +492,7 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
     """One file of a completed export, as it may go now: a page of lines per item (each
     item is a hop to and from the thread that reads the database, so not one per line)."""
     segmentation, scope = ports.rules.segmentation, ports.rules.scope
-    code_sets = judged_by(ports.rules)
+    code_sets = judged_by(ports.rules.segmentation, ports.rules.scope)
     after = 0
     while True:
         page = ports.jobs.line_page(job.id, file.type, after=after, count=_PAGE_LINES)
@@ -524,12 +525,6 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
             out.append(b"")  # the page's last line ends too
             yield b"\n".join(out)
         after = page[-1].seq
-
-
-def judged_by(rules: BulkRules) -> str:
-    """What a member's lines were judged and shaped by: the sensitive code sets and the
-    data scope (a line written under others is released again as it may go now)."""
-    return f"{rules.segmentation.code_sets.label} {rules.scope.label}"
 
 
 def _as_written(line: LineRead, code_sets: str) -> bool:

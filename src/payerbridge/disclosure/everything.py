@@ -53,6 +53,7 @@ __all__ = [
     "PageEntry",
     "SeenShared",
     "Snapshot",
+    "judged_by",
     "released_now",
     "released_on_page",
     "everything_page",
@@ -513,6 +514,13 @@ def released_on_page(
         )
         if released is not None:
             yield mode, released
+
+
+def judged_by(segmentation: SegmentationPolicy, scope: DataScope) -> str:
+    """What a decision was judged and shaped by: the sensitive code sets and the data
+    scope. What a decision kept (a snapshot's entries, a bulk export's lines) is judged
+    again when those in force are others."""
+    return f"{segmentation.code_sets.label} {scope.label}"
 
 
 def released_now(

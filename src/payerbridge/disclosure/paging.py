@@ -28,6 +28,7 @@ from payerbridge.disclosure.everything import (
     EverythingQuery,
     Snapshot,
     grants,
+    judged_by,
     released_on_page,
 )
 from payerbridge.disclosure.grants import Granted, LeftOut, on_page
@@ -181,7 +182,7 @@ def first_page(
         query=asked.query,
         withheld=plan.withheld,
         path=asked.path,
-        judged_by=judged_by(ports.rules),
+        judged_by=judged_by(ports.rules.segmentation, ports.rules.scope),
     )
     with ports.transactions.begin() as saving:  # committed: its pages are read back
         ports.snapshots.save(saving, snapshot, plan.entries)
@@ -307,7 +308,7 @@ def _page(
     # Those still at the version the decision judged, by what judges now, stand as judged.
     as_judged = (
         {_ref(resource) for _, _, resource, same in rows if same and resource is not None}
-        if snapshot.judged_by is not None and snapshot.judged_by == judged_by(ports.rules)
+        if snapshot.judged_by == judged_by(ports.rules.segmentation, ports.rules.scope)
         else frozenset()
     )
     allowed, denied = on_page(
@@ -346,12 +347,6 @@ def _page(
         removed=tuple(sorted(removed)),
     )
     return page, len(released), removed
-
-
-def judged_by(rules: PagingRules) -> str:
-    """What a snapshot's records were judged by: the sensitive code sets and the data
-    scope (a page under others judges its records again)."""
-    return f"{rules.segmentation.code_sets.label} {rules.scope.label}"
 
 
 def _ref(resource: dict[str, Any]) -> str:
