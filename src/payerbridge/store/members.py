@@ -173,15 +173,11 @@ def _write_rows(
 def with_meta(row: Any, keys: AtRest) -> dict[str, Any]:
     """The resource of a row (``ref``, ``body``, ``version_id``, ``last_updated``), opened
     and with its ``meta`` filled."""
-    resource: dict[str, Any] = orjson.loads(keys.open(row.body, RESOURCE_BODY, row.ref))
-    meta = resource.get("meta")
-    if type(meta) is not dict:
-        meta = dict(meta or {})
-        resource["meta"] = meta
-    # Otherwise just parsed, so ours: filled in place, not copied.
-    meta["versionId"] = str(row.version_id)
-    meta["lastUpdated"] = _last_updated(row.last_updated)
-    return resource
+    return _filled(
+        keys.open(row.body, RESOURCE_BODY, row.ref),
+        row.version_id,
+        _last_updated(row.last_updated),
+    )
 
 
 def opened_row(
@@ -189,13 +185,19 @@ def opened_row(
 ) -> dict[str, Any]:
     """``with_meta`` of a row read by DB-API: ``stamp`` is its ``last_updated`` as the
     driver gives it."""
-    resource: dict[str, Any] = orjson.loads(keys.open(body, RESOURCE_BODY, ref))
+    return _filled(keys.open(body, RESOURCE_BODY, ref), version_id, _stamp(sql, stamp))
+
+
+def _filled(opened: bytes, version_id: int, last_updated: str) -> dict[str, Any]:
+    """The resource of an opened body, with its ``meta`` filled from its row's columns."""
+    resource: dict[str, Any] = orjson.loads(opened)
     meta = resource.get("meta")
     if type(meta) is not dict:
         meta = dict(meta or {})
         resource["meta"] = meta
+    # Otherwise just parsed, so ours: filled in place, not copied.
     meta["versionId"] = str(version_id)
-    meta["lastUpdated"] = _stamp(sql, stamp)
+    meta["lastUpdated"] = last_updated
     return resource
 
 
