@@ -66,7 +66,7 @@ from payerbridge.routing.model import Organization, Partner
 from payerbridge.security.model import BULK_MEMBER_MATCH_SCOPES
 from payerbridge.types import ClientId, MemberId, PartnerId
 from payerbridge_tools.bench.identity_data import IdentitySet, Relationship, generate_identity_set
-from payerbridge_tools.bench.machine import machine_lines
+from payerbridge_tools.bench.machine import machine_lines, process_cpu_seconds
 
 __all__ = [
     "KICK_OFF_MEMBERS",
@@ -417,7 +417,7 @@ class _Server:
 
     def cpu_seconds(self) -> float:
         """CPU time (user and system) the processes have spent so far, added up."""
-        return sum(_process_cpu_seconds(pid) for pid in self.pids)
+        return sum(process_cpu_seconds(pid) for pid in self.pids)
 
 
 def _process_memory_mb(pid: int, field_name: str) -> float:
@@ -425,11 +425,6 @@ def _process_memory_mb(pid: int, field_name: str) -> float:
         if line.startswith(f"{field_name}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_busy_seconds() -> float:

@@ -26,7 +26,7 @@ import httpx
 import orjson
 from joserfc.jwk import ECKey
 
-from payerbridge_tools.bench.machine import machine_lines
+from payerbridge_tools.bench.machine import machine_lines, process_cpu_seconds
 
 __all__ = ["EverythingRun", "report_markdown", "run_everything_benchmark"]
 
@@ -127,12 +127,6 @@ def _serve(data_dir: Path, env: dict[str, str], port: int) -> subprocess.Popen[b
     raise RuntimeError(f"the server in {data_dir} did not start")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU of a process so far (``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -203,7 +197,7 @@ def _one_run(size: int, page_size: int) -> EverythingRun:
         new = _serve(new_dir, new_env, new_port)
         processes.append(new)
         old_before, new_before = _peak_rss_mb(old.pid), _peak_rss_mb(new.pid)
-        old_cpu, new_cpu = _cpu_seconds(old.pid), _cpu_seconds(new.pid)
+        old_cpu, new_cpu = process_cpu_seconds(old.pid), process_cpu_seconds(new.pid)
         started = time.perf_counter()
         with httpx.Client(
             base_url=f"http://127.0.0.1:{new_port}",
@@ -244,8 +238,8 @@ def _one_run(size: int, page_size: int) -> EverythingRun:
             old_rss_peak_mb=_peak_rss_mb(old.pid),
             new_rss_before_mb=new_before,
             new_rss_peak_mb=_peak_rss_mb(new.pid),
-            old_cpu_seconds=_cpu_seconds(old.pid) - old_cpu,
-            new_cpu_seconds=_cpu_seconds(new.pid) - new_cpu,
+            old_cpu_seconds=process_cpu_seconds(old.pid) - old_cpu,
+            new_cpu_seconds=process_cpu_seconds(new.pid) - new_cpu,
         )
     finally:
         for process in processes:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["machine_lines"]
+__all__ = ["machine_lines", "process_cpu_seconds"]
 
 _PACKAGES = (
     "payerbridge",
@@ -97,3 +97,9 @@ def machine_lines() -> list[str]:
         f"- memory speed: {memory_reference_ns():.0f} ns per read of a 4M-item list at "
         "random places, pure Python, best of 3 (lower is faster)",
     ]
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
