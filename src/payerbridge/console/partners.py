@@ -161,14 +161,7 @@ def set_status(
             "status": status,
             "note": note if status == "suspended" else None,
         }
-        set_operations(
-            partner.id,
-            document,
-            registry=platform.partners,
-            transactions=platform.transactions,
-            actor=found.actor,
-            request_id=current_request_id(),
-        )
+        _save_operations(platform, found, partner.id, document)
         return "suspended" if status == "suspended" else "resumed"
 
     return _act(request, platform, found, partner_id, run)
@@ -186,14 +179,7 @@ def set_windows_and_contacts(
             "maintenance": _maintenance_field(form.get("maintenance")),
             "contacts": _contact_rows(form),
         }
-        set_operations(
-            partner.id,
-            document,
-            registry=platform.partners,
-            transactions=platform.transactions,
-            actor=found.actor,
-            request_id=current_request_id(),
-        )
+        _save_operations(platform, found, partner.id, document)
         return "operations"
 
     return _act(request, platform, found, partner_id, run)
@@ -224,3 +210,18 @@ def _contact_rows(form: Any) -> list[dict[str, str | None]]:
 
 
 _CONTACT_ROWS = 10
+
+
+def _save_operations(
+    platform: Platform, found: SignedIn, partner_id: PartnerId, document: dict[str, Any]
+) -> None:
+    """The partner's operations document as an operator edited it (audited, before and
+    after, by ``set_operations``)."""
+    set_operations(
+        partner_id,
+        document,
+        registry=platform.partners,
+        transactions=platform.transactions,
+        actor=found.actor,
+        request_id=current_request_id(),
+    )
