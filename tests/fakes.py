@@ -583,6 +583,14 @@ class FakePartnerClient:
             return ProbeAnswer(False, None, "ConnectError", 1)
         return ProbeAnswer(True, 200, None, 1)
 
+    def check_token(self, partner: Partner) -> ProbeAnswer | None:
+        self.calls.append(("token", "check"))
+        if partner.client_id is None:
+            return None
+        if self.outages > 0:
+            return ProbeAnswer(False, None, "ConnectError", 1)
+        return ProbeAnswer(True, 200, None, 1)
+
     def _call(self, operation: str, key: str) -> None:
         self.calls.append((operation, key))
         if self.outages > 0:

@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = Field(
         default=30.0, gt=0, description="The probe interval of an open breaker."
     )
+    partner_check_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="A partner nothing was sent to for this long is checked (its "
+        "CapabilityStatement and token endpoint) by the upkeep sweep, so its health is "
+        "known while it is idle; 0: never.",
+    )
     partner_review_poll_seconds: float = Field(
         default=300.0,
         gt=0,

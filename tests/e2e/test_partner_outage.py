@@ -39,6 +39,9 @@ SETTINGS = {
     "PAYERBRIDGE_RETRY_MAX_DELAY_SECONDS": "0.5",
     "PAYERBRIDGE_RETRY_LONGEST_DELAY_SECONDS": "1",
     "PAYERBRIDGE_PARTNER_TIMEOUT_SECONDS": "1",
+    # Quiet partners checked within seconds (a day's sweep is every 30 s, a check 5 min).
+    "PAYERBRIDGE_UPKEEP_SWEEP_SECONDS": "2",
+    "PAYERBRIDGE_PARTNER_CHECK_SECONDS": "3",
 }
 ENDS = {"completed", "partial", "conflict", "failed", "blocked", "dead_lettered"}
 
@@ -200,9 +203,19 @@ def test_a_partner_down_past_the_deadline_dead_letters_with_deadline_exceeded(
     gone = f"http://127.0.0.1:{free_port()}/fhir"  # nobody listens: refused, unreachable
     with new.client() as client:
         register(client, "gone", gone, "1679576722")
-    budget = new.cli("partners", "operations", "gone", "--exchange-budget", "4s")
+    budget = new.cli(
+        "partners", "operations", "gone", "--exchange-budget", "4s",
+        "--contact", "Partner on-call;oncall@gone.example;", "--contact", "Desk;;+1 555 0100",
+    )  # fmt: skip
     assert budget.returncode == 0, budget.stderr
-    assert json.loads(budget.stdout)["exchange_budget_seconds"] == 4.0
+    shown = json.loads(budget.stdout)
+    assert shown["exchange_budget_seconds"] == 4.0
+    assert shown["contacts"] == [
+        {"name": "Partner on-call", "email": "oncall@gone.example", "phone": None},
+        {"name": "Desk", "email": None, "phone": "+1 555 0100"},
+    ]
+    nameless = new.cli("partners", "operations", "gone", "--contact", ";;+1 555 0100")
+    assert nameless.returncode != 0 and "a contact has a name" in nameless.stderr
     with new.client() as client:
         (request,) = requests_for(network, "gone", 1)
         location = _submit(client, request)
@@ -242,3 +255,35 @@ def test_a_partner_down_past_the_deadline_dead_letters_with_deadline_exceeded(
 
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_quiet_partners_are_checked_on_a_schedule_and_their_health_says_so(
+    outage: Outage,
+) -> None:
+    """No exchange runs with them: the sweep checks each one's capabilities and token
+    endpoint, and its health reads up, degraded (our credentials refused) or down."""
+    new, old = outage.new, outage.old
+    token_url = f"{old.base_url}/auth/token"
+    npi = "1679576722"
+    nobody = f"http://127.0.0.1:{free_port()}/fhir"
+    with new.client() as client:
+        register(client, "quiet", f"{old.base_url}/fhir", npi, "newplan", token_url)
+        register(client, "stranger", f"{old.base_url}/fhir", npi, "not-registered", token_url)
+        register(client, "vanished", nobody, npi)
+
+        def checked() -> dict[str, Any] | None:
+            found = {p: client.get(f"/partners/{p}/health").json() for p in _QUIET}
+            return found if all(h["calls"] for h in found.values()) else None
+
+        health = _wait_for(checked, 30, "the quiet partners were not checked")
+    quiet, stranger, vanished = (health[p] for p in _QUIET)
+    assert quiet["state"] == "up", quiet
+    assert quiet["last_success_at"] and quiet["unanswered"] == 0 and quiet["calls"] >= 2
+    assert stranger["state"] == "degraded", stranger
+    assert any("refused our credentials" in r for r in stranger["reasons"]), stranger
+    assert any(k.startswith("token refused") for k in stranger["error_mix"]), stranger
+    assert vanished["state"] == "down" and vanished["last_success_at"] is None, vanished
+    assert vanished["breaker"]["status"] == "closed"  # no exchange: only the checks saw it
+
+
+_QUIET = ("quiet", "stranger", "vanished")

@@ -492,11 +492,19 @@ def partners_operations(
             "'default' for the platform's (the rule's clocks)."
         ),
     ] = None,
+    contact: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Whom to call about it, 'NAME;EMAIL;PHONE' (email or phone may be left "
+            "empty); repeatable; replaces the contacts set before."
+        ),
+    ] = None,
+    no_contacts: Annotated[bool, typer.Option("--no-contacts", help="Clear its contacts.")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Suspend or resume a partner, set its maintenance windows (new exchanges wait
-    for a window to end), its rate or its exchanges' time budget; prints how it is now
-    run."""
+    for a window to end), its rate, its exchanges' time budget or its contacts; prints
+    how it is now run."""
     from payerbridge.routing.enrolment import registered, set_operations
 
     if suspend is not None and resume:
@@ -518,6 +526,10 @@ def partners_operations(
             document["rate_limit"] = _rate_option(rate_limit)
         if exchange_budget is not None:
             document["exchange_budget_seconds"] = _budget_option(exchange_budget)
+        if no_contacts:
+            document["contacts"] = []
+        if contact:
+            document["contacts"] = [_contact_option(text) for text in contact]
         return set_operations(
             PartnerId(partner_id),
             document,
@@ -542,6 +554,16 @@ def _rate_option(text: str) -> Any:
         return {"requests": int(requests), "per_seconds": float(seconds)}
     except ValueError:
         return text  # refused by the check, which names the form
+
+
+def _contact_option(text: str) -> dict[str, str | None]:
+    """'NAME;EMAIL;PHONE' as the API's contact (checked there, which names what is
+    missing or malformed)."""
+    parts = text.split(";")
+    if len(parts) > 3:
+        raise fail(errors.InvalidInput(f"a contact is 'NAME;EMAIL;PHONE', not {len(parts)} fields"))
+    name, email, phone = [*parts, "", ""][:3]
+    return {k: v.strip() or None for k, v in (("name", name), ("email", email), ("phone", phone))}
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

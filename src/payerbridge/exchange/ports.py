@@ -105,6 +105,11 @@ class PartnerClient(Protocol):
         token asked): whether it answers at all, for its breaker's probe."""
         ...
 
+    def check_token(self, partner: Partner) -> ProbeAnswer | None:
+        """A new token from the partner's token endpoint (kept for the next call), as a
+        scheduled check: what it answered; None when we ask it for none."""
+        ...
+
 
 @dataclass(frozen=True)
 class ProbeAnswer:

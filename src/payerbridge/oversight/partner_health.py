@@ -14,7 +14,13 @@ calls and the breaker's probes, as the audit trail keeps them).
 
 A call the partner answered, refusal included (no match, a consent refusal, a 4xx), is
 the partner being up: only an unanswered call (unreachable, timed out, a 5xx or 429)
-counts against its health.
+counts against its health. A scheduled check's token request is judged apart: when the
+latest gave no token (our credentials refused, ``TOKEN_REFUSED``, or no answer) the
+partner is degraded at least, since no exchange with it can go until that is fixed.
+
+A partner nobody calls is checked on a schedule (``due_for_check``): its capabilities
+and its token endpoint, so a partner that went down while idle reads down before the
+next exchange finds out.
 """
 
 from __future__ import annotations
@@ -29,17 +35,27 @@ from typing import Any
 
 from payerbridge.exchange.breaker import BreakerState, BreakerStatus, as_seen
 from payerbridge.routing.model import Partner
+from payerbridge.routing.operations import PartnerStatus
 from payerbridge.types import PartnerId
 
 __all__ = [
+    "TOKEN_ANSWERED",
+    "TOKEN_REFUSED",
     "CallSample",
     "HealthPolicy",
     "HealthState",
     "PartnerHealth",
     "derive_health",
+    "due_for_check",
     "p95",
     "partners_health",
 ]
+
+
+# The kinds of a scheduled check's token request: a token came, or the partner's token
+# endpoint refused our credentials (any other failure is "token " and what went wrong).
+TOKEN_ANSWERED = "token answered"
+TOKEN_REFUSED = "token refused"
 
 
 class HealthState(StrEnum):
@@ -137,7 +153,7 @@ def derive_health(
     unanswered = len(recent) - len(answered)
     latency = p95([c.latency_ms for c in answered])
     last_success = max((c.at for c in answered), default=last_success_before)
-    mix = Counter(c.kind for c in recent if c.kind != "answered")
+    mix = Counter(c.kind for c in recent if c.kind not in ("answered", TOKEN_ANSWERED))
     latest = [c for c in recent if now - policy.state_window <= c.at]
     state, reasons = _judge(breaker, latest, latency, maintenance, policy)
     return PartnerHealth(
@@ -173,6 +189,12 @@ def _judge(
         reasons.append(f"{unanswered} of {len(recent)} calls unanswered")
     if breaker.consecutive_failures:
         reasons.append(f"{breaker.consecutive_failures} failures in a row")
+    tokens = [c for c in recent if c.kind.startswith("token ")]
+    latest = max(tokens, key=lambda c: c.at).kind if tokens else TOKEN_ANSWERED
+    if latest.startswith(TOKEN_REFUSED):
+        reasons.append("its token endpoint refused our credentials at the latest check")
+    elif latest != TOKEN_ANSWERED:
+        reasons.append(f"no token at the latest check ({latest})")
     if latency is not None and latency > policy.slow_ms:
         reasons.append(f"p95 {latency} ms over {policy.slow_ms} ms")
     return (HealthState.DEGRADED if reasons else HealthState.UP), tuple(reasons)
@@ -198,3 +220,31 @@ def partners_health(
         )
         for partner in partners
     }
+
+
+def due_for_check(
+    partners: Sequence[Partner],
+    breakers: Mapping[str, BreakerState],
+    calls: Mapping[str, Sequence[CallSample]],
+    now: datetime,
+    *,
+    interval: timedelta,
+    limit: int,
+) -> list[Partner]:
+    """The partners to check now, at most ``limit``: active ones, out of maintenance,
+    whose breaker is closed (an open one has its own probe) and that nothing was heard
+    from or sent to (a call, a probe, a check) within ``interval``. ``calls``: by partner
+    id, those of at least the last ``interval``."""
+    due = []
+    for partner in partners:
+        if partner.operations.status is not PartnerStatus.ACTIVE:
+            continue
+        if partner.operations.in_maintenance(now):
+            continue
+        breaker = as_seen(breakers.get(partner.fhir_base) or BreakerState(), now)
+        if breaker.status is not BreakerStatus.CLOSED:
+            continue
+        if any(now - interval < c.at <= now for c in calls.get(partner.id, ())):
+            continue
+        due.append(partner)
+    return due[:limit]

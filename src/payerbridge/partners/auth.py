@@ -104,6 +104,15 @@ class PartnerTokenSource:
             self._tokens[_key(partner)] = (token, expires_at)
         return f"Bearer {token}"
 
+    def renew(self, partner: Partner) -> None:
+        """A new token from the partner's token endpoint, kept for the next call (a
+        scheduled check: the endpoint and our credentials still work)."""
+        if partner.client_id is None:
+            return
+        token, expires_at = self._request_token(partner, partner.client_id)
+        with self._lock:
+            self._tokens[_key(partner)] = (token, expires_at)
+
     def forget(self, partner: Partner) -> None:
         """Drop the cached token (the partner refused it); the next call gets a new one."""
         with self._lock:

@@ -288,6 +288,28 @@ class HttpxPartnerClient:
         latency = round((time.perf_counter() - started) * 1000)
         return ProbeAnswer(answered, status, error, latency)
 
+    def check_token(self, partner: Partner) -> ProbeAnswer | None:
+        """Ask the partner's token endpoint for a new token, as a scheduled check does
+        (kept for the next call); None when we ask it for none. ``status`` 200 when a
+        token came; a refusal of our credentials is an answer (``error`` "refused")."""
+        if partner.client_id is None:
+            return None
+        started = time.perf_counter()
+        status: int | None = 200
+        error: str | None = None
+        answered = True
+        try:
+            self._tokens.renew(partner)
+        except PartnerAuthRejected as exc:
+            status, error = exc.status, "refused"
+        except PartnerRejected as exc:  # it answered, with no token in it
+            status, error = exc.status, type(exc).__name__
+        except (PartnerUnavailable, AddressRefused, httpx.HTTPError) as exc:
+            status, error = getattr(exc, "status", None), type(exc).__name__
+            answered = False
+        latency = round((time.perf_counter() - started) * 1000)
+        return ProbeAnswer(answered, status, error, latency)
+
     def kick_off(
         self, partner: Partner, path: str, body: dict[str, Any], *, idempotency_key: str
     ) -> str:

@@ -147,7 +147,25 @@ def _upkeep(platform: Platform) -> Upkeep:
             platform, lambda unit: close_ended_windows(platform.refusals, unit)
         ),
         probe_breakers=lambda: probe_due_breakers(platform.exchange_ports),
+        check_partners=lambda: _partners_checked(platform),
     )
+
+
+def _partners_checked(platform: Platform) -> int:
+    """The quiet partners' scheduled checks; none when they are switched off."""
+    from payerbridge.oversight.partner_checks import check_quiet_partners
+
+    seconds = platform.settings.partner_check_seconds
+    if not seconds:
+        return 0
+    checks = check_quiet_partners(
+        platform.exchange_ports,
+        platform.partners.list,
+        platform.breakers.all,
+        platform.partner_calls,
+        interval=timedelta(seconds=seconds),
+    )
+    return len(checks)
 
 
 def _pulls_started(platform: Platform) -> dict[str, int]:

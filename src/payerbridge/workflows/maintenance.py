@@ -11,7 +11,9 @@ a tick missed while no worker ran is not made up, the next one does the work.
   payloads, ended requests; ADR 0038); start the scheduled pulls that are due (their
   exchanges are enqueued by the next sweep; ADR 0040); probe the partner endpoints whose
   open breaker's probe is due and that no parked exchange has probed (ADR 0047), so a
-  breaker closes when its partner is back even with nothing waiting on it.
+  breaker closes when its partner is back even with nothing waiting on it; check the
+  partners nothing was sent to for ``partner_check_seconds`` (their capabilities and
+  token endpoint), so an idle partner's health is known.
 - ``audit_checkpoint`` (every 15 s): sign the audit chain's checkpoints that are due
   (ADR 0007), then write the event of each window of refused calls that has ended and
   that no refused call has closed since (ADR 0045; signed at the next tick).
@@ -61,6 +63,7 @@ class Upkeep:
     start_due_pulls: Callable[[], dict[str, int]] = dict  # the scheduled pulls (ADR 0040)
     close_refusal_windows: Callable[[], int] = int  # refused calls' windows (ADR 0045)
     probe_breakers: Callable[[], int] = int  # open breakers due for their probe (ADR 0047)
+    check_partners: Callable[[], int] = int  # quiet partners' scheduled checks (ADR 0047)
 
 
 _upkeep: Upkeep | None = None
@@ -145,6 +148,11 @@ def probe_breakers() -> int:
     return _bound().probe_breakers()
 
 
+@DBOS.step()
+def check_partners() -> int:
+    return _bound().check_partners()
+
+
 @DBOS.workflow()
 def sweep(scheduled_at: datetime, context: Any) -> None:
     unstarted = find_unstarted_exchanges()
@@ -186,6 +194,10 @@ def sweep(scheduled_at: datetime, context: Any) -> None:
     probed = probe_breakers()
     if probed:
         logger.info("partner breakers probed", extra={"endpoints": probed})
+    # Last: appended to the released workflow.
+    checked = check_partners()
+    if checked:
+        logger.info("quiet partners checked", extra={"partners": checked})
 
 
 def sweep_schedule(seconds: int) -> str:

@@ -217,6 +217,9 @@ class _TimedClient:
     def probe(self, partner: Any, *, timeout: float) -> Any:
         return self._inner.probe(partner, timeout=timeout)
 
+    def check_token(self, partner: Any) -> Any:
+        return self._inner.check_token(partner)
+
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
