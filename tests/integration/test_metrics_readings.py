@@ -1,7 +1,8 @@
 """The shared state a scrape reads, on a real database (SQLite and PostgreSQL): exchanges
 by state and reason, the review backlog by age, dead letters still waiting, breakers and
 maintenance per partner, unfinished bulk jobs and onboardings, the audit chain's unsigned
-tail, the standing pulls and those overdue; and the counters of business events move only
+tail, the standing pulls and those overdue, the exchanges waiting at a partner and why;
+and the counters of business events move only
 for units that commit."""
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, audit_checkpointer, build_platform
 from payerbridge.config import load_settings
 from payerbridge.exchange.breaker import BreakerState, BreakerStatus
-from payerbridge.exchange.model import DeadLetter, ExchangeState, Move
+from payerbridge.exchange.model import Attempt, DeadLetter, ExchangeState, Move
 from payerbridge.exchange.moves import record_moves
+from payerbridge.exchange.outbound import PARKED_FOR_BREAKER
 from payerbridge.metrics.process import process_metrics
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
@@ -365,3 +367,43 @@ def test_the_standing_pulls_are_counted_by_kind_and_status_and_the_overdue_ones_
     # Every pair of kind and status, those with no schedule at 0, and the overdue.
     assert len(samples) == 7
     assert samples[("payerbridge_pull_schedules", (("kind", "first"), ("status", "stopped")))] == 0
+
+
+def test_exchanges_waiting_at_a_partner_are_counted_by_why_with_every_reason_at_zero(
+    platform: Platform,
+) -> None:
+    """Parked on the breaker, in a maintenance window, after an unanswered call; one
+    whose next attempt is past (it is being made) and one that stopped are not waiting."""
+    now = datetime.now(UTC)
+    later = now + timedelta(minutes=5)
+    held = {
+        "parked-1": (PARKED_FOR_BREAKER, later),
+        "parked-2": (PARKED_FOR_BREAKER, later),
+        "window": ("the partner is in its maintenance window until x (upgrade)", later),
+        "unanswered": ("partner 'old' did not answer (ConnectError)", later),
+        "due": (PARKED_FOR_BREAKER, now - timedelta(seconds=1)),
+    }
+    for name, (text, due) in held.items():
+        exchange_id = exchange_in(platform, name, [Move(S.VALIDATED)], now)
+        with platform.transactions.begin() as unit:
+            attempt = Attempt("member-match", 1, due, now, text, {})
+            platform.exchanges.record_attempt(unit, exchange_id, attempt, at=now)
+    exchange_in(platform, "stopped", [Move(S.VALIDATED), Move(S.FAILED, "no-match")], now)
+
+    body, _ = platform.metrics.render(None)
+    waiting = {
+        (sample.labels["partner"], sample.labels["reason"]): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name == "payerbridge_exchanges_waiting"
+    }
+    assert waiting == {
+        ("old", "circuit-open"): 2,
+        ("old", "maintenance"): 1,
+        ("old", "partner-unavailable"): 1,
+        ("old", "rate-limited"): 0,
+        ("away", "circuit-open"): 0,
+        ("away", "maintenance"): 0,
+        ("away", "partner-unavailable"): 0,
+        ("away", "rate-limited"): 0,
+    }

@@ -57,11 +57,13 @@ __all__ = [
     "StepClock",
     "admit_call",
     "after_failed_call",
+    "WAIT_REASONS",
     "call_partner",
     "dead_letter",
     "idempotency_key",
     "record_outcome",
     "step_clock",
+    "wait_reason",
 ]
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,29 @@ PARKED_FOR_BREAKER = (
     "parked: the partner's circuit breaker is open; the exchange resumes when the "
     "breaker's probe finds the partner answering"
 )
+_IN_MAINTENANCE = "the partner is in its maintenance window until "
+_RATE_LIMITED = "the partner takes "
+# Why a waiting exchange waits, as ``wait_reason`` reads it from its row.
+WAIT_REASONS = (
+    ExchangeReason.CIRCUIT_OPEN.value,
+    ExchangeReason.MAINTENANCE.value,
+    ExchangeReason.RATE_LIMITED.value,
+    ExchangeReason.PARTNER_UNAVAILABLE.value,
+)
+
+
+def wait_reason(last_error: str | None) -> str:
+    """Why an exchange waiting for its next attempt waits, from the text its row keeps
+    (``last_error``): parked on the breaker, in the partner's maintenance window, under
+    its rate limit, or after a call the partner did not answer."""
+    text = last_error or ""
+    if text == PARKED_FOR_BREAKER:
+        return ExchangeReason.CIRCUIT_OPEN.value
+    if text.startswith(_IN_MAINTENANCE):
+        return ExchangeReason.MAINTENANCE.value
+    if text.startswith(_RATE_LIMITED):
+        return ExchangeReason.RATE_LIMITED.value
+    return ExchangeReason.PARTNER_UNAVAILABLE.value
 
 
 @dataclass(frozen=True)
@@ -218,7 +243,7 @@ def _announced_hold(
     maintenance = partner.operations.in_maintenance(now)
     if maintenance is not None:
         until, why = maintenance
-        text = f"the partner is in its maintenance window until {until.isoformat()} ({why})"
+        text = f"{_IN_MAINTENANCE}{until.isoformat()} ({why})"
         return ExchangeReason.MAINTENANCE, text, until
     limit = partner.operations.rate_limit
     if limit is None:
@@ -227,7 +252,7 @@ def _announced_hold(
         turn = ports.breakers.admit_rate(unit, partner.id, limit, now=now)
     if turn is None:
         return None
-    text = f"the partner takes {limit.requests} calls per {limit.per_seconds:g} s"
+    text = f"{_RATE_LIMITED}{limit.requests} calls per {limit.per_seconds:g} s"
     return ExchangeReason.RATE_LIMITED, text, turn
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from payerbridge.exchange.outbound import WAIT_REASONS, wait_reason
 from payerbridge.metrics import vocabulary
 from payerbridge.metrics.process import label_value
 from payerbridge.metrics.readings import Snapshot
@@ -194,6 +195,22 @@ def _partner_families(snapshot: Snapshot) -> Iterator[Metric]:
     suspended = _gauge(
         "payerbridge_partner_suspended", "1 while operators have suspended a partner", ["partner"]
     )
+    waiting = _gauge(
+        "payerbridge_exchanges_waiting",
+        "Exchanges in flight waiting for their next attempt at a partner, by why: parked "
+        "on its open breaker (circuit-open), in its maintenance window, under its rate "
+        "limit, or after a call it did not answer (partner-unavailable)",
+        ["partner", "reason"],
+    )
+    held: dict[tuple[str, str], int] = {}
+    for row in snapshot.readings.waiting:
+        key = (label_value(row.partner_id), wait_reason(row.last_error))
+        held[key] = held.get(key, 0) + row.count
+    names = {label_value(p.partner_id) for p in snapshot.partners} | {p for p, _ in held}
+    for name in sorted(names):
+        for reason in WAIT_REASONS:
+            waiting.add_metric([name, reason], held.get((name, reason), 0))
+    yield waiting
     for partner in snapshot.partners:
         name = label_value(partner.partner_id)
         for state in ("closed", "half_open", "open"):

@@ -1,6 +1,7 @@
 """What the database says about the platform now: the state every process shares.
 
-Exchanges by state and reason, the review backlog and its age, dead letters, breakers,
+Exchanges by state and reason, those waiting at a partner and why, the review backlog
+and its age, dead letters, breakers,
 bulk jobs and onboardings in progress, the audit chain's unsigned tail, the standing
 pulls and those overdue. A store adapter
 reads them in a few aggregated, indexed queries (``ReadingsSource``); ``take_snapshot``
@@ -37,6 +38,7 @@ __all__ = [
     "ReadingsSource",
     "ReviewBacklog",
     "Snapshot",
+    "WaitingCount",
     "take_snapshot",
 ]
 
@@ -152,6 +154,16 @@ class PullSchedulesReading:
 
 
 @dataclass(frozen=True)
+class WaitingCount:
+    """Exchanges in flight waiting for their next attempt at a partner, by what their
+    row says they wait on (``exchange.outbound.wait_reason`` names it)."""
+
+    partner_id: str
+    last_error: str | None
+    count: int
+
+
+@dataclass(frozen=True)
 class DatabaseReadings:
     exchanges: tuple[ExchangeCount, ...]
     reviews: ReviewBacklog
@@ -162,6 +174,7 @@ class DatabaseReadings:
     audit: AuditTail
     obligations: tuple[ObligationsOpen, ...] = ()
     pull_schedules: PullSchedulesReading = field(default_factory=PullSchedulesReading)
+    waiting: tuple[WaitingCount, ...] = ()
 
 
 class ReadingsSource(Protocol):

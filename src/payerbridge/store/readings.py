@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from payerbridge.exchange.breaker import BreakerState, BreakerStatus, as_seen
+from payerbridge.exchange.model import STOPPED_STATES, ExchangeState
 from payerbridge.metrics.readings import (
     AuditTail,
     BreakerReading,
@@ -42,6 +43,7 @@ from payerbridge.metrics.readings import (
     PullScheduleCount,
     PullSchedulesReading,
     ReviewBacklog,
+    WaitingCount,
 )
 from payerbridge.store.pull_lateness import WITH_LAST_PULL, is_past_due, lateness
 from payerbridge.store.tables import (
@@ -81,6 +83,7 @@ class SqlReadingsSource:
                 audit=_audit_tail(connection),
                 obligations=_obligations(connection, now, self._risk_windows),
                 pull_schedules=_pull_schedules(connection, now),
+                waiting=_waiting(connection, now),
             )
 
 
@@ -167,6 +170,19 @@ def _reviews(
             for age, count in zip(review_ages, row[2:], strict=True)
         },
     )
+
+
+def _waiting(connection: Connection, now: datetime) -> tuple[WaitingCount, ...]:
+    """The exchanges in flight whose next attempt is still to come, by partner and the
+    text of what holds them (read from ``ix_exchanges_state``: those in flight only)."""
+    t = exchanges.c
+    in_flight = [s.value for s in ExchangeState if s not in STOPPED_STATES]
+    rows = connection.execute(
+        select(t.partner_id, t.last_error, func.count())
+        .where(t.state.in_(in_flight), t.next_attempt_at > now)
+        .group_by(t.partner_id, t.last_error)
+    ).all()
+    return tuple(WaitingCount(partner, text, int(n)) for partner, text, n in rows)
 
 
 def _dead_letters(connection: Connection) -> tuple[DeadLetterCount, ...]:

@@ -1,5 +1,5 @@
 """Scheduled checks of quiet partners: which are due, what a check records, and how the
-health page reads it back (issue 68)."""
+health page reads it back; and why a waiting exchange waits, as its gauge says (issue 68)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.exchange.breaker import BreakerState, BreakerStatus
+from payerbridge.exchange.outbound import PARKED_FOR_BREAKER, _announced_hold, wait_reason
 from payerbridge.exchange.ports import ProbeAnswer
 from payerbridge.oversight.call_samples import endpoint_samples
 from payerbridge.oversight.partner_checks import PartnerCheck, check_event, check_quiet_partners
@@ -21,7 +22,12 @@ from payerbridge.oversight.partner_health import (
     due_for_check,
 )
 from payerbridge.routing.model import Partner
-from payerbridge.routing.operations import MaintenanceWindow, Operations, PartnerStatus
+from payerbridge.routing.operations import (
+    MaintenanceWindow,
+    Operations,
+    PartnerStatus,
+    RateLimit,
+)
 from payerbridge.types import PartnerId
 from tests.fakes import FakeClock, FakePartnerClient
 from tests.unit.exchange.test_time_budgets import _ports
@@ -168,3 +174,29 @@ def test_a_quiet_partner_is_checked_once_per_interval_with_its_token_endpoint() 
     assert len(run()) == 1 and client.probes == 2
     checks = [e for e in ports.audit.events if e.action == "partner.checked"]
     assert len(checks) == 2
+
+
+@given(
+    st.text(min_size=1, max_size=40),
+    st.integers(1, 1000),
+    st.floats(1, 3600, allow_nan=False),
+)
+def test_what_holds_a_call_back_is_read_back_from_the_rows_text_as_its_reason(
+    why: str, requests: int, per_seconds: float
+) -> None:
+    """The gauge of waiting exchanges names what holds each back from the text its row
+    keeps: every hold the exchange room announces reads back as its own reason."""
+    clock = FakeClock(NOW)
+    window = MaintenanceWindow(why, NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    limit = RateLimit(requests, per_seconds)
+    client = FakePartnerClient(match=None, bundle=b"{}")  # type: ignore[arg-type]
+    for operations in (Operations(maintenance=(window,)), Operations(rate_limit=limit)):
+        partner = replace(_partner(1, suspended=False, maintenance=False), operations=operations)
+        ports = _ports(client, clock, partner)
+        held = _announced_hold(ports, partner, NOW)
+        while held is None:  # the rate's first turn is free: take turns until one waits
+            held = _announced_hold(ports, partner, NOW)
+        reason, text, _ = held
+        assert wait_reason(text) == reason
+    assert wait_reason(PARKED_FOR_BREAKER) == "circuit-open"
+    assert wait_reason("partner 'p1' did not answer") == "partner-unavailable"
