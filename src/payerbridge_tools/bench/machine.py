@@ -99,7 +99,11 @@ def machine_lines() -> list[str]:
     ]
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User and system CPU of a process so far (``/proc/<pid>/stat``)."""
+def process_cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User and system CPU of a process so far (``/proc/<pid>/stat``), with that of its
+    children it has waited for when ``children``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")

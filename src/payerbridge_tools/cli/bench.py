@@ -550,3 +550,62 @@ def bench_online(
     if differing:
         err.print(f"the answers differ on {', '.join(differing)}")
     out.print(f"report written to {report}")
+
+
+@bench_app.command("idle")
+def bench_idle(
+    side: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A side, NAME=SOURCE[,PAYERBRIDGE_SETTING=VALUE...]: SOURCE a git revision "
+            "or a directory holding src/payerbridge. Unset: this checkout alone."
+        ),
+    ] = None,
+    seconds: Annotated[float, typer.Option(min=1, help="The measured window, seconds.")] = 60,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds (the median is reported).")] = 3,
+    warm_up: Annotated[
+        float, typer.Option(min=0, help="Seconds between start-up and the window.")
+    ] = 45,
+    probes: Annotated[
+        int, typer.Option(min=0, help="Workflows enqueued per working process, for wake-up.")
+    ] = 10,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PAYERBRIDGE_BENCH_DATABASE_URL",
+            help="PostgreSQL admin URL; each deployment gets a fresh database. Unset: SQLite only.",
+        ),
+    ] = None,
+    report: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks/idle-cpu.md"
+    ),
+) -> None:
+    """The CPU an idle `serve` and `worker` use (% of a core, CPU seconds over a window)
+    and how soon they start a queued workflow, side against side."""
+    from payerbridge_tools.bench.idle import SUMMARY_HEADER, report_markdown, run_idle, summary_rows
+    from payerbridge_tools.bench.machine import machine_lines
+    from payerbridge_tools.bench.online_ab import parse_side
+
+    backends: dict[str, str | None] = {"SQLite": None}
+    if database_url:
+        backends["PostgreSQL"] = database_url
+    try:
+        sides = [parse_side(text) for text in side or ["this=."]]
+        run = run_idle(
+            sides,
+            backends=backends,
+            seconds=seconds,
+            rounds=rounds,
+            warm_up=warm_up,
+            probes=probes,
+            progress=err.print,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(report_markdown(run, machine_lines()))
+    table = Table(*SUMMARY_HEADER, title=f"Idle CPU over {seconds:g} s")
+    for row in summary_rows(run):
+        table.add_row(*row)
+    out.print(table)
+    out.print(f"report written to {report}")
