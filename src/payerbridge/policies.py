@@ -12,8 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from payerbridge import __version__
 from payerbridge.compliance.calendar import FileFieldError, load_calendar, shipped_calendar
 from payerbridge.compliance.obligations import ObligationSet, load_obligations, shipped_obligations
+from payerbridge.compliance.report import PlanIdentity
 from payerbridge.config import GUESSING_RATES, OperationRate, Settings
 from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, extended
 from payerbridge.consent.segmentation import SegmentationPolicy
@@ -27,6 +29,7 @@ from payerbridge.security.operators import SessionPolicy
 
 __all__ = [
     "compliance_obligations",
+    "compliance_plan",
     "data_scope",
     "egress_policy",
     "rate_policy",
@@ -128,6 +131,12 @@ def compliance_obligations(settings: Settings) -> ObligationSet:
         lambda: shipped_obligations(calendar),
         lambda text: load_obligations(text, calendar),
     )
+
+
+def compliance_plan(settings: Settings) -> PlanIdentity:
+    """Who a compliance report is of: the plan's organization and NPI, the deployment's
+    base URL, and this software's version."""
+    return PlanIdentity(settings.org_name, settings.org_npi, settings.base_url, __version__)
 
 
 def data_scope(settings: Settings) -> DataScope:

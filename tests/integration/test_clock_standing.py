@@ -73,7 +73,14 @@ _done = st.one_of(
     st.timedeltas(min_value=timedelta(days=-10), max_value=timedelta(days=10)),
 )
 _rows = st.lists(
-    st.tuples(st.sampled_from(NAMES), st.one_of(st.none(), _offsets), _done, st.booleans()),
+    st.tuples(
+        st.sampled_from(NAMES),
+        st.one_of(st.none(), _offsets),
+        _done,
+        st.booleans(),
+        st.booleans(),  # closed (an opt-in revoked, a member gone): kept closed
+        st.sampled_from(list(SubjectType)),
+    ),
     min_size=1,
     max_size=12,
 )
@@ -96,23 +103,27 @@ def platform(
     platform.close()
 
 
-def _clock(
-    n: int, row: tuple[str, timedelta | None, timedelta | None, bool], now: datetime
-) -> ObligationClock:
-    name, due_in, done_after, has_reason = row
+Row = tuple[str, timedelta | None, timedelta | None, bool, bool, SubjectType]
+
+
+def _clock(n: int, row: Row, now: datetime) -> ObligationClock:
+    name, due_in, done_after, has_reason, closed, subject = row
     due = None if due_in is None else now + due_in
     done = None if done_after is None else (due or now) + done_after
+    if closed:
+        done = done or now
     return ObligationClock(
         id=f"row-{n:03}",
         obligation=name,
         obligation_version="v",
-        subject=Subject(SubjectType.EXCHANGE, f"ex-{n}"),
+        subject=Subject(subject, f"ex-{n}"),
         partner_id=None,
         started_at=now - timedelta(days=50),
         due_at=due,
         done_at=done,
-        standing=Standing.PENDING,  # as stored: never trusted
-        reason="maintenance" if has_reason else None,
+        # As stored, never trusted, but for closed: a row no longer owed stays so.
+        standing=Standing.CLOSED if closed else Standing.PENDING,
+        reason="opt-in-revoked" if closed else "maintenance" if has_reason else None,
         updated_at=now,
     )
 
@@ -149,7 +160,7 @@ def _values(clock: ObligationClock) -> dict[str, Any]:
 def test_the_sql_standing_is_the_pure_rules(
     platform: Platform,
     now: datetime,
-    rows: list[tuple[str, timedelta | None, timedelta | None, bool]],
+    rows: list[Row],
 ) -> None:
     clocks = [_clock(n, row, now) for n, row in enumerate(rows)]
     _insert(platform, clocks)
@@ -160,7 +171,13 @@ def test_the_sql_standing_is_the_pure_rules(
         found = reader.standing_rows(*span, now=now, risk=RISK, standings=[standing])
         assert {clock.id for clock in found} == {k for k, v in pure.items() if v is standing}
     expected = Counter(
-        (clock.obligation, pure[clock.id], clock.reason, clock.done_at is not None)
+        (
+            clock.obligation,
+            clock.subject.type,
+            pure[clock.id],
+            clock.reason,
+            clock.done_at is not None,
+        )
         for clock in clocks
     )
     assert reader.tally(*span, now=now, risk=RISK) == dict(expected)

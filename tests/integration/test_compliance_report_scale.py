@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from payerbridge.bootstrap import Platform, utcnow
-from payerbridge.compliance.clocks import ClockReader, ObligationClock
+from payerbridge.compliance.clocks import ClockReader, ObligationClock, Tally
 from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT, Standing
 from payerbridge.compliance.report import compliance_report, report_csv, report_json, report_window
 from payerbridge.store.tables import identity_decisions, obligation_clocks
@@ -30,7 +30,7 @@ class _Counting:
 
     def tally(
         self, start: datetime, end: datetime, *, now: datetime, risk: Mapping[str, timedelta]
-    ) -> Mapping[tuple[str, Standing, str | None, bool], int]:
+    ) -> Mapping[Tally, int]:
         return self.reader.tally(start, end, now=now, risk=risk)
 
     def standing_rows(
@@ -118,6 +118,7 @@ def test_a_window_of_many_rows_is_counted_in_the_database_and_streamed(
         "missed": MISSED,
         "at_risk": AT_RISK,
         "pending": PENDING,
+        "closed": 0,
         "not_started": 0,
     }
     assert request["missed"]["reasons"] == {"maintenance": MISSED}

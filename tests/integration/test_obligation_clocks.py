@@ -184,7 +184,7 @@ def test_a_request_answered_at_once_is_read_as_met_from_its_decision_without_a_r
     # counted in the database, and listed the first so many
     reader, risk, now = platform.clock_reader, platform.obligations.risk_windows(), utcnow()
     counted = reader.tally(*span, now=now, risk=risk)
-    assert counted == {(ANSWER_WITHIN, Standing.MET, None, True): 2}
+    assert counted == {(ANSWER_WITHIN, SubjectType.REQUEST, Standing.MET, None, True): 2}
     first = reader.standing_rows(
         *span, now=now, risk=risk, standings=[Standing.MET], obligation=ANSWER_WITHIN, limit=1
     )

@@ -1,6 +1,7 @@
-"""``payerbridge compliance report``: per obligation, the rows met, missed, at risk and
-pending in a window, with the reasons and the subjects behind each (ADR 0037), as a
-table, JSON or CSV."""
+"""``payerbridge compliance report``: per obligation and duty (ours apart from partners'
+answer times we observed), the rows met, missed, at risk, pending and closed in a
+window, with the reasons and the subjects behind each, the plan's identity and each
+rule's citation and confirmation status (ADR 0037), as a table, JSON or CSV."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def compliance_report_command(
         report_window,
         subjects_limit,
     )
-    from payerbridge.policies import compliance_obligations
+    from payerbridge.policies import compliance_obligations, compliance_plan
 
     settings = settings_for(data_dir)
     try:
@@ -66,13 +67,14 @@ def compliance_report_command(
     platform = build_platform(settings)
     try:
         reader, obligations, now = platform.clock_reader, platform.obligations, utcnow()
+        plan = compliance_plan(settings)
         if shape == "csv":
-            for chunk in report_csv(window, reader, obligations, now):
+            for chunk in report_csv(window, reader, obligations, now, plan=plan):
                 typer.echo(chunk, nl=False)
             return
         # The table shows the rows missed and at risk: no met subjects to read for it.
         listed = limit if shape == "json" else 0
-        found = compliance_report(window, reader, obligations, now, subjects=listed)
+        found = compliance_report(window, reader, obligations, now, subjects=listed, plan=plan)
     finally:
         platform.close()
     if shape == "json":

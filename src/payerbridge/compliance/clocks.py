@@ -10,8 +10,17 @@ done becomes at risk, then missed, as time passes, whatever was stored.
 
 Subjects: an ``exchange`` (new payer: our request to the old payer, and the old payer's
 answer to it as we saw it), a ``review`` case (old payer: a ``$member-match`` a person
-answers), and a ``request`` answered at once (old payer: the identity decision that
-answered it).
+answers), a ``request`` answered at once (old payer: the identity decision that
+answered it), a ``bulk-job`` (old payer: a ``$bulk-member-match`` or payer-to-payer
+export answered), an ``onboarding`` member (new payer: one member of a bulk onboarding
+asked about) and an ``onboarding-chunk`` (new payer: the old payer's bulk answer to one
+chunk, as we saw it).
+
+Whose duty a row is (``Duty``, ``duty_of``): ours as the new payer asking, ours as the
+old payer answering, or a partner's answer time that we only observe, never counted as
+our compliance. A row still running when the member's opt-in is revoked or the member
+leaves is ``closed`` with the reason (``ClockLedger.close``): no longer owed, neither
+met nor missed.
 """
 
 from __future__ import annotations
@@ -26,12 +35,18 @@ from payerbridge.compliance.obligations import Assessment, ObligationSet, Standi
 from payerbridge.transactions import UnitOfWork
 
 __all__ = [
+    "CLOSED_ERASED",
+    "CLOSED_REVOKED",
+    "CLOSED_WITHDRAWN",
     "ClockLedger",
     "ClockReader",
     "Clocks",
+    "Duty",
     "ObligationClock",
     "Subject",
     "SubjectType",
+    "Tally",
+    "duty_of",
     "new_clock",
     "period_clock",
     "standing_now",
@@ -43,6 +58,45 @@ class SubjectType(StrEnum):
     REVIEW = "review"
     REQUEST = "request"
     PULL = "pull"  # a period a standing pull owes, until its pull's exchange takes it
+    BULK_JOB = "bulk-job"  # old payer: a $bulk-member-match or payer-to-payer export job
+    ONBOARDING = "onboarding"  # new payer: one member of a bulk onboarding ("<run>:<n>")
+    ONBOARDING_CHUNK = "onboarding-chunk"  # new payer: a chunk's bulk answer, observed
+
+
+# Why a row was closed (its reason code): no longer owed, neither met nor missed.
+CLOSED_REVOKED = "opt-in-revoked"
+CLOSED_ERASED = "member-erased"  # the member left the plan and their data was erased
+CLOSED_WITHDRAWN = "cancelled-by-requester"  # the requester withdrew its bulk request
+
+# The subjects of an answer we only observe: a partner's, as the new payer saw it.
+_OBSERVED = frozenset({SubjectType.EXCHANGE, SubjectType.ONBOARDING_CHUNK})
+_NEW_PAYER = frozenset(
+    {SubjectType.EXCHANGE, SubjectType.PULL, SubjectType.ONBOARDING, SubjectType.ONBOARDING_CHUNK}
+)
+
+
+class Duty(StrEnum):
+    """Whose duty a row is: ours (as the new payer asking, or as the old payer answering),
+    or a partner's answer time we only observe (never our compliance, nor our miss)."""
+
+    OURS_REQUESTING = "ours-as-new-payer"
+    OURS_ANSWERING = "ours-as-old-payer"
+    PARTNER_OBSERVED = "partner-observed"
+
+    @property
+    def is_ours(self) -> bool:
+        return self is not Duty.PARTNER_OBSERVED
+
+
+def duty_of(role: str | None, subject: SubjectType) -> Duty:
+    """The duty of a row of an obligation binding ``role`` (``requester``/``responder``;
+    None: the file no longer has it) about ``subject``: a responder's clock on an
+    exchange or a chunk we asked about is the old payer's answer as we saw it."""
+    if role == "responder":
+        return Duty.PARTNER_OBSERVED if subject in _OBSERVED else Duty.OURS_ANSWERING
+    if role == "requester":
+        return Duty.OURS_REQUESTING
+    return Duty.OURS_REQUESTING if subject in _NEW_PAYER else Duty.OURS_ANSWERING
 
 
 @dataclass(frozen=True)
@@ -134,7 +188,12 @@ def period_clock(
 
 def standing_now(obligations: ObligationSet, clock: ObligationClock, now: datetime) -> Assessment:
     """Where the row stands at ``now``: from its due and done times, not its stored
-    standing (a row nobody touched since it started is at risk or missed by now)."""
+    standing (a row nobody touched since it started is at risk or missed by now); a
+    row closed stays closed, with its reason."""
+    if clock.standing is Standing.CLOSED:
+        return Assessment(
+            clock.obligation, Standing.CLOSED, clock.due_at, f"closed: {clock.reason}"
+        )
     return _assess(obligations, clock.obligation, clock.due_at, clock.done_at, now)
 
 
@@ -189,6 +248,22 @@ class ClockLedger(Protocol):
         """``reason`` (a code) on each of the subject's rows not done yet."""
         ...
 
+    def close(self, unit: UnitOfWork, subject: Subject, reason: str, *, at: datetime) -> None:
+        """Each of the subject's rows not done yet ``closed`` at ``at`` with ``reason`` (a
+        ``CLOSED_*`` code): no longer owed (an opt-in revoked, a member gone)."""
+        ...
+
+    def close_under_consent(
+        self, unit: UnitOfWork, consent_id: str, reason: str, *, at: datetime
+    ) -> None:
+        """``close`` each row of what runs under the consent (its exchanges, standing
+        pulls and onboarding members)."""
+        ...
+
+
+# A count's key: (obligation, subject type, standing, reason code, whether done).
+Tally = tuple[str, SubjectType, Standing, str | None, bool]
+
 
 class ClockReader(Protocol):
     """The rows, read for the report (a plan's year is millions of them): counted where
@@ -200,9 +275,9 @@ class ClockReader(Protocol):
 
     def tally(
         self, start: datetime, end: datetime, *, now: datetime, risk: Mapping[str, timedelta]
-    ) -> Mapping[tuple[str, Standing, str | None, bool], int]:
-        """How many rows stand where at ``now``, by (obligation, standing, the row's reason
-        code, whether it is done)."""
+    ) -> Mapping[Tally, int]:
+        """How many rows stand where at ``now``, by (obligation, subject type, standing,
+        the row's reason code, whether it is done)."""
         ...
 
     def standing_rows(
@@ -214,10 +289,12 @@ class ClockReader(Protocol):
         risk: Mapping[str, timedelta],
         standings: Collection[Standing],
         obligation: str | None = None,
+        subject_types: Collection[SubjectType] | None = None,
         limit: int | None = None,
     ) -> list[ObligationClock]:
-        """The rows that stand at one of ``standings`` at ``now`` (of ``obligation`` only,
-        when given), the earliest first (by started_at, then id), the first ``limit``."""
+        """The rows that stand at one of ``standings`` at ``now`` (of ``obligation`` and
+        about ``subject_types`` only, when given), the earliest first (by started_at, then
+        id), the first ``limit``."""
         ...
 
     def started_between(

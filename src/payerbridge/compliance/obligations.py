@@ -41,9 +41,11 @@ __all__ = [
     "RUN_OFF",
     "Assessment",
     "Limit",
+    "NOT_CONFIRMED_CAVEAT",
     "Obligation",
     "ObligationError",
     "ObligationSet",
+    "Source",
     "Standing",
     "load_obligations",
     "shipped_obligations",
@@ -125,6 +127,12 @@ def _add_months(start: datetime, months: int) -> datetime:
     raise AssertionError("every month has a 28th")
 
 
+# What a rule not yet confirmed says of itself when its file gives no note.
+NOT_CONFIRMED_CAVEAT = (
+    "Not yet confirmed against the regulation's text; the plan's counsel settles the wording."
+)
+
+
 class Source(_Strict):
     """Where the obligation comes from, and whether its wording is confirmed."""
 
@@ -132,6 +140,19 @@ class Source(_Strict):
     document: str | None = None
     confirmed: bool
     note: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``confirmed`` or ``not yet confirmed``, as a report says it."""
+        return "confirmed" if self.confirmed else "not yet confirmed"
+
+    @property
+    def caveat(self) -> str | None:
+        """The caveat a report carries with the rule: the file's note, or for a rule not
+        yet confirmed without one, ``NOT_CONFIRMED_CAVEAT``."""
+        if self.note:
+            return self.note
+        return None if self.confirmed else NOT_CONFIRMED_CAVEAT
 
 
 class Starts(_Strict):
@@ -229,6 +250,9 @@ class Standing(StrEnum):
     AT_RISK = "at_risk"
     PENDING = "pending"
     NOT_STARTED = "not_started"  # an event it counts from has not happened
+    # No longer owed: the member's opt-in was revoked, or the member left (erased), while
+    # it ran. Neither met nor missed; the row's reason says which (ADR 0037, amendment).
+    CLOSED = "closed"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from payerbridge.compliance.clocks import CLOSED_REVOKED
 from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.consent.service import revoke_consent
 from payerbridge.errors import Conflict, Issue
@@ -153,7 +154,9 @@ def revoke_and_stop(
 ) -> tuple[StoredConsent, list[ExchangeId]]:
     """Revoke a consent now; unfinished exchanges running under it (a member's opt-in)
     move to ``blocked`` with reason ``revoked`` in the same transaction, so no step
-    that starts afterwards sends anything. Returns the consent and the blocked ids."""
+    that starts afterwards sends anything, and the obligation rows still running under
+    it (its exchanges', standing pulls', onboarding members') are closed
+    (``opt-in-revoked``). Returns the consent and the blocked ids."""
     now = ports.clock()
     blocked: list[ExchangeId] = []
     text = "the member revoked the consent this exchange ran under"
@@ -178,6 +181,8 @@ def revoke_and_stop(
                     )
                 )
             blocked = [exchange_id for exchange_id, _ in moved]
+        if ports.clocks is not None:  # what ran under it is no longer owed (ADR 0037)
+            ports.clocks.ledger.close_under_consent(unit, consent_id, CLOSED_REVOKED, at=now)
     if blocked:
         logger.info("exchanges blocked by revocation", extra={"exchanges": len(blocked)})
     return revoked, blocked

@@ -6,6 +6,7 @@ The rule is ``compliance.clocks.standing_now`` (``ObligationSet.standing``); thi
 the same rule written for SQLite and PostgreSQL, and a property test holds the two equal
 (tests/integration/test_clock_standing.py):
 
+- closed (an opt-in revoked, a member gone, as written): ``closed``;
 - no due time: ``not_started``;
 - done: ``met`` when done by its due time, else ``missed``;
 - not done: ``missed`` once now is past its due time; ``at_risk`` when now is within the
@@ -38,6 +39,7 @@ def standing_sql(now: datetime, risk: Mapping[str, timedelta]) -> ColumnElement[
     due, done = _T.c.due_at, _T.c.done_at
     met_or_missed = case((done <= due, _value(Standing.MET)), else_=_value(Standing.MISSED))
     whens: list[tuple[ColumnElement[bool], ColumnElement[str]]] = [
+        (_T.c.standing == _value(Standing.CLOSED), _value(Standing.CLOSED)),
         (due.is_(None), _value(Standing.NOT_STARTED)),
         (done.is_not(None), met_or_missed),
         (due < _instant(now), _value(Standing.MISSED)),

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
+from payerbridge.compliance.clocks import CLOSED_ERASED
 from payerbridge.compliance.lifecycle import Hold
 from payerbridge.compliance.retention import CATALOGUE, phi_tables, undeclared
 from payerbridge.errors import Conflict, NotFound
@@ -31,6 +32,7 @@ from payerbridge.exchange.reconcile import member_key_of
 from payerbridge.exchange.requests import MINIMISED, minimised_request, request_member_id
 from payerbridge.security.sealing import SealedField
 from payerbridge.store.at_rest import at_rest
+from payerbridge.store.clock_closing import close_rows, of_consent, of_exchanges
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.sealed_columns import EXCHANGE_REQUEST
 from payerbridge.store.sealed_fields import (
@@ -419,6 +421,7 @@ def _erase_exchanges(
     counts = {"exchanges": 0, "exchange_payloads": 0, "onboarding_members": 0}
     counts["pull_schedules"] = 0
     for chunk in _chunks(ids):
+        close_rows(conn, of_exchanges(chunk), CLOSED_ERASED, at=now)  # no longer owed
         # Their standing pulls stop, and the request they kept is cut (ADR 0040).
         counts["pull_schedules"] += _deleted(
             conn,
@@ -469,6 +472,8 @@ def _erase_consents(conn: Connection, member_ids: set[str], *, now: datetime) ->
         )
         keys = at_rest(conn)
         for consent_id in conn.execute(select(consents.c.id).where(mine)).scalars().all():
+            # What ran under it is no longer owed: the member left (ADR 0037, amendment).
+            close_rows(conn, of_consent(consent_id), CLOSED_ERASED, at=now)
             counts["consents"] += _deleted(
                 conn,
                 update(consents)

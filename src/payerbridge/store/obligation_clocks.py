@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.engine import Dialect
 
-from payerbridge.compliance.clocks import ObligationClock, Subject, SubjectType
+from payerbridge.compliance.clocks import ObligationClock, Subject, SubjectType, Tally
 from payerbridge.compliance.obligations import ANSWER_WITHIN, ASKING, ObligationSet, Standing
 from payerbridge.identity.decision import SINGLE_EXCHANGE
+from payerbridge.store.clock_closing import close_rows, of_consent
 from payerbridge.store.clock_standing import standing_sql, window_sql
 from payerbridge.store.compliance_tables import obligation_clocks
 from payerbridge.store.dbapi import DialectSql
@@ -64,6 +65,11 @@ class _ClockSql(DialectSql):
         self.note = self.sql(
             f"UPDATE {_T.name} SET reason = :reason, updated_at = :at "
             f"WHERE {_SUBJECT} AND done_at IS NULL"
+        )
+        # Closed: no longer owed; done_at says when, the standing stays ``closed``.
+        self.close = self.sql(
+            f"UPDATE {_T.name} SET standing = '{Standing.CLOSED.value}', done_at = :at, "
+            f"reason = :reason, updated_at = :at WHERE {_SUBJECT} AND done_at IS NULL"
         )
 
     def row(self, clock: ObligationClock) -> dict[str, Any]:
@@ -130,15 +136,25 @@ class SqlObligationClocks:
         values = {**_subject(subject), "reason": reason[:64], "at": self._sql.timestamp(at)}
         sql_unit(unit).cursor().execute(self._sql.note, values)
 
+    def close(self, unit: UnitOfWork, subject: Subject, reason: str, *, at: datetime) -> None:
+        values = {**_subject(subject), "reason": reason[:64], "at": self._sql.timestamp(at)}
+        sql_unit(unit).cursor().execute(self._sql.close, values)
+
+    def close_under_consent(
+        self, unit: UnitOfWork, consent_id: str, reason: str, *, at: datetime
+    ) -> None:
+        close_rows(sql_unit(unit).connection, of_consent(consent_id), reason, at=at)
+
     def tally(
         self, start: datetime, end: datetime, *, now: datetime, risk: Mapping[str, timedelta]
-    ) -> dict[tuple[str, Standing, str | None, bool], int]:
+    ) -> dict[Tally, int]:
         """How many rows started in [start, end) stand where at ``now``, counted in the
-        database by obligation, standing, reason code and whether done; the requests
-        answered at once among them (met, no reason)."""
+        database by obligation, subject type, standing, reason code and whether done; the
+        requests answered at once among them (met, no reason)."""
         inner = (
             select(
                 _T.c.obligation,
+                _T.c.subject_type,
                 standing_sql(now, risk).label("standing"),
                 _T.c.reason,
                 _T.c.done_at.is_not(None).label("done"),
@@ -146,17 +162,19 @@ class SqlObligationClocks:
             .where(window_sql(start, end))
             .subquery()
         )
-        keys = (inner.c.obligation, inner.c.standing, inner.c.reason, inner.c.done)
+        c = inner.c
+        keys = (c.obligation, c.subject_type, c.standing, c.reason, c.done)
         query = select(*keys, func.count()).group_by(*keys)
-        counted: dict[tuple[str, Standing, str | None, bool], int] = {}
+        counted: dict[Tally, int] = {}
         with self._reader.connect() as connection:
-            for obligation, standing, reason, done, count in connection.execute(query):
-                counted[(obligation, Standing(standing), reason, bool(done))] = count
+            for obligation, subject, standing, reason, done, count in connection.execute(query):
+                key = (obligation, SubjectType(subject), Standing(standing), reason, bool(done))
+                counted[key] = count
             if self._obligations is not None:
                 answered_at_once = select(func.count()).where(*_answered_at_once(start, end))
                 answered = connection.execute(answered_at_once).scalar_one()
                 if answered:
-                    key = (ANSWER_WITHIN, Standing.MET, None, True)
+                    key = (ANSWER_WITHIN, SubjectType.REQUEST, Standing.MET, None, True)
                     counted[key] = counted.get(key, 0) + answered
         return counted
 
@@ -169,19 +187,24 @@ class SqlObligationClocks:
         risk: Mapping[str, timedelta],
         standings: Collection[Standing],
         obligation: str | None = None,
+        subject_types: Collection[SubjectType] | None = None,
         limit: int | None = None,
     ) -> list[ObligationClock]:
         """The rows started in [start, end) that stand at one of ``standings`` at ``now``
-        (of ``obligation`` only, when given), the earliest first, the first ``limit``."""
+        (of ``obligation`` and about ``subject_types`` only, when given), the earliest
+        first, the first ``limit``."""
         query = select(_T).where(
             window_sql(start, end), standing_sql(now, risk).in_([s.value for s in standings])
         )
         if obligation is not None:
             query = query.where(_T.c.obligation == obligation)
+        if subject_types is not None:
+            query = query.where(_T.c.subject_type.in_([t.value for t in subject_types]))
         query = query.order_by(_T.c.started_at, _T.c.id).limit(limit)
         with self._reader.connect() as connection:
             rows = [_clock(row) for row in connection.execute(query)]
-        if Standing.MET in standings and obligation in (None, ANSWER_WITHIN):
+        requests = subject_types is None or SubjectType.REQUEST in subject_types
+        if Standing.MET in standings and obligation in (None, ANSWER_WITHIN) and requests:
             answered = self._answered(start, end, limit=limit)
             rows = list(heapq.merge(rows, answered, key=_order))[:limit]
         return rows

@@ -21,6 +21,7 @@ from payerbridge.compliance.clocks import (
     ObligationClock,
     Subject,
     SubjectType,
+    Tally,
     new_clock,
     standing_now,
 )
@@ -150,12 +151,13 @@ class _Rows:
 
     def tally(
         self, start: datetime, end: datetime, *, now: datetime, risk: Mapping[str, timedelta]
-    ) -> dict[tuple[str, Standing, str | None, bool], int]:
+    ) -> dict[Tally, int]:
         assert risk == OBLIGATIONS.risk_windows()
         return dict(
             Counter(
                 (
                     c.obligation,
+                    c.subject.type,
                     standing_now(OBLIGATIONS, c, now).standing,
                     c.reason,
                     bool(c.done_at),
@@ -173,6 +175,7 @@ class _Rows:
         risk: Mapping[str, timedelta],
         standings: Collection[Standing],
         obligation: str | None = None,
+        subject_types: Collection[SubjectType] | None = None,
         limit: int | None = None,
     ) -> list[ObligationClock]:
         found = [
@@ -180,6 +183,7 @@ class _Rows:
             for c in self._in(start, end)
             if standing_now(OBLIGATIONS, c, now).standing in standings
             and obligation in (None, c.obligation)
+            and (subject_types is None or c.subject.type in subject_types)
         ][:limit]
         self.read += len(found)
         return found
@@ -215,6 +219,7 @@ def test_the_report_counts_each_standing_with_its_reasons_and_subjects() -> None
         "missed": 2,
         "at_risk": 0,
         "pending": 0,
+        "closed": 0,
         "not_started": 0,
     }
     assert request["missed"]["reasons"] == {"maintenance": 1, "partner-unavailable": 1}

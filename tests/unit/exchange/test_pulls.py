@@ -14,7 +14,7 @@ import pytest
 
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.compliance.calendar import BusinessCalendar
-from payerbridge.compliance.clocks import Clocks, ObligationClock, Subject
+from payerbridge.compliance.clocks import Clocks, ObligationClock, Subject, SubjectType
 from payerbridge.compliance.obligations import (
     ASKING,
     QUARTERLY,
@@ -51,6 +51,20 @@ class InMemoryClockLedger:
 
     def __init__(self) -> None:
         self.rows: dict[tuple[Subject, str], ObligationClock] = {}
+        self.exchanges: Any = None  # to tell the exchanges under a consent
+
+    def close(self, unit: UnitOfWork, subject: Subject, reason: str, *, at: datetime) -> None:
+        for key, row in self.rows.items():
+            if key[0] == subject and row.done_at is None:
+                closed = dataclasses.replace(row, done_at=at, standing=Standing.CLOSED)
+                self.rows[key] = dataclasses.replace(closed, reason=reason)
+
+    def close_under_consent(
+        self, unit: UnitOfWork, consent_id: str, reason: str, *, at: datetime
+    ) -> None:
+        for subject in {s for s, _ in self.rows if s.type is SubjectType.EXCHANGE}:
+            if self.exchanges.current(subject.id).consent_id == consent_id:
+                self.close(unit, subject, reason, at=at)
 
     def start(self, unit: UnitOfWork, clock: ObligationClock) -> None:
         self.rows.setdefault((clock.subject, clock.obligation), clock)
@@ -134,6 +148,7 @@ class InMemoryPullSchedules:
 
 def _with_clocks(ports: Any, clock: FakeClock) -> tuple[Any, InMemoryClockLedger]:
     ledger = InMemoryClockLedger()
+    ledger.exchanges = ports.exchanges
     ports.transactions.clock = clock
     return dataclasses.replace(ports, clocks=Clocks(OBLIGATIONS, ledger)), ledger
 
@@ -252,7 +267,7 @@ def test_run_off_follows_coverage_end_and_nothing_is_owed_past_the_opt_in() -> N
 
 
 def test_a_pull_still_running_waits_and_a_revoked_opt_in_stops_the_schedule() -> None:
-    ports, _, clock, first, _ = _a_moved_member()
+    ports, _, clock, first, ledger = _a_moved_member()
     schedules = InMemoryPullSchedules()
     schedule = schedule_pull(ports, schedules, first, actor="ops", coverage_end=clock.now)
     clock.now = schedule.next_due_at  # type: ignore[assignment]
@@ -266,8 +281,12 @@ def test_a_pull_still_running_waits_and_a_revoked_opt_in_stops_the_schedule() ->
     schedules.rows[schedule.id] = dataclasses.replace(moved, pulls=0, awaiting_pull=False)
     assert start_due_pulls(ports, schedules, clock.now).started == (pull,)
 
+    assert {row.standing for row in ledger.of(pull).values()} == {Standing.PENDING}
     revoke_and_stop(ports, schedule.consent_id, by="member", request_id=None)
     assert ports.exchanges.current(pull).state is ExchangeState.BLOCKED
+    # The period it ran for is no longer owed: closed, not left to read missed.
+    closed = ledger.of(pull).values()
+    assert {(row.standing, row.reason) for row in closed} == {(Standing.CLOSED, "opt-in-revoked")}
     clock.advance(RETRY_AFTER.total_seconds())
     run = start_due_pulls(ports, schedules, clock.now)
     assert run.stopped == ((schedule.id, "revoked"),)  # the pull was blocked so

@@ -1,7 +1,9 @@
-"""The compliance report over HTTP, for operators and auditors: per obligation, the rows
-met, missed, at risk and pending in a window, with the reasons and the subjects behind
-each (``compliance.report``; the met ones up to ``_subjects``), as JSON, or every row as
-CSV, streamed as it is read."""
+"""The compliance report over HTTP, for operators and auditors: per obligation and duty
+(ours apart from partners' answer times we observed), the rows met, missed, at risk,
+pending and closed in a window, with the reasons and the subjects behind each
+(``compliance.report``; the met ones up to ``_subjects``), the plan's identity and each
+rule's citation and confirmation status, as JSON, or every row as CSV, streamed as it is
+read."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from payerbridge.compliance.report import (
     subjects_limit,
 )
 from payerbridge.errors import InvalidInput, Issue
+from payerbridge.policies import compliance_plan
 from payerbridge.security.model import AUDITOR_SCOPE, OPERATOR_SCOPE
 
 __all__ = ["router"]
@@ -53,14 +56,15 @@ def report(
         raise InvalidInput(text, issues=[Issue(text, "_format", "not-supported")])
     subjects = subjects_limit(given.get("_subjects"))
     reader, obligations, now = platform.clock_reader, platform.obligations, utcnow()
+    plan = compliance_plan(platform.settings)
     if shape == "csv":
-        name = f"compliance-{window.first}-{window.last}.csv"
+        name = f"compliance-{plan.npi}-{window.first}-{window.last}.csv"
         return StreamingResponse(
-            iterate_in_threadpool(report_csv(window, reader, obligations, now)),
+            iterate_in_threadpool(report_csv(window, reader, obligations, now, plan=plan)),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    found = compliance_report(window, reader, obligations, now, subjects=subjects)
+    found = compliance_report(window, reader, obligations, now, subjects=subjects, plan=plan)
     return JsonResponse(report_json(found))
 
 
