@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from payerbridge_tools.sandbox.generator import write_network
+from tests.e2e.test_metrics import scrape, total
 from tests.e2e.test_orchestration import old_payer, register, requests_for
 from tests.servers import ServerProcess, free_port, new_key, start_server
 
@@ -43,6 +44,7 @@ SETTINGS = {
     "PAYERBRIDGE_UPKEEP_SWEEP_SECONDS": "2",
     "PAYERBRIDGE_PARTNER_CHECK_SECONDS": "3",
 }
+OPEN = "circuit-open"
 ENDS = {"completed", "partial", "conflict", "failed", "blocked", "dead_lettered"}
 
 
@@ -167,6 +169,13 @@ def test_exchanges_submitted_while_the_partner_is_down_complete_when_it_is_back(
         park = next(r for r in parked if r["outcome"] == "parked")
         assert park["detail"]["reason"] == "circuit-open"
         assert park["detail"]["next_attempt_at"] and park["detail"]["deadline_at"]
+
+        # The operator sees them parked, and why (one may be looking again just then).
+        def parked_seen() -> float:
+            samples, _ = scrape(new)
+            return total(samples, "payerbridge_exchanges_waiting", partner="old", reason=OPEN)
+
+        assert 1 <= _wait_for(parked_seen, 10, "no exchange seen parked") <= len(locations)
         up = outage.start_partner()
 
         exchanges = _ended(client, locations, 60)
