@@ -13,6 +13,7 @@ __all__ = [
     "RequestId",
     "ResourceId",
     "ResourceType",
+    "WorkerId",
 ]
 
 ResourceType = NewType("ResourceType", str)
@@ -27,6 +28,8 @@ ClientId = NewType("ClientId", str)
 BulkJobId = NewType("BulkJobId", str)
 # A member onboarding's id (a batch of members brought over from their old payer).
 OnboardingId = NewType("OnboardingId", str)
+# A process that runs workflows (DBOS's executor id): stable across its restarts.
+WorkerId = NewType("WorkerId", str)
 
 # The owner of what operators create (a webhook told of every exchange): operators are
 # clients with the operator scope, and they share what they create.
