@@ -114,6 +114,7 @@ CATALOGUE: dict[str, TableRetention] = {
     "operators": _NONE,
     "operator_sessions": _NONE,
     "unmask_grants": _NONE,  # who saw identifiers unmasked, why and until when
+    "worker_heartbeats": _NONE,  # worker ids and when each last beat (ADR 0049)
 }
 
 
