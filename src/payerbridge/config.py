@@ -229,6 +229,20 @@ class Settings(BaseSettings):
         max_length=100,
         description="Stable id of this worker; a restarted worker recovers its own workflows.",
     )
+    worker_heartbeat_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=60,
+        description="How often each process that runs workflows records that it is alive, "
+        "and the survivors look for dead workers (a divisor of 60).",
+    )
+    worker_stale_seconds: float = Field(
+        default=45.0,
+        gt=0,
+        description="A worker not heard from for this long is dead: a surviving worker hands "
+        "the workflows it was running back to their queues (ADR 0049). At least twice the "
+        "heartbeat interval.",
+    )
     consent_time_zone: str = Field(
         default="UTC",
         description="IANA zone in which date-only consent periods are read (whole days, "
@@ -663,6 +677,14 @@ class Settings(BaseSettings):
         if not is_valid_npi(value):
             raise ValueError("org_npi must be a 10-digit NPI with a valid check digit")
         return value
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_the_staleness(self) -> Settings:
+        if 60 % self.worker_heartbeat_seconds:
+            raise ValueError("worker_heartbeat_seconds must divide 60")
+        if self.worker_stale_seconds < 2 * self.worker_heartbeat_seconds:
+            raise ValueError("worker_stale_seconds must be at least twice the heartbeat")
+        return self
 
     @model_validator(mode="after")
     def _tls_is_whole(self) -> Settings:

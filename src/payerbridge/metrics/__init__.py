@@ -9,6 +9,7 @@ from payerbridge.metrics.exposition import PlatformMetrics, serve_metrics, share
 from payerbridge.metrics.process import (
     record_http,
     record_partner_call,
+    record_worker_recovery,
     shared_directory,
     use_shared_directory,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "observe_events",
     "record_http",
     "record_partner_call",
+    "record_worker_recovery",
     "serve_metrics",
     "share_metrics",
     "shared_directory",

@@ -33,6 +33,7 @@ __all__ = [
     "process_metrics",
     "record_http",
     "record_partner_call",
+    "record_worker_recovery",
     "shared_directory",
     "use_shared_directory",
 ]
@@ -201,6 +202,17 @@ class ProcessMetrics:
             "Plan-year onboardings started and ended, by outcome",
             ("outcome",),
         )
+        # Unlabelled: exported at zero from the start (ADR 0049).
+        self.worker_recoveries = Counter(
+            "payerbridge_worker_recoveries",
+            "Dead workers taken over by this process (their workflows handed back)",
+            registry=self.registry,
+        )
+        self.recovered_workflows = Counter(
+            "payerbridge_worker_recovered_workflows",
+            "Workflows of dead workers this process handed back to their queues",
+            registry=self.registry,
+        )
 
     def _zeros(self) -> None:
         """Every series of a label set the platform knows, at zero from the start: the
@@ -243,6 +255,13 @@ def record_partner_call(
     metrics = _current
     metrics.partner_calls.child(partner, method, operation, status, outcome).inc()
     metrics.partner_duration.child(partner, operation).observe(seconds)
+
+
+def record_worker_recovery(workflows: int) -> None:
+    """A dead worker taken over by this process, ``workflows`` of its handed back."""
+    metrics = _current
+    metrics.worker_recoveries.inc()
+    metrics.recovered_workflows.inc(workflows)
 
 
 def shared_directory() -> Path | None:

@@ -24,6 +24,7 @@ from payerbridge.transactions import UnitOfWork
 from payerbridge.webhooks.model import WebhookPolicy
 from payerbridge.wiring.audit import audit_checkpointer
 from payerbridge.wiring.platform import Platform, utcnow
+from payerbridge.wiring.workers import start_heartbeat, stop_heartbeats
 
 if TYPE_CHECKING:
     from payerbridge.workflows.maintenance import Upkeep
@@ -43,7 +44,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     never enqueued; an API-only process just enqueues."""
     from dbos import DBOS, DBOSConfig
 
-    from payerbridge.workflows import bulk, exchange, maintenance, onboarding, webhooks
+    from payerbridge.workflows import bulk, exchange, maintenance, onboarding, takeover, webhooks
 
     settings = platform.settings
     start_tracing(settings, version=__version__)  # ADR 0033
@@ -74,6 +75,8 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     # Every process binds the upkeep, before a recovered tick can run: DBOS's own queue,
     # which carries the scheduled ticks, is worked by every process, API-only ones too.
     maintenance.bind(_upkeep(platform))
+    # This process beats before DBOS recovers its own workflows (ADR 0049).
+    takeover.bind(start_heartbeat(platform))
     system_url = _dbos_system_url(settings)
     config: DBOSConfig = {
         "name": "payerbridge",
@@ -114,6 +117,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     platform.adapters.transactions.relay_deliveries = webhooks.enqueue_deliveries
     if work:
         maintenance.schedule(sweep_seconds=settings.upkeep_sweep_seconds)
+        takeover.schedule(seconds=settings.worker_heartbeat_seconds)
 
 
 def _upkeep(platform: Platform) -> Upkeep:
@@ -195,10 +199,12 @@ _workflow_engines: list[Engine] = []
 def shutdown_workflows(platform: Platform) -> None:
     from dbos import DBOS
 
-    from payerbridge.workflows import webhooks
+    from payerbridge.workflows import takeover, webhooks
 
     platform.adapters.transactions.relay_deliveries = None
     DBOS.destroy()
+    stop_heartbeats()
+    takeover.bind(None)
     stop_tracing()  # its last spans sent
     webhooks.bind(None)
     while _workflow_engines:

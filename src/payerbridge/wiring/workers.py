@@ -1,0 +1,130 @@
+"""This process's heartbeat, and its part in taking dead workers over (ADR 0049).
+
+Every process that launches DBOS beats: once before DBOS recovers its own workflows
+at launch, then every ``worker_heartbeat_seconds`` from a thread of its own (a DBOS
+schedule runs once across all workers; a heartbeat is each process's own). The first
+beat comes first so that a worker back with the id of one a survivor is taking over
+waits for the takeover to commit (its row is held), then finds its old workflows no
+longer assigned to it. The takeover's use case (``oversight.workers``) is bound here
+with the SQL heartbeats and DBOS's recovery: the call behind DBOS's admin endpoint
+``/dbos-workflow-recovery`` and ``payerbridge workers recover``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from payerbridge import __version__
+from payerbridge.errors import PayerBridgeError
+from payerbridge.metrics import record_worker_recovery
+from payerbridge.oversight.workers import Heartbeat, Takeover, take_over_dead_workers
+from payerbridge.store.workers import SqlWorkerHeartbeats
+from payerbridge.transactions import Transactions
+from payerbridge.types import WorkerId
+from payerbridge.wiring.platform import Platform, utcnow
+
+__all__ = ["DbosRecovery", "HeartbeatWriter", "start_heartbeat", "stop_heartbeats"]
+
+logger = logging.getLogger(__name__)
+
+
+class HeartbeatWriter:
+    """Beats for ``worker_id`` every ``interval`` seconds from a daemon thread, and knows
+    since when its beats have been getting through (``watching_since``; None after a
+    beat that failed)."""
+
+    def __init__(
+        self,
+        heartbeats: SqlWorkerHeartbeats,
+        transactions: Transactions,
+        *,
+        worker_id: WorkerId,
+        interval: float,
+    ) -> None:
+        self.heartbeats = heartbeats
+        self.worker_id = worker_id
+        self._transactions = transactions
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.watching_since: datetime | None = None
+
+    def beat(self) -> None:
+        try:
+            with self._transactions.begin() as unit:
+                self.heartbeats.beat(unit, self.worker_id, version=__version__)
+                at = unit.now
+        except PayerBridgeError as exc:  # the database did not answer: the next beat
+            self.watching_since = None
+            logger.warning(
+                "worker heartbeat failed",
+                extra={"worker_id": self.worker_id, "error_type": type(exc).__name__},
+            )
+            return
+        if self.watching_since is None:
+            self.watching_since = at
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="payerbridge-heartbeat", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.beat()
+
+
+class DbosRecovery:
+    """``WorkflowRecovery`` by DBOS: the dead worker's PENDING workflows of this version
+    back on their queues (those started off a queue on DBOS's internal one)."""
+
+    def recover(self, worker_id: WorkerId) -> list[str]:
+        from dbos import DBOS
+
+        return [handle.workflow_id for handle in DBOS._recover_pending_workflows([worker_id])]
+
+
+_writers: list[HeartbeatWriter] = []
+
+
+def start_heartbeat(platform: Platform) -> Callable[[], list[Takeover]]:
+    """Beat for this process now and from now on; the takeover its upkeep runs."""
+    settings = platform.settings
+    writer = HeartbeatWriter(
+        SqlWorkerHeartbeats(platform.reader),
+        platform.transactions,
+        worker_id=WorkerId(settings.worker_id),
+        interval=settings.worker_heartbeat_seconds,
+    )
+    writer.beat()
+    writer.start()
+    _writers.append(writer)
+    stale_after = timedelta(seconds=settings.worker_stale_seconds)
+
+    def take_over() -> list[Takeover]:
+        taken = take_over_dead_workers(
+            writer.heartbeats,
+            platform.transactions,
+            DbosRecovery(),
+            judge=Heartbeat(writer.worker_id, __version__, utcnow()),
+            stale_after=stale_after,
+            watching_since=writer.watching_since,
+        )
+        for takeover in taken:
+            record_worker_recovery(len(takeover.workflow_ids))
+        return taken
+
+    return take_over
+
+
+def stop_heartbeats() -> None:
+    """Stop this process's beats (its row stays: work it leaves is taken over)."""
+    while _writers:
+        _writers.pop().close()
