@@ -26,6 +26,7 @@ import orjson
 
 from payerbridge import big_json
 from payerbridge.audit.model import AuditEvent
+from payerbridge.bulk.clocks import settle_job_clock, start_job_clock
 from payerbridge.bulk.member_match import BulkPorts, job_event
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import ExportedMember, LineRead, OutputLine
@@ -153,6 +154,7 @@ def _accept(
     body = orjson.dumps({"request": request.to_json(), "members": members})
     with ports.transactions.begin() as unit:
         ports.jobs.create(unit, job, body)
+        start_job_clock(unit, ports, job)
         unit.record(job_event(job, kind.value, "accepted", now, request_id, members=job.total))
     return job
 
@@ -469,6 +471,7 @@ def _complete(ports: BulkPorts, job: BulkJob, *, notices: int) -> JobStatus:
             at=now,
         )
         if completed:
+            settle_job_clock(unit, ports, job.id, now)
             unit.record(
                 job_event(
                     job,

@@ -41,8 +41,15 @@ from payerbridge.audit.refusals import (
     RefusalCounts,
     count_refusals,
 )
+from payerbridge.bulk.clocks import (
+    close_job_clock,
+    note_job_clock,
+    settle_job_clock,
+    start_job_clock,
+)
 from payerbridge.bulk.model import BulkJob, BulkReason, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import BulkJobs, BulkMembers, MemberOutcome, StoredGroup
+from payerbridge.compliance.clocks import Clocks
 from payerbridge.consent.model import ConsentId, PresentedConsent, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy, supported_policies
@@ -121,6 +128,7 @@ class BulkPorts:
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
     refusals: RefusalCounts[UnitOfWork] | None = None  # members refused, counted
+    clocks: Clocks | None = None  # each job's one-business-day answer row (bulk.clocks)
 
 
 def accept_member_match(
@@ -157,6 +165,7 @@ def accept_member_match(
     )
     with ports.transactions.begin() as unit:
         ports.jobs.create(unit, job, raw)
+        start_job_clock(unit, ports, job)
         unit.record(
             job_event(job, "bulk-member-match", "accepted", now, request_id, members=job.total)
         )
@@ -376,6 +385,7 @@ def _complete(ports: BulkPorts, job: BulkJob, members: Sequence[BulkMember]) -> 
         )
         if completed:
             unit.record(job_event(job, "bulk-member-match", "completed", now, job.id, **counts))
+            settle_job_clock(unit, ports, job.id, now)
     if completed:
         return JobStatus.COMPLETED
     current = ports.jobs.get(job.id)  # cancelled meanwhile: what its client decided stands
@@ -387,6 +397,7 @@ def fail_job(ports: BulkPorts, job_id: BulkJobId, error: str) -> None:
     now = ports.clock()
     with ports.transactions.begin() as unit:
         if ports.jobs.fail(unit, job_id, error=error, at=now):
+            note_job_clock(unit, ports, job_id, now)
             job = ports.jobs.get(job_id)
             if job is not None:
                 unit.record(job_event(job, job.kind.value, "failed", now, job_id))
@@ -411,6 +422,7 @@ def cancel_job(
     now = ports.clock()
     with ports.transactions.begin() as unit:
         if ports.jobs.cancel(unit, job_id, at=now):
+            close_job_clock(unit, ports, job_id, now)
             unit.record(job_event(job, job.kind.value, "cancelled", now, request_id))
 
 

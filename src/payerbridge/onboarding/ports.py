@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from payerbridge.compliance.clocks import Clocks
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.exchange.ports import PartnerDirectory, ResourceWriter
 from payerbridge.onboarding.model import (
@@ -144,3 +145,4 @@ class OnboardingPorts:
     new_id: Callable[[], str]
     consent_zone: ZoneInfo
     chunk_members: int  # members per $bulk-member-match request
+    clocks: Clocks | None = None  # the members' and chunks' obligation rows (onboarding.clocks)

@@ -39,6 +39,12 @@ from payerbridge.fhir.bulk_member_match import (
 )
 from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
 from payerbridge.fhir.member_match import build_member_match_request
+from payerbridge.onboarding.clocks import (
+    chunk_answered,
+    members_asked,
+    members_withdrawn,
+    start_member_clocks,
+)
 from payerbridge.onboarding.importing import ExportMember, normalize_export
 from payerbridge.onboarding.increments import (
     SinceAsked,
@@ -149,7 +155,7 @@ def accept_onboarding(
     ]
     with ports.transactions.begin() as unit:
         ports.onboardings.create(unit, onboarding, chunks)
-        members = []
+        members, clocked = [], []
         for position, request in enumerate(requests):
             assert request.consent is not None  # _check_members
             consent = opt_in_consent(
@@ -173,7 +179,9 @@ def accept_onboarding(
                     _bundle(ports, partner, request, kept.resource),
                 )
             )
+            clocked.append((position, request, kept))
         ports.onboardings.add_members(unit, onboarding_id, members)
+        start_member_clocks(unit, ports, onboarding_id, partner_id, clocked)
         asked = {"since": asked_since.isoformat()} if asked_since else {}
         unit.record(_event(onboarding, "accepted", now, request_id, members=len(requests), **asked))
     return onboarding
@@ -292,6 +300,7 @@ def _submit_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Ste
             status_url=status_url,
         ):
             ports.onboardings.record_results(unit, chunk.onboarding_id, withdrawn)
+            members_withdrawn(unit, ports, chunk.onboarding_id, withdrawn, now)
             unit.record(*events)
     return Step(done=False)
 
@@ -364,6 +373,10 @@ def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step
         ):
             return Step(done=False)
         ports.onboardings.record_results(unit, chunk.onboarding_id, results)
+        asked = [m.position for m in members if m.result is None]
+        members_asked(
+            unit, ports, chunk, partner.id, asked, at=now, data_follows=group_id is not None
+        )
     return Step(done=False)
 
 
@@ -436,6 +449,8 @@ def _await_export(
         )
         if normalized.per_member:  # data came: what it reflects is the next run's since
             ports.onboardings.record_received(unit, chunk.onboarding_id, export_time(manifest, now))
+        members_withdrawn(unit, ports, chunk.onboarding_id, withdrawn, now)
+        chunk_answered(unit, ports, chunk, now)
         unit.record(*events)
         ports.writer.write(  # last: on the unit's DB-API path, after the Core statements
             unit, normalized.resources, source=f"onboarding:{chunk.onboarding_id}", at=now

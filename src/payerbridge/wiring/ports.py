@@ -192,6 +192,7 @@ def bulk_ports(
     identity: IdentityStore,
     segmentation: SegmentationPolicy,
     scope: DataScope,
+    clocks: Clocks | None = None,
 ) -> BulkPorts:
     """``$bulk-member-match`` jobs and the exports (old payer)."""
     rules = BulkRules(
@@ -220,11 +221,12 @@ def bulk_ports(
         clock=utcnow,
         new_id=new_id,
         refusals=SqlRefusalCounts(),
+        clocks=clocks,
     )
 
 
 def onboarding_ports(
-    settings: Settings, stores: Stores, client: HttpxPartnerClient
+    settings: Settings, stores: Stores, client: HttpxPartnerClient, clocks: Clocks | None = None
 ) -> OnboardingPorts:
     """Plan-year onboardings (new payer)."""
     return OnboardingPorts(
@@ -239,6 +241,7 @@ def onboarding_ports(
         new_id=new_id,
         consent_zone=ZoneInfo(settings.consent_time_zone),
         chunk_members=settings.onboarding_chunk_members,
+        clocks=clocks,
     )
 
 
