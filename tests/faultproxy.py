@@ -33,6 +33,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+# The partner's headers go back with its answer (Content-Location of a bulk kick-off,
+# Retry-After, ETag...), except those of the hop and of the body as received, which the
+# answer sent here sets itself (httpx has decoded the body).
+_NOT_FORWARDED = frozenset(
+    ("content-length", "content-encoding", "transfer-encoding", "connection", "date", "server")
+)
+
 
 def build_app(args: argparse.Namespace) -> Starlette:
     rng = random.Random(args.seed)
@@ -94,7 +101,8 @@ def build_app(args: argparse.Namespace) -> Starlette:
             bundle["entry"] = [*(bundle.get("entry") or []), json.loads(outcome.read_text())]
             content, fault = json.dumps(bundle).encode(), "outcome"
         record(request, fault, answer.status_code)
-        return Response(content, answer.status_code, media_type=answer.headers.get("content-type"))
+        kept = {k: v for k, v in answer.headers.items() if k.lower() not in _NOT_FORWARDED}
+        return Response(content, answer.status_code, headers=kept)
 
     return Starlette(routes=[Route("/{path:path}", proxy, methods=["GET", "POST"])])
 

@@ -229,7 +229,8 @@ class ServerProcess:
             load_settings(
                 data_dir=self.data_dir,
                 database_url=self.env.get("PAYERBRIDGE_DATABASE_URL") or None,
-                public_base_url=self.base_url,
+                # Its tokens' issuer: its own address, or the one it was given (a proxy's).
+                public_base_url=self.env.get("PAYERBRIDGE_PUBLIC_BASE_URL") or self.base_url,
                 access_token_seconds=3600,
             )
         )
