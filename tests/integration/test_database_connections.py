@@ -15,7 +15,7 @@ from sqlalchemy import Column, Engine, Integer, LargeBinary, MetaData, String, T
 
 from payerbridge.bootstrap import build_platform, utcnow
 from payerbridge.config import load_settings
-from payerbridge.errors import SecondConnection, StoreConflict
+from payerbridge.errors import SecondConnection, StoreConflict, StoreUnavailable
 from payerbridge.store import engines
 from payerbridge.store.dbapi import (
     DialectSql,
@@ -337,3 +337,24 @@ def test_a_thread_whose_unit_holds_a_connection_is_refused_a_second_one(
         unit.cursor().execute("INSERT INTO kept VALUES (2)")
     with engine.connect() as connection:  # and once it ended, it holds none either
         assert connection.execute(text("SELECT n FROM kept")).scalars().all() == [2]
+
+
+def test_a_server_that_does_not_answer_is_store_unavailable_on_every_way_in() -> None:
+    """A PostgreSQL restarting refuses connections for a while: the reader, a raw cursor
+    and a unit of work each say StoreUnavailable (503 ``transient`` at the API, a step
+    waited out in a workflow), never the driver's own error (a 500). Nothing need listen:
+    the port is one nobody does."""
+    from payerbridge.store.unit_of_work import SqlTransactions
+    from tests.servers import free_port
+
+    gone = create_db_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone")
+    try:
+        with pytest.raises(StoreUnavailable), create_reader(gone).connect() as connection:
+            connection.execute(text("SELECT 1"))
+        with pytest.raises(StoreUnavailable), raw_cursor(gone) as cursor:
+            cursor.execute("SELECT 1")
+        transactions = SqlTransactions(gone, clock=utcnow)
+        with pytest.raises(StoreUnavailable), transactions.begin() as unit:
+            unit.cursor().execute("SELECT 1")
+    finally:
+        gone.dispose()

@@ -18,6 +18,7 @@ from payerbridge.errors import (
     NotFound,
     OAuthError,
     PayerBridgeError,
+    StoreUnavailable,
     TooManyAttempts,
     Unauthenticated,
 )
@@ -47,7 +48,7 @@ async def _on_payerbridge_error(_request: Request, exc: Exception) -> Response:
         return _oauth_answer(exc, rendering.status)
     status, body = outcome_for(exc, current_request_id())
     headers = {}
-    if isinstance(exc, Busy | TooManyAttempts):
+    if isinstance(exc, Busy | TooManyAttempts | StoreUnavailable):
         headers["Retry-After"] = str(exc.retry_after_seconds)
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"

@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.engine import Dialect
 
-from payerbridge.store.driver_errors import DRIVER_ERRORS, store_error
+from payerbridge.store.driver_errors import DRIVER_ERRORS, store_error, translated_errors
 from payerbridge.store.engines import SpareConnections, spares_of
 from payerbridge.store.tables import UtcDateTime
 
@@ -300,7 +300,8 @@ def take_driver_connection(engine: Engine) -> tuple[Any, Any]:
     spares = spares_of(engine)
     if spares is not None:
         return spares.take(), spares
-    pooled = engine.raw_connection()
+    with translated_errors():  # the server restarting: StoreUnavailable, not the driver's
+        pooled = engine.raw_connection()
     return pooled.dbapi_connection, pooled
 
 

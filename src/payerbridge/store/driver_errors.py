@@ -49,6 +49,8 @@ def store_error(error: BaseException) -> PayerBridgeError | None:
     """Ours for a driver's error (SQLAlchemy's wrapping of one included), or None."""
     if isinstance(error, exc.DBAPIError) and error.orig is not None:
         error = error.orig
+    if isinstance(error, exc.DisconnectionError):  # the pool found its connections gone
+        return StoreUnavailable("the database is not answering just now; try again shortly")
     if isinstance(error, (psycopg.IntegrityError, sqlite3.IntegrityError)):
         return StoreConflict("a record with the same unique key already exists")
     if _is_transient(error):
@@ -61,7 +63,7 @@ def translated_errors() -> Iterator[None]:
     """Raise ours for a driver's error raised in the block."""
     try:
         yield
-    except (*DRIVER_ERRORS, exc.DBAPIError) as error:
+    except (*DRIVER_ERRORS, exc.DBAPIError, exc.DisconnectionError) as error:
         ours = store_error(error)
         if ours is None:
             raise
