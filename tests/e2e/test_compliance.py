@@ -1,9 +1,11 @@
 """The compliance report end to end (ADR 0037): one exchange asks in time and is met;
 one partner sits in a maintenance window while an exchange whose member enrolled ten days
 ago waits for it, and the report shows that exchange missed with the reason, over HTTP
-(JSON, CSV) and from the command line; the old payer's report shows the $member-match
-it answered; the met subjects listed up to ``_subjects``; bad input is refused with the
-reason."""
+(JSON, CSV) and from the command line; a third member, held the same way, revokes the
+opt-in and their exchange's row reads closed, not missed; the old payer's answers are
+shown apart, as observed, never as our duty; the report names the plan and keeps each
+rule's citation and caveat; the old payer's report shows the $member-match it answered;
+the met subjects listed up to ``_subjects``; bad input is refused with the reason."""
 
 from __future__ import annotations
 
@@ -62,9 +64,15 @@ def test_the_report_shows_one_exchange_met_and_one_held_by_its_partner_missed(
         met = submit(client, _enrolled(switcher_to(network, 0)["request"], today))
         held_request = _enrolled(switcher_to(network, 1, slow)["request"], today - timedelta(10))
         held = submit(client, held_request)
+        gone_request = _enrolled(switcher_to(network, 2, slow)["request"], today - timedelta(10))
+        gone = submit(client, gone_request)
         assert wait_terminal(client, met)["state"] == "completed"
         wait_until(client, held, lambda e: e["next_retry_at"] is not None, timeout=30)
+        waiting = wait_until(client, gone, lambda e: e["next_retry_at"] is not None, timeout=30)
+        revoked = client.post(f"/consents/{waiting['consent_id']}/$revoke")
+        assert revoked.status_code == 200, revoked.text
         met_id, held_id = met.rsplit("/", 1)[1], held.rsplit("/", 1)[1]
+        gone_id = gone.rsplit("/", 1)[1]
 
         span = {
             "from": (today - timedelta(20)).isoformat(),
@@ -79,8 +87,23 @@ def test_the_report_shows_one_exchange_met_and_one_held_by_its_partner_missed(
         assert (missed["subject_id"], missed["partner_id"]) == (held_id, slow)
         assert missed["reason"] == "maintenance" and "overdue" in missed["why"]
         assert request["missed"]["reasons"] == {"maintenance": 1}
-        answer = shown[ANSWER_WITHIN]  # the old payer's answer, as we saw it
+        # The member who revoked: no longer owed, counted apart, neither met nor missed.
+        (closed,) = request["closed"]["subjects"]
+        assert (closed["subject_id"], closed["reason"]) == (gone_id, "opt-in-revoked")
+        assert closed["closed_at"] is not None and request["counts"]["closed"] == 1
+        # The old payer's answer, as we saw it: observed apart, not our duty.
+        report = response.json()
+        (answer,) = report["partners_observed"]["obligations"]
+        assert (answer["obligation"], answer["duty"]) == (ANSWER_WITHIN, "partner-observed")
         assert met_id in [s["subject_id"] for s in answer["met"]["subjects"]]
+        assert shown[ANSWER_WITHIN]["duty"] == "ours-as-old-payer"
+        assert shown[ANSWER_WITHIN]["counts"]["met"] == 0  # this payer answered nothing
+        assert report["totals"]["missed"] == 1  # ours: the held exchange only
+        assert report["plan"]["npi"] and report["plan"]["name"] and report["plan"]["base_url"]
+        assert report["software"]["version"] and report["calendar_zone"] == "America/New_York"
+        assert request["source"]["citation"] == "42 CFR 422.121(b)(4)"
+        assert request["source"]["status"] == "not yet confirmed"
+        assert "being confirmed" in request["source"]["caveat"]
 
         assert request["met"]["truncated"] is False and request["missed"]["truncated"] is False
         first = client.get("/compliance/report", params={**span, "_subjects": "0"})
@@ -95,6 +118,14 @@ def test_the_report_shows_one_exchange_met_and_one_held_by_its_partner_missed(
         assert {"obligation": REQUEST_AFTER_ENROLMENT, "standing": "missed"}.items() <= next(
             line for line in lines if line["subject_id"] == held_id
         ).items()
+        observed = next(
+            line
+            for line in lines
+            if line["subject_id"] == met_id and line["obligation"] == ANSWER_WITHIN
+        )
+        assert observed["duty"] == "partner-observed" and observed["confirmation"]
+        assert {line["plan_npi"] for line in lines} == {report["plan"]["npi"]}
+        assert {line["caveat"] != "" for line in lines} == {True}
 
         for params, problem in (
             ({"from": span["from"]}, "'to' is required"),
@@ -117,6 +148,9 @@ def test_the_report_shows_one_exchange_met_and_one_held_by_its_partner_missed(
     listed = new.cli("compliance", "report", "--from", span["from"], "--to", span["to"])
     assert listed.returncode == 0, listed.stderr
     assert f"missed   exchange {held_id} partner {slow}: maintenance" in listed.stdout
+    ours, observed_part = listed.stdout.split("PARTNERS' ANSWER TIMES (observed)")
+    assert "OUR DUTIES" in ours and held_id in ours and "[not yet confirmed]" in ours
+    assert held_id not in observed_part
     as_json = new.cli(
         "compliance", "report", "--from", span["from"], "--to", span["to"], "--format", "json"
     )

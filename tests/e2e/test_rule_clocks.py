@@ -286,7 +286,11 @@ def test_first_quarterly_and_run_off_pulls_meet_the_rule_on_a_simulated_clock(
     assert missed["reason"] in OUTAGE, missed
     assert "overdue" in missed["why"]
     assert first["counts"]["met"] == 2 and first["counts"]["missed"] == 1
-    answered = _subjects(shown[ANSWER_WITHIN], "met")  # the old payer's day, as we saw it
+    # The old payer's day, as we saw it: observed apart, never counted as our duty.
+    observed = {e["obligation"]: e for e in report.json()["partners_observed"]["obligations"]}
+    assert observed[ANSWER_WITHIN]["duty"] == "partner-observed"
+    assert shown[ANSWER_WITHIN]["counts"]["met"] == 0  # we answered no one
+    answered = _subjects(observed[ANSWER_WITHIN], "met")
     assert {first_ongoing["id"], first_ending["id"], quarterly["id"], runoff["id"]} <= set(answered)
     # Each period met by its pull; the periods after them are owed, not yet due.
     assert set(_subjects(shown[QUARTERLY], "met")) == {quarterly["id"]}
@@ -311,6 +315,21 @@ def test_first_quarterly_and_run_off_pulls_meet_the_rule_on_a_simulated_clock(
         refused = clock.client(new, stack).post("/pull-schedules", json={"request": body})
     assert refused.status_code == 422, refused.text
     assert "no current opt-in" in refused.text and "revoked" in refused.text
+
+    # The periods they owed are no longer owed: closed with the reason, never missed.
+    with ExitStack() as stack:
+        after = clock.client(new, stack).get(
+            "/compliance/report",
+            params={"from": today.isoformat(), "to": (today + timedelta(200)).isoformat()},
+        )
+    assert after.status_code == 200, after.text
+    now_shown = {entry["obligation"]: entry for entry in after.json()["obligations"]}
+    for obligation, reason in ((QUARTERLY, "member-erased"), (RUN_OFF, "opt-in-revoked")):
+        entry = now_shown[obligation]
+        assert entry["pending"]["subjects"] == [] and entry["counts"]["missed"] == 0
+        (closed,) = entry["closed"]["subjects"]
+        assert (closed["subject_type"], closed["reason"]) == ("pull", reason), closed
+        assert entry["counts"]["met"] == shown[obligation]["counts"]["met"]  # kept as met
 
 
 def _midnight(day: date, zone: Any) -> datetime:
