@@ -361,6 +361,8 @@ def test_make_run_demo_routes_one_exchange_to_each_of_three_differently_shaped_p
     its own version's shape."""
     # Three partners at base..base+2, the X12/CSV and FHIR-server partners and the
     # latter's FHIR server at base+3..base+5, the platform at base+6.
+    from payerbridge.config import load_settings
+
     base = free_port_run(7)
     var = tmp_path / "var"
     result = run_cli(
@@ -408,12 +410,15 @@ def test_make_run_demo_routes_one_exchange_to_each_of_three_differently_shaped_p
     assert all('"path":"/fhir/Patient","status":200' not in seen[s] for s in slugs[1:])
     everything = '"path":"/fhir/Patient/{patient_id}/$everything","status":200'
     assert all(everything in log for log in seen.values())
+    # Each partner's data directory says who it is: a command given it acts as that payer.
+    for index, payer in enumerate(network["payers"]):
+        settings = load_settings(data_dir=var / "sandbox" / payer["slug"], database_url=None)
+        assert (settings.org_npi, settings.port) == (payer["npi"], base + index), payer
     # The console's address and a sign-in made for this run, which signs in.
     assert f"the console:  http://127.0.0.1:{base + 6}/console/" in output
     login = re.search(r"sign in as  (\S+) / (\S+) \(role operator", output)
     assert login is not None, output
     from payerbridge.bootstrap import build_platform
-    from payerbridge.config import load_settings
     from payerbridge.security.operator_accounts import log_in
 
     platform = build_platform(load_settings(data_dir=var, database_url=None))

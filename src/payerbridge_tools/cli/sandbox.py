@@ -6,15 +6,11 @@ with its own data directory, port and organization, loaded with generated member
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,16 +18,26 @@ from typing import Annotated, Any
 import httpx
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from payerbridge.exchange.model import STOPPED_STATES
 from payerbridge_tools.cli.sandbox_control import Supervisor, partner_app
+from payerbridge_tools.cli.sandbox_instances import (
+    Instance,
+    bindable,
+    err,
+    our_client_id,
+    our_key_set,
+    out,
+    register_client,
+    spawn,
+    stop,
+    wait_healthy,
+    write_environment,
+)
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="Synthetic payer network.")
 sandbox_app.add_typer(partner_app, name="partner")
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 _TERMINAL = {state.value for state in STOPPED_STATES}
 # After the FHIR partners: the X12/CSV partner, the FHIR-server partner and its server.
@@ -87,45 +93,6 @@ AsOf = Annotated[
 ]
 
 
-@dataclass
-class Instance:
-    """A process of the sandbox, with what started it (``argv``, ``env``: the
-    environment it was given; None: ours) so that it can be started again."""
-
-    name: str
-    data_dir: Path
-    port: int
-    process: subprocess.Popen[bytes]
-    argv: list[str] = field(default_factory=list)
-    env: dict[str, str] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def poll(self) -> int | None:
-        return self.process.poll()
-
-    def pid(self) -> int:
-        return self.process.pid
-
-    def terminate(self) -> None:
-        _stop([self])
-
-    def restart(self) -> None:
-        self.process = launch(self.argv, self.data_dir, self.env)
-
-
-def launch(argv: list[str], data_dir: Path, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
-    """Start a process of the sandbox in a session of its own (so that only we stop it),
-    its output appended to ``data_dir/server.log``."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with (data_dir / "server.log").open("ab") as log:
-        return subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-
-
 def _network_dir(data_dir: Path) -> Path:
     return data_dir / "sandbox" / "network"
 
@@ -178,56 +145,6 @@ def _load_network(network_dir: Path) -> dict[str, Any]:
     return dict(orjson.loads(path.read_bytes()))
 
 
-def _spawn(
-    name: str, data_dir: Path, port: int, env: dict[str, str], *, embedded: bool = False
-) -> Instance:
-    """Start ``serve``; ``embedded`` instances ignore PAYERBRIDGE_DATABASE_URL (SQLite)."""
-    base_env = dict(os.environ)
-    if embedded:
-        base_env.pop("PAYERBRIDGE_DATABASE_URL", None)
-    argv = [
-        sys.executable,
-        "-m",
-        "payerbridge",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-    ]
-    full_env = {**base_env, **env}
-    return Instance(name, data_dir, port, launch(argv, data_dir, full_env), argv, full_env)
-
-
-def _log_tail(path: Path, lines: int = 15) -> str:
-    """The last lines of a server's log: startup errors, never member data (nothing is loaded)."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _wait_healthy(instances: list[Instance], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    for instance in instances:
-        while True:
-            if instance.process.poll() is not None:
-                raise RuntimeError(
-                    f"{instance.name} exited; the end of {instance.data_dir}/server.log:\n"
-                    + _log_tail(instance.data_dir / "server.log")
-                )
-            try:
-                if httpx.get(f"{instance.base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"{instance.name} did not start; see {instance.data_dir}/server.log"
-                )
-            time.sleep(0.25)
-
-
 def _start_partners(
     data_dir: Path,
     network: dict[str, Any],
@@ -243,7 +160,7 @@ def _start_partners(
     from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE
 
     network_dir = _network_dir(data_dir)
-    our_keys = _our_key_set(data_dir)
+    our_keys = our_key_set(data_dir)
     for index, payer in enumerate(network["payers"]):
         payer_dir = data_dir / "sandbox" / payer["slug"]
         env = {
@@ -260,70 +177,8 @@ def _start_partners(
                 raise RuntimeError(f"sandbox data for {payer['slug']} was rejected")
             marker.write_text(str(report.resources))
             err.print(f"loaded {report.resources:,} resources into {payer['slug']}")
-        _register_client(payer_dir, _our_client_id(us[1]), us, DEFAULT_PARTNER_SCOPE, our_keys)
-        instances.append(_spawn(payer["slug"], payer_dir, base_port + index, env, embedded=True))
-
-
-def _register_client(
-    data_dir: Path, client_id: str, org: tuple[str, str], scope: str, key_set: dict[str, Any]
-) -> None:
-    """Register a SMART client with the instance in ``data_dir``, once (its public keys
-    given inline)."""
-    from payerbridge.bootstrap import build_platform, utcnow
-    from payerbridge.config import load_settings
-    from payerbridge.security.registration import smart_client
-    from payerbridge.security.service import add_client
-    from payerbridge.types import ClientId
-
-    platform = build_platform(load_settings(data_dir=data_dir, database_url=None))
-    try:
-        if platform.clients.get(ClientId(client_id)) is None:
-            add_client(
-                smart_client(client_id, org[0], org[1], scope, jwks=key_set),
-                clients=platform.clients,
-                transactions=platform.transactions,
-                actor="sandbox",
-                now=utcnow(),
-            )
-    finally:
-        platform.close()
-
-
-def _our_key_set(data_dir: Path) -> dict[str, Any]:
-    """The public key the platform in ``data_dir`` signs its assertions to partners with."""
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.config import load_settings
-
-    platform = build_platform(load_settings(data_dir=data_dir))
-    try:
-        return platform.client_jwks
-    finally:
-        platform.close()
-
-
-_ENVIRONMENT_MARK = "# Written by payerbridge demo"
-
-
-def _write_environment(data_dir: Path, org: tuple[str, str], port: int) -> None:
-    """Write the platform's organization and port to ``DATA_DIR/payerbridge.toml``, the
-    config file every command given ``--data-dir DATA_DIR`` reads (PAYERBRIDGE_ variables
-    still win): so the commands the demo prints act as its platform, on any port (the
-    issuer of a token is our base URL). A file of the operator's own is left alone."""
-    path = data_dir / "payerbridge.toml"
-    if path.exists() and not path.read_text(errors="replace").startswith(_ENVIRONMENT_MARK):
-        err.print(
-            f"[yellow]{path} is not the demo's: left as it is; commands on {data_dir} "
-            f"need PAYERBRIDGE_ORG_NPI={org[1]} PAYERBRIDGE_PORT={port}[/yellow]"
-        )
-        return
-    data_dir.mkdir(parents=True, exist_ok=True)
-    lines = [
-        f"{_ENVIRONMENT_MARK} for the platform it runs; written again by each run.",
-        f"org_name = {orjson.dumps(org[0]).decode()}",
-        f"org_npi = {orjson.dumps(org[1]).decode()}",
-        f"port = {port}",
-    ]
-    path.write_text("\n".join(lines) + "\n")
+        register_client(payer_dir, our_client_id(us[1]), us, DEFAULT_PARTNER_SCOPE, our_keys)
+        instances.append(spawn(payer["slug"], payer_dir, base_port + index, env, embedded=True))
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -343,7 +198,7 @@ def _require_free_ports(port: int, base_port: int) -> None:
     wanted += [
         (p, f"{role} (--base-port)") for p, role in source_ports(base_port, SANDBOX_PARTNERS)
     ]
-    problems = [f"port {p} is busy: wanted for {role}" for p, role in wanted if not _bindable(p)]
+    problems = [f"port {p} is busy: wanted for {role}" for p, role in wanted if not bindable(p)]
     if port in partners:
         problems.append(f"port {port} is wanted twice: --port is in the partners' range")
     for problem in problems:
@@ -354,29 +209,6 @@ def _require_free_ports(port: int, base_port: int) -> None:
             f"M to M+{SANDBOX_PARTNERS + SOURCE_PORTS - 1}), or make run PORT=N BASE_PORT=M"
         )
         raise typer.Exit(2)
-
-
-def _bindable(port: int) -> bool:
-    """Whether a server could listen on the port now: SO_REUSEADDR, as servers set it,
-    so that the TIME_WAIT of a stopped server's connections does not count as busy."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _stop(instances: list[Instance]) -> None:
-    for instance in instances:
-        if instance.process.poll() is None:
-            instance.process.send_signal(signal.SIGTERM)
-    for instance in instances:
-        try:
-            instance.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            instance.process.kill()
 
 
 def _serve_until_interrupted(instances: list[Instance], data_dir: Path) -> None:
@@ -390,7 +222,7 @@ def _serve_until_interrupted(instances: list[Instance], data_dir: Path) -> None:
     except KeyboardInterrupt:
         err.print("stopping")
     finally:
-        _stop(instances)
+        stop(instances)
         supervisor.close()
 
 
@@ -430,10 +262,10 @@ def up(
     instances: list[Instance] = []
     try:
         _start_partners(data_dir, network, base_port, us, instances)
-        _wait_healthy(instances)
+        wait_healthy(instances)
         _register_partners_locally(data_dir, instances, network, us[1])
     except BaseException:
-        _stop(instances)
+        stop(instances)
         raise
     for index, instance in enumerate(instances):
         out.print(
@@ -471,7 +303,7 @@ def _register_partners_locally(
                 payer["name"],
                 payer["npi"],
                 f"{instance.base_url}/fhir",
-                client_id=_our_client_id(our_npi),
+                client_id=our_client_id(our_npi),
             )
             store_partner(
                 partner,
@@ -510,10 +342,6 @@ def _register_partners_locally(
         platform.close()
 
 
-def _our_client_id(npi: str) -> str:
-    return f"platform-{npi}"
-
-
 _CONSOLE_CLIENT = "sandbox-console"
 
 
@@ -524,7 +352,7 @@ def _console_token(data_dir: Path, port: int, org: tuple[str, str]) -> str:
     from payerbridge.security.model import EXCHANGES_SCOPE
     from payerbridge.types import ClientId
 
-    _register_client(data_dir, _CONSOLE_CLIENT, org, EXCHANGES_SCOPE, _our_key_set(data_dir))
+    register_client(data_dir, _CONSOLE_CLIENT, org, EXCHANGES_SCOPE, our_key_set(data_dir))
     platform = build_platform(load_settings(data_dir=data_dir, port=port))
     try:
         grant = platform.tokens.issue(
@@ -660,7 +488,7 @@ def demo(
         "PAYERBRIDGE_ORG_NPI": network["platform"]["npi"],
     }
     us = (network["platform"]["name"], network["platform"]["npi"])
-    _write_environment(data_dir, us, port)
+    write_environment(data_dir, us, port)
     instances: list[Instance] = []
     try:
         _start_partners(data_dir, network, base_port, us, instances)
@@ -668,9 +496,9 @@ def demo(
         sources = start_source_partners(
             data_dir, network, base_port + SANDBOX_PARTNERS, us, instances
         )
-        platform = _spawn("platform", data_dir, port, platform_env)
+        platform = spawn("platform", data_dir, port, platform_env)
         instances.append(platform)
-        _wait_healthy(instances)
+        wait_healthy(instances)
         _register_partners_locally(
             data_dir, sources.partners, network, us[1], payers=sources.payers
         )
@@ -693,7 +521,7 @@ def demo(
         exchanges = _run_sample_exchanges(platform, requests, token)
         login = _console_login(data_dir)  # after: the short maintenance window is timed
     except BaseException:
-        _stop(instances)
+        stop(instances)
         raise
     _print_exchange(exchanges[0])
     labels = [profile_of(i).label for i in range(len(partners))] + list(SOURCE_PARTNER_LABELS)
@@ -737,7 +565,7 @@ def demo(
     if waiting:
         out.print(f"{len(waiting)} exchange(s) wait for a maintenance window; see them above")
     if exit_after:
-        _stop(instances)
+        stop(instances)
         if len(done) + len(waiting) != len(exchanges):
             raise typer.Exit(1)
         return

@@ -27,16 +27,16 @@ from typing import Any
 
 import orjson
 
-from payerbridge_tools.cli.sandbox import (
+from payerbridge_tools.cli.sandbox_instances import (
     Instance,
-    _our_client_id,
-    _our_key_set,
-    _register_client,
-    _spawn,
-    _wait_healthy,
     err,
     launch,
+    our_client_id,
+    our_key_set,
     out,
+    register_client,
+    spawn,
+    wait_healthy,
 )
 
 __all__ = [
@@ -90,16 +90,16 @@ def start_source_partners(
     by_slug = {p.slug: p for p in population.payers}
     x12_payer, fhir_payer = network["source_payers"][:2]
     seed, as_of = int(network["seed"]), date.fromisoformat(network["as_of"])
-    our_keys = _our_key_set(data_dir)
+    our_keys = our_key_set(data_dir)
     x12 = _start_x12_partner(data_dir, x12_payer, population, seed, as_of, first_port)
     fhir = _start_fhir_partner(
         data_dir, fhir_payer, network, first_port + 1, first_port + 2, instances
     )
     partners = []
     for payer, (payer_dir, env) in ((x12_payer, x12), (fhir_payer, fhir)):
-        _register_client(payer_dir, _our_client_id(us[1]), us, _partner_scope(), our_keys)
+        register_client(payer_dir, our_client_id(us[1]), us, _partner_scope(), our_keys)
         port = first_port if payer is x12_payer else first_port + 1
-        partners.append(_spawn(payer["slug"], payer_dir, port, env, embedded=True))
+        partners.append(spawn(payer["slug"], payer_dir, port, env, embedded=True))
         instances.append(partners[-1])
     from payerbridge_tools.sandbox.source_partners import fhir_server_switcher, source_switcher
 
@@ -222,7 +222,7 @@ def _start_fhir_partner(
         ],
     )
     instances.append(server)
-    _wait_healthy([server])
+    wait_healthy([server])
     sources_file = payer_dir / "sources.toml"
     sources_file.write_text(
         fhir_server_sources(f"{server.base_url}/fhir", client_id, key_file.resolve())
