@@ -248,10 +248,14 @@ class WalCheckpointer:
     Here a daemon thread runs a PASSIVE checkpoint (it never waits for, or blocks, readers
     and writers) every ``interval`` seconds, on its own connection; the sqlite3 module
     lets other threads run while it works. Commits keep SQLite's own checkpoint as a
-    backstop only (``_WAL_BACKSTOP_PAGES``)."""
+    backstop only (``_WAL_BACKSTOP_PAGES``). A round leaves alone a database whose log
+    has not changed (size and modification time) since its last checkpoint, and after a
+    round with nothing to do the next waits twice as long, up to ``idle_interval``: an
+    idle process looks at two files' sizes about once a second (ADR 0050)."""
 
-    def __init__(self, *, interval: float = 0.2) -> None:
+    def __init__(self, *, interval: float = 0.2, idle_interval: float = 1.0) -> None:
         self._interval = interval
+        self._idle_interval = max(interval, idle_interval)
         self._paths: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -276,18 +280,29 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         connections: dict[str, sqlite3.Connection] = {}
+        checkpointed: dict[str, tuple[int, int]] = {}  # the log as its last checkpoint left it
+        wait = self._interval
         try:
-            while not self._stop.wait(self._interval):
+            while not self._stop.wait(wait):
                 with self._lock:
                     paths = list(self._paths)
+                wait = min(2 * wait, self._idle_interval)
                 for path in paths:
+                    log = _wal_state(path)
+                    if log is not None and checkpointed.get(path) == log:
+                        continue
+                    wait = self._interval
                     try:
                         connection = connections.get(path)
                         if connection is None:
                             connection = connections[path] = sqlite3.connect(
                                 path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None
                             )
-                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        busy, frames, copied = connection.execute(
+                            "PRAGMA wal_checkpoint(PASSIVE)"
+                        ).fetchone()
+                        if log is not None and not busy and frames == copied:
+                            checkpointed[path] = log
                     except sqlite3.Error as exc:  # the next round tries again
                         logger.warning(
                             "WAL checkpoint failed", extra={"error_type": type(exc).__name__}
@@ -295,6 +310,15 @@ class WalCheckpointer:
         finally:
             for connection in connections.values():
                 connection.close()
+
+
+def _wal_state(path: str) -> tuple[int, int] | None:
+    """The write-ahead log's size and modification time (None while there is none)."""
+    try:
+        state = os.stat(f"{path}-wal")
+    except OSError:
+        return None
+    return state.st_size, state.st_mtime_ns
 
 
 def _begin_immediate(connection: Any) -> None:

@@ -45,6 +45,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     from dbos import DBOS, DBOSConfig
 
     from payerbridge.workflows import bulk, exchange, maintenance, onboarding, takeover, webhooks
+    from payerbridge.workflows.queue_gate import QueueGate
 
     settings = platform.settings
     start_tracing(settings, version=__version__)  # ADR 0033
@@ -90,7 +91,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     config["system_database_engine"] = engine
     if platform.checkpointer is not None:  # SQLite
         platform.checkpointer.watch(system_url)
-    DBOS(config=config)
+    dbos = DBOS(config=config)
     if not work:
         DBOS.listen_queues([])
     DBOS.launch()
@@ -114,6 +115,9 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         partner_concurrency=settings.onboarding_partner_concurrency,
         polling_interval_seconds=settings.queue_polling_seconds,
     )
+    # The queue workers look in the system database only when work waits (ADR 0050).
+    system_database = dbos._sys_db
+    QueueGate(engine, schema=system_database.schema).install(system_database)
     platform.adapters.transactions.relay_deliveries = webhooks.enqueue_deliveries
     if work:
         maintenance.schedule(sweep_seconds=settings.upkeep_sweep_seconds)
