@@ -229,7 +229,7 @@ def run_idle(
     backends: Mapping[str, str | None],
     seconds: float = 60,
     rounds: int = 3,
-    warm_up: float = 45,
+    warm_up: float = 75,
     probes: int = 10,
     progress: Callable[[str], None] = lambda _: None,
 ) -> IdleRun:

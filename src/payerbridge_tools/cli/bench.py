@@ -564,8 +564,13 @@ def bench_idle(
     seconds: Annotated[float, typer.Option(min=1, help="The measured window, seconds.")] = 60,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds (the median is reported).")] = 3,
     warm_up: Annotated[
-        float, typer.Option(min=0, help="Seconds between start-up and the window.")
-    ] = 45,
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between start-up and the window (DBOS polls its schedules every "
+            "second for its first 60).",
+        ),
+    ] = 75,
     probes: Annotated[
         int, typer.Option(min=0, help="Workflows enqueued per working process, for wake-up.")
     ] = 10,
