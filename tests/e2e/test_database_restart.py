@@ -321,6 +321,7 @@ def test_work_in_flight_through_a_database_restart_finishes_once_each(payers: Pa
             client.get(onboarding.headers["Location"]),
             client.post("/exchanges", json=payers.switchers(EXCHANGES)[0], headers=new_key()),
             requester.get(export_status),
+            client.get("/healthz"),  # not ready: the database is away
         ]
         assert all(_transient(answer) for answer in while_down), [
             (a.status_code, a.headers.get("retry-after"), a.text[:300]) for a in while_down
