@@ -4,8 +4,10 @@ checkpointer, backed off while nothing is written, still copies back a later wri
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +36,10 @@ class _SystemDatabase:
         self.calls.append("list_queues")
         return ["exchanges"]
 
-    def transition_delayed_workflows(self) -> None:
-        self.calls.append("transition")
-
-    def cancel_timed_out_workflows(self, limit: int) -> list[str]:
-        self.calls.append("cancel")
-        return []
+    @contextlib.contextmanager
+    def background_job_lock(self, job_name: str) -> Iterator[bool]:
+        self.calls.append(f"lock {job_name}")
+        yield True
 
 
 @pytest.fixture
@@ -81,22 +81,27 @@ def test_a_poll_goes_through_exactly_while_a_workflow_waits_in_its_queue(engine:
     assert system.calls == ["scopes exchanges", "scopes bulk"]
 
 
+def _jobs_run(system: _SystemDatabase) -> bool:
+    with system.background_job_lock("background_jobs") as acquired:
+        return acquired
+
+
 def test_the_background_jobs_run_only_with_delayed_or_deadlined_workflows(engine: Engine) -> None:
     system = _SystemDatabase()
     QueueGate(engine, schema=None).install(system)
-    system.transition_delayed_workflows()
-    assert system.cancel_timed_out_workflows(1000) == []
+    assert not _jobs_run(system)
     assert system.calls == []
     _add(engine, "later", "exchanges", "DELAYED")
-    system.transition_delayed_workflows()
-    system.cancel_timed_out_workflows(1000)
-    assert system.calls == ["transition", "cancel"]
+    assert _jobs_run(system)
+    assert system.calls == ["lock background_jobs"]
     with engine.begin() as connection:
         connection.execute(text("UPDATE workflow_status SET status = 'ENQUEUED'"))
-    system.transition_delayed_workflows()
     _add(engine, "bounded", "exchanges", "PENDING", deadline=1)
-    system.cancel_timed_out_workflows(1000)
-    assert system.calls == ["transition", "cancel", "cancel"]
+    assert _jobs_run(system)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE workflow_status SET status = 'SUCCESS'"))
+    assert not _jobs_run(system)
+    assert system.calls == ["lock background_jobs"] * 2
 
 
 def test_the_configuration_is_read_again_after_config_seconds(engine: Engine) -> None:
@@ -132,9 +137,9 @@ def test_dbos_still_makes_the_calls_the_gate_answers() -> None:
     assert "dbos._sys_db.dequeue_scopes(queue.name)" in worker
     assert "dbos._sys_db.get_queue(queue.name)" in worker
     assert "dbos._sys_db.list_queues(" in inspect.getsource(_queue.queue_thread)
-    jobs = inspect.getsource(_workflow_commands.background_jobs_thread)
-    assert "dbos._sys_db.transition_delayed_workflows()" in jobs
-    assert "dbos._sys_db.cancel_timed_out_workflows(" in jobs
+    jobs = inspect.getsource(_workflow_commands._run_background_jobs)
+    assert "dbos._sys_db.background_job_lock(lock_name) as acquired" in jobs
+    assert "if acquired:" in jobs
     for system in (SQLiteSystemDatabase, PostgresSystemDatabase):
         QueueGate(create_db_engine("sqlite://"), schema=None).install(object.__new__(system))
     with pytest.raises(RuntimeError, match="no dequeue_scopes"):

@@ -65,9 +65,12 @@ def serve(
     ] = True,
 ) -> None:
     """Run one instance: the FHIR and exchange APIs and (by default) a workflow worker."""
+    import contextlib
+
     import uvicorn
 
     from payerbridge.api.app import create_app
+    from payerbridge.api.server import QuietServer
     from payerbridge.bootstrap import build_platform
     from payerbridge.collector import settle_for_serving
     from payerbridge.logging import configure_logging
@@ -95,7 +98,7 @@ def serve(
             tls["ssl_cert_reqs"] = ssl.CERT_OPTIONAL  # SMART clients need no certificate
     app = create_app(platform, run_workers=workers)
     settle_for_serving()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -104,6 +107,11 @@ def serve(
         timeout_graceful_shutdown=5,
         **tls,
     )
+    server = QuietServer(config)  # uvicorn.run's server, waking once a second (ADR 0050)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn.run's exit code for a server that did not start
 
 
 @app.command("worker")

@@ -4,17 +4,17 @@ DBOS 3.4.0 gives each queue a thread that wakes every polling interval (0.25 s f
 1 s for its own) and runs a whole dequeue: it reads the queue's configuration back,
 lists the partitions holding work and claims in a transaction, about a millisecond of
 CPU each time through SQLAlchemy; another thread lists the queues every second, and a
-third runs its background jobs every second (DELAYED workflows whose delay is over
-enqueued, workflows past their deadline cancelled). With our four queues that was most
-of the 5 % of a core an idle ``serve`` or ``worker`` used. The gate answers some of
-those calls itself:
+third takes a lock (PostgreSQL) and runs its background jobs every second (DELAYED
+workflows whose delay is over enqueued, workflows past their deadline cancelled). With
+our four queues that was most of the 5-7 % of a core an idle ``serve`` or ``worker``
+used. The gate answers some of those calls itself:
 
 - ``dequeue_scopes`` (where to dequeue): nowhere while the queue holds no ENQUEUED
   workflow, as one probe on DBOS's in-flight index finds; the dequeue is skipped. A
   workflow waiting in the queue, claimable or not (a partner at its concurrency, a rate
   limit), lets every poll through as before;
-- ``transition_delayed_workflows`` and ``cancel_timed_out_workflows``: skipped while no
-  workflow is DELAYED and none in flight has a deadline (we set neither; DBOS might);
+- ``background_job_lock`` (before those jobs): not taken, so the jobs are skipped, while
+  no workflow is DELAYED and none in flight has a deadline (we set neither; DBOS might);
 - ``get_queue`` and ``list_queues`` (the configuration read back on every poll, the
   queues listed every second): read at most every ``config_seconds``; every process
   declares the same configuration at start-up.
@@ -28,10 +28,11 @@ database, which ``dbos==3.4.0`` pins; ``install`` refuses a DBOS that lacks them
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Engine
@@ -40,13 +41,7 @@ __all__ = ["QueueGate"]
 
 logger = logging.getLogger(__name__)
 
-_WRAPPED = (
-    "dequeue_scopes",
-    "get_queue",
-    "list_queues",
-    "transition_delayed_workflows",
-    "cancel_timed_out_workflows",
-)
+_WRAPPED = ("dequeue_scopes", "get_queue", "list_queues", "background_job_lock")
 # Each condition is written as DBOS's partial index's own, so SQLite's planner uses it.
 _WAITING = "queue_name = ? AND status IN ('ENQUEUED', 'PENDING') AND status = 'ENQUEUED'"
 _DELAYED = "status = 'DELAYED'"
@@ -124,22 +119,21 @@ class QueueGate:
         if missing:
             raise RuntimeError(f"DBOS's system database has no {', '.join(missing)}")
         scopes = system_database.dequeue_scopes
-        transition = system_database.transition_delayed_workflows
-        cancel = system_database.cancel_timed_out_workflows
+        job_lock = system_database.background_job_lock
 
         def gated_scopes(queue_name: str) -> list[str | None]:
             return list(scopes(queue_name)) if self.has_waiting(queue_name) else []
 
-        def gated_transition(*args: Any, **options: Any) -> None:
-            if self.has_timed_work():
-                transition(*args, **options)
-
-        def gated_cancel(*args: Any, **options: Any) -> list[str]:
-            return list(cancel(*args, **options)) if self.has_timed_work() else []
+        @contextlib.contextmanager
+        def gated_job_lock(job_name: str) -> Iterator[bool]:
+            if not self.has_timed_work():
+                yield False  # as if another process held it: the jobs wait a second
+                return
+            with job_lock(job_name) as acquired:
+                yield acquired
 
         system_database.dequeue_scopes = gated_scopes
-        system_database.transition_delayed_workflows = gated_transition
-        system_database.cancel_timed_out_workflows = gated_cancel
+        system_database.background_job_lock = gated_job_lock
         system_database.get_queue = self._kept_for("get_queue", system_database.get_queue)
         system_database.list_queues = self._kept_for("list_queues", system_database.list_queues)
 
