@@ -8,7 +8,6 @@ never imports this module.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from contextvars import ContextVar
@@ -24,19 +23,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from payerbridge.net.addresses import egress_networks
 from payerbridge.npi import is_valid_npi
 from payerbridge.principals import check_console_roles, check_principals
 
 __all__ = ["GUESSING_RATES", "OperationRate", "Settings", "load_settings", "redacted"]
 
 _config_file: ContextVar[Path | None] = ContextVar("payerbridge_config_file", default=None)
-# What an egress exception may never open in production: this host, link-local
-# (cloud metadata at 169.254.169.254), multicast, "this network".
-_NEVER_IN_PROD = [
-    ipaddress.ip_network(n)
-    for n in ("127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "0.0.0.0/8")
-    + ("::1/128", "::/128", "fe80::/10", "ff00::/8", "::ffff:0:0/96")
-]
 
 
 class OperationRate(BaseModel):
@@ -233,15 +226,12 @@ class Settings(BaseSettings):
         default=10,
         ge=1,
         le=60,
-        description="How often each process that runs workflows records that it is alive, "
-        "and the survivors look for dead workers (a divisor of 60).",
+        description="How often each workflow process beats (a divisor of 60; ADR 0049).",
     )
     worker_stale_seconds: float = Field(
         default=45.0,
         gt=0,
-        description="A worker not heard from for this long is dead: a surviving worker hands "
-        "the workflows it was running back to their queues (ADR 0049). At least twice the "
-        "heartbeat interval.",
+        description="A worker silent this long (two beats at least) is taken over as dead.",
     )
     consent_time_zone: str = Field(
         default="UTC",
@@ -578,11 +568,11 @@ class Settings(BaseSettings):
     )
     environment: Literal["dev", "test", "prod"] = "dev"
 
-    @field_validator("upkeep_sweep_seconds")
+    @field_validator("upkeep_sweep_seconds", "worker_heartbeat_seconds")
     @classmethod
     def _divides_a_minute(cls, value: int) -> int:
         if 60 % value:
-            raise ValueError("must divide 60 (the sweep runs at fixed seconds of each minute)")
+            raise ValueError("must divide 60 (it runs at fixed seconds of each minute)")
         return value
 
     @field_validator(
@@ -679,9 +669,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _heartbeats_fit_the_staleness(self) -> Settings:
-        if 60 % self.worker_heartbeat_seconds:
-            raise ValueError("worker_heartbeat_seconds must divide 60")
+    def _stale_after_two_beats(self) -> Settings:
         if self.worker_stale_seconds < 2 * self.worker_heartbeat_seconds:
             raise ValueError("worker_stale_seconds must be at least twice the heartbeat")
         return self
@@ -732,25 +720,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _egress_networks(self) -> Settings:
-        # Explicit in the effective config (`payerbridge config show`): loopback for
-        # development and the test suite's partners on 127.0.0.1, nothing in production.
-        if self.egress_allowed_networks is None:
-            loopback = ["127.0.0.0/8", "::1/128"]
-            self.egress_allowed_networks = [] if self.environment == "prod" else loopback
-        for text in self.egress_allowed_networks:
-            try:
-                network = ipaddress.ip_network(text.strip(), strict=False)
-            except ValueError as exc:
-                raise ValueError(f"egress_allowed_networks: {text!r} is not a network") from exc
-            local = any(
-                network.version == other.version and network.overlaps(other)
-                for other in _NEVER_IN_PROD
-            )
-            if self.environment == "prod" and local:
-                raise ValueError(
-                    f"egress_allowed_networks: {text} is a loopback, link-local, multicast "
-                    "or unspecified network; in prod only private networks may be listed"
-                )
+        # Explicit in the effective config (`payerbridge config show`).
+        self.egress_allowed_networks = egress_networks(
+            self.egress_allowed_networks, is_prod=self.environment == "prod"
+        )
         return self
 
     @classmethod

@@ -23,7 +23,13 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["LOOPBACK_NETWORKS", "AddressPolicy", "address_refusal", "parse_networks"]
+__all__ = [
+    "LOOPBACK_NETWORKS",
+    "AddressPolicy",
+    "address_refusal",
+    "egress_networks",
+    "parse_networks",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -123,6 +129,37 @@ def parse_networks(networks: Iterable[str]) -> tuple[IPNetwork, ...]:
         except ValueError as exc:
             raise ValueError(f"{network!r} is not an IP network (CIDR): {exc}") from None
     return tuple(parsed)
+
+
+# What an egress exception may never open in production: this host, link-local
+# (cloud metadata at 169.254.169.254), multicast, "this network".
+_NEVER_IN_PROD = [
+    ipaddress.ip_network(n)
+    for n in ("127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "0.0.0.0/8")
+    + ("::1/128", "::/128", "fe80::/10", "ff00::/8", "::ffff:0:0/96")
+]
+
+
+def egress_networks(listed: list[str] | None, *, is_prod: bool) -> list[str]:
+    """The egress exceptions as the settings keep them (``egress_allowed_networks``):
+    unset is loopback in development and the test suite, nothing in production; in
+    production only private networks may be listed. ValueError naming the one that is
+    not a network or not allowed."""
+    networks = ([] if is_prod else list(LOOPBACK_NETWORKS)) if listed is None else listed
+    for text in networks:
+        try:
+            network = ipaddress.ip_network(text.strip(), strict=False)
+        except ValueError as exc:
+            raise ValueError(f"egress_allowed_networks: {text!r} is not a network") from exc
+        local = any(
+            network.version == other.version and network.overlaps(other) for other in _NEVER_IN_PROD
+        )
+        if is_prod and local:
+            raise ValueError(
+                f"egress_allowed_networks: {text} is a loopback, link-local, multicast "
+                "or unspecified network; in prod only private networks may be listed"
+            )
+    return networks
 
 
 @dataclass(frozen=True)

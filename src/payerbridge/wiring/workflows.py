@@ -98,6 +98,20 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     if not work:
         DBOS.listen_queues([])
     DBOS.launch()
+    _register_queues(settings)
+    # The queue workers look in the system database only when work waits (ADR 0050).
+    system_database = dbos._sys_db
+    QueueGate(engine, schema=system_database.schema).install(system_database)
+    platform.adapters.transactions.relay_deliveries = webhooks.enqueue_deliveries
+    if work:
+        maintenance.schedule(sweep_seconds=settings.upkeep_sweep_seconds)
+        takeover.schedule(seconds=settings.worker_heartbeat_seconds)
+
+
+def _register_queues(settings: Settings) -> None:
+    """Declare the workflows' queues with their limits from ``settings`` (after launch)."""
+    from payerbridge.workflows import bulk, exchange, onboarding, webhooks
+
     exchange.register_queue(
         exchange.QueueLimits(
             partner_concurrency=settings.partner_concurrency,
@@ -118,13 +132,6 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         partner_concurrency=settings.onboarding_partner_concurrency,
         polling_interval_seconds=settings.queue_polling_seconds,
     )
-    # The queue workers look in the system database only when work waits (ADR 0050).
-    system_database = dbos._sys_db
-    QueueGate(engine, schema=system_database.schema).install(system_database)
-    platform.adapters.transactions.relay_deliveries = webhooks.enqueue_deliveries
-    if work:
-        maintenance.schedule(sweep_seconds=settings.upkeep_sweep_seconds)
-        takeover.schedule(seconds=settings.worker_heartbeat_seconds)
 
 
 def _upkeep(platform: Platform) -> Upkeep:
