@@ -466,149 +466,6 @@ def partners_show(
     sys.stdout.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-@partners_app.command("operations")
-def partners_operations(
-    partner_id: Annotated[str, typer.Argument(help="The partner's id.")],
-    suspend: Annotated[
-        str | None,
-        typer.Option(help="Suspend exchanges with it; the text is shown as the reason."),
-    ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Take exchanges again.")] = False,
-    maintenance: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="A maintenance window 'START/END=reason' (instants with offsets), or "
-            "weekly 'sun 02:00-04:00 America/New_York=reason'; repeatable; replaces the "
-            "windows set before."
-        ),
-    ] = None,
-    no_maintenance: Annotated[
-        bool, typer.Option("--no-maintenance", help="Clear its maintenance windows.")
-    ] = False,
-    rate_limit: Annotated[
-        str | None,
-        typer.Option(
-            help="The calls it takes, 'N/SECONDS' (e.g. 120/60), shared by every worker; "
-            "'none' clears it."
-        ),
-    ] = None,
-    exchange_budget: Annotated[
-        str | None,
-        typer.Option(
-            help="How long an exchange with it keeps trying from its submission before it "
-            "is dead-lettered (deadline-exceeded): seconds, or with a unit (90m, 36h, 7d); "
-            "'default' for the platform's (the rule's clocks)."
-        ),
-    ] = None,
-    contact: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Whom to call about it, 'NAME;EMAIL;PHONE' (email or phone may be left "
-            "empty); repeatable; replaces the contacts set before."
-        ),
-    ] = None,
-    no_contacts: Annotated[bool, typer.Option("--no-contacts", help="Clear its contacts.")] = False,
-    data_dir: DataDir = None,
-) -> None:
-    """Suspend or resume a partner, set its maintenance windows (new exchanges wait
-    for a window to end), its rate, its exchanges' time budget or its contacts; prints
-    how it is now run."""
-    from payerbridge.routing.enrolment import registered, set_operations
-
-    if suspend is not None and resume:
-        raise fail(errors.InvalidInput("give --suspend or --resume, not both"))
-
-    def change(
-        registry: PartnerRegistry, _discovery: PartnerDiscovery, transactions: Transactions
-    ) -> Any:
-        document = registered(registry, PartnerId(partner_id)).operations.to_json()
-        if suspend is not None:
-            document |= {"status": "suspended", "note": suspend}
-        if resume:
-            document |= {"status": "active", "note": None}
-        if no_maintenance:
-            document["maintenance"] = []
-        if maintenance:
-            document["maintenance"] = [_window_option(text) for text in maintenance]
-        if rate_limit is not None:
-            document["rate_limit"] = _rate_option(rate_limit)
-        if exchange_budget is not None:
-            document["exchange_budget_seconds"] = _budget_option(exchange_budget)
-        if no_contacts:
-            document["contacts"] = []
-        if contact:
-            document["contacts"] = [_contact_option(text) for text in contact]
-        return set_operations(
-            PartnerId(partner_id),
-            document,
-            registry=registry,
-            transactions=transactions,
-            actor=cli_actor(),
-            request_id=None,
-        )
-
-    partner = _with_directory(data_dir, change)
-    sys.stdout.write(
-        orjson.dumps(partner.operations.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
-    )
-
-
-def _rate_option(text: str) -> Any:
-    """'N/SECONDS' as the API's rate_limit document (checked there); 'none' clears it."""
-    if text.strip().lower() == "none":
-        return None
-    requests, _, seconds = text.partition("/")
-    try:
-        return {"requests": int(requests), "per_seconds": float(seconds)}
-    except ValueError:
-        return text  # refused by the check, which names the form
-
-
-def _contact_option(text: str) -> dict[str, str | None]:
-    """'NAME;EMAIL;PHONE' as the API's contact (checked there, which names what is
-    missing or malformed)."""
-    parts = text.split(";")
-    if len(parts) > 3:
-        raise fail(errors.InvalidInput(f"a contact is 'NAME;EMAIL;PHONE', not {len(parts)} fields"))
-    name, email, phone = [*parts, "", ""][:3]
-    return {k: v.strip() or None for k, v in (("name", name), ("email", email), ("phone", phone))}
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _budget_option(text: str) -> Any:
-    """'default' (None), or seconds with an optional unit, as the API's budget (checked
-    there, which names the range)."""
-    value = text.strip().lower()
-    if value == "default":
-        return None
-    unit = _UNITS.get(value[-1:], 0)
-    number = value[:-1] if unit else value
-    try:
-        return float(number) * (unit or 1)
-    except ValueError:
-        return text  # refused by the check, which names the form
-
-
-def _window_option(text: str) -> dict[str, Any]:
-    """'START/END=reason' or 'DAY HH:MM-HH:MM ZONE=reason' as the API's window document
-    (checked there, with the other fields)."""
-    when, _, reason = text.partition("=")
-    parts = when.split()
-    if len(parts) == 3 and "-" in parts[1]:
-        start, _, end = parts[1].partition("-")
-        return {
-            "weekly": parts[0].lower(),
-            "start": start,
-            "end": end,
-            "zone": parts[2],
-            "reason": reason,
-        }
-    start, _, end = when.partition("/")
-    return {"start": start, "end": end, "reason": reason}
-
-
 @partners_app.command("list")
 def partners_list(data_dir: DataDir = None) -> None:
     """List registered partners."""
@@ -659,6 +516,7 @@ from payerbridge.cli.members import members_app, retention_app  # noqa: E402
 from payerbridge.cli.onboard import onboard  # noqa: E402
 from payerbridge.cli.operators import operators_app  # noqa: E402
 from payerbridge.cli.partner_health import add_partner_health_commands  # noqa: E402
+from payerbridge.cli.partner_operations import add_partner_operations_command  # noqa: E402
 from payerbridge.cli.plugins import add_plugin_commands  # noqa: E402
 from payerbridge.cli.pulls import pulls_app  # noqa: E402
 from payerbridge.cli.quarantine import quarantine_app  # noqa: E402
@@ -675,6 +533,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(sources_app, name="sources")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(quarantine_app, name="quarantine")
+add_partner_operations_command(partners_app)
 add_partner_health_commands(partners_app)
 app.add_typer(operators_app, name="operators")
 app.add_typer(members_app, name="members")
