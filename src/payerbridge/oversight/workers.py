@@ -142,7 +142,9 @@ def take_over_dead_workers(
                 continue
             workflow_ids = tuple(recovery.recover(worker_id))
         taken.append(Takeover(worker_id, judge.worker_id, workflow_ids))
-        logger.warning(
+        # A warning when it left work; info for one that left none (a CLI command's).
+        logger.log(
+            logging.WARNING if workflow_ids else logging.INFO,
             "dead worker taken over",
             extra={
                 "worker_id": worker_id,
