@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from payerbridge.store.tables import exchange_transitions
+from payerbridge.store.worker_tables import worker_heartbeats
 from payerbridge_tools.sandbox.generator import write_network
 from tests.conftest import BACKEND
 from tests.e2e.test_orchestration import (
@@ -66,6 +67,12 @@ def pending_of(engine: Engine, worker_id: str) -> set[str]:
     )
     with engine.connect() as connection:
         return {row[0] for row in connection.execute(query, {"worker": worker_id})}
+
+
+def beating(engine: Engine) -> set[str]:
+    """The workers with a heartbeat."""
+    with engine.connect() as connection:
+        return set(connection.execute(select(worker_heartbeats.c.worker_id)).scalars())
 
 
 def runners_of(engine: Engine, workflow_ids: set[str]) -> dict[str, tuple[str, str]]:
@@ -122,18 +129,26 @@ def test_survivors_take_over_a_killed_workers_exchanges_and_run_each_once(
         token_url = f"{old.base_url}/auth/token"  # another origin than the proxy's
         register(client, "slow", slow_url, old.env["PAYERBRIDGE_ORG_NPI"], "newplan", token_url)
     log_path = api.data_dir / "workers.log"
-    workers: dict[str, ForkedProcess] = {
-        w: start_worker(api.data_dir, env=api.env, worker_id=w, log_path=log_path)
-        for w in ("w1", "w2", "w3")
-    }
+    workers: dict[str, ForkedProcess] = {}
+
+    def start(worker_id: str) -> None:
+        workers[worker_id] = start_worker(
+            api.data_dir, env=api.env, worker_id=worker_id, log_path=log_path
+        )
+
     engine = database_of(api)
     try:
+        start("w1")  # first, so that it takes the exchanges
         with api.client() as client:
             for request in requests_for(network, "slow", EXCHANGES):
                 response = client.post("/exchanges", json=request, headers=new_key())
                 assert response.status_code == 202, response.text
-            # w1 holds several exchanges in flight (each call held a second): kill it.
+            # w1 holds several exchanges in flight (each call held a second): kill it
+            # once the other two are up.
             wait_until(lambda: len(pending_of(engine, "w1")) >= 3, 60, "w1 took too few")
+            start("w2")
+            start("w3")
+            wait_until(lambda: beating(engine) >= {"w1", "w2", "w3"}, 60, "w2, w3 did not beat")
             orphans = pending_of(engine, "w1")
             os.kill(workers["w1"].pid, signal.SIGKILL)
             workers["w1"].wait()
@@ -142,10 +157,7 @@ def test_survivors_take_over_a_killed_workers_exchanges_and_run_each_once(
             wait_until(lambda: not pending_of(engine, "w1"), 30, "w1's workflows stayed on w1")
             taken_over_after = time.monotonic() - killed_at
             wait_until(lambda: survivors_hold(engine, orphans), 30, "no survivor took them")
-            # Back with the same id (its host restarted): it must not run them again.
-            workers["w1"] = start_worker(
-                api.data_dir, env=api.env, worker_id="w1", log_path=log_path
-            )
+            start("w1")  # back with the same id (its host restarted): none run again
             items = wait_all_stopped(client, EXCHANGES, timeout=120)
         runners = runners_of(engine, orphans)
         repeated = repeated_moves(engine)

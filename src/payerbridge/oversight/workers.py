@@ -10,7 +10,7 @@ the staleness and since when the judge's own beats have been getting through. A 
 whose own beats failed lately (the database was away) judges nobody until the others
 have had a staleness to beat again: after an outage every beat is old, and none of those
 workers is dead. The claim and the recovery are ports; ``take_over_dead_workers`` is
-the use case the scheduled upkeep runs.
+the use case each process runs after its beat.
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
 """This process's heartbeat, and its part in taking dead workers over (ADR 0049).
 
-Every process that launches DBOS beats: once before DBOS recovers its own workflows
-at launch, then every ``worker_heartbeat_seconds`` from a thread of its own (a DBOS
-schedule runs once across all workers; a heartbeat is each process's own). The first
-beat comes first so that a worker back with the id of one a survivor is taking over
-waits for the takeover to commit (its row is held), then finds its old workflows no
-longer assigned to it. The takeover's use case (``oversight.workers``) is bound here
-with the SQL heartbeats and DBOS's recovery: the call behind DBOS's admin endpoint
-``/dbos-workflow-recovery`` and ``payerbridge workers recover``.
+Every process that launches DBOS beats: once before DBOS recovers its own workflows at
+launch, then every ``worker_heartbeat_seconds`` from a thread of its own. The first beat
+comes first so that a worker back with the id of one a survivor is taking over waits for
+the takeover to commit (its row is held), then finds its old workflows no longer
+assigned to it. After each beat the same thread looks for dead workers and takes them
+over (``oversight.workers``, with the SQL heartbeats and DBOS's recovery: the call behind
+DBOS's admin endpoint ``/dbos-workflow-recovery`` and ``payerbridge workers recover``).
+Every process looks; the claim under the dead worker's row lets one of them take it. A
+DBOS schedule would run the look once per tick across all processes, but as a workflow
+run of its own every interval, idle or not (ADR 0050).
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ from payerbridge.transactions import Transactions
 from payerbridge.types import WorkerId
 from payerbridge.wiring.platform import Platform, utcnow
 
-__all__ = ["DbosRecovery", "HeartbeatWriter", "start_heartbeat", "stop_heartbeats"]
+__all__ = ["DbosRecovery", "HeartbeatWriter", "beat_before_launch", "stop_heartbeats"]
 
 logger = logging.getLogger(__name__)
 
 
 class HeartbeatWriter:
-    """Beats for ``worker_id`` every ``interval`` seconds from a daemon thread, and knows
-    since when its beats have been getting through (``watching_since``; None after a
-    beat that failed)."""
+    """Beats for ``worker_id`` every ``interval`` seconds from a daemon thread, then runs
+    ``take_over``; knows since when its beats have been getting through
+    (``watching_since``; None after a beat that failed)."""
 
     def __init__(
         self,
@@ -67,8 +69,11 @@ class HeartbeatWriter:
         if self.watching_since is None:
             self.watching_since = at
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="payerbridge-heartbeat", daemon=True)
+    def start(self, take_over: Callable[[HeartbeatWriter], list[Takeover]]) -> None:
+        """Beat, then look for dead workers, every interval from now on."""
+        self._thread = threading.Thread(
+            target=self._run, args=(take_over,), name="payerbridge-heartbeat", daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:
@@ -76,9 +81,18 @@ class HeartbeatWriter:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def _run(self) -> None:
+    def _run(self, take_over: Callable[[HeartbeatWriter], list[Takeover]]) -> None:
         while not self._stop.wait(self._interval):
             self.beat()
+            if self.watching_since is None:
+                continue
+            try:
+                take_over(self)
+            except Exception as exc:  # noqa: BLE001 - the next interval looks again
+                logger.warning(
+                    "taking over dead workers failed",
+                    extra={"worker_id": self.worker_id, "error_type": type(exc).__name__},
+                )
 
 
 class DbosRecovery:
@@ -94,8 +108,9 @@ class DbosRecovery:
 _writers: list[HeartbeatWriter] = []
 
 
-def start_heartbeat(platform: Platform) -> Callable[[], list[Takeover]]:
-    """Beat for this process now and from now on; the takeover its upkeep runs."""
+def beat_before_launch(platform: Platform) -> Callable[[], None]:
+    """Beat for this process now, before DBOS launches; the returned call, once it has,
+    beats and looks for dead workers from then on."""
     settings = platform.settings
     writer = HeartbeatWriter(
         SqlWorkerHeartbeats(platform.reader),
@@ -104,11 +119,10 @@ def start_heartbeat(platform: Platform) -> Callable[[], list[Takeover]]:
         interval=settings.worker_heartbeat_seconds,
     )
     writer.beat()
-    writer.start()
     _writers.append(writer)
     stale_after = timedelta(seconds=settings.worker_stale_seconds)
 
-    def take_over() -> list[Takeover]:
+    def take_over(writer: HeartbeatWriter) -> list[Takeover]:
         taken = take_over_dead_workers(
             writer.heartbeats,
             platform.transactions,
@@ -121,10 +135,10 @@ def start_heartbeat(platform: Platform) -> Callable[[], list[Takeover]]:
             record_worker_recovery(len(takeover.workflow_ids))
         return taken
 
-    return take_over
+    return lambda: writer.start(take_over)
 
 
 def stop_heartbeats() -> None:
-    """Stop this process's beats (its row stays: work it leaves is taken over)."""
+    """Stop this process's beats and looks (its row stays: work it leaves is taken over)."""
     while _writers:
         _writers.pop().close()

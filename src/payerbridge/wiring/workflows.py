@@ -24,7 +24,7 @@ from payerbridge.transactions import UnitOfWork
 from payerbridge.webhooks.model import WebhookPolicy
 from payerbridge.wiring.audit import audit_checkpointer
 from payerbridge.wiring.platform import Platform, utcnow
-from payerbridge.wiring.workers import start_heartbeat, stop_heartbeats
+from payerbridge.wiring.workers import beat_before_launch, stop_heartbeats
 
 if TYPE_CHECKING:
     from payerbridge.workflows.maintenance import Upkeep
@@ -44,7 +44,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     never enqueued; an API-only process just enqueues."""
     from dbos import DBOS, DBOSConfig
 
-    from payerbridge.workflows import bulk, exchange, maintenance, onboarding, takeover, webhooks
+    from payerbridge.workflows import bulk, exchange, maintenance, onboarding, webhooks
     from payerbridge.workflows.queue_gate import QueueGate
 
     settings = platform.settings
@@ -77,7 +77,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     # which carries the scheduled ticks, is worked by every process, API-only ones too.
     maintenance.bind(_upkeep(platform))
     # This process beats before DBOS recovers its own workflows (ADR 0049).
-    takeover.bind(start_heartbeat(platform))
+    start_heartbeat = beat_before_launch(platform)
     system_url = _dbos_system_url(settings)
     config: DBOSConfig = {
         "name": "payerbridge",
@@ -98,6 +98,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     if not work:
         DBOS.listen_queues([])
     DBOS.launch()
+    start_heartbeat()  # and the looks for dead workers, now that DBOS can recover
     _register_queues(settings)
     # The queue workers look in the system database only when work waits (ADR 0050).
     system_database = dbos._sys_db
@@ -105,7 +106,6 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     platform.adapters.transactions.relay_deliveries = webhooks.enqueue_deliveries
     if work:
         maintenance.schedule(sweep_seconds=settings.upkeep_sweep_seconds)
-        takeover.schedule(seconds=settings.worker_heartbeat_seconds)
 
 
 def _register_queues(settings: Settings) -> None:
@@ -213,12 +213,11 @@ _workflow_engines: list[Engine] = []
 def shutdown_workflows(platform: Platform) -> None:
     from dbos import DBOS
 
-    from payerbridge.workflows import takeover, webhooks
+    from payerbridge.workflows import webhooks
 
     platform.adapters.transactions.relay_deliveries = None
+    stop_heartbeats()  # before DBOS goes: a takeover calls it
     DBOS.destroy()
-    stop_heartbeats()
-    takeover.bind(None)
     stop_tracing()  # its last spans sent
     webhooks.bind(None)
     while _workflow_engines:
