@@ -15,8 +15,9 @@ read over the same window: CPU seconds, not wall time, so the figure holds on a 
 that is busy with something else. Then the wake-up latency of each process that works
 the queues is measured: workflows are enqueued on the ``exchanges`` queue from this
 process (as an API-only process enqueues for a worker) at random moments, and the time
-from enqueue to start is read from DBOS's records every 10 ms. The rounds alternate the sides'
-order; medians are reported.
+from enqueue to start is read from DBOS's records every 10 ms. The rounds alternate the
+sides' order; medians are reported. ``--warm-up`` should pass DBOS's first 60 s, when it
+polls its schedules every second.
 """
 
 from __future__ import annotations
@@ -330,9 +331,9 @@ def report_markdown(run: IdleRun, machine: Sequence[str]) -> str:
         f"warm-up it reads each process's CPU seconds (user + system, every thread, "
         f"children included, `/proc/<pid>/stat`) over {run.seconds:g} s: CPU time, not wall "
         "time, so the figure holds on a busy machine. Wake-up is the time from enqueueing a "
-        "workflow on the `exchanges` queue (from another process, at random moments) to a "
-        "worker starting it, read from DBOS's records. Medians over the rounds; the sides "
-        "alternate their order round by round.",
+        "workflow on the `exchanges` queue (from another process, at random moments) to "
+        "seeing it started in DBOS's records (read every 10 ms). Medians over the rounds; "
+        "the sides alternate their order round by round.",
         "",
         *machine,
         "",
