@@ -1,10 +1,12 @@
-"""docs/architecture.md stays true to the tree and to the import contracts.
+"""docs/architecture.md (and docs/rooms.md, its long version) stay true to the tree and to
+the import contracts.
 
 The page's conventions (stated in it): `name/` is a package and `name.py` a module under
 src/payerbridge/; other paths are under src/payerbridge/ unless they start with docs/,
 tests/ or src/; `name()` is a function defined under src/ (the product or the tools); the
 ```layers block is the product's layers contract, one line per layer, and the ```ignored
-block its ignore_imports.
+block its ignore_imports. docs/rooms.md follows the same conventions; its paths and
+functions are checked the same way.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "src"
 PACKAGE = SOURCES / "payerbridge"
 DOC = ROOT / "docs" / "architecture.md"
+ROOMS = ROOT / "docs" / "rooms.md"
 PREFIX = "payerbridge."
 
 _CODE = re.compile(r"`([^`\n]+)`")
@@ -26,13 +31,13 @@ _FUNCTION = re.compile(r"(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)\(\)")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
-def _doc() -> str:
-    return DOC.read_text(encoding="utf-8")
+def _doc(page: Path = DOC) -> str:
+    return page.read_text(encoding="utf-8")
 
 
-def _prose() -> str:
+def _prose(page: Path = DOC) -> str:
     """The page without its fenced blocks."""
-    return re.sub(r"^```.*?^```", "", _doc(), flags=re.DOTALL | re.MULTILINE)
+    return re.sub(r"^```.*?^```", "", _doc(page), flags=re.DOTALL | re.MULTILINE)
 
 
 def _block(info: str) -> list[str]:
@@ -59,8 +64,8 @@ def _short(module: str) -> str:
     return module.removeprefix(PREFIX)
 
 
-def _cited() -> list[str]:
-    return [token.strip() for token in _CODE.findall(_prose())]
+def _cited(page: Path = DOC) -> list[str]:
+    return [token.strip() for token in _CODE.findall(_prose(page))]
 
 
 def test_every_package_and_top_level_module_is_named() -> None:
@@ -97,24 +102,30 @@ def _exists(path: str) -> bool:
     return (PACKAGE / path).exists() or (ROOT / path).exists()
 
 
-def test_every_cited_path_exists() -> None:
-    paths = [token for token in _cited() if _PATH.fullmatch(token)]
+PAGES = pytest.mark.parametrize("page", [DOC, ROOMS], ids=lambda p: p.name)
+
+
+@PAGES
+def test_every_cited_path_exists(page: Path) -> None:
+    paths = [token for token in _cited(page) if _PATH.fullmatch(token)]
     assert len(paths) > 30  # the page cites files; a parse that finds none is broken
     missing = sorted({path for path in paths if not _exists(path)})
-    assert not missing, f"docs/architecture.md cites paths that do not exist: {missing}"
+    assert not missing, f"docs/{page.name} cites paths that do not exist: {missing}"
 
 
 def test_every_link_leads_to_a_file() -> None:
-    links = [link for link in _LINK.findall(_doc()) if "://" not in link]
+    # Anchors are tests/unit/test_docs.py's to check; here, the file.
+    links = [link.partition("#")[0] for link in _LINK.findall(_doc()) if "://" not in link]
     assert links
     missing = sorted({link for link in links if not (DOC.parent / link).exists()})
     assert not missing, f"docs/architecture.md links to what does not exist: {missing}"
 
 
-def test_every_cited_function_is_defined() -> None:
-    names = {m.group(1) for token in _cited() if (m := _FUNCTION.fullmatch(token))}
+@PAGES
+def test_every_cited_function_is_defined(page: Path) -> None:
+    names = {m.group(1) for token in _cited(page) if (m := _FUNCTION.fullmatch(token))}
     assert len(names) > 30
     source = "\n".join(p.read_text(encoding="utf-8") for p in SOURCES.rglob("*.py"))
     defined = set(re.findall(r"^\s*(?:async\s+)?def\s+(\w+)\s*\(", source, flags=re.MULTILINE))
     missing = sorted(names - defined)
-    assert not missing, f"docs/architecture.md cites functions no module defines: {missing}"
+    assert not missing, f"docs/{page.name} cites functions no module defines: {missing}"
