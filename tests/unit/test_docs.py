@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from fastapi import FastAPI
 
 import payerbridge.api.app as api_app
+from payerbridge.bootstrap import Platform
 from payerbridge.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,15 +148,13 @@ def _normal(path: str) -> str:
     return re.sub(r"\{[^}]*\}|\[[^\]]*\]", "{}", path)
 
 
-def _app() -> Any:
-    """The app as `payerbridge serve` builds it, on settings alone: building the routes
-    needs no database, and the console (a mounted application) is left out."""
-    original = api_app.install_console
-    api_app.install_console = lambda app, platform: None  # type: ignore[assignment]
-    try:
-        return api_app.create_app(SimpleNamespace(settings=Settings()), run_workers=False)  # type: ignore[arg-type]
-    finally:
-        api_app.install_console = original
+def _app(monkeypatch: pytest.MonkeyPatch) -> FastAPI:
+    """The app as `payerbridge serve` builds it, on default settings (no environment or
+    TOML file read): building the routes needs no database, and the console (a mounted
+    application of its own) is left out."""
+    monkeypatch.setattr(api_app, "install_console", lambda app, platform: None)
+    platform = cast(Platform, SimpleNamespace(settings=Settings.model_construct()))
+    return api_app.create_app(platform, run_workers=False)
 
 
 def _served(routes: list[Any]) -> set[tuple[str, str]]:
@@ -179,8 +179,8 @@ def _documented_routes() -> set[tuple[str, str]]:
     return routes
 
 
-def test_the_http_api_page_lists_every_route() -> None:
-    app = _app()
+def test_the_http_api_page_lists_every_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _app(monkeypatch)
     described = {
         (method.upper(), _normal(path))
         for path, operations in app.openapi()["paths"].items()
@@ -191,8 +191,10 @@ def test_the_http_api_page_lists_every_route() -> None:
     assert not missing, f"docs/http-api.md does not list {missing}"
 
 
-def test_the_http_api_page_names_only_routes_the_app_serves() -> None:
-    served = {(method, _normal(path)) for method, path in _served(_app().routes)}
+def test_the_http_api_page_names_only_routes_the_app_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served = {(method, _normal(path)) for method, path in _served(_app(monkeypatch).routes)}
     unknown = sorted(
         f"{m} {p}" for m, p in _documented_routes() - served if not p.startswith(_CONSOLE)
     )
