@@ -421,12 +421,16 @@ def test_make_run_demo_routes_one_exchange_to_each_of_three_differently_shaped_p
     from payerbridge.bootstrap import build_platform
     from payerbridge.security.operator_accounts import log_in
 
+    reviewer = re.search(r"or as\s+(\S+) / (\S+) \(role reviewer", output)
+    assert reviewer is not None, output
     platform = build_platform(load_settings(data_dir=var, database_url=None))
     try:
         signed = log_in(platform.operators, login[1], login[2], token="t" * 43, address="test")
+        reviews = log_in(platform.operators, reviewer[1], reviewer[2], token="r" * 43, address="t")
     finally:
         platform.close()
     assert signed.operator.role.value == "operator"
+    assert reviews.operator.role.value == "reviewer"
 
 
 def test_an_exchange_runs_with_a_udap_partner_we_registered_with_our_certificate(

@@ -363,12 +363,9 @@ def _console_token(data_dir: Path, port: int, org: tuple[str, str]) -> str:
     return grant.access_token
 
 
-_CONSOLE_OPERATOR = "sandbox-operator"
-
-
-def _console_login(data_dir: Path) -> tuple[str, str]:
-    """An operator account for the console with a password made now (an account from an
-    earlier run gets a new one: passwords are kept only as hashes)."""
+def _console_login(data_dir: Path, name: str, role: str) -> tuple[str, str]:
+    """A console account of ``role`` with a password made now (an account from an earlier
+    run gets a new one: passwords are kept only as hashes)."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.security.operator_accounts import add_operator, set_operator_password
@@ -377,15 +374,13 @@ def _console_login(data_dir: Path) -> tuple[str, str]:
     password = secrets.token_urlsafe(15)
     platform = build_platform(load_settings(data_dir=data_dir))
     try:
-        if platform.operators.accounts.get(_CONSOLE_OPERATOR) is None:
-            add_operator(
-                platform.operators, _CONSOLE_OPERATOR, Role.OPERATOR, password, actor="sandbox"
-            )
+        if platform.operators.accounts.get(name) is None:
+            add_operator(platform.operators, name, Role(role), password, actor="sandbox")
         else:
-            set_operator_password(platform.operators, _CONSOLE_OPERATOR, password, actor="sandbox")
+            set_operator_password(platform.operators, name, password, actor="sandbox")
     finally:
         platform.close()
-    return _CONSOLE_OPERATOR, password
+    return name, password
 
 
 def _run_sample_exchanges(
@@ -519,7 +514,10 @@ def demo(
             for payer in network["payers"]
         ] + sources.requests
         exchanges = _run_sample_exchanges(platform, requests, token)
-        login = _console_login(data_dir)  # after: the short maintenance window is timed
+        # After the exchanges: the short maintenance window is timed. An operator runs the
+        # platform; identity review cases (demographics) are a reviewer's to open.
+        login = _console_login(data_dir, "sandbox-operator", "operator")
+        reviewer = _console_login(data_dir, "sandbox-reviewer", "reviewer")
     except BaseException:
         stop(instances)
         raise
@@ -553,6 +551,9 @@ def demo(
     out.print(
         f"    sign in as  {login[0]} / {login[1]} (role operator; more accounts: "
         f"payerbridge operators add NAME --role viewer --data-dir {data_dir})"
+    )
+    out.print(
+        f"    or as       {reviewer[0]} / {reviewer[1]} (role reviewer: the identity review queue)"
     )
     for instance in instances[:-1]:
         what = "its FHIR server" if instance.name == "fhir-source" else "partner"
