@@ -311,6 +311,8 @@ def start_server(
         # The partners, key sets and webhook receivers of the tests listen on this machine
         # (ADR 0027); a test of production behaviour passes "[]".
         "PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
+        # Bulk jobs and onboardings picked up as soon as exchanges: the tests wait on them.
+        "PAYERBRIDGE_BULK_QUEUE_POLLING_SECONDS": "0.25",
         **env,
     }
     for path in import_files:
@@ -403,6 +405,7 @@ def start_worker(
         **os.environ,
         "PAYERBRIDGE_ENVIRONMENT": "test",
         "PAYERBRIDGE_EGRESS_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
+        "PAYERBRIDGE_BULK_QUEUE_POLLING_SECONDS": "0.25",  # as start_server's
         **env,
     }
     return ForkedProcess(

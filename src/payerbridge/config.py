@@ -1,9 +1,8 @@
 """All configuration in one place: ``PAYERBRIDGE_*`` environment variables and a TOML file.
 
-Precedence, highest first: explicit arguments (CLI flags), environment variables,
-the config file (``PAYERBRIDGE_CONFIG_FILE``, else ``<data dir>/payerbridge.toml``
-when it exists), defaults. Read once in ``bootstrap`` and passed down; the core
-never imports this module.
+Precedence, highest first: explicit arguments (CLI flags), environment variables, the
+config file (``PAYERBRIDGE_CONFIG_FILE``, else ``<data dir>/payerbridge.toml`` when it
+exists), defaults. Read once in ``bootstrap`` and passed down; the core never imports it.
 """
 
 from __future__ import annotations
@@ -141,9 +140,11 @@ class Settings(BaseSettings):
     queue_polling_seconds: float = Field(
         default=0.25,
         gt=0,
-        description="How often a worker looks for queued exchanges; each look costs a query "
-        "per partner with exchanges waiting (at 0.1 s and eight busy partners, a fifth of a "
-        "core).",
+        description="How often a worker looks for queued exchanges (a query per partner "
+        "with exchanges waiting: at 0.1 s and eight busy partners, a fifth of a core).",
+    )
+    bulk_queue_polling_seconds: float = Field(
+        default=1.0, gt=0, description="The same for bulk jobs and onboardings (ADR 0050)."
     )
     idempotency_retention_hours: float = Field(
         default=24.0,

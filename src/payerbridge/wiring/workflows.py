@@ -125,12 +125,12 @@ def _register_queues(settings: Settings) -> None:
         bulk.BulkQueueLimits(
             client_concurrency=settings.bulk_client_concurrency,
             worker_concurrency=settings.bulk_worker_concurrency,
-            polling_interval_seconds=settings.queue_polling_seconds,
+            polling_interval_seconds=settings.bulk_queue_polling_seconds,
         )
     )
     onboarding.register_queue(
         partner_concurrency=settings.onboarding_partner_concurrency,
-        polling_interval_seconds=settings.queue_polling_seconds,
+        polling_interval_seconds=settings.bulk_queue_polling_seconds,
     )
 
 
