@@ -32,7 +32,7 @@ from payerbridge.exchange.steps import proceed
 from payerbridge.logging import bind_context
 from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import ExchangeId, PartnerId
-from payerbridge.workflows.steps import RETRY_POLICY, Progress, run_until_done
+from payerbridge.workflows.steps import TRANSIENT_WAITS, Progress, run_until_done
 
 __all__ = [
     "EXCHANGE_QUEUE",
@@ -70,8 +70,8 @@ def _is_database_error(error: BaseException) -> bool:
 
 @DBOS.step(
     retries_allowed=True,
-    max_attempts=RETRY_POLICY.attempts,
-    interval_seconds=RETRY_POLICY.first_wait,
+    max_attempts=TRANSIENT_WAITS.attempts,
+    interval_seconds=TRANSIENT_WAITS.first_wait,
     backoff_rate=2.0,
     should_retry=_is_database_error,
 )

@@ -1,4 +1,6 @@
-"""The one runner of resumable steps, and the one retry policy, for every durable workflow.
+"""The one runner of resumable steps, and how long it waits out a transient failure
+(``TransientWaits``: not the partner calls' ``exchange.retry.RetryPolicy``), for every
+durable workflow.
 
 An exchange, a bulk job and an onboarding run are each a row that is its own checkpoint
 (ADR 0004): the workflow calls the room's ``proceed`` again and again, each call moving
@@ -21,13 +23,13 @@ from datetime import datetime
 
 from dbos import DBOS
 
-__all__ = ["RETRY_POLICY", "Progress", "RetryPolicy", "run_until_done"]
+__all__ = ["TRANSIENT_WAITS", "Progress", "TransientWaits", "run_until_done"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class TransientWaits:
     """How many failures in a row a run waits out, and how long it waits after each:
     ``first_wait`` seconds, doubled each time up to ``longest_wait``, or what the failure
     asked for (a partner's Retry-After) within the same ceiling."""
@@ -43,7 +45,7 @@ class RetryPolicy:
 
 # A database restart or failover takes seconds to a minute; an old payer that does not
 # answer may take longer. Eight failures in a row wait about four minutes in all.
-RETRY_POLICY = RetryPolicy(attempts=8, first_wait=0.5, longest_wait=120.0)
+TRANSIENT_WAITS = TransientWaits(attempts=8, first_wait=0.5, longest_wait=120.0)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def run_until_done(
     clock: Callable[[], datetime],
     log_context: Mapping[str, str],
     before_retry: Callable[[BaseException], None] | None = None,
-    policy: RetryPolicy = RETRY_POLICY,
+    policy: TransientWaits = TRANSIENT_WAITS,
     sleep: Callable[[float], None] = DBOS.sleep,
 ) -> str:
     """Call ``step`` until it says the work ended, and return its final word.

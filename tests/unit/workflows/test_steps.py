@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.errors import PartnerUnavailable, StoreUnavailable
-from payerbridge.workflows.steps import RETRY_POLICY, Progress, RetryPolicy, run_until_done
+from payerbridge.workflows.steps import TRANSIENT_WAITS, Progress, TransientWaits, run_until_done
 
 NOW = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
 
@@ -34,7 +34,7 @@ class Script:
         self.ended_by = exc
         return "failed"
 
-    def run(self, *, clock: datetime = NOW, policy: RetryPolicy = RETRY_POLICY) -> str:
+    def run(self, *, clock: datetime = NOW, policy: TransientWaits = TRANSIENT_WAITS) -> str:
         return run_until_done(
             self.step,
             transient=(StoreUnavailable,),
@@ -55,7 +55,7 @@ def test_transient_failures_are_waited_out_doubling_and_a_success_resets_the_cou
 
 
 def test_too_many_failures_in_a_row_end_the_run_with_the_last() -> None:
-    policy = RetryPolicy(attempts=3, first_wait=1.0, longest_wait=1.5)
+    policy = TransientWaits(attempts=3, first_wait=1.0, longest_wait=1.5)
     failures = [StoreUnavailable(f"blink {n}") for n in range(3)]
     script = Script(*failures)
     assert script.run(policy=policy) == "failed"
@@ -71,7 +71,7 @@ def test_any_other_error_ends_the_run_at_once() -> None:
 
 
 def test_a_wait_asked_for_by_the_failure_is_kept_within_the_ceiling() -> None:
-    policy = RetryPolicy(attempts=5, first_wait=1.0, longest_wait=60.0)
+    policy = TransientWaits(attempts=5, first_wait=1.0, longest_wait=60.0)
     assert policy.wait_after(1, asked=30.0) == 30.0
     assert policy.wait_after(1, asked=600.0) == 60.0
     assert policy.wait_after(3) == 4.0
@@ -95,7 +95,7 @@ def test_a_step_due_at_once_sleeps_not_at_all() -> None:
 
 @pytest.mark.parametrize("attempts", [1, 2, 8])
 def test_the_policy_counts_failures_not_sleeps(attempts: int) -> None:
-    policy = RetryPolicy(attempts=attempts, first_wait=0.1, longest_wait=1.0)
+    policy = TransientWaits(attempts=attempts, first_wait=0.1, longest_wait=1.0)
     script = Script(*[StoreUnavailable("blink")] * attempts)
     assert script.run(policy=policy) == "failed"
     assert len(script.sleeps) == attempts - 1
