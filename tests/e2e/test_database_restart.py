@@ -326,6 +326,8 @@ def test_work_in_flight_through_a_database_restart_finishes_once_each(payers: Pa
         assert all(_transient(answer) for answer in while_down), [
             (a.status_code, a.headers.get("retry-after"), a.text[:300]) for a in while_down
         ]
+        alive = client.get("/livez")  # alive all the same: nothing to restart
+        assert alive.status_code == 200 and alive.json()["status"] == "alive", alive.text
         time.sleep(max(DOWN_SECONDS - (time.monotonic() - stopped), 0))
         payers.cluster.start()
 

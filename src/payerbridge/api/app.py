@@ -115,9 +115,16 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
+        """Ready: the database answers (a readiness probe; 503 while it is away)."""
         with platform.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
+
+    @app.get("/livez", tags=["health"])
+    def livez() -> dict[str, str]:
+        """Alive: the process answers, whatever the database does (a liveness probe, which
+        must not restart a process that only waits out a database restart; ADR 0048)."""
+        return {"status": "alive", "version": __version__}
 
     app.add_middleware(
         RequestContextMiddleware,

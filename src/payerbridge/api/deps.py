@@ -70,6 +70,7 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/auth/client-jwks"),
         ("POST", "/auth/token"),
         ("GET", "/healthz"),
+        ("GET", "/livez"),
         ("GET", "/runbooks"),
         ("GET", "/runbooks/{code}"),
     }
