@@ -99,19 +99,18 @@ class PartnerTokenSource:
             cached = self._tokens.get(_key(partner))
         if cached is not None and cached[1] - _EARLY_SECONDS > utcnow().timestamp():
             return f"Bearer {cached[0]}"
-        token, expires_at = self._request_token(partner, partner.client_id)
-        with self._lock:
-            self._tokens[_key(partner)] = (token, expires_at)
-        return f"Bearer {token}"
+        return f"Bearer {self.renew(partner)}"
 
-    def renew(self, partner: Partner) -> None:
-        """A new token from the partner's token endpoint, kept for the next call (a
-        scheduled check: the endpoint and our credentials still work)."""
+    def renew(self, partner: Partner) -> str | None:
+        """A new token from the partner's token endpoint, kept for the next call (a call
+        whose cached token is spent; a scheduled check: the endpoint and our credentials
+        still work); None when we are not registered with it."""
         if partner.client_id is None:
-            return
+            return None
         token, expires_at = self._request_token(partner, partner.client_id)
         with self._lock:
             self._tokens[_key(partner)] = (token, expires_at)
+        return token
 
     def forget(self, partner: Partner) -> None:
         """Drop the cached token (the partner refused it); the next call gets a new one."""

@@ -363,24 +363,27 @@ def _console_token(data_dir: Path, port: int, org: tuple[str, str]) -> str:
     return grant.access_token
 
 
-def _console_login(data_dir: Path, name: str, role: str) -> tuple[str, str]:
-    """A console account of ``role`` with a password made now (an account from an earlier
-    run gets a new one: passwords are kept only as hashes)."""
+def _console_logins(data_dir: Path, accounts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A console account per (name, role), each with a password made now (an account from
+    an earlier run gets a new one: passwords are kept only as hashes)."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.security.operator_accounts import add_operator, set_operator_password
     from payerbridge.security.operators import Role
 
-    password = secrets.token_urlsafe(15)
+    logins = []
     platform = build_platform(load_settings(data_dir=data_dir))
     try:
-        if platform.operators.accounts.get(name) is None:
-            add_operator(platform.operators, name, Role(role), password, actor="sandbox")
-        else:
-            set_operator_password(platform.operators, name, password, actor="sandbox")
+        for name, role in accounts:
+            password = secrets.token_urlsafe(15)
+            if platform.operators.accounts.get(name) is None:
+                add_operator(platform.operators, name, Role(role), password, actor="sandbox")
+            else:
+                set_operator_password(platform.operators, name, password, actor="sandbox")
+            logins.append((name, password))
     finally:
         platform.close()
-    return name, password
+    return logins
 
 
 def _run_sample_exchanges(
@@ -516,8 +519,9 @@ def demo(
         exchanges = _run_sample_exchanges(platform, requests, token)
         # After the exchanges: the short maintenance window is timed. An operator runs the
         # platform; identity review cases (demographics) are a reviewer's to open.
-        login = _console_login(data_dir, "sandbox-operator", "operator")
-        reviewer = _console_login(data_dir, "sandbox-reviewer", "reviewer")
+        login, reviewer = _console_logins(
+            data_dir, [("sandbox-operator", "operator"), ("sandbox-reviewer", "reviewer")]
+        )
     except BaseException:
         stop(instances)
         raise
