@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -281,3 +282,11 @@ def a_submitted_exchange(
         request_id="r1",
     )
     return submit_exchange(command, ports).exchange_id
+
+
+def unit_with(uow: Any, **changes: Any) -> Any:
+    """A new exchange unit of work like ``uow`` but with ``changes`` to its wiring (a
+    partner client that fails, a clock that has moved on)."""
+    from payerbridge.exchange.unit import ExchangeUnit
+
+    return ExchangeUnit(dataclasses.replace(uow.wiring, **changes))

@@ -52,6 +52,7 @@ from payerbridge.exchange.model import (
     check_transition,
 )
 from payerbridge.exchange.ports import ProbeAnswer, Retrieved
+from payerbridge.exchange.pull_model import PullSchedule
 from payerbridge.exchange.reconcile import identifier_keys
 from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
@@ -87,6 +88,7 @@ __all__ = [
     "InMemoryExchangeStore",
     "InMemoryIdentityStore",
     "InMemoryPartnerDirectory",
+    "InMemoryPullSchedules",
     "InMemoryResourceWriter",
 ]
 
@@ -145,6 +147,24 @@ class InMemoryTransactions:
     def _new_id(self) -> str:
         self._ids += 1
         return f"unit-id-{self._ids}"
+
+
+class _Bound:
+    """A store bound to a unit of work (ADR 0051): ``within(unit)`` is a copy of it that
+    writes there, sharing its containers; the store itself refuses to write."""
+
+    _unit: InMemoryUnitOfWork | None = None
+
+    def within(self, unit: Any) -> Any:
+        bound = copy.copy(self)
+        bound._unit = unit
+        return bound
+
+    @property
+    def unit(self) -> InMemoryUnitOfWork:
+        if self._unit is None:
+            raise RuntimeError(f"{type(self).__name__} was asked to write outside a unit of work")
+        return self._unit
 
 
 def _is_container(value: object) -> bool:
@@ -271,7 +291,7 @@ class InMemoryAuditChain:
         return True
 
 
-class InMemoryExchangeStore:
+class InMemoryExchangeStore(_Bound):
     """The ``ExchangeStore`` port."""
 
     def __init__(self) -> None:
@@ -284,7 +304,6 @@ class InMemoryExchangeStore:
 
     def create(
         self,
-        unit: InMemoryUnitOfWork,
         *,
         exchange_id: str,
         partner_id: str,
@@ -343,7 +362,6 @@ class InMemoryExchangeStore:
 
     def advance(
         self,
-        unit: InMemoryUnitOfWork,
         exchange_id: str,
         moves: Sequence[Move],
         *,
@@ -399,9 +417,7 @@ class InMemoryExchangeStore:
             transitions=tuple(transitions),
         )
 
-    def record_attempt(
-        self, unit: InMemoryUnitOfWork, exchange_id: str, attempt: Attempt, *, at: datetime
-    ) -> None:
+    def record_attempt(self, exchange_id: str, attempt: Attempt, *, at: datetime) -> None:
         self.records[exchange_id] = dataclasses.replace(
             self.current(exchange_id),
             current_step=attempt.step,
@@ -412,16 +428,14 @@ class InMemoryExchangeStore:
             updated_at=at,
         )
 
-    def save_payload(
-        self, unit: InMemoryUnitOfWork, exchange_id: str, body: str, sha256: str, at: datetime
-    ) -> None:
+    def save_payload(self, exchange_id: str, body: str, sha256: str, at: datetime) -> None:
         self._payloads[exchange_id] = (body, sha256)
 
-    def file_dead_letter(self, unit: InMemoryUnitOfWork, letter: DeadLetter) -> None:
+    def file_dead_letter(self, letter: DeadLetter) -> None:
         self._letters[letter.exchange_id] = letter
 
     def block_under_consent(
-        self, unit: InMemoryUnitOfWork, consent_id: str, move: Move, *, at: datetime, actor: str
+        self, consent_id: str, move: Move, *, at: datetime, actor: str
     ) -> list[tuple[ExchangeId, ExchangeState]]:
         blocked = []
         for record in list(self.records.values()):
@@ -433,7 +447,6 @@ class InMemoryExchangeStore:
 
     def mark_replayed(
         self,
-        unit: InMemoryUnitOfWork,
         exchange_id: str,
         *,
         by: str,
@@ -664,7 +677,7 @@ class FakePartnerClient:
         return None
 
 
-class InMemoryResourceWriter:
+class InMemoryResourceWriter(_Bound):
     """The ``ResourceWriter`` and ``ReceivedStore`` ports: what each source wrote, and the
     resources as held (``rows``: by ref, the resource, its compartment and source)."""
 
@@ -685,14 +698,14 @@ class InMemoryResourceWriter:
             ref = f"{resource['resourceType']}/{resource['id']}"
             self.rows[ref] = (copy.deepcopy(resource), patient, source)
 
-    def held_refs(self, unit: InMemoryUnitOfWork, patient_id: str) -> list[str]:
+    def held_refs(self, patient_id: str) -> list[str]:
         return sorted(
             ref
             for ref, (_, patient, source) in self.rows.items()
             if patient == patient_id and source.startswith("exchange:")
         )
 
-    def remove(self, unit: InMemoryUnitOfWork, refs: Sequence[str]) -> None:
+    def remove(self, refs: Sequence[str]) -> None:
         for ref in refs:
             self.rows.pop(ref, None)
 
@@ -707,7 +720,7 @@ class InMemoryResourceWriter:
         ]
 
 
-class InMemoryBreakerStore:
+class InMemoryBreakerStore(_Bound):
     """The ``BreakerStore`` port: breakers by endpoint, rates by partner (the use case
     moves them by the pure breaker model)."""
 
@@ -719,15 +732,12 @@ class InMemoryBreakerStore:
     def get(self, endpoint: str) -> BreakerState:
         return self.states.get(endpoint, BreakerState())
 
-    def lock(
-        self, unit: InMemoryUnitOfWork, endpoint: str, partner_id: str, *, at: datetime
-    ) -> BreakerState:
+    def lock(self, endpoint: str, partner_id: str, *, at: datetime) -> BreakerState:
         self.partners[endpoint] = PartnerId(partner_id)
         return self.states.setdefault(endpoint, BreakerState())
 
     def save(
         self,
-        unit: InMemoryUnitOfWork,
         endpoint: str,
         partner_id: str,
         state: BreakerState,
@@ -736,9 +746,7 @@ class InMemoryBreakerStore:
     ) -> None:
         self.states[endpoint] = state
 
-    def admit_rate(
-        self, unit: InMemoryUnitOfWork, partner_id: str, limit: RateLimit, *, now: datetime
-    ) -> datetime | None:
+    def admit_rate(self, partner_id: str, limit: RateLimit, *, now: datetime) -> datetime | None:
         wait, due = limit.admit(self.rates.get(partner_id), now)
         if wait is None:
             self.rates[partner_id] = due
@@ -750,6 +758,49 @@ class InMemoryBreakerStore:
             for endpoint, state in self.states.items()
             if state.status is not BreakerStatus.CLOSED
         ]
+
+
+class InMemoryPullSchedules(_Bound):
+    """The ``PullSchedules`` port in memory (the request kept beside, cut on stop)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, PullSchedule] = {}
+        self.requests: dict[str, dict[str, Any] | None] = {}
+
+    def add(self, schedule: PullSchedule, request: dict[str, Any]) -> None:
+        self.rows[schedule.id], self.requests[schedule.id] = schedule, request
+
+    def get(self, schedule_id: str) -> PullSchedule:
+        return self.rows[schedule_id]
+
+    def all(self, *, status: Any = None, client_id: Any = None, limit: Any = None) -> Any:
+        return [s for s in self.rows.values() if status is None or s.status is status]
+
+    def due(self, now: datetime) -> list[PullSchedule]:
+        return [
+            s
+            for s in self.rows.values()
+            if s.status.value == "active" and s.next_due_at is not None and s.next_due_at <= now
+        ]
+
+    def page(
+        self, *, status: Any = None, kind: Any = None, offset: int = 0, count: int = 50
+    ) -> Any:
+        found = [s for s in self.all(status=status) if kind is None or s.kind is kind]
+        return len(found), found[offset : offset + count]
+
+    def request(self, schedule_id: str) -> dict[str, Any] | None:
+        return self.requests.get(schedule_id)
+
+    def update(self, schedule_id: str, **values: Any) -> None:
+        if values.get("status") == "stopped":
+            self.requests[schedule_id] = None
+        fields = {**values}
+        if "status" in fields:
+            fields["status"] = type(self.rows[schedule_id].status)(fields["status"])
+        if "kind" in fields:
+            fields["kind"] = type(self.rows[schedule_id].kind)(fields["kind"])
+        self.rows[schedule_id] = dataclasses.replace(self.rows[schedule_id], **fields)
 
 
 class InMemoryConsentStore:

@@ -47,10 +47,10 @@ from payerbridge.wiring.partners import (
     partner_client,
     partner_discovery,
 )
-from payerbridge.wiring.platform import Adapters, Platform, new_id, utcnow
+from payerbridge.wiring.platform import Adapters, Platform, Units, new_id, utcnow
 from payerbridge.wiring.ports import (
     bulk_ports,
-    exchange_ports,
+    exchange_wiring,
     lifecycle_ports,
     member_consent_check,
     onboarding_ports,
@@ -102,7 +102,7 @@ def build_platform(
     caps = response_caps(settings)
     client = partner_client(settings, egress, caps, client_key, udap_client, partner_transport)
     clocks = Clocks(obligations, SqlObligationClocks(engine, reader=reader))
-    ports = exchange_ports(settings, stores, client, clocks)
+    exchange = exchange_wiring(settings, stores, client, clocks)
     identity = SqlIdentityStore(
         engine, identity_secret(settings), keyring=stores.keyring, reader=reader
     )
@@ -146,7 +146,7 @@ def build_platform(
         identity=identity,
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
-        exchange_ports=ports,
+        units=Units(exchange),
         bulk=bulk_ports(settings, stores, identity, segmentation, scope, clocks),
         onboarding=onboarding_ports(settings, stores, client, clocks),
         **plan_backends(settings, sources, stores, identity),

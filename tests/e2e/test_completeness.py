@@ -113,7 +113,7 @@ def test_the_same_member_exchanged_twice_is_held_once_and_a_partial_answer_is_as
     assert len(_patients(new, done["imported_patient_id"])) == 1
     # The partial end, with its gaps, is in the exchange's audit trail.
     with new.platform() as platform:
-        trail = platform.exchange_ports.audit.for_entity("Exchange", partial["id"])
+        trail = platform.units.exchange().audit.for_entity("Exchange", partial["id"])
     ends = [e for e in trail if e["action"] == "exchange.transition" and e["outcome"] == "partial"]
     assert len(ends) == 1
     assert ends[0]["detail"]["completeness"]["gaps"][0]["source"] == "claims"

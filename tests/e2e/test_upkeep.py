@@ -40,7 +40,7 @@ def test_an_exchange_recorded_but_never_enqueued_is_swept_up(
                 client_id="anonymous",
                 idempotency_key=None,
             ),
-            platform.exchange_ports,
+            platform.units.exchange(),
         )
     exchange_id = submission.exchange_id
     deadline = time.monotonic() + 60  # swept every 2 s once it is 1 s old

@@ -309,7 +309,7 @@ PAGES = {
 def test_each_role_opens_its_pages_and_is_refused_the_others(
     platform: Platform, browser: Callable[[], TestClient], accounts: dict[Role, str]
 ) -> None:
-    a_submitted_exchange(platform.exchange_ports, an_exchange_request(), client_id="plan")
+    a_submitted_exchange(platform.units.exchange(), an_exchange_request(), client_id="plan")
     clients = {role: signed_in(browser, accounts[role]) for role in Role}
     for page, needs in PAGES.items():
         for role, client in clients.items():
@@ -369,7 +369,7 @@ def test_an_exchange_is_found_by_its_member_and_its_page_shows_its_timeline_audi
 ) -> None:
     client_id = f"plan-{uuid.uuid4().hex[:8]}"
     exchange_id = a_submitted_exchange(
-        platform.exchange_ports, an_exchange_request(), client_id=client_id
+        platform.units.exchange(), an_exchange_request(), client_id=client_id
     )
     client = signed_in(browser, accounts[Role.VIEWER])
     found = client.get("/console/exchanges", params={"member": "N1", "client": client_id})
@@ -389,7 +389,7 @@ def test_an_action_on_a_stale_page_or_a_state_that_refuses_it_is_shown_not_done(
     platform: Platform, browser: Callable[[], TestClient], accounts: dict[Role, str]
 ) -> None:
     exchange_id = a_submitted_exchange(
-        platform.exchange_ports, an_exchange_request(), client_id="plan"
+        platform.units.exchange(), an_exchange_request(), client_id="plan"
     )
     client = signed_in(browser, accounts[Role.OPERATOR])
     token = csrf(client, f"/console/exchanges/{exchange_id}")
@@ -423,7 +423,7 @@ def test_an_operator_revokes_a_consent_once_and_its_exchange_stops(
     member = f"M{uuid.uuid4().hex[:8]}"
     raw = an_exchange_request()
     raw["new_coverage"] = {**raw["new_coverage"], "member_id": member}
-    exchange_id = a_submitted_exchange(platform.exchange_ports, raw, client_id="plan")
+    exchange_id = a_submitted_exchange(platform.units.exchange(), raw, client_id="plan")
     consent_id = platform.exchanges.get(exchange_id).consent_id
     assert consent_id is not None
     client = signed_in(browser, accounts[Role.OPERATOR])
@@ -519,7 +519,7 @@ def test_the_dashboard_charts_what_the_database_holds_and_the_auditor_verifies_t
 ) -> None:
     before = platform.exchanges.counts_by_state().get("submitted", 0)
     for _ in range(3):
-        a_submitted_exchange(platform.exchange_ports, an_exchange_request(), client_id="plan")
+        a_submitted_exchange(platform.units.exchange(), an_exchange_request(), client_id="plan")
     board = signed_in(browser, accounts[Role.VIEWER]).get("/console/")
     assert board.status_code == 200 and board.text.count('<svg class="chart"') == 4
     assert ": submitted " in board.text  # a bar's title: its bucket, series and count
@@ -544,12 +544,11 @@ def test_identifiers_are_masked_until_a_reasoned_grant_of_the_operators_own_and_
     platform: Platform, browser: Callable[[], TestClient], accounts: dict[Role, str]
 ) -> None:
     exchange_id = a_submitted_exchange(
-        platform.exchange_ports, an_exchange_request(), client_id="plan"
+        platform.units.exchange(), an_exchange_request(), client_id="plan"
     )
     identifier = "OLD-MEMBER-5557321"
     with platform.transactions.begin() as unit:
-        platform.exchanges.advance(
-            unit,
+        platform.exchanges.within(unit).advance(
             ExchangeId(exchange_id),
             [Move(ExchangeState.VALIDATED, updates={"member_identifier": identifier})],
             at=utcnow(),

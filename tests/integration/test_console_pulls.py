@@ -107,7 +107,7 @@ def a_schedule(name: str, now: datetime, **values: object) -> PullSchedule:
 def seed(platform: Platform, *more: PullSchedule) -> Seeded:
     now = utcnow()
     running = ExchangeId(
-        a_submitted_exchange(platform.exchange_ports, an_exchange_request(), client_id="plan")
+        a_submitted_exchange(platform.units.exchange(), an_exchange_request(), client_id="plan")
     )
     late = a_schedule("late", now, next_due_at=now - timedelta(days=2))
     pulling = a_schedule(
@@ -125,7 +125,7 @@ def seed(platform: Platform, *more: PullSchedule) -> Seeded:
     request = an_exchange_request()  # what a schedule keeps, sealed: never shown
     with platform.transactions.begin() as unit:
         for schedule in (late, pulling, later, stopped, *more):
-            platform.pulls.add(unit, schedule, request)
+            platform.units.exchange().pulls.add(unit, schedule, request)
     return Seeded(late.id, pulling.id, later.id, stopped.id, running)
 
 
@@ -165,7 +165,7 @@ def test_a_viewer_is_refused_the_cancel_audited_and_a_browser_without_a_session_
     refused = viewer.post(action, data={"csrf_token": csrf(viewer, "/console/pulls")})
     assert refused.status_code == 403
     assert "your role (viewer) does not open this page" in text_of(refused)
-    assert platform.pulls.get(seeded.later).status is PullStatus.ACTIVE
+    assert platform.units.exchange().pulls.get(seeded.later).status is PullStatus.ACTIVE
     refusals = events(platform, "ConsolePage", f"POST {action}")
     assert [e["actor"] for e in refusals] == [f"console:{accounts[Role.VIEWER]}"]
 
@@ -185,9 +185,9 @@ def test_an_operator_cancels_an_active_schedule_once_and_it_is_audited(
     assert done.status_code == 303
     after = text_of(operator.get(done.headers["location"]))
     assert f"pull schedule {seeded.later} was cancelled" in after
-    stopped = platform.pulls.get(seeded.later)
+    stopped = platform.units.exchange().pulls.get(seeded.later)
     assert (stopped.status, stopped.stop_reason) == (PullStatus.STOPPED, "cancelled")
-    assert platform.pulls.request(seeded.later) is None  # its request is cut
+    assert platform.units.exchange().pulls.request(seeded.later) is None  # its request is cut
     again = operator.post(action, data={"csrf_token": token})
     assert again.status_code == 409 and "stopped already (cancelled)" in text_of(again)
     gone = operator.post("/console/pulls/no-such-schedule/cancel", data={"csrf_token": token})
@@ -233,11 +233,11 @@ def test_the_page_marks_late_schedules_as_the_overdue_gauge_counts_them(
 
     def last_pull(*path: ExchangeState) -> ExchangeId:
         exchange_id = ExchangeId(
-            a_submitted_exchange(platform.exchange_ports, an_exchange_request(), client_id="plan")
+            a_submitted_exchange(platform.units.exchange(), an_exchange_request(), client_id="plan")
         )
         moves = [Move(state, "x" if state is ExchangeState.FAILED else None) for state in path]
-        with platform.transactions.begin() as unit:
-            record_moves(unit, platform.exchange_ports, exchange_id, moves, at=now, actor="test")
+        with platform.units.exchange() as uow:
+            record_moves(uow, exchange_id, moves, at=now, actor="test")
         return exchange_id
 
     S = ExchangeState

@@ -252,7 +252,7 @@ def test_only_reviewers_open_the_queue_and_anyone_sees_the_waits_at_partners(
 
 def waiting_at_partner(platform: Platform) -> str:
     """An exchange the old payer's reviewer holds (ADR 0013)."""
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     exchange_id = ExchangeId(
         a_submitted_exchange(ports, an_exchange_request("old-plan"), client_id="plan")
     )

@@ -54,8 +54,7 @@ def _submit(
 ) -> ExchangeId:
     exchange_id = ExchangeId(f"x{n:04d}")
     with platform.transactions.begin() as unit:
-        platform.exchanges.create(
-            unit,
+        platform.exchanges.within(unit).create(
             exchange_id=exchange_id,
             partner_id=PartnerId(partner),
             client_id=client,
@@ -70,8 +69,7 @@ def _submit(
 
 def _fail(platform: Platform, exchange_id: ExchangeId, code: str, at: datetime) -> None:
     with platform.transactions.begin() as unit:
-        platform.exchanges.advance(
-            unit,
+        platform.exchanges.within(unit).advance(
             exchange_id,
             [Move(ExchangeState.FAILED, code, updates={"error_code": code})],
             at=at,
@@ -169,8 +167,8 @@ def test_a_scrape_counts_by_state_and_reason_from_the_partial_reason_index(
     _fail(platform, ids[1], "no-route", T0)
     _fail(platform, ids[2], "no-match", T0)
     with platform.transactions.begin() as unit:  # failed with no reason kept
-        platform.exchanges.advance(
-            unit, ids[3], [Move(ExchangeState.FAILED, None)], at=T0, actor="test"
+        platform.exchanges.within(unit).advance(
+            ids[3], [Move(ExchangeState.FAILED, None)], at=T0, actor="test"
         )
     readings = SqlReadingsSource(platform.reader, risk_windows={}).read(now=T0, review_ages=())
     counts = {(c.state, c.reason_code): c.count for c in readings.exchanges}

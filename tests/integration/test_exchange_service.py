@@ -19,16 +19,22 @@ from payerbridge.consent.model import ConsentRole
 from payerbridge.consent.service import consent_recorded
 from payerbridge.exchange.model import Attempt, ExchangeState, Move
 from payerbridge.exchange.outbound import admit_call, record_outcome
-from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.steps import proceed
 from payerbridge.exchange.submission import ExchangeSubmission, request_hash, submit_exchange
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.fhir.member_match import build_member_match_response
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ExchangeId, PartnerId
-from tests.builders import a_coverage, a_patient, a_submitted_exchange, an_exchange_request
+from tests.builders import (
+    a_coverage,
+    a_patient,
+    a_submitted_exchange,
+    an_exchange_request,
+    unit_with,
+)
 from tests.servers import new_signing_key
 
 
@@ -65,17 +71,17 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # typ
 
 
 def submit(platform: Platform, raw: dict[str, Any]) -> str:
-    return a_submitted_exchange(platform.exchange_ports, raw, client_id="tester")
+    return a_submitted_exchange(platform.units.exchange(), raw, client_id="tester")
 
 
 def test_each_transition_commits_with_its_audit_event_and_steps_do_not_repeat(
     platform: Platform,
 ) -> None:
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     exchange_id = submit(platform, an_exchange_request())
     assert proceed(ports, exchange_id, _parse).state is ExchangeState.COMPLETED
     # A restart that runs the exchange again changes nothing.
-    assert proceed(dataclasses.replace(ports, client=_NoCalls()), exchange_id, _parse).done
+    assert proceed(unit_with(ports, client=_NoCalls()), exchange_id, _parse).done
     record = platform.exchanges.get(exchange_id)
     assert record.state is ExchangeState.COMPLETED
     assert [t.seq for t in record.transitions] == list(range(1, 10))
@@ -92,7 +98,7 @@ def test_each_transition_commits_with_its_audit_event_and_steps_do_not_repeat(
 def test_retrieve_stores_payload_and_resources_in_one_commit_and_a_kept_payload_resumes(
     platform: Platform,
 ) -> None:
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     at_once = submit(platform, an_exchange_request())
     assert proceed(ports, at_once, _parse).state is ExchangeState.COMPLETED
     assert [t.to_state for t in platform.exchanges.get(at_once).transitions][-4:] == [
@@ -108,9 +114,9 @@ def test_retrieve_stores_payload_and_resources_in_one_commit_and_a_kept_payload_
     _move(platform, kept, *_TO_MATCHED)
     body = old_payer(httpx.Request("GET", "http://old/fhir/Patient/p1/$everything")).content
     with platform.transactions.begin() as unit:
-        platform.exchanges.save_payload(unit, kept, body.decode(), "sha", ports.clock())
+        platform.exchanges.within(unit).save_payload(kept, body.decode(), "sha", ports.clock())
         _advance(platform, unit, kept, ExchangeState.RETRIEVING, ExchangeState.RECEIVED)
-    resumed = proceed(dataclasses.replace(ports, client=_NoCalls()), kept, _parse)
+    resumed = proceed(unit_with(ports, client=_NoCalls()), kept, _parse)
     assert resumed.state is ExchangeState.COMPLETED  # from the payload kept: no call
     assert platform.members.count(source_prefix=f"exchange:{kept}") == 3
 
@@ -127,7 +133,7 @@ def test_a_rejected_payload_fails_the_exchange_and_stores_nothing(platform: Plat
         key=new_signing_key(),
         transport=httpx.MockTransport(broken),
     )
-    ports = dataclasses.replace(platform.exchange_ports, client=client)
+    ports = unit_with(platform.units.exchange(), client=client)
     exchange_id = submit(platform, an_exchange_request())
     assert proceed(ports, exchange_id, _parse).state is ExchangeState.FAILED
     record = platform.exchanges.get(exchange_id)
@@ -140,7 +146,7 @@ def test_a_rejected_payload_fails_the_exchange_and_stores_nothing(platform: Plat
 def test_a_prepare_step_cut_off_between_its_transitions_resumes(
     platform: Platform, left_in: ExchangeState
 ) -> None:
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     exchange_id = submit(platform, an_exchange_request())
     for state in (ExchangeState.VALIDATED, ExchangeState.CONSENT_VERIFIED):
         _move(platform, exchange_id, state, actor="crash")
@@ -176,7 +182,7 @@ def test_a_match_under_review_at_the_old_payer_stops_in_manual_review(
             actor="test",
         )
         exchange_id = submit(platform, an_exchange_request())
-        result = proceed(platform.exchange_ports, exchange_id, _parse)
+        result = proceed(platform.units.exchange(), exchange_id, _parse)
         record = platform.exchanges.get(exchange_id)
         assert result.done and record.state is ExchangeState.MANUAL_REVIEW
         assert record.error_code == "partner-review" and "rc-1" in (record.error_text or "")
@@ -187,13 +193,13 @@ def test_a_match_under_review_at_the_old_payer_stops_in_manual_review(
 def _waiting_on_member_match(platform: Platform, exchange_id: str, *, calls_made: int) -> None:
     """The row as a run leaves it when the $member-match call waits to be tried again
     after ``calls_made`` calls: what a workflow recovered anywhere resumes from."""
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     if platform.exchanges.current(ExchangeId(exchange_id)).state is ExchangeState.SUBMITTED:
         _move(platform, exchange_id, *_TO_ROUTED)  # as prepare leaves it
     now = ports.clock()
     attempt = Attempt("member-match", calls_made, now, now, "503", {})
-    with ports.transactions.begin() as unit:
-        ports.exchanges.record_attempt(unit, ExchangeId(exchange_id), attempt, at=now)
+    with ports:
+        ports.exchanges.record_attempt(ExchangeId(exchange_id), attempt, at=now)
 
 
 def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_attempt(
@@ -206,7 +212,7 @@ def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_att
 
     from payerbridge.exchange.outbound import PARKED_FOR_BREAKER
 
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     policy = ports.retry_policy
     exchange_id = submit(platform, an_exchange_request())
     now = ports.clock()
@@ -227,7 +233,7 @@ def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_att
 
     # Once its probe is due, the exchange that wakes first probes (GET metadata), and the
     # call that was held back goes out.
-    later = dataclasses.replace(ports, clock=lambda: held.retry_at)
+    later = unit_with(ports, clock=lambda: held.retry_at)
     done = proceed(later, exchange_id, _parse)
     assert done.state is ExchangeState.COMPLETED
     assert platform.breakers.get("http://old/fhir").status.value == "closed"
@@ -255,10 +261,10 @@ def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_l
     # A first retry at least 27 s away, whatever the jitter draws: "not due yet" must not
     # depend on how fast this machine gets to the second proceed.
     policy = dataclasses.replace(
-        platform.exchange_ports.retry_policy, base_delay_seconds=30.0, max_attempts=6
+        platform.units.exchange_wiring.retry_policy, base_delay_seconds=30.0, max_attempts=6
     )
-    ports = dataclasses.replace(
-        platform.exchange_ports, client=client, retry_policy=policy, random=lambda: 0.9
+    ports = unit_with(
+        platform.units.exchange(), client=client, retry_policy=policy, random=lambda: 0.9
     )
     exchange_id = submit(platform, an_exchange_request())
     first = proceed(ports, exchange_id, _parse)
@@ -287,11 +293,10 @@ def _advance(
     actor: str = "test",
     expected: ExchangeState | None = None,
 ) -> None:
-    platform.exchanges.advance(
-        unit,
+    platform.exchanges.within(unit).advance(
         ExchangeId(exchange_id),
         [Move(state) for state in states],
-        at=platform.exchange_ports.clock(),
+        at=platform.units.exchange().clock(),
         actor=actor,
         expected=expected,
     )
@@ -324,7 +329,7 @@ class _NoCalls:
         raise AssertionError(f"the partner was called ({name})")
 
 
-def _open_breaker(ports: ExchangePorts, endpoint: str = "http://old/fhir") -> None:
+def _open_breaker(ports: ExchangeUnit, endpoint: str = "http://old/fhir") -> None:
     """As many failed calls to ``endpoint`` as open its breaker."""
     partner = Partner("old-plan", "Old Plan", "1245319599", endpoint)
     for _ in range(ports.retry_policy.breaker_failure_threshold):
@@ -333,10 +338,10 @@ def _open_breaker(ports: ExchangePorts, endpoint: str = "http://old/fhir") -> No
 
 def test_a_payload_received_again_replaces_the_earlier_one(platform: Platform) -> None:
     exchange_id = submit(platform, an_exchange_request())
-    at = platform.exchange_ports.clock()
+    at = platform.units.exchange().clock()
     for body, digest in (('{"first":1}', "a" * 64), ('{"second":2}', "b" * 64)):
         with platform.transactions.begin() as unit:
-            platform.exchanges.save_payload(unit, exchange_id, body, digest, at)
+            platform.exchanges.within(unit).save_payload(exchange_id, body, digest, at)
     assert platform.exchanges.payload(exchange_id) == '{"second":2}'
     assert platform.exchanges.payload_sha256(exchange_id) == "b" * 64
 
@@ -346,7 +351,7 @@ def test_a_move_from_a_state_the_exchange_has_left_is_refused_and_writes_nothing
 ) -> None:
     from payerbridge.errors import IllegalTransition, NotFound
 
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     exchange_id = submit(platform, an_exchange_request())
     # Read in `submitted`; meanwhile an operator stops it.
     _move(platform, exchange_id, ExchangeState.FAILED, actor="operator")
@@ -356,7 +361,7 @@ def test_a_move_from_a_state_the_exchange_has_left_is_refused_and_writes_nothing
         pytest.raises(IllegalTransition, match="'failed'"),
         platform.transactions.begin() as unit,
     ):
-        platform.exchanges.save_payload(unit, exchange_id, "{}", "c" * 64, ports.clock())
+        platform.exchanges.within(unit).save_payload(exchange_id, "{}", "c" * 64, ports.clock())
         _advance(platform, unit, exchange_id, ExchangeState.VALIDATED, expected=moved_on)
     record = platform.exchanges.get(exchange_id)
     assert record.state is ExchangeState.FAILED
@@ -381,7 +386,7 @@ def test_a_move_whose_commit_fails_leaves_the_exchange_and_its_history_as_they_w
     from payerbridge.errors import StoreConflict
     from payerbridge.store.dbapi import DialectSql
 
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     exchange_id = submit(platform, an_exchange_request())
     audited = len(platform.audit.for_entity("Exchange", exchange_id))
 
@@ -464,7 +469,7 @@ def test_a_move_that_waited_for_another_writer_sees_where_it_left_the_exchange(
 
 def test_the_opt_in_and_the_partner_read_back_as_they_were_kept(platform: Platform) -> None:
     """The hops' reads are DB-API SQL: what they return equals what was written."""
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     exchange_id = submit(platform, an_exchange_request())
     consent_id = platform.exchanges.get(exchange_id).consent_id
     kept = platform.consents.get(consent_id)
@@ -483,7 +488,7 @@ def test_the_breaker_and_the_idempotency_key_read_back_as_they_were_kept(
     """The reads before every call and every submission are DB-API SQL too."""
     from payerbridge.exchange.breaker import BreakerState, BreakerStatus
 
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     _open_breaker(ports)
     opened = platform.breakers.get("http://old/fhir")
     assert (
@@ -514,7 +519,7 @@ def test_the_breaker_and_the_idempotency_key_read_back_as_they_were_kept(
 def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(platform: Platform) -> None:
     """A submission that loses the race for its Idempotency-Key (the unique index decides)
     rolls back the opt-in it recorded in the same transaction, and gets the winner."""
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(mode="json")
     first = submit_exchange(
         ExchangeSubmission(
@@ -543,8 +548,7 @@ def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(platform:
         platform.consents.add(
             unit, stored, event=consent_recorded(stored, actor="tester", request_id=None)
         )
-        platform.exchanges.create(
-            unit,
+        platform.exchanges.within(unit).create(
             exchange_id=ExchangeId("racing-exchange"),
             partner_id=PartnerId("old-plan"),
             client_id="tester",
@@ -568,8 +572,8 @@ def test_two_workers_failing_first_at_once_on_a_new_endpoint_count_both_failures
 
     from payerbridge.store.breakers import SqlBreakerStore
 
-    ports = platform.exchange_ports
-    theirs = dataclasses.replace(ports, breakers=SqlBreakerStore(platform.engine))
+    ports = platform.units.exchange()
+    theirs = unit_with(ports, breakers=SqlBreakerStore(platform.engine))
     new = Partner("old-plan", "Old Plan", "1245319599", "http://new/fhir")
     errors: list[BaseException] = []
 
@@ -581,12 +585,12 @@ def test_two_workers_failing_first_at_once_on_a_new_endpoint_count_both_failures
 
     second = threading.Thread(target=second_worker)
     now = ports.clock()
-    with ports.transactions.begin() as unit:
-        found = ports.breakers.lock(unit, new.fhir_base, new.id, at=now)
+    with ports:
+        found = ports.breakers.lock(new.fhir_base, new.id, at=now)
         second.start()
         time.sleep(0.5)  # the second worker is now waiting for the row
         failed = dataclasses.replace(found, consecutive_failures=1)
-        ports.breakers.save(unit, new.fhir_base, new.id, failed, at=now)
+        ports.breakers.save(new.fhir_base, new.id, failed, at=now)
     second.join(10)
     assert errors == []
     assert platform.breakers.get(new.fhir_base).consecutive_failures == 2
@@ -601,11 +605,9 @@ def test_a_healthy_breaker_is_trusted_briefly_and_a_write_of_our_own_drops_the_t
 
     from payerbridge.store.breakers import SqlBreakerStore
 
-    ports = platform.exchange_ports
-    ours = dataclasses.replace(
-        ports, breakers=SqlBreakerStore(platform.engine, healthy_trusted_seconds=0.3)
-    )
-    theirs = dataclasses.replace(ports, breakers=SqlBreakerStore(platform.engine))
+    ports = platform.units.exchange()
+    ours = unit_with(ports, breakers=SqlBreakerStore(platform.engine, healthy_trusted_seconds=0.3))
+    theirs = unit_with(ports, breakers=SqlBreakerStore(platform.engine))
     old = Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir")
     now = ports.clock()
     assert admit_call(ours, old, now).allowed
@@ -622,7 +624,7 @@ def test_a_healthy_breaker_is_trusted_briefly_and_a_write_of_our_own_drops_the_t
 
 
 def test_retrieval_without_a_matched_member_fails_as_such(platform: Platform) -> None:
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     exchange_id = submit(platform, an_exchange_request())
     # Matched, but the member's reference was never kept.
     _move(platform, exchange_id, *_TO_MATCHED)
@@ -656,7 +658,9 @@ def test_a_partners_rate_limit_is_shared_by_every_worker_and_spends_no_attempt(
 
         def take_turn(worker: Platform) -> datetime | None:
             with worker.transactions.begin() as unit:
-                return worker.breakers.admit_rate(unit, PartnerId("old-plan"), limit, now=now)
+                return worker.breakers.within(unit).admit_rate(
+                    PartnerId("old-plan"), limit, now=now
+                )
 
         assert take_turn(platform) is None
         assert take_turn(other) is None
@@ -664,7 +668,7 @@ def test_a_partners_rate_limit_is_shared_by_every_worker_and_spends_no_attempt(
         assert turn is not None and timedelta(seconds=29) < turn - now <= timedelta(seconds=30)
         # An exchange asked now waits for that turn, with no attempt spent.
         exchange_id = submit(platform, an_exchange_request())
-        waiting = proceed(platform.exchange_ports, ExchangeId(exchange_id), _parse)
+        waiting = proceed(platform.units.exchange(), ExchangeId(exchange_id), _parse)
         assert waiting.retry_at is not None and not waiting.done
         record = platform.exchanges.get(ExchangeId(exchange_id))
         assert (record.state, record.attempts) == (ExchangeState.ROUTE_SELECTED, 0)

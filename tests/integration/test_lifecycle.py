@@ -88,8 +88,7 @@ def an_exchange(
     request["member"].pop("new_member", None)
     exchange_id = ExchangeId(f"ex-{name}")
     with platform.transactions.begin() as unit:
-        platform.exchanges.create(
-            unit,
+        platform.exchanges.within(unit).create(
             exchange_id=exchange_id,
             partner_id="old",
             client_id="plan",
@@ -98,12 +97,14 @@ def an_exchange(
             at=at,
         )
     with platform.transactions.begin() as unit:
-        platform.exchanges.save_payload(unit, exchange_id, '{"raw": "' + name + '"}', "sha", at)
+        platform.exchanges.within(unit).save_payload(
+            exchange_id, '{"raw": "' + name + '"}', "sha", at
+        )
     moves = [Move(state) for state in end[:-1]] + [
         Move(end[-1], updates={"imported_patient_id": member.get("imported")})
     ]
     with platform.transactions.begin() as unit:
-        platform.exchanges.advance(unit, exchange_id, moves, at=at, actor="test")
+        platform.exchanges.within(unit).advance(exchange_id, moves, at=at, actor="test")
     return exchange_id
 
 

@@ -59,8 +59,7 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
 def exchange_in(platform: Platform, name: str, moves: list[Move], at: datetime) -> ExchangeId:
     exchange_id = ExchangeId(f"ex-{name}")
     with platform.transactions.begin() as unit:
-        platform.exchanges.create(
-            unit,
+        platform.exchanges.within(unit).create(
             exchange_id=exchange_id,
             partner_id=PartnerId("old"),
             client_id=ClientId("newplan"),
@@ -68,8 +67,8 @@ def exchange_in(platform: Platform, name: str, moves: list[Move], at: datetime) 
             request_hash="h",
             at=at,
         )
-    with platform.transactions.begin() as unit:
-        record_moves(unit, platform.exchange_ports, exchange_id, moves, at=at, actor="test")
+    with platform.units.exchange() as uow:
+        record_moves(uow, exchange_id, moves, at=at, actor="test")
     return exchange_id
 
 
@@ -82,11 +81,11 @@ def seed_exchanges(platform: Platform, now: datetime) -> None:
         letter = DeadLetter(
             exchange_id, "member-match", "attempts-exhausted", None, 3, {}, None, "h", None, now
         )
-        with platform.transactions.begin() as unit:
-            platform.exchanges.file_dead_letter(unit, letter)
+        with platform.units.exchange() as uow:
+            uow.exchanges.file_dead_letter(letter)
             if replayed:
                 replay = [Move(S.VALIDATED, "replay")]
-                record_moves(unit, platform.exchange_ports, exchange_id, replay, at=now, actor="o")
+                record_moves(uow, exchange_id, replay, at=now, actor="o")
 
 
 def seed_reviews(platform: Platform, now: datetime) -> None:
@@ -165,9 +164,9 @@ def seed_partners(platform: Platform, now: datetime) -> None:
     )
     with platform.transactions.begin() as unit:
         platform.partners.set_operations(unit, PartnerId("away"), Operations(maintenance=(window,)))
-        platform.breakers.lock(unit, "http://old/fhir", PartnerId("old"), at=now)
+        platform.breakers.within(unit).lock("http://old/fhir", PartnerId("old"), at=now)
         opened = BreakerState(BreakerStatus.OPEN, 5, open_until=now + timedelta(seconds=30))
-        platform.breakers.save(unit, "http://old/fhir", PartnerId("old"), opened, at=now)
+        platform.breakers.within(unit).save("http://old/fhir", PartnerId("old"), opened, at=now)
 
 
 def test_a_snapshot_reads_the_shared_state_and_the_scrape_shows_it(platform: Platform) -> None:
@@ -249,13 +248,13 @@ def test_only_a_committed_units_events_are_counted(platform: Platform) -> None:
 
     before = counted()
     exchange_id = exchange_in(platform, "counted", [Move(S.VALIDATED)], datetime.now(UTC))
-    ports, failed = platform.exchange_ports, [Move(S.FAILED, "no-match")]
-    with pytest.raises(RuntimeError), platform.transactions.begin() as unit:
-        record_moves(unit, ports, exchange_id, failed, at=unit.now, actor="test")
+    uow, failed = platform.units.exchange(), [Move(S.FAILED, "no-match")]
+    with pytest.raises(RuntimeError), uow:
+        record_moves(uow, exchange_id, failed, at=uow.now, actor="test")
         raise RuntimeError("rolled back")
     assert counted() == before
-    with platform.transactions.begin() as unit:
-        record_moves(unit, ports, exchange_id, failed, at=unit.now, actor="test")
+    with uow:
+        record_moves(uow, exchange_id, failed, at=uow.now, actor="test")
     assert counted() == before + 1
 
 
@@ -387,7 +386,7 @@ def test_exchanges_waiting_at_a_partner_are_counted_by_why_with_every_reason_at_
         exchange_id = exchange_in(platform, name, [Move(S.VALIDATED)], now)
         with platform.transactions.begin() as unit:
             attempt = Attempt("member-match", 1, due, now, text, {})
-            platform.exchanges.record_attempt(unit, exchange_id, attempt, at=now)
+            platform.exchanges.within(unit).record_attempt(exchange_id, attempt, at=now)
     exchange_in(platform, "stopped", [Move(S.VALIDATED), Move(S.FAILED, "no-match")], now)
 
     body, _ = platform.metrics.render(None)

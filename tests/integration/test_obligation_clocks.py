@@ -55,7 +55,7 @@ def _submit(platform: Platform, days_ago: int) -> ExchangeId:
     body = ExchangeCreate.model_validate(raw)
     submitted = submit_exchange(
         ExchangeSubmission(body.to_domain(), raw, ClientId("plan"), None),
-        platform.exchange_ports,
+        platform.units.exchange(),
     )
     return submitted.exchange_id
 
@@ -68,15 +68,15 @@ def _rows(platform: Platform, subject: Subject) -> dict[str, object]:
 def test_an_exchange_keeps_its_request_clock_and_the_old_payers_answer_clock(
     platform: Platform,
 ) -> None:
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     on_time, late = _submit(platform, 1), _submit(platform, 10)
     for exchange_id in (on_time, late):
         for target in (S.VALIDATED, S.CONSENT_VERIFIED, S.ROUTE_SELECTED):
             advance(ports, exchange_id, target)
     now = utcnow()
     held = Attempt("member-match", 0, now, now, "in maintenance", {"reason": "maintenance"})
-    with platform.transactions.begin() as unit:
-        note_attempt(unit, ports, late, held, at=now)
+    with ports:
+        note_attempt(ports, late, held, at=now)
     for exchange_id in (on_time, late):
         advance(ports, exchange_id, S.MEMBER_MATCHED)
     advance(ports, on_time, S.RETRIEVING)
@@ -106,7 +106,7 @@ def test_an_exchange_keeps_its_request_clock_and_the_old_payers_answer_clock(
 
 
 def test_a_no_match_answer_meets_both_clocks_at_once(platform: Platform) -> None:
-    ports = platform.exchange_ports
+    ports = platform.units.exchange()
     exchange_id = _submit(platform, 0)
     for target in (S.VALIDATED, S.CONSENT_VERIFIED, S.ROUTE_SELECTED):
         advance(ports, exchange_id, target)

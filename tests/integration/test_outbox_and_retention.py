@@ -57,8 +57,7 @@ def claim(platform: Platform, delivery_id: str, now: datetime) -> Delivery | Non
 def record_exchange(platform: Platform, client_id: str) -> str:
     exchange_id = ExchangeId(f"ex-{client_id}")
     with platform.transactions.begin() as unit:
-        platform.exchanges.create(
-            unit,
+        platform.exchanges.within(unit).create(
             exchange_id=exchange_id,
             partner_id="old",
             client_id=client_id,
@@ -71,8 +70,8 @@ def record_exchange(platform: Platform, client_id: str) -> str:
             consent_id=None,
         )
     with platform.transactions.begin() as unit:
-        platform.exchanges.advance(
-            unit, exchange_id, [Move(ExchangeState.VALIDATED)], at=T0, actor="test"
+        platform.exchanges.within(unit).advance(
+            exchange_id, [Move(ExchangeState.VALIDATED)], at=T0, actor="test"
         )
     return exchange_id
 
@@ -98,8 +97,7 @@ def test_the_deliveries_a_unit_of_work_wrote_are_relayed_once_it_commits(
     relayed: list[str] = []
     platform.transactions.relay_deliveries = relayed.extend
     with pytest.raises(RuntimeError), platform.transactions.begin() as unit:
-        platform.exchanges.create(
-            unit,
+        platform.exchanges.within(unit).create(
             exchange_id=ExchangeId("ex-lost"),
             partner_id=PartnerId("old"),
             client_id="portal",

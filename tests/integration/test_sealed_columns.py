@@ -178,8 +178,7 @@ def _submit_an_exchange(platform: Platform) -> ExchangeId:
             unit, Partner(PartnerId("old-1"), "Old", "1245319599", "http://old.example")
         )
     with platform.transactions.begin() as unit:
-        platform.exchanges.create(
-            unit,
+        platform.exchanges.within(unit).create(
             exchange_id=exchange_id,
             partner_id=PartnerId("old-1"),
             client_id=ClientId("newplan"),

@@ -10,20 +10,26 @@ owed (closed); one that fails notes why and stays owed, as it was not answered.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from payerbridge.compliance.clocks import CLOSED_WITHDRAWN, Subject, SubjectType, new_clock
+from payerbridge.compliance.clocks import CLOSED_WITHDRAWN, Clocks, Subject, SubjectType, new_clock
 from payerbridge.compliance.obligations import ANSWER_WITHIN
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import BulkJobId
 
 if TYPE_CHECKING:
-    from payerbridge.bulk.member_match import BulkPorts
     from payerbridge.bulk.model import BulkJob
 
 __all__ = ["close_job_clock", "note_job_clock", "settle_job_clock", "start_job_clock"]
 
 JOB_FAILED = "bulk-job-failed"
+
+
+class BulkPorts(Protocol):
+    """What these rows need of a bulk use case's ports (the match's or the export's)."""
+
+    @property
+    def clocks(self) -> Clocks | None: ...
 
 
 def _subject(job_id: BulkJobId) -> Subject:

@@ -54,7 +54,7 @@ def consents_capture(
         if partner is None:
             raise fail(errors.UnprocessableRequest(f"no partner is registered as '{old_payer}'"))
         stored = capture_opt_in(
-            platform.exchange_ports,
+            platform.units.exchange(),
             grant,
             member_id,
             partner,
@@ -103,7 +103,7 @@ def consents_revoke(
     platform = build_platform(settings_for(data_dir))
     try:
         revoked, blocked = revoke_and_stop(
-            platform.exchange_ports, consent_id, by=revoked_by or cli_actor(), request_id=None
+            platform.units.exchange(), consent_id, by=revoked_by or cli_actor(), request_id=None
         )
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc

@@ -221,7 +221,7 @@ def exchanges_replay(
     launch_workflows(platform, work=False)
     try:
         replay(
-            platform.exchange_ports,
+            platform.units.exchange(),
             ExchangeId(exchange_id),
             actor=cli_actor(),
             replay_key=None,
@@ -249,7 +249,7 @@ def exchanges_cancel(
 
     platform = build_platform(settings_for(data_dir))
     try:
-        cancel(platform.exchange_ports, ExchangeId(exchange_id), actor=cli_actor(), note=note)
+        cancel(platform.units.exchange(), ExchangeId(exchange_id), actor=cli_actor(), note=note)
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:

@@ -69,7 +69,7 @@ def partners_replay_dead_letters(
     try:
         partner = registered(platform.partners, PartnerId(partner_id[:64]))
         done = replay_partner_dead_letters(
-            platform.exchange_ports, partner.id, actor=cli_actor(), replay_key=key
+            platform.units.exchange(), partner.id, actor=cli_actor(), replay_key=key
         )
         for exchange_id in done.replayed:
             record = platform.exchanges.current(exchange_id)

@@ -56,8 +56,7 @@ def pulls_schedule(
     with opened_platform(data_dir) as platform:
         try:
             schedule = schedule_pull(
-                platform.exchange_ports,
-                platform.pulls,
+                platform.units.exchange(),
                 ExchangeId(exchange),
                 actor=cli_actor(),
                 coverage_end=ended,
@@ -78,7 +77,9 @@ def pulls_list(
     from payerbridge.exchange.pulls import pull_schedules_public
 
     with opened_platform(data_dir) as platform:
-        schedules = platform.pulls.all(status=PullStatus.ACTIVE if active else None)
+        schedules = platform.units.exchange().pulls.all(
+            status=PullStatus.ACTIVE if active else None
+        )
     _json(pull_schedules_public(schedules))
 
 
@@ -93,9 +94,7 @@ def pulls_cancel(
 
     with opened_platform(data_dir) as platform:
         try:
-            schedule = cancel_pull(
-                platform.exchange_ports, platform.pulls, schedule_id, actor=cli_actor()
-            )
+            schedule = cancel_pull(platform.units.exchange(), schedule_id, actor=cli_actor())
         except errors.PayerBridgeError as exc:
             raise fail(exc) from exc
     _json(pull_schedules_public([schedule])[0])
@@ -120,8 +119,7 @@ def pulls_update(
     with opened_platform(data_dir) as platform:
         try:
             schedule = end_coverage(
-                platform.exchange_ports,
-                platform.pulls,
+                platform.units.exchange(),
                 schedule_id,
                 ended,
                 actor=cli_actor(),
@@ -139,7 +137,7 @@ def pulls_run(data_dir: DataDir = None) -> None:
     from payerbridge.exchange.pulls import start_due_pulls
 
     with opened_platform(data_dir) as platform:
-        run = start_due_pulls(platform.exchange_ports, platform.pulls, utcnow())
+        run = start_due_pulls(platform.units.exchange(), utcnow())
     _json(
         {
             "started": list(run.started),

@@ -99,7 +99,7 @@ def revoke(
             text = "the consent was revoked already (the page was older than that)"
             raise Conflict(text, issues=[Issue(text, "status", "conflict")])
         _, blocked = revoke_and_stop(
-            platform.exchange_ports, consent_id, by=found.actor, request_id=current_request_id()
+            platform.units.exchange(), consent_id, by=found.actor, request_id=current_request_id()
         )
     except PayerBridgeError as exc:
         return _consents_view(

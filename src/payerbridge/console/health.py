@@ -103,7 +103,7 @@ def replay_dead_letters(
     partner = registered(platform.partners, PartnerId(partner_id[:64]))
     key = form.get("replay_key")
     done = replay_partner_dead_letters(
-        platform.exchange_ports,
+        platform.units.exchange(),
         partner.id,
         actor=found.actor,
         replay_key=key[:64] if isinstance(key, str) and key else None,

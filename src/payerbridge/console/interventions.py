@@ -119,7 +119,7 @@ def replay_exchange(
 ) -> Response:
     def run(record: Any) -> str:
         key = _field(form, "replay_key")
-        if replay(platform.exchange_ports, record.id, actor=found.actor, replay_key=key):
+        if replay(platform.units.exchange(), record.id, actor=found.actor, replay_key=key):
             moved = platform.exchanges.get(record.id)
             enqueue_exchange(moved.id, moved.partner_id, replay_count=moved.replay_count)
         return "replayed"
@@ -136,7 +136,7 @@ def cancel_exchange(
         if note is None:
             text = "say why the exchange is cancelled: the note is kept with it"
             raise InvalidInput(text, issues=[Issue(text, "note", "required")])
-        cancel(platform.exchange_ports, record.id, actor=found.actor, note=note)
+        cancel(platform.units.exchange(), record.id, actor=found.actor, note=note)
         return "cancelled"
 
     return _act(request, platform, found, exchange_id, form, run)
@@ -147,7 +147,7 @@ def resubmit_exchange(
     exchange_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
 ) -> Response:
     def run(record: Any) -> str:
-        ask_again_now(platform.exchange_ports, record.id, actor=found.actor)
+        ask_again_now(platform.units.exchange(), record.id, actor=found.actor)
         return "resubmitted"
 
     return _act(request, platform, found, exchange_id, form, run)

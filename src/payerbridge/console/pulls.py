@@ -81,10 +81,10 @@ def _pulls_view(
 ) -> Response:
     chosen_status = _chosen(PullStatus, "status", status)
     chosen_kind = _chosen(PullKind, "kind", kind)
-    total, schedules = platform.pulls.page(
+    total, schedules = platform.units.exchange().pulls.page(
         status=chosen_status, kind=chosen_kind, offset=offset, count=_PAGE
     )
-    late = platform.pulls.lateness_of([s.id for s in schedules], utcnow())
+    late = platform.units.exchange().pulls.lateness_of([s.id for s in schedules], utcnow())
     rows = [ScheduleRow(s, late.get(s.id)) for s in schedules]
     page = Page(offset, _PAGE, total)
     context = {
@@ -116,14 +116,14 @@ def cancel_schedule(
     """Stop an active schedule (``cancelled``): the form needs only the session's token."""
     schedule_id = schedule_id[:64]
     try:
-        schedule = platform.pulls.get(schedule_id)
+        schedule = platform.units.exchange().pulls.get(schedule_id)
         if schedule.status is not PullStatus.ACTIVE:
             text = (
                 f"pull schedule {schedule_id} stopped already ({schedule.stop_reason}): "
                 "the page was older than that"
             )
             raise Conflict(text, issues=[Issue(text, "status", "conflict")])
-        cancel_pull(platform.exchange_ports, platform.pulls, schedule_id, actor=found.actor)
+        cancel_pull(platform.units.exchange(), schedule_id, actor=found.actor)
     except PayerBridgeError as exc:
         status = rendering_for(exc).status
         return _pulls_view(request, platform, found, error=exc.text, status_code=status)

@@ -146,7 +146,7 @@ def partner_waits_page(
         client_id=None, limit=_PAGE, offset=offset
     )
     now = utcnow()
-    policy = platform.exchange_ports.retry_policy
+    policy = platform.units.exchange_wiring.retry_policy
     waits = [partner_review_wait(record, policy, now) for record in records]
     page = Page(offset, _PAGE, total)
     context = {"waits": waits, "page": page, "links": page.links({}, "offset")}

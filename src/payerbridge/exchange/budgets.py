@@ -1,4 +1,4 @@
-"""How long an exchange keeps trying its old payer: its deadline (pure, given the ports).
+"""How long an exchange keeps trying its old payer: its deadline (pure, given the uow).
 
 Until its deadline an exchange waits out a partner that is down, unreachable, in
 maintenance or behind its open breaker; past it, it is dead-lettered
@@ -15,7 +15,7 @@ that is set gives it:
    the old payer's duty to answer a request made now (``answer-within-one-business-day``,
    on the plan's calendar). An exchange keeps trying while either clock can still be
    met, and for at least the business day the old payer has to answer;
-4. without obligations (ports built for a test), a day.
+4. without obligations (uow built for a test), a day.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT
-from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 
 __all__ = ["FALLBACK_BUDGET", "exchange_deadline"]
@@ -33,7 +33,7 @@ FALLBACK_BUDGET = timedelta(days=1)
 
 
 def exchange_deadline(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     partner: Partner | None,
     now: datetime,
     *,
@@ -44,12 +44,12 @@ def exchange_deadline(
     known (a submission)."""
     if partner is not None and partner.operations.exchange_budget_seconds is not None:
         return now + timedelta(seconds=partner.operations.exchange_budget_seconds)
-    budget = ports.retry_policy.exchange_budget_seconds
+    budget = uow.retry_policy.exchange_budget_seconds
     if budget is not None:
         return now + timedelta(seconds=budget)
-    if ports.clocks is None:
+    if uow.clocks is None:
         return now + FALLBACK_BUDGET
-    obligations = ports.clocks.obligations
+    obligations = uow.clocks.obligations
     dues = [obligations.due(ANSWER_WITHIN, {"request_received": now})]
     if events:
         dues.append(obligations.due(REQUEST_AFTER_ENROLMENT, events))

@@ -19,7 +19,7 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import Conflict
 from payerbridge.exchange.interventions import replay
 from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.types import ExchangeId, PartnerId
 
 __all__ = ["PartnerReplay", "replay_partner_dead_letters"]
@@ -51,7 +51,7 @@ class PartnerReplay:
 
 
 def replay_partner_dead_letters(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     partner_id: PartnerId,
     *,
     actor: str,
@@ -59,12 +59,12 @@ def replay_partner_dead_letters(
     request_id: str | None = None,
 ) -> PartnerReplay:
     """Replay every exchange with ``partner_id`` that is dead-lettered now."""
-    now = ports.clock()
+    now = uow.clock()
     key = replay_key[:_KEY_LENGTH] if replay_key else None
     replayed: list[ExchangeId] = []
     already: list[ExchangeId] = []
     skipped: list[ExchangeId] = []
-    found = ports.exchanges.ids_in_state(
+    found = uow.exchanges.ids_in_state(
         ExchangeState.DEAD_LETTERED,
         updated_before=now + timedelta(microseconds=1),  # dead-lettered by now
         partner_id=partner_id,
@@ -72,7 +72,7 @@ def replay_partner_dead_letters(
     for exchange_id in found:
         try:
             done = replay(
-                ports,
+                uow,
                 exchange_id,
                 actor=actor,
                 replay_key=f"{key}:{exchange_id}" if key else None,
@@ -82,8 +82,8 @@ def replay_partner_dead_letters(
             continue
         (replayed if done else already).append(exchange_id)
     if replayed:
-        with ports.transactions.begin() as unit:
-            unit.record(_event(partner_id, replayed, skipped, actor, key, request_id, now))
+        with uow:
+            uow.record(_event(partner_id, replayed, skipped, actor, key, request_id, now))
     logger.info(
         "partner dead letters replayed",
         extra={"partner_id": partner_id, "replayed": len(replayed), "skipped": len(skipped)},

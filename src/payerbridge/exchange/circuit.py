@@ -30,7 +30,7 @@ from payerbridge.exchange.breaker import (
     record_probe,
     record_success,
 )
-from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.types import PartnerId
 
@@ -39,44 +39,44 @@ __all__ = ["admit_call", "probe_due_breakers", "probe_interval", "record_outcome
 logger = logging.getLogger(__name__)
 
 
-def probe_interval(ports: ExchangePorts) -> timedelta:
+def probe_interval(uow: ExchangeUnit) -> timedelta:
     """How long an open breaker holds calls back before its next probe."""
-    return timedelta(seconds=ports.retry_policy.breaker_cooldown_seconds)
+    return timedelta(seconds=uow.retry_policy.breaker_cooldown_seconds)
 
 
-def admit_call(ports: ExchangePorts, partner: Partner, now: datetime) -> Admission:
+def admit_call(uow: ExchangeUnit, partner: Partner, now: datetime) -> Admission:
     """Whether the endpoint's breaker lets a call go now. Closed: read only. Open and not
     due: read only, and when to look again. Due for its probe: the probe is claimed under
     the row's lock and made here, and its outcome answers (closed: the call may go)."""
     endpoint = partner.fhir_base
-    current = ports.breakers.get(endpoint)
+    current = uow.breakers.get(endpoint)
     if current.status is BreakerStatus.CLOSED:  # the common case needs no write lock
         return Admission(True, current)
-    interval = probe_interval(ports)
+    interval = probe_interval(uow)
     seen = admit(current, now, interval)
     if not seen.probe:
         return seen  # held back: nothing to write
-    with ports.transactions.begin() as unit:
-        before = ports.breakers.lock(unit, endpoint, partner.id, at=now)
+    with uow:
+        before = uow.breakers.lock(endpoint, partner.id, at=now)
         admission = admit(before, now, interval)
         if admission.probe:
-            _keep(unit, ports, endpoint, partner.id, before, admission.state, now)
+            _keep(uow, endpoint, partner.id, before, admission.state, now)
     if not admission.probe:  # another worker claimed it, or a call closed the breaker
         return admission
-    return _probe(ports, partner, interval)
+    return _probe(uow, partner, interval)
 
 
-def _probe(ports: ExchangePorts, partner: Partner, interval: timedelta) -> Admission:
+def _probe(uow: ExchangeUnit, partner: Partner, interval: timedelta) -> Admission:
     """Make the probe this caller claimed, within its lease, and record its outcome."""
-    timeout = min(ports.retry_policy.call_timeout_seconds, interval.total_seconds())
-    answer = ports.client.probe(partner, timeout=timeout)
-    now = ports.clock()
+    timeout = min(uow.retry_policy.call_timeout_seconds, interval.total_seconds())
+    answer = uow.client.probe(partner, timeout=timeout)
+    now = uow.clock()
     endpoint = partner.fhir_base
-    with ports.transactions.begin() as unit:
-        before = ports.breakers.lock(unit, endpoint, partner.id, at=now)
+    with uow:
+        before = uow.breakers.lock(endpoint, partner.id, at=now)
         after = record_probe(before, now, answered=answer.answered, interval=interval)
         probe = {"probe": {"at": now.isoformat(), **answer.to_json()}}
-        _keep(unit, ports, endpoint, partner.id, before, after, now, detail=probe)
+        _keep(uow, endpoint, partner.id, before, after, now, detail=probe)
     logger.info(
         "partner endpoint probed",
         extra={"partner_id": partner.id, "answered": answer.answered, "status": answer.status},
@@ -87,7 +87,7 @@ def _probe(ports: ExchangePorts, partner: Partner, interval: timedelta) -> Admis
 
 
 def record_outcome(
-    ports: ExchangePorts, partner: Partner, *, succeeded: bool, seen: BreakerState | None = None
+    uow: ExchangeUnit, partner: Partner, *, succeeded: bool, seen: BreakerState | None = None
 ) -> None:
     """The call's outcome on the endpoint's breaker; ``seen``: the state the call was
     admitted under. An answer closes a breaker that is not closed (another worker may
@@ -97,45 +97,44 @@ def record_outcome(
     healthy = BreakerState()
     endpoint = partner.fhir_base
     if succeeded:
-        current = ports.breakers.get(endpoint)  # trusted for a moment when healthy
+        current = uow.breakers.get(endpoint)  # trusted for a moment when healthy
         if current == healthy:
             return
         if seen == healthy and current.status is BreakerStatus.CLOSED:
             return
-    policy = ports.retry_policy
-    now = ports.clock()
-    with ports.transactions.begin() as unit:
-        before = ports.breakers.lock(unit, endpoint, partner.id, at=now)
+    policy = uow.retry_policy
+    now = uow.clock()
+    with uow:
+        before = uow.breakers.lock(endpoint, partner.id, at=now)
         if succeeded:
             after = record_success(before)
         else:
-            cooldown = probe_interval(ports)
+            cooldown = probe_interval(uow)
             threshold = policy.breaker_failure_threshold
             after = record_failure(before, now, threshold=threshold, cooldown=cooldown)
-        _keep(unit, ports, endpoint, partner.id, before, after, now)
+        _keep(uow, endpoint, partner.id, before, after, now)
 
 
-def probe_due_breakers(ports: ExchangePorts) -> int:
+def probe_due_breakers(uow: ExchangeUnit) -> int:
     """Probe every endpoint whose probe is due (the upkeep sweep runs this): the number
     probed. An endpoint no longer any partner's base (the partner was re-pointed) is
     left alone."""
-    now = ports.clock()
-    interval = probe_interval(ports)
+    now = uow.clock()
+    interval = probe_interval(uow)
     probed = 0
-    for endpoint, partner_id, state in ports.breakers.unhealthy():
+    for endpoint, partner_id, state in uow.breakers.unhealthy():
         if not admit(state, now, interval).probe:
             continue
-        partner = ports.partners.get(partner_id)
+        partner = uow.partners.get(partner_id)
         if partner is None or partner.fhir_base != endpoint:
             continue
-        admit_call(ports, partner, now)
+        admit_call(uow, partner, now)
         probed += 1
     return probed
 
 
 def _keep(
-    unit: UnitOfWork,
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     endpoint: str,
     partner_id: PartnerId,
     before: BreakerState,
@@ -147,6 +146,6 @@ def _keep(
     """The breaker moved ``before`` → ``after`` in ``unit``, audited when its status changed."""
     if after == before:
         return
-    ports.breakers.save(unit, endpoint, partner_id, after, at=at)
+    uow.breakers.save(endpoint, partner_id, after, at=at)
     if after.status is not before.status:
-        unit.record(breaker_event(endpoint, partner_id, before, after, at=at, detail=detail))
+        uow.record(breaker_event(endpoint, partner_id, before, after, at=at, detail=detail))

@@ -25,8 +25,8 @@ from payerbridge.compliance.clocks import Subject, SubjectType, new_clock
 from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT
 from payerbridge.consent.model import StoredConsent
 from payerbridge.exchange.model import STOPPED_STATES, ExchangeRequest, ExchangeState, Move
-from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
 from payerbridge.exchange.reasons import ExchangeReason
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.types import ExchangeId
 
 __all__ = [
@@ -45,50 +45,47 @@ _ANSWERED_ENDS = frozenset({ExchangeReason.NO_MATCH, ExchangeReason.MULTIPLE_MAT
 
 
 def start_request_clock(
-    unit: UnitOfWork,
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     exchange_id: ExchangeId,
     request: ExchangeRequest,
     opt_in: StoredConsent,
 ) -> None:
     """The exchange's ``request-after-enrolment`` row, as it is submitted in ``unit``."""
-    if ports.clocks is None:
+    if uow.clocks is None:
         return
-    obligations = ports.clocks.obligations
-    events = request_events(ports, request, opt_in)
+    obligations = uow.clocks.obligations
+    events = request_events(uow, request, opt_in)
     clock = new_clock(
         obligations,
         REQUEST_AFTER_ENROLMENT,
         Subject(SubjectType.EXCHANGE, exchange_id),
         events,
-        clock_id=unit.new_id(),
-        at=unit.now,
+        clock_id=uow.new_id(),
+        at=uow.now,
         partner_id=request.old_payer,
     )
-    ports.clocks.ledger.start(unit, clock)
+    uow.clocks.ledger.start(uow, clock)
 
 
 def request_events(
-    ports: ExchangePorts, request: ExchangeRequest, opt_in: StoredConsent
+    uow: ExchangeUnit, request: ExchangeRequest, opt_in: StoredConsent
 ) -> dict[str, datetime]:
     """What the rule's request clock counts from: the member's opt-in (the first instant
     its period is in force) and the new coverage's start (the first instant of that day
     in the plan's zone; the opt-in when unknown)."""
     opted_in = opt_in.record.period_start
-    if ports.clocks is None:
+    if uow.clocks is None:
         return {"opt_in": opted_in, "coverage_start": opted_in}
-    covered = day_start(request.new_coverage.start, ports.clocks.obligations.calendar.tz)
+    covered = day_start(request.new_coverage.start, uow.clocks.obligations.calendar.tz)
     return {"opt_in": opted_in, "coverage_start": covered or opted_in}
 
 
-def take_over_clock(
-    unit: UnitOfWork, ports: ExchangePorts, exchange_id: ExchangeId, source: Subject
-) -> None:
+def take_over_clock(uow: ExchangeUnit, exchange_id: ExchangeId, source: Subject) -> None:
     """A standing pull's exchange takes the period its schedule owed (``source``: the
     period, or the exchange of a pull tried before that brought no answer)."""
-    if ports.clocks is not None:
+    if uow.clocks is not None:
         target = Subject(SubjectType.EXCHANGE, exchange_id)
-        ports.clocks.ledger.hand_over(unit, source, target)
+        uow.clocks.ledger.hand_over(uow, source, target)
 
 
 def day_start(day: date | None, zone: ZoneInfo) -> datetime | None:
@@ -112,27 +109,26 @@ def is_asked(move: Move) -> bool:
 
 
 def keep_clocks(
-    unit: UnitOfWork,
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     exchange_id: ExchangeId,
     moves: Sequence[Move],
     *,
     at: datetime,
 ) -> None:
     """The exchange's rows as ``moves`` (recorded in ``unit``) leave them."""
-    if ports.clocks is None:
+    if uow.clocks is None:
         return
-    ledger, subject = ports.clocks.ledger, Subject(SubjectType.EXCHANGE, exchange_id)
+    ledger, subject = uow.clocks.ledger, Subject(SubjectType.EXCHANGE, exchange_id)
     for move in moves:
         if is_asked(move):  # whichever the request met: its first, or a pull's period
-            ledger.settle_asked(unit, subject, done_at=at)
-            _start_partner_clock(unit, ports, subject, move, at)
+            ledger.settle_asked(uow, subject, done_at=at)
+            _start_partner_clock(uow, subject, move, at)
         elif move.target is S.RECEIVED:
-            ledger.settle(unit, ANSWER_WITHIN, subject, done_at=at)
+            ledger.settle(uow, ANSWER_WITHIN, subject, done_at=at)
         elif move.target is S.ROUTE_SELECTED and (move.updates or {}).get("next_attempt_at"):
-            ledger.note(unit, subject, _route_wait(move), at=at)
+            ledger.note(uow, subject, _route_wait(move), at=at)
         elif move.target in STOPPED_STATES and move.target not in (S.PARTIAL, S.CONFLICT):
-            ledger.note(unit, subject, move.reason_code or move.target.value, at=at)
+            ledger.note(uow, subject, move.reason_code or move.target.value, at=at)
 
 
 def _route_wait(move: Move) -> str:
@@ -142,32 +138,28 @@ def _route_wait(move: Move) -> str:
     return ExchangeReason.MAINTENANCE if planned else ExchangeReason.CIRCUIT_OPEN
 
 
-def _start_partner_clock(
-    unit: UnitOfWork, ports: ExchangePorts, subject: Subject, move: Move, at: datetime
-) -> None:
+def _start_partner_clock(uow: ExchangeUnit, subject: Subject, move: Move, at: datetime) -> None:
     """The old payer's answer clock, from our asking; done at once when its answer ends
     the exchange (no data will come)."""
-    assert ports.clocks is not None
+    assert uow.clocks is not None
     ends = move.target in (S.FAILED, S.BLOCKED)
     clock = new_clock(
-        ports.clocks.obligations,
+        uow.clocks.obligations,
         ANSWER_WITHIN,
         subject,
         {"request_received": at},
-        clock_id=unit.new_id(),
+        clock_id=uow.new_id(),
         at=at,
         done_at=at if ends else None,
     )
-    ports.clocks.ledger.start_after(unit, clock)
+    uow.clocks.ledger.start_after(uow, clock)
     if move.target is S.MANUAL_REVIEW:  # its answer waits for a person there
-        ports.clocks.ledger.note(unit, subject, ExchangeReason.PARTNER_REVIEW, at=at)
+        uow.clocks.ledger.note(uow, subject, ExchangeReason.PARTNER_REVIEW, at=at)
 
 
-def note_hold(
-    unit: UnitOfWork, ports: ExchangePorts, exchange_id: ExchangeId, reason: str, *, at: datetime
-) -> None:
+def note_hold(uow: ExchangeUnit, exchange_id: ExchangeId, reason: str, *, at: datetime) -> None:
     """What held a call of the exchange back (``reason``, a code) on its running rows."""
-    if ports.clocks is None:
+    if uow.clocks is None:
         return
     subject = Subject(SubjectType.EXCHANGE, exchange_id)
-    ports.clocks.ledger.note(unit, subject, reason, at=at)
+    uow.clocks.ledger.note(uow, subject, reason, at=at)

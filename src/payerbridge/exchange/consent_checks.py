@@ -13,7 +13,7 @@ from payerbridge.consent.model import DenyReason, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request
 from payerbridge.exchange.model import ExchangeRecord, Move
 from payerbridge.exchange.moves import SYSTEM_ACTOR, StepResult, block
-from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.types import ClientId, ExchangeId
 
@@ -33,7 +33,7 @@ class ConsentCheck:
 
 
 def check_consent(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     record: ExchangeRecord,
     partner: Partner,
     hop: str,
@@ -50,13 +50,13 @@ def check_consent(
     if read is not None:
         stored: StoredConsent | None = read
     else:
-        stored = ports.consents.get(record.consent_id) if record.consent_id else None
+        stored = uow.consents.get(record.consent_id) if record.consent_id else None
     disclosure = authorize_request(
         stored,
         consent_id=record.consent_id,
         partner_npi=partner.npi,
-        us=Requester(ClientId(SYSTEM_ACTOR), ports.us.npi),
-        at=ports.clock(),
+        us=Requester(ClientId(SYSTEM_ACTOR), uow.us.npi),
+        at=uow.clock(),
         hop=hop,
     )
     decision = disclosure.decision
@@ -68,7 +68,7 @@ def check_consent(
 
 
 def refused(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     exchange_id: ExchangeId,
     check: ConsentCheck,
     *,
@@ -76,4 +76,4 @@ def refused(
 ) -> StepResult:
     """→ ``blocked`` because our consent check refused the hop, with that decision."""
     detail = {"hop": check.hop}
-    return block(ports, exchange_id, check.reason, check.text, detail, before, check.event)
+    return block(uow, exchange_id, check.reason, check.text, detail, before, check.event)

@@ -27,9 +27,9 @@ from payerbridge.exchange.model import (
     transition_events,
 )
 from payerbridge.exchange.moves import note_attempt, record_moves
-from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.review import awaits_partner_review
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.types import ExchangeId
 
 __all__ = ["ask_again_now", "can_cancel", "cancel", "replay", "revoke_and_stop"]
@@ -42,7 +42,7 @@ _CANCELLABLE = frozenset({S.MANUAL_REVIEW, S.DEAD_LETTERED, S.BLOCKED, S.PARTIAL
 
 
 def replay(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     exchange_id: ExchangeId,
     *,
     actor: str,
@@ -55,8 +55,8 @@ def replay(
 
     Idempotent: True when this call replayed it; False when the same ``replay_key``
     already did. Any other state is a Conflict."""
-    record = ports.exchanges.get(exchange_id)  # with its history: the replays' keys
-    letter = ports.exchanges.dead_letter(exchange_id)
+    record = uow.exchanges.get(exchange_id)  # with its history: the replays' keys
+    letter = uow.exchanges.dead_letter(exchange_id)
     if replay_key is not None and letter is not None and letter.replay_key == replay_key:
         return False
     if replay_key is not None and any(
@@ -77,7 +77,7 @@ def replay(
                 )
             ],
         )
-    now = ports.clock()
+    now = uow.clock()
     detail = {
         "replay": record.replay_count + 1,
         "replayed_from": record.state.value,
@@ -86,34 +86,34 @@ def replay(
     }
     fresh = {
         "replay_count": record.replay_count + 1,
-        "deadline_at": exchange_deadline(ports, ports.partners.get(record.partner_id), now),
+        "deadline_at": exchange_deadline(uow, uow.partners.get(record.partner_id), now),
         "attempts": 0,
         "next_attempt_at": None,
         "error_code": None,
         "error_text": None,
     }
-    with ports.transactions.begin() as unit:
+    with uow:
         if record.state is S.DEAD_LETTERED:
-            ports.exchanges.mark_replayed(unit, exchange_id, by=actor, key=replay_key, at=now)
+            uow.exchanges.mark_replayed(exchange_id, by=actor, key=replay_key, at=now)
         moves = [Move(S.VALIDATED, ExchangeReason.REPLAY, detail, fresh)]
-        record_moves(unit, ports, exchange_id, moves, at=now, actor=actor, expected=record.state)
+        record_moves(uow, exchange_id, moves, at=now, actor=actor, expected=record.state)
     logger.info("exchange replayed", extra={"exchange_id": exchange_id})
     return True
 
 
-def cancel(ports: ExchangePorts, exchange_id: ExchangeId, *, actor: str, note: str) -> None:
+def cancel(uow: ExchangeUnit, exchange_id: ExchangeId, *, actor: str, note: str) -> None:
     """An operator ends an exchange that waits (on a person, a review at the old payer, a
     replay, or its next attempt): ``failed`` with ``cancelled`` and the operator's note.
     One whose step is running now is refused (Conflict): cancel it when it waits."""
-    record = ports.exchanges.current(exchange_id)
-    now = ports.clock()
+    record = uow.exchanges.current(exchange_id)
+    now = uow.clock()
     if not can_cancel(record, now):
         raise _not_now(exchange_id, record.state, "cancelled", "while it waits")
     text = f"cancelled by an operator: {note}"
     stop = {"error_code": ExchangeReason.CANCELLED, "error_text": text, "next_attempt_at": None}
     moves = [Move(S.FAILED, ExchangeReason.CANCELLED, {"by": actor, "note": note}, stop)]
-    with ports.transactions.begin() as unit:
-        record_moves(unit, ports, exchange_id, moves, at=now, actor=actor, expected=record.state)
+    with uow:
+        record_moves(uow, exchange_id, moves, at=now, actor=actor, expected=record.state)
     logger.info("exchange cancelled", extra={"exchange_id": exchange_id})
 
 
@@ -124,13 +124,13 @@ def can_cancel(record: ExchangeRecord, now: datetime) -> bool:
     return record.state in _CANCELLABLE or (waiting and record.state not in STOPPED_STATES)
 
 
-def ask_again_now(ports: ExchangePorts, exchange_id: ExchangeId, *, actor: str) -> datetime:
+def ask_again_now(uow: ExchangeUnit, exchange_id: ExchangeId, *, actor: str) -> datetime:
     """An operator has the old payer asked again at once about a match it has under
     review, instead of at the next poll: the sweep starts the run (when it is due)."""
-    record = ports.exchanges.current(exchange_id)
+    record = uow.exchanges.current(exchange_id)
     if not awaits_partner_review(record):
         raise _not_now(exchange_id, record.state, "asked again", "under the old payer's review")
-    now = ports.clock()
+    now = uow.clock()
     attempt = Attempt(
         step="member-match",
         attempts=record.attempts,
@@ -139,8 +139,8 @@ def ask_again_now(ports: ExchangePorts, exchange_id: ExchangeId, *, actor: str) 
         last_error=record.last_error or "under review at the old payer",
         detail={"resubmitted_by": actor},
     )
-    with ports.transactions.begin() as unit:
-        note_attempt(unit, ports, exchange_id, attempt, at=now)
+    with uow:
+        note_attempt(uow, exchange_id, attempt, at=now)
     return now
 
 
@@ -150,26 +150,26 @@ def _not_now(exchange_id: ExchangeId, state: ExchangeState, verb: str, when: str
 
 
 def revoke_and_stop(
-    ports: ExchangePorts, consent_id: str, *, by: str, request_id: str | None
+    uow: ExchangeUnit, consent_id: str, *, by: str, request_id: str | None
 ) -> tuple[StoredConsent, list[ExchangeId]]:
     """Revoke a consent now; unfinished exchanges running under it (a member's opt-in)
     move to ``blocked`` with reason ``revoked`` in the same transaction, so no step
     that starts afterwards sends anything, and the obligation rows still running under
     it (its exchanges', standing pulls', onboarding members') are closed
     (``opt-in-revoked``). Returns the consent and the blocked ids."""
-    now = ports.clock()
+    now = uow.clock()
     blocked: list[ExchangeId] = []
     text = "the member revoked the consent this exchange ran under"
     stop = {"error_code": "revoked", "error_text": text, "next_attempt_at": None}
     move = Move(S.BLOCKED, "revoked", {"consent_id": consent_id}, stop)
-    with ports.transactions.begin() as unit:
+    with uow:
         revoked = revoke_consent(
-            unit, ports.consents, consent_id, at=now, by=by, request_id=request_id
+            uow, uow.consents, consent_id, at=now, by=by, request_id=request_id
         )
         if revoked.role is ConsentRole.RECEIVE:
-            moved = ports.exchanges.block_under_consent(unit, consent_id, move, at=now, actor=by)
+            moved = uow.exchanges.block_under_consent(consent_id, move, at=now, actor=by)
             for exchange_id, start in moved:
-                unit.record(
+                uow.record(
                     *transition_events(
                         exchange_id,
                         start,
@@ -181,8 +181,8 @@ def revoke_and_stop(
                     )
                 )
             blocked = [exchange_id for exchange_id, _ in moved]
-        if ports.clocks is not None:  # what ran under it is no longer owed (ADR 0037)
-            ports.clocks.ledger.close_under_consent(unit, consent_id, CLOSED_REVOKED, at=now)
+        if uow.clocks is not None:  # what ran under it is no longer owed (ADR 0037)
+            uow.clocks.ledger.close_under_consent(uow, consent_id, CLOSED_REVOKED, at=now)
     if blocked:
         logger.info("exchanges blocked by revocation", extra={"exchanges": len(blocked)})
     return revoked, blocked

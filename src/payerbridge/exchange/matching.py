@@ -10,7 +10,6 @@ runs again later, ``outbound.py``).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from payerbridge.consent.model import StoredConsent
@@ -26,6 +25,7 @@ from payerbridge.exchange.consent_checks import ConsentCheck, check_consent, ref
 from payerbridge.exchange.model import ExchangeRecord, ExchangeRequest, ExchangeState, Move
 from payerbridge.exchange.moves import (
     StepResult,
+    StepRun,
     advance,
     block,
     give_up,
@@ -40,9 +40,10 @@ from payerbridge.exchange.outbound import (
     step_clock,
 )
 from payerbridge.exchange.partner_calls import PartnerCall
-from payerbridge.exchange.ports import ExchangePorts, PartnerClient
+from payerbridge.exchange.ports import PartnerClient
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.review import awaits_partner_review, wait_for_reviewer
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.fhir.member_match import MemberMatchResult, build_member_match_request
 from payerbridge.routing.model import Partner
 from payerbridge.routing.profiles import PROFILES
@@ -64,14 +65,7 @@ _Answer = tuple[_Found, PartnerCall | None]
 
 
 def match_at_old_payer(
-    ports: ExchangePorts,
-    record: ExchangeRecord,
-    partner: Partner,
-    request: ExchangeRequest,
-    attempt: int,
-    started: datetime,
-    *,
-    check: ConsentCheck | None = None,
+    uow: ExchangeUnit, run: StepRun, request: ExchangeRequest, *, check: ConsentCheck | None = None
 ) -> tuple[StepResult, ExchangeRecord]:
     """route_selected (or manual_review, asking the old payer's reviewer again) →
     member_matched → retrieving, under ``check`` when prepare has just committed one for
@@ -79,22 +73,23 @@ def match_at_old_payer(
 
     On a replay the member was matched before: a different answer now is not silently
     accepted but stops in ``manual_review``."""
+    record, partner = run.record, run.partner
     if check is None:
-        check = check_consent(ports, record, partner, "member-match")
+        check = check_consent(uow, record, partner, "member-match")
         if check.consent is None:
-            return refused(ports, record.id, check), record
-        ports.audit.record(check.event)  # durable before anything leaves
+            return refused(uow, record.id, check), record
+        uow.audit.record(check.event)  # durable before anything leaves
     assert check.consent is not None
-    parameters = _parameters(ports, record, partner, request, check.consent)
-    clock = step_clock(ports, record, STEP, attempt, started)
-    asked = _ask(ports, record, partner, parameters, clock)
+    parameters = _parameters(uow, record, partner, request, check.consent)
+    clock = step_clock(uow, run, STEP)
+    asked = _ask(uow, record, parameters, clock)
     if isinstance(asked, StepResult):
         return asked, record
-    return _matched(ports, record, partner, check.consent, asked)
+    return _matched(uow, record, partner, check.consent, asked)
 
 
 def _parameters(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     record: ExchangeRecord,
     partner: Partner,
     request: ExchangeRequest,
@@ -104,46 +99,38 @@ def _parameters(
     return build_member_match_request(
         request,
         consent.resource,
-        our_name=ports.us.name,
-        our_npi=ports.us.npi,
+        our_name=uow.us.name,
+        our_npi=uow.us.npi,
         partner_name=partner.name,
         partner_npi=partner.npi,
         shape=PROFILES.hrex.get(record.request_shape or "", PROFILES.current),
-        member_system=f"{ports.us.fhir_base}/NamingSystem/member-id"
-        if ports.us.fhir_base
-        else None,
+        member_system=f"{uow.us.fhir_base}/NamingSystem/member-id" if uow.us.fhir_base else None,
     )
 
 
 def _ask(
-    ports: ExchangePorts,
-    record: ExchangeRecord,
-    partner: Partner,
-    parameters: dict[str, Any],
-    clock: StepClock,
+    uow: ExchangeUnit, record: ExchangeRecord, parameters: dict[str, Any], clock: StepClock
 ) -> StepResult | _Answer:
     """The old payer's member, or where its answer (or its silence) left the exchange."""
-    exchange_id = record.id
+    exchange_id, partner = record.id, clock.partner
     key = idempotency_key(record, STEP)
     if awaits_partner_review(record):
         # A new question: under the first key the old payer answers its first answer again.
-        key += f":review-{int(ports.clock().timestamp())}"
+        key += f":review-{int(uow.clock().timestamp())}"
     try:
         outcome = call_partner(
-            ports,
-            exchange_id,
-            partner,
+            uow,
             clock,
-            lambda timeout: _member_of(ports.client, partner, parameters, key, timeout),
+            lambda timeout: _member_of(uow.client, partner, parameters, key, timeout),
         )
     except ConsentDenied as exc:  # the old payer cannot comply with the consent (mm-11)
-        return block(ports, exchange_id, exc.reason, exc.text, {"by": "partner"})
+        return block(uow, exchange_id, exc.reason, exc.text, {"by": "partner"})
     except MatchUnderReview as exc:  # a person at the old payer is looking at the match
-        return wait_for_reviewer(ports, record, exc.text, key)
+        return wait_for_reviewer(uow, record, exc.text, key)
     except (NoMatch, AmbiguousMatch) as exc:
-        return give_up(ports, exchange_id, _MATCH_FAILURES[type(exc)], exc.text)
+        return give_up(uow, exchange_id, _MATCH_FAILURES[type(exc)], exc.text)
     except PartnerError as exc:  # terminal: a contract error, or credentials refused twice
-        return give_up(ports, exchange_id, partner_code(exc), exc.text, {"status": exc.status})
+        return give_up(uow, exchange_id, partner_code(exc), exc.text, {"status": exc.status})
     if outcome.value is None:
         return after_failed_call(outcome, record.state)
     return outcome.value, outcome.call
@@ -168,7 +155,7 @@ def _member_of(
 
 
 def _matched(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     record: ExchangeRecord,
     partner: Partner,
     consent: StoredConsent,
@@ -180,13 +167,13 @@ def _matched(
     member_ref = answer.member_ref
     assert member_ref is not None
     if record.matched_member_ref is not None and record.matched_member_ref != member_ref:
-        return _identity_changed(ports, record), record
+        return _identity_changed(uow, record), record
     updates: dict[str, Any] = {
         "matched_member_ref": member_ref,
         "member_identifier": answer.identifier_value,
     }
     if awaits_partner_review(record):  # decided: the wait is over, the data has its budget
-        deadline = exchange_deadline(ports, partner, ports.clock())
+        deadline = exchange_deadline(uow, partner, uow.clock())
         updates |= {"error_code": None, "error_text": None, "deadline_at": deadline}
     reached = Move(
         S.MEMBER_MATCHED,
@@ -194,21 +181,21 @@ def _matched(
         updates={"attempts": 0, "next_attempt_at": None, **updates},
     )
     matched = moved_on(record, S.MEMBER_MATCHED, matched_member_ref=member_ref)
-    onward = check_consent(ports, matched, partner, "everything", read=consent)
+    onward = check_consent(uow, matched, partner, "everything", read=consent)
     if onward.consent is None:
-        return refused(ports, record.id, onward, before=[reached]), matched
+        return refused(uow, record.id, onward, before=[reached]), matched
     event = onward.event
-    advance(ports, record.id, S.RETRIEVING, before=[reached], event=event, expected=record.state)
+    advance(uow, record.id, S.RETRIEVING, before=[reached], event=event, expected=record.state)
     return StepResult(S.RETRIEVING), moved_on(matched, S.RETRIEVING)
 
 
-def _identity_changed(ports: ExchangePorts, record: ExchangeRecord) -> StepResult:
+def _identity_changed(uow: ExchangeUnit, record: ExchangeRecord) -> StepResult:
     """The old payer matched another member than before: a person must decide."""
     if record.state is S.MANUAL_REVIEW:  # the old payer's reviewer chose another member
         text = "the old payer's reviewer matched a different member than before"
-        return give_up(ports, record.id, ExchangeReason.IDENTITY_CHANGED, text)
+        return give_up(uow, record.id, ExchangeReason.IDENTITY_CHANGED, text)
     advance(
-        ports,
+        uow,
         record.id,
         S.MANUAL_REVIEW,
         reason_code=ExchangeReason.IDENTITY_CHANGED,

@@ -25,13 +25,15 @@ from payerbridge.exchange.model import (
     attempt_event,
     transition_events,
 )
-from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
 from payerbridge.exchange.reasons import ExchangeReason
+from payerbridge.exchange.unit import ExchangeUnit
+from payerbridge.routing.model import Partner
 from payerbridge.types import ExchangeId
 
 __all__ = [
     "SYSTEM_ACTOR",
     "StepResult",
+    "StepRun",
     "advance",
     "advance_in",
     "block",
@@ -60,6 +62,18 @@ class StepResult:
     retry_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class StepRun:
+    """A step of an exchange being run: the record as the last commit left it, the old
+    payer it asks, the attempt its call makes and when the step began (carried on from
+    the row when the call was tried before in this state)."""
+
+    record: ExchangeRecord
+    partner: Partner
+    attempt: int
+    started: datetime
+
+
 def moved_on(record: ExchangeRecord, state: ExchangeState, **updates: Any) -> ExchangeRecord:
     """The record as a commit that moved it to ``state`` left it (a transition resets
     the attempts of the call that waited)."""
@@ -72,8 +86,7 @@ def stopped(state: ExchangeState) -> StepResult:
 
 
 def record_moves(
-    unit: UnitOfWork,
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     exchange_id: ExchangeId,
     moves: Sequence[Move],
     *,
@@ -83,44 +96,43 @@ def record_moves(
 ) -> None:
     """``moves`` of the exchange in ``unit``, each with its audit event; ``expected``, the
     state they start from as the caller read it (IllegalTransition if it has left it)."""
-    version = ports.retry_policy.version
-    start = ports.exchanges.advance(
-        unit, exchange_id, moves, at=at, actor=actor, policy_version=version, expected=expected
+    version = uow.retry_policy.version
+    start = uow.exchanges.advance(
+        exchange_id, moves, at=at, actor=actor, policy_version=version, expected=expected
     )
-    unit.record(
+    uow.record(
         *transition_events(
             exchange_id, start, moves, at=at, actor=actor, request_id=None, policy_version=version
         )
     )
-    keep_clocks(unit, ports, exchange_id, moves, at=at)
+    keep_clocks(uow, exchange_id, moves, at=at)
 
 
 def note_attempt(
-    unit: UnitOfWork,
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     exchange_id: ExchangeId,
     attempt: Attempt,
     *,
     at: datetime,
 ) -> None:
     """``attempt`` on the exchange's row in ``unit``, with its audit event."""
-    ports.exchanges.record_attempt(unit, exchange_id, attempt, at=at)
-    unit.record(attempt_event(exchange_id, attempt, at=at))
+    uow.exchanges.record_attempt(exchange_id, attempt, at=at)
+    uow.record(attempt_event(exchange_id, attempt, at=at))
     reason = attempt.detail.get("reason")
     if reason:
-        note_hold(unit, ports, exchange_id, str(reason), at=at)
+        note_hold(uow, exchange_id, str(reason), at=at)
 
 
-def fail(ports: ExchangePorts, exchange_id: ExchangeId, code: str, text: str) -> StepResult:
+def fail(uow: ExchangeUnit, exchange_id: ExchangeId, code: str, text: str) -> StepResult:
     """Give up on an exchange (after an unexpected error); a no-op once it has stopped."""
-    state = ports.exchanges.current(exchange_id).state
+    state = uow.exchanges.current(exchange_id).state
     if state in STOPPED_STATES:
         return StepResult(state, done=True)
-    return give_up(ports, exchange_id, code, text)
+    return give_up(uow, exchange_id, code, text)
 
 
 def give_up(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     exchange_id: ExchangeId,
     code: str,
     text: str,
@@ -128,15 +140,15 @@ def give_up(
 ) -> StepResult:
     """→ ``failed`` with ``code`` and ``text``, from whatever state the exchange is in."""
     stop = {"error_code": code, "error_text": text, "next_attempt_at": None}
-    with ports.transactions.begin() as unit:
+    with uow:
         moves = [Move(S.FAILED, code, detail, stop)]
-        record_moves(unit, ports, exchange_id, moves, at=ports.clock(), actor=SYSTEM_ACTOR)
+        record_moves(uow, exchange_id, moves, at=uow.clock(), actor=SYSTEM_ACTOR)
     logger.warning("exchange failed", extra={"exchange_id": exchange_id, "reason_code": code})
     return StepResult(S.FAILED, done=True)
 
 
 def advance(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     exchange_id: ExchangeId,
     target: ExchangeState,
     *,
@@ -145,15 +157,14 @@ def advance(
 ) -> None:
     """``advance_in`` a unit of work of its own, after ``event`` (the consent decision
     that allowed the move)."""
-    with ports.transactions.begin() as unit:
+    with uow:
         if event is not None:
-            unit.record(event)
-        advance_in(unit, ports, exchange_id, target, **move)
+            uow.record(event)
+        advance_in(uow, exchange_id, target, **move)
 
 
 def advance_in(
-    unit: UnitOfWork,
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     exchange_id: ExchangeId,
     target: ExchangeState,
     *,
@@ -169,12 +180,12 @@ def advance_in(
     moves the row only if it is still there)."""
     reset = {"attempts": 0, "next_attempt_at": None, **(updates or {})}
     moves = [*before, Move(target, reason_code, detail, reset), *then]
-    at = ports.clock()
-    record_moves(unit, ports, exchange_id, moves, at=at, actor=SYSTEM_ACTOR, expected=expected)
+    at = uow.clock()
+    record_moves(uow, exchange_id, moves, at=at, actor=SYSTEM_ACTOR, expected=expected)
 
 
 def block(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     exchange_id: ExchangeId,
     reason: str,
     text: str,
@@ -186,7 +197,7 @@ def block(
     ours); a revocation may have blocked it already."""
     try:
         advance(
-            ports,
+            uow,
             exchange_id,
             S.BLOCKED,
             reason_code=reason,
@@ -197,8 +208,8 @@ def block(
         )
     except IllegalTransition:
         if event is not None:
-            ports.audit.record(event)
-        return stopped(ports.exchanges.current(exchange_id).state)
+            uow.audit.record(event)
+        return stopped(uow.exchanges.current(exchange_id).state)
     logger.warning("exchange blocked", extra={"exchange_id": exchange_id, "reason_code": reason})
     return StepResult(S.BLOCKED, done=True)
 

@@ -30,7 +30,13 @@ from payerbridge.exchange.breaker import settle_seconds
 from payerbridge.exchange.budgets import exchange_deadline
 from payerbridge.exchange.circuit import admit_call, probe_interval, record_outcome
 from payerbridge.exchange.model import Attempt, DeadLetter, ExchangeRecord, ExchangeState, Move
-from payerbridge.exchange.moves import SYSTEM_ACTOR, StepResult, note_attempt, record_moves
+from payerbridge.exchange.moves import (
+    SYSTEM_ACTOR,
+    StepResult,
+    StepRun,
+    note_attempt,
+    record_moves,
+)
 from payerbridge.exchange.partner_calls import (
     ANSWERED,
     REFUSED,
@@ -38,7 +44,6 @@ from payerbridge.exchange.partner_calls import (
     PartnerCall,
     partner_call_event,
 )
-from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.retry import (
     RetryDecision,
@@ -48,6 +53,7 @@ from payerbridge.exchange.retry import (
     first_deadline,
     is_last_call,
 )
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import ExchangeId
@@ -102,8 +108,11 @@ def wait_reason(last_error: str | None) -> str:
 class StepClock:
     """The attempt being made, when its step began and the deadlines it runs under (the
     step's own only when a step budget is set); ``waiting``: why the row says this step's
-    call waited last (its ``last_error``), to tell a renewed park from a new one."""
+    call waited last (its ``last_error``), to tell a renewed park from a new one. The
+    exchange and the partner it calls ride along: every wait and dead letter names them."""
 
+    exchange_id: ExchangeId
+    partner: Partner
     step: str
     attempt: int
     started: datetime
@@ -132,16 +141,16 @@ class CallOutcome(Generic[T]):
     call: PartnerCall | None = None  # the call made, if one went out
 
 
-def step_clock(
-    ports: ExchangePorts, record: ExchangeRecord, step: str, attempt: int, started: datetime
-) -> StepClock:
-    """The deadlines of ``attempt`` of the exchange's ``step``, begun at ``started``."""
-    policy = ports.retry_policy
-    deadline = record.deadline_at or exchange_deadline(ports, None, record.created_at)
+def step_clock(uow: ExchangeUnit, run: StepRun, step: str) -> StepClock:
+    """The deadlines of the run's attempt of the exchange's ``step``."""
+    policy, record, started = uow.retry_policy, run.record, run.started
+    deadline = record.deadline_at or exchange_deadline(uow, None, record.created_at)
     budget = policy.step_budget_seconds
     return StepClock(
+        exchange_id=record.id,
+        partner=run.partner,
         step=step,
-        attempt=attempt,
+        attempt=run.attempt,
         started=started,
         step_deadline=started + timedelta(seconds=budget) if budget is not None else None,
         exchange_deadline=deadline,
@@ -163,69 +172,61 @@ def after_failed_call(outcome: CallOutcome[Any], state: ExchangeState) -> StepRe
     return StepResult(state, retry_at=outcome.retry_at)
 
 
-def call_partner(
-    ports: ExchangePorts,
-    exchange_id: ExchangeId,
-    partner: Partner,
-    clock: StepClock,
-    call: Callable[[float], T],
-) -> CallOutcome[T]:
+def call_partner(uow: ExchangeUnit, clock: StepClock, call: Callable[[float], T]) -> CallOutcome[T]:
     """Make one attempt of ``call(timeout)``; partner answers that are not failures
     (no match, consent refused, a contract error) propagate to the step unchanged."""
-    policy: RetryPolicy = ports.retry_policy
-    now = ports.clock()
+    policy: RetryPolicy = uow.retry_policy
+    exchange_id, partner = clock.exchange_id, clock.partner
+    now = uow.clock()
     deadline, reason = first_deadline(clock.step_deadline, clock.exchange_deadline)
     remaining = (deadline - now).total_seconds()
     if remaining <= 0:  # this attempt never goes out
         last = clock.waiting or "no call was made"
-        return dead_letter(ports, exchange_id, partner, clock, reason, last, clock.attempt - 1)
-    held: tuple[str, str, datetime | None] | None = _announced_hold(ports, partner, now)
+        return dead_letter(uow, clock, reason, last, clock.attempt - 1)
+    held: tuple[str, str, datetime | None] | None = _announced_hold(uow, partner, now)
     seen = None
     if held is None:  # then the endpoint's breaker, probed here when its probe is due
-        admission = admit_call(ports, partner, now)
+        admission = admit_call(uow, partner, now)
         seen = admission.state
         if not admission.allowed:
             held = (ExchangeReason.CIRCUIT_OPEN, PARKED_FOR_BREAKER, admission.retry_at)
     if held is not None:  # not a failure: it waits, and spends no attempt
-        return _park(ports, exchange_id, partner, clock, *held)
+        return _park(uow, clock, *held)
     timeout = min(policy.call_timeout_seconds, remaining)
-    sent = ports.clock()
+    sent = uow.clock()
     try:
         try:
             value = call(timeout)
         except PartnerAuthRejected:
-            ports.client.refresh_credentials(partner)  # needs-revalidation: exactly one more try
+            uow.client.refresh_credentials(partner)  # needs-revalidation: exactly one more try
             value = call(timeout)
     except PartnerUnavailable as exc:
-        record_outcome(ports, partner, succeeded=False, seen=seen)
-        made = _made(ports, partner, clock, sent, UNAVAILABLE, exc)
+        record_outcome(uow, partner, succeeded=False, seen=seen)
+        made = _made(uow, clock, sent, UNAVAILABLE, exc)
         reason = ExchangeReason.PARTNER_UNAVAILABLE
-        return _retry_later(ports, exchange_id, partner, clock, reason, exc, made)
+        return _retry_later(uow, clock, reason, exc, made)
     except Exception as exc:  # it answered: the endpoint is up
-        record_outcome(ports, partner, succeeded=True, seen=seen)
+        record_outcome(uow, partner, succeeded=True, seen=seen)
         if isinstance(exc, PayerBridgeError):  # a refusal: its own event, then its move
-            ports.audit.record(
-                partner_call_event(exchange_id, _made(ports, partner, clock, sent, REFUSED, exc))
-            )
+            uow.audit.record(partner_call_event(exchange_id, _made(uow, clock, sent, REFUSED, exc)))
         raise
-    record_outcome(ports, partner, succeeded=True, seen=seen)
-    return CallOutcome(value=value, call=_made(ports, partner, clock, sent, ANSWERED))
+    record_outcome(uow, partner, succeeded=True, seen=seen)
+    return CallOutcome(value=value, call=_made(uow, clock, sent, ANSWERED))
 
 
 def _made(
-    ports: ExchangePorts,
-    partner: Partner,
+    uow: ExchangeUnit,
     clock: StepClock,
     sent: datetime,
     outcome: str,
     error: Exception | None = None,
 ) -> PartnerCall:
     """The call sent at ``sent``, as it ended now; an answer taken was HTTP 200."""
-    latency = ports.clock() - sent
+    latency = uow.clock() - sent
     return PartnerCall(
         step=clock.step,
         attempt=clock.attempt,
-        endpoint=partner.fhir_base,
+        endpoint=clock.partner.fhir_base,
         at=sent,
         latency_ms=max(0, round(latency.total_seconds() * 1000)),
         outcome=outcome,
@@ -235,7 +236,7 @@ def _made(
 
 
 def _announced_hold(
-    ports: ExchangePorts, partner: Partner, now: datetime
+    uow: ExchangeUnit, partner: Partner, now: datetime
 ) -> tuple[str, str, datetime] | None:
     """What the partner announced holds a call back now (its maintenance window, then
     its rate limit, whose turn this takes when free): the reason, its text and until
@@ -248,8 +249,8 @@ def _announced_hold(
     limit = partner.operations.rate_limit
     if limit is None:
         return None
-    with ports.transactions.begin() as unit:
-        turn = ports.breakers.admit_rate(unit, partner.id, limit, now=now)
+    with uow:
+        turn = uow.breakers.admit_rate(partner.id, limit, now=now)
     if turn is None:
         return None
     text = f"{_RATE_LIMITED}{limit.requests} calls per {limit.per_seconds:g} s"
@@ -257,83 +258,71 @@ def _announced_hold(
 
 
 def _park(
-    ports: ExchangePorts,
-    exchange_id: ExchangeId,
-    partner: Partner,
-    clock: StepClock,
-    reason: str,
-    text: str,
-    until: datetime | None,
+    uow: ExchangeUnit, clock: StepClock, reason: str, text: str, until: datetime | None
 ) -> CallOutcome[Any]:
     """The call waits for what holds it back (``until``), spending no attempt: the
     exchange looks again then (a parked exchange on the breaker: its next probe, spread
     a little), or is dead-lettered when its deadline comes first."""
-    now = ports.clock()
-    spread = settle_seconds(probe_interval(ports)) if reason == ExchangeReason.CIRCUIT_OPEN else 0
+    now = uow.clock()
+    spread = settle_seconds(probe_interval(uow)) if reason == ExchangeReason.CIRCUIT_OPEN else 0
     decision = decide_wait(
         until=until,
         now=now,
         step_deadline=clock.step_deadline,
         exchange_deadline=clock.exchange_deadline,
         spread_seconds=spread,
-        unit_random=ports.random(),
+        unit_random=uow.random(),
     )
     renewed = clock.waiting == text  # the same park, looked at again: no new event
-    detail = {"reason": reason, "parked": True, "partner_id": partner.id}
-    return _note_wait(
-        ports, exchange_id, partner, clock, decision, text, detail, attempted=False, quiet=renewed
-    )
+    detail = {"reason": reason, "parked": True, "partner_id": clock.partner.id}
+    return _note_wait(uow, clock, _Wait(decision, text, detail, attempted=False, quiet=renewed))
 
 
 def _retry_later(
-    ports: ExchangePorts,
-    exchange_id: ExchangeId,
-    partner: Partner,
-    clock: StepClock,
-    reason: str,
-    error: PartnerUnavailable,
-    call: PartnerCall,
+    uow: ExchangeUnit, clock: StepClock, reason: str, error: PartnerUnavailable, call: PartnerCall
 ) -> CallOutcome[Any]:
     """The call went out and the partner did not answer: tried again after the backoff,
     within the deadline, or dead-lettered."""
-    now = ports.clock()
+    now = uow.clock()
     decision = decide_retry(
-        ports.retry_policy,
+        uow.retry_policy,
         attempt=clock.attempt,
         now=now,
         started=clock.started,
         step_deadline=clock.step_deadline,
         exchange_deadline=clock.exchange_deadline,
         retry_after_seconds=error.retry_after,
-        unit_random=ports.random(),
+        unit_random=uow.random(),
     )
     detail = {
         "reason": reason,
-        "partner_id": partner.id,
+        "partner_id": clock.partner.id,
         "retry_after": error.retry_after,
         "call": call.to_json(),
     }
-    return _note_wait(ports, exchange_id, partner, clock, decision, error.text, detail)
+    return _note_wait(uow, clock, _Wait(decision, error.text, detail))
 
 
-def _note_wait(
-    ports: ExchangePorts,
-    exchange_id: ExchangeId,
-    partner: Partner,
-    clock: StepClock,
-    decision: RetryDecision,
-    text: str,
-    detail: dict[str, Any],
-    *,
-    attempted: bool = True,
-    quiet: bool = False,
-) -> CallOutcome[Any]:
+@dataclass(frozen=True)
+class _Wait:
+    """A call's wait as decided: its text and audit detail; ``attempted`` when a call went
+    out (a park spends no attempt), ``quiet`` when it renews the same park (no event)."""
+
+    decision: RetryDecision
+    text: str
+    detail: dict[str, Any]
+    attempted: bool = True
+    quiet: bool = False
+
+
+def _note_wait(uow: ExchangeUnit, clock: StepClock, wait: _Wait) -> CallOutcome[Any]:
     """The wait on the exchange's row, audited (``exchange.attempt``: why, when it looks
     again, its deadline) unless ``quiet``; or the dead letter when there is none."""
-    now = ports.clock()
-    calls = clock.attempt if attempted else clock.attempt - 1
+    now = uow.clock()
+    exchange_id, decision, text = clock.exchange_id, wait.decision, wait.text
+    calls = clock.attempt if wait.attempted else clock.attempt - 1
     retry_at = decision.retry_at
-    detail |= {
+    detail = wait.detail | {
         "next_attempt_at": utc_iso(retry_at) if retry_at else None,
         "deadline_at": utc_iso(clock.exchange_deadline),
     }
@@ -345,15 +334,15 @@ def _note_wait(
         last_error=text,
         detail=detail,
     )
-    with ports.transactions.begin() as unit:
-        if quiet and retry_at is not None:
-            ports.exchanges.record_attempt(unit, exchange_id, attempt, at=now)
+    with uow:
+        if wait.quiet and retry_at is not None:
+            uow.exchanges.record_attempt(exchange_id, attempt, at=now)
         else:
-            note_attempt(unit, ports, exchange_id, attempt, at=now)
+            note_attempt(uow, exchange_id, attempt, at=now)
     if retry_at is None:
         assert decision.give_up_reason is not None
         give_up = decision.give_up_reason
-        return dead_letter(ports, exchange_id, partner, clock, give_up, text, calls)
+        return dead_letter(uow, clock, give_up, text, calls)
     logger.info(
         "exchange step will retry",
         extra={
@@ -367,18 +356,13 @@ def _note_wait(
 
 
 def dead_letter(
-    ports: ExchangePorts,
-    exchange_id: ExchangeId,
-    partner: Partner,
-    clock: StepClock,
-    reason_code: str,
-    last_error: str,
-    attempts: int,
+    uow: ExchangeUnit, clock: StepClock, reason_code: str, last_error: str, attempts: int
 ) -> CallOutcome[Any]:
     """File the exchange as dead-lettered, with what a replay needs, in one transaction;
     ``attempts``: the calls the step made."""
-    record = ports.exchanges.current(exchange_id)
-    now = ports.clock()
+    exchange_id, partner = clock.exchange_id, clock.partner
+    record = uow.exchanges.current(exchange_id)
+    now = uow.clock()
     letter = DeadLetter(
         exchange_id=exchange_id,
         step=clock.step,
@@ -386,12 +370,12 @@ def dead_letter(
         last_error=last_error,
         attempts=attempts,
         policy_snapshot={
-            "retry": ports.retry_policy.snapshot(),
+            "retry": uow.retry_policy.snapshot(),
             "consent_policy": (record.request.get("consent") or {}).get("policy"),
         },
         last_route={"partner_id": partner.id, "endpoint": partner.fhir_base},
         request_sha256=record.request_hash,
-        payload_sha256=ports.exchanges.payload_sha256(exchange_id),
+        payload_sha256=uow.exchanges.payload_sha256(exchange_id),
         dead_lettered_at=now,
     )
     stop = {
@@ -406,9 +390,9 @@ def dead_letter(
         "last_error": last_error,
     }
     moves = [Move(ExchangeState.DEAD_LETTERED, reason_code, detail, stop)]
-    with ports.transactions.begin() as unit:
-        ports.exchanges.file_dead_letter(unit, letter)
-        record_moves(unit, ports, exchange_id, moves, at=now, actor=SYSTEM_ACTOR)
+    with uow:
+        uow.exchanges.file_dead_letter(letter)
+        record_moves(uow, exchange_id, moves, at=now, actor=SYSTEM_ACTOR)
     logger.warning(
         "exchange dead-lettered",
         extra={"exchange_id": exchange_id, "step": clock.step, "reason_code": reason_code},

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from payerbridge.audit.ports import AuditLog
-from payerbridge.compliance.clocks import Clocks
-from payerbridge.consent.ports import ConsentStore
 from payerbridge.exchange.breaker import BreakerState
 from payerbridge.exchange.model import (
     Attempt,
@@ -20,11 +17,11 @@ from payerbridge.exchange.model import (
     Move,
     Submission,
 )
+from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
 from payerbridge.exchange.reconcile import IdentifierKey
-from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.capabilities import Capabilities
-from payerbridge.routing.model import Organization, Partner
+from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import RateLimit
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import ClientId, ExchangeId, PartnerId
@@ -34,11 +31,11 @@ __all__ = [
     "BreakerBoard",
     "BreakerStore",
     "ExchangeLedger",
-    "ExchangePorts",
     "ExchangeStore",
     "PartnerClient",
     "PartnerDirectory",
     "ProbeAnswer",
+    "PullSchedules",
     "ReceivedStore",
     "ResourceWriter",
     "Retrieved",
@@ -149,12 +146,15 @@ class PartnerDirectory(Protocol):
 
 
 class ExchangeStore(Protocol):
-    """Exchanges and their history. Writes run in the caller's unit of work; their audit
-    events are the caller's to record on it."""
+    """Exchanges and their history. Writes run in the unit of work the store is bound to
+    (``within``; ADR 0051); their audit events are the caller's to record on it."""
+
+    def within(self, unit: UnitOfWork) -> ExchangeStore:
+        """This store writing in ``unit`` (a store bound to none refuses to write)."""
+        ...
 
     def create(
         self,
-        unit: UnitOfWork,
         *,
         exchange_id: ExchangeId,
         partner_id: PartnerId,
@@ -181,7 +181,6 @@ class ExchangeStore(Protocol):
 
     def advance(
         self,
-        unit: UnitOfWork,
         exchange_id: ExchangeId,
         moves: Sequence[Move],
         *,
@@ -196,24 +195,24 @@ class ExchangeStore(Protocol):
         ...
 
     def record_attempt(
-        self, unit: UnitOfWork, exchange_id: ExchangeId, attempt: Attempt, *, at: datetime
+        self, exchange_id: ExchangeId, attempt: Attempt, *, at: datetime
     ) -> None: ...
 
     def block_under_consent(
-        self, unit: UnitOfWork, consent_id: str, move: Move, *, at: datetime, actor: str
+        self, consent_id: str, move: Move, *, at: datetime, actor: str
     ) -> list[tuple[ExchangeId, ExchangeState]]:
         """``move`` (to ``blocked``) for every unfinished exchange running under the
         consent; each one's id with the state it was blocked from."""
         ...
 
     def save_payload(
-        self, unit: UnitOfWork, exchange_id: ExchangeId, body: str, sha256: str, at: datetime
+        self, exchange_id: ExchangeId, body: str, sha256: str, at: datetime
     ) -> None: ...
 
-    def file_dead_letter(self, unit: UnitOfWork, letter: DeadLetter) -> None: ...
+    def file_dead_letter(self, letter: DeadLetter) -> None: ...
 
     def mark_replayed(
-        self, unit: UnitOfWork, exchange_id: ExchangeId, *, by: str, key: str | None, at: datetime
+        self, exchange_id: ExchangeId, *, by: str, key: str | None, at: datetime
     ) -> None: ...
 
     def get(self, exchange_id: ExchangeId) -> ExchangeRecord: ...
@@ -246,13 +245,18 @@ class ExchangeStore(Protocol):
 
 
 class ReceivedStore(Protocol):
-    """Received data as held, for reconciling an answer with it (``exchange.reconcile``)."""
+    """Received data as held, for reconciling an answer with it (``exchange.reconcile``).
+    ``held_refs`` and ``remove`` run in the unit of work the store is bound to."""
 
-    def held_refs(self, unit: UnitOfWork, patient_id: str) -> list[str]:
-        """The refs of received resources in our Patient's compartment, read in ``unit``."""
+    def within(self, unit: UnitOfWork) -> ReceivedStore:
+        """This store reading and writing in ``unit``."""
         ...
 
-    def remove(self, unit: UnitOfWork, refs: Sequence[str]) -> None: ...
+    def held_refs(self, patient_id: str) -> list[str]:
+        """The refs of received resources in our Patient's compartment, read in the unit."""
+        ...
+
+    def remove(self, refs: Sequence[str]) -> None: ...
 
     def with_identifiers(
         self, patient_ids: Sequence[str], keys: Sequence[IdentifierKey]
@@ -272,35 +276,80 @@ class ResourceWriter(Protocol):
     ) -> None: ...
 
 
+class PullSchedules(Protocol):
+    """Standing pulls (ADR 0040). Writes run in the unit of work the store is bound to."""
+
+    def within(self, unit: UnitOfWork) -> PullSchedules:
+        """This store writing in ``unit``."""
+        ...
+
+    def add(self, schedule: PullSchedule, request: dict[str, Any]) -> None: ...
+
+    def get(self, schedule_id: str) -> PullSchedule: ...
+
+    def all(
+        self,
+        *,
+        status: PullStatus | None = None,
+        client_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[PullSchedule]:
+        """The schedules, the oldest first: ``client_id``'s only, at most ``limit``."""
+        ...
+
+    def due(self, now: datetime) -> list[PullSchedule]: ...
+
+    def page(
+        self,
+        *,
+        status: PullStatus | None = None,
+        kind: PullKind | None = None,
+        offset: int = 0,
+        count: int = 50,
+    ) -> tuple[int, list[PullSchedule]]:
+        """How many schedules there are of ``status`` and ``kind``, and ``count`` of them
+        from ``offset``: the next due first, then those due no more, the newest first."""
+        ...
+
+    def lateness_of(self, schedule_ids: Sequence[str], now: datetime) -> dict[str, str]:
+        """Of these schedules (a page's, in one read), those ``overdue`` at ``now``: active,
+        more than a day past due, and not waiting on their last pull (as
+        ``payerbridge_pull_schedules_overdue`` counts them); and those ``pulling``: as late,
+        but their last pull still runs or waits for a reviewer. The others are left out."""
+        ...
+
+    def request(self, schedule_id: str) -> dict[str, Any] | None: ...
+
+    def update(self, schedule_id: str, **values: Any) -> None:
+        """Set columns of an active schedule; ``status=stopped`` also cuts its request."""
+        ...
+
+
 class BreakerStore(Protocol):
     """Each endpoint's breaker and each partner's rate, shared by every worker. Writes run
-    in the caller's unit of work."""
+    in the unit of work the store is bound to (``within``)."""
+
+    def within(self, unit: UnitOfWork) -> BreakerStore:
+        """This store writing in ``unit``."""
+        ...
 
     def get(self, endpoint: str) -> BreakerState:
         """The endpoint's breaker as last recorded (closed if never)."""
         ...
 
-    def lock(
-        self, unit: UnitOfWork, endpoint: str, partner_id: PartnerId, *, at: datetime
-    ) -> BreakerState:
-        """The endpoint's breaker, held against every other writer until ``unit`` ends
+    def lock(self, endpoint: str, partner_id: PartnerId, *, at: datetime) -> BreakerState:
+        """The endpoint's breaker, held against every other writer until the unit ends
         (recorded closed at ``at`` if it never was)."""
         ...
 
     def save(
-        self,
-        unit: UnitOfWork,
-        endpoint: str,
-        partner_id: PartnerId,
-        state: BreakerState,
-        *,
-        at: datetime,
+        self, endpoint: str, partner_id: PartnerId, state: BreakerState, *, at: datetime
     ) -> None:
-        """The endpoint's breaker as ``state`` (``lock`` it in ``unit`` first)."""
+        """The endpoint's breaker as ``state`` (``lock`` it in the unit first)."""
         ...
 
     def admit_rate(
-        self, unit: UnitOfWork, partner_id: PartnerId, limit: RateLimit, *, now: datetime
+        self, partner_id: PartnerId, limit: RateLimit, *, now: datetime
     ) -> datetime | None:
         """Take the partner's next turn under its rate limit (every worker's calls
         count): None when a call may go now, else when one may."""
@@ -331,23 +380,3 @@ class BreakerBoard(BreakerStore, Protocol):
     def get(self, endpoint: str) -> BreakerState: ...
 
     def all(self) -> dict[str, BreakerState]: ...
-
-
-@dataclass(frozen=True)
-class ExchangePorts:
-    transactions: Transactions
-    exchanges: ExchangeStore
-    partners: PartnerDirectory
-    client: PartnerClient
-    writer: ResourceWriter
-    received: ReceivedStore
-    breakers: BreakerStore
-    consents: ConsentStore
-    audit: AuditLog
-    us: Organization
-    clock: Callable[[], datetime]
-    new_id: Callable[[], str]
-    random: Callable[[], float]  # uniform in [0, 1), for retry jitter
-    retry_policy: RetryPolicy
-    consent_zone: ZoneInfo  # where date-only opt-in periods are read
-    clocks: Clocks | None = None  # the obligation rows kept (``exchange.clocks``)

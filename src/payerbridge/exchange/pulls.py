@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.compliance.clocks import Subject, SubjectType, period_clock
@@ -30,11 +30,9 @@ from payerbridge.errors import Conflict, ConsentDenied, InvalidInput, Issue, Not
 from payerbridge.exchange.clocks import day_start
 from payerbridge.exchange.model import DATA_ENDS, STOPPED_STATES, ExchangeRecord, ExchangeState
 from payerbridge.exchange.moves import SYSTEM_ACTOR
-from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.pull_model import (
     RETRY_AFTER,
     Period,
-    PullKind,
     PullSchedule,
     PullStatus,
     first_period,
@@ -50,13 +48,12 @@ from payerbridge.exchange.submission import (
     opt_in_problem,
     submit_exchange,
 )
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.timestamps import utc_iso
-from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [
-    "PullSchedules",
     "PullsRun",
     "cancel_pull",
     "end_coverage",
@@ -71,49 +68,6 @@ HOP = "scheduled-pull"
 # The old payer's answers that leave nothing to pull from it: no member, several, or its
 # refusal on consent grounds.
 _NOTHING_TO_PULL = frozenset({ExchangeReason.NO_MATCH, ExchangeReason.MULTIPLE_MATCHES})
-
-
-class PullSchedules(Protocol):
-    def add(self, unit: UnitOfWork, schedule: PullSchedule, request: dict[str, Any]) -> None: ...
-
-    def get(self, schedule_id: str) -> PullSchedule: ...
-
-    def all(
-        self,
-        *,
-        status: PullStatus | None = None,
-        client_id: str | None = None,
-        limit: int | None = None,
-    ) -> list[PullSchedule]:
-        """The schedules, the oldest first: ``client_id``'s only, at most ``limit``."""
-        ...
-
-    def due(self, now: datetime) -> list[PullSchedule]: ...
-
-    def page(
-        self,
-        *,
-        status: PullStatus | None = None,
-        kind: PullKind | None = None,
-        offset: int = 0,
-        count: int = 50,
-    ) -> tuple[int, list[PullSchedule]]:
-        """How many schedules there are of ``status`` and ``kind``, and ``count`` of them
-        from ``offset``: the next due first, then those due no more, the newest first."""
-        ...
-
-    def lateness_of(self, schedule_ids: Sequence[str], now: datetime) -> dict[str, str]:
-        """Of these schedules (a page's, in one read), those ``overdue`` at ``now``: active,
-        more than a day past due, and not waiting on their last pull (as
-        ``payerbridge_pull_schedules_overdue`` counts them); and those ``pulling``: as late,
-        but their last pull still runs or waits for a reviewer. The others are left out."""
-        ...
-
-    def request(self, schedule_id: str) -> dict[str, Any] | None: ...
-
-    def update(self, unit: UnitOfWork, schedule_id: str, **values: Any) -> None:
-        """Set columns of an active schedule; ``status=stopped`` also cuts its request."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -132,15 +86,15 @@ def _received_at(record: ExchangeRecord) -> datetime | None:
 
 
 def _consent_reason(
-    ports: ExchangePorts, consent_id: str, partner_npi: str, now: datetime
+    uow: ExchangeUnit, consent_id: str, partner_npi: str, now: datetime
 ) -> tuple[str | None, str, AuditEvent]:
     """The opt-in decided now for a pull: (None, ...) when it permits, else its reason."""
-    stored = ports.consents.get(consent_id)
+    stored = uow.consents.get(consent_id)
     disclosure = authorize_request(
         stored,
         consent_id=consent_id,
         partner_npi=partner_npi,
-        us=Requester(ClientId(SYSTEM_ACTOR), ports.us.npi),
+        us=Requester(ClientId(SYSTEM_ACTOR), uow.us.npi),
         at=now,
         hop=HOP,
     )
@@ -151,8 +105,7 @@ def _consent_reason(
 
 
 def schedule_pull(
-    ports: ExchangePorts,
-    schedules: PullSchedules,
+    uow: ExchangeUnit,
     exchange_id: ExchangeId,
     *,
     actor: str,
@@ -163,7 +116,7 @@ def schedule_pull(
     run-off from its end. Refused (InvalidInput) unless the exchange stored its data and
     still holds its request; refused (ConsentDenied, with the consent's reason) unless
     the member's opt-in permits asking the old payer now."""
-    record = ports.exchanges.get(exchange_id)
+    record = uow.exchanges.get(exchange_id)
     received_at = _received_at(record)
     problems = []
     if received_at is None:
@@ -186,13 +139,13 @@ def schedule_pull(
         )
     if problems:
         raise InvalidInput("the pull cannot be scheduled", issues=problems)
-    now = ports.clock()
-    consent_end, decided = _opt_in_checked(ports, record.partner_id, record.consent_id or "", now)
-    period = next_period(_obligations(ports), record.created_at, coverage_end, consent_end)
+    now = uow.clock()
+    consent_end, decided = _opt_in_checked(uow, record.partner_id, record.consent_id or "", now)
+    period = next_period(_obligations(uow), record.created_at, coverage_end, consent_end)
     request = {k: v for k, v in record.request.items() if k not in ("consent", "since")}
     request["consent_id"] = record.consent_id
     schedule = _new_schedule(
-        ports,
+        uow,
         period,
         record.partner_id,
         record.client_id,
@@ -203,12 +156,11 @@ def schedule_pull(
         source=record,
         received_at=received_at,
     )
-    return _add(ports, schedules, schedule, request, period, decided)
+    return _add(uow, schedule, request, period, decided)
 
 
 def schedule_first_pull(
-    ports: ExchangePorts,
-    schedules: PullSchedules,
+    uow: ExchangeUnit,
     submission: ExchangeSubmission,
     *,
     actor: str,
@@ -220,28 +172,26 @@ def schedule_first_pull(
     whose period has not begun is what the schedule waits for, any other refusal
     (revoked, expired, another member's) refuses the schedule with its reason."""
     request, client_id = submission.request, submission.client_id
-    partner = ports.partners.get(request.old_payer)
+    partner = uow.partners.get(request.old_payer)
     if partner is None:
         raise InvalidInput(
             f"no partner is registered with id '{request.old_payer}'",
             issues=[Issue("register the old payer first", "old_payer", "not-found")],
         )
     opt_in = (
-        capture_opt_in(ports, request.consent, request.member_id, partner, client_id)
+        capture_opt_in(uow, request.consent, request.member_id, partner, client_id)
         if request.consent is not None
-        else _captured_opt_in(
-            ports, request.consent_id or "", client_id, request.member_id, partner
-        )
+        else _captured_opt_in(uow, request.consent_id or "", client_id, request.member_id, partner)
     )
-    obligations = _obligations(ports)
+    obligations = _obligations(uow)
     covered = day_start(request.new_coverage.start, obligations.calendar.tz)
     period = first_period(obligations, covered, opt_in.record.period_start)
-    now = ports.clock()
-    _, decided = _opt_in_checked(ports, partner.id, opt_in.consent_id, max(now, period.start_at))
+    now = uow.clock()
+    _, decided = _opt_in_checked(uow, partner.id, opt_in.consent_id, max(now, period.start_at))
     raw = {k: v for k, v in submission.raw.items() if k not in ("consent", "since")}
     raw["consent_id"] = opt_in.consent_id
     schedule = _new_schedule(
-        ports,
+        uow,
         period,
         partner.id,
         client_id,
@@ -251,14 +201,14 @@ def schedule_first_pull(
         now=now,
         member_key=member_key_of(client_id, request.member_id),
     )
-    return _add(ports, schedules, schedule, raw, period, decided)
+    return _add(uow, schedule, raw, period, decided)
 
 
 def _captured_opt_in(
-    ports: ExchangePorts, consent_id: str, client_id: ClientId, member_id: str, partner: Partner
+    uow: ExchangeUnit, consent_id: str, client_id: ClientId, member_id: str, partner: Partner
 ) -> StoredConsent:
     """An opt-in captured before, usable as an exchange's would be (``opt_in_problem``)."""
-    stored = ports.consents.get(consent_id)
+    stored = uow.consents.get(consent_id)
     problem = opt_in_problem(stored, consent_id, client_id, member_id, partner)
     if problem is not None:
         raise InvalidInput(problem, issues=[Issue(problem, "consent_id", "value")])
@@ -266,32 +216,32 @@ def _captured_opt_in(
     return stored
 
 
-def _obligations(ports: ExchangePorts) -> ObligationSet:
-    if ports.clocks is None:
+def _obligations(uow: ExchangeUnit) -> ObligationSet:
+    if uow.clocks is None:
         raise RuntimeError("standing pulls keep obligation rows: wire ExchangePorts.clocks")
-    return ports.clocks.obligations
+    return uow.clocks.obligations
 
 
 def _opt_in_checked(
-    ports: ExchangePorts, partner_id: str, consent_id: str, at: datetime
+    uow: ExchangeUnit, partner_id: str, consent_id: str, at: datetime
 ) -> tuple[datetime | None, AuditEvent]:
     """The opt-in's period end and the decision's audit event, when it permits asking
     the old payer at ``at``; else ConsentDenied with its reason (audited)."""
-    partner = ports.partners.get(PartnerId(partner_id))
+    partner = uow.partners.get(PartnerId(partner_id))
     if partner is None:
         raise NotFound(f"partner {partner_id} is no longer registered")
-    reason, text, event = _consent_reason(ports, consent_id, partner.npi, at)
+    reason, text, event = _consent_reason(uow, consent_id, partner.npi, at)
     if reason is not None:
-        ports.audit.record(event)
+        uow.audit.record(event)
         raise ConsentDenied(
             f"no current opt-in for this member at {partner.id}: {text}", reason=reason
         )
-    stored = ports.consents.get(consent_id)
+    stored = uow.consents.get(consent_id)
     return (stored.record.period_end if stored is not None else None), event
 
 
 def _new_schedule(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     period: Period,
     partner_id: PartnerId,
     client_id: ClientId,
@@ -305,7 +255,7 @@ def _new_schedule(
     member_key: str | None = None,
 ) -> PullSchedule:
     return PullSchedule(
-        id=ports.new_id(),
+        id=uow.new_id(),
         kind=period.kind,
         status=PullStatus.ACTIVE,
         partner_id=partner_id,
@@ -327,8 +277,7 @@ def _new_schedule(
 
 
 def _add(
-    ports: ExchangePorts,
-    schedules: PullSchedules,
+    uow: ExchangeUnit,
     schedule: PullSchedule,
     request: dict[str, Any],
     period: Period,
@@ -336,50 +285,45 @@ def _add(
 ) -> PullSchedule:
     """The schedule, the row of the period its first pull meets and the opt-in's decision
     that let it be made, in one unit."""
-    with ports.transactions.begin() as unit:
-        schedules.add(unit, schedule, request)
-        _owe(unit, ports, schedule, 1, period)
+    with uow:
+        uow.pulls.add(schedule, request)
+        _owe(uow, schedule, 1, period)
         scheduled = _event(schedule, "pull.scheduled", schedule.created_by, schedule.created_at)
-        unit.record(decided, scheduled)
+        uow.record(decided, scheduled)
     return schedule
 
 
-def _owe(
-    unit: UnitOfWork, ports: ExchangePorts, schedule: PullSchedule, number: int, period: Period
-) -> None:
+def _owe(uow: ExchangeUnit, schedule: PullSchedule, number: int, period: Period) -> None:
     """The row of the period pull ``number`` meets, as the period starts."""
-    if ports.clocks is None or period.obligation is None or period.due_at is None:
+    if uow.clocks is None or period.obligation is None or period.due_at is None:
         return
     clock = period_clock(
-        ports.clocks.obligations,
+        uow.clocks.obligations,
         period.obligation,
         _period_subject(schedule.id, number),
         started=period.started_at,
         due=period.due_at,
-        clock_id=unit.new_id(),
-        at=unit.now,
+        clock_id=uow.new_id(),
+        at=uow.now,
         partner_id=schedule.partner_id,
     )
-    ports.clocks.ledger.start(unit, clock)
+    uow.clocks.ledger.start(uow, clock)
 
 
 def _period_subject(schedule_id: str, number: int) -> Subject:
     return Subject(SubjectType.PULL, f"{schedule_id}/{number}")
 
 
-def cancel_pull(
-    ports: ExchangePorts, schedules: PullSchedules, schedule_id: str, *, actor: str
-) -> PullSchedule:
+def cancel_pull(uow: ExchangeUnit, schedule_id: str, *, actor: str) -> PullSchedule:
     """Stop a schedule (``cancelled``); its request is cut. Stopped already: unchanged."""
-    schedule = schedules.get(schedule_id)
+    schedule = uow.pulls.get(schedule_id)
     if schedule.status is PullStatus.ACTIVE:
-        _stop(ports, schedules, schedule, "cancelled", actor)
-    return schedules.get(schedule_id)
+        _stop(uow, schedule, "cancelled", actor)
+    return uow.pulls.get(schedule_id)
 
 
 def end_coverage(
-    ports: ExchangePorts,
-    schedules: PullSchedules,
+    uow: ExchangeUnit,
     schedule_id: str,
     coverage_end: datetime,
     *,
@@ -388,22 +332,20 @@ def end_coverage(
     """The day the member's coverage at the old payer ends, learned after scheduling: the
     period owed now stands (its pull comes before its end), and the periods after it
     follow the coverage (run-off from its end). Conflict for a stopped schedule."""
-    schedule = schedules.get(schedule_id)
+    schedule = uow.pulls.get(schedule_id)
     if schedule.status is not PullStatus.ACTIVE:
         raise Conflict(
             f"pull schedule {schedule_id[:64]} stopped ({schedule.stop_reason}): "
             "schedule the member again"
         )
-    now = ports.clock()
-    with ports.transactions.begin() as unit:
-        schedules.update(unit, schedule.id, coverage_end=coverage_end, updated_at=now)
-        unit.record(
-            _event(schedule, "pull.updated", actor, now, coverage_end=utc_iso(coverage_end))
-        )
-    return schedules.get(schedule_id)
+    now = uow.clock()
+    with uow:
+        uow.pulls.update(schedule.id, coverage_end=coverage_end, updated_at=now)
+        uow.record(_event(schedule, "pull.updated", actor, now, coverage_end=utc_iso(coverage_end)))
+    return uow.pulls.get(schedule_id)
 
 
-def start_due_pulls(ports: ExchangePorts, schedules: PullSchedules, now: datetime) -> PullsRun:
+def start_due_pulls(uow: ExchangeUnit, now: datetime) -> PullsRun:
     """Start every pull due at ``now``: the last pull settled first (its data's receipt
     becomes the next ``since``; one still running waits for the next run), the opt-in
     decided again (denied: the schedule stops with the reason), then an exchange asked
@@ -411,12 +353,12 @@ def start_due_pulls(ports: ExchangePorts, schedules: PullSchedules, now: datetim
     started: list[ExchangeId] = []
     stopped: list[tuple[str, str]] = []
     waiting = 0
-    for schedule in schedules.due(now):
-        outcome = _run_one(ports, schedules, schedule, now)
+    for schedule in uow.pulls.due(now):
+        outcome = _run_one(uow, schedule, now)
         if outcome is not None and outcome[0] == "advanced":
-            moved = schedules.get(schedule.id)
+            moved = uow.pulls.get(schedule.id)
             if moved.next_due_at is not None and moved.next_due_at <= now:  # looked at late
-                outcome = _run_one(ports, schedules, moved, now)
+                outcome = _run_one(uow, moved, now)
         if outcome is None or outcome[0] == "advanced":
             waiting += outcome is None
         elif outcome[0] == "started":
@@ -428,35 +370,33 @@ def start_due_pulls(ports: ExchangePorts, schedules: PullSchedules, now: datetim
     return PullsRun(tuple(started), tuple(stopped), waiting)
 
 
-def _run_one(
-    ports: ExchangePorts, schedules: PullSchedules, schedule: PullSchedule, now: datetime
-) -> tuple[str, str] | None:
+def _run_one(uow: ExchangeUnit, schedule: PullSchedule, now: datetime) -> tuple[str, str] | None:
     """One due schedule: ("started", exchange id), ("advanced", kind), ("stopped",
     reason) or None (its last pull still runs, or waits for a person)."""
     takes_over = _period_subject(schedule.id, schedule.pulls + 1)
     if schedule.awaiting_pull:
         assert schedule.last_exchange_id is not None
-        last = ports.exchanges.get(schedule.last_exchange_id)
+        last = uow.exchanges.get(schedule.last_exchange_id)
         if last.state not in STOPPED_STATES or last.state is ExchangeState.MANUAL_REVIEW:
             return None
         received = _received_at(last)
         if received is not None:
-            return _advance(ports, schedules, schedule, last, received)
+            return _advance(uow, schedule, last, received)
         if last.state is ExchangeState.BLOCKED or last.error_code in _NOTHING_TO_PULL:
             answer = last.error_code or last.state.value
-            _stop(ports, schedules, schedule, answer, SYSTEM_ACTOR)
+            _stop(uow, schedule, answer, SYSTEM_ACTOR)
             return "stopped", answer
         # No answer came (an outage, a spent budget): asked again now, the open row with it.
         takes_over = Subject(SubjectType.EXCHANGE, last.id)
-    partner = ports.partners.get(schedule.partner_id)
-    request = schedules.request(schedule.id)
+    partner = uow.partners.get(schedule.partner_id)
+    request = uow.pulls.request(schedule.id)
     if partner is None or request is None:
         gone = "unknown-partner" if partner is None else "no-request"
-        _stop(ports, schedules, schedule, gone, SYSTEM_ACTOR)
+        _stop(uow, schedule, gone, SYSTEM_ACTOR)
         return "stopped", gone
-    reason, _, event = _consent_reason(ports, schedule.consent_id, partner.npi, now)
+    reason, _, event = _consent_reason(uow, schedule.consent_id, partner.npi, now)
     if reason is not None:
-        _stop(ports, schedules, schedule, reason, SYSTEM_ACTOR, event)
+        _stop(uow, schedule, reason, SYSTEM_ACTOR, event)
         return "stopped", reason
     number = schedule.pulls + 1
     since = schedule.last_received_at
@@ -469,11 +409,10 @@ def _run_one(
             idempotency_key=pull_key(schedule.id, number),
             takes_over=takes_over,
         ),
-        ports,
+        uow,
     )
-    with ports.transactions.begin() as unit:
-        schedules.update(
-            unit,
+    with uow:
+        uow.pulls.update(
             schedule.id,
             last_exchange_id=submitted.exchange_id,
             next_due_at=now + RETRY_AFTER,
@@ -481,7 +420,7 @@ def _run_one(
             pulls=number,
             updated_at=now,
         )
-        unit.record(
+        uow.record(
             event,
             _event(schedule, "pull.started", SYSTEM_ACTOR, now, exchange_id=submitted.exchange_id),
         )
@@ -489,21 +428,19 @@ def _run_one(
 
 
 def _advance(
-    ports: ExchangePorts,
-    schedules: PullSchedules,
+    uow: ExchangeUnit,
     schedule: PullSchedule,
     last: ExchangeRecord,
     received: datetime,
 ) -> tuple[str, str]:
     """The last pull stored its data: the next period starts from when that pull did,
     its row written now, and its receipt is the next pull's ``since``."""
-    stored = ports.consents.get(schedule.consent_id)
+    stored = uow.consents.get(schedule.consent_id)
     consent_end = stored.record.period_end if stored is not None else None
-    period = next_period(_obligations(ports), last.created_at, schedule.coverage_end, consent_end)
-    now = ports.clock()
-    with ports.transactions.begin() as unit:
-        schedules.update(
-            unit,
+    period = next_period(_obligations(uow), last.created_at, schedule.coverage_end, consent_end)
+    now = uow.clock()
+    with uow:
+        uow.pulls.update(
             schedule.id,
             kind=period.kind.value,
             last_received_at=received,
@@ -511,29 +448,27 @@ def _advance(
             awaiting_pull=False,
             updated_at=now,
         )
-        _owe(unit, ports, schedule, schedule.pulls + 1, period)
+        _owe(uow, schedule, schedule.pulls + 1, period)
     return "advanced", period.kind.value
 
 
 def _stop(
-    ports: ExchangePorts,
-    schedules: PullSchedules,
+    uow: ExchangeUnit,
     schedule: PullSchedule,
     reason: str,
     actor: str,
     *events: AuditEvent,
 ) -> None:
-    now = ports.clock()
-    with ports.transactions.begin() as unit:
-        schedules.update(
-            unit,
+    now = uow.clock()
+    with uow:
+        uow.pulls.update(
             schedule.id,
             status=PullStatus.STOPPED.value,
             stop_reason=reason,
             next_due_at=None,
             updated_at=now,
         )
-        unit.record(*events, _event(schedule, "pull.stopped", actor, now, reason=reason))
+        uow.record(*events, _event(schedule, "pull.stopped", actor, now, reason=reason))
 
 
 def _event(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from datetime import datetime
 
 import orjson
 
@@ -25,6 +24,7 @@ from payerbridge.exchange.increments import changed_since
 from payerbridge.exchange.model import ExchangeRecord, ExchangeState, Move
 from payerbridge.exchange.moves import (
     StepResult,
+    StepRun,
     advance,
     advance_in,
     block,
@@ -40,7 +40,7 @@ from payerbridge.exchange.outbound import (
     step_clock,
 )
 from payerbridge.exchange.partner_calls import PartnerCall
-from payerbridge.exchange.ports import ExchangePorts, Retrieved, UnitOfWork
+from payerbridge.exchange.ports import Retrieved
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.reconcile import (
     Conflict,
@@ -52,6 +52,7 @@ from payerbridge.exchange.reconcile import (
     stale_refs,
 )
 from payerbridge.exchange.requests import request_from_document
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.routing.route import SEARCH, read_data_path
 from payerbridge.timestamps import utc_iso
@@ -63,62 +64,55 @@ S = ExchangeState
 STEP = "everything"
 
 
-def retrieve_record(
-    ports: ExchangePorts,
-    record: ExchangeRecord,
-    partner: Partner,
-    attempt: int,
-    started: datetime,
-    *,
-    checked: bool = False,
-) -> StepResult:
+def retrieve_record(uow: ExchangeUnit, run: StepRun, *, checked: bool = False) -> StepResult:
     """member_matched → retrieving → received → normalized → completed: read the record
     and keep it; ``checked`` when the match has just committed ``retrieving`` with this
     hop's consent decision."""
+    record, partner = run.record, run.partner
     exchange_id = record.id
     if record.matched_member_ref is None:
         return give_up(
-            ports,
+            uow,
             exchange_id,
             ExchangeReason.NO_MATCHED_MEMBER,
             "the exchange reached retrieval without the member the old payer matched; "
             "replay it to match again",
         )
     if not checked:
-        check = check_consent(ports, record, partner, STEP)
+        check = check_consent(uow, record, partner, STEP)
         if check.consent is None:
-            return refused(ports, exchange_id, check)
+            return refused(uow, exchange_id, check)
         if record.state is S.MEMBER_MATCHED:
-            advance(ports, exchange_id, S.RETRIEVING, event=check.event, expected=record.state)
+            advance(uow, exchange_id, S.RETRIEVING, event=check.event, expected=record.state)
         else:  # a retried call
-            ports.audit.record(check.event)
-    clock = step_clock(ports, record, STEP, attempt, started)
-    read = _read(ports, record, partner, clock)
+            uow.audit.record(check.event)
+    clock = step_clock(uow, run, STEP)
+    read = _read(uow, record, clock)
     if isinstance(read, StepResult):
         return read
-    return _keep_received(ports, record, partner, *read)
+    return _keep_received(uow, record, partner, *read)
 
 
 def _read(
-    ports: ExchangePorts, record: ExchangeRecord, partner: Partner, clock: StepClock
+    uow: ExchangeUnit, record: ExchangeRecord, clock: StepClock
 ) -> StepResult | tuple[Retrieved, str, PartnerCall | None]:
     """The member's record and how it was read, or where the partner's answer (or its
     silence) left the exchange."""
-    exchange_id = record.id
+    exchange_id, partner = record.id, clock.partner
     member_ref = record.matched_member_ref
     assert member_ref is not None
     key = idempotency_key(record, STEP)
     way, types = read_data_path(record.data_path)
     # The last attempt keeps the pages read before one the partner cannot give: the
     # exchange ends partial, naming the page, rather than with nothing.
-    last = clock.is_last_call(ports.retry_policy, ports.clock())
+    last = clock.is_last_call(uow.retry_policy, uow.clock())
 
     def read(timeout: float) -> Retrieved:
         if way == SEARCH:  # the partner offers no $everything: its searches, by the member
-            return ports.client.search_record(
+            return uow.client.search_record(
                 partner, member_ref, types, idempotency_key=key, timeout=timeout, keep_partial=last
             )
-        return ports.client.everything(
+        return uow.client.everything(
             partner,
             member_ref,
             idempotency_key=key,
@@ -128,18 +122,18 @@ def _read(
         )
 
     try:
-        outcome = call_partner(ports, exchange_id, partner, clock, read)
+        outcome = call_partner(uow, clock, read)
     except ConsentDenied as exc:  # the old payer refused on consent grounds
-        return block(ports, exchange_id, exc.reason, exc.text, {"by": "partner"})
+        return block(uow, exchange_id, exc.reason, exc.text, {"by": "partner"})
     except PartnerError as exc:
-        return give_up(ports, exchange_id, partner_code(exc), exc.text, {"status": exc.status})
+        return give_up(uow, exchange_id, partner_code(exc), exc.text, {"status": exc.status})
     if outcome.value is None:
         return after_failed_call(outcome, S.RETRIEVING)
     return outcome.value, way, outcome.call
 
 
 def _keep_received(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     record: ExchangeRecord,
     partner: Partner,
     retrieved: Retrieved,
@@ -150,7 +144,7 @@ def _keep_received(
     exchange_id = record.id
     body = retrieved.content
     digest = hashlib.sha256(body).hexdigest()
-    at = ports.clock()
+    at = uow.clock()
     received = Move(
         S.RECEIVED,
         detail={
@@ -164,20 +158,19 @@ def _keep_received(
     # Normalized at once, in memory: the payload, the resources and received → normalized →
     # its end are one commit. A run cut off before it calls the partner again, under the
     # same idempotency key, as it would if cut off before a commit of the payload alone.
-    normalized = _normalized(ports, record, partner, body)
+    normalized = _normalized(uow, record, partner, body)
     ended = S.FAILED
     # Read before the unit begins: a unit's thread gets no second connection (ADR 0008).
     elsewhere = (
-        [] if isinstance(normalized, str) else _held_conflicts(ports, record, partner, normalized)
+        [] if isinstance(normalized, str) else _held_conflicts(uow, record, partner, normalized)
     )
-    with ports.transactions.begin() as unit:
-        ports.exchanges.save_payload(unit, exchange_id, body.decode(), digest, at)
+    with uow:
+        uow.exchanges.save_payload(exchange_id, body.decode(), digest, at)
         if isinstance(normalized, str):
-            advance_in(unit, ports, exchange_id, S.RECEIVED, detail=received.detail)
+            advance_in(uow, exchange_id, S.RECEIVED, detail=received.detail)
         else:
             ended = _store_normalized(
-                unit,
-                ports,
+                uow,
                 record,
                 partner,
                 normalized,
@@ -187,7 +180,7 @@ def _keep_received(
                 before=[received],
             )
     if isinstance(normalized, str):
-        return give_up(ports, exchange_id, ExchangeReason.INVALID_PAYLOAD, normalized)
+        return give_up(uow, exchange_id, ExchangeReason.INVALID_PAYLOAD, normalized)
     return StepResult(ended, done=True)
 
 
@@ -218,15 +211,15 @@ def holder_of(record: ExchangeRecord, partner: Partner) -> Holder:
 
 
 def _normalized(
-    ports: ExchangePorts, record: ExchangeRecord, partner: Partner, payload: bytes | str
+    uow: ExchangeUnit, record: ExchangeRecord, partner: Partner, payload: bytes | str
 ) -> NormalizedBundle | str:
     """The received Bundle under our ids with Provenance, or why it cannot be stored."""
     try:
         return normalize_everything_bundle(
             orjson.loads(payload),
             holder=holder_of(record, partner),
-            received_at=ports.clock(),
-            us=ports.us,
+            received_at=uow.clock(),
+            us=uow.us,
             old_payer=partner.organization,
             exchange_id=record.id,
         )
@@ -234,25 +227,22 @@ def _normalized(
         return exc.text if isinstance(exc, PartnerRejected) else "the Bundle is not valid JSON"
 
 
-def normalize_received(
-    ports: ExchangePorts, record: ExchangeRecord, partner: Partner
-) -> StepResult:
+def normalize_received(uow: ExchangeUnit, record: ExchangeRecord, partner: Partner) -> StepResult:
     """received → normalized → its end, for an exchange whose payload was kept apart;
     normalized → completed for one stored before a restart (by a build that committed
     the two apart)."""
     exchange_id = record.id
     if record.state is S.NORMALIZED:  # stored before a restart; only the last move is missing
-        advance(ports, exchange_id, S.COMPLETED, expected=S.NORMALIZED)
+        advance(uow, exchange_id, S.COMPLETED, expected=S.NORMALIZED)
         return StepResult(S.COMPLETED, done=True)
-    normalized = _normalized(ports, record, partner, ports.exchanges.payload(exchange_id))
+    normalized = _normalized(uow, record, partner, uow.exchanges.payload(exchange_id))
     if isinstance(normalized, str):
-        return give_up(ports, exchange_id, ExchangeReason.INVALID_PAYLOAD, normalized)
-    elsewhere = _held_conflicts(ports, record, partner, normalized)
-    changed = _changed(record, ports.exchanges.payload(exchange_id))
-    with ports.transactions.begin() as unit:
+        return give_up(uow, exchange_id, ExchangeReason.INVALID_PAYLOAD, normalized)
+    elsewhere = _held_conflicts(uow, record, partner, normalized)
+    changed = _changed(record, uow.exchanges.payload(exchange_id))
+    with uow:
         ended = _store_normalized(
-            unit,
-            ports,
+            uow,
             record,
             partner,
             normalized,
@@ -264,23 +254,22 @@ def normalize_received(
 
 
 def _held_conflicts(
-    ports: ExchangePorts, record: ExchangeRecord, partner: Partner, normalized: NormalizedBundle
+    uow: ExchangeUnit, record: ExchangeRecord, partner: Partner, normalized: NormalizedBundle
 ) -> list[Conflict]:
     """Where the answer disagrees with what other old payers sent about the member."""
     holder = holder_of(record, partner)
     keys = sorted({k for r, _ in normalized.resources for k in identifier_keys(r)})
     if not keys:
         return []
-    elsewhere = ports.exchanges.compartments_held(
+    elsewhere = uow.exchanges.compartments_held(
         record.client_id, holder.member_key, other_than=normalized.patient_id
     )
-    held = ports.received.with_identifiers(elsewhere, keys)
+    held = uow.received.with_identifiers(elsewhere, keys)
     return conflicts_with_held([r for r, _ in normalized.resources], held)
 
 
 def _store_normalized(
-    unit: UnitOfWork,
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     record: ExchangeRecord,
     partner: Partner,
     normalized: NormalizedBundle,
@@ -295,11 +284,11 @@ def _store_normalized(
     ``changed``: what the answer held that changed after the exchange's ``since``);
     returns the end."""
     exchange_id = record.id
-    at = ports.clock()
+    at = uow.clock()
     holder = holder_of(record, partner)
     gaps = normalized.gaps
     conflicts = [*normalized.conflicts, *elsewhere]
-    held = ports.received.held_refs(unit, normalized.patient_id)
+    held = uow.received.held_refs(normalized.patient_id)
     # An answer asked _since holds only what changed: what it leaves out still stands.
     removed = stale_refs(held, normalized.refs, complete=not gaps and record.since is None)
     ended = end_state(gaps, conflicts)
@@ -313,8 +302,7 @@ def _store_normalized(
         **({"since": utc_iso(record.since), "changed": changed} if record.since else {}),
     }
     advance_in(
-        unit,
-        ports,
+        uow,
         exchange_id,
         S.NORMALIZED,
         detail={
@@ -338,8 +326,8 @@ def _store_normalized(
         ],
         expected=expected,
     )
-    ports.received.remove(unit, removed)
-    ports.writer.write(unit, normalized.resources, source=f"exchange:{exchange_id}", at=at)
+    uow.received.remove(removed)
+    uow.writer.write(uow, normalized.resources, source=f"exchange:{exchange_id}", at=at)
     logger.info(
         "exchange data stored",
         extra={

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 
 from payerbridge.exchange.model import Attempt, ExchangeRecord, ExchangeState
 from payerbridge.exchange.moves import StepResult, advance, note_attempt
-from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.retry import RetryPolicy
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [
@@ -36,13 +36,11 @@ def awaits_partner_review(record: ExchangeRecord) -> bool:
     return record.state is S.MANUAL_REVIEW and record.error_code == PARTNER_REVIEW
 
 
-def wait_for_reviewer(
-    ports: ExchangePorts, record: ExchangeRecord, text: str, key: str
-) -> StepResult:
+def wait_for_reviewer(uow: ExchangeUnit, record: ExchangeRecord, text: str, key: str) -> StepResult:
     """The old payer answered that a person is looking at the match: wait for it, asking
     again after as long as we have already waited (at least the poll, at most an hour)."""
-    policy = ports.retry_policy
-    now = ports.clock()
+    policy = uow.retry_policy
+    now = uow.clock()
     detail = {"partner_review": text, "request": key}
     if record.state is S.MANUAL_REVIEW:  # asked again: still under review
         poll = timedelta(seconds=policy.review_poll_seconds)
@@ -57,11 +55,11 @@ def wait_for_reviewer(
             last_error="still under review at the old payer",
             detail=detail,
         )
-        with ports.transactions.begin() as unit:
-            note_attempt(unit, ports, record.id, attempt, at=now)
+        with uow:
+            note_attempt(uow, record.id, attempt, at=now)
         return StepResult(S.MANUAL_REVIEW, done=True)
     advance(
-        ports,
+        uow,
         record.id,
         S.MANUAL_REVIEW,
         reason_code=PARTNER_REVIEW,

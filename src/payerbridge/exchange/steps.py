@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
@@ -28,11 +27,11 @@ from payerbridge.exchange.model import (
     ExchangeState,
     Move,
 )
-from payerbridge.exchange.moves import StepResult, advance, give_up, moved_on, stopped
-from payerbridge.exchange.ports import ExchangePorts
+from payerbridge.exchange.moves import StepResult, StepRun, advance, give_up, moved_on, stopped
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.retrieval import normalize_received, retrieve_record
 from payerbridge.exchange.review import awaits_partner_review
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.routing.route import decide_route
 from payerbridge.types import ExchangeId
@@ -47,7 +46,7 @@ _GONE = "the partner is no longer registered"
 RequestParser = Callable[[dict[str, Any]], ExchangeRequest]
 
 
-def proceed(ports: ExchangePorts, exchange_id: ExchangeId, parse: RequestParser) -> StepResult:
+def proceed(uow: ExchangeUnit, exchange_id: ExchangeId, parse: RequestParser) -> StepResult:
     """Take the exchange as far as it can go now: prepare, $member-match, $everything and
     normalize, in order, from wherever its row says it stands; stop when it stops or a
     partner call must wait (``retry_at``: call again then).
@@ -60,67 +59,66 @@ def proceed(ports: ExchangePorts, exchange_id: ExchangeId, parse: RequestParser)
     commit leaves is carried on rather than read back, because a concurrent change (a
     revocation, an operator) still meets the row lock of the next commit as an
     IllegalTransition. A consent decision commits with the transitions before each call."""
-    record = ports.exchanges.current(exchange_id)
+    record = uow.exchanges.current(exchange_id)
     if awaits_partner_review(record):
-        return _ask_again(ports, record, parse)
+        return _ask_again(uow, record, parse)
     if record.state in STOPPED_STATES:
         return stopped(record.state)
-    waiting = _waiting(ports, record)
+    waiting = _waiting(uow, record)
     if waiting is not None:
         return waiting
     request = parse(record.request)
-    partner = ports.partners.get(request.old_payer)
+    partner = uow.partners.get(request.old_payer)
     if partner is None:
-        return give_up(ports, record.id, ExchangeReason.UNKNOWN_PARTNER, _GONE)
+        return give_up(uow, record.id, ExchangeReason.UNKNOWN_PARTNER, _GONE)
     check, checked = None, False
     if record.state in _PREPARING:
-        prepared, check, record = _prepare(ports, record, partner)
+        prepared, check, record = _prepare(uow, record, partner)
         if prepared.done or prepared.retry_at is not None:
             return prepared
     if record.state is S.ROUTE_SELECTED:
-        attempt, started = _resumed(ports, record)
         matched, record = match_at_old_payer(
-            ports, record, partner, request, attempt, started, check=check
+            uow, _resumed(uow, record, partner), request, check=check
         )
         if matched.done or matched.retry_at is not None:
             return matched
         checked = True
     if record.state in (S.MEMBER_MATCHED, S.RETRIEVING):
-        attempt, started = _resumed(ports, record)
-        return retrieve_record(ports, record, partner, attempt, started, checked=checked)
+        return retrieve_record(uow, _resumed(uow, record, partner), checked=checked)
     if record.state in (S.RECEIVED, S.NORMALIZED):
-        return normalize_received(ports, record, partner)
+        return normalize_received(uow, record, partner)
     return stopped(record.state)
 
 
-def _ask_again(ports: ExchangePorts, record: ExchangeRecord, parse: RequestParser) -> StepResult:
+def _ask_again(uow: ExchangeUnit, record: ExchangeRecord, parse: RequestParser) -> StepResult:
     """An exchange waiting on the old payer's reviewer, run when it is due: failed past
     its deadline, else ``$member-match`` asked again; a match goes on to the data in the
     same run. Nothing here waits in the workflow: while the answer is still "under
     review" (or the partner is down) the run ends, and the sweep starts the next one
     when it is due, so a long review holds none of the partner's exchange slots."""
-    now = ports.clock()
+    now = uow.clock()
     if record.deadline_at is not None and now >= record.deadline_at:
         text = (
             "the old payer's reviewer did not decide on the member within the time we wait "
             f"({record.error_text or 'under review'}); submit the exchange again to retry"
         )
-        return give_up(ports, record.id, ExchangeReason.PARTNER_REVIEW_EXPIRED, text)
+        return give_up(uow, record.id, ExchangeReason.PARTNER_REVIEW_EXPIRED, text)
     if record.next_attempt_at is not None and record.next_attempt_at > now:
         return StepResult(S.MANUAL_REVIEW, done=True)
     request = parse(record.request)
-    partner = ports.partners.get(request.old_payer)
+    partner = uow.partners.get(request.old_payer)
     if partner is None:
-        return give_up(ports, record.id, ExchangeReason.UNKNOWN_PARTNER, _GONE)
+        return give_up(uow, record.id, ExchangeReason.UNKNOWN_PARTNER, _GONE)
     # Each question is a step of its own, with the step's budget from now.
-    matched, record = match_at_old_payer(ports, record, partner, request, record.attempts + 1, now)
+    asking = StepRun(record, partner, record.attempts + 1, now)
+    matched, record = match_at_old_payer(uow, asking, request)
     if matched.done or matched.retry_at is not None:
         return StepResult(matched.state, done=True)  # not a loop in the workflow: the sweep
-    return retrieve_record(ports, record, partner, 1, ports.clock(), checked=True)
+    return retrieve_record(uow, StepRun(record, partner, 1, uow.clock()), checked=True)
 
 
 def _prepare(
-    ports: ExchangePorts, record: ExchangeRecord, partner: Partner
+    uow: ExchangeUnit, record: ExchangeRecord, partner: Partner
 ) -> tuple[StepResult, ConsentCheck | None, ExchangeRecord]:
     """submitted → validated → consent_verified → route_selected, or blocked/failed.
 
@@ -131,19 +129,19 @@ def _prepare(
     moves = [Move(S.VALIDATED)] if record.state is S.SUBMITTED else []
     check = None
     if record.state in (S.SUBMITTED, S.VALIDATED):
-        check = check_consent(ports, record, partner, "member-match")
+        check = check_consent(uow, record, partner, "member-match")
         if check.consent is None:
-            return refused(ports, record.id, check, before=moves), None, record
+            return refused(uow, record.id, check, before=moves), None, record
         policy = check.consent.record.policy.value
         moves.append(
             Move(S.CONSENT_VERIFIED, detail={"consent_id": record.consent_id, "policy": policy})
         )
-    routed, record = _select_route(ports, record, partner, moves, check.event if check else None)
+    routed, record = _select_route(uow, record, partner, moves, check.event if check else None)
     return routed, check, record
 
 
 def _select_route(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     record: ExchangeRecord,
     partner: Partner,
     moves: Sequence[Move],
@@ -153,11 +151,11 @@ def _select_route(
     them), or → failed when no way to the member's data is left; with the record as the
     commit left it. Decided from the directory's last reading of the partner and the live
     state of its endpoint, again on every replay."""
-    now = ports.clock()
-    breaker = ports.breakers.get(partner.fhir_base)
+    now = uow.clock()
+    breaker = uow.breakers.get(partner.fhir_base)
     route = decide_route(
         partner.fhir_base,
-        ports.partners.capabilities(partner.id),
+        uow.partners.capabilities(partner.id),
         now=now,
         operations=partner.operations,
         circuit_open_until=breaker.open_until if breaker.status is BreakerStatus.OPEN else None,
@@ -167,7 +165,7 @@ def _select_route(
         text = f"no way to this partner's member data that we can use: {route.why_not()}"
         stop = {"error_code": ExchangeReason.NO_ROUTE, "error_text": text}
         advance(
-            ports,
+            uow,
             record.id,
             S.FAILED,
             reason_code=ExchangeReason.NO_ROUTE,
@@ -189,7 +187,7 @@ def _select_route(
             wait_until = min(wait_until, record.deadline_at)
         updates |= {"next_attempt_at": wait_until, "last_error": route.wait_reason}
     advance(
-        ports,
+        uow,
         record.id,
         S.ROUTE_SELECTED,
         detail=detail,
@@ -204,17 +202,17 @@ def _select_route(
     return StepResult(S.ROUTE_SELECTED), routed
 
 
-def _waiting(ports: ExchangePorts, record: ExchangeRecord) -> StepResult | None:
+def _waiting(uow: ExchangeUnit, record: ExchangeRecord) -> StepResult | None:
     """The exchange's call waits until later (a run resumed early, after a restart)."""
     due = record.next_attempt_at
-    if due is not None and due > ports.clock():
+    if due is not None and due > uow.clock():
         return StepResult(record.state, retry_at=due)
     return None
 
 
-def _resumed(ports: ExchangePorts, record: ExchangeRecord) -> tuple[int, datetime]:
-    """The attempt the step's call makes now and when the step began: carried on from
-    the row when the call was tried before in this state (transitions reset both)."""
+def _resumed(uow: ExchangeUnit, record: ExchangeRecord, partner: Partner) -> StepRun:
+    """The step run now: the attempt its call makes and when the step began, carried on
+    from the row when the call was tried before in this state (transitions reset both)."""
     if record.attempts or record.next_attempt_at is not None:
-        return record.attempts + 1, record.step_started_at or ports.clock()
-    return 1, ports.clock()
+        return StepRun(record, partner, record.attempts + 1, record.step_started_at or uow.clock())
+    return StepRun(record, partner, 1, uow.clock())

@@ -32,8 +32,8 @@ from payerbridge.exchange.model import (
     transition_events,
 )
 from payerbridge.exchange.opt_in import opt_in_consent
-from payerbridge.exchange.ports import ExchangePorts, UnitOfWork
 from payerbridge.exchange.reconcile import member_key_of
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
 
@@ -79,7 +79,7 @@ class SubmittedExchange:
     start: ExchangeStart | None
 
 
-def submit_exchange(command: ExchangeSubmission, ports: ExchangePorts) -> SubmittedExchange:
+def submit_exchange(command: ExchangeSubmission, uow: ExchangeUnit) -> SubmittedExchange:
     """Record a new exchange in ``submitted``, or find the one this client already
     submitted under the same Idempotency-Key; either way, say what to enqueue.
 
@@ -88,12 +88,12 @@ def submit_exchange(command: ExchangeSubmission, ports: ExchangePorts) -> Submit
     submitted at the same moment waits for nothing: it gets the exchange that won."""
     client_id, idempotency_key = command.client_id, command.idempotency_key
     digest = request_hash(command.raw)
-    earlier = ports.exchanges.find_by_idempotency_key(client_id, idempotency_key)
+    earlier = uow.exchanges.find_by_idempotency_key(client_id, idempotency_key)
     if earlier is None:
         try:
-            earlier = _record_submission(ports, command, digest)
+            earlier = _record_submission(uow, command, digest)
         except StoreConflict:  # a concurrent twin under the same key committed first
-            earlier = ports.exchanges.find_by_idempotency_key(client_id, idempotency_key)
+            earlier = uow.exchanges.find_by_idempotency_key(client_id, idempotency_key)
             if earlier is None:
                 raise
     if earlier.request_hash != digest:
@@ -115,34 +115,31 @@ def submit_exchange(command: ExchangeSubmission, ports: ExchangePorts) -> Submit
         )
         start = ExchangeStart(earlier.exchange_id, command.request.old_payer)
         return SubmittedExchange(earlier.exchange_id, True, start)
-    return SubmittedExchange(earlier.exchange_id, False, _start_if_waiting(ports, earlier))
+    return SubmittedExchange(earlier.exchange_id, False, _start_if_waiting(uow, earlier))
 
 
-def _start_if_waiting(ports: ExchangePorts, earlier: Submission) -> ExchangeStart | None:
+def _start_if_waiting(uow: ExchangeUnit, earlier: Submission) -> ExchangeStart | None:
     """The first run of an exchange submitted before, while it still waits in
     ``submitted``: a repeated POST may follow a crash between recording and enqueueing
     (enqueueing a run that exists attaches to it)."""
-    record = ports.exchanges.current(earlier.exchange_id)
+    record = uow.exchanges.current(earlier.exchange_id)
     if record.state is not ExchangeState.SUBMITTED:
         return None
     return ExchangeStart(record.id, record.partner_id)
 
 
-def _record_submission(
-    ports: ExchangePorts, command: ExchangeSubmission, digest: str
-) -> Submission:
+def _record_submission(uow: ExchangeUnit, command: ExchangeSubmission, digest: str) -> Submission:
     """The exchange and its opt-in in one unit of work, with their audit events. The
     opt-in captured with the request commits with the exchange, so a submission that
     loses an Idempotency-Key race (StoreConflict) leaves no opt-in behind."""
     request, client_id, request_id = command.request, command.client_id, command.request_id
-    partner = _check_partner(ports, request.old_payer)
-    now = ports.clock()
-    exchange_id = ExchangeId(ports.new_id())
-    version = ports.retry_policy.version
-    with ports.transactions.begin() as unit:
-        opt_in = _opt_in(ports, unit, request, partner, client_id=client_id, request_id=request_id)
-        ports.exchanges.create(
-            unit,
+    partner = _check_partner(uow, request.old_payer)
+    now = uow.clock()
+    exchange_id = ExchangeId(uow.new_id())
+    version = uow.retry_policy.version
+    with uow:
+        opt_in = _opt_in(uow, command, partner)
+        uow.exchanges.create(
             exchange_id=exchange_id,
             partner_id=request.old_payer,
             client_id=client_id,
@@ -151,7 +148,7 @@ def _record_submission(
             at=now,
             idempotency_key=command.idempotency_key,
             deadline_at=exchange_deadline(
-                ports, partner, now, events=request_events(ports, request, opt_in)
+                uow, partner, now, events=request_events(uow, request, opt_in)
             ),
             policy_version=version,
             consent_id=opt_in.consent_id,
@@ -160,11 +157,11 @@ def _record_submission(
             since=request.since,
         )
         if command.takes_over is not None:
-            take_over_clock(unit, ports, exchange_id, command.takes_over)
+            take_over_clock(uow, exchange_id, command.takes_over)
         else:
-            start_request_clock(unit, ports, exchange_id, request, opt_in)
+            start_request_clock(uow, exchange_id, request, opt_in)
         submitted = [Move(ExchangeState.SUBMITTED)]
-        unit.record(
+        uow.record(
             *transition_events(
                 exchange_id,
                 None,
@@ -178,8 +175,8 @@ def _record_submission(
     return Submission(exchange_id, True, digest)
 
 
-def _check_partner(ports: ExchangePorts, partner_id: PartnerId) -> Partner:
-    partner = ports.partners.get(partner_id)
+def _check_partner(uow: ExchangeUnit, partner_id: PartnerId) -> Partner:
+    partner = uow.partners.get(partner_id)
     if partner is None:
         raise UnprocessableRequest(
             f"no partner is registered with id '{partner_id}'",
@@ -195,24 +192,17 @@ def _check_partner(ports: ExchangePorts, partner_id: PartnerId) -> Partner:
     return partner
 
 
-def _opt_in(
-    ports: ExchangePorts,
-    unit: UnitOfWork,
-    request: ExchangeRequest,
-    partner: Partner,
-    *,
-    client_id: ClientId,
-    request_id: str | None,
-) -> StoredConsent:
+def _opt_in(uow: ExchangeUnit, command: ExchangeSubmission, partner: Partner) -> StoredConsent:
     """The opt-in the exchange runs under: one captured now from the request (kept in
-    ``unit``), or one captured before, which must be this member's and name this old
-    payer."""
+    the unit's transaction), or one captured before, which must be this member's and
+    name this old payer."""
+    request, client_id, request_id = command.request, command.client_id, command.request_id
     if request.consent is not None:
-        consent = _new_opt_in(ports, request.consent, request.member_id, partner, client_id)
+        consent = _new_opt_in(uow, request.consent, request.member_id, partner, client_id)
         event = consent_recorded(consent, actor=client_id, request_id=request_id)
-        return ports.consents.add(unit, consent, event=event)
+        return uow.consents.add(uow, consent, event=event)
     consent_id = request.consent_id or ""
-    stored = ports.consents.get(consent_id)
+    stored = uow.consents.get(consent_id)
     problem = opt_in_problem(stored, consent_id, client_id, request.member_id, partner)
     if problem is None:
         assert stored is not None
@@ -244,7 +234,7 @@ def opt_in_problem(
 
 
 def capture_opt_in(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     grant: ConsentGrant,
     member_id: str,
     partner: Partner,
@@ -254,21 +244,21 @@ def capture_opt_in(
 ) -> StoredConsent:
     """Record a member's opt-in to the exchange with ``partner`` (audited); the same
     opt-in captured again returns the first record."""
-    consent = _new_opt_in(ports, grant, member_id, partner, client_id)
-    with ports.transactions.begin() as unit:
-        return record_consent(unit, ports.consents, consent, actor=client_id, request_id=request_id)
+    consent = _new_opt_in(uow, grant, member_id, partner, client_id)
+    with uow:
+        return record_consent(uow, uow.consents, consent, actor=client_id, request_id=request_id)
 
 
 def _new_opt_in(
-    ports: ExchangePorts, grant: ConsentGrant, member_id: str, partner: Partner, client_id: ClientId
+    uow: ExchangeUnit, grant: ConsentGrant, member_id: str, partner: Partner, client_id: ClientId
 ) -> StoredConsent:
     return opt_in_consent(
         grant,
-        consent_id=ConsentId(ports.new_id()),
+        consent_id=ConsentId(uow.new_id()),
         member_id=MemberId(member_id),
         old_payer=partner,
-        us=ports.us,
+        us=uow.us,
         client_id=ClientId(client_id),
-        zone=ports.consent_zone,
-        at=ports.clock(),
+        zone=uow.consent_zone,
+        at=uow.clock(),
     )

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.exchange.breaker import BreakerState
-from payerbridge.exchange.ports import ExchangePorts, ProbeAnswer
+from payerbridge.exchange.ports import ProbeAnswer
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.oversight.partner_health import due_for_check
 from payerbridge.oversight.ports import PartnerCalls
 from payerbridge.routing.model import Partner
@@ -66,7 +67,7 @@ def check_event(check: PartnerCheck) -> AuditEvent:
 
 
 def check_quiet_partners(
-    ports: ExchangePorts,
+    uow: ExchangeUnit,
     partners: Callable[[], Sequence[Partner]],
     breakers: Callable[[], Mapping[str, BreakerState]],
     calls: PartnerCalls,
@@ -75,18 +76,18 @@ def check_quiet_partners(
     limit: int = CHECKS_PER_SWEEP,
 ) -> list[PartnerCheck]:
     """Check each partner due (``due_for_check``), each recorded as it ends."""
-    now = ports.clock()
+    now = uow.clock()
     heard = calls.calls_since(now - interval)
     due = due_for_check(partners(), breakers(), heard, now, interval=interval, limit=limit)
-    timeout = min(ports.retry_policy.call_timeout_seconds, 10.0)
+    timeout = min(uow.retry_policy.call_timeout_seconds, 10.0)
     done = []
     for partner in due:
-        at = ports.clock()
-        capabilities = ports.client.probe(partner, timeout=timeout)
-        token = ports.client.check_token(partner) if capabilities.answered else None
+        at = uow.clock()
+        capabilities = uow.client.probe(partner, timeout=timeout)
+        token = uow.client.check_token(partner) if capabilities.answered else None
         check = PartnerCheck(partner.id, partner.fhir_base, at, capabilities, token)
-        with ports.transactions.begin() as unit:
-            unit.record(check_event(check))
+        with uow:
+            uow.record(check_event(check))
         logger.info(
             "partner checked",
             extra={"partner_id": partner.id, "answered": check.answered},

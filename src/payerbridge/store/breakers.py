@@ -1,8 +1,9 @@
 """Circuit-breaker state per partner endpoint, and each partner's rate, shared by every
 worker through the database.
 
-Writes run in the caller's unit of work: ``lock`` holds the endpoint's row (``FOR UPDATE``
-on PostgreSQL; SQLite transactions are immediate) until the unit ends, so the use case
+Writes run in the unit of work the store is bound to (``within``, ADR 0051): ``lock``
+holds the endpoint's row (``FOR UPDATE`` on PostgreSQL; SQLite transactions are
+immediate) until the unit ends, so the use case
 (``exchange/outbound.py``) applies the pure transition of ``exchange.breaker`` and
 ``save``s it, with the audit event of a change of status, in that one transaction.
 """
@@ -20,8 +21,7 @@ from payerbridge.exchange.breaker import BreakerState, BreakerStatus
 from payerbridge.routing.operations import RateLimit
 from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partner_breakers, partner_rates
-from payerbridge.store.unit_of_work import sql_unit
-from payerbridge.transactions import UnitOfWork
+from payerbridge.store.unit_of_work import UnitBound
 from payerbridge.types import PartnerId
 
 __all__ = ["SqlBreakerStore"]
@@ -75,7 +75,7 @@ def _locked(
 _HEALTHY_TRUSTED_SECONDS = 0.5
 
 
-class SqlBreakerStore:
+class SqlBreakerStore(UnitBound):
     def __init__(
         self,
         engine: Engine,
@@ -98,40 +98,37 @@ class SqlBreakerStore:
             self._healthy_until[endpoint] = time.monotonic() + self._trusted
         return state
 
-    def lock(
-        self, unit: UnitOfWork, endpoint: str, partner_id: PartnerId, *, at: datetime
-    ) -> BreakerState:
-        """The endpoint's breaker, its row held against every other writer until ``unit``
+    def lock(self, endpoint: str, partner_id: PartnerId, *, at: datetime) -> BreakerState:
+        """The endpoint's breaker, its row held against every other writer until the unit
         ends (recorded closed at ``at`` if it never was)."""
         self._healthy_until.pop(endpoint, None)
         fresh = _columns(partner_id, BreakerState(), at)
-        connection = sql_unit(unit).connection
+        connection = self._writing().connection
         return _state(_locked(connection, partner_breakers, "endpoint", endpoint, fresh))
 
     def save(
         self,
-        unit: UnitOfWork,
         endpoint: str,
         partner_id: PartnerId,
         state: BreakerState,
         *,
         at: datetime,
     ) -> None:
-        """The endpoint's breaker as ``state``; its row ``lock``ed in ``unit`` first."""
+        """The endpoint's breaker as ``state``; its row ``lock``ed in the unit first."""
         self._healthy_until.pop(endpoint, None)
-        sql_unit(unit).connection.execute(
+        self._writing().connection.execute(
             partner_breakers.update()
             .where(partner_breakers.c.endpoint == endpoint)
             .values(**_columns(partner_id, state, at))
         )
 
     def admit_rate(
-        self, unit: UnitOfWork, partner_id: PartnerId, limit: RateLimit, *, now: datetime
+        self, partner_id: PartnerId, limit: RateLimit, *, now: datetime
     ) -> datetime | None:
         """Take the partner's next turn under its rate limit, for every worker at once:
         None when a call may go now (the turn is taken), else when one may. A partner
         never called before starts due now, as it would without a row."""
-        connection = sql_unit(unit).connection
+        connection = self._writing().connection
         row = _locked(connection, partner_rates, "partner_id", partner_id, {"due_at": now})
         wait, due = limit.admit(row.due_at, now)
         if wait is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Column, Index, String, Table, text
 
-from payerbridge.store.tables import UtcDateTime, metadata
+from payerbridge.store.schema import UtcDateTime, metadata
 
 __all__ = ["obligation_clocks"]
 

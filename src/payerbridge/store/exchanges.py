@@ -1,7 +1,8 @@
-"""Exchanges and their state history, written in the caller's unit of work: every
-transition commits with its webhook deliveries, and with the audit events the use case
-records on the same unit (``exchange/moves.py``). The submitted request (the member's
-demographics) is sealed under the data keys (ADR 0039), bound to its exchange."""
+"""Exchanges and their state history, written in the unit of work the store is bound to
+(``within``, ADR 0051): every transition commits with its webhook deliveries, and with
+the audit events the use case records on the same unit (``exchange/moves.py``). The
+submitted request (the member's demographics) is sealed under the data keys (ADR 0039),
+bound to its exchange."""
 
 from __future__ import annotations
 
@@ -40,9 +41,8 @@ from payerbridge.store.tables import (
     exchange_transitions,
     exchanges,
 )
-from payerbridge.store.unit_of_work import SqlUnitOfWork, sql_unit
+from payerbridge.store.unit_of_work import SqlUnitOfWork, UnitBound
 from payerbridge.store.webhooks import listening_sql, outbox_transitions, webhook_listeners
-from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = ["SqlExchangeStore", "exchange_record"]
@@ -309,7 +309,7 @@ _PAYLOAD = select(exchange_payloads.c.body).where(
 )
 
 
-class SqlExchangeStore:
+class SqlExchangeStore(UnitBound):
     def __init__(
         self, engine: Engine, *, keyring: DataKeyring, reader: Engine | None = None
     ) -> None:
@@ -320,7 +320,6 @@ class SqlExchangeStore:
 
     def create(
         self,
-        unit: UnitOfWork,
         *,
         exchange_id: ExchangeId,
         partner_id: PartnerId,
@@ -341,7 +340,7 @@ class SqlExchangeStore:
         unique index settles concurrent storms). ``request_id`` (the submitting request's)
         and ``member_key`` are what a search finds it by."""
         check_transition(None, ExchangeState.SUBMITTED)
-        sql_of = sql_unit(unit)
+        sql_of = self._writing()
         sql = ExchangeSql.of(sql_of.dialect)
         # On PostgreSQL, with the unit of work's commit: the listeners' lookup, then the
         # inserts with COMMIT, in two round trips (one more for an opt-in's lookup).
@@ -388,7 +387,6 @@ class SqlExchangeStore:
 
     def advance(
         self,
-        unit: UnitOfWork,
         exchange_id: ExchangeId,
         moves: Sequence[Move],
         *,
@@ -404,7 +402,7 @@ class SqlExchangeStore:
         ``expected``: the state the caller read, from which the moves start; if the
         exchange is no longer in it (a revocation, an operator), IllegalTransition. The
         row is then locked and moved by one statement, not read under a lock first."""
-        sql_of = sql_unit(unit)
+        sql_of = self._writing()
         if expected is not None and self._sql.moves_in_one:
             self._move_from(
                 sql_of,
@@ -478,11 +476,11 @@ class SqlExchangeStore:
         )
 
     def block_under_consent(
-        self, unit: UnitOfWork, consent_id: str, move: Move, *, at: datetime, actor: str
+        self, consent_id: str, move: Move, *, at: datetime, actor: str
     ) -> list[tuple[ExchangeId, ExchangeState]]:
         """``move`` every unfinished exchange running under the consent (to ``blocked``),
         locking each row, with its transition; each one's id and the state it left."""
-        sql_of = sql_unit(unit)
+        sql_of = self._writing()
         rows = sql_of.connection.execute(
             select(exchanges.c.id, exchanges.c.state, exchanges.c.last_seq)
             .where(
@@ -508,13 +506,11 @@ class SqlExchangeStore:
             blocked.append((ExchangeId(row.id), start))
         return blocked
 
-    def record_attempt(
-        self, unit: UnitOfWork, exchange_id: ExchangeId, attempt: Attempt, *, at: datetime
-    ) -> None:
+    def record_attempt(self, exchange_id: ExchangeId, attempt: Attempt, *, at: datetime) -> None:
         """Note an attempt of a step that brought no answer (no state change): the calls
         the step made, with when the next is due and when the step began, what resuming
         it needs."""
-        sql_unit(unit).connection.execute(
+        self._writing().connection.execute(
             exchanges.update()
             .where(exchanges.c.id == exchange_id)
             .values(
@@ -628,12 +624,10 @@ class SqlExchangeStore:
             ).all()
         return {row[0]: int(row[1]) for row in rows}
 
-    def save_payload(
-        self, unit: UnitOfWork, exchange_id: ExchangeId, body: str, sha256: str, at: datetime
-    ) -> None:
+    def save_payload(self, exchange_id: ExchangeId, body: str, sha256: str, at: datetime) -> None:
         """Keep the received Bundle (replacing an earlier attempt's)."""
         sql = self._sql
-        sql_unit(unit).cursor().execute(
+        self._writing().cursor().execute(
             sql.keep_payload,
             {
                 "exchange_id": exchange_id,
@@ -658,9 +652,9 @@ class SqlExchangeStore:
                 )
             ).scalar_one_or_none()
 
-    def file_dead_letter(self, unit: UnitOfWork, letter: DeadLetter) -> None:
+    def file_dead_letter(self, letter: DeadLetter) -> None:
         """File the exchange in the dead-letter store (replacing an earlier letter)."""
-        connection = sql_unit(unit).connection
+        connection = self._writing().connection
         connection.execute(
             dead_letters.delete().where(dead_letters.c.exchange_id == letter.exchange_id)
         )
@@ -680,9 +674,9 @@ class SqlExchangeStore:
         )
 
     def mark_replayed(
-        self, unit: UnitOfWork, exchange_id: ExchangeId, *, by: str, key: str | None, at: datetime
+        self, exchange_id: ExchangeId, *, by: str, key: str | None, at: datetime
     ) -> None:
-        sql_unit(unit).connection.execute(
+        self._writing().connection.execute(
             dead_letters.update()
             .where(dead_letters.c.exchange_id == exchange_id)
             .values(replayed_at=at, replayed_by=by, replay_key=key)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, LargeBinary, String, Table
 
-from payerbridge.store.tables import UtcDateTime, metadata
+from payerbridge.store.schema import UtcDateTime, metadata
 
 __all__ = ["data_keys", "sealed_columns"]
 

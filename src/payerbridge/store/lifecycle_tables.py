@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Index, String, Table, Text
 
-from payerbridge.store.tables import UtcDateTime, metadata
+from payerbridge.store.schema import UtcDateTime, metadata
 
 __all__ = ["legal_holds"]
 

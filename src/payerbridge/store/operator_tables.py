@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, false
 
-from payerbridge.store.tables import UtcDateTime, metadata
+from payerbridge.store.schema import UtcDateTime, metadata
 
 __all__ = ["operator_sessions", "operators", "unmask_grants"]
 

@@ -17,8 +17,7 @@ from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.pull_lateness import WITH_LAST_PULL, is_past_due, lateness
 from payerbridge.store.sealed_columns import PULL_REQUEST
 from payerbridge.store.tables import pull_schedules
-from payerbridge.store.unit_of_work import sql_unit
-from payerbridge.transactions import UnitOfWork
+from payerbridge.store.unit_of_work import UnitBound
 
 __all__ = ["SqlPullSchedules"]
 
@@ -26,18 +25,18 @@ _T = pull_schedules
 _ROW = [c for c in _T.c if c.name != "request"]
 
 
-class SqlPullSchedules:
+class SqlPullSchedules(UnitBound):
     def __init__(self, engine: Engine, *, keyring: DataKeyring) -> None:
         self._engine = engine
         self._keyring = keyring
 
-    def add(self, unit: UnitOfWork, schedule: PullSchedule, request: dict[str, Any]) -> None:
+    def add(self, schedule: PullSchedule, request: dict[str, Any]) -> None:
         values = {c.name: getattr(schedule, c.name) for c in _ROW}
         values["kind"], values["status"] = schedule.kind.value, schedule.status.value
         values["request"] = self._keyring.seal(
             orjson.dumps(request), field=PULL_REQUEST, row_key=schedule.id
         )
-        sql_unit(unit).connection.execute(_T.insert().values(**values))
+        self._writing().connection.execute(_T.insert().values(**values))
 
     def get(self, schedule_id: str) -> PullSchedule:
         with self._engine.connect() as conn:
@@ -117,10 +116,10 @@ class SqlPullSchedules:
         document: dict[str, Any] = orjson.loads(opened)
         return document
 
-    def update(self, unit: UnitOfWork, schedule_id: str, **values: Any) -> None:
+    def update(self, schedule_id: str, **values: Any) -> None:
         if values.get("status") == PullStatus.STOPPED.value:
             values["request"] = None  # a stopped schedule keeps no demographics
-        sql_unit(unit).connection.execute(
+        self._writing().connection.execute(
             update(_T)
             .where(_T.c.id == schedule_id, _T.c.status == PullStatus.ACTIVE.value)
             .values(**values)

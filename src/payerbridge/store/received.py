@@ -2,8 +2,8 @@
 resources in a member's compartment (to find those no longer sent), their removal, and
 the resources of other compartments carrying given business identifiers (conflicts).
 
-Writes run in the caller's unit of work, on its DB-API cursor (as ``SqlMemberStore.write``
-does, after the exchange's moves)."""
+Writes run in the unit of work the store is bound to (``within``, ADR 0051), on its
+DB-API cursor (as ``SqlMemberStore.write`` does, after the exchange's moves)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.members import ResourceSql, remove_rows
 from payerbridge.store.sealed_fields import RESOURCE_BODY
 from payerbridge.store.tables import fhir_resources, fhir_tokens
-from payerbridge.store.unit_of_work import sql_unit
-from payerbridge.transactions import UnitOfWork
+from payerbridge.store.unit_of_work import UnitBound
 
 __all__ = ["SqlReceivedStore"]
 
@@ -38,14 +37,14 @@ class ReceivedSql(DialectSql):
         )
 
 
-class SqlReceivedStore:
+class SqlReceivedStore(UnitBound):
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._engine = engine
         self._reader = reader or engine
 
-    def held_refs(self, unit: UnitOfWork, patient_id: str) -> list[str]:
-        """The refs of received resources in the compartment, read in ``unit``."""
-        sql_of = sql_unit(unit)
+    def held_refs(self, patient_id: str) -> list[str]:
+        """The refs of received resources in the compartment, read in the unit it is bound to."""
+        sql_of = self._writing()
         cursor = sql_of.cursor()
         cursor.execute(
             ReceivedSql.of(sql_of.dialect).held,
@@ -53,11 +52,11 @@ class SqlReceivedStore:
         )
         return [str(row[0]) for row in cursor.fetchall()]
 
-    def remove(self, unit: UnitOfWork, refs: Sequence[str]) -> None:
-        """Delete the resources and their search tokens, in ``unit``."""
+    def remove(self, refs: Sequence[str]) -> None:
+        """Delete the resources and their search tokens, in the unit it is bound to."""
         if not refs:
             return
-        sql_of = sql_unit(unit)
+        sql_of = self._writing()
         remove_rows(sql_of.cursor(), ResourceSql.of(sql_of.dialect), refs)
 
     def with_identifiers(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table
 
-from payerbridge.store.tables import UtcDateTime, metadata
+from payerbridge.store.schema import UtcDateTime, metadata
 
 __all__ = ["audit_refusal_windows"]
 

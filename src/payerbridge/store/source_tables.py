@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from payerbridge.store.tables import UtcDateTime, metadata
+from payerbridge.store.schema import UtcDateTime, metadata
 
 __all__ = ["quarantined_resources", "source_file_resources", "source_files", "source_members"]
 

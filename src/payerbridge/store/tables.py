@@ -1,32 +1,55 @@
 """Table definitions (SQLAlchemy Core). Alembic migrations create them; nothing else does.
 
+The tables of the sources (ADR 0031) and the quarantine (ADR 0030), the plan-year
+onboardings (ADR 0019), the console's accounts and sessions (ADR 0035), the legal holds
+(ADR 0038), the data keys that seal PHI at rest (ADR 0039), the obligation rows
+(ADR 0037) and the standing pulls (ADR 0040) are defined beside, on the same metadata
+(``schema.py``), and gathered here: ``tables`` names every table.
+
 Member data is kept as FHIR JSON with the few search columns the exchange needs;
 everything an exchange does is kept as rows that only ever grow (transitions, audit).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.engine import Dialect
+
+from payerbridge.store.compliance_tables import obligation_clocks
+from payerbridge.store.key_tables import data_keys, sealed_columns
+from payerbridge.store.lifecycle_tables import legal_holds
+from payerbridge.store.onboarding_tables import (
+    onboarding_chunks,
+    onboarding_members,
+    onboardings,
+)
+from payerbridge.store.operator_tables import (
+    operator_sessions,
+    operators,
+    unmask_grants,
+)
+from payerbridge.store.pull_tables import pull_schedules
+from payerbridge.store.schema import UtcDateTime, metadata
+from payerbridge.store.source_tables import (
+    quarantined_resources,
+    source_file_resources,
+    source_files,
+    source_members,
+)
 
 __all__ = [
     "UtcDateTime",
@@ -80,32 +103,6 @@ __all__ = [
     "webhook_subscriptions",
 ]
 
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime on every backend (SQLite drops the zone; we put it back)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
-        return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-
-
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
 
 # One row per FHIR resource. ``ref`` is "Type/id"; ``patient_id`` is the Patient
 # compartment the resource belongs to (the Patient's own id for a Patient), which
@@ -732,30 +729,4 @@ bulk_output_lines = Table(
     Column("body", LargeBinary, nullable=True),  # sealed as bytes (ADR 0044)
     Column("version_id", Integer, nullable=True),
     Index("ix_bulk_output_lines_file", "job_id", "file", "seq"),
-)
-
-# The sources' tables (ADR 0031) and the quarantine (ADR 0030), defined beside; so are
-# the plan-year onboardings (ADR 0019).
-# The console's accounts and sessions, defined beside (ADR 0035) on the same metadata,
-# and the legal holds (ADR 0038); the data keys that seal PHI at rest (ADR 0039); the
-# obligation rows (ADR 0037).
-from payerbridge.store.compliance_tables import obligation_clocks  # noqa: E402
-from payerbridge.store.key_tables import data_keys, sealed_columns  # noqa: E402
-from payerbridge.store.lifecycle_tables import legal_holds  # noqa: E402
-from payerbridge.store.onboarding_tables import (  # noqa: E402
-    onboarding_chunks,
-    onboarding_members,
-    onboardings,
-)
-from payerbridge.store.operator_tables import (  # noqa: E402
-    operator_sessions,
-    operators,
-    unmask_grants,
-)
-from payerbridge.store.pull_tables import pull_schedules  # noqa: E402
-from payerbridge.store.source_tables import (  # noqa: E402
-    quarantined_resources,
-    source_file_resources,
-    source_files,
-    source_members,
 )

@@ -32,12 +32,13 @@ block or at the commit; nothing above the store sees ``sqlite3`` or ``psycopg``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Connection, Engine
 
@@ -50,7 +51,7 @@ from payerbridge.store.spans import unit_span
 from payerbridge.tracing import current_trace_id
 from payerbridge.transactions import UnitOfWork
 
-__all__ = ["SqlTransactions", "SqlUnitOfWork", "sql_unit"]
+__all__ = ["SqlTransactions", "SqlUnitOfWork", "UnitBound", "sql_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -276,8 +277,34 @@ class SqlTransactions:
 
 
 def sql_unit(unit: UnitOfWork) -> SqlUnitOfWork:
-    """``unit`` as the SQL stores need it; a unit of work of another kind (a fake's) is
-    a wiring mistake."""
+    """``unit`` as the SQL stores need it: a SQL unit of work, or a room's unit of work
+    (ADR 0051) in a transaction on one; a unit of work of another kind (a fake's) is a
+    wiring mistake."""
     if not isinstance(unit, SqlUnitOfWork):
-        raise TypeError(f"a SQL store was given a {type(unit).__name__}, not a SqlUnitOfWork")
+        inner = getattr(unit, "transaction", None)  # a room's unit: RuntimeError outside one
+        if not isinstance(inner, SqlUnitOfWork):
+            raise TypeError(f"a SQL store was given a {type(unit).__name__}, not a SqlUnitOfWork")
+        return inner
     return unit
+
+
+class UnitBound:
+    """A store that writes in the unit of work it is bound to (ADR 0051): ``within(unit)``
+    is a copy of it bound to ``unit``; the store itself, bound to none, reads the last
+    commit and refuses to write."""
+
+    _unit: UnitOfWork | None = None
+
+    def within(self, unit: UnitOfWork) -> Self:
+        bound = copy.copy(self)
+        bound._unit = unit
+        return bound
+
+    def _writing(self) -> SqlUnitOfWork:
+        """The SQL unit of work the store is bound to."""
+        if self._unit is None:
+            raise RuntimeError(
+                f"{type(self).__name__} was asked to write outside a unit of work: use the "
+                "one bound to it (`with uow:` ... `uow.<store>`), or `store.within(unit)`"
+            )
+        return sql_unit(self._unit)

@@ -29,12 +29,11 @@ from payerbridge.disclosure.scope import DataScope
 from payerbridge.exchange.ports import (
     BreakerBoard,
     ExchangeLedger,
-    ExchangePorts,
     PartnerClient,
     Transactions,
 )
-from payerbridge.exchange.pulls import PullSchedules
 from payerbridge.exchange.search import ExchangeSearch
+from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.idempotency import IdempotencyStore
 from payerbridge.identity.ports import IdentityStore
@@ -63,7 +62,7 @@ from payerbridge.transactions import UnitOfWork
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.ports import WebhookStore
 
-__all__ = ["Adapters", "Platform", "new_id", "utcnow"]
+__all__ = ["Adapters", "Platform", "Units", "new_id", "utcnow"]
 
 
 def new_id() -> str:
@@ -82,6 +81,17 @@ class Adapters:
     discovery: HttpxPartnerDiscovery
 
 
+@dataclass(frozen=True)
+class Units:
+    """Each room's unit of work, built fresh for each use case (ADR 0051): the edges take
+    one per request or command, the workflows one per run."""
+
+    exchange_wiring: ExchangeWiring
+
+    def exchange(self) -> ExchangeUnit:
+        return ExchangeUnit(self.exchange_wiring)
+
+
 @dataclass
 class Platform:
     settings: Settings
@@ -96,7 +106,6 @@ class Platform:
     lifecycle: LifecycleStore  # legal holds, the purge and erasure (ADR 0038)
     retention: Retention  # how long raw payloads and requests are kept after they end
     holds: HoldPolicy  # who may release a legal hold (ADR 0046)
-    pulls: PullSchedules  # standing quarterly and run-off pulls (ADR 0040)
     snapshots: DisclosureSnapshots  # paged $everything decisions
     partners: PartnerRegistry
     exchanges: ExchangeLedger
@@ -118,7 +127,7 @@ class Platform:
     identity: IdentityStore
     webhooks: WebhookStore
     client: PartnerClient
-    exchange_ports: ExchangePorts
+    units: Units  # a unit of work per room, for each use case (ADR 0051)
     bulk: BulkPorts  # $bulk-member-match jobs and their Groups
     onboarding: OnboardingPorts  # plan-year onboardings (new payer)
     sources: SourceIngestion  # the plan's backends: replicated files mapped and kept

@@ -22,9 +22,9 @@ from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.disclosure.reads import DisclosureContext, member_permits
 from payerbridge.disclosure.scope import DataScope
 from payerbridge.exchange.ports import (
-    ExchangePorts,
     PartnerClient,
 )
+from payerbridge.exchange.unit import ExchangeWiring
 from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
@@ -78,7 +78,7 @@ from payerbridge.wiring.stores import Stores
 
 __all__ = [
     "bulk_ports",
-    "exchange_ports",
+    "exchange_wiring",
     "member_consent_check",
     "onboarding_ports",
     "operator_ports",
@@ -120,11 +120,12 @@ def token_service(
     )
 
 
-def exchange_ports(
+def exchange_wiring(
     settings: Settings, stores: Stores, client: PartnerClient, clocks: Clocks
-) -> ExchangePorts:
-    """The outbound exchange's ports (new payer), keeping the requester's clocks."""
-    return ExchangePorts(
+) -> ExchangeWiring:
+    """The outbound exchange's adapters (new payer), keeping the requester's clocks: what
+    each of its units of work is built from (ADR 0051)."""
+    return ExchangeWiring(
         transactions=stores.transactions,
         exchanges=stores.exchanges,
         partners=stores.partners,
@@ -132,6 +133,7 @@ def exchange_ports(
         writer=stores.members,
         received=SqlReceivedStore(stores.engine, reader=stores.reader),
         breakers=stores.breakers,
+        pulls=SqlPullSchedules(stores.engine, keyring=stores.keyring),
         consents=stores.consents,
         audit=stores.audit,
         us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
@@ -283,11 +285,9 @@ def plan_backends(
 
 
 def lifecycle_ports(settings: Settings, stores: Stores) -> dict[str, Any]:
-    """The data lifecycle's store and retention (ADR 0038), and the standing pulls
-    (ADR 0040), as ``Platform`` fields."""
+    """The data lifecycle's store and retention (ADR 0038), as ``Platform`` fields."""
     return {
         "lifecycle": SqlLifecycleStore(stores.engine, keyring=stores.keyring),
-        "pulls": SqlPullSchedules(stores.engine, keyring=stores.keyring),
         "retention": Retention(
             raw_payload_grace=timedelta(hours=settings.raw_payload_grace_hours),
             request_grace=timedelta(hours=settings.request_retention_hours),

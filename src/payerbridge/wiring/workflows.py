@@ -52,7 +52,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     use_trace_ids(current_ids)
     if settings.tracing != "off" and settings.trace_statements:
         trace_statements(platform.engine, platform.reader)
-    exchange.bind_ports(platform.exchange_ports)
+    exchange.bind_wiring(platform.units.exchange_wiring)
     bulk.bind(platform.bulk)
     onboarding.bind(platform.onboarding)
     webhooks.bind(
@@ -145,7 +145,9 @@ def _upkeep(platform: Platform) -> Upkeep:
     return Upkeep(
         sign_checkpoints=audit_checkpointer(platform),
         # Not moved for the grace: the API process has had time to enqueue it itself.
-        unstarted_exchanges=lambda: unstarted_exchanges(platform.exchange_ports, older_than=grace),
+        unstarted_exchanges=lambda: unstarted_exchanges(
+            platform.units.exchange(), older_than=grace
+        ),
         # Overdue by the grace: a workflow that was started sleeps until it is due.
         overdue_deliveries=lambda: platform.webhooks.overdue(before=utcnow() - grace),
         purge_idempotent_answers=lambda: _in_unit(
@@ -164,7 +166,7 @@ def _upkeep(platform: Platform) -> Upkeep:
         close_refusal_windows=lambda: _in_unit(
             platform, lambda unit: close_ended_windows(platform.refusals, unit)
         ),
-        probe_breakers=lambda: probe_due_breakers(platform.exchange_ports),
+        probe_breakers=lambda: probe_due_breakers(platform.units.exchange()),
         check_partners=lambda: _partners_checked(platform),
     )
 
@@ -177,7 +179,7 @@ def _partners_checked(platform: Platform) -> int:
     if not seconds:
         return 0
     checks = check_quiet_partners(
-        platform.exchange_ports,
+        platform.units.exchange(),
         platform.partners.list,
         platform.breakers.all,
         platform.partner_calls,
@@ -190,7 +192,7 @@ def _pulls_started(platform: Platform) -> dict[str, int]:
     """The scheduled pulls due now started (ADR 0040), as counts."""
     from payerbridge.exchange.pulls import start_due_pulls
 
-    run = start_due_pulls(platform.exchange_ports, platform.pulls, utcnow())
+    run = start_due_pulls(platform.units.exchange(), utcnow())
     return {"started": len(run.started), "stopped": len(run.stopped), "waiting": run.waiting}
 
 

@@ -24,11 +24,11 @@ from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 from payerbridge.errors import IllegalTransition, StoreUnavailable
 from payerbridge.exchange.model import STOPPED_STATES, ExchangeStart, ExchangeState
 from payerbridge.exchange.moves import fail
-from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.review import awaits_partner_review
 from payerbridge.exchange.steps import proceed
+from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.logging import bind_context
 from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import ExchangeId, PartnerId
@@ -38,7 +38,7 @@ __all__ = [
     "EXCHANGE_QUEUE",
     "Due",
     "QueueLimits",
-    "bind_ports",
+    "bind_wiring",
     "enqueue_exchange",
     "enqueue_start",
     "exchange_workflow",
@@ -49,19 +49,20 @@ __all__ = [
 logger = logging.getLogger(__name__)
 EXCHANGE_QUEUE = "exchanges"
 
-_ports: ExchangePorts | None = None
+_wiring: ExchangeWiring | None = None
 
 
-def bind_ports(ports: ExchangePorts) -> None:
+def bind_wiring(wiring: ExchangeWiring) -> None:
     """Called once by bootstrap before DBOS launches (workflow functions are module-level)."""
-    global _ports
-    _ports = ports
+    global _wiring
+    _wiring = wiring
 
 
-def _current() -> ExchangePorts:
-    if _ports is None:
-        raise RuntimeError("workflows.exchange.bind_ports was not called")
-    return _ports
+def _unit() -> ExchangeUnit:
+    """A unit of work of its own for each use case the workflows run (ADR 0051)."""
+    if _wiring is None:
+        raise RuntimeError("workflows.exchange.bind_wiring was not called")
+    return ExchangeUnit(_wiring)
 
 
 def _is_database_error(error: BaseException) -> bool:
@@ -76,7 +77,7 @@ def _is_database_error(error: BaseException) -> bool:
     should_retry=_is_database_error,
 )
 def fail_step(exchange_id: ExchangeId, code: str, text: str) -> str:
-    return fail(_current(), exchange_id, code, text).state.value
+    return fail(_unit(), exchange_id, code, text).state.value
 
 
 @DBOS.workflow()
@@ -96,14 +97,14 @@ def exchange_workflow(exchange_id: ExchangeId, traceparent: str | None = None) -
     exchange than the exchange's own commits (ADR 0004). The only recorded operations
     are the sleeps and ``fail_step``."""
     bind_context(exchange_id=exchange_id)
-    ports = _current()
+    uow = _unit()
 
     def step() -> Progress:
         with (
             continued(traceparent),
             span("exchange.proceed", {"payerbridge.exchange_id": exchange_id}) as current,
         ):
-            result = proceed(ports, exchange_id, request_from_document)
+            result = proceed(uow, exchange_id, request_from_document)
             current.set_attribute("payerbridge.exchange_state", result.state.value)
         if result.done or result.retry_at is None:
             return Progress(ended=result.state.value)
@@ -128,7 +129,7 @@ def exchange_workflow(exchange_id: ExchangeId, traceparent: str | None = None) -
         step,
         transient=(StoreUnavailable,),  # the database blinked: a restart, a failover
         end=end,
-        clock=ports.clock,
+        clock=uow.clock,
         log_context={"exchange_id": exchange_id},
     )
 
@@ -200,13 +201,13 @@ def register_queue(limits: QueueLimits) -> None:
 Due = tuple[ExchangeId, PartnerId, int, int]
 
 
-def unstarted_exchanges(ports: ExchangePorts, *, older_than: timedelta) -> list[Due]:
+def unstarted_exchanges(uow: ExchangeUnit, *, older_than: timedelta) -> list[Due]:
     """Every exchange that is still working but has not moved for ``older_than`` (its
     process may have died between recording it and enqueueing it), and every one whose
     next question to the old payer's reviewer is due. Enqueueing an existing workflow id
     is a no-op, so enqueueing all of them is safe from anywhere."""
-    store = ports.exchanges
-    now = ports.clock()
+    store = uow.exchanges
+    now = uow.clock()
     cutoff = now - older_than
     found = []
     for state in ExchangeState:

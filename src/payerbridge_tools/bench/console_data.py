@@ -213,6 +213,7 @@ def load_exchanges(
     from payerbridge.exchange.moves import SYSTEM_ACTOR, note_attempt, record_moves
     from payerbridge.exchange.requests import request_from_document
     from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
+    from payerbridge.exchange.unit import ExchangeUnit
     from payerbridge.routing.enrolment import store_partner
     from payerbridge.routing.model import Partner
 
@@ -242,7 +243,7 @@ def load_exchanges(
             at, i = times[k], members[k]
             document = request_document(data, i, partner, at)
             request_id = f"bench-{uuid.UUID(int=rng.getrandbits(128))}"
-            ports = dataclasses.replace(platform.exchange_ports, clock=lambda at=at: at)
+            wiring = dataclasses.replace(platform.units.exchange_wiring, clock=lambda at=at: at)
             submitted = submit_exchange(
                 ExchangeSubmission(
                     request_from_document(document),
@@ -251,7 +252,7 @@ def load_exchanges(
                     idempotency_key=request_id,
                     request_id=request_id,
                 ),
-                ports,
+                ExchangeUnit(wiring),
             )
             written.append((submitted.exchange_id, ends[k], at, partner))
             ids.append(submitted.exchange_id)
@@ -294,21 +295,19 @@ def _move(
     """Each exchange of ``written`` along its path in one unit of work; then, in another
     (the store writes these through SQLAlchemy Core, which a unit must not run after its
     driver statements), the attempts noted and the dead letters filed."""
-    ports = platform.exchange_ports
+    uow = platform.units.exchange()
     extras = []
-    with ports.transactions.begin() as unit:
+    with uow:
         for exchange_id, end, created, partner in written:
             at = created + timedelta(seconds=rng.uniform(1, 600))
             moves = moves_to(end, f"https://{partner}.payer.example/fhir", at, rng)
             if moves:
-                record_moves(
-                    unit, ports, exchange_id, moves, at=at, actor=actor, expected=S.SUBMITTED
-                )
+                record_moves(uow, exchange_id, moves, at=at, actor=actor, expected=S.SUBMITTED)
             if end in ("dead-lettered", "cancelled", "waiting"):
                 extras.append((exchange_id, end, at, partner))
     if not extras:
         return
-    with ports.transactions.begin() as unit:
+    with uow:
         for exchange_id, end, at, partner in extras:
             waiting = end == "waiting"
             tried = Attempt(
@@ -319,10 +318,10 @@ def _move(
                 f"partner '{partner}' answered HTTP 503",
                 {"reason": "partner-unavailable", "partner_id": partner},
             )
-            note_attempt(unit, ports, exchange_id, tried, at=at)
+            note_attempt(uow, exchange_id, tried, at=at)
             if not waiting:
                 endpoint = f"https://{partner}.payer.example/fhir"
-                ports.exchanges.file_dead_letter(unit, _letter(exchange_id, partner, endpoint, at))
+                uow.exchanges.file_dead_letter(_letter(exchange_id, partner, endpoint, at))
 
 
 def _letter(exchange_id: ExchangeId, partner: PartnerId, endpoint: str, at: datetime) -> DeadLetter:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from payerbridge.exchange.bulk_replay import replay_partner_dead_letters
 from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.steps import proceed
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.types import ExchangeId, PartnerId
 from tests.builders import an_exchange_request
 from tests.fakes import FakeClock
 from tests.unit.exchange.test_service import _client, _parse, _ports, _submit
 
 
-def _dead_lettered(ports: ExchangePorts, clock: FakeClock) -> ExchangeId:
+def _dead_lettered(ports: ExchangeUnit, clock: FakeClock) -> ExchangeId:
     exchange_id = ExchangeId(_submit(ports, an_exchange_request()))
     while (result := proceed(ports, exchange_id, _parse)).retry_at is not None:
         clock.now = result.retry_at

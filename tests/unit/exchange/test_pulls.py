@@ -27,7 +27,7 @@ from payerbridge.consent.model import ConsentRole
 from payerbridge.errors import Conflict, ConsentDenied, InvalidInput
 from payerbridge.exchange.interventions import revoke_and_stop
 from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.pull_model import LEAD, RETRY_AFTER, PullSchedule
+from payerbridge.exchange.pull_model import LEAD, RETRY_AFTER
 from payerbridge.exchange.pulls import (
     cancel_pull,
     end_coverage,
@@ -38,7 +38,7 @@ from payerbridge.exchange.pulls import (
 from payerbridge.exchange.steps import proceed
 from payerbridge.exchange.submission import ExchangeSubmission
 from payerbridge.transactions import UnitOfWork
-from tests.builders import a_patient, a_submitted_exchange, an_exchange_request
+from tests.builders import a_patient, a_submitted_exchange, an_exchange_request, unit_with
 from tests.fakes import FakeClock, InMemoryAuditLog
 from tests.unit.exchange.test_service import _bundle, _client, _parse, _ports
 
@@ -103,54 +103,11 @@ class InMemoryClockLedger:
         return {o: row for (s, o), row in self.rows.items() if s.id == subject_id}
 
 
-class InMemoryPullSchedules:
-    """The ``PullSchedules`` port in memory (the request kept beside, cut on stop)."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, PullSchedule] = {}
-        self.requests: dict[str, dict[str, Any] | None] = {}
-
-    def add(self, unit: UnitOfWork, schedule: PullSchedule, request: dict[str, Any]) -> None:
-        self.rows[schedule.id], self.requests[schedule.id] = schedule, request
-
-    def get(self, schedule_id: str) -> PullSchedule:
-        return self.rows[schedule_id]
-
-    def all(self, *, status: Any = None, client_id: Any = None, limit: Any = None) -> Any:
-        return [s for s in self.rows.values() if status is None or s.status is status]
-
-    def due(self, now: datetime) -> list[PullSchedule]:
-        return [
-            s
-            for s in self.rows.values()
-            if s.status.value == "active" and s.next_due_at is not None and s.next_due_at <= now
-        ]
-
-    def page(
-        self, *, status: Any = None, kind: Any = None, offset: int = 0, count: int = 50
-    ) -> Any:
-        found = [s for s in self.all(status=status) if kind is None or s.kind is kind]
-        return len(found), found[offset : offset + count]
-
-    def request(self, schedule_id: str) -> dict[str, Any] | None:
-        return self.requests.get(schedule_id)
-
-    def update(self, unit: UnitOfWork, schedule_id: str, **values: Any) -> None:
-        if values.get("status") == "stopped":
-            self.requests[schedule_id] = None
-        fields = {**values}
-        if "status" in fields:
-            fields["status"] = type(self.rows[schedule_id].status)(fields["status"])
-        if "kind" in fields:
-            fields["kind"] = type(self.rows[schedule_id].kind)(fields["kind"])
-        self.rows[schedule_id] = dataclasses.replace(self.rows[schedule_id], **fields)
-
-
 def _with_clocks(ports: Any, clock: FakeClock) -> tuple[Any, InMemoryClockLedger]:
     ledger = InMemoryClockLedger()
     ledger.exchanges = ports.exchanges
-    ports.transactions.clock = clock
-    return dataclasses.replace(ports, clocks=Clocks(OBLIGATIONS, ledger)), ledger
+    ports.wiring.transactions.clock = clock
+    return unit_with(ports, clocks=Clocks(OBLIGATIONS, ledger)), ledger
 
 
 def _a_moved_member() -> tuple[Any, Any, FakeClock, str, InMemoryClockLedger]:
@@ -173,25 +130,23 @@ def test_a_first_request_waits_for_coverage_then_goes_in_its_week_and_pulls_go_o
     client = _client()
     client.bundle = _bundle({**a_patient(), "meta": {"lastUpdated": "2026-01-01T00:00:00Z"}})
     ports, ledger = _with_clocks(_ports(client, clock), clock)
-    schedules = InMemoryPullSchedules()
     raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(
         mode="json", exclude_none=True
     )  # coverage starts 2026-12-01
     schedule = schedule_first_pull(
         ports,
-        schedules,
         ExchangeSubmission(_parse(raw), raw, client_id="newplan", idempotency_key=None),
         actor="newplan",
     )
     starts = datetime(2026, 12, 1, 5, tzinfo=UTC)  # midnight in New York
     assert (schedule.kind.value, schedule.next_due_at) == ("first", starts)
-    assert "consent" not in schedules.requests[schedule.id]  # type: ignore[operator]
+    assert "consent" not in ports.wiring.pulls.requests[schedule.id]  # type: ignore[operator]
     row = ledger.of(f"{schedule.id}/1")[REQUEST_AFTER_ENROLMENT]
     assert (row.started_at, row.due_at) == (starts, starts + timedelta(days=7))
 
-    assert start_due_pulls(ports, schedules, starts - timedelta(seconds=1)).started == ()
+    assert start_due_pulls(ports, starts - timedelta(seconds=1)).started == ()
     clock.now = starts + timedelta(days=2)
-    (first,) = start_due_pulls(ports, schedules, clock.now).started
+    (first,) = start_due_pulls(ports, clock.now).started
     assert ports.exchanges.current(first).since is None  # the whole record
     assert ledger.of(f"{schedule.id}/1") == {}  # the exchange took the period's row
     assert proceed(ports, first, _parse).state is ExchangeState.COMPLETED
@@ -199,9 +154,9 @@ def test_a_first_request_waits_for_coverage_then_goes_in_its_week_and_pulls_go_o
     received = clock.now
 
     clock.advance(RETRY_AFTER.total_seconds())  # looked at: the quarter starts from it
-    run = start_due_pulls(ports, schedules, clock.now)
+    run = start_due_pulls(ports, clock.now)
     assert (run.started, run.waiting) == ((), 0)
-    moved = schedules.get(schedule.id)
+    moved = ports.wiring.pulls.get(schedule.id)
     quarter = ledger.of(f"{schedule.id}/2")[QUARTERLY]
     assert moved.kind.value == "quarterly" and moved.last_received_at == received
     assert quarter.started_at == starts + timedelta(days=2)
@@ -209,7 +164,7 @@ def test_a_first_request_waits_for_coverage_then_goes_in_its_week_and_pulls_go_o
     assert moved.next_due_at == quarter.due_at - QUARTER_WARNING
 
     clock.now = quarter.due_at - QUARTER_WARNING
-    (second,) = start_due_pulls(ports, schedules, clock.now).started
+    (second,) = start_due_pulls(ports, clock.now).started
     assert ports.exchanges.current(second).since == received
     assert proceed(ports, second, _parse).state is ExchangeState.COMPLETED
     assert ledger.of(second)[QUARTERLY].standing is Standing.MET
@@ -217,36 +172,34 @@ def test_a_first_request_waits_for_coverage_then_goes_in_its_week_and_pulls_go_o
 
 def test_a_pull_that_got_no_answer_is_tried_again_with_its_row_and_no_member_stops_it() -> None:
     ports, client, clock, first, ledger = _a_moved_member()
-    schedules = InMemoryPullSchedules()
-    schedule = schedule_pull(ports, schedules, first, actor="ops")
+    schedule = schedule_pull(ports, first, actor="ops")
     clock.now = schedule.next_due_at  # type: ignore[assignment]
-    (pull,) = start_due_pulls(ports, schedules, clock.now).started
+    (pull,) = start_due_pulls(ports, clock.now).started
     # The pull ran out of its budget without an answer.
     record = ports.exchanges.current(pull)
     ports.exchanges.records[pull] = dataclasses.replace(
         record, state=ExchangeState.FAILED, error_code="partner-unavailable"
     )
     clock.advance(RETRY_AFTER.total_seconds() - 60)
-    assert start_due_pulls(ports, schedules, clock.now).started == ()
+    assert start_due_pulls(ports, clock.now).started == ()
     clock.advance(60)
-    (again,) = start_due_pulls(ports, schedules, clock.now).started
+    (again,) = start_due_pulls(ports, clock.now).started
     assert ledger.of(pull) == {} and QUARTERLY in ledger.of(again)  # the row went along
-    assert schedules.get(schedule.id).pulls == 2
+    assert ports.wiring.pulls.get(schedule.id).pulls == 2
 
     record = ports.exchanges.current(again)
     ports.exchanges.records[again] = dataclasses.replace(
         record, state=ExchangeState.FAILED, error_code="no-match"
     )
     clock.advance(RETRY_AFTER.total_seconds())
-    run = start_due_pulls(ports, schedules, clock.now)
+    run = start_due_pulls(ports, clock.now)
     assert run.stopped == ((schedule.id, "no-match"),)
 
 
 def test_run_off_follows_coverage_end_and_nothing_is_owed_past_the_opt_in() -> None:
     ports, _, clock, first, ledger = _a_moved_member()
-    schedules = InMemoryPullSchedules()
     ended = clock.now + timedelta(days=30)  # within the quarter: run-off from its end
-    schedule = schedule_pull(ports, schedules, first, actor="ops", coverage_end=ended)
+    schedule = schedule_pull(ports, first, actor="ops", coverage_end=ended)
     row = ledger.of(f"{schedule.id}/1")[RUN_OFF]
     assert schedule.kind.value == "run-off" and row.started_at == ended
     assert schedule.next_due_at == row.due_at - QUARTER_WARNING  # type: ignore[operator]
@@ -259,27 +212,26 @@ def test_run_off_follows_coverage_end_and_nothing_is_owed_past_the_opt_in() -> N
         period_end=ended + timedelta(days=10),  # type: ignore[union-attr]
     )
     ports.consents.consents[record.consent_id] = dataclasses.replace(stored, record=short)  # type: ignore[attr-defined, arg-type]
-    other = schedule_pull(ports, schedules, first, actor="ops", coverage_end=ended)
+    other = schedule_pull(ports, first, actor="ops", coverage_end=ended)
     assert ledger.of(f"{other.id}/1") == {} and other.next_due_at == short.period_end
     clock.now = short.period_end + timedelta(seconds=1)
-    run = start_due_pulls(ports, schedules, clock.now)
+    run = start_due_pulls(ports, clock.now)
     assert (other.id, "expired") in run.stopped
 
 
 def test_a_pull_still_running_waits_and_a_revoked_opt_in_stops_the_schedule() -> None:
     ports, _, clock, first, ledger = _a_moved_member()
-    schedules = InMemoryPullSchedules()
-    schedule = schedule_pull(ports, schedules, first, actor="ops", coverage_end=clock.now)
+    schedule = schedule_pull(ports, first, actor="ops", coverage_end=clock.now)
     clock.now = schedule.next_due_at  # type: ignore[assignment]
-    (pull,) = start_due_pulls(ports, schedules, clock.now).started
+    (pull,) = start_due_pulls(ports, clock.now).started
     clock.advance(RETRY_AFTER.total_seconds())
-    run = start_due_pulls(ports, schedules, clock.now)  # the pull has not run yet
+    run = start_due_pulls(ports, clock.now)  # the pull has not run yet
     assert (run.started, run.waiting) == ((), 1)
     # A run cut off after submitting, before its schedule moved on, submits nothing new
     # when run again: the pull's Idempotency-Key finds the exchange it submitted.
-    moved = schedules.rows[schedule.id]
-    schedules.rows[schedule.id] = dataclasses.replace(moved, pulls=0, awaiting_pull=False)
-    assert start_due_pulls(ports, schedules, clock.now).started == (pull,)
+    moved = ports.wiring.pulls.rows[schedule.id]
+    ports.wiring.pulls.rows[schedule.id] = dataclasses.replace(moved, pulls=0, awaiting_pull=False)
+    assert start_due_pulls(ports, clock.now).started == (pull,)
 
     assert {row.standing for row in ledger.of(pull).values()} == {Standing.PENDING}
     revoke_and_stop(ports, schedule.consent_id, by="member", request_id=None)
@@ -288,11 +240,11 @@ def test_a_pull_still_running_waits_and_a_revoked_opt_in_stops_the_schedule() ->
     closed = ledger.of(pull).values()
     assert {(row.standing, row.reason) for row in closed} == {(Standing.CLOSED, "opt-in-revoked")}
     clock.advance(RETRY_AFTER.total_seconds())
-    run = start_due_pulls(ports, schedules, clock.now)
+    run = start_due_pulls(ports, clock.now)
     assert run.stopped == ((schedule.id, "revoked"),)  # the pull was blocked so
-    stopped = schedules.get(schedule.id)
+    stopped = ports.wiring.pulls.get(schedule.id)
     assert (stopped.status.value, stopped.next_due_at) == ("stopped", None)
-    assert schedules.request(schedule.id) is None  # no demographics kept once stopped
+    assert ports.wiring.pulls.request(schedule.id) is None  # no demographics kept once stopped
     audit: InMemoryAuditLog = ports.audit  # type: ignore[assignment]
     actions = [e.action for e in audit.events]
     assert actions.count("pull.started") == 2 and "pull.scheduled" in actions
@@ -302,18 +254,16 @@ def test_a_pull_still_running_waits_and_a_revoked_opt_in_stops_the_schedule() ->
 
 def test_a_schedule_without_a_current_opt_in_is_refused_with_the_reason() -> None:
     ports, _, clock, first, _ = _a_moved_member()
-    schedules = InMemoryPullSchedules()
     record = ports.exchanges.current(first)
     revoke_and_stop(ports, record.consent_id or "", by="member", request_id=None)
     with pytest.raises(ConsentDenied) as refused:
-        schedule_pull(ports, schedules, first, actor="ops")
-    assert refused.value.reason == "revoked" and schedules.rows == {}
+        schedule_pull(ports, first, actor="ops")
+    assert refused.value.reason == "revoked" and ports.wiring.pulls.rows == {}
     raw = {k: v for k, v in an_exchange_request().items() if k != "consent"}
     raw["consent_id"] = record.consent_id
     with pytest.raises(ConsentDenied, match="no current opt-in"):
         schedule_first_pull(
             ports,
-            schedules,
             ExchangeSubmission(_parse(raw), raw, client_id="newplan", idempotency_key=None),
             actor="newplan",
         )
@@ -341,43 +291,40 @@ def test_a_schedule_without_a_current_opt_in_is_refused_with_the_reason() -> Non
         with pytest.raises(InvalidInput, match=problem):
             schedule_first_pull(
                 ports,
-                schedules,
                 ExchangeSubmission(_parse(raw), raw, client_id="newplan", idempotency_key=None),
                 actor="newplan",
             )
-    assert schedules.rows == {}
+    assert ports.wiring.pulls.rows == {}
 
 
 def test_a_cancelled_schedule_starts_nothing() -> None:
     ports, _, clock, first, _ = _a_moved_member()
-    schedules = InMemoryPullSchedules()
-    schedule = schedule_pull(ports, schedules, first, actor="ops", coverage_end=clock.now)
-    cancelled = cancel_pull(ports, schedules, schedule.id, actor="ops")
+    schedule = schedule_pull(ports, first, actor="ops", coverage_end=clock.now)
+    cancelled = cancel_pull(ports, schedule.id, actor="ops")
     assert (cancelled.status.value, cancelled.stop_reason) == ("stopped", "cancelled")
-    assert start_due_pulls(ports, schedules, clock.now + timedelta(days=400)).started == ()
+    assert start_due_pulls(ports, clock.now + timedelta(days=400)).started == ()
 
 
 def test_a_coverage_end_learned_later_turns_the_periods_after_the_owed_one_to_run_off() -> None:
     ports, client, clock, first, ledger = _a_moved_member()
-    schedules = InMemoryPullSchedules()
-    schedule = schedule_pull(ports, schedules, first, actor="ops")
+    schedule = schedule_pull(ports, first, actor="ops")
     assert schedule.kind.value == "quarterly"
     ended = clock.now + timedelta(days=100)  # after the owed quarter, before the next
-    updated = end_coverage(ports, schedules, schedule.id, ended, actor="ops")
+    updated = end_coverage(ports, schedule.id, ended, actor="ops")
     assert updated.coverage_end == ended and updated.kind.value == "quarterly"
     assert QUARTERLY in ledger.of(f"{schedule.id}/1")  # the period owed now stands
 
     clock.now = schedule.next_due_at  # type: ignore[assignment]
-    (pull,) = start_due_pulls(ports, schedules, clock.now).started
+    (pull,) = start_due_pulls(ports, clock.now).started
     assert proceed(ports, pull, _parse).state is ExchangeState.COMPLETED
     clock.advance(RETRY_AFTER.total_seconds())
-    start_due_pulls(ports, schedules, clock.now)
-    moved = schedules.get(schedule.id)
+    start_due_pulls(ports, clock.now)
+    moved = ports.wiring.pulls.get(schedule.id)
     run_off = ledger.of(f"{schedule.id}/2")[RUN_OFF]
     assert moved.kind.value == "run-off" and run_off.started_at == ended
 
-    cancel_pull(ports, schedules, schedule.id, actor="ops")
+    cancel_pull(ports, schedule.id, actor="ops")
     with pytest.raises(Conflict, match="stopped"):
-        end_coverage(ports, schedules, schedule.id, ended, actor="ops")
+        end_coverage(ports, schedule.id, ended, actor="ops")
     audit: InMemoryAuditLog = ports.audit  # type: ignore[assignment]
     assert "pull.updated" in [e.action for e in audit.events]

@@ -4,7 +4,6 @@ at a revocation. No database, no network."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from datetime import timedelta
 from typing import Any
@@ -19,7 +18,6 @@ from payerbridge.exchange.breaker import BreakerState
 from payerbridge.exchange.interventions import ask_again_now, cancel, replay, revoke_and_stop
 from payerbridge.exchange.model import ExchangeRequest, ExchangeStart, ExchangeState, Submission
 from payerbridge.exchange.outbound import admit_call, record_outcome
-from payerbridge.exchange.ports import ExchangePorts
 from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.exchange.review import (
@@ -33,13 +31,20 @@ from payerbridge.exchange.submission import (
     SubmittedExchange,
     submit_exchange,
 )
+from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.fhir.outcome import rendering_for
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.types import PartnerId
-from tests.builders import a_coverage, a_patient, a_submitted_exchange, an_exchange_request
+from tests.builders import (
+    a_coverage,
+    a_patient,
+    a_submitted_exchange,
+    an_exchange_request,
+    unit_with,
+)
 from tests.fakes import (
     FakeClock,
     FakePartnerClient,
@@ -48,6 +53,7 @@ from tests.fakes import (
     InMemoryConsentStore,
     InMemoryExchangeStore,
     InMemoryPartnerDirectory,
+    InMemoryPullSchedules,
     InMemoryResourceWriter,
     InMemoryTransactions,
 )
@@ -62,7 +68,7 @@ BUNDLE = orjson.dumps(
 )
 
 
-def _ports(client: FakePartnerClient, clock: FakeClock) -> ExchangePorts:
+def _ports(client: FakePartnerClient, clock: FakeClock) -> ExchangeUnit:
     audit = InMemoryAuditLog()
     ids = itertools.count(1)
     exchanges, writer, consents, breakers = (
@@ -71,31 +77,34 @@ def _ports(client: FakePartnerClient, clock: FakeClock) -> ExchangePorts:
         InMemoryConsentStore(),
         InMemoryBreakerStore(),
     )
-    return ExchangePorts(
-        transactions=InMemoryTransactions(audit, exchanges, writer, consents, breakers),
-        exchanges=exchanges,
-        partners=InMemoryPartnerDirectory(OLD_PLAN),
-        client=client,
-        writer=writer,
-        received=writer,
-        breakers=breakers,
-        consents=consents,
-        audit=audit,
-        us=Organization("New Plan", "1234567893"),
-        clock=clock,
-        new_id=lambda: f"id-{next(ids)}",
-        random=lambda: 0.5,
-        retry_policy=RetryPolicy(
-            max_attempts=3,
-            base_delay_seconds=1.0,
-            max_delay_seconds=10.0,
-            step_budget_seconds=120.0,
-            exchange_budget_seconds=900.0,
-            call_timeout_seconds=5.0,
-            breaker_failure_threshold=5,
-            breaker_cooldown_seconds=30.0,
-        ),
-        consent_zone=ZoneInfo("UTC"),
+    return ExchangeUnit(
+        ExchangeWiring(
+            transactions=InMemoryTransactions(audit, exchanges, writer, consents, breakers),
+            exchanges=exchanges,
+            partners=InMemoryPartnerDirectory(OLD_PLAN),
+            client=client,
+            writer=writer,
+            received=writer,
+            breakers=breakers,
+            pulls=InMemoryPullSchedules(),
+            consents=consents,
+            audit=audit,
+            us=Organization("New Plan", "1234567893"),
+            clock=clock,
+            new_id=lambda: f"id-{next(ids)}",
+            random=lambda: 0.5,
+            retry_policy=RetryPolicy(
+                max_attempts=3,
+                base_delay_seconds=1.0,
+                max_delay_seconds=10.0,
+                step_budget_seconds=120.0,
+                exchange_budget_seconds=900.0,
+                call_timeout_seconds=5.0,
+                breaker_failure_threshold=5,
+                breaker_cooldown_seconds=30.0,
+            ),
+            consent_zone=ZoneInfo("UTC"),
+        )
     )
 
 
@@ -105,7 +114,7 @@ def _client(outages: int = 0) -> FakePartnerClient:
     )
 
 
-def _submit(ports: ExchangePorts, raw: dict[str, Any], key: str | None = None) -> str:
+def _submit(ports: ExchangeUnit, raw: dict[str, Any], key: str | None = None) -> str:
     return a_submitted_exchange(ports, raw, client_id="newplan", key=key)
 
 
@@ -126,7 +135,7 @@ def test_a_submission_is_recorded_once_per_idempotency_key() -> None:
     assert _submit(ports, an_exchange_request(), key="k2") != first
 
 
-def _submitted(ports: ExchangePorts, key: str | None) -> SubmittedExchange:
+def _submitted(ports: ExchangeUnit, key: str | None) -> SubmittedExchange:
     raw = ExchangeCreate.model_validate(an_exchange_request()).model_dump(mode="json")
     command = ExchangeSubmission(_parse(raw), raw, client_id="newplan", idempotency_key=key)
     return submit_exchange(command, ports)
@@ -162,7 +171,7 @@ def test_a_submission_that_loses_the_key_race_leaves_no_opt_in_behind() -> None:
     ports = _ports(_client(), FakeClock())
     racing = _RacingExchangeStore()
     transactions = InMemoryTransactions(ports.audit, racing, ports.consents)  # type: ignore[arg-type]
-    ports = dataclasses.replace(ports, exchanges=racing, transactions=transactions)
+    ports = unit_with(ports, exchanges=racing, transactions=transactions)
     first = _submit(ports, an_exchange_request(), key="k1")
 
     twin = _submit(ports, an_exchange_request(), key="k1")
@@ -378,7 +387,7 @@ def test_a_breaker_moves_in_one_unit_with_its_audit_event_and_a_healthy_one_is_o
     clock = FakeClock()
     client = _client()
     ports = _ports(client, clock)
-    transactions: InMemoryTransactions = ports.transactions  # type: ignore[assignment]
+    transactions: InMemoryTransactions = ports.wiring.transactions  # type: ignore[assignment]
     assert admit_call(ports, OLD_PLAN, clock.now).allowed
     record_outcome(ports, OLD_PLAN, succeeded=True, seen=BreakerState())
     assert transactions.commits == 0  # closed and staying so: nothing written
@@ -581,7 +590,7 @@ def test_another_old_payer_that_disagrees_about_an_identifier_ends_in_conflict()
     client = _client()
     ports = _ports(client, FakeClock())
     other = Partner("other-plan", "Other Plan", "1679576722", "http://other/fhir")
-    ports = dataclasses.replace(ports, partners=InMemoryPartnerDirectory(OLD_PLAN, other))
+    ports = unit_with(ports, partners=InMemoryPartnerDirectory(OLD_PLAN, other))
     first = _submit(ports, an_exchange_request())
     assert proceed(ports, first, _parse).state is ExchangeState.COMPLETED
     client.bundle = _bundle(a_patient(), {**a_coverage(), "status": "cancelled"})

@@ -21,9 +21,10 @@ from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import PartnerUnavailable
 from payerbridge.exchange.circuit import probe_due_breakers
 from payerbridge.exchange.model import ExchangeRequest, ExchangeState
-from payerbridge.exchange.ports import ExchangePorts, ProbeAnswer, Retrieved
+from payerbridge.exchange.ports import ProbeAnswer, Retrieved
 from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.exchange.steps import proceed
+from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.routing.operations import Operations
@@ -37,6 +38,7 @@ from tests.fakes import (
     InMemoryConsentStore,
     InMemoryExchangeStore,
     InMemoryPartnerDirectory,
+    InMemoryPullSchedules,
     InMemoryResourceWriter,
     InMemoryTransactions,
 )
@@ -91,7 +93,7 @@ class DownPartner(FakePartnerClient):
         return super().everything(partner, member_ref, **kwargs)
 
 
-def _ports(client: FakePartnerClient, clock: FakeClock, partner: Partner) -> ExchangePorts:
+def _ports(client: FakePartnerClient, clock: FakeClock, partner: Partner) -> ExchangeUnit:
     audit = InMemoryAuditLog()
     ids = itertools.count(1)
     exchanges, writer, consents, breakers = (
@@ -100,22 +102,25 @@ def _ports(client: FakePartnerClient, clock: FakeClock, partner: Partner) -> Exc
         InMemoryConsentStore(),
         InMemoryBreakerStore(),
     )
-    return ExchangePorts(
-        transactions=InMemoryTransactions(audit, exchanges, writer, consents, breakers),
-        exchanges=exchanges,
-        partners=InMemoryPartnerDirectory(partner),
-        client=client,
-        writer=writer,
-        received=writer,
-        breakers=breakers,
-        consents=consents,
-        audit=audit,
-        us=Organization("New Plan", "1234567893"),
-        clock=clock,
-        new_id=lambda: f"id-{next(ids)}",
-        random=lambda: 0.5,
-        retry_policy=POLICY,
-        consent_zone=ZoneInfo("UTC"),
+    return ExchangeUnit(
+        ExchangeWiring(
+            transactions=InMemoryTransactions(audit, exchanges, writer, consents, breakers),
+            exchanges=exchanges,
+            partners=InMemoryPartnerDirectory(partner),
+            client=client,
+            writer=writer,
+            received=writer,
+            breakers=breakers,
+            pulls=InMemoryPullSchedules(),
+            consents=consents,
+            audit=audit,
+            us=Organization("New Plan", "1234567893"),
+            clock=clock,
+            new_id=lambda: f"id-{next(ids)}",
+            random=lambda: 0.5,
+            retry_policy=POLICY,
+            consent_zone=ZoneInfo("UTC"),
+        )
     )
 
 
@@ -123,7 +128,7 @@ def _parse(raw: dict[str, Any]) -> ExchangeRequest:
     return ExchangeCreate.model_validate(raw).to_domain()
 
 
-def _run(ports: ExchangePorts, clock: FakeClock, starts: list[float]) -> list[ExchangeId]:
+def _run(ports: ExchangeUnit, clock: FakeClock, starts: list[float]) -> list[ExchangeId]:
     """Submit an exchange at each of ``starts`` (seconds from now) and run every one as
     its workflow would, in time order, until all have stopped; the upkeep sweep probes
     due breakers every 30 s meanwhile."""

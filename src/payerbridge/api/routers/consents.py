@@ -88,7 +88,7 @@ def capture_consent(
             issues=[Issue("register the old payer first", "old_payer", "not-found")],
         )
     stored = capture_opt_in(
-        platform.exchange_ports,
+        platform.units.exchange(),
         body.to_domain(),
         body.member_id,
         partner,
@@ -134,6 +134,6 @@ def revoke(
     stored = _visible(platform, caller, consent_id)
     by = (body.revoked_by if body and body.revoked_by else None) or caller.client_id
     revoked, blocked = revoke_and_stop(
-        platform.exchange_ports, stored.consent_id, by=by, request_id=current_request_id()
+        platform.units.exchange(), stored.consent_id, by=by, request_id=current_request_id()
     )
     return {**consent_public(revoked), "blocked_exchanges": blocked}

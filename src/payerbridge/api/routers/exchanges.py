@@ -175,7 +175,7 @@ def create_exchange(
             idempotency_key=_checked_key(idempotency_key),
             request_id=current_request_id(),
         ),
-        platform.exchange_ports,
+        platform.units.exchange(),
     )
     record = platform.exchanges.get(submitted.exchange_id)  # as submitted, before it runs
     enqueue_start(submitted.start)  # a no-op when the workflow exists
@@ -268,7 +268,7 @@ def replay_exchange(
     changes nothing."""
     key = _checked_key(idempotency_key) if idempotency_key is not None else None
     found = ExchangeId(exchange_id)
-    replayed = replay(platform.exchange_ports, found, actor=operator.client_id, replay_key=key)
+    replayed = replay(platform.units.exchange(), found, actor=operator.client_id, replay_key=key)
     record = platform.exchanges.get(found)
     if replayed:
         enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
@@ -288,7 +288,7 @@ def cancel_exchange(
         raise InvalidInput(text, issues=[Issue(text, "note", "required")])
     found = ExchangeId(exchange_id)
     platform.exchanges.current(found)  # 404 before anything else
-    cancel(platform.exchange_ports, found, actor=operator.client_id, note=note.strip()[:500])
+    cancel(platform.units.exchange(), found, actor=operator.client_id, note=note.strip()[:500])
     return _operator_view(platform, found, operator.client_id)
 
 
@@ -299,5 +299,5 @@ def resubmit_exchange(
     """Operators only: ask the old payer again now about a match it has under review,
     instead of at the next poll (the sweep starts the run within its period)."""
     found = ExchangeId(exchange_id)
-    ask_again_now(platform.exchange_ports, found, actor=operator.client_id)
+    ask_again_now(platform.units.exchange(), found, actor=operator.client_id)
     return _operator_view(platform, found, operator.client_id)

@@ -303,7 +303,7 @@ def waiting_at_partners(
         client_id=None if caller.is_operator else caller.client_id, limit=count, offset=offset
     )
     now = utcnow()
-    policy = platform.exchange_ports.retry_policy
+    policy = platform.units.exchange_wiring.retry_policy
     return {
         "total": total,
         "offset": offset,

@@ -240,7 +240,7 @@ def replay_dead_letters(
     replays nothing it already replayed."""
     partner = registered(platform.partners, PartnerId(partner_id))
     done = replay_partner_dead_letters(
-        platform.exchange_ports,
+        platform.units.exchange(),
         partner.id,
         actor=operator.client_id,
         replay_key=idempotency_key.strip()[:120] if idempotency_key else None,

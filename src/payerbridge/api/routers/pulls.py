@@ -33,7 +33,7 @@ router = APIRouter(
 
 
 def _owned(platform: Platform, schedule_id: str, caller: Caller) -> PullSchedule:
-    schedule = platform.pulls.get(schedule_id)
+    schedule = platform.units.exchange().pulls.get(schedule_id)
     if not caller.sees_everyone and schedule.client_id != caller.client_id:
         raise NotFound(f"pull schedule {schedule_id[:64]} does not exist")
     return schedule
@@ -53,8 +53,7 @@ def create_pull_schedule(
     actor = caller.client_id
     if body.request is not None:
         schedule = schedule_first_pull(
-            platform.exchange_ports,
-            platform.pulls,
+            platform.units.exchange(),
             ExchangeSubmission(
                 body.request.to_domain(),
                 body.request.model_dump(mode="json", exclude_none=True),
@@ -70,8 +69,7 @@ def create_pull_schedule(
         if record.client_id != caller.client_id:
             raise NotFound(f"exchange {body.exchange[:64]} does not exist")
         schedule = schedule_pull(
-            platform.exchange_ports,
-            platform.pulls,
+            platform.units.exchange(),
             record.id,
             actor=actor,
             coverage_end=coverage_end,
@@ -91,7 +89,7 @@ def list_pull_schedules(
 ) -> dict[str, Any]:
     """The caller's schedules (an operator's or auditor's: everyone's), the oldest first,
     at most ``_count``."""
-    found = platform.pulls.all(
+    found = platform.units.exchange().pulls.all(
         status=status,
         client_id=None if caller.sees_everyone else caller.client_id,
         limit=count,
@@ -115,9 +113,7 @@ def update_pull_schedule(
     _owned(platform, schedule_id, caller)
     ended = coverage_ends(body.coverage_end)
     assert ended is not None  # required by the body
-    updated = end_coverage(
-        platform.exchange_ports, platform.pulls, schedule_id, ended, actor=caller.client_id
-    )
+    updated = end_coverage(platform.units.exchange(), schedule_id, ended, actor=caller.client_id)
     return pull_schedules_public([updated])[0]
 
 
@@ -127,7 +123,5 @@ def cancel_pull_schedule(
 ) -> dict[str, Any]:
     """Stop the schedule (``cancelled``); the request it kept is cut."""
     _owned(platform, schedule_id, caller)
-    stopped = cancel_pull(
-        platform.exchange_ports, platform.pulls, schedule_id, actor=caller.client_id
-    )
+    stopped = cancel_pull(platform.units.exchange(), schedule_id, actor=caller.client_id)
     return pull_schedules_public([stopped])[0]
