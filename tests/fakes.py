@@ -56,12 +56,16 @@ from payerbridge.exchange.reconcile import identifier_keys
 from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.identity.blocking import blocking_keys
-from payerbridge.identity.decision import MatchDecision
-from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.model import (
+    IdentityLink,
+    LinkKind,
+    MatchDecision,
+    ReviewCase,
+    ReviewOpening,
+    StandardRecord,
+)
 from payerbridge.identity.records import record_from_fhir
-from payerbridge.identity.review_queue import ReviewOpening
 from payerbridge.identity.scoring import MatchModel
-from payerbridge.identity.standardize import StandardRecord
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import RateLimit

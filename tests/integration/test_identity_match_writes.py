@@ -22,10 +22,16 @@ from payerbridge.config import load_settings
 from payerbridge.consent.model import Requester
 from payerbridge.errors import MatchError, PayerBridgeError, StoreConflict, TooManyAttempts
 from payerbridge.fhir.member_match import parse_member_match_request
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
+from payerbridge.identity.model import (
+    DecisionId,
+    MatchDecision,
+    MatchOutcome,
+    ReviewOpening,
+    StandardRecord,
+)
 from payerbridge.identity.ports import DecisionToRecord
-from payerbridge.identity.review_queue import ReviewOpening, review_opening
+from payerbridge.identity.review_queue import review_opening
 from payerbridge.identity.service import (
     AttemptLimit,
     MatchedMember,
@@ -38,7 +44,6 @@ from payerbridge.identity.service import (
     record_batch_decisions,
     request_record,
 )
-from payerbridge.identity.standardize import StandardRecord
 from payerbridge.store.members import opened_resource
 from payerbridge.store.tables import (
     audit_events,

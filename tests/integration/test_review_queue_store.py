@@ -11,7 +11,7 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from payerbridge.identity.decision import SINGLE_EXCHANGE, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.model import DecisionId, MatchOutcome
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.review_queue import review_opening
 from payerbridge.identity.scoring import default_model

@@ -71,7 +71,7 @@ def reviews_list(
     the oldest): id, why it was opened, age, risk, due time and version."""
     from payerbridge.api.routers.identity import review_public
     from payerbridge.bootstrap import utcnow
-    from payerbridge.identity.review_queue import ReviewQuery
+    from payerbridge.identity.model import ReviewQuery
 
     query = ReviewQuery(status=None if status == "any" else status, limit=limit)
     cases, obligations = _with_platform(

@@ -1,8 +1,7 @@
 """Identity resolution for $member-match (old-payer role): a household-aware
 Fellegi-Sunter engine with evidence, a review queue and an identity graph (ADR 0006)."""
 
-from payerbridge.identity.decision import MatchDecision
-from payerbridge.identity.evidence import MatchOutcome
+from payerbridge.identity.model import MatchDecision, MatchOutcome
 from payerbridge.identity.ports import MemberDirectory
 from payerbridge.identity.service import match_member
 

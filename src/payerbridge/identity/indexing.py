@@ -20,8 +20,8 @@ from multiprocessing.pool import AsyncResult
 import orjson
 
 from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.model import record_to_dict
 from payerbridge.identity.records import record_from_fhir, ssn_of, subscriber_ref
-from payerbridge.identity.standardize import record_to_dict
 
 __all__ = [
     "IndexChanges",

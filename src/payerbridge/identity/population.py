@@ -33,8 +33,8 @@ from typing import Any
 
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.frequencies import count_term_frequencies
+from payerbridge.identity.model import StandardRecord
 from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
-from payerbridge.identity.standardize import StandardRecord
 from payerbridge.identity.training import (
     count_exact_agreement,
     estimate_parameters_em,

@@ -10,11 +10,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.identity.decision import MatchDecision
-from payerbridge.identity.graph import IdentityLink, ReviewCase
-from payerbridge.identity.review_queue import ReviewOpening, ReviewQuery
+from payerbridge.identity.model import (
+    IdentityLink,
+    MatchDecision,
+    ReviewCase,
+    ReviewOpening,
+    ReviewQuery,
+    StandardRecord,
+)
 from payerbridge.identity.scoring import MatchModel
-from payerbridge.identity.standardize import StandardRecord
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, MemberId
 

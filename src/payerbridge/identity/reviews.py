@@ -28,10 +28,9 @@ from payerbridge.errors import (
     PayerBridgeError,
     PreconditionFailed,
 )
-from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.model import IdentityLink, LinkKind, ReviewCase, StandardRecord
 from payerbridge.identity.ports import ReviewQueue
 from payerbridge.identity.review_view import CaseView, case_view
-from payerbridge.identity.standardize import StandardRecord
 from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import Transactions
 from payerbridge.types import MemberId

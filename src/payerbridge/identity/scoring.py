@@ -95,8 +95,8 @@ from typing import Any
 
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.frequencies import BIRTH_YEARS, TermFrequencies, cohort_key
+from payerbridge.identity.model import StandardRecord
 from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
-from payerbridge.identity.standardize import StandardRecord
 
 __all__ = [
     "MatchModel",

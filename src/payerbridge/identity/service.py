@@ -50,15 +50,23 @@ from payerbridge.errors import (
 )
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchInput
-from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
-from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.decision import MatchPolicy, decide
 from payerbridge.identity.guard import (
     AttemptLimit,
     is_wrong_card_guess,
     note_attempt,
     too_many_attempts,
     wrong_card_guess,
+)
+from payerbridge.identity.model import (
+    DecisionId,
+    IdentityLink,
+    LinkKind,
+    MatchDecision,
+    MatchOutcome,
+    ReviewCase,
+    ReviewOpening,
+    StandardRecord,
 )
 from payerbridge.identity.population import fit_population
 from payerbridge.identity.ports import (
@@ -71,9 +79,8 @@ from payerbridge.identity.ports import (
     ModelTraining,
 )
 from payerbridge.identity.records import record_from_fhir
-from payerbridge.identity.review_queue import ReviewOpening, review_opening
+from payerbridge.identity.review_queue import review_opening
 from payerbridge.identity.scoring import MatchModel, default_model
-from payerbridge.identity.standardize import StandardRecord
 from payerbridge.logging import log_on_request
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import ClientId, MemberId

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from payerbridge.errors import InvalidInput
+from payerbridge.identity.model import StandardRecord
 from payerbridge.identity.rules import RuleBook
 from payerbridge.identity.scoring import (
     MatchModel,
@@ -63,7 +64,6 @@ from payerbridge.identity.scoring import (
     probability_from_weight,
 )
 from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
-from payerbridge.identity.standardize import StandardRecord
 
 __all__ = [
     "EmResult",

@@ -33,15 +33,20 @@ from sqlalchemy import (
 
 from payerbridge.errors import NotFound
 from payerbridge.identity.blocking import blocking_keys
-from payerbridge.identity.evidence import evidence_from_stored
-from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
 from payerbridge.identity.indexing import IndexChunk, entries_in_order, index_changes
+from payerbridge.identity.model import (
+    IdentityLink,
+    LinkKind,
+    ReviewCase,
+    ReviewQuery,
+    StandardRecord,
+    evidence_from_stored,
+    record_from_dict,
+)
 from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.records import current_coverage, subscriber_ref
-from payerbridge.identity.review_queue import ReviewQuery
 from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.spec import DEFAULT_SPEC
-from payerbridge.identity.standardize import StandardRecord, record_from_dict
 from payerbridge.processes import usable_cpus
 from payerbridge.store.at_rest import at_rest, token_index_key
 from payerbridge.store.data_keys import DataKeyring

@@ -26,12 +26,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from payerbridge.identity.blocking import BLOCKING_RULES, blocking_keys
-from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, DecisionReason, MatchOutcome
+from payerbridge.identity.decision import MatchPolicy, decide
 from payerbridge.identity.frequencies import count_term_frequencies
+from payerbridge.identity.model import (
+    DecisionId,
+    DecisionReason,
+    MatchDecision,
+    MatchOutcome,
+    StandardRecord,
+)
 from payerbridge.identity.population import household_pair_probability
 from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
-from payerbridge.identity.standardize import StandardRecord, standard_record
+from payerbridge.identity.standardize import standard_record
 from payerbridge.identity.training import (
     count_exact_agreement,
     estimate_parameters_em,

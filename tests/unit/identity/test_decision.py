@@ -12,14 +12,15 @@ import pytest
 
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
-from payerbridge.identity.evidence import (
+from payerbridge.identity.model import (
     DecisionId,
     DecisionReason,
     MatchOutcome,
+    StandardRecord,
     evidence_from_stored,
 )
 from payerbridge.identity.scoring import default_model
-from payerbridge.identity.standardize import StandardRecord, standard_record
+from payerbridge.identity.standardize import standard_record
 from payerbridge.types import MemberId
 
 MODEL = default_model()

@@ -12,10 +12,10 @@ import pytest
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.model import DecisionId, MatchOutcome, StandardRecord
 from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
 from payerbridge.identity.spec import DEFAULT_SPEC
-from payerbridge.identity.standardize import StandardRecord, standard_record
+from payerbridge.identity.standardize import standard_record
 from payerbridge.identity.training import (
     EmResult,
     count_vectors,

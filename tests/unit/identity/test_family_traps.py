@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.model import DecisionId, MatchDecision, MatchOutcome
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.standardize import standard_record
 from payerbridge.types import MemberId

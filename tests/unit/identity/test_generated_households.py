@@ -31,9 +31,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
 from payerbridge.identity.frequencies import TermFrequencies
+from payerbridge.identity.model import DecisionId, MatchDecision, MatchOutcome
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.similarity import edit_distance_at_most, jaro_winkler
 from payerbridge.identity.standardize import standard_record

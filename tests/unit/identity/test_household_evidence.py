@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision, MatchPolicy, decide
-from payerbridge.identity.evidence import CandidateEvidence, DecisionId, MatchOutcome
+from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
 from payerbridge.identity.frequencies import TermFrequencies
+from payerbridge.identity.model import CandidateEvidence, DecisionId, MatchDecision, MatchOutcome
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.standardize import standard_record
 from payerbridge.types import MemberId

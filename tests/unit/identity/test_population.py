@@ -11,7 +11,7 @@ import pytest
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.model import DecisionId, MatchOutcome, StandardRecord
 from payerbridge.identity.population import (
     PopulationFit,
     blocked_pairs,
@@ -20,7 +20,7 @@ from payerbridge.identity.population import (
 )
 from payerbridge.identity.scoring import MatchModel, default_model
 from payerbridge.identity.spec import DEFAULT_SPEC
-from payerbridge.identity.standardize import StandardRecord, standard_record
+from payerbridge.identity.standardize import standard_record
 from payerbridge.identity.training import count_exact_agreement
 from payerbridge.types import MemberId
 from payerbridge_tools.bench.identity_data import generate_identity_set

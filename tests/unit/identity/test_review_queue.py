@@ -12,13 +12,12 @@ from hypothesis import strategies as st
 
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.model import DecisionId, MatchOutcome, QueuePosition
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.review_queue import (
     MAX_WAIT,
     MIN_WAIT,
     CaseSignals,
-    QueuePosition,
     decode_position,
     encode_position,
     in_queue_order,

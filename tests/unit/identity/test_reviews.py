@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from payerbridge.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from payerbridge.identity.graph import LinkKind
+from payerbridge.identity.model import LinkKind
 from payerbridge.identity.reviews import (
     ReviewDecision,
     decide_review,

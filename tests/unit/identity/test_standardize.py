@@ -7,11 +7,10 @@ import json
 import pytest
 
 from payerbridge.identity.addresses import StreetAddress, standard_street_address
+from payerbridge.identity.model import record_from_dict, record_to_dict
 from payerbridge.identity.nicknames import NICKNAME_ROOTS, ROOTS, name_roots
 from payerbridge.identity.standardize import (
     fold,
-    record_from_dict,
-    record_to_dict,
     standard_birth_date,
     standard_identifier,
     standard_phone,

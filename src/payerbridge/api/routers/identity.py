@@ -21,13 +21,8 @@ from payerbridge.bootstrap import utcnow
 from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.errors import InvalidInput, Issue, NotFound, PreconditionRequired
 from payerbridge.exchange.review import PartnerReviewWait, partner_review_wait
-from payerbridge.identity.graph import ReviewCase
-from payerbridge.identity.review_queue import (
-    QueuePosition,
-    ReviewQuery,
-    decode_position,
-    encode_position,
-)
+from payerbridge.identity.model import QueuePosition, ReviewCase, ReviewQuery
+from payerbridge.identity.review_queue import decode_position, encode_position
 from payerbridge.identity.reviews import ReviewDecision, show_case
 from payerbridge.identity.reviews import decide_review as decide
 from payerbridge.identity.reviews import reopen_review as reopen

@@ -1,0 +1,483 @@
+"""The identity room's data: what matching reads and decides, and what the stores keep.
+
+- ``StandardRecord``: one person as matching sees them (standardised by
+  ``identity.standardize``), and its stored JSON form (``record_to_dict``);
+- a decision (``MatchDecision``) and its evidence (``Evidence``), free of PHI, with the
+  form a decision's row keeps (``Evidence.to_stored``) and the form shown
+  (``evidence_from_stored``);
+- the identity graph's links and the review queue's cases, their place in the queue
+  (``ReviewPriority``, ``QueuePosition``) and a page of it (``ReviewQuery``);
+- the match policies' names, as decisions' ``policy_version`` begins.
+
+No logic beyond each type's own form: the rules that make these live in the room's
+other modules, the tables that keep them in ``store.identity``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NewType
+
+from payerbridge.types import ClientId, MemberId
+
+__all__ = [
+    "BULK_POLICY",
+    "SINGLE_EXCHANGE_POLICY",
+    "CandidateEvidence",
+    "DecisionId",
+    "DecisionReason",
+    "Evidence",
+    "IdentityLink",
+    "LinkKind",
+    "MatchDecision",
+    "MatchOutcome",
+    "QueuePosition",
+    "ReviewCase",
+    "ReviewOpening",
+    "ReviewPriority",
+    "ReviewQuery",
+    "StandardRecord",
+    "evidence_from_stored",
+    "record_from_dict",
+    "record_to_dict",
+]
+
+# The match policies' names (``identity.decision``): a decision's ``policy_version`` is
+# ``<name>-<digest>``, a review case's ``policy`` the name.
+SINGLE_EXCHANGE_POLICY = "single_exchange"
+BULK_POLICY = "bulk"
+
+
+# -- records ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class StandardRecord:
+    """One person as matching sees them: standardised values and comparison features.
+
+    It holds demographics, so its ``repr`` names the fields present and never
+    their values (a record that reaches a log or a traceback leaks nothing).
+    """
+
+    first_name: str | None = None
+    first_name_roots: tuple[str, ...] = ()
+    given_name_tokens: frozenset[str] = frozenset()
+    middle_names: frozenset[str] = frozenset()  # given-name words after the first name
+    # The rest of a compound first name written as one ("María José": {"jose"}).
+    compound_first_name: frozenset[str] = frozenset()
+    family_name: str | None = None
+    family_name_tokens: frozenset[str] = frozenset()
+    suffix: str | None = None
+    birth_date: str | None = None
+    sex: str | None = None
+    house_number: str | None = None
+    street: str | None = None
+    unit: str | None = None
+    postal_code: str | None = None
+    phone: str | None = None
+    member_id: str | None = None
+    subscriber_id: str | None = None
+    ssn: str | None = None
+    ssn_carried: bool = False
+
+    def __repr__(self) -> str:
+        present = [f.name for f in fields(self) if getattr(self, f.name) not in (None, (), False)]
+        return f"StandardRecord(<redacted: {', '.join(present)}>)"
+
+
+def record_to_dict(record: StandardRecord) -> dict[str, object]:
+    """A JSON-ready form, to store a member's standardised record next to the member.
+
+    Matching then reads candidates' records as they are instead of parsing and
+    standardising their FHIR resources again. It holds demographics: store it
+    as the member data it is, never in logs or evidence.
+    """
+    data: dict[str, object] = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if isinstance(value, frozenset):
+            value = sorted(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        data[f.name] = value
+    return data
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(StandardRecord))
+
+
+def record_from_dict(data: Mapping[str, object]) -> StandardRecord:
+    """The record ``record_to_dict`` stored (unknown keys are ignored, missing ones are empty).
+
+    Every candidate of every match passes through here: the field names are read once."""
+    values = {name: data[name] for name in _RECORD_FIELDS if name in data}
+    for name in ("given_name_tokens", "middle_names", "compound_first_name", "family_name_tokens"):
+        if name in values:
+            value = values[name]
+            values[name] = frozenset(value) if isinstance(value, list) else frozenset()
+    if "first_name_roots" in values:
+        value = values["first_name_roots"]
+        values["first_name_roots"] = tuple(value) if isinstance(value, list) else ()
+    return StandardRecord(**values)  # type: ignore[arg-type]
+
+
+# -- decisions and their evidence -------------------------------------------------------
+
+# The id of one match decision; evidence is retrievable by it.
+DecisionId = NewType("DecisionId", str)
+
+_WEIGHT_DECIMALS = 3
+
+
+class MatchOutcome(StrEnum):
+    MATCH = "match"
+    REVIEW = "review"
+    NO_MATCH = "nomatch"
+    MULTIPLE = "multiple"
+
+
+class DecisionReason(StrEnum):
+    """Why the decision came out as it did (one per branch of ``decision.decide``)."""
+
+    RULE = "rule"
+    AUTO_MATCH = "auto_match"
+    NO_CANDIDATES = "no_candidates"
+    BELOW_REVIEW_BAND = "below_review_band"
+    BELOW_AUTO_BAND = "below_auto_band"
+    MARGIN_TOO_SMALL = "margin_too_small"
+    SEVERAL_CANDIDATES_FIT = "several_candidates_fit"
+    GUARD_VIOLATION = "guard_violation"
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateEvidence:
+    """How one candidate member scored against the request.
+
+    ``levels``, ``match_weights`` and ``household_shared`` hold one entry per
+    comparison, in the order of ``Evidence.comparisons``: the level reached,
+    its match weight (before the household cap) and whether it is household
+    evidence. Parallel tuples rather than one object per comparison, because
+    evidence is built for every decision of a million-request batch.
+    """
+
+    member_id: MemberId
+    levels: tuple[str, ...]
+    match_weights: tuple[float, ...]
+    household_shared: tuple[bool, ...]
+    household_adjustment: float
+    match_weight: float
+    match_probability: float
+    rule: str | None
+    guard_violations: tuple[str, ...]
+    # With the guards ``household_evidence_only`` or ``given_name_unconfirmed``: the
+    # identifiers a household shares that agreed (``ssn``, ``family_name``,
+    # ``street_address``...), by comparison name: what held the pair together.
+    household_evidence: tuple[str, ...] = ()
+    # With it too: the person's own evidence that disagreed or did not confirm her
+    # (``given_name``, ``birth_date``), by comparison name.
+    own_evidence_against: tuple[str, ...] = ()
+
+    def to_dict(self, comparisons: tuple[str, ...]) -> dict[str, object]:
+        return self._document(
+            {
+                "comparisons": _comparison_objects(
+                    comparisons, self.levels, self._weights(), self.household_shared
+                )
+            }
+        )
+
+    def to_stored(self) -> dict[str, object]:
+        """``to_dict`` with the comparisons as parallel lists, named by ``Evidence.to_stored``."""
+        return self._document(
+            {
+                "levels": self.levels,
+                "match_weights": self._weights(),
+                "household_shared": self.household_shared,
+            }
+        )
+
+    def _weights(self) -> list[float]:
+        return [round(weight, _WEIGHT_DECIMALS) for weight in self.match_weights]
+
+    def _document(self, comparisons: dict[str, object]) -> dict[str, object]:
+        """The candidate with ``comparisons``, its comparisons in either form, in place."""
+        return {
+            "member": self.member_id,
+            **comparisons,
+            "household_adjustment": round(self.household_adjustment, _WEIGHT_DECIMALS),
+            "match_weight": round(self.match_weight, _WEIGHT_DECIMALS),
+            "match_probability": self.match_probability,
+            "rule": self.rule,
+            "guard_violations": list(self.guard_violations),
+            "household_evidence": list(self.household_evidence),
+            "own_evidence_against": list(self.own_evidence_against),
+        }
+
+
+def _comparison_objects(
+    names: Sequence[str], levels: Sequence[str], weights: Sequence[float], shared: Sequence[bool]
+) -> list[dict[str, object]]:
+    """One object per comparison, as evidence is shown."""
+    return [
+        {"comparison": name, "level": level, "match_weight": weight, "household_shared": flag}
+        for name, level, weight, flag in zip(names, levels, weights, shared, strict=True)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Everything needed to explain one decision, and nothing that identifies a person.
+
+    ``candidates`` are the strongest candidates (as many as the policy keeps,
+    plus any the decision names); ``candidates_considered`` counts them all.
+    ``comparisons`` names the comparisons, in the order of each candidate's levels.
+    """
+
+    decision_id: DecisionId
+    outcome: MatchOutcome
+    reason: DecisionReason
+    member_id: MemberId | None
+    rule: str | None
+    candidates_considered: int
+    comparisons: tuple[str, ...]
+    candidates: tuple[CandidateEvidence, ...]
+    prior_match_weight: float
+    model_version: str
+    spec_fingerprint: str
+    policy_version: str
+    decided_at: datetime
+    # A review's reason at a glance: the guards that held the candidate back, or the band
+    # its weight fell in (``below_auto_band``, ``margin_too_small``).
+    review_reason: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (ISO timestamp, rounded weights), stable field names."""
+        return self._document(
+            {"candidates": [c.to_dict(self.comparisons) for c in self.candidates]}
+        )
+
+    def to_stored(self) -> dict[str, object]:
+        """The form a decision's row keeps: ``to_dict`` with the comparisons named once and
+        each candidate's levels, weights and household flags as parallel lists
+        (``evidence_from_stored`` gives ``to_dict`` back). A decision is written for every
+        request, and one object per comparison per candidate was most of its bytes and of
+        the time spent writing it (ADR 0022)."""
+        return self._document(
+            {
+                "comparisons": self.comparisons,
+                "candidates": [c.to_stored() for c in self.candidates],
+            }
+        )
+
+    def _document(self, candidates: dict[str, object]) -> dict[str, object]:
+        """The evidence with ``candidates``, the candidates' part in either form, in place."""
+        return {
+            "review_reason": self.review_reason,
+            "decision": self.decision_id,
+            "outcome": self.outcome.value,
+            "reason": self.reason.value,
+            "member": self.member_id,
+            "rule": self.rule,
+            "candidates_considered": self.candidates_considered,
+            **candidates,
+            "prior_match_weight": round(self.prior_match_weight, _WEIGHT_DECIMALS),
+            "model_version": self.model_version,
+            "spec_fingerprint": self.spec_fingerprint,
+            "policy_version": self.policy_version,
+            "decided_at": self.decided_at.isoformat(),
+        }
+
+
+# The parallel lists of a stored candidate, read back into one object per comparison.
+_STORED_COMPARISONS = ("levels", "match_weights", "household_shared")
+
+
+def evidence_from_stored(stored: dict[str, Any]) -> dict[str, Any]:
+    """``Evidence.to_dict`` of evidence as ``Evidence.to_stored`` left it (parsed JSON).
+    Evidence stored whole, as decisions were before the stored form, is that already."""
+    names = stored.get("comparisons")
+    if names is None:
+        return stored
+    shown: dict[str, Any] = {}
+    for key, value in stored.items():
+        if key == "candidates":
+            shown[key] = [_candidate_from_stored(names, candidate) for candidate in value]
+        elif key != "comparisons":
+            shown[key] = value
+    return shown
+
+
+def _candidate_from_stored(names: list[str], stored: dict[str, Any]) -> dict[str, Any]:
+    shown: dict[str, Any] = {}
+    for key, value in stored.items():
+        if key == "levels":
+            shown["comparisons"] = _comparison_objects(
+                names, value, stored["match_weights"], stored["household_shared"]
+            )
+        elif key not in _STORED_COMPARISONS:
+            shown[key] = value
+    return shown
+
+
+@dataclass(frozen=True, slots=True)
+class MatchDecision:
+    """The outcome and the ids it names; ``evidence`` explains it.
+
+    ``member_id`` is set for ``match`` only. ``candidate_ids`` names the member
+    to review (``review``) or the members that fit (``multiple``).
+    """
+
+    decision_id: DecisionId
+    outcome: MatchOutcome
+    member_id: MemberId | None
+    candidate_ids: tuple[MemberId, ...]
+    match_weight: float | None
+    match_probability: float | None
+    evidence: Evidence
+
+
+# -- the identity graph and the review queue ---------------------------------------------
+
+
+class LinkKind:
+    """Kinds of identity-graph links (strings in the database)."""
+
+    # The system of REVIEWED_REQUEST links: their value is the request's keyed hash.
+    MATCH_REQUEST_SYSTEM = "urn:payerbridge:member-match-request"
+    # The system of MERGED_INTO links: their value is our surviving member's id.
+    MEMBER_SYSTEM = "urn:payerbridge:member"
+
+    UMB = "umb"  # the Unique Member Bundle identifier we handed out at $member-match
+    LINKED_COVERAGE = "linked-coverage"  # another payer's member id (CoverageToLink, mm-4)
+    LINKED_SUBSCRIBER = "linked-subscriber"  # another payer's subscriber id
+    REVIEWED_REQUEST = "reviewed-request"  # a reviewer accepted this request for the member
+    MERGED_INTO = "merged-into"  # this member id now means ``value`` (a duplicate merged)
+
+
+@dataclass(frozen=True)
+class ReviewCase:
+    id: str
+    decision_id: str
+    status: str  # open | accepted | rejected
+    client_id: ClientId
+    request_key: str  # keyed hash of the request: the same request finds its case again
+    candidate_ids: tuple[str, ...]
+    opened_at: datetime
+    member_id: MemberId | None
+    reviewer: str | None
+    reason: str | None
+    decided_at: datetime | None
+    # Why the engine opened the case (the decision's ``review_reason``).
+    opened_because: str | None = None
+    # Each change of the case (a decision, a reopening) adds one: a change sent on an
+    # older version was made on a stale page (``identity.reviews``).
+    version: int = 1
+    # Its place in the queue (``identity.review_queue``); None on a case opened before
+    # cases were ranked, which comes first.
+    risk: float | None = None
+    due_at: datetime | None = None
+    policy: str | None = None  # the match policy's name: single_exchange, bulk
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    @property
+    def answered_at(self) -> datetime | None:
+        """When the request that opened it could be answered: its decision, once decided."""
+        return None if self.is_open else self.decided_at
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The reasons it was opened for, one by one."""
+        return tuple(r.strip() for r in (self.opened_because or "").split(",") if r.strip())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "decision": self.decision_id,
+            "status": self.status,
+            "requester": self.client_id,
+            "candidates": list(self.candidate_ids),
+            "opened_at": self.opened_at,
+            "opened_because": self.opened_because,
+            "member": self.member_id,
+            "reviewer": self.reviewer,
+            "reason": self.reason,
+            "decided_at": self.decided_at,
+            "version": self.version,
+            "risk": self.risk,
+            "due_at": self.due_at,
+            "policy": self.policy,
+        }
+
+
+@dataclass(frozen=True)
+class IdentityLink:
+    """One edge of the identity graph: our member is known as ``system|value``."""
+
+    member_id: MemberId
+    kind: str  # umb | linked-coverage | linked-subscriber | reviewed-request | merged-into
+    system: str
+    value: str
+    assigner: str | None
+    decision_id: str | None
+    recorded_by: str
+    valid_from: datetime
+    valid_to: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "member": self.member_id,
+            "kind": self.kind,
+            "system": self.system,
+            "value": self.value,
+            "assigner": self.assigner,
+            "decision": self.decision_id,
+            "recorded_by": self.recorded_by,
+            "valid_from": self.valid_from,
+            "valid_to": self.valid_to,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewPriority:
+    """Where a case stands in the queue: its risk and when it is due."""
+
+    risk: float
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOpening:
+    """A case to open with a ``review`` decision: its id, the request as matching read it
+    (what the reviewer compares with each candidate: demographics, kept for reviewers
+    only), the decision's policy and the case's place in the queue."""
+
+    id: str
+    request: StandardRecord
+    policy: str  # the policy's name: single_exchange, bulk
+    priority: ReviewPriority
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class QueuePosition:
+    """A case's place in the queue's order; a page starts after one."""
+
+    due_at: datetime
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewQuery:
+    """One page of the queue: its filters, where it starts and how long it is."""
+
+    status: str | None = "open"  # None: every case
+    policy: str | None = None
+    reason: str | None = None  # one of the reasons the case was opened for
+    opened_before: datetime | None = None  # the age filter: opened at or before this
+    after: QueuePosition | None = None
+    limit: int = 50
