@@ -63,9 +63,9 @@ from payerbridge.identity.model import (
     ReviewCase,
     ReviewOpening,
     StandardRecord,
+    StoredModel,
 )
 from payerbridge.identity.records import record_from_fhir
-from payerbridge.identity.scoring import MatchModel
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import RateLimit
@@ -839,8 +839,9 @@ class InMemoryIdentityStore:
 
     # -- IdentityIndex ---------------------------------------------------------------------
 
-    def keys_of(self, record: StandardRecord) -> frozenset[str]:
-        return blocking_keys(record, secret=self._secret)
+    @property
+    def blocking_secret(self) -> bytes:
+        return self._secret
 
     def keyed_hash(self, *parts: str | None) -> str:
         return hmac.digest(self._secret, orjson.dumps(list(parts)), "sha256").hex()
@@ -858,7 +859,7 @@ class InMemoryIdentityStore:
     def member_count(self) -> int:
         return len(self.records)
 
-    def active_model(self) -> MatchModel | None:
+    def active_model(self, spec_fingerprint: str) -> StoredModel | None:
         return None
 
     def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None:

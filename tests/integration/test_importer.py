@@ -13,6 +13,7 @@ from sqlalchemy.pool import NullPool
 
 from payerbridge.bootstrap import Platform, build_platform, identity_secret
 from payerbridge.config import load_settings
+from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_file, refresh_statistics
@@ -152,7 +153,7 @@ def test_a_reimported_member_is_found_by_what_it_holds_now_and_not_by_what_it_he
     before = a_patient(family="Garcia", birth_date="1980-02-03", member_id=None)
     after = a_patient(family="Okafor", birth_date="1975-11-30", member_id=None)
     keys = {
-        label: identity.keys_of(record_from_fhir(patient, None))
+        label: blocking_keys(record_from_fhir(patient, None), secret=identity.blocking_secret)
         for label, patient in (("before", before), ("after", after))
     }
     assert keys["before"].isdisjoint(keys["after"])

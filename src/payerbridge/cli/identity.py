@@ -155,7 +155,7 @@ def identity_match(
     from payerbridge.cli.console import settings_for
     from payerbridge.identity.batch import OUTCOMES, BatchMatcher
     from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
-    from payerbridge.identity.service import model_for
+    from payerbridge.identity.service import model_for, trained_model
 
     if not out_path.parent.is_dir():
         raise typer.BadParameter(f"the folder of {out_path} does not exist", param_hint="--out")
@@ -171,7 +171,7 @@ def identity_match(
                 "[yellow]warning:[/yellow] no members are indexed: nothing can match "
                 "(payerbridge import, or payerbridge identity reindex)"
             )
-        elif index.active_model() is None:
+        elif trained_model(index) is None:
             err.print(
                 "[yellow]note:[/yellow] no model is trained yet: matching with the "
                 "untrained prior (payerbridge identity train)"

@@ -7,7 +7,8 @@
   (``evidence_from_stored``);
 - the identity graph's links and the review queue's cases, their place in the queue
   (``ReviewPriority``, ``QueuePosition``) and a page of it (``ReviewQuery``);
-- the match policies' names, as decisions' ``policy_version`` begins.
+- the match policies' names, as decisions' ``policy_version`` begins;
+- a trained model as it is kept (``StoredModel``: ``identity.scoring.MatchModel`` as JSON).
 
 No logic beyond each type's own form: the rules that make these live in the room's
 other modules, the tables that keep them in ``store.identity``.
@@ -40,6 +41,7 @@ __all__ = [
     "ReviewPriority",
     "ReviewQuery",
     "StandardRecord",
+    "StoredModel",
     "evidence_from_stored",
     "record_from_dict",
     "record_to_dict",
@@ -122,6 +124,19 @@ def record_from_dict(data: Mapping[str, object]) -> StandardRecord:
         value = values["first_name_roots"]
         values["first_name_roots"] = tuple(value) if isinstance(value, list) else ()
     return StandardRecord(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredModel:
+    """A trained model as it is kept: ``MatchModel.to_json()`` (``body``) under its version,
+    for the comparison spec it was trained under, with what it was trained on (counts,
+    no PHI)."""
+
+    version: str
+    spec_fingerprint: str
+    body: str
+    trained_on: int
+    summary: Mapping[str, Any]
 
 
 # -- decisions and their evidence -------------------------------------------------------

@@ -17,8 +17,8 @@ from payerbridge.identity.model import (
     ReviewOpening,
     ReviewQuery,
     StandardRecord,
+    StoredModel,
 )
-from payerbridge.identity.scoring import MatchModel
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, MemberId
 
@@ -45,15 +45,9 @@ class ModelTraining(Protocol):
         self, member_ids: Sequence[str]
     ) -> list[tuple[MemberId, StandardRecord, list[str]]]: ...
 
-    def save_model(
-        self,
-        unit: UnitOfWork,
-        model: MatchModel,
-        *,
-        trained_on: int,
-        summary: dict[str, Any],
-        activate: bool = True,
-    ) -> None: ...
+    def save_model(self, unit: UnitOfWork, model: StoredModel, *, activate: bool = True) -> None:
+        """Keep the model, trained at ``unit.now`` and active from then unless told not."""
+        ...
 
 
 class MemberDirectory(Protocol):
@@ -124,7 +118,10 @@ class MatchWrites(Protocol):
 class IdentityIndex(Protocol):
     """What matching needs from the identity store."""
 
-    def keys_of(self, record: StandardRecord) -> frozenset[str]: ...
+    @property
+    def blocking_secret(self) -> bytes:
+        """The secret that keys the blocking keys (``identity.blocking``)."""
+        ...
 
     def keyed_hash(self, *parts: str | None) -> str: ...
 
@@ -140,7 +137,9 @@ class IdentityIndex(Protocol):
 
     def member_count(self) -> int: ...
 
-    def active_model(self) -> MatchModel | None: ...
+    def active_model(self, spec_fingerprint: str) -> StoredModel | None:
+        """The newest activated model trained under the spec of ``spec_fingerprint``."""
+        ...
 
     def latest_review(self, client_id: ClientId, request_key: str) -> ReviewCase | None: ...
 

@@ -50,6 +50,7 @@ from payerbridge.errors import (
 )
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchInput
+from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.decision import MatchPolicy, decide
 from payerbridge.identity.guard import (
     AttemptLimit,
@@ -67,6 +68,7 @@ from payerbridge.identity.model import (
     ReviewCase,
     ReviewOpening,
     StandardRecord,
+    StoredModel,
 )
 from payerbridge.identity.population import fit_population
 from payerbridge.identity.ports import (
@@ -81,6 +83,7 @@ from payerbridge.identity.ports import (
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.review_queue import review_opening
 from payerbridge.identity.scoring import MatchModel, default_model
+from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.logging import log_on_request
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import ClientId, MemberId
@@ -214,10 +217,27 @@ def request_record(request: MemberMatchInput) -> StandardRecord:
 
 def model_for(index: IdentityIndex) -> MatchModel:
     """The active trained model, else the prior for a population of this size."""
-    model = index.active_model()
+    model = trained_model(index)
     if model is not None:
         return model
     return _prior(max(index.member_count(), 2))
+
+
+def trained_model(index: IdentityIndex) -> MatchModel | None:
+    """The active model trained under the comparison spec this code runs, if any."""
+    stored = index.active_model(DEFAULT_SPEC.fingerprint)
+    return None if stored is None else _model_from_json(stored.body)
+
+
+@functools.lru_cache(maxsize=4)
+def _model_from_json(body: str) -> MatchModel:
+    """A stored model parsed once: the store hands back the same text while it caches it."""
+    return MatchModel.from_json(body)
+
+
+def stored_model(model: MatchModel, *, trained_on: int, summary: dict[str, Any]) -> StoredModel:
+    """The model as the store keeps it."""
+    return StoredModel(model.version, model.spec.fingerprint, model.to_json(), trained_on, summary)
 
 
 @functools.lru_cache(maxsize=8)
@@ -235,7 +255,14 @@ def decide_request(
 ) -> MatchDecision:
     """Decide among the request's blocking candidates (the index leaves out a member merged
     into another: a duplicate record of the survivor)."""
-    return decide(record, index.candidates(index.keys_of(record)), model, policy, at, decision_id)
+    return decide(
+        record,
+        index.candidates(blocking_keys(record, secret=index.blocking_secret)),
+        model,
+        policy,
+        at,
+        decision_id,
+    )
 
 
 def _request_key(index: IdentityIndex, record: StandardRecord) -> str:
@@ -565,7 +592,9 @@ def decide_many_for_batch(
     """``decide_for_batch`` of several requests (each with its own id), their candidates
     read together: the same decisions, fewer round trips."""
     records = [request_record(request) for _, request in requests]
-    found = index.candidates_of_many([index.keys_of(record) for record in records])
+    found = index.candidates_of_many(
+        [blocking_keys(record, secret=index.blocking_secret) for record in records]
+    )
     return [
         _to_record(
             index,
@@ -647,7 +676,6 @@ def train_on_members(
         "seconds": round(time.perf_counter() - started, 1),
     }
     with transactions.begin() as unit:  # trained at unit.now
-        store.save_model(
-            unit, fitted.model, trained_on=len(chosen), summary=summary, activate=activate
-        )
+        kept = stored_model(fitted.model, trained_on=len(chosen), summary=summary)
+        store.save_model(unit, kept, activate=activate)
     return TrainedModel(fitted.model, summary)

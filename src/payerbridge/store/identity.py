@@ -32,7 +32,6 @@ from sqlalchemy import (
 )
 
 from payerbridge.errors import NotFound
-from payerbridge.identity.blocking import blocking_keys
 from payerbridge.identity.indexing import IndexChunk, entries_in_order, index_changes
 from payerbridge.identity.model import (
     IdentityLink,
@@ -40,13 +39,12 @@ from payerbridge.identity.model import (
     ReviewCase,
     ReviewQuery,
     StandardRecord,
+    StoredModel,
     evidence_from_stored,
     record_from_dict,
 )
 from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.records import current_coverage, subscriber_ref
-from payerbridge.identity.scoring import MatchModel
-from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.processes import usable_cpus
 from payerbridge.store.at_rest import at_rest, token_index_key
 from payerbridge.store.data_keys import DataKeyring
@@ -171,7 +169,7 @@ class SqlIdentityStore:
         self._sql = IdentitySql(engine.dialect)
         self._index_workers = usable_cpus() if index_workers is None else index_workers
         self._index_batch = index_batch
-        self._model: tuple[float, MatchModel | None] | None = None
+        self._model: tuple[float, str, StoredModel | None] | None = None
         self._count: tuple[float, int] | None = None
 
     def close(self) -> None:
@@ -180,8 +178,11 @@ class SqlIdentityStore:
 
     # -- keyed hashes ----------------------------------------------------------------------
 
-    def keys_of(self, record: StandardRecord) -> frozenset[str]:
-        return blocking_keys(record, secret=self._secret)
+    @property
+    def blocking_secret(self) -> bytes:
+        """The secret the room keys blocking keys with (``identity.blocking``): the one this
+        store keys its hashes with, so a new one means ``identity reindex``."""
+        return self._secret
 
     def keyed_hash(self, *parts: str | None) -> str:
         """A keyed hash of values that must not be stored in clear (requests, card data)."""
@@ -394,15 +395,7 @@ class SqlIdentityStore:
 
     # -- models ----------------------------------------------------------------------------
 
-    def save_model(
-        self,
-        unit: UnitOfWork,
-        model: MatchModel,
-        *,
-        trained_on: int,
-        summary: dict[str, Any],
-        activate: bool = True,
-    ) -> None:
+    def save_model(self, unit: UnitOfWork, model: StoredModel, *, activate: bool = True) -> None:
         """Keep the model, trained at ``unit.now`` and active from then unless told not."""
         connection = sql_unit(unit).connection
         exists = connection.execute(
@@ -419,33 +412,45 @@ class SqlIdentityStore:
             connection.execute(
                 insert(identity_models).values(
                     version=model.version,
-                    spec_fingerprint=model.spec.fingerprint,
+                    spec_fingerprint=model.spec_fingerprint,
                     trained_at=unit.now,
-                    trained_on=trained_on,
-                    summary=orjson.dumps(summary).decode(),
-                    body=model.to_json(),
+                    trained_on=model.trained_on,
+                    summary=orjson.dumps(model.summary).decode(),
+                    body=model.body,
                     **values,
                 )
             )
         self._model = None
 
-    def active_model(self) -> MatchModel | None:
-        """The newest activated model trained under the current spec (cached briefly)."""
+    def active_model(self, spec_fingerprint: str) -> StoredModel | None:
+        """The newest activated model trained under the spec of ``spec_fingerprint`` (cached
+        briefly)."""
         now = time.monotonic()
-        if self._model is not None and now - self._model[0] < _MODEL_TTL_SECONDS:
-            return self._model[1]
+        cached = self._model
+        if (
+            cached is not None
+            and now - cached[0] < _MODEL_TTL_SECONDS
+            and cached[1] == spec_fingerprint
+        ):
+            return cached[2]
+        models = identity_models.c
         with self._reader.connect() as connection:
-            body = connection.execute(
-                select(identity_models.c.body)
+            row = connection.execute(
+                select(models.version, models.body, models.trained_on, models.summary)
                 .where(
-                    identity_models.c.activated_at.is_not(None),
-                    identity_models.c.spec_fingerprint == DEFAULT_SPEC.fingerprint,
+                    models.activated_at.is_not(None), models.spec_fingerprint == spec_fingerprint
                 )
-                .order_by(identity_models.c.activated_at.desc())
+                .order_by(models.activated_at.desc())
                 .limit(1)
-            ).scalar_one_or_none()
-        model = MatchModel.from_json(body) if body is not None else None
-        self._model = (now, model)
+            ).first()
+        model = (
+            None
+            if row is None
+            else StoredModel(
+                row.version, spec_fingerprint, row.body, row.trained_on, orjson.loads(row.summary)
+            )
+        )
+        self._model = (now, spec_fingerprint, model)
         return model
 
     # -- decisions and the review queue ----------------------------------------------------
