@@ -14,6 +14,7 @@ from sqlalchemy.pool import NullPool
 from payerbridge.bootstrap import Platform, build_platform, identity_secret
 from payerbridge.config import load_settings
 from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.indexing import reindex_all
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_file, refresh_statistics
@@ -333,6 +334,6 @@ def test_indexing_on_worker_processes_builds_the_index_an_import_builds(
     )
     chunks: list[int] = []
     with platform.transactions.begin() as unit:
-        assert pooled.reindex_all(unit, at=unit.now, progress=chunks.append) == 240
+        assert reindex_all(pooled, unit, at=unit.now, progress=chunks.append) == 240
     assert chunks == [25] * 9 + [15]
     assert _index_of(platform) == in_process

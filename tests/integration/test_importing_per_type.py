@@ -16,6 +16,7 @@ from sqlalchemy import select
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.indexing import index_members
 from payerbridge.identity.records import record_from_fhir
 from payerbridge.store.importer import import_files
 from payerbridge.store.tables import identity_blocking_keys, identity_member_records
@@ -138,7 +139,7 @@ def test_a_per_type_export_in_one_call_is_indexed_once_after_its_last_file(
             files,
             index_members=lambda unit, ids: (
                 handed.append(list(ids)),
-                per_type.adapters.identity.index_members(unit, ids, at=unit.now),
+                index_members(per_type.adapters.identity, unit, ids, at=unit.now),
             ),
         )
     assert [r.counts for r in reports] == [{"Patient": _MEMBERS}, {"Coverage": _MEMBERS}]

@@ -50,6 +50,7 @@ def identity_reindex(data_dir: DataDir = None) -> None:
     """Rebuild the matching index from the member data (after a secret or spec change)."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.cli.console import settings_for
+    from payerbridge.identity.indexing import reindex_all
 
     platform = build_platform(settings_for(data_dir))
     try:
@@ -63,8 +64,11 @@ def identity_reindex(data_dir: DataDir = None) -> None:
         ) as progress:
             task = progress.add_task("reindex", total=None)
             with platform.transactions.begin() as unit:
-                indexed = platform.identity.reindex_all(
-                    unit, at=unit.now, progress=lambda n: progress.advance(task, n)
+                indexed = reindex_all(
+                    platform.identity,
+                    unit,
+                    at=unit.now,
+                    progress=lambda n: progress.advance(task, n),
                 )
     finally:
         platform.close()

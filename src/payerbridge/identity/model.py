@@ -8,6 +8,7 @@
 - the identity graph's links and the review queue's cases, their place in the queue
   (``ReviewPriority``, ``QueuePosition``) and a page of it (``ReviewQuery``);
 - the match policies' names, as decisions' ``policy_version`` begins;
+- a member's entry in the identity index and what indexing changes (``IndexChanges``);
 - a trained model as it is kept (``StoredModel``: ``identity.scoring.MatchModel`` as JSON).
 
 No logic beyond each type's own form: the rules that make these live in the room's
@@ -17,7 +18,7 @@ other modules, the tables that keep them in ``store.identity``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NewType
@@ -32,6 +33,9 @@ __all__ = [
     "DecisionReason",
     "Evidence",
     "IdentityLink",
+    "IndexChanges",
+    "IndexEntry",
+    "IndexSource",
     "LinkKind",
     "MatchDecision",
     "MatchOutcome",
@@ -137,6 +141,45 @@ class StoredModel:
     body: str
     trained_on: int
     summary: Mapping[str, Any]
+
+
+# -- the identity index -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexSource:
+    """What the index of some members is built from, as stored (JSON): our members' own
+    Patients among them (not the copies received from other payers), in the store's
+    order, and every Coverage in their compartments."""
+
+    patients: Mapping[str, str]  # member id -> Patient
+    coverages: Mapping[str, Sequence[str]]  # member id -> its Coverages
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """A member's entry as the index stores it: JSON text, ready to write."""
+
+    member_id: str
+    record: str  # the standardised record
+    keys: str  # its blocking keys, a sorted list
+
+
+@dataclass(frozen=True)
+class IndexChanges:
+    """What indexing a chunk of members changes in the index, against what it held.
+
+    A member indexed for the first time is ``fresh``: its keys are all those listed on
+    its record. A member indexed before whose entry is unchanged is left alone; one whose
+    entry changed has its record ``replaced`` and only the keys it lost ``removed`` and
+    those it gained ``added``; one whose Patient is gone is ``replaced`` by nothing and
+    loses every key. Keys are (key, member id) pairs."""
+
+    write: list[IndexEntry] = field(default_factory=list)  # records to write
+    replaced: list[str] = field(default_factory=list)  # stored records to remove first
+    fresh: list[str] = field(default_factory=list)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    added: list[tuple[str, str]] = field(default_factory=list)
 
 
 # -- decisions and their evidence -------------------------------------------------------

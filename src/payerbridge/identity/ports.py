@@ -4,7 +4,7 @@ platform's identity store). Implemented by ``store.identity`` and ``tests/fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -12,6 +12,8 @@ from typing import Any, Protocol
 from payerbridge.audit.model import AuditEvent
 from payerbridge.identity.model import (
     IdentityLink,
+    IndexChanges,
+    IndexSource,
     MatchDecision,
     ReviewCase,
     ReviewOpening,
@@ -28,6 +30,7 @@ __all__ = [
     "IdentityIndex",
     "IdentityStore",
     "MatchWrites",
+    "MemberIndexing",
     "MemberDirectory",
     "MemberResources",
     "MergeLedger",
@@ -211,17 +214,67 @@ class MergeLedger(Protocol):
         ...
 
 
+class MemberIndexing(Protocol):
+    """What building the identity index needs from the identity store
+    (``identity.indexing``): members read back as stored, and the changes it decides
+    written."""
+
+    @property
+    def blocking_secret(self) -> bytes: ...
+
+    @property
+    def index_batch(self) -> int:
+        """How many members are read back at a time."""
+        ...
+
+    @property
+    def index_workers(self) -> int:
+        """How many processes may build entries of several chunks."""
+        ...
+
+    def stored_entries(
+        self, unit: UnitOfWork, member_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        """Each of these members that is indexed: its record and its listed keys, as JSON."""
+        ...
+
+    def index_source(self, unit: UnitOfWork, member_ids: Sequence[str]) -> IndexSource:
+        """Our members' own Patients among these, and every Coverage of theirs."""
+        ...
+
+    def patients(self, unit: UnitOfWork, member_ids: Sequence[str]) -> dict[str, str]:
+        """The Patients of these members (subscribers), whatever their source."""
+        ...
+
+    def write_entries(self, unit: UnitOfWork, changes: IndexChanges, *, at: datetime) -> None:
+        """Remove the records ``changes`` replaces and the keys it removes, and write its
+        records (its keys are added by ``add_keys``)."""
+        ...
+
+    def add_keys(
+        self, unit: UnitOfWork, *, listed: Sequence[str], added: Sequence[tuple[str, str]]
+    ) -> None:
+        """Add the keys listed on the records of the members ``listed`` (indexed for the
+        first time) and the (key, member) pairs ``added``."""
+        ...
+
+    def clear_index(self, unit: UnitOfWork) -> list[str]:
+        """Empty the index (and key the blind indexes anew, under the store's secret);
+        the members to index again."""
+        ...
+
+
 class IdentityStore(
-    IdentityIndex, ReviewQueue, DecisionLedger, MergeLedger, ModelTraining, Protocol
+    IdentityIndex,
+    ReviewQueue,
+    DecisionLedger,
+    MergeLedger,
+    ModelTraining,
+    MemberIndexing,
+    Protocol,
 ):
     """The platform's identity store: every port above, and what the edges read and
     the operator commands change (reindexing, the graph, the review queue)."""
-
-    def reindex_all(
-        self, unit: UnitOfWork, *, at: datetime, progress: Callable[[int], None] | None = None
-    ) -> int:
-        """Rebuild the index from the member data in ``unit``; how many members."""
-        ...
 
     def decision(self, decision_id: str) -> dict[str, Any] | None: ...
 

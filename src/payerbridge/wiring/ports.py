@@ -28,6 +28,7 @@ from payerbridge.exchange.ports import (
 from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
+from payerbridge.identity.indexing import index_members
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts
@@ -256,7 +257,7 @@ def plan_backends(
     hold = hold_in(quarantine)
 
     def index(unit: UnitOfWork, ids: Sequence[str]) -> None:
-        identity.index_members(unit, ids, at=unit.now)
+        index_members(identity, unit, ids, at=unit.now)
 
     files = SqlSourceFiles(
         stores.engine,
