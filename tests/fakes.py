@@ -61,6 +61,7 @@ from payerbridge.identity.model import (
     LinkKind,
     MatchDecision,
     ReviewCase,
+    ReviewDecision,
     ReviewOpening,
     StandardRecord,
     StoredModel,
@@ -888,30 +889,21 @@ class InMemoryIdentityStore:
         return self.reviews.get(review_id)
 
     def decide_review(
-        self,
-        unit: InMemoryUnitOfWork,
-        review_id: str,
-        *,
-        version: int,
-        accept: bool,
-        member_id: str | None,
-        reviewer: str,
-        reason: str,
-        at: datetime,
+        self, unit: InMemoryUnitOfWork, decision: ReviewDecision, *, at: datetime
     ) -> ReviewCase | None:
-        case = self.reviews.get(review_id)
-        if case is None or case.status != "open" or case.version != version:
+        case = self.reviews.get(decision.review_id)
+        if case is None or case.status != "open" or case.version != decision.version:
             return None
         decided = dataclasses.replace(
             case,
-            status="accepted" if accept else "rejected",
-            member_id=member_id,
-            reviewer=reviewer,
-            reason=reason,
+            status="accepted" if decision.accept else "rejected",
+            member_id=decision.member_id,
+            reviewer=decision.reviewer,
+            reason=decision.reason,
             decided_at=at,
             version=case.version + 1,
         )
-        self.reviews[review_id] = decided
+        self.reviews[decision.review_id] = decided
         return decided
 
     def reopen_review(

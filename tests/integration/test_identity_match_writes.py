@@ -27,6 +27,7 @@ from payerbridge.identity.model import (
     DecisionId,
     MatchDecision,
     MatchOutcome,
+    ReviewDecision,
     ReviewOpening,
     StandardRecord,
 )
@@ -53,7 +54,7 @@ from payerbridge.store.tables import (
     identity_links,
     identity_reviews,
 )
-from payerbridge.types import ClientId
+from payerbridge.types import ClientId, MemberId
 from tests.builders import a_coverage, a_patient
 
 AT = datetime(2027, 1, 1, tzinfo=UTC)
@@ -318,14 +319,7 @@ def test_a_request_sent_again_finds_its_review_case_as_the_queue_shows_it(
     assert opened == platform.identity.review("case-1")
     with platform.transactions.begin() as unit:
         platform.identity.decide_review(
-            unit,
-            "case-1",
-            version=1,
-            accept=True,
-            member_id="ana",
-            reviewer="op",
-            reason="card",
-            at=AT,
+            unit, ReviewDecision("case-1", 1, True, MemberId("ana"), "op", "card"), at=AT
         )
     accepted = platform.identity.latest_review("cli", "key-1")
     assert accepted == platform.identity.review("case-1")

@@ -41,6 +41,7 @@ __all__ = [
     "MatchOutcome",
     "QueuePosition",
     "ReviewCase",
+    "ReviewDecision",
     "ReviewOpening",
     "ReviewPriority",
     "ReviewQuery",
@@ -499,6 +500,18 @@ class IdentityLink:
             "valid_from": self.valid_from,
             "valid_to": self.valid_to,
         }
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    """A reviewer's decision on the version of a case they read."""
+
+    review_id: str
+    version: int
+    accept: bool
+    member_id: MemberId | None  # accepting names one of the case's candidates
+    reviewer: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from payerbridge.identity.model import (
     IndexSource,
     MatchDecision,
     ReviewCase,
+    ReviewDecision,
     ReviewOpening,
     ReviewQuery,
     StandardRecord,
@@ -159,18 +160,9 @@ class ReviewQueue(Protocol):
     def review(self, review_id: str) -> ReviewCase | None: ...
 
     def decide_review(
-        self,
-        unit: UnitOfWork,
-        review_id: str,
-        *,
-        version: int,
-        accept: bool,
-        member_id: MemberId | None,
-        reviewer: str,
-        reason: str,
-        at: datetime,
+        self, unit: UnitOfWork, decision: ReviewDecision, *, at: datetime
     ) -> ReviewCase | None:
-        """Close the case in ``unit`` if it is open at ``version``, in one conditional
+        """Close the case in ``unit`` if it is open at ``decision.version``, in one conditional
         write, and return it decided (its version one more); None when it is not (of two
         deciders at once, one gets None)."""
         ...

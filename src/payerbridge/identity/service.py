@@ -95,9 +95,12 @@ __all__ = [
     "MatchedMember",
     "MemberMatchCommand",
     "MemberMatchRules",
+    "BatchTerms",
     "decide_for_batch",
     "decide_many_for_batch",
     "decide_request",
+    "MergeMembers",
+    "SplitMember",
     "merge_members",
     "record_batch_decisions",
     "split_members",
@@ -486,18 +489,35 @@ def survivor(index: IdentityIndex, member_id: MemberId) -> MemberId:
     return member_id
 
 
-def _merge_event(
-    action: str, member_id: MemberId, into: MemberId, by: str, at: datetime, request_id: str | None
-) -> AuditEvent:
+@dataclass(frozen=True)
+class MergeMembers:
+    """An operator's merge: ``member_id`` is a duplicate of ``into`` (``by``: who says so)."""
+
+    member_id: MemberId
+    into: MemberId
+    by: str
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class SplitMember:
+    """An operator's split: ``member_id`` is its own member again."""
+
+    member_id: MemberId
+    by: str
+    request_id: str | None
+
+
+def _merge_event(action: str, change: MergeMembers, at: datetime) -> AuditEvent:
     return AuditEvent(
         at=at,
-        actor=by,
+        actor=change.by,
         action=action,
         entity_type="Patient",
-        entity_id=member_id,
+        entity_id=change.member_id,
         outcome="success",
-        request_id=request_id,
-        detail={"into": into},
+        request_id=change.request_id,
+        detail={"into": change.into},
     )
 
 
@@ -505,17 +525,16 @@ def merge_members(
     ledger: MergeLedger,
     transactions: Transactions,
     directory: MemberDirectory,
-    member_id: MemberId,
-    into: MemberId,
+    command: MergeMembers,
     *,
-    by: str,
     at: datetime,
-    request_id: str | None,
 ) -> IdentityLink:
-    """Record that ``member_id`` is a duplicate of ``into`` from ``at`` on (audited).
+    """Record that ``command.member_id`` is a duplicate of ``command.into`` from ``at`` on
+    (audited).
 
     Matching then answers with ``into``; the retired id stays in the graph with its
     lineage, and ``split_members`` undoes the merge from a later instant."""
+    member_id, into, by = command.member_id, command.into, command.by
     if member_id == into:
         raise InvalidInput(
             "a member cannot be merged into itself",
@@ -537,46 +556,48 @@ def merge_members(
     )
     with transactions.begin() as unit:
         ledger.change_merge(unit, member_id=member_id, into=None, at=at, link=link)
-        unit.record(_merge_event("identity.merge", member_id, into, by, at, request_id))
+        unit.record(_merge_event("identity.merge", command, at))
     return link
 
 
 def split_members(
-    ledger: MergeLedger,
-    transactions: Transactions,
-    member_id: MemberId,
-    *,
-    by: str,
-    at: datetime,
-    request_id: str | None,
+    ledger: MergeLedger, transactions: Transactions, command: SplitMember, *, at: datetime
 ) -> MemberId:
-    """End ``member_id``'s merge from ``at`` on (audited); returns the member it left."""
+    """End ``command.member_id``'s merge from ``at`` on (audited); returns the member it
+    left."""
+    member_id = command.member_id
     into = ledger.merged_into([member_id]).get(member_id)
     if into is None:
         raise NotFound(f"member {member_id} is not merged into another member")
     with transactions.begin() as unit:
         ledger.change_merge(unit, member_id=member_id, into=into, at=at, link=None)
-        unit.record(_merge_event("identity.split", member_id, into, by, at, request_id))
+        change = MergeMembers(member_id, into, command.by, command.request_id)
+        unit.record(_merge_event("identity.split", change, at))
     return into
 
 
+@dataclass(frozen=True)
+class BatchTerms:
+    """What a batch's requests are decided on: for whom, with which model and policy, at
+    what time, and how new ids are made."""
+
+    client_id: ClientId
+    model: MatchModel
+    policy: MatchPolicy
+    at: datetime
+    new_id: Callable[[], str]
+
+
 def decide_for_batch(
-    index: IdentityIndex,
-    request: MemberMatchInput,
-    *,
-    request_id: str,
-    client_id: ClientId,
-    model: MatchModel,
-    policy: MatchPolicy,
-    at: datetime,
-    new_id: Callable[[], str],
+    index: IdentityIndex, request: MemberMatchInput, *, request_id: str, terms: BatchTerms
 ) -> DecisionToRecord:
     """Decide one request of a bulk match file (``request_id``: the line's own id) into
     the decision to store, with its review case when a person must confirm it and its
     audit event; nothing is handed out (no UMB): the file's answer is the decision."""
     record = request_record(request)
-    decision = decide_request(index, record, model, policy, at, DecisionId(new_id()))
-    return _to_record(index, decision, record, request_id, client_id, new_id)
+    decision_id = DecisionId(terms.new_id())
+    decision = decide_request(index, record, terms.model, terms.policy, terms.at, decision_id)
+    return _to_record(index, decision, record, request_id, terms)
 
 
 def decide_many_for_batch(
@@ -591,6 +612,7 @@ def decide_many_for_batch(
 ) -> list[DecisionToRecord]:
     """``decide_for_batch`` of several requests (each with its own id), their candidates
     read together: the same decisions, fewer round trips."""
+    terms = BatchTerms(client_id, model, policy, at, new_id)
     records = [request_record(request) for _, request in requests]
     found = index.candidates_of_many(
         [blocking_keys(record, secret=index.blocking_secret) for record in records]
@@ -601,8 +623,7 @@ def decide_many_for_batch(
             decide(record, candidates, model, policy, at, DecisionId(new_id())),
             record,
             request_id,
-            client_id,
-            new_id,
+            terms,
         )
         for (request_id, _), record, candidates in zip(requests, records, found, strict=True)
     ]
@@ -613,14 +634,14 @@ def _to_record(
     decision: MatchDecision,
     record: StandardRecord,
     request_id: str,
-    client_id: ClientId,
-    new_id: Callable[[], str],
+    terms: BatchTerms,
 ) -> DecisionToRecord:
+    client_id = terms.client_id
     return DecisionToRecord(
         decision,
         client_id,
         index.keyed_hash(request_id),
-        _opening(new_id, record, decision),
+        _opening(terms.new_id, record, decision),
         decision_audit_event(decision, actor=client_id, request_id=request_id[:128]),
     )
 

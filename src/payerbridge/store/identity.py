@@ -38,6 +38,7 @@ from payerbridge.identity.model import (
     IndexSource,
     LinkKind,
     ReviewCase,
+    ReviewDecision,
     ReviewQuery,
     StandardRecord,
     StoredModel,
@@ -540,18 +541,9 @@ class SqlIdentityStore:
         return None if row is None else self.review(row[0])
 
     def decide_review(
-        self,
-        unit: UnitOfWork,
-        review_id: str,
-        *,
-        version: int,
-        accept: bool,
-        member_id: MemberId | None,
-        reviewer: str,
-        reason: str,
-        at: datetime,
+        self, unit: UnitOfWork, decision: ReviewDecision, *, at: datetime
     ) -> ReviewCase | None:
-        """Close the case in ``unit`` if it is open at ``version``: one conditional UPDATE,
+        """Close the case in ``unit`` if it is open at ``decision.version``: one conditional UPDATE,
         so of two deciders at once one wins (the other's finds no row: on PostgreSQL it
         waits for the first's row lock, then reads the row it left). None when no row
         was changed."""
@@ -559,17 +551,21 @@ class SqlIdentityStore:
         reviews = identity_reviews.c
         closed = connection.execute(
             update(identity_reviews)
-            .where(reviews.id == review_id, reviews.status == "open", reviews.version == version)
+            .where(
+                reviews.id == decision.review_id,
+                reviews.status == "open",
+                reviews.version == decision.version,
+            )
             .values(
-                status="accepted" if accept else "rejected",
-                member_id=member_id,
-                reviewer=reviewer,
-                reason=reason,
+                status="accepted" if decision.accept else "rejected",
+                member_id=decision.member_id,
+                reviewer=decision.reviewer,
+                reason=decision.reason,
                 decided_at=at,
                 version=reviews.version + 1,
             )
         )
-        return self._changed(connection, review_id, closed.rowcount)
+        return self._changed(connection, decision.review_id, closed.rowcount)
 
     def reopen_review(self, unit: UnitOfWork, review_id: str, *, version: int) -> ReviewCase | None:
         """Open the decided case again in ``unit`` if it is at ``version`` (one conditional

@@ -33,8 +33,8 @@ from payerbridge.identity.member_match import (
     MemberMatchRules,
     answer_member_match,
 )
-from payerbridge.identity.model import MatchDecision
-from payerbridge.identity.reviews import ReviewDecision, decide_review
+from payerbridge.identity.model import MatchDecision, ReviewDecision
+from payerbridge.identity.reviews import decide_review
 from payerbridge.identity.service import (
     AttemptLimit,
     MatchedMember,
