@@ -55,7 +55,8 @@ from payerbridge.exchange.ports import ProbeAnswer, Retrieved
 from payerbridge.exchange.reconcile import identifier_keys
 from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
-from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.demographics.records import record_from_fhir
+from payerbridge.identity.matching.blocking import blocking_keys
 from payerbridge.identity.model import (
     IdentityLink,
     LinkKind,
@@ -66,7 +67,6 @@ from payerbridge.identity.model import (
     StandardRecord,
     StoredModel,
 )
-from payerbridge.identity.records import record_from_fhir
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import RateLimit

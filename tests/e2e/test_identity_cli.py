@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
+from payerbridge.identity.matching.spec import DEFAULT_SPEC
 from payerbridge.identity.model import ReviewQuery
-from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.store.tables import identity_models
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
 from tests.servers import run_cli

@@ -28,7 +28,7 @@ from payerbridge.config import load_settings
 from payerbridge.consent.model import Requester
 from payerbridge.fhir.bulk_export import ExportRequest
 from payerbridge.fhir.bulk_member_match import parse_bulk_member_match_request
-from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.matching.blocking import blocking_keys
 from payerbridge.identity.service import request_record
 from payerbridge.store.tables import (
     bulk_match_results,

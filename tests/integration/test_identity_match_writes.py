@@ -22,7 +22,7 @@ from payerbridge.config import load_settings
 from payerbridge.consent.model import Requester
 from payerbridge.errors import MatchError, PayerBridgeError, StoreConflict, TooManyAttempts
 from payerbridge.fhir.member_match import parse_member_match_request
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
 from payerbridge.identity.model import (
     DecisionId,
     MatchDecision,

@@ -13,9 +13,9 @@ from sqlalchemy.pool import NullPool
 
 from payerbridge.bootstrap import Platform, build_platform, identity_secret
 from payerbridge.config import load_settings
-from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.demographics.records import record_from_fhir
 from payerbridge.identity.indexing import reindex_all
-from payerbridge.identity.records import record_from_fhir
+from payerbridge.identity.matching.blocking import blocking_keys
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_file, refresh_statistics
 from payerbridge.store.tables import identity_blocking_keys, identity_member_records

@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
-from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.demographics.records import record_from_fhir
 from payerbridge.identity.indexing import index_members
-from payerbridge.identity.records import record_from_fhir
+from payerbridge.identity.matching.blocking import blocking_keys
 from payerbridge.store.importer import import_files
 from payerbridge.store.tables import identity_blocking_keys, identity_member_records
 from tests.builders import a_coverage, a_patient

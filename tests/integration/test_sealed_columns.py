@@ -25,8 +25,8 @@ from payerbridge.config import Settings, load_settings
 from payerbridge.consent.model import Requester
 from payerbridge.errors import DataKeyUnavailable, PayerBridgeError
 from payerbridge.fhir.member_match import parse_member_match_request
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
 from payerbridge.identity.indexing import reindex_all
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
 from payerbridge.identity.model import DecisionId, MatchOutcome
 from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.review_queue import review_opening

@@ -158,7 +158,7 @@ def identity_match(
     from payerbridge.bootstrap import build_platform, new_id, utcnow
     from payerbridge.cli.console import settings_for
     from payerbridge.identity.batch import OUTCOMES, BatchMatcher
-    from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
+    from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
     from payerbridge.identity.service import model_for, trained_model
 
     if not out_path.parent.is_dir():

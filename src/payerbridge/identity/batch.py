@@ -21,9 +21,9 @@ import orjson
 
 from payerbridge.errors import InvalidInput
 from payerbridge.fhir.member_match import parse_member_match_request
-from payerbridge.identity.decision import MatchPolicy
+from payerbridge.identity.matching.decision import MatchPolicy
+from payerbridge.identity.matching.scoring import MatchModel
 from payerbridge.identity.ports import DecisionLedger, DecisionToRecord, IdentityIndex
-from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.service import BatchTerms, decide_for_batch, record_batch_decisions
 from payerbridge.transactions import Transactions
 from payerbridge.types import ClientId

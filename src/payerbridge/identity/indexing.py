@@ -22,10 +22,15 @@ from multiprocessing.pool import AsyncResult
 
 import orjson
 
-from payerbridge.identity.blocking import blocking_keys
+from payerbridge.identity.demographics.records import (
+    current_coverage,
+    record_from_fhir,
+    ssn_of,
+    subscriber_ref,
+)
+from payerbridge.identity.matching.blocking import blocking_keys
 from payerbridge.identity.model import IndexChanges, IndexEntry, record_to_dict
 from payerbridge.identity.ports import MemberIndexing
-from payerbridge.identity.records import current_coverage, record_from_fhir, ssn_of, subscriber_ref
 from payerbridge.transactions import UnitOfWork
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The identity room's data: what matching reads and decides, and what the stores keep.
 
 - ``StandardRecord``: one person as matching sees them (standardised by
-  ``identity.standardize``), and its stored JSON form (``record_to_dict``);
+  ``identity.demographics.standardize``), and its stored JSON form (``record_to_dict``);
 - a decision (``MatchDecision``) and its evidence (``Evidence``), free of PHI, with the
   form a decision's row keeps (``Evidence.to_stored``) and the form shown
   (``evidence_from_stored``);
@@ -9,7 +9,7 @@
   (``ReviewPriority``, ``QueuePosition``) and a page of it (``ReviewQuery``);
 - the match policies' names, as decisions' ``policy_version`` begins;
 - a member's entry in the identity index and what indexing changes (``IndexChanges``);
-- a trained model as it is kept (``StoredModel``: ``identity.scoring.MatchModel`` as JSON).
+- a trained model as it is kept (``StoredModel``: ``identity.matching.scoring.MatchModel`` as JSON).
 
 No logic beyond each type's own form: the rules that make these live in the room's
 other modules, the tables that keep them in ``store.identity``.
@@ -52,7 +52,7 @@ __all__ = [
     "record_to_dict",
 ]
 
-# The match policies' names (``identity.decision``): a decision's ``policy_version`` is
+# The match policies' names (``identity.matching.decision``): a decision's ``policy_version`` is
 # ``<name>-<digest>``, a review case's ``policy`` the name.
 SINGLE_EXCHANGE_POLICY = "single_exchange"
 BULK_POLICY = "bulk"

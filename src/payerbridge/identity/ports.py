@@ -124,7 +124,7 @@ class IdentityIndex(Protocol):
 
     @property
     def blocking_secret(self) -> bytes:
-        """The secret that keys the blocking keys (``identity.blocking``)."""
+        """The secret that keys the blocking keys (``identity.matching.blocking``)."""
         ...
 
     def keyed_hash(self, *parts: str | None) -> str: ...

@@ -32,7 +32,8 @@ from datetime import datetime, timedelta
 import orjson
 
 from payerbridge.errors import InvalidInput, Issue
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy
+from payerbridge.identity.matching.rules import RELATIVE_GUARDS, SSN_MISMATCH
 from payerbridge.identity.model import (
     Evidence,
     QueuePosition,
@@ -40,7 +41,6 @@ from payerbridge.identity.model import (
     ReviewPriority,
     StandardRecord,
 )
-from payerbridge.identity.rules import RELATIVE_GUARDS, SSN_MISMATCH
 
 __all__ = [
     "MAX_WAIT",

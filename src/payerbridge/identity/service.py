@@ -50,8 +50,7 @@ from payerbridge.errors import (
 )
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchInput
-from payerbridge.identity.blocking import blocking_keys
-from payerbridge.identity.decision import MatchPolicy, decide
+from payerbridge.identity.demographics.records import record_from_fhir
 from payerbridge.identity.guard import (
     AttemptLimit,
     is_wrong_card_guess,
@@ -59,6 +58,11 @@ from payerbridge.identity.guard import (
     too_many_attempts,
     wrong_card_guess,
 )
+from payerbridge.identity.matching.blocking import blocking_keys
+from payerbridge.identity.matching.decision import MatchPolicy, decide
+from payerbridge.identity.matching.population import fit_population
+from payerbridge.identity.matching.scoring import MatchModel, default_model
+from payerbridge.identity.matching.spec import DEFAULT_SPEC
 from payerbridge.identity.model import (
     DecisionId,
     IdentityLink,
@@ -70,7 +74,6 @@ from payerbridge.identity.model import (
     StandardRecord,
     StoredModel,
 )
-from payerbridge.identity.population import fit_population
 from payerbridge.identity.ports import (
     DecisionLedger,
     DecisionToRecord,
@@ -80,10 +83,7 @@ from payerbridge.identity.ports import (
     MergeLedger,
     ModelTraining,
 )
-from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.review_queue import review_opening
-from payerbridge.identity.scoring import MatchModel, default_model
-from payerbridge.identity.spec import DEFAULT_SPEC
 from payerbridge.logging import log_on_request
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import ClientId, MemberId

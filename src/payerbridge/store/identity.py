@@ -180,8 +180,8 @@ class SqlIdentityStore:
 
     @property
     def blocking_secret(self) -> bytes:
-        """The secret the room keys blocking keys with (``identity.blocking``): the one this
-        store keys its hashes with, so a new one means ``identity reindex``."""
+        """The secret the room keys blocking keys with (``identity.matching.blocking``): the
+        one this store keys its hashes with, so a new one means ``identity reindex``."""
         return self._secret
 
     def keyed_hash(self, *parts: str | None) -> str:

@@ -26,9 +26,9 @@ from payerbridge.exchange.ports import (
     PartnerClient,
 )
 from payerbridge.fhir.profiles import ProfileChecker
-from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.indexing import index_members
+from payerbridge.identity.matching.decision import BULK
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts

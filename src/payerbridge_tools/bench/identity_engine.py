@@ -25,23 +25,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from payerbridge.identity.blocking import BLOCKING_RULES, blocking_keys
-from payerbridge.identity.decision import MatchPolicy, decide
-from payerbridge.identity.frequencies import count_term_frequencies
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.blocking import BLOCKING_RULES, blocking_keys
+from payerbridge.identity.matching.decision import MatchPolicy, decide
+from payerbridge.identity.matching.frequencies import count_term_frequencies
+from payerbridge.identity.matching.population import household_pair_probability
+from payerbridge.identity.matching.scoring import MatchModel, comparison_vector, default_model
+from payerbridge.identity.matching.training import (
+    count_exact_agreement,
+    estimate_parameters_em,
+    estimate_u_probabilities,
+)
 from payerbridge.identity.model import (
     DecisionId,
     DecisionReason,
     MatchDecision,
     MatchOutcome,
     StandardRecord,
-)
-from payerbridge.identity.population import household_pair_probability
-from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
-from payerbridge.identity.standardize import standard_record
-from payerbridge.identity.training import (
-    count_exact_agreement,
-    estimate_parameters_em,
-    estimate_u_probabilities,
 )
 from payerbridge.processes import fork_workers
 from payerbridge.types import MemberId

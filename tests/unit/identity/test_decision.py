@@ -11,7 +11,9 @@ import orjson
 import pytest
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.matching.scoring import default_model
 from payerbridge.identity.model import (
     DecisionId,
     DecisionReason,
@@ -19,8 +21,6 @@ from payerbridge.identity.model import (
     StandardRecord,
     evidence_from_stored,
 )
-from payerbridge.identity.scoring import default_model
-from payerbridge.identity.standardize import standard_record
 from payerbridge.types import MemberId
 
 MODEL = default_model()

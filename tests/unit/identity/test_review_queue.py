@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, decide
+from payerbridge.identity.demographics.records import record_from_fhir
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, decide
+from payerbridge.identity.matching.scoring import default_model
 from payerbridge.identity.model import DecisionId, MatchOutcome, QueuePosition
-from payerbridge.identity.records import record_from_fhir
 from payerbridge.identity.review_queue import (
     MAX_WAIT,
     MIN_WAIT,
@@ -27,7 +28,6 @@ from payerbridge.identity.review_queue import (
     signals_of,
     signals_of_stored,
 )
-from payerbridge.identity.scoring import default_model
 from payerbridge.types import MemberId
 from tests.builders import a_coverage, a_patient
 

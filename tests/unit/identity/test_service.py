@@ -25,7 +25,7 @@ from payerbridge.errors import (
 )
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import MemberMatchInput, parse_member_match_request
-from payerbridge.identity.decision import SINGLE_EXCHANGE
+from payerbridge.identity.matching.decision import SINGLE_EXCHANGE
 from payerbridge.identity.member_match import (
     MemberMatchAnswer,
     MemberMatchCommand,

@@ -41,8 +41,8 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from payerbridge.identity.matching.similarity import soundex
 from payerbridge.identity.model import StandardRecord
-from payerbridge.identity.similarity import soundex
 
 __all__ = ["BLOCKING_RULES", "BlockingRule", "KeyParts", "blocking_keys"]
 

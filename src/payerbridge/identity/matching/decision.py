@@ -47,6 +47,21 @@ from datetime import datetime
 from operator import getitem
 
 from payerbridge.errors import InvalidInput
+from payerbridge.identity.matching.rules import (
+    GIVEN_NAME_UNCONFIRMED,
+    HOUSEHOLD_EVIDENCE_ONLY,
+    RELATIVE_GUARDS,
+    SSN_MISMATCH,
+    YOUNGER_ON_SHARED_SSN,
+    RuleBook,
+)
+from payerbridge.identity.matching.scoring import (
+    MatchModel,
+    ScoredPair,
+    comparison_vector,
+    score_levels,
+)
+from payerbridge.identity.matching.spec import ComparisonSpec
 from payerbridge.identity.model import (
     BULK_POLICY,
     SINGLE_EXCHANGE_POLICY,
@@ -58,16 +73,6 @@ from payerbridge.identity.model import (
     MatchOutcome,
     StandardRecord,
 )
-from payerbridge.identity.rules import (
-    GIVEN_NAME_UNCONFIRMED,
-    HOUSEHOLD_EVIDENCE_ONLY,
-    RELATIVE_GUARDS,
-    SSN_MISMATCH,
-    YOUNGER_ON_SHARED_SSN,
-    RuleBook,
-)
-from payerbridge.identity.scoring import MatchModel, ScoredPair, comparison_vector, score_levels
-from payerbridge.identity.spec import ComparisonSpec
 from payerbridge.types import MemberId
 
 __all__ = ["BULK", "SINGLE_EXCHANGE", "MatchPolicy", "decide"]

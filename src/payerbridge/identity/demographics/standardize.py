@@ -34,9 +34,9 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import date
 
-from payerbridge.identity.addresses import standard_street_address
+from payerbridge.identity.demographics.addresses import standard_street_address
+from payerbridge.identity.demographics.nicknames import name_roots
 from payerbridge.identity.model import StandardRecord
-from payerbridge.identity.nicknames import name_roots
 
 __all__ = [
     "fold",

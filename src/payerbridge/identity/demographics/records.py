@@ -26,8 +26,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from payerbridge.identity.demographics.standardize import (
+    standard_record,
+    standard_sex,
+    standard_ssn,
+)
 from payerbridge.identity.model import StandardRecord
-from payerbridge.identity.standardize import standard_record, standard_sex, standard_ssn
 
 __all__ = ["current_coverage", "record_from_fhir", "ssn_of", "subscriber_ref"]
 
