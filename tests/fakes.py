@@ -57,15 +57,14 @@ from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.identity.demographics.records import record_from_fhir
 from payerbridge.identity.matching.blocking import blocking_keys
+from payerbridge.identity.matching.model import MatchDecision, StoredModel
 from payerbridge.identity.model import (
     IdentityLink,
     LinkKind,
-    MatchDecision,
     ReviewCase,
     ReviewDecision,
     ReviewOpening,
     StandardRecord,
-    StoredModel,
 )
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner

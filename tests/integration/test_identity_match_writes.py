@@ -23,14 +23,8 @@ from payerbridge.consent.model import Requester
 from payerbridge.errors import MatchError, PayerBridgeError, StoreConflict, TooManyAttempts
 from payerbridge.fhir.member_match import parse_member_match_request
 from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
-from payerbridge.identity.model import (
-    DecisionId,
-    MatchDecision,
-    MatchOutcome,
-    ReviewDecision,
-    ReviewOpening,
-    StandardRecord,
-)
+from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome
+from payerbridge.identity.model import ReviewDecision, ReviewOpening, StandardRecord
 from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.review_queue import review_opening
 from payerbridge.identity.service import (

@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, inspect, text
 
 from payerbridge.identity.demographics.records import record_from_fhir
 from payerbridge.identity.matching.decision import SINGLE_EXCHANGE, decide
+from payerbridge.identity.matching.model import DecisionId, MatchOutcome
 from payerbridge.identity.matching.scoring import default_model
-from payerbridge.identity.model import DecisionId, MatchOutcome
 from payerbridge.identity.review_queue import review_opening
 from payerbridge.types import MemberId
 from tests.builders import a_coverage, a_patient

@@ -27,7 +27,7 @@ from payerbridge.errors import DataKeyUnavailable, PayerBridgeError
 from payerbridge.fhir.member_match import parse_member_match_request
 from payerbridge.identity.indexing import reindex_all
 from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
-from payerbridge.identity.model import DecisionId, MatchOutcome
+from payerbridge.identity.matching.model import DecisionId, MatchOutcome
 from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.review_queue import review_opening
 from payerbridge.identity.service import (

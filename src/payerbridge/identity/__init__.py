@@ -5,7 +5,7 @@ Its sub-rooms: ``demographics`` (FHIR and raw values into the records matching c
 and ``matching`` (the engine: blocking, comparisons, scoring, rules, decisions and
 training). ``model`` holds the room's data, ``ports`` what it needs from the stores."""
 
-from payerbridge.identity.model import MatchDecision, MatchOutcome
+from payerbridge.identity.matching.model import MatchDecision, MatchOutcome
 from payerbridge.identity.ports import MemberDirectory
 from payerbridge.identity.service import match_member
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from payerbridge.errors import TooManyAttempts, WrongCardGuess
-from payerbridge.identity.model import MatchOutcome, StandardRecord
+from payerbridge.identity.matching.model import MatchOutcome
+from payerbridge.identity.model import StandardRecord
 from payerbridge.identity.ports import IdentityIndex, MatchWrites
 from payerbridge.types import ClientId
 

@@ -10,17 +10,16 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.identity.matching.model import MatchDecision, StoredModel
 from payerbridge.identity.model import (
     IdentityLink,
     IndexChanges,
     IndexSource,
-    MatchDecision,
     ReviewCase,
     ReviewDecision,
     ReviewOpening,
     ReviewQuery,
     StandardRecord,
-    StoredModel,
 )
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, MemberId

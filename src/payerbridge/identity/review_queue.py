@@ -33,14 +33,9 @@ import orjson
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy
+from payerbridge.identity.matching.model import Evidence
 from payerbridge.identity.matching.rules import RELATIVE_GUARDS, SSN_MISMATCH
-from payerbridge.identity.model import (
-    Evidence,
-    QueuePosition,
-    ReviewOpening,
-    ReviewPriority,
-    StandardRecord,
-)
+from payerbridge.identity.model import QueuePosition, ReviewOpening, ReviewPriority, StandardRecord
 
 __all__ = [
     "MAX_WAIT",

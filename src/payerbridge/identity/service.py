@@ -60,19 +60,16 @@ from payerbridge.identity.guard import (
 )
 from payerbridge.identity.matching.blocking import blocking_keys
 from payerbridge.identity.matching.decision import MatchPolicy, decide
+from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome, StoredModel
 from payerbridge.identity.matching.population import fit_population
 from payerbridge.identity.matching.scoring import MatchModel, default_model
 from payerbridge.identity.matching.spec import DEFAULT_SPEC
 from payerbridge.identity.model import (
-    DecisionId,
     IdentityLink,
     LinkKind,
-    MatchDecision,
-    MatchOutcome,
     ReviewCase,
     ReviewOpening,
     StandardRecord,
-    StoredModel,
 )
 from payerbridge.identity.ports import (
     DecisionLedger,

@@ -26,7 +26,7 @@ from payerbridge.exchange.pull_model import PullKind, PullStatus
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.retrieval import STEP as EVERYTHING_STEP
 from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
-from payerbridge.identity.model import DecisionReason, MatchOutcome
+from payerbridge.identity.matching.model import DecisionReason, MatchOutcome
 from payerbridge.onboarding.model import Stage
 
 __all__ = [

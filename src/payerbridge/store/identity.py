@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 
 from payerbridge.errors import NotFound
+from payerbridge.identity.matching.model import StoredModel, evidence_from_stored
 from payerbridge.identity.model import (
     IdentityLink,
     IndexChanges,
@@ -41,8 +42,6 @@ from payerbridge.identity.model import (
     ReviewDecision,
     ReviewQuery,
     StandardRecord,
-    StoredModel,
-    evidence_from_stored,
     record_from_dict,
 )
 from payerbridge.identity.ports import DecisionToRecord

@@ -13,14 +13,14 @@ import pytest
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.demographics.standardize import standard_record
 from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
-from payerbridge.identity.matching.scoring import default_model
-from payerbridge.identity.model import (
+from payerbridge.identity.matching.model import (
     DecisionId,
     DecisionReason,
     MatchOutcome,
-    StandardRecord,
     evidence_from_stored,
 )
+from payerbridge.identity.matching.scoring import default_model
+from payerbridge.identity.model import StandardRecord
 from payerbridge.types import MemberId
 
 MODEL = default_model()

@@ -16,8 +16,8 @@ import pytest
 
 from payerbridge.identity.demographics.standardize import standard_record
 from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome
 from payerbridge.identity.matching.scoring import MatchModel, default_model
-from payerbridge.identity.model import DecisionId, MatchDecision, MatchOutcome
 from payerbridge.types import MemberId
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)

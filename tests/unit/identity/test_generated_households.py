@@ -34,9 +34,9 @@ from hypothesis import strategies as st
 from payerbridge.identity.demographics.standardize import standard_record
 from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
 from payerbridge.identity.matching.frequencies import TermFrequencies
+from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome
 from payerbridge.identity.matching.scoring import MatchModel, default_model
 from payerbridge.identity.matching.similarity import edit_distance_at_most, jaro_winkler
-from payerbridge.identity.model import DecisionId, MatchDecision, MatchOutcome
 from payerbridge.types import MemberId
 
 AT = datetime(2026, 11, 27, tzinfo=UTC)

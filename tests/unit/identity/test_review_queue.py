@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.demographics.records import record_from_fhir
 from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, decide
+from payerbridge.identity.matching.model import DecisionId, MatchOutcome
 from payerbridge.identity.matching.scoring import default_model
-from payerbridge.identity.model import DecisionId, MatchOutcome, QueuePosition
+from payerbridge.identity.model import QueuePosition
 from payerbridge.identity.review_queue import (
     MAX_WAIT,
     MIN_WAIT,

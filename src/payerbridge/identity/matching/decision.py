@@ -47,6 +47,16 @@ from datetime import datetime
 from operator import getitem
 
 from payerbridge.errors import InvalidInput
+from payerbridge.identity.matching.model import (
+    BULK_POLICY,
+    SINGLE_EXCHANGE_POLICY,
+    CandidateEvidence,
+    DecisionId,
+    DecisionReason,
+    Evidence,
+    MatchDecision,
+    MatchOutcome,
+)
 from payerbridge.identity.matching.rules import (
     GIVEN_NAME_UNCONFIRMED,
     HOUSEHOLD_EVIDENCE_ONLY,
@@ -62,17 +72,7 @@ from payerbridge.identity.matching.scoring import (
     score_levels,
 )
 from payerbridge.identity.matching.spec import ComparisonSpec
-from payerbridge.identity.model import (
-    BULK_POLICY,
-    SINGLE_EXCHANGE_POLICY,
-    CandidateEvidence,
-    DecisionId,
-    DecisionReason,
-    Evidence,
-    MatchDecision,
-    MatchOutcome,
-    StandardRecord,
-)
+from payerbridge.identity.model import StandardRecord
 from payerbridge.types import MemberId
 
 __all__ = ["BULK", "SINGLE_EXCHANGE", "MatchPolicy", "decide"]
