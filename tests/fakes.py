@@ -56,13 +56,17 @@ from payerbridge.exchange.pull_model import PullSchedule
 from payerbridge.exchange.reconcile import identifier_keys
 from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
-from payerbridge.identity.blocking import blocking_keys
-from payerbridge.identity.decision import MatchDecision
-from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
-from payerbridge.identity.records import record_from_fhir
-from payerbridge.identity.review_queue import ReviewOpening
-from payerbridge.identity.scoring import MatchModel
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.demographics.records import record_from_fhir
+from payerbridge.identity.matching.blocking import blocking_keys
+from payerbridge.identity.matching.model import MatchDecision, StoredModel
+from payerbridge.identity.model import (
+    IdentityLink,
+    LinkKind,
+    ReviewCase,
+    ReviewDecision,
+    ReviewOpening,
+    StandardRecord,
+)
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import RateLimit
@@ -886,8 +890,9 @@ class InMemoryIdentityStore:
 
     # -- IdentityIndex ---------------------------------------------------------------------
 
-    def keys_of(self, record: StandardRecord) -> frozenset[str]:
-        return blocking_keys(record, secret=self._secret)
+    @property
+    def blocking_secret(self) -> bytes:
+        return self._secret
 
     def keyed_hash(self, *parts: str | None) -> str:
         return hmac.digest(self._secret, orjson.dumps(list(parts)), "sha256").hex()
@@ -905,7 +910,7 @@ class InMemoryIdentityStore:
     def member_count(self) -> int:
         return len(self.records)
 
-    def active_model(self) -> MatchModel | None:
+    def active_model(self, spec_fingerprint: str) -> StoredModel | None:
         return None
 
     def latest_review(self, client_id: str, request_key: str) -> ReviewCase | None:
@@ -934,30 +939,21 @@ class InMemoryIdentityStore:
         return self.reviews.get(review_id)
 
     def decide_review(
-        self,
-        unit: InMemoryUnitOfWork,
-        review_id: str,
-        *,
-        version: int,
-        accept: bool,
-        member_id: str | None,
-        reviewer: str,
-        reason: str,
-        at: datetime,
+        self, unit: InMemoryUnitOfWork, decision: ReviewDecision, *, at: datetime
     ) -> ReviewCase | None:
-        case = self.reviews.get(review_id)
-        if case is None or case.status != "open" or case.version != version:
+        case = self.reviews.get(decision.review_id)
+        if case is None or case.status != "open" or case.version != decision.version:
             return None
         decided = dataclasses.replace(
             case,
-            status="accepted" if accept else "rejected",
-            member_id=member_id,
-            reviewer=reviewer,
-            reason=reason,
+            status="accepted" if decision.accept else "rejected",
+            member_id=decision.member_id,
+            reviewer=decision.reviewer,
+            reason=decision.reason,
             decided_at=at,
             version=case.version + 1,
         )
-        self.reviews[review_id] = decided
+        self.reviews[decision.review_id] = decided
         return decided
 
     def reopen_review(

@@ -60,7 +60,7 @@ def open_case(payer: ServerProcess) -> str:
     with payer.client_with(token) as client:
         refused = issue(match(client, parameters("Nour", "1991-11-30")), 422, "business-rule")
     with payer.platform() as platform:
-        from payerbridge.identity.review_queue import ReviewQuery
+        from payerbridge.identity.model import ReviewQuery
 
         (case,) = platform.identity.reviews(ReviewQuery(status="open"))
     assert case.id in refused["details"]["text"]

@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
-from payerbridge.identity.review_queue import ReviewQuery
+from payerbridge.identity.matching.spec import DEFAULT_SPEC
+from payerbridge.identity.model import ReviewQuery
 from payerbridge.store.tables import identity_models
 from tests.builders import a_coverage, a_patient, an_exchange_request, member_match_parameters
 from tests.servers import run_cli
@@ -222,7 +223,7 @@ def test_identity_reindex_train_and_match_a_request_file(
     assert trained.returncode == 0, trained.stderr
     assert "model fs-" in trained.stdout and "active" in trained.stdout
     with _platform(data_dir, env) as platform:
-        active = platform.identity.active_model()
+        active = platform.identity.active_model(DEFAULT_SPEC.fingerprint)
         assert active is not None and f"model {active.version} active" in trained.stdout
         with platform.engine.connect() as connection:
             stored = connection.execute(select(identity_models)).all()

@@ -28,6 +28,7 @@ from payerbridge.config import load_settings
 from payerbridge.consent.model import Requester
 from payerbridge.fhir.bulk_export import ExportRequest
 from payerbridge.fhir.bulk_member_match import parse_bulk_member_match_request
+from payerbridge.identity.matching.blocking import blocking_keys
 from payerbridge.identity.service import request_record
 from payerbridge.store.tables import (
     bulk_match_results,
@@ -200,7 +201,9 @@ def test_expired_output_and_groups_are_purged_and_an_unstarted_job_is_found(
 def test_a_chunks_candidates_read_together_are_each_requests_own(platform: Platform) -> None:
     index = platform.bulk.identity
     members = parse_bulk_member_match_request(request_body())
-    key_sets = [index.keys_of(request_record(m.request)) for m in members]
+    key_sets = [
+        blocking_keys(request_record(m.request), secret=index.blocking_secret) for m in members
+    ]
     key_sets.append(frozenset({"no-such-key"}))
     together = index.candidates_of_many(key_sets)
     assert together == [index.candidates(keys) for keys in key_sets]

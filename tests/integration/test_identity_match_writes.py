@@ -22,10 +22,11 @@ from payerbridge.config import load_settings
 from payerbridge.consent.model import Requester
 from payerbridge.errors import MatchError, PayerBridgeError, StoreConflict, TooManyAttempts
 from payerbridge.fhir.member_match import parse_member_match_request
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
+from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome
+from payerbridge.identity.model import ReviewDecision, ReviewOpening, StandardRecord
 from payerbridge.identity.ports import DecisionToRecord
-from payerbridge.identity.review_queue import ReviewOpening, review_opening
+from payerbridge.identity.review_queue import review_opening
 from payerbridge.identity.service import (
     AttemptLimit,
     MatchedMember,
@@ -38,7 +39,6 @@ from payerbridge.identity.service import (
     record_batch_decisions,
     request_record,
 )
-from payerbridge.identity.standardize import StandardRecord
 from payerbridge.store.members import opened_resource
 from payerbridge.store.tables import (
     audit_events,
@@ -48,7 +48,7 @@ from payerbridge.store.tables import (
     identity_links,
     identity_reviews,
 )
-from payerbridge.types import ClientId
+from payerbridge.types import ClientId, MemberId
 from tests.builders import a_coverage, a_patient
 
 AT = datetime(2027, 1, 1, tzinfo=UTC)
@@ -313,14 +313,7 @@ def test_a_request_sent_again_finds_its_review_case_as_the_queue_shows_it(
     assert opened == platform.identity.review("case-1")
     with platform.transactions.begin() as unit:
         platform.identity.decide_review(
-            unit,
-            "case-1",
-            version=1,
-            accept=True,
-            member_id="ana",
-            reviewer="op",
-            reason="card",
-            at=AT,
+            unit, ReviewDecision("case-1", 1, True, MemberId("ana"), "op", "card"), at=AT
         )
     accepted = platform.identity.latest_review("cli", "key-1")
     assert accepted == platform.identity.review("case-1")

@@ -13,7 +13,9 @@ from sqlalchemy.pool import NullPool
 
 from payerbridge.bootstrap import Platform, build_platform, identity_secret
 from payerbridge.config import load_settings
-from payerbridge.identity.records import record_from_fhir
+from payerbridge.identity.demographics.records import record_from_fhir
+from payerbridge.identity.indexing import reindex_all
+from payerbridge.identity.matching.blocking import blocking_keys
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_file, refresh_statistics
 from payerbridge.store.tables import identity_blocking_keys, identity_member_records
@@ -152,7 +154,7 @@ def test_a_reimported_member_is_found_by_what_it_holds_now_and_not_by_what_it_he
     before = a_patient(family="Garcia", birth_date="1980-02-03", member_id=None)
     after = a_patient(family="Okafor", birth_date="1975-11-30", member_id=None)
     keys = {
-        label: identity.keys_of(record_from_fhir(patient, None))
+        label: blocking_keys(record_from_fhir(patient, None), secret=identity.blocking_secret)
         for label, patient in (("before", before), ("after", after))
     }
     assert keys["before"].isdisjoint(keys["after"])
@@ -332,6 +334,6 @@ def test_indexing_on_worker_processes_builds_the_index_an_import_builds(
     )
     chunks: list[int] = []
     with platform.transactions.begin() as unit:
-        assert pooled.reindex_all(unit, at=unit.now, progress=chunks.append) == 240
+        assert reindex_all(pooled, unit, at=unit.now, progress=chunks.append) == 240
     assert chunks == [25] * 9 + [15]
     assert _index_of(platform) == in_process

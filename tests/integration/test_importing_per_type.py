@@ -15,7 +15,9 @@ from sqlalchemy import select
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
-from payerbridge.identity.records import record_from_fhir
+from payerbridge.identity.demographics.records import record_from_fhir
+from payerbridge.identity.indexing import index_members
+from payerbridge.identity.matching.blocking import blocking_keys
 from payerbridge.store.importer import import_files
 from payerbridge.store.tables import identity_blocking_keys, identity_member_records
 from tests.builders import a_coverage, a_patient
@@ -90,7 +92,9 @@ def _assert_indexed_as_one_file(platform: Platform, single: Platform) -> None:
     }
     identity = platform.adapters.identity
     for n, (patient, coverage) in enumerate(zip(_patients(), _coverages(), strict=True)):
-        expected = identity.keys_of(record_from_fhir(patient, coverage))
+        expected = blocking_keys(
+            record_from_fhir(patient, coverage), secret=identity.blocking_secret
+        )
         assert records[f"p{n}"][1] == sorted(expected)
     _assert_no_stale_keys(platform)
 
@@ -108,9 +112,9 @@ def _found_by_card(platform: Platform, n: int, member_id: str) -> list[str]:
     patient = _patients()[n]
     card = a_coverage(f"c{n}", patient=f"p{n}", member_id=member_id, subscriber_id=f"S{n}")
     no_card = a_coverage(f"c{n}", patient=f"p{n}", member_id=None, subscriber_id=f"S{n}")
-    by_card = identity.keys_of(record_from_fhir(patient, card)) - identity.keys_of(
-        record_from_fhir(patient, no_card)
-    )
+    by_card = blocking_keys(
+        record_from_fhir(patient, card), secret=identity.blocking_secret
+    ) - blocking_keys(record_from_fhir(patient, no_card), secret=identity.blocking_secret)
     assert by_card  # the keys the card's member id gives
     return [member for member, _ in identity.candidates(by_card)]
 
@@ -135,7 +139,7 @@ def test_a_per_type_export_in_one_call_is_indexed_once_after_its_last_file(
             files,
             index_members=lambda unit, ids: (
                 handed.append(list(ids)),
-                per_type.adapters.identity.index_members(unit, ids, at=unit.now),
+                index_members(per_type.adapters.identity, unit, ids, at=unit.now),
             ),
         )
     assert [r.counts for r in reports] == [{"Patient": _MEMBERS}, {"Coverage": _MEMBERS}]

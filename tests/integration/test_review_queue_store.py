@@ -10,11 +10,11 @@ import orjson
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
-from payerbridge.identity.decision import SINGLE_EXCHANGE, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
-from payerbridge.identity.records import record_from_fhir
+from payerbridge.identity.demographics.records import record_from_fhir
+from payerbridge.identity.matching.decision import SINGLE_EXCHANGE, decide
+from payerbridge.identity.matching.model import DecisionId, MatchOutcome
+from payerbridge.identity.matching.scoring import default_model
 from payerbridge.identity.review_queue import review_opening
-from payerbridge.identity.scoring import default_model
 from payerbridge.types import MemberId
 from tests.builders import a_coverage, a_patient
 from tests.integration.test_migrations import _alembic

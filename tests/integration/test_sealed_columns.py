@@ -25,8 +25,9 @@ from payerbridge.config import Settings, load_settings
 from payerbridge.consent.model import Requester
 from payerbridge.errors import DataKeyUnavailable, PayerBridgeError
 from payerbridge.fhir.member_match import parse_member_match_request
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
+from payerbridge.identity.indexing import reindex_all
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
+from payerbridge.identity.matching.model import DecisionId, MatchOutcome
 from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.review_queue import review_opening
 from payerbridge.identity.service import (
@@ -468,7 +469,7 @@ def test_a_reindex_under_a_new_secret_keys_the_links_anew(platform: Platform) ->
     assert renewed.members_by_identifier(NEW_PAYER_ID) == []  # keyed under the old secret
 
     with platform.transactions.begin() as unit:
-        renewed.reindex_all(unit, at=unit.now)
+        reindex_all(renewed, unit, at=unit.now)
 
     [found] = renewed.members_by_identifier(NEW_PAYER_ID, "http://new.example/mb")
     assert found.member_id == matched.member_id

@@ -13,6 +13,8 @@ ROOMS = [
     "payerbridge.audit",
     "payerbridge.exchange",
     "payerbridge.identity",
+    "payerbridge.identity.demographics",
+    "payerbridge.identity.matching",
     "payerbridge.disclosure",
     "payerbridge.routing",
     "payerbridge.fhir",

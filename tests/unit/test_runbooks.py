@@ -39,7 +39,7 @@ from payerbridge.fhir.reasons import (
     link_runbooks_to,
     runbook_url,
 )
-from payerbridge.identity.rules import RuleBook
+from payerbridge.identity.matching.rules import RuleBook
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
 SECTIONS = ("## What it means", "## How to confirm", "## What to do", "## When to escalate")

@@ -35,7 +35,7 @@ from payerbridge.consent.model import DenyReason
 from payerbridge.errors import NotFound, OAuthErrorCode, PayerBridgeError
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.fhir.profile_check import ProfileRule
-from payerbridge.identity.evidence import DecisionReason
+from payerbridge.identity.matching.model import DecisionReason
 from payerbridge.metrics.alert_rules import ALERT_PAGE  # the alert rules' pages
 from payerbridge.onboarding.service import REASON_CODES as ONBOARDING_REASONS
 

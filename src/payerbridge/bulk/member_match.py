@@ -74,11 +74,11 @@ from payerbridge.fhir.bulk_member_match import (
     result_groups,
 )
 from payerbridge.fhir.consent import parse_hrex_consent
-from payerbridge.identity.decision import MatchPolicy
-from payerbridge.identity.evidence import MatchOutcome
 from payerbridge.identity.guard import AttemptLimit, is_wrong_card_guess, note_attempt
+from payerbridge.identity.matching.decision import MatchPolicy
+from payerbridge.identity.matching.model import MatchOutcome
+from payerbridge.identity.matching.scoring import MatchModel
 from payerbridge.identity.ports import DecisionToRecord, IdentityStore, MatchWrites
-from payerbridge.identity.scoring import MatchModel
 from payerbridge.identity.service import decide_many_for_batch, model_for, request_record
 from payerbridge.routing.model import Organization
 from payerbridge.transactions import Transactions, UnitOfWork

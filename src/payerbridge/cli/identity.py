@@ -50,6 +50,7 @@ def identity_reindex(data_dir: DataDir = None) -> None:
     """Rebuild the matching index from the member data (after a secret or spec change)."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.cli.console import settings_for
+    from payerbridge.identity.indexing import reindex_all
 
     platform = build_platform(settings_for(data_dir))
     try:
@@ -63,8 +64,11 @@ def identity_reindex(data_dir: DataDir = None) -> None:
         ) as progress:
             task = progress.add_task("reindex", total=None)
             with platform.transactions.begin() as unit:
-                indexed = platform.identity.reindex_all(
-                    unit, at=unit.now, progress=lambda n: progress.advance(task, n)
+                indexed = reindex_all(
+                    platform.identity,
+                    unit,
+                    at=unit.now,
+                    progress=lambda n: progress.advance(task, n),
                 )
     finally:
         platform.close()
@@ -154,8 +158,8 @@ def identity_match(
     from payerbridge.bootstrap import build_platform, new_id, utcnow
     from payerbridge.cli.console import settings_for
     from payerbridge.identity.batch import OUTCOMES, BatchMatcher
-    from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
-    from payerbridge.identity.service import model_for
+    from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
+    from payerbridge.identity.service import model_for, trained_model
 
     if not out_path.parent.is_dir():
         raise typer.BadParameter(f"the folder of {out_path} does not exist", param_hint="--out")
@@ -171,7 +175,7 @@ def identity_match(
                 "[yellow]warning:[/yellow] no members are indexed: nothing can match "
                 "(payerbridge import, or payerbridge identity reindex)"
             )
-        elif index.active_model() is None:
+        elif trained_model(index) is None:
             err.print(
                 "[yellow]note:[/yellow] no model is trained yet: matching with the "
                 "untrained prior (payerbridge identity train)"

@@ -71,7 +71,7 @@ def reviews_list(
     the oldest): id, why it was opened, age, risk, due time and version."""
     from payerbridge.api.routers.identity import review_public
     from payerbridge.bootstrap import utcnow
-    from payerbridge.identity.review_queue import ReviewQuery
+    from payerbridge.identity.model import ReviewQuery
 
     query = ReviewQuery(status=None if status == "any" else status, limit=limit)
     cases, obligations = _with_platform(
@@ -158,7 +158,8 @@ def reviews_decide(
     read; refused when someone decided it first or it changed since."""
     from payerbridge.api.routers.identity import review_public
     from payerbridge.bootstrap import utcnow
-    from payerbridge.identity.reviews import ReviewDecision, decide_review
+    from payerbridge.identity.model import ReviewDecision
+    from payerbridge.identity.reviews import decide_review
     from payerbridge.types import MemberId
 
     if (accept is None) == (not reject):
@@ -200,7 +201,7 @@ def reviews_reopen(
     """Undo a decision from now on: the case is open again, and its request no longer
     answered with the member it accepted."""
     from payerbridge.bootstrap import utcnow
-    from payerbridge.identity.reviews import reopen_review
+    from payerbridge.identity.reviews import ReviewReopening, reopen_review
 
     actor = cli_actor()
     reopened = _with_platform(
@@ -208,10 +209,7 @@ def reviews_reopen(
         lambda platform: reopen_review(
             platform.identity,
             platform.transactions,
-            review_id[:64],
-            version=version,
-            by=actor,
-            reason=reason,
+            ReviewReopening(review_id[:64], version, actor, reason),
             at=utcnow(),
             request_id=None,
         ),

@@ -27,14 +27,9 @@ from payerbridge.console.pages import Page, render
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
 from payerbridge.exchange.review import partner_review_wait
 from payerbridge.fhir.outcome import rendering_for
-from payerbridge.identity.graph import ReviewCase
-from payerbridge.identity.review_queue import (
-    QueuePosition,
-    ReviewQuery,
-    decode_position,
-    encode_position,
-)
-from payerbridge.identity.reviews import ReviewDecision, decide_review, reopen_review, show_case
+from payerbridge.identity.model import QueuePosition, ReviewCase, ReviewDecision, ReviewQuery
+from payerbridge.identity.review_queue import decode_position, encode_position
+from payerbridge.identity.reviews import ReviewReopening, decide_review, reopen_review, show_case
 from payerbridge.logging import current_request_id
 from payerbridge.security.operator_accounts import SignedIn
 from payerbridge.types import MemberId
@@ -282,10 +277,7 @@ def reopen_case(
         reopen_review(
             platform.identity,
             platform.transactions,
-            review_id,
-            version=_version(form),
-            by=found.actor,
-            reason=reason,
+            ReviewReopening(review_id, _version(form), found.actor, reason),
             at=utcnow(),
             request_id=current_request_id(),
         )

@@ -21,10 +21,10 @@ import orjson
 
 from payerbridge.errors import InvalidInput
 from payerbridge.fhir.member_match import parse_member_match_request
-from payerbridge.identity.decision import MatchPolicy
+from payerbridge.identity.matching.decision import MatchPolicy
+from payerbridge.identity.matching.scoring import MatchModel
 from payerbridge.identity.ports import DecisionLedger, DecisionToRecord, IdentityIndex
-from payerbridge.identity.scoring import MatchModel
-from payerbridge.identity.service import decide_for_batch, record_batch_decisions
+from payerbridge.identity.service import BatchTerms, decide_for_batch, record_batch_decisions
 from payerbridge.transactions import Transactions
 from payerbridge.types import ClientId
 
@@ -72,16 +72,10 @@ def decide_line(matcher: BatchMatcher, line: bytes) -> tuple[BatchAnswer, Decisi
         request = parse_member_match_request(body)
     except InvalidInput:
         return answer, None
-    to_record = decide_for_batch(
-        matcher.index,
-        request,
-        request_id=request_id,
-        client_id=matcher.client_id,
-        model=matcher.model,
-        policy=matcher.policy,
-        at=matcher.clock(),
-        new_id=matcher.new_id,
+    terms = BatchTerms(
+        matcher.client_id, matcher.model, matcher.policy, matcher.clock(), matcher.new_id
     )
+    to_record = decide_for_batch(matcher.index, request, request_id=request_id, terms=terms)
     decision = to_record.decision
     answer.update(
         outcome=decision.outcome.value,

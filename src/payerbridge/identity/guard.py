@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from payerbridge.errors import TooManyAttempts, WrongCardGuess
-from payerbridge.identity.evidence import MatchOutcome
+from payerbridge.identity.matching.model import MatchOutcome
+from payerbridge.identity.model import StandardRecord
 from payerbridge.identity.ports import IdentityIndex, MatchWrites
-from payerbridge.identity.standardize import StandardRecord
 from payerbridge.types import ClientId
 
 __all__ = [

@@ -1,5 +1,7 @@
 """Members' entries in the identity index, built from their stored FHIR JSON: each
-member's standardised record (as JSON) and its keyed blocking keys.
+member's standardised record (as JSON) and its keyed blocking keys; and indexing itself
+(``index_members``, ``reindex_all``): the store reads members back and writes what the
+room decides changes (``store.identity``).
 
 Building them is CPU-bound pure Python, and an import of a whole population builds a
 million. ``entries_in_order`` builds chunks on worker processes while the caller reads
@@ -12,25 +14,36 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from multiprocessing.pool import AsyncResult
 
 import orjson
 
-from payerbridge.identity.blocking import blocking_keys
-from payerbridge.identity.records import record_from_fhir, ssn_of, subscriber_ref
-from payerbridge.identity.standardize import record_to_dict
+from payerbridge.identity.demographics.records import (
+    current_coverage,
+    record_from_fhir,
+    ssn_of,
+    subscriber_ref,
+)
+from payerbridge.identity.matching.blocking import blocking_keys
+from payerbridge.identity.model import IndexChanges, IndexEntry, record_to_dict
+from payerbridge.identity.ports import MemberIndexing
+from payerbridge.transactions import UnitOfWork
 
 __all__ = [
-    "IndexChanges",
     "IndexChunk",
-    "IndexEntry",
     "entries_in_order",
     "index_changes",
     "index_entries",
+    "index_members",
+    "reindex_all",
 ]
+
+# Chunks from which indexing builds entries on a process pool.
+_POOLED_CHUNKS = 4
 
 Json = str | bytes
 
@@ -42,15 +55,6 @@ class IndexChunk:
 
     members: Sequence[tuple[str, Json, Json | None]]  # member id, Patient, Coverage
     subscribers: Mapping[str, Json]  # member id -> Patient
-
-
-@dataclass(frozen=True)
-class IndexEntry:
-    """A member's entry as the index stores it: JSON text, ready to write."""
-
-    member_id: str
-    record: str  # the standardised record
-    keys: str  # its blocking keys, a sorted list
 
 
 def index_entries(chunk: IndexChunk, *, secret: bytes) -> list[IndexEntry]:
@@ -85,23 +89,6 @@ def index_entries(chunk: IndexChunk, *, secret: bytes) -> list[IndexEntry]:
             )
         )
     return entries
-
-
-@dataclass(frozen=True)
-class IndexChanges:
-    """What indexing a chunk of members changes in the index, against what it held.
-
-    A member indexed for the first time is ``fresh``: its keys are all those listed on
-    its record. A member indexed before whose entry is unchanged is left alone; one whose
-    entry changed has its record ``replaced`` and only the keys it lost ``removed`` and
-    those it gained ``added``; one whose Patient is gone is ``replaced`` by nothing and
-    loses every key. Keys are (key, member id) pairs."""
-
-    write: list[IndexEntry] = field(default_factory=list)  # records to write
-    replaced: list[str] = field(default_factory=list)  # stored records to remove first
-    fresh: list[str] = field(default_factory=list)
-    removed: list[tuple[str, str]] = field(default_factory=list)
-    added: list[tuple[str, str]] = field(default_factory=list)
 
 
 def index_changes(
@@ -167,3 +154,84 @@ def entries_in_order(
                 yield building.popleft().get()
         while building:
             yield building.popleft().get()
+
+
+def index_members(
+    index: MemberIndexing,
+    unit: UnitOfWork,
+    member_ids: Iterable[str],
+    *,
+    at: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """(Re)index these Patients in ``unit`` (an import's, which wrote them); returns how
+    many exist. ``progress`` receives the size of each chunk of ``member_ids`` once it is
+    indexed.
+
+    Members are read back ``index.index_batch`` at a time, in the order given: an import
+    gives the order it wrote their rows in, so each chunk reads neighbouring rows, not
+    rows strewn over the table. Their entries are built on ``index.index_workers``
+    processes when there are several chunks. A member indexed before is written again
+    only if its entry changed, and then only the keys it lost are deleted and those it
+    gained added (``index_changes``): the key table has no index by member (ADR 0020)."""
+    wanted = list(dict.fromkeys(member_ids))
+    size = index.index_batch
+    chunks = [wanted[s : s + size] for s in range(0, len(wanted), size)]
+    # A process pool pays for itself only over several chunks.
+    workers = index.index_workers if len(chunks) >= _POOLED_CHUNKS else 1
+    stored: dict[str, tuple[str, str]] = {}  # filled as each chunk is read back
+
+    def read(chunk: Sequence[str]) -> IndexChunk:
+        stored.update(index.stored_entries(unit, chunk))
+        return _chunk_of(index, unit, chunk)
+
+    fresh: list[str] = []  # indexed for the first time: their keys go in at the end
+    added: list[tuple[str, str]] = []  # keys gained by members indexed before
+    count = 0
+    built = entries_in_order(map(read, chunks), secret=index.blocking_secret, workers=workers)
+    for chunk, entries in zip(chunks, built, strict=True):
+        changes = index_changes(chunk, entries, stored)
+        for member in chunk:
+            stored.pop(member, None)
+        index.write_entries(unit, changes, at=at)
+        fresh.extend(changes.fresh)
+        added.extend(changes.added)
+        count += len(entries)
+        if progress is not None:
+            progress(len(chunk))
+    index.add_keys(unit, listed=fresh, added=sorted(added))
+    return count
+
+
+def reindex_all(
+    index: MemberIndexing,
+    unit: UnitOfWork,
+    *,
+    at: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Rebuild the whole index from the member data in ``unit`` (after a secret or spec
+    change); returns how many members are indexed."""
+    return index_members(index, unit, index.clear_index(unit), at=at, progress=progress)
+
+
+def _chunk_of(index: MemberIndexing, unit: UnitOfWork, member_ids: Sequence[str]) -> IndexChunk:
+    """The Patients among ``member_ids``, each with its current Coverage, and the Patients
+    of their subscribers who are not among them."""
+    found = index.index_source(unit, member_ids)
+    chosen: dict[str, str] = {}  # member -> its current Coverage, as stored
+    subscribers: set[str] = set()
+    for member, stored in found.coverages.items():
+        coverages = [orjson.loads(text) for text in stored]
+        current = current_coverage(coverages)
+        chosen[member] = next(
+            text for coverage, text in zip(coverages, stored, strict=True) if coverage is current
+        )
+        if (ref := subscriber_ref(current)) is not None:
+            subscribers.add(ref.removeprefix("Patient/"))
+    missing = sorted(subscribers - set(found.patients))
+    outside = index.patients(unit, missing) if missing else {}
+    return IndexChunk(
+        [(member, patient, chosen.get(member)) for member, patient in found.patients.items()],
+        outside,
+    )

@@ -4,17 +4,23 @@ platform's identity store). Implemented by ``store.identity`` and ``tests/fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.identity.decision import MatchDecision
-from payerbridge.identity.graph import IdentityLink, ReviewCase
-from payerbridge.identity.review_queue import ReviewOpening, ReviewQuery
-from payerbridge.identity.scoring import MatchModel
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.matching.model import MatchDecision, StoredModel
+from payerbridge.identity.model import (
+    IdentityLink,
+    IndexChanges,
+    IndexSource,
+    ReviewCase,
+    ReviewDecision,
+    ReviewOpening,
+    ReviewQuery,
+    StandardRecord,
+)
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, MemberId
 
@@ -24,6 +30,7 @@ __all__ = [
     "IdentityIndex",
     "IdentityStore",
     "MatchWrites",
+    "MemberIndexing",
     "MemberDirectory",
     "MemberResources",
     "MergeLedger",
@@ -41,15 +48,9 @@ class ModelTraining(Protocol):
         self, member_ids: Sequence[str]
     ) -> list[tuple[MemberId, StandardRecord, list[str]]]: ...
 
-    def save_model(
-        self,
-        unit: UnitOfWork,
-        model: MatchModel,
-        *,
-        trained_on: int,
-        summary: dict[str, Any],
-        activate: bool = True,
-    ) -> None: ...
+    def save_model(self, unit: UnitOfWork, model: StoredModel, *, activate: bool = True) -> None:
+        """Keep the model, trained at ``unit.now`` and active from then unless told not."""
+        ...
 
 
 class MemberDirectory(Protocol):
@@ -120,7 +121,10 @@ class MatchWrites(Protocol):
 class IdentityIndex(Protocol):
     """What matching needs from the identity store."""
 
-    def keys_of(self, record: StandardRecord) -> frozenset[str]: ...
+    @property
+    def blocking_secret(self) -> bytes:
+        """The secret that keys the blocking keys (``identity.matching.blocking``)."""
+        ...
 
     def keyed_hash(self, *parts: str | None) -> str: ...
 
@@ -136,7 +140,9 @@ class IdentityIndex(Protocol):
 
     def member_count(self) -> int: ...
 
-    def active_model(self) -> MatchModel | None: ...
+    def active_model(self, spec_fingerprint: str) -> StoredModel | None:
+        """The newest activated model trained under the spec of ``spec_fingerprint``."""
+        ...
 
     def latest_review(self, client_id: ClientId, request_key: str) -> ReviewCase | None: ...
 
@@ -153,18 +159,9 @@ class ReviewQueue(Protocol):
     def review(self, review_id: str) -> ReviewCase | None: ...
 
     def decide_review(
-        self,
-        unit: UnitOfWork,
-        review_id: str,
-        *,
-        version: int,
-        accept: bool,
-        member_id: MemberId | None,
-        reviewer: str,
-        reason: str,
-        at: datetime,
+        self, unit: UnitOfWork, decision: ReviewDecision, *, at: datetime
     ) -> ReviewCase | None:
-        """Close the case in ``unit`` if it is open at ``version``, in one conditional
+        """Close the case in ``unit`` if it is open at ``decision.version``, in one conditional
         write, and return it decided (its version one more); None when it is not (of two
         deciders at once, one gets None)."""
         ...
@@ -208,17 +205,67 @@ class MergeLedger(Protocol):
         ...
 
 
+class MemberIndexing(Protocol):
+    """What building the identity index needs from the identity store
+    (``identity.indexing``): members read back as stored, and the changes it decides
+    written."""
+
+    @property
+    def blocking_secret(self) -> bytes: ...
+
+    @property
+    def index_batch(self) -> int:
+        """How many members are read back at a time."""
+        ...
+
+    @property
+    def index_workers(self) -> int:
+        """How many processes may build entries of several chunks."""
+        ...
+
+    def stored_entries(
+        self, unit: UnitOfWork, member_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        """Each of these members that is indexed: its record and its listed keys, as JSON."""
+        ...
+
+    def index_source(self, unit: UnitOfWork, member_ids: Sequence[str]) -> IndexSource:
+        """Our members' own Patients among these, and every Coverage of theirs."""
+        ...
+
+    def patients(self, unit: UnitOfWork, member_ids: Sequence[str]) -> dict[str, str]:
+        """The Patients of these members (subscribers), whatever their source."""
+        ...
+
+    def write_entries(self, unit: UnitOfWork, changes: IndexChanges, *, at: datetime) -> None:
+        """Remove the records ``changes`` replaces and the keys it removes, and write its
+        records (its keys are added by ``add_keys``)."""
+        ...
+
+    def add_keys(
+        self, unit: UnitOfWork, *, listed: Sequence[str], added: Sequence[tuple[str, str]]
+    ) -> None:
+        """Add the keys listed on the records of the members ``listed`` (indexed for the
+        first time) and the (key, member) pairs ``added``."""
+        ...
+
+    def clear_index(self, unit: UnitOfWork) -> list[str]:
+        """Empty the index (and key the blind indexes anew, under the store's secret);
+        the members to index again."""
+        ...
+
+
 class IdentityStore(
-    IdentityIndex, ReviewQueue, DecisionLedger, MergeLedger, ModelTraining, Protocol
+    IdentityIndex,
+    ReviewQueue,
+    DecisionLedger,
+    MergeLedger,
+    ModelTraining,
+    MemberIndexing,
+    Protocol,
 ):
     """The platform's identity store: every port above, and what the edges read and
     the operator commands change (reindexing, the graph, the review queue)."""
-
-    def reindex_all(
-        self, unit: UnitOfWork, *, at: datetime, progress: Callable[[int], None] | None = None
-    ) -> int:
-        """Rebuild the index from the member data in ``unit``; how many members."""
-        ...
 
     def decision(self, decision_id: str) -> dict[str, Any] | None: ...
 

@@ -32,20 +32,16 @@ from datetime import datetime, timedelta
 import orjson
 
 from payerbridge.errors import InvalidInput, Issue
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy
-from payerbridge.identity.evidence import Evidence
-from payerbridge.identity.rules import RELATIVE_GUARDS, SSN_MISMATCH
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy
+from payerbridge.identity.matching.model import Evidence
+from payerbridge.identity.matching.rules import RELATIVE_GUARDS, SSN_MISMATCH
+from payerbridge.identity.model import QueuePosition, ReviewOpening, ReviewPriority, StandardRecord
 
 __all__ = [
     "MAX_WAIT",
     "MIN_WAIT",
     "RIVAL_SPAN",
     "CaseSignals",
-    "QueuePosition",
-    "ReviewOpening",
-    "ReviewPriority",
-    "ReviewQuery",
     "decode_position",
     "encode_position",
     "in_queue_order",
@@ -162,14 +158,6 @@ def _clamp(value: float) -> float:
     return min(1.0, max(0.0, value))
 
 
-@dataclass(frozen=True, slots=True)
-class ReviewPriority:
-    """Where a case stands in the queue: its risk and when it is due."""
-
-    risk: float
-    due_at: datetime
-
-
 def priority_of(risk: float, opened_at: datetime) -> ReviewPriority:
     """A case of ``risk`` opened at ``opened_at`` is due ``MAX_WAIT`` later at risk 0, down
     to ``MIN_WAIT`` at risk 1."""
@@ -177,18 +165,6 @@ def priority_of(risk: float, opened_at: datetime) -> ReviewPriority:
     wait = MAX_WAIT - (MAX_WAIT - MIN_WAIT) * risk
     # Whole milliseconds: the same instant on every database.
     return ReviewPriority(risk, opened_at + timedelta(milliseconds=round(wait / _MS)))
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewOpening:
-    """A case to open with a ``review`` decision: its id, the request as matching read it
-    (what the reviewer compares with each candidate: demographics, kept for reviewers
-    only), the decision's policy and the case's place in the queue."""
-
-    id: str
-    request: StandardRecord
-    policy: str  # the policy's name: single_exchange, bulk
-    priority: ReviewPriority
 
 
 def review_opening(
@@ -202,26 +178,6 @@ def review_opening(
         evidence.policy_version.rsplit("-", 1)[0],
         priority_of(risk, evidence.decided_at),
     )
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class QueuePosition:
-    """A case's place in the queue's order; a page starts after one."""
-
-    due_at: datetime
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewQuery:
-    """One page of the queue: its filters, where it starts and how long it is."""
-
-    status: str | None = "open"  # None: every case
-    policy: str | None = None
-    reason: str | None = None  # one of the reasons the case was opened for
-    opened_before: datetime | None = None  # the age filter: opened at or before this
-    after: QueuePosition | None = None
-    limit: int = 50
 
 
 def encode_position(position: QueuePosition) -> str:

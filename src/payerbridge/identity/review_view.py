@@ -16,9 +16,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from payerbridge.identity.matching.spec import DEFAULT_SPEC
+from payerbridge.identity.model import StandardRecord
 from payerbridge.identity.review_queue import policy_named
-from payerbridge.identity.spec import DEFAULT_SPEC
-from payerbridge.identity.standardize import StandardRecord
 
 __all__ = ["Bands", "CandidateView", "CaseView", "FieldView", "bands_of", "case_view"]
 

@@ -28,20 +28,25 @@ from payerbridge.errors import (
     PayerBridgeError,
     PreconditionFailed,
 )
-from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.model import (
+    IdentityLink,
+    LinkKind,
+    ReviewCase,
+    ReviewDecision,
+    StandardRecord,
+)
 from payerbridge.identity.ports import ReviewQueue
 from payerbridge.identity.review_view import CaseView, case_view
-from payerbridge.identity.standardize import StandardRecord
 from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import Transactions
 from payerbridge.types import MemberId
 
 __all__ = [
     "CaseReader",
-    "ReviewDecision",
     "ShownCase",
     "decide_review",
     "refusal_for",
+    "ReviewReopening",
     "reopen_review",
     "show_case",
 ]
@@ -63,18 +68,6 @@ def refusal_for(case: ReviewCase | None, review_id: str, version: int) -> PayerB
             f"version {case.version}: it was decided and reopened since); read it again"
         )
     return None
-
-
-@dataclass(frozen=True)
-class ReviewDecision:
-    """A reviewer's decision on the version of a case they read."""
-
-    review_id: str
-    version: int
-    accept: bool
-    member_id: MemberId | None  # accepting names one of the case's candidates
-    reviewer: str
-    reason: str
 
 
 def decide_review(
@@ -100,16 +93,7 @@ def decide_review(
     assert case is not None
     _check_choice(case, decision)
     with transactions.begin() as unit:
-        decided = queue.decide_review(
-            unit,
-            review_id,
-            version=decision.version,
-            accept=decision.accept,
-            member_id=decision.member_id,
-            reviewer=decision.reviewer,
-            reason=decision.reason,
-            at=at,
-        )
+        decided = queue.decide_review(unit, decision, at=at)
         if decided is not None:
             if decided.member_id is not None:
                 queue.add_links(unit, [_reviewed_request(decided, decision.reviewer, at)])
@@ -174,20 +158,28 @@ def _reviewed_request(case: ReviewCase, reviewer: str, at: datetime) -> Identity
     )
 
 
+@dataclass(frozen=True)
+class ReviewReopening:
+    """``by``'s undoing of the decision on the version of a case they read, and why."""
+
+    review_id: str
+    version: int
+    by: str
+    reason: str
+
+
 def reopen_review(
     queue: ReviewQueue,
     transactions: Transactions,
-    review_id: str,
+    command: ReviewReopening,
     *,
-    version: int,
-    by: str,
-    reason: str,
     at: datetime,
     request_id: str | None,
 ) -> ReviewCase:
     """Undo a decision from now on, on the version that shows it: the case is open again
     and the request it accepted is no longer linked to the member (the requester's next
     identical request is under review again). Audited, with the decision undone."""
+    review_id, version, by, reason = command.review_id, command.version, command.by, command.reason
     case = queue.review(review_id)
     if case is None:
         raise NotFound(f"no review case {review_id}")

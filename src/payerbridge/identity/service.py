@@ -50,9 +50,7 @@ from payerbridge.errors import (
 )
 from payerbridge.fhir import codes
 from payerbridge.fhir.member_match import MemberMatchInput
-from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
-from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
+from payerbridge.identity.demographics.records import record_from_fhir
 from payerbridge.identity.guard import (
     AttemptLimit,
     is_wrong_card_guess,
@@ -60,7 +58,19 @@ from payerbridge.identity.guard import (
     too_many_attempts,
     wrong_card_guess,
 )
-from payerbridge.identity.population import fit_population
+from payerbridge.identity.matching.blocking import blocking_keys
+from payerbridge.identity.matching.decision import MatchPolicy, decide
+from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome, StoredModel
+from payerbridge.identity.matching.population import fit_population
+from payerbridge.identity.matching.scoring import MatchModel, default_model
+from payerbridge.identity.matching.spec import DEFAULT_SPEC
+from payerbridge.identity.model import (
+    IdentityLink,
+    LinkKind,
+    ReviewCase,
+    ReviewOpening,
+    StandardRecord,
+)
 from payerbridge.identity.ports import (
     DecisionLedger,
     DecisionToRecord,
@@ -70,10 +80,7 @@ from payerbridge.identity.ports import (
     MergeLedger,
     ModelTraining,
 )
-from payerbridge.identity.records import record_from_fhir
-from payerbridge.identity.review_queue import ReviewOpening, review_opening
-from payerbridge.identity.scoring import MatchModel, default_model
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.review_queue import review_opening
 from payerbridge.logging import log_on_request
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import ClientId, MemberId
@@ -85,9 +92,12 @@ __all__ = [
     "MatchedMember",
     "MemberMatchCommand",
     "MemberMatchRules",
+    "BatchTerms",
     "decide_for_batch",
     "decide_many_for_batch",
     "decide_request",
+    "MergeMembers",
+    "SplitMember",
     "merge_members",
     "record_batch_decisions",
     "split_members",
@@ -207,10 +217,27 @@ def request_record(request: MemberMatchInput) -> StandardRecord:
 
 def model_for(index: IdentityIndex) -> MatchModel:
     """The active trained model, else the prior for a population of this size."""
-    model = index.active_model()
+    model = trained_model(index)
     if model is not None:
         return model
     return _prior(max(index.member_count(), 2))
+
+
+def trained_model(index: IdentityIndex) -> MatchModel | None:
+    """The active model trained under the comparison spec this code runs, if any."""
+    stored = index.active_model(DEFAULT_SPEC.fingerprint)
+    return None if stored is None else _model_from_json(stored.body)
+
+
+@functools.lru_cache(maxsize=4)
+def _model_from_json(body: str) -> MatchModel:
+    """A stored model parsed once: the store hands back the same text while it caches it."""
+    return MatchModel.from_json(body)
+
+
+def stored_model(model: MatchModel, *, trained_on: int, summary: dict[str, Any]) -> StoredModel:
+    """The model as the store keeps it."""
+    return StoredModel(model.version, model.spec.fingerprint, model.to_json(), trained_on, summary)
 
 
 @functools.lru_cache(maxsize=8)
@@ -228,7 +255,14 @@ def decide_request(
 ) -> MatchDecision:
     """Decide among the request's blocking candidates (the index leaves out a member merged
     into another: a duplicate record of the survivor)."""
-    return decide(record, index.candidates(index.keys_of(record)), model, policy, at, decision_id)
+    return decide(
+        record,
+        index.candidates(blocking_keys(record, secret=index.blocking_secret)),
+        model,
+        policy,
+        at,
+        decision_id,
+    )
 
 
 def _request_key(index: IdentityIndex, record: StandardRecord) -> str:
@@ -452,18 +486,35 @@ def survivor(index: IdentityIndex, member_id: MemberId) -> MemberId:
     return member_id
 
 
-def _merge_event(
-    action: str, member_id: MemberId, into: MemberId, by: str, at: datetime, request_id: str | None
-) -> AuditEvent:
+@dataclass(frozen=True)
+class MergeMembers:
+    """An operator's merge: ``member_id`` is a duplicate of ``into`` (``by``: who says so)."""
+
+    member_id: MemberId
+    into: MemberId
+    by: str
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class SplitMember:
+    """An operator's split: ``member_id`` is its own member again."""
+
+    member_id: MemberId
+    by: str
+    request_id: str | None
+
+
+def _merge_event(action: str, change: MergeMembers, at: datetime) -> AuditEvent:
     return AuditEvent(
         at=at,
-        actor=by,
+        actor=change.by,
         action=action,
         entity_type="Patient",
-        entity_id=member_id,
+        entity_id=change.member_id,
         outcome="success",
-        request_id=request_id,
-        detail={"into": into},
+        request_id=change.request_id,
+        detail={"into": change.into},
     )
 
 
@@ -471,17 +522,16 @@ def merge_members(
     ledger: MergeLedger,
     transactions: Transactions,
     directory: MemberDirectory,
-    member_id: MemberId,
-    into: MemberId,
+    command: MergeMembers,
     *,
-    by: str,
     at: datetime,
-    request_id: str | None,
 ) -> IdentityLink:
-    """Record that ``member_id`` is a duplicate of ``into`` from ``at`` on (audited).
+    """Record that ``command.member_id`` is a duplicate of ``command.into`` from ``at`` on
+    (audited).
 
     Matching then answers with ``into``; the retired id stays in the graph with its
     lineage, and ``split_members`` undoes the merge from a later instant."""
+    member_id, into, by = command.member_id, command.into, command.by
     if member_id == into:
         raise InvalidInput(
             "a member cannot be merged into itself",
@@ -503,46 +553,48 @@ def merge_members(
     )
     with transactions.begin() as unit:
         ledger.change_merge(unit, member_id=member_id, into=None, at=at, link=link)
-        unit.record(_merge_event("identity.merge", member_id, into, by, at, request_id))
+        unit.record(_merge_event("identity.merge", command, at))
     return link
 
 
 def split_members(
-    ledger: MergeLedger,
-    transactions: Transactions,
-    member_id: MemberId,
-    *,
-    by: str,
-    at: datetime,
-    request_id: str | None,
+    ledger: MergeLedger, transactions: Transactions, command: SplitMember, *, at: datetime
 ) -> MemberId:
-    """End ``member_id``'s merge from ``at`` on (audited); returns the member it left."""
+    """End ``command.member_id``'s merge from ``at`` on (audited); returns the member it
+    left."""
+    member_id = command.member_id
     into = ledger.merged_into([member_id]).get(member_id)
     if into is None:
         raise NotFound(f"member {member_id} is not merged into another member")
     with transactions.begin() as unit:
         ledger.change_merge(unit, member_id=member_id, into=into, at=at, link=None)
-        unit.record(_merge_event("identity.split", member_id, into, by, at, request_id))
+        change = MergeMembers(member_id, into, command.by, command.request_id)
+        unit.record(_merge_event("identity.split", change, at))
     return into
 
 
+@dataclass(frozen=True)
+class BatchTerms:
+    """What a batch's requests are decided on: for whom, with which model and policy, at
+    what time, and how new ids are made."""
+
+    client_id: ClientId
+    model: MatchModel
+    policy: MatchPolicy
+    at: datetime
+    new_id: Callable[[], str]
+
+
 def decide_for_batch(
-    index: IdentityIndex,
-    request: MemberMatchInput,
-    *,
-    request_id: str,
-    client_id: ClientId,
-    model: MatchModel,
-    policy: MatchPolicy,
-    at: datetime,
-    new_id: Callable[[], str],
+    index: IdentityIndex, request: MemberMatchInput, *, request_id: str, terms: BatchTerms
 ) -> DecisionToRecord:
     """Decide one request of a bulk match file (``request_id``: the line's own id) into
     the decision to store, with its review case when a person must confirm it and its
     audit event; nothing is handed out (no UMB): the file's answer is the decision."""
     record = request_record(request)
-    decision = decide_request(index, record, model, policy, at, DecisionId(new_id()))
-    return _to_record(index, decision, record, request_id, client_id, new_id)
+    decision_id = DecisionId(terms.new_id())
+    decision = decide_request(index, record, terms.model, terms.policy, terms.at, decision_id)
+    return _to_record(index, decision, record, request_id, terms)
 
 
 def decide_many_for_batch(
@@ -557,16 +609,18 @@ def decide_many_for_batch(
 ) -> list[DecisionToRecord]:
     """``decide_for_batch`` of several requests (each with its own id), their candidates
     read together: the same decisions, fewer round trips."""
+    terms = BatchTerms(client_id, model, policy, at, new_id)
     records = [request_record(request) for _, request in requests]
-    found = index.candidates_of_many([index.keys_of(record) for record in records])
+    found = index.candidates_of_many(
+        [blocking_keys(record, secret=index.blocking_secret) for record in records]
+    )
     return [
         _to_record(
             index,
             decide(record, candidates, model, policy, at, DecisionId(new_id())),
             record,
             request_id,
-            client_id,
-            new_id,
+            terms,
         )
         for (request_id, _), record, candidates in zip(requests, records, found, strict=True)
     ]
@@ -577,14 +631,14 @@ def _to_record(
     decision: MatchDecision,
     record: StandardRecord,
     request_id: str,
-    client_id: ClientId,
-    new_id: Callable[[], str],
+    terms: BatchTerms,
 ) -> DecisionToRecord:
+    client_id = terms.client_id
     return DecisionToRecord(
         decision,
         client_id,
         index.keyed_hash(request_id),
-        _opening(new_id, record, decision),
+        _opening(terms.new_id, record, decision),
         decision_audit_event(decision, actor=client_id, request_id=request_id[:128]),
     )
 
@@ -640,7 +694,6 @@ def train_on_members(
         "seconds": round(time.perf_counter() - started, 1),
     }
     with transactions.begin() as unit:  # trained at unit.now
-        store.save_model(
-            unit, fitted.model, trained_on=len(chosen), summary=summary, activate=activate
-        )
+        kept = stored_model(fitted.model, trained_on=len(chosen), summary=summary)
+        store.save_model(unit, kept, activate=activate)
     return TrainedModel(fitted.model, summary)

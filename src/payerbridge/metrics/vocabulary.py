@@ -25,8 +25,8 @@ from payerbridge.exchange.model import ExchangeState
 from payerbridge.exchange.pull_model import PullKind, PullStatus
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.retrieval import STEP as EVERYTHING_STEP
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
-from payerbridge.identity.evidence import DecisionReason, MatchOutcome
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
+from payerbridge.identity.matching.model import DecisionReason, MatchOutcome
 from payerbridge.onboarding.model import Stage
 
 __all__ = [
@@ -95,7 +95,7 @@ _STATE_REASONS: dict[ExchangeState, tuple[str, ...]] = {
     S.DEAD_LETTERED: DEAD_LETTER_REASONS,
 }
 
-# $member-match decisions: the engine's (``identity.decision.decide``, one pair per
+# $member-match decisions: the engine's (``identity.matching.decision.decide``, one pair per
 # branch) and the answers given once a reviewer has decided a case the engine opened.
 MATCH_POLICIES = (SINGLE_EXCHANGE.name, BULK.name)
 VIA_ENGINE = "engine"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from payerbridge.exchange.model import ExchangeState as S
-from payerbridge.identity.evidence import MatchOutcome
+from payerbridge.identity.matching.model import MatchOutcome
 from payerbridge.oversight.model import Chart, Period, backlog_over, series_of, window_for
 from payerbridge.oversight.ports import Oversight
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,18 +32,21 @@ from sqlalchemy import (
 )
 
 from payerbridge.errors import NotFound
-from payerbridge.identity.blocking import blocking_keys
-from payerbridge.identity.evidence import evidence_from_stored
-from payerbridge.identity.graph import IdentityLink, LinkKind, ReviewCase
-from payerbridge.identity.indexing import IndexChunk, entries_in_order, index_changes
+from payerbridge.identity.matching.model import StoredModel, evidence_from_stored
+from payerbridge.identity.model import (
+    IdentityLink,
+    IndexChanges,
+    IndexSource,
+    LinkKind,
+    ReviewCase,
+    ReviewDecision,
+    ReviewQuery,
+    StandardRecord,
+    record_from_dict,
+)
 from payerbridge.identity.ports import DecisionToRecord
-from payerbridge.identity.records import current_coverage, subscriber_ref
-from payerbridge.identity.review_queue import ReviewQuery
-from payerbridge.identity.scoring import MatchModel
-from payerbridge.identity.spec import DEFAULT_SPEC
-from payerbridge.identity.standardize import StandardRecord, record_from_dict
 from payerbridge.processes import usable_cpus
-from payerbridge.store.at_rest import at_rest, token_index_key
+from payerbridge.store.at_rest import AtRest, at_rest, token_index_key
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import cursor_of, insert_rows, raw_cursor
 from payerbridge.store.identity_sql import IdentitySql, SqlMatchWrites
@@ -71,8 +74,6 @@ from payerbridge.types import ClientId, MemberId
 __all__ = ["SqlIdentityStore"]
 
 _INDEX_BATCH = 2000
-# Chunks from which indexing builds entries on a process pool.
-_POOLED_CHUNKS = 4
 _MODEL_TTL_SECONDS = 30.0
 # Resources received from other payers are copies of their records, not our members.
 _RECEIVED_SOURCE = "exchange:"
@@ -144,8 +145,8 @@ class SqlIdentityStore:
     """Identity tables in the SQL database; ``secret`` keys the blocking and request hashes,
     ``keyring`` seals the demographics.
 
-    Indexing many members builds their entries on ``index_workers`` processes (by default
-    one per usable CPU), ``index_batch`` members at a time."""
+    Indexing (``identity.indexing``) reads members back ``index_batch`` at a time and
+    builds their entries on ``index_workers`` processes (by default one per usable CPU)."""
 
     def __init__(
         self,
@@ -164,9 +165,10 @@ class SqlIdentityStore:
         self._keyring = keyring
         self._links = SealedLinks(keyring, link_index_key(secret))
         self._sql = IdentitySql(engine.dialect)
-        self._index_workers = usable_cpus() if index_workers is None else index_workers
-        self._index_batch = index_batch
-        self._model: tuple[float, MatchModel | None] | None = None
+        # How indexing (``identity.indexing``) reads members back and builds their entries.
+        self.index_workers = usable_cpus() if index_workers is None else index_workers
+        self.index_batch = index_batch
+        self._model: tuple[float, str, StoredModel | None] | None = None
         self._count: tuple[float, int] | None = None
 
     def close(self) -> None:
@@ -175,8 +177,11 @@ class SqlIdentityStore:
 
     # -- keyed hashes ----------------------------------------------------------------------
 
-    def keys_of(self, record: StandardRecord) -> frozenset[str]:
-        return blocking_keys(record, secret=self._secret)
+    @property
+    def blocking_secret(self) -> bytes:
+        """The secret the room keys blocking keys with (``identity.matching.blocking``): the
+        one this store keys its hashes with, so a new one means ``identity reindex``."""
+        return self._secret
 
     def keyed_hash(self, *parts: str | None) -> str:
         """A keyed hash of values that must not be stored in clear (requests, card data)."""
@@ -194,82 +199,91 @@ class SqlIdentityStore:
 
     # -- the member index ------------------------------------------------------------------
 
-    def index_members(
-        self,
-        unit: UnitOfWork,
-        member_ids: Iterable[str],
-        *,
-        at: datetime,
-        progress: Callable[[int], None] | None = None,
-    ) -> int:
-        """(Re)index these Patients in ``unit`` (on its Core connection: an import's, which
-        wrote them); returns how many exist.
-        ``progress`` receives the size of each chunk of ``member_ids`` once it is indexed.
+    def stored_entries(
+        self, unit: UnitOfWork, member_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        """Each of these members that is indexed: its record (opened) and listed keys."""
+        with cursor_of(sql_unit(unit).connection) as cursor:
+            cursor.execute(*self._sql.stored_entries(member_ids))
+            return {
+                member: (self._opened(member, record).decode(), keys)
+                for member, record, keys in cursor.fetchall()
+            }
 
-        Members are read back in the order given: an import gives the order it wrote their
-        rows in, so each chunk reads neighbouring rows, not rows strewn over the table.
-        A member indexed before is written again only if its entry changed, and then only
-        the keys it lost are deleted, each by its primary key, and those it gained added
-        (``index_changes``): the key table has no index by member (ADR 0020)."""
+    def index_source(self, unit: UnitOfWork, member_ids: Sequence[str]) -> IndexSource:
+        """Our members' own Patients among these (by primary key: a Patient's ref is
+        "Patient/<id>"), and every Coverage in their compartments, opened."""
         connection = sql_unit(unit).connection
-        wanted = list(dict.fromkeys(member_ids))
-        chunks = [
-            wanted[s : s + self._index_batch] for s in range(0, len(wanted), self._index_batch)
-        ]
-        # A process pool pays for itself only over several chunks.
-        workers = self._index_workers if len(chunks) >= _POOLED_CHUNKS else 1
+        keys = at_rest(connection)
+        sql = self._sql
+        with cursor_of(connection) as cursor:
+            cursor.execute(*sql.resources_by_ref([f"Patient/{member}" for member in member_ids]))
+            patients = {
+                member_id: _open_resource(keys, f"Patient/{member_id}", body)
+                for member_id, body, source in cursor.fetchall()
+                if not source.startswith(_RECEIVED_SOURCE)
+            }
+            cursor.execute(*sql.coverages_of(list(patients)))
+            coverages: dict[str, list[str]] = {}
+            for patient_id, ref, body in cursor.fetchall():
+                coverages.setdefault(patient_id, []).append(_open_resource(keys, ref, body))
+        return IndexSource(patients, coverages)
+
+    def patients(self, unit: UnitOfWork, member_ids: Sequence[str]) -> dict[str, str]:
+        """The Patients of these members, opened, whatever their source."""
+        connection = sql_unit(unit).connection
+        keys = at_rest(connection)
+        with cursor_of(connection) as cursor:
+            cursor.execute(
+                *self._sql.resources_by_ref([f"Patient/{member}" for member in member_ids])
+            )
+            return {
+                member_id: _open_resource(keys, f"Patient/{member_id}", body)
+                for member_id, body, _ in cursor.fetchall()
+            }
+
+    def write_entries(self, unit: UnitOfWork, changes: IndexChanges, *, at: datetime) -> None:
+        """Remove the records ``changes`` replaces and the keys it removes, each key by its
+        primary key (the key table has no index by member: ADR 0020), and write its
+        records, sealed."""
         sql = self._sql
         stamp = sql.timestamp(at)
-        stored: dict[str, tuple[str, str]] = {}  # filled as each chunk is read back
-        fresh: list[str] = []  # indexed for the first time: their keys go in at the end
-        added: list[tuple[str, str]] = []  # keys gained by members indexed before
-        count = 0
-        built = entries_in_order(
-            _index_chunks(connection, sql, chunks, stored, self._opened),
-            secret=self._secret,
-            workers=workers,
-        )
-        with cursor_of(connection) as cursor:
-            for chunk, entries in zip(chunks, built, strict=True):
-                changes = index_changes(chunk, entries, stored)
-                for member in chunk:
-                    stored.pop(member, None)
-                if changes.replaced:
-                    cursor.execute(*sql.drop_records(changes.replaced))
-                sql.drop_keys(cursor, changes.removed)
-                insert_rows(
-                    cursor,
-                    (
-                        sql.member_records,
-                        [
-                            {
-                                "member_id": entry.member_id,
-                                "indexed_at": stamp,
-                                "record": self._keyring.seal(
-                                    entry.record, field=MEMBER_RECORD, row_key=entry.member_id
-                                ),
-                                "blocking_keys": entry.keys,
-                            }
-                            for entry in changes.write
-                        ],
-                    ),
-                )
-                fresh.extend(changes.fresh)
-                added.extend(changes.added)
-                count += len(entries)
-                if progress is not None:
-                    progress(len(chunk))
-            if fresh:
-                cursor.execute(*sql.listed_keys(fresh))
-            added.sort()
-            insert_rows(cursor, (sql.keys, [{"key": k, "member_id": m} for k, m in added]))
-        return count
+        with cursor_of(sql_unit(unit).connection) as cursor:
+            if changes.replaced:
+                cursor.execute(*sql.drop_records(changes.replaced))
+            sql.drop_keys(cursor, changes.removed)
+            insert_rows(
+                cursor,
+                (
+                    sql.member_records,
+                    [
+                        {
+                            "member_id": entry.member_id,
+                            "indexed_at": stamp,
+                            "record": self._keyring.seal(
+                                entry.record, field=MEMBER_RECORD, row_key=entry.member_id
+                            ),
+                            "blocking_keys": entry.keys,
+                        }
+                        for entry in changes.write
+                    ],
+                ),
+            )
 
-    def reindex_all(
-        self, unit: UnitOfWork, *, at: datetime, progress: Callable[[int], None] | None = None
-    ) -> int:
-        """Rebuild the whole index from the member data (after a secret or spec change) in
-        ``unit``."""
+    def add_keys(
+        self, unit: UnitOfWork, *, listed: Sequence[str], added: Sequence[tuple[str, str]]
+    ) -> None:
+        """The keys listed on these members' records, in key order at once (ADR 0021), and
+        the (key, member) pairs ``added``."""
+        sql = self._sql
+        with cursor_of(sql_unit(unit).connection) as cursor:
+            if listed:
+                cursor.execute(*sql.listed_keys(listed))
+            insert_rows(cursor, (sql.keys, [{"key": k, "member_id": m} for k, m in added]))
+
+    def clear_index(self, unit: UnitOfWork) -> list[str]:
+        """Empty the index in ``unit`` and key the links' and tokens' blind indexes anew
+        (under this store's secret); our members' Patients, to index again."""
         with self._engine.connect() as connection:
             member_ids = list(
                 connection.execute(
@@ -284,7 +298,7 @@ class SqlIdentityStore:
         connection.execute(delete(identity_member_records))
         self._rekey_links(connection)
         rekey_tokens(connection, token_index_key(self._secret))
-        return self.index_members(unit, member_ids, at=at, progress=progress)
+        return member_ids
 
     def _rekey_links(self, connection: Connection) -> None:
         """Every link's blind index computed again (under this store's secret)."""
@@ -389,15 +403,7 @@ class SqlIdentityStore:
 
     # -- models ----------------------------------------------------------------------------
 
-    def save_model(
-        self,
-        unit: UnitOfWork,
-        model: MatchModel,
-        *,
-        trained_on: int,
-        summary: dict[str, Any],
-        activate: bool = True,
-    ) -> None:
+    def save_model(self, unit: UnitOfWork, model: StoredModel, *, activate: bool = True) -> None:
         """Keep the model, trained at ``unit.now`` and active from then unless told not."""
         connection = sql_unit(unit).connection
         exists = connection.execute(
@@ -414,33 +420,45 @@ class SqlIdentityStore:
             connection.execute(
                 insert(identity_models).values(
                     version=model.version,
-                    spec_fingerprint=model.spec.fingerprint,
+                    spec_fingerprint=model.spec_fingerprint,
                     trained_at=unit.now,
-                    trained_on=trained_on,
-                    summary=orjson.dumps(summary).decode(),
-                    body=model.to_json(),
+                    trained_on=model.trained_on,
+                    summary=orjson.dumps(model.summary).decode(),
+                    body=model.body,
                     **values,
                 )
             )
         self._model = None
 
-    def active_model(self) -> MatchModel | None:
-        """The newest activated model trained under the current spec (cached briefly)."""
+    def active_model(self, spec_fingerprint: str) -> StoredModel | None:
+        """The newest activated model trained under the spec of ``spec_fingerprint`` (cached
+        briefly)."""
         now = time.monotonic()
-        if self._model is not None and now - self._model[0] < _MODEL_TTL_SECONDS:
-            return self._model[1]
+        cached = self._model
+        if (
+            cached is not None
+            and now - cached[0] < _MODEL_TTL_SECONDS
+            and cached[1] == spec_fingerprint
+        ):
+            return cached[2]
+        models = identity_models.c
         with self._reader.connect() as connection:
-            body = connection.execute(
-                select(identity_models.c.body)
+            row = connection.execute(
+                select(models.version, models.body, models.trained_on, models.summary)
                 .where(
-                    identity_models.c.activated_at.is_not(None),
-                    identity_models.c.spec_fingerprint == DEFAULT_SPEC.fingerprint,
+                    models.activated_at.is_not(None), models.spec_fingerprint == spec_fingerprint
                 )
-                .order_by(identity_models.c.activated_at.desc())
+                .order_by(models.activated_at.desc())
                 .limit(1)
-            ).scalar_one_or_none()
-        model = MatchModel.from_json(body) if body is not None else None
-        self._model = (now, model)
+            ).first()
+        model = (
+            None
+            if row is None
+            else StoredModel(
+                row.version, spec_fingerprint, row.body, row.trained_on, orjson.loads(row.summary)
+            )
+        )
+        self._model = (now, spec_fingerprint, model)
         return model
 
     # -- decisions and the review queue ----------------------------------------------------
@@ -522,18 +540,9 @@ class SqlIdentityStore:
         return None if row is None else self.review(row[0])
 
     def decide_review(
-        self,
-        unit: UnitOfWork,
-        review_id: str,
-        *,
-        version: int,
-        accept: bool,
-        member_id: MemberId | None,
-        reviewer: str,
-        reason: str,
-        at: datetime,
+        self, unit: UnitOfWork, decision: ReviewDecision, *, at: datetime
     ) -> ReviewCase | None:
-        """Close the case in ``unit`` if it is open at ``version``: one conditional UPDATE,
+        """Close the case in ``unit`` if it is open at ``decision.version``: one conditional UPDATE,
         so of two deciders at once one wins (the other's finds no row: on PostgreSQL it
         waits for the first's row lock, then reads the row it left). None when no row
         was changed."""
@@ -541,17 +550,21 @@ class SqlIdentityStore:
         reviews = identity_reviews.c
         closed = connection.execute(
             update(identity_reviews)
-            .where(reviews.id == review_id, reviews.status == "open", reviews.version == version)
+            .where(
+                reviews.id == decision.review_id,
+                reviews.status == "open",
+                reviews.version == decision.version,
+            )
             .values(
-                status="accepted" if accept else "rejected",
-                member_id=member_id,
-                reviewer=reviewer,
-                reason=reason,
+                status="accepted" if decision.accept else "rejected",
+                member_id=decision.member_id,
+                reviewer=decision.reviewer,
+                reason=decision.reason,
                 decided_at=at,
                 version=reviews.version + 1,
             )
         )
-        return self._changed(connection, review_id, closed.rowcount)
+        return self._changed(connection, decision.review_id, closed.rowcount)
 
     def reopen_review(self, unit: UnitOfWork, review_id: str, *, version: int) -> ReviewCase | None:
         """Open the decided case again in ``unit`` if it is at ``version`` (one conditional
@@ -671,67 +684,9 @@ class SqlIdentityStore:
                 raise NotFound(f"member {member_id} is not merged into {into}")
 
 
-def _index_chunks(
-    connection: Connection,
-    sql: IdentitySql,
-    chunks: Iterable[Sequence[str]],
-    stored: dict[str, tuple[str, str]],
-    opened: Callable[[str, str], bytes],
-) -> Iterator[IndexChunk]:
-    """Each chunk of members read back as stored; the entries of those already indexed
-    (record, opened, and listed keys) are put in ``stored`` as each chunk is read."""
-    for chunk in chunks:
-        with cursor_of(connection) as cursor:
-            cursor.execute(*sql.stored_entries(chunk))
-            stored.update(
-                (member, (opened(member, record).decode(), keys))
-                for member, record, keys in cursor.fetchall()
-            )
-        yield _stored_members(connection, sql, chunk)
-
-
-def _stored_members(
-    connection: Connection, sql: IdentitySql, member_ids: Sequence[str]
-) -> IndexChunk:
-    """The Patients among ``member_ids``, each with its current Coverage, and the Patients
-    of their subscribers who are not among them."""
-    keys = at_rest(connection)
-
-    def opened(ref: str, body: bytes) -> str:
-        return keys.open(body, RESOURCE_BODY, ref).decode()
-
-    with cursor_of(connection) as cursor:
-        # By primary key: a Patient's ref is "Patient/<id>".
-        cursor.execute(*sql.resources_by_ref([f"Patient/{member}" for member in member_ids]))
-        patients: dict[str, str] = {
-            member_id: opened(f"Patient/{member_id}", body)
-            for member_id, body, source in cursor.fetchall()
-            if not source.startswith(_RECEIVED_SOURCE)
-        }
-        cursor.execute(*sql.coverages_of(list(patients)))
-        coverages: dict[str, list[tuple[dict[str, Any], str]]] = {}
-        for patient_id, ref, body in cursor.fetchall():
-            text = opened(ref, body)
-            coverages.setdefault(patient_id, []).append((orjson.loads(text), text))
-        chosen: dict[str, str] = {}  # member -> its current Coverage, as stored
-        subscribers: set[str] = set()
-        for member, found in coverages.items():
-            current = current_coverage([coverage for coverage, _ in found])
-            chosen[member] = next(body for coverage, body in found if coverage is current)
-            if (ref := subscriber_ref(current)) is not None:
-                subscribers.add(ref.removeprefix("Patient/"))
-        missing = sorted(subscribers - set(patients))
-        outside: dict[str, str] = {}
-        if missing:
-            cursor.execute(*sql.resources_by_ref([f"Patient/{member}" for member in missing]))
-            outside = {
-                member_id: opened(f"Patient/{member_id}", body)
-                for member_id, body, _ in cursor.fetchall()
-            }
-    return IndexChunk(
-        [(member, patient, chosen.get(member)) for member, patient in patients.items()],
-        outside,
-    )
+def _open_resource(keys: AtRest, ref: str, body: bytes) -> str:
+    """A stored resource's JSON, opened."""
+    return keys.open(body, RESOURCE_BODY, ref).decode()
 
 
 def _add_links(connection: Connection, sealed: SealedLinks, links: Sequence[IdentityLink]) -> None:

@@ -16,11 +16,8 @@ import orjson
 from sqlalchemy.engine import Dialect
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.identity.decision import MatchDecision
-from payerbridge.identity.evidence import MatchOutcome
-from payerbridge.identity.graph import IdentityLink, LinkKind
-from payerbridge.identity.review_queue import ReviewOpening
-from payerbridge.identity.standardize import record_to_dict
+from payerbridge.identity.matching.model import MatchDecision, MatchOutcome
+from payerbridge.identity.model import IdentityLink, LinkKind, ReviewOpening, record_to_dict
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import insert_rows

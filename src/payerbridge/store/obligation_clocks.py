@@ -18,7 +18,7 @@ from sqlalchemy.engine import Dialect
 
 from payerbridge.compliance.clocks import ObligationClock, Subject, SubjectType, Tally
 from payerbridge.compliance.obligations import ANSWER_WITHIN, ASKING, ObligationSet, Standing
-from payerbridge.identity.decision import SINGLE_EXCHANGE
+from payerbridge.identity.matching.model import SINGLE_EXCHANGE_POLICY
 from payerbridge.store.clock_closing import close_rows, of_consent
 from payerbridge.store.clock_standing import standing_sql, window_sql
 from payerbridge.store.compliance_tables import obligation_clocks
@@ -289,7 +289,7 @@ def _answered_at_once(
     d = identity_decisions.c
     return [
         d.outcome != "review",
-        d.policy_version.like(f"{SINGLE_EXCHANGE.name}-%"),
+        d.policy_version.like(f"{SINGLE_EXCHANGE_POLICY}-%"),
         *_keyset(after, start, end, d.decided_at, d.id),
     ]
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, and_, bindparam, select, text, tuple_, update
 
 from payerbridge.errors import DataKeyUnavailable
-from payerbridge.identity.graph import IdentityLink
+from payerbridge.identity.model import IdentityLink
 from payerbridge.security.sealing import SealedField, is_sealed, key_id_of
 from payerbridge.store.at_rest import token_index_key
 from payerbridge.store.data_keys import DataKeyInfo, DataKeyring

@@ -36,6 +36,7 @@ from payerbridge.exchange.search import ExchangeSearch
 from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.idempotency import IdempotencyStore
+from payerbridge.identity.indexing import index_members
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts
@@ -185,7 +186,7 @@ class Platform:
 
     def _index_members(self, unit: UnitOfWork, member_ids: Iterable[str]) -> None:
         """Index imported members for matching, in the import's unit of work."""
-        self.adapters.identity.index_members(unit, member_ids, at=unit.now)
+        index_members(self.adapters.identity, unit, member_ids, at=unit.now)
 
     def before_fork(self) -> None:
         """Let go of what must not cross a fork: pooled connections (each child opens its

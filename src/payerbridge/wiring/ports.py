@@ -26,8 +26,9 @@ from payerbridge.exchange.ports import (
 )
 from payerbridge.exchange.unit import ExchangeWiring
 from payerbridge.fhir.profiles import ProfileChecker
-from payerbridge.identity.decision import BULK
 from payerbridge.identity.guard import AttemptLimit
+from payerbridge.identity.indexing import index_members
+from payerbridge.identity.matching.decision import BULK
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts
@@ -258,7 +259,7 @@ def plan_backends(
     hold = hold_in(quarantine)
 
     def index(unit: UnitOfWork, ids: Sequence[str]) -> None:
-        identity.index_members(unit, ids, at=unit.now)
+        index_members(identity, unit, ids, at=unit.now)
 
     files = SqlSourceFiles(
         stores.engine,

@@ -41,7 +41,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy
 from payerbridge.processes import fork_workers
 from payerbridge_tools.bench.identity_data import IdentitySet, generate_identity_set
 from payerbridge_tools.bench.identity_engine import _run_ours

@@ -48,8 +48,8 @@ from datetime import date
 from enum import IntEnum, IntFlag
 from typing import Any
 
-from payerbridge.identity.nicknames import ROOTS
-from payerbridge.identity.standardize import standard_record
+from payerbridge.identity.demographics.nicknames import ROOTS
+from payerbridge.identity.demographics.standardize import standard_record
 from payerbridge.types import MemberId
 from payerbridge_tools.population.households import (
     Household,

@@ -25,18 +25,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from payerbridge.identity.blocking import BLOCKING_RULES, blocking_keys
-from payerbridge.identity.decision import MatchDecision, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, DecisionReason, MatchOutcome
-from payerbridge.identity.frequencies import count_term_frequencies
-from payerbridge.identity.population import household_pair_probability
-from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
-from payerbridge.identity.standardize import StandardRecord, standard_record
-from payerbridge.identity.training import (
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.blocking import BLOCKING_RULES, blocking_keys
+from payerbridge.identity.matching.decision import MatchPolicy, decide
+from payerbridge.identity.matching.frequencies import count_term_frequencies
+from payerbridge.identity.matching.model import (
+    DecisionId,
+    DecisionReason,
+    MatchDecision,
+    MatchOutcome,
+)
+from payerbridge.identity.matching.population import household_pair_probability
+from payerbridge.identity.matching.scoring import MatchModel, comparison_vector, default_model
+from payerbridge.identity.matching.training import (
     count_exact_agreement,
     estimate_parameters_em,
     estimate_u_probabilities,
 )
+from payerbridge.identity.model import StandardRecord
 from payerbridge.processes import fork_workers
 from payerbridge.types import MemberId
 from payerbridge_tools.bench.identity_types import (

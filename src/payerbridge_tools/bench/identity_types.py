@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
-from payerbridge.identity.scoring import probability_from_weight
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
+from payerbridge.identity.matching.scoring import probability_from_weight
 
 __all__ = [
     "Calibration",

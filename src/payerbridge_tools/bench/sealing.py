@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from payerbridge.identity.records import record_from_fhir
-from payerbridge.identity.standardize import record_from_dict, record_to_dict
+from payerbridge.identity.demographics.records import record_from_fhir
+from payerbridge.identity.model import record_from_dict, record_to_dict
 from payerbridge.security.sealing import SealedField, Sealer
 
 __all__ = ["SealingCost", "measure_sealing"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
 
-from payerbridge.identity.standardize import standard_record
+from payerbridge.identity.demographics.standardize import standard_record
 from payerbridge_tools.population.mix import HouseholdMix
 from payerbridge_tools.population.network import Draw, PayerContext, derive_seed
 from payerbridge_tools.population.shapes import Code

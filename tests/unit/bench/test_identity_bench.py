@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from payerbridge.identity.blocking import blocking_keys
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE
-from payerbridge.identity.standardize import standard_record
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.blocking import blocking_keys
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
 from payerbridge_tools.bench import identity as bench
 from payerbridge_tools.bench import identity_engine as engine
 from payerbridge_tools.bench.identity_data import generate_identity_set

@@ -6,8 +6,8 @@ from collections import defaultdict
 
 import pytest
 
-from payerbridge.identity.records import record_from_fhir
-from payerbridge.identity.standardize import standard_record
+from payerbridge.identity.demographics.records import record_from_fhir
+from payerbridge.identity.demographics.standardize import standard_record
 from payerbridge_tools.bench.identity_data import (
     AS_OF,
     IdentitySet,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
-from payerbridge.identity.scoring import MatchModel, default_model
-from payerbridge.identity.standardize import standard_record
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome
+from payerbridge.identity.matching.scoring import MatchModel, default_model
 from payerbridge.types import MemberId
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)

@@ -31,12 +31,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
-from payerbridge.identity.frequencies import TermFrequencies
-from payerbridge.identity.scoring import MatchModel, default_model
-from payerbridge.identity.similarity import edit_distance_at_most, jaro_winkler
-from payerbridge.identity.standardize import standard_record
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.matching.frequencies import TermFrequencies
+from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome
+from payerbridge.identity.matching.scoring import MatchModel, default_model
+from payerbridge.identity.matching.similarity import edit_distance_at_most, jaro_winkler
 from payerbridge.types import MemberId
 
 AT = datetime(2026, 11, 27, tzinfo=UTC)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import orjson
 
-from payerbridge.identity.indexing import IndexEntry, index_changes
+from payerbridge.identity.indexing import index_changes
+from payerbridge.identity.model import IndexEntry
 
 
 def _entry(member: str, record: str, keys: list[str]) -> IndexEntry:

@@ -11,14 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
-from payerbridge.identity.records import record_from_fhir
+from payerbridge.identity.demographics.records import record_from_fhir
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, decide
+from payerbridge.identity.matching.model import DecisionId, MatchOutcome
+from payerbridge.identity.matching.scoring import default_model
+from payerbridge.identity.model import QueuePosition
 from payerbridge.identity.review_queue import (
     MAX_WAIT,
     MIN_WAIT,
     CaseSignals,
-    QueuePosition,
     decode_position,
     encode_position,
     in_queue_order,
@@ -28,7 +29,6 @@ from payerbridge.identity.review_queue import (
     signals_of,
     signals_of_stored,
 )
-from payerbridge.identity.scoring import default_model
 from payerbridge.types import MemberId
 from tests.builders import a_coverage, a_patient
 

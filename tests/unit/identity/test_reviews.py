@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from payerbridge.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from payerbridge.identity.graph import LinkKind
+from payerbridge.identity.model import LinkKind, ReviewDecision
 from payerbridge.identity.reviews import (
-    ReviewDecision,
+    ReviewReopening,
     decide_review,
     refusal_for,
     reopen_review,
@@ -118,10 +118,7 @@ def reopen(store: InMemoryIdentityStore, review_id: str, *, version: int):  # ty
     return reopen_review(
         store,
         InMemoryTransactions(store.audit, store),
-        review_id,
-        version=version,
-        by="ops:lead",
-        reason="accepted the wrong person",
+        ReviewReopening(review_id, version, "ops:lead", "accepted the wrong person"),
         at=AT,
         request_id=None,
     )

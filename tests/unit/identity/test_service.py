@@ -25,7 +25,8 @@ from payerbridge.errors import (
 )
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import MemberMatchInput, parse_member_match_request
-from payerbridge.identity.decision import SINGLE_EXCHANGE, MatchDecision
+from payerbridge.identity.matching.decision import SINGLE_EXCHANGE
+from payerbridge.identity.matching.model import MatchDecision
 from payerbridge.identity.member_match import (
     MemberMatchAnswer,
     MemberMatchCommand,
@@ -33,7 +34,8 @@ from payerbridge.identity.member_match import (
     MemberMatchRules,
     answer_member_match,
 )
-from payerbridge.identity.reviews import ReviewDecision, decide_review
+from payerbridge.identity.model import ReviewDecision
+from payerbridge.identity.reviews import decide_review
 from payerbridge.identity.service import (
     AttemptLimit,
     MatchedMember,

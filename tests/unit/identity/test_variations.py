@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchDecision, MatchPolicy
-from payerbridge.identity.evidence import MatchOutcome
-from payerbridge.identity.frequencies import TermFrequencies
-from payerbridge.identity.scoring import default_model
-from payerbridge.identity.spec import DEFAULT_SPEC
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy
+from payerbridge.identity.matching.frequencies import TermFrequencies
+from payerbridge.identity.matching.model import MatchDecision, MatchOutcome
+from payerbridge.identity.matching.scoring import default_model
+from payerbridge.identity.matching.spec import DEFAULT_SPEC
 from tests.unit.identity.test_family_traps import (
     HEAD_SSN,
     assert_never_wrong,

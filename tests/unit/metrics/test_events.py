@@ -16,7 +16,8 @@ from payerbridge.consent.service import decision_event
 from payerbridge.errors import MatchUnderReview
 from payerbridge.exchange.breaker import BreakerState, BreakerStatus, breaker_event
 from payerbridge.exchange.model import Attempt, ExchangeState, attempt_event, transition_event
-from payerbridge.identity.reviews import ReviewDecision, decide_review
+from payerbridge.identity.model import ReviewDecision
+from payerbridge.identity.reviews import decide_review
 from payerbridge.metrics import observe_events
 from payerbridge.metrics.process import (
     LABEL_SETS,

@@ -17,7 +17,7 @@ import pytest
 
 import payerbridge_tools.sandbox as sandbox
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.standardize import standard_record
+from payerbridge.identity.demographics.standardize import standard_record
 from payerbridge.npi import is_valid_npi
 from payerbridge_tools.population import npi_check_digit
 from payerbridge_tools.population.households import stream_households

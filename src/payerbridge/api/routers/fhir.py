@@ -69,7 +69,7 @@ from payerbridge.fhir.member_match import (
 )
 from payerbridge.fhir.outcome import operation_outcome, outcome_for
 from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
-from payerbridge.identity.decision import SINGLE_EXCHANGE
+from payerbridge.identity.matching.decision import SINGLE_EXCHANGE
 from payerbridge.identity.member_match import (
     MemberMatchAnswer,
     MemberMatchCommand,

@@ -21,17 +21,12 @@ from payerbridge.bootstrap import utcnow
 from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.errors import InvalidInput, Issue, NotFound, PreconditionRequired
 from payerbridge.exchange.review import PartnerReviewWait, partner_review_wait
-from payerbridge.identity.graph import ReviewCase
-from payerbridge.identity.review_queue import (
-    QueuePosition,
-    ReviewQuery,
-    decode_position,
-    encode_position,
-)
-from payerbridge.identity.reviews import ReviewDecision, show_case
+from payerbridge.identity.model import QueuePosition, ReviewCase, ReviewDecision, ReviewQuery
+from payerbridge.identity.review_queue import decode_position, encode_position
+from payerbridge.identity.reviews import ReviewReopening, show_case
 from payerbridge.identity.reviews import decide_review as decide
 from payerbridge.identity.reviews import reopen_review as reopen
-from payerbridge.identity.service import merge_members, split_members
+from payerbridge.identity.service import MergeMembers, SplitMember, merge_members, split_members
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import MemberId
@@ -276,10 +271,12 @@ def reopen_review(
     reopened = reopen(
         platform.identity,
         platform.transactions,
-        review_id[:64],
-        version=version_sent(if_match, body.version),
-        by=f"{operator.client_id}:{body.reviewer}",
-        reason=body.reason,
+        ReviewReopening(
+            review_id[:64],
+            version_sent(if_match, body.version),
+            f"{operator.client_id}:{body.reviewer}",
+            body.reason,
+        ),
         at=utcnow(),
         request_id=current_request_id(),
     )
@@ -354,15 +351,14 @@ def merge(
             "$merge names the surviving member",
             issues=[Issue("into is required", "into", "required")],
         )
-    link = merge_members(
-        platform.identity,
-        platform.transactions,
-        platform.members,
+    command = MergeMembers(
         MemberId(member_id),
         MemberId(body.into),
         by=f"{operator.client_id}:{body.reviewer}",
-        at=utcnow(),
         request_id=current_request_id(),
+    )
+    link = merge_members(
+        platform.identity, platform.transactions, platform.members, command, at=utcnow()
     )
     return link.to_dict()
 
@@ -372,14 +368,12 @@ def split(
     member_id: str, body: MergeChange, platform: PlatformDep, operator: OperatorDep
 ) -> dict[str, Any]:
     """Undo a merge from now on: ``member_id`` is its own member again."""
-    into = split_members(
-        platform.identity,
-        platform.transactions,
+    command = SplitMember(
         MemberId(member_id),
         by=f"{operator.client_id}:{body.reviewer}",
-        at=utcnow(),
         request_id=current_request_id(),
     )
+    into = split_members(platform.identity, platform.transactions, command, at=utcnow())
     return {"member": member_id, "split_from": into}
 
 

@@ -43,8 +43,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from payerbridge.identity import comparison as cmp
-from payerbridge.identity.comparison import Comparator, LevelFunction
+from payerbridge.identity.matching import comparison as cmp
+from payerbridge.identity.matching.comparison import Comparator, LevelFunction
 
 __all__ = ["DEFAULT_SPEC", "Comparison", "ComparisonLevel", "ComparisonSpec"]
 

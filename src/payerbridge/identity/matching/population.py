@@ -32,14 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.frequencies import count_term_frequencies
-from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
-from payerbridge.identity.standardize import StandardRecord
-from payerbridge.identity.training import (
+from payerbridge.identity.matching.frequencies import count_term_frequencies
+from payerbridge.identity.matching.scoring import MatchModel, comparison_vector, default_model
+from payerbridge.identity.matching.training import (
     count_exact_agreement,
     estimate_parameters_em,
     estimate_u_probabilities,
 )
+from payerbridge.identity.model import StandardRecord
 
 __all__ = ["PopulationFit", "blocked_pairs", "fit_population", "household_pair_probability"]
 

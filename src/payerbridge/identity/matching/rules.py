@@ -87,7 +87,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
+from payerbridge.identity.matching.spec import DEFAULT_SPEC, ComparisonSpec
 
 __all__ = [
     "DETERMINISTIC_RULES",

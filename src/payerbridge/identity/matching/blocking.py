@@ -41,8 +41,8 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from payerbridge.identity.similarity import soundex
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.matching.similarity import soundex
+from payerbridge.identity.model import StandardRecord
 
 __all__ = ["BLOCKING_RULES", "BlockingRule", "KeyParts", "blocking_keys"]
 

@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payerbridge.identity.blocking import BLOCKING_RULES, blocking_keys
-from payerbridge.identity.standardize import standard_record
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.blocking import BLOCKING_RULES, blocking_keys
 from payerbridge_tools.bench.identity_data import generate_identity_set
 from payerbridge_tools.population.vocabulary import FEMALE_NAMES, MALE_NAMES, SURNAMES
 

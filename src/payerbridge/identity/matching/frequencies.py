@@ -31,8 +31,8 @@ from operator import attrgetter
 from types import MappingProxyType
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.spec import ComparisonSpec
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.matching.spec import ComparisonSpec
+from payerbridge.identity.model import StandardRecord
 
 __all__ = ["BIRTH_YEARS", "TermFrequencies", "cohort_key", "count_term_frequencies"]
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payerbridge.identity.similarity import is_one_edit_apart, jaro_winkler, soundex
+from payerbridge.identity.matching.similarity import is_one_edit_apart, jaro_winkler, soundex
 
 words = st.text(alphabet="abcdefghij", max_size=12)
 

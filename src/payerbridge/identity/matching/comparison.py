@@ -25,9 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 
-from payerbridge.identity.nicknames import are_name_variants
-from payerbridge.identity.similarity import edit_distance_at_most, is_one_edit_apart, jaro_winkler
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.demographics.nicknames import are_name_variants
+from payerbridge.identity.matching.similarity import (
+    edit_distance_at_most,
+    is_one_edit_apart,
+    jaro_winkler,
+)
+from payerbridge.identity.model import StandardRecord
 
 __all__ = [
     "Comparator",

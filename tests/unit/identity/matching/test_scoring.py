@@ -11,7 +11,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.scoring import (
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.scoring import (
     MatchModel,
     comparison_vector,
     default_model,
@@ -19,8 +20,7 @@ from payerbridge.identity.scoring import (
     probability_from_weight,
     score,
 )
-from payerbridge.identity.spec import DEFAULT_SPEC
-from payerbridge.identity.standardize import standard_record
+from payerbridge.identity.matching.spec import DEFAULT_SPEC
 
 MODEL = default_model()
 

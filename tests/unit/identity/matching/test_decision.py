@@ -11,15 +11,16 @@ import orjson
 import pytest
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
-from payerbridge.identity.evidence import (
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.matching.model import (
     DecisionId,
     DecisionReason,
     MatchOutcome,
     evidence_from_stored,
 )
-from payerbridge.identity.scoring import default_model
-from payerbridge.identity.standardize import StandardRecord, standard_record
+from payerbridge.identity.matching.scoring import default_model
+from payerbridge.identity.model import StandardRecord
 from payerbridge.types import MemberId
 
 MODEL = default_model()

@@ -8,10 +8,10 @@ import math
 import pytest
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.frequencies import TermFrequencies, count_term_frequencies
-from payerbridge.identity.scoring import MatchModel, default_model, score
-from payerbridge.identity.spec import DEFAULT_SPEC
-from payerbridge.identity.standardize import standard_record
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.frequencies import TermFrequencies, count_term_frequencies
+from payerbridge.identity.matching.scoring import MatchModel, default_model, score
+from payerbridge.identity.matching.spec import DEFAULT_SPEC
 
 
 def _people() -> list[dict[str, object]]:

@@ -6,9 +6,14 @@ from typing import Any
 
 import pytest
 
-from payerbridge.identity.comparison import Comparator
-from payerbridge.identity.spec import DEFAULT_SPEC, Comparison, ComparisonLevel, ComparisonSpec
-from payerbridge.identity.standardize import standard_record
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.comparison import Comparator
+from payerbridge.identity.matching.spec import (
+    DEFAULT_SPEC,
+    Comparison,
+    ComparisonLevel,
+    ComparisonSpec,
+)
 
 
 def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:

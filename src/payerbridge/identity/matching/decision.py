@@ -47,14 +47,17 @@ from datetime import datetime
 from operator import getitem
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.evidence import (
+from payerbridge.identity.matching.model import (
+    BULK_POLICY,
+    SINGLE_EXCHANGE_POLICY,
     CandidateEvidence,
     DecisionId,
     DecisionReason,
     Evidence,
+    MatchDecision,
     MatchOutcome,
 )
-from payerbridge.identity.rules import (
+from payerbridge.identity.matching.rules import (
     GIVEN_NAME_UNCONFIRMED,
     HOUSEHOLD_EVIDENCE_ONLY,
     RELATIVE_GUARDS,
@@ -62,12 +65,17 @@ from payerbridge.identity.rules import (
     YOUNGER_ON_SHARED_SSN,
     RuleBook,
 )
-from payerbridge.identity.scoring import MatchModel, ScoredPair, comparison_vector, score_levels
-from payerbridge.identity.spec import ComparisonSpec
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.matching.scoring import (
+    MatchModel,
+    ScoredPair,
+    comparison_vector,
+    score_levels,
+)
+from payerbridge.identity.matching.spec import ComparisonSpec
+from payerbridge.identity.model import StandardRecord
 from payerbridge.types import MemberId
 
-__all__ = ["BULK", "SINGLE_EXCHANGE", "MatchDecision", "MatchPolicy", "decide"]
+__all__ = ["BULK", "SINGLE_EXCHANGE", "MatchPolicy", "decide"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +115,7 @@ class MatchPolicy:
 # the review band is wide (anything likelier than not) and auto-match needs odds
 # of about 10,000:1 (13.3 bits over the prior).
 SINGLE_EXCHANGE = MatchPolicy(
-    "single_exchange",
+    SINGLE_EXCHANGE_POLICY,
     auto_match_probability=0.9999,
     review_probability=0.5,
     min_margin_weight=10.0,
@@ -119,28 +127,11 @@ SINGLE_EXCHANGE = MatchPolicy(
 # as for a single exchange: it measures ambiguity between two people, which
 # does not depend on volume.
 BULK = MatchPolicy(
-    "bulk",
+    BULK_POLICY,
     auto_match_probability=0.99999,
     review_probability=0.99,
     min_margin_weight=10.0,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class MatchDecision:
-    """The outcome and the ids it names; ``evidence`` explains it.
-
-    ``member_id`` is set for ``match`` only. ``candidate_ids`` names the member
-    to review (``review``) or the members that fit (``multiple``).
-    """
-
-    decision_id: DecisionId
-    outcome: MatchOutcome
-    member_id: MemberId | None
-    candidate_ids: tuple[MemberId, ...]
-    match_weight: float | None
-    match_probability: float | None
-    evidence: Evidence
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,18 +31,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
 from datetime import date
 
-from payerbridge.identity.addresses import standard_street_address
-from payerbridge.identity.nicknames import name_roots
+from payerbridge.identity.demographics.addresses import standard_street_address
+from payerbridge.identity.demographics.nicknames import name_roots
+from payerbridge.identity.model import StandardRecord
 
 __all__ = [
-    "StandardRecord",
     "fold",
-    "record_from_dict",
-    "record_to_dict",
     "standard_birth_date",
     "standard_identifier",
     "standard_phone",
@@ -52,40 +49,6 @@ __all__ = [
     "standard_ssn",
     "standard_suffix",
 ]
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class StandardRecord:
-    """One person as matching sees them: standardised values and comparison features.
-
-    It holds demographics, so its ``repr`` names the fields present and never
-    their values (a record that reaches a log or a traceback leaks nothing).
-    """
-
-    first_name: str | None = None
-    first_name_roots: tuple[str, ...] = ()
-    given_name_tokens: frozenset[str] = frozenset()
-    middle_names: frozenset[str] = frozenset()  # given-name words after the first name
-    # The rest of a compound first name written as one ("María José": {"jose"}).
-    compound_first_name: frozenset[str] = frozenset()
-    family_name: str | None = None
-    family_name_tokens: frozenset[str] = frozenset()
-    suffix: str | None = None
-    birth_date: str | None = None
-    sex: str | None = None
-    house_number: str | None = None
-    street: str | None = None
-    unit: str | None = None
-    postal_code: str | None = None
-    phone: str | None = None
-    member_id: str | None = None
-    subscriber_id: str | None = None
-    ssn: str | None = None
-    ssn_carried: bool = False
-
-    def __repr__(self) -> str:
-        present = [f.name for f in fields(self) if getattr(self, f.name) not in (None, (), False)]
-        return f"StandardRecord(<redacted: {', '.join(present)}>)"
 
 
 # Letters NFKD does not decompose into a base letter plus a combining mark.
@@ -347,39 +310,3 @@ def standard_record(
         ssn=standard,
         ssn_carried=ssn_carried and standard is not None,
     )
-
-
-def record_to_dict(record: StandardRecord) -> dict[str, object]:
-    """A JSON-ready form, to store a member's standardised record next to the member.
-
-    Matching then reads candidates' records as they are instead of parsing and
-    standardising their FHIR resources again. It holds demographics: store it
-    as the member data it is, never in logs or evidence.
-    """
-    data: dict[str, object] = {}
-    for f in fields(record):
-        value = getattr(record, f.name)
-        if isinstance(value, frozenset):
-            value = sorted(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        data[f.name] = value
-    return data
-
-
-_RECORD_FIELDS = tuple(f.name for f in fields(StandardRecord))
-
-
-def record_from_dict(data: Mapping[str, object]) -> StandardRecord:
-    """The record ``record_to_dict`` stored (unknown keys are ignored, missing ones are empty).
-
-    Every candidate of every match passes through here: the field names are read once."""
-    values = {name: data[name] for name in _RECORD_FIELDS if name in data}
-    for name in ("given_name_tokens", "middle_names", "compound_first_name", "family_name_tokens"):
-        if name in values:
-            value = values[name]
-            values[name] = frozenset(value) if isinstance(value, list) else frozenset()
-    if "first_name_roots" in values:
-        value = values["first_name_roots"]
-        values["first_name_roots"] = tuple(value) if isinstance(value, list) else ()
-    return StandardRecord(**values)  # type: ignore[arg-type]

@@ -6,12 +6,10 @@ import json
 
 import pytest
 
-from payerbridge.identity.addresses import StreetAddress, standard_street_address
-from payerbridge.identity.nicknames import NICKNAME_ROOTS, ROOTS, name_roots
-from payerbridge.identity.standardize import (
+from payerbridge.identity.demographics.addresses import StreetAddress, standard_street_address
+from payerbridge.identity.demographics.nicknames import NICKNAME_ROOTS, ROOTS, name_roots
+from payerbridge.identity.demographics.standardize import (
     fold,
-    record_from_dict,
-    record_to_dict,
     standard_birth_date,
     standard_identifier,
     standard_phone,
@@ -21,6 +19,7 @@ from payerbridge.identity.standardize import (
     standard_ssn,
     standard_suffix,
 )
+from payerbridge.identity.model import record_from_dict, record_to_dict
 
 
 def test_fold_strips_accents_and_case() -> None:

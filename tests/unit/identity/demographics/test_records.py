@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from payerbridge.identity.records import BIRTH_SEX, US_SSN, record_from_fhir
+from payerbridge.identity.demographics.records import BIRTH_SEX, US_SSN, record_from_fhir
 from payerbridge_tools.population import build_network, generate_payer_population
 from tests.builders import a_coverage, a_patient
 

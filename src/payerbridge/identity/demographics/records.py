@@ -26,12 +26,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from payerbridge.identity.standardize import (
-    StandardRecord,
+from payerbridge.identity.demographics.standardize import (
     standard_record,
     standard_sex,
     standard_ssn,
 )
+from payerbridge.identity.model import StandardRecord
 
 __all__ = ["current_coverage", "record_from_fhir", "ssn_of", "subscriber_ref"]
 

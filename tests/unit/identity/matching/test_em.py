@@ -10,18 +10,19 @@ from datetime import UTC, datetime
 import pytest
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.blocking import blocking_keys
-from payerbridge.identity.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
-from payerbridge.identity.evidence import DecisionId, MatchOutcome
-from payerbridge.identity.scoring import MatchModel, comparison_vector, default_model
-from payerbridge.identity.spec import DEFAULT_SPEC
-from payerbridge.identity.standardize import StandardRecord, standard_record
-from payerbridge.identity.training import (
+from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.matching.blocking import blocking_keys
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.matching.model import DecisionId, MatchOutcome
+from payerbridge.identity.matching.scoring import MatchModel, comparison_vector, default_model
+from payerbridge.identity.matching.spec import DEFAULT_SPEC
+from payerbridge.identity.matching.training import (
     EmResult,
     count_vectors,
     estimate_parameters_em,
     estimate_u_probabilities,
 )
+from payerbridge.identity.model import StandardRecord
 from payerbridge.types import MemberId
 from payerbridge_tools.bench.identity_data import generate_identity_set
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from payerbridge.identity.rules import DeterministicRule, RuleBook
-from payerbridge.identity.spec import DEFAULT_SPEC
+from payerbridge.identity.matching.rules import DeterministicRule, RuleBook
+from payerbridge.identity.matching.spec import DEFAULT_SPEC
 
 BOOK = RuleBook()
 

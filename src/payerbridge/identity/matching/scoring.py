@@ -94,9 +94,9 @@ from operator import attrgetter, getitem
 from typing import Any
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.frequencies import BIRTH_YEARS, TermFrequencies, cohort_key
-from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.matching.frequencies import BIRTH_YEARS, TermFrequencies, cohort_key
+from payerbridge.identity.matching.spec import DEFAULT_SPEC, ComparisonSpec
+from payerbridge.identity.model import StandardRecord
 
 __all__ = [
     "MatchModel",

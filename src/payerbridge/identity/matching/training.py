@@ -55,15 +55,15 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.rules import RuleBook
-from payerbridge.identity.scoring import (
+from payerbridge.identity.matching.rules import RuleBook
+from payerbridge.identity.matching.scoring import (
     MatchModel,
     Probabilities,
     match_weight_of,
     probability_from_weight,
 )
-from payerbridge.identity.spec import DEFAULT_SPEC, ComparisonSpec
-from payerbridge.identity.standardize import StandardRecord
+from payerbridge.identity.matching.spec import DEFAULT_SPEC, ComparisonSpec
+from payerbridge.identity.model import StandardRecord
 
 __all__ = [
     "EmResult",

@@ -1,17 +1,15 @@
-"""Evidence of a match decision: why each candidate scored what it did, free of PHI.
+"""The matching engine's data: a decision (``MatchDecision``) and its evidence
+(``Evidence``), free of PHI, with the form a decision's row keeps (``Evidence.to_stored``)
+and the form shown (``evidence_from_stored``); a trained model as it is kept
+(``StoredModel``); the match policies' names, as decisions' ``policy_version`` begins.
 
-Every decision keeps its evidence so that a reviewer, an auditor or a member
-can see why a request was matched, sent to review or refused. Evidence holds
-level names, match weights and probabilities, rule and guard names, our own
-member (Patient) ids, the model and policy versions and the time. It never
-holds a name, a birth date, an address, a phone number, a card identifier or
-an SSN, so it may be stored next to the decision, shown in the review console
-and written to logs.
+No logic beyond each type's own form: ``decision`` and ``scoring`` make them, the stores
+keep them (``store.identity``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -20,13 +18,36 @@ from typing import Any, NewType
 from payerbridge.types import MemberId
 
 __all__ = [
+    "BULK_POLICY",
+    "SINGLE_EXCHANGE_POLICY",
     "CandidateEvidence",
     "DecisionId",
     "DecisionReason",
     "Evidence",
+    "MatchDecision",
     "MatchOutcome",
+    "StoredModel",
     "evidence_from_stored",
 ]
+
+# The match policies' names (``identity.matching.decision``): a decision's ``policy_version`` is
+# ``<name>-<digest>``, a review case's ``policy`` the name.
+SINGLE_EXCHANGE_POLICY = "single_exchange"
+BULK_POLICY = "bulk"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredModel:
+    """A trained model as it is kept: ``MatchModel.to_json()`` (``body``) under its version,
+    for the comparison spec it was trained under, with what it was trained on (counts,
+    no PHI)."""
+
+    version: str
+    spec_fingerprint: str
+    body: str
+    trained_on: int
+    summary: Mapping[str, Any]
+
 
 # The id of one match decision; evidence is retrievable by it.
 DecisionId = NewType("DecisionId", str)
@@ -222,3 +243,20 @@ def _candidate_from_stored(names: list[str], stored: dict[str, Any]) -> dict[str
         elif key not in _STORED_COMPARISONS:
             shown[key] = value
     return shown
+
+
+@dataclass(frozen=True, slots=True)
+class MatchDecision:
+    """The outcome and the ids it names; ``evidence`` explains it.
+
+    ``member_id`` is set for ``match`` only. ``candidate_ids`` names the member
+    to review (``review``) or the members that fit (``multiple``).
+    """
+
+    decision_id: DecisionId
+    outcome: MatchOutcome
+    member_id: MemberId | None
+    candidate_ids: tuple[MemberId, ...]
+    match_weight: float | None
+    match_probability: float | None
+    evidence: Evidence

@@ -1,0 +1,8 @@
+"""Demographics as matching reads them: a member's or a request's FHIR (``records``) and
+raw values (``standardize``, with ``addresses`` and ``nicknames``) into the
+``identity.model.StandardRecord`` that blocking and matching compare. Pure."""
+
+from payerbridge.identity.demographics.records import record_from_fhir
+from payerbridge.identity.demographics.standardize import standard_record
+
+__all__ = ["record_from_fhir", "standard_record"]
