@@ -94,7 +94,7 @@ def member_match_parameters(
 
     from payerbridge.api.schemas import ExchangeCreate
     from payerbridge.consent.model import ConsentId
-    from payerbridge.exchange.opt_in import opt_in_consent
+    from payerbridge.exchange.intake.opt_in import opt_in_consent
     from payerbridge.fhir.member_match import build_member_match_request
     from payerbridge.routing.model import Organization, Partner
     from payerbridge.types import ClientId, MemberId
@@ -271,7 +271,7 @@ def a_submitted_exchange(
 ) -> str:
     """Submit ``raw`` as ``POST /exchanges`` parses and submits it; the exchange's id."""
     from payerbridge.api.schemas import ExchangeCreate
-    from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
+    from payerbridge.exchange.intake.submission import ExchangeSubmission, submit_exchange
 
     request = ExchangeCreate.model_validate(raw)
     command = ExchangeSubmission(

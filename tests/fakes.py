@@ -39,21 +39,22 @@ from payerbridge.errors import (
     PartnerUnavailable,
     StoreConflict,
 )
-from payerbridge.exchange.breaker import BreakerState, BreakerStatus
 from payerbridge.exchange.model import (
     STOPPED_STATES,
     Attempt,
+    BreakerState,
+    BreakerStatus,
     DeadLetter,
     ExchangeRecord,
     ExchangeState,
     Move,
+    PullSchedule,
     Submission,
     Transition,
     check_transition,
 )
 from payerbridge.exchange.ports import ProbeAnswer, Retrieved
-from payerbridge.exchange.pull_model import PullSchedule
-from payerbridge.exchange.reconcile import identifier_keys
+from payerbridge.exchange.received.reconcile import identifier_keys
 from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.identity.demographics.records import record_from_fhir

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     partner_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Longest single partner call (shortened by budgets)."
     )
-    # Outbound exchanges: time budgets, backoff and the breaker (exchange/retry.py, ADR 0047).
+    # Outbound exchanges: time budgets, backoff and the breaker (exchange/calls/retry.py, ADR 0047).
     retry_max_attempts: int | None = Field(
         default=None, ge=1, description="Calls a step may make; unset: the deadline alone."
     )

@@ -21,7 +21,7 @@ from payerbridge.consent.categories import SHIPPED_CODE_SETS, CodeSetError, exte
 from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope, load_scope
 from payerbridge.errors import ComplianceFileError, InvalidInput, Issue
-from payerbridge.exchange.retry import RetryPolicy
+from payerbridge.exchange.model import RetryPolicy
 from payerbridge.net.addresses import AddressPolicy
 from payerbridge.partners.answers import ResponseCaps
 from payerbridge.security.limits import Rate, RatePolicy

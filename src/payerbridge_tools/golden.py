@@ -314,7 +314,7 @@ def _member_match_request(scenario: Scenario, platform: Any) -> dict[str, Any]:
     source's member (``member_from_roster``: its place in the roster)."""
     from payerbridge.api.schemas import ExchangeCreate
     from payerbridge.consent.model import ConsentId
-    from payerbridge.exchange.opt_in import opt_in_consent
+    from payerbridge.exchange.intake.opt_in import opt_in_consent
     from payerbridge.fhir.member_match import build_member_match_request
     from payerbridge.routing.model import Organization, Partner
     from payerbridge.routing.profiles import PROFILES

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from payerbridge.api.schemas import ExchangeCreate
-from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
+from payerbridge.exchange.intake.submission import ExchangeSubmission, submit_exchange
 from tests.builders import an_exchange_request
 from tests.servers import ServerProcess, free_port
 

@@ -15,7 +15,7 @@ from payerbridge.audit.proofs import verify_document
 from payerbridge.audit.proving import prove_consistency, prove_event
 from payerbridge.audit.search import AuditQuery
 from payerbridge.bootstrap import Platform, audit_checkpointer
-from payerbridge.exchange.reconcile import member_key_of
+from payerbridge.exchange.received.reconcile import member_key_of
 from payerbridge.store.checkpoints import load_public_key
 from tests.integration.test_migrations import _alembic
 

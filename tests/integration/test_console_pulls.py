@@ -17,9 +17,8 @@ import pytest
 from payerbridge.api.app import create_app
 from payerbridge.bootstrap import Platform, build_platform, utcnow
 from payerbridge.config import load_settings
-from payerbridge.exchange.model import ExchangeState, Move
+from payerbridge.exchange.model import ExchangeState, Move, PullKind, PullSchedule, PullStatus
 from payerbridge.exchange.moves import record_moves
-from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.security.operators import Role

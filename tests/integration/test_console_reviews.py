@@ -22,7 +22,7 @@ from payerbridge.consent.model import Requester
 from payerbridge.errors import MatchUnderReview
 from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.exchange.moves import advance
-from payerbridge.exchange.review import wait_for_reviewer
+from payerbridge.exchange.steps.review import wait_for_reviewer
 from payerbridge.identity.service import match_member
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner

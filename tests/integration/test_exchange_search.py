@@ -15,9 +15,9 @@ from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.errors import Forbidden
 from payerbridge.exchange.model import ExchangeState, Move
-from payerbridge.exchange.reconcile import member_key_of
-from payerbridge.exchange.search import ExchangeQuery, search_exchanges
-from payerbridge.exchange.search_params import exchange_query
+from payerbridge.exchange.operations.search import ExchangeQuery, search_exchanges
+from payerbridge.exchange.operations.search_params import exchange_query
+from payerbridge.exchange.received.reconcile import member_key_of
 from payerbridge.routing.model import Partner
 from payerbridge.store.readings import SqlReadingsSource
 from payerbridge.types import ClientId, ExchangeId, PartnerId

@@ -17,10 +17,10 @@ from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.consent.model import ConsentRole
 from payerbridge.consent.service import consent_recorded
+from payerbridge.exchange.calls.outbound import admit_call, record_outcome
+from payerbridge.exchange.intake.submission import ExchangeSubmission, request_hash, submit_exchange
 from payerbridge.exchange.model import Attempt, ExchangeState, Move
-from payerbridge.exchange.outbound import admit_call, record_outcome
-from payerbridge.exchange.steps import proceed
-from payerbridge.exchange.submission import ExchangeSubmission, request_hash, submit_exchange
+from payerbridge.exchange.steps.machine import proceed
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.fhir.member_match import build_member_match_response
 from payerbridge.partners.client import HttpxPartnerClient
@@ -210,7 +210,7 @@ def test_a_call_the_open_breaker_holds_back_waits_for_it_without_spending_an_att
     the probe that finds the partner answering lets it go (ADR 0047)."""
     from datetime import timedelta
 
-    from payerbridge.exchange.outbound import PARKED_FOR_BREAKER
+    from payerbridge.exchange.calls.outbound import PARKED_FOR_BREAKER
 
     ports = platform.units.exchange()
     policy = ports.retry_policy
@@ -486,7 +486,7 @@ def test_the_breaker_and_the_idempotency_key_read_back_as_they_were_kept(
     platform: Platform,
 ) -> None:
     """The reads before every call and every submission are DB-API SQL too."""
-    from payerbridge.exchange.breaker import BreakerState, BreakerStatus
+    from payerbridge.exchange.model import BreakerState, BreakerStatus
 
     ports = platform.units.exchange()
     _open_breaker(ports)

@@ -17,10 +17,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, audit_checkpointer, build_platform
 from payerbridge.config import load_settings
-from payerbridge.exchange.breaker import BreakerState, BreakerStatus
-from payerbridge.exchange.model import Attempt, DeadLetter, ExchangeState, Move
+from payerbridge.exchange.calls.outbound import PARKED_FOR_BREAKER
+from payerbridge.exchange.model import (
+    Attempt,
+    BreakerState,
+    BreakerStatus,
+    DeadLetter,
+    ExchangeState,
+    Move,
+)
 from payerbridge.exchange.moves import record_moves
-from payerbridge.exchange.outbound import PARKED_FOR_BREAKER
 from payerbridge.metrics.process import process_metrics
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner

@@ -18,10 +18,10 @@ from payerbridge.compliance.clocks import Subject, SubjectType, new_clock
 from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT, Standing
 from payerbridge.compliance.report import compliance_report, report_json, report_window
 from payerbridge.config import load_settings
+from payerbridge.exchange.intake.submission import ExchangeSubmission, submit_exchange
 from payerbridge.exchange.model import Attempt, ExchangeState
 from payerbridge.exchange.moves import advance, note_attempt
 from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.store.tables import identity_decisions, obligation_clocks

@@ -29,7 +29,7 @@ from payerbridge.api.runbooks import (
     default_runbooks_dir,
     runbook_codes,
 )
-from payerbridge.exchange.normalize import UNRECEIVABLE, UNRESOLVED_REFERENCE
+from payerbridge.exchange.received.normalize import UNRECEIVABLE, UNRESOLVED_REFERENCE
 from payerbridge.fhir import codes
 from payerbridge.fhir.completeness import GAP_CODES
 from payerbridge.fhir.outcome import outcome_for

@@ -37,7 +37,7 @@ def consents_capture(
     from payerbridge.api.schemas import ConsentIn
     from payerbridge.bootstrap import build_platform
     from payerbridge.cli.console import fail, settings_for
-    from payerbridge.exchange.submission import capture_opt_in
+    from payerbridge.exchange.intake.submission import capture_opt_in
 
     try:
         grant = ConsentIn(
@@ -98,7 +98,7 @@ def consents_revoke(
     exchanges under a member's opt-in are blocked (reason ``revoked``). Audited."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.cli.console import fail, settings_for
-    from payerbridge.exchange.interventions import revoke_and_stop
+    from payerbridge.exchange.operations.interventions import revoke_and_stop
 
     platform = build_platform(settings_for(data_dir))
     try:

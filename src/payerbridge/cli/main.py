@@ -213,7 +213,7 @@ def exchanges_replay(
     """Resume a dead-lettered exchange: consent and identity are checked again first.
     Audited with the operating-system user as the actor."""
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
-    from payerbridge.exchange.interventions import replay
+    from payerbridge.exchange.operations.interventions import replay
     from payerbridge.workflows.exchange import enqueue_exchange
 
     settings = settings_for(data_dir, worker_id=f"cli-{uuid.uuid4().hex[:8]}")
@@ -245,7 +245,7 @@ def exchanges_cancel(
     """End an exchange that waits (a review, a replay, its next attempt) as failed,
     cancelled with your note. Audited with the operating-system user as the actor."""
     from payerbridge.bootstrap import build_platform
-    from payerbridge.exchange.interventions import cancel
+    from payerbridge.exchange.operations.interventions import cancel
 
     platform = build_platform(settings_for(data_dir))
     try:

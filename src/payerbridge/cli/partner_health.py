@@ -59,7 +59,7 @@ def partners_replay_dead_letters(
     """Replay every exchange with the partner that is dead-lettered now (consent and
     identity are checked again first); a worker resumes them."""
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
-    from payerbridge.exchange.bulk_replay import replay_partner_dead_letters
+    from payerbridge.exchange.operations.bulk_replay import replay_partner_dead_letters
     from payerbridge.routing.enrolment import registered
     from payerbridge.workflows.exchange import enqueue_exchange
 

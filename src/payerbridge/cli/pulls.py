@@ -24,7 +24,7 @@ def _json(value: object) -> None:
 
 def _coverage_end(text: str | None) -> datetime | None:
     """``--coverage-end`` as the instant a schedule keeps; a bad date exits 2, naming it."""
-    from payerbridge.exchange.pull_model import coverage_ends
+    from payerbridge.exchange.pulls.model import coverage_ends
 
     try:
         return coverage_ends(date.fromisoformat(text) if text else None)
@@ -49,7 +49,7 @@ def pulls_schedule(
     without a current opt-in (with the consent's reason). A member's first request is
     scheduled by their client: POST /pull-schedules."""
     from payerbridge.cli.console import opened_platform
-    from payerbridge.exchange.pulls import pull_schedules_public, schedule_pull
+    from payerbridge.exchange.pulls.schedules import pull_schedules_public, schedule_pull
     from payerbridge.types import ExchangeId
 
     ended = _coverage_end(coverage_end)
@@ -73,8 +73,8 @@ def pulls_list(
 ) -> None:
     """The schedules as JSON (ids and times, no member data)."""
     from payerbridge.cli.console import opened_platform
-    from payerbridge.exchange.pull_model import PullStatus
-    from payerbridge.exchange.pulls import pull_schedules_public
+    from payerbridge.exchange.model import PullStatus
+    from payerbridge.exchange.pulls.schedules import pull_schedules_public
 
     with opened_platform(data_dir) as platform:
         schedules = platform.units.exchange().pulls.all(
@@ -90,7 +90,7 @@ def pulls_cancel(
 ) -> None:
     """Stop a schedule (``cancelled``); the request it kept is cut."""
     from payerbridge.cli.console import opened_platform
-    from payerbridge.exchange.pulls import cancel_pull, pull_schedules_public
+    from payerbridge.exchange.pulls.schedules import cancel_pull, pull_schedules_public
 
     with opened_platform(data_dir) as platform:
         try:
@@ -112,7 +112,7 @@ def pulls_update(
     """The day coverage at the old payer ends, learned after scheduling: the periods after
     the one owed now follow it (run-off from its end)."""
     from payerbridge.cli.console import opened_platform
-    from payerbridge.exchange.pulls import end_coverage, pull_schedules_public
+    from payerbridge.exchange.pulls.schedules import end_coverage, pull_schedules_public
 
     ended = _coverage_end(coverage_end)
     assert ended is not None  # a required option
@@ -134,7 +134,7 @@ def pulls_run(data_dir: DataDir = None) -> None:
     """Start the pulls due now, as the upkeep sweep does (a worker enqueues them)."""
     from payerbridge.bootstrap import utcnow
     from payerbridge.cli.console import opened_platform
-    from payerbridge.exchange.pulls import start_due_pulls
+    from payerbridge.exchange.pulls.schedules import start_due_pulls
 
     with opened_platform(data_dir) as platform:
         run = start_due_pulls(platform.units.exchange(), utcnow())

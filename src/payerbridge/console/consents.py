@@ -13,7 +13,7 @@ from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
 from payerbridge.console.pages import Page, render
 from payerbridge.errors import Conflict, Issue, NotFound, PayerBridgeError
-from payerbridge.exchange.interventions import revoke_and_stop
+from payerbridge.exchange.operations.interventions import revoke_and_stop
 from payerbridge.fhir.outcome import rendering_for
 from payerbridge.logging import current_request_id
 from payerbridge.types import MemberId

@@ -1,5 +1,5 @@
 """Exchanges: the search (member, partner, client, request id, state, reason, dates; the
-API's search, ``exchange/search_params.py``) and one exchange's page: where it stands,
+API's search, ``exchange/operations/search_params.py``) and one exchange's page: where it stands,
 the route it took, its dead letter, and its timeline from the audit trail. Opening an
 exchange is audited: its page shows the member's identifier."""
 
@@ -16,12 +16,12 @@ from payerbridge.bootstrap import Platform
 from payerbridge.console.auth import PlatformDep, ReaderDep
 from payerbridge.console.pages import render
 from payerbridge.errors import Conflict, InvalidInput, Issue
-from payerbridge.exchange.interventions import can_cancel
 from payerbridge.exchange.model import ASKABLE_AGAIN, DATA_ENDS, ExchangeRecord, ExchangeState
-from payerbridge.exchange.review import awaits_partner_review
-from payerbridge.exchange.search import ExchangePage, search_exchanges
-from payerbridge.exchange.search_params import exchange_query
-from payerbridge.exchange.timeline import audit_of_exchange
+from payerbridge.exchange.operations.interventions import can_cancel
+from payerbridge.exchange.operations.search import ExchangePage, search_exchanges
+from payerbridge.exchange.operations.search_params import exchange_query
+from payerbridge.exchange.operations.timeline import audit_of_exchange
+from payerbridge.exchange.steps.review import awaits_partner_review
 from payerbridge.logging import current_request_id
 from payerbridge.security.operator_accounts import SignedIn
 from payerbridge.types import ExchangeId
@@ -100,7 +100,7 @@ def exchange_view(
     status_code: int = 200,
 ) -> Response:
     """An exchange's page, with an action's outcome when it follows one: its timeline
-    from the audit trail (``exchange.timeline``), the route, the old payer's answer about
+    from the audit trail (``exchange.operations.timeline``), the route, the old payer's answer about
     the member, every partner call, where it ended."""
     timeline = audit_of_exchange(
         record.id, viewer=None, exchanges=platform.exchanges, audit=platform.audit_reader

@@ -17,8 +17,8 @@ from starlette.responses import RedirectResponse, Response
 from payerbridge.bootstrap import Platform
 from payerbridge.console.auth import FormDep, IntervenerDep, PartnersDep, PlatformDep
 from payerbridge.console.pages import render
-from payerbridge.exchange.bulk_replay import replay_partner_dead_letters
 from payerbridge.exchange.model import ExchangeState
+from payerbridge.exchange.operations.bulk_replay import replay_partner_dead_letters
 from payerbridge.logging import current_request_id
 from payerbridge.oversight.partner_health import (
     HealthPolicy,

@@ -20,9 +20,9 @@ from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, Reader
 from payerbridge.console.exchanges import exchange_view, stale
 from payerbridge.console.pages import render
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
-from payerbridge.exchange.interventions import ask_again_now, cancel, replay
 from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.search import ExchangeCursor, ExchangeQuery, search_exchanges
+from payerbridge.exchange.operations.interventions import ask_again_now, cancel, replay
+from payerbridge.exchange.operations.search import ExchangeCursor, ExchangeQuery, search_exchanges
 from payerbridge.fhir.outcome import rendering_for
 from payerbridge.security.operator_accounts import SignedIn
 from payerbridge.types import ExchangeId

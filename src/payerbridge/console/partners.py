@@ -19,7 +19,8 @@ from payerbridge.console.auth import FormDep, IntervenerDep, PartnersDep, Platfo
 from payerbridge.console.health import read_health
 from payerbridge.console.pages import render
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
-from payerbridge.exchange.breaker import BreakerState, as_seen
+from payerbridge.exchange.calls.breaker import as_seen
+from payerbridge.exchange.model import BreakerState
 from payerbridge.fhir.outcome import rendering_for
 from payerbridge.logging import current_request_id
 from payerbridge.routing.enrolment import refresh_partner, registered, set_operations

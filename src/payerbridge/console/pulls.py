@@ -18,8 +18,8 @@ from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
 from payerbridge.console.pages import Page, render
 from payerbridge.errors import Conflict, InvalidInput, Issue, PayerBridgeError
-from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
-from payerbridge.exchange.pulls import cancel_pull
+from payerbridge.exchange.model import PullKind, PullSchedule, PullStatus
+from payerbridge.exchange.pulls.schedules import cancel_pull
 from payerbridge.fhir.outcome import rendering_for
 from payerbridge.security.operator_accounts import SignedIn
 

@@ -25,7 +25,7 @@ from payerbridge.compliance.obligations import Assessment
 from payerbridge.console.auth import FormDep, PlatformDep, ReaderDep, ReviewerDep
 from payerbridge.console.pages import Page, render
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
-from payerbridge.exchange.review import partner_review_wait
+from payerbridge.exchange.steps.review import partner_review_wait
 from payerbridge.fhir.outcome import rendering_for
 from payerbridge.identity.model import QueuePosition, ReviewCase, ReviewDecision, ReviewQuery
 from payerbridge.identity.review_queue import decode_position, encode_position

@@ -15,8 +15,10 @@ when the partner's answer about the member's identity needs a person.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -27,6 +29,14 @@ from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [
     "ASKABLE_AGAIN",
+    "CLOSED",
+    "BreakerState",
+    "BreakerStatus",
+    "IdentifierKey",
+    "PullKind",
+    "PullSchedule",
+    "PullStatus",
+    "RetryPolicy",
     "DATA_ENDS",
     "ExchangeStart",
     "Address",
@@ -380,3 +390,126 @@ def attempt_event(exchange_id: ExchangeId, attempt: Attempt, *, at: datetime) ->
         request_id=None,
         detail={"step": attempt.step, "attempt": attempt.attempts, **attempt.detail},
     )
+
+
+# The types the room's stores keep (ADR 0051: a store imports the ports and the model).
+
+IdentifierKey = tuple[str, str, str]  # resource type, identifier system, identifier value
+
+
+class BreakerStatus(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    """``open_until``: when an open breaker's next probe is due; ``probe_until``: the
+    lease of the probe a half-open breaker waits on."""
+
+    status: BreakerStatus = BreakerStatus.CLOSED
+    consecutive_failures: int = 0
+    open_until: datetime | None = None
+    probe_until: datetime | None = None
+
+    @property
+    def next_probe_at(self) -> datetime | None:
+        """When the endpoint may be probed next (None: closed, nothing to probe)."""
+        if self.status is BreakerStatus.OPEN:
+            return self.open_until
+        if self.status is BreakerStatus.HALF_OPEN:
+            return self.probe_until
+        return None
+
+
+CLOSED = BreakerState()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Time budgets, backoff and the breaker of outbound steps; versioned by its own
+    content. ``None`` limits are off: no attempt limit, no step budget, and the
+    exchange's deadline from the rule's clocks (``exchange.budgets``)."""
+
+    max_attempts: int | None = None
+    base_delay_seconds: float = 0.5
+    max_delay_seconds: float = 30.0
+    # Past ``max_delay`` the wait grows with the time the step has waited (a tenth of it
+    # by default), up to ``longest_delay``: a partner down for a day is not asked twice
+    # a minute all day, and one down for a minute is asked again within seconds.
+    longest_delay_seconds: float = 3600.0
+    backoff_growth: float = 0.1
+    step_budget_seconds: float | None = None
+    exchange_budget_seconds: float | None = None
+    call_timeout_seconds: float = 30.0
+    # The least time before the deadline a retry is still worth making (a call's timeout
+    # is cut to what is left): so the last try is made, not skipped.
+    last_call_seconds: float = 1.0
+    breaker_failure_threshold: int = 5
+    breaker_cooldown_seconds: float = 30.0  # the probe interval of an open breaker
+    # A later page of the record the partner cannot give is retried this many times,
+    # then what was read is kept (the exchange ends partial, naming the page).
+    partial_after_attempts: int = 6
+    # Waiting on the old payer's reviewer: the first wait, and the most we wait in all.
+    review_poll_seconds: float = 300.0
+    review_wait_seconds: float = 72 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1 (or None: no limit)")
+        delays = (self.base_delay_seconds, self.max_delay_seconds, self.longest_delay_seconds)
+        if min(*delays, self.backoff_growth) < 0:
+            raise ValueError("retry delays cannot be negative")
+        budgets = (self.step_budget_seconds, self.exchange_budget_seconds)
+        if any(b is not None and b <= 0 for b in budgets) or self.breaker_cooldown_seconds <= 0:
+            raise ValueError("time budgets and the probe interval must be positive")
+        if self.last_call_seconds < 0:
+            raise ValueError("last_call_seconds cannot be negative")
+        if self.breaker_failure_threshold < 1 or self.partial_after_attempts < 1:
+            raise ValueError("breaker_failure_threshold must be at least 1")
+
+    @functools.cached_property  # recorded with every transition: hashed once
+    def version(self) -> str:
+        """``retry/<hash>``: recorded with every transition so a history says which
+        limits were in force."""
+        text = ",".join(f"{k}={v}" for k, v in sorted(asdict(self).items()))
+        return "retry/" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def snapshot(self) -> dict[str, float | int | str | None]:
+        return {**asdict(self), "version": self.version}
+
+
+class PullKind(StrEnum):
+    FIRST = "first"  # the first request: coverage started and the member opted in
+    QUARTERLY = "quarterly"  # while coverage is concurrent
+    RUN_OFF = "run-off"  # from coverage end until the opt-in's period ends
+
+
+class PullStatus(StrEnum):
+    ACTIVE = "active"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class PullSchedule:
+    """A standing pull as stored (ids and times; its request is kept apart, sealed)."""
+
+    id: str
+    kind: PullKind
+    status: PullStatus
+    partner_id: PartnerId
+    client_id: ClientId
+    consent_id: str
+    member_key: str | None
+    source_exchange_id: ExchangeId | None  # None: the first pull made it (``first``)
+    last_exchange_id: ExchangeId | None
+    last_received_at: datetime | None
+    next_due_at: datetime | None
+    coverage_end: datetime | None
+    pulls: int
+    stop_reason: str | None
+    awaiting_pull: bool  # its last pull started and waits to be looked at
+    created_by: str
+    created_at: datetime
+    updated_at: datetime

@@ -8,17 +8,19 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from payerbridge.audit.ports import AuditLog
-from payerbridge.exchange.breaker import BreakerState
 from payerbridge.exchange.model import (
     Attempt,
+    BreakerState,
     DeadLetter,
     ExchangeRecord,
     ExchangeState,
+    IdentifierKey,
     Move,
+    PullKind,
+    PullSchedule,
+    PullStatus,
     Submission,
 )
-from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
-from payerbridge.exchange.reconcile import IdentifierKey
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
@@ -245,7 +247,7 @@ class ExchangeStore(Protocol):
 
 
 class ReceivedStore(Protocol):
-    """Received data as held, for reconciling an answer with it (``exchange.reconcile``).
+    """Received data as held, for reconciling an answer with it (``exchange.received.reconcile``).
     ``held_refs`` and ``remove`` run in the unit of work the store is bound to."""
 
     def within(self, unit: UnitOfWork) -> ReceivedStore:

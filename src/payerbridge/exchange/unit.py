@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from payerbridge.audit.model import AuditEvent
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.consent.ports import ConsentStore
+from payerbridge.exchange.model import RetryPolicy
 from payerbridge.exchange.ports import (
     AuditLog,
     BreakerStore,
@@ -39,7 +40,6 @@ from payerbridge.exchange.ports import (
     Transactions,
     UnitOfWork,
 )
-from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.routing.model import Organization
 
 __all__ = ["ExchangeUnit", "ExchangeWiring"]

@@ -270,7 +270,7 @@ def build_member_match_request(
     member_system: str | None = None,
 ) -> dict[str, Any]:
     """The HRex Parameters the new payer sends, in ``shape``: always with the member's
-    Consent (HRex 1.0.0 needs it), as captured with the opt-in (``exchange.opt_in``),
+    Consent (HRex 1.0.0 needs it), as captured with the opt-in (``exchange.intake.opt_in``),
     and with the member's id at our plan as MemberPatient's identifier (US Core Patient,
     HRex 1.0.0's MemberPatient, needs one; HRex 1.1's is its ``umb`` slice)."""
     member = request.member

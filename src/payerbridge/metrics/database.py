@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from payerbridge.exchange.outbound import WAIT_REASONS, wait_reason
+from payerbridge.exchange.calls.outbound import WAIT_REASONS, wait_reason
 from payerbridge.metrics import vocabulary
 from payerbridge.metrics.process import label_value
 from payerbridge.metrics.readings import Snapshot

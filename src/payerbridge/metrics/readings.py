@@ -156,7 +156,7 @@ class PullSchedulesReading:
 @dataclass(frozen=True)
 class WaitingCount:
     """Exchanges in flight waiting for their next attempt at a partner, by what their
-    row says they wait on (``exchange.outbound.wait_reason`` names it)."""
+    row says they wait on (``exchange.calls.outbound.wait_reason`` names it)."""
 
     partner_id: str
     last_error: str | None

@@ -20,11 +20,10 @@ from collections.abc import Iterator, Sequence
 
 from payerbridge.bulk.model import JobKind, JobStatus
 from payerbridge.consent.model import DenyReason
-from payerbridge.exchange.matching import STEP as MEMBER_MATCH_STEP
-from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.pull_model import PullKind, PullStatus
+from payerbridge.exchange.model import ExchangeState, PullKind, PullStatus
 from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.exchange.retrieval import STEP as EVERYTHING_STEP
+from payerbridge.exchange.steps.matching import STEP as MEMBER_MATCH_STEP
+from payerbridge.exchange.steps.retrieval import STEP as EVERYTHING_STEP
 from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
 from payerbridge.identity.matching.model import DecisionReason, MatchOutcome
 from payerbridge.onboarding.model import Stage

@@ -1,5 +1,5 @@
 """Turning an old payer's bulk export into resources of our own (pure), as
-``exchange.normalize`` turns one member's ``$everything``: every resource gets our id for
+``exchange.received.normalize`` turns one member's ``$everything``: every resource gets our id for
 its source identity (``reconcile.Holder``: the member's resources the ids an exchange of
 the member gives them, a shared one an id of the client and old payer), so a later run,
 an incremental one above all, updates what an earlier one stored rather than adding a
@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.consent.segmentation import references_at
-from payerbridge.exchange.normalize import as_ours, receivable_ref
-from payerbridge.exchange.reconcile import Holder
+from payerbridge.exchange.received.normalize import as_ours, receivable_ref
+from payerbridge.exchange.received.reconcile import Holder
 from payerbridge.fhir.provenance import receipt_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization

@@ -7,7 +7,7 @@ A run's ``received_at`` is what its data reflects: the earliest ``transactionTim
 its chunks' export manifests, which Bulk Data gives for the next request's ``_since``
 (the old payer's clock, which judges ``_since``: no skew between the payers loses a
 change), or our clock's time of receipt where a manifest has none. What a member's
-answer held that changed is judged as an exchange's is (``exchange.increments``): a
+answer held that changed is judged as an exchange's is (``exchange.received.increments``): a
 member whose answer held nothing changed ends ``nothing-new``. An incremental answer
 removes nothing (an onboarding never removes what it holds).
 """
@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from payerbridge.errors import InvalidInput, Issue
-from payerbridge.exchange.increments import changed_among
 from payerbridge.exchange.reasons import ExchangeReason
+from payerbridge.exchange.received.increments import changed_among
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.onboarding.ports import OnboardingStore
 from payerbridge.timestamps import instant_of, utc_iso

@@ -27,10 +27,10 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import ConsentId, Requester
 from payerbridge.consent.service import authorize_request, record_consent
 from payerbridge.errors import InvalidInput, Issue, NotFound, PartnerRejected, UnprocessableRequest
+from payerbridge.exchange.intake.opt_in import opt_in_consent
 from payerbridge.exchange.model import ExchangeRequest
 from payerbridge.exchange.moves import SYSTEM_ACTOR
-from payerbridge.exchange.opt_in import opt_in_consent
-from payerbridge.exchange.reconcile import Holder
+from payerbridge.exchange.received.reconcile import Holder
 from payerbridge.fhir.bulk_member_match import (
     MatchResult,
     matched_group_id,

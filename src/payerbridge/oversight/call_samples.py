@@ -1,6 +1,6 @@
 """An audit event's partner calls as the health page judges them (pure): the call an
-exchange's event carries (``detail.call``, ``exchange.partner_calls``), the probe a
-breaker's event carries (``detail.probe``, ``exchange.circuit``) and the two calls of a
+exchange's event carries (``detail.call``, ``exchange.calls.partner_calls``), the probe a
+breaker's event carries (``detail.probe``, ``exchange.calls.circuit``) and the two calls of a
 scheduled check (``detail.check``, ``oversight.partner_checks``: its capabilities, then
 its token endpoint). What is not one of these, or is malformed, is no call."""
 
@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from payerbridge.exchange.partner_calls import ANSWERED, REFUSED
+from payerbridge.exchange.calls.partner_calls import ANSWERED, REFUSED
 from payerbridge.oversight.partner_health import TOKEN_ANSWERED, TOKEN_REFUSED, CallSample
 
 __all__ = ["call_samples", "endpoint_samples"]

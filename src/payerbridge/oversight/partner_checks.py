@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.exchange.breaker import BreakerState
+from payerbridge.exchange.model import BreakerState
 from payerbridge.exchange.ports import ProbeAnswer
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.oversight.partner_health import due_for_check

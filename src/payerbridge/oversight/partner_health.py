@@ -1,5 +1,5 @@
 """A partner's health (pure): up, degraded, down or in maintenance, derived from what the
-platform already keeps: its breaker as it stands now (``exchange.breaker.as_seen``), its
+platform already keeps: its breaker as it stands now (``exchange.calls.breaker.as_seen``), its
 maintenance windows, and the calls made to it over a recent window (exchanges' partner
 calls and the breaker's probes, as the audit trail keeps them).
 
@@ -33,7 +33,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from payerbridge.exchange.breaker import BreakerState, BreakerStatus, as_seen
+from payerbridge.exchange.calls.breaker import as_seen
+from payerbridge.exchange.model import BreakerState, BreakerStatus
 from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import PartnerStatus
 from payerbridge.types import PartnerId

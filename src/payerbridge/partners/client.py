@@ -1,7 +1,7 @@
 """The partner client over httpx: HRex ``$member-match``, PDex ``$everything`` and the
 Bulk Data requests of bulk onboarding (kick-off, status, files).
 
-Turns HTTP outcomes into our errors, in the classes of ``exchange.retry``: 422 with
+Turns HTTP outcomes into our errors, in the classes of ``exchange.calls.retry``: 422 with
 ``not-found`` / ``multiple-matches`` into NoMatch / AmbiguousMatch, one coded as a
 match under review into MatchUnderReview, other 422s into ConsentDenied (HRex
 mm-11), as is a 403 that carries a consent deny reason; other 401/403 into
@@ -40,9 +40,9 @@ from payerbridge.errors import (
     PartnerRejected,
     PartnerUnavailable,
 )
+from payerbridge.exchange.calls.retry import FailureClass, classify_status, retry_after_seconds
 from payerbridge.exchange.ports import ProbeAnswer, Retrieved
 from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.exchange.retry import FailureClass, classify_status, retry_after_seconds
 from payerbridge.fhir import codes
 from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response

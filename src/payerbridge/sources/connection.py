@@ -22,7 +22,7 @@ import orjson
 
 from payerbridge.clock import utcnow
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
-from payerbridge.exchange.retry import retry_after_seconds
+from payerbridge.exchange.calls.retry import retry_after_seconds
 from payerbridge.net.origins import same_origin
 from payerbridge.net.transport import AddressRefused, AnswerTooLarge, send_bounded
 from payerbridge.sources.smart import SmartTokens

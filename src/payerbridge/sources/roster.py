@@ -20,7 +20,7 @@ import orjson
 
 from payerbridge.clock import utcnow
 from payerbridge.errors import PartnerError, PartnerRejected, PartnerUnavailable
-from payerbridge.exchange.retry import retry_after_seconds
+from payerbridge.exchange.calls.retry import retry_after_seconds
 from payerbridge.net.origins import same_origin
 from payerbridge.sources.capabilities import Capabilities
 from payerbridge.sources.connection import FhirConnection, bundle_of, next_link, updated_since

@@ -4,7 +4,7 @@ worker through the database.
 Writes run in the unit of work the store is bound to (``within``, ADR 0051): ``lock``
 holds the endpoint's row (``FOR UPDATE`` on PostgreSQL; SQLite transactions are
 immediate) until the unit ends, so the use case
-(``exchange/outbound.py``) applies the pure transition of ``exchange.breaker`` and
+(``exchange/calls/outbound.py``) applies the pure transition of ``exchange.calls.breaker`` and
 ``save``s it, with the audit event of a change of status, in that one transaction.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from payerbridge.exchange.breaker import BreakerState, BreakerStatus
+from payerbridge.exchange.model import BreakerState, BreakerStatus
 from payerbridge.routing.operations import RateLimit
 from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partner_breakers, partner_rates

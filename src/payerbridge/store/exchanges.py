@@ -29,7 +29,7 @@ from payerbridge.exchange.model import (
     Transition,
     check_transition,
 )
-from payerbridge.exchange.review import PARTNER_REVIEW
+from payerbridge.exchange.steps.review import PARTNER_REVIEW
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import DialectSql, insert_rows, raw_cursor, read_row
 from payerbridge.store.sealed_columns import EXCHANGE_REQUEST

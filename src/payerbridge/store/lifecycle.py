@@ -28,7 +28,7 @@ from payerbridge.compliance.lifecycle import Hold
 from payerbridge.compliance.retention import CATALOGUE, phi_tables, undeclared
 from payerbridge.errors import Conflict, NotFound
 from payerbridge.exchange.model import DATA_ENDS, TERMINAL_STATES, ExchangeState
-from payerbridge.exchange.reconcile import member_key_of
+from payerbridge.exchange.received.reconcile import member_key_of
 from payerbridge.exchange.requests import MINIMISED, minimised_request, request_member_id
 from payerbridge.security.sealing import SealedField
 from payerbridge.store.at_rest import at_rest

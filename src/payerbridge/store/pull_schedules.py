@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import Engine, func, select, update
 
 from payerbridge.errors import NotFound
-from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
+from payerbridge.exchange.model import PullKind, PullSchedule, PullStatus
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.pull_lateness import WITH_LAST_PULL, is_past_due, lateness
 from payerbridge.store.sealed_columns import PULL_REQUEST

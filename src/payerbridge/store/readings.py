@@ -29,8 +29,8 @@ from sqlalchemy import (
     union_all,
 )
 
-from payerbridge.exchange.breaker import BreakerState, BreakerStatus, as_seen
-from payerbridge.exchange.model import STOPPED_STATES, ExchangeState
+from payerbridge.exchange.calls.breaker import as_seen
+from payerbridge.exchange.model import STOPPED_STATES, BreakerState, BreakerStatus, ExchangeState
 from payerbridge.metrics.readings import (
     AuditTail,
     BreakerReading,
@@ -202,7 +202,7 @@ def _dead_letters(connection: Connection) -> tuple[DeadLetterCount, ...]:
 
 def _breakers(connection: Connection, now: datetime) -> tuple[BreakerReading, ...]:
     """Each endpoint's breaker as it stands ``now``: one past its ``open_until`` waits for
-    its probe, half-open (``exchange.breaker.as_seen``), not open for ever."""
+    its probe, half-open (``exchange.calls.breaker.as_seen``), not open for ever."""
     rows = connection.execute(
         select(
             partner_breakers.c.partner_id,

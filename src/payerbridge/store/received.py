@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.engine import Dialect
 
-from payerbridge.exchange.reconcile import IdentifierKey
+from payerbridge.exchange.model import IdentifierKey
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.members import ResourceSql, remove_rows

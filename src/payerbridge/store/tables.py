@@ -296,7 +296,7 @@ exchanges = Table(
     Column("request_shape", String(16), nullable=True),
     # How it reads the member's record: "$everything", or the search and its types.
     Column("data_path", Text, nullable=True),
-    # Whom its data is held for (the client's member, hashed: ``exchange.reconcile``).
+    # Whom its data is held for (the client's member, hashed: ``exchange.received.reconcile``).
     Column("member_key", String(64), nullable=True),
     Column("request_id", String(128), nullable=True),  # the X-Request-ID that submitted it
     # When the purge cut ``request`` to what the audit needs (``lifecycle``, ADR 0038).

@@ -21,7 +21,7 @@ from datetime import datetime
 import httpx
 
 from payerbridge.errors import UnprocessableRequest
-from payerbridge.exchange.retry import retry_after_seconds
+from payerbridge.exchange.calls.retry import retry_after_seconds
 from payerbridge.transactions import Transactions
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import (

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from payerbridge.exchange.retry import full_jitter_delay
+from payerbridge.exchange.calls.retry import full_jitter_delay
 from payerbridge.types import ClientId, ExchangeId
 
 __all__ = [

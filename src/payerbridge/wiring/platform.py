@@ -26,13 +26,13 @@ from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.disclosure.ports import DisclosureSnapshots, MemberStore
 from payerbridge.disclosure.scope import DataScope
+from payerbridge.exchange.operations.search import ExchangeSearch
 from payerbridge.exchange.ports import (
     BreakerBoard,
     ExchangeLedger,
     PartnerClient,
     Transactions,
 )
-from payerbridge.exchange.search import ExchangeSearch
 from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.idempotency import IdempotencyStore

@@ -136,7 +136,7 @@ def _register_queues(settings: Settings) -> None:
 
 def _upkeep(platform: Platform) -> Upkeep:
     """The use cases of the scheduled upkeep workflows, on this platform."""
-    from payerbridge.exchange.circuit import probe_due_breakers
+    from payerbridge.exchange.calls.circuit import probe_due_breakers
     from payerbridge.workflows.exchange import unstarted_exchanges
     from payerbridge.workflows.maintenance import Upkeep
 
@@ -190,7 +190,7 @@ def _partners_checked(platform: Platform) -> int:
 
 def _pulls_started(platform: Platform) -> dict[str, int]:
     """The scheduled pulls due now started (ADR 0040), as counts."""
-    from payerbridge.exchange.pulls import start_due_pulls
+    from payerbridge.exchange.pulls.schedules import start_due_pulls
 
     run = start_due_pulls(platform.units.exchange(), utcnow())
     return {"started": len(run.started), "stopped": len(run.stopped), "waiting": run.waiting}

@@ -1,6 +1,6 @@
 """The outbound exchange as a DBOS workflow on a queue partitioned by partner.
 
-The workflow runs the use cases of the exchange room through ``exchange.steps.proceed``,
+The workflow runs the use cases of the exchange room through ``exchange.steps.machine.proceed``,
 which takes the exchange as far as it can go from the state its row records. DBOS makes
 the workflow durable: it is queued, and a run cut off by a crash is recovered and runs
 again, which resumes from the row; the use cases check the exchange's state, so a commit
@@ -26,8 +26,8 @@ from payerbridge.exchange.model import STOPPED_STATES, ExchangeStart, ExchangeSt
 from payerbridge.exchange.moves import fail
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.requests import request_from_document
-from payerbridge.exchange.review import awaits_partner_review
-from payerbridge.exchange.steps import proceed
+from payerbridge.exchange.steps.machine import proceed
+from payerbridge.exchange.steps.review import awaits_partner_review
 from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.logging import bind_context
 from payerbridge.tracing import continued, current_traceparent, span

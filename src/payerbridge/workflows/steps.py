@@ -1,5 +1,5 @@
 """The one runner of resumable steps, and how long it waits out a transient failure
-(``TransientWaits``: not the partner calls' ``exchange.retry.RetryPolicy``), for every
+(``TransientWaits``: not the partner calls' ``exchange.calls.retry.RetryPolicy``), for every
 durable workflow.
 
 An exchange, a bulk job and an onboarding run are each a row that is its own checkpoint

@@ -52,6 +52,7 @@ from joserfc.jwk import ECKey
 
 from payerbridge.config import Settings
 from payerbridge.consent.model import ConsentId
+from payerbridge.exchange.intake.opt_in import opt_in_consent
 from payerbridge.exchange.model import (
     Address,
     ConsentGrant,
@@ -59,7 +60,6 @@ from payerbridge.exchange.model import (
     ExchangeRequest,
     MemberDemographics,
 )
-from payerbridge.exchange.opt_in import opt_in_consent
 from payerbridge.fhir.member_match import MEMBER_PATIENT_REF, build_member_match_request
 from payerbridge.partners.auth import token_form
 from payerbridge.routing.model import Organization, Partner

@@ -210,9 +210,9 @@ def load_exchanges(
     progress: Callable[[str], None] | None = None,
 ) -> Fleet:
     """Register the partners and write ``count`` exchanges into ``platform``'s database."""
+    from payerbridge.exchange.intake.submission import ExchangeSubmission, submit_exchange
     from payerbridge.exchange.moves import SYSTEM_ACTOR, note_attempt, record_moves
     from payerbridge.exchange.requests import request_from_document
-    from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
     from payerbridge.exchange.unit import ExchangeUnit
     from payerbridge.routing.enrolment import store_partner
     from payerbridge.routing.model import Partner

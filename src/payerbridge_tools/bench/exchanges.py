@@ -362,8 +362,8 @@ def _worker(data_dir: Path, worker_id: str, timings: Path, database_url: str | N
 
 
 def _submit(platform: Any, partner: int) -> str:
+    from payerbridge.exchange.intake.submission import ExchangeSubmission, submit_exchange
     from payerbridge.exchange.requests import request_from_document
-    from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
     from payerbridge.workflows.exchange import enqueue_start
 
     request = {**_request(), "old_payer": f"stub-{partner}"}

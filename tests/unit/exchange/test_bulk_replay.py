@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from payerbridge.exchange.bulk_replay import replay_partner_dead_letters
 from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.steps import proceed
+from payerbridge.exchange.operations.bulk_replay import replay_partner_dead_letters
+from payerbridge.exchange.steps.machine import proceed
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.types import ExchangeId, PartnerId
 from tests.builders import an_exchange_request

@@ -11,10 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from payerbridge.api.schemas import ExchangeCreate
-from payerbridge.exchange.increments import changed_since
 from payerbridge.exchange.model import ExchangeState
+from payerbridge.exchange.received.increments import changed_since
 from payerbridge.exchange.requests import request_from_document
-from payerbridge.exchange.steps import proceed
+from payerbridge.exchange.steps.machine import proceed
 from tests.builders import a_coverage, a_patient, an_exchange_request
 from tests.fakes import FakeClock
 from tests.unit.exchange.test_service import _bundle, _client, _parse, _ports, _submit

@@ -3,8 +3,8 @@ from datetime import UTC, datetime
 import pytest
 
 from payerbridge.errors import PartnerRejected
-from payerbridge.exchange.normalize import normalize_everything_bundle
-from payerbridge.exchange.reconcile import Holder
+from payerbridge.exchange.received.normalize import normalize_everything_bundle
+from payerbridge.exchange.received.reconcile import Holder
 from payerbridge.fhir.completeness import SOURCE_TIMEOUT, Gap, outcome_entry
 from payerbridge.fhir.resources import iter_references
 from payerbridge.routing.model import Organization

@@ -25,18 +25,18 @@ from payerbridge.compliance.obligations import (
 )
 from payerbridge.consent.model import ConsentRole
 from payerbridge.errors import Conflict, ConsentDenied, InvalidInput
-from payerbridge.exchange.interventions import revoke_and_stop
+from payerbridge.exchange.intake.submission import ExchangeSubmission
 from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.pull_model import LEAD, RETRY_AFTER
-from payerbridge.exchange.pulls import (
+from payerbridge.exchange.operations.interventions import revoke_and_stop
+from payerbridge.exchange.pulls.model import LEAD, RETRY_AFTER
+from payerbridge.exchange.pulls.schedules import (
     cancel_pull,
     end_coverage,
     schedule_first_pull,
     schedule_pull,
     start_due_pulls,
 )
-from payerbridge.exchange.steps import proceed
-from payerbridge.exchange.submission import ExchangeSubmission
+from payerbridge.exchange.steps.machine import proceed
 from payerbridge.transactions import UnitOfWork
 from tests.builders import a_patient, a_submitted_exchange, an_exchange_request, unit_with
 from tests.fakes import FakeClock, InMemoryAuditLog

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.normalize import normalize_everything_bundle
-from payerbridge.exchange.reconcile import (
+from payerbridge.exchange.received.normalize import normalize_everything_bundle
+from payerbridge.exchange.received.reconcile import (
     Holder,
     conflicts_with_held,
     differing_paths,

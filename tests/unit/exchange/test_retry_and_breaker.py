@@ -11,20 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.errors import IllegalTransition
-from payerbridge.exchange.breaker import (
-    BreakerState,
-    BreakerStatus,
+from payerbridge.exchange.calls.breaker import (
     admit,
     as_seen,
     record_failure,
     record_probe,
     record_success,
 )
-from payerbridge.exchange.model import ExchangeState as S
-from payerbridge.exchange.model import check_transition
-from payerbridge.exchange.retry import (
+from payerbridge.exchange.calls.retry import (
     FailureClass,
-    RetryPolicy,
     backoff_ceiling,
     backoff_delay,
     classify_status,
@@ -35,6 +30,8 @@ from payerbridge.exchange.retry import (
     last_call,
     retry_after_seconds,
 )
+from payerbridge.exchange.model import BreakerState, BreakerStatus, RetryPolicy, check_transition
+from payerbridge.exchange.model import ExchangeState as S
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 POLICY = RetryPolicy(base_delay_seconds=1, max_delay_seconds=5, call_timeout_seconds=2)

@@ -9,8 +9,8 @@ import pytest
 
 from payerbridge.errors import InvalidInput
 from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.search import DateRange, ExchangeCursor
-from payerbridge.exchange.search_params import exchange_query
+from payerbridge.exchange.operations.search import DateRange, ExchangeCursor
+from payerbridge.exchange.operations.search_params import exchange_query
 from payerbridge.types import ExchangeId
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

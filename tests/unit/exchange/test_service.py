@@ -14,22 +14,32 @@ import pytest
 
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import Conflict, MatchUnderReview, NoMatch, UnprocessableRequest
-from payerbridge.exchange.breaker import BreakerState
-from payerbridge.exchange.interventions import ask_again_now, cancel, replay, revoke_and_stop
-from payerbridge.exchange.model import ExchangeRequest, ExchangeStart, ExchangeState, Submission
-from payerbridge.exchange.outbound import admit_call, record_outcome
-from payerbridge.exchange.requests import request_from_document
-from payerbridge.exchange.retry import RetryPolicy
-from payerbridge.exchange.review import (
-    awaits_partner_review,
-    partner_case_reference,
-    partner_review_wait,
-)
-from payerbridge.exchange.steps import proceed
-from payerbridge.exchange.submission import (
+from payerbridge.exchange.calls.outbound import admit_call, record_outcome
+from payerbridge.exchange.intake.submission import (
     ExchangeSubmission,
     SubmittedExchange,
     submit_exchange,
+)
+from payerbridge.exchange.model import (
+    BreakerState,
+    ExchangeRequest,
+    ExchangeStart,
+    ExchangeState,
+    RetryPolicy,
+    Submission,
+)
+from payerbridge.exchange.operations.interventions import (
+    ask_again_now,
+    cancel,
+    replay,
+    revoke_and_stop,
+)
+from payerbridge.exchange.requests import request_from_document
+from payerbridge.exchange.steps.machine import proceed
+from payerbridge.exchange.steps.review import (
+    awaits_partner_review,
+    partner_case_reference,
+    partner_review_wait,
 )
 from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.fhir.completeness import Gap, outcome_entry

@@ -19,11 +19,10 @@ from hypothesis import strategies as st
 
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import PartnerUnavailable
-from payerbridge.exchange.circuit import probe_due_breakers
-from payerbridge.exchange.model import ExchangeRequest, ExchangeState
+from payerbridge.exchange.calls.circuit import probe_due_breakers
+from payerbridge.exchange.model import ExchangeRequest, ExchangeState, RetryPolicy
 from payerbridge.exchange.ports import ProbeAnswer, Retrieved
-from payerbridge.exchange.retry import RetryPolicy
-from payerbridge.exchange.steps import proceed
+from payerbridge.exchange.steps.machine import proceed
 from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.fhir.member_match import MemberMatchResult
 from payerbridge.routing.model import Organization, Partner

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from payerbridge.errors import NotFound
-from payerbridge.exchange.steps import proceed
-from payerbridge.exchange.timeline import audit_of_exchange
+from payerbridge.exchange.operations.timeline import audit_of_exchange
+from payerbridge.exchange.steps.machine import proceed
 from payerbridge.types import ClientId, ExchangeId
 from tests.builders import an_exchange_request
 from tests.fakes import FakeClock, InMemoryAuditChain, InMemoryAuditLog

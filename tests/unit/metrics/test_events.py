@@ -14,8 +14,15 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import ConsentDecision, ConsentPolicy, DenyReason
 from payerbridge.consent.service import decision_event
 from payerbridge.errors import MatchUnderReview
-from payerbridge.exchange.breaker import BreakerState, BreakerStatus, breaker_event
-from payerbridge.exchange.model import Attempt, ExchangeState, attempt_event, transition_event
+from payerbridge.exchange.calls.breaker import breaker_event
+from payerbridge.exchange.model import (
+    Attempt,
+    BreakerState,
+    BreakerStatus,
+    ExchangeState,
+    attempt_event,
+    transition_event,
+)
 from payerbridge.identity.model import ReviewDecision
 from payerbridge.identity.reviews import decide_review
 from payerbridge.metrics import observe_events

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from itertools import count
 
-from payerbridge.exchange.reconcile import Holder
+from payerbridge.exchange.received.reconcile import Holder
 from payerbridge.onboarding.importing import ExportMember, NormalizedExport, normalize_export
 from payerbridge.routing.model import Organization
 from tests.builders import a_coverage, a_patient

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payerbridge.exchange.breaker import BreakerState, BreakerStatus
-from payerbridge.exchange.outbound import PARKED_FOR_BREAKER, _announced_hold, wait_reason
+from payerbridge.exchange.calls.outbound import PARKED_FOR_BREAKER, _announced_hold, wait_reason
+from payerbridge.exchange.model import BreakerState, BreakerStatus
 from payerbridge.exchange.ports import ProbeAnswer
 from payerbridge.oversight.call_samples import endpoint_samples
 from payerbridge.oversight.partner_checks import PartnerCheck, check_event, check_quiet_partners

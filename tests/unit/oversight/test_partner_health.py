@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payerbridge.exchange.breaker import BreakerState, BreakerStatus
+from payerbridge.exchange.model import BreakerState, BreakerStatus
 from payerbridge.oversight.partner_health import (
     CallSample,
     HealthPolicy,

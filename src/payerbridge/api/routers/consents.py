@@ -18,8 +18,8 @@ from payerbridge.api.schemas import ConsentCapture
 from payerbridge.bootstrap import Platform
 from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.errors import Issue, NotFound, UnprocessableRequest
-from payerbridge.exchange.interventions import revoke_and_stop
-from payerbridge.exchange.submission import capture_opt_in
+from payerbridge.exchange.intake.submission import capture_opt_in
+from payerbridge.exchange.operations.interventions import revoke_and_stop
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import MemberId, PartnerId

@@ -14,12 +14,12 @@ from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.bootstrap import Platform
 from payerbridge.errors import InvalidInput, Issue, NotFound
-from payerbridge.exchange.interventions import ask_again_now, cancel, replay
+from payerbridge.exchange.intake.submission import ExchangeSubmission, submit_exchange
 from payerbridge.exchange.model import DATA_ENDS, DeadLetter, ExchangeRecord
-from payerbridge.exchange.search import search_exchanges
-from payerbridge.exchange.search_params import exchange_query
-from payerbridge.exchange.submission import ExchangeSubmission, submit_exchange
-from payerbridge.exchange.timeline import audit_of_exchange
+from payerbridge.exchange.operations.interventions import ask_again_now, cancel, replay
+from payerbridge.exchange.operations.search import search_exchanges
+from payerbridge.exchange.operations.search_params import exchange_query
+from payerbridge.exchange.operations.timeline import audit_of_exchange
 from payerbridge.logging import current_request_id
 from payerbridge.security.break_glass import masked
 from payerbridge.timestamps import utc_iso
@@ -193,7 +193,8 @@ def list_exchanges(
 ) -> dict[str, Any]:
     """The caller's exchanges (an operator's or auditor's: everyone's), newest first, searched by
     member, partner, client, request id, state, reason code and dates
-    (``exchange/search_params.py``); ``next`` (and ``Link: rel=next``) is the next page."""
+    (``exchange/operations/search_params.py``); ``next`` (and ``Link: rel=next``) is the
+    next page."""
     page = search_exchanges(
         exchange_query(request.query_params.multi_items()),
         platform.exchange_search,
@@ -227,10 +228,11 @@ def get_exchange(exchange_id: str, platform: PlatformDep, caller: AuditReaderDep
 def get_exchange_audit(
     exchange_id: str, request: Request, platform: PlatformDep, caller: AuditReaderDep
 ) -> dict[str, Any]:
-    """The exchange's whole life from its audit trail, in order (``exchange/timeline.py``):
-    intake, consent decisions, route, the old payer's answer, every partner call with
-    status and latency, retries, the final state. Its client's, an operator's, an
-    auditor's; another client's answers 404. It takes no parameter."""
+    """The exchange's whole life from its audit trail, in order
+    (``exchange/operations/timeline.py``): intake, consent decisions, route, the old
+    payer's answer, every partner call with status and latency, retries, the final state.
+    Its client's, an operator's, an auditor's; another client's answers 404. It takes no
+    parameter."""
     if request.query_params:
         names = ", ".join(sorted({n[:40] for n in request.query_params}))
         text = f"the audit of an exchange takes no parameters ({names})"

@@ -20,7 +20,7 @@ from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import utcnow
 from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.errors import InvalidInput, Issue, NotFound, PreconditionRequired
-from payerbridge.exchange.review import PartnerReviewWait, partner_review_wait
+from payerbridge.exchange.steps.review import PartnerReviewWait, partner_review_wait
 from payerbridge.identity.model import QueuePosition, ReviewCase, ReviewDecision, ReviewQuery
 from payerbridge.identity.review_queue import decode_position, encode_position
 from payerbridge.identity.reviews import ReviewReopening, show_case

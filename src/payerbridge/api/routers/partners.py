@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.clock import utcnow
-from payerbridge.exchange.breaker import BreakerState, as_seen
-from payerbridge.exchange.bulk_replay import replay_partner_dead_letters
+from payerbridge.exchange.calls.breaker import as_seen
+from payerbridge.exchange.model import BreakerState
+from payerbridge.exchange.operations.bulk_replay import replay_partner_dead_letters
 from payerbridge.logging import current_request_id
 from payerbridge.oversight.partner_health import HealthPolicy, partners_health
 from payerbridge.routing.capabilities import Capabilities

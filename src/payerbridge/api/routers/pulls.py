@@ -14,15 +14,16 @@ from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import PullScheduleCreate, PullScheduleUpdate
 from payerbridge.bootstrap import Platform
 from payerbridge.errors import NotFound
-from payerbridge.exchange.pull_model import PullSchedule, PullStatus, coverage_ends
-from payerbridge.exchange.pulls import (
+from payerbridge.exchange.intake.submission import ExchangeSubmission
+from payerbridge.exchange.model import PullSchedule, PullStatus
+from payerbridge.exchange.pulls.model import coverage_ends
+from payerbridge.exchange.pulls.schedules import (
     cancel_pull,
     end_coverage,
     pull_schedules_public,
     schedule_first_pull,
     schedule_pull,
 )
-from payerbridge.exchange.submission import ExchangeSubmission
 from payerbridge.types import ExchangeId
 
 __all__ = ["router"]

@@ -6,7 +6,7 @@ kept subtree roots, for proofs (issue 53)
 filter (client, partner, member, reason) leads an index in that order. ``request_id`` is
 the X-Request-ID that submitted the exchange, taken for earlier rows from their first
 audit event. ``member_key`` (the client's member id, hashed) was written only once data
-was stored; earlier rows get it from their request, as ``exchange.reconcile`` computes it.
+was stored; earlier rows get it from their request, as ``exchange.received.reconcile`` computes it.
 ``audit_tree_nodes`` keeps the roots of the Merkle tree's perfect subtrees of 2**8,
 2**16, 2**24 and 2**32 leaves (``audit/proofs.py``); those the signed checkpoints cover
 so far are computed here from the stored leaves, the next ones as checkpoints are signed.
@@ -75,7 +75,7 @@ def _fill_request_ids() -> None:
 
 
 def _member_key(client_id: str, request: str) -> str | None:
-    """``exchange.reconcile.member_key_of`` as of this revision, over the new card."""
+    """``exchange.received.reconcile.member_key_of`` as of this revision, over the new card."""
     card = json.loads(request).get("new_coverage") or {}
     member = card.get("member_id") or card.get("subscriber_id")
     if not member:

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from payerbridge.errors import Forbidden
 from payerbridge.exchange.model import ExchangeRecord, ExchangeState
-from payerbridge.exchange.reconcile import member_key_of
+from payerbridge.exchange.received.reconcile import member_key_of
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [

@@ -20,16 +20,15 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from payerbridge.exchange.breaker import (
+from payerbridge.exchange.calls.breaker import (
     Admission,
-    BreakerState,
-    BreakerStatus,
     admit,
     breaker_event,
     record_failure,
     record_probe,
     record_success,
 )
+from payerbridge.exchange.model import BreakerState, BreakerStatus
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.types import PartnerId

@@ -21,7 +21,14 @@ from payerbridge.errors import (
     PartnerError,
 )
 from payerbridge.exchange.budgets import exchange_deadline
-from payerbridge.exchange.consent_checks import ConsentCheck, check_consent, refused
+from payerbridge.exchange.calls.outbound import (
+    StepClock,
+    after_failed_call,
+    call_partner,
+    idempotency_key,
+    step_clock,
+)
+from payerbridge.exchange.calls.partner_calls import PartnerCall
 from payerbridge.exchange.model import ExchangeRecord, ExchangeRequest, ExchangeState, Move
 from payerbridge.exchange.moves import (
     StepResult,
@@ -32,17 +39,10 @@ from payerbridge.exchange.moves import (
     moved_on,
     partner_code,
 )
-from payerbridge.exchange.outbound import (
-    StepClock,
-    after_failed_call,
-    call_partner,
-    idempotency_key,
-    step_clock,
-)
-from payerbridge.exchange.partner_calls import PartnerCall
 from payerbridge.exchange.ports import PartnerClient
 from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.exchange.review import awaits_partner_review, wait_for_reviewer
+from payerbridge.exchange.steps.consent_checks import ConsentCheck, check_consent, refused
+from payerbridge.exchange.steps.review import awaits_partner_review, wait_for_reviewer
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.fhir.member_match import MemberMatchResult, build_member_match_request
 from payerbridge.routing.model import Partner

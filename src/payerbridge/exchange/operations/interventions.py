@@ -28,7 +28,7 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.exchange.moves import note_attempt, record_moves
 from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.exchange.review import awaits_partner_review
+from payerbridge.exchange.steps.review import awaits_partner_review
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.types import ExchangeId
 
@@ -51,7 +51,7 @@ def replay(
     """Send a dead-lettered exchange back to ``validated`` with a fresh budget, so that the
     workflow re-checks consent and the member's identity before it asks for data again;
     the same for one that ended ``partial`` or ``conflict`` (asked again: what the old
-    payer sends now updates what we hold, ``exchange.reconcile``).
+    payer sends now updates what we hold, ``exchange.received.reconcile``).
 
     Idempotent: True when this call replayed it; False when the same ``replay_key``
     already did. Any other state is a Conflict."""

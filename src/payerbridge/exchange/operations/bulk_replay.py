@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import Conflict
-from payerbridge.exchange.interventions import replay
 from payerbridge.exchange.model import ExchangeState
+from payerbridge.exchange.operations.interventions import replay
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.types import ExchangeId, PartnerId
 

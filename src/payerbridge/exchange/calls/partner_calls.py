@@ -5,7 +5,7 @@ Each call goes with the event that follows it, at no commit of its own where one
 anyway: an answer taken, in the detail of the move it allows (``member_matched``,
 ``received``); a partner that did not answer, in its attempt's event; an answer that
 refuses (no match, a consent refusal, a reviewer, an error), in an event of its own
-(``exchange.partner-call``), those being the rarer. ``exchange/timeline.py`` reads all
+(``exchange.partner-call``), those being the rarer. ``exchange/operations/timeline.py`` reads all
 three by the ``call`` key of an event's detail.
 """
 

@@ -28,26 +28,31 @@ from payerbridge.consent.model import DenyReason, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request
 from payerbridge.errors import Conflict, ConsentDenied, InvalidInput, Issue, NotFound
 from payerbridge.exchange.clocks import day_start
-from payerbridge.exchange.model import DATA_ENDS, STOPPED_STATES, ExchangeRecord, ExchangeState
-from payerbridge.exchange.moves import SYSTEM_ACTOR
-from payerbridge.exchange.pull_model import (
-    RETRY_AFTER,
-    Period,
-    PullSchedule,
-    PullStatus,
-    first_period,
-    next_period,
-    pull_key,
-)
-from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.exchange.reconcile import member_key_of
-from payerbridge.exchange.requests import request_from_document
-from payerbridge.exchange.submission import (
+from payerbridge.exchange.intake.submission import (
     ExchangeSubmission,
     capture_opt_in,
     opt_in_problem,
     submit_exchange,
 )
+from payerbridge.exchange.model import (
+    DATA_ENDS,
+    STOPPED_STATES,
+    ExchangeRecord,
+    ExchangeState,
+    PullSchedule,
+    PullStatus,
+)
+from payerbridge.exchange.moves import SYSTEM_ACTOR
+from payerbridge.exchange.pulls.model import (
+    RETRY_AFTER,
+    Period,
+    first_period,
+    next_period,
+    pull_key,
+)
+from payerbridge.exchange.reasons import ExchangeReason
+from payerbridge.exchange.received.reconcile import member_key_of
+from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.timestamps import utc_iso

@@ -17,11 +17,9 @@ from dataclasses import replace
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.exchange.breaker import BreakerStatus
-from payerbridge.exchange.consent_checks import ConsentCheck, check_consent, refused
-from payerbridge.exchange.matching import match_at_old_payer
 from payerbridge.exchange.model import (
     STOPPED_STATES,
+    BreakerStatus,
     ExchangeRecord,
     ExchangeRequest,
     ExchangeState,
@@ -29,8 +27,10 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.exchange.moves import StepResult, StepRun, advance, give_up, moved_on, stopped
 from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.exchange.retrieval import normalize_received, retrieve_record
-from payerbridge.exchange.review import awaits_partner_review
+from payerbridge.exchange.steps.consent_checks import ConsentCheck, check_consent, refused
+from payerbridge.exchange.steps.matching import match_at_old_payer
+from payerbridge.exchange.steps.retrieval import normalize_received, retrieve_record
+from payerbridge.exchange.steps.review import awaits_partner_review
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.routing.route import decide_route

@@ -19,7 +19,7 @@ from typing import Any
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.search import (
+from payerbridge.exchange.operations.search import (
     DEFAULT_COUNT,
     MAX_COUNT,
     DateRange,

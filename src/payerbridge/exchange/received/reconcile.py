@@ -15,14 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from payerbridge.exchange.model import ExchangeState
+from payerbridge.exchange.model import ExchangeState, IdentifierKey
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.fhir.completeness import Gap
 
 __all__ = [
     "Conflict",
     "Holder",
-    "IdentifierKey",
     "conflicts_with_held",
     "conflicts_within",
     "differing_paths",
@@ -37,8 +36,6 @@ __all__ = [
 _MAX_PATHS = 20
 # What is ours or structure, not what a source says: left out of content comparisons.
 _NOT_CONTENT = frozenset({"id", "meta", "text"})
-
-IdentifierKey = tuple[str, str, str]  # resource type, identifier system, identifier value
 
 
 @dataclass(frozen=True)

@@ -23,16 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.exchange.model import CLOSED, BreakerState, BreakerStatus
 from payerbridge.types import PartnerId
 
 __all__ = [
     "Admission",
-    "BreakerState",
-    "BreakerStatus",
     "admit",
     "as_seen",
     "breaker_event",
@@ -41,35 +39,6 @@ __all__ = [
     "record_success",
     "settle_seconds",
 ]
-
-
-class BreakerStatus(StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-@dataclass(frozen=True)
-class BreakerState:
-    """``open_until``: when an open breaker's next probe is due; ``probe_until``: the
-    lease of the probe a half-open breaker waits on."""
-
-    status: BreakerStatus = BreakerStatus.CLOSED
-    consecutive_failures: int = 0
-    open_until: datetime | None = None
-    probe_until: datetime | None = None
-
-    @property
-    def next_probe_at(self) -> datetime | None:
-        """When the endpoint may be probed next (None: closed, nothing to probe)."""
-        if self.status is BreakerStatus.OPEN:
-            return self.open_until
-        if self.status is BreakerStatus.HALF_OPEN:
-            return self.probe_until
-        return None
-
-
-CLOSED = BreakerState()
 
 
 def as_seen(state: BreakerState, now: datetime) -> BreakerState:

@@ -19,8 +19,14 @@ from collections.abc import Sequence
 import orjson
 
 from payerbridge.errors import ConsentDenied, PartnerError, PartnerRejected
-from payerbridge.exchange.consent_checks import check_consent, refused
-from payerbridge.exchange.increments import changed_since
+from payerbridge.exchange.calls.outbound import (
+    StepClock,
+    after_failed_call,
+    call_partner,
+    idempotency_key,
+    step_clock,
+)
+from payerbridge.exchange.calls.partner_calls import PartnerCall
 from payerbridge.exchange.model import ExchangeRecord, ExchangeState, Move
 from payerbridge.exchange.moves import (
     StepResult,
@@ -31,18 +37,11 @@ from payerbridge.exchange.moves import (
     give_up,
     partner_code,
 )
-from payerbridge.exchange.normalize import NormalizedBundle, normalize_everything_bundle
-from payerbridge.exchange.outbound import (
-    StepClock,
-    after_failed_call,
-    call_partner,
-    idempotency_key,
-    step_clock,
-)
-from payerbridge.exchange.partner_calls import PartnerCall
 from payerbridge.exchange.ports import Retrieved
 from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.exchange.reconcile import (
+from payerbridge.exchange.received.increments import changed_since
+from payerbridge.exchange.received.normalize import NormalizedBundle, normalize_everything_bundle
+from payerbridge.exchange.received.reconcile import (
     Conflict,
     Holder,
     conflicts_with_held,
@@ -52,6 +51,7 @@ from payerbridge.exchange.reconcile import (
     stale_refs,
 )
 from payerbridge.exchange.requests import request_from_document
+from payerbridge.exchange.steps.consent_checks import check_consent, refused
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.routing.route import SEARCH, read_data_path

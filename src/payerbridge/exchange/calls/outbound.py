@@ -26,10 +26,31 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from payerbridge.errors import PartnerAuthRejected, PartnerUnavailable, PayerBridgeError
-from payerbridge.exchange.breaker import settle_seconds
 from payerbridge.exchange.budgets import exchange_deadline
-from payerbridge.exchange.circuit import admit_call, probe_interval, record_outcome
-from payerbridge.exchange.model import Attempt, DeadLetter, ExchangeRecord, ExchangeState, Move
+from payerbridge.exchange.calls.breaker import settle_seconds
+from payerbridge.exchange.calls.circuit import admit_call, probe_interval, record_outcome
+from payerbridge.exchange.calls.partner_calls import (
+    ANSWERED,
+    REFUSED,
+    UNAVAILABLE,
+    PartnerCall,
+    partner_call_event,
+)
+from payerbridge.exchange.calls.retry import (
+    RetryDecision,
+    decide_retry,
+    decide_wait,
+    first_deadline,
+    is_last_call,
+)
+from payerbridge.exchange.model import (
+    Attempt,
+    DeadLetter,
+    ExchangeRecord,
+    ExchangeState,
+    Move,
+    RetryPolicy,
+)
 from payerbridge.exchange.moves import (
     SYSTEM_ACTOR,
     StepResult,
@@ -37,22 +58,7 @@ from payerbridge.exchange.moves import (
     note_attempt,
     record_moves,
 )
-from payerbridge.exchange.partner_calls import (
-    ANSWERED,
-    REFUSED,
-    UNAVAILABLE,
-    PartnerCall,
-    partner_call_event,
-)
 from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.exchange.retry import (
-    RetryDecision,
-    RetryPolicy,
-    decide_retry,
-    decide_wait,
-    first_deadline,
-    is_last_call,
-)
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.timestamps import utc_iso

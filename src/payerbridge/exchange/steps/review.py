@@ -9,10 +9,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from payerbridge.exchange.model import Attempt, ExchangeRecord, ExchangeState
+from payerbridge.exchange.model import Attempt, ExchangeRecord, ExchangeState, RetryPolicy
 from payerbridge.exchange.moves import StepResult, advance, note_attempt
 from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.exchange.retry import RetryPolicy
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 

@@ -22,6 +22,7 @@ from payerbridge.consent.service import consent_recorded, record_consent
 from payerbridge.errors import Issue, StoreConflict, UnprocessableRequest
 from payerbridge.exchange.budgets import exchange_deadline
 from payerbridge.exchange.clocks import request_events, start_request_clock, take_over_clock
+from payerbridge.exchange.intake.opt_in import opt_in_consent
 from payerbridge.exchange.model import (
     ConsentGrant,
     ExchangeRequest,
@@ -31,8 +32,7 @@ from payerbridge.exchange.model import (
     Submission,
     transition_events,
 )
-from payerbridge.exchange.opt_in import opt_in_consent
-from payerbridge.exchange.reconcile import member_key_of
+from payerbridge.exchange.received.reconcile import member_key_of
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.errors import PartnerRejected
-from payerbridge.exchange.reconcile import Conflict, Holder, conflicts_within
+from payerbridge.exchange.received.reconcile import Conflict, Holder, conflicts_within
 from payerbridge.fhir.completeness import Gap, gaps_of, is_outcome_entry
 from payerbridge.fhir.provenance import receipt_provenance
 from payerbridge.fhir.resources import (

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 
 from payerbridge.compliance.obligations import (
     QUARTERLY,
@@ -21,15 +20,12 @@ from payerbridge.compliance.obligations import (
     RUN_OFF,
     ObligationSet,
 )
-from payerbridge.types import ClientId, ExchangeId, PartnerId
+from payerbridge.exchange.model import PullKind
 
 __all__ = [
     "LEAD",
     "RETRY_AFTER",
     "Period",
-    "PullKind",
-    "PullSchedule",
-    "PullStatus",
     "coverage_ends",
     "first_period",
     "next_period",
@@ -41,41 +37,6 @@ LEAD = timedelta(days=7)
 # A pull that ended without the old payer's answer (an outage) is tried again this soon,
 # and a settled pull is looked at this soon after it started.
 RETRY_AFTER = timedelta(days=1)
-
-
-class PullKind(StrEnum):
-    FIRST = "first"  # the first request: coverage started and the member opted in
-    QUARTERLY = "quarterly"  # while coverage is concurrent
-    RUN_OFF = "run-off"  # from coverage end until the opt-in's period ends
-
-
-class PullStatus(StrEnum):
-    ACTIVE = "active"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True)
-class PullSchedule:
-    """A standing pull as stored (ids and times; its request is kept apart, sealed)."""
-
-    id: str
-    kind: PullKind
-    status: PullStatus
-    partner_id: PartnerId
-    client_id: ClientId
-    consent_id: str
-    member_key: str | None
-    source_exchange_id: ExchangeId | None  # None: the first pull made it (``first``)
-    last_exchange_id: ExchangeId | None
-    last_received_at: datetime | None
-    next_due_at: datetime | None
-    coverage_end: datetime | None
-    pulls: int
-    stop_reason: str | None
-    awaiting_pull: bool  # its last pull started and waits to be looked at
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
 
 
 @dataclass(frozen=True)

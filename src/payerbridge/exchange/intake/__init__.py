@@ -1,0 +1,1 @@
+"""An exchange submitted, and the member's opt-in it runs under."""
