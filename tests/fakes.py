@@ -48,6 +48,7 @@ from payerbridge.exchange.model import (
     ExchangeRecord,
     ExchangeState,
     Move,
+    NewExchange,
     PullSchedule,
     Submission,
     Transition,
@@ -307,57 +308,41 @@ class InMemoryExchangeStore(_Bound):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def create(
-        self,
-        *,
-        exchange_id: str,
-        partner_id: str,
-        client_id: str,
-        request: dict[str, Any],
-        request_hash: str,
-        at: datetime,
-        idempotency_key: str | None = None,
-        deadline_at: datetime | None = None,
-        policy_version: str | None = None,
-        consent_id: str | None = None,
-        request_id: str | None = None,
-        member_key: str | None = None,
-        since: datetime | None = None,
-    ) -> None:
-        if idempotency_key is not None:
-            if (client_id, idempotency_key) in self._keys:
+    def create(self, new: NewExchange) -> None:
+        if new.idempotency_key is not None:
+            if (new.client_id, new.idempotency_key) in self._keys:
                 raise StoreConflict("a record with the same unique key already exists")
-            self._keys[(client_id, idempotency_key)] = exchange_id
+            self._keys[(new.client_id, new.idempotency_key)] = new.exchange_id
         record = ExchangeRecord(
-            id=exchange_id,
+            id=new.exchange_id,
             state=ExchangeState.SUBMITTED,
-            partner_id=partner_id,
-            client_id=client_id,
-            request=request,
-            request_hash=request_hash,
+            partner_id=new.partner_id,
+            client_id=new.client_id,
+            request=new.request,
+            request_hash=new.request_hash,
             matched_member_ref=None,
             member_identifier=None,
             imported_patient_id=None,
             resource_count=None,
             error_code=None,
             error_text=None,
-            created_at=at,
-            updated_at=at,
-            idempotency_key=idempotency_key,
+            created_at=new.at,
+            updated_at=new.at,
+            idempotency_key=new.idempotency_key,
             current_step=None,
             attempts=0,
             next_attempt_at=None,
             last_error=None,
-            deadline_at=deadline_at,
+            deadline_at=new.deadline_at,
             replay_count=0,
-            consent_id=consent_id,
-            member_key=member_key,
-            request_id=request_id,
-            since=since,
+            consent_id=new.consent_id,
+            member_key=new.member_key,
+            request_id=new.request_id,
+            since=new.since,
         )
-        self.records[exchange_id] = record
+        self.records[new.exchange_id] = record
         steps = [(None, Move(ExchangeState.SUBMITTED))]
-        self._write(record, steps, at, client_id, policy_version)
+        self._write(record, steps, new.at, new.client_id, new.policy_version)
 
     def find_by_idempotency_key(self, client_id: str, key: str | None) -> Submission | None:
         found = self._keys.get((client_id, key)) if key is not None else None

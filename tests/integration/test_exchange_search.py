@@ -14,7 +14,7 @@ from sqlalchemy import text
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.errors import Forbidden
-from payerbridge.exchange.model import ExchangeState, Move
+from payerbridge.exchange.model import ExchangeState, Move, NewExchange
 from payerbridge.exchange.operations.search import ExchangeQuery, search_exchanges
 from payerbridge.exchange.operations.search_params import exchange_query
 from payerbridge.exchange.received.reconcile import member_key_of
@@ -55,14 +55,16 @@ def _submit(
     exchange_id = ExchangeId(f"x{n:04d}")
     with platform.transactions.begin() as unit:
         platform.exchanges.within(unit).create(
-            exchange_id=exchange_id,
-            partner_id=PartnerId(partner),
-            client_id=client,
-            request={"n": n},
-            request_hash="0" * 64,
-            at=at,
-            request_id=f"req-{n}",
-            member_key=member_key_of(client, member),
+            NewExchange(
+                exchange_id=exchange_id,
+                partner_id=PartnerId(partner),
+                client_id=client,
+                request={"n": n},
+                request_hash="0" * 64,
+                at=at,
+                request_id=f"req-{n}",
+                member_key=member_key_of(client, member),
+            )
         )
     return exchange_id
 

@@ -19,7 +19,7 @@ from payerbridge.consent.model import ConsentRole
 from payerbridge.consent.service import consent_recorded
 from payerbridge.exchange.calls.outbound import admit_call, record_outcome
 from payerbridge.exchange.intake.submission import ExchangeSubmission, request_hash, submit_exchange
-from payerbridge.exchange.model import Attempt, ExchangeState, Move
+from payerbridge.exchange.model import Attempt, ExchangeState, Move, NewExchange
 from payerbridge.exchange.steps.machine import proceed
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.fhir.member_match import build_member_match_response
@@ -549,14 +549,16 @@ def test_an_opt_in_commits_with_its_exchange_so_a_lost_race_keeps_none(platform:
             unit, stored, event=consent_recorded(stored, actor="tester", request_id=None)
         )
         platform.exchanges.within(unit).create(
-            exchange_id=ExchangeId("racing-exchange"),
-            partner_id=PartnerId("old-plan"),
-            client_id="tester",
-            request=raw,
-            request_hash=request_hash(raw),
-            at=ports.clock(),
-            idempotency_key="k",
-            consent_id="racing-opt-in",
+            NewExchange(
+                exchange_id=ExchangeId("racing-exchange"),
+                partner_id=PartnerId("old-plan"),
+                client_id="tester",
+                request=raw,
+                request_hash=request_hash(raw),
+                at=ports.clock(),
+                idempotency_key="k",
+                consent_id="racing-opt-in",
+            )
         )
     assert platform.consents.get("racing-opt-in") is None
     assert len(platform.consents.for_member(kept[0].record.member_id, ConsentRole.RECEIVE)) == 1

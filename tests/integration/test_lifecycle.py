@@ -31,7 +31,7 @@ from payerbridge.compliance.lifecycle import (
 )
 from payerbridge.config import load_settings
 from payerbridge.errors import Conflict, InvalidInput, LegalHoldActive, NotFound
-from payerbridge.exchange.model import ExchangeState, Move
+from payerbridge.exchange.model import ExchangeState, Move, NewExchange
 from payerbridge.exchange.requests import request_member_id
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
@@ -89,12 +89,14 @@ def an_exchange(
     exchange_id = ExchangeId(f"ex-{name}")
     with platform.transactions.begin() as unit:
         platform.exchanges.within(unit).create(
-            exchange_id=exchange_id,
-            partner_id="old",
-            client_id="plan",
-            request=request,
-            request_hash="h",
-            at=at,
+            NewExchange(
+                exchange_id=exchange_id,
+                partner_id="old",
+                client_id="plan",
+                request=request,
+                request_hash="h",
+                at=at,
+            )
         )
     with platform.transactions.begin() as unit:
         platform.exchanges.within(unit).save_payload(

@@ -25,6 +25,7 @@ from payerbridge.exchange.model import (
     DeadLetter,
     ExchangeState,
     Move,
+    NewExchange,
 )
 from payerbridge.exchange.moves import record_moves
 from payerbridge.metrics.process import process_metrics
@@ -66,12 +67,14 @@ def exchange_in(platform: Platform, name: str, moves: list[Move], at: datetime) 
     exchange_id = ExchangeId(f"ex-{name}")
     with platform.transactions.begin() as unit:
         platform.exchanges.within(unit).create(
-            exchange_id=exchange_id,
-            partner_id=PartnerId("old"),
-            client_id=ClientId("newplan"),
-            request={},
-            request_hash="h",
-            at=at,
+            NewExchange(
+                exchange_id=exchange_id,
+                partner_id=PartnerId("old"),
+                client_id=ClientId("newplan"),
+                request={},
+                request_hash="h",
+                at=at,
+            )
         )
     with platform.units.exchange() as uow:
         record_moves(uow, exchange_id, moves, at=at, actor="test")

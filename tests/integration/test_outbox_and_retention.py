@@ -15,7 +15,7 @@ from sqlalchemy import event
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
-from payerbridge.exchange.model import ExchangeState, Move
+from payerbridge.exchange.model import ExchangeState, Move, NewExchange
 from payerbridge.idempotency import ClaimStatus, StoredResponse
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
@@ -58,16 +58,18 @@ def record_exchange(platform: Platform, client_id: str) -> str:
     exchange_id = ExchangeId(f"ex-{client_id}")
     with platform.transactions.begin() as unit:
         platform.exchanges.within(unit).create(
-            exchange_id=exchange_id,
-            partner_id="old",
-            client_id=client_id,
-            request={},
-            request_hash="h",
-            at=T0,
-            idempotency_key=None,
-            deadline_at=None,
-            policy_version="p",
-            consent_id=None,
+            NewExchange(
+                exchange_id=exchange_id,
+                partner_id="old",
+                client_id=client_id,
+                request={},
+                request_hash="h",
+                at=T0,
+                idempotency_key=None,
+                deadline_at=None,
+                policy_version="p",
+                consent_id=None,
+            )
         )
     with platform.transactions.begin() as unit:
         platform.exchanges.within(unit).advance(
@@ -98,12 +100,14 @@ def test_the_deliveries_a_unit_of_work_wrote_are_relayed_once_it_commits(
     platform.transactions.relay_deliveries = relayed.extend
     with pytest.raises(RuntimeError), platform.transactions.begin() as unit:
         platform.exchanges.within(unit).create(
-            exchange_id=ExchangeId("ex-lost"),
-            partner_id=PartnerId("old"),
-            client_id="portal",
-            request={},
-            request_hash="h",
-            at=T0,
+            NewExchange(
+                exchange_id=ExchangeId("ex-lost"),
+                partner_id=PartnerId("old"),
+                client_id="portal",
+                request={},
+                request_hash="h",
+                at=T0,
+            )
         )
         raise RuntimeError("rolled back: nothing to relay")
     assert relayed == []

@@ -24,6 +24,7 @@ from payerbridge.cli.main import main
 from payerbridge.config import Settings, load_settings
 from payerbridge.consent.model import Requester
 from payerbridge.errors import DataKeyUnavailable, PayerBridgeError
+from payerbridge.exchange.model import NewExchange
 from payerbridge.fhir.member_match import parse_member_match_request
 from payerbridge.identity.indexing import reindex_all
 from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
@@ -180,12 +181,16 @@ def _submit_an_exchange(platform: Platform) -> ExchangeId:
         )
     with platform.transactions.begin() as unit:
         platform.exchanges.within(unit).create(
-            exchange_id=exchange_id,
-            partner_id=PartnerId("old-1"),
-            client_id=ClientId("newplan"),
-            request={"patient": {"family": "Garcia", "given": "Ana", "birthDate": "1980-02-03"}},
-            request_hash="0" * 64,
-            at=AT,
+            NewExchange(
+                exchange_id=exchange_id,
+                partner_id=PartnerId("old-1"),
+                client_id=ClientId("newplan"),
+                request={
+                    "patient": {"family": "Garcia", "given": "Ana", "birthDate": "1980-02-03"}
+                },
+                request_hash="0" * 64,
+                at=AT,
+            )
         )
     return exchange_id
 

@@ -50,6 +50,7 @@ __all__ = [
     "ExchangeRequest",
     "ExchangeState",
     "MemberDemographics",
+    "NewExchange",
     "Move",
     "Submission",
     "Transition",
@@ -229,6 +230,29 @@ class ExchangeStart:
     exchange_id: ExchangeId
     partner_id: PartnerId
     replay_count: int = 0
+
+
+@dataclass(frozen=True)
+class NewExchange:
+    """An exchange as submitted, for the store to record in ``submitted``, moved there by
+    ``client_id`` at ``at``: its request as sent and its digest, the Idempotency-Key it
+    came under, its deadline, the retry policy's version and the opt-in it runs under;
+    ``request_id`` and ``member_key`` are what a search finds it by; ``since``: it asks
+    only for what changed after that instant."""
+
+    exchange_id: ExchangeId
+    partner_id: PartnerId
+    client_id: ClientId
+    request: dict[str, Any]
+    request_hash: str
+    at: datetime
+    idempotency_key: str | None = None
+    deadline_at: datetime | None = None
+    policy_version: str | None = None
+    consent_id: str | None = None
+    request_id: str | None = None
+    member_key: str | None = None
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from payerbridge.exchange.model import (
     ExchangeState,
     IdentifierKey,
     Move,
+    NewExchange,
     PullKind,
     PullSchedule,
     PullStatus,
@@ -155,26 +156,9 @@ class ExchangeStore(Protocol):
         """This store writing in ``unit`` (a store bound to none refuses to write)."""
         ...
 
-    def create(
-        self,
-        *,
-        exchange_id: ExchangeId,
-        partner_id: PartnerId,
-        client_id: ClientId,
-        request: dict[str, Any],
-        request_hash: str,
-        at: datetime,
-        idempotency_key: str | None = None,
-        deadline_at: datetime | None = None,
-        policy_version: str | None = None,
-        consent_id: str | None = None,
-        request_id: str | None = None,
-        member_key: str | None = None,
-        since: datetime | None = None,
-    ) -> None:
-        """A new exchange in ``submitted``, moved there by ``client_id``; ``request_id``
-        and ``member_key`` are what a search finds it by; ``since``: it asks only for
-        what changed after that instant."""
+    def create(self, new: NewExchange) -> None:
+        """A new exchange in ``submitted``; another of the client's under the same
+        Idempotency-Key makes the unit's commit raise StoreConflict."""
         ...
 
     def find_by_idempotency_key(

@@ -25,6 +25,7 @@ from payerbridge.exchange.model import (
     ExchangeRecord,
     ExchangeState,
     Move,
+    NewExchange,
     Submission,
     Transition,
     check_transition,
@@ -318,62 +319,45 @@ class SqlExchangeStore(UnitBound):
         self._keyring = keyring
         self._sql = ExchangeSql.of(engine.dialect)
 
-    def create(
-        self,
-        *,
-        exchange_id: ExchangeId,
-        partner_id: PartnerId,
-        client_id: ClientId,
-        request: dict[str, Any],
-        request_hash: str,
-        at: datetime,
-        idempotency_key: str | None = None,
-        deadline_at: datetime | None = None,
-        policy_version: str | None = None,
-        consent_id: str | None = None,
-        request_id: str | None = None,
-        member_key: str | None = None,
-        since: datetime | None = None,
-    ) -> None:
+    def create(self, new: NewExchange) -> None:
         """Record a new exchange in ``submitted``. Another one of this client under the
-        same ``idempotency_key`` makes the unit of work's commit raise StoreConflict (the
-        unique index settles concurrent storms). ``request_id`` (the submitting request's)
-        and ``member_key`` are what a search finds it by."""
+        same Idempotency-Key makes the unit of work's commit raise StoreConflict (the
+        unique index settles concurrent storms)."""
         check_transition(None, ExchangeState.SUBMITTED)
         sql_of = self._writing()
         sql = ExchangeSql.of(sql_of.dialect)
         # On PostgreSQL, with the unit of work's commit: the listeners' lookup, then the
         # inserts with COMMIT, in two round trips (one more for an opt-in's lookup).
-        listeners = webhook_listeners(sql_of, client_id=client_id)
+        listeners = webhook_listeners(sql_of, client_id=new.client_id)
         values = {
-            "id": exchange_id,
+            "id": new.exchange_id,
             "state": ExchangeState.SUBMITTED.value,
-            "partner_id": partner_id,
-            "client_id": client_id,
+            "partner_id": new.partner_id,
+            "client_id": new.client_id,
             "request": self._keyring.seal(
-                orjson.dumps(request), field=EXCHANGE_REQUEST, row_key=exchange_id
+                orjson.dumps(new.request), field=EXCHANGE_REQUEST, row_key=new.exchange_id
             ),
-            "request_hash": request_hash,
-            "created_at": at,
-            "updated_at": at,
-            "idempotency_key": idempotency_key,
-            "deadline_at": deadline_at,
+            "request_hash": new.request_hash,
+            "created_at": new.at,
+            "updated_at": new.at,
+            "idempotency_key": new.idempotency_key,
+            "deadline_at": new.deadline_at,
             "attempts": 0,
             "replay_count": 0,
-            "consent_id": consent_id,
+            "consent_id": new.consent_id,
             "last_seq": 1,
-            "request_id": request_id,
-            "member_key": member_key,
-            "since": since,
+            "request_id": new.request_id,
+            "member_key": new.member_key,
+            "since": new.since,
         }
         insert_rows(sql_of.cursor(), (sql.new_exchange, [sql.bound(values, _TIMESTAMPS)]))
         _write_transitions(
             sql_of,
-            exchange_id,
+            new.exchange_id,
             [_Written(1, None, ExchangeState.SUBMITTED)],
-            at=at,
-            actor=client_id,
-            policy_version=policy_version,
+            at=new.at,
+            actor=new.client_id,
+            policy_version=new.policy_version,
             listeners=listeners,
         )
 

@@ -29,6 +29,7 @@ from payerbridge.exchange.model import (
     ExchangeStart,
     ExchangeState,
     Move,
+    NewExchange,
     Submission,
     transition_events,
 )
@@ -140,21 +141,23 @@ def _record_submission(uow: ExchangeUnit, command: ExchangeSubmission, digest: s
     with uow:
         opt_in = _opt_in(uow, command, partner)
         uow.exchanges.create(
-            exchange_id=exchange_id,
-            partner_id=request.old_payer,
-            client_id=client_id,
-            request=command.raw,
-            request_hash=digest,
-            at=now,
-            idempotency_key=command.idempotency_key,
-            deadline_at=exchange_deadline(
-                uow, partner, now, events=request_events(uow, request, opt_in)
-            ),
-            policy_version=version,
-            consent_id=opt_in.consent_id,
-            request_id=request_id,
-            member_key=member_key_of(client_id, request.member_id),
-            since=request.since,
+            NewExchange(
+                exchange_id=exchange_id,
+                partner_id=request.old_payer,
+                client_id=client_id,
+                request=command.raw,
+                request_hash=digest,
+                at=now,
+                idempotency_key=command.idempotency_key,
+                deadline_at=exchange_deadline(
+                    uow, partner, now, events=request_events(uow, request, opt_in)
+                ),
+                policy_version=version,
+                consent_id=opt_in.consent_id,
+                request_id=request_id,
+                member_key=member_key_of(client_id, request.member_id),
+                since=request.since,
+            )
         )
         if command.takes_over is not None:
             take_over_clock(uow, exchange_id, command.takes_over)
