@@ -122,9 +122,9 @@ def seed(platform: Platform, *more: PullSchedule) -> Seeded:
         "stopped", now, status=PullStatus.STOPPED, next_due_at=None, stop_reason="revoked"
     )
     request = an_exchange_request()  # what a schedule keeps, sealed: never shown
-    with platform.transactions.begin() as unit:
+    with platform.units.exchange() as uow:
         for schedule in (late, pulling, later, stopped, *more):
-            platform.units.exchange().pulls.add(unit, schedule, request)
+            uow.pulls.add(schedule, request)
     return Seeded(late.id, pulling.id, later.id, stopped.id, running)
 
 
