@@ -54,7 +54,7 @@ from payerbridge.exchange.model import (
     Transition,
     check_transition,
 )
-from payerbridge.exchange.ports import ProbeAnswer, Retrieved
+from payerbridge.exchange.ports import ProbeAnswer, RecordRead, Retrieved
 from payerbridge.exchange.received.reconcile import identifier_keys
 from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult
@@ -629,20 +629,11 @@ class FakePartnerClient:
             raise NoMatch("the partner finds no Patient with that identifier")
         return self.found
 
-    def everything(
-        self,
-        partner: Partner,
-        member_ref: str,
-        *,
-        idempotency_key: str,
-        timeout: float | None = None,
-        keep_partial: bool = False,
-        since: datetime | None = None,
-    ) -> Retrieved:
-        self._call("everything", idempotency_key)
-        self.since_asked = since
+    def everything(self, partner: Partner, read: RecordRead) -> Retrieved:
+        self._call("everything", read.idempotency_key)
+        self.since_asked = read.since
         if self.page_missing_until_last:
-            if not keep_partial:
+            if not read.keep_partial:
                 raise PartnerUnavailable("page 2 of $everything: the partner is down")
             bundle = orjson.loads(self.bundle)
             gap = Gap("old-plan $everything page 2", ("unknown",), "source-unavailable", "down")
@@ -650,17 +641,8 @@ class FakePartnerClient:
             return Retrieved(orjson.dumps(bundle), (len(bundle["entry"]) - 1,))
         return Retrieved(self.bundle, (len(orjson.loads(self.bundle).get("entry") or []),))
 
-    def search_record(
-        self,
-        partner: Partner,
-        member_ref: str,
-        types: Sequence[str],
-        *,
-        idempotency_key: str,
-        timeout: float | None = None,
-        keep_partial: bool = False,
-    ) -> Retrieved:
-        self._call("search:" + ",".join(types), idempotency_key)
+    def search_record(self, partner: Partner, read: RecordRead, types: Sequence[str]) -> Retrieved:
+        self._call("search:" + ",".join(types), read.idempotency_key)
         return Retrieved(self.bundle, (len(orjson.loads(self.bundle).get("entry") or []),))
 
     def refresh_credentials(self, partner: Partner) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "ProbeAnswer",
     "PullSchedules",
     "ReceivedStore",
+    "RecordRead",
     "ResourceWriter",
     "Retrieved",
     "Transactions",
@@ -68,32 +69,13 @@ class PartnerClient(Protocol):
         """``Patient/{id}`` of the one Patient ``Patient?identifier=`` finds there."""
         ...
 
-    def everything(
-        self,
-        partner: Partner,
-        member_ref: str,
-        *,
-        idempotency_key: str,
-        timeout: float | None = None,
-        keep_partial: bool = False,
-        since: datetime | None = None,
-    ) -> Retrieved:
+    def everything(self, partner: Partner, read: RecordRead) -> Retrieved:
         """The member's record, every page of it followed to the end. A later page the
         partner cannot give now fails the call (to be retried), unless ``keep_partial``
-        (the last attempt): then the pages before it, with an outcome naming it.
-        ``since``: only what changed after it (``_since``)."""
+        (the last attempt): then the pages before it, with an outcome naming it."""
         ...
 
-    def search_record(
-        self,
-        partner: Partner,
-        member_ref: str,
-        types: Sequence[str],
-        *,
-        idempotency_key: str,
-        timeout: float | None = None,
-        keep_partial: bool = False,
-    ) -> Retrieved:
+    def search_record(self, partner: Partner, read: RecordRead, types: Sequence[str]) -> Retrieved:
         """The member's record read by searches (the Patient, then each of ``types`` by
         ``patient``, with their Provenance), every page followed: one searchset Bundle."""
         ...
@@ -129,6 +111,20 @@ class ProbeAnswer:
             "error": self.error,
             "latency_ms": self.latency_ms,
         }
+
+
+@dataclass(frozen=True)
+class RecordRead:
+    """One read of a member's record at the old payer: the member there
+    (``Patient/{id}``), under the step's Idempotency-Key, within ``timeout``;
+    ``keep_partial`` on the last attempt (a page the partner cannot give ends the record
+    there rather than failing the call); ``since``: only what changed after it."""
+
+    member_ref: str
+    idempotency_key: str
+    timeout: float | None = None
+    keep_partial: bool = False
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)

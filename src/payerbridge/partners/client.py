@@ -22,7 +22,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,7 +40,7 @@ from payerbridge.errors import (
     PartnerUnavailable,
 )
 from payerbridge.exchange.calls.retry import FailureClass, classify_status, retry_after_seconds
-from payerbridge.exchange.ports import ProbeAnswer, Retrieved
+from payerbridge.exchange.ports import ProbeAnswer, RecordRead, Retrieved
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.fhir import codes
 from payerbridge.fhir.completeness import Gap, outcome_entry
@@ -420,16 +419,7 @@ class HttpxPartnerClient:
             raise PartnerRejected(f"partner '{partner.id}' returned a Patient without a valid id")
         return f"Patient/{found}"
 
-    def everything(
-        self,
-        partner: Partner,
-        member_ref: str,
-        *,
-        idempotency_key: str,
-        timeout: float | None = None,
-        keep_partial: bool = False,
-        since: datetime | None = None,
-    ) -> Retrieved:
+    def everything(self, partner: Partner, read: RecordRead) -> Retrieved:
         """``$everything``, following ``next`` to the end: one Bundle of every page's
         entries; ``since``: only what changed after it (``_since``). A next link off
         the partner's registered base, a page that is not a Bundle, too many pages, or
@@ -439,11 +429,11 @@ class HttpxPartnerClient:
         was read, with a completeness outcome naming the page, so the exchange ends
         ``partial`` and asking again may complete it (ids by source identity: nothing
         is kept twice)."""
-        relative = _member_on_base(partner, member_ref)
+        relative = _member_on_base(partner, read.member_ref)
         url = f"{partner.fhir_base}/{relative}/$everything"
-        if since is not None:
-            url += "?" + urlencode({"_since": utc_iso(since)})
-        pages = self._pages(partner, url, "$everything", idempotency_key, timeout, keep_partial)
+        if read.since is not None:
+            url += "?" + urlencode({"_since": utc_iso(read.since)})
+        pages = self._pages(partner, url, "$everything", read)
         logger.info(
             "partner $everything received",
             extra={
@@ -460,22 +450,13 @@ class HttpxPartnerClient:
             merged["entry"] = [*pages.entries, outcome_entry([pages.missing])]
         return Retrieved(orjson.dumps(merged), pages.sizes)
 
-    def search_record(
-        self,
-        partner: Partner,
-        member_ref: str,
-        types: Sequence[str],
-        *,
-        idempotency_key: str,
-        timeout: float | None = None,
-        keep_partial: bool = False,
-    ) -> Retrieved:
+    def search_record(self, partner: Partner, read: RecordRead, types: Sequence[str]) -> Retrieved:
         """The member's record read by searches, for a partner without ``$everything``:
         the Patient by ``_id``, then each of ``types`` by ``patient``, each with the
         Provenance that targets what it finds, every page followed; one searchset Bundle
         of them all, each resource once. Any search refused fails the call: nothing is
         kept of part of a record."""
-        member = _member_on_base(partner, member_ref).removeprefix("Patient/")
+        member = _member_on_base(partner, read.member_ref).removeprefix("Patient/")
         searches = [("Patient", "_id"), *((t, "patient") for t in types if t != "Patient")]
         entries: list[Any] = []
         sizes: list[int] = []
@@ -484,9 +465,7 @@ class HttpxPartnerClient:
         for resource_type, parameter in searches:
             query = urlencode({parameter: member, "_revinclude": "Provenance:target"})
             url = f"{partner.fhir_base}/{resource_type}?{query}"
-            pages = self._pages(
-                partner, url, f"{resource_type} search", idempotency_key, timeout, keep_partial
-            )
+            pages = self._pages(partner, url, f"{resource_type} search", read)
             for entry in pages.entries:
                 resource = entry.get("resource") if isinstance(entry, dict) else None
                 key = (resource or {}).get("resourceType"), (resource or {}).get("id")
@@ -505,15 +484,7 @@ class HttpxPartnerClient:
         bundle = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
         return Retrieved(orjson.dumps(bundle), tuple(sizes))
 
-    def _pages(
-        self,
-        partner: Partner,
-        url: str,
-        what: str,
-        idempotency_key: str,
-        timeout: float | None,
-        keep_partial: bool = False,
-    ) -> _Pages:
+    def _pages(self, partner: Partner, url: str, what: str, asked: RecordRead) -> _Pages:
         """Every page of a searchset from ``url``, ``next`` followed to the end (within
         the partner's base, at most ``MAX_EVERYTHING_PAGES``, as many matches as the
         first page's ``total`` announced)."""
@@ -532,15 +503,19 @@ class HttpxPartnerClient:
                 )
             try:
                 response = self._send(
-                    partner, "GET", next_url, idempotency_key=idempotency_key, timeout=timeout
+                    partner,
+                    "GET",
+                    next_url,
+                    idempotency_key=asked.idempotency_key,
+                    timeout=asked.timeout,
                 )
             except PartnerUnavailable as exc:
-                if first is None or not keep_partial:
+                if first is None or not asked.keep_partial:
                     raise
                 missing = _missing_page(partner, what, len(sizes) + 1, exc.text)
                 break
             if (
-                keep_partial
+                asked.keep_partial
                 and first is not None
                 and (response.status_code == 429 or response.status_code >= 500)
             ):

@@ -201,15 +201,12 @@ class _TimedClient:
         key = kwargs["idempotency_key"]
         return self._timed(key, lambda: self._inner.find_member(partner, identifier, **kwargs))
 
-    def everything(self, partner: Any, member_ref: str, **kwargs: Any) -> Any:
-        key = kwargs["idempotency_key"]
-        return self._timed(key, lambda: self._inner.everything(partner, member_ref, **kwargs))
+    def everything(self, partner: Any, read: Any) -> Any:
+        return self._timed(read.idempotency_key, lambda: self._inner.everything(partner, read))
 
-    def search_record(self, partner: Any, member_ref: str, types: Any, **kwargs: Any) -> Any:
-        key = kwargs["idempotency_key"]
-        return self._timed(
-            key, lambda: self._inner.search_record(partner, member_ref, types, **kwargs)
-        )
+    def search_record(self, partner: Any, read: Any, types: Any) -> Any:
+        key = read.idempotency_key
+        return self._timed(key, lambda: self._inner.search_record(partner, read, types))
 
     def refresh_credentials(self, partner: Any) -> None:
         self._inner.refresh_credentials(partner)

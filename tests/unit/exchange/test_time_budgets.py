@@ -21,7 +21,7 @@ from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.errors import PartnerUnavailable
 from payerbridge.exchange.calls.circuit import probe_due_breakers
 from payerbridge.exchange.model import ExchangeRequest, ExchangeState, RetryPolicy
-from payerbridge.exchange.ports import ProbeAnswer, Retrieved
+from payerbridge.exchange.ports import ProbeAnswer, RecordRead, Retrieved
 from payerbridge.exchange.steps.machine import proceed
 from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.fhir.member_match import MemberMatchResult
@@ -88,8 +88,8 @@ class DownPartner(FakePartnerClient):
             return ProbeAnswer(False, None, "ConnectError", 1)
         return ProbeAnswer(True, 200, None, 1)
 
-    def everything(self, partner: Partner, member_ref: str, **kwargs: Any) -> Retrieved:
-        return super().everything(partner, member_ref, **kwargs)
+    def everything(self, partner: Partner, read: RecordRead) -> Retrieved:
+        return super().everything(partner, read)
 
 
 def _ports(client: FakePartnerClient, clock: FakeClock, partner: Partner) -> ExchangeUnit:

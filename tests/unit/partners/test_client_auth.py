@@ -14,6 +14,7 @@ from joserfc import jws, jwt
 from joserfc.jwk import ECKey, KeySet
 
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
+from payerbridge.exchange.ports import RecordRead
 from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Organization, Partner, PartnerAuth
@@ -73,8 +74,8 @@ def client_for(partner: ScriptedPartner) -> HttpxPartnerClient:
 def test_a_token_is_got_with_our_assertion_and_reused() -> None:
     partner = ScriptedPartner()
     client = client_for(partner)
-    client.everything(PARTNER, "Patient/1", idempotency_key="k1")
-    client.everything(PARTNER, "Patient/2", idempotency_key="k2")
+    client.everything(PARTNER, RecordRead("Patient/1", idempotency_key="k1"))
+    client.everything(PARTNER, RecordRead("Patient/2", idempotency_key="k2"))
     assert partner.issued == 1
     sent = partner.assertions[0]
     assert sent["grant_type"] == "client_credentials"
@@ -97,7 +98,7 @@ def test_a_token_is_got_with_our_assertion_and_reused() -> None:
 def test_a_discovered_token_endpoint_on_another_origin_gets_no_assertion(elsewhere: str) -> None:
     partner = ScriptedPartner(token_endpoint=elsewhere)
     with pytest.raises(PartnerRejected, match="another origin") as refused:
-        client_for(partner).everything(PARTNER, "Patient/1", idempotency_key="k1")
+        client_for(partner).everything(PARTNER, RecordRead("Patient/1", idempotency_key="k1"))
     assert "token_url" in refused.value.text
     assert partner.assertions == [] and all(method == "GET" for method, _ in partner.calls)
 
@@ -105,7 +106,7 @@ def test_a_discovered_token_endpoint_on_another_origin_gets_no_assertion(elsewhe
 def test_an_operator_set_token_url_on_another_origin_is_approved() -> None:
     partner = ScriptedPartner(token_endpoint="https://attacker.example/token")
     approved = replace(PARTNER, token_url="https://auth.old.example/token")
-    client_for(partner).everything(approved, "Patient/1", idempotency_key="k1")
+    client_for(partner).everything(approved, RecordRead("Patient/1", idempotency_key="k1"))
     assert partner.assertions[0]["claims"]["aud"] == "https://auth.old.example/token"
     assert ("GET", f"{BASE}/.well-known/smart-configuration") not in partner.calls
 
@@ -114,9 +115,9 @@ def test_a_refused_token_is_dropped_and_renewed_for_the_one_retry() -> None:
     partner = ScriptedPartner(refuse_first_token=True)
     client = client_for(partner)
     with pytest.raises(PartnerAuthRejected):
-        client.everything(PARTNER, "Patient/1", idempotency_key="k1")
+        client.everything(PARTNER, RecordRead("Patient/1", idempotency_key="k1"))
     client.refresh_credentials(PARTNER)
-    client.everything(PARTNER, "Patient/1", idempotency_key="k1")
+    client.everything(PARTNER, RecordRead("Patient/1", idempotency_key="k1"))
     assert partner.issued == 2
     assert len({a["claims"]["jti"] for a in partner.assertions}) == 2
 
@@ -133,33 +134,33 @@ def test_a_refused_token_is_dropped_and_renewed_for_the_one_retry() -> None:
 def test_a_member_reference_off_the_registered_base_is_refused(member_ref: str) -> None:
     partner = ScriptedPartner()
     with pytest.raises(PartnerRejected, match="registered FHIR base"):
-        client_for(partner).everything(PARTNER, member_ref, idempotency_key="k")
+        client_for(partner).everything(PARTNER, RecordRead(member_ref, idempotency_key="k"))
     assert partner.calls == []  # neither a token request nor the data request left
 
 
 def test_an_absolute_reference_on_the_base_is_followed() -> None:
     partner = ScriptedPartner()
-    client_for(partner).everything(PARTNER, f"{BASE}/Patient/7", idempotency_key="k")
+    client_for(partner).everything(PARTNER, RecordRead(f"{BASE}/Patient/7", idempotency_key="k"))
     assert ("GET", f"{BASE}/Patient/7/$everything") in partner.calls
 
 
 def test_a_partner_without_our_client_id_is_called_without_a_token() -> None:
     partner = ScriptedPartner()
     open_partner = Partner(PartnerId("open"), "Open", "1245319599", BASE)
-    client_for(partner).everything(open_partner, "Patient/1", idempotency_key="k")
+    client_for(partner).everything(open_partner, RecordRead("Patient/1", idempotency_key="k"))
     assert partner.issued == 0
 
 
 def test_a_partner_repointed_by_an_operator_never_gets_the_old_token() -> None:
     partner = ScriptedPartner()
     client = client_for(partner)
-    client.everything(PARTNER, "Patient/1", idempotency_key="k1")
+    client.everything(PARTNER, RecordRead("Patient/1", idempotency_key="k1"))
     moved = Partner(PartnerId("old"), "Old", "1245319599", "https://moved.example/fhir",
                     client_id="us-at-old")  # fmt: skip
     # The new host is asked for its own token endpoint first (here it has none), and no
     # data request, least of all with the old token, goes there.
     with pytest.raises(PartnerUnavailable):
-        client.everything(moved, "Patient/1", idempotency_key="k2")
+        client.everything(moved, RecordRead("Patient/1", idempotency_key="k2"))
     assert partner.calls[-1] == (
         "GET",
         "https://moved.example/fhir/.well-known/smart-configuration",
@@ -192,7 +193,7 @@ def test_a_udap_partner_gets_our_certificate_assertion_naming_our_organization()
         transport=httpx.MockTransport(partner),
     )
     registered = replace(PARTNER, auth=PartnerAuth.UDAP, token_url="https://auth.old.example/token")
-    client.everything(registered, "Patient/1", idempotency_key="k")
+    client.everything(registered, RecordRead("Patient/1", idempotency_key="k"))
     (form,) = seen
     assert form["udap"] == "1" and form["grant_type"] == "client_credentials"
     token = jws.extract_compact(form["client_assertion"].encode(), registry=CERTIFICATE_HEADERS)
@@ -219,5 +220,5 @@ def test_a_udap_partner_without_our_certificate_is_refused_before_any_call() -> 
     )
     registered = replace(PARTNER, auth=PartnerAuth.UDAP, token_url="https://auth.old.example/token")
     with pytest.raises(PartnerAuthRejected, match="no UDAP certificate"):
-        client.everything(registered, "Patient/1", idempotency_key="k")
+        client.everything(registered, RecordRead("Patient/1", idempotency_key="k"))
     assert calls == []

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from payerbridge.errors import PartnerRejected
+from payerbridge.exchange.ports import RecordRead
 from payerbridge.partners.answers import ResponseCaps
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
@@ -48,7 +49,7 @@ def test_a_streamed_answer_over_the_cap_is_cut_off_and_refused() -> None:
     body = Endless()
     partner = httpx.MockTransport(lambda request: httpx.Response(200, stream=body))
     with pytest.raises(PartnerRejected, match="larger than 65536 bytes") as refused:
-        client(partner).everything(PARTNER, "Patient/1", idempotency_key="k")
+        client(partner).everything(PARTNER, RecordRead("Patient/1", idempotency_key="k"))
     assert "PAYERBRIDGE_PARTNER_MAX_ANSWER_BYTES" in refused.value.text
     assert body.sent < 2 * CAPS.answer  # stopped at the cap, not read to the end
 
@@ -82,11 +83,13 @@ def test_a_record_over_its_cap_across_pages_is_refused() -> None:
         return httpx.Response(200, content=orjson.dumps(bundle))
 
     with pytest.raises(PartnerRejected, match="PARTNER_MAX_RECORD_BYTES"):
-        client(httpx.MockTransport(pages)).everything(PARTNER, "Patient/1", idempotency_key="k")
+        client(httpx.MockTransport(pages)).everything(
+            PARTNER, RecordRead("Patient/1", idempotency_key="k")
+        )
 
 
 def test_answers_under_the_caps_are_read_whole() -> None:
     bundle = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient"}}]}
     partner = httpx.MockTransport(lambda request: httpx.Response(200, json=bundle))
-    retrieved = client(partner).everything(PARTNER, "Patient/1", idempotency_key="k")
+    retrieved = client(partner).everything(PARTNER, RecordRead("Patient/1", idempotency_key="k"))
     assert orjson.loads(retrieved.content)["entry"] == bundle["entry"]

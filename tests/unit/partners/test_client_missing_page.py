@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from payerbridge.errors import PartnerRejected, PartnerUnavailable
+from payerbridge.exchange.ports import RecordRead
 from payerbridge.fhir.completeness import gaps_of
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
@@ -55,8 +56,10 @@ def test_a_later_page_not_given_now_is_named_and_the_pages_before_it_kept(
 ) -> None:
     client = partner_failing(at=3, status=status)
     with pytest.raises((PartnerUnavailable, PartnerRejected)):  # before the last attempt
-        client.everything(PARTNER, "Patient/1", idempotency_key="k")
-    retrieved = client.everything(PARTNER, "Patient/1", idempotency_key="k", keep_partial=True)
+        client.everything(PARTNER, RecordRead("Patient/1", idempotency_key="k"))
+    retrieved = client.everything(
+        PARTNER, RecordRead("Patient/1", idempotency_key="k", keep_partial=True)
+    )
     bundle = orjson.loads(retrieved.content)
     kept = [
         e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition"
@@ -69,12 +72,12 @@ def test_a_later_page_not_given_now_is_named_and_the_pages_before_it_kept(
 def test_the_first_page_not_given_fails_the_call() -> None:
     with pytest.raises(PartnerUnavailable):
         partner_failing(at=1, status=None).everything(
-            PARTNER, "Patient/1", idempotency_key="k", keep_partial=True
+            PARTNER, RecordRead("Patient/1", idempotency_key="k", keep_partial=True)
         )
 
 
 def test_a_later_page_refused_outright_still_fails_the_call() -> None:
     with pytest.raises(PartnerRejected):
         partner_failing(at=2, status=404).everything(
-            PARTNER, "Patient/1", idempotency_key="k", keep_partial=True
+            PARTNER, RecordRead("Patient/1", idempotency_key="k", keep_partial=True)
         )

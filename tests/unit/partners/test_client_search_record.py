@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from payerbridge.errors import PartnerRejected
+from payerbridge.exchange.ports import RecordRead
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
 from payerbridge.types import PartnerId
@@ -64,7 +65,7 @@ def test_each_type_is_searched_by_the_member_and_pages_and_provenance_are_kept_o
 
     seen: list[httpx.Request] = []
     retrieved = client_of(answer, seen).search_record(
-        PARTNER, "Patient/p7", ("Condition", "Patient"), idempotency_key="k"
+        PARTNER, RecordRead("Patient/p7", idempotency_key="k"), ("Condition", "Patient")
     )
     bundle = orjson.loads(retrieved.content)
     found = [(e["resource"]["resourceType"], e["resource"]["id"]) for e in bundle["entry"]]
@@ -93,7 +94,7 @@ def test_a_refused_search_fails_the_whole_read() -> None:
 
     with pytest.raises(PartnerRejected, match="rejected Encounter search"):
         client_of(answer, []).search_record(
-            PARTNER, "Patient/p7", ("Encounter",), idempotency_key="k"
+            PARTNER, RecordRead("Patient/p7", idempotency_key="k"), ("Encounter",)
         )
 
 
@@ -101,6 +102,8 @@ def test_a_member_off_the_partners_base_is_never_searched() -> None:
     seen: list[httpx.Request] = []
     with pytest.raises(PartnerRejected, match="not a Patient on its registered FHIR base"):
         client_of(lambda r: httpx.Response(500), seen).search_record(
-            PARTNER, "https://evil.example/fhir/Patient/p7", ("Condition",), idempotency_key="k"
+            PARTNER,
+            RecordRead("https://evil.example/fhir/Patient/p7", idempotency_key="k"),
+            ("Condition",),
         )
     assert seen == []

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from payerbridge.errors import PartnerUnavailable
+from payerbridge.exchange.ports import RecordRead
 from payerbridge.metrics.process import process_metrics
 from payerbridge.net.transport import AddressRefused, AnswerTooLarge
 from payerbridge.partners.calls import answer_outcome, failure_outcome
@@ -39,7 +40,9 @@ def test_a_partner_that_is_down_is_counted_at_the_call_that_finds_it_down() -> N
     partner = Partner(PartnerId("down-1"), "Down", "1245319599", BASE, client_id="us")
     labels = {"method": "GET", "operation": "smart-configuration", "status": "none"}
     with pytest.raises(PartnerUnavailable):
-        client_with(httpx.MockTransport(down)).everything(partner, "Patient/1", idempotency_key="k")
+        client_with(httpx.MockTransport(down)).everything(
+            partner, RecordRead("Patient/1", idempotency_key="k")
+        )
     assert calls("down-1", **labels, outcome="unreachable") == 1
 
     # Its token endpoint known: the token request is the call that finds it down.
@@ -47,7 +50,9 @@ def test_a_partner_that_is_down_is_counted_at_the_call_that_finds_it_down() -> N
         PartnerId("down-2"), "Down", "1245319599", BASE, client_id="us", token_url=f"{BASE}/token"
     )
     with pytest.raises(PartnerUnavailable):
-        client_with(httpx.MockTransport(down)).everything(known, "Patient/1", idempotency_key="k")
+        client_with(httpx.MockTransport(down)).everything(
+            known, RecordRead("Patient/1", idempotency_key="k")
+        )
     token = {"method": "POST", "operation": "token", "status": "none"}
     assert calls("down-2", **token, outcome="unreachable") == 1
 
@@ -63,7 +68,7 @@ def test_a_call_that_times_out_and_one_answered_are_counted_apart() -> None:
     )
     with pytest.raises(PartnerUnavailable):
         client_with(httpx.MockTransport(slow_everything)).everything(
-            partner, "Patient/1", idempotency_key="k"
+            partner, RecordRead("Patient/1", idempotency_key="k")
         )
     assert calls("slow", method="POST", operation="token", status="200", outcome="success") == 1
     everything = {"method": "GET", "operation": "$everything", "status": "none"}

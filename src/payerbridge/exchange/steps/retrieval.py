@@ -37,7 +37,7 @@ from payerbridge.exchange.moves import (
     give_up,
     partner_code,
 )
-from payerbridge.exchange.ports import Retrieved
+from payerbridge.exchange.ports import RecordRead, Retrieved
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.received.increments import changed_since
 from payerbridge.exchange.received.normalize import NormalizedBundle, normalize_everything_bundle
@@ -109,17 +109,10 @@ def _read(
 
     def read(timeout: float) -> Retrieved:
         if way == SEARCH:  # the partner offers no $everything: its searches, by the member
-            return uow.client.search_record(
-                partner, member_ref, types, idempotency_key=key, timeout=timeout, keep_partial=last
-            )
-        return uow.client.everything(
-            partner,
-            member_ref,
-            idempotency_key=key,
-            timeout=timeout,
-            keep_partial=last,
-            since=record.since,
-        )
+            asked = RecordRead(member_ref, key, timeout, keep_partial=last)
+            return uow.client.search_record(partner, asked, types)
+        asked = RecordRead(member_ref, key, timeout, keep_partial=last, since=record.since)
+        return uow.client.everything(partner, asked)
 
     try:
         outcome = call_partner(uow, clock, read)
