@@ -50,6 +50,7 @@ from payerbridge.exchange.model import (
     Move,
     NewExchange,
     PullSchedule,
+    Stamp,
     Submission,
     Transition,
     check_transition,
@@ -354,10 +355,8 @@ class InMemoryExchangeStore(_Bound):
         self,
         exchange_id: str,
         moves: Sequence[Move],
+        stamp: Stamp,
         *,
-        at: datetime,
-        actor: str,
-        policy_version: str | None = None,
         expected: ExchangeState | None = None,
     ) -> ExchangeState:
         record = self.current(exchange_id)
@@ -370,7 +369,7 @@ class InMemoryExchangeStore(_Bound):
             check_transition(current, move.target)
             steps.append((current, move))
             current = move.target
-        self._write(record, steps, at, actor, policy_version)
+        self._write(record, steps, stamp.at, stamp.actor, stamp.policy_version)
         return record.state
 
     def _write(

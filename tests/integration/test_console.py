@@ -25,7 +25,7 @@ from payerbridge.api.app import create_app
 from payerbridge.bootstrap import Platform, audit_checkpointer, build_platform, utcnow
 from payerbridge.config import load_settings
 from payerbridge.errors import NotFound, TooManyAttempts, Unauthenticated
-from payerbridge.exchange.model import ExchangeState, Move
+from payerbridge.exchange.model import ExchangeState, Move, Stamp
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.security.limits import Rate, RateLimiter
@@ -551,8 +551,7 @@ def test_identifiers_are_masked_until_a_reasoned_grant_of_the_operators_own_and_
         platform.exchanges.within(unit).advance(
             ExchangeId(exchange_id),
             [Move(ExchangeState.VALIDATED, updates={"member_identifier": identifier})],
-            at=utcnow(),
-            actor="test",
+            Stamp(utcnow(), "test"),
         )
     path = f"/console/exchanges/{exchange_id}"
     # A role that may not see identifiers (a viewer, by default) cannot break the glass.

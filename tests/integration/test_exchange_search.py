@@ -14,7 +14,7 @@ from sqlalchemy import text
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.errors import Forbidden
-from payerbridge.exchange.model import ExchangeState, Move, NewExchange
+from payerbridge.exchange.model import ExchangeState, Move, NewExchange, Stamp
 from payerbridge.exchange.operations.search import ExchangeQuery, search_exchanges
 from payerbridge.exchange.operations.search_params import exchange_query
 from payerbridge.exchange.received.reconcile import member_key_of
@@ -74,8 +74,7 @@ def _fail(platform: Platform, exchange_id: ExchangeId, code: str, at: datetime) 
         platform.exchanges.within(unit).advance(
             exchange_id,
             [Move(ExchangeState.FAILED, code, updates={"error_code": code})],
-            at=at,
-            actor="test",
+            Stamp(at, "test"),
         )
 
 
@@ -170,7 +169,7 @@ def test_a_scrape_counts_by_state_and_reason_from_the_partial_reason_index(
     _fail(platform, ids[2], "no-match", T0)
     with platform.transactions.begin() as unit:  # failed with no reason kept
         platform.exchanges.within(unit).advance(
-            ids[3], [Move(ExchangeState.FAILED, None)], at=T0, actor="test"
+            ids[3], [Move(ExchangeState.FAILED, None)], Stamp(T0, "test")
         )
     readings = SqlReadingsSource(platform.reader, risk_windows={}).read(now=T0, review_ages=())
     counts = {(c.state, c.reason_code): c.count for c in readings.exchanges}

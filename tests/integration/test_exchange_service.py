@@ -19,7 +19,7 @@ from payerbridge.consent.model import ConsentRole
 from payerbridge.consent.service import consent_recorded
 from payerbridge.exchange.calls.outbound import admit_call, record_outcome
 from payerbridge.exchange.intake.submission import ExchangeSubmission, request_hash, submit_exchange
-from payerbridge.exchange.model import Attempt, ExchangeState, Move, NewExchange
+from payerbridge.exchange.model import Attempt, ExchangeState, Move, NewExchange, Stamp
 from payerbridge.exchange.steps.machine import proceed
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.fhir.member_match import build_member_match_response
@@ -296,8 +296,7 @@ def _advance(
     platform.exchanges.within(unit).advance(
         ExchangeId(exchange_id),
         [Move(state) for state in states],
-        at=platform.units.exchange().clock(),
-        actor=actor,
+        Stamp(platform.units.exchange().clock(), actor),
         expected=expected,
     )
 

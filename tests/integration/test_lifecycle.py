@@ -31,7 +31,7 @@ from payerbridge.compliance.lifecycle import (
 )
 from payerbridge.config import load_settings
 from payerbridge.errors import Conflict, InvalidInput, LegalHoldActive, NotFound
-from payerbridge.exchange.model import ExchangeState, Move, NewExchange
+from payerbridge.exchange.model import ExchangeState, Move, NewExchange, Stamp
 from payerbridge.exchange.requests import request_member_id
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
@@ -106,7 +106,7 @@ def an_exchange(
         Move(end[-1], updates={"imported_patient_id": member.get("imported")})
     ]
     with platform.transactions.begin() as unit:
-        platform.exchanges.within(unit).advance(exchange_id, moves, at=at, actor="test")
+        platform.exchanges.within(unit).advance(exchange_id, moves, Stamp(at, "test"))
     return exchange_id
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import event
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
-from payerbridge.exchange.model import ExchangeState, Move, NewExchange
+from payerbridge.exchange.model import ExchangeState, Move, NewExchange, Stamp
 from payerbridge.idempotency import ClaimStatus, StoredResponse
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
@@ -73,7 +73,7 @@ def record_exchange(platform: Platform, client_id: str) -> str:
         )
     with platform.transactions.begin() as unit:
         platform.exchanges.within(unit).advance(
-            exchange_id, [Move(ExchangeState.VALIDATED)], at=T0, actor="test"
+            exchange_id, [Move(ExchangeState.VALIDATED)], Stamp(T0, "test")
         )
     return exchange_id
 

@@ -42,6 +42,7 @@ __all__ = [
     "Address",
     "Attempt",
     "STOPPED_STATES",
+    "Stamp",
     "TERMINAL_STATES",
     "ConsentGrant",
     "DeadLetter",
@@ -233,6 +234,17 @@ class ExchangeStart:
 
 
 @dataclass(frozen=True)
+class Stamp:
+    """What every transition of one commit is stamped with: when, by whom, under which
+    retry policy's version and for which request (None: none)."""
+
+    at: datetime
+    actor: str
+    policy_version: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
 class NewExchange:
     """An exchange as submitted, for the store to record in ``submitted``, moved there by
     ``client_id`` at ``at``: its request as sent and its digest, the Idempotency-Key it
@@ -337,62 +349,34 @@ class ExchangeRecord:
 
 
 def transition_event(
-    exchange_id: ExchangeId,
-    current: ExchangeState | None,
-    target: ExchangeState,
-    reason_code: str | None,
-    detail: dict[str, Any] | None,
-    *,
-    at: datetime,
-    actor: str,
-    request_id: str | None,
-    policy_version: str | None,
+    exchange_id: ExchangeId, current: ExchangeState | None, move: Move, stamp: Stamp
 ) -> AuditEvent:
     """The audit event that commits with a transition: where from, where to and why."""
     return AuditEvent(
-        at=at,
-        actor=actor,
+        at=stamp.at,
+        actor=stamp.actor,
         action="exchange.transition",
         entity_type="Exchange",
         entity_id=exchange_id,
-        outcome=target.value,
-        request_id=request_id,
+        outcome=move.target.value,
+        request_id=stamp.request_id,
         detail={
             "from": current.value if current else None,
-            "to": target.value,
-            "reason_code": reason_code,
-            "policy_version": policy_version,
-            **(detail or {}),
+            "to": move.target.value,
+            "reason_code": move.reason_code,
+            "policy_version": stamp.policy_version,
+            **(move.detail or {}),
         },
     )
 
 
 def transition_events(
-    exchange_id: ExchangeId,
-    start: ExchangeState | None,
-    moves: Sequence[Move],
-    *,
-    at: datetime,
-    actor: str,
-    request_id: str | None,
-    policy_version: str | None,
+    exchange_id: ExchangeId, start: ExchangeState | None, moves: Sequence[Move], stamp: Stamp
 ) -> list[AuditEvent]:
     """The audit events of ``moves`` made one after another from ``start``."""
     events, current = [], start
     for move in moves:
-        events.append(
-            transition_event(
-                exchange_id,
-                current,
-                move.target,
-                move.reason_code,
-                move.detail,
-                at=at,
-                actor=actor,
-                request_id=request_id,
-                policy_version=policy_version,
-            )
-        )
+        events.append(transition_event(exchange_id, current, move, stamp))
         current = move.target
     return events
 

@@ -22,6 +22,7 @@ from payerbridge.exchange.model import (
     ExchangeRecord,
     ExchangeState,
     Move,
+    Stamp,
     attempt_event,
     transition_events,
 )
@@ -96,15 +97,9 @@ def record_moves(
 ) -> None:
     """``moves`` of the exchange in ``unit``, each with its audit event; ``expected``, the
     state they start from as the caller read it (IllegalTransition if it has left it)."""
-    version = uow.retry_policy.version
-    start = uow.exchanges.advance(
-        exchange_id, moves, at=at, actor=actor, policy_version=version, expected=expected
-    )
-    uow.record(
-        *transition_events(
-            exchange_id, start, moves, at=at, actor=actor, request_id=None, policy_version=version
-        )
-    )
+    stamp = Stamp(at, actor, uow.retry_policy.version)
+    start = uow.exchanges.advance(exchange_id, moves, stamp, expected=expected)
+    uow.record(*transition_events(exchange_id, start, moves, stamp))
     keep_clocks(uow, exchange_id, moves, at=at)
 
 

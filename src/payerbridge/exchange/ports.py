@@ -20,6 +20,7 @@ from payerbridge.exchange.model import (
     PullKind,
     PullSchedule,
     PullStatus,
+    Stamp,
     Submission,
 )
 from payerbridge.fhir.member_match import MemberMatchResult
@@ -165,10 +166,8 @@ class ExchangeStore(Protocol):
         self,
         exchange_id: ExchangeId,
         moves: Sequence[Move],
+        stamp: Stamp,
         *,
-        at: datetime,
-        actor: str,
-        policy_version: str | None = None,
         expected: ExchangeState | None = None,
     ) -> ExchangeState:
         """``moves`` one after another, each checked against the state machine; returns

@@ -26,6 +26,7 @@ from payerbridge.exchange.model import (
     ExchangeState,
     Move,
     NewExchange,
+    Stamp,
     Submission,
     Transition,
     check_transition,
@@ -216,27 +217,24 @@ def _write_transitions(
     unit: SqlUnitOfWork,
     exchange_id: ExchangeId,
     written: Sequence[_Written],
-    *,
-    at: datetime,
-    actor: str,
-    policy_version: str | None,
+    stamp: Stamp,
     listeners: Sequence[str],
 ) -> None:
     """The transitions and their webhook deliveries, each kind in one statement, in the
     unit of work."""
     sql = ExchangeSql.of(unit.dialect)
-    stamp = sql.timestamp(at)
+    at = sql.timestamp(stamp.at)
     transitions = [
         {
             "exchange_id": exchange_id,
             "seq": w.seq,
             "from_state": w.current.value if w.current else None,
             "to_state": w.target.value,
-            "at": stamp,
-            "actor": actor,
+            "at": at,
+            "actor": stamp.actor,
             "reason_code": w.reason_code,
             "detail": _json(w.detail) if w.detail else None,
-            "policy_version": policy_version,
+            "policy_version": stamp.policy_version,
         }
         for w in written
     ]
@@ -249,7 +247,7 @@ def _write_transitions(
             (w.seq, w.current.value if w.current else None, w.target.value, w.reason_code)
             for w in written
         ],
-        at=at,
+        at=stamp.at,
     )
 
 
@@ -274,34 +272,30 @@ def _written(steps: list[tuple[ExchangeState, Move]], last_seq: int) -> list[_Wr
     ]
 
 
+@dataclass(frozen=True)
+class _Locked:
+    """An exchange row as locked: its state and the sequence of its last transition."""
+
+    exchange_id: ExchangeId
+    state: ExchangeState
+    last_seq: int
+
+
 def _moves(
     unit: SqlUnitOfWork,
-    exchange_id: ExchangeId,
-    current: ExchangeState,
-    last_seq: int,
+    row: _Locked,
     moves: Sequence[Move],
-    *,
-    at: datetime,
-    actor: str,
-    policy_version: str | None,
+    stamp: Stamp,
     listeners: Sequence[str],
 ) -> None:
     """Checked state changes of a locked exchange row, in the unit of work: the row (once,
     with every move's updates) and the transitions."""
-    steps, values = _plan(current, moves, at)
-    values["last_seq"] = last_seq + len(steps)
+    steps, values = _plan(row.state, moves, stamp.at)
+    values["last_seq"] = row.last_seq + len(steps)
     sql = ExchangeSql.of(unit.dialect)
     columns, bound = sql.assigned(values)
-    unit.cursor().execute(sql.update(columns), {**bound, "exchange_id": exchange_id})
-    _write_transitions(
-        unit,
-        exchange_id,
-        _written(steps, last_seq),
-        at=at,
-        actor=actor,
-        policy_version=policy_version,
-        listeners=listeners,
-    )
+    unit.cursor().execute(sql.update(columns), {**bound, "exchange_id": row.exchange_id})
+    _write_transitions(unit, row.exchange_id, _written(steps, row.last_seq), stamp, listeners)
 
 
 # Built once, so SQLAlchemy compiles each once.
@@ -351,15 +345,9 @@ class SqlExchangeStore(UnitBound):
             "since": new.since,
         }
         insert_rows(sql_of.cursor(), (sql.new_exchange, [sql.bound(values, _TIMESTAMPS)]))
-        _write_transitions(
-            sql_of,
-            new.exchange_id,
-            [_Written(1, None, ExchangeState.SUBMITTED)],
-            at=new.at,
-            actor=new.client_id,
-            policy_version=new.policy_version,
-            listeners=listeners,
-        )
+        stamp = Stamp(new.at, new.client_id, new.policy_version)
+        submitted = [_Written(1, None, ExchangeState.SUBMITTED)]
+        _write_transitions(sql_of, new.exchange_id, submitted, stamp, listeners)
 
     def find_by_idempotency_key(self, client_id: ClientId, key: str | None) -> Submission | None:
         if key is None:
@@ -373,10 +361,8 @@ class SqlExchangeStore(UnitBound):
         self,
         exchange_id: ExchangeId,
         moves: Sequence[Move],
+        stamp: Stamp,
         *,
-        at: datetime,
-        actor: str,
-        policy_version: str | None = None,
         expected: ExchangeState | None = None,
     ) -> ExchangeState:
         """Several state changes in a row, each checked against the state machine, in the
@@ -388,15 +374,7 @@ class SqlExchangeStore(UnitBound):
         row is then locked and moved by one statement, not read under a lock first."""
         sql_of = self._writing()
         if expected is not None and self._sql.moves_in_one:
-            self._move_from(
-                sql_of,
-                exchange_id,
-                expected,
-                moves,
-                at=at,
-                actor=actor,
-                policy_version=policy_version,
-            )
+            self._move_from(sql_of, _Locked(exchange_id, expected, 0), moves, stamp)
             return expected
         cursor = sql_of.cursor()
         cursor.execute(self._sql.lock_state, {"id": exchange_id})
@@ -406,31 +384,17 @@ class SqlExchangeStore(UnitBound):
         start = ExchangeState(row[0])
         if expected is not None and start is not expected:
             raise IllegalTransition(f"the exchange is in '{row[0]}', no longer in '{expected}'")
-        _moves(
-            sql_of,
-            exchange_id,
-            start,
-            row[1],
-            moves,
-            at=at,
-            actor=actor,
-            policy_version=policy_version,
-            listeners=webhook_listeners(sql_of, exchange_id) if row[2] else (),
-        )
+        listeners = webhook_listeners(sql_of, exchange_id) if row[2] else ()
+        _moves(sql_of, _Locked(exchange_id, start, row[1]), moves, stamp, listeners)
         return start
 
     def _move_from(
-        self,
-        unit: SqlUnitOfWork,
-        exchange_id: ExchangeId,
-        expected: ExchangeState,
-        moves: Sequence[Move],
-        *,
-        at: datetime,
-        actor: str,
-        policy_version: str | None,
+        self, unit: SqlUnitOfWork, expected: _Locked, moves: Sequence[Move], stamp: Stamp
     ) -> None:
-        steps, values = _plan(expected, moves, at)
+        """The moves from the state ``expected`` says, by one statement that finds the row
+        still there (its ``last_seq`` is read back from the move)."""
+        exchange_id = expected.exchange_id
+        steps, values = _plan(expected.state, moves, stamp.at)
         sql = self._sql
         columns, bound = sql.assigned(values)
         # On PostgreSQL: BEGIN and the move in one round trip, the rest and COMMIT in another.
@@ -439,7 +403,7 @@ class SqlExchangeStore(UnitBound):
             **bound,
             "steps": len(steps),
             "exchange_id": exchange_id,
-            "expected": expected.value,
+            "expected": expected.state.value,
         }
         cursor.execute(sql.move(columns), moved)
         row = cursor.fetchone()
@@ -448,15 +412,12 @@ class SqlExchangeStore(UnitBound):
             found = cursor.fetchone()
             if found is None:
                 raise NotFound(f"exchange {exchange_id} does not exist")
-            raise IllegalTransition(f"the exchange is in '{found[0]}', no longer in '{expected}'")
+            raise IllegalTransition(
+                f"the exchange is in '{found[0]}', no longer in '{expected.state}'"
+            )
+        listeners = webhook_listeners(unit, exchange_id) if row[1] else ()
         _write_transitions(
-            unit,
-            exchange_id,
-            _written(steps, row[0] - len(steps)),
-            at=at,
-            actor=actor,
-            policy_version=policy_version,
-            listeners=webhook_listeners(unit, exchange_id) if row[1] else (),
+            unit, exchange_id, _written(steps, row[0] - len(steps)), stamp, listeners
         )
 
     def block_under_consent(
@@ -476,17 +437,8 @@ class SqlExchangeStore(UnitBound):
         blocked = []
         for row in rows:
             start = ExchangeState(row.state)
-            _moves(
-                sql_of,
-                row.id,
-                start,
-                row.last_seq,
-                [move],
-                at=at,
-                actor=actor,
-                policy_version=None,
-                listeners=webhook_listeners(sql_of, row.id),
-            )
+            locked = _Locked(row.id, start, row.last_seq)
+            _moves(sql_of, locked, [move], Stamp(at, actor), webhook_listeners(sql_of, row.id))
             blocked.append((ExchangeId(row.id), start))
         return blocked
 

@@ -20,6 +20,8 @@ from payerbridge.exchange.model import (
     BreakerState,
     BreakerStatus,
     ExchangeState,
+    Move,
+    Stamp,
     attempt_event,
     transition_event,
 )
@@ -59,13 +61,8 @@ def test_exchange_moves_retries_and_breakers_are_counted_by_their_codes() -> Non
     dead = transition_event(
         exchange,
         ExchangeState.ROUTE_SELECTED,
-        ExchangeState.DEAD_LETTERED,
-        "budget-exhausted",
-        {"step": "member-match"},
-        at=AT,
-        actor="payerbridge",
-        request_id=None,
-        policy_version=None,
+        Move(ExchangeState.DEAD_LETTERED, "budget-exhausted", {"step": "member-match"}),
+        Stamp(AT, "payerbridge"),
     )
     labels = {"state": "dead_lettered", "reason_code": "budget-exhausted"}
     assert moved_by([dead], "payerbridge_exchange_transitions_total", **labels) == 1

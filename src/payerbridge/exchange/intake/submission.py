@@ -30,6 +30,7 @@ from payerbridge.exchange.model import (
     ExchangeState,
     Move,
     NewExchange,
+    Stamp,
     Submission,
     transition_events,
 )
@@ -164,17 +165,8 @@ def _record_submission(uow: ExchangeUnit, command: ExchangeSubmission, digest: s
         else:
             start_request_clock(uow, exchange_id, request, opt_in)
         submitted = [Move(ExchangeState.SUBMITTED)]
-        uow.record(
-            *transition_events(
-                exchange_id,
-                None,
-                submitted,
-                at=now,
-                actor=client_id,
-                request_id=request_id,
-                policy_version=version,
-            )
-        )
+        stamp = Stamp(now, client_id, version, request_id)
+        uow.record(*transition_events(exchange_id, None, submitted, stamp))
     return Submission(exchange_id, True, digest)
 
 

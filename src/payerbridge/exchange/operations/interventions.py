@@ -24,6 +24,7 @@ from payerbridge.exchange.model import (
     ExchangeRecord,
     ExchangeState,
     Move,
+    Stamp,
     transition_events,
 )
 from payerbridge.exchange.moves import note_attempt, record_moves
@@ -169,17 +170,7 @@ def revoke_and_stop(
         if revoked.role is ConsentRole.RECEIVE:
             moved = uow.exchanges.block_under_consent(consent_id, move, at=now, actor=by)
             for exchange_id, start in moved:
-                uow.record(
-                    *transition_events(
-                        exchange_id,
-                        start,
-                        [move],
-                        at=now,
-                        actor=by,
-                        request_id=None,
-                        policy_version=None,
-                    )
-                )
+                uow.record(*transition_events(exchange_id, start, [move], Stamp(now, by)))
             blocked = [exchange_id for exchange_id, _ in moved]
         if uow.clocks is not None:  # what ran under it is no longer owed (ADR 0037)
             uow.clocks.ledger.close_under_consent(uow, consent_id, CLOSED_REVOKED, at=now)
