@@ -195,10 +195,13 @@ def failed(current: Span, error: BaseException) -> None:
 
 def calling_function(skip: int = 1) -> str:
     """``module.function`` of the caller ``skip`` frames up, past ``contextlib``'s frames
-    (a span around a unit of work is named after the use case that opened it). Called
-    only while recording."""
+    and any context manager's ``__enter__`` (a room's unit of work, ADR 0051): a span
+    around a unit of work is named after the use case that opened it. Called only while
+    recording."""
     frame: FrameType | None = sys._getframe(skip + 1)
-    while frame is not None and frame.f_code.co_filename in _PLUMBING:
+    while frame is not None and (
+        frame.f_code.co_filename in _PLUMBING or frame.f_code.co_name == "__enter__"
+    ):
         frame = frame.f_back
     if frame is None:
         return "unknown"
