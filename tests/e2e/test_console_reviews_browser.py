@@ -32,6 +32,9 @@ browser = console_browser.browser
 page = console_browser.page
 shoot = console_browser.shoot
 PASSWORD = "reviewer password, long enough"
+# As the console's (tests/integration/test_console_reviews.py proves the review pages on
+# both backends): the browser runs once, on the SQLite pass.
+pytestmark = console_browser.pytestmark
 
 
 @pytest.fixture(scope="module")
