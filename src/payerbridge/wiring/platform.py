@@ -36,7 +36,7 @@ from payerbridge.exchange.ports import (
 from payerbridge.exchange.pulls import PullSchedules
 from payerbridge.exchange.search import ExchangeSearch
 from payerbridge.fhir.profiles import ProfileChecker
-from payerbridge.idempotency import IdempotencyStore
+from payerbridge.idempotency.ports import IdempotencyStore
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts
