@@ -30,7 +30,6 @@ from payerbridge.errors import Conflict, NotFound
 from payerbridge.exchange.model import DATA_ENDS, TERMINAL_STATES, ExchangeState
 from payerbridge.exchange.reconcile import member_key_of
 from payerbridge.exchange.requests import MINIMISED, minimised_request, request_member_id
-from payerbridge.security.sealing import SealedField
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.clock_closing import close_rows, of_consent, of_exchanges
 from payerbridge.store.data_keys import DataKeyring
@@ -42,6 +41,7 @@ from payerbridge.store.sealed_fields import (
     ONBOARDING_BUNDLE,
     QUARANTINED_BODY,
 )
+from payerbridge.store.sealing import SealedField
 from payerbridge.store.tables import (
     bulk_export_members,
     bulk_output_lines,
