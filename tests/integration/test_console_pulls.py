@@ -22,7 +22,7 @@ from payerbridge.exchange.moves import record_moves
 from payerbridge.exchange.pull_model import PullKind, PullSchedule, PullStatus
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
-from payerbridge.security.operators import Role
+from payerbridge.security.model import Role
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 from tests.builders import a_submitted_exchange, an_exchange_request
 from tests.integration.test_console import (

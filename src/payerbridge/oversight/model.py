@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from payerbridge.types import WorkerId
+
 __all__ = [
     "BucketCount",
     "Chart",
     "Grain",
+    "Heartbeat",
     "JobProgress",
     "OnboardingProgress",
     "Period",
@@ -195,3 +198,13 @@ class OnboardingProgress:
     @property
     def percent(self) -> int:
         return 100 if self.chunks == 0 else round(100 * self.chunks_done / self.chunks)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A worker's last beat, and the version of the platform it runs (DBOS recovers a
+    workflow only on the version that started it)."""
+
+    worker_id: WorkerId
+    version: str
+    beat_at: datetime

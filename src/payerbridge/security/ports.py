@@ -7,8 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from payerbridge.security.model import RegisteredClient
-from payerbridge.security.operators import Operator, OperatorSession, Role, UnmaskGrant
+from payerbridge.security.model import (
+    Operator,
+    OperatorSession,
+    RegisteredClient,
+    Role,
+    UnmaskGrant,
+)
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId
 

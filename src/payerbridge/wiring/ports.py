@@ -39,11 +39,10 @@ from payerbridge.policies import (
     session_policy,
 )
 from payerbridge.routing.model import Organization
-from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.limits import RateLimiter
-from payerbridge.security.model import RegisteredClient
+from payerbridge.security.model import RegisteredClient, Role, TrustAnchors
 from payerbridge.security.operator_accounts import LOGIN_RATES, OperatorPorts
-from payerbridge.security.operators import BreakGlassPolicy, Role
+from payerbridge.security.operators import BreakGlassPolicy
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService
 from payerbridge.sources.adapters import live_adapters
