@@ -31,7 +31,7 @@ from payerbridge.backends.sources import LiveSourceSpec
 from payerbridge.bulk.model import BulkJob, JobStatus
 from payerbridge.bulk.ports import StoredGroup
 from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
-from payerbridge.disclosure.everything import PageEntry, Snapshot
+from payerbridge.disclosure.model import PageEntry, Snapshot
 from payerbridge.errors import (
     IllegalTransition,
     NoMatch,
