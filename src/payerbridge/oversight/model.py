@@ -14,11 +14,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from payerbridge.types import WorkerId
 
 __all__ = [
+    "CallEvent",
     "BucketCount",
+    "CallSample",
     "Chart",
     "Grain",
     "Heartbeat",
@@ -208,3 +211,27 @@ class Heartbeat:
     worker_id: WorkerId
     version: str
     beat_at: datetime
+
+
+@dataclass(frozen=True)
+class CallSample:
+    """One call to the partner: ``answered`` False when no answer came (or a 5xx/429);
+    ``kind`` names what came back for the error mix (``answered``, ``refused``, an error's
+    name or ``http 503``); ``probe`` when the breaker's probe made it."""
+
+    at: datetime
+    answered: bool
+    latency_ms: int
+    kind: str
+    probe: bool = False
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """An audit event that may carry calls to a partner, as it is stored: an exchange's
+    (``exchange_partner``: the exchange's partner) or a partner endpoint's (its detail
+    names the partner). ``call_samples`` reads the calls in it."""
+
+    entity_type: str
+    detail: dict[str, Any]
+    exchange_partner: str | None = None

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from payerbridge.audit.model import AuditEvent
 from payerbridge.exchange.breaker import BreakerState
 from payerbridge.exchange.ports import ExchangePorts, ProbeAnswer
+from payerbridge.oversight.call_samples import calls_since
 from payerbridge.oversight.partner_health import due_for_check
 from payerbridge.oversight.ports import PartnerCalls
 from payerbridge.routing.model import Partner
@@ -76,7 +77,7 @@ def check_quiet_partners(
 ) -> list[PartnerCheck]:
     """Check each partner due (``due_for_check``), each recorded as it ends."""
     now = ports.clock()
-    heard = calls.calls_since(now - interval)
+    heard = calls_since(calls, now - interval)
     due = due_for_check(partners(), breakers(), heard, now, interval=interval, limit=limit)
     timeout = min(ports.retry_policy.call_timeout_seconds, 10.0)
     done = []
