@@ -12,8 +12,8 @@ Three kinds of caller, each known by the scopes its token carries:
 And the people who run payerbridge through its console: operator accounts, their roles
 and what each may do, their sessions and break-glass grants (the rules on them are
 ``operators.py``'s, ADR 0035); the UDAP trust anchors and our own certificate and key;
-a rate limit and a lease of its shared bucket (the
-limiter is ``limits.py``'s, ADR 0025).
+an access-token signing key with when it was made; a rate limit and a lease of its
+shared bucket (the limiter is ``limits.py``'s, ADR 0025).
 """
 
 from __future__ import annotations
@@ -26,16 +26,17 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc.jwk import ECKey
 
 from payerbridge.errors import Forbidden, Issue, OAuthError, OAuthErrorCode
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
-    "ServerIdentity",
     "AUDITOR_SCOPE",
     "AccessClaims",
     "BULK_MEMBER_MATCH_SCOPES",
     "ClientKind",
+    "DatedKey",
     "EXCHANGES_SCOPE",
     "Lease",
     "MEMBER_MATCH_SCOPE",
@@ -50,6 +51,7 @@ __all__ = [
     "Rate",
     "RegisteredClient",
     "Role",
+    "ServerIdentity",
     "TrustAnchors",
     "UnmaskGrant",
     "covers",
@@ -387,3 +389,9 @@ class ServerIdentity:
         if not self.uris:
             raise ValueError("the UDAP certificate names no URI (subject alternative name)")
         return self.uris[0]
+
+
+@dataclass(frozen=True)
+class DatedKey:
+    key: ECKey
+    created_at: datetime

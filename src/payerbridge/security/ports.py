@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from payerbridge.security.model import (
+    DatedKey,
     Operator,
     OperatorSession,
     RegisteredClient,
@@ -18,6 +19,7 @@ from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId
 
 __all__ = [
+    "DatedKeys",
     "AssertionLedger",
     "ClientDirectory",
     "KeySetSource",
@@ -138,3 +140,10 @@ class OperatorAccounts(Protocol):
         """Approve the pending request ``grant_id`` (at ``unit.now``) until
         ``expires_at``; None when there is no such request waiting (any more)."""
         ...
+
+
+class DatedKeys(Protocol):
+    """The access-token keys as they are now, each with when it was made
+    (``store.token_keys.TokenKeyFiles``): the same tuple until they change."""
+
+    def dated_keys(self) -> tuple[DatedKey, ...]: ...
