@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from payerbridge.compliance.clocks import CLOSED_ERASED
-from payerbridge.compliance.lifecycle import Hold
+from payerbridge.compliance.model import Hold
 from payerbridge.compliance.retention import CATALOGUE, phi_tables, undeclared
 from payerbridge.errors import Conflict, NotFound
 from payerbridge.exchange.model import DATA_ENDS, TERMINAL_STATES, ExchangeState
