@@ -22,16 +22,15 @@ from typing import Any
 import orjson
 
 from payerbridge.audit.chain import GENESIS, detail_text, leaf_hash, link_events
-from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
-from payerbridge.audit.model import AuditEvent, StoredEvent
-from payerbridge.audit.search import AuditQuery
+from payerbridge.audit.checkpoints import StoredCheckpoint
+from payerbridge.audit.model import AuditEvent, AuditQuery, Checkpoint, StoredEvent
 from payerbridge.backends.live import AskedSource, LiveAnswers
 from payerbridge.backends.ports import RecordsQuery, SourceAnswer, SourceGap
 from payerbridge.backends.sources import LiveSourceSpec
 from payerbridge.bulk.model import BulkJob, JobStatus
 from payerbridge.bulk.ports import StoredGroup
 from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
-from payerbridge.disclosure.everything import PageEntry, Snapshot
+from payerbridge.disclosure.model import PageEntry, Snapshot
 from payerbridge.errors import (
     IllegalTransition,
     NoMatch,

@@ -36,6 +36,7 @@ from payerbridge.store.obligation_clocks import SqlObligationClocks
 from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.sealed_columns import SqlSealedData, link_index_key
+from payerbridge.store.sealing import kek_fingerprint
 from payerbridge.store.token_keys import key_dir, load_client_key, rotate_access_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.webhooks import SqlWebhookStore
@@ -68,6 +69,7 @@ __all__ = [
     "verify_audit_chain",
     "build_platform",
     "identity_secret",
+    "kek_fingerprint",
     "new_kek_file",
     "read_kek",
     "rotate_access_token_keys",

@@ -24,7 +24,8 @@ from payerbridge.errors import ComplianceFileError, InvalidInput, Issue
 from payerbridge.exchange.model import RetryPolicy
 from payerbridge.net.addresses import AddressPolicy
 from payerbridge.partners.answers import ResponseCaps
-from payerbridge.security.limits import Rate, RatePolicy
+from payerbridge.security.limits import RatePolicy
+from payerbridge.security.model import Rate
 from payerbridge.security.operators import SessionPolicy
 
 __all__ = [

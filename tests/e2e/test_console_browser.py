@@ -110,8 +110,8 @@ def payer(module_server: Callable[..., ServerProcess]) -> ServerProcess:
         env={"PAYERBRIDGE_RETRY_MAX_ATTEMPTS": "1", "PAYERBRIDGE_RETRY_BASE_DELAY_SECONDS": "0"},
     )
     assert "operator ops added with role operator" in add_operator_by_cli(payer, "ops", "operator")
+    from payerbridge.security.model import Role
     from payerbridge.security.operator_accounts import add_operator
-    from payerbridge.security.operators import Role
 
     with payer.platform() as platform:
         add_operator(platform.operators, "watcher", Role.VIEWER, PASSWORDS["watcher"], actor="test")

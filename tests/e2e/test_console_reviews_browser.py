@@ -45,8 +45,8 @@ def payer(
     data = tmp_path_factory.mktemp("review-browser") / "members.ndjson"
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in HOUSEHOLD))
     payer = module_server("reviews", env={"PAYERBRIDGE_ORG_NPI": OLD_NPI}, import_files=[data])
+    from payerbridge.security.model import Role
     from payerbridge.security.operator_accounts import add_operator
-    from payerbridge.security.operators import Role
 
     with payer.platform() as platform:
         for name, role in (("rev1", Role.REVIEWER), ("rev2", Role.REVIEWER), ("eye", Role.VIEWER)):

@@ -15,9 +15,8 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from payerbridge.security.model import OPERATOR_SCOPE
+from payerbridge.security.model import OPERATOR_SCOPE, Role
 from payerbridge.security.operator_accounts import add_operator
-from payerbridge.security.operators import Role
 from tests.servers import ServerProcess
 
 PASSWORD = "a long enough password"

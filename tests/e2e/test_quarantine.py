@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from payerbridge.backends.quarantine import HeldIssue, SourceId, ToHold, quarantine
+from payerbridge.backends.model import HeldIssue, SourceId, ToHold
+from payerbridge.backends.quarantine import quarantine
 from tests.servers import REQUESTER_SCOPES, ServerProcess
 
 US_CORE_PATIENT = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient|6.1.0"

@@ -10,10 +10,9 @@ import orjson
 from alembic import command
 from sqlalchemy import text
 
-from payerbridge.audit.model import AuditEvent
+from payerbridge.audit.model import AuditEvent, AuditQuery
 from payerbridge.audit.proofs import verify_document
 from payerbridge.audit.proving import prove_consistency, prove_event
-from payerbridge.audit.search import AuditQuery
 from payerbridge.bootstrap import Platform, audit_checkpointer
 from payerbridge.exchange.received.reconcile import member_key_of
 from payerbridge.store.checkpoints import load_public_key

@@ -23,13 +23,13 @@ from sqlalchemy import delete, event
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.compliance.calendar import BusinessCalendar
 from payerbridge.compliance.clocks import ObligationClock, Subject, SubjectType, standing_now
+from payerbridge.compliance.model import Standing
 from payerbridge.compliance.obligations import (
     ANSWER_WITHIN,
     QUARTERLY,
     REQUEST_AFTER_ENROLMENT,
     RUN_OFF,
     ObligationSet,
-    Standing,
     load_obligations,
 )
 from payerbridge.compliance.report import compliance_report, report_csv, report_window

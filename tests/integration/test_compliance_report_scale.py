@@ -12,7 +12,8 @@ from typing import Any
 
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.compliance.clocks import ClockReader, ObligationClock, Tally
-from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT, Standing
+from payerbridge.compliance.model import Standing
+from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT
 from payerbridge.compliance.report import compliance_report, report_csv, report_json, report_window
 from payerbridge.store.tables import identity_decisions, obligation_clocks
 

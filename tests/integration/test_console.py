@@ -28,7 +28,8 @@ from payerbridge.errors import NotFound, TooManyAttempts, Unauthenticated
 from payerbridge.exchange.model import ExchangeState, Move, Stamp
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
-from payerbridge.security.limits import Rate, RateLimiter
+from payerbridge.security.limits import RateLimiter
+from payerbridge.security.model import Rate, Role
 from payerbridge.security.operator_accounts import (
     LOGIN_RATES,
     add_operator,
@@ -36,7 +37,7 @@ from payerbridge.security.operator_accounts import (
     log_in,
     unlock_operator,
 )
-from payerbridge.security.operators import BreakGlassPolicy, Role, name_digest
+from payerbridge.security.operators import BreakGlassPolicy, name_digest
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.types import ExchangeId, PartnerId
 from tests.builders import a_submitted_exchange, an_exchange_request

@@ -21,7 +21,7 @@ from payerbridge.exchange.model import ExchangeState, Move, PullKind, PullSchedu
 from payerbridge.exchange.moves import record_moves
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
-from payerbridge.security.operators import Role
+from payerbridge.security.model import Role
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 from tests.builders import a_submitted_exchange, an_exchange_request
 from tests.integration.test_console import (

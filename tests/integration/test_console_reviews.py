@@ -26,7 +26,7 @@ from payerbridge.exchange.steps.review import wait_for_reviewer
 from payerbridge.identity.service import match_member
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
-from payerbridge.security.operators import Role
+from payerbridge.security.model import Role
 from payerbridge.types import ClientId, ExchangeId
 from tests.builders import a_coverage, a_patient, a_submitted_exchange, an_exchange_request
 from tests.integration.test_console import (

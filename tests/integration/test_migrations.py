@@ -21,8 +21,8 @@ from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from payerbridge import store
 from payerbridge.bootstrap import build_platform
 from payerbridge.config import load_settings
-from payerbridge.security.sealing import SealedField, Sealer, key_id_of
 from payerbridge.store.sealed_fields import BULK_LINE, EXCHANGE_PAYLOAD, RESOURCE_BODY, SOURCE_FILE
+from payerbridge.store.sealing import SealedField, Sealer, key_id_of
 from payerbridge.store.tables import metadata
 
 

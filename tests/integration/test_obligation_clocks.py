@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.bootstrap import Platform, build_platform, utcnow
 from payerbridge.compliance.clocks import Subject, SubjectType, new_clock
-from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT, Standing
+from payerbridge.compliance.model import Standing
+from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT
 from payerbridge.compliance.report import compliance_report, report_json, report_window
 from payerbridge.config import load_settings
 from payerbridge.exchange.intake.submission import ExchangeSubmission, submit_exchange

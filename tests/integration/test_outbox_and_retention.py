@@ -16,7 +16,7 @@ from sqlalchemy import event
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.exchange.model import ExchangeState, Move, NewExchange, Stamp
-from payerbridge.idempotency import ClaimStatus, StoredResponse
+from payerbridge.idempotency.model import ClaimStatus, StoredResponse
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.store.unit_of_work import SqlTransactions

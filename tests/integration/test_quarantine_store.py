@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from payerbridge.backends.quarantine import HeldIssue, SourceId, ToHold, quarantine
+from payerbridge.backends.model import HeldIssue, SourceId, ToHold
+from payerbridge.backends.quarantine import quarantine
 from payerbridge.bootstrap import Platform
 from payerbridge.store.unit_of_work import sql_unit
 

@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 
 from payerbridge.config import load_settings
 from payerbridge.errors import RateLimited
-from payerbridge.security.limits import Lease, Rate, RateLimiter, RatePolicy, lease_tokens
+from payerbridge.security.limits import RateLimiter, RatePolicy, lease_tokens
+from payerbridge.security.model import Lease, Rate
 from payerbridge.store.engines import create_db_engine, migrate
 from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.tables import api_clients

@@ -45,10 +45,10 @@ from payerbridge.identity.service import (
 )
 from payerbridge.routing.model import Partner
 from payerbridge.security.data_rotation import rewrap_data_keys, rotate_data_keys
-from payerbridge.security.sealing import kek_fingerprint, key_id_of
 from payerbridge.store.at_rest import token_index_key
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.key_files import identity_secret
+from payerbridge.store.sealing import kek_fingerprint, key_id_of
 from payerbridge.store.tables import (
     audit_events,
     data_keys,

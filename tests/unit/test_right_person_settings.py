@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from payerbridge.config import load_settings
 from payerbridge.principals import CONSOLE_ROLES
-from payerbridge.security.operators import Role
+from payerbridge.security.model import Role
 
 
 def test_config_knows_the_console_roles() -> None:

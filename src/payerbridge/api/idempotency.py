@@ -22,7 +22,8 @@ from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform
 from payerbridge.errors import Busy, InvalidInput, Issue, PayerBridgeError, UnprocessableRequest
-from payerbridge.idempotency import ClaimStatus, IdempotencyStore, StoredResponse
+from payerbridge.idempotency.model import ClaimStatus, StoredResponse
+from payerbridge.idempotency.ports import IdempotencyStore
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId
 

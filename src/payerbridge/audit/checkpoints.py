@@ -13,7 +13,6 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -21,15 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from payerbridge.audit.chain import MerkleFrontier
-from payerbridge.errors import InvalidInput
+from payerbridge.audit.model import Checkpoint
 
 __all__ = [
-    "Checkpoint",
     "CheckpointPolicy",
     "StoredCheckpoint",
     "due_checkpoints",
     "key_id",
-    "parse_checkpoints",
     "sign_checkpoint",
     "signature_holds",
 ]
@@ -39,41 +36,6 @@ __all__ = [
 class CheckpointPolicy:
     every_events: int  # a checkpoint at every multiple of this sequence number
     every_seconds: float  # and one at the head when the last is older than this
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    seq: int
-    chain_head: str
-    merkle_root: str
-    at: datetime
-    key_id: str
-    signature: str  # base64url, over ``body()``
-
-    def body(self) -> bytes:
-        """The signed bytes: every field but the signature, canonical JSON."""
-        return signed_body(self.seq, self.chain_head, self.merkle_root, self.at, self.key_id)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "chain_head": self.chain_head,
-            "merkle_root": self.merkle_root,
-            "at": _instant(self.at),
-            "key_id": self.key_id,
-            "signature": self.signature,
-        }
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any]) -> Checkpoint:
-        return cls(
-            seq=int(value["seq"]),
-            chain_head=str(value["chain_head"]),
-            merkle_root=str(value["merkle_root"]),
-            at=datetime.fromisoformat(str(value["at"])),
-            key_id=str(value["key_id"]),
-            signature=str(value["signature"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -89,6 +51,17 @@ class StoredCheckpoint:
 
 def _instant(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _body(checkpoint: Checkpoint) -> bytes:
+    """The signed bytes: every field but the signature, canonical JSON."""
+    return signed_body(
+        checkpoint.seq,
+        checkpoint.chain_head,
+        checkpoint.merkle_root,
+        checkpoint.at,
+        checkpoint.key_id,
+    )
 
 
 def signed_body(seq: int, chain_head: str, merkle_root: str, at: datetime, key: str) -> bytes:
@@ -126,45 +99,10 @@ def signature_holds(checkpoint: Checkpoint, public_key: Ed25519PublicKey) -> boo
         signature = base64.urlsafe_b64decode(
             checkpoint.signature + "=" * (-len(checkpoint.signature) % 4)
         )
-        public_key.verify(signature, checkpoint.body())
+        public_key.verify(signature, _body(checkpoint))
     except (InvalidSignature, ValueError):
         return False
     return True
-
-
-def parse_checkpoints(text: bytes, source: str) -> list[Checkpoint]:
-    """The checkpoints in ``text``: one JSON object, a JSON array of them, or JSON lines
-    (as the checkpoint file and the witness hold them). A part that is not a checkpoint
-    raises ``InvalidInput`` naming ``source`` and where in it."""
-    stripped = text.strip()
-    if stripped.startswith(b"["):
-        try:
-            values = orjson.loads(stripped)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"{source}: not a JSON array of checkpoints") from exc
-        if not isinstance(values, list):
-            raise InvalidInput(f"{source}: not a JSON array of checkpoints")
-        return [_checkpoint(value, f"{source}, item {n}") for n, value in enumerate(values, 1)]
-    found = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                value = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidInput(f"{source}, line {number}: not a checkpoint (not JSON)") from exc
-            found.append(_checkpoint(value, f"{source}, line {number}"))
-    if not found and stripped:
-        raise InvalidInput(f"{source}: no checkpoint in it")
-    return found
-
-
-def _checkpoint(value: object, where: str) -> Checkpoint:
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{where}: not a checkpoint (a JSON object is expected)")
-    try:
-        return Checkpoint.from_json(value)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInput(f"{where}: not a checkpoint ({type(exc).__name__}: {exc})") from exc
 
 
 def due_checkpoints(

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
-from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
-from payerbridge.audit.model import AuditEvent, StoredEvent
-from payerbridge.audit.search import AuditQuery
+from payerbridge.audit.checkpoints import StoredCheckpoint
+from payerbridge.audit.model import AuditEvent, AuditQuery, Checkpoint, StoredEvent
 
 __all__ = ["AuditChain", "AuditLog", "AuditReader", "AuditTrail", "CheckpointSink", "Unit"]
 

@@ -30,8 +30,8 @@ from payerbridge.audit.chain import (
     hash_leaf,
     is_consistent,
 )
-from payerbridge.audit.checkpoints import Checkpoint, signature_holds
-from payerbridge.audit.model import StoredEvent
+from payerbridge.audit.checkpoints import signature_holds
+from payerbridge.audit.model import Checkpoint, StoredEvent
 
 __all__ = [
     "CONSISTENCY_KIND",

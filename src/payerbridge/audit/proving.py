@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from payerbridge.audit.checkpoints import Checkpoint
+from payerbridge.audit.model import Checkpoint
 from payerbridge.audit.ports import AuditReader
 from payerbridge.audit.proofs import consistency_document, inclusion_document
 from payerbridge.errors import Conflict, InvalidInput, Issue, NotFound

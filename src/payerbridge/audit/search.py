@@ -15,33 +15,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 
+from payerbridge.audit.model import AuditQuery
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.timestamps import date_search_range
 
-__all__ = ["AUDIT_SEARCH_PARAMETERS", "AuditQuery", "audit_query"]
+__all__ = ["AUDIT_SEARCH_PARAMETERS", "audit_query"]
 
 _MAX_COUNT = 200
 _ID = re.compile(r"^[A-Za-z0-9._~:@/+=-]{1,200}$")
 _TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
 _ACTION = re.compile(r"^[a-z][a-z0-9.-]{0,63}$")
 AUDIT_SEARCH_PARAMETERS = ("patient", "entity", "agent", "subtype", "date", "_count", "_cursor")
-
-
-@dataclass(frozen=True)
-class AuditQuery:
-    """``entity``: (type, id); ``start`` inclusive, ``end`` exclusive; ``before``: the
-    page continues with events older than this ``seq``."""
-
-    entity: tuple[str, str] | None = None
-    agent: str | None = None
-    action: str | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    count: int = 50
-    before: int | None = None
 
 
 def _entity(name: str, value: str) -> tuple[str, str] | str:

@@ -10,12 +10,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from payerbridge.audit.chain import GENESIS, MerkleFrontier
 from payerbridge.audit.checkpoints import (
-    Checkpoint,
     CheckpointPolicy,
     StoredCheckpoint,
     due_checkpoints,
     sign_checkpoint,
 )
+from payerbridge.audit.model import Checkpoint
 from payerbridge.audit.ports import AuditChain, CheckpointSink, Unit
 from payerbridge.audit.proofs import NODE_LEVELS
 from payerbridge.audit.verification import ChainReport, event_break, verify_chain

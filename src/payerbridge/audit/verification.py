@@ -25,8 +25,8 @@ from payerbridge.audit.chain import (
     is_consistent,
     link,
 )
-from payerbridge.audit.checkpoints import Checkpoint, signature_holds
-from payerbridge.audit.model import StoredEvent
+from payerbridge.audit.checkpoints import signature_holds
+from payerbridge.audit.model import Checkpoint, StoredEvent
 
 __all__ = ["ChainReport", "event_break", "verify_chain"]
 

@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.backends.mapping import Mapping, RecordNotMapped, source_uri
-from payerbridge.backends.model import RecordProblem, SourceRecord
-from payerbridge.backends.quarantine import HeldIssue, Quarantine, SourceId, ToHold, quarantine
+from payerbridge.backends.model import HeldIssue, RecordProblem, SourceId, SourceRecord, ToHold
+from payerbridge.backends.quarantine import Quarantine, quarantine
 from payerbridge.errors import MappingError
 from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork

@@ -5,14 +5,28 @@ into ``SourceRecord``s: one unit a mapping turns into resources (an 837's claim,
 834's member, a CSV row), with where it was found. A record that cannot be read or
 mapped becomes a ``RecordProblem`` naming the file and line or segment and why, and
 the rest of the file goes on.
+
+A resource that fails a profile it claims is held in the quarantine (``quarantine.py``,
+ADR 0030) as a ``QuarantinedResource``, with its issues (``HeldIssue``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, NewType, Protocol
 
-__all__ = ["Location", "RecordProblem", "SourceRecord"]
+__all__ = [
+    "HeldIssue",
+    "Location",
+    "QuarantineId",
+    "QuarantinedResource",
+    "RecordProblem",
+    "SourceId",
+    "SourceRecord",
+    "ToHold",
+]
 
 
 @dataclass(frozen=True)
@@ -79,3 +93,65 @@ class RecordProblem:
         if self.key is not None:
             out["key"] = self.key
         return out
+
+
+QuarantineId = NewType("QuarantineId", str)
+SourceId = NewType("SourceId", str)  # a configured source's id (the sources file)
+
+
+class _Issue(Protocol):
+    """What ``payerbridge.fhir.profiles.ProfileIssue`` looks like from here."""
+
+    @property
+    def profile(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class HeldIssue:
+    """Why a resource is held: one profile issue (no values, by construction)."""
+
+    profile: str
+    path: str
+    rule: str
+    text: str
+
+    @classmethod
+    def of(cls, issue: _Issue) -> HeldIssue:
+        return cls(issue.profile, issue.path, issue.rule, issue.text)
+
+    def to_json(self) -> dict[str, str]:
+        return {"profile": self.profile, "path": self.path, "rule": self.rule, "text": self.text}
+
+
+@dataclass(frozen=True)
+class ToHold:
+    """A resource to quarantine: what produced it and why it failed."""
+
+    source_id: SourceId
+    resource: Mapping[str, Any]
+    issues: Sequence[HeldIssue]
+    mapping_id: str | None = None
+    mapping_version: str | None = None
+
+
+@dataclass(frozen=True)
+class QuarantinedResource:
+    """A held resource. ``resource`` (the body) is None in lists."""
+
+    id: QuarantineId
+    seq: int  # the order held in; the cursor of a listing
+    source_id: SourceId
+    mapping_id: str | None
+    mapping_version: str | None
+    resource_type: str
+    resource_id: str | None
+    profiles: tuple[str, ...]  # the profiles the resource claims
+    issues: tuple[HeldIssue, ...]
+    held_at: datetime
+    resource: dict[str, Any] | None = None

@@ -14,86 +14,14 @@ consumer yet.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, NewType, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.backends.model import QuarantinedResource, QuarantineId, SourceId, ToHold
 from payerbridge.transactions import UnitOfWork
 
-__all__ = [
-    "HeldIssue",
-    "Quarantine",
-    "QuarantineId",
-    "QuarantinedResource",
-    "SourceId",
-    "ToHold",
-    "quarantine",
-]
-
-QuarantineId = NewType("QuarantineId", str)
-SourceId = NewType("SourceId", str)  # a configured source's id (the sources file)
-
-_LIST_LIMIT = 1000
-
-
-class _Issue(Protocol):
-    """What ``payerbridge.fhir.profiles.ProfileIssue`` looks like from here."""
-
-    @property
-    def profile(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def rule(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class HeldIssue:
-    """Why a resource is held: one profile issue (no values, by construction)."""
-
-    profile: str
-    path: str
-    rule: str
-    text: str
-
-    @classmethod
-    def of(cls, issue: _Issue) -> HeldIssue:
-        return cls(issue.profile, issue.path, issue.rule, issue.text)
-
-    def to_json(self) -> dict[str, str]:
-        return {"profile": self.profile, "path": self.path, "rule": self.rule, "text": self.text}
-
-
-@dataclass(frozen=True)
-class ToHold:
-    """A resource to quarantine: what produced it and why it failed."""
-
-    source_id: SourceId
-    resource: Mapping[str, Any]
-    issues: Sequence[HeldIssue]
-    mapping_id: str | None = None
-    mapping_version: str | None = None
-
-
-@dataclass(frozen=True)
-class QuarantinedResource:
-    """A held resource. ``resource`` (the body) is None in lists."""
-
-    id: QuarantineId
-    seq: int  # the order held in; the cursor of a listing
-    source_id: SourceId
-    mapping_id: str | None
-    mapping_version: str | None
-    resource_type: str
-    resource_id: str | None
-    profiles: tuple[str, ...]  # the profiles the resource claims
-    issues: tuple[HeldIssue, ...]
-    held_at: datetime
-    resource: dict[str, Any] | None = None
+__all__ = ["Quarantine", "quarantine"]
 
 
 class Quarantine(Protocol):
@@ -113,12 +41,6 @@ class Quarantine(Protocol):
         ...
 
     def count(self, *, source: SourceId | None = None) -> int: ...
-
-
-def claimed_profiles(resource: Mapping[str, Any]) -> tuple[str, ...]:
-    meta = resource.get("meta")
-    profiles = meta.get("profile") if isinstance(meta, Mapping) else None
-    return tuple(str(p) for p in profiles) if isinstance(profiles, list) else ()
 
 
 def quarantine(
@@ -151,8 +73,3 @@ def quarantine(
         )
     )
     return held
-
-
-def page_limit(limit: int) -> int:
-    """``limit`` within 1..1000."""
-    return max(1, min(limit, _LIST_LIMIT))

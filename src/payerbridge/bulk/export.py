@@ -33,13 +33,8 @@ from payerbridge.bulk.ports import ExportedMember, LineRead, OutputLine
 from payerbridge.consent.model import ConsentPolicy, ConsentRole, Requester, StoredConsent
 from payerbridge.consent.segmentation import supported_policies, without_references
 from payerbridge.consent.service import authorize_disclosure
-from payerbridge.disclosure.everything import (
-    EverythingQuery,
-    SeenShared,
-    judged_by,
-    plan_everything,
-    released_now,
-)
+from payerbridge.disclosure.everything import SeenShared, judged_by, plan_everything, released_now
+from payerbridge.disclosure.model import EverythingQuery
 from payerbridge.disclosure.release import SharedResources
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import Gone, InvalidInput, Issue, NotFound, UnprocessableRequest

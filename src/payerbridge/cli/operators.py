@@ -15,7 +15,7 @@ from rich.table import Table
 from payerbridge import errors
 from payerbridge.cli.console import cli_actor, fail, out, settings_for
 from payerbridge.cli.options import DataDir
-from payerbridge.security.operators import Role
+from payerbridge.security.model import Role
 
 __all__ = ["operators_app"]
 

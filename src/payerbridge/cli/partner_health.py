@@ -31,6 +31,7 @@ def partners_health(
     """Print the partner's health as JSON: up, degraded, down or maintenance and why,
     its last success, error mix and p95 latency over the last hour, its breaker."""
     from payerbridge.bootstrap import build_platform
+    from payerbridge.oversight.call_samples import calls_since
     from payerbridge.oversight.partner_health import HealthPolicy, partners_health
     from payerbridge.routing.enrolment import registered
 
@@ -39,7 +40,7 @@ def partners_health(
         partner = registered(platform.partners, PartnerId(partner_id[:64]))
         now = platform.operators.clock()
         policy = HealthPolicy()
-        calls = platform.partner_calls.calls_since(now - policy.window)
+        calls = calls_since(platform.partner_calls, now - policy.window)
         breakers = {partner.fhir_base: platform.breakers.get(partner.fhir_base)}
         health = partners_health([partner], breakers, calls, now, policy)[partner.id]
     finally:

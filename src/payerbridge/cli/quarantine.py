@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from payerbridge import errors
-from payerbridge.backends.quarantine import QuarantineId, SourceId
+from payerbridge.backends.model import QuarantineId, SourceId
 from payerbridge.cli.console import fail, out, settings_for
 from payerbridge.cli.options import DataDir
 

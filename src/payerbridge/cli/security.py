@@ -258,9 +258,8 @@ def keys_rotate_kek(
     """Wrap every data key again under a new key-encryption key, in one transaction.
     Then set PAYERBRIDGE_DATA_KEY_FILE to the new file and restart every process; keep
     the old file until all have restarted, then destroy it. Audited."""
-    from payerbridge.bootstrap import build_platform, new_kek_file, read_kek
+    from payerbridge.bootstrap import build_platform, kek_fingerprint, new_kek_file, read_kek
     from payerbridge.security.data_rotation import rewrap_data_keys
-    from payerbridge.security.sealing import kek_fingerprint
 
     settings = settings_for(data_dir)
     platform = build_platform(settings)

@@ -31,7 +31,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from payerbridge.compliance.obligations import Assessment, ObligationSet, Standing
+from payerbridge.compliance.model import Standing
+from payerbridge.compliance.obligations import Assessment, ObligationSet
 from payerbridge.transactions import UnitOfWork
 
 __all__ = [

@@ -19,12 +19,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.compliance.model import Hold
 from payerbridge.errors import Forbidden, InvalidInput, Issue, LegalHoldActive, NotFound
 from payerbridge.transactions import Transactions, UnitOfWork
 
 __all__ = [
     "Acting",
-    "Hold",
     "HoldPolicy",
     "LifecycleStore",
     "Purged",
@@ -39,20 +39,6 @@ __all__ = [
 _FHIR_ID = re.compile(r"[A-Za-z0-9.\-]{1,64}")
 # A reason is for people: kept whole, but bounded.
 _MAX_REASON = 500
-
-
-@dataclass(frozen=True)
-class Hold:
-    id: str
-    member_id: str
-    reason: str
-    placed_by: str
-    placed_at: datetime
-    released_by: str | None = None
-    released_at: datetime | None = None
-    # Who may release it besides counsel: the principal that placed it (None for a hold
-    # placed before ADR 0046: counsel alone).
-    placed_by_principal: str | None = None
 
 
 @dataclass(frozen=True)

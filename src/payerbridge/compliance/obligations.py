@@ -22,31 +22,30 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from importlib.resources import files
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from payerbridge.compliance.calendar import BusinessCalendar, FileFieldError, first_error
+from payerbridge.compliance.model import Standing
 
 __all__ = [
     "ANSWER_WITHIN",
     "ASKING",
+    "Assessment",
     "CONDITIONS",
     "EVENTS",
-    "REQUEST_AFTER_ENROLMENT",
-    "QUARTERLY",
-    "REQUIRED",
-    "RUN_OFF",
-    "Assessment",
     "Limit",
     "NOT_CONFIRMED_CAVEAT",
     "Obligation",
     "ObligationError",
     "ObligationSet",
+    "QUARTERLY",
+    "REQUEST_AFTER_ENROLMENT",
+    "REQUIRED",
+    "RUN_OFF",
     "Source",
-    "Standing",
     "load_obligations",
     "shipped_obligations",
 ]
@@ -240,19 +239,6 @@ class _File(_Strict):
     version: Annotated[str, Field(min_length=1, max_length=64)]
     description: str | None = None
     obligations: tuple[Obligation, ...]
-
-
-class Standing(StrEnum):
-    """Where an obligation stands: done in time or late, or not done yet."""
-
-    MET = "met"
-    MISSED = "missed"
-    AT_RISK = "at_risk"
-    PENDING = "pending"
-    NOT_STARTED = "not_started"  # an event it counts from has not happened
-    # No longer owed: the member's opt-in was revoked, or the member left (erased), while
-    # it ran. Neither met nor missed; the row's reason says which (ADR 0037, amendment).
-    CLOSED = "closed"
 
 
 @dataclass(frozen=True)

@@ -40,13 +40,13 @@ from payerbridge.compliance.clocks import (
     duty_of,
     standing_now,
 )
+from payerbridge.compliance.model import Standing
 from payerbridge.compliance.obligations import (
     ANSWER_WITHIN,
     REQUIRED,
     Assessment,
     Obligation,
     ObligationSet,
-    Standing,
 )
 from payerbridge.compliance.report_window import (
     DEFAULT_SUBJECTS,

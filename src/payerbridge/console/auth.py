@@ -24,8 +24,8 @@ from starlette.responses import Response
 
 from payerbridge.bootstrap import Platform
 from payerbridge.errors import Forbidden, Issue, Unauthenticated
+from payerbridge.security.model import Permission
 from payerbridge.security.operator_accounts import SignedIn, session_of
-from payerbridge.security.operators import Permission
 
 __all__ = [
     "AuditorDep",

@@ -20,6 +20,7 @@ from payerbridge.console.pages import render
 from payerbridge.exchange.model import ExchangeState
 from payerbridge.exchange.operations.bulk_replay import replay_partner_dead_letters
 from payerbridge.logging import current_request_id
+from payerbridge.oversight.call_samples import calls_since
 from payerbridge.oversight.partner_health import (
     HealthPolicy,
     HealthState,
@@ -41,7 +42,7 @@ def read_health(
 ) -> dict[PartnerId, PartnerHealth]:
     """The health at ``now`` of ``partners`` (every registered partner's by default)."""
     policy = HealthPolicy()
-    calls = platform.partner_calls.calls_since(now - policy.window)
+    calls = calls_since(platform.partner_calls, now - policy.window)
     chosen = platform.partners.list() if partners is None else partners
     return partners_health(chosen, platform.breakers.all(), calls, now, policy)
 

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from payerbridge.compliance.lifecycle import Acting, Hold, place_hold, release_hold
+from payerbridge.compliance.lifecycle import Acting, place_hold, release_hold
+from payerbridge.compliance.model import Hold
 from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
 from payerbridge.console.pages import render
 from payerbridge.errors import PayerBridgeError

@@ -27,8 +27,8 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.fhir.reasons import runbook_url as reason_runbook_url
 from payerbridge.logging import current_request_id
 from payerbridge.security.break_glass import active_grant, masked
+from payerbridge.security.model import Permission, UnmaskGrant
 from payerbridge.security.operator_accounts import SignedIn
-from payerbridge.security.operators import Permission, UnmaskGrant
 from payerbridge.timestamps import utc_iso
 
 __all__ = [

@@ -23,7 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from payerbridge.disclosure.everything import EverythingQuery, grants
+from payerbridge.disclosure.everything import grants
+from payerbridge.disclosure.model import EverythingQuery
 from payerbridge.disclosure.search import PatientQuery
 from payerbridge.errors import Forbidden, Issue
 

@@ -17,13 +17,9 @@ from dataclasses import dataclass, replace
 
 from payerbridge.backends.live import LiveAnswers
 from payerbridge.backends.ports import SourceGap
-from payerbridge.disclosure.everything import (
-    EverythingQuery,
-    parse_everything_query,
-    plan_everything,
-    plan_search,
-)
+from payerbridge.disclosure.everything import parse_everything_query, plan_everything, plan_search
 from payerbridge.disclosure.grants import LeftOut, grants, limit_everything, limit_patient_search
+from payerbridge.disclosure.model import EverythingQuery
 from payerbridge.disclosure.paging import (
     FirstPage,
     Page,

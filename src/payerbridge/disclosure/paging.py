@@ -23,15 +23,9 @@ from payerbridge.backends.ports import SourceGap
 from payerbridge.consent.model import ConsentPolicy, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
-from payerbridge.disclosure.everything import (
-    EverythingPlan,
-    EverythingQuery,
-    Snapshot,
-    grants,
-    judged_by,
-    released_on_page,
-)
+from payerbridge.disclosure.everything import EverythingPlan, grants, judged_by, released_on_page
 from payerbridge.disclosure.grants import Granted, LeftOut, on_page
+from payerbridge.disclosure.model import EverythingQuery, Snapshot
 from payerbridge.disclosure.ports import DisclosureSnapshots, LiveRecords, MemberData
 from payerbridge.disclosure.reads import DisclosureContext, authorize_member
 from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope

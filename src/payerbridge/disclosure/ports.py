@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from payerbridge.backends.live import LiveAnswers
 from payerbridge.backends.ports import SourceGap
-from payerbridge.disclosure.everything import PageEntry, Snapshot
+from payerbridge.disclosure.model import PageEntry, Snapshot
 from payerbridge.exchange.ports import ResourceWriter
 from payerbridge.identity.ports import MemberDirectory, MemberResources
 from payerbridge.transactions import UnitOfWork

@@ -15,14 +15,13 @@ import orjson
 
 __all__ = [
     "COMPARTMENT_FIELD",
-    "SUPPORTED_TYPES",
     "ID_PATTERN",
+    "SUPPORTED_TYPES",
     "compartment_patient",
     "iter_references",
     "json_of",
     "references_of",
     "rewrite_references",
-    "token_entries",
 ]
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -153,21 +152,3 @@ def rewrite_references(node: Any, rewrite: Callable[[str], str]) -> Any:
     if isinstance(node, list):
         return [rewrite_references(item, rewrite) for item in node]
     return node
-
-
-def token_entries(resource: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
-    """(param, system, value) search tokens: every identifier, and Coverage.subscriberId."""
-    identifiers = resource.get("identifier")
-    if isinstance(identifiers, dict):  # Organization-like single identifiers do not exist in R4,
-        identifiers = [identifiers]  # but tolerate them rather than index nothing.
-    if isinstance(identifiers, list):
-        for identifier in identifiers:
-            if isinstance(identifier, dict):
-                value = identifier.get("value")
-                if isinstance(value, str) and value:
-                    system = identifier.get("system")
-                    yield "identifier", system if isinstance(system, str) else "", value
-    if resource["resourceType"] == "Coverage":
-        subscriber_id = resource.get("subscriberId")
-        if isinstance(subscriber_id, str) and subscriber_id:
-            yield "subscriber-id", "", subscriber_id

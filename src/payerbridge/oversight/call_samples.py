@@ -2,7 +2,9 @@
 exchange's event carries (``detail.call``, ``exchange.calls.partner_calls``), the probe a
 breaker's event carries (``detail.probe``, ``exchange.calls.circuit``) and the two calls of a
 scheduled check (``detail.check``, ``oversight.partner_checks``: its capabilities, then
-its token endpoint). What is not one of these, or is malformed, is no call."""
+its token endpoint). What is not one of these, or is malformed, is no call.
+``calls_since`` reads them, per partner, from the events the store gives
+(``PartnerCalls``)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from payerbridge.exchange.calls.partner_calls import ANSWERED, REFUSED
-from payerbridge.oversight.partner_health import TOKEN_ANSWERED, TOKEN_REFUSED, CallSample
+from payerbridge.oversight.model import CallSample
+from payerbridge.oversight.partner_health import TOKEN_ANSWERED, TOKEN_REFUSED
+from payerbridge.oversight.ports import PartnerCalls
 
-__all__ = ["call_samples", "endpoint_samples"]
+__all__ = ["call_samples", "calls_since", "endpoint_samples"]
+
+
+def calls_since(calls: PartnerCalls, since: datetime) -> dict[str, list[CallSample]]:
+    """Per partner id, the calls and probes made to it since ``since``."""
+    found: dict[str, list[CallSample]] = {}
+    for event in calls.call_events_since(since):
+        if event.entity_type == "Exchange":
+            partner, samples = event.exchange_partner, call_samples(event.detail)
+        else:
+            partner, samples = event.detail.get("partner_id"), endpoint_samples(event.detail)
+        if partner:
+            found.setdefault(str(partner), []).extend(samples)
+    return found
 
 
 def call_samples(detail: dict[str, Any]) -> list[CallSample]:

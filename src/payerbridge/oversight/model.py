@@ -14,11 +14,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
+
+from payerbridge.types import WorkerId
 
 __all__ = [
+    "CallEvent",
     "BucketCount",
+    "CallSample",
     "Chart",
     "Grain",
+    "Heartbeat",
     "JobProgress",
     "OnboardingProgress",
     "Period",
@@ -195,3 +201,37 @@ class OnboardingProgress:
     @property
     def percent(self) -> int:
         return 100 if self.chunks == 0 else round(100 * self.chunks_done / self.chunks)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A worker's last beat, and the version of the platform it runs (DBOS recovers a
+    workflow only on the version that started it)."""
+
+    worker_id: WorkerId
+    version: str
+    beat_at: datetime
+
+
+@dataclass(frozen=True)
+class CallSample:
+    """One call to the partner: ``answered`` False when no answer came (or a 5xx/429);
+    ``kind`` names what came back for the error mix (``answered``, ``refused``, an error's
+    name or ``http 503``); ``probe`` when the breaker's probe made it."""
+
+    at: datetime
+    answered: bool
+    latency_ms: int
+    kind: str
+    probe: bool = False
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """An audit event that may carry calls to a partner, as it is stored: an exchange's
+    (``exchange_partner``: the exchange's partner) or a partner endpoint's (its detail
+    names the partner). ``call_samples`` reads the calls in it."""
+
+    entity_type: str
+    detail: dict[str, Any]
+    exchange_partner: str | None = None

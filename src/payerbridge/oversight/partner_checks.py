@@ -19,6 +19,7 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.exchange.model import BreakerState
 from payerbridge.exchange.ports import ProbeAnswer
 from payerbridge.exchange.unit import ExchangeUnit
+from payerbridge.oversight.call_samples import calls_since
 from payerbridge.oversight.partner_health import due_for_check
 from payerbridge.oversight.ports import PartnerCalls
 from payerbridge.routing.model import Partner
@@ -77,7 +78,7 @@ def check_quiet_partners(
 ) -> list[PartnerCheck]:
     """Check each partner due (``due_for_check``), each recorded as it ends."""
     now = uow.clock()
-    heard = calls.calls_since(now - interval)
+    heard = calls_since(calls, now - interval)
     due = due_for_check(partners(), breakers(), heard, now, interval=interval, limit=limit)
     timeout = min(uow.retry_policy.call_timeout_seconds, 10.0)
     done = []

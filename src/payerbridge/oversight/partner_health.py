@@ -35,17 +35,17 @@ from typing import Any
 
 from payerbridge.exchange.calls.breaker import as_seen
 from payerbridge.exchange.model import BreakerState, BreakerStatus
+from payerbridge.oversight.model import CallSample
 from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import PartnerStatus
 from payerbridge.types import PartnerId
 
 __all__ = [
-    "TOKEN_ANSWERED",
-    "TOKEN_REFUSED",
-    "CallSample",
     "HealthPolicy",
     "HealthState",
     "PartnerHealth",
+    "TOKEN_ANSWERED",
+    "TOKEN_REFUSED",
     "derive_health",
     "due_for_check",
     "p95",
@@ -64,19 +64,6 @@ class HealthState(StrEnum):
     DEGRADED = "degraded"
     DOWN = "down"
     MAINTENANCE = "maintenance"
-
-
-@dataclass(frozen=True)
-class CallSample:
-    """One call to the partner: ``answered`` False when no answer came (or a 5xx/429);
-    ``kind`` names what came back for the error mix (``answered``, ``refused``, an error's
-    name or ``http 503``); ``probe`` when the breaker's probe made it."""
-
-    at: datetime
-    answered: bool
-    latency_ms: int
-    kind: str
-    probe: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from payerbridge.oversight.model import BucketCount, Grain, JobProgress, OnboardingProgress
-from payerbridge.oversight.partner_health import CallSample
+from payerbridge.oversight.model import (
+    BucketCount,
+    CallEvent,
+    Grain,
+    JobProgress,
+    OnboardingProgress,
+)
 
 __all__ = ["Oversight", "PartnerCalls"]
 
@@ -54,6 +59,8 @@ class Oversight(Protocol):
 
 
 class PartnerCalls(Protocol):
-    def calls_since(self, since: datetime) -> dict[str, list[CallSample]]:
-        """Per partner id, the calls and probes made to it since ``since``."""
+    def call_events_since(self, since: datetime) -> list[CallEvent]:
+        """The events since ``since`` that carry calls to partners (exchanges' calls,
+        breakers' probes, scheduled checks), the newest first; at most a bounded number
+        (a busy window is judged on its latest)."""
         ...

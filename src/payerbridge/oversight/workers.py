@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from payerbridge.oversight.model import Heartbeat
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import WorkerId
 
 __all__ = [
-    "Heartbeat",
     "Heartbeats",
     "Takeover",
     "WorkflowRecovery",
@@ -35,16 +35,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """A worker's last beat, and the version of the platform it runs (DBOS recovers a
-    workflow only on the version that started it)."""
-
-    worker_id: WorkerId
-    version: str
-    beat_at: datetime
 
 
 def is_stale(beat_at: datetime, *, now: datetime, stale_after: timedelta) -> bool:

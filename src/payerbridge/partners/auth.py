@@ -33,7 +33,8 @@ from payerbridge.partners.answers import MIB
 from payerbridge.partners.calls import send_counted_document
 from payerbridge.routing.model import Organization, Partner, PartnerAuth
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE, assertion_claims
-from payerbridge.security.udap import ServerIdentity, b2b_assertion
+from payerbridge.security.model import ServerIdentity
+from payerbridge.security.udap import b2b_assertion
 
 __all__ = [
     "OurUdapClient",

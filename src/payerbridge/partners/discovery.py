@@ -37,8 +37,7 @@ from payerbridge.partners.auth import OurUdapClient, off_origin_token_endpoint
 from payerbridge.partners.calls import send_counted_document
 from payerbridge.routing.capabilities import read_capabilities
 from payerbridge.routing.model import Partner, PartnerAuth
-from payerbridge.security.certificates import TrustAnchors
-from payerbridge.security.model import OAuthError
+from payerbridge.security.model import OAuthError, TrustAnchors
 from payerbridge.security.udap import read_signed_metadata, software_statement
 
 __all__ = ["HttpxPartnerDiscovery"]

@@ -13,8 +13,9 @@ from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import Conflict, Forbidden, InvalidInput, Issue, NotFound
+from payerbridge.security.model import UnmaskGrant
 from payerbridge.security.operator_accounts import OperatorPorts, SignedIn
-from payerbridge.security.operators import BreakGlassPolicy, UnmaskGrant
+from payerbridge.security.operators import BreakGlassPolicy
 
 __all__ = [
     "MAX_MINUTES",

@@ -23,21 +23,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from payerbridge.errors import CertificateRejected
+from payerbridge.security.model import TrustAnchors
 
 __all__ = [
     "CertificateRejected",
-    "TrustAnchors",
     "VerifiedCertificate",
     "certificate_chain",
     "certificate_thumbprint",
     "verify_certificate_chain",
 ]
-
-
-@dataclass(frozen=True)
-class TrustAnchors:
-    anchors: tuple[x509.Certificate, ...]
-    revocations: tuple[x509.CertificateRevocationList, ...] = ()
 
 
 @dataclass(frozen=True)

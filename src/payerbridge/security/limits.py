@@ -17,8 +17,9 @@ second. What a process holds and does not use is lost to the others, at most one
 per process, and expires after the time the bucket takes to fill. A store that cannot be
 asked refuses the request (its error propagates): the limit fails closed.
 
-The pure part (``Rate``, ``RatePolicy``, ``lease_tokens``) takes time as an argument
-(seconds since the epoch: shared by the processes, unlike a monotonic clock).
+The pure part (``Rate`` and ``Lease``, in ``model.py``; ``RatePolicy``, ``lease_tokens``)
+takes time as an argument (seconds since the epoch: shared by the processes, unlike a
+monotonic clock).
 """
 
 from __future__ import annotations
@@ -31,12 +32,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from payerbridge.errors import RateLimited
+from payerbridge.security.model import Lease, Rate
 
 __all__ = [
     "Allowances",
     "InMemoryAllowances",
-    "Lease",
-    "Rate",
     "RateLimiter",
     "RatePolicy",
     "block_of",
@@ -48,29 +48,6 @@ __all__ = [
 _EPSILON = 1e-9
 # Idle buckets (full again) are forgotten by the store this often, per process.
 _FORGET_EVERY_SECONDS = 600.0
-
-
-@dataclass(frozen=True)
-class Rate:
-    """``burst`` requests at once, then ``per_second`` (both more than 0)."""
-
-    per_second: float
-    burst: int
-
-    def __post_init__(self) -> None:
-        if self.per_second <= 0 or self.burst < 1:
-            raise ValueError("a rate is more than 0 a second, with a burst of 1 or more")
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two requests at the rate."""
-        return 1.0 / self.per_second
-
-    def describe(self) -> str:
-        per_minute = self.per_second * 60
-        if per_minute < 600:
-            return f"{per_minute:g} requests a minute (bursts of {self.burst})"
-        return f"{self.per_second:g} requests a second (bursts of {self.burst})"
 
 
 @dataclass(frozen=True)
@@ -86,15 +63,6 @@ class RatePolicy:
         if operation in self.operations:
             return self.operations[operation]
         return self.default
-
-
-@dataclass(frozen=True)
-class Lease:
-    """What a lease got: ``granted`` requests (0: refused) and the bucket's arrival time
-    after it."""
-
-    granted: int
-    tat: float
 
 
 def lease_tokens(tat: float | None, rate: Rate, wanted: int, now: float) -> Lease:

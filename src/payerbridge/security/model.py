@@ -8,6 +8,12 @@ Three kinds of caller, each known by the scopes its token carries:
   HRex/PDex operation scopes (``$member-match``);
 - **the plan's own systems** (``payerbridge/exchanges``): submit exchanges, capture
   consents, subscribe to webhooks, each seeing only what it created.
+
+And the people who run payerbridge through its console: operator accounts, their roles
+and what each may do, their sessions and break-glass grants (the rules on them are
+``operators.py``'s, ADR 0035); the UDAP trust anchors and our own certificate and key;
+an access-token signing key with when it was made; a rate limit and a lease of its
+shared bucket (the limiter is ``limits.py``'s, ADR 0025).
 """
 
 from __future__ import annotations
@@ -18,21 +24,36 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc.jwk import ECKey
+
 from payerbridge.errors import Forbidden, Issue, OAuthError, OAuthErrorCode
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
     "AUDITOR_SCOPE",
-    "BULK_MEMBER_MATCH_SCOPES",
-    "EXCHANGES_SCOPE",
-    "MEMBER_MATCH_SCOPE",
-    "OPERATOR_SCOPE",
     "AccessClaims",
+    "BULK_MEMBER_MATCH_SCOPES",
     "ClientKind",
+    "DatedKey",
+    "EXCHANGES_SCOPE",
+    "Lease",
+    "MEMBER_MATCH_SCOPE",
     "OAuthError",
+    "OPERATOR_SCOPE",
+    "Operator",
+    "OperatorSession",
     "OrganizationEvidence",
+    "PERMISSIONS",
+    "Permission",
     "Principal",
+    "Rate",
     "RegisteredClient",
+    "Role",
+    "ServerIdentity",
+    "TrustAnchors",
+    "UnmaskGrant",
     "covers",
     "granted_types",
     "is_resource_scope",
@@ -221,3 +242,156 @@ def require_scope(principal: Principal, *needed: str) -> None:
         f"the access token lacks the scope this operation needs ({names})",
         issues=[Issue(f"request a token with scope {names}", "Authorization", "forbidden")],
     )
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    REVIEWER = "reviewer"
+    OPERATOR = "operator"
+    AUDITOR = "auditor"
+
+
+class Permission(StrEnum):
+    READ = "read"  # the dashboard, exchanges and their timelines, jobs, consents
+    REVIEW = "review"  # the identity review queue: read the cases, decide them
+    INTERVENE = "intervene"  # replay, resubmit, cancel exchanges; revoke consents
+    PARTNERS = "partners"  # the partner directory, its health, breakers, maintenance
+    AUDIT = "audit"  # the audit chain's verification, checkpoints, events
+
+
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.VIEWER: frozenset({Permission.READ}),
+    Role.REVIEWER: frozenset({Permission.READ, Permission.REVIEW}),
+    Role.OPERATOR: frozenset({Permission.READ, Permission.INTERVENE, Permission.PARTNERS}),
+    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT}),
+}
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A console account; ``password_hash`` is argon2id's encoded hash, never the password."""
+
+    name: str
+    role: Role
+    password_hash: str
+    created_at: datetime
+    password_changed_at: datetime
+    disabled_at: datetime | None = None
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None
+
+    def may(self, permission: Permission) -> bool:
+        return permission in PERMISSIONS[self.role]
+
+
+@dataclass(frozen=True)
+class OperatorSession:
+    """A signed-in browser: the SHA-256 of its token, whose it is, and its times."""
+
+    token_hash: str
+    operator: str
+    created_at: datetime
+    last_seen_at: datetime
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class UnmaskGrant:
+    """A break-glass grant: ``operator`` sees masked identifiers until ``expires_at``.
+    Where the plan asks a second person, it ``needs_approval``: until another operator
+    approved it, it is a request (``expires_at`` is then when the request lapses), and
+    once approved it lasts ``minutes`` from ``approved_at``."""
+
+    id: str
+    operator: str
+    reason: str
+    granted_at: datetime
+    expires_at: datetime
+    needs_approval: bool = False
+    minutes: int | None = None
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+
+    @property
+    def is_pending(self) -> bool:
+        return self.needs_approval and self.approved_at is None
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``burst`` requests at once, then ``per_second`` (both more than 0)."""
+
+    per_second: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if self.per_second <= 0 or self.burst < 1:
+            raise ValueError("a rate is more than 0 a second, with a burst of 1 or more")
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two requests at the rate."""
+        return 1.0 / self.per_second
+
+    def describe(self) -> str:
+        per_minute = self.per_second * 60
+        if per_minute < 600:
+            return f"{per_minute:g} requests a minute (bursts of {self.burst})"
+        return f"{self.per_second:g} requests a second (bursts of {self.burst})"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a lease got: ``granted`` requests (0: refused) and the bucket's arrival time
+    after it."""
+
+    granted: int
+    tat: float
+
+
+@dataclass(frozen=True)
+class TrustAnchors:
+    anchors: tuple[x509.Certificate, ...]
+    revocations: tuple[x509.CertificateRevocationList, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerIdentity:
+    """This server's certificate from the trust community and its key: what signs our
+    UDAP metadata, and our software statements and assertions to UDAP partners."""
+
+    chain: tuple[x509.Certificate, ...]
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+    @property
+    def algorithm(self) -> str:
+        """The JWS algorithm the key signs with: by its curve for EC, RS256 for RSA."""
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            return {"secp256r1": "ES256", "secp384r1": "ES384"}.get(self.key.curve.name, "ES512")
+        return "RS256"
+
+    @property
+    def uris(self) -> tuple[str, ...]:
+        """The URIs the certificate names (subject alternative names)."""
+        try:
+            names = self.chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except x509.ExtensionNotFound:
+            return ()
+        return tuple(names.value.get_values_for_type(x509.UniformResourceIdentifier))
+
+    def client_uri(self, preferred: str) -> str:
+        """The URI we register under (a software statement's ``iss``): ``preferred`` (our
+        FHIR base) when the certificate names it, else the first URI it names."""
+        if preferred in self.uris:
+            return preferred
+        if not self.uris:
+            raise ValueError("the UDAP certificate names no URI (subject alternative name)")
+        return self.uris[0]
+
+
+@dataclass(frozen=True)
+class DatedKey:
+    key: ECKey
+    created_at: datetime

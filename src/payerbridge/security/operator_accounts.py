@@ -25,12 +25,10 @@ from payerbridge.errors import (
     TooManyAttempts,
     Unauthenticated,
 )
-from payerbridge.security.limits import Rate, RateLimiter, RatePolicy
+from payerbridge.security.limits import RateLimiter, RatePolicy
+from payerbridge.security.model import Operator, OperatorSession, Rate, Role
 from payerbridge.security.operators import (
     BreakGlassPolicy,
-    Operator,
-    OperatorSession,
-    Role,
     SessionPolicy,
     SessionState,
     check_name,

@@ -30,15 +30,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from payerbridge.errors import InvalidInput, Issue
+from payerbridge.security.model import (
+    OperatorSession,
+    Role,
+)
 
 __all__ = [
-    "PERMISSIONS",
     "BreakGlassPolicy",
-    "Operator",
-    "OperatorSession",
-    "Permission",
-    "Role",
-    "UnmaskGrant",
     "SessionPolicy",
     "SessionState",
     "check_name",
@@ -50,59 +48,6 @@ __all__ = [
     "session_state",
     "token_digest",
 ]
-
-
-class Role(StrEnum):
-    VIEWER = "viewer"
-    REVIEWER = "reviewer"
-    OPERATOR = "operator"
-    AUDITOR = "auditor"
-
-
-class Permission(StrEnum):
-    READ = "read"  # the dashboard, exchanges and their timelines, jobs, consents
-    REVIEW = "review"  # the identity review queue: read the cases, decide them
-    INTERVENE = "intervene"  # replay, resubmit, cancel exchanges; revoke consents
-    PARTNERS = "partners"  # the partner directory, its health, breakers, maintenance
-    AUDIT = "audit"  # the audit chain's verification, checkpoints, events
-
-
-PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.VIEWER: frozenset({Permission.READ}),
-    Role.REVIEWER: frozenset({Permission.READ, Permission.REVIEW}),
-    Role.OPERATOR: frozenset({Permission.READ, Permission.INTERVENE, Permission.PARTNERS}),
-    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT}),
-}
-
-
-@dataclass(frozen=True)
-class Operator:
-    """A console account; ``password_hash`` is argon2id's encoded hash, never the password."""
-
-    name: str
-    role: Role
-    password_hash: str
-    created_at: datetime
-    password_changed_at: datetime
-    disabled_at: datetime | None = None
-
-    @property
-    def is_disabled(self) -> bool:
-        return self.disabled_at is not None
-
-    def may(self, permission: Permission) -> bool:
-        return permission in PERMISSIONS[self.role]
-
-
-@dataclass(frozen=True)
-class OperatorSession:
-    """A signed-in browser: the SHA-256 of its token, whose it is, and its times."""
-
-    token_hash: str
-    operator: str
-    created_at: datetime
-    last_seen_at: datetime
-    ended_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -222,25 +167,3 @@ class BreakGlassPolicy:
             f"your role ({role.value}) may not see members' identifiers: the plan lets "
             f"{allowed} break the glass (PAYERBRIDGE_BREAK_GLASS_ROLES)"
         )
-
-
-@dataclass(frozen=True)
-class UnmaskGrant:
-    """A break-glass grant: ``operator`` sees masked identifiers until ``expires_at``.
-    Where the plan asks a second person, it ``needs_approval``: until another operator
-    approved it, it is a request (``expires_at`` is then when the request lapses), and
-    once approved it lasts ``minutes`` from ``approved_at``."""
-
-    id: str
-    operator: str
-    reason: str
-    granted_at: datetime
-    expires_at: datetime
-    needs_approval: bool = False
-    minutes: int | None = None
-    approved_by: str | None = None
-    approved_at: datetime | None = None
-
-    @property
-    def is_pending(self) -> bool:
-        return self.needs_approval and self.approved_at is None

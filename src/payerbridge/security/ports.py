@@ -7,12 +7,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from payerbridge.security.model import RegisteredClient
-from payerbridge.security.operators import Operator, OperatorSession, Role, UnmaskGrant
+from payerbridge.security.model import (
+    DatedKey,
+    Operator,
+    OperatorSession,
+    RegisteredClient,
+    Role,
+    UnmaskGrant,
+)
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId
 
 __all__ = [
+    "DatedKeys",
     "AssertionLedger",
     "ClientDirectory",
     "KeySetSource",
@@ -133,3 +140,10 @@ class OperatorAccounts(Protocol):
         """Approve the pending request ``grant_id`` (at ``unit.now``) until
         ``expires_at``; None when there is no such request waiting (any more)."""
         ...
+
+
+class DatedKeys(Protocol):
+    """The access-token keys as they are now, each with when it was made
+    (``store.token_keys.TokenKeyFiles``): the same tuple until they change."""
+
+    def dated_keys(self) -> tuple[DatedKey, ...]: ...

@@ -28,7 +28,6 @@ from payerbridge.security.assertions import (
     read_unverified,
     verify_assertion,
 )
-from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.model import (
     AccessClaims,
     ClientKind,
@@ -36,6 +35,7 @@ from payerbridge.security.model import (
     OrganizationEvidence,
     Principal,
     RegisteredClient,
+    TrustAnchors,
     is_resource_scope,
     parse_scopes,
     uncovered_scopes,

@@ -27,13 +27,14 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
 from payerbridge.errors import Issue, Unauthenticated
-from payerbridge.security.model import AccessClaims
+from payerbridge.security.model import AccessClaims, DatedKey
+from payerbridge.security.ports import DatedKeys
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
     "ACCESS_TOKEN_ALGORITHM",
     "AccessTokenKeys",
-    "DatedKey",
+    "KeysInForce",
     "TokenKeySource",
     "TokenVerifier",
     "keys_in_force",
@@ -69,14 +70,34 @@ class AccessTokenKeys:
 
 class TokenKeySource(Protocol):
     def current(self, now: datetime) -> AccessTokenKeys:
-        """The keys in force now, as every process sees them (``store.token_keys``)."""
+        """The keys in force now, as every process sees them (``KeysInForce``)."""
         ...
 
 
-@dataclass(frozen=True)
-class DatedKey:
-    key: ECKey
-    created_at: datetime
+class KeysInForce:
+    """The keys in force (``keys_in_force``) among those ``source`` holds now, worked out
+    again only when they change or a replaced key's grace ends (``TokenKeySource``)."""
+
+    def __init__(self, source: DatedKeys, *, grace: timedelta) -> None:
+        self._source = source
+        self._grace = grace
+        # The keys in force, until when they stay so (the next replaced key's end), and
+        # the keys read they were worked out from (a refresh meanwhile makes them stale).
+        self._in_force: tuple[AccessTokenKeys, datetime, tuple[DatedKey, ...]] | None = None
+
+    def current(self, now: datetime) -> AccessTokenKeys:
+        read = self._source.dated_keys()
+        in_force = self._in_force
+        if in_force is not None and in_force[2] is read and now < in_force[1]:
+            return in_force[0]
+        keys = keys_in_force(read, now=now, grace=self._grace)
+        ends = [
+            newer.created_at + self._grace
+            for newer in sorted(read, key=lambda dated: dated.created_at)[1:]
+            if now < newer.created_at + self._grace
+        ]
+        self._in_force = (keys, min(ends, default=datetime.max.replace(tzinfo=UTC)), read)
+        return keys
 
 
 def keys_in_force(keys: Sequence[DatedKey], *, now: datetime, grace: timedelta) -> AccessTokenKeys:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jws, jwt
@@ -36,7 +35,6 @@ from payerbridge.security.assertions import (
 )
 from payerbridge.security.certificates import (
     CertificateRejected,
-    TrustAnchors,
     VerifiedCertificate,
     certificate_chain,
     verify_certificate_chain,
@@ -45,6 +43,8 @@ from payerbridge.security.model import (
     ClientKind,
     OAuthError,
     RegisteredClient,
+    ServerIdentity,
+    TrustAnchors,
     parse_scopes,
     uncovered_scopes,
 )
@@ -53,7 +53,6 @@ from payerbridge.types import ClientId
 
 __all__ = [
     "B2B_EXTENSION",
-    "ServerIdentity",
     "b2b_assertion",
     "read_signed_metadata",
     "signed_metadata",
@@ -238,54 +237,21 @@ def verify_udap_assertion(
     return checked
 
 
-@dataclass(frozen=True)
-class ServerIdentity:
-    """This server's certificate from the trust community and its key: what signs our
-    UDAP metadata, and our software statements and assertions to UDAP partners."""
-
-    chain: tuple[x509.Certificate, ...]
-    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
-    @property
-    def algorithm(self) -> str:
-        """The JWS algorithm the key signs with: by its curve for EC, RS256 for RSA."""
-        if isinstance(self.key, ec.EllipticCurvePrivateKey):
-            return {"secp256r1": "ES256", "secp384r1": "ES384"}.get(self.key.curve.name, "ES512")
-        return "RS256"
-
-    @property
-    def uris(self) -> tuple[str, ...]:
-        """The URIs the certificate names (subject alternative names)."""
-        try:
-            names = self.chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        except x509.ExtensionNotFound:
-            return ()
-        return tuple(names.value.get_values_for_type(x509.UniformResourceIdentifier))
-
-    def client_uri(self, preferred: str) -> str:
-        """The URI we register under (a software statement's ``iss``): ``preferred`` (our
-        FHIR base) when the certificate names it, else the first URI it names."""
-        if preferred in self.uris:
-            return preferred
-        if not self.uris:
-            raise ValueError("the UDAP certificate names no URI (subject alternative name)")
-        return self.uris[0]
-
-    def sign(self, claims: dict[str, Any]) -> str:
-        """A JWT signed with the certificate's key, its chain in ``x5c``."""
-        x5c = [
-            base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
-            for c in self.chain
-        ]
-        key = (
-            ECKey.import_key(self.key)
-            if isinstance(self.key, ec.EllipticCurvePrivateKey)
-            else RSAKey.import_key(self.key)
-        )
-        header = {"alg": self.algorithm, "x5c": x5c}
-        return jwt.encode(
-            header, claims, key, algorithms=[self.algorithm], registry=CERTIFICATE_HEADERS
-        )
+def _signed(identity: ServerIdentity, claims: dict[str, Any]) -> str:
+    """A JWT signed with the certificate's key, its chain in ``x5c``."""
+    x5c = [
+        base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+        for c in identity.chain
+    ]
+    key = (
+        ECKey.import_key(identity.key)
+        if isinstance(identity.key, ec.EllipticCurvePrivateKey)
+        else RSAKey.import_key(identity.key)
+    )
+    header = {"alg": identity.algorithm, "x5c": x5c}
+    return jwt.encode(
+        header, claims, key, algorithms=[identity.algorithm], registry=CERTIFICATE_HEADERS
+    )
 
 
 def signed_metadata(
@@ -307,7 +273,7 @@ def signed_metadata(
         "jti": token_id,
         **endpoints,
     }
-    return identity.sign(claims)
+    return _signed(identity, claims)
 
 
 def read_signed_metadata(
@@ -372,7 +338,7 @@ def software_statement(
         "scope": scope,
         "extensions": _b2b(npi, client_name),
     }
-    return identity.sign(claims)
+    return _signed(identity, claims)
 
 
 def b2b_assertion(
@@ -391,4 +357,4 @@ def b2b_assertion(
         **assertion_claims(client_id, token_url, now=now, token_id=token_id),
         "extensions": _b2b(npi, organization_name),
     }
-    return identity.sign(claims)
+    return _signed(identity, claims)

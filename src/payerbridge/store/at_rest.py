@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine
 
 from payerbridge.errors import DataKeyUnavailable
-from payerbridge.security.sealing import SealedField
+from payerbridge.store.sealing import SealedField
 
 if TYPE_CHECKING:  # the tables' module is loaded first: data_keys imports it
     from payerbridge.store.data_keys import DataKeyring

@@ -34,8 +34,8 @@ from payerbridge.audit.chain import (
     link_events,
     stored_leaf_hash,
 )
-from payerbridge.audit.checkpoints import Checkpoint, StoredCheckpoint
-from payerbridge.audit.model import AuditEvent, StoredEvent
+from payerbridge.audit.checkpoints import StoredCheckpoint
+from payerbridge.audit.model import AuditEvent, Checkpoint, StoredEvent
 from payerbridge.store.dbapi import DialectSql, RowsInsert, insert_rows, sqlite_timestamp
 from payerbridge.store.tables import audit_checkpoints, audit_events, audit_head, audit_tree_nodes
 from payerbridge.transactions import UnitOfWork

@@ -9,9 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
 
-from payerbridge.audit.checkpoints import Checkpoint
-from payerbridge.audit.model import StoredEvent
-from payerbridge.audit.search import AuditQuery
+from payerbridge.audit.model import AuditQuery, Checkpoint, StoredEvent
 from payerbridge.store.tables import audit_checkpoints, audit_events, audit_tree_nodes
 
 __all__ = ["SqlAuditReader"]

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from payerbridge.audit.checkpoints import Checkpoint, parse_checkpoints
+from payerbridge.audit.model import Checkpoint
 from payerbridge.config import Settings
 from payerbridge.errors import InvalidInput
 from payerbridge.store.key_files import write_private_file
@@ -40,6 +40,7 @@ __all__ = [
     "audit_witness_path",
     "load_or_create_signing_key",
     "load_public_key",
+    "parse_checkpoints",
     "read_checkpoints",
 ]
 
@@ -182,3 +183,38 @@ def audit_witness_path(settings: Settings) -> Path | None:
     if witness is not None and witness.is_dir():
         return witness / "audit-checkpoints.jsonl"
     return witness
+
+
+def parse_checkpoints(text: bytes, source: str) -> list[Checkpoint]:
+    """The checkpoints in ``text``: one JSON object, a JSON array of them, or JSON lines
+    (as the checkpoint file and the witness hold them). A part that is not a checkpoint
+    raises ``InvalidInput`` naming ``source`` and where in it."""
+    stripped = text.strip()
+    if stripped.startswith(b"["):
+        try:
+            values = orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"{source}: not a JSON array of checkpoints") from exc
+        if not isinstance(values, list):
+            raise InvalidInput(f"{source}: not a JSON array of checkpoints")
+        return [_checkpoint(value, f"{source}, item {n}") for n, value in enumerate(values, 1)]
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(f"{source}, line {number}: not a checkpoint (not JSON)") from exc
+            found.append(_checkpoint(value, f"{source}, line {number}"))
+    if not found and stripped:
+        raise InvalidInput(f"{source}: no checkpoint in it")
+    return found
+
+
+def _checkpoint(value: object, where: str) -> Checkpoint:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where}: not a checkpoint (a JSON object is expected)")
+    try:
+        return Checkpoint.from_json(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"{where}: not a checkpoint ({type(exc).__name__}: {exc})") from exc

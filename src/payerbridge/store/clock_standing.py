@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, literal
 
-from payerbridge.compliance.obligations import Standing
+from payerbridge.compliance.model import Standing
 from payerbridge.store.compliance_tables import obligation_clocks
 from payerbridge.store.tables import UtcDateTime
 

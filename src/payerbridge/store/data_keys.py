@@ -25,7 +25,8 @@ from sqlalchemy.pool import NullPool
 
 from payerbridge.config import Settings
 from payerbridge.errors import DataKeyUnavailable
-from payerbridge.security.sealing import (
+from payerbridge.store.key_files import write_private_file
+from payerbridge.store.sealing import (
     KEY_BYTES,
     NONCE_BYTES,
     SealedField,
@@ -34,7 +35,6 @@ from payerbridge.security.sealing import (
     unwrap_key,
     wrap_key,
 )
-from payerbridge.store.key_files import write_private_file
 from payerbridge.store.tables import data_keys
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork

@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import Engine, delete, insert, select
 
 from payerbridge.consent.model import ConsentPolicy
-from payerbridge.disclosure.everything import EverythingQuery, PageEntry, Snapshot
+from payerbridge.disclosure.model import EverythingQuery, PageEntry, Snapshot
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import DialectSql, raw_cursor
 from payerbridge.store.members import opened_row

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from payerbridge.idempotency import Claim, ClaimStatus, StoredResponse
+from payerbridge.idempotency.model import Claim, ClaimStatus, StoredResponse
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.sealed_fields import IDEMPOTENT_BODY

@@ -24,13 +24,12 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from payerbridge.compliance.clocks import CLOSED_ERASED
-from payerbridge.compliance.lifecycle import Hold
+from payerbridge.compliance.model import Hold
 from payerbridge.compliance.retention import CATALOGUE, phi_tables, undeclared
 from payerbridge.errors import Conflict, NotFound
 from payerbridge.exchange.model import DATA_ENDS, TERMINAL_STATES, ExchangeState
 from payerbridge.exchange.received.reconcile import member_key_of
 from payerbridge.exchange.requests import MINIMISED, minimised_request, request_member_id
-from payerbridge.security.sealing import SealedField
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.clock_closing import close_rows, of_consent, of_exchanges
 from payerbridge.store.data_keys import DataKeyring
@@ -42,6 +41,7 @@ from payerbridge.store.sealed_fields import (
     ONBOARDING_BUNDLE,
     QUARANTINED_BODY,
 )
+from payerbridge.store.sealing import SealedField
 from payerbridge.store.tables import (
     bulk_export_members,
     bulk_output_lines,

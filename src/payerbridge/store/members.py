@@ -20,10 +20,10 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, func, select, update
 from sqlalchemy.engine import Dialect
 
-from payerbridge.fhir.resources import token_entries
 from payerbridge.store.at_rest import AtRest, at_rest
 from payerbridge.store.dbapi import DialectSql, cursor_of, insert_rows, raw_cursor
 from payerbridge.store.sealed_fields import RESOURCE_BODY
+from payerbridge.store.search_index import token_entries
 from payerbridge.store.tables import fhir_resources, fhir_tokens
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.timestamps import utc_iso

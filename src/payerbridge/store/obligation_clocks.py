@@ -17,7 +17,8 @@ from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.engine import Dialect
 
 from payerbridge.compliance.clocks import ObligationClock, Subject, SubjectType, Tally
-from payerbridge.compliance.obligations import ANSWER_WITHIN, ASKING, ObligationSet, Standing
+from payerbridge.compliance.model import Standing
+from payerbridge.compliance.obligations import ANSWER_WITHIN, ASKING, ObligationSet
 from payerbridge.identity.matching.model import SINGLE_EXCHANGE_POLICY
 from payerbridge.store.clock_closing import close_rows, of_consent
 from payerbridge.store.clock_standing import standing_sql, window_sql

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, or_, select, update
 
-from payerbridge.security.operators import Operator, OperatorSession, Role, UnmaskGrant
+from payerbridge.security.model import Operator, OperatorSession, Role, UnmaskGrant
 from payerbridge.store.tables import operator_sessions, operators, unmask_grants
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.transactions import UnitOfWork

@@ -10,8 +10,7 @@ from datetime import datetime
 import orjson
 from sqlalchemy import Engine, and_, or_, select
 
-from payerbridge.oversight.call_samples import call_samples, endpoint_samples
-from payerbridge.oversight.partner_health import CallSample
+from payerbridge.oversight.model import CallEvent
 from payerbridge.store.tables import audit_events, exchanges
 
 __all__ = ["SqlPartnerCalls"]
@@ -24,8 +23,8 @@ class SqlPartnerCalls:
     def __init__(self, engine: Engine, *, reader: Engine | None = None) -> None:
         self._reader = reader or engine
 
-    def calls_since(self, since: datetime) -> dict[str, list[CallSample]]:
-        """Per partner id, the calls and probes made to it since ``since``."""
+    def call_events_since(self, since: datetime) -> list[CallEvent]:
+        """The events that carry calls to partners since ``since``, the newest first."""
         events = audit_events.c
         query = (
             select(events.at, events.entity_type, events.detail, exchanges.c.partner_id)
@@ -48,14 +47,12 @@ class SqlPartnerCalls:
             .order_by(events.at.desc(), events.seq.desc())
             .limit(_LIMIT)
         )
-        found: dict[str, list[CallSample]] = {}
         with self._reader.connect() as connection:
-            for row in connection.execute(query):
-                detail = orjson.loads(row.detail) if row.detail else {}
-                if row.entity_type == "Exchange":
-                    partner, samples = row.partner_id, call_samples(detail)
-                else:
-                    partner, samples = detail.get("partner_id"), endpoint_samples(detail)
-                if partner:
-                    found.setdefault(str(partner), []).extend(samples)
-        return found
+            return [
+                CallEvent(
+                    row.entity_type,
+                    orjson.loads(row.detail) if row.detail else {},
+                    row.partner_id,
+                )
+                for row in connection.execute(query)
+            ]

@@ -3,20 +3,18 @@ in the caller's unit of work, listed in the order held."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, Row, func, select
 
-from payerbridge.backends.quarantine import (
+from payerbridge.backends.model import (
     HeldIssue,
     QuarantinedResource,
     QuarantineId,
     SourceId,
     ToHold,
-    claimed_profiles,
-    page_limit,
 )
 from payerbridge.errors import NotFound
 from payerbridge.store.at_rest import at_rest
@@ -52,7 +50,7 @@ class SqlQuarantine:
                     "mapping_version": item.mapping_version,
                     "resource_type": str(item.resource.get("resourceType", "Resource"))[:64],
                     "resource_id": str(resource_id)[:64] if resource_id is not None else None,
-                    "profiles": orjson.dumps(claimed_profiles(item.resource)).decode(),
+                    "profiles": orjson.dumps(_claimed_profiles(item.resource)).decode(),
                     "issues": orjson.dumps([i.to_json() for i in item.issues]).decode(),
                     "held_at": unit.now,
                     "body": keys.seal(orjson.dumps(item.resource), QUARANTINED_BODY, held_id),
@@ -80,7 +78,7 @@ class SqlQuarantine:
                 mapping_version=r["mapping_version"],
                 resource_type=r["resource_type"],
                 resource_id=r["resource_id"],
-                profiles=claimed_profiles(item.resource),
+                profiles=_claimed_profiles(item.resource),
                 issues=tuple(item.issues),
                 held_at=unit.now,
             )
@@ -90,7 +88,7 @@ class SqlQuarantine:
     def list(
         self, *, source: SourceId | None = None, after: int | None = None, limit: int = 50
     ) -> list[QuarantinedResource]:
-        query = select(*_LISTED).order_by(_table.c.seq).limit(page_limit(limit))
+        query = select(*_LISTED).order_by(_table.c.seq).limit(_page_limit(limit))
         if source is not None:
             query = query.where(_table.c.source_id == source)
         if after is not None:
@@ -128,3 +126,17 @@ def _resource(row: Row[Any], body: dict[str, Any] | None = None) -> QuarantinedR
         held_at=row.held_at,
         resource=body,
     )
+
+
+_LIST_LIMIT = 1000
+
+
+def _claimed_profiles(resource: Mapping[str, Any]) -> tuple[str, ...]:
+    meta = resource.get("meta")
+    profiles = meta.get("profile") if isinstance(meta, Mapping) else None
+    return tuple(str(p) for p in profiles) if isinstance(profiles, list) else ()
+
+
+def _page_limit(limit: int) -> int:
+    """``limit`` within 1..1000 (a listing's page)."""
+    return max(1, min(limit, _LIST_LIMIT))

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 
-from payerbridge.security.limits import Lease, Rate
+from payerbridge.security.model import Lease, Rate
 from payerbridge.store.driver_errors import translate_driver_error
 from payerbridge.store.tables import rate_limits
 

@@ -20,7 +20,6 @@ from sqlalchemy import ColumnElement, Table, and_, bindparam, select, text, tupl
 
 from payerbridge.errors import DataKeyUnavailable
 from payerbridge.identity.model import IdentityLink
-from payerbridge.security.sealing import SealedField, is_sealed, key_id_of
 from payerbridge.store.at_rest import token_index_key
 from payerbridge.store.data_keys import DataKeyInfo, DataKeyring
 from payerbridge.store.sealed_fields import (
@@ -35,6 +34,7 @@ from payerbridge.store.sealed_fields import (
     RESOURCE_BODY,
     SOURCE_FILE,
 )
+from payerbridge.store.sealing import SealedField, is_sealed, key_id_of
 from payerbridge.store.tables import (
     UtcDateTime,
     bulk_jobs,

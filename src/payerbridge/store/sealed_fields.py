@@ -5,7 +5,7 @@ columns, sealed as bytes with no base64 (``SealedField.binary``)."""
 
 from __future__ import annotations
 
-from payerbridge.security.sealing import SealedField
+from payerbridge.store.sealing import SealedField
 
 __all__ = [
     "BULK_LINE",

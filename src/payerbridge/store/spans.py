@@ -17,8 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from payerbridge.tracing import current_trace_id, is_recording, span
-from payerbridge.tracing.context import calling_function
+from payerbridge.tracing import calling_function, current_trace_id, is_recording, span
 
 __all__ = ["summary_of", "trace_statements", "unit_span"]
 

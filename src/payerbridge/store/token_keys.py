@@ -1,7 +1,8 @@
 """This server's private keys, as files in a key directory outside the database:
 - ``access-token-<ns>.pem``: the ES256 keys that sign our access tokens, named by when
   they were made; the newest signs, a replaced one stays accepted until the tokens it
-  could have signed have expired (``keys_in_force``), and a deleted one is not accepted;
+  could have signed have expired (``security.tokens.KeysInForce``), and a deleted one
+  is not accepted;
 - ``client-assertion.pem``: the ES384 key with which we sign our own assertions to
   partners' token endpoints (its public half is what partners register for us).
 
@@ -17,13 +18,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from joserfc.jwk import ECKey
 
 from payerbridge.config import Settings
-from payerbridge.security.tokens import AccessTokenKeys, DatedKey, keys_in_force
+from payerbridge.security.model import DatedKey
 from payerbridge.store.key_files import write_private_file
 
 __all__ = [
@@ -64,21 +65,20 @@ def _names(directory: Path) -> tuple[str, ...]:
 
 
 class TokenKeyFiles:
-    """The access-token keys of a key directory as they are now (``TokenKeySource``):
-    one made on first use; read again whenever the directory's listing changes."""
+    """The access-token keys of a key directory as they are now (``DatedKeys``; which are
+    in force is ``security.tokens.KeysInForce``'s): one made on first use; read again
+    whenever the directory's listing changes."""
 
     def __init__(
         self,
         directory: Path,
         *,
-        grace: timedelta,
         keep: int = 2,
         relist_seconds: float = 1.0,
         look_seconds: float = 0.05,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._directory = directory
-        self._grace = grace
         self._keep = keep
         self._relist_seconds = relist_seconds
         self._look_seconds = look_seconds
@@ -92,12 +92,9 @@ class TokenKeyFiles:
         self._listed_at = float("-inf")
         self._names: tuple[str, ...] = ()
         self._keys: tuple[DatedKey, ...] = ()
-        # The keys in force, until when they stay so (the next replaced key's end), and
-        # the keys read they were worked out from (a refresh meanwhile makes them stale).
-        self._in_force: tuple[AccessTokenKeys, datetime, tuple[DatedKey, ...]] | None = None
         self._refresh()
 
-    def current(self, now: datetime) -> AccessTokenKeys:
+    def dated_keys(self) -> tuple[DatedKey, ...]:
         # A stat at most every ``look_seconds`` sees a rotation within that time: a stat on
         # every request cost a server 1.7 % of its $member-match time (the call gives up the
         # interpreter's lock and must win it back). The listing once a second covers two
@@ -108,18 +105,7 @@ class TokenKeyFiles:
             stamp = os.stat(self._directory).st_mtime_ns
             if stamp != self._stamp or clock - self._listed_at >= self._relist_seconds:
                 self._refresh()
-        read = self._keys
-        in_force = self._in_force
-        if in_force is not None and in_force[2] is read and now < in_force[1]:
-            return in_force[0]
-        keys = keys_in_force(read, now=now, grace=self._grace)
-        ends = [
-            newer.created_at + self._grace
-            for newer in sorted(read, key=lambda dated: dated.created_at)[1:]
-            if now < newer.created_at + self._grace
-        ]
-        self._in_force = (keys, min(ends, default=datetime.max.replace(tzinfo=UTC)), read)
-        return keys
+        return self._keys
 
     def _refresh(self) -> None:
         with self._lock:

@@ -12,8 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from payerbridge.errors import InvalidInput, Issue
-from payerbridge.security.certificates import TrustAnchors
-from payerbridge.security.udap import ServerIdentity
+from payerbridge.security.model import ServerIdentity, TrustAnchors
 
 __all__ = ["load_server_identity", "load_trust_anchors"]
 

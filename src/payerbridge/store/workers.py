@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from payerbridge.oversight.workers import Heartbeat
+from payerbridge.oversight.model import Heartbeat
 from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.store.worker_tables import worker_heartbeats
 from payerbridge.transactions import UnitOfWork

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
+from payerbridge.audit.checkpoints import CheckpointPolicy
+from payerbridge.audit.model import Checkpoint
 from payerbridge.audit.service import verify_audit, write_checkpoints
 from payerbridge.audit.verification import ChainReport
 from payerbridge.store.checkpoints import (

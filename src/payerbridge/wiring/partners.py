@@ -18,8 +18,7 @@ from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.routing.model import Organization
-from payerbridge.security.certificates import TrustAnchors
-from payerbridge.security.udap import ServerIdentity
+from payerbridge.security.model import ServerIdentity, TrustAnchors
 
 __all__ = ["key_set_source", "our_udap_client", "partner_client", "partner_discovery"]
 

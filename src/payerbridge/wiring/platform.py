@@ -35,7 +35,7 @@ from payerbridge.exchange.ports import (
 )
 from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.fhir.profiles import ProfileChecker
-from payerbridge.idempotency import IdempotencyStore
+from payerbridge.idempotency.ports import IdempotencyStore
 from payerbridge.identity.indexing import index_members
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.metrics import PlatformMetrics
@@ -47,11 +47,11 @@ from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.security.limits import RateLimiter
+from payerbridge.security.model import ServerIdentity
 from payerbridge.security.operator_accounts import OperatorPorts
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenService
 from payerbridge.security.tokens import TokenVerifier
-from payerbridge.security.udap import ServerIdentity
 from payerbridge.store.engines import WalCheckpointer
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_files, refresh_statistics

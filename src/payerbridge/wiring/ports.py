@@ -40,13 +40,13 @@ from payerbridge.policies import (
     session_policy,
 )
 from payerbridge.routing.model import Organization
-from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.limits import RateLimiter
-from payerbridge.security.model import RegisteredClient
+from payerbridge.security.model import RegisteredClient, Role, TrustAnchors
 from payerbridge.security.operator_accounts import LOGIN_RATES, OperatorPorts
-from payerbridge.security.operators import BreakGlassPolicy, Role
+from payerbridge.security.operators import BreakGlassPolicy
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService
+from payerbridge.security.tokens import KeysInForce
 from payerbridge.sources.adapters import live_adapters
 from payerbridge.store.bulk import SqlBulkJobs
 from payerbridge.store.clients import SqlAssertionLedger
@@ -101,8 +101,8 @@ def token_service(
         assertions=SqlAssertionLedger(),
         key_sets=key_sets,
         transactions=transactions,
-        keys=TokenKeyFiles(
-            key_dir(settings),
+        keys=KeysInForce(
+            TokenKeyFiles(key_dir(settings)),
             # A replaced key verifies as long as a token it signed can live.
             grace=timedelta(seconds=settings.access_token_seconds + settings.clock_skew_seconds),
         ),

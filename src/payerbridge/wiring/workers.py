@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 from payerbridge import __version__
 from payerbridge.errors import PayerBridgeError
 from payerbridge.metrics import record_worker_recovery
-from payerbridge.oversight.workers import Heartbeat, Takeover, take_over_dead_workers
+from payerbridge.oversight.model import Heartbeat
+from payerbridge.oversight.workers import Takeover, take_over_dead_workers
 from payerbridge.store.workers import SqlWorkerHeartbeats
 from payerbridge.transactions import Transactions
 from payerbridge.types import WorkerId

@@ -32,7 +32,7 @@ from typing import Any
 
 from dbos import DBOS
 
-from payerbridge.audit.checkpoints import Checkpoint
+from payerbridge.audit.model import Checkpoint
 from payerbridge.types import BulkJobId, ClientId
 from payerbridge.workflows.bulk import enqueue_job
 from payerbridge.workflows.exchange import Due, enqueue_exchange

@@ -205,8 +205,8 @@ def _clients(platform: Platform) -> dict[str, ECKey]:
 
 
 def _accounts(platform: Platform) -> None:
+    from payerbridge.security.model import Role
     from payerbridge.security.operator_accounts import add_operator
-    from payerbridge.security.operators import Role
 
     for name, role in ROLES.items():
         add_operator(

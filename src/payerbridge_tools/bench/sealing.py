@@ -17,7 +17,7 @@ import orjson
 
 from payerbridge.identity.demographics.records import record_from_fhir
 from payerbridge.identity.model import record_from_dict, record_to_dict
-from payerbridge.security.sealing import SealedField, Sealer
+from payerbridge.store.sealing import SealedField, Sealer
 
 __all__ = ["SealingCost", "measure_sealing"]
 

@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from payerbridge.security.sealing import SealedField
 from payerbridge.store.at_rest import AtRest
+from payerbridge.store.sealing import SealedField
 
 __all__ = ["MemberDataSealingCost", "measure_member_data_sealing"]
 

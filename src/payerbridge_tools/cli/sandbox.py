@@ -368,8 +368,8 @@ def _console_logins(data_dir: Path, accounts: list[tuple[str, str]]) -> list[tup
     an earlier run gets a new one: passwords are kept only as hashes)."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
+    from payerbridge.security.model import Role
     from payerbridge.security.operator_accounts import add_operator, set_operator_password
-    from payerbridge.security.operators import Role
 
     logins = []
     platform = build_platform(load_settings(data_dir=data_dir))

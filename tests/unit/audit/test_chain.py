@@ -16,13 +16,12 @@ from payerbridge.audit.chain import (
     hash_children,
 )
 from payerbridge.audit.checkpoints import (
-    Checkpoint,
     CheckpointPolicy,
     due_checkpoints,
     sign_checkpoint,
     signature_holds,
 )
-from payerbridge.audit.model import AuditEvent, StoredEvent
+from payerbridge.audit.model import AuditEvent, Checkpoint, StoredEvent
 from payerbridge.audit.verification import verify_chain
 from tests.fakes import InMemoryAuditChain, InMemoryAuditLog, InMemoryTransactions
 

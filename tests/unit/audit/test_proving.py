@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from payerbridge.audit.checkpoints import Checkpoint, CheckpointPolicy
-from payerbridge.audit.model import AuditEvent
+from payerbridge.audit.checkpoints import CheckpointPolicy
+from payerbridge.audit.model import AuditEvent, Checkpoint
 from payerbridge.audit.proofs import verify_document
 from payerbridge.audit.proving import prove_consistency, prove_event, prove_request
 from payerbridge.audit.service import write_checkpoints

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from payerbridge.audit.search import AuditQuery, audit_query
+from payerbridge.audit.model import AuditQuery
+from payerbridge.audit.search import audit_query
 from payerbridge.errors import InvalidInput
 
 

@@ -10,7 +10,8 @@ import dataclasses
 from payerbridge.bulk.kick_off import kick_off_export, kick_off_member_match
 from payerbridge.bulk.member_match import cancel_job
 from payerbridge.compliance.clocks import CLOSED_WITHDRAWN, Clocks, SubjectType, standing_now
-from payerbridge.compliance.obligations import ANSWER_WITHIN, Standing
+from payerbridge.compliance.model import Standing
+from payerbridge.compliance.obligations import ANSWER_WITHIN
 from tests.unit.bulk.memory import NEW_PLAN, Bulk, a_bulk
 from tests.unit.bulk.test_kick_off import a_match, an_export
 from tests.unit.exchange.test_pulls import OBLIGATIONS, InMemoryClockLedger

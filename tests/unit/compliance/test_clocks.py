@@ -25,10 +25,10 @@ from payerbridge.compliance.clocks import (
     new_clock,
     standing_now,
 )
+from payerbridge.compliance.model import Standing
 from payerbridge.compliance.obligations import (
     ANSWER_WITHIN,
     REQUEST_AFTER_ENROLMENT,
-    Standing,
     shipped_obligations,
 )
 from payerbridge.compliance.report import (

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from payerbridge.compliance.lifecycle import (
     Acting,
-    Hold,
     HoldPolicy,
     erase_member,
     place_hold,
     release_hold,
 )
+from payerbridge.compliance.model import Hold
 from payerbridge.errors import Conflict, Forbidden, LegalHoldActive, NotFound
 from payerbridge.transactions import UnitOfWork
 from tests.fakes import InMemoryAuditLog, InMemoryTransactions

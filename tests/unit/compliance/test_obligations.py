@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.compliance.calendar import BusinessCalendar
+from payerbridge.compliance.model import Standing
 from payerbridge.compliance.obligations import (
     ANSWER_WITHIN,
     REQUEST_AFTER_ENROLMENT,
     ObligationError,
-    Standing,
     load_obligations,
     shipped_obligations,
 )

@@ -25,12 +25,8 @@ from payerbridge.compliance.clocks import (
     new_clock,
     standing_now,
 )
-from payerbridge.compliance.obligations import (
-    ANSWER_WITHIN,
-    REQUEST_AFTER_ENROLMENT,
-    REQUIRED,
-    Standing,
-)
+from payerbridge.compliance.model import Standing
+from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT, REQUIRED
 from payerbridge.compliance.report import (
     OBSERVED_NOTE,
     PlanIdentity,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from payerbridge.consent.model import ConsentPolicy
-from payerbridge.disclosure.everything import EverythingQuery, plan_everything, plan_search
+from payerbridge.disclosure.everything import plan_everything, plan_search
 from payerbridge.disclosure.grants import (
     Granted,
     LeftOut,
@@ -19,6 +19,7 @@ from payerbridge.disclosure.grants import (
     limit_patient_search,
     may_go,
 )
+from payerbridge.disclosure.model import EverythingQuery
 from payerbridge.disclosure.search import parse_patient_search, parse_search
 from payerbridge.errors import Forbidden
 from payerbridge.fhir.resources import SUPPORTED_TYPES

@@ -20,7 +20,7 @@ from payerbridge.consent.model import (
     StoredConsent,
 )
 from payerbridge.consent.segmentation import DEFAULT_SEGMENTATION
-from payerbridge.disclosure.everything import EverythingQuery
+from payerbridge.disclosure.model import EverythingQuery
 from payerbridge.disclosure.operations import (
     EverythingCommand,
     PatientSearchCommand,

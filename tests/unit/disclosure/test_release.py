@@ -78,7 +78,8 @@ def test_under_regular_references_to_other_members_records_go_but_to_a_plain_pat
     """Issue 48: a record of this member pointing at another member's Condition (or at
     a record never loaded) loses the reference; one pointing at another Patient that
     says nothing sensitive keeps it; what is kept in the store is not changed."""
-    from payerbridge.disclosure.everything import EverythingQuery, plan_everything
+    from payerbridge.disclosure.everything import plan_everything
+    from payerbridge.disclosure.model import EverythingQuery
 
     patient = {"resourceType": "Patient", "id": "p1"}
     spouse = {"resourceType": "Patient", "id": "p2"}

@@ -15,12 +15,12 @@ import pytest
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.compliance.calendar import BusinessCalendar
 from payerbridge.compliance.clocks import Clocks, ObligationClock, Subject, SubjectType
+from payerbridge.compliance.model import Standing
 from payerbridge.compliance.obligations import (
     ASKING,
     QUARTERLY,
     REQUEST_AFTER_ENROLMENT,
     RUN_OFF,
-    Standing,
     shipped_obligations,
 )
 from payerbridge.consent.model import ConsentRole

@@ -13,10 +13,10 @@ from payerbridge.exchange.calls.outbound import PARKED_FOR_BREAKER, _announced_h
 from payerbridge.exchange.model import BreakerState, BreakerStatus
 from payerbridge.exchange.ports import ProbeAnswer
 from payerbridge.oversight.call_samples import endpoint_samples
+from payerbridge.oversight.model import CallEvent, CallSample
 from payerbridge.oversight.partner_checks import PartnerCheck, check_event, check_quiet_partners
 from payerbridge.oversight.partner_health import (
     TOKEN_ANSWERED,
-    CallSample,
     HealthState,
     derive_health,
     due_for_check,
@@ -146,13 +146,12 @@ class _Heard:
     def __init__(self, ports) -> None:  # type: ignore[no-untyped-def]
         self.audit = ports.audit
 
-    def calls_since(self, since: datetime) -> dict[str, list[CallSample]]:
-        found: dict[str, list[CallSample]] = {}
-        for event in self.audit.events:
-            if event.entity_type == "PartnerEndpoint" and event.at >= since:
-                partner = event.detail["partner_id"]
-                found.setdefault(partner, []).extend(endpoint_samples(event.detail))
-        return found
+    def call_events_since(self, since: datetime) -> list[CallEvent]:
+        return [
+            CallEvent(event.entity_type, event.detail)
+            for event in self.audit.events
+            if event.entity_type == "PartnerEndpoint" and event.at >= since
+        ]
 
 
 def test_a_quiet_partner_is_checked_once_per_interval_with_its_token_endpoint() -> None:

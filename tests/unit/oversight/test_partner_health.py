@@ -8,13 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.exchange.model import BreakerState, BreakerStatus
-from payerbridge.oversight.partner_health import (
-    CallSample,
-    HealthPolicy,
-    HealthState,
-    derive_health,
-    p95,
-)
+from payerbridge.oversight.model import CallSample
+from payerbridge.oversight.partner_health import HealthPolicy, HealthState, derive_health, p95
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 POLICY = HealthPolicy()

@@ -8,12 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payerbridge.oversight.workers import (
-    Heartbeat,
-    dead_workers,
-    is_stale,
-    take_over_dead_workers,
-)
+from payerbridge.oversight.model import Heartbeat
+from payerbridge.oversight.workers import dead_workers, is_stale, take_over_dead_workers
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import WorkerId
 from tests.fakes import InMemoryAuditLog, InMemoryTransactions

@@ -19,7 +19,7 @@ from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Organization, Partner, PartnerAuth
 from payerbridge.security.assertions import CERTIFICATE_HEADERS
-from payerbridge.security.udap import ServerIdentity
+from payerbridge.security.model import ServerIdentity
 from payerbridge.types import PartnerId
 from tests.pki import CertificateAuthority
 from tests.servers import new_signing_key, public_jwk

@@ -14,13 +14,12 @@ from hypothesis import strategies as st
 from payerbridge.errors import RateLimited, StoreUnavailable
 from payerbridge.security.limits import (
     InMemoryAllowances,
-    Lease,
-    Rate,
     RateLimiter,
     RatePolicy,
     block_of,
     lease_tokens,
 )
+from payerbridge.security.model import Lease, Rate
 
 # HYPOTHESIS_PROFILE=long for a longer run by hand.
 _EXAMPLES = 20_000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 200

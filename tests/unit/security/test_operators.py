@@ -8,12 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from payerbridge.errors import InvalidInput
+from payerbridge.security.model import PERMISSIONS, Operator, OperatorSession, Permission, Role
 from payerbridge.security.operators import (
-    PERMISSIONS,
-    Operator,
-    OperatorSession,
-    Permission,
-    Role,
     SessionPolicy,
     SessionState,
     check_name,

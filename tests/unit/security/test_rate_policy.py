@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from payerbridge.config import Settings
 from payerbridge.policies import rate_policy
-from payerbridge.security.limits import Rate
+from payerbridge.security.model import Rate
 
 MEMBER_MATCH = "POST /fhir/Patient/$member-match"
 BULK = "POST /fhir/Group/$bulk-member-match"

@@ -12,13 +12,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from payerbridge.errors import Unauthenticated
-from payerbridge.security.model import AccessClaims
-from payerbridge.security.tokens import (
-    DatedKey,
-    TokenVerifier,
-    keys_in_force,
-    sign_access_token,
-)
+from payerbridge.security.model import AccessClaims, DatedKey
+from payerbridge.security.tokens import KeysInForce, TokenVerifier, keys_in_force, sign_access_token
 from payerbridge.store.token_keys import TokenKeyFiles, rotate_token_keys
 from payerbridge.types import ClientId
 
@@ -53,10 +48,10 @@ def test_a_replaced_key_verifies_until_the_tokens_it_signed_have_expired() -> No
 
 def test_a_token_needs_our_audience_and_a_key_in_force(tmp_path: Path) -> None:
     now = datetime.now(UTC)
-    files = TokenKeyFiles(tmp_path, grace=GRACE, look_seconds=0)
+    files = KeysInForce(TokenKeyFiles(tmp_path, look_seconds=0), grace=GRACE)
     ticks = [0.0]  # the other process's monotonic clock, moved by hand
-    other = TokenKeyFiles(  # another server process on the same keys
-        tmp_path, grace=GRACE, monotonic=lambda: ticks[0]
+    other = KeysInForce(  # another server process on the same keys
+        TokenKeyFiles(tmp_path, monotonic=lambda: ticks[0]), grace=GRACE
     )
     verifier = TokenVerifier(other, issuer=BASE, audience=AUDIENCE)
     # Longer-lived than the grace (a key's grace follows the server's token lifetime).

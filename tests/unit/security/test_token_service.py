@@ -14,11 +14,11 @@ from joserfc.jwk import ECKey, RSAKey
 
 from payerbridge.errors import Unauthenticated
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
-from payerbridge.security.certificates import TrustAnchors
 from payerbridge.security.model import (
     MEMBER_MATCH_SCOPE,
     OAuthError,
     RegisteredClient,
+    TrustAnchors,
     require_scope,
     resource_scope,
 )

@@ -16,12 +16,10 @@ from joserfc.jwk import ECKey
 
 from payerbridge.errors import Unauthenticated
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE
-from payerbridge.security.certificates import TrustAnchors
-from payerbridge.security.model import ClientKind, OAuthError
+from payerbridge.security.model import ClientKind, OAuthError, ServerIdentity, TrustAnchors
 from payerbridge.security.service import TokenPolicy, TokenService, authenticate
 from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier
 from payerbridge.security.udap import (
-    ServerIdentity,
     b2b_assertion,
     read_signed_metadata,
     signed_metadata,

@@ -16,13 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import Caller, OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
-from payerbridge.compliance.lifecycle import (
-    Acting,
-    Hold,
-    erase_member,
-    place_hold,
-    release_hold,
-)
+from payerbridge.compliance.lifecycle import Acting, erase_member, place_hold, release_hold
+from payerbridge.compliance.model import Hold
 from payerbridge.timestamps import utc_iso
 
 __all__ = ["router"]

@@ -16,6 +16,7 @@ from payerbridge.exchange.calls.breaker import as_seen
 from payerbridge.exchange.model import BreakerState
 from payerbridge.exchange.operations.bulk_replay import replay_partner_dead_letters
 from payerbridge.logging import current_request_id
+from payerbridge.oversight.call_samples import calls_since
 from payerbridge.oversight.partner_health import HealthPolicy, partners_health
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.enrolment import (
@@ -219,7 +220,7 @@ def get_health(partner_id: str, platform: PlatformDep, _operator: OperatorDep) -
     partner = registered(platform.partners, PartnerId(partner_id))
     now = utcnow()
     policy = HealthPolicy()
-    calls = platform.partner_calls.calls_since(now - policy.window)
+    calls = calls_since(platform.partner_calls, now - policy.window)
     breakers = {partner.fhir_base: platform.breakers.get(partner.fhir_base)}
     health = partners_health([partner], breakers, calls, now, policy)[partner.id]
     return {"partner_id": partner.id, "at": utc_iso(now), **health.to_json()}

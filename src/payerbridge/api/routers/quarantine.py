@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 
 from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
-from payerbridge.backends.quarantine import QuarantinedResource, QuarantineId, SourceId
+from payerbridge.backends.model import QuarantinedResource, QuarantineId, SourceId
 from payerbridge.timestamps import utc_iso
 
 __all__ = ["router", "quarantined_public"]

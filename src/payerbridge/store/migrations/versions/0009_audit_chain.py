@@ -5,10 +5,14 @@ Revises: 0008
 Create Date: 2026-11-22 10:00:00.000000
 """
 
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import orjson
 import sqlalchemy as sa
 from alembic import op
 
-from payerbridge.audit.chain import GENESIS, canonical_bytes, hash_leaf, link
 from payerbridge.store.tables import UtcDateTime
 
 revision = "0009"
@@ -127,7 +131,7 @@ def _chain_existing_events() -> tuple[int, str]:
     seq, previous = 0, GENESIS
     for row in rows:
         fields = {name: getattr(row, name) for name in _FIELDS}
-        leaf = hash_leaf(canonical_bytes(at=row.at, **fields))
+        leaf = hash_leaf(canonical_bytes(row.at, fields))
         current = link(previous, leaf)
         seq += 1
         bind.execute(
@@ -140,6 +144,30 @@ def _chain_existing_events() -> tuple[int, str]:
 
 
 _FIELDS = ("actor", "action", "entity_type", "entity_id", "outcome", "request_id", "detail")
+
+# The chain's hashing as ``audit.chain`` had it at this revision, frozen here: a migration
+# does not import code that can change under it (issue 69).
+GENESIS = hashlib.sha256(b"").hexdigest()  # RFC 6962's hash of the empty tree
+
+
+def canonical_bytes(at: datetime, fields: Mapping[str, str | None]) -> bytes:
+    """The event's ``_FIELDS`` and its instant as one canonical JSON document (sorted keys,
+    UTC instant with microseconds)."""
+    instant = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+    document = {name: fields[name] for name in _FIELDS}
+    document["at"] = instant.isoformat(timespec="microseconds")
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+
+def hash_leaf(data: bytes) -> str:
+    """An RFC 6962 leaf hash (hex)."""
+    return hashlib.sha256(b"\x00" + data).hexdigest()
+
+
+def link(previous: str, leaf: str) -> str:
+    """The chain hash of an event: an RFC 6962 interior node over the chain hash before it
+    and its leaf."""
+    return hashlib.sha256(b"\x01" + bytes.fromhex(previous) + bytes.fromhex(leaf)).hexdigest()
 
 
 def downgrade() -> None:

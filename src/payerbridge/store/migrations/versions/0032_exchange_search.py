@@ -18,11 +18,10 @@ Create Date: 2026-11-28 10:00:00.000000
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from alembic import op
-
-from payerbridge.audit.chain import MerkleFrontier
 
 revision = "0032"
 down_revision = "0030"
@@ -118,6 +117,38 @@ def _fill_member_keys() -> None:
 
 
 _KEPT_LEVELS = (8, 16, 24, 32)  # ``audit.proofs.NODE_LEVELS`` as of this revision
+
+
+@dataclass
+class MerkleFrontier:
+    """``audit.chain.MerkleFrontier`` as of this revision, frozen here (a migration does
+    not import code that can change under it): the RFC 6962 Merkle tree over a growing
+    list of leaves, kept as the roots of its perfect subtrees (largest first)."""
+
+    size: int = 0
+    subtrees: list[str] = field(default_factory=list)
+
+    def add_nodes(self, leaf: str) -> list[tuple[int, int, str]]:
+        """Add ``leaf``; the perfect subtrees it completed, as (height, index, root): the
+        subtree at height ``h`` and index ``i`` holds leaves ``[i * 2**h, (i+1) * 2**h)``."""
+        self.subtrees.append(leaf)
+        self.size += 1
+        made = []
+        # Merge equal-sized subtrees: one merge per trailing zero bit of the new size.
+        size, height = self.size, 0
+        while size % 2 == 0:
+            right = self.subtrees.pop()
+            left = self.subtrees.pop()
+            self.subtrees.append(_hash_children(left, right))
+            size //= 2
+            height += 1
+            made.append((height, (self.size >> height) - 1, self.subtrees[-1]))
+        return made
+
+
+def _hash_children(left: str, right: str) -> str:
+    """An RFC 6962 interior node over two hex hashes."""
+    return hashlib.sha256(b"\x01" + bytes.fromhex(left) + bytes.fromhex(right)).hexdigest()
 
 
 def _fill_tree_nodes() -> None:

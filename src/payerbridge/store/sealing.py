@@ -18,6 +18,10 @@ row of the same column (one member's record swapped for another's), does not ope
 Data keys (DEKs) are random 256-bit AES-GCM keys, stored wrapped: sealed themselves
 under the key-encryption key (KEK), which is kept outside the database. Nothing here does
 I/O or draws randomness: keys, nonces and a way to fetch an unknown key are passed in.
+
+The stores alone seal and open (issue 69): it is how the adapter keeps a value, not a
+decision of a room, which sees plaintext only. ``security.data_rotation`` says when keys
+are rotated; the ``SealedData`` port does it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.errors import DataKeyUnavailable
-from payerbridge.security.sealing import (
+from payerbridge.store.data_keys import NoncePool
+from payerbridge.store.sealing import (
     NONCE_BYTES,
     SEALED_PREFIX,
     SealedField,
@@ -22,7 +23,6 @@ from payerbridge.security.sealing import (
     unwrap_key,
     wrap_key,
 )
-from payerbridge.store.data_keys import NoncePool
 
 RECORD = SealedField("identity_member_records", "record")
 REQUEST = SealedField("identity_reviews", "request_record")
