@@ -15,14 +15,8 @@ import orjson
 
 from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT
 from payerbridge.security.model import AUDITOR_SCOPE
-from tests.e2e.test_onboarding import (
-    FOUR,
-    NEW_NPI,
-    OLD_NPI,
-    PARTNER,
-    payers,  # noqa: F401 (the two payers)
-    wait_done,
-)
+from tests.e2e.onboarding import FOUR, NEW_NPI, OLD_NPI, PARTNER, wait_done
+from tests.e2e.test_onboarding import payers  # noqa: F401 (the two payers)
 from tests.servers import ServerProcess, new_key
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.e2e.test_onboarding import NEW_NPI, OLD_NPI, PARTNER, member, plain_member
+from tests.e2e.onboarding import NEW_NPI, OLD_NPI, PARTNER, member, plain_member
 from tests.servers import ServerProcess, new_key
 
 # Two members the old payer holds: each a Patient, a Coverage and a Condition.
