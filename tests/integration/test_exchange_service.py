@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.bootstrap import Platform, build_platform
+from payerbridge.clock import utcnow
 from payerbridge.config import load_settings
 from payerbridge.consent.model import ConsentRole
 from payerbridge.consent.service import consent_recorded
@@ -676,3 +677,27 @@ def test_a_partners_rate_limit_is_shared_by_every_worker_and_spends_no_attempt(
         assert "calls per 60 s" in (record.last_error or "")
     finally:
         other.close()
+
+
+def test_a_write_outside_the_unit_of_work_is_refused_and_the_unit_is_reusable(
+    platform: Platform,
+) -> None:
+    """ADR 0051: the unit's stores write only inside ``with uow:``; outside they read, and
+    one unit holds one transaction at a time but may begin the next."""
+    exchange_id = submit(platform, an_exchange_request())
+    uow = platform.units.exchange()
+    moves = [Move(ExchangeState.VALIDATED)]
+    with pytest.raises(RuntimeError, match="outside a unit of work"):
+        uow.exchanges.advance(ExchangeId(exchange_id), moves, Stamp(utcnow(), "test"))
+    with pytest.raises(RuntimeError, match="outside `with uow:`"):
+        uow.record()
+    with uow:
+        with pytest.raises(RuntimeError, match="already in a transaction"):
+            uow.__enter__()
+        uow.exchanges.advance(ExchangeId(exchange_id), moves, Stamp(uow.now, "test"))
+    assert uow.exchanges.current(ExchangeId(exchange_id)).state is ExchangeState.VALIDATED
+    with uow:  # the next transaction, on the same unit
+        uow.exchanges.advance(
+            ExchangeId(exchange_id), [Move(ExchangeState.FAILED, "x")], Stamp(uow.now, "test")
+        )
+    assert uow.exchanges.current(ExchangeId(exchange_id)).state is ExchangeState.FAILED
