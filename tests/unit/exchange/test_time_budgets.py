@@ -11,7 +11,6 @@ import heapq
 import itertools
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from hypothesis import given, settings
@@ -23,24 +22,24 @@ from payerbridge.exchange.calls.circuit import probe_due_breakers
 from payerbridge.exchange.model import ExchangeRequest, ExchangeState, RetryPolicy
 from payerbridge.exchange.ports import ProbeAnswer, RecordRead, Retrieved
 from payerbridge.exchange.steps.machine import proceed
-from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.fhir.member_match import MemberMatchResult
-from payerbridge.routing.model import Organization, Partner
+from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import Operations
 from payerbridge.types import ExchangeId
-from tests.builders import a_coverage, a_patient, a_submitted_exchange, an_exchange_request
+from tests.builders import (
+    a_coverage,
+    a_patient,
+    a_submitted_exchange,
+    an_exchange_request,
+    unit_with,
+)
 from tests.fakes import (
     FakeClock,
     FakePartnerClient,
-    InMemoryAuditLog,
-    InMemoryBreakerStore,
-    InMemoryConsentStore,
-    InMemoryExchangeStore,
     InMemoryPartnerDirectory,
-    InMemoryPullSchedules,
-    InMemoryResourceWriter,
-    InMemoryTransactions,
 )
+from tests.unit.exchange.test_service import _ports as service_ports
 
 S = ExchangeState
 OLD_PLAN = Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir")
@@ -93,34 +92,9 @@ class DownPartner(FakePartnerClient):
 
 
 def _ports(client: FakePartnerClient, clock: FakeClock, partner: Partner) -> ExchangeUnit:
-    audit = InMemoryAuditLog()
-    ids = itertools.count(1)
-    exchanges, writer, consents, breakers = (
-        InMemoryExchangeStore(),
-        InMemoryResourceWriter(),
-        InMemoryConsentStore(),
-        InMemoryBreakerStore(),
-    )
-    return ExchangeUnit(
-        ExchangeWiring(
-            transactions=InMemoryTransactions(audit, exchanges, writer, consents, breakers),
-            exchanges=exchanges,
-            partners=InMemoryPartnerDirectory(partner),
-            client=client,
-            writer=writer,
-            received=writer,
-            breakers=breakers,
-            pulls=InMemoryPullSchedules(),
-            consents=consents,
-            audit=audit,
-            us=Organization("New Plan", "1234567893"),
-            clock=clock,
-            new_id=lambda: f"id-{next(ids)}",
-            random=lambda: 0.5,
-            retry_policy=POLICY,
-            consent_zone=ZoneInfo("UTC"),
-        )
-    )
+    """The service tests' in-memory unit, with this partner and these time budgets."""
+    partners = InMemoryPartnerDirectory(partner)
+    return unit_with(service_ports(client, clock), partners=partners, retry_policy=POLICY)
 
 
 def _parse(raw: dict[str, Any]) -> ExchangeRequest:
