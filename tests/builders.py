@@ -94,7 +94,7 @@ def member_match_parameters(
 
     from payerbridge.api.schemas import ExchangeCreate
     from payerbridge.consent.model import ConsentId
-    from payerbridge.exchange.intake.opt_in import opt_in_consent
+    from payerbridge.exchange.intake.opt_in import OptIn, opt_in_consent
     from payerbridge.fhir.member_match import build_member_match_request
     from payerbridge.routing.model import Organization, Partner
     from payerbridge.types import ClientId, MemberId
@@ -106,12 +106,9 @@ def member_match_parameters(
     assert domain.consent is not None
     old = Partner("old", "Old", partner_npi, "http://old.example/fhir")
     opt_in = opt_in_consent(
-        domain.consent,
+        OptIn(domain.consent, MemberId("N1"), old, ClientId("t")),
         consent_id=ConsentId("c"),
-        member_id=MemberId("N1"),
-        old_payer=old,
         us=Organization("New", our_npi),
-        client_id=ClientId("t"),
         zone=ZoneInfo("UTC"),
         at=datetime.combine(date(2026, 1, 1), datetime.min.time(), UTC),
     )

@@ -314,7 +314,7 @@ def _member_match_request(scenario: Scenario, platform: Any) -> dict[str, Any]:
     source's member (``member_from_roster``: its place in the roster)."""
     from payerbridge.api.schemas import ExchangeCreate
     from payerbridge.consent.model import ConsentId
-    from payerbridge.exchange.intake.opt_in import opt_in_consent
+    from payerbridge.exchange.intake.opt_in import OptIn, opt_in_consent
     from payerbridge.fhir.member_match import build_member_match_request
     from payerbridge.routing.model import Organization, Partner
     from payerbridge.routing.profiles import PROFILES
@@ -340,12 +340,9 @@ def _member_match_request(scenario: Scenario, platform: Any) -> dict[str, Any]:
     assert domain.consent is not None
     old = Partner(PartnerId("old"), OLD_PAYER[0], OLD_PAYER[1], f"{BASE_URL}/fhir")
     opt_in = opt_in_consent(
-        domain.consent,
+        OptIn(domain.consent, MemberId("N1"), old, ClientId(CLIENT_ID)),
         consent_id=ConsentId("golden-consent"),
-        member_id=MemberId("N1"),
-        old_payer=old,
         us=Organization(*NEW_PAYER),
-        client_id=ClientId(CLIENT_ID),
         zone=ZoneInfo("UTC"),
         at=datetime(2026, 1, 1, tzinfo=UTC),
     )

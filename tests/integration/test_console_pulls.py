@@ -18,7 +18,7 @@ from payerbridge.api.app import create_app
 from payerbridge.bootstrap import Platform, build_platform, utcnow
 from payerbridge.config import load_settings
 from payerbridge.exchange.model import ExchangeState, Move, PullKind, PullSchedule, PullStatus
-from payerbridge.exchange.moves import record_moves
+from payerbridge.exchange.moves import Advance, record_moves
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.security.model import Role
@@ -236,7 +236,7 @@ def test_the_page_marks_late_schedules_as_the_overdue_gauge_counts_them(
         )
         moves = [Move(state, "x" if state is ExchangeState.FAILED else None) for state in path]
         with platform.units.exchange() as uow:
-            record_moves(uow, exchange_id, moves, at=now, actor="test")
+            record_moves(uow, Advance(exchange_id, moves, now, "test"))
         return exchange_id
 
     S = ExchangeState

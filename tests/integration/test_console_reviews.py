@@ -21,7 +21,7 @@ from payerbridge.config import load_settings
 from payerbridge.consent.model import Requester
 from payerbridge.errors import MatchUnderReview
 from payerbridge.exchange.model import ExchangeState, Move
-from payerbridge.exchange.moves import advance
+from payerbridge.exchange.moves import advance, arrival
 from payerbridge.exchange.steps.review import wait_for_reviewer
 from payerbridge.identity.service import match_member
 from payerbridge.routing.enrolment import store_partner
@@ -256,12 +256,8 @@ def waiting_at_partner(platform: Platform) -> str:
     exchange_id = ExchangeId(
         a_submitted_exchange(ports, an_exchange_request("old-plan"), client_id="plan")
     )
-    advance(
-        ports,
-        exchange_id,
-        S.ROUTE_SELECTED,
-        before=[Move(S.VALIDATED), Move(S.CONSENT_VERIFIED)],
-    )
+    moves = [Move(S.VALIDATED), Move(S.CONSENT_VERIFIED), arrival(S.ROUTE_SELECTED)]
+    advance(ports, exchange_id, moves)
     record = platform.exchanges.current(exchange_id)
     wait_for_reviewer(ports, record, "review case R-77 is open", "key-1")
     return exchange_id

@@ -27,7 +27,7 @@ from payerbridge.exchange.model import (
     Move,
     NewExchange,
 )
-from payerbridge.exchange.moves import record_moves
+from payerbridge.exchange.moves import Advance, record_moves
 from payerbridge.metrics.process import process_metrics
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
@@ -77,7 +77,7 @@ def exchange_in(platform: Platform, name: str, moves: list[Move], at: datetime) 
             )
         )
     with platform.units.exchange() as uow:
-        record_moves(uow, exchange_id, moves, at=at, actor="test")
+        record_moves(uow, Advance(exchange_id, moves, at, "test"))
     return exchange_id
 
 
@@ -94,7 +94,7 @@ def seed_exchanges(platform: Platform, now: datetime) -> None:
             uow.exchanges.file_dead_letter(letter)
             if replayed:
                 replay = [Move(S.VALIDATED, "replay")]
-                record_moves(uow, exchange_id, replay, at=now, actor="o")
+                record_moves(uow, Advance(exchange_id, replay, now, "o"))
 
 
 def seed_reviews(platform: Platform, now: datetime) -> None:
@@ -259,11 +259,11 @@ def test_only_a_committed_units_events_are_counted(platform: Platform) -> None:
     exchange_id = exchange_in(platform, "counted", [Move(S.VALIDATED)], datetime.now(UTC))
     uow, failed = platform.units.exchange(), [Move(S.FAILED, "no-match")]
     with pytest.raises(RuntimeError), uow:
-        record_moves(uow, exchange_id, failed, at=uow.now, actor="test")
+        record_moves(uow, Advance(exchange_id, failed, uow.now, "test"))
         raise RuntimeError("rolled back")
     assert counted() == before
     with uow:
-        record_moves(uow, exchange_id, failed, at=uow.now, actor="test")
+        record_moves(uow, Advance(exchange_id, failed, uow.now, "test"))
     assert counted() == before + 1
 
 

@@ -21,7 +21,7 @@ from payerbridge.compliance.report import compliance_report, report_json, report
 from payerbridge.config import load_settings
 from payerbridge.exchange.intake.submission import ExchangeSubmission, submit_exchange
 from payerbridge.exchange.model import Attempt, ExchangeState
-from payerbridge.exchange.moves import advance, note_attempt
+from payerbridge.exchange.moves import advance, arrival, note_attempt
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
@@ -73,15 +73,15 @@ def test_an_exchange_keeps_its_request_clock_and_the_old_payers_answer_clock(
     on_time, late = _submit(platform, 1), _submit(platform, 10)
     for exchange_id in (on_time, late):
         for target in (S.VALIDATED, S.CONSENT_VERIFIED, S.ROUTE_SELECTED):
-            advance(ports, exchange_id, target)
+            advance(ports, exchange_id, [arrival(target)])
     now = utcnow()
     held = Attempt("member-match", 0, now, now, "in maintenance", {"reason": "maintenance"})
     with ports:
         note_attempt(ports, late, held, at=now)
     for exchange_id in (on_time, late):
-        advance(ports, exchange_id, S.MEMBER_MATCHED)
-    advance(ports, on_time, S.RETRIEVING)
-    advance(ports, on_time, S.RECEIVED)
+        advance(ports, exchange_id, [arrival(S.MEMBER_MATCHED)])
+    advance(ports, on_time, [arrival(S.RETRIEVING)])
+    advance(ports, on_time, [arrival(S.RECEIVED)])
 
     kept = _rows(platform, Subject(SubjectType.EXCHANGE, on_time))
     request, answer = kept[REQUEST_AFTER_ENROLMENT], kept[ANSWER_WITHIN]
@@ -110,8 +110,8 @@ def test_a_no_match_answer_meets_both_clocks_at_once(platform: Platform) -> None
     ports = platform.units.exchange()
     exchange_id = _submit(platform, 0)
     for target in (S.VALIDATED, S.CONSENT_VERIFIED, S.ROUTE_SELECTED):
-        advance(ports, exchange_id, target)
-    advance(ports, exchange_id, S.FAILED, reason_code=ExchangeReason.NO_MATCH)
+        advance(ports, exchange_id, [arrival(target)])
+    advance(ports, exchange_id, [arrival(S.FAILED, ExchangeReason.NO_MATCH)])
     kept = _rows(platform, Subject(SubjectType.EXCHANGE, exchange_id))
     assert {k: v.standing for k, v in kept.items()} == {  # type: ignore[attr-defined]
         REQUEST_AFTER_ENROLMENT: Standing.MET,

@@ -13,7 +13,7 @@ from rich.table import Table
 from payerbridge import errors
 from payerbridge.cli.console import cli_actor
 from payerbridge.cli.options import DataDir
-from payerbridge.types import ClientId, PartnerId
+from payerbridge.types import ClientId, MemberId, PartnerId
 
 __all__ = ["consents_app"]
 
@@ -37,6 +37,7 @@ def consents_capture(
     from payerbridge.api.schemas import ConsentIn
     from payerbridge.bootstrap import build_platform
     from payerbridge.cli.console import fail, settings_for
+    from payerbridge.exchange.intake.opt_in import OptIn
     from payerbridge.exchange.intake.submission import capture_opt_in
 
     try:
@@ -53,14 +54,8 @@ def consents_capture(
         partner = platform.partners.get(PartnerId(old_payer))
         if partner is None:
             raise fail(errors.UnprocessableRequest(f"no partner is registered as '{old_payer}'"))
-        stored = capture_opt_in(
-            platform.units.exchange(),
-            grant,
-            member_id,
-            partner,
-            ClientId(cli_actor()),
-            request_id=None,
-        )
+        opt_in = OptIn(grant, MemberId(member_id), partner, ClientId(cli_actor()))
+        stored = capture_opt_in(platform.units.exchange(), opt_in)
     finally:
         platform.close()
     typer.echo(stored.consent_id)

@@ -33,10 +33,13 @@ from payerbridge.types import ExchangeId
 
 __all__ = [
     "SYSTEM_ACTOR",
+    "Advance",
+    "Blocking",
     "StepResult",
     "StepRun",
     "advance",
     "advance_in",
+    "arrival",
     "block",
     "fail",
     "give_up",
@@ -86,21 +89,50 @@ def stopped(state: ExchangeState) -> StepResult:
     return StepResult(state, done=state in STOPPED_STATES)
 
 
-def record_moves(
-    uow: ExchangeUnit,
-    exchange_id: ExchangeId,
-    moves: Sequence[Move],
-    *,
-    at: datetime,
-    actor: str,
-    expected: ExchangeState | None = None,
-) -> None:
-    """``moves`` of the exchange in ``unit``, each with its audit event; ``expected``, the
-    state they start from as the caller read it (IllegalTransition if it has left it)."""
-    stamp = Stamp(at, actor, uow.retry_policy.version)
-    start = uow.exchanges.advance(exchange_id, moves, stamp, expected=expected)
-    uow.record(*transition_events(exchange_id, start, moves, stamp))
-    keep_clocks(uow, exchange_id, moves, at=at)
+@dataclass(frozen=True)
+class Advance:
+    """Record ``moves`` of an exchange, at ``at`` by ``actor``; ``expected``, the state
+    they start from as the caller read it (IllegalTransition if it has left it)."""
+
+    exchange_id: ExchangeId
+    moves: Sequence[Move]
+    at: datetime
+    actor: str = SYSTEM_ACTOR
+    expected: ExchangeState | None = None
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """Why an exchange stops on consent grounds: the reason code and its text, what the
+    audit trail keeps of it, the moves on the way there and, when the decision was ours,
+    the audited decision that refused it."""
+
+    reason: str
+    text: str
+    detail: dict[str, Any]
+    before: Sequence[Move] = ()
+    event: AuditEvent | None = None
+
+
+def arrival(
+    target: ExchangeState,
+    reason_code: str | None = None,
+    detail: dict[str, Any] | None = None,
+    updates: dict[str, Any] | None = None,
+) -> Move:
+    """A move to ``target`` that starts its step afresh: no attempt counted, none due."""
+    return Move(
+        target, reason_code, detail, {"attempts": 0, "next_attempt_at": None, **(updates or {})}
+    )
+
+
+def record_moves(uow: ExchangeUnit, command: Advance) -> None:
+    """The command's moves in ``uow``'s transaction, each with its audit event."""
+    stamp = Stamp(command.at, command.actor, uow.retry_policy.version)
+    exchange_id = command.exchange_id
+    start = uow.exchanges.advance(exchange_id, command.moves, stamp, expected=command.expected)
+    uow.record(*transition_events(exchange_id, start, command.moves, stamp))
+    keep_clocks(uow, exchange_id, command.moves, at=command.at)
 
 
 def note_attempt(
@@ -137,7 +169,7 @@ def give_up(
     stop = {"error_code": code, "error_text": text, "next_attempt_at": None}
     with uow:
         moves = [Move(S.FAILED, code, detail, stop)]
-        record_moves(uow, exchange_id, moves, at=uow.clock(), actor=SYSTEM_ACTOR)
+        record_moves(uow, Advance(exchange_id, moves, uow.clock()))
     logger.warning("exchange failed", extra={"exchange_id": exchange_id, "reason_code": code})
     return StepResult(S.FAILED, done=True)
 
@@ -145,65 +177,43 @@ def give_up(
 def advance(
     uow: ExchangeUnit,
     exchange_id: ExchangeId,
-    target: ExchangeState,
+    moves: Sequence[Move],
     *,
     event: AuditEvent | None = None,
-    **move: Any,
+    expected: ExchangeState | None = None,
 ) -> None:
     """``advance_in`` a unit of work of its own, after ``event`` (the consent decision
-    that allowed the move)."""
+    that allowed the moves)."""
     with uow:
         if event is not None:
             uow.record(event)
-        advance_in(uow, exchange_id, target, **move)
+        advance_in(uow, exchange_id, moves, expected=expected)
 
 
 def advance_in(
     uow: ExchangeUnit,
     exchange_id: ExchangeId,
-    target: ExchangeState,
+    moves: Sequence[Move],
     *,
-    reason_code: str | None = None,
-    detail: dict[str, Any] | None = None,
-    updates: dict[str, Any] | None = None,
-    before: Sequence[Move] = (),
-    then: Sequence[Move] = (),
     expected: ExchangeState | None = None,
 ) -> None:
-    """Move to ``target`` (passing through ``before`` and on to ``then``) in ``unit``;
-    ``expected``, the state the moves start from as the caller read it (the store then
-    moves the row only if it is still there)."""
-    reset = {"attempts": 0, "next_attempt_at": None, **(updates or {})}
-    moves = [*before, Move(target, reason_code, detail, reset), *then]
-    at = uow.clock()
-    record_moves(uow, exchange_id, moves, at=at, actor=SYSTEM_ACTOR, expected=expected)
+    """``moves`` by the system, now, in ``uow``'s transaction; ``expected``, the state the
+    moves start from as the caller read it (the store then moves the row only if it is
+    still there)."""
+    record_moves(uow, Advance(exchange_id, moves, uow.clock(), expected=expected))
 
 
-def block(
-    uow: ExchangeUnit,
-    exchange_id: ExchangeId,
-    reason: str,
-    text: str,
-    detail: dict[str, Any],
-    before: Sequence[Move] = (),
-    event: AuditEvent | None = None,
-) -> StepResult:
+def block(uow: ExchangeUnit, exchange_id: ExchangeId, blocking: Blocking) -> StepResult:
     """→ ``blocked`` on consent grounds (with the audited decision that refused it, when
     ours); a revocation may have blocked it already."""
+    reason = blocking.reason
+    updates = {"error_code": reason, "error_text": blocking.text}
+    moves = [*blocking.before, arrival(S.BLOCKED, reason, blocking.detail, updates)]
     try:
-        advance(
-            uow,
-            exchange_id,
-            S.BLOCKED,
-            reason_code=reason,
-            detail=detail,
-            updates={"error_code": reason, "error_text": text},
-            before=before,
-            event=event,
-        )
+        advance(uow, exchange_id, moves, event=blocking.event)
     except IllegalTransition:
-        if event is not None:
-            uow.audit.record(event)
+        if blocking.event is not None:
+            uow.audit.record(blocking.event)
         return stopped(uow.exchanges.current(exchange_id).state)
     logger.warning("exchange blocked", extra={"exchange_id": exchange_id, "reason_code": reason})
     return StepResult(S.BLOCKED, done=True)

@@ -27,7 +27,7 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import ConsentId, Requester
 from payerbridge.consent.service import authorize_request, record_consent
 from payerbridge.errors import InvalidInput, Issue, NotFound, PartnerRejected, UnprocessableRequest
-from payerbridge.exchange.intake.opt_in import opt_in_consent
+from payerbridge.exchange.intake.opt_in import OptIn, opt_in_consent
 from payerbridge.exchange.model import ExchangeRequest
 from payerbridge.exchange.moves import SYSTEM_ACTOR
 from payerbridge.exchange.received.reconcile import Holder
@@ -159,12 +159,9 @@ def accept_onboarding(
         for position, request in enumerate(requests):
             assert request.consent is not None  # _check_members
             consent = opt_in_consent(
-                request.consent,
+                OptIn(request.consent, MemberId(request.member_id), partner, client_id),
                 consent_id=ConsentId(ports.new_id()),
-                member_id=MemberId(request.member_id),
-                old_payer=partner,
                 us=ports.us,
-                client_id=client_id,
                 zone=ports.consent_zone,
                 at=now,
             )

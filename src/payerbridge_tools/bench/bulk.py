@@ -52,7 +52,7 @@ from joserfc.jwk import ECKey
 
 from payerbridge.config import Settings
 from payerbridge.consent.model import ConsentId
-from payerbridge.exchange.intake.opt_in import opt_in_consent
+from payerbridge.exchange.intake.opt_in import OptIn, opt_in_consent
 from payerbridge.exchange.model import (
     Address,
     ConsentGrant,
@@ -294,12 +294,9 @@ def _opt_in() -> dict[str, Any]:
         "regular", today - timedelta(days=1), today + timedelta(days=365), "DocumentReference/x"
     )
     stored = opt_in_consent(
-        grant,
+        OptIn(grant, MemberId("bench"), _OLD, ClientId(_CLIENT_ID)),
         consent_id=ConsentId("bench"),
-        member_id=MemberId("bench"),
-        old_payer=_OLD,
         us=_NEW,
-        client_id=ClientId(_CLIENT_ID),
         zone=ZoneInfo("UTC"),
         at=datetime.now(UTC),
     )

@@ -295,6 +295,8 @@ def _move(
     """Each exchange of ``written`` along its path in one unit of work; then, in another
     (the store writes these through SQLAlchemy Core, which a unit must not run after its
     driver statements), the attempts noted and the dead letters filed."""
+    from payerbridge.exchange.moves import Advance
+
     uow = platform.units.exchange()
     extras = []
     with uow:
@@ -302,7 +304,7 @@ def _move(
             at = created + timedelta(seconds=rng.uniform(1, 600))
             moves = moves_to(end, f"https://{partner}.payer.example/fhir", at, rng)
             if moves:
-                record_moves(uow, exchange_id, moves, at=at, actor=actor, expected=S.SUBMITTED)
+                record_moves(uow, Advance(exchange_id, moves, at, actor, expected=S.SUBMITTED))
             if end in ("dead-lettered", "cancelled", "waiting"):
                 extras.append((exchange_id, end, at, partner))
     if not extras:

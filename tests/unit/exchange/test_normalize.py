@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pytest
 
 from payerbridge.errors import PartnerRejected
-from payerbridge.exchange.received.normalize import normalize_everything_bundle
+from payerbridge.exchange.received.normalize import Receipt, normalize_everything_bundle
 from payerbridge.exchange.received.reconcile import Holder
 from payerbridge.fhir.completeness import SOURCE_TIMEOUT, Gap, outcome_entry
 from payerbridge.fhir.resources import iter_references
@@ -30,11 +30,13 @@ def ours(old_ref: str) -> str:
 def run(b: dict, holder: Holder = HOLDER):  # type: ignore[no-untyped-def]
     return normalize_everything_bundle(
         b,
-        holder=holder,
-        received_at=datetime(2026, 11, 1, tzinfo=UTC),
-        us=Organization("New", "1234567893"),
-        old_payer=Organization("Old", "1245319599", "http://old/fhir"),
-        exchange_id="x1",
+        Receipt(
+            holder,
+            Organization("Old", "1245319599", "http://old/fhir"),
+            Organization("New", "1234567893"),
+            datetime(2026, 11, 1, tzinfo=UTC),
+            "x1",
+        ),
     )
 
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.exchange.model import ExchangeState
-from payerbridge.exchange.received.normalize import normalize_everything_bundle
+from payerbridge.exchange.received.normalize import Receipt, normalize_everything_bundle
 from payerbridge.exchange.received.reconcile import (
     Holder,
     conflicts_with_held,
@@ -47,11 +47,9 @@ def _store(held: dict[str, tuple[str, str]], answer: dict[str, Any], holder: Hol
     answer no longer sends (held: ref → (compartment, holder's client))."""
     normalized = normalize_everything_bundle(
         answer,
-        holder=holder,
-        received_at=datetime(2026, 11, 1, tzinfo=UTC),
-        us=Organization("New", "1234567893"),
-        old_payer=OLD,
-        exchange_id="x",
+        Receipt(
+            holder, OLD, Organization("New", "1234567893"), datetime(2026, 11, 1, tzinfo=UTC), "x"
+        ),
     )
     mine = [ref for ref, (patient, _) in held.items() if patient == normalized.patient_id]
     for ref in stale_refs(mine, normalized.refs, complete=not normalized.gaps):

@@ -19,6 +19,8 @@ from payerbridge.exchange.calls.breaker import (
     record_success,
 )
 from payerbridge.exchange.calls.retry import (
+    Deadlines,
+    FailedCall,
     FailureClass,
     backoff_ceiling,
     backoff_delay,
@@ -75,12 +77,12 @@ def decide(
 ) -> tuple[datetime | None, str | None]:
     decision = decide_retry(
         policy,
-        attempt=attempt,
+        FailedCall(attempt, T0 - timedelta(seconds=waited), retry_after),
+        Deadlines(
+            T0 + timedelta(seconds=exchange_left),
+            T0 + timedelta(seconds=step_left) if step_left is not None else None,
+        ),
         now=T0,
-        started=T0 - timedelta(seconds=waited),
-        step_deadline=T0 + timedelta(seconds=step_left) if step_left is not None else None,
-        exchange_deadline=T0 + timedelta(seconds=exchange_left),
-        retry_after_seconds=retry_after,
         unit_random=unit,
     )
     return decision.retry_at, decision.give_up_reason
@@ -167,12 +169,9 @@ def test_a_retry_is_never_beyond_the_deadline_and_never_before_retry_after(
     deadline = T0 + timedelta(seconds=left)
     decision = decide_retry(
         policy,
-        attempt=attempt,
+        FailedCall(attempt, T0 - timedelta(seconds=waited), retry_after),
+        Deadlines(deadline),
         now=T0,
-        started=T0 - timedelta(seconds=waited),
-        step_deadline=None,
-        exchange_deadline=deadline,
-        retry_after_seconds=retry_after,
         unit_random=unit,
     )
     latest = deadline - last_call(policy)
@@ -218,10 +217,9 @@ def test_a_held_back_call_waits_for_its_hold_and_never_past_the_deadline(
     deadline = T0 + timedelta(seconds=left)
     held_until = T0 + timedelta(seconds=until) if until is not None else None
     decision = decide_wait(
+        Deadlines(deadline),
         until=held_until,
         now=T0,
-        step_deadline=None,
-        exchange_deadline=deadline,
         spread_seconds=spread,
         unit_random=unit,
     )
@@ -238,9 +236,7 @@ def test_a_held_back_call_waits_for_its_hold_and_never_past_the_deadline(
 def test_the_last_call_keeps_what_it_read() -> None:
     def last(attempt: int, left: float, policy: RetryPolicy = POLICY) -> bool:
         deadline = T0 + timedelta(seconds=left)
-        return is_last_call(
-            policy, attempt=attempt, now=T0, step_deadline=None, exchange_deadline=deadline
-        )
+        return is_last_call(policy, Deadlines(deadline), attempt=attempt, now=T0)
 
     assert not last(1, 100) and last(6, 100)  # a later page's retries are few
     assert last(1, 0.9)  # no time for another call after this one

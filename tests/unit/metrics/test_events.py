@@ -14,7 +14,7 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import ConsentDecision, ConsentPolicy, DenyReason
 from payerbridge.consent.service import decision_event
 from payerbridge.errors import MatchUnderReview
-from payerbridge.exchange.calls.breaker import breaker_event
+from payerbridge.exchange.calls.breaker import BreakerChange, breaker_event
 from payerbridge.exchange.model import (
     Attempt,
     BreakerState,
@@ -74,13 +74,13 @@ def test_exchange_moves_retries_and_breakers_are_counted_by_their_codes() -> Non
     assert moved_by([attempt_event(exchange, retry, at=AT)], retries, **labels) == 1
     gave_up = Attempt("member-match", 6, None, AT, "HTTP 503", {"reason": "partner-down"})
     assert moved_by([attempt_event(exchange, gave_up, at=AT)], retries, **labels) == 0
-    opened = breaker_event(
+    change = BreakerChange(
         "https://old.example/fhir",
         PartnerId("old-plan"),
         BreakerState(),
         BreakerState(BreakerStatus.OPEN, 5),
-        at=AT,
     )
+    opened = breaker_event(change, at=AT)
     labels = {"partner": "old-plan", "state": "open"}
     assert moved_by([opened], "payerbridge_partner_breaker_transitions_total", **labels) == 1
 

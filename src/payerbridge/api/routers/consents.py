@@ -18,6 +18,7 @@ from payerbridge.api.schemas import ConsentCapture
 from payerbridge.bootstrap import Platform
 from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.errors import Issue, NotFound, UnprocessableRequest
+from payerbridge.exchange.intake.opt_in import OptIn
 from payerbridge.exchange.intake.submission import capture_opt_in
 from payerbridge.exchange.operations.interventions import revoke_and_stop
 from payerbridge.logging import current_request_id
@@ -87,14 +88,8 @@ def capture_consent(
             f"no partner is registered with id '{body.old_payer}'",
             issues=[Issue("register the old payer first", "old_payer", "not-found")],
         )
-    stored = capture_opt_in(
-        platform.units.exchange(),
-        body.to_domain(),
-        body.member_id,
-        partner,
-        caller.client_id,
-        request_id=current_request_id(),
-    )
+    opt_in = OptIn(body.to_domain(), MemberId(body.member_id), partner, caller.client_id)
+    stored = capture_opt_in(platform.units.exchange(), opt_in, request_id=current_request_id())
     response.headers["Location"] = str(request.url_for("get_consent", consent_id=stored.consent_id))
     return consent_public(stored)
 

@@ -33,6 +33,7 @@ __all__ = [
     "Admission",
     "admit",
     "as_seen",
+    "BreakerChange",
     "breaker_event",
     "record_failure",
     "record_probe",
@@ -120,31 +121,35 @@ _ACTIONS = {
 }
 
 
-def breaker_event(
-    endpoint: str,
-    partner_id: PartnerId,
-    before: BreakerState,
-    after: BreakerState,
-    *,
-    at: datetime,
-    detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """The audit event of the endpoint's breaker changing status, ``before`` → ``after``
-    (``detail``: the probe that moved it, when one did)."""
+@dataclass(frozen=True)
+class BreakerChange:
+    """An endpoint's breaker moving from ``before`` to ``after``; ``detail``, the probe
+    that moved it, when one did."""
+
+    endpoint: str
+    partner_id: PartnerId
+    before: BreakerState
+    after: BreakerState
+    detail: dict[str, Any] | None = None
+
+
+def breaker_event(change: BreakerChange, *, at: datetime) -> AuditEvent:
+    """The audit event of the endpoint's breaker changing status."""
+    before, after = change.before, change.after
     next_probe = after.next_probe_at
     return AuditEvent(
         at=at,
         actor="payerbridge",
         action=_ACTIONS[after.status],
         entity_type="PartnerEndpoint",
-        entity_id=endpoint,
+        entity_id=change.endpoint,
         outcome=after.status.value,
         request_id=None,
         detail={
-            "partner_id": partner_id,
+            "partner_id": change.partner_id,
             "from": before.status.value,
             "consecutive_failures": after.consecutive_failures,
             "next_probe_at": next_probe.isoformat() if next_probe else None,
-            **(detail or {}),
+            **(change.detail or {}),
         },
     )

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from payerbridge.exchange.calls.breaker import (
     Admission,
+    BreakerChange,
     admit,
     breaker_event,
     record_failure,
@@ -31,7 +31,6 @@ from payerbridge.exchange.calls.breaker import (
 from payerbridge.exchange.model import BreakerState, BreakerStatus
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
-from payerbridge.types import PartnerId
 
 __all__ = ["admit_call", "probe_due_breakers", "probe_interval", "record_outcome"]
 
@@ -59,7 +58,7 @@ def admit_call(uow: ExchangeUnit, partner: Partner, now: datetime) -> Admission:
         before = uow.breakers.lock(endpoint, partner.id, at=now)
         admission = admit(before, now, interval)
         if admission.probe:
-            _keep(uow, endpoint, partner.id, before, admission.state, now)
+            _keep(uow, BreakerChange(endpoint, partner.id, before, admission.state), now)
     if not admission.probe:  # another worker claimed it, or a call closed the breaker
         return admission
     return _probe(uow, partner, interval)
@@ -75,7 +74,7 @@ def _probe(uow: ExchangeUnit, partner: Partner, interval: timedelta) -> Admissio
         before = uow.breakers.lock(endpoint, partner.id, at=now)
         after = record_probe(before, now, answered=answer.answered, interval=interval)
         probe = {"probe": {"at": now.isoformat(), **answer.to_json()}}
-        _keep(uow, endpoint, partner.id, before, after, now, detail=probe)
+        _keep(uow, BreakerChange(endpoint, partner.id, before, after, probe), now)
     logger.info(
         "partner endpoint probed",
         extra={"partner_id": partner.id, "answered": answer.answered, "status": answer.status},
@@ -111,7 +110,7 @@ def record_outcome(
             cooldown = probe_interval(uow)
             threshold = policy.breaker_failure_threshold
             after = record_failure(before, now, threshold=threshold, cooldown=cooldown)
-        _keep(uow, endpoint, partner.id, before, after, now)
+        _keep(uow, BreakerChange(endpoint, partner.id, before, after), now)
 
 
 def probe_due_breakers(uow: ExchangeUnit) -> int:
@@ -132,19 +131,11 @@ def probe_due_breakers(uow: ExchangeUnit) -> int:
     return probed
 
 
-def _keep(
-    uow: ExchangeUnit,
-    endpoint: str,
-    partner_id: PartnerId,
-    before: BreakerState,
-    after: BreakerState,
-    at: datetime,
-    *,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """The breaker moved ``before`` → ``after`` in ``unit``, audited when its status changed."""
+def _keep(uow: ExchangeUnit, change: BreakerChange, at: datetime) -> None:
+    """The breaker's change in ``uow``'s transaction, audited when its status changed."""
+    before, after = change.before, change.after
     if after == before:
         return
-    uow.breakers.save(endpoint, partner_id, after, at=at)
+    uow.breakers.save(change.endpoint, change.partner_id, after, at=at)
     if after.status is not before.status:
-        uow.record(breaker_event(endpoint, partner_id, before, after, at=at, detail=detail))
+        uow.record(breaker_event(change, at=at))

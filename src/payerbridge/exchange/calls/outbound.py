@@ -37,6 +37,8 @@ from payerbridge.exchange.calls.partner_calls import (
     partner_call_event,
 )
 from payerbridge.exchange.calls.retry import (
+    Deadlines,
+    FailedCall,
     RetryDecision,
     decide_retry,
     decide_wait,
@@ -52,7 +54,7 @@ from payerbridge.exchange.model import (
     RetryPolicy,
 )
 from payerbridge.exchange.moves import (
-    SYSTEM_ACTOR,
+    Advance,
     StepResult,
     StepRun,
     note_attempt,
@@ -122,19 +124,12 @@ class StepClock:
     step: str
     attempt: int
     started: datetime
-    step_deadline: datetime | None
-    exchange_deadline: datetime
+    deadlines: Deadlines
     waiting: str | None = None
 
     def is_last_call(self, policy: RetryPolicy, now: datetime) -> bool:
         """Whether the call about to go would have no retry if it failed."""
-        return is_last_call(
-            policy,
-            attempt=self.attempt,
-            now=now,
-            step_deadline=self.step_deadline,
-            exchange_deadline=self.exchange_deadline,
-        )
+        return is_last_call(policy, self.deadlines, attempt=self.attempt, now=now)
 
 
 @dataclass(frozen=True)
@@ -158,8 +153,9 @@ def step_clock(uow: ExchangeUnit, run: StepRun, step: str) -> StepClock:
         step=step,
         attempt=run.attempt,
         started=started,
-        step_deadline=started + timedelta(seconds=budget) if budget is not None else None,
-        exchange_deadline=deadline,
+        deadlines=Deadlines(
+            deadline, started + timedelta(seconds=budget) if budget is not None else None
+        ),
         waiting=record.last_error if record.current_step == step else None,
     )
 
@@ -184,7 +180,7 @@ def call_partner(uow: ExchangeUnit, clock: StepClock, call: Callable[[float], T]
     policy: RetryPolicy = uow.retry_policy
     exchange_id, partner = clock.exchange_id, clock.partner
     now = uow.clock()
-    deadline, reason = first_deadline(clock.step_deadline, clock.exchange_deadline)
+    deadline, reason = first_deadline(clock.deadlines)
     remaining = (deadline - now).total_seconds()
     if remaining <= 0:  # this attempt never goes out
         last = clock.waiting or "no call was made"
@@ -272,10 +268,9 @@ def _park(
     now = uow.clock()
     spread = settle_seconds(probe_interval(uow)) if reason == ExchangeReason.CIRCUIT_OPEN else 0
     decision = decide_wait(
+        clock.deadlines,
         until=until,
         now=now,
-        step_deadline=clock.step_deadline,
-        exchange_deadline=clock.exchange_deadline,
         spread_seconds=spread,
         unit_random=uow.random(),
     )
@@ -290,15 +285,9 @@ def _retry_later(
     """The call went out and the partner did not answer: tried again after the backoff,
     within the deadline, or dead-lettered."""
     now = uow.clock()
+    failed = FailedCall(clock.attempt, clock.started, error.retry_after)
     decision = decide_retry(
-        uow.retry_policy,
-        attempt=clock.attempt,
-        now=now,
-        started=clock.started,
-        step_deadline=clock.step_deadline,
-        exchange_deadline=clock.exchange_deadline,
-        retry_after_seconds=error.retry_after,
-        unit_random=uow.random(),
+        uow.retry_policy, failed, clock.deadlines, now=now, unit_random=uow.random()
     )
     detail = {
         "reason": reason,
@@ -330,7 +319,7 @@ def _note_wait(uow: ExchangeUnit, clock: StepClock, wait: _Wait) -> CallOutcome[
     retry_at = decision.retry_at
     detail = wait.detail | {
         "next_attempt_at": utc_iso(retry_at) if retry_at else None,
-        "deadline_at": utc_iso(clock.exchange_deadline),
+        "deadline_at": utc_iso(clock.deadlines.exchange),
     }
     attempt = Attempt(
         step=clock.step,
@@ -392,13 +381,13 @@ def dead_letter(
     detail = {
         "step": clock.step,
         "attempts": attempts,
-        "deadline_at": utc_iso(clock.exchange_deadline),
+        "deadline_at": utc_iso(clock.deadlines.exchange),
         "last_error": last_error,
     }
     moves = [Move(ExchangeState.DEAD_LETTERED, reason_code, detail, stop)]
     with uow:
         uow.exchanges.file_dead_letter(letter)
-        record_moves(uow, exchange_id, moves, at=now, actor=SYSTEM_ACTOR)
+        record_moves(uow, Advance(exchange_id, moves, now))
     logger.warning(
         "exchange dead-lettered",
         extra={"exchange_id": exchange_id, "step": clock.step, "reason_code": reason_code},
@@ -410,11 +399,11 @@ def _gave_up(reason_code: str, clock: StepClock, last_error: str, attempts: int)
     """Why the step gave up, as the exchange's ``error.text`` says it."""
     if reason_code == ExchangeReason.DEADLINE_EXCEEDED:
         why = (
-            f"its deadline ({utc_iso(clock.exchange_deadline)}) passed, or left no time for "
+            f"its deadline ({utc_iso(clock.deadlines.exchange)}) passed, or left no time for "
             "another call, with the partner still not answering"
         )
-    elif reason_code == ExchangeReason.BUDGET_EXHAUSTED and clock.step_deadline is not None:
-        why = f"the step's own budget ran out at {utc_iso(clock.step_deadline)}"
+    elif reason_code == ExchangeReason.BUDGET_EXHAUSTED and clock.deadlines.step is not None:
+        why = f"the step's own budget ran out at {utc_iso(clock.deadlines.step)}"
     elif reason_code == ExchangeReason.ATTEMPTS_EXHAUSTED:
         why = f"it made {attempts} calls, the most a step may"
     else:

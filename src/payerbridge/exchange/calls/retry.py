@@ -36,6 +36,8 @@ from payerbridge.exchange.reasons import ExchangeReason
 __all__ = [
     "retry_after_seconds",
     "Backoff",
+    "Deadlines",
+    "FailedCall",
     "FailureClass",
     "RetryDecision",
     "backoff_ceiling",
@@ -113,53 +115,67 @@ class RetryDecision:
     give_up_reason: str | None
 
 
-def first_deadline(
-    step_deadline: datetime | None, exchange_deadline: datetime
-) -> tuple[datetime, str]:
+@dataclass(frozen=True)
+class Deadlines:
+    """What a step's calls run under: the exchange's deadline, and the step's own budget
+    when one is set (None: none)."""
+
+    exchange: datetime
+    step: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FailedCall:
+    """A retryable failure: the step's call number ``attempt`` since the step began at
+    ``started``, and the wait the partner asked for (its ``Retry-After``), if any."""
+
+    attempt: int
+    started: datetime
+    retry_after_seconds: float | None = None
+
+
+def first_deadline(deadlines: Deadlines) -> tuple[datetime, str]:
     """The deadline that comes first, and the reason code of missing it: the step's own
     budget (``budget-exhausted``), when one is set and ends sooner, else the exchange's
     (``deadline-exceeded``)."""
-    if step_deadline is not None and step_deadline < exchange_deadline:
-        return step_deadline, ExchangeReason.BUDGET_EXHAUSTED
-    return exchange_deadline, ExchangeReason.DEADLINE_EXCEEDED
+    step = deadlines.step
+    if step is not None and step < deadlines.exchange:
+        return step, ExchangeReason.BUDGET_EXHAUSTED
+    return deadlines.exchange, ExchangeReason.DEADLINE_EXCEEDED
 
 
 def decide_retry(
     policy: RetryPolicy,
+    failed: FailedCall,
+    deadlines: Deadlines,
     *,
-    attempt: int,
     now: datetime,
-    started: datetime,
-    step_deadline: datetime | None,
-    exchange_deadline: datetime,
-    retry_after_seconds: float | None,
     unit_random: float,
 ) -> RetryDecision:
-    """After retryable failure number ``attempt`` (the calls the step has made, since
-    ``started``): when to call again, or why not.
+    """After a retryable failure: when to call again, or why not.
 
     The next call is due after the backoff, at least ``Retry-After``, and no later than
     the last moment a call is still worth making before the deadline (``last_call``):
     the final try is made, not skipped. Gives up when the failed call was already that
     last one, or the partner asks us to wait past it."""
+    attempt = failed.attempt
     if policy.max_attempts is not None and attempt >= policy.max_attempts:
         return RetryDecision(None, ExchangeReason.ATTEMPTS_EXHAUSTED)
-    deadline, reason = first_deadline(step_deadline, exchange_deadline)
+    deadline, reason = first_deadline(deadlines)
     latest = deadline - last_call(policy)
-    asked = timedelta(seconds=retry_after_seconds or 0.0)
+    asked = timedelta(seconds=failed.retry_after_seconds or 0.0)
     if now >= latest or now + asked > latest:
         return RetryDecision(None, reason)
-    waited = (now - started).total_seconds()
+    waited = (now - failed.started).total_seconds()
     delay = timedelta(seconds=backoff_delay(policy, attempt, waited, unit_random))
     return RetryDecision(min(now + max(delay, asked), latest), None)
 
 
 def decide_wait(
+    deadlines: Deadlines,
     *,
     until: datetime | None,
     now: datetime,
-    step_deadline: datetime | None,
-    exchange_deadline: datetime,
     spread_seconds: float,
     unit_random: float,
 ) -> RetryDecision:
@@ -167,28 +183,21 @@ def decide_wait(
     until ``until``, later by up to ``spread_seconds`` so that the exchanges parked on one
     breaker do not all wake at once, and never past the deadline: one that reaches it
     still held back gives up there."""
-    deadline, reason = first_deadline(step_deadline, exchange_deadline)
+    deadline, reason = first_deadline(deadlines)
     if now >= deadline:
         return RetryDecision(None, reason)
     wake = (until or now) + timedelta(seconds=max(spread_seconds, 0.0) * unit_random)
     return RetryDecision(min(max(wake, now), deadline), None)
 
 
-def is_last_call(
-    policy: RetryPolicy,
-    *,
-    attempt: int,
-    now: datetime,
-    step_deadline: datetime | None,
-    exchange_deadline: datetime,
-) -> bool:
+def is_last_call(policy: RetryPolicy, deadlines: Deadlines, *, attempt: int, now: datetime) -> bool:
     """Whether the call about to go would have no retry if it failed: the limits allow
     no more, or it is already within the deadline's last call time (``last_call``)."""
     if policy.max_attempts is not None and attempt >= policy.max_attempts:
         return True
     if attempt >= policy.partial_after_attempts:
         return True
-    deadline, _ = first_deadline(step_deadline, exchange_deadline)
+    deadline, _ = first_deadline(deadlines)
     return now >= deadline - last_call(policy)
 
 

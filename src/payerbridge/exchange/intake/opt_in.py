@@ -7,6 +7,7 @@ days in our configured zone; the old payer reads the same dates in its own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -26,21 +27,25 @@ from payerbridge.fhir.member_match import MEMBER_PATIENT_REF
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.types import ClientId, MemberId
 
-__all__ = ["opt_in_consent"]
+__all__ = ["OptIn", "opt_in_consent"]
+
+
+@dataclass(frozen=True)
+class OptIn:
+    """A member's opt-in as a client brought it: what the member granted, who the member
+    is at our plan, and the old payer that may disclose their data to us."""
+
+    grant: ConsentGrant
+    member_id: MemberId
+    old_payer: Partner
+    client_id: ClientId
 
 
 def opt_in_consent(
-    grant: ConsentGrant,
-    *,
-    consent_id: ConsentId,
-    member_id: MemberId,
-    old_payer: Partner,
-    us: Organization,
-    client_id: ClientId,
-    zone: ZoneInfo,
-    at: datetime,
+    opt_in: OptIn, *, consent_id: ConsentId, us: Organization, zone: ZoneInfo, at: datetime
 ) -> StoredConsent:
-    """The opt-in as a stored consent: ``old_payer`` may disclose the member's data to us."""
+    """The opt-in as a stored consent: its old payer may disclose the member's data to us."""
+    grant, old_payer = opt_in.grant, opt_in.old_payer
     policy = ConsentPolicy(grant.policy)
     resource = build_hrex_consent(
         consent_id="1",  # local to the Parameters it travels in; keeps the hash content-only
@@ -55,13 +60,13 @@ def opt_in_consent(
     )
     record = ConsentRecord(
         consent_id=consent_id,
-        member_id=member_id,
+        member_id=opt_in.member_id,
         policy=policy,
         period_start=start_of_day(grant.start, zone),
         period_end=end_of_day(grant.end, zone),
         source_npi=old_payer.npi,
         recipient_npis=(us.npi,),
-        client_id=client_id,
+        client_id=opt_in.client_id,
         performer=MEMBER_PATIENT_REF,
         resource_hash=consent_hash(resource),
         policy_version=POLICY_VERSION,

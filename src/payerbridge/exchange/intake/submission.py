@@ -22,9 +22,8 @@ from payerbridge.consent.service import consent_recorded, record_consent
 from payerbridge.errors import Issue, StoreConflict, UnprocessableRequest
 from payerbridge.exchange.budgets import exchange_deadline
 from payerbridge.exchange.clocks import request_events, start_request_clock, take_over_clock
-from payerbridge.exchange.intake.opt_in import opt_in_consent
+from payerbridge.exchange.intake.opt_in import OptIn, opt_in_consent
 from payerbridge.exchange.model import (
-    ConsentGrant,
     ExchangeRequest,
     ExchangeStart,
     ExchangeState,
@@ -193,7 +192,8 @@ def _opt_in(uow: ExchangeUnit, command: ExchangeSubmission, partner: Partner) ->
     name this old payer."""
     request, client_id, request_id = command.request, command.client_id, command.request_id
     if request.consent is not None:
-        consent = _new_opt_in(uow, request.consent, request.member_id, partner, client_id)
+        asked = OptIn(request.consent, MemberId(request.member_id), partner, client_id)
+        consent = _new_opt_in(uow, asked)
         event = consent_recorded(consent, actor=client_id, request_id=request_id)
         return uow.consents.add(uow, consent, event=event)
     consent_id = request.consent_id or ""
@@ -229,31 +229,18 @@ def opt_in_problem(
 
 
 def capture_opt_in(
-    uow: ExchangeUnit,
-    grant: ConsentGrant,
-    member_id: str,
-    partner: Partner,
-    client_id: ClientId,
-    *,
-    request_id: str | None = None,
+    uow: ExchangeUnit, opt_in: OptIn, *, request_id: str | None = None
 ) -> StoredConsent:
-    """Record a member's opt-in to the exchange with ``partner`` (audited); the same
+    """Record a member's opt-in to the exchange with its old payer (audited); the same
     opt-in captured again returns the first record."""
-    consent = _new_opt_in(uow, grant, member_id, partner, client_id)
+    consent = _new_opt_in(uow, opt_in)
+    actor = opt_in.client_id
     with uow:
-        return record_consent(uow, uow.consents, consent, actor=client_id, request_id=request_id)
+        return record_consent(uow, uow.consents, consent, actor=actor, request_id=request_id)
 
 
-def _new_opt_in(
-    uow: ExchangeUnit, grant: ConsentGrant, member_id: str, partner: Partner, client_id: ClientId
-) -> StoredConsent:
+def _new_opt_in(uow: ExchangeUnit, opt_in: OptIn) -> StoredConsent:
+    consent_id = ConsentId(uow.new_id())
     return opt_in_consent(
-        grant,
-        consent_id=ConsentId(uow.new_id()),
-        member_id=MemberId(member_id),
-        old_payer=partner,
-        us=uow.us,
-        client_id=ClientId(client_id),
-        zone=uow.consent_zone,
-        at=uow.clock(),
+        opt_in, consent_id=consent_id, us=uow.us, zone=uow.consent_zone, at=uow.clock()
     )

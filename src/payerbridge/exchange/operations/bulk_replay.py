@@ -81,37 +81,32 @@ def replay_partner_dead_letters(
             skipped.append(exchange_id)
             continue
         (replayed if done else already).append(exchange_id)
+    result = PartnerReplay(partner_id, tuple(replayed), tuple(already), tuple(skipped))
     if replayed:
         with uow:
-            uow.record(_event(partner_id, replayed, skipped, actor, key, request_id, now))
+            uow.record(_event(result, actor, key, request_id, now))
     logger.info(
         "partner dead letters replayed",
         extra={"partner_id": partner_id, "replayed": len(replayed), "skipped": len(skipped)},
     )
-    return PartnerReplay(partner_id, tuple(replayed), tuple(already), tuple(skipped))
+    return result
 
 
 def _event(
-    partner_id: PartnerId,
-    replayed: list[ExchangeId],
-    skipped: list[ExchangeId],
-    actor: str,
-    key: str | None,
-    request_id: str | None,
-    now: datetime,
+    done: PartnerReplay, actor: str, key: str | None, request_id: str | None, now: datetime
 ) -> AuditEvent:
     return AuditEvent(
         at=now,
         actor=actor,
         action="partner.dead-letters-replayed",
         entity_type="Partner",
-        entity_id=partner_id,
+        entity_id=done.partner_id,
         outcome="success",
         request_id=request_id,
         detail={
-            "replayed": replayed,
-            "count": len(replayed),
-            "skipped": skipped,
+            "replayed": list(done.replayed),
+            "count": len(done.replayed),
+            "skipped": list(done.skipped),
             "replay_key": key,
         },
     )

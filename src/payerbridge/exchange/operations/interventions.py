@@ -27,7 +27,7 @@ from payerbridge.exchange.model import (
     Stamp,
     transition_events,
 )
-from payerbridge.exchange.moves import note_attempt, record_moves
+from payerbridge.exchange.moves import Advance, note_attempt, record_moves
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.steps.review import awaits_partner_review
 from payerbridge.exchange.unit import ExchangeUnit
@@ -97,7 +97,7 @@ def replay(
         if record.state is S.DEAD_LETTERED:
             uow.exchanges.mark_replayed(exchange_id, by=actor, key=replay_key, at=now)
         moves = [Move(S.VALIDATED, ExchangeReason.REPLAY, detail, fresh)]
-        record_moves(uow, exchange_id, moves, at=now, actor=actor, expected=record.state)
+        record_moves(uow, Advance(exchange_id, moves, now, actor, expected=record.state))
     logger.info("exchange replayed", extra={"exchange_id": exchange_id})
     return True
 
@@ -114,7 +114,7 @@ def cancel(uow: ExchangeUnit, exchange_id: ExchangeId, *, actor: str, note: str)
     stop = {"error_code": ExchangeReason.CANCELLED, "error_text": text, "next_attempt_at": None}
     moves = [Move(S.FAILED, ExchangeReason.CANCELLED, {"by": actor, "note": note}, stop)]
     with uow:
-        record_moves(uow, exchange_id, moves, at=now, actor=actor, expected=record.state)
+        record_moves(uow, Advance(exchange_id, moves, now, actor, expected=record.state))
     logger.info("exchange cancelled", extra={"exchange_id": exchange_id})
 
 

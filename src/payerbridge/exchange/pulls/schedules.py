@@ -28,6 +28,7 @@ from payerbridge.consent.model import DenyReason, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request
 from payerbridge.errors import Conflict, ConsentDenied, InvalidInput, Issue, NotFound
 from payerbridge.exchange.clocks import day_start
+from payerbridge.exchange.intake.opt_in import OptIn
 from payerbridge.exchange.intake.submission import (
     ExchangeSubmission,
     capture_opt_in,
@@ -56,7 +57,7 @@ from payerbridge.exchange.requests import request_from_document
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.timestamps import utc_iso
-from payerbridge.types import ClientId, ExchangeId, PartnerId
+from payerbridge.types import ClientId, ExchangeId, MemberId, PartnerId
 
 __all__ = [
     "PullsRun",
@@ -149,18 +150,16 @@ def schedule_pull(
     period = next_period(_obligations(uow), record.created_at, coverage_end, consent_end)
     request = {k: v for k, v in record.request.items() if k not in ("consent", "since")}
     request["consent_id"] = record.consent_id
-    schedule = _new_schedule(
-        uow,
-        period,
+    new = _NewPull(
         record.partner_id,
         record.client_id,
         record.consent_id or "",
+        record.member_key,
         coverage_end,
-        actor=actor,
-        now=now,
         source=record,
         received_at=received_at,
     )
+    schedule = _new_schedule(uow, period, new, actor=actor, now=now)
     return _add(uow, schedule, request, period, decided)
 
 
@@ -184,7 +183,7 @@ def schedule_first_pull(
             issues=[Issue("register the old payer first", "old_payer", "not-found")],
         )
     opt_in = (
-        capture_opt_in(uow, request.consent, request.member_id, partner, client_id)
+        capture_opt_in(uow, OptIn(request.consent, MemberId(request.member_id), partner, client_id))
         if request.consent is not None
         else _captured_opt_in(uow, request.consent_id or "", client_id, request.member_id, partner)
     )
@@ -195,17 +194,9 @@ def schedule_first_pull(
     _, decided = _opt_in_checked(uow, partner.id, opt_in.consent_id, max(now, period.start_at))
     raw = {k: v for k, v in submission.raw.items() if k not in ("consent", "since")}
     raw["consent_id"] = opt_in.consent_id
-    schedule = _new_schedule(
-        uow,
-        period,
-        partner.id,
-        client_id,
-        opt_in.consent_id,
-        coverage_end,
-        actor=actor,
-        now=now,
-        member_key=member_key_of(client_id, request.member_id),
-    )
+    member_key = member_key_of(client_id, request.member_id)
+    new = _NewPull(partner.id, client_id, opt_in.consent_id, member_key, coverage_end)
+    schedule = _new_schedule(uow, period, new, actor=actor, now=now)
     return _add(uow, schedule, raw, period, decided)
 
 
@@ -245,33 +236,38 @@ def _opt_in_checked(
     return (stored.record.period_end if stored is not None else None), event
 
 
+@dataclass(frozen=True)
+class _NewPull:
+    """Whose record a new schedule pulls, from which old payer, under which opt-in and
+    until when; ``source``, the exchange it starts from and when that one's data came
+    (None: the member's first request, still to be made)."""
+
+    partner_id: PartnerId
+    client_id: ClientId
+    consent_id: str
+    member_key: str | None
+    coverage_end: datetime | None
+    source: ExchangeRecord | None = None
+    received_at: datetime | None = None
+
+
 def _new_schedule(
-    uow: ExchangeUnit,
-    period: Period,
-    partner_id: PartnerId,
-    client_id: ClientId,
-    consent_id: str,
-    coverage_end: datetime | None,
-    *,
-    actor: str,
-    now: datetime,
-    source: ExchangeRecord | None = None,
-    received_at: datetime | None = None,
-    member_key: str | None = None,
+    uow: ExchangeUnit, period: Period, new: _NewPull, *, actor: str, now: datetime
 ) -> PullSchedule:
+    source = new.source
     return PullSchedule(
         id=uow.new_id(),
         kind=period.kind,
         status=PullStatus.ACTIVE,
-        partner_id=partner_id,
-        client_id=client_id,
-        consent_id=consent_id,
-        member_key=source.member_key if source is not None else member_key,
+        partner_id=new.partner_id,
+        client_id=new.client_id,
+        consent_id=new.consent_id,
+        member_key=new.member_key,
         source_exchange_id=source.id if source is not None else None,
         last_exchange_id=source.id if source is not None else None,
-        last_received_at=received_at,
+        last_received_at=new.received_at,
         next_due_at=period.start_at,
-        coverage_end=coverage_end,
+        coverage_end=new.coverage_end,
         pulls=0,
         stop_reason=None,
         awaiting_pull=False,

@@ -32,7 +32,13 @@ from payerbridge.fhir.resources import (
 from payerbridge.routing.model import Organization
 from payerbridge.types import ExchangeId
 
-__all__ = ["NormalizedBundle", "as_ours", "normalize_everything_bundle", "receivable_ref"]
+__all__ = [
+    "NormalizedBundle",
+    "Receipt",
+    "as_ours",
+    "normalize_everything_bundle",
+    "receivable_ref",
+]
 
 
 # Where a gap that is not the old payer's own word comes from.
@@ -117,17 +123,22 @@ def as_ours(
     return copy
 
 
-def normalize_everything_bundle(
-    bundle: Any,
-    *,
-    holder: Holder,
-    received_at: datetime,
-    us: Organization,
-    old_payer: Organization,
-    exchange_id: ExchangeId,
-) -> NormalizedBundle:
-    """The answer under our ids for ``holder``, with our receipt Provenance, its gaps and
-    the conflicts among its sources."""
+@dataclass(frozen=True)
+class Receipt:
+    """An old payer's answer as we receive it: for whom we hold it, from which old payer,
+    by whom (``us``), when, and in which exchange."""
+
+    holder: Holder
+    old_payer: Organization
+    us: Organization
+    received_at: datetime
+    exchange_id: ExchangeId
+
+
+def normalize_everything_bundle(bundle: Any, receipt: Receipt) -> NormalizedBundle:
+    """The answer under our ids for the receipt's holder, with our receipt Provenance, its
+    gaps and the conflicts among its sources."""
+    holder, old_payer = receipt.holder, receipt.old_payer
     resources, declared = _entries(bundle)
     skipped: Counter[str] = Counter()
     id_map: dict[str, str] = {}
@@ -170,9 +181,9 @@ def normalize_everything_bundle(
             holder.receipt_id(),
             [r for r in normalized if r["resourceType"] != "Provenance"],
             transmitter=old_payer,
-            custodian=us,
-            recorded=received_at,
-            exchange_id=exchange_id,
+            custodian=receipt.us,
+            recorded=receipt.received_at,
+            exchange_id=receipt.exchange_id,
         )
     )
     counts = Counter(r["resourceType"] for r in normalized)

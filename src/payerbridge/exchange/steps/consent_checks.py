@@ -12,7 +12,7 @@ from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import DenyReason, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request
 from payerbridge.exchange.model import ExchangeRecord, Move
-from payerbridge.exchange.moves import SYSTEM_ACTOR, StepResult, block
+from payerbridge.exchange.moves import SYSTEM_ACTOR, Blocking, StepResult, block
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.routing.model import Partner
 from payerbridge.types import ClientId, ExchangeId
@@ -76,4 +76,4 @@ def refused(
 ) -> StepResult:
     """→ ``blocked`` because our consent check refused the hop, with that decision."""
     detail = {"hop": check.hop}
-    return block(uow, exchange_id, check.reason, check.text, detail, before, check.event)
+    return block(uow, exchange_id, Blocking(check.reason, check.text, detail, before, check.event))

@@ -25,7 +25,15 @@ from payerbridge.exchange.model import (
     ExchangeState,
     Move,
 )
-from payerbridge.exchange.moves import StepResult, StepRun, advance, give_up, moved_on, stopped
+from payerbridge.exchange.moves import (
+    StepResult,
+    StepRun,
+    advance,
+    arrival,
+    give_up,
+    moved_on,
+    stopped,
+)
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.steps.consent_checks import ConsentCheck, check_consent, refused
 from payerbridge.exchange.steps.matching import match_at_old_payer
@@ -164,17 +172,8 @@ def _select_route(
     if not route.routable:
         text = f"no way to this partner's member data that we can use: {route.why_not()}"
         stop = {"error_code": ExchangeReason.NO_ROUTE, "error_text": text}
-        advance(
-            uow,
-            record.id,
-            S.FAILED,
-            reason_code=ExchangeReason.NO_ROUTE,
-            detail=detail,
-            updates=stop,
-            before=moves,
-            event=event,
-            expected=record.state,
-        )
+        failed = arrival(S.FAILED, ExchangeReason.NO_ROUTE, detail, stop)
+        advance(uow, record.id, [*moves, failed], event=event, expected=record.state)
         return StepResult(S.FAILED, done=True), record
     updates: dict[str, Any] = {"request_shape": route.shape.hrex, "data_path": route.data_path}
     wait_until = route.wait_until
@@ -186,16 +185,8 @@ def _select_route(
         elif record.deadline_at is not None:
             wait_until = min(wait_until, record.deadline_at)
         updates |= {"next_attempt_at": wait_until, "last_error": route.wait_reason}
-    advance(
-        uow,
-        record.id,
-        S.ROUTE_SELECTED,
-        detail=detail,
-        updates=updates,
-        before=moves,
-        event=event,
-        expected=record.state,
-    )
+    selected = arrival(S.ROUTE_SELECTED, detail=detail, updates=updates)
+    advance(uow, record.id, [*moves, selected], event=event, expected=record.state)
     routed = replace(moved_on(record, S.ROUTE_SELECTED), **updates)
     if wait_until is not None:
         return StepResult(S.ROUTE_SELECTED, retry_at=wait_until), routed

@@ -31,9 +31,11 @@ from payerbridge.exchange.calls.outbound import (
 from payerbridge.exchange.calls.partner_calls import PartnerCall
 from payerbridge.exchange.model import ExchangeRecord, ExchangeRequest, ExchangeState, Move
 from payerbridge.exchange.moves import (
+    Blocking,
     StepResult,
     StepRun,
     advance,
+    arrival,
     block,
     give_up,
     moved_on,
@@ -124,7 +126,7 @@ def _ask(
             lambda timeout: _member_of(uow.client, partner, parameters, key, timeout),
         )
     except ConsentDenied as exc:  # the old payer cannot comply with the consent (mm-11)
-        return block(uow, exchange_id, exc.reason, exc.text, {"by": "partner"})
+        return block(uow, exchange_id, Blocking(exc.reason, exc.text, {"by": "partner"}))
     except MatchUnderReview as exc:  # a person at the old payer is looking at the match
         return wait_for_reviewer(uow, record, exc.text, key)
     except (NoMatch, AmbiguousMatch) as exc:
@@ -185,7 +187,8 @@ def _matched(
     if onward.consent is None:
         return refused(uow, record.id, onward, before=[reached]), matched
     event = onward.event
-    advance(uow, record.id, S.RETRIEVING, before=[reached], event=event, expected=record.state)
+    moves = [reached, arrival(S.RETRIEVING)]
+    advance(uow, record.id, moves, event=event, expected=record.state)
     return StepResult(S.RETRIEVING), moved_on(matched, S.RETRIEVING)
 
 
@@ -194,16 +197,12 @@ def _identity_changed(uow: ExchangeUnit, record: ExchangeRecord) -> StepResult:
     if record.state is S.MANUAL_REVIEW:  # the old payer's reviewer chose another member
         text = "the old payer's reviewer matched a different member than before"
         return give_up(uow, record.id, ExchangeReason.IDENTITY_CHANGED, text)
-    advance(
-        uow,
-        record.id,
-        S.MANUAL_REVIEW,
-        reason_code=ExchangeReason.IDENTITY_CHANGED,
-        detail={"replay": record.replay_count},
-        updates={
-            "error_code": ExchangeReason.IDENTITY_CHANGED,
-            "error_text": "on replay the partner matched a different member than before; "
-            "a person must confirm the member before data is requested",
-        },
+    reason = ExchangeReason.IDENTITY_CHANGED
+    text = (
+        "on replay the partner matched a different member than before; "
+        "a person must confirm the member before data is requested"
     )
+    detail = {"replay": record.replay_count}
+    stop = {"error_code": reason, "error_text": text}
+    advance(uow, record.id, [arrival(S.MANUAL_REVIEW, reason, detail, stop)])
     return StepResult(S.MANUAL_REVIEW, done=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import orjson
 
@@ -29,10 +30,12 @@ from payerbridge.exchange.calls.outbound import (
 from payerbridge.exchange.calls.partner_calls import PartnerCall
 from payerbridge.exchange.model import ExchangeRecord, ExchangeState, Move
 from payerbridge.exchange.moves import (
+    Blocking,
     StepResult,
     StepRun,
     advance,
     advance_in,
+    arrival,
     block,
     give_up,
     partner_code,
@@ -40,7 +43,11 @@ from payerbridge.exchange.moves import (
 from payerbridge.exchange.ports import RecordRead, Retrieved
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.received.increments import changed_since
-from payerbridge.exchange.received.normalize import NormalizedBundle, normalize_everything_bundle
+from payerbridge.exchange.received.normalize import (
+    NormalizedBundle,
+    Receipt,
+    normalize_everything_bundle,
+)
 from payerbridge.exchange.received.reconcile import (
     Conflict,
     Holder,
@@ -64,6 +71,29 @@ S = ExchangeState
 STEP = "everything"
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """The member's record as the old payer gave it, the way it was read (its
+    ``$everything`` or its searches) and the call that read it (None: none on record)."""
+
+    retrieved: Retrieved
+    way: str
+    call: PartnerCall | None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An old payer's answer normalized for one exchange, with what was read of it before
+    the commit that stores it: whom it is held for, where it disagrees with what other old
+    payers sent about the member, what changed after the exchange's ``since``."""
+
+    record: ExchangeRecord
+    holder: Holder
+    normalized: NormalizedBundle
+    elsewhere: Sequence[Conflict]
+    changed: dict[str, int]
+
+
 def retrieve_record(uow: ExchangeUnit, run: StepRun, *, checked: bool = False) -> StepResult:
     """member_matched → retrieving → received → normalized → completed: read the record
     and keep it; ``checked`` when the match has just committed ``retrieving`` with this
@@ -83,19 +113,18 @@ def retrieve_record(uow: ExchangeUnit, run: StepRun, *, checked: bool = False) -
         if check.consent is None:
             return refused(uow, exchange_id, check)
         if record.state is S.MEMBER_MATCHED:
-            advance(uow, exchange_id, S.RETRIEVING, event=check.event, expected=record.state)
+            moves = [arrival(S.RETRIEVING)]
+            advance(uow, exchange_id, moves, event=check.event, expected=record.state)
         else:  # a retried call
             uow.audit.record(check.event)
     clock = step_clock(uow, run, STEP)
     read = _read(uow, record, clock)
     if isinstance(read, StepResult):
         return read
-    return _keep_received(uow, record, partner, *read)
+    return _keep_received(uow, record, partner, read)
 
 
-def _read(
-    uow: ExchangeUnit, record: ExchangeRecord, clock: StepClock
-) -> StepResult | tuple[Retrieved, str, PartnerCall | None]:
+def _read(uow: ExchangeUnit, record: ExchangeRecord, clock: StepClock) -> StepResult | _Reading:
     """The member's record and how it was read, or where the partner's answer (or its
     silence) left the exchange."""
     exchange_id, partner = record.id, clock.partner
@@ -117,24 +146,20 @@ def _read(
     try:
         outcome = call_partner(uow, clock, read)
     except ConsentDenied as exc:  # the old payer refused on consent grounds
-        return block(uow, exchange_id, exc.reason, exc.text, {"by": "partner"})
+        return block(uow, exchange_id, Blocking(exc.reason, exc.text, {"by": "partner"}))
     except PartnerError as exc:
         return give_up(uow, exchange_id, partner_code(exc), exc.text, {"status": exc.status})
     if outcome.value is None:
         return after_failed_call(outcome, S.RETRIEVING)
-    return outcome.value, way, outcome.call
+    return _Reading(outcome.value, way, outcome.call)
 
 
 def _keep_received(
-    uow: ExchangeUnit,
-    record: ExchangeRecord,
-    partner: Partner,
-    retrieved: Retrieved,
-    way: str,
-    call: PartnerCall | None,
+    uow: ExchangeUnit, record: ExchangeRecord, partner: Partner, reading: _Reading
 ) -> StepResult:
     """The payload, its resources under our ids and → its end, in one commit."""
     exchange_id = record.id
+    retrieved, call = reading.retrieved, reading.call
     body = retrieved.content
     digest = hashlib.sha256(body).hexdigest()
     at = uow.clock()
@@ -144,7 +169,7 @@ def _keep_received(
             "bytes": len(body),
             "sha256": digest,
             "pages": list(retrieved.page_sizes),
-            "read_by": way,
+            "read_by": reading.way,
             **({"call": call.to_json()} if call else {}),
         },
     )
@@ -154,24 +179,15 @@ def _keep_received(
     normalized = _normalized(uow, record, partner, body)
     ended = S.FAILED
     # Read before the unit begins: a unit's thread gets no second connection (ADR 0008).
-    elsewhere = (
-        [] if isinstance(normalized, str) else _held_conflicts(uow, record, partner, normalized)
+    answer = (
+        None if isinstance(normalized, str) else _answer(uow, record, partner, normalized, body)
     )
     with uow:
         uow.exchanges.save_payload(exchange_id, body.decode(), digest, at)
-        if isinstance(normalized, str):
-            advance_in(uow, exchange_id, S.RECEIVED, detail=received.detail)
+        if answer is None:
+            advance_in(uow, exchange_id, [arrival(S.RECEIVED, detail=received.detail)])
         else:
-            ended = _store_normalized(
-                uow,
-                record,
-                partner,
-                normalized,
-                S.RETRIEVING,
-                elsewhere=elsewhere,
-                changed=_changed(record, body),
-                before=[received],
-            )
+            ended = _store_normalized(uow, answer, S.RETRIEVING, before=[received])
     if isinstance(normalized, str):
         return give_up(uow, exchange_id, ExchangeReason.INVALID_PAYLOAD, normalized)
     return StepResult(ended, done=True)
@@ -208,14 +224,10 @@ def _normalized(
 ) -> NormalizedBundle | str:
     """The received Bundle under our ids with Provenance, or why it cannot be stored."""
     try:
-        return normalize_everything_bundle(
-            orjson.loads(payload),
-            holder=holder_of(record, partner),
-            received_at=uow.clock(),
-            us=uow.us,
-            old_payer=partner.organization,
-            exchange_id=record.id,
+        receipt = Receipt(
+            holder_of(record, partner), partner.organization, uow.us, uow.clock(), record.id
         )
+        return normalize_everything_bundle(orjson.loads(payload), receipt)
     except (orjson.JSONDecodeError, UnicodeDecodeError, PartnerRejected) as exc:
         return exc.text if isinstance(exc, PartnerRejected) else "the Bundle is not valid JSON"
 
@@ -226,31 +238,35 @@ def normalize_received(uow: ExchangeUnit, record: ExchangeRecord, partner: Partn
     the two apart)."""
     exchange_id = record.id
     if record.state is S.NORMALIZED:  # stored before a restart; only the last move is missing
-        advance(uow, exchange_id, S.COMPLETED, expected=S.NORMALIZED)
+        advance(uow, exchange_id, [arrival(S.COMPLETED)], expected=S.NORMALIZED)
         return StepResult(S.COMPLETED, done=True)
     normalized = _normalized(uow, record, partner, uow.exchanges.payload(exchange_id))
     if isinstance(normalized, str):
         return give_up(uow, exchange_id, ExchangeReason.INVALID_PAYLOAD, normalized)
-    elsewhere = _held_conflicts(uow, record, partner, normalized)
-    changed = _changed(record, uow.exchanges.payload(exchange_id))
+    answer = _answer(uow, record, partner, normalized, uow.exchanges.payload(exchange_id))
     with uow:
-        ended = _store_normalized(
-            uow,
-            record,
-            partner,
-            normalized,
-            S.RECEIVED,
-            elsewhere=elsewhere,
-            changed=changed,
-        )
+        ended = _store_normalized(uow, answer, S.RECEIVED)
     return StepResult(ended, done=True)
 
 
+def _answer(
+    uow: ExchangeUnit,
+    record: ExchangeRecord,
+    partner: Partner,
+    normalized: NormalizedBundle,
+    payload: bytes | str,
+) -> _Answer:
+    """The normalized answer with what is read of it before its commit (a unit's thread
+    gets no second connection, ADR 0008)."""
+    holder = holder_of(record, partner)
+    elsewhere = _held_conflicts(uow, record, holder, normalized)
+    return _Answer(record, holder, normalized, elsewhere, _changed(record, payload))
+
+
 def _held_conflicts(
-    uow: ExchangeUnit, record: ExchangeRecord, partner: Partner, normalized: NormalizedBundle
+    uow: ExchangeUnit, record: ExchangeRecord, holder: Holder, normalized: NormalizedBundle
 ) -> list[Conflict]:
     """Where the answer disagrees with what other old payers sent about the member."""
-    holder = holder_of(record, partner)
     keys = sorted({k for r, _ in normalized.resources for k in identifier_keys(r)})
     if not keys:
         return []
@@ -262,25 +278,20 @@ def _held_conflicts(
 
 
 def _store_normalized(
-    uow: ExchangeUnit,
-    record: ExchangeRecord,
-    partner: Partner,
-    normalized: NormalizedBundle,
-    expected: ExchangeState,
-    *,
-    elsewhere: Sequence[Conflict],
-    changed: dict[str, int],
-    before: Sequence[Move] = (),
+    uow: ExchangeUnit, answer: _Answer, expected: ExchangeState, before: Sequence[Move] = ()
 ) -> ExchangeState:
-    """The resources reconciled with what is held, and → normalized → its end, in
-    ``unit`` (``elsewhere``: the conflicts with other old payers' data, read before it;
-    ``changed``: what the answer held that changed after the exchange's ``since``);
-    returns the end."""
+    """The resources reconciled with what is held, and ``before`` → normalized → its end
+    from ``expected``, in ``uow``'s transaction; returns the end."""
+    record, holder, normalized, changed = (
+        answer.record,
+        answer.holder,
+        answer.normalized,
+        answer.changed,
+    )
     exchange_id = record.id
     at = uow.clock()
-    holder = holder_of(record, partner)
     gaps = normalized.gaps
-    conflicts = [*normalized.conflicts, *elsewhere]
+    conflicts = [*normalized.conflicts, *answer.elsewhere]
     held = uow.received.held_refs(normalized.patient_id)
     # An answer asked _since holds only what changed: what it leaves out still stands.
     removed = stale_refs(held, normalized.refs, complete=not gaps and record.since is None)
@@ -294,29 +305,26 @@ def _store_normalized(
         "removed_count": len(removed),
         **({"since": utc_iso(record.since), "changed": changed} if record.since else {}),
     }
+    counts = {
+        "resources": dict(normalized.counts),
+        "skipped": dict(normalized.skipped),
+        "unresolved_references": normalized.unresolved_references,
+    }
+    kept = {
+        "imported_patient_id": normalized.patient_id,
+        "resource_count": sum(normalized.counts.values()),
+        "member_key": holder.member_key,
+    }
+    end = Move(
+        ended,
+        reason[0] if reason else None,
+        {"completeness": completeness},
+        {"error_code": reason[0], "error_text": reason[1]} if reason else None,
+    )
     advance_in(
         uow,
         exchange_id,
-        S.NORMALIZED,
-        detail={
-            "resources": dict(normalized.counts),
-            "skipped": dict(normalized.skipped),
-            "unresolved_references": normalized.unresolved_references,
-        },
-        updates={
-            "imported_patient_id": normalized.patient_id,
-            "resource_count": sum(normalized.counts.values()),
-            "member_key": holder.member_key,
-        },
-        before=before,
-        then=[
-            Move(
-                ended,
-                reason[0] if reason else None,
-                {"completeness": completeness},
-                {"error_code": reason[0], "error_text": reason[1]} if reason else None,
-            )
-        ],
+        [*before, arrival(S.NORMALIZED, detail=counts, updates=kept), end],
         expected=expected,
     )
     uow.received.remove(removed)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from payerbridge.exchange.model import Attempt, ExchangeRecord, ExchangeState, RetryPolicy
-from payerbridge.exchange.moves import StepResult, advance, note_attempt
+from payerbridge.exchange.moves import StepResult, advance, arrival, note_attempt
 from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.types import ClientId, ExchangeId, PartnerId
@@ -57,22 +57,15 @@ def wait_for_reviewer(uow: ExchangeUnit, record: ExchangeRecord, text: str, key:
         with uow:
             note_attempt(uow, record.id, attempt, at=now)
         return StepResult(S.MANUAL_REVIEW, done=True)
-    advance(
-        uow,
-        record.id,
-        S.MANUAL_REVIEW,
-        reason_code=PARTNER_REVIEW,
-        detail=detail,
-        updates={
-            "error_code": PARTNER_REVIEW,
-            "error_text": text,
-            "attempts": 0,
-            "step_started_at": now,
-            "next_attempt_at": now + timedelta(seconds=policy.review_poll_seconds),
-            "deadline_at": now + timedelta(seconds=policy.review_wait_seconds),
-        },
-        expected=record.state,
-    )
+    waits = {
+        "error_code": PARTNER_REVIEW,
+        "error_text": text,
+        "step_started_at": now,
+        "next_attempt_at": now + timedelta(seconds=policy.review_poll_seconds),
+        "deadline_at": now + timedelta(seconds=policy.review_wait_seconds),
+    }
+    moves = [arrival(S.MANUAL_REVIEW, PARTNER_REVIEW, detail, waits)]
+    advance(uow, record.id, moves, expected=record.state)
     return StepResult(S.MANUAL_REVIEW, done=True)
 
 
