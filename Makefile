@@ -45,9 +45,10 @@ run: $(STAMP)
 # Test workers (pytest-xdist): most e2e tests wait on server processes and sockets, so
 # more workers than cores keep both cores busy. Each test file goes to one worker whole
 # (--dist loadfile): a module's shared servers (module_server) then start once, not once
-# on each worker its tests were dealt to.
+# on each worker its tests were dealt to. The workers take the modules in the order
+# tests/ordering.py sets, the longest first (--no-loadscope-reorder keeps it).
 PYTEST_WORKERS ?= 4
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The suite's budget (ADR 0028, tests/budget.py): a pass whose wall time passes its budget
 # fails, after printing its 20 slowest tests and modules. The target is CI's whole run (a

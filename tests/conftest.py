@@ -28,8 +28,9 @@ from tests.servers import ServerProcess, free_port, start_server
 if TYPE_CHECKING:
     from payerbridge.bootstrap import Platform
 
-# The 20 slowest tests and the budget of PAYERBRIDGE_TEST_BUDGET_SECONDS (ADR 0028).
-pytest_plugins = ["tests.budget"]
+# The 20 slowest tests and the budget of PAYERBRIDGE_TEST_BUDGET_SECONDS, and the longest
+# modules handed to the workers first (ADR 0028).
+pytest_plugins = ["tests.budget", "tests.ordering"]
 
 # No example has a deadline: the suite runs its unit tests beside server processes on two
 # cores, where hypothesis's default 200 ms per example failed a test that was not slow
