@@ -69,22 +69,28 @@ check: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 tests/unit
 
-## make test: the whole suite on SQLite, then the tests that touch a database again on
-## PostgreSQL when PAYERBRIDGE_TEST_DATABASE_URL is set (CI sets it); the unit tests
-## touch none. Each pass fails past its budget (SUITE_BUDGET_SQLITE, SUITE_BUDGET_POSTGRES).
+## make test: the whole suite on SQLite and, when PAYERBRIDGE_TEST_DATABASE_URL is set (CI
+## sets it), the tests that touch a database again on PostgreSQL, the two passes side by
+## side (the unit tests touch none). Each pass fails past its budget (SUITE_BUDGET_SQLITE,
+## SUITE_BUDGET_POSTGRES); the PostgreSQL pass's report follows the SQLite pass's.
 test: export PAYERBRIDGE_TEST_SMART_FETCH = $(abspath $(CLIENTS))/bin/smart-fetch
 test: $(STAMP) $(CLIENTS_STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	PAYERBRIDGE_TEST_BUDGET_SECONDS=$(SUITE_BUDGET_SQLITE) $(PYTEST) tests
-	@if [ -n "$$PAYERBRIDGE_TEST_DATABASE_URL" ]; then \
-		echo "== again on PostgreSQL"; \
-		PAYERBRIDGE_TEST_BACKEND=postgres \
-		PAYERBRIDGE_TEST_BUDGET_SECONDS=$(SUITE_BUDGET_POSTGRES) \
-			$(PYTEST) tests/integration tests/e2e; \
-	fi
+	@if [ -z "$$PAYERBRIDGE_TEST_DATABASE_URL" ]; then \
+		PAYERBRIDGE_TEST_BUDGET_SECONDS=$(SUITE_BUDGET_SQLITE) $(PYTEST) tests; \
+		exit $$?; \
+	fi; \
+	report=$$(mktemp); \
+	echo "== on SQLite, and on PostgreSQL beside it (its report follows)"; \
+	PAYERBRIDGE_TEST_BACKEND=postgres PAYERBRIDGE_TEST_BUDGET_SECONDS=$(SUITE_BUDGET_POSTGRES) \
+		$(PYTEST) tests/integration tests/e2e > $$report 2>&1 & postgres=$$!; \
+	PAYERBRIDGE_TEST_BUDGET_SECONDS=$(SUITE_BUDGET_SQLITE) $(PYTEST) tests; sqlite=$$?; \
+	wait $$postgres; on_postgres=$$?; \
+	echo "== on PostgreSQL"; cat $$report; rm -f $$report; \
+	test $$sqlite = 0 && test $$on_postgres = 0
 
 ## make coverage: line coverage of src/ over the whole suite on SQLite (and PostgreSQL
 ## when PAYERBRIDGE_TEST_DATABASE_URL is set), server processes included.

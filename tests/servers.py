@@ -95,13 +95,17 @@ def free_port_run(count: int) -> int:
     The run is taken below the ephemeral range, each test worker in a band of its own: a port
     the OS gives out (``free_port()``, any client's local port) could otherwise be taken by
     another test between this check and the moment the sandbox binds it, which can be a
-    minute later (the demo generates its data first).
+    minute later (the demo generates its data first). ``make test`` runs the SQLite and
+    PostgreSQL passes side by side, each with its workers ``gw0``...: each pass has half
+    the range.
     """
     low, high = 10_000, _ephemeral_low()
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
-    band = (high - low) // workers
-    first = low + (int(worker) % workers if worker.isdigit() else 0) * band
+    postgres = os.environ.get("PAYERBRIDGE_TEST_BACKEND", "sqlite") == "postgres"
+    band = (high - low) // (2 * workers)
+    index = (int(worker) % workers if worker.isdigit() else 0) + (workers if postgres else 0)
+    first = low + index * band
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(first, first + band - count)
