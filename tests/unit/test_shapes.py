@@ -5,11 +5,14 @@ grow back while it is reduced.
   yet enforce): a use case takes a command and a unit of work, not a dozen loose values.
 - Store modules that import a room's logic rather than only its ports and model: the
   stores are adapters (``store/`` implements what the rooms declare; it does not decide).
+- The ``Platform`` fields the edges reach for (the API, the console, the command line and
+  the workflows): the edges build a room's unit of work and start workflows; they do not
+  pick stores out of a 49-field bag.
 
 Each ceiling is the count when the ratchet was set. A change that adds one fails here;
 one that removes some lowers the ceiling in the same commit (the test fails until it
 does, so the gain is kept). Issue 69's targets: at most 40 PLR0913, no store module
-importing room logic.
+importing room logic, at most 15 ``Platform`` fields used by the edges.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ STORE = PACKAGE / "store"
 
 MAX_TOO_MANY_ARGUMENTS = 142
 MAX_STORE_MODULES_WITH_ROOM_LOGIC = 12
+MAX_PLATFORM_FIELDS_USED_BY_EDGES = 46
+EDGES = ("api", "console", "cli", "workflows")
 
 # What a store may import of the product besides other stores: the shared kernel, and
 # a room's declarations (its ports and its model).
@@ -120,4 +125,52 @@ def test_store_modules_that_import_room_logic_do_not_grow() -> None:
     )
     assert count == MAX_STORE_MODULES_WITH_ROOM_LOGIC, (
         f"down to {count}: lower MAX_STORE_MODULES_WITH_ROOM_LOGIC to keep the gain"
+    )
+
+
+def _platform_fields() -> set[str]:
+    """The names of ``Platform``'s fields and properties (its methods are behaviour)."""
+    tree = ast.parse((PACKAGE / "wiring" / "platform.py").read_text(encoding="utf-8"))
+    (platform,) = [
+        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Platform"
+    ]
+    names = {
+        node.target.id
+        for node in platform.body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    }
+    names |= {
+        node.name
+        for node in platform.body
+        if isinstance(node, ast.FunctionDef)
+        and any(isinstance(d, ast.Name) and d.id == "property" for d in node.decorator_list)
+    }
+    return names
+
+
+def _platform_fields_used_by_edges() -> set[str]:
+    """The fields the edges read off a platform (``platform.x``, ``state.platform.x``)."""
+    fields = _platform_fields()
+    used = set()
+    for edge in EDGES:
+        for path in (PACKAGE / edge).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.Attribute) or node.attr not in fields:
+                    continue
+                owner = node.value
+                name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")
+                if name == "platform":
+                    used.add(node.attr)
+    return used
+
+
+def test_platform_fields_used_by_the_edges_do_not_grow() -> None:
+    used = _platform_fields_used_by_edges()
+    assert len(used) <= MAX_PLATFORM_FIELDS_USED_BY_EDGES, (
+        f"the edges use {len(used)} Platform fields (ceiling "
+        f"{MAX_PLATFORM_FIELDS_USED_BY_EDGES}): build the room's unit "
+        f"(`platform.units.<room>()`) instead: {sorted(used)}"
+    )
+    assert len(used) == MAX_PLATFORM_FIELDS_USED_BY_EDGES, (
+        f"down to {len(used)}: lower MAX_PLATFORM_FIELDS_USED_BY_EDGES to keep the gain"
     )
