@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from payerbridge.audit.refusals import Refusal, RefusalWindow, window_of
+from payerbridge.audit.model import Refusal, RefusalWindow, window_of
 from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.refusal_tables import audit_refusal_windows
 from payerbridge.store.unit_of_work import sql_unit
