@@ -25,7 +25,7 @@ PACKAGE = ROOT / "src" / "payerbridge"
 STORE = PACKAGE / "store"
 
 MAX_TOO_MANY_ARGUMENTS = 156
-MAX_STORE_MODULES_WITH_ROOM_LOGIC = 8
+MAX_STORE_MODULES_WITH_ROOM_LOGIC = 1
 
 # What a store may import of the product besides other stores: the shared kernel, and
 # a room's declarations (its ports and its model).

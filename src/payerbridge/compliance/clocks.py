@@ -31,7 +31,16 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from payerbridge.compliance.model import Standing
+from payerbridge.compliance.model import (
+    CLOSED_ERASED,
+    CLOSED_REVOKED,
+    CLOSED_WITHDRAWN,
+    ObligationClock,
+    Standing,
+    Subject,
+    SubjectType,
+    Tally,
+)
 from payerbridge.compliance.obligations import Assessment, ObligationSet
 from payerbridge.transactions import UnitOfWork
 
@@ -53,21 +62,6 @@ __all__ = [
     "standing_now",
 ]
 
-
-class SubjectType(StrEnum):
-    EXCHANGE = "exchange"
-    REVIEW = "review"
-    REQUEST = "request"
-    PULL = "pull"  # a period a standing pull owes, until its pull's exchange takes it
-    BULK_JOB = "bulk-job"  # old payer: a $bulk-member-match or payer-to-payer export job
-    ONBOARDING = "onboarding"  # new payer: one member of a bulk onboarding ("<run>:<n>")
-    ONBOARDING_CHUNK = "onboarding-chunk"  # new payer: a chunk's bulk answer, observed
-
-
-# Why a row was closed (its reason code): no longer owed, neither met nor missed.
-CLOSED_REVOKED = "opt-in-revoked"
-CLOSED_ERASED = "member-erased"  # the member left the plan and their data was erased
-CLOSED_WITHDRAWN = "cancelled-by-requester"  # the requester withdrew its bulk request
 
 # The subjects of an answer we only observe: a partner's, as the new payer saw it.
 _OBSERVED = frozenset({SubjectType.EXCHANGE, SubjectType.ONBOARDING_CHUNK})
@@ -98,32 +92,6 @@ def duty_of(role: str | None, subject: SubjectType) -> Duty:
     if role == "requester":
         return Duty.OURS_REQUESTING
     return Duty.OURS_REQUESTING if subject in _NEW_PAYER else Duty.OURS_ANSWERING
-
-
-@dataclass(frozen=True)
-class Subject:
-    """What an obligation row is about."""
-
-    type: SubjectType
-    id: str
-
-
-@dataclass(frozen=True)
-class ObligationClock:
-    """One obligation row. ``reason``: a short code (an exchange's reason code, never PHI)
-    saying what last held the subject up while the clock ran."""
-
-    id: str
-    obligation: str
-    obligation_version: str
-    subject: Subject
-    partner_id: str | None
-    started_at: datetime
-    due_at: datetime | None
-    done_at: datetime | None
-    standing: Standing
-    reason: str | None
-    updated_at: datetime
 
 
 def new_clock(
@@ -260,10 +228,6 @@ class ClockLedger(Protocol):
         """``close`` each row of what runs under the consent (its exchanges, standing
         pulls and onboarding members)."""
         ...
-
-
-# A count's key: (obligation, subject type, standing, reason code, whether done).
-Tally = tuple[str, SubjectType, Standing, str | None, bool]
 
 
 class ClockReader(Protocol):

@@ -16,9 +16,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.engine import Dialect
 
-from payerbridge.compliance.clocks import ObligationClock, Subject, SubjectType, Tally
-from payerbridge.compliance.model import Standing
-from payerbridge.compliance.obligations import ANSWER_WITHIN, ASKING, ObligationSet
+from payerbridge.compliance.model import (
+    ANSWER_WITHIN,
+    ASKING,
+    ObligationClock,
+    Standing,
+    Subject,
+    SubjectType,
+    Tally,
+)
+from payerbridge.compliance.ports import ObligationTerms
 from payerbridge.identity.matching.model import SINGLE_EXCHANGE_POLICY
 from payerbridge.store.clock_closing import close_rows, of_consent
 from payerbridge.store.clock_standing import standing_sql, window_sql
@@ -103,7 +110,7 @@ class SqlObligationClocks:
         engine: Engine,
         *,
         reader: Engine | None = None,
-        obligations: ObligationSet | None = None,
+        obligations: ObligationTerms | None = None,
     ) -> None:
         self._reader = reader or engine
         self._sql = _ClockSql.of(engine.dialect)

@@ -24,6 +24,7 @@ from payerbridge.disclosure.scope import DataScope
 from payerbridge.exchange.ports import (
     PartnerClient,
 )
+from payerbridge.exchange.requests import KEPT_REQUESTS
 from payerbridge.exchange.unit import ExchangeWiring
 from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.identity.guard import AttemptLimit
@@ -288,7 +289,9 @@ def plan_backends(
 def lifecycle_ports(settings: Settings, stores: Stores) -> dict[str, Any]:
     """The data lifecycle's store and retention (ADR 0038), as ``Platform`` fields."""
     return {
-        "lifecycle": SqlLifecycleStore(stores.engine, keyring=stores.keyring),
+        "lifecycle": SqlLifecycleStore(
+            stores.engine, keyring=stores.keyring, requests=KEPT_REQUESTS
+        ),
         "retention": Retention(
             raw_payload_grace=timedelta(hours=settings.raw_payload_grace_hours),
             request_grace=timedelta(hours=settings.request_retention_hours),
