@@ -31,6 +31,9 @@ __all__ = [
     "FileReport",
     "Held",
     "HoldResources",
+    "IndexMembers",
+    "Intake",
+    "Resource",
     "conflict",
     "differing_fields",
     "ProfileCheck",
@@ -216,6 +219,22 @@ def conflict(resource: Resource, other_source: str, fields: list[str]) -> Held:
 
 # Holds what failed its profile, in the ingestion's unit (the quarantine).
 HoldResources = Callable[[UnitOfWork, str, Mapping, Sequence[Held]], None]
+
+
+# Indexes the members whose records were just kept, for matching, in the same unit.
+IndexMembers = Callable[[UnitOfWork, Sequence[str]], object]
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What every source's mapped output passes through, replicated or live: the profile
+    check, the quarantine for what fails it, the source Provenance it carries (with us
+    as custodian), and the indexing of the members it gave for matching."""
+
+    check: ProfileCheck
+    hold: HoldResources
+    provenance: ProvenanceOf
+    index_members: IndexMembers
 
 
 def hold_in(store: Quarantine) -> HoldResources:
