@@ -25,7 +25,7 @@ met nor missed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -37,6 +37,7 @@ from payerbridge.compliance.model import (
     CLOSED_WITHDRAWN,
     ObligationClock,
     Standing,
+    StandingQuery,
     Subject,
     SubjectType,
     Tally,
@@ -245,21 +246,8 @@ class ClockReader(Protocol):
         the row's reason code, whether it is done)."""
         ...
 
-    def standing_rows(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        now: datetime,
-        risk: Mapping[str, timedelta],
-        standings: Collection[Standing],
-        obligation: str | None = None,
-        subject_types: Collection[SubjectType] | None = None,
-        limit: int | None = None,
-    ) -> list[ObligationClock]:
-        """The rows that stand at one of ``standings`` at ``now`` (of ``obligation`` and
-        about ``subject_types`` only, when given), the earliest first (by started_at, then
-        id), the first ``limit``."""
+    def standing_rows(self, query: StandingQuery) -> list[ObligationClock]:
+        """The rows ``query`` asks for, the earliest first (by started_at, then id)."""
         ...
 
     def started_between(

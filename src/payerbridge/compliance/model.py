@@ -11,9 +11,9 @@ refused at start-up (``undeclared``) rather than left to keep member data nobody
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ObligationClock",
     "Retention",
     "Standing",
+    "StandingQuery",
     "Subject",
     "SubjectType",
     "TableRetention",
@@ -106,6 +107,23 @@ class ObligationClock:
 
 # A count's key: (obligation, subject type, standing, reason code, whether done).
 Tally = tuple[str, SubjectType, Standing, str | None, bool]
+
+
+@dataclass(frozen=True)
+class StandingQuery:
+    """The rows a report lists: those started in [``start``, ``end``) that stand at one
+    of ``standings`` at ``now`` (``risk``: how long before its due time a row of each
+    obligation is at risk), of ``obligation`` and about ``subject_types`` only when
+    given, the earliest first, the first ``limit``."""
+
+    start: datetime
+    end: datetime
+    now: datetime
+    risk: Mapping[str, timedelta]
+    standings: Collection[Standing]
+    obligation: str | None = None
+    subject_types: Collection[SubjectType] | None = None
+    limit: int | None = None
 
 
 @dataclass(frozen=True)

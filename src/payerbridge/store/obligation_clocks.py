@@ -9,7 +9,7 @@ row streamed in keyset pages (``started_between``).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from payerbridge.compliance.model import (
     ASKING,
     ObligationClock,
     Standing,
+    StandingQuery,
     Subject,
     SubjectType,
     Tally,
@@ -186,31 +187,22 @@ class SqlObligationClocks:
                     counted[key] = counted.get(key, 0) + answered
         return counted
 
-    def standing_rows(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        now: datetime,
-        risk: Mapping[str, timedelta],
-        standings: Collection[Standing],
-        obligation: str | None = None,
-        subject_types: Collection[SubjectType] | None = None,
-        limit: int | None = None,
-    ) -> list[ObligationClock]:
-        """The rows started in [start, end) that stand at one of ``standings`` at ``now``
-        (of ``obligation`` and about ``subject_types`` only, when given), the earliest
-        first, the first ``limit``."""
-        query = select(_T).where(
+    def standing_rows(self, query: StandingQuery) -> list[ObligationClock]:
+        """The rows ``query`` asks for (started in [start, end), standing at one of its
+        standings at its ``now``), the earliest first, the first ``limit``."""
+        start, end, now, risk = query.start, query.end, query.now, query.risk
+        standings, obligation, limit = query.standings, query.obligation, query.limit
+        subject_types = query.subject_types
+        rows_of = select(_T).where(
             window_sql(start, end), standing_sql(now, risk).in_([s.value for s in standings])
         )
         if obligation is not None:
-            query = query.where(_T.c.obligation == obligation)
+            rows_of = rows_of.where(_T.c.obligation == obligation)
         if subject_types is not None:
-            query = query.where(_T.c.subject_type.in_([t.value for t in subject_types]))
-        query = query.order_by(_T.c.started_at, _T.c.id).limit(limit)
+            rows_of = rows_of.where(_T.c.subject_type.in_([t.value for t in subject_types]))
+        rows_of = rows_of.order_by(_T.c.started_at, _T.c.id).limit(limit)
         with self._reader.connect() as connection:
-            rows = [_clock(row) for row in connection.execute(query)]
+            rows = [_clock(row) for row in connection.execute(rows_of)]
         requests = subject_types is None or SubjectType.REQUEST in subject_types
         if Standing.MET in standings and obligation in (None, ANSWER_WITHIN) and requests:
             answered = self._answered(start, end, limit=limit)
