@@ -25,6 +25,7 @@ from payerbridge.backends.ingestion import (
     Batch,
     FileReport,
     Intake,
+    MappingRun,
     Resource,
     conflict,
     differing_fields,
@@ -126,14 +127,15 @@ class KeptSourceFiles:
         mapping, report = run.mapping, run.report
         batches = map_batches(
             read_stream(mapping.input, io.BytesIO(body), name, mapping.input_options),
-            mapping,
-            source_id=spec.id,
-            namespace=spec.namespace,
-            check=self.intake.check,
-            compartment_of=self.compartment_of,
-            provenance=self.intake.provenance,
-            file_digest=report.sha256,
-            recorded=unit.now,
+            MappingRun(
+                mapping,
+                spec.id,
+                spec.namespace,
+                file_digest=report.sha256,
+                recorded=unit.now,
+                compartment_of=self.compartment_of,
+            ),
+            self.intake,
         )
         for batch in batches:
             _note(report, batch)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from payerbridge.backends.ingestion import Held, Intake, map_batches
+from payerbridge.backends.ingestion import Held, Intake, MappingRun, map_batches
 from payerbridge.backends.model import Location, SourceRecord
 from payerbridge.backends.ports import LiveSource, RecordsQuery, SourceAnswer, SourceGap
 from payerbridge.backends.sources import LiveSourceSpec, Sources
@@ -174,20 +174,18 @@ class LiveSources:
             )
             refused: set[str] = set()
             given: set[str] = set()
-            for batch in map_batches(
-                records,
+            run = MappingRun(
                 mapping,
-                source_id=spec.id,
-                namespace=spec.namespace,
-                check=self.intake.check,
-                compartment_of=lambda _: answers.member,
-                provenance=self.intake.provenance,
+                spec.id,
+                spec.namespace,
                 # One Provenance per member and source, replaced by each answer, not one
                 # more on every request.
                 file_digest="live",
                 recorded=unit.now,
+                compartment_of=lambda _: answers.member,
                 member=answers.member,
-            ):
+            )
+            for batch in map_batches(records, run, self.intake):
                 refused.update(p.key.split("/", 1)[0] for p in batch.problems if p.key)
                 if batch.held:
                     self.intake.hold(unit, spec.id, mapping, batch.held)
@@ -259,19 +257,17 @@ class LiveSources:
             record = SourceRecord(
                 "Patient", f"Patient/{native_id}", patient, Location(f"{source_id}:roster")
             )
-            for batch in map_batches(
-                [record],
+            run = MappingRun(
                 mapping,
-                source_id=spec.id,
-                namespace=spec.namespace,
-                check=self.intake.check,
+                spec.id,
+                spec.namespace,
+                file_digest="roster",
+                recorded=unit.now,
                 compartment_of=lambda r: r.get("id")
                 if r.get("resourceType") == "Patient"
                 else None,
-                provenance=self.intake.provenance,
-                file_digest="roster",
-                recorded=unit.now,
-            ):
+            )
+            for batch in map_batches([record], run, self.intake):
                 report.problems += len(batch.problems)
                 report.held += len(batch.held)
                 held.extend(batch.held)
