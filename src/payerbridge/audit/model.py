@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -21,6 +21,7 @@ __all__ = [
     "AuditQuery",
     "ChainedEvent",
     "Checkpoint",
+    "EventFields",
     "MerkleFrontier",
     "Refusal",
     "RefusalWindow",
@@ -132,30 +133,47 @@ def detail_text(detail: dict[str, object]) -> str | None:
     return orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode() if detail else None
 
 
-def canonical_bytes(
-    *,
-    at: datetime,
-    actor: str,
-    action: str,
-    entity_type: str,
-    entity_id: str,
-    outcome: str,
-    request_id: str | None,
-    detail: str | None,
-) -> bytes:
+class EventFields(Protocol):
+    """The fields of an event the chain hashes, as written (``AuditEvent``) or as stored
+    (``StoredEvent``); its detail is hashed as the text stored, given apart."""
+
+    @property
+    def at(self) -> datetime: ...
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def action(self) -> str: ...
+
+    @property
+    def entity_type(self) -> str: ...
+
+    @property
+    def entity_id(self) -> str: ...
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def request_id(self) -> str | None: ...
+
+
+def canonical_bytes(event: EventFields, detail: str | None) -> bytes:
     """The event's fields as one canonical JSON document (sorted keys, UTC instant with
     microseconds): the same bytes from the writer's values and from the stored row."""
+    at = event.at
     instant = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
     return orjson.dumps(
         {
-            "action": action,
-            "actor": actor,
+            "action": event.action,
+            "actor": event.actor,
             "at": instant.isoformat(timespec="microseconds"),
             "detail": detail,
-            "entity_id": entity_id,
-            "entity_type": entity_type,
-            "outcome": outcome,
-            "request_id": request_id,
+            "entity_id": event.entity_id,
+            "entity_type": event.entity_type,
+            "outcome": event.outcome,
+            "request_id": event.request_id,
         },
         option=orjson.OPT_SORT_KEYS,
     )
@@ -169,18 +187,7 @@ def leaf_hash(event: AuditEvent) -> str:
 def stored_leaf_hash(event: AuditEvent, detail: str | None) -> str:
     """The leaf hash of ``event`` stored with ``detail`` as its detail's text (the writer
     serialises a detail once, for the row and the hash)."""
-    return hash_leaf(
-        canonical_bytes(
-            at=event.at,
-            actor=event.actor,
-            action=event.action,
-            entity_type=event.entity_type,
-            entity_id=event.entity_id,
-            outcome=event.outcome,
-            request_id=event.request_id,
-            detail=detail,
-        )
-    )
+    return hash_leaf(canonical_bytes(event, detail))
 
 
 def hash_leaf(data: bytes) -> str:
