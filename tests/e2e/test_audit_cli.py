@@ -136,14 +136,8 @@ def _rehash_after_an_edit(connection: Any) -> None:
             at = datetime.fromisoformat(at).replace(tzinfo=UTC)
         leaf = hash_leaf(
             canonical_bytes(
-                at=at,
-                actor=actor,
-                action=action,
-                entity_type=entity_type,
-                entity_id=entity_id,
-                outcome=outcome,
-                request_id=request_id,
-                detail=detail,
+                AuditEvent(at, actor, action, entity_type, entity_id, outcome, request_id),
+                detail,
             )
         )
         if previous is None:

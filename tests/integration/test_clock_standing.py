@@ -23,7 +23,7 @@ from sqlalchemy import delete, event
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.compliance.calendar import BusinessCalendar
 from payerbridge.compliance.clocks import ObligationClock, Subject, SubjectType, standing_now
-from payerbridge.compliance.model import Standing
+from payerbridge.compliance.model import Standing, StandingQuery
 from payerbridge.compliance.obligations import (
     ANSWER_WITHIN,
     QUARTERLY,
@@ -168,7 +168,7 @@ def test_the_sql_standing_is_the_pure_rules(
     span = (now - timedelta(days=60), now)
     pure = {clock.id: standing_now(OBLIGATIONS, clock, now).standing for clock in clocks}
     for standing in Standing:
-        found = reader.standing_rows(*span, now=now, risk=RISK, standings=[standing])
+        found = reader.standing_rows(StandingQuery(*span, now, RISK, [standing]))
         assert {clock.id for clock in found} == {k for k, v in pure.items() if v is standing}
     expected = Counter(
         (

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.compliance.clocks import ClockReader, ObligationClock, Tally
-from payerbridge.compliance.model import Standing
+from payerbridge.compliance.model import StandingQuery
 from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT
 from payerbridge.compliance.report import compliance_report, report_csv, report_json, report_window
 from payerbridge.store.tables import identity_decisions, obligation_clocks
@@ -34,10 +34,8 @@ class _Counting:
     ) -> Mapping[Tally, int]:
         return self.reader.tally(start, end, now=now, risk=risk)
 
-    def standing_rows(
-        self, start: datetime, end: datetime, *, standings: Collection[Standing], **kw: Any
-    ) -> list[ObligationClock]:
-        rows = self.reader.standing_rows(start, end, standings=standings, **kw)
+    def standing_rows(self, query: StandingQuery) -> list[ObligationClock]:
+        rows = self.reader.standing_rows(query)
         self.read += len(rows)
         return rows
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from payerbridge.api.schemas import ExchangeCreate
 from payerbridge.bootstrap import Platform, build_platform, utcnow
 from payerbridge.compliance.clocks import Subject, SubjectType, new_clock
-from payerbridge.compliance.model import Standing
+from payerbridge.compliance.model import Standing, StandingQuery
 from payerbridge.compliance.obligations import ANSWER_WITHIN, REQUEST_AFTER_ENROLMENT
 from payerbridge.compliance.report import compliance_report, report_json, report_window
 from payerbridge.config import load_settings
@@ -187,6 +187,6 @@ def test_a_request_answered_at_once_is_read_as_met_from_its_decision_without_a_r
     counted = reader.tally(*span, now=now, risk=risk)
     assert counted == {(ANSWER_WITHIN, SubjectType.REQUEST, Standing.MET, None, True): 2}
     first = reader.standing_rows(
-        *span, now=now, risk=risk, standings=[Standing.MET], obligation=ANSWER_WITHIN, limit=1
+        StandingQuery(*span, now, risk, [Standing.MET], obligation=ANSWER_WITHIN, limit=1)
     )
     assert [clock.subject.id for clock in first] == ["d-match"]

@@ -16,11 +16,11 @@ from sqlalchemy import event
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.exchange.model import ExchangeState, Move, NewExchange, Stamp
-from payerbridge.idempotency.model import ClaimStatus, StoredResponse
+from payerbridge.idempotency.model import ClaimStatus, KeyClaim, StoredResponse
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.store.unit_of_work import SqlTransactions
-from payerbridge.types import OPERATOR, ExchangeId, PartnerId
+from payerbridge.types import OPERATOR, ClientId, ExchangeId, PartnerId
 from payerbridge.webhooks.delivery import deliver_one
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, WebhookPolicy
@@ -221,12 +221,8 @@ def test_stored_idempotent_answers_are_purged_after_their_retention(platform: Pl
         with transactions.begin() as unit:
             return store.claim(
                 unit,
-                "newplan",
-                key,
-                operation="everything",
-                request_hash="h",
+                KeyClaim(ClientId("newplan"), key, "everything", "h", stale),
                 now=now,
-                stale_after=stale,
             ).status
 
     for key, at in (("old", T0), ("new", T0 + timedelta(hours=30))):
@@ -264,12 +260,8 @@ def test_a_first_claim_that_loses_the_insert_is_in_flight_and_its_unit_still_com
         with platform.transactions.begin() as unit:
             raced = store.claim(
                 unit,
-                "newplan",
-                "k",
-                operation="everything",
-                request_hash="h",
+                KeyClaim(ClientId("newplan"), "k", "everything", "h", stale),
                 now=T0,
-                stale_after=stale,
             )
             store.release(unit, "newplan", "other-key")  # the unit goes on
     finally:
@@ -278,11 +270,7 @@ def test_a_first_claim_that_loses_the_insert_is_in_flight_and_its_unit_still_com
     with platform.transactions.begin() as unit:  # the other call's claim was committed
         again = store.claim(
             unit,
-            "newplan",
-            "k",
-            operation="everything",
-            request_hash="h",
+            KeyClaim(ClientId("newplan"), "k", "everything", "h", stale),
             now=T0,
-            stale_after=stale,
         )
     assert again.status is ClaimStatus.IN_FLIGHT

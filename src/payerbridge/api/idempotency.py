@@ -22,7 +22,7 @@ from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform
 from payerbridge.errors import Busy, InvalidInput, Issue, PayerBridgeError, UnprocessableRequest
-from payerbridge.idempotency.model import ClaimStatus, StoredResponse
+from payerbridge.idempotency.model import ClaimStatus, KeyClaim, StoredResponse
 from payerbridge.idempotency.ports import IdempotencyStore
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId
@@ -138,12 +138,8 @@ def _claim(
     with platform.transactions.begin() as unit:
         claim = platform.idempotency.claim(
             unit,
-            caller.client_id,
-            key,
-            operation=operation,
-            request_hash=request_hash,
+            KeyClaim(caller.client_id, key, operation, request_hash, _STALE_AFTER),
             now=unit.now,
-            stale_after=_STALE_AFTER,
         )
     if claim.status is ClaimStatus.ANSWERED:
         assert claim.response is not None

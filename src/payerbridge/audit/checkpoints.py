@@ -19,8 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from payerbridge.audit.chain import MerkleFrontier
-from payerbridge.audit.model import Checkpoint
+from payerbridge.audit.model import Checkpoint, StoredCheckpoint
 
 __all__ = [
     "CheckpointPolicy",
@@ -36,17 +35,6 @@ __all__ = [
 class CheckpointPolicy:
     every_events: int  # a checkpoint at every multiple of this sequence number
     every_seconds: float  # and one at the head when the last is older than this
-
-
-@dataclass(frozen=True)
-class StoredCheckpoint:
-    """A checkpoint with the Merkle frontier the next one continues from, and the kept
-    subtree roots (height, index, root) completed since the checkpoint before it
-    (``proofs.NODE_LEVELS``: what proofs are built from)."""
-
-    checkpoint: Checkpoint
-    frontier: MerkleFrontier
-    nodes: tuple[tuple[int, int, str], ...] = ()
 
 
 def _instant(at: datetime) -> str:

@@ -9,8 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
-from payerbridge.audit.checkpoints import StoredCheckpoint
-from payerbridge.audit.model import AuditEvent, AuditQuery, Checkpoint, StoredEvent
+from payerbridge.audit.model import (
+    AuditEvent,
+    AuditQuery,
+    Checkpoint,
+    StoredCheckpoint,
+    StoredEvent,
+)
 
 __all__ = ["AuditChain", "AuditLog", "AuditReader", "AuditTrail", "CheckpointSink", "Unit"]
 

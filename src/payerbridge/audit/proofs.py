@@ -31,7 +31,7 @@ from payerbridge.audit.chain import (
     is_consistent,
 )
 from payerbridge.audit.checkpoints import signature_holds
-from payerbridge.audit.model import Checkpoint, StoredEvent
+from payerbridge.audit.model import AuditEvent, Checkpoint, StoredEvent
 
 __all__ = [
     "CONSISTENCY_KIND",
@@ -234,14 +234,16 @@ def _verify_inclusion(document: dict[str, Any], public_key: Ed25519PublicKey) ->
         return ProofCheck(False, problem, seq)
     leaf = hash_leaf(
         canonical_bytes(
-            at=datetime.fromisoformat(str(event["at"])),
-            actor=str(event["actor"]),
-            action=str(event["action"]),
-            entity_type=str(event["entity_type"]),
-            entity_id=str(event["entity_id"]),
-            outcome=str(event["outcome"]),
-            request_id=event["request_id"],
-            detail=event["detail"],
+            AuditEvent(
+                at=datetime.fromisoformat(str(event["at"])),
+                actor=str(event["actor"]),
+                action=str(event["action"]),
+                entity_type=str(event["entity_type"]),
+                entity_id=str(event["entity_id"]),
+                outcome=str(event["outcome"]),
+                request_id=event["request_id"],
+            ),
+            event["detail"],
         )
     )
     index, size = int(document["leaf_index"]), int(document["tree_size"])

@@ -11,7 +11,8 @@ finds it ended first, and the counter is marked closed in that same transaction.
 refusal whose window was closed while it ran counts in the next window still open:
 every refusal is in exactly one event.
 
-The store keeps the counters (``RefusalCounts``); this module decides windows, reasons
+The store keeps the counters (``RefusalCounts``; a refusal and a window are the
+room's model); this module decides windows, reasons
 and events (pure), and holds the use cases that count (``count_refusals``, in the
 refusal's unit; ``count_refusal_alone``, in one of its own) and close
 (``close_ended_windows``) through that port.
@@ -21,11 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
-from payerbridge.audit.model import AuditEvent
+from payerbridge.audit.model import AuditEvent, Refusal, RefusalWindow, window_of
 from payerbridge.errors import PayerBridgeError, WrongCardGuess
 
 __all__ = [
@@ -50,42 +50,8 @@ CARD_GUARD = "card-guard"
 DEFAULT_WINDOW = timedelta(minutes=5)
 # Ended windows one refusal's transaction closes at most; the upkeep's tick does the rest.
 _CLOSED_PER_REFUSAL = 50
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Unit = TypeVar("Unit", contravariant=True)
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """One refused call (or one refused member of a bulk request): who, what, why, when."""
-
-    client_id: str
-    operation: str  # "member-match" | "bulk-member-match"
-    reason: str  # refusal_reason's code
-    at: datetime
-
-
-@dataclass(frozen=True)
-class RefusalWindow:
-    """A closed window's count: ``start`` inclusive, ``end`` exclusive."""
-
-    client_id: str
-    operation: str
-    reason: str
-    start: datetime
-    end: datetime
-    count: int
-
-
-def window_of(at: datetime, length: timedelta) -> tuple[datetime, datetime]:
-    """The window ``at`` falls in: multiples of ``length`` from the epoch, so that every
-    process puts one instant in the same window."""
-    if length <= timedelta(0):
-        raise ValueError("a refusal window is longer than 0")
-    step = length // timedelta(microseconds=1)
-    since = (at.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
-    start = _EPOCH + timedelta(microseconds=since - since % step)
-    return start, start + length
 
 
 def refusal_reason(refusal: PayerBridgeError) -> str:

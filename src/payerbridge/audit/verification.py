@@ -49,18 +49,7 @@ class ChainReport:
 
 
 def _stored_leaf(event: StoredEvent) -> str:
-    return hash_leaf(
-        canonical_bytes(
-            at=event.at,
-            actor=event.actor,
-            action=event.action,
-            entity_type=event.entity_type,
-            entity_id=event.entity_id,
-            outcome=event.outcome,
-            request_id=event.request_id,
-            detail=event.detail,
-        )
-    )
+    return hash_leaf(canonical_bytes(event, event.detail))
 
 
 def event_break(event: StoredEvent, expected: int, previous: str) -> ChainBreak | None:

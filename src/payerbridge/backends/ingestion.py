@@ -31,6 +31,10 @@ __all__ = [
     "FileReport",
     "Held",
     "HoldResources",
+    "IndexMembers",
+    "Intake",
+    "MappingRun",
+    "Resource",
     "conflict",
     "differing_fields",
     "ProfileCheck",
@@ -70,33 +74,43 @@ class Batch:
     counts: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True)
+class MappingRun:
+    """One run of a source's mapping over what the source gave: the mapping and the
+    source (its id, the namespace our ids for its records are made in), the file or
+    answer read (``file_digest`` seeds the Provenance ids), when, the compartment each
+    resource goes to, and (a live source's answer) the member it was asked about."""
+
+    mapping: Mapping
+    source_id: str
+    namespace: str
+    file_digest: str
+    recorded: datetime
+    compartment_of: Callable[[Resource], str | None]
+    member: str | None = None
+
+
 def map_batches(
     records: Iterable[SourceRecord | RecordProblem],
-    mapping: Mapping,
+    run: MappingRun,
+    intake: Intake,
     *,
-    source_id: str,
-    namespace: str,
-    check: ProfileCheck,
-    compartment_of: Callable[[Resource], str | None],
-    provenance: ProvenanceOf,
-    file_digest: str,
-    recorded: datetime,
     size: int = 1000,
-    member: str | None = None,
 ) -> Iterator[Batch]:
-    """The file's output in batches of ``size`` records, so that a file of any length is
-    mapped in the same memory."""
+    """The records' output in batches of ``size`` records, each checked against its
+    profiles (``intake.check``) and its members' resources given their Provenance, so
+    that a file of any length is mapped in the same memory."""
     batch = Batch()
     number = 0
-    stamp = utc_iso(recorded)
+    stamp = utc_iso(run.recorded)
     for item in records:
         if isinstance(item, RecordProblem):
             batch.problems.append(item)
             continue
         batch.records += 1
         try:
-            produced = mapping.apply(
-                item.data, source_id=source_id, namespace=namespace, member=member
+            produced = run.mapping.apply(
+                item.data, source_id=run.source_id, namespace=run.namespace, member=run.member
             )
         except RecordNotMapped as exc:
             batch.problems.append(RecordProblem(item.location, exc.text, exc.code, key=item.key))
@@ -104,40 +118,30 @@ def map_batches(
         for resource in produced:
             # As it will be served: the profiles that require meta.lastUpdated see it.
             resource["meta"]["lastUpdated"] = stamp
-            issues = check(resource)
+            issues = intake.check(resource)
             if issues:
                 batch.held.append(Held(resource, issues, item.key, str(item.location)))
                 continue
-            batch.resources.append((resource, compartment_of(resource)))
+            batch.resources.append((resource, run.compartment_of(resource)))
             batch.counts[resource["resourceType"]] += 1
         if batch.records >= size:
-            yield _with_provenance(
-                batch, mapping, source_id, file_digest, number, recorded, provenance
-            )
+            yield _with_provenance(batch, run, number, intake.provenance)
             number += 1
             batch = Batch()
     if batch.records or batch.problems:
-        yield _with_provenance(batch, mapping, source_id, file_digest, number, recorded, provenance)
+        yield _with_provenance(batch, run, number, intake.provenance)
 
 
-def _with_provenance(
-    batch: Batch,
-    mapping: Mapping,
-    source_id: str,
-    file_digest: str,
-    number: int,
-    recorded: datetime,
-    provenance: ProvenanceOf,
-) -> Batch:
+def _with_provenance(batch: Batch, run: MappingRun, number: int, provenance: ProvenanceOf) -> Batch:
     by_member: dict[str, list[Resource]] = {}
     for resource, member in batch.resources:
         if member is not None:
             by_member.setdefault(member, []).append(resource)
     for member, targets in by_member.items():
-        seed = "\x1f".join((source_uri(source_id), file_digest, str(number), member))
+        seed = "\x1f".join((source_uri(run.source_id), run.file_digest, str(number), member))
         provenance_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
         batch.resources.append(
-            (provenance(provenance_id, targets, mapping, source_id, recorded), member)
+            (provenance(provenance_id, targets, run.mapping, run.source_id, run.recorded), member)
         )
         batch.counts["Provenance"] += 1
     return batch
@@ -216,6 +220,22 @@ def conflict(resource: Resource, other_source: str, fields: list[str]) -> Held:
 
 # Holds what failed its profile, in the ingestion's unit (the quarantine).
 HoldResources = Callable[[UnitOfWork, str, Mapping, Sequence[Held]], None]
+
+
+# Indexes the members whose records were just kept, for matching, in the same unit.
+IndexMembers = Callable[[UnitOfWork, Sequence[str]], object]
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What every source's mapped output passes through, replicated or live: the profile
+    check, the quarantine for what fails it, the source Provenance it carries (with us
+    as custodian), and the indexing of the members it gave for matching."""
+
+    check: ProfileCheck
+    hold: HoldResources
+    provenance: ProvenanceOf
+    index_members: IndexMembers
 
 
 def hold_in(store: Quarantine) -> HoldResources:

@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from payerbridge.backends.ingestion import (
-    Held,
-    HoldResources,
-    ProfileCheck,
-    ProvenanceOf,
-    map_batches,
-)
+from payerbridge.backends.ingestion import Held, Intake, MappingRun, map_batches
 from payerbridge.backends.model import Location, SourceRecord
 from payerbridge.backends.ports import LiveSource, RecordsQuery, SourceAnswer, SourceGap
 from payerbridge.backends.sources import LiveSourceSpec, Sources
@@ -103,20 +97,13 @@ class LiveSources:
         adapters: dict[str, LiveSource],
         links: SourceMembers,
         writer: Writer,
-        *,
-        check: ProfileCheck,
-        hold: HoldResources,
-        provenance: ProvenanceOf,
-        index_members: Callable[[UnitOfWork, Sequence[str]], object],
+        intake: Intake,
     ) -> None:
         self.sources = sources
         self.adapters = adapters
         self.links = links
         self.writer = writer
-        self.check = check
-        self.hold = hold
-        self.provenance = provenance
-        self.index_members = index_members
+        self.intake = intake
 
     def holds(self, member: MemberId) -> bool:
         return bool(self.adapters) and any(
@@ -187,23 +174,21 @@ class LiveSources:
             )
             refused: set[str] = set()
             given: set[str] = set()
-            for batch in map_batches(
-                records,
+            run = MappingRun(
                 mapping,
-                source_id=spec.id,
-                namespace=spec.namespace,
-                check=self.check,
-                compartment_of=lambda _: answers.member,
-                provenance=self.provenance,
+                spec.id,
+                spec.namespace,
                 # One Provenance per member and source, replaced by each answer, not one
                 # more on every request.
                 file_digest="live",
                 recorded=unit.now,
+                compartment_of=lambda _: answers.member,
                 member=answers.member,
-            ):
+            )
+            for batch in map_batches(records, run, self.intake):
                 refused.update(p.key.split("/", 1)[0] for p in batch.problems if p.key)
                 if batch.held:
-                    self.hold(unit, spec.id, mapping, batch.held)
+                    self.intake.hold(unit, spec.id, mapping, batch.held)
                     refused.update(h.resource.get("resourceType", "unknown") for h in batch.held)
                 if batch.resources:
                     given.update(f"{r['resourceType']}/{r['id']}" for r, _ in batch.resources)
@@ -272,19 +257,17 @@ class LiveSources:
             record = SourceRecord(
                 "Patient", f"Patient/{native_id}", patient, Location(f"{source_id}:roster")
             )
-            for batch in map_batches(
-                [record],
+            run = MappingRun(
                 mapping,
-                source_id=spec.id,
-                namespace=spec.namespace,
-                check=self.check,
+                spec.id,
+                spec.namespace,
+                file_digest="roster",
+                recorded=unit.now,
                 compartment_of=lambda r: r.get("id")
                 if r.get("resourceType") == "Patient"
                 else None,
-                provenance=self.provenance,
-                file_digest="roster",
-                recorded=unit.now,
-            ):
+            )
+            for batch in map_batches([record], run, self.intake):
                 report.problems += len(batch.problems)
                 report.held += len(batch.held)
                 held.extend(batch.held)
@@ -295,11 +278,11 @@ class LiveSources:
         # The quarantine and the links first, the resources after: the SQL unit runs
         # its plain statements before its bulk writes.
         if held:
-            self.hold(unit, spec.id, mapping, held)
+            self.intake.hold(unit, spec.id, mapping, held)
         self.links.link(unit, spec.id, links)
         if kept:
             self.writer.write(unit, kept, source=f"source:{spec.id}", at=unit.now)
-        self.index_members(unit, [member for _, member in links])
+        self.intake.index_members(unit, [member for _, member in links])
         report.members = len(links)
         return report
 

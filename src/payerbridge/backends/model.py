@@ -19,7 +19,10 @@ from typing import Any, NewType, Protocol
 
 __all__ = [
     "HeldIssue",
+    "KeptSourceFile",
     "Location",
+    "MappedResource",
+    "NewSourceFile",
     "QuarantineId",
     "QuarantinedResource",
     "RecordProblem",
@@ -155,3 +158,45 @@ class QuarantinedResource:
     issues: tuple[HeldIssue, ...]
     held_at: datetime
     resource: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MappedResource:
+    """A resource a source file gave, to keep as the source's: ``body`` is its JSON text
+    as it is kept (``of`` serialises it once), ``patient_id`` the compartment it is in."""
+
+    resource: dict[str, Any]
+    patient_id: str | None
+    body: str
+
+    @property
+    def resource_type(self) -> str:
+        kind: str = self.resource["resourceType"]
+        return kind
+
+    @property
+    def ref(self) -> str:
+        return f"{self.resource_type}/{self.resource['id']}"
+
+
+@dataclass(frozen=True)
+class NewSourceFile:
+    """A replicated source's file as received, to keep (sealed) before it is mapped."""
+
+    id: str
+    source_id: str
+    name: str
+    sha256: str
+    body: bytes
+    mapping: str  # the mapping's ref, ``name@version``
+
+
+@dataclass(frozen=True)
+class KeptSourceFile:
+    """A kept file, as mapping it again needs it: ``has_body`` False once the purge or
+    an erasure removed what was received (ADR 0038)."""
+
+    id: str
+    name: str
+    sha256: str
+    has_body: bool

@@ -123,7 +123,7 @@ def members_erase(
 @retention_app.command("classes")
 def retention_classes() -> None:
     """Every table's retention class and the columns of it that hold PHI."""
-    from payerbridge.compliance.retention import CATALOGUE
+    from payerbridge.compliance.model import CATALOGUE
 
     table = Table("table", "class", "PHI columns", "what")
     for name, entry in sorted(CATALOGUE.items()):

@@ -25,13 +25,23 @@ met nor missed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from payerbridge.compliance.model import Standing
+from payerbridge.compliance.model import (
+    CLOSED_ERASED,
+    CLOSED_REVOKED,
+    CLOSED_WITHDRAWN,
+    ObligationClock,
+    Standing,
+    StandingQuery,
+    Subject,
+    SubjectType,
+    Tally,
+)
 from payerbridge.compliance.obligations import Assessment, ObligationSet
 from payerbridge.transactions import UnitOfWork
 
@@ -53,21 +63,6 @@ __all__ = [
     "standing_now",
 ]
 
-
-class SubjectType(StrEnum):
-    EXCHANGE = "exchange"
-    REVIEW = "review"
-    REQUEST = "request"
-    PULL = "pull"  # a period a standing pull owes, until its pull's exchange takes it
-    BULK_JOB = "bulk-job"  # old payer: a $bulk-member-match or payer-to-payer export job
-    ONBOARDING = "onboarding"  # new payer: one member of a bulk onboarding ("<run>:<n>")
-    ONBOARDING_CHUNK = "onboarding-chunk"  # new payer: a chunk's bulk answer, observed
-
-
-# Why a row was closed (its reason code): no longer owed, neither met nor missed.
-CLOSED_REVOKED = "opt-in-revoked"
-CLOSED_ERASED = "member-erased"  # the member left the plan and their data was erased
-CLOSED_WITHDRAWN = "cancelled-by-requester"  # the requester withdrew its bulk request
 
 # The subjects of an answer we only observe: a partner's, as the new payer saw it.
 _OBSERVED = frozenset({SubjectType.EXCHANGE, SubjectType.ONBOARDING_CHUNK})
@@ -98,32 +93,6 @@ def duty_of(role: str | None, subject: SubjectType) -> Duty:
     if role == "requester":
         return Duty.OURS_REQUESTING
     return Duty.OURS_REQUESTING if subject in _NEW_PAYER else Duty.OURS_ANSWERING
-
-
-@dataclass(frozen=True)
-class Subject:
-    """What an obligation row is about."""
-
-    type: SubjectType
-    id: str
-
-
-@dataclass(frozen=True)
-class ObligationClock:
-    """One obligation row. ``reason``: a short code (an exchange's reason code, never PHI)
-    saying what last held the subject up while the clock ran."""
-
-    id: str
-    obligation: str
-    obligation_version: str
-    subject: Subject
-    partner_id: str | None
-    started_at: datetime
-    due_at: datetime | None
-    done_at: datetime | None
-    standing: Standing
-    reason: str | None
-    updated_at: datetime
 
 
 def new_clock(
@@ -262,10 +231,6 @@ class ClockLedger(Protocol):
         ...
 
 
-# A count's key: (obligation, subject type, standing, reason code, whether done).
-Tally = tuple[str, SubjectType, Standing, str | None, bool]
-
-
 class ClockReader(Protocol):
     """The rows, read for the report (a plan's year is millions of them): counted where
     they are kept, listed by standing, streamed in pages. Each takes the rows started in
@@ -281,21 +246,8 @@ class ClockReader(Protocol):
         the row's reason code, whether it is done)."""
         ...
 
-    def standing_rows(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        now: datetime,
-        risk: Mapping[str, timedelta],
-        standings: Collection[Standing],
-        obligation: str | None = None,
-        subject_types: Collection[SubjectType] | None = None,
-        limit: int | None = None,
-    ) -> list[ObligationClock]:
-        """The rows that stand at one of ``standings`` at ``now`` (of ``obligation`` and
-        about ``subject_types`` only, when given), the earliest first (by started_at, then
-        id), the first ``limit``."""
+    def standing_rows(self, query: StandingQuery) -> list[ObligationClock]:
+        """The rows ``query`` asks for, the earliest first (by started_at, then id)."""
         ...
 
     def started_between(

@@ -28,7 +28,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from payerbridge.compliance.calendar import BusinessCalendar, FileFieldError, first_error
-from payerbridge.compliance.model import Standing
+from payerbridge.compliance.model import (
+    ANSWER_WITHIN,
+    ASKING,
+    QUARTERLY,
+    REQUEST_AFTER_ENROLMENT,
+    REQUIRED,
+    RUN_OFF,
+    Standing,
+)
 
 __all__ = [
     "ANSWER_WITHIN",
@@ -53,14 +61,6 @@ __all__ = [
 # The events a clock may start from, and the conditions a repeat may run while.
 EVENTS = frozenset({"coverage_start", "opt_in", "request_received", "coverage_end", "consent_end"})
 CONDITIONS = frozenset({"concurrent_coverage"})
-# The obligations the platform acts on, by id: a file without one of them is refused.
-REQUEST_AFTER_ENROLMENT = "request-after-enrolment"
-ANSWER_WITHIN = "answer-within-one-business-day"
-QUARTERLY = "concurrent-coverage-quarterly"  # the standing pulls' cadence (ADR 0040)
-RUN_OFF = "run-off"
-REQUIRED = frozenset({REQUEST_AFTER_ENROLMENT, ANSWER_WITHIN, QUARTERLY, RUN_OFF})
-# The requester's obligations an exchange meets by asking: its first, or a pull's period.
-ASKING = (REQUEST_AFTER_ENROLMENT, QUARTERLY, RUN_OFF)
 
 
 class ObligationError(FileFieldError):

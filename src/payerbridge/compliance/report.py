@@ -40,7 +40,7 @@ from payerbridge.compliance.clocks import (
     duty_of,
     standing_now,
 )
-from payerbridge.compliance.model import Standing
+from payerbridge.compliance.model import Standing, StandingQuery
 from payerbridge.compliance.obligations import (
     ANSWER_WITHIN,
     REQUIRED,
@@ -216,20 +216,14 @@ def compliance_report(
             lines[(clock.obligation, duty, found.standing)].append(ReportLine(clock, found))
 
     span = (window.start, window.end)
-    keep(reader.standing_rows(*span, now=now, risk=risk, standings=IN_FULL))
+    keep(reader.standing_rows(StandingQuery(*span, now, risk, IN_FULL)))
     for (name, duty), standing in product(keys, LIMITED):
         if subjects and any(
             (key[0], key[2]) == (name, standing) and _duty(obligations, name, key[1]) is duty
             for key in counted
         ):
             first = reader.standing_rows(
-                *span,
-                now=now,
-                risk=risk,
-                standings=(standing,),
-                obligation=name,
-                subject_types=_SUBJECTS[duty],
-                limit=subjects,
+                StandingQuery(*span, now, risk, (standing,), name, _SUBJECTS[duty], subjects)
             )
             keep(clock for clock in first if _duty(obligations, name, clock.subject.type) is duty)
     return ComplianceReport(

@@ -15,16 +15,19 @@ when the partner's answer about the member's identity needs a person.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import IllegalTransition
+from payerbridge.exchange.reasons import ExchangeReason
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [
@@ -45,8 +48,12 @@ __all__ = [
     "Stamp",
     "TERMINAL_STATES",
     "ConsentGrant",
+    "DateRange",
+    "ExchangeCursor",
+    "ExchangeFilter",
     "DeadLetter",
     "CoverageCard",
+    "ExchangeReason",
     "ExchangeRecord",
     "ExchangeRequest",
     "ExchangeState",
@@ -55,6 +62,7 @@ __all__ = [
     "Move",
     "Submission",
     "Transition",
+    "as_seen",
     "attempt_event",
     "check_transition",
     "transition_event",
@@ -434,6 +442,15 @@ class BreakerState:
 CLOSED = BreakerState()
 
 
+def as_seen(state: BreakerState, now: datetime) -> BreakerState:
+    """The breaker as it stands at ``now``: open only while it holds calls back; past its
+    ``open_until`` it waits for its probe, which is half-open."""
+    due = state.next_probe_at
+    if state.status is BreakerStatus.OPEN and due is not None and now >= due:
+        return replace(state, status=BreakerStatus.HALF_OPEN, probe_until=None)
+    return state
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Time budgets, backoff and the breaker of outbound steps; versioned by its own
@@ -521,3 +538,73 @@ class PullSchedule:
     created_by: str
     created_at: datetime
     updated_at: datetime
+
+
+# An exchange search as the store runs it (``operations.search`` reads what was asked).
+@dataclass(frozen=True)
+class DateRange:
+    """Instants from ``start`` (inclusive) to ``end`` (exclusive); None: unbounded."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.start is None and self.end is None
+
+    def narrowed(self, other: DateRange) -> DateRange:
+        """Both ranges at once (``created=ge...&created=lt...``)."""
+        starts = [d for d in (self.start, other.start) if d is not None]
+        ends = [d for d in (self.end, other.end) if d is not None]
+        return DateRange(max(starts) if starts else None, min(ends) if ends else None)
+
+
+@dataclass(frozen=True)
+class ExchangeCursor:
+    """Where a page ended: the last exchange shown. Opaque on the wire."""
+
+    created_at: datetime
+    exchange_id: ExchangeId
+
+    @classmethod
+    def after(cls, record: ExchangeRecord) -> ExchangeCursor:
+        """The cursor of a page whose last exchange is ``record``."""
+        return cls(_utc(record.created_at), record.id)
+
+    def encode(self) -> str:
+        at = _utc(self.created_at).isoformat()
+        raw = f"{at}|{self.exchange_id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> ExchangeCursor:
+        """The cursor ``encode()`` wrote; ValueError for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            at, exchange_id = raw.split("|", 1)
+            created_at = datetime.fromisoformat(at)
+        except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+            raise ValueError("not a cursor this server wrote") from error
+        if created_at.tzinfo is None or not exchange_id or len(exchange_id) > 64:
+            raise ValueError("not a cursor this server wrote")
+        return cls(created_at, ExchangeId(exchange_id))
+
+
+@dataclass(frozen=True)
+class ExchangeFilter:
+    """What the store runs: the query with tenancy applied and members as their keys
+    (``member_keys`` None: any member; empty: none can match)."""
+
+    client_id: ClientId | None = None
+    member_keys: frozenset[str] | None = None
+    partner_id: PartnerId | None = None
+    request_id: str | None = None
+    states: frozenset[ExchangeState] = frozenset()
+    reason_codes: frozenset[str] = frozenset()
+    created: DateRange = field(default_factory=DateRange)
+    updated: DateRange = field(default_factory=DateRange)
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite gives naive UTC datetimes, PostgreSQL aware ones: one form for cursors."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -18,9 +18,17 @@ from payerbridge.exchange.model import (
     ExchangeRequest,
     MemberDemographics,
 )
+from payerbridge.exchange.received.reconcile import member_key_of
 from payerbridge.types import PartnerId
 
-__all__ = ["MINIMISED", "minimised_request", "request_from_document", "request_member_id"]
+__all__ = [
+    "KEPT_REQUESTS",
+    "MINIMISED",
+    "KeptRequests",
+    "minimised_request",
+    "request_from_document",
+    "request_member_id",
+]
 
 # The key a request cut to what its audit needs carries (ADR 0038): it is read by
 # ``request_member_id`` only, never as a request again.
@@ -103,3 +111,23 @@ def request_member_id(document: dict[str, Any]) -> str | None:
         member: str | None = document.get("member_id")
         return member
     return request_from_document(document).member_id
+
+
+class KeptRequests:
+    """``compliance.ports.KeptRequests``: what the data lifecycle cuts of a kept request
+    and whom it finds it is about, decided here for the store that purges and erases."""
+
+    def minimised(self, document: dict[str, Any], *, keep_member: bool = True) -> dict[str, Any]:
+        return minimised_request(document, keep_member=keep_member)
+
+    def is_erased(self, document: dict[str, Any]) -> bool:
+        return bool(document.get(MINIMISED)) and document.get("member_id") is None
+
+    def member_id(self, document: dict[str, Any]) -> str | None:
+        return request_member_id(document)
+
+    def member_key(self, client_id: str, member_id: str) -> str:
+        return member_key_of(client_id, member_id)
+
+
+KEPT_REQUESTS = KeptRequests()

@@ -10,12 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from payerbridge.backends.ingestion import ProvenanceOf
+from payerbridge.backends.mapping import Mapping
 from payerbridge.fhir import codes
 from payerbridge.routing.model import Organization
 from payerbridge.timestamps import utc_iso
 
 __all__ = [
     "organization_reference",
+    "provenance_by",
     "receipt_provenance",
     "source_provenance",
     "transmitter_provenance",
@@ -150,4 +153,28 @@ def _created_from(
             ],
         }
     ]
+    return provenance
+
+
+def provenance_by(us: Organization) -> ProvenanceOf:
+    """The source Provenance of what a mapping made, with ``us`` as its custodian (the
+    backends' intake carries it)."""
+
+    def provenance(
+        provenance_id: str,
+        targets: list[dict[str, Any]],
+        mapping: Mapping,
+        source_id: str,
+        recorded: datetime,
+    ) -> dict[str, Any]:
+        return source_provenance(
+            provenance_id,
+            targets,
+            custodian=us,
+            source_id=source_id,
+            source_format=mapping.source_format,
+            mapping=mapping.tag,
+            recorded=recorded,
+        )
+
     return provenance

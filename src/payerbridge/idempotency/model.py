@@ -5,9 +5,12 @@ answer stored for a retry (pure types; ``store.idempotency`` keeps them,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
-__all__ = ["Claim", "ClaimStatus", "StoredResponse"]
+from payerbridge.types import ClientId
+
+__all__ = ["Claim", "ClaimStatus", "KeyClaim", "StoredResponse"]
 
 
 class ClaimStatus(StrEnum):
@@ -28,3 +31,15 @@ class StoredResponse:
 class Claim:
     status: ClaimStatus
     response: StoredResponse | None = None
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """A call's claim on its Idempotency-Key: whose key, for which operation and request
+    (its digest), and how long a claim in flight is held before it is taken as dead."""
+
+    client_id: ClientId
+    key: str
+    operation: str
+    request_hash: str
+    stale_after: timedelta

@@ -3,10 +3,10 @@ store writes in the caller's unit of work."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
-from payerbridge.idempotency.model import Claim, StoredResponse
+from payerbridge.idempotency.model import Claim, KeyClaim, StoredResponse
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId
 
@@ -16,17 +16,7 @@ __all__ = ["IdempotencyStore"]
 class IdempotencyStore(Protocol):
     """The claims and the answers kept for retries (``store.idempotency``)."""
 
-    def claim(
-        self,
-        unit: UnitOfWork,
-        client_id: ClientId,
-        key: str,
-        *,
-        operation: str,
-        request_hash: str,
-        now: datetime,
-        stale_after: timedelta,
-    ) -> Claim:
+    def claim(self, unit: UnitOfWork, claim: KeyClaim, *, now: datetime) -> Claim:
         """The key claimed for this call, or why not (answered, in flight, mismatched)."""
         ...
 

@@ -45,16 +45,16 @@ def is_stale(beat_at: datetime, *, now: datetime, stale_after: timedelta) -> boo
 def dead_workers(
     heartbeats: Iterable[Heartbeat],
     *,
-    me: WorkerId,
-    version: str,
-    now: datetime,
+    judge: Heartbeat,
     stale_after: timedelta,
     watching_since: datetime | None,
 ) -> list[WorkerId]:
-    """The workers ``me`` may take over at ``now``: each other worker of ``version`` whose
-    latest beat is stale, once each, oldest beat first. None while ``me``'s own beats
-    have got through for less than ``stale_after`` (``watching_since``: the first of its
-    unbroken run of beats; None: its last beat failed)."""
+    """The workers ``judge`` (a worker, beating now: ``judge.beat_at``) may take over:
+    each other worker of its version whose latest beat is stale, once each, oldest beat
+    first. None while the judge's own beats have got through for less than
+    ``stale_after`` (``watching_since``: the first of its unbroken run of beats; None:
+    its last beat failed)."""
+    me, version, now = judge.worker_id, judge.version, judge.beat_at
     if watching_since is None or now - watching_since < stale_after:
         return []
     latest: dict[WorkerId, Heartbeat] = {}
@@ -118,12 +118,7 @@ def take_over_dead_workers(
     worker itself, restarting with the same id, writes its first beat (and then recovers
     what is still its own) only once the workflows are no longer assigned to it."""
     found = dead_workers(
-        heartbeats.all(),
-        me=judge.worker_id,
-        version=judge.version,
-        now=judge.beat_at,
-        stale_after=stale_after,
-        watching_since=watching_since,
+        heartbeats.all(), judge=judge, stale_after=stale_after, watching_since=watching_since
     )
     taken: list[Takeover] = []
     for worker_id in found:

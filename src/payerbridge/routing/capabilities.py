@@ -14,9 +14,10 @@ recorded as supported, version unknown.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from payerbridge.routing.model import Capabilities
 
 __all__ = ["Capabilities", "changes", "read_capabilities"]
 
@@ -28,52 +29,6 @@ _GUIDES: Mapping[str, str] = {
     "bulk-data": "/fhir/uv/bulkdata/",
 }
 _GUIDE_NAMES = {"hrex": "HRex", "pdex": "PDex", "us-core": "US Core", "bulk-data": "Bulk Data"}
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """One reading of a partner's CapabilityStatement."""
-
-    read_at: datetime
-    fhir_version: str | None
-    guides: Mapping[str, str | None]  # guide → version (None: named without one)
-    operations: frozenset[str]  # operation names, e.g. member-match, everything, export
-    software: str | None = None
-    endpoints: Mapping[str, str] = field(default_factory=dict)  # token, registration
-    # Types it searches by the member (a ``patient`` search parameter): a record can be
-    # read by searches where $everything is not offered.
-    searchable: frozenset[str] = frozenset()
-    # Endpoints its discovery documents named that we do not call, with why (a token
-    # endpoint on another origin than the FHIR base, no operator having approved it).
-    refused: Mapping[str, str] = field(default_factory=dict)
-
-    def offers(self, operation: str) -> bool:
-        return operation in self.operations
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "read_at": self.read_at.isoformat(),
-            "fhir_version": self.fhir_version,
-            "guides": dict(sorted(self.guides.items())),
-            "operations": sorted(self.operations),
-            "software": self.software,
-            "endpoints": dict(sorted(self.endpoints.items())),
-            "searchable": sorted(self.searchable),
-            **({"refused_endpoints": dict(sorted(self.refused.items()))} if self.refused else {}),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Capabilities:
-        return cls(
-            read_at=datetime.fromisoformat(data["read_at"]),
-            fhir_version=data.get("fhir_version"),
-            guides=dict(data.get("guides") or {}),
-            operations=frozenset(data.get("operations") or ()),
-            software=data.get("software"),
-            endpoints=dict(data.get("endpoints") or {}),
-            searchable=frozenset(data.get("searchable") or ()),
-            refused=dict(data.get("refused_endpoints") or {}),
-        )
 
 
 def read_capabilities(

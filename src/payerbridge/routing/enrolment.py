@@ -48,6 +48,15 @@ class Refreshed:
     changes: list[str]  # what this reading says differently from the last one
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """Who asked for a change to the directory, and in which request: what its audit
+    events name."""
+
+    actor: str
+    request_id: str | None
+
+
 def enrol_partner(
     partner: Partner,
     *,
@@ -81,9 +90,10 @@ def enrol_partner(
     previous = registry.capabilities(partner.id)
     with transactions.begin() as unit:  # the partner and its reading, audited together
         stored = registry.register(unit, partner)
-        unit.record(_registered(unit.now, partner, stored, discovered, actor, request_id))
+        by = _Asked(actor, request_id)
+        unit.record(_registered(unit.now, partner, stored, discovered, by))
         if discovered is not None and "capabilities" in discovered:
-            kept = _keep(unit, registry, partner, discovered, previous, actor, request_id)
+            kept = _keep(unit, registry, partner, _read(discovered, previous), by)
             capabilities = kept.capabilities
     return Enrolled(partner, stored is None, capabilities, unread)
 
@@ -102,7 +112,7 @@ def store_partner(
     validate_partner(partner)
     with transactions.begin() as unit:
         before = registry.register(unit, partner)
-        unit.record(_registered(unit.now, partner, before, None, actor, request_id))
+        unit.record(_registered(unit.now, partner, before, None, _Asked(actor, request_id)))
     return before is None
 
 
@@ -123,7 +133,8 @@ def refresh_partner(
     discovered = discovery.read(partner)
     previous = registry.capabilities(partner.id)  # read before the unit takes its connection
     with transactions.begin() as unit:
-        return _keep(unit, registry, partner, discovered, previous, actor, request_id)
+        by = _Asked(actor, request_id)
+        return _keep(unit, registry, partner, _read(discovered, previous), by)
 
 
 def set_operations(
@@ -166,32 +177,31 @@ def registered(registry: PartnerRegistry, partner_id: PartnerId) -> Partner:
 
 
 def _keep(
-    unit: UnitOfWork,
-    registry: PartnerRegistry,
-    partner: Partner,
-    discovered: dict[str, Any],
-    previous: Capabilities | None,
-    actor: str,
-    request_id: str | None,
+    unit: UnitOfWork, registry: PartnerRegistry, partner: Partner, read: Refreshed, by: _Asked
 ) -> Refreshed:
-    """Keep a reading of the partner's capabilities, audited with what it changed since
-    ``previous``."""
-    reading = Capabilities.from_json(discovered["capabilities"])
-    found = changes(previous, reading)
+    """Keep a reading of the partner's capabilities, audited with what it changed."""
+    reading, found = read.capabilities, read.changes
     registry.record_capabilities(unit, partner.id, reading)
     unit.record(
         AuditEvent(
             at=reading.read_at,
-            actor=actor,
+            actor=by.actor,
             action="partner.capabilities",
             entity_type="Partner",
             entity_id=partner.id,
             outcome="changed" if found else "unchanged",
-            request_id=request_id,
+            request_id=by.request_id,
             detail={"changes": list(found), "capabilities": reading.to_json()},
         )
     )
-    return Refreshed(reading, found)
+    return read
+
+
+def _read(discovered: dict[str, Any], previous: Capabilities | None) -> Refreshed:
+    """The reading in what the partner's discovery documents said, with what it says
+    differently from ``previous``."""
+    reading = Capabilities.from_json(discovered["capabilities"])
+    return Refreshed(reading, changes(previous, reading))
 
 
 def _registered(
@@ -199,8 +209,7 @@ def _registered(
     partner: Partner,
     before: Partner | None,
     discovered: dict[str, Any] | None,
-    actor: str,
-    request_id: str | None,
+    by: _Asked,
 ) -> AuditEvent:
     """The audit event of a partner stored: created, or updated with the fields that
     changed (a re-pointed base URL or token endpoint shows here) and what its discovery
@@ -209,12 +218,12 @@ def _registered(
     changed = [f for f in fields if getattr(before, f) != getattr(partner, f)] if before else []
     return AuditEvent(
         at=at,
-        actor=actor,
+        actor=by.actor,
         action="partner.register",
         entity_type="Partner",
         entity_id=partner.id,
         outcome="updated" if before else "created",
-        request_id=request_id,
+        request_id=by.request_id,
         detail={
             "base_url": partner.base_url,
             "changed": changed,

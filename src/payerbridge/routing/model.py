@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.net.origins import has_userinfo
 from payerbridge.npi import is_valid_npi
-from payerbridge.routing.operations import ACTIVE, Operations
 from payerbridge.types import PartnerId
 
 __all__ = [
+    "ACTIVE",
     "DEFAULT_PARTNER_SCOPE",
+    "Capabilities",
+    "Contact",
+    "MaintenanceWindow",
+    "Operations",
     "Organization",
     "Partner",
     "PartnerAuth",
+    "PartnerStatus",
+    "RateLimit",
+    "WEEKDAYS",
     "repointed",
     "validate_partner",
 ]
@@ -28,6 +39,210 @@ _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9\-]{0,63}$")
 DEFAULT_PARTNER_SCOPE = (
     "system/*.rs http://hl7.org/fhir/us/davinci-hrex/OperationDefinition/member-match"
 )
+
+
+# How a partner is operated (set by an operator apart from its registration; an
+# operator's document is read by ``operations.parse_operations``).
+# A weekly window's day, as an operator names it (0 = Monday).
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class PartnerStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # no new route to it until an operator resumes it
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    """One-off (``start``–``end``, instants) or weekly (``day`` ``start``–``end`` local
+    times in ``zone``; an end before the start runs past midnight)."""
+
+    reason: str
+    start: datetime | None = None
+    end: datetime | None = None
+    day: int | None = None  # 0 = Monday
+    local_start: time | None = None
+    local_end: time | None = None
+    zone: str | None = None
+
+    def ends_after(self, now: datetime) -> datetime | None:
+        """When the window ends, if ``now`` is inside it."""
+        if self.start is not None and self.end is not None:
+            return self.end if self.start <= now < self.end else None
+        assert self.day is not None and self.local_start and self.local_end and self.zone
+        zone = ZoneInfo(self.zone)
+        local = now.astimezone(zone)
+        for days_back in (0, 1):  # a window that began yesterday may run past midnight
+            day = local.date() - timedelta(days=days_back)
+            if day.weekday() != self.day:
+                continue
+            begins = datetime.combine(day, self.local_start, zone)
+            ends_on = day if self.local_end > self.local_start else day + timedelta(days=1)
+            ends = datetime.combine(ends_on, self.local_end, zone)
+            if begins <= now < ends:
+                return ends.astimezone(UTC)
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.start is not None and self.end is not None:
+            return {
+                "start": self.start.isoformat(),
+                "end": self.end.isoformat(),
+                "reason": self.reason,
+            }
+        assert self.day is not None and self.local_start and self.local_end
+        return {
+            "weekly": WEEKDAYS[self.day],
+            "start": self.local_start.strftime("%H:%M"),
+            "end": self.local_end.strftime("%H:%M"),
+            "zone": self.zone,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> MaintenanceWindow:
+        """A window as kept (``to_json``'s form)."""
+        if "weekly" in item:
+            return cls(
+                item["reason"],
+                day=WEEKDAYS.index(item["weekly"]),
+                local_start=time.fromisoformat(item["start"]),
+                local_end=time.fromisoformat(item["end"]),
+                zone=item["zone"],
+            )
+        start, end = (datetime.fromisoformat(item[k]).astimezone(UTC) for k in ("start", "end"))
+        return cls(item["reason"], start=start, end=end)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The calls a partner takes: ``requests`` per ``per_seconds``, as a burst of at most
+    ``requests`` and then one every ``per_seconds / requests`` (GCRA: one timestamp, the
+    time the next call would be due if calls came evenly, kept for every worker)."""
+
+    requests: int
+    per_seconds: float
+
+    def admit(self, due: datetime | None, now: datetime) -> tuple[datetime | None, datetime]:
+        """(None, the new due time) when a call may go now, else (when it may, ``due``
+        unchanged); ``due``: as the last admitted call left it."""
+        interval = timedelta(seconds=self.per_seconds / self.requests)
+        due = max(due or now, now)
+        earliest = due - timedelta(seconds=self.per_seconds) + interval
+        if earliest > now:
+            return earliest, due
+        return None, due + interval
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requests": self.requests, "per_seconds": self.per_seconds}
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Whom to call about the partner (its operations desk, its on-call): a name and an
+    email address or a phone number, or both."""
+
+    name: str
+    email: str | None = None
+    phone: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "email": self.email, "phone": self.phone}
+
+
+@dataclass(frozen=True)
+class Operations:
+    status: PartnerStatus = PartnerStatus.ACTIVE
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    note: str | None = None  # the operator's word on a suspension
+    rate_limit: RateLimit | None = None  # what the partner announced it takes
+    # How long an exchange with it keeps trying from its (re)start: its deadline.
+    exchange_budget_seconds: float | None = None
+    contacts: tuple[Contact, ...] = ()
+
+    def in_maintenance(self, now: datetime) -> tuple[datetime, str] | None:
+        """The latest end among the windows ``now`` is in, with their reasons."""
+        inside = [(end, w.reason) for w in self.maintenance if (end := w.ends_after(now))]
+        if not inside:
+            return None
+        return max(end for end, _ in inside), "; ".join(reason for _, reason in inside)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "note": self.note,
+            "maintenance": [window.to_json() for window in self.maintenance],
+            "rate_limit": self.rate_limit.to_json() if self.rate_limit else None,
+            "exchange_budget_seconds": self.exchange_budget_seconds,
+            "contacts": [contact.to_json() for contact in self.contacts],
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Operations:
+        """The operations as kept (``to_json``'s form, written once ``parse_operations``
+        has checked it); a field a kept document predates takes its default."""
+        rate = document.get("rate_limit")
+        budget = document.get("exchange_budget_seconds")
+        return cls(
+            PartnerStatus(document.get("status", "active")),
+            tuple(MaintenanceWindow.from_json(w) for w in document.get("maintenance") or ()),
+            document.get("note"),
+            RateLimit(int(rate["requests"]), float(rate["per_seconds"])) if rate else None,
+            None if budget is None else float(budget),
+            tuple(
+                Contact(c["name"], c.get("email") or None, c.get("phone") or None)
+                for c in document.get("contacts") or ()
+            ),
+        )
+
+
+ACTIVE = Operations()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """One reading of a partner's CapabilityStatement."""
+
+    read_at: datetime
+    fhir_version: str | None
+    guides: Mapping[str, str | None]  # guide → version (None: named without one)
+    operations: frozenset[str]  # operation names, e.g. member-match, everything, export
+    software: str | None = None
+    endpoints: Mapping[str, str] = field(default_factory=dict)  # token, registration
+    # Types it searches by the member (a ``patient`` search parameter): a record can be
+    # read by searches where $everything is not offered.
+    searchable: frozenset[str] = frozenset()
+    # Endpoints its discovery documents named that we do not call, with why (a token
+    # endpoint on another origin than the FHIR base, no operator having approved it).
+    refused: Mapping[str, str] = field(default_factory=dict)
+
+    def offers(self, operation: str) -> bool:
+        return operation in self.operations
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "read_at": self.read_at.isoformat(),
+            "fhir_version": self.fhir_version,
+            "guides": dict(sorted(self.guides.items())),
+            "operations": sorted(self.operations),
+            "software": self.software,
+            "endpoints": dict(sorted(self.endpoints.items())),
+            "searchable": sorted(self.searchable),
+            **({"refused_endpoints": dict(sorted(self.refused.items()))} if self.refused else {}),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Capabilities:
+        return cls(
+            read_at=datetime.fromisoformat(data["read_at"]),
+            fhir_version=data.get("fhir_version"),
+            guides=dict(data.get("guides") or {}),
+            operations=frozenset(data.get("operations") or ()),
+            software=data.get("software"),
+            endpoints=dict(data.get("endpoints") or {}),
+            searchable=frozenset(data.get("searchable") or ()),
+            refused=dict(data.get("refused_endpoints") or {}),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""How a partner is operated (pure): whether an operator has suspended exchanges with it,
+"""How a partner is operated (pure; the types are the room's model, this module reads an
+operator's document): whether an operator has suspended exchanges with it,
 the maintenance windows it announced, one-off or weekly in its own time zone, the rate
 it takes, and how long an exchange keeps trying it (its time budget; unset: the
 platform's, else the rule's clocks, ``exchange.budgets``).
@@ -12,13 +13,20 @@ maintenance window is waited for until the window ends.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from enum import StrEnum
+from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from payerbridge.errors import InvalidInput, Issue
+from payerbridge.routing.model import (
+    ACTIVE,
+    WEEKDAYS,
+    Contact,
+    MaintenanceWindow,
+    Operations,
+    PartnerStatus,
+    RateLimit,
+)
 
 __all__ = [
     "ACTIVE",
@@ -29,128 +37,6 @@ __all__ = [
     "RateLimit",
     "parse_operations",
 ]
-
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class PartnerStatus(StrEnum):
-    ACTIVE = "active"
-    SUSPENDED = "suspended"  # no new route to it until an operator resumes it
-
-
-@dataclass(frozen=True)
-class MaintenanceWindow:
-    """One-off (``start``–``end``, instants) or weekly (``day`` ``start``–``end`` local
-    times in ``zone``; an end before the start runs past midnight)."""
-
-    reason: str
-    start: datetime | None = None
-    end: datetime | None = None
-    day: int | None = None  # 0 = Monday
-    local_start: time | None = None
-    local_end: time | None = None
-    zone: str | None = None
-
-    def ends_after(self, now: datetime) -> datetime | None:
-        """When the window ends, if ``now`` is inside it."""
-        if self.start is not None and self.end is not None:
-            return self.end if self.start <= now < self.end else None
-        assert self.day is not None and self.local_start and self.local_end and self.zone
-        zone = ZoneInfo(self.zone)
-        local = now.astimezone(zone)
-        for days_back in (0, 1):  # a window that began yesterday may run past midnight
-            day = local.date() - timedelta(days=days_back)
-            if day.weekday() != self.day:
-                continue
-            begins = datetime.combine(day, self.local_start, zone)
-            ends_on = day if self.local_end > self.local_start else day + timedelta(days=1)
-            ends = datetime.combine(ends_on, self.local_end, zone)
-            if begins <= now < ends:
-                return ends.astimezone(UTC)
-        return None
-
-    def to_json(self) -> dict[str, Any]:
-        if self.start is not None and self.end is not None:
-            return {
-                "start": self.start.isoformat(),
-                "end": self.end.isoformat(),
-                "reason": self.reason,
-            }
-        assert self.day is not None and self.local_start and self.local_end
-        return {
-            "weekly": _DAYS[self.day],
-            "start": self.local_start.strftime("%H:%M"),
-            "end": self.local_end.strftime("%H:%M"),
-            "zone": self.zone,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """The calls a partner takes: ``requests`` per ``per_seconds``, as a burst of at most
-    ``requests`` and then one every ``per_seconds / requests`` (GCRA: one timestamp, the
-    time the next call would be due if calls came evenly, kept for every worker)."""
-
-    requests: int
-    per_seconds: float
-
-    def admit(self, due: datetime | None, now: datetime) -> tuple[datetime | None, datetime]:
-        """(None, the new due time) when a call may go now, else (when it may, ``due``
-        unchanged); ``due``: as the last admitted call left it."""
-        interval = timedelta(seconds=self.per_seconds / self.requests)
-        due = max(due or now, now)
-        earliest = due - timedelta(seconds=self.per_seconds) + interval
-        if earliest > now:
-            return earliest, due
-        return None, due + interval
-
-    def to_json(self) -> dict[str, Any]:
-        return {"requests": self.requests, "per_seconds": self.per_seconds}
-
-
-@dataclass(frozen=True)
-class Contact:
-    """Whom to call about the partner (its operations desk, its on-call): a name and an
-    email address or a phone number, or both."""
-
-    name: str
-    email: str | None = None
-    phone: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "email": self.email, "phone": self.phone}
-
-
-@dataclass(frozen=True)
-class Operations:
-    status: PartnerStatus = PartnerStatus.ACTIVE
-    maintenance: tuple[MaintenanceWindow, ...] = ()
-    note: str | None = None  # the operator's word on a suspension
-    rate_limit: RateLimit | None = None  # what the partner announced it takes
-    # How long an exchange with it keeps trying from its (re)start: its deadline.
-    exchange_budget_seconds: float | None = None
-    contacts: tuple[Contact, ...] = ()
-
-    def in_maintenance(self, now: datetime) -> tuple[datetime, str] | None:
-        """The latest end among the windows ``now`` is in, with their reasons."""
-        inside = [(end, w.reason) for w in self.maintenance if (end := w.ends_after(now))]
-        if not inside:
-            return None
-        return max(end for end, _ in inside), "; ".join(reason for _, reason in inside)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status.value,
-            "note": self.note,
-            "maintenance": [window.to_json() for window in self.maintenance],
-            "rate_limit": self.rate_limit.to_json() if self.rate_limit else None,
-            "exchange_budget_seconds": self.exchange_budget_seconds,
-            "contacts": [contact.to_json() for contact in self.contacts],
-        }
-
-
-ACTIVE = Operations()
 
 
 def parse_operations(document: Any) -> Operations:
@@ -299,8 +185,8 @@ def _weekly(
     item: Mapping[str, Any], reason: str, where: str, issues: list[Issue]
 ) -> MaintenanceWindow | None:
     day = item.get("weekly")
-    if day not in _DAYS:
-        issues.append(Issue(f"weekly must be one of {', '.join(_DAYS)}", f"{where}.weekly"))
+    if day not in WEEKDAYS:
+        issues.append(Issue(f"weekly must be one of {', '.join(WEEKDAYS)}", f"{where}.weekly"))
     begins, ends = (_clock(item.get(k), f"{where}.{k}", issues) for k in ("start", "end"))
     zone = item.get("zone")
     try:
@@ -311,13 +197,13 @@ def _weekly(
         issues.append(
             Issue("zone must be an IANA time zone, e.g. America/New_York", f"{where}.zone")
         )
-    if day not in _DAYS or begins is None or ends is None or not isinstance(zone, str):
+    if day not in WEEKDAYS or begins is None or ends is None or not isinstance(zone, str):
         return None
     if begins == ends:
         issues.append(Issue("a weekly window cannot end when it starts", f"{where}.end"))
         return None
     return MaintenanceWindow(
-        reason, day=_DAYS.index(day), local_start=begins, local_end=ends, zone=zone
+        reason, day=WEEKDAYS.index(day), local_start=begins, local_end=ends, zone=zone
     )
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from payerbridge.routing.capabilities import Capabilities
-from payerbridge.routing.model import Partner
-from payerbridge.routing.operations import Operations
+from payerbridge.routing.model import Capabilities, Operations, Partner
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import PartnerId
 

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from payerbridge.exchange.model import BreakerState, BreakerStatus
-from payerbridge.routing.operations import RateLimit
+from payerbridge.routing.model import RateLimit
 from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partner_breakers, partner_rates
 from payerbridge.store.unit_of_work import UnitBound

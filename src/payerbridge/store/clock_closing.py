@@ -13,8 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Connection, String, and_, cast, exists, or_, select, update
 
-from payerbridge.compliance.clocks import SubjectType
-from payerbridge.compliance.model import Standing
+from payerbridge.compliance.model import Standing, SubjectType
 from payerbridge.store.compliance_tables import obligation_clocks
 from payerbridge.store.tables import exchanges, onboarding_members, pull_schedules
 

@@ -109,7 +109,7 @@ class SqlDisclosureSnapshots:
             (
                 seq,
                 mode,
-                None if body is None else opened_row(sql, keys, ref, body, version_id, stamp),
+                None if body is None else opened_row(sql, keys, (ref, body, version_id, stamp)),
                 judged is not None and judged == version_id,
             )
             for seq, mode, judged, ref, body, version_id, stamp in rows

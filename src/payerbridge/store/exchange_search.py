@@ -8,8 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
 
-from payerbridge.exchange.model import ExchangeRecord
-from payerbridge.exchange.operations.search import DateRange, ExchangeCursor, ExchangeFilter
+from payerbridge.exchange.model import DateRange, ExchangeCursor, ExchangeFilter, ExchangeRecord
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.exchanges import exchange_record
 from payerbridge.store.tables import exchanges

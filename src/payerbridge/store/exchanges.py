@@ -22,6 +22,7 @@ from payerbridge.exchange.model import (
     STOPPED_STATES,
     Attempt,
     DeadLetter,
+    ExchangeReason,
     ExchangeRecord,
     ExchangeState,
     Move,
@@ -31,7 +32,6 @@ from payerbridge.exchange.model import (
     Transition,
     check_transition,
 )
-from payerbridge.exchange.steps.review import PARTNER_REVIEW
 from payerbridge.store.data_keys import DataKeyring
 from payerbridge.store.dbapi import DialectSql, insert_rows, raw_cursor, read_row
 from payerbridge.store.sealed_columns import EXCHANGE_REQUEST
@@ -536,7 +536,7 @@ class SqlExchangeStore(UnitBound):
         wait's is fixed when it begins); histories are left out."""
         waiting = and_(
             exchanges.c.state == ExchangeState.MANUAL_REVIEW.value,
-            exchanges.c.error_code == PARTNER_REVIEW,
+            exchanges.c.error_code == ExchangeReason.PARTNER_REVIEW.value,
         )
         if client_id is not None:
             waiting = and_(waiting, exchanges.c.client_id == client_id)

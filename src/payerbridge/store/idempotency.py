@@ -10,13 +10,13 @@ be taken over. Each method writes in the caller's unit of work.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from payerbridge.idempotency.model import Claim, ClaimStatus, StoredResponse
+from payerbridge.idempotency.model import Claim, ClaimStatus, KeyClaim, StoredResponse
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.sealed_fields import IDEMPOTENT_BODY
@@ -31,17 +31,9 @@ _PENDING = 0  # status of a claimed key whose answer is not stored yet
 
 
 class SqlIdempotencyStore:
-    def claim(
-        self,
-        unit: UnitOfWork,
-        client_id: ClientId,
-        key: str,
-        *,
-        operation: str,
-        request_hash: str,
-        now: datetime,
-        stale_after: timedelta,
-    ) -> Claim:
+    def claim(self, unit: UnitOfWork, claim: KeyClaim, *, now: datetime) -> Claim:
+        client_id, key, operation = claim.client_id, claim.key, claim.operation
+        request_hash, stale_after = claim.request_hash, claim.stale_after
         table = idempotent_responses
         where = (table.c.client_id == client_id, table.c.idempotency_key == key)
         connection = sql_unit(unit).connection

@@ -23,13 +23,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
-from payerbridge.compliance.clocks import CLOSED_ERASED
-from payerbridge.compliance.model import Hold
-from payerbridge.compliance.retention import CATALOGUE, phi_tables, undeclared
+from payerbridge.compliance.model import CATALOGUE, CLOSED_ERASED, Hold, phi_tables, undeclared
+from payerbridge.compliance.ports import KeptRequests
 from payerbridge.errors import Conflict, NotFound
 from payerbridge.exchange.model import DATA_ENDS, TERMINAL_STATES, ExchangeState
-from payerbridge.exchange.received.reconcile import member_key_of
-from payerbridge.exchange.requests import MINIMISED, minimised_request, request_member_id
 from payerbridge.store.at_rest import at_rest
 from payerbridge.store.clock_closing import close_rows, of_consent, of_exchanges
 from payerbridge.store.data_keys import DataKeyring
@@ -81,13 +78,13 @@ _ERASED_CONSENT = '{"resourceType":"Consent","status":"inactive","note":"erased"
 
 
 class SqlLifecycleStore:
-    def __init__(self, engine: Engine, *, keyring: DataKeyring) -> None:
+    def __init__(self, engine: Engine, *, keyring: DataKeyring, requests: KeptRequests) -> None:
         missing = undeclared(metadata.tables)
         if missing:
             # Fail closed: a table nobody declared might keep PHI nobody purges or erases.
             raise RuntimeError(f"tables without a retention class: {', '.join(missing)}")
         self._engine = engine
-        self._requests = _Requests(keyring)
+        self._requests = _Requests(keyring, requests)
 
     # -- legal holds ------------------------------------------------------------------
     def holds(self, unit: UnitOfWork, member_id: str) -> list[Hold]:
@@ -152,7 +149,7 @@ class SqlLifecycleStore:
             .limit(limit)
         ).all()
         for row in rows:
-            kept = minimised_request(self._requests.read(row))
+            kept = self._requests.kept.minimised(self._requests.read(row))
             conn.execute(
                 update(exchanges)
                 .where(exchanges.c.id == row.id)
@@ -231,10 +228,12 @@ class SqlLifecycleStore:
 
 
 class _Requests:
-    """Exchanges' requests as stored: sealed under the data keys (ADR 0039)."""
+    """Exchanges' requests as stored: sealed under the data keys (ADR 0039), and what
+    the exchange room cuts of them (``kept``)."""
 
-    def __init__(self, keyring: DataKeyring) -> None:
+    def __init__(self, keyring: DataKeyring, kept: KeptRequests) -> None:
         self._keyring = keyring
+        self.kept = kept
 
     def read(self, row: Any) -> dict[str, Any]:
         opened = self._keyring.open(row.request, field=EXCHANGE_REQUEST, row_key=row.id)
@@ -399,10 +398,10 @@ def _exchanges_of(
     member_ids: set[str] = set()
     keys: set[str] = set()
     for row in rows:
-        member = request_member_id(requests.read(row))
+        member = requests.kept.member_id(requests.read(row))
         if member:
             member_ids.add(member)
-            keys.add(member_key_of(row.client_id, member))
+            keys.add(requests.kept.member_key(row.client_id, member))
     ids = set(
         conn.execute(
             select(exchanges.c.id).where(exchanges.c.imported_patient_id == member_id)
@@ -441,9 +440,9 @@ def _erase_exchanges(
             select(exchanges.c.id, exchanges.c.request).where(exchanges.c.id.in_(chunk))
         ):
             document = requests.read(row)
-            if document.get(MINIMISED) and document.get("member_id") is None:
+            if requests.kept.is_erased(document):
                 continue  # erased before
-            kept = minimised_request(document, keep_member=False)
+            kept = requests.kept.minimised(document, keep_member=False)
             counts["exchanges"] += _deleted(
                 conn,
                 update(exchanges)

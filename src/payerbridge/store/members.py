@@ -180,11 +180,10 @@ def with_meta(row: Any, keys: AtRest) -> dict[str, Any]:
     )
 
 
-def opened_row(
-    sql: DialectSql, keys: AtRest, ref: str, body: bytes, version_id: int, stamp: Any
-) -> dict[str, Any]:
-    """``with_meta`` of a row read by DB-API: ``stamp`` is its ``last_updated`` as the
-    driver gives it."""
+def opened_row(sql: DialectSql, keys: AtRest, row: Sequence[Any]) -> dict[str, Any]:
+    """``with_meta`` of a row read by DB-API that starts ``ref, body, version_id,
+    last_updated`` (the stamp as the driver gives it)."""
+    ref, body, version_id, stamp = row[0], row[1], row[2], row[3]
     return _filled(keys.open(body, RESOURCE_BODY, ref), version_id, _stamp(sql, stamp))
 
 
@@ -270,10 +269,7 @@ class SqlMemberStore:
         with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
             for start in range(0, len(wanted), 500):
                 cursor.execute(*sql.one_of(_READ_MANY, wanted[start : start + 500]))
-                found.extend(
-                    opened_row(sql, keys, ref, body, version_id, stamp)
-                    for ref, body, version_id, stamp in cursor.fetchall()
-                )
+                found.extend(opened_row(sql, keys, row) for row in cursor.fetchall())
         return found
 
     def compartment(self, patient_id: MemberId) -> list[dict[str, Any]]:
@@ -304,8 +300,8 @@ class SqlMemberStore:
             with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
                 cursor.execute(text, {"patient": patient_id, "after": after, "count": chunk})
                 rows = cursor.fetchall()
-            for ref, body, version_id, stamp in rows:
-                yield opened_row(sql, keys, ref, body, version_id, stamp)
+            for row in rows:
+                yield opened_row(sql, keys, row)
             if len(rows) < chunk:
                 return
             after = rows[-1][0]
@@ -358,8 +354,8 @@ class SqlMemberStore:
         with raw_cursor(self._engine) as cursor:  # the writer's: see raw_cursor
             cursor.execute(*sql.one_of(_COMPARTMENTS, patient_ids))
             rows = cursor.fetchall()
-        for ref, body, version_id, stamp, patient_id in rows:
-            yield MemberId(patient_id), opened_row(sql, keys, ref, body, version_id, stamp)
+        for row in rows:  # ref, body, version_id, last_updated, patient_id
+            yield MemberId(row[4]), opened_row(sql, keys, row)
 
     def resource_types(self, patient_id: MemberId) -> set[str]:
         """The resource types in the member's compartment (what segmentation must judge)."""

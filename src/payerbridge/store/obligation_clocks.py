@@ -9,16 +9,24 @@ row streamed in keyset pages (``started_between``).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.engine import Dialect
 
-from payerbridge.compliance.clocks import ObligationClock, Subject, SubjectType, Tally
-from payerbridge.compliance.model import Standing
-from payerbridge.compliance.obligations import ANSWER_WITHIN, ASKING, ObligationSet
+from payerbridge.compliance.model import (
+    ANSWER_WITHIN,
+    ASKING,
+    ObligationClock,
+    Standing,
+    StandingQuery,
+    Subject,
+    SubjectType,
+    Tally,
+)
+from payerbridge.compliance.ports import ObligationTerms
 from payerbridge.identity.matching.model import SINGLE_EXCHANGE_POLICY
 from payerbridge.store.clock_closing import close_rows, of_consent
 from payerbridge.store.clock_standing import standing_sql, window_sql
@@ -103,7 +111,7 @@ class SqlObligationClocks:
         engine: Engine,
         *,
         reader: Engine | None = None,
-        obligations: ObligationSet | None = None,
+        obligations: ObligationTerms | None = None,
     ) -> None:
         self._reader = reader or engine
         self._sql = _ClockSql.of(engine.dialect)
@@ -179,31 +187,22 @@ class SqlObligationClocks:
                     counted[key] = counted.get(key, 0) + answered
         return counted
 
-    def standing_rows(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        now: datetime,
-        risk: Mapping[str, timedelta],
-        standings: Collection[Standing],
-        obligation: str | None = None,
-        subject_types: Collection[SubjectType] | None = None,
-        limit: int | None = None,
-    ) -> list[ObligationClock]:
-        """The rows started in [start, end) that stand at one of ``standings`` at ``now``
-        (of ``obligation`` and about ``subject_types`` only, when given), the earliest
-        first, the first ``limit``."""
-        query = select(_T).where(
+    def standing_rows(self, query: StandingQuery) -> list[ObligationClock]:
+        """The rows ``query`` asks for (started in [start, end), standing at one of its
+        standings at its ``now``), the earliest first, the first ``limit``."""
+        start, end, now, risk = query.start, query.end, query.now, query.risk
+        standings, obligation, limit = query.standings, query.obligation, query.limit
+        subject_types = query.subject_types
+        rows_of = select(_T).where(
             window_sql(start, end), standing_sql(now, risk).in_([s.value for s in standings])
         )
         if obligation is not None:
-            query = query.where(_T.c.obligation == obligation)
+            rows_of = rows_of.where(_T.c.obligation == obligation)
         if subject_types is not None:
-            query = query.where(_T.c.subject_type.in_([t.value for t in subject_types]))
-        query = query.order_by(_T.c.started_at, _T.c.id).limit(limit)
+            rows_of = rows_of.where(_T.c.subject_type.in_([t.value for t in subject_types]))
+        rows_of = rows_of.order_by(_T.c.started_at, _T.c.id).limit(limit)
         with self._reader.connect() as connection:
-            rows = [_clock(row) for row in connection.execute(query)]
+            rows = [_clock(row) for row in connection.execute(rows_of)]
         requests = subject_types is None or SubjectType.REQUEST in subject_types
         if Standing.MET in standings and obligation in (None, ANSWER_WITHIN) and requests:
             answered = self._answered(start, end, limit=limit)

@@ -9,9 +9,14 @@ import orjson
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from payerbridge.routing.capabilities import Capabilities
-from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner, PartnerAuth
-from payerbridge.routing.operations import ACTIVE, Operations, parse_operations
+from payerbridge.routing.model import (
+    ACTIVE,
+    DEFAULT_PARTNER_SCOPE,
+    Capabilities,
+    Operations,
+    Partner,
+    PartnerAuth,
+)
 from payerbridge.routing.ports import OperationsReplaced
 from payerbridge.store.dbapi import read_row
 from payerbridge.store.tables import partners
@@ -45,7 +50,7 @@ def _partner(row: Any) -> Partner:
         token_url=row.token_url,
         scope=row.scope or DEFAULT_PARTNER_SCOPE,
         auth=PartnerAuth(row.auth),
-        operations=parse_operations(orjson.loads(row.operations)) if row.operations else ACTIVE,
+        operations=Operations.from_json(orjson.loads(row.operations)) if row.operations else ACTIVE,
     )
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, case, true
 
 from payerbridge.exchange.model import PullStatus
-from payerbridge.metrics.readings import PULL_OVERDUE_AFTER, PULL_WAITING_STATES
+from payerbridge.metrics.model import PULL_OVERDUE_AFTER, PULL_WAITING_STATES
 from payerbridge.store.tables import exchanges, pull_schedules
 
 __all__ = ["WITH_LAST_PULL", "is_past_due", "lateness"]

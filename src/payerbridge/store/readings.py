@@ -29,9 +29,14 @@ from sqlalchemy import (
     union_all,
 )
 
-from payerbridge.exchange.calls.breaker import as_seen
-from payerbridge.exchange.model import STOPPED_STATES, BreakerState, BreakerStatus, ExchangeState
-from payerbridge.metrics.readings import (
+from payerbridge.exchange.model import (
+    STOPPED_STATES,
+    BreakerState,
+    BreakerStatus,
+    ExchangeState,
+    as_seen,
+)
+from payerbridge.metrics.model import (
     AuditTail,
     BreakerReading,
     DatabaseReadings,

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from payerbridge.audit.refusals import Refusal, RefusalWindow, window_of
+from payerbridge.audit.model import Refusal, RefusalWindow, window_of
 from payerbridge.store.dbapi import DialectSql
 from payerbridge.store.refusal_tables import audit_refusal_windows
 from payerbridge.store.unit_of_work import sql_unit
@@ -66,9 +66,8 @@ class SqlRefusalCounts:
         sql_of = sql_unit(unit)
         sql = _POSTGRES if sql_of.is_postgres else _SQLITE
         cursor = sql_of.cursor()
-        for (client_id, operation, reason, at), count in _grouped(refusals, length).items():
-            keys = {"client_id": client_id, "operation": operation, "reason": reason}
-            _count_in_open_window(cursor, sql, keys, at, count, length)
+        for counter, count in _grouped(refusals, length).items():
+            _count_in_open_window(cursor, sql, counter, count, length)
 
     def take_ended(self, unit: UnitOfWork, *, now: datetime, limit: int) -> list[RefusalWindow]:
         sql_of = sql_unit(unit)
@@ -105,11 +104,14 @@ def _grouped(
 def _count_in_open_window(
     cursor: Any,
     sql: _RefusalSql,
-    keys: dict[str, str],
-    start: datetime,
+    counter: tuple[str, str, str, datetime],
     count: int,
     length: timedelta,
 ) -> None:
+    """Add ``count`` to the counter (client, operation, reason, window start), or to the
+    first window after it still open."""
+    client_id, operation, reason, start = counter
+    keys = {"client_id": client_id, "operation": operation, "reason": reason}
     for _ in range(_MOST_WINDOWS_ON):
         end = start + length
         params = {**keys, "start": sql.timestamp(start), "end": sql.timestamp(end)}

@@ -65,6 +65,7 @@ __all__ = [
     "PULL_REQUEST",
     "REVIEW_REQUEST",
     "SEALED_COLUMNS",
+    "Resealing",
     "SealedColumn",
     "SealedLinks",
     "SqlSealedData",
@@ -211,15 +212,19 @@ def has_unindexed_rows(unit: UnitOfWork, column: SealedColumn) -> bool:
     return sql_unit(unit).connection.execute(query).first() is not None
 
 
+@dataclass(frozen=True)
+class Resealing:
+    """How a pass moves values under the current data key: the keyring that seals them,
+    whether a plaintext value may be sealed as it is (``plaintext_allowed``: sealing has
+    not completed), and the key a plaintext value's blind index is made with."""
+
+    keyring: DataKeyring
+    plaintext_allowed: bool
+    index_key: bytes
+
+
 def reseal_batch(
-    unit: UnitOfWork,
-    keyring: DataKeyring,
-    column: SealedColumn,
-    *,
-    after: Any,
-    limit: int,
-    plaintext_allowed: bool,
-    index_key: bytes,
+    unit: UnitOfWork, column: SealedColumn, resealing: Resealing, *, after: Any, limit: int
 ) -> tuple[Any, int, int]:
     """Move the next ``limit`` rows of ``column`` after the key ``after`` (of its
     ``order_by``) under the current data key, in ``unit``: (the last key read, or None at
@@ -237,6 +242,11 @@ def reseal_batch(
         query = query.where(column.after(after))
     connection = sql_unit(unit).connection
     rows = connection.execute(query).all()
+    keyring, plaintext_allowed, index_key = (
+        resealing.keyring,
+        resealing.plaintext_allowed,
+        resealing.index_key,
+    )
     current = keyring.current
     moved = 0
     for row in rows:
@@ -397,12 +407,5 @@ class SqlSealedData:
     ) -> tuple[object, int, int]:
         if column == TOKEN_VALUES:
             return key_tokens_batch(unit, self._token_key, limit=limit)
-        return reseal_batch(
-            unit,
-            self._keyring,
-            self._columns[column],
-            after=after,
-            limit=limit,
-            plaintext_allowed=plaintext_allowed,
-            index_key=self._index_key,
-        )
+        resealing = Resealing(self._keyring, plaintext_allowed, self._index_key)
+        return reseal_batch(unit, self._columns[column], resealing, after=after, limit=limit)

@@ -158,31 +158,20 @@ def _split(text: str, field: SealedField) -> tuple[str, bytes]:
 
 
 def seal_value(
-    cipher: AESGCM,
-    key_id: str,
-    plaintext: bytes,
-    *,
-    field: SealedField,
-    row_key: str,
-    nonce: bytes,
+    cipher: AESGCM, key_id: str, plaintext: bytes, *, associated: bytes, nonce: bytes
 ) -> str:
-    """``plaintext`` sealed under the data key ``key_id`` (``cipher``) for its place."""
-    sealed = cipher.encrypt(nonce, plaintext, field.associated(key_id, row_key))
+    """``plaintext`` sealed under the data key ``key_id`` (``cipher``) for its place
+    (``associated``: ``SealedField.associated``, the data the seal binds it to)."""
+    sealed = cipher.encrypt(nonce, plaintext, associated)
     body = binascii.b2a_base64(nonce + sealed, newline=False).decode()
     return f"{SEALED_PREFIX}{key_id}:{body}"
 
 
 def seal_binary_value(
-    cipher: AESGCM,
-    key_id: str,
-    plaintext: bytes,
-    *,
-    field: SealedField,
-    row_key: str,
-    nonce: bytes,
+    cipher: AESGCM, key_id: str, plaintext: bytes, *, associated: bytes, nonce: bytes
 ) -> bytes:
     """``plaintext`` sealed as bytes (a binary field) under ``key_id`` for its place."""
-    sealed = cipher.encrypt(nonce, plaintext, field.associated(key_id, row_key))
+    sealed = cipher.encrypt(nonce, plaintext, associated)
     return b"".join((_BINARY_PREFIX, key_id.encode(), b":", nonce, sealed))
 
 
@@ -268,8 +257,7 @@ class Sealer:
             self._ciphers[key_id],
             key_id,
             plaintext,
-            field=field,
-            row_key=row_key,
+            associated=field.associated(key_id, row_key),
             nonce=self._nonces(NONCE_BYTES),
         )
 
@@ -283,8 +271,7 @@ class Sealer:
             self._ciphers[key_id],
             key_id,
             plaintext,
-            field=field,
-            row_key=row_key,
+            associated=field.associated(key_id, row_key),
             nonce=self._nonces(NONCE_BYTES),
         )
 

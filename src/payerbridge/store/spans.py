@@ -2,7 +2,7 @@
 case that opened it; one per statement SQLAlchemy runs (the hot paths' statements on
 driver cursors are inside their unit's span, or their request's). The trace id in the
 detail of the audit events a unit records is added where they are written
-(``store.audit.append_events``).
+(``store.audit_append.append_events``).
 
 Spans name tables and operations, never parameters: a statement's values may be a
 member's. Not recording, each costs a module global's read, and statements are not

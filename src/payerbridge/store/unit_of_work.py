@@ -22,7 +22,7 @@ it begins, and ``new_id()``: the stores stamp its writes with them and read no c
 When tracing records, each unit is a span named after the use case that began it
 (``store.spans``). Audit events recorded on the unit are appended last, just before
 COMMIT, in the order they were recorded, with the current trace's id when there is one
-(``store.audit.append_events``). Webhook deliveries the unit wrote are
+(``store.audit_append.append_events``). Webhook deliveries the unit wrote are
 handed to ``SqlTransactions.relay_deliveries`` after the commit.
 
 Driver errors are translated here into ``StoreConflict`` (a unique key refused) and
@@ -43,7 +43,7 @@ from typing import Any, Self
 from sqlalchemy import Connection, Engine
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.store.audit import append_events
+from payerbridge.store.audit_append import append_events
 from payerbridge.store.dbapi import give_back_driver_connection, take_driver_connection
 from payerbridge.store.driver_errors import translated_errors
 from payerbridge.store.engines import WriterConnection, hold_for_unit, release_for_unit

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from payerbridge.backends.ingestion import hold_in
+from payerbridge.backends.files import KeptSourceFiles
+from payerbridge.backends.ingestion import Intake, hold_in
 from payerbridge.backends.live import LiveSources
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources
@@ -24,8 +25,11 @@ from payerbridge.disclosure.scope import DataScope
 from payerbridge.exchange.ports import (
     PartnerClient,
 )
+from payerbridge.exchange.requests import KEPT_REQUESTS
 from payerbridge.exchange.unit import ExchangeWiring
 from payerbridge.fhir.profiles import ProfileChecker
+from payerbridge.fhir.provenance import provenance_by
+from payerbridge.fhir.resources import compartment_patient
 from payerbridge.identity.guard import AttemptLimit
 from payerbridge.identity.indexing import index_members
 from payerbridge.identity.matching.decision import BULK
@@ -61,12 +65,7 @@ from payerbridge.store.rate_limits import SqlAllowances
 from payerbridge.store.readings import SqlReadingsSource
 from payerbridge.store.received import SqlReceivedStore
 from payerbridge.store.refusals import SqlRefusalCounts
-from payerbridge.store.source_files import (
-    SqlSourceFiles,
-    SqlSourceMembers,
-    SqlSourceWriter,
-    provenance_by,
-)
+from payerbridge.store.source_files import SqlSourceFiles, SqlSourceMembers, SqlSourceWriter
 from payerbridge.store.token_keys import (
     TokenKeyFiles,
     key_dir,
@@ -261,23 +260,16 @@ def plan_backends(
     def index(unit: UnitOfWork, ids: Sequence[str]) -> None:
         index_members(identity, unit, ids, at=unit.now)
 
-    files = SqlSourceFiles(
-        stores.engine,
-        us=us,
-        check=profiles.check,
-        hold=hold,
-        index_members=index,
-        new_id=new_id,
+    intake = Intake(profiles.check, hold, provenance_by(us), index)
+    files = KeptSourceFiles(
+        SqlSourceFiles(stores.engine), intake, compartment_of=compartment_patient, new_id=new_id
     )
     live = LiveSources(
         sources,
         live_adapters(sources, egress_policy(settings)),
         SqlSourceMembers(stores.reader),
         SqlSourceWriter(stores.members),
-        check=profiles.check,
-        hold=hold,
-        provenance=provenance_by(us),
-        index_members=index,
+        intake,
     )
     ingestion = SourceIngestion(
         sources, files, stores.transactions, lambda: refresh_statistics(stores.engine)
@@ -288,7 +280,9 @@ def plan_backends(
 def lifecycle_ports(settings: Settings, stores: Stores) -> dict[str, Any]:
     """The data lifecycle's store and retention (ADR 0038), as ``Platform`` fields."""
     return {
-        "lifecycle": SqlLifecycleStore(stores.engine, keyring=stores.keyring),
+        "lifecycle": SqlLifecycleStore(
+            stores.engine, keyring=stores.keyring, requests=KEPT_REQUESTS
+        ),
         "retention": Retention(
             raw_payload_grace=timedelta(hours=settings.raw_payload_grace_hours),
             request_grace=timedelta(hours=settings.request_retention_hours),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from payerbridge.compliance.clocks import (
     new_clock,
     standing_now,
 )
-from payerbridge.compliance.model import Standing
+from payerbridge.compliance.model import Standing, StandingQuery
 from payerbridge.compliance.obligations import (
     ANSWER_WITHIN,
     REQUEST_AFTER_ENROLMENT,
@@ -166,18 +166,9 @@ class _Rows:
             )
         )
 
-    def standing_rows(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        now: datetime,
-        risk: Mapping[str, timedelta],
-        standings: Collection[Standing],
-        obligation: str | None = None,
-        subject_types: Collection[SubjectType] | None = None,
-        limit: int | None = None,
-    ) -> list[ObligationClock]:
+    def standing_rows(self, query: StandingQuery) -> list[ObligationClock]:
+        start, end, now, standings = query.start, query.end, query.now, query.standings
+        obligation, subject_types, limit = query.obligation, query.subject_types, query.limit
         found = [
             c
             for c in self._in(start, end)

@@ -4,7 +4,7 @@ no purge or erasure knows about."""
 
 from __future__ import annotations
 
-from payerbridge.compliance.retention import CATALOGUE, Retention, phi_tables, undeclared
+from payerbridge.compliance.model import CATALOGUE, Retention, phi_tables, undeclared
 from payerbridge.store.tables import metadata
 
 

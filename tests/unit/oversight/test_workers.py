@@ -33,9 +33,8 @@ watching = st.none() | st.integers(0, 300).map(lambda s: NOW - timedelta(seconds
 
 
 def judged(heartbeats: list[Heartbeat], since: datetime | None = NOW - STALE) -> list[WorkerId]:
-    return dead_workers(
-        heartbeats, me=ME, version=VERSION, now=NOW, stale_after=STALE, watching_since=since
-    )
+    judge = Heartbeat(ME, VERSION, NOW)
+    return dead_workers(heartbeats, judge=judge, stale_after=STALE, watching_since=since)
 
 
 @given(beats, watching)

@@ -9,6 +9,7 @@ import pytest
 
 from payerbridge.errors import InvalidInput
 from payerbridge.routing.capabilities import Capabilities
+from payerbridge.routing.model import ACTIVE, Operations
 from payerbridge.routing.operations import PartnerStatus, parse_operations
 from payerbridge.routing.route import decide_route
 
@@ -131,6 +132,9 @@ def test_a_document_round_trips() -> None:
     assert operations.status is PartnerStatus.SUSPENDED
     assert parse_operations(operations.to_json()) == operations
     assert operations.to_json() == document
+    # The store reads its kept copy back as the checked document read it.
+    assert Operations.from_json(operations.to_json()) == operations
+    assert Operations.from_json({}) == parse_operations({}) == ACTIVE
 
 
 def test_a_partner_in_its_window_is_waited_for_until_it_ends_without_using_the_budget() -> None:

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.exchange.model import CLOSED, BreakerState, BreakerStatus
+from payerbridge.exchange.model import CLOSED, BreakerState, BreakerStatus, as_seen
 from payerbridge.types import PartnerId
 
 __all__ = [
@@ -40,15 +40,6 @@ __all__ = [
     "record_success",
     "settle_seconds",
 ]
-
-
-def as_seen(state: BreakerState, now: datetime) -> BreakerState:
-    """The breaker as it stands at ``now``: open only while it holds calls back; past its
-    ``open_until`` it waits for its probe, which is half-open."""
-    due = state.next_probe_at
-    if state.status is BreakerStatus.OPEN and due is not None and now >= due:
-        return replace(state, status=BreakerStatus.HALF_OPEN, probe_until=None)
-    return state
 
 
 @dataclass(frozen=True)

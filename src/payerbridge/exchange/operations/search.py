@@ -14,17 +14,20 @@ no client searches every client's key for it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol
 
 from payerbridge.errors import Forbidden
-from payerbridge.exchange.model import ExchangeRecord, ExchangeState
+from payerbridge.exchange.model import (
+    DateRange,
+    ExchangeCursor,
+    ExchangeFilter,
+    ExchangeRecord,
+    ExchangeState,
+)
 from payerbridge.exchange.received.reconcile import member_key_of
-from payerbridge.types import ClientId, ExchangeId, PartnerId
+from payerbridge.types import ClientId, PartnerId
 
 __all__ = [
     "DEFAULT_COUNT",
@@ -39,50 +42,6 @@ __all__ = [
 ]
 
 DEFAULT_COUNT, MAX_COUNT = 50, 500
-
-
-@dataclass(frozen=True)
-class DateRange:
-    """Instants from ``start`` (inclusive) to ``end`` (exclusive); None: unbounded."""
-
-    start: datetime | None = None
-    end: datetime | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.start is None and self.end is None
-
-    def narrowed(self, other: DateRange) -> DateRange:
-        """Both ranges at once (``created=ge...&created=lt...``)."""
-        starts = [d for d in (self.start, other.start) if d is not None]
-        ends = [d for d in (self.end, other.end) if d is not None]
-        return DateRange(max(starts) if starts else None, min(ends) if ends else None)
-
-
-@dataclass(frozen=True)
-class ExchangeCursor:
-    """Where a page ended: the last exchange shown. Opaque on the wire."""
-
-    created_at: datetime
-    exchange_id: ExchangeId
-
-    def encode(self) -> str:
-        at = _utc(self.created_at).isoformat()
-        raw = f"{at}|{self.exchange_id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> ExchangeCursor:
-        """The cursor ``encode()`` wrote; ValueError for anything else."""
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            at, exchange_id = raw.split("|", 1)
-            created_at = datetime.fromisoformat(at)
-        except (binascii.Error, UnicodeDecodeError, ValueError) as error:
-            raise ValueError("not a cursor this server wrote") from error
-        if created_at.tzinfo is None or not exchange_id or len(exchange_id) > 64:
-            raise ValueError("not a cursor this server wrote")
-        return cls(created_at, ExchangeId(exchange_id))
 
 
 @dataclass(frozen=True)
@@ -102,21 +61,6 @@ class ExchangeQuery:
     updated: DateRange = field(default_factory=DateRange)
     count: int = DEFAULT_COUNT
     after: ExchangeCursor | None = None
-
-
-@dataclass(frozen=True)
-class ExchangeFilter:
-    """What the store runs: the query with tenancy applied and members as their keys
-    (``member_keys`` None: any member; empty: none can match)."""
-
-    client_id: ClientId | None = None
-    member_keys: frozenset[str] | None = None
-    partner_id: PartnerId | None = None
-    request_id: str | None = None
-    states: frozenset[ExchangeState] = frozenset()
-    reason_codes: frozenset[str] = frozenset()
-    created: DateRange = field(default_factory=DateRange)
-    updated: DateRange = field(default_factory=DateRange)
 
 
 @dataclass(frozen=True)
@@ -166,7 +110,7 @@ def search_exchanges(
     found = search.find(where, limit=query.count + 1, after=query.after)
     items = tuple(found[: query.count])
     last = items[-1] if len(found) > query.count else None
-    following = ExchangeCursor(_utc(last.created_at), last.id) if last else None
+    following = ExchangeCursor.after(last) if last else None
     return ExchangePage(items, search.count(where), following)
 
 
@@ -181,8 +125,3 @@ def _member_keys(
         by_id = {member_key_of(c, query.member_id) for c in clients}
         keys = by_id if keys is None else keys & by_id
     return frozenset(keys) if keys is not None else None
-
-
-def _utc(value: datetime) -> datetime:
-    """SQLite gives naive UTC datetimes, PostgreSQL aware ones: one form for cursors."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,245 @@
+"""A replicated source's files mapped and kept (ADR 0031): each file read, mapped and kept
+in one transaction, with what it gave, so that a new mapping version can map every kept
+file again and say what changed.
+
+The resources are kept as the source's (``source:<id>``); the members whose Patient or
+Coverage a file gave are indexed for matching in the same transaction. A resource another
+source already gave differently is not overwritten: it is held as a conflict, naming the
+other source and the fields that differ. The store (``SourceFileStore``) only keeps and
+reads; what a file gave, and what changed, is decided here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from payerbridge.backends.ingestion import (
+    MAX_REPORTED_PROBLEMS,
+    Batch,
+    FileReport,
+    Intake,
+    MappingRun,
+    Resource,
+    conflict,
+    differing_fields,
+    map_batches,
+)
+from payerbridge.backends.mapping import Mapping
+from payerbridge.backends.model import MappedResource, NewSourceFile
+from payerbridge.backends.ports import SourceFileStore
+from payerbridge.backends.readers import read_stream
+from payerbridge.backends.sources import ReplicatedSourceSpec
+from payerbridge.transactions import UnitOfWork
+
+__all__ = ["KeptSourceFiles"]
+
+logger = logging.getLogger(__name__)
+
+_MEMBER_TYPES = frozenset({"Patient", "Coverage"})
+
+
+@dataclass
+class _FileRun:
+    """One file mapped: what it gave before (None: first mapped), what it gives now, and
+    the members whose Patient or Coverage it gave (in order, once each)."""
+
+    file_id: str
+    report: FileReport
+    mapping: Mapping
+    previous: set[str] | None
+    seen: set[str] = field(default_factory=set)
+    touched: dict[str, None] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return f"source:{self.report.source_id}"
+
+
+class KeptSourceFiles:
+    """``service.SourceFiles``: a replicated source's files mapped through the intake
+    and kept in ``store``; ``compartment_of`` says whose compartment a resource is in."""
+
+    def __init__(
+        self,
+        store: SourceFileStore,
+        intake: Intake,
+        *,
+        compartment_of: Callable[[Resource], str | None],
+        new_id: Callable[[], str],
+    ) -> None:
+        self.store = store
+        self.intake = intake
+        self.compartment_of = compartment_of
+        self.new_id = new_id
+
+    def ingest(
+        self, unit: UnitOfWork, spec: ReplicatedSourceSpec, mapping: Mapping, name: str, body: bytes
+    ) -> FileReport:
+        """Map and keep one file of ``spec``'s, in ``unit``; the same file again (by
+        digest) is reported as a duplicate and changes nothing."""
+        digest = hashlib.sha256(body).hexdigest()
+        report = FileReport(spec.id, name, digest, str(mapping.ref))
+        existing = self.store.find(unit, spec.id, digest)
+        if existing is not None:
+            report.file_id, report.duplicate = existing, True
+            return report
+        file_id = self.new_id()
+        report.file_id = file_id
+        self.store.add(
+            unit, NewSourceFile(file_id, spec.id, name[:300], digest, body, str(mapping.ref))
+        )
+        self._map_file(unit, spec, name, body, _FileRun(file_id, report, mapping, None))
+        return report
+
+    def remap(
+        self, unit: UnitOfWork, spec: ReplicatedSourceSpec, mapping: Mapping
+    ) -> list[FileReport]:
+        """Map every kept file of ``spec`` again with ``mapping`` (a new version, or the
+        one rolled back to), in ``unit``: each report says what was added, changed (other
+        than the mapping's tag), left unchanged and no longer given (removed)."""
+        reports = []
+        for kept in self.store.kept(unit, spec.id):
+            report = FileReport(spec.id, kept.name, kept.sha256, str(mapping.ref), file_id=kept.id)
+            if not kept.has_body:
+                # Purged or erased (ADR 0038): mapping nothing would remove all it gave.
+                report.body_gone = True
+                reports.append(report)
+                continue
+            run = _FileRun(kept.id, report, mapping, self.store.given_by(unit, kept.id))
+            self._map_file(unit, spec, kept.name, self.store.body(unit, kept.id), run)
+            self.store.remapped(unit, kept.id, str(mapping.ref))
+            reports.append(report)
+        return reports
+
+    def files(self, source_id: str) -> list[dict[str, Any]]:
+        return self.store.files(source_id)
+
+    def _map_file(
+        self, unit: UnitOfWork, spec: ReplicatedSourceSpec, name: str, body: bytes, run: _FileRun
+    ) -> None:
+        mapping, report = run.mapping, run.report
+        batches = map_batches(
+            read_stream(mapping.input, io.BytesIO(body), name, mapping.input_options),
+            MappingRun(
+                mapping,
+                spec.id,
+                spec.namespace,
+                file_digest=report.sha256,
+                recorded=unit.now,
+                compartment_of=self.compartment_of,
+            ),
+            self.intake,
+        )
+        for batch in batches:
+            _note(report, batch)
+            if batch.held:
+                self.intake.hold(unit, spec.id, mapping, batch.held)
+            if batch.resources:
+                self._keep(unit, batch, run)
+        if run.previous is not None:
+            gone = sorted(run.previous - run.seen)
+            report.changes["removed"] = len(gone)
+            self.store.forget(unit, run.file_id, gone)
+        self.store.report(unit, run.file_id, report.to_json())
+        if run.touched:
+            self.intake.index_members(unit, list(run.touched))
+        logger.info(
+            "source file mapped",
+            extra={
+                "source": spec.id,
+                "file_sha256": report.sha256,
+                "mapping": report.mapping,
+                "records": report.records,
+                "problems": report.problem_count,
+                "quarantined": report.held,
+            },
+        )
+
+    def _keep(self, unit: UnitOfWork, batch: Batch, run: _FileRun) -> None:
+        """Keep a batch's resources as the source's, and note what the file gave."""
+        resources = [
+            MappedResource(resource, member, orjson.dumps(resource).decode())
+            for resource, member in batch.resources
+        ]
+        resources = self._without_conflicts(unit, resources, run)
+        if not resources:
+            return
+        if run.previous is not None:
+            _classify(self.store.stored(unit, [r.ref for r in resources]), resources, run.report)
+        refs = [resource.ref for resource in resources]
+        fresh = [
+            ref
+            for ref in dict.fromkeys(refs)
+            if ref not in run.seen and (run.previous is None or ref not in run.previous)
+        ]
+        run.seen.update(refs)
+        self.store.keep(unit, run.file_id, resources, source=run.source, fresh=fresh)
+        for resource in resources:
+            if resource.resource_type in _MEMBER_TYPES and resource.patient_id is not None:
+                run.touched[resource.patient_id] = None
+
+    def _without_conflicts(
+        self, unit: UnitOfWork, resources: list[MappedResource], run: _FileRun
+    ) -> list[MappedResource]:
+        """``resources`` but those another source already gave: the same content is not
+        kept twice, other content is held as a conflict."""
+        refs = [r.ref for r in resources if r.resource_type != "Provenance"]
+        others = self.store.held_elsewhere(unit, refs, source=run.source)
+        if not others:
+            return resources
+        kept, conflicts = [], []
+        for resource in resources:
+            other = others.get(resource.ref)
+            if other is None:
+                kept.append(resource)
+                continue
+            fields = differing_fields(orjson.loads(other[1]), orjson.loads(resource.body))
+            if not fields:
+                continue  # the same as the other source gave: nothing to keep twice
+            conflicts.append(conflict(orjson.loads(resource.body), other[0], fields))
+        if conflicts:
+            run.report.conflicts += len(conflicts)
+            self.intake.hold(unit, run.report.source_id, run.mapping, conflicts)
+        return kept
+
+
+def _note(report: FileReport, batch: Batch) -> None:
+    report.records += batch.records
+    report.counts.update(batch.counts)
+    report.held += len(batch.held)
+    report.problem_count += len(batch.problems)
+    room = MAX_REPORTED_PROBLEMS - len(report.problems)
+    if room > 0:
+        report.problems.extend(batch.problems[:room])
+
+
+def _classify(
+    stored: dict[str, bytes], resources: Sequence[MappedResource], report: FileReport
+) -> None:
+    """Count the mapped resources as added, changed or unchanged against what is kept
+    (not their Provenance, which each run records anew)."""
+    for resource in resources:
+        if resource.resource_type == "Provenance":
+            continue  # ours, recorded anew by every mapping run
+        before = stored.get(resource.ref)
+        if before is None:
+            report.changes["added"] += 1
+        elif _content(before) == _content(resource.body):
+            report.changes["unchanged"] += 1
+        else:
+            report.changes["changed"] += 1
+
+
+def _content(body: str | bytes) -> bytes:
+    """A resource's content without its meta (versions, the mapping's tag): what a
+    reader of the data would see change."""
+    resource = orjson.loads(body)
+    resource.pop("meta", None)
+    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
