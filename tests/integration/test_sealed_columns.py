@@ -214,6 +214,16 @@ def _raw_rows(settings: Settings, env: dict[str, str], table: str) -> list[tuple
         return list(db.execute(f"SELECT * FROM {table}").fetchall())
 
 
+def _unsealed_cells(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows without their sealed cells: a sealed value's random bytes (or their base64)
+    hold a name's three letters now and then; what it seals is checked by opening it."""
+
+    def sealed(cell: Any) -> bool:
+        return isinstance(cell, str | bytes | memoryview) and key_id_of(cell) is not None
+
+    return [tuple(cell for cell in row if not sealed(cell)) for row in rows]
+
+
 def _raw_values(settings: Settings, env: dict[str, str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for table, _, column in _SEALED:
@@ -231,7 +241,7 @@ def test_the_identity_tables_and_exchanges_read_raw_show_no_name_birth_date_or_a
 
     assert matched.member_id == "ana"
     for table in ("identity_member_records", "identity_reviews", "exchanges", "identity_links"):
-        dump = repr(_raw_rows(platform.settings, env, table))
+        dump = repr(_unsealed_cells(_raw_rows(platform.settings, env, table)))
         leaked = [text for text in (*PLAINTEXT, NEW_PAYER_ID, matched.umb_value) if text in dump]
         assert not leaked, f"{table} shows {leaked}"
     values = _raw_values(platform.settings, env)
