@@ -138,17 +138,18 @@ def test_survivors_take_over_a_killed_workers_exchanges_and_run_each_once(
 
     engine = database_of(api)
     try:
-        start("w1")  # first, so that it takes the exchanges
+        # All three up before the exchanges come: had w2 and w3 started after them, a
+        # loaded machine took longer to bring them up than w1 took to finish its share,
+        # and there was nothing left to take over.
+        for worker_id in ("w1", "w2", "w3"):
+            start(worker_id)
+        wait_until(lambda: beating(engine) >= {"w1", "w2", "w3"}, 60, "the workers did not beat")
         with api.client() as client:
             for request in requests_for(network, "slow", EXCHANGES):
                 response = client.post("/exchanges", json=request, headers=new_key())
                 assert response.status_code == 202, response.text
-            # w1 holds several exchanges in flight (each call held a second): kill it
-            # once the other two are up.
+            # w1 holds exchanges in flight (each call held a second): kill it.
             wait_until(lambda: len(pending_of(engine, "w1")) >= 3, 60, "w1 took too few")
-            start("w2")
-            start("w3")
-            wait_until(lambda: beating(engine) >= {"w1", "w2", "w3"}, 60, "w2, w3 did not beat")
             orphans = pending_of(engine, "w1")
             os.kill(workers["w1"].pid, signal.SIGKILL)
             workers["w1"].wait()
