@@ -540,7 +540,9 @@ def test_a_client_over_its_rate_is_told_when_to_come_back(
         assert [client.get("/exchanges").status_code for _ in range(2)] == [200, 200]
         refused = client.get("/exchanges")
         assert refused.status_code == 429
-        assert refused.headers["retry-after"] == "5"  # one request every five seconds
+        # One request every five seconds: the wait for the next is at most five, less by
+        # what the requests before it took (a loaded machine took seconds).
+        assert 1 <= int(refused.headers["retry-after"]) <= 5
         assert refused.json()["issue"][0]["code"] == "throttled"
         # Another operation, and another resource read through the same route template,
         # have their own budget.
@@ -552,7 +554,7 @@ def test_a_client_over_its_rate_is_told_when_to_come_back(
     url = f"{payer.base_url}/auth/token"
     answers = [httpx.post(url, data={"grant_type": "x"}, timeout=10) for _ in range(3)]
     assert [a.status_code for a in answers] == [400, 400, 429]
-    assert answers[-1].headers["retry-after"] == "5"
+    assert 1 <= int(answers[-1].headers["retry-after"]) <= 5
 
 
 def test_a_token_asked_over_mutual_tls_is_bound_to_that_certificate(
