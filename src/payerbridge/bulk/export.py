@@ -30,7 +30,13 @@ from payerbridge.bulk.clocks import settle_job_clock, start_job_clock
 from payerbridge.bulk.member_match import BulkPorts, job_event
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import ExportedMember, LineRead, OutputLine
-from payerbridge.consent.model import ConsentPolicy, ConsentRole, Requester, StoredConsent
+from payerbridge.consent.model import (
+    ConsentPolicy,
+    ConsentRole,
+    DisclosureRequest,
+    Requester,
+    StoredConsent,
+)
 from payerbridge.consent.segmentation import supported_policies, without_references
 from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.everything import SeenShared, judged_by, plan_everything, released_now
@@ -305,15 +311,17 @@ class _ChunkDecision:
         self._decided.add(patient_id)
         disclosure = authorize_disclosure(
             self._consents,
-            member_id=MemberId(patient_id),
-            requester=self._requester,
-            at=self.now,
-            source_npi=rules.us.npi,
-            supported_policies=supported_policies(self._types[patient_id], rules.segmentation),
-            hop="bulk-export",
-            request_id=self._job.id,
-            code_sets=rules.segmentation.code_sets.label,
-            scope=rules.scope.label,
+            DisclosureRequest(
+                member_id=MemberId(patient_id),
+                requester=self._requester,
+                at=self.now,
+                source_npi=rules.us.npi,
+                supported_policies=supported_policies(self._types[patient_id], rules.segmentation),
+                hop="bulk-export",
+                request_id=self._job.id,
+                code_sets=rules.segmentation.code_sets.label,
+                scope=rules.scope.label,
+            ),
         )
         self.events.append(disclosure.event)
         policy = disclosure.decision.policy if disclosure.decision.permitted else None

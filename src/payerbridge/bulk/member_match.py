@@ -50,7 +50,7 @@ from payerbridge.bulk.clocks import (
 from payerbridge.bulk.model import BulkJob, BulkReason, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import BulkJobs, BulkMembers, MemberOutcome, StoredGroup
 from payerbridge.compliance.clocks import Clocks
-from payerbridge.consent.model import ConsentId, PresentedConsent, Requester
+from payerbridge.consent.model import AcceptPresentedConsent, ConsentId, PresentedConsent, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy, supported_policies
 from payerbridge.consent.service import accept_presented_consent
@@ -256,15 +256,17 @@ def _match_chunk(
                 disclosure = accept_presented_consent(
                     unit,
                     ports.consents,
-                    presented,
-                    consent_id=ConsentId(ports.new_id()),
-                    member_id=MemberId(member_id),
-                    requester=requester,
-                    at=now,
-                    source_npi=rules.us.npi,
-                    supported_policies=supported_policies(types[member_id], rules.segmentation),
-                    request_id=job.id,
-                    detail={"bulk_job": job.id, "member": member.position},
+                    AcceptPresentedConsent(
+                        presented,
+                        consent_id=ConsentId(ports.new_id()),
+                        member_id=MemberId(member_id),
+                        requester=requester,
+                        at=now,
+                        source_npi=rules.us.npi,
+                        supported_policies=supported_policies(types[member_id], rules.segmentation),
+                        request_id=job.id,
+                        detail={"bulk_job": job.id, "member": member.position},
+                    ),
                 )
                 events.append(disclosure.event)
                 permitted = disclosure.decision.permitted

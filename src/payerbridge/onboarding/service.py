@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.consent.model import ConsentId, Requester
+from payerbridge.consent.model import ConsentId, OutboundRequest, Requester
 from payerbridge.consent.service import authorize_request, record_consent
 from payerbridge.errors import InvalidInput, Issue, NotFound, PartnerRejected, UnprocessableRequest
 from payerbridge.exchange.intake.opt_in import opt_in_consent
@@ -317,11 +317,9 @@ def _opted_in(
     for member in members:
         disclosure = authorize_request(
             ports.consents.get(member.consent_id),
-            consent_id=member.consent_id,
-            partner_npi=partner.npi,
-            us=us,
-            at=now,
-            hop=hop,
+            OutboundRequest(
+                consent_id=member.consent_id, partner_npi=partner.npi, us=us, at=now, hop=hop
+            ),
         )
         events.append(disclosure.event)
         if disclosure.decision.permitted:

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.consent.model import ConsentDecision, ConsentPolicy, DenyReason
+from payerbridge.consent.model import ConsentDecision, ConsentPolicy, DenyReason, Hop
 from payerbridge.consent.service import decision_event
 from payerbridge.errors import MatchUnderReview
 from payerbridge.exchange.calls.breaker import breaker_event
@@ -91,12 +91,9 @@ def test_consent_denials_are_counted_by_reason_and_permits_without_one() -> None
     events = [
         decision_event(
             decision,
+            Hop("exchange-start", AT, "newplan", None),
             consent_id="c-1",
             member_id=MemberId("m-1"),
-            actor="newplan",
-            hop="exchange-start",
-            at=AT,
-            request_id=None,
         )
         for decision in (denied, permitted)
     ]
