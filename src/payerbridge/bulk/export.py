@@ -39,7 +39,14 @@ from payerbridge.consent.model import (
 )
 from payerbridge.consent.segmentation import supported_policies, without_references
 from payerbridge.consent.service import authorize_disclosure
-from payerbridge.disclosure.everything import SeenShared, judged_by, plan_everything, released_now
+from payerbridge.disclosure.everything import (
+    Compartment,
+    ReleaseTerms,
+    SeenShared,
+    judged_by,
+    plan_everything,
+    released_now,
+)
 from payerbridge.disclosure.model import EverythingQuery
 from payerbridge.disclosure.release import SharedResources
 from payerbridge.disclosure.window import ExchangeWindow
@@ -329,14 +336,10 @@ class _ChunkDecision:
         own = _Kept(_CHUNK_BODIES - self._bodies)  # the member's records, for the bodies
         if policy is not None:
             plan = plan_everything(
-                patient_id,
-                own.keeping(records),
+                Compartment(patient_id, own.keeping(records)),
                 self._shared,
-                policy,
+                ReleaseTerms(policy, rules.segmentation, rules.scope, self._window),
                 self._query,
-                rules.segmentation,
-                self._window,
-                rules.scope,
                 self._seen_shared,
             )
         if policy is None or plan is None:
@@ -520,10 +523,8 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
                 continue
             resource = released_now(
                 now.get(line.ref),
-                policy=ConsentPolicy(line.decision.policy),
-                withheld=frozenset(line.decision.withheld),
-                segmentation=segmentation,
-                scope=scope,
+                ReleaseTerms(ConsentPolicy(line.decision.policy), segmentation, scope),
+                frozenset(line.decision.withheld),
             )
             if resource is not None:
                 out.append(orjson.dumps(resource))

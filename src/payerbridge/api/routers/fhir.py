@@ -26,7 +26,6 @@ from payerbridge.api.idempotency import Answer, answer_once, checked_key, reques
 from payerbridge.api.refusals import caller_of_counted, refusal_window
 from payerbridge.api.responses import FhirResponse
 from payerbridge.bootstrap import Platform, utcnow
-from payerbridge.disclosure.everything import everything_page
 from payerbridge.disclosure.grants import require_everything
 from payerbridge.disclosure.operations import (
     EverythingCommand,
@@ -47,6 +46,7 @@ from payerbridge.disclosure.paging import (
     PagingRules,
     Reader,
     disclosure_context,
+    everything_page,
     is_next_page,
     next_page,
 )
@@ -302,18 +302,7 @@ def _bundle(platform: Platform, page: Page) -> dict[str, Any]:
             outcome = {"id": page.outcome_id, **incomplete}
         else:
             outcome["issue"] = [*outcome["issue"], *incomplete["issue"]]
-    return everything_page(
-        page.entries,
-        total=page.total,
-        fhir_base=fhir_base(platform),
-        self_url=page.self_url,
-        next_url=page.next_url,
-        us=platform.us,
-        provenance_id=page.provenance_id,
-        now=page.now,
-        with_provenance=page.with_provenance,
-        outcome=outcome,
-    )
+    return everything_page(page, fhir_base=fhir_base(platform), us=platform.us, outcome=outcome)
 
 
 def _next_page(platform: Platform, command: NextPageCommand) -> FhirResponse:
