@@ -74,12 +74,17 @@ from payerbridge.fhir.bulk_member_match import (
     result_groups,
 )
 from payerbridge.fhir.consent import parse_hrex_consent
-from payerbridge.identity.guard import AttemptLimit, is_wrong_card_guess, note_attempt
+from payerbridge.identity.guard import AttemptLimit, CardTry, is_wrong_card_guess, note_attempt
 from payerbridge.identity.matching.decision import MatchPolicy
 from payerbridge.identity.matching.model import MatchOutcome
 from payerbridge.identity.matching.scoring import MatchModel
 from payerbridge.identity.ports import DecisionToRecord, IdentityStore, MatchWrites
-from payerbridge.identity.service import decide_many_for_batch, model_for, request_record
+from payerbridge.identity.service import (
+    BatchTerms,
+    decide_many_for_batch,
+    model_for,
+    request_record,
+)
 from payerbridge.routing.model import Organization
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import BulkJobId, ClientId, MemberId
@@ -217,11 +222,7 @@ def _match_chunk(
     decisions = decide_many_for_batch(
         ports.identity,
         [(f"{job.id}:{member.position}", member.request) for member in chunk],
-        client_id=job.client_id,
-        model=model,
-        policy=rules.policy,
-        at=now,
-        new_id=ports.new_id,
+        BatchTerms(job.client_id, model, rules.policy, now, ports.new_id),
     )
     decided = [
         (member, _presented(member, requester, rules), to_record)
@@ -303,10 +304,8 @@ def _guarded(
     attempt = note_attempt(
         ports.identity,
         writes,
-        request_record(member.request),
-        client_id=job.client_id,
-        limit=ports.rules.attempts,
-        at=at,
+        CardTry(job.client_id, request_record(member.request), at),
+        ports.rules.attempts,
     )
     if attempt.is_over:
         return THROTTLED, TooManyAttempts.reason_code
