@@ -17,6 +17,7 @@ then, as a later ``$everything`` page does: gone, it is left out, and under a
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
@@ -56,7 +57,13 @@ from payerbridge.fhir.bulk_member_match import MatchResult
 from payerbridge.fhir.provenance import transmitter_provenance
 from payerbridge.types import BulkJobId, MemberId
 
-__all__ = ["accept_group_export", "accept_patient_export", "export_file_lines", "run_export"]
+__all__ = [
+    "ExportAsked",
+    "accept_group_export",
+    "accept_patient_export",
+    "export_file_lines",
+    "run_export",
+]
 
 ERROR_FILE = "OperationOutcome"
 Resource = dict[str, Any]
@@ -70,17 +77,21 @@ _NO_MEMBER = -1
 _CHUNK_BODIES = 20_000
 
 
-def accept_group_export(
-    ports: BulkPorts,
-    group_id: str,
-    request: ExportRequest,
-    *,
-    requester: Requester,
-    request_url: str,
-    request_id: str | None,
-) -> BulkJob:
+@dataclass(frozen=True)
+class ExportAsked:
+    """An export as kicked off: what was asked (``request``), by whom, at which URL, and
+    the request's correlation id."""
+
+    request: ExportRequest
+    requester: Requester
+    request_url: str
+    request_id: str | None
+
+
+def accept_group_export(ports: BulkPorts, group_id: str, asked: ExportAsked) -> BulkJob:
     """Record the export of the client's own MatchedMembers Group (or of the ``patient``
     members it names); the caller enqueues its workflow."""
+    request, requester = asked.request, asked.requester
     now = ports.clock()
     group = ports.jobs.group(group_id)
     if group is None or group.client_id != requester.client_id:
@@ -99,7 +110,7 @@ def accept_group_export(
     ]
     members = list(dict.fromkeys(members))  # one Patient matched twice is exported once
     if request.patients is not None:
-        held, asked = set(members), set(request.patients)
+        held, named = set(members), set(request.patients)
         strangers = [p for p in request.patients if p not in held]
         if strangers:
             issues = [
@@ -107,43 +118,27 @@ def accept_group_export(
                 for p in strangers
             ]
             raise InvalidInput("patient names members the Group does not hold", issues=issues)
-        members = [p for p in members if p in asked]
-    return _accept(
-        ports, JobKind.GROUP_EXPORT, members, request, requester, request_url, request_id, now
-    )
+        members = [p for p in members if p in named]
+    return _accept(ports, JobKind.GROUP_EXPORT, members, asked, now)
 
 
-def accept_patient_export(
-    ports: BulkPorts,
-    request: ExportRequest,
-    *,
-    requester: Requester,
-    request_url: str,
-    request_id: str | None,
-) -> BulkJob:
+def accept_patient_export(ports: BulkPorts, asked: ExportAsked) -> BulkJob:
     """Record the export of every member whose consent names the client (or of the
     ``patient`` members named: each is decided when the job reaches it)."""
+    request = asked.request
     members = (
         list(request.patients)
         if request.patients is not None
-        else ports.consents.members_disclosed_to(requester.client_id)
+        else ports.consents.members_disclosed_to(asked.requester.client_id)
     )
     now = ports.clock()
-    return _accept(
-        ports, JobKind.PATIENT_EXPORT, members, request, requester, request_url, request_id, now
-    )
+    return _accept(ports, JobKind.PATIENT_EXPORT, members, asked, now)
 
 
 def _accept(
-    ports: BulkPorts,
-    kind: JobKind,
-    members: list[MemberId],
-    request: ExportRequest,
-    requester: Requester,
-    request_url: str,
-    request_id: str | None,
-    now: datetime,
+    ports: BulkPorts, kind: JobKind, members: list[MemberId], asked: ExportAsked, now: datetime
 ) -> BulkJob:
+    requester = asked.requester
     job = BulkJob(
         id=BulkJobId(ports.new_id()),
         client_id=requester.client_id,
@@ -151,7 +146,7 @@ def _accept(
         kind=kind,
         status=JobStatus.ACCEPTED,
         pdex_version="2.2",
-        request_url=request_url,
+        request_url=asked.request_url,
         total=len(members),
         done=0,
         lines=0,
@@ -159,11 +154,13 @@ def _accept(
         updated_at=now,
         transaction_time=now,
     )
-    body = orjson.dumps({"request": request.to_json(), "members": members})
+    body = orjson.dumps({"request": asked.request.to_json(), "members": members})
     with ports.transactions.begin() as unit:
         ports.jobs.create(unit, job, body)
         start_job_clock(unit, ports, job)
-        unit.record(job_event(job, kind.value, "accepted", now, request_id, members=job.total))
+        unit.record(
+            job_event(job, kind.value, "accepted", now, asked.request_id, members=job.total)
+        )
     return job
 
 
@@ -187,7 +184,7 @@ def run_export(ports: BulkPorts, job_id: BulkJobId) -> JobStatus:
     shared = ports.jobs.shared_refs(job_id)
     while done < len(members):
         chunk = list(enumerate(members[done : done + size], start=done))
-        written = _export_chunk(ports, job, request, chunk, done, lines, shared)
+        written = _ChunkDecision(ports, job, request, chunk, shared).export(done, lines)
         if written is None:  # cancelled, or another run committed it first
             current = ports.jobs.get(job_id)
             if current is None or current.status is not JobStatus.RUNNING:
@@ -227,40 +224,6 @@ def _commit_notices(ports: BulkPorts, job: BulkJob, request: ExportRequest) -> i
             at=ports.clock(),
         )
     return 1 if committed else 0
-
-
-def _export_chunk(
-    ports: BulkPorts,
-    job: BulkJob,
-    request: ExportRequest,
-    chunk: Sequence[tuple[int, MemberId]],
-    done_before: int,
-    lines_before: int,
-    shared: set[str],
-) -> int | None:
-    """Decide and keep one chunk of members; the lines written, or None if superseded.
-    ``shared``: the shared resources already written, grown by the chunk's once kept."""
-    decided = _ChunkDecision(ports, job, request, chunk, shared)
-    # The chunk's compartments come as one stream, one member after another; a member
-    # with no compartment at all has no Patient here and is skipped after the rest.
-    for patient_id, rows in groupby(decided.compartments(), key=itemgetter(0)):
-        decided.member(patient_id, (resource for _, resource in rows))
-    for patient_id in decided.undecided():
-        decided.member(patient_id, ())
-    with ports.transactions.begin() as unit:
-        if not ports.jobs.commit_export_chunk(
-            unit,
-            job.id,
-            done_before=done_before,
-            lines_before=lines_before,
-            members=decided.exported,
-            lines=decided.lines,
-            at=decided.now,
-        ):
-            return None
-        unit.record(*decided.events)
-    shared |= decided.shared_new
-    return len(decided.lines)
 
 
 class _ChunkDecision:
@@ -304,6 +267,31 @@ class _ChunkDecision:
         self.exported: list[ExportedMember] = []
         self.lines: list[OutputLine] = []
         self.events: list[AuditEvent] = []
+
+    def export(self, done_before: int, lines_before: int) -> int | None:
+        """Decide and keep the chunk's members; the lines written, or None if superseded.
+        The shared resources already written grow by the chunk's once kept."""
+        ports, job = self._ports, self._job
+        # The chunk's compartments come as one stream, one member after another; a member
+        # with no compartment at all has no Patient here and is skipped after the rest.
+        for patient_id, rows in groupby(self.compartments(), key=itemgetter(0)):
+            self.member(patient_id, (resource for _, resource in rows))
+        for patient_id in self.undecided():
+            self.member(patient_id, ())
+        with ports.transactions.begin() as unit:
+            if not ports.jobs.commit_export_chunk(
+                unit,
+                job.id,
+                done_before=done_before,
+                lines_before=lines_before,
+                members=self.exported,
+                lines=self.lines,
+                at=self.now,
+            ):
+                return None
+            unit.record(*self.events)
+        self._shared_sent |= self.shared_new
+        return len(self.lines)
 
     def compartments(self) -> Iterator[tuple[MemberId, Resource]]:
         return self._ports.members.stream_compartments(list(self._positions))

@@ -92,6 +92,7 @@ from payerbridge.types import BulkJobId, ClientId, MemberId
 __all__ = [
     "BulkPorts",
     "BulkRules",
+    "MemberMatchAsked",
     "accept_member_match",
     "cancel_job",
     "fail_job",
@@ -136,20 +137,25 @@ class BulkPorts:
     clocks: Clocks | None = None  # each job's one-business-day answer row (bulk.clocks)
 
 
-def accept_member_match(
-    ports: BulkPorts,
-    body: Any,
-    raw: bytes,
-    *,
-    requester: Requester,
-    request_url: str,
-    pdex_version: str,
-    request_id: str | None,
-) -> BulkJob:
+@dataclass(frozen=True)
+class MemberMatchAsked:
+    """A ``$bulk-member-match`` as kicked off: its body (parsed, and as received), by
+    whom, at which URL, the PDex version to answer in and the request's correlation id."""
+
+    body: Any
+    raw: bytes
+    requester: Requester
+    request_url: str
+    pdex_version: str
+    request_id: str | None
+
+
+def accept_member_match(ports: BulkPorts, asked: MemberMatchAsked) -> BulkJob:
     """Check the request (422 naming every bundle's issues; nothing is kept) and record the
     job, with its audit event; the caller enqueues its workflow."""
+    requester = asked.requester
     try:
-        members = parse_bulk_member_match_request(body)
+        members = parse_bulk_member_match_request(asked.body)
     except InvalidInput as exc:
         raise UnprocessableRequest(exc.text, issues=exc.issues) from exc
     now = ports.clock()
@@ -159,8 +165,8 @@ def accept_member_match(
         requester_npi=requester.npi,
         kind=JobKind.MEMBER_MATCH,
         status=JobStatus.ACCEPTED,
-        pdex_version=pdex_version,
-        request_url=request_url,
+        pdex_version=asked.pdex_version,
+        request_url=asked.request_url,
         total=len(members),
         done=0,
         lines=0,
@@ -169,10 +175,12 @@ def accept_member_match(
         transaction_time=now,
     )
     with ports.transactions.begin() as unit:
-        ports.jobs.create(unit, job, raw)
+        ports.jobs.create(unit, job, asked.raw)
         start_job_clock(unit, ports, job)
         unit.record(
-            job_event(job, "bulk-member-match", "accepted", now, request_id, members=job.total)
+            job_event(
+                job, "bulk-member-match", "accepted", now, asked.request_id, members=job.total
+            )
         )
     return job
 
@@ -238,7 +246,8 @@ def _match_chunk(
         refused: list[str] = []  # the reason of each member refused
         writes = ports.identity.match_writes(unit)
         for member, presented, to_record in decided:
-            guarded = _guarded(ports, writes, job, member, to_record.decision.outcome, now)
+            tried = CardTry(job.client_id, request_record(member.request), now)
+            guarded = _guarded(ports, writes, tried, to_record.decision.outcome)
             if guarded is not None:  # no decision, no review case: a guess reaches no one
                 outcomes.append(MemberOutcome(member.position, guarded[0], None))
                 refused.append(guarded[1])
@@ -291,22 +300,12 @@ _OPERATION = "bulk-member-match"
 
 
 def _guarded(
-    ports: BulkPorts,
-    writes: MatchWrites,
-    job: BulkJob,
-    member: BulkMember,
-    outcome: MatchOutcome,
-    at: datetime,
+    ports: BulkPorts, writes: MatchWrites, tried: CardTry, outcome: MatchOutcome
 ) -> tuple[str, str] | None:
     """The member's attempt noted for the card guard (HRex mm-7); when it refuses the
     member (over the limit: throttled) or the member is a wrong-card guess (not matched),
     the result to store and the reason it is counted under."""
-    attempt = note_attempt(
-        ports.identity,
-        writes,
-        CardTry(job.client_id, request_record(member.request), at),
-        ports.rules.attempts,
-    )
+    attempt = note_attempt(ports.identity, writes, tried, ports.rules.attempts)
     if attempt.is_over:
         return THROTTLED, TooManyAttempts.reason_code
     if is_wrong_card_guess(attempt, outcome):
