@@ -16,7 +16,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.consent.segmentation import (
@@ -42,14 +42,19 @@ from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
 from payerbridge.disclosure.search import SearchQuery
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import InvalidInput, Issue
+from payerbridge.fhir.provenance import transmitter_provenance
 from payerbridge.fhir.resources import SUPPORTED_TYPES, json_of, references_of
+from payerbridge.routing.model import Organization
+from payerbridge.timestamps import utc_iso
 from payerbridge.types import MemberId
 
 __all__ = [
     "Compartment",
     "EverythingPlan",
     "ReleaseTerms",
+    "RenderedPage",
     "SeenShared",
+    "everything_page",
     "judged_by",
     "parse_everything_query",
     "parse_instant",
@@ -72,6 +77,25 @@ class ReleaseTerms:
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION
     scope: DataScope = PAYER_TO_PAYER
     window: ExchangeWindow | None = None
+
+
+class RenderedPage(Protocol):
+    """What ``everything_page`` renders (a ``paging.Page``)."""
+
+    @property
+    def entries(self) -> list[tuple[str, Resource]]: ...  # (search mode, resource)
+    @property
+    def total(self) -> int: ...
+    @property
+    def self_url(self) -> str: ...
+    @property
+    def next_url(self) -> str | None: ...
+    @property
+    def with_provenance(self) -> bool: ...  # our transmitter Provenance goes
+    @property
+    def now(self) -> datetime: ...
+    @property
+    def provenance_id(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -484,3 +508,44 @@ def released_now(
     if elements and removed is not None:
         removed.update(elements)
     return resource
+
+
+def everything_page(
+    page: RenderedPage, *, fhir_base: str, us: Organization, outcome: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``page`` as one searchset Bundle, with our Provenance for what it carries (where the
+    caller's token grants Provenance) and, last, ``outcome`` (an OperationOutcome saying
+    what was left out and why) as an entry of mode ``outcome``."""
+    now = page.now
+    entries = [_entry(resource, fhir_base, mode) for mode, resource in page.entries]
+    released = [r for _, r in page.entries if r["resourceType"] != "Provenance"]
+    if released and page.with_provenance:
+        transmitter = transmitter_provenance(
+            page.provenance_id, released, transmitter=us, recorded=now
+        )
+        entries.append(_entry(transmitter, fhir_base, "include"))
+    if outcome is not None:
+        # No RESTful identity: a urn:uuid names it (R4 Bundle: fullUrl of such a resource).
+        entries.append(
+            {"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome,
+             "search": {"mode": "outcome"}}
+        )  # fmt: skip
+    links = [{"relation": "self", "url": page.self_url}]
+    if page.next_url is not None:
+        links.append({"relation": "next", "url": page.next_url})
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "timestamp": utc_iso(now),
+        "total": page.total,
+        "link": links,
+        "entry": entries,
+    }
+
+
+def _entry(resource: Resource, fhir_base: str, mode: str) -> dict[str, Any]:
+    return {
+        "fullUrl": f"{fhir_base}/{resource['resourceType']}/{resource['id']}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }

@@ -37,9 +37,6 @@ from payerbridge.disclosure.reads import DisclosureContext, authorize_member
 from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import Conflict, InvalidInput, Issue, NotFound
-from payerbridge.fhir.provenance import transmitter_provenance
-from payerbridge.routing.model import Organization
-from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import MemberId
 
@@ -54,7 +51,6 @@ __all__ = [
     "Reader",
     "decide_consent",
     "disclosure_context",
-    "everything_page",
     "first_page",
     "is_next_page",
     "next_page",
@@ -377,44 +373,3 @@ def _page_event(
         request_id=reader.request_id,
         detail=detail,
     )
-
-
-def everything_page(
-    page: Page, *, fhir_base: str, us: Organization, outcome: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """``page`` as one searchset Bundle, with our Provenance for what it carries (where the
-    caller's token grants Provenance) and, last, ``outcome`` (an OperationOutcome saying
-    what was left out and why) as an entry of mode ``outcome``."""
-    now = page.now
-    entries = [_entry(resource, fhir_base, mode) for mode, resource in page.entries]
-    released = [r for _, r in page.entries if r["resourceType"] != "Provenance"]
-    if released and page.with_provenance:
-        transmitter = transmitter_provenance(
-            page.provenance_id, released, transmitter=us, recorded=now
-        )
-        entries.append(_entry(transmitter, fhir_base, "include"))
-    if outcome is not None:
-        # No RESTful identity: a urn:uuid names it (R4 Bundle: fullUrl of such a resource).
-        entries.append(
-            {"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome,
-             "search": {"mode": "outcome"}}
-        )  # fmt: skip
-    links = [{"relation": "self", "url": page.self_url}]
-    if page.next_url is not None:
-        links.append({"relation": "next", "url": page.next_url})
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "timestamp": utc_iso(now),
-        "total": page.total,
-        "link": links,
-        "entry": entries,
-    }
-
-
-def _entry(resource: Resource, fhir_base: str, mode: str) -> dict[str, Any]:
-    return {
-        "fullUrl": f"{fhir_base}/{resource['resourceType']}/{resource['id']}",
-        "resource": resource,
-        "search": {"mode": mode},
-    }

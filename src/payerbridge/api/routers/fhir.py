@@ -26,6 +26,7 @@ from payerbridge.api.idempotency import Answer, answer_once, checked_key, reques
 from payerbridge.api.refusals import caller_of_counted, refusal_window
 from payerbridge.api.responses import FhirResponse
 from payerbridge.bootstrap import Platform, utcnow
+from payerbridge.disclosure.everything import everything_page
 from payerbridge.disclosure.grants import require_everything
 from payerbridge.disclosure.operations import (
     EverythingCommand,
@@ -46,7 +47,6 @@ from payerbridge.disclosure.paging import (
     PagingRules,
     Reader,
     disclosure_context,
-    everything_page,
     is_next_page,
     next_page,
 )
