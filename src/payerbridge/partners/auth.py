@@ -34,7 +34,7 @@ from payerbridge.partners.calls import send_counted_document
 from payerbridge.routing.model import Organization, Partner, PartnerAuth
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE, assertion_claims
 from payerbridge.security.model import ServerIdentity
-from payerbridge.security.udap import b2b_assertion
+from payerbridge.security.udap import B2bOrganization, OurJwt, b2b_assertion
 
 __all__ = [
     "OurUdapClient",
@@ -148,14 +148,11 @@ class PartnerTokenSource:
                 f"partner '{partner.id}' is registered for UDAP, and this instance has no "
                 "UDAP certificate configured (PAYERBRIDGE_UDAP_CERTIFICATE)"
             )
+        organization = self._udap.organization
         assertion = b2b_assertion(
             self._udap.identity,
-            client_id=client_id,
-            token_url=token_url,
-            npi=self._udap.organization.npi,
-            organization_name=self._udap.organization.name,
-            now=utcnow(),
-            token_id=str(uuid.uuid4()),
+            OurJwt(client_id, token_url, utcnow(), str(uuid.uuid4())),
+            B2bOrganization(organization.npi, organization.name),
         )
         return _token_request(assertion, partner.scope, udap="1")
 

@@ -38,7 +38,12 @@ from payerbridge.partners.calls import send_counted_document
 from payerbridge.routing.capabilities import read_capabilities
 from payerbridge.routing.model import Partner, PartnerAuth
 from payerbridge.security.model import OAuthError, TrustAnchors
-from payerbridge.security.udap import read_signed_metadata, software_statement
+from payerbridge.security.udap import (
+    B2bOrganization,
+    OurJwt,
+    read_signed_metadata,
+    software_statement,
+)
 
 __all__ = ["HttpxPartnerDiscovery"]
 
@@ -153,13 +158,9 @@ class HttpxPartnerDiscovery:
         udap, _ = self._udap_trust(partner)
         statement = software_statement(
             udap.identity,
-            client_uri=udap.client_uri,
-            registration_url=registration_endpoint,
-            client_name=udap.organization.name,
-            npi=udap.organization.npi,
+            OurJwt(udap.client_uri, registration_endpoint, utcnow(), str(uuid.uuid4())),
+            organization=B2bOrganization(udap.organization.npi, udap.organization.name),
             scope=partner.scope,
-            now=utcnow(),
-            token_id=str(uuid.uuid4()),
         )
         request = self._client.build_request(
             "POST",
