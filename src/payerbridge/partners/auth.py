@@ -30,7 +30,7 @@ from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnav
 from payerbridge.net.origins import same_origin
 from payerbridge.net.transport import oauth_error
 from payerbridge.partners.answers import MIB
-from payerbridge.partners.calls import send_counted_document
+from payerbridge.partners.calls import DocumentSender
 from payerbridge.routing.model import Organization, Partner, PartnerAuth
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE, assertion_claims
 from payerbridge.security.model import ServerIdentity
@@ -84,7 +84,7 @@ class PartnerTokenSource:
         self._client = client
         self._key = key
         self._udap = udap
-        self._limit = document_limit
+        self._documents = DocumentSender(client, document_limit)
         # By the partner as registered when the token was got: a partner re-pointed by an
         # operator (base URL, token endpoint, client id, scope) never gets the old token.
         self._tokens: dict[tuple[object, ...], tuple[str, float]] = {}
@@ -168,14 +168,11 @@ class PartnerTokenSource:
             f"{partner.fhir_base}/.well-known/smart-configuration",
             headers={"Accept": "application/json"},
         )
-        response = send_counted_document(
-            self._client,
+        response = self._documents.send(
             request,
             partner,
             "smart-configuration",
             who=f"partner '{partner.id}' SMART configuration",
-            limit=self._limit,
-            setting="PARTNER_MAX_DOCUMENT_BYTES",
         )
         if response.status_code != 200:
             raise PartnerUnavailable(
@@ -199,14 +196,8 @@ class PartnerTokenSource:
         request = self._client.build_request(
             "POST", url, data=form, headers={"Accept": "application/json"}
         )
-        return send_counted_document(
-            self._client,
-            request,
-            partner,
-            "token",
-            who=f"partner '{partner.id}' token endpoint",
-            limit=self._limit,
-            setting="PARTNER_MAX_DOCUMENT_BYTES",
+        return self._documents.send(
+            request, partner, "token", who=f"partner '{partner.id}' token endpoint"
         )
 
 
