@@ -196,6 +196,7 @@ class ServerProcess:
         """Register a SMART client (with a new key pair unless ``jwks`` is given) and
         return an access token for it with its whole ``scope``."""
         from payerbridge.bootstrap import utcnow
+        from payerbridge.security.model import ClientKeys
         from payerbridge.security.registration import smart_client
         from payerbridge.security.service import add_client
         from payerbridge.types import ClientId
@@ -205,7 +206,7 @@ class ServerProcess:
         with self.platform() as platform:
             if platform.clients.get(ClientId(client_id)) is None:
                 add_client(
-                    smart_client(client_id, name, npi, scope, jwks=jwks),
+                    smart_client(client_id, name, npi, scope, ClientKeys(jwks=jwks)),
                     clients=platform.clients,
                     transactions=platform.transactions,
                     actor="test",

@@ -283,6 +283,7 @@ def everything_pages(
 def _register(platform: Any) -> str:
     from joserfc.jwk import ECKey
 
+    from payerbridge.security.model import ClientKeys
     from payerbridge.security.registration import smart_client
     from payerbridge.security.service import add_client
     from payerbridge.security.tokens import public_jwk
@@ -295,7 +296,7 @@ def _register(platform: Any) -> str:
         NEW_PAYER[0],
         NEW_PAYER[1],
         SCOPE,
-        jwks={"keys": [{**public_jwk(key, "ES384"), "kid": "golden"}]},
+        ClientKeys(jwks={"keys": [{**public_jwk(key, "ES384"), "kid": "golden"}]}),
     )
     add_client(
         client,

@@ -16,9 +16,15 @@ from sqlalchemy import func, select
 
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.bulk import export
-from payerbridge.bulk.export import accept_group_export, export_file_lines, run_export
+from payerbridge.bulk.export import (
+    ExportAsked,
+    accept_group_export,
+    export_file_lines,
+    run_export,
+)
 from payerbridge.bulk.member_match import (
     BulkPorts,
+    MemberMatchAsked,
     accept_member_match,
     cancel_job,
     run_member_match,
@@ -91,12 +97,14 @@ def accepted(ports: BulkPorts) -> str:
     body = request_body()
     job = accept_member_match(
         ports,
-        body,
-        orjson.dumps(body),
-        requester=REQUESTER,
-        request_url="http://old.example/fhir/Group/$bulk-member-match",
-        pdex_version="2.2",
-        request_id=None,
+        MemberMatchAsked(
+            body,
+            orjson.dumps(body),
+            requester=REQUESTER,
+            request_url="http://old.example/fhir/Group/$bulk-member-match",
+            pdex_version="2.2",
+            request_id=None,
+        ),
     )
     return job.id
 
@@ -214,9 +222,7 @@ def test_a_chunks_candidates_read_together_are_each_requests_own(platform: Platf
 
 def export_files(ports: BulkPorts, group_id: str) -> dict[str, list[bytes]]:
     request = ExportRequest(None, None, None, None)
-    job = accept_group_export(
-        ports, group_id, request, requester=REQUESTER, request_url="x", request_id=None
-    )
+    job = accept_group_export(ports, group_id, ExportAsked(request, REQUESTER, "x", None))
     assert run_export(ports, job.id) is JobStatus.COMPLETED
     done = ports.jobs.get(job.id)
     assert done is not None

@@ -24,6 +24,7 @@ from payerbridge.exchange.model import Attempt, ExchangeState, Move, NewExchange
 from payerbridge.exchange.steps.machine import proceed
 from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.fhir.member_match import build_member_match_response
+from payerbridge.partners.answers import Outbound
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
@@ -129,10 +130,9 @@ def test_a_rejected_payload_fails_the_exchange_and_stores_nothing(platform: Plat
         return httpx.Response(200, json={"resourceType": "Bundle", "entry": []})
 
     client = HttpxPartnerClient(
-        timeout_seconds=5,
+        outbound=Outbound(timeout_seconds=5, transport=httpx.MockTransport(broken)),
         user_agent="test",
         key=new_signing_key(),
-        transport=httpx.MockTransport(broken),
     )
     ports = unit_with(platform.units.exchange(), client=client)
     exchange_id = submit(platform, an_exchange_request())
@@ -254,10 +254,9 @@ def test_a_failed_call_spends_its_attempt_waits_its_turn_and_the_last_one_dead_l
         return httpx.Response(503)
 
     client = HttpxPartnerClient(
-        timeout_seconds=5,
+        outbound=Outbound(timeout_seconds=5, transport=httpx.MockTransport(unavailable)),
         user_agent="test",
         key=new_signing_key(),
-        transport=httpx.MockTransport(unavailable),
     )
     # A first retry at least 27 s away, whatever the jitter draws: "not due yet" must not
     # depend on how fast this machine gets to the second proceed.

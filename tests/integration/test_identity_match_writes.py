@@ -22,7 +22,7 @@ from payerbridge.config import load_settings
 from payerbridge.consent.model import Requester
 from payerbridge.errors import MatchError, PayerBridgeError, StoreConflict, TooManyAttempts
 from payerbridge.fhir.member_match import parse_member_match_request
-from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, Matcher
 from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome
 from payerbridge.identity.model import ReviewDecision, ReviewOpening, StandardRecord
 from payerbridge.identity.ports import DecisionToRecord
@@ -224,7 +224,9 @@ def decided(
 ) -> MatchDecision:
     index = platform.identity
     record = request_record(request_for(given, birth_date, member_id))
-    return decide_request(index, record, model_for(index), BULK, AT, DecisionId(decision_id))
+    return decide_request(
+        index, record, Matcher(model_for(index), BULK), AT, DecisionId(decision_id)
+    )
 
 
 def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_all(

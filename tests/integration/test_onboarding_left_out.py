@@ -22,11 +22,12 @@ from payerbridge.fhir.bulk_member_match import (
     parse_bulk_member_match_request,
     result_groups,
 )
+from payerbridge.onboarding.model import NewOnboarding
 from payerbridge.onboarding.ports import BulkStatus
 from payerbridge.onboarding.service import accept_onboarding, proceed, result_counts
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Organization, Partner
-from payerbridge.types import ClientId, PartnerId
+from payerbridge.types import ClientId, OnboardingId, PartnerId
 from tests.builders import a_patient
 
 OLD = Partner(PartnerId("old"), "Old Plan", "1245319599", "http://old.example/fhir")
@@ -132,7 +133,14 @@ def test_a_member_the_old_payer_leaves_out_of_its_export_is_reported_not_exporte
         "old", [member("Ana", "Garcia", "M1", "N-ANA"), member("Bea", "Garcia", "M2", "N-BEA")]
     )
     run = accept_onboarding(
-        ports, "run-1", PartnerId("old"), requests, client_id=ClientId("ops"), request_id=None
+        ports,
+        NewOnboarding(
+            OnboardingId("run-1"),
+            PartnerId("old"),
+            requests,
+            client_id=ClientId("ops"),
+            request_id=None,
+        ),
     )
     for _ in range(20):
         if proceed(ports, run.id).done:

@@ -28,7 +28,7 @@ from payerbridge.fhir.bulk_member_match import (
     parse_bulk_member_match_request,
     result_groups,
 )
-from payerbridge.onboarding.model import Onboarding
+from payerbridge.onboarding.model import NewOnboarding, Onboarding
 from payerbridge.onboarding.ports import BulkStatus, OnboardingPorts
 from payerbridge.onboarding.service import accept_onboarding, member_reason, proceed
 from payerbridge.routing.enrolment import store_partner
@@ -155,12 +155,14 @@ MEMBERS = [member("Ana", "Garcia", "M1", "N-ANA"), member("Bea", "Garcia", "M2",
 def _run(ports: OnboardingPorts, run_id: str, since: Any = None) -> Onboarding:
     run = accept_onboarding(
         ports,
-        OnboardingId(run_id),
-        PartnerId("old"),
-        onboarding_requests("old", MEMBERS),
-        client_id=ClientId("ops"),
-        request_id=None,
-        since=since,
+        NewOnboarding(
+            OnboardingId(run_id),
+            PartnerId("old"),
+            onboarding_requests("old", MEMBERS),
+            client_id=ClientId("ops"),
+            request_id=None,
+            since=since,
+        ),
     )
     for _ in range(20):
         if proceed(ports, run.id).done:

@@ -11,7 +11,7 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from payerbridge.identity.demographics.records import record_from_fhir
-from payerbridge.identity.matching.decision import SINGLE_EXCHANGE, decide
+from payerbridge.identity.matching.decision import SINGLE_EXCHANGE, Matcher, decide
 from payerbridge.identity.matching.model import DecisionId, MatchOutcome
 from payerbridge.identity.matching.scoring import default_model
 from payerbridge.identity.review_queue import review_opening
@@ -35,7 +35,11 @@ def test_cases_opened_before_the_queue_was_ranked_are_ranked_from_their_evidence
         None,
     )
     decision = decide(
-        request, [(MemberId("p1"), member)], default_model(), SINGLE_EXCHANGE, AT, DecisionId("d1")
+        request,
+        [(MemberId("p1"), member)],
+        Matcher(default_model(), SINGLE_EXCHANGE),
+        AT,
+        DecisionId("d1"),
     )
     assert decision.outcome is MatchOutcome.REVIEW
     expected = review_opening("case-1", request, decision.evidence, decision.candidate_ids)

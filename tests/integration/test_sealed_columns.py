@@ -27,7 +27,7 @@ from payerbridge.errors import DataKeyUnavailable, PayerBridgeError
 from payerbridge.exchange.model import NewExchange
 from payerbridge.fhir.member_match import parse_member_match_request
 from payerbridge.identity.indexing import reindex_all
-from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, Matcher
 from payerbridge.identity.matching.model import DecisionId, MatchOutcome
 from payerbridge.identity.ports import DecisionToRecord
 from payerbridge.identity.review_queue import review_opening
@@ -163,7 +163,7 @@ def _match(platform: Platform) -> MatchedMember:
 def _open_a_review_case(platform: Platform) -> None:
     index = platform.identity
     record = request_record(_request())
-    matched = decide_request(index, record, model_for(index), BULK, AT, DecisionId("d-1"))
+    matched = decide_request(index, record, Matcher(model_for(index), BULK), AT, DecisionId("d-1"))
     reviewed = dataclasses.replace(
         matched, member_id=None, outcome=MatchOutcome.REVIEW, candidate_ids=("ana",)
     )

@@ -17,6 +17,7 @@ then, as a later ``$everything`` page does: gone, it is left out, and under a
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
@@ -30,10 +31,23 @@ from payerbridge.bulk.clocks import settle_job_clock, start_job_clock
 from payerbridge.bulk.member_match import BulkPorts, job_event
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import ExportedMember, LineRead, OutputLine
-from payerbridge.consent.model import ConsentPolicy, ConsentRole, Requester, StoredConsent
+from payerbridge.consent.model import (
+    ConsentPolicy,
+    ConsentRole,
+    DisclosureRequest,
+    Requester,
+    StoredConsent,
+)
 from payerbridge.consent.segmentation import supported_policies, without_references
 from payerbridge.consent.service import authorize_disclosure
-from payerbridge.disclosure.everything import SeenShared, judged_by, plan_everything, released_now
+from payerbridge.disclosure.everything import (
+    Compartment,
+    ReleaseTerms,
+    SeenShared,
+    judged_by,
+    plan_everything,
+    released_now,
+)
 from payerbridge.disclosure.model import EverythingQuery
 from payerbridge.disclosure.release import SharedResources
 from payerbridge.disclosure.window import ExchangeWindow
@@ -43,7 +57,13 @@ from payerbridge.fhir.bulk_member_match import MatchResult
 from payerbridge.fhir.provenance import transmitter_provenance
 from payerbridge.types import BulkJobId, MemberId
 
-__all__ = ["accept_group_export", "accept_patient_export", "export_file_lines", "run_export"]
+__all__ = [
+    "ExportAsked",
+    "accept_group_export",
+    "accept_patient_export",
+    "export_file_lines",
+    "run_export",
+]
 
 ERROR_FILE = "OperationOutcome"
 Resource = dict[str, Any]
@@ -57,17 +77,21 @@ _NO_MEMBER = -1
 _CHUNK_BODIES = 20_000
 
 
-def accept_group_export(
-    ports: BulkPorts,
-    group_id: str,
-    request: ExportRequest,
-    *,
-    requester: Requester,
-    request_url: str,
-    request_id: str | None,
-) -> BulkJob:
+@dataclass(frozen=True)
+class ExportAsked:
+    """An export as kicked off: what was asked (``request``), by whom, at which URL, and
+    the request's correlation id."""
+
+    request: ExportRequest
+    requester: Requester
+    request_url: str
+    request_id: str | None
+
+
+def accept_group_export(ports: BulkPorts, group_id: str, asked: ExportAsked) -> BulkJob:
     """Record the export of the client's own MatchedMembers Group (or of the ``patient``
     members it names); the caller enqueues its workflow."""
+    request, requester = asked.request, asked.requester
     now = ports.clock()
     group = ports.jobs.group(group_id)
     if group is None or group.client_id != requester.client_id:
@@ -86,7 +110,7 @@ def accept_group_export(
     ]
     members = list(dict.fromkeys(members))  # one Patient matched twice is exported once
     if request.patients is not None:
-        held, asked = set(members), set(request.patients)
+        held, named = set(members), set(request.patients)
         strangers = [p for p in request.patients if p not in held]
         if strangers:
             issues = [
@@ -94,43 +118,27 @@ def accept_group_export(
                 for p in strangers
             ]
             raise InvalidInput("patient names members the Group does not hold", issues=issues)
-        members = [p for p in members if p in asked]
-    return _accept(
-        ports, JobKind.GROUP_EXPORT, members, request, requester, request_url, request_id, now
-    )
+        members = [p for p in members if p in named]
+    return _accept(ports, JobKind.GROUP_EXPORT, members, asked, now)
 
 
-def accept_patient_export(
-    ports: BulkPorts,
-    request: ExportRequest,
-    *,
-    requester: Requester,
-    request_url: str,
-    request_id: str | None,
-) -> BulkJob:
+def accept_patient_export(ports: BulkPorts, asked: ExportAsked) -> BulkJob:
     """Record the export of every member whose consent names the client (or of the
     ``patient`` members named: each is decided when the job reaches it)."""
+    request = asked.request
     members = (
         list(request.patients)
         if request.patients is not None
-        else ports.consents.members_disclosed_to(requester.client_id)
+        else ports.consents.members_disclosed_to(asked.requester.client_id)
     )
     now = ports.clock()
-    return _accept(
-        ports, JobKind.PATIENT_EXPORT, members, request, requester, request_url, request_id, now
-    )
+    return _accept(ports, JobKind.PATIENT_EXPORT, members, asked, now)
 
 
 def _accept(
-    ports: BulkPorts,
-    kind: JobKind,
-    members: list[MemberId],
-    request: ExportRequest,
-    requester: Requester,
-    request_url: str,
-    request_id: str | None,
-    now: datetime,
+    ports: BulkPorts, kind: JobKind, members: list[MemberId], asked: ExportAsked, now: datetime
 ) -> BulkJob:
+    requester = asked.requester
     job = BulkJob(
         id=BulkJobId(ports.new_id()),
         client_id=requester.client_id,
@@ -138,7 +146,7 @@ def _accept(
         kind=kind,
         status=JobStatus.ACCEPTED,
         pdex_version="2.2",
-        request_url=request_url,
+        request_url=asked.request_url,
         total=len(members),
         done=0,
         lines=0,
@@ -146,11 +154,13 @@ def _accept(
         updated_at=now,
         transaction_time=now,
     )
-    body = orjson.dumps({"request": request.to_json(), "members": members})
+    body = orjson.dumps({"request": asked.request.to_json(), "members": members})
     with ports.transactions.begin() as unit:
         ports.jobs.create(unit, job, body)
         start_job_clock(unit, ports, job)
-        unit.record(job_event(job, kind.value, "accepted", now, request_id, members=job.total))
+        unit.record(
+            job_event(job, kind.value, "accepted", now, asked.request_id, members=job.total)
+        )
     return job
 
 
@@ -174,7 +184,7 @@ def run_export(ports: BulkPorts, job_id: BulkJobId) -> JobStatus:
     shared = ports.jobs.shared_refs(job_id)
     while done < len(members):
         chunk = list(enumerate(members[done : done + size], start=done))
-        written = _export_chunk(ports, job, request, chunk, done, lines, shared)
+        written = _ChunkDecision(ports, job, request, chunk, shared).export(done, lines)
         if written is None:  # cancelled, or another run committed it first
             current = ports.jobs.get(job_id)
             if current is None or current.status is not JobStatus.RUNNING:
@@ -214,40 +224,6 @@ def _commit_notices(ports: BulkPorts, job: BulkJob, request: ExportRequest) -> i
             at=ports.clock(),
         )
     return 1 if committed else 0
-
-
-def _export_chunk(
-    ports: BulkPorts,
-    job: BulkJob,
-    request: ExportRequest,
-    chunk: Sequence[tuple[int, MemberId]],
-    done_before: int,
-    lines_before: int,
-    shared: set[str],
-) -> int | None:
-    """Decide and keep one chunk of members; the lines written, or None if superseded.
-    ``shared``: the shared resources already written, grown by the chunk's once kept."""
-    decided = _ChunkDecision(ports, job, request, chunk, shared)
-    # The chunk's compartments come as one stream, one member after another; a member
-    # with no compartment at all has no Patient here and is skipped after the rest.
-    for patient_id, rows in groupby(decided.compartments(), key=itemgetter(0)):
-        decided.member(patient_id, (resource for _, resource in rows))
-    for patient_id in decided.undecided():
-        decided.member(patient_id, ())
-    with ports.transactions.begin() as unit:
-        if not ports.jobs.commit_export_chunk(
-            unit,
-            job.id,
-            done_before=done_before,
-            lines_before=lines_before,
-            members=decided.exported,
-            lines=decided.lines,
-            at=decided.now,
-        ):
-            return None
-        unit.record(*decided.events)
-    shared |= decided.shared_new
-    return len(decided.lines)
 
 
 class _ChunkDecision:
@@ -292,6 +268,31 @@ class _ChunkDecision:
         self.lines: list[OutputLine] = []
         self.events: list[AuditEvent] = []
 
+    def export(self, done_before: int, lines_before: int) -> int | None:
+        """Decide and keep the chunk's members; the lines written, or None if superseded.
+        The shared resources already written grow by the chunk's once kept."""
+        ports, job = self._ports, self._job
+        # The chunk's compartments come as one stream, one member after another; a member
+        # with no compartment at all has no Patient here and is skipped after the rest.
+        for patient_id, rows in groupby(self.compartments(), key=itemgetter(0)):
+            self.member(patient_id, (resource for _, resource in rows))
+        for patient_id in self.undecided():
+            self.member(patient_id, ())
+        with ports.transactions.begin() as unit:
+            if not ports.jobs.commit_export_chunk(
+                unit,
+                job.id,
+                done_before=done_before,
+                lines_before=lines_before,
+                members=self.exported,
+                lines=self.lines,
+                at=self.now,
+            ):
+                return None
+            unit.record(*self.events)
+        self._shared_sent |= self.shared_new
+        return len(self.lines)
+
     def compartments(self) -> Iterator[tuple[MemberId, Resource]]:
         return self._ports.members.stream_compartments(list(self._positions))
 
@@ -305,15 +306,17 @@ class _ChunkDecision:
         self._decided.add(patient_id)
         disclosure = authorize_disclosure(
             self._consents,
-            member_id=MemberId(patient_id),
-            requester=self._requester,
-            at=self.now,
-            source_npi=rules.us.npi,
-            supported_policies=supported_policies(self._types[patient_id], rules.segmentation),
-            hop="bulk-export",
-            request_id=self._job.id,
-            code_sets=rules.segmentation.code_sets.label,
-            scope=rules.scope.label,
+            DisclosureRequest(
+                member_id=MemberId(patient_id),
+                requester=self._requester,
+                at=self.now,
+                source_npi=rules.us.npi,
+                supported_policies=supported_policies(self._types[patient_id], rules.segmentation),
+                hop="bulk-export",
+                request_id=self._job.id,
+                code_sets=rules.segmentation.code_sets.label,
+                scope=rules.scope.label,
+            ),
         )
         self.events.append(disclosure.event)
         policy = disclosure.decision.policy if disclosure.decision.permitted else None
@@ -321,14 +324,10 @@ class _ChunkDecision:
         own = _Kept(_CHUNK_BODIES - self._bodies)  # the member's records, for the bodies
         if policy is not None:
             plan = plan_everything(
-                patient_id,
-                own.keeping(records),
+                Compartment(patient_id, own.keeping(records)),
                 self._shared,
-                policy,
+                ReleaseTerms(policy, rules.segmentation, rules.scope, self._window),
                 self._query,
-                rules.segmentation,
-                self._window,
-                rules.scope,
                 self._seen_shared,
             )
         if policy is None or plan is None:
@@ -512,10 +511,8 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
                 continue
             resource = released_now(
                 now.get(line.ref),
-                policy=ConsentPolicy(line.decision.policy),
-                withheld=frozenset(line.decision.withheld),
-                segmentation=segmentation,
-                scope=scope,
+                ReleaseTerms(ConsentPolicy(line.decision.policy), segmentation, scope),
+                frozenset(line.decision.withheld),
             )
             if resource is not None:
                 out.append(orjson.dumps(resource))

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from payerbridge.bulk.access import require_whole_client
-from payerbridge.bulk.export import accept_group_export, accept_patient_export
-from payerbridge.bulk.member_match import BulkPorts, accept_member_match
+from payerbridge.bulk.export import ExportAsked, accept_group_export, accept_patient_export
+from payerbridge.bulk.member_match import BulkPorts, MemberMatchAsked, accept_member_match
 from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob
 from payerbridge.consent.model import Requester
 from payerbridge.errors import Forbidden, InvalidInput, Issue, NotFound, PayerBridgeError
@@ -105,12 +105,14 @@ def kick_off_member_match(command: MemberMatchKickOff, ports: BulkPorts) -> Kick
         raise command.body_error
     job = accept_member_match(
         ports,
-        command.body,
-        command.raw,
-        requester=_requester(principal),
-        request_url=command.request_url,
-        pdex_version=version,
-        request_id=command.request_id,
+        MemberMatchAsked(
+            command.body,
+            command.raw,
+            requester=_requester(principal),
+            request_url=command.request_url,
+            pdex_version=version,
+            request_id=command.request_id,
+        ),
     )
     return KickedOff(job)
 
@@ -119,25 +121,13 @@ def kick_off_export(command: ExportKickOff, ports: BulkPorts) -> KickedOff:
     """Check the export asked for and record its job (see the module)."""
     export = _export_request(command)
     requester = _requester(command.principal)
+    asked = ExportAsked(export, requester, command.request_url, command.request_id)
     if command.group_id is None:
-        job = accept_patient_export(
-            ports,
-            export,
-            requester=requester,
-            request_url=command.request_url,
-            request_id=command.request_id,
-        )
+        job = accept_patient_export(ports, asked)
         return KickedOff(job, export.notices)
     if not ID_PATTERN.match(command.group_id):
         raise NotFound(f"Group/{command.group_id[:64]} does not exist")
-    job = accept_group_export(
-        ports,
-        command.group_id,
-        export,
-        requester=requester,
-        request_url=command.request_url,
-        request_id=command.request_id,
-    )
+    job = accept_group_export(ports, command.group_id, asked)
     return KickedOff(job, export.notices)
 
 

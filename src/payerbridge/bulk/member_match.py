@@ -50,7 +50,7 @@ from payerbridge.bulk.clocks import (
 from payerbridge.bulk.model import BulkJob, BulkReason, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import BulkJobs, BulkMembers, MemberOutcome, StoredGroup
 from payerbridge.compliance.clocks import Clocks
-from payerbridge.consent.model import ConsentId, PresentedConsent, Requester
+from payerbridge.consent.model import AcceptPresentedConsent, ConsentId, PresentedConsent, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy, supported_policies
 from payerbridge.consent.service import accept_presented_consent
@@ -74,12 +74,17 @@ from payerbridge.fhir.bulk_member_match import (
     result_groups,
 )
 from payerbridge.fhir.consent import parse_hrex_consent
-from payerbridge.identity.guard import AttemptLimit, is_wrong_card_guess, note_attempt
+from payerbridge.identity.guard import AttemptLimit, CardTry, is_wrong_card_guess, note_attempt
 from payerbridge.identity.matching.decision import MatchPolicy
 from payerbridge.identity.matching.model import MatchOutcome
 from payerbridge.identity.matching.scoring import MatchModel
 from payerbridge.identity.ports import DecisionToRecord, IdentityStore, MatchWrites
-from payerbridge.identity.service import decide_many_for_batch, model_for, request_record
+from payerbridge.identity.service import (
+    BatchTerms,
+    decide_many_for_batch,
+    model_for,
+    request_record,
+)
 from payerbridge.routing.model import Organization
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import BulkJobId, ClientId, MemberId
@@ -87,6 +92,7 @@ from payerbridge.types import BulkJobId, ClientId, MemberId
 __all__ = [
     "BulkPorts",
     "BulkRules",
+    "MemberMatchAsked",
     "accept_member_match",
     "cancel_job",
     "fail_job",
@@ -131,20 +137,25 @@ class BulkPorts:
     clocks: Clocks | None = None  # each job's one-business-day answer row (bulk.clocks)
 
 
-def accept_member_match(
-    ports: BulkPorts,
-    body: Any,
-    raw: bytes,
-    *,
-    requester: Requester,
-    request_url: str,
-    pdex_version: str,
-    request_id: str | None,
-) -> BulkJob:
+@dataclass(frozen=True)
+class MemberMatchAsked:
+    """A ``$bulk-member-match`` as kicked off: its body (parsed, and as received), by
+    whom, at which URL, the PDex version to answer in and the request's correlation id."""
+
+    body: Any
+    raw: bytes
+    requester: Requester
+    request_url: str
+    pdex_version: str
+    request_id: str | None
+
+
+def accept_member_match(ports: BulkPorts, asked: MemberMatchAsked) -> BulkJob:
     """Check the request (422 naming every bundle's issues; nothing is kept) and record the
     job, with its audit event; the caller enqueues its workflow."""
+    requester = asked.requester
     try:
-        members = parse_bulk_member_match_request(body)
+        members = parse_bulk_member_match_request(asked.body)
     except InvalidInput as exc:
         raise UnprocessableRequest(exc.text, issues=exc.issues) from exc
     now = ports.clock()
@@ -154,8 +165,8 @@ def accept_member_match(
         requester_npi=requester.npi,
         kind=JobKind.MEMBER_MATCH,
         status=JobStatus.ACCEPTED,
-        pdex_version=pdex_version,
-        request_url=request_url,
+        pdex_version=asked.pdex_version,
+        request_url=asked.request_url,
         total=len(members),
         done=0,
         lines=0,
@@ -164,10 +175,12 @@ def accept_member_match(
         transaction_time=now,
     )
     with ports.transactions.begin() as unit:
-        ports.jobs.create(unit, job, raw)
+        ports.jobs.create(unit, job, asked.raw)
         start_job_clock(unit, ports, job)
         unit.record(
-            job_event(job, "bulk-member-match", "accepted", now, request_id, members=job.total)
+            job_event(
+                job, "bulk-member-match", "accepted", now, asked.request_id, members=job.total
+            )
         )
     return job
 
@@ -217,11 +230,7 @@ def _match_chunk(
     decisions = decide_many_for_batch(
         ports.identity,
         [(f"{job.id}:{member.position}", member.request) for member in chunk],
-        client_id=job.client_id,
-        model=model,
-        policy=rules.policy,
-        at=now,
-        new_id=ports.new_id,
+        BatchTerms(job.client_id, model, rules.policy, now, ports.new_id),
     )
     decided = [
         (member, _presented(member, requester, rules), to_record)
@@ -237,7 +246,8 @@ def _match_chunk(
         refused: list[str] = []  # the reason of each member refused
         writes = ports.identity.match_writes(unit)
         for member, presented, to_record in decided:
-            guarded = _guarded(ports, writes, job, member, to_record.decision.outcome, now)
+            tried = CardTry(job.client_id, request_record(member.request), now)
+            guarded = _guarded(ports, writes, tried, to_record.decision.outcome)
             if guarded is not None:  # no decision, no review case: a guess reaches no one
                 outcomes.append(MemberOutcome(member.position, guarded[0], None))
                 refused.append(guarded[1])
@@ -256,15 +266,17 @@ def _match_chunk(
                 disclosure = accept_presented_consent(
                     unit,
                     ports.consents,
-                    presented,
-                    consent_id=ConsentId(ports.new_id()),
-                    member_id=MemberId(member_id),
-                    requester=requester,
-                    at=now,
-                    source_npi=rules.us.npi,
-                    supported_policies=supported_policies(types[member_id], rules.segmentation),
-                    request_id=job.id,
-                    detail={"bulk_job": job.id, "member": member.position},
+                    AcceptPresentedConsent(
+                        presented,
+                        consent_id=ConsentId(ports.new_id()),
+                        member_id=MemberId(member_id),
+                        requester=requester,
+                        at=now,
+                        source_npi=rules.us.npi,
+                        supported_policies=supported_policies(types[member_id], rules.segmentation),
+                        request_id=job.id,
+                        detail={"bulk_job": job.id, "member": member.position},
+                    ),
                 )
                 events.append(disclosure.event)
                 permitted = disclosure.decision.permitted
@@ -288,24 +300,12 @@ _OPERATION = "bulk-member-match"
 
 
 def _guarded(
-    ports: BulkPorts,
-    writes: MatchWrites,
-    job: BulkJob,
-    member: BulkMember,
-    outcome: MatchOutcome,
-    at: datetime,
+    ports: BulkPorts, writes: MatchWrites, tried: CardTry, outcome: MatchOutcome
 ) -> tuple[str, str] | None:
     """The member's attempt noted for the card guard (HRex mm-7); when it refuses the
     member (over the limit: throttled) or the member is a wrong-card guess (not matched),
     the result to store and the reason it is counted under."""
-    attempt = note_attempt(
-        ports.identity,
-        writes,
-        request_record(member.request),
-        client_id=job.client_id,
-        limit=ports.rules.attempts,
-        at=at,
-    )
+    attempt = note_attempt(ports.identity, writes, tried, ports.rules.attempts)
     if attempt.is_over:
         return THROTTLED, TooManyAttempts.reason_code
     if is_wrong_card_guess(attempt, outcome):

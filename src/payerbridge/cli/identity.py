@@ -200,7 +200,7 @@ def _match_file(
 ) -> Counter[str]:
     """Answer each request line of ``requests`` into ``out_path`` in input order, with a
     progress bar; the outcomes counted."""
-    from payerbridge.identity.batch import match_lines
+    from payerbridge.identity.batch import Workers, match_lines
 
     counts: Counter[str] = Counter()
     with (
@@ -222,8 +222,7 @@ def _match_file(
             platform.identity,
             platform.transactions,
             source,
-            workers=workers,
-            before_fork=platform.before_fork,
+            Workers(workers, platform.before_fork),
         ):
             for answer in answers:
                 counts[answer["outcome"]] += 1

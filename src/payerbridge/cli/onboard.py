@@ -119,6 +119,7 @@ def _accepted(
     must not move it meanwhile, so that the same command names the same run."""
     from payerbridge.bootstrap import launch_workflows
     from payerbridge.onboarding.increments import since_asked
+    from payerbridge.onboarding.model import NewOnboarding
     from payerbridge.onboarding.service import accept_onboarding, onboarding_id_for
     from payerbridge.types import OPERATOR, PartnerId
 
@@ -128,12 +129,9 @@ def _accepted(
     launch_workflows(platform, work=True)
     return accept_onboarding(
         platform.onboarding,
-        run_id,
-        PartnerId(partner),
-        requests,
-        client_id=OPERATOR,
-        request_id=None,
-        since=since,
+        NewOnboarding(
+            run_id, PartnerId(partner), requests, client_id=OPERATOR, request_id=None, since=since
+        ),
     )
 
 

@@ -120,16 +120,14 @@ def reviews_show(
     candidate, field by field (audited as a showing to you)."""
     from payerbridge.api.routers.identity import review_public
     from payerbridge.bootstrap import utcnow
+    from payerbridge.identity.model import ShowCase
     from payerbridge.identity.reviews import show_case
 
     def shown(platform: Platform) -> dict[str, object]:
         case = show_case(
             platform.identity,
             platform.audit,
-            review_id[:64],
-            viewer=cli_actor(),
-            at=utcnow(),
-            request_id=None,
+            ShowCase(review_id[:64], viewer=cli_actor(), at=utcnow(), request_id=None),
         )
         return {
             **review_public(case.case, utcnow(), platform.obligations),
@@ -159,7 +157,7 @@ def reviews_decide(
     from payerbridge.api.routers.identity import review_public
     from payerbridge.bootstrap import utcnow
     from payerbridge.identity.model import ReviewDecision
-    from payerbridge.identity.reviews import decide_review
+    from payerbridge.identity.reviews import ReviewPorts, decide_review
     from payerbridge.types import MemberId
 
     if (accept is None) == (not reject):
@@ -177,12 +175,10 @@ def reviews_decide(
         data_dir,
         lambda platform: (
             decide_review(
-                platform.identity,
-                platform.transactions,
+                ReviewPorts(platform.identity, platform.transactions, platform.clocks.ledger),
                 decision,
                 at=utcnow(),
                 request_id=None,
-                clocks=platform.clocks.ledger,
             ),
             platform.obligations,
         ),

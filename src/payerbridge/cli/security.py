@@ -46,12 +46,15 @@ def clients_add(
 ) -> None:
     """Register a client with its public keys and the scopes it may ask for."""
     from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.security.model import ClientKeys
     from payerbridge.security.registration import smart_client
     from payerbridge.security.service import add_client
 
     try:
         key_set = orjson.loads(jwks.read_bytes()) if jwks is not None else None
-        client = smart_client(client_id, name, npi, scope, jwks=key_set, jwks_url=jwks_url)
+        client = smart_client(
+            client_id, name, npi, scope, ClientKeys(jwks=key_set, jwks_url=jwks_url)
+        )
     except (OSError, orjson.JSONDecodeError) as exc:
         raise fail(errors.InvalidInput(f"--jwks cannot be read as JSON ({exc})")) from exc
     except errors.PayerBridgeError as exc:
@@ -111,18 +114,16 @@ def clients_approve(
     """Approve the NPI a UDAP client claims when its certificate does not carry it (after
     checking the organization out of band): it may then get tokens. Audited."""
     from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.security.model import ApproveOrganization
     from payerbridge.security.service import approve_organization
     from payerbridge.types import ClientId
 
     platform = build_platform(settings_for(data_dir))
     try:
         approve_organization(
-            ClientId(client_id),
-            npi,
+            ApproveOrganization(ClientId(client_id), npi, cli_actor(), utcnow()),
             clients=platform.clients,
             transactions=platform.transactions,
-            actor=cli_actor(),
-            now=utcnow(),
         )
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc

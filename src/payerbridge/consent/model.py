@@ -29,14 +29,20 @@ from payerbridge.types import ClientId, MemberId, PartnerId
 __all__ = [
     "PresentedConsent",
     "POLICY_VERSION",
+    "AcceptPresentedConsent",
     "ConsentDecision",
     "ConsentId",
     "ConsentPolicy",
     "ConsentRecord",
+    "ConsentRequest",
     "ConsentRole",
     "DenyReason",
+    "DisclosureRequest",
+    "Hop",
+    "OutboundRequest",
     "Purpose",
     "Requester",
+    "RevokeConsent",
     "StoredConsent",
     "end_of_day",
     "reason_text",
@@ -276,3 +282,85 @@ class PresentedConsent:
             resource_hash=self.resource_hash,
             policy_version=policy_version,
         )
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """One request a consent is evaluated against (``policy.evaluate``): whose data, for
+    whom, for what, at which instant, how much of it, from which discloser, and which
+    policies the discloser can comply with for it right now."""
+
+    member_id: MemberId
+    requester: Requester
+    purpose: str
+    at_time: datetime
+    data_scope: ConsentPolicy | str
+    source_npi: str
+    supported_policies: frozenset[ConsentPolicy] = frozenset(ConsentPolicy)
+
+
+@dataclass(frozen=True)
+class Hop:
+    """Where a consent decision is taken, for its audit event: the hop's name, the instant,
+    the client that asked (or our own actor) and the request it answers."""
+
+    name: str
+    at: datetime
+    actor: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DisclosureRequest:
+    """The data holder's question (``service.authorize_disclosure``): may ``requester``
+    receive ``member_id``'s data from us (``source_npi``) at ``at``, at ``hop``?
+    ``code_sets`` and ``scope`` name the segmentation and data scope the answer shapes."""
+
+    member_id: MemberId
+    requester: Requester
+    at: datetime
+    source_npi: str
+    supported_policies: frozenset[ConsentPolicy]
+    hop: str
+    request_id: str | None
+    code_sets: str
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    """The requester's question before an outbound call (``service.authorize_request``):
+    does the opt-in ``consent_id`` still let ``us`` ask ``partner_npi`` for the data?"""
+
+    consent_id: str | None
+    partner_npi: str
+    us: Requester
+    at: datetime
+    hop: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RevokeConsent:
+    """Revoke ``consent_id`` from ``at`` on, by ``by`` (``service.revoke_consent``)."""
+
+    consent_id: str
+    at: datetime
+    by: str
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class AcceptPresentedConsent:
+    """A Consent presented at ``$member-match`` for the matched ``member_id``, to decide and,
+    if it permits, keep as ``consent_id`` (``service.accept_presented_consent``)."""
+
+    presented: PresentedConsent
+    consent_id: ConsentId
+    member_id: MemberId
+    requester: Requester
+    at: datetime
+    source_npi: str
+    supported_policies: frozenset[ConsentPolicy]
+    request_id: str | None
+    detail: dict[str, Any] | None = None

@@ -44,12 +44,11 @@ from payerbridge.consent.model import (
     ConsentDecision,
     ConsentPolicy,
     ConsentRecord,
+    ConsentRequest,
     DenyReason,
     Purpose,
-    Requester,
     require_aware,
 )
-from payerbridge.types import MemberId
 
 __all__ = ["decide_among", "effective_policy", "evaluate"]
 
@@ -63,17 +62,7 @@ def effective_policy(consent_policy: ConsentPolicy, data_scope: ConsentPolicy) -
     return ConsentPolicy.SENSITIVE
 
 
-def evaluate(
-    consent: ConsentRecord,
-    *,
-    member_id: MemberId,
-    requester: Requester,
-    purpose: str,
-    at_time: datetime,
-    data_scope: ConsentPolicy | str,
-    source_npi: str,
-    supported_policies: frozenset[ConsentPolicy] = _ALL_POLICIES,
-) -> ConsentDecision:
+def evaluate(consent: ConsentRecord, request: ConsentRequest) -> ConsentDecision:
     """Permit or deny one request under one consent at ``at_time`` (see the module docstring).
 
     ``source_npi`` is the organization that would disclose: this payer on the data
@@ -89,20 +78,21 @@ def evaluate(
     property of the consent. Everything wrong with the consent itself is a denial,
     so that a damaged record fails closed.
     """
+    at_time, data_scope = request.at_time, request.data_scope
     require_aware(at_time, "at_time")
-    problem = _malformation(consent, purpose, data_scope)
+    problem = _malformation(consent, request.purpose, data_scope)
     if problem is not None:
         return ConsentDecision.deny(DenyReason.MALFORMED, detail=problem)
-    if consent.member_id != member_id:
+    if consent.member_id != request.member_id:
         return ConsentDecision.deny(DenyReason.MEMBER_MISMATCH)
-    if consent.source_npi != source_npi:
+    if consent.source_npi != request.source_npi:
         return ConsentDecision.deny(DenyReason.SOURCE_MISMATCH)
-    if requester.npi not in consent.recipient_npis:
+    if request.requester.npi not in consent.recipient_npis:
         return ConsentDecision.deny(DenyReason.RECIPIENT_MISMATCH)
     if consent.revoked_at is not None and at_time >= consent.revoked_at:
         return ConsentDecision.deny(DenyReason.REVOKED)
     policy = effective_policy(ConsentPolicy(consent.policy), ConsentPolicy(data_scope))
-    if policy not in supported_policies:
+    if policy not in request.supported_policies:
         return ConsentDecision.deny(DenyReason.POLICY_UNSUPPORTED)
     if at_time < consent.period_start:
         return ConsentDecision.deny(DenyReason.NOT_YET_VALID)
@@ -141,15 +131,7 @@ def _malformation(consent: ConsentRecord, purpose: str, data_scope: object) -> s
 
 
 def decide_among(
-    consents: Sequence[ConsentRecord],
-    *,
-    member_id: MemberId,
-    requester: Requester,
-    purpose: str,
-    at_time: datetime,
-    data_scope: ConsentPolicy | str,
-    source_npi: str,
-    supported_policies: frozenset[ConsentPolicy] = _ALL_POLICIES,
+    consents: Sequence[ConsentRecord], request: ConsentRequest
 ) -> tuple[ConsentDecision, ConsentRecord | None]:
     """The decision over every consent on file for a member, newest first.
 
@@ -160,16 +142,7 @@ def decide_among(
     applicable: ConsentRecord | None = None
     first_denial: ConsentDecision | None = None
     for consent in consents:
-        decision = evaluate(
-            consent,
-            member_id=member_id,
-            requester=requester,
-            purpose=purpose,
-            at_time=at_time,
-            data_scope=data_scope,
-            source_npi=source_npi,
-            supported_policies=supported_policies,
-        )
+        decision = evaluate(consent, request)
         if decision.permitted:
             return decision, consent
         if first_denial is None and decision.reason not in _NOT_THEIRS:

@@ -11,19 +11,22 @@ outbound call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.consent.model import (
+    AcceptPresentedConsent,
     ConsentDecision,
     ConsentId,
     ConsentPolicy,
+    ConsentRequest,
     ConsentRole,
     DenyReason,
-    PresentedConsent,
+    DisclosureRequest,
+    Hop,
+    OutboundRequest,
     Purpose,
-    Requester,
+    RevokeConsent,
     StoredConsent,
 )
 from payerbridge.consent.policy import decide_among, evaluate
@@ -39,6 +42,7 @@ __all__ = [
     "authorize_request",
     "consent_recorded",
     "decision_event",
+    "opt_in_decision_event",
     "record_consent",
     "revoke_consent",
 ]
@@ -70,30 +74,44 @@ class Disclosure:
 
 def decision_event(
     decision: ConsentDecision,
+    hop: Hop,
     *,
     consent_id: str | None,
     member_id: MemberId,
-    actor: str,
-    hop: str,
-    at: datetime,
-    request_id: str | None,
     detail: dict[str, Any] | None = None,
-    about_consent: bool = False,
 ) -> AuditEvent:
-    """``consent.decision``: the outcome, the reason code and the policy version (ids only).
-    About the member (our Patient id), or with ``about_consent`` about the opt-in: the
-    requester's member id is their number on our card, which the chain must not hold
-    (a hash chain cannot forget it when the member is erased; ADR 0038)."""
+    """``consent.decision``: the outcome, the reason code and the policy version (ids only),
+    about the member (our Patient id)."""
+    return _decision_event(decision, hop, consent_id, ("Patient", member_id), detail)
+
+
+def opt_in_decision_event(
+    decision: ConsentDecision, hop: Hop, *, consent_id: str | None
+) -> AuditEvent:
+    """``consent.decision`` about the opt-in: the requester's member id is their number on
+    our card, which the chain must not hold (a hash chain cannot forget it when the member
+    is erased; ADR 0038)."""
+    return _decision_event(decision, hop, consent_id, ("Consent", consent_id or "-"), None)
+
+
+def _decision_event(
+    decision: ConsentDecision,
+    hop: Hop,
+    consent_id: str | None,
+    about: tuple[str, str],
+    detail: dict[str, Any] | None,
+) -> AuditEvent:
+    entity_type, entity_id = about
     return AuditEvent(
-        at=at,
-        actor=actor,
+        at=hop.at,
+        actor=hop.actor,
         action="consent.decision",
-        entity_type="Consent" if about_consent else "Patient",
-        entity_id=(consent_id or "-") if about_consent else member_id,
+        entity_type=entity_type,
+        entity_id=entity_id,
         outcome="permit" if decision.permitted else "deny",
-        request_id=request_id,
+        request_id=hop.request_id,
         detail={
-            "hop": hop,
+            "hop": hop.name,
             "consent_id": consent_id,
             "reason": decision.reason.value if decision.reason else None,
             "policy": decision.policy.value if decision.policy else None,
@@ -103,87 +121,60 @@ def decision_event(
     )
 
 
-def authorize_disclosure(
-    store: ConsentReader,
-    *,
-    member_id: MemberId,
-    requester: Requester,
-    at: datetime,
-    source_npi: str,
-    supported_policies: frozenset[ConsentPolicy],
-    hop: str,
-    request_id: str | None,
-    code_sets: str,
-    scope: str | None = None,
-) -> Disclosure:
-    """May ``requester`` receive ``member_id``'s data from us now, and which of it?
+def authorize_disclosure(store: ConsentReader, request: DisclosureRequest) -> Disclosure:
+    """May the requester receive the member's data from us now, and which of it?
 
     The scope asked is everything we hold; a ``regular`` permit means the caller
     segments before anything leaves, by the sensitive code sets ``code_sets`` names
     (recorded with the decision), and ``scope`` names the data scope (what the rule lets
     leave at all) that shapes what goes."""
+    member_id, requester = request.member_id, request.requester
     consents = [c.record for c in store.for_member(member_id, ConsentRole.DISCLOSE)]
     decision, consent = decide_among(
         consents,
-        member_id=member_id,
-        requester=requester,
-        purpose=Purpose.PAYER_TO_PAYER,
-        at_time=at,
-        data_scope=ConsentPolicy.SENSITIVE,
-        source_npi=source_npi,
-        supported_policies=supported_policies,
+        ConsentRequest(
+            member_id=member_id,
+            requester=requester,
+            purpose=Purpose.PAYER_TO_PAYER,
+            at_time=request.at,
+            data_scope=ConsentPolicy.SENSITIVE,
+            source_npi=request.source_npi,
+            supported_policies=request.supported_policies,
+        ),
     )
     consent_id = consent.consent_id if consent else None
+    scope = {"scope": request.scope} if request.scope else {}
     event = decision_event(
         decision,
+        Hop(request.hop, request.at, requester.client_id, request.request_id),
         consent_id=consent_id,
         member_id=member_id,
-        actor=requester.client_id,
-        hop=hop,
-        at=at,
-        request_id=request_id,
-        detail={"code_sets": code_sets, **({"scope": scope} if scope else {})},
+        detail={"code_sets": request.code_sets, **scope},
     )
     return Disclosure(decision, consent_id, event)
 
 
-def authorize_request(
-    stored: StoredConsent | None,
-    *,
-    consent_id: str | None,
-    partner_npi: str,
-    us: Requester,
-    at: datetime,
-    hop: str,
-    request_id: str | None = None,
-) -> Disclosure:
+def authorize_request(stored: StoredConsent | None, request: OutboundRequest) -> Disclosure:
     """The requester's check: does the member's opt-in (``stored``, as just read) still
     let us ask this partner for the member's data?"""
     if stored is None or stored.role is not ConsentRole.RECEIVE:
         decision = ConsentDecision.deny(DenyReason.NO_CONSENT)
-        member_id = MemberId("-")  # no opt-in: no member to name
     else:
         record = stored.record
-        member_id = record.member_id
         decision = evaluate(
             record,
-            member_id=record.member_id,
-            requester=us,
-            purpose=Purpose.PAYER_TO_PAYER,
-            at_time=at,
-            data_scope=record.policy,
-            source_npi=partner_npi,
+            ConsentRequest(
+                member_id=record.member_id,
+                requester=request.us,
+                purpose=Purpose.PAYER_TO_PAYER,
+                at_time=request.at,
+                data_scope=record.policy,
+                source_npi=request.partner_npi,
+            ),
         )
-    event = decision_event(
-        decision,
-        consent_id=consent_id,
-        member_id=member_id,
-        actor=us.client_id,
-        hop=hop,
-        at=at,
-        request_id=request_id,
-        about_consent=True,
-    )
+    consent_id = request.consent_id
+    hop = Hop(request.hop, request.at, request.us.client_id, request.request_id)
+    event = opt_in_decision_event(decision, hop, consent_id=consent_id)
     return Disclosure(decision, ConsentId(consent_id) if consent_id else None, event)
 
 
@@ -225,17 +216,10 @@ def consent_recorded(consent: StoredConsent, *, actor: str, request_id: str | No
     )
 
 
-def revoke_consent(
-    unit: UnitOfWork,
-    store: ConsentStore,
-    consent_id: str,
-    *,
-    at: datetime,
-    by: str,
-    request_id: str | None,
-) -> StoredConsent:
+def revoke_consent(unit: UnitOfWork, store: ConsentStore, command: RevokeConsent) -> StoredConsent:
     """Revoke from ``at`` on, audited, in ``unit`` (where the caller stops what was in
     flight under it). Revoking again keeps the first instant (``model.revoke``)."""
+    consent_id, at, by = command.consent_id, command.at, command.by
     revoked = store.revoke(unit, consent_id, at=at, by=by)
     unit.record(
         AuditEvent(
@@ -245,7 +229,7 @@ def revoke_consent(
             entity_type="Consent",
             entity_id=consent_id,
             outcome="success",
-            request_id=request_id,
+            request_id=command.request_id,
             detail={
                 "role": revoked.role.value,
                 "member_id": revoked.record.member_id,
@@ -257,33 +241,25 @@ def revoke_consent(
 
 
 def accept_presented_consent(
-    unit: UnitOfWork,
-    store: ConsentStore,
-    presented: PresentedConsent,
-    *,
-    consent_id: ConsentId,
-    member_id: MemberId,
-    requester: Requester,
-    at: datetime,
-    source_npi: str,
-    supported_policies: frozenset[ConsentPolicy],
-    request_id: str | None,
-    detail: dict[str, Any] | None = None,
+    unit: UnitOfWork, store: ConsentStore, command: AcceptPresentedConsent
 ) -> Disclosure:
     """Decide the Consent a requester presented at ``$member-match`` for the matched member
     and, if it permits, keep it in ``unit`` (HRex mm-13), so that every later data request
     is checked against it. The decision's audit event is the caller's to commit with the
     answer."""
-    record = presented.to_record(consent_id, member_id=member_id)
+    presented, member_id, requester = command.presented, command.member_id, command.requester
+    record = presented.to_record(command.consent_id, member_id=member_id)
     decision = evaluate(
         record,
-        member_id=member_id,
-        requester=requester,
-        purpose=Purpose.PAYER_TO_PAYER,
-        at_time=at,
-        data_scope=record.policy,
-        source_npi=source_npi,
-        supported_policies=supported_policies,
+        ConsentRequest(
+            member_id=member_id,
+            requester=requester,
+            purpose=Purpose.PAYER_TO_PAYER,
+            at_time=command.at,
+            data_scope=record.policy,
+            source_npi=command.source_npi,
+            supported_policies=command.supported_policies,
+        ),
     )
     if decision.permitted:
         record = record_consent(
@@ -295,19 +271,16 @@ def accept_presented_consent(
                 partner_id=None,
                 source_reference=presented.source_reference,
                 resource=presented.resource,
-                created_at=at,
+                created_at=command.at,
             ),
             actor=requester.client_id,
-            request_id=request_id,
+            request_id=command.request_id,
         ).record
     event = decision_event(
         decision,
+        Hop("member-match", command.at, requester.client_id, command.request_id),
         consent_id=record.consent_id if decision.permitted else None,
         member_id=member_id,
-        actor=requester.client_id,
-        hop="member-match",
-        at=at,
-        request_id=request_id,
-        detail=detail,
+        detail=command.detail,
     )
     return Disclosure(decision, record.consent_id, event)

@@ -27,9 +27,21 @@ from payerbridge.console.pages import Page, render
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
 from payerbridge.exchange.steps.review import partner_review_wait
 from payerbridge.fhir.outcome import rendering_for
-from payerbridge.identity.model import QueuePosition, ReviewCase, ReviewDecision, ReviewQuery
+from payerbridge.identity.model import (
+    QueuePosition,
+    ReviewCase,
+    ReviewDecision,
+    ReviewQuery,
+    ShowCase,
+)
 from payerbridge.identity.review_queue import decode_position, encode_position
-from payerbridge.identity.reviews import ReviewReopening, decide_review, reopen_review, show_case
+from payerbridge.identity.reviews import (
+    ReviewPorts,
+    ReviewReopening,
+    decide_review,
+    reopen_review,
+    show_case,
+)
 from payerbridge.logging import current_request_id
 from payerbridge.security.operator_accounts import SignedIn
 from payerbridge.types import MemberId
@@ -176,10 +188,7 @@ def _case_view(
     shown = show_case(
         platform.identity,
         platform.audit,
-        review_id,
-        viewer=found.actor,
-        at=utcnow(),
-        request_id=current_request_id(),
+        ShowCase(review_id, viewer=found.actor, at=utcnow(), request_id=current_request_id()),
     )
     context = {
         "case": shown.case,
@@ -225,12 +234,10 @@ def decide_case(
     try:
         choice = _decision(review_id, form, sent, found)
         decided = decide_review(
-            platform.identity,
-            platform.transactions,
+            ReviewPorts(platform.identity, platform.transactions, platform.clocks.ledger),
             choice,
             at=utcnow(),
             request_id=current_request_id(),
-            clocks=platform.clocks.ledger,
         )
     except PayerBridgeError as exc:
         status = rendering_for(exc).status

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from payerbridge.consent.model import ConsentPolicy
 from payerbridge.consent.segmentation import (
@@ -49,7 +49,10 @@ from payerbridge.timestamps import utc_iso
 from payerbridge.types import MemberId
 
 __all__ = [
+    "Compartment",
     "EverythingPlan",
+    "ReleaseTerms",
+    "RenderedPage",
     "SeenShared",
     "everything_page",
     "judged_by",
@@ -62,6 +65,46 @@ __all__ = [
 ]
 
 Resource = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReleaseTerms:
+    """What a member's data goes under: the consent's effective ``policy`` (``regular``:
+    segmented by ``segmentation``'s sensitive code sets), the data ``scope`` (what the
+    rule lets leave at all) and the payer-to-payer ``window`` (None: no window)."""
+
+    policy: ConsentPolicy
+    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION
+    scope: DataScope = PAYER_TO_PAYER
+    window: ExchangeWindow | None = None
+
+
+class RenderedPage(Protocol):
+    """What ``everything_page`` renders (a ``paging.Page``)."""
+
+    @property
+    def entries(self) -> list[tuple[str, Resource]]: ...  # (search mode, resource)
+    @property
+    def total(self) -> int: ...
+    @property
+    def self_url(self) -> str: ...
+    @property
+    def next_url(self) -> str | None: ...
+    @property
+    def with_provenance(self) -> bool: ...  # our transmitter Provenance goes
+    @property
+    def now(self) -> datetime: ...
+    @property
+    def provenance_id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Compartment:
+    """A member's Patient compartment as it is streamed (once): whose, and its records."""
+
+    patient_id: MemberId
+    records: Iterable[Resource]
+
 
 # Parameters of the operation we do not implement: refused by name, never ignored.
 _UNSUPPORTED = ("_typeFilter", "start", "end", "_elements", "_summary", "_include", "_revinclude")
@@ -167,28 +210,22 @@ SeenShared = dict[tuple[str, bool], tuple[_Seen, set[str]]]
 
 
 def plan_everything(
-    patient_id: MemberId,
-    records: Iterable[Resource],
+    compartment: Compartment,
     shared: SharedResources,
-    policy: ConsentPolicy,
+    terms: ReleaseTerms,
     query: EverythingQuery,
-    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
-    window: ExchangeWindow | None = None,
-    scope: DataScope = PAYER_TO_PAYER,
     seen_shared: SeenShared | None = None,
 ) -> EverythingPlan | None:
-    """Decide what goes, streaming ``records`` (the member's compartment) once; None when
-    the member has no Patient. The shared resources they reach are read level by level
-    and judged with them, as ``release`` does; ``scope`` and ``window`` then leave out
+    """Decide what goes, streaming the member's ``compartment`` once; None when the
+    member has no Patient. The shared resources they reach are read level by level
+    and judged with them, as ``release`` does; the terms' scope and window then leave out
     the records the rule does not let go and those outside the payer-to-payer window.
     ``seen_shared``: what was seen of the shared resources for other members planned
     with the same ``shared`` reader (a bulk chunk's), so each is judged once."""
-    decision = _decide(
-        patient_id, records, shared, policy, segmentation, window, scope, seen_shared=seen_shared
-    )
+    decision = _decide(compartment, shared, terms, seen_shared=seen_shared)
     if decision is None:
         return None
-    patient_key = f"Patient/{patient_id}"
+    patient_key = f"Patient/{compartment.patient_id}"
 
     def wanted(item: _Seen) -> bool:
         if item.key == patient_key and not query.exact_types:
@@ -217,11 +254,8 @@ def plan_search(
     query: SearchQuery,
     records: Iterable[Resource],
     shared: SharedResources,
-    policy: ConsentPolicy,
-    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
-    window: ExchangeWindow | None = None,
+    terms: ReleaseTerms,
     granted: frozenset[str] | None = None,
-    scope: DataScope = PAYER_TO_PAYER,
 ) -> EverythingPlan | None:
     """Decide what a search within one member's records gives: the matching resources
     of the type among what may go (decided on the whole compartment, as for
@@ -230,9 +264,7 @@ def plan_search(
     go only where ``granted`` (the types the caller's token grants; None: all) holds
     their type; the plan names the others (``left_out``), Provenance whenever it is not
     granted, since our transmitter Provenance goes with every page."""
-    decision = _decide(
-        query.patient_id, records, shared, policy, segmentation, window, scope, query
-    )
+    decision = _decide(Compartment(query.patient_id, records), shared, terms, query)
     if decision is None:
         return None
     matches = [s for s in decision.kept if s.selected]
@@ -284,34 +316,30 @@ class _Decision:
 
 
 def _decide(
-    patient_id: MemberId,
-    records: Iterable[Resource],
+    compartment: Compartment,
     shared: SharedResources,
-    policy: ConsentPolicy,
-    segmentation: SegmentationPolicy,
-    window: ExchangeWindow | None,
-    scope: DataScope,
+    terms: ReleaseTerms,
     search: SearchQuery | None = None,
     *,
     seen_shared: SeenShared | None = None,
 ) -> _Decision | None:
-    judging = policy is ConsentPolicy.REGULAR
+    judging = terms.policy is ConsentPolicy.REGULAR
+    segmentation = terms.segmentation
     # Under regular, every record referred to, to find those outside the compartment.
     mentioned: set[str] | None = set() if judging else None
-    seen = [_see(r, judging, segmentation, scope, search, window, mentioned) for r in records]
+    seen = [_see(r, terms, search, mentioned) for r in compartment.records]
     own = {s.key for s in seen}
-    if f"Patient/{patient_id}" not in own:
+    if f"Patient/{compartment.patient_id}" not in own:
         return None
     found = reach_shared((ref for s in seen for ref in s.shared), shared, own)
     memo: SeenShared = {} if seen_shared is None else seen_shared
     reached = {}
+    no_window = replace(terms, window=None)  # a shared resource is judged outside any window
     for resource in found:
         key = (f"{resource['resourceType']}/{resource['id']}", judging)
         if key not in memo:
             others: set[str] = set()
-            seen_it = _see(
-                resource, judging, segmentation, scope, mentioned=others if judging else None
-            )
+            seen_it = _see(resource, no_window, mentioned=others if judging else None)
             memo[key] = (seen_it, others)
         item, others = memo[key]
         reached[item.key] = item
@@ -369,21 +397,20 @@ def _within_window(kept: list[_Seen]) -> list[_Seen]:
 
 def _see(
     resource: Resource,
-    judging: bool,
-    segmentation: SegmentationPolicy,
-    scope: DataScope,
+    terms: ReleaseTerms,
     search: SearchQuery | None = None,
-    window: ExchangeWindow | None = None,
     mentioned: set[str] | None = None,
 ) -> _Seen:
     """What the decision keeps of ``resource``; the other records it refers to are
     added to ``mentioned`` when given."""
+    judging = terms.policy is ConsentPolicy.REGULAR
+    window = terms.window
     updated = (resource.get("meta") or {}).get("lastUpdated")
     resource_type = str(resource["resourceType"])
     # Its JSON and references, read once (in C, not by walking it) for all that follows.
     raw = json_of(resource)
     references = references_of(resource, raw)
-    judgement = judge(resource, segmentation, raw, references) if judging else None
+    judgement = judge(resource, terms.segmentation, raw, references) if judging else None
     if mentioned is None:
         shared = tuple(shared_references(resource, references))
     else:
@@ -408,7 +435,7 @@ def _see(
         targets,
         window is None or resource_type == "Provenance" or window.admits(resource),
         included,
-        scope.excludes(resource),
+        terms.scope.excludes(resource),
         _version(resource),
     )
 
@@ -426,11 +453,9 @@ def _instant(text: str) -> datetime:
 
 def released_on_page(
     resources: Iterable[tuple[str, Resource | None]],
-    *,
-    policy: ConsentPolicy,
+    terms: ReleaseTerms,
     withheld: frozenset[str],
-    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
-    scope: DataScope = PAYER_TO_PAYER,
+    *,
     removed: Counter[str] | None = None,
     as_judged: AbstractSet[str] = frozenset(),
 ) -> Iterator[tuple[str, Resource]]:
@@ -442,10 +467,8 @@ def released_on_page(
     for mode, resource in resources:
         released = released_now(
             resource,
-            policy=policy,
-            withheld=withheld,
-            segmentation=segmentation,
-            scope=scope,
+            terms,
+            withheld,
             removed=removed,
             judged=resource is not None
             and f"{resource['resourceType']}/{resource['id']}" in as_judged,
@@ -463,11 +486,9 @@ def judged_by(segmentation: SegmentationPolicy, scope: DataScope) -> str:
 
 def released_now(
     resource: Resource | None,
-    *,
-    policy: ConsentPolicy,
+    terms: ReleaseTerms,
     withheld: frozenset[str],
-    segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
-    scope: DataScope = PAYER_TO_PAYER,
+    *,
     removed: Counter[str] | None = None,
     judged: bool = False,
 ) -> Resource | None:
@@ -475,10 +496,11 @@ def released_now(
     asked again: a record changed since the decision may have left it. ``judged``: the
     resource is the one the decision judged (same version, same code sets), so what it
     found stands: it is not judged again."""
+    scope = terms.scope
     if resource is None or scope.excludes(resource) is not None:
         return None
-    if policy is ConsentPolicy.REGULAR:
-        if not judged and sensitive_categories_of(resource, segmentation):
+    if terms.policy is ConsentPolicy.REGULAR:
+        if not judged and sensitive_categories_of(resource, terms.segmentation):
             return None
         if withheld:  # most members: nothing to strip, and no need to look
             resource = without_references(resource, withheld)
@@ -489,25 +511,18 @@ def released_now(
 
 
 def everything_page(
-    page: list[tuple[str, Resource]],
-    *,
-    total: int,
-    fhir_base: str,
-    self_url: str,
-    next_url: str | None,
-    us: Organization,
-    provenance_id: str,
-    now: datetime,
-    with_provenance: bool = True,
-    outcome: dict[str, Any] | None = None,
+    page: RenderedPage, *, fhir_base: str, us: Organization, outcome: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """One searchset page, with our Provenance for what it carries (``with_provenance``:
-    where the caller's token grants Provenance) and, last, ``outcome`` (an
-    OperationOutcome saying what was left out and why) as an entry of mode ``outcome``."""
-    entries = [_entry(resource, fhir_base, mode) for mode, resource in page]
-    released = [r for _, r in page if r["resourceType"] != "Provenance"]
-    if released and with_provenance:
-        transmitter = transmitter_provenance(provenance_id, released, transmitter=us, recorded=now)
+    """``page`` as one searchset Bundle, with our Provenance for what it carries (where the
+    caller's token grants Provenance) and, last, ``outcome`` (an OperationOutcome saying
+    what was left out and why) as an entry of mode ``outcome``."""
+    now = page.now
+    entries = [_entry(resource, fhir_base, mode) for mode, resource in page.entries]
+    released = [r for _, r in page.entries if r["resourceType"] != "Provenance"]
+    if released and page.with_provenance:
+        transmitter = transmitter_provenance(
+            page.provenance_id, released, transmitter=us, recorded=now
+        )
         entries.append(_entry(transmitter, fhir_base, "include"))
     if outcome is not None:
         # No RESTful identity: a urn:uuid names it (R4 Bundle: fullUrl of such a resource).
@@ -515,14 +530,14 @@ def everything_page(
             {"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome,
              "search": {"mode": "outcome"}}
         )  # fmt: skip
-    links = [{"relation": "self", "url": self_url}]
-    if next_url is not None:
-        links.append({"relation": "next", "url": next_url})
+    links = [{"relation": "self", "url": page.self_url}]
+    if page.next_url is not None:
+        links.append({"relation": "next", "url": page.next_url})
     return {
         "resourceType": "Bundle",
         "type": "searchset",
         "timestamp": utc_iso(now),
-        "total": total,
+        "total": page.total,
         "link": links,
         "entry": entries,
     }

@@ -17,7 +17,13 @@ from dataclasses import dataclass, replace
 
 from payerbridge.backends.live import LiveAnswers
 from payerbridge.backends.ports import SourceGap
-from payerbridge.disclosure.everything import parse_everything_query, plan_everything, plan_search
+from payerbridge.disclosure.everything import (
+    Compartment,
+    ReleaseTerms,
+    parse_everything_query,
+    plan_everything,
+    plan_search,
+)
 from payerbridge.disclosure.grants import LeftOut, grants, limit_everything, limit_patient_search
 from payerbridge.disclosure.model import EverythingQuery
 from payerbridge.disclosure.paging import (
@@ -128,14 +134,10 @@ def first_everything_page(
         asked = replace(asked, gaps=_keep_live(live, ports))
     members, rules = ports.members, ports.rules
     plan = plan_everything(
-        asked.member,
-        members.stream_compartment(asked.member),
+        Compartment(asked.member, members.stream_compartment(asked.member)),
         members,
-        asked.policy,
+        ReleaseTerms(asked.policy, rules.segmentation, rules.scope, window_at(unit.now, rules)),
         asked.query,
-        rules.segmentation,
-        window_at(unit.now, rules),
-        rules.scope,
     )
     return first_page(asked, plan, unit, ports)
 
@@ -172,11 +174,8 @@ def first_search_page(
         query,
         members.stream_compartment(query.patient_id),
         members,
-        policy,
-        rules.segmentation,
-        window_at(unit.now, rules),
+        ReleaseTerms(policy, rules.segmentation, rules.scope, window_at(unit.now, rules)),
         reader.granted,
-        rules.scope,
     )
     asked = FirstPage(
         reader,

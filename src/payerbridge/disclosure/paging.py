@@ -23,7 +23,13 @@ from payerbridge.backends.ports import SourceGap
 from payerbridge.consent.model import ConsentPolicy, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
-from payerbridge.disclosure.everything import EverythingPlan, grants, judged_by, released_on_page
+from payerbridge.disclosure.everything import (
+    EverythingPlan,
+    ReleaseTerms,
+    grants,
+    judged_by,
+    released_on_page,
+)
 from payerbridge.disclosure.grants import Granted, LeftOut, on_page
 from payerbridge.disclosure.model import EverythingQuery, Snapshot
 from payerbridge.disclosure.ports import DisclosureSnapshots, LiveRecords, MemberData
@@ -181,9 +187,7 @@ def first_page(
     with ports.transactions.begin() as saving:  # committed: its pages are read back
         ports.snapshots.save(saving, snapshot, plan.entries)
     reader, left_out = asked.reader, asked.left_out
-    page, sent, removed = _page(
-        reader, snapshot, unit, ports, after=0, self_url=asked.self_url, left_out=left_out
-    )
+    page, sent = _page(reader, snapshot, _PageAt(0, asked.self_url, left_out), unit, ports)
     first: dict[str, Any] = {
         "withheld": plan.withheld_count,
         "outside_window": plan.outside_window,
@@ -196,18 +200,7 @@ def first_page(
         first["gaps"] = [
             {"source": g.source, "types": list(g.types), "code": g.code} for g in asked.gaps
         ]
-    unit.record(
-        _page_event(
-            asked.reader,
-            snapshot,
-            now,
-            entries=sent,
-            after=0,
-            removed=removed,
-            scope=ports.rules.scope.label,
-            first=first,
-        )
-    )
+    unit.record(_page_event(asked.reader, snapshot, sent, ports.rules.scope.label, first))
     return replace(page, gaps=asked.gaps)
 
 
@@ -245,20 +238,8 @@ def next_page(command: NextPageCommand, unit: UnitOfWork, ports: PagingPorts) ->
         )
     after = int(given[AFTER])
     self_url = _page_url(ports.rules, snapshot, after)
-    page, sent, removed = _page(
-        command.reader, snapshot, unit, ports, after=after, self_url=self_url
-    )
-    unit.record(
-        _page_event(
-            command.reader,
-            snapshot,
-            unit.now,
-            entries=sent,
-            after=after,
-            removed=removed,
-            scope=ports.rules.scope.label,
-        )
-    )
+    page, sent = _page(command.reader, snapshot, _PageAt(after, self_url), unit, ports)
+    unit.record(_page_event(command.reader, snapshot, sent, ports.rules.scope.label))
     return page
 
 
@@ -283,19 +264,34 @@ def disclosure_context(reader: Reader, at: datetime, ports: PagingPorts) -> Disc
     )
 
 
+@dataclass(frozen=True)
+class _PageAt:
+    """Which page of a snapshot is asked: the entries after ``after``, at ``self_url``;
+    ``left_out``: the types the first page's token left out of the decision."""
+
+    after: int
+    self_url: str
+    left_out: LeftOut | None = None
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What a page sent, for its audit event: when, how many entries after which, and the
+    elements the data scope removed from them."""
+
+    now: datetime
+    after: int
+    entries: int
+    removed: Counter[str]
+
+
 def _page(
-    reader: Reader,
-    snapshot: Snapshot,
-    unit: UnitOfWork,
-    ports: PagingPorts,
-    *,
-    after: int,
-    self_url: str,
-    left_out: LeftOut | None = None,
-) -> tuple[Page, int, Counter[str]]:
-    """One page of the snapshot, as released now to this reader, how many entries it
-    sends and what the data scope removed from them: what its token (the one presented
-    with this page) does not grant is left out too, and named."""
+    reader: Reader, snapshot: Snapshot, at: _PageAt, unit: UnitOfWork, ports: PagingPorts
+) -> tuple[Page, _Sent]:
+    """One page of the snapshot, as released now to this reader, and what it sent (how
+    many entries, what the data scope removed from them): what its token (the one
+    presented with this page) does not grant is left out too, and named."""
+    after, left_out = at.after, at.left_out
     count = snapshot.query.count
     rows = ports.snapshots.page(snapshot.id, after=after, count=count + 1)
     more, rows = len(rows) > count, rows[:count]
@@ -311,16 +307,9 @@ def _page(
         everything=_is_everything(snapshot),
     )
     removed: Counter[str] = Counter()
+    terms = ReleaseTerms(snapshot.policy, ports.rules.segmentation, ports.rules.scope)
     released = list(
-        released_on_page(
-            allowed,
-            policy=snapshot.policy,
-            withheld=snapshot.withheld,
-            segmentation=ports.rules.segmentation,
-            scope=ports.rules.scope,
-            removed=removed,
-            as_judged=as_judged,
-        )
+        released_on_page(allowed, terms, snapshot.withheld, removed=removed, as_judged=as_judged)
     )
     with_provenance = snapshot.query.our_provenance and grants(reader.granted, "Provenance")
     if snapshot.query.our_provenance and not with_provenance:
@@ -331,7 +320,7 @@ def _page(
     page = Page(
         released,
         total=snapshot.total,
-        self_url=self_url,
+        self_url=at.self_url,
         next_url=_page_url(ports.rules, snapshot, rows[-1][0]) if more else None,
         with_provenance=with_provenance,
         left_out=left_out,
@@ -340,7 +329,7 @@ def _page(
         outcome_id=unit.new_id(),
         removed=tuple(sorted(removed)),
     )
-    return page, len(released), removed
+    return page, _Sent(unit.now, after, len(released), removed)
 
 
 def _ref(resource: dict[str, Any]) -> str:
@@ -358,27 +347,24 @@ def _page_url(rules: PagingRules, snapshot: Snapshot, after: int) -> str:
 def _page_event(
     reader: Reader,
     snapshot: Snapshot,
-    now: datetime,
-    *,
-    entries: int,
-    after: int,
-    removed: Counter[str],
+    sent: _Sent,
     scope: str,
     first: dict[str, Any] | None = None,
 ) -> AuditEvent:
+    removed = sent.removed
     detail: dict[str, Any] = {
-        "entries": entries,
+        "entries": sent.entries,
         "policy": snapshot.policy.value,
         "pages": snapshot.id,
         "path": snapshot.path,
-        "after": after,
+        "after": sent.after,
         "scope": scope,  # the data scope this page was shaped by
         **(first or {}),  # what the first page decided, and its Idempotency-Key
     }
     if removed:  # elements the data scope removed from this page, by name: how often
         detail["elements_removed"] = dict(sorted(removed.items()))
     return AuditEvent(
-        at=now,
+        at=sent.now,
         actor=reader.requester.client_id,
         action="patient.everything" if _is_everything(snapshot) else "patient.search",
         entity_type="Patient",

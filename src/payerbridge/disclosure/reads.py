@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.ports import AuditLog
-from payerbridge.consent.model import ConsentPolicy, Requester
+from payerbridge.consent.model import ConsentPolicy, DisclosureRequest, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import (
     DEFAULT_SEGMENTATION,
@@ -61,17 +61,19 @@ def authorize_member(context: DisclosureContext, patient_id: MemberId, hop: str)
         raise NotFound(f"Patient/{patient_id[:64]} does not exist")
     disclosure = authorize_disclosure(
         context.consents,
-        member_id=MemberId(patient_id),
-        requester=context.requester,
-        at=context.at,
-        source_npi=context.source_npi,
-        supported_policies=supported_policies(
-            context.members.resource_types(patient_id), context.segmentation
+        DisclosureRequest(
+            member_id=MemberId(patient_id),
+            requester=context.requester,
+            at=context.at,
+            source_npi=context.source_npi,
+            supported_policies=supported_policies(
+                context.members.resource_types(patient_id), context.segmentation
+            ),
+            hop=hop,
+            request_id=context.request_id,
+            code_sets=context.segmentation.code_sets.label,
+            scope=context.scope.label,
         ),
-        hop=hop,
-        request_id=context.request_id,
-        code_sets=context.segmentation.code_sets.label,
-        scope=context.scope.label,
     )
     context.audit.record(disclosure.event)
     return disclosure.require(data_access=True)

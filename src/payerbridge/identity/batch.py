@@ -28,7 +28,7 @@ from payerbridge.identity.service import BatchTerms, decide_for_batch, record_ba
 from payerbridge.transactions import Transactions
 from payerbridge.types import ClientId
 
-__all__ = ["BatchAnswer", "BatchMatcher", "CHUNK_LINES", "OUTCOMES", "match_lines"]
+__all__ = ["BatchAnswer", "BatchMatcher", "CHUNK_LINES", "OUTCOMES", "Workers", "match_lines"]
 
 # The outcomes an answer line can give (``invalid``: the line was not a request).
 OUTCOMES = ("match", "review", "nomatch", "multiple", "invalid")
@@ -48,6 +48,16 @@ class BatchMatcher:
     client_id: ClientId  # whom the decisions are recorded for (and audited as)
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
+
+
+@dataclass(frozen=True)
+class Workers:
+    """The processes request lines are decided on: how many (in this one when 1), and
+    what lets go of whatever must not cross a fork (pooled database connections: each
+    worker opens its own)."""
+
+    count: int
+    before_fork: Callable[[], None]
 
 
 def decide_line(matcher: BatchMatcher, line: bytes) -> tuple[BatchAnswer, DecisionToRecord | None]:
@@ -115,22 +125,19 @@ def _chunks(source: Iterable[bytes]) -> Iterator[list[bytes]]:
 
 @contextmanager
 def _decided(
-    matcher: BatchMatcher,
-    source: Iterable[bytes],
-    workers: int,
-    before_fork: Callable[[], None],
+    matcher: BatchMatcher, source: Iterable[bytes], workers: Workers
 ) -> Iterator[Iterator[Decided]]:
     """Chunks of lines decided in order, on ``workers`` forked processes (here when 1)."""
-    if workers <= 1:
+    if workers.count <= 1:
         _install(matcher)
         try:
             yield map(_decide_chunk, _chunks(source))
         finally:
             _worker_matcher.clear()
         return
-    before_fork()
+    workers.before_fork()
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_install, initargs=(matcher,)) as pool:
+    with context.Pool(workers.count, initializer=_install, initargs=(matcher,)) as pool:
         yield pool.imap(_decide_chunk, _chunks(source))
 
 
@@ -139,16 +146,12 @@ def match_lines(
     ledger: DecisionLedger,
     transactions: Transactions,
     source: Iterable[bytes],
-    *,
-    workers: int,
-    before_fork: Callable[[], None],
+    workers: Workers,
 ) -> Iterator[tuple[int, list[BatchAnswer]]]:
-    """Decide every request line of ``source`` and yield, chunk by chunk and in input
-    order, the bytes read and the answers, each chunk's decisions stored first.
-
-    ``before_fork`` lets go of whatever must not cross a fork (pooled database
-    connections: each worker opens its own)."""
-    with _decided(matcher, source, workers, before_fork) as decided:
+    """Decide every request line of ``source`` on ``workers`` and yield, chunk by chunk
+    and in input order, the bytes read and the answers, each chunk's decisions stored
+    first."""
+    with _decided(matcher, source, workers) as decided:
         for size, answers in decided:
             record_batch_decisions(
                 ledger, transactions, [decision for _, decision in answers if decision]

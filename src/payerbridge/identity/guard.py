@@ -32,6 +32,7 @@ from payerbridge.types import ClientId
 __all__ = [
     "AttemptLimit",
     "Attempt",
+    "CardTry",
     "is_wrong_card_guess",
     "note_attempt",
     "too_many_attempts",
@@ -50,6 +51,16 @@ class AttemptLimit:
 
 
 @dataclass(frozen=True)
+class CardTry:
+    """One try to note: the client that sent ``record``'s demographics with its card data,
+    and when."""
+
+    client_id: ClientId
+    record: StandardRecord
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Attempt:
     """An attempt as noted: the last try of each distinct card within the window (this
     one included), oldest first, against the limit."""
@@ -63,20 +74,15 @@ class Attempt:
 
 
 def note_attempt(
-    index: IdentityIndex,
-    writes: MatchWrites,
-    record: StandardRecord,
-    *,
-    client_id: ClientId,
-    limit: AttemptLimit,
-    at: datetime,
+    index: IdentityIndex, writes: MatchWrites, tried: CardTry, limit: AttemptLimit
 ) -> Attempt:
-    """Note the client's attempt at ``record``'s demographics with its card data."""
+    """Note the client's attempt at the record's demographics with its card data."""
+    record = tried.record
     tried_at = writes.note_attempt(
-        client_id=client_id,
+        client_id=tried.client_id,
         demographics_key=index.keyed_hash(record.first_name, record.family_name, record.birth_date),
         card_key=index.keyed_hash(record.member_id, record.subscriber_id),
-        at=at,
+        at=tried.at,
         window=limit.window,
     )
     return Attempt(tried_at, limit)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from payerbridge.audit.refusals import Refusal, RefusalCounts, count_refusals, refusal_reason
 from payerbridge.compliance.clocks import Clocks, Subject, SubjectType, new_clock
 from payerbridge.compliance.obligations import ANSWER_WITHIN
-from payerbridge.consent.model import ConsentId, PresentedConsent
+from payerbridge.consent.model import AcceptPresentedConsent, ConsentId, PresentedConsent
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import supported_policies
 from payerbridge.consent.service import accept_presented_consent
@@ -144,17 +144,19 @@ def _with_presented_consent(
     disclosure = accept_presented_consent(
         unit,
         ports.consents,
-        presented,
-        consent_id=ConsentId(unit.new_id()),
-        member_id=member_id,
-        requester=command.requester,
-        at=unit.now,
-        source_npi=command.rules.source_npi,
-        supported_policies=supported_policies(
-            ports.index.match_writes(unit).resource_types(member_id)
+        AcceptPresentedConsent(
+            presented,
+            consent_id=ConsentId(unit.new_id()),
+            member_id=member_id,
+            requester=command.requester,
+            at=unit.now,
+            source_npi=command.rules.source_npi,
+            supported_policies=supported_policies(
+                ports.index.match_writes(unit).resource_types(member_id)
+            ),
+            request_id=command.request_id,
+            detail={"idempotency_key": command.idempotency_key},
         ),
-        request_id=command.request_id,
-        detail={"idempotency_key": command.idempotency_key},
     )
     unit.record(disclosure.event)
     if not disclosure.decision.permitted:

@@ -32,6 +32,7 @@ __all__ = [
     "ReviewOpening",
     "ReviewPriority",
     "ReviewQuery",
+    "ShowCase",
     "StandardRecord",
     "record_from_dict",
     "record_to_dict",
@@ -252,6 +253,16 @@ class IdentityLink:
             "valid_from": self.valid_from,
             "valid_to": self.valid_to,
         }
+
+
+@dataclass(frozen=True)
+class ShowCase:
+    """``viewer`` asks to see review case ``review_id`` (its demographics) at ``at``."""
+
+    review_id: str
+    viewer: str
+    at: datetime
+    request_id: str | None
 
 
 @dataclass(frozen=True)

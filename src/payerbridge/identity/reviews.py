@@ -33,6 +33,7 @@ from payerbridge.identity.model import (
     LinkKind,
     ReviewCase,
     ReviewDecision,
+    ShowCase,
     StandardRecord,
 )
 from payerbridge.identity.ports import ReviewQueue
@@ -43,6 +44,7 @@ from payerbridge.types import MemberId
 
 __all__ = [
     "CaseReader",
+    "ReviewPorts",
     "ShownCase",
     "decide_review",
     "refusal_for",
@@ -70,21 +72,26 @@ def refusal_for(case: ReviewCase | None, review_id: str, version: int) -> PayerB
     return None
 
 
+@dataclass(frozen=True)
+class ReviewPorts:
+    """What deciding a review case goes through: the queue, its transactions, and the
+    compliance clocks its answer settles (None: none kept)."""
+
+    queue: ReviewQueue
+    transactions: Transactions
+    clocks: ClockLedger | None = None
+
+
 def decide_review(
-    queue: ReviewQueue,
-    transactions: Transactions,
-    decision: ReviewDecision,
-    *,
-    at: datetime,
-    request_id: str | None,
-    clocks: ClockLedger | None = None,
+    ports: ReviewPorts, decision: ReviewDecision, *, at: datetime, request_id: str | None
 ) -> ReviewCase:
     """Accept (naming one of the case's candidates) or reject an open case, audited with
     the reviewer as actor; the request it held is answered now (its one-business-day
-    row in ``clocks``, settled in the same unit).
+    row in the clocks, settled in the same unit).
 
     An accepted case links the request to the member in the identity graph, and the
     requester's next identical ``$member-match`` is answered with that member."""
+    queue, clocks = ports.queue, ports.clocks
     review_id = decision.review_id
     case = queue.review(review_id)
     refused = refusal_for(case, review_id, decision.version)
@@ -92,7 +99,7 @@ def decide_review(
         raise refused
     assert case is not None
     _check_choice(case, decision)
-    with transactions.begin() as unit:
+    with ports.transactions.begin() as unit:
         decided = queue.decide_review(unit, decision, at=at)
         if decided is not None:
             if decided.member_id is not None:
@@ -241,17 +248,10 @@ class ShownCase:
     view: CaseView  # the request and each candidate side by side (demographics)
 
 
-def show_case(
-    reader: CaseReader,
-    audit: AuditLog,
-    review_id: str,
-    *,
-    viewer: str,
-    at: datetime,
-    request_id: str | None,
-) -> ShownCase:
-    """The case, its evidence and the side-by-side view for ``viewer``; the view shows
+def show_case(reader: CaseReader, audit: AuditLog, command: ShowCase) -> ShownCase:
+    """The case, its evidence and the side-by-side view for the viewer; the view shows
     demographics, so each showing is audited (the case's id, never what it showed)."""
+    review_id = command.review_id
     case = reader.review(review_id)
     if case is None:
         raise NotFound(f"no review case {review_id}")
@@ -262,13 +262,13 @@ def show_case(
     view = case_view(evidence or {}, reader.review_request(review_id), records, case.candidate_ids)
     audit.record(
         AuditEvent(
-            at=at,
-            actor=viewer,
+            at=command.at,
+            actor=command.viewer,
             action="identity.review.view",
             entity_type="IdentityReview",
             entity_id=review_id,
             outcome="success",
-            request_id=request_id,
+            request_id=command.request_id,
             detail={"version": case.version},
         )
     )

@@ -53,15 +53,16 @@ from payerbridge.fhir.member_match import MemberMatchInput
 from payerbridge.identity.demographics.records import record_from_fhir
 from payerbridge.identity.guard import (
     AttemptLimit,
+    CardTry,
     is_wrong_card_guess,
     note_attempt,
     too_many_attempts,
     wrong_card_guess,
 )
 from payerbridge.identity.matching.blocking import blocking_keys
-from payerbridge.identity.matching.decision import MatchPolicy, decide
+from payerbridge.identity.matching.decision import Matcher, MatchPolicy, decide
 from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome, StoredModel
-from payerbridge.identity.matching.population import fit_population
+from payerbridge.identity.matching.population import MemberSample, fit_population
 from payerbridge.identity.matching.scoring import MatchModel, default_model
 from payerbridge.identity.matching.spec import DEFAULT_SPEC
 from payerbridge.identity.model import (
@@ -248,8 +249,7 @@ def _prior(members: int) -> MatchModel:
 def decide_request(
     index: IdentityIndex,
     record: StandardRecord,
-    model: MatchModel,
-    policy: MatchPolicy,
+    matcher: Matcher,
     at: datetime,
     decision_id: DecisionId,
 ) -> MatchDecision:
@@ -258,8 +258,7 @@ def decide_request(
     return decide(
         record,
         index.candidates(blocking_keys(record, secret=index.blocking_secret)),
-        model,
-        policy,
+        matcher,
         at,
         decision_id,
     )
@@ -311,13 +310,13 @@ def match_member(
     else:
         policy = command.rules.policy
         decision = decide_request(
-            index, record, model_for(index), policy, at, DecisionId(unit.new_id())
+            index, record, Matcher(model_for(index), policy), at, DecisionId(unit.new_id())
         )
         review = _opening(unit.new_id, record, decision)
         outcome = _decided(decision, None if review is None else review.id)
     writes = index.match_writes(unit)
     limit = command.rules.attempts
-    attempt = note_attempt(index, writes, record, client_id=client_id, limit=limit, at=at)
+    attempt = note_attempt(index, writes, CardTry(client_id, record, at), limit)
     if attempt.is_over:
         return too_many_attempts(client_id, attempt, at)
     if decision is not None and is_wrong_card_guess(attempt, decision.outcome):
@@ -593,23 +592,18 @@ def decide_for_batch(
     audit event; nothing is handed out (no UMB): the file's answer is the decision."""
     record = request_record(request)
     decision_id = DecisionId(terms.new_id())
-    decision = decide_request(index, record, terms.model, terms.policy, terms.at, decision_id)
+    decision = decide_request(
+        index, record, Matcher(terms.model, terms.policy), terms.at, decision_id
+    )
     return _to_record(index, decision, record, request_id, terms)
 
 
 def decide_many_for_batch(
-    index: IdentityIndex,
-    requests: Sequence[tuple[str, MemberMatchInput]],
-    *,
-    client_id: ClientId,
-    model: MatchModel,
-    policy: MatchPolicy,
-    at: datetime,
-    new_id: Callable[[], str],
+    index: IdentityIndex, requests: Sequence[tuple[str, MemberMatchInput]], terms: BatchTerms
 ) -> list[DecisionToRecord]:
     """``decide_for_batch`` of several requests (each with its own id), their candidates
     read together: the same decisions, fewer round trips."""
-    terms = BatchTerms(client_id, model, policy, at, new_id)
+    matcher, at, new_id = Matcher(terms.model, terms.policy), terms.at, terms.new_id
     records = [request_record(request) for _, request in requests]
     found = index.candidates_of_many(
         [blocking_keys(record, secret=index.blocking_secret) for record in records]
@@ -617,7 +611,7 @@ def decide_many_for_batch(
     return [
         _to_record(
             index,
-            decide(record, candidates, model, policy, at, DecisionId(new_id())),
+            decide(record, candidates, matcher, at, DecisionId(new_id())),
             record,
             request_id,
             terms,
@@ -685,7 +679,8 @@ def train_on_members(
         for key in keys:
             holders.setdefault(key, []).append(i)
     fitted = fit_population(
-        [record for _, record, _ in chosen], holders.values(), rng=rng, population=total
+        MemberSample([record for _, record, _ in chosen], holders.values(), population=total),
+        rng=rng,
     )
     summary = {
         **fitted.summary,

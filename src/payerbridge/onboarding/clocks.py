@@ -16,6 +16,7 @@ same clocks as a single member's exchange (``exchange.clocks``):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from payerbridge.compliance.clocks import CLOSED_REVOKED, Subject, SubjectType, new_clock
@@ -28,6 +29,7 @@ from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.transactions import UnitOfWork
 
 __all__ = [
+    "MatchAnswered",
     "chunk_answered",
     "member_subject",
     "members_asked",
@@ -70,23 +72,26 @@ def start_member_clocks(
         ports.clocks.ledger.start(unit, clock)
 
 
-def members_asked(
-    unit: UnitOfWork,
-    ports: OnboardingPorts,
-    chunk: Chunk,
-    partner_id: str,
-    positions: Iterable[int],
-    *,
-    at: datetime,
-    data_follows: bool,
-) -> None:
-    """The old payer answered the chunk's ``$bulk-member-match`` at ``at``: each member
-    asked about is asked; the old payer's answer clock for the chunk starts (done at once
-    when no data follows)."""
+@dataclass(frozen=True)
+class MatchAnswered:
+    """The old payer ``partner_id`` answered the chunk's ``$bulk-member-match`` at ``at``
+    about the members at ``positions``; ``data_follows``: an export of their data is next."""
+
+    chunk: Chunk
+    partner_id: str
+    positions: Iterable[int]
+    at: datetime
+    data_follows: bool
+
+
+def members_asked(unit: UnitOfWork, ports: OnboardingPorts, answered: MatchAnswered) -> None:
+    """Each member asked about is asked; the old payer's answer clock for the chunk starts
+    (done at once when no data follows)."""
     if ports.clocks is None:
         return
+    chunk, at = answered.chunk, answered.at
     ledger = ports.clocks.ledger
-    for position in positions:
+    for position in answered.positions:
         ledger.settle_asked(unit, member_subject(chunk.onboarding_id, position), done_at=at)
     clock = new_clock(
         ports.clocks.obligations,
@@ -95,8 +100,8 @@ def members_asked(
         {"request_received": at},
         clock_id=unit.new_id(),
         at=at,
-        partner_id=partner_id,
-        done_at=None if data_follows else at,
+        partner_id=answered.partner_id,
+        done_at=None if answered.data_follows else at,
     )
     ledger.start(unit, clock)
 

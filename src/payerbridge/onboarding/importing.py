@@ -22,7 +22,7 @@ from payerbridge.fhir.provenance import receipt_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
 
-__all__ = ["ExportMember", "NormalizedExport", "normalize_export"]
+__all__ = ["ExportMember", "NormalizedExport", "Receipt", "normalize_export"]
 
 Resource = dict[str, Any]
 
@@ -44,21 +44,30 @@ class NormalizedExport:
     strangers: int  # resources of Patients we did not ask about: dropped
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """How an export is received: from ``old_payer`` by ``us`` at ``received_at``, in run
+    ``run_id``; ``new_id`` names our receipt Provenance (one per member and run)."""
+
+    run_id: str
+    received_at: datetime
+    us: Organization
+    old_payer: Organization
+    new_id: Callable[[], str]
+
+
 def normalize_export(
     resources: Iterable[Resource],
     *,
     members: Mapping[str, ExportMember],
     shared: Holder,
-    new_id: Callable[[], str],
-    received_at: datetime,
-    us: Organization,
-    old_payer: Organization,
-    run_id: str,
+    receipt: Receipt,
 ) -> NormalizedExport:
     """``members``: the old payer's Patient id of each member we asked about, to the
     member. A resource in another Patient's compartment is dropped (the old payer should
     not have sent it); shared resources (no compartment) are kept, under ``shared``'s
-    ids; ``new_id`` names our receipts (one per member and run)."""
+    ids; each member's resources get our receipt Provenance."""
+    old_payer = receipt.old_payer
     skipped: Counter[str] = Counter()
     id_map: dict[str, str] = {}
     kept: list[Resource] = []
@@ -108,12 +117,12 @@ def normalize_export(
         received = [r for r in own if r["resourceType"] != "Provenance"]
         if received:
             provenance = receipt_provenance(
-                new_id(),
+                receipt.new_id(),
                 received,
                 transmitter=old_payer,
-                custodian=us,
-                recorded=received_at,
-                exchange_id=run_id,
+                custodian=receipt.us,
+                recorded=receipt.received_at,
+                exchange_id=receipt.run_id,
             )
             stored.append((provenance, patient["id"] if patient else None))
         per_member[position] = len(own) + (1 if received else 0)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
+from payerbridge.exchange.model import ExchangeRequest
 from payerbridge.types import ClientId, OnboardingId, PartnerId
 
-__all__ = ["Chunk", "Onboarding", "OnboardingMember", "OnboardingStatus", "Stage"]
+__all__ = [
+    "Chunk",
+    "NewOnboarding",
+    "Onboarding",
+    "OnboardingMember",
+    "OnboardingStatus",
+    "Stage",
+]
 
 
 class OnboardingStatus(StrEnum):
@@ -71,3 +80,17 @@ class Chunk:
     status_url: str | None = None  # the old payer's status URL of the job in flight
     group_id: str | None = None  # the MatchedMembers Group to export
     due_at: datetime | None = None  # when to poll again
+
+
+@dataclass(frozen=True)
+class NewOnboarding:
+    """A run asked for: its id, the old payer, each member's request (with the opt-in),
+    by whom and under which request; ``since``: ask only what changed after it (``last``:
+    after what the client's last completed run with the partner reflects)."""
+
+    onboarding_id: OnboardingId
+    partner_id: PartnerId
+    requests: Sequence[ExchangeRequest]
+    client_id: ClientId
+    request_id: str | None
+    since: datetime | Literal["last"] | None = None

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.consent.model import ConsentId, Requester
+from payerbridge.consent.model import ConsentId, OutboundRequest, Requester
 from payerbridge.consent.service import authorize_request, record_consent
 from payerbridge.errors import InvalidInput, Issue, NotFound, PartnerRejected, UnprocessableRequest
 from payerbridge.exchange.intake.opt_in import OptIn, opt_in_consent
@@ -40,14 +40,14 @@ from payerbridge.fhir.bulk_member_match import (
 from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
 from payerbridge.fhir.member_match import build_member_match_request
 from payerbridge.onboarding.clocks import (
+    MatchAnswered,
     chunk_answered,
     members_asked,
     members_withdrawn,
     start_member_clocks,
 )
-from payerbridge.onboarding.importing import ExportMember, normalize_export
+from payerbridge.onboarding.importing import ExportMember, Receipt, normalize_export
 from payerbridge.onboarding.increments import (
-    SinceAsked,
     changed_per_member,
     export_time,
     since_asked,
@@ -55,6 +55,7 @@ from payerbridge.onboarding.increments import (
 )
 from payerbridge.onboarding.model import (
     Chunk,
+    NewOnboarding,
     Onboarding,
     OnboardingMember,
     OnboardingStatus,
@@ -70,7 +71,7 @@ from payerbridge.onboarding.results import (
 )
 from payerbridge.routing.model import Partner
 from payerbridge.routing.profiles import PROFILES
-from payerbridge.types import OPERATOR, ClientId, MemberId, OnboardingId, PartnerId
+from payerbridge.types import OPERATOR, ClientId, MemberId, OnboardingId
 
 __all__ = [
     "NOT_EXPORTED",
@@ -108,21 +109,18 @@ def onboarding_id_for(client_id: ClientId, key: str) -> OnboardingId:
     return OnboardingId(hashlib.sha256(f"{client_id}\n{key}".encode()).hexdigest()[:32])
 
 
-def accept_onboarding(
-    ports: OnboardingPorts,
-    onboarding_id: OnboardingId,
-    partner_id: PartnerId,
-    requests: Sequence[ExchangeRequest],
-    *,
-    client_id: ClientId,
-    request_id: str | None,
-    since: SinceAsked = None,
-) -> Onboarding:
+def accept_onboarding(ports: OnboardingPorts, command: NewOnboarding) -> Onboarding:
     """Record the onboarding with each member's opt-in (kept as a consent record) and
     MemberBundle, all or nothing; an onboarding of this id already recorded is returned
     as it is (the same file submitted again resumes it). ``since``: ask only what changed
     after it (``last``: after what the client's last completed run with the partner
     reflects; InvalidInput when there is none)."""
+    onboarding_id, partner_id, requests = (
+        command.onboarding_id,
+        command.partner_id,
+        command.requests,
+    )
+    client_id, request_id = command.client_id, command.request_id
     existing = ports.onboardings.get(onboarding_id)
     if existing is not None:
         if existing.client_id != client_id:
@@ -135,7 +133,7 @@ def accept_onboarding(
             issues=[Issue("register the old payer first", "partner", "not-found")],
         )
     _check_members(requests)
-    asked_since = since_asked(ports.onboardings, client_id, partner_id, since)
+    asked_since = since_asked(ports.onboardings, client_id, partner_id, command.since)
     now = ports.clock()
     size = ports.chunk_members
     onboarding = Onboarding(
@@ -314,11 +312,9 @@ def _opted_in(
     for member in members:
         disclosure = authorize_request(
             ports.consents.get(member.consent_id),
-            consent_id=member.consent_id,
-            partner_npi=partner.npi,
-            us=us,
-            at=now,
-            hop=hop,
+            OutboundRequest(
+                consent_id=member.consent_id, partner_npi=partner.npi, us=us, at=now, hop=hop
+            ),
         )
         events.append(disclosure.event)
         if disclosure.decision.permitted:
@@ -371,9 +367,8 @@ def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step
             return Step(done=False)
         ports.onboardings.record_results(unit, chunk.onboarding_id, results)
         asked = [m.position for m in members if m.result is None]
-        members_asked(
-            unit, ports, chunk, partner.id, asked, at=now, data_follows=group_id is not None
-        )
+        answered = MatchAnswered(chunk, partner.id, asked, now, data_follows=group_id is not None)
+        members_asked(unit, ports, answered)
     return Step(done=False)
 
 
@@ -422,11 +417,7 @@ def _await_export(
         resources,
         members=theirs,
         shared=_holder(onboarding, partner, None),
-        new_id=ports.new_id,
-        received_at=now,
-        us=ports.us,
-        old_payer=partner.organization,
-        run_id=chunk.onboarding_id,
+        receipt=Receipt(chunk.onboarding_id, now, ports.us, partner.organization, ports.new_id),
     )
     left_out = {
         m.position: (NOT_EXPORTED, m.old_patient)

@@ -9,14 +9,22 @@ answer); a transport failure is PartnerUnavailable (retryable).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 from payerbridge.errors import PartnerRejected, PartnerUnavailable
-from payerbridge.net.transport import AddressRefused, AnswerTooLarge, send_bounded
+from payerbridge.net.addresses import AddressPolicy
+from payerbridge.net.transport import (
+    AddressRefused,
+    AnswerTooLarge,
+    GuardedTransport,
+    Resolver,
+    resolve,
+    send_bounded,
+)
 
-__all__ = ["MIB", "ResponseCaps", "refused_address", "send_capped", "too_large"]
+__all__ = ["MIB", "Outbound", "ResponseCaps", "refused_address", "send_capped", "too_large"]
 
 MIB = 1024 * 1024
 
@@ -29,6 +37,28 @@ class ResponseCaps:
     record: int = 256 * MIB  # one member's record over all its pages
     file: int = 256 * MIB  # one Bulk Data file
     document: int = 2 * MIB  # discovery documents, token answers, JWK Sets
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """How we reach out (a partner, a client's JWK Set): the timeout of a call, the
+    addresses we may connect to (``policy``) with the resolver that checks them, and the
+    transport (a test's mock; None: the guarded one)."""
+
+    timeout_seconds: float
+    policy: AddressPolicy = field(default_factory=AddressPolicy)
+    transport: httpx.BaseTransport | None = None
+    resolver: Resolver = resolve
+
+    def client(self, headers: dict[str, str] | None = None) -> httpx.Client:
+        """An HTTP client that follows no redirect: member data and tokens go to the
+        registered URL only."""
+        return httpx.Client(
+            timeout=httpx.Timeout(self.timeout_seconds),
+            transport=self.transport or GuardedTransport(self.policy, resolver=self.resolver),
+            headers=headers,
+            follow_redirects=False,
+        )
 
 
 def too_large(who: str, limit: int, setting: str) -> PartnerRejected:

@@ -30,11 +30,11 @@ from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnav
 from payerbridge.net.origins import same_origin
 from payerbridge.net.transport import oauth_error
 from payerbridge.partners.answers import MIB
-from payerbridge.partners.calls import send_counted_document
+from payerbridge.partners.calls import DocumentSender
 from payerbridge.routing.model import Organization, Partner, PartnerAuth
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE, assertion_claims
 from payerbridge.security.model import ServerIdentity
-from payerbridge.security.udap import b2b_assertion
+from payerbridge.security.udap import B2bOrganization, OurJwt, b2b_assertion
 
 __all__ = [
     "OurUdapClient",
@@ -84,7 +84,7 @@ class PartnerTokenSource:
         self._client = client
         self._key = key
         self._udap = udap
-        self._limit = document_limit
+        self._documents = DocumentSender(client, document_limit)
         # By the partner as registered when the token was got: a partner re-pointed by an
         # operator (base URL, token endpoint, client id, scope) never gets the old token.
         self._tokens: dict[tuple[object, ...], tuple[str, float]] = {}
@@ -148,14 +148,11 @@ class PartnerTokenSource:
                 f"partner '{partner.id}' is registered for UDAP, and this instance has no "
                 "UDAP certificate configured (PAYERBRIDGE_UDAP_CERTIFICATE)"
             )
+        organization = self._udap.organization
         assertion = b2b_assertion(
             self._udap.identity,
-            client_id=client_id,
-            token_url=token_url,
-            npi=self._udap.organization.npi,
-            organization_name=self._udap.organization.name,
-            now=utcnow(),
-            token_id=str(uuid.uuid4()),
+            OurJwt(client_id, token_url, utcnow(), str(uuid.uuid4())),
+            B2bOrganization(organization.npi, organization.name),
         )
         return _token_request(assertion, partner.scope, udap="1")
 
@@ -171,14 +168,11 @@ class PartnerTokenSource:
             f"{partner.fhir_base}/.well-known/smart-configuration",
             headers={"Accept": "application/json"},
         )
-        response = send_counted_document(
-            self._client,
+        response = self._documents.send(
             request,
             partner,
             "smart-configuration",
             who=f"partner '{partner.id}' SMART configuration",
-            limit=self._limit,
-            setting="PARTNER_MAX_DOCUMENT_BYTES",
         )
         if response.status_code != 200:
             raise PartnerUnavailable(
@@ -202,14 +196,8 @@ class PartnerTokenSource:
         request = self._client.build_request(
             "POST", url, data=form, headers={"Accept": "application/json"}
         )
-        return send_counted_document(
-            self._client,
-            request,
-            partner,
-            "token",
-            who=f"partner '{partner.id}' token endpoint",
-            limit=self._limit,
-            setting="PARTNER_MAX_DOCUMENT_BYTES",
+        return self._documents.send(
+            request, partner, "token", who=f"partner '{partner.id}' token endpoint"
         )
 
 

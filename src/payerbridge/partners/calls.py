@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import httpx
 
@@ -28,12 +29,12 @@ from payerbridge.routing.model import Partner
 __all__ = [
     "CALL_OUTCOMES",
     "CountedCall",
+    "DocumentSender",
     "answer_outcome",
     "counted_call",
     "failure_outcome",
     "partner_operation",
     "send_counted",
-    "send_counted_document",
 ]
 
 # Every outcome a call is counted under: the label's values, bounded.
@@ -117,22 +118,30 @@ def send_counted(
         return response
 
 
-def send_counted_document(
-    client: httpx.Client,
-    request: httpx.Request,
-    partner: Partner,
-    operation: str,
-    *,
-    who: str,
-    limit: int,
-    setting: str,
-) -> httpx.Response:
-    """``send_capped`` (our errors for what went wrong), counted as a call to
-    ``partner`` under ``operation`` (``token``, ``smart-configuration``)."""
-    with counted_call(partner, request.method, operation) as call:
-        response = send_capped(client, request, who=who, limit=limit, setting=setting)
-        call.answered(response.status_code)
-        return response
+@dataclass(frozen=True)
+class DocumentSender:
+    """Sends the requests for a partner's documents (discovery documents, token answers)
+    on ``client``, reading at most ``limit`` bytes of each answer
+    (PAYERBRIDGE_PARTNER_MAX_DOCUMENT_BYTES)."""
+
+    client: httpx.Client
+    limit: int
+
+    def send(
+        self, request: httpx.Request, partner: Partner, operation: str, *, who: str
+    ) -> httpx.Response:
+        """``send_capped`` (our errors for what went wrong, naming ``who``), counted as a
+        call to ``partner`` under ``operation`` (``token``, ``smart-configuration``)."""
+        with counted_call(partner, request.method, operation) as call:
+            response = send_capped(
+                self.client,
+                request,
+                who=who,
+                limit=self.limit,
+                setting="PARTNER_MAX_DOCUMENT_BYTES",
+            )
+            call.answered(response.status_code)
+            return response
 
 
 def partner_operation(path: str, partner: Partner) -> str:

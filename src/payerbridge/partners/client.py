@@ -46,10 +46,9 @@ from payerbridge.fhir import codes
 from payerbridge.fhir.completeness import Gap, outcome_entry
 from payerbridge.fhir.member_match import MemberMatchResult, parse_member_match_response
 from payerbridge.fhir.resources import ID_PATTERN
-from payerbridge.net.addresses import AddressPolicy
-from payerbridge.net.transport import AddressRefused, AnswerTooLarge, GuardedTransport
+from payerbridge.net.transport import AddressRefused, AnswerTooLarge
 from payerbridge.onboarding.ports import BulkStatus
-from payerbridge.partners.answers import ResponseCaps, refused_address, too_large
+from payerbridge.partners.answers import Outbound, ResponseCaps, refused_address, too_large
 from payerbridge.partners.auth import OurUdapClient, PartnerTokenSource
 from payerbridge.partners.calls import send_counted
 from payerbridge.routing.model import Partner
@@ -125,24 +124,33 @@ def _answer_of(partner: Partner, response: httpx.Response) -> httpx.Response:
     return response
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One request to a partner: the method, the URL (under its FHIR base), the key it is
+    sent again under, and what goes with it (a body, a timeout other than the client's,
+    headers, a cap other than an answer's)."""
+
+    method: str
+    url: str
+    idempotency_key: str
+    body: dict[str, Any] | None = None
+    timeout: float | None = None
+    headers: dict[str, str] | None = None
+    limit: int | None = None
+
+
 class HttpxPartnerClient:
     def __init__(
         self,
         *,
-        timeout_seconds: float,
+        outbound: Outbound,
         user_agent: str,
         key: ECKey,
         udap: OurUdapClient | None = None,
-        transport: httpx.BaseTransport | None = None,
-        policy: AddressPolicy | None = None,
         caps: ResponseCaps | None = None,
     ) -> None:
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout_seconds),
-            transport=transport or GuardedTransport(policy or AddressPolicy()),
-            headers={"User-Agent": user_agent, "Accept": FHIR_JSON},
-            follow_redirects=False,  # member data goes to the registered base URL only
-        )
+        # No redirect followed: member data goes to the registered base URL only.
+        self._client = outbound.client({"User-Agent": user_agent, "Accept": FHIR_JSON})
         self._caps = caps or ResponseCaps()
         self._tokens = PartnerTokenSource(
             self._client, key, udap, document_limit=self._caps.document
@@ -157,18 +165,9 @@ class HttpxPartnerClient:
         self._tokens.forget(partner)
         logger.info("partner credentials refreshed", extra={"partner_id": partner.id})
 
-    def _send(
-        self,
-        partner: Partner,
-        method: str,
-        url: str,
-        *,
-        idempotency_key: str,
-        body: dict[str, Any] | None = None,
-        timeout: float | None = None,
-        headers: dict[str, str] | None = None,
-        limit: int | None = None,
-    ) -> httpx.Response:
+    def _send(self, partner: Partner, asked: _Request) -> httpx.Response:
+        method, url, idempotency_key = asked.method, asked.url, asked.idempotency_key
+        body, timeout, limit = asked.body, asked.timeout, asked.limit
         if not url.startswith(f"{partner.fhir_base}/"):
             raise PartnerRejected(
                 f"partner '{partner.id}' pointed us at a URL outside its registered FHIR base; "
@@ -177,7 +176,7 @@ class HttpxPartnerClient:
         headers = {
             "X-Request-ID": idempotency_key,
             "Idempotency-Key": idempotency_key,
-            **(headers or {}),
+            **(asked.headers or {}),
         }
         authorization = self._tokens.authorization(partner)
         if authorization is not None:
@@ -233,11 +232,13 @@ class HttpxPartnerClient:
     ) -> MemberMatchResult:
         response = self._send(
             partner,
-            "POST",
-            f"{partner.fhir_base}/Patient/$member-match",
-            idempotency_key=idempotency_key,
-            body=parameters,
-            timeout=timeout,
+            _Request(
+                "POST",
+                f"{partner.fhir_base}/Patient/$member-match",
+                idempotency_key=idempotency_key,
+                body=parameters,
+                timeout=timeout,
+            ),
         )
         if response.status_code == 422:
             issue_codes = _outcome_codes(response)
@@ -317,11 +318,13 @@ class HttpxPartnerClient:
         operation = path.rsplit("/", 1)[-1]
         response = self._send(
             partner,
-            "POST",
-            f"{partner.fhir_base}/{path}",
-            idempotency_key=idempotency_key,
-            body=body,
-            headers={"Prefer": "respond-async"},
+            _Request(
+                "POST",
+                f"{partner.fhir_base}/{path}",
+                idempotency_key=idempotency_key,
+                body=body,
+                headers={"Prefer": "respond-async"},
+            ),
         )
         location = response.headers.get("Content-Location")
         if response.status_code != 202 or not location:
@@ -336,10 +339,12 @@ class HttpxPartnerClient:
         """A Bulk Data status request: the manifest once the job is done."""
         response = self._send(
             partner,
-            "GET",
-            status_url,
-            idempotency_key=idempotency_key,
-            headers={"Accept": "application/json"},
+            _Request(
+                "GET",
+                status_url,
+                idempotency_key=idempotency_key,
+                headers={"Accept": "application/json"},
+            ),
         )
         if response.status_code == 202:
             return BulkStatus(
@@ -365,11 +370,13 @@ class HttpxPartnerClient:
         """One NDJSON file a manifest listed (it must be under the partner's base)."""
         response = self._send(
             partner,
-            "GET",
-            url,
-            idempotency_key=idempotency_key,
-            headers={"Accept": "application/fhir+ndjson"},
-            limit=self._caps.file,
+            _Request(
+                "GET",
+                url,
+                idempotency_key=idempotency_key,
+                headers={"Accept": "application/fhir+ndjson"},
+                limit=self._caps.file,
+            ),
         )
         if response.status_code != 200:
             raise PartnerRejected(
@@ -393,7 +400,9 @@ class HttpxPartnerClient:
         system, value = identifier
         token = f"{system}|{value}" if system else value
         url = f"{partner.fhir_base}/Patient?{urlencode({'identifier': token})}"
-        response = self._send(partner, "GET", url, idempotency_key=idempotency_key, timeout=timeout)
+        response = self._send(
+            partner, _Request("GET", url, idempotency_key=idempotency_key, timeout=timeout)
+        )
         if response.status_code != 200:
             raise PartnerRejected(
                 f"partner '{partner.id}' rejected the Patient search for the matched member: "
@@ -504,10 +513,12 @@ class HttpxPartnerClient:
             try:
                 response = self._send(
                     partner,
-                    "GET",
-                    next_url,
-                    idempotency_key=asked.idempotency_key,
-                    timeout=asked.timeout,
+                    _Request(
+                        "GET",
+                        next_url,
+                        idempotency_key=asked.idempotency_key,
+                        timeout=asked.timeout,
+                    ),
                 )
             except PartnerUnavailable as exc:
                 if first is None or not asked.keep_partial:

@@ -29,16 +29,19 @@ import httpx
 
 from payerbridge.clock import utcnow
 from payerbridge.errors import Issue, PartnerError, UnprocessableRequest
-from payerbridge.net.addresses import AddressPolicy
 from payerbridge.net.origins import origin, same_origin
-from payerbridge.net.transport import GuardedTransport, Resolver, resolve
-from payerbridge.partners.answers import MIB
+from payerbridge.partners.answers import MIB, Outbound
 from payerbridge.partners.auth import OurUdapClient, off_origin_token_endpoint
-from payerbridge.partners.calls import send_counted_document
+from payerbridge.partners.calls import DocumentSender
 from payerbridge.routing.capabilities import read_capabilities
 from payerbridge.routing.model import Partner, PartnerAuth
 from payerbridge.security.model import OAuthError, TrustAnchors
-from payerbridge.security.udap import read_signed_metadata, software_statement
+from payerbridge.security.udap import (
+    B2bOrganization,
+    OurJwt,
+    read_signed_metadata,
+    software_statement,
+)
 
 __all__ = ["HttpxPartnerDiscovery"]
 
@@ -49,23 +52,16 @@ class HttpxPartnerDiscovery:
     def __init__(
         self,
         *,
-        timeout_seconds: float,
+        outbound: Outbound,
         udap: OurUdapClient | None = None,
         trust: TrustAnchors | None = None,
         clock_skew: timedelta = timedelta(seconds=60),
-        transport: httpx.BaseTransport | None = None,
-        policy: AddressPolicy | None = None,
-        resolver: Resolver = resolve,
         document_limit: int = 2 * MIB,
     ):
-        self._policy = policy or AddressPolicy()
-        self._resolve = resolver
-        self._limit = document_limit
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout_seconds),
-            transport=transport or GuardedTransport(self._policy, resolver=resolver),
-            follow_redirects=False,
-        )
+        self._policy = outbound.policy
+        self._resolve = outbound.resolver
+        self._client = outbound.client()
+        self._documents = DocumentSender(self._client, document_limit)
         self._udap = udap
         self._trust = trust
         self._skew = clock_skew
@@ -153,13 +149,9 @@ class HttpxPartnerDiscovery:
         udap, _ = self._udap_trust(partner)
         statement = software_statement(
             udap.identity,
-            client_uri=udap.client_uri,
-            registration_url=registration_endpoint,
-            client_name=udap.organization.name,
-            npi=udap.organization.npi,
+            OurJwt(udap.client_uri, registration_endpoint, utcnow(), str(uuid.uuid4())),
+            organization=B2bOrganization(udap.organization.npi, udap.organization.name),
             scope=partner.scope,
-            now=utcnow(),
-            token_id=str(uuid.uuid4()),
         )
         request = self._client.build_request(
             "POST",
@@ -227,15 +219,7 @@ class HttpxPartnerDiscovery:
     def _send(self, request: httpx.Request, partner: Partner, operation: str) -> httpx.Response:
         """The partner's answer to ``request``, read up to the cap of a document; counted
         as a call to the partner (``operation``: the document's name)."""
-        return send_counted_document(
-            self._client,
-            request,
-            partner,
-            operation,
-            who="it",
-            limit=self._limit,
-            setting="PARTNER_MAX_DOCUMENT_BYTES",
-        )
+        return self._documents.send(request, partner, operation, who="it")
 
     def _document(self, partner: Partner, url: str, name: str) -> dict[str, Any]:
         request = self._client.build_request("GET", url, headers={"Accept": "application/json"})

@@ -17,31 +17,18 @@ from urllib.parse import urlsplit
 import httpx
 
 from payerbridge.errors import Issue, PartnerError, PartnerUnavailable, UnprocessableRequest
-from payerbridge.net.addresses import AddressPolicy
-from payerbridge.net.transport import GuardedTransport, Resolver, resolve
-from payerbridge.partners.answers import MIB, send_capped
+from payerbridge.partners.answers import MIB, Outbound, send_capped
 
 __all__ = ["HttpxKeySetSource"]
 
 
 class HttpxKeySetSource:
     def __init__(
-        self,
-        *,
-        timeout_seconds: float = 10.0,
-        max_age_seconds: float = 300.0,
-        transport: httpx.BaseTransport | None = None,
-        policy: AddressPolicy | None = None,
-        resolver: Resolver = resolve,
-        limit: int = 2 * MIB,
+        self, *, outbound: Outbound, max_age_seconds: float = 300.0, limit: int = 2 * MIB
     ) -> None:
-        self._policy = policy or AddressPolicy()
-        self._resolve = resolver
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout_seconds),
-            transport=transport or GuardedTransport(self._policy, resolver=resolver),
-            follow_redirects=False,
-        )
+        self._policy = outbound.policy
+        self._resolve = outbound.resolver
+        self._client = outbound.client()
         self._max_age = max_age_seconds
         self._limit = limit
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}

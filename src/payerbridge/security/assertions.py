@@ -28,6 +28,7 @@ __all__ = [
     "CLIENT_ASSERTION_TYPE",
     "MAX_ASSERTION_LIFETIME",
     "AssertionClaims",
+    "ClaimsCheck",
     "UnverifiedAssertion",
     "assertion_claims",
     "check_assertion_claims",
@@ -37,6 +38,16 @@ __all__ = [
 ]
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@dataclass(frozen=True)
+class ClaimsCheck:
+    """What a client's JWT is checked against: the audience it must name (our token or
+    registration URL), and the instant it is judged at, with the clock skew allowed."""
+
+    audience: str
+    now: datetime
+    skew: timedelta
 
 
 class CertificateHeaders(JWSRegistry):
@@ -109,11 +120,8 @@ def verify_assertion(
     assertion: str,
     header: dict[str, Any],
     jwks: dict[str, Any],
-    *,
     client_id: ClientId,
-    audience: str,
-    now: datetime,
-    skew: timedelta,
+    check: ClaimsCheck,
 ) -> AssertionClaims:
     """The assertion's claims, when its signature, audience and times hold (SMART:
     RS384 or ES384, by a key of the client's JWK Set named by ``kid``; ``header`` as
@@ -132,16 +140,15 @@ def verify_assertion(
         raise _invalid(
             "client_assertion signature does not verify with the client's registered keys"
         ) from exc
-    return check_assertion_claims(
-        dict(token.claims), client_id=client_id, audience=audience, now=now, skew=skew
-    )
+    return check_assertion_claims(dict(token.claims), client_id, check)
 
 
 def check_assertion_claims(
-    claims: dict[str, Any], *, client_id: ClientId, audience: str, now: datetime, skew: timedelta
+    claims: dict[str, Any], client_id: ClientId, check: ClaimsCheck
 ) -> AssertionClaims:
     """The checks of a client's authentication JWT once its signature holds (SMART and
     UDAP alike): the client, the audience, the times and a jti."""
+    audience, now, skew = check.audience, check.now, check.skew
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise _invalid("client_assertion iss and sub must both be the client id")
     expires_at = _time_claim(claims, "exp", required=True)

@@ -8,6 +8,7 @@ it are audited.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -126,18 +127,13 @@ def _refuse(ports: OperatorPorts, signed_in: SignedIn, action: str, about: str, 
     """Audit the refusal in a unit of its own, then raise Forbidden saying why."""
     with ports.transactions.begin() as unit:
         detail = {"role": signed_in.operator.role.value, "why": text}
-        unit.record(_event(unit.now, signed_in, action, about, detail, outcome="failure"))
+        refused = replace(_event(unit.now, signed_in, action, about, detail), outcome="failure")
+        unit.record(refused)
     raise Forbidden(text, issues=[Issue(text, "role", "forbidden")])
 
 
 def _event(
-    at: datetime,
-    signed_in: SignedIn,
-    action: str,
-    about: str,
-    detail: dict[str, Any],
-    *,
-    outcome: str = "success",
+    at: datetime, signed_in: SignedIn, action: str, about: str, detail: dict[str, Any]
 ) -> AuditEvent:
     return AuditEvent(
         at=at,
@@ -145,6 +141,6 @@ def _event(
         action=action,
         entity_type="Operator",
         entity_id=about,
-        outcome=outcome,
+        outcome="success",
         detail=detail,
     )

@@ -34,7 +34,9 @@ from payerbridge.types import ClientId, MemberId
 __all__ = [
     "AUDITOR_SCOPE",
     "AccessClaims",
+    "ApproveOrganization",
     "BULK_MEMBER_MATCH_SCOPES",
+    "ClientKeys",
     "ClientKind",
     "DatedKey",
     "EXCHANGES_SCOPE",
@@ -52,6 +54,7 @@ __all__ = [
     "RegisteredClient",
     "Role",
     "ServerIdentity",
+    "TokenAsked",
     "TrustAnchors",
     "UnmaskGrant",
     "covers",
@@ -395,3 +398,35 @@ class ServerIdentity:
 class DatedKey:
     key: ECKey
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    """Where a SMART client's public keys are: a JWK Set given at registration, or the
+    URL it is served at (exactly one of them, ``registration.smart_client`` checks)."""
+
+    jwks: dict[str, Any] | None = None
+    jwks_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ApproveOrganization:
+    """An operator (``actor``) approves at ``now`` the pairing of a waiting client with the
+    NPI it claims, named again (``npi``) so that an approval is of what they checked."""
+
+    client_id: ClientId
+    npi: str
+    actor: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class TokenAsked:
+    """What an access token is issued for: the client, the scopes granted, the member a
+    patient-scoped token is limited to, and the client certificate it is bound to
+    (RFC 8705), when asked over mutual TLS."""
+
+    client_id: ClientId
+    scopes: frozenset[str]
+    patient: MemberId | None = None
+    certificate_thumbprint: str | None = None

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import urlparse
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.npi import is_valid_npi
 from payerbridge.security.assertions import check_key_set
-from payerbridge.security.model import ClientKind, OAuthError, RegisteredClient, parse_scopes
+from payerbridge.security.model import (
+    ClientKeys,
+    ClientKind,
+    OAuthError,
+    RegisteredClient,
+    parse_scopes,
+)
 from payerbridge.types import ClientId
 
 __all__ = ["smart_client"]
@@ -18,15 +23,10 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,199}$")
 
 
 def smart_client(
-    client_id: str,
-    name: str,
-    npi: str,
-    scope: str,
-    *,
-    jwks: dict[str, Any] | None = None,
-    jwks_url: str | None = None,
+    client_id: str, name: str, npi: str, scope: str, keys: ClientKeys
 ) -> RegisteredClient:
     """The client these fields describe, or InvalidInput naming every one that is wrong."""
+    jwks, jwks_url = keys.jwks, keys.jwks_url
     issues = []
     if not _CLIENT_ID.match(client_id):
         issues.append(Issue("id must be 1-200 letters, digits, '.', '_' or '-'", "id"))

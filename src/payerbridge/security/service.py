@@ -24,17 +24,20 @@ from payerbridge.errors import (
 from payerbridge.security.assertions import (
     CLIENT_ASSERTION_TYPE,
     AssertionClaims,
+    ClaimsCheck,
     UnverifiedAssertion,
     read_unverified,
     verify_assertion,
 )
 from payerbridge.security.model import (
     AccessClaims,
+    ApproveOrganization,
     ClientKind,
     OAuthError,
     OrganizationEvidence,
     Principal,
     RegisteredClient,
+    TokenAsked,
     TrustAnchors,
     is_resource_scope,
     parse_scopes,
@@ -65,29 +68,6 @@ __all__ = [
     "forget_spent_assertions",
     "revoke_client",
 ]
-
-
-def client_event(
-    action: str,
-    client_id: ClientId,
-    outcome: str,
-    *,
-    at: datetime,
-    actor: str,
-    request_id: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """An audit event about a client: registered, refused, given a token, revoked."""
-    return AuditEvent(
-        at=at,
-        actor=actor,
-        action=action,
-        entity_type="Client",
-        entity_id=client_id,
-        outcome=outcome,
-        request_id=request_id,
-        detail=detail or {},
-    )
 
 
 @dataclass(frozen=True)
@@ -164,15 +144,8 @@ class TokenService:
                 claimed, "failure", now, request_id, reason=refusal.error, text=refusal.description
             )
             raise
-        return self._issue(
-            client.client_id,
-            scopes,
-            now=now,
-            actor=client.client_id,
-            request_id=request_id,
-            certificate_thumbprint=certificate_thumbprint,
-            patient=patient,
-        )
+        asked = TokenAsked(client.client_id, scopes, patient, certificate_thumbprint)
+        return self._issue(asked, now=now, actor=client.client_id, request_id=request_id)
 
     def issue(self, client_id: ClientId, scope: str, *, now: datetime, actor: str) -> TokenGrant:
         """A token for a registered client without an assertion, for an operator with
@@ -183,27 +156,20 @@ class TokenService:
         if client.is_awaiting_approval:
             raise Conflict(_AWAITING_APPROVAL)
         scopes = self._granted_scopes({"scope": scope}, client)
-        return self._issue(client_id, scopes, now=now, actor=actor, request_id=None)
+        return self._issue(TokenAsked(client_id, scopes), now=now, actor=actor, request_id=None)
 
     def _issue(
-        self,
-        client_id: ClientId,
-        scopes: frozenset[str],
-        *,
-        now: datetime,
-        actor: str,
-        request_id: str | None,
-        certificate_thumbprint: str | None = None,
-        patient: MemberId | None = None,
+        self, asked: TokenAsked, *, now: datetime, actor: str, request_id: str | None
     ) -> TokenGrant:
+        client_id, scopes = asked.client_id, asked.scopes
         claims = AccessClaims(
             client_id=client_id,
             scopes=scopes,
             issued_at=now,
             expires_at=now + self.policy.access_token_lifetime,
             token_id=self.new_id(),
-            patient=patient,
-            certificate_thumbprint=certificate_thumbprint,
+            patient=asked.patient,
+            certificate_thumbprint=asked.certificate_thumbprint,
         )
         token = sign_access_token(
             claims,
@@ -265,9 +231,7 @@ class TokenService:
                 assertion,
                 client=client,
                 trust=self.trust,
-                token_url=self.policy.token_url,
-                now=now,
-                skew=self.policy.clock_skew,
+                check=ClaimsCheck(self.policy.token_url, now, self.policy.clock_skew),
             )
             self._require_bound(client)
             return client, udap
@@ -275,10 +239,8 @@ class TokenService:
             assertion,
             unverified.header,
             self._client_keys(client),
-            client_id=client.client_id,
-            audience=self.policy.token_url,
-            now=now,
-            skew=self.policy.clock_skew,
+            client.client_id,
+            ClaimsCheck(self.policy.token_url, now, self.policy.clock_skew),
         )
         self._require_bound(client)
         return client, verified
@@ -310,10 +272,8 @@ class TokenService:
             statement = read_software_statement(
                 statement_text,
                 trust=self.trust,
-                registration_url=self.policy.registration_url,
                 allowed_scopes=self.policy.udap_scopes,
-                now=now,
-                skew=self.policy.clock_skew,
+                check=ClaimsCheck(self.policy.registration_url, now, self.policy.clock_skew),
             )
             claimed_client = udap_client(statement)
             claimed = claimed_client.client_id
@@ -334,12 +294,13 @@ class TokenService:
                 else:
                     self.clients.update(unit, client, at=now)
                 unit.record(
-                    client_event(
-                        "client.register",
-                        client.client_id,
-                        "success" if known is None else "updated",
+                    AuditEvent(
                         at=now,
                         actor=client.client_id,
+                        action="client.register",
+                        entity_type="Client",
+                        entity_id=client.client_id,
+                        outcome="success" if known is None else "updated",
                         request_id=request_id,
                         detail={
                             "kind": "udap",
@@ -366,12 +327,13 @@ class TokenService:
     ) -> None:
         with self.transactions.begin() as unit:
             unit.record(
-                client_event(
-                    "client.register",
-                    actor,
-                    "failure",
+                AuditEvent(
                     at=now,
                     actor=actor,
+                    action="client.register",
+                    entity_type="Client",
+                    entity_id=actor,
+                    outcome="failure",
                     request_id=request_id,
                     detail={"reason": refusal.error, "text": refusal.description},
                 )
@@ -458,14 +420,15 @@ class TokenService:
         """A token event about ``client``, by ``actor`` (the client itself unless given)."""
         with self.transactions.begin() as unit:
             unit.record(
-                client_event(
-                    "auth.token",
-                    client,
-                    outcome,
+                AuditEvent(
                     at=now,
                     actor=client if actor is None else actor,
+                    action="auth.token",
+                    entity_type="Client",
+                    entity_id=client,
+                    outcome=outcome,
                     request_id=request_id,
-                    detail=detail,
+                    detail=detail or {},
                 )
             )
 
@@ -523,12 +486,13 @@ def add_client(
         with transactions.begin() as unit:
             clients.add(unit, client, at=now)
             unit.record(
-                client_event(
-                    "client.register",
-                    client.client_id,
-                    "success",
+                AuditEvent(
                     at=now,
                     actor=actor,
+                    action="client.register",
+                    entity_type="Client",
+                    entity_id=client.client_id,
+                    outcome="success",
                     detail={
                         "npi": client.npi,
                         "npi_evidence": client.npi_evidence.value,
@@ -546,18 +510,13 @@ def add_client(
 
 
 def approve_organization(
-    client_id: ClientId,
-    npi: str,
-    *,
-    clients: ClientDirectory,
-    transactions: Transactions,
-    actor: str,
-    now: datetime,
+    command: ApproveOrganization, *, clients: ClientDirectory, transactions: Transactions
 ) -> RegisteredClient:
     """An operator approves the pairing of a waiting client with the NPI it claims (named
     again, so that an approval is of what the operator checked); audited. NotFound for no
     active client, InvalidInput when the NPI is not the claimed one, Conflict when the
     client's NPI is bound already."""
+    client_id, npi, actor, now = command.client_id, command.npi, command.actor, command.now
     client = clients.get(client_id)
     if client is None or client.is_revoked:
         raise NotFound(f"no active client is registered with id '{client_id[:200]}'")
@@ -575,12 +534,13 @@ def approve_organization(
         if not clients.approve(unit, client_id, npi, by=actor, at=now):
             raise Conflict("the client changed while it was being approved; look again")
         unit.record(
-            client_event(
-                "client.approve",
-                client_id,
-                "success",
+            AuditEvent(
                 at=now,
                 actor=actor,
+                action="client.approve",
+                entity_type="Client",
+                entity_id=client_id,
+                outcome="success",
                 detail={"npi": npi, "npi_evidence": OrganizationEvidence.OPERATOR.value},
             )
         )
@@ -603,7 +563,17 @@ def revoke_client(
     with transactions.begin() as unit:
         if not clients.revoke(unit, client_id, at=now):
             raise NotFound(f"no active client is registered with id '{client_id[:200]}'")
-        unit.record(client_event("client.revoke", client_id, "success", at=now, actor=actor))
+        unit.record(
+            AuditEvent(
+                at=now,
+                actor=actor,
+                action="client.revoke",
+                entity_type="Client",
+                entity_id=client_id,
+                outcome="success",
+                detail={},
+            )
+        )
 
 
 def forget_spent_assertions(tokens: TokenService, *, now: datetime) -> int:

@@ -30,6 +30,7 @@ from payerbridge.npi import is_valid_npi
 from payerbridge.security.assertions import (
     CERTIFICATE_HEADERS,
     AssertionClaims,
+    ClaimsCheck,
     assertion_claims,
     check_assertion_claims,
 )
@@ -53,6 +54,8 @@ from payerbridge.types import ClientId
 
 __all__ = [
     "B2B_EXTENSION",
+    "B2bOrganization",
+    "OurJwt",
     "b2b_assertion",
     "read_signed_metadata",
     "signed_metadata",
@@ -68,6 +71,28 @@ UDAP_ALGORITHMS = ("RS256", "RS384", "ES256", "ES384")
 B2B_EXTENSION = "hl7-b2b"
 # Why we ask for a partner's data: payer-to-payer exchange is a coverage operation.
 _PURPOSE_OF_USE = "urn:oid:2.16.840.1.113883.5.8#COVERAGE"
+
+
+@dataclass(frozen=True)
+class B2bOrganization:
+    """The organization a B2B authorization extension names: by NPI, with its name."""
+
+    npi: str
+    name: str
+
+
+@dataclass(frozen=True)
+class OurJwt:
+    """A JWT we send (an authentication JWT, a software statement): issued by ``issuer``
+    (its subject too) for ``audience`` at ``now``, used once as ``token_id``."""
+
+    issuer: str
+    audience: str
+    now: datetime
+    token_id: str
+
+    def claims(self) -> dict[str, Any]:
+        return assertion_claims(self.issuer, self.audience, now=self.now, token_id=self.token_id)
 
 
 @dataclass(frozen=True)
@@ -135,25 +160,20 @@ def _npi_of(extensions: Any, *, error: OAuthErrorCode, status: int) -> str:
 
 
 def read_software_statement(
-    statement: str,
-    *,
-    trust: TrustAnchors,
-    registration_url: str,
-    allowed_scopes: frozenset[str],
-    now: datetime,
-    skew: timedelta,
+    statement: str, *, trust: TrustAnchors, allowed_scopes: frozenset[str], check: ClaimsCheck
 ) -> SoftwareStatement:
-    """A software statement, checked as FAST asks for B2B client credentials clients;
-    OAuthError (``invalid_software_statement`` or ``invalid_client_metadata``)."""
+    """A software statement, checked as FAST asks for B2B client credentials clients
+    (``check``'s audience: our registration URL); OAuthError
+    (``invalid_software_statement`` or ``invalid_client_metadata``)."""
     bad = OAuthErrorCode.INVALID_SOFTWARE_STATEMENT
-    claims, certificate = _signed_by_certificate(statement, trust, now=now, error=bad, status=400)
+    claims, certificate = _signed_by_certificate(
+        statement, trust, now=check.now, error=bad, status=400
+    )
     issuer = claims.get("iss")
     if not isinstance(issuer, str) or issuer not in certificate.uris:
         raise OAuthError(bad, "iss must be a URI in the certificate's subject alternative names")
     try:
-        checked = check_assertion_claims(
-            claims, client_id=ClientId(issuer), audience=registration_url, now=now, skew=skew
-        )
+        checked = check_assertion_claims(claims, ClientId(issuer), check)
     except OAuthError as exc:
         text = exc.description.replace("client_assertion", "software_statement")
         raise OAuthError(bad, text) from exc
@@ -195,19 +215,13 @@ def udap_client(statement: SoftwareStatement) -> RegisteredClient:
 
 
 def verify_udap_assertion(
-    assertion: str,
-    *,
-    client: RegisteredClient,
-    trust: TrustAnchors,
-    token_url: str,
-    now: datetime,
-    skew: timedelta,
+    assertion: str, *, client: RegisteredClient, trust: TrustAnchors, check: ClaimsCheck
 ) -> AssertionClaims:
-    """A UDAP client's authentication JWT: signed with a trusted certificate that still
-    names the registered URI, the usual claims, and the B2B extension naming the
-    registered organization."""
+    """A UDAP client's authentication JWT (``check``'s audience: our token URL): signed
+    with a trusted certificate that still names the registered URI, the usual claims, and
+    the B2B extension naming the registered organization."""
     claims, certificate = _signed_by_certificate(
-        assertion, trust, now=now, error=OAuthErrorCode.INVALID_CLIENT, status=401
+        assertion, trust, now=check.now, error=OAuthErrorCode.INVALID_CLIENT, status=401
     )
     if client.certificate_uri not in certificate.uris:
         raise OAuthError(
@@ -215,9 +229,7 @@ def verify_udap_assertion(
             "the certificate does not name the URI this client registered with",
             status=401,
         )
-    checked = check_assertion_claims(
-        claims, client_id=client.client_id, audience=token_url, now=now, skew=skew
-    )
+    checked = check_assertion_claims(claims, client.client_id, check)
     carried = certificate_npis(certificate.leaf)
     if carried and client.npi not in carried:
         raise OAuthError(
@@ -318,43 +330,25 @@ def _b2b(npi: str, organization_name: str) -> dict[str, Any]:
 
 
 def software_statement(
-    identity: ServerIdentity,
-    *,
-    client_uri: str,
-    registration_url: str,
-    client_name: str,
-    npi: str,
-    scope: str,
-    now: datetime,
-    token_id: str,
+    identity: ServerIdentity, issued: OurJwt, *, organization: B2bOrganization, scope: str
 ) -> str:
-    """Our software statement for a partner's UDAP registration endpoint (B2B client
-    credentials), naming our organization as every token request will."""
+    """Our software statement (``issued``: by our client URI, for a partner's UDAP
+    registration endpoint) for B2B client credentials, naming our organization as every
+    token request will, by its name as the client's."""
+    client_name = organization.name
     claims = {
-        **assertion_claims(client_uri, registration_url, now=now, token_id=token_id),
+        **issued.claims(),
         "client_name": client_name,
         "grant_types": ["client_credentials"],
         "token_endpoint_auth_method": "private_key_jwt",
         "scope": scope,
-        "extensions": _b2b(npi, client_name),
+        "extensions": _b2b(organization.npi, client_name),
     }
     return _signed(identity, claims)
 
 
-def b2b_assertion(
-    identity: ServerIdentity,
-    *,
-    client_id: str,
-    token_url: str,
-    npi: str,
-    organization_name: str,
-    now: datetime,
-    token_id: str,
-) -> str:
-    """Our UDAP authentication JWT for a partner's token endpoint, with the B2B
-    authorization extension naming our organization."""
-    claims = {
-        **assertion_claims(client_id, token_url, now=now, token_id=token_id),
-        "extensions": _b2b(npi, organization_name),
-    }
+def b2b_assertion(identity: ServerIdentity, issued: OurJwt, organization: B2bOrganization) -> str:
+    """Our UDAP authentication JWT (``issued``: by our client id at the partner, for its token
+    endpoint), with the B2B authorization extension naming our organization."""
+    claims = {**issued.claims(), "extensions": _b2b(organization.npi, organization.name)}
     return _signed(identity, claims)

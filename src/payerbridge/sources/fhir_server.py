@@ -40,9 +40,9 @@ from payerbridge.sources.connection import (
     timed_out,
     updated_since,
 )
-from payerbridge.sources.roster import read_roster
+from payerbridge.sources.roster import Waiting, read_roster
 from payerbridge.sources.settings import FhirServerSettings
-from payerbridge.sources.smart import SmartTokens, signing_key
+from payerbridge.sources.smart import SmartClient, SmartTokens, signing_key
 
 __all__ = ["FhirServerSource"]
 
@@ -86,14 +86,14 @@ class FhirServerSource:
         )
         tokens = None
         if settings.client_id is not None and settings.private_key is not None:
+            us = SmartClient(
+                settings.client_id,
+                signing_key(settings.private_key),
+                settings.scope_for_types(),
+                settings.token_url,
+            )
             tokens = SmartTokens(
-                self._client,
-                source_id=settings.id,
-                base_url=settings.base_url,
-                client_id=settings.client_id,
-                key=signing_key(settings.private_key),
-                scope=settings.scope_for_types(),
-                token_url=settings.token_url,
+                self._client, source_id=settings.id, base_url=settings.base_url, us=us
             )
         self.tokens = tokens
         self._http = FhirConnection(
@@ -163,13 +163,9 @@ class FhirServerSource:
         yield from read_roster(
             self._http,
             capabilities,
+            self.settings,
             since=since,
-            page_size=self.settings.page_size,
-            max_pages=self.settings.max_pages,
-            timeout=self.settings.timeout_seconds,
-            wait_limit=self.settings.export_wait_seconds,
-            clock=self._clock,
-            sleep=self._sleep,
+            waiting=Waiting(self._clock, self._sleep),
         )
 
     def _read_type(self, read: _TypeRead, query: RecordsQuery, deadline: float) -> None:

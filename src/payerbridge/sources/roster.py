@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -24,8 +25,9 @@ from payerbridge.exchange.calls.retry import retry_after_seconds
 from payerbridge.net.origins import same_origin
 from payerbridge.sources.capabilities import Capabilities
 from payerbridge.sources.connection import FhirConnection, bundle_of, next_link, updated_since
+from payerbridge.sources.settings import FhirServerSettings
 
-__all__ = ["read_roster"]
+__all__ = ["Waiting", "read_roster"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,26 +35,35 @@ _NO_EXPORT = (404, 405, 501)
 _POLL_DEFAULT, _POLL_MOST = 1.0, 60.0  # seconds between status polls
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """How a roster read tells the time and waits between export status polls (the
+    source's clock and sleep; a test's fakes)."""
+
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+
+
 def read_roster(
     http: FhirConnection,
     capabilities: Capabilities,
+    settings: FhirServerSettings,
     *,
     since: datetime | None,
-    page_size: int,
-    max_pages: int,
-    timeout: float,
-    wait_limit: float,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
+    waiting: Waiting,
 ) -> Iterator[dict[str, Any]]:
+    """The server's Patients, as ``settings`` bound the read (the page size and count,
+    the timeout of a call, the longest an ``$export`` may take)."""
+    timeout = settings.timeout_seconds
     status_url = None
     if capabilities.patient_export or not capabilities.read:
         status_url = _kick_off(http, since, timeout)
     if status_url is None:
         logger.info("source roster by search", extra={"source_id": http.source})
-        yield from _search(http, capabilities, since, page_size, max_pages, timeout)
+        yield from _search(http, capabilities, since, settings)
         return
-    manifest = _wait_for(http, status_url, timeout, clock() + wait_limit, clock, sleep)
+    give_up_at = waiting.clock() + settings.export_wait_seconds
+    manifest = _wait_for(http, status_url, timeout, give_up_at, waiting)
     count = 0
     for number, url in enumerate(_patient_files(http, manifest), 1):
         token = bool(manifest.get("requiresAccessToken", True))
@@ -90,12 +101,7 @@ def _kick_off(http: FhirConnection, since: datetime | None, timeout: float) -> s
 
 
 def _wait_for(
-    http: FhirConnection,
-    status_url: str,
-    timeout: float,
-    give_up_at: float,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
+    http: FhirConnection, status_url: str, timeout: float, give_up_at: float, waiting: Waiting
 ) -> dict[str, Any]:
     """The manifest, once the export is done."""
     while True:
@@ -117,12 +123,12 @@ def _wait_for(
             )
         wait = retry_after_seconds(response.headers.get("Retry-After"), now=utcnow())
         wait = min(_POLL_MOST, _POLL_DEFAULT if wait is None else wait)
-        if clock() + wait > give_up_at:
+        if waiting.clock() + wait > give_up_at:
             raise PartnerUnavailable(
                 f"source '{http.source}' export was not done within the time allowed "
                 f"(progress: {response.headers.get('X-Progress', 'not said')[:80]})"
             )
-        sleep(wait)
+        waiting.sleep(wait)
 
 
 def _patient_files(http: FhirConnection, manifest: dict[str, Any]) -> list[str]:
@@ -169,11 +175,10 @@ def _search(
     http: FhirConnection,
     capabilities: Capabilities,
     since: datetime | None,
-    page_size: int,
-    max_pages: int,
-    timeout: float,
+    settings: FhirServerSettings,
 ) -> Iterator[dict[str, Any]]:
-    params: dict[str, str | int] = {"_count": page_size}
+    max_pages, timeout = settings.max_pages, settings.timeout_seconds
+    params: dict[str, str | int] = {"_count": settings.page_size}
     filter_here = since is not None and not capabilities.offers_last_updated("Patient")
     if since is not None and not filter_here:
         params["_lastUpdated"] = f"gt{since.isoformat()}"

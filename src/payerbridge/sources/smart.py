@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from payerbridge.net.origins import same_origin
 from payerbridge.net.transport import AddressRefused, AnswerTooLarge, oauth_error, send_bounded
 from payerbridge.security.assertions import CLIENT_ASSERTION_TYPE, assertion_claims
 
-__all__ = ["SigningKey", "SmartTokens", "signing_key"]
+__all__ = ["SigningKey", "SmartClient", "SmartTokens", "signing_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,18 @@ def signing_key(jwk: dict[str, Any]) -> SigningKey:
     return SigningKey(key, alg, kid if isinstance(kid, str) and kid else key.thumbprint())
 
 
+@dataclass(frozen=True)
+class SmartClient:
+    """Who we are at a source (SMART Backend Services): our client id, the key our
+    assertions are signed with, the scope we ask, and its token URL (None: the one its
+    SMART configuration names)."""
+
+    client_id: str
+    key: SigningKey
+    scope: str
+    token_url: str | None = None
+
+
 class SmartTokens:
     """The access token of one source (thread-safe: the types of a call ask at once,
     and one of them fetches while the others wait)."""
@@ -78,19 +91,16 @@ class SmartTokens:
         *,
         source_id: str,
         base_url: str,
-        client_id: str,
-        key: SigningKey,
-        scope: str,
-        token_url: str | None = None,
+        us: SmartClient,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._source = source_id
         self._base = base_url
-        self._client_id = client_id
-        self._key = key
-        self._scope = scope
-        self._token_url = token_url
+        self._client_id = us.client_id
+        self._key = us.key
+        self._scope = us.scope
+        self._token_url = us.token_url
         self._clock = clock
         self._token: tuple[str, float] | None = None
         self._lock = threading.Lock()

@@ -12,7 +12,7 @@ from payerbridge import __version__
 from payerbridge.config import Settings
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.net.addresses import AddressPolicy
-from payerbridge.partners.answers import ResponseCaps
+from payerbridge.partners.answers import Outbound, ResponseCaps
 from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
@@ -48,13 +48,13 @@ def partner_discovery(
 ) -> HttpxPartnerDiscovery:
     """Reads a partner's discovery documents (its CapabilityStatement, SMART or UDAP)."""
     return HttpxPartnerDiscovery(
-        policy=egress,
+        outbound=Outbound(
+            timeout_seconds=settings.partner_timeout_seconds, policy=egress, transport=transport
+        ),
         document_limit=caps.document,
-        timeout_seconds=settings.partner_timeout_seconds,
         udap=udap,
         trust=trust,
         clock_skew=timedelta(seconds=settings.clock_skew_seconds),
-        transport=transport,
     )
 
 
@@ -68,13 +68,13 @@ def partner_client(
 ) -> HttpxPartnerClient:
     """Our outbound calls to partners: member match, token requests, Bulk Data."""
     return HttpxPartnerClient(
-        policy=egress,
+        outbound=Outbound(
+            timeout_seconds=settings.partner_timeout_seconds, policy=egress, transport=transport
+        ),
         caps=caps,
-        timeout_seconds=settings.partner_timeout_seconds,
         user_agent=f"payerbridge/{__version__}",
         key=key,
         udap=udap,
-        transport=transport,
     )
 
 
@@ -83,5 +83,6 @@ def key_set_source(
 ) -> HttpxKeySetSource:
     """Reads the JWK Sets our registered clients publish."""
     return HttpxKeySetSource(
-        timeout_seconds=settings.partner_timeout_seconds, policy=egress, limit=caps.document
+        outbound=Outbound(timeout_seconds=settings.partner_timeout_seconds, policy=egress),
+        limit=caps.document,
     )

@@ -349,6 +349,7 @@ def _load(data_dir: Path, database_url: str, path: Path) -> _Loaded:
     from payerbridge.bootstrap import build_platform, utcnow
     from payerbridge.config import load_settings
     from payerbridge.identity.service import train_on_members
+    from payerbridge.security.model import ClientKeys
     from payerbridge.security.registration import smart_client
     from payerbridge.security.service import add_client
 
@@ -369,7 +370,7 @@ def _load(data_dir: Path, database_url: str, path: Path) -> _Loaded:
         key = ECKey.generate_key("P-384", private=True)
         key = ECKey.import_key(key.as_dict(private=True), {"kid": key.thumbprint()})
         jwks = {"keys": [{**key.as_dict(private=False), "kid": key.kid}]}
-        client = smart_client(_CLIENT_ID, _NEW.name, _NEW.npi, _SCOPE, jwks=jwks)
+        client = smart_client(_CLIENT_ID, _NEW.name, _NEW.npi, _SCOPE, ClientKeys(jwks=jwks))
         add_client(
             client,
             clients=platform.clients,

@@ -49,7 +49,7 @@ from enum import IntEnum, IntFlag
 from typing import Any
 
 from payerbridge.identity.demographics.nicknames import ROOTS
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge.types import MemberId
 from payerbridge_tools.population.households import (
     Household,
@@ -99,7 +99,9 @@ _RELATIONSHIP_CODES = {"self": 0, "spouse": 1, "child": 2}
 # Nicknames of the vocabulary's given names, from the engine's table (so a
 # nickname is one a form might show, not an invented spelling).
 # What standardisation makes of each name ("Zoë" and "Zoe" are one name to matching).
-_GIVEN_ROOTS = tuple(frozenset(standard_record(given=[n]).first_name_roots) for n in GIVEN_NAMES)
+_GIVEN_ROOTS = tuple(
+    frozenset(standard_record(Demographics(given=[n])).first_name_roots) for n in GIVEN_NAMES
+)
 _NICKNAMES: dict[int, tuple[str, ...]] = {
     index: tuple(ROOTS[name.lower()])
     for name, index in _GIVEN_INDEX.items()

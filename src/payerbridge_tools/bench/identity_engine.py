@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge.identity.matching.blocking import BLOCKING_RULES, blocking_keys
-from payerbridge.identity.matching.decision import MatchPolicy, decide
+from payerbridge.identity.matching.decision import Matcher, MatchPolicy, decide
 from payerbridge.identity.matching.frequencies import count_term_frequencies
 from payerbridge.identity.matching.model import (
     DecisionId,
@@ -198,7 +198,7 @@ def _standardise_chunk(kind: str, start: int, stop: int) -> tuple[str, list[tupl
     rows, rules, digests, owners = [], [], [], []
     fields = _shared[kind]
     for i in range(start, stop):
-        record = standard_record(**fields[i])
+        record = standard_record(Demographics(**fields[i]))
         rows.append(_record_fields(record))
         for key in blocking_keys(record, secret=_BENCH_SECRET):
             prefix, _, digest = key.partition(":")
@@ -282,8 +282,7 @@ def _decide_chunk(
         decision = decide(
             requests[j],
             [(member_ids[m], members[m]) for m in candidates[j]],
-            model,
-            policy,
+            Matcher(model, policy),
             _DECIDED_AT,
             DecisionId(f"bench-{j}"),
         )

@@ -117,6 +117,7 @@ def load_population(data_dir: Path, path: Path) -> LoadedPopulation:
     from payerbridge.bootstrap import build_platform, utcnow
     from payerbridge.config import load_settings
     from payerbridge.identity.service import train_on_members
+    from payerbridge.security.model import ClientKeys
     from payerbridge.security.registration import smart_client
     from payerbridge.security.service import add_client
 
@@ -144,7 +145,7 @@ def load_population(data_dir: Path, path: Path) -> LoadedPopulation:
             "Bench Requester",
             _REQUESTER_NPI,
             MEMBER_MATCH_SCOPE,
-            jwks={"keys": [public]},
+            ClientKeys(jwks={"keys": [public]}),
         )
         add_client(
             client,

@@ -166,6 +166,7 @@ def register_client(
     given inline)."""
     from payerbridge.bootstrap import build_platform, utcnow
     from payerbridge.config import load_settings
+    from payerbridge.security.model import ClientKeys
     from payerbridge.security.registration import smart_client
     from payerbridge.security.service import add_client
     from payerbridge.types import ClientId
@@ -174,7 +175,7 @@ def register_client(
     try:
         if platform.clients.get(ClientId(client_id)) is None:
             add_client(
-                smart_client(client_id, org[0], org[1], scope, jwks=key_set),
+                smart_client(client_id, org[0], org[1], scope, ClientKeys(jwks=key_set)),
                 clients=platform.clients,
                 transactions=platform.transactions,
                 actor="sandbox",

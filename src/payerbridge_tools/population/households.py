@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
 
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge_tools.population.mix import HouseholdMix
 from payerbridge_tools.population.network import Draw, PayerContext, derive_seed
 from payerbridge_tools.population.shapes import Code
@@ -245,7 +245,7 @@ def _name_a_junior(r: Draw, people: list[_Person], share: float) -> None:
 
 @cache
 def _name_roots(name: str) -> frozenset[str]:
-    return frozenset(standard_record(given=[name]).first_name_roots)
+    return frozenset(standard_record(Demographics(given=[name])).first_name_roots)
 
 
 def _is_one_name(candidate: str, names: tuple[str, ...]) -> bool:

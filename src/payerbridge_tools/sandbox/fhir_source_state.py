@@ -17,6 +17,7 @@ import orjson
 from payerbridge.errors import OAuthError
 from payerbridge.security.assertions import (
     CLIENT_ASSERTION_TYPE,
+    ClaimsCheck,
     read_unverified,
     verify_assertion,
 )
@@ -165,10 +166,8 @@ class FhirSourceState:
                 form["client_assertion"],
                 unverified.header,
                 jwks,
-                client_id=unverified.client_id,
-                audience=audience,
-                now=datetime.now(UTC),
-                skew=timedelta(seconds=30),
+                unverified.client_id,
+                ClaimsCheck(audience, datetime.now(UTC), timedelta(seconds=30)),
             )
         except OAuthError as exc:
             return 401, {"error": exc.error, "error_description": exc.description}

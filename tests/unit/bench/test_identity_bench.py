@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge.identity.matching.blocking import blocking_keys
 from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE
 from payerbridge_tools.bench import identity as bench
@@ -27,11 +27,11 @@ def test_the_key_join_finds_the_candidates_a_key_index_finds(data: bench.Linkage
 
     index: dict[str, set[int]] = {}
     for i, fields in enumerate(data.members):
-        assert members[i] == standard_record(**fields)
+        assert members[i] == standard_record(Demographics(**fields))
         for key in blocking_keys(members[i], secret=engine._BENCH_SECRET):
             index.setdefault(key, set()).add(i)
     for j, fields in enumerate(data.requests):
-        assert requests[j] == standard_record(**fields)
+        assert requests[j] == standard_record(Demographics(**fields))
         keys = blocking_keys(requests[j], secret=engine._BENCH_SECRET)
         assert candidates[j] == sorted(set().union(*(index.get(k, set()) for k in keys)))
     assert sum(len(candidates[j]) for j in range(len(candidates))) > len(requests)

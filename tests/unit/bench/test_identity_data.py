@@ -7,7 +7,7 @@ from collections import defaultdict
 import pytest
 
 from payerbridge.identity.demographics.records import record_from_fhir
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge_tools.bench.identity_data import (
     AS_OF,
     IdentitySet,
@@ -88,8 +88,8 @@ def test_there_are_twins_juniors_and_dependents_carrying_the_heads_ssn(data: Ide
             for b in children:
                 if a is not b and a["birth_date"] == b["birth_date"]:
                     assert a["family"] == b["family"]
-                    assert standard_record(given=a["given"]).first_name_roots != (
-                        standard_record(given=b["given"]).first_name_roots
+                    assert standard_record(Demographics(given=a["given"])).first_name_roots != (
+                        standard_record(Demographics(given=b["given"])).first_name_roots
                     )
                     twins += 1
         juniors += any(
@@ -151,9 +151,9 @@ def test_relatives_are_never_a_member_of_their_household(data: IdentitySet) -> N
     for j in range(data.request_count):
         if data.request_kind[j] != RequestKind.RELATIVE:
             continue
-        request = standard_record(**data.request_fields(j))
+        request = standard_record(Demographics(**data.request_fields(j)))
         for i in by_household[data.household_of_request(j)]:
-            member = standard_record(**data.member_fields(i))
+            member = standard_record(Demographics(**data.member_fields(i)))
             assert not (
                 set(request.first_name_roots) & set(member.first_name_roots)
                 and request.birth_date == member.birth_date
@@ -170,12 +170,12 @@ def test_fhir_resources_standardise_like_the_fields(data: IdentitySet) -> None:
             if data.household_of_member(k) == head
         )
         record = record_from_fhir(patient, coverage, subscriber_ssn=head_ssn)
-        assert record == standard_record(**data.member_fields(i))
+        assert record == standard_record(Demographics(**data.member_fields(i)))
         assert coverage["beneficiary"]["reference"] == f"Patient/{data.member_id(i)}"
     for j in range(0, data.request_count, 97):
         patient, coverage = data.request_resources(j)
         record = record_from_fhir(patient, coverage, member_id_from_patient=False)
-        assert record == standard_record(**data.request_fields(j))
+        assert record == standard_record(Demographics(**data.request_fields(j)))
 
 
 def test_a_small_population_is_refused() -> None:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from payerbridge.consent import ConsentPolicy, Purpose, Requester, evaluate
-from payerbridge.consent.model import ConsentId
+from payerbridge.consent.model import ConsentId, ConsentRequest
 from payerbridge.errors import Issue, UnprocessableRequest
 from payerbridge.fhir import codes
 from payerbridge.fhir.consent import build_hrex_consent, consent_hash, parse_hrex_consent
@@ -118,12 +118,14 @@ def test_a_parsed_consent_becomes_a_record_the_engine_permits() -> None:
     assert (record.consent_id, record.member_id, record.revoked_at) == ("c-9", "member-7", None)
     decision = evaluate(
         record,
-        member_id=MemberId("member-7"),
-        requester=REQUESTER,
-        purpose=Purpose.PAYER_TO_PAYER,
-        at_time=datetime(2026, 6, 1, tzinfo=UTC),
-        data_scope=ConsentPolicy.SENSITIVE,
-        source_npi=US.npi,
+        ConsentRequest(
+            member_id=MemberId("member-7"),
+            requester=REQUESTER,
+            purpose=Purpose.PAYER_TO_PAYER,
+            at_time=datetime(2026, 6, 1, tzinfo=UTC),
+            data_scope=ConsentPolicy.SENSITIVE,
+            source_npi=US.npi,
+        ),
     )
     assert decision.permitted and decision.policy is ConsentPolicy.REGULAR
 

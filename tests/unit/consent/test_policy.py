@@ -24,7 +24,7 @@ from payerbridge.consent import (
     reason_text,
     revoke,
 )
-from payerbridge.consent.model import ConsentId, end_of_day, start_of_day
+from payerbridge.consent.model import ConsentId, ConsentRequest, end_of_day, start_of_day
 from payerbridge.consent.policy import decide_among, effective_policy
 from payerbridge.types import ClientId, MemberId
 
@@ -66,7 +66,7 @@ def decide(consent: ConsentRecord | None = None, **overrides: Any) -> ConsentDec
         "source_npi": OUR_NPI,
     }
     arguments.update(overrides)
-    return evaluate(consent or a_consent(), **arguments)
+    return evaluate(consent or a_consent(), ConsentRequest(**arguments))
 
 
 def reason(consent: ConsentRecord | None = None, **overrides: Any) -> DenyReason | None:
@@ -385,7 +385,7 @@ def among(*consents: ConsentRecord, **overrides: Any) -> tuple[ConsentDecision, 
         "source_npi": OUR_NPI,
     }
     arguments.update(overrides)
-    return decide_among(list(consents), **arguments)
+    return decide_among(list(consents), ConsentRequest(**arguments))
 
 
 def test_no_consent_on_file_is_no_consent() -> None:

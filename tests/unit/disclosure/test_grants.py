@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from payerbridge.consent.model import ConsentPolicy
-from payerbridge.disclosure.everything import plan_everything, plan_search
+from payerbridge.disclosure.everything import (
+    Compartment,
+    ReleaseTerms,
+    plan_everything,
+    plan_search,
+)
 from payerbridge.disclosure.grants import (
     Granted,
     LeftOut,
@@ -47,7 +52,9 @@ def principal(*scopes: str, patient: str | None = None) -> Principal:
 def everything(granted: Granted, types: frozenset[str] | None = None) -> set[str]:
     """The types of what the plan of ``$everything`` limited to ``granted`` holds."""
     query, _ = limit_everything(EverythingQuery(types=types), granted, SUPPORTED_TYPES)
-    plan = plan_everything("p1", RECORDS, Store(), ConsentPolicy.SENSITIVE, query)
+    plan = plan_everything(
+        Compartment(MemberId("p1"), RECORDS), Store(), ReleaseTerms(ConsentPolicy.SENSITIVE), query
+    )
     assert plan is not None
     return {entry.ref.split("/")[0] for entry in plan.entries}
 
@@ -115,7 +122,9 @@ def test_a_search_leaves_out_provenance_and_includes_its_token_does_not_grant() 
     )  # fmt: skip
 
     def planned(granted: Granted) -> tuple[set[str], frozenset[str]]:
-        plan = plan_search(query, RECORDS, Store(), ConsentPolicy.SENSITIVE, granted=granted)
+        plan = plan_search(
+            query, RECORDS, Store(), ReleaseTerms(ConsentPolicy.SENSITIVE), granted=granted
+        )
         assert plan is not None
         return {e.ref for e in plan.entries if e.mode == "include"}, plan.left_out
 
@@ -196,7 +205,9 @@ def test_everything_holds_only_types_the_scopes_grant(
     except Forbidden:
         assert "Patient" not in allowed or (types is not None and not types & allowed)
         return
-    plan = plan_everything("p1", RECORDS, Store(), policy, query)
+    plan = plan_everything(
+        Compartment(MemberId("p1"), RECORDS), Store(), ReleaseTerms(policy), query
+    )
     assert plan is not None
     assert {e.ref.split("/")[0] for e in plan.entries} <= allowed
     assert not query.our_provenance or "Provenance" in allowed
@@ -225,7 +236,11 @@ def test_a_search_holds_no_include_or_provenance_the_scopes_do_not_grant(
         searched, params + [("_include", i) for i in SEARCHES[searched]], max_count=100
     )
     plan = plan_search(
-        query, RECORDS, Store(), ConsentPolicy.SENSITIVE, granted=granted_types(caller)
+        query,
+        RECORDS,
+        Store(),
+        ReleaseTerms(ConsentPolicy.SENSITIVE),
+        granted=granted_types(caller),
     )
     assert plan is not None
     assert {e.ref.split("/")[0] for e in plan.entries if e.mode == "include"} <= allowed

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from payerbridge.consent.model import ConsentPolicy
-from payerbridge.disclosure.everything import released_now, released_on_page
+from payerbridge.disclosure.everything import ReleaseTerms, released_now, released_on_page
 from payerbridge.disclosure.release import shared_references
 from payerbridge.disclosure.search import span_of
 from payerbridge.disclosure.window import (
@@ -242,6 +242,6 @@ def test_one_resource_is_released_as_a_page_of_it_would_be() -> None:
         for withheld in (frozenset(), frozenset({"Organization/x"})):
             for resource in (plain, sensitive, None):
                 lines = [("match", resource)]
-                page = list(released_on_page(lines, policy=policy, withheld=withheld))
-                one = released_now(resource, policy=policy, withheld=withheld)
+                page = list(released_on_page(lines, ReleaseTerms(policy), withheld))
+                one = released_now(resource, ReleaseTerms(policy), withheld)
                 assert page == ([] if one is None else [("match", one)])

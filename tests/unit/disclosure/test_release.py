@@ -78,8 +78,9 @@ def test_under_regular_references_to_other_members_records_go_but_to_a_plain_pat
     """Issue 48: a record of this member pointing at another member's Condition (or at
     a record never loaded) loses the reference; one pointing at another Patient that
     says nothing sensitive keeps it; what is kept in the store is not changed."""
-    from payerbridge.disclosure.everything import plan_everything
+    from payerbridge.disclosure.everything import Compartment, ReleaseTerms, plan_everything
     from payerbridge.disclosure.model import EverythingQuery
+    from payerbridge.types import MemberId
 
     patient = {"resourceType": "Patient", "id": "p1"}
     spouse = {"resourceType": "Patient", "id": "p2"}
@@ -99,7 +100,12 @@ def test_under_regular_references_to_other_members_records_go_but_to_a_plain_pat
     [kept] = [r for r in released.records if r["id"] == "o1"]
     assert kept["focus"] == [{"reference": "Patient/p2"}]
     assert len(note["focus"]) == 3  # not changed in place
-    plan = plan_everything("p1", [patient, note], store, ConsentPolicy.REGULAR, EverythingQuery())
+    plan = plan_everything(
+        Compartment(MemberId("p1"), [patient, note]),
+        store,
+        ReleaseTerms(ConsentPolicy.REGULAR),
+        EverythingQuery(),
+    )
     assert plan is not None
     assert {"Condition/p2-dx", "Encounter/never-loaded"} <= plan.withheld
     assert "Patient/p2" not in plan.withheld

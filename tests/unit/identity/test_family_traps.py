@@ -14,8 +14,14 @@ from typing import Any
 
 import pytest
 
-from payerbridge.identity.demographics.standardize import standard_record
-from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
+from payerbridge.identity.matching.decision import (
+    BULK,
+    SINGLE_EXCHANGE,
+    Matcher,
+    MatchPolicy,
+    decide,
+)
 from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome
 from payerbridge.identity.matching.scoring import MatchModel, default_model
 from payerbridge.types import MemberId
@@ -109,8 +115,16 @@ def decide_among(
     model: MatchModel,
     policy: MatchPolicy,
 ) -> MatchDecision:
-    candidates = [(MemberId(name), standard_record(**fields)) for name, fields in people.items()]
-    return decide(standard_record(**request), candidates, model, policy, AT, DecisionId("d"))
+    candidates = [
+        (MemberId(name), standard_record(Demographics(**fields))) for name, fields in people.items()
+    ]
+    return decide(
+        standard_record(Demographics(**request)),
+        candidates,
+        Matcher(model, policy),
+        AT,
+        DecisionId("d"),
+    )
 
 
 def assert_never_wrong(decision: MatchDecision, truth: str, people: dict[str, Any]) -> None:

@@ -31,8 +31,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payerbridge.identity.demographics.standardize import standard_record
-from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
+from payerbridge.identity.matching.decision import (
+    BULK,
+    SINGLE_EXCHANGE,
+    Matcher,
+    MatchPolicy,
+    decide,
+)
 from payerbridge.identity.matching.frequencies import TermFrequencies
 from payerbridge.identity.matching.model import DecisionId, MatchDecision, MatchOutcome
 from payerbridge.identity.matching.scoring import MatchModel, default_model
@@ -222,11 +228,17 @@ def decide_for(
     household: Household, request: dict[str, Any], model: MatchModel, policy: MatchPolicy
 ) -> MatchDecision:
     candidates = [
-        (MemberId(p.key), standard_record(**household.member(p)))
+        (MemberId(p.key), standard_record(Demographics(**household.member(p))))
         for p in household.people
         if p.enrolled
     ]
-    return decide(standard_record(**request), candidates, model, policy, AT, DecisionId("d"))
+    return decide(
+        standard_record(Demographics(**request)),
+        candidates,
+        Matcher(model, policy),
+        AT,
+        DecisionId("d"),
+    )
 
 
 @settings(max_examples=_EXAMPLES, deadline=None, database=None)

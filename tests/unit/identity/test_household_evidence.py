@@ -19,8 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payerbridge.identity.demographics.standardize import standard_record
-from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
+from payerbridge.identity.matching.decision import (
+    BULK,
+    SINGLE_EXCHANGE,
+    Matcher,
+    MatchPolicy,
+    decide,
+)
 from payerbridge.identity.matching.frequencies import TermFrequencies
 from payerbridge.identity.matching.model import (
     CandidateEvidence,
@@ -98,8 +104,16 @@ def decide_among(
     model: MatchModel,
     policy: MatchPolicy,
 ) -> MatchDecision:
-    candidates = [(MemberId(name), standard_record(**fields)) for name, fields in people.items()]
-    return decide(standard_record(**request), candidates, model, policy, AT, DecisionId("d"))
+    candidates = [
+        (MemberId(name), standard_record(Demographics(**fields))) for name, fields in people.items()
+    ]
+    return decide(
+        standard_record(Demographics(**request)),
+        candidates,
+        Matcher(model, policy),
+        AT,
+        DecisionId("d"),
+    )
 
 
 def candidate(decision: MatchDecision, member: str) -> CandidateEvidence:

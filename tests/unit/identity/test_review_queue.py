@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from payerbridge.errors import InvalidInput
 from payerbridge.identity.demographics.records import record_from_fhir
-from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, decide
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, Matcher, decide
 from payerbridge.identity.matching.model import DecisionId, MatchOutcome
 from payerbridge.identity.matching.scoring import default_model
 from payerbridge.identity.model import QueuePosition
@@ -147,8 +147,7 @@ def test_a_review_decision_is_ranked_alike_from_its_evidence_and_from_its_stored
     decision = decide(
         request,
         [(MemberId("p1"), member)],
-        default_model(),
-        SINGLE_EXCHANGE,
+        Matcher(default_model(), SINGLE_EXCHANGE),
         T0,
         DecisionId("d1"),
     )

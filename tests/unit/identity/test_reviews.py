@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from payerbridge.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from payerbridge.identity.model import LinkKind, ReviewDecision
+from payerbridge.identity.model import LinkKind, ReviewDecision, ShowCase
 from payerbridge.identity.reviews import (
+    ReviewPorts,
     ReviewReopening,
     decide_review,
     refusal_for,
@@ -38,8 +39,7 @@ def _decide(
     reviewer: str = "ops:r.lee",
 ) -> None:
     decide_review(
-        store,
-        InMemoryTransactions(store.audit, store),
+        ReviewPorts(store, InMemoryTransactions(store.audit, store)),
         ReviewDecision(
             review_id,
             version,
@@ -145,7 +145,9 @@ def test_the_case_is_shown_side_by_side_and_the_showing_audited() -> None:
     review_id = _open_case(store)
     before = len(store.audit.events)
 
-    shown = show_case(store, store.audit, review_id, viewer="ops", at=AT, request_id="r-9")
+    shown = show_case(
+        store, store.audit, ShowCase(review_id, viewer="ops", at=AT, request_id="r-9")
+    )
 
     view = shown.view.to_dict()
     (candidate,) = [c for c in view["candidates"] if c["proposed"]]  # type: ignore[union-attr]

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.consent.model import ConsentDecision, ConsentPolicy, DenyReason
+from payerbridge.consent.model import ConsentDecision, ConsentPolicy, DenyReason, Hop
 from payerbridge.consent.service import decision_event
 from payerbridge.errors import MatchUnderReview
 from payerbridge.exchange.calls.breaker import BreakerChange, breaker_event
@@ -26,7 +26,7 @@ from payerbridge.exchange.model import (
     transition_event,
 )
 from payerbridge.identity.model import ReviewDecision
-from payerbridge.identity.reviews import decide_review
+from payerbridge.identity.reviews import ReviewPorts, decide_review
 from payerbridge.metrics import observe_events
 from payerbridge.metrics.process import (
     LABEL_SETS,
@@ -91,12 +91,9 @@ def test_consent_denials_are_counted_by_reason_and_permits_without_one() -> None
     events = [
         decision_event(
             decision,
+            Hop("exchange-start", AT, "newplan", None),
             consent_id="c-1",
             member_id=MemberId("m-1"),
-            actor="newplan",
-            hop="exchange-start",
-            at=AT,
-            request_id=None,
         )
         for decision in (denied, permitted)
     ]
@@ -239,7 +236,9 @@ def test_a_match_a_reviewer_accepted_counts_as_a_match_when_answered() -> None:
     review_id = under_review.value.review_id
     assert review_id is not None
     choice = ReviewDecision(review_id, 1, True, MemberId("p1"), "ops", "called the member")
-    decide_review(store, InMemoryTransactions(store.audit, store), choice, at=AT, request_id=None)
+    decide_review(
+        ReviewPorts(store, InMemoryTransactions(store.audit, store)), choice, at=AT, request_id=None
+    )
     assert match_in_unit(store, request).member_id == "p1"
 
     name = "payerbridge_member_match_decisions_total"

@@ -7,7 +7,12 @@ from datetime import UTC, datetime
 from itertools import count
 
 from payerbridge.exchange.received.reconcile import Holder
-from payerbridge.onboarding.importing import ExportMember, NormalizedExport, normalize_export
+from payerbridge.onboarding.importing import (
+    ExportMember,
+    NormalizedExport,
+    Receipt,
+    normalize_export,
+)
 from payerbridge.routing.model import Organization
 from tests.builders import a_coverage, a_patient
 
@@ -52,11 +57,13 @@ def made_ours(run_id: str = "run-1") -> NormalizedExport:
         export(),
         members={"p1": ExportMember(3, MEMBER)},
         shared=SHARED,
-        new_id=lambda: f"{run_id}-n{next(ids)}",
-        received_at=datetime(2027, 1, 2, tzinfo=UTC),
-        us=US,
-        old_payer=OLD,
-        run_id=run_id,
+        receipt=Receipt(
+            run_id=run_id,
+            received_at=datetime(2027, 1, 2, tzinfo=UTC),
+            us=US,
+            old_payer=OLD,
+            new_id=lambda: f"{run_id}-n{next(ids)}",
+        ),
     )
 
 

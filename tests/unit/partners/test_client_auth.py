@@ -15,6 +15,7 @@ from joserfc.jwk import ECKey, KeySet
 
 from payerbridge.errors import PartnerAuthRejected, PartnerRejected, PartnerUnavailable
 from payerbridge.exchange.ports import RecordRead
+from payerbridge.partners.answers import Outbound
 from payerbridge.partners.auth import OurUdapClient
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Organization, Partner, PartnerAuth
@@ -67,7 +68,9 @@ class ScriptedPartner:
 
 def client_for(partner: ScriptedPartner) -> HttpxPartnerClient:
     return HttpxPartnerClient(
-        timeout_seconds=5, user_agent="test", key=KEY, transport=httpx.MockTransport(partner)
+        outbound=Outbound(timeout_seconds=5, transport=httpx.MockTransport(partner)),
+        user_agent="test",
+        key=KEY,
     )
 
 
@@ -186,11 +189,10 @@ def test_a_udap_partner_gets_our_certificate_assertion_naming_our_organization()
         return httpx.Response(200, json={"resourceType": "Bundle", "entry": []})
 
     client = HttpxPartnerClient(
-        timeout_seconds=5,
+        outbound=Outbound(timeout_seconds=5, transport=httpx.MockTransport(partner)),
         user_agent="test",
         key=KEY,
         udap=udap,
-        transport=httpx.MockTransport(partner),
     )
     registered = replace(PARTNER, auth=PartnerAuth.UDAP, token_url="https://auth.old.example/token")
     client.everything(registered, RecordRead("Patient/1", idempotency_key="k"))
@@ -216,7 +218,9 @@ def test_a_udap_partner_without_our_certificate_is_refused_before_any_call() -> 
         return httpx.Response(500)
 
     client = HttpxPartnerClient(
-        timeout_seconds=5, user_agent="test", key=KEY, transport=httpx.MockTransport(partner)
+        outbound=Outbound(timeout_seconds=5, transport=httpx.MockTransport(partner)),
+        user_agent="test",
+        key=KEY,
     )
     registered = replace(PARTNER, auth=PartnerAuth.UDAP, token_url="https://auth.old.example/token")
     with pytest.raises(PartnerAuthRejected, match="no UDAP certificate"):

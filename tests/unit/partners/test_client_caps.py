@@ -12,7 +12,7 @@ import pytest
 
 from payerbridge.errors import PartnerRejected
 from payerbridge.exchange.ports import RecordRead
-from payerbridge.partners.answers import ResponseCaps
+from payerbridge.partners.answers import Outbound, ResponseCaps
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
 from payerbridge.types import PartnerId
@@ -25,7 +25,10 @@ CAPS = ResponseCaps(answer=64 * 1024, record=150 * 1024, file=64 * 1024, documen
 
 def client(handler: httpx.MockTransport) -> HttpxPartnerClient:
     return HttpxPartnerClient(
-        timeout_seconds=5, user_agent="test", key=new_signing_key(), transport=handler, caps=CAPS
+        outbound=Outbound(timeout_seconds=5, transport=handler),
+        user_agent="test",
+        key=new_signing_key(),
+        caps=CAPS,
     )
 
 

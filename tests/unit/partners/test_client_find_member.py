@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from payerbridge.errors import AmbiguousMatch, NoMatch, PartnerRejected
+from payerbridge.partners.answers import Outbound
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
 from payerbridge.types import PartnerId
@@ -24,10 +25,9 @@ def client_answering(status: int, body: Any, seen: list[httpx.Request]) -> Httpx
         return httpx.Response(status, json=body)
 
     return HttpxPartnerClient(
-        timeout_seconds=5,
+        outbound=Outbound(timeout_seconds=5, transport=httpx.MockTransport(answer)),
         user_agent="test",
         key=new_signing_key(),
-        transport=httpx.MockTransport(answer),
     )
 
 

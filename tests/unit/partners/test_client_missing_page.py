@@ -12,6 +12,7 @@ import pytest
 from payerbridge.errors import PartnerRejected, PartnerUnavailable
 from payerbridge.exchange.ports import RecordRead
 from payerbridge.fhir.completeness import gaps_of
+from payerbridge.partners.answers import Outbound
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
 from payerbridge.types import PartnerId
@@ -43,10 +44,9 @@ def partner_failing(at: int, status: int | None) -> HttpxPartnerClient:
         return httpx.Response(200, json=page(number, more=number < 3))
 
     return HttpxPartnerClient(
-        timeout_seconds=5,
+        outbound=Outbound(timeout_seconds=5, transport=httpx.MockTransport(handle)),
         user_agent="test",
         key=new_signing_key(),
-        transport=httpx.MockTransport(handle),
     )
 
 

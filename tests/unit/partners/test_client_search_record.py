@@ -11,6 +11,7 @@ import pytest
 
 from payerbridge.errors import PartnerRejected
 from payerbridge.exchange.ports import RecordRead
+from payerbridge.partners.answers import Outbound
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
 from payerbridge.types import PartnerId
@@ -34,10 +35,9 @@ def client_of(answer: Any, seen: list[httpx.Request]) -> HttpxPartnerClient:
         return answer(request)
 
     return HttpxPartnerClient(
-        timeout_seconds=5,
+        outbound=Outbound(timeout_seconds=5, transport=httpx.MockTransport(respond)),
         user_agent="test",
         key=new_signing_key(),
-        transport=httpx.MockTransport(respond),
     )
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from payerbridge.errors import UnprocessableRequest
+from payerbridge.partners.answers import Outbound
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner, PartnerAuth
@@ -29,7 +30,9 @@ def discovery(token_endpoint: str, seen: list[str]) -> HttpxPartnerDiscovery:
             return httpx.Response(200, json=METADATA)
         return httpx.Response(200, json={"token_endpoint": token_endpoint})
 
-    return HttpxPartnerDiscovery(timeout_seconds=5, transport=httpx.MockTransport(answer))
+    return HttpxPartnerDiscovery(
+        outbound=Outbound(timeout_seconds=5, transport=httpx.MockTransport(answer))
+    )
 
 
 def test_a_token_endpoint_on_the_base_origin_is_kept() -> None:

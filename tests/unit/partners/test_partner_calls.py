@@ -12,6 +12,7 @@ from payerbridge.errors import PartnerUnavailable
 from payerbridge.exchange.ports import RecordRead
 from payerbridge.metrics.process import process_metrics
 from payerbridge.net.transport import AddressRefused, AnswerTooLarge
+from payerbridge.partners.answers import Outbound
 from payerbridge.partners.calls import answer_outcome, failure_outcome
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
@@ -30,7 +31,9 @@ def calls(partner: str, **labels: str) -> float:
 
 
 def client_with(handler: httpx.MockTransport) -> HttpxPartnerClient:
-    return HttpxPartnerClient(timeout_seconds=5, user_agent="test", key=KEY, transport=handler)
+    return HttpxPartnerClient(
+        outbound=Outbound(timeout_seconds=5, transport=handler), user_agent="test", key=KEY
+    )
 
 
 def test_a_partner_that_is_down_is_counted_at_the_call_that_finds_it_down() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 import payerbridge_tools.sandbox as sandbox
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge.npi import is_valid_npi
 from payerbridge_tools.population import npi_check_digit
 from payerbridge_tools.population.households import stream_households
@@ -464,7 +464,10 @@ def test_a_harder_mix_gives_twins_juniors_any_exchange_and_more_zips() -> None:
         for a, b in itertools.combinations(children, 2):
             if a.birth_date == b.birth_date:
                 twins += 1
-                roots = [set(standard_record(given=[m.given[0]]).first_name_roots) for m in (a, b)]
+                roots = [
+                    set(standard_record(Demographics(given=[m.given[0]])).first_name_roots)
+                    for m in (a, b)
+                ]
                 assert not roots[0] & roots[1]
         for son in (m for m in children if m.suffix == "Jr"):
             juniors += 1

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from payerbridge.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from payerbridge.npi import npi_check_digit
 from payerbridge.security.model import (
+    ApproveOrganization,
     ClientKind,
     OAuthError,
     OrganizationEvidence,
@@ -62,12 +63,9 @@ def test_the_npi_a_certificate_carries_by_the_community_profile() -> None:
 
 def _approve(world: World, client_id: str, npi: str = NPI) -> Any:
     return approve_organization(
-        ClientId(client_id),
-        npi,
+        ApproveOrganization(ClientId(client_id), npi, "operator-1", NOW),
         clients=world.clients,
         transactions=world.service.transactions,
-        actor="operator-1",
-        now=NOW,
     )
 
 

@@ -20,6 +20,8 @@ from payerbridge.security.model import ClientKind, OAuthError, ServerIdentity, T
 from payerbridge.security.service import TokenPolicy, TokenService, authenticate
 from payerbridge.security.tokens import AccessTokenKeys, TokenVerifier
 from payerbridge.security.udap import (
+    B2bOrganization,
+    OurJwt,
     b2b_assertion,
     read_signed_metadata,
     signed_metadata,
@@ -245,25 +247,17 @@ def test_our_software_statement_and_assertions_are_what_a_udap_server_accepts() 
     client = world.register(
         software_statement(
             identity,
-            client_uri=URI,
-            registration_url=f"{BASE}/auth/register",
-            client_name="New Plan",
-            npi=NPI,
+            OurJwt(URI, f"{BASE}/auth/register", NOW, str(uuid.uuid4())),
+            organization=B2bOrganization(NPI, "New Plan"),
             scope=SCOPES,
-            now=NOW,
-            token_id=str(uuid.uuid4()),
         )
     )
     assert client.npi == NPI and client.certificate_uri == URI
     grant = world.token(
         b2b_assertion(
             identity,
-            client_id=client.client_id,
-            token_url=f"{BASE}/auth/token",
-            npi=NPI,
-            organization_name="New Plan",
-            now=NOW,
-            token_id=str(uuid.uuid4()),
+            OurJwt(client.client_id, f"{BASE}/auth/token", NOW, str(uuid.uuid4())),
+            B2bOrganization(NPI, "New Plan"),
         )
     )
     principal = authenticate(

@@ -13,6 +13,7 @@ import pytest
 
 from payerbridge.errors import NoMatch
 from payerbridge.logging import JsonFormatter, use_trace_ids
+from payerbridge.partners.answers import Outbound
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.routing.model import Partner
 from payerbridge.tracing import (
@@ -40,10 +41,9 @@ def partner_seeing(seen: list[httpx.Request]) -> HttpxPartnerClient:
         return httpx.Response(422, json=NOT_FOUND)
 
     return HttpxPartnerClient(
-        timeout_seconds=5,
+        outbound=Outbound(timeout_seconds=5, transport=httpx.MockTransport(answer)),
         user_agent="test",
         key=new_signing_key(),
-        transport=httpx.MockTransport(answer),
     )
 
 

@@ -14,7 +14,7 @@ from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import utcnow
 from payerbridge.errors import NotFound
-from payerbridge.security.model import RegisteredClient
+from payerbridge.security.model import ApproveOrganization, ClientKeys, RegisteredClient
 from payerbridge.security.registration import smart_client
 from payerbridge.security.service import add_client, approve_organization, revoke_client
 from payerbridge.timestamps import utc_iso
@@ -71,7 +71,7 @@ def register_client(
 ) -> dict[str, Any]:
     """Register a SMART Backend Services client with its public keys and allowed scopes."""
     client = smart_client(
-        body.id, body.name, body.npi, body.scope, jwks=body.jwks, jwks_url=body.jwks_url
+        body.id, body.name, body.npi, body.scope, ClientKeys(jwks=body.jwks, jwks_url=body.jwks_url)
     )
     if client.jwks_url is not None:
         platform.check_jwks_url(client.jwks_url)
@@ -112,12 +112,9 @@ def approve(
     """Approve the pairing of a waiting UDAP client with the NPI it claims (its
     certificate does not carry it): it may then get tokens. Recorded and audited."""
     client = approve_organization(
-        ClientId(client_id),
-        body.npi,
+        ApproveOrganization(ClientId(client_id), body.npi, operator.client_id, utcnow()),
         clients=platform.clients,
         transactions=platform.transactions,
-        actor=operator.client_id,
-        now=utcnow(),
     )
     return client_public(client)
 

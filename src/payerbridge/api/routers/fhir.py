@@ -302,18 +302,7 @@ def _bundle(platform: Platform, page: Page) -> dict[str, Any]:
             outcome = {"id": page.outcome_id, **incomplete}
         else:
             outcome["issue"] = [*outcome["issue"], *incomplete["issue"]]
-    return everything_page(
-        page.entries,
-        total=page.total,
-        fhir_base=fhir_base(platform),
-        self_url=page.self_url,
-        next_url=page.next_url,
-        us=platform.us,
-        provenance_id=page.provenance_id,
-        now=page.now,
-        with_provenance=page.with_provenance,
-        outcome=outcome,
-    )
+    return everything_page(page, fhir_base=fhir_base(platform), us=platform.us, outcome=outcome)
 
 
 def _next_page(platform: Platform, command: NextPageCommand) -> FhirResponse:

@@ -21,9 +21,15 @@ from payerbridge.bootstrap import utcnow
 from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.errors import InvalidInput, Issue, NotFound, PreconditionRequired
 from payerbridge.exchange.steps.review import PartnerReviewWait, partner_review_wait
-from payerbridge.identity.model import QueuePosition, ReviewCase, ReviewDecision, ReviewQuery
+from payerbridge.identity.model import (
+    QueuePosition,
+    ReviewCase,
+    ReviewDecision,
+    ReviewQuery,
+    ShowCase,
+)
 from payerbridge.identity.review_queue import decode_position, encode_position
-from payerbridge.identity.reviews import ReviewReopening, show_case
+from payerbridge.identity.reviews import ReviewPorts, ReviewReopening, show_case
 from payerbridge.identity.reviews import decide_review as decide
 from payerbridge.identity.reviews import reopen_review as reopen
 from payerbridge.identity.service import MergeMembers, SplitMember, merge_members, split_members
@@ -157,10 +163,9 @@ def get_review(
     shown = show_case(
         platform.identity,
         platform.audit,
-        review_id[:64],
-        viewer=operator.client_id,
-        at=utcnow(),
-        request_id=current_request_id(),
+        ShowCase(
+            review_id[:64], viewer=operator.client_id, at=utcnow(), request_id=current_request_id()
+        ),
     )
     response.headers["ETag"] = review_etag(shown.case)
     return {
@@ -231,8 +236,7 @@ def decide_review(
     version read (If-Match or ``version``): 409 once it is decided, 412 when it changed
     since that version."""
     decided = decide(
-        platform.identity,
-        platform.transactions,
+        ReviewPorts(platform.identity, platform.transactions, platform.clocks.ledger),
         ReviewDecision(
             review_id=review_id[:64],
             version=version_sent(if_match, body.version),
@@ -243,7 +247,6 @@ def decide_review(
         ),
         at=utcnow(),
         request_id=current_request_id(),
-        clocks=platform.clocks.ledger,
     )
     response.headers["ETag"] = review_etag(decided)
     return review_public(decided, utcnow(), platform.obligations)

@@ -14,7 +14,7 @@ from payerbridge.bootstrap import Platform
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.logging import current_request_id
 from payerbridge.onboarding.increments import parse_since
-from payerbridge.onboarding.model import Onboarding
+from payerbridge.onboarding.model import NewOnboarding, Onboarding
 from payerbridge.onboarding.service import (
     accept_onboarding,
     member_reason,
@@ -49,12 +49,14 @@ def create_onboarding(
     since = parse_since(body.since)
     onboarding = accept_onboarding(
         platform.onboarding,
-        onboarding_id_for(caller.client_id, checked_key(idempotency_key)),
-        PartnerId(body.partner),
-        requests,
-        client_id=caller.client_id,
-        request_id=current_request_id(),
-        since=since,
+        NewOnboarding(
+            onboarding_id_for(caller.client_id, checked_key(idempotency_key)),
+            PartnerId(body.partner),
+            requests,
+            client_id=caller.client_id,
+            request_id=current_request_id(),
+            since=since,
+        ),
     )
     enqueue_onboarding(onboarding.id, onboarding.partner_id)  # again: a no-op when running
     response.headers["Location"] = str(

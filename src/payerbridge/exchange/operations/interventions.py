@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 
 from payerbridge.compliance.clocks import CLOSED_REVOKED
-from payerbridge.consent.model import ConsentRole, StoredConsent
+from payerbridge.consent.model import ConsentRole, RevokeConsent, StoredConsent
 from payerbridge.consent.service import revoke_consent
 from payerbridge.errors import Conflict, Issue
 from payerbridge.exchange.budgets import exchange_deadline
@@ -165,7 +165,7 @@ def revoke_and_stop(
     move = Move(S.BLOCKED, "revoked", {"consent_id": consent_id}, stop)
     with uow:
         revoked = revoke_consent(
-            uow, uow.consents, consent_id, at=now, by=by, request_id=request_id
+            uow, uow.consents, RevokeConsent(consent_id, at=now, by=by, request_id=request_id)
         )
         if revoked.role is ConsentRole.RECEIVE:
             moved = uow.exchanges.block_under_consent(consent_id, move, at=now, actor=by)

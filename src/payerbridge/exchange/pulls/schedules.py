@@ -24,7 +24,7 @@ from typing import Any
 from payerbridge.audit.model import AuditEvent
 from payerbridge.compliance.clocks import Subject, SubjectType, period_clock
 from payerbridge.compliance.obligations import ObligationSet
-from payerbridge.consent.model import DenyReason, Requester, StoredConsent
+from payerbridge.consent.model import DenyReason, OutboundRequest, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request
 from payerbridge.errors import Conflict, ConsentDenied, InvalidInput, Issue, NotFound
 from payerbridge.exchange.clocks import day_start
@@ -98,11 +98,13 @@ def _consent_reason(
     stored = uow.consents.get(consent_id)
     disclosure = authorize_request(
         stored,
-        consent_id=consent_id,
-        partner_npi=partner_npi,
-        us=Requester(ClientId(SYSTEM_ACTOR), uow.us.npi),
-        at=now,
-        hop=HOP,
+        OutboundRequest(
+            consent_id=consent_id,
+            partner_npi=partner_npi,
+            us=Requester(ClientId(SYSTEM_ACTOR), uow.us.npi),
+            at=now,
+            hop=HOP,
+        ),
     )
     decision = disclosure.decision
     if decision.permitted:

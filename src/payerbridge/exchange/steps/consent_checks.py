@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.consent.model import DenyReason, Requester, StoredConsent
+from payerbridge.consent.model import DenyReason, OutboundRequest, Requester, StoredConsent
 from payerbridge.consent.service import authorize_request
 from payerbridge.exchange.model import ExchangeRecord, Move
 from payerbridge.exchange.moves import SYSTEM_ACTOR, Blocking, StepResult, block
@@ -53,11 +53,13 @@ def check_consent(
         stored = uow.consents.get(record.consent_id) if record.consent_id else None
     disclosure = authorize_request(
         stored,
-        consent_id=record.consent_id,
-        partner_npi=partner.npi,
-        us=Requester(ClientId(SYSTEM_ACTOR), uow.us.npi),
-        at=uow.clock(),
-        hop=hop,
+        OutboundRequest(
+            consent_id=record.consent_id,
+            partner_npi=partner.npi,
+            us=Requester(ClientId(SYSTEM_ACTOR), uow.us.npi),
+            at=uow.clock(),
+            hop=hop,
+        ),
     )
     decision = disclosure.decision
     permitted = stored if decision.permitted else None

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from payerbridge.identity.demographics.standardize import (
+    Demographics,
     standard_record,
     standard_sex,
     standard_ssn,
@@ -65,20 +66,23 @@ def record_from_fhir(
     address = _address(patient)
     gender = _string(patient.get("gender"))
     return standard_record(
-        given=_strings(current.get("given")) if current else (),
-        family=_string(current.get("family")) if current else None,
-        previous_families=[f for f in previous if isinstance(f, str)],
-        suffixes=_strings(current.get("suffix")) if current else (),
-        birth_date=_string(patient.get("birthDate")),
-        # gender "unknown" says nothing; birth sex may still say something.
-        sex=gender if standard_sex(gender) else _birth_sex(patient),
-        address_lines=_strings(address.get("line")),
-        postal_code=_string(address.get("postalCode")),
-        phone=_phone(patient),
-        member_id=_member_id(coverage) or (_member_id(patient) if member_id_from_patient else None),
-        subscriber_id=_string(coverage.get("subscriberId")) if coverage else None,
-        ssn=own_ssn,
-        ssn_carried=_is_carried(own_ssn, subscriber_ssn, coverage),
+        Demographics(
+            given=_strings(current.get("given")) if current else (),
+            family=_string(current.get("family")) if current else None,
+            previous_families=[f for f in previous if isinstance(f, str)],
+            suffixes=_strings(current.get("suffix")) if current else (),
+            birth_date=_string(patient.get("birthDate")),
+            # gender "unknown" says nothing; birth sex may still say something.
+            sex=gender if standard_sex(gender) else _birth_sex(patient),
+            address_lines=_strings(address.get("line")),
+            postal_code=_string(address.get("postalCode")),
+            phone=_phone(patient),
+            member_id=_member_id(coverage)
+            or (_member_id(patient) if member_id_from_patient else None),
+            subscriber_id=_string(coverage.get("subscriberId")) if coverage else None,
+            ssn=own_ssn,
+            ssn_carried=_is_carried(own_ssn, subscriber_ssn, coverage),
+        )
     )
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from payerbridge.identity.demographics.addresses import standard_street_address
@@ -39,6 +40,7 @@ from payerbridge.identity.demographics.nicknames import name_roots
 from payerbridge.identity.model import StandardRecord
 
 __all__ = [
+    "Demographics",
     "fold",
     "standard_birth_date",
     "standard_identifier",
@@ -263,32 +265,38 @@ def standard_ssn(value: str | None) -> str | None:
     return digits
 
 
-def standard_record(
-    *,
-    given: Sequence[str] = (),
-    family: str | None = None,
-    previous_families: Sequence[str] = (),
-    suffixes: Sequence[str] = (),
-    birth_date: str | None = None,
-    sex: str | None = None,
-    address_lines: Sequence[str] = (),
-    postal_code: str | None = None,
-    phone: str | None = None,
-    member_id: str | None = None,
-    subscriber_id: str | None = None,
-    ssn: str | None = None,
-    ssn_carried: bool = False,
-) -> StandardRecord:
-    """Standardise one person's raw values (see the module docstring for each field).
+@dataclass(frozen=True, kw_only=True)
+class Demographics:
+    """One person's demographics and card values as given, before standardisation.
 
     ``ssn_carried`` says that this person's SSN is their subscriber's, as
     dependents' records often hold; it is kept only with a valid SSN.
     """
-    first, given_tokens, middle_names, compound, given_suffix = _given_names(given)
-    family_name, family_tokens, family_suffix = _family_names(family, previous_families)
-    explicit = next((s for s in map(standard_suffix, suffixes) if s is not None), None)
-    street = standard_street_address(address_lines)
-    standard = standard_ssn(ssn)
+
+    given: Sequence[str] = ()
+    family: str | None = None
+    previous_families: Sequence[str] = ()
+    suffixes: Sequence[str] = ()
+    birth_date: str | None = None
+    sex: str | None = None
+    address_lines: Sequence[str] = ()
+    postal_code: str | None = None
+    phone: str | None = None
+    member_id: str | None = None
+    subscriber_id: str | None = None
+    ssn: str | None = None
+    ssn_carried: bool = False
+
+
+def standard_record(person: Demographics) -> StandardRecord:
+    """Standardise one person's raw values (see the module docstring for each field)."""
+    first, given_tokens, middle_names, compound, given_suffix = _given_names(person.given)
+    family_name, family_tokens, family_suffix = _family_names(
+        person.family, person.previous_families
+    )
+    explicit = next((s for s in map(standard_suffix, person.suffixes) if s is not None), None)
+    street = standard_street_address(person.address_lines)
+    standard = standard_ssn(person.ssn)
     return StandardRecord(
         first_name=first,
         first_name_roots=name_roots(first) if first else (),
@@ -298,15 +306,15 @@ def standard_record(
         family_name=family_name,
         family_name_tokens=family_tokens,
         suffix=explicit or family_suffix or given_suffix,
-        birth_date=standard_birth_date(birth_date),
-        sex=standard_sex(sex),
+        birth_date=standard_birth_date(person.birth_date),
+        sex=standard_sex(person.sex),
         house_number=street.house_number,
         street=street.street,
         unit=street.unit,
-        postal_code=standard_postal_code(postal_code),
-        phone=standard_phone(phone),
-        member_id=standard_identifier(member_id),
-        subscriber_id=standard_identifier(subscriber_id),
+        postal_code=standard_postal_code(person.postal_code),
+        phone=standard_phone(person.phone),
+        member_id=standard_identifier(person.member_id),
+        subscriber_id=standard_identifier(person.subscriber_id),
         ssn=standard,
-        ssn_carried=ssn_carried and standard is not None,
+        ssn_carried=person.ssn_carried and standard is not None,
     )

@@ -75,7 +75,7 @@ from payerbridge.identity.matching.spec import ComparisonSpec
 from payerbridge.identity.model import StandardRecord
 from payerbridge.types import MemberId
 
-__all__ = ["BULK", "SINGLE_EXCHANGE", "MatchPolicy", "decide"]
+__all__ = ["BULK", "SINGLE_EXCHANGE", "MatchPolicy", "Matcher", "decide"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +135,15 @@ BULK = MatchPolicy(
 
 
 @dataclass(frozen=True, slots=True)
+class Matcher:
+    """What a decision is made by: the trained model (its m, u and prior) and the policy
+    its match probabilities are read with (the thresholds and the margin)."""
+
+    model: MatchModel
+    policy: MatchPolicy
+
+
+@dataclass(frozen=True, slots=True)
 class _Candidate:
     member_id: MemberId
     pair: ScoredPair
@@ -156,12 +165,9 @@ def _rulebook(spec: ComparisonSpec) -> RuleBook:
 def decide(
     request: StandardRecord,
     candidates: Sequence[tuple[MemberId, StandardRecord]],
-    model: MatchModel,
-    policy: MatchPolicy,
+    matcher: Matcher,
     at: datetime,
     decision_id: DecisionId,
-    *,
-    rules: RuleBook | None = None,
 ) -> MatchDecision:
     """Decide which member, if any, the request is (see the module docstring).
 
@@ -170,7 +176,8 @@ def decide(
     """
     if at.tzinfo is None:
         raise InvalidInput("the decision time must be timezone-aware")
-    book = rules if rules is not None else _rulebook(model.spec)
+    model, policy = matcher.model, matcher.policy
+    book = _rulebook(model.spec)
     ranked = _rank(request, candidates, model, book, at)
     outcome, reason, chosen, named = _outcome(ranked, policy)
     best = named[0] if named else (ranked[0] if ranked else None)

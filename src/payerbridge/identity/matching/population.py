@@ -35,13 +35,32 @@ from payerbridge.errors import InvalidInput
 from payerbridge.identity.matching.frequencies import count_term_frequencies
 from payerbridge.identity.matching.scoring import MatchModel, comparison_vector, default_model
 from payerbridge.identity.matching.training import (
+    EmSettings,
     count_exact_agreement,
     estimate_parameters_em,
     estimate_u_probabilities,
 )
 from payerbridge.identity.model import StandardRecord
 
-__all__ = ["PopulationFit", "blocked_pairs", "fit_population", "household_pair_probability"]
+__all__ = [
+    "MemberSample",
+    "PopulationFit",
+    "blocked_pairs",
+    "fit_population",
+    "household_pair_probability",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSample:
+    """The members trained on: their ``records``; ``key_groups``, per blocking key, the
+    indexes (into ``records``) of the members holding it; and ``population``, how many
+    members a request is matched against when ``records`` are a sample of them (None:
+    all of them)."""
+
+    records: Sequence[StandardRecord]
+    key_groups: Iterable[Sequence[int]]
+    population: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,21 +124,15 @@ def household_pair_probability(records: Sequence[StandardRecord], *, max_group: 
 
 
 def fit_population(
-    records: Sequence[StandardRecord],
-    key_groups: Iterable[Sequence[int]],
-    *,
-    rng: random.Random,
-    u_pairs: int = 50_000,
-    max_group: int = 50,
-    population: int | None = None,
+    sample: MemberSample, *, rng: random.Random, u_pairs: int = 50_000, max_group: int = 50
 ) -> PopulationFit:
-    """Train on members ``records``; ``key_groups`` are, per blocking key, the indexes
-    (into ``records``) of the members holding it. See the module docstring.
+    """Train on the ``sample``'s members. See the module docstring.
 
-    ``population`` is how many members a request is matched against when ``records`` are
-    a sample of them: the prior is one in that many, not one in the sample's size (a
+    The sample's ``population`` is how many members a request is matched against when
+    its records are a sample of them: the prior is one in that many, not one in the sample's size (a
     sample of 200,000 from a million members would make every request five times
     likelier to be any one member than it is, 2.3 bits of odds that are not there)."""
+    records, key_groups, population = sample.records, sample.key_groups, sample.population
     n = len(records)
     if n < 2:
         raise InvalidInput("training needs at least two indexed members")
@@ -151,7 +164,7 @@ def fit_population(
         initial,
         total_pair_count=n * (n - 1) // 2,
         u_probabilities=u,
-        estimate_lambda=False,
+        settings=EmSettings(estimate_lambda=False),
     )
     frequencies = count_term_frequencies(records, spec)
     summary: dict[str, Any] = {

@@ -67,6 +67,7 @@ from payerbridge.identity.model import StandardRecord
 
 __all__ = [
     "EmResult",
+    "EmSettings",
     "count_exact_agreement",
     "count_vectors",
     "estimate_parameters_em",
@@ -76,6 +77,21 @@ __all__ = [
 _LAMBDA_BOUNDS = (1e-15, 0.5)
 # Jeffreys: half a pseudo-pair per level of u, however rare the prior says it is.
 _LEAST_U_PSEUDO_PAIRS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class EmSettings:
+    """How EM runs (``estimate_parameters_em``): the pseudo-matches the initial m are worth,
+    when to stop, and whether lambda is re-estimated (only for the linkage the model
+    will decide, requests against members; see the function)."""
+
+    prior_strength: float = 10.0
+    max_iterations: int = 100
+    tolerance: float = 1e-6
+    estimate_lambda: bool = True
+
+
+DEFAULT_EM = EmSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +195,7 @@ def estimate_parameters_em(
     *,
     total_pair_count: int,
     u_probabilities: Probabilities | None = None,
-    prior_strength: float = 10.0,
-    max_iterations: int = 100,
-    tolerance: float = 1e-6,
-    estimate_lambda: bool = True,
+    settings: EmSettings = DEFAULT_EM,
 ) -> EmResult:
     """Estimate m and lambda by EM over blocked candidate pairs, u fixed (see module docs).
 
@@ -195,9 +208,11 @@ def estimate_parameters_em(
     Re-estimate lambda (``estimate_lambda``) only when the candidates come
     from the linkage the model will decide, requests against members. Pairs
     of one deduplicated population hold (almost) no matches, so EM would drive
-    lambda towards zero; train on them with ``estimate_lambda=False`` and the
+    lambda towards zero; train on them with ``EmSettings(estimate_lambda=False)`` and the
     initial model's lambda (1 / members for $member-match).
     """
+    prior_strength, max_iterations = settings.prior_strength, settings.max_iterations
+    tolerance, estimate_lambda = settings.tolerance, settings.estimate_lambda
     if prior_strength <= 0 or max_iterations < 1:
         raise InvalidInput("EM needs a positive prior strength and at least one iteration")
     patterns = _em_patterns(candidate_vectors, initial, total_pair_count)

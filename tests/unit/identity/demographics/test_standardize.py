@@ -9,6 +9,7 @@ import pytest
 from payerbridge.identity.demographics.addresses import StreetAddress, standard_street_address
 from payerbridge.identity.demographics.nicknames import NICKNAME_ROOTS, ROOTS, name_roots
 from payerbridge.identity.demographics.standardize import (
+    Demographics,
     fold,
     standard_birth_date,
     standard_identifier,
@@ -44,12 +45,12 @@ def test_fold_strips_accents_and_case() -> None:
     ],
 )
 def test_first_name_and_nickname_roots(given: list[str], first: str, roots: tuple[str]) -> None:
-    record = standard_record(given=given)
+    record = standard_record(Demographics(given=given))
     assert (record.first_name, record.first_name_roots) == (first, roots)
 
 
 def test_every_given_part_is_a_token() -> None:
-    record = standard_record(given=["Anne-Marie", "Louise Grace"])
+    record = standard_record(Demographics(given=["Anne-Marie", "Louise Grace"]))
     assert record.given_name_tokens == {"anne", "marie", "louise", "grace"}
 
 
@@ -67,7 +68,7 @@ def test_every_given_part_is_a_token() -> None:
 def test_surnames_join_and_split(
     family: str, previous: list[str], joined: str | None, tokens: set[str]
 ) -> None:
-    record = standard_record(family=family, previous_families=previous)
+    record = standard_record(Demographics(family=family, previous_families=previous))
     assert (record.family_name, record.family_name_tokens) == (joined, tokens)
 
 
@@ -86,7 +87,7 @@ def test_surnames_join_and_split(
 def test_generational_suffixes_are_their_own_field(
     kwargs: dict[str, object], suffix: str | None, family: str, first: str
 ) -> None:
-    record = standard_record(**kwargs)  # type: ignore[arg-type]
+    record = standard_record(Demographics(**kwargs))  # type: ignore[arg-type]
     assert (record.suffix, record.family_name, record.first_name) == (suffix, family, first)
 
 
@@ -222,13 +223,13 @@ def test_ssn_validity(value: str | None, expected: str | None) -> None:
 
 
 def test_carried_flag_needs_a_valid_ssn() -> None:
-    assert standard_record(ssn="123-45-6780", ssn_carried=True).ssn_carried
-    assert not standard_record(ssn="000-00-0000", ssn_carried=True).ssn_carried
+    assert standard_record(Demographics(ssn="123-45-6780", ssn_carried=True)).ssn_carried
+    assert not standard_record(Demographics(ssn="000-00-0000", ssn_carried=True)).ssn_carried
 
 
 def test_repr_names_fields_but_never_values() -> None:
     record = standard_record(
-        given=["Ana"], family="Garcia", birth_date="1980-02-03", ssn="123-45-6780"
+        Demographics(given=["Ana"], family="Garcia", birth_date="1980-02-03", ssn="123-45-6780")
     )
     text = repr(record)
     assert "first_name" in text and "ssn" in text
@@ -248,19 +249,21 @@ def test_nickname_table_is_modest_and_consistent() -> None:
 
 def test_records_round_trip_through_json() -> None:
     record = standard_record(
-        given=["Bill", "J"],
-        family="Garcia-Lopez",
-        suffixes=["Jr"],
-        birth_date="1980-02-03",
-        sex="male",
-        address_lines=["1 Oak St #2"],
-        postal_code="62701",
-        phone="2175550101",
-        member_id="M1",
-        subscriber_id="S1",
-        ssn="123-45-6780",
-        ssn_carried=True,
+        Demographics(
+            given=["Bill", "J"],
+            family="Garcia-Lopez",
+            suffixes=["Jr"],
+            birth_date="1980-02-03",
+            sex="male",
+            address_lines=["1 Oak St #2"],
+            postal_code="62701",
+            phone="2175550101",
+            member_id="M1",
+            subscriber_id="S1",
+            ssn="123-45-6780",
+            ssn_carried=True,
+        )
     )
     stored = json.loads(json.dumps(record_to_dict(record)))
     assert record_from_dict(stored) == record
-    assert record_from_dict({}) == standard_record()
+    assert record_from_dict({}) == standard_record(Demographics())

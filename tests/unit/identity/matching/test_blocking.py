@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge.identity.matching.blocking import BLOCKING_RULES, blocking_keys
 from payerbridge_tools.bench.identity_data import generate_identity_set
 from payerbridge_tools.population.vocabulary import FEMALE_NAMES, MALE_NAMES, SURNAMES
@@ -30,7 +30,7 @@ BASE: dict[str, Any] = {
 
 
 def keys(**fields: Any) -> frozenset[str]:
-    return blocking_keys(standard_record(**fields), secret=SECRET)
+    return blocking_keys(standard_record(Demographics(**fields)), secret=SECRET)
 
 
 def test_keys_are_prefixed_fixed_width_hashes_without_phi() -> None:
@@ -55,13 +55,15 @@ def test_keys_are_prefixed_fixed_width_hashes_without_phi() -> None:
 
 def test_keys_depend_on_the_secret_and_nothing_else() -> None:
     assert keys(**BASE) == keys(**BASE)
-    assert keys(**BASE).isdisjoint(blocking_keys(standard_record(**BASE), secret=b"other"))
+    assert keys(**BASE).isdisjoint(
+        blocking_keys(standard_record(Demographics(**BASE)), secret=b"other")
+    )
     long_secret = b"x" * 100
-    assert blocking_keys(standard_record(**BASE), secret=long_secret)
+    assert blocking_keys(standard_record(Demographics(**BASE)), secret=long_secret)
 
 
 def test_missing_fields_give_fewer_keys_and_an_empty_record_none() -> None:
-    assert blocking_keys(standard_record(), secret=SECRET) == frozenset()
+    assert blocking_keys(standard_record(Demographics()), secret=SECRET) == frozenset()
     only_card = keys(member_id="M1")
     assert len(only_card) == 1 and next(iter(only_card)).startswith("mid:")
 
@@ -158,7 +160,7 @@ def test_buckets_stay_small_in_a_skewed_population() -> None:
     population = generate_identity_set(5_000, seed=11)
     buckets: Counter[str] = Counter()
     for fields in population.iter_member_fields():
-        buckets.update(blocking_keys(standard_record(**fields), secret=SECRET))
+        buckets.update(blocking_keys(standard_record(Demographics(**fields)), secret=SECRET))
     sizes = sorted(buckets.values())
     assert sizes[-1] <= 25  # the largest bucket, in a population with very common names
     assert sum(sizes) / len(sizes) < 2.5

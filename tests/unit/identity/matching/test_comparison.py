@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge.identity.matching.comparison import Comparator
 from payerbridge.identity.matching.spec import (
     DEFAULT_SPEC,
@@ -19,7 +19,7 @@ from payerbridge.identity.matching.spec import (
 def level(comparison: str, left: dict[str, Any], right: dict[str, Any]) -> str:
     """The level name of one comparison for two records given as raw fields (checks symmetry)."""
     spec_comparison = DEFAULT_SPEC.comparisons[DEFAULT_SPEC.index(comparison)]
-    a, b = standard_record(**left), standard_record(**right)
+    a, b = standard_record(Demographics(**left)), standard_record(Demographics(**right))
     forward = spec_comparison.comparator.level_of(a, b)
     assert forward == spec_comparison.comparator.level_of(b, a), "comparison is not symmetric"
     return spec_comparison.level_names[forward]

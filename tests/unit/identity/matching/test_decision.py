@@ -11,8 +11,14 @@ import orjson
 import pytest
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.demographics.standardize import standard_record
-from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
+from payerbridge.identity.matching.decision import (
+    BULK,
+    SINGLE_EXCHANGE,
+    Matcher,
+    MatchPolicy,
+    decide,
+)
 from payerbridge.identity.matching.model import (
     DecisionId,
     DecisionReason,
@@ -41,7 +47,7 @@ ANA: dict[str, Any] = {
 
 def rec(**changes: Any) -> StandardRecord:
     fields = {**ANA, **changes}
-    return standard_record(**{k: v for k, v in fields.items() if v is not None})
+    return standard_record(Demographics(**{k: v for k, v in fields.items() if v is not None}))
 
 
 def run(
@@ -50,7 +56,7 @@ def run(
     policy: MatchPolicy = SINGLE_EXCHANGE,
 ) -> Any:
     pairs = [(MemberId(member), record) for member, record in candidates]
-    return decide(request, pairs, MODEL, policy, AT, DecisionId("dec-1"))
+    return decide(request, pairs, Matcher(MODEL, policy), AT, DecisionId("dec-1"))
 
 
 @pytest.mark.parametrize("policy", [SINGLE_EXCHANGE, BULK])
@@ -278,12 +284,12 @@ def test_policies_are_validated_and_versioned() -> None:
 
 def test_decision_time_must_be_timezone_aware() -> None:
     with pytest.raises(InvalidInput):
-        decide(rec(), [], MODEL, BULK, datetime(2026, 1, 1), DecisionId("d"))
+        decide(rec(), [], Matcher(MODEL, BULK), datetime(2026, 1, 1), DecisionId("d"))
 
 
 def test_decision_with_another_model_records_its_version() -> None:
     other = replace(MODEL.spec)  # same spec, new object: the rule book is shared by fingerprint
     assert other.fingerprint == MODEL.spec.fingerprint
     model = default_model(other, probability_two_random_records_match=1e-4)
-    decision = decide(rec(), [(MemberId("p1"), rec())], model, BULK, AT, DecisionId("d"))
+    decision = decide(rec(), [(MemberId("p1"), rec())], Matcher(model, BULK), AT, DecisionId("d"))
     assert decision.evidence.model_version == model.version != MODEL.version

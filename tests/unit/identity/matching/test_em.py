@@ -10,14 +10,21 @@ from datetime import UTC, datetime
 import pytest
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge.identity.matching.blocking import blocking_keys
-from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, MatchPolicy, decide
+from payerbridge.identity.matching.decision import (
+    BULK,
+    SINGLE_EXCHANGE,
+    Matcher,
+    MatchPolicy,
+    decide,
+)
 from payerbridge.identity.matching.model import DecisionId, MatchOutcome
 from payerbridge.identity.matching.scoring import MatchModel, comparison_vector, default_model
 from payerbridge.identity.matching.spec import DEFAULT_SPEC
 from payerbridge.identity.matching.training import (
     EmResult,
+    EmSettings,
     count_vectors,
     estimate_parameters_em,
     estimate_u_probabilities,
@@ -45,7 +52,7 @@ def linkage() -> Linkage:
     (from the synthetic payer-migration set the identity benchmark uses)."""
     data = generate_identity_set(4_000, seed=7, requests=1_150, non_member_share=150 / 1_150)
     members = {
-        data.member_id(i): standard_record(**data.member_fields(i))
+        data.member_id(i): standard_record(Demographics(**data.member_fields(i)))
         for i in range(data.member_count)
     }
     index: dict[str, list[MemberId]] = defaultdict(list)
@@ -54,7 +61,7 @@ def linkage() -> Linkage:
             index[key].append(member_id)
     requests = []
     for j in range(data.request_count):
-        record = standard_record(**data.request_fields(j))
+        record = standard_record(Demographics(**data.request_fields(j)))
         found = {m for key in blocking_keys(record, secret=SECRET) for m in index.get(key, ())}
         requests.append((record, data.truth_of(j), sorted(found)))
     candidate_vectors = [
@@ -165,7 +172,9 @@ def _outcomes(linkage: Linkage, policy: MatchPolicy) -> dict[str, int]:
     counts = {"about_members": 0, "right_match": 0, "wrong_match": 0, "review": 0}
     for record, truth, found in linkage.requests:
         candidates = [(m, linkage.members[m]) for m in found]
-        decision = decide(record, candidates, linkage.result.model, policy, at, DecisionId("d"))
+        decision = decide(
+            record, candidates, Matcher(linkage.result.model, policy), at, DecisionId("d")
+        )
         counts["about_members"] += truth is not None
         if decision.outcome is MatchOutcome.MATCH:
             counts["right_match" if decision.member_id == truth else "wrong_match"] += 1
@@ -221,7 +230,7 @@ def test_em_on_a_clean_population_keeps_lambda_and_stays_safe(linkage: Linkage) 
         u_probabilities=estimate_u_probabilities(
             comparison_vector(DEFAULT_SPEC, members[a], members[b]) for a, b in random_pairs
         ),
-        estimate_lambda=False,
+        settings=EmSettings(estimate_lambda=False),
     )
     assert result.model.probability_two_random_records_match == (
         linkage.initial.probability_two_random_records_match
@@ -252,7 +261,12 @@ def test_training_rejects_bad_input(linkage: Linkage) -> None:
     with pytest.raises(InvalidInput):
         estimate_u_probabilities(linkage.random_vectors, prior_strength=0)
     with pytest.raises(InvalidInput):
-        estimate_parameters_em(vectors, linkage.initial, total_pair_count=10**6, max_iterations=0)
+        estimate_parameters_em(
+            vectors,
+            linkage.initial,
+            total_pair_count=10**6,
+            settings=EmSettings(max_iterations=0),
+        )
 
 
 def test_a_level_the_random_pairs_never_show_gets_half_a_pair_not_a_sliver_of_the_prior() -> None:

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge.identity.matching.frequencies import TermFrequencies, count_term_frequencies
 from payerbridge.identity.matching.scoring import MatchModel, default_model, score
 from payerbridge.identity.matching.spec import DEFAULT_SPEC
@@ -20,7 +20,9 @@ def _people() -> list[dict[str, object]]:
 
 
 def test_counts_keep_values_held_twice_and_count_the_rest_once() -> None:
-    tables = count_term_frequencies([standard_record(**p) for p in _people()], DEFAULT_SPEC)
+    tables = count_term_frequencies(
+        [standard_record(Demographics(**p)) for p in _people()], DEFAULT_SPEC
+    )
     assert set(tables) == {"given_name", "family_name"}
     given, family = tables["given_name"], tables["family_name"]
     assert (given.total, dict(given.counts)) == (10, {"john": 8})
@@ -38,7 +40,7 @@ def test_rare_names_weigh_more_than_common_ones_and_the_average_is_gone() -> Non
     given = DEFAULT_SPEC.index("given_name")
 
     def weight(name: str) -> float:
-        record = standard_record(given=[name], birth_date="1980-02-03")
+        record = standard_record(Demographics(given=[name], birth_date="1980-02-03"))
         return score(model, record, record).match_weights[given]
 
     average = default_model().level_weights[given][1]
@@ -71,7 +73,9 @@ def test_given_names_are_counted_per_birth_year_too() -> None:
         {"given": ["Nevaeh"], "birth_date": "1950-05-01"},
         *({"given": ["Ann"], "birth_date": f"19{y}-01-02"} for y in range(50, 56)),
     ]
-    tables = count_term_frequencies([standard_record(**p) for p in people], DEFAULT_SPEC)
+    tables = count_term_frequencies(
+        [standard_record(Demographics(**p)) for p in people], DEFAULT_SPEC
+    )
     assert dict(tables["given_name|birth_year"].counts) == {"nevaeh|2008": 3}
     assert dict(tables["birth_year"].counts) == {
         "2008": 3,
@@ -98,8 +102,8 @@ def test_a_name_is_weighed_among_those_born_in_the_pairs_year() -> None:
     given = DEFAULT_SPEC.index("given_name")
 
     def weight(of: MatchModel, birth: str, other: str) -> float:
-        a = standard_record(given=["Nevaeh"], birth_date=birth)
-        b = standard_record(given=["Nevaeh"], birth_date=other)
+        a = standard_record(Demographics(given=["Nevaeh"], birth_date=birth))
+        b = standard_record(Demographics(given=["Nevaeh"], birth_date=other))
         return score(of, a, b).match_weights[given]
 
     exact = DEFAULT_SPEC.comparisons[given].levels[0].m_probability

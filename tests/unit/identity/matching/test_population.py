@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge.identity.matching.blocking import blocking_keys
-from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, decide
+from payerbridge.identity.matching.decision import BULK, SINGLE_EXCHANGE, Matcher, decide
 from payerbridge.identity.matching.model import DecisionId, MatchOutcome
 from payerbridge.identity.matching.population import (
+    MemberSample,
     PopulationFit,
     blocked_pairs,
     fit_population,
@@ -41,7 +42,7 @@ def _groups(records: list[StandardRecord]) -> list[list[int]]:
 def population() -> tuple[list[MemberId], list[StandardRecord], list[list[int]]]:
     people = generate_identity_set(1_000, seed=11)
     ids = [people.member_id(i) for i in range(people.member_count)]
-    records = [standard_record(**fields) for fields in people.iter_member_fields()]
+    records = [standard_record(Demographics(**fields)) for fields in people.iter_member_fields()]
     return ids, records, _groups(records)
 
 
@@ -50,7 +51,7 @@ def fitted(
     population: tuple[list[MemberId], list[StandardRecord], list[list[int]]],
 ) -> PopulationFit:
     _, records, groups = population
-    return fit_population(records, groups, rng=random.Random(3), u_pairs=10_000)
+    return fit_population(MemberSample(records, groups), rng=random.Random(3), u_pairs=10_000)
 
 
 def _m(model: MatchModel, comparison: str, level: str) -> float:
@@ -103,10 +104,10 @@ def test_fit_is_deterministic_for_a_seed(
     _, records, groups = population
     # Same seed, groups in another order and with members named twice: the same model.
     shuffled = [list(group) + list(group[:1]) for group in reversed(groups)]
-    again = fit_population(records, shuffled, rng=random.Random(3), u_pairs=10_000)
+    again = fit_population(MemberSample(records, shuffled), rng=random.Random(3), u_pairs=10_000)
     assert again.model.version == fitted.model.version
     assert again.summary == fitted.summary
-    other = fit_population(records, groups, rng=random.Random(4), u_pairs=10_000)
+    other = fit_population(MemberSample(records, groups), rng=random.Random(4), u_pairs=10_000)
     assert other.model.version != fitted.model.version
 
 
@@ -126,15 +127,14 @@ def test_fitted_model_never_auto_matches_the_wrong_member(
     right = 0
     for policy in (BULK, SINGLE_EXCHANGE):
         for j in range(people.request_count):
-            record = standard_record(**people.request_fields(j))
+            record = standard_record(Demographics(**people.request_fields(j)))
             found = sorted(
                 {m for key in blocking_keys(record, secret=SECRET) for m in index.get(key, ())}
             )
             decision = decide(
                 record,
                 [(ids[m], records[m]) for m in found],
-                fitted.model,
-                policy,
+                Matcher(fitted.model, policy),
                 at,
                 DecisionId("d"),
             )
@@ -158,9 +158,11 @@ def test_training_needs_a_population_with_shared_keys(
 ) -> None:
     _, records, _ = population
     with pytest.raises(InvalidInput, match="at least two"):
-        fit_population(records[:1], [], rng=random.Random(1))
+        fit_population(MemberSample(records[:1], []), rng=random.Random(1))
     with pytest.raises(InvalidInput, match="nothing to learn"):
-        fit_population(records[:10], [[0], [1, 2, 3]], rng=random.Random(1), max_group=2)
+        fit_population(
+            MemberSample(records[:10], [[0], [1, 2, 3]]), rng=random.Random(1), max_group=2
+        )
 
 
 def test_households_are_counted_from_addresses_phones_and_subscribers(
@@ -177,11 +179,13 @@ def test_households_are_counted_from_addresses_phones_and_subscribers(
 
     def alone(i: int, phone: str | None = None) -> StandardRecord:
         return standard_record(
-            given=["Ana"],
-            address_lines=[f"{i} Oak St"],
-            postal_code=f"{10000 + i}",
-            phone=phone or f"217555{i:04d}",
-            subscriber_id=f"S{i}",
+            Demographics(
+                given=["Ana"],
+                address_lines=[f"{i} Oak St"],
+                postal_code=f"{10000 + i}",
+                phone=phone or f"217555{i:04d}",
+                subscriber_id=f"S{i}",
+            )
         )
 
     assert household_pair_probability([alone(i) for i in range(200)]) == pytest.approx(
@@ -199,10 +203,10 @@ def test_birth_date_agreement_is_counted_over_every_pair_of_members() -> None:
     The other birth-date levels keep their sampled proportions; a field fewer than two
     members hold (the phone here) keeps its sampled u."""
     records = [
-        standard_record(given=["Ann"], birth_date="1980-01-02", phone="3125550100"),
-        standard_record(given=["Bea"], birth_date="1980-01-02"),
-        standard_record(given=["Cy"], birth_date="1991-07-30"),
-        standard_record(given=["Di"]),
+        standard_record(Demographics(given=["Ann"], birth_date="1980-01-02", phone="3125550100")),
+        standard_record(Demographics(given=["Bea"], birth_date="1980-01-02")),
+        standard_record(Demographics(given=["Cy"], birth_date="1991-07-30")),
+        standard_record(Demographics(given=["Di"])),
     ]
     sampled = tuple(tuple(lv.u_probability for lv in c.levels) for c in DEFAULT_SPEC.comparisons)
     counted = count_exact_agreement(sampled, records, DEFAULT_SPEC, prior_strength=1e-9)
@@ -225,9 +229,13 @@ def test_a_sample_is_trained_with_the_odds_of_the_whole_population(
     members would make each request five times likelier to be any one of them)."""
     _, records, groups = population
     fit = fit_population(
-        records, groups, rng=random.Random(3), u_pairs=1_000, population=5 * len(records)
+        MemberSample(records, groups, population=5 * len(records)),
+        rng=random.Random(3),
+        u_pairs=1_000,
     )
     assert fit.model.probability_two_random_records_match == pytest.approx(1 / (5 * len(records)))
     assert fit.summary["population"] == 5 * len(records)
     with pytest.raises(InvalidInput, match="smaller than the members"):
-        fit_population(records, groups, rng=random.Random(3), population=len(records) - 1)
+        fit_population(
+            MemberSample(records, groups, population=len(records) - 1), rng=random.Random(3)
+        )

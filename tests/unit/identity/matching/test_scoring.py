@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from payerbridge.errors import InvalidInput
-from payerbridge.identity.demographics.standardize import standard_record
+from payerbridge.identity.demographics.standardize import Demographics, standard_record
 from payerbridge.identity.matching.scoring import (
     MatchModel,
     comparison_vector,
@@ -42,7 +42,7 @@ def test_weights_are_log2_of_m_over_u_and_null_is_zero() -> None:
 
 
 def test_total_is_prior_plus_weights_and_probability_matches() -> None:
-    a = standard_record(given=["Ana"], birth_date="1980-02-03", sex="female")
+    a = standard_record(Demographics(given=["Ana"], birth_date="1980-02-03", sex="female"))
     pair = score(MODEL, a, a)
     assert pair.household_adjustment == 0.0
     assert pair.match_weight == pytest.approx(MODEL.prior_weight + sum(pair.match_weights))
@@ -59,8 +59,8 @@ def test_household_fields_are_weighed_jointly() -> None:
     """Surname, address, ZIP, phone and subscriber id agreeing: in a plan of families they
     say "same household" about as strongly as the strongest of them alone; among unrelated
     people (no household shared) they add up."""
-    a = standard_record(given=["Ana"], birth_date="1980-02-03", **HOUSEHOLD)
-    b = standard_record(given=["Ana"], birth_date="1980-02-03", **HOUSEHOLD)
+    a = standard_record(Demographics(given=["Ana"], birth_date="1980-02-03", **HOUSEHOLD))
+    b = standard_record(Demographics(given=["Ana"], birth_date="1980-02-03", **HOUSEHOLD))
     pair = score(MODEL, a, b)
     shared = [
         w
@@ -93,8 +93,8 @@ MOVED: dict[str, Any] = {
 def test_a_move_is_one_disagreement_and_other_household_disagreements_still_count() -> None:
     """A member who moved disagrees on street, ZIP and phone at once: the residence counts
     its strongest disagreement only. A new surname is a second, separate disagreement."""
-    a = standard_record(given=["Ana"], birth_date="1980-02-03", **HOUSEHOLD)
-    pair = score(MODEL, a, standard_record(**MOVED))
+    a = standard_record(Demographics(given=["Ana"], birth_date="1980-02-03", **HOUSEHOLD))
+    pair = score(MODEL, a, standard_record(Demographics(**MOVED)))
     residence = [DEFAULT_SPEC.index(n) for n in ("street_address", "postal_code", "phone")]
     disagreements = [pair.match_weights[i] for i in residence]
     assert all(w < 0 for w in disagreements)
@@ -102,7 +102,7 @@ def test_a_move_is_one_disagreement_and_other_household_disagreements_still_coun
     assert pair.match_weight == pytest.approx(MODEL.prior_weight + others + min(disagreements))
     assert pair.household_adjustment == pytest.approx(min(disagreements) - sum(disagreements))
 
-    married = score(MODEL, a, standard_record(**{**MOVED, "family": "Ruiz"}))
+    married = score(MODEL, a, standard_record(Demographics(**{**MOVED, "family": "Ruiz"})))
     surname = DEFAULT_SPEC.index("family_name")
     assert married.match_weights[surname] < 0
     assert married.match_weight == pytest.approx(
@@ -111,8 +111,10 @@ def test_a_move_is_one_disagreement_and_other_household_disagreements_still_coun
 
 
 def test_fast_path_agrees_with_score() -> None:
-    a = standard_record(given=["Bill"], birth_date="1980-02-03", **HOUSEHOLD)
-    b = standard_record(given=["William"], birth_date="1980-03-02", member_id="X", **HOUSEHOLD)
+    a = standard_record(Demographics(given=["Bill"], birth_date="1980-02-03", **HOUSEHOLD))
+    b = standard_record(
+        Demographics(given=["William"], birth_date="1980-03-02", member_id="X", **HOUSEHOLD)
+    )
     assert (
         match_weight_of(MODEL, comparison_vector(DEFAULT_SPEC, a, b))
         == score(MODEL, a, b).match_weight
@@ -194,7 +196,7 @@ def raw_records(draw: st.DrawFn) -> dict[str, Any]:
 @given(raw_records(), raw_records())
 @settings(max_examples=200)
 def test_score_is_symmetric(left: dict[str, Any], right: dict[str, Any]) -> None:
-    a, b = standard_record(**left), standard_record(**right)
+    a, b = standard_record(Demographics(**left)), standard_record(Demographics(**right))
     assert score(MODEL, a, b) == score(MODEL, b, a)
 
 
@@ -215,8 +217,12 @@ def test_adding_agreeing_evidence_never_lowers_the_score(
     )
     left.pop(field, None)
     right.pop(field, None)
-    before = score(MODEL, standard_record(**left), standard_record(**right)).match_weight
+    before = score(
+        MODEL, standard_record(Demographics(**left)), standard_record(Demographics(**right))
+    ).match_weight
     after = score(
-        MODEL, standard_record(**left, **{field: value}), standard_record(**right, **{field: value})
+        MODEL,
+        standard_record(Demographics(**left, **{field: value})),
+        standard_record(Demographics(**right, **{field: value})),
     ).match_weight
     assert after >= before - 1e-9
