@@ -22,7 +22,13 @@ from payerbridge.api.deps import (
     read_json_body,
     run_store_bound,
 )
-from payerbridge.api.idempotency import Answer, answer_once, checked_key, request_digest
+from payerbridge.api.idempotency import (
+    Answer,
+    KeyedCall,
+    answer_once,
+    checked_key,
+    request_digest,
+)
 from payerbridge.api.refusals import caller_of_counted, refusal_window
 from payerbridge.api.responses import FhirResponse
 from payerbridge.bootstrap import Platform, utcnow
@@ -172,13 +178,11 @@ def _answer_member_match(
     ports = MemberMatchPorts(
         platform.identity, platform.consents, platform.clocks, platform.refusals
     )
+    call = KeyedCall(caller, idempotency_key, "member-match", request_digest(raw))
     return answer_once(
         platform,
-        caller,
-        idempotency_key,
-        operation="member-match",
-        request_hash=request_digest(raw),
-        run=lambda unit: _rendered(platform, command, answer_member_match(command, unit, ports)),
+        call,
+        lambda unit: _rendered(platform, command, answer_member_match(command, unit, ports)),
     )
 
 
@@ -369,13 +373,9 @@ def everything(
     # What the token grants is part of the request: a retry under the same key by a
     # token granting other types is another request, not a replay of the first answer.
     grant = "*" if reader.granted is None else ",".join(sorted(reader.granted))
+    digest = request_digest(request.url.path, str(request.query_params), grant)
     return answer_once(
-        platform,
-        caller,
-        command.idempotency_key,
-        operation="everything",
-        request_hash=request_digest(request.url.path, str(request.query_params), grant),
-        run=run,
+        platform, KeyedCall(caller, command.idempotency_key, "everything", digest), run
     )
 
 
