@@ -132,17 +132,22 @@ def signed_in(request: Request, platform: PlatformDep) -> SignedIn:
 SignedInDep = Annotated[SignedIn, Depends(signed_in)]
 
 
+def _permitted(found: SignedIn, permission: Permission) -> SignedIn:
+    """``found``, if their role has ``permission`` (Forbidden otherwise)."""
+    if not found.operator.may(permission):
+        text = (
+            f"your role ({found.operator.role}) does not open this page: it needs the "
+            f"'{permission}' permission"
+        )
+        raise Forbidden(text, issues=[Issue(text, "role", "forbidden")])
+    return found
+
+
 def require_permission(permission: Permission) -> object:
     """A dependency: the signed-in operator, if their role has ``permission``."""
 
     def permitted(found: SignedInDep) -> SignedIn:
-        if not found.operator.may(permission):
-            text = (
-                f"your role ({found.operator.role}) does not open this page: it needs the "
-                f"'{permission}' permission"
-            )
-            raise Forbidden(text, issues=[Issue(text, "role", "forbidden")])
-        return found
+        return _permitted(found, permission)
 
     return Depends(permitted)
 
@@ -174,12 +179,10 @@ def visiting(permission: Permission) -> object:
     """A dependency: the request as a ``Visit``, if the operator's role has
     ``permission``."""
 
-    def visit(
-        request: Request,
-        platform: PlatformDep,
-        found: Annotated[SignedIn, require_permission(permission)],
-    ) -> Visit:
-        return Visit(request, platform, found)
+    # The parameters' annotations name module-level types only: FastAPI reads them as
+    # strings (postponed annotations), which a closure's variable cannot be.
+    def visit(request: Request, platform: PlatformDep, found: SignedInDep) -> Visit:
+        return Visit(request, platform, _permitted(found, permission))
 
     return Depends(visit)
 

@@ -33,7 +33,7 @@ from payerbridge.backends.ingestion import (
 from payerbridge.backends.mapping import Mapping
 from payerbridge.backends.readers import read_stream
 from payerbridge.backends.sources import ReplicatedSourceSpec
-from payerbridge.fhir.provenance import source_provenance
+from payerbridge.fhir.provenance import SourceMapping, source_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
 from payerbridge.store.at_rest import at_rest
@@ -74,15 +74,8 @@ def provenance_by(us: Organization) -> ProvenanceOf:
         source_id: str,
         recorded: datetime,
     ) -> dict[str, Any]:
-        return source_provenance(
-            provenance_id,
-            targets,
-            custodian=us,
-            source_id=source_id,
-            source_format=mapping.source_format,
-            mapping=mapping.tag,
-            recorded=recorded,
-        )
+        made = SourceMapping(source_id, mapping.source_format, mapping.tag)
+        return source_provenance(provenance_id, targets, made, custodian=us, recorded=recorded)
 
     return provenance
 
