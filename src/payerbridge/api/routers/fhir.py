@@ -66,7 +66,7 @@ from payerbridge.errors import (
     PayerBridgeError,
 )
 from payerbridge.fhir.bundles import searchset
-from payerbridge.fhir.capability import capability_statement
+from payerbridge.fhir.capability import OurServer, capability_statement
 from payerbridge.fhir.completeness import completeness_outcome
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import (
@@ -109,14 +109,16 @@ def fhir_base(platform: Platform) -> str:
 def metadata(platform: PlatformDep) -> FhirResponse:
     return FhirResponse(
         capability_statement(
-            fhir_base=fhir_base(platform),
-            token_url=f"{platform.settings.base_url}/auth/token",
-            software_version=__version__,
-            org_name=platform.settings.org_name,
+            OurServer(
+                fhir_base=fhir_base(platform),
+                token_url=f"{platform.settings.base_url}/auth/token",
+                software_version=__version__,
+                org_name=platform.settings.org_name,
+                hrex_version=platform.settings.hrex_version,
+                pdex_version=platform.settings.pdex_version,
+                everything=platform.settings.offer_everything,
+            ),
             published=_STARTED,
-            hrex_version=platform.settings.hrex_version,
-            pdex_version=platform.settings.pdex_version,
-            everything=platform.settings.offer_everything,
         )
     )
 
