@@ -3,6 +3,7 @@ documents."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
@@ -20,7 +21,27 @@ from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.routing.model import Organization
 from payerbridge.security.model import ServerIdentity, TrustAnchors
 
-__all__ = ["key_set_source", "our_udap_client", "partner_client", "partner_discovery"]
+__all__ = [
+    "Outbound",
+    "key_set_source",
+    "our_udap_client",
+    "partner_client",
+    "partner_discovery",
+]
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """How we call out to partners, as configured: the settings, the addresses we may
+    call (``egress``), the caps on the size of their answers, who we are to UDAP partners
+    (none without our community certificate), and the transport (a test's; None: the
+    network)."""
+
+    settings: Settings
+    egress: AddressPolicy
+    caps: ResponseCaps
+    udap: OurUdapClient | None
+    transport: httpx.BaseTransport | None
 
 
 def our_udap_client(settings: Settings, identity: ServerIdentity | None) -> OurUdapClient | None:
@@ -38,50 +59,39 @@ def our_udap_client(settings: Settings, identity: ServerIdentity | None) -> OurU
     return OurUdapClient(identity, uri, Organization(settings.org_name, settings.org_npi))
 
 
-def partner_discovery(
-    settings: Settings,
-    egress: AddressPolicy,
-    caps: ResponseCaps,
-    udap: OurUdapClient | None,
-    trust: TrustAnchors,
-    transport: httpx.BaseTransport | None,
-) -> HttpxPartnerDiscovery:
-    """Reads a partner's discovery documents (its CapabilityStatement, SMART or UDAP)."""
+def partner_discovery(outbound: Outbound, trust: TrustAnchors) -> HttpxPartnerDiscovery:
+    """Reads a partner's discovery documents (its CapabilityStatement, SMART or UDAP),
+    their UDAP certificates checked against ``trust``."""
+    settings = outbound.settings
     return HttpxPartnerDiscovery(
-        policy=egress,
-        document_limit=caps.document,
+        policy=outbound.egress,
+        document_limit=outbound.caps.document,
         timeout_seconds=settings.partner_timeout_seconds,
-        udap=udap,
+        udap=outbound.udap,
         trust=trust,
         clock_skew=timedelta(seconds=settings.clock_skew_seconds),
-        transport=transport,
+        transport=outbound.transport,
     )
 
 
-def partner_client(
-    settings: Settings,
-    egress: AddressPolicy,
-    caps: ResponseCaps,
-    key: ECKey,
-    udap: OurUdapClient | None,
-    transport: httpx.BaseTransport | None,
-) -> HttpxPartnerClient:
-    """Our outbound calls to partners: member match, token requests, Bulk Data."""
+def partner_client(outbound: Outbound, key: ECKey) -> HttpxPartnerClient:
+    """Our outbound calls to partners: member match, token requests, Bulk Data; ``key``
+    signs our token requests."""
     return HttpxPartnerClient(
-        policy=egress,
-        caps=caps,
-        timeout_seconds=settings.partner_timeout_seconds,
+        policy=outbound.egress,
+        caps=outbound.caps,
+        timeout_seconds=outbound.settings.partner_timeout_seconds,
         user_agent=f"payerbridge/{__version__}",
         key=key,
-        udap=udap,
-        transport=transport,
+        udap=outbound.udap,
+        transport=outbound.transport,
     )
 
 
-def key_set_source(
-    settings: Settings, egress: AddressPolicy, caps: ResponseCaps
-) -> HttpxKeySetSource:
-    """Reads the JWK Sets our registered clients publish."""
+def key_set_source(outbound: Outbound) -> HttpxKeySetSource:
+    """Reads the JWK Sets our registered clients publish (over the network, always)."""
     return HttpxKeySetSource(
-        timeout_seconds=settings.partner_timeout_seconds, policy=egress, limit=caps.document
+        timeout_seconds=outbound.settings.partner_timeout_seconds,
+        policy=outbound.egress,
+        limit=outbound.caps.document,
     )
