@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import httpx
 
 from payerbridge.metrics import record_partner_call
+from payerbridge.metrics.process import PartnerCall
 from payerbridge.net.transport import AddressRefused, AnswerTooLarge, send_bounded
 from payerbridge.partners.answers import send_capped
 from payerbridge.routing.model import Partner
@@ -102,7 +103,8 @@ def counted_call(partner: Partner, method: str, operation: str) -> Iterator[Coun
     finally:
         took = time.perf_counter() - started
         outcome = call.outcome or "transport-error"
-        record_partner_call(partner.id, method, operation, call.status, outcome, took)
+        labels = PartnerCall(partner.id, method, operation, call.status, outcome)
+        record_partner_call(labels, took)
 
 
 def send_counted(
