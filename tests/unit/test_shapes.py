@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "payerbridge"
 STORE = PACKAGE / "store"
 
-MAX_TOO_MANY_ARGUMENTS = 156
+MAX_TOO_MANY_ARGUMENTS = 116
 MAX_STORE_MODULES_WITH_ROOM_LOGIC = 12
 
 # What a store may import of the product besides other stores: the shared kernel, and
