@@ -117,12 +117,9 @@ def member_match_parameters(
     return build_member_match_request(
         domain,
         opt_in.resource,
-        our_name="New",
-        our_npi=our_npi,
-        partner_name="Old",
-        partner_npi=partner_npi,
+        us=Organization("New", our_npi, "https://new.example/fhir"),
+        partner=Organization("Old", partner_npi),
         shape=PROFILES.hrex[hrex] if hrex else PROFILES.current,
-        member_system="https://new.example/fhir/NamingSystem/member-id",
     )
 
 

@@ -25,7 +25,6 @@ from payerbridge.security.limits import RateLimiter
 from payerbridge.security.tokens import TokenVerifier, public_jwk
 from payerbridge.store.audit import SqlAuditChain
 from payerbridge.store.audit_reads import SqlAuditReader
-from payerbridge.store.clients import SqlClientDirectory
 from payerbridge.store.data_keys import kek_path, new_kek_file, read_kek
 from payerbridge.store.disclosures import SqlDisclosureSnapshots
 from payerbridge.store.exchange_search import SqlExchangeSearch
@@ -43,6 +42,7 @@ from payerbridge.store.webhooks import SqlWebhookStore
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.wiring.audit import audit_checkpointer, verify_audit_chain
 from payerbridge.wiring.partners import (
+    Reach,
     key_set_source,
     our_udap_client,
     partner_client,
@@ -50,10 +50,10 @@ from payerbridge.wiring.partners import (
 )
 from payerbridge.wiring.platform import Adapters, Platform, Units, new_id, utcnow
 from payerbridge.wiring.ports import (
+    DisclosureRules,
     bulk_ports,
     exchange_wiring,
     lifecycle_ports,
-    member_consent_check,
     onboarding_ports,
     operator_ports,
     plan_backends,
@@ -101,19 +101,18 @@ def build_platform(
     udap_identity = load_server_identity(settings.udap_certificate, settings.udap_certificate_key)
     udap_client = our_udap_client(settings, udap_identity)
     egress = egress_policy(settings)
-    caps = response_caps(settings)
-    client = partner_client(settings, egress, caps, client_key, udap_client, partner_transport)
+    reach = Reach(settings, egress, response_caps(settings), udap_client, partner_transport)
+    client = partner_client(reach, client_key)
     clocks = Clocks(obligations, SqlObligationClocks(engine, reader=reader))
     exchange = exchange_wiring(settings, stores, client, clocks)
     identity = SqlIdentityStore(
         engine, identity_secret(settings), keyring=stores.keyring, reader=reader
     )
-    clients = SqlClientDirectory(engine)
-    key_sets = key_set_source(settings, egress, caps)
-    member_consent = member_consent_check(settings, stores, segmentation, scope)
+    key_sets = key_set_source(reach)
     allowances = SqlAllowances(engine)
-    tokens = token_service(settings, clients, transactions, key_sets, member_consent, trust)
-    discovery = partner_discovery(settings, egress, caps, udap_client, trust, partner_transport)
+    rules = DisclosureRules(segmentation, scope)
+    tokens = token_service(settings, stores, key_sets, rules, trust)
+    discovery = partner_discovery(reach, trust)
     return Platform(
         settings=settings,
         engine=engine,
@@ -136,7 +135,7 @@ def build_platform(
         audit_reader=SqlAuditReader(reader),
         idempotency=SqlIdempotencyStore(),
         consents=stores.consents,
-        clients=clients,
+        clients=tokens.clients,
         webhook_targets=WebhookTargets(egress),
         tokens=tokens,
         verifier=TokenVerifier(
@@ -149,7 +148,7 @@ def build_platform(
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
         units=Units(exchange),
-        bulk=bulk_ports(settings, stores, identity, segmentation, scope, clocks),
+        bulk=bulk_ports(settings, stores, identity, rules, clocks),
         onboarding=onboarding_ports(settings, stores, client, clocks),
         **plan_backends(settings, sources, stores, identity),
         operators=operator_ports(settings, stores, allowances),

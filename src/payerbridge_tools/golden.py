@@ -351,12 +351,9 @@ def _member_match_request(scenario: Scenario, platform: Any) -> dict[str, Any]:
     return build_member_match_request(
         domain,
         opt_in.resource,
-        our_name=NEW_PAYER[0],
-        our_npi=NEW_PAYER[1],
-        partner_name=OLD_PAYER[0],
-        partner_npi=OLD_PAYER[1],
+        us=Organization(*NEW_PAYER, "https://new-payer.example/fhir"),
+        partner=Organization(*OLD_PAYER),
         shape=PROFILES.hrex[hrex] if hrex else PROFILES.current,
-        member_system="https://new-payer.example/fhir/NamingSystem/member-id",
     )
 
 

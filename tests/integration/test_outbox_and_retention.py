@@ -21,7 +21,7 @@ from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.types import OPERATOR, ClientId, ExchangeId, PartnerId
-from payerbridge.webhooks.delivery import deliver_one
+from payerbridge.webhooks.delivery import WebhookDelivery, deliver_one
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, WebhookPolicy
 
@@ -155,15 +155,10 @@ def test_failures_are_retried_with_backoff_then_given_up(platform: Platform) -> 
     transactions = SqlTransactions(platform.engine, clock=lambda: now[0])
 
     def deliver(delivery_id: str) -> datetime | None:
-        return deliver_one(
-            platform.webhooks,
-            transactions,
-            client,
-            policy,
-            delivery_id,
-            targets=PUBLIC_A,
-            random=lambda: 0.5,
+        ports = WebhookDelivery(
+            platform.webhooks, transactions, client, policy, PUBLIC_A, lambda: now[0], lambda: 0.5
         )
+        return deliver_one(ports, delivery_id)
 
     with httpx.Client(transport=httpx.MockTransport(down)) as client:
         for attempt in range(3):
@@ -197,13 +192,16 @@ def test_a_target_that_now_resolves_inside_the_network_is_not_posted_to(
     with httpx.Client(transport=httpx.MockTransport(calls.append)) as client:  # type: ignore[arg-type]
         due = [
             deliver_one(
-                platform.webhooks,
-                SqlTransactions(platform.engine, clock=lambda: T0),
-                client,
-                WebhookPolicy(max_attempts=3),
+                WebhookDelivery(
+                    platform.webhooks,
+                    SqlTransactions(platform.engine, clock=lambda: T0),
+                    client,
+                    WebhookPolicy(max_attempts=3),
+                    rebound,
+                    lambda: T0,
+                    lambda: 0.5,
+                ),
                 delivery_id,
-                targets=rebound,
-                random=lambda: 0.5,
             )
             for delivery_id in ids
         ]

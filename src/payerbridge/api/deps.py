@@ -49,6 +49,7 @@ __all__ = [
     "PlatformDep",
     "SubmitterDep",
     "caller_of",
+    "current_platform",
     "fhir_accept",
     "read_json_body",
     "run_store_bound",

@@ -27,7 +27,14 @@ from payerbridge.idempotency.ports import IdempotencyStore
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId
 
-__all__ = ["KEY_MAX_LENGTH", "Answer", "answer_once", "checked_key", "request_digest"]
+__all__ = [
+    "KEY_MAX_LENGTH",
+    "Answer",
+    "KeyedCall",
+    "answer_once",
+    "checked_key",
+    "request_digest",
+]
 
 FHIR_JSON = "application/fhir+json"
 # How long a claimed key may stay unanswered before a retry may take it over.
@@ -74,6 +81,17 @@ class Answer:
     retry_later: PayerBridgeError | None = None
 
 
+@dataclass(frozen=True)
+class KeyedCall:
+    """One call as idempotency tells calls apart: the caller, its Idempotency-Key (None
+    when it sent none), the operation called and the digest of what it sent."""
+
+    caller: Caller
+    key: str | None
+    operation: str
+    request_hash: str
+
+
 def request_digest(*parts: bytes | str) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -83,20 +101,15 @@ def request_digest(*parts: bytes | str) -> str:
 
 
 def answer_once(
-    platform: Platform,
-    caller: Caller,
-    key: str | None,
-    *,
-    operation: str,
-    request_hash: str,
-    run: Callable[[UnitOfWork], Answer],
+    platform: Platform, call: KeyedCall, run: Callable[[UnitOfWork], Answer]
 ) -> Response:
     """``run``'s answer in one unit of work with its writes and audit events; under an
     Idempotency-Key, the answer is kept in that unit too, and a retry is answered from
     the store (the key is claimed first, in a unit of its own, so that a retry while the
     first call runs is told to wait)."""
+    key, client_id = call.key, call.caller.client_id
     if key is not None:
-        replayed = _claim(platform, caller, key, operation=operation, request_hash=request_hash)
+        replayed = _claim(platform, call, key)
         if replayed is not None:
             return replayed
     store = platform.idempotency
@@ -104,11 +117,11 @@ def answer_once(
         with platform.transactions.begin() as unit:
             answer = run(unit)
             unit.record(*answer.events)
-            kept = None if key is None else _keep(unit, store, caller.client_id, key, answer)
+            kept = None if key is None else _keep(unit, store, client_id, key, answer)
     except BaseException:
         if key is not None:
             with platform.transactions.begin() as unit:
-                store.release(unit, caller.client_id, key)
+                store.release(unit, client_id, key)
         raise
     if answer.retry_later is not None:
         raise answer.retry_later
@@ -130,15 +143,13 @@ def _keep(
     return body
 
 
-def _claim(
-    platform: Platform, caller: Caller, key: str, *, operation: str, request_hash: str
-) -> Response | None:
+def _claim(platform: Platform, call: KeyedCall, key: str) -> Response | None:
     """Claim ``key`` for this call (None), or answer a retry of an answered call from the
     store; a key in flight or used for another request is refused."""
     with platform.transactions.begin() as unit:
         claim = platform.idempotency.claim(
             unit,
-            KeyClaim(caller.client_id, key, operation, request_hash, _STALE_AFTER),
+            KeyClaim(call.caller.client_id, key, call.operation, call.request_hash, _STALE_AFTER),
             now=unit.now,
         )
     if claim.status is ClaimStatus.ANSWERED:

@@ -5,17 +5,17 @@ found), and an entity's trail."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from starlette.responses import RedirectResponse, Response
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform, verify_audit_chain
-from payerbridge.console.auth import AuditorDep, FormDep, PlatformDep
-from payerbridge.console.pages import Page, render
+from payerbridge.console.auth import AuditorVisit, FormDep, Visit
+from payerbridge.console.pages import Flash, Page
 from payerbridge.errors import PayerBridgeError
-from payerbridge.fhir.outcome import rendering_for
 from payerbridge.logging import current_request_id
 from payerbridge.security.operator_accounts import SignedIn
 
@@ -28,35 +28,31 @@ _CHAIN = ("AuditChain", "chain")
 EntityPart = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9._:/@-]*$")]
 
 
+@dataclass(frozen=True)
+class Trail:
+    """The entity whose trail the page shows (none: no trail), from which event on."""
+
+    entity_type: str | None = None
+    entity_id: str | None = None
+    offset: int = 0
+
+
 @router.get("/audit")
 def audit_page(
-    request: Request,
-    platform: PlatformDep,
-    found: AuditorDep,
+    visit: AuditorVisit,
     entity_type: EntityPart = None,
     entity_id: EntityPart = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
     notice = None
-    if request.query_params.get("done") == "verified":
+    if visit.request.query_params.get("done") == "verified":
         notice = "the chain was verified: see the result below"
-    return _audit_view(
-        request, platform, found, entity_type, entity_id, offset=offset, notice=notice
-    )
+    return _audit_view(visit, Trail(entity_type, entity_id, offset), Flash(notice=notice))
 
 
-def _audit_view(
-    request: Request,
-    platform: Platform,
-    found: SignedIn,
-    entity_type: str | None = None,
-    entity_id: str | None = None,
-    *,
-    offset: int = 0,
-    notice: str | None = None,
-    error: str | None = None,
-    status_code: int = 200,
-) -> Response:
+def _audit_view(visit: Visit, shown: Trail, flash: Flash) -> Response:
+    platform = visit.platform
+    entity_type, entity_id, offset = shown.entity_type, shown.entity_id, shown.offset
     head_seq, head_hash = platform.audit_chain.head()
     last = platform.audit_chain.last_checkpoint()
     trail: list[dict[str, Any]] | None = None
@@ -75,22 +71,20 @@ def _audit_view(
         "entity_id": entity_id or "",
         "trail": trail,
         "page": page,
-        "links": page.links(dict(request.query_params)),
-        "notice": notice,
-        "error": error,
+        "links": page.links(dict(visit.request.query_params)),
+        "notice": flash.notice,
+        "error": flash.error,
     }
-    return render(request, found, "audit.html", context, status_code=status_code, active="audit")
+    return visit.render("audit.html", context, status_code=flash.status_code)
 
 
 @router.post("/audit/verify")
-def verify(request: Request, platform: PlatformDep, found: AuditorDep, _form: FormDep) -> Response:
+def verify(visit: AuditorVisit, _form: FormDep) -> Response:
     try:
-        _record_verification(platform, found)
+        _record_verification(visit.platform, visit.signed_in)
     except PayerBridgeError as exc:  # no key or checkpoint file to verify against yet
         text = f"the chain cannot be verified now: {exc.text}"
-        return _audit_view(
-            request, platform, found, error=text, status_code=rendering_for(exc).status
-        )
+        return _audit_view(visit, Trail(), Flash.refused(exc, text))
     return RedirectResponse("/console/audit?done=verified", status_code=303)
 
 

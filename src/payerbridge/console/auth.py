@@ -9,12 +9,16 @@ takes, and the CSRF check of every form (ADR 0035).
 - ``checked_form``: a POST's form, once its ``csrf_token`` field matches the session's
   (``csrf_field()`` in a template writes it) and the request comes from our own origin;
   ``FormDep`` is it as a parameter.
+- ``Visit``: a page's request, the platform and the operator (permission checked) as
+  one value; ``ReaderVisit`` and the others are it as a parameter.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
@@ -23,20 +27,27 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from payerbridge.bootstrap import Platform
+from payerbridge.console.pages import render
 from payerbridge.errors import Forbidden, Issue, Unauthenticated
 from payerbridge.security.model import Permission
 from payerbridge.security.operator_accounts import SignedIn, session_of
 
 __all__ = [
     "AuditorDep",
+    "AuditorVisit",
     "FormDep",
     "IntervenerDep",
+    "IntervenerVisit",
     "PartnersDep",
+    "PartnersVisit",
     "PlatformDep",
     "ReaderDep",
+    "ReaderVisit",
     "ReviewerDep",
+    "ReviewerVisit",
     "SESSION_COOKIE",
     "SignedInDep",
+    "Visit",
     "checked_form",
     "clear_session_cookie",
     "current_platform",
@@ -121,17 +132,22 @@ def signed_in(request: Request, platform: PlatformDep) -> SignedIn:
 SignedInDep = Annotated[SignedIn, Depends(signed_in)]
 
 
+def _permitted(found: SignedIn, permission: Permission) -> SignedIn:
+    """``found``, if their role has ``permission`` (Forbidden otherwise)."""
+    if not found.operator.may(permission):
+        text = (
+            f"your role ({found.operator.role}) does not open this page: it needs the "
+            f"'{permission}' permission"
+        )
+        raise Forbidden(text, issues=[Issue(text, "role", "forbidden")])
+    return found
+
+
 def require_permission(permission: Permission) -> object:
     """A dependency: the signed-in operator, if their role has ``permission``."""
 
     def permitted(found: SignedInDep) -> SignedIn:
-        if not found.operator.may(permission):
-            text = (
-                f"your role ({found.operator.role}) does not open this page: it needs the "
-                f"'{permission}' permission"
-            )
-            raise Forbidden(text, issues=[Issue(text, "role", "forbidden")])
-        return found
+        return _permitted(found, permission)
 
     return Depends(permitted)
 
@@ -141,6 +157,41 @@ ReviewerDep = Annotated[SignedIn, require_permission(Permission.REVIEW)]
 IntervenerDep = Annotated[SignedIn, require_permission(Permission.INTERVENE)]
 PartnersDep = Annotated[SignedIn, require_permission(Permission.PARTNERS)]
 AuditorDep = Annotated[SignedIn, require_permission(Permission.AUDIT)]
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A signed-in operator's request for a console page: the request, the platform that
+    answers it, and the operator (their role's permission for the page checked)."""
+
+    request: Request
+    platform: Platform
+    signed_in: SignedIn
+
+    def render(
+        self, template: str, context: Mapping[str, Any], *, status_code: int = 200
+    ) -> Response:
+        """``template`` for this operator (``pages.render``)."""
+        return render(self.request, self.signed_in, template, context, status_code=status_code)
+
+
+def visiting(permission: Permission) -> object:
+    """A dependency: the request as a ``Visit``, if the operator's role has
+    ``permission``."""
+
+    # The parameters' annotations name module-level types only: FastAPI reads them as
+    # strings (postponed annotations), which a closure's variable cannot be.
+    def visit(request: Request, platform: PlatformDep, found: SignedInDep) -> Visit:
+        return Visit(request, platform, _permitted(found, permission))
+
+    return Depends(visit)
+
+
+ReaderVisit = Annotated[Visit, visiting(Permission.READ)]
+ReviewerVisit = Annotated[Visit, visiting(Permission.REVIEW)]
+IntervenerVisit = Annotated[Visit, visiting(Permission.INTERVENE)]
+PartnersVisit = Annotated[Visit, visiting(Permission.PARTNERS)]
+AuditorVisit = Annotated[Visit, visiting(Permission.AUDIT)]
 
 
 def _same_origin(request: Request) -> bool:

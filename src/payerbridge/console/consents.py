@@ -4,17 +4,16 @@ exchanges still running under a member's opt-in in the same transaction)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from payerbridge.consent.model import ConsentRole, StoredConsent
-from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
-from payerbridge.console.pages import Page, render
+from payerbridge.console.auth import FormDep, IntervenerVisit, ReaderVisit, Visit
+from payerbridge.console.pages import NO_FLASH, Flash, Page
 from payerbridge.errors import Conflict, Issue, NotFound, PayerBridgeError
 from payerbridge.exchange.operations.interventions import revoke_and_stop
-from payerbridge.fhir.outcome import rendering_for
 from payerbridge.logging import current_request_id
 from payerbridge.types import MemberId
 
@@ -29,28 +28,23 @@ _PAGE = 50
 
 @router.get("/consents")
 def consents_page(
-    request: Request,
-    platform: PlatformDep,
-    found: ReaderDep,
+    visit: ReaderVisit,
     member_id: Identifier = None,
     consent_id: Identifier = None,
     offset: Offset = 0,
 ) -> Response:
-    return _consents_view(request, platform, found, member_id, consent_id, offset=offset)
+    return _consents_view(visit, member_id, consent_id, offset=offset)
 
 
 def _consents_view(
-    request: Request,
-    platform: Any,
-    found: Any,
+    visit: Visit,
     member_id: str | None,
     consent_id: str | None,
     *,
     offset: int = 0,
-    notice: str | None = None,
-    error: str | None = None,
-    status_code: int = 200,
+    flash: Flash = NO_FLASH,
 ) -> Response:
+    platform, request = visit.platform, visit.request
     consents: list[StoredConsent] = []
     if consent_id:
         one = platform.consents.get(consent_id)
@@ -70,12 +64,10 @@ def _consents_view(
         "consents": consents[offset : offset + _PAGE],
         "page": page,
         "links": page.links(dict(request.query_params)),
-        "notice": notice or _notice(request),
-        "error": error,
+        "notice": flash.notice or _notice(request),
+        "error": flash.error,
     }
-    return render(
-        request, found, "consents.html", context, status_code=status_code, active="consents"
-    )
+    return visit.render("consents.html", context, status_code=flash.status_code)
 
 
 def _notice(request: Request) -> str | None:
@@ -87,9 +79,8 @@ def _notice(request: Request) -> str | None:
 
 
 @router.post("/consents/{consent_id}/revoke")
-def revoke(
-    consent_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
-) -> Response:
+def revoke(consent_id: str, visit: IntervenerVisit, form: FormDep) -> Response:
+    platform, found = visit.platform, visit.signed_in
     consent_id = consent_id[:64]
     try:
         stored = platform.consents.get(consent_id)
@@ -102,15 +93,7 @@ def revoke(
             platform.units.exchange(), consent_id, by=found.actor, request_id=current_request_id()
         )
     except PayerBridgeError as exc:
-        return _consents_view(
-            request,
-            platform,
-            found,
-            None,
-            consent_id,
-            error=exc.text,
-            status_code=rendering_for(exc).status,
-        )
+        return _consents_view(visit, None, consent_id, flash=Flash.refused(exc))
     return RedirectResponse(
         f"/console/consents?consent_id={consent_id}&done=revoked&blocked={len(blocked)}",
         status_code=303,

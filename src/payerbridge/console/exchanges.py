@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bootstrap import Platform
-from payerbridge.console.auth import PlatformDep, ReaderDep
-from payerbridge.console.pages import render
+from payerbridge.console.auth import ReaderVisit, Visit
+from payerbridge.console.pages import NO_FLASH, Flash
 from payerbridge.errors import Conflict, InvalidInput, Issue
 from payerbridge.exchange.model import ASKABLE_AGAIN, DATA_ENDS, ExchangeRecord, ExchangeState
 from payerbridge.exchange.operations.interventions import can_cancel
@@ -60,48 +60,38 @@ def search_params(query: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 @router.get("/exchanges")
-def exchanges_page(request: Request, platform: PlatformDep, found: ReaderDep) -> Response:
+def exchanges_page(visit: ReaderVisit) -> Response:
+    request, platform = visit.request, visit.platform
     form = {k: v.strip() for k, v in request.query_params.items()}
     context: dict[str, Any] = {"form": form, "states": [s.value for s in ExchangeState]}
     try:
         query = exchange_query(search_params(request.query_params.multi_items()))
     except InvalidInput as exc:
         context.update(error=exc.text, issues=exc.issues, page=None)
-        return render(
-            request, found, "exchanges.html", context, status_code=400, active="exchanges"
-        )
+        return visit.render("exchanges.html", context, status_code=400)
     page: ExchangePage = search_exchanges(query, platform.exchange_search, viewer=None)
     following = None
     if page.next is not None:
         kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
         following = str(request.url.replace_query_params(**dict(kept), cursor=page.next.encode()))
     context.update(page=page, following=following, first=request.query_params.get("cursor"))
-    return render(request, found, "exchanges.html", context, active="exchanges")
+    return visit.render("exchanges.html", context)
 
 
 @router.get("/exchanges/{exchange_id}")
-def exchange_page(
-    exchange_id: str, request: Request, platform: PlatformDep, found: ReaderDep
-) -> Response:
+def exchange_page(exchange_id: str, visit: ReaderVisit) -> Response:
+    platform = visit.platform
     record = platform.exchanges.get(ExchangeId(exchange_id[:64]))  # NotFound: the 404 page
-    _audit_view(platform, found, record)
-    notice = _NOTICES.get(request.query_params.get("done", ""))
-    return exchange_view(request, platform, found, record, notice=notice)
+    _audit_view(platform, visit.signed_in, record)
+    notice = _NOTICES.get(visit.request.query_params.get("done", ""))
+    return exchange_view(visit, record, Flash(notice=notice))
 
 
-def exchange_view(
-    request: Request,
-    platform: Platform,
-    found: SignedIn,
-    record: ExchangeRecord,
-    *,
-    notice: str | None = None,
-    error: str | None = None,
-    status_code: int = 200,
-) -> Response:
+def exchange_view(visit: Visit, record: ExchangeRecord, flash: Flash = NO_FLASH) -> Response:
     """An exchange's page, with an action's outcome when it follows one: its timeline
     from the audit trail (``exchange.operations.timeline``), the route, the old payer's answer about
     the member, every partner call, where it ended."""
+    platform = visit.platform
     timeline = audit_of_exchange(
         record.id, viewer=None, exchanges=platform.exchanges, audit=platform.audit_reader
     )
@@ -114,12 +104,10 @@ def exchange_view(
         "can_replay": record.state in ASKABLE_AGAIN,
         "can_cancel": can_cancel(record, platform.operators.clock()),
         "can_resubmit": awaits_partner_review(record),
-        "notice": notice,
-        "error": error,
+        "notice": flash.notice,
+        "error": flash.error,
     }
-    return render(
-        request, found, "exchange.html", context, status_code=status_code, active="exchanges"
-    )
+    return visit.render("exchange.html", context, status_code=flash.status_code)
 
 
 def _route(record: ExchangeRecord) -> dict[str, Any] | None:

@@ -87,7 +87,7 @@ def health_page(request: Request, platform: PlatformDep, found: PartnersDep) -> 
         "replay_key": secrets.token_urlsafe(16),
         "notice": _notice(request),
     }
-    return render(request, found, "health.html", context, active="health")
+    return render(request, found, "health.html", context)
 
 
 def _notice(request: Request) -> str | None:

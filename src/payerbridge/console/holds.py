@@ -5,18 +5,16 @@ answers."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from starlette.responses import RedirectResponse, Response
 
 from payerbridge.compliance.lifecycle import Acting, place_hold, release_hold
 from payerbridge.compliance.model import Hold
-from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
-from payerbridge.console.pages import render
+from payerbridge.console.auth import FormDep, IntervenerVisit, ReaderVisit, Visit
+from payerbridge.console.pages import NO_FLASH, Flash
 from payerbridge.errors import PayerBridgeError
-from payerbridge.fhir.outcome import rendering_for
-from payerbridge.security.operator_accounts import SignedIn
 
 __all__ = ["router"]
 
@@ -26,17 +24,16 @@ MemberQuery = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9.\
 
 
 @router.get("/holds")
-def holds_page(
-    request: Request, platform: PlatformDep, found: ReaderDep, member_id: MemberQuery = None
-) -> Response:
+def holds_page(visit: ReaderVisit, member_id: MemberQuery = None) -> Response:
     notice = {"placed": "the hold was placed", "released": "the hold was released"}.get(
-        request.query_params.get("done", "")
+        visit.request.query_params.get("done", "")
     )
-    return _view(request, platform, found, member_id, notice=notice)
+    return _view(visit, member_id, Flash(notice=notice))
 
 
 @router.post("/holds")
-def place(request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep) -> Response:
+def place(visit: IntervenerVisit, form: FormDep) -> Response:
+    platform, found = visit.platform, visit.signed_in
     member_id, reason = str(form.get("member_id") or "")[:64], str(form.get("reason") or "")
     try:
         hold = place_hold(
@@ -47,15 +44,13 @@ def place(request: Request, platform: PlatformDep, found: IntervenerDep, form: F
             reason=reason,
         )
     except PayerBridgeError as exc:
-        status = rendering_for(exc).status
-        return _view(request, platform, found, member_id, error=exc.text, status_code=status)
+        return _view(visit, member_id, Flash.refused(exc))
     return RedirectResponse(f"/console/holds?member_id={hold.member_id}&done=placed", 303)
 
 
 @router.post("/holds/{hold_id}/release")
-def release(
-    hold_id: str, request: Request, platform: PlatformDep, found: ReaderDep, form: FormDep
-) -> Response:
+def release(hold_id: str, visit: ReaderVisit, form: FormDep) -> Response:
+    platform, found = visit.platform, visit.signed_in
     member_id = str(form.get("member_id") or "")[:64]
     try:
         hold = release_hold(
@@ -66,21 +61,12 @@ def release(
             policy=platform.holds,
         )
     except PayerBridgeError as exc:
-        status = rendering_for(exc).status
-        return _view(request, platform, found, member_id, error=exc.text, status_code=status)
+        return _view(visit, member_id, Flash.refused(exc))
     return RedirectResponse(f"/console/holds?member_id={hold.member_id}&done=released", 303)
 
 
-def _view(
-    request: Request,
-    platform: Any,
-    found: SignedIn,
-    member_id: str | None,
-    *,
-    notice: str | None = None,
-    error: str | None = None,
-    status_code: int = 200,
-) -> Response:
+def _view(visit: Visit, member_id: str | None, flash: Flash = NO_FLASH) -> Response:
+    platform, found = visit.platform, visit.signed_in
     holds: list[Hold] = []
     if member_id:
         with platform.transactions.begin() as unit:
@@ -90,7 +76,7 @@ def _view(
         "holds": holds,
         "mine": found.actor,
         "counsel": found.actor in platform.holds.counsel,
-        "notice": notice,
-        "error": error,
+        "notice": flash.notice,
+        "error": flash.error,
     }
-    return render(request, found, "holds.html", context, status_code=status_code, active="holds")
+    return visit.render("holds.html", context, status_code=flash.status_code)

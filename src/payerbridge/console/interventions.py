@@ -15,16 +15,13 @@ from fastapi import APIRouter, Query, Request
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from payerbridge.bootstrap import Platform
-from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
+from payerbridge.console.auth import FormDep, IntervenerVisit, ReaderVisit, Visit
 from payerbridge.console.exchanges import exchange_view, stale
-from payerbridge.console.pages import render
+from payerbridge.console.pages import Flash
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
 from payerbridge.exchange.model import ExchangeState
 from payerbridge.exchange.operations.interventions import ask_again_now, cancel, replay
 from payerbridge.exchange.operations.search import ExchangeCursor, ExchangeQuery, search_exchanges
-from payerbridge.fhir.outcome import rendering_for
-from payerbridge.security.operator_accounts import SignedIn
 from payerbridge.types import ExchangeId
 from payerbridge.workflows.exchange import enqueue_exchange
 
@@ -45,9 +42,7 @@ _PAGE = 50
 
 @router.get("/waiting")
 def waiting_page(
-    request: Request,
-    platform: PlatformDep,
-    found: ReaderDep,
+    visit: ReaderVisit,
     view: Annotated[str, Query(max_length=20)] = "dead_lettered",
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
@@ -60,7 +55,7 @@ def waiting_page(
         text = "this page link is not one of ours: start from the first page"
         raise InvalidInput(text, issues=[Issue(text, "cursor", "value")]) from exc
     query = ExchangeQuery(states=VIEWS[view][1], count=_PAGE, after=after)
-    page = search_exchanges(query, platform.exchange_search, viewer=None)
+    page = search_exchanges(query, visit.platform.exchange_search, viewer=None)
     following = f"?view={view}&cursor={page.next.encode()}" if page.next else None
     context: dict[str, Any] = {
         "views": VIEWS,
@@ -68,9 +63,9 @@ def waiting_page(
         "page": page,
         "following": following,
         "replay_key": secrets.token_urlsafe(16),
-        "notice": _notice(request),
+        "notice": _notice(visit.request),
     }
-    return render(request, found, "waiting.html", context, active="waiting")
+    return visit.render("waiting.html", context)
 
 
 def _notice(request: Request) -> str | None:
@@ -85,16 +80,10 @@ def _field(form: FormData, name: str, limit: int = 200) -> str | None:
     return value.strip()[:limit] or None if isinstance(value, str) else None
 
 
-def _act(
-    request: Request,
-    platform: Platform,
-    found: SignedIn,
-    exchange_id: str,
-    form: FormData,
-    action: Any,
-) -> Response:
+def _act(visit: Visit, exchange_id: str, form: FormData, action: Any) -> Response:
     """Run ``action(record)`` unless the page was stale; the exchange's page with the
     error when it is refused, else back where the form came from."""
+    platform = visit.platform
     record = platform.exchanges.get(ExchangeId(exchange_id[:64]))
     try:
         problem = stale(record, _field(form, "shown_state", 40))
@@ -102,9 +91,8 @@ def _act(
             raise problem
         done = action(record)
     except PayerBridgeError as exc:
-        status = rendering_for(exc).status
         record = platform.exchanges.get(record.id)
-        return exchange_view(request, platform, found, record, error=exc.text, status_code=status)
+        return exchange_view(visit, record, Flash.refused(exc))
     if _field(form, "back") == "waiting":
         view = _field(form, "view", 20) or "dead_lettered"
         return RedirectResponse(
@@ -114,9 +102,9 @@ def _act(
 
 
 @router.post("/exchanges/{exchange_id}/replay")
-def replay_exchange(
-    exchange_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
-) -> Response:
+def replay_exchange(exchange_id: str, visit: IntervenerVisit, form: FormDep) -> Response:
+    platform, found = visit.platform, visit.signed_in
+
     def run(record: Any) -> str:
         key = _field(form, "replay_key")
         if replay(platform.units.exchange(), record.id, actor=found.actor, replay_key=key):
@@ -124,13 +112,13 @@ def replay_exchange(
             enqueue_exchange(moved.id, moved.partner_id, replay_count=moved.replay_count)
         return "replayed"
 
-    return _act(request, platform, found, exchange_id, form, run)
+    return _act(visit, exchange_id, form, run)
 
 
 @router.post("/exchanges/{exchange_id}/cancel")
-def cancel_exchange(
-    exchange_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
-) -> Response:
+def cancel_exchange(exchange_id: str, visit: IntervenerVisit, form: FormDep) -> Response:
+    platform, found = visit.platform, visit.signed_in
+
     def run(record: Any) -> str:
         note = _field(form, "note", 500)
         if note is None:
@@ -139,15 +127,15 @@ def cancel_exchange(
         cancel(platform.units.exchange(), record.id, actor=found.actor, note=note)
         return "cancelled"
 
-    return _act(request, platform, found, exchange_id, form, run)
+    return _act(visit, exchange_id, form, run)
 
 
 @router.post("/exchanges/{exchange_id}/resubmit")
-def resubmit_exchange(
-    exchange_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
-) -> Response:
+def resubmit_exchange(exchange_id: str, visit: IntervenerVisit, form: FormDep) -> Response:
+    platform, found = visit.platform, visit.signed_in
+
     def run(record: Any) -> str:
         ask_again_now(platform.units.exchange(), record.id, actor=found.actor)
         return "resubmitted"
 
-    return _act(request, platform, found, exchange_id, form, run)
+    return _act(visit, exchange_id, form, run)

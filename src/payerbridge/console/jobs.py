@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from payerbridge.bulk.model import JobStatus
-from payerbridge.console.auth import PlatformDep, ReaderDep
-from payerbridge.console.pages import Page, render
+from payerbridge.console.auth import ReaderVisit
+from payerbridge.console.pages import Page
 from payerbridge.onboarding.model import OnboardingStatus
 
 __all__ = ["router"]
@@ -25,14 +25,13 @@ OnboardingStatusName = Annotated[OnboardingStatus | None, Query(description="Onl
 
 @router.get("/jobs")
 def jobs_page(
-    request: Request,
-    platform: PlatformDep,
-    found: ReaderDep,
+    visit: ReaderVisit,
     job_status: JobStatusName = None,
     onboarding_status: OnboardingStatusName = None,
     jobs_offset: Annotated[int, Query(ge=0, le=_MAX_OFFSET)] = 0,
     onboardings_offset: Annotated[int, Query(ge=0, le=_MAX_OFFSET)] = 0,
 ) -> Response:
+    platform = visit.platform
     job_total, jobs = platform.oversight.bulk_jobs(
         status=job_status.value if job_status else None, offset=jobs_offset, count=_PAGE
     )
@@ -41,7 +40,7 @@ def jobs_page(
         offset=onboardings_offset,
         count=_PAGE,
     )
-    query = dict(request.query_params)
+    query = dict(visit.request.query_params)
     job_page, run_page = (
         Page(jobs_offset, _PAGE, job_total),
         Page(onboardings_offset, _PAGE, run_total),
@@ -58,4 +57,4 @@ def jobs_page(
         "job_status": job_status,
         "onboarding_status": onboarding_status,
     }
-    return render(request, found, "jobs.html", context, active="jobs")
+    return visit.render("jobs.html", context)

@@ -19,7 +19,7 @@ from payerbridge.console.auth import (
     safe_next,
     set_session_cookie,
 )
-from payerbridge.console.pages import render
+from payerbridge.console.pages import NO_FLASH, Flash, render
 from payerbridge.errors import Forbidden, Issue, TooManyAttempts, Unauthenticated
 from payerbridge.security.operator_accounts import SESSION_ENDINGS, log_in, log_out
 
@@ -32,13 +32,7 @@ _NOTICES = {**SESSION_ENDINGS, "signedout": "you have signed out"}
 
 
 def _login_page(
-    request: Request,
-    *,
-    next_page: str,
-    name: str = "",
-    notice: str | None = None,
-    error: str | None = None,
-    status_code: int = 200,
+    request: Request, next_page: str, name: str = "", flash: Flash = NO_FLASH
 ) -> Response:
     token = secrets.token_urlsafe(24)
     response = render(
@@ -49,10 +43,10 @@ def _login_page(
             "login_token": token,
             "next": safe_next(next_page),
             "name": name,
-            "notice": notice,
-            "error": error,
+            "notice": flash.notice,
+            "error": flash.error,
         },
-        status_code=status_code,
+        status_code=flash.status_code,
     )
     response.set_cookie(
         _LOGIN_COOKIE,
@@ -71,7 +65,8 @@ def login_form(
     next_page: Annotated[str | None, Query(alias="next", max_length=2000)] = None,
     why: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    return _login_page(request, next_page=next_page or "/console/", notice=_NOTICES.get(why or ""))
+    notice = _NOTICES.get(why or "")
+    return _login_page(request, next_page or "/console/", flash=Flash(notice=notice))
 
 
 async def _login_form(request: Request) -> dict[str, str]:
@@ -93,22 +88,15 @@ def sign_in(
     name, password = fields.get("name", "").strip(), fields.get("password", "")
     next_page = safe_next(fields.get("next"))
     if not name or not password:
-        return _login_page(
-            request,
-            next_page=next_page,
-            name=name[:64],
-            error="enter your name and your password",
-            status_code=400,
-        )
+        missing = Flash(error="enter your name and your password", status_code=400)
+        return _login_page(request, next_page, name[:64], missing)
     token = secrets.token_urlsafe(32)
     address = request.client.host if request.client else "unknown"
     try:
         log_in(platform.operators, name[:64], password, token=token, address=address)
     except (Unauthenticated, TooManyAttempts) as exc:
         status = 429 if isinstance(exc, TooManyAttempts) else 401
-        return _login_page(
-            request, next_page=next_page, name=name[:64], error=exc.text, status_code=status
-        )
+        return _login_page(request, next_page, name[:64], Flash(error=exc.text, status_code=status))
     response = RedirectResponse(next_page, status_code=303)
     set_session_cookie(response, request, token)
     response.delete_cookie(_LOGIN_COOKIE, path="/console/login")

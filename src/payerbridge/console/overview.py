@@ -48,5 +48,4 @@ def dashboard(
             "now": now,
             "partner_health": health_summary(platform, now),
         },
-        active="dashboard",
     )

@@ -4,8 +4,10 @@ page's layout needs, the security headers, paging, and errors as pages (ADR 0035
 A page's template extends ``base.html`` and fills its blocks ``title``, ``content`` and
 ``scripts`` (``<script src>`` of a file in ``static/``: the policy refuses inline
 script and style). ``render(request, signed_in, "page.html", {...})`` gives it the
-operator, the navigation their role may open, ``csrf_field()`` for its forms,
-``runbook_url(code)`` for reason codes and ``page_links(page)`` for paged lists.
+operator, the navigation their role may open (the item it belongs to marked),
+``csrf_field()`` for its forms, ``runbook_url(code)`` for reason codes and
+``page_links(page)`` for paged lists. A page that follows an action says how it went
+with a ``Flash``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from starlette.templating import Jinja2Templates
 
 from payerbridge import __version__
 from payerbridge.audit.model import AuditEvent
+from payerbridge.errors import PayerBridgeError
+from payerbridge.fhir.outcome import rendering_for
 from payerbridge.fhir.reasons import runbook_url as reason_runbook_url
 from payerbridge.logging import current_request_id
 from payerbridge.security.break_glass import active_grant, masked
@@ -33,7 +37,9 @@ from payerbridge.timestamps import utc_iso
 
 __all__ = [
     "NAVIGATION",
+    "NO_FLASH",
     "SECURITY_HEADERS",
+    "Flash",
     "NavItem",
     "Page",
     "plain_page",
@@ -47,26 +53,72 @@ HERE = Path(__file__).parent
 
 @dataclass(frozen=True)
 class NavItem:
+    """An item of the navigation, and the pages (templates) under it: the layout marks
+    it while one of them is shown."""
+
     key: str
     label: str
     href: str
     permission: Permission
+    pages: tuple[str, ...]
 
 
 # The layout's navigation: an operator sees the pages their role may open.
 NAVIGATION: tuple[NavItem, ...] = (
-    NavItem("dashboard", "Dashboard", "/console/", Permission.READ),
-    NavItem("exchanges", "Exchanges", "/console/exchanges", Permission.READ),
-    NavItem("reviews", "Identity reviews", "/console/reviews", Permission.REVIEW),
-    NavItem("waiting", "Dead letters & waiting", "/console/waiting", Permission.READ),
-    NavItem("partners", "Partners", "/console/partners", Permission.PARTNERS),
-    NavItem("health", "Partner health", "/console/health", Permission.PARTNERS),
-    NavItem("jobs", "Bulk jobs & onboardings", "/console/jobs", Permission.READ),
-    NavItem("pulls", "Pulls", "/console/pulls", Permission.READ),
-    NavItem("consents", "Consents", "/console/consents", Permission.READ),
-    NavItem("holds", "Legal holds", "/console/holds", Permission.READ),
-    NavItem("audit", "Audit", "/console/audit", Permission.AUDIT),
+    NavItem("dashboard", "Dashboard", "/console/", Permission.READ, ("dashboard.html",)),
+    NavItem(
+        "exchanges",
+        "Exchanges",
+        "/console/exchanges",
+        Permission.READ,
+        ("exchanges.html", "exchange.html"),
+    ),
+    NavItem(
+        "reviews",
+        "Identity reviews",
+        "/console/reviews",
+        Permission.REVIEW,
+        ("reviews.html", "review.html", "partner_waits.html"),
+    ),
+    NavItem(
+        "waiting", "Dead letters & waiting", "/console/waiting", Permission.READ, ("waiting.html",)
+    ),
+    NavItem(
+        "partners",
+        "Partners",
+        "/console/partners",
+        Permission.PARTNERS,
+        ("partners.html", "partner.html"),
+    ),
+    NavItem("health", "Partner health", "/console/health", Permission.PARTNERS, ("health.html",)),
+    NavItem("jobs", "Bulk jobs & onboardings", "/console/jobs", Permission.READ, ("jobs.html",)),
+    NavItem("pulls", "Pulls", "/console/pulls", Permission.READ, ("pulls.html",)),
+    NavItem("consents", "Consents", "/console/consents", Permission.READ, ("consents.html",)),
+    NavItem("holds", "Legal holds", "/console/holds", Permission.READ, ("holds.html",)),
+    NavItem("audit", "Audit", "/console/audit", Permission.AUDIT, ("audit.html",)),
 )
+# The navigation item each page sits under (the sign-in, break-glass and error pages
+# under none).
+_SECTION = {page: item.key for item in NAVIGATION for page in item.pages}
+
+
+@dataclass(frozen=True)
+class Flash:
+    """What a page says of the action that led to it: done (``notice``), or refused
+    (``error``, answered with the status the API would answer)."""
+
+    notice: str | None = None
+    error: str | None = None
+    status_code: int = 200
+
+    @classmethod
+    def refused(cls, exc: PayerBridgeError, text: str | None = None) -> Flash:
+        """``exc`` told on the page (in ``text`` when given), with its status."""
+        return cls(error=exc.text if text is None else text, status_code=rendering_for(exc).status)
+
+
+# A page that follows no action.
+NO_FLASH = Flash()
 
 # Every console answer: scripts, styles, images and forms from this origin only, never
 # framed; pages are not kept by the browser or a proxy (they show member data).
@@ -160,7 +212,6 @@ def render(
     context: Mapping[str, Any] | None = None,
     *,
     status_code: int = 200,
-    active: str | None = None,
 ) -> Response:
     """A console page: ``template`` with ``context`` and what the layout needs."""
     operator = signed_in.operator if signed_in else None
@@ -174,7 +225,7 @@ def render(
         "operator": operator,
         "csrf_token": signed_in.csrf_token if signed_in else None,
         "nav": nav,
-        "active": active,
+        "active": _SECTION.get(template),
         "Permission": Permission,
         **(context or {}),
     }

@@ -11,17 +11,16 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import RedirectResponse, Response
 
 from payerbridge.bootstrap import Platform
-from payerbridge.console.auth import FormDep, IntervenerDep, PartnersDep, PlatformDep
+from payerbridge.console.auth import FormDep, IntervenerVisit, PartnersVisit, Visit
 from payerbridge.console.health import read_health
-from payerbridge.console.pages import render
+from payerbridge.console.pages import NO_FLASH, Flash
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
 from payerbridge.exchange.calls.breaker import as_seen
 from payerbridge.exchange.model import BreakerState
-from payerbridge.fhir.outcome import rendering_for
 from payerbridge.logging import current_request_id
 from payerbridge.routing.enrolment import refresh_partner, registered, set_operations
 from payerbridge.security.operator_accounts import SignedIn
@@ -40,7 +39,8 @@ _NOTICES = {
 
 
 @router.get("/partners")
-def partners_page(request: Request, platform: PlatformDep, found: PartnersDep) -> Response:
+def partners_page(visit: PartnersVisit) -> Response:
+    platform = visit.platform
     now = platform.operators.clock()
     breakers = platform.breakers.all()
     recent = platform.oversight.partner_exchanges(now - timedelta(days=1))
@@ -54,28 +54,18 @@ def partners_page(request: Request, platform: PlatformDep, found: PartnersDep) -
         }
         for partner in platform.partners.list()
     ]
-    return render(request, found, "partners.html", {"rows": rows}, active="partners")
+    return visit.render("partners.html", {"rows": rows})
 
 
 @router.get("/partners/{partner_id}")
-def partner_page(
-    partner_id: str, request: Request, platform: PlatformDep, found: PartnersDep
-) -> Response:
-    partner = registered(platform.partners, PartnerId(partner_id[:64]))
-    notice = _NOTICES.get(request.query_params.get("done", ""))
-    return _partner_view(request, platform, found, partner.id, notice=notice)
+def partner_page(partner_id: str, visit: PartnersVisit) -> Response:
+    partner = registered(visit.platform.partners, PartnerId(partner_id[:64]))
+    notice = _NOTICES.get(visit.request.query_params.get("done", ""))
+    return _partner_view(visit, partner.id, Flash(notice=notice))
 
 
-def _partner_view(
-    request: Request,
-    platform: Platform,
-    found: SignedIn,
-    partner_id: PartnerId,
-    *,
-    notice: str | None = None,
-    error: str | None = None,
-    status_code: int = 200,
-) -> Response:
+def _partner_view(visit: Visit, partner_id: PartnerId, flash: Flash = NO_FLASH) -> Response:
+    platform = visit.platform
     partner = registered(platform.partners, partner_id)
     now = platform.operators.clock()
     last_refresh = platform.oversight.last_event("Partner", partner.id, "partner.capabilities")
@@ -93,29 +83,18 @@ def _partner_view(
         "maintenance": partner.operations.in_maintenance(now),
         "recent": platform.oversight.partner_exchanges(now - timedelta(days=1)).get(partner.id, {}),
         "health": read_health(platform, now, [partner])[partner.id],
-        "notice": notice,
-        "error": error,
+        "notice": flash.notice,
+        "error": flash.error,
     }
-    return render(
-        request, found, "partner.html", context, status_code=status_code, active="partners"
-    )
+    return visit.render("partner.html", context, status_code=flash.status_code)
 
 
-def _act(
-    request: Request, platform: Platform, found: SignedIn, partner_id: str, action: Any
-) -> Response:
-    partner = registered(platform.partners, PartnerId(partner_id[:64]))
+def _act(visit: Visit, partner_id: str, action: Any) -> Response:
+    partner = registered(visit.platform.partners, PartnerId(partner_id[:64]))
     try:
         done = action(partner)
     except PayerBridgeError as exc:
-        return _partner_view(
-            request,
-            platform,
-            found,
-            partner.id,
-            error=_told(exc),
-            status_code=rendering_for(exc).status,
-        )
+        return _partner_view(visit, partner.id, Flash.refused(exc, _told(exc)))
     return RedirectResponse(f"/console/partners/{partner.id}?done={done}", status_code=303)
 
 
@@ -128,9 +107,9 @@ def _told(exc: PayerBridgeError) -> str:
 
 
 @router.post("/partners/{partner_id}/refresh")
-def refresh(
-    partner_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, _form: FormDep
-) -> Response:
+def refresh(partner_id: str, visit: IntervenerVisit, _form: FormDep) -> Response:
+    platform, found = visit.platform, visit.signed_in
+
     def run(partner: Any) -> str:
         refresh_partner(
             partner.id,
@@ -142,13 +121,13 @@ def refresh(
         )
         return "refreshed"
 
-    return _act(request, platform, found, partner_id, run)
+    return _act(visit, partner_id, run)
 
 
 @router.post("/partners/{partner_id}/status")
-def set_status(
-    partner_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
-) -> Response:
+def set_status(partner_id: str, visit: IntervenerVisit, form: FormDep) -> Response:
+    platform, found = visit.platform, visit.signed_in
+
     def run(partner: Any) -> str:
         status, note = form.get("status"), form.get("note")
         note = note.strip()[:500] if isinstance(note, str) else ""
@@ -165,15 +144,14 @@ def set_status(
         _save_operations(platform, found, partner.id, document)
         return "suspended" if status == "suspended" else "resumed"
 
-    return _act(request, platform, found, partner_id, run)
+    return _act(visit, partner_id, run)
 
 
 @router.post("/partners/{partner_id}/operations")
-def set_windows_and_contacts(
-    partner_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
-) -> Response:
+def set_windows_and_contacts(partner_id: str, visit: IntervenerVisit, form: FormDep) -> Response:
     """The maintenance windows (the API's JSON list of windows) and the contacts (rows of
     name, email, phone) an operator edited; the rest of the operations is kept."""
+    platform, found = visit.platform, visit.signed_in
 
     def run(partner: Any) -> str:
         document = partner.operations.to_json() | {
@@ -183,7 +161,7 @@ def set_windows_and_contacts(
         _save_operations(platform, found, partner.id, document)
         return "operations"
 
-    return _act(request, platform, found, partner_id, run)
+    return _act(visit, partner_id, run)
 
 
 def _maintenance_field(value: Any) -> Any:

@@ -14,14 +14,12 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from payerbridge.bootstrap import Platform, utcnow
-from payerbridge.console.auth import FormDep, IntervenerDep, PlatformDep, ReaderDep
-from payerbridge.console.pages import Page, render
+from payerbridge.bootstrap import utcnow
+from payerbridge.console.auth import FormDep, IntervenerVisit, ReaderVisit, Visit
+from payerbridge.console.pages import NO_FLASH, Flash, Page
 from payerbridge.errors import Conflict, InvalidInput, Issue, PayerBridgeError
 from payerbridge.exchange.model import PullKind, PullSchedule, PullStatus
 from payerbridge.exchange.pulls.schedules import cancel_pull
-from payerbridge.fhir.outcome import rendering_for
-from payerbridge.security.operator_accounts import SignedIn
 
 __all__ = ["router"]
 
@@ -56,29 +54,26 @@ def _chosen(enum: type[_E], name: str, value: str) -> _E | None:
         raise InvalidInput(text, issues=[Issue(text, name, "value")]) from None
 
 
+@dataclass(frozen=True)
+class PullFilter:
+    """Which schedules the page lists: by status and kind as asked ('' for any), from
+    which one on."""
+
+    status: str = ""
+    kind: str = ""
+    offset: int = 0
+
+
 @router.get("/pulls")
 def pulls_page(
-    request: Request,
-    platform: PlatformDep,
-    found: ReaderDep,
-    status: Filter = "",
-    kind: Filter = "",
-    offset: Offset = 0,
+    visit: ReaderVisit, status: Filter = "", kind: Filter = "", offset: Offset = 0
 ) -> Response:
-    return _pulls_view(request, platform, found, status=status, kind=kind, offset=offset)
+    return _pulls_view(visit, PullFilter(status, kind, offset))
 
 
-def _pulls_view(
-    request: Request,
-    platform: Platform,
-    found: SignedIn,
-    *,
-    status: str = "",
-    kind: str = "",
-    offset: int = 0,
-    error: str | None = None,
-    status_code: int = 200,
-) -> Response:
+def _pulls_view(visit: Visit, shown: PullFilter, flash: Flash = NO_FLASH) -> Response:
+    platform, request = visit.platform, visit.request
+    status, kind, offset = shown.status, shown.kind, shown.offset
     chosen_status = _chosen(PullStatus, "status", status)
     chosen_kind = _chosen(PullKind, "kind", kind)
     total, schedules = platform.units.exchange().pulls.page(
@@ -97,9 +92,9 @@ def _pulls_view(
         "status": chosen_status,
         "kind": chosen_kind,
         "notice": _notice(request),
-        "error": error,
+        "error": flash.error,
     }
-    return render(request, found, "pulls.html", context, status_code=status_code, active="pulls")
+    return visit.render("pulls.html", context, status_code=flash.status_code)
 
 
 def _notice(request: Request) -> str | None:
@@ -110,10 +105,9 @@ def _notice(request: Request) -> str | None:
 
 
 @router.post("/pulls/{schedule_id}/cancel")
-def cancel_schedule(
-    schedule_id: str, request: Request, platform: PlatformDep, found: IntervenerDep, form: FormDep
-) -> Response:
+def cancel_schedule(schedule_id: str, visit: IntervenerVisit, form: FormDep) -> Response:
     """Stop an active schedule (``cancelled``): the form needs only the session's token."""
+    platform, found = visit.platform, visit.signed_in
     schedule_id = schedule_id[:64]
     try:
         schedule = platform.units.exchange().pulls.get(schedule_id)
@@ -125,8 +119,7 @@ def cancel_schedule(
             raise Conflict(text, issues=[Issue(text, "status", "conflict")])
         cancel_pull(platform.units.exchange(), schedule_id, actor=found.actor)
     except PayerBridgeError as exc:
-        status = rendering_for(exc).status
-        return _pulls_view(request, platform, found, error=exc.text, status_code=status)
+        return _pulls_view(visit, PullFilter(), Flash.refused(exc))
     return RedirectResponse(
         f"/console/pulls?done=cancelled&schedule={schedule_id}", status_code=303
     )

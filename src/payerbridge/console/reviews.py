@@ -16,17 +16,23 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.compliance.obligations import Assessment
-from payerbridge.console.auth import FormDep, PlatformDep, ReaderDep, ReviewerDep
-from payerbridge.console.pages import Page, render
+from payerbridge.console.auth import (
+    FormDep,
+    PlatformDep,
+    ReaderVisit,
+    ReviewerDep,
+    ReviewerVisit,
+    Visit,
+)
+from payerbridge.console.pages import Flash, Page
 from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
 from payerbridge.exchange.steps.review import partner_review_wait
-from payerbridge.fhir.outcome import rendering_for
 from payerbridge.identity.model import (
     QueuePosition,
     ReviewCase,
@@ -91,8 +97,9 @@ def _queue_query(params: dict[str, str], now: datetime) -> ReviewQuery:
 
 
 @router.get("/reviews")
-def queue_page(request: Request, platform: PlatformDep, found: ReviewerDep) -> Response:
+def queue_page(visit: ReviewerVisit) -> Response:
     """The queue, in its order; ``j``/``k`` move through it, ``Enter`` opens a case."""
+    request, platform = visit.request, visit.platform
     params = {k: v[:400] for k, v in request.query_params.items()}
     now = utcnow()
     context: dict[str, Any] = {"form": params, "statuses": _STATUSES, "ages": _AGES, "now": now}
@@ -104,7 +111,7 @@ def queue_page(request: Request, platform: PlatformDep, found: ReviewerDep) -> R
         query = _queue_query(params, now)
     except InvalidInput as exc:
         context.update(error=exc.text, cases=[], following=None)
-        return render(request, found, "reviews.html", context, status_code=400, active="reviews")
+        return visit.render("reviews.html", context, status_code=400)
     cases = platform.identity.reviews(query)
     following = None
     if len(cases) > _PAGE:
@@ -122,7 +129,7 @@ def queue_page(request: Request, platform: PlatformDep, found: ReviewerDep) -> R
         overdue=is_overdue,
         answer=_answer(platform),
     )
-    return render(request, found, "reviews.html", context, active="reviews")
+    return visit.render("reviews.html", context)
 
 
 @router.get("/reviews/next")
@@ -143,12 +150,10 @@ def next_case(
 
 @router.get("/reviews/waiting-at-partners")
 def partner_waits_page(
-    request: Request,
-    platform: PlatformDep,
-    found: ReaderDep,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    visit: ReaderVisit, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0
 ) -> Response:
     """Our exchanges waiting on an old payer's reviewer, the longest waiting first."""
+    platform = visit.platform
     total, records = platform.exchanges.waiting_on_partner_reviewers(
         client_id=None, limit=_PAGE, offset=offset
     )
@@ -157,51 +162,46 @@ def partner_waits_page(
     waits = [partner_review_wait(record, policy, now) for record in records]
     page = Page(offset, _PAGE, total)
     context = {"waits": waits, "page": page, "links": page.links({}, "offset")}
-    return render(request, found, "partner_waits.html", context, active="reviews")
+    return visit.render("partner_waits.html", context)
 
 
 @router.get("/reviews/{review_id}")
-def case_page(
-    review_id: str, request: Request, platform: PlatformDep, found: ReviewerDep
-) -> Response:
-    done, case = request.query_params.get("done"), request.query_params.get("case", "")[:64]
+def case_page(review_id: str, visit: ReviewerVisit) -> Response:
+    query = visit.request.query_params
+    done, case = query.get("done"), query.get("case", "")[:64]
     notice = None
     if done in _NOTICES:
         notice = f"case {case[:12]} {_NOTICES[done]}" if case else f"the case was {_NOTICES[done]}"
         if case and case != review_id:
             notice += ": here is the next case"
-    return _case_view(request, platform, found, review_id[:64], notice=notice)
+    return _case_view(visit, review_id[:64], Flash(notice=notice))
 
 
 def _case_view(
-    request: Request,
-    platform: Platform,
-    found: SignedIn,
-    review_id: str,
-    *,
-    notice: str | None = None,
-    error: str | None = None,
-    sent: dict[str, str] | None = None,
-    status_code: int = 200,
+    visit: Visit, review_id: str, flash: Flash, sent: dict[str, str] | None = None
 ) -> Response:
-    """The case as it stands now, its showing audited (it shows demographics)."""
+    """The case as it stands now, with what the form sent when it was refused; its
+    showing audited (it shows demographics)."""
+    platform = visit.platform
     shown = show_case(
         platform.identity,
         platform.audit,
-        ShowCase(review_id, viewer=found.actor, at=utcnow(), request_id=current_request_id()),
+        ShowCase(
+            review_id, viewer=visit.signed_in.actor, at=utcnow(), request_id=current_request_id()
+        ),
     )
     context = {
         "case": shown.case,
         "view": shown.view,
         "evidence": shown.evidence or {},
         "now": utcnow(),
-        "notice": notice,
-        "error": error,
+        "notice": flash.notice,
+        "error": flash.error,
         "sent": sent or {},
         "overdue": is_overdue,
         "answer": _answer(platform),
     }
-    return render(request, found, "review.html", context, status_code=status_code, active="reviews")
+    return visit.render("review.html", context, status_code=flash.status_code)
 
 
 def _told(error: PayerBridgeError) -> str:
@@ -224,11 +224,10 @@ def _version(form: FormData) -> int:
 
 
 @router.post("/reviews/{review_id}/decide")
-def decide_case(
-    review_id: str, request: Request, platform: PlatformDep, found: ReviewerDep, form: FormDep
-) -> Response:
+def decide_case(review_id: str, visit: ReviewerVisit, form: FormDep) -> Response:
     """Accept a proposed candidate or reject, with a reason, on the version the page
     showed; then the next case. Refused: the case as it stands, saying why."""
+    platform, found = visit.platform, visit.signed_in
     review_id = review_id[:64]
     sent = {name: _field(form, name, 2000) for name in ("decision", "member", "reason")}
     try:
@@ -240,10 +239,7 @@ def decide_case(
             request_id=current_request_id(),
         )
     except PayerBridgeError as exc:
-        status = rendering_for(exc).status
-        return _case_view(
-            request, platform, found, review_id, error=_told(exc), sent=sent, status_code=status
-        )
+        return _case_view(visit, review_id, Flash.refused(exc, _told(exc)), sent)
     return RedirectResponse(
         f"/console/reviews/next?done={decided.status}&case={quote(decided.id)}", status_code=303
     )
@@ -271,10 +267,9 @@ def _decision(
 
 
 @router.post("/reviews/{review_id}/reopen")
-def reopen_case(
-    review_id: str, request: Request, platform: PlatformDep, found: ReviewerDep, form: FormDep
-) -> Response:
+def reopen_case(review_id: str, visit: ReviewerVisit, form: FormDep) -> Response:
     """Undo the decision the page showed, with a reason: the case is open again."""
+    platform, found = visit.platform, visit.signed_in
     review_id = review_id[:64]
     try:
         reason = _field(form, "reason", 2000)
@@ -289,8 +284,7 @@ def reopen_case(
             request_id=current_request_id(),
         )
     except PayerBridgeError as exc:
-        status = rendering_for(exc).status
-        return _case_view(request, platform, found, review_id, error=_told(exc), status_code=status)
+        return _case_view(visit, review_id, Flash.refused(exc, _told(exc)))
     return RedirectResponse(f"/console/reviews/{review_id}?done=reopened", status_code=303)
 
 

@@ -5,20 +5,18 @@ operator's approval (the requests waiting are listed, each with its approve butt
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import RedirectResponse, Response
 
-from payerbridge.console.auth import FormDep, PlatformDep, ReaderDep, safe_next
-from payerbridge.console.pages import render
+from payerbridge.console.auth import FormDep, ReaderVisit, Visit, safe_next
+from payerbridge.console.pages import NO_FLASH, Flash
 from payerbridge.errors import InvalidInput, PayerBridgeError
-from payerbridge.fhir.outcome import rendering_for
 from payerbridge.security.break_glass import (
     MAX_MINUTES,
     approve_unmasking,
     grant_unmasking,
     pending_requests,
 )
-from payerbridge.security.operator_accounts import SignedIn
 
 __all__ = ["router"]
 
@@ -26,53 +24,36 @@ router = APIRouter()
 
 
 @router.get("/unmask")
-def unmask_form(request: Request, platform: PlatformDep, found: ReaderDep) -> Response:
+def unmask_form(visit: ReaderVisit) -> Response:
+    query = visit.request.query_params
     notice = {
         "requested": "your request waits for another operator's approval",
         "approved": "the request was approved",
-    }.get(request.query_params.get("done", ""))
-    return _form(
-        request, platform, found, next_page=request.query_params.get("next"), notice=notice
-    )
+    }.get(query.get("done", ""))
+    return _form(visit, query.get("next"), flash=Flash(notice=notice))
 
 
 @router.post("/unmask")
-def unmask(request: Request, platform: PlatformDep, found: ReaderDep, form: FormDep) -> Response:
+def unmask(visit: ReaderVisit, form: FormDep) -> Response:
+    platform, found = visit.platform, visit.signed_in
     next_page = safe_next(str(form.get("next") or ""))
     reason = str(form.get("reason") or "")
     try:
         minutes = _minutes(form.get("minutes"))
         grant = grant_unmasking(platform.operators, found, reason=reason, minutes=minutes)
     except PayerBridgeError as exc:
-        return _form(
-            request,
-            platform,
-            found,
-            next_page=next_page,
-            reason=reason,
-            error=exc.text,
-            status_code=rendering_for(exc).status,
-        )
+        return _form(visit, next_page, reason, Flash.refused(exc))
     if grant.is_pending:
         return RedirectResponse("/console/unmask?done=requested", status_code=303)
     return RedirectResponse(next_page, status_code=303)
 
 
 @router.post("/unmask/{grant_id}/approve")
-def approve(
-    grant_id: str, request: Request, platform: PlatformDep, found: ReaderDep, _checked: FormDep
-) -> Response:
+def approve(grant_id: str, visit: ReaderVisit, _checked: FormDep) -> Response:
     try:
-        approve_unmasking(platform.operators, found, grant_id)
+        approve_unmasking(visit.platform.operators, visit.signed_in, grant_id)
     except PayerBridgeError as exc:
-        return _form(
-            request,
-            platform,
-            found,
-            next_page=None,
-            error=exc.text,
-            status_code=rendering_for(exc).status,
-        )
+        return _form(visit, None, flash=Flash.refused(exc))
     return RedirectResponse("/console/unmask?done=approved", status_code=303)
 
 
@@ -84,16 +65,9 @@ def _minutes(value: object) -> int:
 
 
 def _form(
-    request: Request,
-    platform: PlatformDep,
-    found: SignedIn,
-    *,
-    next_page: str | None,
-    reason: str = "",
-    notice: str | None = None,
-    error: str | None = None,
-    status_code: int = 200,
+    visit: Visit, next_page: str | None, reason: str = "", flash: Flash = NO_FLASH
 ) -> Response:
+    platform, found = visit.platform, visit.signed_in
     policy = platform.operators.break_glass
     context = {
         "next": safe_next(next_page),
@@ -102,7 +76,7 @@ def _form(
         "may_break_glass": policy.refusal(found.operator.role) is None,
         "needs_approval": policy.needs_approval,
         "requests": pending_requests(platform.operators) if policy.needs_approval else (),
-        "notice": notice,
-        "error": error,
+        "notice": flash.notice,
+        "error": flash.error,
     }
-    return render(request, found, "unmask.html", context, status_code=status_code)
+    return visit.render("unmask.html", context, status_code=flash.status_code)

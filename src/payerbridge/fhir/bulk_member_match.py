@@ -223,22 +223,29 @@ def result_groups(
 ) -> list[dict[str, Any]]:
     """MatchedMembers (always) and the other Groups that have members, in that order,
     authored (``meta.lastUpdated``) at ``matched_at``."""
+    answer = _Answer(requester, us, matched_at)
     groups = []
     for bucket in MatchResult:
         chosen = [r for r in results if r.result is bucket]
         if chosen or bucket is MatchResult.MATCHED:
-            groups.append(_group(bucket, chosen, group_ids[bucket], requester, us, matched_at))
+            groups.append(_group(bucket, chosen, group_ids[bucket], answer))
     return groups
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """Who the Groups answer (the requester), who answers (us), and when the members
+    were matched."""
+
+    requester: Organization
+    us: Organization
+    matched_at: datetime
+
+
 def _group(
-    bucket: MatchResult,
-    results: Sequence[MemberResult],
-    group_id: str,
-    requester: Organization,
-    us: Organization,
-    matched_at: datetime,
+    bucket: MatchResult, results: Sequence[MemberResult], group_id: str, answer: _Answer
 ) -> dict[str, Any]:
+    requester, us, matched_at = answer.requester, answer.us, answer.matched_at
     display, name, profile = _BUCKETS[bucket]
     coding = {"system": RESULT_SYSTEM, "code": bucket.value, "display": display}
     contained: dict[str, dict[str, Any]] = {}

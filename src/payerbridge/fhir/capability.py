@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from payerbridge.fhir.bulk_member_match import BULK_MEMBER_MATCH_OPERATION, RESU
 from payerbridge.fhir.resources import SUPPORTED_TYPES
 from payerbridge.timestamps import utc_iso
 
-__all__ = ["capability_statement"]
+__all__ = ["OurServer", "capability_statement"]
 
 _HREX_IG = "http://hl7.org/fhir/us/davinci-hrex/ImplementationGuide/hl7.fhir.us.davinci-hrex"
 _PDEX_IG = "http://hl7.org/fhir/us/davinci-pdex/ImplementationGuide/hl7.fhir.us.davinci-pdex"
@@ -232,19 +233,27 @@ def _audit_event() -> dict[str, Any]:
 _BALP = "https://profiles.ihe.net/ITI/BALP/StructureDefinition"
 
 
-def capability_statement(
-    *,
-    fhir_base: str,
-    token_url: str,
-    software_version: str,
-    org_name: str,
-    published: datetime,
-    hrex_version: str | None = None,
-    pdex_version: str | None = None,
-    everything: bool = True,
-) -> dict[str, Any]:
-    """Ours; ``hrex_version``/``pdex_version``: the guide versions an operator has this
-    server declare (none named when unset)."""
+@dataclass(frozen=True)
+class OurServer:
+    """This server as its CapabilityStatement describes it: where it is, who runs it and
+    what software, and what its operator has it declare (``hrex_version`` and
+    ``pdex_version``: the guide versions, none named when unset; whether it offers
+    ``$everything``)."""
+
+    fhir_base: str
+    token_url: str
+    software_version: str
+    org_name: str
+    hrex_version: str | None = None
+    pdex_version: str | None = None
+    everything: bool = True
+
+
+def capability_statement(server: OurServer, *, published: datetime) -> dict[str, Any]:
+    """Ours, as published at ``published``."""
+    fhir_base, token_url, org_name = server.fhir_base, server.token_url, server.org_name
+    hrex_version, pdex_version = server.hrex_version, server.pdex_version
+    software_version, everything = server.software_version, server.everything
     others = [_resource(t) for t in sorted(SUPPORTED_TYPES - {"Patient"})]
     return {
         "resourceType": "CapabilityStatement",

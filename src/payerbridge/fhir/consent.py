@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +36,7 @@ from payerbridge.fhir import codes
 from payerbridge.fhir.provenance import organization_reference
 from payerbridge.routing.model import Organization
 
-__all__ = ["build_hrex_consent", "consent_hash", "parse_hrex_consent"]
+__all__ = ["Provision", "build_hrex_consent", "consent_hash", "parse_hrex_consent"]
 
 _CONSENT_SCOPE = ("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy")
 _DISCLOSURE = ("http://terminology.hl7.org/CodeSystem/v3-ActCode", "IDSCL")
@@ -387,24 +388,35 @@ def _date_time(value: date | datetime, name: str) -> str:
     return value.isoformat()
 
 
+@dataclass(frozen=True)
+class Provision:
+    """What a Consent permits: ``source`` may disclose to ``recipient`` under ``policy``,
+    from ``start`` to ``end``."""
+
+    policy: ConsentPolicy
+    start: date | datetime
+    end: date | datetime
+    source: Organization
+    recipient: Organization
+
+
 def build_hrex_consent(
     *,
     consent_id: str,
     patient_ref: str,
     performer_ref: str,
-    policy: ConsentPolicy,
-    start: date | datetime,
-    end: date | datetime,
-    source: Organization,
-    recipient: Organization,
+    provision: Provision,
     source_reference: str,
 ) -> dict[str, Any]:
-    """The HRex Consent a requesting payer sends: ``source`` may disclose to ``recipient``.
+    """The HRex Consent a requesting payer sends: the provision's source may disclose to
+    its recipient.
 
     Dates go date-only (whole days, read in the discloser's zone); aware datetimes go
     with their offset. Raises ValueError for a naive datetime or a period that ends
     before it starts.
     """
+    start, end, policy = provision.start, provision.end, provision.policy
+    source, recipient = provision.source, provision.recipient
     rendered_start, rendered_end = _date_time(start, "start"), _date_time(end, "end")
     # Read in UTC only to compare the bounds; the receiver reads dates in its own zone.
     first = _instant(rendered_start, ZoneInfo("UTC"), end=False)

@@ -21,6 +21,7 @@ from payerbridge.routing.model import Organization
 from payerbridge.routing.profiles import PROFILES, MemberMatchShape, requested_shape
 
 __all__ = [
+    "member_id_system",
     "MEMBER_PATIENT_REF",
     "MemberMatchInput",
     "MemberMatchResult",
@@ -218,10 +219,8 @@ def card_from_coverage(coverage: dict[str, Any]) -> CoverageCard:
 
 def _coverage(
     card: CoverageCard,
-    *,
     resource_id: str,
-    payer_name: str,
-    payer_npi: str,
+    payer: Organization,
     profile: str,
     elements: frozenset[str] | None = None,
 ) -> dict[str, Any]:
@@ -237,7 +236,7 @@ def _coverage(
                 }
             ]
         },
-        "payor": [organization_reference(Organization(payer_name, payer_npi))],
+        "payor": [organization_reference(Organization(payer.name, payer.npi))],
     }
     if card.member_id:
         identifier: dict[str, Any] = {
@@ -258,21 +257,25 @@ def _coverage(
     } | coverage
 
 
+def member_id_system(us: Organization) -> str | None:
+    """The system of our member ids: a NamingSystem at our FHIR base (none without one)."""
+    return f"{us.fhir_base}/NamingSystem/member-id" if us.fhir_base else None
+
+
 def build_member_match_request(
     request: ExchangeRequest,
     consent: dict[str, Any],
     *,
-    our_name: str,
-    our_npi: str,
-    partner_name: str,
-    partner_npi: str,
+    us: Organization,
+    partner: Organization,
     shape: MemberMatchShape = PROFILES.current,
-    member_system: str | None = None,
 ) -> dict[str, Any]:
-    """The HRex Parameters the new payer sends, in ``shape``: always with the member's
-    Consent (HRex 1.0.0 needs it), as captured with the opt-in (``exchange.intake.opt_in``),
-    and with the member's id at our plan as MemberPatient's identifier (US Core Patient,
-    HRex 1.0.0's MemberPatient, needs one; HRex 1.1's is its ``umb`` slice)."""
+    """The HRex Parameters ``us`` sends ``partner``, in ``shape``: always with the
+    member's Consent (HRex 1.0.0 needs it), as captured with the opt-in
+    (``exchange.intake.opt_in``), and with the member's id at our plan as MemberPatient's
+    identifier in ``member_id_system(us)`` (US Core Patient, HRex 1.0.0's MemberPatient,
+    needs one; HRex 1.1's is its ``umb`` slice)."""
+    member_system = member_id_system(us)
     member = request.member
     patient: dict[str, Any] = {
         "resourceType": "Patient",
@@ -306,18 +309,16 @@ def build_member_match_request(
         patient["telecom"] = [{"system": "phone", "value": member.phone}]
     to_match = _coverage(
         replace(request.old_coverage, start=None),  # the old card's dates are not asked
-        resource_id="coverage-to-match",
-        payer_name=partner_name,
-        payer_npi=partner_npi,
-        profile=shape.coverage_profile,
+        "coverage-to-match",
+        partner,
+        shape.coverage_profile,
     )
     to_link = _coverage(
         request.new_coverage,
-        resource_id="coverage-to-link",
-        payer_name=our_name,
-        payer_npi=our_npi,
-        profile=shape.coverage_profile,
-        elements=shape.coverage_to_link,
+        "coverage-to-link",
+        us,
+        shape.coverage_profile,
+        shape.coverage_to_link,
     )
     return {
         "resourceType": "Parameters",

@@ -109,15 +109,13 @@ def operation_outcome(
     severity: str,
     code: str,
     request_id: str | None = None,
-    coding: tuple[str, str] | None = None,
     reason: str | None = None,
 ) -> dict[str, Any]:
     """An OperationOutcome with one issue per problem; the request id lets support find the logs.
 
-    ``coding`` (system, code) goes into ``details.coding``, so that a partner's software can
-    tell a revoked consent from an expired one, or a match under review from a refusal,
-    without reading the text. ``reason``, the reason code, follows it there as a Coding of
-    ours, and the issue links its runbook (``fhir/reasons.py``)."""
+    ``reason``, the reason code, goes into ``details.coding`` as a Coding of ours, and the
+    issue links its runbook (``fhir/reasons.py``); an error's own coding goes before it
+    (``outcome_for``)."""
     rendered = []
     for issue in issues:
         entry: dict[str, Any] = {
@@ -125,12 +123,9 @@ def operation_outcome(
             "code": issue.code or code,
             "details": {"text": issue.text},
         }
-        codings = [{"system": coding[0], "code": coding[1]}] if coding else []
         if reason:
-            codings.append(reason_coding(reason))
+            entry["details"]["coding"] = [reason_coding(reason)]
             entry["extension"] = [runbook_extension(reason)]
-        if codings:
-            entry["details"]["coding"] = codings
         if issue.expression:
             entry["expression"] = [issue.expression]
         if request_id:
@@ -148,9 +143,16 @@ def outcome_for(
         severity=rendering.severity,
         code=rendering.code,
         request_id=request_id,
-        coding=_coding_of(error),
         reason=error.reason_code,
     )
+    coding = _coding_of(error)
+    if coding is not None:
+        # First in ``details.coding``, so that a partner's software can tell a revoked
+        # consent from an expired one, or a match under review from a refusal, without
+        # reading the text; the reason code's Coding follows it.
+        first = {"system": coding[0], "code": coding[1]}
+        for entry in body["issue"]:
+            entry["details"]["coding"] = [first, *entry["details"].get("coding", [])]
     return rendering.status, body
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ from payerbridge.routing.model import Organization
 from payerbridge.timestamps import utc_iso
 
 __all__ = [
+    "Custody",
+    "SourceMapping",
     "organization_reference",
     "provenance_by",
     "receipt_provenance",
@@ -64,54 +67,55 @@ def transmitter_provenance(
     }
 
 
+@dataclass(frozen=True)
+class Custody:
+    """Who sent data (its Transmitter) to whom it is in custody now (its Custodian), as
+    recorded at ``recorded``."""
+
+    transmitter: Organization
+    custodian: Organization
+    recorded: datetime
+
+
+@dataclass(frozen=True)
+class SourceMapping:
+    """Data one of our own backends gave, as a mapping made it: the source, its format
+    (PDex ``sourceFormat``) and the mapping's tag (its code and version)."""
+
+    source_id: str
+    source_format: str
+    mapping: dict[str, str]
+
+
 def receipt_provenance(
-    provenance_id: str,
-    targets: list[dict[str, Any]],
-    *,
-    transmitter: Organization,
-    custodian: Organization,
-    recorded: datetime,
-    exchange_id: str,
+    provenance_id: str, targets: list[dict[str, Any]], custody: Custody, exchange_id: str
 ) -> dict[str, Any]:
-    return _created_from(
-        provenance_id,
-        targets,
-        transmitter=transmitter,
-        custodian=custodian,
-        recorded=recorded,
-        what={
-            "identifier": {"system": "urn:payerbridge:exchange", "value": exchange_id},
-            "display": f"payer-to-payer exchange from {transmitter.name}",
-        },
-        source_format="hl7fhirr4",
-    )
+    """Data received from ``custody.transmitter`` in the exchange ``exchange_id``."""
+    what = {
+        "identifier": {"system": "urn:payerbridge:exchange", "value": exchange_id},
+        "display": f"payer-to-payer exchange from {custody.transmitter.name}",
+    }
+    return _created_from(provenance_id, targets, custody, what, "hl7fhirr4")
 
 
 def source_provenance(
     provenance_id: str,
     targets: list[dict[str, Any]],
+    made: SourceMapping,
     *,
     custodian: Organization,
-    source_id: str,
-    source_format: str,
-    mapping: dict[str, str],
     recorded: datetime,
 ) -> dict[str, Any]:
     """Where resources made from one of our own backends came from: the source, its
     format (PDex ``sourceFormat``) and the mapping version that made them, with us as
     their custodian."""
-    provenance = _created_from(
-        provenance_id,
-        targets,
-        transmitter=custodian,
-        custodian=custodian,
-        recorded=recorded,
-        what={
-            "identifier": {"system": "urn:payerbridge:source", "value": source_id},
-            "display": f"source {source_id}, mapping {mapping['code']}@{mapping['version']}",
-        },
-        source_format=source_format,
-    )
+    mapping = made.mapping
+    what = {
+        "identifier": {"system": "urn:payerbridge:source", "value": made.source_id},
+        "display": f"source {made.source_id}, mapping {mapping['code']}@{mapping['version']}",
+    }
+    custody = Custody(transmitter=custodian, custodian=custodian, recorded=recorded)
+    provenance = _created_from(provenance_id, targets, custody, what, made.source_format)
     provenance["meta"]["tag"] = [mapping]
     return provenance
 
@@ -119,23 +123,20 @@ def source_provenance(
 def _created_from(
     provenance_id: str,
     targets: list[dict[str, Any]],
-    *,
-    transmitter: Organization,
-    custodian: Organization,
-    recorded: datetime,
+    custody: Custody,
     what: dict[str, Any],
     source_format: str,
 ) -> dict[str, Any]:
-    """Data created here from ``what`` (its PDex ``sourceFormat``), sent by
-    ``transmitter`` and in ``custodian``'s custody."""
+    """Data created here from ``what`` (its PDex ``sourceFormat``), sent by the custody's
+    transmitter and in its custodian's custody."""
     provenance = transmitter_provenance(
-        provenance_id, targets, transmitter=transmitter, recorded=recorded
+        provenance_id, targets, transmitter=custody.transmitter, recorded=custody.recorded
     )
     provenance["activity"] = {
         "coding": [{"system": _DATA_OPERATION, "code": "CREATE", "display": "create"}]
     }
     provenance["agent"].append(
-        _agent(codes.PROVENANCE_PARTICIPANT, "custodian", "Custodian", custodian)
+        _agent(codes.PROVENANCE_PARTICIPANT, "custodian", "Custodian", custody.custodian)
     )
     provenance["entity"] = [
         {
@@ -167,14 +168,7 @@ def provenance_by(us: Organization) -> ProvenanceOf:
         source_id: str,
         recorded: datetime,
     ) -> dict[str, Any]:
-        return source_provenance(
-            provenance_id,
-            targets,
-            custodian=us,
-            source_id=source_id,
-            source_format=mapping.source_format,
-            mapping=mapping.tag,
-            recorded=recorded,
-        )
+        made = SourceMapping(source_id, mapping.source_format, mapping.tag)
+        return source_provenance(provenance_id, targets, made, custodian=us, recorded=recorded)
 
     return provenance

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from payerbridge.metrics import vocabulary
 __all__ = [
     "LABEL_SETS",
     "Labelled",
+    "PartnerCall",
     "ProcessMetrics",
     "process_metrics",
     "record_http",
@@ -247,14 +249,25 @@ def record_http(method: str, route: str, status: int | None, seconds: float) -> 
     metrics.http_duration.child(method, route).observe(seconds)
 
 
-def record_partner_call(
-    partner: str, method: str, operation: str, status: str, outcome: str, seconds: float
-) -> None:
-    """One call to a partner: its HTTP status (``none`` when no answer came) and its
-    outcome, the status's class or why no answer came (``partners.calls``)."""
+@dataclass(frozen=True)
+class PartnerCall:
+    """One call to a partner as its metrics label it: the partner, the method and
+    operation, its HTTP status (``none`` when no answer came) and its outcome, the
+    status's class or why no answer came (``partners.calls``)."""
+
+    partner: str
+    method: str
+    operation: str
+    status: str
+    outcome: str
+
+
+def record_partner_call(call: PartnerCall, seconds: float) -> None:
+    """One call to a partner, and how long it took."""
     metrics = _current
-    metrics.partner_calls.child(partner, method, operation, status, outcome).inc()
-    metrics.partner_duration.child(partner, operation).observe(seconds)
+    labels = (call.partner, call.method, call.operation, call.status, call.outcome)
+    metrics.partner_calls.child(*labels).inc()
+    metrics.partner_duration.child(call.partner, call.operation).observe(seconds)
 
 
 def record_worker_recovery(workflows: int) -> None:

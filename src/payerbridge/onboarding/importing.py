@@ -18,7 +18,7 @@ from typing import Any
 from payerbridge.consent.segmentation import references_at
 from payerbridge.exchange.received.normalize import as_ours, receivable_ref
 from payerbridge.exchange.received.reconcile import Holder
-from payerbridge.fhir.provenance import receipt_provenance
+from payerbridge.fhir.provenance import Custody, receipt_provenance
 from payerbridge.fhir.resources import compartment_patient
 from payerbridge.routing.model import Organization
 
@@ -111,19 +111,13 @@ def normalize_export(
         if position is not None:
             by_member.setdefault(position, []).append(resource)
     stored: list[tuple[Resource, str | None]] = [(r, patient) for r, patient, _ in normalized]
+    custody = Custody(transmitter=old_payer, custodian=receipt.us, recorded=receipt.received_at)
     per_member: dict[int, int] = {}
     for position, own in sorted(by_member.items()):
         patient = next((r for r in own if r["resourceType"] == "Patient"), None)
         received = [r for r in own if r["resourceType"] != "Provenance"]
         if received:
-            provenance = receipt_provenance(
-                receipt.new_id(),
-                received,
-                transmitter=old_payer,
-                custodian=receipt.us,
-                recorded=receipt.received_at,
-                exchange_id=receipt.run_id,
-            )
+            provenance = receipt_provenance(receipt.new_id(), received, custody, receipt.run_id)
             stored.append((provenance, patient["id"] if patient else None))
         per_member[position] = len(own) + (1 if received else 0)
     return NormalizedExport(stored, per_member, skipped, strangers)

@@ -211,14 +211,9 @@ def _bundle(
     parameters = build_member_match_request(
         request,
         consent,
-        our_name=ports.us.name,
-        our_npi=ports.us.npi,
-        partner_name=partner.name,
-        partner_npi=partner.npi,
+        us=ports.us,
+        partner=partner.organization,
         shape=PROFILES.current,
-        member_system=f"{ports.us.fhir_base}/NamingSystem/member-id"
-        if ports.us.fhir_base
-        else None,
     )
     return member_bundle(parameters, request.member_id)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import httpx
 
 from payerbridge.metrics import record_partner_call
+from payerbridge.metrics.process import PartnerCall
 from payerbridge.net.transport import AddressRefused, AnswerTooLarge, send_bounded
 from payerbridge.partners.answers import send_capped
 from payerbridge.routing.model import Partner
@@ -103,7 +104,8 @@ def counted_call(partner: Partner, method: str, operation: str) -> Iterator[Coun
     finally:
         took = time.perf_counter() - started
         outcome = call.outcome or "transport-error"
-        record_partner_call(partner.id, method, operation, call.status, outcome, took)
+        labels = PartnerCall(partner.id, method, operation, call.status, outcome)
+        record_partner_call(labels, took)
 
 
 def send_counted(

@@ -24,7 +24,13 @@ from payerbridge.store.unit_of_work import SqlUnitOfWork, sql_unit
 from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import OPERATOR, ClientId, ExchangeId
-from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, event_body
+from payerbridge.webhooks.model import (
+    Delivery,
+    DeliveryStatus,
+    StateChange,
+    Subscription,
+    event_body,
+)
 
 __all__ = ["SqlWebhookStore", "listening_sql", "outbox_transitions", "webhook_listeners"]
 
@@ -105,15 +111,8 @@ def outbox_transitions(
     for subscription_id in listeners:
         for seq, from_state, to_state, reason_code in transitions:
             delivery_id = unit.new_id()
-            body = event_body(
-                delivery_id=delivery_id,
-                exchange_id=exchange_id,
-                seq=seq,
-                from_state=from_state,
-                to_state=to_state,
-                at=utc_iso(at),
-                reason_code=reason_code,
-            )
+            change = StateChange(exchange_id, seq, from_state, to_state, utc_iso(at), reason_code)
+            body = event_body(delivery_id, change)
             rows.append(
                 {
                     "id": delivery_id,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
@@ -34,24 +35,30 @@ from payerbridge.webhooks.model import (
 )
 from payerbridge.webhooks.ports import ClaimedDelivery, DeliveryStore
 
-__all__ = ["deliver_one"]
+__all__ = ["WebhookDelivery", "deliver_one"]
 
 logger = logging.getLogger(__name__)
 
 
-def deliver_one(
-    store: DeliveryStore,
-    transactions: Transactions,
-    client: httpx.Client,
-    policy: WebhookPolicy,
-    delivery_id: str,
-    *,
-    targets: WebhookTargets,
-    random: Callable[[], float],
-) -> datetime | None:
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """What delivering a webhook uses: the outbox, its transactions, the HTTP client that
+    posts, the retry policy, the targets' egress check, a clock and the jitter source."""
+
+    store: DeliveryStore
+    transactions: Transactions
+    client: httpx.Client
+    policy: WebhookPolicy
+    targets: WebhookTargets
+    clock: Callable[[], datetime]
+    random: Callable[[], float]
+
+
+def deliver_one(ports: WebhookDelivery, delivery_id: str) -> datetime | None:
     """Post the delivery once if it is due. Returns when it is due again (a failed
     attempt's retry, or a delivery not yet due), or None when it needs nothing more
     (delivered, given up, its subscription disabled)."""
+    store, transactions, targets = ports.store, ports.transactions, ports.targets
     with transactions.begin() as unit:
         delivery = store.claim(unit, delivery_id, now=unit.now)
     if delivery is None:
@@ -68,18 +75,12 @@ def deliver_one(
             extra={"delivery_id": delivery.id, "exchange_id": delivery.exchange_id},
         )
         return None
-    return _post(store, transactions, client, policy, delivery, random=random)
+    return _post(ports, delivery)
 
 
-def _post(
-    store: DeliveryStore,
-    transactions: Transactions,
-    client: httpx.Client,
-    policy: WebhookPolicy,
-    delivery: ClaimedDelivery,
-    *,
-    random: Callable[[], float],
-) -> datetime | None:
+def _post(ports: WebhookDelivery, delivery: ClaimedDelivery) -> datetime | None:
+    store, transactions = ports.store, ports.transactions
+    client, policy = ports.client, ports.policy
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "payerbridge-webhooks",
@@ -114,7 +115,7 @@ def _post(
             attempt=delivery.attempts,
             now=unit.now,
             retry_after_seconds=retry_after_seconds(retry_after, now=unit.now),
-            unit_random=random(),
+            unit_random=ports.random(),
         )
         store.failed(unit, delivery.id, status=status, error=error, retry_at=retry_at)
     logger.info(

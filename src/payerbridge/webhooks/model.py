@@ -29,6 +29,7 @@ from payerbridge.types import ClientId, ExchangeId
 __all__ = [
     "EVENT_TYPE",
     "SIGNATURE_HEADER",
+    "StateChange",
     "Delivery",
     "DeliveryStatus",
     "Subscription",
@@ -84,27 +85,32 @@ class WebhookPolicy:
     timeout_seconds: float = 10.0
 
 
-def event_body(
-    *,
-    delivery_id: str,
-    exchange_id: ExchangeId,
-    seq: int,
-    from_state: str | None,
-    to_state: str,
-    at: str,
-    reason_code: str | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StateChange:
+    """One transition of an exchange, as its webhook event tells it: the exchange, the
+    transition's place in its history (``seq``), from and to which state, when (UTC,
+    ISO 8601) and its reason code."""
+
+    exchange_id: ExchangeId
+    seq: int
+    from_state: str | None
+    to_state: str
+    at: str
+    reason_code: str | None
+
+
+def event_body(delivery_id: str, change: StateChange) -> dict[str, Any]:
     return {
         "id": delivery_id,
         "type": EVENT_TYPE,
         "exchange": {
-            "id": exchange_id,
-            "seq": seq,
-            "from": from_state,
-            "state": to_state,
-            "at": at,
-            "reason_code": reason_code,
-            "href": f"/exchanges/{exchange_id}",
+            "id": change.exchange_id,
+            "seq": change.seq,
+            "from": change.from_state,
+            "state": change.to_state,
+            "at": change.at,
+            "reason_code": change.reason_code,
+            "href": f"/exchanges/{change.exchange_id}",
         },
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,12 +49,11 @@ from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import RegisteredClient, Role, TrustAnchors
 from payerbridge.security.operator_accounts import LOGIN_RATES, OperatorPorts
 from payerbridge.security.operators import BreakGlassPolicy
-from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenPolicy, TokenService
 from payerbridge.security.tokens import KeysInForce
 from payerbridge.sources.adapters import live_adapters
 from payerbridge.store.bulk import SqlBulkJobs
-from payerbridge.store.clients import SqlAssertionLedger
+from payerbridge.store.clients import SqlAssertionLedger, SqlClientDirectory
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import refresh_statistics
 from payerbridge.store.lifecycle import SqlLifecycleStore
@@ -70,13 +70,13 @@ from payerbridge.store.token_keys import (
     TokenKeyFiles,
     key_dir,
 )
-from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 from payerbridge.wiring.platform import new_id, utcnow
 from payerbridge.wiring.stores import Stores
 
 __all__ = [
+    "DisclosureRules",
     "bulk_ports",
     "exchange_wiring",
     "member_consent_check",
@@ -87,19 +87,30 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class DisclosureRules:
+    """What may leave with a member's data, as configured: what a regular consent
+    withholds (``segmentation``) and what the payer-to-payer rule lets leave at all
+    (``scope``, ADR 0042)."""
+
+    segmentation: SegmentationPolicy
+    scope: DataScope
+
+
 def token_service(
     settings: Settings,
-    clients: ClientDirectory,
-    transactions: SqlTransactions,
+    stores: Stores,
     key_sets: HttpxKeySetSource,
-    member_consent: Callable[[MemberId, RegisteredClient, datetime], bool],
+    rules: DisclosureRules,
     trust: TrustAnchors,
 ) -> TokenService:
+    """Our token endpoint's service: the registered clients, their key sets, and a
+    member-scoped token only while the member's consent lets the client read."""
     return TokenService(
-        clients=clients,
+        clients=SqlClientDirectory(stores.engine),
         assertions=SqlAssertionLedger(),
         key_sets=key_sets,
-        transactions=transactions,
+        transactions=stores.transactions,
         keys=KeysInForce(
             TokenKeyFiles(key_dir(settings)),
             # A replaced key verifies as long as a token it signed can live.
@@ -115,7 +126,7 @@ def token_service(
             udap_scopes=frozenset(settings.udap_client_scopes.split()),
         ),
         trust=trust,
-        member_consent=member_consent,
+        member_consent=member_consent_check(settings, stores, rules),
         new_id=new_id,
     )
 
@@ -166,7 +177,7 @@ def operator_ports(settings: Settings, stores: Stores, allowances: SqlAllowances
 
 
 def member_consent_check(
-    settings: Settings, stores: Stores, segmentation: SegmentationPolicy, scope: DataScope
+    settings: Settings, stores: Stores, rules: DisclosureRules
 ) -> Callable[[MemberId, RegisteredClient, datetime], bool]:
     """Whether a member's consent lets a client read her data now (the token service
     issues a member-scoped token only then)."""
@@ -180,8 +191,8 @@ def member_consent_check(
             source_npi=settings.org_npi,
             at=now,
             request_id=None,
-            segmentation=segmentation,
-            scope=scope,
+            segmentation=rules.segmentation,
+            scope=rules.scope,
         )
         return member_permits(context, member)
 
@@ -192,8 +203,7 @@ def bulk_ports(
     settings: Settings,
     stores: Stores,
     identity: IdentityStore,
-    segmentation: SegmentationPolicy,
-    scope: DataScope,
+    disclosure: DisclosureRules,
     clocks: Clocks | None = None,
 ) -> BulkPorts:
     """``$bulk-member-match`` jobs and the exports (old payer)."""
@@ -204,8 +214,8 @@ def bulk_ports(
         output_lifetime=timedelta(hours=settings.bulk_output_hours),
         group_lifetime=timedelta(days=settings.bulk_group_days),
         chunk_members=settings.bulk_chunk_members,
-        segmentation=segmentation,
-        scope=scope,
+        segmentation=disclosure.segmentation,
+        scope=disclosure.scope,
         payer_to_payer_years=settings.payer_to_payer_years,
         attempts=AttemptLimit(
             settings.member_match_max_cards,

@@ -19,7 +19,7 @@ from payerbridge.bulk.member_match import BulkPorts, fail_job
 from payerbridge.errors import StoreUnavailable
 from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import BulkJobId, ClientId
-from payerbridge.workflows.steps import Progress, run_until_done
+from payerbridge.workflows.steps import OnFailure, Progress, run_until_done
 
 __all__ = ["BULK_QUEUE", "BulkQueueLimits", "bind", "bulk_job_workflow", "enqueue_job"]
 
@@ -62,12 +62,12 @@ def bulk_job_workflow(job_id: BulkJobId, traceparent: str | None = None) -> str:
             current.set_attribute("payerbridge.bulk_job_state", ended)
         return Progress(ended=ended)
 
-    return run_until_done(
-        step,
+    failing = OnFailure(
         transient=(StoreUnavailable,),  # the database blinked: a restart, a failover
         end=lambda exc: _failed(job_id, exc),
-        clock=_current().clock,
-        log_context={"bulk_job_id": job_id},
+    )
+    return run_until_done(
+        step, failing, clock=_current().clock, log_context={"bulk_job_id": job_id}
     )
 
 

@@ -32,7 +32,7 @@ from payerbridge.exchange.unit import ExchangeUnit, ExchangeWiring
 from payerbridge.logging import bind_context
 from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import ExchangeId, PartnerId
-from payerbridge.workflows.steps import TRANSIENT_WAITS, Progress, run_until_done
+from payerbridge.workflows.steps import TRANSIENT_WAITS, OnFailure, Progress, run_until_done
 
 __all__ = [
     "EXCHANGE_QUEUE",
@@ -125,13 +125,11 @@ def exchange_workflow(exchange_id: ExchangeId, traceparent: str | None = None) -
         text = f"internal error ({type(exc).__name__}); see the server log"
         return fail_step(exchange_id, ExchangeReason.INTERNAL_ERROR.value, text)
 
-    return run_until_done(
-        step,
+    failing = OnFailure(
         transient=(StoreUnavailable,),  # the database blinked: a restart, a failover
         end=end,
-        clock=uow.clock,
-        log_context={"exchange_id": exchange_id},
     )
+    return run_until_done(step, failing, clock=uow.clock, log_context={"exchange_id": exchange_id})
 
 
 def workflow_id(exchange_id: ExchangeId, replay_count: int, review_round: int = 0) -> str:

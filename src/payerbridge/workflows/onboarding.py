@@ -22,7 +22,7 @@ from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.onboarding.service import fail_onboarding, proceed
 from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import OnboardingId, PartnerId
-from payerbridge.workflows.steps import Progress, run_until_done
+from payerbridge.workflows.steps import OnFailure, Progress, run_until_done
 
 __all__ = ["ONBOARDING_QUEUE", "bind", "enqueue_onboarding", "onboarding_workflow"]
 
@@ -77,14 +77,14 @@ def onboarding_workflow(onboarding_id: OnboardingId, traceparent: str | None = N
         )
         return _failed(onboarding_id, f"internal error ({type(exc).__name__})")
 
-    return run_until_done(
-        step,
+    failing = OnFailure(
         # an old payer (or our database) that does not answer, or a token to renew
         transient=(PartnerUnavailable, PartnerAuthRejected, StoreUnavailable),
         end=end,
-        clock=ports.clock,
-        log_context={"onboarding_id": onboarding_id},
         before_retry=before_retry,
+    )
+    return run_until_done(
+        step, failing, clock=ports.clock, log_context={"onboarding_id": onboarding_id}
     )
 
 

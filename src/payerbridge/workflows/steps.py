@@ -23,7 +23,7 @@ from datetime import datetime
 
 from dbos import DBOS
 
-__all__ = ["TRANSIENT_WAITS", "Progress", "TransientWaits", "run_until_done"]
+__all__ = ["TRANSIENT_WAITS", "OnFailure", "Progress", "TransientWaits", "run_until_done"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,23 +57,34 @@ class Progress:
     resume_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class OnFailure:
+    """How a run meets a failing step: the errors it waits out (``transient``: up to
+    ``policy.attempts`` failures in a row, ``before_retry`` first, e.g. to renew a revoked
+    token), and how it ends visibly otherwise (``end(error)``, the run's final word)."""
+
+    transient: tuple[type[BaseException], ...]
+    end: Callable[[BaseException], str]
+    before_retry: Callable[[BaseException], None] | None = None
+    policy: TransientWaits = TRANSIENT_WAITS
+
+
 def run_until_done(
     step: Callable[[], Progress],
+    failing: OnFailure,
     *,
-    transient: tuple[type[BaseException], ...],
-    end: Callable[[BaseException], str],
     clock: Callable[[], datetime],
     log_context: Mapping[str, str],
-    before_retry: Callable[[BaseException], None] | None = None,
-    policy: TransientWaits = TRANSIENT_WAITS,
     sleep: Callable[[float], None] = DBOS.sleep,
 ) -> str:
     """Call ``step`` until it says the work ended, and return its final word.
 
-    A ``transient`` error is waited out (``before_retry`` first, e.g. to renew a revoked
-    token) up to ``policy.attempts`` failures in a row; past them, or on any other error,
-    ``end(error)`` ends the run visibly and its word is returned. Waits are durable
-    sleeps, so a run cut off while waiting resumes where it was."""
+    A transient error is waited out up to the policy's failures in a row; past them, or
+    on any other error, ``failing.end(error)`` ends the run visibly and its word is
+    returned. Waits are durable sleeps, so a run cut off while waiting resumes where it
+    was."""
+    transient, end = failing.transient, failing.end
+    before_retry, policy = failing.before_retry, failing.policy
     failures = 0
     while True:
         try:

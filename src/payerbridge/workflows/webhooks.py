@@ -17,19 +17,12 @@ Workflow functions are module-level, so bootstrap binds what their steps use wit
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
 
-import httpx
 from dbos import DBOS, Queue, SetWorkflowID
 
 from payerbridge.tracing import continued, current_traceparent, span
-from payerbridge.transactions import Transactions
-from payerbridge.webhooks.delivery import deliver_one
-from payerbridge.webhooks.egress import WebhookTargets
-from payerbridge.webhooks.model import WebhookPolicy
-from payerbridge.webhooks.ports import DeliveryStore
+from payerbridge.webhooks.delivery import WebhookDelivery, deliver_one
 
 __all__ = ["WEBHOOK_QUEUE", "WebhookDelivery", "bind", "enqueue_deliveries", "register_queue"]
 
@@ -40,19 +33,6 @@ _CONCURRENCY_PER_WORKER = 16
 # The shortest wait between two looks at a delivery that could not be claimed although
 # due: never a busy loop of recorded steps.
 _MIN_WAIT_SECONDS = 0.2
-
-
-@dataclass(frozen=True)
-class WebhookDelivery:
-    """What a delivery's steps use, wired by bootstrap."""
-
-    store: DeliveryStore
-    transactions: Transactions
-    client: httpx.Client
-    policy: WebhookPolicy
-    targets: WebhookTargets
-    clock: Callable[[], datetime]
-    random: Callable[[], float]
 
 
 _bound: WebhookDelivery | None = None
@@ -84,15 +64,7 @@ def attempt_delivery(delivery_id: str, traceparent: str | None = None) -> float 
         continued(traceparent),
         span("webhook.deliver", {"payerbridge.delivery_id": delivery_id}),
     ):
-        due = deliver_one(
-            bound.store,
-            bound.transactions,
-            bound.client,
-            bound.policy,
-            delivery_id,
-            targets=bound.targets,
-            random=bound.random,
-        )
+        due = deliver_one(bound, delivery_id)
     if due is None:
         return None
     return max((due - bound.clock()).total_seconds(), _MIN_WAIT_SECONDS)

@@ -86,6 +86,8 @@ KICK_OFF_MEMBERS = 2000  # the most a client sends per kick-off, within the requ
 # The server under test is the old payer; the client is the new payer asking for its members.
 _OLD = Partner(PartnerId("old-plan"), "Old Plan", "1245319599", "http://old.example/fhir")
 _NEW = Organization("New Plan", "1234567893")
+# As the requests name us: with a FHIR base, whose NamingSystem holds our member ids.
+_ASKING = Organization(_NEW.name, _NEW.npi, "https://new-plan.example")
 _CLIENT_ID = "bench-new-plan"
 _SCOPE = f"system/*.rs {BULK_MEMBER_MATCH_SCOPES[0]}"
 _EXPORT_TYPE = "hl7.fhir.us.davinci-pdex#payertopayer"
@@ -272,11 +274,7 @@ def _member_bundle(
         new_coverage=CoverageCard(f"NP{i:09d}", None, "self"),
         consent=None,
     )
-    parameters = build_member_match_request(
-        request, consent, our_name=_NEW.name, our_npi=_NEW.npi,
-        partner_name=_OLD.name, partner_npi=_OLD.npi,
-        member_system="https://new-plan.example/member-id",
-    )  # fmt: skip
+    parameters = build_member_match_request(request, consent, us=_ASKING, partner=_OLD.organization)
     submitted = f"sub-{position}"
     parts: list[dict[str, Any]] = _repoint(
         parameters["parameter"], MEMBER_PATIENT_REF, f"Patient/{submitted}"

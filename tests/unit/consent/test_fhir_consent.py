@@ -13,7 +13,12 @@ from payerbridge.consent import ConsentPolicy, Purpose, Requester, evaluate
 from payerbridge.consent.model import ConsentId, ConsentRequest
 from payerbridge.errors import Issue, UnprocessableRequest
 from payerbridge.fhir import codes
-from payerbridge.fhir.consent import build_hrex_consent, consent_hash, parse_hrex_consent
+from payerbridge.fhir.consent import (
+    Provision,
+    build_hrex_consent,
+    consent_hash,
+    parse_hrex_consent,
+)
 from payerbridge.routing.model import Organization
 from payerbridge.types import ClientId, MemberId
 from tests import fhir_profiles
@@ -39,7 +44,10 @@ def a_consent(**changes: Any) -> dict[str, Any]:
         "source_reference": "DocumentReference/optin-1",
     }
     arguments.update(changes)
-    return build_hrex_consent(**arguments)
+    terms = {
+        name: arguments.pop(name) for name in ("policy", "start", "end", "source", "recipient")
+    }
+    return build_hrex_consent(provision=Provision(**terms), **arguments)
 
 
 def parse(resource: Any, requester: Requester = REQUESTER) -> Any:

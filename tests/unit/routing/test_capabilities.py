@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from payerbridge.fhir.capability import capability_statement
+from payerbridge.fhir.capability import OurServer, capability_statement
 from payerbridge.routing.capabilities import Capabilities, changes, read_capabilities
 from tests import fhir_profiles
 
@@ -20,14 +20,14 @@ PDEX = "http://hl7.org/fhir/us/davinci-pdex"
 
 def our_statement(**options: Any) -> dict[str, Any]:
     """Our own CapabilityStatement, as a payerbridge partner serves it."""
-    return capability_statement(
+    server = OurServer(
         fhir_base="https://us.example/fhir",
         token_url="https://us.example/auth/token",
         software_version="1.0",
         org_name="Us",
-        published=AT,
         **options,
     )
+    return capability_statement(server, published=AT)
 
 
 def statement(*operations: dict[str, str], **more: Any) -> dict[str, Any]:

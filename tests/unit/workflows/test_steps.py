@@ -11,7 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.errors import PartnerUnavailable, StoreUnavailable
-from payerbridge.workflows.steps import TRANSIENT_WAITS, Progress, TransientWaits, run_until_done
+from payerbridge.workflows.steps import (
+    TRANSIENT_WAITS,
+    OnFailure,
+    Progress,
+    TransientWaits,
+    run_until_done,
+)
 
 NOW = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
 
@@ -37,11 +43,9 @@ class Script:
     def run(self, *, clock: datetime = NOW, policy: TransientWaits = TRANSIENT_WAITS) -> str:
         return run_until_done(
             self.step,
-            transient=(StoreUnavailable,),
-            end=self.end,
+            OnFailure(transient=(StoreUnavailable,), end=self.end, policy=policy),
             clock=lambda: clock,
             log_context={"test": "steps"},
-            policy=policy,
             sleep=self.sleeps.append,
         )
 

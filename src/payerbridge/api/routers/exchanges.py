@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from payerbridge.api.deps import AuditReaderDep, OperatorDep, PlatformDep, SubmitterDep
 from payerbridge.api.idempotency import checked_key
@@ -157,33 +157,35 @@ def _checked_key(key: str | None) -> str:
     return checked_key(key)
 
 
+def _submission(
+    body: ExchangeCreate, caller: SubmitterDep, idempotency_key: IdempotencyKey = None
+) -> ExchangeSubmission:
+    """The request as ``submit_exchange`` takes it: what the client sent, under its key."""
+    return ExchangeSubmission(
+        body.to_domain(),
+        body.model_dump(mode="json"),
+        client_id=caller.client_id,
+        idempotency_key=_checked_key(idempotency_key),
+        request_id=current_request_id(),
+    )
+
+
 @router.post("", status_code=202)
 def create_exchange(
-    body: ExchangeCreate,
+    submission: Annotated[ExchangeSubmission, Depends(_submission)],
     platform: PlatformDep,
-    caller: SubmitterDep,
     request: Request,
     response: Response,
-    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """202 + Location for a new exchange; 200 with the original for a repeated key."""
-    submitted = submit_exchange(
-        ExchangeSubmission(
-            body.to_domain(),
-            body.model_dump(mode="json"),
-            client_id=caller.client_id,
-            idempotency_key=_checked_key(idempotency_key),
-            request_id=current_request_id(),
-        ),
-        platform.units.exchange(),
-    )
+    submitted = submit_exchange(submission, platform.units.exchange())
     record = platform.exchanges.get(submitted.exchange_id)  # as submitted, before it runs
     enqueue_start(submitted.start)  # a no-op when the workflow exists
     if not submitted.is_new:
         response.status_code = 200
     response.headers["Location"] = str(request.url_for("get_exchange", exchange_id=record.id))
     return exchange_public(
-        record, platform.exchanges.dead_letter(record.id), reader=caller.client_id
+        record, platform.exchanges.dead_letter(record.id), reader=submission.client_id
     )
 
 

@@ -22,7 +22,13 @@ from payerbridge.api.deps import (
     read_json_body,
     run_store_bound,
 )
-from payerbridge.api.idempotency import Answer, answer_once, checked_key, request_digest
+from payerbridge.api.idempotency import (
+    Answer,
+    KeyedCall,
+    answer_once,
+    checked_key,
+    request_digest,
+)
 from payerbridge.api.refusals import caller_of_counted, refusal_window
 from payerbridge.api.responses import FhirResponse
 from payerbridge.bootstrap import Platform, utcnow
@@ -60,7 +66,7 @@ from payerbridge.errors import (
     PayerBridgeError,
 )
 from payerbridge.fhir.bundles import searchset
-from payerbridge.fhir.capability import capability_statement
+from payerbridge.fhir.capability import OurServer, capability_statement
 from payerbridge.fhir.completeness import completeness_outcome
 from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import (
@@ -103,14 +109,16 @@ def fhir_base(platform: Platform) -> str:
 def metadata(platform: PlatformDep) -> FhirResponse:
     return FhirResponse(
         capability_statement(
-            fhir_base=fhir_base(platform),
-            token_url=f"{platform.settings.base_url}/auth/token",
-            software_version=__version__,
-            org_name=platform.settings.org_name,
+            OurServer(
+                fhir_base=fhir_base(platform),
+                token_url=f"{platform.settings.base_url}/auth/token",
+                software_version=__version__,
+                org_name=platform.settings.org_name,
+                hrex_version=platform.settings.hrex_version,
+                pdex_version=platform.settings.pdex_version,
+                everything=platform.settings.offer_everything,
+            ),
             published=_STARTED,
-            hrex_version=platform.settings.hrex_version,
-            pdex_version=platform.settings.pdex_version,
-            everything=platform.settings.offer_everything,
         )
     )
 
@@ -172,13 +180,11 @@ def _answer_member_match(
     ports = MemberMatchPorts(
         platform.identity, platform.consents, platform.clocks, platform.refusals
     )
+    call = KeyedCall(caller, idempotency_key, "member-match", request_digest(raw))
     return answer_once(
         platform,
-        caller,
-        idempotency_key,
-        operation="member-match",
-        request_hash=request_digest(raw),
-        run=lambda unit: _rendered(platform, command, answer_member_match(command, unit, ports)),
+        call,
+        lambda unit: _rendered(platform, command, answer_member_match(command, unit, ports)),
     )
 
 
@@ -358,13 +364,9 @@ def everything(
     # What the token grants is part of the request: a retry under the same key by a
     # token granting other types is another request, not a replay of the first answer.
     grant = "*" if reader.granted is None else ",".join(sorted(reader.granted))
+    digest = request_digest(request.url.path, str(request.query_params), grant)
     return answer_once(
-        platform,
-        caller,
-        command.idempotency_key,
-        operation="everything",
-        request_hash=request_digest(request.url.path, str(request.query_params), grant),
-        run=run,
+        platform, KeyedCall(caller, command.idempotency_key, "everything", digest), run
     )
 
 

@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import OperatorDep, PlatformDep, SubmitterDep
@@ -107,30 +107,37 @@ def answer_clock(case: ReviewCase, now: datetime, obligations: ObligationSet) ->
     }
 
 
+class ReviewListQuery(BaseModel):
+    """The review list's query parameters (the names are the API's)."""
+
+    status: Literal["open", "accepted", "rejected", "any"] = "open"
+    policy: str | None = Field(default=None, pattern=r"^[a-z_]{1,64}$")
+    reason: str | None = Field(default=None, pattern=r"^[a-z_]{1,64}$")
+    older_than: str | None = Field(default=None, alias="older-than", max_length=8)
+    count: int = Field(default=50, alias="_count", ge=1, le=500)
+    page: str | None = Field(default=None, max_length=400)
+
+
 @router.get("/reviews")
 def list_reviews(
     request: Request,
     platform: PlatformDep,
     _operator: OperatorDep,
-    status: Annotated[Literal["open", "accepted", "rejected", "any"], Query()] = "open",
-    policy: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")] = None,
-    reason: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")] = None,
-    older_than: Annotated[str | None, Query(alias="older-than", max_length=8)] = None,
-    count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
-    page: Annotated[str | None, Query(max_length=400)] = None,
+    asked: Annotated[ReviewListQuery, Query()],
 ) -> dict[str, Any]:
     """Review cases in the queue's order, oldest and riskiest first (open ones by default;
     ``identity.review_queue``): filtered by policy, by a reason they were opened for and
     by age; ``next`` is the following page's URL while there are more."""
     _only_known(request, _REVIEW_LIST_PARAMETERS)
     now = utcnow()
-    age = _age(older_than)
+    age = _age(asked.older_than)
+    count = asked.count
     query = ReviewQuery(
-        status=None if status == "any" else status,
-        policy=policy,
-        reason=reason,
+        status=None if asked.status == "any" else asked.status,
+        policy=asked.policy,
+        reason=asked.reason,
         opened_before=None if age is None else now - age,
-        after=None if page is None else decode_position(page),
+        after=None if asked.page is None else decode_position(asked.page),
         limit=count + 1,
     )
     cases = platform.identity.reviews(query)
@@ -223,28 +230,35 @@ _VERSIONED: dict[int | str, dict[str, Any]] = {
 }
 
 
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=100)]
+
+
+def _decision(
+    review_id: str, body: ReviewDecisionBody, operator: OperatorDep, if_match: IfMatch = None
+) -> ReviewDecision:
+    """The decision as the use case takes it, on the version read."""
+    return ReviewDecision(
+        review_id=review_id[:64],
+        version=version_sent(if_match, body.version),
+        accept=body.decision == "accept",
+        member_id=None if body.member is None else MemberId(body.member),
+        reviewer=f"{operator.client_id}:{body.reviewer}",
+        reason=body.reason,
+    )
+
+
 @router.post("/reviews/{review_id}/$decide", responses=_VERSIONED)
 def decide_review(
-    review_id: str,
-    body: ReviewDecisionBody,
+    decision: Annotated[ReviewDecision, Depends(_decision)],
     response: Response,
     platform: PlatformDep,
-    operator: OperatorDep,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=100)] = None,
 ) -> dict[str, Any]:
     """Accept (naming the member, one of the case's candidates) or reject a case, on the
     version read (If-Match or ``version``): 409 once it is decided, 412 when it changed
     since that version."""
     decided = decide(
         ReviewPorts(platform.identity, platform.transactions, platform.clocks.ledger),
-        ReviewDecision(
-            review_id=review_id[:64],
-            version=version_sent(if_match, body.version),
-            accept=body.decision == "accept",
-            member_id=None if body.member is None else MemberId(body.member),
-            reviewer=f"{operator.client_id}:{body.reviewer}",
-            reason=body.reason,
-        ),
+        decision,
         at=utcnow(),
         request_id=current_request_id(),
     )
@@ -260,26 +274,30 @@ class ReviewReopenBody(BaseModel):
     version: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
+def _reopening(
+    review_id: str, body: ReviewReopenBody, operator: OperatorDep, if_match: IfMatch = None
+) -> ReviewReopening:
+    """The reopening as the use case takes it, on the version that shows the decision."""
+    return ReviewReopening(
+        review_id[:64],
+        version_sent(if_match, body.version),
+        f"{operator.client_id}:{body.reviewer}",
+        body.reason,
+    )
+
+
 @router.post("/reviews/{review_id}/$reopen", responses=_VERSIONED)
 def reopen_review(
-    review_id: str,
-    body: ReviewReopenBody,
+    reopening: Annotated[ReviewReopening, Depends(_reopening)],
     response: Response,
     platform: PlatformDep,
-    operator: OperatorDep,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=100)] = None,
 ) -> dict[str, Any]:
     """Undo a decision from now on, on the version that shows it: the case is open again
     and its request no longer answered with the member it accepted."""
     reopened = reopen(
         platform.identity,
         platform.transactions,
-        ReviewReopening(
-            review_id[:64],
-            version_sent(if_match, body.version),
-            f"{operator.client_id}:{body.reviewer}",
-            body.reason,
-        ),
+        reopening,
         at=utcnow(),
         request_id=current_request_id(),
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from payerbridge.api.deps import PlatformDep, SubmitterDep
+from payerbridge.api.deps import PlatformDep, SubmitterDep, current_platform
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.schemas import OnboardingCreate, onboarding_requests
 from payerbridge.bootstrap import Platform
@@ -34,7 +34,6 @@ router = APIRouter(prefix="/onboardings", tags=["onboardings"])
 @router.post("", status_code=202)
 def create_onboarding(
     body: OnboardingCreate,
-    platform: PlatformDep,
     caller: SubmitterDep,
     request: Request,
     response: Response,
@@ -42,6 +41,7 @@ def create_onboarding(
 ) -> dict[str, Any]:
     """202 + Location: the members are matched at the partner, exported and imported in
     the background; the same Idempotency-Key answers with the run it started."""
+    platform = current_platform(request)  # the app's, as every handler's
     if idempotency_key is None or not idempotency_key.strip():
         text = "POST /onboardings needs an Idempotency-Key header (resend it when retrying)"
         raise InvalidInput(text, issues=[Issue(text, "Idempotency-Key", "required")])

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from payerbridge.api.deps import OperatorDep, PlatformDep
+from payerbridge.api.deps import OperatorDep, PlatformDep, current_platform
 from payerbridge.api.responses import JsonResponse
 from payerbridge.backends.ingestion import FileReport
 from payerbridge.backends.sources import LiveSourceSpec
@@ -51,7 +51,6 @@ async def push_file(
     source_id: str,
     request: Request,
     response: Response,
-    platform: PlatformDep,
     operator: OperatorDep,
     name: Annotated[
         str, Query(min_length=1, max_length=300, description="The file's name, for its reports.")
@@ -61,6 +60,7 @@ async def push_file(
     X12, CSV, fixed-width, NDJSON), mapped and kept in one transaction. 201 with what it
     gave and every record it could not read or map (by line or segment); 200 when the
     same file was given before (nothing changes)."""
+    platform = current_platform(request)  # the app's, as every handler's
     _known(platform, source_id)
     body = await request.body()
     report = await _run(platform, source_id, name, body, operator.client_id)

@@ -22,7 +22,7 @@ from payerbridge.consent.model import (
     start_of_day,
 )
 from payerbridge.exchange.model import ConsentGrant
-from payerbridge.fhir.consent import build_hrex_consent, consent_hash
+from payerbridge.fhir.consent import Provision, build_hrex_consent, consent_hash
 from payerbridge.fhir.member_match import MEMBER_PATIENT_REF
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.types import ClientId, MemberId
@@ -51,11 +51,7 @@ def opt_in_consent(
         consent_id="1",  # local to the Parameters it travels in; keeps the hash content-only
         patient_ref=MEMBER_PATIENT_REF,
         performer_ref=MEMBER_PATIENT_REF,
-        policy=policy,
-        start=grant.start,
-        end=grant.end,
-        source=old_payer.organization,
-        recipient=us,
+        provision=Provision(policy, grant.start, grant.end, old_payer.organization, us),
         source_reference=grant.source_reference,
     )
     record = ConsentRecord(

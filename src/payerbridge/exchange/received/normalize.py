@@ -21,7 +21,7 @@ from typing import Any
 from payerbridge.errors import PartnerRejected
 from payerbridge.exchange.received.reconcile import Conflict, Holder, conflicts_within
 from payerbridge.fhir.completeness import Gap, gaps_of, is_outcome_entry
-from payerbridge.fhir.provenance import receipt_provenance
+from payerbridge.fhir.provenance import Custody, receipt_provenance
 from payerbridge.fhir.resources import (
     COMPARTMENT_FIELD,
     ID_PATTERN,
@@ -180,10 +180,8 @@ def normalize_everything_bundle(bundle: Any, receipt: Receipt) -> NormalizedBund
         receipt_provenance(
             holder.receipt_id(),
             [r for r in normalized if r["resourceType"] != "Provenance"],
-            transmitter=old_payer,
-            custodian=receipt.us,
-            recorded=receipt.received_at,
-            exchange_id=receipt.exchange_id,
+            Custody(transmitter=old_payer, custodian=receipt.us, recorded=receipt.received_at),
+            receipt.exchange_id,
         )
     )
     counts = Counter(r["resourceType"] for r in normalized)

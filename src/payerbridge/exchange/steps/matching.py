@@ -101,12 +101,9 @@ def _parameters(
     return build_member_match_request(
         request,
         consent.resource,
-        our_name=uow.us.name,
-        our_npi=uow.us.npi,
-        partner_name=partner.name,
-        partner_npi=partner.npi,
+        us=uow.us,
+        partner=partner.organization,
         shape=PROFILES.hrex.get(record.request_shape or "", PROFILES.current),
-        member_system=f"{uow.us.fhir_base}/NamingSystem/member-id" if uow.us.fhir_base else None,
     )
 
 
