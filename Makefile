@@ -48,18 +48,24 @@ run: $(STAMP)
 # on each worker its tests were dealt to. The workers take the modules in the order
 # tests/ordering.py sets, the longest first (--no-loadscope-reorder keeps it).
 PYTEST_WORKERS ?= 4
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+PYTEST_OPTIONS := --dist loadfile --no-loadscope-reorder
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_OPTIONS)
+# The PostgreSQL pass runs beside the SQLite one with a worker fewer: its servers' pools
+# and DBOS's share the local PostgreSQL's 100 connections, which four workers starting
+# the longest modules together passed (tests/conftest.py caps each pool at 4).
+PYTEST_WORKERS_POSTGRES ?= 3
 
 # The suite's budget (ADR 0028, tests/budget.py): a pass whose wall time passes its budget
 # fails, after printing its 20 slowest tests and modules. The target is CI's whole run (a
 # clean clone's install, the guard rails, both passes) under 15 minutes on the 2-core
-# machine: install and guard rails about 70 s, the SQLite pass 520 s, the PostgreSQL pass
-# 300 s. Until the suite is there (issue 69; 843 s and 551 s at 68c57e7 on a loaded
-# machine) each budget is a ceiling on what it is now, with room for this machine's swings
+# machine. The passes run side by side, so each pass's wall time is the whole run's less
+# the install: both budgets are one ceiling on it, with room for this machine's swings
 # (CI's runs took 17 to 30 minutes), lowered as the suite gets cheaper, never raised.
+# Side by side at 2f9180b: SQLite 999 s, PostgreSQL 916 s, the clean-clone run 1,068 s
+# (1,299 s one after the other at 8761980).
 # `make test SUITE_BUDGET_SQLITE= SUITE_BUDGET_POSTGRES=` runs without the check.
 SUITE_BUDGET_SQLITE ?= 1500
-SUITE_BUDGET_POSTGRES ?= 1000
+SUITE_BUDGET_POSTGRES ?= 1500
 
 ## make check: the inner loop: lint, types, import contracts and the unit tests.
 check: $(STAMP)
@@ -86,7 +92,8 @@ test: $(STAMP) $(CLIENTS_STAMP)
 	report=$$(mktemp); \
 	echo "== on SQLite, and on PostgreSQL beside it (its report follows)"; \
 	PAYERBRIDGE_TEST_BACKEND=postgres PAYERBRIDGE_TEST_BUDGET_SECONDS=$(SUITE_BUDGET_POSTGRES) \
-		$(PYTEST) tests/integration tests/e2e > $$report 2>&1 & postgres=$$!; \
+		$(BIN)/python -m pytest -n $(PYTEST_WORKERS_POSTGRES) $(PYTEST_OPTIONS) \
+		tests/integration tests/e2e > $$report 2>&1 & postgres=$$!; \
 	PAYERBRIDGE_TEST_BUDGET_SECONDS=$(SUITE_BUDGET_SQLITE) $(PYTEST) tests; sqlite=$$?; \
 	wait $$postgres; on_postgres=$$?; \
 	echo "== on PostgreSQL"; cat $$report; rm -f $$report; \
