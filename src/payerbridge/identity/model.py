@@ -21,6 +21,7 @@ from typing import Any
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
+    "redacted_repr",
     "IdentityLink",
     "IndexChanges",
     "IndexEntry",
@@ -72,8 +73,14 @@ class StandardRecord:
     ssn_carried: bool = False
 
     def __repr__(self) -> str:
-        present = [f.name for f in fields(self) if getattr(self, f.name) not in (None, (), False)]
-        return f"StandardRecord(<redacted: {', '.join(present)}>)"
+        return redacted_repr(self)
+
+
+def redacted_repr(person: Any) -> str:
+    """A dataclass holding a person's values, as its ``repr``: the fields present named,
+    never their values (a record that reaches a log or a traceback leaks nothing)."""
+    present = [f.name for f in fields(person) if getattr(person, f.name) not in (None, (), False)]
+    return f"{type(person).__name__}(<redacted: {', '.join(present)}>)"
 
 
 def record_to_dict(record: StandardRecord) -> dict[str, object]:

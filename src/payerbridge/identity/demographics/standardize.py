@@ -37,7 +37,7 @@ from datetime import date
 
 from payerbridge.identity.demographics.addresses import standard_street_address
 from payerbridge.identity.demographics.nicknames import name_roots
-from payerbridge.identity.model import StandardRecord
+from payerbridge.identity.model import StandardRecord, redacted_repr
 
 __all__ = [
     "Demographics",
@@ -265,9 +265,10 @@ def standard_ssn(value: str | None) -> str | None:
     return digits
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class Demographics:
-    """One person's demographics and card values as given, before standardisation.
+    """One person's demographics and card values as given, before standardisation; its
+    ``repr`` names the fields present, never their values (``redacted_repr``).
 
     ``ssn_carried`` says that this person's SSN is their subscriber's, as
     dependents' records often hold; it is kept only with a valid SSN.
@@ -286,6 +287,9 @@ class Demographics:
     subscriber_id: str | None = None
     ssn: str | None = None
     ssn_carried: bool = False
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
 
 
 def standard_record(person: Demographics) -> StandardRecord:

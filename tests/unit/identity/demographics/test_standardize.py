@@ -228,13 +228,17 @@ def test_carried_flag_needs_a_valid_ssn() -> None:
 
 
 def test_repr_names_fields_but_never_values() -> None:
-    record = standard_record(
-        Demographics(given=["Ana"], family="Garcia", birth_date="1980-02-03", ssn="123-45-6780")
-    )
+    given = Demographics(given=["Ana"], family="Garcia", birth_date="1980-02-03", ssn="123-45-6780")
+    record = standard_record(given)
     text = repr(record)
     assert "first_name" in text and "ssn" in text
     for secret in ("ana", "garcia", "1980", "123456780"):
         assert secret not in text.lower()
+    # The demographics as given, before standardisation, are as closed.
+    raw = repr(given)
+    assert raw.startswith("Demographics(") and "family" in raw and "ssn" in raw
+    for secret in ("ana", "garcia", "1980", "123-45-6780"):
+        assert secret not in raw.lower()
 
 
 def test_nickname_table_is_modest_and_consistent() -> None:
