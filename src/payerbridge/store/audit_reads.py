@@ -1,6 +1,6 @@
 """The audit chain read as an auditor reads it: the events about some entities, those a
 request caused, a searched and paged selection, each with its place in the chain.
-Reads only, on the reader engine: ``store/audit.py`` is the one writer."""
+Reads only, on the reader engine: ``store/audit_append.py`` is the one writer."""
 
 from __future__ import annotations
 
@@ -10,28 +10,13 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select
 
 from payerbridge.audit.model import AuditQuery, Checkpoint, StoredEvent
+from payerbridge.store.audit_append import CHAIN_COLUMNS, EVENT_COLUMNS
 from payerbridge.store.tables import audit_checkpoints, audit_events, audit_tree_nodes
 
 __all__ = ["SqlAuditReader"]
 
 _C = audit_events.c
-_COLUMNS = [
-    _C[name]
-    for name in (
-        "seq",
-        "at",
-        "actor",
-        "action",
-        "entity_type",
-        "entity_id",
-        "outcome",
-        "request_id",
-        "detail",
-        "leaf_hash",
-        "prev_hash",
-        "chain_hash",
-    )
-]
+_COLUMNS = [_C[name] for name in (*EVENT_COLUMNS, *CHAIN_COLUMNS)]
 
 
 def _events(rows: Sequence[Any]) -> list[StoredEvent]:
