@@ -240,10 +240,11 @@ def normalize_received(uow: ExchangeUnit, record: ExchangeRecord, partner: Partn
     if record.state is S.NORMALIZED:  # stored before a restart; only the last move is missing
         advance(uow, exchange_id, [arrival(S.COMPLETED)], expected=S.NORMALIZED)
         return StepResult(S.COMPLETED, done=True)
-    normalized = _normalized(uow, record, partner, uow.exchanges.payload(exchange_id))
+    payload = uow.exchanges.payload(exchange_id)  # read and opened once
+    normalized = _normalized(uow, record, partner, payload)
     if isinstance(normalized, str):
         return give_up(uow, exchange_id, ExchangeReason.INVALID_PAYLOAD, normalized)
-    answer = _answer(uow, record, partner, normalized, uow.exchanges.payload(exchange_id))
+    answer = _answer(uow, record, partner, normalized, payload)
     with uow:
         ended = _store_normalized(uow, answer, S.RECEIVED)
     return StepResult(ended, done=True)
