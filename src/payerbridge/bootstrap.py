@@ -13,6 +13,7 @@ import httpx
 from payerbridge.backends.sources import load_sources, sources_path
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.config import Settings
+from payerbridge.identity.unit import IdentityUnit
 from payerbridge.policies import (
     compliance_obligations,
     data_scope,
@@ -147,7 +148,15 @@ def build_platform(
         identity=identity,
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
-        units=Units(exchange),
+        units=Units(
+            exchange,
+            IdentityUnit(
+                transactions, identity, stores.members, obligations, clocks.ledger, stores.audit
+            ),
+            # --- consent and disclosure ---
+            # --- security, operators and audit ---
+            # --- partners and compliance ---
+        ),
         bulk=bulk_ports(settings, stores, identity, rules, clocks),
         onboarding=onboarding_ports(settings, stores, client, clocks),
         **plan_backends(settings, sources, stores, identity),

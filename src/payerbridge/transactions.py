@@ -22,12 +22,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.ports import AuditTrail
 
-__all__ = ["Transactions", "UnitAuditLog", "UnitOfWork"]
+__all__ = ["RoomUnit", "Transactions", "UnitAuditLog", "UnitOfWork"]
 
 
 class UnitOfWork(Protocol):
@@ -75,3 +76,69 @@ class UnitAuditLog:
 
     def for_entity(self, entity_type: str, entity_id: str) -> list[dict[str, Any]]:
         return self._trail.for_entity(entity_type, entity_id)
+
+
+class RoomUnit:
+    """What every room's unit of work (ADR 0051) shares: the transaction.
+
+    A room's unit is a dataclass of the ports its use cases take (its stores, and what is
+    not a store: a client, a policy, who we are), built fresh per use case from the
+    platform (``platform.units.<room>()``). ``with uow:`` begins one transaction, committed
+    when the block ends and rolled back if it raises; a unit may be entered again after.
+    Inside, ``uow`` is itself a ``UnitOfWork`` (``now``, ``new_id()``, ``record()``), the
+    one the room's stores write in; outside, the stores read the last commit.
+
+    A subclass binds stores that hold their unit (``store.within(unit)``) in ``_bind``
+    and lets them go in ``_unbind``."""
+
+    transactions: Transactions
+    _begun: AbstractContextManager[UnitOfWork] | None = None
+    _transaction: UnitOfWork | None = None
+
+    def __enter__(self) -> Self:
+        if self._begun is not None:
+            raise RuntimeError(f"this {type(self).__name__} is already in a transaction")
+        begun = self.transactions.begin()
+        transaction = begun.__enter__()
+        self._begun, self._transaction = begun, transaction
+        self._bind(transaction)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        begun = self._begun
+        self._begun = self._transaction = None
+        self._unbind()
+        if begun is not None:
+            begun.__exit__(kind, error, traceback)
+
+    def _bind(self, transaction: UnitOfWork) -> None:
+        """Bind the stores that hold their unit to ``transaction``."""
+
+    def _unbind(self) -> None:
+        """Let the bound stores go: outside a transaction they read the last commit."""
+
+    @property
+    def transaction(self) -> UnitOfWork:
+        """The transaction in progress (RuntimeError outside ``with uow:``): the store
+        adapters unwrap it."""
+        if self._transaction is None:
+            raise RuntimeError("a write outside `with uow:`: begin the unit of work first")
+        return self._transaction
+
+    @property
+    def now(self) -> datetime:
+        """The instant the transaction in progress began."""
+        return self.transaction.now
+
+    def new_id(self) -> str:
+        """A fresh id, the transaction's."""
+        return self.transaction.new_id()
+
+    def record(self, *events: AuditEvent) -> None:
+        """Audit ``events`` in the transaction in progress."""
+        self.transaction.record(*events)

@@ -18,13 +18,10 @@ The edges build one unit per use case from the room's ``ExchangeWiring``
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from zoneinfo import ZoneInfo
 
-from payerbridge.audit.model import AuditEvent
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.exchange.model import RetryPolicy
@@ -41,6 +38,7 @@ from payerbridge.exchange.ports import (
     UnitOfWork,
 )
 from payerbridge.routing.model import Organization
+from payerbridge.transactions import RoomUnit
 
 __all__ = ["ExchangeUnit", "ExchangeWiring"]
 
@@ -69,66 +67,31 @@ class ExchangeWiring:
     clocks: Clocks | None = None  # the obligation rows kept (``exchange.clocks``)
 
 
-class ExchangeUnit:
+class ExchangeUnit(RoomUnit):
     """One exchange use case's unit of work (see the module docstring)."""
 
     def __init__(self, wiring: ExchangeWiring) -> None:
         self.wiring = wiring
-        self._begun: AbstractContextManager[UnitOfWork] | None = None
-        self._transaction: UnitOfWork | None = None
+        self.transactions = wiring.transactions
         self._exchanges: ExchangeStore | None = None
         self._received: ReceivedStore | None = None
         self._breakers: BreakerStore | None = None
         self._pulls: PullSchedules | None = None
 
-    # The transaction.
-
-    def __enter__(self) -> ExchangeUnit:
-        if self._begun is not None:
-            raise RuntimeError("this exchange unit of work is already in a transaction")
-        begun = self.wiring.transactions.begin()
-        transaction = begun.__enter__()
-        self._begun, self._transaction = begun, transaction
+    def _bind(self, transaction: UnitOfWork) -> None:
         self._exchanges = self.wiring.exchanges.within(transaction)
         self._received = self.wiring.received.within(transaction)
         self._breakers = self.wiring.breakers.within(transaction)
         self._pulls = self.wiring.pulls.within(transaction)
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        begun = self._begun
-        self._begun = self._transaction = None
+    def _unbind(self) -> None:
         self._exchanges = self._received = self._breakers = self._pulls = None
-        if begun is not None:
-            begun.__exit__(kind, error, traceback)
-
-    @property
-    def transaction(self) -> UnitOfWork:
-        """The transaction in progress (RuntimeError outside ``with uow:``): the store
-        adapters unwrap it."""
-        if self._transaction is None:
-            raise RuntimeError("a write outside `with uow:`: begin the unit of work first")
-        return self._transaction
-
-    @property
-    def now(self) -> datetime:
-        """The instant the transaction in progress began."""
-        return self.transaction.now
 
     def new_id(self) -> str:
         """A fresh id (the transaction's, when one is in progress)."""
         if self._transaction is not None:
             return self._transaction.new_id()
         return self.wiring.new_id()
-
-    def record(self, *events: AuditEvent) -> None:
-        """Audit ``events`` in the transaction in progress."""
-        self.transaction.record(*events)
 
     # The room's stores: bound to the transaction while one is in progress.
 

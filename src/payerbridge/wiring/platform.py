@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from payerbridge.fhir.profiles import ProfileChecker
 from payerbridge.idempotency.ports import IdempotencyStore
 from payerbridge.identity.indexing import index_members
 from payerbridge.identity.ports import IdentityStore
+from payerbridge.identity.unit import IdentityUnit
 from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.oversight.ports import Oversight, PartnerCalls
@@ -85,12 +86,24 @@ class Adapters:
 @dataclass(frozen=True)
 class Units:
     """Each room's unit of work, built fresh for each use case (ADR 0051): the edges take
-    one per request or command, the workflows one per run."""
+    one per request or command, the workflows one per run. A room's unit is kept here
+    wired once, as a template; each call hands out a copy of it, outside any transaction."""
 
     exchange_wiring: ExchangeWiring
+    identity_unit: IdentityUnit
+    # --- consent and disclosure ---
+    # --- security, operators and audit ---
+    # --- partners and compliance ---
 
     def exchange(self) -> ExchangeUnit:
         return ExchangeUnit(self.exchange_wiring)
+
+    def identity(self) -> IdentityUnit:
+        return replace(self.identity_unit)
+
+    # --- consent and disclosure: methods ---
+    # --- security, operators and audit: methods ---
+    # --- partners and compliance: methods ---
 
 
 @dataclass
