@@ -29,6 +29,8 @@ from payerbridge.backends.ports import RecordsQuery, SourceAnswer, SourceGap
 from payerbridge.backends.sources import LiveSourceSpec
 from payerbridge.bulk.model import BulkJob, JobStatus
 from payerbridge.bulk.ports import StoredGroup
+from payerbridge.compliance.calendar import BusinessCalendar
+from payerbridge.compliance.obligations import shipped_obligations
 from payerbridge.consent.model import ConsentRole, StoredConsent, revoke
 from payerbridge.disclosure.model import PageEntry, Snapshot
 from payerbridge.errors import (
@@ -69,6 +71,7 @@ from payerbridge.identity.model import (
     ReviewOpening,
     StandardRecord,
 )
+from payerbridge.identity.unit import IdentityUnit
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import RateLimit
@@ -980,6 +983,22 @@ class InMemoryIdentityStore:
             for link in links
             if (link.member_id, link.kind, link.system, link.value) not in current
         )
+
+
+def identity_unit(
+    store: InMemoryIdentityStore,
+    *,
+    at: datetime | None = None,
+    transactions: InMemoryTransactions | None = None,
+    members: Any = None,
+) -> IdentityUnit:
+    """The identity room's unit over ``store`` (ADR 0051): its transactions begin at
+    ``at`` when given; ``members`` for a merge's check that both Patients exist."""
+    if transactions is None:
+        clock = None if at is None else (lambda: at)
+        transactions = InMemoryTransactions(store.audit, store, clock=clock)
+    obligations = shipped_obligations(BusinessCalendar("America/New_York", frozenset({5, 6})))
+    return IdentityUnit(transactions, store, members, obligations, None, store.audit)
 
 
 class _InMemoryMatchWrites:

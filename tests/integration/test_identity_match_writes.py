@@ -253,7 +253,7 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
     ]
     before = rows(platform)
 
-    record_batch_decisions(platform.identity, platform.transactions, entries)
+    record_batch_decisions(entries, platform.units.identity())
 
     after = rows(platform)
     assert {name: after[name] - before[name] for name in after} == {
@@ -279,7 +279,7 @@ def test_bulk_decisions_are_stored_with_review_cases_and_audit_events_or_not_at_
     )
     with pytest.raises(StoreConflict):
         # d-match is stored already
-        record_batch_decisions(platform.identity, platform.transactions, [fresh, entries[0]])
+        record_batch_decisions([fresh, entries[0]], platform.units.identity())
     assert rows(platform) == after
     assert platform.identity.decision("d-new") is None
 
@@ -297,8 +297,6 @@ def test_a_request_sent_again_finds_its_review_case_as_the_queue_shows_it(
         matched, decision_id=DecisionId("d-review"), outcome=MatchOutcome.REVIEW, member_id=None
     )
     record_batch_decisions(
-        platform.identity,
-        platform.transactions,
         [
             DecisionToRecord(
                 reviewed,
@@ -308,6 +306,7 @@ def test_a_request_sent_again_finds_its_review_case_as_the_queue_shows_it(
                 decision_audit_event(reviewed, actor="cli", request_id="req-1"),
             )
         ],
+        platform.units.identity(),
     )
     assert platform.identity.latest_review("other", "key-1") is None
     opened = platform.identity.latest_review("cli", "key-1")

@@ -170,7 +170,7 @@ def _open_a_review_case(platform: Platform) -> None:
     opening = review_opening("case-1", record, reviewed.evidence, reviewed.candidate_ids)
     event = decision_audit_event(reviewed, actor="cli", request_id="req-1")
     entry = DecisionToRecord(reviewed, ClientId("cli"), "key-1", opening, event)
-    record_batch_decisions(platform.identity, platform.transactions, [entry])
+    record_batch_decisions([entry], platform.units.identity())
 
 
 def _submit_an_exchange(platform: Platform) -> ExchangeId:

@@ -63,12 +63,10 @@ def identity_reindex(data_dir: DataDir = None) -> None:
             transient=True,
         ) as progress:
             task = progress.add_task("reindex", total=None)
-            with platform.transactions.begin() as unit:
+            uow = platform.units.identity()
+            with uow:
                 indexed = reindex_all(
-                    platform.identity,
-                    unit,
-                    at=unit.now,
-                    progress=lambda n: progress.advance(task, n),
+                    uow.identity, uow, at=uow.now, progress=lambda n: progress.advance(task, n)
                 )
     finally:
         platform.close()
@@ -93,18 +91,12 @@ def identity_train(
     blocking key. Prints the model version and a summary of the training."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.cli.console import fail, settings_for
-    from payerbridge.identity.service import train_on_members
+    from payerbridge.identity.service import TrainModel, train_on_members
 
     platform = build_platform(settings_for(data_dir))
     try:
         with err.status(f"training on up to {sample:,} indexed members"):
-            fitted = train_on_members(
-                platform.identity,
-                platform.transactions,
-                sample=sample,
-                seed=seed,
-                activate=activate,
-            )
+            fitted = train_on_members(TrainModel(seed, sample, activate), platform.units.identity())
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
@@ -165,7 +157,7 @@ def identity_match(
         raise typer.BadParameter(f"the folder of {out_path} does not exist", param_hint="--out")
     chosen = BULK if policy == "bulk" else SINGLE_EXCHANGE
     platform = build_platform(settings_for(data_dir))
-    index = platform.identity
+    index = platform.units.identity().identity
     started = time.perf_counter()
 
     try:
@@ -218,11 +210,7 @@ def _match_file(
     ):
         task = progress.add_task("match", total=requests.stat().st_size)
         for size, answers in match_lines(
-            matcher,
-            platform.identity,
-            platform.transactions,
-            source,
-            Workers(workers, platform.before_fork),
+            matcher, platform.units.identity(), source, Workers(workers, platform.before_fork)
         ):
             for answer in answers:
                 counts[answer["outcome"]] += 1

@@ -22,7 +22,7 @@ from payerbridge.cli.console import cli_actor, fail, out, settings_for
 from payerbridge.cli.options import DataDir
 
 if TYPE_CHECKING:
-    from payerbridge.bootstrap import Platform
+    from payerbridge.identity.unit import IdentityUnit
 
 __all__ = ["reviews_app"]
 
@@ -42,12 +42,13 @@ Version = Annotated[
 Reason = Annotated[str, typer.Option(help="Why, for the audit trail and the next reviewer.")]
 
 
-def _with_platform(data_dir: DataDir, work: Callable[[Platform], T]) -> T:
+def _with_unit(data_dir: DataDir, work: Callable[[IdentityUnit], T]) -> T:
+    """``work`` done on a unit of the identity room, on the data dir's platform."""
     from payerbridge.bootstrap import build_platform
 
     platform = build_platform(settings_for(data_dir), run_migrations=False)  # errors: main()
     try:
-        return work(platform)
+        return work(platform.units.identity())
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
@@ -74,8 +75,8 @@ def reviews_list(
     from payerbridge.identity.model import ReviewQuery
 
     query = ReviewQuery(status=None if status == "any" else status, limit=limit)
-    cases, obligations = _with_platform(
-        data_dir, lambda platform: (platform.identity.reviews(query), platform.obligations)
+    cases, obligations = _with_unit(
+        data_dir, lambda uow: (uow.identity.reviews(query), uow.obligations)
     )
     now = utcnow()
     shown = [review_public(case, now, obligations) for case in cases]
@@ -123,19 +124,19 @@ def reviews_show(
     from payerbridge.identity.model import ShowCase
     from payerbridge.identity.reviews import show_case
 
-    def shown(platform: Platform) -> dict[str, object]:
+    def shown(uow: IdentityUnit) -> dict[str, object]:
         case = show_case(
-            platform.identity,
-            platform.audit,
+            uow.identity,
+            uow.audit,
             ShowCase(review_id[:64], viewer=cli_actor(), at=utcnow(), request_id=None),
         )
         return {
-            **review_public(case.case, utcnow(), platform.obligations),
+            **review_public(case.case, utcnow(), uow.obligations),
             "evidence": case.evidence,
             "comparison": case.view.to_dict(),
         }
 
-    _print_json(_with_platform(data_dir, shown))
+    _print_json(_with_unit(data_dir, shown))
 
 
 @reviews_app.command("decide")
@@ -157,7 +158,7 @@ def reviews_decide(
     from payerbridge.api.routers.identity import review_public
     from payerbridge.bootstrap import utcnow
     from payerbridge.identity.model import ReviewDecision
-    from payerbridge.identity.reviews import ReviewPorts, decide_review
+    from payerbridge.identity.reviews import decide_review
     from payerbridge.types import MemberId
 
     if (accept is None) == (not reject):
@@ -171,17 +172,8 @@ def reviews_decide(
         reviewer=actor,
         reason=reason,
     )
-    decided, obligations = _with_platform(
-        data_dir,
-        lambda platform: (
-            decide_review(
-                ReviewPorts(platform.identity, platform.transactions, platform.clocks.ledger),
-                decision,
-                at=utcnow(),
-                request_id=None,
-            ),
-            platform.obligations,
-        ),
+    decided, obligations = _with_unit(
+        data_dir, lambda uow: (decide_review(decision, uow, request_id=None), uow.obligations)
     )
     case = review_public(decided, utcnow(), obligations)
     out.print(f"{case['id']}: {case['status']} by {actor} (version {case['version']})")
@@ -196,18 +188,9 @@ def reviews_reopen(
 ) -> None:
     """Undo a decision from now on: the case is open again, and its request no longer
     answered with the member it accepted."""
-    from payerbridge.bootstrap import utcnow
     from payerbridge.identity.reviews import ReviewReopening, reopen_review
 
     actor = cli_actor()
-    reopened = _with_platform(
-        data_dir,
-        lambda platform: reopen_review(
-            platform.identity,
-            platform.transactions,
-            ReviewReopening(review_id[:64], version, actor, reason),
-            at=utcnow(),
-            request_id=None,
-        ),
-    )
+    reopening = ReviewReopening(review_id[:64], version, actor, reason)
+    reopened = _with_unit(data_dir, lambda uow: reopen_review(reopening, uow, request_id=None))
     out.print(f"{reopened.id}: open again by {actor} (version {reopened.version})")

@@ -12,7 +12,6 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.bootstrap import Platform
 from payerbridge.console.auth import ReaderVisit, Visit
 from payerbridge.console.pages import NO_FLASH, Flash
 from payerbridge.errors import Conflict, InvalidInput, Issue
@@ -22,6 +21,7 @@ from payerbridge.exchange.operations.search import ExchangePage, search_exchange
 from payerbridge.exchange.operations.search_params import exchange_query
 from payerbridge.exchange.operations.timeline import audit_of_exchange
 from payerbridge.exchange.steps.review import awaits_partner_review
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.logging import current_request_id
 from payerbridge.security.operator_accounts import SignedIn
 from payerbridge.types import ExchangeId
@@ -61,7 +61,7 @@ def search_params(query: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 
 @router.get("/exchanges")
 def exchanges_page(visit: ReaderVisit) -> Response:
-    request, platform = visit.request, visit.platform
+    request, uow = visit.request, visit.platform.units.exchange()
     form = {k: v.strip() for k, v in request.query_params.items()}
     context: dict[str, Any] = {"form": form, "states": [s.value for s in ExchangeState]}
     try:
@@ -69,7 +69,7 @@ def exchanges_page(visit: ReaderVisit) -> Response:
     except InvalidInput as exc:
         context.update(error=exc.text, issues=exc.issues, page=None)
         return visit.render("exchanges.html", context, status_code=400)
-    page: ExchangePage = search_exchanges(query, platform.exchange_search, viewer=None)
+    page: ExchangePage = search_exchanges(query, uow.search, viewer=None)
     following = None
     if page.next is not None:
         kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
@@ -80,9 +80,9 @@ def exchanges_page(visit: ReaderVisit) -> Response:
 
 @router.get("/exchanges/{exchange_id}")
 def exchange_page(exchange_id: str, visit: ReaderVisit) -> Response:
-    platform = visit.platform
-    record = platform.exchanges.get(ExchangeId(exchange_id[:64]))  # NotFound: the 404 page
-    _audit_view(platform, visit.signed_in, record)
+    uow = visit.platform.units.exchange()
+    record = uow.exchanges.get(ExchangeId(exchange_id[:64]))  # NotFound: the 404 page
+    _audit_view(uow, visit.signed_in, record)
     notice = _NOTICES.get(visit.request.query_params.get("done", ""))
     return exchange_view(visit, record, Flash(notice=notice))
 
@@ -91,18 +91,18 @@ def exchange_view(visit: Visit, record: ExchangeRecord, flash: Flash = NO_FLASH)
     """An exchange's page, with an action's outcome when it follows one: its timeline
     from the audit trail (``exchange.operations.timeline``), the route, the old payer's answer about
     the member, every partner call, where it ended."""
-    platform = visit.platform
+    uow = visit.platform.units.exchange()
     timeline = audit_of_exchange(
-        record.id, viewer=None, exchanges=platform.exchanges, audit=platform.audit_reader
+        record.id, viewer=None, exchanges=uow.exchanges, audit=uow.audit_reader
     )
     context = {
         "record": record,
-        "letter": platform.exchanges.dead_letter(record.id),
+        "letter": uow.exchanges.dead_letter(record.id),
         "timeline": timeline,
         "route": timeline.route or _route(record),
         "completeness": _completeness(record),
         "can_replay": record.state in ASKABLE_AGAIN,
-        "can_cancel": can_cancel(record, platform.operators.clock()),
+        "can_cancel": can_cancel(record, uow.clock()),
         "can_resubmit": awaits_partner_review(record),
         "notice": flash.notice,
         "error": flash.error,
@@ -129,10 +129,10 @@ def _completeness(record: ExchangeRecord) -> dict[str, Any] | None:
     return None
 
 
-def _audit_view(platform: Platform, found: SignedIn, record: ExchangeRecord) -> None:
-    platform.audit.record(
+def _audit_view(uow: ExchangeUnit, found: SignedIn, record: ExchangeRecord) -> None:
+    uow.audit.record(
         AuditEvent(
-            at=platform.operators.clock(),
+            at=uow.clock(),
             actor=found.actor,
             action="console.view",
             entity_type="Exchange",

@@ -55,7 +55,7 @@ def waiting_page(
         text = "this page link is not one of ours: start from the first page"
         raise InvalidInput(text, issues=[Issue(text, "cursor", "value")]) from exc
     query = ExchangeQuery(states=VIEWS[view][1], count=_PAGE, after=after)
-    page = search_exchanges(query, visit.platform.exchange_search, viewer=None)
+    page = search_exchanges(query, visit.platform.units.exchange().search, viewer=None)
     following = f"?view={view}&cursor={page.next.encode()}" if page.next else None
     context: dict[str, Any] = {
         "views": VIEWS,
@@ -83,15 +83,15 @@ def _field(form: FormData, name: str, limit: int = 200) -> str | None:
 def _act(visit: Visit, exchange_id: str, form: FormData, action: Any) -> Response:
     """Run ``action(record)`` unless the page was stale; the exchange's page with the
     error when it is refused, else back where the form came from."""
-    platform = visit.platform
-    record = platform.exchanges.get(ExchangeId(exchange_id[:64]))
+    uow = visit.platform.units.exchange()
+    record = uow.exchanges.get(ExchangeId(exchange_id[:64]))
     try:
         problem = stale(record, _field(form, "shown_state", 40))
         if problem is not None:
             raise problem
         done = action(record)
     except PayerBridgeError as exc:
-        record = platform.exchanges.get(record.id)
+        record = uow.exchanges.get(record.id)
         return exchange_view(visit, record, Flash.refused(exc))
     if _field(form, "back") == "waiting":
         view = _field(form, "view", 20) or "dead_lettered"
@@ -107,8 +107,9 @@ def replay_exchange(exchange_id: str, visit: IntervenerVisit, form: FormDep) -> 
 
     def run(record: Any) -> str:
         key = _field(form, "replay_key")
-        if replay(platform.units.exchange(), record.id, actor=found.actor, replay_key=key):
-            moved = platform.exchanges.get(record.id)
+        uow = platform.units.exchange()
+        if replay(uow, record.id, actor=found.actor, replay_key=key):
+            moved = uow.exchanges.get(record.id)
             enqueue_exchange(moved.id, moved.partner_id, replay_count=moved.replay_count)
         return "replayed"
 

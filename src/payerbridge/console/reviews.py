@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from payerbridge.bootstrap import Platform, utcnow
+from payerbridge.bootstrap import utcnow
 from payerbridge.compliance.obligations import Assessment
 from payerbridge.console.auth import (
     FormDep,
@@ -42,12 +42,12 @@ from payerbridge.identity.model import (
 )
 from payerbridge.identity.review_queue import decode_position, encode_position
 from payerbridge.identity.reviews import (
-    ReviewPorts,
     ReviewReopening,
     decide_review,
     reopen_review,
     show_case,
 )
+from payerbridge.identity.unit import IdentityUnit
 from payerbridge.logging import current_request_id
 from payerbridge.security.operator_accounts import SignedIn
 from payerbridge.types import MemberId
@@ -99,7 +99,7 @@ def _queue_query(params: dict[str, str], now: datetime) -> ReviewQuery:
 @router.get("/reviews")
 def queue_page(visit: ReviewerVisit) -> Response:
     """The queue, in its order; ``j``/``k`` move through it, ``Enter`` opens a case."""
-    request, platform = visit.request, visit.platform
+    request, uow = visit.request, visit.platform.units.identity()
     params = {k: v[:400] for k, v in request.query_params.items()}
     now = utcnow()
     context: dict[str, Any] = {"form": params, "statuses": _STATUSES, "ages": _AGES, "now": now}
@@ -112,7 +112,7 @@ def queue_page(visit: ReviewerVisit) -> Response:
     except InvalidInput as exc:
         context.update(error=exc.text, cases=[], following=None)
         return visit.render("reviews.html", context, status_code=400)
-    cases = platform.identity.reviews(query)
+    cases = uow.identity.reviews(query)
     following = None
     if len(cases) > _PAGE:
         cases = cases[:_PAGE]
@@ -127,7 +127,7 @@ def queue_page(visit: ReviewerVisit) -> Response:
         following=following,
         notice=notice,
         overdue=is_overdue,
-        answer=_answer(platform),
+        answer=_answer(uow),
     )
     return visit.render("reviews.html", context)
 
@@ -142,7 +142,7 @@ def next_case(
     """The first open case in the queue's order (the queue when none is open), saying
     what became of the case decided before it."""
     told = f"done={done}&case={quote(case)}" if done in _NOTICES and case else ""
-    first = platform.identity.reviews(ReviewQuery(status="open", limit=1))
+    first = platform.units.identity().identity.reviews(ReviewQuery(status="open", limit=1))
     if not first:
         return RedirectResponse(f"/console/reviews?{told}", status_code=303)
     return RedirectResponse(f"/console/reviews/{first[0].id}?{told}", status_code=303)
@@ -153,12 +153,12 @@ def partner_waits_page(
     visit: ReaderVisit, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0
 ) -> Response:
     """Our exchanges waiting on an old payer's reviewer, the longest waiting first."""
-    platform = visit.platform
-    total, records = platform.exchanges.waiting_on_partner_reviewers(
+    uow = visit.platform.units.exchange()
+    total, records = uow.exchanges.waiting_on_partner_reviewers(
         client_id=None, limit=_PAGE, offset=offset
     )
     now = utcnow()
-    policy = platform.units.exchange_wiring.retry_policy
+    policy = uow.retry_policy
     waits = [partner_review_wait(record, policy, now) for record in records]
     page = Page(offset, _PAGE, total)
     context = {"waits": waits, "page": page, "links": page.links({}, "offset")}
@@ -182,10 +182,10 @@ def _case_view(
 ) -> Response:
     """The case as it stands now, with what the form sent when it was refused; its
     showing audited (it shows demographics)."""
-    platform = visit.platform
+    uow = visit.platform.units.identity()
     shown = show_case(
-        platform.identity,
-        platform.audit,
+        uow.identity,
+        uow.audit,
         ShowCase(
             review_id, viewer=visit.signed_in.actor, at=utcnow(), request_id=current_request_id()
         ),
@@ -199,7 +199,7 @@ def _case_view(
         "error": flash.error,
         "sent": sent or {},
         "overdue": is_overdue,
-        "answer": _answer(platform),
+        "answer": _answer(uow),
     }
     return visit.render("review.html", context, status_code=flash.status_code)
 
@@ -227,17 +227,12 @@ def _version(form: FormData) -> int:
 def decide_case(review_id: str, visit: ReviewerVisit, form: FormDep) -> Response:
     """Accept a proposed candidate or reject, with a reason, on the version the page
     showed; then the next case. Refused: the case as it stands, saying why."""
-    platform, found = visit.platform, visit.signed_in
+    uow, found = visit.platform.units.identity(), visit.signed_in
     review_id = review_id[:64]
     sent = {name: _field(form, name, 2000) for name in ("decision", "member", "reason")}
     try:
         choice = _decision(review_id, form, sent, found)
-        decided = decide_review(
-            ReviewPorts(platform.identity, platform.transactions, platform.clocks.ledger),
-            choice,
-            at=utcnow(),
-            request_id=current_request_id(),
-        )
+        decided = decide_review(choice, uow, request_id=current_request_id())
     except PayerBridgeError as exc:
         return _case_view(visit, review_id, Flash.refused(exc, _told(exc)), sent)
     return RedirectResponse(
@@ -269,31 +264,26 @@ def _decision(
 @router.post("/reviews/{review_id}/reopen")
 def reopen_case(review_id: str, visit: ReviewerVisit, form: FormDep) -> Response:
     """Undo the decision the page showed, with a reason: the case is open again."""
-    platform, found = visit.platform, visit.signed_in
+    uow, found = visit.platform.units.identity(), visit.signed_in
     review_id = review_id[:64]
     try:
         reason = _field(form, "reason", 2000)
         if not reason:
             text = "say why the decision is undone: the reason is kept with the case"
             raise InvalidInput(text, issues=[Issue(text, "reason", "required")])
-        reopen_review(
-            platform.identity,
-            platform.transactions,
-            ReviewReopening(review_id, _version(form), found.actor, reason),
-            at=utcnow(),
-            request_id=current_request_id(),
-        )
+        reopening = ReviewReopening(review_id, _version(form), found.actor, reason)
+        reopen_review(reopening, uow, request_id=current_request_id())
     except PayerBridgeError as exc:
         return _case_view(visit, review_id, Flash.refused(exc, _told(exc)))
     return RedirectResponse(f"/console/reviews/{review_id}?done=reopened", status_code=303)
 
 
-def _answer(platform: Platform) -> Callable[[ReviewCase, datetime], Assessment]:
+def _answer(uow: IdentityUnit) -> Callable[[ReviewCase, datetime], Assessment]:
     """Where a case's answer stands against the rule's clock (one business day from the
     request, by the plan's calendar): for the pages to show beside the queue's own due."""
 
     def answer(case: ReviewCase, now: datetime) -> Assessment:
-        return platform.obligations.answer(case.opened_at, case.answered_at, now)
+        return uow.obligations.answer(case.opened_at, case.answered_at, now)
 
     return answer
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from payerbridge.audit.ports import AuditLog
 from payerbridge.exchange.model import (
     Attempt,
     BreakerState,
     DeadLetter,
+    ExchangeCursor,
+    ExchangeFilter,
     ExchangeRecord,
     ExchangeState,
     IdentifierKey,
@@ -35,6 +37,7 @@ __all__ = [
     "BreakerBoard",
     "BreakerStore",
     "ExchangeLedger",
+    "ExchangeSearch",
     "ExchangeStore",
     "PartnerClient",
     "PartnerDirectory",
@@ -149,7 +152,7 @@ class ExchangeStore(Protocol):
     """Exchanges and their history. Writes run in the unit of work the store is bound to
     (``within``; ADR 0051); their audit events are the caller's to record on it."""
 
-    def within(self, unit: UnitOfWork) -> ExchangeStore:
+    def within(self, unit: UnitOfWork) -> Self:
         """This store writing in ``unit`` (a store bound to none refuses to write)."""
         ...
 
@@ -229,7 +232,7 @@ class ReceivedStore(Protocol):
     """Received data as held, for reconciling an answer with it (``exchange.received.reconcile``).
     ``held_refs`` and ``remove`` run in the unit of work the store is bound to."""
 
-    def within(self, unit: UnitOfWork) -> ReceivedStore:
+    def within(self, unit: UnitOfWork) -> Self:
         """This store reading and writing in ``unit``."""
         ...
 
@@ -260,7 +263,7 @@ class ResourceWriter(Protocol):
 class PullSchedules(Protocol):
     """Standing pulls (ADR 0040). Writes run in the unit of work the store is bound to."""
 
-    def within(self, unit: UnitOfWork) -> PullSchedules:
+    def within(self, unit: UnitOfWork) -> Self:
         """This store writing in ``unit``."""
         ...
 
@@ -310,7 +313,7 @@ class BreakerStore(Protocol):
     """Each endpoint's breaker and each partner's rate, shared by every worker. Writes run
     in the unit of work the store is bound to (``within``)."""
 
-    def within(self, unit: UnitOfWork) -> BreakerStore:
+    def within(self, unit: UnitOfWork) -> Self:
         """This store writing in ``unit``."""
         ...
 
@@ -361,3 +364,19 @@ class BreakerBoard(BreakerStore, Protocol):
     def get(self, endpoint: str) -> BreakerState: ...
 
     def all(self) -> dict[str, BreakerState]: ...
+
+
+class ExchangeSearch(Protocol):
+    """The indexed reads a search runs (``store/exchange_search.py``)."""
+
+    def find(
+        self, where: ExchangeFilter, *, limit: int, after: ExchangeCursor | None
+    ) -> list[ExchangeRecord]:
+        """Up to ``limit`` exchanges newest first by (created_at, id), after ``after``."""
+        ...
+
+    def count(self, where: ExchangeFilter) -> int: ...
+
+    def client_ids(self) -> Sequence[ClientId]:
+        """Every client that has submitted an exchange."""
+        ...

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from payerbridge.audit.ports import AuditReader
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.exchange.model import RetryPolicy
 from payerbridge.exchange.ports import (
     AuditLog,
     BreakerStore,
-    ExchangeStore,
+    ExchangeLedger,
+    ExchangeSearch,
     PartnerClient,
     PartnerDirectory,
     PullSchedules,
@@ -49,7 +51,7 @@ class ExchangeWiring:
     ``ExchangeUnit`` is built from."""
 
     transactions: Transactions
-    exchanges: ExchangeStore
+    exchanges: ExchangeLedger  # the store, with what the API and the operator read
     partners: PartnerDirectory
     client: PartnerClient
     writer: ResourceWriter
@@ -58,6 +60,8 @@ class ExchangeWiring:
     pulls: PullSchedules  # standing quarterly and run-off pulls (ADR 0040)
     consents: ConsentStore
     audit: AuditLog
+    search: ExchangeSearch  # GET /exchanges and the console's search, on the reader
+    audit_reader: AuditReader  # an exchange's timeline, from the audit trail
     us: Organization
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
@@ -73,7 +77,7 @@ class ExchangeUnit(RoomUnit):
     def __init__(self, wiring: ExchangeWiring) -> None:
         self.wiring = wiring
         self.transactions = wiring.transactions
-        self._exchanges: ExchangeStore | None = None
+        self._exchanges: ExchangeLedger | None = None
         self._received: ReceivedStore | None = None
         self._breakers: BreakerStore | None = None
         self._pulls: PullSchedules | None = None
@@ -96,7 +100,7 @@ class ExchangeUnit(RoomUnit):
     # The room's stores: bound to the transaction while one is in progress.
 
     @property
-    def exchanges(self) -> ExchangeStore:
+    def exchanges(self) -> ExchangeLedger:
         return self.wiring.exchanges if self._exchanges is None else self._exchanges
 
     @property
@@ -132,6 +136,14 @@ class ExchangeUnit(RoomUnit):
     @property
     def audit(self) -> AuditLog:
         return self.wiring.audit
+
+    @property
+    def search(self) -> ExchangeSearch:
+        return self.wiring.search
+
+    @property
+    def audit_reader(self) -> AuditReader:
+        return self.wiring.audit_reader
 
     @property
     def us(self) -> Organization:

@@ -23,9 +23,9 @@ from payerbridge.errors import InvalidInput
 from payerbridge.fhir.member_match import parse_member_match_request
 from payerbridge.identity.matching.decision import MatchPolicy
 from payerbridge.identity.matching.scoring import MatchModel
-from payerbridge.identity.ports import DecisionLedger, DecisionToRecord, IdentityIndex
+from payerbridge.identity.ports import DecisionToRecord, IdentityIndex
 from payerbridge.identity.service import BatchTerms, decide_for_batch, record_batch_decisions
-from payerbridge.transactions import Transactions
+from payerbridge.identity.unit import IdentityUnit
 from payerbridge.types import ClientId
 
 __all__ = ["BatchAnswer", "BatchMatcher", "CHUNK_LINES", "OUTCOMES", "Workers", "match_lines"]
@@ -142,18 +142,12 @@ def _decided(
 
 
 def match_lines(
-    matcher: BatchMatcher,
-    ledger: DecisionLedger,
-    transactions: Transactions,
-    source: Iterable[bytes],
-    workers: Workers,
+    matcher: BatchMatcher, uow: IdentityUnit, source: Iterable[bytes], workers: Workers
 ) -> Iterator[tuple[int, list[BatchAnswer]]]:
     """Decide every request line of ``source`` on ``workers`` and yield, chunk by chunk
     and in input order, the bytes read and the answers, each chunk's decisions stored
     first."""
     with _decided(matcher, source, workers) as decided:
         for size, answers in decided:
-            record_batch_decisions(
-                ledger, transactions, [decision for _, decision in answers if decision]
-            )
+            record_batch_decisions([decision for _, decision in answers if decision], uow)
             yield size, [answer for answer, _ in answers]

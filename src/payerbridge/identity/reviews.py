@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.ports import AuditLog
-from payerbridge.compliance.clocks import ClockLedger, Subject, SubjectType
+from payerbridge.compliance.clocks import Subject, SubjectType
 from payerbridge.compliance.obligations import ANSWER_WITHIN
 from payerbridge.errors import (
     Conflict,
@@ -36,15 +36,13 @@ from payerbridge.identity.model import (
     ShowCase,
     StandardRecord,
 )
-from payerbridge.identity.ports import ReviewQueue
 from payerbridge.identity.review_view import CaseView, case_view
+from payerbridge.identity.unit import IdentityUnit
 from payerbridge.timestamps import utc_iso
-from payerbridge.transactions import Transactions
 from payerbridge.types import MemberId
 
 __all__ = [
     "CaseReader",
-    "ReviewPorts",
     "ShownCase",
     "decide_review",
     "refusal_for",
@@ -72,18 +70,8 @@ def refusal_for(case: ReviewCase | None, review_id: str, version: int) -> PayerB
     return None
 
 
-@dataclass(frozen=True)
-class ReviewPorts:
-    """What deciding a review case goes through: the queue, its transactions, and the
-    compliance clocks its answer settles (None: none kept)."""
-
-    queue: ReviewQueue
-    transactions: Transactions
-    clocks: ClockLedger | None = None
-
-
 def decide_review(
-    ports: ReviewPorts, decision: ReviewDecision, *, at: datetime, request_id: str | None
+    decision: ReviewDecision, uow: IdentityUnit, *, request_id: str | None
 ) -> ReviewCase:
     """Accept (naming one of the case's candidates) or reject an open case, audited with
     the reviewer as actor; the request it held is answered now (its one-business-day
@@ -91,7 +79,7 @@ def decide_review(
 
     An accepted case links the request to the member in the identity graph, and the
     requester's next identical ``$member-match`` is answered with that member."""
-    queue, clocks = ports.queue, ports.clocks
+    queue = uow.identity
     review_id = decision.review_id
     case = queue.review(review_id)
     refused = refusal_for(case, review_id, decision.version)
@@ -99,15 +87,16 @@ def decide_review(
         raise refused
     assert case is not None
     _check_choice(case, decision)
-    with ports.transactions.begin() as unit:
-        decided = queue.decide_review(unit, decision, at=at)
+    with uow:
+        at = uow.now
+        decided = queue.decide_review(uow, decision, at=at)
         if decided is not None:
             if decided.member_id is not None:
-                queue.add_links(unit, [_reviewed_request(decided, decision.reviewer, at)])
-            if clocks is not None:
+                queue.add_links(uow, [_reviewed_request(decided, decision.reviewer, at)])
+            if uow.clocks is not None:
                 subject = Subject(SubjectType.REVIEW, decided.id)
-                clocks.settle(unit, ANSWER_WITHIN, subject, done_at=at)
-            unit.record(
+                uow.clocks.settle(uow, ANSWER_WITHIN, subject, done_at=at)
+            uow.record(
                 AuditEvent(
                     at=at,
                     actor=decision.reviewer,
@@ -176,17 +165,13 @@ class ReviewReopening:
 
 
 def reopen_review(
-    queue: ReviewQueue,
-    transactions: Transactions,
-    command: ReviewReopening,
-    *,
-    at: datetime,
-    request_id: str | None,
+    command: ReviewReopening, uow: IdentityUnit, *, request_id: str | None
 ) -> ReviewCase:
     """Undo a decision from now on, on the version that shows it: the case is open again
     and the request it accepted is no longer linked to the member (the requester's next
     identical request is under review again). Audited, with the decision undone."""
     review_id, version, by, reason = command.review_id, command.version, command.by, command.reason
+    queue = uow.identity
     case = queue.review(review_id)
     if case is None:
         raise NotFound(f"no review case {review_id}")
@@ -197,12 +182,13 @@ def reopen_review(
             f"review case {review_id} changed after version {version} was read (it is at "
             f"version {case.version}); read it again"
         )
-    with transactions.begin() as unit:
-        reopened = queue.reopen_review(unit, review_id, version=version)
+    with uow:
+        at = uow.now
+        reopened = queue.reopen_review(uow, review_id, version=version)
         if reopened is not None:
             if case.member_id is not None:
-                queue.end_link(unit, _reviewed_request(case, by, at), at=at)
-            unit.record(
+                queue.end_link(uow, _reviewed_request(case, by, at), at=at)
+            uow.record(
                 AuditEvent(
                     at=at,
                     actor=by,

@@ -73,17 +73,14 @@ from payerbridge.identity.model import (
     StandardRecord,
 )
 from payerbridge.identity.ports import (
-    DecisionLedger,
     DecisionToRecord,
     IdentityIndex,
     MatchWrites,
-    MemberDirectory,
-    MergeLedger,
-    ModelTraining,
 )
 from payerbridge.identity.review_queue import review_opening
+from payerbridge.identity.unit import IdentityUnit
 from payerbridge.logging import log_on_request
-from payerbridge.transactions import Transactions, UnitOfWork
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, MemberId
 
 __all__ = [
@@ -99,6 +96,7 @@ __all__ = [
     "decide_request",
     "MergeMembers",
     "SplitMember",
+    "TrainModel",
     "merge_members",
     "record_batch_decisions",
     "split_members",
@@ -462,16 +460,14 @@ def _coverage_links(
     return links
 
 
-def record_batch_decisions(
-    ledger: DecisionLedger, transactions: Transactions, decisions: Sequence[DecisionToRecord]
-) -> None:
+def record_batch_decisions(decisions: Sequence[DecisionToRecord], uow: IdentityUnit) -> None:
     """A chunk of bulk-matching decisions, their review cases and audit events, in one
     transaction."""
     if not decisions:
         return
-    with transactions.begin() as unit:
-        ledger.record_decisions(unit, decisions)
-        unit.record(*(decision.event for decision in decisions))
+    with uow:
+        uow.identity.record_decisions(uow, decisions)
+        uow.record(*(decision.event for decision in decisions))
 
 
 def survivor(index: IdentityIndex, member_id: MemberId) -> MemberId:
@@ -517,20 +513,14 @@ def _merge_event(action: str, change: MergeMembers, at: datetime) -> AuditEvent:
     )
 
 
-def merge_members(
-    ledger: MergeLedger,
-    transactions: Transactions,
-    directory: MemberDirectory,
-    command: MergeMembers,
-    *,
-    at: datetime,
-) -> IdentityLink:
+def merge_members(command: MergeMembers, uow: IdentityUnit) -> IdentityLink:
     """Record that ``command.member_id`` is a duplicate of ``command.into`` from ``at`` on
     (audited).
 
     Matching then answers with ``into``; the retired id stays in the graph with its
     lineage, and ``split_members`` undoes the merge from a later instant."""
     member_id, into, by = command.member_id, command.into, command.by
+    ledger, directory = uow.identity, uow.members
     if member_id == into:
         raise InvalidInput(
             "a member cannot be merged into itself",
@@ -547,28 +537,27 @@ def merge_members(
             f"member {into} is itself merged into {current[into]}; merge into that member",
             issues=[Issue("into must be a member that is not merged", "into")],
         )
-    link = IdentityLink(
-        member_id, LinkKind.MERGED_INTO, LinkKind.MEMBER_SYSTEM, into, None, None, by, at
-    )
-    with transactions.begin() as unit:
-        ledger.change_merge(unit, member_id=member_id, into=None, at=at, link=link)
-        unit.record(_merge_event("identity.merge", command, at))
+    with uow:
+        at = uow.now
+        link = IdentityLink(
+            member_id, LinkKind.MERGED_INTO, LinkKind.MEMBER_SYSTEM, into, None, None, by, at
+        )
+        ledger.change_merge(uow, member_id=member_id, into=None, at=at, link=link)
+        uow.record(_merge_event("identity.merge", command, at))
     return link
 
 
-def split_members(
-    ledger: MergeLedger, transactions: Transactions, command: SplitMember, *, at: datetime
-) -> MemberId:
+def split_members(command: SplitMember, uow: IdentityUnit) -> MemberId:
     """End ``command.member_id``'s merge from ``at`` on (audited); returns the member it
     left."""
-    member_id = command.member_id
+    member_id, ledger = command.member_id, uow.identity
     into = ledger.merged_into([member_id]).get(member_id)
     if into is None:
         raise NotFound(f"member {member_id} is not merged into another member")
-    with transactions.begin() as unit:
-        ledger.change_merge(unit, member_id=member_id, into=into, at=at, link=None)
+    with uow:
+        ledger.change_merge(uow, member_id=member_id, into=into, at=uow.now, link=None)
         change = MergeMembers(member_id, into, command.by, command.request_id)
-        unit.record(_merge_event("identity.split", change, at))
+        uow.record(_merge_event("identity.split", change, uow.now))
     return into
 
 
@@ -649,19 +638,23 @@ class TrainedModel:
     summary: dict[str, Any]
 
 
-def train_on_members(
-    store: ModelTraining,
-    transactions: Transactions,
-    *,
-    seed: int,
-    sample: int = DEFAULT_TRAINING_SAMPLE,
-    activate: bool = True,
-) -> TrainedModel:
+@dataclass(frozen=True)
+class TrainModel:
+    """Train on a uniform sample of at most ``sample`` indexed members, drawn with
+    ``seed``; the model is the one matching uses from then on when ``activate``."""
+
+    seed: int
+    sample: int = DEFAULT_TRAINING_SAMPLE
+    activate: bool = True
+
+
+def train_on_members(command: TrainModel, uow: IdentityUnit) -> TrainedModel:
     """Train a model on (a uniform sample of) the indexed members and store it.
 
     u from random pairs of members, m by EM over the members sharing a blocking key,
     term frequencies and the household rate counted over the sample (``population``).
     """
+    store, seed, sample = uow.identity, command.seed, command.sample
     rng = random.Random(seed)
     started = time.perf_counter()
     member_ids = store.indexed_member_ids()
@@ -688,7 +681,7 @@ def train_on_members(
         "seed": seed,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    with transactions.begin() as unit:  # trained at unit.now
+    with uow:  # trained at uow.now
         kept = stored_model(fitted.model, trained_on=len(chosen), summary=summary)
-        store.save_model(unit, kept, activate=activate)
+        store.save_model(uow, kept, activate=command.activate)
     return TrainedModel(fitted.model, summary)

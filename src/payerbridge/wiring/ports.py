@@ -52,8 +52,10 @@ from payerbridge.security.operators import BreakGlassPolicy
 from payerbridge.security.service import TokenPolicy, TokenService
 from payerbridge.security.tokens import KeysInForce
 from payerbridge.sources.adapters import live_adapters
+from payerbridge.store.audit_reads import SqlAuditReader
 from payerbridge.store.bulk import SqlBulkJobs
 from payerbridge.store.clients import SqlAssertionLedger, SqlClientDirectory
+from payerbridge.store.exchange_search import SqlExchangeSearch
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import refresh_statistics
 from payerbridge.store.lifecycle import SqlLifecycleStore
@@ -147,6 +149,8 @@ def exchange_wiring(
         pulls=SqlPullSchedules(stores.engine, keyring=stores.keyring),
         consents=stores.consents,
         audit=stores.audit,
+        search=SqlExchangeSearch(stores.reader, keyring=stores.keyring),
+        audit_reader=SqlAuditReader(stores.reader),
         us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
         clock=utcnow,
         new_id=new_id,

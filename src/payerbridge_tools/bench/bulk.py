@@ -346,7 +346,7 @@ def _load(data_dir: Path, database_url: str, path: Path) -> _Loaded:
     """Import and index ``path``, train and activate a model, register the new payer."""
     from payerbridge.bootstrap import build_platform, utcnow
     from payerbridge.config import load_settings
-    from payerbridge.identity.service import train_on_members
+    from payerbridge.identity.service import TrainModel, train_on_members
     from payerbridge.security.model import ClientKeys
     from payerbridge.security.registration import smart_client
     from payerbridge.security.service import add_client
@@ -363,7 +363,7 @@ def _load(data_dir: Path, database_url: str, path: Path) -> _Loaded:
             raise RuntimeError(f"the bench population was rejected (first lines: {lines})")
         imported = time.perf_counter() - started
         started = time.perf_counter()
-        train_on_members(platform.identity, platform.transactions, seed=42)
+        train_on_members(TrainModel(seed=42), platform.units.identity())
         trained = time.perf_counter() - started
         key = ECKey.generate_key("P-384", private=True)
         key = ECKey.import_key(key.as_dict(private=True), {"kid": key.thumbprint()})

@@ -149,7 +149,7 @@ def _load(
     """Members, model, clients, console accounts and exchanges; the clients' keys."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
-    from payerbridge.identity.service import train_on_members
+    from payerbridge.identity.service import TrainModel, train_on_members
 
     path = root / "members.ndjson"
     population_file(data, path)
@@ -165,7 +165,7 @@ def _load(
             f"{run.backend}: {data.member_count:,} members in {run.load_seconds['members']:.0f}s"
         )
         started = time.perf_counter()
-        train_on_members(platform.identity, platform.transactions, seed=42)
+        train_on_members(TrainModel(seed=42), platform.units.identity())
         run.load_seconds["training"] = time.perf_counter() - started
         keys = _clients(platform)
         _accounts(platform)

@@ -68,7 +68,7 @@ def _load(data_dir: Path, calls: Sequence[Sequence[Path]]) -> tuple[list[float],
     """Each call's import seconds into a fresh instance, then the training's."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
-    from payerbridge.identity.service import train_on_members
+    from payerbridge.identity.service import TrainModel, train_on_members
 
     # The instance's own SQLite file, named so that an ambient database URL is never used.
     settings = load_settings(
@@ -88,7 +88,7 @@ def _load(data_dir: Path, calls: Sequence[Sequence[Path]]) -> tuple[list[float],
     platform = build_platform(settings)
     try:
         started = time.perf_counter()
-        train_on_members(platform.identity, platform.transactions, seed=42)  # as identity train
+        train_on_members(TrainModel(seed=42), platform.units.identity())  # as identity train
         return seconds, time.perf_counter() - started
     finally:
         platform.close()

@@ -116,7 +116,7 @@ def load_population(data_dir: Path, path: Path) -> LoadedPopulation:
     activate a model on them, register the requesting payer (SMART Backend Services)."""
     from payerbridge.bootstrap import build_platform, utcnow
     from payerbridge.config import load_settings
-    from payerbridge.identity.service import train_on_members
+    from payerbridge.identity.service import TrainModel, train_on_members
     from payerbridge.security.model import ClientKeys
     from payerbridge.security.registration import smart_client
     from payerbridge.security.service import add_client
@@ -135,7 +135,7 @@ def load_population(data_dir: Path, path: Path) -> LoadedPopulation:
             )
         imported = time.perf_counter() - started
         started = time.perf_counter()
-        train_on_members(platform.identity, platform.transactions, seed=42)  # as identity train
+        train_on_members(TrainModel(seed=42), platform.units.identity())  # as identity train
         trained = time.perf_counter() - started
         key = ECKey.generate_key("P-384", private=True)
         key = ECKey.import_key(key.as_dict(private=True), {"kid": key.thumbprint()})

@@ -99,6 +99,8 @@ def _ports(client: FakePartnerClient, clock: FakeClock) -> ExchangeUnit:
             pulls=InMemoryPullSchedules(),
             consents=consents,
             audit=audit,
+            search=None,  # the operator's reads: not what these use cases touch
+            audit_reader=None,
             us=Organization("New Plan", "1234567893"),
             clock=clock,
             new_id=lambda: f"id-{next(ids)}",

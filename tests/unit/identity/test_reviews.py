@@ -8,7 +8,6 @@ import pytest
 from payerbridge.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from payerbridge.identity.model import LinkKind, ReviewDecision, ShowCase
 from payerbridge.identity.reviews import (
-    ReviewPorts,
     ReviewReopening,
     decide_review,
     refusal_for,
@@ -16,7 +15,7 @@ from payerbridge.identity.reviews import (
     show_case,
 )
 from payerbridge.types import MemberId
-from tests.fakes import InMemoryIdentityStore, InMemoryTransactions
+from tests.fakes import InMemoryIdentityStore, identity_unit
 from tests.unit.identity.test_service import AT, _match, _other_card, _store
 
 
@@ -39,7 +38,6 @@ def _decide(
     reviewer: str = "ops:r.lee",
 ) -> None:
     decide_review(
-        ReviewPorts(store, InMemoryTransactions(store.audit, store)),
         ReviewDecision(
             review_id,
             version,
@@ -48,7 +46,7 @@ def _decide(
             reviewer,
             "confirmed by phone",
         ),
-        at=AT,
+        identity_unit(store, at=AT),
         request_id="req-1",
     )
 
@@ -116,10 +114,8 @@ def test_a_page_read_before_a_reopening_cannot_decide_the_case_again() -> None:
 
 def reopen(store: InMemoryIdentityStore, review_id: str, *, version: int):  # type: ignore[no-untyped-def]
     return reopen_review(
-        store,
-        InMemoryTransactions(store.audit, store),
         ReviewReopening(review_id, version, "ops:lead", "accepted the wrong person"),
-        at=AT,
+        identity_unit(store, at=AT),
         request_id=None,
     )
 

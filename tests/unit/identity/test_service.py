@@ -35,7 +35,7 @@ from payerbridge.identity.member_match import (
     answer_member_match,
 )
 from payerbridge.identity.model import ReviewDecision
-from payerbridge.identity.reviews import ReviewPorts, decide_review
+from payerbridge.identity.reviews import decide_review
 from payerbridge.identity.service import (
     AttemptLimit,
     MatchedMember,
@@ -47,6 +47,7 @@ from tests.fakes import (
     InMemoryConsentStore,
     InMemoryIdentityStore,
     InMemoryTransactions,
+    identity_unit,
 )
 
 AT = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -143,9 +144,8 @@ def test_a_decided_review_answers_the_same_request_with_the_member() -> None:
         _match(store, request)  # still open
 
     case = decide_review(
-        ReviewPorts(store, InMemoryTransactions(store.audit, store)),
         ReviewDecision(review_id, 1, True, MemberId("p1"), "ops", "called the member"),
-        at=AT + timedelta(hours=2),
+        identity_unit(store, at=AT + timedelta(hours=2)),
         request_id=None,
     )
 
@@ -161,12 +161,12 @@ def test_a_case_is_decided_once_and_a_second_decision_changes_nothing() -> None:
         _match(store, _other_card(1))
     review_id = under_review.value.review_id
     assert review_id is not None
-    transactions = InMemoryTransactions(store.audit, store)
+    transactions = InMemoryTransactions(store.audit, store, clock=lambda: AT)
 
     def decide(accept: bool, member_id: str | None, reviewer: str) -> None:
         member = None if member_id is None else MemberId(member_id)
         choice = ReviewDecision(review_id, 1, accept, member, reviewer, "checked")
-        decide_review(ReviewPorts(store, transactions), choice, at=AT, request_id=None)
+        decide_review(choice, identity_unit(store, transactions=transactions), request_id=None)
 
     decide(accept=False, member_id=None, reviewer="ops")
     kept = (list(store.links), list(store.audit.events), store.reviews[review_id])

@@ -26,7 +26,7 @@ from payerbridge.exchange.model import (
     transition_event,
 )
 from payerbridge.identity.model import ReviewDecision
-from payerbridge.identity.reviews import ReviewPorts, decide_review
+from payerbridge.identity.reviews import decide_review
 from payerbridge.metrics import observe_events
 from payerbridge.metrics.process import (
     LABEL_SETS,
@@ -38,7 +38,7 @@ from payerbridge.metrics.process import (
 from payerbridge.partners.calls import partner_operation
 from payerbridge.routing.model import Partner
 from payerbridge.types import ExchangeId, MemberId, PartnerId
-from tests.fakes import InMemoryTransactions
+from tests.fakes import identity_unit
 from tests.unit.identity.test_service import _match as match_in_unit
 from tests.unit.identity.test_service import _other_card as other_card
 from tests.unit.identity.test_service import _store as identity_store
@@ -236,9 +236,7 @@ def test_a_match_a_reviewer_accepted_counts_as_a_match_when_answered() -> None:
     review_id = under_review.value.review_id
     assert review_id is not None
     choice = ReviewDecision(review_id, 1, True, MemberId("p1"), "ops", "called the member")
-    decide_review(
-        ReviewPorts(store, InMemoryTransactions(store.audit, store)), choice, at=AT, request_id=None
-    )
+    decide_review(choice, identity_unit(store, at=AT), request_id=None)
     assert match_in_unit(store, request).member_id == "p1"
 
     name = "payerbridge_member_match_decisions_total"

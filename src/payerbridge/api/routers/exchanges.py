@@ -12,7 +12,7 @@ from payerbridge.api.deps import AuditReaderDep, OperatorDep, PlatformDep, Submi
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ExchangeCreate
-from payerbridge.bootstrap import Platform
+from payerbridge.api.units import ExchangeUnitDep
 from payerbridge.errors import InvalidInput, Issue, NotFound
 from payerbridge.exchange.intake.submission import ExchangeSubmission, submit_exchange
 from payerbridge.exchange.model import DATA_ENDS, DeadLetter, ExchangeRecord
@@ -20,6 +20,7 @@ from payerbridge.exchange.operations.interventions import ask_again_now, cancel,
 from payerbridge.exchange.operations.search import search_exchanges
 from payerbridge.exchange.operations.search_params import exchange_query
 from payerbridge.exchange.operations.timeline import audit_of_exchange
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.logging import current_request_id
 from payerbridge.security.break_glass import masked
 from payerbridge.timestamps import utc_iso
@@ -173,25 +174,29 @@ def _submission(
 @router.post("", status_code=202)
 def create_exchange(
     submission: Annotated[ExchangeSubmission, Depends(_submission)],
-    platform: PlatformDep,
+    uow: ExchangeUnitDep,
     request: Request,
     response: Response,
 ) -> dict[str, Any]:
     """202 + Location for a new exchange; 200 with the original for a repeated key."""
-    submitted = submit_exchange(submission, platform.units.exchange())
-    record = platform.exchanges.get(submitted.exchange_id)  # as submitted, before it runs
+    submitted = submit_exchange(submission, uow)
+    record = uow.exchanges.get(submitted.exchange_id)  # as submitted, before it runs
     enqueue_start(submitted.start)  # a no-op when the workflow exists
     if not submitted.is_new:
         response.status_code = 200
     response.headers["Location"] = str(request.url_for("get_exchange", exchange_id=record.id))
     return exchange_public(
-        record, platform.exchanges.dead_letter(record.id), reader=submission.client_id
+        record, uow.exchanges.dead_letter(record.id), reader=submission.client_id
     )
 
 
 @router.get("")
 def list_exchanges(
-    request: Request, response: Response, platform: PlatformDep, caller: AuditReaderDep
+    request: Request,
+    response: Response,
+    platform: PlatformDep,
+    uow: ExchangeUnitDep,
+    caller: AuditReaderDep,
 ) -> dict[str, Any]:
     """The caller's exchanges (an operator's or auditor's: everyone's), newest first, searched by
     member, partner, client, request id, state, reason code and dates
@@ -199,7 +204,7 @@ def list_exchanges(
     next page."""
     page = search_exchanges(
         exchange_query(request.query_params.multi_items()),
-        platform.exchange_search,
+        uow.search,
         viewer=None if caller.sees_everyone else caller.client_id,
     )
     following = None
@@ -217,18 +222,18 @@ def list_exchanges(
 
 
 @router.get("/{exchange_id}", name="get_exchange")
-def get_exchange(exchange_id: str, platform: PlatformDep, caller: AuditReaderDep) -> dict[str, Any]:
+def get_exchange(exchange_id: str, uow: ExchangeUnitDep, caller: AuditReaderDep) -> dict[str, Any]:
     """One of the caller's exchanges; another client's answers 404, as a missing one."""
     found = ExchangeId(exchange_id)
-    record = platform.exchanges.get(found)
+    record = uow.exchanges.get(found)
     if not caller.sees_everyone and record.client_id != caller.client_id:
         raise NotFound(f"exchange {exchange_id[:64]} does not exist")
-    return exchange_public(record, platform.exchanges.dead_letter(found), reader=caller.client_id)
+    return exchange_public(record, uow.exchanges.dead_letter(found), reader=caller.client_id)
 
 
 @router.get("/{exchange_id}/audit")
 def get_exchange_audit(
-    exchange_id: str, request: Request, platform: PlatformDep, caller: AuditReaderDep
+    exchange_id: str, request: Request, uow: ExchangeUnitDep, caller: AuditReaderDep
 ) -> dict[str, Any]:
     """The exchange's whole life from its audit trail, in order
     (``exchange/operations/timeline.py``): intake, consent decisions, route, the old
@@ -242,8 +247,8 @@ def get_exchange_audit(
     timeline = audit_of_exchange(
         ExchangeId(exchange_id),
         viewer=None if caller.sees_everyone else caller.client_id,
-        exchanges=platform.exchanges,
-        audit=platform.audit_reader,
+        exchanges=uow.exchanges,
+        audit=uow.audit_reader,
     ).to_json()
     identity = timeline["identity"]
     if identity is not None:
@@ -253,16 +258,16 @@ def get_exchange_audit(
     return timeline
 
 
-def _operator_view(platform: Platform, found: ExchangeId, operator: str) -> dict[str, Any]:
+def _operator_view(uow: ExchangeUnit, found: ExchangeId, operator: str) -> dict[str, Any]:
     """The exchange as an operator's action left it."""
-    record = platform.exchanges.get(found)
-    return exchange_public(record, platform.exchanges.dead_letter(found), reader=operator)
+    record = uow.exchanges.get(found)
+    return exchange_public(record, uow.exchanges.dead_letter(found), reader=operator)
 
 
 @router.post("/{exchange_id}/$replay")
 def replay_exchange(
     exchange_id: str,
-    platform: PlatformDep,
+    uow: ExchangeUnitDep,
     operator: OperatorDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
@@ -272,16 +277,16 @@ def replay_exchange(
     changes nothing."""
     key = _checked_key(idempotency_key) if idempotency_key is not None else None
     found = ExchangeId(exchange_id)
-    replayed = replay(platform.units.exchange(), found, actor=operator.client_id, replay_key=key)
-    record = platform.exchanges.get(found)
+    replayed = replay(uow, found, actor=operator.client_id, replay_key=key)
+    record = uow.exchanges.get(found)
     if replayed:
         enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
-    return exchange_public(record, platform.exchanges.dead_letter(found), reader=operator.client_id)
+    return exchange_public(record, uow.exchanges.dead_letter(found), reader=operator.client_id)
 
 
 @router.post("/{exchange_id}/$cancel")
 def cancel_exchange(
-    exchange_id: str, body: dict[str, Any], platform: PlatformDep, operator: OperatorDep
+    exchange_id: str, body: dict[str, Any], uow: ExchangeUnitDep, operator: OperatorDep
 ) -> dict[str, Any]:
     """Operators only: end an exchange that waits (on a review here or at the old payer,
     a replay, or its next attempt) as ``failed``/``cancelled``, with ``note`` saying why.
@@ -291,17 +296,17 @@ def cancel_exchange(
         text = 'the body is {"note": "why the exchange is cancelled"} and nothing else'
         raise InvalidInput(text, issues=[Issue(text, "note", "required")])
     found = ExchangeId(exchange_id)
-    platform.exchanges.current(found)  # 404 before anything else
-    cancel(platform.units.exchange(), found, actor=operator.client_id, note=note.strip()[:500])
-    return _operator_view(platform, found, operator.client_id)
+    uow.exchanges.current(found)  # 404 before anything else
+    cancel(uow, found, actor=operator.client_id, note=note.strip()[:500])
+    return _operator_view(uow, found, operator.client_id)
 
 
 @router.post("/{exchange_id}/$resubmit")
 def resubmit_exchange(
-    exchange_id: str, platform: PlatformDep, operator: OperatorDep
+    exchange_id: str, uow: ExchangeUnitDep, operator: OperatorDep
 ) -> dict[str, Any]:
     """Operators only: ask the old payer again now about a match it has under review,
     instead of at the next poll (the sweep starts the run within its period)."""
     found = ExchangeId(exchange_id)
-    ask_again_now(platform.units.exchange(), found, actor=operator.client_id)
-    return _operator_view(platform, found, operator.client_id)
+    ask_again_now(uow, found, actor=operator.client_id)
+    return _operator_view(uow, found, operator.client_id)

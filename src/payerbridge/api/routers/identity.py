@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from payerbridge.api.deps import OperatorDep, PlatformDep, SubmitterDep
+from payerbridge.api.deps import OperatorDep, SubmitterDep
 from payerbridge.api.responses import JsonResponse
+from payerbridge.api.units import ExchangeUnitDep, IdentityUnitDep
 from payerbridge.bootstrap import utcnow
 from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.errors import InvalidInput, Issue, NotFound, PreconditionRequired
@@ -29,7 +30,7 @@ from payerbridge.identity.model import (
     ShowCase,
 )
 from payerbridge.identity.review_queue import decode_position, encode_position
-from payerbridge.identity.reviews import ReviewPorts, ReviewReopening, show_case
+from payerbridge.identity.reviews import ReviewReopening, show_case
 from payerbridge.identity.reviews import decide_review as decide
 from payerbridge.identity.reviews import reopen_review as reopen
 from payerbridge.identity.service import MergeMembers, SplitMember, merge_members, split_members
@@ -43,9 +44,9 @@ router = APIRouter(prefix="/identity", default_response_class=JsonResponse, tags
 
 
 @router.get("/decisions/{decision_id}")
-def get_decision(decision_id: str, platform: PlatformDep, _operator: OperatorDep) -> Any:
+def get_decision(decision_id: str, uow: IdentityUnitDep, _operator: OperatorDep) -> Any:
     """A match decision: outcome, requester, model and policy versions, and the evidence."""
-    decision = platform.identity.decision(decision_id)
+    decision = uow.identity.decision(decision_id)
     if decision is None:
         raise NotFound(f"no identity decision {decision_id}")
     return decision
@@ -121,7 +122,7 @@ class ReviewListQuery(BaseModel):
 @router.get("/reviews")
 def list_reviews(
     request: Request,
-    platform: PlatformDep,
+    uow: IdentityUnitDep,
     _operator: OperatorDep,
     asked: Annotated[ReviewListQuery, Query()],
 ) -> dict[str, Any]:
@@ -140,7 +141,7 @@ def list_reviews(
         after=None if asked.page is None else decode_position(asked.page),
         limit=count + 1,
     )
-    cases = platform.identity.reviews(query)
+    cases = uow.identity.reviews(query)
     following = None
     if len(cases) > count:
         cases = cases[:count]
@@ -149,7 +150,7 @@ def list_reviews(
         position = encode_position(QueuePosition(last.due_at, last.id))
         following = str(request.url.include_query_params(page=position))
     return {
-        "reviews": [review_public(case, now, platform.obligations) for case in cases],
+        "reviews": [review_public(case, now, uow.obligations) for case in cases],
         "count": len(cases),
         "next": following,
     }
@@ -162,21 +163,21 @@ def review_etag(case: ReviewCase) -> str:
 
 @router.get("/reviews/{review_id}")
 def get_review(
-    review_id: str, response: Response, platform: PlatformDep, operator: OperatorDep
+    review_id: str, response: Response, uow: IdentityUnitDep, operator: OperatorDep
 ) -> dict[str, Any]:
     """A case as its reviewer needs it: the evidence, and the request and each candidate
     side by side (demographics: operators only, the showing audited), with its ``ETag``
     (the version a decision must name)."""
     shown = show_case(
-        platform.identity,
-        platform.audit,
+        uow.identity,
+        uow.audit,
         ShowCase(
             review_id[:64], viewer=operator.client_id, at=utcnow(), request_id=current_request_id()
         ),
     )
     response.headers["ETag"] = review_etag(shown.case)
     return {
-        **review_public(shown.case, utcnow(), platform.obligations),
+        **review_public(shown.case, utcnow(), uow.obligations),
         "evidence": shown.evidence,
         "comparison": shown.view.to_dict(),
     }
@@ -251,19 +252,14 @@ def _decision(
 def decide_review(
     decision: Annotated[ReviewDecision, Depends(_decision)],
     response: Response,
-    platform: PlatformDep,
+    uow: IdentityUnitDep,
 ) -> dict[str, Any]:
     """Accept (naming the member, one of the case's candidates) or reject a case, on the
     version read (If-Match or ``version``): 409 once it is decided, 412 when it changed
     since that version."""
-    decided = decide(
-        ReviewPorts(platform.identity, platform.transactions, platform.clocks.ledger),
-        decision,
-        at=utcnow(),
-        request_id=current_request_id(),
-    )
+    decided = decide(decision, uow, request_id=current_request_id())
     response.headers["ETag"] = review_etag(decided)
-    return review_public(decided, utcnow(), platform.obligations)
+    return review_public(decided, utcnow(), uow.obligations)
 
 
 class ReviewReopenBody(BaseModel):
@@ -290,25 +286,19 @@ def _reopening(
 def reopen_review(
     reopening: Annotated[ReviewReopening, Depends(_reopening)],
     response: Response,
-    platform: PlatformDep,
+    uow: IdentityUnitDep,
 ) -> dict[str, Any]:
     """Undo a decision from now on, on the version that shows it: the case is open again
     and its request no longer answered with the member it accepted."""
-    reopened = reopen(
-        platform.identity,
-        platform.transactions,
-        reopening,
-        at=utcnow(),
-        request_id=current_request_id(),
-    )
+    reopened = reopen(reopening, uow, request_id=current_request_id())
     response.headers["ETag"] = review_etag(reopened)
-    return review_public(reopened, utcnow(), platform.obligations)
+    return review_public(reopened, utcnow(), uow.obligations)
 
 
 @router.get("/waiting-at-partners")
 def waiting_at_partners(
     request: Request,
-    platform: PlatformDep,
+    uow: ExchangeUnitDep,
     caller: SubmitterDep,
     count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
     offset: Annotated[int, Query(alias="_offset", ge=0, le=1_000_000)] = 0,
@@ -317,11 +307,11 @@ def waiting_at_partners(
     waiting on an old payer's reviewer, the longest waiting first: since when, the
     partner, its review case, when we ask again and until when we wait (ADR 0013)."""
     _only_known(request, frozenset({"_count", "_offset"}))
-    total, records = platform.exchanges.waiting_on_partner_reviewers(
+    total, records = uow.exchanges.waiting_on_partner_reviewers(
         client_id=None if caller.is_operator else caller.client_id, limit=count, offset=offset
     )
     now = utcnow()
-    policy = platform.units.exchange_wiring.retry_policy
+    policy = uow.retry_policy
     return {
         "total": total,
         "offset": offset,
@@ -348,9 +338,9 @@ def wait_public(wait: PartnerReviewWait) -> dict[str, Any]:
 
 
 @router.get("/members/{member_id}/links")
-def member_links(member_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
+def member_links(member_id: str, uow: IdentityUnitDep, _operator: OperatorDep) -> dict[str, Any]:
     """The member's identity graph: UMBs, other payers' ids, reviewed requests, merges."""
-    links = platform.identity.links_of(MemberId(member_id))
+    links = uow.identity.links_of(MemberId(member_id))
     return {"member": member_id, "links": [link.to_dict() for link in links]}
 
 
@@ -363,7 +353,7 @@ class MergeChange(BaseModel):
 
 @router.post("/members/{member_id}/$merge")
 def merge(
-    member_id: str, body: MergeChange, platform: PlatformDep, operator: OperatorDep
+    member_id: str, body: MergeChange, uow: IdentityUnitDep, operator: OperatorDep
 ) -> dict[str, Any]:
     """Mark ``member_id`` as a duplicate of ``into``: matching answers with ``into`` from now
     on, and the retired id keeps its links and lineage."""
@@ -378,15 +368,13 @@ def merge(
         by=f"{operator.client_id}:{body.reviewer}",
         request_id=current_request_id(),
     )
-    link = merge_members(
-        platform.identity, platform.transactions, platform.members, command, at=utcnow()
-    )
+    link = merge_members(command, uow)
     return link.to_dict()
 
 
 @router.post("/members/{member_id}/$split")
 def split(
-    member_id: str, body: MergeChange, platform: PlatformDep, operator: OperatorDep
+    member_id: str, body: MergeChange, uow: IdentityUnitDep, operator: OperatorDep
 ) -> dict[str, Any]:
     """Undo a merge from now on: ``member_id`` is its own member again."""
     command = SplitMember(
@@ -394,17 +382,17 @@ def split(
         by=f"{operator.client_id}:{body.reviewer}",
         request_id=current_request_id(),
     )
-    into = split_members(platform.identity, platform.transactions, command, at=utcnow())
+    into = split_members(command, uow)
     return {"member": member_id, "split_from": into}
 
 
 @router.get("/links")
 def find_links(
-    platform: PlatformDep,
+    uow: IdentityUnitDep,
     _operator: OperatorDep,
     identifier: Annotated[str, Query(min_length=1, max_length=700)],
 ) -> dict[str, Any]:
     """Which of our members an identifier (``system|value``, or a bare value) names."""
     system, _, value = identifier.rpartition("|")
-    links = platform.identity.members_by_identifier(value, system if "|" in identifier else None)
+    links = uow.identity.members_by_identifier(value, system if "|" in identifier else None)
     return {"identifier": identifier, "links": [link.to_dict() for link in links]}

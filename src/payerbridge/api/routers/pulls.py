@@ -66,11 +66,12 @@ def create_pull_schedule(
         )
     else:
         assert body.exchange is not None
-        record = platform.exchanges.get(ExchangeId(body.exchange))
+        uow = platform.units.exchange()
+        record = uow.exchanges.get(ExchangeId(body.exchange))
         if record.client_id != caller.client_id:
             raise NotFound(f"exchange {body.exchange[:64]} does not exist")
         schedule = schedule_pull(
-            platform.units.exchange(),
+            uow,
             record.id,
             actor=actor,
             coverage_end=coverage_end,

@@ -14,9 +14,7 @@ no client searches every client's key for it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from payerbridge.errors import Forbidden
 from payerbridge.exchange.model import (
@@ -26,6 +24,7 @@ from payerbridge.exchange.model import (
     ExchangeRecord,
     ExchangeState,
 )
+from payerbridge.exchange.ports import ExchangeSearch
 from payerbridge.exchange.received.reconcile import member_key_of
 from payerbridge.types import ClientId, PartnerId
 
@@ -71,22 +70,6 @@ class ExchangePage:
     items: tuple[ExchangeRecord, ...]
     total: int
     next: ExchangeCursor | None
-
-
-class ExchangeSearch(Protocol):
-    """The indexed reads a search runs (``store/exchange_search.py``)."""
-
-    def find(
-        self, where: ExchangeFilter, *, limit: int, after: ExchangeCursor | None
-    ) -> list[ExchangeRecord]:
-        """Up to ``limit`` exchanges newest first by (created_at, id), after ``after``."""
-        ...
-
-    def count(self, where: ExchangeFilter) -> int: ...
-
-    def client_ids(self) -> Sequence[ClientId]:
-        """Every client that has submitted an exchange."""
-        ...
 
 
 def search_exchanges(
