@@ -176,8 +176,8 @@ def refresh(partner_id: str, uow: PartnersUnitDep, operator: OperatorDep) -> dic
 def put_operations(
     partner_id: str,
     body: dict[str, Any],
-    uow: PartnerHealthUnitDep,
-    directory: PartnersUnitDep,
+    uow: PartnersUnitDep,
+    health: PartnerHealthUnitDep,
     operator: OperatorDep,
 ) -> dict[str, Any]:
     """How we run exchanges with the partner: ``status`` (``active``, or ``suspended``:
@@ -189,9 +189,9 @@ def put_operations(
     keeps trying from its submission before it is dead-lettered (null: the platform's
     default, the rule's clocks); replaces what was set before."""
     asked = SetOperations(PartnerId(partner_id), body, operator.client_id, current_request_id())
-    partner = set_operations(asked, directory)
+    partner = set_operations(asked, uow)
     return partner_public(
-        partner, uow.breakers.get(partner.fhir_base), uow.partners.capabilities(partner.id)
+        partner, health.breakers.get(partner.fhir_base), uow.partners.capabilities(partner.id)
     )
 
 
