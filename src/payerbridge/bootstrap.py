@@ -42,6 +42,7 @@ from payerbridge.store.trust_anchors import load_server_identity, load_trust_anc
 from payerbridge.store.webhooks import SqlWebhookStore
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.wiring.audit import audit_checkpointer, verify_audit_chain
+from payerbridge.wiring.partner_units import partner_units
 from payerbridge.wiring.partners import (
     Reach,
     key_set_source,
@@ -156,6 +157,7 @@ def build_platform(
             # --- consent and disclosure ---
             # --- security, operators and audit ---
             # --- partners and compliance ---
+            **partner_units(settings, stores, discovery, obligations),
         ),
         bulk=bulk_ports(settings, stores, identity, rules, clocks),
         onboarding=onboarding_ports(settings, stores, client, clocks),

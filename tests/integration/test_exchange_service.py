@@ -641,17 +641,13 @@ def test_a_partners_rate_limit_is_shared_by_every_worker_and_spends_no_attempt(
     both workers' calls; a call past it waits for its turn and is not an attempt."""
     from datetime import UTC, datetime, timedelta
 
-    from payerbridge.routing.enrolment import set_operations
+    from payerbridge.routing.enrolment import SetOperations, set_operations
     from payerbridge.routing.operations import RateLimit
 
     limit = RateLimit(2, 60.0)
     set_operations(
-        PartnerId("old-plan"),
-        {"rate_limit": limit.to_json()},
-        registry=platform.partners,
-        transactions=platform.transactions,
-        actor="test",
-        request_id=None,
+        SetOperations(PartnerId("old-plan"), {"rate_limit": limit.to_json()}, "test"),
+        platform.units.partners(),
     )
     other = build_platform(platform.settings)  # the second worker, same database
     try:

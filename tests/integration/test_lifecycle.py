@@ -6,6 +6,7 @@ the ones we thought of) while the other members' stays and the audit chain verif
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from payerbridge.bootstrap import (
 )
 from payerbridge.compliance.lifecycle import (
     Acting,
+    EraseMember,
+    PlaceHold,
+    Purge,
+    ReleaseHold,
     Retention,
     erase_member,
     place_hold,
@@ -134,7 +139,7 @@ def test_the_purge_takes_what_its_class_allows_and_nothing_else(platform: Platfo
         platform, "recent", [*HAPPY, S.RECEIVED, S.NORMALIZED, S.COMPLETED], days_ago=1
     )
 
-    purged = purge(platform.transactions, platform.lifecycle, WEEK)
+    purged = purge(Purge(), replace(platform.units.compliance(), retention=WEEK))
 
     assert sorted(purged.payloads) == sorted([done, failed])
     assert sorted(purged.requests) == sorted([done, failed])
@@ -153,7 +158,7 @@ def test_the_purge_takes_what_its_class_allows_and_nothing_else(platform: Platfo
         ).scalar_one()
     assert sorted(orjson.loads(event)["raw_payloads"]) == sorted([done, failed])
     # Nothing left to do: no work, no event.
-    assert not purge(platform.transactions, platform.lifecycle, WEEK)
+    assert not purge(Purge(), replace(platform.units.compliance(), retention=WEEK))
 
 
 def every_text(platform: Platform) -> str:
@@ -192,21 +197,16 @@ def test_a_hold_refuses_erasure_and_an_erasure_leaves_none_of_the_members_phi(
     assert all(marker in before for marker in ERASED + KEPT)
 
     counsel = Acting("cli:counsel")
-    hold = place_hold(platform.transactions, platform.lifecycle, "zq", by=counsel, reason="case 12")
+    uow = platform.units.compliance()
+    hold = place_hold(PlaceHold("zq", counsel, "case 12"), uow)
     with pytest.raises(LegalHoldActive):
-        erase_member(platform.transactions, platform.lifecycle, "zq", by="ops", reason="request")
+        erase_member(EraseMember("zq", "ops", "request"), uow)
     assert every_text(platform).count("Quarrington") == before.count("Quarrington")
-    release_hold(
-        platform.transactions, platform.lifecycle, hold.id, by=counsel, policy=platform.holds
-    )
+    release_hold(ReleaseHold(hold.id, counsel), uow)
     with pytest.raises(Conflict):
-        release_hold(
-            platform.transactions, platform.lifecycle, hold.id, by=counsel, policy=platform.holds
-        )
+        release_hold(ReleaseHold(hold.id, counsel), uow)
 
-    removed = erase_member(
-        platform.transactions, platform.lifecycle, "zq", by="ops", reason="member's request"
-    )
+    removed = erase_member(EraseMember("zq", "ops", "member's request"), uow)
 
     assert removed["fhir_resources"] >= 2 and removed["identity_member_records"] == 1
     assert removed["exchanges"] == 1 and removed["exchange_payloads"] == 1
@@ -225,6 +225,6 @@ def test_a_hold_refuses_erasure_and_an_erasure_leaves_none_of_the_members_phi(
     assert orjson.loads(detail)["removed"]["fhir_resources"] == removed["fhir_resources"]
     # Erased once: there is nothing of them left to erase, and bad input is refused.
     with pytest.raises(NotFound):
-        erase_member(platform.transactions, platform.lifecycle, "zq", by="ops", reason="again")
+        erase_member(EraseMember("zq", "ops", "again"), uow)
     with pytest.raises(InvalidInput):
-        erase_member(platform.transactions, platform.lifecycle, "noah", by="ops", reason=" ")
+        erase_member(EraseMember("noah", "ops", " "), uow)

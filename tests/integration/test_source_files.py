@@ -5,6 +5,7 @@ report of what changed."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from payerbridge.bootstrap import Platform, build_platform
-from payerbridge.compliance.lifecycle import Retention, purge
+from payerbridge.compliance.lifecycle import Purge, Retention, purge
 from payerbridge.config import load_settings
 from payerbridge.store.members import opened_resource
 from payerbridge.store.tables import fhir_resources, identity_member_records, source_files
@@ -272,7 +273,8 @@ def test_a_file_whose_body_the_purge_dropped_is_not_mapped_again_and_keeps_what_
     platform.sources.ingest("enrollment", "members.csv", MEMBERS)
     # Mapped a week ago or more: its body is past the raw-payload grace (ADR 0038).
     keep_no_body = Retention(raw_payload_grace=timedelta(0), request_grace=timedelta(days=30))
-    purged = purge(platform.transactions, platform.lifecycle, keep_no_body)
+    uow = dataclasses.replace(platform.units.compliance(), retention=keep_no_body)
+    purged = purge(Purge(), uow)
     assert len(purged.source_files) == 1
     with platform.engine.connect() as connection:
         (body,) = connection.execute(select(source_files.c.body)).scalars()

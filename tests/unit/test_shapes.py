@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "payerbridge"
 STORE = PACKAGE / "store"
 
-MAX_TOO_MANY_ARGUMENTS = 30
+MAX_TOO_MANY_ARGUMENTS = 27
 MAX_STORE_MODULES_WITH_ROOM_LOGIC = 0
-MAX_PLATFORM_FIELDS_USED_BY_EDGES = 45
+MAX_PLATFORM_FIELDS_USED_BY_EDGES = 37
 EDGES = ("api", "console", "cli", "workflows")
 
 # What a store may import of the product besides other stores: the shared kernel, and

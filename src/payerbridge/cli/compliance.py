@@ -66,7 +66,8 @@ def compliance_report_command(
         raise fail(exc) from None
     platform = build_platform(settings)
     try:
-        reader, obligations, now = platform.clock_reader, platform.obligations, utcnow()
+        uow = platform.units.compliance()
+        reader, obligations, now = uow.clock_reader, uow.obligations, utcnow()
         plan = compliance_plan(settings)
         if shape == "csv":
             for chunk in report_csv(window, reader, obligations, now, plan=plan):

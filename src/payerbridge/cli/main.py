@@ -19,8 +19,7 @@ from payerbridge.cli.console import cli_actor, err, fail, out, settings_for
 from payerbridge.cli.options import DataDir
 from payerbridge.config import redacted
 from payerbridge.routing.model import PartnerAuth
-from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
-from payerbridge.transactions import Transactions
+from payerbridge.routing.unit import PartnersUnit
 from payerbridge.types import ExchangeId, PartnerId
 
 T = TypeVar("T")
@@ -220,13 +219,9 @@ def exchanges_replay(
     platform = build_platform(settings)
     launch_workflows(platform, work=False)
     try:
-        replay(
-            platform.units.exchange(),
-            ExchangeId(exchange_id),
-            actor=cli_actor(),
-            replay_key=None,
-        )
-        record = platform.exchanges.get(ExchangeId(exchange_id))
+        uow = platform.units.exchange()
+        replay(uow, ExchangeId(exchange_id), actor=cli_actor(), replay_key=None)
+        record = uow.exchanges.get(ExchangeId(exchange_id))
         enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
     finally:
         shutdown_workflows(platform)
@@ -358,7 +353,7 @@ def partners_add(
 ) -> None:
     """Register (or update) a partner payer; a changed endpoint is checked first, and a
     UDAP partner is registered with."""
-    from payerbridge.routing.enrolment import enrol_partner
+    from payerbridge.routing.enrolment import EnrolPartner, enrol_partner
     from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE, Partner
 
     partner = Partner(
@@ -372,15 +367,7 @@ def partners_add(
         auth=auth or PartnerAuth.NONE,
     )
     enrolled = _with_directory(
-        data_dir,
-        lambda registry, discovery, transactions: enrol_partner(
-            partner,
-            registry=registry,
-            discovery=discovery,
-            transactions=transactions,
-            actor=cli_actor(),
-            request_id=None,
-        ),
+        data_dir, lambda uow: enrol_partner(EnrolPartner(partner, cli_actor()), uow)
     )
     verb = "registered" if enrolled.created else "updated"
     out.print(f"partner '{partner_id}' {verb} ({enrolled.partner.auth.value})")
@@ -391,17 +378,15 @@ def partners_add(
         out.print(f"read them later with: payerbridge partners refresh {partner_id}")
 
 
-def _with_directory(
-    data_dir: Path | None, use: Callable[[PartnerRegistry, PartnerDiscovery, Transactions], T]
-) -> T:
-    """Run ``use(directory, discovery, transactions)`` on the partner directory; a
-    refusal is printed with its reasons."""
+def _with_directory(data_dir: Path | None, use: Callable[[PartnersUnit], T]) -> T:
+    """Run ``use(uow)`` on the partner directory's unit; a refusal is printed with its
+    reasons."""
     from payerbridge.bootstrap import build_platform
 
     try:
         platform = build_platform(settings_for(data_dir))
         try:
-            return use(platform.partners, platform.discovery, platform.transactions)
+            return use(platform.units.partners())
         finally:
             platform.close()
     except errors.PayerBridgeError as exc:
@@ -424,18 +409,11 @@ def partners_refresh(
 ) -> None:
     """Read a partner's CapabilityStatement (and SMART configuration or UDAP metadata)
     again, keep it, and print what changed since the last reading."""
-    from payerbridge.routing.enrolment import refresh_partner
+    from payerbridge.routing.enrolment import RefreshPartner, refresh_partner
 
     refreshed = _with_directory(
         data_dir,
-        lambda registry, discovery, transactions: refresh_partner(
-            PartnerId(partner_id),
-            registry=registry,
-            discovery=discovery,
-            transactions=transactions,
-            actor=cli_actor(),
-            request_id=None,
-        ),
+        lambda uow: refresh_partner(RefreshPartner(PartnerId(partner_id), cli_actor()), uow),
     )
     out.print(_capability_line(refreshed.capabilities))
     for change in refreshed.changes or ["no change"]:
@@ -453,13 +431,12 @@ def partners_show(
 
     platform = build_platform(settings_for(data_dir))
     try:
-        partner = platform.partners.get(PartnerId(partner_id))
+        uow = platform.units.partner_health()
+        partner = uow.partners.get(PartnerId(partner_id))
         if partner is None:
             raise fail(errors.NotFound(f"no partner is registered as '{partner_id[:64]}'"))
         shown = partner_public(
-            partner,
-            platform.breakers.get(partner.fhir_base),
-            platform.partners.capabilities(partner.id),
+            partner, uow.breakers.get(partner.fhir_base), uow.partners.capabilities(partner.id)
         )
     finally:
         platform.close()
@@ -474,7 +451,7 @@ def partners_list(data_dir: DataDir = None) -> None:
     platform = build_platform(settings_for(data_dir))
     try:
         table = Table("id", "name", "npi", "base_url", "auth", "client id", title="Partners")
-        for partner in platform.partners.list():
+        for partner in platform.units.partners().partners.list():
             table.add_row(
                 partner.id,
                 partner.name,

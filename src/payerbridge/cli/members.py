@@ -41,16 +41,10 @@ def members_hold(
 ) -> None:
     """Place a legal hold on a member: their erasure is refused until it is released."""
     from payerbridge.cli.console import opened_platform
-    from payerbridge.compliance.lifecycle import place_hold
+    from payerbridge.compliance.lifecycle import PlaceHold, place_hold
 
     with opened_platform(data_dir) as platform:
-        hold = place_hold(
-            platform.transactions,
-            platform.lifecycle,
-            member_id,
-            by=_acting(by),
-            reason=reason,
-        )
+        hold = place_hold(PlaceHold(member_id, _acting(by), reason), platform.units.compliance())
     typer.echo(hold.id)
 
 
@@ -63,16 +57,10 @@ def members_release(
     """Release a legal hold: only the principal that placed it (here the OS user) or
     counsel (PAYERBRIDGE_HOLD_COUNSEL) may."""
     from payerbridge.cli.console import opened_platform
-    from payerbridge.compliance.lifecycle import release_hold
+    from payerbridge.compliance.lifecycle import ReleaseHold, release_hold
 
     with opened_platform(data_dir) as platform:
-        hold = release_hold(
-            platform.transactions,
-            platform.lifecycle,
-            hold_id,
-            by=_acting(by),
-            policy=platform.holds,
-        )
+        hold = release_hold(ReleaseHold(hold_id, _acting(by)), platform.units.compliance())
     typer.echo(f"released {hold.id} (member {hold.member_id})")
 
 
@@ -84,8 +72,8 @@ def members_holds(
     """List a member's legal holds, released ones too."""
     from payerbridge.cli.console import opened_platform
 
-    with opened_platform(data_dir) as platform, platform.transactions.begin() as unit:
-        holds = platform.lifecycle.holds(unit, member_id)
+    with opened_platform(data_dir) as platform, platform.units.compliance() as uow:
+        holds = uow.lifecycle.holds(uow, member_id)
     table = Table("hold", "placed", "by", "reason", "released")
     for hold in holds:
         released = (
@@ -107,16 +95,11 @@ def members_erase(
     """Erase a member's PHI from every table (refused under a legal hold); prints what
     was removed, by table. The audit trail keeps that record, without the PHI."""
     from payerbridge.cli.console import opened_platform
-    from payerbridge.compliance.lifecycle import erase_member
+    from payerbridge.compliance.lifecycle import EraseMember, erase_member
 
     with opened_platform(data_dir) as platform:
-        removed = erase_member(
-            platform.transactions,
-            platform.lifecycle,
-            member_id,
-            by=_acting(by).label,
-            reason=reason,
-        )
+        command = EraseMember(member_id, _acting(by).label, reason)
+        removed = erase_member(command, platform.units.compliance())
     typer.echo(orjson.dumps(dict(removed), option=orjson.OPT_INDENT_2).decode())
 
 
@@ -136,8 +119,8 @@ def retention_purge(data_dir: DataDir = None) -> None:
     """Apply the retention classes now (the upkeep sweep does it on its own); prints
     what went."""
     from payerbridge.cli.console import opened_platform
-    from payerbridge.compliance.lifecycle import purge
+    from payerbridge.compliance.lifecycle import Purge, purge
 
     with opened_platform(data_dir) as platform:
-        purged = purge(platform.transactions, platform.lifecycle, platform.retention)
+        purged = purge(Purge(), platform.units.compliance())
     typer.echo(orjson.dumps(purged.counts()).decode())

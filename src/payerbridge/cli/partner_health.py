@@ -37,11 +37,12 @@ def partners_health(
 
     platform = build_platform(settings_for(data_dir))
     try:
-        partner = registered(platform.partners, PartnerId(partner_id[:64]))
-        now = platform.operators.clock()
+        uow = platform.units.partner_health()
+        partner = registered(uow.partners, PartnerId(partner_id[:64]))
+        now = uow.clock()
         policy = HealthPolicy()
-        calls = calls_since(platform.partner_calls, now - policy.window)
-        breakers = {partner.fhir_base: platform.breakers.get(partner.fhir_base)}
+        calls = calls_since(uow.calls, now - policy.window)
+        breakers = {partner.fhir_base: uow.breakers.get(partner.fhir_base)}
         health = partners_health([partner], breakers, calls, now, policy)[partner.id]
     finally:
         platform.close()
@@ -68,12 +69,11 @@ def partners_replay_dead_letters(
     platform = build_platform(settings)
     launch_workflows(platform, work=False)
     try:
-        partner = registered(platform.partners, PartnerId(partner_id[:64]))
-        done = replay_partner_dead_letters(
-            platform.units.exchange(), partner.id, actor=cli_actor(), replay_key=key
-        )
+        partner = registered(platform.units.partners().partners, PartnerId(partner_id[:64]))
+        uow = platform.units.exchange()
+        done = replay_partner_dead_letters(uow, partner.id, actor=cli_actor(), replay_key=key)
         for exchange_id in done.replayed:
-            record = platform.exchanges.current(exchange_id)
+            record = uow.exchanges.current(exchange_id)
             enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
     finally:
         shutdown_workflows(platform)

@@ -88,7 +88,7 @@ def partners_operations(
     for a window to end), its rate, its exchanges' time budget or its contacts; prints
     how it is now run."""
     from payerbridge.bootstrap import build_platform
-    from payerbridge.routing.enrolment import registered, set_operations
+    from payerbridge.routing.enrolment import SetOperations, registered, set_operations
 
     if suspend is not None and resume:
         raise fail(errors.InvalidInput("give --suspend or --resume, not both"))
@@ -112,18 +112,13 @@ def partners_operations(
     try:
         platform = build_platform(settings_for(data_dir))
         try:
-            document = registered(platform.partners, PartnerId(partner_id)).operations.to_json()
+            uow = platform.units.partners()
+            document = registered(uow.partners, PartnerId(partner_id)).operations.to_json()
             for given, edit in edits:
                 if given:
                     document |= edit()
-            partner = set_operations(
-                PartnerId(partner_id),
-                document,
-                registry=platform.partners,
-                transactions=platform.transactions,
-                actor=cli_actor(),
-                request_id=None,
-            )
+            asked = SetOperations(PartnerId(partner_id), document, cli_actor())
+            partner = set_operations(asked, uow)
         finally:
             platform.close()
     except errors.PayerBridgeError as exc:

@@ -1,7 +1,8 @@
 """The data lifecycle's use cases (ADR 0038): the purge that applies the retention
-classes, legal holds, and the erasure of one member. Each runs in a unit of work of its
-own and is audited in it; the audit records what was removed (tables and counts, ids),
-never the PHI itself.
+classes, legal holds, and the erasure of one member. Each is ``use_case(command, uow)``
+on the room's ``ComplianceUnit`` (ADR 0051), runs in a transaction of its own and is
+audited in it; the audit records what was removed (tables and counts, ids), never the
+PHI itself.
 
 A hold is released only by the principal that placed it or by one the plan names as
 counsel (``HoldPolicy``, ADR 0046): the principal is who the edge authenticated (an API
@@ -13,21 +14,27 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from payerbridge.audit.model import AuditEvent
+from payerbridge.compliance.lifecycle_rules import HoldPolicy, Retention
 from payerbridge.compliance.model import Hold
+from payerbridge.compliance.ports import LifecycleStore
+from payerbridge.compliance.unit import ComplianceUnit
 from payerbridge.errors import Forbidden, InvalidInput, Issue, LegalHoldActive, NotFound
-from payerbridge.transactions import Transactions, UnitOfWork
+from payerbridge.transactions import UnitOfWork
 
 __all__ = [
     "Acting",
+    "EraseMember",
     "HoldPolicy",
     "LifecycleStore",
+    "PlaceHold",
+    "Purge",
     "Purged",
+    "ReleaseHold",
     "Retention",
     "erase_member",
     "place_hold",
@@ -59,31 +66,30 @@ class Acting:
 
 
 @dataclass(frozen=True)
-class HoldPolicy:
-    """Who may release a hold: the principal that placed it, or one of ``counsel``
-    (the plan's ``PAYERBRIDGE_HOLD_COUNSEL``)."""
-
-    counsel: frozenset[str] = frozenset()
-
-    def may_release(self, hold: Hold, principal: str) -> bool:
-        return principal in self.counsel or (
-            hold.placed_by_principal is not None and hold.placed_by_principal == principal
-        )
-
-    def who_may_release(self, hold: Hold) -> str:
-        placer = hold.placed_by_principal
-        counsel = ", ".join(sorted(self.counsel)) or "none is named: PAYERBRIDGE_HOLD_COUNSEL"
-        if placer is None:
-            return f"counsel ({counsel}); it was placed before holds named their principal"
-        return f"the principal that placed it ({placer}) or counsel ({counsel})"
+class PlaceHold:
+    member_id: str
+    by: Acting
+    reason: str  # why, without member data
 
 
 @dataclass(frozen=True)
-class Retention:
-    """How long what the purge acts on is kept after its work ended."""
+class ReleaseHold:
+    hold_id: str
+    by: Acting
 
-    raw_payload_grace: timedelta
-    request_grace: timedelta
+
+@dataclass(frozen=True)
+class EraseMember:
+    member_id: str
+    by: str  # the label the audit trail shows
+    reason: str
+
+
+@dataclass(frozen=True)
+class Purge:
+    """The retention classes applied once; at most ``batch`` requests minimised."""
+
+    batch: int = 500
 
 
 @dataclass(frozen=True)
@@ -108,70 +114,21 @@ class Purged:
         }
 
 
-class LifecycleStore(Protocol):
-    def holds(self, unit: UnitOfWork, member_id: str) -> list[Hold]:
-        """Every hold on ``member_id``, released ones too, oldest first."""
-        ...
-
-    def hold(self, unit: UnitOfWork, hold_id: str) -> Hold | None: ...
-
-    def add_hold(self, unit: UnitOfWork, hold: Hold) -> None: ...
-
-    def release_hold(self, unit: UnitOfWork, hold_id: str, *, by: str) -> Hold:
-        """The hold ``hold_id`` released now (NotFound, or Conflict if it already was)."""
-        ...
-
-    def purge_payloads(self, unit: UnitOfWork, *, ended_before: datetime) -> list[str]:
-        """Drop the raw payloads of exchanges whose data was stored (or that failed)
-        before ``ended_before``; the exchange ids."""
-        ...
-
-    def minimise_requests(
-        self, unit: UnitOfWork, *, ended_before: datetime, limit: int
-    ) -> list[str]:
-        """Cut the requests of exchanges that ended before ``ended_before`` to what the
-        audit needs; the exchange ids (at most ``limit``)."""
-        ...
-
-    def forget_review_requests(self, unit: UnitOfWork, *, decided_before: datetime) -> list[str]:
-        """Drop the request records of review cases decided before ``decided_before``."""
-        ...
-
-    def purge_source_files(self, unit: UnitOfWork, *, mapped_before: datetime) -> list[str]:
-        """Drop the bodies of backend files last mapped before ``mapped_before`` (their
-        digests and reports stay); the file ids."""
-        ...
-
-    def erase_member(self, unit: UnitOfWork, member_id: str) -> dict[str, int]:
-        """Remove ``member_id``'s PHI from every table: rows removed or cut, by table."""
-        ...
-
-    def compact(self, tables: Iterable[str]) -> None:
-        """After an erasure committed: let no copy of what was removed from ``tables``
-        stay in the database's files (SQLite's write-ahead log; PostgreSQL's dead rows)."""
-        ...
-
-
-def purge(
-    transactions: Transactions,
-    store: LifecycleStore,
-    retention: Retention,
-    *,
-    batch: int = 500,
-) -> Purged:
-    """Apply the retention classes once, in one unit of work, audited."""
-    with transactions.begin() as unit:
-        raw_cutoff = unit.now - retention.raw_payload_grace
-        payloads = store.purge_payloads(unit, ended_before=raw_cutoff)
-        files = store.purge_source_files(unit, mapped_before=raw_cutoff)
-        cutoff = unit.now - retention.request_grace
-        requests = store.minimise_requests(unit, ended_before=cutoff, limit=batch)
-        reviews = store.forget_review_requests(unit, decided_before=cutoff)
+def purge(command: Purge, uow: ComplianceUnit) -> Purged:
+    """Apply the retention classes once, in one transaction, audited."""
+    store, retention = uow.lifecycle, uow.retention
+    with uow:
+        raw_cutoff = uow.now - retention.raw_payload_grace
+        payloads = store.purge_payloads(uow, ended_before=raw_cutoff)
+        files = store.purge_source_files(uow, mapped_before=raw_cutoff)
+        cutoff = uow.now - retention.request_grace
+        requests = store.minimise_requests(uow, ended_before=cutoff, limit=command.batch)
+        reviews = store.forget_review_requests(uow, decided_before=cutoff)
         purged = Purged(tuple(payloads), tuple(requests), tuple(reviews), tuple(files))
         if purged:
-            unit.record(
+            uow.record(
                 AuditEvent(
-                    at=unit.now,
+                    at=uow.now,
                     actor="system:lifecycle",
                     action="lifecycle.purge",
                     entity_type="Retention",
@@ -188,47 +145,39 @@ def purge(
         return purged
 
 
-def place_hold(
-    transactions: Transactions, store: LifecycleStore, member_id: str, *, by: Acting, reason: str
-) -> Hold:
-    reason = _reason(reason)
-    with transactions.begin() as unit:
+def place_hold(command: PlaceHold, uow: ComplianceUnit) -> Hold:
+    by, reason = command.by, _reason(command.reason)
+    with uow:
         hold = Hold(
-            unit.new_id(),
-            _member(member_id),
+            uow.new_id(),
+            _member(command.member_id),
             reason,
             by.label,
-            unit.now,
+            uow.now,
             placed_by_principal=by.principal,
         )
-        store.add_hold(unit, hold)
-        unit.record(_event(unit, "member.hold", by.label, hold.member_id, {"hold": hold.id}))
+        uow.lifecycle.add_hold(uow, hold)
+        uow.record(_event(uow, "member.hold", by.label, hold.member_id, {"hold": hold.id}))
         return hold
 
 
-def release_hold(
-    transactions: Transactions,
-    store: LifecycleStore,
-    hold_id: str,
-    *,
-    by: Acting,
-    policy: HoldPolicy,
-) -> Hold:
-    """Release ``hold_id`` when ``by``'s principal placed it or is counsel; otherwise
-    Forbidden saying who may, nothing changed, the refusal audited."""
-    with transactions.begin() as unit:
-        hold = store.hold(unit, hold_id)
+def release_hold(command: ReleaseHold, uow: ComplianceUnit) -> Hold:
+    """Release the hold when ``command.by``'s principal placed it or is counsel;
+    otherwise Forbidden saying who may, nothing changed, the refusal audited."""
+    hold_id, by, policy, store = command.hold_id, command.by, uow.holds, uow.lifecycle
+    with uow:
+        hold = store.hold(uow, hold_id)
         if hold is None:
             raise NotFound(f"legal hold {hold_id[:64]} does not exist")
         if policy.may_release(hold, by.principal):
-            released = store.release_hold(unit, hold_id, by=by.label)
+            released = store.release_hold(uow, hold_id, by=by.label)
             placer = hold.placed_by_principal == by.principal
             detail = {"hold": hold.id, "as": "placer" if placer else "counsel"}
-            unit.record(_event(unit, "member.hold-release", by.label, hold.member_id, detail))
+            uow.record(_event(uow, "member.hold-release", by.label, hold.member_id, detail))
             return released
-    with transactions.begin() as unit:
-        refused = _event(unit, "member.hold-release", by.label, hold.member_id, {"hold": hold.id})
-        unit.record(dataclasses.replace(refused, outcome="failure"))
+    with uow:
+        refused = _event(uow, "member.hold-release", by.label, hold.member_id, {"hold": hold.id})
+        uow.record(dataclasses.replace(refused, outcome="failure"))
     text = (
         f"legal hold {hold.id} may be released only by {policy.who_may_release(hold)}; "
         f"you act as {by.principal}: ask one of them"
@@ -236,24 +185,22 @@ def release_hold(
     raise Forbidden(text, issues=[Issue(text, "hold", "forbidden")])
 
 
-def erase_member(
-    transactions: Transactions, store: LifecycleStore, member_id: str, *, by: str, reason: str
-) -> Mapping[str, int]:
-    """Remove ``member_id``'s PHI from every table, unless a hold stands (LegalHoldActive,
+def erase_member(command: EraseMember, uow: ComplianceUnit) -> Mapping[str, int]:
+    """Remove the member's PHI from every table, unless a hold stands (LegalHoldActive,
     nothing changed). The audit event names the tables and counts, not what they held."""
-    member_id, reason = _member(member_id), _reason(reason)
-    with transactions.begin() as unit:
-        standing = [hold for hold in store.holds(unit, member_id) if hold.released_at is None]
+    member_id, reason, store = _member(command.member_id), _reason(command.reason), uow.lifecycle
+    with uow:
+        standing = [hold for hold in store.holds(uow, member_id) if hold.released_at is None]
         if standing:
             raise LegalHoldActive(
                 f"member {member_id} is under legal hold ({', '.join(h.id for h in standing)}); "
                 "nothing was erased: a hold must be released by whoever may before erasure"
             )
-        removed = store.erase_member(unit, member_id)
+        removed = store.erase_member(uow, member_id)
         if not any(removed.values()):
             raise NotFound(f"no data of member {member_id} is held here; nothing was erased")
         detail = {"removed": {t: n for t, n in sorted(removed.items()) if n}, "reason": reason}
-        unit.record(_event(unit, "member.erase", by, member_id, detail))
+        uow.record(_event(uow, "member.erase", command.by, member_id, detail))
     store.compact(table for table, count in removed.items() if count)
     return removed
 

@@ -21,6 +21,7 @@ from payerbridge.exchange.model import ExchangeState
 from payerbridge.exchange.operations.bulk_replay import replay_partner_dead_letters
 from payerbridge.logging import current_request_id
 from payerbridge.oversight.call_samples import calls_since
+from payerbridge.oversight.health_unit import PartnerHealthUnit
 from payerbridge.oversight.partner_health import (
     HealthPolicy,
     HealthState,
@@ -38,18 +39,18 @@ router = APIRouter()
 
 
 def read_health(
-    platform: Platform, now: datetime, partners: Sequence[Partner] | None = None
+    uow: PartnerHealthUnit, now: datetime, partners: Sequence[Partner] | None = None
 ) -> dict[PartnerId, PartnerHealth]:
     """The health at ``now`` of ``partners`` (every registered partner's by default)."""
     policy = HealthPolicy()
-    calls = calls_since(platform.partner_calls, now - policy.window)
-    chosen = platform.partners.list() if partners is None else partners
-    return partners_health(chosen, platform.breakers.all(), calls, now, policy)
+    calls = calls_since(uow.calls, now - policy.window)
+    chosen = uow.partners.list() if partners is None else partners
+    return partners_health(chosen, uow.breakers.all(), calls, now, policy)
 
 
 def health_summary(platform: Platform, now: datetime) -> dict[str, Any]:
     """The dashboard's card: partners by state, and those not up by name."""
-    found = read_health(platform, now)
+    found = read_health(platform.units.partner_health(), now)
     counts = {state.value: 0 for state in HealthState}
     for health in found.values():
         counts[health.state.value] += 1
@@ -63,22 +64,23 @@ def health_summary(platform: Platform, now: datetime) -> dict[str, Any]:
 
 @router.get("/health")
 def health_page(request: Request, platform: PlatformDep, found: PartnersDep) -> Response:
-    now = platform.operators.clock()
-    healths = read_health(platform, now)
+    uow = platform.units.partner_health()
+    now = uow.clock()
+    healths = read_health(uow, now)
     letters_before = now + timedelta(microseconds=1)
     rows = [
         {
             "partner": partner,
             "health": healths[partner.id],
             "dead_letters": len(
-                platform.exchanges.ids_in_state(
+                uow.exchanges.ids_in_state(
                     ExchangeState.DEAD_LETTERED,
                     updated_before=letters_before,
                     partner_id=partner.id,
                 )
             ),
         }
-        for partner in platform.partners.list()
+        for partner in uow.partners.list()
     ]
     context: dict[str, Any] = {
         "rows": rows,
@@ -101,17 +103,18 @@ def _notice(request: Request) -> str | None:
 def replay_dead_letters(
     partner_id: str, platform: PlatformDep, found: IntervenerDep, form: FormDep
 ) -> Response:
-    partner = registered(platform.partners, PartnerId(partner_id[:64]))
+    partner = registered(platform.units.partners().partners, PartnerId(partner_id[:64]))
     key = form.get("replay_key")
+    uow = platform.units.exchange()
     done = replay_partner_dead_letters(
-        platform.units.exchange(),
+        uow,
         partner.id,
         actor=found.actor,
         replay_key=key[:64] if isinstance(key, str) and key else None,
         request_id=current_request_id(),
     )
     for exchange_id in done.replayed:
-        record = platform.exchanges.current(exchange_id)
+        record = uow.exchanges.current(exchange_id)
         enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
     return RedirectResponse(
         f"/console/health?done=replayed&partner={partner.id}&count={len(done.replayed)}",

@@ -10,7 +10,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import RedirectResponse, Response
 
-from payerbridge.compliance.lifecycle import Acting, place_hold, release_hold
+from payerbridge.compliance.lifecycle import (
+    Acting,
+    PlaceHold,
+    ReleaseHold,
+    place_hold,
+    release_hold,
+)
 from payerbridge.compliance.model import Hold
 from payerbridge.console.auth import FormDep, IntervenerVisit, ReaderVisit, Visit
 from payerbridge.console.pages import NO_FLASH, Flash
@@ -33,16 +39,10 @@ def holds_page(visit: ReaderVisit, member_id: MemberQuery = None) -> Response:
 
 @router.post("/holds")
 def place(visit: IntervenerVisit, form: FormDep) -> Response:
-    platform, found = visit.platform, visit.signed_in
+    uow, found = visit.platform.units.compliance(), visit.signed_in
     member_id, reason = str(form.get("member_id") or "")[:64], str(form.get("reason") or "")
     try:
-        hold = place_hold(
-            platform.transactions,
-            platform.lifecycle,
-            member_id,
-            by=Acting(found.actor),
-            reason=reason,
-        )
+        hold = place_hold(PlaceHold(member_id, Acting(found.actor), reason), uow)
     except PayerBridgeError as exc:
         return _view(visit, member_id, Flash.refused(exc))
     return RedirectResponse(f"/console/holds?member_id={hold.member_id}&done=placed", 303)
@@ -50,32 +50,26 @@ def place(visit: IntervenerVisit, form: FormDep) -> Response:
 
 @router.post("/holds/{hold_id}/release")
 def release(hold_id: str, visit: ReaderVisit, form: FormDep) -> Response:
-    platform, found = visit.platform, visit.signed_in
+    uow, found = visit.platform.units.compliance(), visit.signed_in
     member_id = str(form.get("member_id") or "")[:64]
     try:
-        hold = release_hold(
-            platform.transactions,
-            platform.lifecycle,
-            hold_id[:64],
-            by=Acting(found.actor),
-            policy=platform.holds,
-        )
+        hold = release_hold(ReleaseHold(hold_id[:64], Acting(found.actor)), uow)
     except PayerBridgeError as exc:
         return _view(visit, member_id, Flash.refused(exc))
     return RedirectResponse(f"/console/holds?member_id={hold.member_id}&done=released", 303)
 
 
 def _view(visit: Visit, member_id: str | None, flash: Flash = NO_FLASH) -> Response:
-    platform, found = visit.platform, visit.signed_in
+    uow, found = visit.platform.units.compliance(), visit.signed_in
     holds: list[Hold] = []
     if member_id:
-        with platform.transactions.begin() as unit:
-            holds = platform.lifecycle.holds(unit, member_id)
+        with uow:
+            holds = uow.lifecycle.holds(uow, member_id)
     context = {
         "member_id": member_id or "",
         "holds": holds,
         "mine": found.actor,
-        "counsel": found.actor in platform.holds.counsel,
+        "counsel": found.actor in uow.holds.counsel,
         "notice": flash.notice,
         "error": flash.error,
     }

@@ -14,7 +14,6 @@ import orjson
 from fastapi import APIRouter
 from starlette.responses import RedirectResponse, Response
 
-from payerbridge.bootstrap import Platform
 from payerbridge.console.auth import FormDep, IntervenerVisit, PartnersVisit, Visit
 from payerbridge.console.health import read_health
 from payerbridge.console.pages import NO_FLASH, Flash
@@ -22,8 +21,13 @@ from payerbridge.errors import InvalidInput, Issue, PayerBridgeError
 from payerbridge.exchange.calls.breaker import as_seen
 from payerbridge.exchange.model import BreakerState
 from payerbridge.logging import current_request_id
-from payerbridge.routing.enrolment import refresh_partner, registered, set_operations
-from payerbridge.security.operator_accounts import SignedIn
+from payerbridge.routing.enrolment import (
+    RefreshPartner,
+    SetOperations,
+    refresh_partner,
+    registered,
+    set_operations,
+)
 from payerbridge.types import PartnerId
 
 __all__ = ["router"]
@@ -40,39 +44,39 @@ _NOTICES = {
 
 @router.get("/partners")
 def partners_page(visit: PartnersVisit) -> Response:
-    platform = visit.platform
-    now = platform.operators.clock()
-    breakers = platform.breakers.all()
-    recent = platform.oversight.partner_exchanges(now - timedelta(days=1))
+    uow = visit.platform.units.partner_health()
+    now = uow.clock()
+    breakers = uow.breakers.all()
+    recent = uow.oversight.partner_exchanges(now - timedelta(days=1))
     rows = [
         {
             "partner": partner,
             "breaker": as_seen(breakers.get(partner.fhir_base) or BreakerState(), now),
-            "capabilities": platform.partners.capabilities(partner.id),
+            "capabilities": uow.partners.capabilities(partner.id),
             "maintenance": partner.operations.in_maintenance(now),
             "recent": recent.get(partner.id, {}),
         }
-        for partner in platform.partners.list()
+        for partner in uow.partners.list()
     ]
     return visit.render("partners.html", {"rows": rows})
 
 
 @router.get("/partners/{partner_id}")
 def partner_page(partner_id: str, visit: PartnersVisit) -> Response:
-    partner = registered(visit.platform.partners, PartnerId(partner_id[:64]))
+    partner = registered(visit.platform.units.partners().partners, PartnerId(partner_id[:64]))
     notice = _NOTICES.get(visit.request.query_params.get("done", ""))
     return _partner_view(visit, partner.id, Flash(notice=notice))
 
 
 def _partner_view(visit: Visit, partner_id: PartnerId, flash: Flash = NO_FLASH) -> Response:
-    platform = visit.platform
-    partner = registered(platform.partners, partner_id)
-    now = platform.operators.clock()
-    last_refresh = platform.oversight.last_event("Partner", partner.id, "partner.capabilities")
+    uow = visit.platform.units.partner_health()
+    partner = registered(uow.partners, partner_id)
+    now = uow.clock()
+    last_refresh = uow.oversight.last_event("Partner", partner.id, "partner.capabilities")
     context: dict[str, Any] = {
         "partner": partner,
-        "breaker": as_seen(platform.breakers.get(partner.fhir_base), now),
-        "capabilities": platform.partners.capabilities(partner.id),
+        "breaker": as_seen(uow.breakers.get(partner.fhir_base), now),
+        "capabilities": uow.partners.capabilities(partner.id),
         "last_refresh": last_refresh,
         "changes": (last_refresh or {}).get("detail", {}).get("changes", []),
         "operations": partner.operations.to_json(),
@@ -81,8 +85,8 @@ def _partner_view(visit: Visit, partner_id: PartnerId, flash: Flash = NO_FLASH) 
         ).decode(),
         "contact_rows": _CONTACT_ROWS,
         "maintenance": partner.operations.in_maintenance(now),
-        "recent": platform.oversight.partner_exchanges(now - timedelta(days=1)).get(partner.id, {}),
-        "health": read_health(platform, now, [partner])[partner.id],
+        "recent": uow.oversight.partner_exchanges(now - timedelta(days=1)).get(partner.id, {}),
+        "health": read_health(uow, now, [partner])[partner.id],
         "notice": flash.notice,
         "error": flash.error,
     }
@@ -90,7 +94,7 @@ def _partner_view(visit: Visit, partner_id: PartnerId, flash: Flash = NO_FLASH) 
 
 
 def _act(visit: Visit, partner_id: str, action: Any) -> Response:
-    partner = registered(visit.platform.partners, PartnerId(partner_id[:64]))
+    partner = registered(visit.platform.units.partners().partners, PartnerId(partner_id[:64]))
     try:
         done = action(partner)
     except PayerBridgeError as exc:
@@ -108,17 +112,10 @@ def _told(exc: PayerBridgeError) -> str:
 
 @router.post("/partners/{partner_id}/refresh")
 def refresh(partner_id: str, visit: IntervenerVisit, _form: FormDep) -> Response:
-    platform, found = visit.platform, visit.signed_in
+    uow, found = visit.platform.units.partners(), visit.signed_in
 
     def run(partner: Any) -> str:
-        refresh_partner(
-            partner.id,
-            registry=platform.partners,
-            discovery=platform.discovery,
-            transactions=platform.transactions,
-            actor=found.actor,
-            request_id=current_request_id(),
-        )
+        refresh_partner(RefreshPartner(partner.id, found.actor, current_request_id()), uow)
         return "refreshed"
 
     return _act(visit, partner_id, run)
@@ -126,8 +123,6 @@ def refresh(partner_id: str, visit: IntervenerVisit, _form: FormDep) -> Response
 
 @router.post("/partners/{partner_id}/status")
 def set_status(partner_id: str, visit: IntervenerVisit, form: FormDep) -> Response:
-    platform, found = visit.platform, visit.signed_in
-
     def run(partner: Any) -> str:
         status, note = form.get("status"), form.get("note")
         note = note.strip()[:500] if isinstance(note, str) else ""
@@ -141,7 +136,7 @@ def set_status(partner_id: str, visit: IntervenerVisit, form: FormDep) -> Respon
             "status": status,
             "note": note if status == "suspended" else None,
         }
-        _save_operations(platform, found, partner.id, document)
+        _save_operations(visit, partner.id, document)
         return "suspended" if status == "suspended" else "resumed"
 
     return _act(visit, partner_id, run)
@@ -151,14 +146,13 @@ def set_status(partner_id: str, visit: IntervenerVisit, form: FormDep) -> Respon
 def set_windows_and_contacts(partner_id: str, visit: IntervenerVisit, form: FormDep) -> Response:
     """The maintenance windows (the API's JSON list of windows) and the contacts (rows of
     name, email, phone) an operator edited; the rest of the operations is kept."""
-    platform, found = visit.platform, visit.signed_in
 
     def run(partner: Any) -> str:
         document = partner.operations.to_json() | {
             "maintenance": _maintenance_field(form.get("maintenance")),
             "contacts": _contact_rows(form),
         }
-        _save_operations(platform, found, partner.id, document)
+        _save_operations(visit, partner.id, document)
         return "operations"
 
     return _act(visit, partner_id, run)
@@ -191,16 +185,8 @@ def _contact_rows(form: Any) -> list[dict[str, str | None]]:
 _CONTACT_ROWS = 10
 
 
-def _save_operations(
-    platform: Platform, found: SignedIn, partner_id: PartnerId, document: dict[str, Any]
-) -> None:
+def _save_operations(visit: Visit, partner_id: PartnerId, document: dict[str, Any]) -> None:
     """The partner's operations document as an operator edited it (audited, before and
     after, by ``set_operations``)."""
-    set_operations(
-        partner_id,
-        document,
-        registry=platform.partners,
-        transactions=platform.transactions,
-        actor=found.actor,
-        request_id=current_request_id(),
-    )
+    asked = SetOperations(partner_id, document, visit.signed_in.actor, current_request_id())
+    set_operations(asked, visit.platform.units.partners())

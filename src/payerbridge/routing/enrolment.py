@@ -6,6 +6,10 @@ new endpoint must first answer as a FHIR server and, when we authenticate, as th
 authorization server we expect. A UDAP partner is checked and registered with before it
 is stored: its signed metadata must chain to our trust anchors, and its registration
 endpoint gives us our client id.
+
+The use cases take what was asked and the room's ``PartnersUnit`` (ADR 0051);
+``store_partner``, for tools and tests that start their partners themselves, still
+takes the directory and the transactions.
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ from payerbridge.routing.capabilities import Capabilities, changes
 from payerbridge.routing.model import Partner, PartnerAuth, repointed, validate_partner
 from payerbridge.routing.operations import parse_operations
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
+from payerbridge.routing.unit import PartnersUnit
 from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import PartnerId
 
 __all__ = [
+    "EnrolPartner",
     "Enrolled",
+    "RefreshPartner",
     "Refreshed",
+    "SetOperations",
     "enrol_partner",
     "refresh_partner",
     "registered",
@@ -57,18 +65,38 @@ class _Asked:
     request_id: str | None
 
 
-def enrol_partner(
-    partner: Partner,
-    *,
-    registry: PartnerRegistry,
-    discovery: PartnerDiscovery,
-    transactions: Transactions,
-    actor: str,
-    request_id: str | None,
-) -> Enrolled:
+@dataclass(frozen=True)
+class EnrolPartner:
+    """A partner to add, or to change as given, asked by ``actor`` (in ``request_id``)."""
+
+    partner: Partner
+    actor: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RefreshPartner:
+    partner_id: PartnerId
+    actor: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SetOperations:
+    """How the partner is to be run: the operations document as given (checked by the
+    use case, which names each problem)."""
+
+    partner_id: PartnerId
+    document: Any
+    actor: str
+    request_id: str | None = None
+
+
+def enrol_partner(command: EnrolPartner, uow: PartnersUnit) -> Enrolled:
     """Validate, check the partner's discovery documents where that is due, register with
     it for UDAP, and store (audited with what changed and what discovery said). A URL
     that resolves to an address we do not call is refused first, for a new partner too."""
+    partner, registry, discovery = command.partner, uow.partners, uow.discovery
     validate_partner(partner)
     discovery.check_endpoints(partner)  # only where we call: before anything is sent
     before = registry.get(partner.id)
@@ -88,12 +116,12 @@ def enrol_partner(
     capabilities = None
     # Read before the unit takes its connection (errors.SecondConnection, refused by store.engines).
     previous = registry.capabilities(partner.id)
-    with transactions.begin() as unit:  # the partner and its reading, audited together
-        stored = registry.register(unit, partner)
-        by = _Asked(actor, request_id)
-        unit.record(_registered(unit.now, partner, stored, discovered, by))
+    with uow:  # the partner and its reading, audited together
+        stored = registry.register(uow, partner)
+        by = _Asked(command.actor, command.request_id)
+        uow.record(_registered(uow.now, partner, stored, discovered, by))
         if discovered is not None and "capabilities" in discovered:
-            kept = _keep(unit, registry, partner, _read(discovered, previous), by)
+            kept = _keep(uow, registry, partner, _read(discovered, previous), by)
             capabilities = kept.capabilities
     return Enrolled(partner, stored is None, capabilities, unread)
 
@@ -116,52 +144,38 @@ def store_partner(
     return before is None
 
 
-def refresh_partner(
-    partner_id: PartnerId,
-    *,
-    registry: PartnerRegistry,
-    discovery: PartnerDiscovery,
-    transactions: Transactions,
-    actor: str,
-    request_id: str | None,
-) -> Refreshed:
+def refresh_partner(command: RefreshPartner, uow: PartnersUnit) -> Refreshed:
     """Read the partner's discovery documents again and keep what they say, with what
     changed (a dropped operation, another guide version, a new token endpoint), audited.
     NotFound for an unknown partner; UnprocessableRequest naming the document that
     could not be read (the last reading stays)."""
-    partner = registered(registry, partner_id)
-    discovered = discovery.read(partner)
+    registry = uow.partners
+    partner = registered(registry, command.partner_id)
+    discovered = uow.discovery.read(partner)
     previous = registry.capabilities(partner.id)  # read before the unit takes its connection
-    with transactions.begin() as unit:
-        by = _Asked(actor, request_id)
-        return _keep(unit, registry, partner, _read(discovered, previous), by)
+    with uow:
+        by = _Asked(command.actor, command.request_id)
+        return _keep(uow, registry, partner, _read(discovered, previous), by)
 
 
-def set_operations(
-    partner_id: PartnerId,
-    document: Any,
-    *,
-    registry: PartnerRegistry,
-    transactions: Transactions,
-    actor: str,
-    request_id: str | None,
-) -> Partner:
+def set_operations(command: SetOperations, uow: PartnersUnit) -> Partner:
     """Replace how an operator runs the partner (suspended or not, its maintenance
     windows), audited; the partner as it now stands."""
-    operations = parse_operations(document)
-    with transactions.begin() as unit:
-        replaced = registry.set_operations(unit, partner_id, operations)
+    partner_id, registry = command.partner_id, uow.partners
+    operations = parse_operations(command.document)
+    with uow:
+        replaced = registry.set_operations(uow, partner_id, operations)
         if replaced is None:
             raise NotFound(f"no partner is registered with id '{partner_id[:64]}'")
-        unit.record(
+        uow.record(
             AuditEvent(
-                at=unit.now,
-                actor=actor,
+                at=uow.now,
+                actor=command.actor,
                 action="partner.operations",
                 entity_type="Partner",
                 entity_id=partner_id,
                 outcome=operations.status.value,
-                request_id=request_id,
+                request_id=command.request_id,
                 detail={"before": replaced.before, "after": operations.to_json()},
             )
         )

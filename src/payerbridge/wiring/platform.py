@@ -21,6 +21,7 @@ from payerbridge.clock import utcnow
 from payerbridge.compliance.clocks import ClockReader, Clocks
 from payerbridge.compliance.lifecycle import HoldPolicy, LifecycleStore, Retention
 from payerbridge.compliance.obligations import ObligationSet
+from payerbridge.compliance.unit import ComplianceUnit
 from payerbridge.config import Settings
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
@@ -41,12 +42,14 @@ from payerbridge.identity.ports import IdentityStore
 from payerbridge.identity.unit import IdentityUnit
 from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.oversight.health_unit import PartnerHealthUnit
 from payerbridge.oversight.ports import Oversight, PartnerCalls
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.routing.model import Organization
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
+from payerbridge.routing.unit import PartnersUnit
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import ServerIdentity
 from payerbridge.security.operator_accounts import OperatorPorts
@@ -94,6 +97,9 @@ class Units:
     # --- consent and disclosure ---
     # --- security, operators and audit ---
     # --- partners and compliance ---
+    partners_unit: PartnersUnit
+    partner_health_unit: PartnerHealthUnit
+    compliance_unit: ComplianceUnit
 
     def exchange(self) -> ExchangeUnit:
         return ExchangeUnit(self.exchange_wiring)
@@ -104,6 +110,15 @@ class Units:
     # --- consent and disclosure: methods ---
     # --- security, operators and audit: methods ---
     # --- partners and compliance: methods ---
+
+    def partners(self) -> PartnersUnit:
+        return replace(self.partners_unit)
+
+    def partner_health(self) -> PartnerHealthUnit:
+        return replace(self.partner_health_unit)
+
+    def compliance(self) -> ComplianceUnit:
+        return replace(self.compliance_unit)
 
 
 @dataclass

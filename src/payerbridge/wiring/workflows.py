@@ -198,9 +198,9 @@ def _pulls_started(platform: Platform) -> dict[str, int]:
 
 def _retention_applied(platform: Platform) -> dict[str, int]:
     """One pass of the retention classes (ADR 0038): how many of each went."""
-    from payerbridge.compliance.lifecycle import purge
+    from payerbridge.compliance.lifecycle import Purge, purge
 
-    return purge(platform.transactions, platform.lifecycle, platform.retention).counts()
+    return purge(Purge(), platform.units.compliance()).counts()
 
 
 def _in_unit(platform: Platform, work: Callable[[UnitOfWork], int]) -> int:

@@ -240,10 +240,8 @@ def _one_run(
         settings = load_settings(data_dir=Path(tmp), database_url=database_url, log_level="WARNING")
         platform = build_platform(settings)
         timed = _TimedClient(platform.client)  # used when this process is the worker
-        platform.units = dataclasses.replace(
-            platform.units,
-            exchange_wiring=dataclasses.replace(platform.units.exchange_wiring, client=timed),
-        )
+        wiring = dataclasses.replace(platform.units.exchange_wiring, client=timed)
+        platform.units = dataclasses.replace(platform.units, exchange_wiring=wiring)
         for n in range(_PARTNERS):
             base = f"http://127.0.0.1:{port}/fhir/{n}"
             partner = Partner(PartnerId(f"stub-{n}"), f"Stub Plan {n}", "1245319599", base)
@@ -348,10 +346,8 @@ def _worker(data_dir: Path, worker_id: str, timings: Path, database_url: str | N
     )
     platform = build_platform(settings, run_migrations=False)
     timed = _TimedClient(platform.client)
-    platform.units = dataclasses.replace(
-        platform.units,
-        exchange_wiring=dataclasses.replace(platform.units.exchange_wiring, client=timed),
-    )
+    wiring = dataclasses.replace(platform.units.exchange_wiring, client=timed)
+    platform.units = dataclasses.replace(platform.units, exchange_wiring=wiring)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     settle_for_serving()  # as ``payerbridge worker`` does before it works

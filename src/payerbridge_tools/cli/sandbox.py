@@ -291,7 +291,13 @@ def _register_partners_locally(
     shows the wait; only the FHIR partners announce any)."""
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
-    from payerbridge.routing.enrolment import refresh_partner, set_operations, store_partner
+    from payerbridge.routing.enrolment import (
+        RefreshPartner,
+        SetOperations,
+        refresh_partner,
+        set_operations,
+        store_partner,
+    )
     from payerbridge.routing.model import Partner
 
     platform = build_platform(load_settings(data_dir=data_dir))
@@ -311,14 +317,7 @@ def _register_partners_locally(
                 transactions=platform.transactions,
                 actor="sandbox",
             )
-            refresh_partner(
-                partner.id,
-                registry=platform.partners,
-                discovery=platform.discovery,
-                transactions=platform.transactions,
-                actor="sandbox",
-                request_id=None,
-            )
+            refresh_partner(RefreshPartner(partner.id, "sandbox"), platform.units.partners())
             announces = profile_of(index).weekly_maintenance if payers is None else None
             windows = [announces] if announces and weekly else []
             if announces and window_seconds:
@@ -331,12 +330,8 @@ def _register_partners_locally(
                     }
                 )
             set_operations(
-                partner.id,
-                {"maintenance": windows},
-                registry=platform.partners,
-                transactions=platform.transactions,
-                actor="sandbox",
-                request_id=None,
+                SetOperations(partner.id, {"maintenance": windows}, "sandbox"),
+                platform.units.partners(),
             )
     finally:
         platform.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
@@ -12,12 +13,17 @@ from hypothesis import strategies as st
 
 from payerbridge.compliance.lifecycle import (
     Acting,
+    EraseMember,
     HoldPolicy,
+    PlaceHold,
+    ReleaseHold,
+    Retention,
     erase_member,
     place_hold,
     release_hold,
 )
 from payerbridge.compliance.model import Hold
+from payerbridge.compliance.unit import ComplianceUnit
 from payerbridge.errors import Conflict, Forbidden, LegalHoldActive, NotFound
 from payerbridge.transactions import UnitOfWork
 from tests.fakes import InMemoryAuditLog, InMemoryTransactions
@@ -55,9 +61,18 @@ class InMemoryHolds:
         pass
 
 
-def _lifecycle() -> tuple[InMemoryTransactions, InMemoryHolds, InMemoryAuditLog]:
+_NO_COUNSEL = HoldPolicy()
+
+
+def _lifecycle(
+    policy: HoldPolicy = _NO_COUNSEL,
+) -> tuple[ComplianceUnit, InMemoryHolds, InMemoryAuditLog]:
+    """The compliance unit over the holds alone: the report's ports are not used here."""
     audit, store = InMemoryAuditLog(), InMemoryHolds()
-    return InMemoryTransactions(audit, store), store, audit
+    transactions = InMemoryTransactions(audit, store)
+    week = Retention(timedelta(days=7), timedelta(days=7))
+    uow = ComplianceUnit(transactions, store, policy, week, obligations=None, clock_reader=None)
+    return uow, store, audit
 
 
 _PRINCIPALS = st.builds(
@@ -71,42 +86,42 @@ _PRINCIPALS = st.builds(
 def test_only_the_placer_or_counsel_releases_a_hold(
     placer: str, other: str, counsel: set[str]
 ) -> None:
-    transactions, store, audit = _lifecycle()
-    policy = HoldPolicy(frozenset(counsel))
-    hold = place_hold(transactions, store, "m-1", by=Acting(placer, "a person"), reason="case")
+    uow, store, audit = _lifecycle(HoldPolicy(frozenset(counsel)))
+    hold = place_hold(PlaceHold("m-1", Acting(placer, "a person"), "case"), uow)
     # The person named is recorded, never trusted: the same name from another principal
     # is another principal.
     acting = Acting(other, "a person")
     if other == placer or other in counsel:
-        released = release_hold(transactions, store, hold.id, by=acting, policy=policy)
+        released = release_hold(ReleaseHold(hold.id, acting), uow)
         assert released.released_by == acting.label and released.released_at is not None
         assert audit.events[-1].outcome == "success"
         assert audit.events[-1].detail["as"] == ("placer" if other == placer else "counsel")
         return
     with pytest.raises(Forbidden) as refused:
-        release_hold(transactions, store, hold.id, by=acting, policy=policy)
+        release_hold(ReleaseHold(hold.id, acting), uow)
     assert placer in refused.value.text and other in refused.value.text
     assert store.rows[hold.id].released_at is None
     assert (audit.events[-1].action, audit.events[-1].outcome) == ("member.hold-release", "failure")
     with pytest.raises(LegalHoldActive):
-        erase_member(transactions, store, "m-1", by=other, reason="request")
+        erase_member(EraseMember("m-1", other, "request"), uow)
     assert store.members == {"m-1"}
 
 
 def test_a_hold_without_its_principal_is_counsels_alone_and_says_so() -> None:
-    transactions, store, _ = _lifecycle()
-    hold = place_hold(transactions, store, "m-1", by=Acting("cli:ops"), reason="case")
+    uow, store, _ = _lifecycle()
+    hold = place_hold(PlaceHold("m-1", Acting("cli:ops"), "case"), uow)
     store.rows[hold.id] = dataclasses.replace(hold, placed_by_principal=None)  # before 0046
     with pytest.raises(Forbidden) as refused:
-        release_hold(transactions, store, hold.id, by=Acting("cli:ops"), policy=HoldPolicy())
+        release_hold(ReleaseHold(hold.id, Acting("cli:ops")), uow)
     assert "PAYERBRIDGE_HOLD_COUNSEL" in refused.value.text
-    policy = HoldPolicy(frozenset({"console:legal"}))
-    release_hold(transactions, store, hold.id, by=Acting("console:legal"), policy=policy)
+    uow = dataclasses.replace(uow, holds=HoldPolicy(frozenset({"console:legal"})))
+    legal = Acting("console:legal")
+    release_hold(ReleaseHold(hold.id, legal), uow)
     with pytest.raises(Conflict):
-        release_hold(transactions, store, hold.id, by=Acting("console:legal"), policy=policy)
+        release_hold(ReleaseHold(hold.id, legal), uow)
     with pytest.raises(NotFound):
-        release_hold(transactions, store, "nope", by=Acting("console:legal"), policy=policy)
-    erase_member(transactions, store, "m-1", by="console:legal", reason="request")
+        release_hold(ReleaseHold("nope", legal), uow)
+    erase_member(EraseMember("m-1", "console:legal", "request"), uow)
     assert store.members == set()
 
 

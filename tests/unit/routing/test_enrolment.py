@@ -16,10 +16,16 @@ import pytest
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import InvalidInput, NotFound, UnprocessableRequest
 from payerbridge.routing.capabilities import Capabilities
-from payerbridge.routing.enrolment import enrol_partner, refresh_partner
+from payerbridge.routing.enrolment import (
+    EnrolPartner,
+    RefreshPartner,
+    enrol_partner,
+    refresh_partner,
+)
 from payerbridge.routing.model import Partner, PartnerAuth
 from payerbridge.routing.operations import Operations
 from payerbridge.routing.ports import OperationsReplaced
+from payerbridge.routing.unit import PartnersUnit
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import PartnerId
 
@@ -121,14 +127,7 @@ class Discovery:
 
 
 def enrol(partner: Partner, registry: Registry, discovery: Discovery) -> Any:
-    return enrol_partner(
-        partner,
-        registry=registry,
-        discovery=discovery,
-        transactions=registry,
-        actor="ops",
-        request_id=None,
-    )
+    return enrol_partner(EnrolPartner(partner, "ops"), PartnersUnit(registry, registry, discovery))
 
 
 def udap(**change: Any) -> Partner:
@@ -211,22 +210,13 @@ def test_a_refresh_keeps_the_new_reading_and_says_what_changed() -> None:
     registry, discovery = Registry(), Discovery()
     enrol(Partner(PartnerId("old"), "Old", "1245319599", BASE), registry, discovery)
     discovery.operations = ["member-match"]
-    refreshed = refresh_partner(
-        PartnerId("old"),
-        registry=registry,
-        discovery=discovery,
-        transactions=registry,
-        actor="ops",
-        request_id=None,
-    )
+    uow = PartnersUnit(registry, registry, discovery)
+    refreshed = refresh_partner(RefreshPartner(PartnerId("old"), "ops"), uow)
     assert refreshed.changes == ["dropped operation everything"]
     current = registry.capabilities(PartnerId("old"))
     assert current is not None and not current.offers("everything")
     with pytest.raises(NotFound):
-        refresh_partner(
-            PartnerId("nobody"), registry=registry, discovery=discovery, transactions=registry,
-            actor="ops", request_id=None,
-        )  # fmt: skip
+        refresh_partner(RefreshPartner(PartnerId("nobody"), "ops"), uow)
 
 
 def test_a_token_endpoint_without_a_way_to_authenticate_is_refused() -> None:

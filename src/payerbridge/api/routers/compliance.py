@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import StreamingResponse
 
+from payerbridge.api.compliance_units import ComplianceUnitDep
 from payerbridge.api.deps import Caller, PlatformDep, current_caller
 from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import utcnow
@@ -42,20 +43,23 @@ async def _reader(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
 
 @router.get("/compliance/report", response_model=None)
 def report(
-    request: Request, platform: PlatformDep, _: Annotated[Caller, Depends(_reader)]
+    request: Request,
+    platform: PlatformDep,
+    uow: ComplianceUnitDep,
+    _: Annotated[Caller, Depends(_reader)],
 ) -> Response | dict[str, Any]:
     """``from`` (inclusive) and ``to`` (exclusive), dates in the plan's calendar zone, at
     most 366 days apart; ``_format`` json (the default) or csv (every row, streamed);
     ``_subjects``: how many subjects each list of met rows shows in the JSON (default
     100, at most 10000; those missed, at risk and pending are all shown)."""
     given = _given(request)
-    window = report_window(given.get("from"), given.get("to"), platform.obligations.calendar.zone)
+    window = report_window(given.get("from"), given.get("to"), uow.obligations.calendar.zone)
     shape = given.get("_format", "json")
     if shape not in FORMATS:
         text = f"_format: one of {', '.join(FORMATS)} (got '{shape[:20]}')"
         raise InvalidInput(text, issues=[Issue(text, "_format", "not-supported")])
     subjects = subjects_limit(given.get("_subjects"))
-    reader, obligations, now = platform.clock_reader, platform.obligations, utcnow()
+    reader, obligations, now = uow.clock_reader, uow.obligations, utcnow()
     plan = compliance_plan(platform.settings)
     if shape == "csv":
         name = f"compliance-{plan.npi}-{window.first}-{window.last}.csv"

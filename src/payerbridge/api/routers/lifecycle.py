@@ -14,9 +14,18 @@ from urllib.parse import quote
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from payerbridge.api.deps import Caller, OperatorDep, PlatformDep
+from payerbridge.api.compliance_units import ComplianceUnitDep
+from payerbridge.api.deps import Caller, OperatorDep
 from payerbridge.api.responses import JsonResponse
-from payerbridge.compliance.lifecycle import Acting, erase_member, place_hold, release_hold
+from payerbridge.compliance.lifecycle import (
+    Acting,
+    EraseMember,
+    PlaceHold,
+    ReleaseHold,
+    erase_member,
+    place_hold,
+    release_hold,
+)
 from payerbridge.compliance.model import Hold
 from payerbridge.timestamps import utc_iso
 
@@ -53,9 +62,9 @@ def _hold(hold: Hold) -> dict[str, Any]:
 
 
 @router.get("/members/{member_id}/holds")
-def member_holds(member_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
-    with platform.transactions.begin() as unit:
-        holds = platform.lifecycle.holds(unit, member_id[:64])
+def member_holds(member_id: str, uow: ComplianceUnitDep, _operator: OperatorDep) -> dict[str, Any]:
+    with uow:
+        holds = uow.lifecycle.holds(uow, member_id[:64])
     return {"member_id": member_id[:64], "holds": [_hold(h) for h in holds]}
 
 
@@ -64,41 +73,24 @@ def hold_member(
     member_id: str,
     body: WithReason,
     response: Response,
-    platform: PlatformDep,
+    uow: ComplianceUnitDep,
     operator: OperatorDep,
 ) -> dict[str, Any]:
-    hold = place_hold(
-        platform.transactions,
-        platform.lifecycle,
-        member_id,
-        by=_acting(operator, body),
-        reason=body.reason,
-    )
+    hold = place_hold(PlaceHold(member_id, _acting(operator, body), body.reason), uow)
     response.headers["Location"] = f"/lifecycle/members/{quote(hold.member_id)}/holds"
     return _hold(hold)
 
 
 @router.post("/holds/{hold_id}/$release")
-def release(hold_id: str, body: _Body, platform: PlatformDep, operator: OperatorDep) -> Any:
-    hold = release_hold(
-        platform.transactions,
-        platform.lifecycle,
-        hold_id[:64],
-        by=_acting(operator, body),
-        policy=platform.holds,
-    )
+def release(hold_id: str, body: _Body, uow: ComplianceUnitDep, operator: OperatorDep) -> Any:
+    hold = release_hold(ReleaseHold(hold_id[:64], _acting(operator, body)), uow)
     return _hold(hold)
 
 
 @router.post("/members/{member_id}/$erase")
 def erase(
-    member_id: str, body: WithReason, platform: PlatformDep, operator: OperatorDep
+    member_id: str, body: WithReason, uow: ComplianceUnitDep, operator: OperatorDep
 ) -> dict[str, Any]:
-    removed = erase_member(
-        platform.transactions,
-        platform.lifecycle,
-        member_id,
-        by=_acting(operator, body).label,
-        reason=body.reason,
-    )
+    command = EraseMember(member_id, _acting(operator, body).label, body.reason)
+    removed = erase_member(command, uow)
     return {"member_id": member_id.strip(), "removed": dict(removed)}

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import OperatorDep, PlatformDep
+from payerbridge.api.partner_units import PartnerHealthUnitDep, PartnersUnitDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.clock import utcnow
 from payerbridge.exchange.calls.breaker import as_seen
@@ -20,6 +21,9 @@ from payerbridge.oversight.call_samples import calls_since
 from payerbridge.oversight.partner_health import HealthPolicy, partners_health
 from payerbridge.routing.capabilities import Capabilities
 from payerbridge.routing.enrolment import (
+    EnrolPartner,
+    RefreshPartner,
+    SetOperations,
     enrol_partner,
     refresh_partner,
     registered,
@@ -103,7 +107,7 @@ def partner_public(
 
 @router.post("", status_code=201, responses={200: {"description": "Updated"}, **_AUTH_ERRORS})
 def register_partner(
-    body: PartnerCreate, platform: PlatformDep, operator: OperatorDep, response: Response
+    body: PartnerCreate, uow: PartnersUnitDep, operator: OperatorDep, response: Response
 ) -> dict[str, Any]:
     partner = Partner(
         PartnerId(body.id),
@@ -115,14 +119,7 @@ def register_partner(
         scope=body.scope,
         auth=PartnerAuth(body.auth) if body.auth else PartnerAuth.NONE,
     )
-    enrolled = enrol_partner(
-        partner,
-        registry=platform.partners,
-        discovery=platform.discovery,
-        transactions=platform.transactions,
-        actor=operator.client_id,
-        request_id=current_request_id(),
-    )
+    enrolled = enrol_partner(EnrolPartner(partner, operator.client_id, current_request_id()), uow)
     if not enrolled.created:
         response.status_code = 200
     response.headers["Location"] = f"/partners/{partner.id}"
@@ -133,9 +130,9 @@ def register_partner(
 
 
 @router.get("", responses=_AUTH_ERRORS)
-def list_partners(platform: PlatformDep, _operator: OperatorDep) -> list[dict[str, Any]]:
-    breakers = platform.breakers.all()
-    directory = platform.partners
+def list_partners(uow: PartnerHealthUnitDep, _operator: OperatorDep) -> list[dict[str, Any]]:
+    breakers = uow.breakers.all()
+    directory = uow.partners
     return [
         partner_public(p, breakers.get(p.fhir_base), directory.capabilities(p.id))
         for p in directory.list()
@@ -143,12 +140,12 @@ def list_partners(platform: PlatformDep, _operator: OperatorDep) -> list[dict[st
 
 
 @router.get("/{partner_id}", responses={404: {"description": "No such partner"}, **_AUTH_ERRORS})
-def get_partner(partner_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
-    partner = registered(platform.partners, PartnerId(partner_id))
+def get_partner(
+    partner_id: str, uow: PartnerHealthUnitDep, _operator: OperatorDep
+) -> dict[str, Any]:
+    partner = registered(uow.partners, PartnerId(partner_id))
     return partner_public(
-        partner,
-        platform.breakers.get(partner.fhir_base),
-        platform.partners.capabilities(partner.id),
+        partner, uow.breakers.get(partner.fhir_base), uow.partners.capabilities(partner.id)
     )
 
 
@@ -160,17 +157,11 @@ def get_partner(partner_id: str, platform: PlatformDep, _operator: OperatorDep) 
         **_AUTH_ERRORS,
     },
 )
-def refresh(partner_id: str, platform: PlatformDep, operator: OperatorDep) -> dict[str, Any]:
+def refresh(partner_id: str, uow: PartnersUnitDep, operator: OperatorDep) -> dict[str, Any]:
     """Read the partner's CapabilityStatement (and SMART configuration or UDAP metadata)
     again; the reading is kept, and the answer says what changed since the last one."""
-    refreshed = refresh_partner(
-        PartnerId(partner_id),
-        registry=platform.partners,
-        discovery=platform.discovery,
-        transactions=platform.transactions,
-        actor=operator.client_id,
-        request_id=current_request_id(),
-    )
+    command = RefreshPartner(PartnerId(partner_id), operator.client_id, current_request_id())
+    refreshed = refresh_partner(command, uow)
     return {"capabilities": refreshed.capabilities.to_json(), "changes": refreshed.changes}
 
 
@@ -183,7 +174,11 @@ def refresh(partner_id: str, platform: PlatformDep, operator: OperatorDep) -> di
     },
 )
 def put_operations(
-    partner_id: str, body: dict[str, Any], platform: PlatformDep, operator: OperatorDep
+    partner_id: str,
+    body: dict[str, Any],
+    uow: PartnersUnitDep,
+    health: PartnerHealthUnitDep,
+    operator: OperatorDep,
 ) -> dict[str, Any]:
     """How we run exchanges with the partner: ``status`` (``active``, or ``suspended``:
     new exchanges find no route, with ``note`` as the reason) and its ``maintenance``
@@ -193,18 +188,10 @@ def put_operations(
     worker's calls count), and ``exchange_budget_seconds``: how long an exchange with it
     keeps trying from its submission before it is dead-lettered (null: the platform's
     default, the rule's clocks); replaces what was set before."""
-    partner = set_operations(
-        PartnerId(partner_id),
-        body,
-        registry=platform.partners,
-        transactions=platform.transactions,
-        actor=operator.client_id,
-        request_id=current_request_id(),
-    )
+    asked = SetOperations(PartnerId(partner_id), body, operator.client_id, current_request_id())
+    partner = set_operations(asked, uow)
     return partner_public(
-        partner,
-        platform.breakers.get(partner.fhir_base),
-        platform.partners.capabilities(partner.id),
+        partner, health.breakers.get(partner.fhir_base), uow.partners.capabilities(partner.id)
     )
 
 
@@ -212,16 +199,18 @@ def put_operations(
     "/{partner_id}/health",
     responses={404: {"description": "No such partner"}, **_AUTH_ERRORS},
 )
-def get_health(partner_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
+def get_health(
+    partner_id: str, uow: PartnerHealthUnitDep, _operator: OperatorDep
+) -> dict[str, Any]:
     """Operators only: the partner's health now (``up``, ``degraded``, ``down`` or
     ``maintenance``) and why, from its breaker as it stands, its maintenance windows and
     the calls made to it over the last hour (exchanges' calls and the breaker's probes):
     the last answered one, the error mix, the p95 latency of answered calls."""
-    partner = registered(platform.partners, PartnerId(partner_id))
+    partner = registered(uow.partners, PartnerId(partner_id))
     now = utcnow()
     policy = HealthPolicy()
-    calls = calls_since(platform.partner_calls, now - policy.window)
-    breakers = {partner.fhir_base: platform.breakers.get(partner.fhir_base)}
+    calls = calls_since(uow.calls, now - policy.window)
+    breakers = {partner.fhir_base: uow.breakers.get(partner.fhir_base)}
     health = partners_health([partner], breakers, calls, now, policy)[partner.id]
     return {"partner_id": partner.id, "at": utc_iso(now), **health.to_json()}
 
@@ -240,15 +229,16 @@ def replay_dead_letters(
     (after its outage), each as ``POST /exchanges/{id}/$replay`` would; audited on the
     partner (``partner.dead-letters-replayed``). The same Idempotency-Key sent again
     replays nothing it already replayed."""
-    partner = registered(platform.partners, PartnerId(partner_id))
+    uow = platform.units.exchange()
+    partner = registered(platform.units.partners().partners, PartnerId(partner_id))
     done = replay_partner_dead_letters(
-        platform.units.exchange(),
+        uow,
         partner.id,
         actor=operator.client_id,
         replay_key=idempotency_key.strip()[:120] if idempotency_key else None,
         request_id=current_request_id(),
     )
     for exchange_id in done.replayed:
-        record = platform.exchanges.current(exchange_id)
+        record = uow.exchanges.current(exchange_id)
         enqueue_exchange(record.id, record.partner_id, replay_count=record.replay_count)
     return done.to_json()

@@ -1,0 +1,54 @@
+"""The units (ADR 0051) of the partner directory, of what operators read about partners
+and of the compliance room, wired once: ``Units`` hands out a copy of each per use case
+(``platform.units.partners()``, ``partner_health()``, ``compliance()``)."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from payerbridge.clock import utcnow
+from payerbridge.compliance.obligations import ObligationSet
+from payerbridge.compliance.unit import ComplianceUnit
+from payerbridge.config import Settings
+from payerbridge.oversight.health_unit import PartnerHealthUnit
+from payerbridge.routing.ports import PartnerDiscovery
+from payerbridge.routing.unit import PartnersUnit
+from payerbridge.store.obligation_clocks import SqlObligationClocks
+from payerbridge.store.oversight import SqlOversight
+from payerbridge.store.partner_health import SqlPartnerCalls
+from payerbridge.wiring.ports import lifecycle_ports
+from payerbridge.wiring.stores import Stores
+
+__all__ = ["PartnerUnits", "partner_units"]
+
+
+class PartnerUnits(TypedDict):
+    """``Units``' fields for these rooms, by name."""
+
+    partners_unit: PartnersUnit
+    partner_health_unit: PartnerHealthUnit
+    compliance_unit: ComplianceUnit
+
+
+def partner_units(
+    settings: Settings, stores: Stores, discovery: PartnerDiscovery, obligations: ObligationSet
+) -> PartnerUnits:
+    engine, reader, transactions = stores.engine, stores.reader, stores.transactions
+    return PartnerUnits(
+        partners_unit=PartnersUnit(transactions, stores.partners, discovery),
+        partner_health_unit=PartnerHealthUnit(
+            transactions,
+            stores.partners,
+            stores.breakers,
+            SqlPartnerCalls(engine, reader=reader),
+            stores.exchanges,
+            SqlOversight(engine, reader=reader),
+            utcnow,
+        ),
+        compliance_unit=ComplianceUnit(
+            transactions=transactions,
+            obligations=obligations,
+            clock_reader=SqlObligationClocks(reader, obligations=obligations),
+            **lifecycle_ports(settings, stores),
+        ),
+    )
