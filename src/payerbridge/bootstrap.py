@@ -14,6 +14,7 @@ from payerbridge.backends.sources import load_sources, sources_path
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.config import Settings
 from payerbridge.identity.unit import IdentityUnit
+from payerbridge.oversight.unit import AuditUnit, OversightUnit
 from payerbridge.policies import (
     compliance_obligations,
     data_scope,
@@ -24,6 +25,7 @@ from payerbridge.policies import (
 )
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.tokens import TokenVerifier, public_jwk
+from payerbridge.security.unit import DataKeysUnit, OperatorUnit, SecurityUnit
 from payerbridge.store.audit import SqlAuditChain
 from payerbridge.store.audit_reads import SqlAuditReader
 from payerbridge.store.data_keys import kek_path, new_kek_file, read_kek
@@ -35,6 +37,7 @@ from payerbridge.store.key_files import identity_secret
 from payerbridge.store.obligation_clocks import SqlObligationClocks
 from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.rate_limits import SqlAllowances
+from payerbridge.store.readiness import SqlReadiness
 from payerbridge.store.sealed_columns import SqlSealedData, link_index_key
 from payerbridge.store.sealing import kek_fingerprint
 from payerbridge.store.token_keys import key_dir, load_client_key, rotate_access_token_keys
@@ -114,6 +117,17 @@ def build_platform(
     rules = DisclosureRules(segmentation, scope)
     tokens = token_service(settings, stores, key_sets, rules, trust)
     discovery = partner_discovery(reach, trust)
+    # --- security, operators and audit ---
+    verifier = TokenVerifier(tokens.keys, issuer=settings.base_url, audience=tokens.policy.audience)
+    limiter = RateLimiter(rate_policy(settings), allowances)
+    operators = operator_ports(settings, stores, allowances)
+    audit_chain = SqlAuditChain(engine, reader=reader)
+    audit_reader = SqlAuditReader(reader)
+    oversight = SqlOversight(engine, reader=reader)
+    sealed_data = SqlSealedData(
+        stores.keyring, link_index_key(identity_secret(settings)), identity_secret(settings)
+    )
+    client_jwks = {"keys": [public_jwk(client_key, "ES384")]}
     return Platform(
         settings=settings,
         engine=engine,
@@ -132,17 +146,15 @@ def build_platform(
         breakers=stores.breakers,
         transactions=transactions,
         audit=stores.audit,
-        audit_chain=SqlAuditChain(engine, reader=reader),
-        audit_reader=SqlAuditReader(reader),
+        audit_chain=audit_chain,
+        audit_reader=audit_reader,
         idempotency=SqlIdempotencyStore(),
         consents=stores.consents,
         clients=tokens.clients,
         webhook_targets=WebhookTargets(egress),
         tokens=tokens,
-        verifier=TokenVerifier(
-            tokens.keys, issuer=settings.base_url, audience=tokens.policy.audience
-        ),
-        limiter=RateLimiter(rate_policy(settings), allowances),
+        verifier=verifier,
+        limiter=limiter,
         discovery=discovery,
         udap_identity=udap_identity,
         identity=identity,
@@ -155,19 +167,31 @@ def build_platform(
             ),
             # --- consent and disclosure ---
             # --- security, operators and audit ---
+            SecurityUnit(
+                transactions, tokens.clients, tokens, verifier, limiter, udap_identity, client_jwks
+            ),
+            OperatorUnit(transactions, operators, stores.audit),
+            DataKeysUnit(transactions, sealed_data, kek_path(settings)),
+            AuditUnit(transactions, stores.audit, audit_chain, audit_reader, operators.clock),
+            OversightUnit(
+                transactions,
+                oversight,
+                stores.exchanges,
+                audit_chain,
+                SqlReadiness(engine),
+                operators.clock,
+            ),
             # --- partners and compliance ---
         ),
         bulk=bulk_ports(settings, stores, identity, rules, clocks),
         onboarding=onboarding_ports(settings, stores, client, clocks),
         **plan_backends(settings, sources, stores, identity),
-        operators=operator_ports(settings, stores, allowances),
-        oversight=SqlOversight(engine, reader=reader),
+        operators=operators,
+        oversight=oversight,
         metrics=platform_metrics(stores, obligations),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
-        sealed_data=SqlSealedData(
-            stores.keyring, link_index_key(identity_secret(settings)), identity_secret(settings)
-        ),
+        sealed_data=sealed_data,
         kek_path=kek_path(settings),
-        client_jwks={"keys": [public_jwk(client_key, "ES384")]},
+        client_jwks=client_jwks,
         checkpointer=stores.checkpointer,
     )

@@ -42,6 +42,7 @@ from payerbridge.identity.unit import IdentityUnit
 from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.oversight.ports import Oversight, PartnerCalls
+from payerbridge.oversight.unit import AuditUnit, OversightUnit
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
@@ -53,6 +54,7 @@ from payerbridge.security.operator_accounts import OperatorPorts
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenService
 from payerbridge.security.tokens import TokenVerifier
+from payerbridge.security.unit import DataKeysUnit, OperatorUnit, SecurityUnit
 from payerbridge.store.engines import WalCheckpointer
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_files, refresh_statistics
@@ -93,6 +95,11 @@ class Units:
     identity_unit: IdentityUnit
     # --- consent and disclosure ---
     # --- security, operators and audit ---
+    security_unit: SecurityUnit
+    operator_unit: OperatorUnit
+    data_keys_unit: DataKeysUnit
+    audit_unit: AuditUnit
+    oversight_unit: OversightUnit
     # --- partners and compliance ---
 
     def exchange(self) -> ExchangeUnit:
@@ -103,6 +110,21 @@ class Units:
 
     # --- consent and disclosure: methods ---
     # --- security, operators and audit: methods ---
+    def security(self) -> SecurityUnit:
+        return replace(self.security_unit)
+
+    def operators(self) -> OperatorUnit:
+        return replace(self.operator_unit)
+
+    def data_keys(self) -> DataKeysUnit:
+        return replace(self.data_keys_unit)
+
+    def audit(self) -> AuditUnit:
+        return replace(self.audit_unit)
+
+    def oversight(self) -> OversightUnit:
+        return replace(self.oversight_unit)
+
     # --- partners and compliance: methods ---
 
 
