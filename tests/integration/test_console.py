@@ -11,6 +11,7 @@ import re
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import Rate, Role
 from payerbridge.security.operator_accounts import (
     LOGIN_RATES,
+    OperatorPorts,
     add_operator,
     disable_operator,
     log_in,
@@ -44,6 +46,21 @@ from tests.builders import a_submitted_exchange, an_exchange_request
 
 PASSWORD = "a long enough password"
 BASE = "http://127.0.0.1:8080"
+
+
+@contextmanager
+def operators_as(platform: Platform, ports: OperatorPorts) -> Iterator[None]:
+    """The console's accounts and their policies as ``ports`` for a while: the unit of
+    work each request builds (``platform.units.operators()``) as well as the platform's."""
+    before, units = platform.operators, platform.units
+    platform.operators = ports
+    platform.units = dataclasses.replace(
+        units, operator_unit=dataclasses.replace(units.operator_unit, operators=ports)
+    )
+    try:
+        yield
+    finally:
+        platform.operators, platform.units = before, units
 
 
 def _nothing(request: httpx.Request) -> httpx.Response:
@@ -276,11 +293,8 @@ def test_a_session_ends_when_idle_too_long_or_too_old_or_its_account_is_disabled
     policy = platform.operators.sessions
     now = platform.operators
     for shift, why in ((policy.idle + timedelta(seconds=1), "idle"), (policy.absolute, "expired")):
-        platform.operators = dataclasses.replace(now, clock=lambda s=shift: utcnow() + s)
-        try:
+        with operators_as(platform, dataclasses.replace(now, clock=lambda s=shift: utcnow() + s)):
             answer = client.get("/console/")
-        finally:
-            platform.operators = now
         assert answer.status_code == 303 and f"why={why}" in answer.headers["location"]
         assert client.get("/console/").status_code == 200  # back in time: still live
     disable_operator(platform.operators, viewer, actor="test")
@@ -591,22 +605,19 @@ def test_identifiers_are_masked_until_a_reasoned_grant_of_the_operators_own_and_
     other = signed_in(browser, accounts[Role.REVIEWER])
     assert identifier not in text_of(other.get(path))
     # And it ends.
-    now = platform.operators
-    platform.operators = dataclasses.replace(now, clock=lambda: utcnow() + timedelta(minutes=2))
-    try:
+    later = dataclasses.replace(platform.operators, clock=lambda: utcnow() + timedelta(minutes=2))
+    with operators_as(platform, later):
         assert identifier not in text_of(client.get(path))
-    finally:
-        platform.operators = now
 
 
 def test_where_the_plan_asks_a_second_operator_a_grant_waits_for_their_approval(
     platform: Platform, browser: Callable[[], TestClient], accounts: dict[Role, str]
 ) -> None:
-    ports = platform.operators
-    platform.operators = dataclasses.replace(
-        ports, break_glass=BreakGlassPolicy(frozenset({Role.OPERATOR}), needs_approval=True)
+    ports = dataclasses.replace(
+        platform.operators,
+        break_glass=BreakGlassPolicy(frozenset({Role.OPERATOR}), needs_approval=True),
     )
-    try:
+    with operators_as(platform, ports):
         asker_name = accounts[Role.OPERATOR]
         asker = signed_in(browser, asker_name)
         form = {"csrf_token": csrf(asker), "reason": "INC-9", "minutes": "5", "next": "/console/"}
@@ -630,5 +641,3 @@ def test_where_the_plan_asks_a_second_operator_a_grant_waits_for_their_approval(
         trail = [(e["action"], e["outcome"]) for e in events(platform, "Operator", asker_name)]
         assert trail.count(("console.break-glass-approval", "failure")) == 2
         assert trail.count(("console.break-glass-approval", "success")) == 1
-    finally:
-        platform.operators = ports

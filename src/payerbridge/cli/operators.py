@@ -45,7 +45,7 @@ def _ports(data_dir: Any) -> Iterator[Any]:
 
     platform = build_platform(settings_for(data_dir))
     try:
-        yield platform.operators
+        yield platform.units.operators().operators
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
