@@ -14,31 +14,20 @@ from payerbridge.backends.sources import load_sources, sources_path
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.config import Settings
 from payerbridge.identity.unit import IdentityUnit
-from payerbridge.oversight.unit import AuditUnit, OversightUnit
 from payerbridge.policies import (
     compliance_obligations,
     data_scope,
     egress_policy,
-    rate_policy,
     response_caps,
     segmentation_policy,
 )
-from payerbridge.security.limits import RateLimiter
-from payerbridge.security.tokens import TokenVerifier, public_jwk
-from payerbridge.security.unit import DataKeysUnit, OperatorUnit, SecurityUnit
-from payerbridge.store.audit import SqlAuditChain
-from payerbridge.store.audit_reads import SqlAuditReader
-from payerbridge.store.data_keys import kek_path, new_kek_file, read_kek
+from payerbridge.store.data_keys import new_kek_file, read_kek
 from payerbridge.store.disclosures import SqlDisclosureSnapshots
 from payerbridge.store.exchange_search import SqlExchangeSearch
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.key_files import identity_secret
 from payerbridge.store.obligation_clocks import SqlObligationClocks
-from payerbridge.store.oversight import SqlOversight
-from payerbridge.store.rate_limits import SqlAllowances
-from payerbridge.store.readiness import SqlReadiness
-from payerbridge.store.sealed_columns import SqlSealedData, link_index_key
 from payerbridge.store.sealing import kek_fingerprint
 from payerbridge.store.token_keys import key_dir, load_client_key, rotate_access_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
@@ -59,11 +48,11 @@ from payerbridge.wiring.ports import (
     exchange_wiring,
     lifecycle_ports,
     onboarding_ports,
-    operator_ports,
     plan_backends,
     platform_metrics,
     token_service,
 )
+from payerbridge.wiring.security import security_wiring
 from payerbridge.wiring.stores import open_stores
 from payerbridge.wiring.workflows import launch_workflows, shutdown_workflows
 
@@ -113,21 +102,11 @@ def build_platform(
         engine, identity_secret(settings), keyring=stores.keyring, reader=reader
     )
     key_sets = key_set_source(reach)
-    allowances = SqlAllowances(engine)
     rules = DisclosureRules(segmentation, scope)
     tokens = token_service(settings, stores, key_sets, rules, trust)
     discovery = partner_discovery(reach, trust)
     # --- security, operators and audit ---
-    verifier = TokenVerifier(tokens.keys, issuer=settings.base_url, audience=tokens.policy.audience)
-    limiter = RateLimiter(rate_policy(settings), allowances)
-    operators = operator_ports(settings, stores, allowances)
-    audit_chain = SqlAuditChain(engine, reader=reader)
-    audit_reader = SqlAuditReader(reader)
-    oversight = SqlOversight(engine, reader=reader)
-    sealed_data = SqlSealedData(
-        stores.keyring, link_index_key(identity_secret(settings)), identity_secret(settings)
-    )
-    client_jwks = {"keys": [public_jwk(client_key, "ES384")]}
+    guard = security_wiring(settings, stores, tokens, client_key, udap_identity)
     return Platform(
         settings=settings,
         engine=engine,
@@ -146,15 +125,15 @@ def build_platform(
         breakers=stores.breakers,
         transactions=transactions,
         audit=stores.audit,
-        audit_chain=audit_chain,
-        audit_reader=audit_reader,
+        audit_chain=guard.audit_chain,
+        audit_reader=guard.audit_reader,
         idempotency=SqlIdempotencyStore(),
         consents=stores.consents,
         clients=tokens.clients,
         webhook_targets=WebhookTargets(egress),
         tokens=tokens,
-        verifier=verifier,
-        limiter=limiter,
+        verifier=guard.verifier,
+        limiter=guard.limiter,
         discovery=discovery,
         udap_identity=udap_identity,
         identity=identity,
@@ -167,31 +146,18 @@ def build_platform(
             ),
             # --- consent and disclosure ---
             # --- security, operators and audit ---
-            SecurityUnit(
-                transactions, tokens.clients, tokens, verifier, limiter, udap_identity, client_jwks
-            ),
-            OperatorUnit(transactions, operators, stores.audit),
-            DataKeysUnit(transactions, sealed_data, kek_path(settings)),
-            AuditUnit(transactions, stores.audit, audit_chain, audit_reader, operators.clock),
-            OversightUnit(
-                transactions,
-                oversight,
-                stores.exchanges,
-                audit_chain,
-                SqlReadiness(engine),
-                operators.clock,
-            ),
+            *guard.units,
             # --- partners and compliance ---
         ),
         bulk=bulk_ports(settings, stores, identity, rules, clocks),
         onboarding=onboarding_ports(settings, stores, client, clocks),
         **plan_backends(settings, sources, stores, identity),
-        operators=operators,
-        oversight=oversight,
+        operators=guard.operators,
+        oversight=guard.oversight,
         metrics=platform_metrics(stores, obligations),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
-        sealed_data=sealed_data,
-        kek_path=kek_path(settings),
-        client_jwks=client_jwks,
+        sealed_data=guard.sealed_data,
+        kek_path=guard.kek_path,
+        client_jwks=guard.client_jwks,
         checkpointer=stores.checkpointer,
     )
