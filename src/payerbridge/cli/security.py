@@ -215,12 +215,11 @@ def keys_rotate_data(
     A rotation cut short is resumed by running it again. Servers keep running: they
     seal under the new key within 30 seconds. Audited."""
     from payerbridge.bootstrap import build_platform
-    from payerbridge.security.data_rotation import rotate_data_keys
+    from payerbridge.security.data_rotation import RotateDataKeys, rotate_data_keys
 
     platform = build_platform(settings_for(data_dir))
     try:
-        keys = platform.units.data_keys()
-        report = rotate_data_keys(keys.sealed, keys.transactions, actor=cli_actor(), batch=batch)
+        report = rotate_data_keys(RotateDataKeys(cli_actor(), batch), platform.units.data_keys())
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
@@ -247,7 +246,7 @@ def keys_rotate_kek(
     Then set PAYERBRIDGE_DATA_KEY_FILE to the new file and restart every process; keep
     the old file until all have restarted, then destroy it. Audited."""
     from payerbridge.bootstrap import build_platform, kek_fingerprint, new_kek_file, read_kek
-    from payerbridge.security.data_rotation import rewrap_data_keys
+    from payerbridge.security.data_rotation import RewrapDataKeys, rewrap_data_keys
 
     settings = settings_for(data_dir)
     platform = build_platform(settings)
@@ -258,13 +257,7 @@ def keys_rotate_kek(
         made = new_kek_file(to)
         new_kek = read_kek(to)
         fingerprint = kek_fingerprint(new_kek)
-        rewrapped = rewrap_data_keys(
-            keys.sealed,
-            keys.transactions,
-            new_kek,
-            fingerprint=fingerprint,
-            actor=cli_actor(),
-        )
+        rewrapped = rewrap_data_keys(RewrapDataKeys(new_kek, fingerprint, cli_actor()), keys)
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from payerbridge.audit.ports import AuditLog
-from payerbridge.security.data_rotation import SealedData
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import ServerIdentity
 from payerbridge.security.operator_accounts import OperatorPorts
-from payerbridge.security.ports import ClientDirectory
+from payerbridge.security.ports import ClientDirectory, SealedData
 from payerbridge.security.service import TokenService
 from payerbridge.security.tokens import TokenVerifier
 from payerbridge.transactions import RoomUnit, Transactions
