@@ -155,7 +155,7 @@ def _audit_refusal(console: FastAPI, actor: str, request: Request, exc: Forbidde
     try:
         uow.audit.record(
             AuditEvent(
-                at=uow.operators.clock(),
+                at=uow.clock(),
                 actor=actor,
                 action="console.refused",
                 entity_type="ConsolePage",

@@ -131,7 +131,7 @@ def signed_in(request: Request, uow: OperatorUnitDep) -> SignedIn:
     if not token:
         raise _to_sign_in(request, "signin")
     try:
-        found = session_of(uow.operators, token)
+        found = session_of(token, uow)
     except Unauthenticated as exc:
         why = exc.issues[0].expression if exc.issues else None
         raise _to_sign_in(request, (why or "session.signin").removeprefix("session.")) from exc

@@ -21,7 +21,7 @@ from payerbridge.console.auth import (
 )
 from payerbridge.console.pages import NO_FLASH, Flash, render
 from payerbridge.errors import Forbidden, Issue, TooManyAttempts, Unauthenticated
-from payerbridge.security.operator_accounts import SESSION_ENDINGS, log_in, log_out
+from payerbridge.security.operator_accounts import SESSION_ENDINGS, SignIn, log_in, log_out
 
 __all__ = ["router"]
 
@@ -93,7 +93,7 @@ def sign_in(
     token = secrets.token_urlsafe(32)
     address = request.client.host if request.client else "unknown"
     try:
-        log_in(uow.operators, name[:64], password, token=token, address=address)
+        log_in(SignIn(name[:64], password, token, address), uow)
     except (Unauthenticated, TooManyAttempts) as exc:
         status = 429 if isinstance(exc, TooManyAttempts) else 401
         return _login_page(request, next_page, name[:64], Flash(error=exc.text, status_code=status))
@@ -107,7 +107,7 @@ def sign_in(
 def sign_out(
     request: Request, uow: OperatorUnitDep, found: SignedInDep, _form: FormDep
 ) -> Response:
-    log_out(uow.operators, found)
+    log_out(found, uow)
     response = RedirectResponse("/console/login?why=signedout", status_code=303)
     clear_session_cookie(response, request)
     return response

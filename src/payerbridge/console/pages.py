@@ -241,11 +241,11 @@ def _unmasking(request: Request, signed_in: SignedIn | None, template: str) -> U
     if signed_in is None or platform is None:
         return None
     uow = platform.units.operators()
-    grant = active_grant(uow.operators, signed_in)
+    grant = active_grant(signed_in, uow)
     if grant is not None:
         uow.audit.record(
             AuditEvent(
-                at=uow.operators.clock(),
+                at=uow.clock(),
                 actor=signed_in.actor,
                 action="console.unmasked-view",
                 entity_type="Operator",

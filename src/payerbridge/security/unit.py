@@ -14,15 +14,22 @@ The edges take one per request or command (``platform.units.security()``, ...).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from payerbridge.audit.ports import AuditLog
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import ServerIdentity
-from payerbridge.security.operator_accounts import OperatorPorts
-from payerbridge.security.ports import ClientDirectory, SealedData
+from payerbridge.security.operators import BreakGlassPolicy, SessionPolicy
+from payerbridge.security.ports import (
+    ClientDirectory,
+    OperatorAccounts,
+    SealedData,
+    ThrottleBuckets,
+)
 from payerbridge.security.service import TokenService
 from payerbridge.security.tokens import TokenVerifier
 from payerbridge.transactions import RoomUnit, Transactions
@@ -45,7 +52,12 @@ class SecurityUnit(RoomUnit):
 @dataclass
 class OperatorUnit(RoomUnit):
     transactions: Transactions
-    operators: OperatorPorts  # accounts, sessions, the sign-in throttle, break-glass
+    accounts: OperatorAccounts  # accounts, sessions, break-glass grants
+    logins: RateLimiter  # sign-ins throttled (``LOGIN_RATES``) on the shared buckets
+    sessions: SessionPolicy
+    clock: Callable[[], datetime]
+    break_glass: BreakGlassPolicy  # who may see identifiers (ADR 0046)
+    buckets: ThrottleBuckets | None  # the sign-ins' shared buckets, for an unlock
     audit: AuditLog  # what a page records on its own (a view unmasked, a refusal)
 
 

@@ -72,7 +72,16 @@ def security_wiring(
         SecurityUnit(
             transactions, tokens.clients, tokens, verifier, limiter, udap_identity, client_jwks
         ),
-        OperatorUnit(transactions, operators, stores.audit),
+        OperatorUnit(
+            transactions,
+            operators.accounts,
+            operators.logins,
+            operators.sessions,
+            operators.clock,
+            operators.break_glass,
+            operators.buckets,
+            stores.audit,
+        ),
         DataKeysUnit(transactions, sealed, kek),
         AuditUnit(transactions, stores.audit, chain, audit_reader, operators.clock),
         OversightUnit(

@@ -200,16 +200,11 @@ def _clients(platform: Platform) -> dict[str, ECKey]:
 
 def _accounts(platform: Platform) -> None:
     from payerbridge.security.model import Role
-    from payerbridge.security.operator_accounts import add_operator
+    from payerbridge.security.operator_accounts import AddOperator, add_operator
 
     for name, role in ROLES.items():
-        add_operator(
-            platform.operators,
-            f"bench-{name}",
-            Role(role),
-            PASSWORD,
-            actor="bench",
-        )
+        asked = AddOperator(f"bench-{name}", Role(role), PASSWORD, "bench")
+        add_operator(asked, platform.units.operators())
 
 
 @contextmanager
