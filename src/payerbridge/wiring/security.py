@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from joserfc.jwk import ECKey
 
@@ -17,6 +17,7 @@ from payerbridge.policies import rate_policy
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import ServerIdentity
 from payerbridge.security.operator_accounts import OperatorPorts
+from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenService
 from payerbridge.security.tokens import TokenVerifier, public_jwk
 from payerbridge.security.unit import DataKeysUnit, OperatorUnit, SecurityUnit
@@ -31,13 +32,17 @@ from payerbridge.store.sealed_columns import SqlSealedData, link_index_key
 from payerbridge.wiring.ports import operator_ports
 from payerbridge.wiring.stores import Stores
 
-__all__ = ["SecurityWiring", "security_wiring"]
+__all__ = ["SecurityFields", "SecurityWiring", "security_wiring"]
 
 
-@dataclass(frozen=True)
-class SecurityWiring:
+class SecurityFields(TypedDict):
+    """``Platform``'s fields of the security room, the console and the audit trail."""
+
+    clients: ClientDirectory
+    tokens: TokenService
     verifier: TokenVerifier
     limiter: RateLimiter
+    udap_identity: ServerIdentity | None
     operators: OperatorPorts
     audit_chain: SqlAuditChain
     audit_reader: SqlAuditReader
@@ -45,6 +50,11 @@ class SecurityWiring:
     sealed_data: SqlSealedData
     kek_path: Path
     client_jwks: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SecurityWiring:
+    fields: SecurityFields  # as ``Platform(**fields)`` takes them
     units: tuple[SecurityUnit, OperatorUnit, DataKeysUnit, AuditUnit, OversightUnit]
 
 
@@ -55,7 +65,7 @@ def security_wiring(
     client_key: ECKey,
     udap_identity: ServerIdentity | None,
 ) -> SecurityWiring:
-    """The adapters, and the units in ``Units``' order (``units``)."""
+    """The platform's fields (``fields``), and the units in ``Units``' order (``units``)."""
     engine, reader, transactions = stores.engine, stores.reader, stores.transactions
     verifier = TokenVerifier(tokens.keys, issuer=settings.base_url, audience=tokens.policy.audience)
     allowances = SqlAllowances(engine)  # requests' and sign-ins' buckets, shared
@@ -88,15 +98,18 @@ def security_wiring(
             transactions, oversight, stores.exchanges, chain, SqlReadiness(engine), operators.clock
         ),
     )
-    return SecurityWiring(
-        verifier,
-        limiter,
-        operators,
-        chain,
-        audit_reader,
-        oversight,
-        sealed,
-        kek,
-        client_jwks,
-        units,
+    fields = SecurityFields(
+        clients=tokens.clients,
+        tokens=tokens,
+        verifier=verifier,
+        limiter=limiter,
+        udap_identity=udap_identity,
+        operators=operators,
+        audit_chain=chain,
+        audit_reader=audit_reader,
+        oversight=oversight,
+        sealed_data=sealed,
+        kek_path=kek,
+        client_jwks=client_jwks,
     )
+    return SecurityWiring(fields, units)
