@@ -196,9 +196,9 @@ class ServerProcess:
         """Register a SMART client (with a new key pair unless ``jwks`` is given) and
         return an access token for it with its whole ``scope``."""
         from payerbridge.bootstrap import utcnow
-        from payerbridge.security.model import ClientKeys
+        from payerbridge.security.model import AddClient, ClientKeys
         from payerbridge.security.registration import smart_client
-        from payerbridge.security.service import add_client
+        from payerbridge.security.registry import add_client
         from payerbridge.types import ClientId
 
         if jwks is None:
@@ -206,11 +206,10 @@ class ServerProcess:
         with self.platform() as platform:
             if platform.clients.get(ClientId(client_id)) is None:
                 add_client(
-                    smart_client(client_id, name, npi, scope, ClientKeys(jwks=jwks)),
-                    clients=platform.clients,
-                    transactions=platform.transactions,
-                    actor="test",
-                    now=utcnow(),
+                    AddClient(
+                        smart_client(client_id, name, npi, scope, ClientKeys(jwks=jwks)), "test"
+                    ),
+                    platform.units.security(),
                 )
             return platform.tokens.issue(
                 ClientId(client_id), scope, now=utcnow(), actor="test"

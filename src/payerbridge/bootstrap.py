@@ -18,24 +18,16 @@ from payerbridge.policies import (
     compliance_obligations,
     data_scope,
     egress_policy,
-    rate_policy,
     response_caps,
     segmentation_policy,
 )
-from payerbridge.security.limits import RateLimiter
-from payerbridge.security.tokens import TokenVerifier, public_jwk
-from payerbridge.store.audit import SqlAuditChain
-from payerbridge.store.audit_reads import SqlAuditReader
-from payerbridge.store.data_keys import kek_path, new_kek_file, read_kek
+from payerbridge.store.data_keys import new_kek_file, read_kek
 from payerbridge.store.disclosures import SqlDisclosureSnapshots
 from payerbridge.store.exchange_search import SqlExchangeSearch
 from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.key_files import identity_secret
 from payerbridge.store.obligation_clocks import SqlObligationClocks
-from payerbridge.store.oversight import SqlOversight
-from payerbridge.store.rate_limits import SqlAllowances
-from payerbridge.store.sealed_columns import SqlSealedData, link_index_key
 from payerbridge.store.sealing import kek_fingerprint
 from payerbridge.store.token_keys import key_dir, load_client_key, rotate_access_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
@@ -57,11 +49,11 @@ from payerbridge.wiring.ports import (
     exchange_wiring,
     lifecycle_ports,
     onboarding_ports,
-    operator_ports,
     plan_backends,
     platform_metrics,
     token_service,
 )
+from payerbridge.wiring.security import security_wiring
 from payerbridge.wiring.stores import open_stores
 from payerbridge.wiring.workflows import launch_workflows, shutdown_workflows
 
@@ -111,10 +103,11 @@ def build_platform(
         engine, identity_secret(settings), keyring=stores.keyring, reader=reader
     )
     key_sets = key_set_source(reach)
-    allowances = SqlAllowances(engine)
     rules = DisclosureRules(segmentation, scope)
     tokens = token_service(settings, stores, key_sets, rules, trust)
     discovery = partner_discovery(reach, trust)
+    # --- security, operators and audit ---
+    guard = security_wiring(settings, stores, tokens, client_key, udap_identity)
     return Platform(
         settings=settings,
         engine=engine,
@@ -133,19 +126,10 @@ def build_platform(
         breakers=stores.breakers,
         transactions=transactions,
         audit=stores.audit,
-        audit_chain=SqlAuditChain(engine, reader=reader),
-        audit_reader=SqlAuditReader(reader),
         idempotency=SqlIdempotencyStore(),
         consents=stores.consents,
-        clients=tokens.clients,
         webhook_targets=WebhookTargets(egress),
-        tokens=tokens,
-        verifier=TokenVerifier(
-            tokens.keys, issuer=settings.base_url, audience=tokens.policy.audience
-        ),
-        limiter=RateLimiter(rate_policy(settings), allowances),
         discovery=discovery,
-        udap_identity=udap_identity,
         identity=identity,
         webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
@@ -156,20 +140,15 @@ def build_platform(
             ),
             # --- consent and disclosure ---
             # --- security, operators and audit ---
+            *guard.units,
             # --- partners and compliance ---
             **partner_units(settings, stores, discovery, obligations),
         ),
         bulk=bulk_ports(settings, stores, identity, rules, clocks),
         onboarding=onboarding_ports(settings, stores, client, clocks),
         **plan_backends(settings, sources, stores, identity),
-        operators=operator_ports(settings, stores, allowances),
-        oversight=SqlOversight(engine, reader=reader),
         metrics=platform_metrics(stores, obligations),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
-        sealed_data=SqlSealedData(
-            stores.keyring, link_index_key(identity_secret(settings)), identity_secret(settings)
-        ),
-        kek_path=kek_path(settings),
-        client_jwks={"keys": [public_jwk(client_key, "ES384")]},
         checkpointer=stores.checkpointer,
+        **guard.fields,  # the security room's, the console's, the audit trail's
     )

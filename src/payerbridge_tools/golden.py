@@ -283,9 +283,9 @@ def everything_pages(
 def _register(platform: Any) -> str:
     from joserfc.jwk import ECKey
 
-    from payerbridge.security.model import ClientKeys
+    from payerbridge.security.model import AddClient, ClientKeys
     from payerbridge.security.registration import smart_client
-    from payerbridge.security.service import add_client
+    from payerbridge.security.registry import add_client
     from payerbridge.security.tokens import public_jwk
     from payerbridge.types import ClientId
 
@@ -298,13 +298,7 @@ def _register(platform: Any) -> str:
         SCOPE,
         ClientKeys(jwks={"keys": [{**public_jwk(key, "ES384"), "kid": "golden"}]}),
     )
-    add_client(
-        client,
-        clients=platform.clients,
-        transactions=platform.transactions,
-        actor="golden",
-        now=now,
-    )
+    add_client(AddClient(client, "golden"), platform.units.security())
     grant = platform.tokens.issue(ClientId(CLIENT_ID), SCOPE, now=now, actor="golden")
     return str(grant.access_token)
 

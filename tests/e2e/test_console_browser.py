@@ -111,10 +111,13 @@ def payer(module_server: Callable[..., ServerProcess]) -> ServerProcess:
     )
     assert "operator ops added with role operator" in add_operator_by_cli(payer, "ops", "operator")
     from payerbridge.security.model import Role
-    from payerbridge.security.operator_accounts import add_operator
+    from payerbridge.security.operator_accounts import AddOperator, add_operator
 
     with payer.platform() as platform:
-        add_operator(platform.operators, "watcher", Role.VIEWER, PASSWORDS["watcher"], actor="test")
+        add_operator(
+            AddOperator("watcher", Role.VIEWER, PASSWORDS["watcher"], "test"),
+            platform.units.operators(),
+        )
     token = payer.register_client("admin", scope=OPERATOR_SCOPE)
     with payer.client_with(token) as admin:
         created = admin.post(

@@ -46,11 +46,11 @@ def payer(
     data.write_bytes(b"\n".join(orjson.dumps(r) for r in HOUSEHOLD))
     payer = module_server("reviews", env={"PAYERBRIDGE_ORG_NPI": OLD_NPI}, import_files=[data])
     from payerbridge.security.model import Role
-    from payerbridge.security.operator_accounts import add_operator
+    from payerbridge.security.operator_accounts import AddOperator, add_operator
 
     with payer.platform() as platform:
         for name, role in (("rev1", Role.REVIEWER), ("rev2", Role.REVIEWER), ("eye", Role.VIEWER)):
-            add_operator(platform.operators, name, role, PASSWORD, actor="test")
+            add_operator(AddOperator(name, role, PASSWORD, "test"), platform.units.operators())
     yield payer
 
 

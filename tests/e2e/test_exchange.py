@@ -423,14 +423,15 @@ def test_make_run_demo_routes_one_exchange_to_each_of_three_differently_shaped_p
     login = re.search(r"sign in as  (\S+) / (\S+) \(role operator", output)
     assert login is not None, output
     from payerbridge.bootstrap import build_platform
-    from payerbridge.security.operator_accounts import log_in
+    from payerbridge.security.operator_accounts import SignIn, log_in
 
     reviewer = re.search(r"or as\s+(\S+) / (\S+) \(role reviewer", output)
     assert reviewer is not None, output
     platform = build_platform(load_settings(data_dir=var, database_url=None))
     try:
-        signed = log_in(platform.operators, login[1], login[2], token="t" * 43, address="test")
-        reviews = log_in(platform.operators, reviewer[1], reviewer[2], token="r" * 43, address="t")
+        uow = platform.units.operators()
+        signed = log_in(SignIn(login[1], login[2], "t" * 43, "test"), uow)
+        reviews = log_in(SignIn(reviewer[1], reviewer[2], "r" * 43, "t"), uow)
     finally:
         platform.close()
     assert signed.operator.role.value == "operator"

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from payerbridge.security.model import OPERATOR_SCOPE, Role
-from payerbridge.security.operator_accounts import add_operator
+from payerbridge.security.operator_accounts import AddOperator, add_operator
 from tests.servers import ServerProcess
 
 PASSWORD = "a long enough password"
@@ -37,7 +37,7 @@ def payer(module_server: Callable[..., ServerProcess]) -> ServerProcess:
             ("watcher", Role.VIEWER),
             ("owner", Role.REVIEWER),
         ):
-            add_operator(platform.operators, name, role, PASSWORD, actor="test")
+            add_operator(AddOperator(name, role, PASSWORD, "test"), platform.units.operators())
     return payer
 
 

@@ -11,6 +11,7 @@ import re
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +33,9 @@ from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import Rate, Role
 from payerbridge.security.operator_accounts import (
     LOGIN_RATES,
+    AccountAction,
+    AddOperator,
+    SignIn,
     add_operator,
     disable_operator,
     log_in,
@@ -44,6 +48,22 @@ from tests.builders import a_submitted_exchange, an_exchange_request
 
 PASSWORD = "a long enough password"
 BASE = "http://127.0.0.1:8080"
+
+
+@contextmanager
+def operators_as(platform: Platform, **changes: Any) -> Iterator[None]:
+    """The console's accounts with ``changes`` (a clock, a break-glass policy) for a
+    while: in the unit of work each request builds (``platform.units.operators()``) as
+    in the platform's own."""
+    before, units = platform.operators, platform.units
+    platform.operators = dataclasses.replace(before, **changes)
+    platform.units = dataclasses.replace(
+        units, operator_unit=dataclasses.replace(units.operator_unit, **changes)
+    )
+    try:
+        yield
+    finally:
+        platform.operators, platform.units = before, units
 
 
 def _nothing(request: httpx.Request) -> httpx.Response:
@@ -75,7 +95,7 @@ def platform(
 def an_account(platform: Platform, role: Role) -> str:
     """A new account of ``role``, named after it."""
     name = f"{role.value}-{uuid.uuid4().hex[:8]}"
-    add_operator(platform.operators, name, role, PASSWORD, actor="test")
+    add_operator(AddOperator(name, role, PASSWORD, "test"), platform.units.operators())
     return name
 
 
@@ -199,12 +219,12 @@ def test_a_guesser_slows_only_their_own_address_and_another_operator_unlocks_the
     """The throttle's buckets, through the use case (the HTTP client has one address):
     a guesser from one address spends the (name, address) bucket alone; the name's own
     bucket bounds many addresses together, and an unlock fills both again."""
-    ports = platform.operators
+    uow = platform.units.operators()
     owner = an_account(platform, Role.OPERATOR)
 
     def attempt(address: str, password: str = "not the password at all") -> str:
         try:
-            log_in(ports, owner, password, token=uuid.uuid4().hex, address=address)
+            log_in(SignIn(owner, password, uuid.uuid4().hex, address), uow)
         except Unauthenticated:
             return "wrong"
         except TooManyAttempts as exc:
@@ -223,20 +243,20 @@ def test_a_guesser_slows_only_their_own_address_and_another_operator_unlocks_the
         operations={**LOGIN_RATES.operations, "console sign-in by name": Rate(1 / 30, 8)},
     )
     allowances = SqlAllowances(platform.engine)
-    ports = dataclasses.replace(ports, logins=RateLimiter(tight, allowances))
+    uow = dataclasses.replace(uow, logins=RateLimiter(tight, allowances))
     owner = an_account(platform, Role.OPERATOR)
     addresses = [f"192.0.2.{n}" for n in range(1, 5)]
     assert [attempt(a) for a in addresses for _ in range(2)] == ["wrong"] * 8
     assert attempt("203.0.113.10", PASSWORD) == "slowed"
-    assert unlock_operator(ports, owner, actor="cli:admin") >= 5
+    assert unlock_operator(AccountAction(owner, "cli:admin"), uow) >= 5
     # The shared buckets are full again: a process that did not see them empty lets the
     # owner in (one that did waits out the interval it computed, at most 30 s).
-    ports = dataclasses.replace(ports, logins=RateLimiter(tight, allowances))
+    uow = dataclasses.replace(uow, logins=RateLimiter(tight, allowances))
     assert attempt("203.0.113.10", PASSWORD) == "in"
     trail = [(e["action"], e["actor"]) for e in events(platform, "Operator", owner)]
     assert ("operator.unlock", "cli:admin") in trail
     with pytest.raises(NotFound):
-        unlock_operator(ports, "no-such-operator", actor="cli:admin")
+        unlock_operator(AccountAction("no-such-operator", "cli:admin"), uow)
 
 
 def test_the_sign_in_form_needs_its_own_token_and_forms_need_the_sessions(
@@ -274,16 +294,12 @@ def test_a_session_ends_when_idle_too_long_or_too_old_or_its_account_is_disabled
     viewer = an_account(platform, Role.VIEWER)
     client = signed_in(browser, viewer)
     policy = platform.operators.sessions
-    now = platform.operators
     for shift, why in ((policy.idle + timedelta(seconds=1), "idle"), (policy.absolute, "expired")):
-        platform.operators = dataclasses.replace(now, clock=lambda s=shift: utcnow() + s)
-        try:
+        with operators_as(platform, clock=lambda s=shift: utcnow() + s):
             answer = client.get("/console/")
-        finally:
-            platform.operators = now
         assert answer.status_code == 303 and f"why={why}" in answer.headers["location"]
         assert client.get("/console/").status_code == 200  # back in time: still live
-    disable_operator(platform.operators, viewer, actor="test")
+    disable_operator(AccountAction(viewer, "test"), platform.units.operators())
     ended = client.get("/console/")
     assert ended.status_code == 303 and "why=ended" in ended.headers["location"]
     assert "your session has ended" in client.get(ended.headers["location"]).text
@@ -591,22 +607,15 @@ def test_identifiers_are_masked_until_a_reasoned_grant_of_the_operators_own_and_
     other = signed_in(browser, accounts[Role.REVIEWER])
     assert identifier not in text_of(other.get(path))
     # And it ends.
-    now = platform.operators
-    platform.operators = dataclasses.replace(now, clock=lambda: utcnow() + timedelta(minutes=2))
-    try:
+    with operators_as(platform, clock=lambda: utcnow() + timedelta(minutes=2)):
         assert identifier not in text_of(client.get(path))
-    finally:
-        platform.operators = now
 
 
 def test_where_the_plan_asks_a_second_operator_a_grant_waits_for_their_approval(
     platform: Platform, browser: Callable[[], TestClient], accounts: dict[Role, str]
 ) -> None:
-    ports = platform.operators
-    platform.operators = dataclasses.replace(
-        ports, break_glass=BreakGlassPolicy(frozenset({Role.OPERATOR}), needs_approval=True)
-    )
-    try:
+    approval = BreakGlassPolicy(frozenset({Role.OPERATOR}), needs_approval=True)
+    with operators_as(platform, break_glass=approval):
         asker_name = accounts[Role.OPERATOR]
         asker = signed_in(browser, asker_name)
         form = {"csrf_token": csrf(asker), "reason": "INC-9", "minutes": "5", "next": "/console/"}
@@ -630,5 +639,3 @@ def test_where_the_plan_asks_a_second_operator_a_grant_waits_for_their_approval(
         trail = [(e["action"], e["outcome"]) for e in events(platform, "Operator", asker_name)]
         assert trail.count(("console.break-glass-approval", "failure")) == 2
         assert trail.count(("console.break-glass-approval", "success")) == 1
-    finally:
-        platform.operators = ports

@@ -44,7 +44,12 @@ from payerbridge.identity.service import (
     request_record,
 )
 from payerbridge.routing.model import Partner
-from payerbridge.security.data_rotation import rewrap_data_keys, rotate_data_keys
+from payerbridge.security.data_rotation import (
+    RewrapDataKeys,
+    RotateDataKeys,
+    rewrap_data_keys,
+    rotate_data_keys,
+)
 from payerbridge.store.at_rest import token_index_key
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.key_files import identity_secret
@@ -265,9 +270,7 @@ def test_rotation_moves_every_value_under_a_new_key_retires_the_old_and_is_audit
     exchange_id = _submit_an_exchange(platform)
     old = platform.sealed_data.current
 
-    report = rotate_data_keys(
-        platform.sealed_data, platform.transactions, actor="cli:test", batch=1
-    )
+    report = rotate_data_keys(RotateDataKeys("cli:test", batch=1), platform.units.data_keys())
 
     assert report.key_id != old and report.retired == (old,) and not report.resumed
     assert (
@@ -301,7 +304,7 @@ def test_rotation_moves_every_value_under_a_new_key_retires_the_old_and_is_audit
     ]
     assert not any(text in "".join(e.detail for e in events) for text in PLAINTEXT)
 
-    again = rotate_data_keys(platform.sealed_data, platform.transactions, actor="cli:test")
+    again = rotate_data_keys(RotateDataKeys("cli:test"), platform.units.data_keys())
     assert again.key_id != report.key_id and set(again.retired) == {report.key_id}
 
 
@@ -311,7 +314,7 @@ def test_a_rotation_cut_short_is_resumed_with_its_key(platform: Platform) -> Non
         key_id = sealed.make_key(unit)
     sealed.use(key_id)
 
-    report = rotate_data_keys(sealed, platform.transactions, actor="cli:test")
+    report = rotate_data_keys(RotateDataKeys("cli:test"), platform.units.data_keys())
 
     assert report.resumed and report.key_id == key_id
     assert report.moved["identity_member_records.record"] == 2
@@ -425,11 +428,8 @@ def test_the_kek_rotated_wraps_every_data_key_anew_and_the_old_file_no_longer_op
     new_kek = tmp_path / "elsewhere" / "data.key"
     new_kek_file(new_kek)
     rewrapped = rewrap_data_keys(
-        platform.sealed_data,
-        platform.transactions,
-        read_kek(new_kek),
-        fingerprint=kek_fingerprint(read_kek(new_kek)),
-        actor="cli:test",
+        RewrapDataKeys(read_kek(new_kek), kek_fingerprint(read_kek(new_kek)), "cli:test"),
+        platform.units.data_keys(),
     )
     platform.close()
 

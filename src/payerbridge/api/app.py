@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from payerbridge import __version__
@@ -116,8 +115,7 @@ def create_app(platform: Platform, *, run_workers: bool = True) -> FastAPI:
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         """Ready: the database answers (a readiness probe; 503 while it is away)."""
-        with platform.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        platform.units.oversight().readiness.ping()
         return {"status": "ok", "version": __version__}
 
     @app.get("/livez", tags=["health"])

@@ -28,6 +28,7 @@ from payerbridge.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from payerbridge.oversight.unit import AuditUnit, OversightUnit
 from payerbridge.security.certificates import certificate_thumbprint
 from payerbridge.security.model import (
     AUDITOR_SCOPE,
@@ -37,16 +38,20 @@ from payerbridge.security.model import (
     require_scope,
 )
 from payerbridge.security.service import authenticate
+from payerbridge.security.unit import SecurityUnit
 from payerbridge.types import OPERATOR, ClientId
 
 __all__ = [
     "PUBLIC_ROUTES",
     "AuditReaderDep",
+    "AuditUnitDep",
     "AuditorDep",
     "Caller",
     "CallerDep",
     "OperatorDep",
+    "OversightUnitDep",
     "PlatformDep",
+    "SecurityUnitDep",
     "SubmitterDep",
     "caller_of",
     "current_platform",
@@ -151,18 +156,18 @@ def _bearer(request: Request) -> str:
 def caller_of(request: Request) -> Caller:
     """The request's caller, for a handler that is already in its store-bound call; 429
     when the caller is over its rate for this operation."""
-    platform = current_platform(request)
+    uow = current_platform(request).units.security()
     principal = authenticate(
         _bearer(request),
-        verifier=platform.verifier,
-        clients=platform.clients,
+        verifier=uow.verifier,
+        clients=uow.clients,
         now=utcnow(),
         certificate_thumbprint=connection_thumbprint(request),
     )
     route = request.scope.get("route")
     # The route's template: one rate per operation, not per resource id.
     operation = f"{request.method} {route.path if route is not None else request.scope['path']}"
-    platform.limiter.take(principal.client_id, operation, now=time.time())
+    uow.limiter.take(principal.client_id, operation, now=time.time())
     return Caller(principal)
 
 
@@ -205,6 +210,24 @@ SubmitterDep = Annotated[Caller, Depends(require_submitter)]
 AuditorDep = Annotated[Caller, Depends(require_auditor)]
 AuditReaderDep = Annotated[Caller, Depends(require_audit_reader)]
 PlatformDep = Annotated[Platform, Depends(current_platform)]
+
+
+# A unit of work per request (ADR 0051). Async although they wait on nothing, as above.
+async def security_unit(platform: PlatformDep) -> SecurityUnit:
+    return platform.units.security()
+
+
+async def audit_unit(platform: PlatformDep) -> AuditUnit:
+    return platform.units.audit()
+
+
+async def oversight_unit(platform: PlatformDep) -> OversightUnit:
+    return platform.units.oversight()
+
+
+SecurityUnitDep = Annotated[SecurityUnit, Depends(security_unit)]
+AuditUnitDep = Annotated[AuditUnit, Depends(audit_unit)]
+OversightUnitDep = Annotated[OversightUnit, Depends(oversight_unit)]
 
 
 async def run_store_bound(platform: Platform, function: Callable[..., T], *args: Any) -> T:

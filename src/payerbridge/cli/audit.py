@@ -149,11 +149,12 @@ def audit_prove(
         raise fail(errors.InvalidInput("give --event SEQ or --consistency FIRST (one of them)"))
     platform = build_platform(settings_for(data_dir), run_migrations=False)
     try:
+        reader = platform.units.audit().reader
         if event is not None:
-            document = prove_event(platform.audit_reader, event, checkpoint=checkpoint)
+            document = prove_event(reader, event, checkpoint=checkpoint)
         else:
             assert consistency is not None
-            document = prove_consistency(platform.audit_reader, consistency, second=checkpoint)
+            document = prove_consistency(reader, consistency, second=checkpoint)
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:

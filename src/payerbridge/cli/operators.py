@@ -40,12 +40,12 @@ def _password(from_stdin: bool) -> str:
 
 
 @contextmanager
-def _ports(data_dir: Any) -> Iterator[Any]:
+def _unit(data_dir: Any) -> Iterator[Any]:
     from payerbridge.bootstrap import build_platform
 
     platform = build_platform(settings_for(data_dir))
     try:
-        yield platform.operators
+        yield platform.units.operators()
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
@@ -53,8 +53,8 @@ def _ports(data_dir: Any) -> Iterator[Any]:
 
 
 def _run(data_dir: Any, use_case: Callable[[Any], Any]) -> Any:
-    with _ports(data_dir) as ports:
-        return use_case(ports)
+    with _unit(data_dir) as uow:
+        return use_case(uow)
 
 
 @operators_app.command("add")
@@ -65,10 +65,10 @@ def operators_add(
     data_dir: DataDir = None,
 ) -> None:
     """Add an account; the password (12 characters or more) is asked for."""
-    from payerbridge.security.operator_accounts import add_operator
+    from payerbridge.security.operator_accounts import AddOperator, add_operator
 
-    password = _password(password_stdin)
-    _run(data_dir, lambda ports: add_operator(ports, name, role, password, actor=cli_actor()))
+    asked = AddOperator(name, role, _password(password_stdin), cli_actor())
+    _run(data_dir, lambda uow: add_operator(asked, uow))
     out.print(f"operator {name} added with role {role.value}")
 
 
@@ -96,9 +96,9 @@ def operators_disable(
     data_dir: DataDir = None,
 ) -> None:
     """Disable an account: its sessions end at once and it cannot sign in."""
-    from payerbridge.security.operator_accounts import disable_operator
+    from payerbridge.security.operator_accounts import AccountAction, disable_operator
 
-    _run(data_dir, lambda ports: disable_operator(ports, name, actor=cli_actor()))
+    _run(data_dir, lambda uow: disable_operator(AccountAction(name, cli_actor()), uow))
     out.print(f"operator {name} disabled")
 
 
@@ -109,10 +109,10 @@ def operators_set_password(
     data_dir: DataDir = None,
 ) -> None:
     """Replace an account's password; its sessions end."""
-    from payerbridge.security.operator_accounts import set_operator_password
+    from payerbridge.security.operator_accounts import ReplacePassword, set_operator_password
 
-    password = _password(password_stdin)
-    _run(data_dir, lambda ports: set_operator_password(ports, name, password, actor=cli_actor()))
+    asked = ReplacePassword(name, _password(password_stdin), cli_actor())
+    _run(data_dir, lambda uow: set_operator_password(asked, uow))
     out.print(f"password of operator {name} replaced; its sessions have ended")
 
 
@@ -123,9 +123,9 @@ def operators_unlock(
 ) -> None:
     """Let an account sign in again at once, from every address: its sign-in throttle's
     buckets are filled again (audited)."""
-    from payerbridge.security.operator_accounts import unlock_operator
+    from payerbridge.security.operator_accounts import AccountAction, unlock_operator
 
-    _run(data_dir, lambda ports: unlock_operator(ports, name, actor=cli_actor()))
+    _run(data_dir, lambda uow: unlock_operator(AccountAction(name, cli_actor()), uow))
     out.print(f"operator {name} may sign in again")
 
 
@@ -136,7 +136,7 @@ def operators_set_role(
     data_dir: DataDir = None,
 ) -> None:
     """Change an account's role; its sessions end."""
-    from payerbridge.security.operator_accounts import set_operator_role
+    from payerbridge.security.operator_accounts import ChangeRole, set_operator_role
 
-    _run(data_dir, lambda ports: set_operator_role(ports, name, role, actor=cli_actor()))
+    _run(data_dir, lambda uow: set_operator_role(ChangeRole(name, role, cli_actor()), uow))
     out.print(f"operator {name} now has role {role.value}")

@@ -45,10 +45,10 @@ def clients_add(
     data_dir: DataDir = None,
 ) -> None:
     """Register a client with its public keys and the scopes it may ask for."""
-    from payerbridge.bootstrap import build_platform, utcnow
-    from payerbridge.security.model import ClientKeys
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.security.model import AddClient, ClientKeys
     from payerbridge.security.registration import smart_client
-    from payerbridge.security.service import add_client
+    from payerbridge.security.registry import add_client
 
     try:
         key_set = orjson.loads(jwks.read_bytes()) if jwks is not None else None
@@ -63,13 +63,7 @@ def clients_add(
     try:
         if client.jwks_url is not None:
             platform.check_jwks_url(client.jwks_url)
-        add_client(
-            client,
-            clients=platform.clients,
-            transactions=platform.transactions,
-            actor=cli_actor(),
-            now=utcnow(),
-        )
+        add_client(AddClient(client, cli_actor()), platform.units.security())
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
@@ -87,7 +81,7 @@ def clients_list(data_dir: DataDir = None) -> None:
         table = Table(
             "id", "name", "npi", "npi bound by", "kind", "scope", "revoked", title="Clients"
         )
-        for client in platform.clients.list():
+        for client in platform.units.security().clients.list():
             bound_by = client.npi_evidence.value
             if client.npi_vouched_by and client.npi_vouched_by != bound_by:
                 bound_by = f"{bound_by} ({client.npi_vouched_by})"
@@ -113,17 +107,15 @@ def clients_approve(
 ) -> None:
     """Approve the NPI a UDAP client claims when its certificate does not carry it (after
     checking the organization out of band): it may then get tokens. Audited."""
-    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.bootstrap import build_platform
     from payerbridge.security.model import ApproveOrganization
-    from payerbridge.security.service import approve_organization
+    from payerbridge.security.registry import approve_organization
     from payerbridge.types import ClientId
 
     platform = build_platform(settings_for(data_dir))
     try:
         approve_organization(
-            ApproveOrganization(ClientId(client_id), npi, cli_actor(), utcnow()),
-            clients=platform.clients,
-            transactions=platform.transactions,
+            ApproveOrganization(ClientId(client_id), npi, cli_actor()), platform.units.security()
         )
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
@@ -138,19 +130,14 @@ def clients_revoke(
     data_dir: DataDir = None,
 ) -> None:
     """Revoke a client: its tokens stop working at once."""
-    from payerbridge.bootstrap import build_platform, utcnow
-    from payerbridge.security.service import revoke_client
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.security.model import RevokeClient
+    from payerbridge.security.registry import revoke_client
     from payerbridge.types import ClientId
 
     platform = build_platform(settings_for(data_dir))
     try:
-        revoke_client(
-            ClientId(client_id),
-            clients=platform.clients,
-            transactions=platform.transactions,
-            actor=cli_actor(),
-            now=utcnow(),
-        )
+        revoke_client(RevokeClient(ClientId(client_id), cli_actor()), platform.units.security())
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
@@ -171,7 +158,8 @@ def token_issue(
 
     platform = build_platform(settings_for(data_dir))
     try:
-        grant = platform.tokens.issue(ClientId(client), scope, now=utcnow(), actor=cli_actor())
+        tokens = platform.units.security().tokens
+        grant = tokens.issue(ClientId(client), scope, now=utcnow(), actor=cli_actor())
     except OAuthError as exc:
         raise fail(errors.InvalidInput(exc.description)) from exc
     except errors.PayerBridgeError as exc:
@@ -210,7 +198,7 @@ def keys_client_jwks(data_dir: DataDir = None) -> None:
 
     platform = build_platform(settings_for(data_dir))
     try:
-        typer.echo(orjson.dumps(platform.client_jwks).decode())
+        typer.echo(orjson.dumps(platform.units.security().client_jwks).decode())
     finally:
         platform.close()
 
@@ -227,13 +215,11 @@ def keys_rotate_data(
     A rotation cut short is resumed by running it again. Servers keep running: they
     seal under the new key within 30 seconds. Audited."""
     from payerbridge.bootstrap import build_platform
-    from payerbridge.security.data_rotation import rotate_data_keys
+    from payerbridge.security.data_rotation import RotateDataKeys, rotate_data_keys
 
     platform = build_platform(settings_for(data_dir))
     try:
-        report = rotate_data_keys(
-            platform.sealed_data, platform.transactions, actor=cli_actor(), batch=batch
-        )
+        report = rotate_data_keys(RotateDataKeys(cli_actor(), batch), platform.units.data_keys())
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
@@ -260,23 +246,18 @@ def keys_rotate_kek(
     Then set PAYERBRIDGE_DATA_KEY_FILE to the new file and restart every process; keep
     the old file until all have restarted, then destroy it. Audited."""
     from payerbridge.bootstrap import build_platform, kek_fingerprint, new_kek_file, read_kek
-    from payerbridge.security.data_rotation import rewrap_data_keys
+    from payerbridge.security.data_rotation import RewrapDataKeys, rewrap_data_keys
 
     settings = settings_for(data_dir)
     platform = build_platform(settings)
     try:
-        if to.resolve() == platform.kek_path.resolve():
+        keys = platform.units.data_keys()
+        if to.resolve() == keys.kek_path.resolve():
             raise errors.InvalidInput("--to names the key-encryption key in use now")
         made = new_kek_file(to)
         new_kek = read_kek(to)
         fingerprint = kek_fingerprint(new_kek)
-        rewrapped = rewrap_data_keys(
-            platform.sealed_data,
-            platform.transactions,
-            new_kek,
-            fingerprint=fingerprint,
-            actor=cli_actor(),
-        )
+        rewrapped = rewrap_data_keys(RewrapDataKeys(new_kek, fingerprint, cli_actor()), keys)
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
@@ -295,7 +276,8 @@ def keys_data_keys(data_dir: DataDir = None) -> None:
 
     platform = build_platform(settings_for(data_dir))
     try:
-        sealed = platform.sealed_data
+        keys = platform.units.data_keys()
+        sealed = keys.sealed
         table = Table("id", "kek", "made", "retired", "sealed all", title="Data keys")
         for key in sealed.data_keys():
             table.add_row(
@@ -305,7 +287,7 @@ def keys_data_keys(data_dir: DataDir = None) -> None:
                 key.retired_at.isoformat() if key.retired_at else "",
                 key.sealed_all_at.isoformat() if key.sealed_all_at else "",
             )
-        kek = f"key-encryption key: {platform.kek_path} (fingerprint {sealed.kek_fingerprint})"
+        kek = f"key-encryption key: {keys.kek_path} (fingerprint {sealed.kek_fingerprint})"
     finally:
         platform.close()
     out.print(table)

@@ -151,10 +151,11 @@ def _audit_refusal(console: FastAPI, actor: str, request: Request, exc: Forbidde
     """A page or form refused to a signed-in operator is audited (a role probed, a
     forged form)."""
     platform: Platform = console.state.platform
+    uow = platform.units.operators()
     try:
-        platform.audit.record(
+        uow.audit.record(
             AuditEvent(
-                at=platform.operators.clock(),
+                at=uow.clock(),
                 actor=actor,
                 action="console.refused",
                 entity_type="ConsolePage",

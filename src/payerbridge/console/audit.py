@@ -51,14 +51,15 @@ def audit_page(
 
 
 def _audit_view(visit: Visit, shown: Trail, flash: Flash) -> Response:
-    platform = visit.platform
+    units = visit.platform.units
+    uow = units.audit()
     entity_type, entity_id, offset = shown.entity_type, shown.entity_id, shown.offset
-    head_seq, head_hash = platform.audit_chain.head()
-    last = platform.audit_chain.last_checkpoint()
+    head_seq, head_hash = uow.chain.head()
+    last = uow.chain.last_checkpoint()
     trail: list[dict[str, Any]] | None = None
     page = Page(offset, _TRAIL, 0)
     if entity_type and entity_id:
-        events = platform.audit.for_entity(entity_type, entity_id)
+        events = uow.audit.for_entity(entity_type, entity_id)
         page = Page(offset, _TRAIL, len(events))
         trail = events[offset : offset + _TRAIL]
     context = {
@@ -66,7 +67,7 @@ def _audit_view(visit: Visit, shown: Trail, flash: Flash) -> Response:
         "head_hash": head_hash,
         "checkpoint": last.checkpoint if last else None,
         "unsigned": head_seq - (last.checkpoint.seq if last else 0),
-        "verified": platform.oversight.last_event(*_CHAIN, "audit.verify"),
+        "verified": units.oversight().oversight.last_event(*_CHAIN, "audit.verify"),
         "entity_type": entity_type or "",
         "entity_id": entity_id or "",
         "trail": trail,
@@ -92,9 +93,10 @@ def _record_verification(platform: Platform, found: SignedIn) -> None:
     """Verify the stored chain against the signed checkpoints with the public key, and
     record what was found."""
     report = verify_audit_chain(platform)
-    platform.audit.record(
+    uow = platform.units.audit()
+    uow.audit.record(
         AuditEvent(
-            at=platform.operators.clock(),
+            at=uow.clock(),
             actor=found.actor,
             action="audit.verify",
             entity_type=_CHAIN[0],

@@ -31,6 +31,7 @@ from payerbridge.console.pages import render
 from payerbridge.errors import Forbidden, Issue, Unauthenticated
 from payerbridge.security.model import Permission
 from payerbridge.security.operator_accounts import SignedIn, session_of
+from payerbridge.security.unit import OperatorUnit
 
 __all__ = [
     "AuditorDep",
@@ -38,6 +39,7 @@ __all__ = [
     "FormDep",
     "IntervenerDep",
     "IntervenerVisit",
+    "OperatorUnitDep",
     "PartnersDep",
     "PartnersVisit",
     "PlatformDep",
@@ -69,6 +71,14 @@ def current_platform(request: Request) -> Platform:
 
 
 PlatformDep = Annotated[Platform, Depends(current_platform)]
+
+
+async def operator_unit(platform: PlatformDep) -> OperatorUnit:
+    """The request's unit of work on the console's accounts (async: it waits on nothing)."""
+    return platform.units.operators()
+
+
+OperatorUnitDep = Annotated[OperatorUnit, Depends(operator_unit)]
 
 
 def _is_tls(request: Request) -> bool:
@@ -115,13 +125,13 @@ def _to_sign_in(request: Request, why: str) -> HTTPException:
     return HTTPException(303, headers={"Location": location})
 
 
-def signed_in(request: Request, platform: PlatformDep) -> SignedIn:
+def signed_in(request: Request, uow: OperatorUnitDep) -> SignedIn:
     """The request's live session (a sync dependency: FastAPI runs it on a thread)."""
     token = request.cookies.get(SESSION_COOKIE, "")
     if not token:
         raise _to_sign_in(request, "signin")
     try:
-        found = session_of(platform.operators, token)
+        found = session_of(token, uow)
     except Unauthenticated as exc:
         why = exc.issues[0].expression if exc.issues else None
         raise _to_sign_in(request, (why or "session.signin").removeprefix("session.")) from exc

@@ -31,11 +31,11 @@ def jobs_page(
     jobs_offset: Annotated[int, Query(ge=0, le=_MAX_OFFSET)] = 0,
     onboardings_offset: Annotated[int, Query(ge=0, le=_MAX_OFFSET)] = 0,
 ) -> Response:
-    platform = visit.platform
-    job_total, jobs = platform.oversight.bulk_jobs(
+    oversight = visit.platform.units.oversight().oversight
+    job_total, jobs = oversight.bulk_jobs(
         status=job_status.value if job_status else None, offset=jobs_offset, count=_PAGE
     )
-    run_total, runs = platform.oversight.onboardings(
+    run_total, runs = oversight.onboardings(
         status=onboarding_status.value if onboarding_status else None,
         offset=onboardings_offset,
         count=_PAGE,

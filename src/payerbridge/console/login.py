@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from payerbridge.console.auth import (
     FormDep,
-    PlatformDep,
+    OperatorUnitDep,
     SignedInDep,
     clear_session_cookie,
     safe_next,
@@ -21,7 +21,7 @@ from payerbridge.console.auth import (
 )
 from payerbridge.console.pages import NO_FLASH, Flash, render
 from payerbridge.errors import Forbidden, Issue, TooManyAttempts, Unauthenticated
-from payerbridge.security.operator_accounts import SESSION_ENDINGS, log_in, log_out
+from payerbridge.security.operator_accounts import SESSION_ENDINGS, SignIn, log_in, log_out
 
 __all__ = ["router"]
 
@@ -82,7 +82,7 @@ async def _login_form(request: Request) -> dict[str, str]:
 @router.post("/login")
 def sign_in(
     request: Request,
-    platform: PlatformDep,
+    uow: OperatorUnitDep,
     fields: Annotated[dict[str, str], Depends(_login_form)],
 ) -> Response:
     name, password = fields.get("name", "").strip(), fields.get("password", "")
@@ -93,7 +93,7 @@ def sign_in(
     token = secrets.token_urlsafe(32)
     address = request.client.host if request.client else "unknown"
     try:
-        log_in(platform.operators, name[:64], password, token=token, address=address)
+        log_in(SignIn(name[:64], password, token, address), uow)
     except (Unauthenticated, TooManyAttempts) as exc:
         status = 429 if isinstance(exc, TooManyAttempts) else 401
         return _login_page(request, next_page, name[:64], Flash(error=exc.text, status_code=status))
@@ -105,9 +105,9 @@ def sign_in(
 
 @router.post("/logout")
 def sign_out(
-    request: Request, platform: PlatformDep, found: SignedInDep, _form: FormDep
+    request: Request, uow: OperatorUnitDep, found: SignedInDep, _form: FormDep
 ) -> Response:
-    log_out(platform.operators, found)
+    log_out(found, uow)
     response = RedirectResponse("/console/login?why=signedout", status_code=303)
     clear_session_cookie(response, request)
     return response

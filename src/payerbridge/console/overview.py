@@ -29,10 +29,11 @@ def dashboard(
     found: ReaderDep,
     period: Annotated[Period, Query(description="24h, 7d or 30d")] = Period.DAY,
 ) -> Response:
-    now = platform.operators.clock()
-    board = build_dashboard(platform.oversight, platform.exchanges.counts_by_state(), period, now)
-    head_seq, _ = platform.audit_chain.head()
-    last = platform.audit_chain.last_checkpoint()
+    uow = platform.units.oversight()
+    now = uow.clock()
+    board = build_dashboard(uow.oversight, uow.exchanges.counts_by_state(), period, now)
+    head_seq, _ = uow.chain.head()
+    last = uow.chain.last_checkpoint()
     checkpoint = last.checkpoint if last is not None else None
     return render(
         request,

@@ -240,11 +240,12 @@ def _unmasking(request: Request, signed_in: SignedIn | None, template: str) -> U
     platform = getattr(request.app.state, "platform", None)
     if signed_in is None or platform is None:
         return None
-    grant = active_grant(platform.operators, signed_in)
+    uow = platform.units.operators()
+    grant = active_grant(signed_in, uow)
     if grant is not None:
-        platform.audit.record(
+        uow.audit.record(
             AuditEvent(
-                at=platform.operators.clock(),
+                at=uow.clock(),
                 actor=signed_in.actor,
                 action="console.unmasked-view",
                 entity_type="Operator",

@@ -13,6 +13,8 @@ from payerbridge.console.pages import NO_FLASH, Flash
 from payerbridge.errors import InvalidInput, PayerBridgeError
 from payerbridge.security.break_glass import (
     MAX_MINUTES,
+    ApproveUnmasking,
+    AskUnmasking,
     approve_unmasking,
     grant_unmasking,
     pending_requests,
@@ -35,12 +37,12 @@ def unmask_form(visit: ReaderVisit) -> Response:
 
 @router.post("/unmask")
 def unmask(visit: ReaderVisit, form: FormDep) -> Response:
-    platform, found = visit.platform, visit.signed_in
+    uow, found = visit.platform.units.operators(), visit.signed_in
     next_page = safe_next(str(form.get("next") or ""))
     reason = str(form.get("reason") or "")
     try:
         minutes = _minutes(form.get("minutes"))
-        grant = grant_unmasking(platform.operators, found, reason=reason, minutes=minutes)
+        grant = grant_unmasking(AskUnmasking(found, reason, minutes), uow)
     except PayerBridgeError as exc:
         return _form(visit, next_page, reason, Flash.refused(exc))
     if grant.is_pending:
@@ -51,7 +53,8 @@ def unmask(visit: ReaderVisit, form: FormDep) -> Response:
 @router.post("/unmask/{grant_id}/approve")
 def approve(grant_id: str, visit: ReaderVisit, _checked: FormDep) -> Response:
     try:
-        approve_unmasking(visit.platform.operators, visit.signed_in, grant_id)
+        asked = ApproveUnmasking(visit.signed_in, grant_id)
+        approve_unmasking(asked, visit.platform.units.operators())
     except PayerBridgeError as exc:
         return _form(visit, None, flash=Flash.refused(exc))
     return RedirectResponse("/console/unmask?done=approved", status_code=303)
@@ -67,15 +70,15 @@ def _minutes(value: object) -> int:
 def _form(
     visit: Visit, next_page: str | None, reason: str = "", flash: Flash = NO_FLASH
 ) -> Response:
-    platform, found = visit.platform, visit.signed_in
-    policy = platform.operators.break_glass
+    uow, found = visit.platform.units.operators(), visit.signed_in
+    policy = uow.break_glass
     context = {
         "next": safe_next(next_page),
         "reason": reason,
         "max_minutes": MAX_MINUTES,
         "may_break_glass": policy.refusal(found.operator.role) is None,
         "needs_approval": policy.needs_approval,
-        "requests": pending_requests(platform.operators) if policy.needs_approval else (),
+        "requests": pending_requests(uow) if policy.needs_approval else (),
         "notice": flash.notice,
         "error": flash.error,
     }

@@ -14,7 +14,7 @@ from payerbridge.oversight.model import (
     OnboardingProgress,
 )
 
-__all__ = ["Oversight", "PartnerCalls"]
+__all__ = ["Oversight", "PartnerCalls", "Readiness"]
 
 
 class Oversight(Protocol):
@@ -63,4 +63,13 @@ class PartnerCalls(Protocol):
         """The events since ``since`` that carry calls to partners (exchanges' calls,
         breakers' probes, scheduled checks), the newest first; at most a bounded number
         (a busy window is judged on its latest)."""
+        ...
+
+
+class Readiness(Protocol):
+    """Whether the database answers now (``GET /healthz``, a readiness probe)."""
+
+    def ping(self) -> None:
+        """Return when the database answers one trivial statement; StoreUnavailable
+        when it does not."""
         ...

@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.transactions import Transactions, UnitOfWork
+from payerbridge.security.ports import KeyRow, SealedData
+from payerbridge.security.unit import DataKeysUnit
+from payerbridge.transactions import Transactions
 
 __all__ = [
     "KeyRow",
+    "RewrapDataKeys",
+    "RotateDataKeys",
     "RotationReport",
     "SealedData",
     "rewrap_data_keys",
@@ -26,60 +29,6 @@ __all__ = [
 ]
 
 DEFAULT_BATCH = 500
-
-
-class KeyRow(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def sealed_all_at(self) -> datetime | None: ...
-
-    @property
-    def retired_at(self) -> datetime | None: ...
-
-
-class SealedData(Protocol):
-    """The data keys and the sealed columns (``store.sealed_columns.SqlSealedData``)."""
-
-    @property
-    def current(self) -> str: ...
-
-    @property
-    def columns(self) -> Sequence[str]: ...
-
-    def data_keys(self) -> Sequence[KeyRow]: ...
-
-    def make_key(self, unit: UnitOfWork) -> str: ...
-
-    def use(self, key_id: str) -> None: ...
-
-    def mark_sealed_all(self, unit: UnitOfWork, key_id: str) -> None: ...
-
-    def has_rows(self, unit: UnitOfWork, column: str) -> bool: ...
-
-    def has_unindexed_rows(self, unit: UnitOfWork, column: str) -> bool: ...
-
-    def pending_columns(self, unit: UnitOfWork) -> Sequence[str]:
-        """The columns no pass has sealed yet (ADR 0044): they may hold plaintext."""
-        ...
-
-    def mark_columns_sealed(self, unit: UnitOfWork, columns: Sequence[str]) -> None: ...
-
-    def reseal_batch(
-        self,
-        unit: UnitOfWork,
-        column: str,
-        *,
-        after: object,
-        limit: int,
-        plaintext_allowed: bool,
-    ) -> tuple[object, int, int]: ...
-
-    def rewrap(self, unit: UnitOfWork, new_kek: bytes) -> list[str]: ...
-
-    @property
-    def kek_fingerprint(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -143,20 +92,32 @@ def _pass(
     return read, moved
 
 
-def rotate_data_keys(
-    data: SealedData,
-    transactions: Transactions,
-    *,
-    actor: str,
-    batch: int = DEFAULT_BATCH,
-    progress: Callable[[str, int], None] | None = None,
-) -> RotationReport:
+@dataclass(frozen=True)
+class RotateDataKeys:
+    """An operator (``actor``) rotates the data keys, ``batch`` values per transaction."""
+
+    actor: str
+    batch: int = DEFAULT_BATCH
+
+
+@dataclass(frozen=True)
+class RewrapDataKeys:
+    """An operator (``actor``) wraps every data key under ``new_kek`` (``fingerprint``
+    names it)."""
+
+    new_kek: bytes = field(repr=False)  # a key: never in a log or a traceback
+    fingerprint: str
+    actor: str
+
+
+def rotate_data_keys(command: RotateDataKeys, uow: DataKeysUnit) -> RotationReport:
     """Make a new data key (retiring the others) and move every sealed value under it.
     A rotation cut short (its key has no ``sealed_all_at``) is resumed, not begun anew."""
+    data, actor = uow.sealed, command.actor
     keys = data.data_keys()
     current = next((key for key in keys if key.id == data.current), None)
-    with transactions.begin() as unit:
-        pending = list(data.pending_columns(unit))
+    with uow:
+        pending = list(data.pending_columns(uow))
     plaintext_in = set(data.columns) if _is_legacy_possible(keys) else set(pending)
     resumed = current is not None and current.sealed_all_at is None and len(keys) > 1
     if resumed:
@@ -165,29 +126,29 @@ def rotate_data_keys(
         retired = tuple(key.id for key in keys if key.id != key_id)
     else:
         retired = tuple(key.id for key in keys if key.retired_at is None)
-        with transactions.begin() as unit:
-            key_id = data.make_key(unit)
-            unit.record(
+        with uow:
+            key_id = data.make_key(uow)
+            uow.record(
                 _event(
                     "data-key.create",
                     key_id,
-                    at=unit.now,
+                    at=uow.now,
                     actor=actor,
                     detail={"retired": list(retired), "kek": data.kek_fingerprint},
                 )
             )
         data.use(key_id)
     read, moved = _pass(
-        data, transactions, batch=batch, plaintext_in=plaintext_in, progress=progress
+        data, uow.transactions, batch=command.batch, plaintext_in=plaintext_in, progress=None
     )
-    with transactions.begin() as unit:
-        data.mark_sealed_all(unit, key_id)
-        data.mark_columns_sealed(unit, pending)
-        unit.record(
+    with uow:
+        data.mark_sealed_all(uow, key_id)
+        data.mark_columns_sealed(uow, pending)
+        uow.record(
             _event(
                 "data-key.rotate",
                 key_id,
-                at=unit.now,
+                at=uow.now,
                 actor=actor,
                 detail={"resumed": resumed, "retired": list(retired), "moved": moved},
             )
@@ -232,20 +193,23 @@ def seal_what_is_left(
     return RotationReport(key_id, False, (), read, moved)
 
 
-def rewrap_data_keys(
-    data: SealedData, transactions: Transactions, new_kek: bytes, *, fingerprint: str, actor: str
-) -> list[str]:
-    """Wrap every data key again under a new key-encryption key (``fingerprint`` names it),
-    in one unit of work; the ids of the keys rewrapped."""
-    with transactions.begin() as unit:
-        rewrapped = data.rewrap(unit, new_kek)
-        unit.record(
+def rewrap_data_keys(command: RewrapDataKeys, uow: DataKeysUnit) -> list[str]:
+    """Wrap every data key again under a new key-encryption key, in one unit of work;
+    the ids of the keys rewrapped."""
+    data = uow.sealed
+    with uow:
+        rewrapped = data.rewrap(uow, command.new_kek)
+        uow.record(
             _event(
                 "data-key.rewrap",
                 data.current,
-                at=unit.now,
-                actor=actor,
-                detail={"keys": rewrapped, "from_kek": data.kek_fingerprint, "to_kek": fingerprint},
+                at=uow.now,
+                actor=command.actor,
+                detail={
+                    "keys": rewrapped,
+                    "from_kek": data.kek_fingerprint,
+                    "to_kek": command.fingerprint,
+                },
             )
         )
     return rewrapped

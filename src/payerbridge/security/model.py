@@ -34,6 +34,7 @@ from payerbridge.types import ClientId, MemberId
 __all__ = [
     "AUDITOR_SCOPE",
     "AccessClaims",
+    "AddClient",
     "ApproveOrganization",
     "BULK_MEMBER_MATCH_SCOPES",
     "ClientKeys",
@@ -52,6 +53,7 @@ __all__ = [
     "Principal",
     "Rate",
     "RegisteredClient",
+    "RevokeClient",
     "Role",
     "ServerIdentity",
     "TokenAsked",
@@ -410,14 +412,29 @@ class ClientKeys:
 
 
 @dataclass(frozen=True)
+class AddClient:
+    """An operator (``actor``) registers ``client``, vouching for its NPI."""
+
+    client: RegisteredClient
+    actor: str
+
+
+@dataclass(frozen=True)
 class ApproveOrganization:
-    """An operator (``actor``) approves at ``now`` the pairing of a waiting client with the
-    NPI it claims, named again (``npi``) so that an approval is of what they checked."""
+    """An operator (``actor``) approves the pairing of a waiting client with the NPI it
+    claims, named again (``npi``) so that an approval is of what they checked."""
 
     client_id: ClientId
     npi: str
     actor: str
-    now: datetime
+
+
+@dataclass(frozen=True)
+class RevokeClient:
+    """An operator (``actor``) revokes ``client_id``: its tokens stop working at once."""
+
+    client_id: ClientId
+    actor: str
 
 
 @dataclass(frozen=True)

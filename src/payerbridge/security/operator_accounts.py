@@ -12,7 +12,7 @@ addresses, and when that one is spent another operator unlocks the account
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from payerbridge.audit.model import AuditEvent
@@ -41,12 +41,18 @@ from payerbridge.security.operators import (
     token_digest,
 )
 from payerbridge.security.ports import OperatorAccounts, ThrottleBuckets
+from payerbridge.security.unit import OperatorUnit
 from payerbridge.transactions import Transactions, UnitOfWork
 
 __all__ = [
     "LOGIN_RATES",
     "SESSION_ENDINGS",
+    "AccountAction",
+    "AddOperator",
+    "ChangeRole",
     "OperatorPorts",
+    "ReplacePassword",
+    "SignIn",
     "SignedIn",
     "add_operator",
     "console_actor",
@@ -83,6 +89,9 @@ _WRONG = "the name or the password is wrong, or the account is disabled"
 
 @dataclass(frozen=True)
 class OperatorPorts:
+    """The console's accounts as the platform keeps them (``Platform.operators``); each
+    use case takes an ``OperatorUnit`` built from them (``platform.units.operators()``)."""
+
     accounts: OperatorAccounts
     transactions: Transactions
     logins: RateLimiter  # LOGIN_RATES on the shared buckets
@@ -124,87 +133,142 @@ def _event(
     )
 
 
-def add_operator(
-    ports: OperatorPorts, name: str, role: Role, password: str, *, actor: str
-) -> Operator:
+@dataclass(frozen=True)
+class AddOperator:
+    """``actor`` adds the account ``name`` with ``role`` and ``password``."""
+
+    name: str
+    role: Role
+    password: str = field(repr=False)  # never in a log or a traceback
+    actor: str
+
+
+@dataclass(frozen=True)
+class ReplacePassword:
+    name: str
+    password: str = field(repr=False)
+    actor: str
+
+
+@dataclass(frozen=True)
+class ChangeRole:
+    name: str
+    role: Role
+    actor: str
+
+
+@dataclass(frozen=True)
+class AccountAction:
+    """``actor`` acts on the account ``name`` (disables it, unlocks it)."""
+
+    name: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A sign-in with ``name`` and ``password`` from ``address``, opening a session with
+    the new random ``token`` if it holds."""
+
+    name: str
+    password: str = field(repr=False)
+    token: str = field(repr=False)
+    address: str
+
+
+def add_operator(command: AddOperator, uow: OperatorUnit) -> Operator:
     """A new account; Conflict when the name is taken, InvalidInput for a bad name or
     password."""
+    name, role, actor = command.name, command.role, command.actor
     check_name(name)
-    check_password(password, name=name)
-    now = ports.clock()
-    operator = Operator(name, role, hash_password(password), now, now)
+    check_password(command.password, name=name)
+    now = uow.clock()
+    operator = Operator(name, role, hash_password(command.password), now, now)
     try:
-        with ports.transactions.begin() as unit:
-            ports.accounts.add(unit, operator)
-            unit.record(_event(now, actor, "operator.add", name, "success", role=role.value))
+        with uow:
+            uow.accounts.add(uow, operator)
+            uow.record(_event(now, actor, "operator.add", name, "success", role=role.value))
     except StoreConflict as exc:
         text = f"an operator named '{name}' exists"
         raise Conflict(text, issues=[Issue(text, "name", "duplicate")]) from exc
     return operator
 
 
-def list_operators(ports: OperatorPorts) -> list[Operator]:
-    return ports.accounts.list()
+def list_operators(uow: OperatorUnit) -> list[Operator]:
+    return uow.accounts.list()
 
 
-def set_operator_password(ports: OperatorPorts, name: str, password: str, *, actor: str) -> None:
+def set_operator_password(command: ReplacePassword, uow: OperatorUnit) -> None:
     """Replace the password; the account's sessions end (signed in again with the new)."""
-    check_password(password, name=name)
-    encoded = hash_password(password)
-    with ports.transactions.begin() as unit:
-        if not ports.accounts.set_password(unit, name, encoded):
+    name = command.name
+    check_password(command.password, name=name)
+    encoded = hash_password(command.password)
+    with uow:
+        if not uow.accounts.set_password(uow, name, encoded):
             raise _no_operator(name)
-        ended = ports.accounts.end_sessions_of(unit, name)
-        unit.record(_event(unit.now, actor, "operator.password", name, "success", ended=ended))
-
-
-def set_operator_role(ports: OperatorPorts, name: str, role: Role, *, actor: str) -> None:
-    with ports.transactions.begin() as unit:
-        if not ports.accounts.set_role(unit, name, role):
-            raise _no_operator(name)
-        ended = ports.accounts.end_sessions_of(unit, name)
-        unit.record(
-            _event(unit.now, actor, "operator.role", name, "success", role=role.value, ended=ended)
+        ended = uow.accounts.end_sessions_of(uow, name)
+        uow.record(
+            _event(uow.now, command.actor, "operator.password", name, "success", ended=ended)
         )
 
 
-def disable_operator(ports: OperatorPorts, name: str, *, actor: str) -> None:
+def set_operator_role(command: ChangeRole, uow: OperatorUnit) -> None:
+    name, role = command.name, command.role
+    with uow:
+        if not uow.accounts.set_role(uow, name, role):
+            raise _no_operator(name)
+        ended = uow.accounts.end_sessions_of(uow, name)
+        uow.record(
+            _event(
+                uow.now,
+                command.actor,
+                "operator.role",
+                name,
+                "success",
+                role=role.value,
+                ended=ended,
+            )
+        )
+
+
+def disable_operator(command: AccountAction, uow: OperatorUnit) -> None:
     """Disable the account and end its sessions; NotFound when there is none, Conflict
     when it was disabled before."""
-    with ports.transactions.begin() as unit:
-        if not ports.accounts.disable(unit, name):
-            if ports.accounts.get(name) is None:
+    name = command.name
+    with uow:
+        if not uow.accounts.disable(uow, name):
+            if uow.accounts.get(name) is None:
                 raise _no_operator(name)
             raise Conflict(f"operator '{name}' is disabled already")
-        ended = ports.accounts.end_sessions_of(unit, name)
-        unit.record(_event(unit.now, actor, "operator.disable", name, "success", ended=ended))
+        ended = uow.accounts.end_sessions_of(uow, name)
+        uow.record(_event(uow.now, command.actor, "operator.disable", name, "success", ended=ended))
 
 
 def _no_operator(name: str) -> NotFound:
     return NotFound(f"no operator is named '{name[:64]}'")
 
 
-def log_in(ports: OperatorPorts, name: str, password: str, *, token: str, address: str) -> SignedIn:
-    """Open a session with the new random ``token`` for the account whose password this
-    is. Each attempt spends one of the name's and one of the address's sign-ins first
+def log_in(command: SignIn, uow: OperatorUnit) -> SignedIn:
+    """Open a session with the new random token for the account whose password this is.
+    Each attempt spends one of the name's and one of the address's sign-ins first
     (RateLimited when either is spent); a failure is Unauthenticated, audited with the
     typed name's digest, saying no more than ``_WRONG``."""
-    name = name.strip().lower()
+    name, address = command.name.strip().lower(), command.address
     typed = name_digest(name)
-    seconds = ports.clock().timestamp()
-    ports.logins.take(f"address:{address}", _BY_ADDRESS, now=seconds)
+    seconds = uow.clock().timestamp()
+    uow.logins.take(f"address:{address}", _BY_ADDRESS, now=seconds)
     try:
-        ports.logins.take(f"{_name_subject(typed)}@{address}", _BY_NAME_AND_ADDRESS, now=seconds)
-        ports.logins.take(_name_subject(typed), _BY_NAME, now=seconds)
+        uow.logins.take(f"{_name_subject(typed)}@{address}", _BY_NAME_AND_ADDRESS, now=seconds)
+        uow.logins.take(_name_subject(typed), _BY_NAME, now=seconds)
     except RateLimited as exc:
         text = (
             f"too many sign-ins to this account: retry in {exc.retry_after_seconds} seconds, "
             "or ask another operator to unlock it (payerbridge operators unlock)"
         )
         raise TooManyAttempts(text, retry_after_seconds=exc.retry_after_seconds) from exc
-    operator = ports.accounts.get(name)
-    matches = password_matches(operator.password_hash if operator else None, password)
-    now = ports.clock()
+    operator = uow.accounts.get(name)
+    matches = password_matches(operator.password_hash if operator else None, command.password)
+    now = uow.clock()
     if operator is None or not matches or operator.is_disabled:
         reason = (
             "unknown-name"
@@ -213,15 +277,15 @@ def log_in(ports: OperatorPorts, name: str, password: str, *, token: str, addres
             if operator.is_disabled
             else "wrong-password"
         )
-        with ports.transactions.begin() as unit:
-            unit.record(
+        with uow:
+            uow.record(
                 _event(now, "console:anonymous", "console.login", typed, "failure", reason=reason)
             )
         raise Unauthenticated(_WRONG, issues=[Issue(_WRONG, "name", "login")])
-    session = OperatorSession(token_digest(token), operator.name, now, now)
-    with ports.transactions.begin() as unit:
-        ports.accounts.open_session(unit, session)
-        unit.record(
+    session = OperatorSession(token_digest(command.token), operator.name, now, now)
+    with uow:
+        uow.accounts.open_session(uow, session)
+        uow.record(
             _event(
                 now,
                 console_actor(operator.name),
@@ -232,7 +296,7 @@ def log_in(ports: OperatorPorts, name: str, password: str, *, token: str, addres
                 session=session.token_hash[:16],
             )
         )
-    return SignedIn(operator, session, csrf_token_of(token))
+    return SignedIn(operator, session, csrf_token_of(command.token))
 
 
 def _name_subject(typed: str) -> str:
@@ -241,37 +305,40 @@ def _name_subject(typed: str) -> str:
     return f"name:{typed}"
 
 
-def unlock_operator(ports: OperatorPorts, name: str, *, actor: str) -> int:
-    """Fill the sign-in buckets of ``name`` again (from every address): the way back in
-    for an operator a guesser slowed. NotFound when there is no such account; how many
-    buckets were emptied. Audited as ``operator.unlock``."""
-    if ports.accounts.get(name) is None:
+def unlock_operator(command: AccountAction, uow: OperatorUnit) -> int:
+    """Fill the sign-in buckets of the account again (from every address): the way back
+    in for an operator a guesser slowed. NotFound when there is no such account; how
+    many buckets were emptied. Audited as ``operator.unlock``."""
+    name = command.name
+    if uow.accounts.get(name) is None:
         raise _no_operator(name)
-    if ports.buckets is None:
+    if uow.buckets is None:
         raise RuntimeError("the sign-in buckets are not wired: nothing to unlock")
-    forgotten = ports.buckets.forget_subject(_name_subject(name_digest(name)))
-    with ports.transactions.begin() as unit:
-        unit.record(_event(unit.now, actor, "operator.unlock", name, "success", buckets=forgotten))
+    forgotten = uow.buckets.forget_subject(_name_subject(name_digest(name)))
+    with uow:
+        uow.record(
+            _event(uow.now, command.actor, "operator.unlock", name, "success", buckets=forgotten)
+        )
     return forgotten
 
 
-def session_of(ports: OperatorPorts, token: str) -> SignedIn:
+def session_of(token: str, uow: OperatorUnit) -> SignedIn:
     """The live session whose token this is, its last request recorded now (at most
     every ``touch_every``); Unauthenticated saying why when there is none."""
-    found = ports.accounts.session(token_digest(token)) if token else None
+    found = uow.accounts.session(token_digest(token)) if token else None
     if found is None:
         raise _signed_out("signin")
-    now = ports.clock()
-    state = session_state(found, now, ports.sessions)
-    operator = ports.accounts.get(found.operator)
+    now = uow.clock()
+    state = session_state(found, now, uow.sessions)
+    operator = uow.accounts.get(found.operator)
     if state is SessionState.LIVE and (operator is None or operator.is_disabled):
         state = SessionState.ENDED
     if state is not SessionState.LIVE:
         raise _signed_out(state.value)
     assert operator is not None
-    if now - found.last_seen_at >= ports.sessions.touch_every:
-        with ports.transactions.begin() as unit:
-            ports.accounts.touch_session(unit, found.token_hash)
+    if now - found.last_seen_at >= uow.sessions.touch_every:
+        with uow:
+            uow.accounts.touch_session(uow, found.token_hash)
     return SignedIn(operator, found, csrf_token_of(token))
 
 
@@ -289,10 +356,10 @@ def _signed_out(why: str) -> Unauthenticated:
     return Unauthenticated(text, issues=[Issue(text, f"session.{why}", "login")])
 
 
-def log_out(ports: OperatorPorts, signed_in: SignedIn) -> None:
-    with ports.transactions.begin() as unit:
-        if ports.accounts.end_session(unit, signed_in.session.token_hash):
-            _record_logout(unit, signed_in)
+def log_out(signed_in: SignedIn, uow: OperatorUnit) -> None:
+    with uow:
+        if uow.accounts.end_session(uow, signed_in.session.token_hash):
+            _record_logout(uow, signed_in)
 
 
 def _record_logout(unit: UnitOfWork, signed_in: SignedIn) -> None:

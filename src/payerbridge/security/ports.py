@@ -1,9 +1,11 @@
 """The security room's ports: the clients registered with us, the assertions they have
 used, and where a client's keys are read from (``store.clients``, ``partners.keys``);
-the console's operator accounts and sessions (``store.operators``)."""
+the console's operator accounts and sessions (``store.operators``); the data keys and
+the columns they seal (``store.sealed_columns``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -22,8 +24,10 @@ __all__ = [
     "DatedKeys",
     "AssertionLedger",
     "ClientDirectory",
+    "KeyRow",
     "KeySetSource",
     "OperatorAccounts",
+    "SealedData",
     "ThrottleBuckets",
 ]
 
@@ -147,3 +151,63 @@ class DatedKeys(Protocol):
     (``store.token_keys.TokenKeyFiles``): the same tuple until they change."""
 
     def dated_keys(self) -> tuple[DatedKey, ...]: ...
+
+
+class KeyRow(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def kek_fingerprint(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def sealed_all_at(self) -> datetime | None: ...
+
+    @property
+    def retired_at(self) -> datetime | None: ...
+
+
+class SealedData(Protocol):
+    """The data keys and the sealed columns (``store.sealed_columns.SqlSealedData``)."""
+
+    @property
+    def current(self) -> str: ...
+
+    @property
+    def columns(self) -> Sequence[str]: ...
+
+    def data_keys(self) -> Sequence[KeyRow]: ...
+
+    def make_key(self, unit: UnitOfWork) -> str: ...
+
+    def use(self, key_id: str) -> None: ...
+
+    def mark_sealed_all(self, unit: UnitOfWork, key_id: str) -> None: ...
+
+    def has_rows(self, unit: UnitOfWork, column: str) -> bool: ...
+
+    def has_unindexed_rows(self, unit: UnitOfWork, column: str) -> bool: ...
+
+    def pending_columns(self, unit: UnitOfWork) -> Sequence[str]:
+        """The columns no pass has sealed yet (ADR 0044): they may hold plaintext."""
+        ...
+
+    def mark_columns_sealed(self, unit: UnitOfWork, columns: Sequence[str]) -> None: ...
+
+    def reseal_batch(
+        self,
+        unit: UnitOfWork,
+        column: str,
+        *,
+        after: object,
+        limit: int,
+        plaintext_allowed: bool,
+    ) -> tuple[object, int, int]: ...
+
+    def rewrap(self, unit: UnitOfWork, new_kek: bytes) -> list[str]: ...
+
+    @property
+    def kek_fingerprint(self) -> str: ...

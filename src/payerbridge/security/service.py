@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import (
     Conflict,
-    InvalidInput,
     Issue,
     NotFound,
     OAuthErrorCode,
@@ -31,10 +30,8 @@ from payerbridge.security.assertions import (
 )
 from payerbridge.security.model import (
     AccessClaims,
-    ApproveOrganization,
     ClientKind,
     OAuthError,
-    OrganizationEvidence,
     Principal,
     RegisteredClient,
     TokenAsked,
@@ -62,11 +59,8 @@ __all__ = [
     "TokenGrant",
     "TokenPolicy",
     "TokenService",
-    "add_client",
-    "approve_organization",
     "authenticate",
     "forget_spent_assertions",
-    "revoke_client",
 ]
 
 
@@ -464,116 +458,6 @@ def authenticate(
             issues=[Issue("the client of this access token was revoked", "Authorization", "login")],
         )
     return Principal(claims.client_id, client.npi, claims.scopes, claims.patient)
-
-
-def add_client(
-    client: RegisteredClient,
-    *,
-    clients: ClientDirectory,
-    transactions: Transactions,
-    actor: str,
-    now: datetime,
-) -> RegisteredClient:
-    """Register a client an operator vouches for (the HTTP API's operator scope, the CLI
-    on the server's host): the operator is the evidence of its NPI, recorded as such."""
-    client = replace(
-        client,
-        npi_evidence=OrganizationEvidence.OPERATOR,
-        npi_vouched_by=actor,
-        npi_vouched_at=now,
-    )
-    try:
-        with transactions.begin() as unit:
-            clients.add(unit, client, at=now)
-            unit.record(
-                AuditEvent(
-                    at=now,
-                    actor=actor,
-                    action="client.register",
-                    entity_type="Client",
-                    entity_id=client.client_id,
-                    outcome="success",
-                    detail={
-                        "npi": client.npi,
-                        "npi_evidence": client.npi_evidence.value,
-                        "kind": client.kind.value,
-                        "scope": " ".join(sorted(client.scopes)),
-                    },
-                )
-            )
-    except StoreConflict as exc:
-        raise Conflict(
-            f"a client with id '{client.client_id}' is already registered",
-            issues=[Issue("choose another client id", "id", "duplicate")],
-        ) from exc
-    return client
-
-
-def approve_organization(
-    command: ApproveOrganization, *, clients: ClientDirectory, transactions: Transactions
-) -> RegisteredClient:
-    """An operator approves the pairing of a waiting client with the NPI it claims (named
-    again, so that an approval is of what the operator checked); audited. NotFound for no
-    active client, InvalidInput when the NPI is not the claimed one, Conflict when the
-    client's NPI is bound already."""
-    client_id, npi, actor, now = command.client_id, command.npi, command.actor, command.now
-    client = clients.get(client_id)
-    if client is None or client.is_revoked:
-        raise NotFound(f"no active client is registered with id '{client_id[:200]}'")
-    if npi != client.npi:
-        raise InvalidInput(
-            "the NPI to approve is not the one the client registered for",
-            issues=[Issue(f"the client registered for NPI {client.npi}; approve that", "npi")],
-        )
-    if not client.is_awaiting_approval:
-        raise Conflict(
-            f"the client's NPI is bound already (by {client.npi_evidence.value}); "
-            "nothing to approve"
-        )
-    with transactions.begin() as unit:
-        if not clients.approve(unit, client_id, npi, by=actor, at=now):
-            raise Conflict("the client changed while it was being approved; look again")
-        unit.record(
-            AuditEvent(
-                at=now,
-                actor=actor,
-                action="client.approve",
-                entity_type="Client",
-                entity_id=client_id,
-                outcome="success",
-                detail={"npi": npi, "npi_evidence": OrganizationEvidence.OPERATOR.value},
-            )
-        )
-    return replace(
-        client,
-        npi_evidence=OrganizationEvidence.OPERATOR,
-        npi_vouched_by=actor,
-        npi_vouched_at=now,
-    )
-
-
-def revoke_client(
-    client_id: ClientId,
-    *,
-    clients: ClientDirectory,
-    transactions: Transactions,
-    actor: str,
-    now: datetime,
-) -> None:
-    with transactions.begin() as unit:
-        if not clients.revoke(unit, client_id, at=now):
-            raise NotFound(f"no active client is registered with id '{client_id[:200]}'")
-        unit.record(
-            AuditEvent(
-                at=now,
-                actor=actor,
-                action="client.revoke",
-                entity_type="Client",
-                entity_id=client_id,
-                outcome="success",
-                detail={},
-            )
-        )
 
 
 def forget_spent_assertions(tokens: TokenService, *, now: datetime) -> int:

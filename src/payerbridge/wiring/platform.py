@@ -44,6 +44,7 @@ from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.oversight.health_unit import PartnerHealthUnit
 from payerbridge.oversight.ports import Oversight, PartnerCalls
+from payerbridge.oversight.unit import AuditUnit, OversightUnit
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.discovery import HttpxPartnerDiscovery
 from payerbridge.partners.key_sets import HttpxKeySetSource
@@ -56,6 +57,7 @@ from payerbridge.security.operator_accounts import OperatorPorts
 from payerbridge.security.ports import ClientDirectory
 from payerbridge.security.service import TokenService
 from payerbridge.security.tokens import TokenVerifier
+from payerbridge.security.unit import DataKeysUnit, OperatorUnit, SecurityUnit
 from payerbridge.store.engines import WalCheckpointer
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.importer import FileReport, import_files, refresh_statistics
@@ -96,6 +98,11 @@ class Units:
     identity_unit: IdentityUnit
     # --- consent and disclosure ---
     # --- security, operators and audit ---
+    security_unit: SecurityUnit
+    operator_unit: OperatorUnit
+    data_keys_unit: DataKeysUnit
+    audit_unit: AuditUnit
+    oversight_unit: OversightUnit
     # --- partners and compliance ---
     partners_unit: PartnersUnit
     partner_health_unit: PartnerHealthUnit
@@ -109,6 +116,21 @@ class Units:
 
     # --- consent and disclosure: methods ---
     # --- security, operators and audit: methods ---
+    def security(self) -> SecurityUnit:
+        return replace(self.security_unit)
+
+    def operators(self) -> OperatorUnit:
+        return replace(self.operator_unit)
+
+    def data_keys(self) -> DataKeysUnit:
+        return replace(self.data_keys_unit)
+
+    def audit(self) -> AuditUnit:
+        return replace(self.audit_unit)
+
+    def oversight(self) -> OversightUnit:
+        return replace(self.oversight_unit)
+
     # --- partners and compliance: methods ---
 
     def partners(self) -> PartnersUnit:

@@ -344,12 +344,12 @@ class _Loaded:
 
 def _load(data_dir: Path, database_url: str, path: Path) -> _Loaded:
     """Import and index ``path``, train and activate a model, register the new payer."""
-    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.identity.service import TrainModel, train_on_members
-    from payerbridge.security.model import ClientKeys
+    from payerbridge.security.model import AddClient, ClientKeys
     from payerbridge.security.registration import smart_client
-    from payerbridge.security.service import add_client
+    from payerbridge.security.registry import add_client
 
     settings = load_settings(
         data_dir=data_dir, database_url=database_url, org_npi=_OLD.npi, log_level="WARNING"
@@ -369,13 +369,7 @@ def _load(data_dir: Path, database_url: str, path: Path) -> _Loaded:
         key = ECKey.import_key(key.as_dict(private=True), {"kid": key.thumbprint()})
         jwks = {"keys": [{**key.as_dict(private=False), "kid": key.kid}]}
         client = smart_client(_CLIENT_ID, _NEW.name, _NEW.npi, _SCOPE, ClientKeys(jwks=jwks))
-        add_client(
-            client,
-            clients=platform.clients,
-            transactions=platform.transactions,
-            actor="bench",
-            now=utcnow(),
-        )
+        add_client(AddClient(client, "bench"), platform.units.security())
         return _Loaded(key, report.resources, imported, trained)
     finally:
         platform.close()

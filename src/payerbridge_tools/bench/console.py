@@ -182,10 +182,9 @@ def _load(
 
 def _clients(platform: Platform) -> dict[str, ECKey]:
     """The requesting payer, an operator's and an auditor's API clients, with their keys."""
-    from payerbridge.bootstrap import utcnow
-    from payerbridge.security.model import ClientKeys
+    from payerbridge.security.model import AddClient, ClientKeys
     from payerbridge.security.registration import smart_client
-    from payerbridge.security.service import add_client
+    from payerbridge.security.registry import add_client
 
     scopes = {REQUESTER: MEMBER_MATCH_SCOPE, OPS: OPERATOR_SCOPE, AUDITOR: AUDITOR_SCOPE}
     keys = {}
@@ -194,29 +193,18 @@ def _clients(platform: Platform) -> dict[str, ECKey]:
         key = ECKey.import_key(key.as_dict(private=True), {"kid": key.thumbprint()})
         jwks = {"keys": [{**key.as_dict(private=False), "kid": key.kid}]}
         client = smart_client(client_id, client_id, "1234567893", scope, ClientKeys(jwks=jwks))
-        add_client(
-            client,
-            clients=platform.clients,
-            transactions=platform.transactions,
-            actor="bench",
-            now=utcnow(),
-        )
+        add_client(AddClient(client, "bench"), platform.units.security())
         keys[client_id] = key
     return keys
 
 
 def _accounts(platform: Platform) -> None:
     from payerbridge.security.model import Role
-    from payerbridge.security.operator_accounts import add_operator
+    from payerbridge.security.operator_accounts import AddOperator, add_operator
 
     for name, role in ROLES.items():
-        add_operator(
-            platform.operators,
-            f"bench-{name}",
-            Role(role),
-            PASSWORD,
-            actor="bench",
-        )
+        asked = AddOperator(f"bench-{name}", Role(role), PASSWORD, "bench")
+        add_operator(asked, platform.units.operators())
 
 
 @contextmanager

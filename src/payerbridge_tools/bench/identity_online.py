@@ -114,12 +114,12 @@ class LoadedPopulation:
 def load_population(data_dir: Path, path: Path) -> LoadedPopulation:
     """Import ``path`` (and index its members) into the instance in ``data_dir``, train and
     activate a model on them, register the requesting payer (SMART Backend Services)."""
-    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.identity.service import TrainModel, train_on_members
-    from payerbridge.security.model import ClientKeys
+    from payerbridge.security.model import AddClient, ClientKeys
     from payerbridge.security.registration import smart_client
-    from payerbridge.security.service import add_client
+    from payerbridge.security.registry import add_client
 
     platform = build_platform(
         load_settings(data_dir=data_dir, database_url=_database_url(data_dir))
@@ -147,13 +147,7 @@ def load_population(data_dir: Path, path: Path) -> LoadedPopulation:
             MEMBER_MATCH_SCOPE,
             ClientKeys(jwks={"keys": [public]}),
         )
-        add_client(
-            client,
-            clients=platform.clients,
-            transactions=platform.transactions,
-            actor="bench",
-            now=utcnow(),
-        )
+        add_client(AddClient(client, "bench"), platform.units.security())
         return LoadedPopulation(key, imported, trained)
     finally:
         platform.close()

@@ -364,17 +364,23 @@ def _console_logins(data_dir: Path, accounts: list[tuple[str, str]]) -> list[tup
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
     from payerbridge.security.model import Role
-    from payerbridge.security.operator_accounts import add_operator, set_operator_password
+    from payerbridge.security.operator_accounts import (
+        AddOperator,
+        ReplacePassword,
+        add_operator,
+        set_operator_password,
+    )
 
     logins = []
     platform = build_platform(load_settings(data_dir=data_dir))
     try:
         for name, role in accounts:
             password = secrets.token_urlsafe(15)
-            if platform.operators.accounts.get(name) is None:
-                add_operator(platform.operators, name, Role(role), password, actor="sandbox")
+            uow = platform.units.operators()
+            if uow.accounts.get(name) is None:
+                add_operator(AddOperator(name, Role(role), password, "sandbox"), uow)
             else:
-                set_operator_password(platform.operators, name, password, actor="sandbox")
+                set_operator_password(ReplacePassword(name, password, "sandbox"), uow)
             logins.append((name, password))
     finally:
         platform.close()

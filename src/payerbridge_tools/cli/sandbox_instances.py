@@ -164,22 +164,22 @@ def register_client(
 ) -> None:
     """Register a SMART client with the instance in ``data_dir``, once (its public keys
     given inline)."""
-    from payerbridge.bootstrap import build_platform, utcnow
+    from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
-    from payerbridge.security.model import ClientKeys
+    from payerbridge.security.model import AddClient, ClientKeys
     from payerbridge.security.registration import smart_client
-    from payerbridge.security.service import add_client
+    from payerbridge.security.registry import add_client
     from payerbridge.types import ClientId
 
     platform = build_platform(load_settings(data_dir=data_dir, database_url=None))
     try:
         if platform.clients.get(ClientId(client_id)) is None:
             add_client(
-                smart_client(client_id, org[0], org[1], scope, ClientKeys(jwks=key_set)),
-                clients=platform.clients,
-                transactions=platform.transactions,
-                actor="sandbox",
-                now=utcnow(),
+                AddClient(
+                    smart_client(client_id, org[0], org[1], scope, ClientKeys(jwks=key_set)),
+                    "sandbox",
+                ),
+                platform.units.security(),
             )
     finally:
         platform.close()

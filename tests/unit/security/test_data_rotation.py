@@ -7,11 +7,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
 from payerbridge.errors import DataKeyUnavailable
-from payerbridge.security.data_rotation import rotate_data_keys, seal_what_is_left
+from payerbridge.security.data_rotation import (
+    DEFAULT_BATCH,
+    RotateDataKeys,
+    RotationReport,
+    rotate_data_keys,
+    seal_what_is_left,
+)
+from payerbridge.security.unit import DataKeysUnit
 from payerbridge.transactions import UnitOfWork
 from tests.fakes import InMemoryAuditLog, InMemoryTransactions
 
@@ -100,13 +108,21 @@ def _sealed(
     return data, InMemoryTransactions(audit, data), audit
 
 
+def _rotate(
+    data: FakeSealedData, transactions: InMemoryTransactions, batch: int = DEFAULT_BATCH
+) -> RotationReport:
+    """``rotate_data_keys`` as the CLI runs it, on a unit of the fakes."""
+    uow = DataKeysUnit(transactions, data, Path("data.key"))
+    return rotate_data_keys(RotateDataKeys("cli:ops", batch), uow)
+
+
 def test_a_rotation_moves_every_value_under_a_new_key_in_batches_and_retires_the_old() -> None:
     data, transactions, audit = _sealed(
         {"t.a": [("k1", "x")] * 5, "t.b": [("k1", "y")] * 2},
         [Key("k1", sealed_all_at=datetime(2026, 1, 1).astimezone())],
     )
 
-    report = rotate_data_keys(data, transactions, actor="cli:ops", batch=2)
+    report = _rotate(data, transactions, batch=2)
 
     assert report.key_id == "k2" and report.retired == ("k1",) and not report.resumed
     assert report.moved == {"t.a": 5, "t.b": 2}
@@ -133,7 +149,7 @@ def test_a_rotation_cut_short_resumes_under_its_own_key() -> None:
         ],
     )
 
-    report = rotate_data_keys(data, transactions, actor="cli:ops")
+    report = _rotate(data, transactions)
 
     assert report.resumed and report.key_id == "k2" and report.moved == {"t.a": 1}
     assert [k.id for k in data.keys] == ["k1", "k2"]  # no third key
@@ -149,7 +165,7 @@ def test_plaintext_is_sealed_at_start_only_until_a_pass_has_completed() -> None:
     assert seal_what_is_left(data, transactions, actor="payerbridge") is None  # done once
     data.values["t.a"].append((None, "z"))  # written outside payerbridge afterwards
     with pytest.raises(DataKeyUnavailable, match="plaintext"):
-        rotate_data_keys(data, transactions, actor="cli:ops")
+        _rotate(data, transactions)
 
 
 def test_a_new_database_is_marked_sealed_without_an_audit_event() -> None:
@@ -179,7 +195,7 @@ def test_a_column_sealed_from_a_later_release_is_sealed_at_start_and_the_others_
     # From then on a plaintext value there is refused, as in the columns sealed before.
     data.values["t.b"].append((None, "w"))
     with pytest.raises(DataKeyUnavailable, match="plaintext"):
-        rotate_data_keys(data, transactions, actor="cli:ops")
+        _rotate(data, transactions)
 
 
 def test_a_later_column_sealed_by_a_rotation_before_any_start_is_marked_sealed() -> None:
@@ -189,6 +205,6 @@ def test_a_later_column_sealed_by_a_rotation_before_any_start_is_marked_sealed()
     )
     data.sealed = {"t.a"}
 
-    report = rotate_data_keys(data, transactions, actor="cli:ops")
+    report = _rotate(data, transactions)
 
     assert report.moved == {"t.a": 1, "t.b": 1} and data.sealed == {"t.a", "t.b"}

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from payerbridge.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from payerbridge.npi import npi_check_digit
+from payerbridge.security.limits import InMemoryAllowances, RateLimiter, RatePolicy
 from payerbridge.security.model import (
     ApproveOrganization,
     ClientKind,
@@ -25,7 +26,9 @@ from payerbridge.security.organization import (
     certificate_npis,
     npi_of_identifier,
 )
-from payerbridge.security.service import approve_organization, authenticate
+from payerbridge.security.registry import approve_organization
+from payerbridge.security.service import authenticate
+from payerbridge.security.unit import SecurityUnit
 from payerbridge.types import ClientId
 from tests.pki import NPI_SYSTEM, CertificateAuthority
 from tests.unit.security.test_udap import ANCHOR, B2B, NOW, NPI, URI, World, assertion, statement
@@ -62,11 +65,16 @@ def test_the_npi_a_certificate_carries_by_the_community_profile() -> None:
 
 
 def _approve(world: World, client_id: str, npi: str = NPI) -> Any:
-    return approve_organization(
-        ApproveOrganization(ClientId(client_id), npi, "operator-1", NOW),
-        clients=world.clients,
-        transactions=world.service.transactions,
+    uow = SecurityUnit(
+        world.service.transactions,
+        world.clients,
+        world.service,
+        world.verifier,
+        RateLimiter(RatePolicy(None), InMemoryAllowances()),
+        None,
+        {},
     )
+    return approve_organization(ApproveOrganization(ClientId(client_id), npi, "operator-1"), uow)
 
 
 def test_a_certificate_without_the_npi_waits_for_an_operator_and_gets_no_token() -> None:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 
-from payerbridge.api.deps import AuditorDep, CallerDep, PlatformDep, fhir_accept
+from payerbridge.api.deps import AuditorDep, AuditUnitDep, CallerDep, PlatformDep, fhir_accept
 from payerbridge.api.responses import FhirResponse, JsonResponse
 from payerbridge.audit.proving import prove_request
 from payerbridge.audit.search import audit_query
@@ -29,7 +29,7 @@ def _observer(platform: Platform) -> AuditObserver:
 
 
 @router.get("/audit/proofs", response_class=JsonResponse)
-def audit_proofs(request: Request, platform: PlatformDep, caller: CallerDep) -> dict[str, Any]:
+def audit_proofs(request: Request, uow: AuditUnitDep, caller: CallerDep) -> dict[str, Any]:
     """Inclusion proofs, against the newest signed checkpoint, of the events the request
     ``request`` (its X-Request-ID) caused as the caller; with ``since``, a checkpoint the
     caller holds, the proof that the newest extends it. An auditor's are every caller's.
@@ -45,7 +45,7 @@ def audit_proofs(request: Request, platform: PlatformDep, caller: CallerDep) -> 
         raise InvalidInput(text, issues=[Issue(text, "since", "invalid")])
     viewer = None if caller.principal.is_auditor else caller.client_id
     proofs = prove_request(
-        platform.audit_reader,
+        uow.reader,
         request_id[:128],
         viewer=viewer,
         since=int(since) if since is not None else None,
@@ -71,12 +71,14 @@ def _single(request: Request, known: tuple[str, ...]) -> dict[str, str]:
 
 
 @router.get("/fhir/AuditEvent", response_class=FhirResponse, dependencies=[Depends(fhir_accept)])
-def search_audit_events(request: Request, platform: PlatformDep, _: AuditorDep) -> FhirResponse:
+def search_audit_events(
+    request: Request, platform: PlatformDep, uow: AuditUnitDep, _: AuditorDep
+) -> FhirResponse:
     """Auditors: the audit chain as a searchset of AuditEvent (IHE BALP), newest first,
     by patient, entity, agent, subtype and date; ``next`` continues the search."""
     params = list(request.query_params.multi_items())
     query = audit_query(params)
-    events = platform.audit_reader.search(query)
+    events = uow.reader.search(query)
     base = f"{platform.settings.base_url}/fhir"
     us = _observer(platform)
     links = [{"relation": "self", "url": _url(base, params)}]
@@ -108,9 +110,11 @@ def _url(base: str, params: list[tuple[str, str]]) -> str:
 @router.get(
     "/fhir/AuditEvent/{seq}", response_class=FhirResponse, dependencies=[Depends(fhir_accept)]
 )
-def read_audit_event(seq: str, platform: PlatformDep, _: AuditorDep) -> FhirResponse:
+def read_audit_event(
+    seq: str, platform: PlatformDep, uow: AuditUnitDep, _: AuditorDep
+) -> FhirResponse:
     """Auditors: one event, by its place in the chain."""
-    event = platform.audit_reader.event(int(seq)) if seq.isdigit() and len(seq) < 19 else None
+    event = uow.reader.event(int(seq)) if seq.isdigit() and len(seq) < 19 else None
     if event is None:
         raise NotFound(f"AuditEvent/{seq[:40]} does not exist")
     return FhirResponse(audit_event_resource(event, _observer(platform)))

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from payerbridge.api.deps import PlatformDep, connection_thumbprint
+from payerbridge.api.deps import PlatformDep, SecurityUnitDep, connection_thumbprint
 from payerbridge.api.responses import JsonResponse
 from payerbridge.bootstrap import Platform, new_id, utcnow
 from payerbridge.errors import OAuthErrorCode
@@ -27,6 +27,7 @@ from payerbridge.security.model import (
     OAuthError,
 )
 from payerbridge.security.udap import B2B_EXTENSION, UDAP_ALGORITHMS, signed_metadata
+from payerbridge.security.unit import SecurityUnit
 
 __all__ = ["router"]
 
@@ -69,10 +70,10 @@ def smart_configuration_at_fhir_base(platform: PlatformDep) -> dict[str, Any]:
     return smart_configuration(platform)
 
 
-def udap_metadata(platform: Platform) -> dict[str, Any]:
-    """UDAP server metadata (FAST Security IG): B2B client credentials, registration with
-    a software statement, the hl7-b2b extension required in token requests."""
-    base = platform.settings.base_url
+def udap_metadata(base: str, uow: SecurityUnit) -> dict[str, Any]:
+    """UDAP server metadata (FAST Security IG) of the server at ``base``: B2B client
+    credentials, registration with a software statement, the hl7-b2b extension required
+    in token requests."""
     metadata: dict[str, Any] = {
         "udap_versions_supported": ["1"],
         "udap_profiles_supported": ["udap_dcr", "udap_authn", "udap_authz"],
@@ -81,16 +82,16 @@ def udap_metadata(platform: Platform) -> dict[str, Any]:
         "udap_certifications_supported": [],
         "udap_certifications_required": [],
         "grant_types_supported": ["client_credentials"],
-        "scopes_supported": sorted(platform.tokens.policy.udap_scopes),
+        "scopes_supported": sorted(uow.tokens.policy.udap_scopes),
         "token_endpoint": f"{base}/auth/token",
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": list(UDAP_ALGORITHMS),
         "registration_endpoint": f"{base}/auth/register",
         "registration_endpoint_jwt_signing_alg_values_supported": list(UDAP_ALGORITHMS),
     }
-    if platform.udap_identity is not None:
+    if uow.udap_identity is not None:
         metadata["signed_metadata"] = signed_metadata(
-            platform.udap_identity,
+            uow.udap_identity,
             issuer=f"{base}/fhir",
             endpoints={
                 "token_endpoint": metadata["token_endpoint"],
@@ -103,13 +104,13 @@ def udap_metadata(platform: Platform) -> dict[str, Any]:
 
 
 @router.get("/.well-known/udap")
-def udap_at_root(platform: PlatformDep) -> dict[str, Any]:
-    return udap_metadata(platform)
+def udap_at_root(platform: PlatformDep, uow: SecurityUnitDep) -> dict[str, Any]:
+    return udap_metadata(platform.settings.base_url, uow)
 
 
 @router.get("/fhir/.well-known/udap")
-def udap_at_fhir_base(platform: PlatformDep) -> dict[str, Any]:
-    return udap_metadata(platform)
+def udap_at_fhir_base(platform: PlatformDep, uow: SecurityUnitDep) -> dict[str, Any]:
+    return udap_metadata(platform.settings.base_url, uow)
 
 
 @router.post(
@@ -117,9 +118,9 @@ def udap_at_fhir_base(platform: PlatformDep) -> dict[str, Any]:
     status_code=201,
     responses={400: {"description": "RFC 7591 error (invalid_software_statement, ...)"}},
 )
-async def register(request: Request, platform: PlatformDep) -> Response:
+async def register(request: Request, uow: SecurityUnitDep) -> Response:
     """UDAP dynamic client registration: ``{"software_statement": JWT, "udap": "1"}``."""
-    _limit_by_address(request, platform)
+    _limit_by_address(request, uow)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise OAuthError(
@@ -135,7 +136,7 @@ async def register(request: Request, platform: PlatformDep) -> Response:
             OAuthErrorCode.INVALID_CLIENT_METADATA, "the registration is not JSON"
         ) from exc
     client = await run_in_threadpool(
-        platform.tokens.register_udap, document, now=utcnow(), request_id=current_request_id()
+        uow.tokens.register_udap, document, now=utcnow(), request_id=current_request_id()
     )
     registered: dict[str, Any] = {
         "client_id": client.client_id,
@@ -160,25 +161,25 @@ async def register(request: Request, platform: PlatformDep) -> Response:
 
 
 @router.get("/auth/jwks")
-def access_token_keys(platform: PlatformDep) -> dict[str, Any]:
+def access_token_keys(uow: SecurityUnitDep) -> dict[str, Any]:
     """The public keys that verify the access tokens we issue."""
-    return platform.tokens.keys.current(utcnow()).public_jwks()
+    return uow.tokens.keys.current(utcnow()).public_jwks()
 
 
 @router.get("/auth/client-jwks")
-def client_assertion_keys(platform: PlatformDep) -> dict[str, Any]:
+def client_assertion_keys(uow: SecurityUnitDep) -> dict[str, Any]:
     """The public key of the assertions we sign to partners' token endpoints: what a
     partner registers for us (by this URL or inline)."""
-    return platform.client_jwks
+    return uow.client_jwks
 
 
-def _limit_by_address(request: Request, platform: Platform) -> None:
+def _limit_by_address(request: Request, uow: SecurityUnit) -> None:
     """The public endpoints that check signatures are limited by the caller's address
     (there is no client yet): 429 with Retry-After, as for authenticated clients. Behind
     a proxy every caller has the proxy's address; limit there too."""
     address = request.client.host if request.client is not None else "unknown"
     operation = f"{request.method} {request.url.path}"
-    platform.limiter.take(f"address:{address}", operation, now=time.time())
+    uow.limiter.take(f"address:{address}", operation, now=time.time())
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -213,12 +214,12 @@ async def _form(request: Request) -> dict[str, str]:
         401: {"description": "OAuth invalid_client"},
     },
 )
-async def token(request: Request, platform: PlatformDep) -> Response:
+async def token(request: Request, uow: SecurityUnitDep) -> Response:
     """SMART Backend Services: ``client_credentials`` with a ``private_key_jwt`` assertion."""
-    _limit_by_address(request, platform)
+    _limit_by_address(request, uow)
     form = await _form(request)
     grant = await run_in_threadpool(
-        platform.tokens.grant,
+        uow.tokens.grant,
         form,
         now=utcnow(),
         request_id=current_request_id(),

@@ -10,13 +10,18 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from payerbridge.api.deps import OperatorDep, PlatformDep
+from payerbridge.api.deps import OperatorDep, PlatformDep, SecurityUnitDep
 from payerbridge.api.responses import JsonResponse
-from payerbridge.bootstrap import utcnow
 from payerbridge.errors import NotFound
-from payerbridge.security.model import ApproveOrganization, ClientKeys, RegisteredClient
+from payerbridge.security.model import (
+    AddClient,
+    ApproveOrganization,
+    ClientKeys,
+    RegisteredClient,
+    RevokeClient,
+)
 from payerbridge.security.registration import smart_client
-from payerbridge.security.service import add_client, approve_organization, revoke_client
+from payerbridge.security.registry import add_client, approve_organization, revoke_client
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import ClientId
 
@@ -67,7 +72,7 @@ def client_public(client: RegisteredClient) -> dict[str, Any]:
 
 @router.post("", status_code=201, responses={409: {"description": "Id taken"}, **_AUTH_ERRORS})
 def register_client(
-    body: ClientCreate, platform: PlatformDep, operator: OperatorDep
+    body: ClientCreate, platform: PlatformDep, uow: SecurityUnitDep, operator: OperatorDep
 ) -> dict[str, Any]:
     """Register a SMART Backend Services client with its public keys and allowed scopes."""
     client = smart_client(
@@ -75,24 +80,18 @@ def register_client(
     )
     if client.jwks_url is not None:
         platform.check_jwks_url(client.jwks_url)
-    stored = add_client(
-        client,
-        clients=platform.clients,
-        transactions=platform.transactions,
-        actor=operator.client_id,
-        now=utcnow(),
-    )
+    stored = add_client(AddClient(client, operator.client_id), uow)
     return client_public(stored)
 
 
 @router.get("", responses=_AUTH_ERRORS)
-def list_clients(platform: PlatformDep, _operator: OperatorDep) -> list[dict[str, Any]]:
-    return [client_public(client) for client in platform.clients.list()]
+def list_clients(uow: SecurityUnitDep, _operator: OperatorDep) -> list[dict[str, Any]]:
+    return [client_public(client) for client in uow.clients.list()]
 
 
 @router.get("/{client_id}", responses={404: {"description": "No such client"}, **_AUTH_ERRORS})
-def get_client(client_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
-    client = platform.clients.get(ClientId(client_id))
+def get_client(client_id: str, uow: SecurityUnitDep, _operator: OperatorDep) -> dict[str, Any]:
+    client = uow.clients.get(ClientId(client_id))
     if client is None:
         raise NotFound(f"no client is registered with id '{client_id[:200]}'")
     return client_public(client)
@@ -107,14 +106,12 @@ def get_client(client_id: str, platform: PlatformDep, _operator: OperatorDep) ->
     },
 )
 def approve(
-    client_id: str, body: OrganizationApproval, platform: PlatformDep, operator: OperatorDep
+    client_id: str, body: OrganizationApproval, uow: SecurityUnitDep, operator: OperatorDep
 ) -> dict[str, Any]:
     """Approve the pairing of a waiting UDAP client with the NPI it claims (its
     certificate does not carry it): it may then get tokens. Recorded and audited."""
     client = approve_organization(
-        ApproveOrganization(ClientId(client_id), body.npi, operator.client_id, utcnow()),
-        clients=platform.clients,
-        transactions=platform.transactions,
+        ApproveOrganization(ClientId(client_id), body.npi, operator.client_id), uow
     )
     return client_public(client)
 
@@ -122,15 +119,9 @@ def approve(
 @router.post(
     "/{client_id}/$revoke", responses={404: {"description": "No such client"}, **_AUTH_ERRORS}
 )
-def revoke(client_id: str, platform: PlatformDep, operator: OperatorDep) -> dict[str, Any]:
+def revoke(client_id: str, uow: SecurityUnitDep, operator: OperatorDep) -> dict[str, Any]:
     """Revoke now: the client's tokens stop working on their next use."""
-    revoke_client(
-        ClientId(client_id),
-        clients=platform.clients,
-        transactions=platform.transactions,
-        actor=operator.client_id,
-        now=utcnow(),
-    )
-    found = platform.clients.get(ClientId(client_id))
+    revoke_client(RevokeClient(ClientId(client_id), operator.client_id), uow)
+    found = uow.clients.get(ClientId(client_id))
     assert found is not None
     return client_public(found)
