@@ -234,14 +234,16 @@ def _one_run(
     from payerbridge.config import load_settings
     from payerbridge.routing.enrolment import store_partner
     from payerbridge.routing.model import Partner
-    from payerbridge.wiring.platform import Units
 
     database_url, cleanup = _fresh_database(admin_url)
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(data_dir=Path(tmp), database_url=database_url, log_level="WARNING")
         platform = build_platform(settings)
         timed = _TimedClient(platform.client)  # used when this process is the worker
-        platform.units = Units(dataclasses.replace(platform.units.exchange_wiring, client=timed))
+        platform.units = dataclasses.replace(
+            platform.units,
+            exchange_wiring=dataclasses.replace(platform.units.exchange_wiring, client=timed),
+        )
         for n in range(_PARTNERS):
             base = f"http://127.0.0.1:{port}/fhir/{n}"
             partner = Partner(PartnerId(f"stub-{n}"), f"Stub Plan {n}", "1245319599", base)
@@ -340,14 +342,16 @@ def _worker(data_dir: Path, worker_id: str, timings: Path, database_url: str | N
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
     from payerbridge.collector import settle_for_serving
     from payerbridge.config import load_settings
-    from payerbridge.wiring.platform import Units
 
     settings = load_settings(
         data_dir=data_dir, database_url=database_url, log_level="WARNING", worker_id=worker_id
     )
     platform = build_platform(settings, run_migrations=False)
     timed = _TimedClient(platform.client)
-    platform.units = Units(dataclasses.replace(platform.units.exchange_wiring, client=timed))
+    platform.units = dataclasses.replace(
+        platform.units,
+        exchange_wiring=dataclasses.replace(platform.units.exchange_wiring, client=timed),
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     settle_for_serving()  # as ``payerbridge worker`` does before it works
