@@ -16,6 +16,7 @@ from payerbridge.api.deps import SubmitterDep
 from payerbridge.api.disclosure_units import WebhookUnitDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.timestamps import utc_iso
+from payerbridge.webhooks import subscriptions
 from payerbridge.webhooks.model import (
     DELIVERY_HEADER,
     EVENT_TYPE,
@@ -64,11 +65,9 @@ def subscribe(body: WebhookCreate, uow: WebhookUnitDep, caller: SubmitterDep) ->
     """Subscribe a URL to the state changes of the caller's exchanges (the operator's:
     of every exchange). The secret is shown only in this answer."""
     secret = secrets.token_urlsafe(32)
-    url = uow.targets.check(body.url)
-    with uow:
-        subscription = uow.webhooks.subscribe(
-            uow, client_id=caller.owner, url=url, secret=secret, at=uow.now
-        )
+    subscription = subscriptions.subscribe(
+        subscriptions.Subscribe(caller.owner, body.url, secret), uow
+    )
     return {
         **_public(subscription),
         "secret": secret,
@@ -110,6 +109,5 @@ def list_deliveries(
 @router.delete("/{subscription_id}")
 def unsubscribe(subscription_id: str, uow: WebhookUnitDep, caller: SubmitterDep) -> dict[str, Any]:
     """Stop deliveries; deliveries not yet made are marked failed, nothing is deleted."""
-    with uow:
-        disabled = uow.webhooks.disable(uow, subscription_id, caller.owner, at=uow.now)
-    return _public(disabled)
+    command = subscriptions.Unsubscribe(subscription_id, caller.owner)
+    return _public(subscriptions.unsubscribe(command, uow))
