@@ -323,7 +323,6 @@ def everything(
     patient_id: str,
     platform: PlatformDep,
     caller: CallerDep,
-    uow: DisclosureUnitDep,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -343,6 +342,7 @@ def everything(
     member = MemberId(patient_id)
     params = list(request.query_params.multi_items())
     path = f"/Patient/{member}/$everything"
+    uow = platform.units.disclosure()
     if is_next_page(params):
         return _next_page(platform, uow, NextPageCommand(reader, path, tuple(params)))
     ports = _paging(platform, uow)

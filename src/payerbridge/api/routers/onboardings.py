@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from payerbridge.api.deps import SubmitterDep
+from payerbridge.api.deps import SubmitterDep, current_platform
 from payerbridge.api.disclosure_units import OnboardingUnitDep
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.schemas import OnboardingCreate, onboarding_requests
@@ -36,7 +36,6 @@ router = APIRouter(prefix="/onboardings", tags=["onboardings"])
 def create_onboarding(
     body: OnboardingCreate,
     caller: SubmitterDep,
-    uow: OnboardingUnitDep,
     request: Request,
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
@@ -46,6 +45,7 @@ def create_onboarding(
     if idempotency_key is None or not idempotency_key.strip():
         text = "POST /onboardings needs an Idempotency-Key header (resend it when retrying)"
         raise InvalidInput(text, issues=[Issue(text, "Idempotency-Key", "required")])
+    uow = current_platform(request).units.onboarding()  # the app's, as every handler's
     requests = onboarding_requests(body.partner, body.members)
     since = parse_since(body.since)
     onboarding = accept_onboarding(

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from payerbridge.api.deps import OperatorDep
+from payerbridge.api.deps import OperatorDep, current_platform
 from payerbridge.api.disclosure_units import SourcesUnitDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.backends.ingestion import FileReport
@@ -54,7 +54,6 @@ async def push_file(
     request: Request,
     response: Response,
     operator: OperatorDep,
-    uow: SourcesUnitDep,
     name: Annotated[
         str, Query(min_length=1, max_length=300, description="The file's name, for its reports.")
     ],
@@ -63,6 +62,7 @@ async def push_file(
     X12, CSV, fixed-width, NDJSON), mapped and kept in one transaction. 201 with what it
     gave and every record it could not read or map (by line or segment); 200 when the
     same file was given before (nothing changes)."""
+    uow = current_platform(request).units.sources()  # the app's, as every handler's
     _known(uow, source_id)
     body = await request.body()
     report = await _run(uow, source_id, name, body, operator.client_id)
