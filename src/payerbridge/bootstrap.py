@@ -49,6 +49,7 @@ from payerbridge.store.webhooks import SqlWebhookStore
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.unit import WebhookUnit
 from payerbridge.wiring.audit import audit_checkpointer, verify_audit_chain
+from payerbridge.wiring.disclosure import paging_rules
 from payerbridge.wiring.partners import (
     Reach,
     key_set_source,
@@ -168,8 +169,7 @@ def build_platform(
                 stores.consents,
                 stores.audit,
                 SqlDisclosureSnapshots(engine, reader=reader),
-                segmentation,
-                scope,
+                paging_rules(settings, rules),
                 Organization(settings.org_name, settings.org_npi),
                 identity,
                 clocks,

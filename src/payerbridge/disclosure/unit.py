@@ -14,9 +14,8 @@ from payerbridge.audit.ports import AuditLog
 from payerbridge.audit.refusals import RefusalCounts
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.consent.ports import ConsentStore
-from payerbridge.consent.segmentation import SegmentationPolicy
+from payerbridge.disclosure.paging import PagingRules
 from payerbridge.disclosure.ports import DisclosureSnapshots, LiveRecords, MemberStore
-from payerbridge.disclosure.scope import DataScope
 from payerbridge.idempotency.ports import IdempotencyStore
 from payerbridge.identity.ports import IdentityIndex
 from payerbridge.routing.model import Organization
@@ -33,8 +32,7 @@ class DisclosureUnit(RoomUnit):
     consents: ConsentStore
     audit: AuditLog  # consent decisions and reads, each audited in a unit of its own
     snapshots: DisclosureSnapshots  # paged $everything and search decisions
-    segmentation: SegmentationPolicy  # what a regular consent withholds
-    scope: DataScope  # what the payer-to-payer rule lets leave at all (ADR 0042)
+    rules: PagingRules  # pages, snapshots, what may leave (segmentation, data scope)
     us: Organization  # who we are, on every Bundle
     index: IdentityIndex  # $member-match's candidates
     clocks: Clocks  # $member-match's one-business-day answer rows

@@ -50,8 +50,6 @@ from payerbridge.disclosure.operations import (
 from payerbridge.disclosure.paging import (
     NextPageCommand,
     Page,
-    PagingPorts,
-    PagingRules,
     Reader,
     disclosure_context,
     is_next_page,
@@ -259,28 +257,6 @@ def _reader(caller: Caller) -> Reader:
     )
 
 
-def _paging(platform: Platform, uow: DisclosureUnit) -> PagingPorts:
-    settings = platform.settings
-    return PagingPorts(
-        members=uow.members,
-        live=uow.live,
-        consents=uow.consents,
-        audit=uow.audit,
-        snapshots=uow.snapshots,
-        transactions=uow.transactions,
-        rules=PagingRules(
-            fhir_base=fhir_base(platform),
-            source_npi=settings.org_npi,
-            page_size=settings.everything_page_size,
-            snapshot_lifetime=timedelta(seconds=settings.everything_snapshot_seconds),
-            payer_to_payer_years=settings.payer_to_payer_years,
-            segmentation=uow.segmentation,
-            held_types=SUPPORTED_TYPES,
-            scope=uow.scope,
-        ),
-    )
-
-
 def _self_url(platform: Platform, request: Request, path: str) -> str:
     self_url = f"{fhir_base(platform)}{path}"
     return f"{self_url}?{request.url.query}" if request.url.query else self_url
@@ -314,7 +290,7 @@ def _bundle(platform: Platform, uow: DisclosureUnit, page: Page) -> dict[str, An
 
 def _next_page(platform: Platform, uow: DisclosureUnit, command: NextPageCommand) -> FhirResponse:
     with uow:  # the page's audit event
-        page = next_page(command, uow, _paging(platform, uow))
+        page = next_page(command, uow)
     return FhirResponse(_bundle(platform, uow, page))
 
 
@@ -345,8 +321,7 @@ def everything(
     uow = platform.units.disclosure()
     if is_next_page(params):
         return _next_page(platform, uow, NextPageCommand(reader, path, tuple(params)))
-    ports = _paging(platform, uow)
-    query, left_out = everything_query(params, reader, ports.rules)
+    query, left_out = everything_query(params, reader, uow.rules)
     command = EverythingCommand(
         reader,
         member,
@@ -357,11 +332,11 @@ def everything(
         idempotency_key=checked_key(idempotency_key),
     )
     with uow:  # on every call, a replay's too
-        asked = open_everything(command, uow, ports)
-    live = ask_live_sources(asked, ports)  # permitted: the live sources, outside any unit
+        asked = open_everything(command, uow)
+    live = ask_live_sources(asked, uow)  # permitted: the live sources, outside any unit
 
-    def run(unit: UnitOfWork) -> Answer:
-        return Answer(_bundle(platform, uow, first_everything_page(asked, unit, ports, live)))
+    def run(_: UnitOfWork) -> Answer:  # in the transaction of uow that answer_once begins
+        return Answer(_bundle(platform, uow, first_everything_page(asked, uow, live)))
 
     # What the token grants is part of the request: a retry under the same key by a
     # token granting other types is another request, not a replay of the first answer.
@@ -383,7 +358,7 @@ def search_patients(
         self_url=f"{fhir_base(platform)}/Patient?{request.url.query}",
     )
     with uow:
-        page = find_patient_page(command, uow, _paging(platform, uow))
+        page = find_patient_page(command, uow)
     return FhirResponse(_bundle(platform, uow, page))
 
 
@@ -408,10 +383,9 @@ def search(
     query = parse_search(resource_type, params, max_count=platform.settings.everything_page_size)
     _check_id(query.patient_id)
     command = SearchCommand(reader, query, path, _self_url(platform, request, path))
-    ports = _paging(platform, uow)
-    live = ask_live_for_search(command, ports)
+    live = ask_live_for_search(command, uow)
     with uow:  # the first page's audit event
-        page = first_search_page(command, uow, ports, live)
+        page = first_search_page(command, uow, live)
         at = uow.now
     if page is None:  # a member-scoped token asking about another member
         return FhirResponse(searchset([], fhir_base=fhir_base(platform), at=at))
@@ -430,7 +404,7 @@ def read(
     _check_type(resource_type)
     caller.require(resource_scope(resource_type, "r"))
     _check_id(resource_id)
-    context = disclosure_context(_reader(caller), utcnow(), _paging(platform, uow))
+    context = disclosure_context(_reader(caller), utcnow(), uow)
     return FhirResponse(read_resource(context, resource_type, resource_id))
 
 
