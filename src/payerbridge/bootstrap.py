@@ -11,13 +11,9 @@ import logging
 import httpx
 
 from payerbridge.backends.sources import load_sources, sources_path
-from payerbridge.backends.unit import SourcesUnit
-from payerbridge.bulk.unit import BulkUnit
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.config import Settings
-from payerbridge.disclosure.unit import DisclosureUnit
 from payerbridge.identity.unit import IdentityUnit
-from payerbridge.onboarding.unit import OnboardingUnit
 from payerbridge.policies import (
     compliance_obligations,
     data_scope,
@@ -26,7 +22,6 @@ from payerbridge.policies import (
     response_caps,
     segmentation_policy,
 )
-from payerbridge.routing.model import Organization
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.tokens import TokenVerifier, public_jwk
 from payerbridge.store.audit import SqlAuditChain
@@ -40,16 +35,14 @@ from payerbridge.store.key_files import identity_secret
 from payerbridge.store.obligation_clocks import SqlObligationClocks
 from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.rate_limits import SqlAllowances
-from payerbridge.store.refusals import SqlRefusalCounts
 from payerbridge.store.sealed_columns import SqlSealedData, link_index_key
 from payerbridge.store.sealing import kek_fingerprint
 from payerbridge.store.token_keys import key_dir, load_client_key, rotate_access_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
 from payerbridge.store.webhooks import SqlWebhookStore
 from payerbridge.webhooks.egress import WebhookTargets
-from payerbridge.webhooks.unit import WebhookUnit
 from payerbridge.wiring.audit import audit_checkpointer, verify_audit_chain
-from payerbridge.wiring.disclosure import paging_rules
+from payerbridge.wiring.disclosure import Shared, disclosure_wiring
 from payerbridge.wiring.partners import (
     Reach,
     key_set_source,
@@ -60,12 +53,9 @@ from payerbridge.wiring.partners import (
 from payerbridge.wiring.platform import Adapters, Platform, Units, new_id, utcnow
 from payerbridge.wiring.ports import (
     DisclosureRules,
-    bulk_ports,
     exchange_wiring,
     lifecycle_ports,
-    onboarding_ports,
     operator_ports,
-    plan_backends,
     platform_metrics,
     token_service,
 )
@@ -162,36 +152,15 @@ def build_platform(
                 transactions, identity, stores.members, obligations, clocks.ledger, stores.audit
             ),
             # --- consent and disclosure ---
-            DisclosureUnit(
-                transactions,
-                stores.members,
-                (backends := plan_backends(settings, sources, stores, identity))["live"],
-                stores.consents,
-                stores.audit,
-                SqlDisclosureSnapshots(engine, reader=reader),
-                paging_rules(settings, rules),
-                Organization(settings.org_name, settings.org_npi),
-                identity,
-                clocks,
-                SqlRefusalCounts(),
-                SqlIdempotencyStore(),
-            ),
-            SourcesUnit(
-                transactions, backends["sources"], backends["live"], backends["quarantine"]
-            ),
-            WebhookUnit(
-                transactions, SqlWebhookStore(engine, reader=reader), WebhookTargets(egress)
-            ),
-            BulkUnit(transactions, bulk := bulk_ports(settings, stores, identity, rules, clocks)),
-            OnboardingUnit(
-                transactions, onboarding := onboarding_ports(settings, stores, client, clocks)
-            ),
+            *(  # ours: also Platform's fields on the same adapters (below)
+                ours := disclosure_wiring(
+                    settings, stores, Shared(identity, clocks, rules, client, egress, sources)
+                )
+            ).units,
             # --- security, operators and audit ---
             # --- partners and compliance ---
         ),
-        bulk=bulk,  # the units' own (above)
-        onboarding=onboarding,
-        **backends,
+        **ours.fields,  # bulk, onboarding, sources, live, profiles, quarantine
         operators=operator_ports(settings, stores, allowances),
         oversight=SqlOversight(engine, reader=reader),
         metrics=platform_metrics(stores, obligations),
