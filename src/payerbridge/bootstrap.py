@@ -34,6 +34,7 @@ from payerbridge.store.trust_anchors import load_server_identity, load_trust_anc
 from payerbridge.store.webhooks import SqlWebhookStore
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.wiring.audit import audit_checkpointer, verify_audit_chain
+from payerbridge.wiring.disclosure import Shared, disclosure_wiring
 from payerbridge.wiring.partner_units import partner_units
 from payerbridge.wiring.partners import (
     Reach,
@@ -45,11 +46,8 @@ from payerbridge.wiring.partners import (
 from payerbridge.wiring.platform import Adapters, Platform, Units, new_id, utcnow
 from payerbridge.wiring.ports import (
     DisclosureRules,
-    bulk_ports,
     exchange_wiring,
     lifecycle_ports,
-    onboarding_ports,
-    plan_backends,
     platform_metrics,
     token_service,
 )
@@ -139,14 +137,17 @@ def build_platform(
                 transactions, identity, stores.members, obligations, clocks.ledger, stores.audit
             ),
             # --- consent and disclosure ---
+            *(  # ours: also Platform's fields on the same adapters (below)
+                ours := disclosure_wiring(
+                    settings, stores, Shared(identity, clocks, rules, client, egress, sources)
+                )
+            ).units,
             # --- security, operators and audit ---
             *guard.units,
             # --- partners and compliance ---
             **partner_units(settings, stores, discovery, obligations),
         ),
-        bulk=bulk_ports(settings, stores, identity, rules, clocks),
-        onboarding=onboarding_ports(settings, stores, client, clocks),
-        **plan_backends(settings, sources, stores, identity),
+        **ours.fields,  # bulk, onboarding, sources, live, profiles, quarantine
         metrics=platform_metrics(stores, obligations),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         checkpointer=stores.checkpointer,

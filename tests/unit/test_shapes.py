@@ -29,7 +29,7 @@ STORE = PACKAGE / "store"
 
 MAX_TOO_MANY_ARGUMENTS = 27
 MAX_STORE_MODULES_WITH_ROOM_LOGIC = 0
-MAX_PLATFORM_FIELDS_USED_BY_EDGES = 23
+MAX_PLATFORM_FIELDS_USED_BY_EDGES = 3
 EDGES = ("api", "console", "cli", "workflows")
 
 # What a store may import of the product besides other stores: the shared kernel, and

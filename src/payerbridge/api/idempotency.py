@@ -20,7 +20,7 @@ from starlette.responses import Response
 from payerbridge.api.deps import Caller
 from payerbridge.api.responses import FhirResponse
 from payerbridge.audit.model import AuditEvent
-from payerbridge.bootstrap import Platform
+from payerbridge.disclosure.unit import DisclosureUnit
 from payerbridge.errors import Busy, InvalidInput, Issue, PayerBridgeError, UnprocessableRequest
 from payerbridge.idempotency.model import ClaimStatus, KeyClaim, StoredResponse
 from payerbridge.idempotency.ports import IdempotencyStore
@@ -101,27 +101,27 @@ def request_digest(*parts: bytes | str) -> str:
 
 
 def answer_once(
-    platform: Platform, call: KeyedCall, run: Callable[[UnitOfWork], Answer]
+    uow: DisclosureUnit, call: KeyedCall, run: Callable[[UnitOfWork], Answer]
 ) -> Response:
-    """``run``'s answer in one unit of work with its writes and audit events; under an
-    Idempotency-Key, the answer is kept in that unit too, and a retry is answered from
-    the store (the key is claimed first, in a unit of its own, so that a retry while the
-    first call runs is told to wait)."""
+    """``run``'s answer in one transaction of ``uow`` with its writes and audit events;
+    under an Idempotency-Key, the answer is kept in that transaction too, and a retry is
+    answered from the store (the key is claimed first, in a transaction of its own, so
+    that a retry while the first call runs is told to wait)."""
     key, client_id = call.key, call.caller.client_id
     if key is not None:
-        replayed = _claim(platform, call, key)
+        replayed = _claim(uow, call, key)
         if replayed is not None:
             return replayed
-    store = platform.idempotency
+    store = uow.idempotency
     try:
-        with platform.transactions.begin() as unit:
-            answer = run(unit)
-            unit.record(*answer.events)
-            kept = None if key is None else _keep(unit, store, client_id, key, answer)
+        with uow:
+            answer = run(uow)
+            uow.record(*answer.events)
+            kept = None if key is None else _keep(uow, store, client_id, key, answer)
     except BaseException:
         if key is not None:
-            with platform.transactions.begin() as unit:
-                store.release(unit, client_id, key)
+            with uow:
+                store.release(uow, client_id, key)
         raise
     if answer.retry_later is not None:
         raise answer.retry_later
@@ -143,14 +143,14 @@ def _keep(
     return body
 
 
-def _claim(platform: Platform, call: KeyedCall, key: str) -> Response | None:
+def _claim(uow: DisclosureUnit, call: KeyedCall, key: str) -> Response | None:
     """Claim ``key`` for this call (None), or answer a retry of an answered call from the
     store; a key in flight or used for another request is refused."""
-    with platform.transactions.begin() as unit:
-        claim = platform.idempotency.claim(
-            unit,
+    with uow:
+        claim = uow.idempotency.claim(
+            uow,
             KeyClaim(call.caller.client_id, key, call.operation, call.request_hash, _STALE_AFTER),
-            now=unit.now,
+            now=uow.now,
         )
     if claim.status is ClaimStatus.ANSWERED:
         assert claim.response is not None

@@ -28,9 +28,10 @@ def caller_of_counted(platform: Platform, request: Request, operation: str) -> C
     except RateLimited as limited:
         if limited.subject is not None:
             refusal = Refusal(limited.subject, operation, refusal_reason(limited), utcnow())
+            uow = platform.units.disclosure()  # where refused calls are counted
             count_refusal_alone(
-                platform.refusals,
-                platform.transactions,
+                uow.refusals,
+                uow.transactions,
                 refusal,
                 length=refusal_window(platform),
             )

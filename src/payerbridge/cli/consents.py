@@ -51,11 +51,12 @@ def consents_capture(
         raise fail(errors.InvalidInput(f"the opt-in is not valid: {exc}")) from exc
     platform = build_platform(settings_for(data_dir))
     try:
-        partner = platform.partners.get(PartnerId(old_payer))
+        uow = platform.units.exchange()  # where an opt-in is captured
+        partner = uow.partners.get(PartnerId(old_payer))
         if partner is None:
             raise fail(errors.UnprocessableRequest(f"no partner is registered as '{old_payer}'"))
         opt_in = OptIn(grant, MemberId(member_id), partner, ClientId(cli_actor()))
-        stored = capture_opt_in(platform.units.exchange(), opt_in)
+        stored = capture_opt_in(uow, opt_in)
     finally:
         platform.close()
     typer.echo(stored.consent_id)
@@ -73,7 +74,7 @@ def consents_show(
 
     platform = build_platform(settings_for(data_dir))
     try:
-        stored = platform.consents.get(consent_id)
+        stored = platform.units.exchange().consents.get(consent_id)
     finally:
         platform.close()
     if stored is None:

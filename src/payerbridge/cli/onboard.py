@@ -91,9 +91,10 @@ def onboard(
             raise fail(exc) from exc
         enqueue_onboarding(onboarding.id, onboarding.partner_id)
         err.print(f"onboarding {onboarding.id}: {onboarding.total} member(s) with '{partner}'")
-        store = platform.onboarding.onboardings
+        uow = platform.units.onboarding()
+        store = uow.ports.onboardings
         _watch(store, onboarding, stop)
-        report = onboarding_report(platform, store.get(onboarding.id) or onboarding)
+        report = onboarding_report(uow, store.get(onboarding.id) or onboarding)
     finally:
         shutdown_workflows(platform)
     if stop.is_set() and report["status"] == "running":
@@ -123,12 +124,13 @@ def _accepted(
     from payerbridge.onboarding.service import accept_onboarding, onboarding_id_for
     from payerbridge.types import OPERATOR, PartnerId
 
-    since = since_asked(platform.onboarding.onboardings, OPERATOR, PartnerId(partner), asked)
+    ports = platform.units.onboarding().ports
+    since = since_asked(ports.onboardings, OPERATOR, PartnerId(partner), asked)
     asked_text = since.isoformat() if since else None
     run_id = onboarding_id_for(OPERATOR, _digest(partner, content, asked_text))
     launch_workflows(platform, work=True)
     return accept_onboarding(
-        platform.onboarding,
+        ports,
         NewOnboarding(
             run_id, PartnerId(partner), requests, client_id=OPERATOR, request_id=None, since=since
         ),

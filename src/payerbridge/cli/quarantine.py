@@ -41,8 +41,9 @@ def quarantine_list(
     platform = build_platform(settings_for(data_dir), run_migrations=False)
     try:
         by = SourceId(source) if source is not None else None
-        items = platform.quarantine.list(source=by, after=after, limit=limit)
-        total = platform.quarantine.count(source=by)
+        held = platform.units.sources().quarantine
+        items = held.list(source=by, after=after, limit=limit)
+        total = held.count(source=by)
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:
@@ -79,7 +80,7 @@ def quarantine_show(
 
     platform = build_platform(settings_for(data_dir), run_migrations=False)
     try:
-        held = platform.quarantine.get(QuarantineId(quarantine_id))
+        held = platform.units.sources().quarantine.get(QuarantineId(quarantine_id))
     except errors.PayerBridgeError as exc:
         raise fail(exc) from exc
     finally:

@@ -77,11 +77,12 @@ def sources_ingest(
     except errors.InvalidInput as exc:
         raise fail(exc) from None
     reports = []
+    ingestion = platform.units.sources().sources
     try:
         for path in files:
             try:
                 body = path.read_bytes()
-                reports.append(platform.sources.ingest(source, path.name, body, actor=cli_actor()))
+                reports.append(ingestion.ingest(source, path.name, body, actor=cli_actor()))
             except errors.PayerBridgeError as exc:
                 raise fail(exc) from None
     finally:
@@ -107,7 +108,7 @@ def sources_remap(
     except errors.InvalidInput as exc:
         raise fail(exc) from None
     try:
-        reports = platform.sources.remap(source, actor=cli_actor())
+        reports = platform.units.sources().sources.remap(source, actor=cli_actor())
     except errors.PayerBridgeError as exc:
         raise fail(exc) from None
     finally:
@@ -131,9 +132,10 @@ def sources_sync(
         platform = build_platform(_settings(data_dir, sources_file))
     except errors.InvalidInput as exc:
         raise fail(exc) from None
+    uow = platform.units.sources()
     try:
-        with platform.transactions.begin() as unit:
-            report = platform.live.sync_roster(unit, source)
+        with uow:  # the roster's members kept and indexed together
+            report = uow.live.sync_roster(uow, source)
     except errors.PayerBridgeError as exc:
         raise fail(exc) from None
     finally:
@@ -173,8 +175,9 @@ def sources_files(
     except errors.InvalidInput as exc:
         raise fail(exc) from None
     try:
-        platform.sources.sources.replicated(source)  # an unknown or live source: said so
-        for row in platform.sources.files.files(source):
+        ingestion = platform.units.sources().sources
+        ingestion.sources.replicated(source)  # an unknown or live source: said so
+        for row in ingestion.files.files(source):
             sys.stdout.write(orjson.dumps(row).decode() + "\n")
     except errors.PayerBridgeError as exc:
         raise fail(exc) from None

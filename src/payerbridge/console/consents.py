@@ -44,16 +44,16 @@ def _consents_view(
     offset: int = 0,
     flash: Flash = NO_FLASH,
 ) -> Response:
-    platform, request = visit.platform, visit.request
+    store, request = visit.platform.units.exchange().consents, visit.request
     consents: list[StoredConsent] = []
     if consent_id:
-        one = platform.consents.get(consent_id)
+        one = store.get(consent_id)
         consents = [one] if one is not None else []
     elif member_id:
         consents = [
             consent
             for role in ConsentRole
-            for consent in platform.consents.for_member(MemberId(member_id), role)
+            for consent in store.for_member(MemberId(member_id), role)
         ]
         consents.sort(key=lambda c: c.created_at, reverse=True)
     page = Page(offset, _PAGE, len(consents))
@@ -80,17 +80,17 @@ def _notice(request: Request) -> str | None:
 
 @router.post("/consents/{consent_id}/revoke")
 def revoke(consent_id: str, visit: IntervenerVisit, form: FormDep) -> Response:
-    platform, found = visit.platform, visit.signed_in
+    uow, found = visit.platform.units.exchange(), visit.signed_in
     consent_id = consent_id[:64]
     try:
-        stored = platform.consents.get(consent_id)
+        stored = uow.consents.get(consent_id)
         if stored is None:
             raise NotFound(f"no consent has the id '{consent_id}'")
         if stored.record.revoked_at is not None or form.get("shown_status") != "active":
             text = "the consent was revoked already (the page was older than that)"
             raise Conflict(text, issues=[Issue(text, "status", "conflict")])
         _, blocked = revoke_and_stop(
-            platform.units.exchange(), consent_id, by=found.actor, request_id=current_request_id()
+            uow, consent_id, by=found.actor, request_id=current_request_id()
         )
     except PayerBridgeError as exc:
         return _consents_view(visit, None, consent_id, flash=Flash.refused(exc))

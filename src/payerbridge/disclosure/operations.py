@@ -1,4 +1,4 @@
-"""The disclosure operations as use cases, each ``use_case(command, unit, ports)``:
+"""The disclosure operations as use cases, each ``use_case(command, uow)``:
 ``$everything``'s first page, a search within one member's records, and ``Patient`` by
 identifier. A command holds what the request says (parsed by the edge); the unit gives
 the time, the ids and where the page's audit event is recorded; the result is a
@@ -29,8 +29,8 @@ from payerbridge.disclosure.model import EverythingQuery
 from payerbridge.disclosure.paging import (
     FirstPage,
     Page,
-    PagingPorts,
     PagingRules,
+    PagingUnit,
     Reader,
     decide_consent,
     disclosure_context,
@@ -39,7 +39,6 @@ from payerbridge.disclosure.paging import (
 )
 from payerbridge.disclosure.reads import find_patients
 from payerbridge.disclosure.search import PatientQuery, SearchQuery
-from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
 __all__ = [
@@ -99,10 +98,10 @@ def everything_query(
     return limit_everything(query, reader.granted, rules.held_types, reader.context)
 
 
-def open_everything(command: EverythingCommand, unit: UnitOfWork, ports: PagingPorts) -> FirstPage:
+def open_everything(command: EverythingCommand, uow: PagingUnit) -> FirstPage:
     """The member's consent decided for the reader now (audited): a consent revoked since
     an earlier answer stops the data here, even one replayed under its Idempotency-Key."""
-    policy = decide_consent(command.reader, command.member, "everything", unit, ports)
+    policy = decide_consent(command.reader, command.member, "everything", uow)
     return FirstPage(
         command.reader,
         command.member,
@@ -115,34 +114,34 @@ def open_everything(command: EverythingCommand, unit: UnitOfWork, ports: PagingP
     )
 
 
-def ask_live_sources(asked: FirstPage, ports: PagingPorts) -> LiveAnswers | None:
+def ask_live_sources(asked: FirstPage, uow: PagingUnit) -> LiveAnswers | None:
     """The member's records asked of the live sources that hold them, for the types the
     first page was asked for, once its consent permits: outside any unit of work, since
     the calls may take a source's whole budget. None when no live source holds them."""
-    answers = ports.live.ask(asked.member, asked.query.types, asked.query.since)
+    answers = uow.live.ask(asked.member, asked.query.types, asked.query.since)
     return answers if answers.asked else None
 
 
 def first_everything_page(
-    asked: FirstPage, unit: UnitOfWork, ports: PagingPorts, live: LiveAnswers | None = None
+    asked: FirstPage, uow: PagingUnit, live: LiveAnswers | None = None
 ) -> Page:
     """Decide what the member's ``$everything`` gives (streaming the compartment once,
     within the payer-to-payer window, with what the live sources gave kept first) and
     answer its first page, naming what a live source could not give; NotFound when the
     member has no Patient."""
     if live is not None:
-        asked = replace(asked, gaps=_keep_live(live, ports))
-    members, rules = ports.members, ports.rules
+        asked = replace(asked, gaps=_keep_live(live, uow))
+    members, rules = uow.members, uow.rules
     plan = plan_everything(
         Compartment(asked.member, members.stream_compartment(asked.member)),
         members,
-        ReleaseTerms(asked.policy, rules.segmentation, rules.scope, window_at(unit.now, rules)),
+        ReleaseTerms(asked.policy, rules.segmentation, rules.scope, window_at(uow.now, rules)),
         asked.query,
     )
-    return first_page(asked, plan, unit, ports)
+    return first_page(asked, plan, uow)
 
 
-def ask_live_for_search(command: SearchCommand, ports: PagingPorts) -> LiveAnswers | None:
+def ask_live_for_search(command: SearchCommand, uow: PagingUnit) -> LiveAnswers | None:
     """The searched type asked of the live sources that hold the member, only once the
     member's consent permits the reader (decided and audited in a unit of its own, as a
     refusal's is); outside any unit while the sources answer. None when no live source
@@ -150,15 +149,15 @@ def ask_live_for_search(command: SearchCommand, ports: PagingPorts) -> LiveAnswe
     reader, query = command.reader, command.query
     if reader.only_member is not None and query.patient_id != reader.only_member:
         return None
-    if not ports.live.holds(query.patient_id):
+    if not uow.live.holds(query.patient_id):
         return None
-    with ports.transactions.begin() as unit:
-        decide_consent(reader, query.patient_id, "search", unit, ports)
-    return ports.live.ask(query.patient_id, frozenset({query.resource_type}), None)
+    with uow:  # the decision's instant; nothing is written in it
+        decide_consent(reader, query.patient_id, "search", uow)
+    return uow.live.ask(query.patient_id, frozenset({query.resource_type}), None)
 
 
 def first_search_page(
-    command: SearchCommand, unit: UnitOfWork, ports: PagingPorts, live: LiveAnswers | None = None
+    command: SearchCommand, uow: PagingUnit, live: LiveAnswers | None = None
 ) -> Page | None:
     """A search decided by the member's consent on the whole compartment (with what the
     live sources gave kept first), paged like ``$everything``; None when a member-scoped
@@ -167,14 +166,14 @@ def first_search_page(
     reader, query = command.reader, command.query
     if reader.only_member is not None and query.patient_id != reader.only_member:
         return None
-    gaps = _keep_live(live, ports) if live is not None else ()
-    policy = decide_consent(reader, query.patient_id, "search", unit, ports)
-    members, rules = ports.members, ports.rules
+    gaps = _keep_live(live, uow) if live is not None else ()
+    policy = decide_consent(reader, query.patient_id, "search", uow)
+    members, rules = uow.members, uow.rules
     plan = plan_search(
         query,
         members.stream_compartment(query.patient_id),
         members,
-        ReleaseTerms(policy, rules.segmentation, rules.scope, window_at(unit.now, rules)),
+        ReleaseTerms(policy, rules.segmentation, rules.scope, window_at(uow.now, rules)),
         reader.granted,
     )
     asked = FirstPage(
@@ -187,18 +186,18 @@ def first_search_page(
         left_out=LeftOut(plan.left_out, reader.context) if plan and plan.left_out else None,
         gaps=gaps,
     )
-    return first_page(asked, plan, unit, ports)
+    return first_page(asked, plan, uow)
 
 
-def _keep_live(live: LiveAnswers, ports: PagingPorts) -> tuple[SourceGap, ...]:
+def _keep_live(live: LiveAnswers, uow: PagingUnit) -> tuple[SourceGap, ...]:
     """What the live sources gave, kept in a unit of its own, committed before the
     decision streams the compartment (a unit holding the write lock would stall the
     snapshot's); the gaps they left."""
-    with ports.transactions.begin() as keeping:
-        return tuple(ports.live.keep(keeping, live))
+    with uow.transactions.begin() as keeping:
+        return tuple(uow.live.keep(keeping, live))
 
 
-def find_patient_page(command: PatientSearchCommand, unit: UnitOfWork, ports: PagingPorts) -> Page:
+def find_patient_page(command: PatientSearchCommand, uow: PagingUnit) -> Page:
     """Patients by identifier (the UMB from $member-match) or id, with our transmitter
     Provenance and, asked with ``_revinclude=Provenance:target``, their stored one; a
     member whose consent does not permit the reader is simply not found."""
@@ -206,7 +205,7 @@ def find_patient_page(command: PatientSearchCommand, unit: UnitOfWork, ports: Pa
     query, with_provenance, left_out = limit_patient_search(
         command.query, reader.granted, reader.context
     )
-    found = find_patients(disclosure_context(reader, unit.now, ports), query)
+    found = find_patients(disclosure_context(reader, uow.now, uow), query)
     return Page(
         found,
         total=sum(1 for mode, _ in found if mode == "match"),
@@ -214,7 +213,7 @@ def find_patient_page(command: PatientSearchCommand, unit: UnitOfWork, ports: Pa
         next_url=None,
         with_provenance=with_provenance,
         left_out=left_out,
-        now=unit.now,
-        provenance_id=unit.new_id(),
-        outcome_id=unit.new_id(),
+        now=uow.now,
+        provenance_id=uow.new_id(),
+        outcome_id=uow.new_id(),
     )

@@ -15,7 +15,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.ports import AuditLog
@@ -46,7 +47,7 @@ __all__ = [
     "FirstPage",
     "NextPageCommand",
     "Page",
-    "PagingPorts",
+    "PagingUnit",
     "PagingRules",
     "Reader",
     "decide_consent",
@@ -93,17 +94,49 @@ class PagingRules:
     scope: DataScope = PAYER_TO_PAYER  # what the rule lets leave at all (disclosure.scope)
 
 
-@dataclass(frozen=True)
-class PagingPorts:
-    members: MemberData
-    live: LiveRecords  # the live sources, asked at the first page
-    consents: ConsentStore
-    # Consent decisions, each in a unit of its own: a refusal's event commits before the
-    # refusal is raised (as a read's does).
-    audit: AuditLog
-    snapshots: DisclosureSnapshots
-    transactions: Transactions  # the snapshot commits before its first page is read back
-    rules: PagingRules
+class PagingUnit(UnitOfWork, Protocol):
+    """What paging takes (ADR 0051): a unit of work (the disclosure room's,
+    ``disclosure.unit``) that carries the stores and the rules. A use case runs in its
+    transaction (``with uow:``); what must commit first (the snapshot, a consent decision's
+    audit event, what live sources gave) commits in a transaction of its own."""
+
+    @property
+    def members(self) -> MemberData: ...
+
+    @property
+    def live(self) -> LiveRecords:  # the live sources, asked at the first page
+        ...
+
+    @property
+    def consents(self) -> ConsentStore: ...
+
+    @property
+    def audit(self) -> AuditLog:
+        """Consent decisions, each in a unit of its own: a refusal's event commits before
+        the refusal is raised (as a read's does)."""
+        ...
+
+    @property
+    def snapshots(self) -> DisclosureSnapshots: ...
+
+    @property
+    def transactions(self) -> Transactions:
+        """Where the snapshot commits before its first page is read back."""
+        ...
+
+    @property
+    def rules(self) -> PagingRules: ...
+
+    def __enter__(self) -> Self:
+        """Begin the unit's transaction (``with uow:``)."""
+        ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -139,12 +172,10 @@ def is_next_page(params: Params) -> bool:
     return any(name == PAGE_TOKEN for name, _ in params)
 
 
-def decide_consent(
-    reader: Reader, member: MemberId, hop: str, unit: UnitOfWork, ports: PagingPorts
-) -> ConsentPolicy:
-    """The member's consent for the reader at ``unit.now`` (audited through
-    ``ports.audit``); DisclosureDenied or NotFound when it does not permit."""
-    return authorize_member(disclosure_context(reader, unit.now, ports), member, hop)
+def decide_consent(reader: Reader, member: MemberId, hop: str, uow: PagingUnit) -> ConsentPolicy:
+    """The member's consent for the reader at ``uow.now`` (audited through
+    ``uow.audit``); DisclosureDenied or NotFound when it does not permit."""
+    return authorize_member(disclosure_context(reader, uow.now, uow), member, hop)
 
 
 @dataclass(frozen=True)
@@ -163,31 +194,29 @@ class FirstPage:
     gaps: tuple[SourceGap, ...] = ()  # what live sources could not give
 
 
-def first_page(
-    asked: FirstPage, plan: EverythingPlan | None, unit: UnitOfWork, ports: PagingPorts
-) -> Page:
-    """Keep ``plan`` as a snapshot and answer its first page, audited on ``unit`` with
+def first_page(asked: FirstPage, plan: EverythingPlan | None, uow: PagingUnit) -> Page:
+    """Keep ``plan`` as a snapshot and answer its first page, audited on ``uow`` with
     what the first page decided; the plan is None when the member has no Patient."""
     if plan is None:
         raise NotFound(f"Patient/{asked.member} does not exist")
-    now = unit.now
+    now = uow.now
     snapshot = Snapshot(
-        id=unit.new_id(),
+        id=uow.new_id(),
         client_id=asked.reader.requester.client_id,
         patient_id=asked.member,
         policy=asked.policy,
         created_at=now,
-        expires_at=now + ports.rules.snapshot_lifetime,
+        expires_at=now + uow.rules.snapshot_lifetime,
         total=plan.total,
         query=asked.query,
         withheld=plan.withheld,
         path=asked.path,
-        judged_by=judged_by(ports.rules.segmentation, ports.rules.scope),
+        judged_by=judged_by(uow.rules.segmentation, uow.rules.scope),
     )
-    with ports.transactions.begin() as saving:  # committed: its pages are read back
-        ports.snapshots.save(saving, snapshot, plan.entries)
+    with uow.transactions.begin() as saving:  # committed: its pages are read back
+        uow.snapshots.save(saving, snapshot, plan.entries)
     reader, left_out = asked.reader, asked.left_out
-    page, sent = _page(reader, snapshot, _PageAt(0, asked.self_url, left_out), unit, ports)
+    page, sent = _page(reader, snapshot, _PageAt(0, asked.self_url, left_out), uow)
     first: dict[str, Any] = {
         "withheld": plan.withheld_count,
         "outside_window": plan.outside_window,
@@ -200,14 +229,14 @@ def first_page(
         first["gaps"] = [
             {"source": g.source, "types": list(g.types), "code": g.code} for g in asked.gaps
         ]
-    unit.record(_page_event(asked.reader, snapshot, sent, ports.rules.scope.label, first))
+    uow.record(_page_event(asked.reader, snapshot, sent, uow.rules.scope.label, first))
     return replace(page, gaps=asked.gaps)
 
 
-def next_page(command: NextPageCommand, unit: UnitOfWork, ports: PagingPorts) -> Page:
+def next_page(command: NextPageCommand, uow: PagingUnit) -> Page:
     """A page after the first, as its ``next`` link names it: only on the path, and to
     the client, that asked for the first; the consent decided again, and the page
-    audited on ``unit``."""
+    audited on ``uow``."""
     params = command.params
     given = dict(params)
     if (
@@ -218,28 +247,28 @@ def next_page(command: NextPageCommand, unit: UnitOfWork, ports: PagingPorts) ->
             "a next page is asked with its link as given: _page_token and _after only",
             issues=[Issue("follow the next link unchanged", PAGE_TOKEN, "invalid")],
         )
-    snapshot = ports.snapshots.get(given[PAGE_TOKEN][:36])
+    snapshot = uow.snapshots.get(given[PAGE_TOKEN][:36])
     if (
         snapshot is None
         or snapshot.client_id != command.reader.requester.client_id
         or snapshot.path != command.path
-        or snapshot.expires_at < unit.now
+        or snapshot.expires_at < uow.now
     ):
         raise NotFound(
             "these pages do not exist or have expired; ask again from the first page",
             issues=[Issue("the page token is unknown or expired", PAGE_TOKEN, "not-found")],
         )
     hop = "everything" if _is_everything(snapshot) else "search"
-    policy = decide_consent(command.reader, snapshot.patient_id, hop, unit, ports)
+    policy = decide_consent(command.reader, snapshot.patient_id, hop, uow)
     if policy is not snapshot.policy:
         raise Conflict(
             "the member's consent changed since the first page; ask again from the first page",
             issues=[Issue("the consent policy changed", PAGE_TOKEN, "conflict")],
         )
     after = int(given[AFTER])
-    self_url = _page_url(ports.rules, snapshot, after)
-    page, sent = _page(command.reader, snapshot, _PageAt(after, self_url), unit, ports)
-    unit.record(_page_event(command.reader, snapshot, sent, ports.rules.scope.label))
+    self_url = _page_url(uow.rules, snapshot, after)
+    page, sent = _page(command.reader, snapshot, _PageAt(after, self_url), uow)
+    uow.record(_page_event(command.reader, snapshot, sent, uow.rules.scope.label))
     return page
 
 
@@ -248,19 +277,19 @@ def window_at(now: datetime, rules: PagingRules) -> ExchangeWindow:
     return ExchangeWindow.at(now, years=rules.payer_to_payer_years)
 
 
-def disclosure_context(reader: Reader, at: datetime, ports: PagingPorts) -> DisclosureContext:
+def disclosure_context(reader: Reader, at: datetime, uow: PagingUnit) -> DisclosureContext:
     """What the reads' consent checks go through, for ``reader`` at ``at``."""
     return DisclosureContext(
-        members=ports.members,
-        consents=ports.consents,
-        audit=ports.audit,
+        members=uow.members,
+        consents=uow.consents,
+        audit=uow.audit,
         requester=reader.requester,
-        source_npi=ports.rules.source_npi,
+        source_npi=uow.rules.source_npi,
         at=at,
         request_id=reader.request_id,
         only_member=reader.only_member,
-        segmentation=ports.rules.segmentation,
-        scope=ports.rules.scope,
+        segmentation=uow.rules.segmentation,
+        scope=uow.rules.scope,
     )
 
 
@@ -285,20 +314,18 @@ class _Sent:
     removed: Counter[str]
 
 
-def _page(
-    reader: Reader, snapshot: Snapshot, at: _PageAt, unit: UnitOfWork, ports: PagingPorts
-) -> tuple[Page, _Sent]:
+def _page(reader: Reader, snapshot: Snapshot, at: _PageAt, uow: PagingUnit) -> tuple[Page, _Sent]:
     """One page of the snapshot, as released now to this reader, and what it sent (how
     many entries, what the data scope removed from them): what its token (the one
     presented with this page) does not grant is left out too, and named."""
     after, left_out = at.after, at.left_out
     count = snapshot.query.count
-    rows = ports.snapshots.page(snapshot.id, after=after, count=count + 1)
+    rows = uow.snapshots.page(snapshot.id, after=after, count=count + 1)
     more, rows = len(rows) > count, rows[:count]
     # Those still at the version the decision judged, by what judges now, stand as judged.
     as_judged = (
         {_ref(resource) for _, _, resource, same in rows if same and resource is not None}
-        if snapshot.judged_by == judged_by(ports.rules.segmentation, ports.rules.scope)
+        if snapshot.judged_by == judged_by(uow.rules.segmentation, uow.rules.scope)
         else frozenset()
     )
     allowed, denied = on_page(
@@ -307,7 +334,7 @@ def _page(
         everything=_is_everything(snapshot),
     )
     removed: Counter[str] = Counter()
-    terms = ReleaseTerms(snapshot.policy, ports.rules.segmentation, ports.rules.scope)
+    terms = ReleaseTerms(snapshot.policy, uow.rules.segmentation, uow.rules.scope)
     released = list(
         released_on_page(allowed, terms, snapshot.withheld, removed=removed, as_judged=as_judged)
     )
@@ -321,15 +348,15 @@ def _page(
         released,
         total=snapshot.total,
         self_url=at.self_url,
-        next_url=_page_url(ports.rules, snapshot, rows[-1][0]) if more else None,
+        next_url=_page_url(uow.rules, snapshot, rows[-1][0]) if more else None,
         with_provenance=with_provenance,
         left_out=left_out,
-        now=unit.now,
-        provenance_id=unit.new_id(),
-        outcome_id=unit.new_id(),
+        now=uow.now,
+        provenance_id=uow.new_id(),
+        outcome_id=uow.new_id(),
         removed=tuple(sorted(removed)),
     )
-    return page, _Sent(unit.now, after, len(released), removed)
+    return page, _Sent(uow.now, after, len(released), removed)
 
 
 def _ref(resource: dict[str, Any]) -> str:

@@ -16,7 +16,9 @@ from payerbridge.audit.refusals import RefusalCounts
 from payerbridge.backends.live import LiveSources
 from payerbridge.backends.quarantine import Quarantine
 from payerbridge.backends.service import SourceIngestion
+from payerbridge.backends.unit import SourcesUnit
 from payerbridge.bulk.member_match import BulkPorts
+from payerbridge.bulk.unit import BulkUnit
 from payerbridge.clock import utcnow
 from payerbridge.compliance.clocks import ClockReader, Clocks
 from payerbridge.compliance.lifecycle import HoldPolicy, LifecycleStore, Retention
@@ -27,6 +29,7 @@ from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.disclosure.ports import DisclosureSnapshots, MemberStore
 from payerbridge.disclosure.scope import DataScope
+from payerbridge.disclosure.unit import DisclosureUnit
 from payerbridge.exchange.operations.search import ExchangeSearch
 from payerbridge.exchange.ports import (
     BreakerBoard,
@@ -42,6 +45,7 @@ from payerbridge.identity.ports import IdentityStore
 from payerbridge.identity.unit import IdentityUnit
 from payerbridge.metrics import PlatformMetrics
 from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.onboarding.unit import OnboardingUnit
 from payerbridge.oversight.health_unit import PartnerHealthUnit
 from payerbridge.oversight.ports import Oversight, PartnerCalls
 from payerbridge.oversight.unit import AuditUnit, OversightUnit
@@ -68,6 +72,7 @@ from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.transactions import UnitOfWork
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.ports import WebhookStore
+from payerbridge.webhooks.unit import WebhookUnit
 
 __all__ = ["Adapters", "Platform", "Units", "new_id", "utcnow"]
 
@@ -97,6 +102,11 @@ class Units:
     exchange_wiring: ExchangeWiring
     identity_unit: IdentityUnit
     # --- consent and disclosure ---
+    disclosure_unit: DisclosureUnit
+    sources_unit: SourcesUnit
+    webhook_unit: WebhookUnit
+    bulk_unit: BulkUnit
+    onboarding_unit: OnboardingUnit
     # --- security, operators and audit ---
     security_unit: SecurityUnit
     operator_unit: OperatorUnit
@@ -115,6 +125,21 @@ class Units:
         return replace(self.identity_unit)
 
     # --- consent and disclosure: methods ---
+    def disclosure(self) -> DisclosureUnit:
+        return replace(self.disclosure_unit)
+
+    def sources(self) -> SourcesUnit:
+        return replace(self.sources_unit)
+
+    def webhooks(self) -> WebhookUnit:
+        return replace(self.webhook_unit)
+
+    def bulk(self) -> BulkUnit:
+        return replace(self.bulk_unit)
+
+    def onboarding(self) -> OnboardingUnit:
+        return replace(self.onboarding_unit)
+
     # --- security, operators and audit: methods ---
     def security(self) -> SecurityUnit:
         return replace(self.security_unit)

@@ -4,7 +4,7 @@ given; next links refused to anyone but their client, on another path, changed o
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +35,6 @@ from payerbridge.disclosure.operations import (
 from payerbridge.disclosure.paging import (
     NextPageCommand,
     Page,
-    PagingPorts,
     PagingRules,
     Reader,
     is_next_page,
@@ -44,6 +43,7 @@ from payerbridge.disclosure.paging import (
 from payerbridge.disclosure.search import parse_patient_search, parse_search
 from payerbridge.errors import Conflict, DisclosureDenied, InvalidInput, NotFound
 from payerbridge.fhir.resources import SUPPORTED_TYPES
+from payerbridge.transactions import RoomUnit
 from payerbridge.types import ClientId, MemberId
 from tests.fakes import (
     FakeClock,
@@ -62,6 +62,19 @@ NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 EVERYTHING = f"/Patient/{P1}/$everything"
 
 
+@dataclass
+class _PagingUnit(RoomUnit):
+    """The disclosure room's unit (ADR 0051) as paging takes it, on the fakes."""
+
+    members: InMemoryMemberData
+    live: FakeLiveSources
+    consents: InMemoryConsentStore
+    audit: InMemoryAuditLog
+    snapshots: InMemoryDisclosureSnapshots
+    transactions: InMemoryTransactions
+    rules: PagingRules
+
+
 class World:
     def __init__(self) -> None:
         self.audit = InMemoryAuditLog()
@@ -73,7 +86,7 @@ class World:
         # unit of their own committed inside it, which a database never does.
         self.transactions = InMemoryTransactions(self.audit, self.consents, clock=self.clock)
         self.live = FakeLiveSources(self.members)
-        self.ports = PagingPorts(
+        self.uow = _PagingUnit(
             members=self.members,
             live=self.live,
             consents=self.consents,
@@ -141,15 +154,15 @@ def _reader(granted: frozenset[str] | None = None, **more: Any) -> Reader:
 
 
 def _first_everything(world: World, reader: Reader, params: list[tuple[str, str]]) -> Page:
-    query, left_out = everything_query(params, reader, world.ports.rules)
+    query, left_out = everything_query(params, reader, world.uow.rules)
     command = EverythingCommand(
         reader, P1, query, left_out, EVERYTHING, f"{BASE}{EVERYTHING}", idempotency_key="k-1"
     )
-    with world.transactions.begin() as unit:
-        asked = open_everything(command, unit, world.ports)
-    live = ask_live_sources(asked, world.ports)
-    with world.transactions.begin() as unit:
-        return first_everything_page(asked, unit, world.ports, live)
+    with world.uow:
+        asked = open_everything(command, world.uow)
+    live = ask_live_sources(asked, world.uow)
+    with world.uow:
+        return first_everything_page(asked, world.uow, live)
 
 
 def _next(world: World, page: Page, reader: Reader | None = None, path: str = EVERYTHING) -> Page:
@@ -158,8 +171,8 @@ def _next(world: World, page: Page, reader: Reader | None = None, path: str = EV
     params = tuple(tuple(pair.split("=", 1)) for pair in query.split("&"))
     assert is_next_page(params)
     command = NextPageCommand(reader or _reader(), path, params)  # type: ignore[arg-type]
-    with world.transactions.begin() as unit:
-        return next_page(command, unit, world.ports)
+    with world.uow:
+        return next_page(command, world.uow)
 
 
 def test_everything_pages_through_its_first_decision_each_page_audited(world: World) -> None:
@@ -184,10 +197,10 @@ def test_the_snapshot_commits_before_its_first_page_and_the_event_with_the_unit(
     world: World,
 ) -> None:
     reader = _reader()
-    query, _ = everything_query([], reader, world.ports.rules)
+    query, _ = everything_query([], reader, world.uow.rules)
     command = EverythingCommand(reader, P1, query, None, EVERYTHING, f"{BASE}{EVERYTHING}")
-    with pytest.raises(RuntimeError), world.transactions.begin() as unit:
-        first_everything_page(open_everything(command, unit, world.ports), unit, world.ports)
+    with pytest.raises(RuntimeError), world.uow:
+        first_everything_page(open_everything(command, world.uow), world.uow)
         assert world.transactions.commits == 1  # the snapshot's own unit, before its page
         raise RuntimeError("the answer was lost")
     assert len(world.snapshots.snapshots) == 1 and world.transactions.rollbacks == 1
@@ -211,8 +224,8 @@ def test_a_next_page_goes_only_to_its_client_on_its_path_in_time(world: World) -
         _next(world, first, path="/Coverage")
     with pytest.raises(InvalidInput):
         command = NextPageCommand(_reader(), EVERYTHING, (("_page_token", "x"), ("_count", "2")))
-        with world.transactions.begin() as unit:
-            next_page(command, unit, world.ports)
+        with world.uow:
+            next_page(command, world.uow)
     world.clock.advance(11 * 60)
     with pytest.raises(NotFound):
         _next(world, first)
@@ -236,16 +249,16 @@ def test_a_search_pages_like_everything_and_a_member_token_sees_nobody_else(
 ) -> None:
     query = parse_search("Coverage", [("beneficiary", "Patient/p1"), ("_count", "3")], max_count=10)
     command = SearchCommand(_reader(), query, "/Coverage", f"{BASE}/Coverage?x")
-    with world.transactions.begin() as unit:
-        page = first_search_page(command, unit, world.ports)
+    with world.uow:
+        page = first_search_page(command, world.uow)
     assert page is not None and page.total == 5 and len(page.entries) == 3
     assert page.next_url is not None and page.next_url.startswith(f"{BASE}/Coverage?_page_token=")
     assert len(_next(world, page, path="/Coverage").entries) == 2
     assert [e.action for e in world.audit.events if e.entity_id == "p1"][-1] == "patient.search"
     before = len(world.audit.events)
     scoped = replace(command, reader=_reader(only_member=MemberId("p2")))
-    with world.transactions.begin() as unit:
-        assert first_search_page(scoped, unit, world.ports) is None
+    with world.uow:
+        assert first_search_page(scoped, world.uow) is None
     assert len(world.audit.events) == before
 
 
@@ -259,8 +272,8 @@ def test_patients_are_found_by_identifier_only_under_a_consent(world: World) -> 
     reader = _reader()
     for pid, found in (("p1", ["p1"]), ("p2", [])):
         query = parse_patient_search([("identifier", f"urn:umb|umb-{pid}")])
-        with world.transactions.begin() as unit:
-            page = find_patient_page(PatientSearchCommand(reader, query, "self"), unit, world.ports)
+        with world.uow:
+            page = find_patient_page(PatientSearchCommand(reader, query, "self"), world.uow)
         assert [r["id"] for mode, r in page.entries if mode == "match"] == found
         assert page.total == len(found) and page.next_url is None and page.now == NOW
 
@@ -269,7 +282,7 @@ def test_a_first_query_keeps_only_granted_types() -> None:
     world = World()
     query, left_out = everything_query(
         [("_type", "Coverage,Condition")], _reader(frozenset({"Patient", "Coverage"})),
-        world.ports.rules,
+        world.uow.rules,
     )  # fmt: skip
     assert query.types == frozenset({"Coverage"})
     assert left_out is not None and left_out.types == frozenset({"Condition", "Provenance"})
@@ -301,11 +314,11 @@ def test_live_sources_are_asked_once_permitted_and_their_gaps_named_on_the_first
 def test_live_sources_are_not_asked_without_a_consent(world: World) -> None:
     world.live.answers[MemberId("p2")] = ([], [])
     reader = _reader()
-    query, left_out = everything_query([], reader, world.ports.rules)
+    query, left_out = everything_query([], reader, world.uow.rules)
     path = "/Patient/p2/$everything"
     command = EverythingCommand(reader, MemberId("p2"), query, left_out, path, f"{BASE}{path}")
-    with pytest.raises(DisclosureDenied), world.transactions.begin() as unit:
-        open_everything(command, unit, world.ports)
+    with pytest.raises(DisclosureDenied), world.uow:
+        open_everything(command, world.uow)
     assert world.live.asked == []
 
 

@@ -25,6 +25,7 @@ from payerbridge.api.deps import (
     read_json_body,
     run_store_bound,
 )
+from payerbridge.api.disclosure_units import BulkUnitDep
 from payerbridge.api.refusals import caller_of_counted
 from payerbridge.api.responses import FhirResponse, JsonResponse
 from payerbridge.bootstrap import Platform, utcnow
@@ -108,7 +109,7 @@ def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
             request_id=current_request_id(),
             body_error=body if isinstance(body, PayerBridgeError) else None,
         ),
-        platform.bulk,
+        platform.units.bulk().ports,
     )
     return _accepted(platform, kicked_off)
 
@@ -205,7 +206,7 @@ def _kick_off_export(
             system_level=system_level,
             body_error=body if isinstance(body, PayerBridgeError) else None,
         ),
-        platform.bulk,
+        platform.units.bulk().ports,
     )
     return _accepted(platform, kicked_off)
 
@@ -226,10 +227,10 @@ def _file_url(platform: Platform, job_id: BulkJobId, name: str) -> str:
         500: {"description": "The job failed: the OperationOutcome says why"},
     },
 )
-def job_status(job_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
+def job_status(job_id: str, platform: PlatformDep, uow: BulkUnitDep, caller: CallerDep) -> Response:
     """Bulk Data status: 202 with ``X-Progress`` and ``Retry-After`` while the job runs,
     the manifest when it is done, an OperationOutcome if it failed, 410 once expired."""
-    job = own_job(OwnJob(caller.principal, job_id), platform.bulk)
+    job = own_job(OwnJob(caller.principal, job_id), uow.ports)
     if job.status is JobStatus.FAILED:
         text = f"the job failed: {job.error or 'see the server log'}"
         body = operation_outcome(
@@ -270,9 +271,9 @@ def _listed(platform: Platform, job: BulkJob, file: OutputFile) -> dict[str, Any
 
 
 @router.delete("/bulk-status/{job_id}", status_code=202)
-def cancel(job_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
+def cancel(job_id: str, uow: BulkUnitDep, caller: CallerDep) -> Response:
     """Cancel the job (or, once done, drop its output): 202; its status is 404 after."""
-    cancel_own_job(OwnJob(caller.principal, job_id, current_request_id()), platform.bulk)
+    cancel_own_job(OwnJob(caller.principal, job_id, current_request_id()), uow.ports)
     outcome = operation_outcome(
         [Issue("the job is cancelled and its output deleted")],
         severity="information",
@@ -292,7 +293,7 @@ def cancel(job_id: str, platform: PlatformDep, caller: CallerDep) -> Response:
 def download(
     job_id: str,
     name: str,
-    platform: PlatformDep,
+    uow: BulkUnitDep,
     caller: CallerDep,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -302,28 +303,28 @@ def download(
         if not wanted & _NDJSON_ACCEPTABLE:
             raise NotAcceptable(f"bulk files are {NDJSON}; the Accept header asks for another")
     job, file = read_job_file(
-        JobFileRead(caller.principal, job_id, name, current_request_id()), platform.bulk
+        JobFileRead(caller.principal, job_id, name, current_request_id()), uow.ports
     )
-    lines: Iterator[bytes] = job_file_lines(platform.bulk, job, file)
+    lines: Iterator[bytes] = job_file_lines(uow.ports, job, file)
     return StreamingResponse(iterate_in_threadpool(lines), media_type=NDJSON)
 
 
 @router.get("/Group/{group_id}", dependencies=[Depends(fhir_accept)])
-def read_group(group_id: str, platform: PlatformDep, caller: CallerDep) -> FhirResponse:
+def read_group(group_id: str, uow: BulkUnitDep, caller: CallerDep) -> FhirResponse:
     """A result Group of the caller's own ``$bulk-member-match``."""
-    return FhirResponse(
-        groups.read_group(GroupRead(caller.principal, group_id), platform.bulk).body
-    )
+    return FhirResponse(groups.read_group(GroupRead(caller.principal, group_id), uow.ports).body)
 
 
 @router.get("/Group", dependencies=[Depends(fhir_accept)])
-def search_groups(platform: PlatformDep, caller: CallerDep, request: Request) -> FhirResponse:
+def search_groups(
+    platform: PlatformDep, uow: BulkUnitDep, caller: CallerDep, request: Request
+) -> FhirResponse:
     """The caller's result Groups by ``identifier`` or
     ``characteristic-value-reference:identifier`` (the requester's NPI), and ``code`` or
     ``characteristic`` (the match result). Values separated by commas are alternatives;
     a parameter given twice must hold both ways (PDex: multipleOr and multipleAnd)."""
     found = groups.search_groups(
-        GroupSearch(caller.principal, list(request.query_params.multi_items())), platform.bulk
+        GroupSearch(caller.principal, list(request.query_params.multi_items())), uow.ports
     )
     return FhirResponse(
         searchset(

@@ -12,15 +12,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from payerbridge.api.deps import Caller, PlatformDep, SubmitterDep
+from payerbridge.api.deps import Caller, SubmitterDep
+from payerbridge.api.disclosure_units import OptInUnitDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ConsentCapture
-from payerbridge.bootstrap import Platform
 from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.errors import Issue, NotFound, UnprocessableRequest
 from payerbridge.exchange.intake.opt_in import OptIn
 from payerbridge.exchange.intake.submission import capture_opt_in
 from payerbridge.exchange.operations.interventions import revoke_and_stop
+from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.logging import current_request_id
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import MemberId, PartnerId
@@ -63,8 +64,8 @@ def consent_public(consent: StoredConsent) -> dict[str, Any]:
     }
 
 
-def _visible(platform: Platform, caller: Caller, consent_id: str) -> StoredConsent:
-    stored = platform.consents.get(consent_id)
+def _visible(uow: ExchangeUnit, caller: Caller, consent_id: str) -> StoredConsent:
+    stored = uow.consents.get(consent_id)
     if stored is None:
         raise NotFound(f"Consent/{consent_id[:64]} does not exist")
     if not caller.is_operator and caller.client_id != stored.record.client_id:
@@ -76,27 +77,27 @@ def _visible(platform: Platform, caller: Caller, consent_id: str) -> StoredConse
 @router.post("", status_code=201)
 def capture_consent(
     body: ConsentCapture,
-    platform: PlatformDep,
+    uow: OptInUnitDep,
     caller: SubmitterDep,
     request: Request,
     response: Response,
 ) -> dict[str, Any]:
     """Capture a member's opt-in to payer-to-payer exchange with one old payer."""
-    partner = platform.partners.get(PartnerId(body.old_payer))
+    partner = uow.partners.get(PartnerId(body.old_payer))
     if partner is None:
         raise UnprocessableRequest(
             f"no partner is registered with id '{body.old_payer}'",
             issues=[Issue("register the old payer first", "old_payer", "not-found")],
         )
     opt_in = OptIn(body.to_domain(), MemberId(body.member_id), partner, caller.client_id)
-    stored = capture_opt_in(platform.units.exchange(), opt_in, request_id=current_request_id())
+    stored = capture_opt_in(uow, opt_in, request_id=current_request_id())
     response.headers["Location"] = str(request.url_for("get_consent", consent_id=stored.consent_id))
     return consent_public(stored)
 
 
 @router.get("")
 def list_consents(
-    platform: PlatformDep,
+    uow: OptInUnitDep,
     caller: SubmitterDep,
     member_id: Annotated[str, Query(min_length=1, max_length=64)],
 ) -> list[dict[str, Any]]:
@@ -104,7 +105,7 @@ def list_consents(
     found = [
         consent
         for role in ConsentRole
-        for consent in platform.consents.for_member(MemberId(member_id), role)
+        for consent in uow.consents.for_member(MemberId(member_id), role)
         if caller.is_operator or caller.client_id == consent.record.client_id
     ]
     found.sort(key=lambda c: c.created_at, reverse=True)
@@ -112,23 +113,23 @@ def list_consents(
 
 
 @router.get("/{consent_id}", name="get_consent")
-def get_consent(consent_id: str, platform: PlatformDep, caller: SubmitterDep) -> dict[str, Any]:
-    return consent_public(_visible(platform, caller, consent_id))
+def get_consent(consent_id: str, uow: OptInUnitDep, caller: SubmitterDep) -> dict[str, Any]:
+    return consent_public(_visible(uow, caller, consent_id))
 
 
 @router.post("/{consent_id}/$revoke")
 def revoke(
     consent_id: str,
-    platform: PlatformDep,
+    uow: OptInUnitDep,
     caller: SubmitterDep,
     body: RevocationIn | None = None,
 ) -> dict[str, Any]:
     """Revoke now. Every later request under the consent is refused; every unfinished
     exchange under a member's opt-in is ``blocked`` (reason ``revoked``) in the same
     transaction. Revoking again changes nothing."""
-    stored = _visible(platform, caller, consent_id)
+    stored = _visible(uow, caller, consent_id)
     by = (body.revoked_by if body and body.revoked_by else None) or caller.client_id
     revoked, blocked = revoke_and_stop(
-        platform.units.exchange(), stored.consent_id, by=by, request_id=current_request_id()
+        uow, stored.consent_id, by=by, request_id=current_request_id()
     )
     return {**consent_public(revoked), "blocked_exchanges": blocked}

@@ -22,6 +22,7 @@ from payerbridge.api.deps import (
     read_json_body,
     run_store_bound,
 )
+from payerbridge.api.disclosure_units import DisclosureUnitDep
 from payerbridge.api.idempotency import (
     Answer,
     KeyedCall,
@@ -49,8 +50,6 @@ from payerbridge.disclosure.operations import (
 from payerbridge.disclosure.paging import (
     NextPageCommand,
     Page,
-    PagingPorts,
-    PagingRules,
     Reader,
     disclosure_context,
     is_next_page,
@@ -59,6 +58,7 @@ from payerbridge.disclosure.paging import (
 from payerbridge.disclosure.reads import read_resource
 from payerbridge.disclosure.scope import scope_issue
 from payerbridge.disclosure.search import parse_patient_search, parse_search
+from payerbridge.disclosure.unit import DisclosureUnit
 from payerbridge.errors import (
     InvalidInput,
     Issue,
@@ -177,12 +177,11 @@ def _answer_member_match(
     if isinstance(body, PayerBridgeError):
         raise body
     command = _member_match_command(platform, caller, body, idempotency_key)
-    ports = MemberMatchPorts(
-        platform.identity, platform.consents, platform.clocks, platform.refusals
-    )
+    uow = platform.units.disclosure()
+    ports = MemberMatchPorts(uow.index, uow.consents, uow.clocks, uow.refusals)
     call = KeyedCall(caller, idempotency_key, "member-match", request_digest(raw))
     return answer_once(
-        platform,
+        uow,
         call,
         lambda unit: _rendered(platform, command, answer_member_match(command, unit, ports)),
     )
@@ -258,34 +257,12 @@ def _reader(caller: Caller) -> Reader:
     )
 
 
-def _paging(platform: Platform) -> PagingPorts:
-    settings = platform.settings
-    return PagingPorts(
-        members=platform.members,
-        live=platform.live,
-        consents=platform.consents,
-        audit=platform.audit,
-        snapshots=platform.snapshots,
-        transactions=platform.transactions,
-        rules=PagingRules(
-            fhir_base=fhir_base(platform),
-            source_npi=settings.org_npi,
-            page_size=settings.everything_page_size,
-            snapshot_lifetime=timedelta(seconds=settings.everything_snapshot_seconds),
-            payer_to_payer_years=settings.payer_to_payer_years,
-            segmentation=platform.segmentation,
-            held_types=SUPPORTED_TYPES,
-            scope=platform.scope,
-        ),
-    )
-
-
 def _self_url(platform: Platform, request: Request, path: str) -> str:
     self_url = f"{fhir_base(platform)}{path}"
     return f"{self_url}?{request.url.query}" if request.url.query else self_url
 
 
-def _bundle(platform: Platform, page: Page) -> dict[str, Any]:
+def _bundle(platform: Platform, uow: DisclosureUnit, page: Page) -> dict[str, Any]:
     """The page as a searchset Bundle, its outcome entry saying what was left out."""
     outcome = None
     if page.left_out is not None:
@@ -308,13 +285,13 @@ def _bundle(platform: Platform, page: Page) -> dict[str, Any]:
             outcome = {"id": page.outcome_id, **incomplete}
         else:
             outcome["issue"] = [*outcome["issue"], *incomplete["issue"]]
-    return everything_page(page, fhir_base=fhir_base(platform), us=platform.us, outcome=outcome)
+    return everything_page(page, fhir_base=fhir_base(platform), us=uow.us, outcome=outcome)
 
 
-def _next_page(platform: Platform, command: NextPageCommand) -> FhirResponse:
-    with platform.transactions.begin() as unit:  # the page's audit event
-        page = next_page(command, unit, _paging(platform))
-    return FhirResponse(_bundle(platform, page))
+def _next_page(platform: Platform, uow: DisclosureUnit, command: NextPageCommand) -> FhirResponse:
+    with uow:  # the page's audit event
+        page = next_page(command, uow)
+    return FhirResponse(_bundle(platform, uow, page))
 
 
 @router.get("/Patient/{patient_id}/$everything")
@@ -341,10 +318,10 @@ def everything(
     member = MemberId(patient_id)
     params = list(request.query_params.multi_items())
     path = f"/Patient/{member}/$everything"
+    uow = platform.units.disclosure()
     if is_next_page(params):
-        return _next_page(platform, NextPageCommand(reader, path, tuple(params)))
-    ports = _paging(platform)
-    query, left_out = everything_query(params, reader, ports.rules)
+        return _next_page(platform, uow, NextPageCommand(reader, path, tuple(params)))
+    query, left_out = everything_query(params, reader, uow.rules)
     command = EverythingCommand(
         reader,
         member,
@@ -354,24 +331,24 @@ def everything(
         _self_url(platform, request, path),
         idempotency_key=checked_key(idempotency_key),
     )
-    with platform.transactions.begin() as unit:  # on every call, a replay's too
-        asked = open_everything(command, unit, ports)
-    live = ask_live_sources(asked, ports)  # permitted: the live sources, outside any unit
+    with uow:  # on every call, a replay's too
+        asked = open_everything(command, uow)
+    live = ask_live_sources(asked, uow)  # permitted: the live sources, outside any unit
 
-    def run(unit: UnitOfWork) -> Answer:
-        return Answer(_bundle(platform, first_everything_page(asked, unit, ports, live)))
+    def run(_: UnitOfWork) -> Answer:  # in the transaction of uow that answer_once begins
+        return Answer(_bundle(platform, uow, first_everything_page(asked, uow, live)))
 
     # What the token grants is part of the request: a retry under the same key by a
     # token granting other types is another request, not a replay of the first answer.
     grant = "*" if reader.granted is None else ",".join(sorted(reader.granted))
     digest = request_digest(request.url.path, str(request.query_params), grant)
-    return answer_once(
-        platform, KeyedCall(caller, command.idempotency_key, "everything", digest), run
-    )
+    return answer_once(uow, KeyedCall(caller, command.idempotency_key, "everything", digest), run)
 
 
 @router.get("/Patient")
-def search_patients(platform: PlatformDep, caller: CallerDep, request: Request) -> FhirResponse:
+def search_patients(
+    platform: PlatformDep, caller: CallerDep, uow: DisclosureUnitDep, request: Request
+) -> FhirResponse:
     """Patients by identifier (the UMB from $member-match) or id, as
     ``disclosure.operations.find_patient_page`` finds them."""
     caller.require(resource_scope("Patient", "s"))
@@ -380,14 +357,18 @@ def search_patients(platform: PlatformDep, caller: CallerDep, request: Request) 
         parse_patient_search(request.query_params.multi_items()),
         self_url=f"{fhir_base(platform)}/Patient?{request.url.query}",
     )
-    with platform.transactions.begin() as unit:
-        page = find_patient_page(command, unit, _paging(platform))
-    return FhirResponse(_bundle(platform, page))
+    with uow:
+        page = find_patient_page(command, uow)
+    return FhirResponse(_bundle(platform, uow, page))
 
 
 @router.get("/{resource_type}")
 def search(
-    resource_type: str, platform: PlatformDep, caller: CallerDep, request: Request
+    resource_type: str,
+    platform: PlatformDep,
+    caller: CallerDep,
+    uow: DisclosureUnitDep,
+    request: Request,
 ) -> FhirResponse:
     """A search within one member's records (``patient``; Coverage: ``beneficiary``),
     decided by that member's consent on the whole compartment and paged like
@@ -398,28 +379,32 @@ def search(
     params = list(request.query_params.multi_items())
     path = f"/{resource_type}"
     if is_next_page(params):
-        return _next_page(platform, NextPageCommand(reader, path, tuple(params)))
+        return _next_page(platform, uow, NextPageCommand(reader, path, tuple(params)))
     query = parse_search(resource_type, params, max_count=platform.settings.everything_page_size)
     _check_id(query.patient_id)
     command = SearchCommand(reader, query, path, _self_url(platform, request, path))
-    ports = _paging(platform)
-    live = ask_live_for_search(command, ports)
-    with platform.transactions.begin() as unit:  # the first page's audit event
-        page = first_search_page(command, unit, ports, live)
+    live = ask_live_for_search(command, uow)
+    with uow:  # the first page's audit event
+        page = first_search_page(command, uow, live)
+        at = uow.now
     if page is None:  # a member-scoped token asking about another member
-        return FhirResponse(searchset([], fhir_base=fhir_base(platform), at=unit.now))
-    return FhirResponse(_bundle(platform, page))
+        return FhirResponse(searchset([], fhir_base=fhir_base(platform), at=at))
+    return FhirResponse(_bundle(platform, uow, page))
 
 
 @router.get("/{resource_type}/{resource_id}")
 def read(
-    resource_type: str, resource_id: str, platform: PlatformDep, caller: CallerDep
+    resource_type: str,
+    resource_id: str,
+    platform: PlatformDep,
+    caller: CallerDep,
+    uow: DisclosureUnitDep,
 ) -> FhirResponse:
     """A resource, as ``disclosure.reads.read_resource`` releases it to this caller."""
     _check_type(resource_type)
     caller.require(resource_scope(resource_type, "r"))
     _check_id(resource_id)
-    context = disclosure_context(_reader(caller), utcnow(), _paging(platform))
+    context = disclosure_context(_reader(caller), utcnow(), uow)
     return FhirResponse(read_resource(context, resource_type, resource_id))
 
 

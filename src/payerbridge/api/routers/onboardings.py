@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from payerbridge.api.deps import PlatformDep, SubmitterDep, current_platform
+from payerbridge.api.deps import SubmitterDep, current_platform
+from payerbridge.api.disclosure_units import OnboardingUnitDep
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.schemas import OnboardingCreate, onboarding_requests
-from payerbridge.bootstrap import Platform
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.logging import current_request_id
 from payerbridge.onboarding.increments import parse_since
@@ -22,6 +22,7 @@ from payerbridge.onboarding.service import (
     onboarding_of,
     result_counts,
 )
+from payerbridge.onboarding.unit import OnboardingUnit
 from payerbridge.timestamps import utc_iso
 from payerbridge.types import OnboardingId, PartnerId
 from payerbridge.workflows.onboarding import enqueue_onboarding
@@ -41,14 +42,14 @@ def create_onboarding(
 ) -> dict[str, Any]:
     """202 + Location: the members are matched at the partner, exported and imported in
     the background; the same Idempotency-Key answers with the run it started."""
-    platform = current_platform(request)  # the app's, as every handler's
     if idempotency_key is None or not idempotency_key.strip():
         text = "POST /onboardings needs an Idempotency-Key header (resend it when retrying)"
         raise InvalidInput(text, issues=[Issue(text, "Idempotency-Key", "required")])
+    uow = current_platform(request).units.onboarding()  # the app's, as every handler's
     requests = onboarding_requests(body.partner, body.members)
     since = parse_since(body.since)
     onboarding = accept_onboarding(
-        platform.onboarding,
+        uow.ports,
         NewOnboarding(
             onboarding_id_for(caller.client_id, checked_key(idempotency_key)),
             PartnerId(body.partner),
@@ -62,22 +63,22 @@ def create_onboarding(
     response.headers["Location"] = str(
         request.url_for("get_onboarding", onboarding_id=onboarding.id)
     )
-    return onboarding_report(platform, onboarding)
+    return onboarding_report(uow, onboarding)
 
 
 @router.get("/{onboarding_id}", name="get_onboarding")
 def get_onboarding(
-    onboarding_id: str, platform: PlatformDep, caller: SubmitterDep
+    onboarding_id: str, uow: OnboardingUnitDep, caller: SubmitterDep
 ) -> dict[str, Any]:
     """The run: where it is, and how many members matched, were refused, were imported."""
-    onboarding = onboarding_of(platform.onboarding, OnboardingId(onboarding_id), caller.owner)
-    return onboarding_report(platform, onboarding)
+    onboarding = onboarding_of(uow.ports, OnboardingId(onboarding_id), caller.owner)
+    return onboarding_report(uow, onboarding)
 
 
 @router.get("/{onboarding_id}/members")
 def onboarding_members(
     onboarding_id: str,
-    platform: PlatformDep,
+    uow: OnboardingUnitDep,
     caller: SubmitterDep,
     count: Annotated[int, Query(alias="_count", ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
@@ -86,8 +87,8 @@ def onboarding_members(
     null while waiting) with its reason (code and text), the resources imported for it
     and, of an incremental run, how many of them changed (``nothing-new`` when none), in
     the order submitted."""
-    onboarding = onboarding_of(platform.onboarding, OnboardingId(onboarding_id), caller.owner)
-    members = platform.onboarding.onboardings.members(onboarding.id, first=offset, size=count)
+    onboarding = onboarding_of(uow.ports, OnboardingId(onboarding_id), caller.owner)
+    members = uow.ports.onboardings.members(onboarding.id, first=offset, size=count)
     return {
         "total": onboarding.total,
         "offset": offset,
@@ -104,9 +105,9 @@ def onboarding_members(
     }
 
 
-def onboarding_report(platform: Platform, onboarding: Onboarding) -> dict[str, Any]:
-    members = platform.onboarding.onboardings.members(onboarding.id)
-    chunks = platform.onboarding.onboardings.chunks(onboarding.id)
+def onboarding_report(uow: OnboardingUnit, onboarding: Onboarding) -> dict[str, Any]:
+    members = uow.ports.onboardings.members(onboarding.id)
+    chunks = uow.ports.onboardings.chunks(onboarding.id)
     results = result_counts(members)
     results["pending"] = sum(1 for m in members if m.result is None)
     return {

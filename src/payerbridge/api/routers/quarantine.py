@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from payerbridge.api.deps import OperatorDep, PlatformDep
+from payerbridge.api.deps import OperatorDep
+from payerbridge.api.disclosure_units import SourcesUnitDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.backends.model import QuarantinedResource, QuarantineId, SourceId
 from payerbridge.timestamps import utc_iso
@@ -42,7 +43,7 @@ def quarantined_public(held: QuarantinedResource) -> dict[str, Any]:
 @router.get("")
 def list_quarantine(
     request: Request,
-    platform: PlatformDep,
+    uow: SourcesUnitDep,
     _operator: OperatorDep,
     source: Annotated[str | None, Query(max_length=200, description="Only this source's.")] = None,
     after: Annotated[
@@ -56,13 +57,13 @@ def list_quarantine(
     """Operators only: held resources in the order held, ``_count`` at a time; ``next``
     is the following page's URL while there are more."""
     by = SourceId(source) if source is not None else None
-    items = platform.quarantine.list(source=by, after=after, limit=count + 1)
+    items = uow.quarantine.list(source=by, after=after, limit=count + 1)
     following = None
     if len(items) > count:
         items = items[:count]
         following = str(request.url.include_query_params(after=items[-1].seq))
     return {
-        "total": platform.quarantine.count(source=by),
+        "total": uow.quarantine.count(source=by),
         "count": len(items),
         "items": [quarantined_public(item) for item in items],
         "next": following,
@@ -71,7 +72,7 @@ def list_quarantine(
 
 @router.get("/{quarantine_id}")
 def get_quarantined(
-    quarantine_id: str, platform: PlatformDep, _operator: OperatorDep
+    quarantine_id: str, uow: SourcesUnitDep, _operator: OperatorDep
 ) -> dict[str, Any]:
     """Operators only: one held resource, with its body."""
-    return quarantined_public(platform.quarantine.get(QuarantineId(quarantine_id[:64])))
+    return quarantined_public(uow.quarantine.get(QuarantineId(quarantine_id[:64])))

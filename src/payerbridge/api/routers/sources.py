@@ -9,10 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from payerbridge.api.deps import OperatorDep, PlatformDep, current_platform
+from payerbridge.api.deps import OperatorDep, current_platform
+from payerbridge.api.disclosure_units import SourcesUnitDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.backends.ingestion import FileReport
 from payerbridge.backends.sources import LiveSourceSpec
+from payerbridge.backends.unit import SourcesUnit
 from payerbridge.errors import Issue, NotFound
 
 __all__ = ["router"]
@@ -21,10 +23,10 @@ router = APIRouter(prefix="/sources", default_response_class=JsonResponse, tags=
 
 
 @router.get("")
-def list_sources(platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
+def list_sources(uow: SourcesUnitDep, _operator: OperatorDep) -> dict[str, Any]:
     """Operators only: each source with its mode, mapping version, the format it reads
     and the PDex source format it records (no credentials)."""
-    sources = platform.sources.sources
+    sources = uow.sources.sources
     items: list[dict[str, Any]] = [{"id": "store", "mode": "built-in"}]
     for spec in sources:
         mapping = sources.library.get(spec.mapping_ref)
@@ -60,32 +62,32 @@ async def push_file(
     X12, CSV, fixed-width, NDJSON), mapped and kept in one transaction. 201 with what it
     gave and every record it could not read or map (by line or segment); 200 when the
     same file was given before (nothing changes)."""
-    platform = current_platform(request)  # the app's, as every handler's
-    _known(platform, source_id)
+    uow = current_platform(request).units.sources()  # the app's, as every handler's
+    _known(uow, source_id)
     body = await request.body()
-    report = await _run(platform, source_id, name, body, operator.client_id)
+    report = await _run(uow, source_id, name, body, operator.client_id)
     if report.duplicate:
         response.status_code = 200
     return report.to_json()
 
 
 @router.get("/{source_id}/files")
-def list_files(source_id: str, platform: PlatformDep, _operator: OperatorDep) -> dict[str, Any]:
+def list_files(source_id: str, uow: SourcesUnitDep, _operator: OperatorDep) -> dict[str, Any]:
     """Operators only: the files a replicated source has been given, with their reports."""
-    _known(platform, source_id)
-    platform.sources.sources.replicated(source_id)
-    return {"files": platform.sources.files.files(source_id)}
+    _known(uow, source_id)
+    uow.sources.sources.replicated(source_id)
+    return {"files": uow.sources.files.files(source_id)}
 
 
-def _known(platform: Any, source_id: str) -> None:
-    if source_id not in platform.sources.sources.specs:
+def _known(uow: SourcesUnit, source_id: str) -> None:
+    if source_id not in uow.sources.sources.specs:
         text = f"no source '{source_id[:40]}' in the sources file"
         raise NotFound(text, issues=[Issue(text, "source_id", "not-found")])
 
 
-async def _run(platform: Any, source_id: str, name: str, body: bytes, actor: str) -> FileReport:
+async def _run(uow: SourcesUnit, source_id: str, name: str, body: bytes, actor: str) -> FileReport:
     """The ingestion off the event loop: it reads, maps and writes the whole file."""
     report: FileReport = await run_in_threadpool(
-        platform.sources.ingest, source_id, name, body, actor=actor
+        uow.sources.ingest, source_id, name, body, actor=actor
     )
     return report

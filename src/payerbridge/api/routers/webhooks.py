@@ -12,9 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from payerbridge.api.deps import PlatformDep, SubmitterDep
+from payerbridge.api.deps import SubmitterDep
+from payerbridge.api.disclosure_units import WebhookUnitDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.timestamps import utc_iso
+from payerbridge.webhooks import subscriptions
 from payerbridge.webhooks.model import (
     DELIVERY_HEADER,
     EVENT_TYPE,
@@ -59,15 +61,13 @@ def _delivery_public(delivery: Delivery) -> dict[str, Any]:
 
 
 @router.post("", status_code=201)
-def subscribe(body: WebhookCreate, platform: PlatformDep, caller: SubmitterDep) -> dict[str, Any]:
+def subscribe(body: WebhookCreate, uow: WebhookUnitDep, caller: SubmitterDep) -> dict[str, Any]:
     """Subscribe a URL to the state changes of the caller's exchanges (the operator's:
     of every exchange). The secret is shown only in this answer."""
     secret = secrets.token_urlsafe(32)
-    url = platform.webhook_targets.check(body.url)
-    with platform.transactions.begin() as unit:
-        subscription = platform.webhooks.subscribe(
-            unit, client_id=caller.owner, url=url, secret=secret, at=unit.now
-        )
+    subscription = subscriptions.subscribe(
+        subscriptions.Subscribe(caller.owner, body.url, secret), uow
+    )
     return {
         **_public(subscription),
         "secret": secret,
@@ -80,37 +80,34 @@ def subscribe(body: WebhookCreate, platform: PlatformDep, caller: SubmitterDep) 
 
 
 @router.get("")
-def list_subscriptions(platform: PlatformDep, caller: SubmitterDep) -> dict[str, Any]:
-    items = platform.webhooks.subscriptions(caller.owner)
+def list_subscriptions(uow: WebhookUnitDep, caller: SubmitterDep) -> dict[str, Any]:
+    items = uow.webhooks.subscriptions(caller.owner)
     return {"count": len(items), "items": [_public(s) for s in items]}
 
 
 @router.get("/{subscription_id}")
 def get_subscription(
-    subscription_id: str, platform: PlatformDep, caller: SubmitterDep
+    subscription_id: str, uow: WebhookUnitDep, caller: SubmitterDep
 ) -> dict[str, Any]:
-    return _public(platform.webhooks.subscription(subscription_id, caller.owner))
+    return _public(uow.webhooks.subscription(subscription_id, caller.owner))
 
 
 @router.get("/{subscription_id}/deliveries")
 def list_deliveries(
     subscription_id: str,
-    platform: PlatformDep,
+    uow: WebhookUnitDep,
     caller: SubmitterDep,
     count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 100,
     offset: Annotated[int, Query(alias="_offset", ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     """What was sent to the subscription, oldest first: status, attempts, last answer."""
-    platform.webhooks.subscription(subscription_id, caller.owner)  # yours, or 404
-    items = platform.webhooks.deliveries(subscription_id, limit=count, offset=offset)
+    uow.webhooks.subscription(subscription_id, caller.owner)  # yours, or 404
+    items = uow.webhooks.deliveries(subscription_id, limit=count, offset=offset)
     return {"offset": offset, "count": len(items), "items": [_delivery_public(d) for d in items]}
 
 
 @router.delete("/{subscription_id}")
-def unsubscribe(
-    subscription_id: str, platform: PlatformDep, caller: SubmitterDep
-) -> dict[str, Any]:
+def unsubscribe(subscription_id: str, uow: WebhookUnitDep, caller: SubmitterDep) -> dict[str, Any]:
     """Stop deliveries; deliveries not yet made are marked failed, nothing is deleted."""
-    with platform.transactions.begin() as unit:
-        disabled = platform.webhooks.disable(unit, subscription_id, caller.owner, at=unit.now)
-    return _public(disabled)
+    command = subscriptions.Unsubscribe(subscription_id, caller.owner)
+    return _public(subscriptions.unsubscribe(command, uow))
