@@ -25,9 +25,9 @@ from payerbridge.api.deps import (
     read_json_body,
     run_store_bound,
 )
-from payerbridge.api.disclosure_units import BulkUnitDep
 from payerbridge.api.refusals import caller_of_counted
 from payerbridge.api.responses import FhirResponse, JsonResponse
+from payerbridge.api.units import BulkUnitDep
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.bulk import groups
 from payerbridge.bulk.access import JobFileRead, OwnJob, cancel_own_job, own_job, read_job_file

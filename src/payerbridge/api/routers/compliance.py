@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import StreamingResponse
 
-from payerbridge.api.compliance_units import ComplianceUnitDep
 from payerbridge.api.deps import Caller, PlatformDep, current_caller
 from payerbridge.api.responses import JsonResponse
+from payerbridge.api.units import ComplianceUnitDep
 from payerbridge.bootstrap import utcnow
 from payerbridge.compliance.report import (
     FORMATS,

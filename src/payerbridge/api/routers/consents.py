@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import Caller, SubmitterDep
-from payerbridge.api.disclosure_units import OptInUnitDep
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.schemas import ConsentCapture
+from payerbridge.api.units import OptInUnitDep
 from payerbridge.consent.model import ConsentRole, StoredConsent
 from payerbridge.errors import Issue, NotFound, UnprocessableRequest
 from payerbridge.exchange.intake.opt_in import OptIn

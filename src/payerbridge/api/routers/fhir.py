@@ -22,7 +22,6 @@ from payerbridge.api.deps import (
     read_json_body,
     run_store_bound,
 )
-from payerbridge.api.disclosure_units import DisclosureUnitDep
 from payerbridge.api.idempotency import (
     Answer,
     KeyedCall,
@@ -32,6 +31,7 @@ from payerbridge.api.idempotency import (
 )
 from payerbridge.api.refusals import caller_of_counted, refusal_window
 from payerbridge.api.responses import FhirResponse
+from payerbridge.api.units import DisclosureUnitDep
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.disclosure.everything import everything_page
 from payerbridge.disclosure.grants import require_everything

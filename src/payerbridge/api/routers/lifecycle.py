@@ -14,9 +14,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from payerbridge.api.compliance_units import ComplianceUnitDep
 from payerbridge.api.deps import Caller, OperatorDep
 from payerbridge.api.responses import JsonResponse
+from payerbridge.api.units import ComplianceUnitDep
 from payerbridge.compliance.lifecycle import (
     Acting,
     EraseMember,

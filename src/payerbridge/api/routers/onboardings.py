@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from payerbridge.api.deps import SubmitterDep, current_platform
-from payerbridge.api.disclosure_units import OnboardingUnitDep
 from payerbridge.api.idempotency import checked_key
 from payerbridge.api.schemas import OnboardingCreate, onboarding_requests
+from payerbridge.api.units import OnboardingUnitDep
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.logging import current_request_id
 from payerbridge.onboarding.increments import parse_since

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import OperatorDep, PlatformDep
-from payerbridge.api.partner_units import PartnerHealthUnitDep, PartnersUnitDep
 from payerbridge.api.responses import JsonResponse
+from payerbridge.api.units import PartnerHealthUnitDep, PartnersUnitDep
 from payerbridge.clock import utcnow
 from payerbridge.exchange.calls.breaker import as_seen
 from payerbridge.exchange.model import BreakerState

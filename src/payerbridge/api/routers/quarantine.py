@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from payerbridge.api.deps import OperatorDep
-from payerbridge.api.disclosure_units import SourcesUnitDep
 from payerbridge.api.responses import JsonResponse
+from payerbridge.api.units import SourcesUnitDep
 from payerbridge.backends.model import QuarantinedResource, QuarantineId, SourceId
 from payerbridge.timestamps import utc_iso
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from payerbridge.api.deps import OperatorDep, current_platform
-from payerbridge.api.disclosure_units import SourcesUnitDep
 from payerbridge.api.responses import JsonResponse
+from payerbridge.api.units import SourcesUnitDep
 from payerbridge.backends.ingestion import FileReport
 from payerbridge.backends.sources import LiveSourceSpec
 from payerbridge.backends.unit import SourcesUnit

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from payerbridge.api.deps import SubmitterDep
-from payerbridge.api.disclosure_units import WebhookUnitDep
 from payerbridge.api.responses import JsonResponse
+from payerbridge.api.units import WebhookUnitDep
 from payerbridge.timestamps import utc_iso
 from payerbridge.webhooks import subscriptions
 from payerbridge.webhooks.model import (
