@@ -104,7 +104,6 @@ def build_platform(
     rules = DisclosureRules(segmentation, scope)
     tokens = token_service(settings, stores, key_sets, rules, trust)
     discovery = partner_discovery(reach, trust)
-    # --- security, operators and audit ---
     guard = security_wiring(settings, stores, tokens, client_key, udap_identity)
     return Platform(
         settings=settings,
@@ -136,15 +135,12 @@ def build_platform(
             IdentityUnit(
                 transactions, identity, stores.members, obligations, clocks.ledger, stores.audit
             ),
-            # --- consent and disclosure ---
             *(  # ours: also Platform's fields on the same adapters (below)
                 ours := disclosure_wiring(
                     settings, stores, Shared(identity, clocks, rules, client, egress, sources)
                 )
             ).units,
-            # --- security, operators and audit ---
             *guard.units,
-            # --- partners and compliance ---
             **partner_units(settings, stores, discovery, obligations),
         ),
         **ours.fields,  # bulk, onboarding, sources, live, profiles, quarantine

@@ -101,19 +101,19 @@ class Units:
 
     exchange_wiring: ExchangeWiring
     identity_unit: IdentityUnit
-    # --- consent and disclosure ---
+    # The old payer's answers, and the plan's own sources and feeds.
     disclosure_unit: DisclosureUnit
     sources_unit: SourcesUnit
     webhook_unit: WebhookUnit
     bulk_unit: BulkUnit
     onboarding_unit: OnboardingUnit
-    # --- security, operators and audit ---
+    # Who may call, the console's people, the keys, the audit trail, oversight.
     security_unit: SecurityUnit
     operator_unit: OperatorUnit
     data_keys_unit: DataKeysUnit
     audit_unit: AuditUnit
     oversight_unit: OversightUnit
-    # --- partners and compliance ---
+    # The partner directory and its health; the rule's clocks and the data lifecycle.
     partners_unit: PartnersUnit
     partner_health_unit: PartnerHealthUnit
     compliance_unit: ComplianceUnit
@@ -124,7 +124,6 @@ class Units:
     def identity(self) -> IdentityUnit:
         return replace(self.identity_unit)
 
-    # --- consent and disclosure: methods ---
     def disclosure(self) -> DisclosureUnit:
         return replace(self.disclosure_unit)
 
@@ -140,7 +139,6 @@ class Units:
     def onboarding(self) -> OnboardingUnit:
         return replace(self.onboarding_unit)
 
-    # --- security, operators and audit: methods ---
     def security(self) -> SecurityUnit:
         return replace(self.security_unit)
 
@@ -155,8 +153,6 @@ class Units:
 
     def oversight(self) -> OversightUnit:
         return replace(self.oversight_unit)
-
-    # --- partners and compliance: methods ---
 
     def partners(self) -> PartnersUnit:
         return replace(self.partners_unit)
