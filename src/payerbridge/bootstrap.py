@@ -22,17 +22,12 @@ from payerbridge.policies import (
     segmentation_policy,
 )
 from payerbridge.store.data_keys import new_kek_file, read_kek
-from payerbridge.store.disclosures import SqlDisclosureSnapshots
-from payerbridge.store.exchange_search import SqlExchangeSearch
-from payerbridge.store.idempotency import SqlIdempotencyStore
 from payerbridge.store.identity import SqlIdentityStore
 from payerbridge.store.key_files import identity_secret
 from payerbridge.store.obligation_clocks import SqlObligationClocks
 from payerbridge.store.sealing import kek_fingerprint
 from payerbridge.store.token_keys import key_dir, load_client_key, rotate_access_token_keys
 from payerbridge.store.trust_anchors import load_server_identity, load_trust_anchors
-from payerbridge.store.webhooks import SqlWebhookStore
-from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.wiring.audit import audit_checkpointer, verify_audit_chain
 from payerbridge.wiring.disclosure import Shared, disclosure_wiring
 from payerbridge.wiring.partner_units import partner_units
@@ -47,7 +42,6 @@ from payerbridge.wiring.platform import Adapters, Platform, Units, new_id, utcno
 from payerbridge.wiring.ports import (
     DisclosureRules,
     exchange_wiring,
-    lifecycle_ports,
     platform_metrics,
     token_service,
 )
@@ -105,6 +99,10 @@ def build_platform(
     tokens = token_service(settings, stores, key_sets, rules, trust)
     discovery = partner_discovery(reach, trust)
     guard = security_wiring(settings, stores, tokens, client_key, udap_identity)
+    shared = Shared(identity, clocks, rules, client, egress, sources)
+    ours = disclosure_wiring(settings, stores, shared)
+    theirs = partner_units(settings, stores, discovery, obligations, guard.fields["oversight"])
+    compliance = theirs["compliance_unit"]
     return Platform(
         settings=settings,
         engine=engine,
@@ -114,36 +112,30 @@ def build_platform(
         scope=scope,
         obligations=obligations,
         clocks=clocks,
-        clock_reader=SqlObligationClocks(reader, obligations=obligations),
-        **lifecycle_ports(settings, stores),
-        snapshots=SqlDisclosureSnapshots(engine, reader=reader),
+        clock_reader=compliance.clock_reader,
+        lifecycle=compliance.lifecycle,
+        retention=compliance.retention,
+        holds=compliance.holds,
         partners=stores.partners,
         exchanges=stores.exchanges,
-        exchange_search=SqlExchangeSearch(reader, keyring=stores.keyring),
+        exchange_search=exchange.search,
         breakers=stores.breakers,
         transactions=transactions,
         audit=stores.audit,
-        idempotency=SqlIdempotencyStore(),
         consents=stores.consents,
-        webhook_targets=WebhookTargets(egress),
         discovery=discovery,
         identity=identity,
-        webhooks=SqlWebhookStore(engine, reader=reader),
         client=client,
         units=Units(
             exchange,
             IdentityUnit(
                 transactions, identity, stores.members, obligations, clocks.ledger, stores.audit
             ),
-            *(  # ours: also Platform's fields on the same adapters (below)
-                ours := disclosure_wiring(
-                    settings, stores, Shared(identity, clocks, rules, client, egress, sources)
-                )
-            ).units,
+            *ours.units,
             *guard.units,
-            **partner_units(settings, stores, discovery, obligations),
+            **theirs,
         ),
-        **ours.fields,  # bulk, onboarding, sources, live, profiles, quarantine
+        **ours.fields,  # the disclosure room's, the sources', the webhooks', on its units
         metrics=platform_metrics(stores, obligations),
         adapters=Adapters(identity, client, transactions, key_sets, discovery),
         checkpointer=stores.checkpointer,

@@ -55,7 +55,9 @@ class Shared:
 @dataclass(frozen=True)
 class DisclosureWiring:
     units: tuple[DisclosureUnit, SourcesUnit, WebhookUnit, BulkUnit, OnboardingUnit]
-    fields: dict[str, Any]  # Platform's bulk, onboarding, sources, live, profiles, quarantine
+    # Platform's fields on the units' own adapters: bulk, onboarding, sources, live,
+    # profiles, quarantine, snapshots, idempotency, refusals, webhooks, webhook targets.
+    fields: dict[str, Any]
 
 
 def disclosure_wiring(settings: Settings, stores: Stores, shared: Shared) -> DisclosureWiring:
@@ -92,7 +94,17 @@ def disclosure_wiring(settings: Settings, stores: Stores, shared: Shared) -> Dis
         BulkUnit(transactions, bulk),
         OnboardingUnit(transactions, onboarding),
     )
-    return DisclosureWiring(units, {"bulk": bulk, "onboarding": onboarding, **backends})
+    fields = {
+        "bulk": bulk,
+        "onboarding": onboarding,
+        **backends,
+        "snapshots": disclosure.snapshots,
+        "idempotency": disclosure.idempotency,
+        "refusals": disclosure.refusals,
+        "webhooks": webhooks.webhooks,
+        "webhook_targets": webhooks.targets,
+    }
+    return DisclosureWiring(units, fields)
 
 
 def paging_rules(settings: Settings, disclosure: DisclosureRules) -> PagingRules:

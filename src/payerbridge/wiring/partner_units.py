@@ -11,10 +11,10 @@ from payerbridge.compliance.obligations import ObligationSet
 from payerbridge.compliance.unit import ComplianceUnit
 from payerbridge.config import Settings
 from payerbridge.oversight.health_unit import PartnerHealthUnit
+from payerbridge.oversight.ports import Oversight
 from payerbridge.routing.ports import PartnerDiscovery
 from payerbridge.routing.unit import PartnersUnit
 from payerbridge.store.obligation_clocks import SqlObligationClocks
-from payerbridge.store.oversight import SqlOversight
 from payerbridge.store.partner_health import SqlPartnerCalls
 from payerbridge.wiring.ports import lifecycle_ports
 from payerbridge.wiring.stores import Stores
@@ -31,8 +31,14 @@ class PartnerUnits(TypedDict):
 
 
 def partner_units(
-    settings: Settings, stores: Stores, discovery: PartnerDiscovery, obligations: ObligationSet
+    settings: Settings,
+    stores: Stores,
+    discovery: PartnerDiscovery,
+    obligations: ObligationSet,
+    oversight: Oversight,
 ) -> PartnerUnits:
+    """The three units, on the directory, the discovery, the obligations and the
+    oversight reads bootstrap built once."""
     engine, reader, transactions = stores.engine, stores.reader, stores.transactions
     return PartnerUnits(
         partners_unit=PartnersUnit(transactions, stores.partners, discovery),
@@ -42,7 +48,7 @@ def partner_units(
             stores.breakers,
             SqlPartnerCalls(engine, reader=reader),
             stores.exchanges,
-            SqlOversight(engine, reader=reader),
+            oversight,
             utcnow,
         ),
         compliance_unit=ComplianceUnit(
