@@ -28,7 +28,6 @@ from payerbridge.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from payerbridge.oversight.unit import AuditUnit, OversightUnit
 from payerbridge.security.certificates import certificate_thumbprint
 from payerbridge.security.model import (
     AUDITOR_SCOPE,
@@ -38,20 +37,16 @@ from payerbridge.security.model import (
     require_scope,
 )
 from payerbridge.security.service import authenticate
-from payerbridge.security.unit import SecurityUnit
 from payerbridge.types import OPERATOR, ClientId
 
 __all__ = [
     "PUBLIC_ROUTES",
     "AuditReaderDep",
-    "AuditUnitDep",
     "AuditorDep",
     "Caller",
     "CallerDep",
     "OperatorDep",
-    "OversightUnitDep",
     "PlatformDep",
-    "SecurityUnitDep",
     "SubmitterDep",
     "caller_of",
     "current_platform",
@@ -210,24 +205,6 @@ SubmitterDep = Annotated[Caller, Depends(require_submitter)]
 AuditorDep = Annotated[Caller, Depends(require_auditor)]
 AuditReaderDep = Annotated[Caller, Depends(require_audit_reader)]
 PlatformDep = Annotated[Platform, Depends(current_platform)]
-
-
-# A unit of work per request (ADR 0051). Async although they wait on nothing, as above.
-async def security_unit(platform: PlatformDep) -> SecurityUnit:
-    return platform.units.security()
-
-
-async def audit_unit(platform: PlatformDep) -> AuditUnit:
-    return platform.units.audit()
-
-
-async def oversight_unit(platform: PlatformDep) -> OversightUnit:
-    return platform.units.oversight()
-
-
-SecurityUnitDep = Annotated[SecurityUnit, Depends(security_unit)]
-AuditUnitDep = Annotated[AuditUnit, Depends(audit_unit)]
-OversightUnitDep = Annotated[OversightUnit, Depends(oversight_unit)]
 
 
 async def run_store_bound(platform: Platform, function: Callable[..., T], *args: Any) -> T:

@@ -1,9 +1,8 @@
 """Each room's unit of work as a route's dependency (ADR 0051): a fresh one per request,
 from the platform's units, so a handler takes the unit its use case takes. Each is
 ``async`` and reads the platform off the request itself: handing out a unit is a copy
-with no I/O, not worth the thread FastAPI gives a plain ``def`` dependency. (The
-caller's own dependencies, which need the security and audit units, are in
-``deps.py``.)"""
+with no I/O, not worth the thread FastAPI gives a plain ``def`` dependency. (Who the
+caller is, which reads the security unit too, is ``deps.py``'s.)"""
 
 from __future__ import annotations
 
@@ -20,10 +19,14 @@ from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.identity.unit import IdentityUnit
 from payerbridge.onboarding.unit import OnboardingUnit
 from payerbridge.oversight.health_unit import PartnerHealthUnit
+from payerbridge.oversight.unit import AuditUnit
 from payerbridge.routing.unit import PartnersUnit
+from payerbridge.security.unit import SecurityUnit
 from payerbridge.webhooks.unit import WebhookUnit
 
 __all__ = [
+    "AuditUnitDep",
+    "SecurityUnitDep",
     "BulkUnitDep",
     "ComplianceUnitDep",
     "DisclosureUnitDep",
@@ -36,6 +39,14 @@ __all__ = [
     "SourcesUnitDep",
     "WebhookUnitDep",
 ]
+
+
+async def security_unit(request: Request) -> SecurityUnit:
+    return current_platform(request).units.security()
+
+
+async def audit_unit(request: Request) -> AuditUnit:
+    return current_platform(request).units.audit()
 
 
 async def exchange_unit(request: Request) -> ExchangeUnit:
@@ -84,6 +95,8 @@ async def onboarding_unit(request: Request) -> OnboardingUnit:
     return current_platform(request).units.onboarding()
 
 
+SecurityUnitDep = Annotated[SecurityUnit, Depends(security_unit)]
+AuditUnitDep = Annotated[AuditUnit, Depends(audit_unit)]
 ExchangeUnitDep = Annotated[ExchangeUnit, Depends(exchange_unit)]
 OptInUnitDep = Annotated[ExchangeUnit, Depends(opt_in_unit)]
 IdentityUnitDep = Annotated[IdentityUnit, Depends(identity_unit)]

@@ -8,8 +8,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 
-from payerbridge.api.deps import AuditorDep, AuditUnitDep, CallerDep, PlatformDep, fhir_accept
+from payerbridge.api.deps import AuditorDep, CallerDep, PlatformDep, fhir_accept
 from payerbridge.api.responses import FhirResponse, JsonResponse
+from payerbridge.api.units import AuditUnitDep
 from payerbridge.audit.proving import prove_request
 from payerbridge.audit.search import audit_query
 from payerbridge.bootstrap import Platform, utcnow

@@ -12,8 +12,9 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from payerbridge.api.deps import PlatformDep, SecurityUnitDep, connection_thumbprint
+from payerbridge.api.deps import PlatformDep, connection_thumbprint
 from payerbridge.api.responses import JsonResponse
+from payerbridge.api.units import SecurityUnitDep
 from payerbridge.bootstrap import Platform, new_id, utcnow
 from payerbridge.errors import OAuthErrorCode
 from payerbridge.logging import current_request_id

@@ -10,8 +10,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from payerbridge.api.deps import OperatorDep, PlatformDep, SecurityUnitDep
+from payerbridge.api.deps import OperatorDep, PlatformDep
 from payerbridge.api.responses import JsonResponse
+from payerbridge.api.units import SecurityUnitDep
 from payerbridge.errors import NotFound
 from payerbridge.security.model import (
     AddClient,
