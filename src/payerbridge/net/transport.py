@@ -19,8 +19,10 @@ why a token endpoint refused us, in its own words as far as OAuth defines them.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
+from functools import cache
 from typing import Any
 
 import httpcore
@@ -37,6 +39,7 @@ __all__ = [
     "oauth_error",
     "resolve",
     "send_bounded",
+    "verified_tls",
 ]
 
 Resolver = Callable[[str, int], list[str]]
@@ -119,6 +122,16 @@ class _GuardedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+@cache
+def verified_tls() -> ssl.SSLContext:
+    """The TLS context every outbound call verifies its server with (certifi's roots, or
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR`` as httpx reads them), one per process: building
+    one reads the whole CA bundle (about 60 ms of CPU), and each outbound client built
+    two, six per start of a server, worker or command. An ``SSLContext`` is made to be
+    shared by connections and threads."""
+    return httpx.create_ssl_context()
+
+
 class GuardedTransport(httpx.HTTPTransport):
     """An ``httpx.HTTPTransport`` that connects only where ``policy`` allows."""
 
@@ -129,9 +142,9 @@ class GuardedTransport(httpx.HTTPTransport):
         resolver: Resolver = resolve,
         limits: httpx.Limits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(limits=limits)
+        super().__init__(verify=verified_tls(), limits=limits)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=verified_tls(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
