@@ -23,7 +23,7 @@ import httpx
 import pytest
 from hypothesis import settings
 
-from tests.servers import ServerProcess, free_port, start_server
+from tests.servers import ServerProcess, free_port, migrated_sqlite, probe, start_server
 
 if TYPE_CHECKING:
     from payerbridge.bootstrap import Platform
@@ -151,6 +151,7 @@ def opened_platform(data_dir: Path, env: dict[str, str]) -> Iterator[Platform]:
     from payerbridge.bootstrap import build_platform
     from payerbridge.config import load_settings
 
+    migrated_sqlite(data_dir, env)
     platform = build_platform(
         load_settings(data_dir=data_dir, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     )
@@ -259,7 +260,7 @@ def proxies(tmp_path: Path) -> Iterator[Callable[..., tuple[str, Path]]]:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+                probe(f"http://127.0.0.1:{port}/healthz", timeout=10)
                 return f"http://127.0.0.1:{port}/fhir", log
             except httpx.HTTPError:
                 time.sleep(0.1)

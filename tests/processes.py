@@ -31,6 +31,7 @@ _PRELOAD = [
     "payerbridge.collector",
     "uvicorn",
     "tests.processes",
+    "tests.preload",  # last: it computes what the others' start-up would, then freezes
 ]
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(_PRELOAD)

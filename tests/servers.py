@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
+import shutil
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ import httpx
 import orjson
 from joserfc.jwk import ECKey
 
+from payerbridge.net.transport import verified_tls
 from payerbridge.routing.model import DEFAULT_PARTNER_SCOPE
 from payerbridge.security.model import EXCHANGES_SCOPE, MEMBER_MATCH_SCOPE, OPERATOR_SCOPE
 from tests.processes import ForkedProcess, run_forked
@@ -34,7 +39,9 @@ __all__ = [
     "public_jwk",
     "free_port",
     "free_port_run",
+    "migrated_sqlite",
     "new_key",
+    "probe",
     "run_cli",
     "start_server",
     "start_worker",
@@ -156,10 +163,10 @@ class ServerProcess:
     stopping: bool = False
 
     @property
-    def verify(self) -> ssl.SSLContext | bool:
-        if self.tls_ca is None:
-            return True
-        return ssl.create_default_context(cafile=str(self.tls_ca))
+    def verify(self) -> ssl.SSLContext:
+        """The TLS context its clients verify it with: one per CA, as the product keeps
+        one (``verified_tls``): each new client's context read the whole CA bundle."""
+        return verified_tls() if self.tls_ca is None else _trusting(self.tls_ca)
 
     @property
     def base_url(self) -> str:
@@ -308,6 +315,7 @@ def start_server(
     """A ``payerbridge serve`` process on ``data_dir`` (``log_name``: its log there, for a
     second process on the same instance)."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    migrated_sqlite(data_dir, env)
     full_env = {
         **os.environ,
         "PAYERBRIDGE_ENVIRONMENT": "test",
@@ -334,6 +342,38 @@ def start_server(
     raise AssertionError("unreachable")
 
 
+def migrated_sqlite(data_dir: Path, env: Mapping[str, str]) -> None:
+    """Give a new data dir on SQLite (no ``PAYERBRIDGE_DATABASE_URL``) a copy of a
+    database migrated once per test process, as PostgreSQL's instances get a copy of a
+    migrated template (``tests/conftest.py``): running every migration on a new database
+    cost each server start and each platform opened in a test about half a second of CPU.
+    An existing database is left alone; the migrations themselves are tested from an empty
+    data dir (``tests/integration/test_migrations.py``, ``payerbridge db upgrade``)."""
+    database = data_dir / "payerbridge.db"
+    if env.get("PAYERBRIDGE_DATABASE_URL") or database.exists():
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_sqlite_template(), database)
+
+
+@cache
+def _sqlite_template() -> Path:
+    from payerbridge.bootstrap import build_platform
+    from payerbridge.config import load_settings
+
+    folder = Path(tempfile.mkdtemp(prefix="pbtest-sqlite-template-"))
+    atexit.register(shutil.rmtree, folder, True)
+    build_platform(load_settings(data_dir=folder, database_url=None)).close()
+    database = folder / "payerbridge.db"
+    with sqlite3.connect(database) as connection:
+        # Its data key is wrapped under the key-encryption key of the template's data dir:
+        # each copy makes its own at its first start (ADR 0039).
+        connection.execute("DELETE FROM data_keys")
+    with sqlite3.connect(database) as connection:  # all in the one file a copy takes
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return database
+
+
 def seed(data_dir: Path, env: dict[str, str], path: Path) -> None:
     """Load one file of member data as ``payerbridge import`` does (its own commit and
     indexing), in this process: a CLI process per file cost a second and a half of CPU.
@@ -358,6 +398,17 @@ def seed(data_dir: Path, env: dict[str, str], path: Path) -> None:
                 os.environ[key] = value
     rejected = [(r.path, r.errors) for r in reports if not r.accepted]
     assert not rejected, rejected
+
+
+@cache
+def _trusting(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
+
+
+def probe(url: str, *, timeout: float) -> httpx.Response:
+    """One GET, as the tests poll a process until it answers: with the process's one TLS
+    context, where a new client's own read the whole CA bundle (60 ms of CPU a poll)."""
+    return httpx.get(url, timeout=timeout, verify=verified_tls())
 
 
 class PortTaken(RuntimeError):

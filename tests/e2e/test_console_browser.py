@@ -25,7 +25,7 @@ import pytest
 from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE
 from tests.builders import an_exchange_request
 from tests.conftest import BACKEND
-from tests.servers import ServerProcess, free_port, new_key
+from tests.servers import ServerProcess, free_port, new_key, probe
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists() and os.environ.get("CI") != "true":
@@ -283,7 +283,7 @@ class FaultProxy:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).is_success:
+                if probe(f"http://127.0.0.1:{self.port}/healthz", timeout=2).is_success:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)

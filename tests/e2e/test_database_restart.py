@@ -42,6 +42,7 @@ from tests.servers import (
     ServerProcess,
     free_port,
     new_key,
+    probe,
     start_server,
     start_worker,
 )
@@ -157,7 +158,7 @@ def payers(cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        return probe(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 

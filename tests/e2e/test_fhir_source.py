@@ -15,7 +15,7 @@ from payerbridge.backends.ports import RecordsQuery
 from payerbridge.net.addresses import LOOPBACK_NETWORKS, AddressPolicy
 from payerbridge.sources import FhirServerSettings, FhirServerSource
 from tests.processes import ForkedProcess
-from tests.servers import free_port, new_signing_key, public_jwk
+from tests.servers import free_port, new_signing_key, probe, public_jwk
 
 TYPES = frozenset({"Patient", "Coverage", "Condition", "Observation", "Encounter"})
 
@@ -80,7 +80,7 @@ def _wait_healthy(port: int, process: ForkedProcess, log: Path) -> None:
         if process.poll() is not None:
             raise AssertionError(f"the FHIR source exited:\n{log.read_text()}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if probe(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -24,7 +24,7 @@ from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE
 from payerbridge_tools.sandbox.generator import write_network
 from tests.e2e.test_exchange import add_partner, start_old, submit, trust_new, wait_terminal
 from tests.processes import ForkedProcess
-from tests.servers import ServerProcess, free_port
+from tests.servers import ServerProcess, free_port, probe
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def listener_scrape(port: int, timeout: float = 30) -> Samples:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            response = probe(f"http://127.0.0.1:{port}/metrics", timeout=5)
             assert response.status_code == 200
             return parsed(response.text)
         except httpx.TransportError:

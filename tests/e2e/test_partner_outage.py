@@ -30,7 +30,7 @@ import pytest
 from payerbridge_tools.sandbox.generator import write_network
 from tests.e2e.test_metrics import scrape, total
 from tests.e2e.test_orchestration import old_payer, register, requests_for
-from tests.servers import ServerProcess, free_port, new_key, start_server
+from tests.servers import ServerProcess, free_port, new_key, probe, start_server
 
 PROBE_INTERVAL = 1.0
 SETTINGS = {
@@ -113,7 +113,7 @@ def outage(
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        return probe(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -30,7 +30,14 @@ from payerbridge_tools.sandbox.source_partners import (
 )
 from tests.e2e.test_exchange import stored_everything, submit, wait_terminal
 from tests.processes import ForkedProcess
-from tests.servers import REQUESTER_SCOPES, ServerProcess, free_port, new_signing_key, public_jwk
+from tests.servers import (
+    REQUESTER_SCOPES,
+    ServerProcess,
+    free_port,
+    new_signing_key,
+    probe,
+    public_jwk,
+)
 
 MEMBERS, SEED = 18, 12
 AS_OF = date.today() - timedelta(days=1)
@@ -117,7 +124,7 @@ def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     while True:
         assert process.poll() is None, log.read_text()
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if probe(f"{base}/healthz", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
             pass
