@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -15,7 +14,6 @@ import pytest
 
 from payerbridge.security.model import EXCHANGES_SCOPE, OPERATOR_SCOPE
 from payerbridge_tools.sandbox.generator import write_network
-from tests.conftest import BACKEND
 from tests.e2e.test_disclosure import follow
 from tests.pki import CertificateAuthority
 from tests.servers import (
@@ -24,7 +22,6 @@ from tests.servers import (
     free_port,
     free_port_run,
     new_key,
-    run_cli,
 )
 
 HAPPY_PATH = [
@@ -351,91 +348,6 @@ def test_an_unreachable_partner_is_dead_lettered_and_only_an_operator_can_replay
         assert [s for s, _ in steps].count("consent_verified") == 2  # consent checked again
         conflict = client.post(replay, headers={**operator, "Idempotency-Key": "replay-2"})
         assert conflict.status_code in (200, 409)
-
-
-@pytest.mark.skipif(  # the demo runs on SQLite whatever the backend (ADR 0028)
-    BACKEND == "postgres", reason="on SQLite whatever the backend; run on the SQLite pass"
-)
-def test_make_run_demo_routes_one_exchange_to_each_of_three_differently_shaped_partners(
-    tmp_path: Path,
-) -> None:
-    """``make run``: three sandbox partners (HRex 1.0.0/PDex 2.0 without MemberId, HRex
-    1.1.0/PDex 2.1, HRex 1.2.0/PDex 2.2 announcing maintenance windows), one exchange to
-    each: every one completes, each route is shown, and each partner saw the request in
-    its own version's shape."""
-    # Three partners at base..base+2, the X12/CSV and FHIR-server partners and the
-    # latter's FHIR server at base+3..base+5, the platform at base+6.
-    from payerbridge.config import load_settings
-
-    base = free_port_run(7)
-    var = tmp_path / "var"
-    result = run_cli(
-        [
-            "demo",
-            "--data-dir",
-            str(var),
-            "--exit",
-            "--members",
-            "30",
-            "--port",
-            str(base + 6),
-            "--base-port",
-            str(base),
-            "--window-seconds",
-            "6",  # set just before the exchanges; loaded CI machines took more than 4 s
-            "--no-weekly-maintenance",  # the run must not depend on the day of the week
-        ],
-        timeout=240,
-        env={"PAYERBRIDGE_DATABASE_URL": ""},
-    )
-    output = result.stdout
-    assert result.returncode == 0, output + result.stderr
-    assert "exchanges completed: 5 of 5" in output
-    # The partners whose history comes from the plan's own systems, and what it came by.
-    assert "x12-834-enrollment@1.0.0" in output and "x12-837-eob@1.0.0" in output
-    assert "mappings: fhir-server-quirks@1.0.0" in output
-    assert output.count("completeness: complete") == 5
-    assert "$member-match as HRex 1.0.0, member found by Patient?identifier=" in output
-    assert "not chosen: MemberId: HRex 1.0.0 answers no MemberId" in output
-    assert "$member-match as HRex 1.1.0, member found by MemberId" in output
-    assert "$member-match as HRex 1.2.0, member found by MemberId" in output
-    assert "waited: in its maintenance window until" in output and "a short window" in output
-    network = orjson.loads((var / "sandbox" / "network" / "network.json").read_bytes())
-    seen = {
-        payer["slug"]: (var / "sandbox" / payer["slug"] / "server.log").read_text()
-        for payer in network["payers"]
-    }
-    slugs = [payer["slug"] for payer in network["payers"]]
-    for slug, version in zip(slugs, ("1.0.0", "1.1.0", "1.2.0"), strict=True):
-        log = seen[slug]
-        assert f'"request_shape":"{version}","answer_shape":"{version}"' in log, slug
-    # Only the HRex 1.0.0 partner was searched for the member; each read the record.
-    assert '"method":"GET","path":"/fhir/Patient","status":200' in seen[slugs[0]]
-    assert all('"path":"/fhir/Patient","status":200' not in seen[s] for s in slugs[1:])
-    everything = '"path":"/fhir/Patient/{patient_id}/$everything","status":200'
-    assert all(everything in log for log in seen.values())
-    # Each partner's data directory says who it is: a command given it acts as that payer.
-    for index, payer in enumerate(network["payers"]):
-        settings = load_settings(data_dir=var / "sandbox" / payer["slug"], database_url=None)
-        assert (settings.org_npi, settings.port) == (payer["npi"], base + index), payer
-    # The console's address and a sign-in made for this run, which signs in.
-    assert f"the console:  http://127.0.0.1:{base + 6}/console/" in output
-    login = re.search(r"sign in as  (\S+) / (\S+) \(role operator", output)
-    assert login is not None, output
-    from payerbridge.bootstrap import build_platform
-    from payerbridge.security.operator_accounts import SignIn, log_in
-
-    reviewer = re.search(r"or as\s+(\S+) / (\S+) \(role reviewer", output)
-    assert reviewer is not None, output
-    platform = build_platform(load_settings(data_dir=var, database_url=None))
-    try:
-        uow = platform.units.operators()
-        signed = log_in(SignIn(login[1], login[2], "t" * 43, "test"), uow)
-        reviews = log_in(SignIn(reviewer[1], reviewer[2], "r" * 43, "t"), uow)
-    finally:
-        platform.close()
-    assert signed.operator.role.value == "operator"
-    assert reviews.operator.role.value == "reviewer"
 
 
 def test_an_exchange_runs_with_a_udap_partner_we_registered_with_our_certificate(

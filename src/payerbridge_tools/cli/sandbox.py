@@ -451,9 +451,6 @@ def demo(
     base_port: Annotated[int, typer.Option(help="Port of the first sandbox partner.")] = 8101,
     members: Annotated[int, typer.Option(help="Members per sandbox payer.")] = 200,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
-    exit_after: Annotated[
-        bool, typer.Option("--exit", help="Stop after the sample exchanges instead of serving.")
-    ] = False,
     window_seconds: Annotated[
         float,
         typer.Option(
@@ -570,11 +567,6 @@ def demo(
     ]
     if waiting:
         out.print(f"{len(waiting)} exchange(s) wait for a maintenance window; see them above")
-    if exit_after:
-        stop(instances)
-        if len(done) + len(waiting) != len(exchanges):
-            raise typer.Exit(1)
-        return
     out.print(
         f"  break one:    payerbridge sandbox partner stop {partners[1].name} --data-dir "
         f"{data_dir} (then start; the others keep serving)"
