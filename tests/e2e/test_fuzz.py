@@ -46,6 +46,16 @@ def _operations(payer: ServerProcess, token: str) -> list[Any]:
     return [result.ok() for result in schema.get_all_operations()]
 
 
+def _negatable(operation: Any) -> bool:
+    """Whether negative mode has anything to make malformed: schemathesis leaves path
+    parameters well-formed (a malformed one names another route), so an operation with
+    nothing else has nothing, and hypothesis spent half a second of CPU on each of some
+    thirty such operations before it gave up."""
+    return bool(operation.get_request_payload_content_types()) or any(
+        parameter.location != "path" for parameter in operation.iter_parameters()
+    )
+
+
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 @pytest.mark.timeout(600)
 def test_the_api_never_fails_and_refuses_malformed_input(
@@ -55,6 +65,8 @@ def test_the_api_never_fails_and_refuses_malformed_input(
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "fuzz-key-1"}
     operations = _operations(payer, token)
     assert len(operations) >= 20
+    if mode is GenerationMode.NEGATIVE:
+        operations = [operation for operation in operations if _negatable(operation)]
     for operation in operations:
 
         @settings(
