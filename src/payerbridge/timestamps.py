@@ -4,7 +4,7 @@ returned; and FHIR's date search parameters read as ranges of instants."""
 import re
 from datetime import UTC, date, datetime, timedelta
 
-__all__ = ["date_search_range", "instant_of", "utc_iso"]
+__all__ = ["date_search_range", "instant_of", "parse_instant", "utc_iso"]
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
@@ -16,6 +16,18 @@ def utc_iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_instant(value: str) -> datetime | None:
+    """A FHIR instant (a time with a zone), in the zone it names, or None when ``value``
+    is not one (laxer than ``instant_of``: any ISO 8601 time with a zone)."""
+    if "T" not in value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def instant_of(text: str) -> datetime | None:

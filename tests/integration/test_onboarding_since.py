@@ -19,7 +19,6 @@ from sqlalchemy import select
 from payerbridge.api.schemas import onboarding_requests
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
-from payerbridge.disclosure.everything import parse_instant
 from payerbridge.errors import InvalidInput
 from payerbridge.fhir.bulk_member_match import (
     BulkMember,
@@ -35,6 +34,7 @@ from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.store.members import opened_resource
 from payerbridge.store.tables import fhir_resources
+from payerbridge.timestamps import parse_instant
 from payerbridge.types import ClientId, OnboardingId, PartnerId
 from tests.builders import a_patient
 from tests.integration.test_onboarding_left_out import member

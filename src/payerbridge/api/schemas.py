@@ -13,12 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.exchange.model import (
-    Address,
     ConsentGrant,
-    CoverageCard,
     ExchangeRequest,
-    MemberDemographics,
 )
+from payerbridge.members import Address, CoverageCard, MemberDemographics
 from payerbridge.timestamps import instant_of
 from payerbridge.types import PartnerId
 

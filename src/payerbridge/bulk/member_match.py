@@ -50,6 +50,7 @@ from payerbridge.bulk.clocks import (
 from payerbridge.bulk.model import BulkJob, BulkReason, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import BulkJobs, BulkMembers, MemberOutcome, StoredGroup
 from payerbridge.compliance.clocks import Clocks
+from payerbridge.consent.hrex import parse_hrex_consent
 from payerbridge.consent.model import AcceptPresentedConsent, ConsentId, PresentedConsent, Requester
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy, supported_policies
@@ -73,7 +74,6 @@ from payerbridge.fhir.bulk_member_match import (
     parse_bulk_member_match_request,
     result_groups,
 )
-from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.identity.guard import AttemptLimit, CardTry, is_wrong_card_guess, note_attempt
 from payerbridge.identity.matching.decision import MatchPolicy
 from payerbridge.identity.matching.model import MatchOutcome

@@ -45,7 +45,7 @@ from payerbridge.errors import InvalidInput, Issue
 from payerbridge.fhir.provenance import transmitter_provenance
 from payerbridge.fhir.resources import SUPPORTED_TYPES, json_of, references_of
 from payerbridge.routing.model import Organization
-from payerbridge.timestamps import utc_iso
+from payerbridge.timestamps import parse_instant, utc_iso
 from payerbridge.types import MemberId
 
 __all__ = [
@@ -57,7 +57,6 @@ __all__ = [
     "everything_page",
     "judged_by",
     "parse_everything_query",
-    "parse_instant",
     "plan_everything",
     "plan_search",
     "released_now",
@@ -160,17 +159,6 @@ def parse_everything_query(params: Iterable[tuple[str, str]], *, max_count: int)
     if issues:
         raise InvalidInput("the $everything request is not valid", issues=issues)
     return EverythingQuery(frozenset(types) if types is not None else None, since, count)
-
-
-def parse_instant(value: str) -> datetime | None:
-    """A FHIR instant (a time with a zone), or None when ``value`` is not one."""
-    if "T" not in value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 @dataclass(frozen=True)

@@ -3,19 +3,15 @@
 from payerbridge.exchange.model import (
     TERMINAL_STATES,
     ConsentGrant,
-    CoverageCard,
     ExchangeRequest,
     ExchangeState,
-    MemberDemographics,
     check_transition,
 )
 
 __all__ = [
     "TERMINAL_STATES",
     "ConsentGrant",
-    "CoverageCard",
     "ExchangeRequest",
     "ExchangeState",
-    "MemberDemographics",
     "check_transition",
 ]

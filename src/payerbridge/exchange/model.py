@@ -28,6 +28,7 @@ from typing import Any
 from payerbridge.audit.model import AuditEvent
 from payerbridge.errors import IllegalTransition
 from payerbridge.exchange.reasons import ExchangeReason
+from payerbridge.members import CoverageCard, MemberDemographics
 from payerbridge.types import ClientId, ExchangeId, PartnerId
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
     "RetryPolicy",
     "DATA_ENDS",
     "ExchangeStart",
-    "Address",
     "Attempt",
     "STOPPED_STATES",
     "Stamp",
@@ -52,12 +52,10 @@ __all__ = [
     "ExchangeCursor",
     "ExchangeFilter",
     "DeadLetter",
-    "CoverageCard",
     "ExchangeReason",
     "ExchangeRecord",
     "ExchangeRequest",
     "ExchangeState",
-    "MemberDemographics",
     "NewExchange",
     "Move",
     "Submission",
@@ -156,34 +154,6 @@ def check_transition(current: ExchangeState | None, target: ExchangeState) -> No
         return
     if target not in _ALLOWED[current]:
         raise IllegalTransition(f"an exchange cannot go from '{current}' to '{target}'")
-
-
-@dataclass(frozen=True)
-class Address:
-    lines: tuple[str, ...]
-    city: str | None
-    state: str | None
-    postal_code: str | None
-
-
-@dataclass(frozen=True)
-class MemberDemographics:
-    given: tuple[str, ...]
-    family: str
-    birth_date: date
-    gender: str
-    address: Address | None = None
-    phone: str | None = None
-
-
-@dataclass(frozen=True)
-class CoverageCard:
-    """What a member's insurance card says: member id and/or subscriber id."""
-
-    member_id: str | None
-    subscriber_id: str | None
-    relationship: str
-    start: date | None = None
 
 
 @dataclass(frozen=True)

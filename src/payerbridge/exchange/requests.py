@@ -12,13 +12,11 @@ from datetime import date, datetime
 from typing import Any
 
 from payerbridge.exchange.model import (
-    Address,
     ConsentGrant,
-    CoverageCard,
     ExchangeRequest,
-    MemberDemographics,
 )
 from payerbridge.exchange.received.reconcile import member_key_of
+from payerbridge.members import Address, CoverageCard, MemberDemographics
 from payerbridge.types import PartnerId
 
 __all__ = [

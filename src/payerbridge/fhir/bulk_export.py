@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from payerbridge.disclosure.everything import parse_instant
 from payerbridge.errors import Forbidden, InvalidInput, Issue
 from payerbridge.fhir.codes import PAYER_TO_PAYER_EXPORT
 from payerbridge.fhir.member_match import require_parameters
 from payerbridge.fhir.resources import ID_PATTERN, SUPPORTED_TYPES
+from payerbridge.timestamps import parse_instant
 from payerbridge.types import MemberId
 
 __all__ = ["ExportRequest", "Notice", "export_parameters", "parse_export_request"]

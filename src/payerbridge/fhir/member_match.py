@@ -11,18 +11,19 @@ switched off.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from payerbridge.errors import InvalidInput, Issue, PartnerRejected
-from payerbridge.exchange.model import CoverageCard, ExchangeRequest
 from payerbridge.fhir import codes
 from payerbridge.fhir.provenance import organization_reference
+from payerbridge.members import CoverageCard, MemberDemographics
 from payerbridge.routing.model import Organization
 from payerbridge.routing.profiles import PROFILES, MemberMatchShape, requested_shape
 
 __all__ = [
     "member_id_system",
     "MEMBER_PATIENT_REF",
+    "MemberMatchAsk",
     "MemberMatchInput",
     "MemberMatchResult",
     "build_member_match_request",
@@ -42,6 +43,23 @@ _REQUIRED = ("MemberPatient", "CoverageToMatch")
 # The MemberPatient we send; HRex mm-6: the Coverages and the Consent point at it.
 MEMBER_PATIENT_ID = "1"
 MEMBER_PATIENT_REF = f"Patient/{MEMBER_PATIENT_ID}"
+
+
+class MemberMatchAsk(Protocol):
+    """What a request to match a member carries (an exchange's request, an onboarding's
+    member): who she is, her id at our plan and the cards of both plans."""
+
+    @property
+    def member(self) -> MemberDemographics: ...
+
+    @property
+    def member_id(self) -> str: ...
+
+    @property
+    def old_coverage(self) -> CoverageCard: ...
+
+    @property
+    def new_coverage(self) -> CoverageCard: ...
 
 
 @dataclass(frozen=True)
@@ -263,7 +281,7 @@ def member_id_system(us: Organization) -> str | None:
 
 
 def build_member_match_request(
-    request: ExchangeRequest,
+    request: MemberMatchAsk,
     consent: dict[str, Any],
     *,
     us: Organization,

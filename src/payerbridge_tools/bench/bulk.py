@@ -54,13 +54,11 @@ from payerbridge.config import Settings
 from payerbridge.consent.model import ConsentId
 from payerbridge.exchange.intake.opt_in import OptIn, opt_in_consent
 from payerbridge.exchange.model import (
-    Address,
     ConsentGrant,
-    CoverageCard,
     ExchangeRequest,
-    MemberDemographics,
 )
 from payerbridge.fhir.member_match import MEMBER_PATIENT_REF, build_member_match_request
+from payerbridge.members import Address, CoverageCard, MemberDemographics
 from payerbridge.partners.auth import token_form
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.security.model import BULK_MEMBER_MATCH_SCOPES

@@ -10,15 +10,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from payerbridge.consent import ConsentPolicy, Purpose, Requester, evaluate
-from payerbridge.consent.model import ConsentId, ConsentRequest
-from payerbridge.errors import Issue, UnprocessableRequest
-from payerbridge.fhir import codes
-from payerbridge.fhir.consent import (
+from payerbridge.consent.hrex import (
     Provision,
     build_hrex_consent,
     consent_hash,
     parse_hrex_consent,
 )
+from payerbridge.consent.model import ConsentId, ConsentRequest
+from payerbridge.errors import Issue, UnprocessableRequest
+from payerbridge.fhir import codes
 from payerbridge.routing.model import Organization
 from payerbridge.types import ClientId, MemberId
 from tests import fhir_profiles

@@ -364,7 +364,7 @@ def test_the_decision_agrees_with_the_period_and_revocation(
 
 
 @pytest.mark.parametrize(
-    "room", ["payerbridge.consent", "payerbridge.consent.segmentation", "payerbridge.fhir.consent"]
+    "room", ["payerbridge.consent", "payerbridge.consent.segmentation", "payerbridge.consent.hrex"]
 )
 def test_the_public_surface_names_exist(room: str) -> None:
     module = importlib.import_module(room)

@@ -12,6 +12,7 @@ import pytest
 
 from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.refusals import Refusal, RefusalWindow
+from payerbridge.consent.hrex import parse_hrex_consent
 from payerbridge.consent.model import Requester
 from payerbridge.errors import (
     Conflict,
@@ -23,7 +24,6 @@ from payerbridge.errors import (
     TooManyAttempts,
     WrongCardGuess,
 )
-from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import MemberMatchInput, parse_member_match_request
 from payerbridge.identity.matching.decision import SINGLE_EXCHANGE
 from payerbridge.identity.matching.model import MatchDecision

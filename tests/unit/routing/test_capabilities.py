@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from payerbridge.fhir.capability import OurServer, capability_statement
+from payerbridge.api.capability import OurServer, capability_statement
 from payerbridge.routing.capabilities import Capabilities, changes, read_capabilities
 from tests import fhir_profiles
 

@@ -13,6 +13,7 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from payerbridge import __version__
+from payerbridge.api.capability import OurServer, capability_statement
 from payerbridge.api.deps import (
     Caller,
     CallerDep,
@@ -33,6 +34,7 @@ from payerbridge.api.refusals import caller_of_counted, refusal_window
 from payerbridge.api.responses import FhirResponse
 from payerbridge.api.units import DisclosureUnitDep
 from payerbridge.bootstrap import Platform, utcnow
+from payerbridge.consent.hrex import parse_hrex_consent
 from payerbridge.disclosure.everything import everything_page
 from payerbridge.disclosure.grants import require_everything
 from payerbridge.disclosure.operations import (
@@ -66,9 +68,7 @@ from payerbridge.errors import (
     PayerBridgeError,
 )
 from payerbridge.fhir.bundles import searchset
-from payerbridge.fhir.capability import OurServer, capability_statement
 from payerbridge.fhir.completeness import completeness_outcome
-from payerbridge.fhir.consent import parse_hrex_consent
 from payerbridge.fhir.member_match import (
     build_member_match_response,
     parse_member_match_request,

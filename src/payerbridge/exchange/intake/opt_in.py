@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from payerbridge.consent.hrex import Provision, build_hrex_consent, consent_hash
 from payerbridge.consent.model import (
     POLICY_VERSION,
     ConsentId,
@@ -22,7 +23,6 @@ from payerbridge.consent.model import (
     start_of_day,
 )
 from payerbridge.exchange.model import ConsentGrant
-from payerbridge.fhir.consent import Provision, build_hrex_consent, consent_hash
 from payerbridge.fhir.member_match import MEMBER_PATIENT_REF
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.types import ClientId, MemberId
