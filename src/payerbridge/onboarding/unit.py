@@ -3,12 +3,12 @@
 A use case is ``use_case(command, uow)``. The unit carries the room's store (the runs,
 their chunks and members), the old payer's Bulk Data endpoints, and what is not a store:
 who we are, the clock, where date-only opt-ins are read, the chunk size. ``with uow:`` is
-one transaction, committed when the block ends and rolled back if it raises; ``proceed``
-enters it once per move, so each move commits on its own. Inside, ``uow`` is the
+one transaction, committed when the block ends and rolled back if it raises; each call
+of ``proceed`` enters it once, so each move commits on its own. Inside, ``uow`` is the
 ``UnitOfWork`` the stores write in (its ``now``, ``new_id()``, ``record()``).
 
-``clock`` and ``make_id`` are read where no transaction is in progress: the time of a
-move decided before it commits, and the ids of what a run builds before it writes it.
+``clock`` and ``make_id`` work outside a transaction too: a move's time is read before its
+transaction begins, and a receipt Provenance's id while the export is normalized.
 """
 
 from __future__ import annotations
