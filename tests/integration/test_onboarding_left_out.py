@@ -128,12 +128,12 @@ def member(given: str, family: str, old_member: str, new_member: str) -> dict[st
 def test_a_member_the_old_payer_leaves_out_of_its_export_is_reported_not_exported(
     platform: Platform,
 ) -> None:
-    ports = dataclasses.replace(platform.onboarding, bulk=LeavesOneOut())
+    old = LeavesOneOut()
+    uow = dataclasses.replace(platform.units.onboarding(), bulk=old)
     requests = onboarding_requests(
         "old", [member("Ana", "Garcia", "M1", "N-ANA"), member("Bea", "Garcia", "M2", "N-BEA")]
     )
     run = accept_onboarding(
-        ports,
         NewOnboarding(
             OnboardingId("run-1"),
             PartnerId("old"),
@@ -141,17 +141,18 @@ def test_a_member_the_old_payer_leaves_out_of_its_export_is_reported_not_exporte
             client_id=ClientId("ops"),
             request_id=None,
         ),
+        uow,
     )
     for _ in range(20):
-        if proceed(ports, run.id).done:
+        if proceed(run.id, uow).done:
             break
     else:
         pytest.fail("the onboarding did not finish")
-    members = ports.onboardings.members(run.id)
+    members = uow.onboardings.members(run.id)
     assert [(m.member_id, m.result, m.imported) for m in members] == [
         ("N-ANA", "match", 3),  # her Patient, her Condition and our receipt Provenance
         ("N-BEA", "notexported", None),
     ]
     counts = result_counts(members)
     assert counts["match"] == 1 and counts["notexported"] == 1
-    assert ports.bulk.kicked_off[-1] == "Group/g-match/$davinci-data-export"
+    assert old.kicked_off[-1] == "Group/g-match/$davinci-data-export"

@@ -28,8 +28,9 @@ from payerbridge.fhir.bulk_member_match import (
     result_groups,
 )
 from payerbridge.onboarding.model import NewOnboarding, Onboarding
-from payerbridge.onboarding.ports import BulkStatus, OnboardingPorts
+from payerbridge.onboarding.ports import BulkStatus
 from payerbridge.onboarding.service import accept_onboarding, member_reason, proceed
+from payerbridge.onboarding.unit import OnboardingUnit
 from payerbridge.routing.enrolment import store_partner
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.store.members import opened_resource
@@ -152,9 +153,8 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
 MEMBERS = [member("Ana", "Garcia", "M1", "N-ANA"), member("Bea", "Garcia", "M2", "N-BEA")]
 
 
-def _run(ports: OnboardingPorts, run_id: str, since: Any = None) -> Onboarding:
+def _run(uow: OnboardingUnit, run_id: str, since: Any = None) -> Onboarding:
     run = accept_onboarding(
-        ports,
         NewOnboarding(
             OnboardingId(run_id),
             PartnerId("old"),
@@ -163,13 +163,14 @@ def _run(ports: OnboardingPorts, run_id: str, since: Any = None) -> Onboarding:
             request_id=None,
             since=since,
         ),
+        uow,
     )
     for _ in range(20):
-        if proceed(ports, run.id).done:
+        if proceed(run.id, uow).done:
             break
     else:
         pytest.fail("the onboarding did not finish")
-    ended = ports.onboardings.get(run.id)
+    ended = uow.onboardings.get(run.id)
     assert ended is not None and ended.status.value == "completed", ended
     return ended
 
@@ -193,11 +194,11 @@ def test_a_run_since_the_last_brings_only_what_changed_and_says_when_nothing_did
     platform: Platform,
 ) -> None:
     old = OldPayer()
-    ports = dataclasses.replace(platform.onboarding, bulk=old)
+    uow = dataclasses.replace(platform.units.onboarding(), bulk=old)
     with pytest.raises(InvalidInput, match="no completed onboarding with 'old' received data"):
-        _run(ports, "too-early", since="last")
+        _run(uow, "too-early", since="last")
 
-    first = _run(ports, "run-1")
+    first = _run(uow, "run-1")
     assert first.since is None and first.received_at == parse_instant(FIRST_EXPORT)
     assert [p["name"] for p in old.export_bodies[-1]["parameter"]] == ["exportType"]
     held = _stored(platform)
@@ -207,11 +208,11 @@ def test_a_run_since_the_last_brings_only_what_changed_and_says_when_nothing_did
     # The old payer records a Condition for Bea; Ana's record does not change.
     old.records.append(_condition("old-1", "migraine", "2027-03-15T00:00:00Z"))
     old.transaction_time = SECOND_EXPORT
-    second = _run(ports, "run-2", since="last")
+    second = _run(uow, "run-2", since="last")
     assert second.since == parse_instant(FIRST_EXPORT)
     assert second.received_at == parse_instant(SECOND_EXPORT)
     assert {"name": "_since", "valueInstant": FIRST_EXPORT} in old.export_bodies[-1]["parameter"]
-    members = ports.onboardings.members(second.id)
+    members = uow.onboardings.members(second.id)
     assert [(m.member_id, m.imported, m.changed) for m in members] == [
         ("N-ANA", 2, 0),  # her Patient, unchanged, and our receipt
         ("N-BEA", 3, 1),  # her Patient, the migraine, and our receipt
@@ -248,7 +249,7 @@ class ExportsAtTimes(OldPayer):
 
 def test_a_run_of_several_chunks_reflects_its_earliest_export(platform: Platform) -> None:
     """Asked since the earliest, the next run misses nothing any chunk's export could have."""
-    ports = dataclasses.replace(platform.onboarding, bulk=ExportsAtTimes(), chunk_members=1)
-    run = _run(ports, "run-chunks")
-    assert ports.onboardings.chunks(run.id)[-1].number == 1  # two chunks, two exports
+    uow = dataclasses.replace(platform.units.onboarding(), bulk=ExportsAtTimes(), chunk_members=1)
+    run = _run(uow, "run-chunks")
+    assert uow.onboardings.chunks(run.id)[-1].number == 1  # two chunks, two exports
     assert run.received_at == parse_instant(ExportsAtTimes.TIMES[1])

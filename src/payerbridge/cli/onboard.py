@@ -92,7 +92,7 @@ def onboard(
         enqueue_onboarding(onboarding.id, onboarding.partner_id)
         err.print(f"onboarding {onboarding.id}: {onboarding.total} member(s) with '{partner}'")
         uow = platform.units.onboarding()
-        store = uow.ports.onboardings
+        store = uow.onboardings
         _watch(store, onboarding, stop)
         report = onboarding_report(uow, store.get(onboarding.id) or onboarding)
     finally:
@@ -124,16 +124,16 @@ def _accepted(
     from payerbridge.onboarding.service import accept_onboarding, onboarding_id_for
     from payerbridge.types import OPERATOR, PartnerId
 
-    ports = platform.units.onboarding().ports
-    since = since_asked(ports.onboardings, OPERATOR, PartnerId(partner), asked)
+    uow = platform.units.onboarding()
+    since = since_asked(uow.onboardings, OPERATOR, PartnerId(partner), asked)
     asked_text = since.isoformat() if since else None
     run_id = onboarding_id_for(OPERATOR, _digest(partner, content, asked_text))
     launch_workflows(platform, work=True)
     return accept_onboarding(
-        ports,
         NewOnboarding(
             run_id, PartnerId(partner), requests, client_id=OPERATOR, request_id=None, since=since
         ),
+        uow,
     )
 
 

@@ -3,7 +3,7 @@
 imported under our ids with Provenance, durably and chunk by chunk."""
 
 from payerbridge.onboarding.model import Onboarding, OnboardingStatus
-from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.onboarding.service import accept_onboarding, proceed
+from payerbridge.onboarding.unit import OnboardingUnit
 
-__all__ = ["Onboarding", "OnboardingPorts", "OnboardingStatus", "accept_onboarding", "proceed"]
+__all__ = ["Onboarding", "OnboardingStatus", "OnboardingUnit", "accept_onboarding", "proceed"]

@@ -25,8 +25,7 @@ from payerbridge.consent.model import StoredConsent
 from payerbridge.exchange.clocks import day_start
 from payerbridge.exchange.model import ExchangeRequest
 from payerbridge.onboarding.model import Chunk
-from payerbridge.onboarding.ports import OnboardingPorts
-from payerbridge.transactions import UnitOfWork
+from payerbridge.onboarding.unit import OnboardingUnit
 
 __all__ = [
     "MatchAnswered",
@@ -47,16 +46,15 @@ def _chunk_subject(chunk: Chunk) -> Subject:
 
 
 def start_member_clocks(
-    unit: UnitOfWork,
-    ports: OnboardingPorts,
+    uow: OnboardingUnit,
     onboarding_id: str,
     partner_id: str,
     members: Sequence[tuple[int, ExchangeRequest, StoredConsent]],
 ) -> None:
-    """Each member's request row, as the onboarding is accepted in ``unit``."""
-    if ports.clocks is None:
+    """Each member's request row, as the onboarding is accepted in ``uow``'s transaction."""
+    if uow.clocks is None:
         return
-    obligations = ports.clocks.obligations
+    obligations = uow.clocks.obligations
     for position, request, opt_in in members:
         opted_in = opt_in.record.period_start
         covered = day_start(request.new_coverage.start, obligations.calendar.tz)
@@ -65,11 +63,11 @@ def start_member_clocks(
             REQUEST_AFTER_ENROLMENT,
             member_subject(onboarding_id, position),
             {"opt_in": opted_in, "coverage_start": covered or opted_in},
-            clock_id=unit.new_id(),
-            at=unit.now,
+            clock_id=uow.new_id(),
+            at=uow.now,
             partner_id=partner_id,
         )
-        ports.clocks.ledger.start(unit, clock)
+        uow.clocks.ledger.start(uow, clock)
 
 
 @dataclass(frozen=True)
@@ -84,44 +82,40 @@ class MatchAnswered:
     data_follows: bool
 
 
-def members_asked(unit: UnitOfWork, ports: OnboardingPorts, answered: MatchAnswered) -> None:
+def members_asked(uow: OnboardingUnit, answered: MatchAnswered) -> None:
     """Each member asked about is asked; the old payer's answer clock for the chunk starts
     (done at once when no data follows)."""
-    if ports.clocks is None:
+    if uow.clocks is None:
         return
     chunk, at = answered.chunk, answered.at
-    ledger = ports.clocks.ledger
+    ledger = uow.clocks.ledger
     for position in answered.positions:
-        ledger.settle_asked(unit, member_subject(chunk.onboarding_id, position), done_at=at)
+        ledger.settle_asked(uow, member_subject(chunk.onboarding_id, position), done_at=at)
     clock = new_clock(
-        ports.clocks.obligations,
+        uow.clocks.obligations,
         ANSWER_WITHIN,
         _chunk_subject(chunk),
         {"request_received": at},
-        clock_id=unit.new_id(),
+        clock_id=uow.new_id(),
         at=at,
         partner_id=answered.partner_id,
         done_at=None if answered.data_follows else at,
     )
-    ledger.start(unit, clock)
+    ledger.start(uow, clock)
 
 
 def members_withdrawn(
-    unit: UnitOfWork,
-    ports: OnboardingPorts,
-    onboarding_id: str,
-    positions: Iterable[int],
-    at: datetime,
+    uow: OnboardingUnit, onboarding_id: str, positions: Iterable[int], at: datetime
 ) -> None:
     """Members whose opt-in no longer lets us ask: their rows are no longer owed."""
-    if ports.clocks is None:
+    if uow.clocks is None:
         return
     for position in positions:
         subject = member_subject(onboarding_id, position)
-        ports.clocks.ledger.close(unit, subject, CLOSED_REVOKED, at=at)
+        uow.clocks.ledger.close(uow, subject, CLOSED_REVOKED, at=at)
 
 
-def chunk_answered(unit: UnitOfWork, ports: OnboardingPorts, chunk: Chunk, at: datetime) -> None:
+def chunk_answered(uow: OnboardingUnit, chunk: Chunk, at: datetime) -> None:
     """The chunk's exported data was received at ``at``."""
-    if ports.clocks is not None:
-        ports.clocks.ledger.settle(unit, ANSWER_WITHIN, _chunk_subject(chunk), done_at=at)
+    if uow.clocks is not None:
+        uow.clocks.ledger.settle(uow, ANSWER_WITHIN, _chunk_subject(chunk), done_at=at)

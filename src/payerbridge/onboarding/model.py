@@ -13,10 +13,12 @@ from payerbridge.types import ClientId, OnboardingId, PartnerId
 
 __all__ = [
     "Chunk",
+    "FailOnboarding",
     "NewOnboarding",
     "Onboarding",
     "OnboardingMember",
     "OnboardingStatus",
+    "ReadOnboarding",
     "Stage",
 ]
 
@@ -94,3 +96,19 @@ class NewOnboarding:
     client_id: ClientId
     request_id: str | None
     since: datetime | Literal["last"] | None = None
+
+
+@dataclass(frozen=True)
+class FailOnboarding:
+    """A run ended as failed, with ``error`` (no member data) as its reason."""
+
+    onboarding_id: OnboardingId
+    error: str
+
+
+@dataclass(frozen=True)
+class ReadOnboarding:
+    """A client reads one of its own runs (the operator any run's)."""
+
+    onboarding_id: OnboardingId
+    client_id: ClientId

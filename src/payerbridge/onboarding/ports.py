@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
-from payerbridge.compliance.clocks import Clocks
-from payerbridge.consent.ports import ConsentStore
-from payerbridge.exchange.ports import PartnerDirectory, ResourceWriter
 from payerbridge.onboarding.model import (
     Chunk,
     Onboarding,
@@ -18,11 +14,11 @@ from payerbridge.onboarding.model import (
     OnboardingStatus,
     Stage,
 )
-from payerbridge.routing.model import Organization, Partner
-from payerbridge.transactions import Transactions, UnitOfWork
+from payerbridge.routing.model import Partner
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ClientId, OnboardingId, PartnerId
 
-__all__ = ["BulkPartner", "BulkStatus", "OnboardingPorts", "OnboardingStore"]
+__all__ = ["BulkPartner", "BulkStatus", "OnboardingStore"]
 
 
 @dataclass(frozen=True)
@@ -130,19 +126,3 @@ class OnboardingStore(Protocol):
     ) -> bool:
         """Running to ``status``; False if it had already ended."""
         ...
-
-
-@dataclass(frozen=True)
-class OnboardingPorts:
-    transactions: Transactions
-    onboardings: OnboardingStore
-    partners: PartnerDirectory
-    bulk: BulkPartner
-    consents: ConsentStore
-    writer: ResourceWriter
-    us: Organization
-    clock: Callable[[], datetime]
-    new_id: Callable[[], str]
-    consent_zone: ZoneInfo
-    chunk_members: int  # members per $bulk-member-match request
-    clocks: Clocks | None = None  # the members' and chunks' obligation rows (onboarding.clocks)

@@ -10,6 +10,9 @@ Groups into each member's result, export the MatchedMembers Group with
 ids with Provenance, in one unit of work with each member's count. The member's opt-in
 is decided before it is asked about and again before its data is kept, as an exchange's
 is at every hop: one revoked or lapsed meanwhile is ``withdrawn``.
+
+Each use case takes its command and the room's unit of work (``OnboardingUnit``), and
+writes in ``with uow:`` blocks: one per commit, after the old payer's calls.
 """
 
 from __future__ import annotations
@@ -55,13 +58,14 @@ from payerbridge.onboarding.increments import (
 )
 from payerbridge.onboarding.model import (
     Chunk,
+    FailOnboarding,
     NewOnboarding,
     Onboarding,
     OnboardingMember,
     OnboardingStatus,
+    ReadOnboarding,
     Stage,
 )
-from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.onboarding.results import (
     NOT_EXPORTED,
     REASON_CODES,
@@ -69,6 +73,7 @@ from payerbridge.onboarding.results import (
     member_reason,
     result_counts,
 )
+from payerbridge.onboarding.unit import OnboardingUnit
 from payerbridge.routing.model import Partner
 from payerbridge.routing.profiles import PROFILES
 from payerbridge.types import OPERATOR, ClientId, MemberId, OnboardingId
@@ -109,7 +114,7 @@ def onboarding_id_for(client_id: ClientId, key: str) -> OnboardingId:
     return OnboardingId(hashlib.sha256(f"{client_id}\n{key}".encode()).hexdigest()[:32])
 
 
-def accept_onboarding(ports: OnboardingPorts, command: NewOnboarding) -> Onboarding:
+def accept_onboarding(command: NewOnboarding, uow: OnboardingUnit) -> Onboarding:
     """Record the onboarding with each member's opt-in (kept as a consent record) and
     MemberBundle, all or nothing; an onboarding of this id already recorded is returned
     as it is (the same file submitted again resumes it). ``since``: ask only what changed
@@ -121,21 +126,21 @@ def accept_onboarding(ports: OnboardingPorts, command: NewOnboarding) -> Onboard
         command.requests,
     )
     client_id, request_id = command.client_id, command.request_id
-    existing = ports.onboardings.get(onboarding_id)
+    existing = uow.onboardings.get(onboarding_id)
     if existing is not None:
         if existing.client_id != client_id:
             raise NotFound(f"onboarding {onboarding_id} does not exist")
         return existing
-    partner = ports.partners.get(partner_id)
+    partner = uow.partners.get(partner_id)
     if partner is None:
         raise UnprocessableRequest(
             f"no partner is registered with id '{partner_id}'",
             issues=[Issue("register the old payer first", "partner", "not-found")],
         )
     _check_members(requests)
-    asked_since = since_asked(ports.onboardings, client_id, partner_id, command.since)
-    now = ports.clock()
-    size = ports.chunk_members
+    asked_since = since_asked(uow.onboardings, client_id, partner_id, command.since)
+    now = uow.clock()
+    size = uow.chunk_members
     onboarding = Onboarding(
         id=onboarding_id,
         client_id=client_id,
@@ -151,34 +156,34 @@ def accept_onboarding(ports: OnboardingPorts, command: NewOnboarding) -> Onboard
         Chunk(onboarding_id, n, first, min(size, len(requests) - first), Stage.SUBMIT_MATCH)
         for n, first in enumerate(range(0, len(requests), size))
     ]
-    with ports.transactions.begin() as unit:
-        ports.onboardings.create(unit, onboarding, chunks)
+    with uow:
+        uow.onboardings.create(uow, onboarding, chunks)
         members, clocked = [], []
         for position, request in enumerate(requests):
             assert request.consent is not None  # _check_members
             consent = opt_in_consent(
                 OptIn(request.consent, MemberId(request.member_id), partner, client_id),
-                consent_id=ConsentId(ports.new_id()),
-                us=ports.us,
-                zone=ports.consent_zone,
+                consent_id=ConsentId(uow.make_id()),
+                us=uow.us,
+                zone=uow.consent_zone,
                 at=now,
             )
             kept = record_consent(
-                unit, ports.consents, consent, actor=client_id, request_id=request_id
+                uow, uow.consents, consent, actor=client_id, request_id=request_id
             )
             members.append(
                 OnboardingMember(
                     position,
                     request.member_id,
                     kept.consent_id,
-                    _bundle(ports, partner, request, kept.resource),
+                    _bundle(uow, partner, request, kept.resource),
                 )
             )
             clocked.append((position, request, kept))
-        ports.onboardings.add_members(unit, onboarding_id, members)
-        start_member_clocks(unit, ports, onboarding_id, partner_id, clocked)
+        uow.onboardings.add_members(uow, onboarding_id, members)
+        start_member_clocks(uow, onboarding_id, partner_id, clocked)
         asked = {"since": asked_since.isoformat()} if asked_since else {}
-        unit.record(_event(onboarding, "accepted", now, request_id, members=len(requests), **asked))
+        uow.record(_event(onboarding, "accepted", now, request_id, members=len(requests), **asked))
     return onboarding
 
 
@@ -206,60 +211,60 @@ def _check_members(requests: Sequence[ExchangeRequest]) -> None:
 
 
 def _bundle(
-    ports: OnboardingPorts, partner: Partner, request: ExchangeRequest, consent: dict[str, Any]
+    uow: OnboardingUnit, partner: Partner, request: ExchangeRequest, consent: dict[str, Any]
 ) -> dict[str, Any]:
     parameters = build_member_match_request(
         request,
         consent,
-        us=ports.us,
+        us=uow.us,
         partner=partner.organization,
         shape=PROFILES.current,
     )
     return member_bundle(parameters, request.member_id)
 
 
-def onboarding_of(
-    ports: OnboardingPorts, onboarding_id: OnboardingId, client_id: ClientId
-) -> Onboarding:
+def onboarding_of(command: ReadOnboarding, uow: OnboardingUnit) -> Onboarding:
     """The client's own onboarding; anyone else's does not exist (404)."""
-    onboarding = ports.onboardings.get(onboarding_id)
-    if onboarding is None or client_id not in (onboarding.client_id, OPERATOR):
+    onboarding_id = command.onboarding_id
+    onboarding = uow.onboardings.get(onboarding_id)
+    if onboarding is None or command.client_id not in (onboarding.client_id, OPERATOR):
         raise NotFound(f"onboarding {onboarding_id[:64]} does not exist")
     return onboarding
 
 
-def proceed(ports: OnboardingPorts, onboarding_id: OnboardingId) -> Step:
-    """Move the first unfinished chunk on by one stage (or finish the onboarding)."""
-    onboarding = ports.onboardings.get(onboarding_id)
+def proceed(onboarding_id: OnboardingId, uow: OnboardingUnit) -> Step:
+    """Move the first unfinished chunk on by one stage (or finish the onboarding), in one
+    transaction of ``uow``."""
+    onboarding = uow.onboardings.get(onboarding_id)
     if onboarding is None or onboarding.status is not OnboardingStatus.RUNNING:
         return Step(done=True)
-    chunk = ports.onboardings.next_chunk(onboarding_id)
+    chunk = uow.onboardings.next_chunk(onboarding_id)
     if chunk is None:
-        now = ports.clock()
+        now = uow.clock()
         # Read before the unit takes its connection: every chunk is done, so they are final.
-        members = ports.onboardings.members(onboarding_id)
-        with ports.transactions.begin() as unit:
-            if ports.onboardings.finish(unit, onboarding_id, OnboardingStatus.COMPLETED, at=now):
+        members = uow.onboardings.members(onboarding_id)
+        with uow:
+            if uow.onboardings.finish(uow, onboarding_id, OnboardingStatus.COMPLETED, at=now):
                 imported = sum(1 for m in members if m.imported)
                 counts = result_counts(members)
-                unit.record(
+                uow.record(
                     _event(onboarding, "completed", now, onboarding_id, **counts, imported=imported)
                 )
         return Step(done=True)
-    partner = ports.partners.get(onboarding.partner_id)
+    partner = uow.partners.get(onboarding.partner_id)
     if partner is None:
-        fail_onboarding(ports, onboarding_id, "the partner is no longer registered")
+        fail_onboarding(FailOnboarding(onboarding_id, "the partner is no longer registered"), uow)
         return Step(done=True)
-    now = ports.clock()
+    now = uow.clock()
     if chunk.due_at is not None and chunk.due_at > now:
         return Step(done=False, retry_at=chunk.due_at)
-    stages: dict[Stage, Callable[[OnboardingPorts, Partner, Chunk], Step]] = {
+    stages: dict[Stage, Callable[[OnboardingUnit, Partner, Chunk], Step]] = {
         Stage.SUBMIT_MATCH: _submit_match,
         Stage.AWAIT_MATCH: _await_match,
         Stage.SUBMIT_EXPORT: partial(_submit_export, since=onboarding.since),
         Stage.AWAIT_EXPORT: partial(_await_export, onboarding=onboarding),
     }
-    return stages[chunk.stage](ports, partner, chunk)
+    return stages[chunk.stage](uow, partner, chunk)
 
 
 def _key(chunk: Chunk, stage: str) -> str:
@@ -267,46 +272,46 @@ def _key(chunk: Chunk, stage: str) -> str:
     return f"{chunk.onboarding_id}:{chunk.number}:{stage}"
 
 
-def _submit_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step:
-    members = ports.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
-    permitted, events = _opted_in(ports, partner, members, "onboarding-match")
+def _submit_match(uow: OnboardingUnit, partner: Partner, chunk: Chunk) -> Step:
+    members = uow.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
+    permitted, events = _opted_in(uow, partner, members, "onboarding-match")
     withdrawn = {m.position: (WITHDRAWN, None) for m in members if m.position not in permitted}
     status_url = None
     if permitted:
         bundles = [m.bundle for m in members if m.position in permitted]
-        status_url = ports.bulk.kick_off(
+        status_url = uow.bulk.kick_off(
             partner,
             "Group/$bulk-member-match",
             {"resourceType": "Parameters", "parameter": bundles},
             idempotency_key=_key(chunk, "match"),
         )
-    now = ports.clock()
-    with ports.transactions.begin() as unit:
-        if ports.onboardings.move_chunk(
-            unit,
+    now = uow.clock()
+    with uow:
+        if uow.onboardings.move_chunk(
+            uow,
             chunk,
             Stage.AWAIT_MATCH if permitted else Stage.DONE,
             at=now,
             status_url=status_url,
         ):
-            ports.onboardings.record_results(unit, chunk.onboarding_id, withdrawn)
-            members_withdrawn(unit, ports, chunk.onboarding_id, withdrawn, now)
-            unit.record(*events)
+            uow.onboardings.record_results(uow, chunk.onboarding_id, withdrawn)
+            members_withdrawn(uow, chunk.onboarding_id, withdrawn, now)
+            uow.record(*events)
     return Step(done=False)
 
 
 def _opted_in(
-    ports: OnboardingPorts, partner: Partner, members: Sequence[OnboardingMember], hop: str
+    uow: OnboardingUnit, partner: Partner, members: Sequence[OnboardingMember], hop: str
 ) -> tuple[set[int], list[AuditEvent]]:
     """The members whose opt-in still lets us ask ``partner`` (a member may revoke it, or
     it may lapse, while the onboarding runs), and the audit events of the decisions."""
     permitted: set[int] = set()
     events: list[AuditEvent] = []
-    now = ports.clock()
-    us = Requester(ClientId(SYSTEM_ACTOR), ports.us.npi)
+    now = uow.clock()
+    us = Requester(ClientId(SYSTEM_ACTOR), uow.us.npi)
     for member in members:
         disclosure = authorize_request(
-            ports.consents.get(member.consent_id),
+            uow.consents.get(member.consent_id),
             OutboundRequest(
                 consent_id=member.consent_id, partner_npi=partner.npi, us=us, at=now, hop=hop
             ),
@@ -317,8 +322,8 @@ def _opted_in(
     return permitted, events
 
 
-def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step:
-    manifest = _manifest(ports, partner, chunk)
+def _await_match(uow: OnboardingUnit, partner: Partner, chunk: Chunk) -> Step:
+    manifest = _manifest(uow, partner, chunk)
     if not isinstance(manifest, dict):
         return manifest
     outputs = manifest.get("output") or []
@@ -331,7 +336,7 @@ def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step
         line
         for output in wanted
         for line in _ndjson(
-            ports.bulk.download(
+            uow.bulk.download(
                 partner, str(output.get("url")), idempotency_key=_key(chunk, "groups")
             )
         )
@@ -340,7 +345,7 @@ def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step
         answers = read_result_groups(resources)
     except ValueError as exc:
         raise PartnerRejected(f"the partner's result Groups cannot be read: {exc}") from exc
-    members = ports.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
+    members = uow.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
     position_of = {m.member_id: m.position for m in members}
     results: dict[int, tuple[str, str | None]] = {}
     for submitted, bucket, theirs in answers:
@@ -350,25 +355,25 @@ def _await_match(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> Step
         if member.result is None:
             results.setdefault(member.position, (MatchResult.NOT_MATCHED.value, None))
     group_id = matched_group_id(resources)
-    now = ports.clock()
-    with ports.transactions.begin() as unit:
-        if not ports.onboardings.move_chunk(
-            unit,
+    now = uow.clock()
+    with uow:
+        if not uow.onboardings.move_chunk(
+            uow,
             chunk,
             Stage.SUBMIT_EXPORT if group_id else Stage.DONE,
             at=now,
             group_id=group_id,
         ):
             return Step(done=False)
-        ports.onboardings.record_results(unit, chunk.onboarding_id, results)
+        uow.onboardings.record_results(uow, chunk.onboarding_id, results)
         asked = [m.position for m in members if m.result is None]
         answered = MatchAnswered(chunk, partner.id, asked, now, data_follows=group_id is not None)
-        members_asked(unit, ports, answered)
+        members_asked(uow, answered)
     return Step(done=False)
 
 
 def _submit_export(
-    ports: OnboardingPorts, partner: Partner, chunk: Chunk, *, since: datetime | None
+    uow: OnboardingUnit, partner: Partner, chunk: Chunk, *, since: datetime | None
 ) -> Step:
     body = {
         "resourceType": "Parameters",
@@ -377,42 +382,42 @@ def _submit_export(
             *since_parameters(since),
         ],
     }
-    status_url = ports.bulk.kick_off(
+    status_url = uow.bulk.kick_off(
         partner,
         f"Group/{chunk.group_id}/$davinci-data-export",
         body,
         idempotency_key=_key(chunk, "export"),
     )
-    return _moved(ports, chunk, Stage.AWAIT_EXPORT, status_url=status_url, group_id=chunk.group_id)
+    return _moved(uow, chunk, Stage.AWAIT_EXPORT, status_url=status_url, group_id=chunk.group_id)
 
 
 def _await_export(
-    ports: OnboardingPorts, partner: Partner, chunk: Chunk, *, onboarding: Onboarding
+    uow: OnboardingUnit, partner: Partner, chunk: Chunk, *, onboarding: Onboarding
 ) -> Step:
-    manifest = _manifest(ports, partner, chunk)
+    manifest = _manifest(uow, partner, chunk)
     if not isinstance(manifest, dict):
         return manifest
     resources: list[dict[str, Any]] = []
     for output in manifest.get("output") or []:
-        content = ports.bulk.download(
+        content = uow.bulk.download(
             partner, str(output.get("url")), idempotency_key=_key(chunk, "files")
         )
         resources.extend(_ndjson(content))
-    members = ports.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
+    members = uow.onboardings.members(chunk.onboarding_id, first=chunk.first, size=chunk.size)
     matched = [m for m in members if m.old_patient]
-    permitted, events = _opted_in(ports, partner, matched, "onboarding-import")
+    permitted, events = _opted_in(uow, partner, matched, "onboarding-import")
     theirs = {
         str(m.old_patient): ExportMember(m.position, _holder(onboarding, partner, m.member_id))
         for m in matched
         if m.position in permitted
     }
     withdrawn = {m.position: (WITHDRAWN, None) for m in matched if m.position not in permitted}
-    now = ports.clock()
+    now = uow.clock()
     normalized = normalize_export(
         resources,
         members=theirs,
         shared=_holder(onboarding, partner, None),
-        receipt=Receipt(chunk.onboarding_id, now, ports.us, partner.organization, ports.new_id),
+        receipt=Receipt(chunk.onboarding_id, now, uow.us, partner.organization, uow.make_id),
     )
     left_out = {
         m.position: (NOT_EXPORTED, m.old_patient)
@@ -423,20 +428,20 @@ def _await_export(
     if onboarding.since is not None:
         positions = {patient: member.position for patient, member in theirs.items()}
         changed = changed_per_member(resources, positions, onboarding.since)
-    with ports.transactions.begin() as unit:
-        if not ports.onboardings.move_chunk(unit, chunk, Stage.DONE, at=now):
+    with uow:
+        if not uow.onboardings.move_chunk(uow, chunk, Stage.DONE, at=now):
             return Step(done=False)
-        ports.onboardings.record_results(unit, chunk.onboarding_id, withdrawn | left_out)
-        ports.onboardings.record_imported(
-            unit, chunk.onboarding_id, normalized.per_member, changed=changed
+        uow.onboardings.record_results(uow, chunk.onboarding_id, withdrawn | left_out)
+        uow.onboardings.record_imported(
+            uow, chunk.onboarding_id, normalized.per_member, changed=changed
         )
         if normalized.per_member:  # data came: what it reflects is the next run's since
-            ports.onboardings.record_received(unit, chunk.onboarding_id, export_time(manifest, now))
-        members_withdrawn(unit, ports, chunk.onboarding_id, withdrawn, now)
-        chunk_answered(unit, ports, chunk, now)
-        unit.record(*events)
-        ports.writer.write(  # last: on the unit's DB-API path, after the Core statements
-            unit, normalized.resources, source=f"onboarding:{chunk.onboarding_id}", at=now
+            uow.onboardings.record_received(uow, chunk.onboarding_id, export_time(manifest, now))
+        members_withdrawn(uow, chunk.onboarding_id, withdrawn, now)
+        chunk_answered(uow, chunk, now)
+        uow.record(*events)
+        uow.writer.write(  # last: on the unit's DB-API path, after the Core statements
+            uow, normalized.resources, source=f"onboarding:{chunk.onboarding_id}", at=now
         )
     return Step(done=False)
 
@@ -448,18 +453,18 @@ def _holder(onboarding: Onboarding, partner: Partner, member_id: str | None) -> 
     return Holder(onboarding.client_id, member_id or "", partner.npi)
 
 
-def _manifest(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> dict[str, Any] | Step:
+def _manifest(uow: OnboardingUnit, partner: Partner, chunk: Chunk) -> dict[str, Any] | Step:
     """The job's manifest, or the Step that waits for it (the chunk's next poll kept)."""
     assert chunk.status_url is not None
-    status = ports.bulk.poll(partner, chunk.status_url, idempotency_key=_key(chunk, "poll"))
+    status = uow.bulk.poll(partner, chunk.status_url, idempotency_key=_key(chunk, "poll"))
     if status.manifest is not None:
         return status.manifest
-    now = ports.clock()
+    now = uow.clock()
     wait = timedelta(seconds=status.retry_after) if status.retry_after else _DEFAULT_POLL
     due = now + min(wait, _LONGEST_POLL)
-    with ports.transactions.begin() as unit:
-        ports.onboardings.move_chunk(
-            unit,
+    with uow:
+        uow.onboardings.move_chunk(
+            uow,
             chunk,
             chunk.stage,
             at=now,
@@ -471,18 +476,16 @@ def _manifest(ports: OnboardingPorts, partner: Partner, chunk: Chunk) -> dict[st
 
 
 def _moved(
-    ports: OnboardingPorts,
+    uow: OnboardingUnit,
     chunk: Chunk,
     to: Stage,
     *,
     status_url: str | None = None,
     group_id: str | None = None,
 ) -> Step:
-    now = ports.clock()
-    with ports.transactions.begin() as unit:
-        ports.onboardings.move_chunk(
-            unit, chunk, to, at=now, status_url=status_url, group_id=group_id
-        )
+    now = uow.clock()
+    with uow:
+        uow.onboardings.move_chunk(uow, chunk, to, at=now, status_url=status_url, group_id=group_id)
     return Step(done=False)
 
 
@@ -496,17 +499,19 @@ def _ndjson(content: bytes) -> list[dict[str, Any]]:
     return lines
 
 
-def fail_onboarding(ports: OnboardingPorts, onboarding_id: OnboardingId, error: str) -> None:
-    now = ports.clock()
-    onboarding = ports.onboardings.get(onboarding_id)
-    with ports.transactions.begin() as unit:
+def fail_onboarding(command: FailOnboarding, uow: OnboardingUnit) -> None:
+    """The run ends as failed with ``command.error`` (cut short), unless it had ended."""
+    onboarding_id, error = command.onboarding_id, command.error
+    now = uow.clock()
+    onboarding = uow.onboardings.get(onboarding_id)
+    with uow:
         if (
-            ports.onboardings.finish(
-                unit, onboarding_id, OnboardingStatus.FAILED, at=now, error=error[:500]
+            uow.onboardings.finish(
+                uow, onboarding_id, OnboardingStatus.FAILED, at=now, error=error[:500]
             )
             and onboarding is not None
         ):
-            unit.record(_event(onboarding, "failed", now, onboarding_id))
+            uow.record(_event(onboarding, "failed", now, onboarding_id))
 
 
 def _event(

@@ -30,7 +30,7 @@ from payerbridge.webhooks.unit import WebhookUnit
 from payerbridge.wiring.ports import (
     DisclosureRules,
     bulk_ports,
-    onboarding_ports,
+    onboarding_unit,
     plan_backends,
 )
 from payerbridge.wiring.stores import Stores
@@ -55,7 +55,7 @@ class Shared:
 @dataclass(frozen=True)
 class DisclosureWiring:
     units: tuple[DisclosureUnit, SourcesUnit, WebhookUnit, BulkUnit, OnboardingUnit]
-    # Platform's fields on the units' own adapters: bulk, onboarding, sources, live,
+    # Platform's fields on the units' own adapters: bulk, sources, live,
     # profiles, quarantine, snapshots, idempotency, refusals, webhooks, webhook targets.
     fields: dict[str, Any]
 
@@ -64,7 +64,7 @@ def disclosure_wiring(settings: Settings, stores: Stores, shared: Shared) -> Dis
     transactions, identity, clocks = stores.transactions, shared.identity, shared.clocks
     backends = plan_backends(settings, shared.sources, stores, identity)
     bulk = bulk_ports(settings, stores, identity, shared.rules, clocks)
-    onboarding = onboarding_ports(settings, stores, shared.client, clocks)
+    onboarding = onboarding_unit(settings, stores, shared.client, clocks)
     disclosure = DisclosureUnit(
         transactions,
         stores.members,
@@ -92,11 +92,10 @@ def disclosure_wiring(settings: Settings, stores: Stores, shared: Shared) -> Dis
         sources,
         webhooks,
         BulkUnit(transactions, bulk),
-        OnboardingUnit(transactions, onboarding),
+        onboarding,
     )
     fields = {
         "bulk": bulk,
-        "onboarding": onboarding,
         **backends,
         "snapshots": disclosure.snapshots,
         "idempotency": disclosure.idempotency,

@@ -44,7 +44,6 @@ from payerbridge.identity.indexing import index_members
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.identity.unit import IdentityUnit
 from payerbridge.metrics import PlatformMetrics
-from payerbridge.onboarding.ports import OnboardingPorts
 from payerbridge.onboarding.unit import OnboardingUnit
 from payerbridge.oversight.health_unit import PartnerHealthUnit
 from payerbridge.oversight.ports import Oversight, PartnerCalls
@@ -201,7 +200,6 @@ class Platform:
     client: PartnerClient
     units: Units  # a unit of work per room, for each use case (ADR 0051)
     bulk: BulkPorts  # $bulk-member-match jobs and their Groups
-    onboarding: OnboardingPorts  # plan-year onboardings (new payer)
     sources: SourceIngestion  # the plan's backends: replicated files mapped and kept
     live: LiveSources  # the plan's backends asked at request time
     profiles: ProfileChecker  # the shipped profiles every produced resource must meet

@@ -36,7 +36,7 @@ from payerbridge.identity.indexing import index_members
 from payerbridge.identity.matching.decision import BULK
 from payerbridge.identity.ports import IdentityStore
 from payerbridge.metrics import PlatformMetrics
-from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.onboarding.unit import OnboardingUnit
 from payerbridge.partners.client import HttpxPartnerClient
 from payerbridge.partners.key_sets import HttpxKeySetSource
 from payerbridge.policies import (
@@ -82,7 +82,7 @@ __all__ = [
     "bulk_ports",
     "exchange_wiring",
     "member_consent_check",
-    "onboarding_ports",
+    "onboarding_unit",
     "operator_ports",
     "plan_backends",
     "token_service",
@@ -241,11 +241,11 @@ def bulk_ports(
     )
 
 
-def onboarding_ports(
+def onboarding_unit(
     settings: Settings, stores: Stores, client: HttpxPartnerClient, clocks: Clocks | None = None
-) -> OnboardingPorts:
+) -> OnboardingUnit:
     """Plan-year onboardings (new payer)."""
-    return OnboardingPorts(
+    return OnboardingUnit(
         transactions=stores.transactions,
         onboardings=SqlOnboardingStore(stores.engine, reader=stores.reader),
         partners=stores.partners,
@@ -254,7 +254,7 @@ def onboarding_ports(
         writer=stores.members,
         us=Organization(settings.org_name, settings.org_npi, f"{settings.base_url}/fhir"),
         clock=utcnow,
-        new_id=new_id,
+        make_id=new_id,
         consent_zone=ZoneInfo(settings.consent_time_zone),
         chunk_members=settings.onboarding_chunk_members,
         clocks=clocks,

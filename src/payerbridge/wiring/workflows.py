@@ -54,7 +54,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
         trace_statements(platform.engine, platform.reader)
     exchange.bind_wiring(platform.units.exchange_wiring)
     bulk.bind(platform.bulk)
-    onboarding.bind(platform.onboarding)
+    onboarding.bind(platform.units.onboarding)
     webhooks.bind(
         webhooks.WebhookDelivery(
             platform.webhooks,

@@ -9,6 +9,7 @@ the old payer's jobs, and for an old payer that does not answer, are ``DBOS.slee
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 
@@ -18,8 +19,9 @@ from payerbridge.errors import (
     PayerBridgeError,
     StoreUnavailable,
 )
-from payerbridge.onboarding.ports import OnboardingPorts
+from payerbridge.onboarding.model import FailOnboarding
 from payerbridge.onboarding.service import fail_onboarding, proceed
+from payerbridge.onboarding.unit import OnboardingUnit
 from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import OnboardingId, PartnerId
 from payerbridge.workflows.steps import OnFailure, Progress, run_until_done
@@ -29,43 +31,44 @@ __all__ = ["ONBOARDING_QUEUE", "bind", "enqueue_onboarding", "onboarding_workflo
 logger = logging.getLogger(__name__)
 ONBOARDING_QUEUE = "onboardings"
 
-_ports: OnboardingPorts | None = None
+_units: Callable[[], OnboardingUnit] | None = None
 _queues: dict[str, Queue] = {}
 
 
-def bind(ports: OnboardingPorts) -> None:
-    global _ports
-    _ports = ports
+def bind(units: Callable[[], OnboardingUnit]) -> None:
+    """``units``: a fresh unit of work of the room each call (``platform.units.onboarding``)."""
+    global _units
+    _units = units
 
 
-def _current() -> OnboardingPorts:
-    if _ports is None:
+def _unit() -> OnboardingUnit:
+    if _units is None:
         raise RuntimeError("workflows.onboarding.bind was not called")
-    return _ports
+    return _units()
 
 
 @DBOS.step()
 def fail_onboarding_step(onboarding_id: OnboardingId, error: str) -> None:
-    fail_onboarding(_current(), onboarding_id, error)
+    fail_onboarding(FailOnboarding(onboarding_id, error), _unit())
 
 
 @DBOS.workflow()
 def onboarding_workflow(onboarding_id: OnboardingId, traceparent: str | None = None) -> str:
     """Run the onboarding to its end; ``traceparent``: the trace of the request or command
     that started it, continued by every step (ADR 0033)."""
-    ports = _current()
+    uow = _unit()  # this run's: a unit is not shared between threads
 
     def step() -> Progress:
         with (
             continued(traceparent),
             span("onboarding.proceed", {"payerbridge.onboarding_id": onboarding_id}),
         ):
-            progress = proceed(ports, onboarding_id)
+            progress = proceed(onboarding_id, uow)
         return Progress(ended="done" if progress.done else None, resume_at=progress.retry_at)
 
     def before_retry(exc: BaseException) -> None:
         if isinstance(exc, PartnerAuthRejected):  # its token may have been revoked
-            _refresh(ports, onboarding_id)
+            _refresh(uow, onboarding_id)
 
     def end(exc: BaseException) -> str:
         if isinstance(exc, PayerBridgeError):  # the old payer refused, or answered badly
@@ -84,15 +87,15 @@ def onboarding_workflow(onboarding_id: OnboardingId, traceparent: str | None = N
         before_retry=before_retry,
     )
     return run_until_done(
-        step, failing, clock=ports.clock, log_context={"onboarding_id": onboarding_id}
+        step, failing, clock=uow.clock, log_context={"onboarding_id": onboarding_id}
     )
 
 
-def _refresh(ports: OnboardingPorts, onboarding_id: OnboardingId) -> None:
-    onboarding = ports.onboardings.get(onboarding_id)
-    partner = ports.partners.get(onboarding.partner_id) if onboarding else None
+def _refresh(uow: OnboardingUnit, onboarding_id: OnboardingId) -> None:
+    onboarding = uow.onboardings.get(onboarding_id)
+    partner = uow.partners.get(onboarding.partner_id) if onboarding else None
     if partner is not None:
-        ports.bulk.refresh_credentials(partner)
+        uow.bulk.refresh_credentials(partner)
 
 
 def _failed(onboarding_id: OnboardingId, error: str) -> str:

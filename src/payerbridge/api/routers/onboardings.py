@@ -14,7 +14,7 @@ from payerbridge.api.units import OnboardingUnitDep
 from payerbridge.errors import InvalidInput, Issue
 from payerbridge.logging import current_request_id
 from payerbridge.onboarding.increments import parse_since
-from payerbridge.onboarding.model import NewOnboarding, Onboarding
+from payerbridge.onboarding.model import NewOnboarding, Onboarding, ReadOnboarding
 from payerbridge.onboarding.service import (
     accept_onboarding,
     member_reason,
@@ -49,7 +49,6 @@ def create_onboarding(
     requests = onboarding_requests(body.partner, body.members)
     since = parse_since(body.since)
     onboarding = accept_onboarding(
-        uow.ports,
         NewOnboarding(
             onboarding_id_for(caller.client_id, checked_key(idempotency_key)),
             PartnerId(body.partner),
@@ -58,6 +57,7 @@ def create_onboarding(
             request_id=current_request_id(),
             since=since,
         ),
+        uow,
     )
     enqueue_onboarding(onboarding.id, onboarding.partner_id)  # again: a no-op when running
     response.headers["Location"] = str(
@@ -71,7 +71,7 @@ def get_onboarding(
     onboarding_id: str, uow: OnboardingUnitDep, caller: SubmitterDep
 ) -> dict[str, Any]:
     """The run: where it is, and how many members matched, were refused, were imported."""
-    onboarding = onboarding_of(uow.ports, OnboardingId(onboarding_id), caller.owner)
+    onboarding = onboarding_of(ReadOnboarding(OnboardingId(onboarding_id), caller.owner), uow)
     return onboarding_report(uow, onboarding)
 
 
@@ -87,8 +87,8 @@ def onboarding_members(
     null while waiting) with its reason (code and text), the resources imported for it
     and, of an incremental run, how many of them changed (``nothing-new`` when none), in
     the order submitted."""
-    onboarding = onboarding_of(uow.ports, OnboardingId(onboarding_id), caller.owner)
-    members = uow.ports.onboardings.members(onboarding.id, first=offset, size=count)
+    onboarding = onboarding_of(ReadOnboarding(OnboardingId(onboarding_id), caller.owner), uow)
+    members = uow.onboardings.members(onboarding.id, first=offset, size=count)
     return {
         "total": onboarding.total,
         "offset": offset,
@@ -106,8 +106,8 @@ def onboarding_members(
 
 
 def onboarding_report(uow: OnboardingUnit, onboarding: Onboarding) -> dict[str, Any]:
-    members = uow.ports.onboardings.members(onboarding.id)
-    chunks = uow.ports.onboardings.chunks(onboarding.id)
+    members = uow.onboardings.members(onboarding.id)
+    chunks = uow.onboardings.chunks(onboarding.id)
     results = result_counts(members)
     results["pending"] = sum(1 for m in members if m.result is None)
     return {
