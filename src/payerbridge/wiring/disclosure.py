@@ -29,7 +29,7 @@ from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.unit import WebhookUnit
 from payerbridge.wiring.ports import (
     DisclosureRules,
-    bulk_ports,
+    bulk_unit,
     onboarding_ports,
     plan_backends,
 )
@@ -55,7 +55,7 @@ class Shared:
 @dataclass(frozen=True)
 class DisclosureWiring:
     units: tuple[DisclosureUnit, SourcesUnit, WebhookUnit, BulkUnit, OnboardingUnit]
-    # Platform's fields on the units' own adapters: bulk, onboarding, sources, live,
+    # Platform's fields on the units' own adapters: onboarding, sources, live,
     # profiles, quarantine, snapshots, idempotency, refusals, webhooks, webhook targets.
     fields: dict[str, Any]
 
@@ -63,7 +63,6 @@ class DisclosureWiring:
 def disclosure_wiring(settings: Settings, stores: Stores, shared: Shared) -> DisclosureWiring:
     transactions, identity, clocks = stores.transactions, shared.identity, shared.clocks
     backends = plan_backends(settings, shared.sources, stores, identity)
-    bulk = bulk_ports(settings, stores, identity, shared.rules, clocks)
     onboarding = onboarding_ports(settings, stores, shared.client, clocks)
     disclosure = DisclosureUnit(
         transactions,
@@ -91,11 +90,10 @@ def disclosure_wiring(settings: Settings, stores: Stores, shared: Shared) -> Dis
         disclosure,
         sources,
         webhooks,
-        BulkUnit(transactions, bulk),
+        bulk_unit(settings, stores, identity, shared.rules, clocks),
         OnboardingUnit(transactions, onboarding),
     )
     fields = {
-        "bulk": bulk,
         "onboarding": onboarding,
         **backends,
         "snapshots": disclosure.snapshots,
