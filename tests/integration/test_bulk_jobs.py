@@ -18,18 +18,20 @@ from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.bulk import export
 from payerbridge.bulk.export import (
     ExportAsked,
+    GroupExportAsked,
     accept_group_export,
     export_file_lines,
     run_export,
 )
 from payerbridge.bulk.member_match import (
-    BulkPorts,
+    CancelJob,
     MemberMatchAsked,
     accept_member_match,
     cancel_job,
     run_member_match,
 )
 from payerbridge.bulk.model import JobStatus
+from payerbridge.bulk.unit import BulkUnit
 from payerbridge.config import load_settings
 from payerbridge.consent.model import Requester
 from payerbridge.fhir.bulk_export import ExportRequest
@@ -93,10 +95,9 @@ def request_body() -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": bundles}
 
 
-def accepted(ports: BulkPorts) -> str:
+def accepted(uow: BulkUnit) -> str:
     body = request_body()
     job = accept_member_match(
-        ports,
         MemberMatchAsked(
             body,
             orjson.dumps(body),
@@ -105,6 +106,7 @@ def accepted(ports: BulkPorts) -> str:
             pdex_version="2.2",
             request_id=None,
         ),
+        uow,
     )
     return job.id
 
@@ -136,78 +138,78 @@ def count(platform: Platform, table: Any) -> int:
 
 
 def test_a_run_cut_off_mid_chunk_resumes_after_the_last_commit(platform: Platform) -> None:
-    ports = platform.bulk
-    job_id = accepted(ports)
+    uow = platform.units.bulk()
+    job_id = accepted(uow)
 
     def crash() -> None:
         raise Interrupted
 
     # Cut off deciding the third chunk: chunks 1 and 2 (members 0-3) are committed.
-    flaky = dataclasses.replace(ports, identity=Flaky(ports.identity, 2, crash))
+    flaky = dataclasses.replace(uow, identity=Flaky(uow.identity, 2, crash))
     with pytest.raises(Interrupted):
-        run_member_match(flaky, job_id)
-    job = ports.jobs.get(job_id)
+        run_member_match(job_id, flaky)
+    job = uow.jobs.get(job_id)
     assert job is not None and job.status is JobStatus.RUNNING and job.done == 4
     assert count(platform, identity_decisions) == 4
     assert count(platform, consents) == 4
 
-    assert run_member_match(ports, job_id) is JobStatus.COMPLETED
-    outcomes = ports.jobs.outcomes(job_id)
+    assert run_member_match(job_id, uow) is JobStatus.COMPLETED
+    outcomes = uow.jobs.outcomes(job_id)
     assert [o.position for o in outcomes] == list(range(MEMBERS))
     assert [o.patient_id for o in outcomes] == [f"m{n}" for n in range(MEMBERS)]
     assert count(platform, identity_decisions) == MEMBERS
     assert count(platform, consents) == MEMBERS
-    [matched] = ports.jobs.groups_of(job_id)
+    [matched] = uow.jobs.groups_of(job_id)
     assert matched.body["quantity"] == MEMBERS
     # Run again (a recovered workflow that finds the job done): nothing changes.
-    assert run_member_match(ports, job_id) is JobStatus.COMPLETED
+    assert run_member_match(job_id, uow) is JobStatus.COMPLETED
     assert count(platform, identity_decisions) == MEMBERS
-    assert len(ports.jobs.groups_of(job_id)) == 1
+    assert len(uow.jobs.groups_of(job_id)) == 1
 
 
 def test_a_job_cancelled_while_it_runs_stops_and_leaves_nothing(platform: Platform) -> None:
-    ports = platform.bulk
-    job_id = accepted(ports)
+    uow = platform.units.bulk()
+    job_id = accepted(uow)
 
     def cancel() -> None:
-        cancel_job(ports, job_id, REQUESTER.client_id, None)
+        cancel_job(CancelJob(job_id, REQUESTER.client_id, None), uow)
 
-    flaky = dataclasses.replace(ports, identity=Flaky(ports.identity, 1, cancel))
-    assert run_member_match(flaky, job_id) is JobStatus.CANCELLED
-    job = ports.jobs.get(job_id)
+    flaky = dataclasses.replace(uow, identity=Flaky(uow.identity, 1, cancel))
+    assert run_member_match(job_id, flaky) is JobStatus.CANCELLED
+    job = uow.jobs.get(job_id)
     assert job is not None and job.status is JobStatus.CANCELLED
     assert count(platform, bulk_match_results) == 0
-    assert ports.jobs.groups_of(job_id) == []
-    assert ports.jobs.request_body(job_id) == b""  # the submitted demographics are gone
+    assert uow.jobs.groups_of(job_id) == []
+    assert uow.jobs.request_body(job_id) == b""  # the submitted demographics are gone
 
 
 def test_expired_output_and_groups_are_purged_and_an_unstarted_job_is_found(
     platform: Platform,
 ) -> None:
-    ports = platform.bulk
-    job_id = accepted(ports)
-    job = ports.jobs.get(job_id)
+    uow = platform.units.bulk()
+    job_id = accepted(uow)
+    job = uow.jobs.get(job_id)
     assert job is not None
     later = job.created_at + timedelta(seconds=30)
-    assert ports.jobs.unstarted(updated_before=later) == [(job_id, "newplan")]
-    assert run_member_match(ports, job_id) is JobStatus.COMPLETED
-    assert ports.jobs.unstarted(updated_before=later) == []
-    done = ports.jobs.get(job_id)
+    assert uow.jobs.unstarted(updated_before=later) == [(job_id, "newplan")]
+    assert run_member_match(job_id, uow) is JobStatus.COMPLETED
+    assert uow.jobs.unstarted(updated_before=later) == []
+    done = uow.jobs.get(job_id)
     assert done is not None and done.expires_at is not None
-    assert ports.jobs.request_body(job_id) == b""  # the demographics live in the Groups now
+    assert uow.jobs.request_body(job_id) == b""  # the demographics live in the Groups now
     # Past the files' expiry, the Groups stay (they live longer): so does the job's row.
-    with ports.transactions.begin() as unit:
-        assert ports.jobs.purge(unit, now=done.expires_at + timedelta(seconds=1)) == 0
+    with uow:
+        assert uow.jobs.purge(uow, now=done.expires_at + timedelta(seconds=1)) == 0
     assert count(platform, bulk_match_results) == 0
-    assert len(ports.jobs.groups_of(job_id)) == 1
+    assert len(uow.jobs.groups_of(job_id)) == 1
     # Past the Groups' expiry, nothing of the job is left.
-    with ports.transactions.begin() as unit:
-        assert ports.jobs.purge(unit, now=done.expires_at + timedelta(days=365)) == 1
-    assert ports.jobs.get(job_id) is None and ports.jobs.groups_of(job_id) == []
+    with uow:
+        assert uow.jobs.purge(uow, now=done.expires_at + timedelta(days=365)) == 1
+    assert uow.jobs.get(job_id) is None and uow.jobs.groups_of(job_id) == []
 
 
 def test_a_chunks_candidates_read_together_are_each_requests_own(platform: Platform) -> None:
-    index = platform.bulk.identity
+    index = platform.units.bulk().identity
     members = parse_bulk_member_match_request(request_body())
     key_sets = [
         blocking_keys(request_record(m.request), secret=index.blocking_secret) for m in members
@@ -220,29 +222,29 @@ def test_a_chunks_candidates_read_together_are_each_requests_own(platform: Platf
     assert index.candidates_of_many([]) == []
 
 
-def export_files(ports: BulkPorts, group_id: str) -> dict[str, list[bytes]]:
+def export_files(uow: BulkUnit, group_id: str) -> dict[str, list[bytes]]:
     request = ExportRequest(None, None, None, None)
-    job = accept_group_export(ports, group_id, ExportAsked(request, REQUESTER, "x", None))
-    assert run_export(ports, job.id) is JobStatus.COMPLETED
-    done = ports.jobs.get(job.id)
+    asked = ExportAsked(request, REQUESTER, "x", None)
+    job = accept_group_export(GroupExportAsked(group_id, asked), uow)
+    assert run_export(job.id, uow) is JobStatus.COMPLETED
+    done = uow.jobs.get(job.id)
     assert done is not None
     return {
-        file.type: b"".join(export_file_lines(ports, done, file)).splitlines()
-        for file in done.output
+        file.type: b"".join(export_file_lines(done, file, uow)).splitlines() for file in done.output
     }
 
 
 def test_an_export_past_a_chunks_bodies_goes_by_reference_and_downloads_the_same(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ports = platform.bulk
-    job_id = accepted(ports)
-    assert run_member_match(ports, job_id) is JobStatus.COMPLETED
-    [group] = ports.jobs.groups_of(job_id)
-    with_bodies = export_files(ports, group.id)
+    uow = platform.units.bulk()
+    job_id = accepted(uow)
+    assert run_member_match(job_id, uow) is JobStatus.COMPLETED
+    [group] = uow.jobs.groups_of(job_id)
+    with_bodies = export_files(uow, group.id)
     # Room for one member's two bodies a chunk (of two): the other goes by reference.
     monkeypatch.setattr(export, "_CHUNK_BODIES", 2)
-    by_reference = export_files(ports, group.id)
+    by_reference = export_files(uow, group.id)
     with platform.engine.connect() as connection:
         written = connection.execute(
             select(bulk_output_lines.c.job_id, func.count(bulk_output_lines.c.body))

@@ -8,13 +8,14 @@ from payerbridge.bulk.export import accept_group_export, accept_patient_export
 from payerbridge.bulk.groups import read_group, search_groups
 from payerbridge.bulk.jobs import job_file_lines, run_job
 from payerbridge.bulk.kick_off import kick_off_export, kick_off_member_match
-from payerbridge.bulk.member_match import BulkPorts, BulkRules, accept_member_match, cancel_job
+from payerbridge.bulk.member_match import accept_member_match, cancel_job
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus
+from payerbridge.bulk.unit import BulkRules, BulkUnit
 
 __all__ = [
     "BulkJob",
-    "BulkPorts",
     "BulkRules",
+    "BulkUnit",
     "JobKind",
     "JobStatus",
     "accept_group_export",

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from payerbridge.audit.model import AuditEvent
-from payerbridge.bulk.member_match import BulkPorts, cancel_job, job_of
+from payerbridge.bulk.member_match import CancelJob, cancel_job, job_of
 from payerbridge.bulk.model import BulkJob, JobStatus, OutputFile
+from payerbridge.bulk.unit import BulkUnit
 from payerbridge.errors import Forbidden, Gone, Issue, NotFound
 from payerbridge.fhir.resources import ID_PATTERN
 from payerbridge.security.model import Principal
@@ -60,11 +61,11 @@ def job_id_of(text: str) -> BulkJobId:
     return BulkJobId(text)
 
 
-def own_job(command: OwnJob, ports: BulkPorts) -> BulkJob:
+def own_job(command: OwnJob, uow: BulkUnit) -> BulkJob:
     """The caller's own job, while its output lasts (410 once expired)."""
     require_whole_client(command.principal)
-    job = job_of(ports, job_id_of(command.job_id), command.principal.client_id)
-    if job.expired(ports.clock()):
+    job = job_of(uow.jobs, job_id_of(command.job_id), command.principal.client_id)
+    if job.expired(uow.clock()):
         raise Gone(
             f"the output of job '{command.job_id}' has expired",
             issues=[Issue("the job's files have expired; run it again", "job", "deleted")],
@@ -72,20 +73,20 @@ def own_job(command: OwnJob, ports: BulkPorts) -> BulkJob:
     return job
 
 
-def read_job_file(command: JobFileRead, ports: BulkPorts) -> tuple[BulkJob, OutputFile]:
+def read_job_file(command: JobFileRead, uow: BulkUnit) -> tuple[BulkJob, OutputFile]:
     """One file of the caller's own completed job, its read audited (``bulk-file.read``)
     before a line of it goes."""
-    job = own_job(OwnJob(command.principal, command.job_id, command.request_id), ports)
+    job = own_job(OwnJob(command.principal, command.job_id, command.request_id), uow)
     file = job.file(command.name) if job.status is JobStatus.COMPLETED else None
     if file is None:
         raise NotFound(
             f"job '{command.job_id}' has no file '{command.name[:80]}'",
             issues=[Issue("take the file URLs from the job's manifest", "name", "not-found")],
         )
-    with ports.transactions.begin() as unit:
-        unit.record(
+    with uow:
+        uow.record(
             AuditEvent(
-                at=unit.now,
+                at=uow.now,
                 actor=command.principal.client_id,
                 action="bulk-file.read",
                 entity_type="BulkJob",
@@ -98,8 +99,9 @@ def read_job_file(command: JobFileRead, ports: BulkPorts) -> tuple[BulkJob, Outp
     return job, file
 
 
-def cancel_own_job(command: OwnJob, ports: BulkPorts) -> None:
+def cancel_own_job(command: OwnJob, uow: BulkUnit) -> None:
     """Cancel the caller's own job (or, once done, drop its output); its status is 404
     after."""
     require_whole_client(command.principal)
-    cancel_job(ports, job_id_of(command.job_id), command.principal.client_id, command.request_id)
+    job_id = job_id_of(command.job_id)
+    cancel_job(CancelJob(job_id, command.principal.client_id, command.request_id), uow)

@@ -10,11 +10,11 @@ owed (closed); one that fails notes why and stays owed, as it was not answered.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from payerbridge.compliance.clocks import CLOSED_WITHDRAWN, Clocks, Subject, SubjectType, new_clock
+from payerbridge.bulk.unit import BulkUnit
+from payerbridge.compliance.clocks import CLOSED_WITHDRAWN, Subject, SubjectType, new_clock
 from payerbridge.compliance.obligations import ANSWER_WITHIN
-from payerbridge.transactions import UnitOfWork
 from payerbridge.types import BulkJobId
 
 if TYPE_CHECKING:
@@ -25,46 +25,39 @@ __all__ = ["close_job_clock", "note_job_clock", "settle_job_clock", "start_job_c
 JOB_FAILED = "bulk-job-failed"
 
 
-class BulkPorts(Protocol):
-    """What these rows need of a bulk use case's ports (the match's or the export's)."""
-
-    @property
-    def clocks(self) -> Clocks | None: ...
-
-
 def _subject(job_id: BulkJobId) -> Subject:
     return Subject(SubjectType.BULK_JOB, job_id)
 
 
-def start_job_clock(unit: UnitOfWork, ports: BulkPorts, job: BulkJob) -> None:
-    """The job's answer row, as its kick-off is recorded in ``unit``."""
-    if ports.clocks is None:
+def start_job_clock(uow: BulkUnit, job: BulkJob) -> None:
+    """The job's answer row, as its kick-off is recorded in ``uow``'s transaction."""
+    if uow.clocks is None:
         return
     clock = new_clock(
-        ports.clocks.obligations,
+        uow.clocks.obligations,
         ANSWER_WITHIN,
         _subject(job.id),
         {"request_received": job.created_at},
-        clock_id=unit.new_id(),
+        clock_id=uow.new_id(),
         at=job.created_at,
         partner_id=job.client_id,
     )
-    ports.clocks.ledger.start(unit, clock)
+    uow.clocks.ledger.start(uow, clock)
 
 
-def settle_job_clock(unit: UnitOfWork, ports: BulkPorts, job_id: BulkJobId, at: datetime) -> None:
+def settle_job_clock(uow: BulkUnit, job_id: BulkJobId, at: datetime) -> None:
     """Answered: the job completed at ``at``."""
-    if ports.clocks is not None:
-        ports.clocks.ledger.settle(unit, ANSWER_WITHIN, _subject(job_id), done_at=at)
+    if uow.clocks is not None:
+        uow.clocks.ledger.settle(uow, ANSWER_WITHIN, _subject(job_id), done_at=at)
 
 
-def close_job_clock(unit: UnitOfWork, ports: BulkPorts, job_id: BulkJobId, at: datetime) -> None:
+def close_job_clock(uow: BulkUnit, job_id: BulkJobId, at: datetime) -> None:
     """No longer owed: the requester cancelled the job."""
-    if ports.clocks is not None:
-        ports.clocks.ledger.close(unit, _subject(job_id), CLOSED_WITHDRAWN, at=at)
+    if uow.clocks is not None:
+        uow.clocks.ledger.close(uow, _subject(job_id), CLOSED_WITHDRAWN, at=at)
 
 
-def note_job_clock(unit: UnitOfWork, ports: BulkPorts, job_id: BulkJobId, at: datetime) -> None:
+def note_job_clock(uow: BulkUnit, job_id: BulkJobId, at: datetime) -> None:
     """The job failed: still owed, the row says why it was not answered."""
-    if ports.clocks is not None:
-        ports.clocks.ledger.note(unit, _subject(job_id), JOB_FAILED, at=at)
+    if uow.clocks is not None:
+        uow.clocks.ledger.note(uow, _subject(job_id), JOB_FAILED, at=at)

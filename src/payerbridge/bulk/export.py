@@ -28,9 +28,10 @@ import orjson
 from payerbridge import big_json
 from payerbridge.audit.model import AuditEvent
 from payerbridge.bulk.clocks import settle_job_clock, start_job_clock
-from payerbridge.bulk.member_match import BulkPorts, job_event
+from payerbridge.bulk.member_match import job_event
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
 from payerbridge.bulk.ports import ExportedMember, LineRead, OutputLine
+from payerbridge.bulk.unit import BulkUnit
 from payerbridge.consent.model import (
     ConsentPolicy,
     ConsentRole,
@@ -59,6 +60,7 @@ from payerbridge.types import BulkJobId, MemberId
 
 __all__ = [
     "ExportAsked",
+    "GroupExportAsked",
     "accept_group_export",
     "accept_patient_export",
     "export_file_lines",
@@ -88,12 +90,21 @@ class ExportAsked:
     request_id: str | None
 
 
-def accept_group_export(ports: BulkPorts, group_id: str, asked: ExportAsked) -> BulkJob:
+@dataclass(frozen=True)
+class GroupExportAsked:
+    """The export of a Group (``group_id``, as its path gave it), as kicked off."""
+
+    group_id: str
+    asked: ExportAsked
+
+
+def accept_group_export(command: GroupExportAsked, uow: BulkUnit) -> BulkJob:
     """Record the export of the client's own MatchedMembers Group (or of the ``patient``
     members it names); the caller enqueues its workflow."""
+    group_id, asked = command.group_id, command.asked
     request, requester = asked.request, asked.requester
-    now = ports.clock()
-    group = ports.jobs.group(group_id)
+    now = uow.clock()
+    group = uow.jobs.group(group_id)
     if group is None or group.client_id != requester.client_id:
         raise NotFound(f"Group/{group_id[:64]} does not exist")
     if group.expires_at <= now:
@@ -119,28 +130,28 @@ def accept_group_export(ports: BulkPorts, group_id: str, asked: ExportAsked) -> 
             ]
             raise InvalidInput("patient names members the Group does not hold", issues=issues)
         members = [p for p in members if p in named]
-    return _accept(ports, JobKind.GROUP_EXPORT, members, asked, now)
+    return _accept(uow, JobKind.GROUP_EXPORT, members, asked, now)
 
 
-def accept_patient_export(ports: BulkPorts, asked: ExportAsked) -> BulkJob:
+def accept_patient_export(asked: ExportAsked, uow: BulkUnit) -> BulkJob:
     """Record the export of every member whose consent names the client (or of the
     ``patient`` members named: each is decided when the job reaches it)."""
     request = asked.request
     members = (
         list(request.patients)
         if request.patients is not None
-        else ports.consents.members_disclosed_to(asked.requester.client_id)
+        else uow.consents.members_disclosed_to(asked.requester.client_id)
     )
-    now = ports.clock()
-    return _accept(ports, JobKind.PATIENT_EXPORT, members, asked, now)
+    now = uow.clock()
+    return _accept(uow, JobKind.PATIENT_EXPORT, members, asked, now)
 
 
 def _accept(
-    ports: BulkPorts, kind: JobKind, members: list[MemberId], asked: ExportAsked, now: datetime
+    uow: BulkUnit, kind: JobKind, members: list[MemberId], asked: ExportAsked, now: datetime
 ) -> BulkJob:
     requester = asked.requester
     job = BulkJob(
-        id=BulkJobId(ports.new_id()),
+        id=BulkJobId(uow.mint_id()),
         client_id=requester.client_id,
         requester_npi=requester.npi,
         kind=kind,
@@ -155,48 +166,46 @@ def _accept(
         transaction_time=now,
     )
     body = orjson.dumps({"request": asked.request.to_json(), "members": members})
-    with ports.transactions.begin() as unit:
-        ports.jobs.create(unit, job, body)
-        start_job_clock(unit, ports, job)
-        unit.record(
-            job_event(job, kind.value, "accepted", now, asked.request_id, members=job.total)
-        )
+    with uow:
+        uow.jobs.create(uow, job, body)
+        start_job_clock(uow, job)
+        uow.record(job_event(job, kind.value, "accepted", now, asked.request_id, members=job.total))
     return job
 
 
-def run_export(ports: BulkPorts, job_id: BulkJobId) -> JobStatus:
+def run_export(job_id: BulkJobId, uow: BulkUnit) -> JobStatus:
     """Take the export from where its row says it is to the end (see the module)."""
-    job = ports.jobs.get(job_id)
+    job = uow.jobs.get(job_id)
     if job is None:
         return JobStatus.CANCELLED
     if job.finished:
         return job.status
     if job.status is JobStatus.ACCEPTED:
-        with ports.transactions.begin() as unit:
-            ports.jobs.start(unit, job_id, at=ports.clock())
-    saved = big_json.loads(ports.jobs.request_body(job_id))
+        with uow:
+            uow.jobs.start(uow, job_id, at=uow.clock())
+    saved = big_json.loads(uow.jobs.request_body(job_id))
     request = ExportRequest.from_json(saved["request"])
     members = [MemberId(member) for member in saved["members"]]
-    size = ports.rules.chunk_members
+    size = uow.rules.chunk_members
     done, lines = job.done, job.lines
     if request.notices and done == 0 and lines == 0:
-        lines = _commit_notices(ports, job, request)
-    shared = ports.jobs.shared_refs(job_id)
+        lines = _commit_notices(uow, job, request)
+    shared = uow.jobs.shared_refs(job_id)
     while done < len(members):
         chunk = list(enumerate(members[done : done + size], start=done))
-        written = _ChunkDecision(ports, job, request, chunk, shared).export(done, lines)
+        written = _ChunkDecision(uow, job, request, chunk, shared).export(done, lines)
         if written is None:  # cancelled, or another run committed it first
-            current = ports.jobs.get(job_id)
+            current = uow.jobs.get(job_id)
             if current is None or current.status is not JobStatus.RUNNING:
                 return current.status if current is not None else JobStatus.CANCELLED
             done, lines = current.done, current.lines
-            shared = ports.jobs.shared_refs(job_id)
+            shared = uow.jobs.shared_refs(job_id)
             continue
         done, lines = done + len(chunk), lines + written
-    return _complete(ports, job, notices=1 if request.notices else 0)
+    return _complete(uow, job, notices=1 if request.notices else 0)
 
 
-def _commit_notices(ports: BulkPorts, job: BulkJob, request: ExportRequest) -> int:
+def _commit_notices(uow: BulkUnit, job: BulkJob, request: ExportRequest) -> int:
     """The error file's first line: what the export leaves out of what was asked (types
     the token does not grant, parameters let go under lenient handling). The lines
     committed after it (1, or none if another run wrote it first: the chunks' guard
@@ -213,15 +222,15 @@ def _commit_notices(ports: BulkPorts, job: BulkJob, request: ExportRequest) -> i
             for notice in request.notices
         ],
     }
-    with ports.transactions.begin() as unit:
-        committed = ports.jobs.commit_export_chunk(
-            unit,
+    with uow:
+        committed = uow.jobs.commit_export_chunk(
+            uow,
             job.id,
             done_before=0,
             lines_before=0,
             members=(),
             lines=[OutputLine(ERROR_FILE, _NO_MEMBER, body=outcome)],
-            at=ports.clock(),
+            at=uow.clock(),
         )
     return 1 if committed else 0
 
@@ -234,14 +243,14 @@ class _ChunkDecision:
 
     def __init__(
         self,
-        ports: BulkPorts,
+        uow: BulkUnit,
         job: BulkJob,
         request: ExportRequest,
         chunk: Sequence[tuple[int, MemberId]],
         shared_sent: set[str],
     ) -> None:
-        self._ports, self._job = ports, job
-        self.now = ports.clock()
+        self._uow, self._job = uow, job
+        self.now = uow.clock()
         self._requester = Requester(client_id=job.client_id, npi=job.requester_npi)
         self._query = EverythingQuery(
             types=request.types,
@@ -250,15 +259,15 @@ class _ChunkDecision:
             exact_types=request.exact_types,
         )
         self._our_provenance = request.has_our_provenance
-        self._window = ExchangeWindow.at(self.now, years=ports.rules.payer_to_payer_years)
+        self._window = ExchangeWindow.at(self.now, years=uow.rules.payer_to_payer_years)
         self._positions = {patient_id: position for position, patient_id in chunk}
         patients = list(self._positions)
-        self._types = ports.members.resource_types_of(patients)
+        self._types = uow.members.resource_types_of(patients)
         # The decisions read the consents' records: their resources are left unopened.
         self._consents = _Read(
-            ports.consents.for_members(patients, ConsentRole.DISCLOSE, resources=False)
+            uow.consents.for_members(patients, ConsentRole.DISCLOSE, resources=False)
         )
-        self._shared = _SharedOnce(ports.members)
+        self._shared = _SharedOnce(uow.members)
         self._seen_shared: SeenShared = {}  # each shared resource judged once a chunk
         self._decided: set[MemberId] = set()
         self._shared_sent = shared_sent
@@ -271,16 +280,16 @@ class _ChunkDecision:
     def export(self, done_before: int, lines_before: int) -> int | None:
         """Decide and keep the chunk's members; the lines written, or None if superseded.
         The shared resources already written grow by the chunk's once kept."""
-        ports, job = self._ports, self._job
+        uow, job = self._uow, self._job
         # The chunk's compartments come as one stream, one member after another; a member
         # with no compartment at all has no Patient here and is skipped after the rest.
         for patient_id, rows in groupby(self.compartments(), key=itemgetter(0)):
             self.member(patient_id, (resource for _, resource in rows))
         for patient_id in self.undecided():
             self.member(patient_id, ())
-        with ports.transactions.begin() as unit:
-            if not ports.jobs.commit_export_chunk(
-                unit,
+        with uow:
+            if not uow.jobs.commit_export_chunk(
+                uow,
                 job.id,
                 done_before=done_before,
                 lines_before=lines_before,
@@ -289,19 +298,19 @@ class _ChunkDecision:
                 at=self.now,
             ):
                 return None
-            unit.record(*self.events)
+            uow.record(*self.events)
         self._shared_sent |= self.shared_new
         return len(self.lines)
 
     def compartments(self) -> Iterator[tuple[MemberId, Resource]]:
-        return self._ports.members.stream_compartments(list(self._positions))
+        return self._uow.members.stream_compartments(list(self._positions))
 
     def undecided(self) -> list[MemberId]:
         return [p for p in self._positions if p not in self._decided]
 
     def member(self, patient_id: MemberId, records: Iterable[Resource]) -> None:
         """Decide one member (``records``: its compartment, streamed) and keep its lines."""
-        rules = self._ports.rules
+        rules = self._uow.rules
         position = self._positions[patient_id]
         self._decided.add(patient_id)
         disclosure = authorize_disclosure(
@@ -370,7 +379,7 @@ class _ChunkDecision:
             # Recorded as of the export's transactionTime: the manifest promises nothing
             # changed after it, and the Provenance is part of that snapshot.
             provenance = transmitter_provenance(
-                self._ports.new_id(),
+                self._uow.mint_id(),
                 targets,
                 transmitter=rules.us,
                 recorded=self._job.transaction_time,
@@ -442,11 +451,11 @@ def _skipped(position: int, patient_id: MemberId) -> dict[str, object]:
     }
 
 
-def _complete(ports: BulkPorts, job: BulkJob, *, notices: int) -> JobStatus:
+def _complete(uow: BulkUnit, job: BulkJob, *, notices: int) -> JobStatus:
     """Done: the manifest's files and counts; ``notices``: the error file's lines that
     are the export's notices, not members skipped."""
-    now = ports.clock()
-    counts = ports.jobs.file_counts(job.id)
+    now = uow.clock()
+    counts = uow.jobs.file_counts(job.id)
     output = [
         OutputFile(kind, f"{kind}.ndjson", counts[kind], error=kind == ERROR_FILE)
         for kind in sorted(counts)
@@ -454,19 +463,19 @@ def _complete(ports: BulkPorts, job: BulkJob, *, notices: int) -> JobStatus:
     skipped = counts.get(ERROR_FILE, 0) - notices
     # Per consent policy, the members released and what their decisions withheld: the
     # export's disclosures, counted once it is complete (metrics.events).
-    released = ports.jobs.released_counts(job.id)
-    with ports.transactions.begin() as unit:
-        completed = ports.jobs.complete(
-            unit,
+    released = uow.jobs.released_counts(job.id)
+    with uow:
+        completed = uow.jobs.complete(
+            uow,
             job.id,
             groups=(),
             output=output,
-            expires_at=now + ports.rules.output_lifetime,
+            expires_at=now + uow.rules.output_lifetime,
             at=now,
         )
         if completed:
-            settle_job_clock(unit, ports, job.id, now)
-            unit.record(
+            settle_job_clock(uow, job.id, now)
+            uow.record(
                 job_event(
                     job,
                     job.kind.value,
@@ -481,18 +490,18 @@ def _complete(ports: BulkPorts, job: BulkJob, *, notices: int) -> JobStatus:
             )
     if completed:
         return JobStatus.COMPLETED
-    current = ports.jobs.get(job.id)
+    current = uow.jobs.get(job.id)
     return current.status if current is not None else JobStatus.CANCELLED
 
 
-def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Iterator[bytes]:
+def export_file_lines(job: BulkJob, file: OutputFile, uow: BulkUnit) -> Iterator[bytes]:
     """One file of a completed export, as it may go now: a page of lines per item (each
     item is a hop to and from the thread that reads the database, so not one per line)."""
-    segmentation, scope = ports.rules.segmentation, ports.rules.scope
-    code_sets = judged_by(ports.rules.segmentation, ports.rules.scope)
+    segmentation, scope = uow.rules.segmentation, uow.rules.scope
+    code_sets = judged_by(uow.rules.segmentation, uow.rules.scope)
     after = 0
     while True:
-        page = ports.jobs.line_page(job.id, file.type, after=after, count=_PAGE_LINES)
+        page = uow.jobs.line_page(job.id, file.type, after=after, count=_PAGE_LINES)
         if not page:
             return
         # A resource changed or judged by other code sets since is released as it is now.
@@ -500,7 +509,7 @@ def export_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Itera
         stale = [line.ref for line, ok in zip(page, written, strict=True) if not ok and line.ref]
         now: dict[str, Resource] = {}
         if stale:
-            now = {f"{r['resourceType']}/{r['id']}": r for r in ports.members.read_many(stale)}
+            now = {f"{r['resourceType']}/{r['id']}": r for r in uow.members.read_many(stale)}
         out: list[bytes] = []
         for line, as_written in zip(page, written, strict=True):
             if as_written or line.ref is None:

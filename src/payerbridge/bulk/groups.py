@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from payerbridge.bulk.access import require_whole_client
-from payerbridge.bulk.member_match import BulkPorts
 from payerbridge.bulk.ports import StoredGroup
+from payerbridge.bulk.unit import BulkUnit
 from payerbridge.errors import InvalidInput, Issue, NotFound
 from payerbridge.fhir import codes
 from payerbridge.fhir.bulk_member_match import RESULT_SYSTEM, MatchResult
@@ -44,22 +44,22 @@ class GroupSearch:
     parameters: Sequence[tuple[str, str]]
 
 
-def read_group(command: GroupRead, ports: BulkPorts) -> StoredGroup:
+def read_group(command: GroupRead, uow: BulkUnit) -> StoredGroup:
     """A result Group of the caller's own ``$bulk-member-match``, while it lasts."""
     require_whole_client(command.principal)
     require_scope(command.principal, resource_scope("Group", "r"))
     group_id = command.group_id
-    group = ports.jobs.group(group_id) if ID_PATTERN.match(group_id) else None
+    group = uow.jobs.group(group_id) if ID_PATTERN.match(group_id) else None
     if (
         group is None
         or group.client_id != command.principal.client_id
-        or group.expires_at <= ports.clock()
+        or group.expires_at <= uow.clock()
     ):
         raise NotFound(f"Group/{group_id[:64]} does not exist")
     return group
 
 
-def search_groups(command: GroupSearch, ports: BulkPorts) -> list[StoredGroup]:
+def search_groups(command: GroupSearch, uow: BulkUnit) -> list[StoredGroup]:
     """The caller's unexpired result Groups that the search's parameters select."""
     require_whole_client(command.principal)
     require_scope(command.principal, resource_scope("Group", "s"))
@@ -74,11 +74,11 @@ def search_groups(command: GroupSearch, ports: BulkPorts) -> list[StoredGroup]:
             supported = ", ".join((*NPI_PARAMETERS, *RESULT_PARAMETERS))
             text = f"Group search parameter '{name[:60]}' is not supported; use {supported}"
             raise InvalidInput(text, issues=[Issue(text, name[:60], "not-supported")])
-    return ports.jobs.find_groups(
+    return uow.jobs.find_groups(
         command.principal.client_id,
         requester_npis=None if npis is None else frozenset(npis),
         results=None if results is None else frozenset(results),
-        now=ports.clock(),
+        now=uow.clock(),
     )
 
 

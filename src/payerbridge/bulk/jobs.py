@@ -5,25 +5,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from payerbridge.bulk.export import export_file_lines, run_export
-from payerbridge.bulk.member_match import BulkPorts, file_lines, run_member_match
+from payerbridge.bulk.member_match import file_lines, run_member_match
 from payerbridge.bulk.model import BulkJob, JobKind, JobStatus, OutputFile
+from payerbridge.bulk.unit import BulkUnit
 from payerbridge.types import BulkJobId
 
 __all__ = ["job_file_lines", "run_job"]
 
 
-def run_job(ports: BulkPorts, job_id: BulkJobId) -> JobStatus:
+def run_job(job_id: BulkJobId, uow: BulkUnit) -> JobStatus:
     """Take the job to its end from where its row says it is; the status it ended in."""
-    job = ports.jobs.get(job_id)
+    job = uow.jobs.get(job_id)
     if job is None:
         return JobStatus.CANCELLED
     if job.kind is JobKind.MEMBER_MATCH:
-        return run_member_match(ports, job_id)
-    return run_export(ports, job_id)
+        return run_member_match(job_id, uow)
+    return run_export(job_id, uow)
 
 
-def job_file_lines(ports: BulkPorts, job: BulkJob, file: OutputFile) -> Iterator[bytes]:
+def job_file_lines(job: BulkJob, file: OutputFile, uow: BulkUnit) -> Iterator[bytes]:
     """The NDJSON lines of one of a completed job's files."""
     if job.kind is JobKind.MEMBER_MATCH:
-        return file_lines(ports, job, file.name)
-    return export_file_lines(ports, job, file)
+        return file_lines(job, file.name, uow)
+    return export_file_lines(job, file, uow)

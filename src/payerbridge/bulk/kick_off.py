@@ -19,9 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from payerbridge.bulk.access import require_whole_client
-from payerbridge.bulk.export import ExportAsked, accept_group_export, accept_patient_export
-from payerbridge.bulk.member_match import BulkPorts, MemberMatchAsked, accept_member_match
+from payerbridge.bulk.export import (
+    ExportAsked,
+    GroupExportAsked,
+    accept_group_export,
+    accept_patient_export,
+)
+from payerbridge.bulk.member_match import MemberMatchAsked, accept_member_match
 from payerbridge.bulk.model import PDEX_VERSIONS, BulkJob
+from payerbridge.bulk.unit import BulkUnit
 from payerbridge.consent.model import Requester
 from payerbridge.errors import Forbidden, InvalidInput, Issue, NotFound, PayerBridgeError
 from payerbridge.fhir.bulk_export import (
@@ -93,7 +99,7 @@ class KickedOff:
     notices: tuple[Notice, ...] = ()
 
 
-def kick_off_member_match(command: MemberMatchKickOff, ports: BulkPorts) -> KickedOff:
+def kick_off_member_match(command: MemberMatchKickOff, uow: BulkUnit) -> KickedOff:
     """Check the request (422 naming every bundle's issues; nothing kept) and record the
     job with its audit event."""
     principal = command.principal
@@ -104,7 +110,6 @@ def kick_off_member_match(command: MemberMatchKickOff, ports: BulkPorts) -> Kick
     if command.body_error is not None:
         raise command.body_error
     job = accept_member_match(
-        ports,
         MemberMatchAsked(
             command.body,
             command.raw,
@@ -113,21 +118,22 @@ def kick_off_member_match(command: MemberMatchKickOff, ports: BulkPorts) -> Kick
             pdex_version=version,
             request_id=command.request_id,
         ),
+        uow,
     )
     return KickedOff(job)
 
 
-def kick_off_export(command: ExportKickOff, ports: BulkPorts) -> KickedOff:
+def kick_off_export(command: ExportKickOff, uow: BulkUnit) -> KickedOff:
     """Check the export asked for and record its job (see the module)."""
     export = _export_request(command)
     requester = _requester(command.principal)
     asked = ExportAsked(export, requester, command.request_url, command.request_id)
     if command.group_id is None:
-        job = accept_patient_export(ports, asked)
+        job = accept_patient_export(asked, uow)
         return KickedOff(job, export.notices)
     if not ID_PATTERN.match(command.group_id):
         raise NotFound(f"Group/{command.group_id[:64]} does not exist")
-    job = accept_group_export(ports, command.group_id, asked)
+    job = accept_group_export(GroupExportAsked(command.group_id, asked), uow)
     return KickedOff(job, export.notices)
 
 

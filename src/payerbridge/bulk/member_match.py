@@ -24,23 +24,16 @@ guard or guessed are counted in the chunk's unit by client, reason and window (A
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 
 from payerbridge import big_json
 from payerbridge.audit.model import AuditEvent
-from payerbridge.audit.refusals import (
-    CARD_GUARD,
-    DEFAULT_WINDOW,
-    Refusal,
-    RefusalCounts,
-    count_refusals,
-)
+from payerbridge.audit.refusals import CARD_GUARD, Refusal, count_refusals
 from payerbridge.bulk.clocks import (
     close_job_clock,
     note_job_clock,
@@ -48,14 +41,12 @@ from payerbridge.bulk.clocks import (
     start_job_clock,
 )
 from payerbridge.bulk.model import BulkJob, BulkReason, JobKind, JobStatus, OutputFile
-from payerbridge.bulk.ports import BulkJobs, BulkMembers, MemberOutcome, StoredGroup
-from payerbridge.compliance.clocks import Clocks
+from payerbridge.bulk.ports import BulkJobs, MemberOutcome, StoredGroup
+from payerbridge.bulk.unit import BulkRules, BulkUnit
 from payerbridge.consent.hrex import parse_hrex_consent
 from payerbridge.consent.model import AcceptPresentedConsent, ConsentId, PresentedConsent, Requester
-from payerbridge.consent.ports import ConsentStore
-from payerbridge.consent.segmentation import SegmentationPolicy, supported_policies
+from payerbridge.consent.segmentation import supported_policies
 from payerbridge.consent.service import accept_presented_consent
-from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
 from payerbridge.errors import (
     AmbiguousMatch,
     InvalidInput,
@@ -74,11 +65,10 @@ from payerbridge.fhir.bulk_member_match import (
     parse_bulk_member_match_request,
     result_groups,
 )
-from payerbridge.identity.guard import AttemptLimit, CardTry, is_wrong_card_guess, note_attempt
-from payerbridge.identity.matching.decision import MatchPolicy
+from payerbridge.identity.guard import CardTry, is_wrong_card_guess, note_attempt
 from payerbridge.identity.matching.model import MatchOutcome
 from payerbridge.identity.matching.scoring import MatchModel
-from payerbridge.identity.ports import DecisionToRecord, IdentityStore, MatchWrites
+from payerbridge.identity.ports import DecisionToRecord, MatchWrites
 from payerbridge.identity.service import (
     BatchTerms,
     decide_many_for_batch,
@@ -86,12 +76,11 @@ from payerbridge.identity.service import (
     request_record,
 )
 from payerbridge.routing.model import Organization
-from payerbridge.transactions import Transactions, UnitOfWork
 from payerbridge.types import BulkJobId, ClientId, MemberId
 
 __all__ = [
-    "BulkPorts",
-    "BulkRules",
+    "CancelJob",
+    "FailJob",
     "MemberMatchAsked",
     "accept_member_match",
     "cancel_job",
@@ -109,35 +98,6 @@ THROTTLED = BulkReason.THROTTLED.value
 
 
 @dataclass(frozen=True)
-class BulkRules:
-    policy: MatchPolicy  # the bulk thresholds
-    us: Organization  # the Groups' managing entity; our NPI is the discloser consents name
-    consent_zone: ZoneInfo  # where date-only consent periods are read
-    output_lifetime: timedelta  # how long a completed job's files stay
-    group_lifetime: timedelta  # how long its Groups stay readable and exportable
-    chunk_members: int  # members per unit of work
-    segmentation: SegmentationPolicy  # what a regular consent withholds
-    payer_to_payer_years: int  # the service-date window an export gives
-    attempts: AttemptLimit  # the card guard (HRex mm-7), shared with $member-match
-    refusal_window: timedelta = DEFAULT_WINDOW  # members refused, counted per window
-    scope: DataScope = PAYER_TO_PAYER  # what the rule lets an export carry at all
-
-
-@dataclass(frozen=True)
-class BulkPorts:
-    jobs: BulkJobs
-    transactions: Transactions
-    identity: IdentityStore
-    consents: ConsentStore
-    members: BulkMembers
-    rules: BulkRules
-    clock: Callable[[], datetime]
-    new_id: Callable[[], str]
-    refusals: RefusalCounts[UnitOfWork] | None = None  # members refused, counted
-    clocks: Clocks | None = None  # each job's one-business-day answer row (bulk.clocks)
-
-
-@dataclass(frozen=True)
 class MemberMatchAsked:
     """A ``$bulk-member-match`` as kicked off: its body (parsed, and as received), by
     whom, at which URL, the PDex version to answer in and the request's correlation id."""
@@ -150,7 +110,7 @@ class MemberMatchAsked:
     request_id: str | None
 
 
-def accept_member_match(ports: BulkPorts, asked: MemberMatchAsked) -> BulkJob:
+def accept_member_match(asked: MemberMatchAsked, uow: BulkUnit) -> BulkJob:
     """Check the request (422 naming every bundle's issues; nothing is kept) and record the
     job, with its audit event; the caller enqueues its workflow."""
     requester = asked.requester
@@ -158,9 +118,9 @@ def accept_member_match(ports: BulkPorts, asked: MemberMatchAsked) -> BulkJob:
         members = parse_bulk_member_match_request(asked.body)
     except InvalidInput as exc:
         raise UnprocessableRequest(exc.text, issues=exc.issues) from exc
-    now = ports.clock()
+    now = uow.clock()
     job = BulkJob(
-        id=BulkJobId(ports.new_id()),
+        id=BulkJobId(uow.mint_id()),
         client_id=requester.client_id,
         requester_npi=requester.npi,
         kind=JobKind.MEMBER_MATCH,
@@ -174,10 +134,10 @@ def accept_member_match(ports: BulkPorts, asked: MemberMatchAsked) -> BulkJob:
         updated_at=now,
         transaction_time=now,
     )
-    with ports.transactions.begin() as unit:
-        ports.jobs.create(unit, job, asked.raw)
-        start_job_clock(unit, ports, job)
-        unit.record(
+    with uow:
+        uow.jobs.create(uow, job, asked.raw)
+        start_job_clock(uow, job)
+        uow.record(
             job_event(
                 job, "bulk-member-match", "accepted", now, asked.request_id, members=job.total
             )
@@ -189,65 +149,65 @@ class _Superseded(Exception):
     """The job was cancelled, or another run committed this chunk, while it was decided."""
 
 
-def run_member_match(ports: BulkPorts, job_id: BulkJobId) -> JobStatus:
+def run_member_match(job_id: BulkJobId, uow: BulkUnit) -> JobStatus:
     """Take the job from where its row says it is to the end (a recovered run resumes
     after the last committed chunk); the status it ended in."""
-    job = ports.jobs.get(job_id)
+    job = uow.jobs.get(job_id)
     if job is None:
         return JobStatus.CANCELLED
     if job.finished:
         return job.status
     if job.status is JobStatus.ACCEPTED:
-        with ports.transactions.begin() as unit:
-            ports.jobs.start(unit, job_id, at=ports.clock())
-    members = parse_bulk_member_match_request(big_json.loads(ports.jobs.request_body(job_id)))
-    model = model_for(ports.identity)
-    size = ports.rules.chunk_members
+        with uow:
+            uow.jobs.start(uow, job_id, at=uow.clock())
+    members = parse_bulk_member_match_request(big_json.loads(uow.jobs.request_body(job_id)))
+    model = model_for(uow.identity)
+    size = uow.rules.chunk_members
     done = job.done
     while done < len(members):
         chunk = members[done : done + size]
         try:
-            _match_chunk(ports, job, chunk, done, model)
+            _match_chunk(uow, job, chunk, done, model)
             done += len(chunk)
         except _Superseded:
-            current = ports.jobs.get(job_id)
+            current = uow.jobs.get(job_id)
             if current is None or current.status is not JobStatus.RUNNING:
                 return current.status if current is not None else JobStatus.CANCELLED
             done = current.done
-    return _complete(ports, job, members)
+    return _complete(uow, job, members)
 
 
 def _match_chunk(
-    ports: BulkPorts,
+    uow: BulkUnit,
     job: BulkJob,
     chunk: Sequence[BulkMember],
     done_before: int,
     model: MatchModel,
 ) -> None:
-    rules = ports.rules
+    rules = uow.rules
     requester = Requester(client_id=job.client_id, npi=job.requester_npi)
-    now = ports.clock()
+    now = uow.clock()
     decisions = decide_many_for_batch(
-        ports.identity,
+        uow.identity,
         [(f"{job.id}:{member.position}", member.request) for member in chunk],
-        BatchTerms(job.client_id, model, rules.policy, now, ports.new_id),
+        BatchTerms(job.client_id, model, rules.policy, now, uow.mint_id),
     )
     decided = [
         (member, _presented(member, requester, rules), to_record)
         for member, to_record in zip(chunk, decisions, strict=True)
     ]
-    types = ports.members.resource_types_of(
+    types = uow.members.resource_types_of(
         [d.decision.member_id for _, _, d in decided if d.decision.member_id is not None]
     )
-    with ports.transactions.begin() as unit:
+    with uow:
         outcomes: list[MemberOutcome] = []
         events: list[AuditEvent] = []
         kept: list[DecisionToRecord] = []
         refused: list[str] = []  # the reason of each member refused
-        writes = ports.identity.match_writes(unit)
+        writes = uow.identity.match_writes(uow)
         for member, presented, to_record in decided:
             tried = CardTry(job.client_id, request_record(member.request), now)
-            guarded = _guarded(ports, writes, tried, to_record.decision.outcome)
+            guarded = _guarded(uow, writes, tried, to_record.decision.outcome)
             if guarded is not None:  # no decision, no review case: a guess reaches no one
                 outcomes.append(MemberOutcome(member.position, guarded[0], None))
                 refused.append(guarded[1])
@@ -264,11 +224,11 @@ def _match_chunk(
                 events.append(_unreadable_consent_event(job, member_id, now))
             else:
                 disclosure = accept_presented_consent(
-                    unit,
-                    ports.consents,
+                    uow,
+                    uow.consents,
                     AcceptPresentedConsent(
                         presented,
-                        consent_id=ConsentId(ports.new_id()),
+                        consent_id=ConsentId(uow.mint_id()),
                         member_id=MemberId(member_id),
                         requester=requester,
                         at=now,
@@ -285,27 +245,27 @@ def _match_chunk(
                 if permitted
                 else MemberOutcome(member.position, MatchResult.CONSENT_CONSTRAINED, None)
             )
-        ports.identity.record_decisions(unit, kept)
-        if not ports.jobs.commit_chunk(
-            unit, job.id, done_before=done_before, outcomes=outcomes, at=now
+        uow.identity.record_decisions(uow, kept)
+        if not uow.jobs.commit_chunk(
+            uow, job.id, done_before=done_before, outcomes=outcomes, at=now
         ):
             raise _Superseded  # rolls the chunk back
-        if ports.refusals is not None:
+        if uow.refusals is not None:
             refusals = [Refusal(job.client_id, _OPERATION, reason, now) for reason in refused]
-            count_refusals(ports.refusals, unit, refusals, length=rules.refusal_window)
-        unit.record(*events)
+            count_refusals(uow.refusals, uow, refusals, length=rules.refusal_window)
+        uow.record(*events)
 
 
 _OPERATION = "bulk-member-match"
 
 
 def _guarded(
-    ports: BulkPorts, writes: MatchWrites, tried: CardTry, outcome: MatchOutcome
+    uow: BulkUnit, writes: MatchWrites, tried: CardTry, outcome: MatchOutcome
 ) -> tuple[str, str] | None:
     """The member's attempt noted for the card guard (HRex mm-7); when it refuses the
     member (over the limit: throttled) or the member is a wrong-card guess (not matched),
     the result to store and the reason it is counted under."""
-    attempt = note_attempt(ports.identity, writes, tried, ports.rules.attempts)
+    attempt = note_attempt(uow.identity, writes, tried, uow.rules.attempts)
     if attempt.is_over:
         return THROTTLED, TooManyAttempts.reason_code
     if is_wrong_card_guess(attempt, outcome):
@@ -336,18 +296,18 @@ def _presented(
         return None
 
 
-def _complete(ports: BulkPorts, job: BulkJob, members: Sequence[BulkMember]) -> JobStatus:
-    rules = ports.rules
-    now = ports.clock()
+def _complete(uow: BulkUnit, job: BulkJob, members: Sequence[BulkMember]) -> JobStatus:
+    rules = uow.rules
+    now = uow.clock()
     by_position = {member.position: member for member in members}
-    stored = ports.jobs.outcomes(job.id)
+    stored = uow.jobs.outcomes(job.id)
     results = [
         MemberResult(by_position[o.position], _bucket(o.result), o.patient_id) for o in stored
     ]
     throttled = sum(o.result == THROTTLED for o in stored)
     bodies = result_groups(
         results,
-        group_ids={bucket: ports.new_id() for bucket in MatchResult},
+        group_ids={bucket: uow.mint_id() for bucket in MatchResult},
         requester=Organization(job.client_id, job.requester_npi),
         us=rules.us,
         matched_at=now,
@@ -374,9 +334,9 @@ def _complete(ports: BulkPorts, job: BulkJob, members: Sequence[BulkMember]) -> 
         output.append(OutputFile("OperationOutcome", ERROR_FILE, throttled, error=True))
     counts = {bucket.value: sum(r.result is bucket for r in results) for bucket in MatchResult}
     counts["throttled"] = throttled
-    with ports.transactions.begin() as unit:
-        completed = ports.jobs.complete(
-            unit,
+    with uow:
+        completed = uow.jobs.complete(
+            uow,
             job.id,
             groups=groups,
             output=output,
@@ -384,28 +344,37 @@ def _complete(ports: BulkPorts, job: BulkJob, members: Sequence[BulkMember]) -> 
             at=now,
         )
         if completed:
-            unit.record(job_event(job, "bulk-member-match", "completed", now, job.id, **counts))
-            settle_job_clock(unit, ports, job.id, now)
+            uow.record(job_event(job, "bulk-member-match", "completed", now, job.id, **counts))
+            settle_job_clock(uow, job.id, now)
     if completed:
         return JobStatus.COMPLETED
-    current = ports.jobs.get(job.id)  # cancelled meanwhile: what its client decided stands
+    current = uow.jobs.get(job.id)  # cancelled meanwhile: what its client decided stands
     return current.status if current is not None else JobStatus.CANCELLED
 
 
-def fail_job(ports: BulkPorts, job_id: BulkJobId, error: str) -> None:
-    """End the job as failed, saying ``error`` (no member data) to its client."""
-    now = ports.clock()
-    with ports.transactions.begin() as unit:
-        if ports.jobs.fail(unit, job_id, error=error, at=now):
-            note_job_clock(unit, ports, job_id, now)
-            job = ports.jobs.get(job_id)
+@dataclass(frozen=True)
+class FailJob:
+    """A job to end as failed, and why, as its client is told (no member data)."""
+
+    job_id: BulkJobId
+    error: str
+
+
+def fail_job(command: FailJob, uow: BulkUnit) -> None:
+    """End the job as failed, saying ``command.error`` to its client."""
+    job_id = command.job_id
+    now = uow.clock()
+    with uow:
+        if uow.jobs.fail(uow, job_id, error=command.error, at=now):
+            note_job_clock(uow, job_id, now)
+            job = uow.jobs.get(job_id)
             if job is not None:
-                unit.record(job_event(job, job.kind.value, "failed", now, job_id))
+                uow.record(job_event(job, job.kind.value, "failed", now, job_id))
 
 
-def job_of(ports: BulkPorts, job_id: BulkJobId, client_id: ClientId) -> BulkJob:
+def job_of(jobs: BulkJobs, job_id: BulkJobId, client_id: ClientId) -> BulkJob:
     """The client's own job; anyone else's, or a cancelled one, does not exist (404)."""
-    job = ports.jobs.get(job_id)
+    job = jobs.get(job_id)
     if job is None or job.client_id != client_id or job.status is JobStatus.CANCELLED:
         raise NotFound(
             f"no bulk job '{job_id[:64]}'",
@@ -414,26 +383,34 @@ def job_of(ports: BulkPorts, job_id: BulkJobId, client_id: ClientId) -> BulkJob:
     return job
 
 
-def cancel_job(
-    ports: BulkPorts, job_id: BulkJobId, client_id: ClientId, request_id: str | None
-) -> None:
+@dataclass(frozen=True)
+class CancelJob:
+    """A client's job to cancel, by the client, and the request's correlation id."""
+
+    job_id: BulkJobId
+    client_id: ClientId
+    request_id: str | None
+
+
+def cancel_job(command: CancelJob, uow: BulkUnit) -> None:
     """Cancel the client's job: its workflow stops at its next chunk and what it wrote goes."""
-    job = job_of(ports, job_id, client_id)
-    now = ports.clock()
-    with ports.transactions.begin() as unit:
-        if ports.jobs.cancel(unit, job_id, at=now):
-            close_job_clock(unit, ports, job_id, now)
-            unit.record(job_event(job, job.kind.value, "cancelled", now, request_id))
+    job_id = command.job_id
+    job = job_of(uow.jobs, job_id, command.client_id)
+    now = uow.clock()
+    with uow:
+        if uow.jobs.cancel(uow, job_id, at=now):
+            close_job_clock(uow, job_id, now)
+            uow.record(job_event(job, job.kind.value, "cancelled", now, command.request_id))
 
 
-def file_lines(ports: BulkPorts, job: BulkJob, name: str) -> Iterator[bytes]:
+def file_lines(job: BulkJob, name: str, uow: BulkUnit) -> Iterator[bytes]:
     """The NDJSON lines of one of a completed job's files."""
     if name == ERROR_FILE:
-        for outcome in ports.jobs.outcomes(job.id):
+        for outcome in uow.jobs.outcomes(job.id):
             if outcome.result == THROTTLED:
                 yield orjson.dumps(_throttled_outcome(outcome.position)) + b"\n"
         return
-    groups = [group.body for group in ports.jobs.groups_of(job.id)]
+    groups = [group.body for group in uow.jobs.groups_of(job.id)]
     if name == PARAMETERS_FILE:
         yield orjson.dumps(parameters_form(groups, job.pdex_version)) + b"\n"
         return

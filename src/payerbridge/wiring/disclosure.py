@@ -29,7 +29,7 @@ from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.unit import WebhookUnit
 from payerbridge.wiring.ports import (
     DisclosureRules,
-    bulk_ports,
+    bulk_unit,
     onboarding_unit,
     plan_backends,
 )
@@ -55,7 +55,7 @@ class Shared:
 @dataclass(frozen=True)
 class DisclosureWiring:
     units: tuple[DisclosureUnit, SourcesUnit, WebhookUnit, BulkUnit, OnboardingUnit]
-    # Platform's fields on the units' own adapters: bulk, sources, live,
+    # Platform's fields on the units' own adapters: sources, live,
     # profiles, quarantine, snapshots, idempotency, refusals, webhooks, webhook targets.
     fields: dict[str, Any]
 
@@ -63,8 +63,6 @@ class DisclosureWiring:
 def disclosure_wiring(settings: Settings, stores: Stores, shared: Shared) -> DisclosureWiring:
     transactions, identity, clocks = stores.transactions, shared.identity, shared.clocks
     backends = plan_backends(settings, shared.sources, stores, identity)
-    bulk = bulk_ports(settings, stores, identity, shared.rules, clocks)
-    onboarding = onboarding_unit(settings, stores, shared.client, clocks)
     disclosure = DisclosureUnit(
         transactions,
         stores.members,
@@ -91,11 +89,10 @@ def disclosure_wiring(settings: Settings, stores: Stores, shared: Shared) -> Dis
         disclosure,
         sources,
         webhooks,
-        BulkUnit(transactions, bulk),
-        onboarding,
+        bulk_unit(settings, stores, identity, shared.rules, clocks),
+        onboarding_unit(settings, stores, shared.client, clocks),
     )
     fields = {
-        "bulk": bulk,
         **backends,
         "snapshots": disclosure.snapshots,
         "idempotency": disclosure.idempotency,

@@ -17,7 +17,6 @@ from payerbridge.backends.live import LiveSources
 from payerbridge.backends.quarantine import Quarantine
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.unit import SourcesUnit
-from payerbridge.bulk.member_match import BulkPorts
 from payerbridge.bulk.unit import BulkUnit
 from payerbridge.clock import utcnow
 from payerbridge.compliance.clocks import ClockReader, Clocks
@@ -199,7 +198,6 @@ class Platform:
     webhooks: WebhookStore
     client: PartnerClient
     units: Units  # a unit of work per room, for each use case (ADR 0051)
-    bulk: BulkPorts  # $bulk-member-match jobs and their Groups
     sources: SourceIngestion  # the plan's backends: replicated files mapped and kept
     live: LiveSources  # the plan's backends asked at request time
     profiles: ProfileChecker  # the shipped profiles every produced resource must meet

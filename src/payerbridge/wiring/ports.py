@@ -14,7 +14,7 @@ from payerbridge.backends.ingestion import Intake, hold_in
 from payerbridge.backends.live import LiveSources
 from payerbridge.backends.service import SourceIngestion
 from payerbridge.backends.sources import Sources
-from payerbridge.bulk.member_match import BulkPorts, BulkRules
+from payerbridge.bulk.unit import BulkRules, BulkUnit
 from payerbridge.compliance.clocks import Clocks
 from payerbridge.compliance.lifecycle import HoldPolicy, Retention
 from payerbridge.compliance.obligations import ObligationSet
@@ -79,7 +79,7 @@ from payerbridge.wiring.stores import Stores
 
 __all__ = [
     "DisclosureRules",
-    "bulk_ports",
+    "bulk_unit",
     "exchange_wiring",
     "member_consent_check",
     "onboarding_unit",
@@ -203,13 +203,13 @@ def member_consent_check(
     return member_consent
 
 
-def bulk_ports(
+def bulk_unit(
     settings: Settings,
     stores: Stores,
     identity: IdentityStore,
     disclosure: DisclosureRules,
     clocks: Clocks | None = None,
-) -> BulkPorts:
+) -> BulkUnit:
     """``$bulk-member-match`` jobs and the exports (old payer)."""
     rules = BulkRules(
         policy=BULK,
@@ -227,15 +227,15 @@ def bulk_ports(
         ),
         refusal_window=timedelta(seconds=settings.audit_refusal_window_seconds),
     )
-    return BulkPorts(
-        jobs=SqlBulkJobs(stores.engine, reader=stores.reader),
+    return BulkUnit(
         transactions=stores.transactions,
+        jobs=SqlBulkJobs(stores.engine, reader=stores.reader),
         identity=identity,
         consents=stores.consents,
         members=stores.members,
         rules=rules,
         clock=utcnow,
-        new_id=new_id,
+        mint_id=new_id,
         refusals=SqlRefusalCounts(),
         clocks=clocks,
     )

@@ -53,7 +53,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     if settings.tracing != "off" and settings.trace_statements:
         trace_statements(platform.engine, platform.reader)
     exchange.bind_wiring(platform.units.exchange_wiring)
-    bulk.bind(platform.bulk)
+    bulk.bind(platform.units.bulk)
     onboarding.bind(platform.units.onboarding)
     webhooks.bind(
         webhooks.WebhookDelivery(
@@ -157,9 +157,11 @@ def _upkeep(platform: Platform) -> Upkeep:
         purge_disclosure_snapshots=lambda: _in_unit(
             platform, lambda unit: platform.snapshots.purge(unit, now=unit.now)
         ),
-        unstarted_bulk_jobs=lambda: platform.bulk.jobs.unstarted(updated_before=utcnow() - grace),
+        unstarted_bulk_jobs=lambda: platform.units.bulk().jobs.unstarted(
+            updated_before=utcnow() - grace
+        ),
         purge_bulk_jobs=lambda: _in_unit(
-            platform, lambda unit: platform.bulk.jobs.purge(unit, now=unit.now)
+            platform, lambda unit: platform.units.bulk().jobs.purge(unit, now=unit.now)
         ),
         apply_retention=lambda: _retention_applied(platform),
         start_due_pulls=lambda: _pulls_started(platform),

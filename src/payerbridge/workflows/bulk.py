@@ -10,12 +10,14 @@ exchanges never wait behind them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 
 from payerbridge.bulk.jobs import run_job
-from payerbridge.bulk.member_match import BulkPorts, fail_job
+from payerbridge.bulk.member_match import FailJob, fail_job
+from payerbridge.bulk.unit import BulkUnit
 from payerbridge.errors import StoreUnavailable
 from payerbridge.tracing import continued, current_traceparent, span
 from payerbridge.types import BulkJobId, ClientId
@@ -26,25 +28,26 @@ __all__ = ["BULK_QUEUE", "BulkQueueLimits", "bind", "bulk_job_workflow", "enqueu
 logger = logging.getLogger(__name__)
 BULK_QUEUE = "bulk"
 
-_ports: BulkPorts | None = None
+_units: Callable[[], BulkUnit] | None = None
 _queues: dict[str, Queue] = {}
 
 
-def bind(ports: BulkPorts) -> None:
-    """Called by bootstrap before DBOS launches (workflow functions are module-level)."""
-    global _ports
-    _ports = ports
+def bind(units: Callable[[], BulkUnit]) -> None:
+    """Called by bootstrap before DBOS launches (workflow functions are module-level):
+    ``units`` hands out a fresh unit of work for each run."""
+    global _units
+    _units = units
 
 
-def _current() -> BulkPorts:
-    if _ports is None:
+def _new_unit() -> BulkUnit:
+    if _units is None:
         raise RuntimeError("workflows.bulk.bind was not called")
-    return _ports
+    return _units()
 
 
 @DBOS.step()
 def fail_bulk_job_step(job_id: BulkJobId, error: str) -> None:
-    fail_job(_current(), job_id, error)
+    fail_job(FailJob(job_id, error), _new_unit())
 
 
 @DBOS.workflow()
@@ -52,13 +55,14 @@ def bulk_job_workflow(job_id: BulkJobId, traceparent: str | None = None) -> str:
     """Run the job to its end. Not a step: its row is its checkpoint (see the module).
     ``traceparent``: the kick-off's trace, continued on whichever worker runs the job
     (ADR 0033; None for jobs enqueued before it was an input, or by the sweep)."""
+    uow = _new_unit()  # the run's own: a unit is in one transaction at a time
 
     def step() -> Progress:
         with (
             continued(traceparent),
             span("bulk.run", {"payerbridge.bulk_job_id": job_id}) as current,
         ):
-            ended = run_job(_current(), job_id).value
+            ended = run_job(job_id, uow).value
             current.set_attribute("payerbridge.bulk_job_state", ended)
         return Progress(ended=ended)
 
@@ -66,9 +70,7 @@ def bulk_job_workflow(job_id: BulkJobId, traceparent: str | None = None) -> str:
         transient=(StoreUnavailable,),  # the database blinked: a restart, a failover
         end=lambda exc: _failed(job_id, exc),
     )
-    return run_until_done(
-        step, failing, clock=_current().clock, log_context={"bulk_job_id": job_id}
-    )
+    return run_until_done(step, failing, clock=uow.clock, log_context={"bulk_job_id": job_id})
 
 
 def _failed(job_id: BulkJobId, exc: BaseException) -> str:

@@ -1,5 +1,5 @@
-"""The bulk room's ports in memory: jobs and Groups (tests/fakes.py), a clock that moves
-when told, and ids numbered in order. No database."""
+"""The bulk room's unit of work in memory: jobs and Groups (tests/fakes.py), a clock that
+moves when told, and ids numbered in order. No database."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
-from payerbridge.bulk.member_match import BulkPorts
 from payerbridge.bulk.ports import StoredGroup
+from payerbridge.bulk.unit import BulkUnit
 from payerbridge.fhir.bulk_member_match import MatchResult
 from payerbridge.security.model import Principal
 from payerbridge.types import BulkJobId, ClientId
@@ -53,7 +53,7 @@ def a_group(
 
 
 class Bulk:
-    """The ports and what they keep, for a test to look into."""
+    """The unit of work and what its stores keep, for a test to look into."""
 
     def __init__(self, *groups: StoredGroup) -> None:
         self.clock = FakeClock()
@@ -64,15 +64,15 @@ class Bulk:
             self.audit, self.jobs, self.consents, clock=self.clock
         )
         ids = itertools.count(1)
-        self.ports = BulkPorts(
-            jobs=self.jobs,
+        self.uow = BulkUnit(
             transactions=self.transactions,
+            jobs=self.jobs,
             identity=None,
             consents=self.consents,
             members=None,
             rules=None,
             clock=self.clock,
-            new_id=lambda: f"id-{next(ids)}",
+            mint_id=lambda: f"id-{next(ids)}",
         )
 
 

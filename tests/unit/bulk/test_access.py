@@ -45,7 +45,7 @@ def with_job(status: JobStatus = JobStatus.COMPLETED, client: ClientId = NEW_PLA
 
 
 def test_the_callers_own_job_is_found() -> None:
-    assert own_job(OwnJob(WHOLE, "job-1"), with_job().ports).id == "job-1"
+    assert own_job(OwnJob(WHOLE, "job-1"), with_job().uow).id == "job-1"
 
 
 @pytest.mark.parametrize(
@@ -61,27 +61,27 @@ def test_another_clients_cancelled_missing_or_malformed_job_does_not_exist(
     bulk: Bulk, job_id: str
 ) -> None:
     with pytest.raises(NotFound, match="no bulk job"):
-        own_job(OwnJob(WHOLE, job_id), bulk.ports)
+        own_job(OwnJob(WHOLE, job_id), bulk.uow)
 
 
 def test_an_expired_job_is_gone() -> None:
     bulk = with_job()
     bulk.clock.advance(3600)
     with pytest.raises(Gone, match="the output of job 'job-1' has expired"):
-        own_job(OwnJob(WHOLE, "job-1"), bulk.ports)
+        own_job(OwnJob(WHOLE, "job-1"), bulk.uow)
 
 
 def test_a_member_scoped_token_reaches_no_job() -> None:
     member = dataclasses.replace(WHOLE, patient=MemberId("m1"))
     with pytest.raises(Forbidden):
-        own_job(OwnJob(member, "job-1"), with_job().ports)
+        own_job(OwnJob(member, "job-1"), with_job().uow)
     with pytest.raises(Forbidden):
-        cancel_own_job(OwnJob(member, "job-1"), with_job().ports)
+        cancel_own_job(OwnJob(member, "job-1"), with_job().uow)
 
 
 def test_a_file_read_is_audited_on_its_unit() -> None:
     bulk = with_job()
-    job, file = read_job_file(JobFileRead(WHOLE, "job-1", "Group.ndjson", "req-1"), bulk.ports)
+    job, file = read_job_file(JobFileRead(WHOLE, "job-1", "Group.ndjson", "req-1"), bulk.uow)
     assert (job.id, file.name) == ("job-1", "Group.ndjson")
     [event] = bulk.audit.events
     assert (event.action, event.actor, event.entity_id, event.request_id) == (
@@ -100,13 +100,13 @@ def test_a_file_read_is_audited_on_its_unit() -> None:
 def test_a_file_the_job_does_not_have_yet_is_not_found(status: JobStatus, name: str) -> None:
     bulk = with_job(status)
     with pytest.raises(NotFound, match="has no file"):
-        read_job_file(JobFileRead(WHOLE, "job-1", name), bulk.ports)
+        read_job_file(JobFileRead(WHOLE, "job-1", name), bulk.uow)
     assert bulk.audit.events == []
 
 
 def test_cancelling_the_callers_job_is_audited() -> None:
     bulk = with_job(JobStatus.RUNNING)
-    cancel_own_job(OwnJob(WHOLE, "job-1", "req-2"), bulk.ports)
+    cancel_own_job(OwnJob(WHOLE, "job-1", "req-2"), bulk.uow)
     assert bulk.jobs.jobs[BulkJobId("job-1")].status is JobStatus.CANCELLED
     assert [(e.action, e.outcome) for e in bulk.audit.events] == [
         ("bulk-member-match", "cancelled")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from payerbridge.bulk.kick_off import kick_off_export, kick_off_member_match
-from payerbridge.bulk.member_match import cancel_job
+from payerbridge.bulk.member_match import CancelJob, cancel_job
 from payerbridge.compliance.clocks import CLOSED_WITHDRAWN, Clocks, SubjectType, standing_now
 from payerbridge.compliance.model import Standing
 from payerbridge.compliance.obligations import ANSWER_WITHIN
@@ -19,14 +19,14 @@ from tests.unit.exchange.test_pulls import OBLIGATIONS, InMemoryClockLedger
 
 def _clocked() -> tuple[Bulk, InMemoryClockLedger]:
     bulk, ledger = a_bulk(), InMemoryClockLedger()
-    bulk.ports = dataclasses.replace(bulk.ports, clocks=Clocks(OBLIGATIONS, ledger))
+    bulk.uow = dataclasses.replace(bulk.uow, clocks=Clocks(OBLIGATIONS, ledger))
     return bulk, ledger
 
 
 def test_a_bulk_kick_off_starts_our_one_business_day_answer() -> None:
     bulk, ledger = _clocked()
-    job = kick_off_member_match(a_match(), bulk.ports).job
-    export = kick_off_export(an_export(), bulk.ports).job
+    job = kick_off_member_match(a_match(), bulk.uow).job
+    export = kick_off_export(an_export(), bulk.uow).job
     for kicked in (job, export):
         (row,) = ledger.of(kicked.id).values()
         assert (row.obligation, row.subject.type) == (ANSWER_WITHIN, SubjectType.BULK_JOB)
@@ -36,8 +36,8 @@ def test_a_bulk_kick_off_starts_our_one_business_day_answer() -> None:
 
 def test_a_job_its_client_cancels_is_closed_not_left_to_be_missed() -> None:
     bulk, ledger = _clocked()
-    job = kick_off_member_match(a_match(), bulk.ports).job
-    cancel_job(bulk.ports, job.id, NEW_PLAN, request_id=None)
+    job = kick_off_member_match(a_match(), bulk.uow).job
+    cancel_job(CancelJob(job.id, NEW_PLAN, request_id=None), bulk.uow)
     (row,) = ledger.of(job.id).values()
     assert (row.standing, row.reason) == (Standing.CLOSED, CLOSED_WITHDRAWN)
     assert row.due_at is not None

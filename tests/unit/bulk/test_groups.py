@@ -19,37 +19,37 @@ MEMBER_SCOPED = dataclasses.replace(WHOLE, patient=MemberId("m1"))
 
 def test_a_group_of_the_callers_own_is_read() -> None:
     bulk = a_bulk()
-    assert read_group(GroupRead(WHOLE, "matched"), bulk.ports).id == "matched"
+    assert read_group(GroupRead(WHOLE, "matched"), bulk.uow).id == "matched"
 
 
 @pytest.mark.parametrize("group_id", ["theirs", "missing", "not an id!"])
 def test_another_clients_missing_or_malformed_group_does_not_exist(group_id: str) -> None:
     with pytest.raises(NotFound, match=r"Group/.* does not exist"):
-        read_group(GroupRead(WHOLE, group_id), a_bulk().ports)
+        read_group(GroupRead(WHOLE, group_id), a_bulk().uow)
 
 
 def test_an_expired_group_does_not_exist() -> None:
     bulk = a_bulk()
     bulk.clock.advance(2 * 86400)
     with pytest.raises(NotFound):
-        read_group(GroupRead(WHOLE, "matched"), bulk.ports)
+        read_group(GroupRead(WHOLE, "matched"), bulk.uow)
 
 
 def test_a_member_scoped_token_reads_no_group() -> None:
     with pytest.raises(Forbidden, match="member-scoped token"):
-        read_group(GroupRead(MEMBER_SCOPED, "matched"), a_bulk().ports)
+        read_group(GroupRead(MEMBER_SCOPED, "matched"), a_bulk().uow)
     with pytest.raises(Forbidden, match="member-scoped token"):
-        search_groups(GroupSearch(MEMBER_SCOPED, []), a_bulk().ports)
+        search_groups(GroupSearch(MEMBER_SCOPED, []), a_bulk().uow)
 
 
 def test_a_token_without_group_scopes_is_refused() -> None:
     token = dataclasses.replace(WHOLE, scopes=frozenset({"system/Patient.rs"}))
     with pytest.raises(Forbidden, match="lacks the scope"):
-        read_group(GroupRead(token, "matched"), a_bulk().ports)
+        read_group(GroupRead(token, "matched"), a_bulk().uow)
 
 
 def ids(parameters: list[tuple[str, str]]) -> set[str]:
-    return {g.id for g in search_groups(GroupSearch(WHOLE, parameters), a_bulk().ports)}
+    return {g.id for g in search_groups(GroupSearch(WHOLE, parameters), a_bulk().uow)}
 
 
 def test_no_parameter_finds_every_group_of_the_callers() -> None:

@@ -109,7 +109,7 @@ def _kick_off(request: Request, raw: bytes, body: Any) -> Response:
             request_id=current_request_id(),
             body_error=body if isinstance(body, PayerBridgeError) else None,
         ),
-        platform.units.bulk().ports,
+        platform.units.bulk(),
     )
     return _accepted(platform, kicked_off)
 
@@ -206,7 +206,7 @@ def _kick_off_export(
             system_level=system_level,
             body_error=body if isinstance(body, PayerBridgeError) else None,
         ),
-        platform.units.bulk().ports,
+        platform.units.bulk(),
     )
     return _accepted(platform, kicked_off)
 
@@ -230,7 +230,7 @@ def _file_url(platform: Platform, job_id: BulkJobId, name: str) -> str:
 def job_status(job_id: str, platform: PlatformDep, uow: BulkUnitDep, caller: CallerDep) -> Response:
     """Bulk Data status: 202 with ``X-Progress`` and ``Retry-After`` while the job runs,
     the manifest when it is done, an OperationOutcome if it failed, 410 once expired."""
-    job = own_job(OwnJob(caller.principal, job_id), uow.ports)
+    job = own_job(OwnJob(caller.principal, job_id), uow)
     if job.status is JobStatus.FAILED:
         text = f"the job failed: {job.error or 'see the server log'}"
         body = operation_outcome(
@@ -273,7 +273,7 @@ def _listed(platform: Platform, job: BulkJob, file: OutputFile) -> dict[str, Any
 @router.delete("/bulk-status/{job_id}", status_code=202)
 def cancel(job_id: str, uow: BulkUnitDep, caller: CallerDep) -> Response:
     """Cancel the job (or, once done, drop its output): 202; its status is 404 after."""
-    cancel_own_job(OwnJob(caller.principal, job_id, current_request_id()), uow.ports)
+    cancel_own_job(OwnJob(caller.principal, job_id, current_request_id()), uow)
     outcome = operation_outcome(
         [Issue("the job is cancelled and its output deleted")],
         severity="information",
@@ -303,16 +303,16 @@ def download(
         if not wanted & _NDJSON_ACCEPTABLE:
             raise NotAcceptable(f"bulk files are {NDJSON}; the Accept header asks for another")
     job, file = read_job_file(
-        JobFileRead(caller.principal, job_id, name, current_request_id()), uow.ports
+        JobFileRead(caller.principal, job_id, name, current_request_id()), uow
     )
-    lines: Iterator[bytes] = job_file_lines(uow.ports, job, file)
+    lines: Iterator[bytes] = job_file_lines(job, file, uow)
     return StreamingResponse(iterate_in_threadpool(lines), media_type=NDJSON)
 
 
 @router.get("/Group/{group_id}", dependencies=[Depends(fhir_accept)])
 def read_group(group_id: str, uow: BulkUnitDep, caller: CallerDep) -> FhirResponse:
     """A result Group of the caller's own ``$bulk-member-match``."""
-    return FhirResponse(groups.read_group(GroupRead(caller.principal, group_id), uow.ports).body)
+    return FhirResponse(groups.read_group(GroupRead(caller.principal, group_id), uow).body)
 
 
 @router.get("/Group", dependencies=[Depends(fhir_accept)])
@@ -324,7 +324,7 @@ def search_groups(
     ``characteristic`` (the match result). Values separated by commas are alternatives;
     a parameter given twice must hold both ways (PDex: multipleOr and multipleAnd)."""
     found = groups.search_groups(
-        GroupSearch(caller.principal, list(request.query_params.multi_items())), uow.ports
+        GroupSearch(caller.principal, list(request.query_params.multi_items())), uow
     )
     return FhirResponse(
         searchset(
