@@ -17,7 +17,7 @@ from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.exchange.model import ExchangeState, Move, NewExchange, Stamp
 from payerbridge.idempotency.model import ClaimStatus, KeyClaim, StoredResponse
-from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.enrolment import StorePartner, store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.types import OPERATOR, ClientId, ExchangeId, PartnerId
@@ -35,10 +35,8 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
         load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     )
     store_partner(
-        Partner("old", "Old Plan", "1245319599", "http://old/fhir"),
-        registry=platform.partners,
-        transactions=platform.transactions,
-        actor="test",
+        StorePartner(Partner("old", "Old Plan", "1245319599", "http://old/fhir"), "test"),
+        platform.units.partners(),
     )
     yield platform
     platform.close()
