@@ -16,7 +16,7 @@ from payerbridge.audit.refusals import close_ended_windows
 from payerbridge.config import Settings
 from payerbridge.logging import use_trace_ids
 from payerbridge.net.transport import GuardedTransport, carry_trace_context
-from payerbridge.security.service import forget_spent_assertions
+from payerbridge.security.spent_assertions import ForgetSpentAssertions, forget_spent_assertions
 from payerbridge.store.engines import create_workflow_engine
 from payerbridge.store.spans import trace_statements
 from payerbridge.tracing import current_ids, start_tracing, stop_tracing
@@ -159,7 +159,9 @@ def _upkeep(platform: Platform) -> Upkeep:
         purge_idempotent_answers=lambda: _in_unit(
             platform, lambda unit: platform.idempotency.purge(unit, before=unit.now - retention)
         ),
-        forget_spent_assertions=lambda: forget_spent_assertions(platform.tokens, now=utcnow()),
+        forget_spent_assertions=lambda: forget_spent_assertions(
+            ForgetSpentAssertions(), platform.units.security()
+        ),
         purge_disclosure_snapshots=lambda: _in_unit(
             platform, lambda unit: platform.snapshots.purge(unit, now=unit.now)
         ),
