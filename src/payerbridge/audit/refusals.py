@@ -21,9 +21,9 @@ the unit of the room that counts) and close (``close_ended_windows``) through th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
 from payerbridge.audit.model import AuditEvent, Refusal, RefusalWindow, window_of
@@ -125,21 +125,12 @@ def count_refusals(
     close_ended_windows(counts, unit, limit=_CLOSED_PER_REFUSAL)
 
 
-class CountingUnit(RecordingUnit, Protocol):
+class CountingUnit(RecordingUnit, AbstractContextManager[object], Protocol):
     """A room's unit of work (``transactions.RoomUnit``, as this room may name it) that
     counts refused calls: its counters, and ``with uow:`` for one transaction."""
 
     @property
     def refusals(self) -> RefusalCounts[Self]: ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
 
 
 C = TypeVar("C", bound=CountingUnit)
