@@ -151,6 +151,8 @@ def _toml(value: Any) -> str:
 
 
 def _load(scenario: Scenario, platform: Any) -> list[dict[str, Any]]:
+    from payerbridge.backends.replicated import IngestFile, ingest_file
+
     reports: list[dict[str, Any]] = []
     imports = [scenario.directory / name for name in scenario.spec.get("import", [])]
     if imports:
@@ -161,7 +163,8 @@ def _load(scenario: Scenario, platform: Any) -> list[dict[str, Any]]:
     for source in scenario.spec.get("source", []):
         for name in source.get("files", []):
             body = (scenario.directory / name).read_bytes()
-            report = platform.sources.ingest(source["id"], name, body).to_json()
+            command = IngestFile(source["id"], name, body)
+            report = ingest_file(command, platform.units.sources()).to_json()
             report.pop("sha256", None)
             reports.append(report)
     return reports

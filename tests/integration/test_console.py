@@ -27,7 +27,7 @@ from payerbridge.bootstrap import Platform, audit_checkpointer, build_platform, 
 from payerbridge.config import load_settings
 from payerbridge.errors import NotFound, TooManyAttempts, Unauthenticated
 from payerbridge.exchange.model import ExchangeState, Move, Stamp
-from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.enrolment import StorePartner, store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.security.limits import RateLimiter
 from payerbridge.security.model import Rate, Role
@@ -83,10 +83,8 @@ def platform(
     )
     platform = build_platform(settings, partner_transport=httpx.MockTransport(_nothing))
     store_partner(
-        Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"),
-        registry=platform.partners,
-        transactions=platform.transactions,
-        actor="test",
+        StorePartner(Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), "test"),
+        platform.units.partners(),
     )
     yield platform
     platform.close()

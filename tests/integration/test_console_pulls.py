@@ -19,7 +19,7 @@ from payerbridge.bootstrap import Platform, build_platform, utcnow
 from payerbridge.config import load_settings
 from payerbridge.exchange.model import ExchangeState, Move, PullKind, PullSchedule, PullStatus
 from payerbridge.exchange.moves import Advance, record_moves
-from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.enrolment import StorePartner, store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.security.model import Role
 from payerbridge.types import ClientId, ExchangeId, PartnerId
@@ -50,10 +50,8 @@ def platform(
     )
     platform = build_platform(settings, partner_transport=httpx.MockTransport(_nothing))
     store_partner(
-        Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"),
-        registry=platform.partners,
-        transactions=platform.transactions,
-        actor="test",
+        StorePartner(Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), "test"),
+        platform.units.partners(),
     )
     yield platform
     platform.close()

@@ -24,7 +24,7 @@ from payerbridge.exchange.model import ExchangeState, Move
 from payerbridge.exchange.moves import advance, arrival
 from payerbridge.exchange.steps.review import wait_for_reviewer
 from payerbridge.identity.service import match_member
-from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.enrolment import StorePartner, store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.security.model import Role
 from payerbridge.types import ClientId, ExchangeId
@@ -65,10 +65,8 @@ def platform(
     )
     assert platform.import_members(members).accepted
     store_partner(
-        Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"),
-        registry=platform.partners,
-        transactions=platform.transactions,
-        actor="test",
+        StorePartner(Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), "test"),
+        platform.units.partners(),
     )
     yield platform
     platform.close()

@@ -26,7 +26,7 @@ from payerbridge.exchange.unit import ExchangeUnit
 from payerbridge.fhir.member_match import build_member_match_response
 from payerbridge.partners.answers import Outbound
 from payerbridge.partners.client import HttpxPartnerClient
-from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.enrolment import StorePartner, store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import ExchangeId, PartnerId
@@ -63,10 +63,8 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]):  # typ
     settings = load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     platform = build_platform(settings, partner_transport=httpx.MockTransport(old_payer))
     store_partner(
-        Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"),
-        registry=platform.partners,
-        transactions=platform.transactions,
-        actor="test",
+        StorePartner(Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), "test"),
+        platform.units.partners(),
     )
     yield platform
     platform.close()
@@ -177,10 +175,8 @@ def test_a_match_under_review_at_the_old_payer_stops_in_manual_review(
     platform = build_platform(settings, partner_transport=httpx.MockTransport(reviewing))
     try:
         store_partner(
-            Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"),
-            registry=platform.partners,
-            transactions=platform.transactions,
-            actor="test",
+            StorePartner(Partner("old-plan", "Old Plan", "1245319599", "http://old/fhir"), "test"),
+            platform.units.partners(),
         )
         exchange_id = submit(platform, an_exchange_request())
         result = proceed(platform.units.exchange(), exchange_id, _parse)

@@ -38,7 +38,7 @@ from payerbridge.config import load_settings
 from payerbridge.errors import Conflict, InvalidInput, LegalHoldActive, NotFound
 from payerbridge.exchange.model import ExchangeState, Move, NewExchange, Stamp
 from payerbridge.exchange.requests import request_member_id
-from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.enrolment import StorePartner, store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.store.sealed_columns import SEALED_COLUMNS
 from payerbridge.store.tables import audit_events, exchange_payloads, metadata
@@ -59,10 +59,8 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
         load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     )
     store_partner(
-        Partner("old", "Old Plan", "1245319599", "http://old/fhir"),
-        registry=platform.partners,
-        transactions=platform.transactions,
-        actor="test",
+        StorePartner(Partner("old", "Old Plan", "1245319599", "http://old/fhir"), "test"),
+        platform.units.partners(),
     )
     members = tmp_path / "members.ndjson"
     records = (

@@ -29,7 +29,7 @@ from payerbridge.exchange.model import (
 )
 from payerbridge.exchange.moves import Advance, record_moves
 from payerbridge.metrics.process import process_metrics
-from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.enrolment import StorePartner, store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.routing.operations import MaintenanceWindow, Operations
 from payerbridge.store.tables import (
@@ -54,10 +54,13 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
     )
     for partner_id in ("old", "away"):
         store_partner(
-            Partner(PartnerId(partner_id), partner_id, "1245319599", f"http://{partner_id}/fhir"),
-            registry=platform.partners,
-            transactions=platform.transactions,
-            actor="test",
+            StorePartner(
+                Partner(
+                    PartnerId(partner_id), partner_id, "1245319599", f"http://{partner_id}/fhir"
+                ),
+                "test",
+            ),
+            platform.units.partners(),
         )
     yield platform
     platform.close()

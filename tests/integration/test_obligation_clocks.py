@@ -23,7 +23,7 @@ from payerbridge.exchange.intake.submission import ExchangeSubmission, submit_ex
 from payerbridge.exchange.model import Attempt, ExchangeState
 from payerbridge.exchange.moves import advance, arrival, note_attempt
 from payerbridge.exchange.reasons import ExchangeReason
-from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.enrolment import StorePartner, store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.store.tables import identity_decisions, obligation_clocks
 from payerbridge.types import ClientId, ExchangeId
@@ -39,10 +39,8 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
         load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     )
     store_partner(
-        Partner("old", "Old Plan", "1245319599", "http://old/fhir"),
-        registry=platform.partners,
-        transactions=platform.transactions,
-        actor="test",
+        StorePartner(Partner("old", "Old Plan", "1245319599", "http://old/fhir"), "test"),
+        platform.units.partners(),
     )
     yield platform
     platform.close()

@@ -25,7 +25,7 @@ from payerbridge.fhir.bulk_member_match import (
 from payerbridge.onboarding.model import NewOnboarding
 from payerbridge.onboarding.ports import BulkStatus
 from payerbridge.onboarding.service import accept_onboarding, proceed, result_counts
-from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.enrolment import StorePartner, store_partner
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.types import ClientId, OnboardingId, PartnerId
 from tests.builders import a_patient
@@ -109,7 +109,7 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
         data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"), org_npi=NEW_NPI
     )
     platform = build_platform(settings)
-    store_partner(OLD, registry=platform.partners, transactions=platform.transactions, actor="test")
+    store_partner(StorePartner(OLD, "test"), platform.units.partners())
     yield platform
     platform.close()
 

@@ -31,7 +31,7 @@ from payerbridge.onboarding.model import NewOnboarding, Onboarding
 from payerbridge.onboarding.ports import BulkStatus
 from payerbridge.onboarding.service import accept_onboarding, member_reason, proceed
 from payerbridge.onboarding.unit import OnboardingUnit
-from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.enrolment import StorePartner, store_partner
 from payerbridge.routing.model import Organization, Partner
 from payerbridge.store.members import opened_resource
 from payerbridge.store.tables import fhir_resources
@@ -145,7 +145,7 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
         data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"), org_npi=NEW_NPI
     )
     platform = build_platform(settings)
-    store_partner(OLD, registry=platform.partners, transactions=platform.transactions, actor="test")
+    store_partner(StorePartner(OLD, "test"), platform.units.partners())
     yield platform
     platform.close()
 

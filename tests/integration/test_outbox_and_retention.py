@@ -17,13 +17,14 @@ from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.config import load_settings
 from payerbridge.exchange.model import ExchangeState, Move, NewExchange, Stamp
 from payerbridge.idempotency.model import ClaimStatus, KeyClaim, StoredResponse
-from payerbridge.routing.enrolment import store_partner
+from payerbridge.routing.enrolment import StorePartner, store_partner
 from payerbridge.routing.model import Partner
 from payerbridge.store.unit_of_work import SqlTransactions
 from payerbridge.types import OPERATOR, ClientId, ExchangeId, PartnerId
-from payerbridge.webhooks.delivery import WebhookDelivery, deliver_one
+from payerbridge.webhooks.delivery import DeliverWebhook, deliver_one
 from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import Delivery, DeliveryStatus, Subscription, WebhookPolicy
+from payerbridge.webhooks.unit import DeliveryUnit
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -35,10 +36,8 @@ def platform(tmp_path: Path, database_env: Callable[[], dict[str, str]]) -> Iter
         load_settings(data_dir=tmp_path, database_url=env.get("PAYERBRIDGE_DATABASE_URL"))
     )
     store_partner(
-        Partner("old", "Old Plan", "1245319599", "http://old/fhir"),
-        registry=platform.partners,
-        transactions=platform.transactions,
-        actor="test",
+        StorePartner(Partner("old", "Old Plan", "1245319599", "http://old/fhir"), "test"),
+        platform.units.partners(),
     )
     yield platform
     platform.close()
@@ -155,10 +154,10 @@ def test_failures_are_retried_with_backoff_then_given_up(platform: Platform) -> 
     transactions = SqlTransactions(platform.engine, clock=lambda: now[0])
 
     def deliver(delivery_id: str) -> datetime | None:
-        ports = WebhookDelivery(
-            platform.webhooks, transactions, client, policy, PUBLIC_A, lambda: now[0], lambda: 0.5
+        uow = DeliveryUnit(
+            transactions, platform.webhooks, PUBLIC_A, client, policy, lambda: now[0], lambda: 0.5
         )
-        return deliver_one(ports, delivery_id)
+        return deliver_one(DeliverWebhook(delivery_id), uow)
 
     with httpx.Client(transport=httpx.MockTransport(down)) as client:
         for attempt in range(3):
@@ -192,16 +191,16 @@ def test_a_target_that_now_resolves_inside_the_network_is_not_posted_to(
     with httpx.Client(transport=httpx.MockTransport(calls.append)) as client:  # type: ignore[arg-type]
         due = [
             deliver_one(
-                WebhookDelivery(
-                    platform.webhooks,
+                DeliverWebhook(delivery_id),
+                DeliveryUnit(
                     SqlTransactions(platform.engine, clock=lambda: T0),
+                    platform.webhooks,
+                    rebound,
                     client,
                     WebhookPolicy(max_attempts=3),
-                    rebound,
                     lambda: T0,
                     lambda: 0.5,
                 ),
-                delivery_id,
             )
             for delivery_id in ids
         ]

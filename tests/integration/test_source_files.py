@@ -14,6 +14,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from payerbridge.backends.replicated import IngestFile, RemapSource, ingest_file, remap_source
 from payerbridge.bootstrap import Platform, build_platform
 from payerbridge.compliance.lifecycle import Purge, Retention, purge
 from payerbridge.config import load_settings
@@ -120,14 +121,18 @@ def test_files_are_mapped_kept_and_indexed_and_the_same_file_twice_changes_nothi
     open_platform,  # type: ignore[no-untyped-def]
 ) -> None:
     platform = open_platform()
-    members = platform.sources.ingest("enrollment", "members.csv", MEMBERS + NAMELESS)
+    members = ingest_file(
+        IngestFile("enrollment", "members.csv", MEMBERS + NAMELESS), platform.units.sources()
+    )
     assert members.counts == {"Patient": 2, "Provenance": 2}
     # A member without a name fails US Core's Patient: held with the reason, not kept.
     assert members.held == 1
     (held,) = platform.quarantine.list(limit=10)
     assert held.source_id == "enrollment" and held.mapping_version == "1.0.0"
     assert any(issue.path.endswith("name") for issue in held.issues)
-    conditions = platform.sources.ingest("clinical", "conditions.csv", CONDITIONS)
+    conditions = ingest_file(
+        IngestFile("clinical", "conditions.csv", CONDITIONS), platform.units.sources()
+    )
     assert conditions.counts == {"Condition": 2, "Provenance": 2}
     (problem,) = conditions.problems
     assert problem.location.line == 3 and "'NOPE'" in problem.text
@@ -155,7 +160,9 @@ def test_files_are_mapped_kept_and_indexed_and_the_same_file_twice_changes_nothi
         for p in stored(platform, "Provenance")
     )
 
-    again = platform.sources.ingest("enrollment", "members-again.csv", MEMBERS + NAMELESS)
+    again = ingest_file(
+        IngestFile("enrollment", "members-again.csv", MEMBERS + NAMELESS), platform.units.sources()
+    )
     assert again.duplicate and not again.counts
     assert len(stored(platform, "Patient")) == 2
 
@@ -165,7 +172,7 @@ def test_a_new_mapping_version_remaps_every_file_and_says_what_changed(
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     platform = open_platform()
-    platform.sources.ingest("enrollment", "members.csv", MEMBERS)
+    ingest_file(IngestFile("enrollment", "members.csv", MEMBERS), platform.units.sources())
     # 1.1.0 drops members born before 1980 and gives the others' names in upper case.
     write_mapping(
         tmp_path / "mappings",
@@ -176,7 +183,7 @@ def test_a_new_mapping_version_remaps_every_file_and_says_what_changed(
         ),
     )
     platform = open_platform("1.1.0")
-    (report,) = platform.sources.remap("enrollment")
+    (report,) = remap_source(RemapSource("enrollment"), platform.units.sources())
     assert report.mapping == "csv-members@1.1.0"
     assert report.changes["changed"] == 1  # Ann's name
     assert report.changes["removed"] >= 1  # Bo, no longer given
@@ -185,7 +192,7 @@ def test_a_new_mapping_version_remaps_every_file_and_says_what_changed(
     assert patient["meta"]["tag"][0]["version"] == "1.1.0"
     # Rolling back is a configuration change too.
     platform = open_platform("1.0.0")
-    (back,) = platform.sources.remap("enrollment")
+    (back,) = remap_source(RemapSource("enrollment"), platform.units.sources())
     assert back.changes["added"] >= 1 and len(stored(platform, "Patient")) == 2
 
 
@@ -193,9 +200,9 @@ def test_a_resource_another_source_gave_differently_is_held_as_a_conflict_not_ov
     open_platform,  # type: ignore[no-untyped-def]
 ) -> None:
     platform = open_platform()
-    platform.sources.ingest("enrollment", "members.csv", MEMBERS)
+    ingest_file(IngestFile("enrollment", "members.csv", MEMBERS), platform.units.sources())
     other = MEMBERS.replace(b"19800102", b"19800201")  # Ann's birth date, otherwise
-    report = platform.sources.ingest("roster", "roster.csv", other)
+    report = ingest_file(IngestFile("roster", "roster.csv", other), platform.units.sources())
     assert report.conflicts == 1  # Bo is the same in both: nothing to keep twice
     births = {p["identifier"][0]["value"]: p["birthDate"] for p in stored(platform, "Patient")}
     assert births["A1"] == "1980-01-02"  # the first source's, kept
@@ -270,7 +277,7 @@ def test_a_file_whose_body_the_purge_dropped_is_not_mapped_again_and_keeps_what_
     open_platform,  # type: ignore[no-untyped-def]
 ) -> None:
     platform = open_platform()
-    platform.sources.ingest("enrollment", "members.csv", MEMBERS)
+    ingest_file(IngestFile("enrollment", "members.csv", MEMBERS), platform.units.sources())
     # Mapped a week ago or more: its body is past the raw-payload grace (ADR 0038).
     keep_no_body = Retention(raw_payload_grace=timedelta(0), request_grace=timedelta(days=30))
     uow = dataclasses.replace(platform.units.compliance(), retention=keep_no_body)
@@ -279,6 +286,6 @@ def test_a_file_whose_body_the_purge_dropped_is_not_mapped_again_and_keeps_what_
     with platform.engine.connect() as connection:
         (body,) = connection.execute(select(source_files.c.body)).scalars()
     assert bytes(body) == b""
-    (report,) = platform.sources.remap("enrollment")
+    (report,) = remap_source(RemapSource("enrollment"), platform.units.sources())
     assert report.body_gone and not report.changes  # mapping nothing would remove them all
     assert len(stored(platform, "Patient")) == 2

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "payerbridge"
 STORE = PACKAGE / "store"
 
-MAX_TOO_MANY_ARGUMENTS = 27
+MAX_TOO_MANY_ARGUMENTS = 26
 MAX_STORE_MODULES_WITH_ROOM_LOGIC = 0
 MAX_PLATFORM_FIELDS_USED_BY_EDGES = 3
 EDGES = ("api", "console", "cli", "workflows")

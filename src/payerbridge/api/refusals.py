@@ -9,7 +9,7 @@ from datetime import timedelta
 from starlette.requests import Request
 
 from payerbridge.api.deps import Caller, caller_of
-from payerbridge.audit.refusals import Refusal, count_refusal_alone, refusal_reason
+from payerbridge.audit.refusals import CountRefusal, Refusal, count_refusal_alone, refusal_reason
 from payerbridge.bootstrap import Platform, utcnow
 from payerbridge.errors import RateLimited
 
@@ -28,11 +28,7 @@ def caller_of_counted(platform: Platform, request: Request, operation: str) -> C
     except RateLimited as limited:
         if limited.subject is not None:
             refusal = Refusal(limited.subject, operation, refusal_reason(limited), utcnow())
-            uow = platform.units.disclosure()  # where refused calls are counted
-            count_refusal_alone(
-                uow.refusals,
-                uow.transactions,
-                refusal,
-                length=refusal_window(platform),
-            )
+            command = CountRefusal(refusal, refusal_window(platform))
+            # The disclosure room's unit is where refused calls are counted.
+            count_refusal_alone(command, platform.units.disclosure())
         raise

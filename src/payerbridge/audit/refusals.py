@@ -14,16 +14,17 @@ every refusal is in exactly one event.
 The store keeps the counters (``RefusalCounts``; a refusal and a window are the
 room's model); this module decides windows, reasons
 and events (pure), and holds the use cases that count (``count_refusals``, in the
-refusal's unit; ``count_refusal_alone``, in one of its own) and close
-(``close_ended_windows``) through that port.
+refusal's unit; ``count_refusal_alone(command, uow)``, in a ``with uow:`` of its own on
+the unit of the room that counts) and close (``close_ended_windows``) through that port.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Protocol, Self, TypeVar
 
 from payerbridge.audit.model import AuditEvent, Refusal, RefusalWindow, window_of
 from payerbridge.errors import PayerBridgeError, WrongCardGuess
@@ -31,6 +32,8 @@ from payerbridge.errors import PayerBridgeError, WrongCardGuess
 __all__ = [
     "CARD_GUARD",
     "DEFAULT_WINDOW",
+    "CountRefusal",
+    "CountingUnit",
     "REFUSALS_ACTION",
     "Refusal",
     "RefusalCounts",
@@ -95,7 +98,6 @@ class RecordingUnit(Protocol):
 
 
 U = TypeVar("U", bound=RecordingUnit)
-U_co = TypeVar("U_co", bound=RecordingUnit, covariant=True)
 
 
 class RefusalCounts(Protocol[Unit]):
@@ -123,19 +125,30 @@ def count_refusals(
     close_ended_windows(counts, unit, limit=_CLOSED_PER_REFUSAL)
 
 
-class Begins(Protocol[U_co]):
-    """``transactions.Transactions``, as this room may name it."""
+class CountingUnit(RecordingUnit, AbstractContextManager[object], Protocol):
+    """A room's unit of work (``transactions.RoomUnit``, as this room may name it) that
+    counts refused calls: its counters, and ``with uow:`` for one transaction."""
 
-    def begin(self) -> AbstractContextManager[U_co]: ...
+    @property
+    def refusals(self) -> RefusalCounts[Self]: ...
 
 
-def count_refusal_alone(
-    counts: RefusalCounts[U], transactions: Begins[U], refusal: Refusal, *, length: timedelta
-) -> None:
+C = TypeVar("C", bound=CountingUnit)
+
+
+@dataclass(frozen=True)
+class CountRefusal:
+    """A refused call to count, in windows of ``length``."""
+
+    refusal: Refusal
+    length: timedelta
+
+
+def count_refusal_alone(command: CountRefusal, uow: C) -> None:
     """Count a refusal that goes with no change (the rate limit's 429, refused before the
-    operation runs) in a unit of work of its own."""
-    with transactions.begin() as unit:
-        count_refusals(counts, unit, [refusal], length=length)
+    operation runs) in a ``with uow:`` of its own."""
+    with uow:
+        count_refusals(uow.refusals, uow, [command.refusal], length=command.length)
 
 
 def close_ended_windows(counts: RefusalCounts[U], unit: U, *, limit: int = 1_000) -> int:

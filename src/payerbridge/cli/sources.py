@@ -76,13 +76,15 @@ def sources_ingest(
         platform = build_platform(_settings(data_dir, sources_file))
     except errors.InvalidInput as exc:
         raise fail(exc) from None
+    from payerbridge.backends.replicated import IngestFile, ingest_file
+
     reports = []
-    ingestion = platform.units.sources().sources
+    uow = platform.units.sources()
     try:
         for path in files:
             try:
                 body = path.read_bytes()
-                reports.append(ingestion.ingest(source, path.name, body, actor=cli_actor()))
+                reports.append(ingest_file(IngestFile(source, path.name, body, cli_actor()), uow))
             except errors.PayerBridgeError as exc:
                 raise fail(exc) from None
     finally:
@@ -101,6 +103,7 @@ def sources_remap(
 ) -> None:
     """Map every kept file of a source again with the mapping version the sources file
     names now, and report what changed."""
+    from payerbridge.backends.replicated import RemapSource, remap_source
     from payerbridge.bootstrap import build_platform
 
     try:
@@ -108,7 +111,7 @@ def sources_remap(
     except errors.InvalidInput as exc:
         raise fail(exc) from None
     try:
-        reports = platform.units.sources().sources.remap(source, actor=cli_actor())
+        reports = remap_source(RemapSource(source, cli_actor()), platform.units.sources())
     except errors.PayerBridgeError as exc:
         raise fail(exc) from None
     finally:

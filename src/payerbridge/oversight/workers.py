@@ -9,8 +9,9 @@ The decision (``dead_workers``) is pure: heartbeats, the judge's own id and vers
 the staleness and since when the judge's own beats have been getting through. A judge
 whose own beats failed lately (the database was away) judges nobody until the others
 have had a staleness to beat again: after an outage every beat is old, and none of those
-workers is dead. The claim and the recovery are ports; ``take_over_dead_workers`` is
-the use case each process runs after its beat.
+workers is dead. The claim and the recovery are ports, on a ``WorkersUnit``;
+``take_over_dead_workers(command, uow)`` is the use case each process runs after its
+beat.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from payerbridge.oversight.model import Heartbeat
-from payerbridge.transactions import Transactions, UnitOfWork
+from payerbridge.transactions import RoomUnit, Transactions, UnitOfWork
 from payerbridge.types import WorkerId
 
 __all__ = [
     "Heartbeats",
+    "TakeOverDeadWorkers",
     "Takeover",
+    "WorkersUnit",
     "WorkflowRecovery",
     "dead_workers",
     "is_stale",
@@ -95,6 +98,25 @@ class WorkflowRecovery(Protocol):
         ...
 
 
+@dataclass
+class WorkersUnit(RoomUnit):
+    """The takeover's unit of work (ADR 0051): the heartbeats, a claim held until the
+    unit ends, and the recovery that hands a dead worker's workflows back meanwhile."""
+
+    transactions: Transactions
+    heartbeats: Heartbeats
+    recovery: WorkflowRecovery
+
+
+@dataclass(frozen=True)
+class TakeOverDeadWorkers:
+    """``judge`` (``judge.beat_at``: now) looks for dead workers; see ``dead_workers``."""
+
+    judge: Heartbeat
+    stale_after: timedelta
+    watching_since: datetime | None
+
+
 @dataclass(frozen=True)
 class Takeover:
     """A dead worker taken over: whose, by whom, and the workflows handed back."""
@@ -104,28 +126,24 @@ class Takeover:
     workflow_ids: tuple[str, ...]
 
 
-def take_over_dead_workers(
-    heartbeats: Heartbeats,
-    transactions: Transactions,
-    recovery: WorkflowRecovery,
-    *,
-    judge: Heartbeat,
-    stale_after: timedelta,
-    watching_since: datetime | None,
-) -> list[Takeover]:
+def take_over_dead_workers(command: TakeOverDeadWorkers, uow: WorkersUnit) -> list[Takeover]:
     """Claim each worker ``judge`` finds dead (``judge.beat_at``: now) and hand its
     workflows back, while its heartbeat row is held: a second survivor skips it, and the
     worker itself, restarting with the same id, writes its first beat (and then recovers
     what is still its own) only once the workflows are no longer assigned to it."""
+    judge, stale_after = command.judge, command.stale_after
     found = dead_workers(
-        heartbeats.all(), judge=judge, stale_after=stale_after, watching_since=watching_since
+        uow.heartbeats.all(),
+        judge=judge,
+        stale_after=stale_after,
+        watching_since=command.watching_since,
     )
     taken: list[Takeover] = []
     for worker_id in found:
-        with transactions.begin() as unit:
-            if not heartbeats.claim(unit, worker_id, stale_before=unit.now - stale_after):
+        with uow:
+            if not uow.heartbeats.claim(uow, worker_id, stale_before=uow.now - stale_after):
                 continue
-            workflow_ids = tuple(recovery.recover(worker_id))
+            workflow_ids = tuple(uow.recovery.recover(worker_id))
         taken.append(Takeover(worker_id, judge.worker_id, workflow_ids))
         # A warning when it left work; info for one that left none (a CLI command's).
         logger.log(

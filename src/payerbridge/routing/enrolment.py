@@ -7,9 +7,8 @@ authorization server we expect. A UDAP partner is checked and registered with be
 is stored: its signed metadata must chain to our trust anchors, and its registration
 endpoint gives us our client id.
 
-The use cases take what was asked and the room's ``PartnersUnit`` (ADR 0051);
-``store_partner``, for tools and tests that start their partners themselves, still
-takes the directory and the transactions.
+The use cases take what was asked and the room's ``PartnersUnit`` (ADR 0051),
+``store_partner`` too (for tools and tests that start their partners themselves).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from payerbridge.routing.model import Partner, PartnerAuth, repointed, validate_
 from payerbridge.routing.operations import parse_operations
 from payerbridge.routing.ports import PartnerDiscovery, PartnerRegistry
 from payerbridge.routing.unit import PartnersUnit
-from payerbridge.transactions import Transactions, UnitOfWork
+from payerbridge.transactions import UnitOfWork
 from payerbridge.types import PartnerId
 
 __all__ = [
@@ -34,6 +33,7 @@ __all__ = [
     "RefreshPartner",
     "Refreshed",
     "SetOperations",
+    "StorePartner",
     "enrol_partner",
     "refresh_partner",
     "registered",
@@ -77,6 +77,15 @@ class EnrolPartner:
 @dataclass(frozen=True)
 class RefreshPartner:
     partner_id: PartnerId
+    actor: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StorePartner:
+    """A partner to store as given, by ``actor`` (in ``request_id``), unchecked."""
+
+    partner: Partner
     actor: str
     request_id: str | None = None
 
@@ -126,21 +135,16 @@ def enrol_partner(command: EnrolPartner, uow: PartnersUnit) -> Enrolled:
     return Enrolled(partner, stored is None, capabilities, unread)
 
 
-def store_partner(
-    partner: Partner,
-    *,
-    registry: PartnerRegistry,
-    transactions: Transactions,
-    actor: str,
-    request_id: str | None = None,
-) -> bool:
+def store_partner(command: StorePartner, uow: PartnersUnit) -> bool:
     """Store the partner as given, audited, without reading its discovery documents or
     registering with it (a sandbox or a benchmark that starts its partners itself); True
     when it is new."""
+    partner = command.partner
     validate_partner(partner)
-    with transactions.begin() as unit:
-        before = registry.register(unit, partner)
-        unit.record(_registered(unit.now, partner, before, None, _Asked(actor, request_id)))
+    with uow:
+        before = uow.partners.register(uow, partner)
+        by = _Asked(command.actor, command.request_id)
+        uow.record(_registered(uow.now, partner, before, None, by))
     return before is None
 
 

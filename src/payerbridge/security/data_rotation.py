@@ -15,13 +15,13 @@ from datetime import datetime
 from payerbridge.audit.model import AuditEvent
 from payerbridge.security.ports import KeyRow, SealedData
 from payerbridge.security.unit import DataKeysUnit
-from payerbridge.transactions import Transactions
 
 __all__ = [
     "KeyRow",
     "RewrapDataKeys",
     "RotateDataKeys",
     "RotationReport",
+    "SealWhatIsLeft",
     "SealedData",
     "rewrap_data_keys",
     "rotate_data_keys",
@@ -60,24 +60,24 @@ def _is_legacy_possible(keys: Sequence[KeyRow]) -> bool:
 
 
 def _pass(
-    data: SealedData,
-    transactions: Transactions,
+    uow: DataKeysUnit,
     *,
     batch: int,
     plaintext_in: Collection[str],
     progress: Callable[[str, int], None] | None,
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Every sealed column moved under the current key, a batch per unit of work; a
+    """Every sealed column moved under the current key, a batch per ``with uow:``; a
     plaintext value is sealed in the columns ``plaintext_in`` and refused elsewhere."""
+    data = uow.sealed
     read: dict[str, int] = {}
     moved: dict[str, int] = {}
     for column in data.columns:
         after: object = None
         read[column] = moved[column] = 0
         while True:
-            with transactions.begin() as unit:
+            with uow:
                 after, seen, written = data.reseal_batch(
-                    unit,
+                    uow,
                     column,
                     after=after,
                     limit=batch,
@@ -110,6 +110,16 @@ class RewrapDataKeys:
     actor: str
 
 
+@dataclass(frozen=True)
+class SealWhatIsLeft:
+    """At start-up (``actor``: payerbridge itself), ``batch`` values per transaction;
+    ``progress`` told each batch's column and how many values it read."""
+
+    actor: str
+    batch: int = DEFAULT_BATCH
+    progress: Callable[[str, int], None] | None = None
+
+
 def rotate_data_keys(command: RotateDataKeys, uow: DataKeysUnit) -> RotationReport:
     """Make a new data key (retiring the others) and move every sealed value under it.
     A rotation cut short (its key has no ``sealed_all_at``) is resumed, not begun anew."""
@@ -138,9 +148,7 @@ def rotate_data_keys(command: RotateDataKeys, uow: DataKeysUnit) -> RotationRepo
                 )
             )
         data.use(key_id)
-    read, moved = _pass(
-        data, uow.transactions, batch=command.batch, plaintext_in=plaintext_in, progress=None
-    )
+    read, moved = _pass(uow, batch=command.batch, plaintext_in=plaintext_in, progress=None)
     with uow:
         data.mark_sealed_all(uow, key_id)
         data.mark_columns_sealed(uow, pending)
@@ -156,40 +164,37 @@ def rotate_data_keys(command: RotateDataKeys, uow: DataKeysUnit) -> RotationRepo
     return RotationReport(key_id, resumed, retired, read, moved)
 
 
-def seal_what_is_left(
-    data: SealedData,
-    transactions: Transactions,
-    *,
-    actor: str,
-    batch: int = DEFAULT_BATCH,
-    progress: Callable[[str, int], None] | None = None,
-) -> RotationReport | None:
+def seal_what_is_left(command: SealWhatIsLeft, uow: DataKeysUnit) -> RotationReport | None:
     """At start-up, seal what was stored before sealing began, before anything reads it:
     every column until a pass has completed once, and the rows of a column sealed since
     (its blind index not yet filled) until they are. Audited when any were; None when
     there was nothing to do."""
+    data = uow.sealed
     legacy = _is_legacy_possible(data.data_keys())
     key_id = data.current
-    with transactions.begin() as unit:
-        pending = list(data.pending_columns(unit))
+    with uow:
+        pending = list(data.pending_columns(uow))
         plaintext_in = set(data.columns) if legacy else set(pending)
-        unindexed = [column for column in data.columns if data.has_unindexed_rows(unit, column)]
-        stored = any(data.has_rows(unit, column) for column in plaintext_in)
+        unindexed = [column for column in data.columns if data.has_unindexed_rows(uow, column)]
+        stored = any(data.has_rows(uow, column) for column in plaintext_in)
         if not unindexed and not stored:
             if not legacy and not pending:
                 return None
             if legacy:
-                data.mark_sealed_all(unit, key_id)  # a new database: nothing to seal
-            data.mark_columns_sealed(unit, pending)  # or nothing yet in them
+                data.mark_sealed_all(uow, key_id)  # a new database: nothing to seal
+            data.mark_columns_sealed(uow, pending)  # or nothing yet in them
             return RotationReport(key_id, False, ())
     read, moved = _pass(
-        data, transactions, batch=batch, plaintext_in=plaintext_in, progress=progress
+        uow, batch=command.batch, plaintext_in=plaintext_in, progress=command.progress
     )
-    with transactions.begin() as unit:
+    with uow:
         if legacy:
-            data.mark_sealed_all(unit, key_id)
-        data.mark_columns_sealed(unit, pending)
-        unit.record(_event("data.seal", key_id, at=unit.now, actor=actor, detail={"moved": moved}))
+            data.mark_sealed_all(uow, key_id)
+        data.mark_columns_sealed(uow, pending)
+        event = _event(
+            "data.seal", key_id, at=uow.now, actor=command.actor, detail={"moved": moved}
+        )
+        uow.record(event)
     return RotationReport(key_id, False, (), read, moved)
 
 

@@ -60,7 +60,6 @@ __all__ = [
     "TokenPolicy",
     "TokenService",
     "authenticate",
-    "forget_spent_assertions",
 ]
 
 
@@ -92,7 +91,11 @@ class TokenGrant:
 
 @dataclass(frozen=True)
 class TokenService:
-    """The token endpoint's collaborators."""
+    """The token endpoint's collaborators.
+
+    One for the whole process, its methods called on many requests' threads at once:
+    each opens transactions of its own, not a ``SecurityUnit``'s, which is one request's.
+    """
 
     clients: ClientDirectory
     assertions: AssertionLedger
@@ -458,9 +461,3 @@ def authenticate(
             issues=[Issue("the client of this access token was revoked", "Authorization", "login")],
         )
     return Principal(claims.client_id, client.npi, claims.scopes, claims.patient)
-
-
-def forget_spent_assertions(tokens: TokenService, *, now: datetime) -> int:
-    """Drop the jti of assertions that can no longer pass the exp check (upkeep)."""
-    with tokens.transactions.begin() as unit:
-        return tokens.assertions.forget_expired(unit, now=now)

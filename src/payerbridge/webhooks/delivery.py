@@ -7,15 +7,15 @@ tried again later with full-jitter backoff and ``Retry-After`` honoured, until t
 policy's attempts are spent. The receiver's answer body is never read or logged: the
 answer is streamed and closed after its status line and headers. The client posts
 through ``net.transport.GuardedTransport``, which refuses, at connection time, an
-address the egress policy does not allow. The claim and the outcome are each a unit of
-work, and take their time from it.
+address the egress policy does not allow. ``deliver_one`` is ``(command, uow)`` on a
+``DeliveryUnit``: the claim and the outcome are each a ``with uow:`` of their own, and
+take their time from it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,64 +23,50 @@ import httpx
 
 from payerbridge.errors import UnprocessableRequest
 from payerbridge.exchange.calls.retry import retry_after_seconds
-from payerbridge.transactions import Transactions
-from payerbridge.webhooks.egress import WebhookTargets
 from payerbridge.webhooks.model import (
     DELIVERY_HEADER,
     EVENT_TYPE,
     SIGNATURE_HEADER,
-    WebhookPolicy,
     next_attempt,
     sign,
 )
-from payerbridge.webhooks.ports import ClaimedDelivery, DeliveryStore
+from payerbridge.webhooks.ports import ClaimedDelivery
+from payerbridge.webhooks.unit import DeliveryUnit
 
-__all__ = ["WebhookDelivery", "deliver_one"]
+__all__ = ["DeliverWebhook", "deliver_one"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class WebhookDelivery:
-    """What delivering a webhook uses: the outbox, its transactions, the HTTP client that
-    posts, the retry policy, the targets' egress check, a clock and the jitter source."""
-
-    store: DeliveryStore
-    transactions: Transactions
-    client: httpx.Client
-    policy: WebhookPolicy
-    targets: WebhookTargets
-    clock: Callable[[], datetime]
-    random: Callable[[], float]
+class DeliverWebhook:
+    delivery_id: str
 
 
-def deliver_one(ports: WebhookDelivery, delivery_id: str) -> datetime | None:
+def deliver_one(command: DeliverWebhook, uow: DeliveryUnit) -> datetime | None:
     """Post the delivery once if it is due. Returns when it is due again (a failed
     attempt's retry, or a delivery not yet due), or None when it needs nothing more
     (delivered, given up, its subscription disabled)."""
-    store, transactions, targets = ports.store, ports.transactions, ports.targets
-    with transactions.begin() as unit:
-        delivery = store.claim(unit, delivery_id, now=unit.now)
+    store, delivery_id = uow.webhooks, command.delivery_id
+    with uow:
+        delivery = store.claim(uow, delivery_id, now=uow.now)
     if delivery is None:
         return store.due(delivery_id)
     try:
-        targets.check(delivery.url)  # again: where the name points now
+        uow.targets.check(delivery.url)  # again: where the name points now
     except UnprocessableRequest as refused:
-        with transactions.begin() as unit:
-            store.failed(
-                unit, delivery.id, status=None, error=refused.issues[0].text, retry_at=None
-            )
+        with uow:
+            store.failed(uow, delivery.id, status=None, error=refused.issues[0].text, retry_at=None)
         logger.warning(
             "webhook target refused",
             extra={"delivery_id": delivery.id, "exchange_id": delivery.exchange_id},
         )
         return None
-    return _post(ports, delivery)
+    return _post(uow, delivery)
 
 
-def _post(ports: WebhookDelivery, delivery: ClaimedDelivery) -> datetime | None:
-    store, transactions = ports.store, ports.transactions
-    client, policy = ports.client, ports.policy
+def _post(uow: DeliveryUnit, delivery: ClaimedDelivery) -> datetime | None:
+    store, client, policy = uow.webhooks, uow.client, uow.policy
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "payerbridge-webhooks",
@@ -102,22 +88,22 @@ def _post(ports: WebhookDelivery, delivery: ClaimedDelivery) -> datetime | None:
         response.close()  # the body is not ours to read
         status = response.status_code
         if 200 <= status < 300:
-            with transactions.begin() as unit:
-                store.delivered(unit, delivery.id, status=status, at=unit.now)
+            with uow:
+                store.delivered(uow, delivery.id, status=status, at=uow.now)
             return None
         error = f"the receiver answered {status}"
         retry_after = response.headers.get("retry-after")
     except httpx.HTTPError as exc:
         error = f"could not reach the receiver ({type(exc).__name__})"
-    with transactions.begin() as unit:
+    with uow:
         retry_at = next_attempt(
             policy,
             attempt=delivery.attempts,
-            now=unit.now,
-            retry_after_seconds=retry_after_seconds(retry_after, now=unit.now),
-            unit_random=ports.random(),
+            now=uow.now,
+            retry_after_seconds=retry_after_seconds(retry_after, now=uow.now),
+            unit_random=uow.random(),
         )
-        store.failed(unit, delivery.id, status=status, error=error, retry_at=retry_at)
+        store.failed(uow, delivery.id, status=status, error=error, retry_at=retry_at)
     logger.info(
         "webhook delivery failed",
         extra={

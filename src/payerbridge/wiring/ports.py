@@ -285,9 +285,7 @@ def plan_backends(
         SqlSourceWriter(stores.members),
         intake,
     )
-    ingestion = SourceIngestion(
-        sources, files, stores.transactions, lambda: refresh_statistics(stores.engine)
-    )
+    ingestion = SourceIngestion(sources, files, lambda: refresh_statistics(stores.engine))
     return {"sources": ingestion, "live": live, "profiles": profiles, "quarantine": quarantine}
 
 

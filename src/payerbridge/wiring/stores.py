@@ -9,7 +9,8 @@ from sqlalchemy import Engine
 from payerbridge.clock import simulate, utcnow
 from payerbridge.config import Settings
 from payerbridge.metrics import observe_events
-from payerbridge.security.data_rotation import seal_what_is_left
+from payerbridge.security.data_rotation import SealWhatIsLeft, seal_what_is_left
+from payerbridge.security.unit import DataKeysUnit
 from payerbridge.store.at_rest import AtRest, attach, token_index_key
 from payerbridge.store.audit import SqlAuditTrail
 from payerbridge.store.breakers import SqlBreakerStore
@@ -18,6 +19,7 @@ from payerbridge.store.data_keys import (
     DataKeyring,
     add_first_key,
     has_data_keys,
+    kek_path,
     load_keyring,
 )
 from payerbridge.store.engines import (
@@ -82,7 +84,9 @@ def open_stores(settings: Settings, *, run_migrations: bool) -> Stores:
     # Values stored before sealing began are sealed before anything reads them.
     secret = identity_secret(settings)
     sealed = SqlSealedData(keyring, link_index_key(secret), secret)
-    seal_what_is_left(sealed, transactions, actor="payerbridge")
+    seal_what_is_left(
+        SealWhatIsLeft("payerbridge"), DataKeysUnit(transactions, sealed, kek_path(settings))
+    )
     return Stores(
         engine=engine,
         reader=reader,

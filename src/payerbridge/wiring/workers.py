@@ -23,7 +23,12 @@ from payerbridge import __version__
 from payerbridge.errors import PayerBridgeError
 from payerbridge.metrics import record_worker_recovery
 from payerbridge.oversight.model import Heartbeat
-from payerbridge.oversight.workers import Takeover, take_over_dead_workers
+from payerbridge.oversight.workers import (
+    Takeover,
+    TakeOverDeadWorkers,
+    WorkersUnit,
+    take_over_dead_workers,
+)
 from payerbridge.store.workers import SqlWorkerHeartbeats
 from payerbridge.transactions import Transactions
 from payerbridge.types import WorkerId
@@ -124,14 +129,10 @@ def beat_before_launch(platform: Platform) -> Callable[[], None]:
     stale_after = timedelta(seconds=settings.worker_stale_seconds)
 
     def take_over(writer: HeartbeatWriter) -> list[Takeover]:
-        taken = take_over_dead_workers(
-            writer.heartbeats,
-            platform.transactions,
-            DbosRecovery(),
-            judge=Heartbeat(writer.worker_id, __version__, utcnow()),
-            stale_after=stale_after,
-            watching_since=writer.watching_since,
-        )
+        judge = Heartbeat(writer.worker_id, __version__, utcnow())
+        command = TakeOverDeadWorkers(judge, stale_after, writer.watching_since)
+        uow = WorkersUnit(platform.transactions, writer.heartbeats, DbosRecovery())
+        taken = take_over_dead_workers(command, uow)
         for takeover in taken:
             record_worker_recovery(len(takeover.workflow_ids))
         return taken

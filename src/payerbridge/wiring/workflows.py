@@ -16,12 +16,13 @@ from payerbridge.audit.refusals import close_ended_windows
 from payerbridge.config import Settings
 from payerbridge.logging import use_trace_ids
 from payerbridge.net.transport import GuardedTransport, carry_trace_context
-from payerbridge.security.service import forget_spent_assertions
+from payerbridge.security.spent_assertions import ForgetSpentAssertions, forget_spent_assertions
 from payerbridge.store.engines import create_workflow_engine
 from payerbridge.store.spans import trace_statements
 from payerbridge.tracing import current_ids, start_tracing, stop_tracing
 from payerbridge.transactions import UnitOfWork
 from payerbridge.webhooks.model import WebhookPolicy
+from payerbridge.webhooks.unit import DeliveryUnit
 from payerbridge.wiring.audit import audit_checkpointer
 from payerbridge.wiring.platform import Platform, utcnow
 from payerbridge.wiring.workers import beat_before_launch, stop_heartbeats
@@ -55,24 +56,7 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     exchange.bind_wiring(platform.units.exchange_wiring)
     bulk.bind(platform.units.bulk)
     onboarding.bind(platform.units.onboarding)
-    webhooks.bind(
-        webhooks.WebhookDelivery(
-            platform.webhooks,
-            platform.transactions,
-            httpx.Client(
-                follow_redirects=False,
-                transport=GuardedTransport(platform.webhook_targets.policy),
-                event_hooks={"request": [carry_trace_context]},  # ADR 0033
-            ),
-            WebhookPolicy(
-                max_attempts=settings.webhook_max_attempts,
-                timeout_seconds=settings.webhook_timeout_seconds,
-            ),
-            platform.webhook_targets,
-            clock=utcnow,
-            random=random.random,
-        )
-    )
+    webhooks.bind(_delivery_unit(platform))
     # Every process binds the upkeep, before a recovered tick can run: DBOS's own queue,
     # which carries the scheduled ticks, is worked by every process, API-only ones too.
     maintenance.bind(_upkeep(platform))
@@ -106,6 +90,28 @@ def launch_workflows(platform: Platform, *, work: bool = True) -> None:
     platform.adapters.transactions.relay_deliveries = webhooks.enqueue_deliveries
     if work:
         maintenance.schedule(sweep_seconds=settings.upkeep_sweep_seconds)
+
+
+def _delivery_unit(platform: Platform) -> DeliveryUnit:
+    """The webhooks' unit with what posting takes: a client that posts only where the
+    egress policy allows, the retry policy, the clock and the jitter."""
+    settings, unit = platform.settings, platform.units.webhooks()
+    return DeliveryUnit(
+        unit.transactions,
+        unit.webhooks,
+        unit.targets,
+        httpx.Client(
+            follow_redirects=False,
+            transport=GuardedTransport(unit.targets.policy),
+            event_hooks={"request": [carry_trace_context]},  # ADR 0033
+        ),
+        WebhookPolicy(
+            max_attempts=settings.webhook_max_attempts,
+            timeout_seconds=settings.webhook_timeout_seconds,
+        ),
+        clock=utcnow,
+        random=random.random,
+    )
 
 
 def _register_queues(settings: Settings) -> None:
@@ -153,7 +159,9 @@ def _upkeep(platform: Platform) -> Upkeep:
         purge_idempotent_answers=lambda: _in_unit(
             platform, lambda unit: platform.idempotency.purge(unit, before=unit.now - retention)
         ),
-        forget_spent_assertions=lambda: forget_spent_assertions(platform.tokens, now=utcnow()),
+        forget_spent_assertions=lambda: forget_spent_assertions(
+            ForgetSpentAssertions(), platform.units.security()
+        ),
         purge_disclosure_snapshots=lambda: _in_unit(
             platform, lambda unit: platform.snapshots.purge(unit, now=unit.now)
         ),

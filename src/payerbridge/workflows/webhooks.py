@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from dbos import DBOS, Queue, SetWorkflowID
 
 from payerbridge.tracing import continued, current_traceparent, span
-from payerbridge.webhooks.delivery import WebhookDelivery, deliver_one
+from payerbridge.webhooks.delivery import DeliverWebhook, deliver_one
+from payerbridge.webhooks.unit import DeliveryUnit
 
-__all__ = ["WEBHOOK_QUEUE", "WebhookDelivery", "bind", "enqueue_deliveries", "register_queue"]
+__all__ = ["WEBHOOK_QUEUE", "DeliveryUnit", "bind", "enqueue_deliveries", "register_queue"]
 
 logger = logging.getLogger(__name__)
 WEBHOOK_QUEUE = "webhooks"
@@ -35,11 +37,11 @@ _CONCURRENCY_PER_WORKER = 16
 _MIN_WAIT_SECONDS = 0.2
 
 
-_bound: WebhookDelivery | None = None
+_bound: DeliveryUnit | None = None
 _queue: Queue | None = None
 
 
-def bind(delivery: WebhookDelivery | None) -> None:
+def bind(delivery: DeliveryUnit | None) -> None:
     """Called by bootstrap before DBOS launches (None when it shuts down; the previous
     binding's HTTP client is closed)."""
     global _bound
@@ -48,10 +50,11 @@ def bind(delivery: WebhookDelivery | None) -> None:
     _bound = delivery
 
 
-def _delivery() -> WebhookDelivery:
+def _delivery() -> DeliveryUnit:
+    """A copy of the bound unit, of this attempt's own: attempts run side by side."""
     if _bound is None:
         raise RuntimeError("workflows.webhooks.bind was not called")
-    return _bound
+    return replace(_bound)
 
 
 @DBOS.step()
@@ -59,15 +62,15 @@ def attempt_delivery(delivery_id: str, traceparent: str | None = None) -> float 
     """Post the delivery once if it is due: the seconds until it is due again, or None
     once it needs nothing more. The post continues ``traceparent`` (the bound client
     sends the current trace context: ``send_trace_context``)."""
-    bound = _delivery()
+    uow = _delivery()
     with (
         continued(traceparent),
         span("webhook.deliver", {"payerbridge.delivery_id": delivery_id}),
     ):
-        due = deliver_one(bound, delivery_id)
+        due = deliver_one(DeliverWebhook(delivery_id), uow)
     if due is None:
         return None
-    return max((due - bound.clock()).total_seconds(), _MIN_WAIT_SECONDS)
+    return max((due - uow.clock()).total_seconds(), _MIN_WAIT_SECONDS)
 
 
 @DBOS.workflow()

@@ -214,7 +214,7 @@ def load_exchanges(
     from payerbridge.exchange.moves import SYSTEM_ACTOR, note_attempt, record_moves
     from payerbridge.exchange.requests import request_from_document
     from payerbridge.exchange.unit import ExchangeUnit
-    from payerbridge.routing.enrolment import store_partner
+    from payerbridge.routing.enrolment import StorePartner, store_partner
     from payerbridge.routing.model import Partner
 
     started = time.perf_counter()
@@ -222,12 +222,8 @@ def load_exchanges(
     partners = tuple(PartnerId(f"plan-{n}") for n in range(PARTNERS))
     for n, partner_id in enumerate(partners):
         base = f"https://plan-{n}.payer.example/fhir"
-        store_partner(
-            Partner(partner_id, f"Prior Plan {n}", _PARTNER_NPI, base),
-            registry=platform.partners,
-            transactions=platform.transactions,
-            actor="bench",
-        )
+        prior = Partner(partner_id, f"Prior Plan {n}", _PARTNER_NPI, base)
+        store_partner(StorePartner(prior, "bench"), platform.units.partners())
     clients = tuple(ClientId(f"new-plan-system-{n}") for n in range(CLIENTS))
     first_day = now - timedelta(days=DAYS)
     members = rng.sample(range(data.member_count), min(count, data.member_count))

@@ -232,7 +232,7 @@ def _one_run(
     from payerbridge.bootstrap import build_platform, launch_workflows, shutdown_workflows
     from payerbridge.collector import settle_for_serving
     from payerbridge.config import load_settings
-    from payerbridge.routing.enrolment import store_partner
+    from payerbridge.routing.enrolment import StorePartner, store_partner
     from payerbridge.routing.model import Partner
 
     database_url, cleanup = _fresh_database(admin_url)
@@ -245,12 +245,7 @@ def _one_run(
         for n in range(_PARTNERS):
             base = f"http://127.0.0.1:{port}/fhir/{n}"
             partner = Partner(PartnerId(f"stub-{n}"), f"Stub Plan {n}", "1245319599", base)
-            store_partner(
-                partner,
-                registry=platform.partners,
-                transactions=platform.transactions,
-                actor="bench",
-            )
+            store_partner(StorePartner(partner, "bench"), platform.units.partners())
         settle_for_serving()  # as ``payerbridge serve`` does before it serves
         launch_workflows(platform, work=workers == 0)
         pool = [_start_worker(Path(tmp), database_url, n) for n in range(workers)]

@@ -294,6 +294,7 @@ def _register_partners_locally(
     from payerbridge.routing.enrolment import (
         RefreshPartner,
         SetOperations,
+        StorePartner,
         refresh_partner,
         set_operations,
         store_partner,
@@ -311,12 +312,7 @@ def _register_partners_locally(
                 f"{instance.base_url}/fhir",
                 client_id=our_client_id(our_npi),
             )
-            store_partner(
-                partner,
-                registry=platform.partners,
-                transactions=platform.transactions,
-                actor="sandbox",
-            )
+            store_partner(StorePartner(partner, "sandbox"), platform.units.partners())
             refresh_partner(RefreshPartner(partner.id, "sandbox"), platform.units.partners())
             announces = profile_of(index).weekly_maintenance if payers is None else None
             windows = [announces] if announces and weekly else []

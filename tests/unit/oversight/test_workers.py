@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payerbridge.oversight.model import Heartbeat
-from payerbridge.oversight.workers import dead_workers, is_stale, take_over_dead_workers
+from payerbridge.oversight.workers import (
+    TakeOverDeadWorkers,
+    WorkersUnit,
+    dead_workers,
+    is_stale,
+    take_over_dead_workers,
+)
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import WorkerId
 from tests.fakes import InMemoryAuditLog, InMemoryTransactions
@@ -116,12 +122,8 @@ def test_two_survivors_take_a_dead_worker_over_once_between_them() -> None:
     recovery = FakeRecovery({WorkerId("w3"): ["ex-1", "ex-2"]})
     taken = [
         take_over_dead_workers(
-            heartbeats,
-            transactions,
-            recovery,
-            judge=Heartbeat(judge, VERSION, NOW),
-            stale_after=STALE,
-            watching_since=NOW - timedelta(hours=1),
+            TakeOverDeadWorkers(Heartbeat(judge, VERSION, NOW), STALE, NOW - timedelta(hours=1)),
+            WorkersUnit(transactions, heartbeats, recovery),
         )
         for judge in (WorkerId("w1"), WorkerId("w2"))
     ]
@@ -144,12 +146,8 @@ def test_a_worker_that_beat_again_before_the_claim_is_left_alone() -> None:
     transactions = InMemoryTransactions(InMemoryAuditLog(), heartbeats, clock=lambda: NOW)
     recovery = FakeRecovery({WorkerId("w3"): ["ex-1"]})
     taken = take_over_dead_workers(
-        heartbeats,
-        transactions,
-        recovery,
-        judge=Heartbeat(ME, VERSION, NOW),
-        stale_after=STALE,
-        watching_since=NOW - timedelta(hours=1),
+        TakeOverDeadWorkers(Heartbeat(ME, VERSION, NOW), STALE, NOW - timedelta(hours=1)),
+        WorkersUnit(transactions, heartbeats, recovery),
     )
     assert taken == []
     assert recovery.asked == []
@@ -165,11 +163,7 @@ def test_a_recovery_that_fails_gives_the_claim_back() -> None:
     transactions = InMemoryTransactions(InMemoryAuditLog(), heartbeats, clock=lambda: NOW)
     with pytest.raises(RuntimeError):
         take_over_dead_workers(
-            heartbeats,
-            transactions,
-            Failing({}),
-            judge=Heartbeat(ME, VERSION, NOW),
-            stale_after=STALE,
-            watching_since=NOW - timedelta(hours=1),
+            TakeOverDeadWorkers(Heartbeat(ME, VERSION, NOW), STALE, NOW - timedelta(hours=1)),
+            WorkersUnit(transactions, heartbeats, Failing({})),
         )
     assert heartbeats.rows == {WorkerId("w3"): dead}  # the next tick tries again

@@ -16,6 +16,7 @@ from payerbridge.security.data_rotation import (
     DEFAULT_BATCH,
     RotateDataKeys,
     RotationReport,
+    SealWhatIsLeft,
     rotate_data_keys,
     seal_what_is_left,
 )
@@ -116,6 +117,12 @@ def _rotate(
     return rotate_data_keys(RotateDataKeys("cli:ops", batch), uow)
 
 
+def _seal(data: FakeSealedData, transactions: InMemoryTransactions) -> RotationReport | None:
+    """``seal_what_is_left`` as a start runs it, on a unit of the fakes."""
+    uow = DataKeysUnit(transactions, data, Path("data.key"))
+    return seal_what_is_left(SealWhatIsLeft("payerbridge"), uow)
+
+
 def test_a_rotation_moves_every_value_under_a_new_key_in_batches_and_retires_the_old() -> None:
     data, transactions, audit = _sealed(
         {"t.a": [("k1", "x")] * 5, "t.b": [("k1", "y")] * 2},
@@ -158,11 +165,11 @@ def test_a_rotation_cut_short_resumes_under_its_own_key() -> None:
 def test_plaintext_is_sealed_at_start_only_until_a_pass_has_completed() -> None:
     data, transactions, audit = _sealed({"t.a": [(None, "x"), ("k1", "y")]}, [Key("k1")])
 
-    report = seal_what_is_left(data, transactions, actor="payerbridge")
+    report = _seal(data, transactions)
 
     assert report is not None and report.moved == {"t.a": 1}
     assert [e.action for e in audit.events] == ["data.seal"]
-    assert seal_what_is_left(data, transactions, actor="payerbridge") is None  # done once
+    assert _seal(data, transactions) is None  # done once
     data.values["t.a"].append((None, "z"))  # written outside payerbridge afterwards
     with pytest.raises(DataKeyUnavailable, match="plaintext"):
         _rotate(data, transactions)
@@ -171,7 +178,7 @@ def test_plaintext_is_sealed_at_start_only_until_a_pass_has_completed() -> None:
 def test_a_new_database_is_marked_sealed_without_an_audit_event() -> None:
     data, transactions, audit = _sealed({"t.a": []}, [Key("k1")])
 
-    assert seal_what_is_left(data, transactions, actor="payerbridge") is not None
+    assert _seal(data, transactions) is not None
     assert data.keys[0].sealed_all_at is not None and audit.events == []
 
 
@@ -186,12 +193,12 @@ def test_a_column_sealed_from_a_later_release_is_sealed_at_start_and_the_others_
     )
     data.sealed = {"t.a"}
 
-    report = seal_what_is_left(data, transactions, actor="payerbridge")
+    report = _seal(data, transactions)
 
     assert report is not None and report.moved == {"t.a": 0, "t.b": 2}
     assert data.values["t.b"] == [("k1", "y"), ("k1", "z")] and data.sealed == {"t.a", "t.b"}
     assert [e.action for e in audit.events] == ["data.seal"]
-    assert seal_what_is_left(data, transactions, actor="payerbridge") is None  # done once
+    assert _seal(data, transactions) is None  # done once
     # From then on a plaintext value there is refused, as in the columns sealed before.
     data.values["t.b"].append((None, "w"))
     with pytest.raises(DataKeyUnavailable, match="plaintext"):

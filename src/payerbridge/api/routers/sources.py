@@ -13,6 +13,7 @@ from payerbridge.api.deps import OperatorDep, current_platform
 from payerbridge.api.responses import JsonResponse
 from payerbridge.api.units import SourcesUnitDep
 from payerbridge.backends.ingestion import FileReport
+from payerbridge.backends.replicated import IngestFile, ingest_file
 from payerbridge.backends.sources import LiveSourceSpec
 from payerbridge.backends.unit import SourcesUnit
 from payerbridge.errors import Issue, NotFound
@@ -65,7 +66,7 @@ async def push_file(
     uow = current_platform(request).units.sources()  # the app's, as every handler's
     _known(uow, source_id)
     body = await request.body()
-    report = await _run(uow, source_id, name, body, operator.client_id)
+    report = await _run(uow, IngestFile(source_id, name, body, operator.client_id))
     if report.duplicate:
         response.status_code = 200
     return report.to_json()
@@ -85,9 +86,7 @@ def _known(uow: SourcesUnit, source_id: str) -> None:
         raise NotFound(text, issues=[Issue(text, "source_id", "not-found")])
 
 
-async def _run(uow: SourcesUnit, source_id: str, name: str, body: bytes, actor: str) -> FileReport:
+async def _run(uow: SourcesUnit, command: IngestFile) -> FileReport:
     """The ingestion off the event loop: it reads, maps and writes the whole file."""
-    report: FileReport = await run_in_threadpool(
-        uow.sources.ingest, source_id, name, body, actor=actor
-    )
+    report: FileReport = await run_in_threadpool(ingest_file, command, uow)
     return report
