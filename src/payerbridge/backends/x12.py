@@ -61,6 +61,7 @@ from payerbridge.backends.x12_records import (
     KINDS,
     Frame,
     Kind,
+    claim_id_of,
     record_data,
     record_key,
     segment_json,
@@ -485,6 +486,12 @@ class _Reader:
             what = f"loop {faulty.loop}" if faulty.loop else "the transaction set's header"
             text = f"{kind.noun} refused: {what} has errors (segment {faulty.faulty_at})"
             yield RecordProblem(where, text, "structure", key)
+            return
+        if kind.name.startswith("837") and not claim_id_of(frame.obj).strip():
+            # pyx12 takes an element of spaces for a value; a claim with no id cannot be
+            # told from another, nor kept under one (its key is the billing NPI and CLM01).
+            text = f"{kind.noun} refused: its CLM01 (the claim's identifier) is blank"
+            yield RecordProblem(where, text, "value", key)
             return
         yield SourceRecord(kind.name, key, record_data(self.stack), where)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Frame", "KINDS", "Kind", "record_key", "segment_json"]
+__all__ = ["Frame", "KINDS", "Kind", "claim_id_of", "record_key", "segment_json"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,11 @@ def _qualified(loop: dict[str, Any] | None, segment_id: str, qualifier: str, ref
     return ""
 
 
+def claim_id_of(record: dict[str, Any]) -> str:
+    """An 837 claim's identifier, CLM01 ("" when absent)."""
+    return _first(record, "CLM", "CLM01")
+
+
 def record_key(kind: str, chain: list[Frame], ordinal: int) -> str:
     """The record's identity at the source: 837 billing provider NPI and CLM01; 834
     subscriber id (REF*0F) and the member's place in its family's run of INS loops;
@@ -111,7 +116,7 @@ def record_key(kind: str, chain: list[Frame], ordinal: int) -> str:
     record = chain[-1].obj
     if kind.startswith("837"):
         billing = (by_loop.get("2000A") or {}).get("2010AA", [None])[0]
-        return f"{_first(billing, 'NM1', 'NM109')}|{_first(record, 'CLM', 'CLM01')}"
+        return f"{_first(billing, 'NM1', 'NM109')}|{claim_id_of(record)}"
     if kind == "834":
         return f"{_qualified(record, 'REF', '0F', 'REF02')}|{ordinal}"
     umo = (by_loop.get("2000A") or {}).get("2010A", [None])[0]

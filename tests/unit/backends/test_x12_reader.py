@@ -141,6 +141,10 @@ _VALID = _generated(6, per_transaction=3)
 _SEGMENTS = _VALID.split(b"~\n")
 
 
+def _identity(parts: list[bytes], at: int) -> bool:
+    return (parts[0] == b"CLM" and at == 1) or (parts[:2] == [b"NM1", b"85"] and at == 9)
+
+
 def _corrupt(data: st.DataObject) -> bytes:
     segments = list(_SEGMENTS)
     how = data.draw(st.sampled_from(["drop", "garbage", "se01", "cut", "delimiters", "bytes"]))
@@ -149,7 +153,9 @@ def _corrupt(data: st.DataObject) -> bytes:
         del segments[index]
     elif how == "garbage":
         parts = segments[index].split(b"*")
-        at = data.draw(st.integers(0, len(parts) - 1))
+        # Not the claim's identity (CLM01, the billing provider's NM109): another value
+        # there is another claim, read as such, not a corruption a reader can see.
+        at = data.draw(st.integers(0, len(parts) - 1).filter(lambda at: not _identity(parts, at)))
         parts[at] = data.draw(st.binary(max_size=12))
         segments[index] = b"*".join(parts)
     elif how == "se01":
@@ -180,6 +186,15 @@ def test_a_corrupted_file_gives_problems_at_its_segments_never_an_exception(
             assert item.location.segment is not None and 1 <= item.location.segment <= total
     # Whatever was read is one of the file's claims, unchanged in identity.
     assert good <= {f"1497758544|C{n:07d}" for n in range(1, 7)}
+
+
+def test_a_claim_whose_identifier_is_blank_is_refused_not_kept_without_one() -> None:
+    """pyx12 takes an element of spaces for a value: the claim is refused by name."""
+    data = _generated(2).replace(b"CLM*C0000002*", b"CLM* *", 1)
+    items = _read(data)
+    assert {i.key for i in items if isinstance(i, SourceRecord)} == {"1497758544|C0000001"}
+    (problem,) = [i for i in items if isinstance(i, RecordProblem)]
+    assert "CLM01" in problem.text and problem.location.segment_id == "CLM"
 
 
 def _peak(path: Path, claims: int) -> int:
