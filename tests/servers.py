@@ -15,7 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -365,12 +365,11 @@ def _sqlite_template() -> Path:
     atexit.register(shutil.rmtree, folder, True)
     build_platform(load_settings(data_dir=folder, database_url=None)).close()
     database = folder / "payerbridge.db"
-    with sqlite3.connect(database) as connection:
+    with closing(sqlite3.connect(database, isolation_level=None)) as connection:
         # Its data key is wrapped under the key-encryption key of the template's data dir:
         # each copy makes its own at its first start (ADR 0039).
         connection.execute("DELETE FROM data_keys")
-    with sqlite3.connect(database) as connection:  # all in the one file a copy takes
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all in the file a copy takes
     return database
 
 
