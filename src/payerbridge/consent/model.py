@@ -45,6 +45,7 @@ __all__ = [
     "RevokeConsent",
     "StoredConsent",
     "end_of_day",
+    "is_own_organization",
     "reason_text",
     "require_aware",
     "revoke",
@@ -146,6 +147,13 @@ class Requester:
 
     client_id: ClientId
     npi: str
+
+
+def is_own_organization(requester: Requester, data_holder_npi: str) -> bool:
+    """Whether the requester acts for the data holder itself: the plan reading its own
+    members' records (ADR 0052). An HRex consent governs what another payer may take,
+    not what the plan holds; a client's NPI is proven, not claimed (ADR 0026)."""
+    return bool(data_holder_npi) and requester.npi == data_holder_npi
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from payerbridge.consent.model import (
     Purpose,
     RevokeConsent,
     StoredConsent,
+    is_own_organization,
 )
 from payerbridge.consent.policy import decide_among, evaluate
 from payerbridge.consent.ports import ConsentReader, ConsentStore
@@ -36,11 +37,13 @@ from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
 
 __all__ = [
+    "OWN_RECORDS_PURPOSE",
     "Disclosure",
     "accept_presented_consent",
     "authorize_disclosure",
     "authorize_request",
     "consent_recorded",
+    "own_records",
     "decision_event",
     "opt_in_decision_event",
     "record_consent",
@@ -121,14 +124,22 @@ def _decision_event(
     )
 
 
+# The purpose of use the audit trail records when the plan's own organization reads its
+# members' records: HL7 v3 PurposeOfUse HOPERAT, health care operations (ADR 0052).
+OWN_RECORDS_PURPOSE = "HOPERAT"
+
+
 def authorize_disclosure(store: ConsentReader, request: DisclosureRequest) -> Disclosure:
     """May the requester receive the member's data from us now, and which of it?
 
     The scope asked is everything we hold; a ``regular`` permit means the caller
     segments before anything leaves, by the sensitive code sets ``code_sets`` names
     (recorded with the decision), and ``scope`` names the data scope (what the rule lets
-    leave at all) that shapes what goes."""
+    leave at all) that shapes what goes. The plan's own organization needs no consent:
+    it reads what it holds (``own_records``)."""
     member_id, requester = request.member_id, request.requester
+    if is_own_organization(requester, request.source_npi):
+        return own_records(request)
     consents = [c.record for c in store.for_member(member_id, ConsentRole.DISCLOSE)]
     decision, consent = decide_among(
         consents,
@@ -152,6 +163,32 @@ def authorize_disclosure(store: ConsentReader, request: DisclosureRequest) -> Di
         detail={"code_sets": request.code_sets, **scope},
     )
     return Disclosure(decision, consent_id, event)
+
+
+def own_records(request: DisclosureRequest) -> Disclosure:
+    """The plan's own organization reading its own member's records: permitted whole
+    (sensitive included, labelled so downstream systems can honour it), with no consent
+    to name; audited as every decision is, with the basis and the purpose of use."""
+    decision = ConsentDecision(
+        True,
+        None,
+        "The plan's own organization reads its own member's records; no consent applies.",
+        ConsentPolicy.SENSITIVE,
+    )
+    scope = {"scope": request.scope} if request.scope else {}
+    event = decision_event(
+        decision,
+        Hop(request.hop, request.at, request.requester.client_id, request.request_id),
+        consent_id=None,
+        member_id=request.member_id,
+        detail={
+            "basis": "own-organization",
+            "purpose": OWN_RECORDS_PURPOSE,
+            "code_sets": request.code_sets,
+            **scope,
+        },
+    )
+    return Disclosure(decision, None, event)
 
 
 def authorize_request(stored: StoredConsent | None, request: OutboundRequest) -> Disclosure:

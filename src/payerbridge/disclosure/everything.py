@@ -29,6 +29,7 @@ from payerbridge.consent.segmentation import (
     withheld_among,
     without_references,
 )
+from payerbridge.disclosure.labels import labelled
 from payerbridge.disclosure.model import EverythingQuery, PageEntry
 from payerbridge.disclosure.release import (
     SharedResources,
@@ -38,7 +39,7 @@ from payerbridge.disclosure.release import (
     references_by_kind,
     shared_references,
 )
-from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, ReleaseScope, WholeRecord
 from payerbridge.disclosure.search import SearchQuery
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import InvalidInput, Issue
@@ -74,8 +75,14 @@ class ReleaseTerms:
 
     policy: ConsentPolicy
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION
-    scope: DataScope = PAYER_TO_PAYER
+    scope: ReleaseScope = PAYER_TO_PAYER
     window: ExchangeWindow | None = None
+
+    @property
+    def labels(self) -> bool:
+        """Judge as a regular consent would, withhold nothing, and label what it would
+        have withheld: the whole record, the plan's own organization's (ADR 0052)."""
+        return isinstance(self.scope, WholeRecord)
 
 
 class RenderedPage(Protocol):
@@ -311,7 +318,7 @@ def _decide(
     *,
     seen_shared: SeenShared | None = None,
 ) -> _Decision | None:
-    judging = terms.policy is ConsentPolicy.REGULAR
+    judging = terms.policy is ConsentPolicy.REGULAR or terms.labels
     segmentation = terms.segmentation
     # Under regular, every record referred to, to find those outside the compartment.
     mentioned: set[str] | None = set() if judging else None
@@ -342,9 +349,11 @@ def _decide(
         foreign = foreign_withheld(
             (mentioned or set()) - own - reached.keys(), shared, segmentation
         )
+    if terms.labels:  # nothing withheld: what would be is labelled on the way out
+        withheld, foreign = withheld | foreign, frozenset()
     # Withholding is decided on the whole compartment, the scope and the window after it:
     # a record the rule does not let go may still make one it does sensitive.
-    judged = [s for s in seen if s.key not in withheld]
+    judged = [s for s in seen if terms.labels or s.key not in withheld]
     outside_scope = Counter(s.excluded for s in judged if s.excluded is not None)
     within = _within_window(judged)
     outside_window = len(judged) - sum(outside_scope.values()) - len(within)
@@ -354,7 +363,7 @@ def _decide(
         {
             key: item.shared
             for key, item in reached.items()
-            if key not in withheld and item.excluded is None
+            if (terms.labels or key not in withheld) and item.excluded is None
         },
     )
     dropped = sum(1 for s in reached.values() if s.key not in withheld) - len(reachable)
@@ -364,7 +373,7 @@ def _decide(
         reached,
         reachable,
         withheld | foreign,
-        len(withheld) + dropped,
+        0 if terms.labels else len(withheld) + dropped,
         outside_window,
         dict(outside_scope),
     )
@@ -465,7 +474,7 @@ def released_on_page(
             yield mode, released
 
 
-def judged_by(segmentation: SegmentationPolicy, scope: DataScope) -> str:
+def judged_by(segmentation: SegmentationPolicy, scope: ReleaseScope) -> str:
     """What a decision was judged and shaped by: the sensitive code sets and the data
     scope. What a decision kept (a snapshot's entries, a bulk export's lines) is judged
     again when those in force are others."""
@@ -487,6 +496,12 @@ def released_now(
     scope = terms.scope
     if resource is None or scope.excludes(resource) is not None:
         return None
+    if terms.labels:  # withheld: what a regular consent would withhold
+        key = f"{resource['resourceType']}/{resource['id']}"
+        sensitive = key in withheld or (
+            not judged and bool(sensitive_categories_of(resource, terms.segmentation))
+        )
+        return labelled(resource, sensitive=sensitive, segmentation=terms.segmentation)
     if terms.policy is ConsentPolicy.REGULAR:
         if not judged and sensitive_categories_of(resource, terms.segmentation):
             return None

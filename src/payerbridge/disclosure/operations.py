@@ -19,7 +19,6 @@ from payerbridge.backends.live import LiveAnswers
 from payerbridge.backends.ports import SourceGap
 from payerbridge.disclosure.everything import (
     Compartment,
-    ReleaseTerms,
     parse_everything_query,
     plan_everything,
     plan_search,
@@ -35,7 +34,7 @@ from payerbridge.disclosure.paging import (
     decide_consent,
     disclosure_context,
     first_page,
-    window_at,
+    release_terms,
 )
 from payerbridge.disclosure.reads import find_patients
 from payerbridge.disclosure.search import PatientQuery, SearchQuery
@@ -131,11 +130,11 @@ def first_everything_page(
     member has no Patient."""
     if live is not None:
         asked = replace(asked, gaps=_keep_live(live, uow))
-    members, rules = uow.members, uow.rules
+    members = uow.members
     plan = plan_everything(
         Compartment(asked.member, members.stream_compartment(asked.member)),
         members,
-        ReleaseTerms(asked.policy, rules.segmentation, rules.scope, window_at(uow.now, rules)),
+        release_terms(asked.reader, asked.policy, uow),
         asked.query,
     )
     return first_page(asked, plan, uow)
@@ -168,12 +167,12 @@ def first_search_page(
         return None
     gaps = _keep_live(live, uow) if live is not None else ()
     policy = decide_consent(reader, query.patient_id, "search", uow)
-    members, rules = uow.members, uow.rules
+    members = uow.members
     plan = plan_search(
         query,
         members.stream_compartment(query.patient_id),
         members,
-        ReleaseTerms(policy, rules.segmentation, rules.scope, window_at(uow.now, rules)),
+        release_terms(reader, policy, uow),
         reader.granted,
     )
     asked = FirstPage(

@@ -21,7 +21,7 @@ from typing import Any, Protocol, Self
 from payerbridge.audit.model import AuditEvent
 from payerbridge.audit.ports import AuditLog
 from payerbridge.backends.ports import SourceGap
-from payerbridge.consent.model import ConsentPolicy, Requester
+from payerbridge.consent.model import ConsentPolicy, Requester, is_own_organization
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import SegmentationPolicy
 from payerbridge.disclosure.everything import (
@@ -35,7 +35,7 @@ from payerbridge.disclosure.grants import Granted, LeftOut, on_page
 from payerbridge.disclosure.model import EverythingQuery, Snapshot
 from payerbridge.disclosure.ports import DisclosureSnapshots, LiveRecords, MemberData
 from payerbridge.disclosure.reads import DisclosureContext, authorize_member
-from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, WHOLE_RECORD, DataScope
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import Conflict, InvalidInput, Issue, NotFound
 from payerbridge.transactions import Transactions, UnitOfWork
@@ -55,6 +55,7 @@ __all__ = [
     "first_page",
     "is_next_page",
     "next_page",
+    "release_terms",
     "window_at",
 ]
 
@@ -200,6 +201,7 @@ def first_page(asked: FirstPage, plan: EverythingPlan | None, uow: PagingUnit) -
     if plan is None:
         raise NotFound(f"Patient/{asked.member} does not exist")
     now = uow.now
+    terms = release_terms(asked.reader, asked.policy, uow)
     snapshot = Snapshot(
         id=uow.new_id(),
         client_id=asked.reader.requester.client_id,
@@ -211,7 +213,7 @@ def first_page(asked: FirstPage, plan: EverythingPlan | None, uow: PagingUnit) -
         query=asked.query,
         withheld=plan.withheld,
         path=asked.path,
-        judged_by=judged_by(uow.rules.segmentation, uow.rules.scope),
+        judged_by=judged_by(terms.segmentation, terms.scope),
     )
     with uow.transactions.begin() as saving:  # committed: its pages are read back
         uow.snapshots.save(saving, snapshot, plan.entries)
@@ -229,7 +231,7 @@ def first_page(asked: FirstPage, plan: EverythingPlan | None, uow: PagingUnit) -
         first["gaps"] = [
             {"source": g.source, "types": list(g.types), "code": g.code} for g in asked.gaps
         ]
-    uow.record(_page_event(asked.reader, snapshot, sent, uow.rules.scope.label, first))
+    uow.record(_page_event(asked.reader, snapshot, sent, terms.scope.label, first))
     return replace(page, gaps=asked.gaps)
 
 
@@ -268,8 +270,22 @@ def next_page(command: NextPageCommand, uow: PagingUnit) -> Page:
     after = int(given[AFTER])
     self_url = _page_url(uow.rules, snapshot, after)
     page, sent = _page(command.reader, snapshot, _PageAt(after, self_url), uow)
-    uow.record(_page_event(command.reader, snapshot, sent, uow.rules.scope.label))
+    scope = release_terms(command.reader, snapshot.policy, uow).scope
+    uow.record(_page_event(command.reader, snapshot, sent, scope.label))
     return page
+
+
+def release_terms(
+    reader: Reader, policy: ConsentPolicy, uow: PagingUnit, *, windowed: bool = True
+) -> ReleaseTerms:
+    """What ``reader``'s answer goes under: for another payer the consent's ``policy``, the
+    rule's scope and (``windowed``) the payer-to-payer window; for the plan's own
+    organization its whole record, labelled (ADR 0052)."""
+    rules = uow.rules
+    if is_own_organization(reader.requester, rules.source_npi):
+        return ReleaseTerms(policy, rules.segmentation, WHOLE_RECORD)
+    window = window_at(uow.now, rules) if windowed else None
+    return ReleaseTerms(policy, rules.segmentation, rules.scope, window)
 
 
 def window_at(now: datetime, rules: PagingRules) -> ExchangeWindow:
@@ -322,10 +338,11 @@ def _page(reader: Reader, snapshot: Snapshot, at: _PageAt, uow: PagingUnit) -> t
     count = snapshot.query.count
     rows = uow.snapshots.page(snapshot.id, after=after, count=count + 1)
     more, rows = len(rows) > count, rows[:count]
+    terms = release_terms(reader, snapshot.policy, uow, windowed=False)
     # Those still at the version the decision judged, by what judges now, stand as judged.
     as_judged = (
         {_ref(resource) for _, _, resource, same in rows if same and resource is not None}
-        if snapshot.judged_by == judged_by(uow.rules.segmentation, uow.rules.scope)
+        if snapshot.judged_by == judged_by(terms.segmentation, terms.scope)
         else frozenset()
     )
     allowed, denied = on_page(
@@ -334,7 +351,6 @@ def _page(reader: Reader, snapshot: Snapshot, at: _PageAt, uow: PagingUnit) -> t
         everything=_is_everything(snapshot),
     )
     removed: Counter[str] = Counter()
-    terms = ReleaseTerms(snapshot.policy, uow.rules.segmentation, uow.rules.scope)
     released = list(
         released_on_page(allowed, terms, snapshot.withheld, removed=removed, as_judged=as_judged)
     )

@@ -8,7 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from payerbridge.audit.ports import AuditLog
-from payerbridge.consent.model import ConsentPolicy, DisclosureRequest, Requester
+from payerbridge.consent.model import (
+    ConsentPolicy,
+    DisclosureRequest,
+    Requester,
+    is_own_organization,
+)
 from payerbridge.consent.ports import ConsentStore
 from payerbridge.consent.segmentation import (
     DEFAULT_SEGMENTATION,
@@ -18,9 +23,10 @@ from payerbridge.consent.segmentation import (
     supported_policies,
 )
 from payerbridge.consent.service import authorize_disclosure
+from payerbridge.disclosure.labels import labelled
 from payerbridge.disclosure.ports import MemberData
 from payerbridge.disclosure.release import Release, release
-from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, WHOLE_RECORD, DataScope, ReleaseScope
 from payerbridge.disclosure.search import PatientQuery
 from payerbridge.errors import DisclosureDenied, NotFound
 from payerbridge.types import MemberId
@@ -52,6 +58,16 @@ class DisclosureContext:
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION
     scope: DataScope = PAYER_TO_PAYER  # what the rule lets leave at all
 
+    @property
+    def own(self) -> bool:
+        """The plan's own organization reads its own records (ADR 0052): no consent, the
+        whole record, labelled."""
+        return is_own_organization(self.requester, self.source_npi)
+
+    @property
+    def release_scope(self) -> ReleaseScope:
+        return WHOLE_RECORD if self.own else self.scope
+
 
 def authorize_member(context: DisclosureContext, patient_id: MemberId, hop: str) -> ConsentPolicy:
     """The data holder's consent check for one member: the decision is audited; a denial
@@ -72,7 +88,7 @@ def authorize_member(context: DisclosureContext, patient_id: MemberId, hop: str)
             hop=hop,
             request_id=context.request_id,
             code_sets=context.segmentation.code_sets.label,
-            scope=context.scope.label,
+            scope=context.release_scope.label,
         ),
     )
     context.audit.record(disclosure.event)
@@ -91,7 +107,8 @@ def read_resource(
     scoped caller reads only those its member's released records reach; any other
     caller reads those that say nothing sensitive by themselves, while a sensitive one
     (a 42 CFR Part 2 program, an antiretroviral) goes only with a member's records
-    under a consent that lets it go."""
+    under a consent that lets it go. The plan's own organization reads every one,
+    labelled (ADR 0052)."""
     members = context.members
     absent = NotFound(f"{resource_type}/{resource_id} does not exist")
     owner = members.owner_of(resource_type, resource_id)
@@ -102,8 +119,13 @@ def read_resource(
             policy = _permitted(context, context.only_member, absent)
             released = _release(context, members.compartment(context.only_member), policy)
             return _among(released.shared, key, absent)
-        if resource_type == "Patient" or sensitive_categories_of(resource, context.segmentation):
+        if resource_type == "Patient":
             raise absent  # a Patient without a compartment row is no member's to give
+        sensitive = bool(sensitive_categories_of(resource, context.segmentation))
+        if context.own:  # the plan's own: whole, labelled by what it says by itself
+            return labelled(resource, sensitive=sensitive, segmentation=context.segmentation)
+        if sensitive:
+            raise absent
         if context.scope.excludes(resource) is not None:
             raise absent  # not for this purpose at all
         return context.scope.shaped(resource)[0]
@@ -116,7 +138,13 @@ def read_resource(
 
 
 def _release(context: DisclosureContext, records: list[Resource], policy: ConsentPolicy) -> Release:
-    return release(records, context.members, policy, context.segmentation, context.scope)
+    return release(
+        records,
+        context.members,
+        policy,
+        context.segmentation,
+        context.release_scope,
+    )
 
 
 def _permitted(context: DisclosureContext, member: MemberId, absent: NotFound) -> ConsentPolicy:

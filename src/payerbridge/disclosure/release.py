@@ -29,12 +29,15 @@ from payerbridge.consent.model import ConsentPolicy
 from payerbridge.consent.segmentation import (
     DEFAULT_SEGMENTATION,
     SegmentationPolicy,
+    judge,
     reference_key,
     segment,
     sensitive_categories_of,
+    withheld_among,
     without_references,
 )
-from payerbridge.disclosure.scope import PAYER_TO_PAYER, DataScope
+from payerbridge.disclosure.labels import labelled
+from payerbridge.disclosure.scope import PAYER_TO_PAYER, ReleaseScope, WholeRecord
 from payerbridge.fhir.resources import COMPARTMENT_FIELD, iter_references
 
 __all__ = [
@@ -76,18 +79,21 @@ def release(
     shared: SharedResources,
     policy: ConsentPolicy,
     segmentation: SegmentationPolicy = DEFAULT_SEGMENTATION,
-    scope: DataScope = PAYER_TO_PAYER,
+    scope: ReleaseScope = PAYER_TO_PAYER,
 ) -> Release:
     """``records`` (the member's, all of them where withholding may spread between them,
     as for a compartment) with the shared resources they reach, as ``policy`` lets them
     go: everything under ``sensitive``; under ``regular`` the segmented rest, stripped
     of references to what is withheld. Then only what ``scope`` lets leave, shaped as
     it says (judged first with the rest: a record the rule keeps back may still make
-    another sensitive)."""
+    another sensitive). Under the whole record (the plan's own organization, ADR 0052)
+    everything goes, labelled as a regular consent would have judged it."""
     own = {key for record in records if (key := _key(record)) is not None}
     reached = reach_shared((ref for r in records for ref in shared_references(r)), shared, own)
     candidates = [*records, *reached]
     withheld = 0
+    if isinstance(scope, WholeRecord):
+        candidates = _labelled(candidates, segmentation)
     if policy is ConsentPolicy.REGULAR:
         result = segment(candidates, segmentation)
         candidates, withheld = result.kept, result.withheld_count
@@ -115,6 +121,15 @@ def release(
         withheld + dropped,
         outside_scope,
     )
+
+
+def _labelled(resources: list[Resource], segmentation: SegmentationPolicy) -> list[Resource]:
+    """Every resource, labelled by whether a regular consent would withhold it."""
+    withheld = withheld_among([judge(r, segmentation) for r in resources], segmentation)
+    return [
+        labelled(r, sensitive=index in withheld.indexes, segmentation=segmentation)
+        for index, r in enumerate(resources)
+    ]
 
 
 def shared_references(resource: Resource, references: Iterable[str] | None = None) -> Iterator[str]:

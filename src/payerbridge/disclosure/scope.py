@@ -31,7 +31,10 @@ __all__ = [
     "DRUG_PRIOR_AUTHORIZATION",
     "NOT_IN_SCOPE",
     "PAYER_TO_PAYER",
+    "WHOLE_RECORD",
     "DataScope",
+    "ReleaseScope",
+    "WholeRecord",
     "ScopeError",
     "load_scope",
     "scope_issue",
@@ -370,3 +373,27 @@ def _said_only_an_amount(adjudication: Any) -> bool:
 
 
 PAYER_TO_PAYER = shipped_scope()  # the shipped file; a plan's own comes from bootstrap
+
+
+class WholeRecord:
+    """The scope of the plan's own organization reading its own members' records (ADR
+    0052): every record it holds, nothing shaped. The rule's scope limits what leaves for
+    another payer; what the plan holds is its own."""
+
+    purpose = "own-records"
+    version = "1"
+
+    @property
+    def label(self) -> str:
+        return f"{self.purpose}@{self.version}"
+
+    def excludes(self, resource: Mapping[str, Any]) -> str | None:
+        return None
+
+    def shaped(self, resource: Resource) -> tuple[Resource, tuple[str, ...]]:
+        return resource, ()
+
+
+WHOLE_RECORD = WholeRecord()
+# What a release is shaped by: the rule's scope for a purpose, or the whole record.
+ReleaseScope = DataScope | WholeRecord
