@@ -82,7 +82,12 @@ class ReleaseTerms:
     def labels(self) -> bool:
         """Judge as a regular consent would, withhold nothing, and label what it would
         have withheld: the whole record, the plan's own organization's (ADR 0052)."""
-        return isinstance(self.scope, WholeRecord)
+        return isinstance(self.scope, WholeRecord) and self.scope.labels
+
+    @property
+    def judging(self) -> bool:
+        """Whether each record is judged as a regular consent would judge it."""
+        return self.policy is ConsentPolicy.REGULAR or self.labels
 
 
 class RenderedPage(Protocol):
@@ -318,7 +323,7 @@ def _decide(
     *,
     seen_shared: SeenShared | None = None,
 ) -> _Decision | None:
-    judging = terms.policy is ConsentPolicy.REGULAR or terms.labels
+    judging = terms.judging
     segmentation = terms.segmentation
     # Under regular, every record referred to, to find those outside the compartment.
     mentioned: set[str] | None = set() if judging else None
@@ -349,23 +354,19 @@ def _decide(
         foreign = foreign_withheld(
             (mentioned or set()) - own - reached.keys(), shared, segmentation
         )
-    if terms.labels:  # nothing withheld: what would be is labelled on the way out
-        withheld, foreign = withheld | foreign, frozenset()
+    labels = terms.labels  # nothing withheld: what would be is labelled on the way out
     # Withholding is decided on the whole compartment, the scope and the window after it:
     # a record the rule does not let go may still make one it does sensitive.
-    judged = [s for s in seen if terms.labels or s.key not in withheld]
+    judged = [s for s in seen if labels or s.key not in withheld]
     outside_scope = Counter(s.excluded for s in judged if s.excluded is not None)
     within = _within_window(judged)
     outside_window = len(judged) - sum(outside_scope.values()) - len(within)
     kept = within
-    reachable = reachable_shared(
-        (ref for s in kept for ref in s.shared),
-        {
-            key: item.shared
-            for key, item in reached.items()
-            if (terms.labels or key not in withheld) and item.excluded is None
-        },
-    )
+    reachable = _reachable(kept, reached, frozenset() if labels else withheld)
+    if labels:  # labelled too: what only withheld records reach, which would not go
+        regular = _reachable([s for s in kept if s.key not in withheld], reached, withheld)
+        restricted = withheld | (reachable - regular)
+        return _Decision(kept, reached, reachable, restricted, 0, outside_window, outside_scope)
     dropped = sum(1 for s in reached.values() if s.key not in withheld) - len(reachable)
     # References to records outside the compartment go like those to withheld ones.
     return _Decision(
@@ -373,9 +374,21 @@ def _decide(
         reached,
         reachable,
         withheld | foreign,
-        0 if terms.labels else len(withheld) + dropped,
+        len(withheld) + dropped,
         outside_window,
         dict(outside_scope),
+    )
+
+
+def _reachable(kept: list[_Seen], reached: dict[str, _Seen], withheld: frozenset[str]) -> set[str]:
+    """The shared resources the ``kept`` records reach through what is not withheld."""
+    return reachable_shared(
+        (ref for s in kept for ref in s.shared),
+        {
+            key: item.shared
+            for key, item in reached.items()
+            if key not in withheld and item.excluded is None
+        },
     )
 
 
@@ -400,7 +413,7 @@ def _see(
 ) -> _Seen:
     """What the decision keeps of ``resource``; the other records it refers to are
     added to ``mentioned`` when given."""
-    judging = terms.policy is ConsentPolicy.REGULAR
+    judging = terms.judging
     window = terms.window
     updated = (resource.get("meta") or {}).get("lastUpdated")
     resource_type = str(resource["resourceType"])

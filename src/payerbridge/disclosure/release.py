@@ -29,11 +29,9 @@ from payerbridge.consent.model import ConsentPolicy
 from payerbridge.consent.segmentation import (
     DEFAULT_SEGMENTATION,
     SegmentationPolicy,
-    judge,
     reference_key,
     segment,
     sensitive_categories_of,
-    withheld_among,
     without_references,
 )
 from payerbridge.disclosure.labels import labelled
@@ -88,12 +86,12 @@ def release(
     it says (judged first with the rest: a record the rule keeps back may still make
     another sensitive). Under the whole record (the plan's own organization, ADR 0052)
     everything goes, labelled as a regular consent would have judged it."""
+    if isinstance(scope, WholeRecord) and scope.labels:
+        return _labelled(records, shared, segmentation)
     own = {key for record in records if (key := _key(record)) is not None}
     reached = reach_shared((ref for r in records for ref in shared_references(r)), shared, own)
     candidates = [*records, *reached]
     withheld = 0
-    if isinstance(scope, WholeRecord):
-        candidates = _labelled(candidates, segmentation)
     if policy is ConsentPolicy.REGULAR:
         result = segment(candidates, segmentation)
         candidates, withheld = result.kept, result.withheld_count
@@ -123,13 +121,21 @@ def release(
     )
 
 
-def _labelled(resources: list[Resource], segmentation: SegmentationPolicy) -> list[Resource]:
-    """Every resource, labelled by whether a regular consent would withhold it."""
-    withheld = withheld_among([judge(r, segmentation) for r in resources], segmentation)
-    return [
-        labelled(r, sensitive=index in withheld.indexes, segmentation=segmentation)
-        for index, r in enumerate(resources)
-    ]
+def _labelled(
+    records: Sequence[Resource], shared: SharedResources, segmentation: SegmentationPolicy
+) -> Release:
+    """The whole record, each resource labelled ``R`` when a regular consent would not
+    let it go (sensitive, about what is, or reached only through what is), else ``N``."""
+    whole = WholeRecord(labels=False)
+    everything = release(records, shared, ConsentPolicy.SENSITIVE, segmentation, whole)
+    regular = release(records, shared, ConsentPolicy.REGULAR, segmentation, whole)
+    went = {_key(r) for r in regular.resources}
+
+    def label(resource: Resource) -> Resource:
+        restricted = _key(resource) not in went
+        return labelled(resource, sensitive=restricted, segmentation=segmentation)
+
+    return Release([label(r) for r in everything.records], [label(r) for r in everything.shared], 0)
 
 
 def shared_references(resource: Resource, references: Iterable[str] | None = None) -> Iterator[str]:

@@ -383,6 +383,9 @@ class WholeRecord:
     purpose = "own-records"
     version = "1"
 
+    def __init__(self, *, labels: bool = True) -> None:
+        self.labels = labels  # each resource labelled by how a regular consent treats it
+
     @property
     def label(self) -> str:
         return f"{self.purpose}@{self.version}"
