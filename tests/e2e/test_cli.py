@@ -253,6 +253,9 @@ def _check_each_partner_was_asked_in_its_own_version(output: str, var: Path, bas
     assert "$member-match as HRex 1.1.0, member found by MemberId" in output
     assert "$member-match as HRex 1.2.0, member found by MemberId" in output
     assert "waited: in its maintenance window until" in output and "a short window" in output
+    # What each exchange received, read back by the plan's own client with no consent.
+    read = re.findall(r"\$everything \((\d+) records, read by the plan's own", output)
+    assert len(read) == 5 and all(int(n) > 0 for n in read), output
     network = orjson.loads((var / "sandbox" / "network" / "network.json").read_bytes())
     seen = {
         payer["slug"]: (var / "sandbox" / payer["slug"] / "server.log").read_text()
@@ -288,6 +291,16 @@ def _check_printed_commands_act_as_the_demo(output: str, port: int) -> None:
         timeout=30,
     )
     assert answer.status_code == 200, answer.text
+    # The printed member data link, with the token the printed reader command mints.
+    reader = re.search(r"to read them: payerbridge (token issue .*?) \(", output)
+    link = re.search(r"member data:\s+(\S+/\$everything)", output)
+    assert reader is not None and link is not None, output
+    minted = run_cli(reader.group(1).split(), env=env)
+    assert minted.returncode == 0, minted.stderr
+    records = httpx.get(
+        link.group(1), headers={"Authorization": f"Bearer {minted.stdout.strip()}"}, timeout=30
+    )
+    assert records.status_code == 200, records.text
     completed = [e["id"] for e in answer.json()["items"] if e["state"] == "completed"]
     assert completed, answer.text
     scheduled = run_cli(

@@ -334,24 +334,45 @@ def _register_partners_locally(
 
 
 _CONSOLE_CLIENT = "sandbox-console"
+# The plan's own systems reading the records it received: its own NPI, no consent needed.
+_READER_CLIENT, _READER_SCOPE = "sandbox-plan-systems", "system/*.rs"
 
 
-def _console_token(data_dir: Path, port: int, org: tuple[str, str]) -> str:
-    """A token for the plan's own API (exchanges), as ``payerbridge token issue`` makes."""
+def _console_token(
+    data_dir: Path, port: int, org: tuple[str, str], client: str = _CONSOLE_CLIENT, scope: str = ""
+) -> str:
+    """A token of a client of the plan's own organization (by default for its own API,
+    the exchanges), as ``payerbridge token issue`` makes."""
     from payerbridge.bootstrap import build_platform, utcnow
     from payerbridge.config import load_settings
     from payerbridge.security.model import EXCHANGES_SCOPE
     from payerbridge.types import ClientId
 
-    register_client(data_dir, _CONSOLE_CLIENT, org, EXCHANGES_SCOPE, our_key_set(data_dir))
+    scope = scope or EXCHANGES_SCOPE
+    register_client(data_dir, client, org, scope, our_key_set(data_dir))
     platform = build_platform(load_settings(data_dir=data_dir, port=port))
     try:
-        grant = platform.tokens.issue(
-            ClientId(_CONSOLE_CLIENT), EXCHANGES_SCOPE, now=utcnow(), actor="sandbox"
-        )
+        grant = platform.tokens.issue(ClientId(client), scope, now=utcnow(), actor="sandbox")
     finally:
         platform.close()
     return grant.access_token
+
+
+def _records_read(platform: Instance, token: str, patient_id: str) -> int:
+    """How many resources the member's ``$everything`` gives the plan's own reader, every
+    page followed (our transmitter Provenance of each page not counted)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    count = 0
+    with httpx.Client(base_url=platform.base_url, timeout=30, headers=headers) as client:
+        url: str | None = f"/fhir/Patient/{patient_id}/$everything"
+        while url is not None:
+            response = client.get(url)
+            if response.status_code != 200:
+                raise RuntimeError(f"$everything refused: {response.status_code}")
+            page = response.json()
+            count += sum(1 for e in page.get("entry", []) if e["search"]["mode"] == "match")
+            url = next((x["url"] for x in page["link"] if x["relation"] == "next"), None)
+    return count
 
 
 def _console_logins(data_dir: Path, accounts: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -516,6 +537,12 @@ def demo(
         login, reviewer = _console_logins(
             data_dir, [("sandbox-operator", "operator"), ("sandbox-reviewer", "reviewer")]
         )
+        reader = _console_token(data_dir, port, us, _READER_CLIENT, _READER_SCOPE)
+        read = {
+            e["id"]: _records_read(platform, reader, e["imported_patient_id"])
+            for e in exchanges
+            if e.get("imported_patient_id")
+        }
     except BaseException:
         stop(instances)
         raise
@@ -535,7 +562,8 @@ def demo(
         if exchange.get("imported_patient_id"):
             out.print(
                 f"  member data:  {platform.base_url}/fhir/Patient/"
-                f"{exchange['imported_patient_id']}/$everything"
+                f"{exchange['imported_patient_id']}/$everything ({read[exchange['id']]} "
+                f"records, read by the plan's own {_READER_CLIENT})"
             )
     out.print(
         f"  platform API: {platform.base_url}/openapi.json, with an operator token "
@@ -544,6 +572,10 @@ def demo(
     out.print(
         f"  a token:      payerbridge token issue --data-dir {data_dir} --client "
         f"{_CONSOLE_CLIENT} --scope payerbridge/exchanges"
+    )
+    out.print(
+        f"  to read them: payerbridge token issue --data-dir {data_dir} --client "
+        f"{_READER_CLIENT} --scope {_READER_SCOPE} (the plan's own NPI: no consent asked)"
     )
     out.print(f"  the console:  {platform.base_url}/console/")
     out.print(
