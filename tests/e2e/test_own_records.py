@@ -17,6 +17,7 @@ from payerbridge.disclosure.labels import CONFIDENTIALITY
 from payerbridge.disclosure.release import release
 from payerbridge_tools.sandbox.generator import write_network
 from tests.builders import WITHHELD_UNDER_REGULAR
+from tests.e2e.test_bulk_export import ASYNC, files, finished
 from tests.e2e.test_disclosure import DATA, OLD_NPI, follow, old_server, stored
 from tests.e2e.test_exchange import start_payers, submit, switcher_to, wait_terminal
 from tests.servers import ServerProcess
@@ -149,3 +150,21 @@ def test_what_a_regular_consent_would_withhold_is_labelled_restricted_not_withhe
             read = client.get(f"/fhir/{key}")
             assert read.status_code == 200, read.text
             assert _confidentiality(read.json()) == _confidentiality(by_key[key]), key
+
+
+def test_the_plans_own_bulk_export_holds_every_member_it_received_records_for(
+    exchanged: dict[str, Any],
+) -> None:
+    new, exchange = exchanged["new"], exchanged["exchange"]
+    patient_id = exchange["imported_patient_id"]
+    held = _held(new, patient_id, ConsentPolicy.SENSITIVE)
+    with new.client_with(exchanged["own"]) as client:
+        manifest = finished(client, client.get("/fhir/Patient/$export", headers=ASYNC))
+        exported = [r for lines in files(client, manifest["output"]).values() for r in lines]
+    # The transmitter Provenance of the export is ours, not a record we hold.
+    kept = [r for r in exported if f"{r['resourceType']}/{r['id']}" in held]
+    assert _keys(kept) == set(held) and len(kept) == len(held)
+    assert all(_confidentiality(r) in (["N"], ["R"], ["V"]) for r in kept)
+    with new.client_with(exchanged["other"]) as client:
+        theirs = finished(client, client.get("/fhir/Patient/$export", headers=ASYNC))
+    assert not [f for f in theirs["output"] if f["type"] == "Patient"]  # no consent: nobody

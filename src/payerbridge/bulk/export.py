@@ -38,11 +38,13 @@ from payerbridge.consent.model import (
     DisclosureRequest,
     Requester,
     StoredConsent,
+    is_own_organization,
 )
-from payerbridge.consent.segmentation import supported_policies, without_references
+from payerbridge.consent.segmentation import supported_policies
 from payerbridge.consent.service import authorize_disclosure
 from payerbridge.disclosure.everything import (
     Compartment,
+    EverythingPlan,
     ReleaseTerms,
     SeenShared,
     judged_by,
@@ -51,6 +53,7 @@ from payerbridge.disclosure.everything import (
 )
 from payerbridge.disclosure.model import EverythingQuery
 from payerbridge.disclosure.release import SharedResources
+from payerbridge.disclosure.scope import WHOLE_RECORD
 from payerbridge.disclosure.window import ExchangeWindow
 from payerbridge.errors import Gone, InvalidInput, Issue, NotFound, UnprocessableRequest
 from payerbridge.fhir.bulk_export import ExportRequest
@@ -135,13 +138,15 @@ def accept_group_export(command: GroupExportAsked, uow: BulkUnit) -> BulkJob:
 
 def accept_patient_export(asked: ExportAsked, uow: BulkUnit) -> BulkJob:
     """Record the export of every member whose consent names the client (or of the
-    ``patient`` members named: each is decided when the job reaches it)."""
+    ``patient`` members named: each is decided when the job reaches it). The plan's own
+    organization exports every member it holds received records for (ADR 0052)."""
     request = asked.request
-    members = (
-        list(request.patients)
-        if request.patients is not None
-        else uow.consents.members_disclosed_to(asked.requester.client_id)
-    )
+    if request.patients is not None:
+        members = list(request.patients)
+    elif is_own_organization(asked.requester, uow.rules.us.npi):
+        members = uow.members.received_members()
+    else:
+        members = uow.consents.members_disclosed_to(asked.requester.client_id)
     now = uow.clock()
     return _accept(uow, JobKind.PATIENT_EXPORT, members, asked, now)
 
@@ -205,6 +210,18 @@ def run_export(job_id: BulkJobId, uow: BulkUnit) -> JobStatus:
     return _complete(uow, job, notices=1 if request.notices else 0)
 
 
+def _terms(job: BulkJob, policy: ConsentPolicy, uow: BulkUnit, *, windowed: bool) -> ReleaseTerms:
+    """What the job's lines go under: for another payer the consent's ``policy``, the
+    rule's scope and (``windowed``) the payer-to-payer window; for the plan's own
+    organization its whole record, labelled (ADR 0052)."""
+    rules = uow.rules
+    if is_own_organization(Requester(job.client_id, job.requester_npi), rules.us.npi):
+        return ReleaseTerms(policy, rules.segmentation, WHOLE_RECORD)
+    now = uow.clock()
+    window = ExchangeWindow.at(now, years=rules.payer_to_payer_years) if windowed else None
+    return ReleaseTerms(policy, rules.segmentation, rules.scope, window)
+
+
 def _commit_notices(uow: BulkUnit, job: BulkJob, request: ExportRequest) -> int:
     """The error file's first line: what the export leaves out of what was asked (types
     the token does not grant, parameters let go under lenient handling). The lines
@@ -259,7 +276,7 @@ class _ChunkDecision:
             exact_types=request.exact_types,
         )
         self._our_provenance = request.has_our_provenance
-        self._window = ExchangeWindow.at(self.now, years=uow.rules.payer_to_payer_years)
+        self._scope_label = _terms(job, ConsentPolicy.SENSITIVE, uow, windowed=False).scope.label
         self._positions = {patient_id: position for position, patient_id in chunk}
         patients = list(self._positions)
         self._types = uow.members.resource_types_of(patients)
@@ -324,18 +341,19 @@ class _ChunkDecision:
                 hop="bulk-export",
                 request_id=self._job.id,
                 code_sets=rules.segmentation.code_sets.label,
-                scope=rules.scope.label,
+                scope=self._scope_label,
             ),
         )
         self.events.append(disclosure.event)
         policy = disclosure.decision.policy if disclosure.decision.permitted else None
         plan = None
         own = _Kept(_CHUNK_BODIES - self._bodies)  # the member's records, for the bodies
+        terms = _terms(self._job, policy or ConsentPolicy.REGULAR, self._uow, windowed=True)
         if policy is not None:
             plan = plan_everything(
                 Compartment(patient_id, own.keeping(records)),
                 self._shared,
-                ReleaseTerms(policy, rules.segmentation, rules.scope, self._window),
+                terms,
                 self._query,
                 self._seen_shared,
             )
@@ -349,27 +367,11 @@ class _ChunkDecision:
                 patient_id,
                 policy.value,
                 tuple(plan.withheld),
-                judged_by(rules.segmentation, rules.scope),
+                judged_by(rules.segmentation, terms.scope),
                 plan.withheld_count,
             )
         )
-        stripping = policy is ConsentPolicy.REGULAR and plan.withheld
-        for entry in plan.entries:
-            if entry.mode == "include":
-                if entry.ref in self._shared_sent or entry.ref in self.shared_new:
-                    continue
-                self.shared_new.add(entry.ref)
-            file = entry.ref.split("/")[0]
-            if own.whole is None:
-                self.lines.append(OutputLine(file, position, entry.ref, entry.mode))
-                continue
-            self._bodies += 1
-            resource = own.whole.get(entry.ref) or self._shared.read(entry.ref)
-            version = int(resource["meta"]["versionId"])
-            if stripping:
-                resource = without_references(resource, plan.withheld)
-            resource, _ = rules.scope.shaped(resource)
-            self.lines.append(OutputLine(file, position, entry.ref, entry.mode, resource, version))
+        self._member_lines(position, plan, terms, own.whole)
         targets = [
             {"resourceType": kind, "id": rest}
             for kind, _, rest in (entry.ref.partition("/") for entry in plan.entries)
@@ -385,6 +387,33 @@ class _ChunkDecision:
                 recorded=self._job.transaction_time,
             )
             self.lines.append(OutputLine("Provenance", position, body=provenance))
+
+    def _member_lines(
+        self,
+        position: int,
+        plan: EverythingPlan,
+        terms: ReleaseTerms,
+        whole: dict[str, Resource] | None,
+    ) -> None:
+        """One line per resource the plan lets go (a shared one once per export): its
+        body as the decision judged it (stripped and shaped, or labelled) when the
+        member's records were kept (``whole``), else its reference, released later."""
+        for entry in plan.entries:
+            if entry.mode == "include":
+                if entry.ref in self._shared_sent or entry.ref in self.shared_new:
+                    continue
+                self.shared_new.add(entry.ref)
+            file = entry.ref.split("/")[0]
+            if whole is None:
+                self.lines.append(OutputLine(file, position, entry.ref, entry.mode))
+                continue
+            self._bodies += 1
+            resource = whole.get(entry.ref) or self._shared.read(entry.ref)
+            version = int(resource["meta"]["versionId"])
+            released = released_now(resource, terms, plan.withheld, judged=True)
+            if released is None:  # the plan kept it, so the scope does: never unshaped
+                continue
+            self.lines.append(OutputLine(file, position, entry.ref, entry.mode, released, version))
 
 
 class _Kept:
@@ -497,8 +526,8 @@ def _complete(uow: BulkUnit, job: BulkJob, *, notices: int) -> JobStatus:
 def export_file_lines(job: BulkJob, file: OutputFile, uow: BulkUnit) -> Iterator[bytes]:
     """One file of a completed export, as it may go now: a page of lines per item (each
     item is a hop to and from the thread that reads the database, so not one per line)."""
-    segmentation, scope = uow.rules.segmentation, uow.rules.scope
-    code_sets = judged_by(uow.rules.segmentation, uow.rules.scope)
+    written_by = _terms(job, ConsentPolicy.SENSITIVE, uow, windowed=False)
+    code_sets = judged_by(written_by.segmentation, written_by.scope)
     after = 0
     while True:
         page = uow.jobs.line_page(job.id, file.type, after=after, count=_PAGE_LINES)
@@ -518,11 +547,8 @@ def export_file_lines(job: BulkJob, file: OutputFile, uow: BulkUnit) -> Iterator
                 continue
             if line.decision is None or line.decision.policy is None:
                 continue
-            resource = released_now(
-                now.get(line.ref),
-                ReleaseTerms(ConsentPolicy(line.decision.policy), segmentation, scope),
-                frozenset(line.decision.withheld),
-            )
+            terms = _terms(job, ConsentPolicy(line.decision.policy), uow, windowed=False)
+            resource = released_now(now.get(line.ref), terms, frozenset(line.decision.withheld))
             if resource is not None:
                 out.append(orjson.dumps(resource))
         if out:

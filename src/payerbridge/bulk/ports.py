@@ -88,6 +88,11 @@ class LineRead:
 
 
 class BulkMembers(MemberData, Protocol):
+    def received_members(self) -> list[MemberId]:
+        """The members the plan holds received records for: the plan's own
+        ``Patient/$export`` (ADR 0052)."""
+        ...
+
     def resource_types_of(self, patient_ids: Sequence[MemberId]) -> dict[MemberId, set[str]]:
         """Each member's resource types (``resource_types``), in one read."""
         ...

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.engine import Dialect
 
 from payerbridge.store.at_rest import AtRest, at_rest
@@ -29,6 +29,9 @@ from payerbridge.store.unit_of_work import sql_unit
 from payerbridge.timestamps import utc_iso
 from payerbridge.transactions import UnitOfWork
 from payerbridge.types import MemberId
+
+# Where received records come from: an exchange's answer, an onboarding's chunk.
+_RECEIVED_SOURCES = ("exchange:", "onboarding:")
 
 __all__ = [
     "ResourceRow",
@@ -427,6 +430,22 @@ class SqlMemberStore:
         for start in range(0, len(rows), 1000):
             batch = rows[start : start + 1000]
             _write_rows(sql_of.cursor(), sql, batch, source=source, at=at, keys=keys)
+
+    def received_members(self) -> list[MemberId]:
+        """The members the plan holds received records for (an exchange's answer or an
+        onboarding's chunk), by id."""
+        column = fhir_resources.c.source
+        query = (
+            select(fhir_resources.c.patient_id)
+            .where(
+                fhir_resources.c.patient_id.is_not(None),
+                or_(*(column.startswith(prefix) for prefix in _RECEIVED_SOURCES)),
+            )
+            .distinct()
+            .order_by(fhir_resources.c.patient_id)
+        )
+        with self._reader.connect() as connection:
+            return [MemberId(row.patient_id) for row in connection.execute(query)]
 
     def count(self, source_prefix: str | None = None) -> int:
         query = select(func.count()).select_from(fhir_resources)
