@@ -124,6 +124,15 @@ def test_searches_and_reads_by_the_plans_own_client_find_what_was_received(
     assert _keys(found) == claims
     assert read.status_code == 200 and _confidentiality(read.json()) in (["N"], ["R"])
     assert patient.status_code == 200 and patient.json()["id"] == patient_id
+    with new.platform() as platform:
+        hops = {
+            e["detail"]["hop"]
+            for e in platform.audit.for_entity("Patient", patient_id)
+            if e["action"] == "consent.decision"
+            and e["actor"] == "plan-systems"
+            and e["detail"].get("basis") == "own-organization"
+        }
+    assert {"search", "read"} <= hops  # each read audited with its basis
     with new.client_with(exchanged["other"]) as client:
         assert client.get(f"/fhir/{min(claims)}").status_code == 404
         hidden = client.get("/fhir/ExplanationOfBenefit", params={"patient": patient_id})
